@@ -1,0 +1,32 @@
+// Stage `accuracy`: per-trial correct count of a classifier: argmax over the last layer's
+// outputs (first maximum on ties) against the label, counted with an integer atomic, so counts
+// are exact whatever the dispatch shape. One invocation = one (trial, sample).
+// CPU twin: src/engine/cpu/accuracy.rs.
+
+@group(0) @binding(0) var<uniform> P: StageParams;
+@group(0) @binding(1) var<storage, read> h: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<storage, read_write> correct: array<atomic<u32>>;
+
+override WG: u32 = 64u;
+
+@compute @workgroup_size(WG)
+fn accuracy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let L = P.layer;
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= L.trials * L.batch) {
+        return;
+    }
+    let base = i * L.n_out;
+    var best = 0u;
+    var best_v = h[base];
+    for (var o = 1u; o < L.n_out; o = o + 1u) {
+        if (h[base + o] > best_v) {
+            best_v = h[base + o];
+            best = o;
+        }
+    }
+    if (best == labels[i % L.batch]) {
+        atomicAdd(&correct[i / L.batch], 1u);
+    }
+}

@@ -1,0 +1,122 @@
+// Stage `bound`: the full-featured per-vector MVM (noise-models §7). It redoes the vectors that
+// `mvm` flagged as saturated with iterative bound management (input scale halved, fresh noise,
+// until nothing saturates or the reduction reaches max_bm_factor), and it computes every vector
+// when IR drop or per-read weight noise is on (full_path). Writes each vector's final reduction
+// factor. One workgroup = one (trial, sample, tile) vector; invocations stride over outputs.
+// At reduction 1 it draws the same noise as `mvm` (same counters). CPU twin: src/engine/cpu/bound.rs.
+
+@group(0) @binding(0) var<uniform> P: StageParams;
+@group(0) @binding(1) var<storage, read> tiles: array<TileInfo>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> nm: array<f32>;
+@group(0) @binding(4) var<storage, read> weff: array<f32>;
+@group(0) @binding(5) var<storage, read> sat: array<u32>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+@group(0) @binding(7) var<storage, read_write> red_out: array<f32>;
+
+const BW: u32 = 64u;
+var<workgroup> xw: array<f32, 2048>;
+var<workgroup> any_sat: atomic<u32>;
+var<workgroup> go: u32;
+
+@compute @workgroup_size(64)
+fn bound(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let L = P.layer;
+    let ntiles = L.tiles_in * L.tiles_out;
+    let v = wg.x + wg.y * nwg.x;
+    if (v >= L.trials * L.batch * ntiles) {
+        return;
+    }
+    let tile = v % ntiles;
+    let ti = tile % L.tiles_in;
+    let vs = v / ntiles;              // trial_local * batch + sample
+    let s = vs % L.batch;
+    let trial_local = vs / L.batch;
+    let trial = L.trial_offset + trial_local;
+    let t = tiles[tile];
+    var level = 0u;
+    if (L.full_path == 0u) {
+        if (sat[v] == 0u) {
+            if (lid == 0u) {
+                red_out[v] = 1.0;
+            }
+            return;
+        }
+        level = 1u;
+    }
+    let m = nm[vs * L.tiles_in + ti];
+    let xo = select(s, vs, L.x_per_trial != 0u) * L.n_in + t.col_start;
+    let wbase = trial_local * L.n_out * L.n_in + t.col_start;
+    let n_cols = f32(t.cols);
+    loop {
+        let red = f32(1u << level);
+        for (var k = lid; k < t.cols; k = k + BW) {
+            xw[k] = quant_in(P.io, x[xo + k] / (m * red));
+        }
+        if (lid == 0u) {
+            atomicStore(&any_sat, 0u);
+        }
+        workgroupBarrier();
+        for (var o = lid; o < t.rows; o = o + BW) {
+            let orow = t.row_start + o;
+            let wrow = wbase + orow * L.n_in;
+            var acc = 0.0;
+            for (var k = 0u; k < t.cols; k = k + 1u) {
+                acc = acc + xw[k] * weff[wrow + k];
+            }
+            var yv = acc;
+            if (L.full_path != 0u) {
+                if (P.io.ir_drop > 0.0) {
+                    var sa = 0.0;
+                    var sp = 0.0;
+                    for (var k = 0u; k < t.cols; k = k + 1u) {
+                        let wk = weff[wrow + k];
+                        sa = sa + abs(wk) * abs(xw[k]);
+                        let r = 1.0 - f32(k) / n_cols;
+                        sp = sp + wk * xw[k] * (1.0 - r * r);
+                    }
+                    let a = n_cols / P.io.ir_g_ratio * sa;
+                    let c = a * (a * (0.05 * a - 0.2) + 0.5);
+                    yv = yv - P.io.ir_drop * c * sp;
+                }
+                var wstd = 0.0;
+                if (P.io.w_noise > 0.0) {
+                    var q = 0.0;
+                    for (var k = 0u; k < t.cols; k = k + 1u) {
+                        let x2 = xw[k] * xw[k];
+                        q = q + select(x2, abs(weff[wrow + k]) * x2, P.io.w_noise_type == 1u);
+                    }
+                    wstd = P.io.w_noise * sqrt(q);
+                }
+                if (P.io.out_noise > 0.0 || wstd > 0.0) {
+                    let n = normal2(philox4x32_10(
+                        vec4<u32>(s, trial, ctr_word2(L.layer, STREAM_OUT, L.t_index), ctr_word3_out(orow, ti, level)),
+                        vec2<u32>(L.key0, L.key1)));
+                    yv = yv + P.io.out_noise * n.x + wstd * n.y;
+                }
+            } else if (P.io.out_noise > 0.0) {
+                let n = normal2(philox4x32_10(
+                    vec4<u32>(s, trial, ctr_word2(L.layer, STREAM_OUT, L.t_index), ctr_word3_out(orow, ti, level)),
+                    vec2<u32>(L.key0, L.key1)));
+                yv = yv + P.io.out_noise * n.x;
+            }
+            if (saturated(P.io, yv)) {
+                atomicOr(&any_sat, 1u);
+            }
+            y[((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out + orow] = adc(P.io, yv);
+        }
+        workgroupBarrier();
+        if (lid == 0u) {
+            go = atomicLoad(&any_sat);
+        }
+        let again = workgroupUniformLoad(&go);
+        if (again == 0u || P.io.bm_mode == 0u || red >= P.io.bm_max_red) {
+            break;
+        }
+        level = level + 1u;
+    }
+    if (lid == 0u) {
+        red_out[v] = f32(1u << level);
+    }
+}

@@ -1,0 +1,93 @@
+// Device physics and periphery helpers shared by the stages (no entry points).
+// Equations: noise-models.md §2, §3, §7 (aihwkit PCMLikeNoiseModel / HermesNoiseModel,
+// IOParameters). CPU twin: src/engine/cpu/common.rs (same names, same f32 order of operations).
+
+// Which balanced split holds item j (inverse of split_start; src/crossbar/mod.rs split_index).
+fn split_index(n: u32, parts: u32, j: u32) -> u32 {
+    let base = n / parts;
+    let extra = n % parts;
+    let big = extra * (base + 1u);
+    if (j < big) {
+        return j / (base + 1u);
+    }
+    return extra + (j - big) / base;
+}
+
+// A piecewise fit of gr = g/g_max (kind 0: log-clamp below brk, cubic above; kind 1: power-clamp).
+fn curve_eval(c: Curve, gr_in: f32) -> f32 {
+    let gr = max(gr_in, 1e-7);
+    if (c.kind == 0u) {
+        if (gr < c.brk) {
+            return clamp(c.a * log(gr) + c.b, c.lo, c.hi);
+        }
+        return ((c.c3 * gr + c.c2) * gr + c.c1) * gr + c.c0;
+    }
+    return min(c.a / max(pow(gr, c.p), c.lo), c.hi);
+}
+
+// Programming noise std at target g (µS).
+fn sigma_prog(d: DeviceParams, g: f32) -> f32 {
+    let x = g / d.g_max;
+    return (((d.prog_c3 * x + d.prog_c2) * x + d.prog_c1) * x + d.prog_c0) * d.prog_norm;
+}
+
+// Programmed weight (normalised units) of a differential pair with conductance scale s:
+// both devices are programmed, the one with target 0 too (rectified at 0).
+fn programmed_weight(d: DeviceParams, w: f32, s: f32, n: vec2<f32>) -> f32 {
+    let gp_t = clamp(s * w, 0.0, d.g_max);
+    let gn_t = clamp(-s * w, 0.0, d.g_max);
+    let gp = max(0.0, gp_t + d.prog_scale * sigma_prog(d, gp_t) * n.x);
+    let gn = max(0.0, gn_t + d.prog_scale * sigma_prog(d, gn_t) * n.y);
+    return (gp - gn) / s;
+}
+
+// Drift exponent drawn from the target conductance (folded normal).
+fn drift_nu(d: DeviceParams, g_target: f32, n: f32) -> f32 {
+    let gr = g_target / d.g_max;
+    return d.drift_scale * abs(curve_eval(d.mu_nu, gr) + curve_eval(d.sigma_nu, gr) * n);
+}
+
+// aihwkit tile path: the programmed weight is re-converted with s2 = g_max / max|W_prog|, so one
+// device holds |wp|·s2 and the other 0; that device drifts with the nu drawn for its target
+// device, Q_s is evaluated at the programmed conductance, and the result converts back with s2.
+fn drift_weight(d: DeviceParams, wp: f32, nu_pos: f32, nu_neg: f32, s2: f32,
+                log_t_ratio: f32, read_sqrt_log: f32, n_read: f32) -> f32 {
+    let g = abs(wp) * s2;
+    let nu = select(nu_neg, nu_pos, wp >= 0.0);
+    let gd = g * exp(-nu * log_t_ratio);
+    let sig = curve_eval(d.q_s, g / d.g_max) * read_sqrt_log;
+    let gf = max(0.0, gd + abs(gd) * d.read_scale * sig * n_read);
+    return sign(wp) * gf / s2;
+}
+
+// DAC: quantise (round half to even) and clip to the input range.
+fn quant_in(io: IoParams, v: f32) -> f32 {
+    var q = v;
+    if (io.inp_step > 0.0) {
+        q = round(v / io.inp_step) * io.inp_step;
+    }
+    return clamp(q, -io.inp_bound, io.inp_bound);
+}
+
+// ADC: quantise (round half to even) and clip to ±out_bound.
+fn adc(io: IoParams, v: f32) -> f32 {
+    var q = v;
+    if (io.out_step > 0.0) {
+        q = round(v / io.out_step) * io.out_step;
+    }
+    return clamp(q, -io.out_bound, io.out_bound);
+}
+
+fn saturated(io: IoParams, v: f32) -> bool {
+    return abs(v) >= io.out_bound;
+}
+
+// Digital activation after a layer: 0 none, 1 ReLU, 2 GELU (tanh form), 3 tanh.
+fn activate(kind: u32, v: f32) -> f32 {
+    switch kind {
+        case 1u: { return max(v, 0.0); }
+        case 2u: { return 0.5 * v * (1.0 + tanh(0.7978845608 * (v + 0.044715 * v * v * v))); }
+        case 3u: { return tanh(v); }
+        default: { return v; }
+    }
+}

@@ -1,0 +1,42 @@
+// WGSL mirrors of the #[repr(C)] structs in src/engine/layout.rs. Keep both in sync field by
+// field; tests/shaders.rs checks every size against the Rust size_of.
+
+struct Curve {
+    kind: u32, brk: f32, a: f32, b: f32,
+    lo: f32, hi: f32, p: f32, c0: f32,
+    c1: f32, c2: f32, c3: f32, _pad: f32,
+}
+
+struct DeviceParams {
+    g_max: f32, prog_scale: f32, drift_scale: f32, read_scale: f32,
+    prog_norm: f32, _pad0: f32, _pad1: f32, _pad2: f32,
+    prog_c0: f32, prog_c1: f32, prog_c2: f32, prog_c3: f32,
+    mu_nu: Curve,
+    sigma_nu: Curve,
+    q_s: Curve,
+}
+
+struct IoParams {
+    inp_step: f32, inp_bound: f32, out_step: f32, out_bound: f32,
+    out_noise: f32, w_noise: f32, ir_drop: f32, ir_g_ratio: f32,
+    nm_mode: u32, bm_mode: u32, w_noise_type: u32, bm_max_red: f32,
+}
+
+struct LayerParams {
+    n_in: u32, n_out: u32, tiles_in: u32, tiles_out: u32,
+    trials: u32, trial_offset: u32, batch: u32, layer: u32,
+    t_index: u32, key0: u32, key1: u32, gdc_mode: u32,
+    log_t_ratio: f32, read_sqrt_log: f32, full_path: u32, x_per_trial: u32,
+    activation: u32, chunks_per_tile: u32, wmax: f32, _pad1: u32,
+}
+
+struct StageParams {
+    layer: LayerParams,
+    dev: DeviceParams,
+    io: IoParams,
+}
+
+struct TileInfo {
+    row_start: u32, rows: u32, col_start: u32, cols: u32,
+    scale: f32, wmax_norm: f32, mean_abs_norm: f32, _pad: f32,
+}

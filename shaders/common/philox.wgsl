@@ -1,0 +1,77 @@
+// Counter-based RNG: Philox4x32-10 (Salmon et al., SC'11) and Box-Muller normals.
+// Bit-exact twin: src/rng/mod.rs. No entry points. WGSL has no 64-bit integers, so the
+// 32 x 32 -> 64 multiply's high word is built from 16-bit halves.
+// Counter layout (same as the Rust constants): [element or sample, global trial,
+// layer | stream << 8 | t_index << 16, extra].
+
+const PHILOX_M0: u32 = 0xD2511F53u;
+const PHILOX_M1: u32 = 0xCD9E8D57u;
+const PHILOX_W0: u32 = 0x9E3779B9u;
+const PHILOX_W1: u32 = 0xBB67AE85u;
+
+const STREAM_PROG: u32 = 1u;
+const STREAM_READ: u32 = 2u;
+const STREAM_GDC_READ: u32 = 3u;
+const STREAM_GDC_BASE: u32 = 4u;
+const STREAM_OUT: u32 = 5u;
+
+fn mulhi32(a: u32, b: u32) -> u32 {
+    let a0 = a & 0xFFFFu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xFFFFu;
+    let b1 = b >> 16u;
+    let p00 = a0 * b0;
+    let p01 = a0 * b1;
+    let p10 = a1 * b0;
+    let p11 = a1 * b1;
+    let mid = (p00 >> 16u) + (p01 & 0xFFFFu) + (p10 & 0xFFFFu);
+    return p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
+}
+
+fn philox4x32_10(ctr_in: vec4<u32>, key_in: vec2<u32>) -> vec4<u32> {
+    var c = ctr_in;
+    var k = key_in;
+    for (var r = 0u; r < 10u; r = r + 1u) {
+        let hi0 = mulhi32(PHILOX_M0, c.x);
+        let lo0 = PHILOX_M0 * c.x;
+        let hi1 = mulhi32(PHILOX_M1, c.z);
+        let lo1 = PHILOX_M1 * c.z;
+        c = vec4<u32>(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
+        k = k + vec2<u32>(PHILOX_W0, PHILOX_W1);
+    }
+    return c;
+}
+
+fn ctr_word2(layer: u32, stream: u32, t_index: u32) -> u32 {
+    return (layer & 0xFFu) | ((stream & 0xFFu) << 8u) | ((t_index & 0xFFFFu) << 16u);
+}
+
+fn ctr_word3_out(out_idx: u32, tile_in: u32, bm_level: u32) -> u32 {
+    return (out_idx & 0xFFFFFu) | ((tile_in & 0xFFu) << 20u) | ((bm_level & 0xFu) << 28u);
+}
+
+// Uniform in (0, 1]: never 0, safe for log.
+fn u01_open(x: u32) -> f32 {
+    return (f32(x >> 8u) + 1.0) * (1.0 / 16777216.0);
+}
+
+// Uniform in [0, 1).
+fn u01(x: u32) -> f32 {
+    return f32(x >> 8u) * (1.0 / 16777216.0);
+}
+
+const TAU: f32 = 6.283185307179586;
+
+fn normal4(r: vec4<u32>) -> vec4<f32> {
+    let r0 = sqrt(-2.0 * log(u01_open(r.x)));
+    let t0 = TAU * u01(r.y);
+    let r1 = sqrt(-2.0 * log(u01_open(r.z)));
+    let t1 = TAU * u01(r.w);
+    return vec4<f32>(r0 * cos(t0), r0 * sin(t0), r1 * cos(t1), r1 * sin(t1));
+}
+
+fn normal2(r: vec4<u32>) -> vec2<f32> {
+    let r0 = sqrt(-2.0 * log(u01_open(r.x)));
+    let t0 = TAU * u01(r.y);
+    return vec2<f32>(r0 * cos(t0), r0 * sin(t0));
+}

@@ -1,0 +1,68 @@
+// Stage `drift`: a trial's effective weights at inference time t (noise-models §1, §3):
+// regenerate the programmed pair and drift exponents from the programming counters, re-convert
+// with the tile's s2 = g_max / max|W_prog|, drift, add accumulated 1/f read noise (a fresh draw
+// per t). Also the per-chunk sums of the GDC readouts (one-hot inputs through output noise and
+// ADC): at t, and right after programming (baseline). One invocation = one weight of one trial;
+// workgroup (x = 256-element chunk of a tile, y = tile, z = trial in chunk). The tree reduction
+// has a fixed shape, so partial sums do not depend on chunking. CPU twin: src/engine/cpu/drift.rs.
+
+@group(0) @binding(0) var<uniform> P: StageParams;
+@group(0) @binding(1) var<storage, read> w_norm: array<f32>;
+@group(0) @binding(2) var<storage, read> tiles: array<TileInfo>;
+@group(0) @binding(3) var<storage, read> progmax: array<u32>;
+@group(0) @binding(4) var<storage, read_write> weff: array<f32>;
+@group(0) @binding(5) var<storage, read_write> partials: array<f32>;
+
+const CHUNK: u32 = 256u;
+var<workgroup> sum_read: array<f32, 256>;
+var<workgroup> sum_base: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let L = P.layer;
+    let ntiles = L.tiles_in * L.tiles_out;
+    let t = tiles[wg.y];
+    let trial_local = wg.z;
+    let trial = L.trial_offset + trial_local;
+    let key = vec2<u32>(L.key0, L.key1);
+    let e = wg.x * CHUNK + lid;
+    var rd = 0.0;
+    var bs = 0.0;
+    if (e < t.rows * t.cols) {
+        let elem = (t.row_start + e / t.cols) * L.n_in + t.col_start + e % t.cols;
+        let s = P.dev.g_max / max(t.wmax_norm, 1e-7);
+        let gp_t = clamp(s * w_norm[elem], 0.0, P.dev.g_max);
+        let gn_t = clamp(-s * w_norm[elem], 0.0, P.dev.g_max);
+        let n = normal4(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_PROG, 0u), 0u), key));
+        let wp = programmed_weight(P.dev, w_norm[elem], s, n.xy);
+        let nu_pos = drift_nu(P.dev, gp_t, n.z);
+        let nu_neg = drift_nu(P.dev, gn_t, n.w);
+        let s2 = P.dev.g_max / max(bitcast<f32>(progmax[trial_local * ntiles + wg.y]), 1e-7);
+        let nr = normal2(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_READ, L.t_index), 0u), key));
+        let we = drift_weight(P.dev, wp, nu_pos, nu_neg, s2, L.log_t_ratio, L.read_sqrt_log, nr.x);
+        weff[trial_local * L.n_out * L.n_in + elem] = we;
+        if (L.gdc_mode != 0u) {
+            let ng = normal2(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_GDC_READ, L.t_index), 0u), key));
+            rd = abs(adc(P.io, we + P.io.out_noise * ng.x));
+            if (L.gdc_mode == 1u) {
+                let nb = normal2(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_GDC_BASE, 0u), 0u), key));
+                bs = abs(adc(P.io, wp + P.io.out_noise * nb.x));
+            }
+        }
+    }
+    sum_read[lid] = rd;
+    sum_base[lid] = bs;
+    workgroupBarrier();
+    for (var half = CHUNK / 2u; half > 0u; half = half / 2u) {
+        if (lid < half) {
+            sum_read[lid] = sum_read[lid] + sum_read[lid + half];
+            sum_base[lid] = sum_base[lid] + sum_base[lid + half];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        let o = ((trial_local * ntiles + wg.y) * L.chunks_per_tile + wg.x) * 2u;
+        partials[o] = sum_read[0];
+        partials[o + 1u] = sum_base[0];
+    }
+}

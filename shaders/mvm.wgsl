@@ -1,0 +1,88 @@
+// Stage `mvm`: batched noisy MVMs of one layer, all trials at once: for each (trial, tile) the
+// GEMM Y[s, o] = sum_k x'[s, k] W_eff[o, k] over the tile's inputs, workgroup-tiled (64 samples x
+// 64 outputs per workgroup, 16 x 16 invocations with 4 x 4 accumulators each, K in steps of 16
+// through workgroup memory), with the periphery in the epilogue: output noise, ADC, and a
+// saturation flag per vector for iterative bound management (redone by `bound`).
+// Each accumulator sums over k in increasing order, so the result is independent of the tiling.
+// workgroup (x = 64-output block, y = 64-sample block, z = trial_local * n_tiles + tile).
+// CPU twin: src/engine/cpu/mvm.rs.
+
+@group(0) @binding(0) var<uniform> P: StageParams;
+@group(0) @binding(1) var<storage, read> tiles: array<TileInfo>;
+@group(0) @binding(2) var<storage, read> xq: array<f32>;
+@group(0) @binding(3) var<storage, read> weff: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> sat: array<atomic<u32>>;
+
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+var<workgroup> xs: array<f32, 1024>;   // [BK][BM]
+var<workgroup> ws: array<f32, 1024>;   // [BK][BN]
+
+@compute @workgroup_size(16, 16)
+fn mvm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+       @builtin(local_invocation_index) li: u32) {
+    let L = P.layer;
+    let ntiles = L.tiles_in * L.tiles_out;
+    let tile = wg.z % ntiles;
+    let trial_local = wg.z / ntiles;
+    let ti = tile % L.tiles_in;
+    let t = tiles[tile];
+    let o0 = wg.x * BN;
+    let s0 = wg.y * BM;
+    let xbase = trial_local * L.batch * L.n_in + t.col_start;
+    let wbase = trial_local * L.n_out * L.n_in + t.row_start * L.n_in + t.col_start;
+    var acc: array<f32, 16>;
+    for (var i = 0u; i < 16u; i = i + 1u) {
+        acc[i] = 0.0;
+    }
+    for (var k0 = 0u; k0 < t.cols; k0 = k0 + BK) {
+        // Consecutive invocations read consecutive k: coalesced loads.
+        for (var i = li; i < BK * BM; i = i + 256u) {
+            let kk = i % BK;
+            let m = i / BK;
+            var xv = 0.0;
+            if (k0 + kk < t.cols && s0 + m < L.batch) {
+                xv = xq[xbase + (s0 + m) * L.n_in + k0 + kk];
+            }
+            xs[kk * BM + m] = xv;
+            var wv = 0.0;
+            if (k0 + kk < t.cols && o0 + m < t.rows) {
+                wv = weff[wbase + (o0 + m) * L.n_in + k0 + kk];
+            }
+            ws[kk * BN + m] = wv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk = kk + 1u) {
+            for (var i = 0u; i < 4u; i = i + 1u) {
+                let xv = xs[kk * BM + lid.y * 4u + i];
+                for (var j = 0u; j < 4u; j = j + 1u) {
+                    acc[i * 4u + j] = acc[i * 4u + j] + xv * ws[kk * BN + lid.x * 4u + j];
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    let trial = L.trial_offset + trial_local;
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        let s = s0 + lid.y * 4u + i;
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            let o = o0 + lid.x * 4u + j;
+            if (s < L.batch && o < t.rows) {
+                let orow = t.row_start + o;
+                var v = acc[i * 4u + j];
+                if (P.io.out_noise > 0.0) {
+                    let n = normal2(philox4x32_10(
+                        vec4<u32>(s, trial, ctr_word2(L.layer, STREAM_OUT, L.t_index), ctr_word3_out(orow, ti, 0u)),
+                        vec2<u32>(L.key0, L.key1)));
+                    v = v + P.io.out_noise * n.x;
+                }
+                if (P.io.bm_mode == 1u && saturated(P.io, v)) {
+                    atomicOr(&sat[(trial_local * L.batch + s) * ntiles + tile], 1u);
+                }
+                y[((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out + orow] = adc(P.io, v);
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+// Stage `program`: program one trial's devices and find each tile's max|W_prog| (needed by
+// aihwkit's re-conversion before drift). One invocation = one weight (differential pair) of one
+// trial; workgroup (x = WG-element chunk of a tile, y = tile, z = trial in chunk).
+// The programmed weights are not stored: `drift` regenerates them from the same counters.
+// CPU twin: src/engine/cpu/program.rs.
+
+@group(0) @binding(0) var<uniform> P: StageParams;
+@group(0) @binding(1) var<storage, read> w_norm: array<f32>;
+@group(0) @binding(2) var<storage, read> tiles: array<TileInfo>;
+@group(0) @binding(3) var<storage, read_write> progmax: array<atomic<u32>>;
+
+override WG: u32 = 256u;
+var<workgroup> wg_max: atomic<u32>;
+
+@compute @workgroup_size(WG)
+fn program(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let L = P.layer;
+    let ntiles = L.tiles_in * L.tiles_out;
+    let t = tiles[wg.y];
+    let trial_local = wg.z;
+    let trial = L.trial_offset + trial_local;
+    if (lid == 0u) {
+        atomicStore(&wg_max, 0u);
+    }
+    workgroupBarrier();
+    let e = wg.x * WG + lid;
+    if (e < t.rows * t.cols) {
+        let elem = (t.row_start + e / t.cols) * L.n_in + t.col_start + e % t.cols;
+        let s = P.dev.g_max / max(t.wmax_norm, 1e-7);
+        let r = philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_PROG, 0u), 0u),
+                              vec2<u32>(L.key0, L.key1));
+        let wp = programmed_weight(P.dev, w_norm[elem], s, normal2(r));
+        // Non-negative floats order like their bit patterns, so an integer max is exact.
+        atomicMax(&wg_max, bitcast<u32>(abs(wp)));
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+        atomicMax(&progmax[trial_local * ntiles + wg.y], atomicLoad(&wg_max));
+    }
+}

@@ -1,0 +1,329 @@
+//! Mapping weights onto crossbar tiles and the per-MVM periphery settings
+//! (noise-models.md §2, §6, §7; aihwkit `MappingParameter`, `IOParameters`, `GlobalDriftCompensation`).
+//!
+//! A weight matrix W (out × in, PyTorch layout) is split into ceil(in/R) × ceil(out/C) tiles with
+//! balanced sizes (`base + (i < extra)`); each tile is normalised by its own max|W|/ω, so one
+//! differential-pair conductance scale s = g_max / max|W_norm| applies per tile, and the digital
+//! output scale max|W|/ω is applied after the ADC. Partial sums over input splits add digitally.
+
+use crate::engine::layout::{IoParams, TileInfo};
+use serde::{Deserialize, Serialize};
+
+/// Size of split `i` of `n` items into `parts` balanced parts: `base + (i < extra)`.
+pub fn split_len(n: u32, parts: u32, i: u32) -> u32 {
+    n / parts + u32::from(i < n % parts)
+}
+
+/// Start of split `i`.
+pub fn split_start(n: u32, parts: u32, i: u32) -> u32 {
+    i * (n / parts) + i.min(n % parts)
+}
+
+/// Which split holds item `j` (the inverse of [`split_start`]); mirrored in WGSL `split_index`.
+pub fn split_index(n: u32, parts: u32, j: u32) -> u32 {
+    let base = n / parts;
+    let extra = n % parts;
+    let big = extra * (base + 1);
+    if j < big { j / (base + 1) } else { extra + (j - big) / base }
+}
+
+/// Crossbar geometry: the largest tile, inputs × outputs (aihwkit's default is 512 × 512).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TileShape {
+    pub max_in: u32,
+    pub max_out: u32,
+}
+
+impl Default for TileShape {
+    fn default() -> Self {
+        TileShape { max_in: 512, max_out: 512 }
+    }
+}
+
+/// Largest tile input count the `bound` stage keeps in workgroup memory.
+pub const MAX_TILE_IN: u32 = 2048;
+
+/// A weight matrix mapped onto tiles: normalised weights and one `TileInfo` per tile
+/// (index `tile_out * tiles_in + tile_in`).
+#[derive(Clone, Debug)]
+pub struct MappedMatrix {
+    pub n_in: u32,
+    pub n_out: u32,
+    pub tiles_in: u32,
+    pub tiles_out: u32,
+    /// W / (tile max|W| / ω), row-major out × in.
+    pub w_norm: Vec<f32>,
+    pub tiles: Vec<TileInfo>,
+    /// Original weights, for error statistics.
+    pub w: Vec<f32>,
+    /// max|W| over the whole matrix.
+    pub wmax: f32,
+}
+
+impl MappedMatrix {
+    pub fn new(w: &[f32], n_out: u32, n_in: u32, shape: TileShape, omega: f32) -> MappedMatrix {
+        assert_eq!(w.len(), (n_out * n_in) as usize);
+        let tiles_in = n_in.div_ceil(shape.max_in);
+        let tiles_out = n_out.div_ceil(shape.max_out);
+        let mut w_norm = vec![0.0f32; w.len()];
+        let mut tiles = Vec::new();
+        for to in 0..tiles_out {
+            for ti in 0..tiles_in {
+                let (r0, nr) = (split_start(n_out, tiles_out, to), split_len(n_out, tiles_out, to));
+                let (c0, nc) = (split_start(n_in, tiles_in, ti), split_len(n_in, tiles_in, ti));
+                let mut m = 0.0f32;
+                for r in r0..r0 + nr {
+                    for c in c0..c0 + nc {
+                        m = m.max(w[(r * n_in + c) as usize].abs());
+                    }
+                }
+                // An all-zero tile keeps scale 1 and maps to zero conductance.
+                let scale = if m > 0.0 { m / omega } else { 1.0 };
+                let mut sum_abs = 0.0f64;
+                let mut wmax_norm = 0.0f32;
+                for r in r0..r0 + nr {
+                    for c in c0..c0 + nc {
+                        let i = (r * n_in + c) as usize;
+                        w_norm[i] = w[i] / scale;
+                        sum_abs += w_norm[i].abs() as f64;
+                        wmax_norm = wmax_norm.max(w_norm[i].abs());
+                    }
+                }
+                tiles.push(TileInfo {
+                    row_start: r0,
+                    rows: nr,
+                    col_start: c0,
+                    cols: nc,
+                    scale,
+                    wmax_norm,
+                    mean_abs_norm: (sum_abs / (nr * nc) as f64) as f32,
+                    _pad: 0.0,
+                });
+            }
+        }
+        let wmax = w.iter().fold(0.0f32, |a, &x| a.max(x.abs()));
+        MappedMatrix { n_in, n_out, tiles_in, tiles_out, w_norm, tiles, w: w.to_vec(), wmax }
+    }
+
+    pub fn n_tiles(&self) -> u32 {
+        self.tiles_in * self.tiles_out
+    }
+
+    pub fn len(&self) -> usize {
+        self.w.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.w.is_empty()
+    }
+}
+
+/// Noise management (input scaling before the DAC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseManagement {
+    None,
+    AbsMax,
+}
+
+/// Bound management (what happens when the ADC saturates).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoundManagement {
+    None,
+    Iterative,
+}
+
+/// Per-read weight noise type (as its equivalent output noise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightNoiseType {
+    AdditiveConstant,
+    PcmRead,
+}
+
+/// Global drift compensation (noise-models §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gdc {
+    Off,
+    /// α = readout right after programming / readout(t), both through the noisy forward path.
+    Readout,
+    /// α = mean|W_ref| (unprogrammed, no IO noise) / readout(t).
+    ExactReference,
+}
+
+impl Gdc {
+    pub fn mode(self) -> u32 {
+        match self {
+            Gdc::Off => 0,
+            Gdc::Readout => 1,
+            Gdc::ExactReference => 2,
+        }
+    }
+}
+
+/// Periphery settings of one MVM (aihwkit `IOParameters` defaults). Bits of 0 mean no quantisation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Periphery {
+    pub inp_bound: f64,
+    pub inp_res_bits: u32,
+    pub out_bound: f64,
+    pub out_res_bits: u32,
+    pub out_noise: f64,
+    pub noise_management: NoiseManagement,
+    pub bound_management: BoundManagement,
+    pub max_bm_factor: f64,
+    pub w_noise: f64,
+    pub w_noise_type: WeightNoiseType,
+    pub ir_drop: f64,
+    pub ir_drop_g_ratio: f64,
+    /// Weight scaling ω: max|W| of a tile maps to ω in normalised units.
+    pub weight_scaling_omega: f64,
+}
+
+impl Default for Periphery {
+    fn default() -> Self {
+        Periphery {
+            inp_bound: 1.0,
+            inp_res_bits: 7,
+            out_bound: 12.0,
+            out_res_bits: 9,
+            out_noise: 0.06,
+            noise_management: NoiseManagement::AbsMax,
+            bound_management: BoundManagement::Iterative,
+            max_bm_factor: 16.0,
+            w_noise: 0.0,
+            w_noise_type: WeightNoiseType::AdditiveConstant,
+            ir_drop: 0.0,
+            ir_drop_g_ratio: 571_428.6,
+            weight_scaling_omega: 1.0,
+        }
+    }
+}
+
+/// Quantisation step of a converter with `bits` bits over [-bound, bound]: 2·bound / (2^bits − 2)
+/// (aihwkit: 7 bits give 2/126), 0 when `bits` is 0 (no quantisation).
+pub fn step(bits: u32, bound: f64) -> f64 {
+    if bits == 0 { 0.0 } else { 2.0 * bound / ((1u64 << bits) as f64 - 2.0) }
+}
+
+impl Periphery {
+    /// Perfect IO: no quantisation, no noise, no clipping, no management.
+    pub fn perfect() -> Self {
+        Periphery {
+            inp_bound: 1.0,
+            inp_res_bits: 0,
+            out_bound: 0.0,
+            out_res_bits: 0,
+            out_noise: 0.0,
+            noise_management: NoiseManagement::AbsMax,
+            bound_management: BoundManagement::None,
+            ..Periphery::default()
+        }
+    }
+
+    /// Whether every MVM needs the full-featured per-vector path (IR drop or weight noise on).
+    pub fn needs_full_path(&self) -> bool {
+        self.ir_drop > 0.0 || self.w_noise > 0.0
+    }
+
+    pub fn params(&self) -> IoParams {
+        IoParams {
+            inp_step: step(self.inp_res_bits, self.inp_bound) as f32,
+            inp_bound: self.inp_bound as f32,
+            out_step: if self.out_bound > 0.0 { step(self.out_res_bits, self.out_bound) as f32 } else { 0.0 },
+            // out_bound 0 means no clipping.
+            out_bound: if self.out_bound > 0.0 { self.out_bound as f32 } else { f32::MAX },
+            out_noise: self.out_noise as f32,
+            w_noise: self.w_noise as f32,
+            ir_drop: self.ir_drop as f32,
+            ir_g_ratio: self.ir_drop_g_ratio as f32,
+            nm_mode: match self.noise_management {
+                NoiseManagement::None => 0,
+                NoiseManagement::AbsMax => 1,
+            },
+            bm_mode: match self.bound_management {
+                BoundManagement::None => 0,
+                BoundManagement::Iterative => 1,
+            },
+            w_noise_type: match self.w_noise_type {
+                WeightNoiseType::AdditiveConstant => 0,
+                WeightNoiseType::PcmRead => 1,
+            },
+            bm_max_red: self.max_bm_factor as f32,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.inp_bound.is_finite() && self.inp_bound > 0.0) {
+            return Err(format!("periphery.inp_bound = {}: must be > 0 (aihwkit default 1.0)", self.inp_bound));
+        }
+        for (name, bits) in [("inp_res_bits", self.inp_res_bits), ("out_res_bits", self.out_res_bits)] {
+            if bits == 1 || bits > 24 {
+                return Err(format!("periphery.{name} = {bits}: use 0 (no quantisation) or 2..=24 bits"));
+            }
+        }
+        if !(self.out_bound.is_finite() && self.out_bound >= 0.0) {
+            return Err(format!("periphery.out_bound = {}: must be >= 0 (0 = no clipping; aihwkit default 12)", self.out_bound));
+        }
+        for (name, v) in [("out_noise", self.out_noise), ("w_noise", self.w_noise), ("ir_drop", self.ir_drop)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("periphery.{name} = {v}: must be a finite number >= 0"));
+            }
+        }
+        if !(self.max_bm_factor >= 1.0 && self.max_bm_factor <= 32768.0) {
+            return Err(format!("periphery.max_bm_factor = {}: must be in 1..=32768 (aihwkit's spec: 16)", self.max_bm_factor));
+        }
+        if !(self.weight_scaling_omega.is_finite() && self.weight_scaling_omega > 0.0) {
+            return Err(format!("periphery.weight_scaling_omega = {}: must be > 0 (1 maps max|W| to g_max)", self.weight_scaling_omega));
+        }
+        if !(self.ir_drop_g_ratio > 0.0) {
+            return Err(format!("periphery.ir_drop_g_ratio = {}: must be > 0 (default 571428.6)", self.ir_drop_g_ratio));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balanced_splits_cover_and_invert() {
+        for n in [1u32, 7, 64, 512, 513, 1000, 1024, 1537] {
+            for parts in 1..=5u32.min(n) {
+                let mut next = 0;
+                for i in 0..parts {
+                    assert_eq!(split_start(n, parts, i), next);
+                    let len = split_len(n, parts, i);
+                    assert!(len == n / parts || len == n / parts + 1);
+                    for j in next..next + len {
+                        assert_eq!(split_index(n, parts, j), i, "n={n} parts={parts} j={j}");
+                    }
+                    next += len;
+                }
+                assert_eq!(next, n);
+            }
+        }
+    }
+
+    #[test]
+    fn default_steps_match_aihwkit() {
+        assert!((step(7, 1.0) - 2.0 / 126.0).abs() < 1e-15);
+        assert!((step(9, 12.0) - 24.0 / 510.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn tiles_have_own_scale() {
+        let (o, i) = (3u32, 5u32);
+        let w: Vec<f32> = (0..15).map(|k| k as f32 - 4.0).collect();
+        let m = MappedMatrix::new(&w, o, i, TileShape { max_in: 3, max_out: 2 }, 1.0);
+        assert_eq!((m.tiles_in, m.tiles_out), (2, 2));
+        for t in &m.tiles {
+            assert!((t.wmax_norm - 1.0).abs() < 1e-6);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! CPU twin of shaders/common/device.wgsl and the Philox helpers the stages call: the same
+//! functions, the same f32 order of operations. Also the thread split the twins share.
+
+use crate::engine::layout::{Curve, DeviceParams, IoParams};
+pub use crate::rng::{ctr_word2, ctr_word3_out, normal2, normal4, philox4x32_10};
+
+pub fn split_index(n: u32, parts: u32, j: u32) -> u32 {
+    crate::crossbar::split_index(n, parts, j)
+}
+
+pub fn curve_eval(c: &Curve, gr_in: f32) -> f32 {
+    let gr = gr_in.max(1e-7);
+    if c.kind == 0 {
+        if gr < c.brk {
+            return (c.a * gr.ln() + c.b).clamp(c.lo, c.hi);
+        }
+        return ((c.c3 * gr + c.c2) * gr + c.c1) * gr + c.c0;
+    }
+    (c.a / gr.powf(c.p).max(c.lo)).min(c.hi)
+}
+
+pub fn sigma_prog(d: &DeviceParams, g: f32) -> f32 {
+    let x = g / d.g_max;
+    (((d.prog_c3 * x + d.prog_c2) * x + d.prog_c1) * x + d.prog_c0) * d.prog_norm
+}
+
+pub fn programmed_weight(d: &DeviceParams, w: f32, s: f32, n: [f32; 2]) -> f32 {
+    let gp_t = (s * w).clamp(0.0, d.g_max);
+    let gn_t = (-s * w).clamp(0.0, d.g_max);
+    let gp = (gp_t + d.prog_scale * sigma_prog(d, gp_t) * n[0]).max(0.0);
+    let gn = (gn_t + d.prog_scale * sigma_prog(d, gn_t) * n[1]).max(0.0);
+    (gp - gn) / s
+}
+
+pub fn drift_nu(d: &DeviceParams, g_target: f32, n: f32) -> f32 {
+    let gr = g_target / d.g_max;
+    d.drift_scale * (curve_eval(&d.mu_nu, gr) + curve_eval(&d.sigma_nu, gr) * n).abs()
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn drift_weight(d: &DeviceParams, wp: f32, nu_pos: f32, nu_neg: f32, s2: f32, log_t_ratio: f32, read_sqrt_log: f32, n_read: f32) -> f32 {
+    let g = wp.abs() * s2;
+    let nu = if wp >= 0.0 { nu_pos } else { nu_neg };
+    let gd = g * (-nu * log_t_ratio).exp();
+    let sig = curve_eval(&d.q_s, g / d.g_max) * read_sqrt_log;
+    let gf = (gd + gd.abs() * d.read_scale * sig * n_read).max(0.0);
+    wgsl_sign(wp) * gf / s2
+}
+
+/// WGSL `sign`: 0 at 0 (Rust's `signum` gives ±1).
+pub fn wgsl_sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+pub fn quant_in(io: &IoParams, v: f32) -> f32 {
+    let mut q = v;
+    if io.inp_step > 0.0 {
+        q = (v / io.inp_step).round_ties_even() * io.inp_step;
+    }
+    q.clamp(-io.inp_bound, io.inp_bound)
+}
+
+pub fn adc(io: &IoParams, v: f32) -> f32 {
+    let mut q = v;
+    if io.out_step > 0.0 {
+        q = (v / io.out_step).round_ties_even() * io.out_step;
+    }
+    q.clamp(-io.out_bound, io.out_bound)
+}
+
+pub fn saturated(io: &IoParams, v: f32) -> bool {
+    v.abs() >= io.out_bound
+}
+
+pub fn activate(kind: u32, v: f32) -> f32 {
+    match kind {
+        1 => v.max(0.0),
+        2 => 0.5 * v * (1.0 + (0.797_884_6 * (v + 0.044715 * v * v * v)).tanh()),
+        3 => v.tanh(),
+        _ => v,
+    }
+}
+
+/// Runs `f(first_trial, n, out)` on disjoint trial ranges in parallel; `out` is split so each
+/// range gets `per_trial` consecutive items per trial (buffers are trial-major).
+pub fn par_trials<T: Send>(threads: usize, trials: usize, out: &mut [T], per_trial: usize, f: impl Fn(usize, usize, &mut [T]) + Sync) {
+    let threads = threads.max(1).min(trials.max(1));
+    let per = trials.div_ceil(threads).max(1);
+    let out = &mut out[..trials * per_trial];
+    if threads == 1 {
+        f(0, trials, out);
+        return;
+    }
+    std::thread::scope(|sc| {
+        for (i, part) in out.chunks_mut(per * per_trial).enumerate() {
+            let f = &f;
+            sc.spawn(move || f(i * per, part.len() / per_trial.max(1), part));
+        }
+    });
+}
+
+/// As [`par_trials`] for stages with two trial-major outputs.
+#[allow(clippy::too_many_arguments)]
+pub fn par_trials2<T: Send, U: Send>(
+    threads: usize,
+    trials: usize,
+    a: &mut [T],
+    a_per: usize,
+    b: &mut [U],
+    b_per: usize,
+    f: impl Fn(usize, usize, &mut [T], &mut [U]) + Sync,
+) {
+    let threads = threads.max(1).min(trials.max(1));
+    let per = trials.div_ceil(threads).max(1);
+    let (a, b) = (&mut a[..trials * a_per], &mut b[..trials * b_per]);
+    if threads == 1 {
+        f(0, trials, a, b);
+        return;
+    }
+    std::thread::scope(|sc| {
+        for (i, (pa, pb)) in a.chunks_mut(per * a_per).zip(b.chunks_mut(per * b_per)).enumerate() {
+            let f = &f;
+            let n = (trials - i * per).min(per);
+            sc.spawn(move || f(i * per, n, pa, pb));
+        }
+    });
+}

@@ -1,0 +1,151 @@
+//! The CPU backend: executes the plan with the CPU twins of the WGSL stages. It is the oracle in
+//! tests and the fallback on machines without a GPU. Each twin lives in a file named like its
+//! shader and takes its buffers in `@binding` order.
+
+pub mod accuracy;
+pub mod bound;
+pub mod combine;
+pub mod common;
+pub mod dac;
+pub mod drift;
+pub mod gdc;
+pub mod mvm;
+pub mod program;
+pub mod program_mvm;
+pub mod rng;
+pub mod weight_error;
+
+use super::layout::StageParams;
+use super::stages::Stage;
+use super::{AdapterInfo, Backend, Buf};
+use bytemuck::{cast_slice, cast_slice_mut};
+
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+pub struct CpuBackend {
+    bufs: Vec<Vec<u32>>,
+    threads: usize,
+    wg: u32,
+}
+
+impl CpuBackend {
+    pub fn new(threads: usize, wg: u32) -> Self {
+        CpuBackend { bufs: Vec::new(), threads: threads.max(1), wg }
+    }
+
+    fn get(&self, b: Buf) -> &[u32] {
+        &self.bufs[b.0]
+    }
+}
+
+impl Backend for CpuBackend {
+    fn adapter(&self) -> AdapterInfo {
+        AdapterInfo {
+            name: format!("CPU twin ({} threads)", self.threads),
+            backend: "cpu".into(),
+            driver: format!("aimc {}", env!("CARGO_PKG_VERSION")),
+            device_type: "Cpu".into(),
+        }
+    }
+
+    fn create(&mut self, _label: &str, words: usize) -> Buf {
+        self.bufs.push(vec![0; words.max(1)]);
+        Buf(self.bufs.len() - 1)
+    }
+
+    fn upload(&mut self, buf: Buf, data: &[u32]) {
+        self.bufs[buf.0][..data.len()].copy_from_slice(data);
+    }
+
+    fn clear(&mut self, buf: Buf) {
+        self.bufs[buf.0].fill(0);
+    }
+
+    fn download(&mut self, buf: Buf) -> Vec<u32> {
+        self.bufs[buf.0].clone()
+    }
+
+    fn free(&mut self, buf: Buf) {
+        self.bufs[buf.0] = Vec::new();
+    }
+
+    fn dispatch(&mut self, stage: Stage, p: &StageParams, b: &[Buf], groups: [u32; 3]) {
+        let th = self.threads;
+        // The written buffer(s) are taken out while the read-only ones are borrowed.
+        let mut out = std::mem::take(&mut self.bufs[b[b.len() - 1].0]);
+        match stage {
+            Stage::Program => program::program(p, groups, self.wg, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), &mut out, th),
+            Stage::Drift => {
+                let mut weff = std::mem::take(&mut self.bufs[b[3].0]);
+                drift::drift(p, groups, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), self.get(b[2]), cast_slice_mut(&mut weff), cast_slice_mut(&mut out), th);
+                self.bufs[b[3].0] = weff;
+            }
+            Stage::Gdc => gdc::gdc(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut out)),
+            Stage::Dac => {
+                let mut xq = std::mem::take(&mut self.bufs[b[2].0]);
+                dac::dac(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut xq), cast_slice_mut(&mut out));
+                self.bufs[b[2].0] = xq;
+            }
+            Stage::Mvm => {
+                let mut y = std::mem::take(&mut self.bufs[b[3].0]);
+                mvm::mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut y), &mut out, th);
+                self.bufs[b[3].0] = y;
+            }
+            Stage::Bound => {
+                let mut y = std::mem::take(&mut self.bufs[b[5].0]);
+                bound::bound(
+                    p,
+                    cast_slice(self.get(b[0])),
+                    cast_slice(self.get(b[1])),
+                    cast_slice(self.get(b[2])),
+                    cast_slice(self.get(b[3])),
+                    self.get(b[4]),
+                    cast_slice_mut(&mut y),
+                    cast_slice_mut(&mut out),
+                    th,
+                );
+                self.bufs[b[5].0] = y;
+            }
+            Stage::Combine => combine::combine(
+                p,
+                cast_slice(self.get(b[0])),
+                cast_slice(self.get(b[1])),
+                cast_slice(self.get(b[2])),
+                cast_slice(self.get(b[3])),
+                cast_slice(self.get(b[4])),
+                cast_slice(self.get(b[5])),
+                cast_slice_mut(&mut out),
+            ),
+            Stage::Accuracy => accuracy::accuracy(p, cast_slice(self.get(b[0])), self.get(b[1]), &mut out),
+            Stage::WeightError => weight_error::weight_error(
+                p,
+                groups,
+                cast_slice(self.get(b[0])),
+                cast_slice(self.get(b[1])),
+                cast_slice(self.get(b[2])),
+                cast_slice(self.get(b[3])),
+                cast_slice_mut(&mut out),
+            ),
+            Stage::Rng => {
+                let mut words = std::mem::take(&mut self.bufs[b[0].0]);
+                rng::rng(p, &mut words, cast_slice_mut(&mut out));
+                self.bufs[b[0].0] = words;
+            }
+            Stage::ProgramMvm => program_mvm::program_mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut out), th),
+        }
+        self.bufs[b[b.len() - 1].0] = out;
+    }
+
+    fn finish(&mut self) {}
+
+    fn max_binding_bytes(&self) -> u64 {
+        // Keep chunks of the same size as a typical GPU so both backends run the same plan.
+        1 << 30
+    }
+
+    fn wg(&self) -> u32 {
+        self.wg
+    }
+}

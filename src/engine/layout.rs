@@ -1,0 +1,131 @@
+//! `#[repr(C)]` structs shared with WGSL. Mirrors live in `shaders/common/layout.wgsl`; keep the
+//! two in sync field by field (a test compares every size with the size naga computes).
+//! All fields are 4-byte scalars, so the uniform-buffer layout rules add no hidden padding.
+
+use bytemuck::{Pod, Zeroable};
+
+/// One piecewise fit of a device quantity as a function of the normalised conductance gr:
+/// kind 0: `clamp(a ln gr + b, lo, hi)` below `brk`, cubic `c0 + c1 gr + c2 gr² + c3 gr³` at and above;
+/// kind 1: `min(a / max(gr^p, lo), hi)` (aihwkit PCM read-noise amplitude Q_s).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct Curve {
+    pub kind: u32,
+    pub brk: f32,
+    pub a: f32,
+    pub b: f32,
+    pub lo: f32,
+    pub hi: f32,
+    pub p: f32,
+    pub c0: f32,
+    pub c1: f32,
+    pub c2: f32,
+    pub c3: f32,
+    pub _pad: f32,
+}
+
+/// Device model (see `device::DeviceModel`), in the form the stages read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct DeviceParams {
+    pub g_max: f32,
+    pub prog_scale: f32,
+    pub drift_scale: f32,
+    pub read_scale: f32,
+    /// g_max / g_ref: scales the programming polynomial (µS at g_ref) to this g_max.
+    pub prog_norm: f32,
+    pub _pad0: f32,
+    pub _pad1: f32,
+    pub _pad2: f32,
+    pub prog_c0: f32,
+    pub prog_c1: f32,
+    pub prog_c2: f32,
+    pub prog_c3: f32,
+    pub mu_nu: Curve,
+    pub sigma_nu: Curve,
+    pub q_s: Curve,
+}
+
+/// Per-MVM periphery (aihwkit `IOParameters`). A step of 0 means no quantisation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct IoParams {
+    pub inp_step: f32,
+    pub inp_bound: f32,
+    pub out_step: f32,
+    pub out_bound: f32,
+    pub out_noise: f32,
+    pub w_noise: f32,
+    pub ir_drop: f32,
+    pub ir_g_ratio: f32,
+    /// 0: none, 1: abs-max.
+    pub nm_mode: u32,
+    /// 0: none, 1: iterative (halve the input scale and redo while saturated).
+    pub bm_mode: u32,
+    /// 0: additive constant (std w_noise·‖x'‖₂), 1: PCM read (std w_noise·sqrt(Σ|W| x'²)).
+    pub w_noise_type: u32,
+    /// Largest input reduction factor of iterative bound management (16 in aihwkit's spec).
+    pub bm_max_red: f32,
+}
+
+/// What one dispatch works on: a layer (or a weight matrix), a trial chunk, a time point.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct LayerParams {
+    pub n_in: u32,
+    pub n_out: u32,
+    pub tiles_in: u32,
+    pub tiles_out: u32,
+    /// Trials in this chunk.
+    pub trials: u32,
+    /// Global index of the chunk's first trial (RNG counters use global indices).
+    pub trial_offset: u32,
+    pub batch: u32,
+    pub layer: u32,
+    pub t_index: u32,
+    pub key0: u32,
+    pub key1: u32,
+    /// 0: off, 1: noisy readout baseline, 2: exact reference baseline.
+    pub gdc_mode: u32,
+    /// ln(t / t0) with t = t_inf + t0 (0 at t_inf = 0); computed in f64 on the host.
+    pub log_t_ratio: f32,
+    /// sqrt(ln((t + t_read) / (2 t_read))); computed in f64 on the host.
+    pub read_sqrt_log: f32,
+    /// 1: every MVM vector goes through the full-featured `bound` path (IR drop, weight noise).
+    pub full_path: u32,
+    /// 0: input shared by all trials ([batch][n_in]), 1: per trial ([trial][batch][n_in]).
+    pub x_per_trial: u32,
+    /// Activation after the layer: 0 none, 1 ReLU, 2 GELU (tanh form), 3 tanh.
+    pub activation: u32,
+    /// Number of 256-element chunks per tile in `drift` (partials per tile).
+    pub chunks_per_tile: u32,
+    /// max|W| of the whole matrix (normalises weight errors).
+    pub wmax: f32,
+    pub _pad1: u32,
+}
+
+/// Everything a stage reads as its uniform (binding 0 of every stage).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct StageParams {
+    pub layer: LayerParams,
+    pub dev: DeviceParams,
+    pub io: IoParams,
+}
+
+/// One crossbar tile of a layer: a block of `rows` outputs x `cols` inputs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct TileInfo {
+    pub row_start: u32,
+    pub rows: u32,
+    pub col_start: u32,
+    pub cols: u32,
+    /// Digital output scale: the tile's max|W| / ω.
+    pub scale: f32,
+    /// max |W_norm| over the tile (ω, or 0 for an all-zero tile).
+    pub wmax_norm: f32,
+    /// mean |W_norm| over the tile: the exact-reference GDC baseline.
+    pub mean_abs_norm: f32,
+    pub _pad: f32,
+}

@@ -1,0 +1,82 @@
+//! The engine: a backend-neutral sequence of stage dispatches (the plan, in `plan.rs`) executed by
+//! either backend: `gpu` (wgpu, WGSL in shaders/) or `cpu` (the twins, same names, same loops).
+//! Buffers are opaque handles holding 32-bit words.
+
+pub mod cpu;
+pub mod gpu;
+pub mod layout;
+pub mod plan;
+pub mod stages;
+
+use crate::engine::layout::StageParams;
+use crate::engine::stages::Stage;
+
+/// A buffer handle of a backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Buf(pub usize);
+
+/// What the plan needs from an executor.
+pub trait Backend {
+    /// Human-readable adapter name ("NVIDIA H100 ... (Vulkan)", "CPU twin (2 threads)").
+    fn adapter(&self) -> AdapterInfo;
+    /// A zeroed buffer of `words` 32-bit words.
+    fn create(&mut self, label: &str, words: usize) -> Buf;
+    fn upload(&mut self, buf: Buf, data: &[u32]);
+    fn clear(&mut self, buf: Buf);
+    /// Reads a buffer back (waits for all queued work).
+    fn download(&mut self, buf: Buf) -> Vec<u32>;
+    fn free(&mut self, buf: Buf);
+    /// Queues one dispatch: `bindings` in `@binding(1..)` order (binding 0 is the params).
+    fn dispatch(&mut self, stage: Stage, params: &StageParams, bindings: &[Buf], groups: [u32; 3]);
+    /// Waits for queued work (a no-op on the CPU).
+    fn finish(&mut self);
+    /// Largest buffer binding, bytes.
+    fn max_binding_bytes(&self) -> u64;
+    /// 1-D workgroup size used for the stages with the `WG` override.
+    fn wg(&self) -> u32;
+}
+
+/// The adapter that ran a job, recorded in every result.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AdapterInfo {
+    pub name: String,
+    pub backend: String,
+    pub driver: String,
+    pub device_type: String,
+}
+
+/// Which executor to use (`--backend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendChoice {
+    /// A hardware GPU if there is one, else the CPU twin.
+    Auto,
+    /// Any wgpu adapter, software Vulkan (lavapipe) included; an error if there is none.
+    Gpu,
+    /// The CPU twins.
+    Cpu,
+}
+
+/// Opens the backend chosen by `choice`.
+pub fn open(choice: BackendChoice) -> Result<Box<dyn Backend>, EngineError> {
+    match choice {
+        BackendChoice::Cpu => Ok(Box::new(cpu::CpuBackend::new(cpu::default_threads(), 256))),
+        BackendChoice::Gpu => Ok(Box::new(gpu::GpuBackend::new(gpu::AdapterPick::Any, 256)?)),
+        BackendChoice::Auto => match gpu::GpuBackend::new(gpu::AdapterPick::Hardware, 256) {
+            Ok(g) => Ok(Box::new(g)),
+            Err(_) => Ok(Box::new(cpu::CpuBackend::new(cpu::default_threads(), 256))),
+        },
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no GPU adapter found{0}; install a Vulkan driver (on Debian: apt-get install -y mesa-vulkan-drivers libvulkan1 for software Vulkan) or use --backend cpu")]
+    NoAdapter(String),
+    #[error("could not open the GPU device {name}: {reason}; try --backend cpu")]
+    Device { name: String, reason: String },
+    #[error("{what} needs {need} bytes in one buffer binding but the adapter allows {limit}; reduce {fix}")]
+    TooLarge { what: String, need: u64, limit: u64, fix: String },
+    #[error("{0}")]
+    Invalid(String),
+}

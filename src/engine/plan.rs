@@ -1,0 +1,350 @@
+//! The plan: the one sequence of uploads, dispatches and downloads for each workload, run by
+//! either executor (`Backend`). Sizes, dispatch shapes, order and trial chunking are decided here
+//! only, so the GPU and the CPU twin cannot drift apart.
+//!
+//! Monte Carlo structure (noise-models §1): per trial chunk, `program` once (programming noise and
+//! drift exponents are per trial); per inference time, `drift` + `gdc` (fresh read noise per t);
+//! per MVM, `dac` → `mvm` → `bound` → `combine` (fresh periphery noise per MVM).
+
+use super::layout::{LayerParams, StageParams};
+use super::stages::{Stage, BOUND_WG, CHUNK, MVM_BLOCK};
+use super::{Backend, Buf, EngineError};
+use crate::crossbar::{Gdc, MappedMatrix, Periphery, MAX_TILE_IN};
+use crate::device::DeviceModel;
+
+/// Largest workgroup count in one dispatch dimension (WebGPU's guaranteed minimum).
+pub const MAX_GROUPS: u32 = 65_535;
+
+/// What every run shares: the device model, the periphery, the drift compensation and the RNG key.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub device: DeviceModel,
+    pub periphery: Periphery,
+    pub gdc: Gdc,
+    pub key: [u32; 2],
+    pub trials: u32,
+    /// Inference times after programming, s.
+    pub times: Vec<f64>,
+    /// Upper bound on trials per chunk (the plan may pick fewer to fit buffer limits).
+    pub max_chunk: u32,
+}
+
+/// One analog layer of a model: mapped weights, digital bias and activation.
+#[derive(Clone, Debug)]
+pub struct AnalogLayer {
+    pub mapped: MappedMatrix,
+    pub bias: Vec<f32>,
+    /// 0 none, 1 ReLU, 2 GELU, 3 tanh.
+    pub activation: u32,
+}
+
+/// A 1-D dispatch of `n` invocations in workgroups of `wg`, split over x and y.
+pub fn grid(n: u64, wg: u32) -> [u32; 3] {
+    let groups = n.div_ceil(wg as u64).max(1);
+    if groups <= MAX_GROUPS as u64 {
+        [groups as u32, 1, 1]
+    } else {
+        [MAX_GROUPS, groups.div_ceil(MAX_GROUPS as u64) as u32, 1]
+    }
+}
+
+fn max_tile_elems(m: &MappedMatrix) -> u32 {
+    m.tiles.iter().map(|t| t.rows * t.cols).max().unwrap_or(0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32, offset: u32, batch: u32, t_index: u32, t_inf: f64) -> StageParams {
+    StageParams {
+        layer: LayerParams {
+            n_in: m.n_in,
+            n_out: m.n_out,
+            tiles_in: m.tiles_in,
+            tiles_out: m.tiles_out,
+            trials,
+            trial_offset: offset,
+            batch,
+            layer,
+            t_index,
+            key0: cfg.key[0],
+            key1: cfg.key[1],
+            gdc_mode: cfg.gdc.mode(),
+            log_t_ratio: cfg.device.log_t_ratio(t_inf) as f32,
+            read_sqrt_log: cfg.device.read_sqrt_log(t_inf) as f32,
+            full_path: u32::from(cfg.periphery.needs_full_path()),
+            x_per_trial: 0,
+            activation: 0,
+            chunks_per_tile: max_tile_elems(m).div_ceil(CHUNK),
+            wmax: if m.wmax > 0.0 { m.wmax } else { 1.0 },
+            _pad1: 0,
+        },
+        dev: cfg.device.params(),
+        io: cfg.periphery.params(),
+    }
+}
+
+/// Trials per chunk so that no per-trial buffer binding exceeds the adapter's limit.
+fn chunk_size(be: &dyn Backend, cfg: &RunConfig, bytes_per_trial: u64, what: &str) -> Result<u32, EngineError> {
+    let limit = be.max_binding_bytes();
+    if bytes_per_trial > limit {
+        return Err(EngineError::TooLarge {
+            what: what.into(),
+            need: bytes_per_trial,
+            limit,
+            fix: "the batch (rows of the data set per run) or the layer size".into(),
+        });
+    }
+    let fit = (limit / bytes_per_trial.max(1)).min(MAX_GROUPS as u64) as u32;
+    Ok(fit.min(cfg.max_chunk.max(1)).min(cfg.trials).max(1))
+}
+
+fn check_indices(m: &MappedMatrix, layer: usize) -> Result<(), EngineError> {
+    // Counter fields: element index in 32 bits, output index in 20 bits, tile index in 8 bits.
+    if (m.n_in as u64) * (m.n_out as u64) > u32::MAX as u64 || m.n_out >= 1 << 20 || m.tiles_in > 255 || layer > 255 {
+        return Err(EngineError::Invalid(format!(
+            "layer {layer} ({} x {}) exceeds the RNG counter layout (2^32 weights, 2^20 outputs, 255 input tiles, 256 layers)",
+            m.n_out, m.n_in
+        )));
+    }
+    if m.tiles.iter().any(|t| t.cols > MAX_TILE_IN) {
+        return Err(EngineError::Invalid(format!("tile inputs above {MAX_TILE_IN} are not supported: set tile.max_in <= {MAX_TILE_IN}")));
+    }
+    Ok(())
+}
+
+/// Device buffers of one mapped matrix for one trial chunk.
+struct MatrixBufs {
+    w_norm: Buf,
+    tiles: Buf,
+    progmax: Buf,
+    weff: Buf,
+    partials: Buf,
+    alpha: Buf,
+}
+
+impl MatrixBufs {
+    fn new(be: &mut dyn Backend, m: &MappedMatrix, chunk: u32) -> Self {
+        let nt = m.n_tiles() as usize;
+        let cpt = max_tile_elems(m).div_ceil(CHUNK) as usize;
+        let w_norm = be.create("w_norm", m.len());
+        be.upload(w_norm, bytemuck::cast_slice(&m.w_norm));
+        let tiles = be.create("tiles", nt * 8);
+        be.upload(tiles, bytemuck::cast_slice(&m.tiles));
+        MatrixBufs {
+            w_norm,
+            tiles,
+            progmax: be.create("progmax", chunk as usize * nt),
+            weff: be.create("weff", chunk as usize * m.len()),
+            partials: be.create("partials", chunk as usize * nt * cpt * 2),
+            alpha: be.create("alpha", chunk as usize * nt),
+        }
+    }
+
+    fn free(&self, be: &mut dyn Backend) {
+        for b in [self.w_norm, self.tiles, self.progmax, self.weff, self.partials, self.alpha] {
+            be.free(b);
+        }
+    }
+}
+
+fn record_program(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &MatrixBufs) {
+    be.clear(b.progmax);
+    let wg = be.wg();
+    be.dispatch(Stage::Program, p, &[b.w_norm, b.tiles, b.progmax], [max_tile_elems(m).div_ceil(wg), m.n_tiles(), p.layer.trials]);
+}
+
+fn record_drift(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &MatrixBufs) {
+    be.dispatch(Stage::Drift, p, &[b.w_norm, b.tiles, b.progmax, b.weff, b.partials], [p.layer.chunks_per_tile, m.n_tiles(), p.layer.trials]);
+    let wg = be.wg();
+    be.dispatch(Stage::Gdc, p, &[b.tiles, b.partials, b.alpha], grid(p.layer.trials as u64 * m.n_tiles() as u64, wg));
+}
+
+/// Weight-error result for one time point: per trial, the sums of E and E² over all weights, and
+/// the GDC factor of each tile.
+#[derive(Clone, Debug)]
+pub struct WeightErrorPoint {
+    pub t_inf: f64,
+    pub sum_e: Vec<f64>,
+    pub sum_e2: Vec<f64>,
+    /// [trial][tile]
+    pub alpha: Vec<f32>,
+    pub n_weights: u64,
+    pub n_tiles: u32,
+}
+
+/// Program one matrix `trials` times and report the effective-weight error at every time.
+pub fn run_weight_error(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig) -> Result<Vec<WeightErrorPoint>, EngineError> {
+    check_indices(m, 0)?;
+    let chunk = chunk_size(be, cfg, m.len() as u64 * 4, "the effective weights of one trial")?;
+    let nt = m.n_tiles();
+    let mut out: Vec<WeightErrorPoint> = cfg
+        .times
+        .iter()
+        .map(|&t| WeightErrorPoint { t_inf: t, sum_e: vec![], sum_e2: vec![], alpha: vec![], n_weights: m.len() as u64, n_tiles: nt })
+        .collect();
+    let b = MatrixBufs::new(be, m, chunk);
+    let cpt = max_tile_elems(m).div_ceil(CHUNK);
+    let errp = be.create("error_partials", chunk as usize * nt as usize * cpt as usize * 2);
+    let mut offset = 0;
+    while offset < cfg.trials {
+        let n = chunk.min(cfg.trials - offset);
+        let p0 = params(cfg, 0, m, n, offset, 1, 0, 0.0);
+        record_program(be, &p0, m, &b);
+        for (ti, &t) in cfg.times.iter().enumerate() {
+            let p = params(cfg, 0, m, n, offset, 1, ti as u32, t);
+            record_drift(be, &p, m, &b);
+            be.dispatch(Stage::WeightError, &p, &[b.tiles, b.w_norm, b.weff, b.alpha, errp], [cpt, nt, n]);
+            let parts: Vec<f32> = bytemuck::cast_vec(be.download(errp));
+            let alpha: Vec<f32> = bytemuck::cast_vec(be.download(b.alpha));
+            let per = (nt * cpt * 2) as usize;
+            let pt = &mut out[ti];
+            for z in 0..n as usize {
+                let (mut s1, mut s2) = (0.0f64, 0.0f64);
+                for c in (0..per).step_by(2) {
+                    s1 += parts[z * per + c] as f64;
+                    s2 += parts[z * per + c + 1] as f64;
+                }
+                pt.sum_e.push(s1);
+                pt.sum_e2.push(s2);
+            }
+            pt.alpha.extend_from_slice(&alpha[..(n * nt) as usize]);
+        }
+        offset += n;
+    }
+    b.free(be);
+    be.free(errp);
+    Ok(out)
+}
+
+/// Classifier result for one time point: correct predictions per trial (exact integers).
+#[derive(Clone, Debug)]
+pub struct ClassifierPoint {
+    pub t_inf: f64,
+    pub correct: Vec<u32>,
+    pub n_samples: u32,
+}
+
+/// Program an MLP `trials` times and classify the data set at every time.
+/// `x` is row-major [batch][n_in of the first layer], `labels` has `batch` entries.
+pub fn run_classifier(be: &mut dyn Backend, layers: &[AnalogLayer], x: &[f32], labels: &[u32], cfg: &RunConfig) -> Result<Vec<ClassifierPoint>, EngineError> {
+    let batch = labels.len() as u32;
+    if layers.is_empty() || batch == 0 {
+        return Err(EngineError::Invalid("the model needs at least one layer and the data set at least one row".into()));
+    }
+    for (i, l) in layers.iter().enumerate() {
+        check_indices(&l.mapped, i)?;
+    }
+    let per_trial_bytes = layers
+        .iter()
+        .map(|l| {
+            let m = &l.mapped;
+            [m.len() as u64, m.tiles_in as u64 * batch as u64 * m.n_out as u64, batch as u64 * m.n_in.max(m.n_out) as u64]
+                .into_iter()
+                .max()
+                .unwrap()
+                * 4
+        })
+        .max()
+        .unwrap();
+    let chunk = chunk_size(be, cfg, per_trial_bytes, "one trial's weights or activations")?;
+    let wg = be.wg();
+    let mats: Vec<MatrixBufs> = layers.iter().map(|l| MatrixBufs::new(be, &l.mapped, chunk)).collect();
+    let x0 = be.create("x", x.len());
+    be.upload(x0, bytemuck::cast_slice(x));
+    let lab = be.create("labels", labels.len());
+    be.upload(lab, labels);
+    let max_out = layers.iter().map(|l| l.mapped.n_out).max().unwrap() as usize;
+    let max_in = layers.iter().map(|l| l.mapped.n_in).max().unwrap() as usize;
+    let max_tin = layers.iter().map(|l| l.mapped.tiles_in).max().unwrap() as usize;
+    let max_nt = layers.iter().map(|l| l.mapped.n_tiles()).max().unwrap() as usize;
+    let c = chunk as usize;
+    let bsz = batch as usize;
+    let xq = be.create("xq", c * bsz * max_in);
+    let nm = be.create("nm", c * bsz * max_tin);
+    let y = be.create("y", c * max_tin * bsz * max_out);
+    let sat = be.create("sat", c * bsz * max_nt);
+    let red = be.create("red", c * bsz * max_nt);
+    let h = [be.create("h0", c * bsz * max_out), be.create("h1", c * bsz * max_out)];
+    let biases: Vec<Buf> = layers
+        .iter()
+        .map(|l| {
+            let bb = be.create("bias", l.bias.len());
+            be.upload(bb, bytemuck::cast_slice(&l.bias));
+            bb
+        })
+        .collect();
+    let correct = be.create("correct", c);
+    let mut out: Vec<ClassifierPoint> = cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect();
+    let mut offset = 0;
+    while offset < cfg.trials {
+        let n = chunk.min(cfg.trials - offset);
+        for (li, l) in layers.iter().enumerate() {
+            let p = params(cfg, li as u32, &l.mapped, n, offset, batch, 0, 0.0);
+            record_program(be, &p, &l.mapped, &mats[li]);
+        }
+        for (ti, &t) in cfg.times.iter().enumerate() {
+            let mut input = x0;
+            for (li, l) in layers.iter().enumerate() {
+                let m = &l.mapped;
+                let b = &mats[li];
+                let mut p = params(cfg, li as u32, m, n, offset, batch, ti as u32, t);
+                p.layer.x_per_trial = u32::from(li > 0);
+                p.layer.activation = l.activation;
+                record_drift(be, &p, m, b);
+                be.dispatch(Stage::Dac, &p, &[b.tiles, input, xq, nm], grid(n as u64 * batch as u64 * m.tiles_in as u64, wg));
+                be.clear(sat);
+                if p.layer.full_path == 0 {
+                    let gx = m.tiles.iter().map(|t| t.rows).max().unwrap().div_ceil(MVM_BLOCK);
+                    be.dispatch(Stage::Mvm, &p, &[b.tiles, xq, b.weff, y, sat], [gx, batch.div_ceil(MVM_BLOCK), n * m.n_tiles()]);
+                }
+                be.dispatch(Stage::Bound, &p, &[b.tiles, input, nm, b.weff, sat, y, red], grid(n as u64 * batch as u64 * m.n_tiles() as u64, 1));
+                let hout = h[li % 2];
+                be.dispatch(Stage::Combine, &p, &[b.tiles, y, nm, red, b.alpha, biases[li], hout], grid(n as u64 * batch as u64 * m.n_out as u64, wg));
+                input = hout;
+            }
+            let last = &layers[layers.len() - 1].mapped;
+            let p = params(cfg, (layers.len() - 1) as u32, last, n, offset, batch, ti as u32, t);
+            be.clear(correct);
+            be.dispatch(Stage::Accuracy, &p, &[input, lab, correct], grid(n as u64 * batch as u64, wg));
+            let got = be.download(correct);
+            out[ti].correct.extend_from_slice(&got[..n as usize]);
+        }
+        offset += n;
+    }
+    for m in &mats {
+        m.free(be);
+    }
+    for bb in [x0, lab, xq, nm, y, sat, red, h[0], h[1], correct].into_iter().chain(biases) {
+        be.free(bb);
+    }
+    let _ = BOUND_WG;
+    Ok(out)
+}
+
+/// Single-vector MVMs with programming noise only, weights regenerated in registers: y per trial
+/// (normalised units, before the digital scale). `xq` is the already quantised input.
+pub fn run_program_mvm(be: &mut dyn Backend, m: &MappedMatrix, xq: &[f32], cfg: &RunConfig) -> Result<Vec<f32>, EngineError> {
+    check_indices(m, 0)?;
+    if m.n_tiles() != 1 {
+        return Err(EngineError::Invalid("program_mvm runs single-tile matrices: set tile.max_in/max_out >= the matrix size".into()));
+    }
+    let chunk = chunk_size(be, cfg, m.n_out as u64 * 4 * 64, "the outputs of one trial")?;
+    let b = MatrixBufs::new(be, m, 1);
+    let xb = be.create("xq", xq.len());
+    be.upload(xb, bytemuck::cast_slice(xq));
+    let yb = be.create("y", chunk as usize * m.n_out as usize);
+    let wg = be.wg();
+    let mut out = Vec::with_capacity(cfg.trials as usize * m.n_out as usize);
+    let mut offset = 0;
+    while offset < cfg.trials {
+        let n = chunk.min(cfg.trials - offset);
+        let p = params(cfg, 0, m, n, offset, 1, 0, 0.0);
+        be.dispatch(Stage::ProgramMvm, &p, &[b.w_norm, b.tiles, xb, yb], grid(n as u64 * m.n_out as u64, wg));
+        let got: Vec<f32> = bytemuck::cast_vec(be.download(yb));
+        out.extend_from_slice(&got[..(n * m.n_out) as usize]);
+        offset += n;
+    }
+    b.free(be);
+    be.free(xb);
+    be.free(yb);
+    Ok(out)
+}

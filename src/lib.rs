@@ -1,0 +1,22 @@
+//! aimc: a Monte Carlo noise analyzer for analog in-memory computing (AIMC).
+//!
+//! Thousands of noisy crossbar trials run at once in WGSL compute shaders (wgpu), each with a CPU
+//! twin of the same name that is the test oracle and the fallback backend. Module map:
+//!
+//! - [`rng`]: Philox4x32-10 counter-based random numbers (Rust twin of shaders/common/philox.wgsl)
+//! - [`device`]: PCM / HERMES / ideal device models as data, f64 reference equations
+//! - [`crossbar`]: weights to tiles and conductances, periphery (DAC/ADC, noise and bound management), GDC
+//! - [`engine`]: the stage table, the plan, the GPU and CPU executors
+//! - [`workload`]: what a trial computes (weight error, MVM, MLP classifier) and model/data loading
+//! - [`stats`]: mergeable moments, quantiles, confidence intervals, histograms
+//! - [`bench`]: throughput benchmarks against computed floors
+//! - [`tolerances`]: named GPU-vs-CPU tolerances
+
+pub mod bench;
+pub mod crossbar;
+pub mod device;
+pub mod engine;
+pub mod rng;
+pub mod stats;
+pub mod tolerances;
+pub mod workload;

@@ -1,0 +1,152 @@
+//! Counter-based random numbers: Philox4x32-10 (Salmon, Moraes, Dror & Shaw, "Parallel random
+//! numbers: as easy as 1, 2, 3", SC'11; the generator of cuRAND, PyTorch and JAX) and the
+//! Box–Muller normals built on it. Bit-exact twin of `shaders/common/philox.wgsl`.
+//!
+//! Every random number in a trial is a pure function of (key, counter), so a result never depends
+//! on workgroup size, dispatch shape, chunking, backend or number of shards. The counter layout is
+//! fixed here and in the shader (see [`ctr`]).
+
+pub const PHILOX_M0: u32 = 0xD251_1F53;
+pub const PHILOX_M1: u32 = 0xCD9E_8D57;
+pub const PHILOX_W0: u32 = 0x9E37_79B9;
+pub const PHILOX_W1: u32 = 0xBB67_AE85;
+
+/// Streams: which kind of draw a counter belongs to (bits 8..16 of counter word 2).
+pub mod stream {
+    /// Programming noise of G+ and G- and the two drift exponents (one call per device pair).
+    pub const PROG: u32 = 1;
+    /// Accumulated 1/f read noise at inference time index t.
+    pub const READ: u32 = 2;
+    /// Output noise of the GDC readout at time index t (one-hot inputs).
+    pub const GDC_READ: u32 = 3;
+    /// Output noise of the GDC baseline readout right after programming.
+    pub const GDC_BASE: u32 = 4;
+    /// Output noise (and per-read weight noise) of one MVM.
+    pub const OUT: u32 = 5;
+}
+
+/// Counter word 2: layer (8 bits) | stream (8 bits) | time index (16 bits).
+pub fn ctr_word2(layer: u32, stream: u32, t_index: u32) -> u32 {
+    (layer & 0xFF) | ((stream & 0xFF) << 8) | ((t_index & 0xFFFF) << 16)
+}
+
+/// Counter word 3 of an MVM draw: output index (20 bits) | input tile (8 bits) | bound-management level (4 bits).
+pub fn ctr_word3_out(out: u32, tile_in: u32, bm_level: u32) -> u32 {
+    (out & 0xF_FFFF) | ((tile_in & 0xFF) << 20) | ((bm_level & 0xF) << 28)
+}
+
+/// The counter of a draw: `[element or sample, global trial, word2, word3]`.
+pub fn ctr(index: u32, trial: u32, word2: u32, word3: u32) -> [u32; 4] {
+    [index, trial, word2, word3]
+}
+
+/// Key from the experiment seed and the sweep point (the programming key ignores the time axis,
+/// so a time sweep reuses each trial's programmed state, as the device physics requires).
+pub fn key(seed: u64, point: u32) -> [u32; 2] {
+    let lo = seed as u32;
+    let hi = (seed >> 32) as u32;
+    // A multiplicative mix keeps neighbouring sweep points far apart in key space.
+    [lo ^ point.wrapping_mul(0x85EB_CA6B), hi ^ point.wrapping_mul(0xC2B2_AE35).rotate_left(16)]
+}
+
+/// High 32 bits of a 32 x 32 -> 64 product, built from 16-bit halves exactly as the WGSL does
+/// (WGSL has no 64-bit integers); identical results to the u64 product.
+#[inline(always)]
+pub fn mulhi32(a: u32, b: u32) -> u32 {
+    let (a0, a1) = (a & 0xFFFF, a >> 16);
+    let (b0, b1) = (b & 0xFFFF, b >> 16);
+    let p00 = a0 * b0;
+    let p01 = a0 * b1;
+    let p10 = a1 * b0;
+    let p11 = a1 * b1;
+    let mid = (p00 >> 16) + (p01 & 0xFFFF) + (p10 & 0xFFFF);
+    p11.wrapping_add(p01 >> 16).wrapping_add(p10 >> 16).wrapping_add(mid >> 16)
+}
+
+/// Philox4x32 with 10 rounds.
+#[inline]
+pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    let mut c = ctr;
+    let mut k = key;
+    for _ in 0..10 {
+        let hi0 = mulhi32(PHILOX_M0, c[0]);
+        let lo0 = PHILOX_M0.wrapping_mul(c[0]);
+        let hi1 = mulhi32(PHILOX_M1, c[2]);
+        let lo1 = PHILOX_M1.wrapping_mul(c[2]);
+        c = [hi1 ^ c[1] ^ k[0], lo1, hi0 ^ c[3] ^ k[1], lo0];
+        k = [k[0].wrapping_add(PHILOX_W0), k[1].wrapping_add(PHILOX_W1)];
+    }
+    c
+}
+
+/// Uniform in (0, 1]: the top 24 bits, never 0 (safe for `ln`).
+#[inline(always)]
+pub fn u01_open(x: u32) -> f32 {
+    ((x >> 8) as f32 + 1.0) * (1.0 / 16_777_216.0)
+}
+
+/// Uniform in [0, 1): the top 24 bits.
+#[inline(always)]
+pub fn u01(x: u32) -> f32 {
+    (x >> 8) as f32 * (1.0 / 16_777_216.0)
+}
+
+/// Four standard normals from one Philox block: two Box–Muller pairs (f32, as in the shader).
+#[inline]
+pub fn normal4(r: [u32; 4]) -> [f32; 4] {
+    let r0 = (-2.0 * u01_open(r[0]).ln()).sqrt();
+    let t0 = std::f32::consts::TAU * u01(r[1]);
+    let r1 = (-2.0 * u01_open(r[2]).ln()).sqrt();
+    let t1 = std::f32::consts::TAU * u01(r[3]);
+    [r0 * t0.cos(), r0 * t0.sin(), r1 * t1.cos(), r1 * t1.sin()]
+}
+
+/// The first Box–Muller pair only (what a stage that needs two normals computes).
+#[inline]
+pub fn normal2(r: [u32; 4]) -> [f32; 2] {
+    let r0 = (-2.0 * u01_open(r[0]).ln()).sqrt();
+    let t0 = std::f32::consts::TAU * u01(r[1]);
+    [r0 * t0.cos(), r0 * t0.sin()]
+}
+
+/// f64 normals from the same block, for the f64 reference model.
+pub fn normal4_f64(r: [u32; 4]) -> [f64; 4] {
+    let u = |x: u32| ((x >> 8) as f64 + 1.0) / 16_777_216.0;
+    let v = |x: u32| (x >> 8) as f64 / 16_777_216.0;
+    let r0 = (-2.0 * u(r[0]).ln()).sqrt();
+    let t0 = std::f64::consts::TAU * v(r[1]);
+    let r1 = (-2.0 * u(r[2]).ln()).sqrt();
+    let t1 = std::f64::consts::TAU * v(r[3]);
+    [r0 * t0.cos(), r0 * t0.sin(), r1 * t1.cos(), r1 * t1.sin()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_answer_random123() {
+        // Random123 kat_vectors: philox4x32_10, counter 0, key 0.
+        assert_eq!(philox4x32_10([0; 4], [0; 2]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+        // Random123 kat_vectors: all-ones counter and key.
+        assert_eq!(
+            philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
+            [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
+        );
+        // Random123 kat_vectors: the digits of pi.
+        assert_eq!(
+            philox4x32_10([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]),
+            [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
+        );
+    }
+
+    #[test]
+    fn mulhi_matches_u64_product() {
+        let mut x = 0x1234_5678u32;
+        for _ in 0..10_000 {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let y = x.rotate_left(13) ^ 0xDEAD_BEEF;
+            assert_eq!(mulhi32(x, y), ((x as u64 * y as u64) >> 32) as u32, "{x:#x} * {y:#x}");
+        }
+    }
+}

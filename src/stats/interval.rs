@@ -1,0 +1,372 @@
+//! Confidence intervals and sample-size planning.
+//!
+//! - Binomial proportions: Wilson (1927) score interval, which keeps good
+//!   coverage near 0 and 1 where the Wald interval collapses, and the
+//!   Clopper & Pearson (1934) exact interval from beta quantiles, which never
+//!   under-covers and is the conservative choice for rare events.
+//! - Means of Monte Carlo replicates: Student (1908) t interval.
+//! - Difference between a reference value and a replicate mean (accuracy
+//!   drop = baseline - mean noisy accuracy): t interval with Welch (1947) –
+//!   Satterthwaite (1946) degrees of freedom, the reference treated as normal
+//!   with known standard error (infinite degrees of freedom).
+//! - Trials needed for a target half-width: normal approximation
+//!   n = ceil((z std / half_width)^2).
+//!
+//! Distribution quantiles come from statrs (`Beta`, `StudentsT`, `Normal`).
+
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{Beta, ContinuousCDF, Normal, StudentsT};
+
+use super::{check_confidence, Moments, StatsError};
+
+/// A two-sided confidence interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub lo: f64,
+    pub hi: f64,
+    /// Nominal coverage, e.g. 0.95.
+    pub confidence: f64,
+    /// Which construction produced it, so result files are self-describing.
+    pub method: String,
+}
+
+impl Interval {
+    /// Half the interval's width.
+    pub fn half_width(&self) -> f64 {
+        0.5 * (self.hi - self.lo)
+    }
+
+    /// Whether `x` lies in the closed interval.
+    pub fn contains(&self, x: f64) -> bool {
+        self.lo <= x && x <= self.hi
+    }
+}
+
+/// Two-sided standard normal critical value z_{1 - alpha/2}.
+fn z_critical(confidence: f64) -> f64 {
+    let alpha = 1.0 - confidence;
+    // Normal::new(0, 1) cannot fail; the fallback only avoids an unwrap.
+    Normal::new(0.0, 1.0)
+        .map(|n| n.inverse_cdf(1.0 - alpha / 2.0))
+        .unwrap_or(f64::NAN)
+}
+
+/// Two-sided Student t critical value t_{1 - alpha/2, df}. Infinite df is the
+/// normal limit, which statrs' StudentsT does not accept as a parameter.
+fn t_critical(confidence: f64, df: f64) -> f64 {
+    if df.is_infinite() {
+        return z_critical(confidence);
+    }
+    let alpha = 1.0 - confidence;
+    StudentsT::new(0.0, 1.0, df)
+        .map(|t| t.inverse_cdf(1.0 - alpha / 2.0))
+        .unwrap_or(f64::NAN)
+}
+
+fn check_counts(successes: u64, trials: u64) -> Result<(), StatsError> {
+    if trials == 0 {
+        return Err(StatsError::ZeroTrials);
+    }
+    if successes > trials {
+        return Err(StatsError::SuccessesExceedTrials { successes, trials });
+    }
+    Ok(())
+}
+
+/// Wilson (1927) score interval for a binomial proportion.
+pub fn wilson(successes: u64, trials: u64, confidence: f64) -> Result<Interval, StatsError> {
+    check_counts(successes, trials)?;
+    check_confidence(confidence)?;
+    let n = trials as f64;
+    let p = successes as f64 / n;
+    let z = z_critical(confidence);
+    let z2 = z * z;
+    let denom = 1.0 + z2 / n;
+    let center = (p + z2 / (2.0 * n)) / denom;
+    let half = z / denom * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    // At x = 0 and x = n the bound is exactly 0 or 1 analytically; pin it so
+    // rounding cannot produce -1e-17 or a bound that excludes p.
+    let lo = if successes == 0 { 0.0 } else { (center - half).max(0.0) };
+    let hi = if successes == trials { 1.0 } else { (center + half).min(1.0) };
+    Ok(Interval { lo, hi, confidence, method: "wilson".to_string() })
+}
+
+/// Clopper & Pearson (1934) exact interval:
+/// lo = Beta(x, n - x + 1) quantile at alpha/2,
+/// hi = Beta(x + 1, n - x) quantile at 1 - alpha/2,
+/// with lo = 0 when x = 0 and hi = 1 when x = n (the beta is undefined there
+/// and the one-sided bound is the exact edge).
+pub fn clopper_pearson(successes: u64, trials: u64, confidence: f64) -> Result<Interval, StatsError> {
+    check_counts(successes, trials)?;
+    check_confidence(confidence)?;
+    let alpha = 1.0 - confidence;
+    let x = successes as f64;
+    let n = trials as f64;
+    let lo = if successes == 0 {
+        0.0
+    } else {
+        Beta::new(x, n - x + 1.0)
+            .map(|b| b.inverse_cdf(alpha / 2.0))
+            .unwrap_or(f64::NAN)
+    };
+    let hi = if successes == trials {
+        1.0
+    } else {
+        Beta::new(x + 1.0, n - x)
+            .map(|b| b.inverse_cdf(1.0 - alpha / 2.0))
+            .unwrap_or(f64::NAN)
+    };
+    Ok(Interval { lo, hi, confidence, method: "clopper-pearson".to_string() })
+}
+
+/// Student t interval for the mean of the values in `moments`:
+/// mean ± t_{1 - alpha/2, n - 1} · sem.
+///
+/// With a single value there is no spread estimate, so the interval is the
+/// point lo = hi = mean; callers that need coverage must run more trials.
+/// Errors on an empty accumulator (its mean is a placeholder, not data).
+pub fn mean_t(moments: &Moments, confidence: f64) -> Result<Interval, StatsError> {
+    check_confidence(confidence)?;
+    if moments.n == 0 {
+        return Err(StatsError::EmptySample);
+    }
+    let method = "student-t".to_string();
+    let mean = moments.mean;
+    if moments.n < 2 {
+        return Ok(Interval { lo: mean, hi: mean, confidence, method });
+    }
+    let half = t_critical(confidence, (moments.n - 1) as f64) * moments.sem();
+    Ok(Interval { lo: mean - half, hi: mean + half, confidence, method })
+}
+
+/// Interval for `b_value - a.mean`, e.g. the accuracy drop of noisy
+/// replicates `a` against a clean baseline `b_value`.
+///
+/// `b_sem` is the baseline's own standard error (0 for a value taken as
+/// exact; for a test-set accuracy p on m examples, sqrt(p (1 - p) / m)).
+/// The standard error is sqrt(a.sem² + b_sem²) and the degrees of freedom
+/// follow Welch–Satterthwaite with the baseline's taken as infinite:
+/// df = se⁴ / (a.sem⁴ / (n - 1)). With b_sem = 0 this is exactly the
+/// t interval of `mean_t` reflected around `b_value`.
+///
+/// Degenerate cases: with fewer than two replicates `a` contributes no
+/// spread, so only the baseline term remains (normal quantile); with no
+/// spread at all the interval is the point difference.
+pub fn difference_of_means_t(
+    a: &Moments,
+    b_value: f64,
+    b_sem: f64,
+    confidence: f64,
+) -> Result<Interval, StatsError> {
+    check_confidence(confidence)?;
+    if a.n == 0 {
+        return Err(StatsError::EmptySample);
+    }
+    if !(b_sem.is_finite() && b_sem >= 0.0) {
+        return Err(StatsError::InvalidSem(b_sem));
+    }
+    let method = "welch-t".to_string();
+    let diff = b_value - a.mean;
+    let va = a.sem().powi(2);
+    let vb = b_sem * b_sem;
+    let var = va + vb;
+    if var == 0.0 {
+        return Ok(Interval { lo: diff, hi: diff, confidence, method });
+    }
+    let df = if a.n < 2 || va == 0.0 {
+        f64::INFINITY
+    } else {
+        var * var / (va * va / (a.n - 1) as f64)
+    };
+    let half = t_critical(confidence, df) * var.sqrt();
+    Ok(Interval { lo: diff - half, hi: diff + half, confidence, method })
+}
+
+/// Trials needed so a normal-approximation interval for a mean with standard
+/// deviation `std` has at most `half_width`: n = ceil((z std / half_width)²),
+/// at least 2 so that a spread can be estimated at all.
+///
+/// `std` usually comes from a short pilot run; the t quantile would need n
+/// itself, and the normal value is the standard planning approximation.
+pub fn trials_needed(std: f64, half_width: f64, confidence: f64) -> Result<u64, StatsError> {
+    check_confidence(confidence)?;
+    if !(half_width.is_finite() && half_width > 0.0) {
+        return Err(StatsError::NonPositiveHalfWidth(half_width));
+    }
+    if !(std.is_finite() && std >= 0.0) {
+        return Err(StatsError::InvalidStd(std));
+    }
+    let ratio = z_critical(confidence) * std / half_width;
+    // `as u64` saturates, so an absurd ratio reports u64::MAX, not garbage.
+    Ok(((ratio * ratio).ceil() as u64).max(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Published tables give 4-6 significant digits; 1e-4 absorbs their
+    /// rounding while still catching a wrong alpha or swapped beta shape.
+    const TABLE_TOL: f64 = 1e-4;
+    /// t_{0.975,9} = 2.262157 is quoted to 7 digits; times sem ~0.96 the
+    /// rounding is below 1e-6.
+    const T_TOL: f64 = 2e-6;
+
+    fn assert_interval(iv: &Interval, lo: f64, hi: f64, tol: f64) {
+        assert!(
+            (iv.lo - lo).abs() <= tol && (iv.hi - hi).abs() <= tol,
+            "{} got [{}, {}], want [{lo}, {hi}]",
+            iv.method,
+            iv.lo,
+            iv.hi
+        );
+    }
+
+    #[test]
+    fn clopper_pearson_published_values() {
+        let cases = [
+            (0, 10, 0.0, 0.30850),
+            (5, 10, 0.18709, 0.81291),
+            (10, 10, 0.69150, 1.0),
+            (1, 20, 0.001265, 0.248733),
+        ];
+        for (x, n, lo, hi) in cases {
+            let iv = clopper_pearson(x, n, 0.95).unwrap();
+            assert_interval(&iv, lo, hi, TABLE_TOL);
+        }
+        // The edges are exact, not merely close.
+        assert_eq!(clopper_pearson(0, 10, 0.95).unwrap().lo, 0.0);
+        assert_eq!(clopper_pearson(10, 10, 0.95).unwrap().hi, 1.0);
+    }
+
+    #[test]
+    fn wilson_known_values() {
+        assert_interval(&wilson(5, 10, 0.95).unwrap(), 0.2366, 0.7634, TABLE_TOL);
+        let iv = wilson(0, 10, 0.95).unwrap();
+        assert_interval(&iv, 0.0, 0.2775, TABLE_TOL);
+        assert_eq!(iv.lo, 0.0);
+        assert_eq!(wilson(10, 10, 0.95).unwrap().hi, 1.0);
+    }
+
+    #[test]
+    fn wilson_is_narrower_than_clopper_pearson() {
+        // Clopper-Pearson is conservative by construction; Wilson should sit
+        // inside it for a mid-range proportion.
+        let w = wilson(37, 120, 0.95).unwrap();
+        let cp = clopper_pearson(37, 120, 0.95).unwrap();
+        assert!(cp.lo < w.lo && w.hi < cp.hi, "{w:?} vs {cp:?}");
+    }
+
+    #[test]
+    fn mean_t_hand_value() {
+        // 1..=10: mean 5.5, variance 55/6, sem = sqrt(55/6 / 10).
+        let m: Moments = (1..=10).map(f64::from).collect();
+        let half = 2.262157 * (55.0f64 / 6.0 / 10.0).sqrt();
+        let iv = mean_t(&m, 0.95).unwrap();
+        assert_interval(&iv, 5.5 - half, 5.5 + half, T_TOL);
+        assert_eq!(iv.method, "student-t");
+    }
+
+    #[test]
+    fn mean_t_single_value_is_a_point() {
+        let mut m = Moments::new();
+        m.push(0.87);
+        let iv = mean_t(&m, 0.95).unwrap();
+        assert_eq!((iv.lo, iv.hi), (0.87, 0.87));
+    }
+
+    #[test]
+    fn difference_with_exact_baseline_reflects_mean_t() {
+        let m: Moments = (1..=10).map(|i| 0.80 + 0.01 * f64::from(i)).collect();
+        let baseline = 0.92;
+        let t = mean_t(&m, 0.95).unwrap();
+        let d = difference_of_means_t(&m, baseline, 0.0, 0.95).unwrap();
+        // Same construction reflected, so only rounding differs.
+        let tol = 1e-12;
+        assert_interval(&d, baseline - t.hi, baseline - t.lo, tol);
+    }
+
+    #[test]
+    fn difference_widens_with_baseline_uncertainty() {
+        let m: Moments = (1..=10).map(f64::from).collect();
+        let exact = difference_of_means_t(&m, 8.0, 0.0, 0.95).unwrap();
+        let noisy = difference_of_means_t(&m, 8.0, 0.5, 0.95).unwrap();
+        assert!(noisy.half_width() > exact.half_width());
+        // Welch df (about 14.6 here) lies between 9 and infinity, so the
+        // half-width lies between the normal and the t_9 constructions.
+        let se = (m.sem().powi(2) + 0.25).sqrt();
+        let z = z_critical(0.95);
+        assert!(z * se < noisy.half_width() && noisy.half_width() < 2.262157 * se);
+        assert!(noisy.contains(8.0 - 5.5));
+    }
+
+    #[test]
+    fn difference_degenerate_cases() {
+        let mut one = Moments::new();
+        one.push(0.9);
+        let point = difference_of_means_t(&one, 0.95, 0.0, 0.95).unwrap();
+        assert_eq!(point.lo, point.hi);
+        let normal = difference_of_means_t(&one, 0.95, 0.01, 0.95).unwrap();
+        // Only the baseline term remains, at the normal quantile.
+        let tol = 1e-12;
+        assert!((normal.half_width() - z_critical(0.95) * 0.01).abs() < tol);
+    }
+
+    #[test]
+    fn trials_needed_textbook_value() {
+        // (1.959964 * 0.01 / 0.001)^2 = 384.15 -> 385, the classic figure.
+        assert_eq!(trials_needed(0.01, 0.001, 0.95).unwrap(), 385);
+        assert_eq!(trials_needed(0.0, 0.001, 0.95).unwrap(), 2);
+        assert_eq!(trials_needed(1e-9, 1.0, 0.95).unwrap(), 2);
+    }
+
+    #[test]
+    fn invalid_arguments_are_errors() {
+        assert_eq!(wilson(0, 0, 0.95), Err(StatsError::ZeroTrials));
+        assert_eq!(clopper_pearson(0, 0, 0.95), Err(StatsError::ZeroTrials));
+        assert_eq!(
+            wilson(11, 10, 0.95),
+            Err(StatsError::SuccessesExceedTrials { successes: 11, trials: 10 })
+        );
+        assert_eq!(
+            clopper_pearson(11, 10, 0.95),
+            Err(StatsError::SuccessesExceedTrials { successes: 11, trials: 10 })
+        );
+        for c in [0.0, 1.0, 95.0, -0.5] {
+            assert_eq!(wilson(1, 2, c), Err(StatsError::InvalidConfidence(c)));
+            assert_eq!(clopper_pearson(1, 2, c), Err(StatsError::InvalidConfidence(c)));
+            assert_eq!(trials_needed(1.0, 0.1, c), Err(StatsError::InvalidConfidence(c)));
+        }
+        assert!(matches!(wilson(1, 2, f64::NAN), Err(StatsError::InvalidConfidence(_))));
+        for hw in [0.0, -0.1] {
+            assert_eq!(trials_needed(1.0, hw, 0.95), Err(StatsError::NonPositiveHalfWidth(hw)));
+        }
+        assert!(matches!(
+            trials_needed(1.0, f64::NAN, 0.95),
+            Err(StatsError::NonPositiveHalfWidth(_))
+        ));
+        assert_eq!(trials_needed(-1.0, 0.1, 0.95), Err(StatsError::InvalidStd(-1.0)));
+        let m: Moments = [1.0, 2.0].into_iter().collect();
+        assert_eq!(mean_t(&m, 1.0), Err(StatsError::InvalidConfidence(1.0)));
+        assert_eq!(mean_t(&Moments::new(), 0.95), Err(StatsError::EmptySample));
+        assert_eq!(
+            difference_of_means_t(&Moments::new(), 0.9, 0.0, 0.95),
+            Err(StatsError::EmptySample)
+        );
+        assert_eq!(
+            difference_of_means_t(&m, 0.9, -0.01, 0.95),
+            Err(StatsError::InvalidSem(-0.01))
+        );
+    }
+
+    #[test]
+    fn interval_round_trips_through_json() {
+        let iv = clopper_pearson(3, 40, 0.9).unwrap();
+        let back: Interval = serde_json::from_str(&serde_json::to_string(&iv).unwrap()).unwrap();
+        // serde_json's default float parser is not guaranteed correctly
+        // rounded, so allow a few ulps on the bounds.
+        let ulps = 1e-15;
+        assert!((back.lo - iv.lo).abs() <= ulps && (back.hi - iv.hi).abs() <= ulps);
+        assert_eq!((back.confidence, back.method), (iv.confidence, iv.method));
+    }
+}

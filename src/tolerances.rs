@@ -1,0 +1,22 @@
+//! Named tolerances for comparing the GPU with its CPU twin (statrs `prec` style). Policy:
+//! integers (counts, Philox words, atomic maxima of bit patterns) must match exactly; floats get a
+//! named bound with its reason. A bound is never loosened to make a test pass.
+
+/// WGSL `log`, `cos`, `sin`, `exp`, `pow` are only required to be accurate to about 2^-11 absolute
+/// (or a few ULP), so one normal from Box–Muller may differ by this much between GPU and CPU.
+pub const NORMAL_ABS: f32 = 2e-3;
+
+/// A programmed or drifted weight (normalised units, |w| <= ~1.2): the normal's error times a
+/// σ_prog/g_max of at most 0.05 plus transcendental error in the drift factor.
+pub const WEIGHT_ABS: f32 = 2e-4;
+
+/// A sum of up to 512 products of weights and inputs in [-1, 1]: per-term weight error times the
+/// number of terms, plus FMA-contraction differences.
+pub const MVM_ABS: f32 = 2e-2;
+
+/// Relative error of a GDC factor: a ratio of two means of ~10^5 terms, each within WEIGHT_ABS.
+pub const ALPHA_REL: f32 = 1e-3;
+
+/// Quantised outputs can land one ADC step apart when a pre-ADC value sits within MVM_ABS of a
+/// rounding boundary; the fraction of outputs allowed to do so.
+pub const ADC_FLIP_FRACTION: f64 = 0.01;

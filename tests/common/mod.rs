@@ -1,0 +1,106 @@
+//! Shared test helpers: the GPU backend (or a skip, or a failure under REQUIRE_GPU=1), and a
+//! recording backend that captures every dispatch of a plan run on the CPU twins so each stage
+//! can be replayed on the GPU with exactly the same inputs.
+#![allow(dead_code)]
+
+use aimc::engine::cpu::CpuBackend;
+use aimc::engine::gpu::{AdapterPick, GpuBackend};
+use aimc::engine::layout::StageParams;
+use aimc::engine::stages::Stage;
+use aimc::engine::{AdapterInfo, Backend, Buf};
+
+/// The GPU backend on whatever adapter exists (lavapipe included). Without one the test is
+/// skipped, unless REQUIRE_GPU=1, when it fails.
+pub fn gpu(wg: u32) -> Option<GpuBackend> {
+    match GpuBackend::new(AdapterPick::Any, wg) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            if std::env::var("REQUIRE_GPU").as_deref() == Ok("1") {
+                panic!("REQUIRE_GPU=1 but no GPU backend: {e}");
+            }
+            eprintln!("skipping GPU part: {e}");
+            None
+        }
+    }
+}
+
+pub fn cpu() -> CpuBackend {
+    CpuBackend::new(2, 256)
+}
+
+/// One dispatch as the CPU twin saw it: every bound buffer before and after.
+pub struct Dispatch {
+    pub stage: Stage,
+    pub params: StageParams,
+    pub groups: [u32; 3],
+    pub before: Vec<Vec<u32>>,
+    pub after: Vec<Vec<u32>>,
+}
+
+pub struct Recorder {
+    pub inner: CpuBackend,
+    pub log: Vec<Dispatch>,
+}
+
+impl Recorder {
+    pub fn new() -> Self {
+        Recorder { inner: cpu(), log: Vec::new() }
+    }
+}
+
+impl Backend for Recorder {
+    fn adapter(&self) -> AdapterInfo {
+        self.inner.adapter()
+    }
+    fn create(&mut self, label: &str, words: usize) -> Buf {
+        self.inner.create(label, words)
+    }
+    fn upload(&mut self, buf: Buf, data: &[u32]) {
+        self.inner.upload(buf, data)
+    }
+    fn clear(&mut self, buf: Buf) {
+        self.inner.clear(buf)
+    }
+    fn download(&mut self, buf: Buf) -> Vec<u32> {
+        self.inner.download(buf)
+    }
+    fn free(&mut self, buf: Buf) {
+        self.inner.free(buf)
+    }
+    fn dispatch(&mut self, stage: Stage, params: &StageParams, bindings: &[Buf], groups: [u32; 3]) {
+        let before = bindings.iter().map(|b| self.inner.download(*b)).collect();
+        self.inner.dispatch(stage, params, bindings, groups);
+        let after = bindings.iter().map(|b| self.inner.download(*b)).collect();
+        self.log.push(Dispatch { stage, params: *params, groups, before, after });
+    }
+    fn finish(&mut self) {}
+    fn max_binding_bytes(&self) -> u64 {
+        self.inner.max_binding_bytes()
+    }
+    fn wg(&self) -> u32 {
+        self.inner.wg()
+    }
+}
+
+/// Runs one recorded dispatch on `be` from the recorded inputs; returns every binding after.
+pub fn replay(be: &mut dyn Backend, d: &Dispatch) -> Vec<Vec<u32>> {
+    let bufs: Vec<Buf> = d
+        .before
+        .iter()
+        .map(|data| {
+            let b = be.create("replay", data.len());
+            be.upload(b, data);
+            b
+        })
+        .collect();
+    be.dispatch(d.stage, &d.params, &bufs, d.groups);
+    let out = bufs.iter().map(|b| be.download(*b)).collect();
+    for b in bufs {
+        be.free(b);
+    }
+    out
+}
+
+pub fn f32s(v: &[u32]) -> Vec<f32> {
+    v.iter().map(|&x| f32::from_bits(x)).collect()
+}

@@ -348,3 +348,30 @@ pub fn run_program_mvm(be: &mut dyn Backend, m: &MappedMatrix, xq: &[f32], cfg: 
     be.free(yb);
     Ok(out)
 }
+
+/// The device state itself: effective weights (normalised tile units) of every trial at every
+/// time, `[time][trial * n_weights + weight]`, and the GDC factors `[time][trial * n_tiles + tile]`.
+/// Meant for small matrices (tests, inspection): everything is read back.
+pub fn run_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>), EngineError> {
+    check_indices(m, 0)?;
+    let chunk = chunk_size(be, cfg, m.len() as u64 * 4, "the effective weights of one trial")?;
+    let b = MatrixBufs::new(be, m, chunk);
+    let nt = m.n_tiles() as usize;
+    let mut weff = vec![Vec::new(); cfg.times.len()];
+    let mut alpha = vec![Vec::new(); cfg.times.len()];
+    let mut offset = 0;
+    while offset < cfg.trials {
+        let n = chunk.min(cfg.trials - offset);
+        record_program(be, &params(cfg, 0, m, n, offset, 1, 0, 0.0), m, &b);
+        for (ti, &t) in cfg.times.iter().enumerate() {
+            record_drift(be, &params(cfg, 0, m, n, offset, 1, ti as u32, t), m, &b);
+            let w: Vec<f32> = bytemuck::cast_vec(be.download(b.weff));
+            weff[ti].extend_from_slice(&w[..n as usize * m.len()]);
+            let a: Vec<f32> = bytemuck::cast_vec(be.download(b.alpha));
+            alpha[ti].extend_from_slice(&a[..n as usize * nt]);
+        }
+        offset += n;
+    }
+    b.free(be);
+    Ok((weff, alpha))
+}

@@ -17,6 +17,8 @@
 //!   freedom with the reference value's own uncertainty treated as normal.
 //! - [`trials_needed`]: normal-approximation sample size for a target
 //!   half-width.
+//! - [`ks_statistic`], [`ks_p_value`]: one-sample Kolmogorov–Smirnov test
+//!   (device-model distribution tests).
 //!
 //! Every fallible entry point returns [`StatsError`] instead of panicking, so
 //! a bad experiment file surfaces as a message rather than an abort.
@@ -24,6 +26,7 @@
 pub mod counts;
 pub mod histogram;
 pub mod interval;
+pub mod ks;
 pub mod moments;
 pub mod quantile;
 
@@ -32,6 +35,7 @@ pub use histogram::Histogram;
 pub use interval::{
     clopper_pearson, difference_of_means_t, mean_t, trials_needed, wilson, Interval,
 };
+pub use ks::{ks_p_value, ks_statistic};
 pub use moments::Moments;
 pub use quantile::{quantile_sorted, Summary};
 

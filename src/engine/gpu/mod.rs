@@ -20,8 +20,18 @@ pub enum AdapterPick {
 
 /// Lists every adapter wgpu can see, with the one each pick would choose.
 pub fn list_adapters() -> Vec<wgpu::AdapterInfo> {
+    enumerate().1.into_iter().map(|a| a.get_info()).collect()
+}
+
+/// Vulkan, Metal and DX12 adapters; GL only when none of those exists (probing GL/EGL on a
+/// headless machine is slow and noisy, and GL is the least capable compute path).
+fn enumerate() -> (wgpu::Instance, Vec<wgpu::Adapter>) {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all())).into_iter().map(|a| a.get_info()).collect()
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+    if adapters.is_empty() {
+        adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::GL));
+    }
+    (instance, adapters)
 }
 
 fn is_hardware(t: wgpu::DeviceType) -> bool {
@@ -76,8 +86,7 @@ const SUBMIT_EVERY: u32 = 256;
 
 impl GpuBackend {
     pub fn new(pick: AdapterPick, wg: u32) -> Result<Self, EngineError> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let (_instance, adapters) = enumerate();
         let infos: Vec<_> = adapters.iter().map(|a| a.get_info()).collect();
         let idx = choose(&infos, pick).ok_or_else(|| {
             let seen = if infos.is_empty() {

@@ -1,6 +1,6 @@
 // Stage `mvm`: batched noisy MVMs of one layer, all trials at once: for each (trial, tile) the
 // GEMM Y[s, o] = sum_k x'[s, k] W_eff[o, k] over the tile's inputs, workgroup-tiled (64 samples x
-// 64 outputs per workgroup, 16 x 16 invocations with 4 x 4 accumulators each, K in steps of 16
+// 64 outputs per workgroup, 16 x 16 invocations with 4 x 4 outputs each, K in steps of 16
 // through workgroup memory), with the periphery in the epilogue: output noise, ADC, and a
 // saturation flag per vector for iterative bound management (redone by `bound`).
 // Each accumulator sums over k in increasing order, so the result is independent of the tiling.
@@ -33,10 +33,12 @@ fn mvm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: 
     let s0 = wg.y * BM;
     let xbase = trial_local * L.batch * L.n_in + t.col_start;
     let wbase = trial_local * L.n_out * L.n_in + t.row_start * L.n_in + t.col_start;
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < 16u; i = i + 1u) {
-        acc[i] = 0.0;
-    }
+    // One vec4 accumulator per sample row: 4 samples x 4 outputs per invocation, no dynamic
+    // indexing of private arrays (which some compilers spill to memory).
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < t.cols; k0 = k0 + BK) {
         // Consecutive invocations read consecutive k: coalesced loads.
         for (var i = li; i < BK * BM; i = i + 256u) {
@@ -55,23 +57,26 @@ fn mvm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: 
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk = kk + 1u) {
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                let xv = xs[kk * BM + lid.y * 4u + i];
-                for (var j = 0u; j < 4u; j = j + 1u) {
-                    acc[i * 4u + j] = acc[i * 4u + j] + xv * ws[kk * BN + lid.x * 4u + j];
-                }
-            }
+            let xb = kk * BM + lid.y * 4u;
+            let wb = kk * BN + lid.x * 4u;
+            let x4 = vec4<f32>(xs[xb], xs[xb + 1u], xs[xb + 2u], xs[xb + 3u]);
+            let w4 = vec4<f32>(ws[wb], ws[wb + 1u], ws[wb + 2u], ws[wb + 3u]);
+            a0 = a0 + x4.x * w4;
+            a1 = a1 + x4.y * w4;
+            a2 = a2 + x4.z * w4;
+            a3 = a3 + x4.w * w4;
         }
         workgroupBarrier();
     }
     let trial = L.trial_offset + trial_local;
     for (var i = 0u; i < 4u; i = i + 1u) {
         let s = s0 + lid.y * 4u + i;
+        let row = select(select(select(a3, a2, i == 2u), a1, i == 1u), a0, i == 0u);
         for (var j = 0u; j < 4u; j = j + 1u) {
             let o = o0 + lid.x * 4u + j;
             if (s < L.batch && o < t.rows) {
                 let orow = t.row_start + o;
-                var v = acc[i * 4u + j];
+                var v = row[j];
                 if (P.io.out_noise > 0.0) {
                     let n = normal2(philox4x32_10(
                         vec4<u32>(s, trial, ctr_word2(L.layer, STREAM_OUT, L.t_index), ctr_word3_out(orow, ti, 0u)),

@@ -1,1 +1,166 @@
-fn main() {}
+//! The `aimc` binary: parse the command line, call the library, print `Error: ...` and exit 1 on
+//! failure.
+
+mod cli;
+
+use aimc::crossbar::{Periphery, TileShape};
+use aimc::device::DeviceModel;
+use aimc::engine::plan::{self, RunConfig};
+use aimc::experiment::{apply_override, parse_time, time_label};
+use aimc::workload::{self, io};
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use cli::{Cli, Command, CommonArgs};
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn parse_tile(s: &str) -> Result<TileShape> {
+    let (a, b) = s.split_once(['x', 'X']).with_context(|| format!("--tile {s}: expected INPUTSxOUTPUTS, e.g. 512x512"))?;
+    let (max_in, max_out): (u32, u32) = (a.trim().parse()?, b.trim().parse()?);
+    if max_in == 0 || max_out == 0 || max_in > aimc::crossbar::MAX_TILE_IN {
+        bail!("--tile {s}: inputs must be 1..={} and outputs >= 1", aimc::crossbar::MAX_TILE_IN);
+    }
+    Ok(TileShape { max_in, max_out })
+}
+
+fn run_config(c: &CommonArgs) -> Result<(RunConfig, TileShape)> {
+    let mut device = DeviceModel::by_name(&c.device)
+        .with_context(|| format!("--device {}: unknown model; use one of {}", c.device, aimc::device::MODEL_NAMES.join(", ")))?;
+    let mut periphery = Periphery::default();
+    for s in &c.set {
+        apply_override(&mut device, &mut periphery, s).map_err(anyhow::Error::msg)?;
+    }
+    device.validate().map_err(anyhow::Error::msg)?;
+    periphery.validate().map_err(anyhow::Error::msg)?;
+    if c.trials == 0 {
+        bail!("--trials 0: need at least 1 trial");
+    }
+    let times = c.times.iter().map(|t| parse_time(t)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
+    if times.is_empty() || times.len() > 65_535 {
+        bail!("--times: give 1 to 65535 times");
+    }
+    let cfg = RunConfig { device, periphery, gdc: c.gdc.into(), key: aimc::rng::key(c.seed, 0), trials: c.trials, times, max_chunk: u32::MAX };
+    Ok((cfg, parse_tile(&c.tile)?))
+}
+
+fn write_json(path: &Option<std::path::PathBuf>, v: &serde_json::Value) -> Result<()> {
+    if let Some(p) = path {
+        std::fs::write(p, serde_json::to_string_pretty(v)?).with_context(|| format!("writing {}", p.display()))?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Devices => {
+            let list = aimc::engine::gpu::list_adapters();
+            if list.is_empty() {
+                println!("no GPU adapters (install a Vulkan driver; on Debian: apt-get install -y mesa-vulkan-drivers libvulkan1)");
+            }
+            let hw = aimc::engine::gpu::choose(&list, aimc::engine::gpu::AdapterPick::Hardware);
+            let any = aimc::engine::gpu::choose(&list, aimc::engine::gpu::AdapterPick::Any);
+            println!("{:<3} {:<44} {:<8} {:<14} {:<30} used by", "#", "name", "backend", "type", "driver");
+            for (i, a) in list.iter().enumerate() {
+                let info = aimc::engine::gpu::info_of(a);
+                let mut used = Vec::new();
+                if hw == Some(i) {
+                    used.push("--backend auto");
+                }
+                if any == Some(i) {
+                    used.push("--backend gpu");
+                }
+                println!("{:<3} {:<44} {:<8} {:<14} {:<30} {}", i, info.name, info.backend, info.device_type, info.driver, used.join(", "));
+            }
+            if hw.is_none() {
+                println!("--backend auto uses the CPU twin ({} threads): no hardware GPU", aimc::engine::cpu::default_threads());
+            }
+            Ok(())
+        }
+        Command::Weights { matrix, tensor, common } => {
+            let (cfg, shape) = run_config(&common)?;
+            let m = io::read_matrix(&matrix, tensor.as_deref())?;
+            let omega = cfg.periphery.weight_scaling_omega as f32;
+            let mapped = aimc::crossbar::MappedMatrix::new(&m.data, m.rows as u32, m.cols as u32, shape, omega);
+            let mut be = aimc::engine::open(common.backend)?;
+            let ad = be.adapter();
+            eprintln!("{} x {} weights on {} tiles, {} trials, backend: {} ({})", m.rows, m.cols, mapped.n_tiles(), cfg.trials, ad.name, ad.backend);
+            let start = std::time::Instant::now();
+            let pts = plan::run_weight_error(be.as_mut(), &mapped, &cfg)?;
+            let rows = workload::summarize_weight_error(&pts);
+            println!("{:>10} {:>12} {:>12} {:>10} {:>10}", "t", "mean E", "std E", "GDC mean", "GDC std");
+            for r in &rows {
+                println!("{:>10} {:>12.5} {:>12.5} {:>10.4} {:>10.4}", time_label(r.t_inf), r.mean, r.std, r.alpha_mean, r.alpha_std);
+            }
+            eprintln!("{:.2} s", start.elapsed().as_secs_f64());
+            write_json(&common.json, &serde_json::json!({ "adapter": ad, "device": cfg.device, "periphery": cfg.periphery, "gdc": cfg.gdc, "rows": rows }))
+        }
+        Command::Mlp { model, data, scale, rows, activation, common } => {
+            let (cfg, shape) = run_config(&common)?;
+            let layers = io::read_state_dict(&model)?;
+            let mut ds = io::read_csv(&data, scale)?;
+            if let Some(r) = rows {
+                let (a, b) = r.split_once("..").with_context(|| format!("--rows {r}: expected START..END"))?;
+                let (a, b): (usize, usize) = (a.parse()?, b.parse()?);
+                if a >= b || b > ds.len() {
+                    bail!("--rows {r}: the data set has {} rows; need START < END <= {}", ds.len(), ds.len());
+                }
+                ds = ds.rows(a, b);
+            }
+            workload::check_shapes(&layers, &ds)?;
+            let (fp_c, fp_n) = workload::fp_accuracy(&layers, activation, &ds);
+            let analog = workload::analog_layers(&layers, activation, shape, cfg.periphery.weight_scaling_omega as f32);
+            let mut be = aimc::engine::open(common.backend)?;
+            let ad = be.adapter();
+            eprintln!("{} layers, {} samples, {} trials, backend: {} ({})", layers.len(), ds.len(), cfg.trials, ad.name, ad.backend);
+            let start = std::time::Instant::now();
+            let pts = plan::run_classifier(be.as_mut(), &analog, &ds.x, &ds.labels, &cfg)?;
+            let fp = fp_c as f64 / fp_n as f64;
+            println!("floating-point accuracy: {:.2} % ({fp_c}/{fp_n})", 100.0 * fp);
+            println!("{:>10} {:>9} {:>8} {:>8} {:>8} {:>19}", "t", "mean %", "std", "min", "max", "95% CI of mean");
+            let mut out = Vec::new();
+            for p in &pts {
+                let acc: Vec<f64> = p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect();
+                let s = aimc::stats::Summary::from_sample(&acc)?;
+                let mom: aimc::stats::Moments = acc.iter().copied().collect();
+                let ci = aimc::stats::mean_t(&mom, 0.95)?;
+                println!(
+                    "{:>10} {:>9.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} .. {:>7.2}",
+                    time_label(p.t_inf),
+                    100.0 * s.mean,
+                    100.0 * s.std,
+                    100.0 * s.min,
+                    100.0 * s.max,
+                    100.0 * ci.lo,
+                    100.0 * ci.hi
+                );
+                out.push(serde_json::json!({ "t_inf": p.t_inf, "summary": s, "mean_ci95": ci, "correct": p.correct, "n_samples": p.n_samples }));
+            }
+            eprintln!("{:.2} s", start.elapsed().as_secs_f64());
+            write_json(&common.json, &serde_json::json!({ "adapter": ad, "fp_accuracy": fp, "device": cfg.device, "periphery": cfg.periphery, "gdc": cfg.gdc, "points": out }))
+        }
+        Command::Bench { backend, size } => aimc::bench::run(backend, &size).map_err(Into::into),
+        Command::TrainDigits { out, data } => {
+            let text = std::fs::read_to_string(&data).with_context(|| format!("reading {}", data.display()))?;
+            let ds = aimc::train::parse_digits_csv(&text)?;
+            let (train, test) = aimc::train::split_digits(&ds);
+            let start = std::time::Instant::now();
+            let model = aimc::train::train_mlp(&train, &aimc::train::TrainConfig::default());
+            aimc::train::save_safetensors(&model, &out)?;
+            println!(
+                "trained in {:.1} s: train accuracy {:.2} %, test accuracy {:.2} %; wrote {}",
+                start.elapsed().as_secs_f64(),
+                100.0 * aimc::train::accuracy(&model, &train),
+                100.0 * aimc::train::accuracy(&model, &test),
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}

@@ -85,6 +85,8 @@ fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
         Stage::WeightError => vec![(4, Cmp::Abs(256.0 * WEIGHT_ABS))],
         Stage::ProgramMvm => vec![(3, Cmp::Quantised { tol: MVM_ABS, frac: ADC_FLIP_FRACTION })],
         Stage::Rng => vec![(0, Cmp::Exact), (1, Cmp::Abs(NORMAL_ABS))],
+        Stage::PeakPhilox => vec![(0, Cmp::Exact)],
+        Stage::PeakFma => vec![(0, Cmp::Rel(1e-4))],
     }
 }
 

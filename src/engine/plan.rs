@@ -375,3 +375,98 @@ pub fn run_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig)
     b.free(be);
     Ok((weff, alpha))
 }
+
+/// Seconds for the device-state stages (`program`, then `drift` + `gdc` at each time) over all
+/// trials, with nothing read back but the last GDC factors (which waits for the work).
+pub fn time_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig) -> Result<f64, EngineError> {
+    check_indices(m, 0)?;
+    let chunk = chunk_size(be, cfg, m.len() as u64 * 4, "the effective weights of one trial")?;
+    let b = MatrixBufs::new(be, m, chunk);
+    be.finish();
+    let start = std::time::Instant::now();
+    let mut offset = 0;
+    while offset < cfg.trials {
+        let n = chunk.min(cfg.trials - offset);
+        record_program(be, &params(cfg, 0, m, n, offset, 1, 0, 0.0), m, &b);
+        for (ti, &t) in cfg.times.iter().enumerate() {
+            record_drift(be, &params(cfg, 0, m, n, offset, 1, ti as u32, t), m, &b);
+        }
+        offset += n;
+    }
+    be.download(b.alpha);
+    let secs = start.elapsed().as_secs_f64();
+    b.free(be);
+    Ok(secs)
+}
+
+/// Seconds for `reps` batched noisy forward passes of one layer (`dac`, `mvm`, `bound`, `combine`)
+/// over all trials of one chunk, after programming and drifting once (not timed).
+pub fn time_inference(be: &mut dyn Backend, layer: &AnalogLayer, x: &[f32], batch: u32, cfg: &RunConfig, reps: u32) -> Result<f64, EngineError> {
+    let m = &layer.mapped;
+    check_indices(m, 0)?;
+    let n = cfg.trials;
+    let per_trial = [m.len() as u64, m.tiles_in as u64 * batch as u64 * m.n_out as u64].into_iter().max().unwrap() * 4;
+    if chunk_size(be, cfg, per_trial, "one trial's weights or outputs")? < n {
+        return Err(EngineError::TooLarge {
+            what: format!("{n} trials of a {} x {} layer with batch {batch}", m.n_out, m.n_in),
+            need: per_trial * n as u64,
+            limit: be.max_binding_bytes(),
+            fix: "the trial count of the benchmark".into(),
+        });
+    }
+    let wg = be.wg();
+    let b = MatrixBufs::new(be, m, n);
+    let x0 = be.create("x", x.len());
+    be.upload(x0, bytemuck::cast_slice(x));
+    let (c, bsz) = (n as usize, batch as usize);
+    let xq = be.create("xq", c * bsz * m.n_in as usize);
+    let nm = be.create("nm", c * bsz * m.tiles_in as usize);
+    let y = be.create("y", c * m.tiles_in as usize * bsz * m.n_out as usize);
+    let sat = be.create("sat", c * bsz * m.n_tiles() as usize);
+    let red = be.create("red", c * bsz * m.n_tiles() as usize);
+    let h = be.create("h", c * bsz * m.n_out as usize);
+    let bias = be.create("bias", m.n_out as usize);
+    be.upload(bias, bytemuck::cast_slice(&layer.bias));
+    let mut p = params(cfg, 0, m, n, 0, batch, 0, cfg.times[0]);
+    p.layer.activation = layer.activation;
+    record_program(be, &p, m, &b);
+    record_drift(be, &p, m, &b);
+    be.download(b.alpha);
+    let start = std::time::Instant::now();
+    for _ in 0..reps {
+        be.dispatch(Stage::Dac, &p, &[b.tiles, x0, xq, nm], grid(n as u64 * batch as u64 * m.tiles_in as u64, wg));
+        be.clear(sat);
+        if p.layer.full_path == 0 {
+            let gx = m.tiles.iter().map(|t| t.rows).max().unwrap().div_ceil(MVM_BLOCK);
+            be.dispatch(Stage::Mvm, &p, &[b.tiles, xq, b.weff, y, sat], [gx, batch.div_ceil(MVM_BLOCK), n * m.n_tiles()]);
+        }
+        be.dispatch(Stage::Bound, &p, &[b.tiles, x0, nm, b.weff, sat, y, red], grid(n as u64 * batch as u64 * m.n_tiles() as u64, 1));
+        be.dispatch(Stage::Combine, &p, &[b.tiles, y, nm, red, b.alpha, bias, h], grid(n as u64 * batch as u64 * m.n_out as u64, wg));
+    }
+    be.download(bias);
+    let secs = start.elapsed().as_secs_f64();
+    b.free(be);
+    for bb in [x0, xq, nm, y, sat, red, h, bias] {
+        be.free(bb);
+    }
+    Ok(secs)
+}
+
+/// Seconds for a peak-throughput stage (`PeakPhilox` or `PeakFma`): `items` invocations of
+/// `iters` iterations each.
+pub fn time_peak(be: &mut dyn Backend, stage: Stage, items: u32, iters: u32) -> f64 {
+    let mut p = StageParams::default();
+    p.layer.trials = items;
+    p.layer.batch = iters;
+    p.layer.key0 = 0x1234_5678;
+    p.io.out_noise = 1e-3;
+    let sink = be.create("sink", items as usize);
+    let wg = be.wg();
+    be.download(sink);
+    let start = std::time::Instant::now();
+    be.dispatch(stage, &p, &[sink], grid(items as u64, wg));
+    be.download(sink);
+    let secs = start.elapsed().as_secs_f64();
+    be.free(sink);
+    secs
+}

@@ -22,10 +22,12 @@ pub enum Stage {
     WeightError,
     ProgramMvm,
     Rng,
+    PeakPhilox,
+    PeakFma,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 11] = [
+    pub const ALL: [Stage; 13] = [
         Stage::Program,
         Stage::Drift,
         Stage::Gdc,
@@ -37,6 +39,8 @@ impl Stage {
         Stage::WeightError,
         Stage::ProgramMvm,
         Stage::Rng,
+        Stage::PeakPhilox,
+        Stage::PeakFma,
     ];
 
     /// The stage's name: its WGSL file, entry point and CPU twin module.
@@ -53,6 +57,8 @@ impl Stage {
             Stage::WeightError => "weight_error",
             Stage::ProgramMvm => "program_mvm",
             Stage::Rng => "rng",
+            Stage::PeakPhilox => "peak_philox",
+            Stage::PeakFma => "peak_fma",
         }
     }
 
@@ -69,13 +75,15 @@ impl Stage {
             Stage::WeightError => include_str!("../../shaders/weight_error.wgsl"),
             Stage::ProgramMvm => include_str!("../../shaders/program_mvm.wgsl"),
             Stage::Rng => include_str!("../../shaders/rng.wgsl"),
+            Stage::PeakPhilox => include_str!("../../shaders/peak_philox.wgsl"),
+            Stage::PeakFma => include_str!("../../shaders/peak_fma.wgsl"),
         }
     }
 
     /// Whether the workgroup size is the pipeline-overridable constant `WG` (1-D stages whose
     /// results cannot depend on it; tests vary it). The others have a fixed shape.
     pub fn has_wg_override(self) -> bool {
-        matches!(self, Stage::Program | Stage::Gdc | Stage::Dac | Stage::Combine | Stage::Accuracy | Stage::ProgramMvm | Stage::Rng)
+        matches!(self, Stage::Program | Stage::Gdc | Stage::Dac | Stage::Combine | Stage::Accuracy | Stage::ProgramMvm | Stage::Rng | Stage::PeakPhilox | Stage::PeakFma)
     }
 
     /// The full WGSL module: common files, then the stage file.

@@ -10,6 +10,8 @@ pub mod dac;
 pub mod drift;
 pub mod gdc;
 pub mod mvm;
+pub mod peak_fma;
+pub mod peak_philox;
 pub mod program;
 pub mod program_mvm;
 pub mod rng;
@@ -128,6 +130,8 @@ impl Backend for CpuBackend {
                 cast_slice(self.get(b[3])),
                 cast_slice_mut(&mut out),
             ),
+            Stage::PeakPhilox => peak_philox::peak_philox(p, &mut out, th),
+            Stage::PeakFma => peak_fma::peak_fma(p, cast_slice_mut(&mut out), th),
             Stage::Rng => {
                 let mut words = std::mem::take(&mut self.bufs[b[0].0]);
                 rng::rng(p, &mut words, cast_slice_mut(&mut out));

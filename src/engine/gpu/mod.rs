@@ -26,11 +26,20 @@ pub fn list_adapters() -> Vec<wgpu::AdapterInfo> {
 /// Vulkan, Metal and DX12 adapters; GL only when none of those exists (probing GL/EGL on a
 /// headless machine is slow and noisy, and GL is the least capable compute path).
 fn enumerate() -> (wgpu::Instance, Vec<wgpu::Adapter>) {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
-    if adapters.is_empty() {
-        adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::GL));
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    let user_chose = std::env::var_os("WGPU_BACKEND").is_some();
+    if !user_chose {
+        desc.backends = wgpu::Backends::PRIMARY;
     }
+    let instance = wgpu::Instance::new(desc);
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    if !adapters.is_empty() || user_chose {
+        return (instance, adapters);
+    }
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = wgpu::Backends::GL;
+    let instance = wgpu::Instance::new(desc);
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::GL));
     (instance, adapters)
 }
 

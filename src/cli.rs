@@ -1,0 +1,112 @@
+//! Command-line definitions (clap derive) only; `main.rs` dispatches them to the library.
+
+use aimc::crossbar::Gdc;
+use aimc::engine::BackendChoice;
+use aimc::workload::Activation;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "aimc", version, about = "Monte Carlo noise analyzer for analog in-memory computing (PCM crossbars)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the GPU adapters and say which one each backend choice would use.
+    Devices,
+    /// Program a weight matrix N times and report effective-weight error statistics over time.
+    Weights {
+        /// Weight matrix, .npy or .safetensors (out x in).
+        matrix: PathBuf,
+        /// Tensor name inside a .safetensors file with several matrices.
+        #[arg(long)]
+        tensor: Option<String>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Run an MLP (PyTorch Linear layers, .safetensors state dict) on a labelled CSV data set and
+    /// report per-trial accuracy over time.
+    Mlp {
+        /// Model: a .safetensors state dict (0.weight, 0.bias, 2.weight, ...).
+        #[arg(long)]
+        model: PathBuf,
+        /// Data: CSV with the features and then the integer label on each row.
+        #[arg(long)]
+        data: PathBuf,
+        /// Divide every feature by this (16 for the 0..16 digits pixels).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f32,
+        /// Use rows START..END of the data set only (e.g. 1347..1797, the digits test split).
+        #[arg(long)]
+        rows: Option<String>,
+        /// Activation between layers.
+        #[arg(long, value_enum, default_value = "relu")]
+        activation: Activation,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Throughput benchmarks against computed floors, printed with the adapter's name.
+    Bench {
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: BackendChoice,
+        /// Problem sizes: "full" (the sizes the targets refer to) or "small" (seconds on software Vulkan).
+        #[arg(long, default_value = "full")]
+        size: String,
+    },
+    /// Retrain the shipped digits MLP (reproducible; writes a PyTorch-style .safetensors).
+    TrainDigits {
+        #[arg(long, default_value = "experiments/models/digits_mlp.safetensors")]
+        out: PathBuf,
+        #[arg(long, default_value = "experiments/data/digits.csv")]
+        data: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct CommonArgs {
+    /// auto: a hardware GPU if present, else the CPU twin; gpu: any wgpu adapter (software Vulkan too); cpu: the CPU twin.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendChoice,
+    /// Device model: pcm (aihwkit PCMLikeNoiseModel), hermes, hermes1, ideal.
+    #[arg(long, default_value = "pcm")]
+    pub device: String,
+    /// Override a parameter: device.FIELD=VALUE or periphery.FIELD=VALUE (repeatable).
+    #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+    pub set: Vec<String>,
+    /// Global drift compensation.
+    #[arg(long, value_enum, default_value = "readout")]
+    pub gdc: GdcArg,
+    /// Crossbar tile, INPUTSxOUTPUTS.
+    #[arg(long, default_value = "512x512")]
+    pub tile: String,
+    #[arg(long, default_value_t = 100)]
+    pub trials: u32,
+    /// Inference times after programming, comma-separated, with units (s, min, h, d, month, y).
+    #[arg(long, default_value = "1s,1h,1d,1month,1y,10y", value_delimiter = ',')]
+    pub times: Vec<String>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum GdcArg {
+    Off,
+    Readout,
+    ExactReference,
+}
+
+impl From<GdcArg> for Gdc {
+    fn from(g: GdcArg) -> Gdc {
+        match g {
+            GdcArg::Off => Gdc::Off,
+            GdcArg::Readout => Gdc::Readout,
+            GdcArg::ExactReference => Gdc::ExactReference,
+        }
+    }
+}

@@ -49,10 +49,15 @@ pub fn key(seed: u64, point: u32) -> [u32; 2] {
     [lo ^ point.wrapping_mul(0x85EB_CA6B), hi ^ point.wrapping_mul(0xC2B2_AE35).rotate_left(16)]
 }
 
-/// High 32 bits of a 32 x 32 -> 64 product, built from 16-bit halves exactly as the WGSL does
-/// (WGSL has no 64-bit integers); identical results to the u64 product.
+/// High 32 bits of a 32 x 32 -> 64 product. The CPU has a native 64-bit multiply; the WGSL
+/// builds the same word from 16-bit halves ([`mulhi32_halves`], tested equal for all inputs tried).
 #[inline(always)]
 pub fn mulhi32(a: u32, b: u32) -> u32 {
+    ((a as u64 * b as u64) >> 32) as u32
+}
+
+/// The WGSL algorithm (shaders/common/philox.wgsl `mulhi32`), kept to test it against the u64 product.
+pub fn mulhi32_halves(a: u32, b: u32) -> u32 {
     let (a0, a1) = (a & 0xFFFF, a >> 16);
     let (b0, b1) = (b & 0xFFFF, b >> 16);
     let p00 = a0 * b0;
@@ -146,7 +151,8 @@ mod tests {
         for _ in 0..10_000 {
             x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             let y = x.rotate_left(13) ^ 0xDEAD_BEEF;
-            assert_eq!(mulhi32(x, y), ((x as u64 * y as u64) >> 32) as u32, "{x:#x} * {y:#x}");
+            assert_eq!(mulhi32_halves(x, y), ((x as u64 * y as u64) >> 32) as u32, "{x:#x} * {y:#x}");
+            assert_eq!(mulhi32_halves(x, 0xFFFF_FFFF), mulhi32(x, 0xFFFF_FFFF));
         }
     }
 }

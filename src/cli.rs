@@ -15,6 +15,23 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run an experiment file: every sweep point x trials, then results, plots and a report.
+    Run {
+        /// Experiment file (TOML), e.g. experiments/digits_pcm_drift.toml.
+        experiment: PathBuf,
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: BackendChoice,
+        /// Results directory (default: results/NAME).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override the trial count of the file (quick looks; the report states the count used).
+        #[arg(long)]
+        trials: Option<u32>,
+    },
+    /// Validate an experiment file (fields, values, files, shapes) without running it.
+    Check { experiment: PathBuf },
+    /// Rebuild the plots and report of a results directory from its results.json.
+    Report { dir: PathBuf },
     /// List the GPU adapters and say which one each backend choice would use.
     Devices,
     /// Program a weight matrix N times and report effective-weight error statistics over time.

@@ -17,6 +17,7 @@ pub mod crossbar;
 pub mod device;
 pub mod engine;
 pub mod experiment;
+pub mod report;
 pub mod rng;
 pub mod stats;
 pub mod tolerances;

@@ -57,8 +57,122 @@ fn write_json(path: &Option<std::path::PathBuf>, v: &serde_json::Value) -> Resul
     Ok(())
 }
 
+/// A progress bar with trials/s and ETA on a terminal; plain lines (every ~10 %) otherwise.
+struct ProgressOut {
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+    done: u64,
+    next_line: u64,
+    start: std::time::Instant,
+}
+
+impl ProgressOut {
+    fn new() -> Self {
+        ProgressOut { bar: None, total: 0, done: 0, next_line: 0, start: std::time::Instant::now() }
+    }
+}
+
+impl aimc::experiment::run::Progress for ProgressOut {
+    fn start(&mut self, total: u64) {
+        use std::io::IsTerminal;
+        self.total = total;
+        self.start = std::time::Instant::now();
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} trials  {per_sec}  ETA {eta}")
+                    .unwrap()
+                    .progress_chars("=> "),
+            );
+            self.bar = Some(bar);
+        } else {
+            self.next_line = total.div_ceil(10);
+        }
+    }
+    fn advance(&mut self, n: u64) {
+        self.done += n;
+        if let Some(b) = &self.bar {
+            b.inc(n);
+        } else if self.done >= self.next_line && self.done < self.total {
+            let secs = self.start.elapsed().as_secs_f64();
+            let rate = self.done as f64 / secs.max(1e-9);
+            eprintln!(
+                "progress: {}/{} trials ({:.0} %), {:.1} trials/s, ETA {:.0} s",
+                self.done,
+                self.total,
+                100.0 * self.done as f64 / self.total as f64,
+                rate,
+                (self.total - self.done) as f64 / rate.max(1e-9)
+            );
+            self.next_line += self.total.div_ceil(10);
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Run { experiment, backend, out, trials } => {
+            let mut exp = aimc::experiment::Experiment::load(&experiment)?;
+            if let Some(t) = trials {
+                if t == 0 {
+                    bail!("--trials 0: need at least 1 trial");
+                }
+                exp.trials = t;
+                exp.weight_error_trials = exp.weight_error_trials.min(t);
+                exp.resolved["trials"] = t.into();
+            }
+            let dir = out.unwrap_or_else(|| std::path::PathBuf::from("results").join(&exp.name));
+            let mut be = aimc::engine::open(backend)?;
+            let ad = be.adapter();
+            eprintln!(
+                "{}: {} sweep points x {} times x {} trials on {} ({})",
+                exp.name,
+                exp.points.len(),
+                exp.times.len(),
+                exp.trials,
+                ad.name,
+                ad.backend
+            );
+            let mut progress = ProgressOut::new();
+            let outcome = aimc::experiment::run::run(&exp, be.as_mut(), &mut progress);
+            if let Some(err) = outcome.error {
+                if !outcome.results.points.is_empty() {
+                    let p = outcome.results.save(&dir, false).with_context(|| format!("writing partial results to {}", dir.display()))?;
+                    eprintln!("the points finished before the error are saved in {} (not a complete run)", p.display());
+                }
+                return Err(err.into());
+            }
+            let r = outcome.results;
+            let path = r.save(&dir, true).with_context(|| format!("writing results to {}", dir.display()))?;
+            aimc::report::write_report(&r, &dir)?;
+            println!("{}", aimc::experiment::run::console_summary(&r));
+            println!("{:.1} s, {:.0} trials/s; results in {} (report.md, report.html, plots)", r.run_seconds, r.trials_per_second, path.parent().unwrap().display());
+            Ok(())
+        }
+        Command::Check { experiment } => {
+            let exp = aimc::experiment::Experiment::load(&experiment)?;
+            println!(
+                "{}: ok ({:?}, {} sweep points x {} times x {} trials, {} layers)",
+                experiment.display(),
+                exp.workload,
+                exp.points.len(),
+                exp.times.len(),
+                exp.trials,
+                exp.layers.len()
+            );
+            Ok(())
+        }
+        Command::Report { dir } => {
+            let r = aimc::report::results::Results::load(&dir).map_err(anyhow::Error::msg)?;
+            aimc::report::write_report(&r, &dir)?;
+            println!("rebuilt the plots and report in {}", dir.display());
+            Ok(())
+        }
         Command::Devices => {
             let list = aimc::engine::gpu::list_adapters();
             if list.is_empty() {

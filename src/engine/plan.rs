@@ -7,7 +7,7 @@
 //! per MVM, `dac` → `mvm` → `bound` → `combine` (fresh periphery noise per MVM).
 
 use super::layout::{LayerParams, StageParams};
-use super::stages::{Stage, BOUND_WG, CHUNK, MVM_BLOCK};
+use super::stages::{Stage, CHUNK, MVM_BLOCK};
 use super::{Backend, Buf, EngineError};
 use crate::crossbar::{Gdc, MappedMatrix, Periphery, MAX_TILE_IN};
 use crate::device::DeviceModel;
@@ -173,7 +173,14 @@ pub struct WeightErrorPoint {
 
 /// Program one matrix `trials` times and report the effective-weight error at every time.
 pub fn run_weight_error(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig) -> Result<Vec<WeightErrorPoint>, EngineError> {
-    check_indices(m, 0)?;
+    run_weight_error_layer(be, m, 0, cfg, &mut |_| {})
+}
+
+/// As [`run_weight_error`] for layer `layer` of a model: the same RNG counters as that layer in
+/// [`run_classifier`], so the statistics describe exactly the device states the classifier saw.
+/// `on_chunk` is told how many trials each finished chunk held.
+pub fn run_weight_error_layer(be: &mut dyn Backend, m: &MappedMatrix, layer: u32, cfg: &RunConfig, on_chunk: &mut dyn FnMut(u32)) -> Result<Vec<WeightErrorPoint>, EngineError> {
+    check_indices(m, layer as usize)?;
     let chunk = chunk_size(be, cfg, m.len() as u64 * 4, "the effective weights of one trial")?;
     let nt = m.n_tiles();
     let mut out: Vec<WeightErrorPoint> = cfg
@@ -187,10 +194,10 @@ pub fn run_weight_error(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig)
     let mut offset = 0;
     while offset < cfg.trials {
         let n = chunk.min(cfg.trials - offset);
-        let p0 = params(cfg, 0, m, n, offset, 1, 0, 0.0);
+        let p0 = params(cfg, layer, m, n, offset, 1, 0, 0.0);
         record_program(be, &p0, m, &b);
         for (ti, &t) in cfg.times.iter().enumerate() {
-            let p = params(cfg, 0, m, n, offset, 1, ti as u32, t);
+            let p = params(cfg, layer, m, n, offset, 1, ti as u32, t);
             record_drift(be, &p, m, &b);
             be.dispatch(Stage::WeightError, &p, &[b.tiles, b.w_norm, b.weff, b.alpha, errp], [cpt, nt, n]);
             let parts: Vec<f32> = bytemuck::cast_vec(be.download(errp));
@@ -209,6 +216,7 @@ pub fn run_weight_error(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig)
             pt.alpha.extend_from_slice(&alpha[..(n * nt) as usize]);
         }
         offset += n;
+        on_chunk(n);
     }
     b.free(be);
     be.free(errp);
@@ -226,7 +234,63 @@ pub struct ClassifierPoint {
 /// Program an MLP `trials` times and classify the data set at every time.
 /// `x` is row-major [batch][n_in of the first layer], `labels` has `batch` entries.
 pub fn run_classifier(be: &mut dyn Backend, layers: &[AnalogLayer], x: &[f32], labels: &[u32], cfg: &RunConfig) -> Result<Vec<ClassifierPoint>, EngineError> {
+    run_classifier_progress(be, layers, x, labels, cfg, &mut |_| {})
+}
+
+/// As [`run_classifier`], telling `on_chunk` how many trials each finished chunk held.
+pub fn run_classifier_progress(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    labels: &[u32],
+    cfg: &RunConfig,
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<Vec<ClassifierPoint>, EngineError> {
     let batch = labels.len() as u32;
+    let lab = be.create("labels", labels.len().max(1));
+    be.upload(lab, labels);
+    let mut out: Vec<ClassifierPoint> = cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect();
+    let mut correct = None;
+    let res = forward(be, layers, x, batch, cfg, on_chunk, &mut |be, h, p, ti| {
+        let c = *correct.get_or_insert_with(|| be.create("correct", p.layer.trials as usize));
+        be.clear(c);
+        let wg = be.wg();
+        be.dispatch(Stage::Accuracy, p, &[h, lab, c], grid(p.layer.trials as u64 * batch as u64, wg));
+        let got = be.download(c);
+        out[ti].correct.extend_from_slice(&got[..p.layer.trials as usize]);
+    });
+    be.free(lab);
+    if let Some(c) = correct {
+        be.free(c);
+    }
+    res.map(|_| out)
+}
+
+/// The last layer's outputs of every trial at every time: `[time][trial][batch][n_out]`
+/// (for MVM-error statistics; everything is read back, so keep sizes modest).
+pub fn run_outputs(be: &mut dyn Backend, layers: &[AnalogLayer], x: &[f32], batch: u32, cfg: &RunConfig, on_chunk: &mut dyn FnMut(u32)) -> Result<Vec<Vec<f32>>, EngineError> {
+    let mut out = vec![Vec::new(); cfg.times.len()];
+    let n_out = layers.last().map(|l| l.mapped.n_out).unwrap_or(0) as usize;
+    forward(be, layers, x, batch, cfg, on_chunk, &mut |be, h, p, ti| {
+        let got: Vec<f32> = bytemuck::cast_vec(be.download(h));
+        out[ti].extend_from_slice(&got[..p.layer.trials as usize * batch as usize * n_out]);
+    })?;
+    Ok(out)
+}
+
+/// The inference plan shared by the classifier and output workloads: per chunk, program every
+/// layer; per time, drift every layer and run the batch through all layers; then `finish` gets
+/// the final activations buffer, the last layer's params and the time index.
+#[allow(clippy::type_complexity)]
+fn forward(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    batch: u32,
+    cfg: &RunConfig,
+    on_chunk: &mut dyn FnMut(u32),
+    finish: &mut dyn FnMut(&mut dyn Backend, Buf, &StageParams, usize),
+) -> Result<(), EngineError> {
     if layers.is_empty() || batch == 0 {
         return Err(EngineError::Invalid("the model needs at least one layer and the data set at least one row".into()));
     }
@@ -250,8 +314,6 @@ pub fn run_classifier(be: &mut dyn Backend, layers: &[AnalogLayer], x: &[f32], l
     let mats: Vec<MatrixBufs> = layers.iter().map(|l| MatrixBufs::new(be, &l.mapped, chunk)).collect();
     let x0 = be.create("x", x.len());
     be.upload(x0, bytemuck::cast_slice(x));
-    let lab = be.create("labels", labels.len());
-    be.upload(lab, labels);
     let max_out = layers.iter().map(|l| l.mapped.n_out).max().unwrap() as usize;
     let max_in = layers.iter().map(|l| l.mapped.n_in).max().unwrap() as usize;
     let max_tin = layers.iter().map(|l| l.mapped.tiles_in).max().unwrap() as usize;
@@ -272,8 +334,6 @@ pub fn run_classifier(be: &mut dyn Backend, layers: &[AnalogLayer], x: &[f32], l
             bb
         })
         .collect();
-    let correct = be.create("correct", c);
-    let mut out: Vec<ClassifierPoint> = cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect();
     let mut offset = 0;
     while offset < cfg.trials {
         let n = chunk.min(cfg.trials - offset);
@@ -283,6 +343,7 @@ pub fn run_classifier(be: &mut dyn Backend, layers: &[AnalogLayer], x: &[f32], l
         }
         for (ti, &t) in cfg.times.iter().enumerate() {
             let mut input = x0;
+            let mut last = None;
             for (li, l) in layers.iter().enumerate() {
                 let m = &l.mapped;
                 let b = &mats[li];
@@ -300,24 +361,20 @@ pub fn run_classifier(be: &mut dyn Backend, layers: &[AnalogLayer], x: &[f32], l
                 let hout = h[li % 2];
                 be.dispatch(Stage::Combine, &p, &[b.tiles, y, nm, red, b.alpha, biases[li], hout], grid(n as u64 * batch as u64 * m.n_out as u64, wg));
                 input = hout;
+                last = Some(p);
             }
-            let last = &layers[layers.len() - 1].mapped;
-            let p = params(cfg, (layers.len() - 1) as u32, last, n, offset, batch, ti as u32, t);
-            be.clear(correct);
-            be.dispatch(Stage::Accuracy, &p, &[input, lab, correct], grid(n as u64 * batch as u64, wg));
-            let got = be.download(correct);
-            out[ti].correct.extend_from_slice(&got[..n as usize]);
+            finish(be, input, &last.unwrap(), ti);
         }
         offset += n;
+        on_chunk(n);
     }
     for m in &mats {
         m.free(be);
     }
-    for bb in [x0, lab, xq, nm, y, sat, red, h[0], h[1], correct].into_iter().chain(biases) {
+    for bb in [x0, xq, nm, y, sat, red, h[0], h[1]].into_iter().chain(biases) {
         be.free(bb);
     }
-    let _ = BOUND_WG;
-    Ok(out)
+    Ok(())
 }
 
 /// Single-vector MVMs with programming noise only, weights regenerated in registers: y per trial

@@ -2,6 +2,12 @@
 //! `section.field = value` overrides of the device model and periphery, applied through serde so
 //! every field is overridable and a wrong name or type is an error that names it.
 
+pub mod energy;
+pub mod file;
+pub mod run;
+
+pub use file::{Experiment, ExperimentError, SweepPoint, WorkloadKind};
+
 use crate::crossbar::Periphery;
 use crate::device::DeviceModel;
 

@@ -1,0 +1,407 @@
+//! Experiment files (TOML): raw serde structs with `deny_unknown_fields`, then one validation pass
+//! that resolves paths relative to the file, loads the model and data, checks shapes, expands the
+//! sweep and tries every sweep value on the device model and periphery, so that every mistake is
+//! reported before any compute, naming the field or file and the fix. Only the validated
+//! [`Experiment`] reaches the runner (ripgrep's low-level → high-level arguments).
+
+use super::energy::CostTable;
+use super::{parse_time, time_label};
+use crate::crossbar::{Gdc, Periphery, TileShape, MAX_TILE_IN};
+use crate::device::{DeviceModel, MODEL_NAMES};
+use crate::workload::io::{self, Dataset, Linear, Matrix};
+use crate::workload::Activation;
+use serde::Deserialize;
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    #[error("{file}: {msg}")]
+    Invalid { file: String, msg: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadKind {
+    /// An MLP classifier on a labelled data set: per-trial accuracy.
+    Classifier,
+    /// One weight matrix: per-trial std of the effective-weight error.
+    WeightError,
+    /// One weight matrix on random inputs: per-trial relative error of the noisy MVM outputs.
+    MvmError,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExperiment {
+    name: String,
+    #[serde(default)]
+    description: String,
+    workload: WorkloadKind,
+    seed: u64,
+    trials: u32,
+    #[serde(default = "default_confidence")]
+    confidence: f64,
+    #[serde(default = "default_half_width")]
+    ci_half_width: f64,
+    #[serde(default = "default_gdc")]
+    gdc: Gdc,
+    /// Trials that also report effective-weight error (classifier); 0 skips it.
+    #[serde(default = "default_we_trials")]
+    weight_error_trials: u32,
+    model: RawModel,
+    data: Option<RawData>,
+    #[serde(default)]
+    device: toml::Table,
+    #[serde(default)]
+    periphery: toml::Table,
+    #[serde(default)]
+    tile: Option<TileShape>,
+    sweep: toml::Table,
+    #[serde(default)]
+    energy: Option<RawEnergy>,
+    #[serde(default)]
+    mvm: Option<RawMvm>,
+}
+
+fn default_confidence() -> f64 {
+    0.95
+}
+fn default_half_width() -> f64 {
+    0.001
+}
+fn default_gdc() -> Gdc {
+    Gdc::Readout
+}
+fn default_we_trials() -> u32 {
+    100
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    path: PathBuf,
+    #[serde(default)]
+    tensor: Option<String>,
+    #[serde(default = "default_act")]
+    activation: Activation,
+}
+
+fn default_act() -> Activation {
+    Activation::Relu
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    path: PathBuf,
+    #[serde(default = "one")]
+    scale: f32,
+    #[serde(default)]
+    rows: Option<[usize; 2]>,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnergy {
+    table: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMvm {
+    /// Number of random input vectors per trial.
+    inputs: u32,
+}
+
+/// One sweep axis: its name, raw values and display labels.
+#[derive(Clone, Debug)]
+pub struct SweepAxis {
+    pub name: String,
+    pub values: Vec<toml::Value>,
+    pub labels: Vec<String>,
+}
+
+/// Everything a sweep point changes, resolved.
+#[derive(Clone, Debug)]
+pub struct SweepPoint {
+    pub index: usize,
+    pub labels: Vec<(String, String)>,
+    pub device: DeviceModel,
+    pub periphery: Periphery,
+    pub gdc: Gdc,
+    pub tile: TileShape,
+}
+
+impl SweepPoint {
+    pub fn series(&self) -> String {
+        if self.labels.is_empty() {
+            return "all".into();
+        }
+        self.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// A validated experiment: nothing here can fail at run time for a reason the file controls.
+#[derive(Clone, Debug)]
+pub struct Experiment {
+    pub file: PathBuf,
+    pub sha256: String,
+    pub name: String,
+    pub description: String,
+    pub workload: WorkloadKind,
+    pub seed: u64,
+    pub trials: u32,
+    pub confidence: f64,
+    pub ci_half_width: f64,
+    pub weight_error_trials: u32,
+    pub times: Vec<f64>,
+    pub axes: Vec<SweepAxis>,
+    pub points: Vec<SweepPoint>,
+    pub layers: Vec<Linear>,
+    pub activation: Activation,
+    pub data: Option<Dataset>,
+    pub mvm_inputs: u32,
+    pub energy: CostTable,
+    /// The resolved configuration, recorded in the results.
+    pub resolved: serde_json::Value,
+}
+
+/// Axis names that are not device or periphery fields.
+const SPECIAL_AXES: [&str; 3] = ["t", "gdc", "tile"];
+/// Friendly aliases for periphery fields.
+const ALIASES: [(&str, &str); 2] = [("dac_bits", "inp_res_bits"), ("adc_bits", "out_res_bits")];
+
+fn set_field<T: serde::Serialize + serde::de::DeserializeOwned>(obj: &mut T, section: &str, field: &str, value: &toml::Value) -> Result<(), String> {
+    let mut table = toml::Table::try_from(&*obj).map_err(|e| e.to_string())?;
+    if !table.contains_key(field) {
+        let known: Vec<_> = table.keys().cloned().collect();
+        return Err(format!("{section}.{field}: unknown field; known fields: {}", known.join(", ")));
+    }
+    table.insert(field.to_string(), value.clone());
+    *obj = table.try_into().map_err(|e: toml::de::Error| format!("{section}.{field} = {value}: {}", e.message().trim()))?;
+    Ok(())
+}
+
+fn value_label(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn parse_tile_str(s: &str) -> Result<TileShape, String> {
+    let (a, b) = s.split_once(['x', 'X']).ok_or_else(|| format!("tile {s:?}: expected \"INPUTSxOUTPUTS\", e.g. \"512x512\""))?;
+    let (max_in, max_out) = (a.trim().parse::<u32>().map_err(|_| format!("tile {s:?}: inputs must be an integer"))?, b.trim().parse::<u32>().map_err(|_| format!("tile {s:?}: outputs must be an integer"))?);
+    check_tile(TileShape { max_in, max_out })
+}
+
+fn check_tile(t: TileShape) -> Result<TileShape, String> {
+    if t.max_in == 0 || t.max_out == 0 || t.max_in > MAX_TILE_IN {
+        return Err(format!("tile {}x{}: inputs must be 1..={MAX_TILE_IN} and outputs >= 1", t.max_in, t.max_out));
+    }
+    Ok(t)
+}
+
+fn parse_gdc(v: &toml::Value) -> Result<Gdc, String> {
+    v.clone().try_into::<Gdc>().map_err(|_| format!("gdc = {v}: use \"off\", \"readout\" or \"exact_reference\""))
+}
+
+impl Experiment {
+    /// Reads and validates an experiment file.
+    pub fn load(path: &Path) -> Result<Experiment, ExperimentError> {
+        let file = path.display().to_string();
+        let bad = |msg: String| ExperimentError::Invalid { file: file.clone(), msg };
+        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read the experiment file ({e}); check the path")))?;
+        let text = String::from_utf8(bytes.clone()).map_err(|_| bad("the experiment file is not UTF-8 text".into()))?;
+        let raw: RawExperiment = toml::from_str(&text).map_err(|e| bad(format!("{}", e).trim().replace('\n', " ")))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+
+        if raw.trials == 0 {
+            return Err(bad("trials = 0: need at least 1 trial (1000 or more for tight intervals)".into()));
+        }
+        if !(raw.confidence > 0.0 && raw.confidence < 1.0) {
+            return Err(bad(format!("confidence = {}: must be in (0, 1), e.g. 0.95", raw.confidence)));
+        }
+        if !(raw.ci_half_width > 0.0 && raw.ci_half_width.is_finite()) {
+            return Err(bad(format!("ci_half_width = {}: must be > 0 (e.g. 0.001 for ±0.1 points of accuracy)", raw.ci_half_width)));
+        }
+
+        // Device: a model by name, then any field overridden.
+        let mut device_t = raw.device.clone();
+        let name = match device_t.remove("model") {
+            None => "pcm".to_string(),
+            Some(toml::Value::String(s)) => s,
+            Some(v) => return Err(bad(format!("device.model = {v}: must be a string, one of {}", MODEL_NAMES.join(", ")))),
+        };
+        let mut device = DeviceModel::by_name(&name).ok_or_else(|| bad(format!("device.model = {name:?}: unknown model; use one of {}", MODEL_NAMES.join(", "))))?;
+        for (k, v) in &device_t {
+            set_field(&mut device, "device", k, v).map_err(&bad)?;
+        }
+        device.validate().map_err(&bad)?;
+        let periphery: Periphery = raw.periphery.clone().try_into().map_err(|e: toml::de::Error| bad(format!("[periphery]: {}", e.message().trim())))?;
+        periphery.validate().map_err(&bad)?;
+        let tile = check_tile(raw.tile.unwrap_or_default()).map_err(&bad)?;
+
+        // Sweep: time is inside every run; the other axes form the cartesian product.
+        let mut times = vec![];
+        let mut axes = vec![];
+        for (k, v) in &raw.sweep {
+            let arr = v.as_array().ok_or_else(|| bad(format!("sweep.{k} = {v}: must be an array of values, e.g. {k} = [..]")))?;
+            if arr.is_empty() {
+                return Err(bad(format!("sweep.{k}: the list is empty; give at least one value or remove the axis")));
+            }
+            if k == "t" {
+                for x in arr {
+                    let secs = match x {
+                        toml::Value::String(s) => parse_time(s),
+                        toml::Value::Integer(i) => parse_time(&i.to_string()),
+                        toml::Value::Float(f) => parse_time(&f.to_string()),
+                        other => Err(format!("{other} is not a time")),
+                    }
+                    .map_err(|m| bad(format!("sweep.t: {m}")))?;
+                    times.push(secs);
+                }
+                continue;
+            }
+            let name = ALIASES.iter().find(|(a, _)| a == k).map(|(_, f)| f.to_string()).unwrap_or(k.clone());
+            axes.push(SweepAxis { name, values: arr.clone(), labels: arr.iter().map(value_label).collect() });
+        }
+        if times.is_empty() {
+            return Err(bad("sweep.t is missing: give the inference times, e.g. t = [\"1s\", \"1h\", \"1d\", \"1y\"]".into()));
+        }
+        if times.len() > 65_535 {
+            return Err(bad("sweep.t: at most 65535 times".into()));
+        }
+        let n_points: usize = axes.iter().map(|a| a.values.len()).product();
+        if n_points > 10_000 {
+            return Err(bad(format!("the sweep has {n_points} points; at most 10000 (split it into several files)")));
+        }
+        let dev_fields = toml::Table::try_from(&device).unwrap();
+        let io_fields = toml::Table::try_from(&periphery).unwrap();
+        let mut points = Vec::with_capacity(n_points);
+        for index in 0..n_points {
+            let mut p = SweepPoint { index, labels: vec![], device: device.clone(), periphery: periphery.clone(), gdc: raw.gdc, tile };
+            let mut rem = index;
+            // Last axis varies fastest.
+            let mut choice = vec![0; axes.len()];
+            for (ai, a) in axes.iter().enumerate().rev() {
+                choice[ai] = rem % a.values.len();
+                rem /= a.values.len();
+            }
+            for (ai, a) in axes.iter().enumerate() {
+                let v = &a.values[choice[ai]];
+                let key = format!("sweep.{}", a.name);
+                if a.name == "gdc" {
+                    p.gdc = parse_gdc(v).map_err(|m| bad(format!("{key}: {m}")))?;
+                } else if a.name == "tile" {
+                    let s = v.as_str().ok_or_else(|| bad(format!("{key}: {v} must be a string like \"512x512\"")))?;
+                    p.tile = parse_tile_str(s).map_err(|m| bad(format!("{key}: {m}")))?;
+                } else if dev_fields.contains_key(&a.name) {
+                    set_field(&mut p.device, "sweep", &a.name, v).map_err(&bad)?;
+                    p.device.validate().map_err(|m| bad(format!("{key}: {m}")))?;
+                } else if io_fields.contains_key(&a.name) {
+                    set_field(&mut p.periphery, "sweep", &a.name, v).map_err(&bad)?;
+                    p.periphery.validate().map_err(|m| bad(format!("{key}: {m}")))?;
+                } else {
+                    return Err(bad(format!(
+                        "{key}: unknown sweep axis; use t, {}, a device field ({}) or a periphery field ({}; aliases dac_bits, adc_bits)",
+                        SPECIAL_AXES[1..].join(", "),
+                        dev_fields.keys().filter(|k| *k != "name").cloned().collect::<Vec<_>>().join(", "),
+                        io_fields.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )));
+                }
+                p.labels.push((a.name.clone(), a.labels[choice[ai]].clone()));
+            }
+            points.push(p);
+        }
+
+        // Model and data.
+        let model_path = resolve(&raw.model.path);
+        let (layers, data, mvm_inputs) = match raw.workload {
+            WorkloadKind::Classifier => {
+                let layers = io::read_state_dict(&model_path).map_err(|e| bad(format!("model.path: {e}")))?;
+                let d = raw.data.as_ref().ok_or_else(|| bad("the classifier workload needs a [data] section with path = \"...csv\"".into()))?;
+                let data_path = resolve(&d.path);
+                if !(d.scale.is_finite() && d.scale > 0.0) {
+                    return Err(bad(format!("data.scale = {}: must be > 0", d.scale)));
+                }
+                let mut ds = io::read_csv(&data_path, d.scale).map_err(|e| bad(format!("data.path: {e}")))?;
+                if let Some([a, b]) = d.rows {
+                    if a >= b || b > ds.len() {
+                        return Err(bad(format!("data.rows = [{a}, {b}]: {} has {} rows; need start < end <= {}", data_path.display(), ds.len(), ds.len())));
+                    }
+                    ds = ds.rows(a, b);
+                }
+                crate::workload::check_shapes(&layers, &ds).map_err(|e| bad(format!("model/data mismatch: {e}")))?;
+                (layers, Some(ds), 0)
+            }
+            WorkloadKind::WeightError | WorkloadKind::MvmError => {
+                let m: Matrix = io::read_matrix(&model_path, raw.model.tensor.as_deref()).map_err(|e| bad(format!("model.path: {e}")))?;
+                let inputs = match (raw.workload, &raw.mvm) {
+                    (WorkloadKind::MvmError, Some(mv)) if mv.inputs > 0 => mv.inputs,
+                    (WorkloadKind::MvmError, _) => return Err(bad("the mvm_error workload needs [mvm] inputs = N (N >= 1 random input vectors)".into())),
+                    _ => 0,
+                };
+                let l = Linear { name: raw.model.tensor.clone().unwrap_or_else(|| "weight".into()), bias: vec![0.0; m.rows], weight: m };
+                (vec![l], None, inputs)
+            }
+        };
+        let energy = match &raw.energy {
+            None => CostTable::default_table(),
+            Some(e) => {
+                let p = resolve(&e.table);
+                let text = std::fs::read_to_string(&p).map_err(|er| bad(format!("energy.table: cannot read {} ({er})", p.display())))?;
+                CostTable::parse(&text).map_err(|m| bad(format!("energy.table {}: {m}", p.display())))?
+            }
+        };
+        let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));
+        let resolved = serde_json::json!({
+            "name": raw.name,
+            "workload": raw.workload,
+            "seed": raw.seed,
+            "trials": raw.trials,
+            "confidence": raw.confidence,
+            "ci_half_width": raw.ci_half_width,
+            "gdc": raw.gdc,
+            "weight_error_trials": raw.weight_error_trials,
+            "model": { "path": model_path.display().to_string(), "tensor": raw.model.tensor, "activation": raw.model.activation,
+                       "layers": layers.iter().map(|l| serde_json::json!({"name": l.name, "out": l.weight.rows, "in": l.weight.cols})).collect::<Vec<_>>() },
+            "data": raw.data.as_ref().map(|d| serde_json::json!({ "path": resolve(&d.path).display().to_string(), "scale": d.scale, "rows": d.rows })),
+            "device": device,
+            "periphery": periphery,
+            "tile": tile,
+            "times_s": times,
+            "time_labels": times.iter().map(|&t| time_label(t)).collect::<Vec<_>>(),
+            "sweep_axes": axes.iter().map(|a| serde_json::json!({"name": a.name, "values": a.labels})).collect::<Vec<_>>(),
+            "mvm_inputs": mvm_inputs,
+            "energy_table": energy,
+        });
+        Ok(Experiment {
+            file: path.to_path_buf(),
+            sha256,
+            name: raw.name,
+            description: raw.description,
+            workload: raw.workload,
+            seed: raw.seed,
+            trials: raw.trials,
+            confidence: raw.confidence,
+            ci_half_width: raw.ci_half_width,
+            weight_error_trials: raw.weight_error_trials.min(raw.trials),
+            times,
+            axes,
+            points,
+            layers,
+            activation: raw.model.activation,
+            data,
+            mvm_inputs,
+            energy,
+            resolved,
+        })
+    }
+}

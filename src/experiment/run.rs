@@ -1,0 +1,293 @@
+//! Runs a validated experiment: every sweep point × all trials on the chosen backend, then the
+//! per-point statistics (stats module) into a [`Results`]. Per sweep point the RNG key is
+//! (seed, point index); the time axis is inside each run, so every trial's programmed state is
+//! reused across times (noise-models §1).
+
+use super::file::{Experiment, SweepPoint, WorkloadKind};
+use super::time_label;
+use crate::crossbar::MappedMatrix;
+use crate::engine::plan::{self, RunConfig};
+use crate::engine::{Backend, EngineError};
+use crate::report::results::{self, Adapter, Axis, LayerWeightError, Point, Pooled, Results};
+use crate::stats::{self, Histogram, Moments, Summary};
+use crate::workload::{self, analog_layers};
+
+/// Where progress goes: a terminal bar, plain lines, or nowhere.
+pub trait Progress {
+    fn start(&mut self, total_trials: u64);
+    fn advance(&mut self, trials: u64);
+    fn finish(&mut self);
+}
+
+/// Progress that says nothing (tests, `report`).
+pub struct Quiet;
+impl Progress for Quiet {
+    fn start(&mut self, _: u64) {}
+    fn advance(&mut self, _: u64) {}
+    fn finish(&mut self) {}
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("sweep point {point} ({series}): {source}")]
+    Engine { point: usize, series: String, source: EngineError },
+    #[error("statistics: {0}")]
+    Stats(#[from] stats::StatsError),
+}
+
+/// The results, complete or (when `error` is set) holding the points finished before it.
+pub struct Outcome {
+    pub results: Results,
+    pub error: Option<RunError>,
+}
+
+/// Trials chunk cap: small enough that progress moves, large enough to fill a GPU.
+pub const PROGRESS_CHUNK: u32 = 256;
+
+fn run_config(exp: &Experiment, p: &SweepPoint) -> RunConfig {
+    RunConfig {
+        device: p.device.clone(),
+        periphery: p.periphery.clone(),
+        gdc: p.gdc,
+        key: crate::rng::key(exp.seed, p.index as u32),
+        trials: exp.trials,
+        times: exp.times.clone(),
+        max_chunk: PROGRESS_CHUNK,
+    }
+}
+
+/// Statistics of one point's per-trial metric.
+#[allow(clippy::too_many_arguments)]
+fn point(
+    exp: &Experiment,
+    sp: &SweepPoint,
+    ti: usize,
+    per_trial: Vec<f64>,
+    correct: Option<(Vec<u32>, u32)>,
+    fp: Option<f64>,
+    weight_error: Vec<LayerWeightError>,
+) -> Result<Point, RunError> {
+    let summary = Summary::from_sample(&per_trial)?;
+    let mom: Moments = per_trial.iter().copied().collect();
+    let mean_ci = stats::mean_t(&mom, exp.confidence)?;
+    let (pooled, histogram) = match &correct {
+        Some((c, n)) => {
+            let succ: u64 = c.iter().map(|&k| k as u64).sum();
+            let total = c.len() as u64 * *n as u64;
+            let pooled = Pooled {
+                successes: succ,
+                trials: total,
+                proportion: succ as f64 / total as f64,
+                wilson: stats::wilson(succ, total, exp.confidence)?,
+                clopper_pearson: stats::clopper_pearson(succ, total, exp.confidence)?,
+            };
+            // One bin per attainable accuracy value k/n, so the histogram is exact.
+            let half = 0.5 / *n as f64;
+            let mut h = Histogram::new(-half, 1.0 + half, *n as usize + 1)?;
+            for &k in c {
+                h.push(k as f64 / *n as f64);
+            }
+            (Some(pooled), h)
+        }
+        None => {
+            let hi = summary.max.max(1e-12) * 1.05;
+            let mut h = Histogram::new(0.0f64.min(summary.min), hi, 50)?;
+            for &v in &per_trial {
+                h.push(v);
+            }
+            (None, h)
+        }
+    };
+    let drop = match fp {
+        Some(f) => Some(results::Drop { mean: f - summary.mean, ci: stats::difference_of_means_t(&mom, f, 0.0, exp.confidence)? }),
+        None => None,
+    };
+    let trials_needed = if summary.std > 0.0 { stats::trials_needed(summary.std, exp.ci_half_width, exp.confidence)? } else { 2 };
+    Ok(Point {
+        sweep_index: sp.index,
+        labels: sp.labels.iter().cloned().collect(),
+        series: sp.series(),
+        t_inf: exp.times[ti],
+        time_label: time_label(exp.times[ti]),
+        per_trial,
+        per_trial_correct: correct.map(|c| c.0),
+        summary,
+        mean_ci,
+        pooled,
+        drop,
+        trials_needed,
+        histogram,
+        weight_error,
+    })
+}
+
+fn layer_weight_errors(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, mapped: &[MappedMatrix], trials: u32, progress: &mut dyn Progress) -> Result<Vec<Vec<LayerWeightError>>, EngineError> {
+    let mut per_time = vec![Vec::new(); exp.times.len()];
+    if trials == 0 {
+        return Ok(per_time);
+    }
+    let mut cfg = run_config(exp, sp);
+    cfg.trials = trials;
+    for (li, m) in mapped.iter().enumerate() {
+        let pts = plan::run_weight_error_layer(be, m, li as u32, &cfg, &mut |n| progress.advance(n as u64))?;
+        for (ti, r) in workload::summarize_weight_error(&pts).into_iter().enumerate() {
+            per_time[ti].push(LayerWeightError { layer: li, trials: r.trials, mean: r.mean, std: r.std, alpha_mean: r.alpha_mean, alpha_std: r.alpha_std });
+        }
+    }
+    Ok(per_time)
+}
+
+/// Uniform inputs in [-1, 1) for the MVM-error workload, from Philox so they are reproducible.
+fn random_inputs(seed: u64, n: usize) -> Vec<f32> {
+    let key = crate::rng::key(seed, u32::MAX);
+    (0..n.div_ceil(4))
+        .flat_map(|i| crate::rng::philox4x32_10([i as u32, 0, 0xFFFF_FFFF, 0], key))
+        .take(n)
+        .map(|r| crate::rng::u01(r) * 2.0 - 1.0)
+        .collect()
+}
+
+fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, progress: &mut dyn Progress) -> Result<Vec<Point>, RunError> {
+    let eng = |source| RunError::Engine { point: sp.index, series: sp.series(), source };
+    let omega = sp.periphery.weight_scaling_omega as f32;
+    let layers = analog_layers(&exp.layers, exp.activation, sp.tile, omega);
+    let mapped: Vec<MappedMatrix> = layers.iter().map(|l| l.mapped.clone()).collect();
+    let cfg = run_config(exp, sp);
+    let mut out = Vec::new();
+    match exp.workload {
+        WorkloadKind::Classifier => {
+            let data = exp.data.as_ref().expect("validated: classifier has data");
+            let (fc, fn_) = workload::fp_accuracy(&exp.layers, exp.activation, data);
+            let fp = fc as f64 / fn_ as f64;
+            let pts = plan::run_classifier_progress(be, &layers, &data.x, &data.labels, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
+            let we = layer_weight_errors(be, exp, sp, &mapped, exp.weight_error_trials, progress).map_err(eng)?;
+            for (ti, (p, w)) in pts.into_iter().zip(we).enumerate() {
+                let acc = p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect();
+                out.push(point(exp, sp, ti, acc, Some((p.correct, p.n_samples)), Some(fp), w)?);
+            }
+        }
+        WorkloadKind::WeightError => {
+            let pts = plan::run_weight_error_layer(be, &mapped[0], 0, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
+            let rows = workload::summarize_weight_error(&pts);
+            for (ti, (p, r)) in pts.iter().zip(rows).enumerate() {
+                let n = p.n_weights as f64;
+                let per_trial = p.sum_e.iter().zip(&p.sum_e2).map(|(s1, s2)| (s2 / n - (s1 / n).powi(2)).max(0.0).sqrt()).collect();
+                let w = vec![LayerWeightError { layer: 0, trials: r.trials, mean: r.mean, std: r.std, alpha_mean: r.alpha_mean, alpha_std: r.alpha_std }];
+                out.push(point(exp, sp, ti, per_trial, None, None, w)?);
+            }
+        }
+        WorkloadKind::MvmError => {
+            let m = &exp.layers[0].weight;
+            let batch = exp.mvm_inputs;
+            let x = random_inputs(exp.seed, batch as usize * m.cols);
+            let exact: Vec<f64> = (0..batch as usize)
+                .flat_map(|s| (0..m.rows).map(move |o| (s, o)))
+                .map(|(s, o)| (0..m.cols).map(|k| m.data[o * m.cols + k] as f64 * x[s * m.cols + k] as f64).sum())
+                .collect();
+            let norm = exact.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-30);
+            let outs = plan::run_outputs(be, &layers, &x, batch, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
+            let per = batch as usize * m.rows;
+            for (ti, y) in outs.iter().enumerate() {
+                let per_trial = y
+                    .chunks(per)
+                    .map(|yt| yt.iter().zip(&exact).map(|(&a, &b)| (a as f64 - b).powi(2)).sum::<f64>().sqrt() / norm)
+                    .collect();
+                out.push(point(exp, sp, ti, per_trial, None, None, vec![])?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Total trial units the progress bar counts for an experiment.
+pub fn total_work(exp: &Experiment) -> u64 {
+    let per_point = exp.trials as u64 + if exp.workload == WorkloadKind::Classifier { exp.weight_error_trials as u64 * exp.layers.len() as u64 } else { 0 };
+    per_point * exp.points.len() as u64
+}
+
+pub fn run(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress) -> Outcome {
+    let start = std::time::Instant::now();
+    progress.start(total_work(exp));
+    let mut points = Vec::new();
+    let mut error = None;
+    for sp in &exp.points {
+        match run_point(be, exp, sp, progress) {
+            Ok(p) => points.extend(p),
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    progress.finish();
+    let secs = start.elapsed().as_secs_f64();
+    let ad = be.adapter();
+    let fp_baseline = match (&exp.data, exp.workload) {
+        (Some(d), WorkloadKind::Classifier) => {
+            let (c, n) = workload::fp_accuracy(&exp.layers, exp.activation, d);
+            Some(c as f64 / n as f64)
+        }
+        _ => None,
+    };
+    let energy = (exp.workload == WorkloadKind::Classifier).then(|| {
+        let first = &exp.points[0];
+        exp.energy.per_inference(&analog_layers(&exp.layers, exp.activation, first.tile, first.periphery.weight_scaling_omega as f32))
+    });
+    let (metric, higher) = match exp.workload {
+        WorkloadKind::Classifier => ("test accuracy", true),
+        WorkloadKind::WeightError => ("std of the weight error (α·W_eff − W)/max|W|", false),
+        WorkloadKind::MvmError => ("relative MVM error ‖y − W x‖/‖W x‖", false),
+    };
+    let done_points = points.len() / exp.times.len().max(1);
+    let results = Results {
+        schema_version: results::SCHEMA_VERSION,
+        tool: format!("aimc {}", env!("CARGO_PKG_VERSION")),
+        git_commit: env!("AIMC_GIT_COMMIT").to_string(),
+        adapter: Adapter { name: ad.name, backend: ad.backend, driver: ad.driver, device_type: ad.device_type },
+        seed: exp.seed,
+        experiment_file: exp.file.display().to_string(),
+        experiment_sha256: exp.sha256.clone(),
+        name: exp.name.clone(),
+        description: exp.description.clone(),
+        workload: serde_json::to_value(exp.workload).unwrap().as_str().unwrap_or("").to_string(),
+        metric: metric.into(),
+        higher_is_better: higher,
+        ci_half_width: exp.ci_half_width,
+        confidence: exp.confidence,
+        config: exp.resolved.clone(),
+        axes: exp.axes.iter().map(|a| Axis { name: a.name.clone(), values: a.labels.clone() }).collect(),
+        times: exp.times.clone(),
+        fp_baseline,
+        points,
+        energy,
+        trials: exp.trials,
+        run_seconds: secs,
+        trials_per_second: (done_points as f64 * exp.trials as f64) / secs.max(1e-9),
+    };
+    Outcome { results, error }
+}
+
+/// A short table for the terminal: per series and time, mean ± CI half-width and the median.
+pub fn console_summary(r: &Results) -> String {
+    let pct = r.workload == "classifier";
+    let f = |v: f64| if pct { format!("{:.2}", 100.0 * v) } else { format!("{v:.5}") };
+    let mut s = String::new();
+    if let Some(fp) = r.fp_baseline {
+        s.push_str(&format!("floating-point {}: {} %\n", r.metric, f(fp)));
+    }
+    s.push_str(&format!("{:<28} {:>9} {:>10} {:>10} {:>10}\n", "series", "t", if pct { "mean %" } else { "mean" }, "± CI", "median"));
+    for p in &r.points {
+        s.push_str(&format!(
+            "{:<28} {:>9} {:>10} {:>10} {:>10}\n",
+            p.series,
+            p.time_label,
+            f(p.summary.mean),
+            f(p.mean_ci.half_width()),
+            f(p.summary.median)
+        ));
+    }
+    if let Some(e) = &r.energy {
+        s.push_str(&format!("energy per inference: {:.2} nJ, latency {:.0} ns ({})\n", e.total_pj / 1e3, e.latency_ns, e.table));
+    }
+    s
+}

@@ -1,0 +1,198 @@
+//! The results file: everything a run produced, schema-versioned, written once as `results.json`
+//! (plus `trials.csv`). Plots and reports read only this; `aimc report DIR` rebuilds them from it
+//! without rerunning a trial.
+
+use crate::stats::{Histogram, Interval, Summary};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped on any incompatible change of [`Results`].
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Adapter {
+    pub name: String,
+    pub backend: String,
+    pub driver: String,
+    pub device_type: String,
+}
+
+/// One sweep axis (besides time) and its values as labels, in sweep order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Axis {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+/// Exact pooled counts over all trials of a point, with binomial intervals.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pooled {
+    pub successes: u64,
+    pub trials: u64,
+    pub proportion: f64,
+    pub wilson: Interval,
+    pub clopper_pearson: Interval,
+}
+
+/// Floating-point baseline minus the mean noisy metric, with its interval.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Drop {
+    pub mean: f64,
+    pub ci: Interval,
+}
+
+/// Effective-weight error of one layer at one point (noise-models §8).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerWeightError {
+    pub layer: usize,
+    pub trials: u64,
+    /// Mean of E = (α W_eff − W)/max|W| over weights and trials.
+    pub mean: f64,
+    /// Std of E over weights and trials.
+    pub std: f64,
+    pub alpha_mean: f64,
+    pub alpha_std: f64,
+}
+
+/// Energy and latency of one inference (one input vector through the whole model).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Energy {
+    /// Name of the cost table used and where it came from.
+    pub table: String,
+    pub analog_mvms: u64,
+    pub adc_conversions: u64,
+    pub dac_conversions: u64,
+    pub digital_ops: u64,
+    pub analog_pj: f64,
+    pub adc_pj: f64,
+    pub dac_pj: f64,
+    pub communication_pj: f64,
+    pub digital_pj: f64,
+    pub total_pj: f64,
+    pub latency_ns: f64,
+}
+
+/// One sweep point at one time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// Index of the sweep point (the non-time axes), the RNG key's point.
+    pub sweep_index: usize,
+    /// Axis name → value label for the non-time axes.
+    pub labels: BTreeMap<String, String>,
+    /// Label of the non-time axes together, e.g. "gdc=readout" (a series in the plots).
+    pub series: String,
+    pub t_inf: f64,
+    pub time_label: String,
+    /// The metric per trial, in trial order (accuracy in [0, 1], or an error).
+    pub per_trial: Vec<f64>,
+    /// Exact per-trial successes, for classifiers.
+    pub per_trial_correct: Option<Vec<u32>>,
+    pub summary: Summary,
+    pub mean_ci: Interval,
+    pub pooled: Option<Pooled>,
+    pub drop: Option<Drop>,
+    /// Trials needed for the requested CI half-width of the mean.
+    pub trials_needed: u64,
+    pub histogram: Histogram,
+    pub weight_error: Vec<LayerWeightError>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub schema_version: u32,
+    /// "aimc 0.1.0".
+    pub tool: String,
+    pub git_commit: String,
+    pub adapter: Adapter,
+    pub seed: u64,
+    pub experiment_file: String,
+    pub experiment_sha256: String,
+    pub name: String,
+    pub description: String,
+    /// "classifier", "weight_error" or "mvm_error".
+    pub workload: String,
+    /// What `per_trial` holds, with its unit, e.g. "test accuracy" or "std of weight error".
+    pub metric: String,
+    /// Whether larger metric values are better (accuracy) or worse (errors).
+    pub higher_is_better: bool,
+    /// The requested CI half-width and confidence.
+    pub ci_half_width: f64,
+    pub confidence: f64,
+    /// The full resolved configuration (device model, periphery, sweep, paths).
+    pub config: serde_json::Value,
+    pub axes: Vec<Axis>,
+    pub times: Vec<f64>,
+    /// Floating-point metric of the unmodified model (classifier accuracy), if any.
+    pub fp_baseline: Option<f64>,
+    pub points: Vec<Point>,
+    pub energy: Option<Energy>,
+    pub trials: u32,
+    pub run_seconds: f64,
+    pub trials_per_second: f64,
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a reader never sees a
+/// half-written file.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+impl Results {
+    /// `results.json` (or `results.partial.json` when the run stopped early) and `trials.csv`.
+    pub fn save(&self, dir: &std::path::Path, complete: bool) -> std::io::Result<std::path::PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let name = if complete { "results.json" } else { "results.partial.json" };
+        let path = dir.join(name);
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        write_atomic(&path, &json)?;
+        let csv_name = if complete { "trials.csv" } else { "trials.partial.csv" };
+        write_atomic(&dir.join(csv_name), self.trials_csv().as_bytes())?;
+        Ok(path)
+    }
+
+    pub fn load(dir: &std::path::Path) -> Result<Results, String> {
+        let path = dir.join("results.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: cannot read it ({e}); give the results directory of `aimc run`", path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON ({e})", path.display()))?;
+        let ver = v.get("schema_version").and_then(|x| x.as_u64()).unwrap_or(0);
+        if ver != SCHEMA_VERSION as u64 {
+            return Err(format!("{}: schema version {ver}, this aimc reads version {SCHEMA_VERSION}; rerun the experiment with this version", path.display()));
+        }
+        serde_json::from_value(v).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Per-trial metrics, one row per (point, time, trial), tidy for pandas or polars.
+    pub fn trials_csv(&self) -> String {
+        let axis_names: Vec<&str> = self.axes.iter().map(|a| a.name.as_str()).collect();
+        let mut s = String::from("sweep_index,series");
+        for a in &axis_names {
+            s.push(',');
+            s.push_str(a);
+        }
+        s.push_str(",t_inf_s,time_label,trial,metric,correct,n_samples\n");
+        for p in &self.points {
+            let n_samples = p.pooled.as_ref().map(|q| q.trials / p.per_trial.len().max(1) as u64);
+            for (i, m) in p.per_trial.iter().enumerate() {
+                s.push_str(&format!("{},{}", p.sweep_index, csv_field(&p.series)));
+                for a in &axis_names {
+                    s.push(',');
+                    s.push_str(&csv_field(p.labels.get(*a).map(String::as_str).unwrap_or("")));
+                }
+                let c = p.per_trial_correct.as_ref().map(|c| c[i].to_string()).unwrap_or_default();
+                let n = n_samples.map(|n| n.to_string()).unwrap_or_default();
+                s.push_str(&format!(",{},{},{},{},{},{}\n", p.t_inf, csv_field(&p.time_label), i, m, c, n));
+            }
+        }
+        s
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}

@@ -172,7 +172,7 @@ pub struct Experiment {
 }
 
 /// Axis names that are not device or periphery fields.
-const SPECIAL_AXES: [&str; 3] = ["t", "gdc", "tile"];
+const SPECIAL_AXES: [&str; 4] = ["t", "gdc", "tile", "model"];
 /// Friendly aliases for periphery fields.
 const ALIASES: [(&str, &str); 2] = [("dac_bits", "inp_res_bits"), ("adc_bits", "out_res_bits")];
 
@@ -297,7 +297,16 @@ impl Experiment {
             for (ai, a) in axes.iter().enumerate() {
                 let v = &a.values[choice[ai]];
                 let key = format!("sweep.{}", a.name);
-                if a.name == "gdc" {
+                if a.name == "model" {
+                    let s = v.as_str().ok_or_else(|| bad(format!("{key}: {v} must be a model name string")))?;
+                    let mut d = DeviceModel::by_name(s).ok_or_else(|| bad(format!("{key}: unknown model {s:?}; use one of {}", MODEL_NAMES.join(", "))))?;
+                    for (k, v) in &device_t {
+                        set_field(&mut d, "device", k, v).map_err(&bad)?;
+                    }
+                    p.device = d;
+                } else if a.name == "name" {
+                    return Err(bad(format!("{key}: to compare device models sweep `model`, e.g. model = [\"pcm\", \"hermes\"]")));
+                } else if a.name == "gdc" {
                     p.gdc = parse_gdc(v).map_err(|m| bad(format!("{key}: {m}")))?;
                 } else if a.name == "tile" {
                     let s = v.as_str().ok_or_else(|| bad(format!("{key}: {v} must be a string like \"512x512\"")))?;

@@ -29,15 +29,7 @@ struct Case {
 }
 
 fn weights(n: usize) -> Vec<f32> {
-    let mut s = 0x9E37_79B9_7F4A_7C15u64;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
+    crate::rng::uniform_signed(n, 0xBE_4C4)
 }
 
 /// Bell-shaped values (sum of four uniforms), like trained weights and activations: after

@@ -13,15 +13,7 @@ use aimc::engine::Backend;
 use common::*;
 
 fn weights(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
+    aimc::rng::uniform_signed(n, seed)
 }
 
 fn model() -> (Vec<AnalogLayer>, Vec<f32>, Vec<u32>) {

@@ -137,16 +137,6 @@ fn layer_weight_errors(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, 
     Ok(per_time)
 }
 
-/// Uniform inputs in [-1, 1) for the MVM-error workload, from Philox so they are reproducible.
-fn random_inputs(seed: u64, n: usize) -> Vec<f32> {
-    let key = crate::rng::key(seed, u32::MAX);
-    (0..n.div_ceil(4))
-        .flat_map(|i| crate::rng::philox4x32_10([i as u32, 0, 0xFFFF_FFFF, 0], key))
-        .take(n)
-        .map(|r| crate::rng::u01(r) * 2.0 - 1.0)
-        .collect()
-}
-
 fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, progress: &mut dyn Progress) -> Result<Vec<Point>, RunError> {
     let eng = |source| RunError::Engine { point: sp.index, series: sp.series(), source };
     let omega = sp.periphery.weight_scaling_omega as f32;
@@ -179,7 +169,7 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, progress: 
         WorkloadKind::MvmError => {
             let m = &exp.layers[0].weight;
             let batch = exp.mvm_inputs;
-            let x = random_inputs(exp.seed, batch as usize * m.cols);
+            let x = crate::rng::uniform_signed(batch as usize * m.cols, exp.seed);
             let exact: Vec<f64> = (0..batch as usize)
                 .flat_map(|s| (0..m.rows).map(move |o| (s, o)))
                 .map(|(s, o)| (0..m.cols).map(|k| m.data[o * m.cols + k] as f64 * x[s * m.cols + k] as f64).sum())

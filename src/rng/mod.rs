@@ -114,6 +114,18 @@ pub fn normal2(r: [u32; 4]) -> [f32; 2] {
     [r0 * t0.cos(), r0 * t0.sin()]
 }
 
+/// `n` values uniform in [-1, 1) from Philox keyed by `seed` (test matrices, benchmark inputs,
+/// the MVM-error workload's inputs): reproducible everywhere, independent of any trial stream
+/// (counter word 2 is all ones, which no stage uses).
+pub fn uniform_signed(n: usize, seed: u64) -> Vec<f32> {
+    let k = key(seed, u32::MAX);
+    (0..n.div_ceil(4))
+        .flat_map(|i| philox4x32_10([i as u32, (i >> 32) as u32, u32::MAX, 0], k))
+        .take(n)
+        .map(|r| u01(r) * 2.0 - 1.0)
+        .collect()
+}
+
 /// f64 normals from the same block, for the f64 reference model.
 pub fn normal4_f64(r: [u32; 4]) -> [f64; 4] {
     let u = |x: u32| ((x >> 8) as f64 + 1.0) / 16_777_216.0;

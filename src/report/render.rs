@@ -1,0 +1,769 @@
+//! The report documents: what `report.md` and `report.html` say, and how each is written.
+//!
+//! The content is built once as a small document model ([`Block`], [`Inline`]) and then written
+//! twice, as Markdown and as self-contained HTML, so the two reports cannot disagree. Numbers are
+//! only formatted here (units, rounding); every statistic comes from the [`Results`] as stored.
+
+use std::fmt::Write as _;
+
+use super::plots::{is_classifier, metric_scale, series_of, PlotFile, Series};
+use super::results::{Energy, Results};
+use super::ReportError;
+
+/// A run of text within a paragraph, list item or table cell.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Inline {
+    Text(String),
+    /// Identifiers, paths and hashes, shown in a monospace font.
+    Code(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<Vec<Inline>>>,
+    /// Numeric columns are right-aligned so digits line up.
+    pub right_aligned: Vec<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Block {
+    Heading(u8, String),
+    Paragraph(Vec<Inline>),
+    List(Vec<Vec<Inline>>),
+    Table(Table),
+    /// A fenced code block with its language.
+    Code(String, String),
+    /// A plot: `stem` names `<stem>.png` (Markdown) and the inline SVG (HTML).
+    Figure {
+        stem: String,
+        caption: String,
+    },
+}
+
+fn text(s: impl Into<String>) -> Vec<Inline> {
+    vec![Inline::Text(s.into())]
+}
+
+fn code(s: impl Into<String>) -> Vec<Inline> {
+    vec![Inline::Code(s.into())]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Number formatting.
+
+/// How metric values are shown: accuracies in % with two decimals, anything else with four
+/// significant digits in its own unit.
+struct Fmt {
+    classifier: bool,
+    scale: f64,
+}
+
+impl Fmt {
+    fn new(results: &Results) -> Self {
+        Fmt { classifier: is_classifier(results), scale: metric_scale(results) }
+    }
+
+    /// A metric value for tables (no unit; the table's note gives it).
+    fn value(&self, v: f64) -> String {
+        if self.classifier {
+            fixed(v * self.scale, 2)
+        } else {
+            significant(v, 4)
+        }
+    }
+
+    /// A metric value for prose, with its unit.
+    fn prose(&self, v: f64) -> String {
+        if self.classifier {
+            format!("{} %", fixed(v * self.scale, 1))
+        } else {
+            significant(v, 3)
+        }
+    }
+
+    fn range(&self, lo: f64, hi: f64) -> String {
+        format!("{}–{}", self.value(lo), self.value(hi))
+    }
+
+    /// The unit of differences between metric values.
+    fn difference_unit(&self) -> &'static str {
+        if self.classifier {
+            " points"
+        } else {
+            ""
+        }
+    }
+}
+
+fn fixed(v: f64, decimals: usize) -> String {
+    if !v.is_finite() {
+        return non_finite(v);
+    }
+    let s = format!("{v:.decimals$}");
+    // "-0.00" reads as a sign error; rounding to zero shows as zero.
+    if s.starts_with('-') && s[1..].chars().all(|c| c == '0' || c == '.') {
+        s[1..].to_string()
+    } else {
+        s
+    }
+}
+
+/// Drops trailing zeros of a fixed-notation number ("0.500" → "0.5") for values that are
+/// settings rather than measurements.
+fn trimmed(s: String) -> String {
+    if s.contains('.') && !s.contains('e') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn non_finite(v: f64) -> String {
+    if v.is_nan() {
+        "n/a".to_string()
+    } else if v > 0.0 {
+        "∞".to_string()
+    } else {
+        "−∞".to_string()
+    }
+}
+
+/// `digits` significant digits, in fixed notation for magnitudes 1e-3..1e6 and scientific
+/// otherwise.
+fn significant(v: f64, digits: usize) -> String {
+    if !v.is_finite() {
+        return non_finite(v);
+    }
+    if v == 0.0 {
+        return "0".to_string();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    if (-3..6).contains(&magnitude) {
+        let decimals = (digits as i32 - 1 - magnitude).max(0) as usize;
+        fixed(v, decimals)
+    } else {
+        format!("{:.*e}", digits - 1, v)
+    }
+}
+
+/// Decimals that show a ± half-width `hw` to one or two significant digits.
+fn decimals_for(hw: f64) -> usize {
+    if hw.is_finite() && hw > 0.0 {
+        (-hw.log10().floor()).clamp(1.0, 6.0) as usize
+    } else {
+        1
+    }
+}
+
+/// 0.95 → "95 %", 0.999 → "99.9 %".
+fn percent_label(confidence: f64) -> String {
+    let s = format!("{:.3}", confidence * 100.0);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s} %")
+}
+
+/// Picojoules in the most readable of pJ, nJ, µJ, mJ.
+fn energy_label(pj: f64) -> String {
+    scaled_unit(pj, &[(1.0, "pJ"), (1e3, "nJ"), (1e6, "µJ"), (1e9, "mJ")])
+}
+
+/// Nanoseconds in the most readable of ns, µs, ms, s.
+fn latency_label(ns: f64) -> String {
+    scaled_unit(ns, &[(1.0, "ns"), (1e3, "µs"), (1e6, "ms"), (1e9, "s")])
+}
+
+fn scaled_unit(v: f64, units: &[(f64, &str)]) -> String {
+    let (factor, unit) =
+        units.iter().rev().find(|(factor, _)| v.abs() >= *factor).copied().unwrap_or(units[0]);
+    format!("{} {unit}", significant(v / factor, 3))
+}
+
+fn duration_label(seconds: f64) -> String {
+    if !seconds.is_finite() {
+        return non_finite(seconds);
+    }
+    if seconds < 120.0 {
+        format!("{} s", significant(seconds, 3))
+    } else if seconds < 7200.0 {
+        format!("{} min", fixed(seconds / 60.0, 1))
+    } else {
+        format!("{} h", fixed(seconds / 3600.0, 2))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content.
+
+/// The report's content, in order.
+pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, ReportError> {
+    let fmt = Fmt::new(results);
+    let series = series_of(results);
+    let mut blocks = vec![Block::Heading(1, results.name.clone())];
+    for paragraph in results.description.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
+        blocks.push(Block::Paragraph(text(paragraph.split_whitespace().collect::<Vec<_>>().join(" "))));
+    }
+
+    blocks.push(Block::Heading(2, "Summary".to_string()));
+    if series.is_empty() {
+        blocks.push(Block::Paragraph(text("The run recorded no points.")));
+    } else {
+        blocks.push(Block::List(series.iter().map(|s| text(summary_sentence(results, &fmt, s))).collect()));
+    }
+    blocks.push(Block::Paragraph(text(format!(
+        "{} trials per point; intervals at {} confidence unless stated; {}.",
+        results.trials,
+        percent_label(results.confidence),
+        if fmt.classifier {
+            "accuracies in %, drops in percentage points"
+        } else {
+            "values in the metric's own unit"
+        }
+    ))));
+    if let Some(energy) = &results.energy {
+        blocks.push(Block::Paragraph(text(format!(
+            "Energy per inference: {}, latency {}; cost table {}.",
+            energy_label(energy.total_pj),
+            latency_label(energy.latency_ns),
+            energy.table
+        ))));
+    }
+
+    if !plots.is_empty() {
+        blocks.push(Block::Heading(2, "Plots".to_string()));
+        for plot in plots {
+            blocks.push(Block::Figure { stem: plot.stem.clone(), caption: plot.title.clone() });
+        }
+    }
+
+    blocks.push(Block::Heading(2, "Statistics".to_string()));
+    for s in &series {
+        blocks.push(Block::Heading(3, s.label().to_string()));
+        blocks.push(Block::Table(distribution_table(&fmt, s)));
+        blocks.push(Block::Table(interval_table(results, &fmt, s)));
+    }
+
+    if let Some(energy) = &results.energy {
+        blocks.push(Block::Heading(2, "Energy and latency per inference".to_string()));
+        blocks.extend(energy_tables(energy));
+    }
+
+    if results.points.iter().any(|p| !p.weight_error.is_empty()) {
+        blocks.push(Block::Heading(2, "Effective-weight error".to_string()));
+        blocks.push(Block::Paragraph(text(
+            "E = (α W_eff − W) / max|W| over all weights and trials of a layer; α is the global drift compensation factor.",
+        )));
+        blocks.push(Block::Table(weight_error_table(&series)));
+    }
+
+    blocks.push(Block::Heading(2, "Run".to_string()));
+    blocks.push(Block::Table(run_table(results)));
+
+    blocks.push(Block::Heading(2, "Configuration".to_string()));
+    blocks.push(Block::Code("json".to_string(), serde_json::to_string_pretty(&results.config)?));
+    Ok(blocks)
+}
+
+/// e.g. "With gdc=readout, the median test accuracy falls from 95.2 % at 1 s to 93.0 % at 10 y;
+/// the floating-point accuracy is 95.3 %; at 10 y the mean drop is 2.3 ± 0.1 points (95 % CI)."
+fn summary_sentence(results: &Results, fmt: &Fmt, series: &Series<'_>) -> String {
+    let mut out = if series.name.is_empty() {
+        format!("The median {}", results.metric)
+    } else {
+        format!("With {}, the median {}", series.name, results.metric)
+    };
+    let (Some(first), Some(last)) = (series.points.first(), series.points.last()) else {
+        return out + " has no points.";
+    };
+    let (a, b) = (fmt.prose(first.summary.median), fmt.prose(last.summary.median));
+    if series.points.len() == 1 {
+        let _ = write!(out, " is {a} at {}", first.time_label);
+    } else if a == b {
+        let _ = write!(out, " stays at {a} from {} to {}", first.time_label, last.time_label);
+    } else {
+        let verb = if last.summary.median > first.summary.median { "rises" } else { "falls" };
+        let _ = write!(out, " {verb} from {a} at {} to {b} at {}", first.time_label, last.time_label);
+    }
+    if let Some(fp) = results.fp_baseline {
+        let what = if fmt.classifier { "accuracy".to_string() } else { results.metric.clone() };
+        let _ = write!(out, "; the floating-point {what} is {}", fmt.prose(fp));
+    }
+    if let Some(drop) = &last.drop {
+        let hw = drop.ci.half_width() * fmt.scale;
+        let decimals = decimals_for(hw);
+        let _ = write!(
+            out,
+            "; at {} the mean drop is {} ± {}{} ({} CI)",
+            last.time_label,
+            fixed(drop.mean * fmt.scale, decimals),
+            fixed(hw, decimals),
+            fmt.difference_unit(),
+            percent_label(drop.ci.confidence)
+        );
+    }
+    out + "."
+}
+
+fn distribution_table(fmt: &Fmt, series: &Series<'_>) -> Table {
+    let header = ["time", "trials", "mean", "std", "median", "p1", "p5", "p95", "p99", "min", "max"];
+    let rows = series
+        .points
+        .iter()
+        .map(|p| {
+            let s = &p.summary;
+            let mut row = vec![text(p.time_label.clone()), text(s.n.to_string())];
+            for v in [s.mean, s.std, s.median, s.p01, s.p05, s.p95, s.p99, s.min, s.max] {
+                row.push(text(fmt.value(v)));
+            }
+            row
+        })
+        .collect();
+    Table {
+        header: header.iter().map(|h| h.to_string()).collect(),
+        rows,
+        right_aligned: header.iter().map(|h| *h != "time").collect(),
+    }
+}
+
+/// Intervals, pooled counts, drop and trial planning; the optional columns appear when any
+/// point of the series has them.
+fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) -> Table {
+    let first = series.points.first();
+    let mean_conf = first.map_or(results.confidence, |p| p.mean_ci.confidence);
+    let pooled = series.points.iter().find_map(|p| p.pooled.as_ref());
+    let drop = series.points.iter().find_map(|p| p.drop.as_ref());
+
+    let mut header = vec!["time".to_string(), format!("mean CI ({})", percent_label(mean_conf))];
+    if let Some(pooled) = pooled {
+        header.push("pooled (correct/total)".to_string());
+        header.push(format!("Wilson ({})", percent_label(pooled.wilson.confidence)));
+        header.push(format!("Clopper–Pearson ({})", percent_label(pooled.clopper_pearson.confidence)));
+    }
+    if let Some(drop) = drop {
+        header.push(format!("drop ({} CI)", percent_label(drop.ci.confidence)));
+    }
+    header.push(format!(
+        "trials for ±{}{} ({})",
+        trimmed(significant(results.ci_half_width * fmt.scale, 3)),
+        fmt.difference_unit(),
+        percent_label(results.confidence)
+    ));
+
+    let dash = || text("–");
+    let rows = series
+        .points
+        .iter()
+        .map(|p| {
+            let mut row = vec![text(p.time_label.clone()), text(fmt.range(p.mean_ci.lo, p.mean_ci.hi))];
+            if pooled.is_some() {
+                match &p.pooled {
+                    Some(q) => {
+                        row.push(text(format!("{} ({}/{})", fmt.value(q.proportion), q.successes, q.trials)));
+                        row.push(text(fmt.range(q.wilson.lo, q.wilson.hi)));
+                        row.push(text(fmt.range(q.clopper_pearson.lo, q.clopper_pearson.hi)));
+                    }
+                    None => row.extend([dash(), dash(), dash()]),
+                }
+            }
+            if drop.is_some() {
+                row.push(match &p.drop {
+                    Some(d) => text(format!("{} ({})", fmt.value(d.mean), fmt.range(d.ci.lo, d.ci.hi))),
+                    None => dash(),
+                });
+            }
+            row.push(text(p.trials_needed.to_string()));
+            row
+        })
+        .collect();
+    let right_aligned = (0..header.len()).map(|i| i > 0).collect();
+    Table { header, rows, right_aligned }
+}
+
+fn energy_tables(energy: &Energy) -> Vec<Block> {
+    let share = |pj: f64| {
+        if energy.total_pj > 0.0 {
+            fixed(100.0 * pj / energy.total_pj, 1)
+        } else {
+            "–".to_string()
+        }
+    };
+    let parts = [
+        ("analog MVM", energy.analog_pj),
+        ("ADC", energy.adc_pj),
+        ("DAC", energy.dac_pj),
+        ("communication", energy.communication_pj),
+        ("digital", energy.digital_pj),
+        ("total", energy.total_pj),
+    ];
+    let breakdown = Table {
+        header: vec!["component".to_string(), "energy (pJ)".to_string(), "share (%)".to_string()],
+        rows: parts
+            .iter()
+            .map(|(name, pj)| vec![text(*name), text(significant(*pj, 4)), text(share(*pj))])
+            .collect(),
+        right_aligned: vec![false, true, true],
+    };
+    let counts = [
+        ("analog MVMs", energy.analog_mvms),
+        ("ADC conversions", energy.adc_conversions),
+        ("DAC conversions", energy.dac_conversions),
+        ("digital operations", energy.digital_ops),
+    ];
+    let operations = Table {
+        header: vec!["operation".to_string(), "count per inference".to_string()],
+        rows: counts.iter().map(|(name, n)| vec![text(*name), text(n.to_string())]).collect(),
+        right_aligned: vec![false, true],
+    };
+    vec![
+        Block::Paragraph(text(format!(
+            "Total {} and latency {} per inference, from the cost table {}.",
+            energy_label(energy.total_pj),
+            latency_label(energy.latency_ns),
+            energy.table
+        ))),
+        Block::Table(breakdown),
+        Block::Table(operations),
+    ]
+}
+
+fn weight_error_table(series: &[Series<'_>]) -> Table {
+    let header = ["series", "time", "layer", "trials", "mean", "std", "α mean", "α std"];
+    let mut rows = Vec::new();
+    for s in series {
+        for p in &s.points {
+            for w in &p.weight_error {
+                rows.push(vec![
+                    text(s.label()),
+                    text(p.time_label.clone()),
+                    text(w.layer.to_string()),
+                    text(w.trials.to_string()),
+                    text(significant(w.mean, 4)),
+                    text(significant(w.std, 4)),
+                    text(significant(w.alpha_mean, 4)),
+                    text(significant(w.alpha_std, 4)),
+                ]);
+            }
+        }
+    }
+    Table {
+        header: header.iter().map(|h| h.to_string()).collect(),
+        rows,
+        right_aligned: header.iter().map(|h| !matches!(*h, "series" | "time")).collect(),
+    }
+}
+
+fn run_table(results: &Results) -> Table {
+    let a = &results.adapter;
+    let rows: Vec<(&str, Vec<Inline>)> = vec![
+        ("adapter", text(a.name.clone())),
+        ("backend", text(a.backend.clone())),
+        ("driver", text(a.driver.clone())),
+        ("device type", text(a.device_type.clone())),
+        ("workload", code(results.workload.clone())),
+        ("metric", text(results.metric.clone())),
+        ("trials per point", text(results.trials.to_string())),
+        ("run time", text(duration_label(results.run_seconds))),
+        ("throughput", text(format!("{} trials/s", significant(results.trials_per_second, 4)))),
+        ("seed", code(results.seed.to_string())),
+        ("tool", text(results.tool.clone())),
+        ("git commit", code(results.git_commit.clone())),
+        ("experiment file", code(results.experiment_file.clone())),
+        ("experiment sha256", code(results.experiment_sha256.clone())),
+        ("schema version", text(results.schema_version.to_string())),
+    ];
+    Table {
+        header: vec!["".to_string(), "value".to_string()],
+        rows: rows.into_iter().map(|(k, v)| vec![text(k), v]).collect(),
+        right_aligned: vec![false, false],
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markdown.
+
+/// Escapes characters that Markdown would read as markup, so names and labels print literally.
+fn md_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn md_inline(parts: &[Inline]) -> String {
+    parts
+        .iter()
+        .map(|part| match part {
+            Inline::Text(s) => md_escape(s),
+            Inline::Code(s) => {
+                // A code span cannot hold its own delimiter; a longer fence can. Pipes still
+                // need escaping inside tables (GitHub's rule), harmless elsewhere.
+                let fence = if s.contains('`') { "``" } else { "`" };
+                let body = s.replace('|', "\\|").replace('\n', " ");
+                if fence.len() > 1 {
+                    format!("{fence} {body} {fence}")
+                } else {
+                    format!("`{body}`")
+                }
+            }
+        })
+        .collect()
+}
+
+pub fn to_markdown(blocks: &[Block]) -> String {
+    let mut out = String::new();
+    for block in blocks {
+        match block {
+            Block::Heading(level, title) => {
+                let _ = writeln!(out, "{} {}", "#".repeat(usize::from(*level)), md_escape(title));
+            }
+            Block::Paragraph(parts) => {
+                let _ = writeln!(out, "{}", md_inline(parts));
+            }
+            Block::List(items) => {
+                for item in items {
+                    let _ = writeln!(out, "- {}", md_inline(item));
+                }
+            }
+            Block::Table(table) => {
+                let cell = |s: &str| if s.is_empty() { " ".to_string() } else { s.to_string() };
+                let header: Vec<String> = table.header.iter().map(|h| cell(&md_escape(h))).collect();
+                let _ = writeln!(out, "| {} |", header.join(" | "));
+                let rule: Vec<&str> =
+                    table.right_aligned.iter().map(|r| if *r { "---:" } else { "---" }).collect();
+                let _ = writeln!(out, "| {} |", rule.join(" | "));
+                for row in &table.rows {
+                    let cells: Vec<String> = row.iter().map(|c| cell(&md_inline(c))).collect();
+                    let _ = writeln!(out, "| {} |", cells.join(" | "));
+                }
+            }
+            Block::Code(lang, body) => {
+                // A fence longer than any backtick run inside the body.
+                let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+                let fence = "`".repeat(longest.max(2) + 1);
+                let _ = writeln!(out, "{fence}{lang}\n{body}\n{fence}");
+            }
+            Block::Figure { stem, caption } => {
+                let _ = writeln!(
+                    out,
+                    "![{}]({stem}.png)\n\n*{}* ([SVG]({stem}.svg))",
+                    md_escape(caption),
+                    md_escape(caption)
+                );
+            }
+        }
+        out.push('\n');
+    }
+    // One trailing newline, not two.
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTML.
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn html_inline(parts: &[Inline]) -> String {
+    parts
+        .iter()
+        .map(|part| match part {
+            Inline::Text(s) => html_escape(s),
+            Inline::Code(s) => format!("<code>{}</code>", html_escape(s)),
+        })
+        .collect()
+}
+
+const CSS: &str = "\
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif;line-height:1.5;color:#1a1a1a;background:#fff;margin:0}
+main{max-width:1100px;margin:0 auto;padding:2rem 1.5rem 4rem}
+h1{font-size:1.9rem;margin-bottom:.3rem}h2{margin-top:2.5rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem;display:block;overflow-x:auto;max-width:100%}
+th,td{border:1px solid #d0d0d0;padding:.3rem .6rem}td{white-space:nowrap}th{vertical-align:bottom}
+th{background:#f3f3f3}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+tbody tr:nth-child(even){background:#fafafa}
+code{font-family:ui-monospace,'DejaVu Sans Mono',Menlo,Consolas,monospace;font-size:.9em;background:#f3f3f3;padding:0 .2em;border-radius:3px}
+pre{background:#f6f6f6;border:1px solid #e0e0e0;padding:1rem;overflow-x:auto;font-size:.85rem}pre code{background:none;padding:0}
+figure{margin:1.5rem 0}figure svg{width:100%;height:auto;display:block}figcaption{color:#555;font-size:.95rem;margin-top:.3rem}
+";
+
+/// Prepares an SVG file's text for inlining: drops any XML prolog or doctype (invalid inside
+/// HTML) and adds a viewBox when missing, so the picture scales to the page width instead of
+/// being cropped.
+pub fn inline_svg(svg: &str) -> String {
+    let mut body = svg.trim_start();
+    while body.starts_with("<?") || body.starts_with("<!") {
+        match body.find('>') {
+            Some(end) => body = body[end + 1..].trim_start(),
+            None => break,
+        }
+    }
+    let Some(tag_end) = body.find('>') else {
+        return body.to_string();
+    };
+    let tag = &body[..tag_end];
+    if !tag.starts_with("<svg") || tag.contains("viewBox") {
+        return body.to_string();
+    }
+    let attribute = |name: &str| {
+        let key = format!(" {name}=\"");
+        tag.find(&key).and_then(|i| {
+            let rest = &tag[i + key.len()..];
+            rest.find('"').map(|j| rest[..j].to_string())
+        })
+    };
+    match (attribute("width"), attribute("height")) {
+        (Some(w), Some(h)) => format!("<svg viewBox=\"0 0 {w} {h}\"{}", &body[4..]),
+        _ => body.to_string(),
+    }
+}
+
+/// The self-contained HTML page. `svgs` maps each figure stem to the text of its SVG file.
+pub fn to_html(title: &str, blocks: &[Block], svgs: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<main>\n",
+        html_escape(title)
+    );
+    for block in blocks {
+        match block {
+            Block::Heading(level, title) => {
+                let _ = writeln!(out, "<h{level}>{}</h{level}>", html_escape(title));
+            }
+            Block::Paragraph(parts) => {
+                let _ = writeln!(out, "<p>{}</p>", html_inline(parts));
+            }
+            Block::List(items) => {
+                out.push_str("<ul>\n");
+                for item in items {
+                    let _ = writeln!(out, "<li>{}</li>", html_inline(item));
+                }
+                out.push_str("</ul>\n");
+            }
+            Block::Table(table) => html_table(&mut out, table),
+            Block::Code(lang, body) => {
+                let _ = writeln!(
+                    out,
+                    "<pre><code class=\"language-{}\">{}</code></pre>",
+                    html_escape(lang),
+                    html_escape(body)
+                );
+            }
+            Block::Figure { stem, caption } => {
+                out.push_str("<figure>\n");
+                match svgs.iter().find(|(s, _)| s == stem) {
+                    Some((_, svg)) => {
+                        out.push_str(inline_svg(svg).trim_end());
+                        out.push('\n');
+                    }
+                    None => {
+                        let _ = writeln!(out, "<p>(plot {} missing)</p>", html_escape(stem));
+                    }
+                }
+                let _ = writeln!(out, "<figcaption>{}</figcaption>\n</figure>", html_escape(caption));
+            }
+        }
+    }
+    out.push_str("</main>\n</body>\n</html>\n");
+    out
+}
+
+fn html_table(out: &mut String, table: &Table) {
+    let class =
+        |i: usize| if table.right_aligned.get(i).copied().unwrap_or(false) { " class=\"num\"" } else { "" };
+    out.push_str("<table>\n<thead><tr>");
+    for (i, h) in table.header.iter().enumerate() {
+        let _ = write!(out, "<th{}>{}</th>", class(i), html_escape(h));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in &table.rows {
+        out.push_str("<tr>");
+        for (i, cell) in row.iter().enumerate() {
+            let _ = write!(out, "<td{}>{}</td>", class(i), html_inline(cell));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_format_for_reading() {
+        assert_eq!(fixed(-0.0001, 2), "0.00");
+        assert_eq!(fixed(95.216, 1), "95.2");
+        assert_eq!(significant(0.020004, 4), "0.02000");
+        assert_eq!(significant(7971.2, 4), "7971");
+        assert_eq!(significant(1.5e-5, 3), "1.50e-5");
+        assert_eq!(significant(f64::NAN, 3), "n/a");
+        assert_eq!(trimmed(significant(0.5, 3)), "0.5");
+        assert_eq!(percent_label(0.95), "95 %");
+        assert_eq!(percent_label(0.999), "99.9 %");
+        assert_eq!(energy_label(7970.5), "7.97 nJ");
+        assert_eq!(energy_label(12.0), "12.0 pJ");
+        assert_eq!(latency_label(1250.0), "1.25 µs");
+        assert_eq!(decimals_for(0.1), 1);
+        assert_eq!(decimals_for(0.04), 2);
+    }
+
+    #[test]
+    fn text_is_escaped_for_each_format() {
+        assert_eq!(md_escape("a_b|c*<d>"), "a\\_b\\|c\\*\\<d\\>");
+        assert_eq!(html_escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(md_inline(&code("a|b")), "`a\\|b`");
+        assert_eq!(md_inline(&code("a`b")), "`` a`b ``");
+    }
+
+    #[test]
+    fn code_fence_outgrows_backticks_in_the_body() {
+        let md = to_markdown(&[Block::Code("json".into(), "\"```\"".into())]);
+        assert!(md.starts_with("````json\n"), "{md}");
+    }
+
+    #[test]
+    fn inline_svg_drops_the_prolog_and_scales() {
+        let svg = "<?xml version=\"1.0\"?>\n<!DOCTYPE svg>\n<svg width=\"10\" height=\"20\" xmlns=\"http://www.w3.org/2000/svg\"></svg>";
+        assert_eq!(
+            inline_svg(svg),
+            "<svg viewBox=\"0 0 10 20\" width=\"10\" height=\"20\" xmlns=\"http://www.w3.org/2000/svg\"></svg>"
+        );
+        let with_view_box = "<svg width=\"1\" height=\"1\" viewBox=\"0 0 1 1\"></svg>";
+        assert_eq!(inline_svg(with_view_box), with_view_box);
+    }
+
+    #[test]
+    fn tables_render_in_both_formats() {
+        let table = Table {
+            header: vec!["time".into(), "mean".into()],
+            rows: vec![vec![text("1 s"), text("95.20")]],
+            right_aligned: vec![false, true],
+        };
+        let md = to_markdown(&[Block::Table(table.clone())]);
+        assert_eq!(md, "| time | mean |\n| --- | ---: |\n| 1 s | 95.20 |\n");
+        let html = to_html("t", &[Block::Table(table)], &[]);
+        assert!(html.contains("<tr><td>1 s</td><td class=\"num\">95.20</td></tr>"), "{html}");
+    }
+}

@@ -65,7 +65,9 @@ fn smoke_on_cpu_and_report_rebuild_is_identical() {
     let o = aimc().arg("report").arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for (p, b) in names.iter().zip(&before) {
-        assert_eq!(&std::fs::read(p).unwrap(), b, "{} differs after `aimc report`", p.display());
+        let now = std::fs::read(p).unwrap();
+        let first = now.iter().zip(b.iter()).position(|(x, y)| x != y);
+        assert!(now == *b, "{} differs after `aimc report` (lengths {} vs {}, first difference at byte {first:?})", p.display(), now.len(), b.len());
     }
 }
 

@@ -309,7 +309,9 @@ fn forward(
         })
         .max()
         .unwrap();
-    let chunk = chunk_size(be, cfg, per_trial_bytes, "one trial's weights or activations")?;
+    // `mvm` dispatches trials x tiles workgroups along z.
+    let max_tiles = layers.iter().map(|l| l.mapped.n_tiles()).max().unwrap();
+    let chunk = chunk_size(be, cfg, per_trial_bytes, "one trial's weights or activations")?.min((MAX_GROUPS / max_tiles).max(1));
     let wg = be.wg();
     let mats: Vec<MatrixBufs> = layers.iter().map(|l| MatrixBufs::new(be, &l.mapped, chunk)).collect();
     let x0 = be.create("x", x.len());

@@ -23,8 +23,9 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-fn run_smoke(backend: &str) -> PathBuf {
-    let out = tmp(&format!("smoke-{backend}"));
+/// Runs the smoke experiment into a directory of its own (`tag` keeps concurrent tests apart).
+fn run_smoke(backend: &str, tag: &str) -> PathBuf {
+    let out = tmp(&format!("smoke-{backend}-{tag}"));
     let o = aimc().args(["run", root().join("experiments/smoke.toml").to_str().unwrap(), "--backend", backend, "--out"]).arg(&out).output().unwrap();
     assert!(o.status.success(), "aimc run failed:\n{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     for f in ["results.json", "trials.csv", "report.md", "report.html"] {
@@ -39,7 +40,7 @@ fn results(dir: &Path) -> aimc::report::results::Results {
 
 #[test]
 fn smoke_on_cpu_and_report_rebuild_is_identical() {
-    let out = run_smoke("cpu");
+    let out = run_smoke("cpu", "rebuild");
     let r = results(&out);
     assert_eq!(r.points.len(), 4, "2 GDC settings x 2 times");
     assert_eq!(r.trials, 8);
@@ -76,8 +77,8 @@ fn smoke_on_gpu_matches_cpu_counts_closely() {
     if common::gpu(256).is_none() {
         return;
     }
-    let cpu = results(&run_smoke("cpu"));
-    let gpu = results(&run_smoke("gpu"));
+    let cpu = results(&run_smoke("cpu", "vs-gpu"));
+    let gpu = results(&run_smoke("gpu", "vs-cpu"));
     assert_ne!(gpu.adapter.backend, "cpu");
     for (a, b) in cpu.points.iter().zip(&gpu.points) {
         let (ca, cb) = (a.per_trial_correct.as_ref().unwrap(), b.per_trial_correct.as_ref().unwrap());

@@ -11,6 +11,7 @@
 //!   block and 2 FLOPs per MAC; no weight traffic.
 //! - (c) batched inference: 2·B·in·out FLOPs per trial and one Philox block per output and input
 //!   tile (output noise).
+//!
 //! The Box–Muller transcendental and model arithmetic are not counted, so the floors are
 //! optimistic and a ratio near 1 is out of reach by construction.
 

@@ -159,7 +159,7 @@ fn shape_mismatch_is_named() {
     let mut w = vec![0u8; 0];
     let header = r#"{"0.weight":{"dtype":"F32","shape":[10,65],"data_offsets":[0,2600]}}"#;
     let mut h = header.to_string();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(' ');
     }
     w.extend_from_slice(&(h.len() as u64).to_le_bytes());

@@ -280,7 +280,7 @@ impl Periphery {
         if !(self.weight_scaling_omega.is_finite() && self.weight_scaling_omega > 0.0) {
             return Err(format!("periphery.weight_scaling_omega = {}: must be > 0 (1 maps max|W| to g_max)", self.weight_scaling_omega));
         }
-        if !(self.ir_drop_g_ratio > 0.0) {
+        if self.ir_drop_g_ratio.is_nan() || self.ir_drop_g_ratio <= 0.0 {
             return Err(format!("periphery.ir_drop_g_ratio = {}: must be > 0 (default 571428.6)", self.ir_drop_g_ratio));
         }
         Ok(())

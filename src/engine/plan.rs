@@ -408,10 +408,13 @@ pub fn run_program_mvm(be: &mut dyn Backend, m: &MappedMatrix, xq: &[f32], cfg: 
     Ok(out)
 }
 
+/// Per time, a flat vector over trials (see [`run_device_state`]).
+pub type PerTime = Vec<Vec<f32>>;
+
 /// The device state itself: effective weights (normalised tile units) of every trial at every
 /// time, `[time][trial * n_weights + weight]`, and the GDC factors `[time][trial * n_tiles + tile]`.
 /// Meant for small matrices (tests, inspection): everything is read back.
-pub fn run_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>), EngineError> {
+pub fn run_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig) -> Result<(PerTime, PerTime), EngineError> {
     check_indices(m, 0)?;
     let chunk = chunk_size(be, cfg, m.len() as u64 * 4, "the effective weights of one trial")?;
     let b = MatrixBufs::new(be, m, chunk);

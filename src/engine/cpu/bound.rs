@@ -1,5 +1,7 @@
 //! CPU twin of shaders/bound.wgsl: per (trial, sample, tile) vector, the full periphery with
 //! iterative bound management, IR drop and per-read weight noise; writes the final reduction.
+// Index loops mirror the shader's invocation indices, so the twin reads beside the WGSL.
+#![allow(clippy::needless_range_loop)]
 
 use super::common::*;
 use crate::engine::layout::{StageParams, TileInfo};

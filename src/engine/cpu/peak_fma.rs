@@ -1,5 +1,7 @@
 //! CPU twin of shaders/peak_fma.wgsl: FP32 multiply-add throughput of the CPU backend (eight
 //! independent chains per item, as in the shader; the compiler may vectorise across them).
+// Index loops mirror the shader's invocation indices, so the twin reads beside the WGSL.
+#![allow(clippy::needless_range_loop)]
 
 use super::common::*;
 use crate::engine::layout::StageParams;

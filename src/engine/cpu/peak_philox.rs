@@ -1,4 +1,6 @@
 //! CPU twin of shaders/peak_philox.wgsl: Philox throughput of the CPU backend.
+// Index loops mirror the shader's invocation indices, so the twin reads beside the WGSL.
+#![allow(clippy::needless_range_loop)]
 
 use super::common::*;
 use crate::engine::layout::StageParams;

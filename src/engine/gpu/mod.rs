@@ -257,7 +257,7 @@ impl Backend for GpuBackend {
     }
 
     fn max_binding_bytes(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
     }
 
     fn wg(&self) -> u32 {

@@ -1,7 +1,8 @@
 // Stage `drift`: a trial's effective weights at inference time t (noise-models §1, §3):
 // regenerate the programmed pair and drift exponents from the programming counters, re-convert
 // with the tile's s2 = g_max / max|W_prog|, drift, add accumulated 1/f read noise (a fresh draw
-// per t). Also the per-chunk sums of the GDC readouts (one-hot inputs through output noise and
+// per t). With drift_path = 1 both devices of the pair drift separately instead (each its own nu
+// and read noise, no re-conversion). Also the per-chunk sums of the GDC readouts (one-hot inputs through output noise and
 // ADC): at t, and right after programming (baseline). One invocation = one weight of one trial;
 // workgroup (x = 256-element chunk of a tile, y = tile, z = trial in chunk). The tree reduction
 // has a fixed shape, so partial sums do not depend on chunking. CPU twin: src/engine/cpu/drift.rs.
@@ -34,12 +35,18 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
         let gp_t = clamp(s * w_norm[elem], 0.0, P.dev.g_max);
         let gn_t = clamp(-s * w_norm[elem], 0.0, P.dev.g_max);
         let n = normal4(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_PROG, 0u), 0u), key));
-        let wp = programmed_weight(P.dev, w_norm[elem], s, n.xy);
+        let gpair = programmed_pair(P.dev, w_norm[elem], s, n.xy);
+        let wp = (gpair.x - gpair.y) / s;
         let nu_pos = drift_nu(P.dev, gp_t, n.z);
         let nu_neg = drift_nu(P.dev, gn_t, n.w);
         let s2 = P.dev.g_max / max(bitcast<f32>(progmax[trial_local * ntiles + wg.y]), 1e-7);
         let nr = normal2(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_READ, L.t_index), 0u), key));
-        let we = drift_weight(P.dev, wp, nu_pos, nu_neg, s2, L.log_t_ratio, L.read_sqrt_log, nr.x);
+        var we = 0.0;
+        if (P.dev.drift_path == 1u) {
+            we = drift_pair(P.dev, gpair, nu_pos, nu_neg, s, L.log_t_ratio, L.read_sqrt_log, nr);
+        } else {
+            we = drift_weight(P.dev, wp, nu_pos, nu_neg, s2, L.log_t_ratio, L.read_sqrt_log, nr.x);
+        }
         weff[trial_local * L.n_out * L.n_in + elem] = we;
         if (L.gdc_mode != 0u) {
             let ng = normal2(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_GDC_READ, L.t_index), 0u), key));

@@ -1,13 +1,13 @@
 //! The engine against an independent f64 re-implementation of noise-models.md §2–§3 (the oracle
 //! the spec asks for): the same Philox draws fed through `DeviceModel`'s f64 equations and
 //! aihwkit's tile path, written out longhand here, must give the same effective weights as the
-//! f32 stages on the CPU twin and on the GPU, weight by weight. Plus the published mean
+//! f32 stages on the CPU twin and on the GPU, weight by weight (both drift paths). Plus the published mean
 //! shrinkage of programmed weights (about 0.42 % of max|W| with PCM defaults).
 
 mod common;
 
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape};
-use aimc::device::DeviceModel;
+use aimc::device::{DeviceModel, DriftPath};
 use aimc::engine::plan::{run_device_state, RunConfig};
 use aimc::engine::Backend;
 use aimc::rng::{ctr_word2, normal4_f64, philox4x32_10, stream};
@@ -27,12 +27,27 @@ fn oracle(dev: &DeviceModel, w: &[f32], key: [u32; 2], trial: u32, t_index: u32,
     let wmax = w.iter().fold(0.0f64, |a, &x| a.max(x.abs() as f64));
     let s = dev.g_max / wmax;
     let mut prog = Vec::new();
+    let mut pairs = Vec::new();
     let mut nus = Vec::new();
     for (e, &wi) in w.iter().enumerate() {
         let n = normal4_f64(philox4x32_10([e as u32, trial, ctr_word2(0, stream::PROG, 0), 0], key));
         let (gp_t, gn_t) = ((s * wi as f64).clamp(0.0, dev.g_max), (-s * wi as f64).clamp(0.0, dev.g_max));
-        prog.push((dev.program(gp_t, n[0]) - dev.program(gn_t, n[1])) / s);
+        let (gp, gn) = (dev.program(gp_t, n[0]), dev.program(gn_t, n[1]));
+        prog.push((gp - gn) / s);
+        pairs.push((gp, gn));
         nus.push((dev.nu(gp_t, n[2]), dev.nu(gn_t, n[3])));
+    }
+    if dev.drift_path == DriftPath::BothDevices {
+        // Each device drifts with its own ν and read noise; the original scale converts back.
+        return pairs
+            .iter()
+            .zip(&nus)
+            .enumerate()
+            .map(|(e, (&(gp, gn), &(nu_p, nu_n)))| {
+                let n = normal4_f64(philox4x32_10([e as u32, trial, ctr_word2(0, stream::READ, t_index), 0], key));
+                (dev.drift_read(gp, nu_p, t_inf, n[0]) - dev.drift_read(gn, nu_n, t_inf, n[1])) / s
+            })
+            .collect();
     }
     // aihwkit re-converts the programmed weights with their own max before drift.
     let s2 = dev.g_max / prog.iter().fold(0.0f64, |a, &x| a.max(x.abs()));
@@ -68,6 +83,7 @@ fn check(be: &mut dyn Backend, dev: DeviceModel) {
 fn engine_matches_f64_oracle_cpu() {
     check(&mut cpu(), DeviceModel::pcm());
     check(&mut cpu(), DeviceModel::hermes());
+    check(&mut cpu(), DeviceModel { drift_path: DriftPath::BothDevices, ..DeviceModel::pcm() });
 }
 
 #[test]
@@ -75,6 +91,7 @@ fn engine_matches_f64_oracle_gpu() {
     let Some(mut g) = gpu(256) else { return };
     check(&mut g, DeviceModel::pcm());
     check(&mut g, DeviceModel::hermes1());
+    check(&mut g, DeviceModel { drift_path: DriftPath::BothDevices, ..DeviceModel::hermes() });
 }
 
 /// Programming both devices of a pair rectifies the zero-target device's noise at 0, shrinking

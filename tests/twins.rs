@@ -131,6 +131,9 @@ fn weight_error_stages_match_twins() {
     for gdc in [Gdc::Readout, Gdc::ExactReference] {
         plan::run_weight_error(&mut rec, &m, &cfg(gdc, 7, vec![0.0, 3600.0, 3.15e7])).unwrap();
     }
+    let mut both = cfg(Gdc::Readout, 3, vec![86400.0]);
+    both.device.drift_path = aimc::device::DriftPath::BothDevices;
+    plan::run_weight_error(&mut rec, &m, &both).unwrap();
     let Some(mut g) = gpu(256) else { return };
     let seen = replay_all(&rec, &mut g);
     assert_eq!(seen, vec![Stage::Program, Stage::Drift, Stage::Gdc, Stage::WeightError]);

@@ -31,13 +31,35 @@ fn sigma_prog(d: DeviceParams, g: f32) -> f32 {
     return (((d.prog_c3 * x + d.prog_c2) * x + d.prog_c1) * x + d.prog_c0) * d.prog_norm;
 }
 
-// Programmed weight (normalised units) of a differential pair with conductance scale s:
-// both devices are programmed, the one with target 0 too (rectified at 0).
-fn programmed_weight(d: DeviceParams, w: f32, s: f32, n: vec2<f32>) -> f32 {
+// Programmed conductances (G+, G-) of a differential pair with conductance scale s: both
+// devices are programmed, the one with target 0 too (rectified at 0).
+fn programmed_pair(d: DeviceParams, w: f32, s: f32, n: vec2<f32>) -> vec2<f32> {
     let gp_t = clamp(s * w, 0.0, d.g_max);
     let gn_t = clamp(-s * w, 0.0, d.g_max);
     let gp = max(0.0, gp_t + d.prog_scale * sigma_prog(d, gp_t) * n.x);
     let gn = max(0.0, gn_t + d.prog_scale * sigma_prog(d, gn_t) * n.y);
+    return vec2<f32>(gp, gn);
+}
+
+// Programmed weight in normalised units.
+fn programmed_weight(d: DeviceParams, w: f32, s: f32, n: vec2<f32>) -> f32 {
+    let g = programmed_pair(d, w, s, n);
+    return (g.x - g.y) / s;
+}
+
+// Drift and read noise of one device with programmed conductance g (µS).
+fn drift_device(d: DeviceParams, g: f32, nu: f32, log_t_ratio: f32, read_sqrt_log: f32, n_read: f32) -> f32 {
+    let gd = g * exp(-nu * log_t_ratio);
+    let sig = curve_eval(d.q_s, g / d.g_max) * read_sqrt_log;
+    return max(0.0, gd + abs(gd) * d.read_scale * sig * n_read);
+}
+
+// The "both devices drift separately" variant: each programmed device of the pair drifts with its
+// own nu and gets its own read noise; no re-conversion (the original scale s converts back).
+fn drift_pair(d: DeviceParams, g: vec2<f32>, nu_pos: f32, nu_neg: f32, s: f32,
+              log_t_ratio: f32, read_sqrt_log: f32, n_read: vec2<f32>) -> f32 {
+    let gp = drift_device(d, g.x, nu_pos, log_t_ratio, read_sqrt_log, n_read.x);
+    let gn = drift_device(d, g.y, nu_neg, log_t_ratio, read_sqrt_log, n_read.y);
     return (gp - gn) / s;
 }
 
@@ -52,11 +74,8 @@ fn drift_nu(d: DeviceParams, g_target: f32, n: f32) -> f32 {
 // device, Q_s is evaluated at the programmed conductance, and the result converts back with s2.
 fn drift_weight(d: DeviceParams, wp: f32, nu_pos: f32, nu_neg: f32, s2: f32,
                 log_t_ratio: f32, read_sqrt_log: f32, n_read: f32) -> f32 {
-    let g = abs(wp) * s2;
     let nu = select(nu_neg, nu_pos, wp >= 0.0);
-    let gd = g * exp(-nu * log_t_ratio);
-    let sig = curve_eval(d.q_s, g / d.g_max) * read_sqrt_log;
-    let gf = max(0.0, gd + abs(gd) * d.read_scale * sig * n_read);
+    let gf = drift_device(d, abs(wp) * s2, nu, log_t_ratio, read_sqrt_log, n_read);
     return sign(wp) * gf / s2;
 }
 

@@ -9,7 +9,7 @@ struct Curve {
 
 struct DeviceParams {
     g_max: f32, prog_scale: f32, drift_scale: f32, read_scale: f32,
-    prog_norm: f32, _pad0: f32, _pad1: f32, _pad2: f32,
+    prog_norm: f32, drift_path: u32, _pad1: f32, _pad2: f32,
     prog_c0: f32, prog_c1: f32, prog_c2: f32, prog_c3: f32,
     mu_nu: Curve,
     sigma_nu: Curve,

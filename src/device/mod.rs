@@ -66,6 +66,19 @@ impl Fit {
     }
 }
 
+/// How the pair drifts (noise-models §3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftPath {
+    /// aihwkit's tile path: re-convert the programmed weight with s' = g_max/max|W_prog|, so one
+    /// device holds it; drift that device with the nu of its target device; Q_s at the
+    /// programmed conductance. The default, so numbers compare with aihwkit.
+    #[default]
+    Aihwkit,
+    /// Both programmed devices drift separately, each with its own nu and read noise.
+    BothDevices,
+}
+
 /// A statistical PCM model: programming noise, drift exponent and 1/f read noise (noise-models §3-§5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +99,8 @@ pub struct DeviceModel {
     pub mu_nu: Fit,
     pub sigma_nu: Fit,
     pub q_s: Fit,
+    #[serde(default)]
+    pub drift_path: DriftPath,
 }
 
 /// Programming-noise polynomial of the PCM model, µS at g_max = 25 µS
@@ -116,6 +131,7 @@ impl DeviceModel {
             mu_nu: Fit::log_clamp(-0.0155, 0.0244, 0.049, 0.1),
             sigma_nu: Fit::log_clamp(-0.0125, -0.0059, 0.008, 0.045),
             q_s: Fit::PowerClamp { a: 0.0088, p: 0.65, lo: 1e-3, hi: 0.2 },
+            drift_path: DriftPath::Aihwkit,
         }
     }
 
@@ -134,6 +150,7 @@ impl DeviceModel {
             mu_nu: Fit::LogClampPoly { brk: 0.0945, a: -0.0387, b: -0.0182, lo: 0.072, hi: 0.13, c: [0.0736, -0.0126, -0.0436, 0.0] },
             sigma_nu: Fit::LogClampPoly { brk: 0.3055, a: -0.0117, b: -0.0057, lo: 0.0091, hi: 0.04, c: [0.0073, 0.0093, -0.0118, 0.0] },
             q_s: Fit::LogClampPoly { brk: 0.16, a: -0.0117, b: -0.0069, lo: 0.015, hi: 0.04, c: [0.0123, 0.0211, -0.0280, 0.0069] },
+            drift_path: DriftPath::Aihwkit,
         }
     }
 
@@ -228,6 +245,10 @@ impl DeviceModel {
             mu_nu: self.mu_nu.to_curve(),
             sigma_nu: self.sigma_nu.to_curve(),
             q_s: self.q_s.to_curve(),
+            drift_path: match self.drift_path {
+                DriftPath::Aihwkit => 0,
+                DriftPath::BothDevices => 1,
+            },
             ..DeviceParams::default()
         }
     }

@@ -34,7 +34,8 @@ pub struct DeviceParams {
     pub read_scale: f32,
     /// g_max / g_ref: scales the programming polynomial (µS at g_ref) to this g_max.
     pub prog_norm: f32,
-    pub _pad0: f32,
+    /// 0: aihwkit tile path (re-conversion before drift), 1: both devices drift separately.
+    pub drift_path: u32,
     pub _pad1: f32,
     pub _pad2: f32,
     pub prog_c0: f32,

@@ -24,11 +24,29 @@ pub fn sigma_prog(d: &DeviceParams, g: f32) -> f32 {
     (((d.prog_c3 * x + d.prog_c2) * x + d.prog_c1) * x + d.prog_c0) * d.prog_norm
 }
 
-pub fn programmed_weight(d: &DeviceParams, w: f32, s: f32, n: [f32; 2]) -> f32 {
+pub fn programmed_pair(d: &DeviceParams, w: f32, s: f32, n: [f32; 2]) -> [f32; 2] {
     let gp_t = (s * w).clamp(0.0, d.g_max);
     let gn_t = (-s * w).clamp(0.0, d.g_max);
     let gp = (gp_t + d.prog_scale * sigma_prog(d, gp_t) * n[0]).max(0.0);
     let gn = (gn_t + d.prog_scale * sigma_prog(d, gn_t) * n[1]).max(0.0);
+    [gp, gn]
+}
+
+pub fn programmed_weight(d: &DeviceParams, w: f32, s: f32, n: [f32; 2]) -> f32 {
+    let g = programmed_pair(d, w, s, n);
+    (g[0] - g[1]) / s
+}
+
+pub fn drift_device(d: &DeviceParams, g: f32, nu: f32, log_t_ratio: f32, read_sqrt_log: f32, n_read: f32) -> f32 {
+    let gd = g * (-nu * log_t_ratio).exp();
+    let sig = curve_eval(&d.q_s, g / d.g_max) * read_sqrt_log;
+    (gd + gd.abs() * d.read_scale * sig * n_read).max(0.0)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn drift_pair(d: &DeviceParams, g: [f32; 2], nu_pos: f32, nu_neg: f32, s: f32, log_t_ratio: f32, read_sqrt_log: f32, n_read: [f32; 2]) -> f32 {
+    let gp = drift_device(d, g[0], nu_pos, log_t_ratio, read_sqrt_log, n_read[0]);
+    let gn = drift_device(d, g[1], nu_neg, log_t_ratio, read_sqrt_log, n_read[1]);
     (gp - gn) / s
 }
 
@@ -39,11 +57,8 @@ pub fn drift_nu(d: &DeviceParams, g_target: f32, n: f32) -> f32 {
 
 #[allow(clippy::too_many_arguments)]
 pub fn drift_weight(d: &DeviceParams, wp: f32, nu_pos: f32, nu_neg: f32, s2: f32, log_t_ratio: f32, read_sqrt_log: f32, n_read: f32) -> f32 {
-    let g = wp.abs() * s2;
     let nu = if wp >= 0.0 { nu_pos } else { nu_neg };
-    let gd = g * (-nu * log_t_ratio).exp();
-    let sig = curve_eval(&d.q_s, g / d.g_max) * read_sqrt_log;
-    let gf = (gd + gd.abs() * d.read_scale * sig * n_read).max(0.0);
+    let gf = drift_device(d, wp.abs() * s2, nu, log_t_ratio, read_sqrt_log, n_read);
     wgsl_sign(wp) * gf / s2
 }
 

@@ -33,11 +33,16 @@ pub fn drift(p: &StageParams, groups: [u32; 3], w_norm: &[f32], tiles: &[TileInf
                             let gp_t = (s * w).clamp(0.0, p.dev.g_max);
                             let gn_t = (-s * w).clamp(0.0, p.dev.g_max);
                             let nn = normal4(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::PROG, 0), 0], key));
-                            let wp = programmed_weight(&p.dev, w, s, [nn[0], nn[1]]);
+                            let gpair = programmed_pair(&p.dev, w, s, [nn[0], nn[1]]);
+                            let wp = (gpair[0] - gpair[1]) / s;
                             let nu_pos = drift_nu(&p.dev, gp_t, nn[2]);
                             let nu_neg = drift_nu(&p.dev, gn_t, nn[3]);
                             let nr = normal2(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::READ, l.t_index), 0], key));
-                            let we = drift_weight(&p.dev, wp, nu_pos, nu_neg, s2, l.log_t_ratio, l.read_sqrt_log, nr[0]);
+                            let we = if p.dev.drift_path == 1 {
+                                drift_pair(&p.dev, gpair, nu_pos, nu_neg, s, l.log_t_ratio, l.read_sqrt_log, nr)
+                            } else {
+                                drift_weight(&p.dev, wp, nu_pos, nu_neg, s2, l.log_t_ratio, l.read_sqrt_log, nr[0])
+                            };
                             weff[z * nw + elem as usize] = we;
                             if l.gdc_mode != 0 {
                                 let ng = normal2(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::GDC_READ, l.t_index), 0], key));

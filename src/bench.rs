@@ -42,7 +42,7 @@ fn bell(n: usize) -> Vec<f32> {
 }
 
 fn cfg(trials: u32, dev: DeviceModel, gdc: Gdc) -> RunConfig {
-    RunConfig { device: dev, periphery: Periphery::default(), gdc, key: crate::rng::key(1, 0), trials, times: vec![3600.0], max_chunk: u32::MAX }
+    RunConfig { device: dev, periphery: Periphery::default(), gdc, key: crate::rng::key(1, 0), trials, times: vec![3600.0], max_chunk: u32::MAX, first_trial: 0 }
 }
 
 /// Peak Philox blocks/s and FMA FLOP/s of the backend.

@@ -27,6 +27,19 @@ pub enum Command {
         /// Override the trial count of the file (quick looks; the report states the count used).
         #[arg(long)]
         trials: Option<u32>,
+        /// Run only shard K of N (K in 0..N): a contiguous block of the trials, with the single
+        /// run's random numbers; `aimc merge` joins the shards' results.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+    },
+    /// Merge the results of all shards of one run into the single run's results and report.
+    Merge {
+        /// Output directory for the merged results.
+        #[arg(long)]
+        out: PathBuf,
+        /// The shards' results directories.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
     },
     /// Validate an experiment file (fields, values, files, shapes) without running it.
     Check { experiment: PathBuf },

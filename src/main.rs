@@ -45,7 +45,7 @@ fn run_config(c: &CommonArgs) -> Result<(RunConfig, TileShape)> {
     if times.is_empty() || times.len() > 65_535 {
         bail!("--times: give 1 to 65535 times");
     }
-    let cfg = RunConfig { device, periphery, gdc: c.gdc.into(), key: aimc::rng::key(c.seed, 0), trials: c.trials, times, max_chunk: u32::MAX };
+    let cfg = RunConfig { device, periphery, gdc: c.gdc.into(), key: aimc::rng::key(c.seed, 0), trials: c.trials, times, max_chunk: u32::MAX, first_trial: 0 };
     Ok((cfg, parse_tile(&c.tile)?))
 }
 
@@ -116,7 +116,7 @@ impl aimc::experiment::run::Progress for ProgressOut {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run { experiment, backend, out, trials } => {
+        Command::Run { experiment, backend, out, trials, shard } => {
             let mut exp = aimc::experiment::Experiment::load(&experiment)?;
             if let Some(t) = trials {
                 if t == 0 {
@@ -126,7 +126,14 @@ fn run(cli: Cli) -> Result<()> {
                 exp.weight_error_trials = exp.weight_error_trials.min(t);
                 exp.resolved["trials"] = t.into();
             }
-            let dir = out.unwrap_or_else(|| std::path::PathBuf::from("results").join(&exp.name));
+            let mut default_dir = std::path::PathBuf::from("results").join(&exp.name);
+            if let Some(s) = &shard {
+                let (k, n) = s.split_once('/').with_context(|| format!("--shard {s}: expected K/N, e.g. 0/4"))?;
+                let (k, n): (u32, u32) = (k.trim().parse().with_context(|| format!("--shard {s}: K must be an integer"))?, n.trim().parse().with_context(|| format!("--shard {s}: N must be an integer"))?);
+                exp.apply_shard(k, n).map_err(anyhow::Error::msg)?;
+                default_dir = default_dir.join(format!("shard-{k}-of-{n}"));
+            }
+            let dir = out.unwrap_or(default_dir);
             let mut be = aimc::engine::open(backend)?;
             let ad = be.adapter();
             eprintln!(
@@ -152,6 +159,15 @@ fn run(cli: Cli) -> Result<()> {
             aimc::report::write_report(&r, &dir)?;
             println!("{}", aimc::experiment::run::console_summary(&r));
             println!("{:.1} s, {:.0} trials/s; results in {} (report.md, report.html, plots)", r.run_seconds, r.trials_per_second, path.parent().unwrap().display());
+            Ok(())
+        }
+        Command::Merge { out, shards } => {
+            let parts = shards.iter().map(|d| aimc::report::results::Results::load(d)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
+            let r = aimc::experiment::merge::merge(parts).map_err(anyhow::Error::msg)?;
+            let path = r.save(&out, true).with_context(|| format!("writing merged results to {}", out.display()))?;
+            aimc::report::write_report(&r, &out)?;
+            println!("{}", aimc::experiment::run::console_summary(&r));
+            println!("merged {} shards ({} trials) into {}", shards.len(), r.trials, path.display());
             Ok(())
         }
         Command::Check { experiment } => {

@@ -170,3 +170,36 @@ fn shape_mismatch_is_named() {
     let p = bad_experiment("shape", |t| t.replace("models/digits_mlp.safetensors", model.to_str().unwrap()));
     expect_error(&p, &["65 inputs", "64 features"]);
 }
+
+/// Shards run separately and merged give the single run's per-trial metrics and statistics
+/// (weight-error moments up to rounding): trial k has the same random numbers in every layout.
+#[test]
+fn shards_merge_into_the_single_run() {
+    let exp = root().join("experiments/smoke.toml");
+    let single = run_smoke("cpu", "single");
+    let mut dirs = Vec::new();
+    for k in 0..3 {
+        let d = tmp(&format!("shard-{k}"));
+        let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--shard", &format!("{k}/3"), "--out"]).arg(&d).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        dirs.push(d);
+    }
+    let merged = tmp("merged");
+    let o = aimc().args(["merge", "--out"]).arg(&merged).args(dirs.iter().rev()).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (a, b) = (results(&single), results(&merged));
+    assert_eq!(a.trials, b.trials);
+    for (p, q) in a.points.iter().zip(&b.points) {
+        assert_eq!(p.per_trial, q.per_trial, "{} {}", p.series, p.time_label);
+        assert_eq!(p.per_trial_correct, q.per_trial_correct);
+        assert_eq!((&p.summary, &p.mean_ci, &p.pooled, &p.drop, &p.histogram), (&q.summary, &q.mean_ci, &q.pooled, &q.drop, &q.histogram));
+        for (x, y) in p.weight_error.iter().zip(&q.weight_error) {
+            assert_eq!(x.trials, y.trials);
+            assert!((x.std - y.std).abs() <= 1e-9 * x.std && (x.alpha_mean - y.alpha_mean).abs() <= 1e-9 * x.alpha_mean, "{x:?} vs {y:?}");
+        }
+    }
+    // A missing shard is an error that says which.
+    let o = aimc().args(["merge", "--out"]).arg(tmp("merged-bad")).args(&dirs[..2]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("shards 0..3"), "{}", String::from_utf8_lossy(&o.stderr));
+}

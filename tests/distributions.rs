@@ -40,7 +40,7 @@ fn matrix() -> MappedMatrix {
 /// Effective weights per target row (the 1.0 weight left out), pooled over trials.
 fn samples(be: &mut dyn Backend, dev: DeviceModel, t: f64) -> Vec<Vec<f64>> {
     let m = matrix();
-    let cfg = RunConfig { device: dev, periphery: Periphery::perfect(), gdc: Gdc::Off, key: aimc::rng::key(2024, 3), trials: TRIALS, times: vec![t], max_chunk: 4 };
+    let cfg = RunConfig { device: dev, periphery: Periphery::perfect(), gdc: Gdc::Off, key: aimc::rng::key(2024, 3), trials: TRIALS, times: vec![t], max_chunk: 4, first_trial: 0 };
     let (w, _) = run_device_state(be, &m, &cfg).unwrap();
     let mut rows = vec![Vec::new(); TARGETS.len()];
     for trial in 0..TRIALS as usize {

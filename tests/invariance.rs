@@ -55,6 +55,7 @@ fn cfg(chunk: u32) -> RunConfig {
         trials: 13,
         times: vec![25.0, 3.15e7],
         max_chunk: chunk,
+        first_trial: 0,
     }
 }
 
@@ -68,6 +69,18 @@ fn counts_invariant_to_chunking_cpu() {
     let want = counts(&mut cpu(), 13);
     for chunk in [1, 4, 5] {
         assert_eq!(counts(&mut cpu(), chunk), want, "chunk {chunk}");
+    }
+    // And to sharding: trials 0..6 and 6..13 run separately, concatenated.
+    let (layers, x, labels) = model();
+    let mut a = cfg(13);
+    a.trials = 6;
+    let mut b = cfg(13);
+    b.first_trial = 6;
+    b.trials = 7;
+    let pa = run_classifier(&mut cpu(), &layers, &x, &labels, &a).unwrap();
+    let pb = run_classifier(&mut cpu(), &layers, &x, &labels, &b).unwrap();
+    for (ti, w) in want.iter().enumerate() {
+        assert_eq!(&[pa[ti].correct.clone(), pb[ti].correct.clone()].concat(), w, "shards at time {ti}");
     }
     // And to the number of CPU threads.
     assert_eq!(counts(&mut aimc::engine::cpu::CpuBackend::new(1, 256), 13), want);
@@ -89,7 +102,7 @@ fn counts_invariant_to_chunking_and_workgroup_size_gpu() {
 fn deterministic_drift() -> RunConfig {
     let fixed = |v: f64| Fit::LogClampPoly { brk: f64::INFINITY, a: 0.0, b: v, lo: v, hi: v, c: [0.0; 4] };
     let dev = DeviceModel { prog_noise_scale: 0.0, read_noise_scale: 0.0, mu_nu: fixed(0.06), sigma_nu: fixed(0.0), ..DeviceModel::pcm() };
-    RunConfig { device: dev, periphery: Periphery::perfect(), gdc: Gdc::Readout, key: [1, 2], trials: 3, times: vec![0.0, 3600.0, 3.15e8], max_chunk: 8 }
+    RunConfig { device: dev, periphery: Periphery::perfect(), gdc: Gdc::Readout, key: [1, 2], trials: 3, times: vec![0.0, 3600.0, 3.15e8], max_chunk: 8, first_trial: 0 }
 }
 
 fn gdc_restores(be: &mut dyn Backend) {

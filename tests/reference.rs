@@ -66,7 +66,7 @@ fn check(be: &mut dyn Backend, dev: DeviceModel) {
     let w = aimc::rng::uniform_signed((N_OUT * N_IN) as usize, 5);
     let m = MappedMatrix::new(&w, N_OUT, N_IN, TileShape::default(), 1.0);
     let key = aimc::rng::key(99, 2);
-    let cfg = RunConfig { device: dev.clone(), periphery: Periphery::default(), gdc: Gdc::Off, key, trials: TRIALS, times: TIMES.to_vec(), max_chunk: 4 };
+    let cfg = RunConfig { device: dev.clone(), periphery: Periphery::default(), gdc: Gdc::Off, key, trials: TRIALS, times: TIMES.to_vec(), max_chunk: 4, first_trial: 0 };
     let (weff, _) = run_device_state(be, &m, &cfg).unwrap();
     for (ti, &t) in TIMES.iter().enumerate() {
         for trial in 0..TRIALS {
@@ -104,7 +104,7 @@ fn programmed_weights_shrink_by_published_amount() {
     let mut w: Vec<f32> = aimc::rng::uniform_signed((n * n) as usize, 8).iter().map(|v| 0.3 + 0.6 * v.abs()).collect();
     w[0] = 1.0;
     let m = MappedMatrix::new(&w, n, n, TileShape::default(), 1.0);
-    let cfg = RunConfig { device: dev, periphery: Periphery::default(), gdc: Gdc::Off, key: [3, 4], trials: 4, times: vec![0.0], max_chunk: 4 };
+    let cfg = RunConfig { device: dev, periphery: Periphery::default(), gdc: Gdc::Off, key: [3, 4], trials: 4, times: vec![0.0], max_chunk: 4, first_trial: 0 };
     let (weff, _) = run_device_state(&mut cpu(), &m, &cfg).unwrap();
     // Without drift and read noise the re-conversion cancels: W_eff is W_prog in tile units.
     let per = (n * n) as usize;

@@ -23,6 +23,9 @@ pub struct RunConfig {
     pub gdc: Gdc,
     pub key: [u32; 2],
     pub trials: u32,
+    /// Global index of the first trial (a shard of a larger run starts past 0; counters use
+    /// global indices, so shards reproduce the single run's trials exactly).
+    pub first_trial: u32,
     /// Inference times after programming, s.
     pub times: Vec<f64>,
     /// Upper bound on trials per chunk (the plan may pick fewer to fit buffer limits).
@@ -61,7 +64,7 @@ fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32, offset: u3
             tiles_in: m.tiles_in,
             tiles_out: m.tiles_out,
             trials,
-            trial_offset: offset,
+            trial_offset: cfg.first_trial + offset,
             batch,
             layer,
             t_index,

@@ -159,6 +159,10 @@ pub struct Experiment {
     pub confidence: f64,
     pub ci_half_width: f64,
     pub weight_error_trials: u32,
+    /// Global index of the first trial this run covers (non-zero for a shard).
+    pub first_trial: u32,
+    pub first_weight_error_trial: u32,
+    pub shard: Option<crate::report::results::Shard>,
     pub times: Vec<f64>,
     pub axes: Vec<SweepAxis>,
     pub points: Vec<SweepPoint>,
@@ -212,6 +216,34 @@ fn parse_gdc(v: &toml::Value) -> Result<Gdc, String> {
 }
 
 impl Experiment {
+    /// Restricts the run to shard `index` of `count`: balanced contiguous trial ranges, the same
+    /// global trial indices (so the same random numbers) as the single run.
+    pub fn apply_shard(&mut self, index: u32, count: u32) -> Result<(), String> {
+        if count == 0 || index >= count {
+            return Err(format!("--shard {index}/{count}: need 0 <= K < N, e.g. --shard 0/4 .. --shard 3/4"));
+        }
+        if count > self.trials {
+            return Err(format!("--shard {index}/{count}: more shards than the {} trials", self.trials));
+        }
+        use crate::crossbar::{split_len, split_start};
+        let (t, w) = (self.trials, self.weight_error_trials);
+        let shard = crate::report::results::Shard {
+            index,
+            count,
+            first_trial: split_start(t, count, index),
+            trials: split_len(t, count, index),
+            first_weight_error_trial: if w > 0 { split_start(w, count, index) } else { 0 },
+            weight_error_trials: if w > 0 { split_len(w, count, index) } else { 0 },
+        };
+        self.first_trial = shard.first_trial;
+        self.trials = shard.trials;
+        self.first_weight_error_trial = shard.first_weight_error_trial;
+        self.weight_error_trials = shard.weight_error_trials;
+        self.resolved["shard"] = serde_json::to_value(&shard).unwrap();
+        self.shard = Some(shard);
+        Ok(())
+    }
+
     /// Reads and validates an experiment file.
     pub fn load(path: &Path) -> Result<Experiment, ExperimentError> {
         let file = path.display().to_string();
@@ -402,6 +434,9 @@ impl Experiment {
             confidence: raw.confidence,
             ci_half_width: raw.ci_half_width,
             weight_error_trials: raw.weight_error_trials.min(raw.trials),
+            first_trial: 0,
+            first_weight_error_trial: 0,
+            shard: None,
             times,
             axes,
             points,

@@ -4,6 +4,7 @@
 
 pub mod energy;
 pub mod file;
+pub mod merge;
 pub mod run;
 
 pub use file::{Experiment, ExperimentError, SweepPoint, WorkloadKind};

@@ -51,25 +51,41 @@ fn run_config(exp: &Experiment, p: &SweepPoint) -> RunConfig {
         gdc: p.gdc,
         key: crate::rng::key(exp.seed, p.index as u32),
         trials: exp.trials,
+        first_trial: exp.first_trial,
         times: exp.times.clone(),
         max_chunk: PROGRESS_CHUNK,
     }
 }
 
 /// Statistics of one point's per-trial metric.
-#[allow(clippy::too_many_arguments)]
-fn point(
-    exp: &Experiment,
-    sp: &SweepPoint,
-    ti: usize,
+fn point(exp: &Experiment, sp: &SweepPoint, ti: usize, per_trial: Vec<f64>, correct: Option<(Vec<u32>, u32)>, fp: Option<f64>, weight_error: Vec<LayerWeightError>) -> Result<Point, RunError> {
+    let id = PointId { sweep_index: sp.index, labels: sp.labels.iter().cloned().collect(), series: sp.series(), t_inf: exp.times[ti] };
+    Ok(point_stats(id, per_trial, correct, fp, weight_error, exp.confidence, exp.ci_half_width)?)
+}
+
+/// Which point a set of trials belongs to.
+pub struct PointId {
+    pub sweep_index: usize,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub series: String,
+    pub t_inf: f64,
+}
+
+/// Every statistic of a point from its per-trial metric (and, for classifiers, the exact
+/// per-trial correct counts out of `n` samples). Used by `run` and by `merge`, so a merged run
+/// has exactly the statistics a single run would have.
+pub fn point_stats(
+    id: PointId,
     per_trial: Vec<f64>,
     correct: Option<(Vec<u32>, u32)>,
     fp: Option<f64>,
     weight_error: Vec<LayerWeightError>,
-) -> Result<Point, RunError> {
+    confidence: f64,
+    ci_half_width: f64,
+) -> Result<Point, stats::StatsError> {
     let summary = Summary::from_sample(&per_trial)?;
     let mom: Moments = per_trial.iter().copied().collect();
-    let mean_ci = stats::mean_t(&mom, exp.confidence)?;
+    let mean_ci = stats::mean_t(&mom, confidence)?;
     let (pooled, histogram) = match &correct {
         Some((c, n)) => {
             let succ: u64 = c.iter().map(|&k| k as u64).sum();
@@ -78,8 +94,8 @@ fn point(
                 successes: succ,
                 trials: total,
                 proportion: succ as f64 / total as f64,
-                wilson: stats::wilson(succ, total, exp.confidence)?,
-                clopper_pearson: stats::clopper_pearson(succ, total, exp.confidence)?,
+                wilson: stats::wilson(succ, total, confidence)?,
+                clopper_pearson: stats::clopper_pearson(succ, total, confidence)?,
             };
             // One bin per attainable accuracy value k/n, so the histogram is exact.
             let half = 0.5 / *n as f64;
@@ -99,16 +115,16 @@ fn point(
         }
     };
     let drop = match fp {
-        Some(f) => Some(results::Drop { mean: f - summary.mean, ci: stats::difference_of_means_t(&mom, f, 0.0, exp.confidence)? }),
+        Some(f) => Some(results::Drop { mean: f - summary.mean, ci: stats::difference_of_means_t(&mom, f, 0.0, confidence)? }),
         None => None,
     };
-    let trials_needed = if summary.std > 0.0 { stats::trials_needed(summary.std, exp.ci_half_width, exp.confidence)? } else { 2 };
+    let trials_needed = if summary.std > 0.0 { stats::trials_needed(summary.std, ci_half_width, confidence)? } else { 2 };
     Ok(Point {
-        sweep_index: sp.index,
-        labels: sp.labels.iter().cloned().collect(),
-        series: sp.series(),
-        t_inf: exp.times[ti],
-        time_label: time_label(exp.times[ti]),
+        sweep_index: id.sweep_index,
+        labels: id.labels,
+        series: id.series,
+        t_inf: id.t_inf,
+        time_label: time_label(id.t_inf),
         per_trial,
         per_trial_correct: correct.map(|c| c.0),
         summary,
@@ -128,6 +144,7 @@ fn layer_weight_errors(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, 
     }
     let mut cfg = run_config(exp, sp);
     cfg.trials = trials;
+    cfg.first_trial = exp.first_weight_error_trial;
     for (li, m) in mapped.iter().enumerate() {
         let pts = plan::run_weight_error_layer(be, m, li as u32, &cfg, &mut |n| progress.advance(n as u64))?;
         for (ti, r) in workload::summarize_weight_error(&pts).into_iter().enumerate() {
@@ -253,6 +270,7 @@ pub fn run(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress) 
         trials: exp.trials,
         run_seconds: secs,
         trials_per_second: (done_points as f64 * exp.trials as f64) / secs.max(1e-9),
+        shard: exp.shard.clone(),
     };
     Outcome { results, error }
 }

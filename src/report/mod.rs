@@ -187,6 +187,7 @@ pub(crate) mod tests {
             trials,
             run_seconds: 12.5,
             trials_per_second: 48.0,
+            shard: None,
         }
     }
 

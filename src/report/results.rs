@@ -97,6 +97,20 @@ pub struct Point {
     pub weight_error: Vec<LayerWeightError>,
 }
 
+/// Which part of a larger run a results file holds (`aimc run --shard K/N`); `aimc merge`
+/// concatenates the shards' per-trial metrics into the single run's results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+    /// Global index of the shard's first trial, and its trial count.
+    pub first_trial: u32,
+    pub trials: u32,
+    /// The same for the weight-error trials (classifier workload).
+    pub first_weight_error_trial: u32,
+    pub weight_error_trials: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Results {
     pub schema_version: u32,
@@ -129,6 +143,9 @@ pub struct Results {
     pub trials: u32,
     pub run_seconds: f64,
     pub trials_per_second: f64,
+    /// Set when this file holds one shard of a run.
+    #[serde(default)]
+    pub shard: Option<Shard>,
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader never sees a

@@ -97,7 +97,8 @@ pub fn fp_accuracy(layers: &[Linear], act: Activation, data: &Dataset) -> (u64, 
 }
 
 /// Effective-weight error statistics at one time (noise-models §8): E = (α W_eff − W)/max|W|
-/// pooled over all weights and trials, and the GDC factor over trials and tiles.
+/// pooled over all weights and trials, and the GDC factor over trials and tiles (population
+/// moments, so shards pool exactly).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WeightErrorRow {
     pub t_inf: f64,
@@ -114,9 +115,12 @@ pub fn summarize_weight_error(points: &[crate::engine::plan::WeightErrorPoint]) 
         .map(|p| {
             let n = p.n_weights as f64 * p.sum_e.len() as f64;
             let mean = p.sum_e.iter().sum::<f64>() / n;
-            let var = (p.sum_e2.iter().sum::<f64>() / n - mean * mean).max(0.0) * n / (n - 1.0).max(1.0);
+            // Population moments over all weights (and tiles) of all trials: they pool exactly
+            // across shards (n is in the hundreds of thousands, so n vs n−1 is immaterial).
+            let var = (p.sum_e2.iter().sum::<f64>() / n - mean * mean).max(0.0);
             let alpha: crate::stats::Moments = p.alpha.iter().map(|&a| a as f64).collect();
-            WeightErrorRow { t_inf: p.t_inf, trials: p.sum_e.len() as u64, mean, std: var.sqrt(), alpha_mean: alpha.mean, alpha_std: alpha.std() }
+            let alpha_var = if alpha.n > 0 { alpha.m2 / alpha.n as f64 } else { 0.0 };
+            WeightErrorRow { t_inf: p.t_inf, trials: p.sum_e.len() as u64, mean, std: var.sqrt(), alpha_mean: alpha.mean, alpha_std: alpha_var.sqrt() }
         })
         .collect()
 }

@@ -46,15 +46,15 @@ fn cfg(trials: u32, dev: DeviceModel, gdc: Gdc) -> RunConfig {
 }
 
 /// Peak Philox blocks/s and FMA FLOP/s of the backend.
-pub fn peaks(be: &mut dyn Backend, small: bool) -> (f64, f64) {
+pub fn peaks(be: &mut dyn Backend, small: bool) -> Result<(f64, f64), EngineError> {
     let items = if small { 1 << 14 } else { 1 << 20 };
     let iters = if small { 64 } else { 256 };
-    plan::time_peak(be, Stage::PeakPhilox, 256, 4); // warm-up: pipeline creation
-    let tp = plan::time_peak(be, Stage::PeakPhilox, items, iters);
-    plan::time_peak(be, Stage::PeakFma, 256, 4);
+    plan::time_peak(be, Stage::PeakPhilox, 256, 4)?; // warm-up: pipeline creation
+    let tp = plan::time_peak(be, Stage::PeakPhilox, items, iters)?;
+    plan::time_peak(be, Stage::PeakFma, 256, 4)?;
     let fma_iters = iters * 16;
-    let tf = plan::time_peak(be, Stage::PeakFma, items, fma_iters);
-    (items as f64 * iters as f64 / tp, items as f64 * fma_iters as f64 * 16.0 / tf)
+    let tf = plan::time_peak(be, Stage::PeakFma, items, fma_iters)?;
+    Ok((items as f64 * iters as f64 / tp, items as f64 * fma_iters as f64 * 16.0 / tf))
 }
 
 pub fn run(choice: BackendChoice, size: &str) -> Result<(), EngineError> {
@@ -66,7 +66,7 @@ pub fn run(choice: BackendChoice, size: &str) -> Result<(), EngineError> {
     let mut be = crate::engine::open(choice)?;
     let ad = be.adapter();
     println!("adapter: {} ({}, {}, driver {})", ad.name, ad.backend, ad.device_type, ad.driver);
-    let (philox, flops) = peaks(be.as_mut(), small);
+    let (philox, flops) = peaks(be.as_mut(), small)?;
     println!("measured ceilings: {:.3} G Philox4x32-10 blocks/s, {:.3} TFLOP/s FP32 FMA", philox / 1e9, flops / 1e12);
     let mut cases = Vec::new();
 

@@ -105,8 +105,8 @@ fn rng_stream_is_bit_exact_on_gpu() {
     let words = g.create("w", 20000);
     let normals = g.create("n", 20000);
     g.dispatch(Stage::Rng, &p, &[words, normals], plan::grid(5000, 64));
-    let gw = g.download(words);
-    let gn = f32s(&g.download(normals));
+    let gw = g.download(words).unwrap();
+    let gn = f32s(&g.download(normals).unwrap());
     for i in 0..5000u32 {
         let want = aimc::rng::philox4x32_10([i, 7, 0x0003_0201, 0], [0xDEAD_BEEF, 0x1234_5678]);
         assert_eq!(&gw[i as usize * 4..i as usize * 4 + 4], &want, "block {i}");
@@ -120,7 +120,7 @@ fn rng_stream_is_bit_exact_on_gpu() {
     p.layer = Default::default();
     p.layer.trials = 1;
     g.dispatch(Stage::Rng, &p, &[words, normals], [1, 1, 1]);
-    assert_eq!(&g.download(words)[..4], &[0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+    assert_eq!(&g.download(words).unwrap()[..4], &[0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
 }
 
 #[test]
@@ -183,4 +183,17 @@ fn program_mvm_matches_twin() {
     plan::run_program_mvm(&mut rec, &m, &xq, &cfg(Gdc::Off, 9, vec![0.0])).unwrap();
     let Some(mut g) = gpu(256) else { return };
     replay_all(&rec, &mut g);
+}
+
+/// A GPU-side failure (here: a buffer over the adapter's size limit) comes back from the next
+/// readback as an `EngineError` naming the adapter, not as a panic.
+#[test]
+fn gpu_errors_are_engine_errors() {
+    let Some(mut g) = gpu(256) else { return };
+    let fine = g.create("fine", 16);
+    assert!(g.download(fine).is_ok());
+    let too_big = (g.max_binding_bytes().max(1 << 30) / 4) as usize * 8;
+    let _ = g.create("too big", too_big);
+    let err = g.download(fine).expect_err("an oversized buffer must surface as an error");
+    assert!(matches!(err, aimc::engine::EngineError::Device { .. }), "{err}");
 }

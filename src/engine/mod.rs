@@ -23,13 +23,14 @@ pub trait Backend {
     fn create(&mut self, label: &str, words: usize) -> Buf;
     fn upload(&mut self, buf: Buf, data: &[u32]);
     fn clear(&mut self, buf: Buf);
-    /// Reads a buffer back (waits for all queued work).
-    fn download(&mut self, buf: Buf) -> Vec<u32>;
+    /// Reads a buffer back (waits for all queued work). A GPU error (out of memory, device lost,
+    /// validation) surfaces here as an `EngineError`, never as a panic.
+    fn download(&mut self, buf: Buf) -> Result<Vec<u32>, EngineError>;
     fn free(&mut self, buf: Buf);
     /// Queues one dispatch: `bindings` in `@binding(1..)` order (binding 0 is the params).
     fn dispatch(&mut self, stage: Stage, params: &StageParams, bindings: &[Buf], groups: [u32; 3]);
     /// Waits for queued work (a no-op on the CPU).
-    fn finish(&mut self);
+    fn finish(&mut self) -> Result<(), EngineError>;
     /// Largest buffer binding, bytes.
     fn max_binding_bytes(&self) -> u64;
     /// 1-D workgroup size used for the stages with the `WG` override.

@@ -203,8 +203,8 @@ pub fn run_weight_error_layer(be: &mut dyn Backend, m: &MappedMatrix, layer: u32
             let p = params(cfg, layer, m, n, offset, 1, ti as u32, t);
             record_drift(be, &p, m, &b);
             be.dispatch(Stage::WeightError, &p, &[b.tiles, b.w_norm, b.weff, b.alpha, errp], [cpt, nt, n]);
-            let parts: Vec<f32> = bytemuck::cast_vec(be.download(errp));
-            let alpha: Vec<f32> = bytemuck::cast_vec(be.download(b.alpha));
+            let parts: Vec<f32> = bytemuck::cast_vec(be.download(errp)?);
+            let alpha: Vec<f32> = bytemuck::cast_vec(be.download(b.alpha)?);
             let per = (nt * cpt * 2) as usize;
             let pt = &mut out[ti];
             for z in 0..n as usize {
@@ -259,8 +259,9 @@ pub fn run_classifier_progress(
         be.clear(c);
         let wg = be.wg();
         be.dispatch(Stage::Accuracy, p, &[h, lab, c], grid(p.layer.trials as u64 * batch as u64, wg));
-        let got = be.download(c);
+        let got = be.download(c)?;
         out[ti].correct.extend_from_slice(&got[..p.layer.trials as usize]);
+        Ok(())
     });
     be.free(lab);
     if let Some(c) = correct {
@@ -275,8 +276,9 @@ pub fn run_outputs(be: &mut dyn Backend, layers: &[AnalogLayer], x: &[f32], batc
     let mut out = vec![Vec::new(); cfg.times.len()];
     let n_out = layers.last().map(|l| l.mapped.n_out).unwrap_or(0) as usize;
     forward(be, layers, x, batch, cfg, on_chunk, &mut |be, h, p, ti| {
-        let got: Vec<f32> = bytemuck::cast_vec(be.download(h));
+        let got: Vec<f32> = bytemuck::cast_vec(be.download(h)?);
         out[ti].extend_from_slice(&got[..p.layer.trials as usize * batch as usize * n_out]);
+        Ok(())
     })?;
     Ok(out)
 }
@@ -292,7 +294,7 @@ fn forward(
     batch: u32,
     cfg: &RunConfig,
     on_chunk: &mut dyn FnMut(u32),
-    finish: &mut dyn FnMut(&mut dyn Backend, Buf, &StageParams, usize),
+    finish: &mut dyn FnMut(&mut dyn Backend, Buf, &StageParams, usize) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {
     if layers.is_empty() || batch == 0 {
         return Err(EngineError::Invalid("the model needs at least one layer and the data set at least one row".into()));
@@ -368,7 +370,7 @@ fn forward(
                 input = hout;
                 last = Some(p);
             }
-            finish(be, input, &last.unwrap(), ti);
+            finish(be, input, &last.unwrap(), ti)?;
         }
         offset += n;
         on_chunk(n);
@@ -401,7 +403,7 @@ pub fn run_program_mvm(be: &mut dyn Backend, m: &MappedMatrix, xq: &[f32], cfg: 
         let n = chunk.min(cfg.trials - offset);
         let p = params(cfg, 0, m, n, offset, 1, 0, 0.0);
         be.dispatch(Stage::ProgramMvm, &p, &[b.w_norm, b.tiles, xb, yb], grid(n as u64 * m.n_out as u64, wg));
-        let got: Vec<f32> = bytemuck::cast_vec(be.download(yb));
+        let got: Vec<f32> = bytemuck::cast_vec(be.download(yb)?);
         out.extend_from_slice(&got[..(n * m.n_out) as usize]);
         offset += n;
     }
@@ -430,9 +432,9 @@ pub fn run_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig)
         record_program(be, &params(cfg, 0, m, n, offset, 1, 0, 0.0), m, &b);
         for (ti, &t) in cfg.times.iter().enumerate() {
             record_drift(be, &params(cfg, 0, m, n, offset, 1, ti as u32, t), m, &b);
-            let w: Vec<f32> = bytemuck::cast_vec(be.download(b.weff));
+            let w: Vec<f32> = bytemuck::cast_vec(be.download(b.weff)?);
             weff[ti].extend_from_slice(&w[..n as usize * m.len()]);
-            let a: Vec<f32> = bytemuck::cast_vec(be.download(b.alpha));
+            let a: Vec<f32> = bytemuck::cast_vec(be.download(b.alpha)?);
             alpha[ti].extend_from_slice(&a[..n as usize * nt]);
         }
         offset += n;
@@ -447,7 +449,7 @@ pub fn time_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig
     check_indices(m, 0)?;
     let chunk = chunk_size(be, cfg, m.len() as u64 * 4, "the effective weights of one trial")?;
     let b = MatrixBufs::new(be, m, chunk);
-    be.finish();
+    be.finish()?;
     let start = std::time::Instant::now();
     let mut offset = 0;
     while offset < cfg.trials {
@@ -458,7 +460,7 @@ pub fn time_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig
         }
         offset += n;
     }
-    be.download(b.alpha);
+    be.download(b.alpha)?;
     let secs = start.elapsed().as_secs_f64();
     b.free(be);
     Ok(secs)
@@ -496,7 +498,7 @@ pub fn time_inference(be: &mut dyn Backend, layer: &AnalogLayer, x: &[f32], batc
     p.layer.activation = layer.activation;
     record_program(be, &p, m, &b);
     record_drift(be, &p, m, &b);
-    be.download(b.alpha);
+    be.download(b.alpha)?;
     let start = std::time::Instant::now();
     for _ in 0..reps {
         be.dispatch(Stage::Dac, &p, &[b.tiles, x0, xq, nm], grid(n as u64 * batch as u64 * m.tiles_in as u64, wg));
@@ -508,7 +510,7 @@ pub fn time_inference(be: &mut dyn Backend, layer: &AnalogLayer, x: &[f32], batc
         be.dispatch(Stage::Bound, &p, &[b.tiles, x0, nm, b.weff, sat, y, red], grid(n as u64 * batch as u64 * m.n_tiles() as u64, 1));
         be.dispatch(Stage::Combine, &p, &[b.tiles, y, nm, red, b.alpha, bias, h], grid(n as u64 * batch as u64 * m.n_out as u64, wg));
     }
-    be.download(bias);
+    be.download(bias)?;
     let secs = start.elapsed().as_secs_f64();
     b.free(be);
     for bb in [x0, xq, nm, y, sat, red, h, bias] {
@@ -519,7 +521,7 @@ pub fn time_inference(be: &mut dyn Backend, layer: &AnalogLayer, x: &[f32], batc
 
 /// Seconds for a peak-throughput stage (`PeakPhilox` or `PeakFma`): `items` invocations of
 /// `iters` iterations each.
-pub fn time_peak(be: &mut dyn Backend, stage: Stage, items: u32, iters: u32) -> f64 {
+pub fn time_peak(be: &mut dyn Backend, stage: Stage, items: u32, iters: u32) -> Result<f64, EngineError> {
     let mut p = StageParams::default();
     p.layer.trials = items;
     p.layer.batch = iters;
@@ -527,11 +529,11 @@ pub fn time_peak(be: &mut dyn Backend, stage: Stage, items: u32, iters: u32) -> 
     p.io.out_noise = 1e-3;
     let sink = be.create("sink", items as usize);
     let wg = be.wg();
-    be.download(sink);
+    be.download(sink)?;
     let start = std::time::Instant::now();
     be.dispatch(stage, &p, &[sink], grid(items as u64, wg));
-    be.download(sink);
+    be.download(sink)?;
     let secs = start.elapsed().as_secs_f64();
     be.free(sink);
-    secs
+    Ok(secs)
 }

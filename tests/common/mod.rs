@@ -7,7 +7,7 @@ use aimc::engine::cpu::CpuBackend;
 use aimc::engine::gpu::{AdapterPick, GpuBackend};
 use aimc::engine::layout::StageParams;
 use aimc::engine::stages::Stage;
-use aimc::engine::{AdapterInfo, Backend, Buf};
+use aimc::engine::{AdapterInfo, Backend, Buf, EngineError};
 
 /// The GPU backend on whatever adapter exists (lavapipe included). Without one the test is
 /// skipped, unless REQUIRE_GPU=1, when it fails.
@@ -61,19 +61,21 @@ impl Backend for Recorder {
     fn clear(&mut self, buf: Buf) {
         self.inner.clear(buf)
     }
-    fn download(&mut self, buf: Buf) -> Vec<u32> {
+    fn download(&mut self, buf: Buf) -> Result<Vec<u32>, EngineError> {
         self.inner.download(buf)
     }
     fn free(&mut self, buf: Buf) {
         self.inner.free(buf)
     }
     fn dispatch(&mut self, stage: Stage, params: &StageParams, bindings: &[Buf], groups: [u32; 3]) {
-        let before = bindings.iter().map(|b| self.inner.download(*b)).collect();
+        let before = bindings.iter().map(|b| self.inner.download(*b).unwrap()).collect();
         self.inner.dispatch(stage, params, bindings, groups);
-        let after = bindings.iter().map(|b| self.inner.download(*b)).collect();
+        let after = bindings.iter().map(|b| self.inner.download(*b).unwrap()).collect();
         self.log.push(Dispatch { stage, params: *params, groups, before, after });
     }
-    fn finish(&mut self) {}
+    fn finish(&mut self) -> Result<(), EngineError> {
+        Ok(())
+    }
     fn max_binding_bytes(&self) -> u64 {
         self.inner.max_binding_bytes()
     }
@@ -94,7 +96,7 @@ pub fn replay(be: &mut dyn Backend, d: &Dispatch) -> Vec<Vec<u32>> {
         })
         .collect();
     be.dispatch(d.stage, &d.params, &bufs, d.groups);
-    let out = bufs.iter().map(|b| be.download(*b)).collect();
+    let out = bufs.iter().map(|b| be.download(*b).unwrap()).collect();
     for b in bufs {
         be.free(b);
     }

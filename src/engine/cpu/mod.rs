@@ -65,8 +65,8 @@ impl Backend for CpuBackend {
         self.bufs[buf.0].fill(0);
     }
 
-    fn download(&mut self, buf: Buf) -> Vec<u32> {
-        self.bufs[buf.0].clone()
+    fn download(&mut self, buf: Buf) -> Result<Vec<u32>, super::EngineError> {
+        Ok(self.bufs[buf.0].clone())
     }
 
     fn free(&mut self, buf: Buf) {
@@ -142,7 +142,9 @@ impl Backend for CpuBackend {
         self.bufs[b[b.len() - 1].0] = out;
     }
 
-    fn finish(&mut self) {}
+    fn finish(&mut self) -> Result<(), super::EngineError> {
+        Ok(())
+    }
 
     fn max_binding_bytes(&self) -> u64 {
         // Keep chunks of the same size as a typical GPU so both backends run the same plan.

@@ -88,6 +88,8 @@ pub struct GpuBackend {
     encoder: Option<wgpu::CommandEncoder>,
     recorded: u32,
     wg: u32,
+    /// The first error wgpu reported outside an error scope (reported at the next readback).
+    error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// Submit after this many recorded dispatches, so the encoder and its uniform buffers stay small.
@@ -126,7 +128,16 @@ impl GpuBackend {
                 return Err(EngineError::Device { name: info.name, reason: format!("{what}: the adapter allows {have}, aimc needs {need}") });
             }
         }
-        Ok(GpuBackend { device, queue, info, limits, pipelines: HashMap::new(), bufs: Vec::new(), encoder: None, recorded: 0, wg })
+        // wgpu's default handler panics; keep the first error and report it as an EngineError.
+        let error = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let sink = error.clone();
+        device.on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                *slot = Some(e.to_string());
+            }
+        }));
+        Ok(GpuBackend { device, queue, info, limits, pipelines: HashMap::new(), bufs: Vec::new(), encoder: None, recorded: 0, wg, error })
     }
 
     fn pipeline(&mut self, stage: Stage) -> &wgpu::ComputePipeline {
@@ -163,6 +174,20 @@ impl GpuBackend {
         self.recorded = 0;
     }
 
+    fn check(&self) -> Result<(), EngineError> {
+        match self.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            None => Ok(()),
+            Some(reason) => Err(EngineError::Device { name: self.info.name.clone(), reason }),
+        }
+    }
+
+    fn wait(&self) -> Result<(), EngineError> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| EngineError::Device { name: self.info.name.clone(), reason: format!("waiting for the GPU: {e}") })?;
+        self.check()
+    }
+
     fn buf(&self, b: Buf) -> &wgpu::Buffer {
         self.bufs[b.0].as_ref().expect("buffer used after free")
     }
@@ -196,7 +221,7 @@ impl Backend for GpuBackend {
         self.encoder().clear_buffer(&b, 0, None);
     }
 
-    fn download(&mut self, buf: Buf) -> Vec<u32> {
+    fn download(&mut self, buf: Buf) -> Result<Vec<u32>, EngineError> {
         let src = self.buf(buf).clone();
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -207,11 +232,20 @@ impl Backend for GpuBackend {
         self.encoder().copy_buffer_to_buffer(&src, 0, &staging, 0, src.size());
         self.submit();
         let slice = staging.slice(..);
-        slice.map_async(wgpu::MapMode::Read, |r| r.expect("map readback buffer"));
-        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("GPU device lost while waiting for results");
-        let out = bytemuck::cast_slice(&slice.get_mapped_range().expect("readback buffer is mapped")).to_vec();
+        let mapped = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let m2 = mapped.clone();
+        slice.map_async(wgpu::MapMode::Read, move |r| *m2.lock().unwrap_or_else(|p| p.into_inner()) = Some(r.map_err(|e| e.to_string())));
+        self.wait()?;
+        let status = mapped.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let fail = |reason: String| EngineError::Device { name: self.info.name.clone(), reason };
+        match status {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(fail(format!("reading results back: {e}"))),
+            None => return Err(fail("reading results back: the map never completed".into())),
+        }
+        let out = bytemuck::cast_slice(&slice.get_mapped_range().map_err(|e| fail(format!("reading results back: {e}")))?).to_vec();
         staging.unmap();
-        out
+        Ok(out)
     }
 
     fn free(&mut self, buf: Buf) {
@@ -251,9 +285,9 @@ impl Backend for GpuBackend {
         }
     }
 
-    fn finish(&mut self) {
+    fn finish(&mut self) -> Result<(), EngineError> {
         self.submit();
-        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("GPU device lost");
+        self.wait()
     }
 
     fn max_binding_bytes(&self) -> u64 {

@@ -161,6 +161,51 @@ fn record_drift(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &Mat
     be.dispatch(Stage::Gdc, p, &[b.tiles, b.partials, b.alpha], grid(p.layer.trials as u64 * m.n_tiles() as u64, wg));
 }
 
+/// Scratch buffers of the per-MVM stages, sized for the largest layer of a chunk.
+struct MvmBufs {
+    xq: Buf,
+    nm: Buf,
+    y: Buf,
+    sat: Buf,
+    red: Buf,
+}
+
+impl MvmBufs {
+    fn new(be: &mut dyn Backend, chunk: u32, batch: u32, layers: &[&MappedMatrix]) -> Self {
+        let (c, b) = (chunk as usize, batch as usize);
+        let max = |f: &dyn Fn(&MappedMatrix) -> u32| layers.iter().map(|m| f(m)).max().unwrap_or(1) as usize;
+        MvmBufs {
+            xq: be.create("xq", c * b * max(&|m| m.n_in)),
+            nm: be.create("nm", c * b * max(&|m| m.tiles_in)),
+            y: be.create("y", c * max(&|m| m.tiles_in) * b * max(&|m| m.n_out)),
+            sat: be.create("sat", c * b * max(&|m| m.n_tiles())),
+            red: be.create("red", c * b * max(&|m| m.n_tiles())),
+        }
+    }
+
+    fn free(&self, be: &mut dyn Backend) {
+        for b in [self.xq, self.nm, self.y, self.sat, self.red] {
+            be.free(b);
+        }
+    }
+}
+
+/// One layer's noisy MVMs for every trial and sample of the chunk (noise-models §7): DAC with
+/// noise management, the tiled GEMM with output noise and ADC, bound management (or the full
+/// per-vector path), then the digital combine into `hout`.
+#[allow(clippy::too_many_arguments)]
+fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &MatrixBufs, s: &MvmBufs, input: Buf, bias: Buf, hout: Buf) {
+    let (n, batch, wg) = (p.layer.trials, p.layer.batch, be.wg());
+    be.dispatch(Stage::Dac, p, &[b.tiles, input, s.xq, s.nm], grid(n as u64 * batch as u64 * m.tiles_in as u64, wg));
+    be.clear(s.sat);
+    if p.layer.full_path == 0 {
+        let gx = m.tiles.iter().map(|t| t.rows).max().unwrap().div_ceil(MVM_BLOCK);
+        be.dispatch(Stage::Mvm, p, &[b.tiles, s.xq, b.weff, s.y, s.sat], [gx, batch.div_ceil(MVM_BLOCK), n * m.n_tiles()]);
+    }
+    be.dispatch(Stage::Bound, p, &[b.tiles, input, s.nm, b.weff, s.sat, s.y, s.red], grid(n as u64 * batch as u64 * m.n_tiles() as u64, 1));
+    be.dispatch(Stage::Combine, p, &[b.tiles, s.y, s.nm, s.red, b.alpha, bias, hout], grid(n as u64 * batch as u64 * m.n_out as u64, wg));
+}
+
 /// Weight-error result for one time point: per trial, the sums of E and E² over all weights, and
 /// the GDC factor of each tile.
 #[derive(Clone, Debug)]
@@ -317,22 +362,13 @@ fn forward(
     // `mvm` dispatches trials x tiles workgroups along z.
     let max_tiles = layers.iter().map(|l| l.mapped.n_tiles()).max().unwrap();
     let chunk = chunk_size(be, cfg, per_trial_bytes, "one trial's weights or activations")?.min((MAX_GROUPS / max_tiles).max(1));
-    let wg = be.wg();
     let mats: Vec<MatrixBufs> = layers.iter().map(|l| MatrixBufs::new(be, &l.mapped, chunk)).collect();
     let x0 = be.create("x", x.len());
     be.upload(x0, bytemuck::cast_slice(x));
     let max_out = layers.iter().map(|l| l.mapped.n_out).max().unwrap() as usize;
-    let max_in = layers.iter().map(|l| l.mapped.n_in).max().unwrap() as usize;
-    let max_tin = layers.iter().map(|l| l.mapped.tiles_in).max().unwrap() as usize;
-    let max_nt = layers.iter().map(|l| l.mapped.n_tiles()).max().unwrap() as usize;
-    let c = chunk as usize;
-    let bsz = batch as usize;
-    let xq = be.create("xq", c * bsz * max_in);
-    let nm = be.create("nm", c * bsz * max_tin);
-    let y = be.create("y", c * max_tin * bsz * max_out);
-    let sat = be.create("sat", c * bsz * max_nt);
-    let red = be.create("red", c * bsz * max_nt);
-    let h = [be.create("h0", c * bsz * max_out), be.create("h1", c * bsz * max_out)];
+    let scratch = MvmBufs::new(be, chunk, batch, &layers.iter().map(|l| &l.mapped).collect::<Vec<_>>());
+    let hlen = chunk as usize * batch as usize * max_out;
+    let h = [be.create("h0", hlen), be.create("h1", hlen)];
     let biases: Vec<Buf> = layers
         .iter()
         .map(|l| {
@@ -358,15 +394,8 @@ fn forward(
                 p.layer.x_per_trial = u32::from(li > 0);
                 p.layer.activation = l.activation;
                 record_drift(be, &p, m, b);
-                be.dispatch(Stage::Dac, &p, &[b.tiles, input, xq, nm], grid(n as u64 * batch as u64 * m.tiles_in as u64, wg));
-                be.clear(sat);
-                if p.layer.full_path == 0 {
-                    let gx = m.tiles.iter().map(|t| t.rows).max().unwrap().div_ceil(MVM_BLOCK);
-                    be.dispatch(Stage::Mvm, &p, &[b.tiles, xq, b.weff, y, sat], [gx, batch.div_ceil(MVM_BLOCK), n * m.n_tiles()]);
-                }
-                be.dispatch(Stage::Bound, &p, &[b.tiles, input, nm, b.weff, sat, y, red], grid(n as u64 * batch as u64 * m.n_tiles() as u64, 1));
                 let hout = h[li % 2];
-                be.dispatch(Stage::Combine, &p, &[b.tiles, y, nm, red, b.alpha, biases[li], hout], grid(n as u64 * batch as u64 * m.n_out as u64, wg));
+                record_layer(be, &p, m, b, &scratch, input, biases[li], hout);
                 input = hout;
                 last = Some(p);
             }
@@ -378,7 +407,8 @@ fn forward(
     for m in &mats {
         m.free(be);
     }
-    for bb in [x0, xq, nm, y, sat, red, h[0], h[1]].into_iter().chain(biases) {
+    scratch.free(be);
+    for bb in [x0, h[0], h[1]].into_iter().chain(biases) {
         be.free(bb);
     }
     Ok(())
@@ -481,17 +511,11 @@ pub fn time_inference(be: &mut dyn Backend, layer: &AnalogLayer, x: &[f32], batc
             fix: "the trial count of the benchmark".into(),
         });
     }
-    let wg = be.wg();
     let b = MatrixBufs::new(be, m, n);
     let x0 = be.create("x", x.len());
     be.upload(x0, bytemuck::cast_slice(x));
-    let (c, bsz) = (n as usize, batch as usize);
-    let xq = be.create("xq", c * bsz * m.n_in as usize);
-    let nm = be.create("nm", c * bsz * m.tiles_in as usize);
-    let y = be.create("y", c * m.tiles_in as usize * bsz * m.n_out as usize);
-    let sat = be.create("sat", c * bsz * m.n_tiles() as usize);
-    let red = be.create("red", c * bsz * m.n_tiles() as usize);
-    let h = be.create("h", c * bsz * m.n_out as usize);
+    let scratch = MvmBufs::new(be, n, batch, &[m]);
+    let h = be.create("h", n as usize * batch as usize * m.n_out as usize);
     let bias = be.create("bias", m.n_out as usize);
     be.upload(bias, bytemuck::cast_slice(&layer.bias));
     let mut p = params(cfg, 0, m, n, 0, batch, 0, cfg.times[0]);
@@ -501,19 +525,13 @@ pub fn time_inference(be: &mut dyn Backend, layer: &AnalogLayer, x: &[f32], batc
     be.download(b.alpha)?;
     let start = std::time::Instant::now();
     for _ in 0..reps {
-        be.dispatch(Stage::Dac, &p, &[b.tiles, x0, xq, nm], grid(n as u64 * batch as u64 * m.tiles_in as u64, wg));
-        be.clear(sat);
-        if p.layer.full_path == 0 {
-            let gx = m.tiles.iter().map(|t| t.rows).max().unwrap().div_ceil(MVM_BLOCK);
-            be.dispatch(Stage::Mvm, &p, &[b.tiles, xq, b.weff, y, sat], [gx, batch.div_ceil(MVM_BLOCK), n * m.n_tiles()]);
-        }
-        be.dispatch(Stage::Bound, &p, &[b.tiles, x0, nm, b.weff, sat, y, red], grid(n as u64 * batch as u64 * m.n_tiles() as u64, 1));
-        be.dispatch(Stage::Combine, &p, &[b.tiles, y, nm, red, b.alpha, bias, h], grid(n as u64 * batch as u64 * m.n_out as u64, wg));
+        record_layer(be, &p, m, &b, &scratch, x0, bias, h);
     }
     be.download(bias)?;
     let secs = start.elapsed().as_secs_f64();
     b.free(be);
-    for bb in [x0, xq, nm, y, sat, red, h, bias] {
+    scratch.free(be);
+    for bb in [x0, h, bias] {
         be.free(bb);
     }
     Ok(secs)

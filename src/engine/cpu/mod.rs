@@ -87,7 +87,7 @@ impl Backend for CpuBackend {
             Stage::Gdc => gdc::gdc(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut out)),
             Stage::Dac => {
                 let mut xq = std::mem::take(&mut self.bufs[b[2].0]);
-                dac::dac(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut xq), cast_slice_mut(&mut out));
+                dac::dac(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut xq), cast_slice_mut(&mut out), th);
                 self.bufs[b[2].0] = xq;
             }
             Stage::Mvm => {
@@ -119,6 +119,7 @@ impl Backend for CpuBackend {
                 cast_slice(self.get(b[4])),
                 cast_slice(self.get(b[5])),
                 cast_slice_mut(&mut out),
+                th,
             ),
             Stage::Accuracy => accuracy::accuracy(p, cast_slice(self.get(b[0])), self.get(b[1]), &mut out),
             Stage::WeightError => weight_error::weight_error(

@@ -203,3 +203,15 @@ fn shards_merge_into_the_single_run() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("shards 0..3"), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// Every shipped experiment file validates.
+#[test]
+fn shipped_experiments_validate() {
+    for e in std::fs::read_dir(root().join("experiments")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let o = aimc().arg("check").arg(&p).output().unwrap();
+            assert!(o.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&o.stderr));
+        }
+    }
+}

@@ -65,7 +65,14 @@ pub fn open(choice: BackendChoice) -> Result<Box<dyn Backend>, EngineError> {
         BackendChoice::Gpu => Ok(Box::new(gpu::GpuBackend::new(gpu::AdapterPick::Any, 256)?)),
         BackendChoice::Auto => match gpu::GpuBackend::new(gpu::AdapterPick::Hardware, 256) {
             Ok(g) => Ok(Box::new(g)),
-            Err(_) => Ok(Box::new(cpu::CpuBackend::new(cpu::default_threads(), 256))),
+            Err(e) => {
+                // No hardware GPU is the normal case on a laptop or CI; a GPU that fails to open
+                // is worth a line, since the run will be much slower on the CPU twin.
+                if matches!(e, EngineError::Device { .. }) {
+                    eprintln!("note: {e}; using the CPU twin");
+                }
+                Ok(Box::new(cpu::CpuBackend::new(cpu::default_threads(), 256)))
+            }
         },
     }
 }

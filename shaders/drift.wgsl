@@ -3,7 +3,8 @@
 // with the tile's s2 = g_max / max|W_prog|, drift, add accumulated 1/f read noise (a fresh draw
 // per t). With drift_path = 1 both devices of the pair drift separately instead (each its own nu
 // and read noise, no re-conversion). Also the per-chunk sums of the GDC readouts (one-hot inputs through output noise and
-// ADC): at t, and right after programming (baseline). One invocation = one weight of one trial;
+// ADC): at t, and right after programming (baseline; computed at the first time point only and
+// kept in its partials slot for the later ones). One invocation = one weight of one trial;
 // workgroup (x = 256-element chunk of a tile, y = tile, z = trial in chunk). The tree reduction
 // has a fixed shape, so partial sums do not depend on chunking. CPU twin: src/engine/cpu/drift.rs.
 
@@ -51,7 +52,7 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
         if (L.gdc_mode != 0u) {
             let ng = normal2(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_GDC_READ, L.t_index), 0u), key));
             rd = abs(adc(P.io, we + P.io.out_noise * ng.x));
-            if (L.gdc_mode == 1u) {
+            if (L.gdc_mode == 1u && L.gdc_base != 0u) {
                 let nb = normal2(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_GDC_BASE, 0u), 0u), key));
                 bs = abs(adc(P.io, wp + P.io.out_noise * nb.x));
             }
@@ -70,6 +71,8 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     if (lid == 0u) {
         let o = ((trial_local * ntiles + wg.y) * L.chunks_per_tile + wg.x) * 2u;
         partials[o] = sum_read[0];
-        partials[o + 1u] = sum_base[0];
+        if (L.gdc_base != 0u) {
+            partials[o + 1u] = sum_base[0];
+        }
     }
 }

@@ -4,9 +4,10 @@
 //! Floors. The adapter's own ceilings are measured first with two microkernels: Philox4x32-10
 //! blocks/s (`peak_philox`) and FP32 FMA FLOP/s (`peak_fma`). A case's floor is the time its
 //! unavoidable work takes at those ceilings; the rate at the floor is what "100 %" means.
-//! - (a) device state, full PCM model: per device sample 5 Philox blocks (programming pair and
-//!   drift exponents; the same block again in `drift`, which regenerates rather than stores;
-//!   read noise; GDC readout; GDC baseline), plus 8 bytes of traffic (read W, write W_eff).
+//! - (a) device state, full PCM model, one time point: per device sample 5 Philox blocks
+//!   (programming pair and drift exponents; the same block again in `drift`, which regenerates
+//!   rather than stores; read noise; GDC readout; GDC baseline, computed at the first time point
+//!   only), plus 8 bytes of traffic (read W, write W_eff).
 //! - (b) single-vector MVM, programming noise only, weights regenerated in registers: 1 Philox
 //!   block and 2 FLOPs per MAC; no weight traffic.
 //! - (c) batched inference: 2·B·in·out FLOPs per trial and one Philox block per output and input

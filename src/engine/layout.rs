@@ -102,7 +102,9 @@ pub struct LayerParams {
     pub chunks_per_tile: u32,
     /// max|W| of the whole matrix (normalises weight errors).
     pub wmax: f32,
-    pub _pad1: u32,
+    /// 1: `drift` also computes the GDC baseline readout (the first time point after `program`;
+    /// later time points keep the stored baseline instead of recomputing it).
+    pub gdc_base: u32,
 }
 
 /// Everything a stage reads as its uniform (binding 0 of every stage).

@@ -78,7 +78,8 @@ fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32, offset: u3
             activation: 0,
             chunks_per_tile: max_tile_elems(m).div_ceil(CHUNK),
             wmax: if m.wmax > 0.0 { m.wmax } else { 1.0 },
-            _pad1: 0,
+            // Every plan drifts time index 0 first after programming a chunk.
+            gdc_base: u32::from(t_index == 0),
         },
         dev: cfg.device.params(),
         io: cfg.periphery.params(),

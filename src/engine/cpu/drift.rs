@@ -47,7 +47,7 @@ pub fn drift(p: &StageParams, groups: [u32; 3], w_norm: &[f32], tiles: &[TileInf
                             if l.gdc_mode != 0 {
                                 let ng = normal2(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::GDC_READ, l.t_index), 0], key));
                                 rd = adc(&p.io, we + p.io.out_noise * ng[0]).abs();
-                                if l.gdc_mode == 1 {
+                                if l.gdc_mode == 1 && l.gdc_base != 0 {
                                     let nb = normal2(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::GDC_BASE, 0), 0], key));
                                     bs = adc(&p.io, wp + p.io.out_noise * nb[0]).abs();
                                 }
@@ -60,7 +60,9 @@ pub fn drift(p: &StageParams, groups: [u32; 3], w_norm: &[f32], tiles: &[TileInf
                     tree_sum(&mut sum_base);
                     let o = ((z * ntiles + wy as usize) * l.chunks_per_tile as usize + wx as usize) * 2;
                     partials[o] = sum_read[0];
-                    partials[o + 1] = sum_base[0];
+                    if l.gdc_base != 0 {
+                        partials[o + 1] = sum_base[0];
+                    }
                 }
             }
         }

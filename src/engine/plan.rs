@@ -207,6 +207,35 @@ fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &Mat
     be.dispatch(Stage::Combine, p, &[b.tiles, s.y, s.nm, s.red, b.alpha, bias, hout], grid(n as u64 * batch as u64 * m.n_out as u64, wg));
 }
 
+/// The device-state plan of one matrix: per trial chunk `program`, then per time `drift` + `gdc`,
+/// after which `per_time(backend, buffers, params, time index)` consumes the state. Shared by the
+/// weight-error, device-state and timing plans so their chunking and order cannot differ.
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn device_state_chunks(
+    be: &mut dyn Backend,
+    m: &MappedMatrix,
+    layer: u32,
+    cfg: &RunConfig,
+    b: &MatrixBufs,
+    chunk: u32,
+    per_time: &mut dyn FnMut(&mut dyn Backend, &MatrixBufs, &StageParams, usize) -> Result<(), EngineError>,
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<(), EngineError> {
+    let mut offset = 0;
+    while offset < cfg.trials {
+        let n = chunk.min(cfg.trials - offset);
+        record_program(be, &params(cfg, layer, m, n, offset, 1, 0, 0.0), m, b);
+        for (ti, &t) in cfg.times.iter().enumerate() {
+            let p = params(cfg, layer, m, n, offset, 1, ti as u32, t);
+            record_drift(be, &p, m, b);
+            per_time(be, b, &p, ti)?;
+        }
+        offset += n;
+        on_chunk(n);
+    }
+    Ok(())
+}
+
 /// Weight-error result for one time point: per trial, the sums of E and E² over all weights, and
 /// the GDC factor of each tile.
 #[derive(Clone, Debug)]
@@ -240,15 +269,16 @@ pub fn run_weight_error_layer(be: &mut dyn Backend, m: &MappedMatrix, layer: u32
     let b = MatrixBufs::new(be, m, chunk);
     let cpt = max_tile_elems(m).div_ceil(CHUNK);
     let errp = be.create("error_partials", chunk as usize * nt as usize * cpt as usize * 2);
-    let mut offset = 0;
-    while offset < cfg.trials {
-        let n = chunk.min(cfg.trials - offset);
-        let p0 = params(cfg, layer, m, n, offset, 1, 0, 0.0);
-        record_program(be, &p0, m, &b);
-        for (ti, &t) in cfg.times.iter().enumerate() {
-            let p = params(cfg, layer, m, n, offset, 1, ti as u32, t);
-            record_drift(be, &p, m, &b);
-            be.dispatch(Stage::WeightError, &p, &[b.tiles, b.w_norm, b.weff, b.alpha, errp], [cpt, nt, n]);
+    let res = device_state_chunks(
+        be,
+        m,
+        layer,
+        cfg,
+        &b,
+        chunk,
+        &mut |be, b, p, ti| {
+            let n = p.layer.trials;
+            be.dispatch(Stage::WeightError, p, &[b.tiles, b.w_norm, b.weff, b.alpha, errp], [cpt, nt, n]);
             let parts: Vec<f32> = bytemuck::cast_vec(be.download(errp)?);
             let alpha: Vec<f32> = bytemuck::cast_vec(be.download(b.alpha)?);
             let per = (nt * cpt * 2) as usize;
@@ -263,13 +293,13 @@ pub fn run_weight_error_layer(be: &mut dyn Backend, m: &MappedMatrix, layer: u32
                 pt.sum_e2.push(s2);
             }
             pt.alpha.extend_from_slice(&alpha[..(n * nt) as usize]);
-        }
-        offset += n;
-        on_chunk(n);
-    }
+            Ok(())
+        },
+        on_chunk,
+    );
     b.free(be);
     be.free(errp);
-    Ok(out)
+    res.map(|_| out)
 }
 
 /// Classifier result for one time point: correct predictions per trial (exact integers).
@@ -457,21 +487,25 @@ pub fn run_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig)
     let nt = m.n_tiles() as usize;
     let mut weff = vec![Vec::new(); cfg.times.len()];
     let mut alpha = vec![Vec::new(); cfg.times.len()];
-    let mut offset = 0;
-    while offset < cfg.trials {
-        let n = chunk.min(cfg.trials - offset);
-        record_program(be, &params(cfg, 0, m, n, offset, 1, 0, 0.0), m, &b);
-        for (ti, &t) in cfg.times.iter().enumerate() {
-            record_drift(be, &params(cfg, 0, m, n, offset, 1, ti as u32, t), m, &b);
+    let res = device_state_chunks(
+        be,
+        m,
+        0,
+        cfg,
+        &b,
+        chunk,
+        &mut |be, b, p, ti| {
+            let n = p.layer.trials as usize;
             let w: Vec<f32> = bytemuck::cast_vec(be.download(b.weff)?);
-            weff[ti].extend_from_slice(&w[..n as usize * m.len()]);
+            weff[ti].extend_from_slice(&w[..n * m.len()]);
             let a: Vec<f32> = bytemuck::cast_vec(be.download(b.alpha)?);
-            alpha[ti].extend_from_slice(&a[..n as usize * nt]);
-        }
-        offset += n;
-    }
+            alpha[ti].extend_from_slice(&a[..n * nt]);
+            Ok(())
+        },
+        &mut |_| {},
+    );
     b.free(be);
-    Ok((weff, alpha))
+    res.map(|_| (weff, alpha))
 }
 
 /// Seconds for the device-state stages (`program`, then `drift` + `gdc` at each time) over all
@@ -482,19 +516,10 @@ pub fn time_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig
     let b = MatrixBufs::new(be, m, chunk);
     be.finish()?;
     let start = std::time::Instant::now();
-    let mut offset = 0;
-    while offset < cfg.trials {
-        let n = chunk.min(cfg.trials - offset);
-        record_program(be, &params(cfg, 0, m, n, offset, 1, 0, 0.0), m, &b);
-        for (ti, &t) in cfg.times.iter().enumerate() {
-            record_drift(be, &params(cfg, 0, m, n, offset, 1, ti as u32, t), m, &b);
-        }
-        offset += n;
-    }
-    be.download(b.alpha)?;
+    let res = device_state_chunks(be, m, 0, cfg, &b, chunk, &mut |_, _, _, _| Ok(()), &mut |_| {}).and_then(|_| be.download(b.alpha));
     let secs = start.elapsed().as_secs_f64();
     b.free(be);
-    Ok(secs)
+    res.map(|_| secs)
 }
 
 /// Seconds for `reps` batched noisy forward passes of one layer (`dac`, `mvm`, `bound`, `combine`)

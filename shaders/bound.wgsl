@@ -49,6 +49,7 @@ fn bound(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let xo = select(s, vs, L.x_per_trial != 0u) * L.n_in + t.col_start;
     let wbase = trial_local * L.n_out * L.n_in + t.col_start;
     let n_cols = f32(t.cols);
+    let key = vec2<u32>(L.key0, L.key1);
     loop {
         let red = f32(1u << level);
         for (var k = lid; k < t.cols; k = k + BW) {
@@ -89,17 +90,14 @@ fn bound(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     }
                     wstd = P.io.w_noise * sqrt(q);
                 }
-                if (P.io.out_noise > 0.0 || wstd > 0.0) {
-                    let n = normal2(philox4x32_10(
-                        vec4<u32>(s, trial, ctr_word2(L.layer, STREAM_OUT, L.t_index), ctr_word3_out(orow, ti, level)),
-                        vec2<u32>(L.key0, L.key1)));
-                    yv = yv + P.io.out_noise * n.x + wstd * n.y;
+                if (P.io.out_noise > 0.0) {
+                    yv = yv + P.io.out_noise * out_normals(s, trial, L.layer, L.t_index, orow >> 2u, ti, level, key)[orow & 3u];
+                }
+                if (wstd > 0.0) {
+                    yv = yv + wstd * out_normals(s, trial, L.layer, L.t_index, (orow >> 2u) | W_NOISE_GROUP, ti, level, key)[orow & 3u];
                 }
             } else if (P.io.out_noise > 0.0) {
-                let n = normal2(philox4x32_10(
-                    vec4<u32>(s, trial, ctr_word2(L.layer, STREAM_OUT, L.t_index), ctr_word3_out(orow, ti, level)),
-                    vec2<u32>(L.key0, L.key1)));
-                yv = yv + P.io.out_noise * n.x;
+                yv = yv + P.io.out_noise * out_normals(s, trial, L.layer, L.t_index, orow >> 2u, ti, level, key)[orow & 3u];
             }
             if (saturated(P.io, yv)) {
                 atomicOr(&any_sat, 1u);

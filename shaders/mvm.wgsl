@@ -2,7 +2,8 @@
 // GEMM Y[s, o] = sum_k x'[s, k] W_eff[o, k] over the tile's inputs, workgroup-tiled (64 samples x
 // 64 outputs per workgroup, 16 x 16 invocations with 4 x 4 outputs each, K in steps of 16
 // through workgroup memory), with the periphery in the epilogue: output noise, ADC, and a
-// saturation flag per vector for iterative bound management (redone by `bound`).
+// saturation flag per vector for iterative bound management (redone by `bound`). One Philox
+// block gives the output noise of four consecutive outputs (all four words used).
 // Each accumulator sums over k in increasing order, so the result is independent of the tiling.
 // workgroup (x = 64-output block, y = 64-sample block, z = trial_local * n_tiles + tile).
 // CPU twin: src/engine/cpu/mvm.rs.
@@ -69,19 +70,25 @@ fn mvm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: 
         workgroupBarrier();
     }
     let trial = L.trial_offset + trial_local;
+    let key = vec2<u32>(L.key0, L.key1);
     for (var i = 0u; i < 4u; i = i + 1u) {
         let s = s0 + lid.y * 4u + i;
         let row = select(select(select(a3, a2, i == 2u), a1, i == 1u), a0, i == 0u);
+        // One Philox block gives the noise of four consecutive outputs (a tile that starts off a
+        // multiple of 4 needs a second block for the last ones).
+        var group = 0xFFFFFFFFu;
+        var noise = vec4<f32>(0.0);
         for (var j = 0u; j < 4u; j = j + 1u) {
             let o = o0 + lid.x * 4u + j;
             if (s < L.batch && o < t.rows) {
                 let orow = t.row_start + o;
                 var v = row[j];
                 if (P.io.out_noise > 0.0) {
-                    let n = normal2(philox4x32_10(
-                        vec4<u32>(s, trial, ctr_word2(L.layer, STREAM_OUT, L.t_index), ctr_word3_out(orow, ti, 0u)),
-                        vec2<u32>(L.key0, L.key1)));
-                    v = v + P.io.out_noise * n.x;
+                    if ((orow >> 2u) != group) {
+                        group = orow >> 2u;
+                        noise = out_normals(s, trial, L.layer, L.t_index, group, ti, 0u, key);
+                    }
+                    v = v + P.io.out_noise * noise[orow & 3u];
                 }
                 if (P.io.bm_mode == 1u && saturated(P.io, v)) {
                     atomicOr(&sat[(trial_local * L.batch + s) * ntiles + tile], 1u);

@@ -2,12 +2,17 @@
 
 use aimc::crossbar::Gdc;
 use aimc::engine::BackendChoice;
+use aimc::train::HiddenActivation;
 use aimc::workload::Activation;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "aimc", version, about = "Monte Carlo noise analyzer for analog in-memory computing (PCM crossbars)")]
+#[command(
+    name = "aimc",
+    version,
+    about = "Monte Carlo noise analyzer for analog in-memory computing (PCM crossbars)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -31,6 +36,10 @@ pub enum Command {
         /// run's random numbers; `aimc merge` joins the shards' results.
         #[arg(long, value_name = "K/N")]
         shard: Option<String>,
+        /// Time every stage (GPU timestamp queries where the adapter has them) and put the
+        /// breakdown in the terminal, results.json and the report. Costs some speed.
+        #[arg(long)]
+        profile: bool,
     },
     /// Merge the results of all shards of one run into the single run's results and report.
     Merge {
@@ -85,13 +94,23 @@ pub enum Command {
         /// Problem sizes: "full" (the sizes the targets refer to) or "small" (seconds on software Vulkan).
         #[arg(long, default_value = "full")]
         size: String,
+        /// Also print each case's per-stage time, share, dispatches and bound bytes.
+        #[arg(long)]
+        breakdown: bool,
     },
-    /// Retrain the shipped digits MLP (reproducible; writes a PyTorch-style .safetensors).
+    /// Train a digits MLP on the train split (reproducible; writes a PyTorch-style .safetensors).
+    /// With no options it rebuilds the shipped experiments/models/digits_mlp.safetensors.
     TrainDigits {
         #[arg(long, default_value = "experiments/models/digits_mlp.safetensors")]
         out: PathBuf,
         #[arg(long, default_value = "experiments/data/digits.csv")]
         data: PathBuf,
+        /// Hidden layer widths, input side first, comma-separated (default 64).
+        #[arg(long, value_delimiter = ',', num_args = 1..)]
+        hidden: Option<Vec<usize>>,
+        /// Activation after every hidden layer (default relu).
+        #[arg(long, value_enum)]
+        activation: Option<HiddenActivation>,
     },
 }
 

@@ -1,10 +1,12 @@
-//! Reproducible training of the shipped digits MLP
-//! (`experiments/models/digits_mlp.safetensors`).
+//! Reproducible training of the shipped digits MLPs (`experiments/models/digits_mlp.safetensors`,
+//! the default workload, and `experiments/models/digits_mlp_256.safetensors`, the larger model of
+//! the throughput case `experiments/bench_mlp.toml`).
 //!
-//! This module owns everything needed to rebuild that file from the data in the repository:
+//! This module owns everything needed to rebuild those files from the data in the repository:
 //! parsing `experiments/data/digits.csv`, the fixed train/test split, a small deterministic
-//! trainer for `Linear(64→64) → ReLU → Linear(64→10)`, float accuracy, and writing the weights
-//! as a PyTorch-style `nn.Sequential` state dict in safetensors format.
+//! trainer for `Linear → act → … → Linear` with any number of hidden layers and a ReLU, GELU
+//! (tanh approximation, as the engine applies it) or tanh activation, float accuracy, and writing
+//! and reading the weights as a PyTorch-style `nn.Sequential` state dict in safetensors format.
 //!
 //! Data: the UCI "Optical Recognition of Handwritten Digits" test set (E. Alpaydin, C. Kaynak,
 //! 1998; UCI Machine Learning Repository, CC BY 4.0), as shipped in scikit-learn's package data
@@ -33,7 +35,8 @@ pub const DIGITS_ROWS: usize = 1797;
 pub const DIGITS_TRAIN_ROWS: usize = 1347;
 /// Largest raw pixel value; inputs are divided by it so they lie in [0, 1].
 pub const DIGITS_PIXEL_MAX: f32 = 16.0;
-/// Command that rebuilds the shipped model; recorded in the file's metadata.
+/// Command that rebuilds `digits_mlp.safetensors` (the default configuration); recorded in its
+/// metadata (see [`training_command`]).
 pub const TRAINING_COMMAND: &str =
     "cargo run --release -- train-digits --out experiments/models/digits_mlp.safetensors";
 
@@ -144,10 +147,83 @@ pub fn split_digits(data: &Dataset) -> (Dataset, Dataset) {
     )
 }
 
-/// Hyper-parameters of [`train_mlp`]. `Default` is the configuration of the shipped model.
+/// Activation after every hidden layer (the output layer has none). The formulas are the engine's
+/// (`activate` in `src/engine/cpu/common.rs`, selected by `workload::Activation`), bit for bit in
+/// f32, so a model trained here is evaluated with the function it was trained with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HiddenActivation {
+    /// `max(v, 0)`; PyTorch `nn.ReLU()`.
+    Relu,
+    /// The tanh approximation `0.5·v·(1 + tanh(0.7978846·(v + 0.044715·v³)))`; PyTorch
+    /// `nn.GELU(approximate='tanh')`.
+    Gelu,
+    /// `tanh(v)`; PyTorch `nn.Tanh()`.
+    Tanh,
+}
+
+/// √(2/π) in f32, as the engine spells it.
+const GELU_C: f32 = 0.797_884_6;
+const GELU_A: f32 = 0.044715;
+
+impl HiddenActivation {
+    /// The name used by `--activation` and by experiment files.
+    pub fn name(self) -> &'static str {
+        match self {
+            HiddenActivation::Relu => "relu",
+            HiddenActivation::Gelu => "gelu",
+            HiddenActivation::Tanh => "tanh",
+        }
+    }
+
+    /// The PyTorch module that computes the same function (as written in the file's metadata).
+    pub fn torch_module(self) -> &'static str {
+        match self {
+            HiddenActivation::Relu => "nn.ReLU()",
+            HiddenActivation::Gelu => "nn.GELU(approximate='tanh')",
+            HiddenActivation::Tanh => "nn.Tanh()",
+        }
+    }
+
+    /// The activation of pre-activation `v`.
+    pub fn apply(self, v: f32) -> f32 {
+        match self {
+            HiddenActivation::Relu => v.max(0.0),
+            HiddenActivation::Gelu => 0.5 * v * (1.0 + (GELU_C * (v + GELU_A * v * v * v)).tanh()),
+            HiddenActivation::Tanh => v.tanh(),
+        }
+    }
+
+    /// d activation / dv, from the pre-activation `v` and the activation `h = apply(v)`.
+    /// ReLU's is 0 at v = 0 (where `h <= 0`); exactly zero derivatives let the backward pass skip
+    /// the unit.
+    pub fn derivative(self, v: f32, h: f32) -> f32 {
+        match self {
+            HiddenActivation::Relu => {
+                if h > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            HiddenActivation::Gelu => {
+                // h = v·s(v) with s = (1 + tanh u)/2, u = c·(v + a·v³):
+                // h' = s + v·(1 − tanh²u)/2 · c·(1 + 3a·v²).
+                let t = (GELU_C * (v + GELU_A * v * v * v)).tanh();
+                0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * v * v)
+            }
+            HiddenActivation::Tanh => 1.0 - h * h,
+        }
+    }
+}
+
+/// Hyper-parameters of [`train_mlp`]. `Default` is the configuration of the shipped model
+/// `digits_mlp.safetensors`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
-    pub hidden: usize,
+    /// Widths of the hidden layers, input side first (empty: softmax regression).
+    pub hidden: Vec<usize>,
+    /// Activation after every hidden layer.
+    pub activation: HiddenActivation,
     pub epochs: usize,
     pub batch_size: usize,
     /// Initial learning rate; it decays linearly to zero over the run, which settles the weights
@@ -167,7 +243,8 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            hidden: 64,
+            hidden: vec![64],
+            activation: HiddenActivation::Relu,
             epochs: 200,
             batch_size: 32,
             lr: 0.05,
@@ -179,70 +256,223 @@ impl Default for TrainConfig {
     }
 }
 
-/// `Linear(n_in → n_hidden) → ReLU → Linear(n_hidden → n_out)`. Weights are row-major
-/// `out × in`, the layout of PyTorch's `nn.Linear.weight`.
+/// The `training` metadata of a model trained with `cfg`: the command that rebuilds it.
+///
+/// The default configuration records [`TRAINING_COMMAND`], which rebuilds the shipped file in
+/// place. Any other configuration that `train-digits` flags can express records those flags (the
+/// ones that differ from the defaults, in a fixed order) and `--out FILE`: the weights do not
+/// depend on the output path, so retraining to any path gives the same bytes. A configuration
+/// the flags cannot express (library use) records the whole config instead.
+pub fn training_command(cfg: &TrainConfig) -> String {
+    let d = TrainConfig::default();
+    if *cfg == d {
+        return TRAINING_COMMAND.to_string();
+    }
+    let flags_only = TrainConfig {
+        hidden: d.hidden.clone(),
+        activation: d.activation,
+        ..cfg.clone()
+    };
+    if flags_only != d {
+        return format!("src/train.rs train_mlp on the digits train split with {cfg:?}");
+    }
+    let mut cmd = String::from("cargo run --release -- train-digits");
+    if cfg.hidden != d.hidden {
+        let widths: Vec<String> = cfg.hidden.iter().map(usize::to_string).collect();
+        cmd.push_str(&format!(" --hidden {}", widths.join(",")));
+    }
+    if cfg.activation != d.activation {
+        cmd.push_str(&format!(" --activation {}", cfg.activation.name()));
+    }
+    cmd.push_str(" --out FILE");
+    cmd
+}
+
+/// One `nn.Linear` layer. The weight is row-major `n_out × n_in`, the layout of PyTorch's
+/// `nn.Linear.weight`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dense {
+    /// `n_out × n_in`.
+    pub w: Vec<f32>,
+    /// `n_out`.
+    pub b: Vec<f32>,
+    pub n_in: usize,
+    pub n_out: usize,
+}
+
+/// `Linear → act → Linear → act → … → Linear`: the same activation after every layer but the
+/// last, whose outputs are the logits. As a PyTorch `nn.Sequential` the Linear layers have
+/// indices 0, 2, 4, … (the activation modules sit in between).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mlp {
-    /// `n_hidden × n_in`.
-    pub w1: Vec<f32>,
-    /// `n_hidden`.
-    pub b1: Vec<f32>,
-    /// `n_out × n_hidden`.
-    pub w2: Vec<f32>,
-    /// `n_out`.
-    pub b2: Vec<f32>,
-    /// `[n_in, n_hidden, n_out]`.
-    pub dims: [usize; 3],
+    /// Input side first; `layers[i].n_out == layers[i + 1].n_in`.
+    pub layers: Vec<Dense>,
+    pub activation: HiddenActivation,
+}
+
+/// Per-sample buffers of the forward and backward pass.
+struct Workspace {
+    /// Pre-activations of each hidden layer.
+    pre: Vec<Vec<f32>>,
+    /// Activations of each hidden layer.
+    act: Vec<Vec<f32>>,
+    /// Activation derivatives of each hidden layer (backward pass).
+    deriv: Vec<Vec<f32>>,
+    /// Logits; after [`Mlp::backprop`], dL/dlogits.
+    z: Vec<f32>,
+    /// dL/d(outputs) of the layer below the one being back-propagated, and the layer's own delta.
+    up: Vec<f32>,
+    delta: Vec<f32>,
 }
 
 impl Mlp {
-    /// PyTorch's `nn.Linear` default init: weights and biases uniform in ±1/sqrt(fan_in).
-    fn init(dims: [usize; 3], rng: &mut Pcg64Mcg) -> Mlp {
-        let [n_in, n_h, n_out] = dims;
-        let mut layer = |fan_in: usize, len: usize| -> Vec<f32> {
+    /// Layer widths: `[n_in, hidden…, n_out]`.
+    pub fn dims(&self) -> Vec<usize> {
+        let mut d = vec![self.layers[0].n_in];
+        d.extend(self.layers.iter().map(|l| l.n_out));
+        d
+    }
+
+    /// PyTorch's `nn.Linear` default init: weights and biases uniform in ±1/sqrt(fan_in), drawn
+    /// layer by layer from the input side, weight before bias.
+    fn init(dims: &[usize], activation: HiddenActivation, rng: &mut Pcg64Mcg) -> Mlp {
+        let mut draw = |fan_in: usize, len: usize| -> Vec<f32> {
             let bound = 1.0 / (fan_in as f32).sqrt();
             (0..len)
                 .map(|_| (2.0 * unit_f32(rng) - 1.0) * bound)
                 .collect()
         };
-        let w1 = layer(n_in, n_h * n_in);
-        let b1 = layer(n_in, n_h);
-        let w2 = layer(n_h, n_out * n_h);
-        let b2 = layer(n_h, n_out);
+        let layers = dims
+            .windows(2)
+            .map(|p| {
+                let (n_in, n_out) = (p[0], p[1]);
+                let w = draw(n_in, n_out * n_in);
+                let b = draw(n_in, n_out);
+                Dense { w, b, n_in, n_out }
+            })
+            .collect();
+        Mlp { layers, activation }
+    }
+
+    /// All-zero parameters of the same shapes (gradient and velocity buffers).
+    fn zeros_like(&self) -> Mlp {
         Mlp {
-            w1,
-            b1,
-            w2,
-            b2,
-            dims,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| Dense {
+                    w: vec![0.0; l.w.len()],
+                    b: vec![0.0; l.b.len()],
+                    n_in: l.n_in,
+                    n_out: l.n_out,
+                })
+                .collect(),
+            activation: self.activation,
         }
     }
 
-    /// Hidden activations (after ReLU) and logits for one input.
-    fn forward_into(&self, x: &[f32], h: &mut [f32], z: &mut [f32]) {
-        let [n_in, n_h, _] = self.dims;
-        for ((hj, w), &b) in h.iter_mut().zip(self.w1.chunks_exact(n_in)).zip(&self.b1) {
-            let mut s = b;
-            for (&wk, &xk) in w.iter().zip(x) {
-                s += wk * xk;
-            }
-            *hj = s.max(0.0);
-        }
-        for ((zo, w), &b) in z.iter_mut().zip(self.w2.chunks_exact(n_h)).zip(&self.b2) {
-            let mut s = b;
-            for (&wj, &hj) in w.iter().zip(h.iter()) {
-                s += wj * hj;
-            }
-            *zo = s;
+    fn workspace(&self) -> Workspace {
+        let hidden = &self.layers[..self.layers.len() - 1];
+        let bufs = || -> Vec<Vec<f32>> { hidden.iter().map(|l| vec![0.0; l.n_out]).collect() };
+        let widest = self.dims().into_iter().max().unwrap_or(0);
+        Workspace {
+            pre: bufs(),
+            act: bufs(),
+            deriv: bufs(),
+            z: vec![0.0; self.layers.last().map_or(0, |l| l.n_out)],
+            up: vec![0.0; widest],
+            delta: vec![0.0; widest],
         }
     }
 
-    /// Logits for one input of length `dims[0]`.
+    /// Pre-activations, activations and logits for one input.
+    fn forward_into(&self, x: &[f32], ws: &mut Workspace) {
+        let last = self.layers.len() - 1;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (done, rest) = ws.act.split_at_mut(l);
+            let input: &[f32] = if l == 0 { x } else { &done[l - 1] };
+            let out: &mut [f32] = if l == last { &mut ws.z } else { &mut rest[0] };
+            for (o, (w, &b)) in layer.w.chunks_exact(layer.n_in).zip(&layer.b).enumerate() {
+                let mut s = b;
+                for (&wk, &xk) in w.iter().zip(input) {
+                    s += wk * xk;
+                }
+                if l == last {
+                    out[o] = s;
+                } else {
+                    ws.pre[l][o] = s;
+                    out[o] = self.activation.apply(s);
+                }
+            }
+        }
+    }
+
+    /// Forward pass for `x`, then adds `scale ×` the gradient of the softmax cross-entropy loss
+    /// for `label` to `g` (same shapes as `self`).
+    fn backprop(&self, x: &[f32], label: usize, scale: f32, ws: &mut Workspace, g: &mut Mlp) {
+        self.forward_into(x, ws);
+        // Softmax shifted by the max logit so exp never overflows.
+        let z = &mut ws.z;
+        let zmax = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0f32;
+        for zi in z.iter_mut() {
+            *zi = (*zi - zmax).exp();
+            sum += *zi;
+        }
+        // z becomes dL/dlogits = (softmax − onehot) · scale.
+        for (o, zi) in z.iter_mut().enumerate() {
+            *zi = (*zi / sum - if o == label { 1.0 } else { 0.0 }) * scale;
+        }
+        let last = self.layers.len() - 1;
+        for l in (0..=last).rev() {
+            let layer = &self.layers[l];
+            let gl = &mut g.layers[l];
+            let input: &[f32] = if l == 0 { x } else { &ws.act[l - 1] };
+            let (n_in, n_out) = (layer.n_in, layer.n_out);
+            if l == last {
+                ws.delta[..n_out].copy_from_slice(&ws.z);
+            }
+            let up = &mut ws.up[..n_in];
+            up.fill(0.0);
+            for o in 0..n_out {
+                // A unit whose activation derivative is exactly zero (ReLU clamped) passes no
+                // gradient: skip it.
+                if l != last && ws.deriv[l][o] == 0.0 {
+                    continue;
+                }
+                let d = ws.delta[o];
+                gl.b[o] += d;
+                let gw = &mut gl.w[o * n_in..(o + 1) * n_in];
+                let w = &layer.w[o * n_in..(o + 1) * n_in];
+                if l == 0 {
+                    for (gwk, &xk) in gw.iter_mut().zip(input) {
+                        *gwk += d * xk;
+                    }
+                } else {
+                    for (((gwk, &wk), &xk), upk) in
+                        gw.iter_mut().zip(w).zip(input).zip(up.iter_mut())
+                    {
+                        *gwk += d * xk;
+                        *upk += d * wk;
+                    }
+                }
+            }
+            if l > 0 {
+                // Through the activation of layer l − 1: delta = dL/dh · h'(pre).
+                let (pre, act, deriv) = (&ws.pre[l - 1], &ws.act[l - 1], &mut ws.deriv[l - 1]);
+                for j in 0..n_in {
+                    deriv[j] = self.activation.derivative(pre[j], act[j]);
+                    ws.delta[j] = ws.up[j] * deriv[j];
+                }
+            }
+        }
+    }
+
+    /// Logits for one input of length `dims()[0]`.
     pub fn logits(&self, x: &[f32]) -> Vec<f32> {
-        let mut h = vec![0.0; self.dims[1]];
-        let mut z = vec![0.0; self.dims[2]];
-        self.forward_into(x, &mut h, &mut z);
-        z
+        let mut ws = self.workspace();
+        self.forward_into(x, &mut ws);
+        ws.z
     }
 
     /// Arg-max class; the lowest index wins ties.
@@ -277,12 +507,13 @@ fn shuffle(order: &mut [usize], rng: &mut Pcg64Mcg) {
 /// Trains the MLP with softmax cross-entropy and mini-batch SGD with (heavy-ball) momentum,
 /// linear learning-rate decay, L2 weight decay and input-noise augmentation.
 /// Deterministic: the seed drives the init, the per-epoch shuffle and the input noise; the last
-/// batch of an epoch may be smaller than `batch_size`.
+/// batch of an epoch may be smaller than `batch_size`. Parameters are updated layer by layer
+/// from the input side, weight before bias.
 pub fn train_mlp(train: &Dataset, cfg: &TrainConfig) -> Mlp {
     assert!(train.n > 0, "empty training set");
     assert!(
-        cfg.batch_size > 0 && cfg.hidden > 0,
-        "batch_size and hidden must be > 0"
+        cfg.batch_size > 0 && cfg.hidden.iter().all(|&h| h > 0),
+        "batch_size and every hidden width must be > 0"
     );
     let n_out = train
         .y
@@ -291,24 +522,18 @@ pub fn train_mlp(train: &Dataset, cfg: &TrainConfig) -> Mlp {
         .max()
         .unwrap_or(1)
         .max(DIGITS_CLASSES);
-    let dims = [train.n_features, cfg.hidden, n_out];
-    let [n_in, n_h, _] = dims;
+    let mut dims = vec![train.n_features];
+    dims.extend_from_slice(&cfg.hidden);
+    dims.push(n_out);
+    let n_in = train.n_features;
 
     let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
-    let mut m = Mlp::init(dims, &mut rng);
+    let mut m = Mlp::init(&dims, cfg.activation, &mut rng);
 
     // Gradient and velocity buffers, one per parameter tensor.
-    let mut g = Mlp {
-        w1: vec![0.0; m.w1.len()],
-        b1: vec![0.0; n_h],
-        w2: vec![0.0; m.w2.len()],
-        b2: vec![0.0; n_out],
-        dims,
-    };
+    let mut g = m.zeros_like();
     let mut v = g.clone();
-    let mut h = vec![0.0f32; n_h];
-    let mut z = vec![0.0f32; n_out];
-    let mut dh = vec![0.0f32; n_h];
+    let mut ws = m.workspace();
     let mut noisy = vec![0.0f32; n_in];
 
     let mut order: Vec<usize> = (0..train.n).collect();
@@ -319,8 +544,9 @@ pub fn train_mlp(train: &Dataset, cfg: &TrainConfig) -> Mlp {
     for _epoch in 0..cfg.epochs {
         shuffle(&mut order, &mut rng);
         for batch in order.chunks(cfg.batch_size) {
-            for buf in [&mut g.w1, &mut g.b1, &mut g.w2, &mut g.b2] {
-                buf.fill(0.0);
+            for gl in &mut g.layers {
+                gl.w.fill(0.0);
+                gl.b.fill(0.0);
             }
             let inv_b = 1.0 / batch.len() as f32;
             for &i in batch {
@@ -335,41 +561,7 @@ pub fn train_mlp(train: &Dataset, cfg: &TrainConfig) -> Mlp {
                 } else {
                     train.row(i)
                 };
-                m.forward_into(x, &mut h, &mut z);
-                // Softmax shifted by the max logit so exp never overflows.
-                let zmax = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0f32;
-                for zi in z.iter_mut() {
-                    *zi = (*zi - zmax).exp();
-                    sum += *zi;
-                }
-                // z becomes dL/dlogits = (softmax - onehot) / batch.
-                let label = train.y[i] as usize;
-                for (o, zi) in z.iter_mut().enumerate() {
-                    *zi = (*zi / sum - if o == label { 1.0 } else { 0.0 }) * inv_b;
-                }
-                dh.fill(0.0);
-                for (o, &d) in z.iter().enumerate() {
-                    g.b2[o] += d;
-                    let gw = &mut g.w2[o * n_h..(o + 1) * n_h];
-                    let w = &m.w2[o * n_h..(o + 1) * n_h];
-                    for (((gwj, &wj), &hj), dhj) in
-                        gw.iter_mut().zip(w).zip(h.iter()).zip(dh.iter_mut())
-                    {
-                        *gwj += d * hj;
-                        *dhj += d * wj;
-                    }
-                }
-                for (j, (&hj, &d)) in h.iter().zip(dh.iter()).enumerate() {
-                    // ReLU gate: h is zero exactly where the pre-activation was clamped.
-                    if hj <= 0.0 {
-                        continue;
-                    }
-                    g.b1[j] += d;
-                    for (gwk, &xk) in g.w1[j * n_in..(j + 1) * n_in].iter_mut().zip(x) {
-                        *gwk += d * xk;
-                    }
-                }
+                m.backprop(x, train.y[i] as usize, inv_b, &mut ws, &mut g);
             }
             let lr = cfg.lr * (1.0 - step as f32 / total_steps as f32);
             step += 1;
@@ -379,10 +571,10 @@ pub fn train_mlp(train: &Dataset, cfg: &TrainConfig) -> Mlp {
                     *p -= lr * *v;
                 }
             };
-            update(&mut m.w1, &g.w1, &mut v.w1, cfg.weight_decay);
-            update(&mut m.b1, &g.b1, &mut v.b1, 0.0);
-            update(&mut m.w2, &g.w2, &mut v.w2, cfg.weight_decay);
-            update(&mut m.b2, &g.b2, &mut v.b2, 0.0);
+            for ((ml, gl), vl) in m.layers.iter_mut().zip(&g.layers).zip(&mut v.layers) {
+                update(&mut ml.w, &gl.w, &mut vl.w, cfg.weight_decay);
+                update(&mut ml.b, &gl.b, &mut vl.b, 0.0);
+            }
         }
     }
     m
@@ -419,38 +611,52 @@ fn json_string(s: &str) -> String {
     out
 }
 
+/// The `model` metadata: the PyTorch module and what its input and output mean.
+fn architecture(model: &Mlp) -> String {
+    let mut modules = Vec::new();
+    for (i, l) in model.layers.iter().enumerate() {
+        if i > 0 {
+            modules.push(model.activation.torch_module().to_string());
+        }
+        modules.push(format!("nn.Linear({}, {})", l.n_in, l.n_out));
+    }
+    let n_out = model.layers.last().map_or(0, |l| l.n_out);
+    format!(
+        "nn.Sequential({}); input = pixel/16 of the UCI 8x8 digits; output = logits of classes 0..{}",
+        modules.join(", "),
+        n_out.saturating_sub(1)
+    )
+}
+
 /// The safetensors bytes of the model, as `safetensors.torch.save_file(model.state_dict())`
-/// would lay them out for `nn.Sequential(Linear, ReLU, Linear)`: tensors `0.weight`, `0.bias`,
-/// `2.weight`, `2.bias`, F32 little-endian row-major (`out × in`), data sorted by name.
+/// would lay them out for `nn.Sequential(Linear, act, Linear, act, …, Linear)`: tensors
+/// `0.weight`, `0.bias`, `2.weight`, `2.bias`, `4.weight`, …, F32 little-endian row-major
+/// (`out × in`), data sorted by name. Metadata: `format = "pt"`, `model` (the module, which also
+/// names the activation) and `training` (see [`training_command`]).
 ///
 /// The header is written here rather than by `safetensors::serialize` because that takes the
 /// metadata as a `HashMap`, whose iteration order changes from run to run; sorted keys keep the
-/// shipped file byte-for-byte reproducible. [`load_safetensors`] reads it back through the
+/// shipped files byte-for-byte reproducible. [`load_safetensors`] reads it back through the
 /// `safetensors` crate, which validates the layout.
-pub fn safetensors_bytes(model: &Mlp) -> Vec<u8> {
-    let [n_in, n_h, n_out] = model.dims;
-    let arch = format!(
-        "nn.Sequential(nn.Linear({n_in}, {n_h}), nn.ReLU(), nn.Linear({n_h}, {n_out})); \
-         input = pixel/16 of the UCI 8x8 digits; output = logits of classes 0..{}",
-        n_out - 1
-    );
+pub fn safetensors_bytes(model: &Mlp, training: &str) -> Vec<u8> {
     let metadata: BTreeMap<&str, String> = [
         ("format", "pt".to_string()),
-        ("model", arch),
-        ("training", TRAINING_COMMAND.to_string()),
+        ("model", architecture(model)),
+        ("training", training.to_string()),
     ]
     .into_iter()
     .collect();
 
-    // BTreeMap: name order, which is also the order safetensors uses for same-dtype tensors.
-    let tensors: BTreeMap<&str, (Vec<usize>, &[f32])> = [
-        ("0.weight", (vec![n_h, n_in], model.w1.as_slice())),
-        ("0.bias", (vec![n_h], model.b1.as_slice())),
-        ("2.weight", (vec![n_out, n_h], model.w2.as_slice())),
-        ("2.bias", (vec![n_out], model.b2.as_slice())),
-    ]
-    .into_iter()
-    .collect();
+    // BTreeMap: name order ("10.bias" before "2.bias", as strings sort), which is also the order
+    // safetensors uses for same-dtype tensors.
+    let names: Vec<(String, String)> = (0..model.layers.len())
+        .map(|i| (format!("{}.weight", 2 * i), format!("{}.bias", 2 * i)))
+        .collect();
+    let mut tensors: BTreeMap<&str, (Vec<usize>, &[f32])> = BTreeMap::new();
+    for (l, (wn, bn)) in model.layers.iter().zip(&names) {
+        tensors.insert(wn, (vec![l.n_out, l.n_in], l.w.as_slice()));
+        tensors.insert(bn, (vec![l.n_out], l.b.as_slice()));
+    }
 
     let mut header = String::from("{\"__metadata__\":{");
     let meta: Vec<String> = metadata
@@ -486,12 +692,20 @@ pub fn safetensors_bytes(model: &Mlp) -> Vec<u8> {
 }
 
 /// Writes [`safetensors_bytes`] to `path`.
-pub fn save_safetensors(model: &Mlp, path: impl AsRef<Path>) -> Result<(), TrainError> {
-    std::fs::write(path, safetensors_bytes(model))?;
+pub fn save_safetensors(
+    model: &Mlp,
+    training: &str,
+    path: impl AsRef<Path>,
+) -> Result<(), TrainError> {
+    std::fs::write(path, safetensors_bytes(model, training))?;
     Ok(())
 }
 
-/// Reads a `Sequential(Linear, ReLU, Linear)` F32 state dict back into an [`Mlp`].
+/// Reads a `Sequential(Linear, act, Linear, …)` F32 state dict back into an [`Mlp`]: tensors
+/// `0.weight`/`0.bias`, `2.weight`/`2.bias`, … with consecutive even indices and chained shapes,
+/// and nothing else. The activation comes from the `model` metadata that [`safetensors_bytes`]
+/// writes; a file without it (PyTorch's `save_file` of a bare state dict) is read as ReLU, the
+/// default.
 pub fn load_safetensors_bytes(bytes: &[u8]) -> Result<Mlp, TrainError> {
     let st = safetensors::SafeTensors::deserialize(bytes)?;
     let get = |name: &str, rank: usize| -> Result<(Vec<usize>, Vec<f32>), TrainError> {
@@ -510,23 +724,74 @@ pub fn load_safetensors_bytes(bytes: &[u8]) -> Result<Mlp, TrainError> {
             .collect();
         Ok((t.shape().to_vec(), v))
     };
-    let (s_w1, w1) = get("0.weight", 2)?;
-    let (s_b1, b1) = get("0.bias", 1)?;
-    let (s_w2, w2) = get("2.weight", 2)?;
-    let (s_b2, b2) = get("2.bias", 1)?;
-    let dims = [s_w1[1], s_w1[0], s_w2[0]];
-    if s_b1[0] != dims[1] || s_w2[1] != dims[1] || s_b2[0] != dims[2] {
+    let mut layers: Vec<Dense> = Vec::new();
+    let mut i = 0;
+    while i == 0 || st.names().contains(&&*format!("{i}.weight")) {
+        let (s_w, w) = get(&format!("{i}.weight"), 2)?;
+        let (s_b, b) = get(&format!("{i}.bias"), 1)?;
+        let (n_out, n_in) = (s_w[0], s_w[1]);
+        if s_b[0] != n_out {
+            return Err(TrainError::Model(format!(
+                "inconsistent shapes: {i}.weight {s_w:?}, {i}.bias {s_b:?}"
+            )));
+        }
+        if let Some(prev) = layers.last() {
+            if prev.n_out != n_in {
+                return Err(TrainError::Model(format!(
+                    "inconsistent shapes: {}.weight has {} outputs but {i}.weight takes {n_in} inputs",
+                    i - 2,
+                    prev.n_out
+                )));
+            }
+        }
+        layers.push(Dense { w, b, n_in, n_out });
+        i += 2;
+    }
+    if st.len() != 2 * layers.len() {
+        let mut extra: Vec<&str> = st
+            .names()
+            .into_iter()
+            .filter(|n| {
+                let idx = n.split('.').next().and_then(|p| p.parse::<usize>().ok());
+                !matches!(idx, Some(k) if k % 2 == 0 && k / 2 < layers.len())
+                    || !(n.ends_with(".weight") || n.ends_with(".bias"))
+            })
+            .collect();
+        extra.sort();
         return Err(TrainError::Model(format!(
-            "inconsistent shapes: 0.weight {s_w1:?}, 0.bias {s_b1:?}, 2.weight {s_w2:?}, 2.bias {s_b2:?}"
+            "unexpected tensors {extra:?}; expected 0.weight, 0.bias, 2.weight, ... with consecutive even indices"
         )));
     }
-    Ok(Mlp {
-        w1,
-        b1,
-        w2,
-        b2,
-        dims,
-    })
+
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)?;
+    let arch = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("model").cloned());
+    let activation = match arch {
+        None => HiddenActivation::Relu,
+        Some(arch) => {
+            let found: Vec<HiddenActivation> = [
+                HiddenActivation::Relu,
+                HiddenActivation::Gelu,
+                HiddenActivation::Tanh,
+            ]
+            .into_iter()
+            .filter(|a| arch.contains(a.torch_module()))
+            .collect();
+            match found[..] {
+                [a] => a,
+                [] if layers.len() == 1 => HiddenActivation::Relu,
+                _ => {
+                    return Err(TrainError::Model(format!(
+                        "metadata model {arch:?} does not name exactly one of nn.ReLU(), \
+                         nn.GELU(approximate='tanh'), nn.Tanh()"
+                    )))
+                }
+            }
+        }
+    };
+    Ok(Mlp { layers, activation })
 }
 
 /// Reads a model file written by [`save_safetensors`] (or by PyTorch for the same module).
@@ -567,7 +832,7 @@ mod tests {
 
     fn tiny_cfg() -> TrainConfig {
         TrainConfig {
-            hidden: 16,
+            hidden: vec![16],
             epochs: 5,
             batch_size: 16,
             ..TrainConfig::default()
@@ -617,15 +882,17 @@ mod tests {
         let a = train_mlp(&d, &tiny_cfg());
         let b = train_mlp(&d, &tiny_cfg());
         let bits = |m: &Mlp| -> Vec<u32> {
-            m.w1.iter()
-                .chain(&m.b1)
-                .chain(&m.w2)
-                .chain(&m.b2)
+            m.layers
+                .iter()
+                .flat_map(|l| l.w.iter().chain(&l.b))
                 .map(|v| v.to_bits())
                 .collect()
         };
         assert_eq!(bits(&a), bits(&b));
-        assert_eq!(safetensors_bytes(&a), safetensors_bytes(&b));
+        assert_eq!(
+            safetensors_bytes(&a, TRAINING_COMMAND),
+            safetensors_bytes(&b, TRAINING_COMMAND)
+        );
         let c = train_mlp(
             &d,
             &TrainConfig {
@@ -650,12 +917,12 @@ mod tests {
         let m = train_mlp(
             &synthetic(32),
             &TrainConfig {
-                hidden: 64,
+                hidden: vec![64],
                 epochs: 1,
                 ..tiny_cfg()
             },
         );
-        let bytes = safetensors_bytes(&m);
+        let bytes = safetensors_bytes(&m, TRAINING_COMMAND);
         assert_eq!(load_safetensors_bytes(&bytes).unwrap(), m);
 
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -666,14 +933,143 @@ mod tests {
         assert_eq!(st.tensor("0.bias").unwrap().shape(), [64]);
         assert_eq!(st.tensor("2.weight").unwrap().shape(), [10, 64]);
         assert_eq!(st.tensor("2.bias").unwrap().shape(), [10]);
-        // Row-major out × in: element [1, 2] of 0.weight is w1[1 * 64 + 2].
+        // Row-major out × in: element [1, 2] of 0.weight is w[1 * 64 + 2].
         let w = st.tensor("0.weight").unwrap();
         let off = (64 + 2) * 4;
-        assert_eq!(w.data()[off..off + 4], m.w1[66].to_le_bytes());
+        assert_eq!(w.data()[off..off + 4], m.layers[0].w[66].to_le_bytes());
 
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
         let meta = meta.metadata().clone().unwrap();
         assert_eq!(meta["format"], "pt");
         assert_eq!(meta["training"], TRAINING_COMMAND);
+    }
+
+    /// f64 cross-entropy of `m` on (`x`, `label`), GELU in f64, for finite differences.
+    fn loss_f64(m: &Mlp, x: &[f32], label: usize) -> f64 {
+        let gelu =
+            |v: f64| 0.5 * v * (1.0 + (GELU_C as f64 * (v + GELU_A as f64 * v * v * v)).tanh());
+        let mut h: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        for (i, l) in m.layers.iter().enumerate() {
+            h = (0..l.n_out)
+                .map(|o| {
+                    let s = (0..l.n_in)
+                        .map(|k| l.w[o * l.n_in + k] as f64 * h[k])
+                        .sum::<f64>()
+                        + l.b[o] as f64;
+                    if i + 1 < m.layers.len() {
+                        gelu(s)
+                    } else {
+                        s
+                    }
+                })
+                .collect();
+        }
+        let zmax = h.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = zmax + h.iter().map(|z| (z - zmax).exp()).sum::<f64>().ln();
+        lse - h[label]
+    }
+
+    #[test]
+    fn gelu_matches_engine_and_its_derivative() {
+        let engine = crate::workload::Activation::Gelu.code();
+        for i in -400..=400 {
+            let v = i as f32 * 0.01;
+            let a = HiddenActivation::Gelu;
+            assert_eq!(
+                a.apply(v).to_bits(),
+                crate::engine::cpu::common::activate(engine, v).to_bits(),
+                "GELU({v}) differs from the engine's"
+            );
+            let h = 1e-2f32;
+            let fd = (a.apply(v + h) as f64 - a.apply(v - h) as f64) / (2.0 * h as f64);
+            let d = a.derivative(v, a.apply(v)) as f64;
+            assert!(
+                (d - fd).abs() < 2e-4,
+                "GELU'({v}) = {d}, finite difference {fd}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_hidden_gelu_round_trips_and_backprop_matches_finite_differences() {
+        // Round trip of a trained 64-12-8-10 GELU model through the writer and reader.
+        let cfg = TrainConfig {
+            hidden: vec![12, 8],
+            activation: HiddenActivation::Gelu,
+            epochs: 2,
+            ..tiny_cfg()
+        };
+        let m = train_mlp(&synthetic(32), &cfg);
+        assert_eq!(m.dims(), [64, 12, 8, 10]);
+        let flags = TrainConfig {
+            hidden: vec![12, 8],
+            activation: HiddenActivation::Gelu,
+            ..TrainConfig::default()
+        };
+        assert_eq!(
+            training_command(&flags),
+            "cargo run --release -- train-digits --hidden 12,8 --activation gelu --out FILE"
+        );
+        let training = training_command(&cfg);
+        assert!(training.contains("epochs: 2"), "{training}");
+        let bytes = safetensors_bytes(&m, &training);
+        assert_eq!(load_safetensors_bytes(&bytes).unwrap(), m);
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut names = st.names();
+        names.sort();
+        assert_eq!(
+            names,
+            ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]
+        );
+        assert_eq!(st.tensor("2.weight").unwrap().shape(), [8, 12]);
+        assert_eq!(st.tensor("4.weight").unwrap().shape(), [10, 8]);
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let arch = meta.metadata().as_ref().unwrap()["model"].clone();
+        assert!(
+            arch.starts_with(
+                "nn.Sequential(nn.Linear(64, 12), nn.GELU(approximate='tanh'), nn.Linear(12, 8), \
+                 nn.GELU(approximate='tanh'), nn.Linear(8, 10));"
+            ),
+            "{arch}"
+        );
+
+        // Back-propagated gradient of a small 5-7-6-4 GELU model against central differences
+        // of the f64 loss, for every parameter.
+        let mut rng = Pcg64Mcg::seed_from_u64(3);
+        let m = Mlp::init(&[5, 7, 6, 4], HiddenActivation::Gelu, &mut rng);
+        let x: Vec<f32> = (0..5).map(|_| 4.0 * unit_f32(&mut rng) - 2.0).collect();
+        let label = 2;
+        let mut g = m.zeros_like();
+        let mut ws = m.workspace();
+        m.backprop(&x, label, 1.0, &mut ws, &mut g);
+        let mut checked = 0;
+        for l in 0..m.layers.len() {
+            for (is_w, len) in [(true, m.layers[l].w.len()), (false, m.layers[l].b.len())] {
+                for k in 0..len {
+                    fn param(m: &mut Mlp, l: usize, is_w: bool, k: usize) -> &mut f32 {
+                        let layer = &mut m.layers[l];
+                        if is_w {
+                            &mut layer.w[k]
+                        } else {
+                            &mut layer.b[k]
+                        }
+                    }
+                    let at = |m: &mut Mlp| -> f32 { *param(m, l, is_w, k) };
+                    let (mut plus, mut minus) = (m.clone(), m.clone());
+                    *param(&mut plus, l, is_w, k) += 1e-3;
+                    *param(&mut minus, l, is_w, k) -= 1e-3;
+                    let step = at(&mut plus) as f64 - at(&mut minus) as f64;
+                    let fd = (loss_f64(&plus, &x, label) - loss_f64(&minus, &x, label)) / step;
+                    let an = at(&mut g) as f64;
+                    assert!(
+                        (an - fd).abs() < 1e-4 + 1e-3 * fd.abs(),
+                        "layer {l} {} [{k}]: backprop {an}, finite difference {fd}",
+                        if is_w { "weight" } else { "bias" }
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 5 * 7 + 7 + 7 * 6 + 6 + 6 * 4 + 4);
     }
 }

@@ -50,6 +50,15 @@ fn ctr_word3_out(out_idx: u32, tile_in: u32, bm_level: u32) -> u32 {
     return (out_idx & 0xFFFFFu) | ((tile_in & 0xFFu) << 20u) | ((bm_level & 0xFu) << 28u);
 }
 
+// Per-read weight-noise draws use output-group indices with this bit set (groups stay < 2^18).
+const W_NOISE_GROUP: u32 = 0x80000u;
+
+// The output noise of one MVM for outputs 4*o4 .. 4*o4+3 of sample s: all four words of one
+// block become four normals (output o takes component o % 4). Twin: rng::out_normals.
+fn out_normals(s: u32, trial: u32, layer: u32, t_index: u32, o4: u32, tile_in: u32, bm_level: u32, key: vec2<u32>) -> vec4<f32> {
+    return normal4(philox4x32_10(vec4<u32>(s, trial, ctr_word2(layer, STREAM_OUT, t_index), ctr_word3_out(o4, tile_in, bm_level)), key));
+}
+
 // Uniform in (0, 1]: never 0, safe for log.
 fn u01_open(x: u32) -> f32 {
     return (f32(x >> 8u) + 1.0) * (1.0 / 16777216.0);

@@ -24,7 +24,11 @@ pub fn split_index(n: u32, parts: u32, j: u32) -> u32 {
     let base = n / parts;
     let extra = n % parts;
     let big = extra * (base + 1);
-    if j < big { j / (base + 1) } else { extra + (j - big) / base }
+    if j < big {
+        j / (base + 1)
+    } else {
+        extra + (j - big) / base
+    }
 }
 
 /// Crossbar geometry: the largest tile, inputs × outputs (aihwkit's default is 512 × 512).
@@ -37,7 +41,10 @@ pub struct TileShape {
 
 impl Default for TileShape {
     fn default() -> Self {
-        TileShape { max_in: 512, max_out: 512 }
+        TileShape {
+            max_in: 512,
+            max_out: 512,
+        }
     }
 }
 
@@ -70,8 +77,14 @@ impl MappedMatrix {
         let mut tiles = Vec::new();
         for to in 0..tiles_out {
             for ti in 0..tiles_in {
-                let (r0, nr) = (split_start(n_out, tiles_out, to), split_len(n_out, tiles_out, to));
-                let (c0, nc) = (split_start(n_in, tiles_in, ti), split_len(n_in, tiles_in, ti));
+                let (r0, nr) = (
+                    split_start(n_out, tiles_out, to),
+                    split_len(n_out, tiles_out, to),
+                );
+                let (c0, nc) = (
+                    split_start(n_in, tiles_in, ti),
+                    split_len(n_in, tiles_in, ti),
+                );
                 let mut m = 0.0f32;
                 for r in r0..r0 + nr {
                     for c in c0..c0 + nc {
@@ -103,7 +116,16 @@ impl MappedMatrix {
             }
         }
         let wmax = w.iter().fold(0.0f32, |a, &x| a.max(x.abs()));
-        MappedMatrix { n_in, n_out, tiles_in, tiles_out, w_norm, tiles, w: w.to_vec(), wmax }
+        MappedMatrix {
+            n_in,
+            n_out,
+            tiles_in,
+            tiles_out,
+            w_norm,
+            tiles,
+            w: w.to_vec(),
+            wmax,
+        }
     }
 
     pub fn n_tiles(&self) -> u32 {
@@ -207,7 +229,11 @@ impl Default for Periphery {
 /// Quantisation step of a converter with `bits` bits over [-bound, bound]: 2·bound / (2^bits − 2)
 /// (aihwkit: 7 bits give 2/126), 0 when `bits` is 0 (no quantisation).
 pub fn step(bits: u32, bound: f64) -> f64 {
-    if bits == 0 { 0.0 } else { 2.0 * bound / ((1u64 << bits) as f64 - 2.0) }
+    if bits == 0 {
+        0.0
+    } else {
+        2.0 * bound / ((1u64 << bits) as f64 - 2.0)
+    }
 }
 
 impl Periphery {
@@ -234,9 +260,17 @@ impl Periphery {
         IoParams {
             inp_step: step(self.inp_res_bits, self.inp_bound) as f32,
             inp_bound: self.inp_bound as f32,
-            out_step: if self.out_bound > 0.0 { step(self.out_res_bits, self.out_bound) as f32 } else { 0.0 },
+            out_step: if self.out_bound > 0.0 {
+                step(self.out_res_bits, self.out_bound) as f32
+            } else {
+                0.0
+            },
             // out_bound 0 means no clipping.
-            out_bound: if self.out_bound > 0.0 { self.out_bound as f32 } else { f32::MAX },
+            out_bound: if self.out_bound > 0.0 {
+                self.out_bound as f32
+            } else {
+                f32::MAX
+            },
             out_noise: self.out_noise as f32,
             w_noise: self.w_noise as f32,
             ir_drop: self.ir_drop as f32,
@@ -259,29 +293,55 @@ impl Periphery {
 
     pub fn validate(&self) -> Result<(), String> {
         if !(self.inp_bound.is_finite() && self.inp_bound > 0.0) {
-            return Err(format!("periphery.inp_bound = {}: must be > 0 (aihwkit default 1.0)", self.inp_bound));
+            return Err(format!(
+                "periphery.inp_bound = {}: must be > 0 (aihwkit default 1.0)",
+                self.inp_bound
+            ));
         }
-        for (name, bits) in [("inp_res_bits", self.inp_res_bits), ("out_res_bits", self.out_res_bits)] {
+        for (name, bits) in [
+            ("inp_res_bits", self.inp_res_bits),
+            ("out_res_bits", self.out_res_bits),
+        ] {
             if bits == 1 || bits > 24 {
-                return Err(format!("periphery.{name} = {bits}: use 0 (no quantisation) or 2..=24 bits"));
+                return Err(format!(
+                    "periphery.{name} = {bits}: use 0 (no quantisation) or 2..=24 bits"
+                ));
             }
         }
         if !(self.out_bound.is_finite() && self.out_bound >= 0.0) {
-            return Err(format!("periphery.out_bound = {}: must be >= 0 (0 = no clipping; aihwkit default 12)", self.out_bound));
+            return Err(format!(
+                "periphery.out_bound = {}: must be >= 0 (0 = no clipping; aihwkit default 12)",
+                self.out_bound
+            ));
         }
-        for (name, v) in [("out_noise", self.out_noise), ("w_noise", self.w_noise), ("ir_drop", self.ir_drop)] {
+        for (name, v) in [
+            ("out_noise", self.out_noise),
+            ("w_noise", self.w_noise),
+            ("ir_drop", self.ir_drop),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("periphery.{name} = {v}: must be a finite number >= 0"));
+                return Err(format!(
+                    "periphery.{name} = {v}: must be a finite number >= 0"
+                ));
             }
         }
         if !(self.max_bm_factor >= 1.0 && self.max_bm_factor <= 32768.0) {
-            return Err(format!("periphery.max_bm_factor = {}: must be in 1..=32768 (aihwkit's spec: 16)", self.max_bm_factor));
+            return Err(format!(
+                "periphery.max_bm_factor = {}: must be in 1..=32768 (aihwkit's spec: 16)",
+                self.max_bm_factor
+            ));
         }
         if !(self.weight_scaling_omega.is_finite() && self.weight_scaling_omega > 0.0) {
-            return Err(format!("periphery.weight_scaling_omega = {}: must be > 0 (1 maps max|W| to g_max)", self.weight_scaling_omega));
+            return Err(format!(
+                "periphery.weight_scaling_omega = {}: must be > 0 (1 maps max|W| to g_max)",
+                self.weight_scaling_omega
+            ));
         }
         if self.ir_drop_g_ratio.is_nan() || self.ir_drop_g_ratio <= 0.0 {
-            return Err(format!("periphery.ir_drop_g_ratio = {}: must be > 0 (default 571428.6)", self.ir_drop_g_ratio));
+            return Err(format!(
+                "periphery.ir_drop_g_ratio = {}: must be > 0 (default 571428.6)",
+                self.ir_drop_g_ratio
+            ));
         }
         Ok(())
     }
@@ -320,7 +380,16 @@ mod tests {
     fn tiles_have_own_scale() {
         let (o, i) = (3u32, 5u32);
         let w: Vec<f32> = (0..15).map(|k| k as f32 - 4.0).collect();
-        let m = MappedMatrix::new(&w, o, i, TileShape { max_in: 3, max_out: 2 }, 1.0);
+        let m = MappedMatrix::new(
+            &w,
+            o,
+            i,
+            TileShape {
+                max_in: 3,
+                max_out: 2,
+            },
+            1.0,
+        );
         assert_eq!((m.tiles_in, m.tiles_out), (2, 2));
         for t in &m.tiles {
             assert!((t.wmax_norm - 1.0).abs() < 1e-6);

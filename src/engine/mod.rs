@@ -1,11 +1,14 @@
 //! The engine: a backend-neutral sequence of stage dispatches (the plan, in `plan.rs`) executed by
-//! either backend: `gpu` (wgpu, WGSL in shaders/) or `cpu` (the twins, same names, same loops).
+//! either backend: `gpu` (wgpu, WGSL in shaders/) or `cpu` (the twins, same names, same loops;
+//! with `CpuBackend::fast`, the `fast` kernels for the hot stages).
 //! Buffers are opaque handles holding 32-bit words.
 
 pub mod cpu;
+pub mod fast;
 pub mod gpu;
 pub mod layout;
 pub mod plan;
+pub mod profile;
 pub mod stages;
 
 use crate::engine::layout::StageParams;
@@ -35,6 +38,12 @@ pub trait Backend {
     fn max_binding_bytes(&self) -> u64;
     /// 1-D workgroup size used for the stages with the `WG` override.
     fn wg(&self) -> u32;
+    /// Starts recording per-stage times (see [`profile`]); off by default, since the GPU's
+    /// timing readbacks and per-dispatch waits cost time of their own.
+    fn set_profiling(&mut self, on: bool);
+    /// What was recorded since profiling was switched on or last taken (waits for queued work);
+    /// `None` when profiling is off.
+    fn take_profile(&mut self) -> Result<Option<profile::Profile>, EngineError>;
 }
 
 /// The adapter that ran a job, recorded in every result.
@@ -47,21 +56,23 @@ pub struct AdapterInfo {
 }
 
 /// Which executor to use (`--backend`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendChoice {
     /// A hardware GPU if there is one, else the CPU twin.
     Auto,
     /// Any wgpu adapter, software Vulkan (lavapipe) included; an error if there is none.
     Gpu,
-    /// The CPU twins.
+    /// The CPU: the fast kernels for the hot stages, the twins for the rest.
     Cpu,
 }
 
 /// Opens the backend chosen by `choice`.
 pub fn open(choice: BackendChoice) -> Result<Box<dyn Backend>, EngineError> {
     match choice {
-        BackendChoice::Cpu => Ok(Box::new(cpu::CpuBackend::new(cpu::default_threads(), 256))),
+        BackendChoice::Cpu => Ok(Box::new(cpu::CpuBackend::fast(cpu::default_threads()))),
         BackendChoice::Gpu => Ok(Box::new(gpu::GpuBackend::new(gpu::AdapterPick::Any, 256)?)),
         BackendChoice::Auto => match gpu::GpuBackend::new(gpu::AdapterPick::Hardware, 256) {
             Ok(g) => Ok(Box::new(g)),
@@ -71,7 +82,7 @@ pub fn open(choice: BackendChoice) -> Result<Box<dyn Backend>, EngineError> {
                 if matches!(e, EngineError::Device { .. }) {
                     eprintln!("note: {e}; using the CPU twin");
                 }
-                Ok(Box::new(cpu::CpuBackend::new(cpu::default_threads(), 256)))
+                Ok(Box::new(cpu::CpuBackend::fast(cpu::default_threads())))
             }
         },
     }
@@ -84,7 +95,12 @@ pub enum EngineError {
     #[error("could not open the GPU device {name}: {reason}; try --backend cpu")]
     Device { name: String, reason: String },
     #[error("{what} needs {need} bytes in one buffer binding but the adapter allows {limit}; reduce {fix}")]
-    TooLarge { what: String, need: u64, limit: u64, fix: String },
+    TooLarge {
+        what: String,
+        need: u64,
+        limit: u64,
+        fix: String,
+    },
     #[error("{0}")]
     Invalid(String),
 }

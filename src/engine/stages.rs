@@ -4,9 +4,18 @@
 
 /// WGSL files with no entry points, prepended to every stage.
 pub const COMMON: [(&str, &str); 3] = [
-    ("common/layout.wgsl", include_str!("../../shaders/common/layout.wgsl")),
-    ("common/philox.wgsl", include_str!("../../shaders/common/philox.wgsl")),
-    ("common/device.wgsl", include_str!("../../shaders/common/device.wgsl")),
+    (
+        "common/layout.wgsl",
+        include_str!("../../shaders/common/layout.wgsl"),
+    ),
+    (
+        "common/philox.wgsl",
+        include_str!("../../shaders/common/philox.wgsl"),
+    ),
+    (
+        "common/device.wgsl",
+        include_str!("../../shaders/common/device.wgsl"),
+    ),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -83,7 +92,18 @@ impl Stage {
     /// Whether the workgroup size is the pipeline-overridable constant `WG` (1-D stages whose
     /// results cannot depend on it; tests vary it). The others have a fixed shape.
     pub fn has_wg_override(self) -> bool {
-        matches!(self, Stage::Program | Stage::Gdc | Stage::Dac | Stage::Combine | Stage::Accuracy | Stage::ProgramMvm | Stage::Rng | Stage::PeakPhilox | Stage::PeakFma)
+        matches!(
+            self,
+            Stage::Program
+                | Stage::Gdc
+                | Stage::Dac
+                | Stage::Combine
+                | Stage::Accuracy
+                | Stage::ProgramMvm
+                | Stage::Rng
+                | Stage::PeakPhilox
+                | Stage::PeakFma
+        )
     }
 
     /// The full WGSL module: common files, then the stage file.

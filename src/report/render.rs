@@ -61,7 +61,10 @@ struct Fmt {
 
 impl Fmt {
     fn new(results: &Results) -> Self {
-        Fmt { classifier: is_classifier(results), scale: metric_scale(results) }
+        Fmt {
+            classifier: is_classifier(results),
+            scale: metric_scale(results),
+        }
     }
 
     /// A metric value for tables (no unit; the table's note gives it).
@@ -174,8 +177,12 @@ fn latency_label(ns: f64) -> String {
 }
 
 fn scaled_unit(v: f64, units: &[(f64, &str)]) -> String {
-    let (factor, unit) =
-        units.iter().rev().find(|(factor, _)| v.abs() >= *factor).copied().unwrap_or(units[0]);
+    let (factor, unit) = units
+        .iter()
+        .rev()
+        .find(|(factor, _)| v.abs() >= *factor)
+        .copied()
+        .unwrap_or(units[0]);
     format!("{} {unit}", significant(v / factor, 3))
 }
 
@@ -200,15 +207,27 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     let fmt = Fmt::new(results);
     let series = series_of(results);
     let mut blocks = vec![Block::Heading(1, results.name.clone())];
-    for paragraph in results.description.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
-        blocks.push(Block::Paragraph(text(paragraph.split_whitespace().collect::<Vec<_>>().join(" "))));
+    for paragraph in results
+        .description
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        blocks.push(Block::Paragraph(text(
+            paragraph.split_whitespace().collect::<Vec<_>>().join(" "),
+        )));
     }
 
     blocks.push(Block::Heading(2, "Summary".to_string()));
     if series.is_empty() {
         blocks.push(Block::Paragraph(text("The run recorded no points.")));
     } else {
-        blocks.push(Block::List(series.iter().map(|s| text(summary_sentence(results, &fmt, s))).collect()));
+        blocks.push(Block::List(
+            series
+                .iter()
+                .map(|s| text(summary_sentence(results, &fmt, s)))
+                .collect(),
+        ));
     }
     blocks.push(Block::Paragraph(text(format!(
         "{} trials per point; intervals at {} confidence unless stated; {}.",
@@ -232,7 +251,10 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     if !plots.is_empty() {
         blocks.push(Block::Heading(2, "Plots".to_string()));
         for plot in plots {
-            blocks.push(Block::Figure { stem: plot.stem.clone(), caption: plot.title.clone() });
+            blocks.push(Block::Figure {
+                stem: plot.stem.clone(),
+                caption: plot.title.clone(),
+            });
         }
     }
 
@@ -244,7 +266,10 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     }
 
     if let Some(energy) = &results.energy {
-        blocks.push(Block::Heading(2, "Energy and latency per inference".to_string()));
+        blocks.push(Block::Heading(
+            2,
+            "Energy and latency per inference".to_string(),
+        ));
         blocks.extend(energy_tables(energy));
     }
 
@@ -258,9 +283,20 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
 
     blocks.push(Block::Heading(2, "Run".to_string()));
     blocks.push(Block::Table(run_table(results)));
+    if let Some(profile) = &results.profile {
+        blocks.push(Block::Heading(3, "Where the time went".to_string()));
+        blocks.push(Block::Paragraph(text(format!(
+            "Per stage, timed by {} (`aimc run --profile`).",
+            profile.timer
+        ))));
+        blocks.push(Block::Code(String::new(), profile.table()));
+    }
 
     blocks.push(Block::Heading(2, "Configuration".to_string()));
-    blocks.push(Block::Code("json".to_string(), serde_json::to_string_pretty(&results.config)?));
+    blocks.push(Block::Code(
+        "json".to_string(),
+        serde_json::to_string_pretty(&results.config)?,
+    ));
     Ok(blocks)
 }
 
@@ -275,17 +311,36 @@ fn summary_sentence(results: &Results, fmt: &Fmt, series: &Series<'_>) -> String
     let (Some(first), Some(last)) = (series.points.first(), series.points.last()) else {
         return out + " has no points.";
     };
-    let (a, b) = (fmt.prose(first.summary.median), fmt.prose(last.summary.median));
+    let (a, b) = (
+        fmt.prose(first.summary.median),
+        fmt.prose(last.summary.median),
+    );
     if series.points.len() == 1 {
         let _ = write!(out, " is {a} at {}", first.time_label);
     } else if a == b {
-        let _ = write!(out, " stays at {a} from {} to {}", first.time_label, last.time_label);
+        let _ = write!(
+            out,
+            " stays at {a} from {} to {}",
+            first.time_label, last.time_label
+        );
     } else {
-        let verb = if last.summary.median > first.summary.median { "rises" } else { "falls" };
-        let _ = write!(out, " {verb} from {a} at {} to {b} at {}", first.time_label, last.time_label);
+        let verb = if last.summary.median > first.summary.median {
+            "rises"
+        } else {
+            "falls"
+        };
+        let _ = write!(
+            out,
+            " {verb} from {a} at {} to {b} at {}",
+            first.time_label, last.time_label
+        );
     }
     if let Some(fp) = results.fp_baseline {
-        let what = if fmt.classifier { "accuracy".to_string() } else { results.metric.clone() };
+        let what = if fmt.classifier {
+            "accuracy".to_string()
+        } else {
+            results.metric.clone()
+        };
         let _ = write!(out, "; the floating-point {what} is {}", fmt.prose(fp));
     }
     if let Some(drop) = &last.drop {
@@ -305,14 +360,18 @@ fn summary_sentence(results: &Results, fmt: &Fmt, series: &Series<'_>) -> String
 }
 
 fn distribution_table(fmt: &Fmt, series: &Series<'_>) -> Table {
-    let header = ["time", "trials", "mean", "std", "median", "p1", "p5", "p95", "p99", "min", "max"];
+    let header = [
+        "time", "trials", "mean", "std", "median", "p1", "p5", "p95", "p99", "min", "max",
+    ];
     let rows = series
         .points
         .iter()
         .map(|p| {
             let s = &p.summary;
             let mut row = vec![text(p.time_label.clone()), text(s.n.to_string())];
-            for v in [s.mean, s.std, s.median, s.p01, s.p05, s.p95, s.p99, s.min, s.max] {
+            for v in [
+                s.mean, s.std, s.median, s.p01, s.p05, s.p95, s.p99, s.min, s.max,
+            ] {
                 row.push(text(fmt.value(v)));
             }
             row
@@ -333,11 +392,20 @@ fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) -> Table {
     let pooled = series.points.iter().find_map(|p| p.pooled.as_ref());
     let drop = series.points.iter().find_map(|p| p.drop.as_ref());
 
-    let mut header = vec!["time".to_string(), format!("mean CI ({})", percent_label(mean_conf))];
+    let mut header = vec![
+        "time".to_string(),
+        format!("mean CI ({})", percent_label(mean_conf)),
+    ];
     if let Some(pooled) = pooled {
         header.push("pooled (correct/total)".to_string());
-        header.push(format!("Wilson ({})", percent_label(pooled.wilson.confidence)));
-        header.push(format!("Clopper–Pearson ({})", percent_label(pooled.clopper_pearson.confidence)));
+        header.push(format!(
+            "Wilson ({})",
+            percent_label(pooled.wilson.confidence)
+        ));
+        header.push(format!(
+            "Clopper–Pearson ({})",
+            percent_label(pooled.clopper_pearson.confidence)
+        ));
     }
     if let Some(drop) = drop {
         header.push(format!("drop ({} CI)", percent_label(drop.ci.confidence)));
@@ -354,11 +422,19 @@ fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) -> Table {
         .points
         .iter()
         .map(|p| {
-            let mut row = vec![text(p.time_label.clone()), text(fmt.range(p.mean_ci.lo, p.mean_ci.hi))];
+            let mut row = vec![
+                text(p.time_label.clone()),
+                text(fmt.range(p.mean_ci.lo, p.mean_ci.hi)),
+            ];
             if pooled.is_some() {
                 match &p.pooled {
                     Some(q) => {
-                        row.push(text(format!("{} ({}/{})", fmt.value(q.proportion), q.successes, q.trials)));
+                        row.push(text(format!(
+                            "{} ({}/{})",
+                            fmt.value(q.proportion),
+                            q.successes,
+                            q.trials
+                        )));
                         row.push(text(fmt.range(q.wilson.lo, q.wilson.hi)));
                         row.push(text(fmt.range(q.clopper_pearson.lo, q.clopper_pearson.hi)));
                     }
@@ -367,7 +443,11 @@ fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) -> Table {
             }
             if drop.is_some() {
                 row.push(match &p.drop {
-                    Some(d) => text(format!("{} ({})", fmt.value(d.mean), fmt.range(d.ci.lo, d.ci.hi))),
+                    Some(d) => text(format!(
+                        "{} ({})",
+                        fmt.value(d.mean),
+                        fmt.range(d.ci.lo, d.ci.hi)
+                    )),
                     None => dash(),
                 });
             }
@@ -376,7 +456,11 @@ fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) -> Table {
         })
         .collect();
     let right_aligned = (0..header.len()).map(|i| i > 0).collect();
-    Table { header, rows, right_aligned }
+    Table {
+        header,
+        rows,
+        right_aligned,
+    }
 }
 
 fn energy_tables(energy: &Energy) -> Vec<Block> {
@@ -396,7 +480,11 @@ fn energy_tables(energy: &Energy) -> Vec<Block> {
         ("total", energy.total_pj),
     ];
     let breakdown = Table {
-        header: vec!["component".to_string(), "energy (pJ)".to_string(), "share (%)".to_string()],
+        header: vec![
+            "component".to_string(),
+            "energy (pJ)".to_string(),
+            "share (%)".to_string(),
+        ],
         rows: parts
             .iter()
             .map(|(name, pj)| vec![text(*name), text(significant(*pj, 4)), text(share(*pj))])
@@ -411,7 +499,10 @@ fn energy_tables(energy: &Energy) -> Vec<Block> {
     ];
     let operations = Table {
         header: vec!["operation".to_string(), "count per inference".to_string()],
-        rows: counts.iter().map(|(name, n)| vec![text(*name), text(n.to_string())]).collect(),
+        rows: counts
+            .iter()
+            .map(|(name, n)| vec![text(*name), text(n.to_string())])
+            .collect(),
         right_aligned: vec![false, true],
     };
     vec![
@@ -427,7 +518,9 @@ fn energy_tables(energy: &Energy) -> Vec<Block> {
 }
 
 fn weight_error_table(series: &[Series<'_>]) -> Table {
-    let header = ["series", "time", "layer", "trials", "mean", "std", "α mean", "α std"];
+    let header = [
+        "series", "time", "layer", "trials", "mean", "std", "α mean", "α std",
+    ];
     let mut rows = Vec::new();
     for s in series {
         for p in &s.points {
@@ -448,7 +541,10 @@ fn weight_error_table(series: &[Series<'_>]) -> Table {
     Table {
         header: header.iter().map(|h| h.to_string()).collect(),
         rows,
-        right_aligned: header.iter().map(|h| !matches!(*h, "series" | "time")).collect(),
+        right_aligned: header
+            .iter()
+            .map(|h| !matches!(*h, "series" | "time"))
+            .collect(),
     }
 }
 
@@ -463,7 +559,13 @@ fn run_table(results: &Results) -> Table {
         ("metric", text(results.metric.clone())),
         ("trials per point", text(results.trials.to_string())),
         ("run time", text(duration_label(results.run_seconds))),
-        ("throughput", text(format!("{} trials/s", significant(results.trials_per_second, 4)))),
+        (
+            "throughput",
+            text(format!(
+                "{} trials/s",
+                significant(results.trials_per_second, 4)
+            )),
+        ),
         ("seed", code(results.seed.to_string())),
         ("tool", text(results.tool.clone())),
         ("git commit", code(results.git_commit.clone())),
@@ -485,7 +587,10 @@ fn run_table(results: &Results) -> Table {
 fn md_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|') {
+        if matches!(
+            c,
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|'
+        ) {
             out.push('\\');
         }
         out.push(c);
@@ -518,7 +623,12 @@ pub fn to_markdown(blocks: &[Block]) -> String {
     for block in blocks {
         match block {
             Block::Heading(level, title) => {
-                let _ = writeln!(out, "{} {}", "#".repeat(usize::from(*level)), md_escape(title));
+                let _ = writeln!(
+                    out,
+                    "{} {}",
+                    "#".repeat(usize::from(*level)),
+                    md_escape(title)
+                );
             }
             Block::Paragraph(parts) => {
                 let _ = writeln!(out, "{}", md_inline(parts));
@@ -529,11 +639,21 @@ pub fn to_markdown(blocks: &[Block]) -> String {
                 }
             }
             Block::Table(table) => {
-                let cell = |s: &str| if s.is_empty() { " ".to_string() } else { s.to_string() };
-                let header: Vec<String> = table.header.iter().map(|h| cell(&md_escape(h))).collect();
+                let cell = |s: &str| {
+                    if s.is_empty() {
+                        " ".to_string()
+                    } else {
+                        s.to_string()
+                    }
+                };
+                let header: Vec<String> =
+                    table.header.iter().map(|h| cell(&md_escape(h))).collect();
                 let _ = writeln!(out, "| {} |", header.join(" | "));
-                let rule: Vec<&str> =
-                    table.right_aligned.iter().map(|r| if *r { "---:" } else { "---" }).collect();
+                let rule: Vec<&str> = table
+                    .right_aligned
+                    .iter()
+                    .map(|r| if *r { "---:" } else { "---" })
+                    .collect();
                 let _ = writeln!(out, "| {} |", rule.join(" | "));
                 for row in &table.rows {
                     let cells: Vec<String> = row.iter().map(|c| cell(&md_inline(c))).collect();
@@ -681,7 +801,11 @@ pub fn to_html(title: &str, blocks: &[Block], svgs: &[(String, String)]) -> Stri
                         let _ = writeln!(out, "<p>(plot {} missing)</p>", html_escape(stem));
                     }
                 }
-                let _ = writeln!(out, "<figcaption>{}</figcaption>\n</figure>", html_escape(caption));
+                let _ = writeln!(
+                    out,
+                    "<figcaption>{}</figcaption>\n</figure>",
+                    html_escape(caption)
+                );
             }
         }
     }
@@ -690,8 +814,13 @@ pub fn to_html(title: &str, blocks: &[Block], svgs: &[(String, String)]) -> Stri
 }
 
 fn html_table(out: &mut String, table: &Table) {
-    let class =
-        |i: usize| if table.right_aligned.get(i).copied().unwrap_or(false) { " class=\"num\"" } else { "" };
+    let class = |i: usize| {
+        if table.right_aligned.get(i).copied().unwrap_or(false) {
+            " class=\"num\""
+        } else {
+            ""
+        }
+    };
     out.push_str("<table>\n<thead><tr>");
     for (i, h) in table.header.iter().enumerate() {
         let _ = write!(out, "<th{}>{}</th>", class(i), html_escape(h));
@@ -732,7 +861,10 @@ mod tests {
     #[test]
     fn text_is_escaped_for_each_format() {
         assert_eq!(md_escape("a_b|c*<d>"), "a\\_b\\|c\\*\\<d\\>");
-        assert_eq!(html_escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            html_escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(md_inline(&code("a|b")), "`a\\|b`");
         assert_eq!(md_inline(&code("a`b")), "`` a`b ``");
     }
@@ -764,6 +896,9 @@ mod tests {
         let md = to_markdown(&[Block::Table(table.clone())]);
         assert_eq!(md, "| time | mean |\n| --- | ---: |\n| 1 s | 95.20 |\n");
         let html = to_html("t", &[Block::Table(table)], &[]);
-        assert!(html.contains("<tr><td>1 s</td><td class=\"num\">95.20</td></tr>"), "{html}");
+        assert!(
+            html.contains("<tr><td>1 s</td><td class=\"num\">95.20</td></tr>"),
+            "{html}"
+        );
     }
 }

@@ -35,6 +35,34 @@ pub fn ctr_word3_out(out: u32, tile_in: u32, bm_level: u32) -> u32 {
     (out & 0xF_FFFF) | ((tile_in & 0xFF) << 20) | ((bm_level & 0xF) << 28)
 }
 
+/// Per-read weight-noise draws use output-group indices with this bit set (groups stay < 2^18).
+pub const W_NOISE_GROUP: u32 = 0x8_0000;
+
+/// The output noise of one MVM for outputs `4·o4 .. 4·o4+3` of sample `s`: all four words of one
+/// block become four normals (output `o` takes component `o % 4`). Twin of WGSL `out_normals`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn out_normals(
+    s: u32,
+    trial: u32,
+    layer: u32,
+    t_index: u32,
+    o4: u32,
+    tile_in: u32,
+    bm_level: u32,
+    key: [u32; 2],
+) -> [f32; 4] {
+    normal4(philox4x32_10(
+        [
+            s,
+            trial,
+            ctr_word2(layer, stream::OUT, t_index),
+            ctr_word3_out(o4, tile_in, bm_level),
+        ],
+        key,
+    ))
+}
+
 /// The counter of a draw: `[element or sample, global trial, word2, word3]`.
 pub fn ctr(index: u32, trial: u32, word2: u32, word3: u32) -> [u32; 4] {
     [index, trial, word2, word3]
@@ -46,7 +74,10 @@ pub fn key(seed: u64, point: u32) -> [u32; 2] {
     let lo = seed as u32;
     let hi = (seed >> 32) as u32;
     // A multiplicative mix keeps neighbouring sweep points far apart in key space.
-    [lo ^ point.wrapping_mul(0x85EB_CA6B), hi ^ point.wrapping_mul(0xC2B2_AE35).rotate_left(16)]
+    [
+        lo ^ point.wrapping_mul(0x85EB_CA6B),
+        hi ^ point.wrapping_mul(0xC2B2_AE35).rotate_left(16),
+    ]
 }
 
 /// High 32 bits of a 32 x 32 -> 64 product. The CPU has a native 64-bit multiply; the WGSL
@@ -65,7 +96,9 @@ pub fn mulhi32_halves(a: u32, b: u32) -> u32 {
     let p10 = a1 * b0;
     let p11 = a1 * b1;
     let mid = (p00 >> 16) + (p01 & 0xFFFF) + (p10 & 0xFFFF);
-    p11.wrapping_add(p01 >> 16).wrapping_add(p10 >> 16).wrapping_add(mid >> 16)
+    p11.wrapping_add(p01 >> 16)
+        .wrapping_add(p10 >> 16)
+        .wrapping_add(mid >> 16)
 }
 
 /// Philox4x32 with 10 rounds.
@@ -144,7 +177,10 @@ mod tests {
     #[test]
     fn known_answer_random123() {
         // Random123 kat_vectors: philox4x32_10, counter 0, key 0.
-        assert_eq!(philox4x32_10([0; 4], [0; 2]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+        assert_eq!(
+            philox4x32_10([0; 4], [0; 2]),
+            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
+        );
         // Random123 kat_vectors: all-ones counter and key.
         assert_eq!(
             philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
@@ -152,7 +188,10 @@ mod tests {
         );
         // Random123 kat_vectors: the digits of pi.
         assert_eq!(
-            philox4x32_10([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]),
+            philox4x32_10(
+                [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+                [0xa4093822, 0x299f31d0]
+            ),
             [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
         );
     }
@@ -163,7 +202,11 @@ mod tests {
         for _ in 0..10_000 {
             x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             let y = x.rotate_left(13) ^ 0xDEAD_BEEF;
-            assert_eq!(mulhi32_halves(x, y), ((x as u64 * y as u64) >> 32) as u32, "{x:#x} * {y:#x}");
+            assert_eq!(
+                mulhi32_halves(x, y),
+                ((x as u64 * y as u64) >> 32) as u32,
+                "{x:#x} * {y:#x}"
+            );
             assert_eq!(mulhi32_halves(x, 0xFFFF_FFFF), mulhi32(x, 0xFFFF_FFFF));
         }
     }

@@ -29,7 +29,13 @@ impl Histogram {
         if !(lo.is_finite() && hi.is_finite() && lo < hi && bins >= 1) {
             return Err(StatsError::InvalidHistogram { lo, hi, bins });
         }
-        Ok(Self { lo, hi, counts: vec![0; bins], underflow: 0, overflow: 0 })
+        Ok(Self {
+            lo,
+            hi,
+            counts: vec![0; bins],
+            underflow: 0,
+            overflow: 0,
+        })
     }
 
     /// Number of bins.
@@ -136,7 +142,10 @@ mod tests {
             Histogram::new(0.0, 2.0, 4).unwrap(),
             Histogram::new(-1.0, 1.0, 4).unwrap(),
         ] {
-            assert!(matches!(a.merge(&other), Err(StatsError::HistogramMismatch { .. })));
+            assert!(matches!(
+                a.merge(&other),
+                Err(StatsError::HistogramMismatch { .. })
+            ));
             assert_eq!(a, before);
         }
     }

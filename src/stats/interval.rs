@@ -86,9 +86,22 @@ pub fn wilson(successes: u64, trials: u64, confidence: f64) -> Result<Interval, 
     let half = z / denom * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
     // At x = 0 and x = n the bound is exactly 0 or 1 analytically; pin it so
     // rounding cannot produce -1e-17 or a bound that excludes p.
-    let lo = if successes == 0 { 0.0 } else { (center - half).max(0.0) };
-    let hi = if successes == trials { 1.0 } else { (center + half).min(1.0) };
-    Ok(Interval { lo, hi, confidence, method: "wilson".to_string() })
+    let lo = if successes == 0 {
+        0.0
+    } else {
+        (center - half).max(0.0)
+    };
+    let hi = if successes == trials {
+        1.0
+    } else {
+        (center + half).min(1.0)
+    };
+    Ok(Interval {
+        lo,
+        hi,
+        confidence,
+        method: "wilson".to_string(),
+    })
 }
 
 /// Clopper & Pearson (1934) exact interval:
@@ -96,7 +109,11 @@ pub fn wilson(successes: u64, trials: u64, confidence: f64) -> Result<Interval, 
 /// hi = Beta(x + 1, n - x) quantile at 1 - alpha/2,
 /// with lo = 0 when x = 0 and hi = 1 when x = n (the beta is undefined there
 /// and the one-sided bound is the exact edge).
-pub fn clopper_pearson(successes: u64, trials: u64, confidence: f64) -> Result<Interval, StatsError> {
+pub fn clopper_pearson(
+    successes: u64,
+    trials: u64,
+    confidence: f64,
+) -> Result<Interval, StatsError> {
     check_counts(successes, trials)?;
     check_confidence(confidence)?;
     let alpha = 1.0 - confidence;
@@ -116,7 +133,12 @@ pub fn clopper_pearson(successes: u64, trials: u64, confidence: f64) -> Result<I
             .map(|b| b.inverse_cdf(1.0 - alpha / 2.0))
             .unwrap_or(f64::NAN)
     };
-    Ok(Interval { lo, hi, confidence, method: "clopper-pearson".to_string() })
+    Ok(Interval {
+        lo,
+        hi,
+        confidence,
+        method: "clopper-pearson".to_string(),
+    })
 }
 
 /// Student t interval for the mean of the values in `moments`:
@@ -133,10 +155,20 @@ pub fn mean_t(moments: &Moments, confidence: f64) -> Result<Interval, StatsError
     let method = "student-t".to_string();
     let mean = moments.mean;
     if moments.n < 2 {
-        return Ok(Interval { lo: mean, hi: mean, confidence, method });
+        return Ok(Interval {
+            lo: mean,
+            hi: mean,
+            confidence,
+            method,
+        });
     }
     let half = t_critical(confidence, (moments.n - 1) as f64) * moments.sem();
-    Ok(Interval { lo: mean - half, hi: mean + half, confidence, method })
+    Ok(Interval {
+        lo: mean - half,
+        hi: mean + half,
+        confidence,
+        method,
+    })
 }
 
 /// Interval for `b_value - a.mean`, e.g. the accuracy drop of noisy
@@ -171,7 +203,12 @@ pub fn difference_of_means_t(
     let vb = b_sem * b_sem;
     let var = va + vb;
     if var == 0.0 {
-        return Ok(Interval { lo: diff, hi: diff, confidence, method });
+        return Ok(Interval {
+            lo: diff,
+            hi: diff,
+            confidence,
+            method,
+        });
     }
     let df = if a.n < 2 || va == 0.0 {
         f64::INFINITY
@@ -179,7 +216,12 @@ pub fn difference_of_means_t(
         var * var / (va * va / (a.n - 1) as f64)
     };
     let half = t_critical(confidence, df) * var.sqrt();
-    Ok(Interval { lo: diff - half, hi: diff + half, confidence, method })
+    Ok(Interval {
+        lo: diff - half,
+        hi: diff + half,
+        confidence,
+        method,
+    })
 }
 
 /// Trials needed so a normal-approximation interval for a mean with standard
@@ -326,26 +368,47 @@ mod tests {
         assert_eq!(clopper_pearson(0, 0, 0.95), Err(StatsError::ZeroTrials));
         assert_eq!(
             wilson(11, 10, 0.95),
-            Err(StatsError::SuccessesExceedTrials { successes: 11, trials: 10 })
+            Err(StatsError::SuccessesExceedTrials {
+                successes: 11,
+                trials: 10
+            })
         );
         assert_eq!(
             clopper_pearson(11, 10, 0.95),
-            Err(StatsError::SuccessesExceedTrials { successes: 11, trials: 10 })
+            Err(StatsError::SuccessesExceedTrials {
+                successes: 11,
+                trials: 10
+            })
         );
         for c in [0.0, 1.0, 95.0, -0.5] {
             assert_eq!(wilson(1, 2, c), Err(StatsError::InvalidConfidence(c)));
-            assert_eq!(clopper_pearson(1, 2, c), Err(StatsError::InvalidConfidence(c)));
-            assert_eq!(trials_needed(1.0, 0.1, c), Err(StatsError::InvalidConfidence(c)));
+            assert_eq!(
+                clopper_pearson(1, 2, c),
+                Err(StatsError::InvalidConfidence(c))
+            );
+            assert_eq!(
+                trials_needed(1.0, 0.1, c),
+                Err(StatsError::InvalidConfidence(c))
+            );
         }
-        assert!(matches!(wilson(1, 2, f64::NAN), Err(StatsError::InvalidConfidence(_))));
+        assert!(matches!(
+            wilson(1, 2, f64::NAN),
+            Err(StatsError::InvalidConfidence(_))
+        ));
         for hw in [0.0, -0.1] {
-            assert_eq!(trials_needed(1.0, hw, 0.95), Err(StatsError::NonPositiveHalfWidth(hw)));
+            assert_eq!(
+                trials_needed(1.0, hw, 0.95),
+                Err(StatsError::NonPositiveHalfWidth(hw))
+            );
         }
         assert!(matches!(
             trials_needed(1.0, f64::NAN, 0.95),
             Err(StatsError::NonPositiveHalfWidth(_))
         ));
-        assert_eq!(trials_needed(-1.0, 0.1, 0.95), Err(StatsError::InvalidStd(-1.0)));
+        assert_eq!(
+            trials_needed(-1.0, 0.1, 0.95),
+            Err(StatsError::InvalidStd(-1.0))
+        );
         let m: Moments = [1.0, 2.0].into_iter().collect();
         assert_eq!(mean_t(&m, 1.0), Err(StatsError::InvalidConfidence(1.0)));
         assert_eq!(mean_t(&Moments::new(), 0.95), Err(StatsError::EmptySample));

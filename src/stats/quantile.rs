@@ -145,7 +145,9 @@ mod tests {
     #[test]
     fn summary_of_one_value_is_nan_free() {
         let s = Summary::from_sample(&[0.91]).unwrap();
-        let fields = [s.mean, s.std, s.median, s.p01, s.p05, s.p95, s.p99, s.min, s.max];
+        let fields = [
+            s.mean, s.std, s.median, s.p01, s.p05, s.p95, s.p99, s.min, s.max,
+        ];
         assert!(fields.iter().all(|v| v.is_finite()), "{s:?}");
         assert_eq!(s.std, 0.0);
         assert_eq!(s.median, 0.91);

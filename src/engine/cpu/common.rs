@@ -8,6 +8,7 @@ pub fn split_index(n: u32, parts: u32, j: u32) -> u32 {
     crate::crossbar::split_index(n, parts, j)
 }
 
+#[inline(always)]
 pub fn curve_eval(c: &Curve, gr_in: f32) -> f32 {
     let gr = gr_in.max(1e-7);
     if c.kind == 0 {
@@ -19,11 +20,13 @@ pub fn curve_eval(c: &Curve, gr_in: f32) -> f32 {
     (c.a / gr.powf(c.p).max(c.lo)).min(c.hi)
 }
 
+#[inline(always)]
 pub fn sigma_prog(d: &DeviceParams, g: f32) -> f32 {
     let x = g / d.g_max;
     (((d.prog_c3 * x + d.prog_c2) * x + d.prog_c1) * x + d.prog_c0) * d.prog_norm
 }
 
+#[inline(always)]
 pub fn programmed_pair(d: &DeviceParams, w: f32, s: f32, n: [f32; 2]) -> [f32; 2] {
     let gp_t = (s * w).clamp(0.0, d.g_max);
     let gn_t = (-s * w).clamp(0.0, d.g_max);
@@ -37,32 +40,62 @@ pub fn programmed_weight(d: &DeviceParams, w: f32, s: f32, n: [f32; 2]) -> f32 {
     (g[0] - g[1]) / s
 }
 
-pub fn drift_device(d: &DeviceParams, g: f32, nu: f32, log_t_ratio: f32, read_sqrt_log: f32, n_read: f32) -> f32 {
+#[inline(always)]
+pub fn drift_device(
+    d: &DeviceParams,
+    g: f32,
+    nu: f32,
+    log_t_ratio: f32,
+    read_sqrt_log: f32,
+    n_read: f32,
+) -> f32 {
     let gd = g * (-nu * log_t_ratio).exp();
     let sig = curve_eval(&d.q_s, g / d.g_max) * read_sqrt_log;
     (gd + gd.abs() * d.read_scale * sig * n_read).max(0.0)
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn drift_pair(d: &DeviceParams, g: [f32; 2], nu_pos: f32, nu_neg: f32, s: f32, log_t_ratio: f32, read_sqrt_log: f32, n_read: [f32; 2]) -> f32 {
+#[inline(always)]
+pub fn drift_pair(
+    d: &DeviceParams,
+    g: [f32; 2],
+    nu_pos: f32,
+    nu_neg: f32,
+    s: f32,
+    log_t_ratio: f32,
+    read_sqrt_log: f32,
+    n_read: [f32; 2],
+) -> f32 {
     let gp = drift_device(d, g[0], nu_pos, log_t_ratio, read_sqrt_log, n_read[0]);
     let gn = drift_device(d, g[1], nu_neg, log_t_ratio, read_sqrt_log, n_read[1]);
     (gp - gn) / s
 }
 
+#[inline(always)]
 pub fn drift_nu(d: &DeviceParams, g_target: f32, n: f32) -> f32 {
     let gr = g_target / d.g_max;
     d.drift_scale * (curve_eval(&d.mu_nu, gr) + curve_eval(&d.sigma_nu, gr) * n).abs()
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn drift_weight(d: &DeviceParams, wp: f32, nu_pos: f32, nu_neg: f32, s2: f32, log_t_ratio: f32, read_sqrt_log: f32, n_read: f32) -> f32 {
+#[inline(always)]
+pub fn drift_weight(
+    d: &DeviceParams,
+    wp: f32,
+    nu_pos: f32,
+    nu_neg: f32,
+    s2: f32,
+    log_t_ratio: f32,
+    read_sqrt_log: f32,
+    n_read: f32,
+) -> f32 {
     let nu = if wp >= 0.0 { nu_pos } else { nu_neg };
     let gf = drift_device(d, wp.abs() * s2, nu, log_t_ratio, read_sqrt_log, n_read);
     wgsl_sign(wp) * gf / s2
 }
 
 /// WGSL `sign`: 0 at 0 (Rust's `signum` gives ±1).
+#[inline(always)]
 pub fn wgsl_sign(x: f32) -> f32 {
     if x > 0.0 {
         1.0
@@ -73,6 +106,7 @@ pub fn wgsl_sign(x: f32) -> f32 {
     }
 }
 
+#[inline(always)]
 pub fn quant_in(io: &IoParams, v: f32) -> f32 {
     let mut q = v;
     if io.inp_step > 0.0 {
@@ -81,6 +115,7 @@ pub fn quant_in(io: &IoParams, v: f32) -> f32 {
     q.clamp(-io.inp_bound, io.inp_bound)
 }
 
+#[inline(always)]
 pub fn adc(io: &IoParams, v: f32) -> f32 {
     let mut q = v;
     if io.out_step > 0.0 {
@@ -89,10 +124,12 @@ pub fn adc(io: &IoParams, v: f32) -> f32 {
     q.clamp(-io.out_bound, io.out_bound)
 }
 
+#[inline(always)]
 pub fn saturated(io: &IoParams, v: f32) -> bool {
     v.abs() >= io.out_bound
 }
 
+#[inline(always)]
 pub fn activate(kind: u32, v: f32) -> f32 {
     match kind {
         1 => v.max(0.0),
@@ -104,7 +141,13 @@ pub fn activate(kind: u32, v: f32) -> f32 {
 
 /// Runs `f(first_trial, n, out)` on disjoint trial ranges in parallel; `out` is split so each
 /// range gets `per_trial` consecutive items per trial (buffers are trial-major).
-pub fn par_trials<T: Send>(threads: usize, trials: usize, out: &mut [T], per_trial: usize, f: impl Fn(usize, usize, &mut [T]) + Sync) {
+pub fn par_trials<T: Send>(
+    threads: usize,
+    trials: usize,
+    out: &mut [T],
+    per_trial: usize,
+    f: impl Fn(usize, usize, &mut [T]) + Sync,
+) {
     let threads = threads.max(1).min(trials.max(1));
     let per = trials.div_ceil(threads).max(1);
     let out = &mut out[..trials * per_trial];
@@ -139,7 +182,11 @@ pub fn par_trials2<T: Send, U: Send>(
         return;
     }
     std::thread::scope(|sc| {
-        for (i, (pa, pb)) in a.chunks_mut(per * a_per).zip(b.chunks_mut(per * b_per)).enumerate() {
+        for (i, (pa, pb)) in a
+            .chunks_mut(per * a_per)
+            .zip(b.chunks_mut(per * b_per))
+            .enumerate()
+        {
             let f = &f;
             let n = (trials - i * per).min(per);
             sc.spawn(move || f(i * per, n, pa, pb));

@@ -1,5 +1,6 @@
 //! The CPU backend: executes the plan with the CPU twins of the WGSL stages. It is the oracle in
-//! tests and the fallback on machines without a GPU. Each twin lives in a file named like its
+//! tests; with [`CpuBackend::fast`] (what `--backend cpu` opens) the hot stages run the `fast`
+//! kernels instead and this is the backend of machines without a GPU. Each twin lives in a file named like its
 //! shader and takes its buffers in `@binding` order.
 
 pub mod accuracy;
@@ -18,23 +19,47 @@ pub mod rng;
 pub mod weight_error;
 
 use super::layout::StageParams;
+use super::profile::Profile;
 use super::stages::Stage;
-use super::{AdapterInfo, Backend, Buf};
+use super::{fast, AdapterInfo, Backend, Buf};
 use bytemuck::{cast_slice, cast_slice_mut};
 
+/// The fast backend's largest buffer binding: bounds trials per chunk, hence resident memory.
+pub const FAST_BINDING_BYTES: u64 = 32 << 20;
+
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 pub struct CpuBackend {
     bufs: Vec<Vec<u32>>,
     threads: usize,
     wg: u32,
+    profile: Option<Profile>,
+    /// Run `mvm`, `drift`, `dac` and `combine` with the `engine::fast` kernels.
+    fast: bool,
 }
 
 impl CpuBackend {
     pub fn new(threads: usize, wg: u32) -> Self {
-        CpuBackend { bufs: Vec::new(), threads: threads.max(1), wg }
+        CpuBackend {
+            bufs: Vec::new(),
+            threads: threads.max(1),
+            wg,
+            profile: None,
+            fast: false,
+        }
+    }
+
+    /// The production CPU backend: the fast kernels for the hot stages (see `engine::fast`),
+    /// the twins for the others, trial chunks sized to stay in memory (`max_binding_bytes`).
+    pub fn fast(threads: usize) -> Self {
+        CpuBackend {
+            fast: true,
+            ..Self::new(threads, 256)
+        }
     }
 
     fn get(&self, b: Buf) -> &[u32] {
@@ -45,7 +70,11 @@ impl CpuBackend {
 impl Backend for CpuBackend {
     fn adapter(&self) -> AdapterInfo {
         AdapterInfo {
-            name: format!("CPU twin ({} threads)", self.threads),
+            name: if self.fast {
+                format!("CPU ({} threads)", self.threads)
+            } else {
+                format!("CPU twin ({} threads)", self.threads)
+            },
             backend: "cpu".into(),
             driver: format!("aimc {}", env!("CARGO_PKG_VERSION")),
             device_type: "Cpu".into(),
@@ -58,6 +87,10 @@ impl Backend for CpuBackend {
     }
 
     fn upload(&mut self, buf: Buf, data: &[u32]) {
+        if let Some(p) = &mut self.profile {
+            p.uploads += 1;
+            p.upload_bytes += 4 * data.len() as u64;
+        }
         self.bufs[buf.0][..data.len()].copy_from_slice(data);
     }
 
@@ -66,6 +99,10 @@ impl Backend for CpuBackend {
     }
 
     fn download(&mut self, buf: Buf) -> Result<Vec<u32>, super::EngineError> {
+        if let Some(p) = &mut self.profile {
+            p.readbacks += 1;
+            p.readback_bytes += 4 * self.bufs[buf.0].len() as u64;
+        }
         Ok(self.bufs[buf.0].clone())
     }
 
@@ -75,24 +112,101 @@ impl Backend for CpuBackend {
 
     fn dispatch(&mut self, stage: Stage, p: &StageParams, b: &[Buf], groups: [u32; 3]) {
         let th = self.threads;
+        let start = self.profile.is_some().then(std::time::Instant::now);
         // The written buffer(s) are taken out while the read-only ones are borrowed.
         let mut out = std::mem::take(&mut self.bufs[b[b.len() - 1].0]);
         match stage {
-            Stage::Program => program::program(p, groups, self.wg, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), &mut out, th),
-            Stage::Drift => {
+            Stage::Program => program::program(
+                p,
+                groups,
+                self.wg,
+                cast_slice(self.get(b[0])),
+                cast_slice(self.get(b[1])),
+                &mut out,
+                th,
+            ),
+            Stage::Drift if self.fast => {
                 let mut weff = std::mem::take(&mut self.bufs[b[3].0]);
-                drift::drift(p, groups, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), self.get(b[2]), cast_slice_mut(&mut weff), cast_slice_mut(&mut out), th);
+                fast::drift::drift(
+                    p,
+                    groups,
+                    cast_slice(self.get(b[0])),
+                    cast_slice(self.get(b[1])),
+                    self.get(b[2]),
+                    cast_slice_mut(&mut weff),
+                    cast_slice_mut(&mut out),
+                    th,
+                );
                 self.bufs[b[3].0] = weff;
             }
-            Stage::Gdc => gdc::gdc(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut out)),
+            Stage::Drift => {
+                let mut weff = std::mem::take(&mut self.bufs[b[3].0]);
+                drift::drift(
+                    p,
+                    groups,
+                    cast_slice(self.get(b[0])),
+                    cast_slice(self.get(b[1])),
+                    self.get(b[2]),
+                    cast_slice_mut(&mut weff),
+                    cast_slice_mut(&mut out),
+                    th,
+                );
+                self.bufs[b[3].0] = weff;
+            }
+            Stage::Gdc => gdc::gdc(
+                p,
+                cast_slice(self.get(b[0])),
+                cast_slice(self.get(b[1])),
+                cast_slice_mut(&mut out),
+            ),
+            Stage::Dac if self.fast => {
+                let mut xq = std::mem::take(&mut self.bufs[b[2].0]);
+                fast::dac::dac(
+                    p,
+                    cast_slice(self.get(b[0])),
+                    cast_slice(self.get(b[1])),
+                    cast_slice_mut(&mut xq),
+                    cast_slice_mut(&mut out),
+                    th,
+                );
+                self.bufs[b[2].0] = xq;
+            }
             Stage::Dac => {
                 let mut xq = std::mem::take(&mut self.bufs[b[2].0]);
-                dac::dac(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut xq), cast_slice_mut(&mut out), th);
+                dac::dac(
+                    p,
+                    cast_slice(self.get(b[0])),
+                    cast_slice(self.get(b[1])),
+                    cast_slice_mut(&mut xq),
+                    cast_slice_mut(&mut out),
+                    th,
+                );
                 self.bufs[b[2].0] = xq;
+            }
+            Stage::Mvm if self.fast => {
+                let mut y = std::mem::take(&mut self.bufs[b[3].0]);
+                fast::mvm::mvm(
+                    p,
+                    cast_slice(self.get(b[0])),
+                    cast_slice(self.get(b[1])),
+                    cast_slice(self.get(b[2])),
+                    cast_slice_mut(&mut y),
+                    &mut out,
+                    th,
+                );
+                self.bufs[b[3].0] = y;
             }
             Stage::Mvm => {
                 let mut y = std::mem::take(&mut self.bufs[b[3].0]);
-                mvm::mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut y), &mut out, th);
+                mvm::mvm(
+                    p,
+                    cast_slice(self.get(b[0])),
+                    cast_slice(self.get(b[1])),
+                    cast_slice(self.get(b[2])),
+                    cast_slice_mut(&mut y),
+                    &mut out,
+                    th,
+                );
                 self.bufs[b[3].0] = y;
             }
             Stage::Bound => {
@@ -110,6 +224,17 @@ impl Backend for CpuBackend {
                 );
                 self.bufs[b[5].0] = y;
             }
+            Stage::Combine if self.fast => fast::combine::combine(
+                p,
+                cast_slice(self.get(b[0])),
+                cast_slice(self.get(b[1])),
+                cast_slice(self.get(b[2])),
+                cast_slice(self.get(b[3])),
+                cast_slice(self.get(b[4])),
+                cast_slice(self.get(b[5])),
+                cast_slice_mut(&mut out),
+                th,
+            ),
             Stage::Combine => combine::combine(
                 p,
                 cast_slice(self.get(b[0])),
@@ -121,7 +246,9 @@ impl Backend for CpuBackend {
                 cast_slice_mut(&mut out),
                 th,
             ),
-            Stage::Accuracy => accuracy::accuracy(p, cast_slice(self.get(b[0])), self.get(b[1]), &mut out),
+            Stage::Accuracy => {
+                accuracy::accuracy(p, cast_slice(self.get(b[0])), self.get(b[1]), &mut out)
+            }
             Stage::WeightError => weight_error::weight_error(
                 p,
                 groups,
@@ -138,9 +265,20 @@ impl Backend for CpuBackend {
                 rng::rng(p, &mut words, cast_slice_mut(&mut out));
                 self.bufs[b[0].0] = words;
             }
-            Stage::ProgramMvm => program_mvm::program_mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut out), th),
+            Stage::ProgramMvm => program_mvm::program_mvm(
+                p,
+                cast_slice(self.get(b[0])),
+                cast_slice(self.get(b[1])),
+                cast_slice(self.get(b[2])),
+                cast_slice_mut(&mut out),
+                th,
+            ),
         }
         self.bufs[b[b.len() - 1].0] = out;
+        if let (Some(start), Some(prof)) = (start, &mut self.profile) {
+            let bytes = b.iter().map(|x| 4 * self.bufs[x.0].len() as u64).sum();
+            prof.add(stage.name(), start.elapsed().as_secs_f64(), bytes);
+        }
     }
 
     fn finish(&mut self) -> Result<(), super::EngineError> {
@@ -148,11 +286,28 @@ impl Backend for CpuBackend {
     }
 
     fn max_binding_bytes(&self) -> u64 {
-        // Keep chunks of the same size as a typical GPU so both backends run the same plan.
-        1 << 30
+        if self.fast {
+            // Chunks of a few tens of trials: enough work per dispatch for every thread, while
+            // the chunk's buffers (a few times this) stay in the hundreds of MB at most.
+            FAST_BINDING_BYTES
+        } else {
+            // Keep chunks of the same size as a typical GPU so both backends run the same plan.
+            1 << 30
+        }
     }
 
     fn wg(&self) -> u32 {
         self.wg
+    }
+
+    fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(|| Profile::new("wall clock"));
+    }
+
+    fn take_profile(&mut self) -> Result<Option<Profile>, super::EngineError> {
+        Ok(self
+            .profile
+            .as_mut()
+            .map(|p| std::mem::replace(p, Profile::new("wall clock"))))
     }
 }

@@ -4,6 +4,7 @@
 //! adapter's real limits, so the plan can size trial chunks to the largest binding it allows.
 
 use super::layout::StageParams;
+use super::profile::Profile;
 use super::stages::Stage;
 use super::{AdapterInfo, Backend, Buf, EngineError};
 use std::collections::HashMap;
@@ -44,7 +45,12 @@ fn enumerate() -> (wgpu::Instance, Vec<wgpu::Adapter>) {
 }
 
 fn is_hardware(t: wgpu::DeviceType) -> bool {
-    matches!(t, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu)
+    matches!(
+        t,
+        wgpu::DeviceType::DiscreteGpu
+            | wgpu::DeviceType::IntegratedGpu
+            | wgpu::DeviceType::VirtualGpu
+    )
 }
 
 /// Preference order: hardware before software, Vulkan/Metal/DX12 before GL, discrete first.
@@ -56,7 +62,11 @@ pub fn rank(info: &wgpu::AdapterInfo) -> u32 {
         wgpu::DeviceType::Cpu => 3,
         wgpu::DeviceType::Other => 4,
     };
-    let be = if info.backend == wgpu::Backend::Gl { 1 } else { 0 };
+    let be = if info.backend == wgpu::Backend::Gl {
+        1
+    } else {
+        0
+    };
     ty * 2 + be
 }
 
@@ -90,6 +100,20 @@ pub struct GpuBackend {
     wg: u32,
     /// The first error wgpu reported outside an error scope (reported at the next readback).
     error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    /// Whether the device was opened with `TIMESTAMP_QUERY`.
+    timestamps: bool,
+    profiler: Option<Profiler>,
+}
+
+/// Per-dispatch timing while profiling: with timestamp queries, a begin/end pair per compute pass
+/// in a query set resolved at every submit; without them, each dispatch submitted and waited for
+/// alone under the wall clock.
+struct Profiler {
+    profile: Profile,
+    /// (query set, resolve buffer) when the adapter has timestamp queries.
+    queries: Option<(wgpu::QuerySet, wgpu::Buffer)>,
+    /// Stage name and bound bytes of each pass recorded since the last resolve.
+    pending: Vec<(&'static str, u64)>,
 }
 
 /// Submit after this many recorded dispatches, so the encoder and its uniform buffers stay small.
@@ -103,29 +127,61 @@ impl GpuBackend {
             let seen = if infos.is_empty() {
                 String::new()
             } else {
-                format!(" (only software adapters: {})", infos.iter().map(|i| i.name.clone()).collect::<Vec<_>>().join(", "))
+                format!(
+                    " (only software adapters: {})",
+                    infos
+                        .iter()
+                        .map(|i| i.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
             EngineError::NoAdapter(seen)
         })?;
         let adapter = &adapters[idx];
         let info = info_of(&infos[idx]);
         let limits = adapter.limits();
+        // Timestamp queries only time passes when profiling; asking for them costs nothing else.
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let required_features = if timestamps {
+            wgpu::Features::TIMESTAMP_QUERY
+        } else {
+            wgpu::Features::empty()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("aimc"),
-            required_features: wgpu::Features::empty(),
+            required_features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
-        .map_err(|e| EngineError::Device { name: info.name.clone(), reason: e.to_string() })?;
+        .map_err(|e| EngineError::Device {
+            name: info.name.clone(),
+            reason: e.to_string(),
+        })?;
         for (what, have, need) in [
-            ("storage buffers per stage", limits.max_storage_buffers_per_shader_stage, 7),
-            ("invocations per workgroup", limits.max_compute_invocations_per_workgroup, 256),
-            ("workgroup storage bytes", limits.max_compute_workgroup_storage_size, 8196),
+            (
+                "storage buffers per stage",
+                limits.max_storage_buffers_per_shader_stage,
+                7,
+            ),
+            (
+                "invocations per workgroup",
+                limits.max_compute_invocations_per_workgroup,
+                256,
+            ),
+            (
+                "workgroup storage bytes",
+                limits.max_compute_workgroup_storage_size,
+                8196,
+            ),
         ] {
             if have < need {
-                return Err(EngineError::Device { name: info.name, reason: format!("{what}: the adapter allows {have}, aimc needs {need}") });
+                return Err(EngineError::Device {
+                    name: info.name,
+                    reason: format!("{what}: the adapter allows {have}, aimc needs {need}"),
+                });
             }
         }
         // wgpu's default handler panics; keep the first error and report it as an EngineError.
@@ -137,7 +193,20 @@ impl GpuBackend {
                 *slot = Some(e.to_string());
             }
         }));
-        Ok(GpuBackend { device, queue, info, limits, pipelines: HashMap::new(), bufs: Vec::new(), encoder: None, recorded: 0, wg, error })
+        Ok(GpuBackend {
+            device,
+            queue,
+            info,
+            limits,
+            pipelines: HashMap::new(),
+            bufs: Vec::new(),
+            encoder: None,
+            recorded: 0,
+            wg,
+            error,
+            timestamps,
+            profiler: None,
+        })
     }
 
     fn pipeline(&mut self, stage: Stage) -> &wgpu::ComputePipeline {
@@ -154,7 +223,11 @@ impl GpuBackend {
                 module: &module,
                 entry_point: Some(stage.name()),
                 compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: if stage.has_wg_override() { &constants } else { &[] },
+                    constants: if stage.has_wg_override() {
+                        &constants
+                    } else {
+                        &[]
+                    },
                     zero_initialize_workgroup_memory: false,
                 },
                 cache: None,
@@ -164,27 +237,89 @@ impl GpuBackend {
 
     fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
         let device = &self.device;
-        self.encoder.get_or_insert_with(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("aimc") }))
+        self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("aimc"),
+            })
+        })
     }
 
     fn submit(&mut self) {
-        if let Some(enc) = self.encoder.take() {
+        let resolve = self
+            .profiler
+            .as_ref()
+            .is_some_and(|p| p.queries.is_some() && !p.pending.is_empty());
+        if resolve {
+            self.resolve_timestamps();
+        } else if let Some(enc) = self.encoder.take() {
             self.queue.submit([enc.finish()]);
         }
         self.recorded = 0;
     }
 
+    /// Resolves the pending passes' timestamps, waits for them and adds each pass to the profile.
+    fn resolve_timestamps(&mut self) {
+        let Some(prof) = self.profiler.as_mut() else {
+            return;
+        };
+        let Some((qs, resolve)) = &prof.queries else {
+            return;
+        };
+        let n = prof.pending.len() as u64;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps readback"),
+            size: n * 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let device = &self.device;
+        let mut enc = self.encoder.take().unwrap_or_else(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("aimc"),
+            })
+        });
+        enc.resolve_query_set(qs, 0..(2 * n) as u32, resolve, 0);
+        enc.copy_buffer_to_buffer(resolve, 0, &staging, 0, n * 16);
+        self.queue.submit([enc.finish()]);
+        let slice = staging.slice(..);
+        slice.map_async(wgpu::MapMode::Read, |_| {});
+        if self
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .is_err()
+        {
+            prof.pending.clear();
+            return;
+        }
+        let period = self.queue.get_timestamp_period() as f64 * 1e-9;
+        if let Ok(view) = slice.get_mapped_range() {
+            let ticks: &[u64] = bytemuck::cast_slice(&view);
+            for (i, (stage, bytes)) in prof.pending.iter().enumerate() {
+                let dt = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period;
+                prof.profile.add(stage, dt, *bytes);
+            }
+        }
+        staging.unmap();
+        prof.pending.clear();
+    }
+
     fn check(&self) -> Result<(), EngineError> {
         match self.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             None => Ok(()),
-            Some(reason) => Err(EngineError::Device { name: self.info.name.clone(), reason }),
+            Some(reason) => Err(EngineError::Device {
+                name: self.info.name.clone(),
+                reason,
+            }),
         }
     }
 
     fn wait(&self) -> Result<(), EngineError> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| EngineError::Device { name: self.info.name.clone(), reason: format!("waiting for the GPU: {e}") })?;
+            .map_err(|e| EngineError::Device {
+                name: self.info.name.clone(),
+                reason: format!("waiting for the GPU: {e}"),
+            })?;
         self.check()
     }
 
@@ -202,7 +337,9 @@ impl Backend for GpuBackend {
         let b = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: (words.max(1) * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         self.bufs.push(Some(b));
@@ -213,7 +350,12 @@ impl Backend for GpuBackend {
         // Queue writes land before any later submission, so ordering with dispatches holds
         // once pending work is submitted first.
         self.submit();
-        self.queue.write_buffer(self.buf(buf), 0, bytemuck::cast_slice(data));
+        if let Some(p) = &mut self.profiler {
+            p.profile.uploads += 1;
+            p.profile.upload_bytes += 4 * data.len() as u64;
+        }
+        self.queue
+            .write_buffer(self.buf(buf), 0, bytemuck::cast_slice(data));
     }
 
     fn clear(&mut self, buf: Buf) {
@@ -223,27 +365,42 @@ impl Backend for GpuBackend {
 
     fn download(&mut self, buf: Buf) -> Result<Vec<u32>, EngineError> {
         let src = self.buf(buf).clone();
+        if let Some(p) = &mut self.profiler {
+            p.profile.readbacks += 1;
+            p.profile.readback_bytes += src.size();
+        }
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: src.size(),
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        self.encoder().copy_buffer_to_buffer(&src, 0, &staging, 0, src.size());
+        self.encoder()
+            .copy_buffer_to_buffer(&src, 0, &staging, 0, src.size());
         self.submit();
         let slice = staging.slice(..);
         let mapped = std::sync::Arc::new(std::sync::Mutex::new(None));
         let m2 = mapped.clone();
-        slice.map_async(wgpu::MapMode::Read, move |r| *m2.lock().unwrap_or_else(|p| p.into_inner()) = Some(r.map_err(|e| e.to_string())));
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            *m2.lock().unwrap_or_else(|p| p.into_inner()) = Some(r.map_err(|e| e.to_string()))
+        });
         self.wait()?;
         let status = mapped.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let fail = |reason: String| EngineError::Device { name: self.info.name.clone(), reason };
+        let fail = |reason: String| EngineError::Device {
+            name: self.info.name.clone(),
+            reason,
+        };
         match status {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(fail(format!("reading results back: {e}"))),
             None => return Err(fail("reading results back: the map never completed".into())),
         }
-        let out = bytemuck::cast_slice(&slice.get_mapped_range().map_err(|e| fail(format!("reading results back: {e}")))?).to_vec();
+        let out = bytemuck::cast_slice(
+            &slice
+                .get_mapped_range()
+                .map_err(|e| fail(format!("reading results back: {e}")))?,
+        )
+        .to_vec();
         staging.unmap();
         Ok(out)
     }
@@ -258,29 +415,68 @@ impl Backend for GpuBackend {
         if groups.contains(&0) {
             return;
         }
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: bytemuck::bytes_of(params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
         let pipeline = self.pipeline(stage).clone();
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
         for (i, b) in bindings.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: self.buf(*b).as_entire_binding() });
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: self.buf(*b).as_entire_binding(),
+            });
         }
         let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(stage.name()),
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
+        let bound_bytes: u64 = bindings.iter().map(|b| self.buf(*b).size()).sum();
+        let wall = match &self.profiler {
+            Some(p) if p.queries.is_none() => {
+                // No timestamp queries: time this dispatch alone.
+                let _ = self.finish();
+                Some(std::time::Instant::now())
+            }
+            _ => None,
+        };
+        let qs = self.profiler.as_mut().and_then(|p| {
+            let (q, _) = p.queries.as_ref()?;
+            let i = p.pending.len() as u32;
+            p.pending.push((stage.name(), bound_bytes));
+            Some((q.clone(), i))
+        });
         {
-            let mut pass = self.encoder().begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(stage.name()), timestamp_writes: None });
+            let timestamp_writes = qs.as_ref().map(|(q, i)| wgpu::ComputePassTimestampWrites {
+                query_set: q,
+                beginning_of_pass_write_index: Some(2 * i),
+                end_of_pass_write_index: Some(2 * i + 1),
+            });
+            let mut pass = self
+                .encoder()
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(stage.name()),
+                    timestamp_writes,
+                });
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bg, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         }
         self.recorded += 1;
-        if self.recorded >= SUBMIT_EVERY {
+        if let Some(start) = wall {
+            let _ = self.finish();
+            let dt = start.elapsed().as_secs_f64();
+            if let Some(p) = &mut self.profiler {
+                p.profile.add(stage.name(), dt, bound_bytes);
+            }
+        } else if self.recorded >= SUBMIT_EVERY {
             self.submit();
         }
     }
@@ -291,10 +487,53 @@ impl Backend for GpuBackend {
     }
 
     fn max_binding_bytes(&self) -> u64 {
-        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     fn wg(&self) -> u32 {
         self.wg
+    }
+
+    fn set_profiling(&mut self, on: bool) {
+        self.submit();
+        if !on {
+            self.profiler = None;
+            return;
+        }
+        let queries = self.timestamps.then(|| {
+            let n = 2 * SUBMIT_EVERY;
+            let qs = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("stage timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count: n,
+            });
+            let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamps"),
+                size: n as u64 * 8,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            (qs, resolve)
+        });
+        let timer = if queries.is_some() {
+            "timestamp queries"
+        } else {
+            "wall clock (one dispatch per submit)"
+        };
+        self.profiler = Some(Profiler {
+            profile: Profile::new(timer),
+            queries,
+            pending: Vec::new(),
+        });
+    }
+
+    fn take_profile(&mut self) -> Result<Option<Profile>, EngineError> {
+        self.finish()?;
+        Ok(self.profiler.as_mut().map(|p| {
+            let timer = p.profile.timer.clone();
+            std::mem::replace(&mut p.profile, Profile::new(&timer))
+        }))
     }
 }

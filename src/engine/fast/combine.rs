@@ -1,0 +1,89 @@
+//! Fast CPU `combine` (shaders/combine.wgsl, twin src/engine/cpu/combine.rs): the digital sum
+//! over input tiles with noise-management, bound-management, GDC and weight scales, the bias and
+//! the activation, row by row; GELU and tanh through the eight-lane `lanes::tanh`.
+
+use super::lanes;
+use super::simd_entry;
+use crate::engine::cpu::common::par_trials;
+use crate::engine::layout::{StageParams, TileInfo};
+
+#[allow(clippy::too_many_arguments)]
+pub fn combine(
+    p: &StageParams,
+    tiles: &[TileInfo],
+    y: &[f32],
+    nm: &[f32],
+    red: &[f32],
+    alpha: &[f32],
+    bias: &[f32],
+    h: &mut [f32],
+    threads: usize,
+) {
+    let per = (p.layer.batch * p.layer.n_out) as usize;
+    par_trials(threads, p.layer.trials as usize, h, per, |first, n, h| {
+        rows(p, tiles, y, nm, red, alpha, bias, first, n, h)
+    });
+}
+
+simd_entry!(
+    #[allow(clippy::too_many_arguments)]
+    fn rows(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], red: &[f32], alpha: &[f32], bias: &[f32], first: usize, n: usize, h: &mut [f32]) => rows_body
+);
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn rows_body(
+    p: &StageParams,
+    tiles: &[TileInfo],
+    y: &[f32],
+    nm: &[f32],
+    red: &[f32],
+    alpha: &[f32],
+    bias: &[f32],
+    first: usize,
+    n: usize,
+    h: &mut [f32],
+) {
+    let l = &p.layer;
+    let (batch, n_out, tin) = (l.batch as usize, l.n_out as usize, l.tiles_in as usize);
+    let ntiles = (l.tiles_in * l.tiles_out) as usize;
+    for z in 0..n {
+        let trial_local = first + z;
+        for s in 0..batch {
+            let vs = trial_local * batch + s;
+            let hrow = &mut h[(z * batch + s) * n_out..][..n_out];
+            for to in 0..l.tiles_out as usize {
+                // Outputs of output tile `to`: the same factors for the whole row slice.
+                let t0 = &tiles[to * tin];
+                let (lo, hi) = (t0.row_start as usize, (t0.row_start + t0.rows) as usize);
+                let out = &mut hrow[lo..hi];
+                out.fill(0.0);
+                for ti in 0..tin {
+                    let tile = to * tin + ti;
+                    let f = nm[vs * tin + ti]
+                        * red[vs * ntiles + tile]
+                        * alpha[trial_local * ntiles + tile]
+                        * tiles[tile].scale;
+                    let yrow = &y[((trial_local * tin + ti) * batch + s) * n_out..][lo..hi];
+                    for (a, &yv) in out.iter_mut().zip(yrow) {
+                        *a += yv * f;
+                    }
+                }
+                for (a, &b) in out.iter_mut().zip(&bias[lo..hi]) {
+                    *a = activate(l.activation, *a + b);
+                }
+            }
+        }
+    }
+}
+
+/// `common::activate` with tanh from `lanes` (vectorisable).
+#[inline(always)]
+fn activate(kind: u32, v: f32) -> f32 {
+    match kind {
+        1 => v.max(0.0),
+        2 => 0.5 * v * (1.0 + lanes::tanh(0.797_884_6 * (v + 0.044715 * v * v * v))),
+        3 => lanes::tanh(v),
+        _ => v,
+    }
+}

@@ -1,0 +1,87 @@
+//! Fast CPU `dac` (shaders/dac.wgsl, twin src/engine/cpu/dac.rs): abs-max noise management and
+//! the DAC of every (trial, sample, input tile), the same f32 operations as the twin, compiled
+//! for AVX2 where available. An input shared by all trials (the first layer) is quantised once
+//! and copied to every trial of the chunk (the twin recomputes the identical values per trial).
+
+use super::simd_entry;
+use crate::engine::cpu::common::{par_trials2, quant_in};
+use crate::engine::layout::{StageParams, TileInfo};
+
+pub fn dac(
+    p: &StageParams,
+    tiles: &[TileInfo],
+    x: &[f32],
+    xq: &mut [f32],
+    nm: &mut [f32],
+    threads: usize,
+) {
+    let l = &p.layer;
+    let (batch, n_in, tin) = (l.batch as usize, l.n_in as usize, l.tiles_in as usize);
+    let trials = l.trials as usize;
+    if l.x_per_trial == 0 && trials > 1 {
+        rows(
+            p,
+            tiles,
+            x,
+            0,
+            1,
+            &mut xq[..batch * n_in],
+            &mut nm[..batch * tin],
+        );
+        let (first_x, rest_x) = xq[..trials * batch * n_in].split_at_mut(batch * n_in);
+        let (first_nm, rest_nm) = nm[..trials * batch * tin].split_at_mut(batch * tin);
+        for c in rest_x.chunks_exact_mut(batch * n_in) {
+            c.copy_from_slice(first_x);
+        }
+        for c in rest_nm.chunks_exact_mut(batch * tin) {
+            c.copy_from_slice(first_nm);
+        }
+        return;
+    }
+    par_trials2(
+        threads,
+        trials,
+        xq,
+        batch * n_in,
+        nm,
+        batch * tin,
+        |first, n, xq, nm| rows(p, tiles, x, first, n, xq, nm),
+    );
+}
+
+simd_entry!(fn rows(p: &StageParams, tiles: &[TileInfo], x: &[f32], first: usize, n: usize, xq: &mut [f32], nm: &mut [f32]) => rows_body);
+
+#[inline(always)]
+fn rows_body(
+    p: &StageParams,
+    tiles: &[TileInfo],
+    x: &[f32],
+    first: usize,
+    n: usize,
+    xq: &mut [f32],
+    nm: &mut [f32],
+) {
+    let l = &p.layer;
+    let (batch, n_in, tin) = (l.batch as usize, l.n_in as usize, l.tiles_in as usize);
+    for v_local in 0..n * batch {
+        let v = first * batch + v_local;
+        let xo = if l.x_per_trial != 0 { v } else { v % batch } * n_in;
+        for ti in 0..tin {
+            let t = &tiles[ti];
+            let (c0, cols) = (t.col_start as usize, t.cols as usize);
+            let src = &x[xo + c0..xo + c0 + cols];
+            let mut m = 1.0f32;
+            if p.io.nm_mode == 1 {
+                m = src.iter().fold(0.0f32, |a, &b| a.max(b.abs()));
+                if m == 0.0 {
+                    m = 1.0;
+                }
+            }
+            nm[v_local * tin + ti] = m;
+            let dst = &mut xq[v_local * n_in + c0..v_local * n_in + c0 + cols];
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = quant_in(&p.io, s / m);
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Fast CPU `drift` (shaders/drift.wgsl, twin src/engine/cpu/drift.rs): a trial's effective
+//! weights at time t and the GDC readout partial sums (noise-models §1, §3), the same counters,
+//! equations and fixed-shape tree reduction as the twin, eight weights at a time with the
+//! branch-free `lanes` transcendentals.
+
+use super::lanes::{self, normal2_x8, normal4_x8, philox_x8, F, L};
+use super::simd_entry;
+use crate::engine::cpu::common::{adc, par_trials2, sigma_prog, wgsl_sign};
+use crate::engine::cpu::drift::tree_sum;
+use crate::engine::layout::{Curve, DeviceParams, StageParams, TileInfo};
+use crate::engine::stages::CHUNK;
+use crate::rng::{ctr_word2, stream};
+
+#[allow(clippy::too_many_arguments)]
+pub fn drift(
+    p: &StageParams,
+    groups: [u32; 3],
+    w_norm: &[f32],
+    tiles: &[TileInfo],
+    progmax: &[u32],
+    weff: &mut [f32],
+    partials: &mut [f32],
+    threads: usize,
+) {
+    let l = &p.layer;
+    let ntiles = (l.tiles_in * l.tiles_out) as usize;
+    let nw = (l.n_in * l.n_out) as usize;
+    let part_per = ntiles * l.chunks_per_tile as usize * 2;
+    par_trials2(
+        threads,
+        groups[2] as usize,
+        weff,
+        nw,
+        partials,
+        part_per,
+        |first, n, weff, partials| {
+            for z in 0..n {
+                for wy in 0..groups[1] as usize {
+                    for wx in 0..groups[0] as usize {
+                        chunk(
+                            p,
+                            &tiles[wy],
+                            wy,
+                            wx,
+                            first + z,
+                            z,
+                            w_norm,
+                            progmax,
+                            weff,
+                            partials,
+                        );
+                    }
+                }
+            }
+        },
+    );
+}
+
+simd_entry!(
+    #[allow(clippy::too_many_arguments)]
+    fn chunk(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: usize, z: usize, w_norm: &[f32], progmax: &[u32], weff: &mut [f32], partials: &mut [f32]) => chunk_body
+);
+
+/// `common::curve_eval` on eight lanes; the kind is uniform, so each branch is one simple loop.
+#[inline(always)]
+fn curve_x8(c: &Curve, gr_in: &F) -> F {
+    let mut out = [0f32; L];
+    if c.kind == 0 {
+        for i in 0..L {
+            let gr = gr_in[i].max(1e-7);
+            let log_part = (c.a * lanes::ln(gr) + c.b).clamp(c.lo, c.hi);
+            let cubic = ((c.c3 * gr + c.c2) * gr + c.c1) * gr + c.c0;
+            out[i] = if gr < c.brk { log_part } else { cubic };
+        }
+    } else {
+        for i in 0..L {
+            let gr = gr_in[i].max(1e-7);
+            out[i] = (c.a / lanes::pow(gr, c.p).max(c.lo)).min(c.hi);
+        }
+    }
+    out
+}
+
+/// `common::drift_nu` on eight lanes.
+#[inline(always)]
+fn drift_nu_x8(d: &DeviceParams, g_target: &F, n: &F) -> F {
+    let gr: F = std::array::from_fn(|i| g_target[i] / d.g_max);
+    let (mu, sg) = (curve_x8(&d.mu_nu, &gr), curve_x8(&d.sigma_nu, &gr));
+    std::array::from_fn(|i| d.drift_scale * (mu[i] + sg[i] * n[i]).abs())
+}
+
+/// `common::drift_device` on eight lanes.
+#[inline(always)]
+fn drift_device_x8(
+    d: &DeviceParams,
+    g: &F,
+    nu: &F,
+    log_t_ratio: f32,
+    read_sqrt_log: f32,
+    n_read: &F,
+) -> F {
+    let gr: F = std::array::from_fn(|i| g[i] / d.g_max);
+    let q = curve_x8(&d.q_s, &gr);
+    let mut out = [0f32; L];
+    for i in 0..L {
+        let gd = g[i] * lanes::exp(-nu[i] * log_t_ratio);
+        let sig = q[i] * read_sqrt_log;
+        out[i] = (gd + gd.abs() * d.read_scale * sig * n_read[i]).max(0.0);
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn chunk_body(
+    p: &StageParams,
+    t: &TileInfo,
+    wy: usize,
+    wx: usize,
+    trial_local: usize,
+    z: usize,
+    w_norm: &[f32],
+    progmax: &[u32],
+    weff: &mut [f32],
+    partials: &mut [f32],
+) {
+    let l = &p.layer;
+    let d = &p.dev;
+    let io = &p.io;
+    let ntiles = (l.tiles_in * l.tiles_out) as usize;
+    let nw = (l.n_in * l.n_out) as usize;
+    let trial = l.trial_offset + trial_local as u32;
+    let key = [l.key0, l.key1];
+    let s = d.g_max / t.wmax_norm.max(1e-7);
+    let s2 = d.g_max / f32::from_bits(progmax[trial_local * ntiles + wy]).max(1e-7);
+    let (w_prog, w_read) = (
+        ctr_word2(l.layer, stream::PROG, 0),
+        ctr_word2(l.layer, stream::READ, l.t_index),
+    );
+    let (w_gdc, w_base) = (
+        ctr_word2(l.layer, stream::GDC_READ, l.t_index),
+        ctr_word2(l.layer, stream::GDC_BASE, 0),
+    );
+    let base_needed = l.gdc_mode == 1 && l.gdc_base != 0;
+    let n_elems = t.rows * t.cols;
+    let mut sum_read = [0f32; CHUNK as usize];
+    let mut sum_base = [0f32; CHUNK as usize];
+    // Element index of the chunk's first weight, then stepped along the tile's rows.
+    let e0 = wx as u32 * CHUNK;
+    let (mut row, mut col) = (e0 / t.cols.max(1), e0 % t.cols.max(1));
+    for g in 0..(CHUNK as usize / L) {
+        let mut elem = [0u32; L];
+        let mut valid = [false; L];
+        for i in 0..L {
+            let e = e0 + (g * L + i) as u32;
+            if e < n_elems {
+                elem[i] = (t.row_start + row) * l.n_in + t.col_start + col;
+                valid[i] = true;
+                col += 1;
+                if col == t.cols {
+                    col = 0;
+                    row += 1;
+                }
+            }
+        }
+        if !valid[0] {
+            break;
+        }
+        let w: F = std::array::from_fn(|i| w_norm[elem[i] as usize]);
+        let nn = normal4_x8(&philox_x8([elem, [trial; L], [w_prog; L], [0; L]], key));
+        let nr = normal2_x8(&philox_x8([elem, [trial; L], [w_read; L], [0; L]], key));
+        let gp_t: F = std::array::from_fn(|i| (s * w[i]).clamp(0.0, d.g_max));
+        let gn_t: F = std::array::from_fn(|i| (-s * w[i]).clamp(0.0, d.g_max));
+        let mut gp = [0f32; L];
+        let mut gn = [0f32; L];
+        let mut wp = [0f32; L];
+        for i in 0..L {
+            gp[i] = (gp_t[i] + d.prog_scale * sigma_prog(d, gp_t[i]) * nn[0][i]).max(0.0);
+            gn[i] = (gn_t[i] + d.prog_scale * sigma_prog(d, gn_t[i]) * nn[1][i]).max(0.0);
+            wp[i] = (gp[i] - gn[i]) / s;
+        }
+        let nu_pos = drift_nu_x8(d, &gp_t, &nn[2]);
+        let nu_neg = drift_nu_x8(d, &gn_t, &nn[3]);
+        let mut we = [0f32; L];
+        if d.drift_path == 1 {
+            let a = drift_device_x8(d, &gp, &nu_pos, l.log_t_ratio, l.read_sqrt_log, &nr[0]);
+            let b = drift_device_x8(d, &gn, &nu_neg, l.log_t_ratio, l.read_sqrt_log, &nr[1]);
+            for i in 0..L {
+                we[i] = (a[i] - b[i]) / s;
+            }
+        } else {
+            let nu: F = std::array::from_fn(|i| if wp[i] >= 0.0 { nu_pos[i] } else { nu_neg[i] });
+            let g: F = std::array::from_fn(|i| wp[i].abs() * s2);
+            let gf = drift_device_x8(d, &g, &nu, l.log_t_ratio, l.read_sqrt_log, &nr[0]);
+            for i in 0..L {
+                we[i] = wgsl_sign(wp[i]) * gf[i] / s2;
+            }
+        }
+        for i in 0..L {
+            if valid[i] {
+                weff[z * nw + elem[i] as usize] = we[i];
+            }
+        }
+        if l.gdc_mode != 0 {
+            let ng = normal2_x8(&philox_x8([elem, [trial; L], [w_gdc; L], [0; L]], key));
+            for i in 0..L {
+                sum_read[g * L + i] = if valid[i] {
+                    adc(io, we[i] + io.out_noise * ng[0][i]).abs()
+                } else {
+                    0.0
+                };
+            }
+            if base_needed {
+                let nb = normal2_x8(&philox_x8([elem, [trial; L], [w_base; L], [0; L]], key));
+                for i in 0..L {
+                    sum_base[g * L + i] = if valid[i] {
+                        adc(io, wp[i] + io.out_noise * nb[0][i]).abs()
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+    tree_sum(&mut sum_read);
+    tree_sum(&mut sum_base);
+    let o = ((z * ntiles + wy) * l.chunks_per_tile as usize + wx) * 2;
+    partials[o] = sum_read[0];
+    if l.gdc_base != 0 {
+        partials[o + 1] = sum_base[0];
+    }
+}

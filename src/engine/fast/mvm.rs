@@ -1,0 +1,153 @@
+//! Fast CPU `mvm` (shaders/mvm.wgsl, twin src/engine/cpu/mvm.rs): per (trial, tile) the GEMM
+//! Y = X'·W_effᵀ through `matrixmultiply::sgemm` (packed panels, AVX2/FMA micro-kernels), then
+//! the periphery epilogue eight Philox blocks (32 outputs) at a time: output noise
+//! (`rng::out_normals`, one block per four outputs), ADC and the saturation flag per vector.
+
+use super::lanes::{normal4_x8, philox_x8, L};
+use super::simd_entry;
+use crate::engine::cpu::common::{adc, par_trials2, saturated};
+use crate::engine::layout::{StageParams, TileInfo};
+use crate::rng::{ctr_word2, ctr_word3_out, stream};
+
+#[allow(clippy::too_many_arguments)]
+pub fn mvm(
+    p: &StageParams,
+    tiles: &[TileInfo],
+    xq: &[f32],
+    weff: &[f32],
+    y: &mut [f32],
+    sat: &mut [u32],
+    threads: usize,
+) {
+    let l = &p.layer;
+    let ntiles = (l.tiles_in * l.tiles_out) as usize;
+    let (n_out, batch) = (l.n_out as usize, l.batch as usize);
+    let y_per = l.tiles_in as usize * batch * n_out;
+    let sat_per = batch * ntiles;
+    par_trials2(
+        threads,
+        l.trials as usize,
+        y,
+        y_per,
+        sat,
+        sat_per,
+        |first, n, y, sat| {
+            let mut acc = Vec::new();
+            for z in 0..n {
+                for tile in 0..ntiles {
+                    gemm_tile(p, &tiles[tile], xq, weff, first + z, &mut acc);
+                    epilogue(p, &tiles[tile], tile, first + z, z, &acc, y, sat);
+                }
+            }
+        },
+    );
+}
+
+/// `acc[s * rows + o] = Σ_k xq[trial, s, col_start + k] · weff[trial, row_start + o, col_start + k]`.
+fn gemm_tile(
+    p: &StageParams,
+    t: &TileInfo,
+    xq: &[f32],
+    weff: &[f32],
+    trial_local: usize,
+    acc: &mut Vec<f32>,
+) {
+    let l = &p.layer;
+    let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
+    let (rows, cols) = (t.rows as usize, t.cols as usize);
+    acc.clear();
+    acc.resize(batch * rows, 0.0);
+    if rows == 0 || cols == 0 || batch == 0 {
+        return;
+    }
+    let xbase = trial_local * batch * n_in + t.col_start as usize;
+    let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
+    let x = &xq[xbase..xbase + (batch - 1) * n_in + cols];
+    let w = &weff[wbase..wbase + (rows - 1) * n_in + cols];
+    // SAFETY: A = x is batch x cols with row stride n_in, B = wᵀ is cols x rows (element (k, o)
+    // at o·n_in + k), C = acc is batch x rows, row-major; the slices above cover every index.
+    unsafe {
+        matrixmultiply::sgemm(
+            batch,
+            cols,
+            rows,
+            1.0,
+            x.as_ptr(),
+            n_in as isize,
+            1,
+            w.as_ptr(),
+            1,
+            n_in as isize,
+            0.0,
+            acc.as_mut_ptr(),
+            rows as isize,
+            1,
+        );
+    }
+}
+
+simd_entry!(
+    #[allow(clippy::too_many_arguments)]
+    fn epilogue(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize, z: usize, acc: &[f32], y: &mut [f32], sat: &mut [u32]) => epilogue_body
+);
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn epilogue_body(
+    p: &StageParams,
+    t: &TileInfo,
+    tile: usize,
+    trial_local: usize,
+    z: usize,
+    acc: &[f32],
+    y: &mut [f32],
+    sat: &mut [u32],
+) {
+    let l = &p.layer;
+    let io = &p.io;
+    let ntiles = (l.tiles_in * l.tiles_out) as usize;
+    let (n_out, batch) = (l.n_out as usize, l.batch as usize);
+    let ti = tile % l.tiles_in as usize;
+    let rows = t.rows as usize;
+    let trial = l.trial_offset + trial_local as u32;
+    let key = [l.key0, l.key1];
+    let w2 = ctr_word2(l.layer, stream::OUT, l.t_index);
+    // Output groups of four (one Philox block each) covering the tile's rows.
+    let (r0, r1) = (t.row_start, t.row_start + t.rows);
+    let (g0, g1) = (r0 >> 2, (r1 + 3) >> 2);
+    let mut noise = vec![0f32; ((g1 - g0) as usize).div_ceil(L) * L * 4];
+    for s in 0..batch {
+        if io.out_noise > 0.0 {
+            for gb in (g0..g1).step_by(L) {
+                let c = [
+                    [s as u32; L],
+                    [trial; L],
+                    [w2; L],
+                    std::array::from_fn(|i| ctr_word3_out(gb + i as u32, ti as u32, 0)),
+                ];
+                let n = normal4_x8(&philox_x8(c, key));
+                let base = (gb - g0) as usize * 4;
+                for i in 0..L {
+                    for (w, nw) in n.iter().enumerate() {
+                        noise[base + 4 * i + w] = nw[i];
+                    }
+                }
+            }
+        }
+        let yrow = &mut y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out..][..n_out];
+        let arow = &acc[s * rows..(s + 1) * rows];
+        let off = (r0 - 4 * g0) as usize;
+        let mut any = false;
+        for o in 0..rows {
+            let mut v = arow[o];
+            if io.out_noise > 0.0 {
+                v += io.out_noise * noise[off + o];
+            }
+            any |= saturated(io, v);
+            yrow[t.row_start as usize + o] = adc(io, v);
+        }
+        if io.bm_mode == 1 && any {
+            sat[(z * batch + s) * ntiles + tile] |= 1;
+        }
+    }
+}

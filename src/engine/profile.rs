@@ -1,0 +1,184 @@
+//! Where the time goes: per-stage time, share, dispatch count and bound bytes, plus the host
+//! traffic (uploads and readbacks) of everything a backend ran while profiling was on.
+//!
+//! The GPU backend times each dispatch with timestamp queries where the adapter has
+//! `TIMESTAMP_QUERY` (the time the GPU spent in the compute pass), otherwise with the wall clock
+//! around a dispatch it submits and waits for alone. The CPU backend times each dispatch with the
+//! wall clock. "Bound bytes" is the sum of the sizes of the buffers a dispatch binds: an upper bound
+//! on the memory it touches, which the per-stage floors of `aimc bench` compare against.
+
+use serde::{Deserialize, Serialize};
+
+/// One stage's share of a profiled run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageTime {
+    pub stage: String,
+    pub seconds: f64,
+    pub dispatches: u64,
+    /// Sum over dispatches of the bytes of the buffers bound (an upper bound on memory traffic).
+    pub bound_bytes: u64,
+}
+
+/// A profiled run's breakdown.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// How stage times were taken: "timestamp queries", "wall clock (one dispatch per submit)"
+    /// or "wall clock".
+    pub timer: String,
+    pub stages: Vec<StageTime>,
+    pub uploads: u64,
+    pub upload_bytes: u64,
+    pub readbacks: u64,
+    pub readback_bytes: u64,
+}
+
+impl Profile {
+    pub fn new(timer: &str) -> Self {
+        Profile {
+            timer: timer.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Adds one dispatch of `stage`.
+    pub fn add(&mut self, stage: &str, seconds: f64, bound_bytes: u64) {
+        match self.stages.iter_mut().find(|s| s.stage == stage) {
+            Some(s) => {
+                s.seconds += seconds;
+                s.dispatches += 1;
+                s.bound_bytes += bound_bytes;
+            }
+            None => self.stages.push(StageTime {
+                stage: stage.into(),
+                seconds,
+                dispatches: 1,
+                bound_bytes,
+            }),
+        }
+    }
+
+    /// Adds another profile's counts (chunks of one run, or runs of one sweep).
+    pub fn absorb(&mut self, other: &Profile) {
+        if self.timer.is_empty() {
+            self.timer = other.timer.clone();
+        }
+        for s in &other.stages {
+            match self.stages.iter_mut().find(|x| x.stage == s.stage) {
+                Some(x) => {
+                    x.seconds += s.seconds;
+                    x.dispatches += s.dispatches;
+                    x.bound_bytes += s.bound_bytes;
+                }
+                None => self.stages.push(s.clone()),
+            }
+        }
+        self.uploads += other.uploads;
+        self.upload_bytes += other.upload_bytes;
+        self.readbacks += other.readbacks;
+        self.readback_bytes += other.readback_bytes;
+    }
+
+    pub fn total_seconds(&self) -> f64 {
+        self.stages.iter().map(|s| s.seconds).sum()
+    }
+
+    /// Stages sorted by time, largest first.
+    pub fn sorted(&self) -> Vec<StageTime> {
+        let mut v = self.stages.clone();
+        v.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        v
+    }
+
+    /// A fixed-width table for the terminal (and the markdown report, inside a code block).
+    pub fn table(&self) -> String {
+        let total = self.total_seconds().max(1e-12);
+        let mut s = format!(
+            "{:<14} {:>10} {:>7} {:>11} {:>12} {:>10}\n",
+            "stage", "time", "share", "dispatches", "bound bytes", "GB/s bound"
+        );
+        for st in self.sorted() {
+            s.push_str(&format!(
+                "{:<14} {:>10} {:>6.1}% {:>11} {:>12} {:>10.2}\n",
+                st.stage,
+                seconds(st.seconds),
+                100.0 * st.seconds / total,
+                st.dispatches,
+                bytes(st.bound_bytes),
+                st.bound_bytes as f64 / st.seconds.max(1e-12) / 1e9
+            ));
+        }
+        s.push_str(&format!(
+            "{:<14} {:>10}   ({}; {} uploads, {}; {} readbacks, {})\n",
+            "total",
+            seconds(total),
+            self.timer,
+            self.uploads,
+            bytes(self.upload_bytes),
+            self.readbacks,
+            bytes(self.readback_bytes)
+        ));
+        s
+    }
+}
+
+fn seconds(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.3} s")
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.1} µs", s * 1e6)
+    }
+}
+
+fn bytes(b: u64) -> String {
+    let b = b as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.2} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{b:.0} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_and_absorb_accumulate_per_stage() {
+        let mut a = Profile::new("wall clock");
+        a.add("mvm", 2.0, 100);
+        a.add("dac", 1.0, 10);
+        a.add("mvm", 1.0, 100);
+        let mut b = Profile::new("wall clock");
+        b.add("dac", 0.5, 10);
+        b.readbacks = 3;
+        b.readback_bytes = 12;
+        a.absorb(&b);
+        let s = a.sorted();
+        assert_eq!(
+            (
+                s[0].stage.as_str(),
+                s[0].seconds,
+                s[0].dispatches,
+                s[0].bound_bytes
+            ),
+            ("mvm", 3.0, 2, 200)
+        );
+        assert_eq!(
+            (
+                s[1].stage.as_str(),
+                s[1].seconds,
+                s[1].dispatches,
+                s[1].bound_bytes
+            ),
+            ("dac", 1.5, 2, 20)
+        );
+        assert_eq!((a.readbacks, a.readback_bytes), (3, 12));
+        assert!(a.table().contains("66.7%"), "{}", a.table());
+    }
+}

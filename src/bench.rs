@@ -39,9 +39,7 @@ fn weights(n: usize) -> Vec<f32> {
 /// outputs saturate and measure bound management instead of the GEMM).
 fn bell(n: usize) -> Vec<f32> {
     let u = weights(4 * n);
-    (0..n)
-        .map(|i| (u[4 * i] + u[4 * i + 1] + u[4 * i + 2] + u[4 * i + 3]) / 4.0)
-        .collect()
+    (0..n).map(|i| (u[4 * i] + u[4 * i + 1] + u[4 * i + 2] + u[4 * i + 3]) / 4.0).collect()
 }
 
 fn cfg(trials: u32, dev: DeviceModel, gdc: Gdc) -> RunConfig {
@@ -66,10 +64,7 @@ pub fn peaks(be: &mut dyn Backend, small: bool) -> Result<(f64, f64), EngineErro
     plan::time_peak(be, Stage::PeakFma, 256, 4)?;
     let fma_iters = iters * 16;
     let tf = plan::time_peak(be, Stage::PeakFma, items, fma_iters)?;
-    Ok((
-        items as f64 * iters as f64 / tp,
-        items as f64 * fma_iters as f64 * 16.0 / tf,
-    ))
+    Ok((items as f64 * iters as f64 / tp, items as f64 * fma_iters as f64 * 16.0 / tf))
 }
 
 pub fn run(choice: BackendChoice, size: &str, breakdown: bool) -> Result<(), EngineError> {
@@ -77,24 +72,13 @@ pub fn run(choice: BackendChoice, size: &str, breakdown: bool) -> Result<(), Eng
     let small = match size {
         "small" => true,
         "full" => false,
-        other => {
-            return Err(EngineError::Invalid(format!(
-                "--size {other}: use full or small"
-            )))
-        }
+        other => return Err(EngineError::Invalid(format!("--size {other}: use full or small"))),
     };
     let mut be = crate::engine::open(choice)?;
     let ad = be.adapter();
-    println!(
-        "adapter: {} ({}, {}, driver {})",
-        ad.name, ad.backend, ad.device_type, ad.driver
-    );
+    println!("adapter: {} ({}, {}, driver {})", ad.name, ad.backend, ad.device_type, ad.driver);
     let (philox, flops) = peaks(be.as_mut(), small)?;
-    println!(
-        "measured ceilings: {:.3} G Philox4x32-10 blocks/s, {:.3} TFLOP/s FP32 FMA",
-        philox / 1e9,
-        flops / 1e12
-    );
+    println!("measured ceilings: {:.3} G Philox4x32-10 blocks/s, {:.3} TFLOP/s FP32 FMA", philox / 1e9, flops / 1e12);
     let mut cases = Vec::new();
 
     // (a) Device state, full PCM model, 512 x 512 tile.
@@ -104,64 +88,27 @@ pub fn run(choice: BackendChoice, size: &str, breakdown: bool) -> Result<(), Eng
     plan::time_device_state(be.as_mut(), &m, &cfg(2, DeviceModel::pcm(), Gdc::Readout))?;
     let t = plan::time_device_state(be.as_mut(), &m, &c)?;
     let samples = trials_a as f64 * m.len() as f64;
-    cases.push(Case {
-        name: "(a) device state",
-        size: format!("512x512, {trials_a} trials"),
-        rate: samples / t,
-        floor: philox / 5.0,
-        unit: "samples/s",
-    });
+    cases.push(Case { name: "(a) device state", size: format!("512x512, {trials_a} trials"), rate: samples / t, floor: philox / 5.0, unit: "samples/s" });
 
     // (b) Single-vector MVMs, programming noise only, weights regenerated in registers.
     let trials_b = if small { 16 } else { 8192 };
-    let xq: Vec<f32> = weights(512)
-        .iter()
-        .map(|v| (v * 63.0).round() / 63.0)
-        .collect();
-    let dev_b = DeviceModel {
-        drift_scale: 0.0,
-        read_noise_scale: 0.0,
-        ..DeviceModel::pcm()
-    };
+    let xq: Vec<f32> = weights(512).iter().map(|v| (v * 63.0).round() / 63.0).collect();
+    let dev_b = DeviceModel { drift_scale: 0.0, read_noise_scale: 0.0, ..DeviceModel::pcm() };
     plan::run_program_mvm(be.as_mut(), &m, &xq, &cfg(2, dev_b.clone(), Gdc::Off))?;
     let start = std::time::Instant::now();
     plan::run_program_mvm(be.as_mut(), &m, &xq, &cfg(trials_b, dev_b, Gdc::Off))?;
     let t = start.elapsed().as_secs_f64();
     let macs = trials_b as f64 * m.len() as f64;
     let floor_b = 1.0 / (1.0 / philox + 2.0 / flops);
-    cases.push(Case {
-        name: "(b) single-vector MVM",
-        size: format!("512x512, {trials_b} trials"),
-        rate: macs / t,
-        floor: floor_b,
-        unit: "MAC/s",
-    });
+    cases.push(Case { name: "(b) single-vector MVM", size: format!("512x512, {trials_b} trials"), rate: macs / t, floor: floor_b, unit: "MAC/s" });
 
     // (c) Batched inference, 1024 x 1024 layer.
     let (trials_c, batch) = if small { (2u32, 64u32) } else { (256, 256) };
-    let layer = AnalogLayer {
-        mapped: MappedMatrix::new(&bell(1024 * 1024), 1024, 1024, TileShape::default(), 1.0),
-        bias: vec![0.0; 1024],
-        activation: 1,
-    };
+    let layer = AnalogLayer { mapped: MappedMatrix::new(&bell(1024 * 1024), 1024, 1024, TileShape::default(), 1.0), bias: vec![0.0; 1024], activation: 1 };
     let x: Vec<f32> = bell(batch as usize * 1024);
     let reps = if small { 1 } else { 5 };
-    plan::time_inference(
-        be.as_mut(),
-        &layer,
-        &x,
-        batch,
-        &cfg(1, DeviceModel::pcm(), Gdc::Readout),
-        1,
-    )?;
-    let t = plan::time_inference(
-        be.as_mut(),
-        &layer,
-        &x,
-        batch,
-        &cfg(trials_c, DeviceModel::pcm(), Gdc::Readout),
-        reps,
-    )?;
+    plan::time_inference(be.as_mut(), &layer, &x, batch, &cfg(1, DeviceModel::pcm(), Gdc::Readout), 1)?;
+    let t = plan::time_inference(be.as_mut(), &layer, &x, batch, &cfg(trials_c, DeviceModel::pcm(), Gdc::Readout), reps)?;
     let flop = 2.0 * batch as f64 * 1024.0 * 1024.0 * trials_c as f64 * reps as f64;
     let blocks = batch as f64 * 1024.0 * 2.0 * trials_c as f64 * reps as f64;
     let floor_t = flop / flops + blocks / philox;
@@ -173,19 +120,9 @@ pub fn run(choice: BackendChoice, size: &str, breakdown: bool) -> Result<(), Eng
         unit: "FLOP/s",
     });
 
-    println!(
-        "{:<24} {:<32} {:>14} {:>14} {:>8}",
-        "case", "size", "measured", "floor", "ratio"
-    );
+    println!("{:<24} {:<32} {:>14} {:>14} {:>8}", "case", "size", "measured", "floor", "ratio");
     for c in &cases {
-        println!(
-            "{:<24} {:<32} {:>14} {:>14} {:>7.1}%",
-            c.name,
-            c.size,
-            si(c.rate, c.unit),
-            si(c.floor, c.unit),
-            100.0 * c.rate / c.floor
-        );
+        println!("{:<24} {:<32} {:>14} {:>14} {:>7.1}%", c.name, c.size, si(c.rate, c.unit), si(c.floor, c.unit), 100.0 * c.rate / c.floor);
     }
     Ok(())
 }

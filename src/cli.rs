@@ -8,11 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "aimc",
-    version,
-    about = "Monte Carlo noise analyzer for analog in-memory computing (PCM crossbars)"
-)]
+#[command(name = "aimc", version, about = "Monte Carlo noise analyzer for analog in-memory computing (PCM crossbars)")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -37,8 +37,7 @@ pub const DIGITS_TRAIN_ROWS: usize = 1347;
 pub const DIGITS_PIXEL_MAX: f32 = 16.0;
 /// Command that rebuilds `digits_mlp.safetensors` (the default configuration); recorded in its
 /// metadata (see [`training_command`]).
-pub const TRAINING_COMMAND: &str =
-    "cargo run --release -- train-digits --out experiments/models/digits_mlp.safetensors";
+pub const TRAINING_COMMAND: &str = "cargo run --release -- train-digits --out experiments/models/digits_mlp.safetensors";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -99,52 +98,34 @@ pub fn parse_digits_csv(text: &str) -> Result<Dataset, TrainError> {
         }
         let fields: Vec<&str> = trimmed.split(',').map(str::trim).collect();
         if fields.len() != DIGITS_FEATURES + 1 {
-            return Err(err(format!(
-                "expected {} fields (64 pixels + class), found {}",
-                DIGITS_FEATURES + 1,
-                fields.len()
-            )));
+            return Err(err(format!("expected {} fields (64 pixels + class), found {}", DIGITS_FEATURES + 1, fields.len())));
         }
         for (col, f) in fields[..DIGITS_FEATURES].iter().enumerate() {
             // Accept "3" and "3.0": some exports write integers as floats.
-            let v: f32 = f
-                .parse()
-                .map_err(|_| err(format!("pixel column {}: not a number: {f:?}", col + 1)))?;
+            let v: f32 = f.parse().map_err(|_| err(format!("pixel column {}: not a number: {f:?}", col + 1)))?;
             if !(0.0..=DIGITS_PIXEL_MAX).contains(&v) {
                 return Err(err(format!("pixel column {}: {v} outside 0..=16", col + 1)));
             }
             x.push(v / DIGITS_PIXEL_MAX);
         }
         let label_text = fields[DIGITS_FEATURES];
-        let label: f64 = label_text
-            .parse()
-            .map_err(|_| err(format!("class: not a number: {label_text:?}")))?;
+        let label: f64 = label_text.parse().map_err(|_| err(format!("class: not a number: {label_text:?}")))?;
         if label.fract() != 0.0 || !(0.0..DIGITS_CLASSES as f64).contains(&label) {
-            return Err(err(format!(
-                "class {label_text:?} is not an integer in 0..=9"
-            )));
+            return Err(err(format!("class {label_text:?} is not an integer in 0..=9")));
         }
         y.push(label as u32);
     }
     if y.is_empty() {
         return Err(TrainError::Empty);
     }
-    Ok(Dataset {
-        n: y.len(),
-        x,
-        y,
-        n_features: DIGITS_FEATURES,
-    })
+    Ok(Dataset { n: y.len(), x, y, n_features: DIGITS_FEATURES })
 }
 
 /// The fixed split: the first 1347 rows are train, the rest (450 for the full file) are test.
 /// A file-order split rather than a shuffled one, so that it needs no seed and other tools can
 /// reproduce it by slicing. A shorter data set gives all of its rows to train.
 pub fn split_digits(data: &Dataset) -> (Dataset, Dataset) {
-    (
-        data.slice_rows(0, DIGITS_TRAIN_ROWS),
-        data.slice_rows(DIGITS_TRAIN_ROWS, data.n),
-    )
+    (data.slice_rows(0, DIGITS_TRAIN_ROWS), data.slice_rows(DIGITS_TRAIN_ROWS, data.n))
 }
 
 /// Activation after every hidden layer (the output layer has none). The formulas are the engine's
@@ -268,11 +249,7 @@ pub fn training_command(cfg: &TrainConfig) -> String {
     if *cfg == d {
         return TRAINING_COMMAND.to_string();
     }
-    let flags_only = TrainConfig {
-        hidden: d.hidden.clone(),
-        activation: d.activation,
-        ..cfg.clone()
-    };
+    let flags_only = TrainConfig { hidden: d.hidden.clone(), activation: d.activation, ..cfg.clone() };
     if flags_only != d {
         return format!("src/train.rs train_mlp on the digits train split with {cfg:?}");
     }
@@ -338,9 +315,7 @@ impl Mlp {
     fn init(dims: &[usize], activation: HiddenActivation, rng: &mut Pcg64Mcg) -> Mlp {
         let mut draw = |fan_in: usize, len: usize| -> Vec<f32> {
             let bound = 1.0 / (fan_in as f32).sqrt();
-            (0..len)
-                .map(|_| (2.0 * unit_f32(rng) - 1.0) * bound)
-                .collect()
+            (0..len).map(|_| (2.0 * unit_f32(rng) - 1.0) * bound).collect()
         };
         let layers = dims
             .windows(2)
@@ -357,16 +332,7 @@ impl Mlp {
     /// All-zero parameters of the same shapes (gradient and velocity buffers).
     fn zeros_like(&self) -> Mlp {
         Mlp {
-            layers: self
-                .layers
-                .iter()
-                .map(|l| Dense {
-                    w: vec![0.0; l.w.len()],
-                    b: vec![0.0; l.b.len()],
-                    n_in: l.n_in,
-                    n_out: l.n_out,
-                })
-                .collect(),
+            layers: self.layers.iter().map(|l| Dense { w: vec![0.0; l.w.len()], b: vec![0.0; l.b.len()], n_in: l.n_in, n_out: l.n_out }).collect(),
             activation: self.activation,
         }
     }
@@ -449,9 +415,7 @@ impl Mlp {
                         *gwk += d * xk;
                     }
                 } else {
-                    for (((gwk, &wk), &xk), upk) in
-                        gw.iter_mut().zip(w).zip(input).zip(up.iter_mut())
-                    {
+                    for (((gwk, &wk), &xk), upk) in gw.iter_mut().zip(w).zip(input).zip(up.iter_mut()) {
                         *gwk += d * xk;
                         *upk += d * wk;
                     }
@@ -511,17 +475,8 @@ fn shuffle(order: &mut [usize], rng: &mut Pcg64Mcg) {
 /// from the input side, weight before bias.
 pub fn train_mlp(train: &Dataset, cfg: &TrainConfig) -> Mlp {
     assert!(train.n > 0, "empty training set");
-    assert!(
-        cfg.batch_size > 0 && cfg.hidden.iter().all(|&h| h > 0),
-        "batch_size and every hidden width must be > 0"
-    );
-    let n_out = train
-        .y
-        .iter()
-        .map(|&c| c as usize + 1)
-        .max()
-        .unwrap_or(1)
-        .max(DIGITS_CLASSES);
+    assert!(cfg.batch_size > 0 && cfg.hidden.iter().all(|&h| h > 0), "batch_size and every hidden width must be > 0");
+    let n_out = train.y.iter().map(|&c| c as usize + 1).max().unwrap_or(1).max(DIGITS_CLASSES);
     let mut dims = vec![train.n_features];
     dims.extend_from_slice(&cfg.hidden);
     dims.push(n_out);
@@ -585,9 +540,7 @@ pub fn accuracy(model: &Mlp, data: &Dataset) -> f64 {
     if data.n == 0 {
         return 0.0;
     }
-    let correct = (0..data.n)
-        .filter(|&i| model.predict(data.row(i)) == data.y[i] as usize)
-        .count();
+    let correct = (0..data.n).filter(|&i| model.predict(data.row(i)) == data.y[i] as usize).count();
     correct as f64 / data.n as f64
 }
 
@@ -621,11 +574,7 @@ fn architecture(model: &Mlp) -> String {
         modules.push(format!("nn.Linear({}, {})", l.n_in, l.n_out));
     }
     let n_out = model.layers.last().map_or(0, |l| l.n_out);
-    format!(
-        "nn.Sequential({}); input = pixel/16 of the UCI 8x8 digits; output = logits of classes 0..{}",
-        modules.join(", "),
-        n_out.saturating_sub(1)
-    )
+    format!("nn.Sequential({}); input = pixel/16 of the UCI 8x8 digits; output = logits of classes 0..{}", modules.join(", "), n_out.saturating_sub(1))
 }
 
 /// The safetensors bytes of the model, as `safetensors.torch.save_file(model.state_dict())`
@@ -639,19 +588,12 @@ fn architecture(model: &Mlp) -> String {
 /// shipped files byte-for-byte reproducible. [`load_safetensors`] reads it back through the
 /// `safetensors` crate, which validates the layout.
 pub fn safetensors_bytes(model: &Mlp, training: &str) -> Vec<u8> {
-    let metadata: BTreeMap<&str, String> = [
-        ("format", "pt".to_string()),
-        ("model", architecture(model)),
-        ("training", training.to_string()),
-    ]
-    .into_iter()
-    .collect();
+    let metadata: BTreeMap<&str, String> =
+        [("format", "pt".to_string()), ("model", architecture(model)), ("training", training.to_string())].into_iter().collect();
 
     // BTreeMap: name order ("10.bias" before "2.bias", as strings sort), which is also the order
     // safetensors uses for same-dtype tensors.
-    let names: Vec<(String, String)> = (0..model.layers.len())
-        .map(|i| (format!("{}.weight", 2 * i), format!("{}.bias", 2 * i)))
-        .collect();
+    let names: Vec<(String, String)> = (0..model.layers.len()).map(|i| (format!("{}.weight", 2 * i), format!("{}.bias", 2 * i))).collect();
     let mut tensors: BTreeMap<&str, (Vec<usize>, &[f32])> = BTreeMap::new();
     for (l, (wn, bn)) in model.layers.iter().zip(&names) {
         tensors.insert(wn, (vec![l.n_out, l.n_in], l.w.as_slice()));
@@ -659,10 +601,7 @@ pub fn safetensors_bytes(model: &Mlp, training: &str) -> Vec<u8> {
     }
 
     let mut header = String::from("{\"__metadata__\":{");
-    let meta: Vec<String> = metadata
-        .iter()
-        .map(|(k, v)| format!("{}:{}", json_string(k), json_string(v)))
-        .collect();
+    let meta: Vec<String> = metadata.iter().map(|(k, v)| format!("{}:{}", json_string(k), json_string(v))).collect();
     header.push_str(&meta.join(","));
     header.push('}');
     let mut data = Vec::new();
@@ -670,13 +609,7 @@ pub fn safetensors_bytes(model: &Mlp, training: &str) -> Vec<u8> {
         let start = data.len();
         data.extend_from_slice(&f32_bytes(values));
         let shape: Vec<String> = shape.iter().map(usize::to_string).collect();
-        header.push_str(&format!(
-            ",{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
-            json_string(name),
-            shape.join(","),
-            start,
-            data.len()
-        ));
+        header.push_str(&format!(",{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}", json_string(name), shape.join(","), start, data.len()));
     }
     header.push('}');
     // The format pads the header with spaces to a multiple of 8 so the data is aligned.
@@ -692,11 +625,7 @@ pub fn safetensors_bytes(model: &Mlp, training: &str) -> Vec<u8> {
 }
 
 /// Writes [`safetensors_bytes`] to `path`.
-pub fn save_safetensors(
-    model: &Mlp,
-    training: &str,
-    path: impl AsRef<Path>,
-) -> Result<(), TrainError> {
+pub fn save_safetensors(model: &Mlp, training: &str, path: impl AsRef<Path>) -> Result<(), TrainError> {
     std::fs::write(path, safetensors_bytes(model, training))?;
     Ok(())
 }
@@ -711,17 +640,9 @@ pub fn load_safetensors_bytes(bytes: &[u8]) -> Result<Mlp, TrainError> {
     let get = |name: &str, rank: usize| -> Result<(Vec<usize>, Vec<f32>), TrainError> {
         let t = st.tensor(name)?;
         if t.dtype() != safetensors::Dtype::F32 || t.shape().len() != rank {
-            return Err(TrainError::Model(format!(
-                "{name}: expected F32 rank {rank}, found {:?} {:?}",
-                t.dtype(),
-                t.shape()
-            )));
+            return Err(TrainError::Model(format!("{name}: expected F32 rank {rank}, found {:?} {:?}", t.dtype(), t.shape())));
         }
-        let v = t
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let v = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         Ok((t.shape().to_vec(), v))
     };
     let mut layers: Vec<Dense> = Vec::new();
@@ -731,17 +652,11 @@ pub fn load_safetensors_bytes(bytes: &[u8]) -> Result<Mlp, TrainError> {
         let (s_b, b) = get(&format!("{i}.bias"), 1)?;
         let (n_out, n_in) = (s_w[0], s_w[1]);
         if s_b[0] != n_out {
-            return Err(TrainError::Model(format!(
-                "inconsistent shapes: {i}.weight {s_w:?}, {i}.bias {s_b:?}"
-            )));
+            return Err(TrainError::Model(format!("inconsistent shapes: {i}.weight {s_w:?}, {i}.bias {s_b:?}")));
         }
         if let Some(prev) = layers.last() {
             if prev.n_out != n_in {
-                return Err(TrainError::Model(format!(
-                    "inconsistent shapes: {}.weight has {} outputs but {i}.weight takes {n_in} inputs",
-                    i - 2,
-                    prev.n_out
-                )));
+                return Err(TrainError::Model(format!("inconsistent shapes: {}.weight has {} outputs but {i}.weight takes {n_in} inputs", i - 2, prev.n_out)));
             }
         }
         layers.push(Dense { w, b, n_in, n_out });
@@ -753,32 +668,20 @@ pub fn load_safetensors_bytes(bytes: &[u8]) -> Result<Mlp, TrainError> {
             .into_iter()
             .filter(|n| {
                 let idx = n.split('.').next().and_then(|p| p.parse::<usize>().ok());
-                !matches!(idx, Some(k) if k % 2 == 0 && k / 2 < layers.len())
-                    || !(n.ends_with(".weight") || n.ends_with(".bias"))
+                !matches!(idx, Some(k) if k % 2 == 0 && k / 2 < layers.len()) || !(n.ends_with(".weight") || n.ends_with(".bias"))
             })
             .collect();
         extra.sort();
-        return Err(TrainError::Model(format!(
-            "unexpected tensors {extra:?}; expected 0.weight, 0.bias, 2.weight, ... with consecutive even indices"
-        )));
+        return Err(TrainError::Model(format!("unexpected tensors {extra:?}; expected 0.weight, 0.bias, 2.weight, ... with consecutive even indices")));
     }
 
     let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)?;
-    let arch = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("model").cloned());
+    let arch = meta.metadata().as_ref().and_then(|m| m.get("model").cloned());
     let activation = match arch {
         None => HiddenActivation::Relu,
         Some(arch) => {
-            let found: Vec<HiddenActivation> = [
-                HiddenActivation::Relu,
-                HiddenActivation::Gelu,
-                HiddenActivation::Tanh,
-            ]
-            .into_iter()
-            .filter(|a| arch.contains(a.torch_module()))
-            .collect();
+            let found: Vec<HiddenActivation> =
+                [HiddenActivation::Relu, HiddenActivation::Gelu, HiddenActivation::Tanh].into_iter().filter(|a| arch.contains(a.torch_module())).collect();
             match found[..] {
                 [a] => a,
                 [] if layers.len() == 1 => HiddenActivation::Relu,
@@ -822,21 +725,11 @@ mod tests {
             }
             y.push(c as u32);
         }
-        Dataset {
-            x,
-            y,
-            n,
-            n_features: DIGITS_FEATURES,
-        }
+        Dataset { x, y, n, n_features: DIGITS_FEATURES }
     }
 
     fn tiny_cfg() -> TrainConfig {
-        TrainConfig {
-            hidden: vec![16],
-            epochs: 5,
-            batch_size: 16,
-            ..TrainConfig::default()
-        }
+        TrainConfig { hidden: vec![16], epochs: 5, batch_size: 16, ..TrainConfig::default() }
     }
 
     #[test]
@@ -859,12 +752,7 @@ mod tests {
         let bad_pixel = vec!["0"; 63].join(",") + ",x,3";
         let big_pixel = vec!["0"; 63].join(",") + ",17,3";
         let bad_class = vec!["0"; 64].join(",") + ",10";
-        for (bad, what) in [
-            (short, "fields"),
-            (bad_pixel, "not a number"),
-            (big_pixel, "outside"),
-            (bad_class, "class"),
-        ] {
+        for (bad, what) in [(short, "fields"), (bad_pixel, "not a number"), (big_pixel, "outside"), (bad_class, "class")] {
             let text = format!("{good}\n\n{bad}\n");
             let e = parse_digits_csv(&text).unwrap_err();
             let msg = e.to_string();
@@ -881,25 +769,10 @@ mod tests {
         let d = synthetic(64);
         let a = train_mlp(&d, &tiny_cfg());
         let b = train_mlp(&d, &tiny_cfg());
-        let bits = |m: &Mlp| -> Vec<u32> {
-            m.layers
-                .iter()
-                .flat_map(|l| l.w.iter().chain(&l.b))
-                .map(|v| v.to_bits())
-                .collect()
-        };
+        let bits = |m: &Mlp| -> Vec<u32> { m.layers.iter().flat_map(|l| l.w.iter().chain(&l.b)).map(|v| v.to_bits()).collect() };
         assert_eq!(bits(&a), bits(&b));
-        assert_eq!(
-            safetensors_bytes(&a, TRAINING_COMMAND),
-            safetensors_bytes(&b, TRAINING_COMMAND)
-        );
-        let c = train_mlp(
-            &d,
-            &TrainConfig {
-                seed: 1,
-                ..tiny_cfg()
-            },
-        );
+        assert_eq!(safetensors_bytes(&a, TRAINING_COMMAND), safetensors_bytes(&b, TRAINING_COMMAND));
+        let c = train_mlp(&d, &TrainConfig { seed: 1, ..tiny_cfg() });
         assert_ne!(bits(&a), bits(&c), "the seed must matter");
     }
 
@@ -914,14 +787,7 @@ mod tests {
 
     #[test]
     fn safetensors_round_trip_and_layout() {
-        let m = train_mlp(
-            &synthetic(32),
-            &TrainConfig {
-                hidden: vec![64],
-                epochs: 1,
-                ..tiny_cfg()
-            },
-        );
+        let m = train_mlp(&synthetic(32), &TrainConfig { hidden: vec![64], epochs: 1, ..tiny_cfg() });
         let bytes = safetensors_bytes(&m, TRAINING_COMMAND);
         assert_eq!(load_safetensors_bytes(&bytes).unwrap(), m);
 
@@ -946,16 +812,12 @@ mod tests {
 
     /// f64 cross-entropy of `m` on (`x`, `label`), GELU in f64, for finite differences.
     fn loss_f64(m: &Mlp, x: &[f32], label: usize) -> f64 {
-        let gelu =
-            |v: f64| 0.5 * v * (1.0 + (GELU_C as f64 * (v + GELU_A as f64 * v * v * v)).tanh());
+        let gelu = |v: f64| 0.5 * v * (1.0 + (GELU_C as f64 * (v + GELU_A as f64 * v * v * v)).tanh());
         let mut h: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         for (i, l) in m.layers.iter().enumerate() {
             h = (0..l.n_out)
                 .map(|o| {
-                    let s = (0..l.n_in)
-                        .map(|k| l.w[o * l.n_in + k] as f64 * h[k])
-                        .sum::<f64>()
-                        + l.b[o] as f64;
+                    let s = (0..l.n_in).map(|k| l.w[o * l.n_in + k] as f64 * h[k]).sum::<f64>() + l.b[o] as f64;
                     if i + 1 < m.layers.len() {
                         gelu(s)
                     } else {
@@ -975,41 +837,22 @@ mod tests {
         for i in -400..=400 {
             let v = i as f32 * 0.01;
             let a = HiddenActivation::Gelu;
-            assert_eq!(
-                a.apply(v).to_bits(),
-                crate::engine::cpu::common::activate(engine, v).to_bits(),
-                "GELU({v}) differs from the engine's"
-            );
+            assert_eq!(a.apply(v).to_bits(), crate::engine::cpu::common::activate(engine, v).to_bits(), "GELU({v}) differs from the engine's");
             let h = 1e-2f32;
             let fd = (a.apply(v + h) as f64 - a.apply(v - h) as f64) / (2.0 * h as f64);
             let d = a.derivative(v, a.apply(v)) as f64;
-            assert!(
-                (d - fd).abs() < 2e-4,
-                "GELU'({v}) = {d}, finite difference {fd}"
-            );
+            assert!((d - fd).abs() < 2e-4, "GELU'({v}) = {d}, finite difference {fd}");
         }
     }
 
     #[test]
     fn two_hidden_gelu_round_trips_and_backprop_matches_finite_differences() {
         // Round trip of a trained 64-12-8-10 GELU model through the writer and reader.
-        let cfg = TrainConfig {
-            hidden: vec![12, 8],
-            activation: HiddenActivation::Gelu,
-            epochs: 2,
-            ..tiny_cfg()
-        };
+        let cfg = TrainConfig { hidden: vec![12, 8], activation: HiddenActivation::Gelu, epochs: 2, ..tiny_cfg() };
         let m = train_mlp(&synthetic(32), &cfg);
         assert_eq!(m.dims(), [64, 12, 8, 10]);
-        let flags = TrainConfig {
-            hidden: vec![12, 8],
-            activation: HiddenActivation::Gelu,
-            ..TrainConfig::default()
-        };
-        assert_eq!(
-            training_command(&flags),
-            "cargo run --release -- train-digits --hidden 12,8 --activation gelu --out FILE"
-        );
+        let flags = TrainConfig { hidden: vec![12, 8], activation: HiddenActivation::Gelu, ..TrainConfig::default() };
+        assert_eq!(training_command(&flags), "cargo run --release -- train-digits --hidden 12,8 --activation gelu --out FILE");
         let training = training_command(&cfg);
         assert!(training.contains("epochs: 2"), "{training}");
         let bytes = safetensors_bytes(&m, &training);
@@ -1017,10 +860,7 @@ mod tests {
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         let mut names = st.names();
         names.sort();
-        assert_eq!(
-            names,
-            ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]
-        );
+        assert_eq!(names, ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]);
         assert_eq!(st.tensor("2.weight").unwrap().shape(), [8, 12]);
         assert_eq!(st.tensor("4.weight").unwrap().shape(), [10, 8]);
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();

@@ -26,23 +26,8 @@ fn tmp(name: &str) -> PathBuf {
 /// Runs the smoke experiment into a directory of its own (`tag` keeps concurrent tests apart).
 fn run_smoke(backend: &str, tag: &str) -> PathBuf {
     let out = tmp(&format!("smoke-{backend}-{tag}"));
-    let o = aimc()
-        .args([
-            "run",
-            root().join("experiments/smoke.toml").to_str().unwrap(),
-            "--backend",
-            backend,
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "aimc run failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = aimc().args(["run", root().join("experiments/smoke.toml").to_str().unwrap(), "--backend", backend, "--out"]).arg(&out).output().unwrap();
+    assert!(o.status.success(), "aimc run failed:\n{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     for f in ["results.json", "trials.csv", "report.md", "report.html"] {
         assert!(out.join(f).is_file(), "{f} missing in {}", out.display());
     }
@@ -65,20 +50,13 @@ fn smoke_on_cpu_and_report_rebuild_is_identical() {
         assert_eq!(p.per_trial_correct.as_ref().unwrap().len(), 8);
         let pooled = p.pooled.as_ref().unwrap();
         assert_eq!(pooled.trials, 800);
-        assert!(
-            pooled.clopper_pearson.lo <= pooled.proportion
-                && pooled.proportion <= pooled.clopper_pearson.hi
-        );
+        assert!(pooled.clopper_pearson.lo <= pooled.proportion && pooled.proportion <= pooled.clopper_pearson.hi);
     }
     // The CSV has one row per (point, time, trial) plus the header.
     let csv = std::fs::read_to_string(out.join("trials.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 4 * 8);
     // Rebuild the plots and report from results.json: byte-identical.
-    let names: Vec<PathBuf> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap() != "results.json")
-        .collect();
+    let names: Vec<PathBuf> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).filter(|p| p.file_name().unwrap() != "results.json").collect();
     let before: Vec<Vec<u8>> = names.iter().map(|p| std::fs::read(p).unwrap()).collect();
     for p in &names {
         if p.extension().is_some_and(|e| e != "csv") {
@@ -90,13 +68,7 @@ fn smoke_on_cpu_and_report_rebuild_is_identical() {
     for (p, b) in names.iter().zip(&before) {
         let now = std::fs::read(p).unwrap();
         let first = now.iter().zip(b.iter()).position(|(x, y)| x != y);
-        assert!(
-            now == *b,
-            "{} differs after `aimc report` (lengths {} vs {}, first difference at byte {first:?})",
-            p.display(),
-            now.len(),
-            b.len()
-        );
+        assert!(now == *b, "{} differs after `aimc report` (lengths {} vs {}, first difference at byte {first:?})", p.display(), now.len(), b.len());
     }
 }
 
@@ -109,18 +81,10 @@ fn smoke_on_gpu_matches_cpu_counts_closely() {
     let gpu = results(&run_smoke("gpu", "vs-cpu"));
     assert_ne!(gpu.adapter.backend, "cpu");
     for (a, b) in cpu.points.iter().zip(&gpu.points) {
-        let (ca, cb) = (
-            a.per_trial_correct.as_ref().unwrap(),
-            b.per_trial_correct.as_ref().unwrap(),
-        );
+        let (ca, cb) = (a.per_trial_correct.as_ref().unwrap(), b.per_trial_correct.as_ref().unwrap());
         // Same RNG streams: counts agree up to rare ADC-rounding flips from transcendental error.
         let diff: u32 = ca.iter().zip(cb).map(|(x, y)| x.abs_diff(*y)).sum();
-        assert!(
-            diff <= 4,
-            "{} {}: cpu {ca:?} gpu {cb:?}",
-            a.series,
-            a.time_label
-        );
+        assert!(diff <= 4, "{} {}: cpu {ca:?} gpu {cb:?}", a.series, a.time_label);
     }
 }
 
@@ -129,17 +93,8 @@ fn bad_experiment(name: &str, edit: impl Fn(String) -> String) -> PathBuf {
     let text = std::fs::read_to_string(root().join("experiments/smoke.toml")).unwrap();
     let dir = tmp(name);
     let text = edit(text)
-        .replace(
-            "models/digits_mlp.safetensors",
-            root()
-                .join("experiments/models/digits_mlp.safetensors")
-                .to_str()
-                .unwrap(),
-        )
-        .replace(
-            "data/digits.csv",
-            root().join("experiments/data/digits.csv").to_str().unwrap(),
-        );
+        .replace("models/digits_mlp.safetensors", root().join("experiments/models/digits_mlp.safetensors").to_str().unwrap())
+        .replace("data/digits.csv", root().join("experiments/data/digits.csv").to_str().unwrap());
     let p = dir.join("exp.toml");
     std::fs::write(&p, text).unwrap();
     p
@@ -148,24 +103,13 @@ fn bad_experiment(name: &str, edit: impl Fn(String) -> String) -> PathBuf {
 fn expect_error(exp: &Path, needles: &[&str]) {
     for cmd in ["check", "run"] {
         let out = exp.parent().unwrap().join("out");
-        let extra = if cmd == "run" {
-            vec!["--backend", "cpu", "--out", out.to_str().unwrap()]
-        } else {
-            vec![]
-        };
-        let o = aimc()
-            .args([cmd, exp.to_str().unwrap()])
-            .args(extra)
-            .output()
-            .unwrap();
+        let extra = if cmd == "run" { vec!["--backend", "cpu", "--out", out.to_str().unwrap()] } else { vec![] };
+        let o = aimc().args([cmd, exp.to_str().unwrap()]).args(extra).output().unwrap();
         assert_eq!(o.status.code(), Some(1), "{cmd} should fail");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.starts_with("Error: "), "{err}");
         for n in needles {
-            assert!(
-                err.contains(n),
-                "`aimc {cmd}` error should mention {n:?}: {err}"
-            );
+            assert!(err.contains(n), "`aimc {cmd}` error should mention {n:?}: {err}");
         }
         assert!(!err.contains("panicked"), "{err}");
         assert!(!out.exists(), "a failed validation must not write results");
@@ -174,13 +118,9 @@ fn expect_error(exp: &Path, needles: &[&str]) {
 
 #[test]
 fn unknown_field_is_named() {
-    let p = bad_experiment("unknown", |t| {
-        t.replace("trials = 8", "trials = 8\ntrails = 3")
-    });
+    let p = bad_experiment("unknown", |t| t.replace("trials = 8", "trials = 8\ntrails = 3"));
     expect_error(&p, &["trails", "exp.toml"]);
-    let p = bad_experiment("unknown-dev", |t| {
-        format!("{t}\n[device]\nmodel = \"pcm\"\ngmax = 20\n")
-    });
+    let p = bad_experiment("unknown-dev", |t| format!("{t}\n[device]\nmodel = \"pcm\"\ngmax = 20\n"));
     expect_error(&p, &["device.gmax", "unknown field"]);
 }
 
@@ -188,23 +128,17 @@ fn unknown_field_is_named() {
 fn wrong_type_is_named() {
     let p = bad_experiment("type", |t| t.replace("trials = 8", "trials = \"eight\""));
     expect_error(&p, &["trials"]);
-    let p = bad_experiment("type-sweep", |t| {
-        t.replace("gdc = [\"off\", \"readout\"]", "out_res_bits = [\"nine\"]")
-    });
+    let p = bad_experiment("type-sweep", |t| t.replace("gdc = [\"off\", \"readout\"]", "out_res_bits = [\"nine\"]"));
     expect_error(&p, &["out_res_bits"]);
 }
 
 #[test]
 fn bad_values_are_named_with_the_fix() {
-    let p = bad_experiment("negtime", |t| {
-        t.replace("t = [\"1h\", \"1y\"]", "t = [\"1h\", -5]")
-    });
+    let p = bad_experiment("negtime", |t| t.replace("t = [\"1h\", \"1y\"]", "t = [\"1h\", -5]"));
     expect_error(&p, &["sweep.t", ">= 0"]);
     let p = bad_experiment("zerotrials", |t| t.replace("trials = 8", "trials = 0"));
     expect_error(&p, &["trials = 0", "at least 1"]);
-    let p = bad_experiment("bits", |t| {
-        t.replace("gdc = [\"off\", \"readout\"]", "adc_bits = [9, 40]")
-    });
+    let p = bad_experiment("bits", |t| t.replace("gdc = [\"off\", \"readout\"]", "adc_bits = [9, 40]"));
     expect_error(&p, &["out_res_bits = 40", "2..=24"]);
     let p = bad_experiment("model", |t| format!("{t}\n[device]\nmodel = \"rram\"\n"));
     expect_error(&p, &["device.model", "pcm"]);
@@ -214,10 +148,7 @@ fn bad_values_are_named_with_the_fix() {
 fn missing_file_is_named() {
     let p = bad_experiment("missing", |t| t.replace("data/digits.csv", "data/nope.csv"));
     expect_error(&p, &["data.path", "nope.csv", "check the path"]);
-    let o = aimc()
-        .args(["check", "/nonexistent/exp.toml"])
-        .output()
-        .unwrap();
+    let o = aimc().args(["check", "/nonexistent/exp.toml"]).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/exp.toml"));
 }
 
@@ -236,9 +167,7 @@ fn shape_mismatch_is_named() {
     w.extend(std::iter::repeat_n(0u8, 2600));
     let model = dir.join("m.safetensors");
     std::fs::write(&model, w).unwrap();
-    let p = bad_experiment("shape", |t| {
-        t.replace("models/digits_mlp.safetensors", model.to_str().unwrap())
-    });
+    let p = bad_experiment("shape", |t| t.replace("models/digits_mlp.safetensors", model.to_str().unwrap()));
     expect_error(&p, &["65 inputs", "64 features"]);
 }
 
@@ -251,61 +180,28 @@ fn shards_merge_into_the_single_run() {
     let mut dirs = Vec::new();
     for k in 0..3 {
         let d = tmp(&format!("shard-{k}"));
-        let o = aimc()
-            .args([
-                "run",
-                exp.to_str().unwrap(),
-                "--backend",
-                "cpu",
-                "--shard",
-                &format!("{k}/3"),
-                "--out",
-            ])
-            .arg(&d)
-            .output()
-            .unwrap();
+        let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--shard", &format!("{k}/3"), "--out"]).arg(&d).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         dirs.push(d);
     }
     let merged = tmp("merged");
-    let o = aimc()
-        .args(["merge", "--out"])
-        .arg(&merged)
-        .args(dirs.iter().rev())
-        .output()
-        .unwrap();
+    let o = aimc().args(["merge", "--out"]).arg(&merged).args(dirs.iter().rev()).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (a, b) = (results(&single), results(&merged));
     assert_eq!(a.trials, b.trials);
     for (p, q) in a.points.iter().zip(&b.points) {
         assert_eq!(p.per_trial, q.per_trial, "{} {}", p.series, p.time_label);
         assert_eq!(p.per_trial_correct, q.per_trial_correct);
-        assert_eq!(
-            (&p.summary, &p.mean_ci, &p.pooled, &p.drop, &p.histogram),
-            (&q.summary, &q.mean_ci, &q.pooled, &q.drop, &q.histogram)
-        );
+        assert_eq!((&p.summary, &p.mean_ci, &p.pooled, &p.drop, &p.histogram), (&q.summary, &q.mean_ci, &q.pooled, &q.drop, &q.histogram));
         for (x, y) in p.weight_error.iter().zip(&q.weight_error) {
             assert_eq!(x.trials, y.trials);
-            assert!(
-                (x.std - y.std).abs() <= 1e-9 * x.std
-                    && (x.alpha_mean - y.alpha_mean).abs() <= 1e-9 * x.alpha_mean,
-                "{x:?} vs {y:?}"
-            );
+            assert!((x.std - y.std).abs() <= 1e-9 * x.std && (x.alpha_mean - y.alpha_mean).abs() <= 1e-9 * x.alpha_mean, "{x:?} vs {y:?}");
         }
     }
     // A missing shard is an error that says which.
-    let o = aimc()
-        .args(["merge", "--out"])
-        .arg(tmp("merged-bad"))
-        .args(&dirs[..2])
-        .output()
-        .unwrap();
+    let o = aimc().args(["merge", "--out"]).arg(tmp("merged-bad")).args(&dirs[..2]).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("shards 0..3"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("shards 0..3"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// Every shipped experiment file validates.
@@ -315,12 +211,7 @@ fn shipped_experiments_validate() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "toml") {
             let o = aimc().arg("check").arg(&p).output().unwrap();
-            assert!(
-                o.status.success(),
-                "{}: {}",
-                p.display(),
-                String::from_utf8_lossy(&o.stderr)
-            );
+            assert!(o.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&o.stderr));
         }
     }
 }

@@ -34,16 +34,7 @@ fn matrix() -> MappedMatrix {
         w.extend(std::iter::repeat_n(x as f32, N_IN as usize));
     }
     w[0] = 1.0;
-    MappedMatrix::new(
-        &w,
-        TARGETS.len() as u32,
-        N_IN,
-        TileShape {
-            max_in: 2048,
-            max_out: 512,
-        },
-        1.0,
-    )
+    MappedMatrix::new(&w, TARGETS.len() as u32, N_IN, TileShape { max_in: 2048, max_out: 512 }, 1.0)
 }
 
 /// Effective weights per target row (the 1.0 weight left out), pooled over trials.
@@ -77,11 +68,7 @@ fn samples(be: &mut dyn Backend, dev: DeviceModel, t: f64) -> Vec<Vec<f64>> {
 fn check(name: &str, model: &str, x: f64, sample: &[f64], cdf: impl Fn(f64) -> f64) {
     let d = ks_statistic(sample, cdf);
     let p = ks_p_value(d, sample.len());
-    assert!(
-        p > P_MIN,
-        "{name} {model} g_T/g_max={x}: KS D={d:.4} over n={}, p={p:.3e}",
-        sample.len()
-    );
+    assert!(p > P_MIN, "{name} {model} g_T/g_max={x}: KS D={d:.4} over n={}, p={p:.3e}", sample.len());
 }
 
 /// Programmed weight = (G+ − G−)/s with G+ ~ max(0, N(g_T, σ(g_T))) and G− ~ max(0, N(0, σ(0))):
@@ -95,8 +82,7 @@ fn programmed_cdf(m: &DeviceModel, g_t: f64) -> impl Fn(f64) -> f64 {
         let mut acc = 0.5 * fa(d);
         let (hi, n) = (9.0 * s0, 400);
         let h = hi / n as f64;
-        let dens =
-            |b: f64| (-0.5 * (b / s0).powi(2)).exp() / (s0 * (2.0 * std::f64::consts::PI).sqrt());
+        let dens = |b: f64| (-0.5 * (b / s0).powi(2)).exp() / (s0 * (2.0 * std::f64::consts::PI).sqrt());
         for i in 0..=n {
             let b = i as f64 * h;
             let wgt = if i == 0 || i == n {
@@ -115,27 +101,13 @@ fn programmed_cdf(m: &DeviceModel, g_t: f64) -> impl Fn(f64) -> f64 {
 fn run_all(be: &mut dyn Backend) {
     for base in [DeviceModel::pcm(), DeviceModel::hermes()] {
         // Programming noise alone.
-        let dev = DeviceModel {
-            drift_scale: 0.0,
-            read_noise_scale: 0.0,
-            ..base.clone()
-        };
+        let dev = DeviceModel { drift_scale: 0.0, read_noise_scale: 0.0, ..base.clone() };
         let rows = samples(be, dev.clone(), 0.0);
         for (r, &x) in TARGETS.iter().enumerate() {
-            check(
-                "programmed conductance",
-                &base.name,
-                x,
-                &rows[r],
-                programmed_cdf(&dev, x * dev.g_max),
-            );
+            check("programmed conductance", &base.name, x, &rows[r], programmed_cdf(&dev, x * dev.g_max));
         }
         // Drift exponent alone: w_eff / w = (t/t0)^−ν, so ν = −ln(w_eff/w) / ln(t/t0).
-        let dev = DeviceModel {
-            prog_noise_scale: 0.0,
-            read_noise_scale: 0.0,
-            ..base.clone()
-        };
+        let dev = DeviceModel { prog_noise_scale: 0.0, read_noise_scale: 0.0, ..base.clone() };
         let t = 1e7;
         let lr = dev.log_t_ratio(t);
         let rows = samples(be, dev.clone(), t);
@@ -144,31 +116,15 @@ fn run_all(be: &mut dyn Backend) {
             let (mu, sg) = (dev.mu_nu(g), dev.sigma_nu(g));
             let nu: Vec<f64> = rows[r].iter().map(|&w| -(w / x).ln() / lr).collect();
             // Folded normal |N(μ, σ)|.
-            check("drift exponent", &base.name, x, &nu, |v| {
-                if v < 0.0 {
-                    0.0
-                } else {
-                    phi((v - mu) / sg) - phi((-v - mu) / sg)
-                }
-            });
+            check("drift exponent", &base.name, x, &nu, |v| if v < 0.0 { 0.0 } else { phi((v - mu) / sg) - phi((-v - mu) / sg) });
         }
         // Read noise alone: w_eff = max(0, w (1 + σ_rd N)), σ_rd = Q_s(g_T) sqrt(ln((t + t_read)/(2 t_read))).
-        let dev = DeviceModel {
-            prog_noise_scale: 0.0,
-            drift_scale: 0.0,
-            ..base.clone()
-        };
+        let dev = DeviceModel { prog_noise_scale: 0.0, drift_scale: 0.0, ..base.clone() };
         let t = 3600.0;
         let rows = samples(be, dev.clone(), t);
         for (r, &x) in TARGETS.iter().enumerate() {
             let sig = dev.q_s(x * dev.g_max) * dev.read_sqrt_log(t);
-            check("read noise", &base.name, x, &rows[r], |w| {
-                if w < 0.0 {
-                    0.0
-                } else {
-                    phi((w / x - 1.0) / sig)
-                }
-            });
+            check("read noise", &base.name, x, &rows[r], |w| if w < 0.0 { 0.0 } else { phi((w / x - 1.0) / sig) });
         }
     }
 }
@@ -187,19 +143,9 @@ fn device_distributions_gpu() {
 /// The tests above must be able to fail: a sampler with a 10 % wrong σ is rejected.
 #[test]
 fn distribution_test_has_power() {
-    let dev = DeviceModel {
-        drift_scale: 0.0,
-        read_noise_scale: 0.0,
-        ..DeviceModel::pcm()
-    };
+    let dev = DeviceModel { drift_scale: 0.0, read_noise_scale: 0.0, ..DeviceModel::pcm() };
     let rows = samples(&mut cpu(), dev.clone(), 0.0);
-    let wrong = DeviceModel {
-        prog_coeff: dev.prog_coeff.map(|c| c * 1.1),
-        ..dev.clone()
-    };
+    let wrong = DeviceModel { prog_coeff: dev.prog_coeff.map(|c| c * 1.1), ..dev.clone() };
     let d = ks_statistic(&rows[2], programmed_cdf(&wrong, 0.4 * dev.g_max));
-    assert!(
-        ks_p_value(d, rows[2].len()) < P_MIN,
-        "a 10 % wrong σ_prog went unnoticed (D={d})"
-    );
+    assert!(ks_p_value(d, rows[2].len()) < P_MIN, "a 10 % wrong σ_prog went unnoticed (D={d})");
 }

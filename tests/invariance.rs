@@ -17,21 +17,10 @@ fn weights(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn model() -> (Vec<AnalogLayer>, Vec<f32>, Vec<u32>) {
-    let shape = TileShape {
-        max_in: 20,
-        max_out: 16,
-    };
+    let shape = TileShape { max_in: 20, max_out: 16 };
     let layers = vec![
-        AnalogLayer {
-            mapped: MappedMatrix::new(&weights(30 * 33, 1), 30, 33, shape, 1.0),
-            bias: weights(30, 2),
-            activation: 1,
-        },
-        AnalogLayer {
-            mapped: MappedMatrix::new(&weights(4 * 30, 3), 4, 30, shape, 1.0),
-            bias: weights(4, 4),
-            activation: 0,
-        },
+        AnalogLayer { mapped: MappedMatrix::new(&weights(30 * 33, 1), 30, 33, shape, 1.0), bias: weights(30, 2), activation: 1 },
+        AnalogLayer { mapped: MappedMatrix::new(&weights(4 * 30, 3), 4, 30, shape, 1.0), bias: weights(4, 4), activation: 0 },
     ];
     let x: Vec<f32> = weights(50 * 33, 5).iter().map(|v| v * 2.0).collect();
     // Labels from the floating-point model, so accuracy is high and noise matters.
@@ -42,19 +31,12 @@ fn model() -> (Vec<AnalogLayer>, Vec<f32>, Vec<u32>) {
 fn fp_predict(layers: &[AnalogLayer], x: &[f32], batch: usize) -> Vec<u32> {
     (0..batch)
         .map(|s| {
-            let mut h: Vec<f64> = x
-                [s * layers[0].mapped.n_in as usize..(s + 1) * layers[0].mapped.n_in as usize]
-                .iter()
-                .map(|&v| v as f64)
-                .collect();
+            let mut h: Vec<f64> = x[s * layers[0].mapped.n_in as usize..(s + 1) * layers[0].mapped.n_in as usize].iter().map(|&v| v as f64).collect();
             for l in layers {
                 let m = &l.mapped;
                 h = (0..m.n_out as usize)
                     .map(|o| {
-                        let v: f64 = (0..m.n_in as usize)
-                            .map(|k| m.w[o * m.n_in as usize + k] as f64 * h[k])
-                            .sum::<f64>()
-                            + l.bias[o] as f64;
+                        let v: f64 = (0..m.n_in as usize).map(|k| m.w[o * m.n_in as usize + k] as f64 * h[k]).sum::<f64>() + l.bias[o] as f64;
                         if l.activation == 1 {
                             v.max(0.0)
                         } else {
@@ -63,11 +45,7 @@ fn fp_predict(layers: &[AnalogLayer], x: &[f32], batch: usize) -> Vec<u32> {
                     })
                     .collect();
             }
-            h.iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .unwrap()
-                .0 as u32
+            h.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32
         })
         .collect()
 }
@@ -75,10 +53,7 @@ fn fp_predict(layers: &[AnalogLayer], x: &[f32], batch: usize) -> Vec<u32> {
 fn cfg(chunk: u32) -> RunConfig {
     RunConfig {
         device: DeviceModel::pcm(),
-        periphery: Periphery {
-            out_bound: 3.0,
-            ..Periphery::default()
-        },
+        periphery: Periphery { out_bound: 3.0, ..Periphery::default() },
         gdc: Gdc::Readout,
         key: aimc::rng::key(7, 1),
         trials: 13,
@@ -90,11 +65,7 @@ fn cfg(chunk: u32) -> RunConfig {
 
 fn counts(be: &mut dyn Backend, chunk: u32) -> Vec<Vec<u32>> {
     let (layers, x, labels) = model();
-    run_classifier(be, &layers, &x, &labels, &cfg(chunk))
-        .unwrap()
-        .into_iter()
-        .map(|p| p.correct)
-        .collect()
+    run_classifier(be, &layers, &x, &labels, &cfg(chunk)).unwrap().into_iter().map(|p| p.correct).collect()
 }
 
 #[test]
@@ -113,17 +84,10 @@ fn counts_invariant_to_chunking_cpu() {
     let pa = run_classifier(&mut cpu(), &layers, &x, &labels, &a).unwrap();
     let pb = run_classifier(&mut cpu(), &layers, &x, &labels, &b).unwrap();
     for (ti, w) in want.iter().enumerate() {
-        assert_eq!(
-            &[pa[ti].correct.clone(), pb[ti].correct.clone()].concat(),
-            w,
-            "shards at time {ti}"
-        );
+        assert_eq!(&[pa[ti].correct.clone(), pb[ti].correct.clone()].concat(), w, "shards at time {ti}");
     }
     // And to the number of CPU threads.
-    assert_eq!(
-        counts(&mut aimc::engine::cpu::CpuBackend::new(1, 256), 13),
-        want
-    );
+    assert_eq!(counts(&mut aimc::engine::cpu::CpuBackend::new(1, 256), 13), want);
     // Noise must actually be there: not every trial identical.
     assert!(want[1].iter().any(|&c| c != want[1][0]), "{want:?}");
 }
@@ -140,21 +104,8 @@ fn counts_invariant_to_chunking_and_workgroup_size_gpu() {
 
 /// ν fixed at 0.06, no programming or read noise, perfect IO.
 fn deterministic_drift() -> RunConfig {
-    let fixed = |v: f64| Fit::LogClampPoly {
-        brk: f64::INFINITY,
-        a: 0.0,
-        b: v,
-        lo: v,
-        hi: v,
-        c: [0.0; 4],
-    };
-    let dev = DeviceModel {
-        prog_noise_scale: 0.0,
-        read_noise_scale: 0.0,
-        mu_nu: fixed(0.06),
-        sigma_nu: fixed(0.0),
-        ..DeviceModel::pcm()
-    };
+    let fixed = |v: f64| Fit::LogClampPoly { brk: f64::INFINITY, a: 0.0, b: v, lo: v, hi: v, c: [0.0; 4] };
+    let dev = DeviceModel { prog_noise_scale: 0.0, read_noise_scale: 0.0, mu_nu: fixed(0.06), sigma_nu: fixed(0.0), ..DeviceModel::pcm() };
     RunConfig {
         device: dev,
         periphery: Periphery::perfect(),
@@ -168,44 +119,25 @@ fn deterministic_drift() -> RunConfig {
 }
 
 fn gdc_restores(be: &mut dyn Backend) {
-    let m = MappedMatrix::new(
-        &weights(40 * 50, 9),
-        40,
-        50,
-        TileShape {
-            max_in: 32,
-            max_out: 32,
-        },
-        1.0,
-    );
+    let m = MappedMatrix::new(&weights(40 * 50, 9), 40, 50, TileShape { max_in: 32, max_out: 32 }, 1.0);
     let mut c = deterministic_drift();
     let pts = run_weight_error(be, &m, &c).unwrap();
     for p in &pts {
-        let rms =
-            (p.sum_e2.iter().sum::<f64>() / (p.n_weights as f64 * p.sum_e2.len() as f64)).sqrt();
+        let rms = (p.sum_e2.iter().sum::<f64>() / (p.n_weights as f64 * p.sum_e2.len() as f64)).sqrt();
         // f32 rounding of w·exp(−νL)·α only.
         assert!(rms < 1e-6, "t={} GDC left rms error {rms}", p.t_inf);
     }
     c.gdc = Gdc::Off;
     let off = run_weight_error(be, &m, &c).unwrap();
     let mean_e = off[2].sum_e.iter().sum::<f64>() / (off[2].n_weights as f64 * 3.0);
-    assert!(
-        mean_e.abs() > 1e-3 || off[2].sum_e2.iter().sum::<f64>() > 1e-3,
-        "drift had no effect without GDC"
-    );
+    assert!(mean_e.abs() > 1e-3 || off[2].sum_e2.iter().sum::<f64>() > 1e-3, "drift had no effect without GDC");
     // Outputs: with GDC at 10 years the classifier predicts exactly what floating point does.
     let (layers, x, labels) = model();
     let mut c = deterministic_drift();
     c.gdc = Gdc::Readout;
     let got = run_classifier(be, &layers, &x, &labels, &c).unwrap();
     for p in &got {
-        assert!(
-            p.correct.iter().all(|&k| k == labels.len() as u32),
-            "t={}: {:?} of {}",
-            p.t_inf,
-            p.correct,
-            labels.len()
-        );
+        assert!(p.correct.iter().all(|&k| k == labels.len() as u32), "t={}: {:?} of {}", p.t_inf, p.correct, labels.len());
     }
 }
 

@@ -6,14 +6,9 @@ use aimc::engine::stages::Stage;
 
 fn parse(stage: Stage) -> naga::Module {
     let src = stage.module_source();
-    let module = naga::front::wgsl::parse_str(&src)
-        .unwrap_or_else(|e| panic!("{}.wgsl: {}", stage.name(), e.emit_to_string(&src)));
-    let mut v = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    );
-    v.validate(&module)
-        .unwrap_or_else(|e| panic!("{}.wgsl: {}", stage.name(), e.emit_to_string(&src)));
+    let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{}.wgsl: {}", stage.name(), e.emit_to_string(&src)));
+    let mut v = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
+    v.validate(&module).unwrap_or_else(|e| panic!("{}.wgsl: {}", stage.name(), e.emit_to_string(&src)));
     module
 }
 
@@ -21,12 +16,7 @@ fn parse(stage: Stage) -> naga::Module {
 fn every_stage_validates_and_has_its_entry_point() {
     for stage in Stage::ALL {
         let m = parse(stage);
-        assert!(
-            m.entry_points.iter().any(|e| e.name == stage.name()),
-            "{}.wgsl has no entry point named {}",
-            stage.name(),
-            stage.name()
-        );
+        assert!(m.entry_points.iter().any(|e| e.name == stage.name()), "{}.wgsl has no entry point named {}", stage.name(), stage.name());
     }
 }
 
@@ -44,16 +34,10 @@ fn struct_sizes_agree_with_wgsl() {
         ("TileInfo", std::mem::size_of::<TileInfo>()),
     ];
     for (name, size) in rust {
-        let (handle, _) = m
-            .types
-            .iter()
-            .find(|(_, t)| t.name.as_deref() == Some(name))
-            .unwrap_or_else(|| panic!("struct {name} missing from shaders/common/layout.wgsl"));
+        let (handle, _) =
+            m.types.iter().find(|(_, t)| t.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("struct {name} missing from shaders/common/layout.wgsl"));
         let wgsl = layouter[handle].size as usize;
-        assert_eq!(
-            wgsl, size,
-            "struct {name}: WGSL size {wgsl} bytes, Rust size {size} bytes"
-        );
+        assert_eq!(wgsl, size, "struct {name}: WGSL size {wgsl} bytes, Rust size {size} bytes");
     }
     // Uniform buffers need 16-byte multiples.
     assert_eq!(std::mem::size_of::<StageParams>() % 16, 0);

@@ -41,10 +41,7 @@ pub struct TileShape {
 
 impl Default for TileShape {
     fn default() -> Self {
-        TileShape {
-            max_in: 512,
-            max_out: 512,
-        }
+        TileShape { max_in: 512, max_out: 512 }
     }
 }
 
@@ -77,14 +74,8 @@ impl MappedMatrix {
         let mut tiles = Vec::new();
         for to in 0..tiles_out {
             for ti in 0..tiles_in {
-                let (r0, nr) = (
-                    split_start(n_out, tiles_out, to),
-                    split_len(n_out, tiles_out, to),
-                );
-                let (c0, nc) = (
-                    split_start(n_in, tiles_in, ti),
-                    split_len(n_in, tiles_in, ti),
-                );
+                let (r0, nr) = (split_start(n_out, tiles_out, to), split_len(n_out, tiles_out, to));
+                let (c0, nc) = (split_start(n_in, tiles_in, ti), split_len(n_in, tiles_in, ti));
                 let mut m = 0.0f32;
                 for r in r0..r0 + nr {
                     for c in c0..c0 + nc {
@@ -116,16 +107,7 @@ impl MappedMatrix {
             }
         }
         let wmax = w.iter().fold(0.0f32, |a, &x| a.max(x.abs()));
-        MappedMatrix {
-            n_in,
-            n_out,
-            tiles_in,
-            tiles_out,
-            w_norm,
-            tiles,
-            w: w.to_vec(),
-            wmax,
-        }
+        MappedMatrix { n_in, n_out, tiles_in, tiles_out, w_norm, tiles, w: w.to_vec(), wmax }
     }
 
     pub fn n_tiles(&self) -> u32 {
@@ -260,17 +242,9 @@ impl Periphery {
         IoParams {
             inp_step: step(self.inp_res_bits, self.inp_bound) as f32,
             inp_bound: self.inp_bound as f32,
-            out_step: if self.out_bound > 0.0 {
-                step(self.out_res_bits, self.out_bound) as f32
-            } else {
-                0.0
-            },
+            out_step: if self.out_bound > 0.0 { step(self.out_res_bits, self.out_bound) as f32 } else { 0.0 },
             // out_bound 0 means no clipping.
-            out_bound: if self.out_bound > 0.0 {
-                self.out_bound as f32
-            } else {
-                f32::MAX
-            },
+            out_bound: if self.out_bound > 0.0 { self.out_bound as f32 } else { f32::MAX },
             out_noise: self.out_noise as f32,
             w_noise: self.w_noise as f32,
             ir_drop: self.ir_drop as f32,
@@ -293,55 +267,29 @@ impl Periphery {
 
     pub fn validate(&self) -> Result<(), String> {
         if !(self.inp_bound.is_finite() && self.inp_bound > 0.0) {
-            return Err(format!(
-                "periphery.inp_bound = {}: must be > 0 (aihwkit default 1.0)",
-                self.inp_bound
-            ));
+            return Err(format!("periphery.inp_bound = {}: must be > 0 (aihwkit default 1.0)", self.inp_bound));
         }
-        for (name, bits) in [
-            ("inp_res_bits", self.inp_res_bits),
-            ("out_res_bits", self.out_res_bits),
-        ] {
+        for (name, bits) in [("inp_res_bits", self.inp_res_bits), ("out_res_bits", self.out_res_bits)] {
             if bits == 1 || bits > 24 {
-                return Err(format!(
-                    "periphery.{name} = {bits}: use 0 (no quantisation) or 2..=24 bits"
-                ));
+                return Err(format!("periphery.{name} = {bits}: use 0 (no quantisation) or 2..=24 bits"));
             }
         }
         if !(self.out_bound.is_finite() && self.out_bound >= 0.0) {
-            return Err(format!(
-                "periphery.out_bound = {}: must be >= 0 (0 = no clipping; aihwkit default 12)",
-                self.out_bound
-            ));
+            return Err(format!("periphery.out_bound = {}: must be >= 0 (0 = no clipping; aihwkit default 12)", self.out_bound));
         }
-        for (name, v) in [
-            ("out_noise", self.out_noise),
-            ("w_noise", self.w_noise),
-            ("ir_drop", self.ir_drop),
-        ] {
+        for (name, v) in [("out_noise", self.out_noise), ("w_noise", self.w_noise), ("ir_drop", self.ir_drop)] {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(format!(
-                    "periphery.{name} = {v}: must be a finite number >= 0"
-                ));
+                return Err(format!("periphery.{name} = {v}: must be a finite number >= 0"));
             }
         }
         if !(self.max_bm_factor >= 1.0 && self.max_bm_factor <= 32768.0) {
-            return Err(format!(
-                "periphery.max_bm_factor = {}: must be in 1..=32768 (aihwkit's spec: 16)",
-                self.max_bm_factor
-            ));
+            return Err(format!("periphery.max_bm_factor = {}: must be in 1..=32768 (aihwkit's spec: 16)", self.max_bm_factor));
         }
         if !(self.weight_scaling_omega.is_finite() && self.weight_scaling_omega > 0.0) {
-            return Err(format!(
-                "periphery.weight_scaling_omega = {}: must be > 0 (1 maps max|W| to g_max)",
-                self.weight_scaling_omega
-            ));
+            return Err(format!("periphery.weight_scaling_omega = {}: must be > 0 (1 maps max|W| to g_max)", self.weight_scaling_omega));
         }
         if self.ir_drop_g_ratio.is_nan() || self.ir_drop_g_ratio <= 0.0 {
-            return Err(format!(
-                "periphery.ir_drop_g_ratio = {}: must be > 0 (default 571428.6)",
-                self.ir_drop_g_ratio
-            ));
+            return Err(format!("periphery.ir_drop_g_ratio = {}: must be > 0 (default 571428.6)", self.ir_drop_g_ratio));
         }
         Ok(())
     }
@@ -380,16 +328,7 @@ mod tests {
     fn tiles_have_own_scale() {
         let (o, i) = (3u32, 5u32);
         let w: Vec<f32> = (0..15).map(|k| k as f32 - 4.0).collect();
-        let m = MappedMatrix::new(
-            &w,
-            o,
-            i,
-            TileShape {
-                max_in: 3,
-                max_out: 2,
-            },
-            1.0,
-        );
+        let m = MappedMatrix::new(&w, o, i, TileShape { max_in: 3, max_out: 2 }, 1.0);
         assert_eq!((m.tiles_in, m.tiles_out), (2, 2));
         for t in &m.tiles {
             assert!((t.wmax_norm - 1.0).abs() < 1e-6);

@@ -15,14 +15,7 @@ pub const GR_FLOOR: f64 = 1e-7;
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fit {
     /// `clamp(a ln gr + b, lo, hi)` for gr < brk, else `c0 + c1 gr + c2 gr² + c3 gr³`.
-    LogClampPoly {
-        brk: f64,
-        a: f64,
-        b: f64,
-        lo: f64,
-        hi: f64,
-        c: [f64; 4],
-    },
+    LogClampPoly { brk: f64, a: f64, b: f64, lo: f64, hi: f64, c: [f64; 4] },
     /// `min(a / max(gr^p, lo), hi)`.
     PowerClamp { a: f64, p: f64, lo: f64, hi: f64 },
 }
@@ -31,14 +24,7 @@ impl Fit {
     pub fn eval(&self, gr: f64) -> f64 {
         let gr = gr.max(GR_FLOOR);
         match *self {
-            Fit::LogClampPoly {
-                brk,
-                a,
-                b,
-                lo,
-                hi,
-                c,
-            } => {
+            Fit::LogClampPoly { brk, a, b, lo, hi, c } => {
                 if gr < brk {
                     (a * gr.ln() + b).clamp(lo, hi)
                 } else {
@@ -50,32 +36,14 @@ impl Fit {
     }
 
     fn log_clamp(a: f64, b: f64, lo: f64, hi: f64) -> Fit {
-        Fit::LogClampPoly {
-            brk: f64::INFINITY,
-            a,
-            b,
-            lo,
-            hi,
-            c: [0.0; 4],
-        }
+        Fit::LogClampPoly { brk: f64::INFINITY, a, b, lo, hi, c: [0.0; 4] }
     }
 
     pub fn to_curve(&self) -> Curve {
         match *self {
-            Fit::LogClampPoly {
-                brk,
-                a,
-                b,
-                lo,
-                hi,
-                c,
-            } => Curve {
+            Fit::LogClampPoly { brk, a, b, lo, hi, c } => Curve {
                 kind: 0,
-                brk: if brk.is_finite() {
-                    brk as f32
-                } else {
-                    f32::MAX
-                },
+                brk: if brk.is_finite() { brk as f32 } else { f32::MAX },
                 a: a as f32,
                 b: b as f32,
                 lo: lo as f32,
@@ -86,14 +54,7 @@ impl Fit {
                 c3: c[3] as f32,
                 ..Curve::default()
             },
-            Fit::PowerClamp { a, p, lo, hi } => Curve {
-                kind: 1,
-                a: a as f32,
-                p: p as f32,
-                lo: lo as f32,
-                hi: hi as f32,
-                ..Curve::default()
-            },
+            Fit::PowerClamp { a, p, lo, hi } => Curve { kind: 1, a: a as f32, p: p as f32, lo: lo as f32, hi: hi as f32, ..Curve::default() },
         }
     }
 }
@@ -162,12 +123,7 @@ impl DeviceModel {
             prog_g_ref: 25.0,
             mu_nu: Fit::log_clamp(-0.0155, 0.0244, 0.049, 0.1),
             sigma_nu: Fit::log_clamp(-0.0125, -0.0059, 0.008, 0.045),
-            q_s: Fit::PowerClamp {
-                a: 0.0088,
-                p: 0.65,
-                lo: 1e-3,
-                hi: 0.2,
-            },
+            q_s: Fit::PowerClamp { a: 0.0088, p: 0.65, lo: 1e-3, hi: 0.2 },
             drift_path: DriftPath::Aihwkit,
         }
     }
@@ -184,30 +140,9 @@ impl DeviceModel {
             read_noise_scale: 1.0,
             prog_coeff: HERMES2_PROG_COEFF,
             prog_g_ref: 20.7,
-            mu_nu: Fit::LogClampPoly {
-                brk: 0.0945,
-                a: -0.0387,
-                b: -0.0182,
-                lo: 0.072,
-                hi: 0.13,
-                c: [0.0736, -0.0126, -0.0436, 0.0],
-            },
-            sigma_nu: Fit::LogClampPoly {
-                brk: 0.3055,
-                a: -0.0117,
-                b: -0.0057,
-                lo: 0.0091,
-                hi: 0.04,
-                c: [0.0073, 0.0093, -0.0118, 0.0],
-            },
-            q_s: Fit::LogClampPoly {
-                brk: 0.16,
-                a: -0.0117,
-                b: -0.0069,
-                lo: 0.015,
-                hi: 0.04,
-                c: [0.0123, 0.0211, -0.0280, 0.0069],
-            },
+            mu_nu: Fit::LogClampPoly { brk: 0.0945, a: -0.0387, b: -0.0182, lo: 0.072, hi: 0.13, c: [0.0736, -0.0126, -0.0436, 0.0] },
+            sigma_nu: Fit::LogClampPoly { brk: 0.3055, a: -0.0117, b: -0.0057, lo: 0.0091, hi: 0.04, c: [0.0073, 0.0093, -0.0118, 0.0] },
+            q_s: Fit::LogClampPoly { brk: 0.16, a: -0.0117, b: -0.0069, lo: 0.015, hi: 0.04, c: [0.0123, 0.0211, -0.0280, 0.0069] },
             drift_path: DriftPath::Aihwkit,
         }
     }
@@ -220,35 +155,15 @@ impl DeviceModel {
             t0: 200.0,
             prog_coeff: HERMES1_PROG_COEFF,
             prog_g_ref: 10.35,
-            sigma_nu: Fit::LogClampPoly {
-                brk: 0.3039,
-                a: -0.0120,
-                b: -0.0023,
-                lo: 0.0124,
-                hi: 0.04,
-                c: [0.0104, 0.0116, -0.0165, 0.0],
-            },
-            q_s: Fit::LogClampPoly {
-                brk: 0.1591,
-                a: -0.0078,
-                b: 0.0038,
-                lo: 0.0179,
-                hi: 0.04,
-                c: [0.0088, 0.0768, -0.1352, 0.0664],
-            },
+            sigma_nu: Fit::LogClampPoly { brk: 0.3039, a: -0.0120, b: -0.0023, lo: 0.0124, hi: 0.04, c: [0.0104, 0.0116, -0.0165, 0.0] },
+            q_s: Fit::LogClampPoly { brk: 0.1591, a: -0.0078, b: 0.0038, lo: 0.0179, hi: 0.04, c: [0.0088, 0.0768, -0.1352, 0.0664] },
             ..Self::hermes()
         }
     }
 
     /// No device noise: the PCM structure with every noise scale at 0 (periphery effects only).
     pub fn ideal() -> Self {
-        DeviceModel {
-            name: "ideal".into(),
-            prog_noise_scale: 0.0,
-            drift_scale: 0.0,
-            read_noise_scale: 0.0,
-            ..Self::pcm()
-        }
+        DeviceModel { name: "ideal".into(), prog_noise_scale: 0.0, drift_scale: 0.0, read_noise_scale: 0.0, ..Self::pcm() }
     }
 
     pub fn by_name(name: &str) -> Option<Self> {
@@ -293,10 +208,7 @@ impl DeviceModel {
     /// sqrt(ln((t + t_read) / (2 t_read))), t = t_inf + t0.
     pub fn read_sqrt_log(&self, t_inf: f64) -> f64 {
         let t = t_inf + self.t0;
-        ((t + self.t_read) / (2.0 * self.t_read))
-            .ln()
-            .max(0.0)
-            .sqrt()
+        ((t + self.t_read) / (2.0 * self.t_read)).ln().max(0.0).sqrt()
     }
 
     /// Programmed conductance from target and a standard normal draw.
@@ -340,21 +252,13 @@ impl DeviceModel {
 
     /// Checks that every parameter is usable; the error names the field and the fix.
     pub fn validate(&self) -> Result<(), String> {
-        let pos = [
-            ("g_max", self.g_max),
-            ("t0", self.t0),
-            ("t_read", self.t_read),
-        ];
+        let pos = [("g_max", self.g_max), ("t0", self.t0), ("t_read", self.t_read)];
         for (name, v) in pos {
             if !(v.is_finite() && v > 0.0) {
                 return Err(format!("device.{name} = {v}: must be a finite number > 0"));
             }
         }
-        let scales = [
-            ("prog_noise_scale", self.prog_noise_scale),
-            ("drift_scale", self.drift_scale),
-            ("read_noise_scale", self.read_noise_scale),
-        ];
+        let scales = [("prog_noise_scale", self.prog_noise_scale), ("drift_scale", self.drift_scale), ("read_noise_scale", self.read_noise_scale)];
         for (name, v) in scales {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(format!("device.{name} = {v}: must be a finite number >= 0 (1 = the published model, 0 = off)"));
@@ -382,12 +286,7 @@ mod tests {
         let sp = [0.0106, 0.0113, 0.0144, 0.0179, 0.0244, 0.0381, 0.0422];
         for i in 0..gr.len() {
             let g = gr[i] * m.g_max;
-            let got = [
-                m.mu_nu(g),
-                m.sigma_nu(g),
-                m.q_s(g),
-                m.sigma_prog(g) / m.g_max,
-            ];
+            let got = [m.mu_nu(g), m.sigma_nu(g), m.q_s(g), m.sigma_prog(g) / m.g_max];
             let want = [mu[i], sn[i], qs[i], sp[i]];
             for k in 0..4 {
                 assert!(
@@ -403,12 +302,7 @@ mod tests {
         let rs = [4.1838, 4.1897, 4.7648, 5.0868, 5.6369];
         let dr = [1.0, 0.9976, 0.7751, 0.6635, 0.4970];
         for i in 0..t.len() {
-            assert!(
-                (m.read_sqrt_log(t[i]) - rs[i]).abs() < 1e-3,
-                "t={} read {}",
-                t[i],
-                m.read_sqrt_log(t[i])
-            );
+            assert!((m.read_sqrt_log(t[i]) - rs[i]).abs() < 1e-3, "t={} read {}", t[i], m.read_sqrt_log(t[i]));
             let d = (-0.049 * m.log_t_ratio(t[i])).exp();
             assert!((d - dr[i]).abs() < 1e-3, "t={} drift {d}", t[i]);
         }
@@ -422,11 +316,7 @@ mod tests {
                     let below = fit.eval(brk * (1.0 - 1e-9));
                     let above = fit.eval(*brk);
                     // The published fits meet within a few percent at their break points.
-                    assert!(
-                        (below - above).abs() < 0.15 * above.abs(),
-                        "{}: {below} vs {above} at {brk}",
-                        m.name
-                    );
+                    assert!((below - above).abs() < 0.15 * above.abs(), "{}: {below} vs {above} at {brk}", m.name);
                 }
             }
         }

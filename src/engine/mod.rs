@@ -56,9 +56,7 @@ pub struct AdapterInfo {
 }
 
 /// Which executor to use (`--backend`).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendChoice {
     /// A hardware GPU if there is one, else the CPU twin.
@@ -95,12 +93,7 @@ pub enum EngineError {
     #[error("could not open the GPU device {name}: {reason}; try --backend cpu")]
     Device { name: String, reason: String },
     #[error("{what} needs {need} bytes in one buffer binding but the adapter allows {limit}; reduce {fix}")]
-    TooLarge {
-        what: String,
-        need: u64,
-        limit: u64,
-        fix: String,
-    },
+    TooLarge { what: String, need: u64, limit: u64, fix: String },
     #[error("{0}")]
     Invalid(String),
 }

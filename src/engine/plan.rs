@@ -56,16 +56,7 @@ fn max_tile_elems(m: &MappedMatrix) -> u32 {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn params(
-    cfg: &RunConfig,
-    layer: u32,
-    m: &MappedMatrix,
-    trials: u32,
-    offset: u32,
-    batch: u32,
-    t_index: u32,
-    t_inf: f64,
-) -> StageParams {
+fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32, offset: u32, batch: u32, t_index: u32, t_inf: f64) -> StageParams {
     StageParams {
         layer: LayerParams {
             n_in: m.n_in,
@@ -96,12 +87,7 @@ fn params(
 }
 
 /// Trials per chunk so that no per-trial buffer binding exceeds the adapter's limit.
-fn chunk_size(
-    be: &dyn Backend,
-    cfg: &RunConfig,
-    bytes_per_trial: u64,
-    what: &str,
-) -> Result<u32, EngineError> {
+fn chunk_size(be: &dyn Backend, cfg: &RunConfig, bytes_per_trial: u64, what: &str) -> Result<u32, EngineError> {
     let limit = be.max_binding_bytes();
     if bytes_per_trial > limit {
         return Err(EngineError::TooLarge {
@@ -117,20 +103,14 @@ fn chunk_size(
 
 fn check_indices(m: &MappedMatrix, layer: usize) -> Result<(), EngineError> {
     // Counter fields: element index in 32 bits, output index in 20 bits, tile index in 8 bits.
-    if (m.n_in as u64) * (m.n_out as u64) > u32::MAX as u64
-        || m.n_out >= 1 << 20
-        || m.tiles_in > 255
-        || layer > 255
-    {
+    if (m.n_in as u64) * (m.n_out as u64) > u32::MAX as u64 || m.n_out >= 1 << 20 || m.tiles_in > 255 || layer > 255 {
         return Err(EngineError::Invalid(format!(
             "layer {layer} ({} x {}) exceeds the RNG counter layout (2^32 weights, 2^20 outputs, 255 input tiles, 256 layers)",
             m.n_out, m.n_in
         )));
     }
     if m.tiles.iter().any(|t| t.cols > MAX_TILE_IN) {
-        return Err(EngineError::Invalid(format!(
-            "tile inputs above {MAX_TILE_IN} are not supported: set tile.max_in <= {MAX_TILE_IN}"
-        )));
+        return Err(EngineError::Invalid(format!("tile inputs above {MAX_TILE_IN} are not supported: set tile.max_in <= {MAX_TILE_IN}")));
     }
     Ok(())
 }
@@ -164,14 +144,7 @@ impl MatrixBufs {
     }
 
     fn free(&self, be: &mut dyn Backend) {
-        for b in [
-            self.w_norm,
-            self.tiles,
-            self.progmax,
-            self.weff,
-            self.partials,
-            self.alpha,
-        ] {
+        for b in [self.w_norm, self.tiles, self.progmax, self.weff, self.partials, self.alpha] {
             be.free(b);
         }
     }
@@ -180,28 +153,13 @@ impl MatrixBufs {
 fn record_program(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &MatrixBufs) {
     be.clear(b.progmax);
     let wg = be.wg();
-    be.dispatch(
-        Stage::Program,
-        p,
-        &[b.w_norm, b.tiles, b.progmax],
-        [max_tile_elems(m).div_ceil(wg), m.n_tiles(), p.layer.trials],
-    );
+    be.dispatch(Stage::Program, p, &[b.w_norm, b.tiles, b.progmax], [max_tile_elems(m).div_ceil(wg), m.n_tiles(), p.layer.trials]);
 }
 
 fn record_drift(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &MatrixBufs) {
-    be.dispatch(
-        Stage::Drift,
-        p,
-        &[b.w_norm, b.tiles, b.progmax, b.weff, b.partials],
-        [p.layer.chunks_per_tile, m.n_tiles(), p.layer.trials],
-    );
+    be.dispatch(Stage::Drift, p, &[b.w_norm, b.tiles, b.progmax, b.weff, b.partials], [p.layer.chunks_per_tile, m.n_tiles(), p.layer.trials]);
     let wg = be.wg();
-    be.dispatch(
-        Stage::Gdc,
-        p,
-        &[b.tiles, b.partials, b.alpha],
-        grid(p.layer.trials as u64 * m.n_tiles() as u64, wg),
-    );
+    be.dispatch(Stage::Gdc, p, &[b.tiles, b.partials, b.alpha], grid(p.layer.trials as u64 * m.n_tiles() as u64, wg));
 }
 
 /// Scratch buffers of the per-MVM stages, sized for the largest layer of a chunk.
@@ -216,9 +174,7 @@ struct MvmBufs {
 impl MvmBufs {
     fn new(be: &mut dyn Backend, chunk: u32, batch: u32, layers: &[&MappedMatrix]) -> Self {
         let (c, b) = (chunk as usize, batch as usize);
-        let max = |f: &dyn Fn(&MappedMatrix) -> u32| {
-            layers.iter().map(|m| f(m)).max().unwrap_or(1) as usize
-        };
+        let max = |f: &dyn Fn(&MappedMatrix) -> u32| layers.iter().map(|m| f(m)).max().unwrap_or(1) as usize;
         MvmBufs {
             xq: be.create("xq", c * b * max(&|m| m.n_in)),
             nm: be.create("nm", c * b * max(&|m| m.tiles_in)),
@@ -239,51 +195,16 @@ impl MvmBufs {
 /// noise management, the tiled GEMM with output noise and ADC, bound management (or the full
 /// per-vector path), then the digital combine into `hout`.
 #[allow(clippy::too_many_arguments)]
-fn record_layer(
-    be: &mut dyn Backend,
-    p: &StageParams,
-    m: &MappedMatrix,
-    b: &MatrixBufs,
-    s: &MvmBufs,
-    input: Buf,
-    bias: Buf,
-    hout: Buf,
-) {
+fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &MatrixBufs, s: &MvmBufs, input: Buf, bias: Buf, hout: Buf) {
     let (n, batch, wg) = (p.layer.trials, p.layer.batch, be.wg());
-    be.dispatch(
-        Stage::Dac,
-        p,
-        &[b.tiles, input, s.xq, s.nm],
-        grid(n as u64 * batch as u64 * m.tiles_in as u64, wg),
-    );
+    be.dispatch(Stage::Dac, p, &[b.tiles, input, s.xq, s.nm], grid(n as u64 * batch as u64 * m.tiles_in as u64, wg));
     be.clear(s.sat);
     if p.layer.full_path == 0 {
-        let gx = m
-            .tiles
-            .iter()
-            .map(|t| t.rows)
-            .max()
-            .unwrap()
-            .div_ceil(MVM_BLOCK);
-        be.dispatch(
-            Stage::Mvm,
-            p,
-            &[b.tiles, s.xq, b.weff, s.y, s.sat],
-            [gx, batch.div_ceil(MVM_BLOCK), n * m.n_tiles()],
-        );
+        let gx = m.tiles.iter().map(|t| t.rows).max().unwrap().div_ceil(MVM_BLOCK);
+        be.dispatch(Stage::Mvm, p, &[b.tiles, s.xq, b.weff, s.y, s.sat], [gx, batch.div_ceil(MVM_BLOCK), n * m.n_tiles()]);
     }
-    be.dispatch(
-        Stage::Bound,
-        p,
-        &[b.tiles, input, s.nm, b.weff, s.sat, s.y, s.red],
-        grid(n as u64 * batch as u64 * m.n_tiles() as u64, 1),
-    );
-    be.dispatch(
-        Stage::Combine,
-        p,
-        &[b.tiles, s.y, s.nm, s.red, b.alpha, bias, hout],
-        grid(n as u64 * batch as u64 * m.n_out as u64, wg),
-    );
+    be.dispatch(Stage::Bound, p, &[b.tiles, input, s.nm, b.weff, s.sat, s.y, s.red], grid(n as u64 * batch as u64 * m.n_tiles() as u64, 1));
+    be.dispatch(Stage::Combine, p, &[b.tiles, s.y, s.nm, s.red, b.alpha, bias, hout], grid(n as u64 * batch as u64 * m.n_out as u64, wg));
 }
 
 /// The device-state plan of one matrix: per trial chunk `program`, then per time `drift` + `gdc`,
@@ -297,12 +218,7 @@ fn device_state_chunks(
     cfg: &RunConfig,
     b: &MatrixBufs,
     chunk: u32,
-    per_time: &mut dyn FnMut(
-        &mut dyn Backend,
-        &MatrixBufs,
-        &StageParams,
-        usize,
-    ) -> Result<(), EngineError>,
+    per_time: &mut dyn FnMut(&mut dyn Backend, &MatrixBufs, &StageParams, usize) -> Result<(), EngineError>,
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<(), EngineError> {
     let mut offset = 0;
@@ -334,11 +250,7 @@ pub struct WeightErrorPoint {
 }
 
 /// Program one matrix `trials` times and report the effective-weight error at every time.
-pub fn run_weight_error(
-    be: &mut dyn Backend,
-    m: &MappedMatrix,
-    cfg: &RunConfig,
-) -> Result<Vec<WeightErrorPoint>, EngineError> {
+pub fn run_weight_error(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig) -> Result<Vec<WeightErrorPoint>, EngineError> {
     run_weight_error_layer(be, m, 0, cfg, &mut |_| {})
 }
 
@@ -353,31 +265,16 @@ pub fn run_weight_error_layer(
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<WeightErrorPoint>, EngineError> {
     check_indices(m, layer as usize)?;
-    let chunk = chunk_size(
-        be,
-        cfg,
-        m.len() as u64 * 4,
-        "the effective weights of one trial",
-    )?;
+    let chunk = chunk_size(be, cfg, m.len() as u64 * 4, "the effective weights of one trial")?;
     let nt = m.n_tiles();
     let mut out: Vec<WeightErrorPoint> = cfg
         .times
         .iter()
-        .map(|&t| WeightErrorPoint {
-            t_inf: t,
-            sum_e: vec![],
-            sum_e2: vec![],
-            alpha: vec![],
-            n_weights: m.len() as u64,
-            n_tiles: nt,
-        })
+        .map(|&t| WeightErrorPoint { t_inf: t, sum_e: vec![], sum_e2: vec![], alpha: vec![], n_weights: m.len() as u64, n_tiles: nt })
         .collect();
     let b = MatrixBufs::new(be, m, chunk);
     let cpt = max_tile_elems(m).div_ceil(CHUNK);
-    let errp = be.create(
-        "error_partials",
-        chunk as usize * nt as usize * cpt as usize * 2,
-    );
+    let errp = be.create("error_partials", chunk as usize * nt as usize * cpt as usize * 2);
     let res = device_state_chunks(
         be,
         m,
@@ -387,12 +284,7 @@ pub fn run_weight_error_layer(
         chunk,
         &mut |be, b, p, ti| {
             let n = p.layer.trials;
-            be.dispatch(
-                Stage::WeightError,
-                p,
-                &[b.tiles, b.w_norm, b.weff, b.alpha, errp],
-                [cpt, nt, n],
-            );
+            be.dispatch(Stage::WeightError, p, &[b.tiles, b.w_norm, b.weff, b.alpha, errp], [cpt, nt, n]);
             let parts: Vec<f32> = bytemuck::cast_vec(be.download(errp)?);
             let alpha: Vec<f32> = bytemuck::cast_vec(be.download(b.alpha)?);
             let per = (nt * cpt * 2) as usize;
@@ -426,13 +318,7 @@ pub struct ClassifierPoint {
 
 /// Program an MLP `trials` times and classify the data set at every time.
 /// `x` is row-major [batch][n_in of the first layer], `labels` has `batch` entries.
-pub fn run_classifier(
-    be: &mut dyn Backend,
-    layers: &[AnalogLayer],
-    x: &[f32],
-    labels: &[u32],
-    cfg: &RunConfig,
-) -> Result<Vec<ClassifierPoint>, EngineError> {
+pub fn run_classifier(be: &mut dyn Backend, layers: &[AnalogLayer], x: &[f32], labels: &[u32], cfg: &RunConfig) -> Result<Vec<ClassifierPoint>, EngineError> {
     run_classifier_progress(be, layers, x, labels, cfg, &mut |_| {})
 }
 
@@ -448,30 +334,15 @@ pub fn run_classifier_progress(
     let batch = labels.len() as u32;
     let lab = be.create("labels", labels.len().max(1));
     be.upload(lab, labels);
-    let mut out: Vec<ClassifierPoint> = cfg
-        .times
-        .iter()
-        .map(|&t| ClassifierPoint {
-            t_inf: t,
-            correct: vec![],
-            n_samples: batch,
-        })
-        .collect();
+    let mut out: Vec<ClassifierPoint> = cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect();
     let mut correct = None;
     let res = forward(be, layers, x, batch, cfg, on_chunk, &mut |be, h, p, ti| {
         let c = *correct.get_or_insert_with(|| be.create("correct", p.layer.trials as usize));
         be.clear(c);
         let wg = be.wg();
-        be.dispatch(
-            Stage::Accuracy,
-            p,
-            &[h, lab, c],
-            grid(p.layer.trials as u64 * batch as u64, wg),
-        );
+        be.dispatch(Stage::Accuracy, p, &[h, lab, c], grid(p.layer.trials as u64 * batch as u64, wg));
         let got = be.download(c)?;
-        out[ti]
-            .correct
-            .extend_from_slice(&got[..p.layer.trials as usize]);
+        out[ti].correct.extend_from_slice(&got[..p.layer.trials as usize]);
         Ok(())
     });
     be.free(lab);
@@ -515,9 +386,7 @@ fn forward(
     finish: &mut dyn FnMut(&mut dyn Backend, Buf, &StageParams, usize) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {
     if layers.is_empty() || batch == 0 {
-        return Err(EngineError::Invalid(
-            "the model needs at least one layer and the data set at least one row".into(),
-        ));
+        return Err(EngineError::Invalid("the model needs at least one layer and the data set at least one row".into()));
     }
     for (i, l) in layers.iter().enumerate() {
         check_indices(&l.mapped, i)?;
@@ -526,40 +395,18 @@ fn forward(
         .iter()
         .map(|l| {
             let m = &l.mapped;
-            [
-                m.len() as u64,
-                m.tiles_in as u64 * batch as u64 * m.n_out as u64,
-                batch as u64 * m.n_in.max(m.n_out) as u64,
-            ]
-            .into_iter()
-            .max()
-            .unwrap()
-                * 4
+            [m.len() as u64, m.tiles_in as u64 * batch as u64 * m.n_out as u64, batch as u64 * m.n_in.max(m.n_out) as u64].into_iter().max().unwrap() * 4
         })
         .max()
         .unwrap();
     // `mvm` dispatches trials x tiles workgroups along z.
     let max_tiles = layers.iter().map(|l| l.mapped.n_tiles()).max().unwrap();
-    let chunk = chunk_size(
-        be,
-        cfg,
-        per_trial_bytes,
-        "one trial's weights or activations",
-    )?
-    .min((MAX_GROUPS / max_tiles).max(1));
-    let mats: Vec<MatrixBufs> = layers
-        .iter()
-        .map(|l| MatrixBufs::new(be, &l.mapped, chunk))
-        .collect();
+    let chunk = chunk_size(be, cfg, per_trial_bytes, "one trial's weights or activations")?.min((MAX_GROUPS / max_tiles).max(1));
+    let mats: Vec<MatrixBufs> = layers.iter().map(|l| MatrixBufs::new(be, &l.mapped, chunk)).collect();
     let x0 = be.create("x", x.len());
     be.upload(x0, bytemuck::cast_slice(x));
     let max_out = layers.iter().map(|l| l.mapped.n_out).max().unwrap() as usize;
-    let scratch = MvmBufs::new(
-        be,
-        chunk,
-        batch,
-        &layers.iter().map(|l| &l.mapped).collect::<Vec<_>>(),
-    );
+    let scratch = MvmBufs::new(be, chunk, batch, &layers.iter().map(|l| &l.mapped).collect::<Vec<_>>());
     let hlen = chunk as usize * batch as usize * max_out;
     let h = [be.create("h0", hlen), be.create("h1", hlen)];
     let biases: Vec<Buf> = layers
@@ -609,18 +456,10 @@ fn forward(
 
 /// Single-vector MVMs with programming noise only, weights regenerated in registers: y per trial
 /// (normalised units, before the digital scale). `xq` is the already quantised input.
-pub fn run_program_mvm(
-    be: &mut dyn Backend,
-    m: &MappedMatrix,
-    xq: &[f32],
-    cfg: &RunConfig,
-) -> Result<Vec<f32>, EngineError> {
+pub fn run_program_mvm(be: &mut dyn Backend, m: &MappedMatrix, xq: &[f32], cfg: &RunConfig) -> Result<Vec<f32>, EngineError> {
     check_indices(m, 0)?;
     if m.n_tiles() != 1 {
-        return Err(EngineError::Invalid(
-            "program_mvm runs single-tile matrices: set tile.max_in/max_out >= the matrix size"
-                .into(),
-        ));
+        return Err(EngineError::Invalid("program_mvm runs single-tile matrices: set tile.max_in/max_out >= the matrix size".into()));
     }
     let chunk = chunk_size(be, cfg, m.n_out as u64 * 4 * 64, "the outputs of one trial")?;
     let b = MatrixBufs::new(be, m, 1);
@@ -633,12 +472,7 @@ pub fn run_program_mvm(
     while offset < cfg.trials {
         let n = chunk.min(cfg.trials - offset);
         let p = params(cfg, 0, m, n, offset, 1, 0, 0.0);
-        be.dispatch(
-            Stage::ProgramMvm,
-            &p,
-            &[b.w_norm, b.tiles, xb, yb],
-            grid(n as u64 * m.n_out as u64, wg),
-        );
+        be.dispatch(Stage::ProgramMvm, &p, &[b.w_norm, b.tiles, xb, yb], grid(n as u64 * m.n_out as u64, wg));
         let got: Vec<f32> = bytemuck::cast_vec(be.download(yb)?);
         out.extend_from_slice(&got[..(n * m.n_out) as usize]);
         offset += n;
@@ -655,18 +489,9 @@ pub type PerTime = Vec<Vec<f32>>;
 /// The device state itself: effective weights (normalised tile units) of every trial at every
 /// time, `[time][trial * n_weights + weight]`, and the GDC factors `[time][trial * n_tiles + tile]`.
 /// Meant for small matrices (tests, inspection): everything is read back.
-pub fn run_device_state(
-    be: &mut dyn Backend,
-    m: &MappedMatrix,
-    cfg: &RunConfig,
-) -> Result<(PerTime, PerTime), EngineError> {
+pub fn run_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig) -> Result<(PerTime, PerTime), EngineError> {
     check_indices(m, 0)?;
-    let chunk = chunk_size(
-        be,
-        cfg,
-        m.len() as u64 * 4,
-        "the effective weights of one trial",
-    )?;
+    let chunk = chunk_size(be, cfg, m.len() as u64 * 4, "the effective weights of one trial")?;
     let b = MatrixBufs::new(be, m, chunk);
     let nt = m.n_tiles() as usize;
     let mut weff = vec![Vec::new(); cfg.times.len()];
@@ -694,32 +519,13 @@ pub fn run_device_state(
 
 /// Seconds for the device-state stages (`program`, then `drift` + `gdc` at each time) over all
 /// trials, with nothing read back but the last GDC factors (which waits for the work).
-pub fn time_device_state(
-    be: &mut dyn Backend,
-    m: &MappedMatrix,
-    cfg: &RunConfig,
-) -> Result<f64, EngineError> {
+pub fn time_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig) -> Result<f64, EngineError> {
     check_indices(m, 0)?;
-    let chunk = chunk_size(
-        be,
-        cfg,
-        m.len() as u64 * 4,
-        "the effective weights of one trial",
-    )?;
+    let chunk = chunk_size(be, cfg, m.len() as u64 * 4, "the effective weights of one trial")?;
     let b = MatrixBufs::new(be, m, chunk);
     be.finish()?;
     let start = std::time::Instant::now();
-    let res = device_state_chunks(
-        be,
-        m,
-        0,
-        cfg,
-        &b,
-        chunk,
-        &mut |_, _, _, _| Ok(()),
-        &mut |_| {},
-    )
-    .and_then(|_| be.download(b.alpha));
+    let res = device_state_chunks(be, m, 0, cfg, &b, chunk, &mut |_, _, _, _| Ok(()), &mut |_| {}).and_then(|_| be.download(b.alpha));
     let secs = start.elapsed().as_secs_f64();
     b.free(be);
     res.map(|_| secs)
@@ -727,31 +533,14 @@ pub fn time_device_state(
 
 /// Seconds for `reps` batched noisy forward passes of one layer (`dac`, `mvm`, `bound`, `combine`)
 /// over all trials of one chunk, after programming and drifting once (not timed).
-pub fn time_inference(
-    be: &mut dyn Backend,
-    layer: &AnalogLayer,
-    x: &[f32],
-    batch: u32,
-    cfg: &RunConfig,
-    reps: u32,
-) -> Result<f64, EngineError> {
+pub fn time_inference(be: &mut dyn Backend, layer: &AnalogLayer, x: &[f32], batch: u32, cfg: &RunConfig, reps: u32) -> Result<f64, EngineError> {
     let m = &layer.mapped;
     check_indices(m, 0)?;
     let n = cfg.trials;
-    let per_trial = [
-        m.len() as u64,
-        m.tiles_in as u64 * batch as u64 * m.n_out as u64,
-    ]
-    .into_iter()
-    .max()
-    .unwrap()
-        * 4;
+    let per_trial = [m.len() as u64, m.tiles_in as u64 * batch as u64 * m.n_out as u64].into_iter().max().unwrap() * 4;
     if chunk_size(be, cfg, per_trial, "one trial's weights or outputs")? < n {
         return Err(EngineError::TooLarge {
-            what: format!(
-                "{n} trials of a {} x {} layer with batch {batch}",
-                m.n_out, m.n_in
-            ),
+            what: format!("{n} trials of a {} x {} layer with batch {batch}", m.n_out, m.n_in),
             need: per_trial * n as u64,
             limit: be.max_binding_bytes(),
             fix: "the trial count of the benchmark".into(),
@@ -785,12 +574,7 @@ pub fn time_inference(
 
 /// Seconds for a peak-throughput stage (`PeakPhilox` or `PeakFma`): `items` invocations of
 /// `iters` iterations each.
-pub fn time_peak(
-    be: &mut dyn Backend,
-    stage: Stage,
-    items: u32,
-    iters: u32,
-) -> Result<f64, EngineError> {
+pub fn time_peak(be: &mut dyn Backend, stage: Stage, items: u32, iters: u32) -> Result<f64, EngineError> {
     let mut p = StageParams::default();
     p.layer.trials = items;
     p.layer.batch = iters;

@@ -34,10 +34,7 @@ pub struct Profile {
 
 impl Profile {
     pub fn new(timer: &str) -> Self {
-        Profile {
-            timer: timer.into(),
-            ..Default::default()
-        }
+        Profile { timer: timer.into(), ..Default::default() }
     }
 
     /// Adds one dispatch of `stage`.
@@ -48,12 +45,7 @@ impl Profile {
                 s.dispatches += 1;
                 s.bound_bytes += bound_bytes;
             }
-            None => self.stages.push(StageTime {
-                stage: stage.into(),
-                seconds,
-                dispatches: 1,
-                bound_bytes,
-            }),
+            None => self.stages.push(StageTime { stage: stage.into(), seconds, dispatches: 1, bound_bytes }),
         }
     }
 
@@ -92,10 +84,7 @@ impl Profile {
     /// A fixed-width table for the terminal (and the markdown report, inside a code block).
     pub fn table(&self) -> String {
         let total = self.total_seconds().max(1e-12);
-        let mut s = format!(
-            "{:<14} {:>10} {:>7} {:>11} {:>12} {:>10}\n",
-            "stage", "time", "share", "dispatches", "bound bytes", "GB/s bound"
-        );
+        let mut s = format!("{:<14} {:>10} {:>7} {:>11} {:>12} {:>10}\n", "stage", "time", "share", "dispatches", "bound bytes", "GB/s bound");
         for st in self.sorted() {
             s.push_str(&format!(
                 "{:<14} {:>10} {:>6.1}% {:>11} {:>12} {:>10.2}\n",
@@ -160,24 +149,8 @@ mod tests {
         b.readback_bytes = 12;
         a.absorb(&b);
         let s = a.sorted();
-        assert_eq!(
-            (
-                s[0].stage.as_str(),
-                s[0].seconds,
-                s[0].dispatches,
-                s[0].bound_bytes
-            ),
-            ("mvm", 3.0, 2, 200)
-        );
-        assert_eq!(
-            (
-                s[1].stage.as_str(),
-                s[1].seconds,
-                s[1].dispatches,
-                s[1].bound_bytes
-            ),
-            ("dac", 1.5, 2, 20)
-        );
+        assert_eq!((s[0].stage.as_str(), s[0].seconds, s[0].dispatches, s[0].bound_bytes), ("mvm", 3.0, 2, 200));
+        assert_eq!((s[1].stage.as_str(), s[1].seconds, s[1].dispatches, s[1].bound_bytes), ("dac", 1.5, 2, 20));
         assert_eq!((a.readbacks, a.readback_bytes), (3, 12));
         assert!(a.table().contains("66.7%"), "{}", a.table());
     }

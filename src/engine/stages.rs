@@ -4,18 +4,9 @@
 
 /// WGSL files with no entry points, prepended to every stage.
 pub const COMMON: [(&str, &str); 3] = [
-    (
-        "common/layout.wgsl",
-        include_str!("../../shaders/common/layout.wgsl"),
-    ),
-    (
-        "common/philox.wgsl",
-        include_str!("../../shaders/common/philox.wgsl"),
-    ),
-    (
-        "common/device.wgsl",
-        include_str!("../../shaders/common/device.wgsl"),
-    ),
+    ("common/layout.wgsl", include_str!("../../shaders/common/layout.wgsl")),
+    ("common/philox.wgsl", include_str!("../../shaders/common/philox.wgsl")),
+    ("common/device.wgsl", include_str!("../../shaders/common/device.wgsl")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -94,15 +85,7 @@ impl Stage {
     pub fn has_wg_override(self) -> bool {
         matches!(
             self,
-            Stage::Program
-                | Stage::Gdc
-                | Stage::Dac
-                | Stage::Combine
-                | Stage::Accuracy
-                | Stage::ProgramMvm
-                | Stage::Rng
-                | Stage::PeakPhilox
-                | Stage::PeakFma
+            Stage::Program | Stage::Gdc | Stage::Dac | Stage::Combine | Stage::Accuracy | Stage::ProgramMvm | Stage::Rng | Stage::PeakPhilox | Stage::PeakFma
         )
     }
 

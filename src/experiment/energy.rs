@@ -45,10 +45,7 @@ impl CostTable {
         let t: CostTable = toml::from_str(text).map_err(|e| e.to_string())?;
         for (name, c) in t.entries() {
             if !(c.value.is_finite() && c.value >= 0.0) {
-                return Err(format!(
-                    "{name}.value = {}: must be a finite number >= 0",
-                    c.value
-                ));
+                return Err(format!("{name}.value = {}: must be a finite number >= 0", c.value));
             }
         }
         Ok(t)
@@ -88,23 +85,17 @@ impl CostTable {
                 adc += t.rows as u64;
             }
             // scale multiply per tile output, adds over input tiles, bias add
-            ops += m.tiles_in as u64 * m.n_out as u64
-                + (m.tiles_in as u64 - 1) * m.n_out as u64
-                + m.n_out as u64;
+            ops += m.tiles_in as u64 * m.n_out as u64 + (m.tiles_in as u64 - 1) * m.n_out as u64 + m.n_out as u64;
             if l.activation != 0 {
                 acts += m.n_out as u64;
             }
-            latency += self.mvm_latency_ns.value
-                + self.communication_latency_ns.value
-                + self.digital_latency_ns.value;
+            latency += self.mvm_latency_ns.value + self.communication_latency_ns.value + self.digital_latency_ns.value;
         }
         let analog_pj = mvms as f64 * self.mvm_energy_pj.value;
         let adc_pj = adc as f64 * self.adc_energy_pj.value;
         let dac_pj = dac as f64 * self.dac_energy_pj.value;
-        let communication_pj =
-            adc as f64 * self.output_bits.value * self.communication_pj_per_bit.value;
-        let digital_pj =
-            ops as f64 * self.digital_op_pj.value + acts as f64 * self.activation_pj.value;
+        let communication_pj = adc as f64 * self.output_bits.value * self.communication_pj_per_bit.value;
+        let digital_pj = ops as f64 * self.digital_op_pj.value + acts as f64 * self.activation_pj.value;
         Energy {
             table: self.name.clone(),
             analog_mvms: mvms,

@@ -142,11 +142,7 @@ impl SweepPoint {
         if self.labels.is_empty() {
             return "all".into();
         }
-        self.labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -184,24 +180,14 @@ const SPECIAL_AXES: [&str; 4] = ["t", "gdc", "tile", "model"];
 /// Friendly aliases for periphery fields.
 const ALIASES: [(&str, &str); 2] = [("dac_bits", "inp_res_bits"), ("adc_bits", "out_res_bits")];
 
-fn set_field<T: serde::Serialize + serde::de::DeserializeOwned>(
-    obj: &mut T,
-    section: &str,
-    field: &str,
-    value: &toml::Value,
-) -> Result<(), String> {
+fn set_field<T: serde::Serialize + serde::de::DeserializeOwned>(obj: &mut T, section: &str, field: &str, value: &toml::Value) -> Result<(), String> {
     let mut table = toml::Table::try_from(&*obj).map_err(|e| e.to_string())?;
     if !table.contains_key(field) {
         let known: Vec<_> = table.keys().cloned().collect();
-        return Err(format!(
-            "{section}.{field}: unknown field; known fields: {}",
-            known.join(", ")
-        ));
+        return Err(format!("{section}.{field}: unknown field; known fields: {}", known.join(", ")));
     }
     table.insert(field.to_string(), value.clone());
-    *obj = table.try_into().map_err(|e: toml::de::Error| {
-        format!("{section}.{field} = {value}: {}", e.message().trim())
-    })?;
+    *obj = table.try_into().map_err(|e: toml::de::Error| format!("{section}.{field} = {value}: {}", e.message().trim()))?;
     Ok(())
 }
 
@@ -213,34 +199,23 @@ fn value_label(v: &toml::Value) -> String {
 }
 
 fn parse_tile_str(s: &str) -> Result<TileShape, String> {
-    let (a, b) = s
-        .split_once(['x', 'X'])
-        .ok_or_else(|| format!("tile {s:?}: expected \"INPUTSxOUTPUTS\", e.g. \"512x512\""))?;
+    let (a, b) = s.split_once(['x', 'X']).ok_or_else(|| format!("tile {s:?}: expected \"INPUTSxOUTPUTS\", e.g. \"512x512\""))?;
     let (max_in, max_out) = (
-        a.trim()
-            .parse::<u32>()
-            .map_err(|_| format!("tile {s:?}: inputs must be an integer"))?,
-        b.trim()
-            .parse::<u32>()
-            .map_err(|_| format!("tile {s:?}: outputs must be an integer"))?,
+        a.trim().parse::<u32>().map_err(|_| format!("tile {s:?}: inputs must be an integer"))?,
+        b.trim().parse::<u32>().map_err(|_| format!("tile {s:?}: outputs must be an integer"))?,
     );
     check_tile(TileShape { max_in, max_out })
 }
 
 fn check_tile(t: TileShape) -> Result<TileShape, String> {
     if t.max_in == 0 || t.max_out == 0 || t.max_in > MAX_TILE_IN {
-        return Err(format!(
-            "tile {}x{}: inputs must be 1..={MAX_TILE_IN} and outputs >= 1",
-            t.max_in, t.max_out
-        ));
+        return Err(format!("tile {}x{}: inputs must be 1..={MAX_TILE_IN} and outputs >= 1", t.max_in, t.max_out));
     }
     Ok(t)
 }
 
 fn parse_gdc(v: &toml::Value) -> Result<Gdc, String> {
-    v.clone()
-        .try_into::<Gdc>()
-        .map_err(|_| format!("gdc = {v}: use \"off\", \"readout\" or \"exact_reference\""))
+    v.clone().try_into::<Gdc>().map_err(|_| format!("gdc = {v}: use \"off\", \"readout\" or \"exact_reference\""))
 }
 
 impl Experiment {
@@ -248,15 +223,10 @@ impl Experiment {
     /// global trial indices (so the same random numbers) as the single run.
     pub fn apply_shard(&mut self, index: u32, count: u32) -> Result<(), String> {
         if count == 0 || index >= count {
-            return Err(format!(
-                "--shard {index}/{count}: need 0 <= K < N, e.g. --shard 0/4 .. --shard 3/4"
-            ));
+            return Err(format!("--shard {index}/{count}: need 0 <= K < N, e.g. --shard 0/4 .. --shard 3/4"));
         }
         if count > self.trials {
-            return Err(format!(
-                "--shard {index}/{count}: more shards than the {} trials",
-                self.trials
-            ));
+            return Err(format!("--shard {index}/{count}: more shards than the {} trials", self.trials));
         }
         use crate::crossbar::{split_len, split_start};
         let (t, w) = (self.trials, self.weight_error_trials);
@@ -265,11 +235,7 @@ impl Experiment {
             count,
             first_trial: split_start(t, count, index),
             trials: split_len(t, count, index),
-            first_weight_error_trial: if w > 0 {
-                split_start(w, count, index)
-            } else {
-                0
-            },
+            first_weight_error_trial: if w > 0 { split_start(w, count, index) } else { 0 },
             weight_error_trials: if w > 0 { split_len(w, count, index) } else { 0 },
         };
         self.first_trial = shard.first_trial;
@@ -284,19 +250,10 @@ impl Experiment {
     /// Reads and validates an experiment file.
     pub fn load(path: &Path) -> Result<Experiment, ExperimentError> {
         let file = path.display().to_string();
-        let bad = |msg: String| ExperimentError::Invalid {
-            file: file.clone(),
-            msg,
-        };
-        let bytes = std::fs::read(path).map_err(|e| {
-            bad(format!(
-                "cannot read the experiment file ({e}); check the path"
-            ))
-        })?;
-        let text = String::from_utf8(bytes.clone())
-            .map_err(|_| bad("the experiment file is not UTF-8 text".into()))?;
-        let raw: RawExperiment =
-            toml::from_str(&text).map_err(|e| bad(format!("{}", e).trim().replace('\n', " ")))?;
+        let bad = |msg: String| ExperimentError::Invalid { file: file.clone(), msg };
+        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read the experiment file ({e}); check the path")))?;
+        let text = String::from_utf8(bytes.clone()).map_err(|_| bad("the experiment file is not UTF-8 text".into()))?;
+        let raw: RawExperiment = toml::from_str(&text).map_err(|e| bad(format!("{}", e).trim().replace('\n', " ")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &Path| {
             if p.is_absolute() {
@@ -307,21 +264,13 @@ impl Experiment {
         };
 
         if raw.trials == 0 {
-            return Err(bad(
-                "trials = 0: need at least 1 trial (1000 or more for tight intervals)".into(),
-            ));
+            return Err(bad("trials = 0: need at least 1 trial (1000 or more for tight intervals)".into()));
         }
         if !(raw.confidence > 0.0 && raw.confidence < 1.0) {
-            return Err(bad(format!(
-                "confidence = {}: must be in (0, 1), e.g. 0.95",
-                raw.confidence
-            )));
+            return Err(bad(format!("confidence = {}: must be in (0, 1), e.g. 0.95", raw.confidence)));
         }
         if !(raw.ci_half_width > 0.0 && raw.ci_half_width.is_finite()) {
-            return Err(bad(format!(
-                "ci_half_width = {}: must be > 0 (e.g. 0.001 for ±0.1 points of accuracy)",
-                raw.ci_half_width
-            )));
+            return Err(bad(format!("ci_half_width = {}: must be > 0 (e.g. 0.001 for ±0.1 points of accuracy)", raw.ci_half_width)));
         }
 
         // Device: a model by name, then any field overridden.
@@ -329,28 +278,15 @@ impl Experiment {
         let name = match device_t.remove("model") {
             None => "pcm".to_string(),
             Some(toml::Value::String(s)) => s,
-            Some(v) => {
-                return Err(bad(format!(
-                    "device.model = {v}: must be a string, one of {}",
-                    MODEL_NAMES.join(", ")
-                )))
-            }
+            Some(v) => return Err(bad(format!("device.model = {v}: must be a string, one of {}", MODEL_NAMES.join(", ")))),
         };
-        let mut device = DeviceModel::by_name(&name).ok_or_else(|| {
-            bad(format!(
-                "device.model = {name:?}: unknown model; use one of {}",
-                MODEL_NAMES.join(", ")
-            ))
-        })?;
+        let mut device =
+            DeviceModel::by_name(&name).ok_or_else(|| bad(format!("device.model = {name:?}: unknown model; use one of {}", MODEL_NAMES.join(", "))))?;
         for (k, v) in &device_t {
             set_field(&mut device, "device", k, v).map_err(&bad)?;
         }
         device.validate().map_err(&bad)?;
-        let periphery: Periphery = raw
-            .periphery
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| bad(format!("[periphery]: {}", e.message().trim())))?;
+        let periphery: Periphery = raw.periphery.clone().try_into().map_err(|e: toml::de::Error| bad(format!("[periphery]: {}", e.message().trim())))?;
         periphery.validate().map_err(&bad)?;
         let tile = check_tile(raw.tile.unwrap_or_default()).map_err(&bad)?;
 
@@ -358,15 +294,9 @@ impl Experiment {
         let mut times = vec![];
         let mut axes = vec![];
         for (k, v) in &raw.sweep {
-            let arr = v.as_array().ok_or_else(|| {
-                bad(format!(
-                    "sweep.{k} = {v}: must be an array of values, e.g. {k} = [..]"
-                ))
-            })?;
+            let arr = v.as_array().ok_or_else(|| bad(format!("sweep.{k} = {v}: must be an array of values, e.g. {k} = [..]")))?;
             if arr.is_empty() {
-                return Err(bad(format!(
-                    "sweep.{k}: the list is empty; give at least one value or remove the axis"
-                )));
+                return Err(bad(format!("sweep.{k}: the list is empty; give at least one value or remove the axis")));
             }
             if k == "t" {
                 for x in arr {
@@ -381,16 +311,8 @@ impl Experiment {
                 }
                 continue;
             }
-            let name = ALIASES
-                .iter()
-                .find(|(a, _)| a == k)
-                .map(|(_, f)| f.to_string())
-                .unwrap_or(k.clone());
-            axes.push(SweepAxis {
-                name,
-                values: arr.clone(),
-                labels: arr.iter().map(value_label).collect(),
-            });
+            let name = ALIASES.iter().find(|(a, _)| a == k).map(|(_, f)| f.to_string()).unwrap_or(k.clone());
+            axes.push(SweepAxis { name, values: arr.clone(), labels: arr.iter().map(value_label).collect() });
         }
         if times.is_empty() {
             return Err(bad("sweep.t is missing: give the inference times, e.g. t = [\"1s\", \"1h\", \"1d\", \"1y\"]".into()));
@@ -400,22 +322,13 @@ impl Experiment {
         }
         let n_points: usize = axes.iter().map(|a| a.values.len()).product();
         if n_points > 10_000 {
-            return Err(bad(format!(
-                "the sweep has {n_points} points; at most 10000 (split it into several files)"
-            )));
+            return Err(bad(format!("the sweep has {n_points} points; at most 10000 (split it into several files)")));
         }
         let dev_fields = toml::Table::try_from(&device).unwrap();
         let io_fields = toml::Table::try_from(&periphery).unwrap();
         let mut points = Vec::with_capacity(n_points);
         for index in 0..n_points {
-            let mut p = SweepPoint {
-                index,
-                labels: vec![],
-                device: device.clone(),
-                periphery: periphery.clone(),
-                gdc: raw.gdc,
-                tile,
-            };
+            let mut p = SweepPoint { index, labels: vec![], device: device.clone(), periphery: periphery.clone(), gdc: raw.gdc, tile };
             let mut rem = index;
             // Last axis varies fastest.
             let mut choice = vec![0; axes.len()];
@@ -427,15 +340,8 @@ impl Experiment {
                 let v = &a.values[choice[ai]];
                 let key = format!("sweep.{}", a.name);
                 if a.name == "model" {
-                    let s = v
-                        .as_str()
-                        .ok_or_else(|| bad(format!("{key}: {v} must be a model name string")))?;
-                    let mut d = DeviceModel::by_name(s).ok_or_else(|| {
-                        bad(format!(
-                            "{key}: unknown model {s:?}; use one of {}",
-                            MODEL_NAMES.join(", ")
-                        ))
-                    })?;
+                    let s = v.as_str().ok_or_else(|| bad(format!("{key}: {v} must be a model name string")))?;
+                    let mut d = DeviceModel::by_name(s).ok_or_else(|| bad(format!("{key}: unknown model {s:?}; use one of {}", MODEL_NAMES.join(", "))))?;
                     for (k, v) in &device_t {
                         set_field(&mut d, "device", k, v).map_err(&bad)?;
                     }
@@ -445,20 +351,14 @@ impl Experiment {
                 } else if a.name == "gdc" {
                     p.gdc = parse_gdc(v).map_err(|m| bad(format!("{key}: {m}")))?;
                 } else if a.name == "tile" {
-                    let s = v.as_str().ok_or_else(|| {
-                        bad(format!("{key}: {v} must be a string like \"512x512\""))
-                    })?;
+                    let s = v.as_str().ok_or_else(|| bad(format!("{key}: {v} must be a string like \"512x512\"")))?;
                     p.tile = parse_tile_str(s).map_err(|m| bad(format!("{key}: {m}")))?;
                 } else if dev_fields.contains_key(&a.name) {
                     set_field(&mut p.device, "sweep", &a.name, v).map_err(&bad)?;
-                    p.device
-                        .validate()
-                        .map_err(|m| bad(format!("{key}: {m}")))?;
+                    p.device.validate().map_err(|m| bad(format!("{key}: {m}")))?;
                 } else if io_fields.contains_key(&a.name) {
                     set_field(&mut p.periphery, "sweep", &a.name, v).map_err(&bad)?;
-                    p.periphery
-                        .validate()
-                        .map_err(|m| bad(format!("{key}: {m}")))?;
+                    p.periphery.validate().map_err(|m| bad(format!("{key}: {m}")))?;
                 } else {
                     return Err(bad(format!(
                         "{key}: unknown sweep axis; use t, {}, a device field ({}) or a periphery field ({}; aliases dac_bits, adc_bits)",
@@ -467,8 +367,7 @@ impl Experiment {
                         io_fields.keys().cloned().collect::<Vec<_>>().join(", ")
                     )));
                 }
-                p.labels
-                    .push((a.name.clone(), a.labels[choice[ai]].clone()));
+                p.labels.push((a.name.clone(), a.labels[choice[ai]].clone()));
             }
             points.push(p);
         }
@@ -477,48 +376,30 @@ impl Experiment {
         let model_path = resolve(&raw.model.path);
         let (layers, data, mvm_inputs) = match raw.workload {
             WorkloadKind::Classifier => {
-                let layers = io::read_state_dict(&model_path)
-                    .map_err(|e| bad(format!("model.path: {e}")))?;
-                let d = raw.data.as_ref().ok_or_else(|| {
-                    bad(
-                        "the classifier workload needs a [data] section with path = \"...csv\""
-                            .into(),
-                    )
-                })?;
+                let layers = io::read_state_dict(&model_path).map_err(|e| bad(format!("model.path: {e}")))?;
+                let d = raw.data.as_ref().ok_or_else(|| bad("the classifier workload needs a [data] section with path = \"...csv\"".into()))?;
                 let data_path = resolve(&d.path);
                 if !(d.scale.is_finite() && d.scale > 0.0) {
                     return Err(bad(format!("data.scale = {}: must be > 0", d.scale)));
                 }
-                let mut ds = io::read_csv(&data_path, d.scale)
-                    .map_err(|e| bad(format!("data.path: {e}")))?;
+                let mut ds = io::read_csv(&data_path, d.scale).map_err(|e| bad(format!("data.path: {e}")))?;
                 if let Some([a, b]) = d.rows {
                     if a >= b || b > ds.len() {
-                        return Err(bad(format!(
-                            "data.rows = [{a}, {b}]: {} has {} rows; need start < end <= {}",
-                            data_path.display(),
-                            ds.len(),
-                            ds.len()
-                        )));
+                        return Err(bad(format!("data.rows = [{a}, {b}]: {} has {} rows; need start < end <= {}", data_path.display(), ds.len(), ds.len())));
                     }
                     ds = ds.rows(a, b);
                 }
-                crate::workload::check_shapes(&layers, &ds)
-                    .map_err(|e| bad(format!("model/data mismatch: {e}")))?;
+                crate::workload::check_shapes(&layers, &ds).map_err(|e| bad(format!("model/data mismatch: {e}")))?;
                 (layers, Some(ds), 0)
             }
             WorkloadKind::WeightError | WorkloadKind::MvmError => {
-                let m: Matrix = io::read_matrix(&model_path, raw.model.tensor.as_deref())
-                    .map_err(|e| bad(format!("model.path: {e}")))?;
+                let m: Matrix = io::read_matrix(&model_path, raw.model.tensor.as_deref()).map_err(|e| bad(format!("model.path: {e}")))?;
                 let inputs = match (raw.workload, &raw.mvm) {
                     (WorkloadKind::MvmError, Some(mv)) if mv.inputs > 0 => mv.inputs,
                     (WorkloadKind::MvmError, _) => return Err(bad("the mvm_error workload needs [mvm] inputs = N (N >= 1 random input vectors)".into())),
                     _ => 0,
                 };
-                let l = Linear {
-                    name: raw.model.tensor.clone().unwrap_or_else(|| "weight".into()),
-                    bias: vec![0.0; m.rows],
-                    weight: m,
-                };
+                let l = Linear { name: raw.model.tensor.clone().unwrap_or_else(|| "weight".into()), bias: vec![0.0; m.rows], weight: m };
                 (vec![l], None, inputs)
             }
         };
@@ -526,11 +407,8 @@ impl Experiment {
             None => CostTable::default_table(),
             Some(e) => {
                 let p = resolve(&e.table);
-                let text = std::fs::read_to_string(&p).map_err(|er| {
-                    bad(format!("energy.table: cannot read {} ({er})", p.display()))
-                })?;
-                CostTable::parse(&text)
-                    .map_err(|m| bad(format!("energy.table {}: {m}", p.display())))?
+                let text = std::fs::read_to_string(&p).map_err(|er| bad(format!("energy.table: cannot read {} ({er})", p.display())))?;
+                CostTable::parse(&text).map_err(|m| bad(format!("energy.table {}: {m}", p.display())))?
             }
         };
         let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));

@@ -19,14 +19,7 @@ fn combine(a: &LayerWeightError, b: &LayerWeightError) -> LayerWeightError {
     };
     let (mean, std) = mv(a.mean, a.std, b.mean, b.std);
     let (alpha_mean, alpha_std) = mv(a.alpha_mean, a.alpha_std, b.alpha_mean, b.alpha_std);
-    LayerWeightError {
-        layer: a.layer,
-        trials: a.trials + b.trials,
-        mean,
-        std,
-        alpha_mean,
-        alpha_std,
-    }
+    LayerWeightError { layer: a.layer, trials: a.trials + b.trials, mean, std, alpha_mean, alpha_std }
 }
 
 /// Merges shard results (any order) into the results of the whole run.
@@ -36,47 +29,22 @@ pub fn merge(mut parts: Vec<Results>) -> Result<Results, String> {
     }
     for (i, p) in parts.iter().enumerate() {
         if p.shard.is_none() {
-            return Err(format!(
-                "input {} ({}) is not a shard (it was not run with --shard K/N)",
-                i + 1,
-                p.name
-            ));
+            return Err(format!("input {} ({}) is not a shard (it was not run with --shard K/N)", i + 1, p.name));
         }
     }
     parts.sort_by_key(|p| p.shard.as_ref().unwrap().index);
     let n = parts[0].shard.as_ref().unwrap().count;
-    let have: Vec<u32> = parts
-        .iter()
-        .map(|p| p.shard.as_ref().unwrap().index)
-        .collect();
-    if have != (0..n).collect::<Vec<_>>()
-        || parts.iter().any(|p| p.shard.as_ref().unwrap().count != n)
-    {
-        return Err(format!(
-            "need each of shards 0..{n} of the same run exactly once; got shards {have:?}"
-        ));
+    let have: Vec<u32> = parts.iter().map(|p| p.shard.as_ref().unwrap().index).collect();
+    if have != (0..n).collect::<Vec<_>>() || parts.iter().any(|p| p.shard.as_ref().unwrap().count != n) {
+        return Err(format!("need each of shards 0..{n} of the same run exactly once; got shards {have:?}"));
     }
     let first = &parts[0];
     for p in &parts[1..] {
-        if p.experiment_sha256 != first.experiment_sha256
-            || p.seed != first.seed
-            || p.schema_version != first.schema_version
-        {
-            return Err(format!(
-                "shard {} comes from a different experiment file, seed or schema than shard 0",
-                p.shard.as_ref().unwrap().index
-            ));
+        if p.experiment_sha256 != first.experiment_sha256 || p.seed != first.seed || p.schema_version != first.schema_version {
+            return Err(format!("shard {} comes from a different experiment file, seed or schema than shard 0", p.shard.as_ref().unwrap().index));
         }
-        if p.points.len() != first.points.len()
-            || p.points
-                .iter()
-                .zip(&first.points)
-                .any(|(a, b)| a.series != b.series || a.t_inf != b.t_inf)
-        {
-            return Err(format!(
-                "shard {} has different sweep points than shard 0 (did one of them stop early?)",
-                p.shard.as_ref().unwrap().index
-            ));
+        if p.points.len() != first.points.len() || p.points.iter().zip(&first.points).any(|(a, b)| a.series != b.series || a.t_inf != b.t_inf) {
+            return Err(format!("shard {} has different sweep points than shard 0 (did one of them stop early?)", p.shard.as_ref().unwrap().index));
         }
     }
     let confidence = first.confidence;
@@ -84,21 +52,11 @@ pub fn merge(mut parts: Vec<Results>) -> Result<Results, String> {
     let mut points = Vec::with_capacity(first.points.len());
     for i in 0..first.points.len() {
         let p0: &Point = &first.points[i];
-        let per_trial: Vec<f64> = parts
-            .iter()
-            .flat_map(|r| r.points[i].per_trial.iter().copied())
-            .collect();
+        let per_trial: Vec<f64> = parts.iter().flat_map(|r| r.points[i].per_trial.iter().copied()).collect();
         let correct = match &p0.per_trial_correct {
             Some(_) => {
-                let n_samples = (p0.pooled.as_ref().map(|q| q.trials).unwrap_or(0)
-                    / p0.per_trial.len().max(1) as u64) as u32;
-                Some((
-                    parts
-                        .iter()
-                        .flat_map(|r| r.points[i].per_trial_correct.clone().unwrap_or_default())
-                        .collect(),
-                    n_samples,
-                ))
+                let n_samples = (p0.pooled.as_ref().map(|q| q.trials).unwrap_or(0) / p0.per_trial.len().max(1) as u64) as u32;
+                Some((parts.iter().flat_map(|r| r.points[i].per_trial_correct.clone().unwrap_or_default()).collect(), n_samples))
             }
             None => None,
         };
@@ -114,34 +72,14 @@ pub fn merge(mut parts: Vec<Results>) -> Result<Results, String> {
                 };
             }
         }
-        let id = PointId {
-            sweep_index: p0.sweep_index,
-            labels: p0.labels.clone(),
-            series: p0.series.clone(),
-            t_inf: p0.t_inf,
-        };
-        points.push(
-            point_stats(
-                id,
-                per_trial,
-                correct,
-                first.fp_baseline,
-                we,
-                confidence,
-                half,
-            )
-            .map_err(|e| e.to_string())?,
-        );
+        let id = PointId { sweep_index: p0.sweep_index, labels: p0.labels.clone(), series: p0.series.clone(), t_inf: p0.t_inf };
+        points.push(point_stats(id, per_trial, correct, first.fp_baseline, we, confidence, half).map_err(|e| e.to_string())?);
     }
     let total_trials: u32 = parts.iter().map(|p| p.trials).sum();
     let run_seconds: f64 = parts.iter().map(|p| p.run_seconds).sum();
     let mut adapter = first.adapter.clone();
     if parts.iter().any(|p| p.adapter.name != adapter.name) {
-        adapter.name = parts
-            .iter()
-            .map(|p| p.adapter.name.clone())
-            .collect::<Vec<_>>()
-            .join(" + ");
+        adapter.name = parts.iter().map(|p| p.adapter.name.clone()).collect::<Vec<_>>().join(" + ");
     }
     let mut config = first.config.clone();
     if let Some(obj) = config.as_object_mut() {

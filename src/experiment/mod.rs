@@ -28,13 +28,12 @@ pub const TIME_UNITS: [(&str, f64); 9] = [
 /// Parses `3600`, `1h`, `1 d`, `10y`, `2.5e6` into seconds (must be finite and >= 0).
 pub fn parse_time(s: &str) -> Result<f64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E').unwrap_or(t.len());
     // "1e5" keeps its exponent; a unit starts at the first letter that is not an exponent marker.
     let (num, unit) = t.split_at(split);
     let unit = unit.trim();
-    let v: f64 = num.trim().parse().map_err(|_| format!("time {s:?}: expected a number with an optional unit (s, min, h, d, w, month, y), e.g. 1h or 3.15e7"))?;
+    let v: f64 =
+        num.trim().parse().map_err(|_| format!("time {s:?}: expected a number with an optional unit (s, min, h, d, w, month, y), e.g. 1h or 3.15e7"))?;
     let scale = if unit.is_empty() {
         1.0
     } else {
@@ -42,9 +41,7 @@ pub fn parse_time(s: &str) -> Result<f64, String> {
             .iter()
             .find(|(u, _)| *u == unit)
             .map(|(_, f)| *f)
-            .ok_or_else(|| {
-                format!("time {s:?}: unknown unit {unit:?}; use s, min, h, d, w, month or y")
-            })?
+            .ok_or_else(|| format!("time {s:?}: unknown unit {unit:?}; use s, min, h, d, w, month or y"))?
     };
     let secs = v * scale;
     if !(secs.is_finite() && secs >= 0.0) {
@@ -58,22 +55,11 @@ pub fn time_label(secs: f64) -> String {
     if secs == 0.0 {
         return "0 s".into();
     }
-    let order = [
-        ("y", 31_557_600.0),
-        ("month", 2_629_800.0),
-        ("d", 86_400.0),
-        ("h", 3600.0),
-        ("min", 60.0),
-        ("s", 1.0),
-    ];
+    let order = [("y", 31_557_600.0), ("month", 2_629_800.0), ("d", 86_400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0)];
     for (u, f) in order {
         if secs >= f * 0.999 {
             let v = secs / f;
-            return if (v - v.round()).abs() < 1e-3 * v.max(1.0) {
-                format!("{} {u}", v.round())
-            } else {
-                format!("{v:.3} {u}")
-            };
+            return if (v - v.round()).abs() < 1e-3 * v.max(1.0) { format!("{} {u}", v.round()) } else { format!("{v:.3} {u}") };
         }
     }
     format!("{secs:.3e} s")
@@ -81,42 +67,26 @@ pub fn time_label(secs: f64) -> String {
 
 /// Applies `device.FIELD=VALUE` or `periphery.FIELD=VALUE`.
 pub fn apply_override(dev: &mut DeviceModel, io: &mut Periphery, spec: &str) -> Result<(), String> {
-    let (lhs, rhs) = spec.split_once('=').ok_or_else(|| {
-        format!("--set {spec:?}: expected SECTION.FIELD=VALUE, e.g. device.g_max=20")
-    })?;
-    let (section, field) = lhs.trim().split_once('.').ok_or_else(|| {
-        format!("--set {spec:?}: name the section: device.{lhs} or periphery.{lhs}")
-    })?;
+    let (lhs, rhs) = spec.split_once('=').ok_or_else(|| format!("--set {spec:?}: expected SECTION.FIELD=VALUE, e.g. device.g_max=20"))?;
+    let (section, field) = lhs.trim().split_once('.').ok_or_else(|| format!("--set {spec:?}: name the section: device.{lhs} or periphery.{lhs}"))?;
     let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {}", rhs.trim()))
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(rhs.trim().to_string()));
-    fn set<T: serde::Serialize + serde::de::DeserializeOwned>(
-        obj: &mut T,
-        section: &str,
-        field: &str,
-        value: toml::Value,
-    ) -> Result<(), String> {
+    fn set<T: serde::Serialize + serde::de::DeserializeOwned>(obj: &mut T, section: &str, field: &str, value: toml::Value) -> Result<(), String> {
         let mut table = toml::Table::try_from(&*obj).map_err(|e| e.to_string())?;
         if !table.contains_key(field) {
             let known: Vec<_> = table.keys().cloned().collect();
-            return Err(format!(
-                "{section}.{field}: unknown field; known fields: {}",
-                known.join(", ")
-            ));
+            return Err(format!("{section}.{field}: unknown field; known fields: {}", known.join(", ")));
         }
         table.insert(field.to_string(), value);
-        *obj = table
-            .try_into()
-            .map_err(|e: toml::de::Error| format!("{section}.{field}: {}", e.message()))?;
+        *obj = table.try_into().map_err(|e: toml::de::Error| format!("{section}.{field}: {}", e.message()))?;
         Ok(())
     }
     match section {
         "device" => set(dev, section, field.trim(), value),
         "periphery" => set(io, section, field.trim(), value),
-        other => Err(format!(
-            "--set {spec:?}: unknown section {other:?}; use device or periphery"
-        )),
+        other => Err(format!("--set {spec:?}: unknown section {other:?}; use device or periphery")),
     }
 }
 
@@ -131,9 +101,7 @@ mod tests {
         assert_eq!(parse_time("2.5e3").unwrap(), 2500.0);
         assert_eq!(parse_time("10 y").unwrap(), 315_576_000.0);
         assert!(parse_time("-1").unwrap_err().contains(">= 0"));
-        assert!(parse_time("1 fortnight")
-            .unwrap_err()
-            .contains("unknown unit"));
+        assert!(parse_time("1 fortnight").unwrap_err().contains("unknown unit"));
         assert_eq!(time_label(86_400.0), "1 d");
         assert_eq!(time_label(315_576_000.0), "10 y");
     }
@@ -145,13 +113,7 @@ mod tests {
         apply_override(&mut d, &mut p, "periphery.out_res_bits=8").unwrap();
         apply_override(&mut d, &mut p, "periphery.noise_management=none").unwrap();
         assert_eq!((d.g_max, p.out_res_bits), (20.0, 8));
-        assert!(apply_override(&mut d, &mut p, "device.gmax=20")
-            .unwrap_err()
-            .contains("unknown field"));
-        assert!(
-            apply_override(&mut d, &mut p, "periphery.out_res_bits=lots")
-                .unwrap_err()
-                .contains("out_res_bits")
-        );
+        assert!(apply_override(&mut d, &mut p, "device.gmax=20").unwrap_err().contains("unknown field"));
+        assert!(apply_override(&mut d, &mut p, "periphery.out_res_bits=lots").unwrap_err().contains("out_res_bits"));
     }
 }

@@ -30,11 +30,7 @@ impl Progress for Quiet {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("sweep point {point} ({series}): {source}")]
-    Engine {
-        point: usize,
-        series: String,
-        source: EngineError,
-    },
+    Engine { point: usize, series: String, source: EngineError },
     #[error("statistics: {0}")]
     Stats(#[from] stats::StatsError),
 }
@@ -71,21 +67,8 @@ fn point(
     fp: Option<f64>,
     weight_error: Vec<LayerWeightError>,
 ) -> Result<Point, RunError> {
-    let id = PointId {
-        sweep_index: sp.index,
-        labels: sp.labels.iter().cloned().collect(),
-        series: sp.series(),
-        t_inf: exp.times[ti],
-    };
-    Ok(point_stats(
-        id,
-        per_trial,
-        correct,
-        fp,
-        weight_error,
-        exp.confidence,
-        exp.ci_half_width,
-    )?)
+    let id = PointId { sweep_index: sp.index, labels: sp.labels.iter().cloned().collect(), series: sp.series(), t_inf: exp.times[ti] };
+    Ok(point_stats(id, per_trial, correct, fp, weight_error, exp.confidence, exp.ci_half_width)?)
 }
 
 /// Which point a set of trials belongs to.
@@ -140,17 +123,10 @@ pub fn point_stats(
         }
     };
     let drop = match fp {
-        Some(f) => Some(results::Drop {
-            mean: f - summary.mean,
-            ci: stats::difference_of_means_t(&mom, f, 0.0, confidence)?,
-        }),
+        Some(f) => Some(results::Drop { mean: f - summary.mean, ci: stats::difference_of_means_t(&mom, f, 0.0, confidence)? }),
         None => None,
     };
-    let trials_needed = if summary.std > 0.0 {
-        stats::trials_needed(summary.std, ci_half_width, confidence)?
-    } else {
-        2
-    };
+    let trials_needed = if summary.std > 0.0 { stats::trials_needed(summary.std, ci_half_width, confidence)? } else { 2 };
     Ok(Point {
         sweep_index: id.sweep_index,
         labels: id.labels,
@@ -185,37 +161,16 @@ fn layer_weight_errors(
     cfg.trials = trials;
     cfg.first_trial = exp.first_weight_error_trial;
     for (li, m) in mapped.iter().enumerate() {
-        let pts = plan::run_weight_error_layer(be, m, li as u32, &cfg, &mut |n| {
-            progress.advance(n as u64)
-        })?;
-        for (ti, r) in workload::summarize_weight_error(&pts)
-            .into_iter()
-            .enumerate()
-        {
-            per_time[ti].push(LayerWeightError {
-                layer: li,
-                trials: r.trials,
-                mean: r.mean,
-                std: r.std,
-                alpha_mean: r.alpha_mean,
-                alpha_std: r.alpha_std,
-            });
+        let pts = plan::run_weight_error_layer(be, m, li as u32, &cfg, &mut |n| progress.advance(n as u64))?;
+        for (ti, r) in workload::summarize_weight_error(&pts).into_iter().enumerate() {
+            per_time[ti].push(LayerWeightError { layer: li, trials: r.trials, mean: r.mean, std: r.std, alpha_mean: r.alpha_mean, alpha_std: r.alpha_std });
         }
     }
     Ok(per_time)
 }
 
-fn run_point(
-    be: &mut dyn Backend,
-    exp: &Experiment,
-    sp: &SweepPoint,
-    progress: &mut dyn Progress,
-) -> Result<Vec<Point>, RunError> {
-    let eng = |source| RunError::Engine {
-        point: sp.index,
-        series: sp.series(),
-        source,
-    };
+fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, progress: &mut dyn Progress) -> Result<Vec<Point>, RunError> {
+    let eng = |source| RunError::Engine { point: sp.index, series: sp.series(), source };
     let omega = sp.periphery.weight_scaling_omega as f32;
     let layers = analog_layers(&exp.layers, exp.activation, sp.tile, omega);
     let mapped: Vec<MappedMatrix> = layers.iter().map(|l| l.mapped.clone()).collect();
@@ -226,52 +181,20 @@ fn run_point(
             let data = exp.data.as_ref().expect("validated: classifier has data");
             let (fc, fn_) = workload::fp_accuracy(&exp.layers, exp.activation, data);
             let fp = fc as f64 / fn_ as f64;
-            let pts =
-                plan::run_classifier_progress(be, &layers, &data.x, &data.labels, &cfg, &mut |n| {
-                    progress.advance(n as u64)
-                })
-                .map_err(eng)?;
-            let we = layer_weight_errors(be, exp, sp, &mapped, exp.weight_error_trials, progress)
-                .map_err(eng)?;
+            let pts = plan::run_classifier_progress(be, &layers, &data.x, &data.labels, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
+            let we = layer_weight_errors(be, exp, sp, &mapped, exp.weight_error_trials, progress).map_err(eng)?;
             for (ti, (p, w)) in pts.into_iter().zip(we).enumerate() {
-                let acc = p
-                    .correct
-                    .iter()
-                    .map(|&c| c as f64 / p.n_samples as f64)
-                    .collect();
-                out.push(point(
-                    exp,
-                    sp,
-                    ti,
-                    acc,
-                    Some((p.correct, p.n_samples)),
-                    Some(fp),
-                    w,
-                )?);
+                let acc = p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect();
+                out.push(point(exp, sp, ti, acc, Some((p.correct, p.n_samples)), Some(fp), w)?);
             }
         }
         WorkloadKind::WeightError => {
-            let pts = plan::run_weight_error_layer(be, &mapped[0], 0, &cfg, &mut |n| {
-                progress.advance(n as u64)
-            })
-            .map_err(eng)?;
+            let pts = plan::run_weight_error_layer(be, &mapped[0], 0, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
             let rows = workload::summarize_weight_error(&pts);
             for (ti, (p, r)) in pts.iter().zip(rows).enumerate() {
                 let n = p.n_weights as f64;
-                let per_trial = p
-                    .sum_e
-                    .iter()
-                    .zip(&p.sum_e2)
-                    .map(|(s1, s2)| (s2 / n - (s1 / n).powi(2)).max(0.0).sqrt())
-                    .collect();
-                let w = vec![LayerWeightError {
-                    layer: 0,
-                    trials: r.trials,
-                    mean: r.mean,
-                    std: r.std,
-                    alpha_mean: r.alpha_mean,
-                    alpha_std: r.alpha_std,
-                }];
+                let per_trial = p.sum_e.iter().zip(&p.sum_e2).map(|(s1, s2)| (s2 / n - (s1 / n).powi(2)).max(0.0).sqrt()).collect();
+                let w = vec![LayerWeightError { layer: 0, trials: r.trials, mean: r.mean, std: r.std, alpha_mean: r.alpha_mean, alpha_std: r.alpha_std }];
                 out.push(point(exp, sp, ti, per_trial, None, None, w)?);
             }
         }
@@ -281,30 +204,13 @@ fn run_point(
             let x = crate::rng::uniform_signed(batch as usize * m.cols, exp.seed);
             let exact: Vec<f64> = (0..batch as usize)
                 .flat_map(|s| (0..m.rows).map(move |o| (s, o)))
-                .map(|(s, o)| {
-                    (0..m.cols)
-                        .map(|k| m.data[o * m.cols + k] as f64 * x[s * m.cols + k] as f64)
-                        .sum()
-                })
+                .map(|(s, o)| (0..m.cols).map(|k| m.data[o * m.cols + k] as f64 * x[s * m.cols + k] as f64).sum())
                 .collect();
             let norm = exact.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-30);
-            let outs = plan::run_outputs(be, &layers, &x, batch, &cfg, &mut |n| {
-                progress.advance(n as u64)
-            })
-            .map_err(eng)?;
+            let outs = plan::run_outputs(be, &layers, &x, batch, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
             let per = batch as usize * m.rows;
             for (ti, y) in outs.iter().enumerate() {
-                let per_trial = y
-                    .chunks(per)
-                    .map(|yt| {
-                        yt.iter()
-                            .zip(&exact)
-                            .map(|(&a, &b)| (a as f64 - b).powi(2))
-                            .sum::<f64>()
-                            .sqrt()
-                            / norm
-                    })
-                    .collect();
+                let per_trial = y.chunks(per).map(|yt| yt.iter().zip(&exact).map(|(&a, &b)| (a as f64 - b).powi(2)).sum::<f64>().sqrt() / norm).collect();
                 out.push(point(exp, sp, ti, per_trial, None, None, vec![])?);
             }
         }
@@ -314,12 +220,7 @@ fn run_point(
 
 /// Total trial units the progress bar counts for an experiment.
 pub fn total_work(exp: &Experiment) -> u64 {
-    let per_point = exp.trials as u64
-        + if exp.workload == WorkloadKind::Classifier {
-            exp.weight_error_trials as u64 * exp.layers.len() as u64
-        } else {
-            0
-        };
+    let per_point = exp.trials as u64 + if exp.workload == WorkloadKind::Classifier { exp.weight_error_trials as u64 * exp.layers.len() as u64 } else { 0 };
     per_point * exp.points.len() as u64
 }
 
@@ -349,12 +250,7 @@ pub fn run(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress) 
     };
     let energy = (exp.workload == WorkloadKind::Classifier).then(|| {
         let first = &exp.points[0];
-        exp.energy.per_inference(&analog_layers(
-            &exp.layers,
-            exp.activation,
-            first.tile,
-            first.periphery.weight_scaling_omega as f32,
-        ))
+        exp.energy.per_inference(&analog_layers(&exp.layers, exp.activation, first.tile, first.periphery.weight_scaling_omega as f32))
     });
     let (metric, higher) = match exp.workload {
         WorkloadKind::Classifier => ("test accuracy", true),
@@ -366,35 +262,19 @@ pub fn run(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress) 
         schema_version: results::SCHEMA_VERSION,
         tool: format!("aimc {}", env!("CARGO_PKG_VERSION")),
         git_commit: env!("AIMC_GIT_COMMIT").to_string(),
-        adapter: Adapter {
-            name: ad.name,
-            backend: ad.backend,
-            driver: ad.driver,
-            device_type: ad.device_type,
-        },
+        adapter: Adapter { name: ad.name, backend: ad.backend, driver: ad.driver, device_type: ad.device_type },
         seed: exp.seed,
         experiment_file: exp.file.display().to_string(),
         experiment_sha256: exp.sha256.clone(),
         name: exp.name.clone(),
         description: exp.description.clone(),
-        workload: serde_json::to_value(exp.workload)
-            .unwrap()
-            .as_str()
-            .unwrap_or("")
-            .to_string(),
+        workload: serde_json::to_value(exp.workload).unwrap().as_str().unwrap_or("").to_string(),
         metric: metric.into(),
         higher_is_better: higher,
         ci_half_width: exp.ci_half_width,
         confidence: exp.confidence,
         config: exp.resolved.clone(),
-        axes: exp
-            .axes
-            .iter()
-            .map(|a| Axis {
-                name: a.name.clone(),
-                values: a.labels.clone(),
-            })
-            .collect(),
+        axes: exp.axes.iter().map(|a| Axis { name: a.name.clone(), values: a.labels.clone() }).collect(),
         times: exp.times.clone(),
         fp_baseline,
         points,
@@ -422,31 +302,12 @@ pub fn console_summary(r: &Results) -> String {
     if let Some(fp) = r.fp_baseline {
         s.push_str(&format!("floating-point {}: {} %\n", r.metric, f(fp)));
     }
-    s.push_str(&format!(
-        "{:<28} {:>9} {:>10} {:>10} {:>10}\n",
-        "series",
-        "t",
-        if pct { "mean %" } else { "mean" },
-        "± CI",
-        "median"
-    ));
+    s.push_str(&format!("{:<28} {:>9} {:>10} {:>10} {:>10}\n", "series", "t", if pct { "mean %" } else { "mean" }, "± CI", "median"));
     for p in &r.points {
-        s.push_str(&format!(
-            "{:<28} {:>9} {:>10} {:>10} {:>10}\n",
-            p.series,
-            p.time_label,
-            f(p.summary.mean),
-            f(p.mean_ci.half_width()),
-            f(p.summary.median)
-        ));
+        s.push_str(&format!("{:<28} {:>9} {:>10} {:>10} {:>10}\n", p.series, p.time_label, f(p.summary.mean), f(p.mean_ci.half_width()), f(p.summary.median)));
     }
     if let Some(e) = &r.energy {
-        s.push_str(&format!(
-            "energy per inference: {:.2} nJ, latency {:.0} ns ({})\n",
-            e.total_pj / 1e3,
-            e.latency_ns,
-            e.table
-        ));
+        s.push_str(&format!("energy per inference: {:.2} nJ, latency {:.0} ns ({})\n", e.total_pj / 1e3, e.latency_ns, e.table));
     }
     s
 }

@@ -21,22 +21,13 @@ pub const HTML_FILE: &str = "report.html";
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("cannot create the report directory {path}: {source}")]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    CreateDir { path: PathBuf, source: std::io::Error },
 
     #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
 
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
 
     #[error("cannot draw the plot {path}: {message}")]
     Plot { path: PathBuf, message: String },
@@ -51,10 +42,7 @@ pub enum ReportError {
 /// Writes the plots (PNG and SVG), `report.md` and `report.html` for `results` into `dir`,
 /// creating `dir` if needed and overwriting earlier files of the same names.
 pub fn write_report(results: &Results, dir: &Path) -> Result<(), ReportError> {
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir { path: dir.to_path_buf(), source })?;
 
     let figures = plots::write_plots(results, dir)?;
     let document = render::document(results, &figures)?;
@@ -65,33 +53,22 @@ pub fn write_report(results: &Results, dir: &Path) -> Result<(), ReportError> {
     // The HTML inlines the SVG files exactly as written, so the page and the files cannot drift.
     let mut svgs = Vec::with_capacity(figures.len());
     for figure in &figures {
-        let text = std::fs::read_to_string(&figure.svg).map_err(|source| ReportError::Read {
-            path: figure.svg.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(&figure.svg).map_err(|source| ReportError::Read { path: figure.svg.clone(), source })?;
         svgs.push((figure.stem.clone(), text));
     }
     let html_path = dir.join(HTML_FILE);
-    write_file(
-        &html_path,
-        render::to_html(&results.name, &document, &svgs).as_bytes(),
-    )?;
+    write_file(&html_path, render::to_html(&results.name, &document, &svgs).as_bytes())?;
     Ok(())
 }
 
 /// `std::fs::write` with the path in the error.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    std::fs::write(path, bytes).map_err(|source| ReportError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::write(path, bytes).map_err(|source| ReportError::Write { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::results::{
-        Adapter, Axis, Drop, Energy, LayerWeightError, Point, Pooled, SCHEMA_VERSION,
-    };
+    use super::results::{Adapter, Axis, Drop, Energy, LayerWeightError, Point, Pooled, SCHEMA_VERSION};
     use super::*;
     use crate::stats::{clopper_pearson, difference_of_means_t, mean_t, trials_needed, wilson};
     use crate::stats::{Histogram, Moments, Summary};
@@ -111,21 +88,9 @@ pub(crate) mod tests {
 
     /// A classifier point whose statistics come from the real stats functions, so the report
     /// sees numbers shaped like a run's.
-    fn classifier_point(
-        sweep_index: usize,
-        series: &str,
-        t: f64,
-        label: &str,
-        per_trial: Vec<f64>,
-    ) -> Point {
-        let correct: Vec<u32> = per_trial
-            .iter()
-            .map(|a| (a * f64::from(TEST_EXAMPLES)).round() as u32)
-            .collect();
-        let per_trial: Vec<f64> = correct
-            .iter()
-            .map(|c| f64::from(*c) / f64::from(TEST_EXAMPLES))
-            .collect();
+    fn classifier_point(sweep_index: usize, series: &str, t: f64, label: &str, per_trial: Vec<f64>) -> Point {
+        let correct: Vec<u32> = per_trial.iter().map(|a| (a * f64::from(TEST_EXAMPLES)).round() as u32).collect();
+        let per_trial: Vec<f64> = correct.iter().map(|c| f64::from(*c) / f64::from(TEST_EXAMPLES)).collect();
         let moments: Moments = per_trial.iter().copied().collect();
         let successes: u64 = correct.iter().map(|c| u64::from(*c)).sum();
         let trials = u64::from(TEST_EXAMPLES) * per_trial.len() as u64;
@@ -147,10 +112,7 @@ pub(crate) mod tests {
                 wilson: wilson(successes, trials, 0.95).unwrap(),
                 clopper_pearson: clopper_pearson(successes, trials, 0.95).unwrap(),
             }),
-            drop: Some(Drop {
-                mean: FP_ACCURACY - moments.mean,
-                ci: difference_of_means_t(&moments, FP_ACCURACY, 0.0, 0.95).unwrap(),
-            }),
+            drop: Some(Drop { mean: FP_ACCURACY - moments.mean, ci: difference_of_means_t(&moments, FP_ACCURACY, 0.0, 0.95).unwrap() }),
             trials_needed: trials_needed(moments.std(), 0.005, 0.95).unwrap(),
             histogram,
             weight_error: (0..2)
@@ -158,11 +120,7 @@ pub(crate) mod tests {
                     layer,
                     trials: per_trial.len() as u64,
                     mean: 1e-4 * layer as f64,
-                    std: 0.02
-                        + 0.003
-                            * t.log10()
-                            * (1.0 + 0.5 * layer as f64)
-                            * if sweep_index == 0 { 1.5 } else { 0.6 },
+                    std: 0.02 + 0.003 * t.log10() * (1.0 + 0.5 * layer as f64) * if sweep_index == 0 { 1.5 } else { 0.6 },
                     alpha_mean: 1.0 + 0.01 * t.log10(),
                     alpha_std: 0.002,
                 })
@@ -187,19 +145,14 @@ pub(crate) mod tests {
             experiment_file: "experiments/mlp_mnist_drift.toml".to_string(),
             experiment_sha256: "ab".repeat(32),
             name: "MLP on MNIST: PCM drift <with> & without GDC".to_string(),
-            description:
-                "Accuracy of a 784-256-10 MLP on PCM tiles\nafter drift.\n\nSecond paragraph."
-                    .to_string(),
+            description: "Accuracy of a 784-256-10 MLP on PCM tiles\nafter drift.\n\nSecond paragraph.".to_string(),
             workload: "classifier".to_string(),
             metric: "test accuracy".to_string(),
             higher_is_better: true,
             ci_half_width: 0.005,
             confidence: 0.95,
             config: serde_json::json!({"device": {"model": "pcm", "drift_nu": 0.06}, "sweep": {"gdc": ["off", "readout"]}}),
-            axes: vec![Axis {
-                name: "gdc".to_string(),
-                values: vec!["off".to_string(), "readout".to_string()],
-            }],
+            axes: vec![Axis { name: "gdc".to_string(), values: vec!["off".to_string(), "readout".to_string()] }],
             times,
             fp_baseline: Some(FP_ACCURACY),
             points,
@@ -227,25 +180,14 @@ pub(crate) mod tests {
 
     /// 2 series × 6 times × 50 trials: accuracy falls with log time, faster without GDC.
     pub(crate) fn synthetic() -> Results {
-        let times: [(f64, &str); 6] = [
-            (1.0, "1 s"),
-            (3600.0, "1 h"),
-            (86_400.0, "1 d"),
-            (2_629_800.0, "1 month"),
-            (31_557_600.0, "1 y"),
-            (315_576_000.0, "10 y"),
-        ];
+        let times: [(f64, &str); 6] =
+            [(1.0, "1 s"), (3600.0, "1 h"), (86_400.0, "1 d"), (2_629_800.0, "1 month"), (31_557_600.0, "1 y"), (315_576_000.0, "10 y")];
         let mut state = 7_u64;
         let mut points = Vec::new();
-        for (s, (series, slope)) in [("gdc=off", 0.006), ("gdc=readout", 0.002)]
-            .into_iter()
-            .enumerate()
-        {
+        for (s, (series, slope)) in [("gdc=off", 0.006), ("gdc=readout", 0.002)].into_iter().enumerate() {
             for (t, label) in times {
                 let centre = FP_ACCURACY - 0.001 - slope * t.log10() * (1.0 + 0.1 * t.log10());
-                let per_trial = (0..50)
-                    .map(|_| centre + 0.004 * (unit(&mut state) - 0.5) * (1.0 + t.log10()))
-                    .collect();
+                let per_trial = (0..50).map(|_| centre + 0.004 * (unit(&mut state) - 0.5) * (1.0 + t.log10())).collect();
                 points.push(classifier_point(s, series, t, label, per_trial));
             }
         }
@@ -285,11 +227,7 @@ pub(crate) mod tests {
             if name.ends_with(".png") {
                 assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{name}");
                 // Text and a few lines compress well; a blank or text-less plot is far smaller.
-                assert!(
-                    (20_000..3_000_000).contains(&bytes.len()),
-                    "{name}: {} bytes",
-                    bytes.len()
-                );
+                assert!((20_000..3_000_000).contains(&bytes.len()), "{name}: {} bytes", bytes.len());
             }
         }
 
@@ -306,15 +244,9 @@ pub(crate) mod tests {
         ] {
             assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
         }
-        let sentence = md
-            .lines()
-            .find(|l| l.starts_with("- With gdc=readout, the median test accuracy falls from "))
-            .unwrap();
+        let sentence = md.lines().find(|l| l.starts_with("- With gdc=readout, the median test accuracy falls from ")).unwrap();
         assert!(
-            sentence.contains(" at 1 s to ")
-                && sentence.contains(
-                    " at 10 y; the floating-point accuracy is 95.3 %; at 10 y the mean drop is "
-                ),
+            sentence.contains(" at 1 s to ") && sentence.contains(" at 10 y; the floating-point accuracy is 95.3 %; at 10 y the mean drop is "),
             "{sentence}"
         );
         assert!(sentence.ends_with(" points (95 % CI)."), "{sentence}");
@@ -322,18 +254,9 @@ pub(crate) mod tests {
         let html = String::from_utf8(read(&dir.join(HTML_FILE))).unwrap();
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert_eq!(html.matches("<svg ").count(), 3, "three inline plots");
-        assert_eq!(
-            html.matches(" viewBox=\"0 0 1600 ").count(),
-            3,
-            "inline plots scale with the page"
-        );
-        assert!(
-            !html.contains("<?xml") && !html.contains("src=\""),
-            "self-contained"
-        );
-        assert!(
-            html.contains("<title>MLP on MNIST: PCM drift &lt;with&gt; &amp; without GDC</title>")
-        );
+        assert_eq!(html.matches(" viewBox=\"0 0 1600 ").count(), 3, "inline plots scale with the page");
+        assert!(!html.contains("<?xml") && !html.contains("src=\""), "self-contained");
+        assert!(html.contains("<title>MLP on MNIST: PCM drift &lt;with&gt; &amp; without GDC</title>"));
         assert!(html.contains("<th class=\"num\">median</th>"));
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -345,10 +268,7 @@ pub(crate) mod tests {
         write_report(&results, &a).unwrap();
         write_report(&results, &b).unwrap();
         for name in FILES {
-            assert!(
-                read(&a.join(name)) == read(&b.join(name)),
-                "{name} differs between renders"
-            );
+            assert!(read(&a.join(name)) == read(&b.join(name)), "{name} differs between renders");
         }
         // Rewriting into the same directory (what `aimc report DIR` does) changes nothing either.
         let before = read(&a.join("distribution.png"));
@@ -366,10 +286,7 @@ pub(crate) mod tests {
         point.summary = Summary::from_sample(&point.per_trial).unwrap();
         let moments: Moments = point.per_trial.iter().copied().collect();
         point.mean_ci = mean_t(&moments, 0.95).unwrap();
-        point.drop = Some(Drop {
-            mean: 0.01,
-            ci: difference_of_means_t(&moments, FP_ACCURACY, 0.0, 0.95).unwrap(),
-        });
+        point.drop = Some(Drop { mean: 0.01, ci: difference_of_means_t(&moments, FP_ACCURACY, 0.0, 0.95).unwrap() });
         point.weight_error.clear();
         results.points = vec![point];
         results.times = vec![results.points[0].t_inf];
@@ -378,15 +295,9 @@ pub(crate) mod tests {
         let dir = temp_dir("one");
         write_report(&results, &dir).unwrap();
         assert!(dir.join("accuracy_vs_time.png").exists() && dir.join("distribution.svg").exists());
-        assert!(
-            !dir.join("weight_error_vs_time.png").exists(),
-            "no weight-error data, no plot"
-        );
+        assert!(!dir.join("weight_error_vs_time.png").exists(), "no weight-error data, no plot");
         let md = String::from_utf8(read(&dir.join(MARKDOWN_FILE))).unwrap();
-        assert!(
-            md.contains("- With gdc=off, the median test accuracy is "),
-            "{md}"
-        );
+        assert!(md.contains("- With gdc=off, the median test accuracy is "), "{md}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -404,14 +315,9 @@ pub(crate) mod tests {
         results.points.truncate(6);
         let dir = temp_dir("mvm");
         write_report(&results, &dir).unwrap();
-        assert!(
-            dir.join("metric_vs_time.png").exists() && !dir.join("accuracy_vs_time.png").exists()
-        );
+        assert!(dir.join("metric_vs_time.png").exists() && !dir.join("accuracy_vs_time.png").exists());
         let md = String::from_utf8(read(&dir.join(MARKDOWN_FILE))).unwrap();
-        assert!(
-            md.contains("- The median relative MVM error falls from "),
-            "{md}"
-        );
+        assert!(md.contains("- The median relative MVM error falls from "), "{md}");
 
         results.points.clear();
         results.times.clear();

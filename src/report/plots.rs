@@ -55,14 +55,8 @@ const BOLD_GRID: RGBColor = RGBColor(200, 200, 200);
 const LIGHT_GRID: RGBColor = RGBColor(236, 236, 236);
 
 /// Okabe & Ito (2008) colour-blind-safe palette, without its yellow (too faint on white).
-const PALETTE: [RGBColor; 6] = [
-    RGBColor(0, 114, 178),
-    RGBColor(213, 94, 0),
-    RGBColor(0, 158, 115),
-    RGBColor(204, 121, 167),
-    RGBColor(230, 159, 0),
-    RGBColor(86, 180, 233),
-];
+const PALETTE: [RGBColor; 6] =
+    [RGBColor(0, 114, 178), RGBColor(213, 94, 0), RGBColor(0, 158, 115), RGBColor(204, 121, 167), RGBColor(230, 159, 0), RGBColor(86, 180, 233)];
 
 /// Marker shapes told apart without colour (layers in the weight-error plot).
 #[derive(Clone, Copy, Debug)]
@@ -72,12 +66,7 @@ enum Marker {
     Square,
     Diamond,
 }
-const MARKERS: [Marker; 4] = [
-    Marker::Circle,
-    Marker::Triangle,
-    Marker::Square,
-    Marker::Diamond,
-];
+const MARKERS: [Marker; 4] = [Marker::Circle, Marker::Triangle, Marker::Square, Marker::Diamond];
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -118,10 +107,7 @@ pub fn series_of(results: &Results) -> Vec<Series<'_>> {
     for point in &results.points {
         match out.iter_mut().find(|s| s.name == point.series) {
             Some(series) => series.points.push(point),
-            None => out.push(Series {
-                name: &point.series,
-                points: vec![point],
-            }),
+            None => out.push(Series { name: &point.series, points: vec![point] }),
         }
     }
     for series in &mut out {
@@ -184,10 +170,7 @@ impl Figure {
     fn title(self, results: &Results) -> String {
         match self {
             Figure::MetricVsTime => {
-                format!(
-                    "{} vs time after programming (median, 5–95 % of trials)",
-                    capitalised(&results.metric)
-                )
+                format!("{} vs time after programming (median, 5–95 % of trials)", capitalised(&results.metric))
             }
             Figure::Distribution => {
                 format!("{} per trial at each time", capitalised(&results.metric))
@@ -213,31 +196,20 @@ impl Figure {
             Figure::Distribution => distribution_legend(results),
             Figure::WeightError => weight_error_lines(series)
                 .into_iter()
-                .map(|line| LegendItem {
-                    swatch: Swatch::Line(line.color, line.marker, line.dashed),
-                    label: line.label,
-                })
+                .map(|line| LegendItem { swatch: Swatch::Line(line.color, line.marker, line.dashed), label: line.label })
                 .collect(),
         }
     }
 
     /// Draws the title, the chart and the legend below it.
-    fn draw<DB: DrawingBackend>(
-        self,
-        root: &DrawingArea<DB, Shift>,
-        results: &Results,
-        series: &[Series<'_>],
-        legend: &Legend,
-    ) -> DrawResult
+    fn draw<DB: DrawingBackend>(self, root: &DrawingArea<DB, Shift>, results: &Results, series: &[Series<'_>], legend: &Legend) -> DrawResult
     where
         DB::ErrorType: 'static,
     {
         root.fill(&WHITE)?;
         let (chart_area, legend_area) = root.split_vertically(self.chart_height(series));
         // A top margin keeps the title clear of the canvas edge.
-        let body = chart_area
-            .margin(16, 0, 0, 0)
-            .titled(&self.title(results), (FONT, TITLE_PX))?;
+        let body = chart_area.margin(16, 0, 0, 0).titled(&self.title(results), (FONT, TITLE_PX))?;
         match self {
             Figure::MetricVsTime => draw_metric_vs_time(&body, results, series)?,
             Figure::Distribution => draw_distribution(&body, results, series)?,
@@ -256,34 +228,19 @@ pub fn write_plots(results: &Results, dir: &Path) -> Result<Vec<PlotFile>, Repor
     if results.points.iter().any(|p| !p.weight_error.is_empty()) {
         figures.push(Figure::WeightError);
     }
-    figures
-        .into_iter()
-        .map(|figure| write_figure(figure, results, &series, dir))
-        .collect()
+    figures.into_iter().map(|figure| write_figure(figure, results, &series, dir)).collect()
 }
 
-fn write_figure(
-    figure: Figure,
-    results: &Results,
-    series: &[Series<'_>],
-    dir: &Path,
-) -> Result<PlotFile, ReportError> {
+fn write_figure(figure: Figure, results: &Results, series: &[Series<'_>], dir: &Path) -> Result<PlotFile, ReportError> {
     let stem = figure.stem(results);
-    let plot_error = |path: &Path, e: Box<dyn std::error::Error>| ReportError::Plot {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
+    let plot_error = |path: &Path, e: Box<dyn std::error::Error>| ReportError::Plot { path: path.to_path_buf(), message: e.to_string() };
 
     let png = dir.join(format!("{stem}.png"));
-    let legend =
-        Legend::new(figure.legend_items(results, series)).map_err(|e| plot_error(&png, e))?;
+    let legend = Legend::new(figure.legend_items(results, series)).map_err(|e| plot_error(&png, e))?;
     let size = (WIDTH, figure.chart_height(series) + legend.height);
     {
         let root = BitMapBackend::new(&png, size).into_drawing_area();
-        figure
-            .draw(&root, results, series, &legend)
-            .and_then(|()| root.present().map_err(Into::into))
-            .map_err(|e| plot_error(&png, e))?;
+        figure.draw(&root, results, series, &legend).and_then(|()| root.present().map_err(Into::into)).map_err(|e| plot_error(&png, e))?;
     }
 
     // The SVG is rendered to memory and written here so that I/O errors carry the path.
@@ -291,19 +248,11 @@ fn write_figure(
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
-        figure
-            .draw(&root, results, series, &legend)
-            .and_then(|()| root.present().map_err(Into::into))
-            .map_err(|e| plot_error(&svg, e))?;
+        figure.draw(&root, results, series, &legend).and_then(|()| root.present().map_err(Into::into)).map_err(|e| plot_error(&svg, e))?;
     }
     write_file(&svg, text.as_bytes())?;
 
-    Ok(PlotFile {
-        stem: stem.to_string(),
-        title: figure.title(results),
-        png,
-        svg,
-    })
+    Ok(PlotFile { stem: stem.to_string(), title: figure.title(results), png, svg })
 }
 
 fn capitalised(text: &str) -> String {
@@ -321,12 +270,7 @@ fn palette(index: usize) -> RGBColor {
 /// Pads a data range so that lines and markers do not sit on the frame, and widens an empty or
 /// single-valued range (one point, one trial, identical trials) into a drawable one.
 fn padded(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values
-        .into_iter()
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
+    let (lo, hi) = values.into_iter().filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if lo > hi {
         return (0.0, 1.0);
     }
@@ -358,9 +302,7 @@ fn thin_ticks(ticks: Vec<(f64, String)>, lo: f64, hi: f64, width_px: f64) -> Vec
     let px = |x: f64| (x - lo) / (hi - lo) * width_px;
     let mut kept: Vec<(f64, String)> = Vec::new();
     for (x, label) in ticks {
-        let fits = kept.last().is_none_or(|(kx, klabel)| {
-            px(x) - px(*kx) >= half_width(klabel) + half_width(&label) + 24.0
-        });
+        let fits = kept.last().is_none_or(|(kx, klabel)| px(x) - px(*kx) >= half_width(klabel) + half_width(&label) + 24.0);
         if fits {
             kept.push((x, label));
         }
@@ -380,11 +322,7 @@ struct TimeAxis {
 
 impl TimeAxis {
     fn new(points: &[&Point], width_px: f64) -> Self {
-        let mut times: Vec<(f64, &str)> = points
-            .iter()
-            .filter(|p| p.t_inf.is_finite())
-            .map(|p| (p.t_inf, p.time_label.as_str()))
-            .collect();
+        let mut times: Vec<(f64, &str)> = points.iter().filter(|p| p.t_inf.is_finite()).map(|p| (p.t_inf, p.time_label.as_str())).collect();
         times.sort_by(|a, b| a.0.total_cmp(&b.0));
         times.dedup_by(|a, b| a.0 == b.0);
         let log = times.iter().all(|(t, _)| *t > 0.0);
@@ -398,22 +336,11 @@ impl TimeAxis {
             }
             // One time: half a decade either side (or ±50 % on a linear axis).
             (Some(only), _) if log => (x(only.0) - 0.5, x(only.0) + 0.5),
-            (Some(only), _) => (
-                only.0 - only.0.abs().max(1.0) * 0.5,
-                only.0 + only.0.abs().max(1.0) * 0.5,
-            ),
+            (Some(only), _) => (only.0 - only.0.abs().max(1.0) * 0.5, only.0 + only.0.abs().max(1.0) * 0.5),
             _ => (0.0, 1.0),
         };
-        let candidates = times
-            .iter()
-            .map(|(t, label)| (x(*t), label.to_string()))
-            .collect();
-        TimeAxis {
-            log,
-            lo,
-            hi,
-            ticks: thin_ticks(candidates, lo, hi, width_px),
-        }
+        let candidates = times.iter().map(|(t, label)| (x(*t), label.to_string())).collect();
+        TimeAxis { log, lo, hi, ticks: thin_ticks(candidates, lo, hi, width_px) }
     }
 
     fn x(&self, t: f64) -> f64 {
@@ -435,11 +362,7 @@ impl TimeAxis {
 
 /// Width in pixels of the plotting area inside a chart area of `width`.
 fn plot_width(width: u32) -> f64 {
-    f64::from(
-        width
-            .saturating_sub(Y_LABEL_AREA + CHART_MARGIN + CHART_MARGIN_RIGHT)
-            .max(1),
-    )
+    f64::from(width.saturating_sub(Y_LABEL_AREA + CHART_MARGIN + CHART_MARGIN_RIGHT).max(1))
 }
 
 /// A linear f64 axis whose ticks are exactly the given positions (the sweep's times), with no
@@ -501,22 +424,9 @@ where
         .margin_right(CHART_MARGIN_RIGHT)
         .x_label_area_size(X_LABEL_AREA)
         .y_label_area_size(Y_LABEL_AREA)
-        .build_cartesian_2d(
-            TickedAxis {
-                lo: x_range.0,
-                hi: x_range.1,
-                ticks: key_points,
-            },
-            y_range.0..y_range.1,
-        )?;
+        .build_cartesian_2d(TickedAxis { lo: x_range.0, hi: x_range.1, ticks: key_points }, y_range.0..y_range.1)?;
 
-    let x_label = |x: &f64| {
-        ticks
-            .iter()
-            .min_by(|a, b| (a.0 - x).abs().total_cmp(&(b.0 - x).abs()))
-            .map(|(_, label)| label.clone())
-            .unwrap_or_default()
-    };
+    let x_label = |x: &f64| ticks.iter().min_by(|a, b| (a.0 - x).abs().total_cmp(&(b.0 - x).abs())).map(|(_, label)| label.clone()).unwrap_or_default();
     let decimals = tick_decimals(y_range.1 - y_range.0);
     let y_label = |y: &f64| format!("{y:.decimals$}");
     chart
@@ -539,12 +449,7 @@ where
     Ok(chart)
 }
 
-fn draw_marker<DB: DrawingBackend, CT: CoordTranslate>(
-    area: &DrawingArea<DB, CT>,
-    at: CT::From,
-    marker: Marker,
-    color: RGBColor,
-) -> DrawResult
+fn draw_marker<DB: DrawingBackend, CT: CoordTranslate>(area: &DrawingArea<DB, CT>, at: CT::From, marker: Marker, color: RGBColor) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
@@ -552,28 +457,18 @@ where
     let r = MARKER_PX;
     match marker {
         Marker::Circle => area.draw(&(EmptyElement::at(at) + Circle::new((0, 0), r, fill)))?,
-        Marker::Triangle => {
-            area.draw(&(EmptyElement::at(at) + TriangleMarker::new((0, 0), r + 2, fill)))?
-        }
-        Marker::Square => {
-            area.draw(&(EmptyElement::at(at) + Rectangle::new([(-r, -r), (r, r)], fill)))?
-        }
+        Marker::Triangle => area.draw(&(EmptyElement::at(at) + TriangleMarker::new((0, 0), r + 2, fill)))?,
+        Marker::Square => area.draw(&(EmptyElement::at(at) + Rectangle::new([(-r, -r), (r, r)], fill)))?,
         Marker::Diamond => {
             let d = r + 3;
-            area.draw(
-                &(EmptyElement::at(at)
-                    + Polygon::new(vec![(0, -d), (d, 0), (0, d), (-d, 0)], fill)),
-            )?
+            area.draw(&(EmptyElement::at(at) + Polygon::new(vec![(0, -d), (d, 0), (0, d), (-d, 0)], fill)))?
         }
     }
     Ok(())
 }
 
 /// The mean as a hollow diamond, so the median bar it usually sits on stays visible.
-fn draw_mean_marker<DB: DrawingBackend, CT: CoordTranslate>(
-    area: &DrawingArea<DB, CT>,
-    at: CT::From,
-) -> DrawResult
+fn draw_mean_marker<DB: DrawingBackend, CT: CoordTranslate>(area: &DrawingArea<DB, CT>, at: CT::From) -> DrawResult
 where
     CT::From: Clone,
     DB::ErrorType: 'static,
@@ -628,11 +523,7 @@ impl Legend {
     /// for PNG and SVG.
     fn new(items: Vec<LegendItem>) -> Result<Self, Box<dyn std::error::Error>> {
         if items.is_empty() {
-            return Ok(Legend {
-                items,
-                positions: Vec::new(),
-                height: 0,
-            });
+            return Ok(Legend { items, positions: Vec::new(), height: 0 });
         }
         let font = FontDesc::from((FONT, f64::from(LEGEND_PX)));
         let mut widths = Vec::with_capacity(items.len());
@@ -668,11 +559,7 @@ impl Legend {
             }
         }
         let height = (2 * LEGEND_PAD + rows.len() as i32 * ROW_H) as u32;
-        Ok(Legend {
-            items,
-            positions,
-            height,
-        })
+        Ok(Legend { items, positions, height })
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult
@@ -683,44 +570,26 @@ impl Legend {
     }
 }
 
-fn draw_legend<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    items: &[LegendItem],
-    positions: &[(i32, i32)],
-) -> DrawResult
+fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, items: &[LegendItem], positions: &[(i32, i32)]) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
     let text_style = TextStyle::from((FONT, LEGEND_PX)).pos(Pos::new(HPos::Left, VPos::Center));
     for (item, &(x, y)) in items.iter().zip(positions) {
         let (x1, mid) = (x + SWATCH_W, x + SWATCH_W / 2);
-        let line =
-            |color: RGBColor| PathElement::new(vec![(x, y), (x1, y)], color.stroke_width(LINE_PX));
+        let line = |color: RGBColor| PathElement::new(vec![(x, y), (x1, y)], color.stroke_width(LINE_PX));
         match item.swatch {
             Swatch::Band(color) => {
-                area.draw(&Rectangle::new(
-                    [(x, y - 16), (x1, y + 16)],
-                    color.mix(BAND_ALPHA).filled(),
-                ))?;
+                area.draw(&Rectangle::new([(x, y - 16), (x1, y + 16)], color.mix(BAND_ALPHA).filled()))?;
                 area.draw(&line(color))?;
                 draw_marker(area, (mid, y), Marker::Circle, color)?;
             }
             Swatch::Dashed(color) => {
-                area.draw(&DashedPathElement::new(
-                    vec![(x, y), (x1, y)],
-                    14,
-                    9,
-                    color.stroke_width(3),
-                ))?;
+                area.draw(&DashedPathElement::new(vec![(x, y), (x1, y)], 14, 9, color.stroke_width(3)))?;
             }
             Swatch::Line(color, marker, dashed) => {
                 if dashed {
-                    area.draw(&DashedPathElement::new(
-                        vec![(x, y), (x1, y)],
-                        16,
-                        8,
-                        color.stroke_width(LINE_PX),
-                    ))?;
+                    area.draw(&DashedPathElement::new(vec![(x, y), (x1, y)], 16, 8, color.stroke_width(LINE_PX)))?;
                 } else {
                     area.draw(&line(color))?;
                 }
@@ -728,48 +597,25 @@ where
             }
             Swatch::Dots(color) => {
                 for dx in [10, 30, 50] {
-                    area.draw(&Circle::new(
-                        (x + dx, y + (dx % 20) - 5),
-                        5,
-                        color.mix(0.6).filled(),
-                    ))?;
+                    area.draw(&Circle::new((x + dx, y + (dx % 20) - 5), 5, color.mix(0.6).filled()))?;
                 }
             }
             Swatch::Box(color) => {
-                area.draw(&Rectangle::new(
-                    [(x + 10, y - 16), (x1 - 10, y + 16)],
-                    color.mix(0.3).filled(),
-                ))?;
-                area.draw(&Rectangle::new(
-                    [(x + 10, y - 16), (x1 - 10, y + 16)],
-                    color.stroke_width(3),
-                ))?;
+                area.draw(&Rectangle::new([(x + 10, y - 16), (x1 - 10, y + 16)], color.mix(0.3).filled()))?;
+                area.draw(&Rectangle::new([(x + 10, y - 16), (x1 - 10, y + 16)], color.stroke_width(3)))?;
             }
             Swatch::Whisker => {
                 let style = BASELINE_COLOR.stroke_width(3);
                 area.draw(&PathElement::new(vec![(mid, y - 20), (mid, y + 20)], style))?;
-                area.draw(&PathElement::new(
-                    vec![(mid - 10, y - 20), (mid + 10, y - 20)],
-                    style,
-                ))?;
-                area.draw(&PathElement::new(
-                    vec![(mid - 10, y + 20), (mid + 10, y + 20)],
-                    style,
-                ))?;
+                area.draw(&PathElement::new(vec![(mid - 10, y - 20), (mid + 10, y - 20)], style))?;
+                area.draw(&PathElement::new(vec![(mid - 10, y + 20), (mid + 10, y + 20)], style))?;
             }
             Swatch::MedianBar => {
-                area.draw(&PathElement::new(
-                    vec![(x + 10, y), (x1 - 10, y)],
-                    BASELINE_COLOR.stroke_width(6),
-                ))?;
+                area.draw(&PathElement::new(vec![(x + 10, y), (x1 - 10, y)], BASELINE_COLOR.stroke_width(6)))?;
             }
             Swatch::MeanMarker => draw_mean_marker(area, (mid, y))?,
         }
-        area.draw(&Text::new(
-            item.label.clone(),
-            (x1 + SWATCH_GAP, y),
-            text_style.clone(),
-        ))?;
+        area.draw(&Text::new(item.label.clone(), (x1 + SWATCH_GAP, y), text_style.clone()))?;
     }
     Ok(())
 }
@@ -778,53 +624,24 @@ where
 // Metric vs time.
 
 fn metric_legend(results: &Results, series: &[Series<'_>]) -> Vec<LegendItem> {
-    let mut items: Vec<LegendItem> = series
-        .iter()
-        .enumerate()
-        .map(|(i, s)| LegendItem {
-            swatch: Swatch::Band(palette(i)),
-            label: format!("{}: median, 5–95 %", s.label()),
-        })
-        .collect();
+    let mut items: Vec<LegendItem> =
+        series.iter().enumerate().map(|(i, s)| LegendItem { swatch: Swatch::Band(palette(i)), label: format!("{}: median, 5–95 %", s.label()) }).collect();
     if results.fp_baseline.is_some() {
-        items.push(LegendItem {
-            swatch: Swatch::Dashed(BASELINE_COLOR),
-            label: "floating point".to_string(),
-        });
+        items.push(LegendItem { swatch: Swatch::Dashed(BASELINE_COLOR), label: "floating point".to_string() });
     }
     items
 }
 
-fn draw_metric_vs_time<DB: DrawingBackend>(
-    chart_area: &DrawingArea<DB, Shift>,
-    results: &Results,
-    series: &[Series<'_>],
-) -> DrawResult
+fn draw_metric_vs_time<DB: DrawingBackend>(chart_area: &DrawingArea<DB, Shift>, results: &Results, series: &[Series<'_>]) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
     let scale = metric_scale(results);
 
-    let all: Vec<&Point> = series
-        .iter()
-        .flat_map(|s| s.points.iter().copied())
-        .collect();
+    let all: Vec<&Point> = series.iter().flat_map(|s| s.points.iter().copied()).collect();
     let axis = TimeAxis::new(&all, plot_width(chart_area.dim_in_pixel().0));
-    let y_range = padded(
-        all.iter()
-            .flat_map(|p| [p.summary.p05, p.summary.p95, p.summary.median])
-            .chain(results.fp_baseline)
-            .map(|v| v * scale),
-    );
-    let chart = build_chart(
-        chart_area,
-        None,
-        (axis.lo, axis.hi),
-        &axis.ticks,
-        axis.description(),
-        y_range,
-        &metric_axis_label(results),
-    )?;
+    let y_range = padded(all.iter().flat_map(|p| [p.summary.p05, p.summary.p95, p.summary.median]).chain(results.fp_baseline).map(|v| v * scale));
+    let chart = build_chart(chart_area, None, (axis.lo, axis.hi), &axis.ticks, axis.description(), y_range, &metric_axis_label(results))?;
     let plot = chart.plotting_area();
     if all.is_empty() {
         draw_no_data(plot)?;
@@ -833,46 +650,26 @@ where
     for (i, s) in series.iter().enumerate() {
         let color = palette(i);
         let at = |p: &Point, v: f64| (axis.x(p.t_inf), v * scale);
-        let points: Vec<&Point> = s
-            .points
-            .iter()
-            .copied()
-            .filter(|p| p.t_inf.is_finite())
-            .collect();
+        let points: Vec<&Point> = s.points.iter().copied().filter(|p| p.t_inf.is_finite()).collect();
         if points.len() >= 2 {
-            let band: Vec<(f64, f64)> = points
-                .iter()
-                .map(|p| at(p, p.summary.p95))
-                .chain(points.iter().rev().map(|p| at(p, p.summary.p05)))
-                .collect();
+            let band: Vec<(f64, f64)> = points.iter().map(|p| at(p, p.summary.p95)).chain(points.iter().rev().map(|p| at(p, p.summary.p05))).collect();
             plot.draw(&Polygon::new(band, color.mix(BAND_ALPHA).filled()))?;
         } else if let Some(p) = points.first() {
             // A band needs two times; a single time shows its 5–95 % range as a bar.
             let half = 0.02 * (axis.hi - axis.lo);
             let (x, lo) = at(p, p.summary.p05);
             let hi = p.summary.p95 * scale;
-            plot.draw(&Rectangle::new(
-                [(x - half, lo), (x + half, hi)],
-                color.mix(BAND_ALPHA).filled(),
-            ))?;
+            plot.draw(&Rectangle::new([(x - half, lo), (x + half, hi)], color.mix(BAND_ALPHA).filled()))?;
         }
         let medians: Vec<(f64, f64)> = points.iter().map(|p| at(p, p.summary.median)).collect();
-        plot.draw(&PathElement::new(
-            medians.clone(),
-            color.stroke_width(LINE_PX),
-        ))?;
+        plot.draw(&PathElement::new(medians.clone(), color.stroke_width(LINE_PX)))?;
         for m in medians {
             draw_marker(plot, m, Marker::Circle, color)?;
         }
     }
     if let Some(fp) = results.fp_baseline {
         let y = fp * scale;
-        plot.draw(&DashedPathElement::new(
-            vec![(axis.lo, y), (axis.hi, y)],
-            14,
-            9,
-            BASELINE_COLOR.stroke_width(3),
-        ))?;
+        plot.draw(&DashedPathElement::new(vec![(axis.lo, y), (axis.hi, y)], 14, 9, BASELINE_COLOR.stroke_width(3)))?;
     }
     Ok(())
 }
@@ -883,14 +680,8 @@ where
     DB::ErrorType: 'static,
 {
     let (w, h) = plot.dim_in_pixel();
-    let style = TextStyle::from((FONT, AXIS_PX))
-        .color(&BASELINE_COLOR)
-        .pos(Pos::new(HPos::Center, VPos::Center));
-    plot.strip_coord_spec().draw(&Text::new(
-        "no points recorded",
-        (w as i32 / 2, h as i32 / 2),
-        style,
-    ))?;
+    let style = TextStyle::from((FONT, AXIS_PX)).color(&BASELINE_COLOR).pos(Pos::new(HPos::Center, VPos::Center));
+    plot.strip_coord_spec().draw(&Text::new("no points recorded", (w as i32 / 2, h as i32 / 2), style))?;
     Ok(())
 }
 
@@ -913,50 +704,22 @@ fn dot_stride(trials: usize) -> usize {
 
 /// The stride between drawn trials, the same for every point so dot density compares.
 fn distribution_stride(results: &Results) -> usize {
-    results
-        .points
-        .iter()
-        .map(|p| dot_stride(p.per_trial.len()))
-        .max()
-        .unwrap_or(1)
+    results.points.iter().map(|p| dot_stride(p.per_trial.len())).max().unwrap_or(1)
 }
 
 fn distribution_legend(results: &Results) -> Vec<LegendItem> {
     let stride = distribution_stride(results);
-    let dots_label = if stride > 1 {
-        format!("trials (1 in {stride} shown)")
-    } else {
-        "trials".to_string()
-    };
+    let dots_label = if stride > 1 { format!("trials (1 in {stride} shown)") } else { "trials".to_string() };
     vec![
-        LegendItem {
-            swatch: Swatch::Dots(palette(0)),
-            label: dots_label,
-        },
-        LegendItem {
-            swatch: Swatch::Box(palette(0)),
-            label: "5–95 %".to_string(),
-        },
-        LegendItem {
-            swatch: Swatch::Whisker,
-            label: "1–99 %".to_string(),
-        },
-        LegendItem {
-            swatch: Swatch::MedianBar,
-            label: "median".to_string(),
-        },
-        LegendItem {
-            swatch: Swatch::MeanMarker,
-            label: "mean".to_string(),
-        },
+        LegendItem { swatch: Swatch::Dots(palette(0)), label: dots_label },
+        LegendItem { swatch: Swatch::Box(palette(0)), label: "5–95 %".to_string() },
+        LegendItem { swatch: Swatch::Whisker, label: "1–99 %".to_string() },
+        LegendItem { swatch: Swatch::MedianBar, label: "median".to_string() },
+        LegendItem { swatch: Swatch::MeanMarker, label: "mean".to_string() },
     ]
 }
 
-fn draw_distribution<DB: DrawingBackend>(
-    panels_area: &DrawingArea<DB, Shift>,
-    results: &Results,
-    series: &[Series<'_>],
-) -> DrawResult
+fn draw_distribution<DB: DrawingBackend>(panels_area: &DrawingArea<DB, Shift>, results: &Results, series: &[Series<'_>]) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
@@ -964,44 +727,24 @@ where
     let stride = distribution_stride(results);
 
     // One y range for all panels so that series compare by eye.
-    let y_range = padded(results.points.iter().flat_map(|p| {
-        [p.summary.min, p.summary.max, p.summary.p01, p.summary.p99]
-            .into_iter()
-            .chain(p.per_trial.iter().copied())
-            .map(|v| v * scale)
-    }));
+    let y_range = padded(
+        results
+            .points
+            .iter()
+            .flat_map(|p| [p.summary.min, p.summary.max, p.summary.p01, p.summary.p99].into_iter().chain(p.per_trial.iter().copied()).map(|v| v * scale)),
+    );
     let (rows, cols) = distribution_grid(series.len());
     let panels = panels_area.split_evenly((rows, cols));
     let y_desc = metric_axis_label(results);
 
     for (i, (s, panel)) in series.iter().zip(&panels).enumerate() {
         // The shared x description is written once, under the bottom row.
-        let x_desc = if i / cols + 1 == rows {
-            "time after programming"
-        } else {
-            ""
-        };
-        draw_distribution_panel(
-            panel,
-            s,
-            scale,
-            stride,
-            palette(i),
-            y_range,
-            (x_desc, &y_desc),
-        )?;
+        let x_desc = if i / cols + 1 == rows { "time after programming" } else { "" };
+        draw_distribution_panel(panel, s, scale, stride, palette(i), y_range, (x_desc, &y_desc))?;
     }
     if series.is_empty() {
         if let Some(panel) = panels.first() {
-            let chart = build_chart(
-                panel,
-                None,
-                (-0.6, 0.6),
-                &[],
-                "time after programming",
-                y_range,
-                &y_desc,
-            )?;
+            let chart = build_chart(panel, None, (-0.6, 0.6), &[], "time after programming", y_range, &y_desc)?;
             draw_no_data(chart.plotting_area())?;
         }
     }
@@ -1023,28 +766,10 @@ where
     DB::ErrorType: 'static,
 {
     let n = series.points.len();
-    let candidates: Vec<(f64, String)> = series
-        .points
-        .iter()
-        .enumerate()
-        .map(|(k, p)| (k as f64, p.time_label.clone()))
-        .collect();
+    let candidates: Vec<(f64, String)> = series.points.iter().enumerate().map(|(k, p)| (k as f64, p.time_label.clone())).collect();
     let x_range = (-0.6, n.max(1) as f64 - 0.4);
-    let ticks = thin_ticks(
-        candidates,
-        x_range.0,
-        x_range.1,
-        plot_width(panel.dim_in_pixel().0),
-    );
-    let mut chart = build_chart(
-        panel,
-        Some((series.label(), AXIS_PX)),
-        x_range,
-        &ticks,
-        x_desc,
-        y_range,
-        y_desc,
-    )?;
+    let ticks = thin_ticks(candidates, x_range.0, x_range.1, plot_width(panel.dim_in_pixel().0));
+    let mut chart = build_chart(panel, Some((series.label(), AXIS_PX)), x_range, &ticks, x_desc, y_range, y_desc)?;
     let dark = BASELINE_COLOR;
 
     for (k, p) in series.points.iter().enumerate() {
@@ -1054,42 +779,19 @@ where
         let v = |value: f64| value * scale;
         // Box left of the tick, dots right of it, so neither hides the other.
         let (bx0, bx1, bc) = (x - 0.34, x - 0.04, x - 0.19);
-        plot.draw(&Rectangle::new(
-            [(bx0, v(s.p05)), (bx1, v(s.p95))],
-            color.mix(0.3).filled(),
-        ))?;
-        plot.draw(&Rectangle::new(
-            [(bx0, v(s.p05)), (bx1, v(s.p95))],
-            color.stroke_width(3),
-        ))?;
+        plot.draw(&Rectangle::new([(bx0, v(s.p05)), (bx1, v(s.p95))], color.mix(0.3).filled()))?;
+        plot.draw(&Rectangle::new([(bx0, v(s.p05)), (bx1, v(s.p95))], color.stroke_width(3)))?;
         let whisker = dark.stroke_width(3);
-        plot.draw(&PathElement::new(
-            vec![(bc, v(s.p01)), (bc, v(s.p05))],
-            whisker,
-        ))?;
-        plot.draw(&PathElement::new(
-            vec![(bc, v(s.p95)), (bc, v(s.p99))],
-            whisker,
-        ))?;
+        plot.draw(&PathElement::new(vec![(bc, v(s.p01)), (bc, v(s.p05))], whisker))?;
+        plot.draw(&PathElement::new(vec![(bc, v(s.p95)), (bc, v(s.p99))], whisker))?;
         for cap in [s.p01, s.p99] {
-            plot.draw(&PathElement::new(
-                vec![(bc - 0.06, v(cap)), (bc + 0.06, v(cap))],
-                whisker,
-            ))?;
+            plot.draw(&PathElement::new(vec![(bc - 0.06, v(cap)), (bc + 0.06, v(cap))], whisker))?;
         }
-        plot.draw(&PathElement::new(
-            vec![(bx0, v(s.median)), (bx1, v(s.median))],
-            dark.stroke_width(6),
-        ))?;
+        plot.draw(&PathElement::new(vec![(bx0, v(s.median)), (bx1, v(s.median))], dark.stroke_width(6)))?;
         draw_mean_marker(plot, (bc, v(s.mean)))?;
 
         // Golden-ratio offsets spread the dots evenly and identically on every render.
-        let dots = p
-            .per_trial
-            .iter()
-            .step_by(stride)
-            .enumerate()
-            .filter(|(_, t)| t.is_finite());
+        let dots = p.per_trial.iter().step_by(stride).enumerate().filter(|(_, t)| t.is_finite());
         chart.draw_series(dots.map(|(j, &t)| {
             let offset = (j as f64 * 0.618_033_988_75).fract();
             Circle::new((x + 0.06 + 0.3 * offset, v(t)), 5, color.mix(0.45).filled())
@@ -1114,11 +816,7 @@ struct WeightLine<'a> {
 fn weight_error_lines<'a>(series: &'a [Series<'a>]) -> Vec<WeightLine<'a>> {
     let mut lines = Vec::new();
     for (i, s) in series.iter().enumerate() {
-        let mut layers: Vec<usize> = s
-            .points
-            .iter()
-            .flat_map(|p| p.weight_error.iter().map(|w| w.layer))
-            .collect();
+        let mut layers: Vec<usize> = s.points.iter().flat_map(|p| p.weight_error.iter().map(|w| w.layer)).collect();
         layers.sort_unstable();
         layers.dedup();
         for (k, layer) in layers.into_iter().enumerate() {
@@ -1135,36 +833,19 @@ fn weight_error_lines<'a>(series: &'a [Series<'a>]) -> Vec<WeightLine<'a>> {
     lines
 }
 
-fn draw_weight_error<DB: DrawingBackend>(
-    chart_area: &DrawingArea<DB, Shift>,
-    series: &[Series<'_>],
-) -> DrawResult
+fn draw_weight_error<DB: DrawingBackend>(chart_area: &DrawingArea<DB, Shift>, series: &[Series<'_>]) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
-    let with_data: Vec<&Point> = series
-        .iter()
-        .flat_map(|s| s.points.iter().copied())
-        .filter(|p| !p.weight_error.is_empty())
-        .collect();
+    let with_data: Vec<&Point> = series.iter().flat_map(|s| s.points.iter().copied()).filter(|p| !p.weight_error.is_empty()).collect();
     let axis = TimeAxis::new(&with_data, plot_width(chart_area.dim_in_pixel().0));
-    let stds = with_data
-        .iter()
-        .flat_map(|p| p.weight_error.iter().map(|w| w.std));
+    let stds = with_data.iter().flat_map(|p| p.weight_error.iter().map(|w| w.std));
     // Errors are non-negative; starting at zero shows their size honestly.
     let y_range = {
         let (lo, hi) = padded(stds.chain([0.0]));
         (lo.max(0.0), hi)
     };
-    let chart = build_chart(
-        chart_area,
-        None,
-        (axis.lo, axis.hi),
-        &axis.ticks,
-        axis.description(),
-        y_range,
-        "std of (weight error / max |W|)",
-    )?;
+    let chart = build_chart(chart_area, None, (axis.lo, axis.hi), &axis.ticks, axis.description(), y_range, "std of (weight error / max |W|)")?;
     let plot = chart.plotting_area();
     for line in weight_error_lines(series) {
         let coords: Vec<(f64, f64)> = line
@@ -1206,9 +887,7 @@ mod tests {
 
     #[test]
     fn crowded_tick_labels_are_thinned() {
-        let ticks: Vec<(f64, String)> = (0..20)
-            .map(|i| (f64::from(i), format!("{i} month")))
-            .collect();
+        let ticks: Vec<(f64, String)> = (0..20).map(|i| (f64::from(i), format!("{i} month"))).collect();
         let kept = thin_ticks(ticks, 0.0, 19.0, 1300.0);
         assert!(kept.len() < 20 && kept.len() >= 4, "{kept:?}");
         assert_eq!(kept[0].1, "0 month");

@@ -61,10 +61,7 @@ struct Fmt {
 
 impl Fmt {
     fn new(results: &Results) -> Self {
-        Fmt {
-            classifier: is_classifier(results),
-            scale: metric_scale(results),
-        }
+        Fmt { classifier: is_classifier(results), scale: metric_scale(results) }
     }
 
     /// A metric value for tables (no unit; the table's note gives it).
@@ -177,12 +174,7 @@ fn latency_label(ns: f64) -> String {
 }
 
 fn scaled_unit(v: f64, units: &[(f64, &str)]) -> String {
-    let (factor, unit) = units
-        .iter()
-        .rev()
-        .find(|(factor, _)| v.abs() >= *factor)
-        .copied()
-        .unwrap_or(units[0]);
+    let (factor, unit) = units.iter().rev().find(|(factor, _)| v.abs() >= *factor).copied().unwrap_or(units[0]);
     format!("{} {unit}", significant(v / factor, 3))
 }
 
@@ -207,37 +199,21 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     let fmt = Fmt::new(results);
     let series = series_of(results);
     let mut blocks = vec![Block::Heading(1, results.name.clone())];
-    for paragraph in results
-        .description
-        .split("\n\n")
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        blocks.push(Block::Paragraph(text(
-            paragraph.split_whitespace().collect::<Vec<_>>().join(" "),
-        )));
+    for paragraph in results.description.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
+        blocks.push(Block::Paragraph(text(paragraph.split_whitespace().collect::<Vec<_>>().join(" "))));
     }
 
     blocks.push(Block::Heading(2, "Summary".to_string()));
     if series.is_empty() {
         blocks.push(Block::Paragraph(text("The run recorded no points.")));
     } else {
-        blocks.push(Block::List(
-            series
-                .iter()
-                .map(|s| text(summary_sentence(results, &fmt, s)))
-                .collect(),
-        ));
+        blocks.push(Block::List(series.iter().map(|s| text(summary_sentence(results, &fmt, s))).collect()));
     }
     blocks.push(Block::Paragraph(text(format!(
         "{} trials per point; intervals at {} confidence unless stated; {}.",
         results.trials,
         percent_label(results.confidence),
-        if fmt.classifier {
-            "accuracies in %, drops in percentage points"
-        } else {
-            "values in the metric's own unit"
-        }
+        if fmt.classifier { "accuracies in %, drops in percentage points" } else { "values in the metric's own unit" }
     ))));
     if let Some(energy) = &results.energy {
         blocks.push(Block::Paragraph(text(format!(
@@ -251,10 +227,7 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     if !plots.is_empty() {
         blocks.push(Block::Heading(2, "Plots".to_string()));
         for plot in plots {
-            blocks.push(Block::Figure {
-                stem: plot.stem.clone(),
-                caption: plot.title.clone(),
-            });
+            blocks.push(Block::Figure { stem: plot.stem.clone(), caption: plot.title.clone() });
         }
     }
 
@@ -266,18 +239,13 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     }
 
     if let Some(energy) = &results.energy {
-        blocks.push(Block::Heading(
-            2,
-            "Energy and latency per inference".to_string(),
-        ));
+        blocks.push(Block::Heading(2, "Energy and latency per inference".to_string()));
         blocks.extend(energy_tables(energy));
     }
 
     if results.points.iter().any(|p| !p.weight_error.is_empty()) {
         blocks.push(Block::Heading(2, "Effective-weight error".to_string()));
-        blocks.push(Block::Paragraph(text(
-            "E = (α W_eff − W) / max|W| over all weights and trials of a layer; α is the global drift compensation factor.",
-        )));
+        blocks.push(Block::Paragraph(text("E = (α W_eff − W) / max|W| over all weights and trials of a layer; α is the global drift compensation factor.")));
         blocks.push(Block::Table(weight_error_table(&series)));
     }
 
@@ -285,62 +253,34 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     blocks.push(Block::Table(run_table(results)));
     if let Some(profile) = &results.profile {
         blocks.push(Block::Heading(3, "Where the time went".to_string()));
-        blocks.push(Block::Paragraph(text(format!(
-            "Per stage, timed by {} (`aimc run --profile`).",
-            profile.timer
-        ))));
+        blocks.push(Block::Paragraph(text(format!("Per stage, timed by {} (`aimc run --profile`).", profile.timer))));
         blocks.push(Block::Code(String::new(), profile.table()));
     }
 
     blocks.push(Block::Heading(2, "Configuration".to_string()));
-    blocks.push(Block::Code(
-        "json".to_string(),
-        serde_json::to_string_pretty(&results.config)?,
-    ));
+    blocks.push(Block::Code("json".to_string(), serde_json::to_string_pretty(&results.config)?));
     Ok(blocks)
 }
 
 /// e.g. "With gdc=readout, the median test accuracy falls from 95.2 % at 1 s to 93.0 % at 10 y;
 /// the floating-point accuracy is 95.3 %; at 10 y the mean drop is 2.3 ± 0.1 points (95 % CI)."
 fn summary_sentence(results: &Results, fmt: &Fmt, series: &Series<'_>) -> String {
-    let mut out = if series.name.is_empty() {
-        format!("The median {}", results.metric)
-    } else {
-        format!("With {}, the median {}", series.name, results.metric)
-    };
+    let mut out =
+        if series.name.is_empty() { format!("The median {}", results.metric) } else { format!("With {}, the median {}", series.name, results.metric) };
     let (Some(first), Some(last)) = (series.points.first(), series.points.last()) else {
         return out + " has no points.";
     };
-    let (a, b) = (
-        fmt.prose(first.summary.median),
-        fmt.prose(last.summary.median),
-    );
+    let (a, b) = (fmt.prose(first.summary.median), fmt.prose(last.summary.median));
     if series.points.len() == 1 {
         let _ = write!(out, " is {a} at {}", first.time_label);
     } else if a == b {
-        let _ = write!(
-            out,
-            " stays at {a} from {} to {}",
-            first.time_label, last.time_label
-        );
+        let _ = write!(out, " stays at {a} from {} to {}", first.time_label, last.time_label);
     } else {
-        let verb = if last.summary.median > first.summary.median {
-            "rises"
-        } else {
-            "falls"
-        };
-        let _ = write!(
-            out,
-            " {verb} from {a} at {} to {b} at {}",
-            first.time_label, last.time_label
-        );
+        let verb = if last.summary.median > first.summary.median { "rises" } else { "falls" };
+        let _ = write!(out, " {verb} from {a} at {} to {b} at {}", first.time_label, last.time_label);
     }
     if let Some(fp) = results.fp_baseline {
-        let what = if fmt.classifier {
-            "accuracy".to_string()
-        } else {
-            results.metric.clone()
-        };
+        let what = if fmt.classifier { "accuracy".to_string() } else { results.metric.clone() };
         let _ = write!(out, "; the floating-point {what} is {}", fmt.prose(fp));
     }
     if let Some(drop) = &last.drop {
@@ -360,28 +300,20 @@ fn summary_sentence(results: &Results, fmt: &Fmt, series: &Series<'_>) -> String
 }
 
 fn distribution_table(fmt: &Fmt, series: &Series<'_>) -> Table {
-    let header = [
-        "time", "trials", "mean", "std", "median", "p1", "p5", "p95", "p99", "min", "max",
-    ];
+    let header = ["time", "trials", "mean", "std", "median", "p1", "p5", "p95", "p99", "min", "max"];
     let rows = series
         .points
         .iter()
         .map(|p| {
             let s = &p.summary;
             let mut row = vec![text(p.time_label.clone()), text(s.n.to_string())];
-            for v in [
-                s.mean, s.std, s.median, s.p01, s.p05, s.p95, s.p99, s.min, s.max,
-            ] {
+            for v in [s.mean, s.std, s.median, s.p01, s.p05, s.p95, s.p99, s.min, s.max] {
                 row.push(text(fmt.value(v)));
             }
             row
         })
         .collect();
-    Table {
-        header: header.iter().map(|h| h.to_string()).collect(),
-        rows,
-        right_aligned: header.iter().map(|h| *h != "time").collect(),
-    }
+    Table { header: header.iter().map(|h| h.to_string()).collect(), rows, right_aligned: header.iter().map(|h| *h != "time").collect() }
 }
 
 /// Intervals, pooled counts, drop and trial planning; the optional columns appear when any
@@ -392,20 +324,11 @@ fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) -> Table {
     let pooled = series.points.iter().find_map(|p| p.pooled.as_ref());
     let drop = series.points.iter().find_map(|p| p.drop.as_ref());
 
-    let mut header = vec![
-        "time".to_string(),
-        format!("mean CI ({})", percent_label(mean_conf)),
-    ];
+    let mut header = vec!["time".to_string(), format!("mean CI ({})", percent_label(mean_conf))];
     if let Some(pooled) = pooled {
         header.push("pooled (correct/total)".to_string());
-        header.push(format!(
-            "Wilson ({})",
-            percent_label(pooled.wilson.confidence)
-        ));
-        header.push(format!(
-            "Clopper–Pearson ({})",
-            percent_label(pooled.clopper_pearson.confidence)
-        ));
+        header.push(format!("Wilson ({})", percent_label(pooled.wilson.confidence)));
+        header.push(format!("Clopper–Pearson ({})", percent_label(pooled.clopper_pearson.confidence)));
     }
     if let Some(drop) = drop {
         header.push(format!("drop ({} CI)", percent_label(drop.ci.confidence)));
@@ -422,19 +345,11 @@ fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) -> Table {
         .points
         .iter()
         .map(|p| {
-            let mut row = vec![
-                text(p.time_label.clone()),
-                text(fmt.range(p.mean_ci.lo, p.mean_ci.hi)),
-            ];
+            let mut row = vec![text(p.time_label.clone()), text(fmt.range(p.mean_ci.lo, p.mean_ci.hi))];
             if pooled.is_some() {
                 match &p.pooled {
                     Some(q) => {
-                        row.push(text(format!(
-                            "{} ({}/{})",
-                            fmt.value(q.proportion),
-                            q.successes,
-                            q.trials
-                        )));
+                        row.push(text(format!("{} ({}/{})", fmt.value(q.proportion), q.successes, q.trials)));
                         row.push(text(fmt.range(q.wilson.lo, q.wilson.hi)));
                         row.push(text(fmt.range(q.clopper_pearson.lo, q.clopper_pearson.hi)));
                     }
@@ -443,11 +358,7 @@ fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) -> Table {
             }
             if drop.is_some() {
                 row.push(match &p.drop {
-                    Some(d) => text(format!(
-                        "{} ({})",
-                        fmt.value(d.mean),
-                        fmt.range(d.ci.lo, d.ci.hi)
-                    )),
+                    Some(d) => text(format!("{} ({})", fmt.value(d.mean), fmt.range(d.ci.lo, d.ci.hi))),
                     None => dash(),
                 });
             }
@@ -456,11 +367,7 @@ fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) -> Table {
         })
         .collect();
     let right_aligned = (0..header.len()).map(|i| i > 0).collect();
-    Table {
-        header,
-        rows,
-        right_aligned,
-    }
+    Table { header, rows, right_aligned }
 }
 
 fn energy_tables(energy: &Energy) -> Vec<Block> {
@@ -480,15 +387,8 @@ fn energy_tables(energy: &Energy) -> Vec<Block> {
         ("total", energy.total_pj),
     ];
     let breakdown = Table {
-        header: vec![
-            "component".to_string(),
-            "energy (pJ)".to_string(),
-            "share (%)".to_string(),
-        ],
-        rows: parts
-            .iter()
-            .map(|(name, pj)| vec![text(*name), text(significant(*pj, 4)), text(share(*pj))])
-            .collect(),
+        header: vec!["component".to_string(), "energy (pJ)".to_string(), "share (%)".to_string()],
+        rows: parts.iter().map(|(name, pj)| vec![text(*name), text(significant(*pj, 4)), text(share(*pj))]).collect(),
         right_aligned: vec![false, true, true],
     };
     let counts = [
@@ -499,10 +399,7 @@ fn energy_tables(energy: &Energy) -> Vec<Block> {
     ];
     let operations = Table {
         header: vec!["operation".to_string(), "count per inference".to_string()],
-        rows: counts
-            .iter()
-            .map(|(name, n)| vec![text(*name), text(n.to_string())])
-            .collect(),
+        rows: counts.iter().map(|(name, n)| vec![text(*name), text(n.to_string())]).collect(),
         right_aligned: vec![false, true],
     };
     vec![
@@ -518,9 +415,7 @@ fn energy_tables(energy: &Energy) -> Vec<Block> {
 }
 
 fn weight_error_table(series: &[Series<'_>]) -> Table {
-    let header = [
-        "series", "time", "layer", "trials", "mean", "std", "α mean", "α std",
-    ];
+    let header = ["series", "time", "layer", "trials", "mean", "std", "α mean", "α std"];
     let mut rows = Vec::new();
     for s in series {
         for p in &s.points {
@@ -538,14 +433,7 @@ fn weight_error_table(series: &[Series<'_>]) -> Table {
             }
         }
     }
-    Table {
-        header: header.iter().map(|h| h.to_string()).collect(),
-        rows,
-        right_aligned: header
-            .iter()
-            .map(|h| !matches!(*h, "series" | "time"))
-            .collect(),
-    }
+    Table { header: header.iter().map(|h| h.to_string()).collect(), rows, right_aligned: header.iter().map(|h| !matches!(*h, "series" | "time")).collect() }
 }
 
 fn run_table(results: &Results) -> Table {
@@ -559,13 +447,7 @@ fn run_table(results: &Results) -> Table {
         ("metric", text(results.metric.clone())),
         ("trials per point", text(results.trials.to_string())),
         ("run time", text(duration_label(results.run_seconds))),
-        (
-            "throughput",
-            text(format!(
-                "{} trials/s",
-                significant(results.trials_per_second, 4)
-            )),
-        ),
+        ("throughput", text(format!("{} trials/s", significant(results.trials_per_second, 4)))),
         ("seed", code(results.seed.to_string())),
         ("tool", text(results.tool.clone())),
         ("git commit", code(results.git_commit.clone())),
@@ -587,10 +469,7 @@ fn run_table(results: &Results) -> Table {
 fn md_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if matches!(
-            c,
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|'
-        ) {
+        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|') {
             out.push('\\');
         }
         out.push(c);
@@ -623,12 +502,7 @@ pub fn to_markdown(blocks: &[Block]) -> String {
     for block in blocks {
         match block {
             Block::Heading(level, title) => {
-                let _ = writeln!(
-                    out,
-                    "{} {}",
-                    "#".repeat(usize::from(*level)),
-                    md_escape(title)
-                );
+                let _ = writeln!(out, "{} {}", "#".repeat(usize::from(*level)), md_escape(title));
             }
             Block::Paragraph(parts) => {
                 let _ = writeln!(out, "{}", md_inline(parts));
@@ -646,14 +520,9 @@ pub fn to_markdown(blocks: &[Block]) -> String {
                         s.to_string()
                     }
                 };
-                let header: Vec<String> =
-                    table.header.iter().map(|h| cell(&md_escape(h))).collect();
+                let header: Vec<String> = table.header.iter().map(|h| cell(&md_escape(h))).collect();
                 let _ = writeln!(out, "| {} |", header.join(" | "));
-                let rule: Vec<&str> = table
-                    .right_aligned
-                    .iter()
-                    .map(|r| if *r { "---:" } else { "---" })
-                    .collect();
+                let rule: Vec<&str> = table.right_aligned.iter().map(|r| if *r { "---:" } else { "---" }).collect();
                 let _ = writeln!(out, "| {} |", rule.join(" | "));
                 for row in &table.rows {
                     let cells: Vec<String> = row.iter().map(|c| cell(&md_inline(c))).collect();
@@ -667,12 +536,7 @@ pub fn to_markdown(blocks: &[Block]) -> String {
                 let _ = writeln!(out, "{fence}{lang}\n{body}\n{fence}");
             }
             Block::Figure { stem, caption } => {
-                let _ = writeln!(
-                    out,
-                    "![{}]({stem}.png)\n\n*{}* ([SVG]({stem}.svg))",
-                    md_escape(caption),
-                    md_escape(caption)
-                );
+                let _ = writeln!(out, "![{}]({stem}.png)\n\n*{}* ([SVG]({stem}.svg))", md_escape(caption), md_escape(caption));
             }
         }
         out.push('\n');
@@ -783,12 +647,7 @@ pub fn to_html(title: &str, blocks: &[Block], svgs: &[(String, String)]) -> Stri
             }
             Block::Table(table) => html_table(&mut out, table),
             Block::Code(lang, body) => {
-                let _ = writeln!(
-                    out,
-                    "<pre><code class=\"language-{}\">{}</code></pre>",
-                    html_escape(lang),
-                    html_escape(body)
-                );
+                let _ = writeln!(out, "<pre><code class=\"language-{}\">{}</code></pre>", html_escape(lang), html_escape(body));
             }
             Block::Figure { stem, caption } => {
                 out.push_str("<figure>\n");
@@ -801,11 +660,7 @@ pub fn to_html(title: &str, blocks: &[Block], svgs: &[(String, String)]) -> Stri
                         let _ = writeln!(out, "<p>(plot {} missing)</p>", html_escape(stem));
                     }
                 }
-                let _ = writeln!(
-                    out,
-                    "<figcaption>{}</figcaption>\n</figure>",
-                    html_escape(caption)
-                );
+                let _ = writeln!(out, "<figcaption>{}</figcaption>\n</figure>", html_escape(caption));
             }
         }
     }
@@ -861,10 +716,7 @@ mod tests {
     #[test]
     fn text_is_escaped_for_each_format() {
         assert_eq!(md_escape("a_b|c*<d>"), "a\\_b\\|c\\*\\<d\\>");
-        assert_eq!(
-            html_escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+        assert_eq!(html_escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
         assert_eq!(md_inline(&code("a|b")), "`a\\|b`");
         assert_eq!(md_inline(&code("a`b")), "`` a`b ``");
     }
@@ -878,27 +730,17 @@ mod tests {
     #[test]
     fn inline_svg_drops_the_prolog_and_scales() {
         let svg = "<?xml version=\"1.0\"?>\n<!DOCTYPE svg>\n<svg width=\"10\" height=\"20\" xmlns=\"http://www.w3.org/2000/svg\"></svg>";
-        assert_eq!(
-            inline_svg(svg),
-            "<svg viewBox=\"0 0 10 20\" width=\"10\" height=\"20\" xmlns=\"http://www.w3.org/2000/svg\"></svg>"
-        );
+        assert_eq!(inline_svg(svg), "<svg viewBox=\"0 0 10 20\" width=\"10\" height=\"20\" xmlns=\"http://www.w3.org/2000/svg\"></svg>");
         let with_view_box = "<svg width=\"1\" height=\"1\" viewBox=\"0 0 1 1\"></svg>";
         assert_eq!(inline_svg(with_view_box), with_view_box);
     }
 
     #[test]
     fn tables_render_in_both_formats() {
-        let table = Table {
-            header: vec!["time".into(), "mean".into()],
-            rows: vec![vec![text("1 s"), text("95.20")]],
-            right_aligned: vec![false, true],
-        };
+        let table = Table { header: vec!["time".into(), "mean".into()], rows: vec![vec![text("1 s"), text("95.20")]], right_aligned: vec![false, true] };
         let md = to_markdown(&[Block::Table(table.clone())]);
         assert_eq!(md, "| time | mean |\n| --- | ---: |\n| 1 s | 95.20 |\n");
         let html = to_html("t", &[Block::Table(table)], &[]);
-        assert!(
-            html.contains("<tr><td>1 s</td><td class=\"num\">95.20</td></tr>"),
-            "{html}"
-        );
+        assert!(html.contains("<tr><td>1 s</td><td class=\"num\">95.20</td></tr>"), "{html}");
     }
 }

@@ -161,43 +161,22 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
 
 impl Results {
     /// `results.json` (or `results.partial.json` when the run stopped early) and `trials.csv`.
-    pub fn save(
-        &self,
-        dir: &std::path::Path,
-        complete: bool,
-    ) -> std::io::Result<std::path::PathBuf> {
+    pub fn save(&self, dir: &std::path::Path, complete: bool) -> std::io::Result<std::path::PathBuf> {
         std::fs::create_dir_all(dir)?;
-        let name = if complete {
-            "results.json"
-        } else {
-            "results.partial.json"
-        };
+        let name = if complete { "results.json" } else { "results.partial.json" };
         let path = dir.join(name);
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         write_atomic(&path, &json)?;
-        let csv_name = if complete {
-            "trials.csv"
-        } else {
-            "trials.partial.csv"
-        };
+        let csv_name = if complete { "trials.csv" } else { "trials.partial.csv" };
         write_atomic(&dir.join(csv_name), self.trials_csv().as_bytes())?;
         Ok(path)
     }
 
     pub fn load(dir: &std::path::Path) -> Result<Results, String> {
         let path = dir.join("results.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            format!(
-                "{}: cannot read it ({e}); give the results directory of `aimc run`",
-                path.display()
-            )
-        })?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not valid JSON ({e})", path.display()))?;
-        let ver = v
-            .get("schema_version")
-            .and_then(|x| x.as_u64())
-            .unwrap_or(0);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: cannot read it ({e}); give the results directory of `aimc run`", path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON ({e})", path.display()))?;
+        let ver = v.get("schema_version").and_then(|x| x.as_u64()).unwrap_or(0);
         if ver != SCHEMA_VERSION as u64 {
             return Err(format!("{}: schema version {ver}, this aimc reads version {SCHEMA_VERSION}; rerun the experiment with this version", path.display()));
         }
@@ -214,33 +193,16 @@ impl Results {
         }
         s.push_str(",t_inf_s,time_label,trial,metric,correct,n_samples\n");
         for p in &self.points {
-            let n_samples = p
-                .pooled
-                .as_ref()
-                .map(|q| q.trials / p.per_trial.len().max(1) as u64);
+            let n_samples = p.pooled.as_ref().map(|q| q.trials / p.per_trial.len().max(1) as u64);
             for (i, m) in p.per_trial.iter().enumerate() {
                 s.push_str(&format!("{},{}", p.sweep_index, csv_field(&p.series)));
                 for a in &axis_names {
                     s.push(',');
-                    s.push_str(&csv_field(
-                        p.labels.get(*a).map(String::as_str).unwrap_or(""),
-                    ));
+                    s.push_str(&csv_field(p.labels.get(*a).map(String::as_str).unwrap_or("")));
                 }
-                let c = p
-                    .per_trial_correct
-                    .as_ref()
-                    .map(|c| c[i].to_string())
-                    .unwrap_or_default();
+                let c = p.per_trial_correct.as_ref().map(|c| c[i].to_string()).unwrap_or_default();
                 let n = n_samples.map(|n| n.to_string()).unwrap_or_default();
-                s.push_str(&format!(
-                    ",{},{},{},{},{},{}\n",
-                    p.t_inf,
-                    csv_field(&p.time_label),
-                    i,
-                    m,
-                    c,
-                    n
-                ));
+                s.push_str(&format!(",{},{},{},{},{},{}\n", p.t_inf, csv_field(&p.time_label), i, m, c, n));
             }
         }
         s

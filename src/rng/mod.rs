@@ -42,25 +42,8 @@ pub const W_NOISE_GROUP: u32 = 0x8_0000;
 /// block become four normals (output `o` takes component `o % 4`). Twin of WGSL `out_normals`.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-pub fn out_normals(
-    s: u32,
-    trial: u32,
-    layer: u32,
-    t_index: u32,
-    o4: u32,
-    tile_in: u32,
-    bm_level: u32,
-    key: [u32; 2],
-) -> [f32; 4] {
-    normal4(philox4x32_10(
-        [
-            s,
-            trial,
-            ctr_word2(layer, stream::OUT, t_index),
-            ctr_word3_out(o4, tile_in, bm_level),
-        ],
-        key,
-    ))
+pub fn out_normals(s: u32, trial: u32, layer: u32, t_index: u32, o4: u32, tile_in: u32, bm_level: u32, key: [u32; 2]) -> [f32; 4] {
+    normal4(philox4x32_10([s, trial, ctr_word2(layer, stream::OUT, t_index), ctr_word3_out(o4, tile_in, bm_level)], key))
 }
 
 /// The counter of a draw: `[element or sample, global trial, word2, word3]`.
@@ -74,10 +57,7 @@ pub fn key(seed: u64, point: u32) -> [u32; 2] {
     let lo = seed as u32;
     let hi = (seed >> 32) as u32;
     // A multiplicative mix keeps neighbouring sweep points far apart in key space.
-    [
-        lo ^ point.wrapping_mul(0x85EB_CA6B),
-        hi ^ point.wrapping_mul(0xC2B2_AE35).rotate_left(16),
-    ]
+    [lo ^ point.wrapping_mul(0x85EB_CA6B), hi ^ point.wrapping_mul(0xC2B2_AE35).rotate_left(16)]
 }
 
 /// High 32 bits of a 32 x 32 -> 64 product. The CPU has a native 64-bit multiply; the WGSL
@@ -96,9 +76,7 @@ pub fn mulhi32_halves(a: u32, b: u32) -> u32 {
     let p10 = a1 * b0;
     let p11 = a1 * b1;
     let mid = (p00 >> 16) + (p01 & 0xFFFF) + (p10 & 0xFFFF);
-    p11.wrapping_add(p01 >> 16)
-        .wrapping_add(p10 >> 16)
-        .wrapping_add(mid >> 16)
+    p11.wrapping_add(p01 >> 16).wrapping_add(p10 >> 16).wrapping_add(mid >> 16)
 }
 
 /// Philox4x32 with 10 rounds.
@@ -152,11 +130,7 @@ pub fn normal2(r: [u32; 4]) -> [f32; 2] {
 /// (counter word 2 is all ones, which no stage uses).
 pub fn uniform_signed(n: usize, seed: u64) -> Vec<f32> {
     let k = key(seed, u32::MAX);
-    (0..n.div_ceil(4))
-        .flat_map(|i| philox4x32_10([i as u32, (i >> 32) as u32, u32::MAX, 0], k))
-        .take(n)
-        .map(|r| u01(r) * 2.0 - 1.0)
-        .collect()
+    (0..n.div_ceil(4)).flat_map(|i| philox4x32_10([i as u32, (i >> 32) as u32, u32::MAX, 0], k)).take(n).map(|r| u01(r) * 2.0 - 1.0).collect()
 }
 
 /// f64 normals from the same block, for the f64 reference model.
@@ -177,23 +151,11 @@ mod tests {
     #[test]
     fn known_answer_random123() {
         // Random123 kat_vectors: philox4x32_10, counter 0, key 0.
-        assert_eq!(
-            philox4x32_10([0; 4], [0; 2]),
-            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
-        );
+        assert_eq!(philox4x32_10([0; 4], [0; 2]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
         // Random123 kat_vectors: all-ones counter and key.
-        assert_eq!(
-            philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
-            [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
-        );
+        assert_eq!(philox4x32_10([u32::MAX; 4], [u32::MAX; 2]), [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]);
         // Random123 kat_vectors: the digits of pi.
-        assert_eq!(
-            philox4x32_10(
-                [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
-                [0xa4093822, 0x299f31d0]
-            ),
-            [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
-        );
+        assert_eq!(philox4x32_10([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]), [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]);
     }
 
     #[test]
@@ -202,11 +164,7 @@ mod tests {
         for _ in 0..10_000 {
             x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             let y = x.rotate_left(13) ^ 0xDEAD_BEEF;
-            assert_eq!(
-                mulhi32_halves(x, y),
-                ((x as u64 * y as u64) >> 32) as u32,
-                "{x:#x} * {y:#x}"
-            );
+            assert_eq!(mulhi32_halves(x, y), ((x as u64 * y as u64) >> 32) as u32, "{x:#x} * {y:#x}");
             assert_eq!(mulhi32_halves(x, 0xFFFF_FFFF), mulhi32(x, 0xFFFF_FFFF));
         }
     }

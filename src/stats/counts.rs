@@ -19,10 +19,7 @@ pub struct Counts {
 impl Counts {
     /// Empty counter.
     pub fn new() -> Self {
-        Self {
-            successes: 0,
-            trials: 0,
-        }
+        Self { successes: 0, trials: 0 }
     }
 
     /// Adds a batch of `trials` with `successes` among them. Rejects
@@ -63,46 +60,22 @@ mod tests {
         assert_eq!(c.proportion(), None);
         c.push(3, 4).unwrap();
         c.push(0, 4).unwrap();
-        assert_eq!(
-            c,
-            Counts {
-                successes: 3,
-                trials: 8
-            }
-        );
+        assert_eq!(c, Counts { successes: 3, trials: 8 });
         assert_eq!(c.proportion(), Some(0.375));
     }
 
     #[test]
     fn rejects_more_successes_than_trials() {
         let mut c = Counts::new();
-        assert_eq!(
-            c.push(5, 4),
-            Err(StatsError::SuccessesExceedTrials {
-                successes: 5,
-                trials: 4
-            })
-        );
+        assert_eq!(c.push(5, 4), Err(StatsError::SuccessesExceedTrials { successes: 5, trials: 4 }));
         // A rejected batch must leave the counter untouched.
         assert_eq!(c, Counts::new());
     }
 
     #[test]
     fn merge_adds() {
-        let mut a = Counts {
-            successes: 1,
-            trials: 2,
-        };
-        a.merge(&Counts {
-            successes: 10,
-            trials: 20,
-        });
-        assert_eq!(
-            a,
-            Counts {
-                successes: 11,
-                trials: 22
-            }
-        );
+        let mut a = Counts { successes: 1, trials: 2 };
+        a.merge(&Counts { successes: 10, trials: 20 });
+        assert_eq!(a, Counts { successes: 11, trials: 22 });
     }
 }

@@ -29,13 +29,7 @@ impl Histogram {
         if !(lo.is_finite() && hi.is_finite() && lo < hi && bins >= 1) {
             return Err(StatsError::InvalidHistogram { lo, hi, bins });
         }
-        Ok(Self {
-            lo,
-            hi,
-            counts: vec![0; bins],
-            underflow: 0,
-            overflow: 0,
-        })
+        Ok(Self { lo, hi, counts: vec![0; bins], underflow: 0, overflow: 0 })
     }
 
     /// Number of bins.
@@ -85,9 +79,7 @@ impl Histogram {
     pub fn edges(&self) -> Vec<f64> {
         let bins = self.counts.len();
         let width = self.hi - self.lo;
-        let mut e: Vec<f64> = (0..=bins)
-            .map(|i| self.lo + width * (i as f64 / bins as f64))
-            .collect();
+        let mut e: Vec<f64> = (0..=bins).map(|i| self.lo + width * (i as f64 / bins as f64)).collect();
         // Pin the end so plotting code sees the exact configured range.
         e[bins] = self.hi;
         e
@@ -137,15 +129,8 @@ mod tests {
         let mut a = Histogram::new(0.0, 1.0, 4).unwrap();
         a.push(0.3);
         let before = a.clone();
-        for other in [
-            Histogram::new(0.0, 1.0, 5).unwrap(),
-            Histogram::new(0.0, 2.0, 4).unwrap(),
-            Histogram::new(-1.0, 1.0, 4).unwrap(),
-        ] {
-            assert!(matches!(
-                a.merge(&other),
-                Err(StatsError::HistogramMismatch { .. })
-            ));
+        for other in [Histogram::new(0.0, 1.0, 5).unwrap(), Histogram::new(0.0, 2.0, 4).unwrap(), Histogram::new(-1.0, 1.0, 4).unwrap()] {
+            assert!(matches!(a.merge(&other), Err(StatsError::HistogramMismatch { .. })));
             assert_eq!(a, before);
         }
     }

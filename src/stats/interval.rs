@@ -46,9 +46,7 @@ impl Interval {
 fn z_critical(confidence: f64) -> f64 {
     let alpha = 1.0 - confidence;
     // Normal::new(0, 1) cannot fail; the fallback only avoids an unwrap.
-    Normal::new(0.0, 1.0)
-        .map(|n| n.inverse_cdf(1.0 - alpha / 2.0))
-        .unwrap_or(f64::NAN)
+    Normal::new(0.0, 1.0).map(|n| n.inverse_cdf(1.0 - alpha / 2.0)).unwrap_or(f64::NAN)
 }
 
 /// Two-sided Student t critical value t_{1 - alpha/2, df}. Infinite df is the
@@ -58,9 +56,7 @@ fn t_critical(confidence: f64, df: f64) -> f64 {
         return z_critical(confidence);
     }
     let alpha = 1.0 - confidence;
-    StudentsT::new(0.0, 1.0, df)
-        .map(|t| t.inverse_cdf(1.0 - alpha / 2.0))
-        .unwrap_or(f64::NAN)
+    StudentsT::new(0.0, 1.0, df).map(|t| t.inverse_cdf(1.0 - alpha / 2.0)).unwrap_or(f64::NAN)
 }
 
 fn check_counts(successes: u64, trials: u64) -> Result<(), StatsError> {
@@ -86,22 +82,9 @@ pub fn wilson(successes: u64, trials: u64, confidence: f64) -> Result<Interval, 
     let half = z / denom * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
     // At x = 0 and x = n the bound is exactly 0 or 1 analytically; pin it so
     // rounding cannot produce -1e-17 or a bound that excludes p.
-    let lo = if successes == 0 {
-        0.0
-    } else {
-        (center - half).max(0.0)
-    };
-    let hi = if successes == trials {
-        1.0
-    } else {
-        (center + half).min(1.0)
-    };
-    Ok(Interval {
-        lo,
-        hi,
-        confidence,
-        method: "wilson".to_string(),
-    })
+    let lo = if successes == 0 { 0.0 } else { (center - half).max(0.0) };
+    let hi = if successes == trials { 1.0 } else { (center + half).min(1.0) };
+    Ok(Interval { lo, hi, confidence, method: "wilson".to_string() })
 }
 
 /// Clopper & Pearson (1934) exact interval:
@@ -109,36 +92,15 @@ pub fn wilson(successes: u64, trials: u64, confidence: f64) -> Result<Interval, 
 /// hi = Beta(x + 1, n - x) quantile at 1 - alpha/2,
 /// with lo = 0 when x = 0 and hi = 1 when x = n (the beta is undefined there
 /// and the one-sided bound is the exact edge).
-pub fn clopper_pearson(
-    successes: u64,
-    trials: u64,
-    confidence: f64,
-) -> Result<Interval, StatsError> {
+pub fn clopper_pearson(successes: u64, trials: u64, confidence: f64) -> Result<Interval, StatsError> {
     check_counts(successes, trials)?;
     check_confidence(confidence)?;
     let alpha = 1.0 - confidence;
     let x = successes as f64;
     let n = trials as f64;
-    let lo = if successes == 0 {
-        0.0
-    } else {
-        Beta::new(x, n - x + 1.0)
-            .map(|b| b.inverse_cdf(alpha / 2.0))
-            .unwrap_or(f64::NAN)
-    };
-    let hi = if successes == trials {
-        1.0
-    } else {
-        Beta::new(x + 1.0, n - x)
-            .map(|b| b.inverse_cdf(1.0 - alpha / 2.0))
-            .unwrap_or(f64::NAN)
-    };
-    Ok(Interval {
-        lo,
-        hi,
-        confidence,
-        method: "clopper-pearson".to_string(),
-    })
+    let lo = if successes == 0 { 0.0 } else { Beta::new(x, n - x + 1.0).map(|b| b.inverse_cdf(alpha / 2.0)).unwrap_or(f64::NAN) };
+    let hi = if successes == trials { 1.0 } else { Beta::new(x + 1.0, n - x).map(|b| b.inverse_cdf(1.0 - alpha / 2.0)).unwrap_or(f64::NAN) };
+    Ok(Interval { lo, hi, confidence, method: "clopper-pearson".to_string() })
 }
 
 /// Student t interval for the mean of the values in `moments`:
@@ -155,20 +117,10 @@ pub fn mean_t(moments: &Moments, confidence: f64) -> Result<Interval, StatsError
     let method = "student-t".to_string();
     let mean = moments.mean;
     if moments.n < 2 {
-        return Ok(Interval {
-            lo: mean,
-            hi: mean,
-            confidence,
-            method,
-        });
+        return Ok(Interval { lo: mean, hi: mean, confidence, method });
     }
     let half = t_critical(confidence, (moments.n - 1) as f64) * moments.sem();
-    Ok(Interval {
-        lo: mean - half,
-        hi: mean + half,
-        confidence,
-        method,
-    })
+    Ok(Interval { lo: mean - half, hi: mean + half, confidence, method })
 }
 
 /// Interval for `b_value - a.mean`, e.g. the accuracy drop of noisy
@@ -184,12 +136,7 @@ pub fn mean_t(moments: &Moments, confidence: f64) -> Result<Interval, StatsError
 /// Degenerate cases: with fewer than two replicates `a` contributes no
 /// spread, so only the baseline term remains (normal quantile); with no
 /// spread at all the interval is the point difference.
-pub fn difference_of_means_t(
-    a: &Moments,
-    b_value: f64,
-    b_sem: f64,
-    confidence: f64,
-) -> Result<Interval, StatsError> {
+pub fn difference_of_means_t(a: &Moments, b_value: f64, b_sem: f64, confidence: f64) -> Result<Interval, StatsError> {
     check_confidence(confidence)?;
     if a.n == 0 {
         return Err(StatsError::EmptySample);
@@ -203,25 +150,11 @@ pub fn difference_of_means_t(
     let vb = b_sem * b_sem;
     let var = va + vb;
     if var == 0.0 {
-        return Ok(Interval {
-            lo: diff,
-            hi: diff,
-            confidence,
-            method,
-        });
+        return Ok(Interval { lo: diff, hi: diff, confidence, method });
     }
-    let df = if a.n < 2 || va == 0.0 {
-        f64::INFINITY
-    } else {
-        var * var / (va * va / (a.n - 1) as f64)
-    };
+    let df = if a.n < 2 || va == 0.0 { f64::INFINITY } else { var * var / (va * va / (a.n - 1) as f64) };
     let half = t_critical(confidence, df) * var.sqrt();
-    Ok(Interval {
-        lo: diff - half,
-        hi: diff + half,
-        confidence,
-        method,
-    })
+    Ok(Interval { lo: diff - half, hi: diff + half, confidence, method })
 }
 
 /// Trials needed so a normal-approximation interval for a mean with standard
@@ -255,23 +188,12 @@ mod tests {
     const T_TOL: f64 = 2e-6;
 
     fn assert_interval(iv: &Interval, lo: f64, hi: f64, tol: f64) {
-        assert!(
-            (iv.lo - lo).abs() <= tol && (iv.hi - hi).abs() <= tol,
-            "{} got [{}, {}], want [{lo}, {hi}]",
-            iv.method,
-            iv.lo,
-            iv.hi
-        );
+        assert!((iv.lo - lo).abs() <= tol && (iv.hi - hi).abs() <= tol, "{} got [{}, {}], want [{lo}, {hi}]", iv.method, iv.lo, iv.hi);
     }
 
     #[test]
     fn clopper_pearson_published_values() {
-        let cases = [
-            (0, 10, 0.0, 0.30850),
-            (5, 10, 0.18709, 0.81291),
-            (10, 10, 0.69150, 1.0),
-            (1, 20, 0.001265, 0.248733),
-        ];
+        let cases = [(0, 10, 0.0, 0.30850), (5, 10, 0.18709, 0.81291), (10, 10, 0.69150, 1.0), (1, 20, 0.001265, 0.248733)];
         for (x, n, lo, hi) in cases {
             let iv = clopper_pearson(x, n, 0.95).unwrap();
             assert_interval(&iv, lo, hi, TABLE_TOL);
@@ -366,60 +288,24 @@ mod tests {
     fn invalid_arguments_are_errors() {
         assert_eq!(wilson(0, 0, 0.95), Err(StatsError::ZeroTrials));
         assert_eq!(clopper_pearson(0, 0, 0.95), Err(StatsError::ZeroTrials));
-        assert_eq!(
-            wilson(11, 10, 0.95),
-            Err(StatsError::SuccessesExceedTrials {
-                successes: 11,
-                trials: 10
-            })
-        );
-        assert_eq!(
-            clopper_pearson(11, 10, 0.95),
-            Err(StatsError::SuccessesExceedTrials {
-                successes: 11,
-                trials: 10
-            })
-        );
+        assert_eq!(wilson(11, 10, 0.95), Err(StatsError::SuccessesExceedTrials { successes: 11, trials: 10 }));
+        assert_eq!(clopper_pearson(11, 10, 0.95), Err(StatsError::SuccessesExceedTrials { successes: 11, trials: 10 }));
         for c in [0.0, 1.0, 95.0, -0.5] {
             assert_eq!(wilson(1, 2, c), Err(StatsError::InvalidConfidence(c)));
-            assert_eq!(
-                clopper_pearson(1, 2, c),
-                Err(StatsError::InvalidConfidence(c))
-            );
-            assert_eq!(
-                trials_needed(1.0, 0.1, c),
-                Err(StatsError::InvalidConfidence(c))
-            );
+            assert_eq!(clopper_pearson(1, 2, c), Err(StatsError::InvalidConfidence(c)));
+            assert_eq!(trials_needed(1.0, 0.1, c), Err(StatsError::InvalidConfidence(c)));
         }
-        assert!(matches!(
-            wilson(1, 2, f64::NAN),
-            Err(StatsError::InvalidConfidence(_))
-        ));
+        assert!(matches!(wilson(1, 2, f64::NAN), Err(StatsError::InvalidConfidence(_))));
         for hw in [0.0, -0.1] {
-            assert_eq!(
-                trials_needed(1.0, hw, 0.95),
-                Err(StatsError::NonPositiveHalfWidth(hw))
-            );
+            assert_eq!(trials_needed(1.0, hw, 0.95), Err(StatsError::NonPositiveHalfWidth(hw)));
         }
-        assert!(matches!(
-            trials_needed(1.0, f64::NAN, 0.95),
-            Err(StatsError::NonPositiveHalfWidth(_))
-        ));
-        assert_eq!(
-            trials_needed(-1.0, 0.1, 0.95),
-            Err(StatsError::InvalidStd(-1.0))
-        );
+        assert!(matches!(trials_needed(1.0, f64::NAN, 0.95), Err(StatsError::NonPositiveHalfWidth(_))));
+        assert_eq!(trials_needed(-1.0, 0.1, 0.95), Err(StatsError::InvalidStd(-1.0)));
         let m: Moments = [1.0, 2.0].into_iter().collect();
         assert_eq!(mean_t(&m, 1.0), Err(StatsError::InvalidConfidence(1.0)));
         assert_eq!(mean_t(&Moments::new(), 0.95), Err(StatsError::EmptySample));
-        assert_eq!(
-            difference_of_means_t(&Moments::new(), 0.9, 0.0, 0.95),
-            Err(StatsError::EmptySample)
-        );
-        assert_eq!(
-            difference_of_means_t(&m, 0.9, -0.01, 0.95),
-            Err(StatsError::InvalidSem(-0.01))
-        );
+        assert_eq!(difference_of_means_t(&Moments::new(), 0.9, 0.0, 0.95), Err(StatsError::EmptySample));
+        assert_eq!(difference_of_means_t(&m, 0.9, -0.01, 0.95), Err(StatsError::InvalidSem(-0.01)));
     }
 
     #[test]

@@ -16,9 +16,7 @@ pub fn ks_statistic(sample: &[f64], cdf: impl Fn(f64) -> f64) -> f64 {
         while j + 1 < s.len() && s[j + 1] == x {
             j += 1;
         }
-        d = d
-            .max((j as f64 + 1.0) / n - cdf(x))
-            .max(cdf(x.next_down()) - i as f64 / n);
+        d = d.max((j as f64 + 1.0) / n - cdf(x)).max(cdf(x.next_down()) - i as f64 / n);
         i = j + 1;
     }
     d
@@ -56,10 +54,7 @@ mod tests {
         let d2 = ks_statistic(&s, |x| (x * 0.9).clamp(0.0, 1.0));
         assert!(ks_p_value(d2, 1000) < 1e-6);
         // Tabulated: the 5 % critical value of λ is 1.3581.
-        let p = ks_p_value(
-            1.3581 / (1000f64.sqrt() + 0.12 + 0.11 / 1000f64.sqrt()),
-            1000,
-        );
+        let p = ks_p_value(1.3581 / (1000f64.sqrt() + 0.12 + 0.11 / 1000f64.sqrt()), 1000);
         assert!((p - 0.05).abs() < 1e-3, "{p}");
     }
 }

@@ -32,9 +32,7 @@ pub mod quantile;
 
 pub use counts::Counts;
 pub use histogram::Histogram;
-pub use interval::{
-    clopper_pearson, difference_of_means_t, mean_t, trials_needed, wilson, Interval,
-};
+pub use interval::{clopper_pearson, difference_of_means_t, mean_t, trials_needed, wilson, Interval};
 pub use ks::{ks_p_value, ks_statistic};
 pub use moments::Moments;
 pub use quantile::{quantile_sorted, Summary};
@@ -49,9 +47,7 @@ pub enum StatsError {
     #[error("successes ({successes}) exceed trials ({trials}); pass the number of trials that produced those successes")]
     SuccessesExceedTrials { successes: u64, trials: u64 },
 
-    #[error(
-        "confidence must lie strictly between 0 and 1, got {0}; use e.g. 0.95 for a 95% interval"
-    )]
+    #[error("confidence must lie strictly between 0 and 1, got {0}; use e.g. 0.95 for a 95% interval")]
     InvalidConfidence(f64),
 
     #[error("half-width must be a finite positive number, got {0}; give the target precision as e.g. 0.005 for ±0.5 points")]
@@ -63,9 +59,7 @@ pub enum StatsError {
     #[error("standard error must be finite and non-negative, got {0}; pass 0 for an exact reference value")]
     InvalidSem(f64),
 
-    #[error(
-        "sample is empty; record at least one value before summarising or forming an interval"
-    )]
+    #[error("sample is empty; record at least one value before summarising or forming an interval")]
     EmptySample,
 
     #[error("sample contains a non-finite value ({value}) at index {index}; drop or fix failed runs before summarising")]
@@ -75,14 +69,7 @@ pub enum StatsError {
     InvalidHistogram { lo: f64, hi: f64, bins: usize },
 
     #[error("histograms have different edges (lo={lo_a}, hi={hi_a}, bins={bins_a} vs lo={lo_b}, hi={hi_b}, bins={bins_b}); build both with the same Histogram::new arguments before merging")]
-    HistogramMismatch {
-        lo_a: f64,
-        hi_a: f64,
-        bins_a: usize,
-        lo_b: f64,
-        hi_b: f64,
-        bins_b: usize,
-    },
+    HistogramMismatch { lo_a: f64, hi_a: f64, bins_a: usize, lo_b: f64, hi_b: f64, bins_b: usize },
 }
 
 /// Rejects confidence levels outside the open interval (0, 1); NaN fails too
@@ -128,9 +115,7 @@ mod tests {
         let mut state = 0x00C0_FFEE_u64;
         // Accuracy-like values near 0.85 with a spread that also lands some
         // outside the histogram range, exercising under- and overflow.
-        let xs: Vec<f64> = (0..N)
-            .map(|_| 0.85 + 0.2 * (unit(&mut state) - 0.5))
-            .collect();
+        let xs: Vec<f64> = (0..N).map(|_| 0.85 + 0.2 * (unit(&mut state) - 0.5)).collect();
         let batches: Vec<(u64, u64)> = (0..N)
             .map(|_| {
                 let t = 1 + splitmix64(&mut state) % 64;
@@ -160,12 +145,7 @@ mod tests {
             c.merge(&c_r);
 
             assert_eq!(m.n, m_all.n, "k={k}");
-            assert!(
-                rel_close(m.mean, m_all.mean),
-                "k={k}: {} vs {}",
-                m.mean,
-                m_all.mean
-            );
+            assert!(rel_close(m.mean, m_all.mean), "k={k}: {} vs {}", m.mean, m_all.mean);
             assert!(rel_close(m.m2, m_all.m2), "k={k}: {} vs {}", m.m2, m_all.m2);
             assert_eq!((m.min, m.max), (m_all.min, m_all.max), "k={k}");
             assert_eq!(h, h_all, "k={k}");
@@ -177,11 +157,7 @@ mod tests {
     fn error_messages_name_the_fix() {
         let msg = StatsError::InvalidConfidence(95.0).to_string();
         assert!(msg.contains("95") && msg.contains("0.95"), "{msg}");
-        let msg = StatsError::SuccessesExceedTrials {
-            successes: 11,
-            trials: 10,
-        }
-        .to_string();
+        let msg = StatsError::SuccessesExceedTrials { successes: 11, trials: 10 }.to_string();
         assert!(msg.contains("11") && msg.contains("10"), "{msg}");
     }
 

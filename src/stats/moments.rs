@@ -32,13 +32,7 @@ impl Default for Moments {
 impl Moments {
     /// Empty accumulator.
     pub fn new() -> Self {
-        Self {
-            n: 0,
-            mean: 0.0,
-            m2: 0.0,
-            min: 0.0,
-            max: 0.0,
-        }
+        Self { n: 0, mean: 0.0, m2: 0.0, min: 0.0, max: 0.0 }
     }
 
     /// Adds one observation (Welford's update).

@@ -145,9 +145,7 @@ mod tests {
     #[test]
     fn summary_of_one_value_is_nan_free() {
         let s = Summary::from_sample(&[0.91]).unwrap();
-        let fields = [
-            s.mean, s.std, s.median, s.p01, s.p05, s.p95, s.p99, s.min, s.max,
-        ];
+        let fields = [s.mean, s.std, s.median, s.p01, s.p05, s.p95, s.p99, s.min, s.max];
         assert!(fields.iter().all(|v| v.is_finite()), "{s:?}");
         assert_eq!(s.std, 0.0);
         assert_eq!(s.median, 0.91);
@@ -156,13 +154,7 @@ mod tests {
     #[test]
     fn summary_rejects_empty_and_non_finite() {
         assert_eq!(Summary::from_sample(&[]), Err(StatsError::EmptySample));
-        assert!(matches!(
-            Summary::from_sample(&[1.0, f64::NAN]),
-            Err(StatsError::NonFiniteSample { index: 1, .. })
-        ));
-        assert!(matches!(
-            Summary::from_sample(&[f64::NEG_INFINITY]),
-            Err(StatsError::NonFiniteSample { index: 0, .. })
-        ));
+        assert!(matches!(Summary::from_sample(&[1.0, f64::NAN]), Err(StatsError::NonFiniteSample { index: 1, .. })));
+        assert!(matches!(Summary::from_sample(&[f64::NEG_INFINITY]), Err(StatsError::NonFiniteSample { index: 0, .. })));
     }
 }

@@ -14,10 +14,7 @@ pub struct Matrix {
 }
 
 fn err(path: &Path, msg: impl Into<String>) -> WorkloadError {
-    WorkloadError::File {
-        path: path.display().to_string(),
-        msg: msg.into(),
-    }
+    WorkloadError::File { path: path.display().to_string(), msg: msg.into() }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, WorkloadError> {
@@ -31,9 +28,7 @@ pub fn read_npy(path: &Path) -> Result<Matrix, WorkloadError> {
 
 pub fn parse_npy(b: &[u8]) -> Result<Matrix, String> {
     if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
-        return Err(
-            "not a .npy file (missing the \\x93NUMPY magic); save it with numpy.save".into(),
-        );
+        return Err("not a .npy file (missing the \\x93NUMPY magic); save it with numpy.save".into());
     }
     let (hlen, start) = match b[6] {
         1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
@@ -43,14 +38,9 @@ pub fn parse_npy(b: &[u8]) -> Result<Matrix, String> {
             }
             (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
         }
-        v => {
-            return Err(format!(
-                ".npy format version {v} is not supported (1, 2 or 3)"
-            ))
-        }
+        v => return Err(format!(".npy format version {v} is not supported (1, 2 or 3)")),
     };
-    let header = std::str::from_utf8(b.get(start..start + hlen).ok_or("truncated .npy header")?)
-        .map_err(|_| "the .npy header is not text")?;
+    let header = std::str::from_utf8(b.get(start..start + hlen).ok_or("truncated .npy header")?).map_err(|_| "the .npy header is not text")?;
     let field = |key: &str| -> Option<&str> {
         let i = header.find(&format!("'{key}'"))? + key.len() + 2;
         let rest = header[i..].trim_start().strip_prefix(':')?.trim_start();
@@ -63,60 +53,35 @@ pub fn parse_npy(b: &[u8]) -> Result<Matrix, String> {
     } else if descr.starts_with("<f8") {
         8
     } else {
-        return Err(format!(
-            "dtype {} is not supported: convert with arr.astype(numpy.float32)",
-            descr.split(['\'', '"']).next().unwrap_or("?")
-        ));
+        return Err(format!("dtype {} is not supported: convert with arr.astype(numpy.float32)", descr.split(['\'', '"']).next().unwrap_or("?")));
     };
     if field("fortran_order").is_some_and(|v| v.starts_with("True")) {
-        return Err(
-            "Fortran-ordered arrays are not supported: save numpy.ascontiguousarray(arr)".into(),
-        );
+        return Err("Fortran-ordered arrays are not supported: save numpy.ascontiguousarray(arr)".into());
     }
     let shape_s = field("shape").ok_or("the .npy header has no shape")?;
     let shape_s = &shape_s[1..shape_s.find(')').ok_or("bad shape in the .npy header")?];
-    let shape: Vec<usize> = shape_s
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| format!("bad shape entry {s}")))
-        .collect::<Result<_, _>>()?;
+    let shape: Vec<usize> =
+        shape_s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| format!("bad shape entry {s}"))).collect::<Result<_, _>>()?;
     let (rows, cols) = match shape.as_slice() {
         [n] => (1, *n),
         [r, c] => (*r, *c),
-        _ => {
-            return Err(format!(
-                "expected a 1-D or 2-D array, found shape {shape:?}"
-            ))
-        }
+        _ => return Err(format!("expected a 1-D or 2-D array, found shape {shape:?}")),
     };
     let body = &b[start + hlen..];
     if body.len() < rows * cols * width {
-        return Err(format!(
-            "the data is truncated: {} bytes for shape {shape:?}",
-            body.len()
-        ));
+        return Err(format!("the data is truncated: {} bytes for shape {shape:?}", body.len()));
     }
     let data = if width == 4 {
-        body.chunks_exact(4)
-            .take(rows * cols)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
+        body.chunks_exact(4).take(rows * cols).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
     } else {
-        body.chunks_exact(8)
-            .take(rows * cols)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
-            .collect()
+        body.chunks_exact(8).take(rows * cols).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
     };
     Ok(Matrix { rows, cols, data })
 }
 
 /// Writes a 2-D f32 `.npy` (used by tests and examples).
 pub fn npy_bytes(m: &Matrix) -> Vec<u8> {
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
-        m.rows, m.cols
-    );
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", m.rows, m.cols);
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -134,27 +99,11 @@ fn tensor_f32(t: &safetensors::tensor::TensorView) -> Result<Vec<f32>, String> {
     use safetensors::Dtype;
     let d = t.data();
     Ok(match t.dtype() {
-        Dtype::F32 => d
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        Dtype::F64 => d
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
-            .collect(),
-        Dtype::F16 => d
-            .chunks_exact(2)
-            .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
-            .collect(),
-        Dtype::BF16 => d
-            .chunks_exact(2)
-            .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
-            .collect(),
-        other => {
-            return Err(format!(
-                "dtype {other:?} is not supported (F32, F64, F16, BF16)"
-            ))
-        }
+        Dtype::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        Dtype::F16 => d.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+        Dtype::BF16 => d.chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect(),
+        other => return Err(format!("dtype {other:?} is not supported (F32, F64, F16, BF16)")),
     })
 }
 
@@ -179,49 +128,19 @@ fn f16_to_f32(h: u16) -> f32 {
 /// Reads one 2-D tensor from a `.safetensors` file (`name`, or the only 2-D tensor).
 pub fn read_safetensors_matrix(path: &Path, name: Option<&str>) -> Result<Matrix, WorkloadError> {
     let bytes = read(path)?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| err(path, format!("not a valid safetensors file: {e}")))?;
-    let names: Vec<String> = st
-        .names()
-        .into_iter()
-        .filter(|n| st.tensor(n).map(|t| t.shape().len() == 2).unwrap_or(false))
-        .map(str::to_string)
-        .collect();
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| err(path, format!("not a valid safetensors file: {e}")))?;
+    let names: Vec<String> = st.names().into_iter().filter(|n| st.tensor(n).map(|t| t.shape().len() == 2).unwrap_or(false)).map(str::to_string).collect();
     let pick = match name {
         Some(n) => n.to_string(),
         None if names.len() == 1 => names[0].clone(),
-        None => {
-            return Err(err(
-                path,
-                format!(
-                    "holds {} matrices ({}); choose one with --tensor NAME",
-                    names.len(),
-                    names.join(", ")
-                ),
-            ))
-        }
+        None => return Err(err(path, format!("holds {} matrices ({}); choose one with --tensor NAME", names.len(), names.join(", ")))),
     };
-    let t = st.tensor(&pick).map_err(|_| {
-        err(
-            path,
-            format!("has no tensor named {pick}; it holds {}", names.join(", ")),
-        )
-    })?;
+    let t = st.tensor(&pick).map_err(|_| err(path, format!("has no tensor named {pick}; it holds {}", names.join(", "))))?;
     if t.shape().len() != 2 {
-        return Err(err(
-            path,
-            format!(
-                "tensor {pick} has shape {:?}; a weight matrix must be 2-D",
-                t.shape()
-            ),
-        ));
+        return Err(err(path, format!("tensor {pick} has shape {:?}; a weight matrix must be 2-D", t.shape())));
     }
     let data = tensor_f32(&t).map_err(|m| err(path, format!("tensor {pick}: {m}")))?;
-    Ok(Matrix {
-        rows: t.shape()[0],
-        cols: t.shape()[1],
-        data,
-    })
+    Ok(Matrix { rows: t.shape()[0], cols: t.shape()[1], data })
 }
 
 /// A weight matrix from `.npy` or `.safetensors` (by extension).
@@ -249,53 +168,32 @@ pub fn read_state_dict(path: &Path) -> Result<Vec<Linear>, WorkloadError> {
 }
 
 pub fn parse_state_dict(bytes: &[u8]) -> Result<Vec<Linear>, String> {
-    let st = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| format!("not a valid safetensors file: {e}"))?;
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("not a valid safetensors file: {e}"))?;
     let mut prefixes: Vec<String> = st
         .names()
         .into_iter()
         .filter_map(|n| n.strip_suffix(".weight").map(str::to_string))
-        .filter(|p| {
-            st.tensor(&format!("{p}.weight"))
-                .map(|t| t.shape().len() == 2)
-                .unwrap_or(false)
-        })
+        .filter(|p| st.tensor(&format!("{p}.weight")).map(|t| t.shape().len() == 2).unwrap_or(false))
         .collect();
     if prefixes.is_empty() {
         return Err("has no Linear layers (no 2-D tensor named PREFIX.weight); save model.state_dict() of an MLP".into());
     }
-    let key = |p: &str| -> Vec<(u64, String)> {
-        p.split('.')
-            .map(|s| (s.parse::<u64>().unwrap_or(u64::MAX), s.to_string()))
-            .collect()
-    };
+    let key = |p: &str| -> Vec<(u64, String)> { p.split('.').map(|s| (s.parse::<u64>().unwrap_or(u64::MAX), s.to_string())).collect() };
     prefixes.sort_by_key(|p| key(p));
     let mut out = Vec::new();
     for p in prefixes {
         let t = st.tensor(&format!("{p}.weight")).unwrap();
-        let w = Matrix {
-            rows: t.shape()[0],
-            cols: t.shape()[1],
-            data: tensor_f32(&t).map_err(|m| format!("{p}.weight: {m}"))?,
-        };
+        let w = Matrix { rows: t.shape()[0], cols: t.shape()[1], data: tensor_f32(&t).map_err(|m| format!("{p}.weight: {m}"))? };
         let bias = match st.tensor(&format!("{p}.bias")) {
             Ok(b) => {
                 if b.shape() != [w.rows] {
-                    return Err(format!(
-                        "{p}.bias has shape {:?} but {p}.weight has {} outputs",
-                        b.shape(),
-                        w.rows
-                    ));
+                    return Err(format!("{p}.bias has shape {:?} but {p}.weight has {} outputs", b.shape(), w.rows));
                 }
                 tensor_f32(&b).map_err(|m| format!("{p}.bias: {m}"))?
             }
             Err(_) => vec![0.0; w.rows],
         };
-        out.push(Linear {
-            name: p,
-            weight: w,
-            bias,
-        });
+        out.push(Linear { name: p, weight: w, bias });
     }
     for pair in out.windows(2) {
         if pair[0].weight.rows != pair[1].weight.cols {
@@ -327,11 +225,7 @@ impl Dataset {
 
     /// Rows `start..end` (the fixed train/test split rules use contiguous ranges).
     pub fn rows(&self, start: usize, end: usize) -> Dataset {
-        Dataset {
-            x: self.x[start * self.n_features..end * self.n_features].to_vec(),
-            labels: self.labels[start..end].to_vec(),
-            n_features: self.n_features,
-        }
+        Dataset { x: self.x[start * self.n_features..end * self.n_features].to_vec(), labels: self.labels[start..end].to_vec(), n_features: self.n_features }
     }
 }
 
@@ -360,44 +254,24 @@ pub fn parse_csv(text: &str, scale: f32) -> Result<Dataset, String> {
             return Err(format!("line {}: a field is not a number", i + 1));
         };
         if nums.len() < 2 {
-            return Err(format!(
-                "line {}: need at least one feature and a label",
-                i + 1
-            ));
+            return Err(format!("line {}: need at least one feature and a label", i + 1));
         }
         match width {
             None => width = Some(nums.len()),
-            Some(w) if w != nums.len() => {
-                return Err(format!(
-                    "line {}: {} fields, but earlier rows have {w}",
-                    i + 1,
-                    nums.len()
-                ))
-            }
+            Some(w) if w != nums.len() => return Err(format!("line {}: {} fields, but earlier rows have {w}", i + 1, nums.len())),
             _ => {}
         }
         let lab = *nums.last().unwrap();
         if lab < 0.0 || lab.fract() != 0.0 {
-            return Err(format!(
-                "line {}: the label {lab} in the last column is not a class index (0, 1, 2, ...)",
-                i + 1
-            ));
+            return Err(format!("line {}: the label {lab} in the last column is not a class index (0, 1, 2, ...)", i + 1));
         }
         labels.push(lab as u32);
-        x.extend(
-            nums[..nums.len() - 1]
-                .iter()
-                .map(|&v| (v / scale as f64) as f32),
-        );
+        x.extend(nums[..nums.len() - 1].iter().map(|&v| (v / scale as f64) as f32));
     }
     let Some(w) = width else {
         return Err("has no data rows".into());
     };
-    Ok(Dataset {
-        x,
-        labels,
-        n_features: w - 1,
-    })
+    Ok(Dataset { x, labels, n_features: w - 1 })
 }
 
 #[cfg(test)]
@@ -406,40 +280,23 @@ mod tests {
 
     #[test]
     fn npy_round_trip() {
-        let m = Matrix {
-            rows: 2,
-            cols: 3,
-            data: vec![1.0, -2.0, 3.5, 0.0, 5.0, 6.0],
-        };
+        let m = Matrix { rows: 2, cols: 3, data: vec![1.0, -2.0, 3.5, 0.0, 5.0, 6.0] };
         assert_eq!(parse_npy(&npy_bytes(&m)).unwrap(), m);
-        assert!(parse_npy(b"hello world")
-            .unwrap_err()
-            .contains("numpy.save"));
+        assert!(parse_npy(b"hello world").unwrap_err().contains("numpy.save"));
     }
 
     #[test]
     fn shipped_model_is_a_state_dict() {
-        let bytes = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/experiments/models/digits_mlp.safetensors"
-        ))
-        .unwrap();
+        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/models/digits_mlp.safetensors")).unwrap();
         let layers = parse_state_dict(&bytes).unwrap();
-        let names: Vec<_> = layers
-            .iter()
-            .map(|l| (l.name.as_str(), l.weight.rows, l.weight.cols))
-            .collect();
+        let names: Vec<_> = layers.iter().map(|l| (l.name.as_str(), l.weight.rows, l.weight.cols)).collect();
         assert_eq!(names, vec![("0", 64, 64), ("2", 10, 64)]);
     }
 
     #[test]
     fn csv_errors_name_the_line() {
-        assert!(parse_csv("1,2,0\n3,4\n", 1.0)
-            .unwrap_err()
-            .contains("line 2"));
-        assert!(parse_csv("a,b,label\n1,2,0.5\n", 1.0)
-            .unwrap_err()
-            .contains("line 2"));
+        assert!(parse_csv("1,2,0\n3,4\n", 1.0).unwrap_err().contains("line 2"));
+        assert!(parse_csv("a,b,label\n1,2,0.5\n", 1.0).unwrap_err().contains("line 2"));
         let d = parse_csv("f1,f2,label\n1,2,0\n3,4,1\n", 2.0).unwrap();
         assert_eq!((d.len(), d.n_features, d.x[3]), (2, 2, 2.0));
     }

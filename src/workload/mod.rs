@@ -18,9 +18,7 @@ pub enum WorkloadError {
 }
 
 /// Digital activation between analog layers (the last layer has none).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
     None,
@@ -43,34 +41,19 @@ impl Activation {
         match self {
             Activation::None => v,
             Activation::Relu => v.max(0.0),
-            Activation::Gelu => {
-                0.5 * v
-                    * (1.0
-                        + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v * v * v)).tanh())
-            }
+            Activation::Gelu => 0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v * v * v)).tanh()),
             Activation::Tanh => v.tanh(),
         }
     }
 }
 
 /// Maps every Linear layer onto tiles; `act` follows every layer but the last.
-pub fn analog_layers(
-    layers: &[Linear],
-    act: Activation,
-    shape: TileShape,
-    omega: f32,
-) -> Vec<AnalogLayer> {
+pub fn analog_layers(layers: &[Linear], act: Activation, shape: TileShape, omega: f32) -> Vec<AnalogLayer> {
     layers
         .iter()
         .enumerate()
         .map(|(i, l)| AnalogLayer {
-            mapped: MappedMatrix::new(
-                &l.weight.data,
-                l.weight.rows as u32,
-                l.weight.cols as u32,
-                shape,
-                omega,
-            ),
+            mapped: MappedMatrix::new(&l.weight.data, l.weight.rows as u32, l.weight.cols as u32, shape, omega),
             bias: l.bias.clone(),
             activation: if i + 1 < layers.len() { act.code() } else { 0 },
         })
@@ -97,18 +80,12 @@ pub fn check_shapes(layers: &[Linear], data: &Dataset) -> Result<(), WorkloadErr
 pub fn fp_accuracy(layers: &[Linear], act: Activation, data: &Dataset) -> (u64, u64) {
     let mut correct = 0u64;
     for s in 0..data.len() {
-        let mut h: Vec<f64> = data.x[s * data.n_features..(s + 1) * data.n_features]
-            .iter()
-            .map(|&v| v as f64)
-            .collect();
+        let mut h: Vec<f64> = data.x[s * data.n_features..(s + 1) * data.n_features].iter().map(|&v| v as f64).collect();
         for (i, l) in layers.iter().enumerate() {
             let w = &l.weight;
             h = (0..w.rows)
                 .map(|o| {
-                    let v = (0..w.cols)
-                        .map(|k| w.data[o * w.cols + k] as f64 * h[k])
-                        .sum::<f64>()
-                        + l.bias[o] as f64;
+                    let v = (0..w.cols).map(|k| w.data[o * w.cols + k] as f64 * h[k]).sum::<f64>() + l.bias[o] as f64;
                     if i + 1 < layers.len() {
                         act.apply(v)
                     } else {
@@ -117,14 +94,7 @@ pub fn fp_accuracy(layers: &[Linear], act: Activation, data: &Dataset) -> (u64, 
                 })
                 .collect();
         }
-        let pred = h
-            .iter()
-            .enumerate()
-            .fold(
-                (0, f64::NEG_INFINITY),
-                |b, (i, &v)| if v > b.1 { (i, v) } else { b },
-            )
-            .0;
+        let pred = h.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0;
         correct += u64::from(pred as u32 == data.labels[s]);
     }
     (correct, data.len() as u64)
@@ -143,9 +113,7 @@ pub struct WeightErrorRow {
     pub alpha_std: f64,
 }
 
-pub fn summarize_weight_error(
-    points: &[crate::engine::plan::WeightErrorPoint],
-) -> Vec<WeightErrorRow> {
+pub fn summarize_weight_error(points: &[crate::engine::plan::WeightErrorPoint]) -> Vec<WeightErrorRow> {
     points
         .iter()
         .map(|p| {
@@ -155,19 +123,8 @@ pub fn summarize_weight_error(
             // across shards (n is in the hundreds of thousands, so n vs n−1 is immaterial).
             let var = (p.sum_e2.iter().sum::<f64>() / n - mean * mean).max(0.0);
             let alpha: crate::stats::Moments = p.alpha.iter().map(|&a| a as f64).collect();
-            let alpha_var = if alpha.n > 0 {
-                alpha.m2 / alpha.n as f64
-            } else {
-                0.0
-            };
-            WeightErrorRow {
-                t_inf: p.t_inf,
-                trials: p.sum_e.len() as u64,
-                mean,
-                std: var.sqrt(),
-                alpha_mean: alpha.mean,
-                alpha_std: alpha_var.sqrt(),
-            }
+            let alpha_var = if alpha.n > 0 { alpha.m2 / alpha.n as f64 } else { 0.0 };
+            WeightErrorRow { t_inf: p.t_inf, trials: p.sum_e.len() as u64, mean, std: var.sqrt(), alpha_mean: alpha.mean, alpha_std: alpha_var.sqrt() }
         })
         .collect()
 }

@@ -44,10 +44,7 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new() -> Self {
-        Recorder {
-            inner: cpu(),
-            log: Vec::new(),
-        }
+        Recorder { inner: cpu(), log: Vec::new() }
     }
 }
 
@@ -71,22 +68,10 @@ impl Backend for Recorder {
         self.inner.free(buf)
     }
     fn dispatch(&mut self, stage: Stage, params: &StageParams, bindings: &[Buf], groups: [u32; 3]) {
-        let before = bindings
-            .iter()
-            .map(|b| self.inner.download(*b).unwrap())
-            .collect();
+        let before = bindings.iter().map(|b| self.inner.download(*b).unwrap()).collect();
         self.inner.dispatch(stage, params, bindings, groups);
-        let after = bindings
-            .iter()
-            .map(|b| self.inner.download(*b).unwrap())
-            .collect();
-        self.log.push(Dispatch {
-            stage,
-            params: *params,
-            groups,
-            before,
-            after,
-        });
+        let after = bindings.iter().map(|b| self.inner.download(*b).unwrap()).collect();
+        self.log.push(Dispatch { stage, params: *params, groups, before, after });
     }
     fn finish(&mut self) -> Result<(), EngineError> {
         Ok(())

@@ -41,14 +41,7 @@ pub fn programmed_weight(d: &DeviceParams, w: f32, s: f32, n: [f32; 2]) -> f32 {
 }
 
 #[inline(always)]
-pub fn drift_device(
-    d: &DeviceParams,
-    g: f32,
-    nu: f32,
-    log_t_ratio: f32,
-    read_sqrt_log: f32,
-    n_read: f32,
-) -> f32 {
+pub fn drift_device(d: &DeviceParams, g: f32, nu: f32, log_t_ratio: f32, read_sqrt_log: f32, n_read: f32) -> f32 {
     let gd = g * (-nu * log_t_ratio).exp();
     let sig = curve_eval(&d.q_s, g / d.g_max) * read_sqrt_log;
     (gd + gd.abs() * d.read_scale * sig * n_read).max(0.0)
@@ -56,16 +49,7 @@ pub fn drift_device(
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub fn drift_pair(
-    d: &DeviceParams,
-    g: [f32; 2],
-    nu_pos: f32,
-    nu_neg: f32,
-    s: f32,
-    log_t_ratio: f32,
-    read_sqrt_log: f32,
-    n_read: [f32; 2],
-) -> f32 {
+pub fn drift_pair(d: &DeviceParams, g: [f32; 2], nu_pos: f32, nu_neg: f32, s: f32, log_t_ratio: f32, read_sqrt_log: f32, n_read: [f32; 2]) -> f32 {
     let gp = drift_device(d, g[0], nu_pos, log_t_ratio, read_sqrt_log, n_read[0]);
     let gn = drift_device(d, g[1], nu_neg, log_t_ratio, read_sqrt_log, n_read[1]);
     (gp - gn) / s
@@ -79,16 +63,7 @@ pub fn drift_nu(d: &DeviceParams, g_target: f32, n: f32) -> f32 {
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub fn drift_weight(
-    d: &DeviceParams,
-    wp: f32,
-    nu_pos: f32,
-    nu_neg: f32,
-    s2: f32,
-    log_t_ratio: f32,
-    read_sqrt_log: f32,
-    n_read: f32,
-) -> f32 {
+pub fn drift_weight(d: &DeviceParams, wp: f32, nu_pos: f32, nu_neg: f32, s2: f32, log_t_ratio: f32, read_sqrt_log: f32, n_read: f32) -> f32 {
     let nu = if wp >= 0.0 { nu_pos } else { nu_neg };
     let gf = drift_device(d, wp.abs() * s2, nu, log_t_ratio, read_sqrt_log, n_read);
     wgsl_sign(wp) * gf / s2
@@ -141,13 +116,7 @@ pub fn activate(kind: u32, v: f32) -> f32 {
 
 /// Runs `f(first_trial, n, out)` on disjoint trial ranges in parallel; `out` is split so each
 /// range gets `per_trial` consecutive items per trial (buffers are trial-major).
-pub fn par_trials<T: Send>(
-    threads: usize,
-    trials: usize,
-    out: &mut [T],
-    per_trial: usize,
-    f: impl Fn(usize, usize, &mut [T]) + Sync,
-) {
+pub fn par_trials<T: Send>(threads: usize, trials: usize, out: &mut [T], per_trial: usize, f: impl Fn(usize, usize, &mut [T]) + Sync) {
     let threads = threads.max(1).min(trials.max(1));
     let per = trials.div_ceil(threads).max(1);
     let out = &mut out[..trials * per_trial];
@@ -182,11 +151,7 @@ pub fn par_trials2<T: Send, U: Send>(
         return;
     }
     std::thread::scope(|sc| {
-        for (i, (pa, pb)) in a
-            .chunks_mut(per * a_per)
-            .zip(b.chunks_mut(per * b_per))
-            .enumerate()
-        {
+        for (i, (pa, pb)) in a.chunks_mut(per * a_per).zip(b.chunks_mut(per * b_per)).enumerate() {
             let f = &f;
             let n = (trials - i * per).min(per);
             sc.spawn(move || f(i * per, n, pa, pb));

@@ -7,47 +7,31 @@
 use super::common::*;
 use crate::engine::layout::{StageParams, TileInfo};
 
-pub fn dac(
-    p: &StageParams,
-    tiles: &[TileInfo],
-    x: &[f32],
-    xq: &mut [f32],
-    nm: &mut [f32],
-    threads: usize,
-) {
+pub fn dac(p: &StageParams, tiles: &[TileInfo], x: &[f32], xq: &mut [f32], nm: &mut [f32], threads: usize) {
     let l = &p.layer;
     let (batch, n_in, tin) = (l.batch as usize, l.n_in as usize, l.tiles_in as usize);
-    par_trials2(
-        threads,
-        l.trials as usize,
-        xq,
-        batch * n_in,
-        nm,
-        batch * tin,
-        |first, n, xq, nm| {
-            for i_local in 0..n * batch * tin {
-                let i = first * batch * tin + i_local;
-                let ti = i % tin;
-                let v = i / tin;
-                let v_local = i_local / tin;
-                let t = &tiles[ti];
-                let xo = if l.x_per_trial != 0 { v } else { v % batch } * n_in;
-                let mut m = 1.0f32;
-                if p.io.nm_mode == 1 {
-                    m = 0.0;
-                    for k in 0..t.cols as usize {
-                        m = m.max(x[xo + t.col_start as usize + k].abs());
-                    }
-                    if m == 0.0 {
-                        m = 1.0;
-                    }
-                }
-                nm[i_local] = m;
+    par_trials2(threads, l.trials as usize, xq, batch * n_in, nm, batch * tin, |first, n, xq, nm| {
+        for i_local in 0..n * batch * tin {
+            let i = first * batch * tin + i_local;
+            let ti = i % tin;
+            let v = i / tin;
+            let v_local = i_local / tin;
+            let t = &tiles[ti];
+            let xo = if l.x_per_trial != 0 { v } else { v % batch } * n_in;
+            let mut m = 1.0f32;
+            if p.io.nm_mode == 1 {
+                m = 0.0;
                 for k in 0..t.cols as usize {
-                    xq[v_local * n_in + t.col_start as usize + k] =
-                        quant_in(&p.io, x[xo + t.col_start as usize + k] / m);
+                    m = m.max(x[xo + t.col_start as usize + k].abs());
+                }
+                if m == 0.0 {
+                    m = 1.0;
                 }
             }
-        },
-    );
+            nm[i_local] = m;
+            for k in 0..t.cols as usize {
+                xq[v_local * n_in + t.col_start as usize + k] = quant_in(&p.io, x[xo + t.col_start as usize + k] / m);
+            }
+        }
+    });
 }

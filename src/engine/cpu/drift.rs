@@ -7,128 +7,66 @@ use crate::engine::stages::CHUNK;
 use crate::rng::stream;
 
 #[allow(clippy::too_many_arguments)]
-pub fn drift(
-    p: &StageParams,
-    groups: [u32; 3],
-    w_norm: &[f32],
-    tiles: &[TileInfo],
-    progmax: &[u32],
-    weff: &mut [f32],
-    partials: &mut [f32],
-    threads: usize,
-) {
+pub fn drift(p: &StageParams, groups: [u32; 3], w_norm: &[f32], tiles: &[TileInfo], progmax: &[u32], weff: &mut [f32], partials: &mut [f32], threads: usize) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let nw = (l.n_in * l.n_out) as usize;
     let part_per = ntiles * l.chunks_per_tile as usize * 2;
     let key = [l.key0, l.key1];
-    par_trials2(
-        threads,
-        groups[2] as usize,
-        weff,
-        nw,
-        partials,
-        part_per,
-        |first, n, weff, partials| {
-            let mut sum_read = [0f32; CHUNK as usize];
-            let mut sum_base = [0f32; CHUNK as usize];
-            for z in 0..n {
-                let trial_local = (first + z) as u32;
-                let trial = l.trial_offset + trial_local;
-                for wy in 0..groups[1] {
-                    let t = &tiles[wy as usize];
-                    let s = p.dev.g_max / t.wmax_norm.max(1e-7);
-                    let s2 = p.dev.g_max
-                        / f32::from_bits(progmax[trial_local as usize * ntiles + wy as usize])
-                            .max(1e-7);
-                    for wx in 0..groups[0] {
-                        for lid in 0..CHUNK {
-                            let e = wx * CHUNK + lid;
-                            let (mut rd, mut bs) = (0.0f32, 0.0f32);
-                            if e < t.rows * t.cols {
-                                let elem =
-                                    (t.row_start + e / t.cols) * l.n_in + t.col_start + e % t.cols;
-                                let w = w_norm[elem as usize];
-                                let gp_t = (s * w).clamp(0.0, p.dev.g_max);
-                                let gn_t = (-s * w).clamp(0.0, p.dev.g_max);
-                                let nn = normal4(philox4x32_10(
-                                    [elem, trial, ctr_word2(l.layer, stream::PROG, 0), 0],
-                                    key,
-                                ));
-                                let gpair = programmed_pair(&p.dev, w, s, [nn[0], nn[1]]);
-                                let wp = (gpair[0] - gpair[1]) / s;
-                                let nu_pos = drift_nu(&p.dev, gp_t, nn[2]);
-                                let nu_neg = drift_nu(&p.dev, gn_t, nn[3]);
-                                let nr = normal2(philox4x32_10(
-                                    [elem, trial, ctr_word2(l.layer, stream::READ, l.t_index), 0],
-                                    key,
-                                ));
-                                let we = if p.dev.drift_path == 1 {
-                                    drift_pair(
-                                        &p.dev,
-                                        gpair,
-                                        nu_pos,
-                                        nu_neg,
-                                        s,
-                                        l.log_t_ratio,
-                                        l.read_sqrt_log,
-                                        nr,
-                                    )
-                                } else {
-                                    drift_weight(
-                                        &p.dev,
-                                        wp,
-                                        nu_pos,
-                                        nu_neg,
-                                        s2,
-                                        l.log_t_ratio,
-                                        l.read_sqrt_log,
-                                        nr[0],
-                                    )
-                                };
-                                weff[z * nw + elem as usize] = we;
-                                if l.gdc_mode != 0 {
-                                    let ng = normal2(philox4x32_10(
-                                        [
-                                            elem,
-                                            trial,
-                                            ctr_word2(l.layer, stream::GDC_READ, l.t_index),
-                                            0,
-                                        ],
-                                        key,
-                                    ));
-                                    rd = adc(&p.io, we + p.io.out_noise * ng[0]).abs();
-                                    if l.gdc_mode == 1 && l.gdc_base != 0 {
-                                        let nb = normal2(philox4x32_10(
-                                            [
-                                                elem,
-                                                trial,
-                                                ctr_word2(l.layer, stream::GDC_BASE, 0),
-                                                0,
-                                            ],
-                                            key,
-                                        ));
-                                        bs = adc(&p.io, wp + p.io.out_noise * nb[0]).abs();
-                                    }
+    par_trials2(threads, groups[2] as usize, weff, nw, partials, part_per, |first, n, weff, partials| {
+        let mut sum_read = [0f32; CHUNK as usize];
+        let mut sum_base = [0f32; CHUNK as usize];
+        for z in 0..n {
+            let trial_local = (first + z) as u32;
+            let trial = l.trial_offset + trial_local;
+            for wy in 0..groups[1] {
+                let t = &tiles[wy as usize];
+                let s = p.dev.g_max / t.wmax_norm.max(1e-7);
+                let s2 = p.dev.g_max / f32::from_bits(progmax[trial_local as usize * ntiles + wy as usize]).max(1e-7);
+                for wx in 0..groups[0] {
+                    for lid in 0..CHUNK {
+                        let e = wx * CHUNK + lid;
+                        let (mut rd, mut bs) = (0.0f32, 0.0f32);
+                        if e < t.rows * t.cols {
+                            let elem = (t.row_start + e / t.cols) * l.n_in + t.col_start + e % t.cols;
+                            let w = w_norm[elem as usize];
+                            let gp_t = (s * w).clamp(0.0, p.dev.g_max);
+                            let gn_t = (-s * w).clamp(0.0, p.dev.g_max);
+                            let nn = normal4(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::PROG, 0), 0], key));
+                            let gpair = programmed_pair(&p.dev, w, s, [nn[0], nn[1]]);
+                            let wp = (gpair[0] - gpair[1]) / s;
+                            let nu_pos = drift_nu(&p.dev, gp_t, nn[2]);
+                            let nu_neg = drift_nu(&p.dev, gn_t, nn[3]);
+                            let nr = normal2(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::READ, l.t_index), 0], key));
+                            let we = if p.dev.drift_path == 1 {
+                                drift_pair(&p.dev, gpair, nu_pos, nu_neg, s, l.log_t_ratio, l.read_sqrt_log, nr)
+                            } else {
+                                drift_weight(&p.dev, wp, nu_pos, nu_neg, s2, l.log_t_ratio, l.read_sqrt_log, nr[0])
+                            };
+                            weff[z * nw + elem as usize] = we;
+                            if l.gdc_mode != 0 {
+                                let ng = normal2(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::GDC_READ, l.t_index), 0], key));
+                                rd = adc(&p.io, we + p.io.out_noise * ng[0]).abs();
+                                if l.gdc_mode == 1 && l.gdc_base != 0 {
+                                    let nb = normal2(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::GDC_BASE, 0), 0], key));
+                                    bs = adc(&p.io, wp + p.io.out_noise * nb[0]).abs();
                                 }
                             }
-                            sum_read[lid as usize] = rd;
-                            sum_base[lid as usize] = bs;
                         }
-                        tree_sum(&mut sum_read);
-                        tree_sum(&mut sum_base);
-                        let o = ((z * ntiles + wy as usize) * l.chunks_per_tile as usize
-                            + wx as usize)
-                            * 2;
-                        partials[o] = sum_read[0];
-                        if l.gdc_base != 0 {
-                            partials[o + 1] = sum_base[0];
-                        }
+                        sum_read[lid as usize] = rd;
+                        sum_base[lid as usize] = bs;
+                    }
+                    tree_sum(&mut sum_read);
+                    tree_sum(&mut sum_base);
+                    let o = ((z * ntiles + wy as usize) * l.chunks_per_tile as usize + wx as usize) * 2;
+                    partials[o] = sum_read[0];
+                    if l.gdc_base != 0 {
+                        partials[o + 1] = sum_base[0];
                     }
                 }
             }
-        },
-    );
+        }
+    });
 }
 
 /// The shader's workgroup tree reduction: halves added pairwise, same order.

@@ -28,9 +28,7 @@ use bytemuck::{cast_slice, cast_slice_mut};
 pub const FAST_BINDING_BYTES: u64 = 32 << 20;
 
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 pub struct CpuBackend {
@@ -44,22 +42,13 @@ pub struct CpuBackend {
 
 impl CpuBackend {
     pub fn new(threads: usize, wg: u32) -> Self {
-        CpuBackend {
-            bufs: Vec::new(),
-            threads: threads.max(1),
-            wg,
-            profile: None,
-            fast: false,
-        }
+        CpuBackend { bufs: Vec::new(), threads: threads.max(1), wg, profile: None, fast: false }
     }
 
     /// The production CPU backend: the fast kernels for the hot stages (see `engine::fast`),
     /// the twins for the others, trial chunks sized to stay in memory (`max_binding_bytes`).
     pub fn fast(threads: usize) -> Self {
-        CpuBackend {
-            fast: true,
-            ..Self::new(threads, 256)
-        }
+        CpuBackend { fast: true, ..Self::new(threads, 256) }
     }
 
     fn get(&self, b: Buf) -> &[u32] {
@@ -70,11 +59,7 @@ impl CpuBackend {
 impl Backend for CpuBackend {
     fn adapter(&self) -> AdapterInfo {
         AdapterInfo {
-            name: if self.fast {
-                format!("CPU ({} threads)", self.threads)
-            } else {
-                format!("CPU twin ({} threads)", self.threads)
-            },
+            name: if self.fast { format!("CPU ({} threads)", self.threads) } else { format!("CPU twin ({} threads)", self.threads) },
             backend: "cpu".into(),
             driver: format!("aimc {}", env!("CARGO_PKG_VERSION")),
             device_type: "Cpu".into(),
@@ -116,15 +101,7 @@ impl Backend for CpuBackend {
         // The written buffer(s) are taken out while the read-only ones are borrowed.
         let mut out = std::mem::take(&mut self.bufs[b[b.len() - 1].0]);
         match stage {
-            Stage::Program => program::program(
-                p,
-                groups,
-                self.wg,
-                cast_slice(self.get(b[0])),
-                cast_slice(self.get(b[1])),
-                &mut out,
-                th,
-            ),
+            Stage::Program => program::program(p, groups, self.wg, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), &mut out, th),
             Stage::Drift if self.fast => {
                 let mut weff = std::mem::take(&mut self.bufs[b[3].0]);
                 fast::drift::drift(
@@ -153,60 +130,25 @@ impl Backend for CpuBackend {
                 );
                 self.bufs[b[3].0] = weff;
             }
-            Stage::Gdc => gdc::gdc(
-                p,
-                cast_slice(self.get(b[0])),
-                cast_slice(self.get(b[1])),
-                cast_slice_mut(&mut out),
-            ),
+            Stage::Gdc => gdc::gdc(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut out)),
             Stage::Dac if self.fast => {
                 let mut xq = std::mem::take(&mut self.bufs[b[2].0]);
-                fast::dac::dac(
-                    p,
-                    cast_slice(self.get(b[0])),
-                    cast_slice(self.get(b[1])),
-                    cast_slice_mut(&mut xq),
-                    cast_slice_mut(&mut out),
-                    th,
-                );
+                fast::dac::dac(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut xq), cast_slice_mut(&mut out), th);
                 self.bufs[b[2].0] = xq;
             }
             Stage::Dac => {
                 let mut xq = std::mem::take(&mut self.bufs[b[2].0]);
-                dac::dac(
-                    p,
-                    cast_slice(self.get(b[0])),
-                    cast_slice(self.get(b[1])),
-                    cast_slice_mut(&mut xq),
-                    cast_slice_mut(&mut out),
-                    th,
-                );
+                dac::dac(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut xq), cast_slice_mut(&mut out), th);
                 self.bufs[b[2].0] = xq;
             }
             Stage::Mvm if self.fast => {
                 let mut y = std::mem::take(&mut self.bufs[b[3].0]);
-                fast::mvm::mvm(
-                    p,
-                    cast_slice(self.get(b[0])),
-                    cast_slice(self.get(b[1])),
-                    cast_slice(self.get(b[2])),
-                    cast_slice_mut(&mut y),
-                    &mut out,
-                    th,
-                );
+                fast::mvm::mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut y), &mut out, th);
                 self.bufs[b[3].0] = y;
             }
             Stage::Mvm => {
                 let mut y = std::mem::take(&mut self.bufs[b[3].0]);
-                mvm::mvm(
-                    p,
-                    cast_slice(self.get(b[0])),
-                    cast_slice(self.get(b[1])),
-                    cast_slice(self.get(b[2])),
-                    cast_slice_mut(&mut y),
-                    &mut out,
-                    th,
-                );
+                mvm::mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut y), &mut out, th);
                 self.bufs[b[3].0] = y;
             }
             Stage::Bound => {
@@ -246,9 +188,7 @@ impl Backend for CpuBackend {
                 cast_slice_mut(&mut out),
                 th,
             ),
-            Stage::Accuracy => {
-                accuracy::accuracy(p, cast_slice(self.get(b[0])), self.get(b[1]), &mut out)
-            }
+            Stage::Accuracy => accuracy::accuracy(p, cast_slice(self.get(b[0])), self.get(b[1]), &mut out),
             Stage::WeightError => weight_error::weight_error(
                 p,
                 groups,
@@ -265,14 +205,9 @@ impl Backend for CpuBackend {
                 rng::rng(p, &mut words, cast_slice_mut(&mut out));
                 self.bufs[b[0].0] = words;
             }
-            Stage::ProgramMvm => program_mvm::program_mvm(
-                p,
-                cast_slice(self.get(b[0])),
-                cast_slice(self.get(b[1])),
-                cast_slice(self.get(b[2])),
-                cast_slice_mut(&mut out),
-                th,
-            ),
+            Stage::ProgramMvm => {
+                program_mvm::program_mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut out), th)
+            }
         }
         self.bufs[b[b.len() - 1].0] = out;
         if let (Some(start), Some(prof)) = (start, &mut self.profile) {
@@ -305,9 +240,6 @@ impl Backend for CpuBackend {
     }
 
     fn take_profile(&mut self) -> Result<Option<Profile>, super::EngineError> {
-        Ok(self
-            .profile
-            .as_mut()
-            .map(|p| std::mem::replace(p, Profile::new("wall clock"))))
+        Ok(self.profile.as_mut().map(|p| std::mem::replace(p, Profile::new("wall clock"))))
     }
 }

@@ -7,103 +7,74 @@ use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::out_normals;
 
 #[allow(clippy::too_many_arguments)]
-pub fn mvm(
-    p: &StageParams,
-    tiles: &[TileInfo],
-    xq: &[f32],
-    weff: &[f32],
-    y: &mut [f32],
-    sat: &mut [u32],
-    threads: usize,
-) {
+pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mut [f32], sat: &mut [u32], threads: usize) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
     let y_per = l.tiles_in as usize * batch * n_out;
     let sat_per = batch * ntiles;
-    par_trials2(
-        threads,
-        l.trials as usize,
-        y,
-        y_per,
-        sat,
-        sat_per,
-        |first, n, y, sat| {
-            for z in 0..n {
-                let trial_local = first + z;
-                let trial = l.trial_offset + trial_local as u32;
-                for tile in 0..ntiles {
-                    let t = &tiles[tile];
-                    let ti = tile % l.tiles_in as usize;
-                    let xbase = trial_local * batch * n_in + t.col_start as usize;
-                    let wbase = trial_local * n_out * n_in
-                        + t.row_start as usize * n_in
-                        + t.col_start as usize;
-                    let cols = t.cols as usize;
-                    // Register blocking like the shader's (there 4 samples x 4 outputs per
-                    // invocation): every accumulator still sums over k in increasing order, so the
-                    // values are the shader's, while independent chains keep the FPU busy.
-                    let mut acc = vec![0.0f32; batch * t.rows as usize];
-                    for s0 in (0..batch).step_by(4) {
-                        let ns = (batch - s0).min(4);
-                        for o0 in (0..t.rows as usize).step_by(2) {
-                            let no = (t.rows as usize - o0).min(2);
-                            let mut a = [[0.0f32; 2]; 4];
-                            let xr: [&[f32]; 4] = std::array::from_fn(|i| {
-                                let s = s0 + i.min(ns - 1);
-                                &xq[xbase + s * n_in..xbase + s * n_in + cols]
-                            });
-                            let wr: [&[f32]; 2] = std::array::from_fn(|j| {
-                                let o = o0 + j.min(no - 1);
-                                &weff[wbase + o * n_in..wbase + o * n_in + cols]
-                            });
-                            for k in 0..cols {
-                                for i in 0..4 {
-                                    for j in 0..2 {
-                                        a[i][j] += xr[i][k] * wr[j][k];
-                                    }
-                                }
-                            }
-                            for i in 0..ns {
-                                for j in 0..no {
-                                    acc[(s0 + i) * t.rows as usize + o0 + j] = a[i][j];
+    par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
+        for z in 0..n {
+            let trial_local = first + z;
+            let trial = l.trial_offset + trial_local as u32;
+            for tile in 0..ntiles {
+                let t = &tiles[tile];
+                let ti = tile % l.tiles_in as usize;
+                let xbase = trial_local * batch * n_in + t.col_start as usize;
+                let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
+                let cols = t.cols as usize;
+                // Register blocking like the shader's (there 4 samples x 4 outputs per
+                // invocation): every accumulator still sums over k in increasing order, so the
+                // values are the shader's, while independent chains keep the FPU busy.
+                let mut acc = vec![0.0f32; batch * t.rows as usize];
+                for s0 in (0..batch).step_by(4) {
+                    let ns = (batch - s0).min(4);
+                    for o0 in (0..t.rows as usize).step_by(2) {
+                        let no = (t.rows as usize - o0).min(2);
+                        let mut a = [[0.0f32; 2]; 4];
+                        let xr: [&[f32]; 4] = std::array::from_fn(|i| {
+                            let s = s0 + i.min(ns - 1);
+                            &xq[xbase + s * n_in..xbase + s * n_in + cols]
+                        });
+                        let wr: [&[f32]; 2] = std::array::from_fn(|j| {
+                            let o = o0 + j.min(no - 1);
+                            &weff[wbase + o * n_in..wbase + o * n_in + cols]
+                        });
+                        for k in 0..cols {
+                            for i in 0..4 {
+                                for j in 0..2 {
+                                    a[i][j] += xr[i][k] * wr[j][k];
                                 }
                             }
                         }
-                    }
-                    for s in 0..batch {
-                        // One block per four consecutive outputs, as in the shader.
-                        let mut group = u32::MAX;
-                        let mut noise = [0.0f32; 4];
-                        for o in 0..t.rows as usize {
-                            let orow = t.row_start + o as u32;
-                            let mut v = acc[s * t.rows as usize + o];
-                            if p.io.out_noise > 0.0 {
-                                if orow >> 2 != group {
-                                    group = orow >> 2;
-                                    noise = out_normals(
-                                        s as u32,
-                                        trial,
-                                        l.layer,
-                                        l.t_index,
-                                        group,
-                                        ti as u32,
-                                        0,
-                                        [l.key0, l.key1],
-                                    );
-                                }
-                                v += p.io.out_noise * noise[(orow & 3) as usize];
+                        for i in 0..ns {
+                            for j in 0..no {
+                                acc[(s0 + i) * t.rows as usize + o0 + j] = a[i][j];
                             }
-                            if p.io.bm_mode == 1 && saturated(&p.io, v) {
-                                sat[(z * batch + s) * ntiles + tile] |= 1;
-                            }
-                            y[(z * l.tiles_in as usize + ti) * batch * n_out
-                                + s * n_out
-                                + orow as usize] = adc(&p.io, v);
                         }
                     }
                 }
+                for s in 0..batch {
+                    // One block per four consecutive outputs, as in the shader.
+                    let mut group = u32::MAX;
+                    let mut noise = [0.0f32; 4];
+                    for o in 0..t.rows as usize {
+                        let orow = t.row_start + o as u32;
+                        let mut v = acc[s * t.rows as usize + o];
+                        if p.io.out_noise > 0.0 {
+                            if orow >> 2 != group {
+                                group = orow >> 2;
+                                noise = out_normals(s as u32, trial, l.layer, l.t_index, group, ti as u32, 0, [l.key0, l.key1]);
+                            }
+                            v += p.io.out_noise * noise[(orow & 3) as usize];
+                        }
+                        if p.io.bm_mode == 1 && saturated(&p.io, v) {
+                            sat[(z * batch + s) * ntiles + tile] |= 1;
+                        }
+                        y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out + orow as usize] = adc(&p.io, v);
+                    }
+                }
             }
-        },
-    );
+        }
+    });
 }

@@ -4,15 +4,7 @@ use super::drift::tree_sum;
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::engine::stages::CHUNK;
 
-pub fn weight_error(
-    p: &StageParams,
-    groups: [u32; 3],
-    tiles: &[TileInfo],
-    w_norm: &[f32],
-    weff: &[f32],
-    alpha: &[f32],
-    partials: &mut [f32],
-) {
+pub fn weight_error(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], w_norm: &[f32], weff: &[f32], alpha: &[f32], partials: &mut [f32]) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let nw = (l.n_in * l.n_out) as usize;
@@ -27,8 +19,7 @@ pub fn weight_error(
                     let e = wx * CHUNK + lid;
                     let mut d = 0.0f32;
                     if e < t.rows * t.cols {
-                        let elem = ((t.row_start + e / t.cols) * l.n_in + t.col_start + e % t.cols)
-                            as usize;
+                        let elem = ((t.row_start + e / t.cols) * l.n_in + t.col_start + e % t.cols) as usize;
                         d = (a * weff[z * nw + elem] - w_norm[elem]) * t.scale / l.wmax;
                     }
                     s1[lid as usize] = d;

@@ -7,27 +7,12 @@ use super::simd_entry;
 use crate::engine::cpu::common::{par_trials2, quant_in};
 use crate::engine::layout::{StageParams, TileInfo};
 
-pub fn dac(
-    p: &StageParams,
-    tiles: &[TileInfo],
-    x: &[f32],
-    xq: &mut [f32],
-    nm: &mut [f32],
-    threads: usize,
-) {
+pub fn dac(p: &StageParams, tiles: &[TileInfo], x: &[f32], xq: &mut [f32], nm: &mut [f32], threads: usize) {
     let l = &p.layer;
     let (batch, n_in, tin) = (l.batch as usize, l.n_in as usize, l.tiles_in as usize);
     let trials = l.trials as usize;
     if l.x_per_trial == 0 && trials > 1 {
-        rows(
-            p,
-            tiles,
-            x,
-            0,
-            1,
-            &mut xq[..batch * n_in],
-            &mut nm[..batch * tin],
-        );
+        rows(p, tiles, x, 0, 1, &mut xq[..batch * n_in], &mut nm[..batch * tin]);
         let (first_x, rest_x) = xq[..trials * batch * n_in].split_at_mut(batch * n_in);
         let (first_nm, rest_nm) = nm[..trials * batch * tin].split_at_mut(batch * tin);
         for c in rest_x.chunks_exact_mut(batch * n_in) {
@@ -38,29 +23,13 @@ pub fn dac(
         }
         return;
     }
-    par_trials2(
-        threads,
-        trials,
-        xq,
-        batch * n_in,
-        nm,
-        batch * tin,
-        |first, n, xq, nm| rows(p, tiles, x, first, n, xq, nm),
-    );
+    par_trials2(threads, trials, xq, batch * n_in, nm, batch * tin, |first, n, xq, nm| rows(p, tiles, x, first, n, xq, nm));
 }
 
 simd_entry!(fn rows(p: &StageParams, tiles: &[TileInfo], x: &[f32], first: usize, n: usize, xq: &mut [f32], nm: &mut [f32]) => rows_body);
 
 #[inline(always)]
-fn rows_body(
-    p: &StageParams,
-    tiles: &[TileInfo],
-    x: &[f32],
-    first: usize,
-    n: usize,
-    xq: &mut [f32],
-    nm: &mut [f32],
-) {
+fn rows_body(p: &StageParams, tiles: &[TileInfo], x: &[f32], first: usize, n: usize, xq: &mut [f32], nm: &mut [f32]) {
     let l = &p.layer;
     let (batch, n_in, tin) = (l.batch as usize, l.n_in as usize, l.tiles_in as usize);
     for v_local in 0..n * batch {

@@ -12,48 +12,20 @@ use crate::engine::stages::CHUNK;
 use crate::rng::{ctr_word2, stream};
 
 #[allow(clippy::too_many_arguments)]
-pub fn drift(
-    p: &StageParams,
-    groups: [u32; 3],
-    w_norm: &[f32],
-    tiles: &[TileInfo],
-    progmax: &[u32],
-    weff: &mut [f32],
-    partials: &mut [f32],
-    threads: usize,
-) {
+pub fn drift(p: &StageParams, groups: [u32; 3], w_norm: &[f32], tiles: &[TileInfo], progmax: &[u32], weff: &mut [f32], partials: &mut [f32], threads: usize) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let nw = (l.n_in * l.n_out) as usize;
     let part_per = ntiles * l.chunks_per_tile as usize * 2;
-    par_trials2(
-        threads,
-        groups[2] as usize,
-        weff,
-        nw,
-        partials,
-        part_per,
-        |first, n, weff, partials| {
-            for z in 0..n {
-                for wy in 0..groups[1] as usize {
-                    for wx in 0..groups[0] as usize {
-                        chunk(
-                            p,
-                            &tiles[wy],
-                            wy,
-                            wx,
-                            first + z,
-                            z,
-                            w_norm,
-                            progmax,
-                            weff,
-                            partials,
-                        );
-                    }
+    par_trials2(threads, groups[2] as usize, weff, nw, partials, part_per, |first, n, weff, partials| {
+        for z in 0..n {
+            for wy in 0..groups[1] as usize {
+                for wx in 0..groups[0] as usize {
+                    chunk(p, &tiles[wy], wy, wx, first + z, z, w_norm, progmax, weff, partials);
                 }
             }
-        },
-    );
+        }
+    });
 }
 
 simd_entry!(
@@ -91,14 +63,7 @@ fn drift_nu_x8(d: &DeviceParams, g_target: &F, n: &F) -> F {
 
 /// `common::drift_device` on eight lanes.
 #[inline(always)]
-fn drift_device_x8(
-    d: &DeviceParams,
-    g: &F,
-    nu: &F,
-    log_t_ratio: f32,
-    read_sqrt_log: f32,
-    n_read: &F,
-) -> F {
+fn drift_device_x8(d: &DeviceParams, g: &F, nu: &F, log_t_ratio: f32, read_sqrt_log: f32, n_read: &F) -> F {
     let gr: F = std::array::from_fn(|i| g[i] / d.g_max);
     let q = curve_x8(&d.q_s, &gr);
     let mut out = [0f32; L];
@@ -133,14 +98,8 @@ fn chunk_body(
     let key = [l.key0, l.key1];
     let s = d.g_max / t.wmax_norm.max(1e-7);
     let s2 = d.g_max / f32::from_bits(progmax[trial_local * ntiles + wy]).max(1e-7);
-    let (w_prog, w_read) = (
-        ctr_word2(l.layer, stream::PROG, 0),
-        ctr_word2(l.layer, stream::READ, l.t_index),
-    );
-    let (w_gdc, w_base) = (
-        ctr_word2(l.layer, stream::GDC_READ, l.t_index),
-        ctr_word2(l.layer, stream::GDC_BASE, 0),
-    );
+    let (w_prog, w_read) = (ctr_word2(l.layer, stream::PROG, 0), ctr_word2(l.layer, stream::READ, l.t_index));
+    let (w_gdc, w_base) = (ctr_word2(l.layer, stream::GDC_READ, l.t_index), ctr_word2(l.layer, stream::GDC_BASE, 0));
     let base_needed = l.gdc_mode == 1 && l.gdc_base != 0;
     let n_elems = t.rows * t.cols;
     let mut sum_read = [0f32; CHUNK as usize];
@@ -204,20 +163,12 @@ fn chunk_body(
         if l.gdc_mode != 0 {
             let ng = normal2_x8(&philox_x8([elem, [trial; L], [w_gdc; L], [0; L]], key));
             for i in 0..L {
-                sum_read[g * L + i] = if valid[i] {
-                    adc(io, we[i] + io.out_noise * ng[0][i]).abs()
-                } else {
-                    0.0
-                };
+                sum_read[g * L + i] = if valid[i] { adc(io, we[i] + io.out_noise * ng[0][i]).abs() } else { 0.0 };
             }
             if base_needed {
                 let nb = normal2_x8(&philox_x8([elem, [trial; L], [w_base; L], [0; L]], key));
                 for i in 0..L {
-                    sum_base[g * L + i] = if valid[i] {
-                        adc(io, wp[i] + io.out_noise * nb[0][i]).abs()
-                    } else {
-                        0.0
-                    };
+                    sum_base[g * L + i] = if valid[i] { adc(io, wp[i] + io.out_noise * nb[0][i]).abs() } else { 0.0 };
                 }
             }
         }

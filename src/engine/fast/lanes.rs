@@ -158,9 +158,7 @@ mod tests {
     #[test]
     fn philox_lanes_match_the_twin_bit_for_bit() {
         let key = [0x1234_5678, 0x9ABC_DEF0];
-        let c: [U; 4] = std::array::from_fn(|w| {
-            std::array::from_fn(|i| (i as u32).wrapping_mul(0x9E37_79B9) ^ (w as u32 * 77))
-        });
+        let c: [U; 4] = std::array::from_fn(|w| std::array::from_fn(|i| (i as u32).wrapping_mul(0x9E37_79B9) ^ (w as u32 * 77)));
         let r = philox_x8(c, key);
         for i in 0..L {
             let want = rng::philox4x32_10([c[0][i], c[1][i], c[2][i], c[3][i]], key);
@@ -168,10 +166,7 @@ mod tests {
         }
         // Random123 known answer in every lane.
         let r = philox_x8([[0; L]; 4], [0, 0]);
-        assert_eq!(
-            [r[0][3], r[1][3], r[2][3], r[3][3]],
-            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
-        );
+        assert_eq!([r[0][3], r[1][3], r[2][3], r[3][3]], [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
     }
 
     #[test]
@@ -182,52 +177,27 @@ mod tests {
         for i in 1..=20_000u32 {
             let x = i as f32 / 20_000.0;
             let (a, b) = (ln(x), x.ln());
-            assert!(
-                (a - b).abs() <= REL * b.abs().max(1e-3),
-                "ln({x}) = {a}, libm {b}"
-            );
+            assert!((a - b).abs() <= REL * b.abs().max(1e-3), "ln({x}) = {a}, libm {b}");
             let u = (i - 1) as f32 / 20_000.0;
             let (s, c) = sincos_turns(u);
             let t = std::f64::consts::TAU * u as f64;
-            assert!(
-                (s as f64 - t.sin()).abs() <= 1e-6 && (c as f64 - t.cos()).abs() <= 1e-6,
-                "sincos({u}) = ({s}, {c})"
-            );
+            assert!((s as f64 - t.sin()).abs() <= 1e-6 && (c as f64 - t.cos()).abs() <= 1e-6, "sincos({u}) = ({s}, {c})");
             let y = -20.0 + 40.0 * x;
-            assert!(
-                (exp(y) - y.exp()).abs() <= REL * y.exp(),
-                "exp({y}) = {}, libm {}",
-                exp(y),
-                y.exp()
-            );
-            assert!(
-                (tanh(y / 4.0) - (y / 4.0).tanh()).abs() <= 2e-7,
-                "tanh({})",
-                y / 4.0
-            );
+            assert!((exp(y) - y.exp()).abs() <= REL * y.exp(), "exp({y}) = {}, libm {}", exp(y), y.exp());
+            assert!((tanh(y / 4.0) - (y / 4.0).tanh()).abs() <= 2e-7, "tanh({})", y / 4.0);
         }
     }
 
     #[test]
     fn normals_match_the_twin_box_muller() {
         let key = [7, 11];
-        let c: [U; 4] = [
-            std::array::from_fn(|i| i as u32 * 1000 + 3),
-            [5; L],
-            [9; L],
-            [0; L],
-        ];
+        let c: [U; 4] = [std::array::from_fn(|i| i as u32 * 1000 + 3), [5; L], [9; L], [0; L]];
         let r = philox_x8(c, key);
         let n = normal4_x8(&r);
         for i in 0..L {
             let want = rng::normal4([r[0][i], r[1][i], r[2][i], r[3][i]]);
             for w in 0..4 {
-                assert!(
-                    (n[w][i] - want[w]).abs() <= 1e-5 * want[w].abs().max(1.0),
-                    "lane {i} word {w}: {} vs {}",
-                    n[w][i],
-                    want[w]
-                );
+                assert!((n[w][i] - want[w]).abs() <= 1e-5 * want[w].abs().max(1.0), "lane {i} word {w}: {} vs {}", n[w][i], want[w]);
             }
         }
     }

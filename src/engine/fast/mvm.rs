@@ -10,48 +10,25 @@ use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{ctr_word2, ctr_word3_out, stream};
 
 #[allow(clippy::too_many_arguments)]
-pub fn mvm(
-    p: &StageParams,
-    tiles: &[TileInfo],
-    xq: &[f32],
-    weff: &[f32],
-    y: &mut [f32],
-    sat: &mut [u32],
-    threads: usize,
-) {
+pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mut [f32], sat: &mut [u32], threads: usize) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let (n_out, batch) = (l.n_out as usize, l.batch as usize);
     let y_per = l.tiles_in as usize * batch * n_out;
     let sat_per = batch * ntiles;
-    par_trials2(
-        threads,
-        l.trials as usize,
-        y,
-        y_per,
-        sat,
-        sat_per,
-        |first, n, y, sat| {
-            let mut acc = Vec::new();
-            for z in 0..n {
-                for tile in 0..ntiles {
-                    gemm_tile(p, &tiles[tile], xq, weff, first + z, &mut acc);
-                    epilogue(p, &tiles[tile], tile, first + z, z, &acc, y, sat);
-                }
+    par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
+        let mut acc = Vec::new();
+        for z in 0..n {
+            for tile in 0..ntiles {
+                gemm_tile(p, &tiles[tile], xq, weff, first + z, &mut acc);
+                epilogue(p, &tiles[tile], tile, first + z, z, &acc, y, sat);
             }
-        },
-    );
+        }
+    });
 }
 
 /// `acc[s * rows + o] = Σ_k xq[trial, s, col_start + k] · weff[trial, row_start + o, col_start + k]`.
-fn gemm_tile(
-    p: &StageParams,
-    t: &TileInfo,
-    xq: &[f32],
-    weff: &[f32],
-    trial_local: usize,
-    acc: &mut Vec<f32>,
-) {
+fn gemm_tile(p: &StageParams, t: &TileInfo, xq: &[f32], weff: &[f32], trial_local: usize, acc: &mut Vec<f32>) {
     let l = &p.layer;
     let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
     let (rows, cols) = (t.rows as usize, t.cols as usize);
@@ -67,22 +44,7 @@ fn gemm_tile(
     // SAFETY: A = x is batch x cols with row stride n_in, B = wᵀ is cols x rows (element (k, o)
     // at o·n_in + k), C = acc is batch x rows, row-major; the slices above cover every index.
     unsafe {
-        matrixmultiply::sgemm(
-            batch,
-            cols,
-            rows,
-            1.0,
-            x.as_ptr(),
-            n_in as isize,
-            1,
-            w.as_ptr(),
-            1,
-            n_in as isize,
-            0.0,
-            acc.as_mut_ptr(),
-            rows as isize,
-            1,
-        );
+        matrixmultiply::sgemm(batch, cols, rows, 1.0, x.as_ptr(), n_in as isize, 1, w.as_ptr(), 1, n_in as isize, 0.0, acc.as_mut_ptr(), rows as isize, 1);
     }
 }
 
@@ -93,16 +55,7 @@ simd_entry!(
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn epilogue_body(
-    p: &StageParams,
-    t: &TileInfo,
-    tile: usize,
-    trial_local: usize,
-    z: usize,
-    acc: &[f32],
-    y: &mut [f32],
-    sat: &mut [u32],
-) {
+fn epilogue_body(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize, z: usize, acc: &[f32], y: &mut [f32], sat: &mut [u32]) {
     let l = &p.layer;
     let io = &p.io;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
@@ -119,12 +72,7 @@ fn epilogue_body(
     for s in 0..batch {
         if io.out_noise > 0.0 {
             for gb in (g0..g1).step_by(L) {
-                let c = [
-                    [s as u32; L],
-                    [trial; L],
-                    [w2; L],
-                    std::array::from_fn(|i| ctr_word3_out(gb + i as u32, ti as u32, 0)),
-                ];
+                let c = [[s as u32; L], [trial; L], [w2; L], std::array::from_fn(|i| ctr_word3_out(gb + i as u32, ti as u32, 0))];
                 let n = normal4_x8(&philox_x8(c, key));
                 let base = (gb - g0) as usize * 4;
                 for i in 0..L {

@@ -45,12 +45,7 @@ fn enumerate() -> (wgpu::Instance, Vec<wgpu::Adapter>) {
 }
 
 fn is_hardware(t: wgpu::DeviceType) -> bool {
-    matches!(
-        t,
-        wgpu::DeviceType::DiscreteGpu
-            | wgpu::DeviceType::IntegratedGpu
-            | wgpu::DeviceType::VirtualGpu
-    )
+    matches!(t, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu)
 }
 
 /// Preference order: hardware before software, Vulkan/Metal/DX12 before GL, discrete first.
@@ -62,21 +57,13 @@ pub fn rank(info: &wgpu::AdapterInfo) -> u32 {
         wgpu::DeviceType::Cpu => 3,
         wgpu::DeviceType::Other => 4,
     };
-    let be = if info.backend == wgpu::Backend::Gl {
-        1
-    } else {
-        0
-    };
+    let be = if info.backend == wgpu::Backend::Gl { 1 } else { 0 };
     ty * 2 + be
 }
 
 /// Index into `list` of the adapter `pick` would use.
 pub fn choose(list: &[wgpu::AdapterInfo], pick: AdapterPick) -> Option<usize> {
-    list.iter()
-        .enumerate()
-        .filter(|(_, a)| pick == AdapterPick::Any || is_hardware(a.device_type))
-        .min_by_key(|(_, a)| rank(a))
-        .map(|(i, _)| i)
+    list.iter().enumerate().filter(|(_, a)| pick == AdapterPick::Any || is_hardware(a.device_type)).min_by_key(|(_, a)| rank(a)).map(|(i, _)| i)
 }
 
 pub fn info_of(a: &wgpu::AdapterInfo) -> AdapterInfo {
@@ -127,14 +114,7 @@ impl GpuBackend {
             let seen = if infos.is_empty() {
                 String::new()
             } else {
-                format!(
-                    " (only software adapters: {})",
-                    infos
-                        .iter()
-                        .map(|i| i.name.clone())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                format!(" (only software adapters: {})", infos.iter().map(|i| i.name.clone()).collect::<Vec<_>>().join(", "))
             };
             EngineError::NoAdapter(seen)
         })?;
@@ -143,11 +123,7 @@ impl GpuBackend {
         let limits = adapter.limits();
         // Timestamp queries only time passes when profiling; asking for them costs nothing else.
         let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        let required_features = if timestamps {
-            wgpu::Features::TIMESTAMP_QUERY
-        } else {
-            wgpu::Features::empty()
-        };
+        let required_features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("aimc"),
             required_features,
@@ -156,32 +132,14 @@ impl GpuBackend {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
-        .map_err(|e| EngineError::Device {
-            name: info.name.clone(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| EngineError::Device { name: info.name.clone(), reason: e.to_string() })?;
         for (what, have, need) in [
-            (
-                "storage buffers per stage",
-                limits.max_storage_buffers_per_shader_stage,
-                7,
-            ),
-            (
-                "invocations per workgroup",
-                limits.max_compute_invocations_per_workgroup,
-                256,
-            ),
-            (
-                "workgroup storage bytes",
-                limits.max_compute_workgroup_storage_size,
-                8196,
-            ),
+            ("storage buffers per stage", limits.max_storage_buffers_per_shader_stage, 7),
+            ("invocations per workgroup", limits.max_compute_invocations_per_workgroup, 256),
+            ("workgroup storage bytes", limits.max_compute_workgroup_storage_size, 8196),
         ] {
             if have < need {
-                return Err(EngineError::Device {
-                    name: info.name,
-                    reason: format!("{what}: the adapter allows {have}, aimc needs {need}"),
-                });
+                return Err(EngineError::Device { name: info.name, reason: format!("{what}: the adapter allows {have}, aimc needs {need}") });
             }
         }
         // wgpu's default handler panics; keep the first error and report it as an EngineError.
@@ -223,11 +181,7 @@ impl GpuBackend {
                 module: &module,
                 entry_point: Some(stage.name()),
                 compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: if stage.has_wg_override() {
-                        &constants
-                    } else {
-                        &[]
-                    },
+                    constants: if stage.has_wg_override() { &constants } else { &[] },
                     zero_initialize_workgroup_memory: false,
                 },
                 cache: None,
@@ -237,18 +191,11 @@ impl GpuBackend {
 
     fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
         let device = &self.device;
-        self.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("aimc"),
-            })
-        })
+        self.encoder.get_or_insert_with(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("aimc") }))
     }
 
     fn submit(&mut self) {
-        let resolve = self
-            .profiler
-            .as_ref()
-            .is_some_and(|p| p.queries.is_some() && !p.pending.is_empty());
+        let resolve = self.profiler.as_ref().is_some_and(|p| p.queries.is_some() && !p.pending.is_empty());
         if resolve {
             self.resolve_timestamps();
         } else if let Some(enc) = self.encoder.take() {
@@ -273,21 +220,13 @@ impl GpuBackend {
             mapped_at_creation: false,
         });
         let device = &self.device;
-        let mut enc = self.encoder.take().unwrap_or_else(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("aimc"),
-            })
-        });
+        let mut enc = self.encoder.take().unwrap_or_else(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("aimc") }));
         enc.resolve_query_set(qs, 0..(2 * n) as u32, resolve, 0);
         enc.copy_buffer_to_buffer(resolve, 0, &staging, 0, n * 16);
         self.queue.submit([enc.finish()]);
         let slice = staging.slice(..);
         slice.map_async(wgpu::MapMode::Read, |_| {});
-        if self
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .is_err()
-        {
+        if self.device.poll(wgpu::PollType::wait_indefinitely()).is_err() {
             prof.pending.clear();
             return;
         }
@@ -306,20 +245,14 @@ impl GpuBackend {
     fn check(&self) -> Result<(), EngineError> {
         match self.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             None => Ok(()),
-            Some(reason) => Err(EngineError::Device {
-                name: self.info.name.clone(),
-                reason,
-            }),
+            Some(reason) => Err(EngineError::Device { name: self.info.name.clone(), reason }),
         }
     }
 
     fn wait(&self) -> Result<(), EngineError> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| EngineError::Device {
-                name: self.info.name.clone(),
-                reason: format!("waiting for the GPU: {e}"),
-            })?;
+            .map_err(|e| EngineError::Device { name: self.info.name.clone(), reason: format!("waiting for the GPU: {e}") })?;
         self.check()
     }
 
@@ -337,9 +270,7 @@ impl Backend for GpuBackend {
         let b = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: (words.max(1) * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         self.bufs.push(Some(b));
@@ -354,8 +285,7 @@ impl Backend for GpuBackend {
             p.profile.uploads += 1;
             p.profile.upload_bytes += 4 * data.len() as u64;
         }
-        self.queue
-            .write_buffer(self.buf(buf), 0, bytemuck::cast_slice(data));
+        self.queue.write_buffer(self.buf(buf), 0, bytemuck::cast_slice(data));
     }
 
     fn clear(&mut self, buf: Buf) {
@@ -375,32 +305,21 @@ impl Backend for GpuBackend {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        self.encoder()
-            .copy_buffer_to_buffer(&src, 0, &staging, 0, src.size());
+        self.encoder().copy_buffer_to_buffer(&src, 0, &staging, 0, src.size());
         self.submit();
         let slice = staging.slice(..);
         let mapped = std::sync::Arc::new(std::sync::Mutex::new(None));
         let m2 = mapped.clone();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            *m2.lock().unwrap_or_else(|p| p.into_inner()) = Some(r.map_err(|e| e.to_string()))
-        });
+        slice.map_async(wgpu::MapMode::Read, move |r| *m2.lock().unwrap_or_else(|p| p.into_inner()) = Some(r.map_err(|e| e.to_string())));
         self.wait()?;
         let status = mapped.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let fail = |reason: String| EngineError::Device {
-            name: self.info.name.clone(),
-            reason,
-        };
+        let fail = |reason: String| EngineError::Device { name: self.info.name.clone(), reason };
         match status {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(fail(format!("reading results back: {e}"))),
             None => return Err(fail("reading results back: the map never completed".into())),
         }
-        let out = bytemuck::cast_slice(
-            &slice
-                .get_mapped_range()
-                .map_err(|e| fail(format!("reading results back: {e}")))?,
-        )
-        .to_vec();
+        let out = bytemuck::cast_slice(&slice.get_mapped_range().map_err(|e| fail(format!("reading results back: {e}")))?).to_vec();
         staging.unmap();
         Ok(out)
     }
@@ -415,23 +334,15 @@ impl Backend for GpuBackend {
         if groups.contains(&0) {
             return;
         }
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: bytemuck::bytes_of(params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
         let pipeline = self.pipeline(stage).clone();
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         for (i, b) in bindings.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: self.buf(*b).as_entire_binding(),
-            });
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: self.buf(*b).as_entire_binding() });
         }
         let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(stage.name()),
@@ -459,12 +370,7 @@ impl Backend for GpuBackend {
                 beginning_of_pass_write_index: Some(2 * i),
                 end_of_pass_write_index: Some(2 * i + 1),
             });
-            let mut pass = self
-                .encoder()
-                .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some(stage.name()),
-                    timestamp_writes,
-                });
+            let mut pass = self.encoder().begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(stage.name()), timestamp_writes });
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bg, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
@@ -487,9 +393,7 @@ impl Backend for GpuBackend {
     }
 
     fn max_binding_bytes(&self) -> u64 {
-        self.limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size)
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
     }
 
     fn wg(&self) -> u32 {
@@ -504,11 +408,7 @@ impl Backend for GpuBackend {
         }
         let queries = self.timestamps.then(|| {
             let n = 2 * SUBMIT_EVERY;
-            let qs = self.device.create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("stage timestamps"),
-                ty: wgpu::QueryType::Timestamp,
-                count: n,
-            });
+            let qs = self.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("stage timestamps"), ty: wgpu::QueryType::Timestamp, count: n });
             let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("timestamps"),
                 size: n as u64 * 8,
@@ -517,16 +417,8 @@ impl Backend for GpuBackend {
             });
             (qs, resolve)
         });
-        let timer = if queries.is_some() {
-            "timestamp queries"
-        } else {
-            "wall clock (one dispatch per submit)"
-        };
-        self.profiler = Some(Profiler {
-            profile: Profile::new(timer),
-            queries,
-            pending: Vec::new(),
-        });
+        let timer = if queries.is_some() { "timestamp queries" } else { "wall clock (one dispatch per submit)" };
+        self.profiler = Some(Profiler { profile: Profile::new(timer), queries, pending: Vec::new() });
     }
 
     fn take_profile(&mut self) -> Result<Option<Profile>, EngineError> {

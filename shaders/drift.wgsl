@@ -1,17 +1,18 @@
-// Stage `drift`: a trial's effective weights at inference time t (noise-models §1, §3):
-// regenerate the programmed pair and drift exponents from the programming counters, re-convert
-// with the tile's s2 = g_max / max|W_prog|, drift, add accumulated 1/f read noise (a fresh draw
-// per t). With drift_path = 1 both devices of the pair drift separately instead (each its own nu
-// and read noise, no re-conversion). Also the per-chunk sums of the GDC readouts (one-hot inputs through output noise and
-// ADC): at t, and right after programming (baseline; computed at the first time point only and
-// kept in its partials slot for the later ones). One invocation = one weight of one trial;
-// workgroup (x = 256-element chunk of a tile, y = tile, z = trial in chunk). The tree reduction
-// has a fixed shape, so partial sums do not depend on chunking. CPU twin: src/engine/cpu/drift.rs.
+// Stage `drift`: a trial's effective weights at inference time t (noise-models §1, §3): read the
+// programmed state `program` stored (programmed weight and drift exponent), re-convert with the
+// tile's s2 = g_max / max|W_prog|, drift, add accumulated 1/f read noise (a fresh draw per t).
+// With drift_path = 1 both devices of the pair drift separately instead (each its own nu and
+// read noise, no re-conversion). Also the per-chunk sums of the GDC readouts (one-hot inputs
+// through output noise and ADC): at t, and right after programming (baseline; computed at the
+// first time point only and kept in its partials slot for the later ones). One invocation = one
+// weight of one trial; workgroup (x = 256-element chunk of a tile, y = tile, z = trial in chunk).
+// The tree reduction has a fixed shape, so partial sums do not depend on chunking.
+// CPU twin: src/engine/cpu/drift.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
-@group(0) @binding(1) var<storage, read> w_norm: array<f32>;
-@group(0) @binding(2) var<storage, read> tiles: array<TileInfo>;
-@group(0) @binding(3) var<storage, read> progmax: array<u32>;
+@group(0) @binding(1) var<storage, read> tiles: array<TileInfo>;
+@group(0) @binding(2) var<storage, read> progmax: array<u32>;
+@group(0) @binding(3) var<storage, read> state: array<f32>;
 @group(0) @binding(4) var<storage, read_write> weff: array<f32>;
 @group(0) @binding(5) var<storage, read_write> partials: array<f32>;
 
@@ -33,25 +34,27 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     if (e < t.rows * t.cols) {
         let elem = (t.row_start + e / t.cols) * L.n_in + t.col_start + e % t.cols;
         let s = P.dev.g_max / max(t.wmax_norm, 1e-7);
-        let gp_t = clamp(s * w_norm[elem], 0.0, P.dev.g_max);
-        let gn_t = clamp(-s * w_norm[elem], 0.0, P.dev.g_max);
-        let n = normal4(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_PROG, 0u), 0u), key));
-        let gpair = programmed_pair(P.dev, w_norm[elem], s, n.xy);
-        let wp = (gpair.x - gpair.y) / s;
-        let nu_pos = drift_nu(P.dev, gp_t, n.z);
-        let nu_neg = drift_nu(P.dev, gn_t, n.w);
+        let nw = L.n_in * L.n_out;
         let s2 = P.dev.g_max / max(bitcast<f32>(progmax[trial_local * ntiles + wg.y]), 1e-7);
-        let nr = normal2(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_READ, L.t_index), 0u), key));
+        // One block per weight and time: read noise of the pair (words 0, 1) and the GDC readout's
+        // output noise (word 2).
+        let nr = normal4(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_READ, L.t_index), 0u), key));
         var we = 0.0;
+        var wp = 0.0;
         if (P.dev.drift_path == 1u) {
-            we = drift_pair(P.dev, gpair, nu_pos, nu_neg, s, L.log_t_ratio, L.read_sqrt_log, nr);
+            let b = trial_local * 4u * nw + elem;
+            let gpair = vec2<f32>(state[b], state[b + nw]);
+            wp = (gpair.x - gpair.y) / s;
+            we = drift_pair(P.dev, gpair, state[b + 2u * nw], state[b + 3u * nw], s, L.log_t_ratio, L.read_sqrt_log, nr.xy);
         } else {
-            we = drift_weight(P.dev, wp, nu_pos, nu_neg, s2, L.log_t_ratio, L.read_sqrt_log, nr.x);
+            let b = trial_local * 2u * nw + elem;
+            wp = state[b];
+            let nu = state[b + nw];
+            we = drift_weight(P.dev, wp, nu, nu, s2, L.log_t_ratio, L.read_sqrt_log, nr.x);
         }
         weff[trial_local * L.n_out * L.n_in + elem] = we;
         if (L.gdc_mode != 0u) {
-            let ng = normal2(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_GDC_READ, L.t_index), 0u), key));
-            rd = abs(adc(P.io, we + P.io.out_noise * ng.x));
+            rd = abs(adc(P.io, we + P.io.out_noise * nr.z));
             if (L.gdc_mode == 1u && L.gdc_base != 0u) {
                 let nb = normal2(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_GDC_BASE, 0u), 0u), key));
                 bs = abs(adc(P.io, wp + P.io.out_noise * nb.x));

@@ -1,13 +1,17 @@
-// Stage `program`: program one trial's devices and find each tile's max|W_prog| (needed by
-// aihwkit's re-conversion before drift). One invocation = one weight (differential pair) of one
-// trial; workgroup (x = WG-element chunk of a tile, y = tile, z = trial in chunk).
-// The programmed weights are not stored: `drift` regenerates them from the same counters.
-// CPU twin: src/engine/cpu/program.rs.
+// Stage `program`: program one trial's devices (noise-models §2, §3): the programmed pair from
+// the programming noise and the drift exponents drawn from the target conductances, all from the
+// four words of one Philox block per weight; stores the trial's programmed state for `drift`
+// (aihwkit tile path: programmed weight and the drift exponent of the device that holds it;
+// both_devices: G+, G-, nu+, nu-), planar [trial][word][weight], and finds each tile's
+// max|W_prog| (needed by aihwkit's re-conversion before drift). One invocation = one weight
+// (differential pair) of one trial; workgroup (x = WG-element chunk of a tile, y = tile,
+// z = trial in chunk). CPU twin: src/engine/cpu/program.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
 @group(0) @binding(1) var<storage, read> w_norm: array<f32>;
 @group(0) @binding(2) var<storage, read> tiles: array<TileInfo>;
-@group(0) @binding(3) var<storage, read_write> progmax: array<atomic<u32>>;
+@group(0) @binding(3) var<storage, read_write> state: array<f32>;
+@group(0) @binding(4) var<storage, read_write> progmax: array<atomic<u32>>;
 
 override WG: u32 = 256u;
 var<workgroup> wg_max: atomic<u32>;
@@ -26,10 +30,26 @@ fn program(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     let e = wg.x * WG + lid;
     if (e < t.rows * t.cols) {
         let elem = (t.row_start + e / t.cols) * L.n_in + t.col_start + e % t.cols;
+        let nw = L.n_in * L.n_out;
+        let w = w_norm[elem];
         let s = P.dev.g_max / max(t.wmax_norm, 1e-7);
-        let r = philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_PROG, 0u), 0u),
-                              vec2<u32>(L.key0, L.key1));
-        let wp = programmed_weight(P.dev, w_norm[elem], s, normal2(r));
+        let n = normal4(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_PROG, 0u), 0u),
+                                      vec2<u32>(L.key0, L.key1)));
+        let gpair = programmed_pair(P.dev, w, s, n.xy);
+        let wp = (gpair.x - gpair.y) / s;
+        let nu_pos = drift_nu(P.dev, clamp(s * w, 0.0, P.dev.g_max), n.z);
+        let nu_neg = drift_nu(P.dev, clamp(-s * w, 0.0, P.dev.g_max), n.w);
+        if (P.dev.drift_path == 1u) {
+            let b = trial_local * 4u * nw + elem;
+            state[b] = gpair.x;
+            state[b + nw] = gpair.y;
+            state[b + 2u * nw] = nu_pos;
+            state[b + 3u * nw] = nu_neg;
+        } else {
+            let b = trial_local * 2u * nw + elem;
+            state[b] = wp;
+            state[b + nw] = select(nu_neg, nu_pos, wp >= 0.0);
+        }
         // Non-negative floats order like their bit patterns, so an integer max is exact.
         atomicMax(&wg_max, bitcast<u32>(abs(wp)));
     }

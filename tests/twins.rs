@@ -66,7 +66,7 @@ fn compare(stage: Stage, binding: usize, cpu: &[u32], gpu: &[u32], how: &Cmp) {
 /// The written bindings of each stage and how to compare them (index into the binding list).
 fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
     match stage {
-        Stage::Program => vec![(2, Cmp::Abs(WEIGHT_ABS))],
+        Stage::Program => vec![(2, Cmp::Abs(WEIGHT_ABS)), (3, Cmp::Abs(WEIGHT_ABS))],
         Stage::Drift => vec![(3, Cmp::Abs(WEIGHT_ABS)), (4, Cmp::Quantised { tol: 256.0 * WEIGHT_ABS, frac: 0.05 })],
         Stage::Gdc => vec![(2, Cmp::Rel(ALPHA_REL))],
         Stage::Dac => vec![(2, Cmp::Quantised { tol: 1e-6, frac: ADC_FLIP_FRACTION }), (3, Cmp::Exact)],

@@ -11,7 +11,6 @@ const PHILOX_W1: u32 = 0xBB67AE85u;
 
 const STREAM_PROG: u32 = 1u;
 const STREAM_READ: u32 = 2u;
-const STREAM_GDC_READ: u32 = 3u;
 const STREAM_GDC_BASE: u32 = 4u;
 const STREAM_OUT: u32 = 5u;
 

@@ -51,6 +51,16 @@ pub fn grid(n: u64, wg: u32) -> [u32; 3] {
     }
 }
 
+/// 32-bit words of programmed state per weight (see shaders/program.wgsl).
+fn state_words(dev: &DeviceModel) -> u64 {
+    crate::engine::cpu::program::state_words(dev.params().drift_path) as u64
+}
+
+/// Bytes per trial of the largest device-state buffer of a matrix (the programmed state).
+fn state_bytes(m: &MappedMatrix, dev: &DeviceModel) -> u64 {
+    m.len() as u64 * 4 * state_words(dev)
+}
+
 fn max_tile_elems(m: &MappedMatrix) -> u32 {
     m.tiles.iter().map(|t| t.rows * t.cols).max().unwrap_or(0)
 }
@@ -119,6 +129,8 @@ fn check_indices(m: &MappedMatrix, layer: usize) -> Result<(), EngineError> {
 struct MatrixBufs {
     w_norm: Buf,
     tiles: Buf,
+    /// The programmed state `program` stores and `drift` reads at every time point.
+    state: Buf,
     progmax: Buf,
     weff: Buf,
     partials: Buf,
@@ -126,7 +138,7 @@ struct MatrixBufs {
 }
 
 impl MatrixBufs {
-    fn new(be: &mut dyn Backend, m: &MappedMatrix, chunk: u32) -> Self {
+    fn new(be: &mut dyn Backend, m: &MappedMatrix, chunk: u32, dev: &DeviceModel) -> Self {
         let nt = m.n_tiles() as usize;
         let cpt = max_tile_elems(m).div_ceil(CHUNK) as usize;
         let w_norm = be.create("w_norm", m.len());
@@ -136,6 +148,7 @@ impl MatrixBufs {
         MatrixBufs {
             w_norm,
             tiles,
+            state: be.create("state", chunk as usize * state_words(dev) as usize * m.len()),
             progmax: be.create("progmax", chunk as usize * nt),
             weff: be.create("weff", chunk as usize * m.len()),
             partials: be.create("partials", chunk as usize * nt * cpt * 2),
@@ -144,7 +157,7 @@ impl MatrixBufs {
     }
 
     fn free(&self, be: &mut dyn Backend) {
-        for b in [self.w_norm, self.tiles, self.progmax, self.weff, self.partials, self.alpha] {
+        for b in [self.w_norm, self.tiles, self.state, self.progmax, self.weff, self.partials, self.alpha] {
             be.free(b);
         }
     }
@@ -153,11 +166,11 @@ impl MatrixBufs {
 fn record_program(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &MatrixBufs) {
     be.clear(b.progmax);
     let wg = be.wg();
-    be.dispatch(Stage::Program, p, &[b.w_norm, b.tiles, b.progmax], [max_tile_elems(m).div_ceil(wg), m.n_tiles(), p.layer.trials]);
+    be.dispatch(Stage::Program, p, &[b.w_norm, b.tiles, b.state, b.progmax], [max_tile_elems(m).div_ceil(wg), m.n_tiles(), p.layer.trials]);
 }
 
 fn record_drift(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &MatrixBufs) {
-    be.dispatch(Stage::Drift, p, &[b.w_norm, b.tiles, b.progmax, b.weff, b.partials], [p.layer.chunks_per_tile, m.n_tiles(), p.layer.trials]);
+    be.dispatch(Stage::Drift, p, &[b.tiles, b.progmax, b.state, b.weff, b.partials], [p.layer.chunks_per_tile, m.n_tiles(), p.layer.trials]);
     let wg = be.wg();
     be.dispatch(Stage::Gdc, p, &[b.tiles, b.partials, b.alpha], grid(p.layer.trials as u64 * m.n_tiles() as u64, wg));
 }
@@ -265,14 +278,14 @@ pub fn run_weight_error_layer(
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<WeightErrorPoint>, EngineError> {
     check_indices(m, layer as usize)?;
-    let chunk = chunk_size(be, cfg, m.len() as u64 * 4, "the effective weights of one trial")?;
+    let chunk = chunk_size(be, cfg, state_bytes(m, &cfg.device), "the programmed state of one trial")?;
     let nt = m.n_tiles();
     let mut out: Vec<WeightErrorPoint> = cfg
         .times
         .iter()
         .map(|&t| WeightErrorPoint { t_inf: t, sum_e: vec![], sum_e2: vec![], alpha: vec![], n_weights: m.len() as u64, n_tiles: nt })
         .collect();
-    let b = MatrixBufs::new(be, m, chunk);
+    let b = MatrixBufs::new(be, m, chunk, &cfg.device);
     let cpt = max_tile_elems(m).div_ceil(CHUNK);
     let errp = be.create("error_partials", chunk as usize * nt as usize * cpt as usize * 2);
     let res = device_state_chunks(
@@ -395,14 +408,15 @@ fn forward(
         .iter()
         .map(|l| {
             let m = &l.mapped;
-            [m.len() as u64, m.tiles_in as u64 * batch as u64 * m.n_out as u64, batch as u64 * m.n_in.max(m.n_out) as u64].into_iter().max().unwrap() * 4
+            let acts = [m.tiles_in as u64 * batch as u64 * m.n_out as u64, batch as u64 * m.n_in.max(m.n_out) as u64].into_iter().max().unwrap() * 4;
+            acts.max(state_bytes(m, &cfg.device))
         })
         .max()
         .unwrap();
     // `mvm` dispatches trials x tiles workgroups along z.
     let max_tiles = layers.iter().map(|l| l.mapped.n_tiles()).max().unwrap();
     let chunk = chunk_size(be, cfg, per_trial_bytes, "one trial's weights or activations")?.min((MAX_GROUPS / max_tiles).max(1));
-    let mats: Vec<MatrixBufs> = layers.iter().map(|l| MatrixBufs::new(be, &l.mapped, chunk)).collect();
+    let mats: Vec<MatrixBufs> = layers.iter().map(|l| MatrixBufs::new(be, &l.mapped, chunk, &cfg.device)).collect();
     let x0 = be.create("x", x.len());
     be.upload(x0, bytemuck::cast_slice(x));
     let max_out = layers.iter().map(|l| l.mapped.n_out).max().unwrap() as usize;
@@ -462,7 +476,7 @@ pub fn run_program_mvm(be: &mut dyn Backend, m: &MappedMatrix, xq: &[f32], cfg: 
         return Err(EngineError::Invalid("program_mvm runs single-tile matrices: set tile.max_in/max_out >= the matrix size".into()));
     }
     let chunk = chunk_size(be, cfg, m.n_out as u64 * 4 * 64, "the outputs of one trial")?;
-    let b = MatrixBufs::new(be, m, 1);
+    let b = MatrixBufs::new(be, m, 1, &cfg.device);
     let xb = be.create("xq", xq.len());
     be.upload(xb, bytemuck::cast_slice(xq));
     let yb = be.create("y", chunk as usize * m.n_out as usize);
@@ -491,8 +505,8 @@ pub type PerTime = Vec<Vec<f32>>;
 /// Meant for small matrices (tests, inspection): everything is read back.
 pub fn run_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig) -> Result<(PerTime, PerTime), EngineError> {
     check_indices(m, 0)?;
-    let chunk = chunk_size(be, cfg, m.len() as u64 * 4, "the effective weights of one trial")?;
-    let b = MatrixBufs::new(be, m, chunk);
+    let chunk = chunk_size(be, cfg, state_bytes(m, &cfg.device), "the programmed state of one trial")?;
+    let b = MatrixBufs::new(be, m, chunk, &cfg.device);
     let nt = m.n_tiles() as usize;
     let mut weff = vec![Vec::new(); cfg.times.len()];
     let mut alpha = vec![Vec::new(); cfg.times.len()];
@@ -521,8 +535,8 @@ pub fn run_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig)
 /// trials, with nothing read back but the last GDC factors (which waits for the work).
 pub fn time_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig) -> Result<f64, EngineError> {
     check_indices(m, 0)?;
-    let chunk = chunk_size(be, cfg, m.len() as u64 * 4, "the effective weights of one trial")?;
-    let b = MatrixBufs::new(be, m, chunk);
+    let chunk = chunk_size(be, cfg, state_bytes(m, &cfg.device), "the programmed state of one trial")?;
+    let b = MatrixBufs::new(be, m, chunk, &cfg.device);
     be.finish()?;
     let start = std::time::Instant::now();
     let res = device_state_chunks(be, m, 0, cfg, &b, chunk, &mut |_, _, _, _| Ok(()), &mut |_| {}).and_then(|_| be.download(b.alpha));
@@ -537,7 +551,7 @@ pub fn time_inference(be: &mut dyn Backend, layer: &AnalogLayer, x: &[f32], batc
     let m = &layer.mapped;
     check_indices(m, 0)?;
     let n = cfg.trials;
-    let per_trial = [m.len() as u64, m.tiles_in as u64 * batch as u64 * m.n_out as u64].into_iter().max().unwrap() * 4;
+    let per_trial = (m.tiles_in as u64 * batch as u64 * m.n_out as u64 * 4).max(state_bytes(m, &cfg.device));
     if chunk_size(be, cfg, per_trial, "one trial's weights or outputs")? < n {
         return Err(EngineError::TooLarge {
             what: format!("{n} trials of a {} x {} layer with batch {batch}", m.n_out, m.n_in),
@@ -546,7 +560,7 @@ pub fn time_inference(be: &mut dyn Backend, layer: &AnalogLayer, x: &[f32], batc
             fix: "the trial count of the benchmark".into(),
         });
     }
-    let b = MatrixBufs::new(be, m, n);
+    let b = MatrixBufs::new(be, m, n, &cfg.device);
     let x0 = be.create("x", x.len());
     be.upload(x0, bytemuck::cast_slice(x));
     let scratch = MvmBufs::new(be, n, batch, &[m]);

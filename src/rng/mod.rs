@@ -15,10 +15,10 @@ pub const PHILOX_W1: u32 = 0xBB67_AE85;
 pub mod stream {
     /// Programming noise of G+ and G- and the two drift exponents (one call per device pair).
     pub const PROG: u32 = 1;
-    /// Accumulated 1/f read noise at inference time index t.
+    /// At inference time index t, one block per weight: the accumulated 1/f read noise of the
+    /// pair's devices (words 0 and 1; the aihwkit tile path uses word 0) and the output noise of
+    /// the GDC readout (word 2). (Stream 3 is unused.)
     pub const READ: u32 = 2;
-    /// Output noise of the GDC readout at time index t (one-hot inputs).
-    pub const GDC_READ: u32 = 3;
     /// Output noise of the GDC baseline readout right after programming.
     pub const GDC_BASE: u32 = 4;
     /// Output noise (and per-read weight noise) of one MVM.

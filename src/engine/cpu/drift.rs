@@ -1,5 +1,6 @@
-//! CPU twin of shaders/drift.wgsl: effective weights at time t and the GDC readout partial sums,
-//! with the same fixed-shape tree reduction over each 256-element chunk.
+//! CPU twin of shaders/drift.wgsl: effective weights at time t from the stored programmed state
+//! and the GDC readout partial sums, with the same fixed-shape tree reduction over each
+//! 256-element chunk.
 
 use super::common::*;
 use crate::engine::layout::{StageParams, TileInfo};
@@ -7,7 +8,7 @@ use crate::engine::stages::CHUNK;
 use crate::rng::stream;
 
 #[allow(clippy::too_many_arguments)]
-pub fn drift(p: &StageParams, groups: [u32; 3], w_norm: &[f32], tiles: &[TileInfo], progmax: &[u32], weff: &mut [f32], partials: &mut [f32], threads: usize) {
+pub fn drift(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], progmax: &[u32], state: &[f32], weff: &mut [f32], partials: &mut [f32], threads: usize) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let nw = (l.n_in * l.n_out) as usize;
@@ -29,24 +30,20 @@ pub fn drift(p: &StageParams, groups: [u32; 3], w_norm: &[f32], tiles: &[TileInf
                         let (mut rd, mut bs) = (0.0f32, 0.0f32);
                         if e < t.rows * t.cols {
                             let elem = (t.row_start + e / t.cols) * l.n_in + t.col_start + e % t.cols;
-                            let w = w_norm[elem as usize];
-                            let gp_t = (s * w).clamp(0.0, p.dev.g_max);
-                            let gn_t = (-s * w).clamp(0.0, p.dev.g_max);
-                            let nn = normal4(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::PROG, 0), 0], key));
-                            let gpair = programmed_pair(&p.dev, w, s, [nn[0], nn[1]]);
-                            let wp = (gpair[0] - gpair[1]) / s;
-                            let nu_pos = drift_nu(&p.dev, gp_t, nn[2]);
-                            let nu_neg = drift_nu(&p.dev, gn_t, nn[3]);
-                            let nr = normal2(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::READ, l.t_index), 0], key));
-                            let we = if p.dev.drift_path == 1 {
-                                drift_pair(&p.dev, gpair, nu_pos, nu_neg, s, l.log_t_ratio, l.read_sqrt_log, nr)
+                            let nr = normal4(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::READ, l.t_index), 0], key));
+                            let (wp, we) = if p.dev.drift_path == 1 {
+                                let b = trial_local as usize * 4 * nw + elem as usize;
+                                let gpair = [state[b], state[b + nw]];
+                                let wp = (gpair[0] - gpair[1]) / s;
+                                (wp, drift_pair(&p.dev, gpair, state[b + 2 * nw], state[b + 3 * nw], s, l.log_t_ratio, l.read_sqrt_log, [nr[0], nr[1]]))
                             } else {
-                                drift_weight(&p.dev, wp, nu_pos, nu_neg, s2, l.log_t_ratio, l.read_sqrt_log, nr[0])
+                                let b = trial_local as usize * 2 * nw + elem as usize;
+                                let (wp, nu) = (state[b], state[b + nw]);
+                                (wp, drift_weight(&p.dev, wp, nu, nu, s2, l.log_t_ratio, l.read_sqrt_log, nr[0]))
                             };
                             weff[z * nw + elem as usize] = we;
                             if l.gdc_mode != 0 {
-                                let ng = normal2(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::GDC_READ, l.t_index), 0], key));
-                                rd = adc(&p.io, we + p.io.out_noise * ng[0]).abs();
+                                rd = adc(&p.io, we + p.io.out_noise * nr[2]).abs();
                                 if l.gdc_mode == 1 && l.gdc_base != 0 {
                                     let nb = normal2(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::GDC_BASE, 0), 0], key));
                                     bs = adc(&p.io, wp + p.io.out_noise * nb[0]).abs();

@@ -101,15 +101,32 @@ impl Backend for CpuBackend {
         // The written buffer(s) are taken out while the read-only ones are borrowed.
         let mut out = std::mem::take(&mut self.bufs[b[b.len() - 1].0]);
         match stage {
-            Stage::Program => program::program(p, groups, self.wg, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), &mut out, th),
+            Stage::Program => {
+                let mut state = std::mem::take(&mut self.bufs[b[2].0]);
+                if self.fast {
+                    fast::program::program(
+                        p,
+                        groups,
+                        self.wg,
+                        cast_slice(self.get(b[0])),
+                        cast_slice(self.get(b[1])),
+                        cast_slice_mut(&mut state),
+                        &mut out,
+                        th,
+                    );
+                } else {
+                    program::program(p, groups, self.wg, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut state), &mut out, th);
+                }
+                self.bufs[b[2].0] = state;
+            }
             Stage::Drift if self.fast => {
                 let mut weff = std::mem::take(&mut self.bufs[b[3].0]);
                 fast::drift::drift(
                     p,
                     groups,
                     cast_slice(self.get(b[0])),
-                    cast_slice(self.get(b[1])),
-                    self.get(b[2]),
+                    self.get(b[1]),
+                    cast_slice(self.get(b[2])),
                     cast_slice_mut(&mut weff),
                     cast_slice_mut(&mut out),
                     th,
@@ -122,8 +139,8 @@ impl Backend for CpuBackend {
                     p,
                     groups,
                     cast_slice(self.get(b[0])),
-                    cast_slice(self.get(b[1])),
-                    self.get(b[2]),
+                    self.get(b[1]),
+                    cast_slice(self.get(b[2])),
                     cast_slice_mut(&mut weff),
                     cast_slice_mut(&mut out),
                     th,

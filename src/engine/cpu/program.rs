@@ -1,13 +1,27 @@
-//! CPU twin of shaders/program.wgsl: each tile's max|W_prog| per trial. Loops shaped like the
+//! CPU twin of shaders/program.wgsl: each trial's programmed state (programmed weight and drift
+//! exponents) and each tile's max|W_prog|. Loops shaped like the
 //! dispatch: workgroup (chunk, tile, trial), invocation `lid`.
 
 use super::common::*;
 use crate::engine::layout::{StageParams, TileInfo};
 
-pub fn program(p: &StageParams, groups: [u32; 3], wg_size: u32, w_norm: &[f32], tiles: &[TileInfo], progmax: &mut [u32], threads: usize) {
+/// Words of programmed state per weight: 2 on the aihwkit tile path (programmed weight, drift
+/// exponent of the device that holds it), 4 with both devices drifting (G+, G-, nu+, nu-).
+pub fn state_words(drift_path: u32) -> usize {
+    if drift_path == 1 {
+        4
+    } else {
+        2
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn program(p: &StageParams, groups: [u32; 3], wg_size: u32, w_norm: &[f32], tiles: &[TileInfo], state: &mut [f32], progmax: &mut [u32], threads: usize) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
-    par_trials(threads, groups[2] as usize, progmax, ntiles, |first, n, out| {
+    let nw = (l.n_in * l.n_out) as usize;
+    let words = state_words(p.dev.drift_path);
+    par_trials2(threads, groups[2] as usize, state, words * nw, progmax, ntiles, |first, n, state, out| {
         for z in 0..n {
             let trial_local = (first + z) as u32;
             let trial = l.trial_offset + trial_local;
@@ -20,8 +34,22 @@ pub fn program(p: &StageParams, groups: [u32; 3], wg_size: u32, w_norm: &[f32], 
                         let e = wx * wg_size + lid;
                         if e < t.rows * t.cols {
                             let elem = (t.row_start + e / t.cols) * l.n_in + t.col_start + e % t.cols;
-                            let r = philox4x32_10([elem, trial, ctr_word2(l.layer, crate::rng::stream::PROG, 0), 0], [l.key0, l.key1]);
-                            let wp = programmed_weight(&p.dev, w_norm[elem as usize], s, normal2(r));
+                            let w = w_norm[elem as usize];
+                            let n = normal4(philox4x32_10([elem, trial, ctr_word2(l.layer, crate::rng::stream::PROG, 0), 0], [l.key0, l.key1]));
+                            let gpair = programmed_pair(&p.dev, w, s, [n[0], n[1]]);
+                            let wp = (gpair[0] - gpair[1]) / s;
+                            let nu_pos = drift_nu(&p.dev, (s * w).clamp(0.0, p.dev.g_max), n[2]);
+                            let nu_neg = drift_nu(&p.dev, (-s * w).clamp(0.0, p.dev.g_max), n[3]);
+                            let b = z * words * nw + elem as usize;
+                            if words == 4 {
+                                state[b] = gpair[0];
+                                state[b + nw] = gpair[1];
+                                state[b + 2 * nw] = nu_pos;
+                                state[b + 3 * nw] = nu_neg;
+                            } else {
+                                state[b] = wp;
+                                state[b + nw] = if wp >= 0.0 { nu_pos } else { nu_neg };
+                            }
                             wg_max = wg_max.max(wp.abs().to_bits());
                         }
                     }

@@ -44,20 +44,22 @@ fn rows_body(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], red: &[
                     }
                 }
                 for (a, &b) in out.iter_mut().zip(&bias[lo..hi]) {
-                    *a = activate(l.activation, *a + b);
+                    *a += b;
                 }
+                activate_row(l.activation, out);
             }
         }
     }
 }
 
-/// `common::activate` with tanh from `lanes` (vectorisable).
+/// `common::activate` over a row, the kind chosen once per row so each loop vectorises; GELU and
+/// tanh through `lanes::tanh`.
 #[inline(always)]
-fn activate(kind: u32, v: f32) -> f32 {
+fn activate_row(kind: u32, row: &mut [f32]) {
     match kind {
-        1 => v.max(0.0),
-        2 => 0.5 * v * (1.0 + lanes::tanh(0.797_884_6 * (v + 0.044715 * v * v * v))),
-        3 => lanes::tanh(v),
-        _ => v,
+        1 => row.iter_mut().for_each(|v| *v = v.max(0.0)),
+        2 => row.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + lanes::tanh(0.797_884_6 * (*v + 0.044715 * *v * *v * *v)))),
+        3 => row.iter_mut().for_each(|v| *v = lanes::tanh(*v)),
+        _ => {}
     }
 }

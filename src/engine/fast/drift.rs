@@ -1,18 +1,19 @@
 //! Fast CPU `drift` (shaders/drift.wgsl, twin src/engine/cpu/drift.rs): a trial's effective
-//! weights at time t and the GDC readout partial sums (noise-models §1, §3), the same counters,
+//! weights at time t from the stored programmed state and the GDC readout partial sums
+//! (noise-models §1, §3), the same counters,
 //! equations and fixed-shape tree reduction as the twin, eight weights at a time with the
 //! branch-free `lanes` transcendentals.
 
 use super::lanes::{self, normal2_x8, normal4_x8, philox_x8, F, L};
 use super::simd_entry;
-use crate::engine::cpu::common::{adc, par_trials2, sigma_prog, wgsl_sign};
+use crate::engine::cpu::common::{adc, par_trials2, wgsl_sign};
 use crate::engine::cpu::drift::tree_sum;
 use crate::engine::layout::{Curve, DeviceParams, StageParams, TileInfo};
 use crate::engine::stages::CHUNK;
 use crate::rng::{ctr_word2, stream};
 
 #[allow(clippy::too_many_arguments)]
-pub fn drift(p: &StageParams, groups: [u32; 3], w_norm: &[f32], tiles: &[TileInfo], progmax: &[u32], weff: &mut [f32], partials: &mut [f32], threads: usize) {
+pub fn drift(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], progmax: &[u32], state: &[f32], weff: &mut [f32], partials: &mut [f32], threads: usize) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let nw = (l.n_in * l.n_out) as usize;
@@ -21,7 +22,7 @@ pub fn drift(p: &StageParams, groups: [u32; 3], w_norm: &[f32], tiles: &[TileInf
         for z in 0..n {
             for wy in 0..groups[1] as usize {
                 for wx in 0..groups[0] as usize {
-                    chunk(p, &tiles[wy], wy, wx, first + z, z, w_norm, progmax, weff, partials);
+                    chunk(p, &tiles[wy], wy, wx, first + z, z, progmax, state, weff, partials);
                 }
             }
         }
@@ -30,12 +31,12 @@ pub fn drift(p: &StageParams, groups: [u32; 3], w_norm: &[f32], tiles: &[TileInf
 
 simd_entry!(
     #[allow(clippy::too_many_arguments)]
-    fn chunk(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: usize, z: usize, w_norm: &[f32], progmax: &[u32], weff: &mut [f32], partials: &mut [f32]) => chunk_body
+    fn chunk(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: usize, z: usize, progmax: &[u32], state: &[f32], weff: &mut [f32], partials: &mut [f32]) => chunk_body
 );
 
 /// `common::curve_eval` on eight lanes; the kind is uniform, so each branch is one simple loop.
 #[inline(always)]
-fn curve_x8(c: &Curve, gr_in: &F) -> F {
+pub(super) fn curve_x8(c: &Curve, gr_in: &F) -> F {
     let mut out = [0f32; L];
     if c.kind == 0 {
         for i in 0..L {
@@ -55,7 +56,7 @@ fn curve_x8(c: &Curve, gr_in: &F) -> F {
 
 /// `common::drift_nu` on eight lanes.
 #[inline(always)]
-fn drift_nu_x8(d: &DeviceParams, g_target: &F, n: &F) -> F {
+pub(super) fn drift_nu_x8(d: &DeviceParams, g_target: &F, n: &F) -> F {
     let gr: F = std::array::from_fn(|i| g_target[i] / d.g_max);
     let (mu, sg) = (curve_x8(&d.mu_nu, &gr), curve_x8(&d.sigma_nu, &gr));
     std::array::from_fn(|i| d.drift_scale * (mu[i] + sg[i] * n[i]).abs())
@@ -84,8 +85,8 @@ fn chunk_body(
     wx: usize,
     trial_local: usize,
     z: usize,
-    w_norm: &[f32],
     progmax: &[u32],
+    state: &[f32],
     weff: &mut [f32],
     partials: &mut [f32],
 ) {
@@ -98,8 +99,8 @@ fn chunk_body(
     let key = [l.key0, l.key1];
     let s = d.g_max / t.wmax_norm.max(1e-7);
     let s2 = d.g_max / f32::from_bits(progmax[trial_local * ntiles + wy]).max(1e-7);
-    let (w_prog, w_read) = (ctr_word2(l.layer, stream::PROG, 0), ctr_word2(l.layer, stream::READ, l.t_index));
-    let (w_gdc, w_base) = (ctr_word2(l.layer, stream::GDC_READ, l.t_index), ctr_word2(l.layer, stream::GDC_BASE, 0));
+    let w_read = ctr_word2(l.layer, stream::READ, l.t_index);
+    let w_base = ctr_word2(l.layer, stream::GDC_BASE, 0);
     let base_needed = l.gdc_mode == 1 && l.gdc_base != 0;
     let n_elems = t.rows * t.cols;
     let mut sum_read = [0f32; CHUNK as usize];
@@ -125,30 +126,23 @@ fn chunk_body(
         if !valid[0] {
             break;
         }
-        let w: F = std::array::from_fn(|i| w_norm[elem[i] as usize]);
-        let nn = normal4_x8(&philox_x8([elem, [trial; L], [w_prog; L], [0; L]], key));
-        let nr = normal2_x8(&philox_x8([elem, [trial; L], [w_read; L], [0; L]], key));
-        let gp_t: F = std::array::from_fn(|i| (s * w[i]).clamp(0.0, d.g_max));
-        let gn_t: F = std::array::from_fn(|i| (-s * w[i]).clamp(0.0, d.g_max));
-        let mut gp = [0f32; L];
-        let mut gn = [0f32; L];
-        let mut wp = [0f32; L];
-        for i in 0..L {
-            gp[i] = (gp_t[i] + d.prog_scale * sigma_prog(d, gp_t[i]) * nn[0][i]).max(0.0);
-            gn[i] = (gn_t[i] + d.prog_scale * sigma_prog(d, gn_t[i]) * nn[1][i]).max(0.0);
-            wp[i] = (gp[i] - gn[i]) / s;
-        }
-        let nu_pos = drift_nu_x8(d, &gp_t, &nn[2]);
-        let nu_neg = drift_nu_x8(d, &gn_t, &nn[3]);
+        let nr = normal4_x8(&philox_x8([elem, [trial; L], [w_read; L], [0; L]], key));
         let mut we = [0f32; L];
+        let mut wp = [0f32; L];
         if d.drift_path == 1 {
+            let b = trial_local * 4 * nw;
+            let word = |k: usize| -> F { std::array::from_fn(|i| state[b + k * nw + elem[i] as usize]) };
+            let (gp, gn, nu_pos, nu_neg) = (word(0), word(1), word(2), word(3));
             let a = drift_device_x8(d, &gp, &nu_pos, l.log_t_ratio, l.read_sqrt_log, &nr[0]);
-            let b = drift_device_x8(d, &gn, &nu_neg, l.log_t_ratio, l.read_sqrt_log, &nr[1]);
+            let c = drift_device_x8(d, &gn, &nu_neg, l.log_t_ratio, l.read_sqrt_log, &nr[1]);
             for i in 0..L {
-                we[i] = (a[i] - b[i]) / s;
+                wp[i] = (gp[i] - gn[i]) / s;
+                we[i] = (a[i] - c[i]) / s;
             }
         } else {
-            let nu: F = std::array::from_fn(|i| if wp[i] >= 0.0 { nu_pos[i] } else { nu_neg[i] });
+            let b = trial_local * 2 * nw;
+            wp = std::array::from_fn(|i| state[b + elem[i] as usize]);
+            let nu: F = std::array::from_fn(|i| state[b + nw + elem[i] as usize]);
             let g: F = std::array::from_fn(|i| wp[i].abs() * s2);
             let gf = drift_device_x8(d, &g, &nu, l.log_t_ratio, l.read_sqrt_log, &nr[0]);
             for i in 0..L {
@@ -161,9 +155,8 @@ fn chunk_body(
             }
         }
         if l.gdc_mode != 0 {
-            let ng = normal2_x8(&philox_x8([elem, [trial; L], [w_gdc; L], [0; L]], key));
             for i in 0..L {
-                sum_read[g * L + i] = if valid[i] { adc(io, we[i] + io.out_noise * ng[0][i]).abs() } else { 0.0 };
+                sum_read[g * L + i] = if valid[i] { adc(io, we[i] + io.out_noise * nr[2][i]).abs() } else { 0.0 };
             }
             if base_needed {
                 let nb = normal2_x8(&philox_x8([elem, [trial; L], [w_base; L], [0; L]], key));

@@ -1,10 +1,10 @@
-//! The fast CPU kernels: what `--backend cpu` runs for the hot stages (`mvm`, `drift`, `dac`,
-//! `combine`) instead of their twins. Same plan, same buffers, same Philox counters and the same
+//! The fast CPU kernels: what `--backend cpu` runs for the hot stages (`program`, `drift`,
+//! `dac`, `mvm`, `combine`) instead of their twins. Same plan, same buffers, same Philox counters and the same
 //! equations as the WGSL stages and the twins; what differs is how they are computed:
 //! - `mvm`: a packed, cache-blocked SGEMM (`matrixmultiply`, AVX2/FMA picked at run time) per
 //!   (trial, tile), then an eight-lane epilogue (output noise from all four words of each Philox
 //!   block, ADC, saturation flags);
-//! - `drift`, `dac`, `combine`: loops over eight lanes with branch-free `ln`/`exp`/`sincos`
+//! - `program`, `drift`, `dac`, `combine`: loops over eight lanes with branch-free `ln`/`exp`/`sincos`
 //!   (`lanes`), compiled for AVX2+FMA where the CPU has it and for the baseline target otherwise;
 //! - `dac` of an input shared by all trials (the first layer) is computed once per chunk.
 //!
@@ -18,6 +18,7 @@ pub mod dac;
 pub mod drift;
 pub mod lanes;
 pub mod mvm;
+pub mod program;
 
 /// Whether the CPU runs AVX2 and FMA (checked once).
 #[inline]

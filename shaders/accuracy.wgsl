@@ -1,6 +1,8 @@
 // Stage `accuracy`: per-trial correct count of a classifier: argmax over the last layer's
 // outputs (first maximum on ties) against the label, counted with an integer atomic, so counts
-// are exact whatever the dispatch shape. One invocation = one (trial, sample).
+// are exact whatever the dispatch shape. Counts go to slot [t_index][trial] of a buffer that holds
+// every time point of a chunk, so the host reads them back once per chunk, not once per time.
+// One invocation = one (trial, sample).
 // CPU twin: src/engine/cpu/accuracy.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
@@ -27,6 +29,6 @@ fn accuracy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         }
     }
     if (best == labels[i % L.batch]) {
-        atomicAdd(&correct[i / L.batch], 1u);
+        atomicAdd(&correct[L.t_index * L.trials + i / L.batch], 1u);
     }
 }

@@ -1,12 +1,33 @@
 // Stage `mvm`: batched noisy MVMs of one layer, all trials at once: for each (trial, tile) the
-// GEMM Y[s, o] = sum_k x'[s, k] W_eff[o, k] over the tile's inputs, workgroup-tiled (64 samples x
-// 64 outputs per workgroup, 16 x 16 invocations with 4 x 4 outputs each, K in steps of 16
-// through workgroup memory), with the periphery in the epilogue: output noise, ADC, and a
-// saturation flag per vector for iterative bound management (redone by `bound`). One Philox
-// block gives the output noise of four consecutive outputs (all four words used).
+// GEMM Y[s, o] = sum_k x'[s, k] W_eff[o, k] over the tile's inputs, with the periphery in the
+// epilogue: output noise, ADC, and a saturation flag per vector for iterative bound management
+// (redone by `bound`). CPU twin: src/engine/cpu/mvm.rs.
+//
+// Workgroup (x = 128-output block, y = 128-sample block, z = trial_local * n_tiles + tile): a
+// 128 x 128 block of Y, 16 x 16 invocations. One invocation computes 8 samples x 8 outputs in
+// sixteen vec4 accumulators (no dynamically indexed private arrays, which some compilers spill):
+// samples 4 ty .. 4 ty + 3 and 64 + 4 ty .. 64 + 4 ty + 3, outputs 4 tx .. 4 tx + 3 and
+// 64 + 4 tx .. 64 + 4 tx + 3 of the block. The two groups of four sit 64 apart so that a
+// subgroup's vec4 reads of workgroup memory are contiguous (no bank conflicts) and its y stores
+// cover 64 consecutive outputs. Each k step costs 4 vec4 reads for 64 FMAs.
+//
+// K goes in steps of BK = 8 through workgroup memory, k-major: xs[buf][k][sample], ws[buf][k][output],
+// as vec4 along samples/outputs, double-buffered (tile k + 1 is read from global memory into
+// registers before tile k is computed and stored into the other buffer after it: one barrier per
+// step). 2 buffers x 2 operands x 8 x 128 x 4 bytes = 16384 bytes, exactly WebGPU's default
+// limit, so there is no room for padding; bank conflicts are avoided by a swizzle instead: vec4
+// column q of row k is stored at q ^ k. Staging: invocation li loads rows 4 (li >> 3) .. + 3 at
+// k = li & 7 of each operand (4 scalars: the buffers are array<f32>; a subgroup's loads cover 32
+// contiguous bytes of each of 16 rows) and stores them as one whole vec4 (no concurrent writes
+// to components of one vector), so each quarter subgroup's 8 stores land in 8 different bank
+// groups; the inner loop reads row k at q ^ k, which permutes a contiguous range and keeps its
+// reads conflict-free. Rows and k past the tile's edge (ragged batch, rows or cols; any
+// col_start) are loaded as zeros.
+//
 // Each accumulator sums over k in increasing order, so the result is independent of the tiling.
-// workgroup (x = 64-output block, y = 64-sample block, z = trial_local * n_tiles + tile).
-// CPU twin: src/engine/cpu/mvm.rs.
+// Output noise: one Philox block per four consecutive outputs (orow >> 2, all four words used),
+// drawn again whenever an output's group changes: two blocks per sample for an invocation's eight
+// outputs when the tile's row_start is a multiple of 4, four otherwise.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
 @group(0) @binding(1) var<storage, read> tiles: array<TileInfo>;
@@ -15,11 +36,81 @@
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read_write> sat: array<atomic<u32>>;
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
-var<workgroup> xs: array<f32, 1024>;   // [BK][BM]
-var<workgroup> ws: array<f32, 1024>;   // [BK][BN]
+const BM: u32 = 128u;          // samples per workgroup
+const BN: u32 = 128u;          // outputs per workgroup
+const BK: u32 = 8u;            // k per step
+const RV: u32 = 32u;           // vec4 per staged row (BM / 4 = BN / 4)
+const STAGE: u32 = 256u;       // vec4 per buffer (BK * RV)
+var<workgroup> xs: array<vec4<f32>, 512>;   // [2][BK][RV], column swizzled by k
+var<workgroup> ws: array<vec4<f32>, 512>;   // [2][BK][RV], column swizzled by k
+
+// Four rows `stride` apart at one column: `nrows` of them exist, the column exists if `kin`.
+fn gather_x(idx: u32, stride: u32, nrows: u32, kin: bool) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    if (kin) {
+        if (nrows >= 4u) {
+            v = vec4<f32>(xq[idx], xq[idx + stride], xq[idx + 2u * stride], xq[idx + 3u * stride]);
+        } else {
+            if (nrows > 0u) { v.x = xq[idx]; }
+            if (nrows > 1u) { v.y = xq[idx + stride]; }
+            if (nrows > 2u) { v.z = xq[idx + 2u * stride]; }
+        }
+    }
+    return v;
+}
+
+fn gather_w(idx: u32, stride: u32, nrows: u32, kin: bool) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    if (kin) {
+        if (nrows >= 4u) {
+            v = vec4<f32>(weff[idx], weff[idx + stride], weff[idx + 2u * stride], weff[idx + 3u * stride]);
+        } else {
+            if (nrows > 0u) { v.x = weff[idx]; }
+            if (nrows > 1u) { v.y = weff[idx + stride]; }
+            if (nrows > 2u) { v.z = weff[idx + 2u * stride]; }
+        }
+    }
+    return v;
+}
+
+// Epilogue for one sample row of an invocation: outputs oa .. oa + 3 (values va) and
+// oa + 64 .. oa + 67 (vb) of tile `tile`.
+fn emit_row(s: u32, oa: u32, va: vec4<f32>, vb: vec4<f32>, t: TileInfo, tile: u32, trial_local: u32) {
+    let L = P.layer;
+    if (s >= L.batch) {
+        return;
+    }
+    let ntiles = L.tiles_in * L.tiles_out;
+    let ti = tile % L.tiles_in;
+    let trial = L.trial_offset + trial_local;
+    let key = vec2<u32>(L.key0, L.key1);
+    let yrow = ((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out;
+    var group = 0xFFFFFFFFu;
+    var noise = vec4<f32>(0.0);
+    var any_sat = false;
+    for (var j = 0u; j < 8u; j = j + 1u) {
+        let hi = j >= 4u;
+        let o = oa + (j & 3u) + select(0u, 64u, hi);
+        if (o < t.rows) {
+            let orow = t.row_start + o;
+            var v = select(va[j & 3u], vb[j & 3u], hi);
+            if (P.io.out_noise > 0.0) {
+                if ((orow >> 2u) != group) {
+                    group = orow >> 2u;
+                    noise = out_normals(s, trial, L.layer, L.t_index, group, ti, 0u, key);
+                }
+                v = v + P.io.out_noise * noise[orow & 3u];
+            }
+            if (P.io.bm_mode == 1u && saturated(P.io, v)) {
+                any_sat = true;
+            }
+            y[yrow + orow] = adc(P.io, v);
+        }
+    }
+    if (any_sat) {
+        atomicOr(&sat[(trial_local * L.batch + s) * ntiles + tile], 1u);
+    }
+}
 
 @compute @workgroup_size(16, 16)
 fn mvm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -28,73 +119,98 @@ fn mvm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: 
     let ntiles = L.tiles_in * L.tiles_out;
     let tile = wg.z % ntiles;
     let trial_local = wg.z / ntiles;
-    let ti = tile % L.tiles_in;
     let t = tiles[tile];
     let o0 = wg.x * BN;
     let s0 = wg.y * BM;
-    let xbase = trial_local * L.batch * L.n_in + t.col_start;
-    let wbase = trial_local * L.n_out * L.n_in + t.row_start * L.n_in + t.col_start;
-    // One vec4 accumulator per sample row: 4 samples x 4 outputs per invocation, no dynamic
-    // indexing of private arrays (which some compilers spill to memory).
-    var a0 = vec4<f32>(0.0);
-    var a1 = vec4<f32>(0.0);
-    var a2 = vec4<f32>(0.0);
-    var a3 = vec4<f32>(0.0);
-    for (var k0 = 0u; k0 < t.cols; k0 = k0 + BK) {
-        // Consecutive invocations read consecutive k: coalesced loads.
-        for (var i = li; i < BK * BM; i = i + 256u) {
-            let kk = i % BK;
-            let m = i / BK;
-            var xv = 0.0;
-            if (k0 + kk < t.cols && s0 + m < L.batch) {
-                xv = xq[xbase + (s0 + m) * L.n_in + k0 + kk];
-            }
-            xs[kk * BM + m] = xv;
-            var wv = 0.0;
-            if (k0 + kk < t.cols && o0 + m < t.rows) {
-                wv = weff[wbase + (o0 + m) * L.n_in + k0 + kk];
-            }
-            ws[kk * BN + m] = wv;
+    // Output blocks are sized for the layer's tallest tile; this tile may have none here.
+    if (o0 >= t.rows) {
+        return;
+    }
+    let tx = lid.x;
+    let ty = lid.y;
+
+    // Staging role: rows 4 lq .. 4 lq + 3 of each operand at k = lk of every K step.
+    let lk = li & 7u;
+    let lq = li >> 3u;
+    let xr = s0 + 4u * lq;
+    let wr = o0 + 4u * lq;
+    let xn = select(0u, L.batch - xr, xr < L.batch);
+    let wn = select(0u, t.rows - wr, wr < t.rows);
+    let xi = trial_local * L.batch * L.n_in + xr * L.n_in + t.col_start + lk;
+    let wi = trial_local * L.n_out * L.n_in + (t.row_start + wr) * L.n_in + t.col_start + lk;
+    let st = lk * RV + (lq ^ lk);
+
+    var c0a = vec4<f32>(0.0);
+    var c0b = vec4<f32>(0.0);
+    var c1a = vec4<f32>(0.0);
+    var c1b = vec4<f32>(0.0);
+    var c2a = vec4<f32>(0.0);
+    var c2b = vec4<f32>(0.0);
+    var c3a = vec4<f32>(0.0);
+    var c3b = vec4<f32>(0.0);
+    var c4a = vec4<f32>(0.0);
+    var c4b = vec4<f32>(0.0);
+    var c5a = vec4<f32>(0.0);
+    var c5b = vec4<f32>(0.0);
+    var c6a = vec4<f32>(0.0);
+    var c6b = vec4<f32>(0.0);
+    var c7a = vec4<f32>(0.0);
+    var c7b = vec4<f32>(0.0);
+
+    let nk = (t.cols + BK - 1u) / BK;
+    var vx = gather_x(xi, L.n_in, xn, lk < t.cols);
+    var vw = gather_w(wi, L.n_in, wn, lk < t.cols);
+    xs[st] = vx;
+    ws[st] = vw;
+    workgroupBarrier();
+    for (var kt = 0u; kt < nk; kt = kt + 1u) {
+        let cur = (kt & 1u) * STAGE;
+        let more = kt + 1u < nk;
+        if (more) {
+            let k = (kt + 1u) * BK;
+            vx = gather_x(xi + k, L.n_in, xn, k + lk < t.cols);
+            vw = gather_w(wi + k, L.n_in, wn, k + lk < t.cols);
         }
-        workgroupBarrier();
         for (var kk = 0u; kk < BK; kk = kk + 1u) {
-            let xb = kk * BM + lid.y * 4u;
-            let wb = kk * BN + lid.x * 4u;
-            let x4 = vec4<f32>(xs[xb], xs[xb + 1u], xs[xb + 2u], xs[xb + 3u]);
-            let w4 = vec4<f32>(ws[wb], ws[wb + 1u], ws[wb + 2u], ws[wb + 3u]);
-            a0 = a0 + x4.x * w4;
-            a1 = a1 + x4.y * w4;
-            a2 = a2 + x4.z * w4;
-            a3 = a3 + x4.w * w4;
+            let row = cur + kk * RV;
+            let xa = xs[row + (ty ^ kk)];
+            let xb = xs[row + ((16u + ty) ^ kk)];
+            let wa = ws[row + (tx ^ kk)];
+            let wb = ws[row + ((16u + tx) ^ kk)];
+            c0a = c0a + xa.x * wa;
+            c0b = c0b + xa.x * wb;
+            c1a = c1a + xa.y * wa;
+            c1b = c1b + xa.y * wb;
+            c2a = c2a + xa.z * wa;
+            c2b = c2b + xa.z * wb;
+            c3a = c3a + xa.w * wa;
+            c3b = c3b + xa.w * wb;
+            c4a = c4a + xb.x * wa;
+            c4b = c4b + xb.x * wb;
+            c5a = c5a + xb.y * wa;
+            c5b = c5b + xb.y * wb;
+            c6a = c6a + xb.z * wa;
+            c6b = c6b + xb.z * wb;
+            c7a = c7a + xb.w * wa;
+            c7b = c7b + xb.w * wb;
+        }
+        if (more) {
+            let nxt = STAGE - cur;
+            xs[nxt + st] = vx;
+            ws[nxt + st] = vw;
         }
         workgroupBarrier();
     }
-    let trial = L.trial_offset + trial_local;
-    let key = vec2<u32>(L.key0, L.key1);
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        let s = s0 + lid.y * 4u + i;
-        let row = select(select(select(a3, a2, i == 2u), a1, i == 1u), a0, i == 0u);
-        // One Philox block gives the noise of four consecutive outputs (a tile that starts off a
-        // multiple of 4 needs a second block for the last ones).
-        var group = 0xFFFFFFFFu;
-        var noise = vec4<f32>(0.0);
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            let o = o0 + lid.x * 4u + j;
-            if (s < L.batch && o < t.rows) {
-                let orow = t.row_start + o;
-                var v = row[j];
-                if (P.io.out_noise > 0.0) {
-                    if ((orow >> 2u) != group) {
-                        group = orow >> 2u;
-                        noise = out_normals(s, trial, L.layer, L.t_index, group, ti, 0u, key);
-                    }
-                    v = v + P.io.out_noise * noise[orow & 3u];
-                }
-                if (P.io.bm_mode == 1u && saturated(P.io, v)) {
-                    atomicOr(&sat[(trial_local * L.batch + s) * ntiles + tile], 1u);
-                }
-                y[((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out + orow] = adc(P.io, v);
-            }
-        }
-    }
+
+    let oa = o0 + 4u * tx;
+    let sa = s0 + 4u * ty;
+    let sb = sa + 64u;
+    emit_row(sa, oa, c0a, c0b, t, tile, trial_local);
+    emit_row(sa + 1u, oa, c1a, c1b, t, tile, trial_local);
+    emit_row(sa + 2u, oa, c2a, c2b, t, tile, trial_local);
+    emit_row(sa + 3u, oa, c3a, c3b, t, tile, trial_local);
+    emit_row(sb, oa, c4a, c4b, t, tile, trial_local);
+    emit_row(sb + 1u, oa, c5a, c5b, t, tile, trial_local);
+    emit_row(sb + 2u, oa, c6a, c6b, t, tile, trial_local);
+    emit_row(sb + 3u, oa, c7a, c7b, t, tile, trial_local);
 }

@@ -134,7 +134,10 @@ pub struct CommonArgs {
     pub times: Vec<String>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Also write the results as JSON to this file.
+    /// Results directory (default results/weights or results/mlp).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also copy results.json to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
 }

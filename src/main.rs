@@ -3,11 +3,7 @@
 
 mod cli;
 
-use aimc::crossbar::{Periphery, TileShape};
-use aimc::device::DeviceModel;
-use aimc::engine::plan::{self, RunConfig};
-use aimc::experiment::{apply_override, parse_time, time_label};
-use aimc::workload::{self, io};
+use aimc::crossbar::TileShape;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{Cli, Command, CommonArgs};
@@ -29,31 +25,92 @@ fn parse_tile(s: &str) -> Result<TileShape> {
     Ok(TileShape { max_in, max_out })
 }
 
-fn run_config(c: &CommonArgs) -> Result<(RunConfig, TileShape)> {
-    let mut device = DeviceModel::by_name(&c.device)
-        .with_context(|| format!("--device {}: unknown model; use one of {}", c.device, aimc::device::MODEL_NAMES.join(", ")))?;
-    let mut periphery = Periphery::default();
-    for s in &c.set {
-        apply_override(&mut device, &mut periphery, s).map_err(anyhow::Error::msg)?;
-    }
-    device.validate().map_err(anyhow::Error::msg)?;
-    periphery.validate().map_err(anyhow::Error::msg)?;
+/// A path for an experiment document built from flags (relative to the working directory).
+fn path_value(p: &std::path::Path) -> toml::Value {
+    p.display().to_string().into()
+}
+
+/// `aimc weights` and `aimc mlp` are front ends of the experiment runner: their flags become an
+/// experiment document that the experiment loader validates (the same checks and messages as a
+/// file) and `run_experiment` runs, so they write the same results, plots and report as `aimc run`.
+fn flags_experiment(name: &str, workload: &str, model: toml::Table, data: Option<toml::Table>, c: &CommonArgs) -> Result<aimc::experiment::Experiment> {
     if c.trials == 0 {
         bail!("--trials 0: need at least 1 trial");
     }
-    let times = c.times.iter().map(|t| parse_time(t)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
-    if times.is_empty() || times.len() > 65_535 {
-        bail!("--times: give 1 to 65535 times");
+    let tile = parse_tile(&c.tile)?;
+    let mut doc = toml::Table::new();
+    doc.insert("name".into(), name.into());
+    doc.insert("description".into(), format!("aimc {name} from the command line").into());
+    doc.insert("workload".into(), workload.into());
+    doc.insert("seed".into(), toml::Value::Integer(c.seed as i64));
+    doc.insert("trials".into(), toml::Value::Integer(c.trials as i64));
+    doc.insert("gdc".into(), toml::Value::try_from(aimc::crossbar::Gdc::from(c.gdc))?);
+    doc.insert("model".into(), model.into());
+    if let Some(d) = data {
+        doc.insert("data".into(), d.into());
     }
-    let cfg = RunConfig { device, periphery, gdc: c.gdc.into(), key: aimc::rng::key(c.seed, 0), trials: c.trials, times, max_chunk: u32::MAX, first_trial: 0 };
-    Ok((cfg, parse_tile(&c.tile)?))
+    let mut device = toml::Table::new();
+    device.insert("model".into(), c.device.clone().into());
+    let mut periphery = toml::Table::new();
+    for s in &c.set {
+        let (key, value) = s.split_once('=').with_context(|| format!("--set {s}: expected SECTION.FIELD=VALUE, e.g. device.drift_scale=0.5"))?;
+        let (section, field) = key.trim().split_once('.').with_context(|| format!("--set {s}: expected device.FIELD or periphery.FIELD before '='"))?;
+        // A TOML value where it parses as one (numbers, booleans), else the text as a string.
+        let v = toml::from_str::<toml::Table>(&format!("v = {}", value.trim())).ok().and_then(|t| t.get("v").cloned()).unwrap_or_else(|| value.trim().into());
+        match section {
+            "device" => device.insert(field.into(), v),
+            "periphery" => periphery.insert(field.into(), v),
+            other => bail!("--set {s}: unknown section {other:?}; use device.FIELD=VALUE or periphery.FIELD=VALUE"),
+        };
+    }
+    doc.insert("device".into(), device.into());
+    doc.insert("periphery".into(), periphery.into());
+    let mut t = toml::Table::new();
+    t.insert("max_in".into(), toml::Value::Integer(tile.max_in as i64));
+    t.insert("max_out".into(), toml::Value::Integer(tile.max_out as i64));
+    doc.insert("tile".into(), t.into());
+    let mut sweep = toml::Table::new();
+    sweep.insert("t".into(), toml::Value::Array(c.times.iter().map(|x| x.trim().into()).collect()));
+    doc.insert("sweep".into(), sweep.into());
+    let text = toml::to_string(&doc)?;
+    Ok(aimc::experiment::Experiment::from_text(&text, std::path::Path::new(&format!("aimc {name} (flags)")))?)
 }
 
-fn write_json(path: &Option<std::path::PathBuf>, v: &serde_json::Value) -> Result<()> {
-    if let Some(p) = path {
-        std::fs::write(p, serde_json::to_string_pretty(v)?).with_context(|| format!("writing {}", p.display()))?;
-        eprintln!("wrote {}", p.display());
+/// Runs a validated experiment on `backend` and writes results, plots and report into `dir`
+/// (`aimc run`, `aimc weights`, `aimc mlp`); `json` also gets a copy of results.json.
+fn run_experiment(
+    exp: &aimc::experiment::Experiment,
+    backend: aimc::engine::BackendChoice,
+    dir: std::path::PathBuf,
+    profile: bool,
+    json: Option<&std::path::Path>,
+) -> Result<()> {
+    let mut be = aimc::engine::open(backend)?;
+    let ad = be.adapter();
+    eprintln!("{}: {} sweep points x {} times x {} trials on {} ({})", exp.name, exp.points.len(), exp.times.len(), exp.trials, ad.name, ad.backend);
+    let mut progress = ProgressOut::new();
+    be.set_profiling(profile);
+    let mut outcome = aimc::experiment::run::run(exp, be.as_mut(), &mut progress);
+    outcome.results.profile = be.take_profile()?;
+    if let Some(p) = &outcome.results.profile {
+        eprintln!("where the time went:\n{}", p.table());
     }
+    if let Some(err) = outcome.error {
+        if !outcome.results.points.is_empty() {
+            let p = outcome.results.save(&dir, false).with_context(|| format!("writing partial results to {}", dir.display()))?;
+            eprintln!("the points finished before the error are saved in {} (not a complete run)", p.display());
+        }
+        return Err(err.into());
+    }
+    let r = outcome.results;
+    let path = r.save(&dir, true).with_context(|| format!("writing results to {}", dir.display()))?;
+    aimc::report::write_report(&r, &dir)?;
+    if let Some(j) = json {
+        std::fs::copy(&path, j).with_context(|| format!("writing {}", j.display()))?;
+        eprintln!("wrote {}", j.display());
+    }
+    println!("{}", aimc::experiment::run::console_summary(&r));
+    println!("{:.1} s, {:.0} trials/s; results in {} (report.md, report.html, plots)", r.run_seconds, r.trials_per_second, path.parent().unwrap().display());
     Ok(())
 }
 
@@ -134,35 +191,7 @@ fn run(cli: Cli) -> Result<()> {
                 exp.apply_shard(k, n).map_err(anyhow::Error::msg)?;
                 default_dir = default_dir.join(format!("shard-{k}-of-{n}"));
             }
-            let dir = out.unwrap_or(default_dir);
-            let mut be = aimc::engine::open(backend)?;
-            let ad = be.adapter();
-            eprintln!("{}: {} sweep points x {} times x {} trials on {} ({})", exp.name, exp.points.len(), exp.times.len(), exp.trials, ad.name, ad.backend);
-            let mut progress = ProgressOut::new();
-            be.set_profiling(profile);
-            let mut outcome = aimc::experiment::run::run(&exp, be.as_mut(), &mut progress);
-            outcome.results.profile = be.take_profile()?;
-            if let Some(p) = &outcome.results.profile {
-                eprintln!("where the time went:\n{}", p.table());
-            }
-            if let Some(err) = outcome.error {
-                if !outcome.results.points.is_empty() {
-                    let p = outcome.results.save(&dir, false).with_context(|| format!("writing partial results to {}", dir.display()))?;
-                    eprintln!("the points finished before the error are saved in {} (not a complete run)", p.display());
-                }
-                return Err(err.into());
-            }
-            let r = outcome.results;
-            let path = r.save(&dir, true).with_context(|| format!("writing results to {}", dir.display()))?;
-            aimc::report::write_report(&r, &dir)?;
-            println!("{}", aimc::experiment::run::console_summary(&r));
-            println!(
-                "{:.1} s, {:.0} trials/s; results in {} (report.md, report.html, plots)",
-                r.run_seconds,
-                r.trials_per_second,
-                path.parent().unwrap().display()
-            );
-            Ok(())
+            run_experiment(&exp, backend, out.unwrap_or(default_dir), profile, None)
         }
         Command::Merge { out, shards } => {
             let parts = shards.iter().map(|d| aimc::report::results::Results::load(d)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
@@ -217,69 +246,31 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Weights { matrix, tensor, common } => {
-            let (cfg, shape) = run_config(&common)?;
-            let m = io::read_matrix(&matrix, tensor.as_deref())?;
-            let omega = cfg.periphery.weight_scaling_omega as f32;
-            let mapped = aimc::crossbar::MappedMatrix::new(&m.data, m.rows as u32, m.cols as u32, shape, omega);
-            let mut be = aimc::engine::open(common.backend)?;
-            let ad = be.adapter();
-            eprintln!("{} x {} weights on {} tiles, {} trials, backend: {} ({})", m.rows, m.cols, mapped.n_tiles(), cfg.trials, ad.name, ad.backend);
-            let start = std::time::Instant::now();
-            let pts = plan::run_weight_error(be.as_mut(), &mapped, &cfg)?;
-            let rows = workload::summarize_weight_error(&pts);
-            println!("{:>10} {:>12} {:>12} {:>10} {:>10}", "t", "mean E", "std E", "GDC mean", "GDC std");
-            for r in &rows {
-                println!("{:>10} {:>12.5} {:>12.5} {:>10.4} {:>10.4}", time_label(r.t_inf), r.mean, r.std, r.alpha_mean, r.alpha_std);
+            let mut model = toml::Table::new();
+            model.insert("path".into(), path_value(&matrix));
+            if let Some(t) = tensor {
+                model.insert("tensor".into(), t.into());
             }
-            eprintln!("{:.2} s", start.elapsed().as_secs_f64());
-            write_json(&common.json, &serde_json::json!({ "adapter": ad, "device": cfg.device, "periphery": cfg.periphery, "gdc": cfg.gdc, "rows": rows }))
+            let exp = flags_experiment("weights", "weight_error", model, None, &common)?;
+            run_experiment(&exp, common.backend, common.out.clone().unwrap_or_else(|| "results/weights".into()), false, common.json.as_deref())
         }
         Command::Mlp { model, data, scale, rows, activation, common } => {
-            let (cfg, shape) = run_config(&common)?;
-            let layers = io::read_state_dict(&model)?;
-            let mut ds = io::read_csv(&data, scale)?;
+            let mut m = toml::Table::new();
+            m.insert("path".into(), path_value(&model));
+            m.insert("activation".into(), format!("{activation:?}").to_lowercase().into());
+            let mut d = toml::Table::new();
+            d.insert("path".into(), path_value(&data));
+            d.insert("scale".into(), (scale as f64).into());
             if let Some(r) = rows {
-                let (a, b) = r.split_once("..").with_context(|| format!("--rows {r}: expected START..END"))?;
-                let (a, b): (usize, usize) = (a.parse()?, b.parse()?);
-                if a >= b || b > ds.len() {
-                    bail!("--rows {r}: the data set has {} rows; need START < END <= {}", ds.len(), ds.len());
-                }
-                ds = ds.rows(a, b);
-            }
-            workload::check_shapes(&layers, &ds)?;
-            let (fp_c, fp_n) = workload::fp_accuracy(&layers, activation, &ds);
-            let analog = workload::analog_layers(&layers, activation, shape, cfg.periphery.weight_scaling_omega as f32);
-            let mut be = aimc::engine::open(common.backend)?;
-            let ad = be.adapter();
-            eprintln!("{} layers, {} samples, {} trials, backend: {} ({})", layers.len(), ds.len(), cfg.trials, ad.name, ad.backend);
-            let start = std::time::Instant::now();
-            let pts = plan::run_classifier(be.as_mut(), &analog, &ds.x, &ds.labels, &cfg)?;
-            let fp = fp_c as f64 / fp_n as f64;
-            println!("floating-point accuracy: {:.2} % ({fp_c}/{fp_n})", 100.0 * fp);
-            println!("{:>10} {:>9} {:>8} {:>8} {:>8} {:>19}", "t", "mean %", "std", "min", "max", "95% CI of mean");
-            let mut out = Vec::new();
-            for p in &pts {
-                let acc: Vec<f64> = p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect();
-                let s = aimc::stats::Summary::from_sample(&acc)?;
-                let mom: aimc::stats::Moments = acc.iter().copied().collect();
-                let ci = aimc::stats::mean_t(&mom, 0.95)?;
-                println!(
-                    "{:>10} {:>9.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} .. {:>7.2}",
-                    time_label(p.t_inf),
-                    100.0 * s.mean,
-                    100.0 * s.std,
-                    100.0 * s.min,
-                    100.0 * s.max,
-                    100.0 * ci.lo,
-                    100.0 * ci.hi
+                let (a, b) = r.split_once("..").with_context(|| format!("--rows {r}: expected START..END, e.g. 1347..1797"))?;
+                let (a, b): (i64, i64) = (
+                    a.trim().parse().with_context(|| format!("--rows {r}: START must be an integer"))?,
+                    b.trim().parse().with_context(|| format!("--rows {r}: END must be an integer"))?,
                 );
-                out.push(serde_json::json!({ "t_inf": p.t_inf, "summary": s, "mean_ci95": ci, "correct": p.correct, "n_samples": p.n_samples }));
+                d.insert("rows".into(), toml::Value::Array(vec![a.into(), b.into()]));
             }
-            eprintln!("{:.2} s", start.elapsed().as_secs_f64());
-            write_json(
-                &common.json,
-                &serde_json::json!({ "adapter": ad, "fp_accuracy": fp, "device": cfg.device, "periphery": cfg.periphery, "gdc": cfg.gdc, "points": out }),
-            )
+            let exp = flags_experiment("mlp", "classifier", m, Some(d), &common)?;
+            run_experiment(&exp, common.backend, common.out.clone().unwrap_or_else(|| "results/mlp".into()), false, common.json.as_deref())
         }
         Command::Bench { backend, size, breakdown } => aimc::bench::run(backend, &size, breakdown).map_err(Into::into),
         Command::TrainDigits { out, data, hidden, activation } => {

@@ -20,3 +20,8 @@ pub const ALPHA_REL: f32 = 1e-3;
 /// Quantised outputs can land one ADC step apart when a pre-ADC value sits within MVM_ABS of a
 /// rounding boundary; the fraction of outputs allowed to do so.
 pub const ADC_FLIP_FRACTION: f64 = 0.01;
+
+/// The fast CPU kernels against the twins, one value: `fast::lanes` ln/exp/sincos/tanh have a
+/// relative error of about 5e-7 against libm, so a normal (|n| < 6) moves by < 5e-6, a weight
+/// (normal · σ/g_max < 0.1, drift factor ≤ 1) by < 1e-6, an activation (|v| < 20) by < 1e-5.
+pub const FAST_ABS: f32 = 1e-5;

@@ -215,3 +215,49 @@ fn shipped_experiments_validate() {
         }
     }
 }
+
+#[test]
+fn mlp_and_weights_commands_run_through_the_experiment_runner() {
+    // `aimc mlp` and `aimc weights` build an experiment from their flags: the same validation,
+    // runner, results file and report as `aimc run`.
+    let out = tmp("mlp");
+    let json = out.join("copy.json");
+    let model = root().join("experiments/models/digits_mlp.safetensors");
+    let data = root().join("experiments/data/digits.csv");
+    let o = aimc()
+        .args(["mlp", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--scale", "16", "--rows", "1700..1797"])
+        .args(["--trials", "6", "--times", "1s,1y", "--backend", "cpu", "--set", "device.drift_scale=0.5", "--out"])
+        .arg(&out)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "aimc mlp failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    let r = results(&out);
+    assert_eq!((r.workload.as_str(), r.trials, r.points.len()), ("classifier", 6, 2));
+    assert_eq!(r.config["device"]["drift_scale"], 0.5);
+    assert_eq!(std::fs::read(out.join("results.json")).unwrap(), std::fs::read(&json).unwrap());
+    for f in ["report.md", "report.html", "trials.csv"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+
+    let wout = tmp("weights");
+    let o = aimc()
+        .args(["weights", model.to_str().unwrap(), "--tensor", "0.weight", "--trials", "4", "--times", "1h", "--backend", "cpu", "--out"])
+        .arg(&wout)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "aimc weights failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(results(&wout).workload, "weight_error");
+
+    // Bad flags fail before any compute, naming the field and writing nothing.
+    let bad = tmp("mlp-bad");
+    let o = aimc()
+        .args(["mlp", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--backend", "cpu", "--set", "periphery.out_res_bitz=8", "--out"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("out_res_bitz"), "{err}");
+    assert!(!bad.join("results.json").exists());
+}

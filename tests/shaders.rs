@@ -2,10 +2,14 @@
 //! the same size on both sides (shaders/common/layout.wgsl vs src/engine/layout.rs).
 
 use aimc::engine::layout::*;
-use aimc::engine::stages::Stage;
+use aimc::engine::stages::{Mulhi, Stage};
 
 fn parse(stage: Stage) -> naga::Module {
-    let src = stage.module_source();
+    parse_with(stage, Mulhi::Halves)
+}
+
+fn parse_with(stage: Stage, mulhi: Mulhi) -> naga::Module {
+    let src = stage.module_source_with(mulhi);
     let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{}.wgsl: {}", stage.name(), e.emit_to_string(&src)));
     let mut v = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
     v.validate(&module).unwrap_or_else(|e| panic!("{}.wgsl: {}", stage.name(), e.emit_to_string(&src)));
@@ -15,6 +19,10 @@ fn parse(stage: Stage) -> naga::Module {
 #[test]
 fn every_stage_validates_and_has_its_entry_point() {
     for stage in Stage::ALL {
+        for mulhi in Mulhi::ALL {
+            let m = parse_with(stage, mulhi);
+            assert!(m.entry_points.iter().any(|e| e.name == stage.name()), "{}.wgsl ({}) has no entry point", stage.name(), mulhi.name());
+        }
         let m = parse(stage);
         assert!(m.entry_points.iter().any(|e| e.name == stage.name()), "{}.wgsl has no entry point named {}", stage.name(), stage.name());
     }

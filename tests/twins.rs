@@ -7,7 +7,7 @@ mod common;
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape};
 use aimc::device::DeviceModel;
 use aimc::engine::plan::{self, AnalogLayer, RunConfig};
-use aimc::engine::stages::Stage;
+use aimc::engine::stages::{Mulhi, Stage};
 use aimc::engine::Backend;
 use aimc::tolerances::*;
 use common::*;
@@ -99,6 +99,17 @@ fn replay_all(rec: &Recorder, gpu: &mut dyn Backend) -> Vec<Stage> {
 #[test]
 fn rng_stream_is_bit_exact_on_gpu() {
     let Some(mut g) = gpu(64) else { return };
+    // Both mulhi variants where the adapter has 64-bit integers (lavapipe does), else the halves.
+    for mulhi in Mulhi::ALL {
+        if g.set_mulhi(mulhi).is_err() {
+            eprintln!("{}: not supported by this adapter", mulhi.name());
+            continue;
+        }
+        rng_stream_bit_exact(&mut g, mulhi);
+    }
+}
+
+fn rng_stream_bit_exact(g: &mut aimc::engine::gpu::GpuBackend, mulhi: Mulhi) {
     let mut p = aimc::engine::layout::StageParams::default();
     p.layer.trials = 5000;
     p.layer.trial_offset = 7;
@@ -112,7 +123,7 @@ fn rng_stream_is_bit_exact_on_gpu() {
     let gn = f32s(&g.download(normals).unwrap());
     for i in 0..5000u32 {
         let want = aimc::rng::philox4x32_10([i, 7, 0x0003_0201, 0], [0xDEAD_BEEF, 0x1234_5678]);
-        assert_eq!(&gw[i as usize * 4..i as usize * 4 + 4], &want, "block {i}");
+        assert_eq!(&gw[i as usize * 4..i as usize * 4 + 4], &want, "block {i} ({})", mulhi.name());
         let wn = aimc::rng::normal4(want);
         for k in 0..4 {
             let (a, b) = (gn[i as usize * 4 + k], wn[k]);
@@ -123,7 +134,7 @@ fn rng_stream_is_bit_exact_on_gpu() {
     p.layer = Default::default();
     p.layer.trials = 1;
     g.dispatch(Stage::Rng, &p, &[words, normals], [1, 1, 1]);
-    assert_eq!(&g.download(words).unwrap()[..4], &[0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+    assert_eq!(&g.download(words).unwrap()[..4], &[0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8], "{}", mulhi.name());
 }
 
 #[test]
@@ -196,4 +207,80 @@ fn gpu_errors_are_engine_errors() {
     let _ = g.create("too big", too_big);
     let err = g.download(fine).expect_err("an oversized buffer must surface as an error");
     assert!(matches!(err, aimc::engine::EngineError::Device { .. }), "{err}");
+}
+
+/// Replays the recorded dispatches of `stages` on the GPU and compares every written binding with
+/// the twin's (`outputs()`; for `mvm` also its saturation flags, exactly). Returns how many ran.
+fn replay_stages(rec: &Recorder, gpu: &mut dyn Backend, stages: &[Stage]) -> usize {
+    let mut n = 0;
+    for d in rec.log.iter().filter(|d| stages.contains(&d.stage)) {
+        let got = replay(gpu, d);
+        for (b, how) in outputs(d.stage) {
+            compare(d.stage, b, &d.after[b], &got[b], &how);
+        }
+        if d.stage == Stage::Mvm {
+            compare(d.stage, 4, &d.after[4], &got[4], &Cmp::Exact);
+        }
+        n += 1;
+    }
+    n
+}
+
+/// `mvm` (128 x 128 blocks, K in steps of 8) against its twin on ragged shapes: single elements,
+/// sizes off every block and step multiple, several sample blocks, several output blocks, and
+/// tiles whose first row and column are not multiples of 4.
+#[test]
+fn mvm_matches_twin_on_ragged_shapes() {
+    let big = TileShape { max_in: 512, max_out: 512 };
+    // (n_out, n_in, batch, tile shape, tiles_out, tiles_in)
+    let cases = [
+        (1, 1, 1, big, 1, 1),
+        (3, 5, 7, big, 1, 1),
+        (130, 70, 129, TileShape { max_in: 64, max_out: 100 }, 2, 2),
+        (10, 64, 450, big, 1, 1),
+        (259, 21, 9, TileShape { max_in: 16, max_out: 200 }, 2, 2),
+    ];
+    let mut rec = Recorder::new();
+    for (i, &(n_out, n_in, batch, shape, to, ti)) in cases.iter().enumerate() {
+        let seed = 10 * (i as u64 + 1);
+        let m = MappedMatrix::new(&weights(n_out * n_in, seed), n_out as u32, n_in as u32, shape, 1.0);
+        assert_eq!((m.tiles_out, m.tiles_in), (to, ti), "case {i}");
+        let layer = AnalogLayer { mapped: m, bias: weights(n_out, seed + 1), activation: 0 };
+        let x = weights(batch * n_in, seed + 2);
+        plan::run_outputs(&mut rec, &[layer], &x, batch as u32, &cfg(Gdc::Readout, 2, vec![3600.0]), &mut |_| {}).unwrap();
+    }
+    let groups: Vec<[u32; 3]> = rec.log.iter().filter(|d| d.stage == Stage::Mvm).map(|d| d.groups).collect();
+    assert!(groups.iter().any(|g| g[0] > 1) && groups.iter().any(|g| g[1] > 2), "{groups:?}");
+    let Some(mut g) = gpu(256) else { return };
+    assert_eq!(replay_stages(&rec, &mut g, &[Stage::Mvm]), cases.len());
+}
+
+/// Iterative bound management on vectors that saturate at several levels: positive weights and
+/// inputs with 1 to 40 ones make the MVM outputs of a tile span 0.5 to 30 against an ADC bound of
+/// 4, so vectors need reduction 1, 2, 4 or 8. `mvm`'s saturation flags, `bound`'s redone outputs
+/// and the final reduction factors must match the twin.
+#[test]
+fn bound_management_levels_match_twin() {
+    let (n_out, n_in, batch) = (20usize, 40usize, 80usize);
+    let w: Vec<f32> = weights(n_out * n_in, 41).iter().map(|u| 0.75 + 0.25 * u).collect();
+    let m = MappedMatrix::new(&w, n_out as u32, n_in as u32, TileShape { max_in: 64, max_out: 16 }, 1.0);
+    assert_eq!((m.tiles_out, m.tiles_in), (2, 1));
+    let layer = AnalogLayer { mapped: m, bias: vec![0.0; n_out], activation: 0 };
+    let x: Vec<f32> = (0..batch * n_in).map(|i| if i % n_in <= (i / n_in) % n_in { 1.0 } else { 0.0 }).collect();
+    let mut c = cfg(Gdc::Readout, 3, vec![60.0]);
+    c.periphery.out_bound = 4.0;
+    let mut rec = Recorder::new();
+    plan::run_outputs(&mut rec, &[layer], &x, batch as u32, &c, &mut |_| {}).unwrap();
+    let flagged: u32 = rec.log.iter().filter(|d| d.stage == Stage::Mvm).map(|d| d.after[4].iter().sum::<u32>()).sum();
+    let red: Vec<f32> = rec.log.iter().filter(|d| d.stage == Stage::Bound).flat_map(|d| f32s(&d.after[6])).collect();
+    let vectors = 3 * batch * 2;
+    assert_eq!(red.len(), vectors);
+    let at = |r: f32| red.iter().filter(|&&v| v == r).count();
+    assert!(flagged as usize > vectors / 2, "{flagged} of {vectors} vectors saturate at level 0");
+    assert_eq!(flagged as usize, vectors - at(1.0));
+    for r in [2.0, 4.0] {
+        assert!(at(r) > 0, "no vector ended at reduction {r}: {red:?}");
+    }
+    let Some(mut g) = gpu(256) else { return };
+    assert_eq!(replay_stages(&rec, &mut g, &[Stage::Mvm, Stage::Bound]), 2);
 }

@@ -1,6 +1,7 @@
 // Counter-based RNG: Philox4x32-10 (Salmon et al., SC'11) and Box-Muller normals.
-// Bit-exact twin: src/rng/mod.rs. No entry points. WGSL has no 64-bit integers, so the
-// 32 x 32 -> 64 multiply's high word is built from 16-bit halves.
+// Bit-exact twin: src/rng/mod.rs. No entry points. `mulhi32`, the high word of the 32 x 32 -> 64
+// product, comes from common/mulhi_u64.wgsl (a 64-bit product, where the adapter has
+// SHADER_INT64) or common/mulhi_halves.wgsl (built from 16-bit halves); both give the same bits.
 // Counter layout (same as the Rust constants): [element or sample, global trial,
 // layer | stream << 8 | t_index << 16, extra].
 
@@ -13,19 +14,6 @@ const STREAM_PROG: u32 = 1u;
 const STREAM_READ: u32 = 2u;
 const STREAM_GDC_BASE: u32 = 4u;
 const STREAM_OUT: u32 = 5u;
-
-fn mulhi32(a: u32, b: u32) -> u32 {
-    let a0 = a & 0xFFFFu;
-    let a1 = a >> 16u;
-    let b0 = b & 0xFFFFu;
-    let b1 = b >> 16u;
-    let p00 = a0 * b0;
-    let p01 = a0 * b1;
-    let p10 = a1 * b0;
-    let p11 = a1 * b1;
-    let mid = (p00 >> 16u) + (p01 & 0xFFFFu) + (p10 & 0xFFFFu);
-    return p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
-}
 
 fn philox4x32_10(ctr_in: vec4<u32>, key_in: vec2<u32>) -> vec4<u32> {
     var c = ctr_in;

@@ -6,7 +6,6 @@
 //! differential-pair conductance scale s = g_max / max|W_norm| applies per tile, and the digital
 //! output scale max|W|/ω is applied after the ADC. Partial sums over input splits add digitally.
 
-use crate::engine::layout::{IoParams, TileInfo};
 use serde::{Deserialize, Serialize};
 
 /// Size of split `i` of `n` items into `parts` balanced parts: `base + (i < extra)`.
@@ -48,7 +47,22 @@ impl Default for TileShape {
 /// Largest tile input count the `bound` stage keeps in workgroup memory.
 pub const MAX_TILE_IN: u32 = 2048;
 
-/// A weight matrix mapped onto tiles: normalised weights and one `TileInfo` per tile
+/// One crossbar tile of a mapped matrix: a block of `rows` outputs x `cols` inputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Tile {
+    pub row_start: u32,
+    pub rows: u32,
+    pub col_start: u32,
+    pub cols: u32,
+    /// Digital output scale: the tile's max|W| / ω.
+    pub scale: f32,
+    /// max |W_norm| over the tile (ω, or 0 for an all-zero tile).
+    pub wmax_norm: f32,
+    /// mean |W_norm| over the tile: the exact-reference GDC baseline.
+    pub mean_abs_norm: f32,
+}
+
+/// A weight matrix mapped onto tiles: normalised weights and one [`Tile`] per tile
 /// (index `tile_out * tiles_in + tile_in`).
 #[derive(Clone, Debug)]
 pub struct MappedMatrix {
@@ -58,7 +72,7 @@ pub struct MappedMatrix {
     pub tiles_out: u32,
     /// W / (tile max|W| / ω), row-major out × in.
     pub w_norm: Vec<f32>,
-    pub tiles: Vec<TileInfo>,
+    pub tiles: Vec<Tile>,
     /// Original weights, for error statistics.
     pub w: Vec<f32>,
     /// max|W| over the whole matrix.
@@ -94,16 +108,7 @@ impl MappedMatrix {
                         wmax_norm = wmax_norm.max(w_norm[i].abs());
                     }
                 }
-                tiles.push(TileInfo {
-                    row_start: r0,
-                    rows: nr,
-                    col_start: c0,
-                    cols: nc,
-                    scale,
-                    wmax_norm,
-                    mean_abs_norm: (sum_abs / (nr * nc) as f64) as f32,
-                    _pad: 0.0,
-                });
+                tiles.push(Tile { row_start: r0, rows: nr, col_start: c0, cols: nc, scale, wmax_norm, mean_abs_norm: (sum_abs / (nr * nc) as f64) as f32 });
             }
         }
         let wmax = w.iter().fold(0.0f32, |a, &x| a.max(x.abs()));
@@ -236,33 +241,6 @@ impl Periphery {
     /// Whether every MVM needs the full-featured per-vector path (IR drop or weight noise on).
     pub fn needs_full_path(&self) -> bool {
         self.ir_drop > 0.0 || self.w_noise > 0.0
-    }
-
-    pub fn params(&self) -> IoParams {
-        IoParams {
-            inp_step: step(self.inp_res_bits, self.inp_bound) as f32,
-            inp_bound: self.inp_bound as f32,
-            out_step: if self.out_bound > 0.0 { step(self.out_res_bits, self.out_bound) as f32 } else { 0.0 },
-            // out_bound 0 means no clipping.
-            out_bound: if self.out_bound > 0.0 { self.out_bound as f32 } else { f32::MAX },
-            out_noise: self.out_noise as f32,
-            w_noise: self.w_noise as f32,
-            ir_drop: self.ir_drop as f32,
-            ir_g_ratio: self.ir_drop_g_ratio as f32,
-            nm_mode: match self.noise_management {
-                NoiseManagement::None => 0,
-                NoiseManagement::AbsMax => 1,
-            },
-            bm_mode: match self.bound_management {
-                BoundManagement::None => 0,
-                BoundManagement::Iterative => 1,
-            },
-            w_noise_type: match self.w_noise_type {
-                WeightNoiseType::AdditiveConstant => 0,
-                WeightNoiseType::PcmRead => 1,
-            },
-            bm_max_red: self.max_bm_factor as f32,
-        }
     }
 
     pub fn validate(&self) -> Result<(), String> {

@@ -4,7 +4,6 @@
 //! the f64 reference functions here are the oracle for the f32 stages (shaders/common/device.wgsl
 //! and its twin src/engine/cpu/common.rs). Units: µS and seconds.
 
-use crate::engine::layout::{Curve, DeviceParams};
 use serde::{Deserialize, Serialize};
 
 /// Lower bound of the normalised conductance inside every ln/pow (aihwkit clamps at 1e-7).
@@ -37,25 +36,6 @@ impl Fit {
 
     fn log_clamp(a: f64, b: f64, lo: f64, hi: f64) -> Fit {
         Fit::LogClampPoly { brk: f64::INFINITY, a, b, lo, hi, c: [0.0; 4] }
-    }
-
-    pub fn to_curve(&self) -> Curve {
-        match *self {
-            Fit::LogClampPoly { brk, a, b, lo, hi, c } => Curve {
-                kind: 0,
-                brk: if brk.is_finite() { brk as f32 } else { f32::MAX },
-                a: a as f32,
-                b: b as f32,
-                lo: lo as f32,
-                hi: hi as f32,
-                c0: c[0] as f32,
-                c1: c[1] as f32,
-                c2: c[2] as f32,
-                c3: c[3] as f32,
-                ..Curve::default()
-            },
-            Fit::PowerClamp { a, p, lo, hi } => Curve { kind: 1, a: a as f32, p: p as f32, lo: lo as f32, hi: hi as f32, ..Curve::default() },
-        }
     }
 }
 
@@ -226,28 +206,6 @@ impl DeviceModel {
         let gd = g * (-nu * self.log_t_ratio(t_inf)).exp();
         let sig = self.q_s(g) * self.read_sqrt_log(t_inf);
         (gd + gd.abs() * self.read_noise_scale * sig * n).max(0.0)
-    }
-
-    pub fn params(&self) -> DeviceParams {
-        DeviceParams {
-            g_max: self.g_max as f32,
-            prog_scale: self.prog_noise_scale as f32,
-            drift_scale: self.drift_scale as f32,
-            read_scale: self.read_noise_scale as f32,
-            prog_norm: (self.g_max / self.prog_g_ref) as f32,
-            prog_c0: self.prog_coeff[0] as f32,
-            prog_c1: self.prog_coeff[1] as f32,
-            prog_c2: self.prog_coeff[2] as f32,
-            prog_c3: self.prog_coeff[3] as f32,
-            mu_nu: self.mu_nu.to_curve(),
-            sigma_nu: self.sigma_nu.to_curve(),
-            q_s: self.q_s.to_curve(),
-            drift_path: match self.drift_path {
-                DriftPath::Aihwkit => 0,
-                DriftPath::BothDevices => 1,
-            },
-            ..DeviceParams::default()
-        }
     }
 
     /// Checks that every parameter is usable; the error names the field and the fix.

@@ -1,7 +1,11 @@
 //! `#[repr(C)]` structs shared with WGSL. Mirrors live in `shaders/common/layout.wgsl`; keep the
 //! two in sync field by field (a test compares every size with the size naga computes).
 //! All fields are 4-byte scalars, so the uniform-buffer layout rules add no hidden padding.
+//! The physics (`device`, `crossbar`) is plain Rust data that knows nothing of these mirrors; the
+//! conversions from it live here, below the engine's use and above the physics.
 
+use crate::crossbar::{BoundManagement, NoiseManagement, Periphery, Tile, WeightNoiseType};
+use crate::device::{DeviceModel, DriftPath, Fit};
 use bytemuck::{Pod, Zeroable};
 
 /// One piecewise fit of a device quantity as a function of the normalised conductance gr:
@@ -131,4 +135,94 @@ pub struct TileInfo {
     /// mean |W_norm| over the tile: the exact-reference GDC baseline.
     pub mean_abs_norm: f32,
     pub _pad: f32,
+}
+
+impl From<&Fit> for Curve {
+    fn from(f: &Fit) -> Curve {
+        match *f {
+            Fit::LogClampPoly { brk, a, b, lo, hi, c } => Curve {
+                kind: 0,
+                brk: if brk.is_finite() { brk as f32 } else { f32::MAX },
+                a: a as f32,
+                b: b as f32,
+                lo: lo as f32,
+                hi: hi as f32,
+                c0: c[0] as f32,
+                c1: c[1] as f32,
+                c2: c[2] as f32,
+                c3: c[3] as f32,
+                ..Curve::default()
+            },
+            Fit::PowerClamp { a, p, lo, hi } => Curve { kind: 1, a: a as f32, p: p as f32, lo: lo as f32, hi: hi as f32, ..Curve::default() },
+        }
+    }
+}
+
+impl From<&DeviceModel> for DeviceParams {
+    fn from(d: &DeviceModel) -> DeviceParams {
+        DeviceParams {
+            g_max: d.g_max as f32,
+            prog_scale: d.prog_noise_scale as f32,
+            drift_scale: d.drift_scale as f32,
+            read_scale: d.read_noise_scale as f32,
+            prog_norm: (d.g_max / d.prog_g_ref) as f32,
+            prog_c0: d.prog_coeff[0] as f32,
+            prog_c1: d.prog_coeff[1] as f32,
+            prog_c2: d.prog_coeff[2] as f32,
+            prog_c3: d.prog_coeff[3] as f32,
+            mu_nu: Curve::from(&d.mu_nu),
+            sigma_nu: Curve::from(&d.sigma_nu),
+            q_s: Curve::from(&d.q_s),
+            drift_path: match d.drift_path {
+                DriftPath::Aihwkit => 0,
+                DriftPath::BothDevices => 1,
+            },
+            ..DeviceParams::default()
+        }
+    }
+}
+
+impl From<&Periphery> for IoParams {
+    fn from(p: &Periphery) -> IoParams {
+        let step = crate::crossbar::step;
+        IoParams {
+            inp_step: step(p.inp_res_bits, p.inp_bound) as f32,
+            inp_bound: p.inp_bound as f32,
+            out_step: if p.out_bound > 0.0 { step(p.out_res_bits, p.out_bound) as f32 } else { 0.0 },
+            // out_bound 0 means no clipping.
+            out_bound: if p.out_bound > 0.0 { p.out_bound as f32 } else { f32::MAX },
+            out_noise: p.out_noise as f32,
+            w_noise: p.w_noise as f32,
+            ir_drop: p.ir_drop as f32,
+            ir_g_ratio: p.ir_drop_g_ratio as f32,
+            nm_mode: match p.noise_management {
+                NoiseManagement::None => 0,
+                NoiseManagement::AbsMax => 1,
+            },
+            bm_mode: match p.bound_management {
+                BoundManagement::None => 0,
+                BoundManagement::Iterative => 1,
+            },
+            w_noise_type: match p.w_noise_type {
+                WeightNoiseType::AdditiveConstant => 0,
+                WeightNoiseType::PcmRead => 1,
+            },
+            bm_max_red: p.max_bm_factor as f32,
+        }
+    }
+}
+
+impl From<&Tile> for TileInfo {
+    fn from(t: &Tile) -> TileInfo {
+        TileInfo {
+            row_start: t.row_start,
+            rows: t.rows,
+            col_start: t.col_start,
+            cols: t.cols,
+            scale: t.scale,
+            wmax_norm: t.wmax_norm,
+            mean_abs_norm: t.mean_abs_norm,
+            _pad: 0.0,
+        }
+    }
 }

@@ -6,8 +6,8 @@
 //! drift exponents are per trial); per inference time, `drift` + `gdc` (fresh read noise per t);
 //! per MVM, `dac` → `mvm` → `bound` → `combine` (fresh periphery noise per MVM).
 
-use super::layout::{LayerParams, StageParams};
-use super::stages::{Stage, CHUNK, MVM_BLOCK};
+use super::layout::{DeviceParams, IoParams, LayerParams, StageParams, TileInfo};
+use super::stages::{Stage, CHUNK, MVM_BM, MVM_BN};
 use super::{Backend, Buf, EngineError};
 use crate::crossbar::{Gdc, MappedMatrix, Periphery, MAX_TILE_IN};
 use crate::device::DeviceModel;
@@ -53,7 +53,7 @@ pub fn grid(n: u64, wg: u32) -> [u32; 3] {
 
 /// 32-bit words of programmed state per weight (see shaders/program.wgsl).
 fn state_words(dev: &DeviceModel) -> u64 {
-    crate::engine::cpu::program::state_words(dev.params().drift_path) as u64
+    crate::engine::cpu::program::state_words(DeviceParams::from(dev).drift_path) as u64
 }
 
 /// Bytes per trial of the largest device-state buffer of a matrix (the programmed state).
@@ -91,8 +91,8 @@ fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32, offset: u3
             // Every plan drifts time index 0 first after programming a chunk.
             gdc_base: u32::from(t_index == 0),
         },
-        dev: cfg.device.params(),
-        io: cfg.periphery.params(),
+        dev: DeviceParams::from(&cfg.device),
+        io: IoParams::from(&cfg.periphery),
     }
 }
 
@@ -144,7 +144,8 @@ impl MatrixBufs {
         let w_norm = be.create("w_norm", m.len());
         be.upload(w_norm, bytemuck::cast_slice(&m.w_norm));
         let tiles = be.create("tiles", nt * 8);
-        be.upload(tiles, bytemuck::cast_slice(&m.tiles));
+        let infos: Vec<TileInfo> = m.tiles.iter().map(TileInfo::from).collect();
+        be.upload(tiles, bytemuck::cast_slice(&infos));
         MatrixBufs {
             w_norm,
             tiles,
@@ -213,8 +214,8 @@ fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &Mat
     be.dispatch(Stage::Dac, p, &[b.tiles, input, s.xq, s.nm], grid(n as u64 * batch as u64 * m.tiles_in as u64, wg));
     be.clear(s.sat);
     if p.layer.full_path == 0 {
-        let gx = m.tiles.iter().map(|t| t.rows).max().unwrap().div_ceil(MVM_BLOCK);
-        be.dispatch(Stage::Mvm, p, &[b.tiles, s.xq, b.weff, s.y, s.sat], [gx, batch.div_ceil(MVM_BLOCK), n * m.n_tiles()]);
+        let gx = m.tiles.iter().map(|t| t.rows).max().unwrap().div_ceil(MVM_BN);
+        be.dispatch(Stage::Mvm, p, &[b.tiles, s.xq, b.weff, s.y, s.sat], [gx, batch.div_ceil(MVM_BM), n * m.n_tiles()]);
     }
     be.dispatch(Stage::Bound, p, &[b.tiles, input, s.nm, b.weff, s.sat, s.y, s.red], grid(n as u64 * batch as u64 * m.n_tiles() as u64, 1));
     be.dispatch(Stage::Combine, p, &[b.tiles, s.y, s.nm, s.red, b.alpha, bias, hout], grid(n as u64 * batch as u64 * m.n_out as u64, wg));
@@ -347,19 +348,39 @@ pub fn run_classifier_progress(
     let batch = labels.len() as u32;
     let lab = be.create("labels", labels.len().max(1));
     be.upload(lab, labels);
+    let nt = cfg.times.len();
     let mut out: Vec<ClassifierPoint> = cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect();
-    let mut correct = None;
-    let res = forward(be, layers, x, batch, cfg, on_chunk, &mut |be, h, p, ti| {
-        let c = *correct.get_or_insert_with(|| be.create("correct", p.layer.trials as usize));
-        be.clear(c);
-        let wg = be.wg();
-        be.dispatch(Stage::Accuracy, p, &[h, lab, c], grid(p.layer.trials as u64 * batch as u64, wg));
-        let got = be.download(c)?;
-        out[ti].correct.extend_from_slice(&got[..p.layer.trials as usize]);
-        Ok(())
-    });
+    // Counts of every time point of a chunk, [t_index][trial]: read back once per chunk.
+    let correct = std::cell::Cell::new(None::<Buf>);
+    let res = forward(
+        be,
+        layers,
+        x,
+        batch,
+        cfg,
+        on_chunk,
+        &mut |be, h, p, ti| {
+            let c = correct.get().unwrap_or_else(|| be.create("correct", nt * p.layer.trials as usize));
+            correct.set(Some(c));
+            if ti == 0 {
+                be.clear(c);
+            }
+            let wg = be.wg();
+            be.dispatch(Stage::Accuracy, p, &[h, lab, c], grid(p.layer.trials as u64 * batch as u64, wg));
+            Ok(())
+        },
+        &mut |be, n| {
+            // The shader's slot stride is this chunk's trial count.
+            let n = n as usize;
+            let got = be.download(correct.get().expect("a chunk dispatched its counts"))?;
+            for (ti, pt) in out.iter_mut().enumerate() {
+                pt.correct.extend_from_slice(&got[ti * n..ti * n + n]);
+            }
+            Ok(())
+        },
+    );
     be.free(lab);
-    if let Some(c) = correct {
+    if let Some(c) = correct.get() {
         be.free(c);
     }
     res.map(|_| out)
@@ -377,18 +398,28 @@ pub fn run_outputs(
 ) -> Result<Vec<Vec<f32>>, EngineError> {
     let mut out = vec![Vec::new(); cfg.times.len()];
     let n_out = layers.last().map(|l| l.mapped.n_out).unwrap_or(0) as usize;
-    forward(be, layers, x, batch, cfg, on_chunk, &mut |be, h, p, ti| {
-        let got: Vec<f32> = bytemuck::cast_vec(be.download(h)?);
-        out[ti].extend_from_slice(&got[..p.layer.trials as usize * batch as usize * n_out]);
-        Ok(())
-    })?;
+    forward(
+        be,
+        layers,
+        x,
+        batch,
+        cfg,
+        on_chunk,
+        &mut |be, h, p, ti| {
+            let got: Vec<f32> = bytemuck::cast_vec(be.download(h)?);
+            out[ti].extend_from_slice(&got[..p.layer.trials as usize * batch as usize * n_out]);
+            Ok(())
+        },
+        &mut |_, _| Ok(()),
+    )?;
     Ok(out)
 }
 
 /// The inference plan shared by the classifier and output workloads: per chunk, program every
 /// layer; per time, drift every layer and run the batch through all layers; then `finish` gets
-/// the final activations buffer, the last layer's params and the time index.
-#[allow(clippy::type_complexity)]
+/// the final activations buffer, the last layer's params and the time index; after the last time
+/// `chunk_end` gets the chunk's trial count (one readback per chunk).
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 fn forward(
     be: &mut dyn Backend,
     layers: &[AnalogLayer],
@@ -397,6 +428,7 @@ fn forward(
     cfg: &RunConfig,
     on_chunk: &mut dyn FnMut(u32),
     finish: &mut dyn FnMut(&mut dyn Backend, Buf, &StageParams, usize) -> Result<(), EngineError>,
+    chunk_end: &mut dyn FnMut(&mut dyn Backend, u32) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {
     if layers.is_empty() || batch == 0 {
         return Err(EngineError::Invalid("the model needs at least one layer and the data set at least one row".into()));
@@ -455,6 +487,7 @@ fn forward(
             }
             finish(be, input, &last.unwrap(), ti)?;
         }
+        chunk_end(be, n)?;
         offset += n;
         on_chunk(n);
     }
@@ -545,8 +578,9 @@ pub fn time_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig
     res.map(|_| secs)
 }
 
-/// Seconds for `reps` batched noisy forward passes of one layer (`dac`, `mvm`, `bound`, `combine`)
-/// over all trials of one chunk, after programming and drifting once (not timed).
+/// Seconds for `reps` whole batched inferences of one layer at one time point over all trials of
+/// one chunk: device state (`program`, `drift`, `gdc`), then `dac`, `mvm`, `bound`, `combine`.
+/// One untimed pass first builds the pipelines.
 pub fn time_inference(be: &mut dyn Backend, layer: &AnalogLayer, x: &[f32], batch: u32, cfg: &RunConfig, reps: u32) -> Result<f64, EngineError> {
     let m = &layer.mapped;
     check_indices(m, 0)?;
@@ -569,12 +603,16 @@ pub fn time_inference(be: &mut dyn Backend, layer: &AnalogLayer, x: &[f32], batc
     be.upload(bias, bytemuck::cast_slice(&layer.bias));
     let mut p = params(cfg, 0, m, n, 0, batch, 0, cfg.times[0]);
     p.layer.activation = layer.activation;
-    record_program(be, &p, m, &b);
-    record_drift(be, &p, m, &b);
-    be.download(b.alpha)?;
+    let pass = |be: &mut dyn Backend| {
+        record_program(be, &p, m, &b);
+        record_drift(be, &p, m, &b);
+        record_layer(be, &p, m, &b, &scratch, x0, bias, h);
+    };
+    pass(be);
+    be.download(bias)?;
     let start = std::time::Instant::now();
     for _ in 0..reps {
-        record_layer(be, &p, m, &b, &scratch, x0, bias, h);
+        pass(be);
     }
     be.download(bias)?;
     let secs = start.elapsed().as_secs_f64();

@@ -2,12 +2,40 @@
 //! (shaders/NAME.wgsl, src/engine/cpu/NAME.rs, `Stage::NAME`). Each stage's module is the
 //! common WGSL files followed by the stage file.
 
-/// WGSL files with no entry points, prepended to every stage.
+/// WGSL files with no entry points, prepended to every stage (after the `mulhi32` variant).
 pub const COMMON: [(&str, &str); 3] = [
     ("common/layout.wgsl", include_str!("../../shaders/common/layout.wgsl")),
     ("common/philox.wgsl", include_str!("../../shaders/common/philox.wgsl")),
     ("common/device.wgsl", include_str!("../../shaders/common/device.wgsl")),
 ];
+
+/// How Philox's 32 x 32 -> 64 high word is computed in WGSL; both variants give the same bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mulhi {
+    /// A 64-bit product (needs the adapter's `SHADER_INT64`).
+    U64,
+    /// Built from 16-bit halves (any adapter).
+    Halves,
+}
+
+impl Mulhi {
+    pub const ALL: [Mulhi; 2] = [Mulhi::U64, Mulhi::Halves];
+
+    /// The WGSL file that defines `mulhi32` for this variant.
+    pub fn source(self) -> (&'static str, &'static str) {
+        match self {
+            Mulhi::U64 => ("common/mulhi_u64.wgsl", include_str!("../../shaders/common/mulhi_u64.wgsl")),
+            Mulhi::Halves => ("common/mulhi_halves.wgsl", include_str!("../../shaders/common/mulhi_halves.wgsl")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mulhi::U64 => "u64 mulhi",
+            Mulhi::Halves => "16-bit-halves mulhi",
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Stage {
@@ -89,10 +117,15 @@ impl Stage {
         )
     }
 
-    /// The full WGSL module: common files, then the stage file.
+    /// The full WGSL module with the portable `mulhi32` (16-bit halves).
     pub fn module_source(self) -> String {
+        self.module_source_with(Mulhi::Halves)
+    }
+
+    /// The full WGSL module: the `mulhi32` variant, the common files, then the stage file.
+    pub fn module_source_with(self, mulhi: Mulhi) -> String {
         let mut s = String::new();
-        for (name, src) in COMMON {
+        for (name, src) in std::iter::once(mulhi.source()).chain(COMMON) {
             s.push_str(&format!("// ---- {name}\n"));
             s.push_str(src);
             s.push('\n');
@@ -105,7 +138,9 @@ impl Stage {
 
 /// Elements per partial sum in `drift` and `weight_error` (their fixed workgroup size).
 pub const CHUNK: u32 = 256;
-/// `mvm` block: outputs and samples per workgroup.
-pub const MVM_BLOCK: u32 = 64;
+/// `mvm` block: samples per workgroup (dispatch y).
+pub const MVM_BM: u32 = 128;
+/// `mvm` block: outputs per workgroup (dispatch x).
+pub const MVM_BN: u32 = 128;
 /// `bound` workgroup size.
 pub const BOUND_WG: u32 = 64;

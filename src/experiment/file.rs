@@ -249,11 +249,20 @@ impl Experiment {
 
     /// Reads and validates an experiment file.
     pub fn load(path: &Path) -> Result<Experiment, ExperimentError> {
+        let bad = |msg: String| ExperimentError::Invalid { file: path.display().to_string(), msg };
+        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read the experiment file ({e}); check the path")))?;
+        let text = String::from_utf8(bytes).map_err(|_| bad("the experiment file is not UTF-8 text".into()))?;
+        Self::from_text(&text, path)
+    }
+
+    /// Validates an experiment document; `path` names it in errors and results, and relative
+    /// paths inside it are resolved from its directory (the working directory for a bare name).
+    /// `aimc weights` and `aimc mlp` build their documents from flags and come through here too.
+    pub fn from_text(text: &str, path: &Path) -> Result<Experiment, ExperimentError> {
         let file = path.display().to_string();
         let bad = |msg: String| ExperimentError::Invalid { file: file.clone(), msg };
-        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read the experiment file ({e}); check the path")))?;
-        let text = String::from_utf8(bytes.clone()).map_err(|_| bad("the experiment file is not UTF-8 text".into()))?;
-        let raw: RawExperiment = toml::from_str(&text).map_err(|e| bad(format!("{}", e).trim().replace('\n', " ")))?;
+        let bytes = text.as_bytes();
+        let raw: RawExperiment = toml::from_str(text).map_err(|e| bad(format!("{}", e).trim().replace('\n', " ")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &Path| {
             if p.is_absolute() {
@@ -411,7 +420,7 @@ impl Experiment {
                 CostTable::parse(&text).map_err(|m| bad(format!("energy.table {}: {m}", p.display())))?
             }
         };
-        let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));
+        let sha256 = format!("{:x}", sha2::Sha256::digest(bytes));
         let resolved = serde_json::json!({
             "name": raw.name,
             "workload": raw.workload,

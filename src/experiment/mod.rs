@@ -9,9 +9,6 @@ pub mod run;
 
 pub use file::{Experiment, ExperimentError, SweepPoint, WorkloadKind};
 
-use crate::crossbar::Periphery;
-use crate::device::DeviceModel;
-
 /// Seconds in the units accepted for inference times.
 pub const TIME_UNITS: [(&str, f64); 9] = [
     ("s", 1.0),
@@ -65,31 +62,6 @@ pub fn time_label(secs: f64) -> String {
     format!("{secs:.3e} s")
 }
 
-/// Applies `device.FIELD=VALUE` or `periphery.FIELD=VALUE`.
-pub fn apply_override(dev: &mut DeviceModel, io: &mut Periphery, spec: &str) -> Result<(), String> {
-    let (lhs, rhs) = spec.split_once('=').ok_or_else(|| format!("--set {spec:?}: expected SECTION.FIELD=VALUE, e.g. device.g_max=20"))?;
-    let (section, field) = lhs.trim().split_once('.').ok_or_else(|| format!("--set {spec:?}: name the section: device.{lhs} or periphery.{lhs}"))?;
-    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {}", rhs.trim()))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(rhs.trim().to_string()));
-    fn set<T: serde::Serialize + serde::de::DeserializeOwned>(obj: &mut T, section: &str, field: &str, value: toml::Value) -> Result<(), String> {
-        let mut table = toml::Table::try_from(&*obj).map_err(|e| e.to_string())?;
-        if !table.contains_key(field) {
-            let known: Vec<_> = table.keys().cloned().collect();
-            return Err(format!("{section}.{field}: unknown field; known fields: {}", known.join(", ")));
-        }
-        table.insert(field.to_string(), value);
-        *obj = table.try_into().map_err(|e: toml::de::Error| format!("{section}.{field}: {}", e.message()))?;
-        Ok(())
-    }
-    match section {
-        "device" => set(dev, section, field.trim(), value),
-        "periphery" => set(io, section, field.trim(), value),
-        other => Err(format!("--set {spec:?}: unknown section {other:?}; use device or periphery")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,16 +76,5 @@ mod tests {
         assert!(parse_time("1 fortnight").unwrap_err().contains("unknown unit"));
         assert_eq!(time_label(86_400.0), "1 d");
         assert_eq!(time_label(315_576_000.0), "10 y");
-    }
-
-    #[test]
-    fn overrides_are_typed() {
-        let (mut d, mut p) = (DeviceModel::pcm(), Periphery::default());
-        apply_override(&mut d, &mut p, "device.g_max=20").unwrap();
-        apply_override(&mut d, &mut p, "periphery.out_res_bits=8").unwrap();
-        apply_override(&mut d, &mut p, "periphery.noise_management=none").unwrap();
-        assert_eq!((d.g_max, p.out_res_bits), (20.0, 8));
-        assert!(apply_override(&mut d, &mut p, "device.gmax=20").unwrap_err().contains("unknown field"));
-        assert!(apply_override(&mut d, &mut p, "periphery.out_res_bits=lots").unwrap_err().contains("out_res_bits"));
     }
 }

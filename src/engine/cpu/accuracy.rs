@@ -1,4 +1,5 @@
-//! CPU twin of shaders/accuracy.wgsl: per-trial count of correct argmax predictions.
+//! CPU twin of shaders/accuracy.wgsl: per-trial count of correct argmax predictions, in slot
+//! [t_index][trial] of the chunk's counts.
 
 use crate::engine::layout::StageParams;
 
@@ -15,7 +16,7 @@ pub fn accuracy(p: &StageParams, h: &[f32], labels: &[u32], correct: &mut [u32])
             }
         }
         if best as u32 == labels[i % l.batch as usize] {
-            correct[i / l.batch as usize] += 1;
+            correct[(l.t_index * l.trials) as usize + i / l.batch as usize] += 1;
         }
     }
 }

@@ -23,7 +23,7 @@ pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mu
                 let xbase = trial_local * batch * n_in + t.col_start as usize;
                 let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
                 let cols = t.cols as usize;
-                // Register blocking like the shader's (there 4 samples x 4 outputs per
+                // Register blocking like the shader's (there 8 samples x 8 outputs per
                 // invocation): every accumulator still sums over k in increasing order, so the
                 // values are the shader's, while independent chains keep the FPU busy.
                 let mut acc = vec![0.0f32; batch * t.rows as usize];

@@ -1,6 +1,8 @@
 //! Fast CPU `combine` (shaders/combine.wgsl, twin src/engine/cpu/combine.rs): the digital sum
 //! over input tiles with noise-management, bound-management, GDC and weight scales, the bias and
 //! the activation, row by row; GELU and tanh through the eight-lane `lanes::tanh`.
+// Index loops mirror the dispatch (trial, tile, chunk), so the kernels read beside the WGSL.
+#![allow(clippy::needless_range_loop)]
 
 use super::lanes;
 use super::simd_entry;

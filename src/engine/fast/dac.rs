@@ -2,6 +2,8 @@
 //! the DAC of every (trial, sample, input tile), the same f32 operations as the twin, compiled
 //! for AVX2 where available. An input shared by all trials (the first layer) is quantised once
 //! and copied to every trial of the chunk (the twin recomputes the identical values per trial).
+// Index loops mirror the dispatch (trial, tile, chunk), so the kernels read beside the WGSL.
+#![allow(clippy::needless_range_loop)]
 
 use super::simd_entry;
 use crate::engine::cpu::common::{par_trials2, quant_in};

@@ -3,6 +3,8 @@
 //! (noise-models §1, §3), the same counters,
 //! equations and fixed-shape tree reduction as the twin, eight weights at a time with the
 //! branch-free `lanes` transcendentals.
+// Index loops mirror the dispatch (trial, tile, chunk), so the kernels read beside the WGSL.
+#![allow(clippy::needless_range_loop)]
 
 use super::lanes::{self, normal2_x8, normal4_x8, philox_x8, F, L};
 use super::simd_entry;

@@ -7,6 +7,9 @@
 //! `logf`, `expf`, `sinf`/`cosf` on [-π/4, π/4]); relative error about 1e-7, far inside the
 //! 2⁻¹¹ absolute error WGSL allows the GPU's `log`/`cos` (tests bound both, see `tolerances`).
 
+// The Cephes coefficients are kept as published (a few more digits than an f32 holds).
+#![allow(clippy::excessive_precision)]
+
 use crate::rng::{PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1};
 
 /// Lanes per call.

@@ -2,6 +2,8 @@
 //! Y = X'·W_effᵀ through `matrixmultiply::sgemm` (packed panels, AVX2/FMA micro-kernels), then
 //! the periphery epilogue eight Philox blocks (32 outputs) at a time: output noise
 //! (`rng::out_normals`, one block per four outputs), ADC and the saturation flag per vector.
+// Index loops mirror the dispatch (trial, tile, chunk), so the kernels read beside the WGSL.
+#![allow(clippy::needless_range_loop)]
 
 use super::lanes::{normal4_x8, philox_x8, L};
 use super::simd_entry;

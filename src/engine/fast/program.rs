@@ -1,6 +1,8 @@
 //! Fast CPU `program` (shaders/program.wgsl, twin src/engine/cpu/program.rs): each trial's
 //! programmed state (noise-models §2, §3: the programmed pair and the drift exponents from the
 //! four words of one Philox block per weight) and each tile's max|W_prog|, eight weights at a time.
+// Index loops mirror the dispatch (trial, tile, chunk), so the kernels read beside the WGSL.
+#![allow(clippy::needless_range_loop)]
 
 use super::drift::drift_nu_x8;
 use super::lanes::{normal4_x8, philox_x8, F, L};

@@ -5,7 +5,7 @@
 
 use super::layout::StageParams;
 use super::profile::Profile;
-use super::stages::Stage;
+use super::stages::{Mulhi, Stage};
 use super::{AdapterInfo, Backend, Buf, EngineError};
 use std::collections::HashMap;
 use wgpu::util::DeviceExt;
@@ -89,6 +89,10 @@ pub struct GpuBackend {
     error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     /// Whether the device was opened with `TIMESTAMP_QUERY`.
     timestamps: bool,
+    /// Whether the device was opened with `SHADER_INT64`.
+    int64: bool,
+    /// The `mulhi32` variant the pipelines are built with.
+    mulhi: Mulhi,
     profiler: Option<Profiler>,
 }
 
@@ -123,7 +127,15 @@ impl GpuBackend {
         let limits = adapter.limits();
         // Timestamp queries only time passes when profiling; asking for them costs nothing else.
         let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        let required_features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
+        // 64-bit integers make Philox's mulhi one multiply instead of ~15 instructions.
+        let int64 = adapter.features().contains(wgpu::Features::SHADER_INT64);
+        let mut required_features = wgpu::Features::empty();
+        if timestamps {
+            required_features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
+        if int64 {
+            required_features |= wgpu::Features::SHADER_INT64;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("aimc"),
             required_features,
@@ -136,7 +148,7 @@ impl GpuBackend {
         for (what, have, need) in [
             ("storage buffers per stage", limits.max_storage_buffers_per_shader_stage, 7),
             ("invocations per workgroup", limits.max_compute_invocations_per_workgroup, 256),
-            ("workgroup storage bytes", limits.max_compute_workgroup_storage_size, 8196),
+            ("workgroup storage bytes", limits.max_compute_workgroup_storage_size, 16384),
         ] {
             if have < need {
                 return Err(EngineError::Device { name: info.name, reason: format!("{what}: the adapter allows {have}, aimc needs {need}") });
@@ -163,16 +175,37 @@ impl GpuBackend {
             wg,
             error,
             timestamps,
+            int64,
+            mulhi: if int64 { Mulhi::U64 } else { Mulhi::Halves },
             profiler: None,
         })
     }
 
+    /// The `mulhi32` variant in use (`U64` wherever the adapter has 64-bit integers).
+    pub fn mulhi(&self) -> Mulhi {
+        self.mulhi
+    }
+
+    /// Builds the pipelines with another `mulhi32` variant (tests run both); `U64` needs the
+    /// adapter's `SHADER_INT64`.
+    pub fn set_mulhi(&mut self, mulhi: Mulhi) -> Result<(), EngineError> {
+        if mulhi == Mulhi::U64 && !self.int64 {
+            return Err(EngineError::Device { name: self.info.name.clone(), reason: "the adapter has no 64-bit shader integers (SHADER_INT64)".into() });
+        }
+        if mulhi != self.mulhi {
+            self.submit();
+            self.pipelines.clear();
+            self.mulhi = mulhi;
+        }
+        Ok(())
+    }
+
     fn pipeline(&mut self, stage: Stage) -> &wgpu::ComputePipeline {
-        let (device, wg) = (&self.device, self.wg);
+        let (device, wg, mulhi) = (&self.device, self.wg, self.mulhi);
         self.pipelines.entry(stage).or_insert_with(|| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(stage.name()),
-                source: wgpu::ShaderSource::Wgsl(stage.module_source().into()),
+                source: wgpu::ShaderSource::Wgsl(stage.module_source_with(mulhi).into()),
             });
             let constants = [("WG", wg as f64)];
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {

@@ -1,0 +1,132 @@
+//! The fast CPU kernels (`engine::fast`, what `--backend cpu` runs) against the CPU twins, the
+//! oracle: every fast stage replayed on the twins' recorded inputs of a ragged multi-tile model
+//! (named tolerances: `FAST_ABS` for the transcendentals, the GPU's GEMM bounds for `mvm`), whole
+//! classifier runs agreeing trial by trial, and the fast path's own chunk- and thread-invariance
+//! (exact integer counts).
+
+mod common;
+
+use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape};
+use aimc::device::{DeviceModel, DriftPath};
+use aimc::engine::cpu::CpuBackend;
+use aimc::engine::plan::{run_classifier, AnalogLayer, RunConfig};
+use aimc::engine::stages::Stage;
+use aimc::tolerances::*;
+use common::*;
+
+fn weights(n: usize, seed: u64) -> Vec<f32> {
+    aimc::rng::uniform_signed(n, seed)
+}
+
+/// A 33 → 70 → 5 model on 32 × 24 tiles (3 × 2 and 1 × 3 tiles, ragged), GELU between layers,
+/// 37 samples: no size is a multiple of a lane count or a tile.
+fn model() -> (Vec<AnalogLayer>, Vec<f32>, Vec<u32>) {
+    let shape = TileShape { max_in: 32, max_out: 24 };
+    let layers = vec![
+        AnalogLayer { mapped: MappedMatrix::new(&weights(70 * 33, 11), 70, 33, shape, 1.0), bias: weights(70, 12), activation: 2 },
+        AnalogLayer { mapped: MappedMatrix::new(&weights(5 * 70, 13), 5, 70, shape, 1.0), bias: weights(5, 14), activation: 0 },
+    ];
+    let x: Vec<f32> = weights(37 * 33, 15).iter().map(|v| v * 1.5).collect();
+    let labels = (0..37).map(|i| i % 5).collect();
+    (layers, x, labels)
+}
+
+fn cfg(device: DeviceModel, trials: u32, max_chunk: u32) -> RunConfig {
+    RunConfig {
+        device,
+        // A low ADC bound, so some vectors saturate and bound management runs too.
+        periphery: Periphery { out_bound: 4.0, ..Periphery::default() },
+        gdc: Gdc::Readout,
+        key: aimc::rng::key(99, 3),
+        trials,
+        first_trial: 5,
+        times: vec![1.0, 3600.0, 3.15e8],
+        max_chunk,
+    }
+}
+
+fn fast(threads: usize) -> CpuBackend {
+    CpuBackend::fast(threads)
+}
+
+#[test]
+fn fast_stages_match_the_twins_on_recorded_inputs() {
+    let (layers, x, labels) = model();
+    for dev in [DeviceModel::pcm(), DeviceModel { drift_path: DriftPath::BothDevices, ..DeviceModel::hermes() }] {
+        let mut rec = Recorder::new();
+        run_classifier(&mut rec, &layers, &x, &labels, &cfg(dev.clone(), 4, 4)).unwrap();
+        let mut checked = std::collections::BTreeMap::new();
+        for d in &rec.log {
+            // Outputs to compare (index into the bindings) and how.
+            let outs: &[(usize, Option<f32>)] = match d.stage {
+                Stage::Program => &[(2, Some(FAST_ABS)), (3, Some(FAST_ABS))],
+                Stage::Drift => &[(3, Some(FAST_ABS)), (4, Some(256.0 * FAST_ABS))],
+                Stage::Dac => &[(2, None), (3, None)],
+                Stage::Mvm => &[(3, Some(MVM_ABS)), (4, None)],
+                Stage::Combine => &[(6, Some(FAST_ABS))],
+                _ => continue,
+            };
+            let got = replay(&mut fast(2), d);
+            let name = d.stage.name();
+            for &(b, tol) in outs {
+                let (want, have) = (&d.after[b], &got[b]);
+                assert_eq!(want.len(), have.len());
+                match tol {
+                    None => assert_eq!(want, have, "{name} binding {}: fast differs from the twin ({dev:?})", b + 1),
+                    Some(tol) => {
+                        let (w, h) = (f32s(want), f32s(have));
+                        // A GEMM output may land one ADC step away when it sits on a rounding
+                        // boundary (as on the GPU): allowed for ADC_FLIP_FRACTION of the values.
+                        let mut flips = 0usize;
+                        for i in 0..w.len() {
+                            let diff = (w[i] - h[i]).abs();
+                            if diff > tol {
+                                flips += 1;
+                                assert!(
+                                    d.stage == Stage::Mvm && diff <= 0.05 + tol,
+                                    "{name} binding {} index {i}: twin {} fast {} tol {tol}",
+                                    b + 1,
+                                    w[i],
+                                    h[i]
+                                );
+                            }
+                        }
+                        assert!(flips as f64 <= ADC_FLIP_FRACTION * w.len() as f64 + 1.0, "{name} binding {}: {flips} of {} values off", b + 1, w.len());
+                    }
+                }
+            }
+            *checked.entry(name).or_insert(0) += 1;
+        }
+        assert_eq!(checked.keys().copied().collect::<Vec<_>>(), vec!["combine", "dac", "drift", "mvm", "program"], "stages replayed: {checked:?}");
+    }
+}
+
+#[test]
+fn fast_classifier_agrees_with_the_twin_trial_by_trial() {
+    let (layers, x, labels) = model();
+    let c = cfg(DeviceModel::pcm(), 24, 256);
+    let twin = run_classifier(&mut cpu(), &layers, &x, &labels, &c).unwrap();
+    let fast_run = run_classifier(&mut fast(2), &layers, &x, &labels, &c).unwrap();
+    let (mut same, mut total) = (0, 0);
+    for (a, b) in twin.iter().zip(&fast_run) {
+        for (&ca, &cb) in a.correct.iter().zip(&b.correct) {
+            // A sample can change class only through an ADC rounding flip: at most a few per trial.
+            assert!(ca.abs_diff(cb) <= 2, "t = {}: twin {ca} fast {cb} of {}", a.t_inf, a.n_samples);
+            same += usize::from(ca == cb);
+            total += 1;
+        }
+    }
+    assert!(same * 10 >= total * 9, "only {same} of {total} (trial, time) counts identical");
+}
+
+#[test]
+fn fast_counts_do_not_depend_on_chunking_or_threads() {
+    let (layers, x, labels) = model();
+    let base = run_classifier(&mut fast(1), &layers, &x, &labels, &cfg(DeviceModel::pcm(), 11, 256)).unwrap();
+    for (threads, chunk) in [(2, 256), (2, 3), (1, 1), (3, 4)] {
+        let got = run_classifier(&mut fast(threads), &layers, &x, &labels, &cfg(DeviceModel::pcm(), 11, chunk)).unwrap();
+        for (a, b) in base.iter().zip(&got) {
+            assert_eq!(a.correct, b.correct, "threads {threads}, chunk {chunk}, t = {}", a.t_inf);
+        }
+    }
+}

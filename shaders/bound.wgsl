@@ -1,33 +1,48 @@
 // Stage `bound`: the full-featured per-vector MVM (noise-models §7). It redoes the vectors that
 // `mvm` flagged as saturated with iterative bound management (input scale halved, fresh noise,
 // until nothing saturates or the reduction reaches max_bm_factor), and it computes every vector
-// when IR drop or per-read weight noise is on (full_path). Writes each vector's final reduction
-// factor. One workgroup = one (trial, sample, tile) vector; invocations stride over outputs.
-// At reduction 1 it draws the same noise as `mvm` (same counters). CPU twin: src/engine/cpu/bound.rs.
+// when IR drop or per-read weight noise is on (full_path). Writes each redone vector's final
+// bound-management level (reduction 2^level; the buffer is cleared to level 0 before `mvm`).
+// The vectors are `mvm`'s list of saturated ones (`satlist`: [0] count, then ids), or all of them
+// on the full path; a fixed grid of workgroups strides over them, one vector at a time per
+// workgroup, so a layer with nothing saturated costs one read per workgroup. Invocations stride
+// over outputs. At reduction 1 it draws the same noise as `mvm` (same counters).
+// CPU twin: src/engine/cpu/bound.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
 @group(0) @binding(1) var<storage, read> tiles: array<TileInfo>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> nm: array<f32>;
 @group(0) @binding(4) var<storage, read> weff: array<f32>;
-@group(0) @binding(5) var<storage, read> sat: array<u32>;
+@group(0) @binding(5) var<storage, read> satlist: array<u32>;
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;
-@group(0) @binding(7) var<storage, read_write> red_out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> bm_level: array<u32>;
 
 const BW: u32 = 64u;
 var<workgroup> xw: array<f32, 2048>;
 var<workgroup> any_sat: atomic<u32>;
 var<workgroup> go: u32;
+var<workgroup> n_work_wg: u32;
 
 @compute @workgroup_size(64)
 fn bound(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
     let L = P.layer;
     let ntiles = L.tiles_in * L.tiles_out;
-    let v = wg.x + wg.y * nwg.x;
-    if (v >= L.trials * L.batch * ntiles) {
-        return;
+    if (lid == 0u) {
+        n_work_wg = select(satlist[0], L.trials * L.batch * ntiles, L.full_path != 0u);
     }
+    let n_work = workgroupUniformLoad(&n_work_wg);
+    for (var j = wg.x + wg.y * nwg.x; j < n_work; j = j + nwg.x * nwg.y) {
+        let v = select(satlist[1u + j], j, L.full_path != 0u);
+        bound_vector(v, lid);
+    }
+}
+
+// One vector: the redo loop over bound-management levels (all invocations of the workgroup).
+fn bound_vector(v: u32, lid: u32) {
+    let L = P.layer;
+    let ntiles = L.tiles_in * L.tiles_out;
     let tile = v % ntiles;
     let ti = tile % L.tiles_in;
     let vs = v / ntiles;              // trial_local * batch + sample
@@ -35,16 +50,8 @@ fn bound(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let trial_local = vs / L.batch;
     let trial = L.trial_offset + trial_local;
     let t = tiles[tile];
-    var level = 0u;
-    if (L.full_path == 0u) {
-        if (sat[v] == 0u) {
-            if (lid == 0u) {
-                red_out[v] = 1.0;
-            }
-            return;
-        }
-        level = 1u;
-    }
+    // A listed vector saturated at level 0 in `mvm`: start at level 1.
+    var level = select(1u, 0u, L.full_path != 0u);
     let m = nm[vs * L.tiles_in + ti];
     let xo = select(s, vs, L.x_per_trial != 0u) * L.n_in + t.col_start;
     let wbase = trial_local * L.n_out * L.n_in + t.col_start;
@@ -115,6 +122,6 @@ fn bound(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
         level = level + 1u;
     }
     if (lid == 0u) {
-        red_out[v] = f32(1u << level);
+        bm_level[v] = level;
     }
 }

@@ -1,5 +1,5 @@
 // Stage `combine`: the digital side of a layer. Sums the partial outputs over input tiles, each
-// rescaled by its noise-management factor nm, bound-management reduction, GDC factor alpha and
+// rescaled by its noise-management factor nm, bound-management reduction 2^level, GDC factor alpha and
 // the tile's digital weight scale max|W|/omega; adds the bias; applies the activation.
 // One invocation = one (trial, sample, output). CPU twin: src/engine/cpu/combine.rs.
 
@@ -7,7 +7,7 @@
 @group(0) @binding(1) var<storage, read> tiles: array<TileInfo>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read> nm: array<f32>;
-@group(0) @binding(4) var<storage, read> red: array<f32>;
+@group(0) @binding(4) var<storage, read> bm_level: array<u32>;
 @group(0) @binding(5) var<storage, read> alpha: array<f32>;
 @group(0) @binding(6) var<storage, read> bias: array<f32>;
 @group(0) @binding(7) var<storage, read_write> h: array<f32>;
@@ -31,7 +31,8 @@ fn combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     for (var ti = 0u; ti < L.tiles_in; ti = ti + 1u) {
         let tile = to * L.tiles_in + ti;
         let yv = y[((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out + o];
-        let f = nm[vs * L.tiles_in + ti] * red[vs * ntiles + tile] * alpha[trial_local * ntiles + tile] * tiles[tile].scale;
+        let red = f32(1u << bm_level[vs * ntiles + tile]);
+        let f = nm[vs * L.tiles_in + ti] * red * alpha[trial_local * ntiles + tile] * tiles[tile].scale;
         acc = acc + yv * f;
     }
     h[i] = activate(L.activation, acc + bias[o]);

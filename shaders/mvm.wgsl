@@ -1,7 +1,8 @@
 // Stage `mvm`: batched noisy MVMs of one layer, all trials at once: for each (trial, tile) the
 // GEMM Y[s, o] = sum_k x'[s, k] W_eff[o, k] over the tile's inputs, with the periphery in the
-// epilogue: output noise, ADC, and a saturation flag per vector for iterative bound management
-// (redone by `bound`). CPU twin: src/engine/cpu/mvm.rs.
+// epilogue: output noise, ADC, and a saturation flag per vector for iterative bound management;
+// the first workgroup to flag a vector appends it to `satlist` ([0] count, then vector ids, in
+// any order), so `bound` visits only the saturated vectors. CPU twin: src/engine/cpu/mvm.rs.
 //
 // Workgroup (x = 128-output block, y = 128-sample block, z = trial_local * n_tiles + tile): a
 // 128 x 128 block of Y, 16 x 16 invocations. One invocation computes 8 samples x 8 outputs in
@@ -35,6 +36,7 @@
 @group(0) @binding(3) var<storage, read> weff: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read_write> sat: array<atomic<u32>>;
+@group(0) @binding(6) var<storage, read_write> satlist: array<atomic<u32>>;
 
 const BM: u32 = 128u;          // samples per workgroup
 const BN: u32 = 128u;          // outputs per workgroup
@@ -108,7 +110,11 @@ fn emit_row(s: u32, oa: u32, va: vec4<f32>, vb: vec4<f32>, t: TileInfo, tile: u3
         }
     }
     if (any_sat) {
-        atomicOr(&sat[(trial_local * L.batch + s) * ntiles + tile], 1u);
+        let v = (trial_local * L.batch + s) * ntiles + tile;
+        if (atomicOr(&sat[v], 1u) == 0u) {
+            let k = atomicAdd(&satlist[0], 1u);
+            atomicStore(&satlist[1u + k], v);
+        }
     }
 }
 

@@ -30,12 +30,24 @@ enum Cmp {
         frac: f64,
     },
     Rel(f32),
+    /// `mvm`'s list of saturated vectors ([0] count, then ids): the same set in any order (the
+    /// GPU appends in whatever order its workgroups flag them).
+    List,
 }
 
 fn compare(stage: Stage, binding: usize, cpu: &[u32], gpu: &[u32], how: &Cmp) {
     assert_eq!(cpu.len(), gpu.len());
     let name = stage.name();
     match how {
+        Cmp::List => {
+            let (c, g) = (cpu[0] as usize, gpu[0] as usize);
+            assert_eq!(c, g, "stage {name} binding {}: cpu lists {c} saturated vectors, gpu {g}", binding + 1);
+            let (mut a, mut b) = (cpu[1..1 + c].to_vec(), gpu[1..1 + g].to_vec());
+            a.sort_unstable();
+            b.sort_unstable();
+            assert_eq!(a, b, "stage {name} binding {}: saturated vectors differ", binding + 1);
+        }
+
         Cmp::Exact => {
             for (i, (c, g)) in cpu.iter().zip(gpu).enumerate() {
                 assert_eq!(c, g, "stage {name} binding {} index {i}: cpu {c} gpu {g}", binding + 1);
@@ -70,7 +82,7 @@ fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
         Stage::Drift => vec![(3, Cmp::Abs(WEIGHT_ABS)), (4, Cmp::Quantised { tol: 256.0 * WEIGHT_ABS, frac: 0.05 })],
         Stage::Gdc => vec![(2, Cmp::Rel(ALPHA_REL))],
         Stage::Dac => vec![(2, Cmp::Quantised { tol: 1e-6, frac: ADC_FLIP_FRACTION }), (3, Cmp::Exact)],
-        Stage::Mvm => vec![(3, Cmp::Quantised { tol: MVM_ABS, frac: ADC_FLIP_FRACTION })],
+        Stage::Mvm => vec![(3, Cmp::Quantised { tol: MVM_ABS, frac: ADC_FLIP_FRACTION }), (5, Cmp::List)],
         Stage::Bound => vec![(5, Cmp::Quantised { tol: MVM_ABS, frac: ADC_FLIP_FRACTION }), (6, Cmp::Exact)],
         Stage::Combine => vec![(6, Cmp::Abs(MVM_ABS))],
         Stage::Accuracy => vec![(2, Cmp::Exact)],
@@ -272,10 +284,13 @@ fn bound_management_levels_match_twin() {
     let mut rec = Recorder::new();
     plan::run_outputs(&mut rec, &[layer], &x, batch as u32, &c, &mut |_| {}).unwrap();
     let flagged: u32 = rec.log.iter().filter(|d| d.stage == Stage::Mvm).map(|d| d.after[4].iter().sum::<u32>()).sum();
-    let red: Vec<f32> = rec.log.iter().filter(|d| d.stage == Stage::Bound).flat_map(|d| f32s(&d.after[6])).collect();
+    // Final reductions 2^level (level 0 for the vectors `bound` did not have to redo).
+    let red: Vec<f32> = rec.log.iter().filter(|d| d.stage == Stage::Bound).flat_map(|d| d.after[6].iter().map(|&l| (1u32 << l) as f32)).collect();
     let vectors = 3 * batch * 2;
     assert_eq!(red.len(), vectors);
     let at = |r: f32| red.iter().filter(|&&v| v == r).count();
+    let listed: u32 = rec.log.iter().filter(|d| d.stage == Stage::Mvm).map(|d| d.after[5][0]).sum();
+    assert_eq!(listed, flagged, "mvm lists every flagged vector once");
     assert!(flagged as usize > vectors / 2, "{flagged} of {vectors} vectors saturate at level 0");
     assert_eq!(flagged as usize, vectors - at(1.0));
     for r in [2.0, 4.0] {
@@ -283,4 +298,13 @@ fn bound_management_levels_match_twin() {
     }
     let Some(mut g) = gpu(256) else { return };
     assert_eq!(replay_stages(&rec, &mut g, &[Stage::Mvm, Stage::Bound]), 2);
+    // `bound`'s workgroups stride over the list: any grid gives the same result.
+    for d in rec.log.iter().filter(|d| d.stage == Stage::Bound) {
+        for groups in [[1, 1, 1], [3, 1, 1], [7, 2, 1]] {
+            let got = replay(&mut g, &Dispatch { stage: d.stage, params: d.params, groups, before: d.before.clone(), after: vec![] });
+            for (b, how) in outputs(Stage::Bound) {
+                compare(Stage::Bound, b, &d.after[b], &got[b], &how);
+            }
+        }
+    }
 }

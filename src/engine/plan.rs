@@ -15,6 +15,11 @@ use crate::device::DeviceModel;
 /// Largest workgroup count in one dispatch dimension (WebGPU's guaranteed minimum).
 pub const MAX_GROUPS: u32 = 65_535;
 
+/// Workgroups of `bound`: they stride over the saturated vectors (or all on the full path), so a
+/// layer with none costs this many short workgroups instead of one per vector; enough to fill a
+/// large GPU when many vectors need the redo.
+pub const BOUND_GROUPS: u32 = 8192;
+
 /// What every run shares: the device model, the periphery, the drift compensation and the RNG key.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -181,8 +186,12 @@ struct MvmBufs {
     xq: Buf,
     nm: Buf,
     y: Buf,
+    /// Per vector: flagged saturated by `mvm`.
     sat: Buf,
-    red: Buf,
+    /// `mvm`'s list of saturated vectors: [0] count, then vector ids.
+    satlist: Buf,
+    /// Per vector: the bound-management level `bound` ended at (reduction 2^level).
+    bm_level: Buf,
 }
 
 impl MvmBufs {
@@ -194,12 +203,13 @@ impl MvmBufs {
             nm: be.create("nm", c * b * max(&|m| m.tiles_in)),
             y: be.create("y", c * max(&|m| m.tiles_in) * b * max(&|m| m.n_out)),
             sat: be.create("sat", c * b * max(&|m| m.n_tiles())),
-            red: be.create("red", c * b * max(&|m| m.n_tiles())),
+            satlist: be.create("satlist", 1 + c * b * max(&|m| m.n_tiles())),
+            bm_level: be.create("bm_level", c * b * max(&|m| m.n_tiles())),
         }
     }
 
     fn free(&self, be: &mut dyn Backend) {
-        for b in [self.xq, self.nm, self.y, self.sat, self.red] {
+        for b in [self.xq, self.nm, self.y, self.sat, self.satlist, self.bm_level] {
             be.free(b);
         }
     }
@@ -213,12 +223,16 @@ fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &Mat
     let (n, batch, wg) = (p.layer.trials, p.layer.batch, be.wg());
     be.dispatch(Stage::Dac, p, &[b.tiles, input, s.xq, s.nm], grid(n as u64 * batch as u64 * m.tiles_in as u64, wg));
     be.clear(s.sat);
+    be.clear(s.satlist);
+    be.clear(s.bm_level);
     if p.layer.full_path == 0 {
         let gx = m.tiles.iter().map(|t| t.rows).max().unwrap().div_ceil(MVM_BN);
-        be.dispatch(Stage::Mvm, p, &[b.tiles, s.xq, b.weff, s.y, s.sat], [gx, batch.div_ceil(MVM_BM), n * m.n_tiles()]);
+        be.dispatch(Stage::Mvm, p, &[b.tiles, s.xq, b.weff, s.y, s.sat, s.satlist], [gx, batch.div_ceil(MVM_BM), n * m.n_tiles()]);
     }
-    be.dispatch(Stage::Bound, p, &[b.tiles, input, s.nm, b.weff, s.sat, s.y, s.red], grid(n as u64 * batch as u64 * m.n_tiles() as u64, 1));
-    be.dispatch(Stage::Combine, p, &[b.tiles, s.y, s.nm, s.red, b.alpha, bias, hout], grid(n as u64 * batch as u64 * m.n_out as u64, wg));
+    // A fixed grid strides over the listed vectors (all of them on the full path).
+    let vectors = n as u64 * batch as u64 * m.n_tiles() as u64;
+    be.dispatch(Stage::Bound, p, &[b.tiles, input, s.nm, b.weff, s.satlist, s.y, s.bm_level], grid(vectors.min(BOUND_GROUPS as u64), 1));
+    be.dispatch(Stage::Combine, p, &[b.tiles, s.y, s.nm, s.bm_level, b.alpha, bias, hout], grid(n as u64 * batch as u64 * m.n_out as u64, wg));
 }
 
 /// The device-state plan of one matrix: per trial chunk `program`, then per time `drift` + `gdc`,

@@ -8,7 +8,7 @@ use super::common::*;
 use crate::engine::layout::{StageParams, TileInfo};
 
 #[allow(clippy::too_many_arguments)]
-pub fn combine(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], red: &[f32], alpha: &[f32], bias: &[f32], h: &mut [f32], threads: usize) {
+pub fn combine(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], bm_level: &[u32], alpha: &[f32], bias: &[f32], h: &mut [f32], threads: usize) {
     let l = &p.layer;
     let ntiles = l.tiles_in * l.tiles_out;
     let per = (l.batch * l.n_out) as usize;
@@ -25,7 +25,7 @@ pub fn combine(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], red: 
                 let tile = to * l.tiles_in + ti;
                 let yv = y[(((trial_local * l.tiles_in + ti) * l.batch + s) * l.n_out + o) as usize];
                 let f = nm[(vs * l.tiles_in + ti) as usize]
-                    * red[(vs * ntiles + tile) as usize]
+                    * (1u32 << bm_level[(vs * ntiles + tile) as usize]) as f32
                     * alpha[(trial_local * ntiles + tile) as usize]
                     * tiles[tile as usize].scale;
                 acc += yv * f;

@@ -160,13 +160,26 @@ impl Backend for CpuBackend {
             }
             Stage::Mvm if self.fast => {
                 let mut y = std::mem::take(&mut self.bufs[b[3].0]);
-                fast::mvm::mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut y), &mut out, th);
+                let mut sat = std::mem::take(&mut self.bufs[b[4].0]);
+                fast::mvm::mvm(
+                    p,
+                    cast_slice(self.get(b[0])),
+                    cast_slice(self.get(b[1])),
+                    cast_slice(self.get(b[2])),
+                    cast_slice_mut(&mut y),
+                    &mut sat,
+                    &mut out,
+                    th,
+                );
                 self.bufs[b[3].0] = y;
+                self.bufs[b[4].0] = sat;
             }
             Stage::Mvm => {
                 let mut y = std::mem::take(&mut self.bufs[b[3].0]);
-                mvm::mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut y), &mut out, th);
+                let mut sat = std::mem::take(&mut self.bufs[b[4].0]);
+                mvm::mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut y), &mut sat, &mut out, th);
                 self.bufs[b[3].0] = y;
+                self.bufs[b[4].0] = sat;
             }
             Stage::Bound => {
                 let mut y = std::mem::take(&mut self.bufs[b[5].0]);
@@ -178,7 +191,7 @@ impl Backend for CpuBackend {
                     cast_slice(self.get(b[3])),
                     self.get(b[4]),
                     cast_slice_mut(&mut y),
-                    cast_slice_mut(&mut out),
+                    &mut out,
                     th,
                 );
                 self.bufs[b[5].0] = y;

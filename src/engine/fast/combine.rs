@@ -10,19 +10,19 @@ use crate::engine::cpu::common::par_trials;
 use crate::engine::layout::{StageParams, TileInfo};
 
 #[allow(clippy::too_many_arguments)]
-pub fn combine(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], red: &[f32], alpha: &[f32], bias: &[f32], h: &mut [f32], threads: usize) {
+pub fn combine(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], bm_level: &[u32], alpha: &[f32], bias: &[f32], h: &mut [f32], threads: usize) {
     let per = (p.layer.batch * p.layer.n_out) as usize;
-    par_trials(threads, p.layer.trials as usize, h, per, |first, n, h| rows(p, tiles, y, nm, red, alpha, bias, first, n, h));
+    par_trials(threads, p.layer.trials as usize, h, per, |first, n, h| rows(p, tiles, y, nm, bm_level, alpha, bias, first, n, h));
 }
 
 simd_entry!(
     #[allow(clippy::too_many_arguments)]
-    fn rows(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], red: &[f32], alpha: &[f32], bias: &[f32], first: usize, n: usize, h: &mut [f32]) => rows_body
+    fn rows(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], bm_level: &[u32], alpha: &[f32], bias: &[f32], first: usize, n: usize, h: &mut [f32]) => rows_body
 );
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn rows_body(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], red: &[f32], alpha: &[f32], bias: &[f32], first: usize, n: usize, h: &mut [f32]) {
+fn rows_body(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], bm_level: &[u32], alpha: &[f32], bias: &[f32], first: usize, n: usize, h: &mut [f32]) {
     let l = &p.layer;
     let (batch, n_out, tin) = (l.batch as usize, l.n_out as usize, l.tiles_in as usize);
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
@@ -39,7 +39,7 @@ fn rows_body(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], red: &[
                 out.fill(0.0);
                 for ti in 0..tin {
                     let tile = to * tin + ti;
-                    let f = nm[vs * tin + ti] * red[vs * ntiles + tile] * alpha[trial_local * ntiles + tile] * tiles[tile].scale;
+                    let f = nm[vs * tin + ti] * (1u32 << bm_level[vs * ntiles + tile]) as f32 * alpha[trial_local * ntiles + tile] * tiles[tile].scale;
                     let yrow = &y[((trial_local * tin + ti) * batch + s) * n_out..][lo..hi];
                     for (a, &yv) in out.iter_mut().zip(yrow) {
                         *a += yv * f;

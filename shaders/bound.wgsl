@@ -52,7 +52,8 @@ fn bound_vector(v: u32, lid: u32) {
     let t = tiles[tile];
     // A listed vector saturated at level 0 in `mvm`: start at level 1.
     var level = select(1u, 0u, L.full_path != 0u);
-    let m = nm[vs * L.tiles_in + ti];
+    // A shared input's noise management was computed once, as trial 0.
+    let m = nm[select(s, vs, L.x_per_trial != 0u) * L.tiles_in + ti];
     let xo = select(s, vs, L.x_per_trial != 0u) * L.n_in + t.col_start;
     let wbase = trial_local * L.n_out * L.n_in + t.col_start;
     let n_cols = f32(t.cols);

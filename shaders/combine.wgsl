@@ -32,7 +32,8 @@ fn combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         let tile = to * L.tiles_in + ti;
         let yv = y[((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out + o];
         let red = f32(1u << bm_level[vs * ntiles + tile]);
-        let f = nm[vs * L.tiles_in + ti] * red * alpha[trial_local * ntiles + tile] * tiles[tile].scale;
+        // A shared input's noise management was computed once, as trial 0.
+        let f = nm[select(s, vs, L.x_per_trial != 0u) * L.tiles_in + ti] * red * alpha[trial_local * ntiles + tile] * tiles[tile].scale;
         acc = acc + yv * f;
     }
     h[i] = activate(L.activation, acc + bias[o]);

@@ -1,7 +1,8 @@
 // Stage `dac`: noise management and DAC of every input vector slice (noise-models §7):
 // nm = max_j |x_j| over the tile's input slice (1 if all zero, or without noise management),
 // x' = clip(round(x / nm / step) * step, ±inp_bound). One invocation = one (trial, sample, input
-// tile). CPU twin: src/engine/cpu/dac.rs.
+// tile). An input shared by all trials (x_per_trial = 0, the first layer) is dispatched for one
+// trial only and read as trial 0 by `mvm`, `bound` and `combine`. CPU twin: src/engine/cpu/dac.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
 @group(0) @binding(1) var<storage, read> tiles: array<TileInfo>;

@@ -142,7 +142,8 @@ fn mvm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: 
     let wr = o0 + 4u * lq;
     let xn = select(0u, L.batch - xr, xr < L.batch);
     let wn = select(0u, t.rows - wr, wr < t.rows);
-    let xi = trial_local * L.batch * L.n_in + xr * L.n_in + t.col_start + lk;
+    // An input shared by all trials (the first layer) was quantised once, as trial 0.
+    let xi = select(0u, trial_local, L.x_per_trial != 0u) * L.batch * L.n_in + xr * L.n_in + t.col_start + lk;
     let wi = trial_local * L.n_out * L.n_in + (t.row_start + wr) * L.n_in + t.col_start + lk;
     let st = lk * RV + (lq ^ lk);
 

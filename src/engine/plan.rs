@@ -222,7 +222,12 @@ impl MvmBufs {
 #[allow(clippy::too_many_arguments)]
 fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &MatrixBufs, s: &MvmBufs, input: Buf, bias: Buf, hout: Buf) {
     let (n, batch, wg) = (p.layer.trials, p.layer.batch, be.wg());
-    be.dispatch(Stage::Dac, p, &[b.tiles, input, s.xq, s.nm], grid(n as u64 * batch as u64 * m.tiles_in as u64, wg));
+    // An input shared by all trials (the first layer) is quantised once, as trial 0.
+    let mut pd = *p;
+    if p.layer.x_per_trial == 0 {
+        pd.layer.trials = 1;
+    }
+    be.dispatch(Stage::Dac, &pd, &[b.tiles, input, s.xq, s.nm], grid(pd.layer.trials as u64 * batch as u64 * m.tiles_in as u64, wg));
     be.clear(s.sat);
     be.clear(s.satlist);
     be.clear(s.bm_level);

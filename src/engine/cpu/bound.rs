@@ -39,7 +39,7 @@ pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &
                         }
                         level = 1;
                     }
-                    let m = nm[vs * l.tiles_in as usize + ti];
+                    let m = nm[if l.x_per_trial != 0 { vs } else { s } * l.tiles_in as usize + ti];
                     let xo = (if l.x_per_trial != 0 { vs } else { s }) * n_in + t.col_start as usize;
                     let wbase = trial_local * n_out * n_in + t.col_start as usize;
                     let n_cols = t.cols as f32;

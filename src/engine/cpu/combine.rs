@@ -24,7 +24,7 @@ pub fn combine(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], bm_le
             for ti in 0..l.tiles_in {
                 let tile = to * l.tiles_in + ti;
                 let yv = y[(((trial_local * l.tiles_in + ti) * l.batch + s) * l.n_out + o) as usize];
-                let f = nm[(vs * l.tiles_in + ti) as usize]
+                let f = nm[(if l.x_per_trial != 0 { vs } else { s } * l.tiles_in + ti) as usize]
                     * (1u32 << bm_level[(vs * ntiles + tile) as usize]) as f32
                     * alpha[(trial_local * ntiles + tile) as usize]
                     * tiles[tile as usize].scale;

@@ -20,7 +20,8 @@ pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mu
             for tile in 0..ntiles {
                 let t = &tiles[tile];
                 let ti = tile % l.tiles_in as usize;
-                let xbase = trial_local * batch * n_in + t.col_start as usize;
+                // A shared input (the first layer) was quantised once, as trial 0.
+                let xbase = if l.x_per_trial != 0 { trial_local } else { 0 } * batch * n_in + t.col_start as usize;
                 let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
                 let cols = t.cols as usize;
                 // Register blocking like the shader's (there 8 samples x 8 outputs per

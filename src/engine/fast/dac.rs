@@ -1,7 +1,6 @@
 //! Fast CPU `dac` (shaders/dac.wgsl, twin src/engine/cpu/dac.rs): abs-max noise management and
 //! the DAC of every (trial, sample, input tile), the same f32 operations as the twin, compiled
-//! for AVX2 where available. An input shared by all trials (the first layer) is quantised once
-//! and copied to every trial of the chunk (the twin recomputes the identical values per trial).
+//! for AVX2 where available.
 // Index loops mirror the dispatch (trial, tile, chunk), so the kernels read beside the WGSL.
 #![allow(clippy::needless_range_loop)]
 
@@ -13,18 +12,6 @@ pub fn dac(p: &StageParams, tiles: &[TileInfo], x: &[f32], xq: &mut [f32], nm: &
     let l = &p.layer;
     let (batch, n_in, tin) = (l.batch as usize, l.n_in as usize, l.tiles_in as usize);
     let trials = l.trials as usize;
-    if l.x_per_trial == 0 && trials > 1 {
-        rows(p, tiles, x, 0, 1, &mut xq[..batch * n_in], &mut nm[..batch * tin]);
-        let (first_x, rest_x) = xq[..trials * batch * n_in].split_at_mut(batch * n_in);
-        let (first_nm, rest_nm) = nm[..trials * batch * tin].split_at_mut(batch * tin);
-        for c in rest_x.chunks_exact_mut(batch * n_in) {
-            c.copy_from_slice(first_x);
-        }
-        for c in rest_nm.chunks_exact_mut(batch * tin) {
-            c.copy_from_slice(first_nm);
-        }
-        return;
-    }
     par_trials2(threads, trials, xq, batch * n_in, nm, batch * tin, |first, n, xq, nm| rows(p, tiles, x, first, n, xq, nm));
 }
 

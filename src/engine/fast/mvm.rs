@@ -40,7 +40,8 @@ fn gemm_tile(p: &StageParams, t: &TileInfo, xq: &[f32], weff: &[f32], trial_loca
     if rows == 0 || cols == 0 || batch == 0 {
         return;
     }
-    let xbase = trial_local * batch * n_in + t.col_start as usize;
+    // A shared input (the first layer) was quantised once, as trial 0.
+    let xbase = if l.x_per_trial != 0 { trial_local } else { 0 } * batch * n_in + t.col_start as usize;
     let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
     let x = &xq[xbase..xbase + (batch - 1) * n_in + cols];
     let w = &weff[wbase..wbase + (rows - 1) * n_in + cols];

@@ -100,84 +100,33 @@ impl Backend for CpuBackend {
         let start = self.profile.is_some().then(std::time::Instant::now);
         // The written buffer(s) are taken out while the read-only ones are borrowed.
         let mut out = std::mem::take(&mut self.bufs[b[b.len() - 1].0]);
+        // The fast kernels share the twins' signatures: pick one per stage, same call.
+        let fast = self.fast;
         match stage {
             Stage::Program => {
                 let mut state = std::mem::take(&mut self.bufs[b[2].0]);
-                if self.fast {
-                    fast::program::program(
-                        p,
-                        groups,
-                        self.wg,
-                        cast_slice(self.get(b[0])),
-                        cast_slice(self.get(b[1])),
-                        cast_slice_mut(&mut state),
-                        &mut out,
-                        th,
-                    );
-                } else {
-                    program::program(p, groups, self.wg, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut state), &mut out, th);
-                }
+                let f = if fast { fast::program::program } else { program::program };
+                f(p, groups, self.wg, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut state), &mut out, th);
                 self.bufs[b[2].0] = state;
-            }
-            Stage::Drift if self.fast => {
-                let mut weff = std::mem::take(&mut self.bufs[b[3].0]);
-                fast::drift::drift(
-                    p,
-                    groups,
-                    cast_slice(self.get(b[0])),
-                    self.get(b[1]),
-                    cast_slice(self.get(b[2])),
-                    cast_slice_mut(&mut weff),
-                    cast_slice_mut(&mut out),
-                    th,
-                );
-                self.bufs[b[3].0] = weff;
             }
             Stage::Drift => {
                 let mut weff = std::mem::take(&mut self.bufs[b[3].0]);
-                drift::drift(
-                    p,
-                    groups,
-                    cast_slice(self.get(b[0])),
-                    self.get(b[1]),
-                    cast_slice(self.get(b[2])),
-                    cast_slice_mut(&mut weff),
-                    cast_slice_mut(&mut out),
-                    th,
-                );
+                let f = if fast { fast::drift::drift } else { drift::drift };
+                f(p, groups, cast_slice(self.get(b[0])), self.get(b[1]), cast_slice(self.get(b[2])), cast_slice_mut(&mut weff), cast_slice_mut(&mut out), th);
                 self.bufs[b[3].0] = weff;
             }
             Stage::Gdc => gdc::gdc(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut out)),
-            Stage::Dac if self.fast => {
-                let mut xq = std::mem::take(&mut self.bufs[b[2].0]);
-                fast::dac::dac(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut xq), cast_slice_mut(&mut out), th);
-                self.bufs[b[2].0] = xq;
-            }
             Stage::Dac => {
                 let mut xq = std::mem::take(&mut self.bufs[b[2].0]);
-                dac::dac(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut xq), cast_slice_mut(&mut out), th);
+                let f = if fast { fast::dac::dac } else { dac::dac };
+                f(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut xq), cast_slice_mut(&mut out), th);
                 self.bufs[b[2].0] = xq;
-            }
-            Stage::Mvm if self.fast => {
-                let mut y = std::mem::take(&mut self.bufs[b[3].0]);
-                let mut sat = std::mem::take(&mut self.bufs[b[4].0]);
-                fast::mvm::mvm(
-                    p,
-                    cast_slice(self.get(b[0])),
-                    cast_slice(self.get(b[1])),
-                    cast_slice(self.get(b[2])),
-                    cast_slice_mut(&mut y),
-                    &mut sat,
-                    &mut out,
-                    th,
-                );
-                self.bufs[b[3].0] = y;
-                self.bufs[b[4].0] = sat;
             }
             Stage::Mvm => {
                 let mut y = std::mem::take(&mut self.bufs[b[3].0]);
                 let mut sat = std::mem::take(&mut self.bufs[b[4].0]);
-                mvm::mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut y), &mut sat, &mut out, th);
+                let f = if fast { fast::mvm::mvm } else { mvm::mvm };
+                f(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut y), &mut sat, &mut out, th);
                 self.bufs[b[3].0] = y;
                 self.bufs[b[4].0] = sat;
             }
@@ -196,28 +145,20 @@ impl Backend for CpuBackend {
                 );
                 self.bufs[b[5].0] = y;
             }
-            Stage::Combine if self.fast => fast::combine::combine(
-                p,
-                cast_slice(self.get(b[0])),
-                cast_slice(self.get(b[1])),
-                cast_slice(self.get(b[2])),
-                cast_slice(self.get(b[3])),
-                cast_slice(self.get(b[4])),
-                cast_slice(self.get(b[5])),
-                cast_slice_mut(&mut out),
-                th,
-            ),
-            Stage::Combine => combine::combine(
-                p,
-                cast_slice(self.get(b[0])),
-                cast_slice(self.get(b[1])),
-                cast_slice(self.get(b[2])),
-                cast_slice(self.get(b[3])),
-                cast_slice(self.get(b[4])),
-                cast_slice(self.get(b[5])),
-                cast_slice_mut(&mut out),
-                th,
-            ),
+            Stage::Combine => {
+                let f = if fast { fast::combine::combine } else { combine::combine };
+                f(
+                    p,
+                    cast_slice(self.get(b[0])),
+                    cast_slice(self.get(b[1])),
+                    cast_slice(self.get(b[2])),
+                    cast_slice(self.get(b[3])),
+                    cast_slice(self.get(b[4])),
+                    cast_slice(self.get(b[5])),
+                    cast_slice_mut(&mut out),
+                    th,
+                )
+            }
             Stage::Accuracy => accuracy::accuracy(p, cast_slice(self.get(b[0])), self.get(b[1]), &mut out),
             Stage::WeightError => weight_error::weight_error(
                 p,

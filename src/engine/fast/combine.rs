@@ -39,7 +39,10 @@ fn rows_body(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], bm_leve
                 out.fill(0.0);
                 for ti in 0..tin {
                     let tile = to * tin + ti;
-                    let f = nm[if l.x_per_trial != 0 { vs } else { s } * tin + ti] * (1u32 << bm_level[vs * ntiles + tile]) as f32 * alpha[trial_local * ntiles + tile] * tiles[tile].scale;
+                    let f = nm[if l.x_per_trial != 0 { vs } else { s } * tin + ti]
+                        * (1u32 << bm_level[vs * ntiles + tile]) as f32
+                        * alpha[trial_local * ntiles + tile]
+                        * tiles[tile].scale;
                     let yrow = &y[((trial_local * tin + ti) * batch + s) * n_out..][lo..hi];
                     for (a, &yv) in out.iter_mut().zip(yrow) {
                         *a += yv * f;

@@ -52,9 +52,20 @@ fn fast(threads: usize) -> CpuBackend {
 #[test]
 fn fast_stages_match_the_twins_on_recorded_inputs() {
     let (layers, x, labels) = model();
-    for dev in [DeviceModel::pcm(), DeviceModel { drift_path: DriftPath::BothDevices, ..DeviceModel::hermes() }] {
+    let both = DeviceModel { drift_path: DriftPath::BothDevices, ..DeviceModel::hermes() };
+    // The third run takes the full periphery path (IR drop and PCM-read weight noise: `bound`
+    // computes every vector).
+    for (dev, full) in [(DeviceModel::pcm(), false), (both, false), (DeviceModel::pcm(), true)] {
         let mut rec = Recorder::new();
-        run_classifier(&mut rec, &layers, &x, &labels, &cfg(dev.clone(), 4, 4)).unwrap();
+        let mut c = cfg(dev.clone(), 4, 4);
+        if full {
+            c.periphery.ir_drop = 1.0;
+            // A strong IR drop (the default ratio makes it ~1e-4 here, below any tolerance).
+            c.periphery.ir_drop_g_ratio = 200.0;
+            c.periphery.w_noise = 0.0175;
+            c.periphery.w_noise_type = aimc::crossbar::WeightNoiseType::PcmRead;
+        }
+        run_classifier(&mut rec, &layers, &x, &labels, &c).unwrap();
         let mut checked = std::collections::BTreeMap::new();
         for d in &rec.log {
             // Outputs to compare (index into the bindings) and how.
@@ -62,7 +73,8 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
                 Stage::Program => &[(2, Some(FAST_ABS)), (3, Some(FAST_ABS))],
                 Stage::Drift => &[(3, Some(FAST_ABS)), (4, Some(256.0 * FAST_ABS))],
                 Stage::Dac => &[(2, None), (3, None)],
-                Stage::Mvm => &[(3, Some(MVM_ABS)), (4, None)],
+                Stage::Mvm => &[(3, Some(MVM_ABS)), (4, None), (5, None)],
+                Stage::Bound => &[(5, Some(MVM_ABS)), (6, None)],
                 Stage::Combine => &[(6, Some(FAST_ABS))],
                 _ => continue,
             };
@@ -72,7 +84,7 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
                 let (want, have) = (&d.after[b], &got[b]);
                 assert_eq!(want.len(), have.len());
                 match tol {
-                    None => assert_eq!(want, have, "{name} binding {}: fast differs from the twin ({dev:?})", b + 1),
+                    None => assert_eq!(want, have, "{name} binding {}: fast differs from the twin ({dev:?}, full path {full})", b + 1),
                     Some(tol) => {
                         let (w, h) = (f32s(want), f32s(have));
                         // A GEMM output may land one ADC step away when it sits on a rounding
@@ -83,7 +95,7 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
                             if diff > tol {
                                 flips += 1;
                                 assert!(
-                                    d.stage == Stage::Mvm && diff <= 0.05 + tol,
+                                    matches!(d.stage, Stage::Mvm | Stage::Bound) && diff <= 0.05 + tol,
                                     "{name} binding {} index {i}: twin {} fast {} tol {tol}",
                                     b + 1,
                                     w[i],
@@ -97,7 +109,8 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
             }
             *checked.entry(name).or_insert(0) += 1;
         }
-        assert_eq!(checked.keys().copied().collect::<Vec<_>>(), vec!["combine", "dac", "drift", "mvm", "program"], "stages replayed: {checked:?}");
+        let want: &[&str] = if full { &["bound", "combine", "dac", "drift", "program"] } else { &["bound", "combine", "dac", "drift", "mvm", "program"] };
+        assert_eq!(checked.keys().copied().collect::<Vec<_>>(), want, "stages replayed: {checked:?}");
     }
 }
 

@@ -11,9 +11,8 @@ use crate::rng::{out_normals, W_NOISE_GROUP};
 #[allow(clippy::too_many_arguments)]
 pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &[f32], satlist: &[u32], y: &mut [f32], bm_level: &mut [u32], threads: usize) {
     let l = &p.layer;
-    let io = &p.io;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
-    let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
+    let (n_out, batch) = (l.n_out as usize, l.batch as usize);
     let y_per = l.tiles_in as usize * batch * n_out;
     // The workgroups' list, as a per-vector mark (each thread takes the vectors of its trials).
     let mut listed = vec![false; l.trials as usize * batch * ntiles];
@@ -24,13 +23,11 @@ pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &
         let mut xw = vec![0f32; crate::crossbar::MAX_TILE_IN as usize];
         for z in 0..n {
             let trial_local = first + z;
-            let trial = l.trial_offset + trial_local as u32;
             for s in 0..batch {
                 let vs = trial_local * batch + s;
                 for tile in 0..ntiles {
                     let v = vs * ntiles + tile;
                     let vl = (z * batch + s) * ntiles + tile;
-                    let ti = tile % l.tiles_in as usize;
                     let t = &tiles[tile];
                     let mut level = 0u32;
                     if l.full_path == 0 {
@@ -39,70 +36,97 @@ pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &
                         }
                         level = 1;
                     }
-                    let m = nm[if l.x_per_trial != 0 { vs } else { s } * l.tiles_in as usize + ti];
-                    let xo = (if l.x_per_trial != 0 { vs } else { s }) * n_in + t.col_start as usize;
-                    let wbase = trial_local * n_out * n_in + t.col_start as usize;
-                    let n_cols = t.cols as f32;
-                    loop {
-                        let red = (1u32 << level) as f32;
-                        for k in 0..t.cols as usize {
-                            xw[k] = quant_in(io, x[xo + k] / (m * red));
-                        }
-                        let mut any_sat = false;
-                        for o in 0..t.rows {
-                            let orow = t.row_start + o;
-                            let wrow = wbase + orow as usize * n_in;
-                            let mut acc = 0.0f32;
-                            for k in 0..t.cols as usize {
-                                acc += xw[k] * weff[wrow + k];
-                            }
-                            let mut yv = acc;
-                            let key = [l.key0, l.key1];
-                            let noise = |group: u32| out_normals(s as u32, trial, l.layer, l.t_index, group, ti as u32, level, key)[(orow & 3) as usize];
-                            if l.full_path != 0 {
-                                if io.ir_drop > 0.0 {
-                                    let (mut sa, mut sp) = (0.0f32, 0.0f32);
-                                    for k in 0..t.cols as usize {
-                                        let wk = weff[wrow + k];
-                                        sa += wk.abs() * xw[k].abs();
-                                        let r = 1.0 - k as f32 / n_cols;
-                                        sp += wk * xw[k] * (1.0 - r * r);
-                                    }
-                                    let a = n_cols / io.ir_g_ratio * sa;
-                                    let c = a * (a * (0.05 * a - 0.2) + 0.5);
-                                    yv -= io.ir_drop * c * sp;
-                                }
-                                let mut wstd = 0.0f32;
-                                if io.w_noise > 0.0 {
-                                    let mut q = 0.0f32;
-                                    for k in 0..t.cols as usize {
-                                        let x2 = xw[k] * xw[k];
-                                        q += if io.w_noise_type == 1 { weff[wrow + k].abs() * x2 } else { x2 };
-                                    }
-                                    wstd = io.w_noise * q.sqrt();
-                                }
-                                if io.out_noise > 0.0 {
-                                    yv += io.out_noise * noise(orow >> 2);
-                                }
-                                if wstd > 0.0 {
-                                    yv += wstd * noise((orow >> 2) | W_NOISE_GROUP);
-                                }
-                            } else if io.out_noise > 0.0 {
-                                yv += io.out_noise * noise(orow >> 2);
-                            }
-                            if saturated(io, yv) {
-                                any_sat = true;
-                            }
-                            y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out + orow as usize] = adc(io, yv);
-                        }
-                        if !any_sat || io.bm_mode == 0 || red >= io.bm_max_red {
-                            break;
-                        }
-                        level += 1;
-                    }
-                    bm_level[vl] = level;
+                    bm_level[vl] = bound_vector(p, t, tile, x, nm, weff, trial_local, z, s, level, y, &mut xw);
                 }
             }
         }
     });
+}
+
+/// One vector (trial `trial_local`, sample `s`, tile `tile`), the shader's `bound_vector`: the
+/// redo loop from `level` on; writes the vector's outputs into `y` (the rows of trial slot `z`)
+/// and returns the level it ended at. `xw` is scratch of at least the tile's inputs.
+#[allow(clippy::too_many_arguments)]
+pub fn bound_vector(
+    p: &StageParams,
+    t: &TileInfo,
+    tile: usize,
+    x: &[f32],
+    nm: &[f32],
+    weff: &[f32],
+    trial_local: usize,
+    z: usize,
+    s: usize,
+    mut level: u32,
+    y: &mut [f32],
+    xw: &mut [f32],
+) -> u32 {
+    let l = &p.layer;
+    let io = &p.io;
+    let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
+    let trial = l.trial_offset + trial_local as u32;
+    let vs = trial_local * batch + s;
+    let ti = tile % l.tiles_in as usize;
+    let m = nm[if l.x_per_trial != 0 { vs } else { s } * l.tiles_in as usize + ti];
+    let xo = (if l.x_per_trial != 0 { vs } else { s }) * n_in + t.col_start as usize;
+    let wbase = trial_local * n_out * n_in + t.col_start as usize;
+    let n_cols = t.cols as f32;
+    loop {
+        let red = (1u32 << level) as f32;
+        for k in 0..t.cols as usize {
+            xw[k] = quant_in(io, x[xo + k] / (m * red));
+        }
+        let mut any_sat = false;
+        for o in 0..t.rows {
+            let orow = t.row_start + o;
+            let wrow = wbase + orow as usize * n_in;
+            let mut acc = 0.0f32;
+            for k in 0..t.cols as usize {
+                acc += xw[k] * weff[wrow + k];
+            }
+            let mut yv = acc;
+            let key = [l.key0, l.key1];
+            let noise = |group: u32| out_normals(s as u32, trial, l.layer, l.t_index, group, ti as u32, level, key)[(orow & 3) as usize];
+            if l.full_path != 0 {
+                if io.ir_drop > 0.0 {
+                    let (mut sa, mut sp) = (0.0f32, 0.0f32);
+                    for k in 0..t.cols as usize {
+                        let wk = weff[wrow + k];
+                        sa += wk.abs() * xw[k].abs();
+                        let r = 1.0 - k as f32 / n_cols;
+                        sp += wk * xw[k] * (1.0 - r * r);
+                    }
+                    let a = n_cols / io.ir_g_ratio * sa;
+                    let c = a * (a * (0.05 * a - 0.2) + 0.5);
+                    yv -= io.ir_drop * c * sp;
+                }
+                let mut wstd = 0.0f32;
+                if io.w_noise > 0.0 {
+                    let mut q = 0.0f32;
+                    for k in 0..t.cols as usize {
+                        let x2 = xw[k] * xw[k];
+                        q += if io.w_noise_type == 1 { weff[wrow + k].abs() * x2 } else { x2 };
+                    }
+                    wstd = io.w_noise * q.sqrt();
+                }
+                if io.out_noise > 0.0 {
+                    yv += io.out_noise * noise(orow >> 2);
+                }
+                if wstd > 0.0 {
+                    yv += wstd * noise((orow >> 2) | W_NOISE_GROUP);
+                }
+            } else if io.out_noise > 0.0 {
+                yv += io.out_noise * noise(orow >> 2);
+            }
+            if saturated(io, yv) {
+                any_sat = true;
+            }
+            y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out + orow as usize] = adc(io, yv);
+        }
+        if !any_sat || io.bm_mode == 0 || red >= io.bm_max_red {
+            break;
+        }
+        level += 1;
+    }
+    level
 }

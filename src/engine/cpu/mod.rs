@@ -132,7 +132,8 @@ impl Backend for CpuBackend {
             }
             Stage::Bound => {
                 let mut y = std::mem::take(&mut self.bufs[b[5].0]);
-                bound::bound(
+                let f = if fast { fast::bound::bound } else { bound::bound };
+                f(
                     p,
                     cast_slice(self.get(b[0])),
                     cast_slice(self.get(b[1])),

@@ -1,18 +1,20 @@
 //! The fast CPU kernels: what `--backend cpu` runs for the hot stages (`program`, `drift`,
-//! `dac`, `mvm`, `combine`) instead of their twins. Same plan, same buffers, same Philox counters and the same
+//! `dac`, `mvm`, `bound`, `combine`) instead of their twins. Same plan, same buffers, same Philox counters and the same
 //! equations as the WGSL stages and the twins; what differs is how they are computed:
 //! - `mvm`: a packed, cache-blocked SGEMM (`matrixmultiply`, AVX2/FMA picked at run time) per
 //!   (trial, tile), then an eight-lane epilogue (output noise from all four words of each Philox
 //!   block, ADC, saturation flags);
 //! - `program`, `drift`, `dac`, `combine`: loops over eight lanes with branch-free `ln`/`exp`/`sincos`
 //!   (`lanes`), compiled for AVX2+FMA where the CPU has it and for the baseline target otherwise;
-//! - `dac` of an input shared by all trials (the first layer) is computed once per chunk.
+//! - `bound` on the full path (IR drop, per-read weight noise: every vector) as GEMMs per
+//!   (trial, tile), the few saturated vectors through the twin's per-vector redo.
 //!
 //! Results agree with the twins within the named tolerances of `tolerances.rs` (the GEMM sums in
 //! another order; `ln`/`cos` are polynomials accurate to ~1e-7), not bit for bit, exactly like
 //! the GPU; integer metrics can differ where a value sits on an ADC rounding boundary.
 //! The twins stay the oracle of every test.
 
+pub mod bound;
 pub mod combine;
 pub mod dac;
 pub mod drift;

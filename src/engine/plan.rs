@@ -15,6 +15,10 @@ use crate::device::DeviceModel;
 /// Largest workgroup count in one dispatch dimension (WebGPU's guaranteed minimum).
 pub const MAX_GROUPS: u32 = 65_535;
 
+/// Device memory one trial chunk of an inference may take, all buffers together: fits any GPU
+/// with 4 GB, and lets a small model run all its trials in one chunk.
+pub const CHUNK_BUDGET_BYTES: u64 = 2 << 30;
+
 /// Workgroups of `bound`: they stride over the saturated vectors (or all on the full path), so a
 /// layer with none costs this many short workgroups instead of one per vector. 1024 workgroups of
 /// 64 invocations about fill a 132-SM GPU (16 resident per SM would be 2112) when many vectors
@@ -299,7 +303,9 @@ pub fn run_weight_error_layer(
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<WeightErrorPoint>, EngineError> {
     check_indices(m, layer as usize)?;
-    let chunk = chunk_size(be, cfg, state_bytes(m, &cfg.device), "the programmed state of one trial")?;
+    // Effective weights, programmed state and partial sums of a chunk within CHUNK_BUDGET_BYTES.
+    let all_bytes = m.len() as u64 * 4 + state_bytes(m, &cfg.device) + m.n_tiles() as u64 * max_tile_elems(m).div_ceil(CHUNK) as u64 * 16;
+    let chunk = chunk_size(be, cfg, state_bytes(m, &cfg.device), "the programmed state of one trial")?.min((CHUNK_BUDGET_BYTES / all_bytes).max(1) as u32);
     let nt = m.n_tiles();
     let mut out: Vec<WeightErrorPoint> = cfg
         .times
@@ -467,7 +473,18 @@ fn forward(
         .unwrap();
     // `mvm` dispatches trials x tiles workgroups along z.
     let max_tiles = layers.iter().map(|l| l.mapped.n_tiles()).max().unwrap();
-    let chunk = chunk_size(be, cfg, per_trial_bytes, "one trial's weights or activations")?.min((MAX_GROUPS / max_tiles).max(1));
+    // Every per-trial buffer of the chunk together stays within CHUNK_BUDGET_BYTES: chunks as
+    // large as memory allows (few dispatches for a small model on a big GPU), on any GPU.
+    let all_bytes: u64 = layers
+        .iter()
+        .map(|l| {
+            let m = &l.mapped;
+            m.len() as u64 * 4 + state_bytes(m, &cfg.device) + 8 * m.n_tiles() as u64 * 4 * 4
+        })
+        .sum::<u64>()
+        + 4 * per_trial_bytes;
+    let budget = (CHUNK_BUDGET_BYTES / all_bytes.max(1)).max(1) as u32;
+    let chunk = chunk_size(be, cfg, per_trial_bytes, "one trial's weights or activations")?.min((MAX_GROUPS / max_tiles).max(1)).min(budget);
     let mats: Vec<MatrixBufs> = layers.iter().map(|l| MatrixBufs::new(be, &l.mapped, chunk, &cfg.device)).collect();
     let x0 = be.create("x", x.len());
     be.upload(x0, bytemuck::cast_slice(x));

@@ -42,7 +42,7 @@ pub struct Outcome {
 }
 
 /// Trials chunk cap: small enough that progress moves, large enough to fill a GPU.
-pub const PROGRESS_CHUNK: u32 = 256;
+pub const PROGRESS_CHUNK: u32 = 4096;
 
 fn run_config(exp: &Experiment, p: &SweepPoint) -> RunConfig {
     RunConfig {

@@ -138,6 +138,8 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
     println!("adapter: {} ({}, {}, driver {})", ad.name, ad.backend, ad.device_type, ad.driver);
     let (philox, flops) = peaks(be.as_mut(), small)?;
     println!("measured ceilings: {:.3} G Philox4x32-10 blocks/s, {:.3} TFLOP/s FP32 FMA", philox / 1e9, flops / 1e12);
+    let overhead = plan::time_dispatch_overhead(be.as_mut(), if small { 500 } else { 5000 })?;
+    println!("fixed cost per dispatch (recording, submission, a one-invocation kernel): {:.1} µs", overhead * 1e6);
     // Targets for the adapter's class (engine issue: H100-class GPU; this project's 2-core CPU).
     let gpu_target = |v: f64| if cpu { None } else { Some(v) };
     let mut cases = Vec::new();

@@ -663,6 +663,27 @@ pub fn time_inference(be: &mut dyn Backend, layer: &AnalogLayer, x: &[f32], batc
 
 /// Seconds for a peak-throughput stage (`PeakPhilox` or `PeakFma`): `items` invocations of
 /// `iters` iterations each.
+/// Seconds per dispatch of `n` back-to-back one-invocation dispatches (two alternating buffers,
+/// one readback at the end): the fixed cost a plan pays per dispatch, host recording included.
+pub fn time_dispatch_overhead(be: &mut dyn Backend, n: u32) -> Result<f64, EngineError> {
+    let mut p = StageParams::default();
+    p.layer.trials = 1;
+    p.layer.batch = 1;
+    let sinks = [be.create("sink", 1), be.create("sink", 1)];
+    be.dispatch(Stage::PeakPhilox, &p, &[sinks[0]], [1, 1, 1]);
+    be.download(sinks[0])?;
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        be.dispatch(Stage::PeakPhilox, &p, &[sinks[i as usize % 2]], [1, 1, 1]);
+    }
+    be.download(sinks[0])?;
+    let secs = start.elapsed().as_secs_f64() / n.max(1) as f64;
+    for s in sinks {
+        be.free(s);
+    }
+    Ok(secs)
+}
+
 pub fn time_peak(be: &mut dyn Backend, stage: Stage, items: u32, iters: u32) -> Result<f64, EngineError> {
     let mut p = StageParams::default();
     p.layer.trials = items;

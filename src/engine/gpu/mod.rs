@@ -8,7 +8,6 @@ use super::profile::Profile;
 use super::stages::{Mulhi, Stage};
 use super::{AdapterInfo, Backend, Buf, EngineError};
 use std::collections::HashMap;
-use wgpu::util::DeviceExt;
 
 /// Which adapters `GpuBackend::new` may take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +79,15 @@ pub struct GpuBackend {
     queue: wgpu::Queue,
     info: AdapterInfo,
     limits: wgpu::Limits,
-    pipelines: HashMap<Stage, wgpu::ComputePipeline>,
+    /// Per stage: its pipeline and bind group layout (binding 0, the params, at a dynamic offset).
+    pipelines: HashMap<Stage, (wgpu::ComputePipeline, wgpu::BindGroupLayout)>,
+    /// The params of the dispatches recorded since the last submission, one aligned slot each
+    /// (written with the queue, so a slot is rewritten only after the GPU read it).
+    params: wgpu::Buffer,
+    params_slot: u64,
+    /// Bind groups by stage and buffers: a plan binds the same buffers at every time point and
+    /// chunk, so after the first pass a dispatch creates no GPU object.
+    bind_groups: HashMap<(Stage, Vec<usize>), wgpu::BindGroup>,
     bufs: Vec<Option<wgpu::Buffer>>,
     encoder: Option<wgpu::CommandEncoder>,
     recorded: u32,
@@ -163,12 +170,24 @@ impl GpuBackend {
                 *slot = Some(e.to_string());
             }
         }));
+        // One params slot per dispatch between submissions, at the adapter's uniform offset alignment.
+        let align = limits.min_uniform_buffer_offset_alignment.max(1) as u64;
+        let params_slot = (std::mem::size_of::<StageParams>() as u64).div_ceil(align) * align;
+        let params = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: params_slot * SUBMIT_EVERY as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         Ok(GpuBackend {
             device,
             queue,
             info,
             limits,
             pipelines: HashMap::new(),
+            params,
+            params_slot,
+            bind_groups: HashMap::new(),
             bufs: Vec::new(),
             encoder: None,
             recorded: 0,
@@ -195,22 +214,27 @@ impl GpuBackend {
         if mulhi != self.mulhi {
             self.submit();
             self.pipelines.clear();
+            self.bind_groups.clear();
             self.mulhi = mulhi;
         }
         Ok(())
     }
 
-    fn pipeline(&mut self, stage: Stage) -> &wgpu::ComputePipeline {
+    fn pipeline(&mut self, stage: Stage) -> &(wgpu::ComputePipeline, wgpu::BindGroupLayout) {
         let (device, wg, mulhi) = (&self.device, self.wg, self.mulhi);
         self.pipelines.entry(stage).or_insert_with(|| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            let src = stage.module_source_with(mulhi);
+            let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(stage.name()), entries: &layout_entries(&src) });
+            let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some(stage.name()),
-                source: wgpu::ShaderSource::Wgsl(stage.module_source_with(mulhi).into()),
+                bind_group_layouts: &[Some(&bgl)],
+                immediate_size: 0,
             });
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(stage.name()), source: wgpu::ShaderSource::Wgsl(src.into()) });
             let constants = [("WG", wg as f64)];
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(stage.name()),
-                layout: None,
+                layout: Some(&layout),
                 module: &module,
                 entry_point: Some(stage.name()),
                 compilation_options: wgpu::PipelineCompilationOptions {
@@ -218,7 +242,8 @@ impl GpuBackend {
                     zero_initialize_workgroup_memory: false,
                 },
                 cache: None,
-            })
+            });
+            (pipeline, bgl)
         })
     }
 
@@ -358,6 +383,7 @@ impl Backend for GpuBackend {
     }
 
     fn free(&mut self, buf: Buf) {
+        self.bind_groups.retain(|(_, bufs), _| !bufs.contains(&buf.0));
         if let Some(b) = self.bufs[buf.0].take() {
             b.destroy();
         }
@@ -367,21 +393,6 @@ impl Backend for GpuBackend {
         if groups.contains(&0) {
             return;
         }
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let pipeline = self.pipeline(stage).clone();
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
-        for (i, b) in bindings.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: self.buf(*b).as_entire_binding() });
-        }
-        let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(stage.name()),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
         let bound_bytes: u64 = bindings.iter().map(|b| self.buf(*b).size()).sum();
         let wall = match &self.profiler {
             Some(p) if p.queries.is_none() => {
@@ -391,6 +402,27 @@ impl Backend for GpuBackend {
             }
             _ => None,
         };
+        // This dispatch's params slot (slots restart at every submission).
+        let offset = self.recorded as u64 * self.params_slot;
+        self.queue.write_buffer(&self.params, offset, bytemuck::bytes_of(params));
+        let (pipeline, bgl) = self.pipeline(stage).clone();
+        let key = (stage, bindings.iter().map(|b| b.0).collect::<Vec<_>>());
+        if !self.bind_groups.contains_key(&key) {
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.params,
+                    offset: 0,
+                    size: std::num::NonZeroU64::new(std::mem::size_of::<StageParams>() as u64),
+                }),
+            }];
+            for (i, b) in bindings.iter().enumerate() {
+                entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: self.buf(*b).as_entire_binding() });
+            }
+            let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(stage.name()), layout: &bgl, entries: &entries });
+            self.bind_groups.insert(key.clone(), bg);
+        }
+        let bg = self.bind_groups[&key].clone();
         let qs = self.profiler.as_mut().and_then(|p| {
             let (q, _) = p.queries.as_ref()?;
             let i = p.pending.len() as u32;
@@ -405,7 +437,7 @@ impl Backend for GpuBackend {
             });
             let mut pass = self.encoder().begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(stage.name()), timestamp_writes });
             pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bg, &[]);
+            pass.set_bind_group(0, &bg, &[offset as u32]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         }
         self.recorded += 1;
@@ -461,4 +493,35 @@ impl Backend for GpuBackend {
             std::mem::replace(&mut p.profile, Profile::new(&timer))
         }))
     }
+}
+
+/// The bind group layout of a stage from its WGSL: binding 0 is the params uniform, read at a
+/// dynamic offset; the others are storage buffers, read-only unless the shader writes them.
+fn layout_entries(src: &str) -> Vec<wgpu::BindGroupLayoutEntry> {
+    let module = naga::front::wgsl::parse_str(src).expect("every stage parses (tests/shaders.rs)");
+    let mut entries: Vec<_> = module
+        .global_variables
+        .iter()
+        .filter_map(|(_, var)| {
+            let rb = var.binding.as_ref().filter(|rb| rb.group == 0)?;
+            let ty = match var.space {
+                naga::AddressSpace::Uniform => wgpu::BufferBindingType::Uniform,
+                naga::AddressSpace::Storage { access } => wgpu::BufferBindingType::Storage { read_only: !access.contains(naga::StorageAccess::STORE) },
+                _ => return None,
+            };
+            let uniform = matches!(ty, wgpu::BufferBindingType::Uniform);
+            Some(wgpu::BindGroupLayoutEntry {
+                binding: rb.binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty,
+                    has_dynamic_offset: uniform,
+                    min_binding_size: if uniform { std::num::NonZeroU64::new(std::mem::size_of::<StageParams>() as u64) } else { None },
+                },
+                count: None,
+            })
+        })
+        .collect();
+    entries.sort_by_key(|e| e.binding);
+    entries
 }

@@ -54,6 +54,8 @@ fn bound_vector(v: u32, lid: u32) {
     var level = select(1u, 0u, L.full_path != 0u);
     // A shared input's noise management was computed once, as trial 0.
     let m = nm[select(s, vs, L.x_per_trial != 0u) * L.tiles_in + ti];
+    // nm = 0 marks an all-zero slice (its output is dropped in `combine`).
+    let m_div = select(m, 1.0, m == 0.0);
     let xo = select(s, vs, L.x_per_trial != 0u) * L.n_in + t.col_start;
     let wbase = trial_local * L.n_out * L.n_in + t.col_start;
     let n_cols = f32(t.cols);
@@ -61,7 +63,7 @@ fn bound_vector(v: u32, lid: u32) {
     loop {
         let red = f32(1u << level);
         for (var k = lid; k < t.cols; k = k + BW) {
-            xw[k] = quant_in(P.io, x[xo + k] / (m * red));
+            xw[k] = quant_in(P.io, x[xo + k] / (m_div * red));
         }
         if (lid == 0u) {
             atomicStore(&any_sat, 0u);

@@ -1,5 +1,6 @@
 // Stage `dac`: noise management and DAC of every input vector slice (noise-models §7):
-// nm = max_j |x_j| over the tile's input slice (1 if all zero, or without noise management),
+// nm = max_j |x_j| over the tile's input slice (0 if all zero: the output is exactly 0, as in
+// aihwkit; 1 without noise management),
 // x' = clip(round(x / nm / step) * step, ±inp_bound). One invocation = one (trial, sample, input
 // tile). An input shared by all trials (x_per_trial = 0, the first layer) is dispatched for one
 // trial only and read as trial 0 by `mvm`, `bound` and `combine`. CPU twin: src/engine/cpu/dac.rs.
@@ -29,12 +30,12 @@ fn dac(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
         for (var k = 0u; k < t.cols; k = k + 1u) {
             m = max(m, abs(x[xo + t.col_start + k]));
         }
-        if (m == 0.0) {
-            m = 1.0;
-        }
     }
+    // An all-zero slice stores nm = 0, so its tile's output is exactly 0 (aihwkit skips it: no
+    // output noise); its quantised input is 0 either way.
     nm[i] = m;
+    let m_div = select(m, 1.0, m == 0.0);
     for (var k = 0u; k < t.cols; k = k + 1u) {
-        xq[v * L.n_in + t.col_start + k] = quant_in(P.io, x[xo + t.col_start + k] / m);
+        xq[v * L.n_in + t.col_start + k] = quant_in(P.io, x[xo + t.col_start + k] / m_div);
     }
 }

@@ -261,3 +261,12 @@ fn mlp_and_weights_commands_run_through_the_experiment_runner() {
     assert!(!o.status.success() && err.contains("out_res_bitz"), "{err}");
     assert!(!bad.join("results.json").exists());
 }
+
+#[test]
+fn bad_reference_files_are_named() {
+    let p = bad_experiment("ref-missing", |t| t + "\n[reference]\npath = \"no_such_counts.json\"\n");
+    expect_error(&p, &["reference.path", "no_such_counts.json", "check the path"]);
+    let p = bad_experiment("ref-format", |t| t + "\n[reference]\npath = \"counts.json\"\n");
+    std::fs::write(p.parent().unwrap().join("counts.json"), r#"{"n_test": 450, "correct": {"sometimes": {"1": [400, 401]}}}"#).unwrap();
+    expect_error(&p, &["reference.path", "correct.sometimes", "off, readout or exact_reference"]);
+}

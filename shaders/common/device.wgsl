@@ -97,8 +97,13 @@ fn adc(io: IoParams, v: f32) -> f32 {
     return clamp(q, -io.out_bound, io.out_bound);
 }
 
+// Saturation as aihwkit tests it: the ADC-rounded value beyond the bound (before clipping).
 fn saturated(io: IoParams, v: f32) -> bool {
-    return abs(v) >= io.out_bound;
+    var q = v;
+    if (io.out_step > 0.0) {
+        q = round(v / io.out_step) * io.out_step;
+    }
+    return abs(q) > io.out_bound;
 }
 
 // Digital activation after a layer: 0 none, 1 ReLU, 2 GELU (tanh form), 3 tanh.

@@ -96,8 +96,9 @@ impl MappedMatrix {
                         m = m.max(w[(r * n_in + c) as usize].abs());
                     }
                 }
-                // An all-zero tile keeps scale 1 and maps to zero conductance.
-                let scale = if m > 0.0 { m / omega } else { 1.0 };
+                // ω = 0 keeps the raw weights (aihwkit's default); an all-zero tile keeps scale 1
+                // and maps to zero conductance.
+                let scale = if m > 0.0 && omega > 0.0 { m / omega } else { 1.0 };
                 let mut sum_abs = 0.0f64;
                 let mut wmax_norm = 0.0f32;
                 for r in r0..r0 + nr {
@@ -189,7 +190,10 @@ pub struct Periphery {
     pub w_noise_type: WeightNoiseType,
     pub ir_drop: f64,
     pub ir_drop_g_ratio: f64,
-    /// Weight scaling ω: max|W| of a tile maps to ω in normalised units.
+    /// Weight scaling ω (aihwkit `MappingParameter.weight_scaling_omega`): 0 (the default, as in
+    /// aihwkit's `InferenceRPUConfig`) keeps the raw weights in the tile, so the periphery acts on
+    /// them as they are; ω > 0 rescales each tile to max|W| = ω, outputs scaled back digitally.
+    /// The conductance mapping (max|W| → g_max) does not depend on ω.
     pub weight_scaling_omega: f64,
 }
 
@@ -208,7 +212,7 @@ impl Default for Periphery {
             w_noise_type: WeightNoiseType::AdditiveConstant,
             ir_drop: 0.0,
             ir_drop_g_ratio: 571_428.6,
-            weight_scaling_omega: 1.0,
+            weight_scaling_omega: 0.0,
         }
     }
 }
@@ -263,8 +267,11 @@ impl Periphery {
         if !(self.max_bm_factor >= 1.0 && self.max_bm_factor <= 32768.0) {
             return Err(format!("periphery.max_bm_factor = {}: must be in 1..=32768 (aihwkit's spec: 16)", self.max_bm_factor));
         }
-        if !(self.weight_scaling_omega.is_finite() && self.weight_scaling_omega > 0.0) {
-            return Err(format!("periphery.weight_scaling_omega = {}: must be > 0 (1 maps max|W| to g_max)", self.weight_scaling_omega));
+        if !(self.weight_scaling_omega.is_finite() && self.weight_scaling_omega >= 0.0) {
+            return Err(format!(
+                "periphery.weight_scaling_omega = {}: use 0 (raw weights in the tile, aihwkit's default) or > 0 (each tile rescaled to max|W| = ω)",
+                self.weight_scaling_omega
+            ));
         }
         if self.ir_drop_g_ratio.is_nan() || self.ir_drop_g_ratio <= 0.0 {
             return Err(format!("periphery.ir_drop_g_ratio = {}: must be > 0 (default 571428.6)", self.ir_drop_g_ratio));

@@ -62,6 +62,19 @@ struct RawExperiment {
     energy: Option<RawEnergy>,
     #[serde(default)]
     mvm: Option<RawMvm>,
+    #[serde(default)]
+    reference: Option<RawReference>,
+}
+
+/// `[reference]`: another simulator's per-repetition counts to compare with (classifier).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReference {
+    path: PathBuf,
+    #[serde(default)]
+    mean_tol_pp: Option<f64>,
+    #[serde(default)]
+    std_rel_tol: Option<f64>,
 }
 
 fn default_confidence() -> f64 {
@@ -171,6 +184,8 @@ pub struct Experiment {
     pub data: Option<Dataset>,
     pub mvm_inputs: u32,
     pub energy: CostTable,
+    /// Another simulator's numbers to put beside this run's (`[reference]`).
+    pub reference: Option<super::reference::Reference>,
     /// The resolved configuration, recorded in the results.
     pub resolved: serde_json::Value,
 }
@@ -382,6 +397,19 @@ impl Experiment {
         }
 
         // Model and data.
+        let reference = match &raw.reference {
+            None => None,
+            Some(r) => {
+                if raw.workload != WorkloadKind::Classifier {
+                    return Err(bad("[reference] compares classifier accuracies; remove it or use workload = \"classifier\"".into()));
+                }
+                let (m, sd) = (r.mean_tol_pp.unwrap_or(super::reference::DEFAULT_MEAN_TOL_PP), r.std_rel_tol.unwrap_or(super::reference::DEFAULT_STD_REL_TOL));
+                if !(m > 0.0 && sd > 0.0) {
+                    return Err(bad(format!("[reference] mean_tol_pp = {m}, std_rel_tol = {sd}: both must be > 0")));
+                }
+                Some(super::reference::Reference::load(&resolve(&r.path), m, sd).map_err(|e| bad(format!("reference.path: {e}")))?)
+            }
+        };
         let model_path = resolve(&raw.model.path);
         let (layers, data, mvm_inputs) = match raw.workload {
             WorkloadKind::Classifier => {
@@ -440,6 +468,7 @@ impl Experiment {
             "time_labels": times.iter().map(|&t| time_label(t)).collect::<Vec<_>>(),
             "sweep_axes": axes.iter().map(|a| serde_json::json!({"name": a.name, "values": a.labels})).collect::<Vec<_>>(),
             "mvm_inputs": mvm_inputs,
+            "reference": reference.as_ref().map(|r| r.file.clone()),
             "energy_table": energy,
         });
         Ok(Experiment {
@@ -465,6 +494,7 @@ impl Experiment {
             mvm_inputs,
             energy,
             resolved,
+            reference,
         })
     }
 }

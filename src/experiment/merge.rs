@@ -96,6 +96,16 @@ pub fn merge(mut parts: Vec<Results>) -> Result<Results, String> {
         trials_per_second: n_sweep as f64 * total_trials as f64 / run_seconds.max(1e-9),
         shard: None,
         profile: None,
+        reference: None,
         ..first.clone()
+    })
+    .map(|mut r| {
+        // The comparison is recomputed on the merged points from the reference file it came from.
+        if let Some(c) = &first.reference {
+            if let Ok(rf) = crate::experiment::reference::Reference::load(std::path::Path::new(&c.file), c.mean_tol_pp, c.std_rel_tol) {
+                r.reference = Some(crate::experiment::reference::compare(&rf, &r));
+            }
+        }
+        r
     })
 }

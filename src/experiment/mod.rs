@@ -5,6 +5,7 @@
 pub mod energy;
 pub mod file;
 pub mod merge;
+pub mod reference;
 pub mod run;
 
 pub use file::{Experiment, ExperimentError, SweepPoint, WorkloadKind};

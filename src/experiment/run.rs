@@ -258,7 +258,7 @@ pub fn run(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress) 
         WorkloadKind::MvmError => ("relative MVM error ‖y − W x‖/‖W x‖", false),
     };
     let done_points = points.len() / exp.times.len().max(1);
-    let results = Results {
+    let mut results = Results {
         schema_version: results::SCHEMA_VERSION,
         tool: format!("aimc {}", env!("CARGO_PKG_VERSION")),
         git_commit: env!("AIMC_GIT_COMMIT").to_string(),
@@ -284,7 +284,11 @@ pub fn run(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress) 
         trials_per_second: (done_points as f64 * exp.trials as f64) / secs.max(1e-9),
         shard: exp.shard.clone(),
         profile: None,
+        reference: None,
     };
+    if let Some(r) = &exp.reference {
+        results.reference = Some(super::reference::compare(r, &results));
+    }
     Outcome { results, error }
 }
 
@@ -305,6 +309,18 @@ pub fn console_summary(r: &Results) -> String {
     s.push_str(&format!("{:<28} {:>9} {:>10} {:>10} {:>10}\n", "series", "t", if pct { "mean %" } else { "mean" }, "± CI", "median"));
     for p in &r.points {
         s.push_str(&format!("{:<28} {:>9} {:>10} {:>10} {:>10}\n", p.series, p.time_label, f(p.summary.mean), f(p.mean_ci.half_width()), f(p.summary.median)));
+    }
+    if let Some(c) = &r.reference {
+        let worst = c.rows.iter().map(|x| x.mean_diff_pp.abs()).fold(0.0, f64::max);
+        s.push_str(&format!(
+            "against {}: {} of {} points within the pass mark (mean ±{} pp, std ±{:.0} %); largest mean difference {:.2} pp\n",
+            c.source,
+            c.rows.iter().filter(|x| x.pass).count(),
+            c.rows.len(),
+            c.mean_tol_pp,
+            100.0 * c.std_rel_tol,
+            worst
+        ));
     }
     if let Some(e) = &r.energy {
         s.push_str(&format!("energy per inference: {:.2} nJ, latency {:.0} ns ({})\n", e.total_pj / 1e3, e.latency_ns, e.table));

@@ -175,6 +175,7 @@ pub(crate) mod tests {
             trials_per_second: 48.0,
             shard: None,
             profile: None,
+            reference: None,
         }
     }
 

@@ -238,6 +238,11 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
         blocks.push(Block::Table(interval_table(results, &fmt, s)));
     }
 
+    if let Some(c) = &results.reference {
+        blocks.push(Block::Heading(2, format!("Against {}", c.source)));
+        blocks.extend(reference_blocks(c));
+    }
+
     if let Some(energy) = &results.energy {
         blocks.push(Block::Heading(2, "Energy and latency per inference".to_string()));
         blocks.extend(energy_tables(energy));
@@ -434,6 +439,50 @@ fn weight_error_table(series: &[Series<'_>]) -> Table {
         }
     }
     Table { header: header.iter().map(|h| h.to_string()).collect(), rows, right_aligned: header.iter().map(|h| !matches!(*h, "series" | "time")).collect() }
+}
+
+/// The reference comparison: a sentence with the verdict, then one row per point.
+fn reference_blocks(c: &super::results::ReferenceComparison) -> Vec<Block> {
+    let pass = c.rows.iter().filter(|r| r.pass).count();
+    let verdict = if c.passed { "All points pass" } else { "Not every point passes" };
+    let para = format!(
+        "{verdict} the pass mark ({pass} of {}): mean accuracy within {} percentage points of {} and standard deviation over trials within {:.0} % of its. Means, population standard deviations and 5th percentiles over trials, in %; reference numbers from {}.",
+        c.rows.len(),
+        c.mean_tol_pp,
+        c.source,
+        100.0 * c.std_rel_tol,
+        c.file
+    );
+    let pct = |v: f64| fixed(100.0 * v, 2);
+    let header = ["series", "t", "trials", "mean", "std", "p5", "ref. reps", "ref. mean", "ref. std", "ref. p5", "Δ mean (pp)", "std ratio", "pass"];
+    let rows = c
+        .rows
+        .iter()
+        .map(|r| {
+            [
+                r.series.clone(),
+                r.time_label.clone(),
+                r.trials.to_string(),
+                pct(r.mean),
+                pct(r.std),
+                pct(r.p5),
+                r.ref_reps.to_string(),
+                pct(r.ref_mean),
+                pct(r.ref_std),
+                pct(r.ref_p5),
+                fixed(r.mean_diff_pp, 2),
+                fixed(r.std_ratio, 2),
+                (if r.pass { "yes" } else { "no" }).to_string(),
+            ]
+            .into_iter()
+            .map(text)
+            .collect()
+        })
+        .collect();
+    vec![
+        Block::Paragraph(text(para)),
+        Block::Table(Table { header: header.iter().map(|h| h.to_string()).collect(), rows, right_aligned: (0..header.len()).map(|i| i > 1).collect() }),
+    ]
 }
 
 fn run_table(results: &Results) -> Table {

@@ -149,6 +149,42 @@ pub struct Results {
     /// Per-stage time of a run made with `aimc run --profile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<crate::engine::profile::Profile>,
+    /// Another simulator's numbers beside these (`[reference]` of the experiment file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceComparison>,
+}
+
+/// A run's points beside a reference simulator's (experiment::reference).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceComparison {
+    /// e.g. "aihwkit 1.2.0".
+    pub source: String,
+    pub file: String,
+    /// Pass mark: |mean difference| ≤ mean_tol_pp percentage points and |std ratio − 1| ≤ std_rel_tol.
+    pub mean_tol_pp: f64,
+    pub std_rel_tol: f64,
+    pub rows: Vec<ReferenceRow>,
+    /// Every row passes.
+    pub passed: bool,
+}
+
+/// One point beside the reference: accuracies as fractions; stds are population stds over trials.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceRow {
+    pub series: String,
+    pub t_inf: f64,
+    pub time_label: String,
+    pub trials: u32,
+    pub mean: f64,
+    pub std: f64,
+    pub p5: f64,
+    pub ref_reps: u32,
+    pub ref_mean: f64,
+    pub ref_std: f64,
+    pub ref_p5: f64,
+    pub mean_diff_pp: f64,
+    pub std_ratio: f64,
+    pub pass: bool,
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader never sees a

@@ -68,13 +68,15 @@ pub fn bound_vector(
     let vs = trial_local * batch + s;
     let ti = tile % l.tiles_in as usize;
     let m = nm[if l.x_per_trial != 0 { vs } else { s } * l.tiles_in as usize + ti];
+    // nm = 0 marks an all-zero slice (its output is dropped in `combine`).
+    let m_div = if m == 0.0 { 1.0 } else { m };
     let xo = (if l.x_per_trial != 0 { vs } else { s }) * n_in + t.col_start as usize;
     let wbase = trial_local * n_out * n_in + t.col_start as usize;
     let n_cols = t.cols as f32;
     loop {
         let red = (1u32 << level) as f32;
         for k in 0..t.cols as usize {
-            xw[k] = quant_in(io, x[xo + k] / (m * red));
+            xw[k] = quant_in(io, x[xo + k] / (m_div * red));
         }
         let mut any_sat = false;
         for o in 0..t.rows {

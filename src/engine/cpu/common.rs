@@ -101,7 +101,11 @@ pub fn adc(io: &IoParams, v: f32) -> f32 {
 
 #[inline(always)]
 pub fn saturated(io: &IoParams, v: f32) -> bool {
-    v.abs() >= io.out_bound
+    let mut q = v;
+    if io.out_step > 0.0 {
+        q = (v / io.out_step).round_ties_even() * io.out_step;
+    }
+    q.abs() > io.out_bound
 }
 
 #[inline(always)]

@@ -24,13 +24,11 @@ pub fn dac(p: &StageParams, tiles: &[TileInfo], x: &[f32], xq: &mut [f32], nm: &
                 for k in 0..t.cols as usize {
                     m = m.max(x[xo + t.col_start as usize + k].abs());
                 }
-                if m == 0.0 {
-                    m = 1.0;
-                }
             }
             nm[i_local] = m;
+            let m_div = if m == 0.0 { 1.0 } else { m };
             for k in 0..t.cols as usize {
-                xq[v_local * n_in + t.col_start as usize + k] = quant_in(&p.io, x[xo + t.col_start as usize + k] / m);
+                xq[v_local * n_in + t.col_start as usize + k] = quant_in(&p.io, x[xo + t.col_start as usize + k] / m_div);
             }
         }
     });

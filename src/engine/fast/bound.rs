@@ -90,9 +90,11 @@ fn full_tile(
         let vs = trial_local * batch + s;
         let xs = if l.x_per_trial != 0 { vs } else { s };
         let m = nm[xs * l.tiles_in as usize + ti];
+        // nm = 0 marks an all-zero slice (its output is dropped in `combine`).
+        let m_div = if m == 0.0 { 1.0 } else { m };
         let xo = xs * n_in + t.col_start as usize;
         for k in 0..cols {
-            sc.x0[s * cols + k] = quant_in(io, x[xo + k] / m);
+            sc.x0[s * cols + k] = quant_in(io, x[xo + k] / m_div);
         }
     }
     let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;

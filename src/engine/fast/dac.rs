@@ -31,14 +31,13 @@ fn rows_body(p: &StageParams, tiles: &[TileInfo], x: &[f32], first: usize, n: us
             let mut m = 1.0f32;
             if p.io.nm_mode == 1 {
                 m = src.iter().fold(0.0f32, |a, &b| a.max(b.abs()));
-                if m == 0.0 {
-                    m = 1.0;
-                }
             }
+            // nm = 0 for an all-zero slice: its tile's output is exactly 0 (as in aihwkit).
             nm[v_local * tin + ti] = m;
+            let m_div = if m == 0.0 { 1.0 } else { m };
             let dst = &mut xq[v_local * n_in + c0..v_local * n_in + c0 + cols];
             for (d, &s) in dst.iter_mut().zip(src) {
-                *d = quant_in(&p.io, s / m);
+                *d = quant_in(&p.io, s / m_div);
             }
         }
     }

@@ -1,0 +1,104 @@
+//! Agreement with aihwkit 1.2.0's own tile-level Monte Carlo on the open reference case
+//! (experiments/reference/aihwkit_breast_cancer/: a 10-32-32-2 breast-cancer MLP whose weights are
+//! far below 1, 2000 aihwkit repetitions, PCM drift with and without GDC at six times), run at
+//! reduced trials through the shipped experiment file with every default, on the CPU backend.
+
+use aimc::engine::cpu::CpuBackend;
+use aimc::experiment::run::{run, Quiet};
+use aimc::experiment::Experiment;
+use std::path::PathBuf;
+
+/// Trials of this test (the shipped experiment runs 2000).
+const TRIALS: u32 = 400;
+
+/// Far-tail multiple of the combined Monte Carlo standard error. The seed is fixed, so the test is
+/// deterministic; a correct model would exceed 4.5 standard errors with probability ~1e-5 per
+/// point, so this does not fire by chance, and a systematic error above the pass mark does.
+const Z: f64 = 4.5;
+
+#[test]
+fn breast_cancer_mlp_matches_aihwkit_at_every_time_with_and_without_gdc() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments/aihwkit_breast_cancer.toml");
+    let mut exp = Experiment::load(&path).unwrap();
+    exp.trials = TRIALS;
+    let out = run(&exp, &mut CpuBackend::fast(2), &mut Quiet);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let c = out.results.reference.expect("the experiment has a [reference]");
+    assert_eq!(c.rows.len(), 12, "2 GDC settings x 6 times");
+    for r in &c.rows {
+        let (n, m) = (r.trials as f64, r.ref_reps as f64);
+        // The pass mark holds at >= 1000 trials; at fewer, widen it by the far tail of the Monte
+        // Carlo error of both sides: of the means (std/sqrt(n), in pp) and of the stds (a std's
+        // relative standard error is about 1/sqrt(2n)).
+        let mean_tol = c.mean_tol_pp + Z * 100.0 * r.ref_std * (1.0 / n + 1.0 / m).sqrt();
+        let std_tol = c.std_rel_tol + Z * (1.0 / (2.0 * n) + 1.0 / (2.0 * m)).sqrt();
+        assert!(
+            r.mean_diff_pp.abs() <= mean_tol,
+            "{} {}: mean {:.3} % vs aihwkit {:.3} % (difference {:.3} pp, tolerance {mean_tol:.3} pp)",
+            r.series,
+            r.time_label,
+            100.0 * r.mean,
+            100.0 * r.ref_mean,
+            r.mean_diff_pp
+        );
+        assert!(
+            (r.std_ratio - 1.0).abs() <= std_tol,
+            "{} {}: std {:.3} % vs aihwkit {:.3} % (ratio {:.3}, tolerance ±{std_tol:.3})",
+            r.series,
+            r.time_label,
+            100.0 * r.std,
+            100.0 * r.ref_std,
+            r.std_ratio
+        );
+    }
+}
+
+/// aihwkit's default mapping keeps the raw weights in the tile (`weight_scaling_omega = 0`): on a
+/// matrix with max|W| = 0.3 the output noise and ADC act on W x as it is, so the output error of an
+/// ideal device is sqrt(out_noise² + Δ_ADC²/12) in the layer's own units, whatever max|W|. (A tile
+/// normalised to max|W| = 1 would show 0.3 times that.) Inputs sit on the DAC grid with nm = 1, so
+/// the DAC adds no error.
+#[test]
+fn periphery_acts_on_raw_weights_of_a_small_matrix() {
+    use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape};
+    use aimc::device::DeviceModel;
+    use aimc::engine::plan::{run_outputs, AnalogLayer, RunConfig};
+    let (n_out, n_in, batch) = (8usize, 16usize, 10usize);
+    let w: Vec<f32> = aimc::rng::uniform_signed(n_out * n_in, 5).iter().map(|v| 0.3 * v).collect();
+    let wmax = w.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    assert!((0.25..=0.3).contains(&wmax));
+    let periphery = Periphery::default();
+    assert_eq!(periphery.weight_scaling_omega, 0.0, "aihwkit's default mapping");
+    let layer = AnalogLayer { mapped: MappedMatrix::new(&w, n_out as u32, n_in as u32, TileShape::default(), 0.0), bias: vec![0.0; n_out], activation: 0 };
+    // Multiples of the DAC step 1/63 with max |x| = 1 in every sample.
+    let x: Vec<f32> = (0..batch * n_in).map(|i| if i % n_in == 0 { 1.0 } else { ((i * 37) % 127) as f32 / 63.0 - 1.0 }).collect();
+    let trials = 400u32;
+    let cfg = RunConfig {
+        device: DeviceModel::ideal(),
+        periphery: periphery.clone(),
+        gdc: Gdc::Off,
+        key: aimc::rng::key(3, 0),
+        trials,
+        first_trial: 0,
+        times: vec![1.0],
+        max_chunk: 256,
+    };
+    let y = &run_outputs(&mut aimc::engine::cpu::CpuBackend::new(2, 64), &[layer], &x, batch as u32, &cfg, &mut |_| {}).unwrap()[0];
+    let mut sum2 = 0.0f64;
+    for (i, &v) in y.iter().enumerate() {
+        let (s, o) = ((i / n_out) % batch, i % n_out);
+        let exact: f64 = (0..n_in).map(|k| w[o * n_in + k] as f64 * x[s * n_in + k] as f64).sum();
+        sum2 += (v as f64 - exact).powi(2);
+    }
+    let n = y.len() as f64;
+    let got = (sum2 / n).sqrt();
+    let step = 2.0 * periphery.out_bound / ((1u64 << periphery.out_res_bits) as f64 - 2.0);
+    let want = (periphery.out_noise.powi(2) + step * step / 12.0).sqrt();
+    // The rms of n values has relative standard error ~1/sqrt(2n); Z of those is the far tail.
+    let tol = Z * want / (2.0 * n).sqrt();
+    assert!(
+        (got - want).abs() <= tol,
+        "output error rms {got:.5}, expected {want:.5} ± {tol:.5} (max|W| = {wmax:.3}; a normalised tile gives ~{:.5})",
+        want * wmax as f64
+    );
+}

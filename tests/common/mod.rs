@@ -18,7 +18,11 @@ pub fn gpu(wg: u32) -> Option<GpuBackend> {
             if std::env::var("REQUIRE_GPU").as_deref() == Ok("1") {
                 panic!("REQUIRE_GPU=1 but no GPU backend: {e}");
             }
-            eprintln!("skipping GPU part: {e}");
+            // Straight to the process's stderr, past the test harness's capture, so a skip shows in
+            // the output of a passing run too.
+            use std::io::Write;
+            let name = std::thread::current().name().unwrap_or("a test").to_string();
+            let _ = writeln!(std::io::stderr().lock(), "SKIPPED the GPU part of {name}: {e} (REQUIRE_GPU=1 makes this a failure)");
             None
         }
     }

@@ -49,6 +49,10 @@ struct RawExperiment {
     /// Trials that also report effective-weight error (classifier); 0 skips it.
     #[serde(default = "default_we_trials")]
     weight_error_trials: u32,
+    /// Every sweep point draws the same random numbers (common random numbers), so differences
+    /// between points are paired; false gives each point its own key.
+    #[serde(default = "default_crn")]
+    common_random_numbers: bool,
     model: RawModel,
     data: Option<RawData>,
     #[serde(default)]
@@ -88,6 +92,9 @@ fn default_gdc() -> Gdc {
 }
 fn default_we_trials() -> u32 {
     100
+}
+fn default_crn() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,6 +175,8 @@ pub struct Experiment {
     pub description: String,
     pub workload: WorkloadKind,
     pub seed: u64,
+    /// All sweep points share the RNG key (common random numbers; `common_random_numbers`).
+    pub common_random_numbers: bool,
     pub trials: u32,
     pub confidence: f64,
     pub ci_half_width: f64,
@@ -458,6 +467,7 @@ impl Experiment {
             "ci_half_width": raw.ci_half_width,
             "gdc": raw.gdc,
             "weight_error_trials": raw.weight_error_trials,
+            "common_random_numbers": raw.common_random_numbers,
             "model": { "path": model_path.display().to_string(), "tensor": raw.model.tensor, "activation": raw.model.activation,
                        "layers": layers.iter().map(|l| serde_json::json!({"name": l.name, "out": l.weight.rows, "in": l.weight.cols})).collect::<Vec<_>>() },
             "data": raw.data.as_ref().map(|d| serde_json::json!({ "path": resolve(&d.path).display().to_string(), "scale": d.scale, "rows": d.rows })),
@@ -478,6 +488,7 @@ impl Experiment {
             description: raw.description,
             workload: raw.workload,
             seed: raw.seed,
+            common_random_numbers: raw.common_random_numbers,
             trials: raw.trials,
             confidence: raw.confidence,
             ci_half_width: raw.ci_half_width,

@@ -5,6 +5,7 @@
 pub mod energy;
 pub mod file;
 pub mod merge;
+pub mod paired;
 pub mod reference;
 pub mod run;
 

@@ -1,7 +1,8 @@
 //! Runs a validated experiment: every sweep point × all trials on the chosen backend, then the
-//! per-point statistics (stats module) into a [`Results`]. Per sweep point the RNG key is
-//! (seed, point index); the time axis is inside each run, so every trial's programmed state is
-//! reused across times (noise-models §1).
+//! per-point statistics (stats module) into a [`Results`]. The RNG key is (seed, 0) for every
+//! point with common random numbers (the default; differences between points are then paired,
+//! see `paired`), (seed, point index) without; the time axis is inside each run, so every trial's
+//! programmed state is reused across times (noise-models §1).
 
 use super::file::{Experiment, SweepPoint, WorkloadKind};
 use super::time_label;
@@ -49,7 +50,9 @@ fn run_config(exp: &Experiment, p: &SweepPoint) -> RunConfig {
         device: p.device.clone(),
         periphery: p.periphery.clone(),
         gdc: p.gdc,
-        key: crate::rng::key(exp.seed, p.index as u32),
+        // Common random numbers: every point draws the same device and periphery noise, so the
+        // differences between points are paired (noise-models §1 keys; issue of variance only).
+        key: crate::rng::key(exp.seed, if exp.common_random_numbers { 0 } else { p.index as u32 }),
         trials: exp.trials,
         first_trial: exp.first_trial,
         times: exp.times.clone(),
@@ -285,9 +288,14 @@ pub fn run(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress) 
         shard: exp.shard.clone(),
         profile: None,
         reference: None,
+        paired: vec![],
     };
     if let Some(r) = &exp.reference {
         results.reference = Some(super::reference::compare(r, &results));
+    }
+    match super::paired::paired_differences(&results) {
+        Ok(p) => results.paired = p,
+        Err(e) => error = error.or(Some(RunError::Stats(e))),
     }
     Outcome { results, error }
 }
@@ -309,6 +317,20 @@ pub fn console_summary(r: &Results) -> String {
     s.push_str(&format!("{:<28} {:>9} {:>10} {:>10} {:>10}\n", "series", "t", if pct { "mean %" } else { "mean" }, "± CI", "median"));
     for p in &r.points {
         s.push_str(&format!("{:<28} {:>9} {:>10} {:>10} {:>10}\n", p.series, p.time_label, f(p.summary.mean), f(p.mean_ci.half_width()), f(p.summary.median)));
+    }
+    let last = r.times.last().copied().unwrap_or(0.0);
+    for p in r.paired.iter().filter(|p| p.t_inf == last) {
+        s.push_str(&format!(
+            "{}: {} − {}{} at {}: {} ± {} (paired; unpaired ± {})\n",
+            p.axis,
+            p.value,
+            p.baseline,
+            if p.others.is_empty() { String::new() } else { format!(" ({})", p.others) },
+            p.time_label,
+            f(p.mean),
+            f(p.ci.half_width()),
+            f(p.unpaired_half_width)
+        ));
     }
     if let Some(c) = &r.reference {
         let worst = c.rows.iter().map(|x| x.mean_diff_pp.abs()).fold(0.0, f64::max);

@@ -176,6 +176,7 @@ pub(crate) mod tests {
             shard: None,
             profile: None,
             reference: None,
+            paired: vec![],
         }
     }
 

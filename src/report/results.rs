@@ -149,9 +149,31 @@ pub struct Results {
     /// Per-stage time of a run made with `aimc run --profile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<crate::engine::profile::Profile>,
+    /// Differences between sweep points, paired by trial (experiment::paired).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paired: Vec<PairedDifference>,
     /// Another simulator's numbers beside these (`[reference]` of the experiment file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<ReferenceComparison>,
+}
+
+/// One sweep value against its axis's first value at the same other settings and time: the mean
+/// per-trial difference of the metric with its paired (Student t over trials) interval, and the
+/// half-width an unpaired comparison would have had.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairedDifference {
+    pub axis: String,
+    pub value: String,
+    pub baseline: String,
+    /// The other axes' labels, e.g. "model=pcm" (empty with one axis).
+    pub others: String,
+    pub t_inf: f64,
+    pub time_label: String,
+    pub mean: f64,
+    pub ci: Interval,
+    pub unpaired_half_width: f64,
+    /// Whether the two points drew the same random numbers.
+    pub common_random_numbers: bool,
 }
 
 /// A run's points beside a reference simulator's (experiment::reference).

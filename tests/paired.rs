@@ -37,3 +37,23 @@ fn paired_differences_are_tighter_with_common_random_numbers() {
     let same = off.per_trial_correct.as_ref().unwrap().iter().zip(on.per_trial_correct.as_ref().unwrap()).filter(|(a, b)| a.abs_diff(**b) <= 1).count();
     assert!(same * 2 > off.per_trial.len(), "only {same} of {} trials within one sample", off.per_trial.len());
 }
+
+#[test]
+fn tail_risk_and_separate_uncertainties_are_reported_per_point() {
+    let r = smoke(true);
+    let fp = r.fp_baseline.unwrap();
+    for p in &r.points {
+        let t = p.tail.as_ref().expect("classifier points carry the tail risk");
+        // Default threshold: one point below floating point.
+        assert!((t.threshold - (fp - 0.01)).abs() < 1e-12);
+        let below = p.per_trial.iter().filter(|&&v| v < t.threshold).count() as u64;
+        assert_eq!((t.below, t.trials), (below, p.per_trial.len() as u64));
+        assert_eq!(t.ci, aimc::stats::clopper_pearson(below, t.trials, r.confidence).unwrap());
+        // 100 test images: the test-set interval is far wider than the trial-to-trial one.
+        let ts = p.test_set_ci.as_ref().unwrap();
+        assert!(ts.lo <= p.summary.mean && p.summary.mean <= ts.hi);
+        assert!(ts.half_width() > 3.0 * p.mean_ci.half_width(), "{}: test-set ± {} vs trials ± {}", p.time_label, ts.half_width(), p.mean_ci.half_width());
+        let p5 = p.p5_ci.as_ref().unwrap();
+        assert!(p5.lo <= p.summary.p05 && p.summary.p05 <= p5.hi, "{p5:?} vs p5 {}", p.summary.p05);
+    }
+}

@@ -53,6 +53,10 @@ struct RawExperiment {
     /// between points are paired; false gives each point its own key.
     #[serde(default = "default_crn")]
     common_random_numbers: bool,
+    /// Tail risk: report P(metric < tail_below) per point (classifiers: default one point below
+    /// floating point).
+    #[serde(default)]
+    tail_below: Option<f64>,
     model: RawModel,
     data: Option<RawData>,
     #[serde(default)]
@@ -177,6 +181,8 @@ pub struct Experiment {
     pub seed: u64,
     /// All sweep points share the RNG key (common random numbers; `common_random_numbers`).
     pub common_random_numbers: bool,
+    /// Tail-risk threshold (`tail_below`), if the file sets one.
+    pub tail_below: Option<f64>,
     pub trials: u32,
     pub confidence: f64,
     pub ci_half_width: f64,
@@ -301,6 +307,9 @@ impl Experiment {
         }
         if !(raw.confidence > 0.0 && raw.confidence < 1.0) {
             return Err(bad(format!("confidence = {}: must be in (0, 1), e.g. 0.95", raw.confidence)));
+        }
+        if let Some(t) = raw.tail_below.filter(|t| !t.is_finite()) {
+            return Err(bad(format!("tail_below = {t}: must be a finite metric value, e.g. 0.9 for 90 % accuracy")));
         }
         if !(raw.ci_half_width > 0.0 && raw.ci_half_width.is_finite()) {
             return Err(bad(format!("ci_half_width = {}: must be > 0 (e.g. 0.001 for ±0.1 points of accuracy)", raw.ci_half_width)));
@@ -468,6 +477,7 @@ impl Experiment {
             "gdc": raw.gdc,
             "weight_error_trials": raw.weight_error_trials,
             "common_random_numbers": raw.common_random_numbers,
+            "tail_below": raw.tail_below,
             "model": { "path": model_path.display().to_string(), "tensor": raw.model.tensor, "activation": raw.model.activation,
                        "layers": layers.iter().map(|l| serde_json::json!({"name": l.name, "out": l.weight.rows, "in": l.weight.cols})).collect::<Vec<_>>() },
             "data": raw.data.as_ref().map(|d| serde_json::json!({ "path": resolve(&d.path).display().to_string(), "scale": d.scale, "rows": d.rows })),
@@ -489,6 +499,7 @@ impl Experiment {
             workload: raw.workload,
             seed: raw.seed,
             common_random_numbers: raw.common_random_numbers,
+            tail_below: raw.tail_below,
             trials: raw.trials,
             confidence: raw.confidence,
             ci_half_width: raw.ci_half_width,

@@ -45,6 +45,15 @@ pub struct Outcome {
 /// Trials chunk cap: small enough that progress moves, large enough to fill a GPU.
 pub const PROGRESS_CHUNK: u32 = 4096;
 
+/// Resamples of the percentile bootstrap (the 5th percentile's interval).
+pub const BOOTSTRAP_RESAMPLES: usize = 1000;
+
+/// The tail-risk threshold of a classifier: the file's `tail_below`, else one point below floating
+/// point.
+pub fn tail_threshold(explicit: Option<f64>, fp: Option<f64>) -> Option<f64> {
+    explicit.or(fp.map(|f| f - 0.01))
+}
+
 fn run_config(exp: &Experiment, p: &SweepPoint) -> RunConfig {
     RunConfig {
         device: p.device.clone(),
@@ -71,7 +80,8 @@ fn point(
     weight_error: Vec<LayerWeightError>,
 ) -> Result<Point, RunError> {
     let id = PointId { sweep_index: sp.index, labels: sp.labels.iter().cloned().collect(), series: sp.series(), t_inf: exp.times[ti] };
-    Ok(point_stats(id, per_trial, correct, fp, weight_error, exp.confidence, exp.ci_half_width)?)
+    let tail = if correct.is_some() { tail_threshold(exp.tail_below, fp) } else { exp.tail_below };
+    Ok(point_stats(id, per_trial, correct, fp, weight_error, exp.confidence, exp.ci_half_width, tail)?)
 }
 
 /// Which point a set of trials belongs to.
@@ -85,6 +95,7 @@ pub struct PointId {
 /// Every statistic of a point from its per-trial metric (and, for classifiers, the exact
 /// per-trial correct counts out of `n` samples). Used by `run` and by `merge`, so a merged run
 /// has exactly the statistics a single run would have.
+#[allow(clippy::too_many_arguments)]
 pub fn point_stats(
     id: PointId,
     per_trial: Vec<f64>,
@@ -93,8 +104,23 @@ pub fn point_stats(
     weight_error: Vec<LayerWeightError>,
     confidence: f64,
     ci_half_width: f64,
+    tail_below: Option<f64>,
 ) -> Result<Point, stats::StatsError> {
     let summary = Summary::from_sample(&per_trial)?;
+    // Trial-to-trial uncertainty of the 5th percentile (fixed resampling seed: reproducible).
+    let p5_ci = if per_trial.len() >= 2 { Some(stats::bootstrap_quantile(&per_trial, 0.05, BOOTSTRAP_RESAMPLES, confidence, 0)?) } else { None };
+    let tail = match tail_below {
+        Some(threshold) => {
+            let below = per_trial.iter().filter(|&&v| v < threshold).count() as u64;
+            let n = per_trial.len() as u64;
+            Some(results::Tail { threshold, below, trials: n, probability: below as f64 / n as f64, ci: stats::clopper_pearson(below, n, confidence)? })
+        }
+        None => None,
+    };
+    let test_set_ci = match &correct {
+        Some((_, n)) => Some(stats::wilson_proportion(summary.mean, *n as u64, confidence)?),
+        None => None,
+    };
     let mom: Moments = per_trial.iter().copied().collect();
     let mean_ci = stats::mean_t(&mom, confidence)?;
     let (pooled, histogram) = match &correct {
@@ -145,6 +171,9 @@ pub fn point_stats(
         trials_needed,
         histogram,
         weight_error,
+        test_set_ci,
+        p5_ci,
+        tail,
     })
 }
 

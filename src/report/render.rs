@@ -232,6 +232,11 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     }
 
     blocks.push(Block::Heading(2, "Statistics".to_string()));
+    if results.workload == "classifier" {
+        blocks.push(Block::Paragraph(text(
+            "Two uncertainties, kept apart. The trial-to-trial interval (Student t over trials) says how well the Monte Carlo pinned the mean accuracy down for this test set; it shrinks with more trials. The test-set sampling interval (Wilson over the test images) says how far the mean accuracy could lie on another test set of the same size; more trials do not shrink it. The pooled columns count every (trial, image) as an independent draw and are neither. The 5th percentile's interval is a percentile bootstrap over trials; P(< threshold) is the fraction of trials below the tail threshold (tail_below, default one point below floating point) with a Clopper–Pearson interval over trials.",
+        )));
+    }
     for s in &series {
         blocks.push(Block::Heading(3, s.label().to_string()));
         blocks.push(Block::Table(distribution_table(&fmt, s)));
@@ -334,11 +339,23 @@ fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) -> Table {
     let pooled = series.points.iter().find_map(|p| p.pooled.as_ref());
     let drop = series.points.iter().find_map(|p| p.drop.as_ref());
 
-    let mut header = vec!["time".to_string(), format!("mean CI ({})", percent_label(mean_conf))];
+    let test_set = series.points.iter().any(|p| p.test_set_ci.is_some());
+    let p5 = series.points.iter().any(|p| p.p5_ci.is_some());
+    let tail = series.points.iter().find_map(|p| p.tail.as_ref());
+    let mut header = vec!["time".to_string(), format!("mean, trial-to-trial CI ({})", percent_label(mean_conf))];
+    if test_set {
+        header.push(format!("mean, test-set sampling CI ({})", percent_label(mean_conf)));
+    }
+    if p5 {
+        header.push(format!("5th percentile CI (bootstrap, {})", percent_label(mean_conf)));
+    }
+    if let Some(t) = tail {
+        header.push(format!("P(< {}) over trials (Clopper–Pearson)", fmt.value(t.threshold)));
+    }
     if let Some(pooled) = pooled {
-        header.push("pooled (correct/total)".to_string());
-        header.push(format!("Wilson ({})", percent_label(pooled.wilson.confidence)));
-        header.push(format!("Clopper–Pearson ({})", percent_label(pooled.clopper_pearson.confidence)));
+        header.push("pooled trials × images (correct/total)".to_string());
+        header.push(format!("pooled Wilson ({})", percent_label(pooled.wilson.confidence)));
+        header.push(format!("pooled Clopper–Pearson ({})", percent_label(pooled.clopper_pearson.confidence)));
     }
     if let Some(drop) = drop {
         header.push(format!("drop ({} CI)", percent_label(drop.ci.confidence)));
@@ -356,6 +373,17 @@ fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) -> Table {
         .iter()
         .map(|p| {
             let mut row = vec![text(p.time_label.clone()), text(fmt.range(p.mean_ci.lo, p.mean_ci.hi))];
+            if test_set {
+                row.push(p.test_set_ci.as_ref().map_or_else(dash, |c| text(fmt.range(c.lo, c.hi))));
+            }
+            if p5 {
+                row.push(p.p5_ci.as_ref().map_or_else(dash, |c| text(fmt.range(c.lo, c.hi))));
+            }
+            if tail.is_some() {
+                row.push(
+                    p.tail.as_ref().map_or_else(dash, |t| text(format!("{}/{} = {:.3} ({:.3}–{:.3})", t.below, t.trials, t.probability, t.ci.lo, t.ci.hi))),
+                );
+            }
             if pooled.is_some() {
                 match &p.pooled {
                     Some(q) => {

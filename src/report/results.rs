@@ -24,7 +24,9 @@ pub struct Axis {
     pub values: Vec<String>,
 }
 
-/// Exact pooled counts over all trials of a point, with binomial intervals.
+/// Exact pooled counts over all trials × test images of a point, with binomial intervals. These
+/// treat every (trial, image) as an independent Bernoulli draw: they are neither the trial-to-trial
+/// interval (`Point::mean_ci`) nor the test-set sampling interval (`Point::test_set_ci`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Pooled {
     pub successes: u64,
@@ -95,6 +97,27 @@ pub struct Point {
     pub trials_needed: u64,
     pub histogram: Histogram,
     pub weight_error: Vec<LayerWeightError>,
+    /// Test-set sampling interval of the mean accuracy: Wilson over the n test images (how far the
+    /// accuracy could lie on another test set of the same size); classifiers only.
+    #[serde(default)]
+    pub test_set_ci: Option<Interval>,
+    /// Percentile-bootstrap interval of the 5th percentile over trials.
+    #[serde(default)]
+    pub p5_ci: Option<Interval>,
+    /// Tail risk: the fraction of trials whose metric is below a threshold (classifiers: accuracy
+    /// below `tail_below`), with a Clopper–Pearson interval over trials.
+    #[serde(default)]
+    pub tail: Option<Tail>,
+}
+
+/// P(metric < threshold) over trials.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tail {
+    pub threshold: f64,
+    pub below: u64,
+    pub trials: u64,
+    pub probability: f64,
+    pub ci: Interval,
 }
 
 /// Which part of a larger run a results file holds (`aimc run --shard K/N`); `aimc merge`

@@ -319,3 +319,77 @@ mod tests {
         assert_eq!((back.confidence, back.method), (iv.confidence, iv.method));
     }
 }
+
+/// Wilson interval for a proportion `p` observed on `n` items (a fractional count allowed): the
+/// test-set sampling uncertainty of a mean accuracy `p` measured on `n` test images (how far the
+/// accuracy on another test set of the same size and distribution could lie).
+pub fn wilson_proportion(p: f64, n: u64, confidence: f64) -> Result<Interval, StatsError> {
+    check_confidence(confidence)?;
+    if n == 0 {
+        return Err(StatsError::EmptySample);
+    }
+    let p = p.clamp(0.0, 1.0);
+    let nf = n as f64;
+    let z = z_critical(confidence);
+    let z2 = z * z;
+    let denom = 1.0 + z2 / nf;
+    let center = (p + z2 / (2.0 * nf)) / denom;
+    let half = z / denom * (p * (1.0 - p) / nf + z2 / (4.0 * nf * nf)).sqrt();
+    Ok(Interval { lo: (center - half).max(0.0), hi: (center + half).min(1.0), confidence, method: "wilson (test-set sampling)".to_string() })
+}
+
+/// Percentile-bootstrap interval of the `q`-quantile of `sample` (numpy's linear quantile):
+/// `resamples` resamples drawn from Philox keyed by `seed`, so the interval is reproducible.
+pub fn bootstrap_quantile(sample: &[f64], q: f64, resamples: usize, confidence: f64, seed: u64) -> Result<Interval, StatsError> {
+    check_confidence(confidence)?;
+    if sample.is_empty() {
+        return Err(StatsError::EmptySample);
+    }
+    let n = sample.len();
+    let key = crate::rng::key(seed, 0xB007);
+    let mut stats = Vec::with_capacity(resamples);
+    let mut buf = vec![0.0; n];
+    for r in 0..resamples {
+        for (i, slot) in buf.iter_mut().enumerate() {
+            let w = crate::rng::philox4x32_10([i as u32, r as u32, 0xB0, 0], key);
+            *slot = sample[(((w[0] as u64) * n as u64) >> 32) as usize];
+        }
+        // numpy's linear quantile from the two order statistics around (n - 1) q, by selection.
+        let h = (n - 1) as f64 * q;
+        let lo = h.floor() as usize;
+        let (_, a, rest) = buf.select_nth_unstable_by(lo, f64::total_cmp);
+        let a = *a;
+        let b = rest.iter().copied().min_by(f64::total_cmp).unwrap_or(a);
+        stats.push(a + (h - lo as f64) * (b - a));
+    }
+    stats.sort_by(f64::total_cmp);
+    let a = (1.0 - confidence) / 2.0;
+    Ok(Interval {
+        lo: super::quantile::quantile_sorted(&stats, a),
+        hi: super::quantile::quantile_sorted(&stats, 1.0 - a),
+        confidence,
+        method: format!("percentile bootstrap ({resamples} resamples)"),
+    })
+}
+
+#[cfg(test)]
+mod tail_tests {
+    use super::*;
+
+    #[test]
+    fn test_set_interval_matches_wilson_on_integer_counts() {
+        let a = wilson_proportion(429.0 / 450.0, 450, 0.95).unwrap();
+        let b = wilson(429, 450, 0.95).unwrap();
+        assert!((a.lo - b.lo).abs() < 1e-12 && (a.hi - b.hi).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bootstrap_quantile_covers_the_sample_quantile_and_is_reproducible() {
+        let sample: Vec<f64> = (0..500).map(|i| ((i * 7919) % 500) as f64 / 500.0).collect();
+        let a = bootstrap_quantile(&sample, 0.05, 400, 0.95, 3).unwrap();
+        let b = bootstrap_quantile(&sample, 0.05, 400, 0.95, 3).unwrap();
+        assert_eq!(a, b);
+        // Uniform on [0, 1): the 5th percentile is ~0.05 with a standard error of ~0.01.
+        assert!(a.lo < 0.05 && a.hi > 0.05 && a.hi - a.lo < 0.06, "{a:?}");
+    }
+}

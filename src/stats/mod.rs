@@ -32,7 +32,7 @@ pub mod quantile;
 
 pub use counts::Counts;
 pub use histogram::Histogram;
-pub use interval::{clopper_pearson, difference_of_means_t, mean_t, trials_needed, wilson, Interval};
+pub use interval::{bootstrap_quantile, clopper_pearson, difference_of_means_t, mean_t, trials_needed, wilson, wilson_proportion, Interval};
 pub use ks::{ks_p_value, ks_statistic};
 pub use moments::Moments;
 pub use quantile::{quantile_sorted, Summary};

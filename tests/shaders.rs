@@ -50,3 +50,39 @@ fn struct_sizes_agree_with_wgsl() {
     // Uniform buffers need 16-byte multiples.
     assert_eq!(std::mem::size_of::<StageParams>() % 16, 0);
 }
+
+/// Rust field offsets, by name, of a `#[repr(C)]` struct.
+macro_rules! offsets {
+    ($t:ty: $($f:ident),* $(,)?) => {
+        vec![$((stringify!($f), std::mem::offset_of!($t, $f))),*]
+    };
+}
+
+#[test]
+fn struct_members_sit_at_the_same_offsets_in_rust_and_wgsl() {
+    let m = parse(Stage::Drift);
+    let rust: Vec<(&str, Vec<(&str, usize)>)> = vec![
+        ("Curve", offsets!(Curve: kind, brk, a, b, lo, hi, p, c0, c1, c2, c3, _pad)),
+        (
+            "DeviceParams",
+            offsets!(DeviceParams: g_max, prog_scale, drift_scale, read_scale, prog_norm, drift_path, _pad1, _pad2, prog_c0, prog_c1, prog_c2, prog_c3, mu_nu, sigma_nu, q_s),
+        ),
+        (
+            "IoParams",
+            offsets!(IoParams: inp_step, inp_bound, out_step, out_bound, out_noise, w_noise, ir_drop, ir_g_ratio, nm_mode, bm_mode, w_noise_type, bm_max_red),
+        ),
+        (
+            "LayerParams",
+            offsets!(LayerParams: n_in, n_out, tiles_in, tiles_out, trials, trial_offset, batch, layer, t_index, key0, key1, gdc_mode, log_t_ratio, read_sqrt_log, full_path, x_per_trial, activation, chunks_per_tile, wmax, gdc_base),
+        ),
+        ("StageParams", offsets!(StageParams: layer, dev, io)),
+        ("TileInfo", offsets!(TileInfo: row_start, rows, col_start, cols, scale, wmax_norm, mean_abs_norm, _pad)),
+    ];
+    for (name, fields) in rust {
+        let (_, ty) = m.types.iter().find(|(_, t)| t.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("struct {name} missing from layout.wgsl"));
+        let naga::TypeInner::Struct { members, .. } = &ty.inner else { panic!("{name} is not a struct") };
+        let wgsl: Vec<(String, usize)> = members.iter().map(|mb| (mb.name.clone().unwrap_or_default(), mb.offset as usize)).collect();
+        let rust: Vec<(String, usize)> = fields.iter().map(|(f, o)| (f.to_string(), *o)).collect();
+        assert_eq!(wgsl, rust, "struct {name}: WGSL members (name, offset) vs Rust");
+    }
+}

@@ -36,6 +36,14 @@ pub enum Command {
         /// breakdown in the terminal, results.json and the report. Costs some speed.
         #[arg(long)]
         profile: bool,
+        /// Adaptive trials: run batches of the file's trial count per sweep point until the mean's
+        /// trial-to-trial interval is at most ±X (metric units: 0.001 is ±0.1 points of accuracy)
+        /// at every time, or --max-trials; the report says where each point stopped and why.
+        #[arg(long, value_name = "X")]
+        ci_halfwidth: Option<f64>,
+        /// Cap of adaptive trials per sweep point.
+        #[arg(long, default_value_t = 100_000, requires = "ci_halfwidth")]
+        max_trials: u32,
     },
     /// Merge the results of all shards of one run into the single run's results and report.
     Merge {

@@ -171,7 +171,7 @@ impl aimc::experiment::run::Progress for ProgressOut {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run { experiment, backend, out, trials, shard, profile } => {
+        Command::Run { experiment, backend, out, trials, shard, profile, ci_halfwidth, max_trials } => {
             let mut exp = aimc::experiment::Experiment::load(&experiment)?;
             if let Some(t) = trials {
                 if t == 0 {
@@ -180,6 +180,21 @@ fn run(cli: Cli) -> Result<()> {
                 exp.trials = t;
                 exp.weight_error_trials = exp.weight_error_trials.min(t);
                 exp.resolved["trials"] = t.into();
+            }
+            if let Some(x) = ci_halfwidth {
+                if !(x > 0.0 && x.is_finite()) {
+                    bail!("--ci-halfwidth {x}: must be > 0, e.g. 0.001 for ±0.1 points of accuracy");
+                }
+                if shard.is_some() {
+                    bail!("--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count");
+                }
+                if max_trials < exp.trials.max(2) {
+                    bail!("--max-trials {max_trials}: must be at least the batch of {} trials", exp.trials.max(2));
+                }
+                exp.ci_half_width = x;
+                exp.resolved["ci_half_width"] = x.into();
+                exp.resolved["adaptive_max_trials"] = max_trials.into();
+                exp.adaptive = Some(aimc::experiment::Adaptive { half_width: x, max_trials });
             }
             let mut default_dir = std::path::PathBuf::from("results").join(&exp.name);
             if let Some(s) = &shard {

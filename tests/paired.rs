@@ -1,6 +1,8 @@
-//! Common random numbers: sweep points that differ only in a setting draw the same random numbers,
-//! so their difference is measured trial by trial with a far tighter interval than two independent
-//! samples give (fixed seed, so deterministic).
+//! Statistics of a run, on fixed seeds (deterministic): common random numbers (sweep points that
+//! differ only in a setting draw the same random numbers, so their difference is measured trial by
+//! trial with a far tighter interval than two independent samples give); tail risk and the
+//! separated intervals per point; adaptive trials stopping at the requested half-width with the
+//! numbers a single run of that many trials gives.
 
 use aimc::engine::cpu::CpuBackend;
 use aimc::experiment::run::{run, Quiet};
@@ -55,5 +57,36 @@ fn tail_risk_and_separate_uncertainties_are_reported_per_point() {
         assert!(ts.half_width() > 3.0 * p.mean_ci.half_width(), "{}: test-set ± {} vs trials ± {}", p.time_label, ts.half_width(), p.mean_ci.half_width());
         let p5 = p.p5_ci.as_ref().unwrap();
         assert!(p5.lo <= p.summary.p05 && p.summary.p05 <= p5.hi, "{p5:?} vs p5 {}", p.summary.p05);
+    }
+}
+
+#[test]
+fn adaptive_trials_stop_at_the_requested_half_width_with_the_single_run_numbers() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments/smoke.toml");
+    let mut exp = Experiment::load(&path).unwrap();
+    exp.weight_error_trials = 0;
+    let (target, cap) = (0.006, 64);
+    exp.adaptive = Some(aimc::experiment::Adaptive { half_width: target, max_trials: cap });
+    let out = run(&exp, &mut CpuBackend::fast(2), &mut Quiet);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let r = out.results;
+    for p in &r.points {
+        let n = p.per_trial.len() as u32;
+        // Whole batches of the file's trial count; stopped at the bound, or at the cap.
+        assert_eq!(n % exp.trials, 0, "{} {}: {n} trials", p.series, p.time_label);
+        assert!(p.mean_ci.half_width() <= target || n == cap, "{} {}: ±{} after {n} trials", p.series, p.time_label, p.mean_ci.half_width());
+        assert!(p.stopped.as_deref().is_some_and(|s| s.contains(&format!("{n} trials"))), "{:?}", p.stopped);
+    }
+    // A point that needed more than one batch drew exactly the trials a single run of that many
+    // trials draws (the next global trial indices each batch).
+    let most = r.points.iter().map(|p| p.per_trial.len()).max().unwrap() as u32;
+    assert!(most > exp.trials, "the target should need more than one batch somewhere");
+    let mut single = exp.clone();
+    single.adaptive = None;
+    single.trials = most;
+    let s = run(&single, &mut CpuBackend::fast(2), &mut Quiet).results;
+    for (a, b) in r.points.iter().zip(&s.points) {
+        let n = a.per_trial.len();
+        assert_eq!(a.per_trial_correct.as_ref().unwrap()[..], b.per_trial_correct.as_ref().unwrap()[..n], "{} {}", a.series, a.time_label);
     }
 }

@@ -170,6 +170,15 @@ impl SweepPoint {
     }
 }
 
+/// Adaptive trials: each sweep point runs batches of the experiment's trial count, with the next
+/// global trial indices (the same random numbers a larger run would draw), until the half-width of
+/// the mean's trial-to-trial interval is at most `half_width` at every time, or `max_trials`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Adaptive {
+    pub half_width: f64,
+    pub max_trials: u32,
+}
+
 /// A validated experiment: nothing here can fail at run time for a reason the file controls.
 #[derive(Clone, Debug)]
 pub struct Experiment {
@@ -183,6 +192,9 @@ pub struct Experiment {
     pub common_random_numbers: bool,
     /// Tail-risk threshold (`tail_below`), if the file sets one.
     pub tail_below: Option<f64>,
+    /// Adaptive trials (`aimc run --ci-halfwidth X`): more trials per point until the mean's
+    /// interval is narrow enough at every time, or a cap.
+    pub adaptive: Option<Adaptive>,
     pub trials: u32,
     pub confidence: f64,
     pub ci_half_width: f64,
@@ -500,6 +512,7 @@ impl Experiment {
             seed: raw.seed,
             common_random_numbers: raw.common_random_numbers,
             tail_below: raw.tail_below,
+            adaptive: None,
             trials: raw.trials,
             confidence: raw.confidence,
             ci_half_width: raw.ci_half_width,

@@ -9,7 +9,7 @@ pub mod paired;
 pub mod reference;
 pub mod run;
 
-pub use file::{Experiment, ExperimentError, SweepPoint, WorkloadKind};
+pub use file::{Adaptive, Experiment, ExperimentError, SweepPoint, WorkloadKind};
 
 /// Seconds in the units accepted for inference times.
 pub const TIME_UNITS: [(&str, f64); 9] = [

@@ -4,7 +4,7 @@
 //! see `paired`), (seed, point index) without; the time axis is inside each run, so every trial's
 //! programmed state is reused across times (noise-models §1).
 
-use super::file::{Experiment, SweepPoint, WorkloadKind};
+use super::file::{Adaptive, Experiment, SweepPoint, WorkloadKind};
 use super::time_label;
 use crate::crossbar::MappedMatrix;
 use crate::engine::plan::{self, RunConfig};
@@ -174,6 +174,7 @@ pub fn point_stats(
         test_set_ci,
         p5_ci,
         tail,
+        stopped: None,
     })
 }
 
@@ -250,6 +251,62 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, progress: 
     Ok(out)
 }
 
+/// A point's trials in batches of `exp.trials` (the next global trial indices each time) until the
+/// mean's trial-to-trial interval is at most `a.half_width` at every time, or `a.max_trials`; the
+/// statistics are then computed once over all trials, as a single run of that many would have.
+fn run_point_adaptive(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, progress: &mut dyn Progress, a: Adaptive) -> Result<Vec<Point>, RunError> {
+    let batch = exp.trials.max(2);
+    let mut acc: Vec<Point> = Vec::new();
+    // Test samples per trial of each point (classifiers), from the first batch.
+    let mut samples: Vec<Option<u32>> = Vec::new();
+    let mut done = 0u32;
+    let reason = loop {
+        let mut e = exp.clone();
+        e.first_trial = exp.first_trial + done;
+        e.trials = batch.min(a.max_trials - done);
+        e.weight_error_trials = if done == 0 { exp.weight_error_trials } else { 0 };
+        let pts = run_point(be, &e, sp, progress)?;
+        done += e.trials;
+        if acc.is_empty() {
+            samples = pts.iter().map(|p| p.pooled.as_ref().map(|q| (q.trials / p.per_trial.len().max(1) as u64) as u32)).collect();
+            acc = pts;
+        } else {
+            for (p, q) in acc.iter_mut().zip(pts) {
+                p.per_trial.extend(q.per_trial);
+                if let (Some(x), Some(y)) = (&mut p.per_trial_correct, q.per_trial_correct) {
+                    x.extend(y);
+                }
+            }
+        }
+        let mut worst = 0.0f64;
+        for p in &acc {
+            let m: Moments = p.per_trial.iter().copied().collect();
+            worst = worst.max(stats::mean_t(&m, exp.confidence)?.half_width());
+        }
+        if worst <= a.half_width {
+            break format!("reached ±{} after {done} trials", a.half_width);
+        }
+        if done >= a.max_trials {
+            break format!("stopped at the cap of {done} trials with ±{worst:.3e} (asked ±{})", a.half_width);
+        }
+    };
+    let fp = match (&exp.data, exp.workload) {
+        (Some(d), WorkloadKind::Classifier) => {
+            let (c, n) = workload::fp_accuracy(&exp.layers, exp.activation, d);
+            Some(c as f64 / n as f64)
+        }
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(acc.len());
+    for (ti, (p, n_samples)) in acc.into_iter().zip(samples).enumerate() {
+        let correct = p.per_trial_correct.zip(n_samples);
+        let mut q = point(exp, sp, ti, p.per_trial, correct, fp, p.weight_error)?;
+        q.stopped = Some(reason.clone());
+        out.push(q);
+    }
+    Ok(out)
+}
+
 /// Total trial units the progress bar counts for an experiment.
 pub fn total_work(exp: &Experiment) -> u64 {
     let per_point = exp.trials as u64 + if exp.workload == WorkloadKind::Classifier { exp.weight_error_trials as u64 * exp.layers.len() as u64 } else { 0 };
@@ -262,7 +319,11 @@ pub fn run(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress) 
     let mut points = Vec::new();
     let mut error = None;
     for sp in &exp.points {
-        match run_point(be, exp, sp, progress) {
+        let res = match exp.adaptive {
+            Some(a) => run_point_adaptive(be, exp, sp, progress, a),
+            None => run_point(be, exp, sp, progress),
+        };
+        match res {
             Ok(p) => points.extend(p),
             Err(e) => {
                 error = Some(e);
@@ -289,7 +350,10 @@ pub fn run(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress) 
         WorkloadKind::WeightError => ("std of the weight error (α·W_eff − W)/max|W|", false),
         WorkloadKind::MvmError => ("relative MVM error ‖y − W x‖/‖W x‖", false),
     };
-    let done_points = points.len() / exp.times.len().max(1);
+    // Trials run over all points (one time per point: times share a trial's programmed state);
+    // with adaptive trials points may have run more than the file's count.
+    let trials_run: f64 = points.iter().step_by(exp.times.len().max(1)).map(|p| p.per_trial.len() as f64).sum();
+    let max_trials = points.iter().map(|p| p.per_trial.len() as u32).max().unwrap_or(exp.trials).max(exp.trials);
     let mut results = Results {
         schema_version: results::SCHEMA_VERSION,
         tool: format!("aimc {}", env!("CARGO_PKG_VERSION")),
@@ -311,9 +375,9 @@ pub fn run(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress) 
         fp_baseline,
         points,
         energy,
-        trials: exp.trials,
+        trials: max_trials,
         run_seconds: secs,
-        trials_per_second: (done_points as f64 * exp.trials as f64) / secs.max(1e-9),
+        trials_per_second: trials_run / secs.max(1e-9),
         shard: exp.shard.clone(),
         profile: None,
         reference: None,

@@ -232,6 +232,14 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     }
 
     blocks.push(Block::Heading(2, "Statistics".to_string()));
+    let stops: Vec<Vec<Inline>> =
+        series.iter().filter_map(|s| s.points.first().and_then(|p| p.stopped.as_ref()).map(|why| text(format!("{}: {why}.", s.label())))).collect();
+    if !stops.is_empty() {
+        blocks.push(Block::Paragraph(text(
+            "Adaptive trials: each series ran batches of trials until the mean's trial-to-trial interval was narrow enough at every time, or the cap:",
+        )));
+        blocks.push(Block::List(stops));
+    }
     if results.workload == "classifier" {
         blocks.push(Block::Paragraph(text(
             "Two uncertainties, kept apart. The trial-to-trial interval (Student t over trials) says how well the Monte Carlo pinned the mean accuracy down for this test set; it shrinks with more trials. The test-set sampling interval (Wilson over the test images) says how far the mean accuracy could lie on another test set of the same size; more trials do not shrink it. The pooled columns count every (trial, image) as an independent draw and are neither. The 5th percentile's interval is a percentile bootstrap over trials; P(< threshold) is the fraction of trials below the tail threshold (tail_below, default one point below floating point) with a Clopper–Pearson interval over trials.",

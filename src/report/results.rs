@@ -108,6 +108,9 @@ pub struct Point {
     /// below `tail_below`), with a Clopper–Pearson interval over trials.
     #[serde(default)]
     pub tail: Option<Tail>,
+    /// With adaptive trials: where this point stopped and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// P(metric < threshold) over trials.

@@ -130,6 +130,7 @@ pub(crate) mod tests {
             test_set_ci: None,
             p5_ci: None,
             tail: None,
+            stopped: None,
         }
     }
 

@@ -527,10 +527,7 @@ fn paired_blocks(results: &Results) -> Vec<Block> {
             .collect()
         })
         .collect();
-    vec![
-        Block::Paragraph(text(para)),
-        Block::Table(Table { header: header.iter().map(|h| h.trim().to_string()).collect(), rows, right_aligned: (0..header.len()).map(|i| i > 2).collect() }),
-    ]
+    paragraph_and_table(para, &header, rows, 3)
 }
 
 /// The reference comparison: a sentence with the verdict, then one row per point.
@@ -571,9 +568,14 @@ fn reference_blocks(c: &super::results::ReferenceComparison) -> Vec<Block> {
             .collect()
         })
         .collect();
+    paragraph_and_table(para, &header, rows, 2)
+}
+
+/// A paragraph, then a table whose columns from `first_right` on are right-aligned (numbers).
+fn paragraph_and_table(para: String, header: &[&str], rows: Vec<Vec<Vec<Inline>>>, first_right: usize) -> Vec<Block> {
     vec![
         Block::Paragraph(text(para)),
-        Block::Table(Table { header: header.iter().map(|h| h.to_string()).collect(), rows, right_aligned: (0..header.len()).map(|i| i > 1).collect() }),
+        Block::Table(Table { header: header.iter().map(|h| h.trim().to_string()).collect(), rows, right_aligned: (0..header.len()).map(|i| i >= first_right).collect() }),
     ]
 }
 

@@ -22,6 +22,15 @@
 //! - (e) the public MLP case `experiments/bench_mlp.toml` through the experiment runner:
 //!   trial-points (trial × time) per second, against the target for the adapter's class.
 
+/// `println!` that ignores a closed pipe (`aimc run ... | head -1`): results are in
+/// files by then, and a progress line must never abort a run.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 use crate::crossbar::{Gdc, MappedMatrix, Periphery, TileShape};
 use crate::device::DeviceModel;
 use crate::engine::plan::{self, AnalogLayer, RunConfig};
@@ -135,11 +144,11 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
     let mut be = crate::engine::open(choice)?;
     let ad = be.adapter();
     let cpu = ad.device_type == "Cpu";
-    println!("adapter: {} ({}, {}, driver {})", ad.name, ad.backend, ad.device_type, ad.driver);
+    say!("adapter: {} ({}, {}, driver {})", ad.name, ad.backend, ad.device_type, ad.driver);
     let (philox, flops) = peaks(be.as_mut(), small)?;
-    println!("measured ceilings: {:.3} G Philox4x32-10 blocks/s, {:.3} TFLOP/s FP32 FMA", philox / 1e9, flops / 1e12);
+    say!("measured ceilings: {:.3} G Philox4x32-10 blocks/s, {:.3} TFLOP/s FP32 FMA", philox / 1e9, flops / 1e12);
     let overhead = plan::time_dispatch_overhead(be.as_mut(), if small { 500 } else { 5000 })?;
-    println!("fixed cost per dispatch (recording, submission, a one-invocation kernel): {:.1} µs", overhead * 1e6);
+    say!("fixed cost per dispatch (recording, submission, a one-invocation kernel): {:.1} µs", overhead * 1e6);
     // Targets for the adapter's class (engine issue: H100-class GPU; this project's 2-core CPU).
     let gpu_target = |v: f64| if cpu { None } else { Some(v) };
     let mut cases = Vec::new();
@@ -233,7 +242,7 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
 
     // (e) The public MLP case through the experiment runner.
     match bench_mlp_path() {
-        None => println!("(e) skipped: experiments/bench_mlp.toml not found (run from the repository root)"),
+        None => say!("(e) skipped: experiments/bench_mlp.toml not found (run from the repository root)"),
         Some(path) => {
             let mut exp = crate::experiment::Experiment::load(&path).map_err(|e| EngineError::Invalid(format!("{}: {e}", path.display())))?;
             if small {
@@ -264,14 +273,14 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
         }
     }
 
-    println!("{:<24} {:<36} {:>16} {:>16} {:>7} {:>16}", "case", "size", "measured", "floor", "ratio", "target");
+    say!("{:<24} {:<36} {:>16} {:>16} {:>7} {:>16}", "case", "size", "measured", "floor", "ratio", "target");
     for c in &cases {
         let floor = c.floor.map_or("–".to_string(), |f| si(f, c.unit));
         let ratio = c.floor.map_or("–".to_string(), |f| format!("{:.1}%", 100.0 * c.rate / f));
         let target = c.target.map_or("–".to_string(), |t| format!("{}{}", if c.rate >= t { "met " } else { "" }, si(t, c.unit)));
-        println!("{:<24} {:<36} {:>16} {:>16} {:>7} {:>16}", c.name, c.size, si(c.rate, c.unit), floor, ratio, target);
+        say!("{:<24} {:<36} {:>16} {:>16} {:>7} {:>16}", c.name, c.size, si(c.rate, c.unit), floor, ratio, target);
     }
-    println!(
+    say!(
         "floors: Philox blocks / {:.3} G/s + FLOPs / {:.3} TFLOP/s; per device-state weight {} blocks, {} transcendentals, {} bytes (see src/bench.rs)",
         philox / 1e9,
         flops / 1e12,
@@ -281,7 +290,7 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
     );
     for c in &cases {
         if let Some(p) = &c.profile {
-            println!("\n{} ({}):\n{}", c.name, c.size, p.table());
+            say!("\n{} ({}):\n{}", c.name, c.size, p.table());
         }
     }
     Ok(())

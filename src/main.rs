@@ -1,6 +1,21 @@
 //! The `aimc` binary: parse the command line, call the library, print `Error: ...` and exit 1 on
 //! failure.
 
+/// `println!`/`eprintln!` that ignore a closed pipe (`aimc run ... | head -1`): results are in
+/// files by then, and a progress line must never abort a run.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+macro_rules! say_err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod cli;
 
 use aimc::crossbar::TileShape;
@@ -11,7 +26,7 @@ use cli::{Cli, Command, CommonArgs};
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
-        eprintln!("Error: {e:#}");
+        say_err!("Error: {e:#}");
         std::process::exit(1);
     }
 }
@@ -87,18 +102,18 @@ fn run_experiment(
 ) -> Result<()> {
     let mut be = aimc::engine::open(backend)?;
     let ad = be.adapter();
-    eprintln!("{}: {} sweep points x {} times x {} trials on {} ({})", exp.name, exp.points.len(), exp.times.len(), exp.trials, ad.name, ad.backend);
+    say_err!("{}: {} sweep points x {} times x {} trials on {} ({})", exp.name, exp.points.len(), exp.times.len(), exp.trials, ad.name, ad.backend);
     let mut progress = ProgressOut::new();
     be.set_profiling(profile);
     let mut outcome = aimc::experiment::run::run(exp, be.as_mut(), &mut progress);
     outcome.results.profile = be.take_profile()?;
     if let Some(p) = &outcome.results.profile {
-        eprintln!("where the time went:\n{}", p.table());
+        say_err!("where the time went:\n{}", p.table());
     }
     if let Some(err) = outcome.error {
         if !outcome.results.points.is_empty() {
             let p = outcome.results.save(&dir, false).with_context(|| format!("writing partial results to {}", dir.display()))?;
-            eprintln!("the points finished before the error are saved in {} (not a complete run)", p.display());
+            say_err!("the points finished before the error are saved in {} (not a complete run)", p.display());
         }
         return Err(err.into());
     }
@@ -107,10 +122,10 @@ fn run_experiment(
     aimc::report::write_report(&r, &dir)?;
     if let Some(j) = json {
         std::fs::copy(&path, j).with_context(|| format!("writing {}", j.display()))?;
-        eprintln!("wrote {}", j.display());
+        say_err!("wrote {}", j.display());
     }
-    println!("{}", aimc::experiment::run::console_summary(&r));
-    println!("{:.1} s, {:.0} trials/s; results in {} (report.md, report.html, plots)", r.run_seconds, r.trials_per_second, path.parent().unwrap().display());
+    say!("{}", aimc::experiment::run::console_summary(&r));
+    say!("{:.1} s, {:.0} trials/s; results in {} (report.md, report.html, plots)", r.run_seconds, r.trials_per_second, path.parent().unwrap().display());
     Ok(())
 }
 
@@ -151,7 +166,7 @@ impl aimc::experiment::run::Progress for ProgressOut {
         } else if self.done >= self.next_line && self.done < self.total {
             let secs = self.start.elapsed().as_secs_f64();
             let rate = self.done as f64 / secs.max(1e-9);
-            eprintln!(
+            say_err!(
                 "progress: {}/{} trials ({:.0} %), {:.1} trials/s, ETA {:.0} s",
                 self.done,
                 self.total,
@@ -174,8 +189,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run { experiment, backend, out, trials, shard, profile, ci_halfwidth, max_trials } => {
             let mut exp = aimc::experiment::Experiment::load(&experiment)?;
             if let Some(t) = trials {
-                if t == 0 {
-                    bail!("--trials 0: need at least 1 trial");
+                if t < 2 {
+                    bail!("--trials {t}: an interval over trials needs at least 2");
                 }
                 exp.trials = t;
                 exp.weight_error_trials = exp.weight_error_trials.min(t);
@@ -213,13 +228,13 @@ fn run(cli: Cli) -> Result<()> {
             let r = aimc::experiment::merge::merge(parts).map_err(anyhow::Error::msg)?;
             let path = r.save(&out, true).with_context(|| format!("writing merged results to {}", out.display()))?;
             aimc::report::write_report(&r, &out)?;
-            println!("{}", aimc::experiment::run::console_summary(&r));
-            println!("merged {} shards ({} trials) into {}", shards.len(), r.trials, path.display());
+            say!("{}", aimc::experiment::run::console_summary(&r));
+            say!("merged {} shards ({} trials) into {}", shards.len(), r.trials, path.display());
             Ok(())
         }
         Command::Check { experiment } => {
             let exp = aimc::experiment::Experiment::load(&experiment)?;
-            println!(
+            say!(
                 "{}: ok ({:?}, {} sweep points x {} times x {} trials, {} layers)",
                 experiment.display(),
                 exp.workload,
@@ -233,17 +248,17 @@ fn run(cli: Cli) -> Result<()> {
         Command::Report { dir } => {
             let r = aimc::report::results::Results::load(&dir).map_err(anyhow::Error::msg)?;
             aimc::report::write_report(&r, &dir)?;
-            println!("rebuilt the plots and report in {}", dir.display());
+            say!("rebuilt the plots and report in {}", dir.display());
             Ok(())
         }
         Command::Devices => {
             let list = aimc::engine::gpu::list_adapters();
             if list.is_empty() {
-                println!("no GPU adapters (install a Vulkan driver; on Debian: apt-get install -y mesa-vulkan-drivers libvulkan1)");
+                say!("no GPU adapters (install a Vulkan driver; on Debian: apt-get install -y mesa-vulkan-drivers libvulkan1)");
             }
             let hw = aimc::engine::gpu::choose(&list, aimc::engine::gpu::AdapterPick::Hardware);
             let any = aimc::engine::gpu::choose(&list, aimc::engine::gpu::AdapterPick::Any);
-            println!("{:<3} {:<44} {:<8} {:<14} {:<30} used by", "#", "name", "backend", "type", "driver");
+            say!("{:<3} {:<44} {:<8} {:<14} {:<30} used by", "#", "name", "backend", "type", "driver");
             for (i, a) in list.iter().enumerate() {
                 let info = aimc::engine::gpu::info_of(a);
                 let mut used = Vec::new();
@@ -253,10 +268,10 @@ fn run(cli: Cli) -> Result<()> {
                 if any == Some(i) {
                     used.push("--backend gpu");
                 }
-                println!("{:<3} {:<44} {:<8} {:<14} {:<30} {}", i, info.name, info.backend, info.device_type, info.driver, used.join(", "));
+                say!("{:<3} {:<44} {:<8} {:<14} {:<30} {}", i, info.name, info.backend, info.device_type, info.driver, used.join(", "));
             }
             if hw.is_none() {
-                println!("--backend auto uses the CPU twin ({} threads): no hardware GPU", aimc::engine::cpu::default_threads());
+                say!("--backend auto uses the CPU twin ({} threads): no hardware GPU", aimc::engine::cpu::default_threads());
             }
             Ok(())
         }
@@ -301,7 +316,7 @@ fn run(cli: Cli) -> Result<()> {
             let model = aimc::train::train_mlp(&train, &cfg);
             aimc::train::save_safetensors(&model, &aimc::train::training_command(&cfg), &out)?;
             let dims: Vec<String> = model.dims().iter().map(usize::to_string).collect();
-            println!(
+            say!(
                 "{} MLP ({}) trained in {:.1} s: train accuracy {:.2} %, test accuracy {:.2} %; wrote {}",
                 dims.join("-"),
                 cfg.activation.name(),

@@ -137,7 +137,10 @@ fn bad_values_are_named_with_the_fix() {
     let p = bad_experiment("negtime", |t| t.replace("t = [\"1h\", \"1y\"]", "t = [\"1h\", -5]"));
     expect_error(&p, &["sweep.t", ">= 0"]);
     let p = bad_experiment("zerotrials", |t| t.replace("trials = 8", "trials = 0"));
-    expect_error(&p, &["trials = 0", "at least 1"]);
+    expect_error(&p, &["trials = 0", "at least 2"]);
+    // One trial has no interval over trials: refused, not reported as a zero-width one.
+    let p = bad_experiment("onetrial", |t| t.replace("trials = 8", "trials = 1"));
+    expect_error(&p, &["trials = 1", "at least 2"]);
     let p = bad_experiment("bits", |t| t.replace("gdc = [\"off\", \"readout\"]", "adc_bits = [9, 40]"));
     expect_error(&p, &["out_res_bits = 40", "2..=24"]);
     let p = bad_experiment("model", |t| format!("{t}\n[device]\nmodel = \"rram\"\n"));
@@ -269,4 +272,32 @@ fn bad_reference_files_are_named() {
     let p = bad_experiment("ref-format", |t| t + "\n[reference]\npath = \"counts.json\"\n");
     std::fs::write(p.parent().unwrap().join("counts.json"), r#"{"n_test": 450, "correct": {"sometimes": {"1": [400, 401]}}}"#).unwrap();
     expect_error(&p, &["reference.path", "correct.sometimes", "off, readout or exact_reference"]);
+}
+
+#[test]
+fn inputs_that_used_to_be_taken_silently_are_refused() {
+    // rows with three numbers was read as the first two.
+    let p = bad_experiment("rows3", |t| t.replace("rows = [1347, 1447]", "rows = [1347, 1447, 1500]"));
+    expect_error(&p, &["data.rows", "two numbers"]);
+    // The same field as two sweep axes (alias and name) let one win.
+    let p = bad_experiment("twoaxes", |t| t.replace("gdc = [\"off\", \"readout\"]", "adc_bits = [8, 9]\nout_res_bits = [7, 9]"));
+    expect_error(&p, &["the same field as another axis", "out_res_bits"]);
+    // A name that is not one path component would write outside results/.
+    let p = bad_experiment("escape", |t| t.replace("name = \"smoke\"", "name = \"../../escape\""));
+    expect_error(&p, &["name = \"../../escape\"", "results directory"]);
+    // A device curve with lo > hi (the CPU and the GPU clamp it differently).
+    let p = bad_experiment("curve", |t| format!("{t}\n[device]\nq_s = {{ kind = \"power_clamp\", a = 0.0088, p = 0.65, lo = 0.5, hi = 0.2 }}\n"));
+    expect_error(&p, &["device.q_s", "lo <= hi"]);
+    // A CSV with a header line needs header = true (a header is never guessed).
+    let dir = tmp("header-csv");
+    let csv = dir.join("h.csv");
+    let mut text = String::from("f0");
+    for i in 1..64 {
+        text.push_str(&format!(",f{i}"));
+    }
+    text.push_str(",label\n");
+    text.push_str(&std::fs::read_to_string(root().join("experiments/data/digits.csv")).unwrap());
+    std::fs::write(&csv, text).unwrap();
+    let p = bad_experiment("header", |t| t.replace("data/digits.csv", csv.to_str().unwrap()));
+    expect_error(&p, &["line 1, column 1", "header = true"]);
 }

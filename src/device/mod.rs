@@ -216,6 +216,23 @@ impl DeviceModel {
                 return Err(format!("device.{name} = {v}: must be a finite number > 0"));
             }
         }
+        for (name, f) in [("mu_nu", &self.mu_nu), ("sigma_nu", &self.sigma_nu), ("q_s", &self.q_s)] {
+            let (vals, lo, hi): (Vec<f64>, f64, f64) = match *f {
+                Fit::LogClampPoly { brk, a, b, lo, hi, c } => {
+                    ([vec![a, b, lo, hi], c.to_vec(), vec![if brk.is_infinite() { 0.0 } else { brk }]].concat(), lo, hi)
+                }
+                Fit::PowerClamp { a, p, lo, hi } => (vec![a, p, lo, hi], lo, hi),
+            };
+            if vals.iter().any(|v| !v.is_finite()) || lo > hi {
+                return Err(format!("device.{name} = {f:?}: every coefficient must be finite and lo <= hi"));
+            }
+            if matches!(f, Fit::PowerClamp { .. }) && lo <= 0.0 {
+                return Err(format!("device.{name}: lo = {lo} must be > 0 (it bounds the denominator of a / max(gr^p, lo))"));
+            }
+        }
+        if self.prog_coeff.iter().any(|v| !v.is_finite()) || !(self.prog_g_ref.is_finite() && self.prog_g_ref > 0.0) {
+            return Err(format!("device.prog_coeff = {:?}, prog_g_ref = {}: must be finite (g_ref > 0)", self.prog_coeff, self.prog_g_ref));
+        }
         let scales = [("prog_noise_scale", self.prog_noise_scale), ("drift_scale", self.drift_scale), ("read_noise_scale", self.read_noise_scale)];
         for (name, v) in scales {
             if !(v.is_finite() && v >= 0.0) {

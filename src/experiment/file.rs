@@ -107,6 +107,12 @@ struct RawModel {
     path: PathBuf,
     #[serde(default)]
     tensor: Option<String>,
+    /// Layer prefixes in order, where the keys' numeric index cannot give it.
+    #[serde(default)]
+    layers: Vec<String>,
+    /// Leave tensors that are not a used layer's weight or bias unused instead of refusing.
+    #[serde(default)]
+    allow_extra: bool,
     #[serde(default = "default_act")]
     activation: Activation,
 }
@@ -122,7 +128,10 @@ struct RawData {
     #[serde(default = "one")]
     scale: f32,
     #[serde(default)]
-    rows: Option<[usize; 2]>,
+    rows: Option<Vec<usize>>,
+    /// The first line names the columns (never guessed).
+    #[serde(default)]
+    header: bool,
 }
 
 fn one() -> f32 {
@@ -222,6 +231,9 @@ const SPECIAL_AXES: [&str; 4] = ["t", "gdc", "tile", "model"];
 /// Friendly aliases for periphery fields.
 const ALIASES: [(&str, &str); 2] = [("dac_bits", "inp_res_bits"), ("adc_bits", "out_res_bits")];
 
+/// Largest `[mvm] inputs` × matrix inputs: the random inputs are held in memory at once.
+const MAX_MVM_INPUT_VALUES: u64 = 1 << 28;
+
 fn set_field<T: serde::Serialize + serde::de::DeserializeOwned>(obj: &mut T, section: &str, field: &str, value: &toml::Value) -> Result<(), String> {
     let mut table = toml::Table::try_from(&*obj).map_err(|e| e.to_string())?;
     if !table.contains_key(field) {
@@ -314,8 +326,12 @@ impl Experiment {
             }
         };
 
-        if raw.trials == 0 {
-            return Err(bad("trials = 0: need at least 1 trial (1000 or more for tight intervals)".into()));
+        if raw.trials < 2 {
+            return Err(bad(format!("trials = {}: an interval over trials needs at least 2 (1000 or more for tight intervals)", raw.trials)));
+        }
+        // The name becomes a directory under results/: one plain path component.
+        if raw.name.is_empty() || raw.name.starts_with('.') || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+            return Err(bad(format!("name = {:?}: use letters, digits, '_', '-' and '.' (not first); it names the results directory", raw.name)));
         }
         if !(raw.confidence > 0.0 && raw.confidence < 1.0) {
             return Err(bad(format!("confidence = {}: must be in (0, 1), e.g. 0.95", raw.confidence)));
@@ -366,6 +382,9 @@ impl Experiment {
                 continue;
             }
             let name = ALIASES.iter().find(|(a, _)| a == k).map(|(_, f)| f.to_string()).unwrap_or(k.clone());
+            if axes.iter().any(|a: &SweepAxis| a.name == name) {
+                return Err(bad(format!("sweep.{k}: the same field as another axis ({name}; dac_bits = inp_res_bits, adc_bits = out_res_bits); keep one")));
+            }
             axes.push(SweepAxis { name, values: arr.clone(), labels: arr.iter().map(value_label).collect() });
         }
         if times.is_empty() {
@@ -443,14 +462,18 @@ impl Experiment {
         let model_path = resolve(&raw.model.path);
         let (layers, data, mvm_inputs) = match raw.workload {
             WorkloadKind::Classifier => {
-                let layers = io::read_state_dict(&model_path).map_err(|e| bad(format!("model.path: {e}")))?;
+                let opt = io::StateDictOptions { layers: raw.model.layers.clone(), allow_extra: raw.model.allow_extra };
+                let layers = io::read_state_dict_with(&model_path, &opt).map_err(|e| bad(format!("model.path: {e}")))?;
                 let d = raw.data.as_ref().ok_or_else(|| bad("the classifier workload needs a [data] section with path = \"...csv\"".into()))?;
                 let data_path = resolve(&d.path);
                 if !(d.scale.is_finite() && d.scale > 0.0) {
                     return Err(bad(format!("data.scale = {}: must be > 0", d.scale)));
                 }
-                let mut ds = io::read_csv(&data_path, d.scale).map_err(|e| bad(format!("data.path: {e}")))?;
-                if let Some([a, b]) = d.rows {
+                let mut ds = io::read_csv_with(&data_path, d.scale, d.header).map_err(|e| bad(format!("data.path: {e}")))?;
+                if let Some(r) = &d.rows {
+                    let &[a, b] = r.as_slice() else {
+                        return Err(bad(format!("data.rows = {r:?}: give two numbers, [start, end] (rows start..end, end excluded)")));
+                    };
                     if a >= b || b > ds.len() {
                         return Err(bad(format!("data.rows = [{a}, {b}]: {} has {} rows; need start < end <= {}", data_path.display(), ds.len(), ds.len())));
                     }
@@ -462,7 +485,13 @@ impl Experiment {
             WorkloadKind::WeightError | WorkloadKind::MvmError => {
                 let m: Matrix = io::read_matrix(&model_path, raw.model.tensor.as_deref()).map_err(|e| bad(format!("model.path: {e}")))?;
                 let inputs = match (raw.workload, &raw.mvm) {
-                    (WorkloadKind::MvmError, Some(mv)) if mv.inputs > 0 => mv.inputs,
+                    (WorkloadKind::MvmError, Some(mv)) if mv.inputs > 0 && (mv.inputs as u64) * (m.cols as u64) <= MAX_MVM_INPUT_VALUES => mv.inputs,
+                    (WorkloadKind::MvmError, Some(mv)) if mv.inputs > 0 => {
+                        return Err(bad(format!(
+                            "mvm.inputs = {}: {} inputs of {} values exceed {MAX_MVM_INPUT_VALUES} values; use fewer inputs",
+                            mv.inputs, mv.inputs, m.cols
+                        )))
+                    }
                     (WorkloadKind::MvmError, _) => return Err(bad("the mvm_error workload needs [mvm] inputs = N (N >= 1 random input vectors)".into())),
                     _ => 0,
                 };

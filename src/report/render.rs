@@ -575,7 +575,11 @@ fn reference_blocks(c: &super::results::ReferenceComparison) -> Vec<Block> {
 fn paragraph_and_table(para: String, header: &[&str], rows: Vec<Vec<Vec<Inline>>>, first_right: usize) -> Vec<Block> {
     vec![
         Block::Paragraph(text(para)),
-        Block::Table(Table { header: header.iter().map(|h| h.trim().to_string()).collect(), rows, right_aligned: (0..header.len()).map(|i| i >= first_right).collect() }),
+        Block::Table(Table {
+            header: header.iter().map(|h| h.trim().to_string()).collect(),
+            rows,
+            right_aligned: (0..header.len()).map(|i| i >= first_right).collect(),
+        }),
     ]
 }
 

@@ -67,15 +67,23 @@ pub fn parse_npy(b: &[u8]) -> Result<Matrix, String> {
         [r, c] => (*r, *c),
         _ => return Err(format!("expected a 1-D or 2-D array, found shape {shape:?}")),
     };
-    let body = &b[start + hlen..];
-    if body.len() < rows * cols * width {
-        return Err(format!("the data is truncated: {} bytes for shape {shape:?}", body.len()));
+    if rows == 0 || cols == 0 {
+        return Err(format!("shape {shape:?} is empty: a weight matrix needs at least one row and one column"));
     }
-    let data = if width == 4 {
+    let body = &b[start + hlen..];
+    // Checked: a header may claim any size.
+    let need = rows.checked_mul(cols).and_then(|n| n.checked_mul(width)).ok_or_else(|| format!("shape {shape:?} is too large"))?;
+    if body.len() < need {
+        return Err(format!("the data is truncated: {} bytes for shape {shape:?} ({need} needed)", body.len()));
+    }
+    let data: Vec<f32> = if width == 4 {
         body.chunks_exact(4).take(rows * cols).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
     } else {
         body.chunks_exact(8).take(rows * cols).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
     };
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(format!("element [{}, {}] = {}: weights must be finite", i / cols, i % cols, data[i]));
+    }
     Ok(Matrix { rows, cols, data })
 }
 
@@ -139,8 +147,15 @@ pub fn read_safetensors_matrix(path: &Path, name: Option<&str>) -> Result<Matrix
     if t.shape().len() != 2 {
         return Err(err(path, format!("tensor {pick} has shape {:?}; a weight matrix must be 2-D", t.shape())));
     }
+    let (rows, cols) = (t.shape()[0], t.shape()[1]);
+    if rows == 0 || cols == 0 {
+        return Err(err(path, format!("tensor {pick} has shape {:?}: a weight matrix needs at least one row and one column", t.shape())));
+    }
     let data = tensor_f32(&t).map_err(|m| err(path, format!("tensor {pick}: {m}")))?;
-    Ok(Matrix { rows: t.shape()[0], cols: t.shape()[1], data })
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(err(path, format!("tensor {pick}[{}, {}] = {}: weights must be finite", i / cols, i % cols, data[i])));
+    }
+    Ok(Matrix { rows, cols, data })
 }
 
 /// A weight matrix from `.npy` or `.safetensors` (by extension).
@@ -160,40 +175,106 @@ pub struct Linear {
     pub bias: Vec<f32>,
 }
 
-/// The Linear layers of a PyTorch state dict, in module order: every `PREFIX.weight` of rank 2
-/// with its `PREFIX.bias`, sorted by the numbers in PREFIX (`0`, `2`, `10`, `layers.1`, ...).
+/// The Linear layers of a PyTorch state dict, in module order (see [`parse_state_dict_with`]).
 pub fn read_state_dict(path: &Path) -> Result<Vec<Linear>, WorkloadError> {
+    read_state_dict_with(path, &StateDictOptions::default())
+}
+
+/// How a state dict is read: an explicit layer order, and whether tensors that are not the
+/// layers' weights and biases may be left unused.
+#[derive(Clone, Debug, Default)]
+pub struct StateDictOptions {
+    /// Layer prefixes in order (`[model] layers`); empty: from the numeric index of the keys.
+    pub layers: Vec<String>,
+    /// Leave other tensors (BatchNorm, embeddings, ...) unused instead of refusing the file.
+    pub allow_extra: bool,
+}
+
+pub fn read_state_dict_with(path: &Path, opt: &StateDictOptions) -> Result<Vec<Linear>, WorkloadError> {
     let bytes = read(path)?;
-    parse_state_dict(&bytes).map_err(|m| err(path, m))
+    parse_state_dict_with(&bytes, opt).map_err(|m| err(path, m))
 }
 
 pub fn parse_state_dict(bytes: &[u8]) -> Result<Vec<Linear>, String> {
+    parse_state_dict_with(bytes, &StateDictOptions::default())
+}
+
+/// Linear layers of a PyTorch state dict. The order comes from the numeric index of the keys
+/// (`0.weight`, `2.weight`, `10.weight`) or from `opt.layers`, never from string order; every
+/// tensor is a used weight or bias (or `opt.allow_extra`); weights are 2-D, non-empty and finite.
+pub fn parse_state_dict_with(bytes: &[u8], opt: &StateDictOptions) -> Result<Vec<Linear>, String> {
     let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("not a valid safetensors file: {e}"))?;
-    let mut prefixes: Vec<String> = st
-        .names()
-        .into_iter()
-        .filter_map(|n| n.strip_suffix(".weight").map(str::to_string))
-        .filter(|p| st.tensor(&format!("{p}.weight")).map(|t| t.shape().len() == 2).unwrap_or(false))
-        .collect();
+    let names = st.names();
+    let mut prefixes: Vec<String> = names.iter().filter_map(|n| n.strip_suffix(".weight").map(str::to_string)).collect();
     if prefixes.is_empty() {
-        return Err("has no Linear layers (no 2-D tensor named PREFIX.weight); save model.state_dict() of an MLP".into());
+        return Err("has no Linear layers (no tensor named PREFIX.weight); save model.state_dict() of an MLP".into());
     }
-    let key = |p: &str| -> Vec<(u64, String)> { p.split('.').map(|s| (s.parse::<u64>().unwrap_or(u64::MAX), s.to_string())).collect() };
-    prefixes.sort_by_key(|p| key(p));
+    if !opt.layers.is_empty() {
+        for l in &opt.layers {
+            if !prefixes.contains(l) {
+                return Err(format!("model.layers names {l:?}, but there is no tensor {l}.weight (the file has {})", prefixes.join(", ")));
+            }
+        }
+        prefixes = opt.layers.clone();
+    } else {
+        // Numeric order only where the names differ in numbers alone (nn.Sequential keys);
+        // "hidden1, hidden10, hidden2" has no order a file can state.
+        let split: Vec<Vec<&str>> = prefixes.iter().map(|p| p.split('.').collect()).collect();
+        let depth = split.iter().map(Vec::len).max().unwrap_or(0);
+        for d in 0..depth {
+            let texts: std::collections::BTreeSet<&str> = split.iter().filter_map(|s| s.get(d).copied()).filter(|x| x.parse::<u64>().is_err()).collect();
+            if texts.len() > 1 || (texts.len() == 1 && split.iter().any(|s| s.get(d).is_some_and(|x| x.parse::<u64>().is_ok()))) {
+                let mut sorted = prefixes.clone();
+                sorted.sort();
+                return Err(format!(
+                    "the layer order cannot be read from the names {} (they differ in more than a numeric index); list them in the experiment: [model] layers = [{}]",
+                    sorted.join(", "),
+                    sorted.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        let key = |p: &str| -> Vec<(u64, String)> { p.split('.').map(|s| (s.parse::<u64>().unwrap_or(u64::MAX), s.to_string())).collect() };
+        prefixes.sort_by_key(|p| key(p));
+    }
+    let mut used = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for p in prefixes {
-        let t = st.tensor(&format!("{p}.weight")).unwrap();
-        let w = Matrix { rows: t.shape()[0], cols: t.shape()[1], data: tensor_f32(&t).map_err(|m| format!("{p}.weight: {m}"))? };
+        let t = st.tensor(&format!("{p}.weight")).map_err(|e| format!("{p}.weight: {e}"))?;
+        if t.shape().len() != 2 {
+            return Err(format!("{p}.weight has shape {:?}: a Linear weight is 2-D (out x in); list the Linear layers in [model] layers = [...]", t.shape()));
+        }
+        if t.shape().contains(&0) {
+            return Err(format!("{p}.weight has shape {:?}: a layer needs at least one input and one output", t.shape()));
+        }
+        let data = tensor_f32(&t).map_err(|m| format!("{p}.weight: {m}"))?;
+        let (rows, cols) = (t.shape()[0], t.shape()[1]);
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(format!("{p}.weight[{}, {}] = {}: weights must be finite", i / cols, i % cols, data[i]));
+        }
+        used.insert(format!("{p}.weight"));
+        let w = Matrix { rows, cols, data };
         let bias = match st.tensor(&format!("{p}.bias")) {
             Ok(b) => {
                 if b.shape() != [w.rows] {
                     return Err(format!("{p}.bias has shape {:?} but {p}.weight has {} outputs", b.shape(), w.rows));
                 }
-                tensor_f32(&b).map_err(|m| format!("{p}.bias: {m}"))?
+                let v = tensor_f32(&b).map_err(|m| format!("{p}.bias: {m}"))?;
+                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                    return Err(format!("{p}.bias[{i}] = {}: biases must be finite", v[i]));
+                }
+                used.insert(format!("{p}.bias"));
+                v
             }
             Err(_) => vec![0.0; w.rows],
         };
         out.push(Linear { name: p, weight: w, bias });
+    }
+    let extra: Vec<String> = names.iter().map(|n| n.to_string()).filter(|n| !used.contains(n)).collect();
+    if !extra.is_empty() && !opt.allow_extra {
+        return Err(format!(
+            "tensors {} are not the weight or bias of a Linear layer used here; set [model] allow_extra = true to leave them unused, or list the layers in [model] layers = [...]",
+            extra.join(", ")
+        ));
     }
     for pair in out.windows(2) {
         if pair[0].weight.rows != pair[1].weight.cols {
@@ -232,27 +313,49 @@ impl Dataset {
 /// Reads a CSV data set: features, then the integer label in the last column. A first line that
 /// does not parse as numbers (a header) is skipped. Features are divided by `scale`.
 pub fn read_csv(path: &Path, scale: f32) -> Result<Dataset, WorkloadError> {
+    read_csv_with(path, scale, false)
+}
+
+/// As [`read_csv`]; `header`: the first line names the columns and is skipped (never guessed).
+pub fn read_csv_with(path: &Path, scale: f32, header: bool) -> Result<Dataset, WorkloadError> {
     let text = String::from_utf8(read(path)?).map_err(|_| err(path, "is not UTF-8 text"))?;
-    parse_csv(&text, scale).map_err(|m| err(path, m))
+    parse_csv_with(&text, scale, header).map_err(|m| err(path, m))
 }
 
 pub fn parse_csv(text: &str, scale: f32) -> Result<Dataset, String> {
+    parse_csv_with(text, scale, false)
+}
+
+/// Features, then the integer label, on every line; a UTF-8 byte-order mark is dropped; a header
+/// line only where `header` says so; every feature finite.
+pub fn parse_csv_with(text: &str, scale: f32, header: bool) -> Result<Dataset, String> {
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(format!("scale = {scale}: features are divided by it; it must be a finite number > 0"));
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut x = Vec::new();
     let mut labels = Vec::new();
     let mut width = None;
     for (i, line) in text.lines().enumerate() {
+        if header && i == 0 {
+            continue;
+        }
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let nums: Result<Vec<f64>, _> = fields.iter().map(|f| f.parse::<f64>()).collect();
-        let Ok(nums) = nums else {
-            if i == 0 {
-                continue; // header
+        let mut nums = Vec::with_capacity(fields.len());
+        for (c, f) in fields.iter().enumerate() {
+            let v: f64 = f.parse().map_err(|_| {
+                let hint = if i == 0 { " (if the first line names the columns, set header = true)" } else { "" };
+                format!("line {}, column {}: {f:?} is not a number{hint}", i + 1, c + 1)
+            })?;
+            if !v.is_finite() {
+                return Err(format!("line {}, column {}: {f} is not a finite number", i + 1, c + 1));
             }
-            return Err(format!("line {}: a field is not a number", i + 1));
-        };
+            nums.push(v);
+        }
         if nums.len() < 2 {
             return Err(format!("line {}: need at least one feature and a label", i + 1));
         }
@@ -262,7 +365,7 @@ pub fn parse_csv(text: &str, scale: f32) -> Result<Dataset, String> {
             _ => {}
         }
         let lab = *nums.last().unwrap();
-        if lab < 0.0 || lab.fract() != 0.0 {
+        if lab < 0.0 || lab.fract() != 0.0 || lab > u32::MAX as f64 {
             return Err(format!("line {}: the label {lab} in the last column is not a class index (0, 1, 2, ...)", i + 1));
         }
         labels.push(lab as u32);
@@ -277,6 +380,29 @@ pub fn parse_csv(text: &str, scale: f32) -> Result<Dataset, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn npy_sizes_are_checked_and_values_finite() {
+        let header = |shape: &str| {
+            let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+            while (10 + h.len() + 1) % 64 != 0 {
+                h.push(' ');
+            }
+            h.push('\n');
+            let mut b = b"\x93NUMPY\x01\x00".to_vec();
+            b.extend((h.len() as u16).to_le_bytes());
+            b.extend(h.as_bytes());
+            b
+        };
+        let mut b = header("(4611686018427387905, 4)");
+        b.extend(vec![0u8; 16 * 1024]);
+        assert!(parse_npy(&b).unwrap_err().contains("too large"));
+        assert!(parse_npy(&header("(0, 4)")).unwrap_err().contains("empty"));
+        let mut b = header("(1, 2)");
+        b.extend(1.0f32.to_le_bytes());
+        b.extend(f32::INFINITY.to_le_bytes());
+        assert!(parse_npy(&b).unwrap_err().contains("[0, 1] = inf"));
+    }
 
     #[test]
     fn npy_round_trip() {
@@ -296,8 +422,54 @@ mod tests {
     #[test]
     fn csv_errors_name_the_line() {
         assert!(parse_csv("1,2,0\n3,4\n", 1.0).unwrap_err().contains("line 2"));
-        assert!(parse_csv("a,b,label\n1,2,0.5\n", 1.0).unwrap_err().contains("line 2"));
-        let d = parse_csv("f1,f2,label\n1,2,0\n3,4,1\n", 2.0).unwrap();
+        assert!(parse_csv_with("a,b,label\n1,2,0.5\n", 1.0, true).unwrap_err().contains("line 2"));
+        let d = parse_csv_with("f1,f2,label\n1,2,0\n3,4,1\n", 2.0, true).unwrap();
         assert_eq!((d.len(), d.n_features, d.x[3]), (2, 2, 2.0));
+        // A header is never guessed: without header = true it is an error that says so.
+        let e = parse_csv("f1,f2,label\n1,2,0\n", 1.0).unwrap_err();
+        assert!(e.contains("line 1, column 1") && e.contains("header = true"), "{e}");
+        // A byte-order mark is dropped, not taken for a header that loses the row.
+        let d = parse_csv("\u{feff}1,2,0\n3,4,1\n", 1.0).unwrap();
+        assert_eq!((d.len(), d.x[0]), (2, 1.0));
+        // Non-finite features and a bad scale are refused with their place.
+        assert!(parse_csv("1,nan,0\n", 1.0).unwrap_err().contains("line 1, column 2"));
+        assert!(parse_csv("1,inf,0\n", 1.0).unwrap_err().contains("not a finite number"));
+        assert!(parse_csv("1,2,0\n", 0.0).unwrap_err().contains("scale"));
+    }
+
+    /// A safetensors file from (name, shape, f32 values).
+    fn st_bytes(tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+        let data: Vec<(String, Vec<u8>, Vec<usize>)> =
+            tensors.iter().map(|(n, s, v)| (n.to_string(), v.iter().flat_map(|x| x.to_le_bytes()).collect(), s.clone())).collect();
+        let views: Vec<(String, safetensors::tensor::TensorView)> =
+            data.iter().map(|(n, b, s)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())).collect();
+        safetensors::serialize(views, None).unwrap()
+    }
+
+    #[test]
+    fn state_dicts_are_refused_rather_than_guessed() {
+        let lin = |n: &str, o: usize, i: usize| (n.to_string(), vec![o, i], vec![0.5f32; o * i]);
+        let named = |v: Vec<(String, Vec<usize>, Vec<f32>)>| st_bytes(&v.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.clone())).collect::<Vec<_>>());
+        // nn.Sequential indices order numerically: 0, 2, 10 (not "0", "10", "2").
+        let b = named(vec![lin("0.weight", 3, 4), lin("2.weight", 5, 3), lin("10.weight", 2, 5)]);
+        let names: Vec<String> = parse_state_dict(&b).unwrap().into_iter().map(|l| l.name).collect();
+        assert_eq!(names, ["0", "2", "10"]);
+        // Names that differ in more than a number: no order is guessed; an explicit list works.
+        let b = named(vec![lin("hidden1.weight", 3, 4), lin("hidden10.weight", 2, 5), lin("hidden2.weight", 5, 3)]);
+        assert!(parse_state_dict(&b).unwrap_err().contains("[model] layers = ["));
+        let opt = StateDictOptions { layers: vec!["hidden1".into(), "hidden2".into(), "hidden10".into()], allow_extra: false };
+        assert_eq!(parse_state_dict_with(&b, &opt).unwrap().len(), 3);
+        // A weight that is not 2-D, an unused tensor, a zero-size layer, a non-finite weight.
+        let b = named(vec![lin("0.weight", 3, 4), ("1.weight".into(), vec![3], vec![1.0; 3])]);
+        assert!(parse_state_dict(&b).unwrap_err().contains("1.weight has shape [3]"));
+        let b = named(vec![lin("0.weight", 3, 4), ("bn.running_mean".into(), vec![3], vec![0.0; 3])]);
+        let e = parse_state_dict(&b).unwrap_err();
+        assert!(e.contains("bn.running_mean") && e.contains("allow_extra"), "{e}");
+        assert!(parse_state_dict_with(&b, &StateDictOptions { allow_extra: true, ..Default::default() }).is_ok());
+        let b = named(vec![("0.weight".into(), vec![0, 4], vec![])]);
+        assert!(parse_state_dict(&b).unwrap_err().contains("at least one input and one output"));
+        let mut w = lin("0.weight", 2, 2);
+        w.2[3] = f32::NAN;
+        assert!(parse_state_dict(&named(vec![w])).unwrap_err().contains("0.weight[1, 1] = NaN"));
     }
 }

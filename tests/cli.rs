@@ -205,6 +205,13 @@ fn shards_merge_into_the_single_run() {
     let o = aimc().args(["merge", "--out"]).arg(tmp("merged-bad")).args(&dirs[..2]).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("shards 0..3"), "{}", String::from_utf8_lossy(&o.stderr));
+    // A shard run with another --trials would leave a duplicated and a missing trial: refused.
+    let odd = tmp("shard-odd");
+    let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--trials", "12", "--shard", "2/3", "--out"]).arg(&odd).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = aimc().args(["merge", "--out"]).arg(tmp("merged-odd")).args(&dirs[..2]).arg(&odd).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("same --trials"), "{err}");
 }
 
 /// Every shipped experiment file validates.

@@ -46,6 +46,27 @@ pub fn merge(mut parts: Vec<Results>) -> Result<Results, String> {
         if p.points.len() != first.points.len() || p.points.iter().zip(&first.points).any(|(a, b)| a.series != b.series || a.t_inf != b.t_inf) {
             return Err(format!("shard {} has different sweep points than shard 0 (did one of them stop early?)", p.shard.as_ref().unwrap().index));
         }
+        if p.config.get("trials") != first.config.get("trials") {
+            return Err(format!(
+                "shard {} was run with {} trials in all, shard 0 with {}: run every shard with the same --trials",
+                p.shard.as_ref().unwrap().index,
+                p.config.get("trials").cloned().unwrap_or_default(),
+                first.config.get("trials").cloned().unwrap_or_default()
+            ));
+        }
+    }
+    // The shards' trial ranges must tile 0..total with no gap and no overlap, and each must hold
+    // the trials it claims.
+    let mut next = 0u32;
+    for p in &parts {
+        let sh = p.shard.as_ref().unwrap();
+        if sh.first_trial != next {
+            return Err(format!("shard {} starts at trial {} where trial {next} was expected: a gap or an overlap between shards", sh.index, sh.first_trial));
+        }
+        if let Some(bad) = p.points.iter().find(|q| q.per_trial.len() != sh.trials as usize) {
+            return Err(format!("shard {} claims {} trials but holds {} at {} {}", sh.index, sh.trials, bad.per_trial.len(), bad.series, bad.time_label));
+        }
+        next += sh.trials;
     }
     let confidence = first.confidence;
     let half = first.ci_half_width;

@@ -19,6 +19,7 @@ macro_rules! say_err {
 mod cli;
 
 use aimc::crossbar::TileShape;
+use aimc::report::publish::Staging;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{Cli, Command, CommonArgs};
@@ -100,6 +101,8 @@ fn run_experiment(
     profile: bool,
     json: Option<&std::path::Path>,
 ) -> Result<()> {
+    // The output is checked (and staged) before any compute; the set is published whole.
+    let staging = Staging::begin(&dir)?;
     let mut be = aimc::engine::open(backend)?;
     let ad = be.adapter();
     say_err!("{}: {} sweep points x {} times x {} trials on {} ({})", exp.name, exp.points.len(), exp.times.len(), exp.trials, ad.name, ad.backend);
@@ -112,14 +115,16 @@ fn run_experiment(
     }
     if let Some(err) = outcome.error {
         if !outcome.results.points.is_empty() {
-            let p = outcome.results.save(&dir, false).with_context(|| format!("writing partial results to {}", dir.display()))?;
-            say_err!("the points finished before the error are saved in {} (not a complete run)", p.display());
+            outcome.results.save(staging.path(), false).with_context(|| format!("writing partial results beside {}", dir.display()))?;
+            let p = staging.publish_partial()?;
+            say_err!("the points finished before the error are saved in {} (not a complete run; {} is untouched)", p.display(), dir.display());
         }
         return Err(err.into());
     }
     let r = outcome.results;
-    let path = r.save(&dir, true).with_context(|| format!("writing results to {}", dir.display()))?;
-    aimc::report::write_report(&r, &dir)?;
+    r.save(staging.path(), true).with_context(|| format!("writing results for {}", dir.display()))?;
+    aimc::report::write_report(&r, staging.path())?;
+    let path = staging.publish()?.join("results.json");
     if let Some(j) = json {
         std::fs::copy(&path, j).with_context(|| format!("writing {}", j.display()))?;
         say_err!("wrote {}", j.display());
@@ -226,8 +231,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Merge { out, shards } => {
             let parts = shards.iter().map(|d| aimc::report::results::Results::load(d)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
             let r = aimc::experiment::merge::merge(parts).map_err(anyhow::Error::msg)?;
-            let path = r.save(&out, true).with_context(|| format!("writing merged results to {}", out.display()))?;
-            aimc::report::write_report(&r, &out)?;
+            let staging = Staging::begin(&out)?;
+            r.save(staging.path(), true).with_context(|| format!("writing merged results for {}", out.display()))?;
+            aimc::report::write_report(&r, staging.path())?;
+            let path = staging.publish()?.join("results.json");
             say!("{}", aimc::experiment::run::console_summary(&r));
             say!("merged {} shards ({} trials) into {}", shards.len(), r.trials, path.display());
             Ok(())
@@ -247,7 +254,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Report { dir } => {
             let r = aimc::report::results::Results::load(&dir).map_err(anyhow::Error::msg)?;
-            aimc::report::write_report(&r, &dir)?;
+            // Rebuilt as a whole set (results.json and trials.csv rewritten from the results), so
+            // a kill mid-rebuild leaves the old set.
+            let staging = Staging::begin(&dir)?;
+            r.save(staging.path(), true).with_context(|| format!("writing results for {}", dir.display()))?;
+            aimc::report::write_report(&r, staging.path())?;
+            staging.publish()?;
             say!("rebuilt the plots and report in {}", dir.display());
             Ok(())
         }

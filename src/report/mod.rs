@@ -6,6 +6,7 @@
 //! give byte-identical files (nothing here reads the clock or the environment).
 
 pub mod plots;
+pub mod publish;
 pub mod render;
 pub mod results;
 

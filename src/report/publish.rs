@@ -1,0 +1,125 @@
+//! Crash-safe results directories. A run (or a merge, or a report rebuild) writes its whole set
+//! of files (results.json, trials.csv, plots, report) into a staging directory beside the target,
+//! `DIR.staging-PID`, made before any compute so an unwritable output fails at once; publishing
+//! moves the old set aside, renames the staged set into place and removes the old one. A reader
+//! sees the old set, for an instant no directory, or the new set: never a mix. A failed run
+//! publishes what it finished to `DIR.partial` instead and leaves `DIR` untouched. A process
+//! killed mid-write leaves only a `DIR.staging-PID` directory beside an intact `DIR`.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("cannot write the results directory {path}: {source}; choose a writable --out")]
+    Unwritable { path: PathBuf, source: std::io::Error },
+    #[error("cannot publish the results into {path}: {source}; the complete set is left in {staging}")]
+    Publish { path: PathBuf, staging: PathBuf, source: std::io::Error },
+}
+
+/// A staging directory for the files of `target`.
+pub struct Staging {
+    target: PathBuf,
+    staging: PathBuf,
+    done: bool,
+}
+
+fn sibling(target: &Path, suffix: &str) -> PathBuf {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "results".into());
+    target.with_file_name(format!("{name}.{suffix}"))
+}
+
+impl Staging {
+    /// Creates the staging directory beside `target` and checks that it takes a file.
+    pub fn begin(target: &Path) -> Result<Staging, PublishError> {
+        if target.exists() && !target.is_dir() {
+            return Err(PublishError::Unwritable { path: target.to_path_buf(), source: std::io::Error::other("it exists and is not a directory") });
+        }
+        let staging = sibling(target, &format!("staging-{}", std::process::id()));
+        let unwritable = |source| PublishError::Unwritable { path: target.to_path_buf(), source };
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(unwritable)?;
+        }
+        std::fs::create_dir_all(&staging).map_err(unwritable)?;
+        std::fs::write(staging.join(".probe"), b"").and_then(|_| std::fs::remove_file(staging.join(".probe"))).map_err(unwritable)?;
+        Ok(Staging { target: target.to_path_buf(), staging, done: false })
+    }
+
+    /// Where to write the files.
+    pub fn path(&self) -> &Path {
+        &self.staging
+    }
+
+    /// Replaces `target` with the staged set.
+    pub fn publish(mut self) -> Result<PathBuf, PublishError> {
+        let target = self.target.clone();
+        self.swap_into(&target)?;
+        Ok(target)
+    }
+
+    /// Puts the staged (partial) set at `target.partial`, leaving `target` untouched.
+    pub fn publish_partial(mut self) -> Result<PathBuf, PublishError> {
+        let partial = sibling(&self.target, "partial");
+        self.swap_into(&partial)?;
+        Ok(partial)
+    }
+
+    fn swap_into(&mut self, dest: &Path) -> Result<(), PublishError> {
+        let fail = |source| PublishError::Publish { path: dest.to_path_buf(), staging: self.staging.clone(), source };
+        let old = sibling(dest, &format!("old-{}", std::process::id()));
+        if dest.exists() {
+            std::fs::rename(dest, &old).map_err(fail)?;
+        }
+        if let Err(e) = std::fs::rename(&self.staging, dest) {
+            // Put the old set back rather than leave nothing.
+            let _ = std::fs::rename(&old, dest);
+            return Err(fail(e));
+        }
+        self.done = true;
+        if old.exists() {
+            let _ = std::fs::remove_dir_all(&old);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    /// An unpublished staging directory (an error before publishing) is removed.
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_replaces_the_whole_set_and_partial_stays_apart() {
+        let root = std::env::temp_dir().join(format!("aimc-publish-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("run");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("old.txt"), b"old").unwrap();
+        // A failed run: partial results beside, the old set untouched.
+        let s = Staging::begin(&dir).unwrap();
+        std::fs::write(s.path().join("results.partial.json"), b"{}").unwrap();
+        let partial = s.publish_partial().unwrap();
+        assert!(partial.join("results.partial.json").exists() && dir.join("old.txt").exists());
+        // A complete run replaces the set: no file of the old one is left.
+        let s = Staging::begin(&dir).unwrap();
+        std::fs::write(s.path().join("new.txt"), b"new").unwrap();
+        s.publish().unwrap();
+        assert!(dir.join("new.txt").exists() && !dir.join("old.txt").exists());
+        // An abandoned staging directory is removed; only the run and its partial set remain.
+        drop(Staging::begin(&dir).unwrap());
+        let mut names: Vec<String> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, ["run", "run.partial"]);
+        // A file where the directory should be is refused before any work.
+        std::fs::write(root.join("file"), b"").unwrap();
+        assert!(matches!(Staging::begin(&root.join("file")), Err(PublishError::Unwritable { .. })));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("cannot write the results directory {path}: {source}; choose a writable --out")]
-    Unwritable { path: PathBuf, source: std::io::Error },
-    #[error("cannot publish the results into {path}: {source}; the complete set is left in {staging}")]
-    Publish { path: PathBuf, staging: PathBuf, source: std::io::Error },
+    #[error("cannot write the results directory {path}: {reason}; choose a writable --out")]
+    Unwritable { path: PathBuf, reason: std::io::Error },
+    #[error("cannot publish the results into {path}: {reason}; the complete set is left in {staging}")]
+    Publish { path: PathBuf, staging: PathBuf, reason: std::io::Error },
 }
 
 /// A staging directory for the files of `target`.
@@ -32,10 +32,10 @@ impl Staging {
     /// Creates the staging directory beside `target` and checks that it takes a file.
     pub fn begin(target: &Path) -> Result<Staging, PublishError> {
         if target.exists() && !target.is_dir() {
-            return Err(PublishError::Unwritable { path: target.to_path_buf(), source: std::io::Error::other("it exists and is not a directory") });
+            return Err(PublishError::Unwritable { path: target.to_path_buf(), reason: std::io::Error::other("it exists and is not a directory") });
         }
         let staging = sibling(target, &format!("staging-{}", std::process::id()));
-        let unwritable = |source| PublishError::Unwritable { path: target.to_path_buf(), source };
+        let unwritable = |reason| PublishError::Unwritable { path: target.to_path_buf(), reason };
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(unwritable)?;
         }
@@ -64,7 +64,7 @@ impl Staging {
     }
 
     fn swap_into(&mut self, dest: &Path) -> Result<(), PublishError> {
-        let fail = |source| PublishError::Publish { path: dest.to_path_buf(), staging: self.staging.clone(), source };
+        let fail = |reason| PublishError::Publish { path: dest.to_path_buf(), staging: self.staging.clone(), reason };
         let old = sibling(dest, &format!("old-{}", std::process::id()));
         if dest.exists() {
             std::fs::rename(dest, &old).map_err(fail)?;

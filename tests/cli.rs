@@ -308,3 +308,24 @@ fn inputs_that_used_to_be_taken_silently_are_refused() {
     let p = bad_experiment("header", |t| t.replace("data/digits.csv", csv.to_str().unwrap()));
     expect_error(&p, &["line 1, column 1", "header = true"]);
 }
+
+#[test]
+fn an_unwritable_output_fails_before_any_compute_and_a_rerun_replaces_the_whole_set() {
+    let dir = tmp("out-file");
+    let file = dir.join("not-a-dir");
+    std::fs::write(&file, b"").unwrap();
+    let exp = root().join("experiments/smoke.toml");
+    let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--out"]).arg(&file).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("choose a writable --out") && !err.contains("trials on"), "{err}");
+    // A stray file in an old results directory does not survive a rerun: the set is replaced whole,
+    // and no staging directory is left beside it.
+    let out = dir.join("run");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("stale.png"), b"old").unwrap();
+    let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--out"]).arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("results.json").exists() && !out.join("stale.png").exists());
+    let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.contains("staging") && !n.contains(".old-")), "{names:?}");
+}

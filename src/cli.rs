@@ -29,8 +29,10 @@ pub enum Command {
         #[arg(long)]
         trials: Option<u32>,
         /// Run only shard K of N (K in 0..N): a contiguous block of the trials, with the single
-        /// run's random numbers; `aimc merge` joins the shards' results.
-        #[arg(long, value_name = "K/N")]
+        /// run's random numbers; `aimc merge` joins the shards' results. `env` reads K and N from a
+        /// Slurm job array (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT, SLURM_ARRAY_TASK_MIN) or a
+        /// Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with AIMC_SHARD_COUNT set to its completions).
+        #[arg(long, value_name = "K/N|env")]
         shard: Option<String>,
         /// Time every stage (GPU timestamp queries where the adapter has them) and put the
         /// breakdown in the terminal, results.json and the report. Costs some speed.

@@ -218,11 +218,17 @@ fn run(cli: Cli) -> Result<()> {
             }
             let mut default_dir = std::path::PathBuf::from("results").join(&exp.name);
             if let Some(s) = &shard {
-                let (k, n) = s.split_once('/').with_context(|| format!("--shard {s}: expected K/N, e.g. 0/4"))?;
-                let (k, n): (u32, u32) = (
-                    k.trim().parse().with_context(|| format!("--shard {s}: K must be an integer"))?,
-                    n.trim().parse().with_context(|| format!("--shard {s}: N must be an integer"))?,
-                );
+                let (k, n) = if s == "env" {
+                    let (k, n, from) = aimc::experiment::shard_from_env(|v| std::env::var(v).ok()).map_err(anyhow::Error::msg)?;
+                    say_err!("shard {k}/{n} from {from}");
+                    (k, n)
+                } else {
+                    let (k, n) = s.split_once('/').with_context(|| format!("--shard {s}: expected K/N, e.g. 0/4, or env"))?;
+                    (
+                        k.trim().parse().with_context(|| format!("--shard {s}: K must be an integer"))?,
+                        n.trim().parse().with_context(|| format!("--shard {s}: N must be an integer"))?,
+                    )
+                };
                 exp.apply_shard(k, n).map_err(anyhow::Error::msg)?;
                 default_dir = default_dir.join(format!("shard-{k}-of-{n}"));
             }

@@ -329,3 +329,39 @@ fn an_unwritable_output_fails_before_any_compute_and_a_rerun_replaces_the_whole_
     let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|n| !n.contains("staging") && !n.contains(".old-")), "{names:?}");
 }
+
+/// The shipped Kubernetes manifest and Slurm script hand the scheduler's shard to `--shard env`
+/// consistently: completions = AIMC_SHARD_COUNT = the shards merged; and the variables they set
+/// reach the run (a shard run from JOB_COMPLETION_INDEX equals the same --shard K/N).
+#[test]
+fn deploy_manifests_reach_shard_env() {
+    let k8s = std::fs::read_to_string(root().join("deploy/k8s-job.yaml")).unwrap();
+    let completions: u32 = k8s.lines().find_map(|l| l.trim().strip_prefix("completions:")).unwrap().trim().parse().unwrap();
+    let i = k8s.find("name: AIMC_SHARD_COUNT").unwrap();
+    let count: u32 = k8s[i..].lines().nth(1).unwrap().trim().trim_start_matches("value:").trim().trim_matches('"').parse().unwrap();
+    assert_eq!(completions, count, "completions and AIMC_SHARD_COUNT must agree");
+    assert!(k8s.contains("completionMode: Indexed") && k8s.contains("--shard env --out /results/shard-$JOB_COMPLETION_INDEX"));
+    let merged = (0..count).map(|k| format!("/results/shard-{k}")).collect::<Vec<_>>().join(" ");
+    assert!(k8s.contains(&format!("aimc merge --out /results/merged {merged}")), "the merge Job lists every shard");
+    let slurm = std::fs::read_to_string(root().join("deploy/slurm.sh")).unwrap();
+    assert!(slurm.contains("--shard env") && slurm.contains("--dependency=afterok") && slurm.contains("--array=0-$((n - 1))"));
+
+    let exp = root().join("experiments/smoke.toml");
+    let via_env = tmp("k8s-shard");
+    let o = aimc()
+        .args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--shard", "env", "--out"])
+        .arg(&via_env)
+        .env("JOB_COMPLETION_INDEX", "1")
+        .env("AIMC_SHARD_COUNT", "3")
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("shard 1/3 from the Kubernetes Indexed Job"));
+    let direct = tmp("k8s-direct");
+    let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--shard", "1/3", "--out"]).arg(&direct).output().unwrap();
+    assert!(o.status.success());
+    let (a, b) = (results(&via_env), results(&direct));
+    assert_eq!(a.shard, b.shard);
+    assert_eq!(a.points.iter().map(|p| &p.per_trial_correct).collect::<Vec<_>>(), b.points.iter().map(|p| &p.per_trial_correct).collect::<Vec<_>>());
+}

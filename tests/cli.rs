@@ -365,3 +365,55 @@ fn deploy_manifests_reach_shard_env() {
     assert_eq!(a.shard, b.shard);
     assert_eq!(a.points.iter().map(|p| &p.per_trial_correct).collect::<Vec<_>>(), b.points.iter().map(|p| &p.per_trial_correct).collect::<Vec<_>>());
 }
+
+/// Checkpoint and resume: a run killed (SIGKILL) after its first sweep point is journaled, then
+/// run again, resumes from the journal and gives the uninterrupted run's per-trial results byte
+/// for byte; the journal is gone once the results are published.
+#[test]
+fn a_killed_run_resumes_from_its_journal_with_identical_results() {
+    let dir = tmp("resume");
+    let exp = dir.join("exp.toml");
+    let text = std::fs::read_to_string(root().join("experiments/smoke.toml"))
+        .unwrap()
+        .replace("models/digits_mlp.safetensors", root().join("experiments/models/digits_mlp.safetensors").to_str().unwrap())
+        .replace("data/digits.csv", root().join("experiments/data/digits.csv").to_str().unwrap())
+        .replace("gdc = [\"off\", \"readout\"]", "gdc = [\"off\", \"readout\", \"exact_reference\"]");
+    std::fs::write(&exp, text).unwrap();
+    let run = |out: &Path| {
+        aimc()
+            .args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--trials", "400", "--out"])
+            .arg(out)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let whole = dir.join("whole");
+    assert!(run(&whole).wait_with_output().unwrap().status.success());
+
+    let out = dir.join("killed");
+    let journal = dir.join("killed.journal.jsonl");
+    let mut child = run(&out);
+    let start = std::time::Instant::now();
+    loop {
+        let lines = std::fs::read_to_string(&journal).map(|t| t.lines().count()).unwrap_or(0);
+        if lines >= 2 || start.elapsed().as_secs() > 120 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    let killed = child.wait_with_output().unwrap();
+    assert!(!killed.status.success(), "the run finished before it could be killed; make it longer");
+    assert!(!out.join("results.json").exists(), "a killed run publishes nothing");
+
+    let o = run(&out).wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("resuming: ") && err.contains(" of 3 sweep points"), "{err}");
+    assert_eq!(std::fs::read(out.join("trials.csv")).unwrap(), std::fs::read(whole.join("trials.csv")).unwrap());
+    let (a, b) = (results(&whole), results(&out));
+    for (p, q) in a.points.iter().zip(&b.points) {
+        assert_eq!((&p.per_trial, &p.summary, &p.mean_ci), (&q.per_trial, &q.summary, &q.mean_ci));
+    }
+    assert!(!journal.exists(), "the journal is removed after publishing");
+}

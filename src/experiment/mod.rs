@@ -4,6 +4,7 @@
 
 pub mod energy;
 pub mod file;
+pub mod journal;
 pub mod merge;
 pub mod paired;
 pub mod reference;

@@ -34,6 +34,8 @@ pub enum RunError {
     Engine { point: usize, series: String, source: EngineError },
     #[error("statistics: {0}")]
     Stats(#[from] stats::StatsError),
+    #[error("writing the checkpoint journal: {0}")]
+    Journal(std::io::Error),
 }
 
 /// The results, complete or (when `error` is set) holding the points finished before it.
@@ -314,15 +316,30 @@ pub fn total_work(exp: &Experiment) -> u64 {
 }
 
 pub fn run(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress) -> Outcome {
+    run_journaled(exp, be, progress, None)
+}
+
+/// As [`run`], with a checkpoint journal: points it recovered are taken as they are, and every
+/// newly finished point is recorded before the next one starts.
+pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress, mut journal: Option<&mut super::journal::Journal>) -> Outcome {
     let start = std::time::Instant::now();
     progress.start(total_work(exp));
     let mut points = Vec::new();
     let mut error = None;
     for sp in &exp.points {
+        if let Some(done) = journal.as_ref().and_then(|j| j.recovered.get(&sp.index)) {
+            points.extend(done.iter().cloned());
+            progress.advance(total_work(exp) / exp.points.len().max(1) as u64);
+            continue;
+        }
         let res = match exp.adaptive {
             Some(a) => run_point_adaptive(be, exp, sp, progress, a),
             None => run_point(be, exp, sp, progress),
         };
+        let res = res.and_then(|p| match journal.as_mut() {
+            Some(j) => j.record(sp.index, &p).map(|_| p).map_err(RunError::Journal),
+            None => Ok(p),
+        });
         match res {
             Ok(p) => points.extend(p),
             Err(e) => {

@@ -1,0 +1,107 @@
+//! Checkpoint and resume. While `aimc run` computes, every finished sweep point (all its trials
+//! and times) is appended to `DIR.journal.jsonl` beside the results directory: a header line that
+//! identifies the run (sha256 of the resolved configuration: experiment file, trials, shard, seed,
+//! everything that changes the numbers) and then one line per point with the sha256 of its
+//! payload. A rerun of the same run finds the journal, keeps every intact point line and computes
+//! only the rest; a line cut short by a kill fails its checksum and is recomputed. Trials are
+//! counter-based, so a resumed run's per-trial results equal an uninterrupted run's exactly. The
+//! journal is removed once the complete results are published.
+
+use crate::report::results::Point;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The journal of one run.
+pub struct Journal {
+    path: PathBuf,
+    file: std::fs::File,
+    /// Points recovered from an earlier attempt, by sweep index.
+    pub recovered: std::collections::BTreeMap<usize, Vec<Point>>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Header {
+    aimc_journal: u32,
+    run: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Entry {
+    sweep_index: usize,
+    sha256: String,
+    points: serde_json::Value,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// The journal file beside results directory `dir`.
+pub fn path_for(dir: &Path) -> PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "results".into());
+    dir.with_file_name(format!("{name}.journal.jsonl"))
+}
+
+impl Journal {
+    /// Opens the journal of the run identified by `resolved` (the experiment's resolved
+    /// configuration) beside `dir`: recovers the intact points of an earlier attempt of the same
+    /// run, or starts a new journal (a journal of another run is replaced).
+    pub fn open(dir: &Path, resolved: &serde_json::Value) -> std::io::Result<Journal> {
+        let path = path_for(dir);
+        let run = hex(serde_json::to_string(resolved).map_err(std::io::Error::other)?.as_bytes());
+        let mut recovered = std::collections::BTreeMap::new();
+        let mut keep = false;
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let mut lines = text.lines();
+            if lines.next().and_then(|l| serde_json::from_str::<Header>(l).ok()).is_some_and(|h| h.aimc_journal == 1 && h.run == run) {
+                keep = true;
+                for line in lines {
+                    let Ok(e) = serde_json::from_str::<Entry>(line) else { break };
+                    let payload = serde_json::to_string(&e.points).map_err(std::io::Error::other)?;
+                    if hex(payload.as_bytes()) != e.sha256 {
+                        break;
+                    }
+                    let Ok(points) = serde_json::from_value::<Vec<Point>>(e.points) else { break };
+                    recovered.insert(e.sweep_index, points);
+                }
+            }
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = if keep {
+            // Rewrite header and intact lines, dropping a torn tail, then append from there.
+            let mut f = std::fs::File::create(&path)?;
+            writeln!(f, "{}", serde_json::to_string(&Header { aimc_journal: 1, run }).map_err(std::io::Error::other)?)?;
+            for (i, pts) in &recovered {
+                write_entry(&mut f, *i, pts)?;
+            }
+            f
+        } else {
+            let mut f = std::fs::File::create(&path)?;
+            writeln!(f, "{}", serde_json::to_string(&Header { aimc_journal: 1, run }).map_err(std::io::Error::other)?)?;
+            f.sync_data()?;
+            f
+        };
+        Ok(Journal { path, file, recovered })
+    }
+
+    /// Appends a finished sweep point (flushed to disk before the run goes on).
+    pub fn record(&mut self, sweep_index: usize, points: &[Point]) -> std::io::Result<()> {
+        write_entry(&mut self.file, sweep_index, points)
+    }
+
+    /// Removes the journal (after the complete results are published).
+    pub fn finish(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn write_entry(f: &mut std::fs::File, sweep_index: usize, points: &[Point]) -> std::io::Result<()> {
+    let value = serde_json::to_value(points).map_err(std::io::Error::other)?;
+    let payload = serde_json::to_string(&value).map_err(std::io::Error::other)?;
+    let line = serde_json::to_string(&Entry { sweep_index, sha256: hex(payload.as_bytes()), points: value }).map_err(std::io::Error::other)?;
+    writeln!(f, "{line}")?;
+    f.sync_data()
+}

@@ -34,6 +34,8 @@ impl Staging {
         if target.exists() && !target.is_dir() {
             return Err(PublishError::Unwritable { path: target.to_path_buf(), reason: std::io::Error::other("it exists and is not a directory") });
         }
+        // An existing directory by its real path: "." or "results/x/" still has a name and a parent.
+        let target = &std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf());
         let staging = sibling(target, &format!("staging-{}", std::process::id()));
         let unwritable = |reason| PublishError::Unwritable { path: target.to_path_buf(), reason };
         if staging.exists() {

@@ -416,4 +416,19 @@ fn a_killed_run_resumes_from_its_journal_with_identical_results() {
         assert_eq!((&p.per_trial, &p.summary, &p.mean_ci), (&q.per_trial, &q.summary, &q.mean_ci));
     }
     assert!(!journal.exists(), "the journal is removed after publishing");
+
+    // Killed again and again at ten moments (while computing, between points, while publishing),
+    // then run to the end: the same per-trial results, and nothing left beside the directory.
+    let out = dir.join("killed-often");
+    for ms in [5u64, 40, 80, 150, 250, 400, 600, 900, 1300, 1800] {
+        let mut child = run(&out);
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let o = run(&out).wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(out.join("trials.csv")).unwrap(), std::fs::read(whole.join("trials.csv")).unwrap());
+    let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.contains("staging") && !n.contains(".old-") && !n.contains("journal")), "{names:?}");
 }

@@ -36,6 +36,10 @@ pub enum RunError {
     Stats(#[from] stats::StatsError),
     #[error("writing the checkpoint journal: {0}")]
     Journal(std::io::Error),
+    #[error(
+        "sweep point {point} ({series}) at {time}: trial {trial} gave a metric of {value}; a weight, input or device parameter is out of range for this model"
+    )]
+    NonFinite { point: usize, series: String, time: String, trial: u64, value: f64 },
 }
 
 /// The results, complete or (when `error` is set) holding the points finished before it.
@@ -81,6 +85,15 @@ fn point(
     fp: Option<f64>,
     weight_error: Vec<LayerWeightError>,
 ) -> Result<Point, RunError> {
+    if let Some(i) = per_trial.iter().position(|v| !v.is_finite()) {
+        return Err(RunError::NonFinite {
+            point: sp.index,
+            series: sp.series(),
+            time: time_label(exp.times[ti]),
+            trial: exp.first_trial as u64 + i as u64,
+            value: per_trial[i],
+        });
+    }
     let id = PointId { sweep_index: sp.index, labels: sp.labels.iter().cloned().collect(), series: sp.series(), t_inf: exp.times[ti] };
     let tail = if correct.is_some() { tail_threshold(exp.tail_below, fp) } else { exp.tail_below };
     Ok(point_stats(id, per_trial, correct, fp, weight_error, exp.confidence, exp.ci_half_width, tail)?)

@@ -4,7 +4,8 @@
 //! moves the old set aside, renames the staged set into place and removes the old one. A reader
 //! sees the old set, for an instant no directory, or the new set: never a mix. A failed run
 //! publishes what it finished to `DIR.partial` instead and leaves `DIR` untouched. A process
-//! killed mid-write leaves only a `DIR.staging-PID` directory beside an intact `DIR`.
+//! killed mid-write leaves only a `DIR.staging-PID` directory beside an intact `DIR`, which the
+//! next run into `DIR` removes (a set moved aside whose replacement never arrived goes back).
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +39,7 @@ impl Staging {
         let target = &std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf());
         let staging = sibling(target, &format!("staging-{}", std::process::id()));
         let unwritable = |reason| PublishError::Unwritable { path: target.to_path_buf(), reason };
+        recover(target).map_err(unwritable)?;
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(unwritable)?;
         }
@@ -84,6 +86,32 @@ impl Staging {
     }
 }
 
+/// Cleans up after a process killed while it held `target`'s staging or old set: a set moved
+/// aside whose replacement never arrived goes back into place, and leftover staging and old
+/// directories are removed. (One process writes one results directory at a time.)
+fn recover(target: &Path) -> std::io::Result<()> {
+    let (Some(parent), Some(name)) = (target.parent(), target.file_name().map(|n| n.to_string_lossy().into_owned())) else { return Ok(()) };
+    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+    let Ok(entries) = std::fs::read_dir(parent) else { return Ok(()) };
+    let mut leftovers: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().map(|f| f.to_string_lossy()).is_some_and(|f| f.starts_with(&format!("{name}.staging-")) || f.starts_with(&format!("{name}.old-")))
+        })
+        .collect();
+    leftovers.sort();
+    for p in leftovers {
+        let is_old = p.file_name().is_some_and(|f| f.to_string_lossy().starts_with(&format!("{name}.old-")));
+        if is_old && !target.exists() {
+            std::fs::rename(&p, target)?;
+        } else {
+            std::fs::remove_dir_all(&p)?;
+        }
+    }
+    Ok(())
+}
+
 impl Drop for Staging {
     /// An unpublished staging directory (an error before publishing) is removed.
     fn drop(&mut self) {
@@ -119,6 +147,13 @@ mod tests {
         let mut names: Vec<String> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         assert_eq!(names, ["run", "run.partial"]);
+        // A process killed between moving the old set aside and renaming the new one in: the old
+        // set goes back into place and the leftovers are removed.
+        std::fs::rename(&dir, root.join("run.old-99999")).unwrap();
+        std::fs::create_dir_all(root.join("run.staging-99998")).unwrap();
+        let s = Staging::begin(&dir).unwrap();
+        assert!(dir.join("new.txt").exists() && !root.join("run.old-99999").exists() && !root.join("run.staging-99998").exists());
+        drop(s);
         // A file where the directory should be is refused before any work.
         std::fs::write(root.join("file"), b"").unwrap();
         assert!(matches!(Staging::begin(&root.join("file")), Err(PublishError::Unwritable { .. })));

@@ -122,7 +122,7 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct CommonArgs {
-    /// auto: a hardware GPU if present, else the CPU twin; gpu: any wgpu adapter (software Vulkan too); cpu: the CPU twin.
+    /// auto: a hardware GPU if present, else the CPU backend; gpu: any wgpu adapter (software Vulkan too); cpu: the CPU backend (fast kernels).
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendChoice,
     /// Device model: pcm (aihwkit PCMLikeNoiseModel), hermes, hermes1, ideal.

@@ -296,7 +296,7 @@ fn run(cli: Cli) -> Result<()> {
                 say!("{:<3} {:<44} {:<8} {:<14} {:<30} {}", i, info.name, info.backend, info.device_type, info.driver, used.join(", "));
             }
             if hw.is_none() {
-                say!("--backend auto uses the CPU twin ({} threads): no hardware GPU", aimc::engine::cpu::default_threads());
+                say!("--backend auto uses the CPU backend ({} threads): no hardware GPU", aimc::engine::cpu::default_threads());
             }
             Ok(())
         }

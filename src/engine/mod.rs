@@ -20,7 +20,7 @@ pub struct Buf(pub usize);
 
 /// What the plan needs from an executor.
 pub trait Backend {
-    /// Human-readable adapter name ("NVIDIA H100 ... (Vulkan)", "CPU twin (2 threads)").
+    /// Human-readable adapter name ("NVIDIA H100 ... (Vulkan)", "CPU (2 threads)").
     fn adapter(&self) -> AdapterInfo;
     /// A zeroed buffer of `words` 32-bit words.
     fn create(&mut self, label: &str, words: usize) -> Buf;
@@ -59,7 +59,7 @@ pub struct AdapterInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendChoice {
-    /// A hardware GPU if there is one, else the CPU twin.
+    /// A hardware GPU if there is one, else the CPU backend.
     Auto,
     /// Any wgpu adapter, software Vulkan (lavapipe) included; an error if there is none.
     Gpu,
@@ -76,9 +76,9 @@ pub fn open(choice: BackendChoice) -> Result<Box<dyn Backend>, EngineError> {
             Ok(g) => Ok(Box::new(g)),
             Err(e) => {
                 // No hardware GPU is the normal case on a laptop or CI; a GPU that fails to open
-                // is worth a line, since the run will be much slower on the CPU twin.
+                // is worth a line, since the run will be much slower on the CPU.
                 if matches!(e, EngineError::Device { .. }) {
-                    eprintln!("note: {e}; using the CPU twin");
+                    eprintln!("note: {e}; using the CPU backend");
                 }
                 Ok(Box::new(cpu::CpuBackend::fast(cpu::default_threads())))
             }

@@ -1,16 +1,22 @@
 //! aimc: a Monte Carlo noise analyzer for analog in-memory computing (AIMC).
 //!
 //! Thousands of noisy crossbar trials run at once in WGSL compute shaders (wgpu), each with a CPU
-//! twin of the same name that is the test oracle and the fallback backend. Module map:
+//! twin of the same name that is the test oracle; without a GPU the same plan runs on fast,
+//! vectorised CPU kernels. Module map:
 //!
 //! - [`rng`]: Philox4x32-10 counter-based random numbers (Rust twin of shaders/common/philox.wgsl)
 //! - [`device`]: PCM / HERMES / ideal device models as data, f64 reference equations
 //! - [`crossbar`]: weights to tiles and conductances, periphery (DAC/ADC, noise and bound management), GDC
-//! - [`engine`]: the stage table, the plan, the GPU and CPU executors
+//! - [`engine`]: the stage table, the plan, the GPU and CPU executors (twins and fast kernels),
+//!   per-stage profiling
 //! - [`workload`]: what a trial computes (weight error, MVM, MLP classifier) and model/data loading
-//! - [`stats`]: mergeable moments, quantiles, confidence intervals, histograms
+//! - [`experiment`]: experiment files, the sweep runner, checkpoints, paired differences,
+//!   reference comparisons, shard merging, the energy table
+//! - [`report`]: the results schema, plots, the markdown/HTML report, crash-safe publishing
+//! - [`stats`]: mergeable moments, quantiles, confidence and bootstrap intervals, histograms
 //! - [`bench`]: throughput benchmarks against computed floors
-//! - [`tolerances`]: named GPU-vs-CPU tolerances
+//! - [`tolerances`]: named tolerances (GPU and fast kernels against the twins)
+//! - [`train`]: the reproducible trainer of the shipped digits MLPs
 
 pub mod bench;
 pub mod crossbar;

@@ -109,10 +109,11 @@ fn bound_vector(v: u32, lid: u32) {
             } else if (P.io.out_noise > 0.0) {
                 yv = yv + P.io.out_noise * out_normals(s, trial, L.layer, L.t_index, orow >> 2u, ti, level, key)[orow & 3u];
             }
-            if (saturated(P.io, yv)) {
+            let q = quant_out(P.io, yv);
+            if (saturated(P.io, q)) {
                 atomicOr(&any_sat, 1u);
             }
-            y[((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out + orow] = adc(P.io, yv);
+            y[((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out + orow] = clamp(q, -P.io.out_bound, P.io.out_bound);
         }
         workgroupBarrier();
         if (lid == 0u) {

@@ -103,10 +103,11 @@ fn emit_row(s: u32, oa: u32, va: vec4<f32>, vb: vec4<f32>, t: TileInfo, tile: u3
                 }
                 v = v + P.io.out_noise * noise[orow & 3u];
             }
-            if (P.io.bm_mode == 1u && saturated(P.io, v)) {
+            let q = quant_out(P.io, v);
+            if (P.io.bm_mode == 1u && saturated(P.io, q)) {
                 any_sat = true;
             }
-            y[yrow + orow] = adc(P.io, v);
+            y[yrow + orow] = clamp(q, -P.io.out_bound, P.io.out_bound);
         }
     }
     if (any_sat) {

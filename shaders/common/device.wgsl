@@ -88,21 +88,23 @@ fn quant_in(io: IoParams, v: f32) -> f32 {
     return clamp(q, -io.inp_bound, io.inp_bound);
 }
 
-// ADC: quantise (round half to even) and clip to ±out_bound.
-fn adc(io: IoParams, v: f32) -> f32 {
+// ADC quantisation (round half to even), before clipping.
+fn quant_out(io: IoParams, v: f32) -> f32 {
     var q = v;
     if (io.out_step > 0.0) {
         q = round(v / io.out_step) * io.out_step;
     }
-    return clamp(q, -io.out_bound, io.out_bound);
+    return q;
 }
 
-// Saturation as aihwkit tests it: the ADC-rounded value beyond the bound (before clipping).
-fn saturated(io: IoParams, v: f32) -> bool {
-    var q = v;
-    if (io.out_step > 0.0) {
-        q = round(v / io.out_step) * io.out_step;
-    }
+// ADC: quantise and clip to ±out_bound.
+fn adc(io: IoParams, v: f32) -> f32 {
+    return clamp(quant_out(io, v), -io.out_bound, io.out_bound);
+}
+
+// Saturation as aihwkit tests it, on the quantised value q = quant_out(v): beyond the bound.
+// The MVM epilogues quantise once and clip q themselves.
+fn saturated(io: IoParams, q: f32) -> bool {
     return abs(q) > io.out_bound;
 }
 

@@ -120,10 +120,11 @@ pub fn bound_vector(
             } else if io.out_noise > 0.0 {
                 yv += io.out_noise * noise(orow >> 2);
             }
-            if saturated(io, yv) {
+            let q = quant_out(io, yv);
+            if saturated(io, q) {
                 any_sat = true;
             }
-            y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out + orow as usize] = adc(io, yv);
+            y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out + orow as usize] = q.clamp(-io.out_bound, io.out_bound);
         }
         if !any_sat || io.bm_mode == 0 || red >= io.bm_max_red {
             break;

@@ -91,20 +91,22 @@ pub fn quant_in(io: &IoParams, v: f32) -> f32 {
 }
 
 #[inline(always)]
-pub fn adc(io: &IoParams, v: f32) -> f32 {
+pub fn quant_out(io: &IoParams, v: f32) -> f32 {
     let mut q = v;
     if io.out_step > 0.0 {
         q = (v / io.out_step).round_ties_even() * io.out_step;
     }
-    q.clamp(-io.out_bound, io.out_bound)
+    q
 }
 
 #[inline(always)]
-pub fn saturated(io: &IoParams, v: f32) -> bool {
-    let mut q = v;
-    if io.out_step > 0.0 {
-        q = (v / io.out_step).round_ties_even() * io.out_step;
-    }
+pub fn adc(io: &IoParams, v: f32) -> f32 {
+    quant_out(io, v).clamp(-io.out_bound, io.out_bound)
+}
+
+#[inline(always)]
+/// `q`: the quantised value `quant_out(v)`.
+pub fn saturated(io: &IoParams, q: f32) -> bool {
     q.abs() > io.out_bound
 }
 

@@ -69,10 +69,11 @@ pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mu
                             }
                             v += p.io.out_noise * noise[(orow & 3) as usize];
                         }
-                        if p.io.bm_mode == 1 && saturated(&p.io, v) {
+                        let q = quant_out(&p.io, v);
+                        if p.io.bm_mode == 1 && saturated(&p.io, q) {
                             sat[(z * batch + s) * ntiles + tile] |= 1;
                         }
-                        y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out + orow as usize] = adc(&p.io, v);
+                        y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out + orow as usize] = q.clamp(-p.io.out_bound, p.io.out_bound);
                     }
                 }
             }

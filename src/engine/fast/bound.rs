@@ -7,7 +7,7 @@
 //! saturate are redone from level 1 by the twin's `bound_vector`.
 
 use crate::engine::cpu::bound::bound_vector;
-use crate::engine::cpu::common::{adc, par_trials2, quant_in, saturated};
+use crate::engine::cpu::common::{par_trials2, quant_in, quant_out, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{out_normals, W_NOISE_GROUP};
 
@@ -163,8 +163,9 @@ fn full_tile(
             if wstd > 0.0 {
                 yv += wstd * noise(1, (orow >> 2) | W_NOISE_GROUP);
             }
-            any_sat |= saturated(io, yv);
-            y[yrow + orow as usize] = adc(io, yv);
+            let q = quant_out(io, yv);
+            any_sat |= saturated(io, q);
+            y[yrow + orow as usize] = q.clamp(-io.out_bound, io.out_bound);
         }
         let vl = (z * batch + s) * ntiles + tile;
         bm_level[vl] = 0;

@@ -7,7 +7,7 @@
 
 use super::lanes::{normal4_x8, philox_x8, L};
 use super::simd_entry;
-use crate::engine::cpu::common::{adc, build_satlist, par_trials2, saturated};
+use crate::engine::cpu::common::{build_satlist, par_trials2, quant_out, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{ctr_word2, ctr_word3_out, stream};
 
@@ -95,8 +95,9 @@ fn epilogue_body(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize,
             if io.out_noise > 0.0 {
                 v += io.out_noise * noise[off + o];
             }
-            any |= saturated(io, v);
-            yrow[t.row_start as usize + o] = adc(io, v);
+            let q = quant_out(io, v);
+            any |= saturated(io, q);
+            yrow[t.row_start as usize + o] = q.clamp(-io.out_bound, io.out_bound);
         }
         if io.bm_mode == 1 && any {
             sat[(z * batch + s) * ntiles + tile] |= 1;

@@ -19,11 +19,12 @@ pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mu
     let y_per = l.tiles_in as usize * batch * n_out;
     let sat_per = batch * ntiles;
     par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
-        let mut acc = Vec::new();
+        // Per-thread scratch: the GEMM result of one tile and its output noise.
+        let (mut acc, mut noise) = (Vec::new(), Vec::new());
         for z in 0..n {
             for tile in 0..ntiles {
                 gemm_tile(p, &tiles[tile], xq, weff, first + z, &mut acc);
-                epilogue(p, &tiles[tile], tile, first + z, z, &acc, y, sat);
+                epilogue(p, &tiles[tile], tile, first + z, z, &acc, y, sat, &mut noise);
             }
         }
     });
@@ -54,12 +55,12 @@ fn gemm_tile(p: &StageParams, t: &TileInfo, xq: &[f32], weff: &[f32], trial_loca
 
 simd_entry!(
     #[allow(clippy::too_many_arguments)]
-    fn epilogue(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize, z: usize, acc: &[f32], y: &mut [f32], sat: &mut [u32]) => epilogue_body
+    fn epilogue(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize, z: usize, acc: &[f32], y: &mut [f32], sat: &mut [u32], noise: &mut Vec<f32>) => epilogue_body
 );
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn epilogue_body(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize, z: usize, acc: &[f32], y: &mut [f32], sat: &mut [u32]) {
+fn epilogue_body(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize, z: usize, acc: &[f32], y: &mut [f32], sat: &mut [u32], noise: &mut Vec<f32>) {
     let l = &p.layer;
     let io = &p.io;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
@@ -72,7 +73,8 @@ fn epilogue_body(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize,
     // Output groups of four (one Philox block each) covering the tile's rows.
     let (r0, r1) = (t.row_start, t.row_start + t.rows);
     let (g0, g1) = (r0 >> 2, (r1 + 3) >> 2);
-    let mut noise = vec![0f32; ((g1 - g0) as usize).div_ceil(L) * L * 4];
+    noise.clear();
+    noise.resize(((g1 - g0) as usize).div_ceil(L) * L * 4, 0.0);
     for s in 0..batch {
         if io.out_noise > 0.0 {
             for gb in (g0..g1).step_by(L) {

@@ -145,6 +145,10 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
     let ad = be.adapter();
     let cpu = ad.device_type == "Cpu";
     say!("adapter: {} ({}, {}, driver {})", ad.name, ad.backend, ad.device_type, ad.driver);
+    if ad.backend != "cpu" {
+        let on = crate::engine::gpu::shader_checks_from_env()?;
+        say!("shader runtime checks: {} (AIMC_SHADER_CHECKS)", if on { "on" } else { "off" });
+    }
     let (philox, flops) = peaks(be.as_mut(), small)?;
     say!("measured ceilings: {:.3} G Philox4x32-10 blocks/s, {:.3} TFLOP/s FP32 FMA", philox / 1e9, flops / 1e12);
     let overhead = plan::time_dispatch_overhead(be.as_mut(), if small { 500 } else { 5000 })?;
@@ -249,6 +253,13 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
                 exp.trials = 20;
             }
             let mut quiet = crate::experiment::run::Quiet;
+            // A short warm-up run first builds the pipelines (and fills the driver's caches), as
+            // every later run of a session finds them; the timed run is the whole experiment.
+            let mut warm = exp.clone();
+            warm.trials = exp.trials.min(8);
+            if let Some(e) = crate::experiment::run::run(&warm, be.as_mut(), &mut quiet).error {
+                return Err(EngineError::Invalid(format!("{}: {e}", path.display())));
+            }
             let start = std::time::Instant::now();
             let out = crate::experiment::run::run(&exp, be.as_mut(), &mut quiet);
             let t = start.elapsed().as_secs_f64();

@@ -231,7 +231,8 @@ fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &Mat
     if p.layer.x_per_trial == 0 {
         pd.layer.trials = 1;
     }
-    be.dispatch(Stage::Dac, &pd, &[b.tiles, input, s.xq, s.nm], grid(pd.layer.trials as u64 * batch as u64 * m.tiles_in as u64, wg));
+    // One workgroup per (trial, sample, input tile) vector.
+    be.dispatch(Stage::Dac, &pd, &[b.tiles, input, s.xq, s.nm], grid(pd.layer.trials as u64 * batch as u64 * m.tiles_in as u64, 1));
     be.clear(s.sat);
     be.clear(s.satlist);
     be.clear(s.bm_level);

@@ -111,10 +111,7 @@ impl Stage {
     /// Whether the workgroup size is the pipeline-overridable constant `WG` (1-D stages whose
     /// results cannot depend on it; tests vary it). The others have a fixed shape.
     pub fn has_wg_override(self) -> bool {
-        matches!(
-            self,
-            Stage::Program | Stage::Gdc | Stage::Dac | Stage::Combine | Stage::Accuracy | Stage::ProgramMvm | Stage::Rng | Stage::PeakPhilox | Stage::PeakFma
-        )
+        matches!(self, Stage::Program | Stage::Gdc | Stage::Combine | Stage::Accuracy | Stage::ProgramMvm | Stage::Rng | Stage::PeakPhilox | Stage::PeakFma)
     }
 
     /// The full WGSL module with the portable `mulhi32` (16-bit halves).

@@ -347,19 +347,36 @@ pub fn bootstrap_quantile(sample: &[f64], q: f64, resamples: usize, confidence: 
     }
     let n = sample.len();
     let key = crate::rng::key(seed, 0xB007);
+    // A resample's order statistics are the sorted sample at its drawn indices in order, so a
+    // histogram of the drawn indices, walked from the smallest, gives them without sorting.
+    let mut sorted = sample.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    // numpy's linear quantile from the two order statistics around (n - 1) q.
+    let h = (n - 1) as f64 * q;
+    let lo = h.floor() as usize;
+    let mut counts = vec![0u32; n];
     let mut stats = Vec::with_capacity(resamples);
-    let mut buf = vec![0.0; n];
     for r in 0..resamples {
-        for (i, slot) in buf.iter_mut().enumerate() {
-            let w = crate::rng::philox4x32_10([i as u32, r as u32, 0xB0, 0], key);
-            *slot = sample[(((w[0] as u64) * n as u64) >> 32) as usize];
+        counts.fill(0);
+        // All four words of each Philox block: one block per four draws.
+        for b in 0..n.div_ceil(4) {
+            let w = crate::rng::philox4x32_10([b as u32, r as u32, 0xB0, 0], key);
+            for &wi in w.iter().take(n - 4 * b) {
+                counts[(((wi as u64) * n as u64) >> 32) as usize] += 1;
+            }
         }
-        // numpy's linear quantile from the two order statistics around (n - 1) q, by selection.
-        let h = (n - 1) as f64 * q;
-        let lo = h.floor() as usize;
-        let (_, a, rest) = buf.select_nth_unstable_by(lo, f64::total_cmp);
-        let a = *a;
-        let b = rest.iter().copied().min_by(f64::total_cmp).unwrap_or(a);
+        let order_stat = |k: usize| {
+            let mut seen = 0usize;
+            for (j, &c) in counts.iter().enumerate() {
+                seen += c as usize;
+                if seen > k {
+                    return sorted[j];
+                }
+            }
+            sorted[n - 1]
+        };
+        let a = order_stat(lo);
+        let b = if lo + 1 < n { order_stat(lo + 1) } else { a };
         stats.push(a + (h - lo as f64) * (b - a));
     }
     stats.sort_by(f64::total_cmp);

@@ -100,7 +100,22 @@ pub struct GpuBackend {
     int64: bool,
     /// The `mulhi32` variant the pipelines are built with.
     mulhi: Mulhi,
+    /// naga's runtime bounds checks and loop guards (on unless `AIMC_SHADER_CHECKS=off`).
+    checks: bool,
     profiler: Option<Profiler>,
+}
+
+/// Reads `AIMC_SHADER_CHECKS`: `on` (the default) keeps naga's bounds checks and loop guards in
+/// every shader; `off` builds the modules without them (`create_shader_module_trusted`), which
+/// runs Philox about 2.4x and the SGEMM about 1.2x faster on an H100 (gpu-practice.md) but makes
+/// an out-of-bounds index undefined behaviour instead of a clamped read.
+pub fn shader_checks_from_env() -> Result<bool, EngineError> {
+    match std::env::var("AIMC_SHADER_CHECKS") {
+        Err(_) => Ok(true),
+        Ok(v) if v == "on" || v.is_empty() => Ok(true),
+        Ok(v) if v == "off" => Ok(false),
+        Ok(v) => Err(EngineError::Invalid(format!("AIMC_SHADER_CHECKS = {v:?}: use `on` (the default) or `off`"))),
+    }
 }
 
 /// Per-dispatch timing while profiling: with timestamp queries, a begin/end pair per compute pass
@@ -119,6 +134,7 @@ const SUBMIT_EVERY: u32 = 256;
 
 impl GpuBackend {
     pub fn new(pick: AdapterPick, wg: u32) -> Result<Self, EngineError> {
+        let checks = shader_checks_from_env()?;
         let (_instance, adapters) = enumerate();
         let infos: Vec<_> = adapters.iter().map(|a| a.get_info()).collect();
         let idx = choose(&infos, pick).ok_or_else(|| {
@@ -196,6 +212,7 @@ impl GpuBackend {
             timestamps,
             int64,
             mulhi: if int64 { Mulhi::U64 } else { Mulhi::Halves },
+            checks,
             profiler: None,
         })
     }
@@ -220,8 +237,23 @@ impl GpuBackend {
         Ok(())
     }
 
+    /// Whether the shaders keep naga's runtime bounds checks.
+    pub fn shader_checks(&self) -> bool {
+        self.checks
+    }
+
+    /// Rebuilds the pipelines with or without naga's runtime bounds checks and loop guards.
+    pub fn set_shader_checks(&mut self, on: bool) {
+        if on != self.checks {
+            self.submit();
+            self.pipelines.clear();
+            self.bind_groups.clear();
+            self.checks = on;
+        }
+    }
+
     fn pipeline(&mut self, stage: Stage) -> &(wgpu::ComputePipeline, wgpu::BindGroupLayout) {
-        let (device, wg, mulhi) = (&self.device, self.wg, self.mulhi);
+        let (device, wg, mulhi, checks) = (&self.device, self.wg, self.mulhi, self.checks);
         self.pipelines.entry(stage).or_insert_with(|| {
             let src = stage.module_source_with(mulhi);
             let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(stage.name()), entries: &layout_entries(&src) });
@@ -230,7 +262,14 @@ impl GpuBackend {
                 bind_group_layouts: &[Some(&bgl)],
                 immediate_size: 0,
             });
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(stage.name()), source: wgpu::ShaderSource::Wgsl(src.into()) });
+            let desc = wgpu::ShaderModuleDescriptor { label: Some(stage.name()), source: wgpu::ShaderSource::Wgsl(src.into()) };
+            let module = if checks {
+                device.create_shader_module(desc)
+            } else {
+                // SAFETY: every stage's indexing is exercised against its CPU twin by the tests on
+                // ragged shapes; the user asked for unchecked modules with AIMC_SHADER_CHECKS=off.
+                unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+            };
             let constants = [("WG", wg as f64)];
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(stage.name()),

@@ -1,0 +1,88 @@
+"""A vectorised PyTorch Monte Carlo of the same PCM path as `aimc bench` cases (a) and (c): the
+baseline that aimc's GPU engine is compared with on the same card (BENCHMARKS.md).
+
+Physics as aihwkit's PCMLikeNoiseModel (Nandakumar et al. 2019; Joshi et al., Nat. Commun. 11,
+2473, 2020) with its default InferenceRPUConfig periphery: programming noise polynomial, folded-
+normal drift exponent, 1/f read noise, global drift compensation, 7-bit DAC with abs-max noise
+management, output noise 0.06, 9-bit ADC with bound 12, 512 x 512 tiles. Iterative bound
+management is left out (it only adds work to this baseline). Rates are credited as aimc credits
+its own: case (a) in weights (device-state samples) per second, case (c) in GEMM-equivalent FLOP/s
+(2 per MAC of the 1024 x 1024 layer, batch 256, 256 trials).
+
+    python3 bench/torch_baseline.py            # needs a CUDA GPU and torch
+"""
+import math
+import time
+
+import torch
+
+dev = torch.device("cuda")
+torch.backends.cuda.matmul.allow_tf32 = False  # FP32 GEMMs, as aimc's WGSL
+G_MAX, T0, T_READ, T = 25.0, 20.0, 250e-9, 3600.0
+PROG = (0.26348, 1.9650, -1.1731)
+
+
+def clamp_log(gr, a, b, lo, hi):
+    return (a * torch.log(gr.clamp_min(1e-7)) + b).clamp(lo, hi)
+
+
+def device_state(w, trials):
+    """Programmed, drifted, read-noisy weights for `trials` draws of the signed matrix `w`."""
+    scale = G_MAX / w.abs().amax()
+    gt = (w.abs() * scale).expand(trials, *w.shape)
+    x = gt / G_MAX
+    sig = PROG[0] + PROG[1] * x + PROG[2] * x * x
+    g = (gt + sig * torch.randn_like(gt)).clamp_min(0.0)
+    nu = (clamp_log(x, -0.0155, 0.0244, 0.049, 0.1) + clamp_log(x, -0.0125, -0.0059, 0.008, 0.045) * torch.randn_like(gt)).abs()
+    t = T + T0
+    gd = g * torch.exp(-nu * math.log(t / T0))
+    qs = (0.0088 / (g / G_MAX).clamp_min(1e-7).pow(0.65).clamp_min(1e-3)).clamp_max(0.2)
+    gd = (gd + gd * qs * math.sqrt(math.log((t + T_READ) / (2 * T_READ))) * torch.randn_like(gt)).clamp_min(0.0)
+    return torch.sign(w) * gd / scale
+
+
+def quant(v, bits, bound):
+    res = bound / (2 ** (bits - 1) - 1)
+    return (torch.round(v / res) * res).clamp(-bound, bound)
+
+
+def inference(w, x, trials, tile=512):
+    we = device_state(w, trials)
+    # GDC: one reference read of the summed columns at t0 (programmed state) vs now.
+    alpha = w.abs().sum() / we.abs().sum(dim=(1, 2)).clamp_min(1e-12)
+    xm = x.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
+    xq = quant(x / xm, 7, 1.0)
+    y = 0.0
+    for k in range(0, w.shape[1], tile):
+        yt = torch.matmul(xq[None, :, k : k + tile], we[:, :, k : k + tile].transpose(1, 2))
+        yt = yt + 0.06 * torch.randn_like(yt)
+        y = y + quant(yt, 9, 12.0)
+    return y * xm[None] * alpha[:, None, None]
+
+
+def timed(f, reps):
+    f()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        f()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / reps
+
+
+def main():
+    gen = torch.Generator(device=dev).manual_seed(0)
+    bell = lambda *s: torch.rand(4, *s, device=dev, generator=gen).mul(2).sub(1).mean(0)
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}")
+    # (a) device state, 512 x 512, 4096 trials, in chunks of 256 trials.
+    w = bell(512, 512)
+    ta = timed(lambda: [device_state(w, 256) for _ in range(16)], 3)
+    print(f"(a) device state 512x512, 4096 trials: {512 * 512 * 4096 / ta / 1e9:.2f} G weights/s")
+    # (c) batched inference 1024 x 1024, batch 256, 256 trials, in chunks of 32 trials.
+    w, x = bell(1024, 1024), bell(256, 1024)
+    tc = timed(lambda: [inference(w, x, 32) for _ in range(8)], 3)
+    print(f"(c) batched inference 1024x1024, batch 256, 256 trials: {2 * 256 * 1024 * 1024 * 256 / tc / 1e12:.3f} TFLOP/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -125,7 +125,7 @@ pub struct CommonArgs {
     /// auto: a hardware GPU if present, else the CPU backend; gpu: any wgpu adapter (software Vulkan too); cpu: the CPU backend (fast kernels).
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendChoice,
-    /// Device model: pcm (aihwkit PCMLikeNoiseModel), hermes, hermes1, ideal.
+    /// Device model: pcm (aihwkit PCMLikeNoiseModel), hermes, hermes1, ideal, simple (programming noise 0.067 g_max only).
     #[arg(long, default_value = "pcm")]
     pub device: String,
     /// Override a parameter: device.FIELD=VALUE or periphery.FIELD=VALUE (repeatable).

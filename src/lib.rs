@@ -12,6 +12,8 @@
 //! - [`workload`]: what a trial computes (weight error, MVM, MLP classifier) and model/data loading
 //! - [`experiment`]: experiment files, the sweep runner, checkpoints, paired differences,
 //!   reference comparisons, shard merging, the energy table
+//! - [`kernel`]: random-feature kernel approximation (RFF/ORF/SORF projections, FAVOR+), exact kernels,
+//!   kernel approximation error, kernel ridge classification, exact and linear attention
 //! - [`report`]: the results schema, plots, the markdown/HTML report, crash-safe publishing
 //! - [`stats`]: mergeable moments, quantiles, confidence and bootstrap intervals, histograms
 //! - [`bench`]: throughput benchmarks against computed floors
@@ -23,6 +25,7 @@ pub mod crossbar;
 pub mod device;
 pub mod engine;
 pub mod experiment;
+pub mod kernel;
 pub mod report;
 pub mod rng;
 pub mod stats;

@@ -85,8 +85,11 @@ pub const HERMES2_PROG_COEFF: [f64; 4] = [0.16603222, 4.71806468, -8.48101252, 4
 /// HERMES 1-device programming fit (g_ref = 10.35 µS).
 pub const HERMES1_PROG_COEFF: [f64; 4] = [0.15781817, 2.32443916, -2.16310839, 0.68841818];
 
+/// Programming-noise std of the `simple` model, in units of g_max.
+pub const SIMPLE_PROG_SIGMA: f64 = 0.067;
+
 /// Names accepted by [`DeviceModel::by_name`].
-pub const MODEL_NAMES: [&str; 4] = ["pcm", "hermes", "hermes1", "ideal"];
+pub const MODEL_NAMES: [&str; 5] = ["pcm", "hermes", "hermes1", "ideal", "simple"];
 
 impl DeviceModel {
     /// aihwkit `PCMLikeNoiseModel` defaults.
@@ -146,12 +149,29 @@ impl DeviceModel {
         DeviceModel { name: "ideal".into(), prog_noise_scale: 0.0, drift_scale: 0.0, read_noise_scale: 0.0, ..Self::pcm() }
     }
 
+    /// The simple noise setting of the kernel-approximation study (Büchel, Camposampiero et al.,
+    /// Nat. Mach. Intell. 2024; kernel-attention spec §4): programming noise g_T + 0.067·N in
+    /// normalised units (σ_prog = 0.067·g_max at every conductance), no drift and no read noise.
+    /// Its periphery (8-bit inputs, output noise 0.1) and the 2σ weight clipping are set in the
+    /// experiment file (`[periphery]`, `kernel.clip_sigma`).
+    pub fn simple() -> Self {
+        DeviceModel {
+            name: "simple".into(),
+            prog_coeff: [SIMPLE_PROG_SIGMA * 25.0, 0.0, 0.0, 0.0],
+            prog_g_ref: 25.0,
+            drift_scale: 0.0,
+            read_noise_scale: 0.0,
+            ..Self::pcm()
+        }
+    }
+
     pub fn by_name(name: &str) -> Option<Self> {
         match name {
             "pcm" => Some(Self::pcm()),
             "hermes" | "hermes2" => Some(Self::hermes()),
             "hermes1" => Some(Self::hermes1()),
             "ideal" => Some(Self::ideal()),
+            "simple" => Some(Self::simple()),
             _ => None,
         }
     }

@@ -442,6 +442,37 @@ pub fn run_outputs(
     Ok(out)
 }
 
+/// What [`run_outputs_each`] hands each chunk's outputs to: (time index, trials, outputs).
+pub type OutputSink<'a> = dyn FnMut(usize, u32, &[f32]) -> Result<(), EngineError> + 'a;
+
+/// As [`run_outputs`], handing each chunk's outputs to `each(time index, trials, outputs)` as
+/// they are read back (`[trial][batch][n_out]` of that chunk, trials in order), so memory stays
+/// one chunk whatever the trial count.
+pub fn run_outputs_each(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    batch: u32,
+    cfg: &RunConfig,
+    on_chunk: &mut dyn FnMut(u32),
+    each: &mut OutputSink,
+) -> Result<(), EngineError> {
+    let n_out = layers.last().map(|l| l.mapped.n_out).unwrap_or(0) as usize;
+    forward(
+        be,
+        layers,
+        x,
+        batch,
+        cfg,
+        on_chunk,
+        &mut |be, h, p, ti| {
+            let got: Vec<f32> = bytemuck::cast_vec(be.download(h)?);
+            each(ti, p.layer.trials, &got[..p.layer.trials as usize * batch as usize * n_out])
+        },
+        &mut |_, _| Ok(()),
+    )
+}
+
 /// The inference plan shared by the classifier and output workloads: per chunk, program every
 /// layer; per time, drift every layer and run the batch through all layers; then `finish` gets
 /// the final activations buffer, the last layer's params and the time index; after the last time

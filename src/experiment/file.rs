@@ -29,6 +29,19 @@ pub enum WorkloadKind {
     WeightError,
     /// One weight matrix on random inputs: per-trial relative error of the noisy MVM outputs.
     MvmError,
+    /// Random-feature kernel approximation on a point set: ‖K − ΦΦᵀ‖_F / ‖K‖_F per trial.
+    KernelError,
+    /// Kernel ridge classification on random features: per-trial test accuracy.
+    KernelRidge,
+    /// Softmax attention against linear attention on random features: relative output error.
+    Attention,
+}
+
+impl WorkloadKind {
+    /// The kernel workloads (a `[kernel]` section instead of a `[model]`).
+    pub fn is_kernel(self) -> bool {
+        matches!(self, WorkloadKind::KernelError | WorkloadKind::KernelRidge | WorkloadKind::Attention)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,8 +70,15 @@ struct RawExperiment {
     /// floating point).
     #[serde(default)]
     tail_below: Option<f64>,
-    model: RawModel,
+    #[serde(default)]
+    model: Option<RawModel>,
     data: Option<RawData>,
+    /// Kernel workloads: the feature map (`super::kernel::KernelSettings`).
+    #[serde(default)]
+    kernel: Option<toml::Table>,
+    /// The attention workload's Q, K, V.
+    #[serde(default)]
+    attention: Option<RawAttention>,
     #[serde(default)]
     device: toml::Table,
     #[serde(default)]
@@ -138,6 +158,40 @@ fn one() -> f32 {
     1.0
 }
 
+/// `[attention]`: Q, K, V from .npy files (`[heads, n, d]` or `[n, d]`), or generated: Q, K ~
+/// N(0, qk_std²) and V ~ N(0, 1) from `data_seed` (`crate::kernel::attention::synthetic_qkv`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttention {
+    #[serde(default)]
+    q: Option<PathBuf>,
+    #[serde(default)]
+    k: Option<PathBuf>,
+    #[serde(default)]
+    v: Option<PathBuf>,
+    #[serde(default = "one_usize")]
+    heads: usize,
+    #[serde(default)]
+    n: usize,
+    #[serde(default)]
+    d: usize,
+    #[serde(default)]
+    causal: bool,
+    /// Generated Q and K: the std of their entries (default d^(−1/4), so ‖q‖ ≈ d^(1/4) and the
+    /// scaled q·d^(−1/4) has norm about 1, the positive features' working range).
+    #[serde(default)]
+    qk_std: Option<f64>,
+    #[serde(default)]
+    data_seed: u64,
+}
+
+fn one_usize() -> usize {
+    1
+}
+
+/// Largest attention problem: heads × n × d values per tensor.
+const MAX_ATTENTION_VALUES: usize = 1 << 26;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEnergy {
@@ -168,6 +222,8 @@ pub struct SweepPoint {
     pub periphery: Periphery,
     pub gdc: Gdc,
     pub tile: TileShape,
+    /// Kernel workloads: the feature map at this point.
+    pub kernel: Option<super::kernel::KernelSettings>,
 }
 
 impl SweepPoint {
@@ -219,6 +275,8 @@ pub struct Experiment {
     pub activation: Activation,
     pub data: Option<Dataset>,
     pub mvm_inputs: u32,
+    /// Kernel workloads: the point set, data set or Q/K/V.
+    pub kernel_data: Option<super::kernel::KernelData>,
     pub energy: CostTable,
     /// Another simulator's numbers to put beside this run's (`[reference]`).
     pub reference: Option<super::reference::Reference>,
@@ -270,6 +328,69 @@ fn check_tile(t: TileShape) -> Result<TileShape, String> {
 
 fn parse_gdc(v: &toml::Value) -> Result<Gdc, String> {
     v.clone().try_into::<Gdc>().map_err(|_| format!("gdc = {v}: use \"off\", \"readout\" or \"exact_reference\""))
+}
+
+/// The workload's name as written in experiment files.
+pub fn workload_name(w: WorkloadKind) -> String {
+    serde_json::to_value(w).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// Reads or generates the attention workload's Q, K, V (each `[heads][n][d]`).
+fn attention_data(a: &RawAttention, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<super::kernel::KernelData, String> {
+    if a.heads == 0 {
+        return Err("attention.heads = 0: must be >= 1".into());
+    }
+    let (q, k, v, n, d) = match (&a.q, &a.k, &a.v) {
+        (None, None, None) => {
+            if a.n == 0 || a.d == 0 {
+                return Err(format!("attention.n = {}, attention.d = {}: give both (>= 1) to generate Q, K, V, or q, k, v = \"....npy\"", a.n, a.d));
+            }
+            if a.heads * a.n * a.d > MAX_ATTENTION_VALUES {
+                return Err(format!("attention: heads x n x d = {} values per tensor; at most {MAX_ATTENTION_VALUES}", a.heads * a.n * a.d));
+            }
+            let std = a.qk_std.unwrap_or((a.d as f64).powf(-0.25));
+            if !(std > 0.0 && std.is_finite()) {
+                return Err(format!("attention.qk_std = {std}: must be > 0"));
+            }
+            let (q, k, v) = crate::kernel::attention::synthetic_qkv(a.heads, a.n, a.d, std, a.data_seed);
+            (q, k, v, a.n, a.d)
+        }
+        (Some(qp), Some(kp), Some(vp)) => {
+            if a.qk_std.is_some() {
+                return Err("attention.qk_std: only for generated Q/K/V; remove it (the .npy files are used as they are)".into());
+            }
+            let load = |name: &str, p: &Path| -> Result<Matrix, String> {
+                let path = resolve(p);
+                let m = io::read_matrix(&path, None).map_err(|e| format!("attention.{name}: {e}"))?;
+                if m.rows % a.heads != 0 {
+                    return Err(format!(
+                        "attention.{name}: {} has {} rows, not a multiple of heads = {} (rows are heads x n, head-major)",
+                        path.display(),
+                        m.rows,
+                        a.heads
+                    ));
+                }
+                Ok(m)
+            };
+            let (q, k, v) = (load("q", qp)?, load("k", kp)?, load("v", vp)?);
+            if q.cols != k.cols {
+                return Err(format!("attention.q and attention.k: d differs ({} vs {} columns); Q and K need the same d", q.cols, k.cols));
+            }
+            if q.rows != k.rows || q.rows != v.rows {
+                return Err(format!("attention: q, k, v have {}, {} and {} rows; they need the same heads x n", q.rows, k.rows, v.rows));
+            }
+            if v.cols != q.cols {
+                return Err(format!("attention.v: {} columns; this workload needs V of the same d as Q and K ({})", v.cols, q.cols));
+            }
+            if (a.n != 0 && a.n * a.heads != q.rows) || (a.d != 0 && a.d != q.cols) {
+                return Err(format!("attention.n = {}, d = {}: the files hold n = {}, d = {}; remove n and d or fix them", a.n, a.d, q.rows / a.heads, q.cols));
+            }
+            let n = q.rows / a.heads;
+            (q.data, k.data, v.data, n, q.cols)
+        }
+        _ => return Err("attention: give all of q, k, v (.npy, [heads x n, d] each) or none (generated)".into()),
+    };
+    Ok(super::kernel::KernelData::Attention { heads: a.heads, n, d, causal: a.causal, q, k, v })
 }
 
 impl Experiment {
@@ -360,6 +481,23 @@ impl Experiment {
         periphery.validate().map_err(&bad)?;
         let tile = check_tile(raw.tile.unwrap_or_default()).map_err(&bad)?;
 
+        // Kernel workloads: the feature map (each field also a sweep axis).
+        let wl = raw.workload;
+        let kernel_base: Option<super::kernel::KernelSettings> = if wl.is_kernel() {
+            let t = raw.kernel.clone().ok_or_else(|| {
+                bad(format!("the {} workload needs a [kernel] section, e.g. kernel = \"rbf\", projection = \"rff\", features = 128", workload_name(wl)))
+            })?;
+            Some(super::kernel::KernelSettings::from_table(&t).map_err(&bad)?)
+        } else if raw.kernel.is_some() {
+            return Err(bad("[kernel] is for the kernel_error, kernel_ridge and attention workloads; remove it or change workload".into()));
+        } else {
+            None
+        };
+        if raw.attention.is_some() && wl != WorkloadKind::Attention {
+            return Err(bad("[attention] is for workload = \"attention\"; remove it or change workload".into()));
+        }
+        let kernel_fields = kernel_base.as_ref().map(|k| toml::Table::try_from(k).unwrap()).unwrap_or_default();
+
         // Sweep: time is inside every run; the other axes form the cartesian product.
         let mut times = vec![];
         let mut axes = vec![];
@@ -401,7 +539,8 @@ impl Experiment {
         let io_fields = toml::Table::try_from(&periphery).unwrap();
         let mut points = Vec::with_capacity(n_points);
         for index in 0..n_points {
-            let mut p = SweepPoint { index, labels: vec![], device: device.clone(), periphery: periphery.clone(), gdc: raw.gdc, tile };
+            let mut p =
+                SweepPoint { index, labels: vec![], device: device.clone(), periphery: periphery.clone(), gdc: raw.gdc, tile, kernel: kernel_base.clone() };
             let mut rem = index;
             // Last axis varies fastest.
             let mut choice = vec![0; axes.len()];
@@ -426,6 +565,8 @@ impl Experiment {
                 } else if a.name == "tile" {
                     let s = v.as_str().ok_or_else(|| bad(format!("{key}: {v} must be a string like \"512x512\"")))?;
                     p.tile = parse_tile_str(s).map_err(|m| bad(format!("{key}: {m}")))?;
+                } else if let (true, Some(k)) = (kernel_fields.contains_key(&a.name), p.kernel.as_mut()) {
+                    set_field(k, "sweep", &a.name, v).map_err(&bad)?;
                 } else if dev_fields.contains_key(&a.name) {
                     set_field(&mut p.device, "sweep", &a.name, v).map_err(&bad)?;
                     p.device.validate().map_err(|m| bad(format!("{key}: {m}")))?;
@@ -433,8 +574,13 @@ impl Experiment {
                     set_field(&mut p.periphery, "sweep", &a.name, v).map_err(&bad)?;
                     p.periphery.validate().map_err(|m| bad(format!("{key}: {m}")))?;
                 } else {
+                    let kf = if kernel_fields.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", a kernel field ({})", kernel_fields.keys().cloned().collect::<Vec<_>>().join(", "))
+                    };
                     return Err(bad(format!(
-                        "{key}: unknown sweep axis; use t, {}, a device field ({}) or a periphery field ({}; aliases dac_bits, adc_bits)",
+                        "{key}: unknown sweep axis; use t, {}{kf}, a device field ({}) or a periphery field ({}; aliases dac_bits, adc_bits)",
                         SPECIAL_AXES[1..].join(", "),
                         dev_fields.keys().filter(|k| *k != "name").cloned().collect::<Vec<_>>().join(", "),
                         io_fields.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -459,10 +605,55 @@ impl Experiment {
                 Some(super::reference::Reference::load(&resolve(&r.path), m, sd).map_err(|e| bad(format!("reference.path: {e}")))?)
             }
         };
-        let model_path = resolve(&raw.model.path);
+        let no_model = RawModel { path: PathBuf::new(), tensor: None, layers: vec![], allow_extra: false, activation: Activation::None };
+        let model = match (&raw.model, wl.is_kernel()) {
+            (Some(m), false) => m,
+            (None, false) => return Err(bad(format!("the {} workload needs a [model] section with path = \"...\"", workload_name(wl)))),
+            (Some(_), true) => return Err(bad(format!("the {} workload programs a random projection ([kernel]); remove [model]", workload_name(wl)))),
+            (None, true) => &no_model,
+        };
+        let model_path = resolve(&model.path);
+        let mut kernel_data = None;
         let (layers, data, mvm_inputs) = match raw.workload {
+            WorkloadKind::KernelError | WorkloadKind::KernelRidge => {
+                let d = raw.data.as_ref().ok_or_else(|| {
+                    bad(format!("the {} workload needs a [data] section: a labelled CSV (features, then the integer label)", workload_name(wl)))
+                })?;
+                let data_path = resolve(&d.path);
+                if !(d.scale.is_finite() && d.scale > 0.0) {
+                    return Err(bad(format!("data.scale = {}: must be > 0", d.scale)));
+                }
+                let mut ds = io::read_csv_with(&data_path, d.scale, d.header).map_err(|e| bad(format!("data.path: {e}")))?;
+                if let Some(r) = &d.rows {
+                    let &[a, b] = r.as_slice() else {
+                        return Err(bad(format!("data.rows = {r:?}: give two numbers, [start, end] (rows start..end, end excluded)")));
+                    };
+                    if a >= b || b > ds.len() {
+                        return Err(bad(format!("data.rows = [{a}, {b}]: {} has {} rows; need start < end <= {}", data_path.display(), ds.len(), ds.len())));
+                    }
+                    ds = ds.rows(a, b);
+                }
+                if ds.len() < 8 {
+                    return Err(bad(format!(
+                        "data.path: {} has {} rows; the train/test split (every 4th row tests) needs at least 8",
+                        data_path.display(),
+                        ds.len()
+                    )));
+                }
+                kernel_data = Some(super::kernel::split_standardise(&ds.x, &ds.labels, ds.n_features));
+                (vec![], None, 0)
+            }
+            WorkloadKind::Attention => {
+                let a = raw
+                    .attention
+                    .as_ref()
+                    .ok_or_else(|| bad("the attention workload needs an [attention] section: heads, n, d (generated Q/K/V) or q, k, v = \"....npy\"".into()))?;
+                kernel_data = Some(attention_data(a, &resolve).map_err(&bad)?);
+                (vec![], None, 0)
+            }
             WorkloadKind::Classifier => {
-                let opt = io::StateDictOptions { layers: raw.model.layers.clone(), allow_extra: raw.model.allow_extra };
+                let raw_model = model;
+                let opt = io::StateDictOptions { layers: raw_model.layers.clone(), allow_extra: raw_model.allow_extra };
                 let layers = io::read_state_dict_with(&model_path, &opt).map_err(|e| bad(format!("model.path: {e}")))?;
                 let d = raw.data.as_ref().ok_or_else(|| bad("the classifier workload needs a [data] section with path = \"...csv\"".into()))?;
                 let data_path = resolve(&d.path);
@@ -483,7 +674,7 @@ impl Experiment {
                 (layers, Some(ds), 0)
             }
             WorkloadKind::WeightError | WorkloadKind::MvmError => {
-                let m: Matrix = io::read_matrix(&model_path, raw.model.tensor.as_deref()).map_err(|e| bad(format!("model.path: {e}")))?;
+                let m: Matrix = io::read_matrix(&model_path, model.tensor.as_deref()).map_err(|e| bad(format!("model.path: {e}")))?;
                 let inputs = match (raw.workload, &raw.mvm) {
                     (WorkloadKind::MvmError, Some(mv)) if mv.inputs > 0 && (mv.inputs as u64) * (m.cols as u64) <= MAX_MVM_INPUT_VALUES => mv.inputs,
                     (WorkloadKind::MvmError, Some(mv)) if mv.inputs > 0 => {
@@ -495,10 +686,20 @@ impl Experiment {
                     (WorkloadKind::MvmError, _) => return Err(bad("the mvm_error workload needs [mvm] inputs = N (N >= 1 random input vectors)".into())),
                     _ => 0,
                 };
-                let l = Linear { name: raw.model.tensor.clone().unwrap_or_else(|| "weight".into()), bias: vec![0.0; m.rows], weight: m };
+                let l = Linear { name: model.tensor.clone().unwrap_or_else(|| "weight".into()), bias: vec![0.0; m.rows], weight: m };
                 (vec![l], None, inputs)
             }
         };
+        if let Some(kd) = &kernel_data {
+            for p in &points {
+                let k = p.kernel.as_ref().expect("kernel workloads have kernel settings");
+                let at = if p.labels.is_empty() { String::new() } else { format!("sweep point {}: ", p.series()) };
+                k.validate(kd.d()).map_err(|m| bad(format!("{at}{m}")))?;
+                if wl == WorkloadKind::Attention && k.kernel != crate::kernel::Kernel::Softmax {
+                    return Err(bad(format!("{at}kernel.kernel = {:?}: attention approximates softmax(QKᵀ/√d); use kernel = \"softmax\"", k.kernel)));
+                }
+            }
+        }
         let energy = match &raw.energy {
             None => CostTable::default_table(),
             Some(e) => {
@@ -519,7 +720,10 @@ impl Experiment {
             "weight_error_trials": raw.weight_error_trials,
             "common_random_numbers": raw.common_random_numbers,
             "tail_below": raw.tail_below,
-            "model": { "path": model_path.display().to_string(), "tensor": raw.model.tensor, "activation": raw.model.activation,
+            "kernel": kernel_base,
+            "attention": raw.attention.as_ref().map(|a| serde_json::json!({"heads": a.heads, "n": a.n, "d": a.d, "causal": a.causal, "qk_std": a.qk_std, "data_seed": a.data_seed,
+                "q": a.q.as_ref().map(|p| resolve(p).display().to_string()), "k": a.k.as_ref().map(|p| resolve(p).display().to_string()), "v": a.v.as_ref().map(|p| resolve(p).display().to_string())})),
+            "model": { "path": model_path.display().to_string(), "tensor": model.tensor, "activation": model.activation,
                        "layers": layers.iter().map(|l| serde_json::json!({"name": l.name, "out": l.weight.rows, "in": l.weight.cols})).collect::<Vec<_>>() },
             "data": raw.data.as_ref().map(|d| serde_json::json!({ "path": resolve(&d.path).display().to_string(), "scale": d.scale, "rows": d.rows })),
             "device": device,
@@ -553,7 +757,8 @@ impl Experiment {
             axes,
             points,
             layers,
-            activation: raw.model.activation,
+            activation: model.activation,
+            kernel_data,
             data,
             mvm_inputs,
             energy,

@@ -5,6 +5,7 @@
 pub mod energy;
 pub mod file;
 pub mod journal;
+pub mod kernel;
 pub mod merge;
 pub mod paired;
 pub mod reference;

@@ -189,6 +189,7 @@ pub fn point_stats(
         test_set_ci,
         p5_ci,
         tail,
+        fp,
         stopped: None,
     })
 }
@@ -244,6 +245,14 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, progress: 
                 let per_trial = p.sum_e.iter().zip(&p.sum_e2).map(|(s1, s2)| (s2 / n - (s1 / n).powi(2)).max(0.0).sqrt()).collect();
                 let w = vec![LayerWeightError { layer: 0, trials: r.trials, mean: r.mean, std: r.std, alpha_mean: r.alpha_mean, alpha_std: r.alpha_std }];
                 out.push(point(exp, sp, ti, per_trial, None, None, w)?);
+            }
+        }
+        WorkloadKind::KernelError | WorkloadKind::KernelRidge | WorkloadKind::Attention => {
+            let kp = super::kernel::run_point(be, exp, sp, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
+            let mut correct = kp.correct.map(|(c, n)| c.into_iter().map(move |v| (v, n)));
+            for (ti, per_trial) in kp.per_time.into_iter().enumerate() {
+                let c = correct.as_mut().and_then(|it| it.next());
+                out.push(point(exp, sp, ti, per_trial, c, Some(kp.fp), vec![])?);
             }
         }
         WorkloadKind::MvmError => {
@@ -379,6 +388,9 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
         WorkloadKind::Classifier => ("test accuracy", true),
         WorkloadKind::WeightError => ("std of the weight error (α·W_eff − W)/max|W|", false),
         WorkloadKind::MvmError => ("relative MVM error ‖y − W x‖/‖W x‖", false),
+        WorkloadKind::KernelError => ("relative kernel error ‖K − ΦΦᵀ‖_F/‖K‖_F", false),
+        WorkloadKind::KernelRidge => ("test accuracy (kernel ridge)", true),
+        WorkloadKind::Attention => ("relative attention error ‖A − Â‖_F/‖A‖_F", false),
     };
     // Trials run over all points (one time per point: times share a trial's programmed state);
     // with adaptive trials points may have run more than the file's count.
@@ -425,7 +437,7 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
 
 /// A short table for the terminal: per series and time, mean ± CI half-width and the median.
 pub fn console_summary(r: &Results) -> String {
-    let pct = r.workload == "classifier";
+    let pct = crate::report::plots::is_classifier(r);
     let f = |v: f64| {
         if pct {
             format!("{:.2}", 100.0 * v)

@@ -131,6 +131,7 @@ pub(crate) mod tests {
             test_set_ci: None,
             p5_ci: None,
             tail: None,
+            fp: Some(FP_ACCURACY),
             stopped: None,
         }
     }

@@ -116,9 +116,48 @@ pub fn series_of(results: &Results) -> Vec<Series<'_>> {
     out
 }
 
-/// Whether the metric is a classifier accuracy in [0, 1], shown in percent.
+/// Whether the metric is a classification accuracy in [0, 1], shown in percent.
 pub fn is_classifier(results: &Results) -> bool {
-    results.workload == "classifier"
+    results.workload == "classifier" || results.workload == "kernel_ridge"
+}
+
+/// The sweep axis of the random-feature count (`features`), when it has several values: the
+/// kernel workloads then get a plot of the metric against it.
+pub fn features_axis(results: &Results) -> Option<Vec<f64>> {
+    let axis = results.axes.iter().find(|a| a.name == "features")?;
+    let mut v: Vec<f64> = axis.values.iter().filter_map(|l| l.parse::<f64>().ok()).filter(|v| *v > 0.0).collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    (v.len() >= 2).then_some(v)
+}
+
+/// The metric against the feature count: one line (median, 5–95 % band) per combination of the
+/// other axes and time, and each combination's floating-point metric dashed in its colour.
+pub struct FeatureLine<'a> {
+    pub label: String,
+    /// (features, point), in feature order.
+    pub points: Vec<(f64, &'a Point)>,
+}
+
+/// Groups the points by everything but the feature count (series without `features`, and time).
+pub fn feature_lines(results: &Results) -> Vec<FeatureLine<'_>> {
+    let mut out: Vec<FeatureLine<'_>> = Vec::new();
+    for p in &results.points {
+        let Some(f) = p.labels.get("features").and_then(|l| l.parse::<f64>().ok()) else { continue };
+        let rest: Vec<String> = p.labels.iter().filter(|(k, _)| *k != "features").map(|(k, v)| format!("{k}={v}")).collect();
+        let mut label = rest.join(", ");
+        if results.times.len() > 1 {
+            label = if label.is_empty() { p.time_label.clone() } else { format!("{label}, {}", p.time_label) };
+        }
+        match out.iter_mut().find(|l| l.label == label) {
+            Some(l) => l.points.push((f, p)),
+            None => out.push(FeatureLine { label, points: vec![(f, p)] }),
+        }
+    }
+    for l in &mut out {
+        l.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    out
 }
 
 /// Factor from stored metric values to displayed ones (100 for accuracies shown in %).
@@ -152,6 +191,7 @@ fn ensure_font() -> Result<(), ReportError> {
 
 #[derive(Clone, Copy, Debug)]
 enum Figure {
+    MetricVsFeatures,
     MetricVsTime,
     Distribution,
     WeightError,
@@ -160,6 +200,7 @@ enum Figure {
 impl Figure {
     fn stem(self, results: &Results) -> &'static str {
         match self {
+            Figure::MetricVsFeatures => "metric_vs_features",
             Figure::MetricVsTime if is_classifier(results) => "accuracy_vs_time",
             Figure::MetricVsTime => "metric_vs_time",
             Figure::Distribution => "distribution",
@@ -169,6 +210,7 @@ impl Figure {
 
     fn title(self, results: &Results) -> String {
         match self {
+            Figure::MetricVsFeatures => "Against the feature count s (median, 5–95 % of trials; dashed: floating point)".to_string(),
             Figure::MetricVsTime => {
                 format!("{} vs time after programming (median, 5–95 % of trials)", capitalised(&results.metric))
             }
@@ -192,6 +234,15 @@ impl Figure {
 
     fn legend_items(self, results: &Results, series: &[Series<'_>]) -> Vec<LegendItem> {
         match self {
+            Figure::MetricVsFeatures => {
+                let mut items: Vec<LegendItem> = feature_lines(results)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| LegendItem { swatch: Swatch::Band(palette(i)), label: if l.label.is_empty() { "analog".into() } else { l.label.clone() } })
+                    .collect();
+                items.push(LegendItem { swatch: Swatch::Dashed(BASELINE_COLOR), label: "floating point, same projection (in each line's colour)".to_string() });
+                items
+            }
             Figure::MetricVsTime => metric_legend(results, series),
             Figure::Distribution => distribution_legend(results),
             Figure::WeightError => weight_error_lines(series)
@@ -211,6 +262,7 @@ impl Figure {
         // A top margin keeps the title clear of the canvas edge.
         let body = chart_area.margin(16, 0, 0, 0).titled(&self.title(results), (FONT, TITLE_PX))?;
         match self {
+            Figure::MetricVsFeatures => draw_metric_vs_features(&body, results)?,
             Figure::MetricVsTime => draw_metric_vs_time(&body, results, series)?,
             Figure::Distribution => draw_distribution(&body, results, series)?,
             Figure::WeightError => draw_weight_error(&body, series)?,
@@ -225,6 +277,9 @@ pub fn write_plots(results: &Results, dir: &Path) -> Result<Vec<PlotFile>, Repor
     ensure_font()?;
     let series = series_of(results);
     let mut figures = vec![Figure::MetricVsTime, Figure::Distribution];
+    if features_axis(results).is_some() {
+        figures.insert(0, Figure::MetricVsFeatures);
+    }
     if results.points.iter().any(|p| !p.weight_error.is_empty()) {
         figures.push(Figure::WeightError);
     }
@@ -670,6 +725,47 @@ where
     if let Some(fp) = results.fp_baseline {
         let y = fp * scale;
         plot.draw(&DashedPathElement::new(vec![(axis.lo, y), (axis.hi, y)], 14, 9, BASELINE_COLOR.stroke_width(3)))?;
+    }
+    Ok(())
+}
+
+fn draw_metric_vs_features<DB: DrawingBackend>(chart_area: &DrawingArea<DB, Shift>, results: &Results) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let scale = metric_scale(results);
+    let feats = features_axis(results).unwrap_or_default();
+    let lines = feature_lines(results);
+    let x = |f: f64| f.log2();
+    let (lo, hi) = match (feats.first(), feats.last()) {
+        (Some(&a), Some(&b)) => {
+            let pad = 0.06 * (x(b) - x(a)).max(1e-9);
+            (x(a) - pad, x(b) + pad)
+        }
+        _ => (0.0, 1.0),
+    };
+    let ticks = thin_ticks(feats.iter().map(|&f| (x(f), format!("{f}"))).collect(), lo, hi, plot_width(chart_area.dim_in_pixel().0));
+    let values = lines.iter().flat_map(|l| l.points.iter().flat_map(|(_, p)| [p.summary.p05, p.summary.p95, p.summary.median].into_iter().chain(p.fp)));
+    let y_range = padded(values.map(|v| v * scale));
+    let chart = build_chart(chart_area, None, (lo, hi), &ticks, "random features s (log scale)", y_range, &metric_axis_label(results))?;
+    let plot = chart.plotting_area();
+    for (i, l) in lines.iter().enumerate() {
+        let color = palette(i);
+        let at = |f: f64, v: f64| (x(f), v * scale);
+        if l.points.len() >= 2 {
+            let band: Vec<(f64, f64)> =
+                l.points.iter().map(|(f, p)| at(*f, p.summary.p95)).chain(l.points.iter().rev().map(|(f, p)| at(*f, p.summary.p05))).collect();
+            plot.draw(&Polygon::new(band, color.mix(BAND_ALPHA).filled()))?;
+        }
+        let medians: Vec<(f64, f64)> = l.points.iter().map(|(f, p)| at(*f, p.summary.median)).collect();
+        plot.draw(&PathElement::new(medians.clone(), color.stroke_width(LINE_PX)))?;
+        for m in medians {
+            draw_marker(plot, m, Marker::Circle, color)?;
+        }
+        let fp: Vec<(f64, f64)> = l.points.iter().filter_map(|(f, p)| p.fp.map(|v| at(*f, v))).collect();
+        if fp.len() >= 2 {
+            plot.draw(&DashedPathElement::new(fp, 14, 9, color.stroke_width(3)))?;
+        }
     }
     Ok(())
 }

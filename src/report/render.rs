@@ -224,6 +224,15 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
         ))));
     }
 
+    let floor = noise_floor_sentences(results);
+    if !floor.is_empty() {
+        blocks.push(Block::Heading(2, "Noise floor".to_string()));
+        blocks.push(Block::Paragraph(text(
+            "Floating point keeps improving with the feature count s (its error falls roughly as 1/√s); with crossbar noise the analog metric improves at first and then levels off at a floor the noise sets. Per line, at the two largest s:",
+        )));
+        blocks.push(Block::List(floor.into_iter().map(text).collect()));
+    }
+
     if !plots.is_empty() {
         blocks.push(Block::Heading(2, "Plots".to_string()));
         for plot in plots {
@@ -240,7 +249,7 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
         )));
         blocks.push(Block::List(stops));
     }
-    if results.workload == "classifier" {
+    if crate::report::plots::is_classifier(results) {
         blocks.push(Block::Paragraph(text(
             "Two uncertainties, kept apart. The trial-to-trial interval (Student t over trials) says how well the Monte Carlo pinned the mean accuracy down for this test set; it shrinks with more trials. The test-set sampling interval (Wilson over the test images) says how far the mean accuracy could lie on another test set of the same size; more trials do not shrink it. The pooled columns count every (trial, image) as an independent draw and are neither. The 5th percentile's interval is a percentile bootstrap over trials; P(< threshold) is the fraction of trials below the tail threshold (tail_below, default one point below floating point) with a Clopper–Pearson interval over trials.",
         )));
@@ -484,7 +493,7 @@ fn weight_error_table(series: &[Series<'_>]) -> Table {
 
 /// Paired differences: one plain sentence for the largest at the last time, then the table.
 fn paired_blocks(results: &Results) -> Vec<Block> {
-    let pct = results.workload == "classifier";
+    let pct = crate::report::plots::is_classifier(results);
     let (scale, unit) = if pct { (100.0, " points") } else { (1.0, "") };
     let f = |v: f64| if pct { fixed(scale * v, 2) } else { significant(v, 4) };
     let crn = results.paired.iter().all(|p| p.common_random_numbers);
@@ -836,6 +845,48 @@ fn html_table(out: &mut String, table: &Table) {
         out.push_str("</tr>\n");
     }
     out.push_str("</tbody>\n</table>\n");
+}
+
+/// Where the analog metric levels off: per line of the feature plot (every combination of the
+/// other axes and time), the analog median and the floating-point value at the two largest
+/// feature counts, and how much each changed between them.
+fn noise_floor_sentences(results: &Results) -> Vec<String> {
+    if crate::report::plots::features_axis(results).is_none() {
+        return vec![];
+    }
+    let pct = crate::report::plots::is_classifier(results);
+    let f = |v: f64| if pct { format!("{} %", fixed(100.0 * v, 2)) } else { significant(v, 3) };
+    let rel = |a: f64, b: f64| if a != 0.0 { format!("{:+.0} %", 100.0 * (b - a) / a.abs()) } else { "–".to_string() };
+    crate::report::plots::feature_lines(results)
+        .iter()
+        .filter(|l| l.points.len() >= 2)
+        .map(|l| {
+            let (fa, a) = l.points[l.points.len() - 2];
+            let (fb, b) = l.points[l.points.len() - 1];
+            let name = if l.label.is_empty() { "analog".to_string() } else { l.label.clone() };
+            let fp = match (a.fp, b.fp) {
+                (Some(x), Some(y)) => format!("; floating point {} → {} ({})", f(x), f(y), rel(x, y)),
+                _ => String::new(),
+            };
+            let gap = match b.fp {
+                Some(y) if y != 0.0 => format!(", {:.1}× floating point at s = {fb}", b.summary.median / y),
+                _ => String::new(),
+            };
+            // Levelling off: the analog metric changed by less than half of what floating point did.
+            let (da, dfp) = (b.summary.median - a.summary.median, b.fp.zip(a.fp).map(|(y, x)| y - x));
+            let verdict = match dfp {
+                Some(d) if d != 0.0 && da.abs() < 0.5 * d.abs() => format!("It has levelled off: the noise floor sits near {}{gap}", f(b.summary.median)),
+                Some(_) => format!("It still falls with floating point: no floor is reached by s = {fb}{gap}"),
+                None => format!("At s = {fb} it is {}", f(b.summary.median)),
+            };
+            format!(
+                "{name}: the analog median goes {} → {} ({}) from s = {fa} to s = {fb}{fp}. {verdict}.",
+                f(a.summary.median),
+                f(b.summary.median),
+                rel(a.summary.median, b.summary.median),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

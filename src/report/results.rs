@@ -108,6 +108,10 @@ pub struct Point {
     /// below `tail_below`), with a Clopper–Pearson interval over trials.
     #[serde(default)]
     pub tail: Option<Tail>,
+    /// The floating-point metric of this point's configuration (the classifier's FP accuracy, or
+    /// a kernel workload's metric with the same projection in floating point).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp: Option<f64>,
     /// With adaptive trials: where this point stopped and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,

@@ -1,0 +1,315 @@
+//! The kernel workloads of experiment files (kernel-attention spec §2–§4; Büchel, Camposampiero et
+//! al., "Kernel approximation using analogue in-memory computing", Nat. Mach. Intell. 2024):
+//! `kernel_error` (‖K − ΦΦᵀ‖_F / ‖K‖_F on a point set), `kernel_ridge` (closed-form ridge on the
+//! features, test accuracy) and `attention` (softmax attention against linear attention on the
+//! features, relative output error). The random projection W (s × d, drawn from its own seed) is
+//! programmed through the engine like any layer: device model, tiles, periphery, drift and GDC, a
+//! trial being one independent programming, optionally replicated on r crossbars whose outputs are
+//! averaged. Everything after the analog projection is digital (`crate::kernel`). Every point also
+//! reports the floating-point metric of the same projection (`fp`).
+
+use super::file::{Experiment, SweepPoint, WorkloadKind};
+use crate::engine::plan::{self, RunConfig};
+use crate::engine::{Backend, EngineError};
+use crate::kernel::{attention, ridge::Ridge, Kernel, KernelSpec, Projection, SoftmaxFeatures};
+use crate::workload::io::{Linear, Matrix};
+use serde::{Deserialize, Serialize};
+
+/// `[kernel]`: the feature map and how its projection is put on the crossbars. Every field can
+/// also be a sweep axis (`sweep.features = [..]`, `sweep.projection = ["rff", "orf"]`, ...).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSettings {
+    /// rbf, arccos0, arccos1 or softmax.
+    #[serde(default = "default_kernel")]
+    pub kernel: Kernel,
+    /// rff, orf, orf_repo or sorf.
+    #[serde(default = "default_projection")]
+    pub projection: Projection,
+    /// Softmax only: positive (FAVOR+), trig or relu.
+    #[serde(default = "default_softmax")]
+    pub softmax_features: SoftmaxFeatures,
+    /// RBF bandwidth: k(x, y) = exp(−γ‖x − y‖²).
+    #[serde(default = "default_gamma")]
+    pub gamma: f64,
+    /// s: rows of the projection (the feature count; [cos, sin] and [exp(+), exp(−)] maps give 2s
+    /// features).
+    pub features: usize,
+    /// r: the projection copied on r crossbars, their outputs averaged (noise falls as 1/√r).
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// Seed of the projection draw, separate from the device-noise seed (`seed`).
+    #[serde(default)]
+    pub projection_seed: u64,
+    /// Clip the programmed projection at ±clip_sigma standard deviations of its entries (the
+    /// paper: 2); 0 programs it unclipped. Floating point always uses the unclipped projection.
+    #[serde(default)]
+    pub clip_sigma: f64,
+    /// kernel_ridge: the ridge α of (ΦᵀΦ + αI)⁻¹ΦᵀY.
+    #[serde(default = "default_alpha")]
+    pub ridge_alpha: f64,
+    /// kernel_error: the first this many test points form the point set (the paper: 1000).
+    #[serde(default = "default_points")]
+    pub points: usize,
+}
+
+fn default_kernel() -> Kernel {
+    Kernel::Rbf
+}
+fn default_projection() -> Projection {
+    Projection::Rff
+}
+fn default_softmax() -> SoftmaxFeatures {
+    SoftmaxFeatures::Positive
+}
+fn default_gamma() -> f64 {
+    0.05
+}
+fn default_replicas() -> u32 {
+    1
+}
+fn default_alpha() -> f64 {
+    0.5
+}
+fn default_points() -> usize {
+    1000
+}
+
+/// Largest projection the kernel workloads program (rows × replicas).
+pub const MAX_PROJECTION_ROWS: usize = 1 << 16;
+
+impl KernelSettings {
+    /// The feature map's specification for inputs of dimension `d`.
+    pub fn spec(&self, d: usize) -> KernelSpec {
+        KernelSpec { kernel: self.kernel, projection: self.projection, softmax_features: self.softmax_features, gamma: self.gamma, features: self.features, d }
+    }
+
+    /// Parses `[kernel]`; an error names the offending field (`kernel.projection = "qmc": ...`).
+    pub fn from_table(t: &toml::Table) -> Result<Self, String> {
+        t.clone().try_into().map_err(|e: toml::de::Error| {
+            // Find the field: each alone, beside a valid feature count.
+            for (k, v) in t {
+                let mut one = toml::Table::new();
+                one.insert("features".into(), toml::Value::Integer(1));
+                one.insert(k.clone(), v.clone());
+                if let Err(e1) = one.try_into::<KernelSettings>() {
+                    return format!("kernel.{k} = {v}: {}", e1.message().trim());
+                }
+            }
+            format!("[kernel]: {}", e.message().trim())
+        })
+    }
+
+    /// Checks every field against inputs of dimension `d` (messages name the field and the fix).
+    pub fn validate(&self, d: usize) -> Result<(), String> {
+        self.spec(d).validate().map_err(|m| format!("[kernel] {m}"))?;
+        if self.replicas == 0 {
+            return Err("kernel.replicas = 0: must be >= 1 (1 = one copy of the projection)".into());
+        }
+        if self.features * self.replicas as usize > MAX_PROJECTION_ROWS {
+            return Err(format!(
+                "kernel.features x kernel.replicas = {} x {}: at most {MAX_PROJECTION_ROWS} programmed rows; use fewer",
+                self.features, self.replicas
+            ));
+        }
+        if !(self.clip_sigma >= 0.0 && self.clip_sigma.is_finite()) {
+            return Err(format!("kernel.clip_sigma = {}: must be >= 0 (0 = no clipping, the paper used 2)", self.clip_sigma));
+        }
+        if !(self.ridge_alpha > 0.0 && self.ridge_alpha.is_finite()) {
+            return Err(format!("kernel.ridge_alpha = {}: must be > 0 (the paper used 0.5)", self.ridge_alpha));
+        }
+        if self.points < 2 {
+            return Err(format!("kernel.points = {}: the kernel error needs at least 2 points", self.points));
+        }
+        Ok(())
+    }
+
+    /// The projection as programmed: drawn, clipped, replicated `replicas` times (rows stacked).
+    fn programmed(&self, w: &[f32], d: usize) -> Linear {
+        let mut wp = w.to_vec();
+        if self.clip_sigma > 0.0 {
+            let n = wp.len() as f64;
+            let mean = wp.iter().map(|&v| v as f64).sum::<f64>() / n;
+            let std = (wp.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+            let c = (self.clip_sigma * std) as f32;
+            for v in &mut wp {
+                *v = v.clamp(-c, c);
+            }
+        }
+        let rows = self.features * self.replicas as usize;
+        let data: Vec<f32> = (0..self.replicas).flat_map(|_| wp.iter().copied()).collect();
+        Linear { name: "projection".into(), weight: Matrix { rows, cols: d, data }, bias: vec![0.0; rows] }
+    }
+}
+
+/// Inputs of the kernel workloads, resolved by the experiment file.
+#[derive(Clone, Debug)]
+pub enum KernelData {
+    /// A labelled data set, standardised with its training split's statistics.
+    Points { d: usize, classes: usize, train_x: Vec<f32>, train_y: Vec<u32>, test_x: Vec<f32>, test_y: Vec<u32> },
+    /// Q, K, V of `heads` heads, each `[heads][n][d]`.
+    Attention { heads: usize, n: usize, d: usize, causal: bool, q: Vec<f32>, k: Vec<f32>, v: Vec<f32> },
+}
+
+impl KernelData {
+    pub fn d(&self) -> usize {
+        match self {
+            KernelData::Points { d, .. } | KernelData::Attention { d, .. } => *d,
+        }
+    }
+}
+
+/// The fixed split rule of the kernel data sets: row i is a test row when i % 4 == 0 (a quarter,
+/// spread over the file, so data sets sorted by class keep every class in both splits).
+pub fn is_test_row(i: usize) -> bool {
+    i.is_multiple_of(4)
+}
+
+/// Splits and standardises a labelled data set (per-feature mean and std of the training rows;
+/// a constant feature is centred only).
+pub fn split_standardise(x: &[f32], labels: &[u32], d: usize) -> KernelData {
+    let (mut tx, mut ty, mut sx, mut sy) = (vec![], vec![], vec![], vec![]);
+    for (i, (row, &l)) in x.chunks(d).zip(labels).enumerate() {
+        if is_test_row(i) {
+            sx.extend_from_slice(row);
+            sy.push(l);
+        } else {
+            tx.extend_from_slice(row);
+            ty.push(l);
+        }
+    }
+    let n = ty.len().max(1) as f64;
+    for j in 0..d {
+        let mean = tx.chunks(d).map(|r| r[j] as f64).sum::<f64>() / n;
+        let std = (tx.chunks(d).map(|r| (r[j] as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let scale = if std > 0.0 { 1.0 / std } else { 1.0 };
+        for r in tx.chunks_mut(d).chain(sx.chunks_mut(d)) {
+            r[j] = ((r[j] as f64 - mean) * scale) as f32;
+        }
+    }
+    let classes = labels.iter().copied().max().map_or(1, |m| m as usize + 1);
+    KernelData::Points { d, classes, train_x: tx, train_y: ty, test_x: sx, test_y: sy }
+}
+
+/// y = X Wᵀ (n × s) in floating point.
+fn project(x: &[f32], w: &[f32], n: usize, d: usize, s: usize) -> Vec<f32> {
+    let mut y = vec![0.0f32; n * s];
+    // SAFETY: the slices hold n×d, s×d and n×s values; strides describe row-major layouts.
+    unsafe {
+        matrixmultiply::sgemm(n, d, s, 1.0, x.as_ptr(), d as isize, 1, w.as_ptr(), 1, d as isize, 0.0, y.as_mut_ptr(), s as isize, 1);
+    }
+    y
+}
+
+/// What one point computes from one trial's features.
+enum Metric<'a> {
+    Error { k: Vec<f64>, n: usize },
+    Ridge { model: Ridge, labels: &'a [u32] },
+    Attention { heads: usize, n: usize, dv: usize, causal: bool, v: &'a [f32], exact: Vec<f32> },
+}
+
+impl Metric<'_> {
+    /// The metric of one set of features (rows as the inputs were stacked).
+    fn of(&self, spec: &KernelSpec, phi: &[f32]) -> f64 {
+        let w = spec.width();
+        match self {
+            Metric::Error { k, n } => crate::kernel::kernel_error(k, phi, *n, w),
+            Metric::Ridge { model, labels } => model.accuracy(phi, labels),
+            Metric::Attention { heads, n, dv, causal, v, exact } => {
+                let mut approx = Vec::with_capacity(exact.len());
+                for h in 0..*heads {
+                    let qf = &phi[h * n * w..(h + 1) * n * w];
+                    let kf = &phi[(heads + h) * n * w..(heads + h + 1) * n * w];
+                    approx.extend(attention::linear_attention(qf, kf, &v[h * n * dv..(h + 1) * n * dv], *n, w, *dv, *causal));
+                }
+                attention::rel_error(exact, &approx)
+            }
+        }
+    }
+}
+
+/// One kernel sweep point: per time, the metric of every trial; and the floating-point metric.
+pub struct KernelPoint {
+    pub per_time: Vec<Vec<f64>>,
+    /// Correct counts per time and trial (kernel_ridge), out of `n_test`.
+    pub correct: Option<(Vec<Vec<u32>>, u32)>,
+    pub fp: f64,
+}
+
+/// Runs one sweep point of a kernel workload.
+pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &RunConfig, on_chunk: &mut dyn FnMut(u32)) -> Result<KernelPoint, EngineError> {
+    let ks = sp.kernel.as_ref().ok_or_else(|| EngineError::Invalid("a kernel workload needs a [kernel] section".into()))?;
+    let data = exp.kernel_data.as_ref().ok_or_else(|| EngineError::Invalid("a kernel workload needs its data".into()))?;
+    let d = data.d();
+    let spec = ks.spec(d);
+    let s = ks.features;
+    let w = spec.projection(ks.projection_seed);
+    // The digital inputs of the projection (rows) and what the metric needs.
+    let (x, metric): (Vec<f32>, Metric) = match data {
+        KernelData::Points { train_x, train_y, test_x, test_y, classes, .. } => match exp.workload {
+            WorkloadKind::KernelError => {
+                let n = ks.points.min(test_y.len());
+                let x = test_x[..n * d].to_vec();
+                (x.clone(), Metric::Error { k: spec.exact(&x, &x), n })
+            }
+            _ => {
+                let ntr = train_y.len();
+                let phi_tr = spec.features(&project(train_x, &w, ntr, d, s), &crate::kernel::sq_norms(train_x, d), ntr);
+                let model =
+                    Ridge::fit(&phi_tr, train_y, spec.width(), *classes, ks.ridge_alpha).map_err(|m| EngineError::Invalid(format!("kernel ridge: {m}")))?;
+                (test_x.clone(), Metric::Ridge { model, labels: test_y })
+            }
+        },
+        KernelData::Attention { heads, n, d, causal, q, k, v } => {
+            // Q and K scaled by d^(−1/4), so φ(q)·φ(k) estimates exp(qᵀk/√d); rows: all heads' Q, then all heads' K.
+            let sc = (*d as f32).powf(-0.25);
+            let x: Vec<f32> = q.iter().chain(k.iter()).map(|&a| a * sc).collect();
+            let mut exact = Vec::with_capacity(heads * n * d);
+            for h in 0..*heads {
+                let r = h * n * d..(h + 1) * n * d;
+                exact.extend(attention::exact_attention(&q[r.clone()], &k[r.clone()], &v[r], *n, *d, *d, *causal));
+            }
+            (x, Metric::Attention { heads: *heads, n: *n, dv: *d, causal: *causal, v, exact })
+        }
+    };
+    let n = x.len() / d;
+    let norms = crate::kernel::sq_norms(&x, d);
+    let fp = metric.of(&spec, &spec.features(&project(&x, &w, n, d, s), &norms, n));
+
+    // The analog projection: every trial an independent programming of the (replicated) W.
+    let layer = ks.programmed(&w, d);
+    let layers = crate::workload::analog_layers(&[layer], crate::workload::Activation::None, sp.tile, sp.periphery.weight_scaling_omega as f32);
+    let r = ks.replicas as usize;
+    let nt = exp.times.len();
+    let mut per_time = vec![Vec::with_capacity(cfg.trials as usize); nt];
+    let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
+    plan::run_outputs_each(be, &layers, &x, n as u32, cfg, on_chunk, &mut |ti, trials, out| {
+        let per = n * s * r;
+        let mut vals = vec![0.0; trials as usize];
+        let jobs = threads.min(trials as usize).max(1);
+        std::thread::scope(|scope| {
+            for (j, slot) in vals.chunks_mut((trials as usize).div_ceil(jobs)).enumerate() {
+                let (spec, metric, norms) = (&spec, &metric, &norms);
+                let first = j * (trials as usize).div_ceil(jobs);
+                scope.spawn(move || {
+                    for (i, v) in slot.iter_mut().enumerate() {
+                        let y = &out[(first + i) * per..(first + i + 1) * per];
+                        // Average the replicas: output row o of copy c sits at column c·s + o.
+                        let ya: Vec<f32> = (0..n * s).map(|e| (0..r).map(|c| y[(e / s) * s * r + c * s + e % s]).sum::<f32>() / r as f32).collect();
+                        *v = metric.of(spec, &spec.features(&ya, norms, n));
+                    }
+                });
+            }
+        });
+        per_time[ti].extend(vals);
+        Ok(())
+    })?;
+    let correct = match &metric {
+        Metric::Ridge { labels, .. } => {
+            let nl = labels.len() as f64;
+            Some((per_time.iter().map(|v| v.iter().map(|a| (a * nl).round() as u32).collect()).collect(), labels.len() as u32))
+        }
+        _ => None,
+    };
+    Ok(KernelPoint { per_time, correct, fp })
+}

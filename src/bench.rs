@@ -284,6 +284,9 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
         }
     }
 
+    // (f) FAVOR+ attention on a programmed projection: d = 64, s = 256, n = 1024, 8 heads.
+    cases.push(attention_case(be.as_mut(), small, philox, flops, show_breakdown)?);
+
     say!("{:<24} {:<36} {:>16} {:>16} {:>7} {:>16}", "case", "size", "measured", "floor", "ratio", "target");
     for c in &cases {
         let floor = c.floor.map_or("–".to_string(), |f| si(f, c.unit));
@@ -320,4 +323,73 @@ fn si(v: f64, unit: &str) -> String {
         (1.0, "")
     };
     format!("{:.3} {p}{unit}", v / d)
+}
+
+/// Case (f): kernel-approximated attention (FAVOR+ positive features, ORF projection) with the
+/// projection W (s × d) programmed on PCM; per trial every head's Q and K rows go through the
+/// crossbar, then `feature_map`, `attention_kv` and `attention_out` against the exact outputs.
+/// Floor per trial: the device state of s·d weights, the analog MVM (2·rows·d·s FLOPs), the
+/// linear attention's two products (2 · 2·heads·n·width·(d + 1) FLOPs); the 2·rows·s feature
+/// exponentials are counted but given no time.
+fn attention_case(be: &mut dyn Backend, small: bool, philox: f64, flops: f64, show_breakdown: bool) -> Result<Case, EngineError> {
+    use crate::engine::layout::KernelParams;
+    use crate::engine::plan::KernelReduction;
+    use crate::kernel::{Kernel, KernelSpec, Projection, SoftmaxFeatures};
+    let (d, s, heads) = (64usize, 256usize, 8usize);
+    let (n, trials) = if small { (128usize, 2u32) } else { (1024, 64) };
+    let spec = KernelSpec { kernel: Kernel::Softmax, projection: Projection::Orf, softmax_features: SoftmaxFeatures::Positive, gamma: 1.0, features: s, d };
+    let w = spec.projection(1);
+    let (q, k, v) = crate::kernel::attention::synthetic_qkv(heads, n, d, (d as f64).powf(-0.25), 2);
+    let sc = (d as f32).powf(-0.25);
+    let x: Vec<f32> = q.iter().chain(&k).map(|&a| a * sc).collect();
+    let norms = crate::kernel::sq_norms(&x, d);
+    let mut exact = Vec::with_capacity(heads * n * d);
+    for h in 0..heads {
+        let r = h * n * d..(h + 1) * n * d;
+        exact.extend(crate::kernel::attention::exact_attention(&q[r.clone()], &k[r.clone()], &v[r], n, d, d, false));
+    }
+    let layer = AnalogLayer { mapped: MappedMatrix::new(&w, s as u32, d as u32, TileShape::default(), 1.0), bias: vec![0.0; s], activation: 0 };
+    let rows = 2 * heads * n;
+    let width = spec.width();
+    let kp = KernelParams {
+        rows: rows as u32,
+        s: s as u32,
+        replicas: 1,
+        width: width as u32,
+        map: 3,
+        heads: heads as u32,
+        seq: n as u32,
+        dv: d as u32,
+        causal: 0,
+        blocks: 1,
+        ..Default::default()
+    };
+    let mut c = cfg(trials, DeviceModel::pcm(), Gdc::Readout);
+    c.periphery.weight_scaling_omega = 1.0;
+    let run = |be: &mut dyn Backend, c: &RunConfig| {
+        plan::run_kernel(be, std::slice::from_ref(&layer), &x, &norms, kp, KernelReduction::Attention { v: &v, exact: &exact }, c, &mut |_| {}).map(|_| ())
+    };
+    let mut c1 = c.clone();
+    c1.trials = 1;
+    run(be, &c1)?; // warm-up: pipelines
+    let start = std::time::Instant::now();
+    run(be, &c)?;
+    be.finish()?;
+    let t = start.elapsed().as_secs_f64();
+    let profile = breakdown(be, show_breakdown, &mut |be| run(be, &c))?;
+    let per_trial = Counts {
+        philox_blocks: DEVICE_STATE.philox_blocks * (s * d) as f64 + rows as f64 * s as f64 / 4.0,
+        flops: 2.0 * rows as f64 * d as f64 * s as f64 + 4.0 * (heads * n * width * (d + 1)) as f64,
+        transcendentals: 2.0 * (rows * s) as f64,
+        bytes: 0.0,
+    };
+    Ok(Case {
+        name: "(f) FAVOR+ attention",
+        size: format!("d {d}, s {s}, n {n}, {heads} heads, {trials} trials"),
+        rate: trials as f64 / t,
+        floor: Some(1.0 / per_trial.floor_seconds(philox, flops)),
+        unit: "trials/s",
+        target: None,
+        profile,
+    })
 }

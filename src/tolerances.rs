@@ -25,3 +25,10 @@ pub const ADC_FLIP_FRACTION: f64 = 0.01;
 /// relative error of about 5e-7 against libm, so a normal (|n| < 6) moves by < 5e-6, a weight
 /// (normal · σ/g_max < 0.1, drift factor ≤ 1) by < 1e-6, an activation (|v| < 20) by < 1e-5.
 pub const FAST_ABS: f32 = 1e-5;
+
+/// Relative agreement of the kernel stages (`feature_map`, `kernel_error`, `attention_kv`,
+/// `attention_out`) between the GPU and the CPU twins on the same inputs: f32 sums of up to a few
+/// thousand terms in the same order carry ~1e-6 relative error, and WGSL's `cos`/`sin`/`exp` are
+/// accurate to a few ulp over the feature maps' arguments (|y| of order 10); 1e-3 leaves a wide
+/// margin while still catching any indexing or formula difference (those are O(1)).
+pub const KERNEL_REL: f32 = 1e-3;

@@ -143,3 +143,43 @@ fn fast_counts_do_not_depend_on_chunking_or_threads() {
         }
     }
 }
+
+/// The fast kernel-error and attention reductions (SGEMMs) against the twins: whole kernel plans
+/// on both, per-trial sums of squares within a relative 1e-4 (f32 sums in another order).
+#[test]
+fn fast_kernel_reductions_match_the_twins() {
+    use aimc::engine::layout::KernelParams;
+    use aimc::engine::plan::{run_kernel, KernelReduction};
+    let d = 6usize;
+    let (s, heads, seq) = (11usize, 2usize, 9usize);
+    for attention in [false, true] {
+        let rows = if attention { 2 * heads * seq } else { 29 };
+        let x: Vec<f32> = weights(rows * d, 21).iter().map(|v| v * 0.5).collect();
+        let layer =
+            AnalogLayer { mapped: MappedMatrix::new(&weights(s * d, 22), s as u32, d as u32, TileShape::default(), 1.0), bias: vec![0.0; s], activation: 0 };
+        let norms: Vec<f32> = x.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
+        let kp = KernelParams {
+            rows: rows as u32,
+            s: s as u32,
+            replicas: 1,
+            width: 2 * s as u32,
+            map: if attention { 3 } else { 0 },
+            heads: heads as u32,
+            seq: seq as u32,
+            dv: d as u32,
+            causal: 0,
+            blocks: 1,
+            ..Default::default()
+        };
+        let (kmat, v, exact) = (weights(rows * rows, 23), weights(heads * seq * d, 24), weights(heads * seq * d, 25));
+        let c = cfg(DeviceModel::pcm(), 5, 2);
+        let run = |be: &mut CpuBackend| {
+            let red = if attention { KernelReduction::Attention { v: &v, exact: &exact } } else { KernelReduction::KernelError { kmat: &kmat } };
+            run_kernel(be, std::slice::from_ref(&layer), &x, &norms, kp, red, &c, &mut |_| {}).unwrap()
+        };
+        let (a, b) = (run(&mut cpu()), run(&mut fast(2)));
+        for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+            assert!((x - y).abs() <= 1e-4 * x.abs().max(1e-6), "attention {attention}: twin {x} fast {y}");
+        }
+    }
+}

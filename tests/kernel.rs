@@ -61,6 +61,25 @@ fn an_ideal_crossbar_reproduces_floating_point() {
     }
 }
 
+/// The same for attention through the plan's stages, non-causal and causal (the prefix-sum form
+/// against the host's direct linear attention, with blocks of 64 tokens crossed at n = 80).
+#[test]
+fn an_ideal_crossbar_reproduces_floating_point_attention() {
+    for causal in [false, true] {
+        let text = format!(
+            "name = \"a\"\nworkload = \"attention\"\nseed = 4\ntrials = 3\n[kernel]\nkernel = \"softmax\"\nprojection = \"orf\"\nfeatures = 40\n\
+             [attention]\nheads = 2\nn = 80\nd = 8\ncausal = {causal}\n[device]\nmodel = \"ideal\"\n\
+             [periphery]\ninp_res_bits = 16\nout_res_bits = 16\nout_noise = 0.0\nout_bound = 0.0\n[sweep]\nt = [\"1h\"]\n"
+        );
+        let r = run_on(&mut common::cpu(), &exp(&text).unwrap());
+        let p = &r.points[0];
+        let fp = p.fp.unwrap();
+        for v in &p.per_trial {
+            assert!((v - fp).abs() < 2e-3 * fp, "causal {causal}: ideal {v} vs fp {fp}");
+        }
+    }
+}
+
 /// Output noise (an ideal device, out_noise 0.1) raises the error above floating point, and
 /// averaging r = 8 replicas of the projection removes most of the excess (the noise variance falls
 /// as 1/r). Programming noise (the simple model, 0.067 g_max) raises it too.

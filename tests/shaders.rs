@@ -37,6 +37,7 @@ fn struct_sizes_agree_with_wgsl() {
         ("Curve", std::mem::size_of::<Curve>()),
         ("DeviceParams", std::mem::size_of::<DeviceParams>()),
         ("IoParams", std::mem::size_of::<IoParams>()),
+        ("KernelParams", std::mem::size_of::<KernelParams>()),
         ("LayerParams", std::mem::size_of::<LayerParams>()),
         ("StageParams", std::mem::size_of::<StageParams>()),
         ("TileInfo", std::mem::size_of::<TileInfo>()),
@@ -75,7 +76,8 @@ fn struct_members_sit_at_the_same_offsets_in_rust_and_wgsl() {
             "LayerParams",
             offsets!(LayerParams: n_in, n_out, tiles_in, tiles_out, trials, trial_offset, batch, layer, t_index, key0, key1, gdc_mode, log_t_ratio, read_sqrt_log, full_path, x_per_trial, activation, chunks_per_tile, wmax, gdc_base),
         ),
-        ("StageParams", offsets!(StageParams: layer, dev, io)),
+        ("KernelParams", offsets!(KernelParams: rows, s, replicas, width, map, heads, seq, dv, causal, blocks, _pad0, _pad1)),
+        ("StageParams", offsets!(StageParams: layer, dev, io, kern)),
         ("TileInfo", offsets!(TileInfo: row_start, rows, col_start, cols, scale, wmax_norm, mean_abs_norm, _pad)),
     ];
     for (name, fields) in rust {

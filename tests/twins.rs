@@ -91,6 +91,10 @@ fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
         Stage::Rng => vec![(0, Cmp::Exact), (1, Cmp::Abs(NORMAL_ABS))],
         Stage::PeakPhilox => vec![(0, Cmp::Exact)],
         Stage::PeakFma => vec![(0, Cmp::Rel(1e-4))],
+        Stage::FeatureMap => vec![(2, Cmp::Rel(KERNEL_REL))],
+        Stage::KernelError => vec![(2, Cmp::Rel(KERNEL_REL))],
+        Stage::AttentionKv => vec![(2, Cmp::Rel(KERNEL_REL))],
+        Stage::AttentionOut => vec![(4, Cmp::Rel(KERNEL_REL))],
     }
 }
 
@@ -308,6 +312,60 @@ fn bound_management_levels_match_twin() {
             for (b, how) in outputs(Stage::Bound) {
                 compare(Stage::Bound, b, &d.after[b], &got[b], &how);
             }
+        }
+    }
+}
+
+/// The kernel stages against their twins: a kernel-error plan and a causal and a non-causal
+/// attention plan recorded on the twins (ragged shapes: 37 rows, 5 and 70 tokens, s = 13, two
+/// replicas), every dispatch replayed on the GPU with the same inputs.
+#[test]
+fn kernel_stages_match_twins() {
+    use aimc::engine::layout::KernelParams;
+    use aimc::engine::plan::{run_kernel, KernelReduction};
+    // The recorder's workgroup size, so the recorded grids cover the same items on the GPU.
+    let Some(mut gpu) = common::gpu(256) else {
+        return;
+    };
+    let d = 6usize;
+    let c = cfg(Gdc::Readout, 3, vec![3600.0, 1e7]);
+    for (map, attention, causal, seq) in [(0u32, false, false, 0usize), (3, true, false, 5), (3, true, true, 70), (4, true, true, 5)] {
+        let (s, r) = (13usize, 2usize);
+        let heads = 2usize;
+        let rows = if attention { 2 * heads * seq } else { 37 };
+        let x = weights(rows * d, 11);
+        let w: Vec<f32> = weights(s * d, 12).iter().cycle().take(s * r * d).copied().collect();
+        let layer = AnalogLayer {
+            mapped: MappedMatrix::new(&w, (s * r) as u32, d as u32, TileShape { max_in: 4, max_out: 16 }, 1.0),
+            bias: vec![0.0; s * r],
+            activation: 0,
+        };
+        let norms: Vec<f32> = x.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
+        let width = if map == 0 || map == 3 || map == 4 { 2 * s } else { s };
+        let kp = KernelParams {
+            rows: rows as u32,
+            s: s as u32,
+            replicas: r as u32,
+            width: width as u32,
+            map,
+            heads: heads as u32,
+            seq: seq as u32,
+            dv: d as u32,
+            causal: causal as u32,
+            blocks: if causal { seq.div_ceil(64) as u32 } else { 1 },
+            ..Default::default()
+        };
+        let kmat = weights(rows * rows, 13);
+        let (v, exact) = (weights(heads * seq.max(1) * d, 14), weights(heads * seq.max(1) * d, 15));
+        let red = if attention { KernelReduction::Attention { v: &v, exact: &exact } } else { KernelReduction::KernelError { kmat: &kmat } };
+        let mut rec = Recorder::new();
+        let sums = run_kernel(&mut rec, &[layer], &x, &norms, kp, red, &c, &mut |_| {}).unwrap();
+        assert_eq!(sums.len(), 2);
+        assert!(sums.iter().flatten().all(|v| v.is_finite() && *v > 0.0));
+        let seen = replay_all(&rec, &mut gpu);
+        let want: &[Stage] = if attention { &[Stage::FeatureMap, Stage::AttentionKv, Stage::AttentionOut] } else { &[Stage::FeatureMap, Stage::KernelError] };
+        for st in want {
+            assert!(seen.contains(st), "{} not dispatched", st.name());
         }
     }
 }

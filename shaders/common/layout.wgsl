@@ -30,10 +30,17 @@ struct LayerParams {
     activation: u32, chunks_per_tile: u32, wmax: f32, gdc_base: u32,
 }
 
+struct KernelParams {
+    rows: u32, s: u32, replicas: u32, width: u32,
+    map: u32, heads: u32, seq: u32, dv: u32,
+    causal: u32, blocks: u32, _pad0: u32, _pad1: u32,
+}
+
 struct StageParams {
     layer: LayerParams,
     dev: DeviceParams,
     io: IoParams,
+    kern: KernelParams,
 }
 
 struct TileInfo {

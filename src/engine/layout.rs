@@ -111,6 +111,33 @@ pub struct LayerParams {
     pub gdc_base: u32,
 }
 
+/// The kernel stages' shape (`feature_map`, `kernel_error`, `attention_kv`, `attention_out`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct KernelParams {
+    /// Input rows per trial (points, or the heads' Q rows then their K rows).
+    pub rows: u32,
+    /// Projection rows s (the layer has s · replicas outputs).
+    pub s: u32,
+    pub replicas: u32,
+    /// Feature columns per row: 2s for [cos, sin] and [exp(+), exp(−)] pairs, s otherwise.
+    pub width: u32,
+    /// Feature map: 0 RBF [cos, sin], 1 ArcCos0 step, 2 ArcCos1 ReLU, 3 softmax positive
+    /// [exp(y − ‖x‖²/2), exp(−y − ‖x‖²/2)]/√2, 4 softmax trig, 5 softmax ReLU.
+    pub map: u32,
+    pub heads: u32,
+    /// Tokens per head.
+    pub seq: u32,
+    /// V columns per head.
+    pub dv: u32,
+    /// 0: non-causal linear attention, 1: causal (prefix sums per block of ATTN_BLOCK tokens).
+    pub causal: u32,
+    /// Blocks of ATTN_BLOCK tokens per head (prefix slots of `attention_kv`; 1 when non-causal).
+    pub blocks: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+
 /// Everything a stage reads as its uniform (binding 0 of every stage).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
@@ -118,6 +145,7 @@ pub struct StageParams {
     pub layer: LayerParams,
     pub dev: DeviceParams,
     pub io: IoParams,
+    pub kern: KernelParams,
 }
 
 /// One crossbar tile of a layer: a block of `rows` outputs x `cols` inputs.

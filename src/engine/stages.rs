@@ -52,10 +52,14 @@ pub enum Stage {
     Rng,
     PeakPhilox,
     PeakFma,
+    FeatureMap,
+    KernelError,
+    AttentionKv,
+    AttentionOut,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 13] = [
+    pub const ALL: [Stage; 17] = [
         Stage::Program,
         Stage::Drift,
         Stage::Gdc,
@@ -69,6 +73,10 @@ impl Stage {
         Stage::Rng,
         Stage::PeakPhilox,
         Stage::PeakFma,
+        Stage::FeatureMap,
+        Stage::KernelError,
+        Stage::AttentionKv,
+        Stage::AttentionOut,
     ];
 
     /// The stage's name: its WGSL file, entry point and CPU twin module.
@@ -87,6 +95,10 @@ impl Stage {
             Stage::Rng => "rng",
             Stage::PeakPhilox => "peak_philox",
             Stage::PeakFma => "peak_fma",
+            Stage::FeatureMap => "feature_map",
+            Stage::KernelError => "kernel_error",
+            Stage::AttentionKv => "attention_kv",
+            Stage::AttentionOut => "attention_out",
         }
     }
 
@@ -105,13 +117,28 @@ impl Stage {
             Stage::Rng => include_str!("../../shaders/rng.wgsl"),
             Stage::PeakPhilox => include_str!("../../shaders/peak_philox.wgsl"),
             Stage::PeakFma => include_str!("../../shaders/peak_fma.wgsl"),
+            Stage::FeatureMap => include_str!("../../shaders/feature_map.wgsl"),
+            Stage::KernelError => include_str!("../../shaders/kernel_error.wgsl"),
+            Stage::AttentionKv => include_str!("../../shaders/attention_kv.wgsl"),
+            Stage::AttentionOut => include_str!("../../shaders/attention_out.wgsl"),
         }
     }
 
     /// Whether the workgroup size is the pipeline-overridable constant `WG` (1-D stages whose
     /// results cannot depend on it; tests vary it). The others have a fixed shape.
     pub fn has_wg_override(self) -> bool {
-        matches!(self, Stage::Program | Stage::Gdc | Stage::Combine | Stage::Accuracy | Stage::ProgramMvm | Stage::Rng | Stage::PeakPhilox | Stage::PeakFma)
+        matches!(
+            self,
+            Stage::Program
+                | Stage::Gdc
+                | Stage::Combine
+                | Stage::Accuracy
+                | Stage::ProgramMvm
+                | Stage::Rng
+                | Stage::PeakPhilox
+                | Stage::PeakFma
+                | Stage::FeatureMap
+        )
     }
 
     /// The full WGSL module with the portable `mulhi32` (16-bit halves).

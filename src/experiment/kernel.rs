@@ -9,7 +9,9 @@
 //! reports the floating-point metric of the same projection (`fp`).
 
 use super::file::{Experiment, SweepPoint, WorkloadKind};
-use crate::engine::plan::{self, RunConfig};
+use crate::engine::cpu::attention_kv::ATTN_BLOCK;
+use crate::engine::layout::KernelParams;
+use crate::engine::plan::{self, KernelReduction, RunConfig};
 use crate::engine::{Backend, EngineError};
 use crate::kernel::{attention, ridge::Ridge, Kernel, KernelSpec, Projection, SoftmaxFeatures};
 use crate::workload::io::{Linear, Matrix};
@@ -228,6 +230,18 @@ impl Metric<'_> {
     }
 }
 
+/// The `feature_map` stage's code of a map (see shaders/feature_map.wgsl).
+pub fn map_code(spec: &KernelSpec) -> u32 {
+    match (spec.kernel, spec.softmax_features) {
+        (Kernel::Rbf, _) => 0,
+        (Kernel::Arccos0, _) => 1,
+        (Kernel::Arccos1, _) => 2,
+        (Kernel::Softmax, SoftmaxFeatures::Positive) => 3,
+        (Kernel::Softmax, SoftmaxFeatures::Trig) => 4,
+        (Kernel::Softmax, SoftmaxFeatures::Relu) => 5,
+    }
+}
+
 /// One kernel sweep point: per time, the metric of every trial; and the floating-point metric.
 pub struct KernelPoint {
     pub per_time: Vec<Vec<f64>>,
@@ -282,28 +296,56 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
     let r = ks.replicas as usize;
     let nt = exp.times.len();
     let mut per_time = vec![Vec::with_capacity(cfg.trials as usize); nt];
-    let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
-    plan::run_outputs_each(be, &layers, &x, n as u32, cfg, on_chunk, &mut |ti, trials, out| {
-        let per = n * s * r;
-        let mut vals = vec![0.0; trials as usize];
-        let jobs = threads.min(trials as usize).max(1);
-        std::thread::scope(|scope| {
-            for (j, slot) in vals.chunks_mut((trials as usize).div_ceil(jobs)).enumerate() {
-                let (spec, metric, norms) = (&spec, &metric, &norms);
-                let first = j * (trials as usize).div_ceil(jobs);
-                scope.spawn(move || {
-                    for (i, v) in slot.iter_mut().enumerate() {
-                        let y = &out[(first + i) * per..(first + i + 1) * per];
-                        // Average the replicas: output row o of copy c sits at column c·s + o.
-                        let ya: Vec<f32> = (0..n * s).map(|e| (0..r).map(|c| y[(e / s) * s * r + c * s + e % s]).sum::<f32>() / r as f32).collect();
-                        *v = metric.of(spec, &spec.features(&ya, norms, n));
+    let mut kp = KernelParams { rows: n as u32, s: s as u32, replicas: r as u32, width: spec.width() as u32, map: map_code(&spec), ..Default::default() };
+    match &metric {
+        // The feature map and the reduction run as stages of the plan (GPU or CPU twins); only
+        // per-row sums of squares come back.
+        Metric::Error { k, .. } => {
+            let kmat: Vec<f32> = k.iter().map(|&v| v as f32).collect();
+            let norm2: f64 = k.iter().map(|v| v * v).sum();
+            let sums = plan::run_kernel(be, &layers, &x, &norms, kp, KernelReduction::KernelError { kmat: &kmat }, cfg, on_chunk)?;
+            for (o, t) in per_time.iter_mut().zip(sums) {
+                o.extend(t.into_iter().map(|e| crate::kernel::ratio_of(e, norm2)));
+            }
+        }
+        Metric::Attention { heads, n: seq, dv, causal, v, exact } => {
+            kp.heads = *heads as u32;
+            kp.seq = *seq as u32;
+            kp.dv = *dv as u32;
+            kp.causal = u32::from(*causal);
+            kp.blocks = if *causal { seq.div_ceil(ATTN_BLOCK) as u32 } else { 1 };
+            let norm2: f64 = exact.iter().map(|&a| a as f64 * a as f64).sum();
+            let sums = plan::run_kernel(be, &layers, &x, &norms, kp, KernelReduction::Attention { v, exact }, cfg, on_chunk)?;
+            for (o, t) in per_time.iter_mut().zip(sums) {
+                o.extend(t.into_iter().map(|e| crate::kernel::ratio_of(e, norm2)));
+            }
+        }
+        // Ridge: each trial's test features are classified on the host.
+        Metric::Ridge { .. } => {
+            let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
+            plan::run_outputs_each(be, &layers, &x, n as u32, cfg, on_chunk, &mut |ti, trials, out| {
+                let per = n * s * r;
+                let mut vals = vec![0.0; trials as usize];
+                let jobs = threads.min(trials as usize).max(1);
+                std::thread::scope(|scope| {
+                    for (j, slot) in vals.chunks_mut((trials as usize).div_ceil(jobs)).enumerate() {
+                        let (spec, metric, norms) = (&spec, &metric, &norms);
+                        let first = j * (trials as usize).div_ceil(jobs);
+                        scope.spawn(move || {
+                            for (i, v) in slot.iter_mut().enumerate() {
+                                let y = &out[(first + i) * per..(first + i + 1) * per];
+                                // Average the replicas: output row o of copy c sits at column c·s + o.
+                                let ya: Vec<f32> = (0..n * s).map(|e| (0..r).map(|c| y[(e / s) * s * r + c * s + e % s]).sum::<f32>() / r as f32).collect();
+                                *v = metric.of(spec, &spec.features(&ya, norms, n));
+                            }
+                        });
                     }
                 });
-            }
-        });
-        per_time[ti].extend(vals);
-        Ok(())
-    })?;
+                per_time[ti].extend(vals);
+                Ok(())
+            })?;
+        }
+    }
     let correct = match &metric {
         Metric::Ridge { labels, .. } => {
             let nl = labels.len() as f64;

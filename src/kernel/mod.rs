@@ -232,6 +232,12 @@ pub fn project(x: &[f32], w: &[f32], d: usize) -> Vec<f32> {
     y.iter().map(|&v| v as f32).collect()
 }
 
+/// A relative error from a sum of squared differences and the reference's squared norm:
+/// sqrt(num / den), 0/0 = 0, x/0 = inf.
+pub fn ratio_of(num: f64, den: f64) -> f64 {
+    ratio(num, den)
+}
+
 /// sqrt(num / den) with 0/0 = 0 and x/0 = inf.
 pub(crate) fn ratio(num: f64, den: f64) -> f64 {
     if den > 0.0 {

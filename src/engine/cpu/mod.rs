@@ -4,12 +4,16 @@
 //! shader and takes its buffers in `@binding` order.
 
 pub mod accuracy;
+pub mod attention_kv;
+pub mod attention_out;
 pub mod bound;
 pub mod combine;
 pub mod common;
 pub mod dac;
 pub mod drift;
+pub mod feature_map;
 pub mod gdc;
+pub mod kernel_error;
 pub mod mvm;
 pub mod peak_fma;
 pub mod peak_philox;
@@ -177,6 +181,24 @@ impl Backend for CpuBackend {
                 rng::rng(p, &mut words, cast_slice_mut(&mut out));
                 self.bufs[b[0].0] = words;
             }
+            Stage::FeatureMap => feature_map::feature_map(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut out), th),
+            Stage::KernelError => {
+                let f = if fast { fast::kernel_error::kernel_error } else { kernel_error::kernel_error };
+                f(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut out), th)
+            }
+            Stage::AttentionKv => {
+                let f = if fast { fast::attention::attention_kv } else { attention_kv::attention_kv };
+                f(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut out), th)
+            }
+            Stage::AttentionOut => (if fast { fast::attention::attention_out } else { attention_out::attention_out })(
+                p,
+                cast_slice(self.get(b[0])),
+                cast_slice(self.get(b[1])),
+                cast_slice(self.get(b[2])),
+                cast_slice(self.get(b[3])),
+                cast_slice_mut(&mut out),
+                th,
+            ),
             Stage::ProgramMvm => {
                 program_mvm::program_mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut out), th)
             }

@@ -6,6 +6,7 @@
 //!   block, ADC, saturation flags);
 //! - `program`, `drift`, `dac`, `combine`: loops over eight lanes with branch-free `ln`/`exp`/`sincos`
 //!   (`lanes`), compiled for AVX2+FMA where the CPU has it and for the baseline target otherwise;
+//! - `kernel_error` and non-causal `attention_kv`/`attention_out` as SGEMMs per trial (and head);
 //! - `bound` on the full path (IR drop, per-read weight noise: every vector) as GEMMs per
 //!   (trial, tile), the few saturated vectors through the twin's per-vector redo.
 //!
@@ -14,10 +15,12 @@
 //! the GPU; integer metrics can differ where a value sits on an ADC rounding boundary.
 //! The twins stay the oracle of every test.
 
+pub mod attention;
 pub mod bound;
 pub mod combine;
 pub mod dac;
 pub mod drift;
+pub mod kernel_error;
 pub mod lanes;
 pub mod mvm;
 pub mod program;

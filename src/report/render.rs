@@ -228,7 +228,7 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     if !floor.is_empty() {
         blocks.push(Block::Heading(2, "Noise floor".to_string()));
         blocks.push(Block::Paragraph(text(
-            "Floating point keeps improving with the feature count s (its error falls roughly as 1/√s); with crossbar noise the analog metric improves at first and then levels off at a floor the noise sets. Per line, at the two largest s:",
+            "Floating point keeps improving with the feature count s (an approximation error falls roughly as 1/√s); with crossbar noise the analog metric improves at first and then levels off at a floor the noise sets. Per line, at the two largest s:",
         )));
         blocks.push(Block::List(floor.into_iter().map(text).collect()));
     }
@@ -876,7 +876,7 @@ fn noise_floor_sentences(results: &Results) -> Vec<String> {
             let (da, dfp) = (b.summary.median - a.summary.median, b.fp.zip(a.fp).map(|(y, x)| y - x));
             let verdict = match dfp {
                 Some(d) if d != 0.0 && da.abs() < 0.5 * d.abs() => format!("It has levelled off: the noise floor sits near {}{gap}", f(b.summary.median)),
-                Some(_) => format!("It still falls with floating point: no floor is reached by s = {fb}{gap}"),
+                Some(_) => format!("It still improves with floating point: no floor is reached by s = {fb}{gap}"),
                 None => format!("At s = {fb} it is {}", f(b.summary.median)),
             };
             format!(

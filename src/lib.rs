@@ -14,6 +14,7 @@
 //!   reference comparisons, shard merging, the energy table
 //! - [`kernel`]: random-feature kernel approximation (RFF/ORF/SORF projections, FAVOR+), exact kernels,
 //!   kernel approximation error, kernel ridge classification, exact and linear attention
+//! - [`tiers`]: 3D AIMC tiles for mixture-of-experts layers: mapping, routing, scheduling, energy, GPU roofline
 //! - [`report`]: the results schema, plots, the markdown/HTML report, crash-safe publishing
 //! - [`stats`]: mergeable moments, quantiles, confidence and bootstrap intervals, histograms
 //! - [`bench`]: throughput benchmarks against computed floors
@@ -29,6 +30,7 @@ pub mod kernel;
 pub mod report;
 pub mod rng;
 pub mod stats;
+pub mod tiers;
 pub mod tolerances;
 pub mod train;
 pub mod workload;

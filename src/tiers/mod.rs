@@ -1,0 +1,17 @@
+//! 3D analog in-memory computing for mixture-of-experts layers (tiers-energy.md; Büchel et al.,
+//! "Efficient scaling of large language models with mixture of experts and 3D analog in-memory
+//! computing", Nat. Comput. Sci. 5, 13–26 (2025); simulator IBM/3D-CiM-LLM-Inference-Simulator).
+//!
+//! - [`arch`]: tiles × tiers × crossbar, per-tier noise multipliers, the MoE layer and its matrices
+//! - [`mapping`]: chunks of every matrix onto (tile, tier): greedy, experts-separated, co-selection-aware
+//! - [`routing`]: per-token top-k expert draws (uniform, Zipf, histogram, co-selection) on Philox
+//! - [`cost`]: the editable cost tables (3D AIMC and GPU), `{ value, source }` pairs in TOML
+//! - [`schedule`]: the event-driven schedule of a batch: latency, tier conflicts, utilisation, energy
+//! - [`roofline`]: the GPU roofline of the same layer and the AIMC / GPU ratios
+
+pub mod arch;
+pub mod cost;
+pub mod mapping;
+pub mod roofline;
+pub mod routing;
+pub mod schedule;

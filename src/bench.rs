@@ -287,6 +287,42 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
     // (f) FAVOR+ attention on a programmed projection: d = 64, s = 256, n = 1024, 8 heads.
     cases.push(attention_case(be.as_mut(), small, philox, flops, show_breakdown)?);
 
+    // (g) The shipped MoE experiment: the noisy forward pass (trials/s) and the 3D schedule
+    // simulation (tokens scheduled per second, host).
+    let moe = std::path::Path::new("experiments/moe_3d.toml");
+    if moe.is_file() {
+        let mut exp = crate::experiment::Experiment::load(moe).map_err(|e| EngineError::Invalid(format!("{}: {e}", moe.display())))?;
+        exp.trials = if small { 4 } else { 100 };
+        let start = std::time::Instant::now();
+        let out = crate::experiment::run::run(&exp, be.as_mut(), &mut crate::experiment::run::Quiet);
+        let t = start.elapsed().as_secs_f64();
+        if let Some(e) = out.error {
+            return Err(EngineError::Invalid(format!("{}: {e}", moe.display())));
+        }
+        let costs: Vec<_> = out.results.points.iter().filter_map(|p| p.moe.as_ref()).collect();
+        let sched_s: f64 = costs.iter().map(|m| m.schedule_seconds).sum();
+        let tokens: f64 = costs.iter().map(|m| m.tokens_scheduled_per_s * m.schedule_seconds).sum();
+        let trials = exp.trials as f64 * exp.points.len() as f64;
+        cases.push(Case {
+            name: "(g) MoE forward",
+            size: format!("moe_3d.toml, {} points x {} trials", exp.points.len(), exp.trials),
+            rate: trials / (t - sched_s).max(1e-9),
+            floor: None,
+            unit: "trials/s",
+            target: None,
+            profile: None,
+        });
+        cases.push(Case {
+            name: "(g) MoE schedule (host)",
+            size: format!("{} tokens per batch", costs.first().map_or(0, |m| m.tokens)),
+            rate: tokens / sched_s.max(1e-9),
+            floor: None,
+            unit: "tokens/s",
+            target: None,
+            profile: None,
+        });
+    }
+
     say!("{:<24} {:<36} {:>16} {:>16} {:>7} {:>16}", "case", "size", "measured", "floor", "ratio", "target");
     for c in &cases {
         let floor = c.floor.map_or("–".to_string(), |f| si(f, c.unit));

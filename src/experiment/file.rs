@@ -35,6 +35,9 @@ pub enum WorkloadKind {
     KernelRidge,
     /// Softmax attention against linear attention on random features: relative output error.
     Attention,
+    /// A mixture-of-experts layer on 3D tiers: noisy output error per trial, plus the schedule,
+    /// energy and GPU-roofline cost model.
+    Moe,
 }
 
 impl WorkloadKind {
@@ -79,6 +82,14 @@ struct RawExperiment {
     /// The attention workload's Q, K, V.
     #[serde(default)]
     attention: Option<RawAttention>,
+    /// The moe workload: the layer (`super::moe::MoeSettings`), the architecture
+    /// (`crate::tiers::arch::Architecture`) and the cost tables.
+    #[serde(default)]
+    moe: Option<toml::Table>,
+    #[serde(default)]
+    arch: Option<toml::Table>,
+    #[serde(default)]
+    cost: Option<RawCost>,
     #[serde(default)]
     device: toml::Table,
     #[serde(default)]
@@ -192,6 +203,17 @@ fn one_usize() -> usize {
 /// Largest attention problem: heads × n × d values per tensor.
 const MAX_ATTENTION_VALUES: usize = 1 << 26;
 
+/// `[cost]`: the 3D cost table and the GPU table of the moe workload (defaults: the shipped
+/// experiments/energy/moe_3d.toml and gpu_h100_sxm.toml).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCost {
+    #[serde(default)]
+    tiers: Option<PathBuf>,
+    #[serde(default)]
+    gpu: Option<PathBuf>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEnergy {
@@ -224,6 +246,8 @@ pub struct SweepPoint {
     pub tile: TileShape,
     /// Kernel workloads: the feature map at this point.
     pub kernel: Option<super::kernel::KernelSettings>,
+    /// The moe workload: the layer and the architecture at this point.
+    pub moe: Option<(super::moe::MoeSettings, crate::tiers::arch::Architecture)>,
 }
 
 impl SweepPoint {
@@ -277,6 +301,8 @@ pub struct Experiment {
     pub mvm_inputs: u32,
     /// Kernel workloads: the point set, data set or Q/K/V.
     pub kernel_data: Option<super::kernel::KernelData>,
+    /// The moe workload's cost tables (3D tiers, GPU).
+    pub moe_tables: Option<(crate::tiers::cost::TierCostTable, crate::tiers::cost::GpuTable)>,
     pub energy: CostTable,
     /// Another simulator's numbers to put beside this run's (`[reference]`).
     pub reference: Option<super::reference::Reference>,
@@ -497,6 +523,25 @@ impl Experiment {
             return Err(bad("[attention] is for workload = \"attention\"; remove it or change workload".into()));
         }
         let kernel_fields = kernel_base.as_ref().map(|k| toml::Table::try_from(k).unwrap()).unwrap_or_default();
+        let moe_base: Option<(super::moe::MoeSettings, crate::tiers::arch::Architecture)> = if wl == WorkloadKind::Moe {
+            let m = raw
+                .moe
+                .clone()
+                .ok_or_else(|| bad("the moe workload needs a [moe] section: d_model, d_ff, experts, top_k (and tokens, routing, mapping, ...)".into()))?;
+            let a = raw.arch.clone().ok_or_else(|| bad("the moe workload needs an [arch] section: tiles, tiers, rows, cols (e.g. 16, 8, 512, 512)".into()))?;
+            let m: super::moe::MoeSettings = m.try_into().map_err(|e: toml::de::Error| bad(format!("[moe]: {}", e.message().trim())))?;
+            let a: crate::tiers::arch::Architecture = a.try_into().map_err(|e: toml::de::Error| bad(format!("[arch]: {}", e.message().trim())))?;
+            Some((m, a))
+        } else {
+            if raw.moe.is_some() || raw.arch.is_some() || raw.cost.is_some() {
+                return Err(bad("[moe], [arch] and [cost] are for workload = \"moe\"; remove them or change workload".into()));
+            }
+            None
+        };
+        let (moe_fields, arch_fields) = match &moe_base {
+            Some((m, a)) => (toml::Table::try_from(m).unwrap(), toml::Table::try_from(a).unwrap()),
+            None => (toml::Table::new(), toml::Table::new()),
+        };
 
         // Sweep: time is inside every run; the other axes form the cartesian product.
         let mut times = vec![];
@@ -539,8 +584,16 @@ impl Experiment {
         let io_fields = toml::Table::try_from(&periphery).unwrap();
         let mut points = Vec::with_capacity(n_points);
         for index in 0..n_points {
-            let mut p =
-                SweepPoint { index, labels: vec![], device: device.clone(), periphery: periphery.clone(), gdc: raw.gdc, tile, kernel: kernel_base.clone() };
+            let mut p = SweepPoint {
+                index,
+                labels: vec![],
+                device: device.clone(),
+                periphery: periphery.clone(),
+                gdc: raw.gdc,
+                tile,
+                kernel: kernel_base.clone(),
+                moe: moe_base.clone(),
+            };
             let mut rem = index;
             // Last axis varies fastest.
             let mut choice = vec![0; axes.len()];
@@ -567,6 +620,12 @@ impl Experiment {
                     p.tile = parse_tile_str(s).map_err(|m| bad(format!("{key}: {m}")))?;
                 } else if let (true, Some(k)) = (kernel_fields.contains_key(&a.name), p.kernel.as_mut()) {
                     set_field(k, "sweep", &a.name, v).map_err(&bad)?;
+                } else if a.name == "accuracy" && p.moe.is_some() {
+                    return Err(bad(format!("{key}: moe.accuracy sets what the metric is; it cannot be swept (use two files)")));
+                } else if let (true, Some((m, _))) = (moe_fields.contains_key(&a.name), p.moe.as_mut()) {
+                    set_field(m, "sweep", &a.name, v).map_err(&bad)?;
+                } else if let (true, Some((_, ar))) = (arch_fields.contains_key(&a.name), p.moe.as_mut()) {
+                    set_field(ar, "sweep", &a.name, v).map_err(&bad)?;
                 } else if dev_fields.contains_key(&a.name) {
                     set_field(&mut p.device, "sweep", &a.name, v).map_err(&bad)?;
                     p.device.validate().map_err(|m| bad(format!("{key}: {m}")))?;
@@ -574,11 +633,15 @@ impl Experiment {
                     set_field(&mut p.periphery, "sweep", &a.name, v).map_err(&bad)?;
                     p.periphery.validate().map_err(|m| bad(format!("{key}: {m}")))?;
                 } else {
-                    let kf = if kernel_fields.is_empty() {
+                    let mut kf = if kernel_fields.is_empty() {
                         String::new()
                     } else {
                         format!(", a kernel field ({})", kernel_fields.keys().cloned().collect::<Vec<_>>().join(", "))
                     };
+                    if !moe_fields.is_empty() {
+                        let names: Vec<String> = moe_fields.keys().chain(arch_fields.keys()).cloned().collect();
+                        kf.push_str(&format!(", a moe or arch field ({})", names.join(", ")));
+                    }
                     return Err(bad(format!(
                         "{key}: unknown sweep axis; use t, {}{kf}, a device field ({}) or a periphery field ({}; aliases dac_bits, adc_bits)",
                         SPECIAL_AXES[1..].join(", "),
@@ -606,7 +669,7 @@ impl Experiment {
             }
         };
         let no_model = RawModel { path: PathBuf::new(), tensor: None, layers: vec![], allow_extra: false, activation: Activation::None };
-        let model = match (&raw.model, wl.is_kernel()) {
+        let model = match (&raw.model, wl.is_kernel() || wl == WorkloadKind::Moe) {
             (Some(m), false) => m,
             (None, false) => return Err(bad(format!("the {} workload needs a [model] section with path = \"...\"", workload_name(wl)))),
             (Some(_), true) => return Err(bad(format!("the {} workload programs a random projection ([kernel]); remove [model]", workload_name(wl)))),
@@ -641,6 +704,17 @@ impl Experiment {
                     )));
                 }
                 kernel_data = Some(super::kernel::split_standardise(&ds.x, &ds.labels, ds.n_features));
+                (vec![], None, 0)
+            }
+            WorkloadKind::Moe => {
+                if raw.data.is_some() {
+                    return Err(bad("the moe workload draws its tokens from moe.weights_seed; remove [data]".into()));
+                }
+                for p in &mut points {
+                    let at = if p.labels.is_empty() { String::new() } else { format!("sweep point {}: ", p.series()) };
+                    let (m, a) = p.moe.as_mut().expect("moe points carry their settings");
+                    *a = m.resolve(a).map_err(|e| bad(format!("{at}{e}")))?;
+                }
                 (vec![], None, 0)
             }
             WorkloadKind::Attention => {
@@ -700,6 +774,30 @@ impl Experiment {
                 }
             }
         }
+        let moe_tables = match (&moe_base, &raw.cost) {
+            (None, _) => None,
+            (Some(_), c) => {
+                let read = |field: &str, p: &Option<PathBuf>| -> Result<Option<String>, ExperimentError> {
+                    match p {
+                        None => Ok(None),
+                        Some(p) => {
+                            let p = resolve(p);
+                            std::fs::read_to_string(&p).map(Some).map_err(|e| bad(format!("cost.{field}: cannot read {} ({e})", p.display())))
+                        }
+                    }
+                };
+                let (t, g) = (read("tiers", &c.as_ref().and_then(|c| c.tiers.clone()))?, read("gpu", &c.as_ref().and_then(|c| c.gpu.clone()))?);
+                let tiers = match t {
+                    None => crate::tiers::cost::TierCostTable::default_table(),
+                    Some(text) => crate::tiers::cost::TierCostTable::parse(&text).map_err(|m| bad(format!("cost.tiers: {m}")))?,
+                };
+                let gpu = match g {
+                    None => crate::tiers::cost::GpuTable::h100_sxm(),
+                    Some(text) => crate::tiers::cost::GpuTable::parse(&text).map_err(|m| bad(format!("cost.gpu: {m}")))?,
+                };
+                Some((tiers, gpu))
+            }
+        };
         let energy = match &raw.energy {
             None => CostTable::default_table(),
             Some(e) => {
@@ -721,6 +819,9 @@ impl Experiment {
             "common_random_numbers": raw.common_random_numbers,
             "tail_below": raw.tail_below,
             "kernel": kernel_base,
+            "moe": moe_base.as_ref().map(|(m, _)| m),
+            "arch": moe_base.as_ref().map(|(_, a)| a),
+            "cost_tables": moe_tables.as_ref().map(|(t, g)| serde_json::json!({"tiers": t.name, "gpu": g.name})),
             "attention": raw.attention.as_ref().map(|a| serde_json::json!({"heads": a.heads, "n": a.n, "d": a.d, "causal": a.causal, "qk_std": a.qk_std, "data_seed": a.data_seed,
                 "q": a.q.as_ref().map(|p| resolve(p).display().to_string()), "k": a.k.as_ref().map(|p| resolve(p).display().to_string()), "v": a.v.as_ref().map(|p| resolve(p).display().to_string())})),
             "model": { "path": model_path.display().to_string(), "tensor": model.tensor, "activation": model.activation,
@@ -759,6 +860,7 @@ impl Experiment {
             layers,
             activation: model.activation,
             kernel_data,
+            moe_tables,
             data,
             mvm_inputs,
             energy,

@@ -7,6 +7,7 @@ pub mod file;
 pub mod journal;
 pub mod kernel;
 pub mod merge;
+pub mod moe;
 pub mod paired;
 pub mod reference;
 pub mod run;

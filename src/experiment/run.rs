@@ -190,6 +190,7 @@ pub fn point_stats(
         p5_ci,
         tail,
         fp,
+        moe: None,
         stopped: None,
     })
 }
@@ -253,6 +254,15 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, progress: 
             for (ti, per_trial) in kp.per_time.into_iter().enumerate() {
                 let c = correct.as_mut().and_then(|it| it.next());
                 out.push(point(exp, sp, ti, per_trial, c, Some(kp.fp), vec![])?);
+            }
+        }
+        WorkloadKind::Moe => {
+            let mp = super::moe::run_point(be, exp, sp, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
+            let mut cost = Some(mp.cost);
+            for (ti, per_trial) in mp.per_time.into_iter().enumerate() {
+                let mut p = point(exp, sp, ti, per_trial, None, None, vec![])?;
+                p.moe = cost.take();
+                out.push(p);
             }
         }
         WorkloadKind::MvmError => {
@@ -391,6 +401,10 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
         WorkloadKind::KernelError => ("relative kernel error ‖K − ΦΦᵀ‖_F/‖K‖_F", false),
         WorkloadKind::KernelRidge => ("test accuracy (kernel ridge)", true),
         WorkloadKind::Attention => ("relative attention error ‖A − Â‖_F/‖A‖_F", false),
+        WorkloadKind::Moe if exp.points.first().and_then(|p| p.moe.as_ref()).is_some_and(|(m, _)| m.accuracy) => {
+            ("relative MoE output error ‖Y − Y_fp‖_F/‖Y_fp‖_F", false)
+        }
+        WorkloadKind::Moe => ("mean per-token latency of a batch (ns)", false),
     };
     // Trials run over all points (one time per point: times share a trial's programmed state);
     // with adaptive trials points may have run more than the file's count.

@@ -5,6 +5,7 @@
 //! `aimc report DIR` can rebuild a report from `results.json` alone, and the same results always
 //! give byte-identical files (nothing here reads the clock or the environment).
 
+mod moe_plots;
 pub mod plots;
 pub mod publish;
 pub mod render;
@@ -132,6 +133,7 @@ pub(crate) mod tests {
             p5_ci: None,
             tail: None,
             fp: Some(FP_ACCURACY),
+            moe: None,
             stopped: None,
         }
     }

@@ -18,41 +18,42 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
 
+use super::moe_plots::{self, MoeFigure};
 use super::results::{Point, Results};
 use super::{write_file, ReportError};
 
 /// DejaVu Sans, registered under the generic family name so that the SVG files ask the browser
 /// for its own sans-serif font instead of naming one the reader may not have.
 const FONT_BYTES: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 
 /// Canvas of the single-panel plots; a 1600 px plot printed one column wide (~8.5 cm) scales
 /// text by ~0.2, so 36 px tick labels still print at about 7 pt.
-const WIDTH: u32 = 1600;
-const HEIGHT: u32 = 1000;
+pub(super) const WIDTH: u32 = 1600;
+pub(super) const HEIGHT: u32 = 1000;
 /// Text sizes in pixels (plotters' size: ascender to descender in the PNG; the SVG font-size,
 /// which is the em size, comes out 1.24 times smaller, so 36 px ticks are 29 px there).
-const TICK_PX: u32 = 36;
-const AXIS_PX: u32 = 40;
-const TITLE_PX: u32 = 44;
+pub(super) const TICK_PX: u32 = 36;
+pub(super) const AXIS_PX: u32 = 40;
+pub(super) const TITLE_PX: u32 = 44;
 const LEGEND_PX: u32 = 36;
 /// Room reserved beside the plotting area for tick labels plus the axis description.
-const X_LABEL_AREA: u32 = 130;
-const Y_LABEL_AREA: u32 = 175;
-const CHART_MARGIN: u32 = 24;
+pub(super) const X_LABEL_AREA: u32 = 130;
+pub(super) const Y_LABEL_AREA: u32 = 175;
+pub(super) const CHART_MARGIN: u32 = 24;
 /// Extra room on the right so the last tick label is not cut off.
-const CHART_MARGIN_RIGHT: u32 = 70;
+pub(super) const CHART_MARGIN_RIGHT: u32 = 70;
 
-const LINE_PX: u32 = 4;
+pub(super) const LINE_PX: u32 = 4;
 const MARKER_PX: i32 = 9;
 /// Opacity of the 5–95 % bands: light enough that overlapping bands stay readable.
 const BAND_ALPHA: f64 = 0.18;
 /// Per-time strip plots show at most this many trials, so large runs keep small SVG files.
 const MAX_DOTS: usize = 400;
 
-const BASELINE_COLOR: RGBColor = RGBColor(40, 40, 40);
-const BOLD_GRID: RGBColor = RGBColor(200, 200, 200);
-const LIGHT_GRID: RGBColor = RGBColor(236, 236, 236);
+pub(super) const BASELINE_COLOR: RGBColor = RGBColor(40, 40, 40);
+pub(super) const BOLD_GRID: RGBColor = RGBColor(200, 200, 200);
+pub(super) const LIGHT_GRID: RGBColor = RGBColor(236, 236, 236);
 
 /// Okabe & Ito (2008) colour-blind-safe palette, without its yellow (too faint on white).
 const PALETTE: [RGBColor; 6] =
@@ -60,7 +61,7 @@ const PALETTE: [RGBColor; 6] =
 
 /// Marker shapes told apart without colour (layers in the weight-error plot).
 #[derive(Clone, Copy, Debug)]
-enum Marker {
+pub(super) enum Marker {
     Circle,
     Triangle,
     Square,
@@ -68,7 +69,7 @@ enum Marker {
 }
 const MARKERS: [Marker; 4] = [Marker::Circle, Marker::Triangle, Marker::Square, Marker::Diamond];
 
-type DrawResult = Result<(), Box<dyn std::error::Error>>;
+pub(super) type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
 /// One plot as written to disk.
 #[derive(Clone, Debug, PartialEq)]
@@ -124,11 +125,28 @@ pub fn is_classifier(results: &Results) -> bool {
 /// The sweep axis of the random-feature count (`features`), when it has several values: the
 /// kernel workloads then get a plot of the metric against it.
 pub fn features_axis(results: &Results) -> Option<Vec<f64>> {
-    let axis = results.axes.iter().find(|a| a.name == "features")?;
-    let mut v: Vec<f64> = axis.values.iter().filter_map(|l| l.parse::<f64>().ok()).filter(|v| *v > 0.0).collect();
-    v.sort_by(f64::total_cmp);
-    v.dedup();
-    (v.len() >= 2).then_some(v)
+    x_axis(results).filter(|a| a.name == "features").map(|a| a.values)
+}
+
+/// A numeric sweep axis the metric is plotted against: the feature count (kernel workloads, log
+/// scale) or the tier noise slope (MoE, linear), when it has several values.
+pub struct XAxis {
+    pub name: &'static str,
+    pub values: Vec<f64>,
+    pub log: bool,
+}
+
+pub fn x_axis(results: &Results) -> Option<XAxis> {
+    for (name, log) in [("features", true), ("tier_noise_slope", false)] {
+        let Some(axis) = results.axes.iter().find(|a| a.name == name) else { continue };
+        let mut v: Vec<f64> = axis.values.iter().filter_map(|l| l.parse::<f64>().ok()).filter(|v| v.is_finite() && (!log || *v > 0.0)).collect();
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        if v.len() >= 2 {
+            return Some(XAxis { name, values: v, log });
+        }
+    }
+    None
 }
 
 /// The metric against the feature count: one line (median, 5–95 % band) per combination of the
@@ -141,10 +159,11 @@ pub struct FeatureLine<'a> {
 
 /// Groups the points by everything but the feature count (series without `features`, and time).
 pub fn feature_lines(results: &Results) -> Vec<FeatureLine<'_>> {
+    let name = x_axis(results).map_or("features", |a| a.name);
     let mut out: Vec<FeatureLine<'_>> = Vec::new();
     for p in &results.points {
-        let Some(f) = p.labels.get("features").and_then(|l| l.parse::<f64>().ok()) else { continue };
-        let rest: Vec<String> = p.labels.iter().filter(|(k, _)| *k != "features").map(|(k, v)| format!("{k}={v}")).collect();
+        let Some(f) = p.labels.get(name).and_then(|l| l.parse::<f64>().ok()) else { continue };
+        let rest: Vec<String> = p.labels.iter().filter(|(k, _)| *k != name).map(|(k, v)| format!("{k}={v}")).collect();
         let mut label = rest.join(", ");
         if results.times.len() > 1 {
             label = if label.is_empty() { p.time_label.clone() } else { format!("{label}, {}", p.time_label) };
@@ -195,22 +214,29 @@ enum Figure {
     MetricVsTime,
     Distribution,
     WeightError,
+    /// The MoE / 3D-tier figures ([`moe_plots`]).
+    Moe(MoeFigure),
 }
 
 impl Figure {
     fn stem(self, results: &Results) -> &'static str {
         match self {
+            Figure::MetricVsFeatures if features_axis(results).is_none() => "metric_vs_tier_noise",
             Figure::MetricVsFeatures => "metric_vs_features",
             Figure::MetricVsTime if is_classifier(results) => "accuracy_vs_time",
             Figure::MetricVsTime => "metric_vs_time",
             Figure::Distribution => "distribution",
             Figure::WeightError => "weight_error_vs_time",
+            Figure::Moe(moe) => moe.stem(),
         }
     }
 
     fn title(self, results: &Results) -> String {
         match self {
-            Figure::MetricVsFeatures => "Against the feature count s (median, 5–95 % of trials; dashed: floating point)".to_string(),
+            Figure::MetricVsFeatures if features_axis(results).is_some() => {
+                "Against the feature count s (median, 5–95 % of trials; dashed: floating point)".to_string()
+            }
+            Figure::MetricVsFeatures => "Against the tier noise slope (median, 5–95 % of trials)".to_string(),
             Figure::MetricVsTime => {
                 format!("{} vs time after programming (median, 5–95 % of trials)", capitalised(&results.metric))
             }
@@ -218,6 +244,7 @@ impl Figure {
                 format!("{} per trial at each time", capitalised(&results.metric))
             }
             Figure::WeightError => "Effective-weight error vs time after programming".to_string(),
+            Figure::Moe(moe) => moe.title(results),
         }
     }
 
@@ -228,6 +255,7 @@ impl Figure {
         let base = HEIGHT - (2 * LEGEND_PAD + ROW_H) as u32;
         match self {
             Figure::Distribution => base.max(180 + 520 * distribution_grid(series.len()).0 as u32),
+            Figure::Moe(moe) => moe.chart_height(base),
             _ => base,
         }
     }
@@ -240,7 +268,12 @@ impl Figure {
                     .enumerate()
                     .map(|(i, l)| LegendItem { swatch: Swatch::Band(palette(i)), label: if l.label.is_empty() { "analog".into() } else { l.label.clone() } })
                     .collect();
-                items.push(LegendItem { swatch: Swatch::Dashed(BASELINE_COLOR), label: "floating point, same projection (in each line's colour)".to_string() });
+                if results.points.iter().any(|p| p.fp.is_some()) {
+                    items.push(LegendItem {
+                        swatch: Swatch::Dashed(BASELINE_COLOR),
+                        label: "floating point, same projection (in each line's colour)".to_string(),
+                    });
+                }
                 items
             }
             Figure::MetricVsTime => metric_legend(results, series),
@@ -249,6 +282,7 @@ impl Figure {
                 .into_iter()
                 .map(|line| LegendItem { swatch: Swatch::Line(line.color, line.marker, line.dashed), label: line.label })
                 .collect(),
+            Figure::Moe(moe) => moe.legend_items(results),
         }
     }
 
@@ -266,23 +300,26 @@ impl Figure {
             Figure::MetricVsTime => draw_metric_vs_time(&body, results, series)?,
             Figure::Distribution => draw_distribution(&body, results, series)?,
             Figure::WeightError => draw_weight_error(&body, series)?,
+            Figure::Moe(moe) => moe.draw(&body, results)?,
         }
         legend.draw(&legend_area)
     }
 }
 
 /// Draws every plot of `results` into `dir` as `<stem>.png` and `<stem>.svg` and lists them in
-/// report order. The weight-error plot exists only when some point has weight-error data.
+/// report order. The weight-error plot exists only when some point has weight-error data, the
+/// MoE figures only when some point has a 3D-tier cost model.
 pub fn write_plots(results: &Results, dir: &Path) -> Result<Vec<PlotFile>, ReportError> {
     ensure_font()?;
     let series = series_of(results);
     let mut figures = vec![Figure::MetricVsTime, Figure::Distribution];
-    if features_axis(results).is_some() {
+    if x_axis(results).is_some() {
         figures.insert(0, Figure::MetricVsFeatures);
     }
     if results.points.iter().any(|p| !p.weight_error.is_empty()) {
         figures.push(Figure::WeightError);
     }
+    figures.extend(moe_plots::figures(results).into_iter().map(Figure::Moe));
     figures.into_iter().map(|figure| write_figure(figure, results, &series, dir)).collect()
 }
 
@@ -318,7 +355,7 @@ fn capitalised(text: &str) -> String {
     }
 }
 
-fn palette(index: usize) -> RGBColor {
+pub(super) fn palette(index: usize) -> RGBColor {
     PALETTE[index % PALETTE.len()]
 }
 
@@ -352,7 +389,7 @@ fn tick_decimals(span: f64) -> usize {
 /// Greedy left-to-right thinning of tick labels so that none overlap: a label is kept when it
 /// clears the previous kept one by a gap. Widths are estimated from the character count
 /// (DejaVu Sans averages ~0.55 em per character), which is the same for PNG and SVG.
-fn thin_ticks(ticks: Vec<(f64, String)>, lo: f64, hi: f64, width_px: f64) -> Vec<(f64, String)> {
+pub(super) fn thin_ticks(ticks: Vec<(f64, String)>, lo: f64, hi: f64, width_px: f64) -> Vec<(f64, String)> {
     let half_width = |label: &str| 0.5 * label.chars().count() as f64 * 0.62 * TICK_PX as f64;
     let px = |x: f64| (x - lo) / (hi - lo) * width_px;
     let mut kept: Vec<(f64, String)> = Vec::new();
@@ -416,17 +453,17 @@ impl TimeAxis {
 }
 
 /// Width in pixels of the plotting area inside a chart area of `width`.
-fn plot_width(width: u32) -> f64 {
+pub(super) fn plot_width(width: u32) -> f64 {
     f64::from(width.saturating_sub(Y_LABEL_AREA + CHART_MARGIN + CHART_MARGIN_RIGHT).max(1))
 }
 
 /// A linear f64 axis whose ticks are exactly the given positions (the sweep's times), with no
 /// minor grid lines between them. plotters' own key-point wrapper drops the label formatting of
 /// f64 axes, hence this small axis type.
-struct TickedAxis {
-    lo: f64,
-    hi: f64,
-    ticks: Vec<f64>,
+pub(super) struct TickedAxis {
+    pub(super) lo: f64,
+    pub(super) hi: f64,
+    pub(super) ticks: Vec<f64>,
 }
 
 impl Ranged for TickedAxis {
@@ -504,7 +541,7 @@ where
     Ok(chart)
 }
 
-fn draw_marker<DB: DrawingBackend, CT: CoordTranslate>(area: &DrawingArea<DB, CT>, at: CT::From, marker: Marker, color: RGBColor) -> DrawResult
+pub(super) fn draw_marker<DB: DrawingBackend, CT: CoordTranslate>(area: &DrawingArea<DB, CT>, at: CT::From, marker: Marker, color: RGBColor) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
@@ -540,7 +577,7 @@ where
 // ---------------------------------------------------------------------------------------------
 // Legend: drawn below the chart rather than inside it, so it can never hide data.
 
-enum Swatch {
+pub(super) enum Swatch {
     /// Median line with marker over its 5–95 % band.
     Band(RGBColor),
     Dashed(RGBColor),
@@ -553,9 +590,9 @@ enum Swatch {
     MeanMarker,
 }
 
-struct LegendItem {
-    swatch: Swatch,
-    label: String,
+pub(super) struct LegendItem {
+    pub(super) swatch: Swatch,
+    pub(super) label: String,
 }
 
 const SWATCH_W: i32 = 70;
@@ -734,9 +771,11 @@ where
     DB::ErrorType: 'static,
 {
     let scale = metric_scale(results);
-    let feats = features_axis(results).unwrap_or_default();
+    let axis = x_axis(results);
+    let log = axis.as_ref().is_some_and(|a| a.log);
+    let feats = axis.map(|a| a.values).unwrap_or_default();
     let lines = feature_lines(results);
-    let x = |f: f64| f.log2();
+    let x = |f: f64| if log { f.log2() } else { f };
     let (lo, hi) = match (feats.first(), feats.last()) {
         (Some(&a), Some(&b)) => {
             let pad = 0.06 * (x(b) - x(a)).max(1e-9);
@@ -747,7 +786,8 @@ where
     let ticks = thin_ticks(feats.iter().map(|&f| (x(f), format!("{f}"))).collect(), lo, hi, plot_width(chart_area.dim_in_pixel().0));
     let values = lines.iter().flat_map(|l| l.points.iter().flat_map(|(_, p)| [p.summary.p05, p.summary.p95, p.summary.median].into_iter().chain(p.fp)));
     let y_range = padded(values.map(|v| v * scale));
-    let chart = build_chart(chart_area, None, (lo, hi), &ticks, "random features s (log scale)", y_range, &metric_axis_label(results))?;
+    let desc = if log { "random features s (log scale)" } else { "tier noise slope (top tier's noise × (1 + slope))" };
+    let chart = build_chart(chart_area, None, (lo, hi), &ticks, desc, y_range, &metric_axis_label(results))?;
     let plot = chart.plotting_area();
     for (i, l) in lines.iter().enumerate() {
         let color = palette(i);
@@ -771,7 +811,7 @@ where
 }
 
 /// A note in the middle of an empty chart, so an empty run reads as empty rather than broken.
-fn draw_no_data<DB: DrawingBackend, CT: CoordTranslate>(plot: &DrawingArea<DB, CT>) -> DrawResult
+pub(super) fn draw_no_data<DB: DrawingBackend, CT: CoordTranslate>(plot: &DrawingArea<DB, CT>) -> DrawResult
 where
     DB::ErrorType: 'static,
 {

@@ -112,9 +112,71 @@ pub struct Point {
     /// a kernel workload's metric with the same projection in floating point).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fp: Option<f64>,
+    /// MoE workloads: the 3D-tier cost model of this sweep point (on the point of its first time
+    /// only: it does not depend on the time since programming).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moe: Option<MoeCost>,
     /// With adaptive trials: where this point stopped and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+}
+
+/// The 3D-tier cost model of one MoE sweep point (tiers-energy spec; Büchel et al., Nat. Comput.
+/// Sci. 2025): the mapping, the event-driven schedule's distributions over trials (each trial one
+/// draw of the token routing), the energy breakdown and the GPU roofline at several batch sizes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MoeCost {
+    /// Mapping strategy: greedy, experts_separated or co_selection.
+    pub strategy: String,
+    pub tiles: u32,
+    pub tiers: u32,
+    /// Tiers holding weights, tiles holding at least one, used tiers / all tiers, and the mean
+    /// fraction of a used crossbar's cells holding weights.
+    pub tiers_used: u64,
+    pub tiles_used: u64,
+    pub utilisation: f64,
+    pub mean_fill: f64,
+    /// Tokens per scheduled batch.
+    pub tokens: u32,
+    /// Over trials: the batch's mean per-token latency (ns), tier conflicts, tokens/s and energy
+    /// per token (pJ).
+    pub latency_ns: Summary,
+    pub tier_conflicts: Summary,
+    pub tokens_per_s: Summary,
+    pub energy_per_token_pj: Summary,
+    /// Every token's latency, pooled over trials.
+    pub latency_hist: Histogram,
+    /// Mean energy per token by component, pJ (`total_pj` is the sum of the others).
+    pub energy_per_token: crate::tiers::schedule::EnergyBreakdown,
+    /// Mean MVMs per batch on each [tile][tier] (a heat map of tier use).
+    pub tier_activations: Vec<Vec<f64>>,
+    /// Mean busy fraction of each tile over the batch.
+    pub tile_utilisation: Vec<f64>,
+    /// Tiles × tier footprint, when the cost table gives a tier area.
+    pub area_mm2: Option<f64>,
+    /// AIMC against the GPU roofline at each batch size.
+    pub gpu: Vec<GpuPoint>,
+    /// Both sides' assumptions, in words.
+    pub assumptions: Vec<String>,
+    pub cost_table: String,
+    pub gpu_table: String,
+    /// Wall time of the schedule simulation for all trials, and tokens scheduled per second.
+    pub schedule_seconds: f64,
+    pub tokens_scheduled_per_s: f64,
+}
+
+/// AIMC and the GPU at one batch size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GpuPoint {
+    pub batch: u32,
+    pub aimc_tokens_per_s: f64,
+    pub aimc_energy_per_token_pj: f64,
+    pub gpu_tokens_per_s: f64,
+    pub gpu_energy_per_token_pj: f64,
+    pub gpu_memory_bound: bool,
+    /// AIMC tokens/s ÷ GPU tokens/s, and GPU energy per token ÷ AIMC energy per token.
+    pub throughput_ratio: f64,
+    pub energy_efficiency_ratio: f64,
 }
 
 /// P(metric < threshold) over trials.

@@ -1,0 +1,489 @@
+//! The `moe` workload of experiment files (tiers-energy spec; Büchel et al., "Efficient scaling of
+//! large language models with mixture of experts and 3D analog in-memory computing", Nat. Comput.
+//! Sci. 5, 13–26 (2025)). Two halves per sweep point:
+//! - accuracy: a noisy MoE layer (router Linear(d_model → E), softmax over the top-k logits, experts
+//!   FFN1 → activation → FFN2, gate-weighted sum) on a batch of tokens, every matrix programmed
+//!   through the engine with the noise of the tiers holding it; per trial the relative output error
+//!   ‖Y − Y_fp‖_F / ‖Y_fp‖_F, the routing taken from the trial's own noisy router;
+//! - cost: the layer mapped onto T tiles × L tiers (`crate::tiers`), each trial one draw of the
+//!   token routing scheduled event by event: latency, tier conflicts, utilisation and energy per
+//!   token as distributions over trials, and the GPU roofline at several batch sizes beside it.
+//!
+//! Weights (no model file): router, FFN1 and FFN2 entries are Philox normals scaled by
+//! 1/√fan_in (router), √(2/fan_in) (FFN1, He) and 1/√fan_in (FFN2), drawn from `weights_seed`;
+//! token inputs are standard normals from the same seed. Each matrix gets the mean noise
+//! multipliers of the tiers its chunks sit on (the engine takes one device model per plan run).
+
+use super::file::{Experiment, SweepPoint};
+use crate::engine::plan::{self, RunConfig};
+use crate::engine::{Backend, EngineError};
+use crate::report::results::{GpuPoint, MoeCost};
+use crate::stats::{Histogram, Summary};
+use crate::tiers::arch::{Architecture, MoeLayer, TierNoise};
+use crate::tiers::cost::{GpuTable, TierCostTable};
+use crate::tiers::mapping::{map_layer, Mapping, MatrixMap, Strategy};
+use crate::tiers::routing::{sample_tokens, Routing};
+use crate::tiers::schedule::{schedule, EnergyBreakdown, ScheduleOptions};
+use crate::workload::io::{Linear, Matrix};
+use crate::workload::Activation;
+use serde::{Deserialize, Serialize};
+
+/// `[moe]`: the layer, its routing and mapping. Every field except `accuracy` and the tables can
+/// be a sweep axis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoeSettings {
+    pub d_model: u32,
+    pub d_ff: u32,
+    pub experts: u32,
+    pub top_k: u32,
+    /// Tokens per batch: the accuracy batch and the scheduled batch.
+    #[serde(default = "default_tokens")]
+    pub tokens: u32,
+    #[serde(default = "default_act")]
+    pub activation: Activation,
+    /// The cost model's token routing: a density (`{ kind = "zipf", s = 1.2 }`, uniform, histogram,
+    /// co_selection), or absent: each trial's noisy router (the floating-point router's choices
+    /// when `accuracy = false`).
+    #[serde(default)]
+    pub routing: Option<Routing>,
+    /// greedy, experts_separated or co_selection.
+    #[serde(default = "default_strategy")]
+    pub mapping: Strategy,
+    #[serde(default = "one")]
+    pub weights_seed: u64,
+    /// Run the noisy forward pass (the metric is then its relative output error); false: the cost
+    /// model alone (the metric is the batch's mean per-token latency, ns).
+    #[serde(default = "yes")]
+    pub accuracy: bool,
+    /// Batch sizes of the GPU roofline and the AIMC / GPU ratios.
+    #[serde(default = "default_batches")]
+    pub gpu_batches: Vec<u32>,
+    /// Context length of an attention op before the router (0: the MoE layer alone).
+    #[serde(default)]
+    pub attention_context: u32,
+    /// Tier noise gradient when `arch.tier_noise` is empty: tier i of L scales programming, drift
+    /// and read noise by 1 + slope · i / (L − 1) (0: uniform).
+    #[serde(default)]
+    pub tier_noise_slope: f64,
+}
+
+fn default_tokens() -> u32 {
+    64
+}
+fn default_act() -> Activation {
+    Activation::Gelu
+}
+fn default_strategy() -> Strategy {
+    Strategy::Greedy
+}
+fn one() -> u64 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn default_batches() -> Vec<u32> {
+    vec![1, 8, 64, 512]
+}
+
+/// Largest layer (expert weights) the noisy forward pass simulates.
+const MAX_ACCURACY_WEIGHTS: u64 = 1 << 26;
+
+/// Largest experts × trials-chunk × tokens × d_model values held for one chunk of trials.
+const MAX_CHUNK_VALUES: usize = 1 << 26;
+
+impl MoeSettings {
+    pub fn layer(&self) -> MoeLayer {
+        MoeLayer { d_model: self.d_model, d_ff: self.d_ff, experts: self.experts, top_k: self.top_k }
+    }
+
+    /// Checks the layer, routing and batches, and returns the architecture it maps onto: with
+    /// `arch.tiles = 0`, the fewest tiles the mapping fits on (so sweeping `tiers` trades tiles for
+    /// tiers, as in the paper's 3D study).
+    pub fn resolve(&self, arch: &Architecture) -> Result<Architecture, String> {
+        self.layer().validate().map_err(|m| format!("[moe] {m}"))?;
+        if self.tokens == 0 {
+            return Err("moe.tokens = 0: must be >= 1 (tokens per batch)".into());
+        }
+        if let Some(r) = &self.routing {
+            r.validate(self.experts, self.top_k).map_err(|m| format!("moe.{m}"))?;
+        }
+        if self.gpu_batches.is_empty() || self.gpu_batches.contains(&0) {
+            return Err(format!("moe.gpu_batches = {:?}: give batch sizes >= 1, e.g. [1, 8, 64, 512]", self.gpu_batches));
+        }
+        let weights = self.experts as u64 * 2 * self.d_model as u64 * self.d_ff as u64;
+        if self.accuracy && weights > MAX_ACCURACY_WEIGHTS {
+            return Err(format!(
+                "moe: {weights} expert weights is beyond what the noisy forward pass holds ({MAX_ACCURACY_WEIGHTS}); set moe.accuracy = false for the cost model alone, or scale the layer down"
+            ));
+        }
+        if !(self.tier_noise_slope.is_finite() && self.tier_noise_slope > -1.0) {
+            return Err(format!("moe.tier_noise_slope = {}: must be > -1 (multipliers stay positive)", self.tier_noise_slope));
+        }
+        let cos = self.routing.as_ref().and_then(coselection);
+        if arch.tiles != 0 {
+            arch.validate().map_err(|m| format!("[arch] {m}"))?;
+            map_layer(arch, &self.layer(), self.mapping, cos).map_err(|m| format!("[arch] {m}"))?;
+            return Ok(arch.clone());
+        }
+        let mut a = Architecture { tiles: 1, ..arch.clone() };
+        a.validate().map_err(|m| format!("[arch] {m}"))?;
+        let total: u64 = self.layer().matrices().iter().map(|m| a.chunks(m.inputs, m.outputs)).sum();
+        let first = total.div_ceil(a.tiers as u64).max(1);
+        for tiles in first..=total.max(first) {
+            a.tiles = tiles as u32;
+            if map_layer(&a, &self.layer(), self.mapping, cos).is_ok() {
+                return Ok(a);
+            }
+        }
+        Err(format!("[arch] tiles = 0 (auto): no tile count up to {total} fits the {:?} mapping", self.mapping))
+    }
+}
+
+/// The co-selection density a co-selection-aware mapping uses, when the routing gives one.
+fn coselection(r: &Routing) -> Option<&[f64]> {
+    match r {
+        Routing::CoSelection { density } => Some(density),
+        _ => None,
+    }
+}
+
+/// The noise multipliers of tier `tier`: the table's, else the slope's gradient.
+fn tier_mult(arch: &Architecture, slope: f64, tier: u32) -> TierNoise {
+    if !arch.tier_noise.is_empty() {
+        return arch.tier_noise(tier);
+    }
+    let f = if arch.tiers > 1 { 1.0 + slope * tier as f64 / (arch.tiers - 1) as f64 } else { 1.0 };
+    TierNoise { prog: f, drift: f, read: f }
+}
+
+/// The mean multipliers over the chunks of `maps`.
+fn mean_mult(arch: &Architecture, slope: f64, maps: &[&MatrixMap]) -> TierNoise {
+    let tiers: Vec<u32> = maps.iter().flat_map(|m| m.chunks.iter().map(|c| c.tier)).collect();
+    let n = tiers.len().max(1) as f64;
+    let mut t = TierNoise { prog: 0.0, drift: 0.0, read: 0.0 };
+    for &tier in &tiers {
+        let m = tier_mult(arch, slope, tier);
+        t.prog += m.prog / n;
+        t.drift += m.drift / n;
+        t.read += m.read / n;
+    }
+    if tiers.is_empty() {
+        TierNoise::UNIFORM
+    } else {
+        t
+    }
+}
+
+/// Philox normals scaled by `scale`, stream `tag` of `seed`.
+fn normals(n: usize, seed: u64, tag: u32, scale: f64) -> Vec<f32> {
+    let key = crate::rng::key(seed, 0x4D4F_4500 | tag);
+    (0..n.div_ceil(4))
+        .flat_map(|b| crate::rng::normal4_f64(crate::rng::philox4x32_10([b as u32, tag, 0x4D, 0], key)))
+        .take(n)
+        .map(|v| (v * scale) as f32)
+        .collect()
+}
+
+/// The layer's weights and token inputs (the documented recipe).
+pub struct MoeWeights {
+    pub router: Linear,
+    /// (FFN1, FFN2) of each expert.
+    pub experts: Vec<(Linear, Linear)>,
+    /// tokens × d_model.
+    pub x: Vec<f32>,
+}
+
+pub fn weights(s: &MoeSettings) -> MoeWeights {
+    let (d, f, e) = (s.d_model as usize, s.d_ff as usize, s.experts as usize);
+    let lin = |name: String, rows: usize, cols: usize, tag: u32, scale: f64| Linear {
+        name,
+        weight: Matrix { rows, cols, data: normals(rows * cols, s.weights_seed, tag, scale) },
+        bias: vec![0.0; rows],
+    };
+    let router = lin("router".into(), e, d, 1, 1.0 / (d as f64).sqrt());
+    let experts = (0..e)
+        .map(|i| {
+            let t = 16 + 2 * i as u32;
+            (lin(format!("experts.{i}.w1"), f, d, t, (2.0 / d as f64).sqrt()), lin(format!("experts.{i}.w2"), d, f, t + 1, 1.0 / (f as f64).sqrt()))
+        })
+        .collect();
+    MoeWeights { router, experts, x: normals(s.tokens as usize * d, s.weights_seed, 2, 1.0) }
+}
+
+/// y = W x + b for rows of x.
+fn linear(l: &Linear, x: &[f32]) -> Vec<f32> {
+    let (r, c) = (l.weight.rows, l.weight.cols);
+    x.chunks(c).flat_map(|xi| (0..r).map(move |o| l.bias[o] + (0..c).map(|k| l.weight.data[o * c + k] * xi[k]).sum::<f32>())).collect()
+}
+
+/// The top-k experts of one token's router logits (ties: lower index) and their gates, the
+/// softmax over the chosen logits (Mixtral's convention).
+fn top_k(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    let m = idx.iter().map(|&i| logits[i]).fold(f32::NEG_INFINITY, f32::max);
+    let z: f32 = idx.iter().map(|&i| (logits[i] - m).exp()).sum();
+    idx.into_iter().map(|i| (i, (logits[i] - m).exp() / z)).collect()
+}
+
+/// The layer's output for all tokens from router logits and every expert's outputs.
+fn combine(logits: &[f32], outs: &[&[f32]], tokens: usize, e: usize, d: usize, k: usize) -> (Vec<f32>, Vec<Vec<u32>>) {
+    let mut y = vec![0f32; tokens * d];
+    let mut routes = Vec::with_capacity(tokens);
+    for t in 0..tokens {
+        let chosen = top_k(&logits[t * e..(t + 1) * e], k);
+        for &(i, g) in &chosen {
+            for c in 0..d {
+                y[t * d + c] += g * outs[i][t * d + c];
+            }
+        }
+        routes.push(chosen.iter().map(|&(i, _)| i as u32).collect());
+    }
+    (y, routes)
+}
+
+/// Floating-point forward: the output and each token's experts.
+pub fn fp_forward(s: &MoeSettings, w: &MoeWeights) -> (Vec<f32>, Vec<Vec<u32>>) {
+    let logits = linear(&w.router, &w.x);
+    let outs: Vec<Vec<f32>> = w
+        .experts
+        .iter()
+        .map(|(a, b)| {
+            let mut h = linear(a, &w.x);
+            for v in &mut h {
+                *v = crate::engine::cpu::common::activate(s.activation.code(), *v);
+            }
+            linear(b, &h)
+        })
+        .collect();
+    let refs: Vec<&[f32]> = outs.iter().map(|v| v.as_slice()).collect();
+    combine(&logits, &refs, s.tokens as usize, s.experts as usize, s.d_model as usize, s.top_k as usize)
+}
+
+/// One MoE sweep point: per time the metric of every trial, and the cost model.
+pub struct MoePoint {
+    pub per_time: Vec<Vec<f64>>,
+    pub cost: MoeCost,
+}
+
+/// The salt of matrix group `g` (0 router, 1 + e expert e) in the RNG key: separate plan runs
+/// must not draw the same noise for the same (layer, element, trial) counters.
+fn keyed(cfg: &RunConfig, seed: u64, point: u32, g: u32) -> RunConfig {
+    let mut c = cfg.clone();
+    c.key = crate::rng::key(seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(g as u64 + 1)), point);
+    c
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &RunConfig, on_chunk: &mut dyn FnMut(u32)) -> Result<MoePoint, EngineError> {
+    let bad = |m: String| EngineError::Invalid(m);
+    let (s, arch) = sp.moe.as_ref().ok_or_else(|| bad("the moe workload needs [moe] and [arch]".into()))?;
+    let layer = s.layer();
+    let mapping = map_layer(arch, &layer, s.mapping, s.routing.as_ref().and_then(coselection)).map_err(bad)?;
+    let (tokens, e, d, k) = (s.tokens as usize, s.experts as usize, s.d_model as usize, s.top_k as usize);
+    // The floating-point router's choices (cheap: E × d_model); the experts only with accuracy.
+    let fp_routes = router_routes(s, tokens);
+    let nt = exp.times.len();
+    let point = if exp.common_random_numbers { 0 } else { sp.index as u32 };
+    let omega = sp.periphery.weight_scaling_omega as f32;
+    let mut per_time = vec![Vec::with_capacity(cfg.trials as usize); nt];
+    let mut routes_per_trial: Vec<Vec<Vec<u32>>> = Vec::new();
+    if s.accuracy {
+        let w = weights(s);
+        let (y_fp, _) = fp_forward(s, &w);
+        let norm = y_fp.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt().max(1e-30);
+        let chunk = (MAX_CHUNK_VALUES / (e.max(1) * tokens * d.max(e) * nt).max(1)).clamp(1, 4096) as u32;
+        let mut start = 0;
+        while start < cfg.trials {
+            let n = chunk.min(cfg.trials - start);
+            let sub = |g: u32, scale: TierNoise| {
+                let mut c = keyed(cfg, exp.seed, point, g);
+                c.trials = n;
+                c.first_trial = cfg.first_trial + start;
+                c.device.prog_noise_scale *= scale.prog;
+                c.device.drift_scale *= scale.drift;
+                c.device.read_noise_scale *= scale.read;
+                c
+            };
+            // The router, then each expert: [time][trial][token][out] of this chunk.
+            let run = |be: &mut dyn Backend, ls: &[Linear], act: Activation, c: &RunConfig, progress: &mut dyn FnMut(u32)| {
+                let layers = crate::workload::analog_layers(ls, act, sp.tile, omega);
+                let mut out = vec![Vec::new(); nt];
+                plan::run_outputs_each(be, &layers, &w.x, tokens as u32, c, progress, &mut |ti, _, o| {
+                    out[ti].extend_from_slice(o);
+                    Ok(())
+                })
+                .map(|_| out)
+            };
+            let logits =
+                run(be, std::slice::from_ref(&w.router), Activation::None, &sub(0, mean_mult(arch, s.tier_noise_slope, &[mapping.router()])), on_chunk)?;
+            let mut outs = Vec::with_capacity(e);
+            for (i, (a, b)) in w.experts.iter().enumerate() {
+                let mult = mean_mult(arch, s.tier_noise_slope, &[mapping.ffn1(i as u32), mapping.ffn2(i as u32)]);
+                outs.push(run(be, &[a.clone(), b.clone()], s.activation, &sub(1 + i as u32, mult), &mut |_| {})?);
+            }
+            for ti in 0..nt {
+                for t in 0..n as usize {
+                    let lg = &logits[ti][t * tokens * e..(t + 1) * tokens * e];
+                    let eo: Vec<&[f32]> = outs.iter().map(|o| &o[ti][t * tokens * d..(t + 1) * tokens * d]).collect();
+                    let (y, routes) = combine(lg, &eo, tokens, e, d, k);
+                    let err = y.iter().zip(&y_fp).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>().sqrt() / norm;
+                    per_time[ti].push(err);
+                    if ti == 0 {
+                        routes_per_trial.push(routes);
+                    }
+                }
+            }
+            start += n;
+        }
+    }
+    // The cost model: one routing draw per trial.
+    let table = exp.moe_tables.as_ref().map(|t| t.0.clone()).unwrap_or_else(TierCostTable::default_table);
+    let gpu = exp.moe_tables.as_ref().map(|t| t.1.clone()).unwrap_or_else(GpuTable::h100_sxm);
+    let opts = ScheduleOptions { attention_context: s.attention_context };
+    let clock = std::time::Instant::now();
+    let mut results = Vec::with_capacity(cfg.trials as usize);
+    for t in 0..cfg.trials {
+        let routes = match (&s.routing, routes_per_trial.get(t as usize)) {
+            (Some(r), _) => sample_tokens(r, s.experts, s.top_k, exp.seed, cfg.first_trial + t, s.tokens).map_err(bad)?,
+            (None, Some(r)) => r.clone(),
+            (None, None) => fp_routes.clone(),
+        };
+        results.push(schedule(&mapping, &table, &routes, &opts).map_err(bad)?);
+    }
+    let schedule_seconds = clock.elapsed().as_secs_f64();
+    if !s.accuracy {
+        for pt in per_time.iter_mut() {
+            *pt = results.iter().map(|r| r.per_token_latency_ns.iter().sum::<f64>() / r.tokens.max(1) as f64).collect();
+        }
+    }
+    let cost = summarise(s, arch, &mapping, &table, &gpu, &results, schedule_seconds, exp.seed).map_err(bad)?;
+    Ok(MoePoint { per_time, cost })
+}
+
+/// The cost section of a point from its trials' schedules, and the GPU comparison at each batch.
+#[allow(clippy::too_many_arguments)]
+fn summarise(
+    s: &MoeSettings,
+    arch: &Architecture,
+    mapping: &Mapping,
+    table: &TierCostTable,
+    gpu: &GpuTable,
+    results: &[crate::tiers::schedule::ScheduleResult],
+    schedule_seconds: f64,
+    seed: u64,
+) -> Result<MoeCost, String> {
+    let st = |v: Vec<f64>| Summary::from_sample(&v).map_err(|e| e.to_string());
+    let n = results.len().max(1) as f64;
+    let lat: Vec<f64> = results.iter().flat_map(|r| r.per_token_latency_ns.iter().copied()).collect();
+    let (lo, hi) = lat.iter().fold((f64::INFINITY, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    let mut hist = Histogram::new(lo.min(hi), hi.max(lo + 1.0) * 1.0001, 40).map_err(|e| e.to_string())?;
+    for &v in &lat {
+        hist.push(v);
+    }
+    let mut e = EnergyBreakdown::default();
+    for r in results {
+        let per = 1.0 / (r.tokens.max(1) as f64 * n);
+        e.mvm_pj += r.energy.mvm_pj * per;
+        e.communication_pj += r.energy.communication_pj * per;
+        e.digital_pj += r.energy.digital_pj * per;
+        e.attention_pj += r.energy.attention_pj * per;
+        e.dram_pj += r.energy.dram_pj * per;
+        e.passive_pj += r.energy.passive_pj * per;
+    }
+    e.total_pj = e.mvm_pj + e.communication_pj + e.digital_pj + e.attention_pj + e.dram_pj + e.passive_pj;
+    let tiles = arch.tiles as usize;
+    let mut heat = vec![vec![0.0; arch.tiers as usize]; tiles];
+    let mut util = vec![0.0; tiles];
+    for r in results {
+        for (ti, row) in r.tier_activations.iter().enumerate() {
+            for (li, &c) in row.iter().enumerate() {
+                heat[ti][li] += c as f64 / n;
+            }
+        }
+        for (ti, u) in r.tile_utilisation().into_iter().enumerate() {
+            util[ti] += u / n;
+        }
+    }
+    // The GPU at each batch size against the AIMC schedule of a batch of that size (routing of
+    // trial 0 for that many tokens; the router's choices repeated when there is no density).
+    let opts = ScheduleOptions { attention_context: s.attention_context };
+    let inclusion = s.routing.as_ref().map(|r| {
+        let draws = sample_tokens(r, s.experts, s.top_k, seed, 0, 4096).unwrap_or_default();
+        let dens = crate::tiers::routing::coselection_density(&draws, s.experts);
+        (0..s.experts as usize).map(|i| dens[i * s.experts as usize + i]).collect::<Vec<f64>>()
+    });
+    let mut gpu_points = Vec::new();
+    let mut assumptions = Vec::new();
+    for &b in &s.gpu_batches {
+        let routes = match &s.routing {
+            Some(r) => sample_tokens(r, s.experts, s.top_k, seed, u32::MAX, b)?,
+            None => fp_like_routes(s, b),
+        };
+        let a = schedule(mapping, table, &routes, &opts)?;
+        let g = crate::tiers::roofline::gpu_roofline(gpu, &s.layer(), b, inclusion.as_deref())?;
+        let r = crate::tiers::roofline::ratios(&a, &g);
+        if assumptions.is_empty() {
+            assumptions = r.assumptions.clone();
+        }
+        gpu_points.push(GpuPoint {
+            batch: b,
+            aimc_tokens_per_s: a.tokens_per_s,
+            aimc_energy_per_token_pj: a.energy_per_token_pj,
+            gpu_tokens_per_s: g.tokens_per_s,
+            gpu_energy_per_token_pj: g.energy_per_token_pj,
+            gpu_memory_bound: g.memory_bound,
+            throughput_ratio: r.throughput_ratio,
+            energy_efficiency_ratio: r.energy_efficiency_ratio,
+        });
+    }
+    let tokens_scheduled = results.iter().map(|r| r.tokens as f64).sum::<f64>();
+    Ok(MoeCost {
+        strategy: serde_json::to_value(s.mapping).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        tiles: arch.tiles,
+        tiers: arch.tiers,
+        tiers_used: mapping.tiers_used,
+        tiles_used: mapping.tiles_used as u64,
+        utilisation: mapping.utilisation,
+        mean_fill: mapping.mean_fill,
+        tokens: s.tokens,
+        latency_ns: st(results.iter().map(|r| r.per_token_latency_ns.iter().sum::<f64>() / r.tokens.max(1) as f64).collect())?,
+        tier_conflicts: st(results.iter().map(|r| r.tier_conflicts as f64).collect())?,
+        tokens_per_s: st(results.iter().map(|r| r.tokens_per_s).collect())?,
+        energy_per_token_pj: st(results.iter().map(|r| r.energy_per_token_pj).collect())?,
+        latency_hist: hist,
+        energy_per_token: e,
+        tier_activations: heat,
+        tile_utilisation: util,
+        area_mm2: results.first().and_then(|r| r.area_mm2),
+        gpu: gpu_points,
+        assumptions,
+        cost_table: table.name.clone(),
+        gpu_table: gpu.name.clone(),
+        schedule_seconds,
+        tokens_scheduled_per_s: tokens_scheduled / schedule_seconds.max(1e-9),
+    })
+}
+
+/// Without a routing density, a batch of `b` tokens routed by the floating-point router (the
+/// recipe's tokens repeated).
+fn fp_like_routes(s: &MoeSettings, b: u32) -> Vec<Vec<u32>> {
+    let routes = router_routes(s, s.tokens as usize);
+    (0..b as usize).map(|i| routes[i % routes.len()].clone()).collect()
+}
+
+/// The floating-point router's top-k for the recipe's first `tokens` tokens.
+fn router_routes(s: &MoeSettings, tokens: usize) -> Vec<Vec<u32>> {
+    let (d, e) = (s.d_model as usize, s.experts as usize);
+    let router = Linear {
+        name: "router".into(),
+        weight: Matrix { rows: e, cols: d, data: normals(e * d, s.weights_seed, 1, 1.0 / (d as f64).sqrt()) },
+        bias: vec![0.0; e],
+    };
+    let x = normals(tokens * d, s.weights_seed, 2, 1.0);
+    let logits = linear(&router, &x);
+    (0..tokens).map(|t| top_k(&logits[t * e..(t + 1) * e], s.top_k as usize).into_iter().map(|(i, _)| i as u32).collect()).collect()
+}

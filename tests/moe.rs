@@ -1,0 +1,137 @@
+//! The moe workload end to end (tiers-energy spec): an ideal crossbar reproduces the floating-point
+//! layer, tier noise and converter noise raise the output error, the GPU agrees with the CPU twins
+//! trial by trial, the cost model's energy adds up and fewer tiles with more tiers bring tier
+//! conflicts, and bad architecture or cost files fail before any compute naming the field.
+mod common;
+
+use aimc::engine::Backend;
+use aimc::experiment::run::{run, Quiet};
+use aimc::experiment::Experiment;
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn exp(text: &str) -> Result<Experiment, String> {
+    Experiment::from_text(text, &root().join("experiments/test_moe.toml")).map_err(|e| e.to_string())
+}
+
+const SMALL: &str = r#"
+name = "m"
+workload = "moe"
+seed = 5
+trials = 6
+[moe]
+d_model = 16
+d_ff = 24
+experts = 4
+top_k = 2
+tokens = 12
+gpu_batches = [1, 16]
+[arch]
+tiles = 0
+tiers = 4
+rows = 16
+cols = 16
+[tile]
+max_in = 16
+max_out = 16
+[periphery]
+weight_scaling_omega = 1.0
+[sweep]
+t = ["1h"]
+"#;
+
+fn run_on(be: &mut dyn Backend, e: &Experiment) -> aimc::report::results::Results {
+    let out = run(e, be, &mut Quiet);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    out.results
+}
+
+#[test]
+fn an_ideal_crossbar_reproduces_the_floating_point_layer() {
+    // Every expert chosen (top_k = experts), so routing cannot flip on a near tie.
+    let text = SMALL
+        .replace("top_k = 2", "top_k = 4")
+        .replace("[periphery]", "[device]\nmodel = \"ideal\"\n[periphery]\ninp_res_bits = 16\nout_res_bits = 16\nout_noise = 0.0\nout_bound = 0.0");
+    let r = run_on(&mut common::cpu(), &exp(&text).unwrap());
+    for v in &r.points[0].per_trial {
+        assert!(*v < 2e-3, "ideal crossbar: relative error {v}");
+    }
+}
+
+#[test]
+fn noise_raises_the_error_and_the_cost_model_adds_up() {
+    let text = SMALL.replace("t = [\"1h\"]", "t = [\"1h\"]\ntier_noise_slope = [0.0, 3.0]");
+    let r = run_on(&mut common::cpu(), &exp(&text).unwrap());
+    let (flat, steep) = (&r.points[0], &r.points[1]);
+    assert!(flat.summary.mean > 0.01, "PCM noise must show: {}", flat.summary.mean);
+    assert!(steep.summary.mean > flat.summary.mean, "noisier upper tiers: {} vs {}", steep.summary.mean, flat.summary.mean);
+    let m = flat.moe.as_ref().expect("the first time's point carries the cost model");
+    let e = &m.energy_per_token;
+    let sum = e.mvm_pj + e.communication_pj + e.digital_pj + e.attention_pj + e.dram_pj + e.passive_pj;
+    assert!((e.total_pj - sum).abs() <= 1e-9 * sum, "energy breakdown {sum} vs total {}", e.total_pj);
+    assert!(m.tiles_used > 0 && m.utilisation > 0.0 && m.utilisation <= 1.0);
+    assert_eq!(m.gpu.len(), 2);
+    assert_eq!(m.tier_activations.len(), m.tiles as usize);
+}
+
+#[test]
+fn more_tiers_on_fewer_tiles_bring_tier_conflicts() {
+    let text = SMALL.replace("t = [\"1h\"]", "t = [\"1h\"]\ntiers = [1, 8]").replace("[moe]", "[moe]\naccuracy = false");
+    let r = run_on(&mut common::cpu(), &exp(&text).unwrap());
+    let (one, eight) = (r.points[0].moe.as_ref().unwrap(), r.points[1].moe.as_ref().unwrap());
+    assert!(one.tiles > eight.tiles, "auto tiles: {} with 1 tier vs {} with 8", one.tiles, eight.tiles);
+    assert_eq!(one.tier_conflicts.max, 0.0, "one tier per tile cannot conflict");
+    assert!(eight.tier_conflicts.mean > 0.0);
+    assert!(eight.latency_ns.mean > one.latency_ns.mean);
+    // Cost-model-only runs report the batch's mean per-token latency per trial.
+    assert!((r.points[0].summary.mean - one.latency_ns.mean).abs() < 1e-6 * one.latency_ns.mean);
+}
+
+#[test]
+fn gpu_matches_the_cpu_twin_for_the_moe_workload() {
+    let Some(mut gpu) = common::gpu(256) else {
+        return;
+    };
+    let e = exp(&SMALL.replace("top_k = 2", "top_k = 4")).unwrap();
+    let (a, b) = (run_on(&mut common::cpu(), &e), run_on(&mut gpu, &e));
+    for (x, y) in a.points[0].per_trial.iter().zip(&b.points[0].per_trial) {
+        assert!((x - y).abs() <= 0.02 * x.abs().max(1e-3), "cpu {x} gpu {y}");
+    }
+}
+
+fn expect_err(text: &str, needles: &[&str]) {
+    let e = exp(text).err().unwrap_or_else(|| panic!("should fail: {text}"));
+    for n in needles {
+        assert!(e.contains(n), "error should mention {n:?}: {e}");
+    }
+}
+
+#[test]
+fn bad_architectures_and_cost_files_are_named() {
+    expect_err(&SMALL.replace("tiers = 4", "tiers = 0"), &["tiers"]);
+    expect_err(&SMALL.replace("tiles = 0", "tiles = 1"), &["tier-chunks", "raise tiles or tiers"]);
+    expect_err(&SMALL.replace("top_k = 2", "top_k = 5"), &["top_k"]);
+    expect_err(&SMALL.replace("[moe]", "[moe]\ngpu_batches = [0]").replace("gpu_batches = [1, 16]\n", ""), &["gpu_batches"]);
+    expect_err(&SMALL.replace("t = [\"1h\"]", "t = [\"1h\"]\naccuracy = [true, false]"), &["accuracy"]);
+    expect_err(&SMALL.replace("[arch]", "[arch]\ntier_noise = [{ prog = 1.0, drift = 1.0, read = 1.0 }]"), &["tier_noise"]);
+    expect_err(&SMALL.replace("workload = \"moe\"", "workload = \"weight_error\""), &["[moe]"]);
+    let dir = std::env::temp_dir().join(format!("aimc-moe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let table = aimc::tiers::cost::MOE_3D_TABLE.replacen("value = 100.0", "value = -100.0", 1);
+    let p = dir.join("bad.toml");
+    std::fs::write(&p, table).unwrap();
+    expect_err(&format!("{SMALL}\n[cost]\ntiers = {:?}\n", p.display().to_string()), &["cost.tiers", "must be"]);
+    expect_err(&format!("{SMALL}\n[cost]\ngpu = \"missing.toml\"\n"), &["cost.gpu", "missing.toml"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn shipped_moe_experiments_validate() {
+    for f in ["moe_3d.toml", "moe_3d_full.toml"] {
+        let e = Experiment::load(&root().join("experiments").join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(e.points.len() >= 4, "{f}: a sweep over tiers");
+    }
+}

@@ -46,6 +46,11 @@ pub enum Command {
         /// Cap of adaptive trials per sweep point.
         #[arg(long, default_value_t = 100_000, requires = "ci_halfwidth")]
         max_trials: u32,
+        /// Set a field of the file before validation, e.g. device.drift_scale=0.5,
+        /// periphery.out_res_bits=8, kernel.features=256 (repeatable; the report records the
+        /// modified file's hash).
+        #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+        set: Vec<String>,
     },
     /// Merge the results of all shards of one run into the single run's results and report.
     Merge {

@@ -92,6 +92,25 @@ fn flags_experiment(name: &str, workload: &str, model: toml::Table, data: Option
     Ok(aimc::experiment::Experiment::from_text(&text, std::path::Path::new(&format!("aimc {name} (flags)")))?)
 }
 
+/// Loads an experiment file with `--set SECTION.FIELD=VALUE` applied to its TOML before
+/// validation, so every override is checked like a field of the file.
+fn load_with_sets(path: &std::path::Path, sets: &[String]) -> Result<aimc::experiment::Experiment> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the experiment file; check the path", path.display()))?;
+    let mut doc: toml::Table = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim().replace('\n', " ")))?;
+    for s in sets {
+        let (key, value) = s.split_once('=').with_context(|| format!("--set {s}: expected SECTION.FIELD=VALUE, e.g. device.drift_scale=0.5"))?;
+        let (section, field) = key.trim().split_once('.').with_context(|| format!("--set {s}: expected SECTION.FIELD before '=' (device, periphery, kernel, moe, arch, ...)"))?;
+        let v = toml::from_str::<toml::Table>(&format!("v = {}", value.trim())).ok().and_then(|t| t.get("v").cloned()).unwrap_or_else(|| value.trim().into());
+        let table = doc.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(t) = table.as_table_mut() else {
+            bail!("--set {s}: {section} is a value in the file, not a [section]");
+        };
+        t.insert(field.trim().to_string(), v);
+    }
+    let text = toml::to_string(&doc)?;
+    Ok(aimc::experiment::Experiment::from_text(&text, path)?)
+}
+
 /// Runs a validated experiment on `backend` and writes results, plots and report into `dir`
 /// (`aimc run`, `aimc weights`, `aimc mlp`); `json` also gets a copy of results.json.
 fn run_experiment(
@@ -198,8 +217,8 @@ impl aimc::experiment::run::Progress for ProgressOut {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run { experiment, backend, out, trials, shard, profile, ci_halfwidth, max_trials } => {
-            let mut exp = aimc::experiment::Experiment::load(&experiment)?;
+        Command::Run { experiment, backend, out, trials, shard, profile, ci_halfwidth, max_trials, set } => {
+            let mut exp = if set.is_empty() { aimc::experiment::Experiment::load(&experiment)? } else { load_with_sets(&experiment, &set)? };
             if let Some(t) = trials {
                 if t < 2 {
                     bail!("--trials {t}: an interval over trials needs at least 2");

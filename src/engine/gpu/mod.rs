@@ -26,6 +26,7 @@ pub fn list_adapters() -> Vec<wgpu::AdapterInfo> {
 /// Vulkan, Metal and DX12 adapters; GL only when none of those exists (probing GL/EGL on a
 /// headless machine is slow and noisy, and GL is the least capable compute path).
 fn enumerate() -> (wgpu::Instance, Vec<wgpu::Adapter>) {
+    quiet_loader();
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     let user_chose = std::env::var_os("WGPU_BACKEND").is_some();
     if !user_chose {
@@ -41,6 +42,29 @@ fn enumerate() -> (wgpu::Instance, Vec<wgpu::Adapter>) {
     let instance = wgpu::Instance::new(desc);
     let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::GL));
     (instance, adapters)
+}
+
+/// Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid or not set" on every instance when
+/// the variable is missing (a headless machine, CI): aimc needs no display, so without one it
+/// points the variable at a private directory of its own before the loader starts.
+fn quiet_loader() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+            return;
+        }
+        // One directory per user (not per process), so repeated runs leave no trail.
+        let who = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| std::process::id().to_string());
+        let dir = std::env::temp_dir().join(format!("aimc-runtime-{who}"));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            }
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    });
 }
 
 fn is_hardware(t: wgpu::DeviceType) -> bool {

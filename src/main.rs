@@ -99,7 +99,8 @@ fn load_with_sets(path: &std::path::Path, sets: &[String]) -> Result<aimc::exper
     let mut doc: toml::Table = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim().replace('\n', " ")))?;
     for s in sets {
         let (key, value) = s.split_once('=').with_context(|| format!("--set {s}: expected SECTION.FIELD=VALUE, e.g. device.drift_scale=0.5"))?;
-        let (section, field) = key.trim().split_once('.').with_context(|| format!("--set {s}: expected SECTION.FIELD before '=' (device, periphery, kernel, moe, arch, ...)"))?;
+        let (section, field) =
+            key.trim().split_once('.').with_context(|| format!("--set {s}: expected SECTION.FIELD before '=' (device, periphery, kernel, moe, arch, ...)"))?;
         let v = toml::from_str::<toml::Table>(&format!("v = {}", value.trim())).ok().and_then(|t| t.get("v").cloned()).unwrap_or_else(|| value.trim().into());
         let table = doc.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         let Some(t) = table.as_table_mut() else {

@@ -90,6 +90,9 @@ struct RawExperiment {
     arch: Option<toml::Table>,
     #[serde(default)]
     cost: Option<RawCost>,
+    /// The noise budget: which source costs the metric (`super::budget`).
+    #[serde(default)]
+    budget: Option<super::budget::BudgetSettings>,
     #[serde(default)]
     device: toml::Table,
     #[serde(default)]
@@ -652,6 +655,31 @@ impl Experiment {
                 p.labels.push((a.name.clone(), a.labels[choice[ai]].clone()));
             }
             points.push(p);
+        }
+
+        // The noise budget: every point expanded into its configurations along a `budget` axis.
+        if let Some(b) = &raw.budget {
+            if !matches!(wl, WorkloadKind::Classifier | WorkloadKind::MvmError) {
+                return Err(bad(format!("[budget] is for the classifier and mvm_error workloads, not {}", workload_name(wl))));
+            }
+            if !raw.common_random_numbers {
+                return Err(bad("[budget] needs common_random_numbers = true: the attribution pairs every configuration trial by trial".into()));
+            }
+            if axes.iter().any(|a| a.name == "budget") {
+                return Err(bad("sweep.budget: the budget axis is made by [budget]; remove it from [sweep]".into()));
+            }
+            let first = &points[0];
+            let sources: Vec<super::budget::Source> = match &b.sources {
+                Some(s) if s.is_empty() => return Err(bad("budget.sources = []: list at least one source, or remove it for every active one".into())),
+                Some(s) => s.clone(),
+                None => super::budget::ALL.iter().copied().filter(|s| s.active(&first.device, &first.periphery)).collect(),
+            };
+            if sources.is_empty() {
+                return Err(bad("[budget]: no noise source is on in this configuration; nothing to attribute".into()));
+            }
+            let names = super::budget::labels(&sources);
+            points = super::budget::expand(points, &sources);
+            axes.push(SweepAxis { name: "budget".into(), values: names.iter().map(|n| toml::Value::String(n.clone())).collect(), labels: names });
         }
 
         // Model and data.

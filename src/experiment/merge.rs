@@ -121,10 +121,12 @@ pub fn merge(mut parts: Vec<Results>) -> Result<Results, String> {
         profile: None,
         reference: None,
         paired: vec![],
+        budget: vec![],
         ..first.clone()
     })
     .map(|mut r| {
         r.paired = crate::experiment::paired::paired_differences(&r).unwrap_or_default();
+        r.budget = crate::experiment::budget::attribute(&r).unwrap_or_default();
         // The comparison is recomputed on the merged points from the reference file it came from.
         if let Some(c) = &first.reference {
             if let Ok(rf) = crate::experiment::reference::Reference::load(std::path::Path::new(&c.file), c.mean_tol_pp, c.std_rel_tol) {

@@ -2,6 +2,7 @@
 //! `section.field = value` overrides of the device model and periphery, applied through serde so
 //! every field is overridable and a wrong name or type is an error that names it.
 
+pub mod budget;
 pub mod energy;
 pub mod file;
 pub mod journal;

@@ -438,12 +438,17 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
         profile: None,
         reference: None,
         paired: vec![],
+        budget: vec![],
     };
     if let Some(r) = &exp.reference {
         results.reference = Some(super::reference::compare(r, &results));
     }
     match super::paired::paired_differences(&results) {
         Ok(p) => results.paired = p,
+        Err(e) => error = error.or(Some(RunError::Stats(e))),
+    }
+    match super::budget::attribute(&results) {
+        Ok(b) => results.budget = b,
         Err(e) => error = error.or(Some(RunError::Stats(e))),
     }
     Outcome { results, error }

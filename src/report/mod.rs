@@ -185,6 +185,7 @@ pub(crate) mod tests {
             profile: None,
             reference: None,
             paired: vec![],
+            budget: vec![],
         }
     }
 

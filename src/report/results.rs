@@ -165,6 +165,38 @@ pub struct MoeCost {
     pub tokens_scheduled_per_s: f64,
 }
 
+/// The noise budget of one (sweep point, time): the cost of the full noise against all sources
+/// off, each source's share, and what the shares leave unexplained (`experiment::budget`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetEntry {
+    /// The point's other sweep labels.
+    pub series: String,
+    pub t_inf: f64,
+    pub time_label: String,
+    /// cost(full): the metric lost to all sources together (paired mean and interval).
+    pub cost: f64,
+    pub cost_lo: f64,
+    pub cost_hi: f64,
+    pub sources: Vec<BudgetSource>,
+    /// cost(full) − Σ cost(only S): how far the sources do not add up.
+    pub interaction: f64,
+    /// The source with the largest alone cost.
+    pub dominant: String,
+}
+
+/// One source's share: its cost alone (all others off) and the gain of removing it from the full
+/// noise, each a paired mean with its interval.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetSource {
+    pub source: String,
+    pub alone: f64,
+    pub alone_lo: f64,
+    pub alone_hi: f64,
+    pub removal: f64,
+    pub removal_lo: f64,
+    pub removal_hi: f64,
+}
+
 /// AIMC and the GPU at one batch size.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GpuPoint {
@@ -244,6 +276,9 @@ pub struct Results {
     /// Differences between sweep points, paired by trial (experiment::paired).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paired: Vec<PairedDifference>,
+    /// The noise budget, when the experiment has a `[budget]` section.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budget: Vec<BudgetEntry>,
     /// Another simulator's numbers beside these (`[reference]` of the experiment file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<ReferenceComparison>,

@@ -1,0 +1,219 @@
+//! The noise budget (`[budget]` in an experiment file): which noise source costs the accuracy.
+//! Every sweep point of the file becomes a set of configurations along a `budget` axis: `full`
+//! (the file's settings), `ideal` (every listed source off), `only SOURCE` (that source alone on)
+//! and `without SOURCE` (all but that source). Common random numbers throughout: the engine draws
+//! each source from its own Philox stream, so a source that is on draws exactly the numbers it
+//! draws in the full run, and every difference between configurations is paired trial by trial.
+//! Per point and time the attribution is
+//!   cost(config) = ideal − config            (metrics where higher is better, e.g. accuracy)
+//!                = config − ideal            (errors)
+//! with a paired Student-t interval over trials; the *alone* cost of a source is cost(only S), its
+//! *removal* gain is cost(full) − cost(without S), and the interaction is
+//! cost(full) − Σ_S cost(only S), stated plainly so a reader sees how far the sources add up.
+
+use super::file::SweepPoint;
+use crate::crossbar::Periphery;
+use crate::device::DeviceModel;
+use crate::report::results::{BudgetEntry, BudgetSource, Point, Results};
+use crate::stats::{self, Moments, StatsError};
+use serde::{Deserialize, Serialize};
+
+/// A noise source the budget can switch off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Programming noise (device.prog_noise_scale → 0).
+    Programming,
+    /// Conductance drift (device.drift_scale → 0).
+    Drift,
+    /// 1/f read noise (device.read_noise_scale → 0).
+    Read,
+    /// Input quantisation (periphery.inp_res_bits → 0).
+    Dac,
+    /// Output quantisation and clipping (periphery.out_res_bits → 0, out_bound → 0).
+    Adc,
+    /// Additive output noise (periphery.out_noise → 0).
+    OutputNoise,
+    /// IR drop (periphery.ir_drop → 0).
+    IrDrop,
+    /// Per-read weight noise (periphery.w_noise → 0).
+    WeightNoise,
+}
+
+pub const ALL: [Source; 8] =
+    [Source::Programming, Source::Drift, Source::Read, Source::Dac, Source::Adc, Source::OutputNoise, Source::IrDrop, Source::WeightNoise];
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Programming => "programming",
+            Source::Drift => "drift",
+            Source::Read => "read",
+            Source::Dac => "dac",
+            Source::Adc => "adc",
+            Source::OutputNoise => "output_noise",
+            Source::IrDrop => "ir_drop",
+            Source::WeightNoise => "weight_noise",
+        }
+    }
+
+    /// Whether the source is on in these settings.
+    pub fn active(self, d: &DeviceModel, p: &Periphery) -> bool {
+        match self {
+            Source::Programming => d.prog_noise_scale > 0.0,
+            Source::Drift => d.drift_scale > 0.0,
+            Source::Read => d.read_noise_scale > 0.0,
+            Source::Dac => p.inp_res_bits > 0,
+            Source::Adc => p.out_res_bits > 0 || p.out_bound > 0.0,
+            Source::OutputNoise => p.out_noise > 0.0,
+            Source::IrDrop => p.ir_drop > 0.0,
+            Source::WeightNoise => p.w_noise > 0.0,
+        }
+    }
+
+    /// Switches the source off.
+    fn off(self, d: &mut DeviceModel, p: &mut Periphery) {
+        match self {
+            Source::Programming => d.prog_noise_scale = 0.0,
+            Source::Drift => d.drift_scale = 0.0,
+            Source::Read => d.read_noise_scale = 0.0,
+            Source::Dac => p.inp_res_bits = 0,
+            Source::Adc => {
+                p.out_res_bits = 0;
+                p.out_bound = 0.0;
+            }
+            Source::OutputNoise => p.out_noise = 0.0,
+            Source::IrDrop => p.ir_drop = 0.0,
+            Source::WeightNoise => p.w_noise = 0.0,
+        }
+    }
+
+    /// Copies the source's settings from `from` (switching it back on).
+    fn copy(self, from: (&DeviceModel, &Periphery), d: &mut DeviceModel, p: &mut Periphery) {
+        let (fd, fp) = from;
+        match self {
+            Source::Programming => d.prog_noise_scale = fd.prog_noise_scale,
+            Source::Drift => d.drift_scale = fd.drift_scale,
+            Source::Read => d.read_noise_scale = fd.read_noise_scale,
+            Source::Dac => p.inp_res_bits = fp.inp_res_bits,
+            Source::Adc => {
+                p.out_res_bits = fp.out_res_bits;
+                p.out_bound = fp.out_bound;
+            }
+            Source::OutputNoise => p.out_noise = fp.out_noise,
+            Source::IrDrop => p.ir_drop = fp.ir_drop,
+            Source::WeightNoise => p.w_noise = fp.w_noise,
+        }
+    }
+}
+
+/// `[budget]`: the sources to attribute (default: those on in the file's settings).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSettings {
+    #[serde(default)]
+    pub sources: Option<Vec<Source>>,
+}
+
+/// The configuration labels of the `budget` axis, in order.
+pub fn labels(sources: &[Source]) -> Vec<String> {
+    let mut v = vec!["full".to_string(), "ideal".to_string()];
+    v.extend(sources.iter().map(|s| format!("only {}", s.name())));
+    v.extend(sources.iter().map(|s| format!("without {}", s.name())));
+    v
+}
+
+/// Every point of the sweep expanded into its budget configurations (budget varies fastest).
+pub fn expand(points: Vec<SweepPoint>, sources: &[Source]) -> Vec<SweepPoint> {
+    let names = labels(sources);
+    let mut out = Vec::with_capacity(points.len() * names.len());
+    for p in points {
+        let (d0, p0) = (p.device.clone(), p.periphery.clone());
+        let mut ideal = p.clone();
+        for s in sources {
+            s.off(&mut ideal.device, &mut ideal.periphery);
+        }
+        for (k, name) in names.iter().enumerate() {
+            let mut q = match k {
+                0 => p.clone(),
+                1 => ideal.clone(),
+                _ if k < 2 + sources.len() => {
+                    let mut q = ideal.clone();
+                    sources[k - 2].copy((&d0, &p0), &mut q.device, &mut q.periphery);
+                    q
+                }
+                _ => {
+                    let mut q = p.clone();
+                    sources[k - 2 - sources.len()].off(&mut q.device, &mut q.periphery);
+                    q
+                }
+            };
+            q.index = out.len();
+            q.labels.push(("budget".into(), name.clone()));
+            out.push(q);
+        }
+    }
+    out
+}
+
+/// The point of configuration `config` with `p`'s other labels and time.
+fn find<'a>(results: &'a Results, p: &Point, config: &str) -> Option<&'a Point> {
+    results.points.iter().find(|q| {
+        q.t_inf == p.t_inf
+            && q.labels.get("budget").map(String::as_str) == Some(config)
+            && q.labels.iter().all(|(k, v)| k == "budget" || p.labels.get(k) == Some(v))
+    })
+}
+
+/// Paired mean and interval of `f(a_i, b_i)` over trials.
+fn paired(a: &Point, b: &Point, sign: f64, confidence: f64) -> Result<(f64, f64, f64), StatsError> {
+    let d: Moments = a.per_trial.iter().zip(&b.per_trial).map(|(x, y)| sign * (x - y)).collect();
+    let ci = stats::mean_t(&d, confidence)?;
+    Ok((d.mean, ci.lo, ci.hi))
+}
+
+/// The budget of every (point, time) of a run with a `budget` axis.
+pub fn attribute(results: &Results) -> Result<Vec<BudgetEntry>, StatsError> {
+    let Some(axis) = results.axes.iter().find(|a| a.name == "budget") else {
+        return Ok(vec![]);
+    };
+    let sources: Vec<String> = axis.values.iter().filter_map(|v| v.strip_prefix("only ").map(str::to_string)).collect();
+    // cost(config) = sign · (ideal − config): higher-is-better metrics lose, errors gain.
+    let sign = if results.higher_is_better { 1.0 } else { -1.0 };
+    let mut out = Vec::new();
+    for full in results.points.iter().filter(|p| p.labels.get("budget").map(String::as_str) == Some("full")) {
+        let Some(ideal) = find(results, full, "ideal") else { continue };
+        let (cost, lo, hi) = paired(ideal, full, sign, results.confidence)?;
+        let mut rows = Vec::new();
+        for s in &sources {
+            let (Some(only), Some(without)) = (find(results, full, &format!("only {s}")), find(results, full, &format!("without {s}"))) else { continue };
+            let alone = paired(ideal, only, sign, results.confidence)?;
+            // Removal gain: cost(full) − cost(without S) = sign · (without − full).
+            let removal = paired(without, full, sign, results.confidence)?;
+            rows.push(BudgetSource {
+                source: s.clone(),
+                alone: alone.0,
+                alone_lo: alone.1,
+                alone_hi: alone.2,
+                removal: removal.0,
+                removal_lo: removal.1,
+                removal_hi: removal.2,
+            });
+        }
+        let interaction = cost - rows.iter().map(|r| r.alone).sum::<f64>();
+        let dominant = rows.iter().max_by(|a, b| a.alone.total_cmp(&b.alone)).map(|r| r.source.clone()).unwrap_or_default();
+        let series: Vec<String> = full.labels.iter().filter(|(k, _)| *k != "budget").map(|(k, v)| format!("{k}={v}")).collect();
+        out.push(BudgetEntry {
+            series: series.join(", "),
+            t_inf: full.t_inf,
+            time_label: full.time_label.clone(),
+            cost,
+            cost_lo: lo,
+            cost_hi: hi,
+            sources: rows,
+            interaction,
+            dominant,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,105 @@
+//! The noise budget (`[budget]`): all sources off gives floating point to the last bit, a source
+//! on alone draws exactly what a separate run with only that source draws, switching one source
+//! off leaves the others' draws bit-identical, the alone costs plus the interaction add up to the
+//! full cost, and the paired intervals are tighter than the unpaired ones.
+mod common;
+
+use aimc::experiment::run::{run, Quiet};
+use aimc::experiment::Experiment;
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+const BASE: &str = r#"
+name = "b"
+workload = "classifier"
+seed = 7
+trials = 24
+weight_error_trials = 0
+gdc = "readout"
+[model]
+path = "models/digits_mlp.safetensors"
+[data]
+path = "data/digits.csv"
+scale = 16.0
+rows = [1347, 1497]
+[device]
+model = "pcm"
+[periphery]
+out_noise = 0.2
+BUDGET
+[sweep]
+t = ["1d", "10y"]
+"#;
+
+fn results(text: &str) -> aimc::report::results::Results {
+    let e = Experiment::from_text(text, &root().join("experiments/test_budget.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&e, &mut common::cpu(), &mut Quiet);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    out.results
+}
+
+fn config<'a>(r: &'a aimc::report::results::Results, name: &str, t: &str) -> &'a [f64] {
+    &r.points
+        .iter()
+        .find(|p| p.labels.get("budget").map(String::as_str) == Some(name) && p.time_label == t)
+        .unwrap_or_else(|| panic!("{name} at {t}"))
+        .per_trial
+}
+
+#[test]
+fn the_budget_is_exact_and_paired() {
+    let r = results(&BASE.replace("BUDGET", "[budget]"));
+    let fp = r.fp_baseline.unwrap();
+    for t in ["1 d", "10 y"] {
+        // All sources off: floating point, to the last bit, in every trial.
+        assert!(config(&r, "ideal", t).iter().all(|&v| v == fp), "ideal at {t}: {:?} vs fp {fp}", config(&r, "ideal", t));
+    }
+    // Only programming noise, as a separate run: the same draws, so the same per-trial values.
+    let only = results(
+        &BASE
+            .replace("BUDGET", "")
+            .replace("out_noise = 0.2", "out_noise = 0.0\ninp_res_bits = 0\nout_res_bits = 0\nout_bound = 0.0")
+            .replace("model = \"pcm\"", "model = \"pcm\"\ndrift_scale = 0.0\nread_noise_scale = 0.0"),
+    );
+    // All but the ADC, as a separate run: the other sources' draws are bit-identical.
+    let without = results(&BASE.replace("BUDGET", "").replace("out_noise = 0.2", "out_noise = 0.2\nout_res_bits = 0\nout_bound = 0.0"));
+    for (ti, t) in ["1 d", "10 y"].iter().enumerate() {
+        assert_eq!(config(&r, "only programming", t), &only.points[ti].per_trial[..], "only programming at {t}");
+        assert_eq!(config(&r, "without adc", t), &without.points[ti].per_trial[..], "without adc at {t}");
+    }
+    assert_eq!(r.budget.len(), 2);
+    for b in &r.budget {
+        // The alone costs plus the interaction add up to the full cost.
+        let sum: f64 = b.sources.iter().map(|s| s.alone).sum();
+        assert!((sum + b.interaction - b.cost).abs() < 1e-12, "{} + {} vs {}", sum, b.interaction, b.cost);
+        assert!(b.cost > 0.0, "noise costs accuracy at {}", b.time_label);
+        // The alone cost of a source equals the direct paired measurement ideal − only.
+        let direct: f64 = config(&r, "ideal", &b.time_label).iter().zip(config(&r, "only drift", &b.time_label)).map(|(a, o)| a - o).sum::<f64>() / 24.0;
+        let drift = b.sources.iter().find(|s| s.source == "drift").unwrap();
+        assert!((drift.alone - direct).abs() < 1e-12);
+    }
+    // Paired intervals (common random numbers) against unpaired ones on the same trials.
+    let tighter = r.paired.iter().filter(|p| p.axis == "budget" && p.ci.half_width() < p.unpaired_half_width).count();
+    assert!(tighter * 2 > r.paired.iter().filter(|p| p.axis == "budget").count(), "paired intervals should mostly be tighter");
+}
+
+#[test]
+fn bad_budgets_are_refused() {
+    let bad = |text: &str, needle: &str| {
+        let e = Experiment::from_text(text, &root().join("experiments/test_budget.toml")).err().expect("should fail").to_string();
+        assert!(e.contains(needle), "{e}");
+    };
+    bad(&BASE.replace("BUDGET", "[budget]\nsources = []"), "budget.sources");
+    bad(&BASE.replace("BUDGET", "[budget]\nsources = [\"gravity\"]"), "gravity");
+    bad(&BASE.replace("BUDGET", "[budget]").replace("trials = 24", "trials = 24\ncommon_random_numbers = false"), "common_random_numbers");
+}
+
+#[test]
+fn the_shipped_budget_validates() {
+    let e = Experiment::load(&root().join("experiments/digits_budget.toml")).unwrap();
+    assert!(e.axes.iter().any(|a| a.name == "budget"));
+    assert_eq!(e.points.len(), 2 + 2 * 6, "full, ideal, and each of the six active sources alone and removed");
+}

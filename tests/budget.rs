@@ -89,7 +89,7 @@ fn the_budget_is_exact_and_paired() {
 #[test]
 fn bad_budgets_are_refused() {
     let bad = |text: &str, needle: &str| {
-        let e = Experiment::from_text(text, &root().join("experiments/test_budget.toml")).err().expect("should fail").to_string();
+        let e = Experiment::from_text(text, &root().join("experiments/test_budget.toml")).expect_err("should fail").to_string();
         assert!(e.contains(needle), "{e}");
     };
     bad(&BASE.replace("BUDGET", "[budget]\nsources = []"), "budget.sources");

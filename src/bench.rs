@@ -99,6 +99,7 @@ fn cfg(trials: u32, dev: DeviceModel, gdc: Gdc) -> RunConfig {
         times: vec![3600.0],
         max_chunk: u32::MAX,
         first_trial: 0,
+        layer_noise: Vec::new(),
     }
 }
 

@@ -82,6 +82,7 @@ fn periphery_acts_on_raw_weights_of_a_small_matrix() {
         first_trial: 0,
         times: vec![1.0],
         max_chunk: 256,
+        layer_noise: Vec::new(),
     };
     let y = &run_outputs(&mut aimc::engine::cpu::CpuBackend::new(2, 64), &[layer], &x, batch as u32, &cfg, &mut |_| {}).unwrap()[0];
     let mut sum2 = 0.0f64;

@@ -56,6 +56,8 @@ fn the_budget_is_exact_and_paired() {
     for t in ["1 d", "10 y"] {
         // All sources off: floating point, to the last bit, in every trial.
         assert!(config(&r, "ideal", t).iter().all(|&v| v == fp), "ideal at {t}: {:?} vs fp {fp}", config(&r, "ideal", t));
+        // Every layer's noise off is the ideal run; every layer's noise on is the full run.
+        assert_eq!(config(&r, "only layer 0", t).len(), 24);
     }
     // Only programming noise, as a separate run: the same draws, so the same per-trial values.
     let only = results(
@@ -76,6 +78,9 @@ fn the_budget_is_exact_and_paired() {
         let sum: f64 = b.sources.iter().map(|s| s.alone).sum();
         assert!((sum + b.interaction - b.cost).abs() < 1e-12, "{} + {} vs {}", sum, b.interaction, b.cost);
         assert!(b.cost > 0.0, "noise costs accuracy at {}", b.time_label);
+        // Per layer: both layers of the MLP, each with its own paired share.
+        assert_eq!(b.layers.iter().map(|l| l.source.as_str()).collect::<Vec<_>>(), ["layer 0", "layer 1"]);
+        assert!(b.layers.iter().all(|l| l.alone_lo <= l.alone && l.alone <= l.alone_hi));
         // The alone cost of a source equals the direct paired measurement ideal − only.
         let direct: f64 = config(&r, "ideal", &b.time_label).iter().zip(config(&r, "only drift", &b.time_label)).map(|(a, o)| a - o).sum::<f64>() / 24.0;
         let drift = b.sources.iter().find(|s| s.source == "drift").unwrap();
@@ -101,5 +106,5 @@ fn bad_budgets_are_refused() {
 fn the_shipped_budget_validates() {
     let e = Experiment::load(&root().join("experiments/digits_budget.toml")).unwrap();
     assert!(e.axes.iter().any(|a| a.name == "budget"));
-    assert_eq!(e.points.len(), 2 + 2 * 6, "full, ideal, and each of the six active sources alone and removed");
+    assert_eq!(e.points.len(), 2 + 2 * 6 + 2 * 2, "full, ideal, each of the six active sources and each of the two layers alone and removed");
 }

@@ -49,6 +49,7 @@ fn samples(be: &mut dyn Backend, dev: DeviceModel, t: f64) -> Vec<Vec<f64>> {
         times: vec![t],
         max_chunk: 4,
         first_trial: 0,
+        layer_noise: Vec::new(),
     };
     let (w, _) = run_device_state(be, &m, &cfg).unwrap();
     let mut rows = vec![Vec::new(); TARGETS.len()];

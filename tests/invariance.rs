@@ -115,6 +115,7 @@ fn deterministic_drift() -> RunConfig {
         times: vec![0.0, 3600.0, 3.15e8],
         max_chunk: 8,
         first_trial: 0,
+        layer_noise: Vec::new(),
     }
 }
 

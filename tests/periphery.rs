@@ -197,7 +197,17 @@ fn run_case(name: &str, io: Periphery, min_levels: usize) {
         })
         .collect();
     let key = aimc::rng::key(5, 0);
-    let cfg = RunConfig { device: DeviceModel::ideal(), periphery: io.clone(), gdc: Gdc::Off, key, trials: 3, first_trial: 2, times: vec![1.0], max_chunk: 8 };
+    let cfg = RunConfig {
+        device: DeviceModel::ideal(),
+        periphery: io.clone(),
+        gdc: Gdc::Off,
+        key,
+        trials: 3,
+        first_trial: 2,
+        times: vec![1.0],
+        max_chunk: 8,
+        layer_noise: Vec::new(),
+    };
     let mut rec = Recorder::new();
     run_outputs(&mut rec, std::slice::from_ref(&layer), &x, batch as u32, &cfg, &mut |_| {}).unwrap();
     let mut backends: Vec<(&str, Box<dyn Backend>)> = vec![("twin", Box::new(CpuBackend::new(2, 64))), ("fast CPU", Box::new(CpuBackend::fast(2)))];

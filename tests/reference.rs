@@ -75,6 +75,7 @@ fn check(be: &mut dyn Backend, dev: DeviceModel) {
         times: TIMES.to_vec(),
         max_chunk: 4,
         first_trial: 0,
+        layer_noise: Vec::new(),
     };
     let (weff, _) = run_device_state(be, &m, &cfg).unwrap();
     for (ti, &t) in TIMES.iter().enumerate() {
@@ -113,7 +114,17 @@ fn programmed_weights_shrink_by_published_amount() {
     let mut w: Vec<f32> = aimc::rng::uniform_signed((n * n) as usize, 8).iter().map(|v| 0.3 + 0.6 * v.abs()).collect();
     w[0] = 1.0;
     let m = MappedMatrix::new(&w, n, n, TileShape::default(), 1.0);
-    let cfg = RunConfig { device: dev, periphery: Periphery::default(), gdc: Gdc::Off, key: [3, 4], trials: 4, times: vec![0.0], max_chunk: 4, first_trial: 0 };
+    let cfg = RunConfig {
+        device: dev,
+        periphery: Periphery::default(),
+        gdc: Gdc::Off,
+        key: [3, 4],
+        trials: 4,
+        times: vec![0.0],
+        max_chunk: 4,
+        first_trial: 0,
+        layer_noise: Vec::new(),
+    };
     let (weff, _) = run_device_state(&mut cpu(), &m, &cfg).unwrap();
     // Without drift and read noise the re-conversion cancels: W_eff is W_prog in tile units.
     let per = (n * n) as usize;

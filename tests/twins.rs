@@ -17,7 +17,17 @@ fn weights(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn cfg(gdc: Gdc, trials: u32, times: Vec<f64>) -> RunConfig {
-    RunConfig { device: DeviceModel::pcm(), periphery: Periphery::default(), gdc, key: aimc::rng::key(42, 0), trials, times, max_chunk: 5, first_trial: 0 }
+    RunConfig {
+        device: DeviceModel::pcm(),
+        periphery: Periphery::default(),
+        gdc,
+        key: aimc::rng::key(42, 0),
+        trials,
+        times,
+        max_chunk: 5,
+        first_trial: 0,
+        layer_noise: Vec::new(),
+    }
 }
 
 /// How a written binding is compared.

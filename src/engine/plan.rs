@@ -40,6 +40,10 @@ pub struct RunConfig {
     pub times: Vec<f64>,
     /// Upper bound on trials per chunk (the plan may pick fewer to fit buffer limits).
     pub max_chunk: u32,
+    /// Per-layer device and periphery in place of `device` and `periphery` (None, or a missing
+    /// entry: the run's); the noise budget switches noise off layer by layer with it. Only noise
+    /// scales and converter settings may differ: the programmed-state layout follows `device`.
+    pub layer_noise: Vec<Option<(DeviceModel, Periphery)>>,
 }
 
 /// One analog layer of a model: mapped weights, digital bias and activation.
@@ -77,6 +81,7 @@ fn max_tile_elems(m: &MappedMatrix) -> u32 {
 
 #[allow(clippy::too_many_arguments)]
 fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32, offset: u32, batch: u32, t_index: u32, t_inf: f64) -> StageParams {
+    let (device, periphery) = cfg.layer_noise.get(layer as usize).and_then(|o| o.as_ref()).map_or((&cfg.device, &cfg.periphery), |(d, p)| (d, p));
     StageParams {
         layer: LayerParams {
             n_in: m.n_in,
@@ -91,9 +96,9 @@ fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32, offset: u3
             key0: cfg.key[0],
             key1: cfg.key[1],
             gdc_mode: cfg.gdc.mode(),
-            log_t_ratio: cfg.device.log_t_ratio(t_inf) as f32,
-            read_sqrt_log: cfg.device.read_sqrt_log(t_inf) as f32,
-            full_path: u32::from(cfg.periphery.needs_full_path()),
+            log_t_ratio: device.log_t_ratio(t_inf) as f32,
+            read_sqrt_log: device.read_sqrt_log(t_inf) as f32,
+            full_path: u32::from(periphery.needs_full_path()),
             x_per_trial: 0,
             activation: 0,
             chunks_per_tile: max_tile_elems(m).div_ceil(CHUNK),
@@ -101,8 +106,8 @@ fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32, offset: u3
             // Every plan drifts time index 0 first after programming a chunk.
             gdc_base: u32::from(t_index == 0),
         },
-        dev: DeviceParams::from(&cfg.device),
-        io: IoParams::from(&cfg.periphery),
+        dev: DeviceParams::from(device),
+        io: IoParams::from(periphery),
         kern: KernelParams::default(),
     }
 }

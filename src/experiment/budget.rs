@@ -115,17 +115,22 @@ pub struct BudgetSettings {
     pub sources: Option<Vec<Source>>,
 }
 
-/// The configuration labels of the `budget` axis, in order.
-pub fn labels(sources: &[Source]) -> Vec<String> {
+/// The configuration labels of the `budget` axis, in order; with `layers` > 1 also every
+/// layer's noise alone (`only layer k`, all listed sources on in layer k, off in the others) and
+/// every layer's noise removed (`without layer k`).
+pub fn labels(sources: &[Source], layers: usize) -> Vec<String> {
     let mut v = vec!["full".to_string(), "ideal".to_string()];
     v.extend(sources.iter().map(|s| format!("only {}", s.name())));
     v.extend(sources.iter().map(|s| format!("without {}", s.name())));
+    v.extend((0..layers).map(|k| format!("only layer {k}")));
+    v.extend((0..layers).map(|k| format!("without layer {k}")));
     v
 }
 
 /// Every point of the sweep expanded into its budget configurations (budget varies fastest).
-pub fn expand(points: Vec<SweepPoint>, sources: &[Source]) -> Vec<SweepPoint> {
-    let names = labels(sources);
+pub fn expand(points: Vec<SweepPoint>, sources: &[Source], layers: usize) -> Vec<SweepPoint> {
+    let names = labels(sources, layers);
+    let s2 = 2 + 2 * sources.len();
     let mut out = Vec::with_capacity(points.len() * names.len());
     for p in points {
         let (d0, p0) = (p.device.clone(), p.periphery.clone());
@@ -142,9 +147,18 @@ pub fn expand(points: Vec<SweepPoint>, sources: &[Source]) -> Vec<SweepPoint> {
                     sources[k - 2].copy((&d0, &p0), &mut q.device, &mut q.periphery);
                     q
                 }
-                _ => {
+                _ if k < s2 => {
                     let mut q = p.clone();
                     sources[k - 2 - sources.len()].off(&mut q.device, &mut q.periphery);
+                    q
+                }
+                // Layer configurations: the point's settings, with the ideal ones in the layers
+                // whose noise is off.
+                _ => {
+                    let (only, layer) = if k < s2 + layers { (true, k - s2) } else { (false, k - s2 - layers) };
+                    let mut q = p.clone();
+                    let off = Some((ideal.device.clone(), ideal.periphery.clone()));
+                    q.layer_noise = (0..layers).map(|j| if (j == layer) != only { off.clone() } else { None }).collect();
                     q
                 }
             };
@@ -177,7 +191,8 @@ pub fn attribute(results: &Results) -> Result<Vec<BudgetEntry>, StatsError> {
     let Some(axis) = results.axes.iter().find(|a| a.name == "budget") else {
         return Ok(vec![]);
     };
-    let sources: Vec<String> = axis.values.iter().filter_map(|v| v.strip_prefix("only ").map(str::to_string)).collect();
+    let all: Vec<String> = axis.values.iter().filter_map(|v| v.strip_prefix("only ").map(str::to_string)).collect();
+    let (layers, sources): (Vec<String>, Vec<String>) = all.into_iter().partition(|v| v.starts_with("layer "));
     // cost(config) = sign · (ideal − config): higher-is-better metrics lose, errors gain.
     let sign = if results.higher_is_better { 1.0 } else { -1.0 };
     let mut out = Vec::new();
@@ -200,6 +215,21 @@ pub fn attribute(results: &Results) -> Result<Vec<BudgetEntry>, StatsError> {
                 removal_hi: removal.2,
             });
         }
+        let mut layer_rows = Vec::new();
+        for l in &layers {
+            let (Some(only), Some(without)) = (find(results, full, &format!("only {l}")), find(results, full, &format!("without {l}"))) else { continue };
+            let alone = paired(ideal, only, sign, results.confidence)?;
+            let removal = paired(without, full, sign, results.confidence)?;
+            layer_rows.push(BudgetSource {
+                source: l.clone(),
+                alone: alone.0,
+                alone_lo: alone.1,
+                alone_hi: alone.2,
+                removal: removal.0,
+                removal_lo: removal.1,
+                removal_hi: removal.2,
+            });
+        }
         let interaction = cost - rows.iter().map(|r| r.alone).sum::<f64>();
         let dominant = rows.iter().max_by(|a, b| a.alone.total_cmp(&b.alone)).map(|r| r.source.clone()).unwrap_or_default();
         let series: Vec<String> = full.labels.iter().filter(|(k, _)| *k != "budget").map(|(k, v)| format!("{k}={v}")).collect();
@@ -211,6 +241,7 @@ pub fn attribute(results: &Results) -> Result<Vec<BudgetEntry>, StatsError> {
             cost_lo: lo,
             cost_hi: hi,
             sources: rows,
+            layers: layer_rows,
             interaction,
             dominant,
         });

@@ -251,6 +251,9 @@ pub struct SweepPoint {
     pub kernel: Option<super::kernel::KernelSettings>,
     /// The moe workload: the layer and the architecture at this point.
     pub moe: Option<(super::moe::MoeSettings, crate::tiers::arch::Architecture)>,
+    /// Per-layer device and periphery in place of the point's (the noise budget's layer
+    /// configurations); empty: every layer takes the point's.
+    pub layer_noise: Vec<Option<(DeviceModel, Periphery)>>,
 }
 
 impl SweepPoint {
@@ -596,6 +599,7 @@ impl Experiment {
                 tile,
                 kernel: kernel_base.clone(),
                 moe: moe_base.clone(),
+                layer_noise: vec![],
             };
             let mut rem = index;
             // Last axis varies fastest.
@@ -655,31 +659,6 @@ impl Experiment {
                 p.labels.push((a.name.clone(), a.labels[choice[ai]].clone()));
             }
             points.push(p);
-        }
-
-        // The noise budget: every point expanded into its configurations along a `budget` axis.
-        if let Some(b) = &raw.budget {
-            if !matches!(wl, WorkloadKind::Classifier | WorkloadKind::MvmError) {
-                return Err(bad(format!("[budget] is for the classifier and mvm_error workloads, not {}", workload_name(wl))));
-            }
-            if !raw.common_random_numbers {
-                return Err(bad("[budget] needs common_random_numbers = true: the attribution pairs every configuration trial by trial".into()));
-            }
-            if axes.iter().any(|a| a.name == "budget") {
-                return Err(bad("sweep.budget: the budget axis is made by [budget]; remove it from [sweep]".into()));
-            }
-            let first = &points[0];
-            let sources: Vec<super::budget::Source> = match &b.sources {
-                Some(s) if s.is_empty() => return Err(bad("budget.sources = []: list at least one source, or remove it for every active one".into())),
-                Some(s) => s.clone(),
-                None => super::budget::ALL.iter().copied().filter(|s| s.active(&first.device, &first.periphery)).collect(),
-            };
-            if sources.is_empty() {
-                return Err(bad("[budget]: no noise source is on in this configuration; nothing to attribute".into()));
-            }
-            let names = super::budget::labels(&sources);
-            points = super::budget::expand(points, &sources);
-            axes.push(SweepAxis { name: "budget".into(), values: names.iter().map(|n| toml::Value::String(n.clone())).collect(), labels: names });
         }
 
         // Model and data.
@@ -802,6 +781,32 @@ impl Experiment {
                 }
             }
         }
+        // The noise budget: every point expanded into its configurations along a `budget` axis.
+        if let Some(b) = &raw.budget {
+            if !matches!(wl, WorkloadKind::Classifier | WorkloadKind::MvmError) {
+                return Err(bad(format!("[budget] is for the classifier and mvm_error workloads, not {}", workload_name(wl))));
+            }
+            if !raw.common_random_numbers {
+                return Err(bad("[budget] needs common_random_numbers = true: the attribution pairs every configuration trial by trial".into()));
+            }
+            if axes.iter().any(|a| a.name == "budget") {
+                return Err(bad("sweep.budget: the budget axis is made by [budget]; remove it from [sweep]".into()));
+            }
+            let first = &points[0];
+            let sources: Vec<super::budget::Source> = match &b.sources {
+                Some(s) if s.is_empty() => return Err(bad("budget.sources = []: list at least one source, or remove it for every active one".into())),
+                Some(s) => s.clone(),
+                None => super::budget::ALL.iter().copied().filter(|s| s.active(&first.device, &first.periphery)).collect(),
+            };
+            if sources.is_empty() {
+                return Err(bad("[budget]: no noise source is on in this configuration; nothing to attribute".into()));
+            }
+            let n_layers = if layers.len() > 1 { layers.len() } else { 0 };
+            let names = super::budget::labels(&sources, n_layers);
+            points = super::budget::expand(points, &sources, n_layers);
+            axes.push(SweepAxis { name: "budget".into(), values: names.iter().map(|n| toml::Value::String(n.clone())).collect(), labels: names });
+        }
+
         let moe_tables = match (&moe_base, &raw.cost) {
             (None, _) => None,
             (Some(_), c) => {

@@ -72,6 +72,7 @@ fn run_config(exp: &Experiment, p: &SweepPoint) -> RunConfig {
         first_trial: exp.first_trial,
         times: exp.times.clone(),
         max_chunk: PROGRESS_CHUNK,
+        layer_noise: p.layer_noise.clone(),
     }
 }
 

@@ -932,7 +932,10 @@ fn budget_blocks(results: &Results) -> Vec<Block> {
                 ),
                 None => format!("the {what} is {}{unit}", f(b.cost)),
             };
-            text(format!("{at}: {dom_text}; the sources' alone costs leave an interaction of {}{unit}.", f(b.interaction)))
+            let layer = b.layers.iter().max_by(|x, y| x.alone.total_cmp(&y.alone)).map_or(String::new(), |l| {
+                format!("; by layer, {}'s noise alone costs most ({} ± {}{unit})", l.source, f(l.alone), f((l.alone_hi - l.alone_lo) / 2.0))
+            });
+            text(format!("{at}: {dom_text}{layer}; the sources' alone costs leave an interaction of {}{unit}.", f(b.interaction)))
         })
         .collect();
     blocks.push(Block::List(sentences));
@@ -954,6 +957,14 @@ fn budget_blocks(results: &Results) -> Vec<Block> {
             ]);
         }
         rows.push(vec![text(String::new()), text("interaction".to_string()), text(f(b.interaction)), text("–".to_string())]);
+        for l in &b.layers {
+            rows.push(vec![
+                text(String::new()),
+                text(format!("{} (every source)", l.source)),
+                text(format!("{} [{}, {}]", f(l.alone), f(l.alone_lo), f(l.alone_hi))),
+                text(format!("{} [{}, {}]", f(l.removal), f(l.removal_lo), f(l.removal_hi))),
+            ]);
+        }
     }
     blocks.push(Block::Table(Table {
         header: ["point", "source", &format!("cost alone{}", if pct { " (points)" } else { "" }), "removal gain"].iter().map(|h| h.to_string()).collect(),

@@ -178,6 +178,10 @@ pub struct BudgetEntry {
     pub cost_lo: f64,
     pub cost_hi: f64,
     pub sources: Vec<BudgetSource>,
+    /// Per layer ("layer k"): its noise alone (every other layer ideal) and the gain of making
+    /// it ideal; empty for one-layer models.
+    #[serde(default)]
+    pub layers: Vec<BudgetSource>,
     /// cost(full) − Σ cost(only S): how far the sources do not add up.
     pub interaction: f64,
     /// The source with the largest alone cost.

@@ -42,6 +42,7 @@ fn cfg(device: DeviceModel, trials: u32, max_chunk: u32) -> RunConfig {
         first_trial: 5,
         times: vec![1.0, 3600.0, 3.15e8],
         max_chunk,
+        layer_noise: Vec::new(),
     }
 }
 

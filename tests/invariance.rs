@@ -60,6 +60,7 @@ fn cfg(chunk: u32) -> RunConfig {
         times: vec![25.0, 3.15e7],
         max_chunk: chunk,
         first_trial: 0,
+        layer_noise: Vec::new(),
     }
 }
 

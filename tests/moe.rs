@@ -135,3 +135,35 @@ fn shipped_moe_experiments_validate() {
         assert!(e.points.len() >= 4, "{f}: a sweep over tiers");
     }
 }
+
+/// Weights from a .safetensors state dict: the recipe's own weights written to a file give the
+/// recipe's results trial for trial; a tensor of the wrong shape is named.
+#[test]
+fn moe_weights_from_a_state_dict() {
+    use safetensors::tensor::{Dtype, TensorView};
+    let e = exp(SMALL).unwrap();
+    let (s, _) = e.points[0].moe.clone().unwrap();
+    let w = aimc::experiment::moe::weights(&s);
+    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> =
+        vec![("router.weight".into(), vec![w.router.weight.rows, w.router.weight.cols], bytes(&w.router.weight.data))];
+    for (i, (a, b)) in w.experts.iter().enumerate() {
+        named.push((format!("experts.{i}.w1.weight"), vec![a.weight.rows, a.weight.cols], bytes(&a.weight.data)));
+        named.push((format!("experts.{i}.w2.weight"), vec![b.weight.rows, b.weight.cols], bytes(&b.weight.data)));
+    }
+    let dir = std::env::temp_dir().join(format!("aimc-moe-st-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("moe.safetensors");
+    let views: Vec<(String, TensorView)> = named.iter().map(|(n, sh, b)| (n.clone(), TensorView::new(Dtype::F32, sh.clone(), b).unwrap())).collect();
+    safetensors::serialize_to_file(views, None, &path).unwrap();
+    let with = exp(&SMALL.replace("[moe]", &format!("[moe]\nmodel = {:?}", path.display().to_string()))).unwrap();
+    let (a, b) = (run_on(&mut common::cpu(), &e), run_on(&mut common::cpu(), &with));
+    assert_eq!(a.points[0].per_trial, b.points[0].per_trial);
+    let wrong = SMALL.replace("[moe]", &format!("[moe]\nmodel = {:?}", path.display().to_string())).replace("d_ff = 24", "d_ff = 32");
+    let err = exp(&wrong).err().expect("shape mismatch");
+    assert!(err.contains("experts.0.w1.weight") && err.contains("d_ff"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}

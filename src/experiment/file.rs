@@ -721,6 +721,12 @@ impl Experiment {
                     let at = if p.labels.is_empty() { String::new() } else { format!("sweep point {}: ", p.series()) };
                     let (m, a) = p.moe.as_mut().expect("moe points carry their settings");
                     *a = m.resolve(a).map_err(|e| bad(format!("{at}{e}")))?;
+                    if let Some(path) = &m.model {
+                        m.model = Some(resolve(path));
+                        if m.accuracy {
+                            super::moe::load_weights(m).map_err(|e| bad(format!("{at}{e}")))?;
+                        }
+                    }
                 }
                 (vec![], None, 0)
             }

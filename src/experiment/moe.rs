@@ -66,6 +66,11 @@ pub struct MoeSettings {
     /// and read noise by 1 + slope · i / (L − 1) (0: uniform).
     #[serde(default)]
     pub tier_noise_slope: f64,
+    /// Trained weights instead of the random recipe: a .safetensors state dict with
+    /// `router.weight` [E, d_model] and `experts.{e}.w1.weight` [d_ff, d_model],
+    /// `experts.{e}.w2.weight` [d_model, d_ff] (biases `.bias` optional), relative to the file.
+    #[serde(default)]
+    pub model: Option<std::path::PathBuf>,
 }
 
 fn default_tokens() -> u32 {
@@ -195,6 +200,32 @@ pub struct MoeWeights {
     pub x: Vec<f32>,
 }
 
+/// The layer's weights: the state dict of `s.model` (a path already resolved) or the recipe.
+pub fn load_weights(s: &MoeSettings) -> Result<MoeWeights, String> {
+    let Some(path) = &s.model else { return Ok(weights(s)) };
+    let (d, f, e) = (s.d_model as usize, s.d_ff as usize, s.experts as usize);
+    let read = |name: &str, rows: usize, cols: usize| -> Result<Linear, String> {
+        let w = crate::workload::io::read_matrix(path, Some(&format!("{name}.weight"))).map_err(|er| format!("moe.model: {er}"))?;
+        if (w.rows, w.cols) != (rows, cols) {
+            return Err(format!(
+                "moe.model: {}: {name}.weight is {} x {} but [moe] says {rows} x {cols}; fix d_model, d_ff or experts",
+                path.display(),
+                w.rows,
+                w.cols
+            ));
+        }
+        let bias = match crate::workload::io::read_matrix(path, Some(&format!("{name}.bias"))) {
+            Ok(b) if b.data.len() == rows => b.data,
+            Ok(b) => return Err(format!("moe.model: {name}.bias has {} values, the layer {rows} outputs", b.data.len())),
+            Err(_) => vec![0.0; rows],
+        };
+        Ok(Linear { name: name.to_string(), weight: w, bias })
+    };
+    let router = read("router", e, d)?;
+    let experts = (0..e).map(|i| Ok((read(&format!("experts.{i}.w1"), f, d)?, read(&format!("experts.{i}.w2"), d, f)?))).collect::<Result<Vec<_>, String>>()?;
+    Ok(MoeWeights { router, experts, x: normals(s.tokens as usize * d, s.weights_seed, 2, 1.0) })
+}
+
 pub fn weights(s: &MoeSettings) -> MoeWeights {
     let (d, f, e) = (s.d_model as usize, s.d_ff as usize, s.experts as usize);
     let lin = |name: String, rows: usize, cols: usize, tag: u32, scale: f64| Linear {
@@ -292,7 +323,7 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
     let mut per_time = vec![Vec::with_capacity(cfg.trials as usize); nt];
     let mut routes_per_trial: Vec<Vec<Vec<u32>>> = Vec::new();
     if s.accuracy {
-        let w = weights(s);
+        let w = load_weights(s).map_err(bad)?;
         let (y_fp, _) = fp_forward(s, &w);
         let norm = y_fp.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt().max(1e-30);
         let chunk = (MAX_CHUNK_VALUES / (e.max(1) * tokens * d.max(e) * nt).max(1)).clamp(1, 4096) as u32;
@@ -478,9 +509,10 @@ fn fp_like_routes(s: &MoeSettings, b: u32) -> Vec<Vec<u32>> {
 /// The floating-point router's top-k for the recipe's first `tokens` tokens.
 fn router_routes(s: &MoeSettings, tokens: usize) -> Vec<Vec<u32>> {
     let (d, e) = (s.d_model as usize, s.experts as usize);
+    let from_file = s.model.as_ref().and_then(|p| crate::workload::io::read_matrix(p, Some("router.weight")).ok()).filter(|w| (w.rows, w.cols) == (e, d));
     let router = Linear {
         name: "router".into(),
-        weight: Matrix { rows: e, cols: d, data: normals(e * d, s.weights_seed, 1, 1.0 / (d as f64).sqrt()) },
+        weight: from_file.unwrap_or_else(|| Matrix { rows: e, cols: d, data: normals(e * d, s.weights_seed, 1, 1.0 / (d as f64).sqrt()) }),
         bias: vec![0.0; e],
     };
     let x = normals(tokens * d, s.weights_seed, 2, 1.0);

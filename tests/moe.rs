@@ -159,7 +159,7 @@ fn moe_weights_from_a_state_dict() {
     let (a, b) = (run_on(&mut common::cpu(), &e), run_on(&mut common::cpu(), &with));
     assert_eq!(a.points[0].per_trial, b.points[0].per_trial);
     let wrong = SMALL.replace("[moe]", &format!("[moe]\nmodel = {:?}", path.display().to_string())).replace("d_ff = 24", "d_ff = 32");
-    let err = exp(&wrong).err().expect("shape mismatch");
+    let err = exp(&wrong).expect_err("shape mismatch");
     assert!(err.contains("experts.0.w1.weight") && err.contains("d_ff"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -17,6 +17,7 @@
 //! - [`tiers`]: 3D AIMC tiles for mixture-of-experts layers: mapping, routing, scheduling, energy, GPU roofline
 //! - [`report`]: the results schema, plots, the markdown/HTML report, crash-safe publishing
 //! - [`stats`]: mergeable moments, quantiles, confidence and bootstrap intervals, histograms
+//! - [`pipeline`]: the one run-to-directory pipeline behind the CLI and the Python package
 //! - [`bench`]: throughput benchmarks against computed floors
 //! - [`tolerances`]: named tolerances (GPU and fast kernels against the twins)
 //! - [`train`]: the reproducible trainer of the shipped digits MLPs
@@ -27,6 +28,7 @@ pub mod device;
 pub mod engine;
 pub mod experiment;
 pub mod kernel;
+pub mod pipeline;
 pub mod report;
 pub mod rng;
 pub mod stats;

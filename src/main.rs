@@ -121,37 +121,8 @@ fn run_experiment(
     profile: bool,
     json: Option<&std::path::Path>,
 ) -> Result<()> {
-    // The output is checked (and staged) before any compute; the set is published whole.
-    let staging = Staging::begin(&dir)?;
-    let mut be = aimc::engine::open(backend)?;
-    let ad = be.adapter();
-    say_err!("{}: {} sweep points x {} times x {} trials on {} ({})", exp.name, exp.points.len(), exp.times.len(), exp.trials, ad.name, ad.backend);
-    // Checkpoints: a rerun of the same run resumes from the points its journal holds.
-    let mut journal =
-        aimc::experiment::journal::Journal::open(&dir, &exp.resolved).with_context(|| format!("opening the checkpoint journal beside {}", dir.display()))?;
-    if !journal.recovered.is_empty() {
-        say_err!("resuming: {} of {} sweep points from {}", journal.recovered.len(), exp.points.len(), aimc::experiment::journal::path_for(&dir).display());
-    }
     let mut progress = ProgressOut::new();
-    be.set_profiling(profile);
-    let mut outcome = aimc::experiment::run::run_journaled(exp, be.as_mut(), &mut progress, Some(&mut journal));
-    outcome.results.profile = be.take_profile()?;
-    if let Some(p) = &outcome.results.profile {
-        say_err!("where the time went:\n{}", p.table());
-    }
-    if let Some(err) = outcome.error {
-        if !outcome.results.points.is_empty() {
-            outcome.results.save(staging.path(), false).with_context(|| format!("writing partial results beside {}", dir.display()))?;
-            let p = staging.publish_partial()?;
-            say_err!("the points finished before the error are saved in {} (not a complete run; {} is untouched)", p.display(), dir.display());
-        }
-        return Err(err.into());
-    }
-    let r = outcome.results;
-    r.save(staging.path(), true).with_context(|| format!("writing results for {}", dir.display()))?;
-    aimc::report::write_report(&r, staging.path())?;
-    let path = staging.publish()?.join("results.json");
-    journal.finish();
+    let (r, path) = aimc::pipeline::run_to_dir(exp, backend, &dir, profile, &mut progress, &mut |m| say_err!("{m}")).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(j) = json {
         std::fs::copy(&path, j).with_context(|| format!("writing {}", j.display()))?;
         say_err!("wrote {}", j.display());

@@ -1,0 +1,240 @@
+"""aimc from Python: the same Monte Carlo engine and pipeline as the `aimc` command (one Rust
+extension, no copy of the engine), for notebooks.
+
+    import aimc
+    r = aimc.run("experiments/digits_pcm_drift.toml", trials=200)      # a file or a dict
+    r.per_trial()          # pandas DataFrame (or a list of dicts without pandas)
+    r.report_html          # the report, with its plots beside it
+
+    r = aimc.classifier([(W1, b1), (W2, b2)], x, y, times=["1h", "1y"], trials=500)
+    r = aimc.weight_error(W, times=["1s", "1d"], trials=200)
+    layers, activation = aimc.from_torch(torch_sequential)
+
+Errors are ValueErrors carrying the CLI's messages (they name the field or file and the fix);
+progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import struct
+import tempfile
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ._aimc import __version__, run_toml as _run_toml
+
+__all__ = ["run", "classifier", "weight_error", "from_torch", "Results", "to_toml", "__version__"]
+
+
+class Results:
+    """A finished run: the parsed results.json (`data`), its directory and report paths."""
+
+    def __init__(self, data: dict, directory: str):
+        self.data = data
+        self.dir = pathlib.Path(directory)
+        self.report_md = self.dir / "report.md"
+        self.report_html = self.dir / "report.html"
+
+    @property
+    def metric(self) -> str:
+        return self.data["metric"]
+
+    @property
+    def points(self) -> list:
+        return self.data["points"]
+
+    @property
+    def fp_baseline(self):
+        return self.data.get("fp_baseline")
+
+    def per_trial(self):
+        """One row per (point, time, trial): series, sweep labels, time, trial, value."""
+        rows = []
+        for p in self.points:
+            for i, v in enumerate(p["per_trial"]):
+                rows.append({"series": p["series"], **p["labels"], "t_s": p["t_inf"], "time": p["time_label"], "trial": i, "value": v})
+        return _frame(rows)
+
+    def per_point(self):
+        """One row per (point, time): the summary statistics and the mean's interval."""
+        rows = []
+        for p in self.points:
+            s = p["summary"]
+            rows.append({
+                "series": p["series"], **p["labels"], "t_s": p["t_inf"], "time": p["time_label"],
+                "mean": s["mean"], "std": s["std"], "median": s["median"], "p05": s["p05"], "p95": s["p95"],
+                "ci_lo": p["mean_ci"]["lo"], "ci_hi": p["mean_ci"]["hi"], "trials": s["n"], "fp": p.get("fp"),
+            })
+        return _frame(rows)
+
+    def __repr__(self) -> str:
+        return f"Results({self.data['name']!r}, {len(self.points)} points, metric {self.metric!r}, in {str(self.dir)!r})"
+
+
+def _frame(rows: list):
+    try:
+        import pandas as pd
+    except ImportError:
+        return rows
+    return pd.DataFrame(rows)
+
+
+def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int | None = None, out: str | None = None,
+        set: dict | None = None, quiet: bool = False) -> Results:
+    """Runs an experiment file (path) or document (dict, the file's TOML as nested dicts) and
+    returns its Results. `set={"device.drift_scale": 0.5}` sets fields before validation, like
+    `aimc run --set`. Relative paths in a dict resolve from the working directory."""
+    if isinstance(experiment, dict):
+        doc, path = json.loads(json.dumps(experiment)), pathlib.Path.cwd() / "experiment.toml"
+    else:
+        path = pathlib.Path(experiment)
+        try:
+            import tomllib
+        except ImportError:  # Python < 3.11: read the file as text and let the engine parse it
+            tomllib = None
+        if set and tomllib is None:
+            raise ValueError("set= needs Python >= 3.11 (tomllib) for experiment files; pass a dict instead")
+        if tomllib is None:
+            text, _ = _run_toml(path.read_text(), str(path), backend, out, trials, quiet)
+            return Results(json.loads(text), out or "")
+        try:
+            doc = tomllib.loads(path.read_text())
+        except OSError as e:
+            raise ValueError(f"{path}: cannot read the experiment file ({e}); check the path") from None
+    for key, value in (set or {}).items():
+        section, _, field = key.partition(".")
+        if not field:
+            raise ValueError(f"set {key!r}: expected 'SECTION.FIELD', e.g. 'device.drift_scale'")
+        doc.setdefault(section, {})[field] = value
+    text, directory = _run_toml(to_toml(doc), str(path), backend, out, trials, quiet)
+    return Results(json.loads(text), directory)
+
+
+def classifier(layers: Sequence[tuple], x, y, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 1000,
+               device: str = "pcm", gdc: str = "readout", activation: str = "relu", seed: int = 0, backend: str = "auto",
+               out: str | None = None, quiet: bool = False, **overrides) -> Results:
+    """Accuracy over trials of an MLP given as NumPy arrays: `layers` = [(W [out, in], b [out]), ...]
+    with `activation` between them, on features `x` [n, in] and integer labels `y` [n].
+    `overrides` set device and periphery fields: `device__drift_scale=0.5`, `periphery__out_res_bits=8`."""
+    with tempfile.TemporaryDirectory(prefix="aimc-") as tmp:
+        tmp = pathlib.Path(tmp)
+        _write_safetensors(tmp / "model.safetensors", {name: t for i, (w, b) in enumerate(layers) for name, t in ((f"{2 * i}.weight", w), (f"{2 * i}.bias", b))})
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
+        if x.ndim != 2 or y.shape != (x.shape[0],):
+            raise ValueError(f"x must be [n, features] and y [n] labels; got x {x.shape}, y {y.shape}")
+        np.savetxt(tmp / "data.csv", np.column_stack([x, y.astype(np.int64)]), delimiter=",", fmt=["%.9g"] * x.shape[1] + ["%d"])
+        doc = _document("classifier", seed, trials, gdc, device, times, overrides)
+        doc["model"] = {"path": str(tmp / "model.safetensors"), "activation": activation}
+        doc["data"] = {"path": str(tmp / "data.csv")}
+        doc["weight_error_trials"] = 0
+        text, directory = _run_toml(to_toml(doc), str(tmp / "classifier.toml"), backend, out or "results/classifier", None, quiet)
+        return Results(json.loads(text), directory)
+
+
+def weight_error(w, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 200, device: str = "pcm", gdc: str = "readout",
+                 seed: int = 0, backend: str = "auto", out: str | None = None, quiet: bool = False, **overrides) -> Results:
+    """Std over trials of the effective-weight error (α·W_eff − W)/max|W| of a matrix W [out, in]."""
+    with tempfile.TemporaryDirectory(prefix="aimc-") as tmp:
+        tmp = pathlib.Path(tmp)
+        _write_safetensors(tmp / "w.safetensors", {"weight": w})
+        doc = _document("weight_error", seed, trials, gdc, device, times, overrides)
+        doc["model"] = {"path": str(tmp / "w.safetensors"), "tensor": "weight"}
+        text, directory = _run_toml(to_toml(doc), str(tmp / "weights.toml"), backend, out or "results/weights", None, quiet)
+        return Results(json.loads(text), directory)
+
+
+def from_torch(module) -> tuple[list, str]:
+    """An `nn.Sequential` of Linear layers with ReLU/GELU/Tanh between them (and Flatten or
+    Identity anywhere) as ([(W, b), ...], activation). Anything else is refused by name: aimc
+    never drops a layer silently. Works by class name, so torch itself is not imported here."""
+    children = list(module.children()) if hasattr(module, "children") else list(module)
+    layers, acts = [], []
+    for i, m in enumerate(children):
+        kind = type(m).__name__
+        if kind == "Linear":
+            w = _numpy(m.weight)
+            b = _numpy(m.bias) if getattr(m, "bias", None) is not None else np.zeros(w.shape[0])
+            layers.append((w, b))
+        elif kind in ("ReLU", "GELU", "Tanh"):
+            acts.append(kind.lower())
+        elif kind in ("Flatten", "Identity", "Dropout"):
+            continue
+        else:
+            raise ValueError(f"from_torch: module {i} is {kind}; aimc maps Linear layers with ReLU, GELU or Tanh between them "
+                             "(Conv2d and normalisation layers are not supported yet: fold or remove them)")
+    if not layers:
+        raise ValueError("from_torch: no Linear layer found")
+    if len(set(acts)) > 1:
+        raise ValueError(f"from_torch: activations {sorted(set(acts))}: aimc applies one activation between all layers")
+    return layers, (acts[0] if acts else "none")
+
+
+def _numpy(t) -> np.ndarray:
+    if hasattr(t, "detach"):
+        t = t.detach().cpu().numpy()
+    return np.asarray(t, dtype=np.float32)
+
+
+def _document(workload: str, seed: int, trials: int, gdc: str, device: str, times, overrides: dict) -> dict:
+    doc: dict[str, Any] = {"name": workload, "workload": workload, "seed": int(seed), "trials": int(trials), "gdc": gdc,
+                           "device": {"model": device}, "periphery": {}, "sweep": {"t": [str(t) for t in times]}}
+    for key, value in overrides.items():
+        section, _, field = key.partition("__")
+        if section not in ("device", "periphery") or not field:
+            raise ValueError(f"{key}=: use device__FIELD=value or periphery__FIELD=value, e.g. periphery__out_res_bits=8")
+        doc[section][field] = value
+    return doc
+
+
+def _write_safetensors(path: pathlib.Path, tensors: dict) -> None:
+    """A safetensors file of float32 tensors (the format: u64 header length, JSON header, data)."""
+    header, chunks, offset = {}, [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(np.asarray(tensors[name], dtype="<f4"))
+        raw = a.tobytes()
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":"))
+    text += " " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text.encode())
+        for c in chunks:
+            f.write(c)
+
+
+def to_toml(doc: dict) -> str:
+    """A TOML document from nested dicts of strings, numbers, booleans and lists."""
+    def value(v) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, np.integer)):
+            return str(int(v))
+        if isinstance(v, (float, np.floating)):
+            f = float(v)
+            if math.isnan(f) or math.isinf(f):
+                return "nan" if math.isnan(f) else ("inf" if f > 0 else "-inf")
+            return repr(f)
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + " }"
+        raise ValueError(f"cannot write {type(v).__name__} {v!r} into an experiment document")
+
+    def table(d: dict, prefix: str) -> list:
+        lines = [f"{json.dumps(k)} = {value(v)}" for k, v in d.items() if not isinstance(v, dict)]
+        for k, v in d.items():
+            if isinstance(v, dict):
+                name = f"{prefix}.{json.dumps(k)}" if prefix else json.dumps(k)
+                lines += ["", f"[{name}]"] + table(v, name)
+        return lines
+
+    return "\n".join(table(doc, "")) + "\n"

@@ -1,0 +1,77 @@
+//! The Python extension module `aimc._aimc`: one entry point into the same pipeline as the CLI
+//! (`aimc::pipeline::run_to_dir`), taking an experiment document as TOML text. The Python side
+//! (python/pysrc/aimc) builds documents from paths, dicts and NumPy arrays and wraps the results.
+
+use aimc::engine::BackendChoice;
+use aimc::experiment::run::Progress;
+use aimc::experiment::Experiment;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Progress on stderr, a line every 10 % (notebooks capture stderr).
+struct Lines {
+    total: u64,
+    done: u64,
+    next: u64,
+    quiet: bool,
+}
+
+impl Progress for Lines {
+    fn start(&mut self, total: u64) {
+        self.total = total;
+        self.next = total.div_ceil(10);
+    }
+    fn advance(&mut self, n: u64) {
+        self.done += n;
+        if !self.quiet && self.done >= self.next && self.done < self.total {
+            eprintln!("aimc: {}/{} trials ({:.0} %)", self.done, self.total, 100.0 * self.done as f64 / self.total as f64);
+            self.next += self.total.div_ceil(10);
+        }
+    }
+    fn finish(&mut self) {}
+}
+
+/// Runs the experiment document `text` (relative paths resolve from `path`'s directory) on
+/// `backend` ("auto", "gpu" or "cpu") into `out` (default results/NAME) and returns
+/// (results.json text, the results directory). Errors are ValueErrors with the CLI's messages.
+#[pyfunction]
+#[pyo3(signature = (text, path, backend = "auto", out = None, trials = None, quiet = false))]
+fn run_toml(py: Python<'_>, text: &str, path: &str, backend: &str, out: Option<&str>, trials: Option<u32>, quiet: bool) -> PyResult<(String, String)> {
+    let err = |e: String| PyValueError::new_err(e);
+    let mut exp = Experiment::from_text(text, Path::new(path)).map_err(|e| err(e.to_string()))?;
+    if let Some(t) = trials {
+        if t < 2 {
+            return Err(err(format!("trials = {t}: an interval over trials needs at least 2")));
+        }
+        exp.trials = t;
+        exp.weight_error_trials = exp.weight_error_trials.min(t);
+        exp.resolved["trials"] = t.into();
+    }
+    let choice = match backend {
+        "auto" => BackendChoice::Auto,
+        "gpu" => BackendChoice::Gpu,
+        "cpu" => BackendChoice::Cpu,
+        other => return Err(err(format!("backend = {other:?}: use \"auto\", \"gpu\" or \"cpu\""))),
+    };
+    let dir = out.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
+    let res = py.allow_threads(|| {
+        let mut progress = Lines { total: 0, done: 0, next: 0, quiet };
+        aimc::pipeline::run_to_dir(&exp, choice, &dir, false, &mut progress, &mut |m| {
+            if !quiet {
+                eprintln!("aimc: {m}");
+            }
+        })
+        .map_err(|e| e.to_string())
+    });
+    let (_, json) = res.map_err(err)?;
+    let text = std::fs::read_to_string(&json).map_err(|e| err(format!("{}: {e}", json.display())))?;
+    Ok((text, dir.display().to_string()))
+}
+
+#[pymodule]
+fn _aimc(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(run_toml, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! One pipeline behind every front end (`aimc run`, `aimc weights`, `aimc mlp`, the Python
+//! package): check and stage the output directory before any compute, open the backend, run the
+//! experiment with its checkpoint journal (a rerun resumes), then write results, plots and report
+//! into the staging directory and publish the set whole (ripgrep's "one search behind every flag").
+
+use crate::engine::BackendChoice;
+use crate::experiment::run::{run_journaled, Progress};
+use crate::experiment::Experiment;
+use crate::report::publish::Staging;
+use crate::report::results::Results;
+use std::path::{Path, PathBuf};
+
+/// Any failure of the pipeline, its message naming the file or field and the fix.
+pub type PipelineError = Box<dyn std::error::Error + Send + Sync>;
+
+fn ctx<E: std::fmt::Display>(what: String) -> impl FnOnce(E) -> PipelineError {
+    move |e| format!("{what}: {e}").into()
+}
+
+/// Runs `exp` on `backend` into `dir` and returns the results and the published results.json.
+/// `log` gets the one-line messages (the header, resuming, where partial results went).
+pub fn run_to_dir(
+    exp: &Experiment,
+    backend: BackendChoice,
+    dir: &Path,
+    profile: bool,
+    progress: &mut dyn Progress,
+    log: &mut dyn FnMut(String),
+) -> Result<(Results, PathBuf), PipelineError> {
+    let staging = Staging::begin(dir)?;
+    let mut be = crate::engine::open(backend)?;
+    let ad = be.adapter();
+    log(format!("{}: {} sweep points x {} times x {} trials on {} ({})", exp.name, exp.points.len(), exp.times.len(), exp.trials, ad.name, ad.backend));
+    let mut journal =
+        crate::experiment::journal::Journal::open(dir, &exp.resolved).map_err(ctx(format!("opening the checkpoint journal beside {}", dir.display())))?;
+    if !journal.recovered.is_empty() {
+        log(format!("resuming: {} of {} sweep points from {}", journal.recovered.len(), exp.points.len(), crate::experiment::journal::path_for(dir).display()));
+    }
+    be.set_profiling(profile);
+    let mut outcome = run_journaled(exp, be.as_mut(), progress, Some(&mut journal));
+    outcome.results.profile = be.take_profile()?;
+    if let Some(p) = &outcome.results.profile {
+        log(format!("where the time went:\n{}", p.table()));
+    }
+    if let Some(err) = outcome.error {
+        if !outcome.results.points.is_empty() {
+            outcome.results.save(staging.path(), false).map_err(ctx(format!("writing partial results beside {}", dir.display())))?;
+            let p = staging.publish_partial()?;
+            log(format!("the points finished before the error are saved in {} (not a complete run; {} is untouched)", p.display(), dir.display()));
+        }
+        return Err(err.into());
+    }
+    let r = outcome.results;
+    r.save(staging.path(), true).map_err(ctx(format!("writing results for {}", dir.display())))?;
+    crate::report::write_report(&r, staging.path())?;
+    let path = staging.publish()?.join("results.json");
+    journal.finish();
+    Ok((r, path))
+}

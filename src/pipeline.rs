@@ -28,6 +28,10 @@ pub fn run_to_dir(
     log: &mut dyn FnMut(String),
 ) -> Result<(Results, PathBuf), PipelineError> {
     let staging = Staging::begin(dir)?;
+    // results.json and trials.csv hold every trial's metric (about 48 bytes each with the
+    // per-trial counts), plus the plots and the report (a few MB).
+    let values = exp.points.len() as u64 * exp.times.len() as u64 * exp.trials as u64;
+    staging.reserve((values * 48 + (8 << 20)).min(1 << 30))?;
     let mut be = crate::engine::open(backend)?;
     let ad = be.adapter();
     log(format!("{}: {} sweep points x {} times x {} trials on {} ({})", exp.name, exp.points.len(), exp.times.len(), exp.trials, ad.name, ad.backend));

@@ -15,6 +15,10 @@ pub enum PublishError {
     Unwritable { path: PathBuf, reason: std::io::Error },
     #[error("cannot publish the results into {path}: {reason}; the complete set is left in {staging}")]
     Publish { path: PathBuf, staging: PathBuf, reason: std::io::Error },
+    #[error(
+        "the results directory {path} needs about {need_mb} MB free for this run, and writing them failed: {reason}; free some space or choose another --out"
+    )]
+    NoSpace { path: PathBuf, need_mb: u64, reason: std::io::Error },
 }
 
 /// A staging directory for the files of `target`.
@@ -46,6 +50,29 @@ impl Staging {
         std::fs::create_dir_all(&staging).map_err(unwritable)?;
         std::fs::write(staging.join(".probe"), b"").and_then(|_| std::fs::remove_file(staging.join(".probe"))).map_err(unwritable)?;
         Ok(Staging { target: target.to_path_buf(), staging, done: false })
+    }
+
+    /// Checks before any compute that `bytes` (the run's expected results, plots and report) can
+    /// be written here: writes that many bytes into the staging directory, flushes and removes
+    /// them (a sparse or lazily allocated file would not prove the space).
+    pub fn reserve(&self, bytes: u64) -> Result<(), PublishError> {
+        use std::io::Write;
+        let probe = self.staging.join(".space");
+        let need_mb = bytes.div_ceil(1 << 20);
+        let fail = |reason| PublishError::NoSpace { path: self.target.clone(), need_mb, reason };
+        let res = (|| {
+            let mut f = std::fs::File::create(&probe)?;
+            let block = vec![0u8; 1 << 20];
+            let mut left = bytes;
+            while left > 0 {
+                let n = left.min(block.len() as u64) as usize;
+                f.write_all(&block[..n])?;
+                left -= n as u64;
+            }
+            f.sync_all()
+        })();
+        let _ = std::fs::remove_file(&probe);
+        res.map_err(fail)
     }
 
     /// Where to write the files.

@@ -86,6 +86,14 @@ fn the_budget_is_exact_and_paired() {
         let drift = b.sources.iter().find(|s| s.source == "drift").unwrap();
         assert!((drift.alone - direct).abs() < 1e-12);
     }
+    // Sensitivity: a noise scale at 0 is that source removed, draw for draw.
+    let r2 = results(&BASE.replace("BUDGET", "[budget]\nsensitivity = true"));
+    for t in ["1 d", "10 y"] {
+        assert_eq!(config(&r2, "knob prog_noise_scale x0", t), config(&r2, "without programming", t));
+        assert_eq!(config(&r2, "knob out_noise x0", t), config(&r2, "without output_noise", t));
+    }
+    let knobs = &r2.budget[0].sensitivity;
+    assert!(knobs.iter().any(|k| k.knob == "out_res_bits" && k.rel == 0.25), "ADC +2 bits: a quarter of the step");
     // Paired intervals (common random numbers) against unpaired ones on the same trials.
     let tighter = r.paired.iter().filter(|p| p.axis == "budget" && p.ci.half_width() < p.unpaired_half_width).count();
     assert!(tighter * 2 > r.paired.iter().filter(|p| p.axis == "budget").count(), "paired intervals should mostly be tighter");
@@ -106,5 +114,7 @@ fn bad_budgets_are_refused() {
 fn the_shipped_budget_validates() {
     let e = Experiment::load(&root().join("experiments/digits_budget.toml")).unwrap();
     assert!(e.axes.iter().any(|a| a.name == "budget"));
-    assert_eq!(e.points.len(), 2 + 2 * 6 + 2 * 2, "full, ideal, each of the six active sources and each of the two layers alone and removed");
+    // full, ideal, each of the six active sources and each of the two layers alone and removed,
+    // and 4 settings of each of the 6 knobs.
+    assert_eq!(e.points.len(), 2 + 2 * 6 + 2 * 2 + 6 * 4);
 }

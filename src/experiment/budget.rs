@@ -14,7 +14,7 @@
 use super::file::SweepPoint;
 use crate::crossbar::Periphery;
 use crate::device::DeviceModel;
-use crate::report::results::{BudgetEntry, BudgetSource, Point, Results};
+use crate::report::results::{BudgetEntry, BudgetKnob, BudgetSource, Point, Results};
 use crate::stats::{self, Moments, StatsError};
 use serde::{Deserialize, Serialize};
 
@@ -113,23 +113,90 @@ impl Source {
 pub struct BudgetSettings {
     #[serde(default)]
     pub sources: Option<Vec<Source>>,
+    /// Also sweep each noise knob around the file's setting on the same draws: the noise scales
+    /// and the output noise × 0, 0.5, 1.5, 2; the DAC and ADC resolutions −2, −1, +1, +2 bits.
+    #[serde(default)]
+    pub sensitivity: bool,
+}
+
+/// A sensitivity setting: a knob and its change from the file's setting.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Knob {
+    /// A noise scale or the output noise, times a factor.
+    Scale(&'static str, f64),
+    /// A converter resolution, plus some bits.
+    Bits(&'static str, i32),
+}
+
+impl Knob {
+    pub fn label(&self) -> String {
+        match self {
+            Knob::Scale(n, m) => format!("knob {n} x{m}"),
+            Knob::Bits(n, b) => format!("knob {n} {b:+}"),
+        }
+    }
+
+    /// Parses a label back: (knob, relative noise level: the factor, or the quantisation step
+    /// against the file's, 2^(−bits)).
+    pub fn parse(label: &str) -> Option<(String, f64)> {
+        let rest = label.strip_prefix("knob ")?;
+        let (name, v) = rest.split_once(' ')?;
+        if let Some(m) = v.strip_prefix('x') {
+            return m.parse::<f64>().ok().map(|m| (name.to_string(), m));
+        }
+        v.parse::<i32>().ok().map(|b| (name.to_string(), 2f64.powi(-b)))
+    }
+
+    fn apply(&self, d: &mut DeviceModel, p: &mut Periphery) {
+        match *self {
+            Knob::Scale("prog_noise_scale", m) => d.prog_noise_scale *= m,
+            Knob::Scale("read_noise_scale", m) => d.read_noise_scale *= m,
+            Knob::Scale("drift_scale", m) => d.drift_scale *= m,
+            Knob::Scale(_, m) => p.out_noise *= m,
+            Knob::Bits("inp_res_bits", b) => p.inp_res_bits = (p.inp_res_bits as i32 + b).max(2) as u32,
+            Knob::Bits(_, b) => p.out_res_bits = (p.out_res_bits as i32 + b).max(2) as u32,
+        }
+    }
+}
+
+/// The sensitivity settings around the file's (first point's) values; knobs that are off, and
+/// resolutions that would leave 2..=24 bits, are left out.
+pub fn knobs(d: &DeviceModel, p: &Periphery) -> Vec<Knob> {
+    let mut v = Vec::new();
+    for (name, on) in [
+        ("prog_noise_scale", d.prog_noise_scale > 0.0),
+        ("read_noise_scale", d.read_noise_scale > 0.0),
+        ("drift_scale", d.drift_scale > 0.0),
+        ("out_noise", p.out_noise > 0.0),
+    ] {
+        if on {
+            v.extend([0.0, 0.5, 1.5, 2.0].map(|m| Knob::Scale(name, m)));
+        }
+    }
+    for (name, bits) in [("inp_res_bits", p.inp_res_bits), ("out_res_bits", p.out_res_bits)] {
+        if bits > 0 {
+            v.extend([-2, -1, 1, 2].into_iter().filter(|b| (2..=24).contains(&(bits as i32 + b))).map(|b| Knob::Bits(name, b)));
+        }
+    }
+    v
 }
 
 /// The configuration labels of the `budget` axis, in order; with `layers` > 1 also every
 /// layer's noise alone (`only layer k`, all listed sources on in layer k, off in the others) and
 /// every layer's noise removed (`without layer k`).
-pub fn labels(sources: &[Source], layers: usize) -> Vec<String> {
+pub fn labels(sources: &[Source], layers: usize, knobs: &[Knob]) -> Vec<String> {
     let mut v = vec!["full".to_string(), "ideal".to_string()];
     v.extend(sources.iter().map(|s| format!("only {}", s.name())));
     v.extend(sources.iter().map(|s| format!("without {}", s.name())));
     v.extend((0..layers).map(|k| format!("only layer {k}")));
     v.extend((0..layers).map(|k| format!("without layer {k}")));
+    v.extend(knobs.iter().map(Knob::label));
     v
 }
 
 /// Every point of the sweep expanded into its budget configurations (budget varies fastest).
-pub fn expand(points: Vec<SweepPoint>, sources: &[Source], layers: usize) -> Vec<SweepPoint> {
-    let names = labels(sources, layers);
+pub fn expand(points: Vec<SweepPoint>, sources: &[Source], layers: usize, knobs: &[Knob]) -> Vec<SweepPoint> {
+    let names = labels(sources, layers, knobs);
     let s2 = 2 + 2 * sources.len();
     let mut out = Vec::with_capacity(points.len() * names.len());
     for p in points {
@@ -150,6 +217,12 @@ pub fn expand(points: Vec<SweepPoint>, sources: &[Source], layers: usize) -> Vec
                 _ if k < s2 => {
                     let mut q = p.clone();
                     sources[k - 2 - sources.len()].off(&mut q.device, &mut q.periphery);
+                    q
+                }
+                // Sensitivity: the point's settings with one knob moved.
+                _ if k >= s2 + 2 * layers => {
+                    let mut q = p.clone();
+                    knobs[k - s2 - 2 * layers].apply(&mut q.device, &mut q.periphery);
                     q
                 }
                 // Layer configurations: the point's settings, with the ideal ones in the layers
@@ -230,6 +303,41 @@ pub fn attribute(results: &Results) -> Result<Vec<BudgetEntry>, StatsError> {
                 removal_hi: removal.2,
             });
         }
+        let mut sens = Vec::new();
+        for v in &axis.values {
+            let Some((knob, rel)) = Knob::parse(v) else { continue };
+            let Some(q) = find(results, full, v) else { continue };
+            let d = paired(q, full, 1.0, results.confidence)?;
+            sens.push(BudgetKnob {
+                knob,
+                setting: v.trim_start_matches("knob ").to_string(),
+                rel,
+                median: q.summary.median,
+                p05: q.summary.p05,
+                p95: q.summary.p95,
+                diff: d.0,
+                diff_lo: d.1,
+                diff_hi: d.2,
+            });
+        }
+        if !sens.is_empty() {
+            // The file's own setting of every knob: the full configuration.
+            let names: Vec<String> = sens.iter().map(|k| k.knob.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            for knob in names {
+                sens.push(BudgetKnob {
+                    knob,
+                    setting: "as in the file".into(),
+                    rel: 1.0,
+                    median: full.summary.median,
+                    p05: full.summary.p05,
+                    p95: full.summary.p95,
+                    diff: 0.0,
+                    diff_lo: 0.0,
+                    diff_hi: 0.0,
+                });
+            }
+            sens.sort_by(|a, b| a.knob.cmp(&b.knob).then(a.rel.total_cmp(&b.rel)));
+        }
         let interaction = cost - rows.iter().map(|r| r.alone).sum::<f64>();
         let dominant = rows.iter().max_by(|a, b| a.alone.total_cmp(&b.alone)).map(|r| r.source.clone()).unwrap_or_default();
         let series: Vec<String> = full.labels.iter().filter(|(k, _)| *k != "budget").map(|(k, v)| format!("{k}={v}")).collect();
@@ -242,6 +350,7 @@ pub fn attribute(results: &Results) -> Result<Vec<BudgetEntry>, StatsError> {
             cost_hi: hi,
             sources: rows,
             layers: layer_rows,
+            sensitivity: sens,
             interaction,
             dominant,
         });

@@ -808,8 +808,9 @@ impl Experiment {
                 return Err(bad("[budget]: no noise source is on in this configuration; nothing to attribute".into()));
             }
             let n_layers = if layers.len() > 1 { layers.len() } else { 0 };
-            let names = super::budget::labels(&sources, n_layers);
-            points = super::budget::expand(points, &sources, n_layers);
+            let knobs = if b.sensitivity { super::budget::knobs(&points[0].device, &points[0].periphery) } else { vec![] };
+            let names = super::budget::labels(&sources, n_layers, &knobs);
+            points = super::budget::expand(points, &sources, n_layers, &knobs);
             axes.push(SweepAxis { name: "budget".into(), values: names.iter().map(|n| toml::Value::String(n.clone())).collect(), labels: names });
         }
 

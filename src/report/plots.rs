@@ -216,6 +216,8 @@ enum Figure {
     WeightError,
     /// The noise budget: each source's cost alone per time, with paired intervals.
     Budget,
+    /// The metric against each noise knob's relative level, at the last time.
+    Sensitivity,
     /// The MoE / 3D-tier figures ([`moe_plots`]).
     Moe(MoeFigure),
 }
@@ -230,6 +232,7 @@ impl Figure {
             Figure::Distribution => "distribution",
             Figure::WeightError => "weight_error_vs_time",
             Figure::Budget => "noise_budget",
+            Figure::Sensitivity => "sensitivity",
             Figure::Moe(moe) => moe.stem(),
         }
     }
@@ -248,6 +251,10 @@ impl Figure {
             }
             Figure::WeightError => "Effective-weight error vs time after programming".to_string(),
             Figure::Budget => "Noise budget: the cost of each source alone (paired intervals)".to_string(),
+            Figure::Sensitivity => {
+                let t = results.budget.last().map_or(String::new(), |b| b.time_label.clone());
+                format!("Sensitivity at {t}: each knob moved alone, same draws (median, 5–95 % of trials)")
+            }
             Figure::Moe(moe) => moe.title(results),
         }
     }
@@ -286,6 +293,9 @@ impl Figure {
                 .into_iter()
                 .map(|line| LegendItem { swatch: Swatch::Line(line.color, line.marker, line.dashed), label: line.label })
                 .collect(),
+            Figure::Sensitivity => {
+                sensitivity_knobs(results).iter().enumerate().map(|(i, k)| LegendItem { swatch: Swatch::Band(palette(i)), label: k.clone() }).collect()
+            }
             Figure::Budget => {
                 budget_groups(results).iter().enumerate().map(|(i, g)| LegendItem { swatch: Swatch::Box(palette(i)), label: g.clone() }).collect()
             }
@@ -308,6 +318,7 @@ impl Figure {
             Figure::Distribution => draw_distribution(&body, results, series)?,
             Figure::WeightError => draw_weight_error(&body, series)?,
             Figure::Budget => draw_budget(&body, results)?,
+            Figure::Sensitivity => draw_sensitivity(&body, results)?,
             Figure::Moe(moe) => moe.draw(&body, results)?,
         }
         legend.draw(&legend_area)
@@ -329,6 +340,9 @@ pub fn write_plots(results: &Results, dir: &Path) -> Result<Vec<PlotFile>, Repor
     }
     if !results.budget.is_empty() {
         figures.insert(0, Figure::Budget);
+    }
+    if results.budget.iter().any(|b| !b.sensitivity.is_empty()) {
+        figures.insert(1, Figure::Sensitivity);
     }
     figures.extend(moe_plots::figures(results).into_iter().map(Figure::Moe));
     figures.into_iter().map(|figure| write_figure(figure, results, &series, dir)).collect()
@@ -816,6 +830,61 @@ where
         let fp: Vec<(f64, f64)> = l.points.iter().filter_map(|(f, p)| p.fp.map(|v| at(*f, v))).collect();
         if fp.len() >= 2 {
             plot.draw(&DashedPathElement::new(fp, 14, 9, color.stroke_width(3)))?;
+        }
+    }
+    Ok(())
+}
+
+/// The knobs of the sensitivity plot, in order.
+fn sensitivity_knobs(results: &Results) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for k in results.budget.last().map(|b| b.sensitivity.as_slice()).unwrap_or(&[]) {
+        if !v.contains(&k.knob) {
+            v.push(k.knob.clone());
+        }
+    }
+    v
+}
+
+/// One line per knob at the last budget entry: x the relative noise level (1 = the file), y the
+/// metric's median with its 5–95 % band.
+fn draw_sensitivity<DB: DrawingBackend>(chart_area: &DrawingArea<DB, Shift>, results: &Results) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let scale = metric_scale(results);
+    let Some(b) = results.budget.last() else { return Ok(()) };
+    let rels: Vec<f64> = {
+        let mut r: Vec<f64> = b.sensitivity.iter().map(|k| k.rel).collect();
+        r.sort_by(f64::total_cmp);
+        r.dedup();
+        r
+    };
+    let hi = rels.last().copied().unwrap_or(2.0).max(2.0);
+    let ticks: Vec<(f64, String)> = rels.iter().map(|&r| (r, format!("{r}"))).collect();
+    let ticks = thin_ticks(ticks, -0.05 * hi, 1.05 * hi, plot_width(chart_area.dim_in_pixel().0));
+    let y_range = padded(b.sensitivity.iter().flat_map(|k| [k.p05, k.p95, k.median]).map(|v| v * scale));
+    let chart = build_chart(
+        chart_area,
+        None,
+        (-0.05 * hi, 1.05 * hi),
+        &ticks,
+        "relative noise level (noise-scale factor, or quantisation step 2^−Δbits; 1 = the file)",
+        y_range,
+        &metric_axis_label(results),
+    )?;
+    let plot = chart.plotting_area();
+    for (i, knob) in sensitivity_knobs(results).iter().enumerate() {
+        let color = palette(i);
+        let pts: Vec<_> = b.sensitivity.iter().filter(|k| &k.knob == knob).collect();
+        if pts.len() >= 2 {
+            let band: Vec<(f64, f64)> = pts.iter().map(|k| (k.rel, k.p95 * scale)).chain(pts.iter().rev().map(|k| (k.rel, k.p05 * scale))).collect();
+            plot.draw(&Polygon::new(band, color.mix(BAND_ALPHA).filled()))?;
+        }
+        let line: Vec<(f64, f64)> = pts.iter().map(|k| (k.rel, k.median * scale)).collect();
+        plot.draw(&PathElement::new(line.clone(), color.stroke_width(LINE_PX)))?;
+        for m in line {
+            draw_marker(plot, m, Marker::Circle, color)?;
         }
     }
     Ok(())

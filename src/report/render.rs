@@ -971,6 +971,26 @@ fn budget_blocks(results: &Results) -> Vec<Block> {
         rows,
         right_aligned: vec![false, false, true, true],
     }));
+    let sens: Vec<Vec<Vec<Inline>>> = results
+        .budget
+        .iter()
+        .flat_map(|b| {
+            let name = if b.series.is_empty() { b.time_label.clone() } else { format!("{}, {}", b.series, b.time_label) };
+            b.sensitivity.iter().filter(|k| k.setting != "as in the file").map(move |k| {
+                vec![text(name.clone()), text(k.setting.clone()), text(f(k.median)), text(format!("{} [{}, {}]", f(k.diff), f(k.diff_lo), f(k.diff_hi)))]
+            })
+        })
+        .collect();
+    if !sens.is_empty() {
+        blocks.push(Block::Paragraph(text(
+            "Sensitivity: each knob moved alone from the file's setting on the same draws; the difference from the full configuration is paired.",
+        )));
+        blocks.push(Block::Table(Table {
+            header: ["point", "setting", "median", "difference from the file's setting"].iter().map(|h| h.to_string()).collect(),
+            rows: sens,
+            right_aligned: vec![false, false, true, true],
+        }));
+    }
     blocks
 }
 

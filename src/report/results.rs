@@ -182,10 +182,30 @@ pub struct BudgetEntry {
     /// it ideal; empty for one-layer models.
     #[serde(default)]
     pub layers: Vec<BudgetSource>,
+    /// Sensitivity: the metric with one knob moved from the file's setting (same draws), and its
+    /// paired difference from the full configuration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitivity: Vec<BudgetKnob>,
     /// cost(full) − Σ cost(only S): how far the sources do not add up.
     pub interaction: f64,
     /// The source with the largest alone cost.
     pub dominant: String,
+}
+
+/// The metric at one knob setting: `rel` is the relative noise level (the factor of a noise
+/// scale, or the quantisation step against the file's for a resolution, 2^(−Δbits)).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetKnob {
+    pub knob: String,
+    pub setting: String,
+    pub rel: f64,
+    pub median: f64,
+    pub p05: f64,
+    pub p95: f64,
+    /// Paired mean difference from the full configuration, and its interval.
+    pub diff: f64,
+    pub diff_lo: f64,
+    pub diff_hi: f64,
 }
 
 /// One source's share: its cost alone (all others off) and the gain of removing it from the full

@@ -166,6 +166,9 @@ struct RawData {
     /// The first line names the columns (never guessed).
     #[serde(default)]
     header: bool,
+    /// With a .npy feature file: the .npy of its integer labels.
+    #[serde(default)]
+    labels: Option<PathBuf>,
 }
 
 fn one() -> f32 {
@@ -360,6 +363,56 @@ fn check_tile(t: TileShape) -> Result<TileShape, String> {
 
 fn parse_gdc(v: &toml::Value) -> Result<Gdc, String> {
     v.clone().try_into::<Gdc>().map_err(|_| format!("gdc = {v}: use \"off\", \"readout\" or \"exact_reference\""))
+}
+
+/// The `[data]` set: a CSV (features, then the label; `header` says whether the first line names
+/// the columns) or a .npy feature matrix [n, features] with `labels` a .npy of n integer labels;
+/// features divided by `scale`, then `rows` start..end.
+fn read_data(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<(Dataset, PathBuf), String> {
+    let data_path = resolve(&d.path);
+    if !(d.scale.is_finite() && d.scale > 0.0) {
+        return Err(format!("data.scale = {}: must be > 0", d.scale));
+    }
+    let npy = data_path.extension().is_some_and(|e| e == "npy");
+    let mut ds = match (npy, &d.labels) {
+        (false, None) => io::read_csv_with(&data_path, d.scale, d.header).map_err(|e| format!("data.path: {e}"))?,
+        (false, Some(_)) => return Err("data.labels: only with a .npy feature file (a CSV has its labels in the last column)".into()),
+        (true, None) => return Err(format!("data.path = {}: a .npy holds features only; give data.labels = \"labels.npy\" too", data_path.display())),
+        (true, Some(l)) => {
+            if d.header {
+                return Err("data.header: only for CSV files".into());
+            }
+            let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {e}"))?;
+            let lp = resolve(l);
+            let y = io::read_matrix(&lp, None).map_err(|e| format!("data.labels: {e}"))?;
+            if y.data.len() != x.rows {
+                return Err(format!("data.labels: {} holds {} labels but {} has {} rows", lp.display(), y.data.len(), data_path.display(), x.rows));
+            }
+            let labels = y
+                .data
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    if v >= 0.0 && v.fract() == 0.0 && v < u32::MAX as f32 {
+                        Ok(v as u32)
+                    } else {
+                        Err(format!("data.labels: {}: row {i} has label {v}; labels are integers >= 0", lp.display()))
+                    }
+                })
+                .collect::<Result<Vec<u32>, String>>()?;
+            Dataset { x: x.data.iter().map(|v| v / d.scale).collect(), labels, n_features: x.cols }
+        }
+    };
+    if let Some(r) = &d.rows {
+        let &[a, b] = r.as_slice() else {
+            return Err(format!("data.rows = {r:?}: give two numbers, [start, end] (rows start..end, end excluded)"));
+        };
+        if a >= b || b > ds.len() {
+            return Err(format!("data.rows = [{a}, {b}]: {} has {} rows; need start < end <= {}", data_path.display(), ds.len(), ds.len()));
+        }
+        ds = ds.rows(a, b);
+    }
+    Ok((ds, data_path))
 }
 
 /// The workload's name as written in experiment files.
@@ -689,20 +742,7 @@ impl Experiment {
                 let d = raw.data.as_ref().ok_or_else(|| {
                     bad(format!("the {} workload needs a [data] section: a labelled CSV (features, then the integer label)", workload_name(wl)))
                 })?;
-                let data_path = resolve(&d.path);
-                if !(d.scale.is_finite() && d.scale > 0.0) {
-                    return Err(bad(format!("data.scale = {}: must be > 0", d.scale)));
-                }
-                let mut ds = io::read_csv_with(&data_path, d.scale, d.header).map_err(|e| bad(format!("data.path: {e}")))?;
-                if let Some(r) = &d.rows {
-                    let &[a, b] = r.as_slice() else {
-                        return Err(bad(format!("data.rows = {r:?}: give two numbers, [start, end] (rows start..end, end excluded)")));
-                    };
-                    if a >= b || b > ds.len() {
-                        return Err(bad(format!("data.rows = [{a}, {b}]: {} has {} rows; need start < end <= {}", data_path.display(), ds.len(), ds.len())));
-                    }
-                    ds = ds.rows(a, b);
-                }
+                let (ds, data_path) = read_data(d, &resolve).map_err(&bad)?;
                 if ds.len() < 8 {
                     return Err(bad(format!(
                         "data.path: {} has {} rows; the train/test split (every 4th row tests) needs at least 8",
@@ -743,20 +783,7 @@ impl Experiment {
                 let opt = io::StateDictOptions { layers: raw_model.layers.clone(), allow_extra: raw_model.allow_extra };
                 let layers = io::read_state_dict_with(&model_path, &opt).map_err(|e| bad(format!("model.path: {e}")))?;
                 let d = raw.data.as_ref().ok_or_else(|| bad("the classifier workload needs a [data] section with path = \"...csv\"".into()))?;
-                let data_path = resolve(&d.path);
-                if !(d.scale.is_finite() && d.scale > 0.0) {
-                    return Err(bad(format!("data.scale = {}: must be > 0", d.scale)));
-                }
-                let mut ds = io::read_csv_with(&data_path, d.scale, d.header).map_err(|e| bad(format!("data.path: {e}")))?;
-                if let Some(r) = &d.rows {
-                    let &[a, b] = r.as_slice() else {
-                        return Err(bad(format!("data.rows = {r:?}: give two numbers, [start, end] (rows start..end, end excluded)")));
-                    };
-                    if a >= b || b > ds.len() {
-                        return Err(bad(format!("data.rows = [{a}, {b}]: {} has {} rows; need start < end <= {}", data_path.display(), ds.len(), ds.len())));
-                    }
-                    ds = ds.rows(a, b);
-                }
+                let (ds, _) = read_data(d, &resolve).map_err(&bad)?;
                 crate::workload::check_shapes(&layers, &ds).map_err(|e| bad(format!("model/data mismatch: {e}")))?;
                 (layers, Some(ds), 0)
             }
@@ -866,7 +893,7 @@ impl Experiment {
                 "q": a.q.as_ref().map(|p| resolve(p).display().to_string()), "k": a.k.as_ref().map(|p| resolve(p).display().to_string()), "v": a.v.as_ref().map(|p| resolve(p).display().to_string())})),
             "model": { "path": model_path.display().to_string(), "tensor": model.tensor, "activation": model.activation,
                        "layers": layers.iter().map(|l| serde_json::json!({"name": l.name, "out": l.weight.rows, "in": l.weight.cols})).collect::<Vec<_>>() },
-            "data": raw.data.as_ref().map(|d| serde_json::json!({ "path": resolve(&d.path).display().to_string(), "scale": d.scale, "rows": d.rows })),
+            "data": raw.data.as_ref().map(|d| serde_json::json!({ "path": resolve(&d.path).display().to_string(), "labels": d.labels.as_ref().map(|l| resolve(l).display().to_string()), "scale": d.scale, "rows": d.rows })),
             "device": device,
             "periphery": periphery,
             "tile": tile,

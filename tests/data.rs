@@ -1,0 +1,59 @@
+//! Data as people have it: a .npy feature matrix with a .npy of labels gives the same run as the
+//! same rows in a CSV, trial for trial; mismatched or non-integer labels are named.
+mod common;
+
+use aimc::experiment::run::{run, Quiet};
+use aimc::experiment::Experiment;
+use aimc::workload::io::{npy_bytes, parse_csv_with, Matrix};
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+const EXP: &str = r#"
+name = "d"
+workload = "classifier"
+seed = 3
+trials = 4
+weight_error_trials = 0
+[model]
+path = "models/digits_mlp.safetensors"
+DATA
+[sweep]
+t = ["1d"]
+"#;
+
+fn per_trial(text: &str) -> Result<Vec<f64>, String> {
+    let e = Experiment::from_text(text, &root().join("experiments/test_data.toml")).map_err(|e| e.to_string())?;
+    let out = run(&e, &mut common::cpu(), &mut Quiet);
+    assert!(out.error.is_none());
+    Ok(out.results.points[0].per_trial.clone())
+}
+
+#[test]
+fn npy_data_equals_the_csv() {
+    let csv = std::fs::read_to_string(root().join("experiments/data/digits.csv")).unwrap();
+    let ds = parse_csv_with(&csv, 1.0, false).unwrap().rows(1347, 1447);
+    let dir = std::env::temp_dir().join(format!("aimc-data-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (x, y) = (dir.join("x.npy"), dir.join("y.npy"));
+    std::fs::write(&x, npy_bytes(&Matrix { rows: ds.len(), cols: ds.n_features, data: ds.x.clone() })).unwrap();
+    let labels: Vec<f32> = ds.labels.iter().map(|&l| l as f32).collect();
+    std::fs::write(&y, npy_bytes(&Matrix { rows: ds.len(), cols: 1, data: labels })).unwrap();
+    let from_csv = per_trial(&EXP.replace("DATA", "[data]\npath = \"data/digits.csv\"\nscale = 16.0\nrows = [1347, 1447]")).unwrap();
+    let npy = format!("[data]\npath = {:?}\nlabels = {:?}\nscale = 16.0", x.display().to_string(), y.display().to_string());
+    assert_eq!(per_trial(&EXP.replace("DATA", &npy)).unwrap(), from_csv);
+    // Labels that do not fit the features, or are not integers, are named.
+    let short = dir.join("short.npy");
+    std::fs::write(&short, npy_bytes(&Matrix { rows: 3, cols: 1, data: vec![0.0, 1.0, 2.0] })).unwrap();
+    let e = per_trial(&EXP.replace("DATA", &npy.replace(&y.display().to_string(), &short.display().to_string()))).unwrap_err();
+    assert!(e.contains("data.labels") && e.contains("3 labels"), "{e}");
+    let frac = dir.join("frac.npy");
+    std::fs::write(&frac, npy_bytes(&Matrix { rows: ds.len(), cols: 1, data: vec![0.5; ds.len()] })).unwrap();
+    let e = per_trial(&EXP.replace("DATA", &npy.replace(&y.display().to_string(), &frac.display().to_string()))).unwrap_err();
+    assert!(e.contains("label 0.5"), "{e}");
+    let e = per_trial(&EXP.replace("DATA", &format!("[data]\npath = {:?}", x.display().to_string()))).unwrap_err();
+    assert!(e.contains("data.labels"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -74,8 +74,9 @@ impl CostTable {
     /// (bound-management repeats are not counted); tiles of a layer run in parallel, layers in
     /// sequence. Digital ops: partial-sum adds over input tiles, the per-tile scale multiply, the
     /// bias add, and the activation.
-    pub fn per_inference(&self, layers: &[AnalogLayer]) -> Energy {
+    pub fn per_inference(&self, layers: &[AnalogLayer], crossbar: crate::crossbar::TileShape) -> Energy {
         let (mut mvms, mut adc, mut dac, mut ops, mut acts) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        let mut used = 0u64;
         let mut latency = 0.0;
         for l in layers {
             let m = &l.mapped;
@@ -83,6 +84,7 @@ impl CostTable {
             for t in &m.tiles {
                 dac += t.cols as u64;
                 adc += t.rows as u64;
+                used += t.rows as u64 * t.cols as u64;
             }
             // scale multiply per tile output, adds over input tiles, bias add
             ops += m.tiles_in as u64 * m.n_out as u64 + (m.tiles_in as u64 - 1) * m.n_out as u64 + m.n_out as u64;
@@ -109,6 +111,8 @@ impl CostTable {
             digital_pj,
             total_pj: analog_pj + adc_pj + dac_pj + communication_pj + digital_pj,
             latency_ns: latency,
+            crossbar_cells: mvms * crossbar.max_in as u64 * crossbar.max_out as u64,
+            used_cells: used,
         }
     }
 }

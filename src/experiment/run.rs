@@ -393,7 +393,7 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
     };
     let energy = (exp.workload == WorkloadKind::Classifier).then(|| {
         let first = &exp.points[0];
-        exp.energy.per_inference(&analog_layers(&exp.layers, exp.activation, first.tile, first.periphery.weight_scaling_omega as f32))
+        exp.energy.per_inference(&analog_layers(&exp.layers, exp.activation, first.tile, first.periphery.weight_scaling_omega as f32), first.tile)
     });
     let (metric, higher) = match exp.workload {
         WorkloadKind::Classifier => ("test accuracy", true),

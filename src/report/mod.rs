@@ -177,6 +177,8 @@ pub(crate) mod tests {
                 digital_pj: 210.0,
                 total_pj: 7970.5,
                 latency_ns: 1250.0,
+                crossbar_cells: 3 * 512 * 512,
+                used_cells: 40_000,
             }),
             trials,
             run_seconds: 12.5,

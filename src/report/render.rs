@@ -222,6 +222,14 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
             latency_label(energy.latency_ns),
             energy.table
         ))));
+        if energy.crossbar_cells > 0 && (energy.used_cells as f64) < 0.5 * energy.crossbar_cells as f64 {
+            blocks.push(Block::Paragraph(text(format!(
+                "The model fills {:.0} % of the crossbar cells of the tiles it occupies ({} of {}): the cost table charges a tier MVM at any fill, so these layers pay for full crossbars on every MVM; smaller crossbars (`[tile]`) or several layers per crossbar would cost less.",
+                100.0 * energy.used_cells as f64 / energy.crossbar_cells as f64,
+                energy.used_cells,
+                energy.crossbar_cells
+            ))));
+        }
     }
 
     let floor = noise_floor_sentences(results);

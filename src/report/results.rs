@@ -72,6 +72,12 @@ pub struct Energy {
     pub digital_pj: f64,
     pub total_pj: f64,
     pub latency_ns: f64,
+    /// Crossbar cells of the tiles the model occupies (tiles × crossbar rows × columns) and the
+    /// cells holding weights: the table charges a tier MVM whatever its fill.
+    #[serde(default)]
+    pub crossbar_cells: u64,
+    #[serde(default)]
+    pub used_cells: u64,
 }
 
 /// One sweep point at one time.

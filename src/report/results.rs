@@ -398,6 +398,21 @@ impl Results {
         serde_json::from_value(v).map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// The trials.csv column of the per-trial metric, named for what it holds.
+    pub fn metric_column(&self) -> &'static str {
+        match self.workload.as_str() {
+            "classifier" => "test_accuracy",
+            "weight_error" => "weight_error_std",
+            "mvm_error" => "mvm_relative_error",
+            "kernel_error" => "kernel_relative_error",
+            "kernel_ridge" => "ridge_test_accuracy",
+            "attention" => "attention_relative_error",
+            "moe" if self.metric.contains("latency") => "moe_latency_ns",
+            "moe" => "moe_output_relative_error",
+            _ => "metric",
+        }
+    }
+
     /// Per-trial metrics, one row per (point, time, trial), tidy for pandas or polars.
     pub fn trials_csv(&self) -> String {
         let axis_names: Vec<&str> = self.axes.iter().map(|a| a.name.as_str()).collect();
@@ -406,7 +421,7 @@ impl Results {
             s.push(',');
             s.push_str(a);
         }
-        s.push_str(",t_inf_s,time_label,trial,metric,correct,n_samples\n");
+        s.push_str(&format!(",t_inf_s,time_label,trial,{},correct,n_samples\n", self.metric_column()));
         for p in &self.points {
             let n_samples = p.pooled.as_ref().map(|q| q.trials / p.per_trial.len().max(1) as u64);
             for (i, m) in p.per_trial.iter().enumerate() {

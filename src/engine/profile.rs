@@ -30,11 +30,23 @@ pub struct Profile {
     pub upload_bytes: u64,
     pub readbacks: u64,
     pub readback_bytes: u64,
+    /// Host wall time outside the stages, by activity (GPU backend): creating and freeing
+    /// buffers, recording dispatches (params, bind groups), waiting for results to come back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host: Vec<(String, f64)>,
 }
 
 impl Profile {
     pub fn new(timer: &str) -> Self {
         Profile { timer: timer.into(), ..Default::default() }
+    }
+
+    /// Adds host wall time to `activity`.
+    pub fn add_host(&mut self, activity: &str, seconds: f64) {
+        match self.host.iter_mut().find(|(a, _)| a == activity) {
+            Some((_, s)) => *s += seconds,
+            None => self.host.push((activity.to_string(), seconds)),
+        }
     }
 
     /// Adds one dispatch of `stage`.
@@ -106,6 +118,10 @@ impl Profile {
             self.readbacks,
             bytes(self.readback_bytes)
         ));
+        if !self.host.is_empty() {
+            let parts: Vec<String> = self.host.iter().map(|(a, t)| format!("{a} {}", seconds(*t))).collect();
+            s.push_str(&format!("host (wall clock, outside the stages): {}\n", parts.join(", ")));
+        }
         s
     }
 }

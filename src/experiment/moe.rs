@@ -308,7 +308,6 @@ fn keyed(cfg: &RunConfig, seed: u64, point: u32, g: u32) -> RunConfig {
     c
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &RunConfig, on_chunk: &mut dyn FnMut(u32)) -> Result<MoePoint, EngineError> {
     let bad = |m: String| EngineError::Invalid(m);
     let (s, arch) = sp.moe.as_ref().ok_or_else(|| bad("the moe workload needs [moe] and [arch]".into()))?;

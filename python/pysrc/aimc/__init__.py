@@ -100,8 +100,8 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
         if set and tomllib is None:
             raise ValueError("set= needs Python >= 3.11 (tomllib) for experiment files; pass a dict instead")
         if tomllib is None:
-            text, _ = _run_toml(path.read_text(), str(path), backend, out, trials, quiet)
-            return Results(json.loads(text), out or "")
+            text, directory = _run_toml(path.read_text(), str(path), backend, out, trials, quiet)
+            return Results(json.loads(text), directory)
         try:
             doc = tomllib.loads(path.read_text())
         except OSError as e:

@@ -335,7 +335,10 @@ fn run_point_adaptive(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, p
     let mut out = Vec::with_capacity(acc.len());
     for (ti, (p, n_samples)) in acc.into_iter().zip(samples).enumerate() {
         let correct = p.per_trial_correct.zip(n_samples);
-        let mut q = point(exp, sp, ti, p.per_trial, correct, fp, p.weight_error)?;
+        // The kernel workloads' floating-point metric and the MoE cost model come with the first
+        // batch's points.
+        let mut q = point(exp, sp, ti, p.per_trial, correct, fp.or(p.fp), p.weight_error)?;
+        q.moe = p.moe;
         q.stopped = Some(reason.clone());
         out.push(q);
     }

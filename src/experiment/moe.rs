@@ -441,11 +441,15 @@ fn summarise(
     // The GPU at each batch size against the AIMC schedule of a batch of that size (routing of
     // trial 0 for that many tokens; the router's choices repeated when there is no density).
     let opts = ScheduleOptions { attention_context: s.attention_context };
-    let inclusion = s.routing.as_ref().map(|r| {
-        let draws = sample_tokens(r, s.experts, s.top_k, seed, 0, 4096).unwrap_or_default();
-        let dens = crate::tiers::routing::coselection_density(&draws, s.experts);
-        (0..s.experts as usize).map(|i| dens[i * s.experts as usize + i]).collect::<Vec<f64>>()
-    });
+    // Each expert's inclusion probability: from the routing density, else from the
+    // floating-point router's choices on the batch (so the GPU reads the experts a batch of that
+    // size would actually select, not all of them).
+    let draws = match &s.routing {
+        Some(r) => sample_tokens(r, s.experts, s.top_k, seed, 0, 4096).unwrap_or_default(),
+        None => router_routes(s, s.tokens as usize),
+    };
+    let dens = crate::tiers::routing::coselection_density(&draws, s.experts);
+    let inclusion = Some((0..s.experts as usize).map(|i| dens[i * s.experts as usize + i]).collect::<Vec<f64>>());
     let mut gpu_points = Vec::new();
     let mut assumptions = Vec::new();
     for &b in &s.gpu_batches {

@@ -4,7 +4,6 @@
 //! full cost, and the paired intervals are tighter than the unpaired ones.
 mod common;
 
-use aimc::experiment::run::{run, Quiet};
 use aimc::experiment::Experiment;
 use std::path::PathBuf;
 
@@ -35,10 +34,7 @@ t = ["1d", "10y"]
 "#;
 
 fn results(text: &str) -> aimc::report::results::Results {
-    let e = Experiment::from_text(text, &root().join("experiments/test_budget.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let out = run(&e, &mut common::cpu(), &mut Quiet);
-    assert!(out.error.is_none(), "{:?}", out.error);
-    out.results
+    common::run_ok(&mut common::cpu(), &common::experiment(text).unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn config<'a>(r: &'a aimc::report::results::Results, name: &str, t: &str) -> &'a [f64] {

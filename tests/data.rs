@@ -2,8 +2,6 @@
 //! same rows in a CSV, trial for trial; mismatched or non-integer labels are named.
 mod common;
 
-use aimc::experiment::run::{run, Quiet};
-use aimc::experiment::Experiment;
 use aimc::workload::io::{npy_bytes, parse_csv_with, Matrix};
 use std::path::PathBuf;
 
@@ -25,10 +23,7 @@ t = ["1d"]
 "#;
 
 fn per_trial(text: &str) -> Result<Vec<f64>, String> {
-    let e = Experiment::from_text(text, &root().join("experiments/test_data.toml")).map_err(|e| e.to_string())?;
-    let out = run(&e, &mut common::cpu(), &mut Quiet);
-    assert!(out.error.is_none());
-    Ok(out.results.points[0].per_trial.clone())
+    Ok(common::run_ok(&mut common::cpu(), &common::experiment(text)?).points[0].per_trial.clone())
 }
 
 #[test]

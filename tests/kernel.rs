@@ -4,8 +4,6 @@
 //! field named.
 mod common;
 
-use aimc::engine::Backend;
-use aimc::experiment::run::{run, Quiet};
 use aimc::experiment::Experiment;
 use std::path::{Path, PathBuf};
 
@@ -13,10 +11,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// An experiment document beside the shipped data (relative paths resolve from experiments/).
-fn exp(text: &str) -> Result<Experiment, String> {
-    Experiment::from_text(text, &root().join("experiments/test_kernel.toml")).map_err(|e| e.to_string())
-}
+use common::{experiment as exp, run_ok as run_on};
 
 const IRIS_ERROR: &str = r#"
 name = "k"
@@ -39,12 +34,6 @@ weight_scaling_omega = 1.0
 [sweep]
 t = ["1h"]
 "#;
-
-fn run_on(be: &mut dyn Backend, e: &Experiment) -> aimc::report::results::Results {
-    let out = run(e, be, &mut Quiet);
-    assert!(out.error.is_none(), "{:?}", out.error);
-    out.results
-}
 
 /// An ideal device with 16-bit converters, no output noise and no clipping: the analog features
 /// are floating point's up to converter rounding (2^-15 of each vector's range).

@@ -4,8 +4,6 @@
 //! conflicts, and bad architecture or cost files fail before any compute naming the field.
 mod common;
 
-use aimc::engine::Backend;
-use aimc::experiment::run::{run, Quiet};
 use aimc::experiment::Experiment;
 use std::path::PathBuf;
 
@@ -13,9 +11,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn exp(text: &str) -> Result<Experiment, String> {
-    Experiment::from_text(text, &root().join("experiments/test_moe.toml")).map_err(|e| e.to_string())
-}
+use common::{experiment as exp, run_ok as run_on};
 
 const SMALL: &str = r#"
 name = "m"
@@ -42,12 +38,6 @@ weight_scaling_omega = 1.0
 [sweep]
 t = ["1h"]
 "#;
-
-fn run_on(be: &mut dyn Backend, e: &Experiment) -> aimc::report::results::Results {
-    let out = run(e, be, &mut Quiet);
-    assert!(out.error.is_none(), "{:?}", out.error);
-    out.results
-}
 
 #[test]
 fn an_ideal_crossbar_reproduces_the_floating_point_layer() {

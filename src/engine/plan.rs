@@ -430,21 +430,10 @@ pub fn run_outputs(
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<Vec<f32>>, EngineError> {
     let mut out = vec![Vec::new(); cfg.times.len()];
-    let n_out = layers.last().map(|l| l.mapped.n_out).unwrap_or(0) as usize;
-    forward(
-        be,
-        layers,
-        x,
-        batch,
-        cfg,
-        on_chunk,
-        &mut |be, h, p, ti| {
-            let got: Vec<f32> = bytemuck::cast_vec(be.download(h)?);
-            out[ti].extend_from_slice(&got[..p.layer.trials as usize * batch as usize * n_out]);
-            Ok(())
-        },
-        &mut |_, _| Ok(()),
-    )?;
+    run_outputs_each(be, layers, x, batch, cfg, on_chunk, &mut |ti, _, got| {
+        out[ti].extend_from_slice(got);
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -272,37 +272,27 @@ pub fn attribute(results: &Results) -> Result<Vec<BudgetEntry>, StatsError> {
     for full in results.points.iter().filter(|p| p.labels.get("budget").map(String::as_str) == Some("full")) {
         let Some(ideal) = find(results, full, "ideal") else { continue };
         let (cost, lo, hi) = paired(ideal, full, sign, results.confidence)?;
-        let mut rows = Vec::new();
-        for s in &sources {
-            let (Some(only), Some(without)) = (find(results, full, &format!("only {s}")), find(results, full, &format!("without {s}"))) else { continue };
-            let alone = paired(ideal, only, sign, results.confidence)?;
-            // Removal gain: cost(full) − cost(without S) = sign · (without − full).
-            let removal = paired(without, full, sign, results.confidence)?;
-            rows.push(BudgetSource {
-                source: s.clone(),
-                alone: alone.0,
-                alone_lo: alone.1,
-                alone_hi: alone.2,
-                removal: removal.0,
-                removal_lo: removal.1,
-                removal_hi: removal.2,
-            });
-        }
-        let mut layer_rows = Vec::new();
-        for l in &layers {
-            let (Some(only), Some(without)) = (find(results, full, &format!("only {l}")), find(results, full, &format!("without {l}"))) else { continue };
-            let alone = paired(ideal, only, sign, results.confidence)?;
-            let removal = paired(without, full, sign, results.confidence)?;
-            layer_rows.push(BudgetSource {
-                source: l.clone(),
-                alone: alone.0,
-                alone_lo: alone.1,
-                alone_hi: alone.2,
-                removal: removal.0,
-                removal_lo: removal.1,
-                removal_hi: removal.2,
-            });
-        }
+        // Each source's (or layer's) cost alone, and the removal gain
+        // cost(full) − cost(without S) = sign · (without − full).
+        let shares = |names: &[String]| -> Result<Vec<BudgetSource>, StatsError> {
+            let mut rows = Vec::new();
+            for s in names {
+                let (Some(only), Some(without)) = (find(results, full, &format!("only {s}")), find(results, full, &format!("without {s}"))) else { continue };
+                let alone = paired(ideal, only, sign, results.confidence)?;
+                let removal = paired(without, full, sign, results.confidence)?;
+                rows.push(BudgetSource {
+                    source: s.clone(),
+                    alone: alone.0,
+                    alone_lo: alone.1,
+                    alone_hi: alone.2,
+                    removal: removal.0,
+                    removal_lo: removal.1,
+                    removal_hi: removal.2,
+                });
+            }
+            Ok(rows)
+        };
+        let (rows, layer_rows) = (shares(&sources)?, shares(&layers)?);
         let mut sens = Vec::new();
         for v in &axis.values {
             let Some((knob, rel)) = Knob::parse(v) else { continue };

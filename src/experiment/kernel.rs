@@ -193,16 +193,6 @@ pub fn split_standardise(x: &[f32], labels: &[u32], d: usize) -> KernelData {
     KernelData::Points { d, classes, train_x: tx, train_y: ty, test_x: sx, test_y: sy }
 }
 
-/// y = X Wᵀ (n × s) in floating point.
-fn project(x: &[f32], w: &[f32], n: usize, d: usize, s: usize) -> Vec<f32> {
-    let mut y = vec![0.0f32; n * s];
-    // SAFETY: the slices hold n×d, s×d and n×s values; strides describe row-major layouts.
-    unsafe {
-        matrixmultiply::sgemm(n, d, s, 1.0, x.as_ptr(), d as isize, 1, w.as_ptr(), 1, d as isize, 0.0, y.as_mut_ptr(), s as isize, 1);
-    }
-    y
-}
-
 /// What one point computes from one trial's features.
 enum Metric<'a> {
     Error { k: Vec<f64>, n: usize },
@@ -268,7 +258,7 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
             }
             _ => {
                 let ntr = train_y.len();
-                let phi_tr = spec.features(&project(train_x, &w, ntr, d, s), &crate::kernel::sq_norms(train_x, d), ntr);
+                let phi_tr = spec.features(&crate::kernel::project(train_x, &w, d), &crate::kernel::sq_norms(train_x, d), ntr);
                 let model =
                     Ridge::fit(&phi_tr, train_y, spec.width(), *classes, ks.ridge_alpha).map_err(|m| EngineError::Invalid(format!("kernel ridge: {m}")))?;
                 (test_x.clone(), Metric::Ridge { model, labels: test_y })
@@ -288,7 +278,7 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
     };
     let n = x.len() / d;
     let norms = crate::kernel::sq_norms(&x, d);
-    let fp = metric.of(&spec, &spec.features(&project(&x, &w, n, d, s), &norms, n));
+    let fp = metric.of(&spec, &spec.features(&crate::kernel::project(&x, &w, d), &norms, n));
 
     // The analog projection: every trial an independent programming of the (replicated) W.
     let layer = ks.programmed(&w, d);

@@ -116,3 +116,17 @@ pub fn replay(be: &mut dyn Backend, d: &Dispatch) -> Vec<Vec<u32>> {
 pub fn f32s(v: &[u32]) -> Vec<f32> {
     v.iter().map(|&x| f32::from_bits(x)).collect()
 }
+
+/// An experiment document placed in experiments/, so its relative paths reach the shipped models
+/// and data; errors as the CLI prints them.
+pub fn experiment(text: &str) -> Result<aimc::experiment::Experiment, String> {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments/test.toml");
+    aimc::experiment::Experiment::from_text(text, &path).map_err(|e| e.to_string())
+}
+
+/// Runs `e` on `be`; an error fails the test.
+pub fn run_ok(be: &mut dyn Backend, e: &aimc::experiment::Experiment) -> aimc::report::results::Results {
+    let out = aimc::experiment::run::run(e, be, &mut aimc::experiment::run::Quiet);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    out.results
+}

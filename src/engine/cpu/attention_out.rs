@@ -2,7 +2,7 @@
 //! shader's order of sums (the block's weights first, then the denominator, then each column).
 
 use super::attention_kv::ATTN_BLOCK;
-use super::common::par_trials;
+use super::common::{par_trials, tree_sum};
 use crate::engine::layout::StageParams;
 
 #[allow(clippy::too_many_arguments)]
@@ -58,14 +58,7 @@ pub fn attention_out(p: &StageParams, phi: &[f32], kv: &[f32], v: &[f32], exact:
                         }
                         *r = err;
                     }
-                    let mut half = ATTN_BLOCK / 2;
-                    while half > 0 {
-                        for l in 0..half {
-                            red[l] += red[l + half];
-                        }
-                        half /= 2;
-                    }
-                    out[(tl * heads + hd) * seq + i] = red[0];
+                    out[(tl * heads + hd) * seq + i] = tree_sum(&mut red);
                 }
             }
         }

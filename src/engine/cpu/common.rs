@@ -178,3 +178,16 @@ pub fn build_satlist(sat: &[u32], vectors: usize, satlist: &mut [u32]) {
     }
     satlist[0] = count as u32;
 }
+
+/// The shaders' workgroup reduction: halves summed pairwise down to lane 0 (a power-of-two
+/// length), so the twins add in the same order as the GPU.
+pub fn tree_sum(lanes: &mut [f32]) -> f32 {
+    let mut half = lanes.len() / 2;
+    while half > 0 {
+        for l in 0..half {
+            lanes[l] += lanes[l + half];
+        }
+        half /= 2;
+    }
+    lanes[0]
+}

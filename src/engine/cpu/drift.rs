@@ -65,14 +65,3 @@ pub fn drift(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], progmax: &[u
         }
     });
 }
-
-/// The shader's workgroup tree reduction: halves added pairwise, same order.
-pub fn tree_sum(a: &mut [f32]) {
-    let mut half = a.len() / 2;
-    while half > 0 {
-        for i in 0..half {
-            a[i] += a[i + half];
-        }
-        half /= 2;
-    }
-}

@@ -1,7 +1,7 @@
 //! CPU twin of shaders/kernel_error.wgsl: per (trial, row i), Σ_j (K_ij − φ_i·φ_j)², summed as
 //! the shader's workgroup does (lane l takes j ≡ l mod KE_WG, then the same tree).
 
-use super::common::par_trials;
+use super::common::{par_trials, tree_sum};
 use crate::engine::layout::StageParams;
 
 /// Invocations per workgroup of the shader (its lanes).
@@ -30,14 +30,7 @@ pub fn kernel_error(p: &StageParams, phi: &[f32], kmat: &[f32], partial: &mut [f
                     }
                     *a = sum;
                 }
-                let mut half = KE_WG / 2;
-                while half > 0 {
-                    for l in 0..half {
-                        acc[l] += acc[l + half];
-                    }
-                    half /= 2;
-                }
-                out[tl * rows + i] = acc[0];
+                out[tl * rows + i] = tree_sum(&mut acc);
             }
         }
     });

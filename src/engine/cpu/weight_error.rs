@@ -1,6 +1,6 @@
 //! CPU twin of shaders/weight_error.wgsl: per-chunk sums of E and E² with E = (alpha W_eff − W)/max|W|.
 
-use super::drift::tree_sum;
+use super::common::tree_sum;
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::engine::stages::CHUNK;
 

@@ -8,8 +8,8 @@
 
 use super::lanes::{self, normal2_x8, normal4_x8, philox_x8, F, L};
 use super::simd_entry;
+use crate::engine::cpu::common::tree_sum;
 use crate::engine::cpu::common::{adc, par_trials2, wgsl_sign};
-use crate::engine::cpu::drift::tree_sum;
 use crate::engine::layout::{Curve, DeviceParams, StageParams, TileInfo};
 use crate::engine::stages::CHUNK;
 use crate::rng::{ctr_word2, stream};

@@ -382,9 +382,11 @@ fn read_data(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<(Dataset
             if d.header {
                 return Err("data.header: only for CSV files".into());
             }
-            let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {e}"))?;
+            // The matrix reader speaks of weights; these are features and labels.
+            let as_data = |e: crate::workload::WorkloadError, what: &str| e.to_string().replace("weights must be finite", &format!("{what} must be finite"));
+            let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {}", as_data(e, "features")))?;
             let lp = resolve(l);
-            let y = io::read_matrix(&lp, None).map_err(|e| format!("data.labels: {e}"))?;
+            let y = io::read_matrix(&lp, None).map_err(|e| format!("data.labels: {}", as_data(e, "labels")))?;
             if y.data.len() != x.rows {
                 return Err(format!("data.labels: {} holds {} labels but {} has {} rows", lp.display(), y.data.len(), data_path.display(), x.rows));
             }

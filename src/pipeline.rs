@@ -38,7 +38,13 @@ pub fn run_to_dir(
     let mut journal =
         crate::experiment::journal::Journal::open(dir, &exp.resolved).map_err(ctx(format!("opening the checkpoint journal beside {}", dir.display())))?;
     if !journal.recovered.is_empty() {
-        log(format!("resuming: {} of {} sweep points from {}", journal.recovered.len(), exp.points.len(), crate::experiment::journal::path_for(dir).display()));
+        let (trials, chunks) = journal.recovered_trials();
+        let total = exp.points.len() as u64 * exp.trials as u64;
+        log(format!(
+            "resuming: {trials} of {total} point-trials ({chunks} chunks over {} sweep points) from {}",
+            exp.points.len(),
+            crate::experiment::journal::path_for(dir).display()
+        ));
     }
     be.set_profiling(profile);
     let mut outcome = run_journaled(exp, be.as_mut(), progress, Some(&mut journal));

@@ -366,7 +366,7 @@ fn deploy_manifests_reach_shard_env() {
     assert_eq!(a.points.iter().map(|p| &p.per_trial_correct).collect::<Vec<_>>(), b.points.iter().map(|p| &p.per_trial_correct).collect::<Vec<_>>());
 }
 
-/// Checkpoint and resume: a run killed (SIGKILL) after its first sweep point is journaled, then
+/// Checkpoint and resume: a run killed (SIGKILL) after its first chunk of trials is journaled, then
 /// run again, resumes from the journal and gives the uninterrupted run's per-trial results byte
 /// for byte; the journal is gone once the results are published.
 #[test]
@@ -395,7 +395,7 @@ fn a_killed_run_resumes_from_its_journal_with_identical_results() {
     let mut child = run(&out);
     let start = std::time::Instant::now();
     loop {
-        let lines = std::fs::read_to_string(&journal).map(|t| t.lines().count()).unwrap_or(0);
+        let lines = std::fs::read_to_string(&journal).map(|t| t.matches('\n').count()).unwrap_or(0);
         if lines >= 2 || start.elapsed().as_secs() > 120 {
             break;
         }
@@ -405,11 +405,16 @@ fn a_killed_run_resumes_from_its_journal_with_identical_results() {
     let killed = child.wait_with_output().unwrap();
     assert!(!killed.status.success(), "the run finished before it could be killed; make it longer");
     assert!(!out.join("results.json").exists(), "a killed run publishes nothing");
+    // The journal holds chunks of trials, not whole points: the first is the first
+    // FIRST_CHECKPOINT_CHUNK trials of sweep point 0.
+    let first: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&journal).unwrap().lines().nth(1).unwrap()).unwrap();
+    assert_eq!((first["sweep_index"].as_u64(), first["first_trial"].as_u64()), (Some(0), Some(0)), "{first}");
+    assert_eq!(first["trials"].as_u64(), Some(aimc::experiment::run::FIRST_CHECKPOINT_CHUNK as u64));
 
     let o = run(&out).wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    assert!(err.contains("resuming: ") && err.contains(" of 3 sweep points"), "{err}");
+    assert!(err.contains("resuming: ") && err.contains(" point-trials (") && err.contains(" over 3 sweep points"), "{err}");
     assert_eq!(std::fs::read(out.join("trials.csv")).unwrap(), std::fs::read(whole.join("trials.csv")).unwrap());
     let (a, b) = (results(&whole), results(&out));
     for (p, q) in a.points.iter().zip(&b.points) {

@@ -1,11 +1,12 @@
-//! Checkpoint and resume. While `aimc run` computes, every finished sweep point (all its trials
-//! and times) is appended to `DIR.journal.jsonl` beside the results directory: a header line that
-//! identifies the run (sha256 of the resolved configuration: experiment file, trials, shard, seed,
-//! everything that changes the numbers) and then one line per point with the sha256 of its
-//! payload. A rerun of the same run finds the journal, keeps every intact point line and computes
-//! only the rest; a line cut short by a kill fails its checksum and is recomputed. Trials are
-//! counter-based, so a resumed run's per-trial results equal an uninterrupted run's exactly. The
-//! journal is removed once the complete results are published.
+//! Checkpoint and resume. While `aimc run` computes, every finished chunk of trials (a sweep
+//! point and a trial range, all times) is appended to `DIR.journal.jsonl` beside the results
+//! directory: a header line that identifies the run (sha256 of the resolved configuration:
+//! experiment file, trials, shard, seed, everything that changes the numbers) and then one line
+//! per chunk with the sha256 of its payload. A rerun of the same run finds the journal, keeps every
+//! intact chunk line and computes only the rest; a line cut short by a kill fails its checksum and
+//! is recomputed. Trials are counter-based, so a resumed run's per-trial results equal an
+//! uninterrupted run's exactly, however the chunks fell. The journal is removed once the complete
+//! results are published.
 
 use crate::report::results::Point;
 use sha2::{Digest, Sha256};
@@ -16,9 +17,19 @@ use std::path::{Path, PathBuf};
 pub struct Journal {
     path: PathBuf,
     file: std::fs::File,
-    /// Points recovered from an earlier attempt, by sweep index.
-    pub recovered: std::collections::BTreeMap<usize, Vec<Point>>,
+    /// Chunks recovered from an earlier attempt, by (sweep index, first trial).
+    pub recovered: std::collections::BTreeMap<(usize, u32), Recovered>,
 }
+
+/// One recovered chunk: its trial count and its points (one per time).
+#[derive(Clone)]
+pub struct Recovered {
+    pub trials: u32,
+    pub points: Vec<Point>,
+}
+
+/// The journal format; a journal of another version is replaced.
+const VERSION: u32 = 2;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Header {
@@ -29,6 +40,8 @@ struct Header {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Entry {
     sweep_index: usize,
+    first_trial: u32,
+    trials: u32,
     sha256: String,
     points: serde_json::Value,
 }
@@ -45,7 +58,7 @@ pub fn path_for(dir: &Path) -> PathBuf {
 
 impl Journal {
     /// Opens the journal of the run identified by `resolved` (the experiment's resolved
-    /// configuration) beside `dir`: recovers the intact points of an earlier attempt of the same
+    /// configuration) beside `dir`: recovers the intact chunks of an earlier attempt of the same
     /// run, or starts a new journal (a journal of another run is replaced).
     pub fn open(dir: &Path, resolved: &serde_json::Value) -> std::io::Result<Journal> {
         let path = path_for(dir);
@@ -54,7 +67,7 @@ impl Journal {
         let mut keep = false;
         if let Ok(text) = std::fs::read_to_string(&path) {
             let mut lines = text.lines();
-            if lines.next().and_then(|l| serde_json::from_str::<Header>(l).ok()).is_some_and(|h| h.aimc_journal == 1 && h.run == run) {
+            if lines.next().and_then(|l| serde_json::from_str::<Header>(l).ok()).is_some_and(|h| h.aimc_journal == VERSION && h.run == run) {
                 keep = true;
                 for line in lines {
                     let Ok(e) = serde_json::from_str::<Entry>(line) else { break };
@@ -63,7 +76,7 @@ impl Journal {
                         break;
                     }
                     let Ok(points) = serde_json::from_value::<Vec<Point>>(e.points) else { break };
-                    recovered.insert(e.sweep_index, points);
+                    recovered.insert((e.sweep_index, e.first_trial), Recovered { trials: e.trials, points });
                 }
             }
         }
@@ -73,23 +86,29 @@ impl Journal {
         let file = if keep {
             // Rewrite header and intact lines, dropping a torn tail, then append from there.
             let mut f = std::fs::File::create(&path)?;
-            writeln!(f, "{}", serde_json::to_string(&Header { aimc_journal: 1, run }).map_err(std::io::Error::other)?)?;
-            for (i, pts) in &recovered {
-                write_entry(&mut f, *i, pts)?;
+            writeln!(f, "{}", serde_json::to_string(&Header { aimc_journal: VERSION, run }).map_err(std::io::Error::other)?)?;
+            for (&(i, first), r) in &recovered {
+                write_entry(&mut f, i, first, r.trials, &r.points)?;
             }
             f
         } else {
             let mut f = std::fs::File::create(&path)?;
-            writeln!(f, "{}", serde_json::to_string(&Header { aimc_journal: 1, run }).map_err(std::io::Error::other)?)?;
+            writeln!(f, "{}", serde_json::to_string(&Header { aimc_journal: VERSION, run }).map_err(std::io::Error::other)?)?;
             f.sync_data()?;
             f
         };
         Ok(Journal { path, file, recovered })
     }
 
-    /// Appends a finished sweep point (flushed to disk before the run goes on).
-    pub fn record(&mut self, sweep_index: usize, points: &[Point]) -> std::io::Result<()> {
-        write_entry(&mut self.file, sweep_index, points)
+    /// Appends a finished chunk of trials of a sweep point (flushed to disk before the run goes
+    /// on).
+    pub fn record(&mut self, sweep_index: usize, first_trial: u32, trials: u32, points: &[Point]) -> std::io::Result<()> {
+        write_entry(&mut self.file, sweep_index, first_trial, trials, points)
+    }
+
+    /// Trials recovered in all, over how many chunks.
+    pub fn recovered_trials(&self) -> (u64, usize) {
+        (self.recovered.values().map(|r| r.trials as u64).sum(), self.recovered.len())
     }
 
     /// Removes the journal (after the complete results are published).
@@ -98,10 +117,11 @@ impl Journal {
     }
 }
 
-fn write_entry(f: &mut std::fs::File, sweep_index: usize, points: &[Point]) -> std::io::Result<()> {
+fn write_entry(f: &mut std::fs::File, sweep_index: usize, first_trial: u32, trials: u32, points: &[Point]) -> std::io::Result<()> {
     let value = serde_json::to_value(points).map_err(std::io::Error::other)?;
     let payload = serde_json::to_string(&value).map_err(std::io::Error::other)?;
-    let line = serde_json::to_string(&Entry { sweep_index, sha256: hex(payload.as_bytes()), points: value }).map_err(std::io::Error::other)?;
-    writeln!(f, "{line}")?;
+    let line = serde_json::to_string(&Entry { sweep_index, first_trial, trials, sha256: hex(payload.as_bytes()), points: value }).map_err(std::io::Error::other)?;
+    // One write of the whole line, so a kill leaves at most one torn line at the end.
+    f.write_all(format!("{line}\n").as_bytes())?;
     f.sync_data()
 }

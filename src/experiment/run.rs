@@ -4,7 +4,7 @@
 //! see `paired`), (seed, point index) without; the time axis is inside each run, so every trial's
 //! programmed state is reused across times (noise-models §1).
 
-use super::file::{Adaptive, Experiment, SweepPoint, WorkloadKind};
+use super::file::{Experiment, SweepPoint, WorkloadKind};
 use super::time_label;
 use crate::crossbar::MappedMatrix;
 use crate::engine::plan::{self, RunConfig};
@@ -60,7 +60,23 @@ pub fn tail_threshold(explicit: Option<f64>, fp: Option<f64>) -> Option<f64> {
     explicit.or(fp.map(|f| f - 0.01))
 }
 
-fn run_config(exp: &Experiment, p: &SweepPoint) -> RunConfig {
+/// The trials one call of [`run_point`] computes: a whole point, an adaptive batch or a
+/// checkpoint chunk. Trials are counter-based, so any split gives the same per-trial results.
+#[derive(Clone, Copy, Debug)]
+struct Chunk {
+    first_trial: u32,
+    trials: u32,
+    /// Weight-error trials per layer (classifiers; only the first chunk of a point runs them).
+    weight_error_trials: u32,
+}
+
+impl Chunk {
+    fn whole(exp: &Experiment) -> Chunk {
+        Chunk { first_trial: exp.first_trial, trials: exp.trials, weight_error_trials: exp.weight_error_trials }
+    }
+}
+
+fn run_config(exp: &Experiment, p: &SweepPoint, c: Chunk) -> RunConfig {
     RunConfig {
         device: p.device.clone(),
         periphery: p.periphery.clone(),
@@ -68,8 +84,8 @@ fn run_config(exp: &Experiment, p: &SweepPoint) -> RunConfig {
         // Common random numbers: every point draws the same device and periphery noise, so the
         // differences between points are paired (noise-models §1 keys; issue of variance only).
         key: crate::rng::key(exp.seed, if exp.common_random_numbers { 0 } else { p.index as u32 }),
-        trials: exp.trials,
-        first_trial: exp.first_trial,
+        trials: c.trials,
+        first_trial: c.first_trial,
         times: exp.times.clone(),
         max_chunk: PROGRESS_CHUNK,
         layer_noise: p.layer_noise.clone(),
@@ -77,9 +93,11 @@ fn run_config(exp: &Experiment, p: &SweepPoint) -> RunConfig {
 }
 
 /// Statistics of one point's per-trial metric.
+#[allow(clippy::too_many_arguments)]
 fn point(
     exp: &Experiment,
     sp: &SweepPoint,
+    first_trial: u32,
     ti: usize,
     per_trial: Vec<f64>,
     correct: Option<(Vec<u32>, u32)>,
@@ -91,7 +109,7 @@ fn point(
             point: sp.index,
             series: sp.series(),
             time: time_label(exp.times[ti]),
-            trial: exp.first_trial as u64 + i as u64,
+            trial: first_trial as u64 + i as u64,
             value: per_trial[i],
         });
     }
@@ -208,7 +226,7 @@ fn layer_weight_errors(
     if trials == 0 {
         return Ok(per_time);
     }
-    let mut cfg = run_config(exp, sp);
+    let mut cfg = run_config(exp, sp, Chunk::whole(exp));
     cfg.trials = trials;
     cfg.first_trial = exp.first_weight_error_trial;
     for (li, m) in mapped.iter().enumerate() {
@@ -220,12 +238,13 @@ fn layer_weight_errors(
     Ok(per_time)
 }
 
-fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, progress: &mut dyn Progress) -> Result<Vec<Point>, RunError> {
+fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chunk, progress: &mut dyn Progress) -> Result<Vec<Point>, RunError> {
     let eng = |source| RunError::Engine { point: sp.index, series: sp.series(), source };
     let omega = sp.periphery.weight_scaling_omega as f32;
     let layers = analog_layers(&exp.layers, exp.activation, sp.tile, omega);
     let mapped: Vec<MappedMatrix> = layers.iter().map(|l| l.mapped.clone()).collect();
-    let cfg = run_config(exp, sp);
+    let cfg = run_config(exp, sp, chunk);
+    let point = |ti, per_trial, correct, fp, w| point(exp, sp, chunk.first_trial, ti, per_trial, correct, fp, w);
     let mut out = Vec::new();
     match exp.workload {
         WorkloadKind::Classifier => {
@@ -233,10 +252,10 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, progress: 
             let (fc, fn_) = workload::fp_accuracy(&exp.layers, exp.activation, data);
             let fp = fc as f64 / fn_ as f64;
             let pts = plan::run_classifier_progress(be, &layers, &data.x, &data.labels, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
-            let we = layer_weight_errors(be, exp, sp, &mapped, exp.weight_error_trials, progress).map_err(eng)?;
+            let we = layer_weight_errors(be, exp, sp, &mapped, chunk.weight_error_trials, progress).map_err(eng)?;
             for (ti, (p, w)) in pts.into_iter().zip(we).enumerate() {
                 let acc = p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect();
-                out.push(point(exp, sp, ti, acc, Some((p.correct, p.n_samples)), Some(fp), w)?);
+                out.push(point(ti, acc, Some((p.correct, p.n_samples)), Some(fp), w)?);
             }
         }
         WorkloadKind::WeightError => {
@@ -246,7 +265,7 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, progress: 
                 let n = p.n_weights as f64;
                 let per_trial = p.sum_e.iter().zip(&p.sum_e2).map(|(s1, s2)| (s2 / n - (s1 / n).powi(2)).max(0.0).sqrt()).collect();
                 let w = vec![LayerWeightError { layer: 0, trials: r.trials, mean: r.mean, std: r.std, alpha_mean: r.alpha_mean, alpha_std: r.alpha_std }];
-                out.push(point(exp, sp, ti, per_trial, None, None, w)?);
+                out.push(point(ti, per_trial, None, None, w)?);
             }
         }
         WorkloadKind::KernelError | WorkloadKind::KernelRidge | WorkloadKind::Attention => {
@@ -254,14 +273,14 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, progress: 
             let mut correct = kp.correct.map(|(c, n)| c.into_iter().map(move |v| (v, n)));
             for (ti, per_trial) in kp.per_time.into_iter().enumerate() {
                 let c = correct.as_mut().and_then(|it| it.next());
-                out.push(point(exp, sp, ti, per_trial, c, Some(kp.fp), vec![])?);
+                out.push(point(ti, per_trial, c, Some(kp.fp), vec![])?);
             }
         }
         WorkloadKind::Moe => {
             let mp = super::moe::run_point(be, exp, sp, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
             let mut cost = Some(mp.cost);
             for (ti, per_trial) in mp.per_time.into_iter().enumerate() {
-                let mut p = point(exp, sp, ti, per_trial, None, None, vec![])?;
+                let mut p = point(ti, per_trial, None, None, vec![])?;
                 p.moe = cost.take();
                 out.push(p);
             }
@@ -279,29 +298,78 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, progress: 
             let per = batch as usize * m.rows;
             for (ti, y) in outs.iter().enumerate() {
                 let per_trial = y.chunks(per).map(|yt| yt.iter().zip(&exact).map(|(&a, &b)| (a as f64 - b).powi(2)).sum::<f64>().sqrt() / norm).collect();
-                out.push(point(exp, sp, ti, per_trial, None, None, vec![])?);
+                out.push(point(ti, per_trial, None, None, vec![])?);
             }
         }
     }
     Ok(out)
 }
 
-/// A point's trials in batches of `exp.trials` (the next global trial indices each time) until the
-/// mean's trial-to-trial interval is at most `a.half_width` at every time, or `a.max_trials`; the
+/// Trials of the first checkpoint chunk of a point; later chunks are sized from the time the
+/// previous one took to about [`CHECKPOINT_SECONDS`] each.
+pub const FIRST_CHECKPOINT_CHUNK: u32 = 256;
+
+/// Compute between checkpoints: a kill loses at most about this much work.
+pub const CHECKPOINT_SECONDS: f64 = 5.0;
+
+/// Workloads whose point statistics follow from the per-trial metric alone, so a point may run in
+/// checkpoint chunks. The weight-error summary pools moments over a run's trials and the MoE cost
+/// model summarises a run's schedules: those points are checkpointed whole.
+fn chunkable(w: WorkloadKind) -> bool {
+    !matches!(w, WorkloadKind::WeightError | WorkloadKind::Moe)
+}
+
+/// One sweep point in chunks of trials, each recorded in the checkpoint journal as it finishes
+/// (chunks the journal already holds are taken as they are). Adaptive runs chunk by their batch of
+/// `exp.trials` and stop once the mean's trial-to-trial interval is at most `a.half_width` at every
+/// time, or at `a.max_trials`; other runs chunk only with a journal, by compute time. The
 /// statistics are then computed once over all trials, as a single run of that many would have.
-fn run_point_adaptive(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, progress: &mut dyn Progress, a: Adaptive) -> Result<Vec<Point>, RunError> {
-    let batch = exp.trials.max(2);
+fn run_point_checkpointed(
+    be: &mut dyn Backend,
+    exp: &Experiment,
+    sp: &SweepPoint,
+    progress: &mut dyn Progress,
+    journal: &mut Option<&mut super::journal::Journal>,
+) -> Result<Vec<Point>, RunError> {
+    let adaptive = exp.adaptive;
+    let cap = adaptive.map_or(exp.trials, |a| a.max_trials);
+    let timed = adaptive.is_none() && journal.is_some() && chunkable(exp.workload);
+    let mut next = match adaptive {
+        Some(_) => exp.trials.max(2),
+        None if timed => FIRST_CHECKPOINT_CHUNK,
+        None => exp.trials,
+    };
     let mut acc: Vec<Point> = Vec::new();
-    // Test samples per trial of each point (classifiers), from the first batch.
+    // Test samples per trial of each point (classifiers), from the first chunk.
     let mut samples: Vec<Option<u32>> = Vec::new();
     let mut done = 0u32;
+    let mut chunks = 0;
     let reason = loop {
-        let mut e = exp.clone();
-        e.first_trial = exp.first_trial + done;
-        e.trials = batch.min(a.max_trials - done);
-        e.weight_error_trials = if done == 0 { exp.weight_error_trials } else { 0 };
-        let pts = run_point(be, &e, sp, progress)?;
-        done += e.trials;
+        let first_trial = exp.first_trial + done;
+        let weight_error_trials = if done == 0 { exp.weight_error_trials } else { 0 };
+        let recovered = journal.as_ref().and_then(|j| j.recovered.get(&(sp.index, first_trial))).cloned();
+        let (n, pts) = match recovered {
+            Some(r) => {
+                let we = if exp.workload == WorkloadKind::Classifier { weight_error_trials as u64 * exp.layers.len() as u64 } else { 0 };
+                progress.advance(r.trials as u64 + we);
+                (r.trials, r.points)
+            }
+            None => {
+                let chunk = Chunk { first_trial, trials: next.min(cap - done), weight_error_trials };
+                let clock = std::time::Instant::now();
+                let pts = run_point(be, exp, sp, chunk, progress)?;
+                if let Some(j) = journal.as_mut() {
+                    j.record(sp.index, first_trial, chunk.trials, &pts).map_err(RunError::Journal)?;
+                }
+                if timed {
+                    let per_trial = clock.elapsed().as_secs_f64().max(1e-6) / chunk.trials as f64;
+                    next = ((CHECKPOINT_SECONDS / per_trial) as u32).clamp(16, chunk.trials.saturating_mul(8));
+                }
+                (chunk.trials, pts)
+            }
+        };
+        done += n;
+        chunks += 1;
         if acc.is_empty() {
             samples = pts.iter().map(|p| p.pooled.as_ref().map(|q| (q.trials / p.per_trial.len().max(1) as u64) as u32)).collect();
             acc = pts;
@@ -313,33 +381,35 @@ fn run_point_adaptive(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, p
                 }
             }
         }
-        let mut worst = 0.0f64;
-        for p in &acc {
-            let m: Moments = p.per_trial.iter().copied().collect();
-            worst = worst.max(stats::mean_t(&m, exp.confidence)?.half_width());
-        }
-        if worst <= a.half_width {
-            break format!("reached ±{} after {done} trials", a.half_width);
-        }
-        if done >= a.max_trials {
-            break format!("stopped at the cap of {done} trials with ±{worst:.3e} (asked ±{})", a.half_width);
+        match adaptive {
+            Some(a) => {
+                let mut worst = 0.0f64;
+                for p in &acc {
+                    let m: Moments = p.per_trial.iter().copied().collect();
+                    worst = worst.max(stats::mean_t(&m, exp.confidence)?.half_width());
+                }
+                if worst <= a.half_width {
+                    break Some(format!("reached ±{} after {done} trials", a.half_width));
+                }
+                if done >= a.max_trials {
+                    break Some(format!("stopped at the cap of {done} trials with ±{worst:.3e} (asked ±{})", a.half_width));
+                }
+            }
+            None if done >= exp.trials => break None,
+            None => {}
         }
     };
-    let fp = match (&exp.data, exp.workload) {
-        (Some(d), WorkloadKind::Classifier) => {
-            let (c, n) = workload::fp_accuracy(&exp.layers, exp.activation, d);
-            Some(c as f64 / n as f64)
-        }
-        _ => None,
-    };
+    if chunks == 1 && reason.is_none() {
+        return Ok(acc);
+    }
     let mut out = Vec::with_capacity(acc.len());
     for (ti, (p, n_samples)) in acc.into_iter().zip(samples).enumerate() {
         let correct = p.per_trial_correct.zip(n_samples);
-        // The kernel workloads' floating-point metric and the MoE cost model come with the first
-        // batch's points.
-        let mut q = point(exp, sp, ti, p.per_trial, correct, fp.or(p.fp), p.weight_error)?;
+        // The floating-point metric, the first chunk's weight errors and the MoE cost model come
+        // with the first chunk's points.
+        let mut q = point(exp, sp, exp.first_trial, ti, p.per_trial, correct, p.fp, p.weight_error)?;
         q.moe = p.moe;
-        q.stopped = Some(reason.clone());
+        q.stopped = reason.clone();
         out.push(q);
     }
     Ok(out)
@@ -355,28 +425,15 @@ pub fn run(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress) 
     run_journaled(exp, be, progress, None)
 }
 
-/// As [`run`], with a checkpoint journal: points it recovered are taken as they are, and every
-/// newly finished point is recorded before the next one starts.
+/// As [`run`], with a checkpoint journal: chunks of trials it recovered are taken as they are, and
+/// every newly finished chunk is recorded before the next one starts.
 pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress, mut journal: Option<&mut super::journal::Journal>) -> Outcome {
     let start = std::time::Instant::now();
     progress.start(total_work(exp));
     let mut points = Vec::new();
     let mut error = None;
     for sp in &exp.points {
-        if let Some(done) = journal.as_ref().and_then(|j| j.recovered.get(&sp.index)) {
-            points.extend(done.iter().cloned());
-            progress.advance(total_work(exp) / exp.points.len().max(1) as u64);
-            continue;
-        }
-        let res = match exp.adaptive {
-            Some(a) => run_point_adaptive(be, exp, sp, progress, a),
-            None => run_point(be, exp, sp, progress),
-        };
-        let res = res.and_then(|p| match journal.as_mut() {
-            Some(j) => j.record(sp.index, &p).map(|_| p).map_err(RunError::Journal),
-            None => Ok(p),
-        });
-        match res {
+        match run_point_checkpointed(be, exp, sp, progress, &mut journal) {
             Ok(p) => points.extend(p),
             Err(e) => {
                 error = Some(e);

@@ -181,15 +181,17 @@ fn shards_merge_into_the_single_run() {
     let exp = root().join("experiments/smoke.toml");
     let single = run_smoke("cpu", "single");
     let mut dirs = Vec::new();
-    for k in 0..3 {
+    for k in 0..4 {
         let d = tmp(&format!("shard-{k}"));
-        let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--shard", &format!("{k}/3"), "--out"]).arg(&d).output().unwrap();
+        let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--shard", &format!("{k}/4"), "--out"]).arg(&d).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         dirs.push(d);
     }
     let merged = tmp("merged");
     let o = aimc().args(["merge", "--out"]).arg(&merged).args(dirs.iter().rev()).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Four shard processes and their merge give the single process's trials.csv byte for byte.
+    assert_eq!(std::fs::read(single.join("trials.csv")).unwrap(), std::fs::read(merged.join("trials.csv")).unwrap());
     let (a, b) = (results(&single), results(&merged));
     assert_eq!(a.trials, b.trials);
     for (p, q) in a.points.iter().zip(&b.points) {
@@ -202,14 +204,14 @@ fn shards_merge_into_the_single_run() {
         }
     }
     // A missing shard is an error that says which.
-    let o = aimc().args(["merge", "--out"]).arg(tmp("merged-bad")).args(&dirs[..2]).output().unwrap();
+    let o = aimc().args(["merge", "--out"]).arg(tmp("merged-bad")).args(&dirs[..3]).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("shards 0..3"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("shards 0..4"), "{}", String::from_utf8_lossy(&o.stderr));
     // A shard run with another --trials would leave a duplicated and a missing trial: refused.
     let odd = tmp("shard-odd");
-    let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--trials", "12", "--shard", "2/3", "--out"]).arg(&odd).output().unwrap();
+    let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--trials", "12", "--shard", "3/4", "--out"]).arg(&odd).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = aimc().args(["merge", "--out"]).arg(tmp("merged-odd")).args(&dirs[..2]).arg(&odd).output().unwrap();
+    let o = aimc().args(["merge", "--out"]).arg(tmp("merged-odd")).args(&dirs[..3]).arg(&odd).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("same --trials"), "{err}");
 }

@@ -1,6 +1,7 @@
 // Stage `combine`: the digital side of a layer. Sums the partial outputs over input tiles, each
-// rescaled by its noise-management factor nm, bound-management reduction 2^level, GDC factor alpha and
-// the tile's digital weight scale max|W|/omega; adds the bias; applies the activation.
+// rescaled by its noise-management factor nm, bound-management reduction 2^level, GDC factor alpha
+// (per tile, or per column) and the column's digital weight scale max|W|/omega (the tile's, or its
+// own with per-column scales); adds the bias; applies the activation.
 // One invocation = one (trial, sample, output). CPU twin: src/engine/cpu/combine.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
@@ -33,7 +34,9 @@ fn combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         let yv = y[((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out + o];
         let red = f32(1u << bm_level[vs * ntiles + tile]);
         // A shared input's noise management was computed once, as trial 0.
-        let f = nm[select(s, vs, L.x_per_trial != 0u) * L.tiles_in + ti] * red * alpha[trial_local * ntiles + tile] * tiles[tile].scale;
+        let r = o - tiles[tile].row_start;
+        let f = nm[select(s, vs, L.x_per_trial != 0u) * L.tiles_in + ti] * red * alpha[alpha_slot(L, trial_local, tile, r)]
+            * tiles[row_entry(L, tile, r)].scale;
         acc = acc + yv * f;
     }
     h[i] = activate(L.activation, acc + bias[o]);

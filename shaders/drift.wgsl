@@ -5,7 +5,8 @@
 // read noise, no re-conversion). Also the per-chunk sums of the GDC readouts (one-hot inputs
 // through output noise and ADC): at t, and right after programming (baseline; computed at the
 // first time point only and kept in its partials slot for the later ones). One invocation = one
-// weight of one trial; workgroup (x = 256-element chunk of a tile, y = tile, z = trial in chunk).
+// weight of one trial; workgroup (x = 256-element chunk of a tile, y = tile, z = trial in chunk);
+// with per-column GDC each chunk holds part of one row (`chunk_elem`), so partials are per row.
 // The tree reduction has a fixed shape, so partial sums do not depend on chunking.
 // CPU twin: src/engine/cpu/drift.rs.
 
@@ -28,11 +29,11 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     let trial_local = wg.z;
     let trial = L.trial_offset + trial_local;
     let key = vec2<u32>(L.key0, L.key1);
-    let e = wg.x * CHUNK + lid;
+    let rc = chunk_elem(L, t, wg.x, lid);
     var rd = 0.0;
     var bs = 0.0;
-    if (e < t.rows * t.cols) {
-        let elem = (t.row_start + e / t.cols) * L.n_in + t.col_start + e % t.cols;
+    if (rc.x < t.rows) {
+        let elem = (t.row_start + rc.x) * L.n_in + t.col_start + rc.y;
         let s = P.dev.g_max / max(t.wmax_norm, 1e-7);
         let nw = L.n_in * L.n_out;
         let s2 = P.dev.g_max / max(bitcast<f32>(progmax[trial_local * ntiles + wg.y]), 1e-7);

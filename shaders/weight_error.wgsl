@@ -1,5 +1,5 @@
 // Stage `weight_error`: per-trial sums of the effective-weight error E = (alpha W_eff - W) / max|W|
-// (noise-models §8), in real units (tile scale applied), as partial sums of E and E^2 per
+// (noise-models §8), in real units (each column's digital scale applied), as partial sums of E and E^2 per
 // 256-element chunk of each tile (fixed tree shape). One invocation = one weight of one trial;
 // workgroup (x = chunk, y = tile, z = trial in chunk). CPU twin: src/engine/cpu/weight_error.rs.
 
@@ -20,12 +20,13 @@ fn weight_error(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     let ntiles = L.tiles_in * L.tiles_out;
     let t = tiles[wg.y];
     let trial_local = wg.z;
-    let e = wg.x * CHUNK + lid;
+    let rc = chunk_elem(L, t, wg.x, lid);
     var d = 0.0;
-    if (e < t.rows * t.cols) {
-        let elem = (t.row_start + e / t.cols) * L.n_in + t.col_start + e % t.cols;
-        let a = alpha[trial_local * ntiles + wg.y];
-        d = (a * weff[trial_local * L.n_out * L.n_in + elem] - w_norm[elem]) * t.scale / L.wmax;
+    if (rc.x < t.rows) {
+        let elem = (t.row_start + rc.x) * L.n_in + t.col_start + rc.y;
+        let a = alpha[alpha_slot(L, trial_local, wg.y, rc.x)];
+        let scale = tiles[row_entry(L, wg.y, rc.x)].scale;
+        d = (a * weff[trial_local * L.n_out * L.n_in + elem] - w_norm[elem]) * scale / L.wmax;
     }
     s1[lid] = d;
     s2[lid] = d * d;

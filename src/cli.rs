@@ -162,6 +162,8 @@ pub enum GdcArg {
     Off,
     Readout,
     ExactReference,
+    ReadoutPerColumn,
+    ExactReferencePerColumn,
 }
 
 impl From<GdcArg> for Gdc {
@@ -170,6 +172,8 @@ impl From<GdcArg> for Gdc {
             GdcArg::Off => Gdc::Off,
             GdcArg::Readout => Gdc::Readout,
             GdcArg::ExactReference => Gdc::ExactReference,
+            GdcArg::ReadoutPerColumn => Gdc::ReadoutPerColumn,
+            GdcArg::ExactReferencePerColumn => Gdc::ExactReferencePerColumn,
         }
     }
 }

@@ -145,6 +145,11 @@ fn bad_values_are_named_with_the_fix() {
     expect_error(&p, &["out_res_bits = 40", "2..=24"]);
     let p = bad_experiment("model", |t| format!("{t}\n[device]\nmodel = \"rram\"\n"));
     expect_error(&p, &["device.model", "pcm"]);
+    // Per-column scales need ω > 0 to rescale anything: refused rather than ignored.
+    let p = bad_experiment("columnwise", |t| format!("{t}\n[periphery]\nweight_scaling_columnwise = true\n"));
+    expect_error(&p, &["weight_scaling_columnwise", "weight_scaling_omega > 0"]);
+    let p = bad_experiment("gdcname", |t| t.replace("gdc = [\"off\", \"readout\"]", "gdc = [\"off\", \"per_column\"]"));
+    expect_error(&p, &["per_column", "readout_per_column"]);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape};
+use aimc::crossbar::{Gdc, MappedMatrix, Periphery, Scaling, TileShape};
 use aimc::device::{DeviceModel, DriftPath};
 use aimc::engine::cpu::CpuBackend;
 use aimc::engine::plan::{run_classifier, AnalogLayer, RunConfig};
@@ -56,9 +56,27 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
     let both = DeviceModel { drift_path: DriftPath::BothDevices, ..DeviceModel::hermes() };
     // The third run takes the full periphery path (IR drop and PCM-read weight noise: `bound`
     // computes every vector).
-    for (dev, full) in [(DeviceModel::pcm(), false), (both, false), (DeviceModel::pcm(), true)] {
+    // The fourth runs per-column GDC on per-column digital scales (per-row partials in `drift`,
+    // per-output factors in `combine`).
+    let columnwise: Vec<AnalogLayer> = layers
+        .iter()
+        .map(|l| {
+            let m = &l.mapped;
+            let mapped = MappedMatrix::new(&m.w, m.n_out, m.n_in, TileShape { max_in: 32, max_out: 24 }, Scaling { omega: 1.0, columnwise: true });
+            AnalogLayer { mapped, ..l.clone() }
+        })
+        .collect();
+    for (dev, full, per_column) in
+        [(DeviceModel::pcm(), false, false), (both, false, false), (DeviceModel::pcm(), true, false), (DeviceModel::pcm(), false, true)]
+    {
         let mut rec = Recorder::new();
         let mut c = cfg(dev.clone(), 4, 4);
+        let layers = if per_column {
+            c.gdc = Gdc::ReadoutPerColumn;
+            &columnwise
+        } else {
+            &layers
+        };
         if full {
             c.periphery.ir_drop = 1.0;
             // A strong IR drop (the default ratio makes it ~1e-4 here, below any tolerance).
@@ -66,7 +84,7 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
             c.periphery.w_noise = 0.0175;
             c.periphery.w_noise_type = aimc::crossbar::WeightNoiseType::PcmRead;
         }
-        run_classifier(&mut rec, &layers, &x, &labels, &c).unwrap();
+        run_classifier(&mut rec, layers, &x, &labels, &c).unwrap();
         let mut checked = std::collections::BTreeMap::new();
         for d in &rec.log {
             // Outputs to compare (index into the bindings) and how.

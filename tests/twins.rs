@@ -4,7 +4,7 @@
 
 mod common;
 
-use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape};
+use aimc::crossbar::{Gdc, MappedMatrix, Periphery, Scaling, TileShape};
 use aimc::device::DeviceModel;
 use aimc::engine::plan::{self, AnalogLayer, RunConfig};
 use aimc::engine::stages::{Mulhi, Stage};
@@ -174,6 +174,14 @@ fn weight_error_stages_match_twins() {
     let mut both = cfg(Gdc::Readout, 3, vec![86400.0]);
     both.device.drift_path = aimc::device::DriftPath::BothDevices;
     plan::run_weight_error(&mut rec, &m, &both).unwrap();
+    // Per-column GDC on per-column scales: ragged tiles (24, 23, 23 rows: empty row slots), and
+    // rows of 300 inputs that span two 256-element chunks each.
+    let cw = MappedMatrix::new(&w, 70, 90, TileShape { max_in: 48, max_out: 32 }, Scaling { omega: 1.0, columnwise: true });
+    let wide = MappedMatrix::new(&weights(20 * 600, 8), 20, 600, TileShape { max_in: 512, max_out: 16 }, Scaling { omega: 1.0, columnwise: true });
+    for gdc in [Gdc::ReadoutPerColumn, Gdc::ExactReferencePerColumn] {
+        plan::run_weight_error(&mut rec, &cw, &cfg(gdc, 4, vec![0.0, 3.15e7])).unwrap();
+        plan::run_weight_error(&mut rec, &wide, &cfg(gdc, 3, vec![3600.0])).unwrap();
+    }
     let Some(mut g) = gpu(256) else { return };
     let seen = replay_all(&rec, &mut g);
     assert_eq!(seen, vec![Stage::Program, Stage::Drift, Stage::Gdc, Stage::WeightError]);
@@ -208,6 +216,21 @@ fn classifier_stages_match_twins() {
     c2.periphery.w_noise = 0.0175;
     c2.periphery.w_noise_type = aimc::crossbar::WeightNoiseType::PcmRead;
     plan::run_classifier(&mut rec, &layers, &x, &labels, &c2).unwrap();
+    // Per-column GDC and per-column digital scales (per-output factors in `combine`).
+    let cw: Vec<AnalogLayer> = layers
+        .iter()
+        .map(|l| AnalogLayer {
+            mapped: MappedMatrix::new(
+                &l.mapped.w,
+                l.mapped.n_out,
+                l.mapped.n_in,
+                TileShape { max_in: 16, max_out: 20 },
+                Scaling { omega: 1.0, columnwise: true },
+            ),
+            ..l.clone()
+        })
+        .collect();
+    plan::run_classifier(&mut rec, &cw, &x, &labels, &cfg(Gdc::ReadoutPerColumn, 3, vec![86400.0])).unwrap();
     let Some(mut g) = gpu(256) else { return };
     let seen = replay_all(&rec, &mut g);
     for s in [Stage::Program, Stage::Drift, Stage::Gdc, Stage::Dac, Stage::Mvm, Stage::Bound, Stage::Combine, Stage::Accuracy] {

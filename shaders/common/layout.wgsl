@@ -28,6 +28,7 @@ struct LayerParams {
     t_index: u32, key0: u32, key1: u32, gdc_mode: u32,
     log_t_ratio: f32, read_sqrt_log: f32, full_path: u32, x_per_trial: u32,
     activation: u32, chunks_per_tile: u32, wmax: f32, gdc_base: u32,
+    max_rows: u32, alpha_rows: u32, _pad0: u32, _pad1: u32,
 }
 
 struct KernelParams {
@@ -46,4 +47,28 @@ struct StageParams {
 struct TileInfo {
     row_start: u32, rows: u32, col_start: u32, cols: u32,
     scale: f32, wmax_norm: f32, mean_abs_norm: f32, _pad: f32,
+}
+
+// The one-row tile entry of row r of tile `tile` (that output column's own digital scale and GDC
+// reference), after the tiles in the `tiles` buffer (src/engine/plan.rs tile_infos).
+fn row_entry(L: LayerParams, tile: u32, r: u32) -> u32 {
+    return L.tiles_in * L.tiles_out + tile * L.max_rows + r;
+}
+
+// The GDC factor of (trial in chunk, tile, row r of the tile).
+fn alpha_slot(L: LayerParams, trial_local: u32, tile: u32, r: u32) -> u32 {
+    return (trial_local * L.tiles_in * L.tiles_out + tile) * L.alpha_rows + select(0u, r, L.alpha_rows > 1u);
+}
+
+// (row, column) within tile t of element `lid` of its 256-element chunk `wx` in `drift` and
+// `weight_error`; row >= t.rows for an empty slot. With per-column GDC every row has its own
+// chunks_per_tile / max_rows chunks, so each partial sum covers one row.
+fn chunk_elem(L: LayerParams, t: TileInfo, wx: u32, lid: u32) -> vec2<u32> {
+    if (L.alpha_rows > 1u) {
+        let parts = L.chunks_per_tile / L.max_rows;
+        let c = (wx % parts) * 256u + lid;
+        return vec2<u32>(select(t.rows, wx / parts, c < t.cols), c);
+    }
+    let e = wx * 256u + lid;
+    return vec2<u32>(e / max(t.cols, 1u), e % max(t.cols, 1u));
 }

@@ -54,12 +54,41 @@ pub struct Tile {
     pub rows: u32,
     pub col_start: u32,
     pub cols: u32,
-    /// Digital output scale: the tile's max|W| / ω.
+    /// Digital output scale: the tile's max|W| / ω (with per-column scales, the largest of its
+    /// columns' scales; each column's own is in [`MappedMatrix::rows`]).
     pub scale: f32,
     /// max |W_norm| over the tile (ω, or 0 for an all-zero tile).
     pub wmax_norm: f32,
     /// mean |W_norm| over the tile: the exact-reference GDC baseline.
     pub mean_abs_norm: f32,
+}
+
+/// How weights are scaled into a tile (aihwkit `MappingParameter`): ω = 0 keeps the raw weights;
+/// ω > 0 rescales each tile, or with `columnwise` each output column of a tile, to max|W| = ω.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Scaling {
+    pub omega: f32,
+    pub columnwise: bool,
+}
+
+impl Scaling {
+    /// One factor per tile (or none with ω = 0).
+    pub fn tile(omega: f32) -> Scaling {
+        Scaling { omega, columnwise: false }
+    }
+}
+
+/// ω alone: one factor per tile.
+impl From<f32> for Scaling {
+    fn from(omega: f32) -> Scaling {
+        Scaling::tile(omega)
+    }
+}
+
+impl From<&Periphery> for Scaling {
+    fn from(p: &Periphery) -> Scaling {
+        Scaling { omega: p.weight_scaling_omega as f32, columnwise: p.weight_scaling_columnwise }
+    }
 }
 
 /// A weight matrix mapped onto tiles: normalised weights and one [`Tile`] per tile
@@ -73,6 +102,9 @@ pub struct MappedMatrix {
     /// W / (tile max|W| / ω), row-major out × in.
     pub w_norm: Vec<f32>,
     pub tiles: Vec<Tile>,
+    /// Every tile's output columns as one-row tiles (their own scale, max and mean |W_norm|):
+    /// tile k's row r at `k * max_rows() + r`; slots past a tile's last row are empty (rows 0).
+    pub rows: Vec<Tile>,
     /// Original weights, for error statistics.
     pub w: Vec<f32>,
     /// max|W| over the whole matrix.
@@ -80,40 +112,59 @@ pub struct MappedMatrix {
 }
 
 impl MappedMatrix {
-    pub fn new(w: &[f32], n_out: u32, n_in: u32, shape: TileShape, omega: f32) -> MappedMatrix {
+    pub fn new(w: &[f32], n_out: u32, n_in: u32, shape: TileShape, scaling: impl Into<Scaling>) -> MappedMatrix {
+        let scaling = scaling.into();
         assert_eq!(w.len(), (n_out * n_in) as usize);
         let tiles_in = n_in.div_ceil(shape.max_in);
         let tiles_out = n_out.div_ceil(shape.max_out);
+        let max_rows = n_out.div_ceil(tiles_out.max(1));
+        let omega = scaling.omega;
+        // ω = 0 keeps the raw weights (aihwkit's default); an all-zero tile or column keeps scale 1
+        // and maps to zero conductance.
+        let scale_of = |m: f32| if m > 0.0 && omega > 0.0 { m / omega } else { 1.0 };
         let mut w_norm = vec![0.0f32; w.len()];
         let mut tiles = Vec::new();
+        let mut rows = Vec::new();
         for to in 0..tiles_out {
             for ti in 0..tiles_in {
                 let (r0, nr) = (split_start(n_out, tiles_out, to), split_len(n_out, tiles_out, to));
                 let (c0, nc) = (split_start(n_in, tiles_in, ti), split_len(n_in, tiles_in, ti));
-                let mut m = 0.0f32;
+                let row_max = |r: u32| (c0..c0 + nc).fold(0.0f32, |m, c| m.max(w[(r * n_in + c) as usize].abs()));
+                let tile_scale = scale_of((r0..r0 + nr).map(row_max).fold(0.0, f32::max));
+                let mut tile_rows = Vec::with_capacity(max_rows as usize);
+                let mut tile_sum_abs = 0.0f64;
                 for r in r0..r0 + nr {
-                    for c in c0..c0 + nc {
-                        m = m.max(w[(r * n_in + c) as usize].abs());
-                    }
-                }
-                // ω = 0 keeps the raw weights (aihwkit's default); an all-zero tile keeps scale 1
-                // and maps to zero conductance.
-                let scale = if m > 0.0 && omega > 0.0 { m / omega } else { 1.0 };
-                let mut sum_abs = 0.0f64;
-                let mut wmax_norm = 0.0f32;
-                for r in r0..r0 + nr {
+                    let scale = if scaling.columnwise { scale_of(row_max(r)) } else { tile_scale };
+                    let (mut sum_abs, mut wmax_norm) = (0.0f64, 0.0f32);
                     for c in c0..c0 + nc {
                         let i = (r * n_in + c) as usize;
                         w_norm[i] = w[i] / scale;
                         sum_abs += w_norm[i].abs() as f64;
                         wmax_norm = wmax_norm.max(w_norm[i].abs());
                     }
+                    tile_sum_abs += sum_abs;
+                    tile_rows.push(Tile { row_start: r, rows: 1, col_start: c0, cols: nc, scale, wmax_norm, mean_abs_norm: (sum_abs / nc as f64) as f32 });
                 }
-                tiles.push(Tile { row_start: r0, rows: nr, col_start: c0, cols: nc, scale, wmax_norm, mean_abs_norm: (sum_abs / (nr * nc) as f64) as f32 });
+                tiles.push(Tile {
+                    row_start: r0,
+                    rows: nr,
+                    col_start: c0,
+                    cols: nc,
+                    scale: tile_rows.iter().map(|t| t.scale).fold(0.0, f32::max),
+                    wmax_norm: tile_rows.iter().map(|t| t.wmax_norm).fold(0.0, f32::max),
+                    mean_abs_norm: (tile_sum_abs / (nr * nc) as f64) as f32,
+                });
+                tile_rows.resize(max_rows as usize, Tile { row_start: r0 + nr, col_start: c0, cols: nc, scale: 1.0, ..Tile::default() });
+                rows.extend(tile_rows);
             }
         }
         let wmax = w.iter().fold(0.0f32, |a, &x| a.max(x.abs()));
-        MappedMatrix { n_in, n_out, tiles_in, tiles_out, w_norm, tiles, w: w.to_vec(), wmax }
+        MappedMatrix { n_in, n_out, tiles_in, tiles_out, w_norm, tiles, rows, w: w.to_vec(), wmax }
+    }
+
+    /// Rows of the tallest tile: the stride of [`MappedMatrix::rows`].
+    pub fn max_rows(&self) -> u32 {
+        self.n_out.div_ceil(self.tiles_out.max(1))
     }
 
     pub fn n_tiles(&self) -> u32 {
@@ -153,7 +204,9 @@ pub enum WeightNoiseType {
     PcmRead,
 }
 
-/// Global drift compensation (noise-models §6).
+/// Drift compensation (noise-models §6): one factor per tile (aihwkit
+/// `GlobalDriftCompensation`), or one per output column of each tile (aihwkit
+/// `PerColumnDriftCompensation`: the readout's mean |output| per column instead of over the tile).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Gdc {
@@ -162,15 +215,25 @@ pub enum Gdc {
     Readout,
     /// α = mean|W_ref| (unprogrammed, no IO noise) / readout(t).
     ExactReference,
+    /// As `readout`, one α per output column of each tile.
+    ReadoutPerColumn,
+    /// As `exact_reference`, one α per output column of each tile.
+    ExactReferencePerColumn,
 }
 
 impl Gdc {
+    /// The baseline: 0 off, 1 noisy readout after programming, 2 exact reference.
     pub fn mode(self) -> u32 {
         match self {
             Gdc::Off => 0,
-            Gdc::Readout => 1,
-            Gdc::ExactReference => 2,
+            Gdc::Readout | Gdc::ReadoutPerColumn => 1,
+            Gdc::ExactReference | Gdc::ExactReferencePerColumn => 2,
         }
+    }
+
+    /// Whether every output column of a tile gets its own factor.
+    pub fn per_column(self) -> bool {
+        matches!(self, Gdc::ReadoutPerColumn | Gdc::ExactReferencePerColumn)
     }
 }
 
@@ -195,6 +258,10 @@ pub struct Periphery {
     /// them as they are; ω > 0 rescales each tile to max|W| = ω, outputs scaled back digitally.
     /// The conductance mapping (max|W| → g_max) does not depend on ω.
     pub weight_scaling_omega: f64,
+    /// Per-column digital output scales (aihwkit `MappingParameter.weight_scaling_columnwise`):
+    /// with ω > 0, every output column (row of W) of a tile is rescaled to its own max|W| = ω and
+    /// scaled back digitally after the ADC, instead of the whole tile by one factor.
+    pub weight_scaling_columnwise: bool,
 }
 
 impl Default for Periphery {
@@ -213,6 +280,7 @@ impl Default for Periphery {
             ir_drop: 0.0,
             ir_drop_g_ratio: 571_428.6,
             weight_scaling_omega: 0.0,
+            weight_scaling_columnwise: false,
         }
     }
 }
@@ -272,6 +340,9 @@ impl Periphery {
                 "periphery.weight_scaling_omega = {}: use 0 (raw weights in the tile, aihwkit's default) or > 0 (each tile rescaled to max|W| = ω)",
                 self.weight_scaling_omega
             ));
+        }
+        if self.weight_scaling_columnwise && self.weight_scaling_omega <= 0.0 {
+            return Err("periphery.weight_scaling_columnwise = true needs weight_scaling_omega > 0 (per-column scales rescale each column to max|W| = ω; with ω = 0 the raw weights stay in the tile): set weight_scaling_omega, e.g. 1.0".into());
         }
         if self.ir_drop_g_ratio.is_nan() || self.ir_drop_g_ratio <= 0.0 {
             return Err(format!("periphery.ir_drop_g_ratio = {}: must be > 0 (default 571428.6)", self.ir_drop_g_ratio));

@@ -109,6 +109,14 @@ pub struct LayerParams {
     /// 1: `drift` also computes the GDC baseline readout (the first time point after `program`;
     /// later time points keep the stored baseline instead of recomputing it).
     pub gdc_base: u32,
+    /// Rows of the tallest tile: the stride of the one-row tile entries after the tiles in the
+    /// `tiles` buffer (each output column's own digital scale and GDC reference).
+    pub max_rows: u32,
+    /// GDC factors per tile and trial: 1 (one per tile), or `max_rows` with per-column GDC, whose
+    /// `drift` chunks then never straddle two rows (partials per row).
+    pub alpha_rows: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
 }
 
 /// The kernel stages' shape (`feature_map`, `kernel_error`, `attention_kv`, `attention_out`).

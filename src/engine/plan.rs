@@ -79,6 +79,31 @@ fn max_tile_elems(m: &MappedMatrix) -> u32 {
     m.tiles.iter().map(|t| t.rows * t.cols).max().unwrap_or(0)
 }
 
+/// 256-element chunks per tile in `drift` and `weight_error`: the tile's elements row-major, or
+/// with per-column GDC each row on its own chunks (so every partial sum covers one row).
+fn chunks_per_tile(m: &MappedMatrix, per_column: bool) -> u32 {
+    if per_column {
+        m.max_rows() * m.tiles.iter().map(|t| t.cols).max().unwrap_or(0).div_ceil(CHUNK)
+    } else {
+        max_tile_elems(m).div_ceil(CHUNK)
+    }
+}
+
+/// The `tiles` buffer: every tile, then every tile's rows as one-row tiles (stride `max_rows`),
+/// which carry each output column's digital scale and exact GDC reference.
+pub fn tile_infos(m: &MappedMatrix) -> Vec<TileInfo> {
+    m.tiles.iter().chain(&m.rows).map(TileInfo::from).collect()
+}
+
+/// GDC factors per (trial, tile): 1, or one per row slot with per-column GDC.
+fn alpha_rows(m: &MappedMatrix, gdc: Gdc) -> u32 {
+    if gdc.per_column() {
+        m.max_rows()
+    } else {
+        1
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32, offset: u32, batch: u32, t_index: u32, t_inf: f64) -> StageParams {
     let (device, periphery) = cfg.layer_noise.get(layer as usize).and_then(|o| o.as_ref()).map_or((&cfg.device, &cfg.periphery), |(d, p)| (d, p));
@@ -101,10 +126,14 @@ fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32, offset: u3
             full_path: u32::from(periphery.needs_full_path()),
             x_per_trial: 0,
             activation: 0,
-            chunks_per_tile: max_tile_elems(m).div_ceil(CHUNK),
+            chunks_per_tile: chunks_per_tile(m, cfg.gdc.per_column()),
             wmax: if m.wmax > 0.0 { m.wmax } else { 1.0 },
             // Every plan drifts time index 0 first after programming a chunk.
             gdc_base: u32::from(t_index == 0),
+            max_rows: m.max_rows(),
+            alpha_rows: alpha_rows(m, cfg.gdc),
+            _pad0: 0,
+            _pad1: 0,
         },
         dev: DeviceParams::from(device),
         io: IoParams::from(periphery),
@@ -154,13 +183,14 @@ struct MatrixBufs {
 }
 
 impl MatrixBufs {
-    fn new(be: &mut dyn Backend, m: &MappedMatrix, chunk: u32, dev: &DeviceModel) -> Self {
+    fn new(be: &mut dyn Backend, m: &MappedMatrix, chunk: u32, cfg: &RunConfig) -> Self {
+        let dev = &cfg.device;
         let nt = m.n_tiles() as usize;
-        let cpt = max_tile_elems(m).div_ceil(CHUNK) as usize;
+        let cpt = chunks_per_tile(m, cfg.gdc.per_column()) as usize;
         let w_norm = be.create("w_norm", m.len());
         be.upload(w_norm, bytemuck::cast_slice(&m.w_norm));
-        let tiles = be.create("tiles", nt * 8);
-        let infos: Vec<TileInfo> = m.tiles.iter().map(TileInfo::from).collect();
+        let infos = tile_infos(m);
+        let tiles = be.create("tiles", infos.len() * 8);
         be.upload(tiles, bytemuck::cast_slice(&infos));
         MatrixBufs {
             w_norm,
@@ -169,7 +199,7 @@ impl MatrixBufs {
             progmax: be.create("progmax", chunk as usize * nt),
             weff: be.create("weff", chunk as usize * m.len()),
             partials: be.create("partials", chunk as usize * nt * cpt * 2),
-            alpha: be.create("alpha", chunk as usize * nt),
+            alpha: be.create("alpha", chunk as usize * nt * alpha_rows(m, cfg.gdc) as usize),
         }
     }
 
@@ -189,7 +219,7 @@ fn record_program(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &M
 fn record_drift(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &MatrixBufs) {
     be.dispatch(Stage::Drift, p, &[b.tiles, b.progmax, b.state, b.weff, b.partials], [p.layer.chunks_per_tile, m.n_tiles(), p.layer.trials]);
     let wg = be.wg();
-    be.dispatch(Stage::Gdc, p, &[b.tiles, b.partials, b.alpha], grid(p.layer.trials as u64 * m.n_tiles() as u64, wg));
+    be.dispatch(Stage::Gdc, p, &[b.tiles, b.partials, b.alpha], grid(p.layer.trials as u64 * m.n_tiles() as u64 * p.layer.alpha_rows as u64, wg));
 }
 
 /// Scratch buffers of the per-MVM stages, sized for the largest layer of a chunk.
@@ -288,10 +318,20 @@ pub struct WeightErrorPoint {
     pub t_inf: f64,
     pub sum_e: Vec<f64>,
     pub sum_e2: Vec<f64>,
-    /// [trial][tile]
+    /// [trial][tile], or with per-column GDC [trial][tile][row of the tile]
     pub alpha: Vec<f32>,
     pub n_weights: u64,
     pub n_tiles: u32,
+}
+
+/// The GDC factors of `n` trials from the `alpha` buffer, without the empty row slots of tiles
+/// shorter than `max_rows`: `[trial][tile]`, or `[trial][tile][row]` with per-column GDC.
+fn used_alpha<'a>(m: &'a MappedMatrix, alpha_rows: u32, alpha: &'a [f32], n: u32) -> impl Iterator<Item = f32> + 'a {
+    let nt = m.n_tiles() as usize;
+    (0..n as usize * nt).flat_map(move |i| {
+        let rows = if alpha_rows > 1 { m.tiles[i % nt].rows as usize } else { 1 };
+        alpha[i * alpha_rows as usize..][..rows].iter().copied()
+    })
 }
 
 /// Program one matrix `trials` times and report the effective-weight error at every time.
@@ -311,7 +351,8 @@ pub fn run_weight_error_layer(
 ) -> Result<Vec<WeightErrorPoint>, EngineError> {
     check_indices(m, layer as usize)?;
     // Effective weights, programmed state and partial sums of a chunk within CHUNK_BUDGET_BYTES.
-    let all_bytes = m.len() as u64 * 4 + state_bytes(m, &cfg.device) + m.n_tiles() as u64 * max_tile_elems(m).div_ceil(CHUNK) as u64 * 16;
+    let cpt = chunks_per_tile(m, cfg.gdc.per_column());
+    let all_bytes = m.len() as u64 * 4 + state_bytes(m, &cfg.device) + m.n_tiles() as u64 * cpt as u64 * 16;
     let chunk = chunk_size(be, cfg, state_bytes(m, &cfg.device), "the programmed state of one trial")?.min((CHUNK_BUDGET_BYTES / all_bytes).max(1) as u32);
     let nt = m.n_tiles();
     let mut out: Vec<WeightErrorPoint> = cfg
@@ -319,8 +360,7 @@ pub fn run_weight_error_layer(
         .iter()
         .map(|&t| WeightErrorPoint { t_inf: t, sum_e: vec![], sum_e2: vec![], alpha: vec![], n_weights: m.len() as u64, n_tiles: nt })
         .collect();
-    let b = MatrixBufs::new(be, m, chunk, &cfg.device);
-    let cpt = max_tile_elems(m).div_ceil(CHUNK);
+    let b = MatrixBufs::new(be, m, chunk, cfg);
     let errp = be.create("error_partials", chunk as usize * nt as usize * cpt as usize * 2);
     let res = device_state_chunks(
         be,
@@ -345,7 +385,7 @@ pub fn run_weight_error_layer(
                 pt.sum_e.push(s1);
                 pt.sum_e2.push(s2);
             }
-            pt.alpha.extend_from_slice(&alpha[..(n * nt) as usize]);
+            pt.alpha.extend(used_alpha(m, p.layer.alpha_rows, &alpha, n));
             Ok(())
         },
         on_chunk,
@@ -624,7 +664,7 @@ fn forward(
         + 4 * per_trial_bytes;
     let budget = (CHUNK_BUDGET_BYTES / all_bytes.max(1)).max(1) as u32;
     let chunk = chunk_size(be, cfg, per_trial_bytes, "one trial's weights or activations")?.min((MAX_GROUPS / max_tiles).max(1)).min(budget);
-    let mats: Vec<MatrixBufs> = layers.iter().map(|l| MatrixBufs::new(be, &l.mapped, chunk, &cfg.device)).collect();
+    let mats: Vec<MatrixBufs> = layers.iter().map(|l| MatrixBufs::new(be, &l.mapped, chunk, cfg)).collect();
     let x0 = be.create("x", x.len());
     be.upload(x0, bytemuck::cast_slice(x));
     let max_out = layers.iter().map(|l| l.mapped.n_out).max().unwrap() as usize;
@@ -685,7 +725,7 @@ pub fn run_program_mvm(be: &mut dyn Backend, m: &MappedMatrix, xq: &[f32], cfg: 
         return Err(EngineError::Invalid("program_mvm runs single-tile matrices: set tile.max_in/max_out >= the matrix size".into()));
     }
     let chunk = chunk_size(be, cfg, m.n_out as u64 * 4 * 64, "the outputs of one trial")?;
-    let b = MatrixBufs::new(be, m, 1, &cfg.device);
+    let b = MatrixBufs::new(be, m, 1, cfg);
     let xb = be.create("xq", xq.len());
     be.upload(xb, bytemuck::cast_slice(xq));
     let yb = be.create("y", chunk as usize * m.n_out as usize);
@@ -710,13 +750,13 @@ pub fn run_program_mvm(be: &mut dyn Backend, m: &MappedMatrix, xq: &[f32], cfg: 
 pub type PerTime = Vec<Vec<f32>>;
 
 /// The device state itself: effective weights (normalised tile units) of every trial at every
-/// time, `[time][trial * n_weights + weight]`, and the GDC factors `[time][trial * n_tiles + tile]`.
+/// time, `[time][trial * n_weights + weight]`, and the GDC factors `[time][trial * n_tiles + tile]`
+/// (with per-column GDC `[time][trial][tile][row of the tile]`).
 /// Meant for small matrices (tests, inspection): everything is read back.
 pub fn run_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig) -> Result<(PerTime, PerTime), EngineError> {
     check_indices(m, 0)?;
     let chunk = chunk_size(be, cfg, state_bytes(m, &cfg.device), "the programmed state of one trial")?;
-    let b = MatrixBufs::new(be, m, chunk, &cfg.device);
-    let nt = m.n_tiles() as usize;
+    let b = MatrixBufs::new(be, m, chunk, cfg);
     let mut weff = vec![Vec::new(); cfg.times.len()];
     let mut alpha = vec![Vec::new(); cfg.times.len()];
     let res = device_state_chunks(
@@ -731,7 +771,7 @@ pub fn run_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig)
             let w: Vec<f32> = bytemuck::cast_vec(be.download(b.weff)?);
             weff[ti].extend_from_slice(&w[..n * m.len()]);
             let a: Vec<f32> = bytemuck::cast_vec(be.download(b.alpha)?);
-            alpha[ti].extend_from_slice(&a[..n * nt]);
+            alpha[ti].extend(used_alpha(m, p.layer.alpha_rows, &a, n as u32));
             Ok(())
         },
         &mut |_| {},
@@ -745,7 +785,7 @@ pub fn run_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig)
 pub fn time_device_state(be: &mut dyn Backend, m: &MappedMatrix, cfg: &RunConfig) -> Result<f64, EngineError> {
     check_indices(m, 0)?;
     let chunk = chunk_size(be, cfg, state_bytes(m, &cfg.device), "the programmed state of one trial")?;
-    let b = MatrixBufs::new(be, m, chunk, &cfg.device);
+    let b = MatrixBufs::new(be, m, chunk, cfg);
     be.finish()?;
     let start = std::time::Instant::now();
     let res = device_state_chunks(be, m, 0, cfg, &b, chunk, &mut |_, _, _, _| Ok(()), &mut |_| {}).and_then(|_| be.download(b.alpha));
@@ -770,7 +810,7 @@ pub fn time_inference(be: &mut dyn Backend, layer: &AnalogLayer, x: &[f32], batc
             fix: "the trial count of the benchmark".into(),
         });
     }
-    let b = MatrixBufs::new(be, m, n, &cfg.device);
+    let b = MatrixBufs::new(be, m, n, cfg);
     let x0 = be.create("x", x.len());
     be.upload(x0, bytemuck::cast_slice(x));
     let scratch = MvmBufs::new(be, n, batch, &[m]);

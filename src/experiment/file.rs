@@ -362,7 +362,9 @@ fn check_tile(t: TileShape) -> Result<TileShape, String> {
 }
 
 fn parse_gdc(v: &toml::Value) -> Result<Gdc, String> {
-    v.clone().try_into::<Gdc>().map_err(|_| format!("gdc = {v}: use \"off\", \"readout\" or \"exact_reference\""))
+    v.clone()
+        .try_into::<Gdc>()
+        .map_err(|_| format!("gdc = {v}: use \"off\", \"readout\", \"exact_reference\", \"readout_per_column\" or \"exact_reference_per_column\""))
 }
 
 /// The `[data]` set: a CSV (features, then the label; `header` says whether the first line names

@@ -120,7 +120,8 @@ impl Journal {
 fn write_entry(f: &mut std::fs::File, sweep_index: usize, first_trial: u32, trials: u32, points: &[Point]) -> std::io::Result<()> {
     let value = serde_json::to_value(points).map_err(std::io::Error::other)?;
     let payload = serde_json::to_string(&value).map_err(std::io::Error::other)?;
-    let line = serde_json::to_string(&Entry { sweep_index, first_trial, trials, sha256: hex(payload.as_bytes()), points: value }).map_err(std::io::Error::other)?;
+    let line =
+        serde_json::to_string(&Entry { sweep_index, first_trial, trials, sha256: hex(payload.as_bytes()), points: value }).map_err(std::io::Error::other)?;
     // One write of the whole line, so a kill leaves at most one torn line at the end.
     f.write_all(format!("{line}\n").as_bytes())?;
     f.sync_data()

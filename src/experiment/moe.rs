@@ -318,7 +318,6 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
     let fp_routes = router_routes(s, tokens);
     let nt = exp.times.len();
     let point = if exp.common_random_numbers { 0 } else { sp.index as u32 };
-    let omega = sp.periphery.weight_scaling_omega as f32;
     let mut per_time = vec![Vec::with_capacity(cfg.trials as usize); nt];
     let mut routes_per_trial: Vec<Vec<Vec<u32>>> = Vec::new();
     if s.accuracy {
@@ -340,7 +339,7 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
             };
             // The router, then each expert: [time][trial][token][out] of this chunk.
             let run = |be: &mut dyn Backend, ls: &[Linear], act: Activation, c: &RunConfig, progress: &mut dyn FnMut(u32)| {
-                let layers = crate::workload::analog_layers(ls, act, sp.tile, omega);
+                let layers = crate::workload::analog_layers(ls, act, sp.tile, (&sp.periphery).into());
                 let mut out = vec![Vec::new(); nt];
                 plan::run_outputs_each(be, &layers, &w.x, tokens as u32, c, progress, &mut |ti, _, o| {
                     out[ti].extend_from_slice(o);

@@ -240,8 +240,7 @@ fn layer_weight_errors(
 
 fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chunk, progress: &mut dyn Progress) -> Result<Vec<Point>, RunError> {
     let eng = |source| RunError::Engine { point: sp.index, series: sp.series(), source };
-    let omega = sp.periphery.weight_scaling_omega as f32;
-    let layers = analog_layers(&exp.layers, exp.activation, sp.tile, omega);
+    let layers = analog_layers(&exp.layers, exp.activation, sp.tile, (&sp.periphery).into());
     let mapped: Vec<MappedMatrix> = layers.iter().map(|l| l.mapped.clone()).collect();
     let cfg = run_config(exp, sp, chunk);
     let point = |ti, per_trial, correct, fp, w| point(exp, sp, chunk.first_trial, ti, per_trial, correct, fp, w);
@@ -453,7 +452,7 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
     };
     let energy = (exp.workload == WorkloadKind::Classifier).then(|| {
         let first = &exp.points[0];
-        exp.energy.per_inference(&analog_layers(&exp.layers, exp.activation, first.tile, first.periphery.weight_scaling_omega as f32), first.tile)
+        exp.energy.per_inference(&analog_layers(&exp.layers, exp.activation, first.tile, (&first.periphery).into()), first.tile)
     });
     let (metric, higher) = match exp.workload {
         WorkloadKind::Classifier => ("test accuracy", true),
@@ -529,9 +528,10 @@ pub fn console_summary(r: &Results) -> String {
     if let Some(fp) = r.fp_baseline {
         s.push_str(&format!("floating-point {}: {} %\n", r.metric, f(fp)));
     }
-    s.push_str(&format!("{:<28} {:>9} {:>10} {:>10} {:>10}\n", "series", "t", if pct { "mean %" } else { "mean" }, "± CI", "median"));
+    let w = r.points.iter().map(|p| p.series.chars().count()).max().unwrap_or(0).max(28);
+    s.push_str(&format!("{:<w$} {:>9} {:>10} {:>10} {:>10}\n", "series", "t", if pct { "mean %" } else { "mean" }, "± CI", "median"));
     for p in &r.points {
-        s.push_str(&format!("{:<28} {:>9} {:>10} {:>10} {:>10}\n", p.series, p.time_label, f(p.summary.mean), f(p.mean_ci.half_width()), f(p.summary.median)));
+        s.push_str(&format!("{:<w$} {:>9} {:>10} {:>10} {:>10}\n", p.series, p.time_label, f(p.summary.mean), f(p.mean_ci.half_width()), f(p.summary.median)));
     }
     let last = r.times.last().copied().unwrap_or(0.0);
     for p in r.paired.iter().filter(|p| p.t_inf == last) {

@@ -5,7 +5,7 @@
 
 pub mod io;
 
-use crate::crossbar::{MappedMatrix, TileShape};
+use crate::crossbar::{MappedMatrix, Scaling, TileShape};
 use crate::engine::plan::AnalogLayer;
 use io::{Dataset, Linear};
 
@@ -48,12 +48,12 @@ impl Activation {
 }
 
 /// Maps every Linear layer onto tiles; `act` follows every layer but the last.
-pub fn analog_layers(layers: &[Linear], act: Activation, shape: TileShape, omega: f32) -> Vec<AnalogLayer> {
+pub fn analog_layers(layers: &[Linear], act: Activation, shape: TileShape, scaling: Scaling) -> Vec<AnalogLayer> {
     layers
         .iter()
         .enumerate()
         .map(|(i, l)| AnalogLayer {
-            mapped: MappedMatrix::new(&l.weight.data, l.weight.rows as u32, l.weight.cols as u32, shape, omega),
+            mapped: MappedMatrix::new(&l.weight.data, l.weight.rows as u32, l.weight.cols as u32, shape, scaling),
             bias: l.bias.clone(),
             activation: if i + 1 < layers.len() { act.code() } else { 0 },
         })

@@ -26,8 +26,8 @@ pub fn combine(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], bm_le
                 let yv = y[(((trial_local * l.tiles_in + ti) * l.batch + s) * l.n_out + o) as usize];
                 let f = nm[(if l.x_per_trial != 0 { vs } else { s } * l.tiles_in + ti) as usize]
                     * (1u32 << bm_level[(vs * ntiles + tile) as usize]) as f32
-                    * alpha[(trial_local * ntiles + tile) as usize]
-                    * tiles[tile as usize].scale;
+                    * alpha[alpha_slot(l, trial_local, tile, o - tiles[tile as usize].row_start)]
+                    * tiles[row_entry(l, tile, o - tiles[tile as usize].row_start)].scale;
                 acc += yv * f;
             }
             h[i_local] = activate(l.activation, acc + bias[o as usize]);

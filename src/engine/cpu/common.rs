@@ -1,8 +1,30 @@
 //! CPU twin of shaders/common/device.wgsl and the Philox helpers the stages call: the same
 //! functions, the same f32 order of operations. Also the thread split the twins share.
 
-use crate::engine::layout::{Curve, DeviceParams, IoParams};
+use crate::engine::layout::{Curve, DeviceParams, IoParams, LayerParams, TileInfo};
 pub use crate::rng::{ctr_word2, ctr_word3_out, normal2, normal4, philox4x32_10};
+
+/// shaders/common/layout.wgsl `row_entry`: the one-row tile entry of row r of tile `tile`.
+pub fn row_entry(l: &LayerParams, tile: u32, r: u32) -> usize {
+    (l.tiles_in * l.tiles_out + tile * l.max_rows + r) as usize
+}
+
+/// shaders/common/layout.wgsl `alpha_slot`: the GDC factor of (trial in chunk, tile, row r).
+pub fn alpha_slot(l: &LayerParams, trial_local: u32, tile: u32, r: u32) -> usize {
+    ((trial_local * l.tiles_in * l.tiles_out + tile) * l.alpha_rows + if l.alpha_rows > 1 { r } else { 0 }) as usize
+}
+
+/// shaders/common/layout.wgsl `chunk_elem`: (row, column) within tile `t` of element `lid` of its
+/// 256-element chunk `wx`; row >= t.rows for an empty slot.
+pub fn chunk_elem(l: &LayerParams, t: &TileInfo, wx: u32, lid: u32) -> (u32, u32) {
+    if l.alpha_rows > 1 {
+        let parts = l.chunks_per_tile / l.max_rows;
+        let c = (wx % parts) * 256 + lid;
+        return (if c < t.cols { wx / parts } else { t.rows }, c);
+    }
+    let e = wx * 256 + lid;
+    (e / t.cols.max(1), e % t.cols.max(1))
+}
 
 pub fn split_index(n: u32, parts: u32, j: u32) -> u32 {
     crate::crossbar::split_index(n, parts, j)

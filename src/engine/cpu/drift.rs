@@ -26,10 +26,10 @@ pub fn drift(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], progmax: &[u
                 let s2 = p.dev.g_max / f32::from_bits(progmax[trial_local as usize * ntiles + wy as usize]).max(1e-7);
                 for wx in 0..groups[0] {
                     for lid in 0..CHUNK {
-                        let e = wx * CHUNK + lid;
+                        let (r, c) = chunk_elem(l, t, wx, lid);
                         let (mut rd, mut bs) = (0.0f32, 0.0f32);
-                        if e < t.rows * t.cols {
-                            let elem = (t.row_start + e / t.cols) * l.n_in + t.col_start + e % t.cols;
+                        if r < t.rows {
+                            let elem = (t.row_start + r) * l.n_in + t.col_start + c;
                             let nr = normal4(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::READ, l.t_index), 0], key));
                             let (wp, we) = if p.dev.drift_path == 1 {
                                 let b = trial_local as usize * 4 * nw + elem as usize;

@@ -1,6 +1,6 @@
 //! CPU twin of shaders/weight_error.wgsl: per-chunk sums of E and E² with E = (alpha W_eff − W)/max|W|.
 
-use super::common::tree_sum;
+use super::common::{alpha_slot, chunk_elem, row_entry, tree_sum};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::engine::stages::CHUNK;
 
@@ -13,14 +13,15 @@ pub fn weight_error(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], w_nor
     for z in 0..groups[2] as usize {
         for wy in 0..groups[1] as usize {
             let t = &tiles[wy];
-            let a = alpha[z * ntiles + wy];
             for wx in 0..groups[0] {
                 for lid in 0..CHUNK {
-                    let e = wx * CHUNK + lid;
+                    let (r, c) = chunk_elem(l, t, wx, lid);
                     let mut d = 0.0f32;
-                    if e < t.rows * t.cols {
-                        let elem = ((t.row_start + e / t.cols) * l.n_in + t.col_start + e % t.cols) as usize;
-                        d = (a * weff[z * nw + elem] - w_norm[elem]) * t.scale / l.wmax;
+                    if r < t.rows {
+                        let elem = ((t.row_start + r) * l.n_in + t.col_start + c) as usize;
+                        let a = alpha[alpha_slot(l, z as u32, wy as u32, r)];
+                        let scale = tiles[row_entry(l, wy as u32, r)].scale;
+                        d = (a * weff[z * nw + elem] - w_norm[elem]) * scale / l.wmax;
                     }
                     s1[lid as usize] = d;
                     s2[lid as usize] = d * d;

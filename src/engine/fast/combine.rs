@@ -6,7 +6,7 @@
 
 use super::lanes;
 use super::simd_entry;
-use crate::engine::cpu::common::par_trials;
+use crate::engine::cpu::common::{alpha_slot, par_trials, row_entry};
 use crate::engine::layout::{StageParams, TileInfo};
 
 #[allow(clippy::too_many_arguments)]
@@ -39,13 +39,15 @@ fn rows_body(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], bm_leve
                 out.fill(0.0);
                 for ti in 0..tin {
                     let tile = to * tin + ti;
-                    let f = nm[if l.x_per_trial != 0 { vs } else { s } * tin + ti]
-                        * (1u32 << bm_level[vs * ntiles + tile]) as f32
-                        * alpha[trial_local * ntiles + tile]
-                        * tiles[tile].scale;
+                    let fc = nm[if l.x_per_trial != 0 { vs } else { s } * tin + ti] * (1u32 << bm_level[vs * ntiles + tile]) as f32;
+                    // Each output's GDC factor (one per tile, or its own) and digital scale, in
+                    // the twin's order of multiplication.
+                    let a0 = alpha_slot(l, trial_local as u32, tile as u32, 0);
+                    let per_row = usize::from(l.alpha_rows > 1);
+                    let scales = &tiles[row_entry(l, tile as u32, 0)..][..hi - lo];
                     let yrow = &y[((trial_local * tin + ti) * batch + s) * n_out..][lo..hi];
-                    for (a, &yv) in out.iter_mut().zip(yrow) {
-                        *a += yv * f;
+                    for (k, (a, &yv)) in out.iter_mut().zip(yrow).enumerate() {
+                        *a += yv * (fc * alpha[a0 + k * per_row] * scales[k].scale);
                     }
                 }
                 for (a, &b) in out.iter_mut().zip(&bias[lo..hi]) {

@@ -9,7 +9,7 @@
 use super::lanes::{self, normal2_x8, normal4_x8, philox_x8, F, L};
 use super::simd_entry;
 use crate::engine::cpu::common::tree_sum;
-use crate::engine::cpu::common::{adc, par_trials2, wgsl_sign};
+use crate::engine::cpu::common::{adc, chunk_elem, par_trials2, wgsl_sign};
 use crate::engine::layout::{Curve, DeviceParams, StageParams, TileInfo};
 use crate::engine::stages::CHUNK;
 use crate::rng::{ctr_word2, stream};
@@ -107,19 +107,21 @@ fn chunk_body(
     let n_elems = t.rows * t.cols;
     let mut sum_read = [0f32; CHUNK as usize];
     let mut sum_base = [0f32; CHUNK as usize];
-    // Element index of the chunk's first weight, then stepped along the tile's rows.
+    // Element index of the chunk's first weight, then stepped along the tile's rows (with
+    // per-column GDC the chunk stays within one row: `chunk_elem`).
     let e0 = wx as u32 * CHUNK;
-    let (mut row, mut col) = (e0 / t.cols.max(1), e0 % t.cols.max(1));
+    let per_row = l.alpha_rows > 1;
+    let (mut row, mut col) = chunk_elem(l, t, wx as u32, 0);
     for g in 0..(CHUNK as usize / L) {
         let mut elem = [0u32; L];
         let mut valid = [false; L];
         for i in 0..L {
             let e = e0 + (g * L + i) as u32;
-            if e < n_elems {
+            if if per_row { row < t.rows && col < t.cols } else { e < n_elems } {
                 elem[i] = (t.row_start + row) * l.n_in + t.col_start + col;
                 valid[i] = true;
                 col += 1;
-                if col == t.cols {
+                if col == t.cols && !per_row {
                     col = 0;
                     row += 1;
                 }

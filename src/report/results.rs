@@ -52,6 +52,8 @@ pub struct LayerWeightError {
     pub mean: f64,
     /// Std of E over weights and trials.
     pub std: f64,
+    /// Mean and std of the drift-compensation factors α over tiles and trials (per-column GDC:
+    /// over every output column of every tile and trial).
     pub alpha_mean: f64,
     pub alpha_std: f64,
 }

@@ -109,19 +109,26 @@ fn chunk_body(
     let mut sum_base = [0f32; CHUNK as usize];
     // Element index of the chunk's first weight, then stepped along the tile's rows (with
     // per-column GDC the chunk stays within one row: `chunk_elem`).
-    let e0 = wx as u32 * CHUNK;
-    let per_row = l.alpha_rows > 1;
     let (mut row, mut col) = chunk_elem(l, t, wx as u32, 0);
+    // Weights in this chunk: the rest of the tile, or of the row (which then never wraps).
+    let in_chunk = if l.alpha_rows > 1 {
+        if row < t.rows {
+            (t.cols - col).min(CHUNK)
+        } else {
+            0
+        }
+    } else {
+        n_elems.saturating_sub(wx as u32 * CHUNK).min(CHUNK)
+    };
     for g in 0..(CHUNK as usize / L) {
         let mut elem = [0u32; L];
         let mut valid = [false; L];
         for i in 0..L {
-            let e = e0 + (g * L + i) as u32;
-            if if per_row { row < t.rows && col < t.cols } else { e < n_elems } {
+            if ((g * L + i) as u32) < in_chunk {
                 elem[i] = (t.row_start + row) * l.n_in + t.col_start + col;
                 valid[i] = true;
                 col += 1;
-                if col == t.cols && !per_row {
+                if col == t.cols {
                     col = 0;
                     row += 1;
                 }

@@ -123,6 +123,15 @@ pub enum Command {
         #[arg(long, value_enum)]
         activation: Option<HiddenActivation>,
     },
+    /// Train the digits mixture-of-experts classifier of experiments/moe_digits.toml on the train
+    /// split (reproducible: 4 experts, top-2, d_ff 32, GELU; load-balanced routing). With no options
+    /// it rebuilds the shipped experiments/models/digits_moe.safetensors.
+    TrainDigitsMoe {
+        #[arg(long, default_value = "experiments/models/digits_moe.safetensors")]
+        out: PathBuf,
+        #[arg(long, default_value = "experiments/data/digits.csv")]
+        data: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]

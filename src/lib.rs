@@ -35,4 +35,5 @@ pub mod stats;
 pub mod tiers;
 pub mod tolerances;
 pub mod train;
+pub mod train_moe;
 pub mod workload;

@@ -319,6 +319,27 @@ fn run(cli: Cli) -> Result<()> {
             run_experiment(&exp, common.backend, common.out.clone().unwrap_or_else(|| "results/mlp".into()), false, common.json.as_deref())
         }
         Command::Bench { backend, size, breakdown } => aimc::bench::run(backend, &size, breakdown).map_err(Into::into),
+        Command::TrainDigitsMoe { out, data } => {
+            let text = std::fs::read_to_string(&data).with_context(|| format!("reading {}", data.display()))?;
+            let (train, test) = aimc::train::split_digits(&aimc::train::parse_digits_csv(&text)?);
+            let cfg = aimc::train_moe::MoeTrainConfig::default();
+            let start = std::time::Instant::now();
+            let model = aimc::train_moe::train_moe(&train, &cfg);
+            aimc::train_moe::save_safetensors(&model, aimc::train_moe::TRAINING_COMMAND, &out)?;
+            let load: Vec<String> = aimc::train_moe::expert_load(&model, &test).iter().map(|l| format!("{:.0} %", 100.0 * l)).collect();
+            say!(
+                "digits MoE ({} experts, top-{}, d_ff {}) trained in {:.1} s: train accuracy {:.2} %, test accuracy {:.2} %; expert load on test {}; wrote {}",
+                cfg.experts,
+                cfg.top_k,
+                cfg.d_ff,
+                start.elapsed().as_secs_f64(),
+                100.0 * aimc::train_moe::accuracy(&model, &train),
+                100.0 * aimc::train_moe::accuracy(&model, &test),
+                load.join(" / "),
+                out.display()
+            );
+            Ok(())
+        }
         Command::TrainDigits { out, data, hidden, activation } => {
             let d = aimc::train::TrainConfig::default();
             let cfg = aimc::train::TrainConfig { hidden: hidden.unwrap_or(d.hidden.clone()), activation: activation.unwrap_or(d.activation), ..d };

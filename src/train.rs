@@ -456,12 +456,12 @@ fn argmax(z: &[f32]) -> usize {
 }
 
 /// Uniform in [0, 1) from the top 24 bits of one `next_u64`.
-fn unit_f32(rng: &mut Pcg64Mcg) -> f32 {
+pub(crate) fn unit_f32(rng: &mut Pcg64Mcg) -> f32 {
     (rng.next_u64() >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
 }
 
 /// Fisher–Yates with a widening-multiply index (bias below n/2^64, irrelevant here).
-fn shuffle(order: &mut [usize], rng: &mut Pcg64Mcg) {
+pub(crate) fn shuffle(order: &mut [usize], rng: &mut Pcg64Mcg) {
     for i in (1..order.len()).rev() {
         let j = ((rng.next_u64() as u128 * (i as u128 + 1)) >> 64) as usize;
         order.swap(i, j);
@@ -590,22 +590,24 @@ fn architecture(model: &Mlp) -> String {
 pub fn safetensors_bytes(model: &Mlp, training: &str) -> Vec<u8> {
     let metadata: BTreeMap<&str, String> =
         [("format", "pt".to_string()), ("model", architecture(model)), ("training", training.to_string())].into_iter().collect();
-
-    // BTreeMap: name order ("10.bias" before "2.bias", as strings sort), which is also the order
-    // safetensors uses for same-dtype tensors.
-    let names: Vec<(String, String)> = (0..model.layers.len()).map(|i| (format!("{}.weight", 2 * i), format!("{}.bias", 2 * i))).collect();
-    let mut tensors: BTreeMap<&str, (Vec<usize>, &[f32])> = BTreeMap::new();
-    for (l, (wn, bn)) in model.layers.iter().zip(&names) {
-        tensors.insert(wn, (vec![l.n_out, l.n_in], l.w.as_slice()));
-        tensors.insert(bn, (vec![l.n_out], l.b.as_slice()));
+    let mut tensors: BTreeMap<String, (Vec<usize>, &[f32])> = BTreeMap::new();
+    for (i, l) in model.layers.iter().enumerate() {
+        tensors.insert(format!("{}.weight", 2 * i), (vec![l.n_out, l.n_in], l.w.as_slice()));
+        tensors.insert(format!("{}.bias", 2 * i), (vec![l.n_out], l.b.as_slice()));
     }
+    state_dict_bytes(&tensors, &metadata)
+}
 
+/// The safetensors bytes of F32 tensors and string metadata, both in name order (BTreeMap: "10.bias"
+/// before "2.bias", as strings sort, which is also safetensors' order for same-dtype tensors), so
+/// the same tensors give the same bytes.
+pub(crate) fn state_dict_bytes(tensors: &BTreeMap<String, (Vec<usize>, &[f32])>, metadata: &BTreeMap<&str, String>) -> Vec<u8> {
     let mut header = String::from("{\"__metadata__\":{");
     let meta: Vec<String> = metadata.iter().map(|(k, v)| format!("{}:{}", json_string(k), json_string(v))).collect();
     header.push_str(&meta.join(","));
     header.push('}');
     let mut data = Vec::new();
-    for (name, (shape, values)) in &tensors {
+    for (name, (shape, values)) in tensors {
         let start = data.len();
         data.extend_from_slice(&f32_bytes(values));
         let shape: Vec<String> = shape.iter().map(usize::to_string).collect();

@@ -157,3 +157,78 @@ fn moe_weights_from_a_state_dict() {
 fn bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
+
+/// The shipped digits MoE classifier (`experiments/moe_digits.toml`), cut to a few trials and one
+/// sweep point. The test images are the tokens; each trial counts its correct predictions.
+fn digits_moe(trials: u32, extra: &str) -> Experiment {
+    let text = std::fs::read_to_string(root().join("experiments/moe_digits.toml"))
+        .unwrap()
+        .replace("trials = 200", &format!("trials = {trials}"))
+        .replace("t = [\"1s\", \"1d\", \"1y\", \"10y\"]", "t = [\"1d\"]")
+        .replace("tier_noise_slope = [0.0, 1.0, 3.0]", "")
+        + extra;
+    exp(&text).unwrap()
+}
+
+#[test]
+fn the_digits_moe_classifier_reports_an_accuracy_distribution() {
+    let r = run_on(&mut common::cpu(), &digits_moe(8, ""));
+    assert_eq!(r.metric, "test accuracy (MoE classifier)");
+    assert!(r.higher_is_better);
+    // The floating-point accuracy of the shipped model, as `train-digits-moe` reports it.
+    let fp = r.fp_baseline.expect("a classifier has a floating-point baseline");
+    assert!((fp - 428.0 / 450.0).abs() < 1e-12, "floating-point accuracy {fp}");
+    let p = &r.points[0];
+    let correct = p.per_trial_correct.as_ref().expect("per-trial correct counts");
+    assert_eq!(correct.len(), 8);
+    for (c, a) in correct.iter().zip(&p.per_trial) {
+        assert_eq!(*a, *c as f64 / 450.0);
+    }
+    assert!(p.summary.mean < fp && p.summary.mean > fp - 0.05, "PCM noise after a day costs a little: {} vs {fp}", p.summary.mean);
+    assert!(p.test_set_ci.is_some() && p.tail.is_some(), "classifier statistics: test-set interval and tail risk");
+    assert!(p.moe.as_ref().is_some_and(|m| m.tokens == 450), "the schedule runs the test images as one batch");
+}
+
+#[test]
+fn an_ideal_crossbar_classifies_as_the_floating_point_moe() {
+    let ideal = "\n[periphery]\ninp_res_bits = 0\nout_res_bits = 0\nout_noise = 0.0\nout_bound = 0.0\n";
+    let text = std::fs::read_to_string(root().join("experiments/moe_digits.toml")).unwrap().replace("model = \"pcm\"", "model = \"ideal\"");
+    assert!(text.contains("model = \"ideal\""));
+    let r = run_on(&mut common::cpu(), &exp(&(text.replace("trials = 200", "trials = 3").replace("tier_noise_slope = [0.0, 1.0, 3.0]", "") + ideal)).unwrap());
+    let fp = r.fp_baseline.unwrap();
+    for c in r.points[0].per_trial_correct.as_ref().unwrap() {
+        // f32 sums in another order may flip a near-tie of the router or of two class logits.
+        assert!((*c as f64 - fp * 450.0).abs() <= 2.0, "ideal crossbar: {c} correct, floating point {}", fp * 450.0);
+    }
+}
+
+#[test]
+fn the_gpu_classifies_as_the_cpu_twin() {
+    let Some(mut gpu) = common::gpu(256) else {
+        return;
+    };
+    let e = digits_moe(4, "");
+    let (a, b) = (run_on(&mut common::cpu(), &e), run_on(&mut gpu, &e));
+    for (x, y) in a.points[0].per_trial_correct.as_ref().unwrap().iter().zip(b.points[0].per_trial_correct.as_ref().unwrap()) {
+        // An ADC step flip can change a near-tie: a few images of 450.
+        assert!(x.abs_diff(*y) <= 4, "cpu {x} gpu {y} correct");
+    }
+}
+
+#[test]
+fn a_moe_classifier_with_mismatched_data_is_named() {
+    let base = std::fs::read_to_string(root().join("experiments/moe_digits.toml")).unwrap();
+    expect_err(&base.replace("d_out = 10", "d_out = 8"), &["label 9", "moe.d_out"]);
+    expect_err(&base.replace("d_model = 64", "d_model = 32"), &["64 features", "moe.d_model = 32"]);
+    expect_err(&base.replace("[moe]", "[moe]\naccuracy = false"), &["[data]", "moe.accuracy = true"]);
+}
+
+/// `cargo run --release -- train-digits-moe` rebuilds the shipped model byte for byte.
+#[test]
+fn the_shipped_moe_model_is_rebuilt_by_its_command() {
+    let text = std::fs::read_to_string(root().join("experiments/data/digits.csv")).unwrap();
+    let (train, _) = aimc::train::split_digits(&aimc::train::parse_digits_csv(&text).unwrap());
+    let net = aimc::train_moe::train_moe(&train, &aimc::train_moe::MoeTrainConfig::default());
+    let bytes = aimc::train_moe::safetensors_bytes(&net, aimc::train_moe::TRAINING_COMMAND);
+    assert!(bytes == std::fs::read(root().join("experiments/models/digits_moe.safetensors")).unwrap(), "retrained bytes differ from the shipped file");
+}

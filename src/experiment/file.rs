@@ -758,12 +758,35 @@ impl Experiment {
                 (vec![], None, 0)
             }
             WorkloadKind::Moe => {
-                if raw.data.is_some() {
-                    return Err(bad("the moe workload draws its tokens from moe.weights_seed; remove [data]".into()));
-                }
+                // A labelled data set makes the layer a classifier: its rows are the tokens and
+                // the experts' outputs the class logits.
+                let data = match &raw.data {
+                    Some(d) => Some(read_data(d, &resolve).map_err(&bad)?.0),
+                    None => None,
+                };
+                let inputs: Option<std::sync::Arc<[f32]>> = data.as_ref().map(|ds| ds.x.clone().into());
                 for p in &mut points {
                     let at = if p.labels.is_empty() { String::new() } else { format!("sweep point {}: ", p.series()) };
                     let (m, a) = p.moe.as_mut().expect("moe points carry their settings");
+                    if let Some(ds) = &data {
+                        if ds.n_features != m.d_model as usize {
+                            return Err(bad(format!(
+                                "{at}the data set has {} features per row but moe.d_model = {}; they must match",
+                                ds.n_features, m.d_model
+                            )));
+                        }
+                        if let Some(&l) = ds.labels.iter().find(|&&l| l >= m.out()) {
+                            return Err(bad(format!(
+                                "{at}the data set has label {l} but the experts have {} outputs; set moe.d_out to the class count",
+                                m.out()
+                            )));
+                        }
+                        if !m.accuracy {
+                            return Err(bad(format!("{at}[data] makes the moe layer a classifier, which needs moe.accuracy = true")));
+                        }
+                        m.tokens = ds.labels.len() as u32;
+                        m.inputs = inputs.clone();
+                    }
                     *a = m.resolve(a).map_err(|e| bad(format!("{at}{e}")))?;
                     if let Some(path) = &m.model {
                         m.model = Some(resolve(path));
@@ -772,7 +795,7 @@ impl Experiment {
                         }
                     }
                 }
-                (vec![], None, 0)
+                (vec![], data, 0)
             }
             WorkloadKind::Attention => {
                 let a = raw

@@ -68,9 +68,17 @@ pub struct MoeSettings {
     pub tier_noise_slope: f64,
     /// Trained weights instead of the random recipe: a .safetensors state dict with
     /// `router.weight` [E, d_model] and `experts.{e}.w1.weight` [d_ff, d_model],
-    /// `experts.{e}.w2.weight` [d_model, d_ff] (biases `.bias` optional), relative to the file.
+    /// `experts.{e}.w2.weight` [d_out, d_ff] (biases `.bias` optional), relative to the file.
     #[serde(default)]
     pub model: Option<std::path::PathBuf>,
+    /// Output width of the experts (0: d_model). A classifier's class count: with a `[data]`
+    /// section the outputs are class logits and the metric is test accuracy.
+    #[serde(default)]
+    pub d_out: u32,
+    /// The tokens: the `[data]` rows (then `tokens` is their count), else Philox normals drawn
+    /// from `weights_seed`. Set by validation, not by the file.
+    #[serde(skip)]
+    pub inputs: Option<std::sync::Arc<[f32]>>,
 }
 
 fn default_tokens() -> u32 {
@@ -100,7 +108,20 @@ const MAX_CHUNK_VALUES: usize = 1 << 26;
 
 impl MoeSettings {
     pub fn layer(&self) -> MoeLayer {
-        MoeLayer { d_model: self.d_model, d_ff: self.d_ff, experts: self.experts, top_k: self.top_k }
+        MoeLayer { d_model: self.d_model, d_ff: self.d_ff, experts: self.experts, top_k: self.top_k, d_out: self.d_out }
+    }
+
+    /// Output width of the experts.
+    pub fn out(&self) -> u32 {
+        self.layer().out()
+    }
+
+    /// The token inputs, tokens × d_model.
+    fn token_inputs(&self) -> Vec<f32> {
+        match &self.inputs {
+            Some(x) => x.to_vec(),
+            None => normals(self.tokens as usize * self.d_model as usize, self.weights_seed, 2, 1.0),
+        }
     }
 
     /// Checks the layer, routing and batches, and returns the architecture it maps onto: with
@@ -117,7 +138,7 @@ impl MoeSettings {
         if self.gpu_batches.is_empty() || self.gpu_batches.contains(&0) {
             return Err(format!("moe.gpu_batches = {:?}: give batch sizes >= 1, e.g. [1, 8, 64, 512]", self.gpu_batches));
         }
-        let weights = self.experts as u64 * 2 * self.d_model as u64 * self.d_ff as u64;
+        let weights = self.experts as u64 * self.layer().expert_weights();
         if self.accuracy && weights > MAX_ACCURACY_WEIGHTS {
             return Err(format!(
                 "moe: {weights} expert weights is beyond what the noisy forward pass holds ({MAX_ACCURACY_WEIGHTS}); set moe.accuracy = false for the cost model alone, or scale the layer down"
@@ -203,31 +224,31 @@ pub struct MoeWeights {
 /// The layer's weights: the state dict of `s.model` (a path already resolved) or the recipe.
 pub fn load_weights(s: &MoeSettings) -> Result<MoeWeights, String> {
     let Some(path) = &s.model else { return Ok(weights(s)) };
-    let (d, f, e) = (s.d_model as usize, s.d_ff as usize, s.experts as usize);
+    let (d, f, e, c) = (s.d_model as usize, s.d_ff as usize, s.experts as usize, s.out() as usize);
     let read = |name: &str, rows: usize, cols: usize| -> Result<Linear, String> {
         let w = crate::workload::io::read_matrix(path, Some(&format!("{name}.weight"))).map_err(|er| format!("moe.model: {er}"))?;
         if (w.rows, w.cols) != (rows, cols) {
             return Err(format!(
-                "moe.model: {}: {name}.weight is {} x {} but [moe] says {rows} x {cols}; fix d_model, d_ff or experts",
+                "moe.model: {}: {name}.weight is {} x {} but [moe] says {rows} x {cols}; fix d_model, d_ff, d_out or experts",
                 path.display(),
                 w.rows,
                 w.cols
             ));
         }
-        let bias = match crate::workload::io::read_matrix(path, Some(&format!("{name}.bias"))) {
-            Ok(b) if b.data.len() == rows => b.data,
-            Ok(b) => return Err(format!("moe.model: {name}.bias has {} values, the layer {rows} outputs", b.data.len())),
-            Err(_) => vec![0.0; rows],
+        let bias = match crate::workload::io::read_safetensors_vector(path, &format!("{name}.bias")).map_err(|er| format!("moe.model: {er}"))? {
+            Some(b) if b.len() == rows => b,
+            Some(b) => return Err(format!("moe.model: {}: {name}.bias has {} values, the layer {rows} outputs", path.display(), b.len())),
+            None => vec![0.0; rows],
         };
         Ok(Linear { name: name.to_string(), weight: w, bias })
     };
     let router = read("router", e, d)?;
-    let experts = (0..e).map(|i| Ok((read(&format!("experts.{i}.w1"), f, d)?, read(&format!("experts.{i}.w2"), d, f)?))).collect::<Result<Vec<_>, String>>()?;
-    Ok(MoeWeights { router, experts, x: normals(s.tokens as usize * d, s.weights_seed, 2, 1.0) })
+    let experts = (0..e).map(|i| Ok((read(&format!("experts.{i}.w1"), f, d)?, read(&format!("experts.{i}.w2"), c, f)?))).collect::<Result<Vec<_>, String>>()?;
+    Ok(MoeWeights { router, experts, x: s.token_inputs() })
 }
 
 pub fn weights(s: &MoeSettings) -> MoeWeights {
-    let (d, f, e) = (s.d_model as usize, s.d_ff as usize, s.experts as usize);
+    let (d, f, e, c) = (s.d_model as usize, s.d_ff as usize, s.experts as usize, s.out() as usize);
     let lin = |name: String, rows: usize, cols: usize, tag: u32, scale: f64| Linear {
         name,
         weight: Matrix { rows, cols, data: normals(rows * cols, s.weights_seed, tag, scale) },
@@ -237,10 +258,10 @@ pub fn weights(s: &MoeSettings) -> MoeWeights {
     let experts = (0..e)
         .map(|i| {
             let t = 16 + 2 * i as u32;
-            (lin(format!("experts.{i}.w1"), f, d, t, (2.0 / d as f64).sqrt()), lin(format!("experts.{i}.w2"), d, f, t + 1, 1.0 / (f as f64).sqrt()))
+            (lin(format!("experts.{i}.w1"), f, d, t, (2.0 / d as f64).sqrt()), lin(format!("experts.{i}.w2"), c, f, t + 1, 1.0 / (f as f64).sqrt()))
         })
         .collect();
-    MoeWeights { router, experts, x: normals(s.tokens as usize * d, s.weights_seed, 2, 1.0) }
+    MoeWeights { router, experts, x: s.token_inputs() }
 }
 
 /// y = W x + b for rows of x.
@@ -251,7 +272,7 @@ fn linear(l: &Linear, x: &[f32]) -> Vec<f32> {
 
 /// The top-k experts of one token's router logits (ties: lower index) and their gates, the
 /// softmax over the chosen logits (Mixtral's convention).
-fn top_k(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
+pub fn top_k(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
     let mut idx: Vec<usize> = (0..logits.len()).collect();
     idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
     idx.truncate(k);
@@ -291,13 +312,21 @@ pub fn fp_forward(s: &MoeSettings, w: &MoeWeights) -> (Vec<f32>, Vec<Vec<u32>>) 
         })
         .collect();
     let refs: Vec<&[f32]> = outs.iter().map(|v| v.as_slice()).collect();
-    combine(&logits, &refs, s.tokens as usize, s.experts as usize, s.d_model as usize, s.top_k as usize)
+    combine(&logits, &refs, s.tokens as usize, s.experts as usize, s.out() as usize, s.top_k as usize)
 }
 
 /// One MoE sweep point: per time the metric of every trial, and the cost model.
 pub struct MoePoint {
     pub per_time: Vec<Vec<f64>>,
+    /// A classifier (`[data]` given): per time each trial's correct predictions out of `tokens`,
+    /// and the floating-point accuracy.
+    pub correct: Option<(Vec<Vec<u32>>, f64)>,
     pub cost: MoeCost,
+}
+
+/// Tokens whose arg-max output (lowest index on ties) equals their label.
+fn correct_count(y: &[f32], labels: &[u32], classes: usize) -> u32 {
+    y.chunks(classes).zip(labels).filter(|(row, &l)| (0..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b }) == l as usize).count() as u32
 }
 
 /// The salt of matrix group `g` (0 router, 1 + e expert e) in the RNG key: separate plan runs
@@ -313,18 +342,23 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
     let (s, arch) = sp.moe.as_ref().ok_or_else(|| bad("the moe workload needs [moe] and [arch]".into()))?;
     let layer = s.layer();
     let mapping = map_layer(arch, &layer, s.mapping, s.routing.as_ref().and_then(coselection)).map_err(bad)?;
-    let (tokens, e, d, k) = (s.tokens as usize, s.experts as usize, s.d_model as usize, s.top_k as usize);
+    let (tokens, e, d, k) = (s.tokens as usize, s.experts as usize, s.out() as usize, s.top_k as usize);
+    let labels = exp.data.as_ref().map(|ds| &ds.labels[..]);
     // The floating-point router's choices (cheap: E × d_model); the experts only with accuracy.
     let fp_routes = router_routes(s, tokens);
     let nt = exp.times.len();
     let point = if exp.common_random_numbers { 0 } else { sp.index as u32 };
     let mut per_time = vec![Vec::with_capacity(cfg.trials as usize); nt];
     let mut routes_per_trial: Vec<Vec<Vec<u32>>> = Vec::new();
+    let mut correct = labels.map(|_| (vec![Vec::with_capacity(cfg.trials as usize); nt], 0.0));
     if s.accuracy {
         let w = load_weights(s).map_err(bad)?;
         let (y_fp, _) = fp_forward(s, &w);
+        if let (Some(l), Some(c)) = (labels, correct.as_mut()) {
+            c.1 = correct_count(&y_fp, l, d) as f64 / tokens as f64;
+        }
         let norm = y_fp.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt().max(1e-30);
-        let chunk = (MAX_CHUNK_VALUES / (e.max(1) * tokens * d.max(e) * nt).max(1)).clamp(1, 4096) as u32;
+        let chunk = (MAX_CHUNK_VALUES / (e.max(1) * tokens * d.max(e).max(s.d_ff as usize) * nt).max(1)).clamp(1, 4096) as u32;
         let mut start = 0;
         while start < cfg.trials {
             let n = chunk.min(cfg.trials - start);
@@ -359,8 +393,14 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
                     let lg = &logits[ti][t * tokens * e..(t + 1) * tokens * e];
                     let eo: Vec<&[f32]> = outs.iter().map(|o| &o[ti][t * tokens * d..(t + 1) * tokens * d]).collect();
                     let (y, routes) = combine(lg, &eo, tokens, e, d, k);
-                    let err = y.iter().zip(&y_fp).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>().sqrt() / norm;
-                    per_time[ti].push(err);
+                    match (labels, correct.as_mut()) {
+                        (Some(l), Some(c)) => {
+                            let n = correct_count(&y, l, d);
+                            c.0[ti].push(n);
+                            per_time[ti].push(n as f64 / tokens as f64);
+                        }
+                        _ => per_time[ti].push(y.iter().zip(&y_fp).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>().sqrt() / norm),
+                    }
                     if ti == 0 {
                         routes_per_trial.push(routes);
                     }
@@ -390,7 +430,7 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
         }
     }
     let cost = summarise(s, arch, &mapping, &table, &gpu, &results, schedule_seconds, exp.seed).map_err(bad)?;
-    Ok(MoePoint { per_time, cost })
+    Ok(MoePoint { per_time, correct, cost })
 }
 
 /// The cost section of a point from its trials' schedules, and the GPU comparison at each batch.
@@ -508,16 +548,25 @@ fn fp_like_routes(s: &MoeSettings, b: u32) -> Vec<Vec<u32>> {
     (0..b as usize).map(|i| routes[i % routes.len()].clone()).collect()
 }
 
-/// The floating-point router's top-k for the recipe's first `tokens` tokens.
+/// The floating-point router's top-k for the first `tokens` tokens of the batch.
 fn router_routes(s: &MoeSettings, tokens: usize) -> Vec<Vec<u32>> {
     let (d, e) = (s.d_model as usize, s.experts as usize);
-    let from_file = s.model.as_ref().and_then(|p| crate::workload::io::read_matrix(p, Some("router.weight")).ok()).filter(|w| (w.rows, w.cols) == (e, d));
+    let read = |name: &str| s.model.as_ref().and_then(|p| crate::workload::io::read_matrix(p, Some(name)).ok());
+    let from_file = read("router.weight").filter(|w| (w.rows, w.cols) == (e, d));
+    let bias = s
+        .model
+        .as_ref()
+        .and_then(|p| crate::workload::io::read_safetensors_vector(p, "router.bias").ok().flatten())
+        .filter(|b| b.len() == e && from_file.is_some())
+        .unwrap_or_else(|| vec![0.0; e]);
     let router = Linear {
         name: "router".into(),
         weight: from_file.unwrap_or_else(|| Matrix { rows: e, cols: d, data: normals(e * d, s.weights_seed, 1, 1.0 / (d as f64).sqrt()) }),
-        bias: vec![0.0; e],
+        bias,
     };
-    let x = normals(tokens * d, s.weights_seed, 2, 1.0);
+    // The batch's tokens, repeated when more are asked for.
+    let inputs = s.token_inputs();
+    let x: Vec<f32> = (0..tokens * d).map(|i| inputs[i % inputs.len().max(1)]).collect();
     let logits = linear(&router, &x);
     (0..tokens).map(|t| top_k(&logits[t * e..(t + 1) * e], s.top_k as usize).into_iter().map(|(i, _)| i as u32).collect()).collect()
 }

@@ -278,8 +278,14 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chu
         WorkloadKind::Moe => {
             let mp = super::moe::run_point(be, exp, sp, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
             let mut cost = Some(mp.cost);
+            let tokens = sp.moe.as_ref().map_or(0, |(m, _)| m.tokens);
+            let (mut correct, fp) = match mp.correct {
+                Some((c, fp)) => (Some(c.into_iter()), Some(fp)),
+                None => (None, None),
+            };
             for (ti, per_trial) in mp.per_time.into_iter().enumerate() {
-                let mut p = point(ti, per_trial, None, None, vec![])?;
+                let c = correct.as_mut().and_then(|it| it.next()).map(|c| (c, tokens));
+                let mut p = point(ti, per_trial, c, fp, vec![])?;
                 p.moe = cost.take();
                 out.push(p);
             }
@@ -448,6 +454,8 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
             let (c, n) = workload::fp_accuracy(&exp.layers, exp.activation, d);
             Some(c as f64 / n as f64)
         }
+        // The MoE classifier: the floating-point accuracy of its first point's model.
+        (Some(_), WorkloadKind::Moe) => points.first().and_then(|p| p.fp),
         _ => None,
     };
     let energy = (exp.workload == WorkloadKind::Classifier).then(|| {
@@ -461,6 +469,7 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
         WorkloadKind::KernelError => ("relative kernel error ‖K − ΦΦᵀ‖_F/‖K‖_F", false),
         WorkloadKind::KernelRidge => ("test accuracy (kernel ridge)", true),
         WorkloadKind::Attention => ("relative attention error ‖A − Â‖_F/‖A‖_F", false),
+        WorkloadKind::Moe if exp.data.is_some() => ("test accuracy (MoE classifier)", true),
         WorkloadKind::Moe if exp.points.first().and_then(|p| p.moe.as_ref()).is_some_and(|(m, _)| m.accuracy) => {
             ("relative MoE output error ‖Y − Y_fp‖_F/‖Y_fp‖_F", false)
         }

@@ -119,7 +119,7 @@ pub fn series_of(results: &Results) -> Vec<Series<'_>> {
 
 /// Whether the metric is a classification accuracy in [0, 1], shown in percent.
 pub fn is_classifier(results: &Results) -> bool {
-    results.workload == "classifier" || results.workload == "kernel_ridge"
+    results.workload == "classifier" || results.workload == "kernel_ridge" || (results.workload == "moe" && results.metric.starts_with("test accuracy"))
 }
 
 /// The sweep axis of the random-feature count (`features`), when it has several values: the
@@ -282,7 +282,11 @@ impl Figure {
                 if results.points.iter().any(|p| p.fp.is_some()) {
                     items.push(LegendItem {
                         swatch: Swatch::Dashed(BASELINE_COLOR),
-                        label: "floating point, same projection (in each line's colour)".to_string(),
+                        label: if results.workload == "moe" {
+                            "floating point (in each line's colour)".to_string()
+                        } else {
+                            "floating point, same projection (in each line's colour)".to_string()
+                        },
                     });
                 }
                 items

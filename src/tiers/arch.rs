@@ -91,7 +91,7 @@ impl Architecture {
 }
 
 /// One mixture-of-experts layer: router Linear(d_model → E), top-k, expert FFN1 (d_model → d_ff),
-/// activation, FFN2 (d_ff → d_model), gate-weighted sum.
+/// activation, FFN2 (d_ff → d_out, d_model unless a classifier's classes), gate-weighted sum.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MoeLayer {
@@ -103,6 +103,9 @@ pub struct MoeLayer {
     pub experts: u32,
     /// Experts chosen per token.
     pub top_k: u32,
+    /// Output width of the experts (0: d_model, as in a transformer block).
+    #[serde(default)]
+    pub d_out: u32,
 }
 
 /// Which weight matrix of a MoE layer.
@@ -113,7 +116,7 @@ pub enum MatrixKind {
     Router,
     /// FFN1 of expert e, d_model → d_ff.
     Ffn1(u32),
-    /// FFN2 of expert e, d_ff → d_model.
+    /// FFN2 of expert e, d_ff → d_out.
     Ffn2(u32),
 }
 
@@ -147,7 +150,7 @@ impl MoeLayer {
         let mut m = vec![Matrix { kind: MatrixKind::Router, inputs: self.d_model, outputs: self.experts }];
         for e in 0..self.experts {
             m.push(Matrix { kind: MatrixKind::Ffn1(e), inputs: self.d_model, outputs: self.d_ff });
-            m.push(Matrix { kind: MatrixKind::Ffn2(e), inputs: self.d_ff, outputs: self.d_model });
+            m.push(Matrix { kind: MatrixKind::Ffn2(e), inputs: self.d_ff, outputs: self.out() });
         }
         m
     }
@@ -157,9 +160,18 @@ impl MoeLayer {
         self.d_model as u64 * self.experts as u64
     }
 
+    /// Output width of the experts.
+    pub fn out(&self) -> u32 {
+        if self.d_out == 0 {
+            self.d_model
+        } else {
+            self.d_out
+        }
+    }
+
     /// Weights of one expert (FFN1 + FFN2).
     pub fn expert_weights(&self) -> u64 {
-        2 * self.d_model as u64 * self.d_ff as u64
+        (self.d_model as u64 + self.out() as u64) * self.d_ff as u64
     }
 
     /// Multiply-accumulate FLOPs of one token (2 per weight used: router + top_k experts).
@@ -207,11 +219,11 @@ mod tests {
 
     #[test]
     fn bad_layer_names_the_field() {
-        let l = MoeLayer { d_model: 8, d_ff: 16, experts: 2, top_k: 3 };
+        let l = MoeLayer { d_model: 8, d_ff: 16, experts: 2, top_k: 3, d_out: 0 };
         assert!(l.validate().unwrap_err().contains("layer.top_k = 3 > layer.experts = 2"));
-        let l = MoeLayer { d_model: 0, d_ff: 16, experts: 2, top_k: 1 };
+        let l = MoeLayer { d_model: 0, d_ff: 16, experts: 2, top_k: 1, d_out: 0 };
         assert!(l.validate().unwrap_err().contains("layer.d_model = 0"));
-        let l = MoeLayer { d_model: 1024, d_ff: 2048, experts: 4, top_k: 2 };
+        let l = MoeLayer { d_model: 1024, d_ff: 2048, experts: 4, top_k: 2, d_out: 0 };
         assert_eq!(l.matrices().len(), 9);
         assert_eq!(l.flops_per_token(), 2.0 * (1024.0 * 4.0 + 2.0 * 2.0 * 1024.0 * 2048.0));
     }

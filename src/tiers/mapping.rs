@@ -262,7 +262,7 @@ mod tests {
     fn arch(tiles: u32, tiers: u32) -> Architecture {
         Architecture { tiles, tiers, rows: 512, cols: 512, tier_noise: vec![] }
     }
-    const LAYER: MoeLayer = MoeLayer { d_model: 1024, d_ff: 2048, experts: 4, top_k: 2 };
+    const LAYER: MoeLayer = MoeLayer { d_model: 1024, d_ff: 2048, experts: 4, top_k: 2, d_out: 0 };
 
     /// Router 1024 x 4: 2 x 1 = 2 chunks; FFN1 1024 x 2048: 2 x 4 = 8; FFN2 2048 x 1024: 4 x 2 = 8;
     /// total 2 + 4 x 16 = 66.

@@ -166,7 +166,7 @@ mod tests {
             energy_per_flop_pj: None,
         }
     }
-    const LAYER: MoeLayer = MoeLayer { d_model: 1024, d_ff: 2048, experts: 8, top_k: 2 };
+    const LAYER: MoeLayer = MoeLayer { d_model: 1024, d_ff: 2048, experts: 8, top_k: 2, d_out: 0 };
 
     #[test]
     fn memory_bound_is_bytes_over_bandwidth() {

@@ -288,7 +288,7 @@ mod tests {
     use crate::tiers::routing::{sample_tokens, Routing};
 
     /// One chunk per matrix: 4 x 4 crossbars, d_model = d_ff = 4, two experts.
-    const TINY: MoeLayer = MoeLayer { d_model: 4, d_ff: 4, experts: 2, top_k: 2 };
+    const TINY: MoeLayer = MoeLayer { d_model: 4, d_ff: 4, experts: 2, top_k: 2, d_out: 0 };
 
     fn tiny_arch(tiles: u32, tiers: u32) -> Architecture {
         Architecture { tiles, tiers, rows: 4, cols: 4, tier_noise: vec![] }
@@ -339,7 +339,7 @@ mod tests {
 
     #[test]
     fn energy_adds_up() {
-        let layer = MoeLayer { d_model: 1024, d_ff: 2048, experts: 8, top_k: 2 };
+        let layer = MoeLayer { d_model: 1024, d_ff: 2048, experts: 8, top_k: 2, d_out: 0 };
         let arch = Architecture { tiles: 64, tiers: 4, rows: 512, cols: 512, tier_noise: vec![] };
         let m = map_layer(&arch, &layer, Strategy::ExpertsSeparated, None).unwrap();
         let toks = sample_tokens(&Routing::Zipf { s: 1.0 }, 8, 2, 3, 0, 64).unwrap();

@@ -158,6 +158,22 @@ pub fn read_safetensors_matrix(path: &Path, name: Option<&str>) -> Result<Matrix
     Ok(Matrix { rows, cols, data })
 }
 
+/// A 1-D tensor (a bias) of a `.safetensors` file: `None` when the file has no tensor `name`;
+/// an error when it is not 1-D or holds a non-finite value.
+pub fn read_safetensors_vector(path: &Path, name: &str) -> Result<Option<Vec<f32>>, WorkloadError> {
+    let bytes = read(path)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| err(path, format!("not a valid safetensors file: {e}")))?;
+    let Ok(t) = st.tensor(name) else { return Ok(None) };
+    if t.shape().len() != 1 {
+        return Err(err(path, format!("tensor {name} has shape {:?}; a bias must be 1-D", t.shape())));
+    }
+    let data = tensor_f32(&t).map_err(|m| err(path, format!("tensor {name}: {m}")))?;
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(err(path, format!("tensor {name}[{i}] = {}: biases must be finite", data[i])));
+    }
+    Ok(Some(data))
+}
+
 /// A weight matrix from `.npy` or `.safetensors` (by extension).
 pub fn read_matrix(path: &Path, name: Option<&str>) -> Result<Matrix, WorkloadError> {
     match path.extension().and_then(|e| e.to_str()) {

@@ -1,0 +1,383 @@
+//! Reproducible training of the shipped digits mixture-of-experts classifier
+//! (`experiments/models/digits_moe.safetensors`, the model of `experiments/moe_digits.toml`).
+//!
+//! The network is one MoE layer as the `moe` workload runs it (Büchel et al., Nat. Comput. Sci.
+//! 5, 13–26 (2025); Mixtral's gating): a router Linear(64 → E), the top-k of its logits (ties to
+//! the lower index) with gates from the softmax over the chosen logits, and experts
+//! Linear(64 → d_ff) → activation → Linear(d_ff → 10) whose outputs, scaled by the gates and
+//! summed, are the class logits. Training: softmax cross-entropy, mini-batch SGD with momentum,
+//! linear learning-rate decay, L2 weight decay and input-noise augmentation as in
+//! [`crate::train::train_mlp`], plus the Switch Transformer load-balancing loss
+//! (Fedus et al., JMLR 23 (2022), eq. 4: α · E · Σ_i f_i P_i) so that every expert is used.
+//! Gradients reach the router through the gates of the chosen experts and through the balancing
+//! loss; the top-k choice itself is not differentiated.
+//!
+//! Determinism: single-threaded, a fixed visiting order, and all randomness from
+//! `rand_pcg::Pcg64Mcg` through `next_u64` (the helpers of `crate::train`): the same seed and
+//! configuration give the same weights bit for bit. The state dict uses the `moe` workload's
+//! names: `router.weight` [E, 64], `experts.{e}.w1.weight` [d_ff, 64], `experts.{e}.w2.weight`
+//! [10, d_ff], each with its `.bias`.
+
+// Index loops mirror the gradient equations (dL/dW[o][j] = δ_o h_j), so the backward pass reads
+// beside them.
+#![allow(clippy::needless_range_loop)]
+
+use crate::train::{shuffle, state_dict_bytes, unit_f32, Dataset, Dense, HiddenActivation, TrainError, DIGITS_CLASSES};
+use rand::SeedableRng;
+use rand_pcg::Pcg64Mcg;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Command that rebuilds the shipped model (the default configuration); recorded in its metadata.
+pub const TRAINING_COMMAND: &str = "cargo run --release -- train-digits-moe --out experiments/models/digits_moe.safetensors";
+
+/// Hyper-parameters of [`train_moe`]. `Default` is the shipped model's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MoeTrainConfig {
+    pub experts: usize,
+    pub top_k: usize,
+    /// Hidden width of each expert.
+    pub d_ff: usize,
+    pub activation: HiddenActivation,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    /// Std of the input noise added at every visit (as in `TrainConfig::input_noise`).
+    pub input_noise: f32,
+    /// Weight α of the load-balancing loss: 0.1 evens the experts' loads (27, 23, 20 and 30 % of
+    /// the routing slots on the test rows; 0.02 left one expert with 49 %).
+    pub balance: f32,
+    pub seed: u64,
+}
+
+impl Default for MoeTrainConfig {
+    fn default() -> Self {
+        MoeTrainConfig {
+            experts: 4,
+            top_k: 2,
+            d_ff: 32,
+            activation: HiddenActivation::Gelu,
+            epochs: 120,
+            batch_size: 32,
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            input_noise: 0.2,
+            balance: 0.1,
+            seed: 20_251_127,
+        }
+    }
+}
+
+/// The MoE classifier: router, then (FFN1, FFN2) of each expert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MoeNet {
+    pub router: Dense,
+    pub experts: Vec<(Dense, Dense)>,
+    pub top_k: usize,
+    pub activation: HiddenActivation,
+}
+
+/// y = W x + b.
+fn dense(l: &Dense, x: &[f32], out: &mut [f32]) {
+    for (o, (w, &b)) in l.w.chunks_exact(l.n_in).zip(&l.b).enumerate() {
+        let mut s = b;
+        for (&wk, &xk) in w.iter().zip(x) {
+            s += wk * xk;
+        }
+        out[o] = s;
+    }
+}
+
+/// One token's forward pass, kept for the backward pass.
+struct Trace {
+    /// Router logits.
+    z: Vec<f32>,
+    /// Chosen experts and their gates.
+    chosen: Vec<(usize, f32)>,
+    /// Per chosen expert: FFN1 pre-activation, activation, FFN2 output.
+    pre: Vec<Vec<f32>>,
+    hid: Vec<Vec<f32>>,
+    out: Vec<Vec<f32>>,
+    /// Class logits.
+    y: Vec<f32>,
+}
+
+impl MoeNet {
+    /// PyTorch's `nn.Linear` init (uniform ±1/√fan_in, weight before bias): router, then each
+    /// expert's FFN1 and FFN2.
+    fn init(n_in: usize, n_out: usize, cfg: &MoeTrainConfig, rng: &mut Pcg64Mcg) -> MoeNet {
+        let mut layer = |n_in: usize, n_out: usize| {
+            let bound = 1.0 / (n_in as f32).sqrt();
+            let mut draw = |len: usize| (0..len).map(|_| (2.0 * unit_f32(rng) - 1.0) * bound).collect::<Vec<f32>>();
+            let w = draw(n_out * n_in);
+            let b = draw(n_out);
+            Dense { w, b, n_in, n_out }
+        };
+        let router = layer(n_in, cfg.experts);
+        let experts = (0..cfg.experts).map(|_| (layer(n_in, cfg.d_ff), layer(cfg.d_ff, n_out))).collect();
+        MoeNet { router, experts, top_k: cfg.top_k, activation: cfg.activation }
+    }
+
+    fn zeros_like(&self) -> MoeNet {
+        let z = |l: &Dense| Dense { w: vec![0.0; l.w.len()], b: vec![0.0; l.b.len()], n_in: l.n_in, n_out: l.n_out };
+        MoeNet { router: z(&self.router), experts: self.experts.iter().map(|(a, b)| (z(a), z(b))).collect(), top_k: self.top_k, activation: self.activation }
+    }
+
+    fn classes(&self) -> usize {
+        self.experts[0].1.n_out
+    }
+
+    fn trace(&self, x: &[f32]) -> Trace {
+        let mut z = vec![0.0; self.router.n_out];
+        dense(&self.router, x, &mut z);
+        let chosen = crate::experiment::moe::top_k(&z, self.top_k);
+        let mut t = Trace { z, chosen, pre: vec![], hid: vec![], out: vec![], y: vec![0.0; self.classes()] };
+        for &(e, g) in &t.chosen {
+            let (a, b) = &self.experts[e];
+            let mut pre = vec![0.0; a.n_out];
+            dense(a, x, &mut pre);
+            let hid: Vec<f32> = pre.iter().map(|&v| self.activation.apply(v)).collect();
+            let mut out = vec![0.0; b.n_out];
+            dense(b, &hid, &mut out);
+            for (y, &o) in t.y.iter_mut().zip(&out) {
+                *y += g * o;
+            }
+            t.pre.push(pre);
+            t.hid.push(hid);
+            t.out.push(out);
+        }
+        t
+    }
+
+    /// Class logits of one input.
+    pub fn logits(&self, x: &[f32]) -> Vec<f32> {
+        self.trace(x).y
+    }
+
+    /// Arg-max class (the lowest index wins ties).
+    pub fn predict(&self, x: &[f32]) -> usize {
+        let y = self.logits(x);
+        (0..y.len()).fold(0, |best, i| if y[i] > y[best] { i } else { best })
+    }
+
+    /// Adds `scale ×` the gradient of the cross-entropy of `label` to `g`, and of the balancing
+    /// term with the batch's routing fractions `f` (weight `balance`).
+    fn backprop(&self, x: &[f32], label: usize, scale: f32, f: &[f32], balance: f32, g: &mut MoeNet) {
+        let t = self.trace(x);
+        let ymax = t.y.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let ex: Vec<f32> = t.y.iter().map(|&v| (v - ymax).exp()).collect();
+        let sum: f32 = ex.iter().sum();
+        let dy: Vec<f32> = ex.iter().enumerate().map(|(o, &v)| (v / sum - if o == label { 1.0 } else { 0.0 }) * scale).collect();
+        // Experts: dL/d(out_e) = g_e dy; dL/dg_e = dy · out_e.
+        let mut dgate = Vec::with_capacity(t.chosen.len());
+        for (k, &(e, gate)) in t.chosen.iter().enumerate() {
+            let (a, b) = &self.experts[e];
+            let (ga, gb) = &mut g.experts[e];
+            dgate.push(dy.iter().zip(&t.out[k]).map(|(d, o)| d * o).sum::<f32>());
+            let mut dh = vec![0.0f32; b.n_in];
+            for o in 0..b.n_out {
+                let d = gate * dy[o];
+                gb.b[o] += d;
+                for j in 0..b.n_in {
+                    gb.w[o * b.n_in + j] += d * t.hid[k][j];
+                    dh[j] += d * b.w[o * b.n_in + j];
+                }
+            }
+            for j in 0..a.n_out {
+                let d = dh[j] * self.activation.derivative(t.pre[k][j], t.hid[k][j]);
+                if d == 0.0 {
+                    continue;
+                }
+                ga.b[j] += d;
+                for (gw, &xi) in ga.w[j * a.n_in..(j + 1) * a.n_in].iter_mut().zip(x) {
+                    *gw += d * xi;
+                }
+            }
+        }
+        // Router: through the gates (softmax over the chosen logits) ...
+        let mut dz = vec![0.0f32; self.router.n_out];
+        let mean: f32 = t.chosen.iter().zip(&dgate).map(|(&(_, gate), d)| gate * d).sum();
+        for (&(e, gate), d) in t.chosen.iter().zip(&dgate) {
+            dz[e] += gate * (d - mean);
+        }
+        // ... and through the balancing loss α·E·Σ f_i P_i, P the batch mean of the full softmax:
+        // d/dz_j = α·E·scale · p_j (f_j − Σ_i f_i p_i).
+        if balance > 0.0 {
+            let zmax = t.z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let p: Vec<f32> = t.z.iter().map(|&v| (v - zmax).exp()).collect();
+            let ps: f32 = p.iter().sum();
+            let p: Vec<f32> = p.iter().map(|v| v / ps).collect();
+            let fp: f32 = f.iter().zip(&p).map(|(a, b)| a * b).sum();
+            let e = self.router.n_out as f32;
+            for j in 0..dz.len() {
+                dz[j] += balance * e * scale * p[j] * (f[j] - fp);
+            }
+        }
+        let r = &self.router;
+        for (o, &d) in dz.iter().enumerate() {
+            g.router.b[o] += d;
+            for (gw, &xi) in g.router.w[o * r.n_in..(o + 1) * r.n_in].iter_mut().zip(x) {
+                *gw += d * xi;
+            }
+        }
+    }
+
+    /// Every parameter tensor, router first, weight before bias (the update order).
+    fn tensors_mut(&mut self) -> Vec<(&mut Vec<f32>, bool)> {
+        let mut v: Vec<(&mut Vec<f32>, bool)> = vec![(&mut self.router.w, true), (&mut self.router.b, false)];
+        for (a, b) in &mut self.experts {
+            v.push((&mut a.w, true));
+            v.push((&mut a.b, false));
+            v.push((&mut b.w, true));
+            v.push((&mut b.b, false));
+        }
+        v
+    }
+}
+
+/// Trains the MoE classifier on `train` (see the module header). Deterministic.
+pub fn train_moe(train: &Dataset, cfg: &MoeTrainConfig) -> MoeNet {
+    assert!(train.n > 0 && cfg.batch_size > 0 && cfg.d_ff > 0 && cfg.top_k >= 1 && cfg.top_k <= cfg.experts, "bad training configuration {cfg:?}");
+    let n_out = train.y.iter().map(|&c| c as usize + 1).max().unwrap_or(1).max(DIGITS_CLASSES);
+    let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
+    let mut m = MoeNet::init(train.n_features, n_out, cfg, &mut rng);
+    let mut g = m.zeros_like();
+    let mut v = m.zeros_like();
+    let mut order: Vec<usize> = (0..train.n).collect();
+    let steps = (cfg.epochs * train.n.div_ceil(cfg.batch_size)).max(1);
+    let mut step = 0usize;
+    let mut noisy = vec![0.0f32; train.n * train.n_features];
+    for _ in 0..cfg.epochs {
+        shuffle(&mut order, &mut rng);
+        for batch in order.chunks(cfg.batch_size) {
+            for (p, _) in g.tensors_mut() {
+                p.fill(0.0);
+            }
+            // The batch's inputs with their noise, then the fraction of its routing slots each
+            // expert takes (the balancing loss's f, a constant of the step).
+            for &i in batch {
+                for (o, &x) in noisy[i * train.n_features..][..train.n_features].iter_mut().zip(train.row(i)) {
+                    let u = unit_f32(&mut rng) + unit_f32(&mut rng) + unit_f32(&mut rng) - 1.5;
+                    *o = x + 2.0 * cfg.input_noise * u;
+                }
+            }
+            let mut f = vec![0.0f32; cfg.experts];
+            let mut z = vec![0.0f32; cfg.experts];
+            for &i in batch {
+                dense(&m.router, &noisy[i * train.n_features..][..train.n_features], &mut z);
+                for (e, _) in crate::experiment::moe::top_k(&z, cfg.top_k) {
+                    f[e] += 1.0 / (batch.len() * cfg.top_k) as f32;
+                }
+            }
+            let inv_b = 1.0 / batch.len() as f32;
+            for &i in batch {
+                m.backprop(&noisy[i * train.n_features..][..train.n_features], train.y[i] as usize, inv_b, &f, cfg.balance, &mut g);
+            }
+            let lr = cfg.lr * (1.0 - step as f32 / steps as f32);
+            step += 1;
+            let grads: Vec<Vec<f32>> = g.tensors_mut().into_iter().map(|(p, _)| p.clone()).collect();
+            for (((p, decays), vp), gp) in m.tensors_mut().into_iter().zip(v.tensors_mut()).zip(&grads) {
+                let wd = if decays { cfg.weight_decay } else { 0.0 };
+                for ((p, &gr), vv) in p.iter_mut().zip(gp).zip(vp.0.iter_mut()) {
+                    *vv = cfg.momentum * *vv + gr + wd * *p;
+                    *p -= lr * *vv;
+                }
+            }
+        }
+    }
+    m
+}
+
+/// Fraction of rows classified correctly (float32, no noise).
+pub fn accuracy(m: &MoeNet, data: &Dataset) -> f64 {
+    let correct = (0..data.n).filter(|&i| m.predict(data.row(i)) == data.y[i] as usize).count();
+    correct as f64 / data.n.max(1) as f64
+}
+
+/// Share of routing slots each expert takes on `data` (E values summing to 1).
+pub fn expert_load(m: &MoeNet, data: &Dataset) -> Vec<f64> {
+    let mut load = vec![0.0; m.experts.len()];
+    for i in 0..data.n {
+        let mut z = vec![0.0; m.router.n_out];
+        dense(&m.router, data.row(i), &mut z);
+        for (e, _) in crate::experiment::moe::top_k(&z, m.top_k) {
+            load[e] += 1.0 / (data.n * m.top_k) as f64;
+        }
+    }
+    load
+}
+
+/// The safetensors bytes of the model, with the `moe` workload's tensor names and the metadata
+/// `format = "pt"`, `model` (the layer's shape in words) and `training` (the rebuild command).
+pub fn safetensors_bytes(m: &MoeNet, training: &str) -> Vec<u8> {
+    let (d, f, c) = (m.router.n_in, m.experts[0].0.n_out, m.classes());
+    let model = format!(
+        "mixture of experts: router nn.Linear({d}, {}), top-{} of its logits with gates softmax over the chosen; experts nn.Linear({d}, {f}), {}, nn.Linear({f}, {c}); output = the gate-weighted sum of the chosen experts = logits of classes 0..{}; input = pixel/16 of the UCI 8x8 digits",
+        m.experts.len(),
+        m.top_k,
+        m.activation.torch_module(),
+        c - 1
+    );
+    let metadata: BTreeMap<&str, String> = [("format", "pt".to_string()), ("model", model), ("training", training.to_string())].into_iter().collect();
+    let mut layers: Vec<(String, &Dense)> = vec![("router".into(), &m.router)];
+    for (e, (a, b)) in m.experts.iter().enumerate() {
+        layers.push((format!("experts.{e}.w1"), a));
+        layers.push((format!("experts.{e}.w2"), b));
+    }
+    let mut tensors: BTreeMap<String, (Vec<usize>, &[f32])> = BTreeMap::new();
+    for (name, l) in layers {
+        tensors.insert(format!("{name}.weight"), (vec![l.n_out, l.n_in], &l.w));
+        tensors.insert(format!("{name}.bias"), (vec![l.n_out], &l.b));
+    }
+    state_dict_bytes(&tensors, &metadata)
+}
+
+/// Writes [`safetensors_bytes`] to `path`.
+pub fn save_safetensors(m: &MoeNet, training: &str, path: impl AsRef<Path>) -> Result<(), TrainError> {
+    std::fs::write(path, safetensors_bytes(m, training))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::moe::{fp_forward, load_weights, MoeSettings};
+
+    fn digits() -> (Dataset, Dataset) {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/data/digits.csv");
+        crate::train::split_digits(&crate::train::parse_digits_csv(&std::fs::read_to_string(path).unwrap()).unwrap())
+    }
+
+    /// The `moe` workload's floating-point forward pass on the written state dict computes the
+    /// trainer's logits: same gating, activation, tensor names and layouts.
+    #[test]
+    fn the_workload_reads_back_the_trained_network() {
+        let (train, test) = digits();
+        let cfg = MoeTrainConfig { epochs: 2, ..MoeTrainConfig::default() };
+        let net = train_moe(&train.slice_rows(0, 200), &cfg);
+        let path = std::env::temp_dir().join(format!("aimc-moe-{}.safetensors", std::process::id()));
+        save_safetensors(&net, "test", &path).unwrap();
+        let tokens = 50;
+        let s: MoeSettings = toml::from_str(&format!(
+            "d_model = 64\nd_ff = {}\nd_out = 10\nexperts = {}\ntop_k = {}\ntokens = {tokens}\nactivation = \"gelu\"\nmodel = {:?}",
+            cfg.d_ff,
+            cfg.experts,
+            cfg.top_k,
+            path.display().to_string()
+        ))
+        .unwrap();
+        let s = MoeSettings { inputs: Some(test.x[..tokens * 64].to_vec().into()), ..s };
+        let w = load_weights(&s).unwrap();
+        let (y, _) = fp_forward(&s, &w);
+        for t in 0..tokens {
+            let want = net.logits(test.row(t));
+            for (a, b) in y[t * 10..(t + 1) * 10].iter().zip(&want) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "token {t}: workload {a}, trainer {b}");
+            }
+        }
+        let _ = std::fs::remove_file(path);
+    }
+}

@@ -26,6 +26,7 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     let L = P.layer;
     let ntiles = L.tiles_in * L.tiles_out;
     let t = tiles[wg.y];
+    let dev = tile_device(P.dev, t);
     let trial_local = wg.z;
     let trial = L.trial_offset + trial_local;
     let key = vec2<u32>(L.key0, L.key1);
@@ -34,24 +35,24 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     var bs = 0.0;
     if (rc.x < t.rows) {
         let elem = (t.row_start + rc.x) * L.n_in + t.col_start + rc.y;
-        let s = P.dev.g_max / max(t.wmax_norm, 1e-7);
+        let s = dev.g_max / max(t.wmax_norm, 1e-7);
         let nw = L.n_in * L.n_out;
-        let s2 = P.dev.g_max / max(bitcast<f32>(progmax[trial_local * ntiles + wg.y]), 1e-7);
+        let s2 = dev.g_max / max(bitcast<f32>(progmax[trial_local * ntiles + wg.y]), 1e-7);
         // One block per weight and time: read noise of the pair (words 0, 1) and the GDC readout's
         // output noise (word 2).
         let nr = normal4(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_READ, L.t_index), 0u), key));
         var we = 0.0;
         var wp = 0.0;
-        if (P.dev.drift_path == 1u) {
+        if (dev.drift_path == 1u) {
             let b = trial_local * 4u * nw + elem;
             let gpair = vec2<f32>(state[b], state[b + nw]);
             wp = (gpair.x - gpair.y) / s;
-            we = drift_pair(P.dev, gpair, state[b + 2u * nw], state[b + 3u * nw], s, L.log_t_ratio, L.read_sqrt_log, nr.xy);
+            we = drift_pair(dev, gpair, state[b + 2u * nw], state[b + 3u * nw], s, L.log_t_ratio, L.read_sqrt_log, nr.xy);
         } else {
             let b = trial_local * 2u * nw + elem;
             wp = state[b];
             let nu = state[b + nw];
-            we = drift_weight(P.dev, wp, nu, nu, s2, L.log_t_ratio, L.read_sqrt_log, nr.x);
+            we = drift_weight(dev, wp, nu, nu, s2, L.log_t_ratio, L.read_sqrt_log, nr.x);
         }
         weff[trial_local * L.n_out * L.n_in + elem] = we;
         if (L.gdc_mode != 0u) {

@@ -21,6 +21,7 @@ fn program(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     let L = P.layer;
     let ntiles = L.tiles_in * L.tiles_out;
     let t = tiles[wg.y];
+    let dev = tile_device(P.dev, t);
     let trial_local = wg.z;
     let trial = L.trial_offset + trial_local;
     if (lid == 0u) {
@@ -32,14 +33,14 @@ fn program(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         let elem = (t.row_start + e / t.cols) * L.n_in + t.col_start + e % t.cols;
         let nw = L.n_in * L.n_out;
         let w = w_norm[elem];
-        let s = P.dev.g_max / max(t.wmax_norm, 1e-7);
+        let s = dev.g_max / max(t.wmax_norm, 1e-7);
         let n = normal4(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_PROG, 0u), 0u),
                                       vec2<u32>(L.key0, L.key1)));
-        let gpair = programmed_pair(P.dev, w, s, n.xy);
+        let gpair = programmed_pair(dev, w, s, n.xy);
         let wp = (gpair.x - gpair.y) / s;
-        let nu_pos = drift_nu(P.dev, clamp(s * w, 0.0, P.dev.g_max), n.z);
-        let nu_neg = drift_nu(P.dev, clamp(-s * w, 0.0, P.dev.g_max), n.w);
-        if (P.dev.drift_path == 1u) {
+        let nu_pos = drift_nu(dev, clamp(s * w, 0.0, dev.g_max), n.z);
+        let nu_neg = drift_nu(dev, clamp(-s * w, 0.0, dev.g_max), n.w);
+        if (dev.drift_path == 1u) {
             let b = trial_local * 4u * nw + elem;
             state[b] = gpair.x;
             state[b + nw] = gpair.y;

@@ -19,6 +19,7 @@ fn program_mvm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
                @builtin(num_workgroups) nwg: vec3<u32>) {
     let L = P.layer;
     let t = tiles[0];
+    let dev = tile_device(P.dev, t);
     for (var k = lid; k < L.n_in; k = k + WG) {
         xw[k] = xq[k];
     }
@@ -31,12 +32,12 @@ fn program_mvm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     let trial_local = i / L.n_out;
     let trial = L.trial_offset + trial_local;
     let key = vec2<u32>(L.key0, L.key1);
-    let s = P.dev.g_max / max(t.wmax_norm, 1e-7);
+    let s = dev.g_max / max(t.wmax_norm, 1e-7);
     let w2 = ctr_word2(L.layer, STREAM_PROG, 0u);
     var acc = 0.0;
     for (var k = 0u; k < L.n_in; k = k + 1u) {
         let elem = o * L.n_in + k;
-        let wp = programmed_weight(P.dev, w_norm[elem], s, normal2(philox4x32_10(vec4<u32>(elem, trial, w2, 0u), key)));
+        let wp = programmed_weight(dev, w_norm[elem], s, normal2(philox4x32_10(vec4<u32>(elem, trial, w2, 0u), key)));
         acc = acc + xw[k] * wp;
     }
     var v = acc;

@@ -78,7 +78,7 @@ fn struct_members_sit_at_the_same_offsets_in_rust_and_wgsl() {
         ),
         ("KernelParams", offsets!(KernelParams: rows, s, replicas, width, map, heads, seq, dv, causal, blocks, _pad0, _pad1)),
         ("StageParams", offsets!(StageParams: layer, dev, io, kern)),
-        ("TileInfo", offsets!(TileInfo: row_start, rows, col_start, cols, scale, wmax_norm, mean_abs_norm, _pad)),
+        ("TileInfo", offsets!(TileInfo: row_start, rows, col_start, cols, scale, wmax_norm, mean_abs_norm, prog_mult, drift_mult, read_mult)),
     ];
     for (name, fields) in rust {
         let (_, ty) = m.types.iter().find(|(_, t)| t.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("struct {name} missing from layout.wgsl"));

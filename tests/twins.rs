@@ -182,6 +182,10 @@ fn weight_error_stages_match_twins() {
         plan::run_weight_error(&mut rec, &cw, &cfg(gdc, 4, vec![0.0, 3.15e7])).unwrap();
         plan::run_weight_error(&mut rec, &wide, &cfg(gdc, 3, vec![3600.0])).unwrap();
     }
+    // Per-tile device multipliers (3D tiers): every tile its own programming, drift and read scale.
+    let mut tiered = m.clone();
+    tiered.set_tile_noise(|t| [0.5 + (t.row_start % 3) as f32, 2.0 - (t.col_start % 2) as f32, 1.5]);
+    plan::run_weight_error(&mut rec, &tiered, &cfg(Gdc::Readout, 4, vec![86400.0])).unwrap();
     let Some(mut g) = gpu(256) else { return };
     let seen = replay_all(&rec, &mut g);
     assert_eq!(seen, vec![Stage::Program, Stage::Drift, Stage::Gdc, Stage::WeightError]);

@@ -25,6 +25,16 @@ fn curve_eval(c: Curve, gr_in: f32) -> f32 {
     return min(c.a / max(pow(gr, c.p), c.lo), c.hi);
 }
 
+// The device as tile t sees it: its programming noise, drift exponent and read noise scaled by the
+// tile's multipliers (3D tiers; all 1 otherwise). CPU twin: cpu/common.rs tile_device.
+fn tile_device(d: DeviceParams, t: TileInfo) -> DeviceParams {
+    var o = d;
+    o.prog_scale = d.prog_scale * t.prog_mult;
+    o.drift_scale = d.drift_scale * t.drift_mult;
+    o.read_scale = d.read_scale * t.read_mult;
+    return o;
+}
+
 // Programming noise std at target g (µS).
 fn sigma_prog(d: DeviceParams, g: f32) -> f32 {
     let x = g / d.g_max;

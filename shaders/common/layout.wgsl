@@ -46,7 +46,8 @@ struct StageParams {
 
 struct TileInfo {
     row_start: u32, rows: u32, col_start: u32, cols: u32,
-    scale: f32, wmax_norm: f32, mean_abs_norm: f32, _pad: f32,
+    scale: f32, wmax_norm: f32, mean_abs_norm: f32,
+    prog_mult: f32, drift_mult: f32, read_mult: f32,
 }
 
 // The one-row tile entry of row r of tile `tile` (that output column's own digital scale and GDC

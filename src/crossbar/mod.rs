@@ -61,6 +61,9 @@ pub struct Tile {
     pub wmax_norm: f32,
     /// mean |W_norm| over the tile: the exact-reference GDC baseline.
     pub mean_abs_norm: f32,
+    /// Multipliers of the device's programming noise, drift exponent and read noise on this tile
+    /// ([1, 1, 1]: the device model as it is; a 3D tier's own variability otherwise).
+    pub noise: [f32; 3],
 }
 
 /// How weights are scaled into a tile (aihwkit `MappingParameter`): ω = 0 keeps the raw weights;
@@ -143,7 +146,16 @@ impl MappedMatrix {
                         wmax_norm = wmax_norm.max(w_norm[i].abs());
                     }
                     tile_sum_abs += sum_abs;
-                    tile_rows.push(Tile { row_start: r, rows: 1, col_start: c0, cols: nc, scale, wmax_norm, mean_abs_norm: (sum_abs / nc as f64) as f32 });
+                    tile_rows.push(Tile {
+                        row_start: r,
+                        rows: 1,
+                        col_start: c0,
+                        cols: nc,
+                        scale,
+                        wmax_norm,
+                        mean_abs_norm: (sum_abs / nc as f64) as f32,
+                        noise: [1.0; 3],
+                    });
                 }
                 tiles.push(Tile {
                     row_start: r0,
@@ -153,6 +165,7 @@ impl MappedMatrix {
                     scale: tile_rows.iter().map(|t| t.scale).fold(0.0, f32::max),
                     wmax_norm: tile_rows.iter().map(|t| t.wmax_norm).fold(0.0, f32::max),
                     mean_abs_norm: (tile_sum_abs / (nr * nc) as f64) as f32,
+                    noise: [1.0; 3],
                 });
                 tile_rows.resize(max_rows as usize, Tile { row_start: r0 + nr, col_start: c0, cols: nc, scale: 1.0, ..Tile::default() });
                 rows.extend(tile_rows);
@@ -160,6 +173,18 @@ impl MappedMatrix {
         }
         let wmax = w.iter().fold(0.0f32, |a, &x| a.max(x.abs()));
         MappedMatrix { n_in, n_out, tiles_in, tiles_out, w_norm, tiles, rows, w: w.to_vec(), wmax }
+    }
+
+    /// Sets every tile's noise multipliers (and its rows') from the tile: a 3D architecture's tier
+    /// variability, tile by tile.
+    pub fn set_tile_noise(&mut self, f: impl Fn(&Tile) -> [f32; 3]) {
+        let stride = self.max_rows() as usize;
+        for (k, t) in self.tiles.iter_mut().enumerate() {
+            t.noise = f(t);
+            for r in &mut self.rows[k * stride..(k + 1) * stride] {
+                r.noise = t.noise;
+            }
+        }
     }
 
     /// Rows of the tallest tile: the stride of [`MappedMatrix::rows`].

@@ -170,7 +170,11 @@ pub struct TileInfo {
     pub wmax_norm: f32,
     /// mean |W_norm| over the tile: the exact-reference GDC baseline.
     pub mean_abs_norm: f32,
-    pub _pad: f32,
+    /// This tile's multipliers of the device's programming noise, drift exponent and read noise
+    /// (1: the device model's; 3D tiers give each tier its own).
+    pub prog_mult: f32,
+    pub drift_mult: f32,
+    pub read_mult: f32,
 }
 
 impl From<&Fit> for Curve {
@@ -258,7 +262,9 @@ impl From<&Tile> for TileInfo {
             scale: t.scale,
             wmax_norm: t.wmax_norm,
             mean_abs_norm: t.mean_abs_norm,
-            _pad: 0.0,
+            prog_mult: t.noise[0],
+            drift_mult: t.noise[1],
+            read_mult: t.noise[2],
         }
     }
 }

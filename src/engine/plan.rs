@@ -190,7 +190,7 @@ impl MatrixBufs {
         let w_norm = be.create("w_norm", m.len());
         be.upload(w_norm, bytemuck::cast_slice(&m.w_norm));
         let infos = tile_infos(m);
-        let tiles = be.create("tiles", infos.len() * 8);
+        let tiles = be.create("tiles", infos.len() * std::mem::size_of::<TileInfo>() / 4);
         be.upload(tiles, bytemuck::cast_slice(&infos));
         MatrixBufs {
             w_norm,

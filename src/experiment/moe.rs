@@ -11,8 +11,8 @@
 //!
 //! Weights (no model file): router, FFN1 and FFN2 entries are Philox normals scaled by
 //! 1/√fan_in (router), √(2/fan_in) (FFN1, He) and 1/√fan_in (FFN2), drawn from `weights_seed`;
-//! token inputs are standard normals from the same seed. Each matrix gets the mean noise
-//! multipliers of the tiers its chunks sit on (the engine takes one device model per plan run).
+//! token inputs are standard normals from the same seed. Every crossbar tile of a matrix gets the
+//! noise multipliers of the tier its chunk sits on (per-tile device multipliers in the engine).
 
 use super::file::{Experiment, SweepPoint};
 use crate::engine::plan::{self, RunConfig};
@@ -184,22 +184,13 @@ fn tier_mult(arch: &Architecture, slope: f64, tier: u32) -> TierNoise {
     TierNoise { prog: f, drift: f, read: f }
 }
 
-/// The mean multipliers over the chunks of `maps`.
-fn mean_mult(arch: &Architecture, slope: f64, maps: &[&MatrixMap]) -> TierNoise {
-    let tiers: Vec<u32> = maps.iter().flat_map(|m| m.chunks.iter().map(|c| c.tier)).collect();
-    let n = tiers.len().max(1) as f64;
-    let mut t = TierNoise { prog: 0.0, drift: 0.0, read: 0.0 };
-    for &tier in &tiers {
-        let m = tier_mult(arch, slope, tier);
-        t.prog += m.prog / n;
-        t.drift += m.drift / n;
-        t.read += m.read / n;
-    }
-    if tiers.is_empty() {
-        TierNoise::UNIFORM
-    } else {
-        t
-    }
+/// The tier holding engine tile `t` of a matrix: that of the architecture chunk containing the
+/// tile's centre (the engine's balanced tiles and the architecture's aligned crossbar blocks have
+/// the same counts when `[tile]` matches the crossbar size, and each centre lies in its block).
+fn tier_of(arch: &Architecture, map: &MatrixMap, t: &crate::crossbar::Tile) -> u32 {
+    let in_block = ((t.col_start + t.cols / 2) / arch.rows.max(1)).min(map.in_blocks.saturating_sub(1));
+    let out_block = ((t.row_start + t.rows / 2) / arch.cols.max(1)).min(map.out_blocks.saturating_sub(1));
+    map.chunks.get((in_block * map.out_blocks + out_block) as usize).map_or(0, |c| c.tier)
 }
 
 /// Philox normals scaled by `scale`, stream `tag` of `seed`.
@@ -362,18 +353,22 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
         let mut start = 0;
         while start < cfg.trials {
             let n = chunk.min(cfg.trials - start);
-            let sub = |g: u32, scale: TierNoise| {
+            let sub = |g: u32| {
                 let mut c = keyed(cfg, exp.seed, point, g);
                 c.trials = n;
                 c.first_trial = cfg.first_trial + start;
-                c.device.prog_noise_scale *= scale.prog;
-                c.device.drift_scale *= scale.drift;
-                c.device.read_noise_scale *= scale.read;
                 c
             };
-            // The router, then each expert: [time][trial][token][out] of this chunk.
-            let run = |be: &mut dyn Backend, ls: &[Linear], act: Activation, c: &RunConfig, progress: &mut dyn FnMut(u32)| {
-                let layers = crate::workload::analog_layers(ls, act, sp.tile, (&sp.periphery).into());
+            // The router, then each expert: [time][trial][token][out] of this chunk. Every engine
+            // tile carries the noise multipliers of the tier holding it.
+            let run = |be: &mut dyn Backend, ls: &[Linear], maps: &[&MatrixMap], act: Activation, c: &RunConfig, progress: &mut dyn FnMut(u32)| {
+                let mut layers = crate::workload::analog_layers(ls, act, sp.tile, (&sp.periphery).into());
+                for (l, map) in layers.iter_mut().zip(maps) {
+                    l.mapped.set_tile_noise(|t| {
+                        let m = tier_mult(arch, s.tier_noise_slope, tier_of(arch, map, t));
+                        [m.prog as f32, m.drift as f32, m.read as f32]
+                    });
+                }
                 let mut out = vec![Vec::new(); nt];
                 plan::run_outputs_each(be, &layers, &w.x, tokens as u32, c, progress, &mut |ti, _, o| {
                     out[ti].extend_from_slice(o);
@@ -381,12 +376,11 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
                 })
                 .map(|_| out)
             };
-            let logits =
-                run(be, std::slice::from_ref(&w.router), Activation::None, &sub(0, mean_mult(arch, s.tier_noise_slope, &[mapping.router()])), on_chunk)?;
+            let logits = run(be, std::slice::from_ref(&w.router), &[mapping.router()], Activation::None, &sub(0), on_chunk)?;
             let mut outs = Vec::with_capacity(e);
             for (i, (a, b)) in w.experts.iter().enumerate() {
-                let mult = mean_mult(arch, s.tier_noise_slope, &[mapping.ffn1(i as u32), mapping.ffn2(i as u32)]);
-                outs.push(run(be, &[a.clone(), b.clone()], s.activation, &sub(1 + i as u32, mult), &mut |_| {})?);
+                let maps = [mapping.ffn1(i as u32), mapping.ffn2(i as u32)];
+                outs.push(run(be, &[a.clone(), b.clone()], &maps, s.activation, &sub(1 + i as u32), &mut |_| {})?);
             }
             for ti in 0..nt {
                 for t in 0..n as usize {

@@ -4,6 +4,12 @@
 use crate::engine::layout::{Curve, DeviceParams, IoParams, LayerParams, TileInfo};
 pub use crate::rng::{ctr_word2, ctr_word3_out, normal2, normal4, philox4x32_10};
 
+/// shaders/common/device.wgsl `tile_device`: the device as tile `t` sees it (its programming
+/// noise, drift exponent and read noise scaled by the tile's multipliers).
+pub fn tile_device(d: &DeviceParams, t: &TileInfo) -> DeviceParams {
+    DeviceParams { prog_scale: d.prog_scale * t.prog_mult, drift_scale: d.drift_scale * t.drift_mult, read_scale: d.read_scale * t.read_mult, ..*d }
+}
+
 /// shaders/common/layout.wgsl `row_entry`: the one-row tile entry of row r of tile `tile`.
 pub fn row_entry(l: &LayerParams, tile: u32, r: u32) -> usize {
     (l.tiles_in * l.tiles_out + tile * l.max_rows + r) as usize

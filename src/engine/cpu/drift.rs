@@ -22,8 +22,9 @@ pub fn drift(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], progmax: &[u
             let trial = l.trial_offset + trial_local;
             for wy in 0..groups[1] {
                 let t = &tiles[wy as usize];
-                let s = p.dev.g_max / t.wmax_norm.max(1e-7);
-                let s2 = p.dev.g_max / f32::from_bits(progmax[trial_local as usize * ntiles + wy as usize]).max(1e-7);
+                let dev = tile_device(&p.dev, t);
+                let s = dev.g_max / t.wmax_norm.max(1e-7);
+                let s2 = dev.g_max / f32::from_bits(progmax[trial_local as usize * ntiles + wy as usize]).max(1e-7);
                 for wx in 0..groups[0] {
                     for lid in 0..CHUNK {
                         let (r, c) = chunk_elem(l, t, wx, lid);
@@ -31,15 +32,15 @@ pub fn drift(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], progmax: &[u
                         if r < t.rows {
                             let elem = (t.row_start + r) * l.n_in + t.col_start + c;
                             let nr = normal4(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::READ, l.t_index), 0], key));
-                            let (wp, we) = if p.dev.drift_path == 1 {
+                            let (wp, we) = if dev.drift_path == 1 {
                                 let b = trial_local as usize * 4 * nw + elem as usize;
                                 let gpair = [state[b], state[b + nw]];
                                 let wp = (gpair[0] - gpair[1]) / s;
-                                (wp, drift_pair(&p.dev, gpair, state[b + 2 * nw], state[b + 3 * nw], s, l.log_t_ratio, l.read_sqrt_log, [nr[0], nr[1]]))
+                                (wp, drift_pair(&dev, gpair, state[b + 2 * nw], state[b + 3 * nw], s, l.log_t_ratio, l.read_sqrt_log, [nr[0], nr[1]]))
                             } else {
                                 let b = trial_local as usize * 2 * nw + elem as usize;
                                 let (wp, nu) = (state[b], state[b + nw]);
-                                (wp, drift_weight(&p.dev, wp, nu, nu, s2, l.log_t_ratio, l.read_sqrt_log, nr[0]))
+                                (wp, drift_weight(&dev, wp, nu, nu, s2, l.log_t_ratio, l.read_sqrt_log, nr[0]))
                             };
                             weff[z * nw + elem as usize] = we;
                             if l.gdc_mode != 0 {

@@ -27,7 +27,8 @@ pub fn program(p: &StageParams, groups: [u32; 3], wg_size: u32, w_norm: &[f32], 
             let trial = l.trial_offset + trial_local;
             for wy in 0..groups[1] {
                 let t = &tiles[wy as usize];
-                let s = p.dev.g_max / t.wmax_norm.max(1e-7);
+                let dev = tile_device(&p.dev, t);
+                let s = dev.g_max / t.wmax_norm.max(1e-7);
                 for wx in 0..groups[0] {
                     let mut wg_max = 0u32;
                     for lid in 0..wg_size {
@@ -36,10 +37,10 @@ pub fn program(p: &StageParams, groups: [u32; 3], wg_size: u32, w_norm: &[f32], 
                             let elem = (t.row_start + e / t.cols) * l.n_in + t.col_start + e % t.cols;
                             let w = w_norm[elem as usize];
                             let n = normal4(philox4x32_10([elem, trial, ctr_word2(l.layer, crate::rng::stream::PROG, 0), 0], [l.key0, l.key1]));
-                            let gpair = programmed_pair(&p.dev, w, s, [n[0], n[1]]);
+                            let gpair = programmed_pair(&dev, w, s, [n[0], n[1]]);
                             let wp = (gpair[0] - gpair[1]) / s;
-                            let nu_pos = drift_nu(&p.dev, (s * w).clamp(0.0, p.dev.g_max), n[2]);
-                            let nu_neg = drift_nu(&p.dev, (-s * w).clamp(0.0, p.dev.g_max), n[3]);
+                            let nu_pos = drift_nu(&dev, (s * w).clamp(0.0, dev.g_max), n[2]);
+                            let nu_neg = drift_nu(&dev, (-s * w).clamp(0.0, dev.g_max), n[3]);
                             let b = z * words * nw + elem as usize;
                             if words == 4 {
                                 state[b] = gpair[0];

@@ -8,8 +8,9 @@ use crate::rng::stream;
 pub fn program_mvm(p: &StageParams, w_norm: &[f32], tiles: &[TileInfo], xq: &[f32], y: &mut [f32], threads: usize) {
     let l = &p.layer;
     let t = &tiles[0];
+    let dev = super::common::tile_device(&p.dev, t);
     let key = [l.key0, l.key1];
-    let s = p.dev.g_max / t.wmax_norm.max(1e-7);
+    let s = dev.g_max / t.wmax_norm.max(1e-7);
     let w2 = ctr_word2(l.layer, stream::PROG, 0);
     par_trials(threads, l.trials as usize, y, l.n_out as usize, |first, n, y| {
         for z in 0..n {
@@ -18,7 +19,7 @@ pub fn program_mvm(p: &StageParams, w_norm: &[f32], tiles: &[TileInfo], xq: &[f3
                 let mut acc = 0.0f32;
                 for k in 0..l.n_in {
                     let elem = o * l.n_in + k;
-                    let wp = programmed_weight(&p.dev, w_norm[elem as usize], s, normal2(philox4x32_10([elem, trial, w2, 0], key)));
+                    let wp = programmed_weight(&dev, w_norm[elem as usize], s, normal2(philox4x32_10([elem, trial, w2, 0], key)));
                     acc += xq[k as usize] * wp;
                 }
                 let mut v = acc;

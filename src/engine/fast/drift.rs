@@ -9,7 +9,7 @@
 use super::lanes::{self, normal2_x8, normal4_x8, philox_x8, F, L};
 use super::simd_entry;
 use crate::engine::cpu::common::tree_sum;
-use crate::engine::cpu::common::{adc, chunk_elem, par_trials2, wgsl_sign};
+use crate::engine::cpu::common::{adc, chunk_elem, par_trials2, tile_device, wgsl_sign};
 use crate::engine::layout::{Curve, DeviceParams, StageParams, TileInfo};
 use crate::engine::stages::CHUNK;
 use crate::rng::{ctr_word2, stream};
@@ -93,7 +93,8 @@ fn chunk_body(
     partials: &mut [f32],
 ) {
     let l = &p.layer;
-    let d = &p.dev;
+    let dev = tile_device(&p.dev, t);
+    let d = &dev;
     let io = &p.io;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let nw = (l.n_in * l.n_out) as usize;

@@ -7,7 +7,7 @@
 use super::drift::drift_nu_x8;
 use super::lanes::{normal4_x8, philox_x8, F, L};
 use super::simd_entry;
-use crate::engine::cpu::common::{par_trials2, sigma_prog};
+use crate::engine::cpu::common::{par_trials2, sigma_prog, tile_device};
 use crate::engine::cpu::program::state_words;
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{ctr_word2, stream};
@@ -38,7 +38,8 @@ simd_entry!(
 #[inline(always)]
 fn tile_body(p: &StageParams, t: &TileInfo, wy: usize, trial_local: usize, z: usize, w_norm: &[f32], state: &mut [f32], progmax: &mut [u32]) {
     let l = &p.layer;
-    let d = &p.dev;
+    let dev = tile_device(&p.dev, t);
+    let d = &dev;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let nw = (l.n_in * l.n_out) as usize;
     let words = state_words(d.drift_path);

@@ -197,6 +197,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 exp.trials = t;
                 exp.weight_error_trials = exp.weight_error_trials.min(t);
+                exp.layer_insight_trials = exp.layer_insight_trials.min(t);
                 exp.resolved["trials"] = t.into();
             }
             if let Some(x) = ci_halfwidth {

@@ -203,6 +203,9 @@ fn shards_merge_into_the_single_run() {
         assert_eq!(p.per_trial, q.per_trial, "{} {}", p.series, p.time_label);
         assert_eq!(p.per_trial_correct, q.per_trial_correct);
         assert_eq!((&p.summary, &p.mean_ci, &p.pooled, &p.drop, &p.histogram), (&q.summary, &q.mean_ci, &q.pooled, &q.drop, &q.histogram));
+        // Shard 0 ran the layer insight's trials, as the single run did.
+        assert!(!p.layer_insight.is_empty());
+        assert_eq!(p.layer_insight, q.layer_insight);
         for (x, y) in p.weight_error.iter().zip(&q.weight_error) {
             assert_eq!(x.trials, y.trials);
             assert!((x.std - y.std).abs() <= 1e-9 * x.std && (x.alpha_mean - y.alpha_mean).abs() <= 1e-9 * x.alpha_mean, "{x:?} vs {y:?}");

@@ -451,6 +451,7 @@ pub fn run_classifier_progress(
             }
             Ok(())
         },
+        None,
     );
     be.free(lab);
     if let Some(c) = correct.get() {
@@ -505,6 +506,7 @@ pub fn run_outputs_each(
             each(ti, p.layer.trials, &got[..p.layer.trials as usize * batch as usize * n_out])
         },
         &mut |_, _| Ok(()),
+        None,
     )
 }
 
@@ -608,6 +610,7 @@ pub fn run_kernel(
             }
             Ok(())
         },
+        None,
     );
     if let Some((a, b, c, _)) = bufs.get() {
         for x in [a, b, c] {
@@ -618,6 +621,104 @@ pub fn run_kernel(
         be.free(b);
     }
     res.map(|_| out)
+}
+
+/// One layer's buffers right after `combine`, for [`LayerHook`]s.
+#[derive(Clone, Copy)]
+pub struct LayerBufs {
+    pub layer: usize,
+    /// The layer's input: `[batch][n_in]` shared by all trials (layer 0), else `[trial][batch][n_in]`.
+    pub input: Buf,
+    /// Its outputs after the activation, `[trial][batch][n_out]`.
+    pub output: Buf,
+    /// The ADC outputs of every input tile, `[trial][tile_in][batch][n_out]` (clamped to the bound).
+    pub y: Buf,
+    /// Per (trial, sample, tile) vector: the bound-management level `bound` ended at.
+    pub bm_level: Buf,
+}
+
+/// Called after every layer of every time of every chunk (with the layer's params and the time
+/// index): inspection plans read the layer's buffers here.
+pub type LayerHook<'a> = dyn FnMut(&mut dyn Backend, LayerBufs, &StageParams, usize) -> Result<(), EngineError> + 'a;
+
+/// What one layer's MVMs did in one trial at one time (see [`run_layer_insight`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LayerTrial {
+    /// Σ (h − h_ref)² and Σ h_ref² over the batch, where h is the layer's output and h_ref =
+    /// act(W x + b) in f64 on the layer's actual (noisy) input x: the error this layer adds.
+    pub sq_err: f64,
+    pub sq_ref: f64,
+    /// (sample, tile) MVMs, and those bound management redid with a reduced input (their ADC
+    /// saturated at the full input scale).
+    pub vectors: u64,
+    pub bm_repeated: u64,
+    /// ADC conversions (outputs of every input tile), and those at the rail (clipped) in the
+    /// final result.
+    pub conversions: u64,
+    pub clipped: u64,
+}
+
+/// Per time, per layer, per trial: [`LayerTrial`]. Every layer's input and output come back to
+/// the host, so this is meant for a few trials (a classifier's `layer_insight_trials`); the
+/// trials, their device states and noise are those of [`run_classifier`] with the same config.
+pub fn run_layer_insight(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    batch: u32,
+    cfg: &RunConfig,
+) -> Result<Vec<Vec<Vec<LayerTrial>>>, EngineError> {
+    let nt = cfg.times.len();
+    let mut out = vec![vec![Vec::with_capacity(cfg.trials as usize); layers.len()]; nt];
+    // act(W x + b) of the first layer, whose input is the same for every trial and time.
+    let mut first_ref: Option<Vec<f64>> = None;
+    let mut hook = |be: &mut dyn Backend, b: LayerBufs, p: &StageParams, ti: usize| -> Result<(), EngineError> {
+        let l = &layers[b.layer];
+        let m = &l.mapped;
+        let (n, bt, ni, no) = (p.layer.trials as usize, batch as usize, m.n_in as usize, m.n_out as usize);
+        let (ntiles, tin) = (m.n_tiles() as usize, m.tiles_in as usize);
+        let shared = b.layer == 0;
+        let input: Vec<f32> = if shared { x.to_vec() } else { bytemuck::cast_vec(be.download(b.input)?) };
+        let h: Vec<f32> = bytemuck::cast_vec(be.download(b.output)?);
+        let y: Vec<f32> = bytemuck::cast_vec(be.download(b.y)?);
+        let level: Vec<u32> = bytemuck::cast_vec(be.download(b.bm_level)?);
+        let bound = p.io.out_bound;
+        let reference = |xin: &[f32]| -> Vec<f64> {
+            (0..no)
+                .map(|o| {
+                    let pre = l.bias[o] as f64 + m.w[o * ni..][..ni].iter().zip(xin).map(|(&w, &v)| w as f64 * v as f64).sum::<f64>();
+                    super::cpu::common::activate(l.activation, pre as f32) as f64
+                })
+                .collect()
+        };
+        if shared && first_ref.is_none() {
+            first_ref = Some((0..bt).flat_map(|s| reference(&input[s * ni..][..ni])).collect());
+        }
+        for z in 0..n {
+            let mut r = LayerTrial { vectors: (bt * ntiles) as u64, conversions: (tin * bt * no) as u64, ..LayerTrial::default() };
+            for s in 0..bt {
+                let own;
+                let want: &[f64] = if shared {
+                    &first_ref.as_ref().expect("computed above")[s * no..][..no]
+                } else {
+                    own = reference(&input[(z * bt + s) * ni..][..ni]);
+                    &own
+                };
+                for (o, &w) in want.iter().enumerate() {
+                    r.sq_err += (h[(z * bt + s) * no + o] as f64 - w).powi(2);
+                    r.sq_ref += w * w;
+                }
+                r.bm_repeated += level[(z * bt + s) * ntiles..][..ntiles].iter().filter(|&&v| v > 0).count() as u64;
+            }
+            if bound > 0.0 {
+                r.clipped = y[z * tin * bt * no..][..tin * bt * no].iter().filter(|v| v.abs() >= bound).count() as u64;
+            }
+            out[ti][b.layer].push(r);
+        }
+        Ok(())
+    };
+    forward(be, layers, x, batch, cfg, &mut |_| {}, &mut |_, _, _, _| Ok(()), &mut |_, _| Ok(()), Some(&mut hook))?;
+    Ok(out)
 }
 
 /// The inference plan shared by the classifier and output workloads: per chunk, program every
@@ -634,6 +735,7 @@ fn forward(
     on_chunk: &mut dyn FnMut(u32),
     finish: &mut dyn FnMut(&mut dyn Backend, Buf, &StageParams, usize) -> Result<(), EngineError>,
     chunk_end: &mut dyn FnMut(&mut dyn Backend, u32) -> Result<(), EngineError>,
+    mut after_layer: Option<&mut LayerHook>,
 ) -> Result<(), EngineError> {
     if layers.is_empty() || batch == 0 {
         return Err(EngineError::Invalid("the model needs at least one layer and the data set at least one row".into()));
@@ -698,6 +800,9 @@ fn forward(
                 record_drift(be, &p, m, b);
                 let hout = h[li % 2];
                 record_layer(be, &p, m, b, &scratch, input, biases[li], hout);
+                if let Some(hook) = after_layer.as_mut() {
+                    hook(be, LayerBufs { layer: li, input, output: hout, y: scratch.y, bm_level: scratch.bm_level }, &p, ti)?;
+                }
                 input = hout;
                 last = Some(p);
             }

@@ -65,6 +65,10 @@ struct RawExperiment {
     /// Trials that also report effective-weight error (classifier); 0 skips it.
     #[serde(default = "default_we_trials")]
     weight_error_trials: u32,
+    /// Trials (classifier) whose every layer's MVM output error, bound-management repeats and
+    /// clipped ADC outputs are measured against floating point; 0 skips it.
+    #[serde(default = "default_insight_trials")]
+    layer_insight_trials: u32,
     /// Every sweep point draws the same random numbers (common random numbers), so differences
     /// between points are paired; false gives each point its own key.
     #[serde(default = "default_crn")]
@@ -125,6 +129,10 @@ fn default_confidence() -> f64 {
 fn default_half_width() -> f64 {
     0.001
 }
+fn default_insight_trials() -> u32 {
+    20
+}
+
 fn default_gdc() -> Gdc {
     Gdc::Readout
 }
@@ -297,6 +305,8 @@ pub struct Experiment {
     pub confidence: f64,
     pub ci_half_width: f64,
     pub weight_error_trials: u32,
+    /// Classifier trials whose layers' MVM error and saturation are measured (the first ones).
+    pub layer_insight_trials: u32,
     /// Global index of the first trial this run covers (non-zero for a shard).
     pub first_trial: u32,
     pub first_weight_error_trial: u32,
@@ -506,6 +516,10 @@ impl Experiment {
         self.trials = shard.trials;
         self.first_weight_error_trial = shard.first_weight_error_trial;
         self.weight_error_trials = shard.weight_error_trials;
+        // The layer insight runs the first trials, once: in shard 0.
+        if index != 0 {
+            self.layer_insight_trials = 0;
+        }
         self.resolved["shard"] = serde_json::to_value(&shard).unwrap();
         self.shard = Some(shard);
         Ok(())
@@ -910,6 +924,7 @@ impl Experiment {
             "ci_half_width": raw.ci_half_width,
             "gdc": raw.gdc,
             "weight_error_trials": raw.weight_error_trials,
+            "layer_insight_trials": raw.layer_insight_trials,
             "common_random_numbers": raw.common_random_numbers,
             "tail_below": raw.tail_below,
             "kernel": kernel_base,
@@ -945,6 +960,7 @@ impl Experiment {
             confidence: raw.confidence,
             ci_half_width: raw.ci_half_width,
             weight_error_trials: raw.weight_error_trials.min(raw.trials),
+            layer_insight_trials: raw.layer_insight_trials.min(raw.trials),
             first_trial: 0,
             first_weight_error_trial: 0,
             shard: None,

@@ -96,7 +96,10 @@ pub fn merge(mut parts: Vec<Results>) -> Result<Results, String> {
         let id = PointId { sweep_index: p0.sweep_index, labels: p0.labels.clone(), series: p0.series.clone(), t_inf: p0.t_inf };
         let explicit = first.config.get("tail_below").and_then(|v| v.as_f64());
         let tail = if correct.is_some() { crate::experiment::run::tail_threshold(explicit, first.fp_baseline) } else { explicit };
-        points.push(point_stats(id, per_trial, correct, first.fp_baseline, we, confidence, half, tail).map_err(|e| e.to_string())?);
+        let mut q = point_stats(id, per_trial, correct, first.fp_baseline, we, confidence, half, tail).map_err(|e| e.to_string())?;
+        // The layer insight ran the first trials, in shard 0.
+        q.layer_insight = parts.iter().map(|r| &r.points[i].layer_insight).find(|l| !l.is_empty()).cloned().unwrap_or_default();
+        points.push(q);
     }
     let total_trials: u32 = parts.iter().map(|p| p.trials).sum();
     let run_seconds: f64 = parts.iter().map(|p| p.run_seconds).sum();

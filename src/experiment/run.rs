@@ -68,11 +68,13 @@ struct Chunk {
     trials: u32,
     /// Weight-error trials per layer (classifiers; only the first chunk of a point runs them).
     weight_error_trials: u32,
+    /// Layer-insight trials (classifiers; the first chunk only).
+    layer_insight_trials: u32,
 }
 
 impl Chunk {
     fn whole(exp: &Experiment) -> Chunk {
-        Chunk { first_trial: exp.first_trial, trials: exp.trials, weight_error_trials: exp.weight_error_trials }
+        Chunk { first_trial: exp.first_trial, trials: exp.trials, weight_error_trials: exp.weight_error_trials, layer_insight_trials: exp.layer_insight_trials }
     }
 }
 
@@ -211,6 +213,7 @@ pub fn point_stats(
         fp,
         moe: None,
         stopped: None,
+        layer_insight: vec![],
     })
 }
 
@@ -238,6 +241,52 @@ fn layer_weight_errors(
     Ok(per_time)
 }
 
+/// Per time, every layer's [`LayerInsight`] over the first `trials` trials of the point (the same
+/// device states and noise as those trials of the accuracy run).
+fn layer_insight(
+    be: &mut dyn Backend,
+    exp: &Experiment,
+    sp: &SweepPoint,
+    layers: &[plan::AnalogLayer],
+    trials: u32,
+    progress: &mut dyn Progress,
+) -> Result<Vec<Vec<results::LayerInsight>>, EngineError> {
+    let nt = exp.times.len();
+    if trials == 0 {
+        return Ok(vec![Vec::new(); nt]);
+    }
+    let data = exp.data.as_ref().expect("validated: classifier has data");
+    let mut cfg = run_config(exp, sp, Chunk::whole(exp));
+    cfg.trials = trials;
+    let got = plan::run_layer_insight(be, layers, &data.x, data.labels.len() as u32, &cfg)?;
+    progress.advance(trials as u64);
+    got.into_iter()
+        .map(|per_layer| {
+            per_layer
+                .into_iter()
+                .enumerate()
+                .map(|(layer, tr)| {
+                    let err: Vec<f64> = tr
+                        .iter()
+                        .map(|t| if t.sq_ref > 0.0 { (t.sq_err / t.sq_ref).sqrt() } else if t.sq_err == 0.0 { 0.0 } else { f64::INFINITY })
+                        .collect();
+                    let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+                    let sum = |f: &dyn Fn(&plan::LayerTrial) -> u64| tr.iter().map(f).sum::<u64>();
+                    Ok(results::LayerInsight {
+                        layer,
+                        trials: tr.len() as u64,
+                        mvm_error: Summary::from_sample(&err).map_err(|e| {
+                            EngineError::Invalid(format!("layer {layer}: its floating-point outputs are all zero on the data set, so its relative MVM error is undefined ({e}); set layer_insight_trials = 0"))
+                        })?,
+                        bm_repeated: share(sum(&|t| t.bm_repeated), sum(&|t| t.vectors)),
+                        clipped: share(sum(&|t| t.clipped), sum(&|t| t.conversions)),
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
 fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chunk, progress: &mut dyn Progress) -> Result<Vec<Point>, RunError> {
     let eng = |source| RunError::Engine { point: sp.index, series: sp.series(), source };
     let layers = analog_layers(&exp.layers, exp.activation, sp.tile, (&sp.periphery).into());
@@ -252,9 +301,13 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chu
             let fp = fc as f64 / fn_ as f64;
             let pts = plan::run_classifier_progress(be, &layers, &data.x, &data.labels, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
             let we = layer_weight_errors(be, exp, sp, &mapped, chunk.weight_error_trials, progress).map_err(eng)?;
-            for (ti, (p, w)) in pts.into_iter().zip(we).enumerate() {
+            let insight_trials = if budget_only(sp) { 0 } else { chunk.layer_insight_trials };
+            let insight = layer_insight(be, exp, sp, &layers, insight_trials, progress).map_err(eng)?;
+            for (ti, ((p, w), li)) in pts.into_iter().zip(we).zip(insight).enumerate() {
                 let acc = p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect();
-                out.push(point(ti, acc, Some((p.correct, p.n_samples)), Some(fp), w)?);
+                let mut q = point(ti, acc, Some((p.correct, p.n_samples)), Some(fp), w)?;
+                q.layer_insight = li;
+                out.push(q);
             }
         }
         WorkloadKind::WeightError => {
@@ -352,15 +405,20 @@ fn run_point_checkpointed(
     let reason = loop {
         let first_trial = exp.first_trial + done;
         let weight_error_trials = if done == 0 { exp.weight_error_trials } else { 0 };
+        let layer_insight_trials = if done == 0 { exp.layer_insight_trials } else { 0 };
         let recovered = journal.as_ref().and_then(|j| j.recovered.get(&(sp.index, first_trial))).cloned();
         let (n, pts) = match recovered {
             Some(r) => {
-                let we = if exp.workload == WorkloadKind::Classifier { weight_error_trials as u64 * exp.layers.len() as u64 } else { 0 };
+                let we = if exp.workload == WorkloadKind::Classifier {
+                    weight_error_trials as u64 * exp.layers.len() as u64 + if budget_only(sp) { 0 } else { layer_insight_trials as u64 }
+                } else {
+                    0
+                };
                 progress.advance(r.trials as u64 + we);
                 (r.trials, r.points)
             }
             None => {
-                let chunk = Chunk { first_trial, trials: next.min(cap - done), weight_error_trials };
+                let chunk = Chunk { first_trial, trials: next.min(cap - done), weight_error_trials, layer_insight_trials };
                 let clock = std::time::Instant::now();
                 let pts = run_point(be, exp, sp, chunk, progress)?;
                 if let Some(j) = journal.as_mut() {
@@ -414,6 +472,7 @@ fn run_point_checkpointed(
         // with the first chunk's points.
         let mut q = point(exp, sp, exp.first_trial, ti, p.per_trial, correct, p.fp, p.weight_error)?;
         q.moe = p.moe;
+        q.layer_insight = p.layer_insight;
         q.stopped = reason.clone();
         out.push(q);
     }
@@ -422,8 +481,15 @@ fn run_point_checkpointed(
 
 /// Total trial units the progress bar counts for an experiment.
 pub fn total_work(exp: &Experiment) -> u64 {
-    let per_point = exp.trials as u64 + if exp.workload == WorkloadKind::Classifier { exp.weight_error_trials as u64 * exp.layers.len() as u64 } else { 0 };
-    per_point * exp.points.len() as u64
+    let classifier = exp.workload == WorkloadKind::Classifier;
+    let per_point = exp.trials as u64 + if classifier { exp.weight_error_trials as u64 * exp.layers.len() as u64 } else { 0 };
+    let insight = if classifier { exp.layer_insight_trials as u64 * exp.points.iter().filter(|sp| !budget_only(sp)).count() as u64 } else { 0 };
+    per_point * exp.points.len() as u64 + insight
+}
+
+/// A noise-budget configuration besides the full one: it only feeds the budget's attribution.
+fn budget_only(sp: &SweepPoint) -> bool {
+    sp.labels.iter().any(|(k, v)| k == "budget" && v != "full")
 }
 
 pub fn run(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress) -> Outcome {

@@ -135,6 +135,7 @@ pub(crate) mod tests {
             fp: Some(FP_ACCURACY),
             moe: None,
             stopped: None,
+            layer_insight: vec![],
         }
     }
 

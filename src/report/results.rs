@@ -127,6 +127,25 @@ pub struct Point {
     /// With adaptive trials: where this point stopped and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// Classifiers: what every layer's MVMs did over the first `layer_insight_trials` trials.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layer_insight: Vec<LayerInsight>,
+}
+
+/// One layer of a classifier at one time, over its insight trials: how far its outputs stray
+/// from floating point on its own (noisy) inputs, and how often its converters saturate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerInsight {
+    pub layer: usize,
+    pub trials: u64,
+    /// Per trial ‖h − act(W x + b)‖ / ‖act(W x + b)‖ over the test set, x the layer's actual input:
+    /// the error this layer adds (its device noise, DAC, output noise and ADC).
+    pub mvm_error: Summary,
+    /// Share of the layer's (sample, tile) MVMs that bound management redid with a reduced input
+    /// (their ADC saturated at the full input scale; 0 with bound management off).
+    pub bm_repeated: f64,
+    /// Share of its ADC conversions at the rail in the final result (clipped outputs).
+    pub clipped: f64,
 }
 
 /// The 3D-tier cost model of one MoE sweep point (tiers-energy spec; Büchel et al., Nat. Comput.

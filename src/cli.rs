@@ -20,6 +20,8 @@ pub enum Command {
     Run {
         /// Experiment file (TOML), e.g. experiments/digits_pcm_drift.toml.
         experiment: PathBuf,
+        /// auto: a hardware GPU if present, else the CPU backend; gpu: any wgpu adapter (software
+        /// Vulkan too); cpu: the CPU backend (fast kernels).
         #[arg(long, value_enum, default_value = "auto")]
         backend: BackendChoice,
         /// Results directory (default: results/NAME).
@@ -62,9 +64,15 @@ pub enum Command {
         shards: Vec<PathBuf>,
     },
     /// Validate an experiment file (fields, values, files, shapes) without running it.
-    Check { experiment: PathBuf },
+    Check {
+        /// Experiment file (TOML) to validate.
+        experiment: PathBuf,
+    },
     /// Rebuild the plots and report of a results directory from its results.json.
-    Report { dir: PathBuf },
+    Report {
+        /// Results directory (with its results.json) whose plots and report to rebuild.
+        dir: PathBuf,
+    },
     /// List the GPU adapters and say which one each backend choice would use.
     Devices,
     /// Program a weight matrix N times and report effective-weight error statistics over time.
@@ -100,6 +108,8 @@ pub enum Command {
     },
     /// Throughput benchmarks against computed floors, printed with the adapter's name.
     Bench {
+        /// auto: a hardware GPU if present, else the CPU backend; gpu: any wgpu adapter (software
+        /// Vulkan too); cpu: the CPU backend (fast kernels).
         #[arg(long, value_enum, default_value = "auto")]
         backend: BackendChoice,
         /// Problem sizes: "full" (the sizes the targets refer to) or "small" (seconds on software Vulkan).
@@ -112,8 +122,10 @@ pub enum Command {
     /// Train a digits MLP on the train split (reproducible; writes a PyTorch-style .safetensors).
     /// With no options it rebuilds the shipped experiments/models/digits_mlp.safetensors.
     TrainDigits {
+        /// Where to write the model (.safetensors).
         #[arg(long, default_value = "experiments/models/digits_mlp.safetensors")]
         out: PathBuf,
+        /// The digits CSV (64 pixels 0..16, then the class; rows 0..1347 train, the rest test).
         #[arg(long, default_value = "experiments/data/digits.csv")]
         data: PathBuf,
         /// Hidden layer widths, input side first, comma-separated (default 64).
@@ -127,8 +139,10 @@ pub enum Command {
     /// split (reproducible: 4 experts, top-2, d_ff 32, GELU; load-balanced routing). With no options
     /// it rebuilds the shipped experiments/models/digits_moe.safetensors.
     TrainDigitsMoe {
+        /// Where to write the model (.safetensors).
         #[arg(long, default_value = "experiments/models/digits_moe.safetensors")]
         out: PathBuf,
+        /// The digits CSV (64 pixels 0..16, then the class; rows 0..1347 train, the rest test).
         #[arg(long, default_value = "experiments/data/digits.csv")]
         data: PathBuf,
     },
@@ -151,11 +165,13 @@ pub struct CommonArgs {
     /// Crossbar tile, INPUTSxOUTPUTS.
     #[arg(long, default_value = "512x512")]
     pub tile: String,
+    /// Monte Carlo trials (independently programmed crossbars).
     #[arg(long, default_value_t = 100)]
     pub trials: u32,
     /// Inference times after programming, comma-separated, with units (s, min, h, d, month, y).
     #[arg(long, default_value = "1s,1h,1d,1month,1y,10y", value_delimiter = ',')]
     pub times: Vec<String>,
+    /// Seed of the counter-based RNG: the same seed gives the same numbers on any backend.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Results directory (default results/weights or results/mlp).
@@ -184,5 +200,28 @@ impl From<GdcArg> for Gdc {
             GdcArg::ReadoutPerColumn => Gdc::ReadoutPerColumn,
             GdcArg::ExactReferencePerColumn => Gdc::ExactReferencePerColumn,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// `--help` explains every argument of every command: a newcomer never meets a bare flag.
+    #[test]
+    fn every_argument_has_help_text() {
+        let cli = Cli::command();
+        let mut bare = Vec::new();
+        for sub in cli.get_subcommands() {
+            assert!(sub.get_about().is_some(), "command {} has no description", sub.get_name());
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    bare.push(format!("{} {id}", sub.get_name()));
+                }
+            }
+        }
+        assert!(bare.is_empty(), "arguments without help text: {bare:?}");
     }
 }

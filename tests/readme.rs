@@ -1,0 +1,33 @@
+#![cfg(unix)]
+//! Every line of the README's tested example block (the code block after the
+//! `<!-- tested by tests/readme.rs -->` marker) runs as written from the repository root and
+//! succeeds: `aimc` is this build's binary, `experiments/` the repository's, results go to a
+//! scratch directory.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+#[test]
+fn the_readme_examples_run_as_written() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let after = readme.split("<!-- tested by tests/readme.rs -->").nth(1).expect("the README marks its tested example block");
+    let block = after.split("```sh").nth(1).and_then(|b| b.split("```").next()).expect("a ```sh block follows the marker");
+    let lines: Vec<&str> = block.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    assert!(lines.len() >= 8, "the tested block should show the commands: {lines:?}");
+    // A scratch working directory that sees the repository's experiments/ as its own.
+    let dir = std::env::temp_dir().join(format!("aimc-readme-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(root.join("experiments"), dir.join("experiments")).unwrap();
+    for line in lines {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words[0], "aimc", "a tested example starts with aimc: {line}");
+        let out = Command::new(env!("CARGO_BIN_EXE_aimc")).args(&words[1..]).current_dir(&dir).output().unwrap();
+        assert!(out.status.success(), "README example failed: {line}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    for d in ["smoke", "smoke-8bit", "smoke-merged", "weights", "mlp", "moe_digits"] {
+        assert!(dir.join("results").join(d).join("report.md").exists(), "results/{d} has its report");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -52,3 +52,47 @@ fn npy_data_equals_the_csv() {
     assert!(e.contains("data.labels"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An .npz as numpy.savez (stored) or numpy.savez_compressed (deflated) writes it.
+fn npz(arrays: &[(&str, &Matrix)], deflate: bool) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let method = if deflate { zip::CompressionMethod::Deflated } else { zip::CompressionMethod::Stored };
+    for (name, m) in arrays {
+        w.start_file(format!("{name}.npy"), zip::write::SimpleFileOptions::default().compression_method(method)).unwrap();
+        w.write_all(&npy_bytes(m)).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+#[test]
+fn npz_data_equals_the_csv_and_bad_archives_are_named() {
+    let csv = std::fs::read_to_string(root().join("experiments/data/digits.csv")).unwrap();
+    let ds = parse_csv_with(&csv, 1.0, false).unwrap().rows(1347, 1447);
+    let x = Matrix { rows: ds.len(), cols: ds.n_features, data: ds.x.clone() };
+    let y = Matrix { rows: ds.len(), cols: 1, data: ds.labels.iter().map(|&l| l as f32).collect() };
+    let dir = std::env::temp_dir().join(format!("aimc-npz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let from_csv = per_trial(&EXP.replace("DATA", "[data]\npath = \"data/digits.csv\"\nscale = 16.0\nrows = [1347, 1447]")).unwrap();
+    let data = |p: &std::path::Path, extra: &str| format!("[data]\npath = {:?}\nscale = 16.0\n{extra}", p.display().to_string());
+    for deflate in [false, true] {
+        let p = dir.join(format!("xy-{deflate}.npz"));
+        std::fs::write(&p, npz(&[("x", &x), ("y", &y)], deflate)).unwrap();
+        assert_eq!(per_trial(&EXP.replace("DATA", &data(&p, ""))).unwrap(), from_csv, "deflate {deflate}");
+    }
+    // Other array names: given in the file, or named in the error with what the archive holds.
+    let p = dir.join("named.npz");
+    std::fs::write(&p, npz(&[("images", &x), ("targets", &y)], true)).unwrap();
+    assert_eq!(per_trial(&EXP.replace("DATA", &data(&p, "features = \"images\"\nlabels = \"targets\""))).unwrap(), from_csv);
+    let e = per_trial(&EXP.replace("DATA", &data(&p, ""))).unwrap_err();
+    assert!(e.contains("data.features") && e.contains("no array named \"x\"") && e.contains("images, targets"), "{e}");
+    // A damaged archive is an error, not a panic or a guess.
+    let mut bytes = npz(&[("x", &x), ("y", &y)], true);
+    let n = bytes.len();
+    bytes.truncate(n / 2);
+    let p = dir.join("cut.npz");
+    std::fs::write(&p, bytes).unwrap();
+    let e = per_trial(&EXP.replace("DATA", &data(&p, ""))).unwrap_err();
+    assert!(e.contains("cut.npz"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

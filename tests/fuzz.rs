@@ -86,6 +86,19 @@ fn npy_matrices_never_panic() {
 }
 
 #[test]
+fn npz_archives_never_panic() {
+    use std::io::Write;
+    let m = io::Matrix { rows: 5, cols: 7, data: aimc::rng::uniform_signed(35, 3) };
+    for method in [zip::CompressionMethod::Stored, zip::CompressionMethod::Deflated] {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        w.start_file("x.npy", zip::write::SimpleFileOptions::default().compression_method(method)).unwrap();
+        w.write_all(&io::npy_bytes(&m)).unwrap();
+        let bytes = w.finish().unwrap().into_inner();
+        fuzz("npz", &bytes, |b| io::parse_npz_array(b, "x"), |m| m.data.iter().all(|v| v.is_finite()) && m.data.len() == m.rows * m.cols);
+    }
+}
+
+#[test]
 fn csv_data_never_panics() {
     let bytes = std::fs::read(root().join("experiments/data/iris.csv")).unwrap();
     for header in [true, false] {

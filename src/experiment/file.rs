@@ -174,9 +174,13 @@ struct RawData {
     /// The first line names the columns (never guessed).
     #[serde(default)]
     header: bool,
-    /// With a .npy feature file: the .npy of its integer labels.
+    /// With a .npy feature file: the .npy of its integer labels; with a .npz: the name of the
+    /// labels array in it (default "y").
     #[serde(default)]
     labels: Option<PathBuf>,
+    /// With a .npz: the name of the features array in it (default "x").
+    #[serde(default)]
+    features: Option<String>,
 }
 
 fn one() -> f32 {
@@ -377,45 +381,61 @@ fn parse_gdc(v: &toml::Value) -> Result<Gdc, String> {
         .map_err(|_| format!("gdc = {v}: use \"off\", \"readout\", \"exact_reference\", \"readout_per_column\" or \"exact_reference_per_column\""))
 }
 
+/// A data set from a feature matrix and a label vector (n values, integers >= 0); `xs` names the
+/// features and `ys` the labels in errors.
+fn labelled(x: io::Matrix, y: io::Matrix, scale: f32, xs: &str, ys: &str) -> Result<Dataset, String> {
+    if y.data.len() != x.rows {
+        return Err(format!("{ys} holds {} labels but {xs} has {} rows", y.data.len(), x.rows));
+    }
+    let labels = y
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if v >= 0.0 && v.fract() == 0.0 && v < u32::MAX as f32 {
+                Ok(v as u32)
+            } else {
+                Err(format!("{ys}: row {i} has label {v}; labels are integers >= 0"))
+            }
+        })
+        .collect::<Result<Vec<u32>, String>>()?;
+    Ok(Dataset { x: x.data.iter().map(|v| v / scale).collect(), labels, n_features: x.cols })
+}
+
 /// The `[data]` set: a CSV (features, then the label; `header` says whether the first line names
-/// the columns) or a .npy feature matrix [n, features] with `labels` a .npy of n integer labels;
-/// features divided by `scale`, then `rows` start..end.
+/// the columns), a .npy feature matrix [n, features] with `labels` a .npy of n integer labels, or
+/// a .npz holding both (arrays `features` and `labels`, default "x" and "y"); features divided by
+/// `scale`, then `rows` start..end.
 fn read_data(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<(Dataset, PathBuf), String> {
     let data_path = resolve(&d.path);
     if !(d.scale.is_finite() && d.scale > 0.0) {
         return Err(format!("data.scale = {}: must be > 0", d.scale));
     }
-    let npy = data_path.extension().is_some_and(|e| e == "npy");
-    let mut ds = match (npy, &d.labels) {
-        (false, None) => io::read_csv_with(&data_path, d.scale, d.header).map_err(|e| format!("data.path: {e}"))?,
-        (false, Some(_)) => return Err("data.labels: only with a .npy feature file (a CSV has its labels in the last column)".into()),
-        (true, None) => return Err(format!("data.path = {}: a .npy holds features only; give data.labels = \"labels.npy\" too", data_path.display())),
-        (true, Some(l)) => {
-            if d.header {
-                return Err("data.header: only for CSV files".into());
-            }
-            // The matrix reader speaks of weights; these are features and labels.
-            let as_data = |e: crate::workload::WorkloadError, what: &str| e.to_string().replace("weights must be finite", &format!("{what} must be finite"));
+    let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if ext != "npz" && d.features.is_some() {
+        return Err("data.features: names an array inside a .npz; remove it for a CSV or .npy".into());
+    }
+    if d.header && matches!(ext, "npy" | "npz") {
+        return Err("data.header: only for CSV files".into());
+    }
+    // The matrix reader speaks of weights; these are features and labels.
+    let as_data = |e: crate::workload::WorkloadError, what: &str| e.to_string().replace("weights must be finite", &format!("{what} must be finite"));
+    let mut ds = match (ext, &d.labels) {
+        ("npy", None) => return Err(format!("data.path = {}: a .npy holds features only; give data.labels = \"labels.npy\" too", data_path.display())),
+        ("npy", Some(l)) => {
             let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {}", as_data(e, "features")))?;
             let lp = resolve(l);
             let y = io::read_matrix(&lp, None).map_err(|e| format!("data.labels: {}", as_data(e, "labels")))?;
-            if y.data.len() != x.rows {
-                return Err(format!("data.labels: {} holds {} labels but {} has {} rows", lp.display(), y.data.len(), data_path.display(), x.rows));
-            }
-            let labels = y
-                .data
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| {
-                    if v >= 0.0 && v.fract() == 0.0 && v < u32::MAX as f32 {
-                        Ok(v as u32)
-                    } else {
-                        Err(format!("data.labels: {}: row {i} has label {v}; labels are integers >= 0", lp.display()))
-                    }
-                })
-                .collect::<Result<Vec<u32>, String>>()?;
-            Dataset { x: x.data.iter().map(|v| v / d.scale).collect(), labels, n_features: x.cols }
+            labelled(x, y, d.scale, &data_path.display().to_string(), &format!("data.labels: {}", lp.display()))?
         }
+        ("npz", l) => {
+            let (xn, yn) = (d.features.clone().unwrap_or_else(|| "x".into()), l.as_ref().map_or("y".into(), |p| p.display().to_string()));
+            let x = io::read_npz_array(&data_path, &xn).map_err(|e| format!("data.features: {}", as_data(e, "features")))?;
+            let y = io::read_npz_array(&data_path, &yn).map_err(|e| format!("data.labels: {}", as_data(e, "labels")))?;
+            labelled(x, y, d.scale, &format!("{} array {xn}", data_path.display()), &format!("data.labels: {} array {yn}", data_path.display()))?
+        }
+        (_, None) => io::read_csv_with(&data_path, d.scale, d.header).map_err(|e| format!("data.path: {e}"))?,
+        (_, Some(_)) => return Err("data.labels: only with a .npy or .npz feature file (a CSV has its labels in the last column)".into()),
     };
     if let Some(r) = &d.rows {
         let &[a, b] = r.as_slice() else {
@@ -935,7 +955,7 @@ impl Experiment {
                 "q": a.q.as_ref().map(|p| resolve(p).display().to_string()), "k": a.k.as_ref().map(|p| resolve(p).display().to_string()), "v": a.v.as_ref().map(|p| resolve(p).display().to_string())})),
             "model": { "path": model_path.display().to_string(), "tensor": model.tensor, "activation": model.activation,
                        "layers": layers.iter().map(|l| serde_json::json!({"name": l.name, "out": l.weight.rows, "in": l.weight.cols})).collect::<Vec<_>>() },
-            "data": raw.data.as_ref().map(|d| serde_json::json!({ "path": resolve(&d.path).display().to_string(), "labels": d.labels.as_ref().map(|l| resolve(l).display().to_string()), "scale": d.scale, "rows": d.rows })),
+            "data": raw.data.as_ref().map(|d| serde_json::json!({ "path": resolve(&d.path).display().to_string(), "labels": d.labels.as_ref().map(|l| if d.path.extension().is_some_and(|e| e == "npz") { l.display().to_string() } else { resolve(l).display().to_string() }), "features": d.features, "scale": d.scale, "rows": d.rows })),
             "device": device,
             "periphery": periphery,
             "tile": tile,

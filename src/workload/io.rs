@@ -1,4 +1,5 @@
 //! Model and data files: `.npy` matrices (NumPy format 1.0/2.0, little-endian f32/f64, C order),
+//! `.npz` archives of them (`numpy.savez`, stored or deflated),
 //! `.safetensors` state dicts as PyTorch writes them (`0.weight`, `0.bias`, `2.weight`, ...), and
 //! CSV data sets (features then an integer label per row). Every error names the file and the fix.
 
@@ -19,6 +20,32 @@ fn err(path: &Path, msg: impl Into<String>) -> WorkloadError {
 
 fn read(path: &Path) -> Result<Vec<u8>, WorkloadError> {
     std::fs::read(path).map_err(|e| err(path, format!("cannot read it ({e}); check the path")))
+}
+
+/// The array `name` of a `.npz` archive (`numpy.savez(path, x=..., y=...)` stores it as
+/// `name.npy`), read as [`parse_npy`] reads a `.npy`. A missing name is an error that lists the
+/// archive's arrays.
+pub fn read_npz_array(path: &Path, name: &str) -> Result<Matrix, WorkloadError> {
+    parse_npz_array(&read(path)?, name).map_err(|m| err(path, m))
+}
+
+/// [`read_npz_array`] on the bytes of an archive.
+pub fn parse_npz_array(bytes: &[u8], name: &str) -> Result<Matrix, String> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("not a valid .npz (zip) archive ({e}); save it with numpy.savez"))?;
+    let names: Vec<String> = zip.file_names().filter_map(|n| n.strip_suffix(".npy")).map(str::to_string).collect();
+    let Ok(mut entry) = zip.by_name(&format!("{name}.npy")) else {
+        let held = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+        return Err(format!("has no array named {name:?}; it holds {held}"));
+    };
+    // Read no more than the entry declares (a corrupt or hostile archive cannot inflate past it).
+    let size = entry.size();
+    let mut out = Vec::with_capacity(size.min(bytes.len() as u64 * 8) as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut entry, size.saturating_add(1)), &mut out)
+        .map_err(|e| format!("array {name}: cannot decompress it ({e})"))?;
+    if out.len() as u64 != size {
+        return Err(format!("array {name}: {} bytes where the archive declares {size}; the file is damaged", out.len()));
+    }
+    parse_npy(&out).map_err(|m| format!("array {name}: {m}"))
 }
 
 /// Reads a 2-D (or 1-D, as one row) `.npy` array of f32 or f64.

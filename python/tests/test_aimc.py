@@ -88,6 +88,33 @@ def test_from_torch_by_class_name():
         aimc.from_torch([Conv2d()])
 
 
+class BatchNorm1d:
+    def __init__(self, n, seed):
+        r = np.random.default_rng(seed)
+        self.weight, self.bias = r.normal(1, 0.2, n), r.normal(0, 0.3, n)
+        self.running_mean, self.running_var, self.eps = r.normal(0, 0.5, n), r.uniform(0.5, 2, n), 1e-5
+
+    def __call__(self, x):
+        return (x - self.running_mean) / np.sqrt(self.running_var + self.eps) * self.weight + self.bias
+
+
+def test_from_torch_folds_batchnorm_before_and_after_a_linear():
+    r = np.random.default_rng(1)
+    l1, l2 = Linear(r.normal(size=(6, 5)), r.normal(size=6)), Linear(r.normal(size=(3, 6)), r.normal(size=3))
+    bn_in, bn_mid = BatchNorm1d(5, 2), BatchNorm1d(6, 3)
+    x = r.normal(size=(4, 5))
+    relu = lambda v: np.maximum(v, 0)
+    # BatchNorm on the input (folded forward), and after the first Linear (folded backward).
+    want = relu(bn_mid(bn_in(x) @ l1.weight.T + l1.bias)) @ l2.weight.T + l2.bias
+    layers, act = aimc.from_torch([bn_in, l1, bn_mid, ReLU(), l2])
+    assert act == "relu" and len(layers) == 2
+    (w1, b1), (w2, b2) = layers
+    got = relu(x @ w1.T + b1) @ w2.T + b2
+    assert np.allclose(got, want, atol=1e-5)
+    with pytest.raises(ValueError, match="no Linear after it"):
+        aimc.from_torch([l1, ReLU(), BatchNorm1d(6, 4)])
+
+
 def test_to_toml_round_trips():
     import tomllib
     doc = {"name": "x", "trials": 3, "sweep": {"t": ["1s", "1h"], "gdc": ["off"]}, "moe": {"routing": {"kind": "zipf", "s": 1.5}}, "flag": True}

@@ -149,29 +149,71 @@ def weight_error(w, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int
 
 
 def from_torch(module) -> tuple[list, str]:
-    """An `nn.Sequential` of Linear layers with ReLU/GELU/Tanh between them (and Flatten or
-    Identity anywhere) as ([(W, b), ...], activation). Anything else is refused by name: aimc
-    never drops a layer silently. Works by class name, so torch itself is not imported here."""
+    """An `nn.Sequential` of Linear layers with ReLU/GELU/Tanh between them (and Flatten, Identity
+    or Dropout anywhere) as ([(W, b), ...], activation). BatchNorm1d is folded into the Linear
+    right before it (W' = s W, b' = s (b - mean) + beta, s = gamma / sqrt(var + eps)), or, when an
+    activation or nothing precedes it, into the Linear after it (W' = W diag(s),
+    b' = b + W (beta - s mean)): the running statistics of eval mode, as inference uses them.
+    Anything else is refused by name: aimc never drops a layer silently. Works by class name, so
+    torch itself is not imported here."""
     children = list(module.children()) if hasattr(module, "children") else list(module)
     layers, acts = [], []
+    pending = None          # a BatchNorm waiting for the next Linear: (scale, shift)
+    last_linear = False     # the previous effective module was a Linear (no activation since)
     for i, m in enumerate(children):
         kind = type(m).__name__
         if kind == "Linear":
-            w = _numpy(m.weight)
-            b = _numpy(m.bias) if getattr(m, "bias", None) is not None else np.zeros(w.shape[0])
-            layers.append((w, b))
+            w = _numpy(m.weight).astype(np.float64)
+            b = _numpy(m.bias).astype(np.float64) if getattr(m, "bias", None) is not None else np.zeros(w.shape[0])
+            if pending is not None:
+                scale, shift = pending
+                if scale.shape[0] != w.shape[1]:
+                    raise ValueError(f"from_torch: the BatchNorm1d before module {i} has {scale.shape[0]} features but the Linear takes {w.shape[1]}")
+                b = b + w @ shift
+                w = w * scale[None, :]
+                pending = None
+            layers.append((w.astype(np.float32), b.astype(np.float32)))
+            last_linear = True
+        elif kind == "BatchNorm1d":
+            scale, shift = _batchnorm(m, i)
+            if last_linear:
+                w, b = layers[-1]
+                if scale.shape[0] != w.shape[0]:
+                    raise ValueError(f"from_torch: module {i} (BatchNorm1d) has {scale.shape[0]} features but the Linear before it has {w.shape[0]} outputs")
+                layers[-1] = ((w.astype(np.float64) * scale[:, None]).astype(np.float32), (b.astype(np.float64) * scale + shift).astype(np.float32))
+            elif pending is None:
+                pending = (scale, shift)
+            else:
+                raise ValueError(f"from_torch: module {i} is a second BatchNorm1d with no Linear between; fold them first")
         elif kind in ("ReLU", "GELU", "Tanh"):
             acts.append(kind.lower())
+            last_linear = False
         elif kind in ("Flatten", "Identity", "Dropout"):
             continue
         else:
-            raise ValueError(f"from_torch: module {i} is {kind}; aimc maps Linear layers with ReLU, GELU or Tanh between them "
-                             "(Conv2d and normalisation layers are not supported yet: fold or remove them)")
+            raise ValueError(f"from_torch: module {i} is {kind}; aimc maps Linear layers (BatchNorm1d folded) with ReLU, GELU or Tanh "
+                             "between them (Conv2d and other layers are not supported yet: fold or remove them)")
+    if pending is not None:
+        raise ValueError("from_torch: the last BatchNorm1d has no Linear after it to fold into")
     if not layers:
         raise ValueError("from_torch: no Linear layer found")
     if len(set(acts)) > 1:
         raise ValueError(f"from_torch: activations {sorted(set(acts))}: aimc applies one activation between all layers")
     return layers, (acts[0] if acts else "none")
+
+
+def _batchnorm(m, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """A BatchNorm1d in eval mode as y = scale * x + shift (float64)."""
+    mean, var = getattr(m, "running_mean", None), getattr(m, "running_var", None)
+    if mean is None or var is None:
+        raise ValueError(f"from_torch: module {i} (BatchNorm1d) has no running statistics (track_running_stats=False); "
+                         "aimc folds the eval-mode normalisation, which needs them")
+    mean, var = _numpy(mean).astype(np.float64), _numpy(var).astype(np.float64)
+    eps = float(getattr(m, "eps", 1e-5))
+    gamma = _numpy(m.weight).astype(np.float64) if getattr(m, "weight", None) is not None else np.ones_like(mean)
+    beta = _numpy(m.bias).astype(np.float64) if getattr(m, "bias", None) is not None else np.zeros_like(mean)
+    scale = gamma / np.sqrt(var + eps)
+    return scale, beta - scale * mean
 
 
 def _numpy(t) -> np.ndarray:

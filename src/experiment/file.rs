@@ -157,6 +157,14 @@ struct RawModel {
     allow_extra: bool,
     #[serde(default = "default_act")]
     activation: Activation,
+    /// The activation after each layer, one per layer (default: `activation` between layers,
+    /// none after the last).
+    #[serde(default)]
+    activations: Option<Vec<Activation>>,
+    /// Layers (by name, e.g. "0" or "fc2") that stay digital: computed in floating point, no
+    /// device or converter noise.
+    #[serde(default)]
+    digital: Vec<String>,
 }
 
 fn default_act() -> Activation {
@@ -320,6 +328,8 @@ pub struct Experiment {
     pub points: Vec<SweepPoint>,
     pub layers: Vec<Linear>,
     pub activation: Activation,
+    /// The activation after each layer (classifier).
+    pub activations: Vec<Activation>,
     pub data: Option<Dataset>,
     pub mvm_inputs: u32,
     /// Kernel workloads: the point set, data set or Q/K/V.
@@ -766,7 +776,15 @@ impl Experiment {
                 Some(super::reference::Reference::load(&resolve(&r.path), m, sd).map_err(|e| bad(format!("reference.path: {e}")))?)
             }
         };
-        let no_model = RawModel { path: PathBuf::new(), tensor: None, layers: vec![], allow_extra: false, activation: Activation::None };
+        let no_model = RawModel {
+            path: PathBuf::new(),
+            tensor: None,
+            layers: vec![],
+            allow_extra: false,
+            activation: Activation::None,
+            activations: None,
+            digital: vec![],
+        };
         let model = match (&raw.model, wl.is_kernel() || wl == WorkloadKind::Moe) {
             (Some(m), false) => m,
             (None, false) => return Err(bad(format!("the {} workload needs a [model] section with path = \"...\"", workload_name(wl)))),
@@ -846,6 +864,23 @@ impl Experiment {
                 let d = raw.data.as_ref().ok_or_else(|| bad("the classifier workload needs a [data] section with path = \"...csv\"".into()))?;
                 let (ds, _) = read_data(d, &resolve).map_err(&bad)?;
                 crate::workload::check_shapes(&layers, &ds).map_err(|e| bad(format!("model/data mismatch: {e}")))?;
+                if let Some(a) = &raw_model.activations {
+                    if a.len() != layers.len() {
+                        let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+                        return Err(bad(format!(
+                            "model.activations has {} entries but the model has {} layers ({}); give one per layer",
+                            a.len(),
+                            layers.len(),
+                            names.join(", ")
+                        )));
+                    }
+                }
+                for d in &raw_model.digital {
+                    if !layers.iter().any(|l| &l.name == d) {
+                        let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+                        return Err(bad(format!("model.digital: {d:?} is not a layer of the model; its layers are {}", names.join(", "))));
+                    }
+                }
                 (layers, Some(ds), 0)
             }
             WorkloadKind::WeightError | WorkloadKind::MvmError => {
@@ -901,6 +936,18 @@ impl Experiment {
             points = super::budget::expand(points, &sources, n_layers, &knobs);
             axes.push(SweepAxis { name: "budget".into(), values: names.iter().map(|n| toml::Value::String(n.clone())).collect(), labels: names });
         }
+        // Digital layers: floating point in every configuration (an ideal device and perfect
+        // converters for that layer), the budget's included.
+        if !model.digital.is_empty() {
+            for p in &mut points {
+                p.layer_noise.resize(layers.len(), None);
+                for (k, l) in layers.iter().enumerate() {
+                    if model.digital.contains(&l.name) {
+                        p.layer_noise[k] = Some((DeviceModel::ideal(), Periphery::perfect()));
+                    }
+                }
+            }
+        }
 
         let moe_tables = match (&moe_base, &raw.cost) {
             (None, _) => None,
@@ -954,6 +1001,7 @@ impl Experiment {
             "attention": raw.attention.as_ref().map(|a| serde_json::json!({"heads": a.heads, "n": a.n, "d": a.d, "causal": a.causal, "qk_std": a.qk_std, "data_seed": a.data_seed,
                 "q": a.q.as_ref().map(|p| resolve(p).display().to_string()), "k": a.k.as_ref().map(|p| resolve(p).display().to_string()), "v": a.v.as_ref().map(|p| resolve(p).display().to_string())})),
             "model": { "path": model_path.display().to_string(), "tensor": model.tensor, "activation": model.activation,
+                       "activations": model.activations, "digital": model.digital,
                        "layers": layers.iter().map(|l| serde_json::json!({"name": l.name, "out": l.weight.rows, "in": l.weight.cols})).collect::<Vec<_>>() },
             "data": raw.data.as_ref().map(|d| serde_json::json!({ "path": resolve(&d.path).display().to_string(), "labels": d.labels.as_ref().map(|l| if d.path.extension().is_some_and(|e| e == "npz") { l.display().to_string() } else { resolve(l).display().to_string() }), "features": d.features, "scale": d.scale, "rows": d.rows })),
             "device": device,
@@ -987,6 +1035,7 @@ impl Experiment {
             times,
             axes,
             points,
+            activations: model.activations.clone().unwrap_or_else(|| crate::workload::between(layers.len(), model.activation)),
             layers,
             activation: model.activation,
             kernel_data,

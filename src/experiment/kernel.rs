@@ -282,7 +282,7 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
 
     // The analog projection: every trial an independent programming of the (replicated) W.
     let layer = ks.programmed(&w, d);
-    let layers = crate::workload::analog_layers(&[layer], crate::workload::Activation::None, sp.tile, (&sp.periphery).into());
+    let layers = crate::workload::analog_layers(&[layer], &[crate::workload::Activation::None], sp.tile, (&sp.periphery).into());
     let r = ks.replicas as usize;
     let nt = exp.times.len();
     let mut per_time = vec![Vec::with_capacity(cfg.trials as usize); nt];

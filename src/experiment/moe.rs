@@ -362,7 +362,7 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
             // The router, then each expert: [time][trial][token][out] of this chunk. Every engine
             // tile carries the noise multipliers of the tier holding it.
             let run = |be: &mut dyn Backend, ls: &[Linear], maps: &[&MatrixMap], act: Activation, c: &RunConfig, progress: &mut dyn FnMut(u32)| {
-                let mut layers = crate::workload::analog_layers(ls, act, sp.tile, (&sp.periphery).into());
+                let mut layers = crate::workload::analog_layers(ls, &crate::workload::between(ls.len(), act), sp.tile, (&sp.periphery).into());
                 for (l, map) in layers.iter_mut().zip(maps) {
                     l.mapped.set_tile_noise(|t| {
                         let m = tier_mult(arch, s.tier_noise_slope, tier_of(arch, map, t));

@@ -289,7 +289,7 @@ fn layer_insight(
 
 fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chunk, progress: &mut dyn Progress) -> Result<Vec<Point>, RunError> {
     let eng = |source| RunError::Engine { point: sp.index, series: sp.series(), source };
-    let layers = analog_layers(&exp.layers, exp.activation, sp.tile, (&sp.periphery).into());
+    let layers = analog_layers(&exp.layers, &exp.activations, sp.tile, (&sp.periphery).into());
     let mapped: Vec<MappedMatrix> = layers.iter().map(|l| l.mapped.clone()).collect();
     let cfg = run_config(exp, sp, chunk);
     let point = |ti, per_trial, correct, fp, w| point(exp, sp, chunk.first_trial, ti, per_trial, correct, fp, w);
@@ -297,7 +297,7 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chu
     match exp.workload {
         WorkloadKind::Classifier => {
             let data = exp.data.as_ref().expect("validated: classifier has data");
-            let (fc, fn_) = workload::fp_accuracy(&exp.layers, exp.activation, data);
+            let (fc, fn_) = workload::fp_accuracy(&exp.layers, &exp.activations, data);
             let fp = fc as f64 / fn_ as f64;
             let pts = plan::run_classifier_progress(be, &layers, &data.x, &data.labels, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
             let we = layer_weight_errors(be, exp, sp, &mapped, chunk.weight_error_trials, progress).map_err(eng)?;
@@ -517,7 +517,7 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
     let ad = be.adapter();
     let fp_baseline = match (&exp.data, exp.workload) {
         (Some(d), WorkloadKind::Classifier) => {
-            let (c, n) = workload::fp_accuracy(&exp.layers, exp.activation, d);
+            let (c, n) = workload::fp_accuracy(&exp.layers, &exp.activations, d);
             Some(c as f64 / n as f64)
         }
         // The MoE classifier: the floating-point accuracy of its first point's model.
@@ -526,7 +526,7 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
     };
     let energy = (exp.workload == WorkloadKind::Classifier).then(|| {
         let first = &exp.points[0];
-        exp.energy.per_inference(&analog_layers(&exp.layers, exp.activation, first.tile, (&first.periphery).into()), first.tile)
+        exp.energy.per_inference(&analog_layers(&exp.layers, &exp.activations, first.tile, (&first.periphery).into()), first.tile)
     });
     let (metric, higher) = match exp.workload {
         WorkloadKind::Classifier => ("test accuracy", true),

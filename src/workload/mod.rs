@@ -47,15 +47,21 @@ impl Activation {
     }
 }
 
-/// Maps every Linear layer onto tiles; `act` follows every layer but the last.
-pub fn analog_layers(layers: &[Linear], act: Activation, shape: TileShape, scaling: Scaling) -> Vec<AnalogLayer> {
+/// The activation after each of `n` layers: `act` after every layer but the last (an
+/// `nn.Sequential` of Linear layers with one activation between them).
+pub fn between(n: usize, act: Activation) -> Vec<Activation> {
+    (0..n).map(|i| if i + 1 < n { act } else { Activation::None }).collect()
+}
+
+/// Maps every Linear layer onto tiles; `acts[i]` follows layer i (see [`between`]).
+pub fn analog_layers(layers: &[Linear], acts: &[Activation], shape: TileShape, scaling: Scaling) -> Vec<AnalogLayer> {
     layers
         .iter()
-        .enumerate()
-        .map(|(i, l)| AnalogLayer {
+        .zip(acts)
+        .map(|(l, a)| AnalogLayer {
             mapped: MappedMatrix::new(&l.weight.data, l.weight.rows as u32, l.weight.cols as u32, shape, scaling),
             bias: l.bias.clone(),
-            activation: if i + 1 < layers.len() { act.code() } else { 0 },
+            activation: a.code(),
         })
         .collect()
 }
@@ -77,7 +83,7 @@ pub fn check_shapes(layers: &[Linear], data: &Dataset) -> Result<(), WorkloadErr
 }
 
 /// Floating-point (f64) accuracy of the model: the baseline every noisy run is compared with.
-pub fn fp_accuracy(layers: &[Linear], act: Activation, data: &Dataset) -> (u64, u64) {
+pub fn fp_accuracy(layers: &[Linear], acts: &[Activation], data: &Dataset) -> (u64, u64) {
     let mut correct = 0u64;
     for s in 0..data.len() {
         let mut h: Vec<f64> = data.x[s * data.n_features..(s + 1) * data.n_features].iter().map(|&v| v as f64).collect();
@@ -86,11 +92,7 @@ pub fn fp_accuracy(layers: &[Linear], act: Activation, data: &Dataset) -> (u64, 
             h = (0..w.rows)
                 .map(|o| {
                     let v = (0..w.cols).map(|k| w.data[o * w.cols + k] as f64 * h[k]).sum::<f64>() + l.bias[o] as f64;
-                    if i + 1 < layers.len() {
-                        act.apply(v)
-                    } else {
-                        v
-                    }
+                    acts[i].apply(v)
                 })
                 .collect();
         }

@@ -38,7 +38,11 @@ fn digital_layers_run_in_floating_point() {
         // f32 on the crossbar against the f64 baseline may flip a near tie.
         assert!((c as f64 - fp * 200.0).abs() <= 1.0, "a fully digital model: {c} correct, floating point {}", fp * 200.0);
     }
+    assert_eq!(r.energy.as_ref().unwrap().analog_mvms, 0, "a fully digital model uses no tile");
+    let analog = run_ok(&mut common::cpu(), &exp(&with("")).unwrap());
     let r = run_ok(&mut common::cpu(), &exp(&with("digital = [\"0\"]")).unwrap());
+    let (e, a) = (r.energy.as_ref().unwrap(), analog.energy.as_ref().unwrap());
+    assert!(e.analog_mvms < a.analog_mvms && e.digital_ops > a.digital_ops, "a digital layer moves work from the tiles to the digital units");
     let li = &r.points[0].layer_insight;
     assert!(li[0].mvm_error.max < 1e-5, "the digital layer adds {}", li[0].mvm_error.max);
     assert!(li[1].mvm_error.min > 0.01, "the analog layer after it adds {}", li[1].mvm_error.min);

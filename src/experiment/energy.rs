@@ -73,13 +73,22 @@ impl CostTable {
     /// Energy and latency of one input vector through `layers`. Each tile does one MVM per layer
     /// (bound-management repeats are not counted); tiles of a layer run in parallel, layers in
     /// sequence. Digital ops: partial-sum adds over input tiles, the per-tile scale multiply, the
-    /// bias add, and the activation.
-    pub fn per_inference(&self, layers: &[AnalogLayer], crossbar: crate::crossbar::TileShape) -> Energy {
+    /// bias add, and the activation. A layer with `digital[i]` set runs on the digital units
+    /// instead: two ops per weight (multiply, add), the bias add and the activation, no tile.
+    pub fn per_inference(&self, layers: &[AnalogLayer], digital: &[bool], crossbar: crate::crossbar::TileShape) -> Energy {
         let (mut mvms, mut adc, mut dac, mut ops, mut acts) = (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut used = 0u64;
         let mut latency = 0.0;
-        for l in layers {
+        for (i, l) in layers.iter().enumerate() {
             let m = &l.mapped;
+            if l.activation != 0 {
+                acts += m.n_out as u64;
+            }
+            if digital.get(i).copied().unwrap_or(false) {
+                ops += 2 * m.len() as u64 + m.n_out as u64;
+                latency += self.digital_latency_ns.value;
+                continue;
+            }
             mvms += m.n_tiles() as u64;
             for t in &m.tiles {
                 dac += t.cols as u64;
@@ -88,9 +97,6 @@ impl CostTable {
             }
             // scale multiply per tile output, adds over input tiles, bias add
             ops += m.tiles_in as u64 * m.n_out as u64 + (m.tiles_in as u64 - 1) * m.n_out as u64 + m.n_out as u64;
-            if l.activation != 0 {
-                acts += m.n_out as u64;
-            }
             latency += self.mvm_latency_ns.value + self.communication_latency_ns.value + self.digital_latency_ns.value;
         }
         let analog_pj = mvms as f64 * self.mvm_energy_pj.value;

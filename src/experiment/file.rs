@@ -330,6 +330,8 @@ pub struct Experiment {
     pub activation: Activation,
     /// The activation after each layer (classifier).
     pub activations: Vec<Activation>,
+    /// Which layers stay digital (classifier; `model.digital`).
+    pub digital: Vec<bool>,
     pub data: Option<Dataset>,
     pub mvm_inputs: u32,
     /// Kernel workloads: the point set, data set or Q/K/V.
@@ -1036,6 +1038,7 @@ impl Experiment {
             axes,
             points,
             activations: model.activations.clone().unwrap_or_else(|| crate::workload::between(layers.len(), model.activation)),
+            digital: layers.iter().map(|l| model.digital.contains(&l.name)).collect(),
             layers,
             activation: model.activation,
             kernel_data,

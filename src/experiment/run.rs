@@ -526,7 +526,7 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
     };
     let energy = (exp.workload == WorkloadKind::Classifier).then(|| {
         let first = &exp.points[0];
-        exp.energy.per_inference(&analog_layers(&exp.layers, &exp.activations, first.tile, (&first.periphery).into()), first.tile)
+        exp.energy.per_inference(&analog_layers(&exp.layers, &exp.activations, first.tile, (&first.periphery).into()), &exp.digital, first.tile)
     });
     let (metric, higher) = match exp.workload {
         WorkloadKind::Classifier => ("test accuracy", true),

@@ -53,6 +53,9 @@ def test_classifier_and_weight_error_from_numpy(tmp_path):
     assert r.fp_baseline == 1.0
     assert len(r.points) == 2 and all(len(p["per_trial"]) == 6 for p in r.points)
     assert all(0.5 < p["summary"]["mean"] <= 1.0 for p in r.points)
+    # One layer: an activation list ["none"] is the same model as the default.
+    r2 = aimc.classifier(layers, x, y, times=["1h", "1y"], trials=6, backend="cpu", activation=["none"], out=str(tmp_path / "c2"), quiet=True)
+    assert [p["per_trial"] for p in r2.points] == [p["per_trial"] for p in r.points]
     e = aimc.weight_error(w_true, times=["1s", "1y"], trials=4, backend="cpu", out=str(tmp_path / "w"), quiet=True)
     assert e.points[1]["summary"]["mean"] > e.points[0]["summary"]["mean"] > 0.0
 
@@ -84,6 +87,14 @@ class Conv2d:
 def test_from_torch_by_class_name():
     layers, act = aimc.from_torch([Linear(np.ones((4, 3)), np.zeros(4)), ReLU(), Linear(np.ones((2, 4)), None)])
     assert act == "relu" and [w.shape for w, _ in layers] == [(4, 3), (2, 4)]
+    # Mixed activations come back one per layer; an activation with no Linear before it is refused.
+    class Tanh:
+        pass
+    l = lambda o, i: Linear(np.ones((o, i)), np.zeros(o))
+    _, acts = aimc.from_torch([l(4, 3), ReLU(), l(5, 4), Tanh(), l(2, 5)])
+    assert acts == ["relu", "tanh", "none"]
+    with pytest.raises(ValueError, match="does not follow a Linear"):
+        aimc.from_torch([ReLU(), l(4, 3)])
     with pytest.raises(ValueError, match="Conv2d"):
         aimc.from_torch([Conv2d()])
 

@@ -116,10 +116,11 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
 
 
 def classifier(layers: Sequence[tuple], x, y, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 1000,
-               device: str = "pcm", gdc: str = "readout", activation: str = "relu", seed: int = 0, backend: str = "auto",
+               device: str = "pcm", gdc: str = "readout", activation: str | Sequence[str] = "relu", seed: int = 0, backend: str = "auto",
                out: str | None = None, quiet: bool = False, **overrides) -> Results:
     """Accuracy over trials of an MLP given as NumPy arrays: `layers` = [(W [out, in], b [out]), ...]
-    with `activation` between them, on features `x` [n, in] and integer labels `y` [n].
+    with `activation` between them (or a list: the activation after each layer, as `from_torch`
+    returns for mixed ones), on features `x` [n, in] and integer labels `y` [n].
     `overrides` set device and periphery fields: `device__drift_scale=0.5`, `periphery__out_res_bits=8`."""
     with tempfile.TemporaryDirectory(prefix="aimc-") as tmp:
         tmp = pathlib.Path(tmp)
@@ -129,7 +130,11 @@ def classifier(layers: Sequence[tuple], x, y, times: Iterable[str] = ("1s", "1h"
             raise ValueError(f"x must be [n, features] and y [n] labels; got x {x.shape}, y {y.shape}")
         np.savetxt(tmp / "data.csv", np.column_stack([x, y.astype(np.int64)]), delimiter=",", fmt=["%.9g"] * x.shape[1] + ["%d"])
         doc = _document("classifier", seed, trials, gdc, device, times, overrides)
-        doc["model"] = {"path": str(tmp / "model.safetensors"), "activation": activation}
+        doc["model"] = {"path": str(tmp / "model.safetensors")}
+        if isinstance(activation, str):
+            doc["model"]["activation"] = activation
+        else:
+            doc["model"]["activations"] = list(activation)
         doc["data"] = {"path": str(tmp / "data.csv")}
         doc["weight_error_trials"] = 0
         text, directory = _run_toml(to_toml(doc), str(tmp / "classifier.toml"), backend, out or "results/classifier", None, quiet)
@@ -148,16 +153,18 @@ def weight_error(w, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int
         return Results(json.loads(text), directory)
 
 
-def from_torch(module) -> tuple[list, str]:
+def from_torch(module) -> tuple[list, str | list]:
     """An `nn.Sequential` of Linear layers with ReLU/GELU/Tanh between them (and Flatten, Identity
-    or Dropout anywhere) as ([(W, b), ...], activation). BatchNorm1d is folded into the Linear
+    or Dropout anywhere) as ([(W, b), ...], activation): one name when the same activation sits
+    between all layers and none after the last, else a list, the activation after each layer
+    ("none" where there is none); `classifier` takes either. BatchNorm1d is folded into the Linear
     right before it (W' = s W, b' = s (b - mean) + beta, s = gamma / sqrt(var + eps)), or, when an
     activation or nothing precedes it, into the Linear after it (W' = W diag(s),
     b' = b + W (beta - s mean)): the running statistics of eval mode, as inference uses them.
     Anything else is refused by name: aimc never drops a layer silently. Works by class name, so
     torch itself is not imported here."""
     children = list(module.children()) if hasattr(module, "children") else list(module)
-    layers, acts = [], []
+    layers, acts = [], []   # acts[i]: the activation after layer i
     pending = None          # a BatchNorm waiting for the next Linear: (scale, shift)
     last_linear = False     # the previous effective module was a Linear (no activation since)
     for i, m in enumerate(children):
@@ -173,6 +180,7 @@ def from_torch(module) -> tuple[list, str]:
                 w = w * scale[None, :]
                 pending = None
             layers.append((w.astype(np.float32), b.astype(np.float32)))
+            acts.append("none")
             last_linear = True
         elif kind == "BatchNorm1d":
             scale, shift = _batchnorm(m, i)
@@ -186,7 +194,10 @@ def from_torch(module) -> tuple[list, str]:
             else:
                 raise ValueError(f"from_torch: module {i} is a second BatchNorm1d with no Linear between; fold them first")
         elif kind in ("ReLU", "GELU", "Tanh"):
-            acts.append(kind.lower())
+            if not layers or acts[-1] != "none" or pending is not None:
+                raise ValueError(f"from_torch: module {i} ({kind}) does not follow a Linear (an activation first, two in a row, "
+                                 "or after a BatchNorm1d waiting for its Linear); aimc applies one activation after a layer")
+            acts[-1] = kind.lower()
             last_linear = False
         elif kind in ("Flatten", "Identity", "Dropout"):
             continue
@@ -197,9 +208,10 @@ def from_torch(module) -> tuple[list, str]:
         raise ValueError("from_torch: the last BatchNorm1d has no Linear after it to fold into")
     if not layers:
         raise ValueError("from_torch: no Linear layer found")
-    if len(set(acts)) > 1:
-        raise ValueError(f"from_torch: activations {sorted(set(acts))}: aimc applies one activation between all layers")
-    return layers, (acts[0] if acts else "none")
+    between = acts[:-1]
+    if acts[-1] == "none" and len(set(between)) <= 1:
+        return layers, (between[0] if between else "none")
+    return layers, acts
 
 
 def _batchnorm(m, i: int) -> tuple[np.ndarray, np.ndarray]:

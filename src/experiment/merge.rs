@@ -39,6 +39,9 @@ pub fn merge(mut parts: Vec<Results>) -> Result<Results, String> {
         return Err(format!("need each of shards 0..{n} of the same run exactly once; got shards {have:?}"));
     }
     let first = &parts[0];
+    if parts.iter().any(|p| p.points.iter().any(|q| q.moe.is_some())) {
+        return Err("these are shards of a moe run: its cost model (latency, conflicts, energy per token) summarises each shard's own trials and cannot be pooled into the single run's; run the moe workload unsharded".into());
+    }
     for p in &parts[1..] {
         if p.experiment_sha256 != first.experiment_sha256 || p.seed != first.seed || p.schema_version != first.schema_version {
             return Err(format!("shard {} comes from a different experiment file, seed or schema than shard 0", p.shard.as_ref().unwrap().index));
@@ -96,7 +99,8 @@ pub fn merge(mut parts: Vec<Results>) -> Result<Results, String> {
         let id = PointId { sweep_index: p0.sweep_index, labels: p0.labels.clone(), series: p0.series.clone(), t_inf: p0.t_inf };
         let explicit = first.config.get("tail_below").and_then(|v| v.as_f64());
         let tail = if correct.is_some() { crate::experiment::run::tail_threshold(explicit, first.fp_baseline) } else { explicit };
-        let mut q = point_stats(id, per_trial, correct, first.fp_baseline, we, confidence, half, tail).map_err(|e| e.to_string())?;
+        // The point's own floating-point metric (a kernel workload's depends on its projection).
+        let mut q = point_stats(id, per_trial, correct, p0.fp.or(first.fp_baseline), we, confidence, half, tail).map_err(|e| e.to_string())?;
         // The layer insight ran the first trials, in shard 0.
         q.layer_insight = parts.iter().map(|r| &r.points[i].layer_insight).find(|l| !l.is_empty()).cloned().unwrap_or_default();
         points.push(q);
@@ -127,15 +131,15 @@ pub fn merge(mut parts: Vec<Results>) -> Result<Results, String> {
         budget: vec![],
         ..first.clone()
     })
-    .map(|mut r| {
-        r.paired = crate::experiment::paired::paired_differences(&r).unwrap_or_default();
-        r.budget = crate::experiment::budget::attribute(&r).unwrap_or_default();
+    .and_then(|mut r| {
+        r.paired = crate::experiment::paired::paired_differences(&r).map_err(|e| format!("paired differences of the merged run: {e}"))?;
+        r.budget = crate::experiment::budget::attribute(&r).map_err(|e| format!("noise budget of the merged run: {e}"))?;
         // The comparison is recomputed on the merged points from the reference file it came from.
         if let Some(c) = &first.reference {
             if let Ok(rf) = crate::experiment::reference::Reference::load(std::path::Path::new(&c.file), c.mean_tol_pp, c.std_rel_tol) {
                 r.reference = Some(crate::experiment::reference::compare(&rf, &r));
             }
         }
-        r
+        Ok(r)
     })
 }

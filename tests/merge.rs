@@ -1,0 +1,66 @@
+//! `aimc merge` beyond the classifier (tests/cli.rs covers that end to end): the shards of a
+//! kernel run merge into the single run's points with each point's own floating-point metric, and
+//! shards of a moe run are refused by name rather than merged without their cost model.
+
+mod common;
+
+use aimc::experiment::merge::merge;
+use common::{experiment as exp, run_ok};
+
+const KERNEL: &str = r#"
+name = "k"
+workload = "kernel_error"
+seed = 3
+trials = 6
+gdc = "off"
+[kernel]
+kernel = "rbf"
+gamma = 0.2
+projection = "orf"
+features = 32
+projection_seed = 1
+points = 30
+[data]
+path = "data/iris.csv"
+header = true
+[periphery]
+weight_scaling_omega = 1.0
+[sweep]
+t = ["1h"]
+features = [16, 32]
+"#;
+
+fn shards(text: &str, n: u32) -> Vec<aimc::report::results::Results> {
+    (0..n)
+        .map(|k| {
+            let mut e = exp(text).unwrap();
+            e.apply_shard(k, n).unwrap();
+            run_ok(&mut common::cpu(), &e)
+        })
+        .collect()
+}
+
+#[test]
+fn kernel_shards_merge_with_each_points_floating_point_metric() {
+    let single = run_ok(&mut common::cpu(), &exp(KERNEL).unwrap());
+    let merged = merge(shards(KERNEL, 3)).unwrap();
+    assert_eq!(single.points.len(), merged.points.len());
+    for (a, b) in single.points.iter().zip(&merged.points) {
+        assert_eq!(a.per_trial, b.per_trial, "{}", a.series);
+        assert!(a.fp.is_some() && a.fp == b.fp, "{}: fp {:?} vs {:?}", a.series, a.fp, b.fp);
+        assert_eq!(a.drop, b.drop);
+    }
+    // Two feature counts, two projections: their floating-point errors differ.
+    assert_ne!(merged.points[0].fp, merged.points[1].fp);
+}
+
+#[test]
+fn moe_shards_are_refused_by_name() {
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/moe_digits.toml"))
+        .unwrap()
+        .replace("trials = 200", "trials = 4")
+        .replace("t = [\"1s\", \"1d\", \"1y\", \"10y\"]", "t = [\"1d\"]")
+        .replace("tier_noise_slope = [0.0, 1.0, 3.0]", "");
+    let e = merge(shards(&text, 2)).unwrap_err();
+    assert!(e.contains("moe") && e.contains("unsharded"), "{e}");
+}

@@ -460,6 +460,24 @@ pub(crate) fn unit_f32(rng: &mut Pcg64Mcg) -> f32 {
     (rng.next_u64() >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
 }
 
+/// One heavy-ball momentum step with L2 weight decay: v = μ v + g + λ p, p −= lr v.
+pub(crate) fn sgd_update(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, momentum: f32, weight_decay: f32) {
+    for ((p, &gr), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+        *v = momentum * *v + gr + weight_decay * *p;
+        *p -= lr * *v;
+    }
+}
+
+/// `out = x + std · n` with n of zero mean and unit variance: Irwin–Hall(3) − 1.5 has variance
+/// 1/4, so doubling it gives unit variance from three uniforms, with no transcendental function
+/// to differ by libm.
+pub(crate) fn add_input_noise(out: &mut [f32], x: &[f32], std: f32, rng: &mut Pcg64Mcg) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        let u = unit_f32(rng) + unit_f32(rng) + unit_f32(rng) - 1.5;
+        *o = v + 2.0 * std * u;
+    }
+}
+
 /// Fisher–Yates with a widening-multiply index (bias below n/2^64, irrelevant here).
 pub(crate) fn shuffle(order: &mut [usize], rng: &mut Pcg64Mcg) {
     for i in (1..order.len()).rev() {
@@ -506,12 +524,7 @@ pub fn train_mlp(train: &Dataset, cfg: &TrainConfig) -> Mlp {
             let inv_b = 1.0 / batch.len() as f32;
             for &i in batch {
                 let x = if cfg.input_noise > 0.0 {
-                    // Irwin–Hall(3) - 1.5 has variance 1/4, so doubling it gives unit variance
-                    // from three uniforms, with no transcendental functions to differ by libm.
-                    for (o, &v) in noisy.iter_mut().zip(train.row(i)) {
-                        let u = unit_f32(&mut rng) + unit_f32(&mut rng) + unit_f32(&mut rng) - 1.5;
-                        *o = v + 2.0 * cfg.input_noise * u;
-                    }
+                    add_input_noise(&mut noisy, train.row(i), cfg.input_noise, &mut rng);
                     &noisy[..]
                 } else {
                     train.row(i)
@@ -520,15 +533,9 @@ pub fn train_mlp(train: &Dataset, cfg: &TrainConfig) -> Mlp {
             }
             let lr = cfg.lr * (1.0 - step as f32 / total_steps as f32);
             step += 1;
-            let update = |p: &mut [f32], gp: &[f32], vp: &mut [f32], wd: f32| {
-                for ((p, &gr), v) in p.iter_mut().zip(gp).zip(vp.iter_mut()) {
-                    *v = cfg.momentum * *v + gr + wd * *p;
-                    *p -= lr * *v;
-                }
-            };
             for ((ml, gl), vl) in m.layers.iter_mut().zip(&g.layers).zip(&mut v.layers) {
-                update(&mut ml.w, &gl.w, &mut vl.w, cfg.weight_decay);
-                update(&mut ml.b, &gl.b, &mut vl.b, 0.0);
+                sgd_update(&mut ml.w, &gl.w, &mut vl.w, lr, cfg.momentum, cfg.weight_decay);
+                sgd_update(&mut ml.b, &gl.b, &mut vl.b, lr, cfg.momentum, 0.0);
             }
         }
     }

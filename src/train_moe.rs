@@ -22,7 +22,7 @@
 // beside them.
 #![allow(clippy::needless_range_loop)]
 
-use crate::train::{shuffle, state_dict_bytes, unit_f32, Dataset, Dense, HiddenActivation, TrainError, DIGITS_CLASSES};
+use crate::train::{add_input_noise, sgd_update, shuffle, state_dict_bytes, unit_f32, Dataset, Dense, HiddenActivation, TrainError, DIGITS_CLASSES};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use std::collections::BTreeMap;
@@ -259,10 +259,7 @@ pub fn train_moe(train: &Dataset, cfg: &MoeTrainConfig) -> MoeNet {
             // The batch's inputs with their noise, then the fraction of its routing slots each
             // expert takes (the balancing loss's f, a constant of the step).
             for &i in batch {
-                for (o, &x) in noisy[i * train.n_features..][..train.n_features].iter_mut().zip(train.row(i)) {
-                    let u = unit_f32(&mut rng) + unit_f32(&mut rng) + unit_f32(&mut rng) - 1.5;
-                    *o = x + 2.0 * cfg.input_noise * u;
-                }
+                add_input_noise(&mut noisy[i * train.n_features..][..train.n_features], train.row(i), cfg.input_noise, &mut rng);
             }
             let mut f = vec![0.0f32; cfg.experts];
             let mut z = vec![0.0f32; cfg.experts];
@@ -280,11 +277,7 @@ pub fn train_moe(train: &Dataset, cfg: &MoeTrainConfig) -> MoeNet {
             step += 1;
             let grads: Vec<Vec<f32>> = g.tensors_mut().into_iter().map(|(p, _)| p.clone()).collect();
             for (((p, decays), vp), gp) in m.tensors_mut().into_iter().zip(v.tensors_mut()).zip(&grads) {
-                let wd = if decays { cfg.weight_decay } else { 0.0 };
-                for ((p, &gr), vv) in p.iter_mut().zip(gp).zip(vp.0.iter_mut()) {
-                    *vv = cfg.momentum * *vv + gr + wd * *p;
-                    *p -= lr * *vv;
-                }
+                sgd_update(p, gp, vp.0, lr, cfg.momentum, if decays { cfg.weight_decay } else { 0.0 });
             }
         }
     }

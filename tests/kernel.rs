@@ -13,27 +13,7 @@ fn root() -> PathBuf {
 
 use common::{experiment as exp, run_ok as run_on};
 
-const IRIS_ERROR: &str = r#"
-name = "k"
-workload = "kernel_error"
-seed = 3
-trials = 6
-gdc = "off"
-[kernel]
-kernel = "rbf"
-gamma = 0.2
-projection = "orf"
-features = 32
-projection_seed = 1
-points = 30
-[data]
-path = "data/iris.csv"
-header = true
-[periphery]
-weight_scaling_omega = 1.0
-[sweep]
-t = ["1h"]
-"#;
+use common::IRIS_ERROR;
 
 /// An ideal device with 16-bit converters, no output noise and no clipping: the analog features
 /// are floating point's up to converter rounding (2^-15 of each vector's range).

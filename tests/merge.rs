@@ -7,28 +7,10 @@ mod common;
 use aimc::experiment::merge::merge;
 use common::{experiment as exp, run_ok};
 
-const KERNEL: &str = r#"
-name = "k"
-workload = "kernel_error"
-seed = 3
-trials = 6
-gdc = "off"
-[kernel]
-kernel = "rbf"
-gamma = 0.2
-projection = "orf"
-features = 32
-projection_seed = 1
-points = 30
-[data]
-path = "data/iris.csv"
-header = true
-[periphery]
-weight_scaling_omega = 1.0
-[sweep]
-t = ["1h"]
-features = [16, 32]
-"#;
+/// Two feature counts, so two projections with their own floating-point metric.
+fn kernel() -> String {
+    common::IRIS_ERROR.replace("t = [\"1h\"]", "t = [\"1h\"]\nfeatures = [16, 32]")
+}
 
 fn shards(text: &str, n: u32) -> Vec<aimc::report::results::Results> {
     (0..n)
@@ -42,8 +24,8 @@ fn shards(text: &str, n: u32) -> Vec<aimc::report::results::Results> {
 
 #[test]
 fn kernel_shards_merge_with_each_points_floating_point_metric() {
-    let single = run_ok(&mut common::cpu(), &exp(KERNEL).unwrap());
-    let merged = merge(shards(KERNEL, 3)).unwrap();
+    let single = run_ok(&mut common::cpu(), &exp(&kernel()).unwrap());
+    let merged = merge(shards(&kernel(), 3)).unwrap();
     assert_eq!(single.points.len(), merged.points.len());
     for (a, b) in single.points.iter().zip(&merged.points) {
         assert_eq!(a.per_trial, b.per_trial, "{}", a.series);

@@ -130,3 +130,26 @@ pub fn run_ok(be: &mut dyn Backend, e: &aimc::experiment::Experiment) -> aimc::r
     assert!(out.error.is_none(), "{:?}", out.error);
     out.results
 }
+
+/// A small kernel-error experiment on iris (tests/kernel.rs, tests/merge.rs).
+pub const IRIS_ERROR: &str = r#"
+name = "k"
+workload = "kernel_error"
+seed = 3
+trials = 6
+gdc = "off"
+[kernel]
+kernel = "rbf"
+gamma = 0.2
+projection = "orf"
+features = 32
+projection_seed = 1
+points = 30
+[data]
+path = "data/iris.csv"
+header = true
+[periphery]
+weight_scaling_omega = 1.0
+[sweep]
+t = ["1h"]
+"#;

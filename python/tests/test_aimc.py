@@ -53,6 +53,9 @@ def test_classifier_and_weight_error_from_numpy(tmp_path):
     assert r.fp_baseline == 1.0
     assert len(r.points) == 2 and all(len(p["per_trial"]) == 6 for p in r.points)
     assert all(0.5 < p["summary"]["mean"] <= 1.0 for p in r.points)
+    rows = r.per_layer()
+    rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
+    assert len(rows) == 2 and all(row["layer"] == 0 and row["mvm_error_median"] > 0 for row in rows)
     # One layer: an activation list ["none"] is the same model as the default.
     r2 = aimc.classifier(layers, x, y, times=["1h", "1y"], trials=6, backend="cpu", activation=["none"], out=str(tmp_path / "c2"), quiet=True)
     assert [p["per_trial"] for p in r2.points] == [p["per_trial"] for p in r.points]

@@ -72,6 +72,19 @@ class Results:
             })
         return _frame(rows)
 
+    def per_layer(self):
+        """Classifiers: one row per (point, time, layer) over the layer-insight trials: the error
+        the layer adds on its own inputs (median and 5-95 % over trials), the share of its MVMs
+        bound management redid and of its ADC outputs clipped."""
+        rows = []
+        for p in self.points:
+            for l in p.get("layer_insight", []):
+                e = l["mvm_error"]
+                rows.append({"series": p["series"], **p["labels"], "t_s": p["t_inf"], "time": p["time_label"], "layer": l["layer"],
+                             "trials": l["trials"], "mvm_error_median": e["median"], "mvm_error_p05": e["p05"], "mvm_error_p95": e["p95"],
+                             "bm_repeated": l["bm_repeated"], "clipped": l["clipped"]})
+        return _frame(rows)
+
     def __repr__(self) -> str:
         return f"Results({self.data['name']!r}, {len(self.points)} points, metric {self.metric!r}, in {str(self.dir)!r})"
 

@@ -61,6 +61,18 @@ fn a_low_adc_bound_shows_as_redone_and_clipped_mvms() {
 }
 
 #[test]
+fn the_report_shows_the_layers() {
+    let r = run_ok(&mut common::cpu(), &exp(&BASE.replace("t = [\"1d\"]", "t = [\"1h\", \"1y\"]")).unwrap());
+    let dir = std::env::temp_dir().join(format!("aimc-insight-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    aimc::report::write_report(&r, &dir).unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("## Per layer") && md.contains("layer_error_vs_time.png"), "{md}");
+    assert!(std::fs::metadata(dir.join("layer_error_vs_time.png")).unwrap().len() > 1000);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn the_gpu_measures_the_layers_as_the_cpu_twins() {
     let Some(mut gpu) = common::gpu(256) else {
         return;

@@ -214,6 +214,8 @@ enum Figure {
     MetricVsTime,
     Distribution,
     WeightError,
+    /// The error each layer adds (layer insight, median over trials) vs time.
+    LayerError,
     /// The noise budget: each source's cost alone per time, with paired intervals.
     Budget,
     /// The metric against each noise knob's relative level, at the last time.
@@ -231,6 +233,7 @@ impl Figure {
             Figure::MetricVsTime => "metric_vs_time",
             Figure::Distribution => "distribution",
             Figure::WeightError => "weight_error_vs_time",
+            Figure::LayerError => "layer_error_vs_time",
             Figure::Budget => "noise_budget",
             Figure::Sensitivity => "sensitivity",
             Figure::Moe(moe) => moe.stem(),
@@ -250,6 +253,7 @@ impl Figure {
                 format!("{} per trial at each time", capitalised(&results.metric))
             }
             Figure::WeightError => "Effective-weight error vs time after programming".to_string(),
+            Figure::LayerError => "Error each layer adds on its own inputs vs time (median over trials)".to_string(),
             Figure::Budget => "Noise budget: the cost of each source alone (paired intervals)".to_string(),
             Figure::Sensitivity => {
                 let t = results.budget.last().map_or(String::new(), |b| b.time_label.clone());
@@ -293,7 +297,11 @@ impl Figure {
             }
             Figure::MetricVsTime => metric_legend(results, series),
             Figure::Distribution => distribution_legend(results),
-            Figure::WeightError => weight_error_lines(series)
+            Figure::WeightError => layer_lines(series, &weight_error_layers)
+                .into_iter()
+                .map(|line| LegendItem { swatch: Swatch::Line(line.color, line.marker, line.dashed), label: line.label })
+                .collect(),
+            Figure::LayerError => layer_lines(series, &insight_layers)
                 .into_iter()
                 .map(|line| LegendItem { swatch: Swatch::Line(line.color, line.marker, line.dashed), label: line.label })
                 .collect(),
@@ -320,7 +328,20 @@ impl Figure {
             Figure::MetricVsFeatures => draw_metric_vs_features(&body, results)?,
             Figure::MetricVsTime => draw_metric_vs_time(&body, results, series)?,
             Figure::Distribution => draw_distribution(&body, results, series)?,
-            Figure::WeightError => draw_weight_error(&body, series)?,
+            Figure::WeightError => draw_layer_lines(
+                &body,
+                series,
+                &weight_error_layers,
+                &|p, l| p.weight_error.iter().find(|w| w.layer == l).map(|w| w.std),
+                "std of (weight error / max |W|)",
+            )?,
+            Figure::LayerError => draw_layer_lines(
+                &body,
+                series,
+                &insight_layers,
+                &|p, l| p.layer_insight.iter().find(|w| w.layer == l).map(|w| 100.0 * w.mvm_error.median),
+                "‖h − act(Wx + b)‖ / ‖act(Wx + b)‖ (%)",
+            )?,
             Figure::Budget => draw_budget(&body, results)?,
             Figure::Sensitivity => draw_sensitivity(&body, results)?,
             Figure::Moe(moe) => moe.draw(&body, results)?,
@@ -341,6 +362,9 @@ pub fn write_plots(results: &Results, dir: &Path) -> Result<Vec<PlotFile>, Repor
     }
     if results.points.iter().any(|p| !p.weight_error.is_empty()) {
         figures.push(Figure::WeightError);
+    }
+    if results.points.iter().any(|p| !p.layer_insight.is_empty()) {
+        figures.push(Figure::LayerError);
     }
     if !results.budget.is_empty() {
         figures.insert(0, Figure::Budget);
@@ -1083,10 +1107,10 @@ where
 }
 
 // ---------------------------------------------------------------------------------------------
-// Effective-weight error vs time.
+// Per-layer values vs time: effective-weight error, and the error each layer adds.
 
-/// One line of the weight-error plot: colour tells the series, marker shape and dashing the layer.
-struct WeightLine<'a> {
+/// One line of a per-layer plot: colour tells the series, marker shape and dashing the layer.
+struct LayerLine<'a> {
     label: String,
     color: RGBColor,
     marker: Marker,
@@ -1095,14 +1119,24 @@ struct WeightLine<'a> {
     layer: usize,
 }
 
-fn weight_error_lines<'a>(series: &'a [Series<'a>]) -> Vec<WeightLine<'a>> {
+/// The layers a point has weight-error data for.
+fn weight_error_layers(p: &Point) -> Vec<usize> {
+    p.weight_error.iter().map(|w| w.layer).collect()
+}
+
+/// The layers a point has layer-insight data for.
+fn insight_layers(p: &Point) -> Vec<usize> {
+    p.layer_insight.iter().map(|w| w.layer).collect()
+}
+
+fn layer_lines<'a>(series: &'a [Series<'a>], layers_of: &dyn Fn(&Point) -> Vec<usize>) -> Vec<LayerLine<'a>> {
     let mut lines = Vec::new();
     for (i, s) in series.iter().enumerate() {
-        let mut layers: Vec<usize> = s.points.iter().flat_map(|p| p.weight_error.iter().map(|w| w.layer)).collect();
+        let mut layers: Vec<usize> = s.points.iter().flat_map(|p| layers_of(p)).collect();
         layers.sort_unstable();
         layers.dedup();
         for (k, layer) in layers.into_iter().enumerate() {
-            lines.push(WeightLine {
+            lines.push(LayerLine {
                 label: format!("{}, layer {layer}", s.label()),
                 color: palette(i),
                 marker: MARKERS[k % MARKERS.len()],
@@ -1115,30 +1149,29 @@ fn weight_error_lines<'a>(series: &'a [Series<'a>]) -> Vec<WeightLine<'a>> {
     lines
 }
 
-fn draw_weight_error<DB: DrawingBackend>(chart_area: &DrawingArea<DB, Shift>, series: &[Series<'_>]) -> DrawResult
+fn draw_layer_lines<DB: DrawingBackend>(
+    chart_area: &DrawingArea<DB, Shift>,
+    series: &[Series<'_>],
+    layers_of: &dyn Fn(&Point) -> Vec<usize>,
+    value: &dyn Fn(&Point, usize) -> Option<f64>,
+    y_label: &str,
+) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
-    let with_data: Vec<&Point> = series.iter().flat_map(|s| s.points.iter().copied()).filter(|p| !p.weight_error.is_empty()).collect();
+    let with_data: Vec<&Point> = series.iter().flat_map(|s| s.points.iter().copied()).filter(|p| !layers_of(p).is_empty()).collect();
     let axis = TimeAxis::new(&with_data, plot_width(chart_area.dim_in_pixel().0));
-    let stds = with_data.iter().flat_map(|p| p.weight_error.iter().map(|w| w.std));
+    let values: Vec<f64> = with_data.iter().flat_map(|p| layers_of(p).into_iter().filter_map(|l| value(p, l))).collect();
     // Errors are non-negative; starting at zero shows their size honestly.
     let y_range = {
-        let (lo, hi) = padded(stds.chain([0.0]));
+        let (lo, hi) = padded(values.into_iter().chain([0.0]));
         (lo.max(0.0), hi)
     };
-    let chart = build_chart(chart_area, None, (axis.lo, axis.hi), &axis.ticks, axis.description(), y_range, "std of (weight error / max |W|)")?;
+    let chart = build_chart(chart_area, None, (axis.lo, axis.hi), &axis.ticks, axis.description(), y_range, y_label)?;
     let plot = chart.plotting_area();
-    for line in weight_error_lines(series) {
-        let coords: Vec<(f64, f64)> = line
-            .points
-            .iter()
-            .filter(|p| p.t_inf.is_finite())
-            .filter_map(|p| {
-                let w = p.weight_error.iter().find(|w| w.layer == line.layer)?;
-                Some((axis.x(p.t_inf), w.std))
-            })
-            .collect();
+    for line in layer_lines(series, layers_of) {
+        let coords: Vec<(f64, f64)> =
+            line.points.iter().filter(|p| p.t_inf.is_finite()).filter_map(|p| Some((axis.x(p.t_inf), value(p, line.layer)?))).collect();
         let style = line.color.stroke_width(LINE_PX);
         if line.dashed {
             plot.draw(&DashedPathElement::new(coords.clone(), 16, 8, style))?;

@@ -429,6 +429,7 @@ impl Results {
             "kernel_ridge" => "ridge_test_accuracy",
             "attention" => "attention_relative_error",
             "moe" if self.metric.contains("latency") => "moe_latency_ns",
+            "moe" if self.metric.starts_with("test accuracy") => "moe_test_accuracy",
             "moe" => "moe_output_relative_error",
             _ => "metric",
         }

@@ -159,8 +159,7 @@ impl MoeNet {
 
     /// Arg-max class (the lowest index wins ties).
     pub fn predict(&self, x: &[f32]) -> usize {
-        let y = self.logits(x);
-        (0..y.len()).fold(0, |best, i| if y[i] > y[best] { i } else { best })
+        crate::train::argmax(&self.logits(x))
     }
 
     /// Adds `scale ×` the gradient of the cross-entropy of `label` to `g`, and of the balancing

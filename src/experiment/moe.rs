@@ -24,7 +24,7 @@ use crate::tiers::cost::{GpuTable, TierCostTable};
 use crate::tiers::mapping::{map_layer, Mapping, MatrixMap, Strategy};
 use crate::tiers::routing::{sample_tokens, Routing};
 use crate::tiers::schedule::{schedule, EnergyBreakdown, ScheduleOptions};
-use crate::workload::io::{Linear, Matrix};
+use crate::workload::io::{self, Linear, Matrix};
 use crate::workload::Activation;
 use serde::{Deserialize, Serialize};
 
@@ -216,8 +216,10 @@ pub struct MoeWeights {
 pub fn load_weights(s: &MoeSettings) -> Result<MoeWeights, String> {
     let Some(path) = &s.model else { return Ok(weights(s)) };
     let (d, f, e, c) = (s.d_model as usize, s.d_ff as usize, s.experts as usize, s.out() as usize);
+    // One read of the file for every tensor.
+    let bytes = std::fs::read(path).map_err(|er| format!("moe.model: {}: cannot read it ({er}); check the path", path.display()))?;
     let read = |name: &str, rows: usize, cols: usize| -> Result<Linear, String> {
-        let w = crate::workload::io::read_matrix(path, Some(&format!("{name}.weight"))).map_err(|er| format!("moe.model: {er}"))?;
+        let w = io::parse_safetensors_matrix(&bytes, Some(&format!("{name}.weight"))).map_err(|er| format!("moe.model: {}: {er}", path.display()))?;
         if (w.rows, w.cols) != (rows, cols) {
             return Err(format!(
                 "moe.model: {}: {name}.weight is {} x {} but [moe] says {rows} x {cols}; fix d_model, d_ff, d_out or experts",
@@ -226,7 +228,7 @@ pub fn load_weights(s: &MoeSettings) -> Result<MoeWeights, String> {
                 w.cols
             ));
         }
-        let bias = match crate::workload::io::read_safetensors_vector(path, &format!("{name}.bias")).map_err(|er| format!("moe.model: {er}"))? {
+        let bias = match io::parse_safetensors_vector(&bytes, &format!("{name}.bias")).map_err(|er| format!("moe.model: {}: {er}", path.display()))? {
             Some(b) if b.len() == rows => b,
             Some(b) => return Err(format!("moe.model: {}: {name}.bias has {} values, the layer {rows} outputs", path.display(), b.len())),
             None => vec![0.0; rows],
@@ -317,7 +319,7 @@ pub struct MoePoint {
 
 /// Tokens whose arg-max output (lowest index on ties) equals their label.
 fn correct_count(y: &[f32], labels: &[u32], classes: usize) -> u32 {
-    y.chunks(classes).zip(labels).filter(|(row, &l)| (0..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b }) == l as usize).count() as u32
+    y.chunks(classes).zip(labels).filter(|(row, &l)| crate::train::argmax(row) == l as usize).count() as u32
 }
 
 /// The salt of matrix group `g` (0 router, 1 + e expert e) in the RNG key: separate plan runs
@@ -545,14 +547,11 @@ fn fp_like_routes(s: &MoeSettings, b: u32) -> Vec<Vec<u32>> {
 /// The floating-point router's top-k for the first `tokens` tokens of the batch.
 fn router_routes(s: &MoeSettings, tokens: usize) -> Vec<Vec<u32>> {
     let (d, e) = (s.d_model as usize, s.experts as usize);
-    let read = |name: &str| s.model.as_ref().and_then(|p| crate::workload::io::read_matrix(p, Some(name)).ok());
-    let from_file = read("router.weight").filter(|w| (w.rows, w.cols) == (e, d));
-    let bias = s
-        .model
-        .as_ref()
-        .and_then(|p| crate::workload::io::read_safetensors_vector(p, "router.bias").ok().flatten())
-        .filter(|b| b.len() == e && from_file.is_some())
-        .unwrap_or_else(|| vec![0.0; e]);
+    // The file was validated by `load_weights`; one read here for the router's two tensors.
+    let bytes = s.model.as_ref().and_then(|p| std::fs::read(p).ok()).unwrap_or_default();
+    let from_file = io::parse_safetensors_matrix(&bytes, Some("router.weight")).ok().filter(|w| (w.rows, w.cols) == (e, d));
+    let bias =
+        io::parse_safetensors_vector(&bytes, "router.bias").ok().flatten().filter(|b| b.len() == e && from_file.is_some()).unwrap_or_else(|| vec![0.0; e]);
     let router = Linear {
         name: "router".into(),
         weight: from_file.unwrap_or_else(|| Matrix { rows: e, cols: d, data: normals(e * d, s.weights_seed, 1, 1.0 / (d as f64).sqrt()) }),

@@ -324,6 +324,7 @@ pub(crate) mod tests {
         for p in &mut results.points {
             p.pooled = None;
             p.drop = None;
+            p.per_trial_correct = None;
             p.series.clear();
         }
         results.points.truncate(6);

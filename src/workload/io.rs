@@ -162,41 +162,44 @@ fn f16_to_f32(h: u16) -> f32 {
 
 /// Reads one 2-D tensor from a `.safetensors` file (`name`, or the only 2-D tensor).
 pub fn read_safetensors_matrix(path: &Path, name: Option<&str>) -> Result<Matrix, WorkloadError> {
-    let bytes = read(path)?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| err(path, format!("not a valid safetensors file: {e}")))?;
+    parse_safetensors_matrix(&read(path)?, name).map_err(|m| err(path, m))
+}
+
+/// [`read_safetensors_matrix`] on a file's bytes (read once for many tensors).
+pub fn parse_safetensors_matrix(bytes: &[u8], name: Option<&str>) -> Result<Matrix, String> {
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("not a valid safetensors file: {e}"))?;
     let names: Vec<String> = st.names().into_iter().filter(|n| st.tensor(n).map(|t| t.shape().len() == 2).unwrap_or(false)).map(str::to_string).collect();
     let pick = match name {
         Some(n) => n.to_string(),
         None if names.len() == 1 => names[0].clone(),
-        None => return Err(err(path, format!("holds {} matrices ({}); choose one with --tensor NAME", names.len(), names.join(", ")))),
+        None => return Err(format!("holds {} matrices ({}); choose one with --tensor NAME", names.len(), names.join(", "))),
     };
-    let t = st.tensor(&pick).map_err(|_| err(path, format!("has no tensor named {pick}; it holds {}", names.join(", "))))?;
+    let t = st.tensor(&pick).map_err(|_| format!("has no tensor named {pick}; it holds {}", names.join(", ")))?;
     if t.shape().len() != 2 {
-        return Err(err(path, format!("tensor {pick} has shape {:?}; a weight matrix must be 2-D", t.shape())));
+        return Err(format!("tensor {pick} has shape {:?}; a weight matrix must be 2-D", t.shape()));
     }
     let (rows, cols) = (t.shape()[0], t.shape()[1]);
     if rows == 0 || cols == 0 {
-        return Err(err(path, format!("tensor {pick} has shape {:?}: a weight matrix needs at least one row and one column", t.shape())));
+        return Err(format!("tensor {pick} has shape {:?}: a weight matrix needs at least one row and one column", t.shape()));
     }
-    let data = tensor_f32(&t).map_err(|m| err(path, format!("tensor {pick}: {m}")))?;
+    let data = tensor_f32(&t).map_err(|m| format!("tensor {pick}: {m}"))?;
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(err(path, format!("tensor {pick}[{}, {}] = {}: weights must be finite", i / cols, i % cols, data[i])));
+        return Err(format!("tensor {pick}[{}, {}] = {}: weights must be finite", i / cols, i % cols, data[i]));
     }
     Ok(Matrix { rows, cols, data })
 }
 
-/// A 1-D tensor (a bias) of a `.safetensors` file: `None` when the file has no tensor `name`;
-/// an error when it is not 1-D or holds a non-finite value.
-pub fn read_safetensors_vector(path: &Path, name: &str) -> Result<Option<Vec<f32>>, WorkloadError> {
-    let bytes = read(path)?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| err(path, format!("not a valid safetensors file: {e}")))?;
+/// A 1-D tensor (a bias) of a `.safetensors` file's bytes: `None` when the file has no tensor
+/// `name`; an error when it is not 1-D or holds a non-finite value.
+pub fn parse_safetensors_vector(bytes: &[u8], name: &str) -> Result<Option<Vec<f32>>, String> {
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("not a valid safetensors file: {e}"))?;
     let Ok(t) = st.tensor(name) else { return Ok(None) };
     if t.shape().len() != 1 {
-        return Err(err(path, format!("tensor {name} has shape {:?}; a bias must be 1-D", t.shape())));
+        return Err(format!("tensor {name} has shape {:?}; a bias must be 1-D", t.shape()));
     }
-    let data = tensor_f32(&t).map_err(|m| err(path, format!("tensor {name}: {m}")))?;
+    let data = tensor_f32(&t).map_err(|m| format!("tensor {name}: {m}"))?;
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(err(path, format!("tensor {name}[{i}] = {}: biases must be finite", data[i])));
+        return Err(format!("tensor {name}[{i}] = {}: biases must be finite", data[i]));
     }
     Ok(Some(data))
 }

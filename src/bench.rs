@@ -211,7 +211,12 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
         // backend keeps its chunks small, so it runs fewer trials of the same problem).
         let per_trial = (n * n * 8).max(batch as usize * n * 4) as u64;
         let trials = trials.min((be.max_binding_bytes() / per_trial).max(1) as u32);
-        let layer = AnalogLayer { mapped: MappedMatrix::new(&bell(n * n), n as u32, n as u32, TileShape::default(), 1.0), bias: vec![0.0; n], activation: 1 };
+        let layer = AnalogLayer {
+            mapped: MappedMatrix::new(&bell(n * n), n as u32, n as u32, TileShape::default(), 1.0),
+            bias: vec![0.0; n],
+            activation: 1,
+            conv: None,
+        };
         let x: Vec<f32> = inputs(batch as usize * n);
         let reps = if small { 1 } else { 5 };
         let mut c = cfg(trials, DeviceModel::pcm(), Gdc::Readout);
@@ -385,7 +390,7 @@ fn attention_case(be: &mut dyn Backend, small: bool, philox: f64, flops: f64, sh
         let r = h * n * d..(h + 1) * n * d;
         exact.extend(crate::kernel::attention::exact_attention(&q[r.clone()], &k[r.clone()], &v[r], n, d, d, false));
     }
-    let layer = AnalogLayer { mapped: MappedMatrix::new(&w, s as u32, d as u32, TileShape::default(), 1.0), bias: vec![0.0; s], activation: 0 };
+    let layer = AnalogLayer { mapped: MappedMatrix::new(&w, s as u32, d as u32, TileShape::default(), 1.0), bias: vec![0.0; s], activation: 0, conv: None };
     let rows = 2 * heads * n;
     let width = spec.width();
     let kp = KernelParams {

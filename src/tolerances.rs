@@ -32,3 +32,8 @@ pub const FAST_ABS: f32 = 1e-5;
 /// accurate to a few ulp over the feature maps' arguments (|y| of order 10); 1e-3 leaves a wide
 /// margin while still catching any indexing or formula difference (those are O(1)).
 pub const KERNEL_REL: f32 = 1e-3;
+
+/// Relative agreement of `pool` between the GPU and its twin: a max is exact, an average is an f32
+/// sum in the same window order followed by WGSL's division, which may be 2.5 ulp off
+/// (≈ 1.5e-7 relative); 1e-6 still catches any window or index error.
+pub const POOL_REL: f32 = 1e-6;

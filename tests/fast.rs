@@ -23,8 +23,8 @@ fn weights(n: usize, seed: u64) -> Vec<f32> {
 fn model() -> (Vec<AnalogLayer>, Vec<f32>, Vec<u32>) {
     let shape = TileShape { max_in: 32, max_out: 24 };
     let layers = vec![
-        AnalogLayer { mapped: MappedMatrix::new(&weights(70 * 33, 11), 70, 33, shape, 1.0), bias: weights(70, 12), activation: 2 },
-        AnalogLayer { mapped: MappedMatrix::new(&weights(5 * 70, 13), 5, 70, shape, 1.0), bias: weights(5, 14), activation: 0 },
+        AnalogLayer { mapped: MappedMatrix::new(&weights(70 * 33, 11), 70, 33, shape, 1.0), bias: weights(70, 12), activation: 2, conv: None },
+        AnalogLayer { mapped: MappedMatrix::new(&weights(5 * 70, 13), 5, 70, shape, 1.0), bias: weights(5, 14), activation: 0, conv: None },
     ];
     let x: Vec<f32> = weights(37 * 33, 15).iter().map(|v| v * 1.5).collect();
     let labels = (0..37).map(|i| i % 5).collect();
@@ -174,8 +174,12 @@ fn fast_kernel_reductions_match_the_twins() {
     for attention in [false, true] {
         let rows = if attention { 2 * heads * seq } else { 29 };
         let x: Vec<f32> = weights(rows * d, 21).iter().map(|v| v * 0.5).collect();
-        let layer =
-            AnalogLayer { mapped: MappedMatrix::new(&weights(s * d, 22), s as u32, d as u32, TileShape::default(), 1.0), bias: vec![0.0; s], activation: 0 };
+        let layer = AnalogLayer {
+            mapped: MappedMatrix::new(&weights(s * d, 22), s as u32, d as u32, TileShape::default(), 1.0),
+            bias: vec![0.0; s],
+            activation: 0,
+            conv: None,
+        };
         let norms: Vec<f32> = x.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
         let kp = KernelParams {
             rows: rows as u32,

@@ -178,6 +178,7 @@ fn run_case(name: &str, io: Periphery, min_levels: usize) {
         mapped: MappedMatrix::new(&w, n_out as u32, n_in as u32, TileShape { max_in: 40, max_out: 20 }, 0.0),
         bias: vec![0.0; n_out],
         activation: 0,
+        conv: None,
     };
     // Samples: s % 4 == 3 all ones; s % 4 == 2 ones on even inputs; sample 1 at the DAC rails and
     // on rounding ties of the exact step (±1, 0.5); sample 5 all zero; sample 9 zero on the first

@@ -38,6 +38,7 @@ fn struct_sizes_agree_with_wgsl() {
         ("DeviceParams", std::mem::size_of::<DeviceParams>()),
         ("IoParams", std::mem::size_of::<IoParams>()),
         ("KernelParams", std::mem::size_of::<KernelParams>()),
+        ("ConvParams", std::mem::size_of::<ConvParams>()),
         ("LayerParams", std::mem::size_of::<LayerParams>()),
         ("StageParams", std::mem::size_of::<StageParams>()),
         ("TileInfo", std::mem::size_of::<TileInfo>()),
@@ -77,7 +78,11 @@ fn struct_members_sit_at_the_same_offsets_in_rust_and_wgsl() {
             offsets!(LayerParams: n_in, n_out, tiles_in, tiles_out, trials, trial_offset, batch, layer, t_index, key0, key1, gdc_mode, log_t_ratio, read_sqrt_log, full_path, x_per_trial, activation, chunks_per_tile, wmax, gdc_base, max_rows, alpha_rows, _pad0, _pad1),
         ),
         ("KernelParams", offsets!(KernelParams: rows, s, replicas, width, map, heads, seq, dv, causal, blocks, _pad0, _pad1)),
-        ("StageParams", offsets!(StageParams: layer, dev, io, kern)),
+        (
+            "ConvParams",
+            offsets!(ConvParams: samples, in_c, in_h, in_w, k_h, k_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w, pool_kind, pool_size, pool_stride, pool_h, pool_w, _pad0, _pad1, _pad2),
+        ),
+        ("StageParams", offsets!(StageParams: layer, dev, io, kern, conv)),
         ("TileInfo", offsets!(TileInfo: row_start, rows, col_start, cols, scale, wmax_norm, mean_abs_norm, prog_mult, drift_mult, read_mult)),
     ];
     for (name, fields) in rust {

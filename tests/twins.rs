@@ -105,6 +105,9 @@ fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
         Stage::KernelError => vec![(2, Cmp::Rel(KERNEL_REL))],
         Stage::AttentionKv => vec![(2, Cmp::Rel(KERNEL_REL))],
         Stage::AttentionOut => vec![(4, Cmp::Rel(KERNEL_REL))],
+        // A gather of f32 values: bit for bit.
+        Stage::Im2col => vec![(1, Cmp::Exact)],
+        Stage::Pool => vec![(1, Cmp::Rel(POOL_REL))],
     }
 }
 
@@ -195,7 +198,10 @@ fn mlp() -> Vec<AnalogLayer> {
     let shape = TileShape { max_in: 16, max_out: 20 };
     let l1 = MappedMatrix::new(&weights(24 * 37, 2), 24, 37, shape, 1.0);
     let l2 = MappedMatrix::new(&weights(5 * 24, 3), 5, 24, shape, 1.0);
-    vec![AnalogLayer { mapped: l1, bias: weights(24, 4), activation: 1 }, AnalogLayer { mapped: l2, bias: weights(5, 5), activation: 0 }]
+    vec![
+        AnalogLayer { mapped: l1, bias: weights(24, 4), activation: 1, conv: None },
+        AnalogLayer { mapped: l2, bias: weights(5, 5), activation: 0, conv: None },
+    ]
 }
 
 #[test]
@@ -301,7 +307,7 @@ fn mvm_matches_twin_on_ragged_shapes() {
         let seed = 10 * (i as u64 + 1);
         let m = MappedMatrix::new(&weights(n_out * n_in, seed), n_out as u32, n_in as u32, shape, 1.0);
         assert_eq!((m.tiles_out, m.tiles_in), (to, ti), "case {i}");
-        let layer = AnalogLayer { mapped: m, bias: weights(n_out, seed + 1), activation: 0 };
+        let layer = AnalogLayer { mapped: m, bias: weights(n_out, seed + 1), activation: 0, conv: None };
         let x = weights(batch * n_in, seed + 2);
         plan::run_outputs(&mut rec, &[layer], &x, batch as u32, &cfg(Gdc::Readout, 2, vec![3600.0]), &mut |_| {}).unwrap();
     }
@@ -321,7 +327,7 @@ fn bound_management_levels_match_twin() {
     let w: Vec<f32> = weights(n_out * n_in, 41).iter().map(|u| 0.75 + 0.25 * u).collect();
     let m = MappedMatrix::new(&w, n_out as u32, n_in as u32, TileShape { max_in: 64, max_out: 16 }, 1.0);
     assert_eq!((m.tiles_out, m.tiles_in), (2, 1));
-    let layer = AnalogLayer { mapped: m, bias: vec![0.0; n_out], activation: 0 };
+    let layer = AnalogLayer { mapped: m, bias: vec![0.0; n_out], activation: 0, conv: None };
     let x: Vec<f32> = (0..batch * n_in).map(|i| if i % n_in <= (i / n_in) % n_in { 1.0 } else { 0.0 }).collect();
     let mut c = cfg(Gdc::Readout, 3, vec![60.0]);
     c.periphery.out_bound = 4.0;
@@ -376,6 +382,7 @@ fn kernel_stages_match_twins() {
             mapped: MappedMatrix::new(&w, (s * r) as u32, d as u32, TileShape { max_in: 4, max_out: 16 }, 1.0),
             bias: vec![0.0; s * r],
             activation: 0,
+            conv: None,
         };
         let norms: Vec<f32> = x.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
         let width = if map == 0 || map == 3 || map == 4 { 2 * s } else { s };
@@ -404,5 +411,45 @@ fn kernel_stages_match_twins() {
         for st in want {
             assert!(seen.contains(st), "{} not dispatched", st.name());
         }
+    }
+}
+
+#[test]
+fn conv_stages_match_twins() {
+    use aimc::workload::io::{Linear, Matrix};
+    use aimc::workload::{self, Activation, Conv2d, ConvSettings, Pool2d, PoolKind};
+    let conv = |name: &str, out_c: usize, in_c: usize, seed: u64| Linear {
+        name: name.into(),
+        weight: Matrix { rows: out_c, cols: in_c * 9, data: weights(out_c * in_c * 9, seed) },
+        bias: weights(out_c, seed + 1),
+        conv: Some(Conv2d { in_c, k_h: 3, k_w: 3, ..Conv2d::default() }),
+    };
+    // 3 x 9 x 7 → conv (padding 1) → 5 x 9 x 7 → max pool 2 → 5 x 4 x 3 → conv (stride 2) →
+    // 4 x 1 x 1 → Linear 4 → 3: a shared first input, a per-trial second.
+    let mut layers = vec![conv("0", 5, 3, 1), conv("1", 4, 5, 3), Linear::dense("2", Matrix { rows: 3, cols: 4, data: weights(12, 5) }, weights(3, 6))];
+    let set = [
+        ConvSettings { stride: [1, 1], padding: [1, 1], pool: Some(Pool2d { kind: PoolKind::Max, size: 2, stride: 2 }) },
+        ConvSettings { stride: [2, 2], padding: [0, 0], pool: None },
+        ConvSettings::default(),
+    ];
+    workload::set_geometry(&mut layers, Some([3, 9, 7]), &set).unwrap();
+    let acts = [Activation::Gelu, Activation::Relu, Activation::None];
+    let analog = workload::analog_layers(&layers, &acts, TileShape { max_in: 20, max_out: 4 }, Scaling::default());
+    let batch = 3;
+    let x = weights(batch * 3 * 9 * 7, 8);
+    let mut rec = Recorder::new();
+    plan::run_outputs(&mut rec, &analog, &workload::engine_input(&layers, &x), batch as u32, &cfg(Gdc::Readout, 3, vec![60.0]), &mut |_| {}).unwrap();
+    // Average pooling too, on its own layer.
+    let mut avg = layers.clone();
+    let mut set_avg = set;
+    set_avg[0].pool = Some(Pool2d { kind: PoolKind::Avg, size: 3, stride: 2 });
+    avg[0].conv = Some(Conv2d { in_c: 3, k_h: 3, k_w: 3, ..Conv2d::default() });
+    workload::set_geometry(&mut avg, Some([3, 9, 7]), &set_avg).unwrap();
+    let analog = workload::analog_layers(&avg, &acts, TileShape { max_in: 20, max_out: 4 }, Scaling::default());
+    plan::run_outputs(&mut rec, &analog, &workload::engine_input(&avg, &x), batch as u32, &cfg(Gdc::Off, 2, vec![0.0]), &mut |_| {}).unwrap();
+    let Some(mut g) = gpu(256) else { return };
+    let seen = replay_all(&rec, &mut g);
+    for s in [Stage::Im2col, Stage::Pool, Stage::Dac, Stage::Mvm, Stage::Combine] {
+        assert!(seen.contains(&s), "stage {} was not exercised", s.name());
     }
 }

@@ -146,6 +146,37 @@ pub struct KernelParams {
     pub _pad1: u32,
 }
 
+/// A convolution layer's geometry (`im2col`) and the digital pooling after it (`pool`); all
+/// zeros for a Linear layer. Images are NHWC inside the engine: `[trial][sample][h][w][c]`.
+/// The unfolded columns are ordered (c, i, j), as PyTorch's `weight.view(out_c, -1)` (aihwkit's
+/// mapping: kernel × in-channels rows of the crossbar, one output channel per column).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct ConvParams {
+    /// Samples per trial (the layer's vectors are samples · out_h · out_w).
+    pub samples: u32,
+    pub in_c: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub k_h: u32,
+    pub k_w: u32,
+    pub stride_h: u32,
+    pub stride_w: u32,
+    pub pad_h: u32,
+    pub pad_w: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    /// 0: no pooling, 1: max, 2: average (over the whole window; no padding).
+    pub pool_kind: u32,
+    pub pool_size: u32,
+    pub pool_stride: u32,
+    pub pool_h: u32,
+    pub pool_w: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
+}
+
 /// Everything a stage reads as its uniform (binding 0 of every stage).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
@@ -154,6 +185,7 @@ pub struct StageParams {
     pub dev: DeviceParams,
     pub io: IoParams,
     pub kern: KernelParams,
+    pub conv: ConvParams,
 }
 
 /// One crossbar tile of a layer: a block of `rows` outputs x `cols` inputs.

@@ -6,7 +6,7 @@
 //! drift exponents are per trial); per inference time, `drift` + `gdc` (fresh read noise per t);
 //! per MVM, `dac` → `mvm` → `bound` → `combine` (fresh periphery noise per MVM).
 
-use super::layout::{DeviceParams, IoParams, KernelParams, LayerParams, StageParams, TileInfo};
+use super::layout::{ConvParams, DeviceParams, IoParams, KernelParams, LayerParams, StageParams, TileInfo};
 use super::stages::{Stage, CHUNK, MVM_BM, MVM_BN};
 use super::{Backend, Buf, EngineError};
 use crate::crossbar::{Gdc, MappedMatrix, Periphery, MAX_TILE_IN};
@@ -53,6 +53,30 @@ pub struct AnalogLayer {
     pub bias: Vec<f32>,
     /// 0 none, 1 ReLU, 2 GELU, 3 tanh.
     pub activation: u32,
+    /// A convolution layer (aihwkit `AnalogConv2d`): its geometry and the digital pooling after
+    /// the activation; the plan fills in `samples`. None: a Linear layer.
+    pub conv: Option<ConvParams>,
+}
+
+impl AnalogLayer {
+    /// MVMs per sample: a convolution's output pixels, 1 for a Linear layer.
+    pub fn vectors_per_sample(&self) -> u32 {
+        self.conv.map_or(1, |c| c.out_h * c.out_w)
+    }
+
+    /// Values per sample the layer reads: an image (in_c · in_h · in_w) or a vector (n_in).
+    pub fn inputs_per_sample(&self) -> u32 {
+        self.conv.map_or(self.mapped.n_in, |c| c.in_c * c.in_h * c.in_w)
+    }
+
+    /// Values per sample it hands on, after pooling (NHWC for a convolution).
+    pub fn outputs_per_sample(&self) -> u32 {
+        match self.conv {
+            None => self.mapped.n_out,
+            Some(c) if c.pool_kind != 0 => c.pool_h * c.pool_w * self.mapped.n_out,
+            Some(c) => c.out_h * c.out_w * self.mapped.n_out,
+        }
+    }
 }
 
 /// A 1-D dispatch of `n` invocations in workgroups of `wg`, split over x and y.
@@ -138,6 +162,7 @@ fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32, offset: u3
         dev: DeviceParams::from(device),
         io: IoParams::from(periphery),
         kern: KernelParams::default(),
+        conv: ConvParams::default(),
     }
 }
 
@@ -236,16 +261,17 @@ struct MvmBufs {
 }
 
 impl MvmBufs {
-    fn new(be: &mut dyn Backend, chunk: u32, batch: u32, layers: &[&MappedMatrix]) -> Self {
-        let (c, b) = (chunk as usize, batch as usize);
-        let max = |f: &dyn Fn(&MappedMatrix) -> u32| layers.iter().map(|m| f(m)).max().unwrap_or(1) as usize;
+    /// Buffers for the largest of `layers`: (vectors per trial, matrix) of each.
+    fn new(be: &mut dyn Backend, chunk: u32, layers: &[(u32, &MappedMatrix)]) -> Self {
+        let c = chunk as usize;
+        let max = |f: &dyn Fn(&MappedMatrix) -> u32| layers.iter().map(|&(v, m)| v as usize * f(m) as usize).max().unwrap_or(1);
         MvmBufs {
-            xq: be.create("xq", c * b * max(&|m| m.n_in)),
-            nm: be.create("nm", c * b * max(&|m| m.tiles_in)),
-            y: be.create("y", c * max(&|m| m.tiles_in) * b * max(&|m| m.n_out)),
-            sat: be.create("sat", c * b * max(&|m| m.n_tiles())),
-            satlist: be.create("satlist", 1 + c * b * max(&|m| m.n_tiles())),
-            bm_level: be.create("bm_level", c * b * max(&|m| m.n_tiles())),
+            xq: be.create("xq", c * max(&|m| m.n_in)),
+            nm: be.create("nm", c * max(&|m| m.tiles_in)),
+            y: be.create("y", c * max(&|m| m.tiles_in * m.n_out)),
+            sat: be.create("sat", c * max(&|m| m.n_tiles())),
+            satlist: be.create("satlist", 1 + c * max(&|m| m.n_tiles())),
+            bm_level: be.create("bm_level", c * max(&|m| m.n_tiles())),
         }
     }
 
@@ -675,10 +701,12 @@ pub fn run_layer_insight(
     let mut hook = |be: &mut dyn Backend, b: LayerBufs, p: &StageParams, ti: usize| -> Result<(), EngineError> {
         let l = &layers[b.layer];
         let m = &l.mapped;
-        let (n, bt, ni, no) = (p.layer.trials as usize, batch as usize, m.n_in as usize, m.n_out as usize);
+        // Vectors per trial: samples, times output pixels for a convolution (whose input is
+        // the unfolded one and whose output is before pooling).
+        let (n, bt, ni, no) = (p.layer.trials as usize, p.layer.batch as usize, m.n_in as usize, m.n_out as usize);
         let (ntiles, tin) = (m.n_tiles() as usize, m.tiles_in as usize);
-        let shared = b.layer == 0;
-        let input: Vec<f32> = if shared { x.to_vec() } else { bytemuck::cast_vec(be.download(b.input)?) };
+        let shared = p.layer.x_per_trial == 0;
+        let input: Vec<f32> = if shared && first_ref.is_some() { Vec::new() } else { bytemuck::cast_vec(be.download(b.input)?) };
         let h: Vec<f32> = bytemuck::cast_vec(be.download(b.output)?);
         let y: Vec<f32> = bytemuck::cast_vec(be.download(b.y)?);
         let level: Vec<u32> = bytemuck::cast_vec(be.download(b.bm_level)?);
@@ -742,12 +770,34 @@ fn forward(
     }
     for (i, l) in layers.iter().enumerate() {
         check_indices(&l.mapped, i)?;
+        if let Some(c) = l.conv {
+            if c.in_c * c.k_h * c.k_w != l.mapped.n_in || c.out_h == 0 || c.out_w == 0 {
+                return Err(EngineError::Invalid(format!("layer {i}: a convolution's crossbar rows must be in_c · k_h · k_w and its output non-empty")));
+            }
+        }
+        if i > 0 && layers[i - 1].outputs_per_sample() != l.inputs_per_sample() {
+            return Err(EngineError::Invalid(format!(
+                "layer {} hands on {} values per sample but layer {i} reads {}",
+                i - 1,
+                layers[i - 1].outputs_per_sample(),
+                l.inputs_per_sample()
+            )));
+        }
     }
+    if layers.last().is_some_and(|l| l.conv.is_some()) {
+        return Err(EngineError::Invalid("the last layer must be a Linear layer (flatten, then Linear): its outputs are the per-sample results".into()));
+    }
+    if x.len() != batch as usize * layers[0].inputs_per_sample() as usize {
+        return Err(EngineError::Invalid(format!("the input holds {} values, not {batch} samples of {}", x.len(), layers[0].inputs_per_sample())));
+    }
+    // MVMs per trial of each layer: samples, times output pixels for a convolution.
+    let vectors: Vec<u32> = layers.iter().map(|l| batch * l.vectors_per_sample()).collect();
     let per_trial_bytes = layers
         .iter()
-        .map(|l| {
+        .zip(&vectors)
+        .map(|(l, &v)| {
             let m = &l.mapped;
-            let acts = [m.tiles_in as u64 * batch as u64 * m.n_out as u64, batch as u64 * m.n_in.max(m.n_out) as u64].into_iter().max().unwrap() * 4;
+            let acts = [m.tiles_in as u64 * v as u64 * m.n_out as u64, v as u64 * m.n_in.max(m.n_out) as u64].into_iter().max().unwrap() * 4;
             acts.max(state_bytes(m, &cfg.device))
         })
         .max()
@@ -763,16 +813,20 @@ fn forward(
             m.len() as u64 * 4 + state_bytes(m, &cfg.device) + 8 * m.n_tiles() as u64 * 4 * 4
         })
         .sum::<u64>()
-        + 4 * per_trial_bytes;
+        + 5 * per_trial_bytes;
     let budget = (CHUNK_BUDGET_BYTES / all_bytes.max(1)).max(1) as u32;
     let chunk = chunk_size(be, cfg, per_trial_bytes, "one trial's weights or activations")?.min((MAX_GROUPS / max_tiles).max(1)).min(budget);
     let mats: Vec<MatrixBufs> = layers.iter().map(|l| MatrixBufs::new(be, &l.mapped, chunk, cfg)).collect();
     let x0 = be.create("x", x.len());
     be.upload(x0, bytemuck::cast_slice(x));
-    let max_out = layers.iter().map(|l| l.mapped.n_out).max().unwrap() as usize;
-    let scratch = MvmBufs::new(be, chunk, batch, &layers.iter().map(|l| &l.mapped).collect::<Vec<_>>());
-    let hlen = chunk as usize * batch as usize * max_out;
+    let scratch = MvmBufs::new(be, chunk, &layers.iter().zip(&vectors).map(|(l, &v)| (v, &l.mapped)).collect::<Vec<_>>());
+    let words = |f: &dyn Fn(&AnalogLayer, u32) -> u32| chunk as usize * layers.iter().zip(&vectors).map(|(l, &v)| f(l, v) as usize).max().unwrap();
+    let hlen = words(&|l, v| v * l.mapped.n_out);
     let h = [be.create("h0", hlen), be.create("h1", hlen)];
+    // A convolution's unfolded input, and its pooled output (the next layer's input).
+    let convs = layers.iter().any(|l| l.conv.is_some());
+    let cols = be.create("cols", if convs { words(&|l, v| if l.conv.is_some() { v * l.mapped.n_in } else { 0 }) } else { 1 });
+    let pooled = be.create("pooled", if convs { words(&|l, _| if l.conv.is_some() { batch * l.outputs_per_sample() } else { 0 }) } else { 1 });
     let biases: Vec<Buf> = layers
         .iter()
         .map(|l| {
@@ -781,11 +835,12 @@ fn forward(
             bb
         })
         .collect();
+    let wg = be.wg();
     let mut offset = 0;
     while offset < cfg.trials {
         let n = chunk.min(cfg.trials - offset);
         for (li, l) in layers.iter().enumerate() {
-            let p = params(cfg, li as u32, &l.mapped, n, offset, batch, 0, 0.0);
+            let p = params(cfg, li as u32, &l.mapped, n, offset, vectors[li], 0, 0.0);
             record_program(be, &p, &l.mapped, &mats[li]);
         }
         for (ti, &t) in cfg.times.iter().enumerate() {
@@ -794,16 +849,35 @@ fn forward(
             for (li, l) in layers.iter().enumerate() {
                 let m = &l.mapped;
                 let b = &mats[li];
-                let mut p = params(cfg, li as u32, m, n, offset, batch, ti as u32, t);
+                let mut p = params(cfg, li as u32, m, n, offset, vectors[li], ti as u32, t);
                 p.layer.x_per_trial = u32::from(li > 0);
                 p.layer.activation = l.activation;
+                if let Some(c) = l.conv {
+                    p.conv = ConvParams { samples: batch, ..c };
+                }
                 record_drift(be, &p, m, b);
+                // A convolution multiplies its unfolded input (once for a shared first input).
+                let mvm_in = if l.conv.is_some() {
+                    let mut pc = p;
+                    if li == 0 {
+                        pc.layer.trials = 1;
+                    }
+                    be.dispatch(Stage::Im2col, &pc, &[input, cols], grid(pc.layer.trials as u64 * vectors[li] as u64 * m.n_in as u64, wg));
+                    cols
+                } else {
+                    input
+                };
                 let hout = h[li % 2];
-                record_layer(be, &p, m, b, &scratch, input, biases[li], hout);
+                record_layer(be, &p, m, b, &scratch, mvm_in, biases[li], hout);
                 if let Some(hook) = after_layer.as_mut() {
-                    hook(be, LayerBufs { layer: li, input, output: hout, y: scratch.y, bm_level: scratch.bm_level }, &p, ti)?;
+                    hook(be, LayerBufs { layer: li, input: mvm_in, output: hout, y: scratch.y, bm_level: scratch.bm_level }, &p, ti)?;
                 }
                 input = hout;
+                if p.conv.pool_kind != 0 {
+                    let items = n as u64 * batch as u64 * (p.conv.pool_h * p.conv.pool_w * m.n_out) as u64;
+                    be.dispatch(Stage::Pool, &p, &[hout, pooled], grid(items, wg));
+                    input = pooled;
+                }
                 last = Some(p);
             }
             finish(be, input, &last.unwrap(), ti)?;
@@ -816,7 +890,7 @@ fn forward(
         m.free(be);
     }
     scratch.free(be);
-    for bb in [x0, h[0], h[1]].into_iter().chain(biases) {
+    for bb in [x0, h[0], h[1], cols, pooled].into_iter().chain(biases) {
         be.free(bb);
     }
     Ok(())
@@ -918,7 +992,7 @@ pub fn time_inference(be: &mut dyn Backend, layer: &AnalogLayer, x: &[f32], batc
     let b = MatrixBufs::new(be, m, n, cfg);
     let x0 = be.create("x", x.len());
     be.upload(x0, bytemuck::cast_slice(x));
-    let scratch = MvmBufs::new(be, n, batch, &[m]);
+    let scratch = MvmBufs::new(be, n, &[(batch, m)]);
     let h = be.create("h", n as usize * batch as usize * m.n_out as usize);
     let bias = be.create("bias", m.n_out as usize);
     be.upload(bias, bytemuck::cast_slice(&layer.bias));

@@ -56,10 +56,12 @@ pub enum Stage {
     KernelError,
     AttentionKv,
     AttentionOut,
+    Im2col,
+    Pool,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 17] = [
+    pub const ALL: [Stage; 19] = [
         Stage::Program,
         Stage::Drift,
         Stage::Gdc,
@@ -77,6 +79,8 @@ impl Stage {
         Stage::KernelError,
         Stage::AttentionKv,
         Stage::AttentionOut,
+        Stage::Im2col,
+        Stage::Pool,
     ];
 
     /// The stage's name: its WGSL file, entry point and CPU twin module.
@@ -99,6 +103,8 @@ impl Stage {
             Stage::KernelError => "kernel_error",
             Stage::AttentionKv => "attention_kv",
             Stage::AttentionOut => "attention_out",
+            Stage::Im2col => "im2col",
+            Stage::Pool => "pool",
         }
     }
 
@@ -121,6 +127,8 @@ impl Stage {
             Stage::KernelError => include_str!("../../shaders/kernel_error.wgsl"),
             Stage::AttentionKv => include_str!("../../shaders/attention_kv.wgsl"),
             Stage::AttentionOut => include_str!("../../shaders/attention_out.wgsl"),
+            Stage::Im2col => include_str!("../../shaders/im2col.wgsl"),
+            Stage::Pool => include_str!("../../shaders/pool.wgsl"),
         }
     }
 
@@ -138,6 +146,8 @@ impl Stage {
                 | Stage::PeakPhilox
                 | Stage::PeakFma
                 | Stage::FeatureMap
+                | Stage::Im2col
+                | Stage::Pool
         )
     }
 

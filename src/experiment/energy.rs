@@ -75,29 +75,37 @@ impl CostTable {
     /// sequence. Digital ops: partial-sum adds over input tiles, the per-tile scale multiply, the
     /// bias add, and the activation. A layer with `digital[i]` set runs on the digital units
     /// instead: two ops per weight (multiply, add), the bias add and the activation, no tile.
+    /// A convolution counts all of this once per output pixel (its MVMs run in sequence on its
+    /// tiles, so its latency is per pixel too) and its pooling as digital ops.
     pub fn per_inference(&self, layers: &[AnalogLayer], digital: &[bool], crossbar: crate::crossbar::TileShape) -> Energy {
         let (mut mvms, mut adc, mut dac, mut ops, mut acts) = (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut used = 0u64;
         let mut latency = 0.0;
         for (i, l) in layers.iter().enumerate() {
             let m = &l.mapped;
+            // A convolution runs one MVM per output pixel (aihwkit's AnalogConv2d), one after
+            // another on the same tiles; its pooling is digital (one op per window element).
+            let v = l.vectors_per_sample() as u64;
             if l.activation != 0 {
-                acts += m.n_out as u64;
+                acts += v * m.n_out as u64;
+            }
+            if let Some(c) = l.conv.filter(|c| c.pool_kind != 0) {
+                ops += (c.pool_h * c.pool_w * c.pool_size * c.pool_size) as u64 * m.n_out as u64;
             }
             if digital.get(i).copied().unwrap_or(false) {
-                ops += 2 * m.len() as u64 + m.n_out as u64;
+                ops += v * (2 * m.len() as u64 + m.n_out as u64);
                 latency += self.digital_latency_ns.value;
                 continue;
             }
-            mvms += m.n_tiles() as u64;
+            mvms += v * m.n_tiles() as u64;
             for t in &m.tiles {
-                dac += t.cols as u64;
-                adc += t.rows as u64;
+                dac += v * t.cols as u64;
+                adc += v * t.rows as u64;
                 used += t.rows as u64 * t.cols as u64;
             }
             // scale multiply per tile output, adds over input tiles, bias add
-            ops += m.tiles_in as u64 * m.n_out as u64 + (m.tiles_in as u64 - 1) * m.n_out as u64 + m.n_out as u64;
-            latency += self.mvm_latency_ns.value + self.communication_latency_ns.value + self.digital_latency_ns.value;
+            ops += v * (m.tiles_in as u64 * m.n_out as u64 + (m.tiles_in as u64 - 1) * m.n_out as u64 + m.n_out as u64);
+            latency += v as f64 * (self.mvm_latency_ns.value + self.communication_latency_ns.value + self.digital_latency_ns.value);
         }
         let analog_pj = mvms as f64 * self.mvm_energy_pj.value;
         let adc_pj = adc as f64 * self.adc_energy_pj.value;

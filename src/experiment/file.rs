@@ -149,9 +149,14 @@ struct RawModel {
     path: PathBuf,
     #[serde(default)]
     tensor: Option<String>,
-    /// Layer prefixes in order, where the keys' numeric index cannot give it.
+    /// The layers in order: tensor prefixes ("fc1"), or tables naming one and saying how it
+    /// runs (`{ name = "0", activation = "relu", padding = 1, pool = "max" }`, see
+    /// [`RawLayer`]); empty: every `PREFIX.weight`, ordered by the keys' numeric index.
     #[serde(default)]
-    layers: Vec<String>,
+    layers: Vec<toml::Value>,
+    /// [C, H, W] of one sample (PyTorch's NCHW order): needed when the model has Conv2d layers.
+    #[serde(default)]
+    input_shape: Option<[usize; 3]>,
     /// Leave tensors that are not a used layer's weight or bias unused instead of refusing.
     #[serde(default)]
     allow_extra: bool,
@@ -169,6 +174,65 @@ struct RawModel {
 
 fn default_act() -> Activation {
     Activation::Relu
+}
+
+/// One `[model] layers` table: which tensors, the activation after the layer, whether it stays
+/// digital, and for a Conv2d its stride, zero padding and the pooling after the activation
+/// (PyTorch's `nn.Conv2d` / `nn.MaxPool2d` / `nn.AvgPool2d` arguments).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLayer {
+    name: String,
+    #[serde(default)]
+    activation: Option<Activation>,
+    #[serde(default)]
+    digital: bool,
+    #[serde(default)]
+    stride: Option<toml::Value>,
+    #[serde(default)]
+    padding: Option<toml::Value>,
+    #[serde(default)]
+    pool: Option<crate::workload::PoolKind>,
+    /// Pooling window (default 2).
+    #[serde(default)]
+    pool_size: Option<usize>,
+    /// Pooling stride (default: the window, as PyTorch).
+    #[serde(default)]
+    pool_stride: Option<usize>,
+}
+
+impl RawLayer {
+    /// A `layers` entry: a name string, or a table.
+    fn parse(i: usize, v: &toml::Value) -> Result<RawLayer, String> {
+        match v {
+            toml::Value::String(name) => Ok(RawLayer { name: name.clone(), ..RawLayer::default() }),
+            toml::Value::Table(_) => RawLayer::deserialize(v.clone()).map_err(|e| format!("model.layers[{i}]: {}", e.message())),
+            other => {
+                Err(format!("model.layers[{i}] = {other}: give a layer name (\"fc1\") or a table ({{ name = \"0\", activation = \"relu\", padding = 1 }})"))
+            }
+        }
+    }
+
+    fn settings(&self, i: usize) -> Result<crate::workload::ConvSettings, String> {
+        let pair = |what: &str, v: &Option<toml::Value>, default: usize| -> Result<[usize; 2], String> {
+            match v {
+                None => Ok([default; 2]),
+                Some(toml::Value::Integer(n)) if *n >= 0 => Ok([*n as usize; 2]),
+                Some(toml::Value::Array(a)) if a.len() == 2 && a.iter().all(|x| x.as_integer().is_some_and(|n| n >= 0)) => {
+                    Ok([a[0].as_integer().unwrap() as usize, a[1].as_integer().unwrap() as usize])
+                }
+                Some(other) => Err(format!("model.layers[{i}].{what} = {other}: give a non-negative integer or [height, width]")),
+            }
+        };
+        if self.pool.is_none() && (self.pool_size.is_some() || self.pool_stride.is_some()) {
+            return Err(format!("model.layers[{i}]: pool_size and pool_stride need pool = \"max\" or \"avg\""));
+        }
+        let pool = self.pool.map(|kind| {
+            let size = self.pool_size.unwrap_or(2);
+            crate::workload::Pool2d { kind, size, stride: self.pool_stride.unwrap_or(size) }
+        });
+        Ok(crate::workload::ConvSettings { stride: pair("stride", &self.stride, 1)?, padding: pair("padding", &self.padding, 0)?, pool })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -782,6 +846,7 @@ impl Experiment {
             path: PathBuf::new(),
             tensor: None,
             layers: vec![],
+            input_shape: None,
             allow_extra: false,
             activation: Activation::None,
             activations: None,
@@ -795,6 +860,9 @@ impl Experiment {
         };
         let model_path = resolve(&model.path);
         let mut kernel_data = None;
+        // Set by `[model] layers` tables (classifier).
+        let mut layer_activations: Option<Vec<Activation>> = None;
+        let mut layer_digital: Vec<String> = Vec::new();
         let (layers, data, mvm_inputs) = match raw.workload {
             WorkloadKind::KernelError | WorkloadKind::KernelRidge => {
                 let d = raw.data.as_ref().ok_or_else(|| {
@@ -861,8 +929,23 @@ impl Experiment {
             }
             WorkloadKind::Classifier => {
                 let raw_model = model;
-                let opt = io::StateDictOptions { layers: raw_model.layers.clone(), allow_extra: raw_model.allow_extra };
-                let layers = io::read_state_dict_with(&model_path, &opt).map_err(|e| bad(format!("model.path: {e}")))?;
+                let specs: Vec<RawLayer> = raw_model.layers.iter().enumerate().map(|(i, v)| RawLayer::parse(i, v)).collect::<Result<_, _>>().map_err(&bad)?;
+                let opt = io::StateDictOptions { layers: specs.iter().map(|l| l.name.clone()).collect(), allow_extra: raw_model.allow_extra };
+                let mut layers = io::read_state_dict_with(&model_path, &opt).map_err(|e| bad(format!("model.path: {e}")))?;
+                let settings: Vec<crate::workload::ConvSettings> =
+                    specs.iter().enumerate().map(|(i, l)| l.settings(i)).collect::<Result<_, _>>().map_err(&bad)?;
+                crate::workload::set_geometry(&mut layers, raw_model.input_shape, &settings).map_err(|e| bad(format!("model: {e}")))?;
+                if specs.iter().any(|l| l.activation.is_some()) {
+                    if raw_model.activations.is_some() {
+                        return Err(bad("model.activations and activations in model.layers tables: give them in one place".into()));
+                    }
+                    let mut acts = crate::workload::between(layers.len(), raw_model.activation);
+                    for (a, l) in acts.iter_mut().zip(&specs) {
+                        *a = l.activation.unwrap_or(*a);
+                    }
+                    layer_activations = Some(acts);
+                }
+                layer_digital = specs.iter().filter(|l| l.digital).map(|l| l.name.clone()).collect();
                 let d = raw.data.as_ref().ok_or_else(|| bad("the classifier workload needs a [data] section with path = \"...csv\"".into()))?;
                 let (ds, _) = read_data(d, &resolve).map_err(&bad)?;
                 crate::workload::check_shapes(&layers, &ds).map_err(|e| bad(format!("model/data mismatch: {e}")))?;
@@ -898,7 +981,8 @@ impl Experiment {
                     (WorkloadKind::MvmError, _) => return Err(bad("the mvm_error workload needs [mvm] inputs = N (N >= 1 random input vectors)".into())),
                     _ => 0,
                 };
-                let l = Linear { name: model.tensor.clone().unwrap_or_else(|| "weight".into()), bias: vec![0.0; m.rows], weight: m };
+                let rows = m.rows;
+                let l = Linear::dense(model.tensor.clone().unwrap_or_else(|| "weight".into()), m, vec![0.0; rows]);
                 (vec![l], None, inputs)
             }
         };
@@ -940,11 +1024,12 @@ impl Experiment {
         }
         // Digital layers: floating point in every configuration (an ideal device and perfect
         // converters for that layer), the budget's included.
-        if !model.digital.is_empty() {
+        let digital_names: Vec<String> = model.digital.iter().chain(&layer_digital).cloned().collect();
+        if !digital_names.is_empty() {
             for p in &mut points {
                 p.layer_noise.resize(layers.len(), None);
                 for (k, l) in layers.iter().enumerate() {
-                    if model.digital.contains(&l.name) {
+                    if digital_names.contains(&l.name) {
                         p.layer_noise[k] = Some((DeviceModel::ideal(), Periphery::perfect()));
                     }
                 }
@@ -1003,8 +1088,8 @@ impl Experiment {
             "attention": raw.attention.as_ref().map(|a| serde_json::json!({"heads": a.heads, "n": a.n, "d": a.d, "causal": a.causal, "qk_std": a.qk_std, "data_seed": a.data_seed,
                 "q": a.q.as_ref().map(|p| resolve(p).display().to_string()), "k": a.k.as_ref().map(|p| resolve(p).display().to_string()), "v": a.v.as_ref().map(|p| resolve(p).display().to_string())})),
             "model": { "path": model_path.display().to_string(), "tensor": model.tensor, "activation": model.activation,
-                       "activations": model.activations, "digital": model.digital,
-                       "layers": layers.iter().map(|l| serde_json::json!({"name": l.name, "out": l.weight.rows, "in": l.weight.cols})).collect::<Vec<_>>() },
+                       "activations": layer_activations.as_ref().or(model.activations.as_ref()), "digital": digital_names, "input_shape": model.input_shape,
+                       "layers": layers.iter().map(|l| serde_json::json!({"name": l.name, "out": l.weight.rows, "in": l.weight.cols, "conv": l.conv})).collect::<Vec<_>>() },
             "data": raw.data.as_ref().map(|d| serde_json::json!({ "path": resolve(&d.path).display().to_string(), "labels": d.labels.as_ref().map(|l| if d.path.extension().is_some_and(|e| e == "npz") { l.display().to_string() } else { resolve(l).display().to_string() }), "features": d.features, "scale": d.scale, "rows": d.rows })),
             "device": device,
             "periphery": periphery,
@@ -1037,8 +1122,8 @@ impl Experiment {
             times,
             axes,
             points,
-            activations: model.activations.clone().unwrap_or_else(|| crate::workload::between(layers.len(), model.activation)),
-            digital: layers.iter().map(|l| model.digital.contains(&l.name)).collect(),
+            activations: layer_activations.or_else(|| model.activations.clone()).unwrap_or_else(|| crate::workload::between(layers.len(), model.activation)),
+            digital: layers.iter().map(|l| digital_names.contains(&l.name)).collect(),
             layers,
             activation: model.activation,
             kernel_data,

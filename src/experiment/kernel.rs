@@ -140,7 +140,7 @@ impl KernelSettings {
         }
         let rows = self.features * self.replicas as usize;
         let data: Vec<f32> = (0..self.replicas).flat_map(|_| wp.iter().copied()).collect();
-        Linear { name: "projection".into(), weight: Matrix { rows, cols: d, data }, bias: vec![0.0; rows] }
+        Linear::dense("projection", Matrix { rows, cols: d, data }, vec![0.0; rows])
     }
 }
 

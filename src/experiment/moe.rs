@@ -233,7 +233,7 @@ pub fn load_weights(s: &MoeSettings) -> Result<MoeWeights, String> {
             Some(b) => return Err(format!("moe.model: {}: {name}.bias has {} values, the layer {rows} outputs", path.display(), b.len())),
             None => vec![0.0; rows],
         };
-        Ok(Linear { name: name.to_string(), weight: w, bias })
+        Ok(Linear::dense(name, w, bias))
     };
     let router = read("router", e, d)?;
     let experts = (0..e).map(|i| Ok((read(&format!("experts.{i}.w1"), f, d)?, read(&format!("experts.{i}.w2"), c, f)?))).collect::<Result<Vec<_>, String>>()?;
@@ -242,10 +242,8 @@ pub fn load_weights(s: &MoeSettings) -> Result<MoeWeights, String> {
 
 pub fn weights(s: &MoeSettings) -> MoeWeights {
     let (d, f, e, c) = (s.d_model as usize, s.d_ff as usize, s.experts as usize, s.out() as usize);
-    let lin = |name: String, rows: usize, cols: usize, tag: u32, scale: f64| Linear {
-        name,
-        weight: Matrix { rows, cols, data: normals(rows * cols, s.weights_seed, tag, scale) },
-        bias: vec![0.0; rows],
+    let lin = |name: String, rows: usize, cols: usize, tag: u32, scale: f64| {
+        Linear::dense(name, Matrix { rows, cols, data: normals(rows * cols, s.weights_seed, tag, scale) }, vec![0.0; rows])
     };
     let router = lin("router".into(), e, d, 1, 1.0 / (d as f64).sqrt());
     let experts = (0..e)
@@ -552,11 +550,11 @@ fn router_routes(s: &MoeSettings, tokens: usize) -> Vec<Vec<u32>> {
     let from_file = io::parse_safetensors_matrix(&bytes, Some("router.weight")).ok().filter(|w| (w.rows, w.cols) == (e, d));
     let bias =
         io::parse_safetensors_vector(&bytes, "router.bias").ok().flatten().filter(|b| b.len() == e && from_file.is_some()).unwrap_or_else(|| vec![0.0; e]);
-    let router = Linear {
-        name: "router".into(),
-        weight: from_file.unwrap_or_else(|| Matrix { rows: e, cols: d, data: normals(e * d, s.weights_seed, 1, 1.0 / (d as f64).sqrt()) }),
+    let router = Linear::dense(
+        "router",
+        from_file.unwrap_or_else(|| Matrix { rows: e, cols: d, data: normals(e * d, s.weights_seed, 1, 1.0 / (d as f64).sqrt()) }),
         bias,
-    };
+    );
     // The batch's tokens, repeated when more are asked for.
     let inputs = s.token_inputs();
     let x: Vec<f32> = (0..tokens * d).map(|i| inputs[i % inputs.len().max(1)]).collect();

@@ -213,12 +213,28 @@ pub fn read_matrix(path: &Path, name: Option<&str>) -> Result<Matrix, WorkloadEr
     }
 }
 
-/// One Linear layer of a PyTorch state dict: weight [out, in], optional bias [out].
+/// One layer of a PyTorch state dict: a Linear layer, weight [out, in], or a Conv2d layer,
+/// weight [out, in_c, k_h, k_w] held flattened as [out, in_c · k_h · k_w] (PyTorch's
+/// `weight.view(out, -1)`, the crossbar matrix aihwkit programs); optional bias [out].
 #[derive(Clone, Debug)]
 pub struct Linear {
     pub name: String,
     pub weight: Matrix,
     pub bias: Vec<f32>,
+    /// A Conv2d's geometry (its image size comes from `[model] input_shape`); None: Linear.
+    pub conv: Option<super::Conv2d>,
+}
+
+impl Linear {
+    /// A Linear layer.
+    pub fn dense(name: impl Into<String>, weight: Matrix, bias: Vec<f32>) -> Linear {
+        Linear { name: name.into(), weight, bias, conv: None }
+    }
+
+    /// Values per sample the layer reads: an image (C · H · W) or a vector.
+    pub fn inputs(&self) -> usize {
+        self.conv.map_or(self.weight.cols, |c| c.in_c * c.in_h * c.in_w)
+    }
 }
 
 /// The Linear layers of a PyTorch state dict, in module order (see [`parse_state_dict_with`]).
@@ -286,17 +302,23 @@ pub fn parse_state_dict_with(bytes: &[u8], opt: &StateDictOptions) -> Result<Vec
     let mut out = Vec::new();
     for p in prefixes {
         let t = st.tensor(&format!("{p}.weight")).map_err(|e| format!("{p}.weight: {e}"))?;
-        if t.shape().len() != 2 {
-            return Err(format!("{p}.weight has shape {:?}: a Linear weight is 2-D (out x in); list the Linear layers in [model] layers = [...]", t.shape()));
+        if t.shape().len() != 2 && t.shape().len() != 4 {
+            return Err(format!(
+                "{p}.weight has shape {:?}: a Linear weight is 2-D (out x in), a Conv2d weight 4-D (out x in x kh x kw); list the layers in [model] layers = [...]",
+                t.shape()
+            ));
         }
         if t.shape().contains(&0) {
             return Err(format!("{p}.weight has shape {:?}: a layer needs at least one input and one output", t.shape()));
         }
         let data = tensor_f32(&t).map_err(|m| format!("{p}.weight: {m}"))?;
-        let (rows, cols) = (t.shape()[0], t.shape()[1]);
+        let sh = t.shape();
+        let (rows, cols) = (sh[0], sh[1..].iter().product::<usize>());
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
             return Err(format!("{p}.weight[{}, {}] = {}: weights must be finite", i / cols, i % cols, data[i]));
         }
+        // Stride, padding, pooling and the image size come from the experiment (`[model]`).
+        let conv = (sh.len() == 4).then(|| super::Conv2d { in_c: sh[1], k_h: sh[2], k_w: sh[3], ..super::Conv2d::default() });
         used.insert(format!("{p}.weight"));
         let w = Matrix { rows, cols, data };
         let bias = match st.tensor(&format!("{p}.bias")) {
@@ -313,7 +335,7 @@ pub fn parse_state_dict_with(bytes: &[u8], opt: &StateDictOptions) -> Result<Vec
             }
             Err(_) => vec![0.0; w.rows],
         };
-        out.push(Linear { name: p, weight: w, bias });
+        out.push(Linear { name: p, weight: w, bias, conv });
     }
     let extra: Vec<String> = names.iter().map(|n| n.to_string()).filter(|n| !used.contains(n)).collect();
     if !extra.is_empty() && !opt.allow_extra {
@@ -322,7 +344,8 @@ pub fn parse_state_dict_with(bytes: &[u8], opt: &StateDictOptions) -> Result<Vec
             extra.join(", ")
         ));
     }
-    for pair in out.windows(2) {
+    // Convolutions are chained by their image shapes (`workload::set_geometry`).
+    for pair in out.windows(2).filter(|p| p[0].conv.is_none() && p[1].conv.is_none()) {
         if pair[0].weight.rows != pair[1].weight.cols {
             return Err(format!(
                 "layer {} has {} outputs but the next layer {} expects {} inputs",

@@ -13,10 +13,12 @@ pub mod dac;
 pub mod drift;
 pub mod feature_map;
 pub mod gdc;
+pub mod im2col;
 pub mod kernel_error;
 pub mod mvm;
 pub mod peak_fma;
 pub mod peak_philox;
+pub mod pool;
 pub mod program;
 pub mod program_mvm;
 pub mod rng;
@@ -199,6 +201,8 @@ impl Backend for CpuBackend {
                 cast_slice_mut(&mut out),
                 th,
             ),
+            Stage::Im2col => im2col::im2col(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out), th),
+            Stage::Pool => pool::pool(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out), th),
             Stage::ProgramMvm => {
                 program_mvm::program_mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut out), th)
             }

@@ -1,0 +1,41 @@
+//! CPU twin of shaders/pool.wgsl: digital max or average pooling of a convolution layer's NHWC
+//! outputs. Invocation index i = ((trial_local · samples + sample) · pool_h + py) · pool_w · c
+//! + px · c + channel.
+
+use super::common::par_trials;
+use crate::engine::layout::StageParams;
+
+pub fn pool(p: &StageParams, h: &[f32], hp: &mut [f32], threads: usize) {
+    let c = &p.conv;
+    let nc = p.layer.n_out as usize;
+    let (ow, pw, ph) = (c.out_w as usize, c.pool_w as usize, c.pool_h as usize);
+    let (oh, size, stride) = (c.out_h as usize, c.pool_size as usize, c.pool_stride as usize);
+    let per = c.samples as usize * ph * pw * nc;
+    par_trials(threads, p.layer.trials as usize, hp, per, |first, n, out| {
+        for (il, o) in out[..n * per].iter_mut().enumerate() {
+            let i = first * per + il;
+            let ch = i % nc;
+            let v = i / nc;
+            let px = v % pw;
+            let py = (v / pw) % ph;
+            let image = v / (pw * ph);
+            let mut acc = 0.0f32;
+            for a in 0..size {
+                for b in 0..size {
+                    let val = h[((image * oh + py * stride + a) * ow + px * stride + b) * nc + ch];
+                    if c.pool_kind == 1 {
+                        if (a == 0 && b == 0) || val > acc {
+                            acc = val;
+                        }
+                    } else {
+                        acc += val;
+                    }
+                }
+            }
+            if c.pool_kind == 2 {
+                acc /= (size * size) as f32;
+            }
+            *o = acc;
+        }
+    });
+}

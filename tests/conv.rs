@@ -1,0 +1,148 @@
+//! Conv2d layers as aihwkit maps them (unfolded kernel × in-channels rows, one output channel
+//! per column, one MVM per output pixel), with digital pooling and flatten: an ideal crossbar
+//! with perfect converters must compute PyTorch's convolution. The engine (`im2col`, NHWC
+//! activations, `pool`, the next Linear's permuted columns) is compared with a direct NCHW
+//! convolution in f64 (`workload::forward_f64`) on the CPU twins, the fast CPU kernels and the
+//! GPU; then the geometry checks of `[model]`.
+
+mod common;
+
+use aimc::crossbar::{Gdc, Periphery, Scaling, TileShape};
+use aimc::device::DeviceModel;
+use aimc::engine::plan::{run_outputs, RunConfig};
+use aimc::engine::Backend;
+use aimc::workload::io::{Linear, Matrix};
+use aimc::workload::{self, Activation, Conv2d, ConvSettings, Pool2d, PoolKind};
+use common::*;
+
+fn conv(name: &str, out_c: usize, in_c: usize, kh: usize, kw: usize, seed: u64) -> Linear {
+    let cols = in_c * kh * kw;
+    Linear {
+        name: name.into(),
+        weight: Matrix { rows: out_c, cols, data: aimc::rng::uniform_signed(out_c * cols, seed) },
+        bias: aimc::rng::uniform_signed(out_c, seed + 1),
+        conv: Some(Conv2d { in_c, k_h: kh, k_w: kw, ..Conv2d::default() }),
+    }
+}
+
+/// 2 x 7 x 6 images → conv 3x2 (stride [2, 1], padding [1, 0]) → 3 x 4 x 5 → avg pool 2 / 1 →
+/// 3 x 3 x 4 → conv 2x2 (padding 1) → 4 x 4 x 5 → max pool 2 → 4 x 2 x 2 → Linear 16 → 5.
+/// Ragged on purpose: non-square kernels, strides and pools, channels that are not powers of 2,
+/// and tiles smaller than the layers (so a convolution spans several tiles).
+fn model() -> (Vec<Linear>, Vec<Activation>) {
+    let mut layers = vec![
+        conv("0", 3, 2, 3, 2, 1),
+        conv("3", 4, 3, 2, 2, 3),
+        Linear::dense("7", Matrix { rows: 5, cols: 16, data: aimc::rng::uniform_signed(80, 5) }, aimc::rng::uniform_signed(5, 6)),
+    ];
+    let settings = [
+        ConvSettings { stride: [2, 1], padding: [1, 0], pool: Some(Pool2d { kind: PoolKind::Avg, size: 2, stride: 1 }) },
+        ConvSettings { stride: [1, 1], padding: [1, 1], pool: Some(Pool2d { kind: PoolKind::Max, size: 2, stride: 2 }) },
+        ConvSettings::default(),
+    ];
+    workload::set_geometry(&mut layers, Some([2, 7, 6]), &settings).unwrap();
+    (layers, vec![Activation::Relu, Activation::Tanh, Activation::None])
+}
+
+fn ideal(trials: u32) -> RunConfig {
+    RunConfig {
+        device: DeviceModel::ideal(),
+        periphery: Periphery::perfect(),
+        gdc: Gdc::Off,
+        key: aimc::rng::key(7, 0),
+        trials,
+        first_trial: 0,
+        times: vec![0.0],
+        max_chunk: 2,
+        layer_noise: Vec::new(),
+    }
+}
+
+/// Every trial's outputs against PyTorch's forward pass in f64: f32 sums of ≤ 16 products of
+/// values ≤ 1 through three layers stay within 1e-5 relative.
+fn check_against_direct(be: &mut dyn Backend, what: &str) {
+    let (layers, acts) = model();
+    let batch = 6;
+    let x = aimc::rng::uniform_signed(batch * 2 * 7 * 6, 11);
+    let analog = workload::analog_layers(&layers, &acts, TileShape { max_in: 8, max_out: 3 }, Scaling { omega: 1.0, columnwise: false });
+    assert!(analog[0].mapped.n_tiles() > 1 && analog[1].mapped.n_tiles() > 1, "the convolutions should span several tiles");
+    let y = run_outputs(be, &analog, &workload::engine_input(&layers, &x), batch as u32, &ideal(3), &mut |_| {}).unwrap();
+    assert_eq!(y[0].len(), 3 * batch * 5);
+    for s in 0..batch {
+        let want = workload::forward_f64(&layers, &acts, &x[s * 84..(s + 1) * 84]);
+        for trial in 0..3 {
+            for (o, w) in want.iter().enumerate() {
+                let got = y[0][(trial * batch + s) * 5 + o] as f64;
+                assert!((got - w).abs() <= 1e-5 * (1.0 + w.abs()), "{what}: trial {trial} sample {s} output {o}: engine {got}, direct convolution {w}");
+            }
+        }
+    }
+}
+
+#[test]
+fn ideal_conv_layers_equal_direct_convolution_on_cpu_twins() {
+    check_against_direct(&mut cpu(), "CPU twins");
+}
+
+#[test]
+fn ideal_conv_layers_equal_direct_convolution_on_fast_cpu() {
+    check_against_direct(&mut aimc::engine::cpu::CpuBackend::fast(2), "fast CPU");
+}
+
+#[test]
+fn ideal_conv_layers_equal_direct_convolution_on_gpu() {
+    let Some(mut g) = gpu(64) else { return };
+    check_against_direct(&mut g, "GPU");
+}
+
+#[test]
+fn noisy_conv_runs_agree_between_cpu_and_gpu() {
+    // With PCM noise, the same counters give the same trials on both backends: accuracy-like
+    // statistics of the outputs agree to the MVM tolerance.
+    let (layers, acts) = model();
+    let batch = 4;
+    let x = aimc::rng::uniform_signed(batch * 84, 12);
+    let analog = workload::analog_layers(&layers, &acts, TileShape { max_in: 8, max_out: 3 }, Scaling::default());
+    let mut c = ideal(2);
+    c.device = DeviceModel::pcm();
+    c.periphery = Periphery::default();
+    c.gdc = Gdc::Readout;
+    c.times = vec![3600.0];
+    let xe = workload::engine_input(&layers, &x);
+    let want = run_outputs(&mut cpu(), &analog, &xe, batch as u32, &c, &mut |_| {}).unwrap();
+    let Some(mut g) = gpu(64) else { return };
+    let got = run_outputs(&mut g, &analog, &xe, batch as u32, &c, &mut |_| {}).unwrap();
+    let worst = want[0].iter().zip(&got[0]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    // Three layers of MVM_ABS each, as ADC steps may flip at a rounding boundary.
+    assert!(worst <= 3.0 * aimc::tolerances::MVM_ABS + 0.15, "CPU and GPU outputs differ by {worst}");
+}
+
+#[test]
+fn nchw_inputs_reach_the_engine_as_nhwc() {
+    let (layers, _) = model();
+    let x: Vec<f32> = (0..84).map(|i| i as f32).collect();
+    let e = workload::engine_input(&layers, &x);
+    // Pixel (h, w) channel c: NCHW index c·42 + h·6 + w, NHWC index (h·6 + w)·2 + c.
+    assert_eq!(e[(3 * 6 + 4) * 2 + 1], (42 + 3 * 6 + 4) as f32);
+}
+
+#[test]
+fn geometry_mistakes_are_named() {
+    let base = || vec![conv("0", 4, 1, 3, 3, 1), Linear::dense("2", Matrix { rows: 10, cols: 64, data: vec![0.1; 640] }, vec![0.0; 10])];
+    let pool = Some(Pool2d { kind: PoolKind::Max, size: 2, stride: 2 });
+    let s = |padding: usize, pool| vec![ConvSettings { stride: [1, 1], padding: [padding, padding], pool }, ConvSettings::default()];
+    // 1 x 8 x 8, padding 1, max pool 2: 4 x 4 x 4 = 64 values into the Linear layer.
+    workload::set_geometry(&mut base(), Some([1, 8, 8]), &s(1, pool)).unwrap();
+    let e = |input, set: Vec<ConvSettings>| workload::set_geometry(&mut base(), input, &set).unwrap_err();
+    assert!(e(None, s(1, pool)).contains("input_shape"), "{}", e(None, s(1, pool)));
+    assert!(e(Some([3, 8, 8]), s(1, pool)).contains("3 channels"));
+    assert!(e(Some([1, 8, 8]), s(0, pool)).contains("4 x 3 x 3 = 36"), "{}", e(Some([1, 8, 8]), s(0, pool)));
+    assert!(e(Some([1, 2, 2]), s(0, None)).contains("larger than"));
+    let big = Some(Pool2d { kind: PoolKind::Avg, size: 9, stride: 9 });
+    assert!(e(Some([1, 8, 8]), s(1, big)).contains("does not fit"));
+    let mut lin_stride = s(1, pool);
+    lin_stride[1].stride = [2, 2];
+    assert!(e(Some([1, 8, 8]), lin_stride).contains("Conv2d layers only"));
+    let mut ends_in_conv = vec![conv("0", 4, 1, 3, 3, 1)];
+    assert!(workload::set_geometry(&mut ends_in_conv, Some([1, 8, 8]), &[]).unwrap_err().contains("Flatten and a Linear"));
+}

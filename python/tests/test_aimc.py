@@ -84,6 +84,26 @@ class ReLU:
 
 
 class Conv2d:
+    def __init__(self, w, b, stride=1, padding=0):
+        self.weight, self.bias, self.stride, self.padding = w, b, stride, padding
+        self.dilation, self.groups, self.padding_mode = (1, 1), 1, "zeros"
+
+
+class MaxPool2d:
+    def __init__(self, k, stride=None):
+        self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode = k, stride, 0, 1, False
+
+
+class AvgPool2d:
+    def __init__(self, k):
+        self.kernel_size, self.stride, self.padding, self.ceil_mode, self.divisor_override = k, k, 0, False, None
+
+
+class Flatten:
+    pass
+
+
+class LSTM:
     pass
 
 
@@ -96,10 +116,10 @@ def test_from_torch_by_class_name():
     l = lambda o, i: Linear(np.ones((o, i)), np.zeros(o))
     _, acts = aimc.from_torch([l(4, 3), ReLU(), l(5, 4), Tanh(), l(2, 5)])
     assert acts == ["relu", "tanh", "none"]
-    with pytest.raises(ValueError, match="does not follow a Linear"):
+    with pytest.raises(ValueError, match="does not follow a layer"):
         aimc.from_torch([ReLU(), l(4, 3)])
-    with pytest.raises(ValueError, match="Conv2d"):
-        aimc.from_torch([Conv2d()])
+    with pytest.raises(ValueError, match="module 0 is LSTM"):
+        aimc.from_torch([LSTM()])
 
 
 class BatchNorm1d:
@@ -133,3 +153,77 @@ def test_to_toml_round_trips():
     import tomllib
     doc = {"name": "x", "trials": 3, "sweep": {"t": ["1s", "1h"], "gdc": ["off"]}, "moe": {"routing": {"kind": "zipf", "s": 1.5}}, "flag": True}
     assert tomllib.loads(aimc.to_toml(doc)) == doc
+
+
+class BatchNorm2d(BatchNorm1d):
+    pass
+
+
+class Tanh:
+    pass
+
+
+def _direct_cnn(layers, acts, x):
+    """PyTorch's forward pass in NumPy (float64): NCHW convolution with zero padding, pooling,
+    flatten, Linear; an oracle written apart from the engine's im2col/NHWC path."""
+    h = x.astype(np.float64)
+    for layer, act in zip(layers, acts):
+        if isinstance(layer, dict):
+            w, b = layer["weight"].astype(np.float64), layer["bias"].astype(np.float64)
+            (sh, sw), (ph, pw) = layer["stride"], layer["padding"]
+            h = np.pad(h, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+            o, _, kh, kw = w.shape
+            oh, ow = (h.shape[2] - kh) // sh + 1, (h.shape[3] - kw) // sw + 1
+            out = np.zeros((h.shape[0], o, oh, ow))
+            for i in range(oh):
+                for j in range(ow):
+                    patch = h[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw]
+                    out[:, :, i, j] = np.einsum("nckl,ockl->no", patch, w) + b
+            h = out
+        else:
+            h = h.reshape(h.shape[0], -1) @ layer[0].astype(np.float64).T + layer[1]
+        h = {"relu": lambda v: np.maximum(v, 0), "tanh": np.tanh, "none": lambda v: v}[act](h)
+        if isinstance(layer, dict) and "pool" in layer:
+            k, s = layer["pool_size"], layer["pool_stride"]
+            n, c, hh, ww = h.shape
+            oh, ow = (hh - k) // s + 1, (ww - k) // s + 1
+            win = np.stack([h[:, :, a:a + s * (oh - 1) + 1:s, bb:bb + s * (ow - 1) + 1:s] for a in range(k) for bb in range(k)])
+            h = win.max(axis=0) if layer["pool"] == "max" else win.mean(axis=0)
+    return h
+
+
+def test_from_torch_maps_conv_pool_and_folds_batchnorm2d():
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(4, 2, 3, 3)).astype(np.float32)
+    bn = BatchNorm2d(4, 0)
+    model = [Conv2d(w, np.zeros(4, np.float32), padding=1), bn, ReLU(), MaxPool2d(2), Flatten(), Linear(np.ones((3, 4 * 3 * 3)), None)]
+    layers, act = aimc.from_torch(model)
+    assert act == "relu" and isinstance(layers[0], dict) and layers[0]["pool"] == "max" and layers[0]["pool_stride"] == 2
+    s = bn.weight / np.sqrt(bn.running_var + bn.eps)
+    assert np.allclose(layers[0]["weight"], w * s[:, None, None, None], rtol=1e-6)
+    assert np.allclose(layers[0]["bias"], bn.bias - s * bn.running_mean, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="does not follow a Conv2d"):
+        aimc.from_torch([Linear(np.ones((4, 3)), None), MaxPool2d(2)])
+    with pytest.raises(ValueError, match="groups"):
+        c = Conv2d(w, None)
+        c.groups = 2
+        aimc.from_torch([c])
+
+
+def test_conv_classifier_fp_baseline_equals_a_direct_convolution(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, size=(40, 2, 7, 6))
+    y = rng.integers(0, 3, size=40)
+    model = [Conv2d(rng.normal(size=(3, 2, 3, 2)).astype(np.float32), rng.normal(size=3).astype(np.float32), stride=(2, 1), padding=(1, 0)),
+             ReLU(), AvgPool2d(2),
+             Conv2d(rng.normal(size=(4, 3, 2, 2)).astype(np.float32), rng.normal(size=4).astype(np.float32), padding=1), Tanh(), MaxPool2d(2),
+             Flatten(), Linear(rng.normal(size=(3, 4 * 1 * 1)).astype(np.float32), rng.normal(size=3).astype(np.float32))]
+    layers, acts = aimc.from_torch(model)
+    assert acts == ["relu", "tanh", "none"]
+    want = np.mean(np.argmax(_direct_cnn(layers, acts, x), axis=1) == y)
+    r = aimc.classifier(layers, x, y, activation=acts, times=["1h"], trials=4, backend="cpu", out=str(tmp_path / "cnn"), quiet=True)
+    assert r.fp_baseline == want
+    assert r.data["config"]["model"]["input_shape"] == [2, 7, 6]
+    assert all(0.0 <= v <= 1.0 for v in r.points[0]["per_trial"])
+    with pytest.raises(ValueError, match="input_shape"):
+        aimc.classifier(layers, x.reshape(40, -1), y, activation=acts, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "bad"), quiet=True)

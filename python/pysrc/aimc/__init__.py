@@ -128,22 +128,40 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
     return Results(json.loads(text), directory)
 
 
-def classifier(layers: Sequence[tuple], x, y, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 1000,
+def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 1000,
                device: str = "pcm", gdc: str = "readout", activation: str | Sequence[str] = "relu", seed: int = 0, backend: str = "auto",
-               out: str | None = None, quiet: bool = False, **overrides) -> Results:
-    """Accuracy over trials of an MLP given as NumPy arrays: `layers` = [(W [out, in], b [out]), ...]
-    with `activation` between them (or a list: the activation after each layer, as `from_torch`
-    returns for mixed ones), on features `x` [n, in] and integer labels `y` [n].
+               out: str | None = None, quiet: bool = False, input_shape: Sequence[int] | None = None, **overrides) -> Results:
+    """Accuracy over trials of a network given as NumPy arrays: `layers` = [(W [out, in], b [out]), ...]
+    for Linear layers, or the Conv2d dicts `from_torch` returns, with `activation` between them
+    (or a list: the activation after each layer), on features `x` [n, in] and integer labels `y` [n].
+    With Conv2d layers, `x` is [n, C, H, W] images (or [n, C*H*W] rows with `input_shape=(C, H, W)`).
     `overrides` set device and periphery fields: `device__drift_scale=0.5`, `periphery__out_res_bits=8`."""
     with tempfile.TemporaryDirectory(prefix="aimc-") as tmp:
         tmp = pathlib.Path(tmp)
-        _write_safetensors(tmp / "model.safetensors", {name: t for i, (w, b) in enumerate(layers) for name, t in ((f"{2 * i}.weight", w), (f"{2 * i}.bias", b))})
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
+        if x.ndim == 4:
+            if input_shape is not None and tuple(input_shape) != x.shape[1:]:
+                raise ValueError(f"input_shape {tuple(input_shape)} differs from the images' shape {x.shape[1:]}")
+            input_shape, x = x.shape[1:], x.reshape(x.shape[0], -1)
         if x.ndim != 2 or y.shape != (x.shape[0],):
-            raise ValueError(f"x must be [n, features] and y [n] labels; got x {x.shape}, y {y.shape}")
+            raise ValueError(f"x must be [n, features] (or [n, C, H, W] images) and y [n] labels; got x {x.shape}, y {y.shape}")
+        tensors, specs = {}, []
+        for i, layer in enumerate(layers):
+            conv = isinstance(layer, dict)
+            w, b = (layer["weight"], layer["bias"]) if conv else layer
+            tensors[f"{2 * i}.weight"], tensors[f"{2 * i}.bias"] = w, b
+            spec = {"name": str(2 * i)}
+            if conv:
+                spec.update({k: layer[k] for k in ("stride", "padding", "pool", "pool_size", "pool_stride") if k in layer})
+            specs.append(spec)
+        _write_safetensors(tmp / "model.safetensors", tensors)
         np.savetxt(tmp / "data.csv", np.column_stack([x, y.astype(np.int64)]), delimiter=",", fmt=["%.9g"] * x.shape[1] + ["%d"])
         doc = _document("classifier", seed, trials, gdc, device, times, overrides)
         doc["model"] = {"path": str(tmp / "model.safetensors")}
+        if any(isinstance(layer, dict) for layer in layers):
+            doc["model"]["layers"] = specs
+        if input_shape is not None:
+            doc["model"]["input_shape"] = [int(v) for v in input_shape]
         if isinstance(activation, str):
             doc["model"]["activation"] = activation
         else:
@@ -167,19 +185,24 @@ def weight_error(w, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int
 
 
 def from_torch(module) -> tuple[list, str | list]:
-    """An `nn.Sequential` of Linear layers with ReLU/GELU/Tanh between them (and Flatten, Identity
-    or Dropout anywhere) as ([(W, b), ...], activation): one name when the same activation sits
-    between all layers and none after the last, else a list, the activation after each layer
-    ("none" where there is none); `classifier` takes either. BatchNorm1d is folded into the Linear
-    right before it (W' = s W, b' = s (b - mean) + beta, s = gamma / sqrt(var + eps)), or, when an
-    activation or nothing precedes it, into the Linear after it (W' = W diag(s),
-    b' = b + W (beta - s mean)): the running statistics of eval mode, as inference uses them.
-    Anything else is refused by name: aimc never drops a layer silently. Works by class name, so
-    torch itself is not imported here."""
+    """An `nn.Sequential` of Linear and Conv2d layers as ([layer, ...], activation), for
+    `classifier`. A Linear layer is (W, b); a Conv2d layer is a dict with its 4-D "weight"
+    [out, in, kh, kw], "bias", "stride", "padding" and, when a MaxPool2d or AvgPool2d follows
+    it (after its activation), "pool", "pool_size" and "pool_stride". aimc maps a Conv2d as
+    aihwkit does (unfolded kernel x in-channels rows, out-channels columns, one MVM per output
+    pixel) and runs the pooling and Flatten digitally. The activation is one name when the same
+    one sits between all layers and none after the last, else a list, the activation after each
+    layer ("none" where there is none). ReLU, GELU and Tanh are mapped; Flatten, Identity and
+    Dropout are skipped. BatchNorm1d/BatchNorm2d are folded with their eval-mode running
+    statistics: into the layer right before them (W' = s W, b' = s (b - mean) + beta,
+    s = gamma / sqrt(var + eps)), or, for BatchNorm1d when an activation or nothing precedes it,
+    into the Linear after it (W' = W diag(s), b' = b + W (beta - s mean)). Anything else is
+    refused by name: aimc never drops a layer silently. Works by class name, so torch itself is
+    not imported here."""
     children = list(module.children()) if hasattr(module, "children") else list(module)
     layers, acts = [], []   # acts[i]: the activation after layer i
-    pending = None          # a BatchNorm waiting for the next Linear: (scale, shift)
-    last_linear = False     # the previous effective module was a Linear (no activation since)
+    pending = None          # a BatchNorm1d waiting for the next Linear: (scale, shift)
+    last_layer = False      # the previous effective module was a layer (no activation since)
     for i, m in enumerate(children):
         kind = type(m).__name__
         if kind == "Linear":
@@ -194,44 +217,117 @@ def from_torch(module) -> tuple[list, str | list]:
                 pending = None
             layers.append((w.astype(np.float32), b.astype(np.float32)))
             acts.append("none")
-            last_linear = True
-        elif kind == "BatchNorm1d":
+            last_layer = True
+        elif kind == "Conv2d":
+            if pending is not None:
+                raise ValueError(f"from_torch: a BatchNorm1d waits for a Linear but module {i} is a Conv2d")
+            layers.append(_conv2d(m, i))
+            acts.append("none")
+            last_layer = True
+        elif kind in ("BatchNorm1d", "BatchNorm2d"):
             scale, shift = _batchnorm(m, i)
-            if last_linear:
-                w, b = layers[-1]
+            if last_layer:
+                prev = layers[-1]
+                w, b = (prev["weight"], prev["bias"]) if isinstance(prev, dict) else prev
+                if (kind == "BatchNorm2d") != isinstance(prev, dict):
+                    raise ValueError(f"from_torch: module {i} ({kind}) follows a {'Conv2d' if isinstance(prev, dict) else 'Linear'}; "
+                                     "BatchNorm2d folds into a Conv2d, BatchNorm1d into a Linear")
                 if scale.shape[0] != w.shape[0]:
-                    raise ValueError(f"from_torch: module {i} (BatchNorm1d) has {scale.shape[0]} features but the Linear before it has {w.shape[0]} outputs")
-                layers[-1] = ((w.astype(np.float64) * scale[:, None]).astype(np.float32), (b.astype(np.float64) * scale + shift).astype(np.float32))
+                    raise ValueError(f"from_torch: module {i} ({kind}) has {scale.shape[0]} features but the layer before it has {w.shape[0]} outputs")
+                shape = (-1,) + (1,) * (w.ndim - 1)
+                w = (w.astype(np.float64) * scale.reshape(shape)).astype(np.float32)
+                b = (b.astype(np.float64) * scale + shift).astype(np.float32)
+                layers[-1] = dict(prev, weight=w, bias=b) if isinstance(prev, dict) else (w, b)
+            elif kind == "BatchNorm2d":
+                raise ValueError(f"from_torch: module {i} (BatchNorm2d) does not directly follow a Conv2d; aimc folds it into the "
+                                 "convolution before it (move it before the activation, or fold it yourself)")
             elif pending is None:
                 pending = (scale, shift)
             else:
                 raise ValueError(f"from_torch: module {i} is a second BatchNorm1d with no Linear between; fold them first")
         elif kind in ("ReLU", "GELU", "Tanh"):
-            if not layers or acts[-1] != "none" or pending is not None:
-                raise ValueError(f"from_torch: module {i} ({kind}) does not follow a Linear (an activation first, two in a row, "
-                                 "or after a BatchNorm1d waiting for its Linear); aimc applies one activation after a layer")
+            if not layers or acts[-1] != "none" or pending is not None or (not last_layer and "pool" in _as_dict(layers[-1])):
+                raise ValueError(f"from_torch: module {i} ({kind}) does not follow a layer (an activation first, two in a row, "
+                                 "after a pooling, or after a BatchNorm1d waiting for its Linear); aimc applies one activation after a layer")
             acts[-1] = kind.lower()
-            last_linear = False
+            last_layer = False
+        elif kind in ("MaxPool2d", "AvgPool2d"):
+            if not layers or not isinstance(layers[-1], dict) or "pool" in layers[-1]:
+                raise ValueError(f"from_torch: module {i} ({kind}) does not follow a Conv2d (and its activation); aimc pools a "
+                                 "convolution's outputs once, digitally, after its activation")
+            layers[-1] = dict(layers[-1], **_pool2d(m, i, kind))
+            last_layer = False
         elif kind in ("Flatten", "Identity", "Dropout"):
             continue
         else:
-            raise ValueError(f"from_torch: module {i} is {kind}; aimc maps Linear layers (BatchNorm1d folded) with ReLU, GELU or Tanh "
-                             "between them (Conv2d and other layers are not supported yet: fold or remove them)")
+            raise ValueError(f"from_torch: module {i} is {kind}; aimc maps Linear and Conv2d layers (BatchNorm folded) with ReLU, "
+                             "GELU or Tanh after them, MaxPool2d/AvgPool2d after a Conv2d, and Flatten; fold or remove the others")
     if pending is not None:
         raise ValueError("from_torch: the last BatchNorm1d has no Linear after it to fold into")
     if not layers:
-        raise ValueError("from_torch: no Linear layer found")
+        raise ValueError("from_torch: no Linear or Conv2d layer found")
     between = acts[:-1]
     if acts[-1] == "none" and len(set(between)) <= 1:
         return layers, (between[0] if between else "none")
     return layers, acts
 
 
+def _as_dict(layer) -> dict:
+    return layer if isinstance(layer, dict) else {}
+
+
+def _pair(v, what: str, i: int) -> list:
+    if isinstance(v, int):
+        return [v, v]
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(x, int) for x in v):
+        return [int(v[0]), int(v[1])]
+    raise ValueError(f"from_torch: module {i}: {what} = {v!r} is not an int or a pair of ints")
+
+
+def _conv2d(m, i: int) -> dict:
+    """A Conv2d as a layer dict; what aimc cannot map (groups, dilation, other padding modes) is
+    refused by name."""
+    w = _numpy(m.weight)
+    if w.ndim != 4:
+        raise ValueError(f"from_torch: module {i} (Conv2d) has a {w.ndim}-D weight; expected [out, in, kh, kw]")
+    if getattr(m, "groups", 1) != 1:
+        raise ValueError(f"from_torch: module {i} (Conv2d) has groups = {m.groups}; aimc maps dense convolutions (groups = 1)")
+    if _pair(getattr(m, "dilation", 1), "dilation", i) != [1, 1]:
+        raise ValueError(f"from_torch: module {i} (Conv2d) has dilation {m.dilation}; aimc maps dilation 1")
+    if getattr(m, "padding_mode", "zeros") != "zeros":
+        raise ValueError(f"from_torch: module {i} (Conv2d) has padding_mode = {m.padding_mode!r}; aimc pads with zeros")
+    stride = _pair(getattr(m, "stride", 1), "stride", i)
+    padding = getattr(m, "padding", 0)
+    if padding == "valid":
+        padding = 0
+    elif padding == "same":
+        if stride != [1, 1] or w.shape[2] % 2 == 0 or w.shape[3] % 2 == 0:
+            raise ValueError(f"from_torch: module {i} (Conv2d) has padding='same' with stride {stride} or an even kernel; give explicit padding")
+        padding = [w.shape[2] // 2, w.shape[3] // 2]
+    b = _numpy(m.bias) if getattr(m, "bias", None) is not None else np.zeros(w.shape[0], dtype=np.float32)
+    return {"weight": w, "bias": b, "stride": stride, "padding": _pair(padding, "padding", i)}
+
+
+def _pool2d(m, i: int, kind: str) -> dict:
+    size = _pair(getattr(m, "kernel_size", 2), "kernel_size", i)
+    stride = getattr(m, "stride", None)
+    stride = size if stride is None or stride == () or stride == [] else _pair(stride, "stride", i)
+    if size[0] != size[1] or stride[0] != stride[1]:
+        raise ValueError(f"from_torch: module {i} ({kind}) has a non-square window {size} or stride {stride}; aimc pools square windows")
+    if _pair(getattr(m, "padding", 0), "padding", i) != [0, 0] or getattr(m, "ceil_mode", False):
+        raise ValueError(f"from_torch: module {i} ({kind}) pads or uses ceil_mode; aimc pools without padding in floor mode")
+    if kind == "MaxPool2d" and _pair(getattr(m, "dilation", 1), "dilation", i) != [1, 1]:
+        raise ValueError(f"from_torch: module {i} (MaxPool2d) has dilation {m.dilation}; aimc pools with dilation 1")
+    if kind == "AvgPool2d" and getattr(m, "divisor_override", None) is not None:
+        raise ValueError(f"from_torch: module {i} (AvgPool2d) has divisor_override; aimc divides by the window size")
+    return {"pool": "max" if kind == "MaxPool2d" else "avg", "pool_size": size[0], "pool_stride": stride[0]}
+
+
 def _batchnorm(m, i: int) -> tuple[np.ndarray, np.ndarray]:
-    """A BatchNorm1d in eval mode as y = scale * x + shift (float64)."""
+    """A BatchNorm1d or BatchNorm2d in eval mode as y = scale * x + shift per feature or channel (float64)."""
     mean, var = getattr(m, "running_mean", None), getattr(m, "running_var", None)
     if mean is None or var is None:
-        raise ValueError(f"from_torch: module {i} (BatchNorm1d) has no running statistics (track_running_stats=False); "
+        raise ValueError(f"from_torch: module {i} ({type(m).__name__}) has no running statistics (track_running_stats=False); "
                          "aimc folds the eval-mode normalisation, which needs them")
     mean, var = _numpy(mean).astype(np.float64), _numpy(var).astype(np.float64)
     eps = float(getattr(m, "eps", 1e-5))

@@ -146,6 +146,17 @@ pub enum Command {
         #[arg(long, default_value = "experiments/data/digits.csv")]
         data: PathBuf,
     },
+    /// Train the digits CNN of experiments/digits_cnn.toml on the train split (reproducible:
+    /// Conv2d 1→8 and 8→16, 3x3 with padding 1, each followed by ReLU and 2x2 max pooling, then
+    /// Linear 64→10). With no options it rebuilds the shipped experiments/models/digits_cnn.safetensors.
+    TrainDigitsCnn {
+        /// Where to write the model (.safetensors).
+        #[arg(long, default_value = "experiments/models/digits_cnn.safetensors")]
+        out: PathBuf,
+        /// The digits CSV (64 pixels 0..16, then the class; rows 0..1347 train, the rest test).
+        #[arg(long, default_value = "experiments/data/digits.csv")]
+        data: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -35,5 +35,6 @@ pub mod stats;
 pub mod tiers;
 pub mod tolerances;
 pub mod train;
+pub mod train_cnn;
 pub mod train_moe;
 pub mod workload;

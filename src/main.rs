@@ -341,6 +341,24 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::TrainDigitsCnn { out, data } => {
+            let text = std::fs::read_to_string(&data).with_context(|| format!("reading {}", data.display()))?;
+            let (train, test) = aimc::train::split_digits(&aimc::train::parse_digits_csv(&text)?);
+            let cfg = aimc::train_cnn::CnnTrainConfig::default();
+            let start = std::time::Instant::now();
+            let model = aimc::train_cnn::train_cnn(&train, &cfg);
+            aimc::train_cnn::save_safetensors(&model, aimc::train_cnn::TRAINING_COMMAND, &out)?;
+            say!(
+                "digits CNN (channels {} and {}) trained in {:.1} s: train accuracy {:.2} %, test accuracy {:.2} %; wrote {}",
+                cfg.channels[0],
+                cfg.channels[1],
+                start.elapsed().as_secs_f64(),
+                100.0 * aimc::train_cnn::accuracy(&model, &train),
+                100.0 * aimc::train_cnn::accuracy(&model, &test),
+                out.display()
+            );
+            Ok(())
+        }
         Command::TrainDigits { out, data, hidden, activation } => {
             let d = aimc::train::TrainConfig::default();
             let cfg = aimc::train::TrainConfig { hidden: hidden.unwrap_or(d.hidden.clone()), activation: activation.unwrap_or(d.activation), ..d };

@@ -146,3 +146,45 @@ fn geometry_mistakes_are_named() {
     let mut ends_in_conv = vec![conv("0", 4, 1, 3, 3, 1)];
     assert!(workload::set_geometry(&mut ends_in_conv, Some([1, 8, 8]), &[]).unwrap_err().contains("Flatten and a Linear"));
 }
+
+#[test]
+fn fast_im2col_and_pool_equal_their_twins_bit_for_bit() {
+    // Both are gathers (and a max or an average in the same order): nothing may differ.
+    let (layers, acts) = model();
+    let batch = 5;
+    let x = aimc::rng::uniform_signed(batch * 84, 13);
+    let analog = workload::analog_layers(&layers, &acts, TileShape { max_in: 8, max_out: 3 }, Scaling::default());
+    let mut rec = Recorder::new();
+    let mut c = ideal(3);
+    c.device = DeviceModel::pcm();
+    run_outputs(&mut rec, &analog, &workload::engine_input(&layers, &x), batch as u32, &c, &mut |_| {}).unwrap();
+    let mut fast = aimc::engine::cpu::CpuBackend::fast(3);
+    let mut seen = 0;
+    for d in rec.log.iter().filter(|d| matches!(d.stage, aimc::engine::stages::Stage::Im2col | aimc::engine::stages::Stage::Pool)) {
+        let got = replay(&mut fast, d);
+        assert_eq!(got[1], d.after[1], "stage {} (trials {}): the fast kernel differs from its twin", d.stage.name(), d.params.layer.trials);
+        seen += 1;
+    }
+    assert!(seen >= 4, "{seen} im2col/pool dispatches recorded");
+}
+
+/// `cargo run --release -- train-digits-cnn` rebuilds the shipped CNN byte for byte, and the
+/// experiment reading it through `[model] layers` and `input_shape` computes the trainer's own
+/// floating-point test accuracy (two forward passes written apart: the trainer's and PyTorch's
+/// conventions in `workload::forward_f64`).
+#[test]
+fn the_shipped_digits_cnn_is_rebuilt_and_read_as_trained() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("experiments/data/digits.csv")).unwrap();
+    let (train, test) = aimc::train::split_digits(&aimc::train::parse_digits_csv(&text).unwrap());
+    let net = aimc::train_cnn::train_cnn(&train, &aimc::train_cnn::CnnTrainConfig::default());
+    let bytes = aimc::train_cnn::safetensors_bytes(&net, aimc::train_cnn::TRAINING_COMMAND);
+    assert!(bytes == std::fs::read(root.join("experiments/models/digits_cnn.safetensors")).unwrap(), "retrained bytes differ from the shipped file");
+    let exp = aimc::experiment::Experiment::load(&root.join("experiments/digits_cnn.toml")).unwrap();
+    assert_eq!(exp.layers.iter().map(|l| l.conv.is_some()).collect::<Vec<_>>(), [true, true, false]);
+    let (c, n) = workload::fp_accuracy(&exp.layers, &exp.activations, exp.data.as_ref().unwrap());
+    let trained = aimc::train_cnn::accuracy(&net, &test);
+    assert_eq!(n, 450);
+    assert!((c as f64 / n as f64 - trained).abs() < 1e-12, "experiment FP accuracy {c}/{n}, trainer {trained}");
+    assert!(trained >= 0.96, "{trained}");
+}

@@ -79,7 +79,7 @@ impl CostTable {
     /// tiles, so its latency is per pixel too) and its pooling as digital ops.
     pub fn per_inference(&self, layers: &[AnalogLayer], digital: &[bool], crossbar: crate::crossbar::TileShape) -> Energy {
         let (mut mvms, mut adc, mut dac, mut ops, mut acts) = (0u64, 0u64, 0u64, 0u64, 0u64);
-        let mut used = 0u64;
+        let (mut used, mut tiles) = (0u64, 0u64);
         let mut latency = 0.0;
         for (i, l) in layers.iter().enumerate() {
             let m = &l.mapped;
@@ -98,6 +98,7 @@ impl CostTable {
                 continue;
             }
             mvms += v * m.n_tiles() as u64;
+            tiles += m.n_tiles() as u64;
             for t in &m.tiles {
                 dac += v * t.cols as u64;
                 adc += v * t.rows as u64;
@@ -125,7 +126,7 @@ impl CostTable {
             digital_pj,
             total_pj: analog_pj + adc_pj + dac_pj + communication_pj + digital_pj,
             latency_ns: latency,
-            crossbar_cells: mvms * crossbar.max_in as u64 * crossbar.max_out as u64,
+            crossbar_cells: tiles * crossbar.max_in as u64 * crossbar.max_out as u64,
             used_cells: used,
         }
     }

@@ -149,8 +149,7 @@ impl Default for ConvSettings {
 /// no padding, no pooling, PyTorch's defaults).
 pub fn set_geometry(layers: &mut [Linear], input: Option<[usize; 3]>, settings: &[ConvSettings]) -> Result<(), String> {
     let mut shape = input;
-    if input.is_some() && layers.first().is_some_and(|l| l.conv.is_none()) {
-        let [c, h, w] = input.unwrap();
+    if let Some([c, h, w]) = input.filter(|_| layers.first().is_some_and(|l| l.conv.is_none())) {
         if c * h * w != layers[0].weight.cols {
             return Err(format!(
                 "model.input_shape = [{c}, {h}, {w}] is {} values but the first layer ({}) takes {}",

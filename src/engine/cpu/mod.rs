@@ -201,7 +201,7 @@ impl Backend for CpuBackend {
                 cast_slice_mut(&mut out),
                 th,
             ),
-            Stage::Im2col => im2col::im2col(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out), th),
+            Stage::Im2col => (if fast { fast::im2col::im2col } else { im2col::im2col })(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out), th),
             Stage::Pool => pool::pool(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out), th),
             Stage::ProgramMvm => {
                 program_mvm::program_mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut out), th)

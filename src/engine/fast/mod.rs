@@ -1,11 +1,12 @@
 //! The fast CPU kernels: what `--backend cpu` runs for the hot stages (`program`, `drift`,
-//! `dac`, `mvm`, `bound`, `combine`) instead of their twins. Same plan, same buffers, same Philox counters and the same
+//! `dac`, `mvm`, `bound`, `combine`, `im2col`) instead of their twins. Same plan, same buffers, same Philox counters and the same
 //! equations as the WGSL stages and the twins; what differs is how they are computed:
 //! - `mvm`: a packed, cache-blocked SGEMM (`matrixmultiply`, AVX2/FMA picked at run time) per
 //!   (trial, tile), then an eight-lane epilogue (output noise from all four words of each Philox
 //!   block, ADC, saturation flags);
 //! - `program`, `drift`, `dac`, `combine`: loops over eight lanes with branch-free `ln`/`exp`/`sincos`
 //!   (`lanes`), compiled for AVX2+FMA where the CPU has it and for the baseline target otherwise;
+//! - `im2col` as nested loops copying kernel rows (no division per element);
 //! - `kernel_error` and non-causal `attention_kv`/`attention_out` as SGEMMs per trial (and head);
 //! - `bound` on the full path (IR drop, per-read weight noise: every vector) as GEMMs per
 //!   (trial, tile), the few saturated vectors through the twin's per-vector redo.
@@ -20,6 +21,7 @@ pub mod bound;
 pub mod combine;
 pub mod dac;
 pub mod drift;
+pub mod im2col;
 pub mod kernel_error;
 pub mod lanes;
 pub mod mvm;

@@ -37,3 +37,22 @@ print("report:", r.report_html)
 # The same with an 8-bit ADC instead of 9: one keyword.
 r8 = aimc.classifier(layers, xte, yte, times=["1y"], trials=500, activation=activation, periphery__out_res_bits=8, out="results/torch_digits_adc8")
 print(r8.per_point())
+
+# A small CNN on the same images: Conv2d layers are mapped as aihwkit maps them (unfolded kernel x
+# in-channels = crossbar rows, out-channels = columns, one analog MVM per output pixel); BatchNorm2d
+# is folded into its convolution, pooling and flatten run digitally.
+cnn = torch.nn.Sequential(
+    torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+    torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+    torch.nn.Flatten(), torch.nn.Linear(64, 10))
+opt = torch.optim.Adam(cnn.parameters(), lr=1e-2)
+images = xt.reshape(-1, 1, 8, 8)
+for _ in range(200):
+    opt.zero_grad()
+    torch.nn.functional.cross_entropy(cnn(images), yt).backward()
+    opt.step()
+cnn.eval()
+layers, activation = aimc.from_torch(cnn)
+rc = aimc.classifier(layers, xte.reshape(-1, 1, 8, 8), yte, times=["1s", "1y"], trials=200, activation=activation, out="results/torch_digits_cnn")
+print(rc.per_point())
+print(rc.per_layer())    # which layer adds the most error

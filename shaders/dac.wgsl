@@ -3,7 +3,10 @@
 // aihwkit; 1 without noise management),
 // x' = clip(round(x / nm / step) * step, ±inp_bound). One workgroup = one (trial, sample, input
 // tile) vector: its 64 invocations read the slice with unit stride (coalesced) and reduce the
-// max in workgroup memory (max is exact, so any order gives the twin's value). An input shared by all trials (x_per_trial = 0, the first layer) is dispatched for one
+// max in workgroup memory (max is exact, so any order gives the twin's value). When every slice is
+// short (L.dac_serial = 1: at most DAC_SERIAL_COLS inputs, a convolution's 3x3 patches), one
+// invocation takes a whole vector instead, 64 vectors per workgroup: a workgroup per 9-input patch
+// would leave 55 of its 64 invocations idle. An input shared by all trials (x_per_trial = 0, the first layer) is dispatched for one
 // trial only and read as trial 0 by `mvm`, `bound` and `combine`. CPU twin: src/engine/cpu/dac.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
@@ -18,6 +21,10 @@ var<workgroup> red: array<f32, DAC_WG>;
 @compute @workgroup_size(DAC_WG)
 fn dac(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let L = P.layer;
+    if (L.dac_serial != 0u) {        // uniform: the same branch for every invocation
+        dac_serial(((wid.x + wid.y * nwg.x) * DAC_WG + lid));
+        return;
+    }
     let i = wid.x + wid.y * nwg.x;   // uniform over the workgroup
     if (i >= L.trials * L.batch * L.tiles_in) {
         return;
@@ -50,6 +57,32 @@ fn dac(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let m_div = select(m, 1.0, m == 0.0);
     let xqo = v * L.n_in + t.col_start;
     for (var k = lid; k < t.cols; k = k + DAC_WG) {
+        xq[xqo + k] = quant_in(P.io, x[xo + k] / m_div);
+    }
+}
+
+// One invocation = one (trial, sample, input tile) vector `i`, read serially.
+fn dac_serial(i: u32) {
+    let L = P.layer;
+    if (i >= L.trials * L.batch * L.tiles_in) {
+        return;
+    }
+    let ti = i % L.tiles_in;
+    let v = i / L.tiles_in;
+    let t = tiles[ti];
+    let xo = select(v % L.batch, v, L.x_per_trial != 0u) * L.n_in + t.col_start;
+    var m = 1.0;
+    if (P.io.nm_mode == 1u) {
+        var a = 0.0;
+        for (var k = 0u; k < t.cols; k = k + 1u) {
+            a = max(a, abs(x[xo + k]));
+        }
+        m = a;
+    }
+    nm[i] = m;
+    let m_div = select(m, 1.0, m == 0.0);
+    let xqo = v * L.n_in + t.col_start;
+    for (var k = 0u; k < t.cols; k = k + 1u) {
         xq[xqo + k] = quant_in(P.io, x[xo + k] / m_div);
     }
 }

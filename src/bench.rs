@@ -21,6 +21,9 @@
 //!   MAC (product, weight-noise variance, IR-drop sums) and two noise blocks per four outputs.
 //! - (e) the public MLP case `experiments/bench_mlp.toml` through the experiment runner:
 //!   trial-points (trial × time) per second, against the target for the adapter's class.
+//! - (f) FAVOR+ attention; (g) the MoE forward pass and its 3D schedule.
+//! - (h) the shipped CNN `experiments/digits_cnn.toml` through the runner: the MVMs' FLOPs
+//!   (2 per MAC, every output pixel of a convolution) per second, beside the FMA peak.
 
 /// `println!` that ignores a closed pipe (`aimc run ... | head -1`): results are in
 /// files by then, and a progress line must never abort a run.
@@ -326,6 +329,40 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
             unit: "tokens/s",
             target: None,
             profile: None,
+        });
+    }
+
+    // (h) The shipped CNN experiment: convolutions as one MVM per output pixel (`im2col`), digital
+    // pooling; its rate is the MVMs' FLOPs per second, its floor the adapter's FMA peak.
+    let cnn = std::path::Path::new("experiments/digits_cnn.toml");
+    if cnn.is_file() {
+        let mut exp = crate::experiment::Experiment::load(cnn).map_err(|e| EngineError::Invalid(format!("{}: {e}", cnn.display())))?;
+        exp.trials = if small { 10 } else { 200 };
+        exp.weight_error_trials = 0;
+        exp.layer_insight_trials = 0;
+        let samples = exp.data.as_ref().map_or(0, |d| d.len()) as f64;
+        let layers = crate::workload::analog_layers(&exp.layers, &exp.activations, TileShape::default(), Default::default());
+        let macs: f64 = layers.iter().map(|l| l.vectors_per_sample() as f64 * l.mapped.n_in as f64 * l.mapped.n_out as f64).sum::<f64>() * samples;
+        let inferences = (exp.trials as usize * exp.times.len() * exp.points.len()) as f64;
+        let mut quiet = crate::experiment::run::Quiet;
+        let start = std::time::Instant::now();
+        let out = crate::experiment::run::run(&exp, be.as_mut(), &mut quiet);
+        let t = start.elapsed().as_secs_f64();
+        if let Some(e) = out.error {
+            return Err(EngineError::Invalid(format!("{}: {e}", cnn.display())));
+        }
+        let profile = breakdown(be.as_mut(), show_breakdown, &mut |be| {
+            let out = crate::experiment::run::run(&exp, be, &mut crate::experiment::run::Quiet);
+            out.error.map_or(Ok(()), |e| Err(EngineError::Invalid(e.to_string())))
+        })?;
+        cases.push(Case {
+            name: "(h) CNN experiment",
+            size: format!("digits_cnn.toml, {} trials x {} times x {}", exp.trials, exp.times.len(), exp.points.len()),
+            rate: 2.0 * macs * inferences / t,
+            floor: Some(flops),
+            unit: "FLOP/s",
+            target: None,
+            profile,
         });
     }
 

@@ -167,7 +167,7 @@ pub struct CommonArgs {
     /// Device model: pcm (aihwkit PCMLikeNoiseModel), hermes, hermes1, ideal, simple (programming noise 0.067 g_max only).
     #[arg(long, default_value = "pcm")]
     pub device: String,
-    /// Override a parameter: device.FIELD=VALUE or periphery.FIELD=VALUE (repeatable).
+    /// Override a parameter: device.FIELD=VALUE, periphery.FIELD=VALUE, or model. / data.FIELD=VALUE (e.g. model.input_shape=[1,8,8]) (repeatable).
     #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
     pub set: Vec<String>,
     /// Global drift compensation.

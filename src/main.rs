@@ -49,7 +49,7 @@ fn path_value(p: &std::path::Path) -> toml::Value {
 /// `aimc weights` and `aimc mlp` are front ends of the experiment runner: their flags become an
 /// experiment document that the experiment loader validates (the same checks and messages as a
 /// file) and `run_experiment` runs, so they write the same results, plots and report as `aimc run`.
-fn flags_experiment(name: &str, workload: &str, model: toml::Table, data: Option<toml::Table>, c: &CommonArgs) -> Result<aimc::experiment::Experiment> {
+fn flags_experiment(name: &str, workload: &str, mut model: toml::Table, mut data: Option<toml::Table>, c: &CommonArgs) -> Result<aimc::experiment::Experiment> {
     if c.trials == 0 {
         bail!("--trials 0: need at least 1 trial");
     }
@@ -61,10 +61,6 @@ fn flags_experiment(name: &str, workload: &str, model: toml::Table, data: Option
     doc.insert("seed".into(), toml::Value::Integer(c.seed as i64));
     doc.insert("trials".into(), toml::Value::Integer(c.trials as i64));
     doc.insert("gdc".into(), toml::Value::try_from(aimc::crossbar::Gdc::from(c.gdc))?);
-    doc.insert("model".into(), model.into());
-    if let Some(d) = data {
-        doc.insert("data".into(), d.into());
-    }
     let mut device = toml::Table::new();
     device.insert("model".into(), c.device.clone().into());
     let mut periphery = toml::Table::new();
@@ -76,8 +72,18 @@ fn flags_experiment(name: &str, workload: &str, model: toml::Table, data: Option
         match section {
             "device" => device.insert(field.into(), v),
             "periphery" => periphery.insert(field.into(), v),
-            other => bail!("--set {s}: unknown section {other:?}; use device.FIELD=VALUE or periphery.FIELD=VALUE"),
+            // The rest of [model] and [data] (e.g. model.input_shape=[1,8,8] for a CNN).
+            "model" => model.insert(field.into(), v),
+            "data" => match data.as_mut() {
+                Some(d) => d.insert(field.into(), v),
+                None => bail!("--set {s}: aimc {name} has no data set"),
+            },
+            other => bail!("--set {s}: unknown section {other:?}; use device., periphery., model. or data.FIELD=VALUE"),
         };
+    }
+    doc.insert("model".into(), model.into());
+    if let Some(d) = data {
+        doc.insert("data".into(), d.into());
     }
     doc.insert("device".into(), device.into());
     doc.insert("periphery".into(), periphery.into());

@@ -115,7 +115,9 @@ pub struct LayerParams {
     /// GDC factors per tile and trial: 1 (one per tile), or `max_rows` with per-column GDC, whose
     /// `drift` chunks then never straddle two rows (partials per row).
     pub alpha_rows: u32,
-    pub _pad0: u32,
+    /// 1: `dac` gives each invocation a whole vector (every input slice is at most
+    /// `DAC_SERIAL_COLS` long), 0: a workgroup per vector.
+    pub dac_serial: u32,
     pub _pad1: u32,
 }
 

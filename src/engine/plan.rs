@@ -7,7 +7,7 @@
 //! per MVM, `dac` → `mvm` → `bound` → `combine` (fresh periphery noise per MVM).
 
 use super::layout::{ConvParams, DeviceParams, IoParams, KernelParams, LayerParams, StageParams, TileInfo};
-use super::stages::{Stage, CHUNK, MVM_BM, MVM_BN};
+use super::stages::{Stage, CHUNK, DAC_SERIAL_COLS, DAC_WG, MVM_BM, MVM_BN};
 use super::{Backend, Buf, EngineError};
 use crate::crossbar::{Gdc, MappedMatrix, Periphery, MAX_TILE_IN};
 use crate::device::DeviceModel;
@@ -156,7 +156,7 @@ fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32, offset: u3
             gdc_base: u32::from(t_index == 0),
             max_rows: m.max_rows(),
             alpha_rows: alpha_rows(m, cfg.gdc),
-            _pad0: 0,
+            dac_serial: u32::from(m.tiles.iter().all(|t| t.cols <= DAC_SERIAL_COLS)),
             _pad1: 0,
         },
         dev: DeviceParams::from(device),
@@ -293,8 +293,9 @@ fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &Mat
     if p.layer.x_per_trial == 0 {
         pd.layer.trials = 1;
     }
-    // One workgroup per (trial, sample, input tile) vector.
-    be.dispatch(Stage::Dac, &pd, &[b.tiles, input, s.xq, s.nm], grid(pd.layer.trials as u64 * batch as u64 * m.tiles_in as u64, 1));
+    // One workgroup per (trial, sample, input tile) vector, or one invocation for short ones.
+    let dac_vectors = pd.layer.trials as u64 * batch as u64 * m.tiles_in as u64;
+    be.dispatch(Stage::Dac, &pd, &[b.tiles, input, s.xq, s.nm], grid(dac_vectors, if p.layer.dac_serial != 0 { DAC_WG } else { 1 }));
     be.clear(s.sat);
     be.clear(s.satlist);
     be.clear(s.bm_level);
@@ -790,8 +791,15 @@ fn forward(
     if x.len() != batch as usize * layers[0].inputs_per_sample() as usize {
         return Err(EngineError::Invalid(format!("the input holds {} values, not {batch} samples of {}", x.len(), layers[0].inputs_per_sample())));
     }
-    // MVMs per trial of each layer: samples, times output pixels for a convolution.
-    let vectors: Vec<u32> = layers.iter().map(|l| batch * l.vectors_per_sample()).collect();
+    // MVMs per trial of each layer: samples, times output pixels for a convolution. `mvm`
+    // dispatches blocks of MVM_BM of them along y.
+    let vectors: Vec<u32> = layers.iter().map(|l| batch.saturating_mul(l.vectors_per_sample())).collect();
+    if let Some(&v) = vectors.iter().max().filter(|&&v| v.div_ceil(MVM_BM) > MAX_GROUPS) {
+        return Err(EngineError::Invalid(format!(
+            "a layer runs {v} MVMs per trial (samples x output pixels), more than one dispatch holds ({}); use fewer rows of the data set per run ([data] rows)",
+            MAX_GROUPS as u64 * MVM_BM as u64
+        )));
+    }
     let per_trial_bytes = layers
         .iter()
         .zip(&vectors)

@@ -176,5 +176,10 @@ pub const CHUNK: u32 = 256;
 pub const MVM_BM: u32 = 128;
 /// `mvm` block: outputs per workgroup (dispatch x).
 pub const MVM_BN: u32 = 128;
+/// `dac` gives one invocation a whole vector when every input slice is at most this long (a
+/// convolution's patches: 9 to 27 inputs for 3x3 kernels); longer slices get a workgroup each.
+pub const DAC_SERIAL_COLS: u32 = 32;
+/// `dac` workgroup size (both modes).
+pub const DAC_WG: u32 = 64;
 /// `bound` workgroup size.
 pub const BOUND_WG: u32 = 64;

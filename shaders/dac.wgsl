@@ -4,7 +4,7 @@
 // x' = clip(round(x / nm / step) * step, ±inp_bound). One workgroup = one (trial, sample, input
 // tile) vector: its 64 invocations read the slice with unit stride (coalesced) and reduce the
 // max in workgroup memory (max is exact, so any order gives the twin's value). When every slice is
-// short (L.dac_serial = 1: at most DAC_SERIAL_COLS inputs, a convolution's 3x3 patches), one
+// short (L.dac_serial = 1: at most DAC_SERIAL_COLS = 128 inputs, e.g. a convolution's patches), one
 // invocation takes a whole vector instead, 64 vectors per workgroup: a workgroup per 9-input patch
 // would leave 55 of its 64 invocations idle. An input shared by all trials (x_per_trial = 0, the first layer) is dispatched for one
 // trial only and read as trial 0 by `mvm`, `bound` and `combine`. CPU twin: src/engine/cpu/dac.rs.

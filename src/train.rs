@@ -487,6 +487,40 @@ pub(crate) fn shuffle(order: &mut [usize], rng: &mut Pcg64Mcg) {
     }
 }
 
+/// The shipped digits data (`experiments/data/digits.csv`), for the trainers' tests.
+#[cfg(test)]
+pub(crate) fn shipped_digits() -> Dataset {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/data/digits.csv");
+    parse_digits_csv(&std::fs::read_to_string(path).expect("experiments/data/digits.csv is shipped")).unwrap()
+}
+
+/// The mini-batch loop every trainer shares: per epoch a fresh shuffle of the rows (from `rng`),
+/// then `step(batch, lr, rng)` per batch, with the learning rate decayed linearly from `lr` to 0
+/// over all steps; the last batch of an epoch may be smaller than `batch_size`. The trainers
+/// draw their input noise from the same `rng` inside `step`, so the draw order is fixed.
+pub(crate) fn minibatch_epochs(n: usize, epochs: usize, batch_size: usize, lr: f32, rng: &mut Pcg64Mcg, mut step: impl FnMut(&[usize], f32, &mut Pcg64Mcg)) {
+    let mut order: Vec<usize> = (0..n).collect();
+    let steps = (epochs * n.div_ceil(batch_size)).max(1);
+    let mut k = 0usize;
+    for _ in 0..epochs {
+        shuffle(&mut order, rng);
+        for batch in order.chunks(batch_size) {
+            step(batch, lr * (1.0 - k as f32 / steps as f32), rng);
+            k += 1;
+        }
+    }
+}
+
+/// Row `i` of `train` with fresh input noise of std `std` in `noisy` (none when `std` is 0).
+pub(crate) fn noisy_row<'a>(noisy: &'a mut [f32], train: &'a Dataset, i: usize, std: f32, rng: &mut Pcg64Mcg) -> &'a [f32] {
+    if std > 0.0 {
+        add_input_noise(noisy, train.row(i), std, rng);
+        noisy
+    } else {
+        train.row(i)
+    }
+}
+
 /// Trains the MLP with softmax cross-entropy and mini-batch SGD with (heavy-ball) momentum,
 /// linear learning-rate decay, L2 weight decay and input-noise augmentation.
 /// Deterministic: the seed drives the init, the per-epoch shuffle and the input noise; the last
@@ -510,36 +544,21 @@ pub fn train_mlp(train: &Dataset, cfg: &TrainConfig) -> Mlp {
     let mut ws = m.workspace();
     let mut noisy = vec![0.0f32; n_in];
 
-    let mut order: Vec<usize> = (0..train.n).collect();
-    let steps_per_epoch = train.n.div_ceil(cfg.batch_size);
-    let total_steps = (cfg.epochs * steps_per_epoch).max(1);
-    let mut step = 0usize;
-
-    for _epoch in 0..cfg.epochs {
-        shuffle(&mut order, &mut rng);
-        for batch in order.chunks(cfg.batch_size) {
-            for gl in &mut g.layers {
-                gl.w.fill(0.0);
-                gl.b.fill(0.0);
-            }
-            let inv_b = 1.0 / batch.len() as f32;
-            for &i in batch {
-                let x = if cfg.input_noise > 0.0 {
-                    add_input_noise(&mut noisy, train.row(i), cfg.input_noise, &mut rng);
-                    &noisy[..]
-                } else {
-                    train.row(i)
-                };
-                m.backprop(x, train.y[i] as usize, inv_b, &mut ws, &mut g);
-            }
-            let lr = cfg.lr * (1.0 - step as f32 / total_steps as f32);
-            step += 1;
-            for ((ml, gl), vl) in m.layers.iter_mut().zip(&g.layers).zip(&mut v.layers) {
-                sgd_update(&mut ml.w, &gl.w, &mut vl.w, lr, cfg.momentum, cfg.weight_decay);
-                sgd_update(&mut ml.b, &gl.b, &mut vl.b, lr, cfg.momentum, 0.0);
-            }
+    minibatch_epochs(train.n, cfg.epochs, cfg.batch_size, cfg.lr, &mut rng, |batch, lr, rng| {
+        for gl in &mut g.layers {
+            gl.w.fill(0.0);
+            gl.b.fill(0.0);
         }
-    }
+        let inv_b = 1.0 / batch.len() as f32;
+        for &i in batch {
+            let x = noisy_row(&mut noisy, train, i, cfg.input_noise, rng);
+            m.backprop(x, train.y[i] as usize, inv_b, &mut ws, &mut g);
+        }
+        for ((ml, gl), vl) in m.layers.iter_mut().zip(&g.layers).zip(&mut v.layers) {
+            sgd_update(&mut ml.w, &gl.w, &mut vl.w, lr, cfg.momentum, cfg.weight_decay);
+            sgd_update(&mut ml.b, &gl.b, &mut vl.b, lr, cfg.momentum, 0.0);
+        }
+    });
     m
 }
 
@@ -717,9 +736,7 @@ mod tests {
     use super::*;
 
     fn digits() -> Dataset {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/data/digits.csv");
-        let text = std::fs::read_to_string(path).expect("experiments/data/digits.csv is shipped");
-        parse_digits_csv(&text).unwrap()
+        shipped_digits()
     }
 
     /// Four well-separated synthetic classes, so the test needs no data file.

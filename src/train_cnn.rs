@@ -29,7 +29,7 @@
 // in[c][y+i−1][x+j−1]), so the passes read beside them.
 #![allow(clippy::needless_range_loop)]
 
-use crate::train::{add_input_noise, argmax, sgd_update, shuffle, state_dict_bytes, unit_f32, Dataset, Dense, TrainError, DIGITS_CLASSES};
+use crate::train::{argmax, minibatch_epochs, noisy_row, sgd_update, state_dict_bytes, unit_f32, Dataset, Dense, TrainError, DIGITS_CLASSES};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use std::collections::BTreeMap;
@@ -342,32 +342,19 @@ pub fn train_cnn(train: &Dataset, cfg: &CnnTrainConfig) -> CnnNet {
     let mut v = m.zeros_like();
     let mut ws = m.workspace();
     let mut noisy = vec![0.0f32; train.n_features];
-    let mut order: Vec<usize> = (0..train.n).collect();
-    let steps = (cfg.epochs * train.n.div_ceil(cfg.batch_size)).max(1);
-    let mut step = 0usize;
-    for _ in 0..cfg.epochs {
-        shuffle(&mut order, &mut rng);
-        for batch in order.chunks(cfg.batch_size) {
-            for (p, _) in g.tensors_mut() {
-                p.fill(0.0);
-            }
-            let inv_b = 1.0 / batch.len() as f32;
-            for &i in batch {
-                let x = if cfg.input_noise > 0.0 {
-                    add_input_noise(&mut noisy, train.row(i), cfg.input_noise, &mut rng);
-                    &noisy[..]
-                } else {
-                    train.row(i)
-                };
-                m.backprop(x, train.y[i] as usize, inv_b, &mut ws, &mut g);
-            }
-            let lr = cfg.lr * (1.0 - step as f32 / steps as f32);
-            step += 1;
-            for (((p, decays), (vp, _)), (gp, _)) in m.tensors_mut().into_iter().zip(v.tensors_mut()).zip(g.tensors_mut()) {
-                sgd_update(p, gp, vp, lr, cfg.momentum, if decays { cfg.weight_decay } else { 0.0 });
-            }
+    minibatch_epochs(train.n, cfg.epochs, cfg.batch_size, cfg.lr, &mut rng, |batch, lr, rng| {
+        for (p, _) in g.tensors_mut() {
+            p.fill(0.0);
         }
-    }
+        let inv_b = 1.0 / batch.len() as f32;
+        for &i in batch {
+            let x = noisy_row(&mut noisy, train, i, cfg.input_noise, rng);
+            m.backprop(x, train.y[i] as usize, inv_b, &mut ws, &mut g);
+        }
+        for (((p, decays), (vp, _)), (gp, _)) in m.tensors_mut().into_iter().zip(v.tensors_mut()).zip(g.tensors_mut()) {
+            sgd_update(p, gp, vp, lr, cfg.momentum, if decays { cfg.weight_decay } else { 0.0 });
+        }
+    });
     m
 }
 
@@ -415,11 +402,10 @@ pub fn save_safetensors(m: &CnnNet, training: &str, path: impl AsRef<Path>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::{parse_digits_csv, split_digits};
+    use crate::train::split_digits;
 
     fn digits() -> (Dataset, Dataset) {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/data/digits.csv");
-        split_digits(&parse_digits_csv(&std::fs::read_to_string(path).expect("experiments/data/digits.csv is shipped")).unwrap())
+        split_digits(&crate::train::shipped_digits())
     }
 
     /// A hand-computed case: 3×3 images, two input channels, two output channels.

@@ -22,7 +22,7 @@
 // beside them.
 #![allow(clippy::needless_range_loop)]
 
-use crate::train::{add_input_noise, sgd_update, shuffle, state_dict_bytes, unit_f32, Dataset, Dense, HiddenActivation, TrainError, DIGITS_CLASSES};
+use crate::train::{add_input_noise, minibatch_epochs, sgd_update, state_dict_bytes, unit_f32, Dataset, Dense, HiddenActivation, TrainError, DIGITS_CLASSES};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use std::collections::BTreeMap;
@@ -245,41 +245,33 @@ pub fn train_moe(train: &Dataset, cfg: &MoeTrainConfig) -> MoeNet {
     let mut m = MoeNet::init(train.n_features, n_out, cfg, &mut rng);
     let mut g = m.zeros_like();
     let mut v = m.zeros_like();
-    let mut order: Vec<usize> = (0..train.n).collect();
-    let steps = (cfg.epochs * train.n.div_ceil(cfg.batch_size)).max(1);
-    let mut step = 0usize;
     let mut noisy = vec![0.0f32; train.n * train.n_features];
-    for _ in 0..cfg.epochs {
-        shuffle(&mut order, &mut rng);
-        for batch in order.chunks(cfg.batch_size) {
-            for (p, _) in g.tensors_mut() {
-                p.fill(0.0);
-            }
-            // The batch's inputs with their noise, then the fraction of its routing slots each
-            // expert takes (the balancing loss's f, a constant of the step).
-            for &i in batch {
-                add_input_noise(&mut noisy[i * train.n_features..][..train.n_features], train.row(i), cfg.input_noise, &mut rng);
-            }
-            let mut f = vec![0.0f32; cfg.experts];
-            let mut z = vec![0.0f32; cfg.experts];
-            for &i in batch {
-                dense(&m.router, &noisy[i * train.n_features..][..train.n_features], &mut z);
-                for (e, _) in crate::experiment::moe::top_k(&z, cfg.top_k) {
-                    f[e] += 1.0 / (batch.len() * cfg.top_k) as f32;
-                }
-            }
-            let inv_b = 1.0 / batch.len() as f32;
-            for &i in batch {
-                m.backprop(&noisy[i * train.n_features..][..train.n_features], train.y[i] as usize, inv_b, &f, cfg.balance, &mut g);
-            }
-            let lr = cfg.lr * (1.0 - step as f32 / steps as f32);
-            step += 1;
-            let grads: Vec<Vec<f32>> = g.tensors_mut().into_iter().map(|(p, _)| p.clone()).collect();
-            for (((p, decays), vp), gp) in m.tensors_mut().into_iter().zip(v.tensors_mut()).zip(&grads) {
-                sgd_update(p, gp, vp.0, lr, cfg.momentum, if decays { cfg.weight_decay } else { 0.0 });
+    minibatch_epochs(train.n, cfg.epochs, cfg.batch_size, cfg.lr, &mut rng, |batch, lr, rng| {
+        for (p, _) in g.tensors_mut() {
+            p.fill(0.0);
+        }
+        // The batch's inputs with their noise, then the fraction of its routing slots each
+        // expert takes (the balancing loss's f, a constant of the step).
+        for &i in batch {
+            add_input_noise(&mut noisy[i * train.n_features..][..train.n_features], train.row(i), cfg.input_noise, rng);
+        }
+        let mut f = vec![0.0f32; cfg.experts];
+        let mut z = vec![0.0f32; cfg.experts];
+        for &i in batch {
+            dense(&m.router, &noisy[i * train.n_features..][..train.n_features], &mut z);
+            for (e, _) in crate::experiment::moe::top_k(&z, cfg.top_k) {
+                f[e] += 1.0 / (batch.len() * cfg.top_k) as f32;
             }
         }
-    }
+        let inv_b = 1.0 / batch.len() as f32;
+        for &i in batch {
+            m.backprop(&noisy[i * train.n_features..][..train.n_features], train.y[i] as usize, inv_b, &f, cfg.balance, &mut g);
+        }
+        let grads: Vec<Vec<f32>> = g.tensors_mut().into_iter().map(|(p, _)| p.clone()).collect();
+        for (((p, decays), vp), gp) in m.tensors_mut().into_iter().zip(v.tensors_mut()).zip(&grads) {
+            sgd_update(p, gp, vp.0, lr, cfg.momentum, if decays { cfg.weight_decay } else { 0.0 });
+        }
+    });
     m
 }
 
@@ -339,8 +331,7 @@ mod tests {
     use crate::experiment::moe::{fp_forward, load_weights, MoeSettings};
 
     fn digits() -> (Dataset, Dataset) {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/data/digits.csv");
-        crate::train::split_digits(&crate::train::parse_digits_csv(&std::fs::read_to_string(path).unwrap()).unwrap())
+        crate::train::split_digits(&crate::train::shipped_digits())
     }
 
     /// The `moe` workload's floating-point forward pass on the written state dict computes the

@@ -2,7 +2,7 @@
 //! layer) and `model.digital` (layers computed in floating point). A fully digital model scores
 //! its floating-point accuracy on every trial; a digital first layer adds no MVM error while the
 //! analog one after it does; the activations reach both the analog run and the floating-point
-//! baseline; bad lists are named.
+//! baseline; `model.layers` tables say the same per layer; bad lists and tables are named.
 
 mod common;
 
@@ -64,4 +64,30 @@ fn bad_layer_lists_are_named() {
     assert!(e.contains("model.activations has 1 entries") && e.contains("2 layers (0, 2)"), "{e}");
     let e = exp(&with("digital = [\"fc1\"]")).err().unwrap();
     assert!(e.contains("model.digital") && e.contains("\"fc1\"") && e.contains("0, 2"), "{e}");
+}
+
+#[test]
+fn layer_tables_set_activations_and_digital_layers() {
+    // Tables name the layers in order and carry their activation and digital flag: the same model
+    // as the list fields.
+    let tables = run_ok(&mut common::cpu(), &exp(&with(r#"layers = [{ name = "0", activation = "tanh", digital = true }, "2"]"#)).unwrap());
+    let lists = run_ok(&mut common::cpu(), &exp(&with("activations = [\"tanh\", \"none\"]\ndigital = [\"0\"]")).unwrap());
+    assert_eq!(tables.points[0].per_trial, lists.points[0].per_trial);
+    assert_eq!(tables.fp_baseline, lists.fp_baseline);
+}
+
+#[test]
+fn bad_layer_tables_are_named() {
+    let cases: [(&str, &[&str]); 6] = [
+        (r#"layers = [{ name = "0", strid = 2 }, "2"]"#, &["model.layers[0]", "unknown field `strid`"]),
+        (r#"layers = [{ name = "0", stride = 2 }, "2"]"#, &["layer 0 is a Linear layer", "Conv2d layers only"]),
+        (r#"layers = [{ name = "0", pool_size = 3 }, "2"]"#, &["model.layers[0]", "pool = \"max\" or \"avg\""]),
+        (r#"layers = [{ name = "0", padding = [1, 2, 3] }, "2"]"#, &["model.layers[0].padding", "[height, width]"]),
+        (r#"layers = [3, "2"]"#, &["model.layers[0] = 3", "layer name"]),
+        ("layers = [{ name = \"0\", activation = \"gelu\" }, \"2\"]\nactivations = [\"relu\", \"none\"]", &["one place"]),
+    ];
+    for (model, want) in cases {
+        let e = exp(&with(model)).err().unwrap();
+        assert!(want.iter().all(|w| e.contains(w)), "{model}: {e}");
+    }
 }

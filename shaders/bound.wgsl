@@ -101,13 +101,13 @@ fn bound_vector(v: u32, lid: u32) {
                     wstd = P.io.w_noise * sqrt(q);
                 }
                 if (P.io.out_noise > 0.0) {
-                    yv = yv + P.io.out_noise * out_normals(s, trial, L.layer, L.t_index, orow >> 2u, ti, level, key)[orow & 3u];
+                    yv = yv + P.io.out_noise * out_normals(L.vector_offset + s, trial, L.layer, L.t_index, orow >> 2u, ti, level, key)[orow & 3u];
                 }
                 if (wstd > 0.0) {
-                    yv = yv + wstd * out_normals(s, trial, L.layer, L.t_index, (orow >> 2u) | W_NOISE_GROUP, ti, level, key)[orow & 3u];
+                    yv = yv + wstd * out_normals(L.vector_offset + s, trial, L.layer, L.t_index, (orow >> 2u) | W_NOISE_GROUP, ti, level, key)[orow & 3u];
                 }
             } else if (P.io.out_noise > 0.0) {
-                yv = yv + P.io.out_noise * out_normals(s, trial, L.layer, L.t_index, orow >> 2u, ti, level, key)[orow & 3u];
+                yv = yv + P.io.out_noise * out_normals(L.vector_offset + s, trial, L.layer, L.t_index, orow >> 2u, ti, level, key)[orow & 3u];
             }
             let q = quant_out(P.io, yv);
             if (saturated(P.io, q)) {

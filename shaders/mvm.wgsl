@@ -99,7 +99,7 @@ fn emit_row(s: u32, oa: u32, va: vec4<f32>, vb: vec4<f32>, t: TileInfo, tile: u3
             if (P.io.out_noise > 0.0) {
                 if ((orow >> 2u) != group) {
                     group = orow >> 2u;
-                    noise = out_normals(s, trial, L.layer, L.t_index, group, ti, 0u, key);
+                    noise = out_normals(L.vector_offset + s, trial, L.layer, L.t_index, group, ti, 0u, key);
                 }
                 v = v + P.io.out_noise * noise[orow & 3u];
             }

@@ -188,3 +188,43 @@ fn the_shipped_digits_cnn_is_rebuilt_and_read_as_trained() {
     assert!((c as f64 / n as f64 - trained).abs() < 1e-12, "experiment FP accuracy {c}/{n}, trainer {trained}");
     assert!(trained >= 0.96, "{trained}");
 }
+
+/// A data set run in sample batches (as a large one is: `plan::sample_batch`) gives the counts
+/// of one whole-set run exactly, on the CPU twins and on the GPU: every batch programs the same
+/// device states and draws each MVM's noise by its global vector index. The layer insight's sums
+/// add up to the whole set's.
+#[test]
+fn sample_batches_reproduce_the_whole_set() {
+    use aimc::engine::plan::{run_classifier, run_classifier_batches, run_layer_insight, run_layer_insight_batches};
+    let (layers, acts) = model();
+    let batch = 11;
+    let x = aimc::rng::uniform_signed(batch * 84, 21);
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 5).collect();
+    let analog = workload::analog_layers(&layers, &acts, TileShape { max_in: 8, max_out: 3 }, Scaling::default());
+    let xe = workload::engine_input(&layers, &x);
+    let mut c = ideal(5);
+    c.device = DeviceModel::pcm();
+    c.periphery = Periphery::default();
+    c.gdc = Gdc::Readout;
+    c.times = vec![60.0, 3.15e7];
+    let check = |be: &mut dyn Backend, what: &str| {
+        let whole = run_classifier(be, &analog, &xe, &labels, &c).unwrap();
+        for per in [1, 4, 10] {
+            let parts = run_classifier_batches(be, &analog, &xe, &labels, &c, per, &mut |_| {}).unwrap();
+            for (w, p) in whole.iter().zip(&parts) {
+                assert_eq!(w.correct, p.correct, "{what}: {per} samples per batch");
+            }
+        }
+        let whole = run_layer_insight(be, &analog, &xe, batch as u32, &c).unwrap();
+        let parts = run_layer_insight_batches(be, &analog, &xe, batch as u32, &c, 3).unwrap();
+        for (w, p) in whole.iter().flatten().flatten().zip(parts.iter().flatten().flatten()) {
+            assert_eq!((w.vectors, w.bm_repeated, w.conversions, w.clipped), (p.vectors, p.bm_repeated, p.conversions, p.clipped), "{what}");
+            assert!((w.sq_err - p.sq_err).abs() <= 1e-9 * w.sq_err && (w.sq_ref - p.sq_ref).abs() <= 1e-9 * w.sq_ref, "{what}: {w:?} vs {p:?}");
+        }
+        whole.len()
+    };
+    check(&mut cpu(), "CPU twins");
+    check(&mut aimc::engine::cpu::CpuBackend::fast(2), "fast CPU");
+    let Some(mut g) = gpu(64) else { return };
+    check(&mut g, "GPU");
+}

@@ -118,7 +118,9 @@ pub struct LayerParams {
     /// 1: `dac` gives each invocation a whole vector (every input slice is at most
     /// `DAC_SERIAL_COLS` long), 0: a workgroup per vector.
     pub dac_serial: u32,
-    pub _pad1: u32,
+    /// Global index of this dispatch's first MVM vector: a data set run in sample batches draws
+    /// each vector's noise from its global index (sample · MVMs per sample), as one batch would.
+    pub vector_offset: u32,
 }
 
 /// The kernel stages' shape (`feature_map`, `kernel_error`, `attention_kv`, `attention_out`).

@@ -157,7 +157,7 @@ fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32, offset: u3
             max_rows: m.max_rows(),
             alpha_rows: alpha_rows(m, cfg.gdc),
             dac_serial: u32::from(m.tiles.iter().all(|t| t.cols <= DAC_SERIAL_COLS)),
-            _pad1: 0,
+            vector_offset: 0,
         },
         dev: DeviceParams::from(device),
         io: IoParams::from(periphery),
@@ -436,12 +436,91 @@ pub fn run_classifier(be: &mut dyn Backend, layers: &[AnalogLayer], x: &[f32], l
     run_classifier_progress(be, layers, x, labels, cfg, &mut |_| {})
 }
 
-/// As [`run_classifier`], telling `on_chunk` how many trials each finished chunk held.
+/// Samples per batch of a classifier's data set: all of them when one trial's activations take
+/// at most 1/16 of a buffer binding (so a chunk holds 16 trials or more) and `mvm` can dispatch
+/// its MVMs; else the largest batch that does. A CNN on a real test set (10 000 images of
+/// 32 × 32 pixels: 10 M MVMs per trial for its first convolution) runs in batches.
+pub fn sample_batch(be: &dyn Backend, layers: &[AnalogLayer], samples: u32) -> u32 {
+    let per_sample = layers
+        .iter()
+        .map(|l| {
+            let m = &l.mapped;
+            l.vectors_per_sample() as u64 * (m.tiles_in as u64 * m.n_out as u64).max(m.n_in.max(m.n_out) as u64) * 4
+        })
+        .max()
+        .unwrap_or(4);
+    let by_bytes = be.max_binding_bytes().min(CHUNK_BUDGET_BYTES) / 16 / per_sample.max(1);
+    let by_groups = MAX_GROUPS as u64 * MVM_BM as u64 / layers.iter().map(|l| l.vectors_per_sample() as u64).max().unwrap_or(1);
+    samples.min(by_bytes.min(by_groups).min(u32::MAX as u64) as u32).max(1)
+}
+
+/// As [`run_classifier`], telling `on_chunk` how many trials each finished chunk held. The data
+/// set runs in [`sample_batch`]es where it is large.
 pub fn run_classifier_progress(
     be: &mut dyn Backend,
     layers: &[AnalogLayer],
     x: &[f32],
     labels: &[u32],
+    cfg: &RunConfig,
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<Vec<ClassifierPoint>, EngineError> {
+    let per = sample_batch(be, layers, labels.len() as u32);
+    run_classifier_batches(be, layers, x, labels, cfg, per, on_chunk)
+}
+
+/// As [`run_classifier_progress`] with `per` samples per batch. Each batch of each block of
+/// trials programs the same device states (counters are global trial indices) and draws its
+/// periphery noise by global vector index, so the counts equal one whole-set run's exactly,
+/// whatever `per`; a batch costs one more programming and drift of the weights.
+pub fn run_classifier_batches(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    labels: &[u32],
+    cfg: &RunConfig,
+    per: u32,
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<Vec<ClassifierPoint>, EngineError> {
+    let batch = labels.len() as u32;
+    if per >= batch {
+        return classify(be, layers, x, labels, 0, cfg, on_chunk);
+    }
+    let width = layers.first().map_or(0, |l| l.inputs_per_sample()) as usize;
+    let mut out: Vec<ClassifierPoint> = cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect();
+    // Blocks of trials, every sample batch of a block, then the next block: progress advances
+    // per block and memory stays one batch.
+    let block = cfg.max_chunk.clamp(1, 64);
+    let mut t0 = 0;
+    while t0 < cfg.trials {
+        let n = block.min(cfg.trials - t0);
+        let sub = RunConfig { trials: n, first_trial: cfg.first_trial + t0, ..cfg.clone() };
+        let mut counts = vec![vec![0u32; n as usize]; cfg.times.len()];
+        for s0 in (0..batch).step_by(per as usize) {
+            let len = per.min(batch - s0) as usize;
+            let s0u = s0 as usize;
+            let got = classify(be, layers, &x[s0u * width..(s0u + len) * width], &labels[s0u..s0u + len], s0, &sub, &mut |_| {})?;
+            for (c, g) in counts.iter_mut().zip(got) {
+                for (a, b) in c.iter_mut().zip(g.correct) {
+                    *a += b;
+                }
+            }
+        }
+        for (pt, c) in out.iter_mut().zip(counts) {
+            pt.correct.extend(c);
+        }
+        on_chunk(n);
+        t0 += n;
+    }
+    Ok(out)
+}
+
+/// One sample batch (the first at global sample `sample_offset`) of a classifier run.
+fn classify(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    labels: &[u32],
+    sample_offset: u32,
     cfg: &RunConfig,
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<ClassifierPoint>, EngineError> {
@@ -457,6 +536,7 @@ pub fn run_classifier_progress(
         layers,
         x,
         batch,
+        sample_offset,
         cfg,
         on_chunk,
         &mut |be, h, p, ti| {
@@ -526,6 +606,7 @@ pub fn run_outputs_each(
         layers,
         x,
         batch,
+        0,
         cfg,
         on_chunk,
         &mut |be, h, p, ti| {
@@ -599,6 +680,7 @@ pub fn run_kernel(
         layers,
         x,
         kp.rows,
+        0,
         &cfg,
         on_chunk,
         &mut |be, h, p, ti| {
@@ -685,14 +767,69 @@ pub struct LayerTrial {
     pub clipped: u64,
 }
 
+impl std::ops::AddAssign for LayerTrial {
+    /// Sums over sample batches of one trial.
+    fn add_assign(&mut self, o: LayerTrial) {
+        self.sq_err += o.sq_err;
+        self.sq_ref += o.sq_ref;
+        self.vectors += o.vectors;
+        self.bm_repeated += o.bm_repeated;
+        self.conversions += o.conversions;
+        self.clipped += o.clipped;
+    }
+}
+
 /// Per time, per layer, per trial: [`LayerTrial`]. Every layer's input and output come back to
 /// the host, so this is meant for a few trials (a classifier's `layer_insight_trials`); the
 /// trials, their device states and noise are those of [`run_classifier`] with the same config.
+/// Large data sets run in [`sample_batch`]es, whose sums add up to the whole set's.
 pub fn run_layer_insight(
     be: &mut dyn Backend,
     layers: &[AnalogLayer],
     x: &[f32],
     batch: u32,
+    cfg: &RunConfig,
+) -> Result<Vec<Vec<Vec<LayerTrial>>>, EngineError> {
+    let per = sample_batch(be, layers, batch);
+    run_layer_insight_batches(be, layers, x, batch, cfg, per)
+}
+
+/// As [`run_layer_insight`] with `per` samples per batch.
+pub fn run_layer_insight_batches(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    batch: u32,
+    cfg: &RunConfig,
+    per: u32,
+) -> Result<Vec<Vec<Vec<LayerTrial>>>, EngineError> {
+    if per >= batch {
+        return insight_batch(be, layers, x, batch, 0, cfg);
+    }
+    let width = layers.first().map_or(0, |l| l.inputs_per_sample()) as usize;
+    let mut out: Option<Vec<Vec<Vec<LayerTrial>>>> = None;
+    for s0 in (0..batch).step_by(per as usize) {
+        let len = per.min(batch - s0);
+        let got = insight_batch(be, layers, &x[s0 as usize * width..(s0 + len) as usize * width], len, s0, cfg)?;
+        match out.as_mut() {
+            None => out = Some(got),
+            Some(o) => {
+                for (a, b) in o.iter_mut().flatten().flatten().zip(got.iter().flatten().flatten()) {
+                    *a += *b;
+                }
+            }
+        }
+    }
+    Ok(out.unwrap_or_default())
+}
+
+/// [`run_layer_insight`] on one sample batch (the first at global sample `sample_offset`).
+fn insight_batch(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    batch: u32,
+    sample_offset: u32,
     cfg: &RunConfig,
 ) -> Result<Vec<Vec<Vec<LayerTrial>>>, EngineError> {
     let nt = cfg.times.len();
@@ -746,7 +883,7 @@ pub fn run_layer_insight(
         }
         Ok(())
     };
-    forward(be, layers, x, batch, cfg, &mut |_| {}, &mut |_, _, _, _| Ok(()), &mut |_, _| Ok(()), Some(&mut hook))?;
+    forward(be, layers, x, batch, sample_offset, cfg, &mut |_| {}, &mut |_, _, _, _| Ok(()), &mut |_, _| Ok(()), Some(&mut hook))?;
     Ok(out)
 }
 
@@ -760,6 +897,7 @@ fn forward(
     layers: &[AnalogLayer],
     x: &[f32],
     batch: u32,
+    sample_offset: u32,
     cfg: &RunConfig,
     on_chunk: &mut dyn FnMut(u32),
     finish: &mut dyn FnMut(&mut dyn Backend, Buf, &StageParams, usize) -> Result<(), EngineError>,
@@ -860,6 +998,7 @@ fn forward(
                 let mut p = params(cfg, li as u32, m, n, offset, vectors[li], ti as u32, t);
                 p.layer.x_per_trial = u32::from(li > 0);
                 p.layer.activation = l.activation;
+                p.layer.vector_offset = sample_offset * l.vectors_per_sample();
                 if let Some(c) = l.conv {
                     p.conv = ConvParams { samples: batch, ..c };
                 }

@@ -88,7 +88,7 @@ pub fn bound_vector(
             }
             let mut yv = acc;
             let key = [l.key0, l.key1];
-            let noise = |group: u32| out_normals(s as u32, trial, l.layer, l.t_index, group, ti as u32, level, key)[(orow & 3) as usize];
+            let noise = |group: u32| out_normals(l.vector_offset + s as u32, trial, l.layer, l.t_index, group, ti as u32, level, key)[(orow & 3) as usize];
             if l.full_path != 0 {
                 if io.ir_drop > 0.0 {
                     let (mut sa, mut sp) = (0.0f32, 0.0f32);

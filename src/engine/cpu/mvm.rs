@@ -65,7 +65,7 @@ pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mu
                         if p.io.out_noise > 0.0 {
                             if orow >> 2 != group {
                                 group = orow >> 2;
-                                noise = out_normals(s as u32, trial, l.layer, l.t_index, group, ti as u32, 0, [l.key0, l.key1]);
+                                noise = out_normals(l.vector_offset + s as u32, trial, l.layer, l.t_index, group, ti as u32, 0, [l.key0, l.key1]);
                             }
                             v += p.io.out_noise * noise[(orow & 3) as usize];
                         }

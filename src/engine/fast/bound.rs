@@ -153,7 +153,7 @@ fn full_tile(
             // The blocks of the current output group (plain and weight-noise streams).
             let mut noise = |slot: usize, group: u32| {
                 if groups[slot].0 != group {
-                    groups[slot] = (group, out_normals(s as u32, trial, l.layer, l.t_index, group, ti as u32, 0, key));
+                    groups[slot] = (group, out_normals(l.vector_offset + s as u32, trial, l.layer, l.t_index, group, ti as u32, 0, key));
                 }
                 groups[slot].1[(orow & 3) as usize]
             };

@@ -78,7 +78,7 @@ fn epilogue_body(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize,
     for s in 0..batch {
         if io.out_noise > 0.0 {
             for gb in (g0..g1).step_by(L) {
-                let c = [[s as u32; L], [trial; L], [w2; L], std::array::from_fn(|i| ctr_word3_out(gb + i as u32, ti as u32, 0))];
+                let c = [[l.vector_offset + s as u32; L], [trial; L], [w2; L], std::array::from_fn(|i| ctr_word3_out(gb + i as u32, ti as u32, 0))];
                 let n = normal4_x8(&philox_x8(c, key));
                 let base = (gb - g0) as usize * 4;
                 for i in 0..L {

@@ -4,7 +4,12 @@
 //!
 //! Monte Carlo structure (noise-models §1): per trial chunk, `program` once (programming noise and
 //! drift exponents are per trial); per inference time, `drift` + `gdc` (fresh read noise per t);
-//! per MVM, `dac` → `mvm` → `bound` → `combine` (fresh periphery noise per MVM).
+//! per MVM, `dac` → `mvm` → `bound` → `combine` (fresh periphery noise per MVM). A convolution
+//! adds `im2col` before its MVMs (one per output pixel) and `pool` after its activation.
+//!
+//! Counters: device noise is keyed by (global trial, weight), periphery noise by (global trial,
+//! global MVM vector, output group), so trial chunks, shards and sample batches of a large data
+//! set all reproduce one whole run's numbers.
 
 use super::layout::{ConvParams, DeviceParams, IoParams, KernelParams, LayerParams, StageParams, TileInfo};
 use super::stages::{Stage, CHUNK, DAC_SERIAL_COLS, DAC_WG, MVM_BM, MVM_BN};

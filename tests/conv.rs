@@ -228,3 +228,16 @@ fn sample_batches_reproduce_the_whole_set() {
     let Some(mut g) = gpu(64) else { return };
     check(&mut g, "GPU");
 }
+
+#[test]
+fn a_conv_kernel_is_read_as_its_crossbar_matrix() {
+    // `aimc weights --tensor 3.weight` of a CNN: the [16, 8, 3, 3] kernel as the 16 x 72 matrix
+    // the crossbar holds; without --tensor a file with several matrices is refused by name.
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments/models/digits_cnn.safetensors");
+    let m = aimc::workload::io::read_safetensors_matrix(&path, Some("3.weight")).unwrap();
+    assert_eq!((m.rows, m.cols), (16, 72));
+    let exp = aimc::experiment::Experiment::load(&path.parent().unwrap().parent().unwrap().join("digits_cnn.toml")).unwrap();
+    assert_eq!(m.data, exp.layers[1].weight.data);
+    let e = aimc::workload::io::read_safetensors_matrix(&path, None).unwrap_err().to_string();
+    assert!(e.contains("0.weight, 3.weight, 7.weight") && e.contains("--tensor"), "{e}");
+}

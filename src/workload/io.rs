@@ -168,17 +168,21 @@ pub fn read_safetensors_matrix(path: &Path, name: Option<&str>) -> Result<Matrix
 /// [`read_safetensors_matrix`] on a file's bytes (read once for many tensors).
 pub fn parse_safetensors_matrix(bytes: &[u8], name: Option<&str>) -> Result<Matrix, String> {
     let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("not a valid safetensors file: {e}"))?;
-    let names: Vec<String> = st.names().into_iter().filter(|n| st.tensor(n).map(|t| t.shape().len() == 2).unwrap_or(false)).map(str::to_string).collect();
+    // Matrices: Linear weights (2-D) and Conv2d kernels (4-D), which map to the crossbar matrix
+    // [out, in_c · k_h · k_w] (aihwkit's mapping, PyTorch's `weight.view(out, -1)`).
+    let mut names: Vec<String> =
+        st.names().into_iter().filter(|n| st.tensor(n).map(|t| matches!(t.shape().len(), 2 | 4)).unwrap_or(false)).map(str::to_string).collect();
+    names.sort();
     let pick = match name {
         Some(n) => n.to_string(),
         None if names.len() == 1 => names[0].clone(),
         None => return Err(format!("holds {} matrices ({}); choose one with --tensor NAME", names.len(), names.join(", "))),
     };
     let t = st.tensor(&pick).map_err(|_| format!("has no tensor named {pick}; it holds {}", names.join(", ")))?;
-    if t.shape().len() != 2 {
-        return Err(format!("tensor {pick} has shape {:?}; a weight matrix must be 2-D", t.shape()));
+    if !matches!(t.shape().len(), 2 | 4) {
+        return Err(format!("tensor {pick} has shape {:?}; a weight matrix must be 2-D (Linear) or 4-D (a Conv2d kernel)", t.shape()));
     }
-    let (rows, cols) = (t.shape()[0], t.shape()[1]);
+    let (rows, cols) = (t.shape()[0], t.shape()[1..].iter().product::<usize>());
     if rows == 0 || cols == 0 {
         return Err(format!("tensor {pick} has shape {:?}: a weight matrix needs at least one row and one column", t.shape()));
     }

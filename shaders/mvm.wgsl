@@ -26,17 +26,8 @@
 // col_start) are loaded as zeros.
 //
 // Each accumulator sums over k in increasing order, so the result is independent of the tiling.
-// Output noise: one Philox block per four consecutive outputs (orow >> 2, all four words used),
-// drawn again whenever an output's group changes: two blocks per sample for an invocation's eight
-// outputs when the tile's row_start is a multiple of 4, four otherwise.
-
-@group(0) @binding(0) var<uniform> P: StageParams;
-@group(0) @binding(1) var<storage, read> tiles: array<TileInfo>;
-@group(0) @binding(2) var<storage, read> xq: array<f32>;
-@group(0) @binding(3) var<storage, read> weff: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-@group(0) @binding(5) var<storage, read_write> sat: array<atomic<u32>>;
-@group(0) @binding(6) var<storage, read_write> satlist: array<atomic<u32>>;
+// Bindings, staging loads and the epilogue: shaders/common/mvm_block.wgsl. Layers whose tiles
+// have at most 64 outputs run `mvm_narrow` instead (a 256-sample x 32-output block).
 
 const BM: u32 = 128u;          // samples per workgroup
 const BN: u32 = 128u;          // outputs per workgroup
@@ -45,79 +36,6 @@ const RV: u32 = 32u;           // vec4 per staged row (BM / 4 = BN / 4)
 const STAGE: u32 = 256u;       // vec4 per buffer (BK * RV)
 var<workgroup> xs: array<vec4<f32>, 512>;   // [2][BK][RV], column swizzled by k
 var<workgroup> ws: array<vec4<f32>, 512>;   // [2][BK][RV], column swizzled by k
-
-// Four rows `stride` apart at one column: `nrows` of them exist, the column exists if `kin`.
-fn gather_x(idx: u32, stride: u32, nrows: u32, kin: bool) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    if (kin) {
-        if (nrows >= 4u) {
-            v = vec4<f32>(xq[idx], xq[idx + stride], xq[idx + 2u * stride], xq[idx + 3u * stride]);
-        } else {
-            if (nrows > 0u) { v.x = xq[idx]; }
-            if (nrows > 1u) { v.y = xq[idx + stride]; }
-            if (nrows > 2u) { v.z = xq[idx + 2u * stride]; }
-        }
-    }
-    return v;
-}
-
-fn gather_w(idx: u32, stride: u32, nrows: u32, kin: bool) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    if (kin) {
-        if (nrows >= 4u) {
-            v = vec4<f32>(weff[idx], weff[idx + stride], weff[idx + 2u * stride], weff[idx + 3u * stride]);
-        } else {
-            if (nrows > 0u) { v.x = weff[idx]; }
-            if (nrows > 1u) { v.y = weff[idx + stride]; }
-            if (nrows > 2u) { v.z = weff[idx + 2u * stride]; }
-        }
-    }
-    return v;
-}
-
-// Epilogue for one sample row of an invocation: outputs oa .. oa + 3 (values va) and
-// oa + 64 .. oa + 67 (vb) of tile `tile`.
-fn emit_row(s: u32, oa: u32, va: vec4<f32>, vb: vec4<f32>, t: TileInfo, tile: u32, trial_local: u32) {
-    let L = P.layer;
-    if (s >= L.batch) {
-        return;
-    }
-    let ntiles = L.tiles_in * L.tiles_out;
-    let ti = tile % L.tiles_in;
-    let trial = L.trial_offset + trial_local;
-    let key = vec2<u32>(L.key0, L.key1);
-    let yrow = ((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out;
-    var group = 0xFFFFFFFFu;
-    var noise = vec4<f32>(0.0);
-    var any_sat = false;
-    for (var j = 0u; j < 8u; j = j + 1u) {
-        let hi = j >= 4u;
-        let o = oa + (j & 3u) + select(0u, 64u, hi);
-        if (o < t.rows) {
-            let orow = t.row_start + o;
-            var v = select(va[j & 3u], vb[j & 3u], hi);
-            if (P.io.out_noise > 0.0) {
-                if ((orow >> 2u) != group) {
-                    group = orow >> 2u;
-                    noise = out_normals(L.vector_offset + s, trial, L.layer, L.t_index, group, ti, 0u, key);
-                }
-                v = v + P.io.out_noise * noise[orow & 3u];
-            }
-            let q = quant_out(P.io, v);
-            if (P.io.bm_mode == 1u && saturated(P.io, q)) {
-                any_sat = true;
-            }
-            y[yrow + orow] = clamp(q, -P.io.out_bound, P.io.out_bound);
-        }
-    }
-    if (any_sat) {
-        let v = (trial_local * L.batch + s) * ntiles + tile;
-        if (atomicOr(&sat[v], 1u) == 0u) {
-            let k = atomicAdd(&satlist[0], 1u);
-            atomicStore(&satlist[1u + k], v);
-        }
-    }
-}
 
 @compute @workgroup_size(16, 16)
 fn mvm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -213,12 +131,12 @@ fn mvm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: 
     let oa = o0 + 4u * tx;
     let sa = s0 + 4u * ty;
     let sb = sa + 64u;
-    emit_row(sa, oa, c0a, c0b, t, tile, trial_local);
-    emit_row(sa + 1u, oa, c1a, c1b, t, tile, trial_local);
-    emit_row(sa + 2u, oa, c2a, c2b, t, tile, trial_local);
-    emit_row(sa + 3u, oa, c3a, c3b, t, tile, trial_local);
-    emit_row(sb, oa, c4a, c4b, t, tile, trial_local);
-    emit_row(sb + 1u, oa, c5a, c5b, t, tile, trial_local);
-    emit_row(sb + 2u, oa, c6a, c6b, t, tile, trial_local);
-    emit_row(sb + 3u, oa, c7a, c7b, t, tile, trial_local);
+    emit_row(sa, oa, 64u, c0a, c0b, t, tile, trial_local);
+    emit_row(sa + 1u, oa, 64u, c1a, c1b, t, tile, trial_local);
+    emit_row(sa + 2u, oa, 64u, c2a, c2b, t, tile, trial_local);
+    emit_row(sa + 3u, oa, 64u, c3a, c3b, t, tile, trial_local);
+    emit_row(sb, oa, 64u, c4a, c4b, t, tile, trial_local);
+    emit_row(sb + 1u, oa, 64u, c5a, c5b, t, tile, trial_local);
+    emit_row(sb + 2u, oa, 64u, c6a, c6b, t, tile, trial_local);
+    emit_row(sb + 3u, oa, 64u, c7a, c7b, t, tile, trial_local);
 }

@@ -92,7 +92,7 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
                 Stage::Program => &[(2, Some(FAST_ABS)), (3, Some(FAST_ABS))],
                 Stage::Drift => &[(3, Some(FAST_ABS)), (4, Some(256.0 * FAST_ABS))],
                 Stage::Dac => &[(2, None), (3, None)],
-                Stage::Mvm => &[(3, Some(MVM_ABS)), (4, None), (5, None)],
+                Stage::Mvm | Stage::MvmNarrow => &[(3, Some(MVM_ABS)), (4, None), (5, None)],
                 Stage::Bound => &[(5, Some(MVM_ABS)), (6, None)],
                 Stage::Combine => &[(6, Some(FAST_ABS))],
                 _ => continue,
@@ -114,7 +114,7 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
                             if diff > tol {
                                 flips += 1;
                                 assert!(
-                                    matches!(d.stage, Stage::Mvm | Stage::Bound) && diff <= 0.05 + tol,
+                                    matches!(d.stage, Stage::Mvm | Stage::MvmNarrow | Stage::Bound) && diff <= 0.05 + tol,
                                     "{name} binding {} index {i}: twin {} fast {} tol {tol}",
                                     b + 1,
                                     w[i],
@@ -128,7 +128,8 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
             }
             *checked.entry(name).or_insert(0) += 1;
         }
-        let want: &[&str] = if full { &["bound", "combine", "dac", "drift", "program"] } else { &["bound", "combine", "dac", "drift", "mvm", "program"] };
+        let want: &[&str] =
+            if full { &["bound", "combine", "dac", "drift", "program"] } else { &["bound", "combine", "dac", "drift", "mvm_narrow", "program"] };
         assert_eq!(checked.keys().copied().collect::<Vec<_>>(), want, "stages replayed: {checked:?}");
     }
 }

@@ -116,7 +116,7 @@ fn check(be: &mut dyn Backend, rec: &Recorder, layer: &AnalogLayer, x: &[f32], b
     let (mut outs, mut flips, mut vectors, mut level_flips) = (0, 0, 0, 0);
     let full = io.ir_drop > 0.0 || io.w_noise > 0.0;
     for d in rec.log.iter().filter(|d| d.stage == Stage::Bound) {
-        let mvm = rec.log.iter().rev().find(|e| e.stage == Stage::Mvm && e.params == d.params);
+        let mvm = rec.log.iter().rev().find(|e| matches!(e.stage, Stage::Mvm | Stage::MvmNarrow) && e.params == d.params);
         let trials = d.params.layer.trials as usize;
         let bound_out = replay(be, d);
         let mvm_out = mvm.map(|e| replay(be, e));

@@ -92,7 +92,7 @@ fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
         Stage::Drift => vec![(3, Cmp::Abs(WEIGHT_ABS)), (4, Cmp::Quantised { tol: 256.0 * WEIGHT_ABS, frac: 0.05 })],
         Stage::Gdc => vec![(2, Cmp::Rel(ALPHA_REL))],
         Stage::Dac => vec![(2, Cmp::Quantised { tol: 1e-6, frac: ADC_FLIP_FRACTION }), (3, Cmp::Exact)],
-        Stage::Mvm => vec![(3, Cmp::Quantised { tol: MVM_ABS, frac: ADC_FLIP_FRACTION }), (5, Cmp::List)],
+        Stage::Mvm | Stage::MvmNarrow => vec![(3, Cmp::Quantised { tol: MVM_ABS, frac: ADC_FLIP_FRACTION }), (5, Cmp::List)],
         Stage::Bound => vec![(5, Cmp::Quantised { tol: MVM_ABS, frac: ADC_FLIP_FRACTION }), (6, Cmp::Exact)],
         Stage::Combine => vec![(6, Cmp::Abs(MVM_ABS))],
         Stage::Accuracy => vec![(2, Cmp::Exact)],
@@ -109,6 +109,11 @@ fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
         Stage::Im2col => vec![(1, Cmp::Exact)],
         Stage::Pool => vec![(1, Cmp::Rel(POOL_REL))],
     }
+}
+
+/// Either block shape of the noisy GEMM.
+fn is_mvm(s: Stage) -> bool {
+    matches!(s, Stage::Mvm | Stage::MvmNarrow)
 }
 
 fn replay_all(rec: &Recorder, gpu: &mut dyn Backend) -> Vec<Stage> {
@@ -215,7 +220,7 @@ fn classifier_stages_match_twins() {
     let mut c = cfg(Gdc::Readout, 6, vec![1.0, 86400.0]);
     c.periphery.out_bound = 2.0;
     plan::run_classifier(&mut rec, &layers, &x, &labels, &c).unwrap();
-    let flagged: u32 = rec.log.iter().filter(|d| d.stage == Stage::Mvm).map(|d| d.after[4].iter().sum::<u32>()).sum();
+    let flagged: u32 = rec.log.iter().filter(|d| is_mvm(d.stage)).map(|d| d.after[4].iter().sum::<u32>()).sum();
     assert!(flagged > 0, "the test input should saturate some ADC outputs");
     // The full path (IR drop and weight noise on).
     let mut c2 = cfg(Gdc::Off, 3, vec![60.0]);
@@ -243,7 +248,7 @@ fn classifier_stages_match_twins() {
     plan::run_classifier(&mut rec, &cw, &x, &labels, &cfg(Gdc::ReadoutPerColumn, 3, vec![86400.0])).unwrap();
     let Some(mut g) = gpu(256) else { return };
     let seen = replay_all(&rec, &mut g);
-    for s in [Stage::Program, Stage::Drift, Stage::Gdc, Stage::Dac, Stage::Mvm, Stage::Bound, Stage::Combine, Stage::Accuracy] {
+    for s in [Stage::Program, Stage::Drift, Stage::Gdc, Stage::Dac, Stage::MvmNarrow, Stage::Bound, Stage::Combine, Stage::Accuracy] {
         assert!(seen.contains(&s), "stage {} was not exercised", s.name());
     }
 }
@@ -280,7 +285,7 @@ fn replay_stages(rec: &Recorder, gpu: &mut dyn Backend, stages: &[Stage]) -> usi
         for (b, how) in outputs(d.stage) {
             compare(d.stage, b, &d.after[b], &got[b], &how);
         }
-        if d.stage == Stage::Mvm {
+        if is_mvm(d.stage) {
             compare(d.stage, 4, &d.after[4], &got[4], &Cmp::Exact);
         }
         n += 1;
@@ -288,9 +293,10 @@ fn replay_stages(rec: &Recorder, gpu: &mut dyn Backend, stages: &[Stage]) -> usi
     n
 }
 
-/// `mvm` (128 x 128 blocks, K in steps of 8) against its twin on ragged shapes: single elements,
-/// sizes off every block and step multiple, several sample blocks, several output blocks, and
-/// tiles whose first row and column are not multiples of 4.
+/// `mvm` (128 x 128 blocks, K in steps of 8) and `mvm_narrow` (256 x 32 blocks, K in steps of 4,
+/// tiles of at most 64 outputs) against their twin on ragged shapes: single elements, sizes off
+/// every block and step multiple, several sample blocks, several output blocks, and tiles whose
+/// first row and column are not multiples of 4.
 #[test]
 fn mvm_matches_twin_on_ragged_shapes() {
     let big = TileShape { max_in: 512, max_out: 512 };
@@ -301,6 +307,11 @@ fn mvm_matches_twin_on_ragged_shapes() {
         (130, 70, 129, TileShape { max_in: 64, max_out: 100 }, 2, 2),
         (10, 64, 450, big, 1, 1),
         (259, 21, 9, TileShape { max_in: 16, max_out: 200 }, 2, 2),
+        (100, 20, 400, big, 1, 1),
+        (64, 30, 600, big, 1, 1),
+        (50, 33, 257, TileShape { max_in: 16, max_out: 40 }, 2, 3),
+        (33, 9, 1000, big, 1, 1),
+        (8, 72, 700, big, 1, 1),
     ];
     let mut rec = Recorder::new();
     for (i, &(n_out, n_in, batch, shape, to, ti)) in cases.iter().enumerate() {
@@ -311,10 +322,12 @@ fn mvm_matches_twin_on_ragged_shapes() {
         let x = weights(batch * n_in, seed + 2);
         plan::run_outputs(&mut rec, &[layer], &x, batch as u32, &cfg(Gdc::Readout, 2, vec![3600.0]), &mut |_| {}).unwrap();
     }
-    let groups: Vec<[u32; 3]> = rec.log.iter().filter(|d| d.stage == Stage::Mvm).map(|d| d.groups).collect();
-    assert!(groups.iter().any(|g| g[0] > 1) && groups.iter().any(|g| g[1] > 2), "{groups:?}");
+    for stage in [Stage::Mvm, Stage::MvmNarrow] {
+        let groups: Vec<[u32; 3]> = rec.log.iter().filter(|d| d.stage == stage).map(|d| d.groups).collect();
+        assert!(groups.iter().any(|g| g[0] > 1) && groups.iter().any(|g| g[1] > 2), "{}: {groups:?}", stage.name());
+    }
     let Some(mut g) = gpu(256) else { return };
-    assert_eq!(replay_stages(&rec, &mut g, &[Stage::Mvm]), cases.len());
+    assert_eq!(replay_stages(&rec, &mut g, &[Stage::Mvm, Stage::MvmNarrow]), cases.len());
 }
 
 /// Iterative bound management on vectors that saturate at several levels: positive weights and
@@ -333,13 +346,13 @@ fn bound_management_levels_match_twin() {
     c.periphery.out_bound = 4.0;
     let mut rec = Recorder::new();
     plan::run_outputs(&mut rec, &[layer], &x, batch as u32, &c, &mut |_| {}).unwrap();
-    let flagged: u32 = rec.log.iter().filter(|d| d.stage == Stage::Mvm).map(|d| d.after[4].iter().sum::<u32>()).sum();
+    let flagged: u32 = rec.log.iter().filter(|d| is_mvm(d.stage)).map(|d| d.after[4].iter().sum::<u32>()).sum();
     // Final reductions 2^level (level 0 for the vectors `bound` did not have to redo).
     let red: Vec<f32> = rec.log.iter().filter(|d| d.stage == Stage::Bound).flat_map(|d| d.after[6].iter().map(|&l| (1u32 << l) as f32)).collect();
     let vectors = 3 * batch * 2;
     assert_eq!(red.len(), vectors);
     let at = |r: f32| red.iter().filter(|&&v| v == r).count();
-    let listed: u32 = rec.log.iter().filter(|d| d.stage == Stage::Mvm).map(|d| d.after[5][0]).sum();
+    let listed: u32 = rec.log.iter().filter(|d| is_mvm(d.stage)).map(|d| d.after[5][0]).sum();
     assert_eq!(listed, flagged, "mvm lists every flagged vector once");
     assert!(flagged as usize > vectors / 2, "{flagged} of {vectors} vectors saturate at level 0");
     assert_eq!(flagged as usize, vectors - at(1.0));
@@ -347,7 +360,7 @@ fn bound_management_levels_match_twin() {
         assert!(at(r) > 0, "no vector ended at reduction {r}: {red:?}");
     }
     let Some(mut g) = gpu(256) else { return };
-    assert_eq!(replay_stages(&rec, &mut g, &[Stage::Mvm, Stage::Bound]), 2);
+    assert_eq!(replay_stages(&rec, &mut g, &[Stage::Mvm, Stage::MvmNarrow, Stage::Bound]), 2);
     // `bound`'s workgroups stride over the list: any grid gives the same result.
     for d in rec.log.iter().filter(|d| d.stage == Stage::Bound) {
         for groups in [[1, 1, 1], [3, 1, 1], [7, 2, 1]] {
@@ -449,7 +462,7 @@ fn conv_stages_match_twins() {
     plan::run_outputs(&mut rec, &analog, &workload::engine_input(&avg, &x), batch as u32, &cfg(Gdc::Off, 2, vec![0.0]), &mut |_| {}).unwrap();
     let Some(mut g) = gpu(256) else { return };
     let seen = replay_all(&rec, &mut g);
-    for s in [Stage::Im2col, Stage::Pool, Stage::Dac, Stage::Mvm, Stage::Combine] {
+    for s in [Stage::Im2col, Stage::Pool, Stage::Dac, Stage::MvmNarrow, Stage::Combine] {
         assert!(seen.contains(&s), "stage {} was not exercised", s.name());
     }
 }

@@ -58,10 +58,11 @@ pub enum Stage {
     AttentionOut,
     Im2col,
     Pool,
+    MvmNarrow,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 19] = [
+    pub const ALL: [Stage; 20] = [
         Stage::Program,
         Stage::Drift,
         Stage::Gdc,
@@ -81,6 +82,7 @@ impl Stage {
         Stage::AttentionOut,
         Stage::Im2col,
         Stage::Pool,
+        Stage::MvmNarrow,
     ];
 
     /// The stage's name: its WGSL file, entry point and CPU twin module.
@@ -105,6 +107,7 @@ impl Stage {
             Stage::AttentionOut => "attention_out",
             Stage::Im2col => "im2col",
             Stage::Pool => "pool",
+            Stage::MvmNarrow => "mvm_narrow",
         }
     }
 
@@ -114,7 +117,9 @@ impl Stage {
             Stage::Drift => include_str!("../../shaders/drift.wgsl"),
             Stage::Gdc => include_str!("../../shaders/gdc.wgsl"),
             Stage::Dac => include_str!("../../shaders/dac.wgsl"),
-            Stage::Mvm => include_str!("../../shaders/mvm.wgsl"),
+            // The two block shapes of the noisy GEMM share their bindings, loads and epilogue.
+            Stage::Mvm => concat!(include_str!("../../shaders/common/mvm_block.wgsl"), include_str!("../../shaders/mvm.wgsl")),
+            Stage::MvmNarrow => concat!(include_str!("../../shaders/common/mvm_block.wgsl"), include_str!("../../shaders/mvm_narrow.wgsl")),
             Stage::Bound => include_str!("../../shaders/bound.wgsl"),
             Stage::Combine => include_str!("../../shaders/combine.wgsl"),
             Stage::Accuracy => include_str!("../../shaders/accuracy.wgsl"),
@@ -176,6 +181,12 @@ pub const CHUNK: u32 = 256;
 pub const MVM_BM: u32 = 128;
 /// `mvm` block: outputs per workgroup (dispatch x).
 pub const MVM_BN: u32 = 128;
+/// Layers whose tallest tile has at most this many outputs run `mvm_narrow`.
+pub const MVM_NARROW_ROWS: u32 = 64;
+/// `mvm_narrow` block: samples per workgroup (dispatch y).
+pub const MVM_NARROW_BM: u32 = 256;
+/// `mvm_narrow` block: outputs per workgroup (dispatch x).
+pub const MVM_NARROW_BN: u32 = 32;
 /// `dac` gives one invocation a whole vector when every input slice is at most this long (a
 /// convolution's patches, 9 to 72 inputs in the digits CNN; small Linear layers); longer slices
 /// get a workgroup each. On lavapipe a workgroup per vector cost ~4 µs, so the digits CNN's `dac`

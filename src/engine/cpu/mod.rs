@@ -16,6 +16,7 @@ pub mod gdc;
 pub mod im2col;
 pub mod kernel_error;
 pub mod mvm;
+pub mod mvm_narrow;
 pub mod peak_fma;
 pub mod peak_philox;
 pub mod pool;
@@ -128,7 +129,8 @@ impl Backend for CpuBackend {
                 f(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut xq), cast_slice_mut(&mut out), th);
                 self.bufs[b[2].0] = xq;
             }
-            Stage::Mvm => {
+            // `mvm_narrow`'s twin is the `mvm` twin (the block shape changes no value).
+            Stage::Mvm | Stage::MvmNarrow => {
                 let mut y = std::mem::take(&mut self.bufs[b[3].0]);
                 let mut sat = std::mem::take(&mut self.bufs[b[4].0]);
                 let f = if fast { fast::mvm::mvm } else { mvm::mvm };

@@ -202,6 +202,9 @@ def test_from_torch_maps_conv_pool_and_folds_batchnorm2d():
     s = bn.weight / np.sqrt(bn.running_var + bn.eps)
     assert np.allclose(layers[0]["weight"], w * s[:, None, None, None], rtol=1e-6)
     assert np.allclose(layers[0]["bias"], bn.bias - s * bn.running_mean, rtol=1e-6, atol=1e-6)
+    Sequential = type("Sequential", (list,), {"children": lambda self: iter(self)})
+    nested, _ = aimc.from_torch(Sequential([Sequential(model[:4]), Sequential(model[4:])]))
+    assert len(nested) == 2 and np.array_equal(nested[0]["weight"], layers[0]["weight"])
     with pytest.raises(ValueError, match="does not follow a Conv2d"):
         aimc.from_torch([Linear(np.ones((4, 3)), None), MaxPool2d(2)])
     with pytest.raises(ValueError, match="groups"):

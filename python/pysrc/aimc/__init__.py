@@ -193,13 +193,13 @@ def from_torch(module) -> tuple[list, str | list]:
     pixel) and runs the pooling and Flatten digitally. The activation is one name when the same
     one sits between all layers and none after the last, else a list, the activation after each
     layer ("none" where there is none). ReLU, GELU and Tanh are mapped; Flatten, Identity and
-    Dropout are skipped. BatchNorm1d/BatchNorm2d are folded with their eval-mode running
+    Dropout are skipped; nested Sequentials are expanded in order. BatchNorm1d/BatchNorm2d are folded with their eval-mode running
     statistics: into the layer right before them (W' = s W, b' = s (b - mean) + beta,
     s = gamma / sqrt(var + eps)), or, for BatchNorm1d when an activation or nothing precedes it,
     into the Linear after it (W' = W diag(s), b' = b + W (beta - s mean)). Anything else is
     refused by name: aimc never drops a layer silently. Works by class name, so torch itself is
     not imported here."""
-    children = list(module.children()) if hasattr(module, "children") else list(module)
+    children = _flatten_sequential(module)
     layers, acts = [], []   # acts[i]: the activation after layer i
     pending = None          # a BatchNorm1d waiting for the next Linear: (scale, shift)
     last_layer = False      # the previous effective module was a layer (no activation since)
@@ -270,6 +270,16 @@ def from_torch(module) -> tuple[list, str | list]:
     if acts[-1] == "none" and len(set(between)) <= 1:
         return layers, (between[0] if between else "none")
     return layers, acts
+
+
+def _flatten_sequential(module) -> list:
+    """The modules of an `nn.Sequential` (or a list) in order, nested Sequentials expanded, so a
+    model built from blocks maps like the flat one; module indices in errors count the flat list."""
+    children = list(module.children()) if hasattr(module, "children") else list(module)
+    out = []
+    for m in children:
+        out.extend(_flatten_sequential(m) if type(m).__name__ == "Sequential" else [m])
+    return out
 
 
 def _as_dict(layer) -> dict:

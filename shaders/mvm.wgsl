@@ -27,7 +27,8 @@
 //
 // Each accumulator sums over k in increasing order, so the result is independent of the tiling.
 // Bindings, staging loads and the epilogue: shaders/common/mvm_block.wgsl. Layers whose tiles
-// have at most 64 outputs run `mvm_narrow` instead (a 256-sample x 32-output block).
+// have at most 32 outputs and many samples run `mvm_narrow` instead (a 256-sample x 32-output
+// block; see `plan::mvm_block`).
 
 const BM: u32 = 128u;          // samples per workgroup
 const BN: u32 = 128u;          // outputs per workgroup

@@ -1,8 +1,9 @@
-// Stage `mvm_narrow`: `mvm` for layers whose tiles have at most 64 outputs (a convolution's
-// channels, a classifier's last layer). The same GEMM Y[s, o] = sum_k x'[s, k] W_eff[o, k] per
+// Stage `mvm_narrow`: `mvm` for layers whose tiles have at most 32 outputs (a convolution's
+// channels, a classifier's last layer) and many samples (see `plan::mvm_block`). The same GEMM Y[s, o] = sum_k x'[s, k] W_eff[o, k] per
 // (trial, tile) with the same epilogue (shaders/common/mvm_block.wgsl), in a block of 256 samples
-// x 32 outputs: `mvm`'s 128 x 128 block computes 16 times the useful work for a tile of 8 outputs
-// and twice for 64, while such layers have samples (or output pixels) to spare.
+// x 32 outputs: `mvm`'s 128 x 128 block computes 16 times the useful work for a tile of 8 outputs,
+// while such layers have samples (or output pixels) to spare. The kernel handles any number of
+// 32-output blocks, though the plan sends it one.
 // CPU twin: src/engine/cpu/mvm_narrow.rs (the `mvm` twin: every accumulator sums over k in
 // increasing order, so the values do not depend on the block).
 //

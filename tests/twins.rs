@@ -294,7 +294,7 @@ fn replay_stages(rec: &Recorder, gpu: &mut dyn Backend, stages: &[Stage]) -> usi
 }
 
 /// `mvm` (128 x 128 blocks, K in steps of 8) and `mvm_narrow` (256 x 32 blocks, K in steps of 4,
-/// tiles of at most 64 outputs) against their twin on ragged shapes: single elements, sizes off
+/// tiles of at most 32 outputs) against their twin on ragged shapes: single elements, sizes off
 /// every block and step multiple, several sample blocks, several output blocks, and tiles whose
 /// first row and column are not multiples of 4.
 #[test]
@@ -322,9 +322,10 @@ fn mvm_matches_twin_on_ragged_shapes() {
         let x = weights(batch * n_in, seed + 2);
         plan::run_outputs(&mut rec, &[layer], &x, batch as u32, &cfg(Gdc::Readout, 2, vec![3600.0]), &mut |_| {}).unwrap();
     }
+    // Several output blocks (`mvm`; `mvm_narrow` gets one) and several sample blocks (both).
     for stage in [Stage::Mvm, Stage::MvmNarrow] {
         let groups: Vec<[u32; 3]> = rec.log.iter().filter(|d| d.stage == stage).map(|d| d.groups).collect();
-        assert!(groups.iter().any(|g| g[0] > 1) && groups.iter().any(|g| g[1] > 2), "{}: {groups:?}", stage.name());
+        assert!((stage == Stage::MvmNarrow || groups.iter().any(|g| g[0] > 1)) && groups.iter().any(|g| g[1] > 2), "{}: {groups:?}", stage.name());
     }
     let Some(mut g) = gpu(256) else { return };
     assert_eq!(replay_stages(&rec, &mut g, &[Stage::Mvm, Stage::MvmNarrow]), cases.len());

@@ -292,7 +292,7 @@ impl MvmBufs {
 /// i.e. narrow tiles with many vectors (a convolution's channels over its output pixels, a
 /// classifier's head over a test set); `mvm` otherwise, whose reuse per workgroup-memory read is
 /// higher. On lavapipe a MoE expert (64 outputs, ~16 tokens) ran 2.5 times slower in the narrow
-/// block, where neither block fills its lanes.
+/// block, where neither block fills its lanes; tiles of more than `MVM_NARROW_ROWS` take `mvm`.
 fn mvm_block(rows: u32, batch: u32) -> (Stage, u32, u32) {
     let padded = |bm: u32, bn: u32| rows.div_ceil(bn) as u64 * bn as u64 * batch.div_ceil(bm) as u64 * bm as u64;
     if rows <= MVM_NARROW_ROWS && 4 * padded(MVM_NARROW_BM, MVM_NARROW_BN) < 3 * padded(MVM_BM, MVM_BN) {
@@ -1234,12 +1234,12 @@ mod tests {
     #[test]
     fn narrow_tiles_with_many_vectors_take_the_narrow_block() {
         // The digits CNN's first convolution (8 channels over 450 x 64 pixels), a classifier's
-        // head (10 outputs over 450 samples): narrow. A MoE expert's 64 outputs over 16 tokens
-        // (the same padding in both blocks), and tiles of more than 64 outputs: the 128 x 128 block.
+        // head (10 outputs over 450 samples): narrow. Tiles of more than 32 outputs (a MoE expert's
+        // 64 over 16 tokens, any wide layer): the 128 x 128 block.
         assert_eq!(mvm_block(8, 28_800).0, Stage::MvmNarrow);
         assert_eq!(mvm_block(10, 450).0, Stage::MvmNarrow);
         assert_eq!(mvm_block(64, 16).0, Stage::Mvm);
-        assert_eq!(mvm_block(65, 100_000).0, Stage::Mvm);
+        assert_eq!(mvm_block(33, 100_000).0, Stage::Mvm);
         assert_eq!(mvm_block(512, 450), (Stage::Mvm, MVM_BM, MVM_BN));
     }
 }

@@ -181,8 +181,11 @@ pub const CHUNK: u32 = 256;
 pub const MVM_BM: u32 = 128;
 /// `mvm` block: outputs per workgroup (dispatch x).
 pub const MVM_BN: u32 = 128;
-/// Layers whose tallest tile has at most this many outputs run `mvm_narrow`.
-pub const MVM_NARROW_ROWS: u32 = 64;
+/// Layers whose tallest tile has at most this many outputs (one `mvm_narrow` block) may run
+/// `mvm_narrow` (see `plan::mvm_block`). On lavapipe a 64-output layer over 450 samples with 256
+/// inputs ran faster in `mvm` (two narrow blocks each stage the samples again, and BK = 4 doubles
+/// the barriers); a 10-output head ran faster narrow.
+pub const MVM_NARROW_ROWS: u32 = 32;
 /// `mvm_narrow` block: samples per workgroup (dispatch y).
 pub const MVM_NARROW_BM: u32 = 256;
 /// `mvm_narrow` block: outputs per workgroup (dispatch x).

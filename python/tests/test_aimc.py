@@ -228,5 +228,8 @@ def test_conv_classifier_fp_baseline_equals_a_direct_convolution(tmp_path):
     assert r.fp_baseline == want
     assert r.data["config"]["model"]["input_shape"] == [2, 7, 6]
     assert all(0.0 <= v <= 1.0 for v in r.points[0]["per_trial"])
+    rows = r.per_layer()
+    rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
+    assert [(row["name"], row["kind"]) for row in rows] == [("0", "Conv2d"), ("2", "Conv2d"), ("4", "Linear")]
     with pytest.raises(ValueError, match="input_shape"):
         aimc.classifier(layers, x.reshape(40, -1), y, activation=acts, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "bad"), quiet=True)

@@ -299,11 +299,11 @@ impl Figure {
             }
             Figure::MetricVsTime => metric_legend(results, series),
             Figure::Distribution => distribution_legend(results),
-            Figure::WeightError => layer_lines(series, &weight_error_layers)
+            Figure::WeightError => layer_lines(series, &weight_error_layers, &|l| results.layer_name(l))
                 .into_iter()
                 .map(|line| LegendItem { swatch: Swatch::Line(line.color, line.marker, line.dashed), label: line.label })
                 .collect(),
-            Figure::LayerError => layer_lines(series, &insight_layers)
+            Figure::LayerError => layer_lines(series, &insight_layers, &|l| results.layer_name(l))
                 .into_iter()
                 .map(|line| LegendItem { swatch: Swatch::Line(line.color, line.marker, line.dashed), label: line.label })
                 .collect(),
@@ -1131,7 +1131,8 @@ fn insight_layers(p: &Point) -> Vec<usize> {
     p.layer_insight.iter().map(|w| w.layer).collect()
 }
 
-fn layer_lines<'a>(series: &'a [Series<'a>], layers_of: &dyn Fn(&Point) -> Vec<usize>) -> Vec<LayerLine<'a>> {
+/// One line per (series, layer); `name_of` names a layer in the legend.
+fn layer_lines<'a>(series: &'a [Series<'a>], layers_of: &dyn Fn(&Point) -> Vec<usize>, name_of: &dyn Fn(usize) -> String) -> Vec<LayerLine<'a>> {
     let mut lines = Vec::new();
     for (i, s) in series.iter().enumerate() {
         let mut layers: Vec<usize> = s.points.iter().flat_map(|p| layers_of(p)).collect();
@@ -1139,7 +1140,7 @@ fn layer_lines<'a>(series: &'a [Series<'a>], layers_of: &dyn Fn(&Point) -> Vec<u
         layers.dedup();
         for (k, layer) in layers.into_iter().enumerate() {
             lines.push(LayerLine {
-                label: format!("{}, layer {layer}", s.label()),
+                label: format!("{}, layer {}", s.label(), name_of(layer)),
                 color: palette(i),
                 marker: MARKERS[k % MARKERS.len()],
                 dashed: k % 2 == 1,
@@ -1171,7 +1172,7 @@ where
     };
     let chart = build_chart(chart_area, None, (axis.lo, axis.hi), &axis.ticks, axis.description(), y_range, y_label)?;
     let plot = chart.plotting_area();
-    for line in layer_lines(series, layers_of) {
+    for line in layer_lines(series, layers_of, &|l| l.to_string()) {
         let coords: Vec<(f64, f64)> =
             line.points.iter().filter(|p| p.t_inf.is_finite()).filter_map(|p| Some((axis.x(p.t_inf), value(p, line.layer)?))).collect();
         let style = line.color.stroke_width(LINE_PX);

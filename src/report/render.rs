@@ -303,7 +303,7 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     if results.points.iter().any(|p| !p.weight_error.is_empty()) {
         blocks.push(Block::Heading(2, "Effective-weight error".to_string()));
         blocks.push(Block::Paragraph(text("E = (α W_eff − W) / max|W| over all weights and trials of a layer; α is the global drift compensation factor.")));
-        blocks.push(Block::Table(weight_error_table(&series)));
+        blocks.push(Block::Table(weight_error_table(results, &series)));
     }
 
     blocks.push(Block::Heading(2, "Run".to_string()));
@@ -497,25 +497,6 @@ fn energy_tables(energy: &Energy) -> Vec<Block> {
 /// Which layer costs the accuracy: per layer, the error its MVMs add on their own inputs, the share
 /// of MVMs bound management redid and of ADC outputs clipped; one sentence on the worst layer at
 /// the last time.
-/// "3 (Conv2d 8→16, 3×3, 16 MVMs per sample)" or "7 (Linear 64→10)": layer `i` as the resolved
-/// configuration describes it (its index alone where the configuration has no layer list).
-fn layer_label(results: &Results, i: usize) -> String {
-    let Some(l) = results.config.pointer(&format!("/model/layers/{i}")) else {
-        return i.to_string();
-    };
-    let (name, n_in, n_out) = (l["name"].as_str().unwrap_or(""), l["in"].as_u64().unwrap_or(0), l["out"].as_u64().unwrap_or(0));
-    match l.get("conv").filter(|c| !c.is_null()) {
-        Some(c) => format!(
-            "{name} (Conv2d {}→{n_out}, {}×{}, {} MVMs per sample)",
-            c["in_c"].as_u64().unwrap_or(0),
-            c["k_h"].as_u64().unwrap_or(0),
-            c["k_w"].as_u64().unwrap_or(0),
-            l["mvms_per_sample"].as_u64().unwrap_or(0)
-        ),
-        None => format!("{name} (Linear {n_in}→{n_out})"),
-    }
-}
-
 fn layer_insight_blocks(results: &Results, series: &[Series<'_>]) -> Vec<Block> {
     let last = results.times.last().copied().unwrap_or(0.0);
     let trials = results.points.iter().flat_map(|p| p.layer_insight.first()).map(|l| l.trials).max().unwrap_or(0);
@@ -532,7 +513,7 @@ fn layer_insight_blocks(results: &Results, series: &[Series<'_>]) -> Vec<Block> 
         para.push_str(&format!(
             " At {}, layer {} adds the largest error: median {} % ({}{}).",
             p.time_label,
-            layer_label(results, l.layer),
+            results.layer_label(l.layer),
             fixed(100.0 * l.mvm_error.median, 1),
             p.series,
             if l.clipped > 0.001 { format!("; {} % of its ADC outputs clipped", fixed(100.0 * l.clipped, 1)) } else { String::new() }
@@ -546,7 +527,7 @@ fn layer_insight_blocks(results: &Results, series: &[Series<'_>]) -> Vec<Block> 
                 rows.push(vec![
                     text(s.label()),
                     text(p.time_label.clone()),
-                    text(layer_label(results, l.layer)),
+                    text(results.layer_label(l.layer)),
                     text(format!("{} %", fixed(100.0 * l.mvm_error.median, 2))),
                     text(format!("{}–{} %", fixed(100.0 * l.mvm_error.p05, 2), fixed(100.0 * l.mvm_error.p95, 2))),
                     text(format!("{} %", fixed(100.0 * l.bm_repeated, 2))),
@@ -563,7 +544,7 @@ fn layer_insight_blocks(results: &Results, series: &[Series<'_>]) -> Vec<Block> 
     vec![Block::Paragraph(text(para)), Block::Table(table)]
 }
 
-fn weight_error_table(series: &[Series<'_>]) -> Table {
+fn weight_error_table(results: &Results, series: &[Series<'_>]) -> Table {
     let header = ["series", "time", "layer", "trials", "mean", "std", "α mean", "α std"];
     let mut rows = Vec::new();
     for s in series {
@@ -572,7 +553,7 @@ fn weight_error_table(series: &[Series<'_>]) -> Table {
                 rows.push(vec![
                     text(s.label()),
                     text(p.time_label.clone()),
-                    text(w.layer.to_string()),
+                    text(results.layer_name(w.layer)),
                     text(w.trials.to_string()),
                     text(significant(w.mean, 4)),
                     text(significant(w.std, 4)),

@@ -396,6 +396,31 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
 }
 
 impl Results {
+    /// Layer `i`'s name in the model ("3", "fc1"), or its index where the configuration lists
+    /// no layers.
+    pub fn layer_name(&self, i: usize) -> String {
+        self.config.pointer(&format!("/model/layers/{i}/name")).and_then(|v| v.as_str()).map_or_else(|| i.to_string(), str::to_string)
+    }
+
+    /// "3 (Conv2d 8→16, 3×3, 16 MVMs per sample)" or "7 (Linear 64→10)": layer `i` as the
+    /// resolved configuration describes it (its index alone where it lists no layers).
+    pub fn layer_label(&self, i: usize) -> String {
+        let Some(l) = self.config.pointer(&format!("/model/layers/{i}")) else {
+            return i.to_string();
+        };
+        let (name, n_in, n_out) = (self.layer_name(i), l["in"].as_u64().unwrap_or(0), l["out"].as_u64().unwrap_or(0));
+        match l.get("conv").filter(|c| !c.is_null()) {
+            Some(c) => format!(
+                "{name} (Conv2d {}→{n_out}, {}×{}, {} MVMs per sample)",
+                c["in_c"].as_u64().unwrap_or(0),
+                c["k_h"].as_u64().unwrap_or(0),
+                c["k_w"].as_u64().unwrap_or(0),
+                l["mvms_per_sample"].as_u64().unwrap_or(0)
+            ),
+            None => format!("{name} (Linear {n_in}→{n_out})"),
+        }
+    }
+
     /// `results.json` (or `results.partial.json` when the run stopped early) and `trials.csv`.
     pub fn save(&self, dir: &std::path::Path, complete: bool) -> std::io::Result<std::path::PathBuf> {
         std::fs::create_dir_all(dir)?;

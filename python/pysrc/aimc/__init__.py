@@ -75,12 +75,16 @@ class Results:
     def per_layer(self):
         """Classifiers: one row per (point, time, layer) over the layer-insight trials: the error
         the layer adds on its own inputs (median and 5-95 % over trials), the share of its MVMs
-        bound management redid and of its ADC outputs clipped."""
+        bound management redid and of its ADC outputs clipped. `name` is the layer's name in the
+        state dict and `kind` "Linear" or "Conv2d"."""
+        described = ((self.data.get("config") or {}).get("model") or {}).get("layers") or []
         rows = []
         for p in self.points:
             for l in p.get("layer_insight", []):
                 e = l["mvm_error"]
+                d = described[l["layer"]] if l["layer"] < len(described) else {}
                 rows.append({"series": p["series"], **p["labels"], "t_s": p["t_inf"], "time": p["time_label"], "layer": l["layer"],
+                             "name": d.get("name", str(l["layer"])), "kind": "Conv2d" if d.get("conv") else "Linear",
                              "trials": l["trials"], "mvm_error_median": e["median"], "mvm_error_p05": e["p05"], "mvm_error_p95": e["p95"],
                              "bm_repeated": l["bm_repeated"], "clipped": l["clipped"]})
         return _frame(rows)

@@ -2,7 +2,8 @@
 // tiles multiply (aihwkit's `AnalogConv2d` mapping: one vector per output pixel, kernel ×
 // in-channels long, columns ordered (c, i, j) as PyTorch's `weight.view(out_c, -1)`), so the
 // layer then runs as a Linear one with samples · out_h · out_w vectors per trial.
-// Input `x`: NHWC images [trial][sample][in_h][in_w][in_c] (one trial when shared by all);
+// Input `x`: NHWC images [trial][sample][in_h][in_w][in_c] (one trial when shared by all), or
+// with in_nchw the model's input as PyTorch holds it, [sample][in_c][in_h][in_w];
 // output `cols`: [trial][sample][out_h][out_w][in_c · k_h · k_w]; zero padding outside the image.
 // One invocation = one element of `cols`. CPU twin: src/engine/cpu/im2col.rs.
 
@@ -33,7 +34,11 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let ix = i32(ox * C.stride_w + r % C.k_w) - i32(C.pad_w);
     var val = 0.0;
     if (iy >= 0 && iy < i32(C.in_h) && ix >= 0 && ix < i32(C.in_w)) {
-        val = x[((image * C.in_h + u32(iy)) * C.in_w + u32(ix)) * C.in_c + c];
+        if (C.in_nchw != 0u) {
+            val = x[((image * C.in_c + c) * C.in_h + u32(iy)) * C.in_w + u32(ix)];
+        } else {
+            val = x[((image * C.in_h + u32(iy)) * C.in_w + u32(ix)) * C.in_c + c];
+        }
     }
     cols[i] = val;
 }

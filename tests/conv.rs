@@ -66,7 +66,10 @@ fn check_against_direct(be: &mut dyn Backend, what: &str) {
     let x = aimc::rng::uniform_signed(batch * 2 * 7 * 6, 11);
     let analog = workload::analog_layers(&layers, &acts, TileShape { max_in: 8, max_out: 3 }, Scaling { omega: 1.0, columnwise: false });
     assert!(analog[0].mapped.n_tiles() > 1 && analog[1].mapped.n_tiles() > 1, "the convolutions should span several tiles");
-    let y = run_outputs(be, &analog, &workload::engine_input(&layers, &x), batch as u32, &ideal(3), &mut |_| {}).unwrap();
+    // The first convolution reads the data set's NCHW rows (2 channels here), the second the
+    // engine's NHWC images.
+    assert_eq!(analog.iter().map(|l| l.conv.map(|c| c.in_nchw)).collect::<Vec<_>>(), [Some(1), Some(0), None]);
+    let y = run_outputs(be, &analog, &x, batch as u32, &ideal(3), &mut |_| {}).unwrap();
     assert_eq!(y[0].len(), 3 * batch * 5);
     for s in 0..batch {
         let want = workload::forward_f64(&layers, &acts, &x[s * 84..(s + 1) * 84]);
@@ -108,22 +111,13 @@ fn noisy_conv_runs_agree_between_cpu_and_gpu() {
     c.periphery = Periphery::default();
     c.gdc = Gdc::Readout;
     c.times = vec![3600.0];
-    let xe = workload::engine_input(&layers, &x);
+    let xe = x.clone();
     let want = run_outputs(&mut cpu(), &analog, &xe, batch as u32, &c, &mut |_| {}).unwrap();
     let Some(mut g) = gpu(64) else { return };
     let got = run_outputs(&mut g, &analog, &xe, batch as u32, &c, &mut |_| {}).unwrap();
     let worst = want[0].iter().zip(&got[0]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     // Three layers of MVM_ABS each, as ADC steps may flip at a rounding boundary.
     assert!(worst <= 3.0 * aimc::tolerances::MVM_ABS + 0.15, "CPU and GPU outputs differ by {worst}");
-}
-
-#[test]
-fn nchw_inputs_reach_the_engine_as_nhwc() {
-    let (layers, _) = model();
-    let x: Vec<f32> = (0..84).map(|i| i as f32).collect();
-    let e = workload::engine_input(&layers, &x);
-    // Pixel (h, w) channel c: NCHW index c·42 + h·6 + w, NHWC index (h·6 + w)·2 + c.
-    assert_eq!(e[(3 * 6 + 4) * 2 + 1], (42 + 3 * 6 + 4) as f32);
 }
 
 #[test]
@@ -157,7 +151,7 @@ fn fast_im2col_and_pool_equal_their_twins_bit_for_bit() {
     let mut rec = Recorder::new();
     let mut c = ideal(3);
     c.device = DeviceModel::pcm();
-    run_outputs(&mut rec, &analog, &workload::engine_input(&layers, &x), batch as u32, &c, &mut |_| {}).unwrap();
+    run_outputs(&mut rec, &analog, &x, batch as u32, &c, &mut |_| {}).unwrap();
     let mut fast = aimc::engine::cpu::CpuBackend::fast(3);
     let mut seen = 0;
     for d in rec.log.iter().filter(|d| matches!(d.stage, aimc::engine::stages::Stage::Im2col | aimc::engine::stages::Stage::Pool)) {
@@ -201,7 +195,7 @@ fn sample_batches_reproduce_the_whole_set() {
     let x = aimc::rng::uniform_signed(batch * 84, 21);
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 5).collect();
     let analog = workload::analog_layers(&layers, &acts, TileShape { max_in: 8, max_out: 3 }, Scaling::default());
-    let xe = workload::engine_input(&layers, &x);
+    let xe = x.clone();
     let mut c = ideal(5);
     c.device = DeviceModel::pcm();
     c.periphery = Periphery::default();

@@ -452,7 +452,7 @@ fn conv_stages_match_twins() {
     let batch = 3;
     let x = weights(batch * 3 * 9 * 7, 8);
     let mut rec = Recorder::new();
-    plan::run_outputs(&mut rec, &analog, &workload::engine_input(&layers, &x), batch as u32, &cfg(Gdc::Readout, 3, vec![60.0]), &mut |_| {}).unwrap();
+    plan::run_outputs(&mut rec, &analog, &x, batch as u32, &cfg(Gdc::Readout, 3, vec![60.0]), &mut |_| {}).unwrap();
     // Average pooling too, on its own layer.
     let mut avg = layers.clone();
     let mut set_avg = set;
@@ -460,7 +460,7 @@ fn conv_stages_match_twins() {
     avg[0].conv = Some(Conv2d { in_c: 3, k_h: 3, k_w: 3, ..Conv2d::default() });
     workload::set_geometry(&mut avg, Some([3, 9, 7]), &set_avg).unwrap();
     let analog = workload::analog_layers(&avg, &acts, TileShape { max_in: 20, max_out: 4 }, Scaling::default());
-    plan::run_outputs(&mut rec, &analog, &workload::engine_input(&avg, &x), batch as u32, &cfg(Gdc::Off, 2, vec![0.0]), &mut |_| {}).unwrap();
+    plan::run_outputs(&mut rec, &analog, &x, batch as u32, &cfg(Gdc::Off, 2, vec![0.0]), &mut |_| {}).unwrap();
     let Some(mut g) = gpu(256) else { return };
     let seen = replay_all(&rec, &mut g);
     for s in [Stage::Im2col, Stage::Pool, Stage::Dac, Stage::MvmNarrow, Stage::Combine] {

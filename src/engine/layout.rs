@@ -151,7 +151,8 @@ pub struct KernelParams {
 }
 
 /// A convolution layer's geometry (`im2col`) and the digital pooling after it (`pool`); all
-/// zeros for a Linear layer. Images are NHWC inside the engine: `[trial][sample][h][w][c]`.
+/// zeros for a Linear layer. Images are NHWC inside the engine: `[trial][sample][h][w][c]`; the
+/// data set's rows stay in PyTorch's NCHW order and `im2col` reads them so.
 /// The unfolded columns are ordered (c, i, j), as PyTorch's `weight.view(out_c, -1)` (aihwkit's
 /// mapping: kernel × in-channels rows of the crossbar, one output channel per column).
 #[repr(C)]
@@ -176,7 +177,9 @@ pub struct ConvParams {
     pub pool_stride: u32,
     pub pool_h: u32,
     pub pool_w: u32,
-    pub _pad0: u32,
+    /// 1: the input is the model's own, PyTorch's NCHW rows `[sample][c][h][w]` (the first
+    /// layer reads the data set as given); 0: a previous layer's NHWC output.
+    pub in_nchw: u32,
     pub _pad1: u32,
     pub _pad2: u32,
 }

@@ -258,7 +258,7 @@ fn layer_insight(
     let data = exp.data.as_ref().expect("validated: classifier has data");
     let mut cfg = run_config(exp, sp, Chunk::whole(exp));
     cfg.trials = trials;
-    let got = plan::run_layer_insight(be, layers, &workload::engine_input(&exp.layers, &data.x), data.labels.len() as u32, &cfg)?;
+    let got = plan::run_layer_insight(be, layers, &data.x, data.labels.len() as u32, &cfg)?;
     progress.advance(trials as u64);
     got.into_iter()
         .map(|per_layer| {
@@ -299,10 +299,7 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chu
             let data = exp.data.as_ref().expect("validated: classifier has data");
             let (fc, fn_) = workload::fp_accuracy(&exp.layers, &exp.activations, data);
             let fp = fc as f64 / fn_ as f64;
-            let pts = plan::run_classifier_progress(be, &layers, &workload::engine_input(&exp.layers, &data.x), &data.labels, &cfg, &mut |n| {
-                progress.advance(n as u64)
-            })
-            .map_err(eng)?;
+            let pts = plan::run_classifier_progress(be, &layers, &data.x, &data.labels, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
             let we = layer_weight_errors(be, exp, sp, &mapped, chunk.weight_error_trials, progress).map_err(eng)?;
             let insight_trials = if budget_only(sp) { 0 } else { chunk.layer_insight_trials };
             let insight = layer_insight(be, exp, sp, &layers, insight_trials, progress).map_err(eng)?;

@@ -224,13 +224,15 @@ pub fn set_geometry(layers: &mut [Linear], input: Option<[usize; 3]>, settings: 
 
 /// Maps every layer onto tiles; `acts[i]` follows layer i (see [`between`]). A Linear layer
 /// after a convolution gets its columns permuted from PyTorch's flatten order (c, h, w) to the
-/// engine's NHWC order (h, w, c), so it reads the pooled images as they lie in memory.
+/// engine's NHWC order (h, w, c), so it reads the pooled images as they lie in memory; a first
+/// convolution reads the data set's NCHW rows as they are.
 pub fn analog_layers(layers: &[Linear], acts: &[Activation], shape: TileShape, scaling: Scaling) -> Vec<AnalogLayer> {
     let mut prev: Option<[usize; 3]> = None;
     layers
         .iter()
         .zip(acts)
-        .map(|(l, a)| {
+        .enumerate()
+        .map(|(i, (l, a))| {
             let w = &l.weight;
             let data = match (l.conv, prev) {
                 (None, Some([c, h, wd])) => {
@@ -253,28 +255,11 @@ pub fn analog_layers(layers: &[Linear], acts: &[Activation], shape: TileShape, s
                 mapped: MappedMatrix::new(&data, w.rows as u32, w.cols as u32, shape, scaling),
                 bias: l.bias.clone(),
                 activation: a.code(),
-                conv: l.conv.map(|c| c.params()),
+                // The first layer reads the data set's rows as PyTorch holds them (NCHW).
+                conv: l.conv.map(|c| ConvParams { in_nchw: u32::from(i == 0), ..c.params() }),
             }
         })
         .collect()
-}
-
-/// The data set's rows as the engine reads them: PyTorch's NCHW images become NHWC when the
-/// first layer is a convolution with several channels; otherwise the rows as they are.
-pub fn engine_input<'a>(layers: &[Linear], x: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
-    match layers.first().and_then(|l| l.conv) {
-        Some(c) if c.in_c > 1 => {
-            let (ch, hw) = (c.in_c, c.in_h * c.in_w);
-            let mut out = vec![0.0f32; x.len()];
-            for (src, dst) in x.chunks(ch * hw).zip(out.chunks_mut(ch * hw)) {
-                for (k, v) in dst.iter_mut().enumerate() {
-                    *v = src[(k % ch) * hw + k / ch];
-                }
-            }
-            out.into()
-        }
-        _ => x.into(),
-    }
 }
 
 /// Checks that the data set fits the model: features = first layer inputs, labels < outputs.

@@ -1,6 +1,7 @@
 //! Fast CPU `im2col` (the twin is src/engine/cpu/im2col.rs): the same unfolding, as nested loops
 //! over (image, output pixel, channel, kernel row) that copy whole kernel rows, with no division
-//! per element. A gather of f32 values, so the result equals the twin's bit for bit.
+//! per element; NHWC input, or NCHW for the model's own input (`in_nchw`). A gather of f32
+//! values, so the result equals the twin's bit for bit.
 
 use crate::engine::cpu::common::par_trials;
 use crate::engine::layout::StageParams;
@@ -28,10 +29,12 @@ pub fn im2col(p: &StageParams, x: &[f32], cols: &mut [f32], threads: usize) {
                                 row.fill(0.0);
                                 continue;
                             }
-                            let src = &image[iy as usize * in_w * in_c..][..in_w * in_c];
+                            // Image row iy of channel ch: pixel ix at base + ix · step.
+                            let (base, step) =
+                                if c.in_nchw != 0 { ((ch * in_h as usize + iy as usize) * in_w, 1) } else { (iy as usize * in_w * in_c + ch, in_c) };
                             for (j, o) in row.iter_mut().enumerate() {
                                 let ix = x0 + j as isize;
-                                *o = if ix >= 0 && (ix as usize) < in_w { src[ix as usize * in_c + ch] } else { 0.0 };
+                                *o = if ix >= 0 && (ix as usize) < in_w { image[base + ix as usize * step] } else { 0.0 };
                             }
                         }
                     }

@@ -132,6 +132,30 @@ fn breakdown(be: &mut dyn Backend, on: bool, f: &mut dyn FnMut(&mut dyn Backend)
     prof
 }
 
+/// Seconds for one run of `exp` through the experiment runner, after a short warm-up run that
+/// builds the pipelines (and fills the driver's caches), as every later run of a session finds
+/// them; with `--breakdown`, the per-stage profile of one more run.
+fn timed_experiment(
+    be: &mut dyn Backend,
+    exp: &crate::experiment::Experiment,
+    path: &std::path::Path,
+    show_breakdown: bool,
+) -> Result<(f64, Option<Profile>), EngineError> {
+    let run = |be: &mut dyn Backend, exp: &crate::experiment::Experiment| {
+        crate::experiment::run::run(exp, be, &mut crate::experiment::run::Quiet)
+            .error
+            .map_or(Ok(()), |e| Err(EngineError::Invalid(format!("{}: {e}", path.display()))))
+    };
+    let mut warm = exp.clone();
+    warm.trials = exp.trials.min(8);
+    run(be, &warm)?;
+    let start = std::time::Instant::now();
+    run(be, exp)?;
+    let t = start.elapsed().as_secs_f64();
+    let profile = breakdown(be, show_breakdown, &mut |be| run(be, exp))?;
+    Ok((t, profile))
+}
+
 /// The public MLP throughput case: `experiments/bench_mlp.toml` from the working directory, else
 /// from the source tree this binary was built from.
 fn bench_mlp_path() -> Option<std::path::PathBuf> {
@@ -261,24 +285,7 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
             if small {
                 exp.trials = 20;
             }
-            let mut quiet = crate::experiment::run::Quiet;
-            // A short warm-up run first builds the pipelines (and fills the driver's caches), as
-            // every later run of a session finds them; the timed run is the whole experiment.
-            let mut warm = exp.clone();
-            warm.trials = exp.trials.min(8);
-            if let Some(e) = crate::experiment::run::run(&warm, be.as_mut(), &mut quiet).error {
-                return Err(EngineError::Invalid(format!("{}: {e}", path.display())));
-            }
-            let start = std::time::Instant::now();
-            let out = crate::experiment::run::run(&exp, be.as_mut(), &mut quiet);
-            let t = start.elapsed().as_secs_f64();
-            if let Some(e) = out.error {
-                return Err(EngineError::Invalid(format!("{}: {e}", path.display())));
-            }
-            let profile = breakdown(be.as_mut(), show_breakdown, &mut |be| {
-                let out = crate::experiment::run::run(&exp, be, &mut crate::experiment::run::Quiet);
-                out.error.map_or(Ok(()), |e| Err(EngineError::Invalid(e.to_string())))
-            })?;
+            let (t, profile) = timed_experiment(be.as_mut(), &exp, &path, show_breakdown)?;
             let dims: Vec<String> = std::iter::once(exp.layers[0].weight.cols).chain(exp.layers.iter().map(|l| l.weight.rows)).map(|d| d.to_string()).collect();
             let points = (exp.trials as usize * exp.times.len() * exp.points.len()) as f64;
             cases.push(Case {
@@ -344,17 +351,7 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
         let layers = crate::workload::analog_layers(&exp.layers, &exp.activations, TileShape::default(), Default::default());
         let macs: f64 = layers.iter().map(|l| l.vectors_per_sample() as f64 * l.mapped.n_in as f64 * l.mapped.n_out as f64).sum::<f64>() * samples;
         let inferences = (exp.trials as usize * exp.times.len() * exp.points.len()) as f64;
-        let mut quiet = crate::experiment::run::Quiet;
-        let start = std::time::Instant::now();
-        let out = crate::experiment::run::run(&exp, be.as_mut(), &mut quiet);
-        let t = start.elapsed().as_secs_f64();
-        if let Some(e) = out.error {
-            return Err(EngineError::Invalid(format!("{}: {e}", cnn.display())));
-        }
-        let profile = breakdown(be.as_mut(), show_breakdown, &mut |be| {
-            let out = crate::experiment::run::run(&exp, be, &mut crate::experiment::run::Quiet);
-            out.error.map_or(Ok(()), |e| Err(EngineError::Invalid(e.to_string())))
-        })?;
+        let (t, profile) = timed_experiment(be.as_mut(), &exp, cnn, show_breakdown)?;
         cases.push(Case {
             name: "(h) CNN experiment",
             size: format!("digits_cnn.toml, {} trials x {} times x {}", exp.trials, exp.times.len(), exp.points.len()),

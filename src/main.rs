@@ -98,6 +98,12 @@ fn flags_experiment(name: &str, workload: &str, mut model: toml::Table, mut data
     Ok(aimc::experiment::Experiment::from_text(&text, std::path::Path::new(&format!("aimc {name} (flags)")))?)
 }
 
+/// The digits CSV's train and test splits (the trainers' data).
+fn digits_split(data: &std::path::Path) -> Result<(aimc::train::Dataset, aimc::train::Dataset)> {
+    let text = std::fs::read_to_string(data).with_context(|| format!("reading {}", data.display()))?;
+    Ok(aimc::train::split_digits(&aimc::train::parse_digits_csv(&text)?))
+}
+
 /// Loads an experiment file with `--set SECTION.FIELD=VALUE` applied to its TOML before
 /// validation, so every override is checked like a field of the file.
 fn load_with_sets(path: &std::path::Path, sets: &[String]) -> Result<aimc::experiment::Experiment> {
@@ -327,8 +333,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench { backend, size, breakdown } => aimc::bench::run(backend, &size, breakdown).map_err(Into::into),
         Command::TrainDigitsMoe { out, data } => {
-            let text = std::fs::read_to_string(&data).with_context(|| format!("reading {}", data.display()))?;
-            let (train, test) = aimc::train::split_digits(&aimc::train::parse_digits_csv(&text)?);
+            let (train, test) = digits_split(&data)?;
             let cfg = aimc::train_moe::MoeTrainConfig::default();
             let start = std::time::Instant::now();
             let model = aimc::train_moe::train_moe(&train, &cfg);
@@ -348,8 +353,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::TrainDigitsCnn { out, data } => {
-            let text = std::fs::read_to_string(&data).with_context(|| format!("reading {}", data.display()))?;
-            let (train, test) = aimc::train::split_digits(&aimc::train::parse_digits_csv(&text)?);
+            let (train, test) = digits_split(&data)?;
             let cfg = aimc::train_cnn::CnnTrainConfig::default();
             let start = std::time::Instant::now();
             let model = aimc::train_cnn::train_cnn(&train, &cfg);
@@ -371,9 +375,7 @@ fn run(cli: Cli) -> Result<()> {
             if cfg.hidden.contains(&0) {
                 bail!("--hidden {:?}: every width must be >= 1", cfg.hidden);
             }
-            let text = std::fs::read_to_string(&data).with_context(|| format!("reading {}", data.display()))?;
-            let ds = aimc::train::parse_digits_csv(&text)?;
-            let (train, test) = aimc::train::split_digits(&ds);
+            let (train, test) = digits_split(&data)?;
             let start = std::time::Instant::now();
             let model = aimc::train::train_mlp(&train, &cfg);
             aimc::train::save_safetensors(&model, &aimc::train::training_command(&cfg), &out)?;

@@ -397,6 +397,9 @@ pub struct Experiment {
     /// Which layers stay digital (classifier; `model.digital`).
     pub digital: Vec<bool>,
     pub data: Option<Dataset>,
+    /// A classifier's floating-point (f64) accuracy on `data`: (correct, samples), computed once
+    /// here for every sweep point, chunk and the report.
+    pub fp_correct: Option<(u64, u64)>,
     pub mvm_inputs: u32,
     /// Kernel workloads: the point set, data set or Q/K/V.
     pub kernel_data: Option<super::kernel::KernelData>,
@@ -1102,7 +1105,13 @@ impl Experiment {
             "reference": reference.as_ref().map(|r| r.file.clone()),
             "energy_table": energy,
         });
+        let activations = layer_activations.or_else(|| model.activations.clone()).unwrap_or_else(|| crate::workload::between(layers.len(), model.activation));
+        let fp_correct = match (&data, wl) {
+            (Some(d), WorkloadKind::Classifier) => Some(crate::workload::fp_accuracy(&layers, &activations, d)),
+            _ => None,
+        };
         Ok(Experiment {
+            fp_correct,
             file: path.to_path_buf(),
             sha256,
             name: raw.name,
@@ -1123,7 +1132,7 @@ impl Experiment {
             times,
             axes,
             points,
-            activations: layer_activations.or_else(|| model.activations.clone()).unwrap_or_else(|| crate::workload::between(layers.len(), model.activation)),
+            activations,
             digital: layers.iter().map(|l| digital_names.contains(&l.name)).collect(),
             layers,
             activation: model.activation,

@@ -297,7 +297,7 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chu
     match exp.workload {
         WorkloadKind::Classifier => {
             let data = exp.data.as_ref().expect("validated: classifier has data");
-            let (fc, fn_) = workload::fp_accuracy(&exp.layers, &exp.activations, data);
+            let (fc, fn_) = exp.fp_correct.expect("validated: a classifier's baseline is computed at load");
             let fp = fc as f64 / fn_ as f64;
             let pts = plan::run_classifier_progress(be, &layers, &data.x, &data.labels, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
             let we = layer_weight_errors(be, exp, sp, &mapped, chunk.weight_error_trials, progress).map_err(eng)?;
@@ -516,10 +516,7 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
     let secs = start.elapsed().as_secs_f64();
     let ad = be.adapter();
     let fp_baseline = match (&exp.data, exp.workload) {
-        (Some(d), WorkloadKind::Classifier) => {
-            let (c, n) = workload::fp_accuracy(&exp.layers, &exp.activations, d);
-            Some(c as f64 / n as f64)
-        }
+        (Some(_), WorkloadKind::Classifier) => exp.fp_correct.map(|(c, n)| c as f64 / n as f64),
         // The MoE classifier: the floating-point accuracy of its first point's model.
         (Some(_), WorkloadKind::Moe) => points.first().and_then(|p| p.fp),
         _ => None,

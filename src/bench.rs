@@ -137,12 +137,12 @@ fn breakdown(be: &mut dyn Backend, on: bool, f: &mut dyn FnMut(&mut dyn Backend)
 /// them; with `--breakdown`, the per-stage profile of one more run.
 fn timed_experiment(
     be: &mut dyn Backend,
-    exp: &crate::experiment::Experiment,
+    exp: &crate::config::Experiment,
     path: &std::path::Path,
     show_breakdown: bool,
 ) -> Result<(f64, Option<Profile>), EngineError> {
-    let run = |be: &mut dyn Backend, exp: &crate::experiment::Experiment| {
-        crate::experiment::run::run(exp, be, &mut crate::experiment::run::Quiet)
+    let run = |be: &mut dyn Backend, exp: &crate::config::Experiment| {
+        crate::run::run(exp, be, &mut crate::run::Quiet)
             .error
             .map_or(Ok(()), |e| Err(EngineError::Invalid(format!("{}: {e}", path.display()))))
     };
@@ -281,7 +281,7 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
     match bench_mlp_path() {
         None => say!("(e) skipped: experiments/bench_mlp.toml not found (run from the repository root)"),
         Some(path) => {
-            let mut exp = crate::experiment::Experiment::load(&path).map_err(|e| EngineError::Invalid(format!("{}: {e}", path.display())))?;
+            let mut exp = crate::config::Experiment::load(&path).map_err(|e| EngineError::Invalid(format!("{}: {e}", path.display())))?;
             if small {
                 exp.trials = 20;
             }
@@ -307,10 +307,10 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
     // simulation (tokens scheduled per second, host).
     let moe = std::path::Path::new("experiments/moe_3d.toml");
     if moe.is_file() {
-        let mut exp = crate::experiment::Experiment::load(moe).map_err(|e| EngineError::Invalid(format!("{}: {e}", moe.display())))?;
+        let mut exp = crate::config::Experiment::load(moe).map_err(|e| EngineError::Invalid(format!("{}: {e}", moe.display())))?;
         exp.trials = if small { 4 } else { 100 };
         let start = std::time::Instant::now();
-        let out = crate::experiment::run::run(&exp, be.as_mut(), &mut crate::experiment::run::Quiet);
+        let out = crate::run::run(&exp, be.as_mut(), &mut crate::run::Quiet);
         let t = start.elapsed().as_secs_f64();
         if let Some(e) = out.error {
             return Err(EngineError::Invalid(format!("{}: {e}", moe.display())));
@@ -343,7 +343,7 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
     // pooling; its rate is the MVMs' FLOPs per second, its floor the adapter's FMA peak.
     let cnn = std::path::Path::new("experiments/digits_cnn.toml");
     if cnn.is_file() {
-        let mut exp = crate::experiment::Experiment::load(cnn).map_err(|e| EngineError::Invalid(format!("{}: {e}", cnn.display())))?;
+        let mut exp = crate::config::Experiment::load(cnn).map_err(|e| EngineError::Invalid(format!("{}: {e}", cnn.display())))?;
         exp.trials = if small { 10 } else { 200 };
         exp.weight_error_trials = 0;
         exp.layer_insight_trials = 0;
@@ -410,19 +410,19 @@ fn si(v: f64, unit: &str) -> String {
 fn attention_case(be: &mut dyn Backend, small: bool, philox: f64, flops: f64, show_breakdown: bool) -> Result<Case, EngineError> {
     use crate::engine::layout::KernelParams;
     use crate::engine::plan::KernelReduction;
-    use crate::kernel::{Kernel, KernelSpec, Projection, SoftmaxFeatures};
+    use crate::features::{Kernel, KernelSpec, Projection, SoftmaxFeatures};
     let (d, s, heads) = (64usize, 256usize, 8usize);
     let (n, trials) = if small { (128usize, 2u32) } else { (1024, 64) };
     let spec = KernelSpec { kernel: Kernel::Softmax, projection: Projection::Orf, softmax_features: SoftmaxFeatures::Positive, gamma: 1.0, features: s, d };
     let w = spec.projection(1);
-    let (q, k, v) = crate::kernel::attention::synthetic_qkv(heads, n, d, (d as f64).powf(-0.25), 2);
+    let (q, k, v) = crate::features::attention::synthetic_qkv(heads, n, d, (d as f64).powf(-0.25), 2);
     let sc = (d as f32).powf(-0.25);
     let x: Vec<f32> = q.iter().chain(&k).map(|&a| a * sc).collect();
-    let norms = crate::kernel::sq_norms(&x, d);
+    let norms = crate::features::sq_norms(&x, d);
     let mut exact = Vec::with_capacity(heads * n * d);
     for h in 0..heads {
         let r = h * n * d..(h + 1) * n * d;
-        exact.extend(crate::kernel::attention::exact_attention(&q[r.clone()], &k[r.clone()], &v[r], n, d, d, false));
+        exact.extend(crate::features::attention::exact_attention(&q[r.clone()], &k[r.clone()], &v[r], n, d, d, false));
     }
     let layer = AnalogLayer { mapped: MappedMatrix::new(&w, s as u32, d as u32, TileShape::default(), 1.0), bias: vec![0.0; s], activation: 0, conv: None };
     let rows = 2 * heads * n;

@@ -49,7 +49,7 @@ fn path_value(p: &std::path::Path) -> toml::Value {
 /// `aimc weights` and `aimc mlp` are front ends of the experiment runner: their flags become an
 /// experiment document that the experiment loader validates (the same checks and messages as a
 /// file) and `run_experiment` runs, so they write the same results, plots and report as `aimc run`.
-fn flags_experiment(name: &str, workload: &str, mut model: toml::Table, mut data: Option<toml::Table>, c: &CommonArgs) -> Result<aimc::experiment::Experiment> {
+fn flags_experiment(name: &str, workload: &str, mut model: toml::Table, mut data: Option<toml::Table>, c: &CommonArgs) -> Result<aimc::config::Experiment> {
     if c.trials == 0 {
         bail!("--trials 0: need at least 1 trial");
     }
@@ -95,7 +95,7 @@ fn flags_experiment(name: &str, workload: &str, mut model: toml::Table, mut data
     sweep.insert("t".into(), toml::Value::Array(c.times.iter().map(|x| x.trim().into()).collect()));
     doc.insert("sweep".into(), sweep.into());
     let text = toml::to_string(&doc)?;
-    Ok(aimc::experiment::Experiment::from_text(&text, std::path::Path::new(&format!("aimc {name} (flags)")))?)
+    Ok(aimc::config::Experiment::from_text(&text, std::path::Path::new(&format!("aimc {name} (flags)")))?)
 }
 
 /// The digits CSV's train and test splits (the trainers' data).
@@ -106,7 +106,7 @@ fn digits_split(data: &std::path::Path) -> Result<(aimc::train::Dataset, aimc::t
 
 /// Loads an experiment file with `--set SECTION.FIELD=VALUE` applied to its TOML before
 /// validation, so every override is checked like a field of the file.
-fn load_with_sets(path: &std::path::Path, sets: &[String]) -> Result<aimc::experiment::Experiment> {
+fn load_with_sets(path: &std::path::Path, sets: &[String]) -> Result<aimc::config::Experiment> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the experiment file; check the path", path.display()))?;
     let mut doc: toml::Table = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim().replace('\n', " ")))?;
     for s in sets {
@@ -121,25 +121,25 @@ fn load_with_sets(path: &std::path::Path, sets: &[String]) -> Result<aimc::exper
         t.insert(field.trim().to_string(), v);
     }
     let text = toml::to_string(&doc)?;
-    Ok(aimc::experiment::Experiment::from_text(&text, path)?)
+    Ok(aimc::config::Experiment::from_text(&text, path)?)
 }
 
 /// Runs a validated experiment on `backend` and writes results, plots and report into `dir`
 /// (`aimc run`, `aimc weights`, `aimc mlp`); `json` also gets a copy of results.json.
 fn run_experiment(
-    exp: &aimc::experiment::Experiment,
+    exp: &aimc::config::Experiment,
     backend: aimc::engine::BackendChoice,
     dir: std::path::PathBuf,
     profile: bool,
     json: Option<&std::path::Path>,
 ) -> Result<()> {
     let mut progress = ProgressOut::new();
-    let (r, path) = aimc::pipeline::run_to_dir(exp, backend, &dir, profile, &mut progress, &mut |m| say_err!("{m}")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (r, path) = aimc::run::pipeline::run_to_dir(exp, backend, &dir, profile, &mut progress, &mut |m| say_err!("{m}")).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(j) = json {
         std::fs::copy(&path, j).with_context(|| format!("writing {}", j.display()))?;
         say_err!("wrote {}", j.display());
     }
-    say!("{}", aimc::experiment::run::console_summary(&r));
+    say!("{}", aimc::run::console_summary(&r));
     say!("{:.1} s, {:.0} trials/s; results in {} (report.md, report.html, plots)", r.run_seconds, r.trials_per_second, path.parent().unwrap().display());
     Ok(())
 }
@@ -159,7 +159,7 @@ impl ProgressOut {
     }
 }
 
-impl aimc::experiment::run::Progress for ProgressOut {
+impl aimc::run::Progress for ProgressOut {
     fn start(&mut self, total: u64) {
         use std::io::IsTerminal;
         self.total = total;
@@ -202,7 +202,7 @@ impl aimc::experiment::run::Progress for ProgressOut {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run { experiment, backend, out, trials, shard, profile, ci_halfwidth, max_trials, set } => {
-            let mut exp = if set.is_empty() { aimc::experiment::Experiment::load(&experiment)? } else { load_with_sets(&experiment, &set)? };
+            let mut exp = if set.is_empty() { aimc::config::Experiment::load(&experiment)? } else { load_with_sets(&experiment, &set)? };
             if let Some(t) = trials {
                 if t < 2 {
                     bail!("--trials {t}: an interval over trials needs at least 2");
@@ -225,12 +225,12 @@ fn run(cli: Cli) -> Result<()> {
                 exp.ci_half_width = x;
                 exp.resolved["ci_half_width"] = x.into();
                 exp.resolved["adaptive_max_trials"] = max_trials.into();
-                exp.adaptive = Some(aimc::experiment::Adaptive { half_width: x, max_trials });
+                exp.adaptive = Some(aimc::config::Adaptive { half_width: x, max_trials });
             }
             let mut default_dir = std::path::PathBuf::from("results").join(&exp.name);
             if let Some(s) = &shard {
                 let (k, n) = if s == "env" {
-                    let (k, n, from) = aimc::experiment::shard_from_env(|v| std::env::var(v).ok()).map_err(anyhow::Error::msg)?;
+                    let (k, n, from) = aimc::config::shard_from_env(|v| std::env::var(v).ok()).map_err(anyhow::Error::msg)?;
                     say_err!("shard {k}/{n} from {from}");
                     (k, n)
                 } else {
@@ -247,17 +247,17 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Merge { out, shards } => {
             let parts = shards.iter().map(|d| aimc::report::results::Results::load(d)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
-            let r = aimc::experiment::merge::merge(parts).map_err(anyhow::Error::msg)?;
+            let r = aimc::run::merge::merge(parts).map_err(anyhow::Error::msg)?;
             let staging = Staging::begin(&out)?;
             r.save(staging.path(), true).with_context(|| format!("writing merged results for {}", out.display()))?;
             aimc::report::write_report(&r, staging.path())?;
             let path = staging.publish()?.join("results.json");
-            say!("{}", aimc::experiment::run::console_summary(&r));
+            say!("{}", aimc::run::console_summary(&r));
             say!("merged {} shards ({} trials) into {}", shards.len(), r.trials, path.display());
             Ok(())
         }
         Command::Check { experiment } => {
-            let exp = aimc::experiment::Experiment::load(&experiment)?;
+            let exp = aimc::config::Experiment::load(&experiment)?;
             say!(
                 "{}: ok ({:?}, {} sweep points x {} times x {} trials, {} layers)",
                 experiment.display(),

@@ -133,7 +133,7 @@ impl MoeNet {
     fn trace(&self, x: &[f32]) -> Trace {
         let mut z = vec![0.0; self.router.n_out];
         dense(&self.router, x, &mut z);
-        let chosen = crate::experiment::moe::top_k(&z, self.top_k);
+        let chosen = crate::workload::moe::top_k(&z, self.top_k);
         let mut t = Trace { z, chosen, pre: vec![], hid: vec![], out: vec![], y: vec![0.0; self.classes()] };
         for &(e, g) in &t.chosen {
             let (a, b) = &self.experts[e];
@@ -259,7 +259,7 @@ pub fn train_moe(train: &Dataset, cfg: &MoeTrainConfig) -> MoeNet {
         let mut z = vec![0.0f32; cfg.experts];
         for &i in batch {
             dense(&m.router, &noisy[i * train.n_features..][..train.n_features], &mut z);
-            for (e, _) in crate::experiment::moe::top_k(&z, cfg.top_k) {
+            for (e, _) in crate::workload::moe::top_k(&z, cfg.top_k) {
                 f[e] += 1.0 / (batch.len() * cfg.top_k) as f32;
             }
         }
@@ -287,7 +287,7 @@ pub fn expert_load(m: &MoeNet, data: &Dataset) -> Vec<f64> {
     for i in 0..data.n {
         let mut z = vec![0.0; m.router.n_out];
         dense(&m.router, data.row(i), &mut z);
-        for (e, _) in crate::experiment::moe::top_k(&z, m.top_k) {
+        for (e, _) in crate::workload::moe::top_k(&z, m.top_k) {
             load[e] += 1.0 / (data.n * m.top_k) as f64;
         }
     }
@@ -328,7 +328,7 @@ pub fn save_safetensors(m: &MoeNet, training: &str, path: impl AsRef<Path>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::moe::{fp_forward, load_weights, MoeSettings};
+    use crate::workload::moe::{fp_forward, load_weights, MoeSettings};
 
     fn digits() -> (Dataset, Dataset) {
         crate::train::split_digits(&crate::train::shipped_digits())

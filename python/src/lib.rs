@@ -1,10 +1,10 @@
 //! The Python extension module `aimc._aimc`: one entry point into the same pipeline as the CLI
-//! (`aimc::pipeline::run_to_dir`), taking an experiment document as TOML text. The Python side
+//! (`aimc::run::pipeline::run_to_dir`), taking an experiment document as TOML text. The Python side
 //! (python/pysrc/aimc) builds documents from paths, dicts and NumPy arrays and wraps the results.
 
 use aimc::engine::BackendChoice;
-use aimc::experiment::run::Progress;
-use aimc::experiment::Experiment;
+use aimc::run::Progress;
+use aimc::config::Experiment;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use std::path::{Path, PathBuf};
@@ -57,7 +57,7 @@ fn run_toml(py: Python<'_>, text: &str, path: &str, backend: &str, out: Option<&
     let dir = out.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
     let res = py.allow_threads(|| {
         let mut progress = Lines { total: 0, done: 0, next: 0, quiet };
-        aimc::pipeline::run_to_dir(&exp, choice, &dir, false, &mut progress, &mut |m| {
+        aimc::run::pipeline::run_to_dir(&exp, choice, &dir, false, &mut progress, &mut |m| {
             if !quiet {
                 eprintln!("aimc: {m}");
             }

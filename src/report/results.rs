@@ -174,7 +174,7 @@ pub struct MoeCost {
     /// Every token's latency, pooled over trials.
     pub latency_hist: Histogram,
     /// Mean energy per token by component, pJ (`total_pj` is the sum of the others).
-    pub energy_per_token: crate::tiers::schedule::EnergyBreakdown,
+    pub energy_per_token: crate::arch::schedule::EnergyBreakdown,
     /// Mean MVMs per batch on each [tile][tier] (a heat map of tier use).
     pub tier_activations: Vec<Vec<f64>>,
     /// Mean busy fraction of each tile over the batch.

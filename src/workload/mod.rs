@@ -5,7 +5,10 @@
 //!   columns, one MVM per output pixel), digital activations and pooling, on a labelled data set;
 //! - mvm: single-vector MVMs with programming noise (the device state regenerated in registers).
 
+pub mod budget;
 pub mod io;
+pub mod kernel;
+pub mod moe;
 
 use crate::crossbar::{MappedMatrix, Scaling, TileShape};
 use crate::engine::layout::ConvParams;

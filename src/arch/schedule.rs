@@ -283,9 +283,9 @@ pub fn schedule(mapping: &Mapping, table: &TierCostTable, tokens: &[Vec<u32>], o
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tiers::arch::{Architecture, MoeLayer};
-    use crate::tiers::mapping::{map_layer, Strategy};
-    use crate::tiers::routing::{sample_tokens, Routing};
+    use crate::arch::tiers::{Architecture, MoeLayer};
+    use crate::arch::mapping::{map_layer, Strategy};
+    use crate::arch::routing::{sample_tokens, Routing};
 
     /// One chunk per matrix: 4 x 4 crossbars, d_model = d_ff = 4, two experts.
     const TINY: MoeLayer = MoeLayer { d_model: 4, d_ff: 4, experts: 2, top_k: 2, d_out: 0 };
@@ -345,7 +345,7 @@ mod tests {
         let toks = sample_tokens(&Routing::Zipf { s: 1.0 }, 8, 2, 3, 0, 64).unwrap();
         let mut t = TierCostTable::default_table();
         t.passive_power_w.value = 0.5;
-        t.tier_area_mm2 = Some(crate::tiers::cost::Cost { value: 0.25, source: "test".into() });
+        t.tier_area_mm2 = Some(crate::arch::cost::Cost { value: 0.25, source: "test".into() });
         let r = schedule(&m, &t, &toks, &ScheduleOptions { attention_context: 128 }).unwrap();
         let e = r.energy;
         assert_eq!(e.total_pj, e.mvm_pj + e.communication_pj + e.digital_pj + e.attention_pj + e.dram_pj + e.passive_pj);

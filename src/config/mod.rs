@@ -4,8 +4,7 @@
 //! reported before any compute, naming the field or file and the fix. Only the validated
 //! [`Experiment`] reaches the runner (ripgrep's low-level → high-level arguments).
 
-use super::energy::CostTable;
-use super::{parse_time, time_label};
+use crate::arch::energy::CostTable;
 use crate::crossbar::{Gdc, Periphery, TileShape, MAX_TILE_IN};
 use crate::device::{DeviceModel, MODEL_NAMES};
 use crate::workload::io::{self, Dataset, Linear, Matrix};
@@ -13,6 +12,13 @@ use crate::workload::Activation;
 use serde::Deserialize;
 use sha2::Digest;
 use std::path::{Path, PathBuf};
+
+pub mod overrides;
+pub mod reference;
+pub mod time;
+
+pub use overrides::shard_from_env;
+pub use time::{parse_time, time_label, TIME_UNITS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExperimentError {
@@ -80,14 +86,14 @@ struct RawExperiment {
     #[serde(default)]
     model: Option<RawModel>,
     data: Option<RawData>,
-    /// Kernel workloads: the feature map (`super::kernel::KernelSettings`).
+    /// Kernel workloads: the feature map (`crate::workload::kernel::KernelSettings`).
     #[serde(default)]
     kernel: Option<toml::Table>,
     /// The attention workload's Q, K, V.
     #[serde(default)]
     attention: Option<RawAttention>,
-    /// The moe workload: the layer (`super::moe::MoeSettings`), the architecture
-    /// (`crate::tiers::arch::Architecture`) and the cost tables.
+    /// The moe workload: the layer (`crate::workload::moe::MoeSettings`), the architecture
+    /// (`crate::arch::tiers::Architecture`) and the cost tables.
     #[serde(default)]
     moe: Option<toml::Table>,
     #[serde(default)]
@@ -96,7 +102,7 @@ struct RawExperiment {
     cost: Option<RawCost>,
     /// The noise budget: which source costs the metric (`super::budget`).
     #[serde(default)]
-    budget: Option<super::budget::BudgetSettings>,
+    budget: Option<crate::workload::budget::BudgetSettings>,
     #[serde(default)]
     device: toml::Table,
     #[serde(default)]
@@ -260,7 +266,7 @@ fn one() -> f32 {
 }
 
 /// `[attention]`: Q, K, V from .npy files (`[heads, n, d]` or `[n, d]`), or generated: Q, K ~
-/// N(0, qk_std²) and V ~ N(0, 1) from `data_seed` (`crate::kernel::attention::synthetic_qkv`).
+/// N(0, qk_std²) and V ~ N(0, 1) from `data_seed` (`crate::features::attention::synthetic_qkv`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAttention {
@@ -335,9 +341,9 @@ pub struct SweepPoint {
     pub gdc: Gdc,
     pub tile: TileShape,
     /// Kernel workloads: the feature map at this point.
-    pub kernel: Option<super::kernel::KernelSettings>,
+    pub kernel: Option<crate::workload::kernel::KernelSettings>,
     /// The moe workload: the layer and the architecture at this point.
-    pub moe: Option<(super::moe::MoeSettings, crate::tiers::arch::Architecture)>,
+    pub moe: Option<(crate::workload::moe::MoeSettings, crate::arch::tiers::Architecture)>,
     /// Per-layer device and periphery in place of the point's (the noise budget's layer
     /// configurations); empty: every layer takes the point's.
     pub layer_noise: Vec<Option<(DeviceModel, Periphery)>>,
@@ -402,12 +408,12 @@ pub struct Experiment {
     pub fp_correct: Option<(u64, u64)>,
     pub mvm_inputs: u32,
     /// Kernel workloads: the point set, data set or Q/K/V.
-    pub kernel_data: Option<super::kernel::KernelData>,
+    pub kernel_data: Option<crate::workload::kernel::KernelData>,
     /// The moe workload's cost tables (3D tiers, GPU).
-    pub moe_tables: Option<(crate::tiers::cost::TierCostTable, crate::tiers::cost::GpuTable)>,
+    pub moe_tables: Option<(crate::arch::cost::TierCostTable, crate::arch::cost::GpuTable)>,
     pub energy: CostTable,
     /// Another simulator's numbers to put beside this run's (`[reference]`).
-    pub reference: Option<super::reference::Reference>,
+    pub reference: Option<reference::Reference>,
     /// The resolved configuration, recorded in the results.
     pub resolved: serde_json::Value,
 }
@@ -534,7 +540,7 @@ pub fn workload_name(w: WorkloadKind) -> String {
 }
 
 /// Reads or generates the attention workload's Q, K, V (each `[heads][n][d]`).
-fn attention_data(a: &RawAttention, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<super::kernel::KernelData, String> {
+fn attention_data(a: &RawAttention, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<crate::workload::kernel::KernelData, String> {
     if a.heads == 0 {
         return Err("attention.heads = 0: must be >= 1".into());
     }
@@ -550,7 +556,7 @@ fn attention_data(a: &RawAttention, resolve: &dyn Fn(&Path) -> PathBuf) -> Resul
             if !(std > 0.0 && std.is_finite()) {
                 return Err(format!("attention.qk_std = {std}: must be > 0"));
             }
-            let (q, k, v) = crate::kernel::attention::synthetic_qkv(a.heads, a.n, a.d, std, a.data_seed);
+            let (q, k, v) = crate::features::attention::synthetic_qkv(a.heads, a.n, a.d, std, a.data_seed);
             (q, k, v, a.n, a.d)
         }
         (Some(qp), Some(kp), Some(vp)) => {
@@ -588,7 +594,7 @@ fn attention_data(a: &RawAttention, resolve: &dyn Fn(&Path) -> PathBuf) -> Resul
         }
         _ => return Err("attention: give all of q, k, v (.npy, [heads x n, d] each) or none (generated)".into()),
     };
-    Ok(super::kernel::KernelData::Attention { heads: a.heads, n, d, causal: a.causal, q, k, v })
+    Ok(crate::workload::kernel::KernelData::Attention { heads: a.heads, n, d, causal: a.causal, q, k, v })
 }
 
 impl Experiment {
@@ -685,11 +691,11 @@ impl Experiment {
 
         // Kernel workloads: the feature map (each field also a sweep axis).
         let wl = raw.workload;
-        let kernel_base: Option<super::kernel::KernelSettings> = if wl.is_kernel() {
+        let kernel_base: Option<crate::workload::kernel::KernelSettings> = if wl.is_kernel() {
             let t = raw.kernel.clone().ok_or_else(|| {
                 bad(format!("the {} workload needs a [kernel] section, e.g. kernel = \"rbf\", projection = \"rff\", features = 128", workload_name(wl)))
             })?;
-            Some(super::kernel::KernelSettings::from_table(&t).map_err(&bad)?)
+            Some(crate::workload::kernel::KernelSettings::from_table(&t).map_err(&bad)?)
         } else if raw.kernel.is_some() {
             return Err(bad("[kernel] is for the kernel_error, kernel_ridge and attention workloads; remove it or change workload".into()));
         } else {
@@ -699,14 +705,14 @@ impl Experiment {
             return Err(bad("[attention] is for workload = \"attention\"; remove it or change workload".into()));
         }
         let kernel_fields = kernel_base.as_ref().map(|k| toml::Table::try_from(k).unwrap()).unwrap_or_default();
-        let moe_base: Option<(super::moe::MoeSettings, crate::tiers::arch::Architecture)> = if wl == WorkloadKind::Moe {
+        let moe_base: Option<(crate::workload::moe::MoeSettings, crate::arch::tiers::Architecture)> = if wl == WorkloadKind::Moe {
             let m = raw
                 .moe
                 .clone()
                 .ok_or_else(|| bad("the moe workload needs a [moe] section: d_model, d_ff, experts, top_k (and tokens, routing, mapping, ...)".into()))?;
             let a = raw.arch.clone().ok_or_else(|| bad("the moe workload needs an [arch] section: tiles, tiers, rows, cols (e.g. 16, 8, 512, 512)".into()))?;
-            let m: super::moe::MoeSettings = m.try_into().map_err(|e: toml::de::Error| bad(format!("[moe]: {}", e.message().trim())))?;
-            let a: crate::tiers::arch::Architecture = a.try_into().map_err(|e: toml::de::Error| bad(format!("[arch]: {}", e.message().trim())))?;
+            let m: crate::workload::moe::MoeSettings = m.try_into().map_err(|e: toml::de::Error| bad(format!("[moe]: {}", e.message().trim())))?;
+            let a: crate::arch::tiers::Architecture = a.try_into().map_err(|e: toml::de::Error| bad(format!("[arch]: {}", e.message().trim())))?;
             Some((m, a))
         } else {
             if raw.moe.is_some() || raw.arch.is_some() || raw.cost.is_some() {
@@ -838,11 +844,11 @@ impl Experiment {
                 if raw.workload != WorkloadKind::Classifier {
                     return Err(bad("[reference] compares classifier accuracies; remove it or use workload = \"classifier\"".into()));
                 }
-                let (m, sd) = (r.mean_tol_pp.unwrap_or(super::reference::DEFAULT_MEAN_TOL_PP), r.std_rel_tol.unwrap_or(super::reference::DEFAULT_STD_REL_TOL));
+                let (m, sd) = (r.mean_tol_pp.unwrap_or(reference::DEFAULT_MEAN_TOL_PP), r.std_rel_tol.unwrap_or(reference::DEFAULT_STD_REL_TOL));
                 if !(m > 0.0 && sd > 0.0) {
                     return Err(bad(format!("[reference] mean_tol_pp = {m}, std_rel_tol = {sd}: both must be > 0")));
                 }
-                Some(super::reference::Reference::load(&resolve(&r.path), m, sd).map_err(|e| bad(format!("reference.path: {e}")))?)
+                Some(reference::Reference::load(&resolve(&r.path), m, sd).map_err(|e| bad(format!("reference.path: {e}")))?)
             }
         };
         let no_model = RawModel {
@@ -879,7 +885,7 @@ impl Experiment {
                         ds.len()
                     )));
                 }
-                kernel_data = Some(super::kernel::split_standardise(&ds.x, &ds.labels, ds.n_features));
+                kernel_data = Some(crate::workload::kernel::split_standardise(&ds.x, &ds.labels, ds.n_features));
                 (vec![], None, 0)
             }
             WorkloadKind::Moe => {
@@ -916,7 +922,7 @@ impl Experiment {
                     if let Some(path) = &m.model {
                         m.model = Some(resolve(path));
                         if m.accuracy {
-                            super::moe::load_weights(m).map_err(|e| bad(format!("{at}{e}")))?;
+                            crate::workload::moe::load_weights(m).map_err(|e| bad(format!("{at}{e}")))?;
                         }
                     }
                 }
@@ -994,7 +1000,7 @@ impl Experiment {
                 let k = p.kernel.as_ref().expect("kernel workloads have kernel settings");
                 let at = if p.labels.is_empty() { String::new() } else { format!("sweep point {}: ", p.series()) };
                 k.validate(kd.d()).map_err(|m| bad(format!("{at}{m}")))?;
-                if wl == WorkloadKind::Attention && k.kernel != crate::kernel::Kernel::Softmax {
+                if wl == WorkloadKind::Attention && k.kernel != crate::features::Kernel::Softmax {
                     return Err(bad(format!("{at}kernel.kernel = {:?}: attention approximates softmax(QKᵀ/√d); use kernel = \"softmax\"", k.kernel)));
                 }
             }
@@ -1011,18 +1017,18 @@ impl Experiment {
                 return Err(bad("sweep.budget: the budget axis is made by [budget]; remove it from [sweep]".into()));
             }
             let first = &points[0];
-            let sources: Vec<super::budget::Source> = match &b.sources {
+            let sources: Vec<crate::workload::budget::Source> = match &b.sources {
                 Some(s) if s.is_empty() => return Err(bad("budget.sources = []: list at least one source, or remove it for every active one".into())),
                 Some(s) => s.clone(),
-                None => super::budget::ALL.iter().copied().filter(|s| s.active(&first.device, &first.periphery)).collect(),
+                None => crate::workload::budget::ALL.iter().copied().filter(|s| s.active(&first.device, &first.periphery)).collect(),
             };
             if sources.is_empty() {
                 return Err(bad("[budget]: no noise source is on in this configuration; nothing to attribute".into()));
             }
             let n_layers = if layers.len() > 1 { layers.len() } else { 0 };
-            let knobs = if b.sensitivity { super::budget::knobs(&points[0].device, &points[0].periphery) } else { vec![] };
-            let names = super::budget::labels(&sources, n_layers, &knobs);
-            points = super::budget::expand(points, &sources, n_layers, &knobs);
+            let knobs = if b.sensitivity { crate::workload::budget::knobs(&points[0].device, &points[0].periphery) } else { vec![] };
+            let names = crate::workload::budget::labels(&sources, n_layers, &knobs);
+            points = crate::workload::budget::expand(points, &sources, n_layers, &knobs);
             axes.push(SweepAxis { name: "budget".into(), values: names.iter().map(|n| toml::Value::String(n.clone())).collect(), labels: names });
         }
         // Digital layers: floating point in every configuration (an ideal device and perfect
@@ -1053,12 +1059,12 @@ impl Experiment {
                 };
                 let (t, g) = (read("tiers", &c.as_ref().and_then(|c| c.tiers.clone()))?, read("gpu", &c.as_ref().and_then(|c| c.gpu.clone()))?);
                 let tiers = match t {
-                    None => crate::tiers::cost::TierCostTable::default_table(),
-                    Some(text) => crate::tiers::cost::TierCostTable::parse(&text).map_err(|m| bad(format!("cost.tiers: {m}")))?,
+                    None => crate::arch::cost::TierCostTable::default_table(),
+                    Some(text) => crate::arch::cost::TierCostTable::parse(&text).map_err(|m| bad(format!("cost.tiers: {m}")))?,
                 };
                 let gpu = match g {
-                    None => crate::tiers::cost::GpuTable::h100_sxm(),
-                    Some(text) => crate::tiers::cost::GpuTable::parse(&text).map_err(|m| bad(format!("cost.gpu: {m}")))?,
+                    None => crate::arch::cost::GpuTable::h100_sxm(),
+                    Some(text) => crate::arch::cost::GpuTable::parse(&text).map_err(|m| bad(format!("cost.gpu: {m}")))?,
                 };
                 Some((tiers, gpu))
             }

@@ -4,8 +4,13 @@
 //! see `paired`), (seed, point index) without; the time axis is inside each run, so every trial's
 //! programmed state is reused across times (noise-models §1).
 
-use super::file::{Experiment, SweepPoint, WorkloadKind};
-use super::time_label;
+use crate::config::{Experiment, SweepPoint, WorkloadKind};
+use crate::config::time_label;
+
+pub mod journal;
+pub mod merge;
+pub mod paired;
+pub mod pipeline;
 use crate::crossbar::MappedMatrix;
 use crate::engine::plan::{self, RunConfig};
 use crate::engine::{Backend, EngineError};
@@ -321,7 +326,7 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chu
             }
         }
         WorkloadKind::KernelError | WorkloadKind::KernelRidge | WorkloadKind::Attention => {
-            let kp = super::kernel::run_point(be, exp, sp, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
+            let kp = crate::workload::kernel::run_point(be, exp, sp, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
             let mut correct = kp.correct.map(|(c, n)| c.into_iter().map(move |v| (v, n)));
             for (ti, per_trial) in kp.per_time.into_iter().enumerate() {
                 let c = correct.as_mut().and_then(|it| it.next());
@@ -329,7 +334,7 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chu
             }
         }
         WorkloadKind::Moe => {
-            let mp = super::moe::run_point(be, exp, sp, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
+            let mp = crate::workload::moe::run_point(be, exp, sp, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
             let mut cost = Some(mp.cost);
             let tokens = sp.moe.as_ref().map_or(0, |(m, _)| m.tokens);
             let (mut correct, fp) = match mp.correct {
@@ -387,7 +392,7 @@ fn run_point_checkpointed(
     exp: &Experiment,
     sp: &SweepPoint,
     progress: &mut dyn Progress,
-    journal: &mut Option<&mut super::journal::Journal>,
+    journal: &mut Option<&mut journal::Journal>,
 ) -> Result<Vec<Point>, RunError> {
     let adaptive = exp.adaptive;
     let cap = adaptive.map_or(exp.trials, |a| a.max_trials);
@@ -498,7 +503,7 @@ pub fn run(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress) 
 
 /// As [`run`], with a checkpoint journal: chunks of trials it recovered are taken as they are, and
 /// every newly finished chunk is recorded before the next one starts.
-pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress, mut journal: Option<&mut super::journal::Journal>) -> Outcome {
+pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress, mut journal: Option<&mut journal::Journal>) -> Outcome {
     let start = std::time::Instant::now();
     progress.start(total_work(exp));
     let mut points = Vec::new();
@@ -573,13 +578,13 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
         budget: vec![],
     };
     if let Some(r) = &exp.reference {
-        results.reference = Some(super::reference::compare(r, &results));
+        results.reference = Some(crate::config::reference::compare(r, &results));
     }
-    match super::paired::paired_differences(&results) {
+    match paired::paired_differences(&results) {
         Ok(p) => results.paired = p,
         Err(e) => error = error.or(Some(RunError::Stats(e))),
     }
-    match super::budget::attribute(&results) {
+    match crate::workload::budget::attribute(&results) {
         Ok(b) => results.budget = b,
         Err(e) => error = error.or(Some(RunError::Stats(e))),
     }

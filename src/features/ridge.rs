@@ -152,7 +152,7 @@ fn cholesky(a: &mut [f64], w: usize) -> Result<(), (usize, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::{attention::synthetic_qkv, project, sq_norms, Kernel, KernelSpec, Projection, SoftmaxFeatures};
+    use crate::features::{attention::synthetic_qkv, project, sq_norms, Kernel, KernelSpec, Projection, SoftmaxFeatures};
 
     /// The fit is the minimiser: the gradients of ‖Y − 1bᵀ − ΦW‖² + α‖W‖² in W and b vanish. width 150 > 2·NB
     /// exercises the blocked Cholesky path (two trailing GEMM updates).

@@ -4,8 +4,8 @@
 //! into the staging directory and publish the set whole (ripgrep's "one search behind every flag").
 
 use crate::engine::BackendChoice;
-use crate::experiment::run::{run_journaled, Progress};
-use crate::experiment::Experiment;
+use crate::run::{run_journaled, Progress};
+use crate::config::Experiment;
 use crate::report::publish::Staging;
 use crate::report::results::Results;
 use std::path::{Path, PathBuf};
@@ -36,14 +36,14 @@ pub fn run_to_dir(
     let ad = be.adapter();
     log(format!("{}: {} sweep points x {} times x {} trials on {} ({})", exp.name, exp.points.len(), exp.times.len(), exp.trials, ad.name, ad.backend));
     let mut journal =
-        crate::experiment::journal::Journal::open(dir, &exp.resolved).map_err(ctx(format!("opening the checkpoint journal beside {}", dir.display())))?;
+        crate::run::journal::Journal::open(dir, &exp.resolved).map_err(ctx(format!("opening the checkpoint journal beside {}", dir.display())))?;
     if !journal.recovered.is_empty() {
         let (trials, chunks) = journal.recovered_trials();
         let total = exp.points.len() as u64 * exp.trials as u64;
         log(format!(
             "resuming: {trials} of {total} point-trials ({chunks} chunks over {} sweep points) from {}",
             exp.points.len(),
-            crate::experiment::journal::path_for(dir).display()
+            crate::run::journal::path_for(dir).display()
         ));
     }
     be.set_profiling(profile);

@@ -3,7 +3,7 @@
 //! costs; the simulator's `AcceleratorConfig`). Every constant is a `{ value, source }` pair in TOML,
 //! shipped as experiments/energy/moe_3d.toml and experiments/energy/gpu_h100_sxm.toml.
 
-pub use crate::experiment::energy::Cost;
+pub use super::energy::Cost;
 use serde::{Deserialize, Serialize};
 
 /// The shipped 3D AIMC table.

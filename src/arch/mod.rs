@@ -2,16 +2,18 @@
 //! "Efficient scaling of large language models with mixture of experts and 3D analog in-memory
 //! computing", Nat. Comput. Sci. 5, 13–26 (2025); simulator IBM/3D-CiM-LLM-Inference-Simulator).
 //!
-//! - [`arch`]: tiles × tiers × crossbar, per-tier noise multipliers, the MoE layer and its matrices
+//! - [`tiers`]: tiles × tiers × crossbar, per-tier noise multipliers, the MoE layer and its matrices
 //! - [`mapping`]: chunks of every matrix onto (tile, tier): greedy, experts-separated, co-selection-aware
 //! - [`routing`]: per-token top-k expert draws (uniform, Zipf, histogram, co-selection) on Philox
 //! - [`cost`]: the editable cost tables (3D AIMC and GPU), `{ value, source }` pairs in TOML
 //! - [`schedule`]: the event-driven schedule of a batch: latency, tier conflicts, utilisation, energy
+//! - [`energy`]: the per-inference energy and latency table of the classifier's tiles
 //! - [`roofline`]: the GPU roofline of the same layer and the AIMC / GPU ratios
 
-pub mod arch;
 pub mod cost;
+pub mod energy;
 pub mod mapping;
 pub mod roofline;
 pub mod routing;
 pub mod schedule;
+pub mod tiers;

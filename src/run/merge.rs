@@ -5,7 +5,7 @@
 //! summaries combine as moments (Chan et al. 1979), which agrees with the single pass up to
 //! floating-point rounding.
 
-use super::run::{point_stats, PointId};
+use super::{point_stats, PointId};
 use crate::report::results::{LayerWeightError, Point, Results};
 
 fn combine(a: &LayerWeightError, b: &LayerWeightError) -> LayerWeightError {
@@ -98,7 +98,7 @@ pub fn merge(mut parts: Vec<Results>) -> Result<Results, String> {
         }
         let id = PointId { sweep_index: p0.sweep_index, labels: p0.labels.clone(), series: p0.series.clone(), t_inf: p0.t_inf };
         let explicit = first.config.get("tail_below").and_then(|v| v.as_f64());
-        let tail = if correct.is_some() { crate::experiment::run::tail_threshold(explicit, first.fp_baseline) } else { explicit };
+        let tail = if correct.is_some() { crate::run::tail_threshold(explicit, first.fp_baseline) } else { explicit };
         // The point's own floating-point metric (a kernel workload's depends on its projection).
         let mut q = point_stats(id, per_trial, correct, p0.fp.or(first.fp_baseline), we, confidence, half, tail).map_err(|e| e.to_string())?;
         // The layer insight ran the first trials, in shard 0.
@@ -132,12 +132,12 @@ pub fn merge(mut parts: Vec<Results>) -> Result<Results, String> {
         ..first.clone()
     })
     .and_then(|mut r| {
-        r.paired = crate::experiment::paired::paired_differences(&r).map_err(|e| format!("paired differences of the merged run: {e}"))?;
-        r.budget = crate::experiment::budget::attribute(&r).map_err(|e| format!("noise budget of the merged run: {e}"))?;
+        r.paired = crate::run::paired::paired_differences(&r).map_err(|e| format!("paired differences of the merged run: {e}"))?;
+        r.budget = crate::workload::budget::attribute(&r).map_err(|e| format!("noise budget of the merged run: {e}"))?;
         // The comparison is recomputed on the merged points from the reference file it came from.
         if let Some(c) = &first.reference {
-            if let Ok(rf) = crate::experiment::reference::Reference::load(std::path::Path::new(&c.file), c.mean_tol_pp, c.std_rel_tol) {
-                r.reference = Some(crate::experiment::reference::compare(&rf, &r));
+            if let Ok(rf) = crate::config::reference::Reference::load(std::path::Path::new(&c.file), c.mean_tol_pp, c.std_rel_tol) {
+                r.reference = Some(crate::config::reference::compare(&rf, &r));
             }
         }
         Ok(r)

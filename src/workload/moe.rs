@@ -5,7 +5,7 @@
 //!   FFN1 → activation → FFN2, gate-weighted sum) on a batch of tokens, every matrix programmed
 //!   through the engine with the noise of the tiers holding it; per trial the relative output error
 //!   ‖Y − Y_fp‖_F / ‖Y_fp‖_F, the routing taken from the trial's own noisy router;
-//! - cost: the layer mapped onto T tiles × L tiers (`crate::tiers`), each trial one draw of the
+//! - cost: the layer mapped onto T tiles × L tiers (`crate::arch`), each trial one draw of the
 //!   token routing scheduled event by event: latency, tier conflicts, utilisation and energy per
 //!   token as distributions over trials, and the GPU roofline at several batch sizes beside it.
 //!
@@ -14,16 +14,16 @@
 //! token inputs are standard normals from the same seed. Every crossbar tile of a matrix gets the
 //! noise multipliers of the tier its chunk sits on (per-tile device multipliers in the engine).
 
-use super::file::{Experiment, SweepPoint};
+use crate::config::{Experiment, SweepPoint};
 use crate::engine::plan::{self, RunConfig};
 use crate::engine::{Backend, EngineError};
 use crate::report::results::{GpuPoint, MoeCost};
 use crate::stats::{Histogram, Summary};
-use crate::tiers::arch::{Architecture, MoeLayer, TierNoise};
-use crate::tiers::cost::{GpuTable, TierCostTable};
-use crate::tiers::mapping::{map_layer, Mapping, MatrixMap, Strategy};
-use crate::tiers::routing::{sample_tokens, Routing};
-use crate::tiers::schedule::{schedule, EnergyBreakdown, ScheduleOptions};
+use crate::arch::tiers::{Architecture, MoeLayer, TierNoise};
+use crate::arch::cost::{GpuTable, TierCostTable};
+use crate::arch::mapping::{map_layer, Mapping, MatrixMap, Strategy};
+use crate::arch::routing::{sample_tokens, Routing};
+use crate::arch::schedule::{schedule, EnergyBreakdown, ScheduleOptions};
 use crate::workload::io::{self, Linear, Matrix};
 use crate::workload::Activation;
 use serde::{Deserialize, Serialize};
@@ -435,7 +435,7 @@ fn summarise(
     mapping: &Mapping,
     table: &TierCostTable,
     gpu: &GpuTable,
-    results: &[crate::tiers::schedule::ScheduleResult],
+    results: &[crate::arch::schedule::ScheduleResult],
     schedule_seconds: f64,
     seed: u64,
 ) -> Result<MoeCost, String> {
@@ -481,7 +481,7 @@ fn summarise(
         Some(r) => sample_tokens(r, s.experts, s.top_k, seed, 0, 4096).unwrap_or_default(),
         None => router_routes(s, s.tokens as usize),
     };
-    let dens = crate::tiers::routing::coselection_density(&draws, s.experts);
+    let dens = crate::arch::routing::coselection_density(&draws, s.experts);
     let inclusion = Some((0..s.experts as usize).map(|i| dens[i * s.experts as usize + i]).collect::<Vec<f64>>());
     let mut gpu_points = Vec::new();
     let mut assumptions = Vec::new();
@@ -491,8 +491,8 @@ fn summarise(
             None => fp_like_routes(s, b),
         };
         let a = schedule(mapping, table, &routes, &opts)?;
-        let g = crate::tiers::roofline::gpu_roofline(gpu, &s.layer(), b, inclusion.as_deref())?;
-        let r = crate::tiers::roofline::ratios(&a, &g);
+        let g = crate::arch::roofline::gpu_roofline(gpu, &s.layer(), b, inclusion.as_deref())?;
+        let r = crate::arch::roofline::ratios(&a, &g);
         if assumptions.is_empty() {
             assumptions = r.assumptions.clone();
         }

@@ -2,7 +2,7 @@
 //! Büchel et al., Nat. Comput. Sci. 5, 13–26 (2025), "Mapping MoEs onto 3D AIMC" and the
 //! simulator's `threedsim.mapping` strategies): in-order greedy, experts-separated, co-selection-aware.
 
-use super::arch::{Architecture, Matrix, MoeLayer};
+use super::tiers::{Architecture, Matrix, MoeLayer};
 use serde::{Deserialize, Serialize};
 
 /// How chunks are assigned to tiers.

@@ -5,15 +5,15 @@
 //! features, relative output error). The random projection W (s × d, drawn from its own seed) is
 //! programmed through the engine like any layer: device model, tiles, periphery, drift and GDC, a
 //! trial being one independent programming, optionally replicated on r crossbars whose outputs are
-//! averaged. Everything after the analog projection is digital (`crate::kernel`). Every point also
+//! averaged. Everything after the analog projection is digital (`crate::features`). Every point also
 //! reports the floating-point metric of the same projection (`fp`).
 
-use super::file::{Experiment, SweepPoint, WorkloadKind};
+use crate::config::{Experiment, SweepPoint, WorkloadKind};
 use crate::engine::cpu::attention_kv::ATTN_BLOCK;
 use crate::engine::layout::KernelParams;
 use crate::engine::plan::{self, KernelReduction, RunConfig};
 use crate::engine::{Backend, EngineError};
-use crate::kernel::{attention, ridge::Ridge, Kernel, KernelSpec, Projection, SoftmaxFeatures};
+use crate::features::{attention, ridge::Ridge, Kernel, KernelSpec, Projection, SoftmaxFeatures};
 use crate::workload::io::{Linear, Matrix};
 use serde::{Deserialize, Serialize};
 
@@ -205,7 +205,7 @@ impl Metric<'_> {
     fn of(&self, spec: &KernelSpec, phi: &[f32]) -> f64 {
         let w = spec.width();
         match self {
-            Metric::Error { k, n } => crate::kernel::kernel_error(k, phi, *n, w),
+            Metric::Error { k, n } => crate::features::kernel_error(k, phi, *n, w),
             Metric::Ridge { model, labels } => model.accuracy(phi, labels),
             Metric::Attention { heads, n, dv, causal, v, exact } => {
                 let mut approx = Vec::with_capacity(exact.len());
@@ -258,7 +258,7 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
             }
             _ => {
                 let ntr = train_y.len();
-                let phi_tr = spec.features(&crate::kernel::project(train_x, &w, d), &crate::kernel::sq_norms(train_x, d), ntr);
+                let phi_tr = spec.features(&crate::features::project(train_x, &w, d), &crate::features::sq_norms(train_x, d), ntr);
                 let model =
                     Ridge::fit(&phi_tr, train_y, spec.width(), *classes, ks.ridge_alpha).map_err(|m| EngineError::Invalid(format!("kernel ridge: {m}")))?;
                 (test_x.clone(), Metric::Ridge { model, labels: test_y })
@@ -277,8 +277,8 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
         }
     };
     let n = x.len() / d;
-    let norms = crate::kernel::sq_norms(&x, d);
-    let fp = metric.of(&spec, &spec.features(&crate::kernel::project(&x, &w, d), &norms, n));
+    let norms = crate::features::sq_norms(&x, d);
+    let fp = metric.of(&spec, &spec.features(&crate::features::project(&x, &w, d), &norms, n));
 
     // The analog projection: every trial an independent programming of the (replicated) W.
     let layer = ks.programmed(&w, d);
@@ -295,7 +295,7 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
             let norm2: f64 = k.iter().map(|v| v * v).sum();
             let sums = plan::run_kernel(be, &layers, &x, &norms, kp, KernelReduction::KernelError { kmat: &kmat }, cfg, on_chunk)?;
             for (o, t) in per_time.iter_mut().zip(sums) {
-                o.extend(t.into_iter().map(|e| crate::kernel::ratio_of(e, norm2)));
+                o.extend(t.into_iter().map(|e| crate::features::ratio_of(e, norm2)));
             }
         }
         Metric::Attention { heads, n: seq, dv, causal, v, exact } => {
@@ -307,7 +307,7 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
             let norm2: f64 = exact.iter().map(|&a| a as f64 * a as f64).sum();
             let sums = plan::run_kernel(be, &layers, &x, &norms, kp, KernelReduction::Attention { v, exact }, cfg, on_chunk)?;
             for (o, t) in per_time.iter_mut().zip(sums) {
-                o.extend(t.into_iter().map(|e| crate::kernel::ratio_of(e, norm2)));
+                o.extend(t.into_iter().map(|e| crate::features::ratio_of(e, norm2)));
             }
         }
         // Ridge: each trial's test features are classified on the host.

@@ -2,7 +2,7 @@
 //! et al., Nat. Comput. Sci. 5, 13–26 (2025), "Comparison with GPUs"): time per batch step =
 //! max(weight bytes / bandwidth, FLOPs / peak), energy = board power × time or per-byte + per-FLOP.
 
-use super::arch::MoeLayer;
+use super::tiers::MoeLayer;
 use super::cost::GpuTable;
 use super::schedule::ScheduleResult;
 use serde::{Deserialize, Serialize};
@@ -152,7 +152,7 @@ pub fn ratios(aimc: &ScheduleResult, gpu: &GpuEstimate) -> Ratios {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tiers::cost::Cost;
+    use crate::arch::cost::Cost;
 
     fn gpu(bw: f64, flops: f64, watts: f64) -> GpuTable {
         let c = |value| Cost { value, source: "test".into() };

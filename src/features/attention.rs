@@ -137,7 +137,7 @@ pub fn synthetic_qkv(heads: usize, n: usize, d: usize, qk_std: f64, seed: u64) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::{project, sq_norms, Kernel, KernelSpec, Projection, SoftmaxFeatures};
+    use crate::features::{project, sq_norms, Kernel, KernelSpec, Projection, SoftmaxFeatures};
 
     #[test]
     fn linear_matches_direct() {

@@ -9,6 +9,7 @@ use crate::crossbar::{Gdc, Periphery, TileShape, MAX_TILE_IN};
 use crate::device::{DeviceModel, MODEL_NAMES};
 use crate::workload::io::{self, Dataset, Linear, Matrix};
 use crate::workload::Activation;
+pub use crate::workload::{SweepPoint, WorkloadKind};
 use serde::Deserialize;
 use sha2::Digest;
 use std::path::{Path, PathBuf};
@@ -24,33 +25,6 @@ pub use time::{parse_time, time_label, TIME_UNITS};
 pub enum ExperimentError {
     #[error("{file}: {msg}")]
     Invalid { file: String, msg: String },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkloadKind {
-    /// An MLP classifier on a labelled data set: per-trial accuracy.
-    Classifier,
-    /// One weight matrix: per-trial std of the effective-weight error.
-    WeightError,
-    /// One weight matrix on random inputs: per-trial relative error of the noisy MVM outputs.
-    MvmError,
-    /// Random-feature kernel approximation on a point set: ‖K − ΦΦᵀ‖_F / ‖K‖_F per trial.
-    KernelError,
-    /// Kernel ridge classification on random features: per-trial test accuracy.
-    KernelRidge,
-    /// Softmax attention against linear attention on random features: relative output error.
-    Attention,
-    /// A mixture-of-experts layer on 3D tiers: noisy output error per trial, plus the schedule,
-    /// energy and GPU-roofline cost model.
-    Moe,
-}
-
-impl WorkloadKind {
-    /// The kernel workloads (a `[kernel]` section instead of a `[model]`).
-    pub fn is_kernel(self) -> bool {
-        matches!(self, WorkloadKind::KernelError | WorkloadKind::KernelRidge | WorkloadKind::Attention)
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -331,33 +305,6 @@ pub struct SweepAxis {
     pub labels: Vec<String>,
 }
 
-/// Everything a sweep point changes, resolved.
-#[derive(Clone, Debug)]
-pub struct SweepPoint {
-    pub index: usize,
-    pub labels: Vec<(String, String)>,
-    pub device: DeviceModel,
-    pub periphery: Periphery,
-    pub gdc: Gdc,
-    pub tile: TileShape,
-    /// Kernel workloads: the feature map at this point.
-    pub kernel: Option<crate::workload::kernel::KernelSettings>,
-    /// The moe workload: the layer and the architecture at this point.
-    pub moe: Option<(crate::workload::moe::MoeSettings, crate::arch::tiers::Architecture)>,
-    /// Per-layer device and periphery in place of the point's (the noise budget's layer
-    /// configurations); empty: every layer takes the point's.
-    pub layer_noise: Vec<Option<(DeviceModel, Periphery)>>,
-}
-
-impl SweepPoint {
-    pub fn series(&self) -> String {
-        if self.labels.is_empty() {
-            return "all".into();
-        }
-        self.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
-    }
-}
-
 /// Adaptive trials: each sweep point runs batches of the experiment's trial count, with the next
 /// global trial indices (the same random numbers a larger run would draw), until the half-width of
 /// the mean's trial-to-trial interval is at most `half_width` at every time, or `max_trials`.
@@ -535,8 +482,8 @@ fn read_data(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<(Dataset
 }
 
 /// The workload's name as written in experiment files.
-pub fn workload_name(w: WorkloadKind) -> String {
-    serde_json::to_value(w).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+pub fn workload_name(w: WorkloadKind) -> &'static str {
+    w.name()
 }
 
 /// Reads or generates the attention workload's Q, K, V (each `[heads][n][d]`).
@@ -598,6 +545,28 @@ fn attention_data(a: &RawAttention, resolve: &dyn Fn(&Path) -> PathBuf) -> Resul
 }
 
 impl Experiment {
+    /// What the workloads read of this experiment besides the sweep point.
+    pub fn inputs(&self) -> crate::workload::Inputs<'_> {
+        crate::workload::Inputs {
+            workload: self.workload,
+            seed: self.seed,
+            common_random_numbers: self.common_random_numbers,
+            times: &self.times,
+            layers: &self.layers,
+            activations: &self.activations,
+            data: self.data.as_ref(),
+            fp_correct: self.fp_correct,
+            mvm_inputs: self.mvm_inputs,
+            kernel_data: self.kernel_data.as_ref(),
+            moe_tables: self.moe_tables.as_ref(),
+        }
+    }
+
+    /// The workload's per-trial metric: wording, trials.csv column, direction.
+    pub fn metric(&self) -> crate::workload::Metric {
+        (self.workload.spec().metric)(&self.inputs(), &self.points[0])
+    }
+
     /// Restricts the run to shard `index` of `count`: balanced contiguous trial ranges, the same
     /// global trial indices (so the same random numbers) as the single run.
     pub fn apply_shard(&mut self, index: u32, count: u32) -> Result<(), String> {

@@ -11,12 +11,11 @@ pub mod journal;
 pub mod merge;
 pub mod paired;
 pub mod pipeline;
-use crate::crossbar::MappedMatrix;
-use crate::engine::plan::{self, RunConfig};
+use crate::engine::plan::RunConfig;
 use crate::engine::{Backend, EngineError};
 use crate::report::results::{self, Adapter, Axis, LayerWeightError, Point, Pooled, Results};
 use crate::stats::{self, Histogram, Moments, Summary};
-use crate::workload::{self, analog_layers};
+use crate::workload::{analog_layers, Chunk, PointRun};
 
 /// Where progress goes: a terminal bar, plain lines, or nowhere.
 pub trait Progress {
@@ -63,24 +62,6 @@ pub const BOOTSTRAP_RESAMPLES: usize = 1000;
 /// point.
 pub fn tail_threshold(explicit: Option<f64>, fp: Option<f64>) -> Option<f64> {
     explicit.or(fp.map(|f| f - 0.01))
-}
-
-/// The trials one call of [`run_point`] computes: a whole point, an adaptive batch or a
-/// checkpoint chunk. Trials are counter-based, so any split gives the same per-trial results.
-#[derive(Clone, Copy, Debug)]
-struct Chunk {
-    first_trial: u32,
-    trials: u32,
-    /// Weight-error trials per layer (classifiers; only the first chunk of a point runs them).
-    weight_error_trials: u32,
-    /// Layer-insight trials (classifiers; the first chunk only).
-    layer_insight_trials: u32,
-}
-
-impl Chunk {
-    fn whole(exp: &Experiment) -> Chunk {
-        Chunk { first_trial: exp.first_trial, trials: exp.trials, weight_error_trials: exp.weight_error_trials, layer_insight_trials: exp.layer_insight_trials }
-    }
 }
 
 fn run_config(exp: &Experiment, p: &SweepPoint, c: Chunk) -> RunConfig {
@@ -222,150 +203,21 @@ pub fn point_stats(
     })
 }
 
-fn layer_weight_errors(
-    be: &mut dyn Backend,
-    exp: &Experiment,
-    sp: &SweepPoint,
-    mapped: &[MappedMatrix],
-    trials: u32,
-    progress: &mut dyn Progress,
-) -> Result<Vec<Vec<LayerWeightError>>, EngineError> {
-    let mut per_time = vec![Vec::new(); exp.times.len()];
-    if trials == 0 {
-        return Ok(per_time);
-    }
-    let mut cfg = run_config(exp, sp, Chunk::whole(exp));
-    cfg.trials = trials;
-    cfg.first_trial = exp.first_weight_error_trial;
-    for (li, m) in mapped.iter().enumerate() {
-        let pts = plan::run_weight_error_layer(be, m, li as u32, &cfg, &mut |n| progress.advance(n as u64))?;
-        for (ti, r) in workload::summarize_weight_error(&pts).into_iter().enumerate() {
-            per_time[ti].push(LayerWeightError { layer: li, trials: r.trials, mean: r.mean, std: r.std, alpha_mean: r.alpha_mean, alpha_std: r.alpha_std });
-        }
-    }
-    Ok(per_time)
-}
-
-/// Per time, every layer's [`LayerInsight`] over the first `trials` trials of the point (the same
-/// device states and noise as those trials of the accuracy run).
-fn layer_insight(
-    be: &mut dyn Backend,
-    exp: &Experiment,
-    sp: &SweepPoint,
-    layers: &[plan::AnalogLayer],
-    trials: u32,
-    progress: &mut dyn Progress,
-) -> Result<Vec<Vec<results::LayerInsight>>, EngineError> {
-    let nt = exp.times.len();
-    if trials == 0 {
-        return Ok(vec![Vec::new(); nt]);
-    }
-    let data = exp.data.as_ref().expect("validated: classifier has data");
-    let mut cfg = run_config(exp, sp, Chunk::whole(exp));
-    cfg.trials = trials;
-    let got = plan::run_layer_insight(be, layers, &data.x, data.labels.len() as u32, &cfg)?;
-    progress.advance(trials as u64);
-    got.into_iter()
-        .map(|per_layer| {
-            per_layer
-                .into_iter()
-                .enumerate()
-                .map(|(layer, tr)| {
-                    let err: Vec<f64> = tr
-                        .iter()
-                        .map(|t| if t.sq_ref > 0.0 { (t.sq_err / t.sq_ref).sqrt() } else if t.sq_err == 0.0 { 0.0 } else { f64::INFINITY })
-                        .collect();
-                    let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-                    let sum = |f: &dyn Fn(&plan::LayerTrial) -> u64| tr.iter().map(f).sum::<u64>();
-                    Ok(results::LayerInsight {
-                        layer,
-                        trials: tr.len() as u64,
-                        mvm_error: Summary::from_sample(&err).map_err(|e| {
-                            EngineError::Invalid(format!("layer {layer}: its floating-point outputs are all zero on the data set, so its relative MVM error is undefined ({e}); set layer_insight_trials = 0"))
-                        })?,
-                        bm_repeated: share(sum(&|t| t.bm_repeated), sum(&|t| t.vectors)),
-                        clipped: share(sum(&|t| t.clipped), sum(&|t| t.conversions)),
-                    })
-                })
-                .collect()
+/// One chunk of one sweep point through its workload's run, then each time's statistics.
+fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chunk, progress: &mut dyn Progress) -> Result<Vec<Point>, RunError> {
+    let mut on_progress = |n: u64| progress.advance(n);
+    let mut r = PointRun { be, inputs: exp.inputs(), point: sp, cfg: run_config(exp, sp, chunk), chunk, progress: &mut on_progress };
+    let per_time = (exp.workload.spec().run)(&mut r).map_err(|source| RunError::Engine { point: sp.index, series: sp.series(), source })?;
+    per_time
+        .into_iter()
+        .enumerate()
+        .map(|(ti, m)| {
+            let mut q = point(exp, sp, chunk.first_trial, ti, m.per_trial, m.correct, m.fp, m.weight_error)?;
+            q.layer_insight = m.layer_insight;
+            q.moe = m.moe;
+            Ok(q)
         })
         .collect()
-}
-
-fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chunk, progress: &mut dyn Progress) -> Result<Vec<Point>, RunError> {
-    let eng = |source| RunError::Engine { point: sp.index, series: sp.series(), source };
-    let layers = analog_layers(&exp.layers, &exp.activations, sp.tile, (&sp.periphery).into());
-    let mapped: Vec<MappedMatrix> = layers.iter().map(|l| l.mapped.clone()).collect();
-    let cfg = run_config(exp, sp, chunk);
-    let point = |ti, per_trial, correct, fp, w| point(exp, sp, chunk.first_trial, ti, per_trial, correct, fp, w);
-    let mut out = Vec::new();
-    match exp.workload {
-        WorkloadKind::Classifier => {
-            let data = exp.data.as_ref().expect("validated: classifier has data");
-            let (fc, fn_) = exp.fp_correct.expect("validated: a classifier's baseline is computed at load");
-            let fp = fc as f64 / fn_ as f64;
-            let pts = plan::run_classifier_progress(be, &layers, &data.x, &data.labels, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
-            let we = layer_weight_errors(be, exp, sp, &mapped, chunk.weight_error_trials, progress).map_err(eng)?;
-            let insight_trials = if budget_only(sp) { 0 } else { chunk.layer_insight_trials };
-            let insight = layer_insight(be, exp, sp, &layers, insight_trials, progress).map_err(eng)?;
-            for (ti, ((p, w), li)) in pts.into_iter().zip(we).zip(insight).enumerate() {
-                let acc = p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect();
-                let mut q = point(ti, acc, Some((p.correct, p.n_samples)), Some(fp), w)?;
-                q.layer_insight = li;
-                out.push(q);
-            }
-        }
-        WorkloadKind::WeightError => {
-            let pts = plan::run_weight_error_layer(be, &mapped[0], 0, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
-            let rows = workload::summarize_weight_error(&pts);
-            for (ti, (p, r)) in pts.iter().zip(rows).enumerate() {
-                let n = p.n_weights as f64;
-                let per_trial = p.sum_e.iter().zip(&p.sum_e2).map(|(s1, s2)| (s2 / n - (s1 / n).powi(2)).max(0.0).sqrt()).collect();
-                let w = vec![LayerWeightError { layer: 0, trials: r.trials, mean: r.mean, std: r.std, alpha_mean: r.alpha_mean, alpha_std: r.alpha_std }];
-                out.push(point(ti, per_trial, None, None, w)?);
-            }
-        }
-        WorkloadKind::KernelError | WorkloadKind::KernelRidge | WorkloadKind::Attention => {
-            let kp = crate::workload::kernel::run_point(be, exp, sp, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
-            let mut correct = kp.correct.map(|(c, n)| c.into_iter().map(move |v| (v, n)));
-            for (ti, per_trial) in kp.per_time.into_iter().enumerate() {
-                let c = correct.as_mut().and_then(|it| it.next());
-                out.push(point(ti, per_trial, c, Some(kp.fp), vec![])?);
-            }
-        }
-        WorkloadKind::Moe => {
-            let mp = crate::workload::moe::run_point(be, exp, sp, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
-            let mut cost = Some(mp.cost);
-            let tokens = sp.moe.as_ref().map_or(0, |(m, _)| m.tokens);
-            let (mut correct, fp) = match mp.correct {
-                Some((c, fp)) => (Some(c.into_iter()), Some(fp)),
-                None => (None, None),
-            };
-            for (ti, per_trial) in mp.per_time.into_iter().enumerate() {
-                let c = correct.as_mut().and_then(|it| it.next()).map(|c| (c, tokens));
-                let mut p = point(ti, per_trial, c, fp, vec![])?;
-                p.moe = cost.take();
-                out.push(p);
-            }
-        }
-        WorkloadKind::MvmError => {
-            let m = &exp.layers[0].weight;
-            let batch = exp.mvm_inputs;
-            let x = crate::rng::uniform_signed(batch as usize * m.cols, exp.seed);
-            let exact: Vec<f64> = (0..batch as usize)
-                .flat_map(|s| (0..m.rows).map(move |o| (s, o)))
-                .map(|(s, o)| (0..m.cols).map(|k| m.data[o * m.cols + k] as f64 * x[s * m.cols + k] as f64).sum())
-                .collect();
-            let norm = exact.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-30);
-            let outs = plan::run_outputs(be, &layers, &x, batch, &cfg, &mut |n| progress.advance(n as u64)).map_err(eng)?;
-            let per = batch as usize * m.rows;
-            for (ti, y) in outs.iter().enumerate() {
-                let per_trial = y.chunks(per).map(|yt| yt.iter().zip(&exact).map(|(&a, &b)| (a as f64 - b).powi(2)).sum::<f64>().sqrt() / norm).collect();
-                out.push(point(ti, per_trial, None, None, vec![])?);
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Trials of the first checkpoint chunk of a point; later chunks are sized from the time the
@@ -374,13 +226,6 @@ pub const FIRST_CHECKPOINT_CHUNK: u32 = 256;
 
 /// Compute between checkpoints: a kill loses at most about this much work.
 pub const CHECKPOINT_SECONDS: f64 = 5.0;
-
-/// Workloads whose point statistics follow from the per-trial metric alone, so a point may run in
-/// checkpoint chunks. The weight-error summary pools moments over a run's trials and the MoE cost
-/// model summarises a run's schedules: those points are checkpointed whole.
-fn chunkable(w: WorkloadKind) -> bool {
-    !matches!(w, WorkloadKind::WeightError | WorkloadKind::Moe)
-}
 
 /// One sweep point in chunks of trials, each recorded in the checkpoint journal as it finishes
 /// (chunks the journal already holds are taken as they are). Adaptive runs chunk by their batch of
@@ -396,7 +241,7 @@ fn run_point_checkpointed(
 ) -> Result<Vec<Point>, RunError> {
     let adaptive = exp.adaptive;
     let cap = adaptive.map_or(exp.trials, |a| a.max_trials);
-    let timed = adaptive.is_none() && journal.is_some() && chunkable(exp.workload);
+    let timed = adaptive.is_none() && journal.is_some() && exp.workload.spec().chunkable;
     let mut next = match adaptive {
         Some(_) => exp.trials.max(2),
         None if timed => FIRST_CHECKPOINT_CHUNK,
@@ -414,8 +259,8 @@ fn run_point_checkpointed(
         let recovered = journal.as_ref().and_then(|j| j.recovered.get(&(sp.index, first_trial))).cloned();
         let (n, pts) = match recovered {
             Some(r) => {
-                let we = if exp.workload == WorkloadKind::Classifier {
-                    weight_error_trials as u64 * exp.layers.len() as u64 + if budget_only(sp) { 0 } else { layer_insight_trials as u64 }
+                let we = if exp.workload.spec().layer_extras {
+                    weight_error_trials as u64 * exp.layers.len() as u64 + if sp.budget_only() { 0 } else { layer_insight_trials as u64 }
                 } else {
                     0
                 };
@@ -423,7 +268,7 @@ fn run_point_checkpointed(
                 (r.trials, r.points)
             }
             None => {
-                let chunk = Chunk { first_trial, trials: next.min(cap - done), weight_error_trials, layer_insight_trials };
+                let chunk = Chunk { first_trial, trials: next.min(cap - done), weight_error_trials, first_weight_error_trial: exp.first_weight_error_trial, layer_insight_trials };
                 let clock = std::time::Instant::now();
                 let pts = run_point(be, exp, sp, chunk, progress)?;
                 if let Some(j) = journal.as_mut() {
@@ -486,15 +331,10 @@ fn run_point_checkpointed(
 
 /// Total trial units the progress bar counts for an experiment.
 pub fn total_work(exp: &Experiment) -> u64 {
-    let classifier = exp.workload == WorkloadKind::Classifier;
-    let per_point = exp.trials as u64 + if classifier { exp.weight_error_trials as u64 * exp.layers.len() as u64 } else { 0 };
-    let insight = if classifier { exp.layer_insight_trials as u64 * exp.points.iter().filter(|sp| !budget_only(sp)).count() as u64 } else { 0 };
+    let extras = exp.workload.spec().layer_extras;
+    let per_point = exp.trials as u64 + if extras { exp.weight_error_trials as u64 * exp.layers.len() as u64 } else { 0 };
+    let insight = if extras { exp.layer_insight_trials as u64 * exp.points.iter().filter(|sp| !sp.budget_only()).count() as u64 } else { 0 };
     per_point * exp.points.len() as u64 + insight
-}
-
-/// A noise-budget configuration besides the full one: it only feeds the budget's attribution.
-fn budget_only(sp: &SweepPoint) -> bool {
-    sp.labels.iter().any(|(k, v)| k == "budget" && v != "full")
 }
 
 pub fn run(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn Progress) -> Outcome {
@@ -530,19 +370,7 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
         let first = &exp.points[0];
         exp.energy.per_inference(&analog_layers(&exp.layers, &exp.activations, first.tile, (&first.periphery).into()), &exp.digital, first.tile)
     });
-    let (metric, higher) = match exp.workload {
-        WorkloadKind::Classifier => ("test accuracy", true),
-        WorkloadKind::WeightError => ("std of the weight error (α·W_eff − W)/max|W|", false),
-        WorkloadKind::MvmError => ("relative MVM error ‖y − W x‖/‖W x‖", false),
-        WorkloadKind::KernelError => ("relative kernel error ‖K − ΦΦᵀ‖_F/‖K‖_F", false),
-        WorkloadKind::KernelRidge => ("test accuracy (kernel ridge)", true),
-        WorkloadKind::Attention => ("relative attention error ‖A − Â‖_F/‖A‖_F", false),
-        WorkloadKind::Moe if exp.data.is_some() => ("test accuracy (MoE classifier)", true),
-        WorkloadKind::Moe if exp.points.first().and_then(|p| p.moe.as_ref()).is_some_and(|(m, _)| m.accuracy) => {
-            ("relative MoE output error ‖Y − Y_fp‖_F/‖Y_fp‖_F", false)
-        }
-        WorkloadKind::Moe => ("mean per-token latency of a batch (ns)", false),
-    };
+    let metric = exp.metric();
     // Trials run over all points (one time per point: times share a trial's programmed state);
     // with adaptive trials points may have run more than the file's count.
     let trials_run: f64 = points.iter().step_by(exp.times.len().max(1)).map(|p| p.per_trial.len() as f64).sum();
@@ -557,9 +385,9 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
         experiment_sha256: exp.sha256.clone(),
         name: exp.name.clone(),
         description: exp.description.clone(),
-        workload: serde_json::to_value(exp.workload).unwrap().as_str().unwrap_or("").to_string(),
-        metric: metric.into(),
-        higher_is_better: higher,
+        workload: exp.workload.name().to_string(),
+        metric: metric.text.into(),
+        higher_is_better: metric.higher_is_better,
         ci_half_width: exp.ci_half_width,
         confidence: exp.confidence,
         config: exp.resolved.clone(),

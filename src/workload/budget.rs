@@ -11,7 +11,7 @@
 //! *removal* gain is cost(full) − cost(without S), and the interaction is
 //! cost(full) − Σ_S cost(only S), stated plainly so a reader sees how far the sources add up.
 
-use crate::config::SweepPoint;
+use super::SweepPoint;
 use crate::crossbar::Periphery;
 use crate::device::DeviceModel;
 use crate::report::results::{BudgetEntry, BudgetKnob, BudgetSource, Point, Results};

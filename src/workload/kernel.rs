@@ -8,7 +8,7 @@
 //! averaged. Everything after the analog projection is digital (`crate::features`). Every point also
 //! reports the floating-point metric of the same projection (`fp`).
 
-use crate::config::{Experiment, SweepPoint, WorkloadKind};
+use super::{Inputs, Metric as MetricName, PointRun, SweepPoint, TimeMetrics, WorkloadKind};
 use crate::engine::cpu::attention_kv::ATTN_BLOCK;
 use crate::engine::layout::KernelParams;
 use crate::engine::plan::{self, KernelReduction, RunConfig};
@@ -240,23 +240,57 @@ pub struct KernelPoint {
     pub fp: f64,
 }
 
-/// Runs one sweep point of a kernel workload.
-pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &RunConfig, on_chunk: &mut dyn FnMut(u32)) -> Result<KernelPoint, EngineError> {
+pub fn error_metric(_: &Inputs<'_>, _: &SweepPoint) -> MetricName {
+    MetricName { text: "relative kernel error ‖K − ΦΦᵀ‖_F/‖K‖_F", column: "kernel_relative_error", higher_is_better: false }
+}
+
+pub fn ridge_metric(_: &Inputs<'_>, _: &SweepPoint) -> MetricName {
+    MetricName { text: "test accuracy (kernel ridge)", column: "ridge_test_accuracy", higher_is_better: true }
+}
+
+pub fn attention_metric(_: &Inputs<'_>, _: &SweepPoint) -> MetricName {
+    MetricName { text: "relative attention error ‖A − Â‖_F/‖A‖_F", column: "attention_relative_error", higher_is_better: false }
+}
+
+/// The kernel workloads' run (`kernel_error`, `kernel_ridge`, `attention`: the data says which).
+pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
+    let data = r.inputs.kernel_data.ok_or_else(|| EngineError::Invalid("a kernel workload needs its data".into()))?;
+    let kp = run_point(r.be, data, r.inputs.workload == WorkloadKind::KernelRidge, r.inputs.times.len(), r.point, &r.cfg, &mut |n| (r.progress)(n as u64))?;
+    let fp = Some(kp.fp);
+    let mut correct = kp.correct.map(|(c, n)| c.into_iter().map(move |v| (v, n)));
+    Ok(kp
+        .per_time
+        .into_iter()
+        .map(|per_trial| TimeMetrics { per_trial, correct: correct.as_mut().and_then(|it| it.next()), fp, ..TimeMetrics::default() })
+        .collect())
+}
+
+/// Runs one sweep point of a kernel workload over `times` inference times: on
+/// [`KernelData::Points`] the ridge accuracy when `ridge`, else the kernel error; on
+/// [`KernelData::Attention`] the attention error.
+pub fn run_point(
+    be: &mut dyn Backend,
+    data: &KernelData,
+    ridge: bool,
+    times: usize,
+    sp: &SweepPoint,
+    cfg: &RunConfig,
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<KernelPoint, EngineError> {
     let ks = sp.kernel.as_ref().ok_or_else(|| EngineError::Invalid("a kernel workload needs a [kernel] section".into()))?;
-    let data = exp.kernel_data.as_ref().ok_or_else(|| EngineError::Invalid("a kernel workload needs its data".into()))?;
     let d = data.d();
     let spec = ks.spec(d);
     let s = ks.features;
     let w = spec.projection(ks.projection_seed);
     // The digital inputs of the projection (rows) and what the metric needs.
     let (x, metric): (Vec<f32>, Metric) = match data {
-        KernelData::Points { train_x, train_y, test_x, test_y, classes, .. } => match exp.workload {
-            WorkloadKind::KernelError => {
+        KernelData::Points { train_x, train_y, test_x, test_y, classes, .. } => match ridge {
+            false => {
                 let n = ks.points.min(test_y.len());
                 let x = test_x[..n * d].to_vec();
                 (x.clone(), Metric::Error { k: spec.exact(&x, &x), n })
             }
-            _ => {
+            true => {
                 let ntr = train_y.len();
                 let phi_tr = spec.features(&crate::features::project(train_x, &w, d), &crate::features::sq_norms(train_x, d), ntr);
                 let model =
@@ -284,7 +318,7 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
     let layer = ks.programmed(&w, d);
     let layers = crate::workload::analog_layers(&[layer], &[crate::workload::Activation::None], sp.tile, (&sp.periphery).into());
     let r = ks.replicas as usize;
-    let nt = exp.times.len();
+    let nt = times;
     let mut per_time = vec![Vec::with_capacity(cfg.trials as usize); nt];
     let mut kp = KernelParams { rows: n as u32, s: s as u32, replicas: r as u32, width: spec.width() as u32, map: map_code(&spec), ..Default::default() };
     match &metric {

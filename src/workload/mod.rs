@@ -1,19 +1,39 @@
-//! Workloads: what a trial computes, on top of the engine's plan.
-//! - weight error: effective-weight error statistics of one programmed matrix over time;
-//! - classifier: a PyTorch `nn.Sequential` of Linear and Conv2d layers (Conv2d mapped as aihwkit's
-//!   `AnalogConv2d`: the unfolded kernel × in-channels are the crossbar rows, out-channels its
-//!   columns, one MVM per output pixel), digital activations and pooling, on a labelled data set;
-//! - mvm: single-vector MVMs with programming noise (the device state regenerated in registers).
+//! Workloads: what a trial computes, on top of the engine's plan. One row of [`TABLE`] and one file
+//! per workload, each owning its settings section, its run over a chunk of trials and its metric:
+//!
+//! | workload | file | metric per trial |
+//! |---|---|---|
+//! | classifier | [`classifier`] (network in [`model`]) | test accuracy of a noisy network |
+//! | weight_error | [`weight_error`] | std of the effective-weight error (noise-models §8) |
+//! | mvm_error | [`mvm_error`] | relative error of noisy MVMs on random inputs |
+//! | kernel_error, kernel_ridge, attention | [`kernel`] (maths in `crate::features`) | kernel error, ridge accuracy, attention error |
+//! | moe | [`moe`] (3D tiers in `crate::arch`) | MoE output error or accuracy, with the cost model |
+//!
+//! [`budget`] expands a point into the noise budget's configurations and attributes the metric.
+//! A workload's run reads the experiment through [`Inputs`] and one [`SweepPoint`] and returns
+//! plain per-time metrics ([`TimeMetrics`]); the statistics are the runner's (`crate::run`), so
+//! this module does not depend on the experiment file's types.
 
 pub mod budget;
+pub mod classifier;
 pub mod io;
 pub mod kernel;
+pub mod model;
 pub mod moe;
+pub mod mvm_error;
+pub mod weight_error;
 
-use crate::crossbar::{MappedMatrix, Scaling, TileShape};
-use crate::engine::layout::ConvParams;
-use crate::engine::plan::AnalogLayer;
+pub use model::*;
+pub use weight_error::{summarize_weight_error, WeightErrorRow};
+
+use crate::arch::cost::{GpuTable, TierCostTable};
+use crate::crossbar::{Gdc, Periphery, TileShape};
+use crate::device::DeviceModel;
+use crate::engine::plan::RunConfig;
+use crate::engine::{Backend, EngineError};
+use crate::report::results::{LayerInsight, LayerWeightError, MoeCost};
 use io::{Dataset, Linear};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
@@ -23,357 +43,227 @@ pub enum WorkloadError {
     Shape(String),
 }
 
-/// Digital activation between analog layers (the last layer has none).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Activation {
-    None,
-    Relu,
-    Gelu,
-    Tanh,
+pub enum WorkloadKind {
+    /// An MLP or CNN classifier on a labelled data set: per-trial accuracy.
+    Classifier,
+    /// One weight matrix: per-trial std of the effective-weight error.
+    WeightError,
+    /// One weight matrix on random inputs: per-trial relative error of the noisy MVM outputs.
+    MvmError,
+    /// Random-feature kernel approximation on a point set: ‖K − ΦΦᵀ‖_F / ‖K‖_F per trial.
+    KernelError,
+    /// Kernel ridge classification on random features: per-trial test accuracy.
+    KernelRidge,
+    /// Softmax attention against linear attention on random features: relative output error.
+    Attention,
+    /// A mixture-of-experts layer on 3D tiers: noisy output error per trial, plus the schedule,
+    /// energy and GPU-roofline cost model.
+    Moe,
 }
 
-impl Activation {
-    pub fn code(self) -> u32 {
-        match self {
-            Activation::None => 0,
-            Activation::Relu => 1,
-            Activation::Gelu => 2,
-            Activation::Tanh => 3,
-        }
-    }
-
-    pub fn apply(self, v: f64) -> f64 {
-        match self {
-            Activation::None => v,
-            Activation::Relu => v.max(0.0),
-            Activation::Gelu => 0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v * v * v)).tanh()),
-            Activation::Tanh => v.tanh(),
-        }
-    }
-}
-
-/// The activation after each of `n` layers: `act` after every layer but the last (an
-/// `nn.Sequential` of Linear layers with one activation between them).
-pub fn between(n: usize, act: Activation) -> Vec<Activation> {
-    (0..n).map(|i| if i + 1 < n { act } else { Activation::None }).collect()
-}
-
-/// Pooling after a convolution's activation (PyTorch `MaxPool2d` / `AvgPool2d`: no padding,
-/// floor mode); it runs digitally.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PoolKind {
-    Max,
-    Avg,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Pool2d {
-    pub kind: PoolKind,
-    pub size: usize,
-    pub stride: usize,
-}
-
-/// A Conv2d layer's geometry, in PyTorch's terms (NCHW images, zero padding, no dilation or
-/// groups); the image size comes from the layer before it or `[model] input_shape`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Conv2d {
-    pub in_c: usize,
-    pub in_h: usize,
-    pub in_w: usize,
-    pub k_h: usize,
-    pub k_w: usize,
-    pub stride: [usize; 2],
-    pub padding: [usize; 2],
-    pub pool: Option<Pool2d>,
-}
-
-impl Conv2d {
-    /// Output pixels (before pooling): ⌊(H + 2p − k) / s⌋ + 1 per dimension.
-    pub fn out_hw(&self) -> (usize, usize) {
-        ((self.in_h + 2 * self.padding[0] - self.k_h) / self.stride[0] + 1, (self.in_w + 2 * self.padding[1] - self.k_w) / self.stride[1] + 1)
-    }
-
-    /// The image it hands on, after pooling: (H, W).
-    pub fn pooled_hw(&self) -> (usize, usize) {
-        let (h, w) = self.out_hw();
-        self.pool.map_or((h, w), |p| ((h - p.size) / p.stride + 1, (w - p.size) / p.stride + 1))
-    }
-
-    /// The engine's form (`im2col` and `pool`); `samples` is the plan's.
-    pub fn params(&self) -> ConvParams {
-        let (out_h, out_w) = self.out_hw();
-        let (pool_h, pool_w) = self.pooled_hw();
-        ConvParams {
-            in_c: self.in_c as u32,
-            in_h: self.in_h as u32,
-            in_w: self.in_w as u32,
-            k_h: self.k_h as u32,
-            k_w: self.k_w as u32,
-            stride_h: self.stride[0] as u32,
-            stride_w: self.stride[1] as u32,
-            pad_h: self.padding[0] as u32,
-            pad_w: self.padding[1] as u32,
-            out_h: out_h as u32,
-            out_w: out_w as u32,
-            pool_kind: match self.pool.map(|p| p.kind) {
-                None => 0,
-                Some(PoolKind::Max) => 1,
-                Some(PoolKind::Avg) => 2,
-            },
-            pool_size: self.pool.map_or(0, |p| p.size as u32),
-            pool_stride: self.pool.map_or(0, |p| p.stride as u32),
-            pool_h: pool_h as u32,
-            pool_w: pool_w as u32,
-            ..ConvParams::default()
-        }
-    }
-}
-
-/// How one convolution is applied (`[model] layers` entries): stride, padding, pooling.
+/// What a workload's per-trial metric is: the report's wording, the trials.csv column and its
+/// direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvSettings {
-    pub stride: [usize; 2],
-    pub padding: [usize; 2],
-    pub pool: Option<Pool2d>,
+pub struct Metric {
+    pub text: &'static str,
+    pub column: &'static str,
+    pub higher_is_better: bool,
 }
 
-impl Default for ConvSettings {
-    fn default() -> Self {
-        ConvSettings { stride: [1, 1], padding: [0, 0], pool: None }
+/// One chunk of one sweep point: the trials to run and the classifier's extras in it.
+#[derive(Clone, Copy, Debug)]
+pub struct Chunk {
+    pub first_trial: u32,
+    pub trials: u32,
+    /// Weight-error trials per layer (classifiers; only the first chunk of a point runs them).
+    pub weight_error_trials: u32,
+    /// Global index of the first weight-error trial.
+    pub first_weight_error_trial: u32,
+    /// Layer-insight trials (classifiers; the first chunk only).
+    pub layer_insight_trials: u32,
+}
+
+/// A workload's run: one sweep point over one chunk of trials, per time.
+pub type RunFn = fn(&mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError>;
+
+/// One row of the workload table.
+pub struct Spec {
+    pub kind: WorkloadKind,
+    /// As written in experiment files (`workload = "..."`).
+    pub name: &'static str,
+    /// Whether a point may run in checkpoint chunks: its statistics follow from the per-trial
+    /// metric alone. The weight-error summary pools moments over a run's trials and the MoE cost
+    /// model summarises a run's schedules: those points are checkpointed whole.
+    pub chunkable: bool,
+    /// Whether it also runs per-layer weight-error and layer-insight trials (progress counts them).
+    pub layer_extras: bool,
+    /// Whether its settings are a `[kernel]` section (the random-feature workloads).
+    pub kernel_section: bool,
+    pub metric: fn(&Inputs<'_>, &SweepPoint) -> Metric,
+    pub run: RunFn,
+}
+
+/// Every workload, one row each.
+pub const TABLE: [Spec; 7] = [
+    Spec {
+        kind: WorkloadKind::Classifier,
+        name: "classifier",
+        chunkable: true,
+        layer_extras: true,
+        kernel_section: false,
+        metric: classifier::metric,
+        run: classifier::run,
+    },
+    Spec {
+        kind: WorkloadKind::WeightError,
+        name: "weight_error",
+        chunkable: false,
+        layer_extras: false,
+        kernel_section: false,
+        metric: weight_error::metric,
+        run: weight_error::run,
+    },
+    Spec { kind: WorkloadKind::MvmError, name: "mvm_error", chunkable: true, layer_extras: false, kernel_section: false, metric: mvm_error::metric, run: mvm_error::run },
+    Spec {
+        kind: WorkloadKind::KernelError,
+        name: "kernel_error",
+        chunkable: true,
+        layer_extras: false,
+        kernel_section: true,
+        metric: kernel::error_metric,
+        run: kernel::run,
+    },
+    Spec {
+        kind: WorkloadKind::KernelRidge,
+        name: "kernel_ridge",
+        chunkable: true,
+        layer_extras: false,
+        kernel_section: true,
+        metric: kernel::ridge_metric,
+        run: kernel::run,
+    },
+    Spec {
+        kind: WorkloadKind::Attention,
+        name: "attention",
+        chunkable: true,
+        layer_extras: false,
+        kernel_section: true,
+        metric: kernel::attention_metric,
+        run: kernel::run,
+    },
+    Spec { kind: WorkloadKind::Moe, name: "moe", chunkable: false, layer_extras: false, kernel_section: false, metric: moe::metric, run: moe::run },
+];
+
+impl WorkloadKind {
+    /// This workload's row of [`TABLE`].
+    pub fn spec(self) -> &'static Spec {
+        TABLE.iter().find(|s| s.kind == self).expect("every workload has a row in TABLE")
+    }
+
+    /// The name as written in experiment files.
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    /// The kernel workloads (a `[kernel]` section instead of a `[model]`).
+    pub fn is_kernel(self) -> bool {
+        self.spec().kernel_section
     }
 }
 
-/// Gives every Conv2d layer its image size, stride, padding and pooling, walking the model from
-/// `input` ([C, H, W] of one sample), and checks the chain: channels match, every kernel fits
-/// its padded image, a Linear layer after a convolution takes its flattened C · H · W outputs,
-/// and the model ends with a Linear layer. `settings[i]` belongs to layer i (default: stride 1,
-/// no padding, no pooling, PyTorch's defaults).
-pub fn set_geometry(layers: &mut [Linear], input: Option<[usize; 3]>, settings: &[ConvSettings]) -> Result<(), String> {
-    let mut shape = input;
-    if let Some([c, h, w]) = input.filter(|_| layers.first().is_some_and(|l| l.conv.is_none())) {
-        if c * h * w != layers[0].weight.cols {
-            return Err(format!(
-                "model.input_shape = [{c}, {h}, {w}] is {} values but the first layer ({}) takes {}",
-                c * h * w,
-                layers[0].name,
-                layers[0].weight.cols
-            ));
+/// Everything a sweep point changes, resolved.
+#[derive(Clone, Debug)]
+pub struct SweepPoint {
+    pub index: usize,
+    pub labels: Vec<(String, String)>,
+    pub device: DeviceModel,
+    pub periphery: Periphery,
+    pub gdc: Gdc,
+    pub tile: TileShape,
+    /// Kernel workloads: the feature map at this point.
+    pub kernel: Option<kernel::KernelSettings>,
+    /// The moe workload: the layer and the architecture at this point.
+    pub moe: Option<(moe::MoeSettings, crate::arch::tiers::Architecture)>,
+    /// Per-layer device and periphery in place of the point's (the noise budget's layer
+    /// configurations); empty: every layer takes the point's.
+    pub layer_noise: Vec<Option<(DeviceModel, Periphery)>>,
+}
+
+impl SweepPoint {
+    pub fn series(&self) -> String {
+        if self.labels.is_empty() {
+            return "all".into();
+        }
+        self.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+    }
+
+    /// A noise-budget configuration besides the full one: it only feeds the budget's attribution.
+    pub fn budget_only(&self) -> bool {
+        self.labels.iter().any(|(k, v)| k == "budget" && v != "full")
+    }
+}
+
+/// What the workloads read of a validated experiment besides the sweep point.
+#[derive(Clone, Copy)]
+pub struct Inputs<'a> {
+    pub workload: WorkloadKind,
+    pub seed: u64,
+    pub common_random_numbers: bool,
+    pub times: &'a [f64],
+    pub layers: &'a [Linear],
+    /// The activation after each layer (classifier).
+    pub activations: &'a [Activation],
+    pub data: Option<&'a Dataset>,
+    /// A classifier's floating-point accuracy on `data`: (correct, samples).
+    pub fp_correct: Option<(u64, u64)>,
+    /// `[mvm] inputs` (mvm_error).
+    pub mvm_inputs: u32,
+    pub kernel_data: Option<&'a kernel::KernelData>,
+    pub moe_tables: Option<&'a (TierCostTable, GpuTable)>,
+}
+
+/// One call of a workload's [`RunFn`].
+pub struct PointRun<'a> {
+    pub be: &'a mut dyn Backend,
+    pub inputs: Inputs<'a>,
+    pub point: &'a SweepPoint,
+    /// The engine's configuration of this chunk (key, trials, times, the point's noise).
+    pub cfg: RunConfig,
+    pub chunk: Chunk,
+    /// Called with the trial units finished (the progress bar).
+    pub progress: &'a mut dyn FnMut(u64),
+}
+
+/// A workload's per-trial metric at one time, with what comes beside it.
+#[derive(Clone, Debug, Default)]
+pub struct TimeMetrics {
+    pub per_trial: Vec<f64>,
+    /// Exact per-trial correct counts out of n samples (classifiers).
+    pub correct: Option<(Vec<u32>, u32)>,
+    /// The floating-point value of the metric.
+    pub fp: Option<f64>,
+    pub weight_error: Vec<LayerWeightError>,
+    pub layer_insight: Vec<LayerInsight>,
+    /// The MoE cost model (first time only).
+    pub moe: Option<MoeCost>,
+}
+
+/// Per time, the metric alone.
+pub(crate) fn plain(per_time: impl IntoIterator<Item = Vec<f64>>, fp: Option<f64>) -> Vec<TimeMetrics> {
+    per_time.into_iter().map(|per_trial| TimeMetrics { per_trial, fp, ..TimeMetrics::default() }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_workload_has_one_row_named_as_in_files() {
+        for s in &TABLE {
+            assert_eq!(TABLE.iter().filter(|t| t.kind == s.kind).count(), 1, "{}", s.name);
+            assert_eq!(serde_json::to_value(s.kind).unwrap(), s.name, "the row's name is the file's spelling");
         }
     }
-    for (i, l) in layers.iter_mut().enumerate() {
-        let set = settings.get(i).copied().unwrap_or_default();
-        match &mut l.conv {
-            Some(conv) => {
-                let Some([c, h, w]) = shape else {
-                    return Err(format!(
-                        "layer {} is a Conv2d, so the image size must be known: set [model] input_shape = [C, H, W] (one sample, PyTorch's NCHW order)",
-                        l.name
-                    ));
-                };
-                if c != conv.in_c {
-                    return Err(format!("layer {} is a Conv2d with {} input channels, but its input has {c} channels", l.name, conv.in_c));
-                }
-                if set.stride.contains(&0) {
-                    return Err(format!("layer {}: stride must be at least 1", l.name));
-                }
-                *conv = Conv2d { in_h: h, in_w: w, stride: set.stride, padding: set.padding, pool: set.pool, ..*conv };
-                if h + 2 * set.padding[0] < conv.k_h || w + 2 * set.padding[1] < conv.k_w {
-                    return Err(format!(
-                        "layer {}: its {}x{} kernel is larger than its {h}x{w} input padded by {:?}; check [model] input_shape, padding and pooling",
-                        l.name, conv.k_h, conv.k_w, set.padding
-                    ));
-                }
-                if let Some(p) = set.pool {
-                    let (oh, ow) = conv.out_hw();
-                    if p.size == 0 || p.stride == 0 || p.size > oh || p.size > ow {
-                        return Err(format!(
-                            "layer {}: pooling {}x{} (stride {}) does not fit its {oh}x{ow} output; use a size from 1 to {}",
-                            l.name,
-                            p.size,
-                            p.size,
-                            p.stride,
-                            oh.min(ow)
-                        ));
-                    }
-                }
-                let (ph, pw) = conv.pooled_hw();
-                shape = Some([l.weight.rows, ph, pw]);
-            }
-            None => {
-                if set != ConvSettings::default() {
-                    return Err(format!("layer {} is a Linear layer: stride, padding and pool apply to Conv2d layers only", l.name));
-                }
-                if let Some([c, h, w]) = shape.filter(|_| i > 0) {
-                    if c * h * w != l.weight.cols {
-                        return Err(format!(
-                            "layer {} takes {} inputs but the convolutions before it hand on {c} x {h} x {w} = {} values (Flatten); check the stride, padding, pooling and input_shape",
-                            l.name,
-                            l.weight.cols,
-                            c * h * w
-                        ));
-                    }
-                }
-                shape = None;
-            }
-        }
-    }
-    if let Some(l) = layers.last().filter(|l| l.conv.is_some()) {
-        return Err(format!("the last layer ({}) is a Conv2d; the model must end with Flatten and a Linear layer (the class logits)", l.name));
-    }
-    Ok(())
-}
-
-/// Maps every layer onto tiles; `acts[i]` follows layer i (see [`between`]). A Linear layer
-/// after a convolution gets its columns permuted from PyTorch's flatten order (c, h, w) to the
-/// engine's NHWC order (h, w, c), so it reads the pooled images as they lie in memory; a first
-/// convolution reads the data set's NCHW rows as they are.
-pub fn analog_layers(layers: &[Linear], acts: &[Activation], shape: TileShape, scaling: Scaling) -> Vec<AnalogLayer> {
-    let mut prev: Option<[usize; 3]> = None;
-    layers
-        .iter()
-        .zip(acts)
-        .enumerate()
-        .map(|(i, (l, a))| {
-            let w = &l.weight;
-            let data = match (l.conv, prev) {
-                (None, Some([c, h, wd])) => {
-                    let mut d = vec![0.0f32; w.data.len()];
-                    for o in 0..w.rows {
-                        for (k, v) in d[o * w.cols..][..w.cols].iter_mut().enumerate() {
-                            let (pix, ch) = (k / c, k % c);
-                            *v = w.data[o * w.cols + ch * h * wd + pix];
-                        }
-                    }
-                    d
-                }
-                _ => w.data.clone(),
-            };
-            prev = l.conv.map(|c| {
-                let (h, wd) = c.pooled_hw();
-                [w.rows, h, wd]
-            });
-            AnalogLayer {
-                mapped: MappedMatrix::new(&data, w.rows as u32, w.cols as u32, shape, scaling),
-                bias: l.bias.clone(),
-                activation: a.code(),
-                // The first layer reads the data set's rows as PyTorch holds them (NCHW).
-                conv: l.conv.map(|c| ConvParams { in_nchw: u32::from(i == 0), ..c.params() }),
-            }
-        })
-        .collect()
-}
-
-/// Checks that the data set fits the model: features = first layer inputs, labels < outputs.
-pub fn check_shapes(layers: &[Linear], data: &Dataset) -> Result<(), WorkloadError> {
-    let n_in = layers[0].inputs();
-    if data.n_features != n_in {
-        return Err(WorkloadError::Shape(format!(
-            "the data set has {} features per row but the model's first layer ({}.weight) takes {n_in} inputs",
-            data.n_features, layers[0].name
-        )));
-    }
-    let n_out = layers.last().unwrap().weight.rows;
-    if let Some(&bad) = data.labels.iter().find(|&&l| l as usize >= n_out) {
-        return Err(WorkloadError::Shape(format!("the data set has label {bad} but the model has only {n_out} outputs (classes 0..{n_out})")));
-    }
-    Ok(())
-}
-
-/// One sample through the model in f64, as PyTorch computes it: NCHW images, direct
-/// convolution with zero padding, pooling, flatten in (c, h, w) order. The floating-point
-/// reference of every noisy run (and of the engine's `im2col` mapping in tests).
-pub fn forward_f64(layers: &[Linear], acts: &[Activation], x: &[f32]) -> Vec<f64> {
-    let mut h: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    for (i, l) in layers.iter().enumerate() {
-        let w = &l.weight;
-        h = match l.conv {
-            None => (0..w.rows).map(|o| acts[i].apply((0..w.cols).map(|k| w.data[o * w.cols + k] as f64 * h[k]).sum::<f64>() + l.bias[o] as f64)).collect(),
-            Some(c) => {
-                let (oh, ow) = c.out_hw();
-                let mut y = vec![0.0f64; w.rows * oh * ow];
-                for o in 0..w.rows {
-                    for oy in 0..oh {
-                        for ox in 0..ow {
-                            let mut acc = l.bias[o] as f64;
-                            for ch in 0..c.in_c {
-                                for ki in 0..c.k_h {
-                                    for kj in 0..c.k_w {
-                                        let iy = (oy * c.stride[0] + ki) as isize - c.padding[0] as isize;
-                                        let ix = (ox * c.stride[1] + kj) as isize - c.padding[1] as isize;
-                                        if iy >= 0 && ix >= 0 && (iy as usize) < c.in_h && (ix as usize) < c.in_w {
-                                            let wv = w.data[o * w.cols + (ch * c.k_h + ki) * c.k_w + kj] as f64;
-                                            acc += wv * h[(ch * c.in_h + iy as usize) * c.in_w + ix as usize];
-                                        }
-                                    }
-                                }
-                            }
-                            y[(o * oh + oy) * ow + ox] = acts[i].apply(acc);
-                        }
-                    }
-                }
-                match c.pool {
-                    None => y,
-                    Some(p) => {
-                        let (ph, pw) = c.pooled_hw();
-                        let mut z = vec![0.0f64; w.rows * ph * pw];
-                        for o in 0..w.rows {
-                            for py in 0..ph {
-                                for px in 0..pw {
-                                    let win = (0..p.size * p.size).map(|k| y[(o * oh + py * p.stride + k / p.size) * ow + px * p.stride + k % p.size]);
-                                    z[(o * ph + py) * pw + px] = match p.kind {
-                                        PoolKind::Max => win.fold(f64::NEG_INFINITY, f64::max),
-                                        PoolKind::Avg => win.sum::<f64>() / (p.size * p.size) as f64,
-                                    };
-                                }
-                            }
-                        }
-                        z
-                    }
-                }
-            }
-        };
-    }
-    h
-}
-
-/// Floating-point (f64) accuracy of the model: the baseline every noisy run is compared with.
-pub fn fp_accuracy(layers: &[Linear], acts: &[Activation], data: &Dataset) -> (u64, u64) {
-    let mut correct = 0u64;
-    for s in 0..data.len() {
-        let h = forward_f64(layers, acts, &data.x[s * data.n_features..(s + 1) * data.n_features]);
-        let pred = h.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0;
-        correct += u64::from(pred as u32 == data.labels[s]);
-    }
-    (correct, data.len() as u64)
-}
-
-/// Effective-weight error statistics at one time (noise-models §8): E = (α W_eff − W)/max|W|
-/// pooled over all weights and trials, and the GDC factor over trials and tiles (population
-/// moments, so shards pool exactly).
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct WeightErrorRow {
-    pub t_inf: f64,
-    pub trials: u64,
-    pub mean: f64,
-    pub std: f64,
-    pub alpha_mean: f64,
-    pub alpha_std: f64,
-}
-
-pub fn summarize_weight_error(points: &[crate::engine::plan::WeightErrorPoint]) -> Vec<WeightErrorRow> {
-    points
-        .iter()
-        .map(|p| {
-            let n = p.n_weights as f64 * p.sum_e.len() as f64;
-            let mean = p.sum_e.iter().sum::<f64>() / n;
-            // Population moments over all weights (and tiles) of all trials: they pool exactly
-            // across shards (n is in the hundreds of thousands, so n vs n−1 is immaterial).
-            let var = (p.sum_e2.iter().sum::<f64>() / n - mean * mean).max(0.0);
-            let alpha: crate::stats::Moments = p.alpha.iter().map(|&a| a as f64).collect();
-            let alpha_var = if alpha.n > 0 { alpha.m2 / alpha.n as f64 } else { 0.0 };
-            WeightErrorRow { t_inf: p.t_inf, trials: p.sum_e.len() as u64, mean, std: var.sqrt(), alpha_mean: alpha.mean, alpha_std: alpha_var.sqrt() }
-        })
-        .collect()
 }

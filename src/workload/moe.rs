@@ -14,7 +14,7 @@
 //! token inputs are standard normals from the same seed. Every crossbar tile of a matrix gets the
 //! noise multipliers of the tier its chunk sits on (per-tile device multipliers in the engine).
 
-use crate::config::{Experiment, SweepPoint};
+use super::{Inputs, Metric, PointRun, SweepPoint, TimeMetrics};
 use crate::engine::plan::{self, RunConfig};
 use crate::engine::{Backend, EngineError};
 use crate::report::results::{GpuPoint, MoeCost};
@@ -328,13 +328,44 @@ fn keyed(cfg: &RunConfig, seed: u64, point: u32, g: u32) -> RunConfig {
     c
 }
 
-pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &RunConfig, on_chunk: &mut dyn FnMut(u32)) -> Result<MoePoint, EngineError> {
+pub fn metric(inputs: &Inputs<'_>, first: &SweepPoint) -> Metric {
+    if inputs.data.is_some() {
+        Metric { text: "test accuracy (MoE classifier)", column: "moe_test_accuracy", higher_is_better: true }
+    } else if first.moe.as_ref().is_some_and(|(m, _)| m.accuracy) {
+        Metric { text: "relative MoE output error ‖Y − Y_fp‖_F/‖Y_fp‖_F", column: "moe_output_relative_error", higher_is_better: false }
+    } else {
+        Metric { text: "mean per-token latency of a batch (ns)", column: "moe_latency_ns", higher_is_better: false }
+    }
+}
+
+pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
+    let mp = run_point(r.be, &r.inputs, r.point, &r.cfg, &mut |n| (r.progress)(n as u64))?;
+    let mut cost = Some(mp.cost);
+    let tokens = r.point.moe.as_ref().map_or(0, |(m, _)| m.tokens);
+    let (mut correct, fp) = match mp.correct {
+        Some((c, fp)) => (Some(c.into_iter()), Some(fp)),
+        None => (None, None),
+    };
+    Ok(mp
+        .per_time
+        .into_iter()
+        .map(|per_trial| TimeMetrics {
+            per_trial,
+            correct: correct.as_mut().and_then(|it| it.next()).map(|c| (c, tokens)),
+            fp,
+            moe: cost.take(),
+            ..TimeMetrics::default()
+        })
+        .collect())
+}
+
+pub fn run_point(be: &mut dyn Backend, exp: &Inputs<'_>, sp: &SweepPoint, cfg: &RunConfig, on_chunk: &mut dyn FnMut(u32)) -> Result<MoePoint, EngineError> {
     let bad = |m: String| EngineError::Invalid(m);
     let (s, arch) = sp.moe.as_ref().ok_or_else(|| bad("the moe workload needs [moe] and [arch]".into()))?;
     let layer = s.layer();
     let mapping = map_layer(arch, &layer, s.mapping, s.routing.as_ref().and_then(coselection)).map_err(bad)?;
     let (tokens, e, d, k) = (s.tokens as usize, s.experts as usize, s.out() as usize, s.top_k as usize);
-    let labels = exp.data.as_ref().map(|ds| &ds.labels[..]);
+    let labels = exp.data.map(|ds| &ds.labels[..]);
     // The floating-point router's choices (cheap: E × d_model); the experts only with accuracy.
     let fp_routes = router_routes(s, tokens);
     let nt = exp.times.len();
@@ -404,8 +435,8 @@ pub fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, cfg: &
         }
     }
     // The cost model: one routing draw per trial.
-    let table = exp.moe_tables.as_ref().map(|t| t.0.clone()).unwrap_or_else(TierCostTable::default_table);
-    let gpu = exp.moe_tables.as_ref().map(|t| t.1.clone()).unwrap_or_else(GpuTable::h100_sxm);
+    let table = exp.moe_tables.map(|t| t.0.clone()).unwrap_or_else(TierCostTable::default_table);
+    let gpu = exp.moe_tables.map(|t| t.1.clone()).unwrap_or_else(GpuTable::h100_sxm);
     let opts = ScheduleOptions { attention_context: s.attention_context };
     let clock = std::time::Instant::now();
     let mut results = Vec::with_capacity(cfg.trials as usize);

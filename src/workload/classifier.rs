@@ -1,0 +1,100 @@
+//! The classifier workload: a network ([`super::model`]) on noisy crossbars over a labelled data
+//! set; per trial the test accuracy, with the first trials' per-layer effective-weight error
+//! (noise-models §8) and layer insight (each layer's MVM error against floating point, the share
+//! of vectors bound management repeated, the share of clipped ADC outputs).
+
+use super::{analog_layers, Inputs, Metric, PointRun, SweepPoint, TimeMetrics};
+use crate::crossbar::MappedMatrix;
+use crate::engine::plan::{self, AnalogLayer};
+use crate::engine::EngineError;
+use crate::report::results::{LayerInsight, LayerWeightError};
+use crate::stats::Summary;
+
+pub fn metric(_: &Inputs<'_>, _: &SweepPoint) -> Metric {
+    Metric { text: "test accuracy", column: "test_accuracy", higher_is_better: true }
+}
+
+pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
+    let inputs = r.inputs;
+    let sp = r.point;
+    let data = inputs.data.expect("validated: classifier has data");
+    let (fc, fn_) = inputs.fp_correct.expect("validated: a classifier's baseline is computed at load");
+    let fp = fc as f64 / fn_ as f64;
+    let layers = analog_layers(inputs.layers, inputs.activations, sp.tile, (&sp.periphery).into());
+    let pts = plan::run_classifier_progress(r.be, &layers, &data.x, &data.labels, &r.cfg, &mut |n| (r.progress)(n as u64))?;
+    let mapped: Vec<MappedMatrix> = layers.iter().map(|l| l.mapped.clone()).collect();
+    let we = layer_weight_errors(r, &mapped)?;
+    let insight_trials = if sp.budget_only() { 0 } else { r.chunk.layer_insight_trials };
+    let insight = layer_insight(r, &layers, insight_trials)?;
+    Ok(pts
+        .into_iter()
+        .zip(we)
+        .zip(insight)
+        .map(|((p, w), li)| TimeMetrics {
+            per_trial: p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect(),
+            correct: Some((p.correct, p.n_samples)),
+            fp: Some(fp),
+            weight_error: w,
+            layer_insight: li,
+            moe: None,
+        })
+        .collect())
+}
+
+/// Per time, every layer's effective-weight error over the chunk's weight-error trials.
+fn layer_weight_errors(r: &mut PointRun<'_>, mapped: &[MappedMatrix]) -> Result<Vec<Vec<LayerWeightError>>, EngineError> {
+    let mut per_time = vec![Vec::new(); r.inputs.times.len()];
+    if r.chunk.weight_error_trials == 0 {
+        return Ok(per_time);
+    }
+    let mut cfg = r.cfg.clone();
+    cfg.trials = r.chunk.weight_error_trials;
+    cfg.first_trial = r.chunk.first_weight_error_trial;
+    for (li, m) in mapped.iter().enumerate() {
+        let pts = plan::run_weight_error_layer(r.be, m, li as u32, &cfg, &mut |n| (r.progress)(n as u64))?;
+        for (ti, w) in super::summarize_weight_error(&pts).into_iter().enumerate() {
+            per_time[ti].push(LayerWeightError { layer: li, trials: w.trials, mean: w.mean, std: w.std, alpha_mean: w.alpha_mean, alpha_std: w.alpha_std });
+        }
+    }
+    Ok(per_time)
+}
+
+/// Per time, every layer's [`LayerInsight`] over the first `trials` trials of the point (the same
+/// device states and noise as those trials of the accuracy run).
+fn layer_insight(r: &mut PointRun<'_>, layers: &[AnalogLayer], trials: u32) -> Result<Vec<Vec<LayerInsight>>, EngineError> {
+    let nt = r.inputs.times.len();
+    if trials == 0 {
+        return Ok(vec![Vec::new(); nt]);
+    }
+    let data = r.inputs.data.expect("validated: classifier has data");
+    let mut cfg = r.cfg.clone();
+    cfg.trials = trials;
+    cfg.first_trial = r.chunk.first_trial;
+    let got = plan::run_layer_insight(r.be, layers, &data.x, data.labels.len() as u32, &cfg)?;
+    (r.progress)(trials as u64);
+    got.into_iter()
+        .map(|per_layer| {
+            per_layer
+                .into_iter()
+                .enumerate()
+                .map(|(layer, tr)| {
+                    let err: Vec<f64> = tr
+                        .iter()
+                        .map(|t| if t.sq_ref > 0.0 { (t.sq_err / t.sq_ref).sqrt() } else if t.sq_err == 0.0 { 0.0 } else { f64::INFINITY })
+                        .collect();
+                    let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+                    let sum = |f: &dyn Fn(&plan::LayerTrial) -> u64| tr.iter().map(f).sum::<u64>();
+                    Ok(LayerInsight {
+                        layer,
+                        trials: tr.len() as u64,
+                        mvm_error: Summary::from_sample(&err).map_err(|e| {
+                            EngineError::Invalid(format!("layer {layer}: its floating-point outputs are all zero on the data set, so its relative MVM error is undefined ({e}); set layer_insight_trials = 0"))
+                        })?,
+                        bm_repeated: share(sum(&|t| t.bm_repeated), sum(&|t| t.vectors)),
+                        clipped: share(sum(&|t| t.clipped), sum(&|t| t.conversions)),
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}

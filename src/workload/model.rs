@@ -1,0 +1,338 @@
+//! The network a classifier (and the single-matrix workloads) runs: PyTorch's `nn.Sequential` of
+//! Linear and Conv2d layers with digital activations and pooling between them. Conv2d is mapped as
+//! aihwkit's `AnalogConv2d`: the unfolded kernel × in-channels are the crossbar rows, out-channels
+//! its columns, one MVM per output pixel. Also the f64 forward pass, the floating-point reference
+//! of every noisy run.
+
+use super::io::{Dataset, Linear};
+use super::WorkloadError;
+use crate::crossbar::{MappedMatrix, Scaling, TileShape};
+use crate::engine::layout::ConvParams;
+use crate::engine::plan::AnalogLayer;
+
+/// Digital activation between analog layers (the last layer has none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    None,
+    Relu,
+    Gelu,
+    Tanh,
+}
+
+impl Activation {
+    pub fn code(self) -> u32 {
+        match self {
+            Activation::None => 0,
+            Activation::Relu => 1,
+            Activation::Gelu => 2,
+            Activation::Tanh => 3,
+        }
+    }
+
+    pub fn apply(self, v: f64) -> f64 {
+        match self {
+            Activation::None => v,
+            Activation::Relu => v.max(0.0),
+            Activation::Gelu => 0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v * v * v)).tanh()),
+            Activation::Tanh => v.tanh(),
+        }
+    }
+}
+
+/// The activation after each of `n` layers: `act` after every layer but the last (an
+/// `nn.Sequential` of Linear layers with one activation between them).
+pub fn between(n: usize, act: Activation) -> Vec<Activation> {
+    (0..n).map(|i| if i + 1 < n { act } else { Activation::None }).collect()
+}
+
+/// Pooling after a convolution's activation (PyTorch `MaxPool2d` / `AvgPool2d`: no padding,
+/// floor mode); it runs digitally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolKind {
+    Max,
+    Avg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Pool2d {
+    pub kind: PoolKind,
+    pub size: usize,
+    pub stride: usize,
+}
+
+/// A Conv2d layer's geometry, in PyTorch's terms (NCHW images, zero padding, no dilation or
+/// groups); the image size comes from the layer before it or `[model] input_shape`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Conv2d {
+    pub in_c: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub k_h: usize,
+    pub k_w: usize,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub pool: Option<Pool2d>,
+}
+
+impl Conv2d {
+    /// Output pixels (before pooling): ⌊(H + 2p − k) / s⌋ + 1 per dimension.
+    pub fn out_hw(&self) -> (usize, usize) {
+        ((self.in_h + 2 * self.padding[0] - self.k_h) / self.stride[0] + 1, (self.in_w + 2 * self.padding[1] - self.k_w) / self.stride[1] + 1)
+    }
+
+    /// The image it hands on, after pooling: (H, W).
+    pub fn pooled_hw(&self) -> (usize, usize) {
+        let (h, w) = self.out_hw();
+        self.pool.map_or((h, w), |p| ((h - p.size) / p.stride + 1, (w - p.size) / p.stride + 1))
+    }
+
+    /// The engine's form (`im2col` and `pool`); `samples` is the plan's.
+    pub fn params(&self) -> ConvParams {
+        let (out_h, out_w) = self.out_hw();
+        let (pool_h, pool_w) = self.pooled_hw();
+        ConvParams {
+            in_c: self.in_c as u32,
+            in_h: self.in_h as u32,
+            in_w: self.in_w as u32,
+            k_h: self.k_h as u32,
+            k_w: self.k_w as u32,
+            stride_h: self.stride[0] as u32,
+            stride_w: self.stride[1] as u32,
+            pad_h: self.padding[0] as u32,
+            pad_w: self.padding[1] as u32,
+            out_h: out_h as u32,
+            out_w: out_w as u32,
+            pool_kind: match self.pool.map(|p| p.kind) {
+                None => 0,
+                Some(PoolKind::Max) => 1,
+                Some(PoolKind::Avg) => 2,
+            },
+            pool_size: self.pool.map_or(0, |p| p.size as u32),
+            pool_stride: self.pool.map_or(0, |p| p.stride as u32),
+            pool_h: pool_h as u32,
+            pool_w: pool_w as u32,
+            ..ConvParams::default()
+        }
+    }
+}
+
+/// How one convolution is applied (`[model] layers` entries): stride, padding, pooling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvSettings {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub pool: Option<Pool2d>,
+}
+
+impl Default for ConvSettings {
+    fn default() -> Self {
+        ConvSettings { stride: [1, 1], padding: [0, 0], pool: None }
+    }
+}
+
+/// Gives every Conv2d layer its image size, stride, padding and pooling, walking the model from
+/// `input` ([C, H, W] of one sample), and checks the chain: channels match, every kernel fits
+/// its padded image, a Linear layer after a convolution takes its flattened C · H · W outputs,
+/// and the model ends with a Linear layer. `settings[i]` belongs to layer i (default: stride 1,
+/// no padding, no pooling, PyTorch's defaults).
+pub fn set_geometry(layers: &mut [Linear], input: Option<[usize; 3]>, settings: &[ConvSettings]) -> Result<(), String> {
+    let mut shape = input;
+    if let Some([c, h, w]) = input.filter(|_| layers.first().is_some_and(|l| l.conv.is_none())) {
+        if c * h * w != layers[0].weight.cols {
+            return Err(format!(
+                "model.input_shape = [{c}, {h}, {w}] is {} values but the first layer ({}) takes {}",
+                c * h * w,
+                layers[0].name,
+                layers[0].weight.cols
+            ));
+        }
+    }
+    for (i, l) in layers.iter_mut().enumerate() {
+        let set = settings.get(i).copied().unwrap_or_default();
+        match &mut l.conv {
+            Some(conv) => {
+                let Some([c, h, w]) = shape else {
+                    return Err(format!(
+                        "layer {} is a Conv2d, so the image size must be known: set [model] input_shape = [C, H, W] (one sample, PyTorch's NCHW order)",
+                        l.name
+                    ));
+                };
+                if c != conv.in_c {
+                    return Err(format!("layer {} is a Conv2d with {} input channels, but its input has {c} channels", l.name, conv.in_c));
+                }
+                if set.stride.contains(&0) {
+                    return Err(format!("layer {}: stride must be at least 1", l.name));
+                }
+                *conv = Conv2d { in_h: h, in_w: w, stride: set.stride, padding: set.padding, pool: set.pool, ..*conv };
+                if h + 2 * set.padding[0] < conv.k_h || w + 2 * set.padding[1] < conv.k_w {
+                    return Err(format!(
+                        "layer {}: its {}x{} kernel is larger than its {h}x{w} input padded by {:?}; check [model] input_shape, padding and pooling",
+                        l.name, conv.k_h, conv.k_w, set.padding
+                    ));
+                }
+                if let Some(p) = set.pool {
+                    let (oh, ow) = conv.out_hw();
+                    if p.size == 0 || p.stride == 0 || p.size > oh || p.size > ow {
+                        return Err(format!(
+                            "layer {}: pooling {}x{} (stride {}) does not fit its {oh}x{ow} output; use a size from 1 to {}",
+                            l.name,
+                            p.size,
+                            p.size,
+                            p.stride,
+                            oh.min(ow)
+                        ));
+                    }
+                }
+                let (ph, pw) = conv.pooled_hw();
+                shape = Some([l.weight.rows, ph, pw]);
+            }
+            None => {
+                if set != ConvSettings::default() {
+                    return Err(format!("layer {} is a Linear layer: stride, padding and pool apply to Conv2d layers only", l.name));
+                }
+                if let Some([c, h, w]) = shape.filter(|_| i > 0) {
+                    if c * h * w != l.weight.cols {
+                        return Err(format!(
+                            "layer {} takes {} inputs but the convolutions before it hand on {c} x {h} x {w} = {} values (Flatten); check the stride, padding, pooling and input_shape",
+                            l.name,
+                            l.weight.cols,
+                            c * h * w
+                        ));
+                    }
+                }
+                shape = None;
+            }
+        }
+    }
+    if let Some(l) = layers.last().filter(|l| l.conv.is_some()) {
+        return Err(format!("the last layer ({}) is a Conv2d; the model must end with Flatten and a Linear layer (the class logits)", l.name));
+    }
+    Ok(())
+}
+
+/// Maps every layer onto tiles; `acts[i]` follows layer i (see [`between`]). A Linear layer
+/// after a convolution gets its columns permuted from PyTorch's flatten order (c, h, w) to the
+/// engine's NHWC order (h, w, c), so it reads the pooled images as they lie in memory; a first
+/// convolution reads the data set's NCHW rows as they are.
+pub fn analog_layers(layers: &[Linear], acts: &[Activation], shape: TileShape, scaling: Scaling) -> Vec<AnalogLayer> {
+    let mut prev: Option<[usize; 3]> = None;
+    layers
+        .iter()
+        .zip(acts)
+        .enumerate()
+        .map(|(i, (l, a))| {
+            let w = &l.weight;
+            let data = match (l.conv, prev) {
+                (None, Some([c, h, wd])) => {
+                    let mut d = vec![0.0f32; w.data.len()];
+                    for o in 0..w.rows {
+                        for (k, v) in d[o * w.cols..][..w.cols].iter_mut().enumerate() {
+                            let (pix, ch) = (k / c, k % c);
+                            *v = w.data[o * w.cols + ch * h * wd + pix];
+                        }
+                    }
+                    d
+                }
+                _ => w.data.clone(),
+            };
+            prev = l.conv.map(|c| {
+                let (h, wd) = c.pooled_hw();
+                [w.rows, h, wd]
+            });
+            AnalogLayer {
+                mapped: MappedMatrix::new(&data, w.rows as u32, w.cols as u32, shape, scaling),
+                bias: l.bias.clone(),
+                activation: a.code(),
+                // The first layer reads the data set's rows as PyTorch holds them (NCHW).
+                conv: l.conv.map(|c| ConvParams { in_nchw: u32::from(i == 0), ..c.params() }),
+            }
+        })
+        .collect()
+}
+
+/// Checks that the data set fits the model: features = first layer inputs, labels < outputs.
+pub fn check_shapes(layers: &[Linear], data: &Dataset) -> Result<(), WorkloadError> {
+    let n_in = layers[0].inputs();
+    if data.n_features != n_in {
+        return Err(WorkloadError::Shape(format!(
+            "the data set has {} features per row but the model's first layer ({}.weight) takes {n_in} inputs",
+            data.n_features, layers[0].name
+        )));
+    }
+    let n_out = layers.last().unwrap().weight.rows;
+    if let Some(&bad) = data.labels.iter().find(|&&l| l as usize >= n_out) {
+        return Err(WorkloadError::Shape(format!("the data set has label {bad} but the model has only {n_out} outputs (classes 0..{n_out})")));
+    }
+    Ok(())
+}
+
+/// One sample through the model in f64, as PyTorch computes it: NCHW images, direct
+/// convolution with zero padding, pooling, flatten in (c, h, w) order. The floating-point
+/// reference of every noisy run (and of the engine's `im2col` mapping in tests).
+pub fn forward_f64(layers: &[Linear], acts: &[Activation], x: &[f32]) -> Vec<f64> {
+    let mut h: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    for (i, l) in layers.iter().enumerate() {
+        let w = &l.weight;
+        h = match l.conv {
+            None => (0..w.rows).map(|o| acts[i].apply((0..w.cols).map(|k| w.data[o * w.cols + k] as f64 * h[k]).sum::<f64>() + l.bias[o] as f64)).collect(),
+            Some(c) => {
+                let (oh, ow) = c.out_hw();
+                let mut y = vec![0.0f64; w.rows * oh * ow];
+                for o in 0..w.rows {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let mut acc = l.bias[o] as f64;
+                            for ch in 0..c.in_c {
+                                for ki in 0..c.k_h {
+                                    for kj in 0..c.k_w {
+                                        let iy = (oy * c.stride[0] + ki) as isize - c.padding[0] as isize;
+                                        let ix = (ox * c.stride[1] + kj) as isize - c.padding[1] as isize;
+                                        if iy >= 0 && ix >= 0 && (iy as usize) < c.in_h && (ix as usize) < c.in_w {
+                                            let wv = w.data[o * w.cols + (ch * c.k_h + ki) * c.k_w + kj] as f64;
+                                            acc += wv * h[(ch * c.in_h + iy as usize) * c.in_w + ix as usize];
+                                        }
+                                    }
+                                }
+                            }
+                            y[(o * oh + oy) * ow + ox] = acts[i].apply(acc);
+                        }
+                    }
+                }
+                match c.pool {
+                    None => y,
+                    Some(p) => {
+                        let (ph, pw) = c.pooled_hw();
+                        let mut z = vec![0.0f64; w.rows * ph * pw];
+                        for o in 0..w.rows {
+                            for py in 0..ph {
+                                for px in 0..pw {
+                                    let win = (0..p.size * p.size).map(|k| y[(o * oh + py * p.stride + k / p.size) * ow + px * p.stride + k % p.size]);
+                                    z[(o * ph + py) * pw + px] = match p.kind {
+                                        PoolKind::Max => win.fold(f64::NEG_INFINITY, f64::max),
+                                        PoolKind::Avg => win.sum::<f64>() / (p.size * p.size) as f64,
+                                    };
+                                }
+                            }
+                        }
+                        z
+                    }
+                }
+            }
+        };
+    }
+    h
+}
+
+/// Floating-point (f64) accuracy of the model: the baseline every noisy run is compared with.
+pub fn fp_accuracy(layers: &[Linear], acts: &[Activation], data: &Dataset) -> (u64, u64) {
+    let mut correct = 0u64;
+    for s in 0..data.len() {
+        let h = forward_f64(layers, acts, &data.x[s * data.n_features..(s + 1) * data.n_features]);
+        let pred = h.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0;
+        correct += u64::from(pred as u32 == data.labels[s]);
+    }
+    (correct, data.len() as u64)
+}
+

@@ -65,17 +65,14 @@ fn flags_experiment(name: &str, workload: &str, mut model: toml::Table, mut data
     device.insert("model".into(), c.device.clone().into());
     let mut periphery = toml::Table::new();
     for s in &c.set {
-        let (key, value) = s.split_once('=').with_context(|| format!("--set {s}: expected SECTION.FIELD=VALUE, e.g. device.drift_scale=0.5"))?;
-        let (section, field) = key.trim().split_once('.').with_context(|| format!("--set {s}: expected device.FIELD or periphery.FIELD before '='"))?;
-        // A TOML value where it parses as one (numbers, booleans), else the text as a string.
-        let v = toml::from_str::<toml::Table>(&format!("v = {}", value.trim())).ok().and_then(|t| t.get("v").cloned()).unwrap_or_else(|| value.trim().into());
-        match section {
-            "device" => device.insert(field.into(), v),
-            "periphery" => periphery.insert(field.into(), v),
+        let (section, field, v) = aimc::config::overrides::parse_set(s).map_err(anyhow::Error::msg)?;
+        match section.as_str() {
+            "device" => device.insert(field, v),
+            "periphery" => periphery.insert(field, v),
             // The rest of [model] and [data] (e.g. model.input_shape=[1,8,8] for a CNN).
-            "model" => model.insert(field.into(), v),
+            "model" => model.insert(field, v),
             "data" => match data.as_mut() {
-                Some(d) => d.insert(field.into(), v),
+                Some(d) => d.insert(field, v),
                 None => bail!("--set {s}: aimc {name} has no data set"),
             },
             other => bail!("--set {s}: unknown section {other:?}; use device., periphery., model. or data.FIELD=VALUE"),
@@ -102,26 +99,6 @@ fn flags_experiment(name: &str, workload: &str, mut model: toml::Table, mut data
 fn digits_split(data: &std::path::Path) -> Result<(aimc::train::Dataset, aimc::train::Dataset)> {
     let text = std::fs::read_to_string(data).with_context(|| format!("reading {}", data.display()))?;
     Ok(aimc::train::split_digits(&aimc::train::parse_digits_csv(&text)?))
-}
-
-/// Loads an experiment file with `--set SECTION.FIELD=VALUE` applied to its TOML before
-/// validation, so every override is checked like a field of the file.
-fn load_with_sets(path: &std::path::Path, sets: &[String]) -> Result<aimc::config::Experiment> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the experiment file; check the path", path.display()))?;
-    let mut doc: toml::Table = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim().replace('\n', " ")))?;
-    for s in sets {
-        let (key, value) = s.split_once('=').with_context(|| format!("--set {s}: expected SECTION.FIELD=VALUE, e.g. device.drift_scale=0.5"))?;
-        let (section, field) =
-            key.trim().split_once('.').with_context(|| format!("--set {s}: expected SECTION.FIELD before '=' (device, periphery, kernel, moe, arch, ...)"))?;
-        let v = toml::from_str::<toml::Table>(&format!("v = {}", value.trim())).ok().and_then(|t| t.get("v").cloned()).unwrap_or_else(|| value.trim().into());
-        let table = doc.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let Some(t) = table.as_table_mut() else {
-            bail!("--set {s}: {section} is a value in the file, not a [section]");
-        };
-        t.insert(field.trim().to_string(), v);
-    }
-    let text = toml::to_string(&doc)?;
-    Ok(aimc::config::Experiment::from_text(&text, path)?)
 }
 
 /// Runs a validated experiment on `backend` and writes results, plots and report into `dir`
@@ -202,30 +179,15 @@ impl aimc::run::Progress for ProgressOut {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run { experiment, backend, out, trials, shard, profile, ci_halfwidth, max_trials, set } => {
-            let mut exp = if set.is_empty() { aimc::config::Experiment::load(&experiment)? } else { load_with_sets(&experiment, &set)? };
+            let mut exp = aimc::config::Experiment::load_with_sets(&experiment, &set).map_err(anyhow::Error::msg)?;
             if let Some(t) = trials {
-                if t < 2 {
-                    bail!("--trials {t}: an interval over trials needs at least 2");
-                }
-                exp.trials = t;
-                exp.weight_error_trials = exp.weight_error_trials.min(t);
-                exp.layer_insight_trials = exp.layer_insight_trials.min(t);
-                exp.resolved["trials"] = t.into();
+                exp.set_trials(t).map_err(anyhow::Error::msg)?;
             }
             if let Some(x) = ci_halfwidth {
-                if !(x > 0.0 && x.is_finite()) {
-                    bail!("--ci-halfwidth {x}: must be > 0, e.g. 0.001 for ±0.1 points of accuracy");
-                }
                 if shard.is_some() {
                     bail!("--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count");
                 }
-                if max_trials < exp.trials.max(2) {
-                    bail!("--max-trials {max_trials}: must be at least the batch of {} trials", exp.trials.max(2));
-                }
-                exp.ci_half_width = x;
-                exp.resolved["ci_half_width"] = x.into();
-                exp.resolved["adaptive_max_trials"] = max_trials.into();
-                exp.adaptive = Some(aimc::config::Adaptive { half_width: x, max_trials });
+                exp.set_adaptive(x, max_trials).map_err(anyhow::Error::msg)?;
             }
             let mut default_dir = std::path::PathBuf::from("results").join(&exp.name);
             if let Some(s) = &shard {

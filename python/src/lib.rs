@@ -2,7 +2,7 @@
 //! (`aimc::run::pipeline::run_to_dir`), taking an experiment document as TOML text. The Python side
 //! (python/pysrc/aimc) builds documents from paths, dicts and NumPy arrays and wraps the results.
 
-use aimc::engine::BackendChoice;
+use aimc::run::pipeline::BackendChoice;
 use aimc::run::Progress;
 use aimc::config::Experiment;
 use pyo3::exceptions::PyValueError;
@@ -41,19 +41,9 @@ fn run_toml(py: Python<'_>, text: &str, path: &str, backend: &str, out: Option<&
     let err = |e: String| PyValueError::new_err(e);
     let mut exp = Experiment::from_text(text, Path::new(path)).map_err(|e| err(e.to_string()))?;
     if let Some(t) = trials {
-        if t < 2 {
-            return Err(err(format!("trials = {t}: an interval over trials needs at least 2")));
-        }
-        exp.trials = t;
-        exp.weight_error_trials = exp.weight_error_trials.min(t);
-        exp.resolved["trials"] = t.into();
+        exp.set_trials(t).map_err(err)?;
     }
-    let choice = match backend {
-        "auto" => BackendChoice::Auto,
-        "gpu" => BackendChoice::Gpu,
-        "cpu" => BackendChoice::Cpu,
-        other => return Err(err(format!("backend = {other:?}: use \"auto\", \"gpu\" or \"cpu\""))),
-    };
+    let choice: BackendChoice = backend.parse().map_err(err)?;
     let dir = out.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
     let res = py.allow_threads(|| {
         let mut progress = Lines { total: 0, done: 0, next: 0, quiet };

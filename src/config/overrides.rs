@@ -3,6 +3,114 @@
 //! `--shard` after it, each keeping the typed [`Experiment`] and its `resolved` form (which names
 //! the run in the checkpoint journal and the results) in step.
 
+use super::{Adaptive, Experiment};
+use crate::crossbar::{split_len, split_start};
+use crate::report::results::Shard;
+
+/// One `--set SECTION.FIELD=VALUE`: the section, the field and the value as TOML (numbers,
+/// booleans, arrays where it parses as one, else the text as a string).
+pub fn parse_set(s: &str) -> Result<(String, String, toml::Value), String> {
+    let (key, value) = s.split_once('=').ok_or_else(|| format!("--set {s}: expected SECTION.FIELD=VALUE, e.g. device.drift_scale=0.5"))?;
+    let (section, field) =
+        key.trim().split_once('.').ok_or_else(|| format!("--set {s}: expected SECTION.FIELD before '=' (device, periphery, kernel, moe, arch, ...)"))?;
+    let v = toml::from_str::<toml::Table>(&format!("v = {}", value.trim())).ok().and_then(|t| t.get("v").cloned()).unwrap_or_else(|| value.trim().into());
+    Ok((section.trim().to_string(), field.trim().to_string(), v))
+}
+
+/// Applies `--set` overrides to an experiment document before validation, so every override is
+/// checked like a field of the file.
+pub fn apply_sets(doc: &mut toml::Table, sets: &[String]) -> Result<(), String> {
+    for s in sets {
+        let (section, field, v) = parse_set(s)?;
+        let table = doc.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(t) = table.as_table_mut() else {
+            return Err(format!("--set {s}: {section} is a value in the file, not a [section]"));
+        };
+        t.insert(field, v);
+    }
+    Ok(())
+}
+
+impl Experiment {
+    /// Reads an experiment file with `--set SECTION.FIELD=VALUE` applied to its TOML, then
+    /// validates it.
+    pub fn load_with_sets(path: &std::path::Path, sets: &[String]) -> Result<Experiment, String> {
+        if sets.is_empty() {
+            return Experiment::load(path).map_err(|e| e.to_string());
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read the experiment file ({e}); check the path", path.display()))?;
+        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim().replace('\n', " ")))?;
+        apply_sets(&mut doc, sets)?;
+        let text = toml::to_string(&doc).map_err(|e| e.to_string())?;
+        Experiment::from_text(&text, path).map_err(|e| e.to_string())
+    }
+
+    /// `--trials N` (CLI) and `trials=N` (Python): the trial count, with the weight-error and
+    /// layer-insight trials clamped to it, recorded in the resolved form.
+    pub fn set_trials(&mut self, trials: u32) -> Result<(), String> {
+        if trials < 2 {
+            return Err(format!("trials = {trials}: an interval over trials needs at least 2"));
+        }
+        self.trials = trials;
+        self.weight_error_trials = self.weight_error_trials.min(trials);
+        self.layer_insight_trials = self.layer_insight_trials.min(trials);
+        self.resolved["trials"] = trials.into();
+        Ok(())
+    }
+
+    /// `--ci-halfwidth X --max-trials N`: adaptive trials, in batches of the trial count.
+    pub fn set_adaptive(&mut self, half_width: f64, max_trials: u32) -> Result<(), String> {
+        if !(half_width > 0.0 && half_width.is_finite()) {
+            return Err(format!("--ci-halfwidth {half_width}: must be > 0, e.g. 0.001 for ±0.1 points of accuracy"));
+        }
+        if self.shard.is_some() {
+            return Err("--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count".into());
+        }
+        if max_trials < self.trials.max(2) {
+            return Err(format!("--max-trials {max_trials}: must be at least the batch of {} trials", self.trials.max(2)));
+        }
+        self.ci_half_width = half_width;
+        self.resolved["ci_half_width"] = half_width.into();
+        self.resolved["adaptive_max_trials"] = max_trials.into();
+        self.adaptive = Some(Adaptive { half_width, max_trials });
+        Ok(())
+    }
+
+    /// Restricts the run to shard `index` of `count`: balanced contiguous trial ranges, the same
+    /// global trial indices (so the same random numbers) as the single run.
+    pub fn apply_shard(&mut self, index: u32, count: u32) -> Result<(), String> {
+        if count == 0 || index >= count {
+            return Err(format!("--shard {index}/{count}: need 0 <= K < N, e.g. --shard 0/4 .. --shard 3/4"));
+        }
+        if count > self.trials {
+            return Err(format!("--shard {index}/{count}: more shards than the {} trials", self.trials));
+        }
+        if self.adaptive.is_some() {
+            return Err("--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count".into());
+        }
+        let (t, w) = (self.trials, self.weight_error_trials);
+        let shard = Shard {
+            index,
+            count,
+            first_trial: split_start(t, count, index),
+            trials: split_len(t, count, index),
+            first_weight_error_trial: if w > 0 { split_start(w, count, index) } else { 0 },
+            weight_error_trials: if w > 0 { split_len(w, count, index) } else { 0 },
+        };
+        self.first_trial = shard.first_trial;
+        self.trials = shard.trials;
+        self.first_weight_error_trial = shard.first_weight_error_trial;
+        self.weight_error_trials = shard.weight_error_trials;
+        // The layer insight runs the first trials, once: in shard 0.
+        if index != 0 {
+            self.layer_insight_trials = 0;
+        }
+        self.resolved["shard"] = serde_json::to_value(&shard).expect("a shard serialises");
+        self.shard = Some(shard);
+        Ok(())
+    }
+}
+
 /// The shard of this process from a batch scheduler's environment (`aimc run --shard env`):
 /// a Slurm job array (`SLURM_ARRAY_TASK_ID` minus `SLURM_ARRAY_TASK_MIN`, of
 /// `SLURM_ARRAY_TASK_COUNT`) or a Kubernetes Indexed Job (`JOB_COMPLETION_INDEX` of

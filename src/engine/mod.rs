@@ -67,6 +67,20 @@ pub enum BackendChoice {
     Cpu,
 }
 
+impl std::str::FromStr for BackendChoice {
+    type Err = String;
+
+    /// "auto", "gpu" or "cpu" (the Python package's `backend=`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(BackendChoice::Auto),
+            "gpu" => Ok(BackendChoice::Gpu),
+            "cpu" => Ok(BackendChoice::Cpu),
+            other => Err(format!("backend = {other:?}: use \"auto\", \"gpu\" or \"cpu\"")),
+        }
+    }
+}
+
 /// Opens the backend chosen by `choice`.
 pub fn open(choice: BackendChoice) -> Result<Box<dyn Backend>, EngineError> {
     match choice {

@@ -3,7 +3,7 @@
 //! experiment with its checkpoint journal (a rerun resumes), then write results, plots and report
 //! into the staging directory and publish the set whole (ripgrep's "one search behind every flag").
 
-use crate::engine::BackendChoice;
+pub use crate::engine::BackendChoice;
 use crate::run::{run_journaled, Progress};
 use crate::config::Experiment;
 use crate::report::publish::Staging;

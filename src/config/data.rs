@@ -1,0 +1,134 @@
+//! The data sections of an experiment file: `[data]` (a labelled CSV, .npy pair or .npz, scaled
+//! and sliced) and `[attention]` (Q, K, V from .npy files or generated), each mistake named by
+//! its field.
+
+use super::raw::{RawAttention, RawData, MAX_ATTENTION_VALUES};
+use crate::workload::io::{self, Dataset, Matrix};
+use std::path::{Path, PathBuf};
+
+/// A data set from a feature matrix and a label vector (n values, integers >= 0); `xs` names the
+/// features and `ys` the labels in errors.
+pub(super) fn labelled(x: io::Matrix, y: io::Matrix, scale: f32, xs: &str, ys: &str) -> Result<Dataset, String> {
+    if y.data.len() != x.rows {
+        return Err(format!("{ys} holds {} labels but {xs} has {} rows", y.data.len(), x.rows));
+    }
+    let labels = y
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if v >= 0.0 && v.fract() == 0.0 && v < u32::MAX as f32 {
+                Ok(v as u32)
+            } else {
+                Err(format!("{ys}: row {i} has label {v}; labels are integers >= 0"))
+            }
+        })
+        .collect::<Result<Vec<u32>, String>>()?;
+    Ok(Dataset { x: x.data.iter().map(|v| v / scale).collect(), labels, n_features: x.cols })
+}
+
+/// The `[data]` set: a CSV (features, then the label; `header` says whether the first line names
+/// the columns), a .npy feature matrix [n, features] with `labels` a .npy of n integer labels, or
+/// a .npz holding both (arrays `features` and `labels`, default "x" and "y"); features divided by
+/// `scale`, then `rows` start..end.
+pub(super) fn read_data(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<(Dataset, PathBuf), String> {
+    let data_path = resolve(&d.path);
+    if !(d.scale.is_finite() && d.scale > 0.0) {
+        return Err(format!("data.scale = {}: must be > 0", d.scale));
+    }
+    let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if ext != "npz" && d.features.is_some() {
+        return Err("data.features: names an array inside a .npz; remove it for a CSV or .npy".into());
+    }
+    if d.header && matches!(ext, "npy" | "npz") {
+        return Err("data.header: only for CSV files".into());
+    }
+    // The matrix reader speaks of weights; these are features and labels.
+    let as_data = |e: crate::workload::WorkloadError, what: &str| e.to_string().replace("weights must be finite", &format!("{what} must be finite"));
+    let mut ds = match (ext, &d.labels) {
+        ("npy", None) => return Err(format!("data.path = {}: a .npy holds features only; give data.labels = \"labels.npy\" too", data_path.display())),
+        ("npy", Some(l)) => {
+            let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {}", as_data(e, "features")))?;
+            let lp = resolve(l);
+            let y = io::read_matrix(&lp, None).map_err(|e| format!("data.labels: {}", as_data(e, "labels")))?;
+            labelled(x, y, d.scale, &data_path.display().to_string(), &format!("data.labels: {}", lp.display()))?
+        }
+        ("npz", l) => {
+            let (xn, yn) = (d.features.clone().unwrap_or_else(|| "x".into()), l.as_ref().map_or("y".into(), |p| p.display().to_string()));
+            let x = io::read_npz_array(&data_path, &xn).map_err(|e| format!("data.features: {}", as_data(e, "features")))?;
+            let y = io::read_npz_array(&data_path, &yn).map_err(|e| format!("data.labels: {}", as_data(e, "labels")))?;
+            labelled(x, y, d.scale, &format!("{} array {xn}", data_path.display()), &format!("data.labels: {} array {yn}", data_path.display()))?
+        }
+        (_, None) => io::read_csv_with(&data_path, d.scale, d.header).map_err(|e| format!("data.path: {e}"))?,
+        (_, Some(_)) => return Err("data.labels: only with a .npy or .npz feature file (a CSV has its labels in the last column)".into()),
+    };
+    if let Some(r) = &d.rows {
+        let &[a, b] = r.as_slice() else {
+            return Err(format!("data.rows = {r:?}: give two numbers, [start, end] (rows start..end, end excluded)"));
+        };
+        if a >= b || b > ds.len() {
+            return Err(format!("data.rows = [{a}, {b}]: {} has {} rows; need start < end <= {}", data_path.display(), ds.len(), ds.len()));
+        }
+        ds = ds.rows(a, b);
+    }
+    Ok((ds, data_path))
+}
+
+/// Reads or generates the attention workload's Q, K, V (each `[heads][n][d]`).
+pub(super) fn attention_data(a: &RawAttention, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<crate::workload::kernel::KernelData, String> {
+    if a.heads == 0 {
+        return Err("attention.heads = 0: must be >= 1".into());
+    }
+    let (q, k, v, n, d) = match (&a.q, &a.k, &a.v) {
+        (None, None, None) => {
+            if a.n == 0 || a.d == 0 {
+                return Err(format!("attention.n = {}, attention.d = {}: give both (>= 1) to generate Q, K, V, or q, k, v = \"....npy\"", a.n, a.d));
+            }
+            if a.heads * a.n * a.d > MAX_ATTENTION_VALUES {
+                return Err(format!("attention: heads x n x d = {} values per tensor; at most {MAX_ATTENTION_VALUES}", a.heads * a.n * a.d));
+            }
+            let std = a.qk_std.unwrap_or((a.d as f64).powf(-0.25));
+            if !(std > 0.0 && std.is_finite()) {
+                return Err(format!("attention.qk_std = {std}: must be > 0"));
+            }
+            let (q, k, v) = crate::features::attention::synthetic_qkv(a.heads, a.n, a.d, std, a.data_seed);
+            (q, k, v, a.n, a.d)
+        }
+        (Some(qp), Some(kp), Some(vp)) => {
+            if a.qk_std.is_some() {
+                return Err("attention.qk_std: only for generated Q/K/V; remove it (the .npy files are used as they are)".into());
+            }
+            let load = |name: &str, p: &Path| -> Result<Matrix, String> {
+                let path = resolve(p);
+                let m = io::read_matrix(&path, None).map_err(|e| format!("attention.{name}: {e}"))?;
+                if m.rows % a.heads != 0 {
+                    return Err(format!(
+                        "attention.{name}: {} has {} rows, not a multiple of heads = {} (rows are heads x n, head-major)",
+                        path.display(),
+                        m.rows,
+                        a.heads
+                    ));
+                }
+                Ok(m)
+            };
+            let (q, k, v) = (load("q", qp)?, load("k", kp)?, load("v", vp)?);
+            if q.cols != k.cols {
+                return Err(format!("attention.q and attention.k: d differs ({} vs {} columns); Q and K need the same d", q.cols, k.cols));
+            }
+            if q.rows != k.rows || q.rows != v.rows {
+                return Err(format!("attention: q, k, v have {}, {} and {} rows; they need the same heads x n", q.rows, k.rows, v.rows));
+            }
+            if v.cols != q.cols {
+                return Err(format!("attention.v: {} columns; this workload needs V of the same d as Q and K ({})", v.cols, q.cols));
+            }
+            if (a.n != 0 && a.n * a.heads != q.rows) || (a.d != 0 && a.d != q.cols) {
+                return Err(format!("attention.n = {}, d = {}: the files hold n = {}, d = {}; remove n and d or fix them", a.n, a.d, q.rows / a.heads, q.cols));
+            }
+            let n = q.rows / a.heads;
+            (q.data, k.data, v.data, n, q.cols)
+        }
+        _ => return Err("attention: give all of q, k, v (.npy, [heads x n, d] each) or none (generated)".into()),
+    };
+    Ok(crate::workload::kernel::KernelData::Attention { heads: a.heads, n, d, causal: a.causal, q, k, v })
+}
+

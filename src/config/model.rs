@@ -1,0 +1,162 @@
+//! `[model]`, `[data]`, `[attention]` and `[mvm]` resolved per workload: the classifier's
+//! network and labelled data set, the single matrix of weight_error and mvm_error, the kernel
+//! workloads' point set or Q/K/V, and the moe layer's data (which makes it a classifier). Shapes
+//! are checked against each other here, so a mismatch names both sides before any compute.
+
+use super::data::{attention_data, read_data};
+use super::raw::{RawExperiment, RawLayer, RawModel};
+use crate::workload::io::{self, Dataset, Linear, Matrix};
+use crate::workload::kernel::{split_standardise, KernelData};
+use crate::workload::{Activation, SweepPoint, WorkloadKind};
+use std::path::{Path, PathBuf};
+
+/// Largest `[mvm] inputs` × matrix inputs: the random inputs are held in memory at once.
+const MAX_MVM_INPUT_VALUES: u64 = 1 << 28;
+
+/// Fewest rows of a kernel workload's data set: every 4th row tests, so 8 leaves 2 test rows.
+const MIN_KERNEL_ROWS: usize = 8;
+
+/// What the model and data sections resolve to.
+#[derive(Default)]
+pub(super) struct Loaded {
+    pub layers: Vec<Linear>,
+    pub data: Option<Dataset>,
+    pub mvm_inputs: u32,
+    pub kernel_data: Option<KernelData>,
+    /// Set by `[model] layers` tables (classifier).
+    pub layer_activations: Option<Vec<Activation>>,
+    /// Layers named digital in `[model] layers` tables.
+    pub layer_digital: Vec<String>,
+}
+
+/// `[model]` as the workload needs it: required by the network and matrix workloads, refused by
+/// the kernel and moe workloads (which program a random projection or generated experts).
+pub(super) fn model_section(raw: &RawExperiment) -> Result<Option<&RawModel>, String> {
+    let wl = raw.workload;
+    match (&raw.model, wl.is_kernel() || wl == WorkloadKind::Moe) {
+        (Some(m), false) => Ok(Some(m)),
+        (None, false) => Err(format!("the {} workload needs a [model] section with path = \"...\"", wl.name())),
+        (Some(_), true) => Err(format!("the {} workload programs a random projection ([kernel]); remove [model]", wl.name())),
+        (None, true) => Ok(None),
+    }
+}
+
+/// Loads the workload's model and data; the moe workload also resolves each point's layer.
+pub(super) fn load(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [SweepPoint], resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Loaded, String> {
+    match raw.workload {
+        WorkloadKind::KernelError | WorkloadKind::KernelRidge => kernel_points(raw, resolve),
+        WorkloadKind::Attention => {
+            let a = raw
+                .attention
+                .as_ref()
+                .ok_or("the attention workload needs an [attention] section: heads, n, d (generated Q/K/V) or q, k, v = \"....npy\"")?;
+            Ok(Loaded { kernel_data: Some(attention_data(a, resolve)?), ..Loaded::default() })
+        }
+        WorkloadKind::Moe => moe(raw, points, resolve),
+        WorkloadKind::Classifier => classifier(raw, model.expect("checked by model_section"), resolve),
+        WorkloadKind::WeightError | WorkloadKind::MvmError => matrix(raw, model.expect("checked by model_section"), resolve),
+    }
+}
+
+fn kernel_points(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Loaded, String> {
+    let d = raw
+        .data
+        .as_ref()
+        .ok_or_else(|| format!("the {} workload needs a [data] section: a labelled CSV (features, then the integer label)", raw.workload.name()))?;
+    let (ds, data_path) = read_data(d, resolve)?;
+    if ds.len() < MIN_KERNEL_ROWS {
+        return Err(format!(
+            "data.path: {} has {} rows; the train/test split (every 4th row tests) needs at least {MIN_KERNEL_ROWS}",
+            data_path.display(),
+            ds.len()
+        ));
+    }
+    Ok(Loaded { kernel_data: Some(split_standardise(&ds.x, &ds.labels, ds.n_features)), ..Loaded::default() })
+}
+
+/// A labelled data set makes the moe layer a classifier: its rows are the tokens and the
+/// experts' outputs the class logits.
+fn moe(raw: &RawExperiment, points: &mut [SweepPoint], resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Loaded, String> {
+    let data = match &raw.data {
+        Some(d) => Some(read_data(d, resolve)?.0),
+        None => None,
+    };
+    let inputs: Option<std::sync::Arc<[f32]>> = data.as_ref().map(|ds| ds.x.clone().into());
+    for p in points {
+        let at = if p.labels.is_empty() { String::new() } else { format!("sweep point {}: ", p.series()) };
+        let (m, a) = p.moe.as_mut().expect("moe points carry their settings");
+        if let Some(ds) = &data {
+            if ds.n_features != m.d_model as usize {
+                return Err(format!("{at}the data set has {} features per row but moe.d_model = {}; they must match", ds.n_features, m.d_model));
+            }
+            if let Some(&l) = ds.labels.iter().find(|&&l| l >= m.out()) {
+                return Err(format!("{at}the data set has label {l} but the experts have {} outputs; set moe.d_out to the class count", m.out()));
+            }
+            if !m.accuracy {
+                return Err(format!("{at}[data] makes the moe layer a classifier, which needs moe.accuracy = true"));
+            }
+            m.tokens = ds.labels.len() as u32;
+            m.inputs = inputs.clone();
+        }
+        *a = m.resolve(a).map_err(|e| format!("{at}{e}"))?;
+        if let Some(path) = &m.model {
+            m.model = Some(resolve(path));
+            if m.accuracy {
+                crate::workload::moe::load_weights(m).map_err(|e| format!("{at}{e}"))?;
+            }
+        }
+    }
+    Ok(Loaded { data, ..Loaded::default() })
+}
+
+fn classifier(raw: &RawExperiment, model: &RawModel, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Loaded, String> {
+    let specs: Vec<RawLayer> = model.layers.iter().enumerate().map(|(i, v)| RawLayer::parse(i, v)).collect::<Result<_, _>>()?;
+    let opt = io::StateDictOptions { layers: specs.iter().map(|l| l.name.clone()).collect(), allow_extra: model.allow_extra };
+    let mut layers = io::read_state_dict_with(&resolve(&model.path), &opt).map_err(|e| format!("model.path: {e}"))?;
+    let settings: Vec<crate::workload::ConvSettings> = specs.iter().enumerate().map(|(i, l)| l.settings(i)).collect::<Result<_, _>>()?;
+    crate::workload::set_geometry(&mut layers, model.input_shape, &settings).map_err(|e| format!("model: {e}"))?;
+    let mut layer_activations = None;
+    if specs.iter().any(|l| l.activation.is_some()) {
+        if model.activations.is_some() {
+            return Err("model.activations and activations in model.layers tables: give them in one place".into());
+        }
+        let mut acts = crate::workload::between(layers.len(), model.activation);
+        for (a, l) in acts.iter_mut().zip(&specs) {
+            *a = l.activation.unwrap_or(*a);
+        }
+        layer_activations = Some(acts);
+    }
+    let layer_digital = specs.iter().filter(|l| l.digital).map(|l| l.name.clone()).collect();
+    let d = raw.data.as_ref().ok_or("the classifier workload needs a [data] section with path = \"...csv\"")?;
+    let (ds, _) = read_data(d, resolve)?;
+    crate::workload::check_shapes(&layers, &ds).map_err(|e| format!("model/data mismatch: {e}"))?;
+    let names = || layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ");
+    if let Some(a) = &model.activations {
+        if a.len() != layers.len() {
+            return Err(format!("model.activations has {} entries but the model has {} layers ({}); give one per layer", a.len(), layers.len(), names()));
+        }
+    }
+    for d in &model.digital {
+        if !layers.iter().any(|l| &l.name == d) {
+            return Err(format!("model.digital: {d:?} is not a layer of the model; its layers are {}", names()));
+        }
+    }
+    Ok(Loaded { layers, data: Some(ds), layer_activations, layer_digital, ..Loaded::default() })
+}
+
+/// weight_error and mvm_error: one matrix (`model.tensor` of a file with several), and for
+/// mvm_error the number of random input vectors.
+fn matrix(raw: &RawExperiment, model: &RawModel, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Loaded, String> {
+    let m: Matrix = io::read_matrix(&resolve(&model.path), model.tensor.as_deref()).map_err(|e| format!("model.path: {e}"))?;
+    let mvm_inputs = match (raw.workload, &raw.mvm) {
+        (WorkloadKind::MvmError, Some(mv)) if mv.inputs > 0 && (mv.inputs as u64) * (m.cols as u64) <= MAX_MVM_INPUT_VALUES => mv.inputs,
+        (WorkloadKind::MvmError, Some(mv)) if mv.inputs > 0 => {
+            return Err(format!("mvm.inputs = {}: {} inputs of {} values exceed {MAX_MVM_INPUT_VALUES} values; use fewer inputs", mv.inputs, mv.inputs, m.cols))
+        }
+        (WorkloadKind::MvmError, _) => return Err("the mvm_error workload needs [mvm] inputs = N (N >= 1 random input vectors)".into()),
+        _ => 0,
+    };
+    let rows = m.rows;
+    let l = Linear::dense(model.tensor.clone().unwrap_or_else(|| "weight".into()), m, vec![0.0; rows]);
+    Ok(Loaded { layers: vec![l], mvm_inputs, ..Loaded::default() })
+}

@@ -1,0 +1,110 @@
+//! The noise sections of an experiment file: `[device]` (a model by name, then any field
+//! overridden), `[periphery]`, `[tile]` and `gdc`, and the workload sections that sweep axes can
+//! also set (`[kernel]`, `[moe]` + `[arch]`). Every override goes through serde
+//! ([`set_field`]), so every field is overridable and a wrong name or type names the field.
+
+use super::raw::RawExperiment;
+use crate::arch::tiers::Architecture;
+use crate::crossbar::{Gdc, Periphery, TileShape, MAX_TILE_IN};
+use crate::device::{DeviceModel, MODEL_NAMES};
+use crate::workload::kernel::KernelSettings;
+use crate::workload::moe::MoeSettings;
+use crate::workload::WorkloadKind;
+
+/// Sets `field` of a serde struct to `value` through its TOML form.
+pub(super) fn set_field<T: serde::Serialize + serde::de::DeserializeOwned>(obj: &mut T, section: &str, field: &str, value: &toml::Value) -> Result<(), String> {
+    let mut table = toml::Table::try_from(&*obj).map_err(|e| e.to_string())?;
+    if !table.contains_key(field) {
+        let known: Vec<_> = table.keys().cloned().collect();
+        return Err(format!("{section}.{field}: unknown field; known fields: {}", known.join(", ")));
+    }
+    table.insert(field.to_string(), value.clone());
+    *obj = table.try_into().map_err(|e: toml::de::Error| format!("{section}.{field} = {value}: {}", e.message().trim()))?;
+    Ok(())
+}
+
+/// `[device]`: the model named by `model` (default pcm) with every other field set on it.
+pub(super) fn device(raw: &RawExperiment) -> Result<DeviceModel, String> {
+    let mut fields = raw.device.clone();
+    let name = match fields.remove("model") {
+        None => "pcm".to_string(),
+        Some(toml::Value::String(s)) => s,
+        Some(v) => return Err(format!("device.model = {v}: must be a string, one of {}", MODEL_NAMES.join(", "))),
+    };
+    let d = named_device(&name, &fields, "device.model")?;
+    d.validate()?;
+    Ok(d)
+}
+
+/// The device model `name` with the `[device]` fields (other than `model`) set on it; `key` names
+/// where the name came from in errors.
+pub(super) fn named_device(name: &str, fields: &toml::Table, key: &str) -> Result<DeviceModel, String> {
+    let mut d = DeviceModel::by_name(name).ok_or_else(|| format!("{key} = {name:?}: unknown model; use one of {}", MODEL_NAMES.join(", ")))?;
+    for (k, v) in fields.iter().filter(|(k, _)| *k != "model") {
+        set_field(&mut d, "device", k, v)?;
+    }
+    Ok(d)
+}
+
+pub(super) fn periphery(raw: &RawExperiment) -> Result<Periphery, String> {
+    let p: Periphery = raw.periphery.clone().try_into().map_err(|e: toml::de::Error| format!("[periphery]: {}", e.message().trim()))?;
+    p.validate()?;
+    Ok(p)
+}
+
+pub(super) fn parse_tile_str(s: &str) -> Result<TileShape, String> {
+    let (a, b) = s.split_once(['x', 'X']).ok_or_else(|| format!("tile {s:?}: expected \"INPUTSxOUTPUTS\", e.g. \"512x512\""))?;
+    let (max_in, max_out) = (
+        a.trim().parse::<u32>().map_err(|_| format!("tile {s:?}: inputs must be an integer"))?,
+        b.trim().parse::<u32>().map_err(|_| format!("tile {s:?}: outputs must be an integer"))?,
+    );
+    check_tile(TileShape { max_in, max_out })
+}
+
+pub(super) fn check_tile(t: TileShape) -> Result<TileShape, String> {
+    if t.max_in == 0 || t.max_out == 0 || t.max_in > MAX_TILE_IN {
+        return Err(format!("tile {}x{}: inputs must be 1..={MAX_TILE_IN} and outputs >= 1", t.max_in, t.max_out));
+    }
+    Ok(t)
+}
+
+pub(super) fn parse_gdc(v: &toml::Value) -> Result<Gdc, String> {
+    v.clone()
+        .try_into::<Gdc>()
+        .map_err(|_| format!("gdc = {v}: use \"off\", \"readout\", \"exact_reference\", \"readout_per_column\" or \"exact_reference_per_column\""))
+}
+
+/// `[kernel]`: required by the kernel workloads, refused by the others; `[attention]` only with
+/// the attention workload.
+pub(super) fn kernel_section(raw: &RawExperiment) -> Result<Option<KernelSettings>, String> {
+    let wl = raw.workload;
+    let settings = if wl.is_kernel() {
+        let t = raw.kernel.clone().ok_or_else(|| {
+            format!("the {} workload needs a [kernel] section, e.g. kernel = \"rbf\", projection = \"rff\", features = 128", wl.name())
+        })?;
+        Some(KernelSettings::from_table(&t)?)
+    } else if raw.kernel.is_some() {
+        return Err("[kernel] is for the kernel_error, kernel_ridge and attention workloads; remove it or change workload".into());
+    } else {
+        None
+    };
+    if raw.attention.is_some() && wl != WorkloadKind::Attention {
+        return Err("[attention] is for workload = \"attention\"; remove it or change workload".into());
+    }
+    Ok(settings)
+}
+
+/// `[moe]` and `[arch]`: required by the moe workload, refused (with `[cost]`) by the others.
+pub(super) fn moe_section(raw: &RawExperiment) -> Result<Option<(MoeSettings, Architecture)>, String> {
+    if raw.workload != WorkloadKind::Moe {
+        if raw.moe.is_some() || raw.arch.is_some() || raw.cost.is_some() {
+            return Err("[moe], [arch] and [cost] are for workload = \"moe\"; remove them or change workload".into());
+        }
+        return Ok(None);
+    }
+    let m = raw.moe.clone().ok_or("the moe workload needs a [moe] section: d_model, d_ff, experts, top_k (and tokens, routing, mapping, ...)")?;
+    let a = raw.arch.clone().ok_or("the moe workload needs an [arch] section: tiles, tiers, rows, cols (e.g. 16, 8, 512, 512)")?;
+    let m: MoeSettings = m.try_into().map_err(|e: toml::de::Error| format!("[moe]: {}", e.message().trim()))?;
+    let a: Architecture = a.try_into().map_err(|e: toml::de::Error| format!("[arch]: {}", e.message().trim()))?;
+    Ok(Some((m, a)))
+}

@@ -1,0 +1,280 @@
+//! The experiment file as written: serde structs with `deny_unknown_fields` (a misspelt field is
+//! an error that names it) and the defaults of every optional field. Only `super` validates them
+//! into an [`super::Experiment`].
+
+use crate::crossbar::{Gdc, TileShape};
+use crate::workload::Activation;
+use crate::workload::WorkloadKind;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawExperiment {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) description: String,
+    pub(super) workload: WorkloadKind,
+    pub(super) seed: u64,
+    pub(super) trials: u32,
+    #[serde(default = "default_confidence")]
+    pub(super) confidence: f64,
+    #[serde(default = "default_half_width")]
+    pub(super) ci_half_width: f64,
+    #[serde(default = "default_gdc")]
+    pub(super) gdc: Gdc,
+    /// Trials that also report effective-weight error (classifier); 0 skips it.
+    #[serde(default = "default_we_trials")]
+    pub(super) weight_error_trials: u32,
+    /// Trials (classifier) whose every layer's MVM output error, bound-management repeats and
+    /// clipped ADC outputs are measured against floating point; 0 skips it.
+    #[serde(default = "default_insight_trials")]
+    pub(super) layer_insight_trials: u32,
+    /// Every sweep point draws the same random numbers (common random numbers), so differences
+    /// between points are paired; false gives each point its own key.
+    #[serde(default = "default_crn")]
+    pub(super) common_random_numbers: bool,
+    /// Tail risk: report P(metric < tail_below) per point (classifiers: default one point below
+    /// floating point).
+    #[serde(default)]
+    pub(super) tail_below: Option<f64>,
+    #[serde(default)]
+    pub(super) model: Option<RawModel>,
+    pub(super) data: Option<RawData>,
+    /// Kernel workloads: the feature map (`crate::workload::kernel::KernelSettings`).
+    #[serde(default)]
+    pub(super) kernel: Option<toml::Table>,
+    /// The attention workload's Q, K, V.
+    #[serde(default)]
+    pub(super) attention: Option<RawAttention>,
+    /// The moe workload: the layer (`crate::workload::moe::MoeSettings`), the architecture
+    /// (`crate::arch::tiers::Architecture`) and the cost tables.
+    #[serde(default)]
+    pub(super) moe: Option<toml::Table>,
+    #[serde(default)]
+    pub(super) arch: Option<toml::Table>,
+    #[serde(default)]
+    pub(super) cost: Option<RawCost>,
+    /// The noise budget: which source costs the metric (`super::budget`).
+    #[serde(default)]
+    pub(super) budget: Option<crate::workload::budget::BudgetSettings>,
+    #[serde(default)]
+    pub(super) device: toml::Table,
+    #[serde(default)]
+    pub(super) periphery: toml::Table,
+    #[serde(default)]
+    pub(super) tile: Option<TileShape>,
+    pub(super) sweep: toml::Table,
+    #[serde(default)]
+    pub(super) energy: Option<RawEnergy>,
+    #[serde(default)]
+    pub(super) mvm: Option<RawMvm>,
+    #[serde(default)]
+    pub(super) reference: Option<RawReference>,
+}
+
+/// `[reference]`: another simulator's per-repetition counts to compare with (classifier).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawReference {
+    pub(super) path: PathBuf,
+    #[serde(default)]
+    pub(super) mean_tol_pp: Option<f64>,
+    #[serde(default)]
+    pub(super) std_rel_tol: Option<f64>,
+}
+
+fn default_confidence() -> f64 {
+    0.95
+}
+fn default_half_width() -> f64 {
+    0.001
+}
+fn default_insight_trials() -> u32 {
+    20
+}
+
+fn default_gdc() -> Gdc {
+    Gdc::Readout
+}
+fn default_we_trials() -> u32 {
+    100
+}
+fn default_crn() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawModel {
+    pub(super) path: PathBuf,
+    #[serde(default)]
+    pub(super) tensor: Option<String>,
+    /// The layers in order: tensor prefixes ("fc1"), or tables naming one and saying how it
+    /// runs (`{ name = "0", activation = "relu", padding = 1, pool = "max" }`, see
+    /// [`RawLayer`]); empty: every `PREFIX.weight`, ordered by the keys' numeric index.
+    #[serde(default)]
+    pub(super) layers: Vec<toml::Value>,
+    /// [C, H, W] of one sample (PyTorch's NCHW order): needed when the model has Conv2d layers.
+    #[serde(default)]
+    pub(super) input_shape: Option<[usize; 3]>,
+    /// Leave tensors that are not a used layer's weight or bias unused instead of refusing.
+    #[serde(default)]
+    pub(super) allow_extra: bool,
+    #[serde(default = "default_act")]
+    pub(super) activation: Activation,
+    /// The activation after each layer, one per layer (default: `activation` between layers,
+    /// none after the last).
+    #[serde(default)]
+    pub(super) activations: Option<Vec<Activation>>,
+    /// Layers (by name, e.g. "0" or "fc2") that stay digital: computed in floating point, no
+    /// device or converter noise.
+    #[serde(default)]
+    pub(super) digital: Vec<String>,
+}
+
+fn default_act() -> Activation {
+    Activation::Relu
+}
+
+/// One `[model] layers` table: which tensors, the activation after the layer, whether it stays
+/// digital, and for a Conv2d its stride, zero padding and the pooling after the activation
+/// (PyTorch's `nn.Conv2d` / `nn.MaxPool2d` / `nn.AvgPool2d` arguments).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLayer {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) activation: Option<Activation>,
+    #[serde(default)]
+    pub(super) digital: bool,
+    #[serde(default)]
+    pub(super) stride: Option<toml::Value>,
+    #[serde(default)]
+    pub(super) padding: Option<toml::Value>,
+    #[serde(default)]
+    pub(super) pool: Option<crate::workload::PoolKind>,
+    /// Pooling window (default 2).
+    #[serde(default)]
+    pub(super) pool_size: Option<usize>,
+    /// Pooling stride (default: the window, as PyTorch).
+    #[serde(default)]
+    pub(super) pool_stride: Option<usize>,
+}
+
+impl RawLayer {
+    /// A `layers` entry: a name string, or a table.
+    pub(super) fn parse(i: usize, v: &toml::Value) -> Result<RawLayer, String> {
+        match v {
+            toml::Value::String(name) => Ok(RawLayer { name: name.clone(), ..RawLayer::default() }),
+            toml::Value::Table(_) => RawLayer::deserialize(v.clone()).map_err(|e| format!("model.layers[{i}]: {}", e.message())),
+            other => {
+                Err(format!("model.layers[{i}] = {other}: give a layer name (\"fc1\") or a table ({{ name = \"0\", activation = \"relu\", padding = 1 }})"))
+            }
+        }
+    }
+
+    pub(super) fn settings(&self, i: usize) -> Result<crate::workload::ConvSettings, String> {
+        let pair = |what: &str, v: &Option<toml::Value>, default: usize| -> Result<[usize; 2], String> {
+            match v {
+                None => Ok([default; 2]),
+                Some(toml::Value::Integer(n)) if *n >= 0 => Ok([*n as usize; 2]),
+                Some(toml::Value::Array(a)) if a.len() == 2 && a.iter().all(|x| x.as_integer().is_some_and(|n| n >= 0)) => {
+                    Ok([a[0].as_integer().unwrap() as usize, a[1].as_integer().unwrap() as usize])
+                }
+                Some(other) => Err(format!("model.layers[{i}].{what} = {other}: give a non-negative integer or [height, width]")),
+            }
+        };
+        if self.pool.is_none() && (self.pool_size.is_some() || self.pool_stride.is_some()) {
+            return Err(format!("model.layers[{i}]: pool_size and pool_stride need pool = \"max\" or \"avg\""));
+        }
+        let pool = self.pool.map(|kind| {
+            let size = self.pool_size.unwrap_or(2);
+            crate::workload::Pool2d { kind, size, stride: self.pool_stride.unwrap_or(size) }
+        });
+        Ok(crate::workload::ConvSettings { stride: pair("stride", &self.stride, 1)?, padding: pair("padding", &self.padding, 0)?, pool })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawData {
+    pub(super) path: PathBuf,
+    #[serde(default = "one")]
+    pub(super) scale: f32,
+    #[serde(default)]
+    pub(super) rows: Option<Vec<usize>>,
+    /// The first line names the columns (never guessed).
+    #[serde(default)]
+    pub(super) header: bool,
+    /// With a .npy feature file: the .npy of its integer labels; with a .npz: the name of the
+    /// labels array in it (default "y").
+    #[serde(default)]
+    pub(super) labels: Option<PathBuf>,
+    /// With a .npz: the name of the features array in it (default "x").
+    #[serde(default)]
+    pub(super) features: Option<String>,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+/// `[attention]`: Q, K, V from .npy files (`[heads, n, d]` or `[n, d]`), or generated: Q, K ~
+/// N(0, qk_std²) and V ~ N(0, 1) from `data_seed` (`crate::features::attention::synthetic_qkv`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAttention {
+    #[serde(default)]
+    pub(super) q: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) k: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) v: Option<PathBuf>,
+    #[serde(default = "one_usize")]
+    pub(super) heads: usize,
+    #[serde(default)]
+    pub(super) n: usize,
+    #[serde(default)]
+    pub(super) d: usize,
+    #[serde(default)]
+    pub(super) causal: bool,
+    /// Generated Q and K: the std of their entries (default d^(−1/4), so ‖q‖ ≈ d^(1/4) and the
+    /// scaled q·d^(−1/4) has norm about 1, the positive features' working range).
+    #[serde(default)]
+    pub(super) qk_std: Option<f64>,
+    #[serde(default)]
+    pub(super) data_seed: u64,
+}
+
+fn one_usize() -> usize {
+    1
+}
+
+/// Largest attention problem: heads × n × d values per tensor.
+pub(super) const MAX_ATTENTION_VALUES: usize = 1 << 26;
+
+/// `[cost]`: the 3D cost table and the GPU table of the moe workload (defaults: the shipped
+/// experiments/energy/moe_3d.toml and gpu_h100_sxm.toml).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCost {
+    #[serde(default)]
+    pub(super) tiers: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) gpu: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEnergy {
+    pub(super) table: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMvm {
+    /// Number of random input vectors per trial.
+    pub(super) inputs: u32,
+}
+

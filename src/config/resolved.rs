@@ -1,0 +1,61 @@
+//! The resolved configuration: every setting of the run as validated (defaults filled in, paths
+//! resolved, the model's layers and the sweep axes), recorded in results.json. Its hash names the
+//! run in the checkpoint journal, so [`super::overrides`] keeps it in step with every override.
+
+use super::raw::{RawExperiment, RawModel};
+use super::sweep::{Base, SweepAxis};
+use super::time::time_label;
+use super::Experiment;
+use crate::workload::Activation;
+use std::path::{Path, PathBuf};
+
+/// The parts of a validated experiment the resolved form records besides the raw file.
+pub(super) struct Parts<'a> {
+    pub exp: &'a Experiment,
+    pub model: &'a RawModel,
+    pub model_path: &'a Path,
+    /// `[model] layers` tables' activations, when they set any.
+    pub layer_activations: Option<&'a [Activation]>,
+    pub digital_names: &'a [String],
+    pub axes: &'a [SweepAxis],
+    /// The file's settings before the axes (a point may differ along them).
+    pub base: &'a Base<'a>,
+}
+
+pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, p: Parts<'_>) -> serde_json::Value {
+    let exp = p.exp;
+    let (model, layers, base) = (p.model, &exp.layers, p.base);
+    serde_json::json!({
+        "name": raw.name,
+        "workload": raw.workload,
+        "seed": raw.seed,
+        "trials": raw.trials,
+        "confidence": raw.confidence,
+        "ci_half_width": raw.ci_half_width,
+        "gdc": raw.gdc,
+        "weight_error_trials": raw.weight_error_trials,
+        "layer_insight_trials": raw.layer_insight_trials,
+        "common_random_numbers": raw.common_random_numbers,
+        "tail_below": raw.tail_below,
+        "kernel": base.kernel,
+        "moe": base.moe.as_ref().map(|(m, _)| m),
+        "arch": base.moe.as_ref().map(|(_, a)| a),
+        "cost_tables": exp.moe_tables.as_ref().map(|(t, g)| serde_json::json!({"tiers": t.name, "gpu": g.name})),
+        "attention": raw.attention.as_ref().map(|a| serde_json::json!({"heads": a.heads, "n": a.n, "d": a.d, "causal": a.causal, "qk_std": a.qk_std, "data_seed": a.data_seed,
+            "q": a.q.as_ref().map(|p| resolve(p).display().to_string()), "k": a.k.as_ref().map(|p| resolve(p).display().to_string()), "v": a.v.as_ref().map(|p| resolve(p).display().to_string())})),
+        "model": { "path": p.model_path.display().to_string(), "tensor": model.tensor, "activation": model.activation,
+                   "activations": p.layer_activations.or(model.activations.as_deref()), "digital": p.digital_names, "input_shape": model.input_shape,
+                   "layers": layers.iter().map(|l| serde_json::json!({"name": l.name, "out": l.weight.rows, "in": l.weight.cols, "conv": l.conv,
+                       "mvms_per_sample": l.conv.map_or(1, |c| c.out_hw().0 * c.out_hw().1)})).collect::<Vec<_>>() },
+        "data": raw.data.as_ref().map(|d| serde_json::json!({ "path": resolve(&d.path).display().to_string(), "labels": d.labels.as_ref().map(|l| if d.path.extension().is_some_and(|e| e == "npz") { l.display().to_string() } else { resolve(l).display().to_string() }), "features": d.features, "scale": d.scale, "rows": d.rows })),
+        "device": base.device,
+        "periphery": base.periphery,
+        "tile": base.tile,
+        "times_s": exp.times,
+        "time_labels": exp.times.iter().map(|&t| time_label(t)).collect::<Vec<_>>(),
+        "sweep_axes": p.axes.iter().map(|a| serde_json::json!({"name": a.name, "values": a.labels})).collect::<Vec<_>>(),
+        "mvm_inputs": exp.mvm_inputs,
+        "reference": exp.reference.as_ref().map(|r| r.file.clone()),
+        "energy_table": exp.energy,
+    })
+}

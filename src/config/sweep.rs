@@ -1,0 +1,239 @@
+//! `[sweep]`: the inference times (inside every run: a trial's programmed state is reused across
+//! times, noise-models §1) and the other axes, whose cartesian product (last axis fastest) gives
+//! the sweep points. An axis names a special setting (`gdc`, `tile`, `model`), a workload field
+//! (`[kernel]`, `[moe]`, `[arch]`), a device field or a periphery field; every value is tried on
+//! its section here, so a bad one is reported before any compute. `[budget]` adds one more axis.
+
+use super::noise::{parse_gdc, parse_tile_str, set_field};
+use super::raw::RawExperiment;
+use super::time::parse_time;
+use crate::arch::tiers::Architecture;
+use crate::crossbar::{Gdc, Periphery, TileShape};
+use crate::device::{DeviceModel, MODEL_NAMES};
+use crate::workload::kernel::KernelSettings;
+use crate::workload::moe::MoeSettings;
+use crate::workload::{budget, SweepPoint, WorkloadKind};
+
+/// One sweep axis: its name, raw values and display labels.
+#[derive(Clone, Debug)]
+pub struct SweepAxis {
+    pub name: String,
+    pub values: Vec<toml::Value>,
+    pub labels: Vec<String>,
+}
+
+/// Axis names that are not device or periphery fields.
+const SPECIAL_AXES: [&str; 4] = ["t", "gdc", "tile", "model"];
+/// Friendly aliases for periphery fields.
+const ALIASES: [(&str, &str); 2] = [("dac_bits", "inp_res_bits"), ("adc_bits", "out_res_bits")];
+/// Largest number of inference times (they index a u16 in the engine's per-time buffers).
+const MAX_TIMES: usize = 65_535;
+/// Largest number of sweep points of one file.
+const MAX_POINTS: usize = 10_000;
+
+fn value_label(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The times (seconds) and the other axes, in file order.
+pub(super) fn axes(raw: &RawExperiment) -> Result<(Vec<f64>, Vec<SweepAxis>), String> {
+    let mut times = vec![];
+    let mut axes = vec![];
+    for (k, v) in &raw.sweep {
+        let arr = v.as_array().ok_or_else(|| format!("sweep.{k} = {v}: must be an array of values, e.g. {k} = [..]"))?;
+        if arr.is_empty() {
+            return Err(format!("sweep.{k}: the list is empty; give at least one value or remove the axis"));
+        }
+        if k == "t" {
+            for x in arr {
+                let secs = match x {
+                    toml::Value::String(s) => parse_time(s),
+                    toml::Value::Integer(i) => parse_time(&i.to_string()),
+                    toml::Value::Float(f) => parse_time(&f.to_string()),
+                    other => Err(format!("{other} is not a time")),
+                }
+                .map_err(|m| format!("sweep.t: {m}"))?;
+                times.push(secs);
+            }
+            continue;
+        }
+        let name = ALIASES.iter().find(|(a, _)| a == k).map(|(_, f)| f.to_string()).unwrap_or(k.clone());
+        if axes.iter().any(|a: &SweepAxis| a.name == name) {
+            return Err(format!("sweep.{k}: the same field as another axis ({name}; dac_bits = inp_res_bits, adc_bits = out_res_bits); keep one"));
+        }
+        axes.push(SweepAxis { name, values: arr.clone(), labels: arr.iter().map(value_label).collect() });
+    }
+    if times.is_empty() {
+        return Err("sweep.t is missing: give the inference times, e.g. t = [\"1s\", \"1h\", \"1d\", \"1y\"]".into());
+    }
+    if times.len() > MAX_TIMES {
+        return Err(format!("sweep.t: at most {MAX_TIMES} times"));
+    }
+    let n_points: usize = axes.iter().map(|a| a.values.len()).product();
+    if n_points > MAX_POINTS {
+        return Err(format!("the sweep has {n_points} points; at most {MAX_POINTS} (split it into several files)"));
+    }
+    Ok((times, axes))
+}
+
+/// What every sweep point starts from: the file's sections, before the axes set their fields.
+pub(super) struct Base<'a> {
+    pub device: DeviceModel,
+    /// `[device]` as written (its `model` axis rebuilds the device with these fields).
+    pub device_fields: &'a toml::Table,
+    pub periphery: Periphery,
+    pub gdc: Gdc,
+    pub tile: TileShape,
+    pub kernel: Option<KernelSettings>,
+    pub moe: Option<(MoeSettings, Architecture)>,
+}
+
+/// The field names of each section an axis may set (for lookup and for the error that lists them).
+struct Fields {
+    kernel: toml::Table,
+    moe: toml::Table,
+    arch: toml::Table,
+    device: toml::Table,
+    periphery: toml::Table,
+}
+
+impl Fields {
+    fn of(base: &Base<'_>) -> Fields {
+        let (moe, arch) = match &base.moe {
+            Some((m, a)) => (table(m), table(a)),
+            None => (toml::Table::new(), toml::Table::new()),
+        };
+        Fields {
+            kernel: base.kernel.as_ref().map(table).unwrap_or_default(),
+            moe,
+            arch,
+            device: table(&base.device),
+            periphery: table(&base.periphery),
+        }
+    }
+
+    fn unknown(&self, key: &str) -> String {
+        let mut kf = if self.kernel.is_empty() { String::new() } else { format!(", a kernel field ({})", self.kernel.keys().cloned().collect::<Vec<_>>().join(", ")) };
+        if !self.moe.is_empty() {
+            let names: Vec<String> = self.moe.keys().chain(self.arch.keys()).cloned().collect();
+            kf.push_str(&format!(", a moe or arch field ({})", names.join(", ")));
+        }
+        format!(
+            "{key}: unknown sweep axis; use t, {}{kf}, a device field ({}) or a periphery field ({}; aliases dac_bits, adc_bits)",
+            SPECIAL_AXES[1..].join(", "),
+            self.device.keys().filter(|k| *k != "name").cloned().collect::<Vec<_>>().join(", "),
+            self.periphery.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    }
+}
+
+/// A settings section as its TOML table; cannot fail: they are plain structs of numbers,
+/// strings and enums.
+fn table<T: serde::Serialize>(v: &T) -> toml::Table {
+    toml::Table::try_from(v).expect("a settings section serialises to a TOML table")
+}
+
+/// Sets axis `name` to `v` on point `p`.
+fn apply_axis(p: &mut SweepPoint, name: &str, v: &toml::Value, base: &Base<'_>, fields: &Fields) -> Result<(), String> {
+    let key = format!("sweep.{name}");
+    if name == "model" {
+        let s = v.as_str().ok_or_else(|| format!("{key}: {v} must be a model name string"))?;
+        let mut d = DeviceModel::by_name(s).ok_or_else(|| format!("{key}: unknown model {s:?}; use one of {}", MODEL_NAMES.join(", ")))?;
+        for (k, v) in base.device_fields.iter().filter(|(k, _)| *k != "model") {
+            set_field(&mut d, "device", k, v)?;
+        }
+        p.device = d;
+    } else if name == "name" {
+        return Err(format!("{key}: to compare device models sweep `model`, e.g. model = [\"pcm\", \"hermes\"]"));
+    } else if name == "gdc" {
+        p.gdc = parse_gdc(v).map_err(|m| format!("{key}: {m}"))?;
+    } else if name == "tile" {
+        let s = v.as_str().ok_or_else(|| format!("{key}: {v} must be a string like \"512x512\""))?;
+        p.tile = parse_tile_str(s).map_err(|m| format!("{key}: {m}"))?;
+    } else if let (true, Some(k)) = (fields.kernel.contains_key(name), p.kernel.as_mut()) {
+        set_field(k, "sweep", name, v)?;
+    } else if name == "accuracy" && p.moe.is_some() {
+        return Err(format!("{key}: moe.accuracy sets what the metric is; it cannot be swept (use two files)"));
+    } else if let (true, Some((m, _))) = (fields.moe.contains_key(name), p.moe.as_mut()) {
+        set_field(m, "sweep", name, v)?;
+    } else if let (true, Some((_, ar))) = (fields.arch.contains_key(name), p.moe.as_mut()) {
+        set_field(ar, "sweep", name, v)?;
+    } else if fields.device.contains_key(name) {
+        set_field(&mut p.device, "sweep", name, v)?;
+        p.device.validate().map_err(|m| format!("{key}: {m}"))?;
+    } else if fields.periphery.contains_key(name) {
+        set_field(&mut p.periphery, "sweep", name, v)?;
+        p.periphery.validate().map_err(|m| format!("{key}: {m}"))?;
+    } else {
+        return Err(fields.unknown(&key));
+    }
+    Ok(())
+}
+
+/// Every sweep point, each axis value tried on its section.
+pub(super) fn points(axes: &[SweepAxis], base: &Base<'_>) -> Result<Vec<SweepPoint>, String> {
+    let fields = Fields::of(base);
+    let n_points: usize = axes.iter().map(|a| a.values.len()).product();
+    let mut points = Vec::with_capacity(n_points);
+    for index in 0..n_points {
+        let mut p = SweepPoint {
+            index,
+            labels: vec![],
+            device: base.device.clone(),
+            periphery: base.periphery.clone(),
+            gdc: base.gdc,
+            tile: base.tile,
+            kernel: base.kernel.clone(),
+            moe: base.moe.clone(),
+            layer_noise: vec![],
+        };
+        let mut rem = index;
+        // Last axis varies fastest.
+        let mut choice = vec![0; axes.len()];
+        for (ai, a) in axes.iter().enumerate().rev() {
+            choice[ai] = rem % a.values.len();
+            rem /= a.values.len();
+        }
+        for (ai, a) in axes.iter().enumerate() {
+            apply_axis(&mut p, &a.name, &a.values[choice[ai]], base, &fields)?;
+            p.labels.push((a.name.clone(), a.labels[choice[ai]].clone()));
+        }
+        points.push(p);
+    }
+    Ok(points)
+}
+
+/// `[budget]`: every point expanded into the budget's configurations along a `budget` axis.
+/// `layers` is the model's layer count.
+pub(super) fn budget_axis(raw: &RawExperiment, axes: &mut Vec<SweepAxis>, points: Vec<SweepPoint>, layers: usize) -> Result<Vec<SweepPoint>, String> {
+    let Some(b) = &raw.budget else {
+        return Ok(points);
+    };
+    let wl = raw.workload;
+    if !matches!(wl, WorkloadKind::Classifier | WorkloadKind::MvmError) {
+        return Err(format!("[budget] is for the classifier and mvm_error workloads, not {}", wl.name()));
+    }
+    if !raw.common_random_numbers {
+        return Err("[budget] needs common_random_numbers = true: the attribution pairs every configuration trial by trial".into());
+    }
+    if axes.iter().any(|a| a.name == "budget") {
+        return Err("sweep.budget: the budget axis is made by [budget]; remove it from [sweep]".into());
+    }
+    let first = &points[0];
+    let sources: Vec<budget::Source> = match &b.sources {
+        Some(s) if s.is_empty() => return Err("budget.sources = []: list at least one source, or remove it for every active one".into()),
+        Some(s) => s.clone(),
+        None => budget::ALL.iter().copied().filter(|s| s.active(&first.device, &first.periphery)).collect(),
+    };
+    if sources.is_empty() {
+        return Err("[budget]: no noise source is on in this configuration; nothing to attribute".into());
+    }
+    let n_layers = if layers > 1 { layers } else { 0 };
+    let knobs = if b.sensitivity { budget::knobs(&first.device, &first.periphery) } else { vec![] };
+    let names = budget::labels(&sources, n_layers, &knobs);
+    axes.push(SweepAxis { name: "budget".into(), values: names.iter().map(|n| toml::Value::String(n.clone())).collect(), labels: names });
+    Ok(budget::expand(points, &sources, n_layers, &knobs))
+}

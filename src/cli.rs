@@ -1,9 +1,8 @@
 //! Command-line definitions (clap derive) only; `main.rs` dispatches them to the library.
 
 use aimc::crossbar::Gdc;
-use aimc::engine::BackendChoice;
+use aimc::run::pipeline::BackendChoice;
 use aimc::train::HiddenActivation;
-use aimc::workload::Activation;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -23,7 +22,7 @@ pub enum Command {
         /// auto: a hardware GPU if present, else the CPU backend; gpu: any wgpu adapter (software
         /// Vulkan too); cpu: the CPU backend (fast kernels).
         #[arg(long, value_enum, default_value = "auto")]
-        backend: BackendChoice,
+        backend: BackendArg,
         /// Results directory (default: results/NAME).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -102,7 +101,7 @@ pub enum Command {
         rows: Option<String>,
         /// Activation between layers.
         #[arg(long, value_enum, default_value = "relu")]
-        activation: Activation,
+        activation: ActivationArg,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -111,7 +110,7 @@ pub enum Command {
         /// auto: a hardware GPU if present, else the CPU backend; gpu: any wgpu adapter (software
         /// Vulkan too); cpu: the CPU backend (fast kernels).
         #[arg(long, value_enum, default_value = "auto")]
-        backend: BackendChoice,
+        backend: BackendArg,
         /// Problem sizes: "full" (the sizes the targets refer to) or "small" (seconds on software Vulkan).
         #[arg(long, default_value = "full")]
         size: String,
@@ -163,7 +162,7 @@ pub enum Command {
 pub struct CommonArgs {
     /// auto: a hardware GPU if present, else the CPU backend; gpu: any wgpu adapter (software Vulkan too); cpu: the CPU backend (fast kernels).
     #[arg(long, value_enum, default_value = "auto")]
-    pub backend: BackendChoice,
+    pub backend: BackendArg,
     /// Device model: pcm (aihwkit PCMLikeNoiseModel), hermes, hermes1, ideal, simple (programming noise 0.067 g_max only).
     #[arg(long, default_value = "pcm")]
     pub device: String,
@@ -235,4 +234,34 @@ mod tests {
         }
         assert!(bare.is_empty(), "arguments without help text: {bare:?}");
     }
+}
+
+/// `--backend` (the library's [`BackendChoice`], spelt for the command line).
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum BackendArg {
+    /// A hardware GPU if there is one, else the CPU backend.
+    Auto,
+    /// Any wgpu adapter, software Vulkan (lavapipe) included; an error if there is none.
+    Gpu,
+    /// The CPU: the fast kernels for the hot stages, the twins for the rest.
+    Cpu,
+}
+
+impl From<BackendArg> for BackendChoice {
+    fn from(b: BackendArg) -> BackendChoice {
+        match b {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Gpu => BackendChoice::Gpu,
+            BackendArg::Cpu => BackendChoice::Cpu,
+        }
+    }
+}
+
+/// `aimc mlp --activation`: the activation between layers, as an experiment file spells it.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ActivationArg {
+    None,
+    Relu,
+    Gelu,
+    Tanh,
 }

@@ -205,7 +205,7 @@ fn run(cli: Cli) -> Result<()> {
                 exp.apply_shard(k, n).map_err(anyhow::Error::msg)?;
                 default_dir = default_dir.join(format!("shard-{k}-of-{n}"));
             }
-            run_experiment(&exp, backend, out.unwrap_or(default_dir), profile, None)
+            run_experiment(&exp, backend.into(), out.unwrap_or(default_dir), profile, None)
         }
         Command::Merge { out, shards } => {
             let parts = shards.iter().map(|d| aimc::report::results::Results::load(d)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
@@ -273,7 +273,7 @@ fn run(cli: Cli) -> Result<()> {
                 model.insert("tensor".into(), t.into());
             }
             let exp = flags_experiment("weights", "weight_error", model, None, &common)?;
-            run_experiment(&exp, common.backend, common.out.clone().unwrap_or_else(|| "results/weights".into()), false, common.json.as_deref())
+            run_experiment(&exp, common.backend.into(), common.out.clone().unwrap_or_else(|| "results/weights".into()), false, common.json.as_deref())
         }
         Command::Mlp { model, data, scale, rows, activation, common } => {
             let mut m = toml::Table::new();
@@ -291,9 +291,9 @@ fn run(cli: Cli) -> Result<()> {
                 d.insert("rows".into(), toml::Value::Array(vec![a.into(), b.into()]));
             }
             let exp = flags_experiment("mlp", "classifier", m, Some(d), &common)?;
-            run_experiment(&exp, common.backend, common.out.clone().unwrap_or_else(|| "results/mlp".into()), false, common.json.as_deref())
+            run_experiment(&exp, common.backend.into(), common.out.clone().unwrap_or_else(|| "results/mlp".into()), false, common.json.as_deref())
         }
-        Command::Bench { backend, size, breakdown } => aimc::bench::run(backend, &size, breakdown).map_err(Into::into),
+        Command::Bench { backend, size, breakdown } => aimc::bench::run(backend.into(), &size, breakdown).map_err(Into::into),
         Command::TrainDigitsMoe { out, data } => {
             let (train, test) = digits_split(&data)?;
             let cfg = aimc::train_moe::MoeTrainConfig::default();

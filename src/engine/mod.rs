@@ -56,7 +56,7 @@ pub struct AdapterInfo {
 }
 
 /// Which executor to use (`--backend`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendChoice {
     /// A hardware GPU if there is one, else the CPU backend.

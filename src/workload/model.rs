@@ -11,7 +11,7 @@ use crate::engine::layout::ConvParams;
 use crate::engine::plan::AnalogLayer;
 
 /// Digital activation between analog layers (the last layer has none).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
     None,

@@ -9,18 +9,22 @@
 //! - [`crossbar`]: weights to tiles and conductances, periphery (DAC/ADC, noise and bound management), GDC
 //! - [`engine`]: the stage table, the plan, the GPU and CPU executors (twins and fast kernels),
 //!   per-stage profiling
-//! - [`workload`]: what a trial computes (weight error, MVM, MLP classifier) and model/data loading
-//! - [`experiment`]: experiment files, the sweep runner, checkpoints, paired differences,
-//!   reference comparisons, shard merging, the energy table
-//! - [`kernel`]: random-feature kernel approximation (RFF/ORF/SORF projections, FAVOR+), exact kernels,
+//! - [`config`]: experiment files validated per section, sweeps, overrides from flags
+//! - [`workload`]: the workload table and one module per workload (what a trial computes and its
+//!   metric), the noise budget, model and data loading
+//! - [`run`]: the sweep runner (chunks, checkpoints, adaptive trials, statistics), the journal,
+//!   shard merging, paired differences, and the one pipeline behind the CLI and the Python package
+//! - [`features`]: random-feature kernel approximation (RFF/ORF/SORF projections, FAVOR+), exact kernels,
 //!   kernel approximation error, kernel ridge classification, exact and linear attention
-//! - [`tiers`]: 3D AIMC tiles for mixture-of-experts layers: mapping, routing, scheduling, energy, GPU roofline
+//! - [`arch`]: 3D AIMC tiles for mixture-of-experts layers (mapping, routing, scheduling, cost
+//!   tables, GPU roofline) and the classifier's energy table
 //! - [`report`]: the results schema, plots, the markdown/HTML report, crash-safe publishing
 //! - [`stats`]: mergeable moments, quantiles, confidence and bootstrap intervals, histograms
-//! - [`pipeline`]: the one run-to-directory pipeline behind the CLI and the Python package
 //! - [`bench`]: throughput benchmarks against computed floors
 //! - [`tolerances`]: named tolerances (GPU and fast kernels against the twins)
-//! - [`train`]: the reproducible trainer of the shipped digits MLPs
+//! - [`train`]: the reproducible trainers of the shipped models
+//!
+//! `docs/architecture.md` shows the data flow and where each piece lives.
 
 pub mod arch;
 pub mod bench;

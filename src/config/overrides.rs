@@ -154,3 +154,49 @@ mod tests {
         assert!(shard_from_env(env(&[("SLURM_ARRAY_TASK_ID", "x"), ("SLURM_ARRAY_TASK_COUNT", "4")])).unwrap_err().contains("whole number"));
     }
 }
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+    use std::path::Path;
+
+    fn smoke() -> Experiment {
+        Experiment::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/smoke.toml")).unwrap()
+    }
+
+    #[test]
+    fn set_values_parse_as_toml_else_text() {
+        assert_eq!(parse_set("device.drift_scale=0.5").unwrap(), ("device".into(), "drift_scale".into(), toml::Value::Float(0.5)));
+        assert_eq!(parse_set(" periphery.out_res_bits = 8 ").unwrap().2, toml::Value::Integer(8));
+        assert_eq!(parse_set("device.model=hermes").unwrap().2, toml::Value::String("hermes".into()));
+        assert_eq!(parse_set("model.input_shape=[1,8,8]").unwrap().2.as_array().map(|a| a.len()), Some(3));
+        assert!(parse_set("drift_scale=0.5").unwrap_err().contains("SECTION.FIELD"));
+        assert!(parse_set("device.drift_scale").unwrap_err().contains("SECTION.FIELD=VALUE"));
+        let mut doc = toml::Table::new();
+        doc.insert("seed".into(), 1.into());
+        assert!(apply_sets(&mut doc, &["seed.x=1".into()]).unwrap_err().contains("not a [section]"));
+    }
+
+    #[test]
+    fn trials_clamp_the_extras_and_the_resolved_form_follows() {
+        let mut e = smoke();
+        assert_eq!((e.trials, e.weight_error_trials, e.layer_insight_trials), (8, 4, 8));
+        e.set_trials(3).unwrap();
+        assert_eq!((e.trials, e.weight_error_trials, e.layer_insight_trials), (3, 3, 3));
+        assert_eq!(e.resolved["trials"], 3);
+        assert!(e.set_trials(1).unwrap_err().contains("at least 2"));
+    }
+
+    #[test]
+    fn shards_and_adaptive_trials_exclude_each_other() {
+        let mut e = smoke();
+        e.set_adaptive(0.01, 64).unwrap();
+        assert!(e.apply_shard(0, 2).unwrap_err().contains("--ci-halfwidth with --shard"));
+        let mut e = smoke();
+        e.apply_shard(1, 3).unwrap();
+        assert_eq!((e.first_trial, e.trials, e.layer_insight_trials), (3, 3, 0));
+        assert_eq!(e.resolved["shard"]["index"], 1);
+        assert!(e.set_adaptive(0.01, 64).unwrap_err().contains("--ci-halfwidth with --shard"));
+        assert!(smoke().set_adaptive(0.01, 4).unwrap_err().contains("--max-trials 4"));
+    }
+}

@@ -6,8 +6,36 @@ use crate::stats::{Histogram, Interval, Summary};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Bumped on any incompatible change of [`Results`].
-pub const SCHEMA_VERSION: u32 = 1;
+pub mod validate;
+
+/// Bumped on any change of [`Results`] or of trials.csv (docs/results.md lists what each version
+/// changed).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The schema versions [`Results::load`] reads: version 1 has the same JSON fields as version 2
+/// (which added load-time validation; its trials.csv names a MoE classifier's column
+/// `moe_test_accuracy`), so it is read and validated like the current version.
+pub const READS: [u64; 2] = [1, 2];
+
+/// Why a results.json was refused, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{}: cannot read it ({source}); give the results directory of `aimc run`", path.display())]
+    Read { path: std::path::PathBuf, source: std::io::Error },
+    #[error("{}: {kind}", path.display())]
+    Invalid { path: std::path::PathBuf, kind: InvalidFile },
+}
+
+/// What is wrong with the text of a results.json.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum InvalidFile {
+    #[error("not a results file ({0}); rerun the experiment or restore the file")]
+    Json(String),
+    #[error("schema version {0}, this aimc reads versions 1 and {SCHEMA_VERSION}; rerun the experiment with this aimc")]
+    Version(u64),
+    #[error("{0}; the file was truncated or edited: rerun the experiment or restore the file")]
+    Field(#[from] validate::Invalid),
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Adapter {
@@ -433,15 +461,29 @@ impl Results {
         Ok(path)
     }
 
-    pub fn load(dir: &std::path::Path) -> Result<Results, String> {
+    /// Reads `DIR/results.json` and validates it ([`validate`]): a file that parses but breaks an
+    /// invariant the readers rely on (a per-trial vector shorter than the trial count, a heat map
+    /// row of the wrong width) is refused here with the field, never later with a panic. Version-1
+    /// files are read too: their JSON has the same fields, and they come back as this version (so
+    /// `aimc report DIR` rewrites a version-1 directory as the current version).
+    pub fn load(dir: &std::path::Path) -> Result<Results, LoadError> {
         let path = dir.join("results.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: cannot read it ({e}); give the results directory of `aimc run`", path.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON ({e})", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Read { path: path.clone(), source })?;
+        Self::from_json(&text).map_err(|kind| LoadError::Invalid { path, kind })
+    }
+
+    /// Parses and validates the text of a `results.json` (see [`Results::load`]).
+    pub fn from_json(text: &str) -> Result<Results, InvalidFile> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| InvalidFile::Json(e.to_string()))?;
         let ver = v.get("schema_version").and_then(|x| x.as_u64()).unwrap_or(0);
-        if ver != SCHEMA_VERSION as u64 {
-            return Err(format!("{}: schema version {ver}, this aimc reads version {SCHEMA_VERSION}; rerun the experiment with this version", path.display()));
+        if !READS.contains(&ver) {
+            return Err(InvalidFile::Version(ver));
         }
-        serde_json::from_value(v).map_err(|e| format!("{}: {e}", path.display()))
+        validate::numbers(&v, &mut String::new())?;
+        let mut r: Results = serde_json::from_value(v).map_err(|e| InvalidFile::Json(e.to_string()))?;
+        r.schema_version = SCHEMA_VERSION;
+        validate::results(&r)?;
+        Ok(r)
     }
 
     /// The trials.csv column of the per-trial metric, named for what it holds.

@@ -15,7 +15,9 @@
 //! - [`kernel`]: random-feature kernel approximation (RFF/ORF/SORF projections, FAVOR+), exact kernels,
 //!   kernel approximation error, kernel ridge classification, exact and linear attention
 //! - [`tiers`]: 3D AIMC tiles for mixture-of-experts layers: mapping, routing, scheduling, energy, GPU roofline
-//! - [`report`]: the results schema, plots, the markdown/HTML report, crash-safe publishing
+//! - [`results`]: the results schema (results.json, trials.csv), its load-time validation; imports
+//!   neither the engine nor the tiers, which hand it plain data
+//! - [`report`]: plots, the markdown/HTML report, crash-safe publishing
 //! - [`stats`]: mergeable moments, quantiles, confidence and bootstrap intervals, histograms
 //! - [`pipeline`]: the one run-to-directory pipeline behind the CLI and the Python package
 //! - [`bench`]: throughput benchmarks against computed floors
@@ -30,6 +32,7 @@ pub mod experiment;
 pub mod kernel;
 pub mod pipeline;
 pub mod report;
+pub mod results;
 pub mod rng;
 pub mod stats;
 pub mod tiers;

@@ -18,7 +18,9 @@
 //!   kernel approximation error, kernel ridge classification, exact and linear attention
 //! - [`arch`]: 3D AIMC tiles for mixture-of-experts layers (mapping, routing, scheduling, cost
 //!   tables, GPU roofline) and the classifier's energy table
-//! - [`report`]: the results schema, plots, the markdown/HTML report, crash-safe publishing
+//! - [`results`]: the results schema (results.json, trials.csv), its load-time validation; imports
+//!   neither the engine nor the tiers, which hand it plain data
+//! - [`report`]: plots, the markdown/HTML report, crash-safe publishing
 //! - [`stats`]: mergeable moments, quantiles, confidence and bootstrap intervals, histograms
 //! - [`bench`]: throughput benchmarks against computed floors
 //! - [`tolerances`]: named tolerances (GPU and fast kernels against the twins)
@@ -34,6 +36,7 @@ pub mod device;
 pub mod engine;
 pub mod features;
 pub mod report;
+pub mod results;
 pub mod rng;
 pub mod run;
 pub mod stats;

@@ -208,7 +208,7 @@ fn run(cli: Cli) -> Result<()> {
             run_experiment(&exp, backend.into(), out.unwrap_or(default_dir), profile, None)
         }
         Command::Merge { out, shards } => {
-            let parts = shards.iter().map(|d| aimc::report::results::Results::load(d)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
+            let parts = shards.iter().map(|d| aimc::results::Results::load(d)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
             let r = aimc::run::merge::merge(parts).map_err(anyhow::Error::msg)?;
             let staging = Staging::begin(&out)?;
             r.save(staging.path(), true).with_context(|| format!("writing merged results for {}", out.display()))?;
@@ -232,7 +232,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Report { dir } => {
-            let r = aimc::report::results::Results::load(&dir).map_err(anyhow::Error::msg)?;
+            let r = aimc::results::Results::load(&dir).map_err(anyhow::Error::msg)?;
             // Rebuilt as a whole set (results.json and trials.csv rewritten from the results), so
             // a kill mid-rebuild leaves the old set.
             let staging = Staging::begin(&dir)?;

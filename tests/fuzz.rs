@@ -2,7 +2,12 @@
 //! truncation, inserted garbage, duplicated spans, numbers swapped for NaN or huge values) must give
 //! either a clean result or an error message, never a panic, and a clean result never carries a
 //! non-finite value. The mutations come from Philox, so a failure reproduces from its case number.
+//! Results files get structural edits too (deleted keys, wrong types, shortened arrays, huge
+//! numbers), and what loads must go through `aimc report` and `aimc merge` without a panic.
 
+mod common;
+
+use aimc::report::results::Results;
 use aimc::workload::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -123,4 +128,213 @@ fn experiment_files_never_panic() {
             |e| e.trials >= 2 && !e.points.is_empty(),
         );
     }
+}
+
+/// Structural edits of a results file per base file: each picks one field (uniformly over the
+/// schema's field paths, then over that field's instances) and deletes, retypes, shortens or
+/// inflates it.
+const RESULT_CASES: u32 = 160;
+
+/// Every node of `v` as a JSON pointer, grouped by its path with array indices as `*`.
+fn nodes(v: &serde_json::Value, at: String, shape: String, out: &mut std::collections::BTreeMap<String, Vec<String>>) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                let k2 = k.replace('~', "~0").replace('/', "~1");
+                nodes(x, format!("{at}/{k2}"), format!("{shape}/{k2}"), out);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                nodes(x, format!("{at}/{i}"), format!("{shape}/*"), out);
+            }
+        }
+        _ => {}
+    }
+    if !at.is_empty() {
+        out.entry(shape).or_default().push(at);
+    }
+}
+
+/// One seeded structural edit of a results file.
+fn mutate_results(v: &serde_json::Value, case: u32) -> String {
+    let key = aimc::rng::key(0xF023, case);
+    let w = aimc::rng::philox4x32_10([case, 0, 0xF1, 0], key);
+    let w2 = aimc::rng::philox4x32_10([case, 1, 0xF1, 0], key);
+    let mut v = v.clone();
+    let op = w[0] % 8;
+    if op == 7 {
+        // Text truncation at an offset spread over the whole file.
+        let text = serde_json::to_string_pretty(&v).unwrap();
+        let at = (u64::from(w[1]) * text.len() as u64 >> 32) as usize;
+        return text[..at].to_string();
+    }
+    let mut groups = std::collections::BTreeMap::new();
+    nodes(&v, String::new(), String::new(), &mut groups);
+    let shapes: Vec<&Vec<String>> = groups.values().collect();
+    let inst = shapes[w[1] as usize % shapes.len()];
+    let at = inst[w[2] as usize % inst.len()].clone();
+    let (parent, last) = at.rsplit_once('/').unwrap();
+    match op {
+        0 => match v.pointer_mut(parent).unwrap() {
+            serde_json::Value::Object(o) => {
+                o.remove(&last.replace("~1", "/").replace("~0", "~"));
+            }
+            serde_json::Value::Array(a) => {
+                a.remove(last.parse::<usize>().unwrap());
+            }
+            _ => unreachable!(),
+        },
+        1 => {
+            *v.pointer_mut(&at).unwrap() =
+                [serde_json::json!("x"), serde_json::json!(null), serde_json::json!([]), serde_json::json!({}), serde_json::json!(-1), serde_json::json!(true)]
+                    [w[3] as usize % 6]
+                    .clone()
+        }
+        2 => {
+            // Shorten the nearest array at or above the field.
+            let mut p = at.clone();
+            loop {
+                if let Some(serde_json::Value::Array(a)) = v.pointer_mut(&p) {
+                    let n = a.len();
+                    a.truncate(w[3] as usize % n.max(1));
+                    break;
+                }
+                match p.rsplit_once('/') {
+                    Some((q, _)) if !q.is_empty() => p = q.to_string(),
+                    _ => break,
+                }
+            }
+        }
+        3 => *v.pointer_mut(&at).unwrap() = serde_json::json!([1e300, -1e300, 1e30, 3.0e29, -0.5, 1e-300][w[3] as usize % 6]),
+        4 => *v.pointer_mut(&at).unwrap() = serde_json::json!([0, 1, 4294967296u64, u64::MAX, 2, 1000000][w[3] as usize % 6]),
+        5 => {
+            // Two edits of the same kind elsewhere: a deleted element and a zeroed number.
+            let other = &shapes[w2[0] as usize % shapes.len()];
+            let at2 = other[w2[1] as usize % other.len()].clone();
+            if let Some(x) = v.pointer_mut(&at2) {
+                *x = serde_json::json!(0);
+            }
+            if let Some(serde_json::Value::Array(a)) = v.pointer_mut(parent) {
+                if !a.is_empty() {
+                    a.pop();
+                }
+            }
+        }
+        _ => {
+            // Duplicate an array element (one entry too many).
+            if let Some(serde_json::Value::Array(a)) = v.pointer_mut(parent) {
+                if let Some(x) = a.first().cloned() {
+                    a.push(x);
+                }
+            }
+        }
+    }
+    serde_json::to_string_pretty(&v).unwrap()
+}
+
+/// Small runs of each results shape: a classifier (layers, energy, paired, shards), its noise
+/// budget, a kernel workload and a MoE cost model.
+fn base_results() -> Vec<(&'static str, Vec<Results>)> {
+    let base = root().join("experiments");
+    let read = |f: &str| std::fs::read_to_string(base.join(f)).unwrap();
+    let run = |text: &str, shards: u32| -> Vec<Results> {
+        (0..shards)
+            .map(|k| {
+                let mut e = common::experiment(text).unwrap();
+                if shards > 1 {
+                    e.apply_shard(k, shards).unwrap();
+                }
+                common::run_ok(&mut common::cpu(), &e)
+            })
+            .collect()
+    };
+    let smoke = read("smoke.toml");
+    let budget = read("digits_budget.toml")
+        .replace("trials = 500", "trials = 6")
+        .replace("rows = [1347, 1797]", "rows = [1347, 1447]")
+        .replace("t = [\"1s\", \"1d\", \"10y\"]", "t = [\"1d\"]");
+    let moe = read("moe_digits.toml")
+        .replace("trials = 200", "trials = 4")
+        .replace("t = [\"1s\", \"1d\", \"1y\", \"10y\"]", "t = [\"1d\"]")
+        .replace("tier_noise_slope = [0.0, 1.0, 3.0]", "");
+    vec![
+        ("smoke shards", run(&smoke, 2)),
+        ("budget", run(&budget, 1)),
+        ("kernel", run(&common::IRIS_ERROR.replace("t = [\"1h\"]", "t = [\"1h\", \"1d\"]\nfeatures = [16, 32]"), 1)),
+        ("moe", run(&moe, 1)),
+    ]
+}
+
+/// What `aimc report` and `aimc merge` do with a loaded file; a panic fails the test.
+fn report_and_merge(r: &Results, others: &[Results], dir: &std::path::Path) {
+    let _ = r.trials_csv();
+    let _ = aimc::report::write_report(r, dir);
+    if !others.is_empty() {
+        let mut parts = vec![r.clone()];
+        parts.extend(others.iter().cloned());
+        if let Ok(m) = aimc::experiment::merge::merge(parts) {
+            let _ = aimc::report::write_report(&m, dir);
+        }
+    }
+}
+
+#[test]
+fn results_files_never_panic_report_or_merge() {
+    let dir = std::env::temp_dir().join(format!("aimc-fuzz-results-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, files) in base_results() {
+        let json = serde_json::to_value(&files[0]).unwrap();
+        let text = serde_json::to_string_pretty(&files[0]).unwrap();
+        // The unmutated file loads, validates, and comes back equal.
+        std::fs::write(dir.join("results.json"), &text).unwrap();
+        assert_eq!(Results::load(&dir).unwrap_or_else(|e| panic!("{name}: {e}")), files[0], "{name}: a round trip changed the results");
+        let (mut ok, mut err) = (0, 0);
+        let mut check = |m: &[u8], case: String| {
+            std::fs::write(dir.join("results.json"), m).unwrap();
+            match catch_unwind(AssertUnwindSafe(|| Results::load(&dir))) {
+                Ok(Ok(r)) => {
+                    ok += 1;
+                    if catch_unwind(AssertUnwindSafe(|| report_and_merge(&r, &files[1..], &dir.join("report")))).is_err() {
+                        panic!("{name} {case}: report or merge panicked on a file that loaded")
+                    }
+                }
+                Ok(Err(e)) => {
+                    assert!(!e.to_string().trim().is_empty(), "{name} {case}: an empty error message");
+                    err += 1;
+                }
+                Err(_) => panic!("{name} {case}: Results::load panicked"),
+            }
+        };
+        for case in 0..RESULT_CASES {
+            check(mutate_results(&json, case).as_bytes(), format!("structural case {case}"));
+        }
+        for case in 0..CASES / 6 {
+            check(&mutate(text.as_bytes(), case), format!("byte case {case}"));
+        }
+        assert!(err > RESULT_CASES / 4, "{name}: only {err} mutations refused ({ok} accepted)");
+        eprintln!("{name}: {ok} mutated files loaded and went through report and merge, {err} refused");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn results_errors_name_the_field() {
+    let base = root().join("experiments");
+    let e = common::experiment(&std::fs::read_to_string(base.join("smoke.toml")).unwrap()).unwrap();
+    let r = common::run_ok(&mut common::cpu(), &e);
+    let mut v = serde_json::to_value(&r).unwrap();
+    v["points"][3]["per_trial_correct"].as_array_mut().unwrap().pop();
+    let msg = Results::from_json(&v.to_string()).unwrap_err().to_string();
+    assert!(msg.contains("points[3].per_trial_correct") && msg.contains("7 entries but per_trial has 8"), "{msg}");
+    let mut v = serde_json::to_value(&r).unwrap();
+    v["schema_version"] = 1.into();
+    assert_eq!(Results::from_json(&v.to_string()).unwrap().schema_version, aimc::report::results::SCHEMA_VERSION, "version 1 is read as the current version");
+    v["schema_version"] = 3.into();
+    let msg = Results::from_json(&v.to_string()).unwrap_err().to_string();
+    assert!(msg.contains("schema version 3"), "{msg}");
+    let mut v = serde_json::to_value(&r).unwrap();
+    v["points"][0]["histogram"]["hi"] = 1e300.into();
+    let msg = Results::from_json(&v.to_string()).unwrap_err().to_string();
+    assert!(msg.contains("points[0].histogram.hi"), "{msg}");
 }

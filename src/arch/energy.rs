@@ -4,7 +4,7 @@
 //! the report names the table it used.
 
 use crate::engine::plan::AnalogLayer;
-use crate::report::results::Energy;
+use crate::results::Energy;
 use serde::{Deserialize, Serialize};
 
 /// The shipped default table (also at experiments/energy/default.toml).

@@ -19,24 +19,9 @@ pub struct ScheduleOptions {
     pub attention_context: u32,
 }
 
-/// Energy of the batch by component, pJ. `total_pj` is the sum of the others.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct EnergyBreakdown {
-    /// Tier MVMs.
-    pub mvm_pj: f64,
-    /// Communication after each MVM.
-    pub communication_pj: f64,
-    /// Digital units (partial sums, activation, gate-weighted sum).
-    pub digital_pj: f64,
-    /// Attention units.
-    pub attention_pj: f64,
-    /// DRAM: active power × read time + inactive power × the rest of the makespan.
-    pub dram_pj: f64,
-    /// Passive power × makespan.
-    pub passive_pj: f64,
-    /// Sum of the above.
-    pub total_pj: f64,
-}
+/// Energy of the batch by component, pJ (plain data of the results schema, where a MoE point
+/// stores its mean per token).
+pub use crate::results::EnergyBreakdown;
 
 /// Timing, conflicts, utilisation and energy of one scheduled batch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -71,7 +71,7 @@ pub struct Experiment {
     /// Global index of the first trial this run covers (non-zero for a shard).
     pub first_trial: u32,
     pub first_weight_error_trial: u32,
-    pub shard: Option<crate::report::results::Shard>,
+    pub shard: Option<crate::results::Shard>,
     pub times: Vec<f64>,
     pub axes: Vec<SweepAxis>,
     pub points: Vec<SweepPoint>,

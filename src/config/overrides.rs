@@ -5,7 +5,7 @@
 
 use super::{Adaptive, Experiment};
 use crate::crossbar::{split_len, split_start};
-use crate::report::results::Shard;
+use crate::results::Shard;
 
 /// One `--set SECTION.FIELD=VALUE`: the section, the field and the value as TOML (numbers,
 /// booleans, arrays where it parses as one, else the text as a string).

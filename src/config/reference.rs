@@ -5,7 +5,7 @@
 //! (numpy's linear percentile on both sides), the difference and the pass mark (mean within
 //! `mean_tol_pp` percentage points, std within `std_rel_tol`).
 
-use crate::report::results::{ReferenceComparison, ReferenceRow, Results};
+use crate::results::{ReferenceComparison, ReferenceRow, Results};
 use crate::stats::quantile_sorted;
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -7,34 +7,9 @@
 //! wall clock. "Bound bytes" is the sum of the sizes of the buffers a dispatch binds: an upper bound
 //! on the memory it touches, which the per-stage floors of `aimc bench` compare against.
 
-use serde::{Deserialize, Serialize};
-
-/// One stage's share of a profiled run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StageTime {
-    pub stage: String,
-    pub seconds: f64,
-    pub dispatches: u64,
-    /// Sum over dispatches of the bytes of the buffers bound (an upper bound on memory traffic).
-    pub bound_bytes: u64,
-}
-
-/// A profiled run's breakdown.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Profile {
-    /// How stage times were taken: "timestamp queries", "wall clock (one dispatch per submit)"
-    /// or "wall clock".
-    pub timer: String,
-    pub stages: Vec<StageTime>,
-    pub uploads: u64,
-    pub upload_bytes: u64,
-    pub readbacks: u64,
-    pub readback_bytes: u64,
-    /// Host wall time outside the stages, by activity (GPU backend): creating and freeing
-    /// buffers, recording dispatches (params, bind groups), waiting for results to come back.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub host: Vec<(String, f64)>,
-}
+// The data lives in the results schema (it is saved in results.json); the engine adds the
+// accumulating methods and the table.
+pub use crate::results::{Profile, StageTime};
 
 impl Profile {
     pub fn new(timer: &str) -> Self {

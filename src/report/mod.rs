@@ -1,5 +1,5 @@
-//! Reports of a finished run: the results file ([`results`]), its plots ([`plots`]) and the
-//! Markdown and self-contained HTML documents around them ([`render`]).
+//! Reports of a finished run: the plots ([`plots`]) and the Markdown and self-contained HTML
+//! documents ([`render`]) built from a results file ([`crate::results`]).
 //!
 //! [`write_report`] is the single entry point. It reads a [`Results`] and nothing else, so
 //! `aimc report DIR` can rebuild a report from `results.json` alone, and the same results always
@@ -9,7 +9,8 @@ mod moe_plots;
 pub mod plots;
 pub mod publish;
 pub mod render;
-pub mod results;
+/// The results schema lives in [`crate::results`]; this path stays for existing callers.
+pub use crate::results;
 
 use std::path::{Path, PathBuf};
 

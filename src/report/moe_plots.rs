@@ -18,7 +18,7 @@ use super::plots::{
     CHART_MARGIN, CHART_MARGIN_RIGHT, FONT, HEIGHT, LIGHT_GRID, LINE_PX, TICK_PX, TITLE_PX, WIDTH, X_LABEL_AREA, Y_LABEL_AREA,
 };
 use super::results::{MoeCost, Point, Results};
-use crate::arch::schedule::EnergyBreakdown;
+use super::results::EnergyBreakdown;
 
 /// The latency histogram overlays at most this many distinct histograms; more are unreadable.
 const MAX_HISTOGRAMS: usize = 6;

@@ -8,7 +8,7 @@
 //! uninterrupted run's exactly, however the chunks fell. The journal is removed once the complete
 //! results are published.
 
-use crate::report::results::Point;
+use crate::results::Point;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! floating-point rounding.
 
 use super::{point_stats, PointId};
-use crate::report::results::{LayerWeightError, Point, Results};
+use crate::results::{LayerWeightError, Point, Results};
 
 fn combine(a: &LayerWeightError, b: &LayerWeightError) -> LayerWeightError {
     let (na, nb) = (a.trials as f64, b.trials as f64);

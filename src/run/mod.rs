@@ -13,7 +13,7 @@ pub mod paired;
 pub mod pipeline;
 use crate::engine::plan::RunConfig;
 use crate::engine::{Backend, EngineError};
-use crate::report::results::{self, Adapter, Axis, LayerWeightError, Point, Pooled, Results};
+use crate::results::{self, Adapter, Axis, LayerWeightError, Point, Pooled, Results};
 use crate::stats::{self, Histogram, Moments, Summary};
 use crate::workload::{analog_layers, Chunk, PointRun};
 

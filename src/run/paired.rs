@@ -4,7 +4,7 @@
 //! random numbers (the default) both sides of a pair saw the same device and periphery draws, so
 //! the paired interval is much tighter than the unpaired (Welch) one, which is reported beside it.
 
-use crate::report::results::{PairedDifference, Point, Results};
+use crate::results::{PairedDifference, Point, Results};
 use crate::stats::{self, Moments, StatsError};
 
 /// Every paired difference of a run's points.

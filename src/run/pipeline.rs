@@ -7,7 +7,7 @@ pub use crate::engine::BackendChoice;
 use crate::run::{run_journaled, Progress};
 use crate::config::Experiment;
 use crate::report::publish::Staging;
-use crate::report::results::Results;
+use crate::results::Results;
 use std::path::{Path, PathBuf};
 
 /// Any failure of the pipeline, its message naming the file or field and the fix.

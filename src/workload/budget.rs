@@ -14,7 +14,7 @@
 use super::SweepPoint;
 use crate::crossbar::Periphery;
 use crate::device::DeviceModel;
-use crate::report::results::{BudgetEntry, BudgetKnob, BudgetSource, Point, Results};
+use crate::results::{BudgetEntry, BudgetKnob, BudgetSource, Point, Results};
 use crate::stats::{self, Moments, StatsError};
 use serde::{Deserialize, Serialize};
 

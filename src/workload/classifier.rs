@@ -7,7 +7,7 @@ use super::{analog_layers, Inputs, Metric, PointRun, SweepPoint, TimeMetrics};
 use crate::crossbar::MappedMatrix;
 use crate::engine::plan::{self, AnalogLayer};
 use crate::engine::EngineError;
-use crate::report::results::{LayerInsight, LayerWeightError};
+use crate::results::{LayerInsight, LayerWeightError};
 use crate::stats::Summary;
 
 pub fn metric(_: &Inputs<'_>, _: &SweepPoint) -> Metric {

@@ -31,7 +31,7 @@ use crate::crossbar::{Gdc, Periphery, TileShape};
 use crate::device::DeviceModel;
 use crate::engine::plan::RunConfig;
 use crate::engine::{Backend, EngineError};
-use crate::report::results::{LayerInsight, LayerWeightError, MoeCost};
+use crate::results::{LayerInsight, LayerWeightError, MoeCost};
 use io::{Dataset, Linear};
 use serde::{Deserialize, Serialize};
 

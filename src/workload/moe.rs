@@ -17,7 +17,7 @@
 use super::{Inputs, Metric, PointRun, SweepPoint, TimeMetrics};
 use crate::engine::plan::{self, RunConfig};
 use crate::engine::{Backend, EngineError};
-use crate::report::results::{GpuPoint, MoeCost};
+use crate::results::{GpuPoint, MoeCost};
 use crate::stats::{Histogram, Summary};
 use crate::arch::tiers::{Architecture, MoeLayer, TierNoise};
 use crate::arch::cost::{GpuTable, TierCostTable};

@@ -5,7 +5,7 @@
 use super::{Inputs, Metric, PointRun, SweepPoint, TimeMetrics};
 use crate::engine::plan;
 use crate::engine::EngineError;
-use crate::report::results::LayerWeightError;
+use crate::results::LayerWeightError;
 
 pub fn metric(_: &Inputs<'_>, _: &SweepPoint) -> Metric {
     Metric { text: "std of the weight error (α·W_eff − W)/max|W|", column: "weight_error_std", higher_is_better: false }

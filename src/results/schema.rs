@@ -1,13 +1,19 @@
-//! The results file: everything a run produced, schema-versioned, written once as `results.json`
-//! (plus `trials.csv`). Plots and reports read only this; `aimc report DIR` rebuilds them from it
-//! without rerunning a trial.
+//! The results schema: every type of `results.json`, plain serde data. Nothing here computes; the
+//! runner fills these types, the report reads them, and the engine and the 3D-tier model hand their
+//! parts over as these plain structs ([`Profile`], [`EnergyBreakdown`]).
 
 use crate::stats::{Histogram, Interval, Summary};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Bumped on any incompatible change of [`Results`].
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped on any change of [`Results`] or of trials.csv (docs/results.md lists what each version
+/// changed).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The schema versions [`Results::load`] reads: version 1 has the same JSON fields as version 2
+/// (which added load-time validation; its trials.csv names a MoE classifier's column
+/// `moe_test_accuracy`), so it is read and validated like the current version.
+pub const READS: [u64; 2] = [1, 2];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Adapter {
@@ -174,7 +180,7 @@ pub struct MoeCost {
     /// Every token's latency, pooled over trials.
     pub latency_hist: Histogram,
     /// Mean energy per token by component, pJ (`total_pj` is the sum of the others).
-    pub energy_per_token: crate::arch::schedule::EnergyBreakdown,
+    pub energy_per_token: EnergyBreakdown,
     /// Mean MVMs per batch on each [tile][tier] (a heat map of tier use).
     pub tier_activations: Vec<Vec<f64>>,
     /// Mean busy fraction of each tile over the batch.
@@ -323,7 +329,7 @@ pub struct Results {
     pub shard: Option<Shard>,
     /// Per-stage time of a run made with `aimc run --profile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<crate::engine::profile::Profile>,
+    pub profile: Option<Profile>,
     /// Differences between sweep points, paired by trial (experiment::paired).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paired: Vec<PairedDifference>,
@@ -387,109 +393,50 @@ pub struct ReferenceRow {
     pub pass: bool,
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a reader never sees a
-/// half-written file.
-pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+/// Energy of a batch by component, pJ; `total_pj` is the sum of the others. The 3D-tier schedule
+/// (`tiers::schedule`) computes it; a MoE point stores the mean per token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnergyBreakdown {
+    /// Tier MVMs.
+    pub mvm_pj: f64,
+    /// Communication after each MVM.
+    pub communication_pj: f64,
+    /// Digital units (partial sums, activation, gate-weighted sum).
+    pub digital_pj: f64,
+    /// Attention units.
+    pub attention_pj: f64,
+    /// DRAM: active power × read time + inactive power × the rest of the makespan.
+    pub dram_pj: f64,
+    /// Passive power × makespan.
+    pub passive_pj: f64,
+    /// Sum of the above.
+    pub total_pj: f64,
 }
 
-impl Results {
-    /// Layer `i`'s name in the model ("3", "fc1"), or its index where the configuration lists
-    /// no layers.
-    pub fn layer_name(&self, i: usize) -> String {
-        self.config.pointer(&format!("/model/layers/{i}/name")).and_then(|v| v.as_str()).map_or_else(|| i.to_string(), str::to_string)
-    }
-
-    /// "3 (Conv2d 8→16, 3×3, 16 MVMs per sample)" or "7 (Linear 64→10)": layer `i` as the
-    /// resolved configuration describes it (its index alone where it lists no layers).
-    pub fn layer_label(&self, i: usize) -> String {
-        let Some(l) = self.config.pointer(&format!("/model/layers/{i}")) else {
-            return i.to_string();
-        };
-        let (name, n_in, n_out) = (self.layer_name(i), l["in"].as_u64().unwrap_or(0), l["out"].as_u64().unwrap_or(0));
-        match l.get("conv").filter(|c| !c.is_null()) {
-            Some(c) => format!(
-                "{name} (Conv2d {}→{n_out}, {}×{}, {} MVMs per sample)",
-                c["in_c"].as_u64().unwrap_or(0),
-                c["k_h"].as_u64().unwrap_or(0),
-                c["k_w"].as_u64().unwrap_or(0),
-                l["mvms_per_sample"].as_u64().unwrap_or(0)
-            ),
-            None => format!("{name} (Linear {n_in}→{n_out})"),
-        }
-    }
-
-    /// `results.json` (or `results.partial.json` when the run stopped early) and `trials.csv`.
-    pub fn save(&self, dir: &std::path::Path, complete: bool) -> std::io::Result<std::path::PathBuf> {
-        std::fs::create_dir_all(dir)?;
-        let name = if complete { "results.json" } else { "results.partial.json" };
-        let path = dir.join(name);
-        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        write_atomic(&path, &json)?;
-        let csv_name = if complete { "trials.csv" } else { "trials.partial.csv" };
-        write_atomic(&dir.join(csv_name), self.trials_csv().as_bytes())?;
-        Ok(path)
-    }
-
-    pub fn load(dir: &std::path::Path) -> Result<Results, String> {
-        let path = dir.join("results.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: cannot read it ({e}); give the results directory of `aimc run`", path.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON ({e})", path.display()))?;
-        let ver = v.get("schema_version").and_then(|x| x.as_u64()).unwrap_or(0);
-        if ver != SCHEMA_VERSION as u64 {
-            return Err(format!("{}: schema version {ver}, this aimc reads version {SCHEMA_VERSION}; rerun the experiment with this version", path.display()));
-        }
-        serde_json::from_value(v).map_err(|e| format!("{}: {e}", path.display()))
-    }
-
-    /// The trials.csv column of the per-trial metric, named for what it holds.
-    pub fn metric_column(&self) -> &'static str {
-        match self.workload.as_str() {
-            "classifier" => "test_accuracy",
-            "weight_error" => "weight_error_std",
-            "mvm_error" => "mvm_relative_error",
-            "kernel_error" => "kernel_relative_error",
-            "kernel_ridge" => "ridge_test_accuracy",
-            "attention" => "attention_relative_error",
-            "moe" if self.metric.contains("latency") => "moe_latency_ns",
-            "moe" if self.metric.starts_with("test accuracy") => "moe_test_accuracy",
-            "moe" => "moe_output_relative_error",
-            _ => "metric",
-        }
-    }
-
-    /// Per-trial metrics, one row per (point, time, trial), tidy for pandas or polars.
-    pub fn trials_csv(&self) -> String {
-        let axis_names: Vec<&str> = self.axes.iter().map(|a| a.name.as_str()).collect();
-        let mut s = String::from("sweep_index,series");
-        for a in &axis_names {
-            s.push(',');
-            s.push_str(a);
-        }
-        s.push_str(&format!(",t_inf_s,time_label,trial,{},correct,n_samples\n", self.metric_column()));
-        for p in &self.points {
-            let n_samples = p.pooled.as_ref().map(|q| q.trials / p.per_trial.len().max(1) as u64);
-            for (i, m) in p.per_trial.iter().enumerate() {
-                s.push_str(&format!("{},{}", p.sweep_index, csv_field(&p.series)));
-                for a in &axis_names {
-                    s.push(',');
-                    s.push_str(&csv_field(p.labels.get(*a).map(String::as_str).unwrap_or("")));
-                }
-                let c = p.per_trial_correct.as_ref().map(|c| c[i].to_string()).unwrap_or_default();
-                let n = n_samples.map(|n| n.to_string()).unwrap_or_default();
-                s.push_str(&format!(",{},{},{},{},{},{}\n", p.t_inf, csv_field(&p.time_label), i, m, c, n));
-            }
-        }
-        s
-    }
+/// One stage's share of a profiled run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageTime {
+    pub stage: String,
+    pub seconds: f64,
+    pub dispatches: u64,
+    /// Sum over dispatches of the bytes of the buffers bound (an upper bound on memory traffic).
+    pub bound_bytes: u64,
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+/// A profiled run's breakdown (`aimc run --profile`). The engine fills it (`engine::profile` adds
+/// the accumulating methods and the terminal table).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// How stage times were taken: "timestamp queries", "wall clock (one dispatch per submit)"
+    /// or "wall clock".
+    pub timer: String,
+    pub stages: Vec<StageTime>,
+    pub uploads: u64,
+    pub upload_bytes: u64,
+    pub readbacks: u64,
+    pub readback_bytes: u64,
+    /// Host wall time outside the stages, by activity (GPU backend): creating and freeing
+    /// buffers, recording dispatches (params, bind groups), waiting for results to come back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host: Vec<(String, f64)>,
 }

@@ -1,0 +1,55 @@
+//! trials.csv: one row per (sweep point, time, trial), the per-trial metric in a column named for
+//! the workload (docs/results.md), tidy for pandas or polars.
+
+use super::Results;
+
+impl Results {
+    /// The trials.csv column of the per-trial metric, named for what it holds.
+    pub fn metric_column(&self) -> &'static str {
+        match self.workload.as_str() {
+            "classifier" => "test_accuracy",
+            "weight_error" => "weight_error_std",
+            "mvm_error" => "mvm_relative_error",
+            "kernel_error" => "kernel_relative_error",
+            "kernel_ridge" => "ridge_test_accuracy",
+            "attention" => "attention_relative_error",
+            "moe" if self.metric.contains("latency") => "moe_latency_ns",
+            "moe" if self.metric.starts_with("test accuracy") => "moe_test_accuracy",
+            "moe" => "moe_output_relative_error",
+            _ => "metric",
+        }
+    }
+
+    /// Per-trial metrics, one row per (point, time, trial), tidy for pandas or polars.
+    pub fn trials_csv(&self) -> String {
+        let axis_names: Vec<&str> = self.axes.iter().map(|a| a.name.as_str()).collect();
+        let mut s = String::from("sweep_index,series");
+        for a in &axis_names {
+            s.push(',');
+            s.push_str(a);
+        }
+        s.push_str(&format!(",t_inf_s,time_label,trial,{},correct,n_samples\n", self.metric_column()));
+        for p in &self.points {
+            let n_samples = p.pooled.as_ref().map(|q| q.trials / p.per_trial.len().max(1) as u64);
+            for (i, m) in p.per_trial.iter().enumerate() {
+                s.push_str(&format!("{},{}", p.sweep_index, csv_field(&p.series)));
+                for a in &axis_names {
+                    s.push(',');
+                    s.push_str(&csv_field(p.labels.get(*a).map(String::as_str).unwrap_or("")));
+                }
+                let c = p.per_trial_correct.as_ref().map(|c| c[i].to_string()).unwrap_or_default();
+                let n = n_samples.map(|n| n.to_string()).unwrap_or_default();
+                s.push_str(&format!(",{},{},{},{},{},{}\n", p.t_inf, csv_field(&p.time_label), i, m, c, n));
+            }
+        }
+        s
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}

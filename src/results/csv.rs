@@ -4,8 +4,9 @@
 use super::Results;
 
 impl Results {
-    /// The trials.csv column of the per-trial metric, named for what it holds.
-    pub fn metric_column(&self) -> &'static str {
+    /// The trials.csv column of the per-trial metric, as a version-1 file (which did not record
+    /// it) named it.
+    pub(super) fn legacy_metric_column(&self) -> &'static str {
         match self.workload.as_str() {
             "classifier" => "test_accuracy",
             "weight_error" => "weight_error_std",
@@ -28,7 +29,7 @@ impl Results {
             s.push(',');
             s.push_str(a);
         }
-        s.push_str(&format!(",t_inf_s,time_label,trial,{},correct,n_samples\n", self.metric_column()));
+        s.push_str(&format!(",t_inf_s,time_label,trial,{},correct,n_samples\n", self.metric_column));
         for p in &self.points {
             let n_samples = p.pooled.as_ref().map(|q| q.trials / p.per_trial.len().max(1) as u64);
             for (i, m) in p.per_trial.iter().enumerate() {

@@ -98,6 +98,9 @@ impl Results {
         }
         validate::numbers(&v, &mut String::new())?;
         let mut r: Results = serde_json::from_value(v).map_err(|e| InvalidFile::Json(e.to_string()))?;
+        if r.metric_column.is_empty() {
+            r.metric_column = r.legacy_metric_column().to_string();
+        }
         r.schema_version = SCHEMA_VERSION;
         validate::results(&r)?;
         Ok(r)

@@ -304,10 +304,14 @@ pub struct Results {
     pub experiment_sha256: String,
     pub name: String,
     pub description: String,
-    /// "classifier", "weight_error" or "mvm_error".
+    /// The workload, as experiment files name it ("classifier", "weight_error", ...).
     pub workload: String,
     /// What `per_trial` holds, with its unit, e.g. "test accuracy" or "std of weight error".
     pub metric: String,
+    /// The trials.csv column of `per_trial`, named for what it holds (the workload table's).
+    /// Absent in version-1 files: filled in on load from the workload and metric.
+    #[serde(default)]
+    pub metric_column: String,
     /// Whether larger metric values are better (accuracy) or worse (errors).
     pub higher_is_better: bool,
     /// The requested CI half-width and confidence.

@@ -387,6 +387,7 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
         description: exp.description.clone(),
         workload: exp.workload.name().to_string(),
         metric: metric.text.into(),
+        metric_column: metric.column.into(),
         higher_is_better: metric.higher_is_better,
         ci_half_width: exp.ci_half_width,
         confidence: exp.confidence,

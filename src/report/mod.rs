@@ -158,6 +158,7 @@ pub(crate) mod tests {
             description: "Accuracy of a 784-256-10 MLP on PCM tiles\nafter drift.\n\nSecond paragraph.".to_string(),
             workload: "classifier".to_string(),
             metric: "test accuracy".to_string(),
+            metric_column: "test_accuracy".to_string(),
             higher_is_better: true,
             ci_half_width: 0.005,
             confidence: 0.95,

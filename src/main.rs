@@ -65,7 +65,7 @@ fn flags_experiment(name: &str, workload: &str, mut model: toml::Table, mut data
     device.insert("model".into(), c.device.clone().into());
     let mut periphery = toml::Table::new();
     for s in &c.set {
-        let (section, field, v) = aimc::config::overrides::parse_set(s).map_err(anyhow::Error::msg)?;
+        let (section, field, v) = aimc::config::overrides::parse_set(s)?;
         match section.as_str() {
             "device" => device.insert(field, v),
             "periphery" => periphery.insert(field, v),
@@ -179,15 +179,15 @@ impl aimc::run::Progress for ProgressOut {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run { experiment, backend, out, trials, shard, profile, ci_halfwidth, max_trials, set } => {
-            let mut exp = aimc::config::Experiment::load_with_sets(&experiment, &set).map_err(anyhow::Error::msg)?;
+            let mut exp = aimc::config::Experiment::load_with_sets(&experiment, &set)?;
             if let Some(t) = trials {
-                exp.set_trials(t).map_err(anyhow::Error::msg)?;
+                exp.set_trials(t)?;
             }
             if let Some(x) = ci_halfwidth {
                 if shard.is_some() {
                     bail!("--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count");
                 }
-                exp.set_adaptive(x, max_trials).map_err(anyhow::Error::msg)?;
+                exp.set_adaptive(x, max_trials)?;
             }
             let mut default_dir = std::path::PathBuf::from("results").join(&exp.name);
             if let Some(s) = &shard {
@@ -202,14 +202,14 @@ fn run(cli: Cli) -> Result<()> {
                         n.trim().parse().with_context(|| format!("--shard {s}: N must be an integer"))?,
                     )
                 };
-                exp.apply_shard(k, n).map_err(anyhow::Error::msg)?;
+                exp.apply_shard(k, n)?;
                 default_dir = default_dir.join(format!("shard-{k}-of-{n}"));
             }
             run_experiment(&exp, backend.into(), out.unwrap_or(default_dir), profile, None)
         }
         Command::Merge { out, shards } => {
             let parts = shards.iter().map(|d| aimc::results::Results::load(d)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
-            let r = aimc::run::merge::merge(parts).map_err(anyhow::Error::msg)?;
+            let r = aimc::run::merge::merge(parts)?;
             let staging = Staging::begin(&out)?;
             r.save(staging.path(), true).with_context(|| format!("writing merged results for {}", out.display()))?;
             aimc::report::write_report(&r, staging.path())?;

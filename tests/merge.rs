@@ -43,6 +43,6 @@ fn moe_shards_are_refused_by_name() {
         .replace("trials = 200", "trials = 4")
         .replace("t = [\"1s\", \"1d\", \"1y\", \"10y\"]", "t = [\"1d\"]")
         .replace("tier_noise_slope = [0.0, 1.0, 3.0]", "");
-    let e = merge(shards(&text, 2)).unwrap_err();
+    let e = merge(shards(&text, 2)).unwrap_err().to_string();
     assert!(e.contains("moe") && e.contains("unsharded"), "{e}");
 }

@@ -33,8 +33,13 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExperimentError {
+    /// The file (or the document built from flags) breaks a rule; `msg` names the field and the fix.
     #[error("{file}: {msg}")]
     Invalid { file: String, msg: String },
+    /// An override from the command line or the Python package (`--set`, `--trials`,
+    /// `--ci-halfwidth`, `--shard`): the message names the flag and the fix.
+    #[error("{0}")]
+    Override(String),
 }
 
 /// Adaptive trials: each sweep point runs batches of the experiment's trial count, with the next

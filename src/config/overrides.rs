@@ -3,28 +3,28 @@
 //! `--shard` after it, each keeping the typed [`Experiment`] and its `resolved` form (which names
 //! the run in the checkpoint journal and the results) in step.
 
-use super::{Adaptive, Experiment};
+use super::{Adaptive, Experiment, ExperimentError};
 use crate::crossbar::{split_len, split_start};
 use crate::results::Shard;
 
 /// One `--set SECTION.FIELD=VALUE`: the section, the field and the value as TOML (numbers,
 /// booleans, arrays where it parses as one, else the text as a string).
-pub fn parse_set(s: &str) -> Result<(String, String, toml::Value), String> {
-    let (key, value) = s.split_once('=').ok_or_else(|| format!("--set {s}: expected SECTION.FIELD=VALUE, e.g. device.drift_scale=0.5"))?;
+pub fn parse_set(s: &str) -> Result<(String, String, toml::Value), ExperimentError> {
+    let (key, value) = s.split_once('=').ok_or_else(|| ExperimentError::Override(format!("--set {s}: expected SECTION.FIELD=VALUE, e.g. device.drift_scale=0.5")))?;
     let (section, field) =
-        key.trim().split_once('.').ok_or_else(|| format!("--set {s}: expected SECTION.FIELD before '=' (device, periphery, kernel, moe, arch, ...)"))?;
+        key.trim().split_once('.').ok_or_else(|| ExperimentError::Override(format!("--set {s}: expected SECTION.FIELD before '=' (device, periphery, kernel, moe, arch, ...)")))?;
     let v = toml::from_str::<toml::Table>(&format!("v = {}", value.trim())).ok().and_then(|t| t.get("v").cloned()).unwrap_or_else(|| value.trim().into());
     Ok((section.trim().to_string(), field.trim().to_string(), v))
 }
 
 /// Applies `--set` overrides to an experiment document before validation, so every override is
 /// checked like a field of the file.
-pub fn apply_sets(doc: &mut toml::Table, sets: &[String]) -> Result<(), String> {
+pub fn apply_sets(doc: &mut toml::Table, sets: &[String]) -> Result<(), ExperimentError> {
     for s in sets {
         let (section, field, v) = parse_set(s)?;
         let table = doc.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         let Some(t) = table.as_table_mut() else {
-            return Err(format!("--set {s}: {section} is a value in the file, not a [section]"));
+            return Err(ExperimentError::Override(format!("--set {s}: {section} is a value in the file, not a [section]")));
         };
         t.insert(field, v);
     }
@@ -34,22 +34,23 @@ pub fn apply_sets(doc: &mut toml::Table, sets: &[String]) -> Result<(), String> 
 impl Experiment {
     /// Reads an experiment file with `--set SECTION.FIELD=VALUE` applied to its TOML, then
     /// validates it.
-    pub fn load_with_sets(path: &std::path::Path, sets: &[String]) -> Result<Experiment, String> {
+    pub fn load_with_sets(path: &std::path::Path, sets: &[String]) -> Result<Experiment, ExperimentError> {
         if sets.is_empty() {
-            return Experiment::load(path).map_err(|e| e.to_string());
+            return Experiment::load(path);
         }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read the experiment file ({e}); check the path", path.display()))?;
-        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim().replace('\n', " ")))?;
+        let bad = |msg: String| ExperimentError::Invalid { file: path.display().to_string(), msg };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read the experiment file ({e}); check the path")))?;
+        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string().trim().replace('\n', " ")))?;
         apply_sets(&mut doc, sets)?;
-        let text = toml::to_string(&doc).map_err(|e| e.to_string())?;
-        Experiment::from_text(&text, path).map_err(|e| e.to_string())
+        let text = toml::to_string(&doc).map_err(|e| bad(format!("the document with --set applied does not serialise ({e})")))?;
+        Experiment::from_text(&text, path)
     }
 
     /// `--trials N` (CLI) and `trials=N` (Python): the trial count, with the weight-error and
     /// layer-insight trials clamped to it, recorded in the resolved form.
-    pub fn set_trials(&mut self, trials: u32) -> Result<(), String> {
+    pub fn set_trials(&mut self, trials: u32) -> Result<(), ExperimentError> {
         if trials < 2 {
-            return Err(format!("trials = {trials}: an interval over trials needs at least 2"));
+            return Err(ExperimentError::Override(format!("trials = {trials}: an interval over trials needs at least 2")));
         }
         self.trials = trials;
         self.weight_error_trials = self.weight_error_trials.min(trials);
@@ -59,15 +60,15 @@ impl Experiment {
     }
 
     /// `--ci-halfwidth X --max-trials N`: adaptive trials, in batches of the trial count.
-    pub fn set_adaptive(&mut self, half_width: f64, max_trials: u32) -> Result<(), String> {
+    pub fn set_adaptive(&mut self, half_width: f64, max_trials: u32) -> Result<(), ExperimentError> {
         if !(half_width > 0.0 && half_width.is_finite()) {
-            return Err(format!("--ci-halfwidth {half_width}: must be > 0, e.g. 0.001 for ±0.1 points of accuracy"));
+            return Err(ExperimentError::Override(format!("--ci-halfwidth {half_width}: must be > 0, e.g. 0.001 for ±0.1 points of accuracy")));
         }
         if self.shard.is_some() {
-            return Err("--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count".into());
+            return Err(ExperimentError::Override("--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count".into()));
         }
         if max_trials < self.trials.max(2) {
-            return Err(format!("--max-trials {max_trials}: must be at least the batch of {} trials", self.trials.max(2)));
+            return Err(ExperimentError::Override(format!("--max-trials {max_trials}: must be at least the batch of {} trials", self.trials.max(2))));
         }
         self.ci_half_width = half_width;
         self.resolved["ci_half_width"] = half_width.into();
@@ -78,15 +79,15 @@ impl Experiment {
 
     /// Restricts the run to shard `index` of `count`: balanced contiguous trial ranges, the same
     /// global trial indices (so the same random numbers) as the single run.
-    pub fn apply_shard(&mut self, index: u32, count: u32) -> Result<(), String> {
+    pub fn apply_shard(&mut self, index: u32, count: u32) -> Result<(), ExperimentError> {
         if count == 0 || index >= count {
-            return Err(format!("--shard {index}/{count}: need 0 <= K < N, e.g. --shard 0/4 .. --shard 3/4"));
+            return Err(ExperimentError::Override(format!("--shard {index}/{count}: need 0 <= K < N, e.g. --shard 0/4 .. --shard 3/4")));
         }
         if count > self.trials {
-            return Err(format!("--shard {index}/{count}: more shards than the {} trials", self.trials));
+            return Err(ExperimentError::Override(format!("--shard {index}/{count}: more shards than the {} trials", self.trials)));
         }
         if self.adaptive.is_some() {
-            return Err("--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count".into());
+            return Err(ExperimentError::Override("--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count".into()));
         }
         let (t, w) = (self.trials, self.weight_error_trials);
         let shard = Shard {
@@ -170,8 +171,8 @@ mod override_tests {
         assert_eq!(parse_set(" periphery.out_res_bits = 8 ").unwrap().2, toml::Value::Integer(8));
         assert_eq!(parse_set("device.model=hermes").unwrap().2, toml::Value::String("hermes".into()));
         assert_eq!(parse_set("model.input_shape=[1,8,8]").unwrap().2.as_array().map(|a| a.len()), Some(3));
-        assert!(parse_set("drift_scale=0.5").unwrap_err().contains("SECTION.FIELD"));
-        assert!(parse_set("device.drift_scale").unwrap_err().contains("SECTION.FIELD=VALUE"));
+        assert!(parse_set("drift_scale=0.5").unwrap_err().to_string().contains("SECTION.FIELD"));
+        assert!(parse_set("device.drift_scale").unwrap_err().to_string().contains("SECTION.FIELD=VALUE"));
         let mut doc = toml::Table::new();
         doc.insert("seed".into(), 1.into());
         assert!(apply_sets(&mut doc, &["seed.x=1".into()]).unwrap_err().contains("not a [section]"));

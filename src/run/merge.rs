@@ -22,8 +22,17 @@ fn combine(a: &LayerWeightError, b: &LayerWeightError) -> LayerWeightError {
     LayerWeightError { layer: a.layer, trials: a.trials + b.trials, mean, std, alpha_mean, alpha_std }
 }
 
+/// Shards that do not form one run; the message says which shard differs and how.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct MergeError(pub String);
+
 /// Merges shard results (any order) into the results of the whole run.
-pub fn merge(mut parts: Vec<Results>) -> Result<Results, String> {
+pub fn merge(parts: Vec<Results>) -> Result<Results, MergeError> {
+    merge_parts(parts).map_err(MergeError)
+}
+
+fn merge_parts(mut parts: Vec<Results>) -> Result<Results, String> {
     if parts.is_empty() {
         return Err("give the results directories of all shards".into());
     }

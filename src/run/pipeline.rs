@@ -10,11 +10,27 @@ use crate::report::publish::Staging;
 use crate::results::Results;
 use std::path::{Path, PathBuf};
 
-/// Any failure of the pipeline, its message naming the file or field and the fix.
-pub type PipelineError = Box<dyn std::error::Error + Send + Sync>;
-
-fn ctx<E: std::fmt::Display>(what: String) -> impl FnOnce(E) -> PipelineError {
-    move |e| format!("{what}: {e}").into()
+/// Any failure of the pipeline, its message naming the file or directory and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Staging, reserving or publishing the results directory.
+    #[error(transparent)]
+    Publish(#[from] crate::report::publish::PublishError),
+    /// Opening the backend or reading its profile.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    /// The run itself (its finished points are kept as partial results).
+    #[error(transparent)]
+    Run(#[from] super::RunError),
+    /// Opening the checkpoint journal beside the results directory.
+    #[error("opening the checkpoint journal beside {dir}: {source}")]
+    Journal { dir: PathBuf, source: std::io::Error },
+    /// Writing results.json and trials.csv.
+    #[error("writing {what} for {dir}: {source}")]
+    Write { what: &'static str, dir: PathBuf, source: std::io::Error },
+    /// Plots and the report.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
 }
 
 /// Runs `exp` on `backend` into `dir` and returns the results and the published results.json.
@@ -36,7 +52,7 @@ pub fn run_to_dir(
     let ad = be.adapter();
     log(format!("{}: {} sweep points x {} times x {} trials on {} ({})", exp.name, exp.points.len(), exp.times.len(), exp.trials, ad.name, ad.backend));
     let mut journal =
-        crate::run::journal::Journal::open(dir, &exp.resolved).map_err(ctx(format!("opening the checkpoint journal beside {}", dir.display())))?;
+        crate::run::journal::Journal::open(dir, &exp.resolved).map_err(|source| PipelineError::Journal { dir: dir.to_path_buf(), source })?;
     if !journal.recovered.is_empty() {
         let (trials, chunks) = journal.recovered_trials();
         let total = exp.points.len() as u64 * exp.trials as u64;
@@ -54,14 +70,14 @@ pub fn run_to_dir(
     }
     if let Some(err) = outcome.error {
         if !outcome.results.points.is_empty() {
-            outcome.results.save(staging.path(), false).map_err(ctx(format!("writing partial results beside {}", dir.display())))?;
+            outcome.results.save(staging.path(), false).map_err(|source| PipelineError::Write { what: "partial results", dir: dir.to_path_buf(), source })?;
             let p = staging.publish_partial()?;
             log(format!("the points finished before the error are saved in {} (not a complete run; {} is untouched)", p.display(), dir.display()));
         }
         return Err(err.into());
     }
     let r = outcome.results;
-    r.save(staging.path(), true).map_err(ctx(format!("writing results for {}", dir.display())))?;
+    r.save(staging.path(), true).map_err(|source| PipelineError::Write { what: "results", dir: dir.to_path_buf(), source })?;
     crate::report::write_report(&r, staging.path())?;
     let path = staging.publish()?.join("results.json");
     journal.finish();

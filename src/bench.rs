@@ -142,9 +142,7 @@ fn timed_experiment(
     show_breakdown: bool,
 ) -> Result<(f64, Option<Profile>), EngineError> {
     let run = |be: &mut dyn Backend, exp: &crate::config::Experiment| {
-        crate::run::run(exp, be, &mut crate::run::Quiet)
-            .error
-            .map_or(Ok(()), |e| Err(EngineError::Invalid(format!("{}: {e}", path.display()))))
+        crate::run::run(exp, be, &mut crate::run::Quiet).error.map_or(Ok(()), |e| Err(EngineError::Invalid(format!("{}: {e}", path.display()))))
     };
     let mut warm = exp.clone();
     warm.trials = exp.trials.min(8);

@@ -111,7 +111,8 @@ fn run_experiment(
     json: Option<&std::path::Path>,
 ) -> Result<()> {
     let mut progress = ProgressOut::new();
-    let (r, path) = aimc::run::pipeline::run_to_dir(exp, backend, &dir, profile, &mut progress, &mut |m| say_err!("{m}")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (r, path) =
+        aimc::run::pipeline::run_to_dir(exp, backend, &dir, profile, &mut progress, &mut |m| say_err!("{m}")).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(j) = json {
         std::fs::copy(&path, j).with_context(|| format!("writing {}", j.display()))?;
         say_err!("wrote {}", j.display());

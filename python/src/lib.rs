@@ -2,9 +2,9 @@
 //! (`aimc::run::pipeline::run_to_dir`), taking an experiment document as TOML text. The Python side
 //! (python/pysrc/aimc) builds documents from paths, dicts and NumPy arrays and wraps the results.
 
+use aimc::config::Experiment;
 use aimc::run::pipeline::BackendChoice;
 use aimc::run::Progress;
-use aimc::config::Experiment;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use std::path::{Path, PathBuf};

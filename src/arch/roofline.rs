@@ -2,9 +2,9 @@
 //! et al., Nat. Comput. Sci. 5, 13–26 (2025), "Comparison with GPUs"): time per batch step =
 //! max(weight bytes / bandwidth, FLOPs / peak), energy = board power × time or per-byte + per-FLOP.
 
-use super::tiers::MoeLayer;
 use super::cost::GpuTable;
 use super::schedule::ScheduleResult;
+use super::tiers::MoeLayer;
 use serde::{Deserialize, Serialize};
 
 /// The GPU's time and energy for one MoE layer at one batch size.

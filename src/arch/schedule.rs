@@ -268,9 +268,9 @@ pub fn schedule(mapping: &Mapping, table: &TierCostTable, tokens: &[Vec<u32>], o
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::tiers::{Architecture, MoeLayer};
     use crate::arch::mapping::{map_layer, Strategy};
     use crate::arch::routing::{sample_tokens, Routing};
+    use crate::arch::tiers::{Architecture, MoeLayer};
 
     /// One chunk per matrix: 4 x 4 crossbars, d_model = d_ff = 4, two experts.
     const TINY: MoeLayer = MoeLayer { d_model: 4, d_ff: 4, experts: 2, top_k: 2, d_out: 0 };

@@ -131,4 +131,3 @@ pub(super) fn attention_data(a: &RawAttention, resolve: &dyn Fn(&Path) -> PathBu
     };
     Ok(crate::workload::kernel::KernelData::Attention { heads: a.heads, n, d, causal: a.causal, q, k, v })
 }
-

@@ -17,10 +17,10 @@ pub mod sweep;
 pub mod tables;
 pub mod time;
 
+pub use crate::workload::{SweepPoint, WorkloadKind};
 pub use overrides::shard_from_env;
 pub use sweep::SweepAxis;
 pub use time::{parse_time, time_label, TIME_UNITS};
-pub use crate::workload::{SweepPoint, WorkloadKind};
 
 use crate::arch::energy::CostTable;
 use crate::crossbar::Periphery;
@@ -102,7 +102,6 @@ pub struct Experiment {
     pub resolved: serde_json::Value,
 }
 
-
 /// Top-level fields: trials, name, confidence, tail and interval settings.
 fn check_header(raw: &RawExperiment) -> Result<(), String> {
     if raw.trials < 2 {
@@ -170,7 +169,16 @@ fn mark_digital(points: &mut [SweepPoint], layers: &[Linear], digital_names: &[S
 
 /// The `[model]` of workloads that have none: recorded as an empty path.
 fn no_model() -> RawModel {
-    RawModel { path: PathBuf::new(), tensor: None, layers: vec![], input_shape: None, allow_extra: false, activation: Activation::None, activations: None, digital: vec![] }
+    RawModel {
+        path: PathBuf::new(),
+        tensor: None,
+        layers: vec![],
+        input_shape: None,
+        allow_extra: false,
+        activation: Activation::None,
+        activations: None,
+        digital: vec![],
+    }
 }
 
 impl Experiment {

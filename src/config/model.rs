@@ -46,10 +46,8 @@ pub(super) fn load(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [
     match raw.workload {
         WorkloadKind::KernelError | WorkloadKind::KernelRidge => kernel_points(raw, resolve),
         WorkloadKind::Attention => {
-            let a = raw
-                .attention
-                .as_ref()
-                .ok_or("the attention workload needs an [attention] section: heads, n, d (generated Q/K/V) or q, k, v = \"....npy\"")?;
+            let a =
+                raw.attention.as_ref().ok_or("the attention workload needs an [attention] section: heads, n, d (generated Q/K/V) or q, k, v = \"....npy\"")?;
             Ok(Loaded { kernel_data: Some(attention_data(a, resolve)?), ..Loaded::default() })
         }
         WorkloadKind::Moe => moe(raw, points, resolve),

@@ -79,9 +79,10 @@ pub(super) fn parse_gdc(v: &toml::Value) -> Result<Gdc, String> {
 pub(super) fn kernel_section(raw: &RawExperiment) -> Result<Option<KernelSettings>, String> {
     let wl = raw.workload;
     let settings = if wl.is_kernel() {
-        let t = raw.kernel.clone().ok_or_else(|| {
-            format!("the {} workload needs a [kernel] section, e.g. kernel = \"rbf\", projection = \"rff\", features = 128", wl.name())
-        })?;
+        let t = raw
+            .kernel
+            .clone()
+            .ok_or_else(|| format!("the {} workload needs a [kernel] section, e.g. kernel = \"rbf\", projection = \"rff\", features = 128", wl.name()))?;
         Some(KernelSettings::from_table(&t)?)
     } else if raw.kernel.is_some() {
         return Err("[kernel] is for the kernel_error, kernel_ridge and attention workloads; remove it or change workload".into());

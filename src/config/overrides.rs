@@ -10,9 +10,12 @@ use crate::results::Shard;
 /// One `--set SECTION.FIELD=VALUE`: the section, the field and the value as TOML (numbers,
 /// booleans, arrays where it parses as one, else the text as a string).
 pub fn parse_set(s: &str) -> Result<(String, String, toml::Value), ExperimentError> {
-    let (key, value) = s.split_once('=').ok_or_else(|| ExperimentError::Override(format!("--set {s}: expected SECTION.FIELD=VALUE, e.g. device.drift_scale=0.5")))?;
-    let (section, field) =
-        key.trim().split_once('.').ok_or_else(|| ExperimentError::Override(format!("--set {s}: expected SECTION.FIELD before '=' (device, periphery, kernel, moe, arch, ...)")))?;
+    let (key, value) =
+        s.split_once('=').ok_or_else(|| ExperimentError::Override(format!("--set {s}: expected SECTION.FIELD=VALUE, e.g. device.drift_scale=0.5")))?;
+    let (section, field) = key
+        .trim()
+        .split_once('.')
+        .ok_or_else(|| ExperimentError::Override(format!("--set {s}: expected SECTION.FIELD before '=' (device, periphery, kernel, moe, arch, ...)")))?;
     let v = toml::from_str::<toml::Table>(&format!("v = {}", value.trim())).ok().and_then(|t| t.get("v").cloned()).unwrap_or_else(|| value.trim().into());
     Ok((section.trim().to_string(), field.trim().to_string(), v))
 }
@@ -65,7 +68,9 @@ impl Experiment {
             return Err(ExperimentError::Override(format!("--ci-halfwidth {half_width}: must be > 0, e.g. 0.001 for ±0.1 points of accuracy")));
         }
         if self.shard.is_some() {
-            return Err(ExperimentError::Override("--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count".into()));
+            return Err(ExperimentError::Override(
+                "--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count".into(),
+            ));
         }
         if max_trials < self.trials.max(2) {
             return Err(ExperimentError::Override(format!("--max-trials {max_trials}: must be at least the batch of {} trials", self.trials.max(2))));
@@ -87,7 +92,9 @@ impl Experiment {
             return Err(ExperimentError::Override(format!("--shard {index}/{count}: more shards than the {} trials", self.trials)));
         }
         if self.adaptive.is_some() {
-            return Err(ExperimentError::Override("--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count".into()));
+            return Err(ExperimentError::Override(
+                "--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count".into(),
+            ));
         }
         let (t, w) = (self.trials, self.weight_error_trials);
         let shard = Shard {
@@ -136,7 +143,6 @@ pub fn shard_from_env(var: impl Fn(&str) -> Option<String>) -> Result<(u32, u32,
     }
     Err("--shard env: no scheduler variables found (SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX); give --shard K/N".into())
 }
-
 
 #[cfg(test)]
 mod tests {

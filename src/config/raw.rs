@@ -277,4 +277,3 @@ pub(super) struct RawMvm {
     /// Number of random input vectors per trial.
     pub(super) inputs: u32,
 }
-

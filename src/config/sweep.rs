@@ -106,17 +106,12 @@ impl Fields {
             Some((m, a)) => (table(m), table(a)),
             None => (toml::Table::new(), toml::Table::new()),
         };
-        Fields {
-            kernel: base.kernel.as_ref().map(table).unwrap_or_default(),
-            moe,
-            arch,
-            device: table(&base.device),
-            periphery: table(&base.periphery),
-        }
+        Fields { kernel: base.kernel.as_ref().map(table).unwrap_or_default(), moe, arch, device: table(&base.device), periphery: table(&base.periphery) }
     }
 
     fn unknown(&self, key: &str) -> String {
-        let mut kf = if self.kernel.is_empty() { String::new() } else { format!(", a kernel field ({})", self.kernel.keys().cloned().collect::<Vec<_>>().join(", ")) };
+        let mut kf =
+            if self.kernel.is_empty() { String::new() } else { format!(", a kernel field ({})", self.kernel.keys().cloned().collect::<Vec<_>>().join(", ")) };
         if !self.moe.is_empty() {
             let names: Vec<String> = self.moe.keys().chain(self.arch.keys()).cloned().collect();
             kf.push_str(&format!(", a moe or arch field ({})", names.join(", ")));

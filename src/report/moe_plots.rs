@@ -17,8 +17,8 @@ use super::plots::{
     draw_marker, draw_no_data, palette, plot_width, thin_ticks, DrawResult, LegendItem, Marker, Swatch, TickedAxis, AXIS_PX, BASELINE_COLOR, BOLD_GRID,
     CHART_MARGIN, CHART_MARGIN_RIGHT, FONT, HEIGHT, LIGHT_GRID, LINE_PX, TICK_PX, TITLE_PX, WIDTH, X_LABEL_AREA, Y_LABEL_AREA,
 };
-use super::results::{MoeCost, Point, Results};
 use super::results::EnergyBreakdown;
+use super::results::{MoeCost, Point, Results};
 
 /// The latency histogram overlays at most this many distinct histograms; more are unreadable.
 const MAX_HISTOGRAMS: usize = 6;

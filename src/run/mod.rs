@@ -4,8 +4,8 @@
 //! see `paired`), (seed, point index) without; the time axis is inside each run, so every trial's
 //! programmed state is reused across times (noise-models §1).
 
-use crate::config::{Experiment, SweepPoint, WorkloadKind};
 use crate::config::time_label;
+use crate::config::{Experiment, SweepPoint, WorkloadKind};
 
 pub mod journal;
 pub mod merge;
@@ -268,7 +268,13 @@ fn run_point_checkpointed(
                 (r.trials, r.points)
             }
             None => {
-                let chunk = Chunk { first_trial, trials: next.min(cap - done), weight_error_trials, first_weight_error_trial: exp.first_weight_error_trial, layer_insight_trials };
+                let chunk = Chunk {
+                    first_trial,
+                    trials: next.min(cap - done),
+                    weight_error_trials,
+                    first_weight_error_trial: exp.first_weight_error_trial,
+                    layer_insight_trials,
+                };
                 let clock = std::time::Instant::now();
                 let pts = run_point(be, exp, sp, chunk, progress)?;
                 if let Some(j) = journal.as_mut() {

@@ -3,11 +3,11 @@
 //! experiment with its checkpoint journal (a rerun resumes), then write results, plots and report
 //! into the staging directory and publish the set whole (ripgrep's "one search behind every flag").
 
-pub use crate::engine::BackendChoice;
-use crate::run::{run_journaled, Progress};
 use crate::config::Experiment;
+pub use crate::engine::BackendChoice;
 use crate::report::publish::Staging;
 use crate::results::Results;
+use crate::run::{run_journaled, Progress};
 use std::path::{Path, PathBuf};
 
 /// Any failure of the pipeline, its message naming the file or directory and the fix.
@@ -51,8 +51,7 @@ pub fn run_to_dir(
     let mut be = crate::engine::open(backend)?;
     let ad = be.adapter();
     log(format!("{}: {} sweep points x {} times x {} trials on {} ({})", exp.name, exp.points.len(), exp.times.len(), exp.trials, ad.name, ad.backend));
-    let mut journal =
-        crate::run::journal::Journal::open(dir, &exp.resolved).map_err(|source| PipelineError::Journal { dir: dir.to_path_buf(), source })?;
+    let mut journal = crate::run::journal::Journal::open(dir, &exp.resolved).map_err(|source| PipelineError::Journal { dir: dir.to_path_buf(), source })?;
     if !journal.recovered.is_empty() {
         let (trials, chunks) = journal.recovered_trials();
         let total = exp.points.len() as u64 * exp.trials as u64;

@@ -125,7 +125,15 @@ pub const TABLE: [Spec; 7] = [
         metric: weight_error::metric,
         run: weight_error::run,
     },
-    Spec { kind: WorkloadKind::MvmError, name: "mvm_error", chunkable: true, layer_extras: false, kernel_section: false, metric: mvm_error::metric, run: mvm_error::run },
+    Spec {
+        kind: WorkloadKind::MvmError,
+        name: "mvm_error",
+        chunkable: true,
+        layer_extras: false,
+        kernel_section: false,
+        metric: mvm_error::metric,
+        run: mvm_error::run,
+    },
     Spec {
         kind: WorkloadKind::KernelError,
         name: "kernel_error",

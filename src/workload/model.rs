@@ -335,4 +335,3 @@ pub fn fp_accuracy(layers: &[Linear], acts: &[Activation], data: &Dataset) -> (u
     }
     (correct, data.len() as u64)
 }
-

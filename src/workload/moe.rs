@@ -15,15 +15,15 @@
 //! noise multipliers of the tier its chunk sits on (per-tile device multipliers in the engine).
 
 use super::{Inputs, Metric, PointRun, SweepPoint, TimeMetrics};
-use crate::engine::plan::{self, RunConfig};
-use crate::engine::{Backend, EngineError};
-use crate::results::{GpuPoint, MoeCost};
-use crate::stats::{Histogram, Summary};
-use crate::arch::tiers::{Architecture, MoeLayer, TierNoise};
 use crate::arch::cost::{GpuTable, TierCostTable};
 use crate::arch::mapping::{map_layer, Mapping, MatrixMap, Strategy};
 use crate::arch::routing::{sample_tokens, Routing};
 use crate::arch::schedule::{schedule, EnergyBreakdown, ScheduleOptions};
+use crate::arch::tiers::{Architecture, MoeLayer, TierNoise};
+use crate::engine::plan::{self, RunConfig};
+use crate::engine::{Backend, EngineError};
+use crate::results::{GpuPoint, MoeCost};
+use crate::stats::{Histogram, Summary};
 use crate::workload::io::{self, Linear, Matrix};
 use crate::workload::Activation;
 use serde::{Deserialize, Serialize};

@@ -22,7 +22,8 @@ pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
         .map(|(p, w)| {
             let n = p.n_weights as f64;
             let per_trial = p.sum_e.iter().zip(&p.sum_e2).map(|(s1, s2)| (s2 / n - (s1 / n).powi(2)).max(0.0).sqrt()).collect();
-            let weight_error = vec![LayerWeightError { layer: 0, trials: w.trials, mean: w.mean, std: w.std, alpha_mean: w.alpha_mean, alpha_std: w.alpha_std }];
+            let weight_error =
+                vec![LayerWeightError { layer: 0, trials: w.trials, mean: w.mean, std: w.std, alpha_mean: w.alpha_mean, alpha_std: w.alpha_std }];
             TimeMetrics { per_trial, weight_error, ..TimeMetrics::default() }
         })
         .collect())

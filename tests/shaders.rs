@@ -1,5 +1,6 @@
-//! Every WGSL stage module parses and validates with naga, and every struct shared with WGSL has
-//! the same size on both sides (shaders/common/layout.wgsl vs src/engine/layout.rs).
+//! Every WGSL stage module parses and validates with naga, the stage table covers every shader
+//! and twin under one name, and every struct shared with WGSL has the same size on both sides
+//! (shaders/common/layout.wgsl vs src/engine/layout.rs).
 
 use aimc::engine::layout::*;
 use aimc::engine::stages::{Mulhi, Stage};
@@ -25,6 +26,48 @@ fn every_stage_validates_and_has_its_entry_point() {
         }
         let m = parse(stage);
         assert!(m.entry_points.iter().any(|e| e.name == stage.name()), "{}.wgsl has no entry point named {}", stage.name(), stage.name());
+    }
+}
+
+/// One name per stage: shaders/NAME.wgsl with entry point NAME and src/engine/cpu/NAME.rs for
+/// every stage of the table, and no stage shader outside it (a shader without its table line
+/// would never be validated or dispatched).
+#[test]
+fn the_stage_table_covers_every_shader_and_twin() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let names: Vec<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
+    for stage in Stage::ALL {
+        let name = stage.name();
+        let wgsl = root.join(format!("shaders/{name}.wgsl"));
+        let text = std::fs::read_to_string(&wgsl).unwrap_or_else(|e| panic!("stage {name}: {}: {e}", wgsl.display()));
+        assert!(stage.source().ends_with(&text), "stage {name}: its source does not end with shaders/{name}.wgsl");
+        let twin = root.join(format!("src/engine/cpu/{name}.rs"));
+        assert!(twin.is_file(), "stage {name}: no CPU twin {}", twin.display());
+    }
+    let mut unlisted = Vec::new();
+    for entry in std::fs::read_dir(root.join("shaders")).unwrap() {
+        let path = entry.unwrap().path();
+        if let (Some("wgsl"), Some(stem)) = (path.extension().and_then(|e| e.to_str()), path.file_stem().and_then(|s| s.to_str())) {
+            if !names.contains(&stem) {
+                unlisted.push(stem.to_string());
+            }
+        }
+    }
+    assert!(unlisted.is_empty(), "shaders/*.wgsl with no line in the stage table (src/engine/stages.rs): {unlisted:?}");
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), names.len(), "a stage name appears twice in the table: {names:?}");
+}
+
+/// The table's WG column says which stages the pipeline overrides `WG` for: exactly those whose
+/// module declares `override WG` (a mismatch is a pipeline-creation error on the GPU).
+#[test]
+fn wg_override_column_matches_the_shaders() {
+    for stage in Stage::ALL {
+        let m = parse(stage);
+        let declares = m.overrides.iter().any(|(_, o)| o.name.as_deref() == Some("WG"));
+        assert_eq!(declares, stage.has_wg_override(), "stage {}: `override WG` in the shader {declares}, table says {}", stage.name(), stage.has_wg_override());
     }
 }
 

@@ -12,7 +12,7 @@
 //! set all reproduce one whole run's numbers.
 
 use super::layout::{ConvParams, DeviceParams, IoParams, KernelParams, LayerParams, StageParams, TileInfo};
-use super::stages::{Stage, CHUNK, DAC_SERIAL_COLS, DAC_WG, MVM_BM, MVM_BN, MVM_NARROW_BM, MVM_NARROW_BN, MVM_NARROW_ROWS};
+use super::stages::{Stage, CHUNK, DAC_SERIAL_COLS, DAC_WG, KV_WG, MVM_BM, MVM_BN, MVM_NARROW_BM, MVM_NARROW_BN, MVM_NARROW_ROWS};
 use super::{Backend, Buf, EngineError};
 use crate::crossbar::{Gdc, MappedMatrix, Periphery, MAX_TILE_IN};
 use crate::device::DeviceModel;
@@ -723,7 +723,7 @@ pub fn run_kernel(
                 KernelReduction::KernelError { .. } => be.dispatch(Stage::KernelError, &sp, &[phi, inputs[0], partial], grid((n * rows) as u64, 1)),
                 KernelReduction::Attention { .. } => {
                     let items = n as u64 * (kp.heads * kp.width * (kp.dv + 1)) as u64;
-                    be.dispatch(Stage::AttentionKv, &sp, &[phi, inputs[0], kv], grid(items, 64));
+                    be.dispatch(Stage::AttentionKv, &sp, &[phi, inputs[0], kv], grid(items, KV_WG));
                     be.dispatch(Stage::AttentionOut, &sp, &[phi, kv, inputs[0], inputs[1], partial], grid((n * slots) as u64, 1));
                 }
             }

@@ -37,130 +37,90 @@ impl Mulhi {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Stage {
-    Program,
-    Drift,
-    Gdc,
-    Dac,
-    Mvm,
-    Bound,
-    Combine,
-    Accuracy,
-    WeightError,
-    ProgramMvm,
-    Rng,
-    PeakPhilox,
-    PeakFma,
-    FeatureMap,
-    KernelError,
-    AttentionKv,
-    AttentionOut,
-    Im2col,
-    Pool,
-    MvmNarrow,
+/// The stage table, one line per stage:
+///
+/// `Variant name [WGSL files before shaders/NAME.wgsl] wg-overridable;`
+///
+/// The name is the stage's WGSL file (shaders/NAME.wgsl, always its last file), its entry point,
+/// its CPU twin's module and function (`engine::cpu::NAME::NAME`, declared from this table, so a
+/// missing twin file does not compile) and its profile label. The last column says whether the
+/// workgroup size is the pipeline-overridable constant `WG` (1-D stages whose results cannot
+/// depend on it; tests vary it); the other stages have a fixed shape.
+///
+/// The table is handed to a macro (`$then`), which is how both this file (the enum and its
+/// methods) and `engine::cpu` (the twin modules) are generated from it. Adding a stage: a shader,
+/// a twin file, a line here, and its arm in `CpuBackend::dispatch` (the match is exhaustive).
+macro_rules! stage_table {
+    ($then:ident) => {
+        $then! {
+            Program      program       []                          true;
+            Drift        drift         []                          false;
+            Gdc          gdc           []                          true;
+            Dac          dac           []                          false;
+            // The two block shapes of the noisy GEMM share their bindings, loads and epilogue.
+            Mvm          mvm           ["common/mvm_block.wgsl"]   false;
+            Bound        bound         []                          false;
+            Combine      combine       []                          true;
+            Accuracy     accuracy      []                          true;
+            WeightError  weight_error  []                          false;
+            ProgramMvm   program_mvm   []                          true;
+            Rng          rng           []                          true;
+            PeakPhilox   peak_philox   []                          true;
+            PeakFma      peak_fma      []                          true;
+            FeatureMap   feature_map   []                          true;
+            KernelError  kernel_error  []                          false;
+            AttentionKv  attention_kv  []                          false;
+            AttentionOut attention_out []                          false;
+            Im2col       im2col        []                          true;
+            Pool         pool          []                          true;
+            MvmNarrow    mvm_narrow    ["common/mvm_block.wgsl"]   false;
+        }
+    };
 }
+pub(crate) use stage_table;
+
+/// Generates `Stage` and its methods from the table.
+macro_rules! declare_stages {
+    ($($variant:ident $name:ident [$($file:literal),*] $wg:literal;)*) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Stage {
+            $($variant,)*
+        }
+
+        impl Stage {
+            /// Every stage, in table order.
+            pub const ALL: [Stage; [$(Stage::$variant),*].len()] = [$(Stage::$variant),*];
+
+            /// The stage's name: its WGSL file, entry point and CPU twin module.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Stage::$variant => stringify!($name),)*
+                }
+            }
+
+            /// The stage's WGSL: the files of its table line, then shaders/NAME.wgsl.
+            pub fn source(self) -> &'static str {
+                match self {
+                    $(Stage::$variant => concat!(
+                        $(include_str!(concat!("../../shaders/", $file)),)*
+                        include_str!(concat!("../../shaders/", stringify!($name), ".wgsl"))
+                    ),)*
+                }
+            }
+
+            /// Whether the workgroup size is the pipeline-overridable constant `WG` (1-D stages
+            /// whose results cannot depend on it; tests vary it). The others have a fixed shape.
+            pub fn has_wg_override(self) -> bool {
+                match self {
+                    $(Stage::$variant => $wg,)*
+                }
+            }
+        }
+    };
+}
+stage_table!(declare_stages);
 
 impl Stage {
-    pub const ALL: [Stage; 20] = [
-        Stage::Program,
-        Stage::Drift,
-        Stage::Gdc,
-        Stage::Dac,
-        Stage::Mvm,
-        Stage::Bound,
-        Stage::Combine,
-        Stage::Accuracy,
-        Stage::WeightError,
-        Stage::ProgramMvm,
-        Stage::Rng,
-        Stage::PeakPhilox,
-        Stage::PeakFma,
-        Stage::FeatureMap,
-        Stage::KernelError,
-        Stage::AttentionKv,
-        Stage::AttentionOut,
-        Stage::Im2col,
-        Stage::Pool,
-        Stage::MvmNarrow,
-    ];
-
-    /// The stage's name: its WGSL file, entry point and CPU twin module.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stage::Program => "program",
-            Stage::Drift => "drift",
-            Stage::Gdc => "gdc",
-            Stage::Dac => "dac",
-            Stage::Mvm => "mvm",
-            Stage::Bound => "bound",
-            Stage::Combine => "combine",
-            Stage::Accuracy => "accuracy",
-            Stage::WeightError => "weight_error",
-            Stage::ProgramMvm => "program_mvm",
-            Stage::Rng => "rng",
-            Stage::PeakPhilox => "peak_philox",
-            Stage::PeakFma => "peak_fma",
-            Stage::FeatureMap => "feature_map",
-            Stage::KernelError => "kernel_error",
-            Stage::AttentionKv => "attention_kv",
-            Stage::AttentionOut => "attention_out",
-            Stage::Im2col => "im2col",
-            Stage::Pool => "pool",
-            Stage::MvmNarrow => "mvm_narrow",
-        }
-    }
-
-    pub fn source(self) -> &'static str {
-        match self {
-            Stage::Program => include_str!("../../shaders/program.wgsl"),
-            Stage::Drift => include_str!("../../shaders/drift.wgsl"),
-            Stage::Gdc => include_str!("../../shaders/gdc.wgsl"),
-            Stage::Dac => include_str!("../../shaders/dac.wgsl"),
-            // The two block shapes of the noisy GEMM share their bindings, loads and epilogue.
-            Stage::Mvm => concat!(include_str!("../../shaders/common/mvm_block.wgsl"), include_str!("../../shaders/mvm.wgsl")),
-            Stage::MvmNarrow => concat!(include_str!("../../shaders/common/mvm_block.wgsl"), include_str!("../../shaders/mvm_narrow.wgsl")),
-            Stage::Bound => include_str!("../../shaders/bound.wgsl"),
-            Stage::Combine => include_str!("../../shaders/combine.wgsl"),
-            Stage::Accuracy => include_str!("../../shaders/accuracy.wgsl"),
-            Stage::WeightError => include_str!("../../shaders/weight_error.wgsl"),
-            Stage::ProgramMvm => include_str!("../../shaders/program_mvm.wgsl"),
-            Stage::Rng => include_str!("../../shaders/rng.wgsl"),
-            Stage::PeakPhilox => include_str!("../../shaders/peak_philox.wgsl"),
-            Stage::PeakFma => include_str!("../../shaders/peak_fma.wgsl"),
-            Stage::FeatureMap => include_str!("../../shaders/feature_map.wgsl"),
-            Stage::KernelError => include_str!("../../shaders/kernel_error.wgsl"),
-            Stage::AttentionKv => include_str!("../../shaders/attention_kv.wgsl"),
-            Stage::AttentionOut => include_str!("../../shaders/attention_out.wgsl"),
-            Stage::Im2col => include_str!("../../shaders/im2col.wgsl"),
-            Stage::Pool => include_str!("../../shaders/pool.wgsl"),
-        }
-    }
-
-    /// Whether the workgroup size is the pipeline-overridable constant `WG` (1-D stages whose
-    /// results cannot depend on it; tests vary it). The others have a fixed shape.
-    pub fn has_wg_override(self) -> bool {
-        matches!(
-            self,
-            Stage::Program
-                | Stage::Gdc
-                | Stage::Combine
-                | Stage::Accuracy
-                | Stage::ProgramMvm
-                | Stage::Rng
-                | Stage::PeakPhilox
-                | Stage::PeakFma
-                | Stage::FeatureMap
-                | Stage::Im2col
-                | Stage::Pool
-        )
-    }
-
-    /// The full WGSL module with the portable `mulhi32` (16-bit halves).
-    pub fn module_source(self) -> String {
-        self.module_source_with(Mulhi::Halves)
-    }
-
     /// The full WGSL module: the `mulhi32` variant, the common files, then the stage file.
     pub fn module_source_with(self, mulhi: Mulhi) -> String {
         let mut s = String::new();
@@ -198,5 +158,5 @@ pub const MVM_NARROW_BN: u32 = 32;
 pub const DAC_SERIAL_COLS: u32 = 128;
 /// `dac` workgroup size (both modes).
 pub const DAC_WG: u32 = 64;
-/// `bound` workgroup size.
-pub const BOUND_WG: u32 = 64;
+/// `attention_kv` workgroup size.
+pub const KV_WG: u32 = 64;

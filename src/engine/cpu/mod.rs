@@ -3,27 +3,21 @@
 //! kernels instead and this is the backend of machines without a GPU. Each twin lives in a file named like its
 //! shader and takes its buffers in `@binding` order.
 
-pub mod accuracy;
-pub mod attention_kv;
-pub mod attention_out;
-pub mod bound;
-pub mod combine;
 pub mod common;
-pub mod dac;
-pub mod drift;
-pub mod feature_map;
-pub mod gdc;
-pub mod im2col;
-pub mod kernel_error;
-pub mod mvm;
-pub mod mvm_narrow;
-pub mod peak_fma;
-pub mod peak_philox;
-pub mod pool;
-pub mod program;
-pub mod program_mvm;
-pub mod rng;
-pub mod weight_error;
+
+/// One twin module per line of the stage table (`stages::stage_table`): src/engine/cpu/NAME.rs,
+/// whose function `NAME` the table line names (checked here, so a missing twin does not compile).
+macro_rules! twin_modules {
+    ($($variant:ident $name:ident [$($file:literal),*] $wg:literal;)*) => {
+        $(
+            pub mod $name;
+            const _: () = {
+                let _ = $name::$name;
+            };
+        )*
+    };
+}
+super::stages::stage_table!(twin_modules);
 
 use super::layout::StageParams;
 use super::profile::Profile;

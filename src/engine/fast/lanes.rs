@@ -49,7 +49,7 @@ fn u01(x: u32) -> f32 {
     (x >> 8) as i32 as f32 * (1.0 / 16_777_216.0)
 }
 
-/// Natural log of a positive normal f32 (Cephes `logf`).
+/// Natural log of a positive normal f32 (Cephes `logf`); +∞ and NaN give themselves, as libm's.
 #[inline(always)]
 pub fn ln(x: f32) -> f32 {
     let bits = x.to_bits();
@@ -72,13 +72,32 @@ pub fn ln(x: f32) -> f32 {
     y = y * f * z;
     y += e * -2.121_944_4e-4;
     y += -0.5 * z;
-    f + y + e * 0.693_359_4
+    let v = f + y + e * 0.693_359_4;
+    // The exponent field of +∞ and NaN would read as 2^128: keep libm's values (a select, still
+    // vectorised). Finite inputs are untouched.
+    if x == f32::INFINITY || x.is_nan() {
+        x
+    } else {
+        v
+    }
 }
 
-/// e^x (Cephes `expf`); saturates to 0 below -87 and to e^88 above 88.
+/// A float holding an integer `n` with |n| < 2^22, as an i32: adding 1.5·2^23 puts `n` in the low
+/// mantissa bits exactly. Safe for every input (one outside that range, ±∞ or NaN gives some
+/// value, never undefined behaviour, unlike `to_int_unchecked`), and unlike a saturating `as`
+/// LLVM vectorises it (a float add and an integer subtract).
 #[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
+fn small_int(n: f32) -> i32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23, bits 0x4B40_0000
+    ((n + MAGIC).to_bits() as i32).wrapping_sub(0x4B40_0000)
+}
+
+/// e^x (Cephes `expf`); finite x saturates to e^-87 below -87 and to e^88 above 88; -∞, +∞ and
+/// NaN give libm's 0, +∞ and NaN.
+#[inline(always)]
+pub fn exp(x_in: f32) -> f32 {
+    // `clamp` passes NaN through; it then flows into y (NaN) and the result.
+    let x = x_in.clamp(-87.0, 88.0);
     let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let mut y = 1.987_569_1e-4f32;
@@ -88,19 +107,28 @@ pub fn exp(x: f32) -> f32 {
     y = y * r + 1.666_666_5e-1;
     y = y * r + 5.000_000_1e-1;
     y = y * r * r + r + 1.0;
-    // SAFETY: n is finite and within [-126, 127] after the clamp above. A plain `as` would
-    // saturate, which LLVM does not vectorise.
-    let ni: i32 = unsafe { n.to_int_unchecked() };
-    y * f32::from_bits(((ni + 127) as u32) << 23)
+    // n is an integer in [-126, 127] for finite x (exact in `small_int`); for NaN the scale is
+    // some finite power of two and y is NaN already.
+    let ni = small_int(n);
+    let v = y * f32::from_bits((ni.wrapping_add(127) as u32) << 23);
+    if x_in == f32::INFINITY {
+        f32::INFINITY
+    } else if x_in == f32::NEG_INFINITY {
+        0.0
+    } else {
+        v
+    }
 }
 
-/// x^p for x > 0.
+/// x^p for x > 0. NaN in either argument gives NaN, and infinite x or p libm's limits (+∞ or 0),
+/// except the 0·∞ cases of the exponent p·ln x (x = 1 with p = ±∞, x = +∞ with p = 0), which give
+/// NaN where libm gives 1.
 #[inline(always)]
 pub fn pow(x: f32, p: f32) -> f32 {
     exp(p * ln(x))
 }
 
-/// tanh through e^(2x); absolute error about 1e-7.
+/// tanh through e^(2x); absolute error about 1e-7; ±∞ give ±1 and NaN gives NaN, as libm's.
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
     let e = exp(2.0 * x.clamp(-10.0, 10.0));
@@ -115,8 +143,8 @@ pub fn sincos_turns(u: f32) -> (f32, f32) {
     let z = a * a;
     let s = ((-1.951_529_6e-4 * z + 8.332_161e-3) * z - 1.666_665_5e-1) * z * a + a;
     let c = ((2.443_315_7e-5 * z - 1.388_731_6e-3) * z + 4.166_664_6e-2) * z * z - 0.5 * z + 1.0;
-    // SAFETY: q is finite and within [0, 4] for u in [0, 1).
-    let qi: i32 = unsafe { q.to_int_unchecked() };
+    // q is in [0, 4] for u in [0, 1); any other u gives some quadrant, never undefined behaviour.
+    let qi = small_int(q);
     let (ss, cc) = if qi & 1 != 0 { (c, s) } else { (s, c) };
     let sin = if qi & 2 != 0 { -ss } else { ss };
     let cos = if (qi + 1) & 2 != 0 { -cc } else { cc };
@@ -189,6 +217,58 @@ mod tests {
             assert!((exp(y) - y.exp()).abs() <= REL * y.exp(), "exp({y}) = {}, libm {}", exp(y), y.exp());
             assert!((tanh(y / 4.0) - (y / 4.0).tanh()).abs() <= 2e-7, "tanh({})", y / 4.0);
         }
+    }
+
+    /// The previous conversion (`to_int_unchecked` after the clamp), written with a saturating
+    /// `as`, which equals it wherever that was defined: the reference for bit-identity.
+    fn exp_reference(x: f32) -> f32 {
+        let x = x.clamp(-87.0, 88.0);
+        let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+        let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+        let mut y = 1.987_569_1e-4f32;
+        y = y * r + 1.398_2e-3;
+        y = y * r + 8.333_452e-3;
+        y = y * r + 4.166_579_6e-2;
+        y = y * r + 1.666_666_5e-1;
+        y = y * r + 5.000_000_1e-1;
+        y = y * r * r + r + 1.0;
+        y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    }
+
+    #[test]
+    fn finite_inputs_give_the_same_bits_as_before() {
+        // Every 997th f32 bit pattern: about 4.3 million finite values of both signs, denormals,
+        // the saturated ranges and everything between.
+        for bits in (0..=u32::MAX).step_by(997) {
+            let x = f32::from_bits(bits);
+            if x.is_finite() {
+                assert_eq!(exp(x).to_bits(), exp_reference(x).to_bits(), "exp({x:e})");
+            }
+        }
+        for u in (0..1 << 24).map(|i| i as f32 / 16_777_216.0) {
+            let q = (u * 4.0 + 0.5).floor();
+            assert_eq!(small_int(q), q as i32, "quadrant of {u}");
+        }
+    }
+
+    #[test]
+    fn nan_and_infinities_behave_like_libm() {
+        let (inf, nan) = (f32::INFINITY, f32::NAN);
+        for x in [nan, -nan] {
+            assert!(exp(x).is_nan(), "exp(NaN) = {}", exp(x));
+            assert!(tanh(x).is_nan(), "tanh(NaN) = {}", tanh(x));
+            assert!(ln(x).is_nan(), "ln(NaN) = {}", ln(x));
+            assert!(pow(x, 2.5).is_nan() && pow(2.5, x).is_nan(), "pow with NaN: {} {}", pow(x, 2.5), pow(2.5, x));
+        }
+        assert_eq!((exp(inf), exp(-inf)), (inf.exp(), (-inf).exp()));
+        assert_eq!((tanh(inf), tanh(-inf)), (inf.tanh(), (-inf).tanh()));
+        assert_eq!(ln(inf), inf.ln());
+        for (x, p) in [(inf, 2.0), (inf, -2.0), (2.0, inf), (2.0, -inf), (0.5, inf), (0.5, -inf), (inf, inf), (inf, -inf)] {
+            assert_eq!(pow(x, p), x.powf(p), "pow({x}, {p})");
+        }
+        // Each input of the fast kernels' activations: a NaN pre-activation stays NaN.
+        let gelu = |v: f32| 0.5 * v * (1.0 + tanh(0.797_884_6 * (v + 0.044715 * v * v * v)));
+        assert!(gelu(nan).is_nan());
     }
 
     #[test]

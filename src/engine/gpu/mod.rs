@@ -315,21 +315,6 @@ impl GpuBackend {
         Ok(())
     }
 
-    /// Whether the shaders keep naga's runtime bounds checks.
-    pub fn shader_checks(&self) -> bool {
-        self.checks
-    }
-
-    /// Rebuilds the pipelines with or without naga's runtime bounds checks and loop guards.
-    pub fn set_shader_checks(&mut self, on: bool) {
-        if on != self.checks {
-            self.submit();
-            self.pipelines.clear();
-            self.bind_groups.clear();
-            self.checks = on;
-        }
-    }
-
     fn pipeline(&mut self, stage: Stage) -> &(wgpu::ComputePipeline, wgpu::BindGroupLayout) {
         let (device, wg, mulhi, checks, cache) = (&self.device, self.wg, self.mulhi, self.checks, self.cache.as_ref().map(|c| &c.0));
         self.pipelines.entry(stage).or_insert_with(|| {

@@ -1,0 +1,145 @@
+//! Every module-scope `const` of the WGSL stages against its Rust copy: the values are read from
+//! the naga module of each stage (parsed, no GPU), so a constant changed on one side only fails
+//! here. A constant the test does not know fails too: a new WGSL `const` must be paired with its
+//! Rust twin below or listed as shader-internal (with its relation to the others, checked).
+
+use aimc::engine::stages::{self, Mulhi, Stage};
+use std::collections::BTreeMap;
+
+/// A module-scope constant's value, as naga evaluated it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Value {
+    U32(u32),
+    I32(i32),
+    /// f32 by its bits: a Rust twin must be the same float, not a near one.
+    F32(u32),
+}
+
+/// The module-scope constants of one stage's module (the `mulhi32` variant, the common files and
+/// the stage file), by name.
+fn constants(stage: Stage) -> BTreeMap<String, Value> {
+    let src = stage.module_source_with(Mulhi::Halves);
+    let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{}.wgsl: {}", stage.name(), e.emit_to_string(&src)));
+    let mut out = BTreeMap::new();
+    for (_, c) in module.constants.iter() {
+        let name = c.name.clone().unwrap_or_else(|| panic!("{}.wgsl: an unnamed module-scope constant", stage.name()));
+        let value = match module.global_expressions[c.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => Value::U32(v),
+            naga::Expression::Literal(naga::Literal::I32(v)) => Value::I32(v),
+            naga::Expression::Literal(naga::Literal::F32(v)) => Value::F32(v.to_bits()),
+            ref e => panic!("{}.wgsl: const {name} is not a u32, i32 or f32 literal after evaluation: {e:?}", stage.name()),
+        };
+        out.insert(name, value);
+    }
+    out
+}
+
+/// (stage whose module holds it, WGSL name, the Rust copy, where the Rust copy lives).
+fn pairs() -> Vec<(Stage, &'static str, Value, &'static str)> {
+    use aimc::engine::cpu;
+    use aimc::rng;
+    let u = Value::U32;
+    let f = |x: f32| Value::F32(x.to_bits());
+    vec![
+        // shaders/common/philox.wgsl against src/rng/mod.rs (every stage includes it; `rng` is its own test stage).
+        (Stage::Rng, "PHILOX_M0", u(rng::PHILOX_M0), "rng::PHILOX_M0"),
+        (Stage::Rng, "PHILOX_M1", u(rng::PHILOX_M1), "rng::PHILOX_M1"),
+        (Stage::Rng, "PHILOX_W0", u(rng::PHILOX_W0), "rng::PHILOX_W0"),
+        (Stage::Rng, "PHILOX_W1", u(rng::PHILOX_W1), "rng::PHILOX_W1"),
+        (Stage::Rng, "STREAM_PROG", u(rng::stream::PROG), "rng::stream::PROG"),
+        (Stage::Rng, "STREAM_READ", u(rng::stream::READ), "rng::stream::READ"),
+        (Stage::Rng, "STREAM_GDC_BASE", u(rng::stream::GDC_BASE), "rng::stream::GDC_BASE"),
+        (Stage::Rng, "STREAM_OUT", u(rng::stream::OUT), "rng::stream::OUT"),
+        (Stage::Rng, "W_NOISE_GROUP", u(rng::W_NOISE_GROUP), "rng::W_NOISE_GROUP"),
+        // The Box–Muller angle: the twins use the standard library's constant.
+        (Stage::Rng, "TAU", f(std::f32::consts::TAU), "std::f32::consts::TAU (rng::normal4)"),
+        // Stage shapes the plan dispatches by and the twins loop by.
+        (Stage::Drift, "CHUNK", u(stages::CHUNK), "engine::stages::CHUNK"),
+        (Stage::WeightError, "CHUNK", u(stages::CHUNK), "engine::stages::CHUNK"),
+        (Stage::Mvm, "BM", u(stages::MVM_BM), "engine::stages::MVM_BM"),
+        (Stage::Mvm, "BN", u(stages::MVM_BN), "engine::stages::MVM_BN"),
+        (Stage::MvmNarrow, "BM", u(stages::MVM_NARROW_BM), "engine::stages::MVM_NARROW_BM"),
+        (Stage::MvmNarrow, "BN", u(stages::MVM_NARROW_BN), "engine::stages::MVM_NARROW_BN"),
+        // A layer goes narrow when its tallest tile fits one narrow block of outputs.
+        (Stage::MvmNarrow, "BN", u(stages::MVM_NARROW_ROWS), "engine::stages::MVM_NARROW_ROWS"),
+        (Stage::Dac, "DAC_WG", u(stages::DAC_WG), "engine::stages::DAC_WG"),
+        (Stage::AttentionKv, "KV_WG", u(stages::KV_WG), "engine::stages::KV_WG"),
+        (Stage::AttentionKv, "ATTN_BLOCK", u(cpu::attention_kv::ATTN_BLOCK as u32), "engine::cpu::attention_kv::ATTN_BLOCK"),
+        (Stage::AttentionOut, "ATTN_BLOCK", u(cpu::attention_kv::ATTN_BLOCK as u32), "engine::cpu::attention_kv::ATTN_BLOCK"),
+        (Stage::KernelError, "KE_WG", u(cpu::kernel_error::KE_WG as u32), "engine::cpu::kernel_error::KE_WG"),
+        // The random-feature map's √2 (twin: cpu::feature_map's SQRT2, the standard library's).
+        (Stage::FeatureMap, "SQRT2", f(std::f32::consts::SQRT_2), "std::f32::consts::SQRT_2 (engine::cpu::feature_map)"),
+    ]
+}
+
+/// A relation between a stage's constants, or None where any value is right.
+type Relation = Option<Box<dyn Fn(&BTreeMap<String, Value>) -> Value>>;
+
+/// Constants with no Rust copy: a block's internal staging, derived from its shape and checked
+/// against the relation its comment in the shader states, or free (no twin depends on it).
+fn internal() -> Vec<(Stage, &'static str, Relation, &'static str)> {
+    fn get(c: &BTreeMap<String, Value>, k: &str) -> u32 {
+        match c[k] {
+            Value::U32(v) => v,
+            v => panic!("{k}: {v:?} is not a u32"),
+        }
+    }
+    fn rel(f: impl Fn(&BTreeMap<String, Value>) -> Value + 'static) -> Relation {
+        Some(Box::new(f))
+    }
+    vec![
+        (Stage::Mvm, "BK", None, "k per step: the twin sums k in increasing order whatever it is"),
+        (Stage::Mvm, "RV", rel(|c| Value::U32(get(c, "BM") / 4)), "vec4 per staged row = BM / 4"),
+        (Stage::Mvm, "STAGE", rel(|c| Value::U32(get(c, "BK") * get(c, "RV"))), "vec4 per buffer = BK * RV"),
+        (Stage::MvmNarrow, "BK", None, "k per step: the twin sums k in increasing order whatever it is"),
+        (Stage::MvmNarrow, "RVX", rel(|c| Value::U32(get(c, "BM") / 4)), "vec4 per staged sample row = BM / 4"),
+        (Stage::MvmNarrow, "RVW", rel(|c| Value::U32(get(c, "BN") / 4)), "vec4 per staged output row = BN / 4"),
+        (Stage::Bound, "BW", None, "workgroup size of `bound`: the plan dispatches a workgroup per vector whatever its size"),
+    ]
+}
+
+#[test]
+fn wgsl_constants_equal_their_rust_copies() {
+    let mut failures = Vec::new();
+    for (stage, name, rust, rust_name) in pairs() {
+        match constants(stage).get(name) {
+            None => failures.push(format!("{}.wgsl: no module-scope const {name} (Rust copy {rust_name} = {rust:?})", stage.name())),
+            Some(&wgsl) if wgsl != rust => failures.push(format!("{}.wgsl: const {name} = {wgsl:?}, but Rust {rust_name} = {rust:?}", stage.name())),
+            Some(_) => {}
+        }
+    }
+    for (stage, name, want, why) in internal() {
+        let c = constants(stage);
+        match c.get(name) {
+            None => failures.push(format!("{}.wgsl: no module-scope const {name} ({why})", stage.name())),
+            Some(&wgsl) => {
+                if let Some(want) = want.map(|f| f(&c)).filter(|&w| w != wgsl) {
+                    failures.push(format!("{}.wgsl: const {name} = {wgsl:?}, expected {want:?} ({why})", stage.name()));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "WGSL constants differ from Rust:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn every_wgsl_constant_is_paired_or_internal() {
+    let known: Vec<(Stage, &str)> = pairs().iter().map(|p| (p.0, p.1)).chain(internal().iter().map(|p| (p.0, p.1))).collect();
+    // The common files' constants are in every module: pair them once, under `Stage::Rng`.
+    let common = constants(Stage::Rng);
+    let common_known: Vec<&str> = known.iter().filter(|k| k.0 == Stage::Rng).map(|k| k.1).collect();
+    let mut missing = Vec::new();
+    for stage in Stage::ALL {
+        for name in constants(stage).keys() {
+            let covered = if common.contains_key(name) { common_known.contains(&name.as_str()) } else { known.contains(&(stage, name.as_str())) };
+            if !covered {
+                missing.push(format!("{}.wgsl: const {name}", stage.name()));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "WGSL constants with no Rust copy checked in tests/wgsl_constants.rs (add the pair, or list it as internal):\n{}",
+        missing.join("\n")
+    );
+}

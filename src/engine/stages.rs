@@ -160,3 +160,6 @@ pub const DAC_SERIAL_COLS: u32 = 128;
 pub const DAC_WG: u32 = 64;
 /// `attention_kv` workgroup size.
 pub const KV_WG: u32 = 64;
+/// Tokens per causal block of `attention_kv` / `attention_out` (the prefix slots of causal linear
+/// attention; the shaders' ATTN_BLOCK).
+pub const ATTN_BLOCK: usize = 64;

@@ -9,7 +9,7 @@
 //! reports the floating-point metric of the same projection (`fp`).
 
 use super::{Inputs, Metric as MetricName, PointRun, SweepPoint, TimeMetrics, WorkloadKind};
-use crate::engine::cpu::attention_kv::ATTN_BLOCK;
+use crate::engine::stages::ATTN_BLOCK;
 use crate::engine::layout::KernelParams;
 use crate::engine::plan::{self, KernelReduction, RunConfig};
 use crate::engine::{Backend, EngineError};

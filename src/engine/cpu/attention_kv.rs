@@ -4,8 +4,7 @@
 use super::common::par_trials;
 use crate::engine::layout::StageParams;
 
-/// Tokens per causal block (the shaders' ATTN_BLOCK).
-pub const ATTN_BLOCK: usize = 64;
+pub use crate::engine::stages::ATTN_BLOCK;
 
 pub fn attention_kv(p: &StageParams, phi: &[f32], v: &[f32], kv: &mut [f32], threads: usize) {
     let k = &p.kern;

@@ -1,14 +1,20 @@
-//! Reports of a finished run: the plots ([`plots`]) and the Markdown and self-contained HTML
-//! documents ([`render`]) built from a results file ([`crate::results`]).
+//! Reports of a finished run, built from a results file ([`crate::results`]) alone: the sections
+//! ([`sections`]) fill a document model ([`document`]) that is written as Markdown ([`markdown`])
+//! and as self-contained HTML ([`html`]); the plots ([`plots`]) are drawn beside it. Numbers and
+//! units are formatted in one place ([`format`]).
 //!
 //! [`write_report`] is the single entry point. It reads a [`Results`] and nothing else, so
 //! `aimc report DIR` can rebuild a report from `results.json` alone, and the same results always
 //! give byte-identical files (nothing here reads the clock or the environment).
 
+pub mod document;
+pub mod format;
+pub mod html;
+pub mod markdown;
 mod moe_plots;
 pub mod plots;
 pub mod publish;
-pub mod render;
+pub mod sections;
 /// The results schema lives in [`crate::results`]; this path stays for existing callers.
 pub use crate::results;
 
@@ -48,10 +54,10 @@ pub fn write_report(results: &Results, dir: &Path) -> Result<(), ReportError> {
     std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir { path: dir.to_path_buf(), source })?;
 
     let figures = plots::write_plots(results, dir)?;
-    let document = render::document(results, &figures)?;
+    let document = sections::document(results, &figures)?;
 
     let md_path = dir.join(MARKDOWN_FILE);
-    write_file(&md_path, render::to_markdown(&document).as_bytes())?;
+    write_file(&md_path, markdown::to_markdown(&document).as_bytes())?;
 
     // The HTML inlines the SVG files exactly as written, so the page and the files cannot drift.
     let mut svgs = Vec::with_capacity(figures.len());
@@ -60,7 +66,7 @@ pub fn write_report(results: &Results, dir: &Path) -> Result<(), ReportError> {
         svgs.push((figure.stem.clone(), text));
     }
     let html_path = dir.join(HTML_FILE);
-    write_file(&html_path, render::to_html(&results.name, &document, &svgs).as_bytes())?;
+    write_file(&html_path, html::to_html(&results.name, &document, &svgs).as_bytes())?;
     Ok(())
 }
 

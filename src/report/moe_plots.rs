@@ -13,12 +13,13 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::format::{energy_unit, significant, time_unit};
 use super::plots::{
     draw_marker, draw_no_data, palette, plot_width, thin_ticks, DrawResult, LegendItem, Marker, Swatch, TickedAxis, AXIS_PX, BASELINE_COLOR, BOLD_GRID,
     CHART_MARGIN, CHART_MARGIN_RIGHT, FONT, HEIGHT, LIGHT_GRID, LINE_PX, TICK_PX, TITLE_PX, WIDTH, X_LABEL_AREA, Y_LABEL_AREA,
 };
-use super::results::{MoeCost, Point, Results};
 use super::results::EnergyBreakdown;
+use super::results::{MoeCost, Point, Results};
 
 /// The latency histogram overlays at most this many distinct histograms; more are unreadable.
 const MAX_HISTOGRAMS: usize = 6;
@@ -351,34 +352,6 @@ fn index_ticks(n: usize, length_px: f64, label_px: f64) -> Vec<(f64, String)> {
     (0..n).step_by(stride.max(1)).map(|i| (i as f64, i.to_string())).collect()
 }
 
-/// `value` with three significant digits.
-fn significant(value: f64) -> String {
-    if value == 0.0 || !value.is_finite() {
-        return format!("{value}");
-    }
-    let decimals = (2.0 - value.abs().log10().floor()).clamp(0.0, 6.0) as usize;
-    format!("{value:.decimals$}")
-}
-
-/// A unit for energies up to `max_pj`, and the divisor from pJ to it.
-fn energy_unit(max_pj: f64) -> (&'static str, f64) {
-    match max_pj {
-        m if m < 1e3 => ("pJ", 1.0),
-        m if m < 1e6 => ("nJ", 1e3),
-        m if m < 1e9 => ("µJ", 1e6),
-        _ => ("mJ", 1e9),
-    }
-}
-
-/// A unit for times up to `max_ns`, and the divisor from ns to it.
-fn time_unit(max_ns: f64) -> (&'static str, f64) {
-    match max_ns {
-        m if m < 1e4 => ("ns", 1.0),
-        m if m < 1e7 => ("µs", 1e3),
-        _ => ("ms", 1e6),
-    }
-}
-
 /// Text centred vertically, starting at its anchor.
 fn left_text(px: u32) -> TextStyle<'static> {
     TextStyle::from((FONT, px)).color(&BASELINE_COLOR).pos(Pos::new(HPos::Left, VPos::Center))
@@ -474,7 +447,7 @@ where
             plot.draw(&Rectangle::new([(start, y0), (end, y1)], color.stroke_width(3)))?;
             start = end;
         }
-        plot.draw(&(EmptyElement::at((start, row(k))) + Text::new(format!("{} {unit}", significant(total / div)), (14, 0), left_text(TICK_PX))))?;
+        plot.draw(&(EmptyElement::at((start, row(k))) + Text::new(format!("{} {unit}", significant(total / div, 3)), (14, 0), left_text(TICK_PX))))?;
     }
     Ok(())
 }
@@ -804,7 +777,7 @@ mod tests {
         assert_eq!(log_label(1.0, -5), "10⁻⁵");
         assert_eq!(labels(index_ticks(64, 640.0, 40.0)), (0..64).step_by(5).map(|i| i.to_string()).collect::<Vec<_>>());
         assert_eq!(energy_unit(12_000.0), ("nJ", 1e3));
-        assert_eq!(significant(12.345), "12.3");
+        assert_eq!(significant(12.345, 3), "12.3");
         assert_eq!(viridis(0.0), RGBColor(68, 1, 84));
         assert_eq!(viridis(1.0), RGBColor(253, 231, 37));
     }

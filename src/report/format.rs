@@ -3,8 +3,32 @@
 //! value is shown in the largest unit of which it is at least one (1 250 ns is 1.25 µs, 999 pJ stays
 //! pJ), in the text and on the plot axes alike.
 
-use super::plots::{is_classifier, metric_scale};
-use super::results::Results;
+use crate::results::Results;
+
+/// Whether the metric is a classification accuracy in [0, 1], shown in percent.
+pub fn is_classifier(results: &Results) -> bool {
+    // Accuracy workloads carry exact per-trial correct counts (a MoE classifier too); the names
+    // cover a run with no points.
+    results.workload == "classifier" || results.workload == "kernel_ridge" || results.points.iter().any(|p| p.per_trial_correct.is_some())
+}
+
+/// Factor from stored metric values to displayed ones (100 for accuracies shown in %).
+pub fn metric_scale(results: &Results) -> f64 {
+    if is_classifier(results) {
+        100.0
+    } else {
+        1.0
+    }
+}
+
+/// The metric's axis description, with its unit.
+pub fn metric_axis_label(results: &Results) -> String {
+    if is_classifier(results) {
+        format!("{} (%)", results.metric)
+    } else {
+        results.metric.clone()
+    }
+}
 
 /// Energies in pJ, and the larger units with their factors.
 pub(crate) const ENERGY_UNITS: [(f64, &str); 4] = [(1.0, "pJ"), (1e3, "nJ"), (1e6, "µJ"), (1e9, "mJ")];

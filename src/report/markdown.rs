@@ -90,7 +90,6 @@ pub fn to_markdown(blocks: &[Block]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::document::code;
 
     #[test]
     fn code_fence_outgrows_backticks_in_the_body() {

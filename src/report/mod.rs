@@ -8,45 +8,27 @@
 //! give byte-identical files (nothing here reads the clock or the environment).
 
 pub mod document;
+pub(crate) mod error;
 pub mod format;
 pub mod html;
 pub mod markdown;
-mod moe_plots;
 pub mod plots;
 pub mod publish;
 pub mod sections;
+pub mod series;
 /// The results schema lives in [`crate::results`]; this path stays for existing callers.
 pub use crate::results;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+pub(crate) use error::write_file;
+pub use error::ReportError;
 
 use results::Results;
 
 /// File names inside the report directory, shared by the writer and its callers.
 pub const MARKDOWN_FILE: &str = "report.md";
 pub const HTML_FILE: &str = "report.html";
-
-/// Why a report could not be written. Each variant names the file involved.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error("cannot create the report directory {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
-
-    #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
-
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-
-    #[error("cannot draw the plot {path}: {message}")]
-    Plot { path: PathBuf, message: String },
-
-    #[error("the embedded font (src/report/fonts/DejaVuSans.ttf) could not be parsed; restore the file from the repository")]
-    Font,
-
-    #[error("cannot serialise the configuration for the report: {0}")]
-    Config(#[from] serde_json::Error),
-}
 
 /// Writes the plots (PNG and SVG), `report.md` and `report.html` for `results` into `dir`,
 /// creating `dir` if needed and overwriting earlier files of the same names.
@@ -70,18 +52,14 @@ pub fn write_report(results: &Results, dir: &Path) -> Result<(), ReportError> {
     Ok(())
 }
 
-/// `std::fs::write` with the path in the error.
-pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    std::fs::write(path, bytes).map_err(|source| ReportError::Write { path: path.to_path_buf(), source })
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::results::{Adapter, Axis, Drop, Energy, LayerWeightError, Point, Pooled, SCHEMA_VERSION};
     use super::*;
+    use crate::results::{Adapter, Axis, Drop, Energy, LayerWeightError, Point, Pooled, SCHEMA_VERSION};
     use crate::stats::{clopper_pearson, difference_of_means_t, mean_t, trials_needed, wilson};
     use crate::stats::{Histogram, Moments, Summary};
     use std::collections::BTreeMap;
+    use std::path::PathBuf;
 
     const TEST_EXAMPLES: u32 = 10_000;
     const FP_ACCURACY: f64 = 0.953;

@@ -2,7 +2,7 @@
 
 use crate::report::document::*;
 use crate::report::format::*;
-use crate::report::plots::*;
+use crate::report::series::*;
 use crate::results::*;
 
 /// Which layer costs the accuracy: per layer, the error its MVMs add on their own inputs, the share

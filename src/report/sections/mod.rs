@@ -14,9 +14,10 @@ mod statistics;
 mod summary;
 
 use crate::report::document::*;
+use crate::report::error::ReportError;
 use crate::report::format::*;
-use crate::report::plots::*;
-use crate::report::ReportError;
+use crate::report::plots::PlotFile;
+use crate::report::series::*;
 use crate::results::*;
 use budget::*;
 use energy::*;

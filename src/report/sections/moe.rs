@@ -8,7 +8,7 @@ use crate::results::*;
 /// distributions, the energy per token by component; the AIMC / GPU ratios per batch size and
 /// every assumption they rest on.
 pub(super) fn moe_blocks(results: &Results) -> Vec<Block> {
-    let pts: Vec<(&str, &crate::report::results::MoeCost)> =
+    let pts: Vec<(&str, &crate::results::MoeCost)> =
         results.points.iter().filter_map(|p| p.moe.as_ref().map(|m| (if p.series.is_empty() { "all points" } else { p.series.as_str() }, m))).collect();
     let Some((_, first)) = pts.first() else {
         return vec![];

@@ -2,7 +2,7 @@
 
 use crate::report::document::*;
 use crate::report::format::*;
-use crate::report::plots::*;
+use crate::report::series::*;
 use crate::results::*;
 
 pub(super) fn distribution_table(fmt: &Fmt, series: &Series<'_>) -> Table {

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::report::format::*;
-use crate::report::plots::*;
+use crate::report::series::*;
 use crate::results::*;
 
 /// e.g. "With gdc=readout, the median test accuracy falls from 95.2 % at 1 s to 93.0 % at 10 y;

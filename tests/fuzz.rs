@@ -7,7 +7,7 @@
 
 mod common;
 
-use aimc::report::results::Results;
+use aimc::results::Results;
 use aimc::workload::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -329,7 +329,7 @@ fn results_errors_name_the_field() {
     assert!(msg.contains("points[3].per_trial_correct") && msg.contains("7 entries but per_trial has 8"), "{msg}");
     let mut v = serde_json::to_value(&r).unwrap();
     v["schema_version"] = 1.into();
-    assert_eq!(Results::from_json(&v.to_string()).unwrap().schema_version, aimc::report::results::SCHEMA_VERSION, "version 1 is read as the current version");
+    assert_eq!(Results::from_json(&v.to_string()).unwrap().schema_version, aimc::results::SCHEMA_VERSION, "version 1 is read as the current version");
     v["schema_version"] = 3.into();
     let msg = Results::from_json(&v.to_string()).unwrap_err().to_string();
     assert!(msg.contains("schema version 3"), "{msg}");

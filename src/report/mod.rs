@@ -1,18 +1,28 @@
-//! Reports of a finished run: the plots ([`plots`]) and the Markdown and self-contained HTML
-//! documents ([`render`]) built from a results file ([`crate::results`]).
+//! Reports of a finished run, built from a results file ([`crate::results`]) alone: the sections
+//! ([`sections`]) fill a document model ([`document`]) that is written as Markdown ([`markdown`])
+//! and as self-contained HTML ([`html`]); the plots ([`plots`]) are drawn beside it. Numbers and
+//! units are formatted in one place ([`format`]).
 //!
 //! [`write_report`] is the single entry point. It reads a [`Results`] and nothing else, so
 //! `aimc report DIR` can rebuild a report from `results.json` alone, and the same results always
 //! give byte-identical files (nothing here reads the clock or the environment).
 
-mod moe_plots;
+pub mod document;
+pub(crate) mod error;
+pub mod format;
+pub mod html;
+pub mod markdown;
 pub mod plots;
 pub mod publish;
-pub mod render;
+pub mod sections;
+pub mod series;
 /// The results schema lives in [`crate::results`]; this path stays for existing callers.
 pub use crate::results;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+pub(crate) use error::write_file;
+pub use error::ReportError;
 
 use results::Results;
 
@@ -20,38 +30,16 @@ use results::Results;
 pub const MARKDOWN_FILE: &str = "report.md";
 pub const HTML_FILE: &str = "report.html";
 
-/// Why a report could not be written. Each variant names the file involved.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error("cannot create the report directory {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
-
-    #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
-
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-
-    #[error("cannot draw the plot {path}: {message}")]
-    Plot { path: PathBuf, message: String },
-
-    #[error("the embedded font (src/report/fonts/DejaVuSans.ttf) could not be parsed; restore the file from the repository")]
-    Font,
-
-    #[error("cannot serialise the configuration for the report: {0}")]
-    Config(#[from] serde_json::Error),
-}
-
 /// Writes the plots (PNG and SVG), `report.md` and `report.html` for `results` into `dir`,
 /// creating `dir` if needed and overwriting earlier files of the same names.
 pub fn write_report(results: &Results, dir: &Path) -> Result<(), ReportError> {
     std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir { path: dir.to_path_buf(), source })?;
 
     let figures = plots::write_plots(results, dir)?;
-    let document = render::document(results, &figures)?;
+    let document = sections::document(results, &figures)?;
 
     let md_path = dir.join(MARKDOWN_FILE);
-    write_file(&md_path, render::to_markdown(&document).as_bytes())?;
+    write_file(&md_path, markdown::to_markdown(&document).as_bytes())?;
 
     // The HTML inlines the SVG files exactly as written, so the page and the files cannot drift.
     let mut svgs = Vec::with_capacity(figures.len());
@@ -60,22 +48,18 @@ pub fn write_report(results: &Results, dir: &Path) -> Result<(), ReportError> {
         svgs.push((figure.stem.clone(), text));
     }
     let html_path = dir.join(HTML_FILE);
-    write_file(&html_path, render::to_html(&results.name, &document, &svgs).as_bytes())?;
+    write_file(&html_path, html::to_html(&results.name, &document, &svgs).as_bytes())?;
     Ok(())
-}
-
-/// `std::fs::write` with the path in the error.
-pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    std::fs::write(path, bytes).map_err(|source| ReportError::Write { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::results::{Adapter, Axis, Drop, Energy, LayerWeightError, Point, Pooled, SCHEMA_VERSION};
     use super::*;
+    use crate::results::{Adapter, Axis, Drop, Energy, LayerWeightError, Point, Pooled, SCHEMA_VERSION};
     use crate::stats::{clopper_pearson, difference_of_means_t, mean_t, trials_needed, wilson};
     use crate::stats::{Histogram, Moments, Summary};
     use std::collections::BTreeMap;
+    use std::path::PathBuf;
 
     const TEST_EXAMPLES: u32 = 10_000;
     const FP_ACCURACY: f64 = 0.953;

@@ -163,7 +163,7 @@ pub fn results(r: &Results) -> Result<(), Invalid> {
     }
     // Points are (sweep point, time) pairs in sweep order, every sweep point at every time.
     let n_sweep: usize = r.axes.iter().map(|a| a.values.len()).try_fold(1usize, |a, n| a.checked_mul(n)).unwrap_or(usize::MAX);
-    if r.points.len() % r.times.len() != 0 {
+    if !r.points.len().is_multiple_of(r.times.len()) {
         return Err(bad("points", format!("{} entries, not a multiple of the {} times in times", r.points.len(), r.times.len())));
     }
     if r.points.len() / r.times.len() > n_sweep {

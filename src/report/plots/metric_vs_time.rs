@@ -1,0 +1,91 @@
+//! The metric against the time since programming: median and 5–95 % band per series, the floating-point baseline.
+
+use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+
+use super::canvas::DrawResult;
+use super::canvas::*;
+use super::figure::Figure;
+use crate::report::format::*;
+use crate::report::series::*;
+use crate::results::*;
+
+pub(crate) fn metric_legend(results: &Results, series: &[Series<'_>]) -> Vec<LegendItem> {
+    let mut items: Vec<LegendItem> =
+        series.iter().enumerate().map(|(i, s)| LegendItem { swatch: Swatch::Band(palette(i)), label: format!("{}: median, 5–95 %", s.label()) }).collect();
+    if results.fp_baseline.is_some() {
+        items.push(LegendItem { swatch: Swatch::Dashed(BASELINE_COLOR), label: "floating point".to_string() });
+    }
+    items
+}
+
+pub(crate) fn draw_metric_vs_time<DB: DrawingBackend>(chart_area: &DrawingArea<DB, Shift>, results: &Results, series: &[Series<'_>]) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let scale = metric_scale(results);
+
+    let all: Vec<&Point> = series.iter().flat_map(|s| s.points.iter().copied()).collect();
+    let axis = TimeAxis::new(&all, plot_width(chart_area.dim_in_pixel().0));
+    let y_range = padded(all.iter().flat_map(|p| [p.summary.p05, p.summary.p95, p.summary.median]).chain(results.fp_baseline).map(|v| v * scale));
+    let chart = build_chart(chart_area, None, (axis.lo, axis.hi), &axis.ticks, axis.description(), y_range, &metric_axis_label(results))?;
+    let plot = chart.plotting_area();
+    if all.is_empty() {
+        draw_no_data(plot)?;
+    }
+
+    for (i, s) in series.iter().enumerate() {
+        let color = palette(i);
+        let at = |p: &Point, v: f64| (axis.x(p.t_inf), v * scale);
+        let points: Vec<&Point> = s.points.iter().copied().filter(|p| p.t_inf.is_finite()).collect();
+        if points.len() >= 2 {
+            let band: Vec<(f64, f64)> = points.iter().map(|p| at(p, p.summary.p95)).chain(points.iter().rev().map(|p| at(p, p.summary.p05))).collect();
+            plot.draw(&Polygon::new(band, color.mix(BAND_ALPHA).filled()))?;
+        } else if let Some(p) = points.first() {
+            // A band needs two times; a single time shows its 5–95 % range as a bar.
+            let half = 0.02 * (axis.hi - axis.lo);
+            let (x, lo) = at(p, p.summary.p05);
+            let hi = p.summary.p95 * scale;
+            plot.draw(&Rectangle::new([(x - half, lo), (x + half, hi)], color.mix(BAND_ALPHA).filled()))?;
+        }
+        let medians: Vec<(f64, f64)> = points.iter().map(|p| at(p, p.summary.median)).collect();
+        plot.draw(&PathElement::new(medians.clone(), color.stroke_width(LINE_PX)))?;
+        for m in medians {
+            draw_marker(plot, m, Marker::Circle, color)?;
+        }
+    }
+    if let Some(fp) = results.fp_baseline {
+        let y = fp * scale;
+        plot.draw(&DashedPathElement::new(vec![(axis.lo, y), (axis.hi, y)], 14, 9, BASELINE_COLOR.stroke_width(3)))?;
+    }
+    Ok(())
+}
+
+/// The metric against the time since programming (every run has it).
+pub(crate) struct MetricVsTime;
+
+impl Figure for MetricVsTime {
+    fn stem(&self, results: &Results) -> &'static str {
+        if is_classifier(results) {
+            "accuracy_vs_time"
+        } else {
+            "metric_vs_time"
+        }
+    }
+    fn applies(&self, _: &Results) -> bool {
+        true
+    }
+    fn title(&self, results: &Results) -> String {
+        format!("{} vs time after programming (median, 5–95 % of trials)", capitalised(&results.metric))
+    }
+    fn legend_items(&self, results: &Results, series: &[Series<'_>]) -> Vec<LegendItem> {
+        metric_legend(results, series)
+    }
+    fn draw<DB: DrawingBackend>(&self, body: &DrawingArea<DB, Shift>, results: &Results, series: &[Series<'_>]) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        draw_metric_vs_time(body, results, series)
+    }
+}

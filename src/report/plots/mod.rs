@@ -1,0 +1,125 @@
+//! The report's plots, each written as PNG (for the Markdown report and papers) and SVG (inlined
+//! into the HTML report). One file per figure, each an implementation of [`Figure`]: its file
+//! name, whether it applies to these results, its title, legend and drawing; [`write_plots`] lists
+//! them in report order. The shared drawing code (canvas, axes, legend) is in [`canvas`].
+//!
+//! Plots only read [`Results`]; apart from unit scaling and layout they compute nothing, so every
+//! number drawn is one that the tables also show. Text is drawn with the DejaVu Sans font embedded
+//! in the binary (through plotters' ab_glyph support, which never asks the system for fonts), so a
+//! headless machine without any fonts renders the same pixels as a desktop.
+
+pub(crate) mod canvas;
+mod figure;
+mod layer_lines;
+mod moe;
+
+mod budget;
+mod distribution;
+mod energy_breakdown;
+mod gpu_ratio;
+mod latency_histogram;
+mod layer_error;
+mod metric_vs_features;
+mod metric_vs_time;
+mod sensitivity;
+mod tier_heatmap;
+mod weight_error;
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::error::{write_file, ReportError};
+use crate::results::Results;
+use figure::Figure;
+// Paths kept for callers: what the metric is and how it scales live in format, the views of the
+// points in series.
+pub use super::format::{is_classifier, metric_axis_label, metric_scale};
+pub use super::series::*;
+use canvas::{ensure_font, DrawResult, Legend, FONT, HEIGHT, LEGEND_PAD, ROW_H, TITLE_PX, WIDTH};
+
+/// Draws every plot of `results` that applies into `dir` as `<stem>.png` and `<stem>.svg` and
+/// lists them in report order (the order of this list).
+pub fn write_plots(results: &Results, dir: &Path) -> Result<Vec<PlotFile>, ReportError> {
+    ensure_font()?;
+    let series = series_of(results);
+    let mut out = Vec::new();
+    let mut add = |written: Option<PlotFile>| out.extend(written);
+    add(write_figure(&budget::Budget, results, &series, dir)?);
+    add(write_figure(&sensitivity::Sensitivity, results, &series, dir)?);
+    add(write_figure(&metric_vs_features::MetricVsFeatures, results, &series, dir)?);
+    add(write_figure(&metric_vs_time::MetricVsTime, results, &series, dir)?);
+    add(write_figure(&distribution::Distribution, results, &series, dir)?);
+    add(write_figure(&weight_error::WeightError, results, &series, dir)?);
+    add(write_figure(&layer_error::LayerError, results, &series, dir)?);
+    add(write_figure(&energy_breakdown::EnergyBreakdown, results, &series, dir)?);
+    add(write_figure(&gpu_ratio::GpuRatioVsBatch, results, &series, dir)?);
+    add(write_figure(&latency_histogram::LatencyHistogram, results, &series, dir)?);
+    add(write_figure(&tier_heatmap::TierHeatmap, results, &series, dir)?);
+    Ok(out)
+}
+
+/// Draws the title, the chart and the legend below it.
+fn draw_figure<F: Figure, DB: DrawingBackend>(
+    figure: &F,
+    root: &DrawingArea<DB, Shift>,
+    results: &Results,
+    series: &[Series<'_>],
+    legend: &Legend,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let (chart_area, legend_area) = root.split_vertically(chart_height(figure, results, series));
+    // A top margin keeps the title clear of the canvas edge.
+    let body = chart_area.margin(16, 0, 0, 0).titled(&figure.title(results), (FONT, TITLE_PX))?;
+    figure.draw(&body, results, series)?;
+    legend.draw(&legend_area)
+}
+
+/// The figure's height above the legend, from the single-panel base: the canvas less the
+/// legend's one row with its padding.
+fn chart_height<F: Figure>(figure: &F, results: &Results, series: &[Series<'_>]) -> u32 {
+    figure.chart_height(results, series, HEIGHT - (2 * LEGEND_PAD + ROW_H) as u32)
+}
+
+/// `figure` as PNG and SVG in `dir`, when it applies to `results`.
+fn write_figure<F: Figure>(figure: &F, results: &Results, series: &[Series<'_>], dir: &Path) -> Result<Option<PlotFile>, ReportError> {
+    if !figure.applies(results) {
+        return Ok(None);
+    }
+    let stem = figure.stem(results);
+    let plot_error = |path: &Path, e: Box<dyn std::error::Error>| ReportError::Plot { path: path.to_path_buf(), message: e.to_string() };
+
+    let png = dir.join(format!("{stem}.png"));
+    let legend = Legend::new(figure.legend_items(results, series)).map_err(|e| plot_error(&png, e))?;
+    let size = (WIDTH, chart_height(figure, results, series) + legend.height);
+    {
+        let root = BitMapBackend::new(&png, size).into_drawing_area();
+        draw_figure(figure, &root, results, series, &legend).and_then(|()| root.present().map_err(Into::into)).map_err(|e| plot_error(&png, e))?;
+    }
+
+    // The SVG is rendered to memory and written here so that I/O errors carry the path.
+    let svg = dir.join(format!("{stem}.svg"));
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
+        draw_figure(figure, &root, results, series, &legend).and_then(|()| root.present().map_err(Into::into)).map_err(|e| plot_error(&svg, e))?;
+    }
+    write_file(&svg, text.as_bytes())?;
+
+    Ok(Some(PlotFile { stem: stem.to_string(), title: figure.title(results), png, svg }))
+}
+
+/// One plot as written to disk.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlotFile {
+    /// File name without extension, e.g. "accuracy_vs_time".
+    pub stem: String,
+    /// One-line description, used as the figure caption and alt text.
+    pub title: String,
+    pub png: PathBuf,
+    pub svg: PathBuf,
+}

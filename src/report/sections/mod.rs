@@ -1,0 +1,156 @@
+//! What the report says, section by section, in order: [`document`] assembles the sections (one
+//! file each) into the document model. Numbers are only formatted here ([`super::format`]); every
+//! statistic comes from the results as stored.
+
+mod budget;
+mod energy;
+mod layers;
+mod moe;
+mod noise_floor;
+mod paired;
+mod reference;
+mod run;
+mod statistics;
+mod summary;
+
+use crate::report::document::*;
+use crate::report::error::ReportError;
+use crate::report::format::*;
+use crate::report::plots::PlotFile;
+use crate::report::series::*;
+use crate::results::*;
+use budget::*;
+use energy::*;
+use layers::*;
+use moe::*;
+use noise_floor::*;
+use paired::*;
+use reference::*;
+use run::*;
+use statistics::*;
+use summary::*;
+
+/// The report's content, in order.
+pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, ReportError> {
+    let fmt = Fmt::new(results);
+    let series = series_of(results);
+    let mut blocks = vec![Block::Heading(1, results.name.clone())];
+    for paragraph in results.description.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
+        blocks.push(Block::Paragraph(text(paragraph.split_whitespace().collect::<Vec<_>>().join(" "))));
+    }
+
+    blocks.push(Block::Heading(2, "Summary".to_string()));
+    if series.is_empty() {
+        blocks.push(Block::Paragraph(text("The run recorded no points.")));
+    } else {
+        blocks.push(Block::List(series.iter().map(|s| text(summary_sentence(results, &fmt, s))).collect()));
+    }
+    blocks.push(Block::Paragraph(text(format!(
+        "{} trials per point; intervals at {} confidence unless stated; {}.",
+        results.trials,
+        percent_label(results.confidence),
+        if fmt.classifier { "accuracies in %, drops in percentage points" } else { "values in the metric's own unit" }
+    ))));
+    if let Some(energy) = &results.energy {
+        blocks.push(Block::Paragraph(text(format!(
+            "Energy per inference: {}, latency {}; cost table {}.",
+            energy_label(energy.total_pj),
+            latency_label(energy.latency_ns),
+            energy.table
+        ))));
+        if energy.crossbar_cells > 0 && (energy.used_cells as f64) < 0.5 * energy.crossbar_cells as f64 {
+            blocks.push(Block::Paragraph(text(format!(
+                "The model fills {:.0} % of the crossbar cells of the tiles it occupies ({} of {}): the cost table charges a tier MVM at any fill, so these layers pay for full crossbars on every MVM; smaller crossbars (`[tile]`) or several layers per crossbar would cost less.",
+                100.0 * energy.used_cells as f64 / energy.crossbar_cells as f64,
+                energy.used_cells,
+                energy.crossbar_cells
+            ))));
+        }
+    }
+
+    let floor = noise_floor_sentences(results);
+    if !floor.is_empty() {
+        blocks.push(Block::Heading(2, "Noise floor".to_string()));
+        blocks.push(Block::Paragraph(text(
+            "Floating point keeps improving with the feature count s (an approximation error falls roughly as 1/√s); with crossbar noise the analog metric improves at first and then levels off at a floor the noise sets. Per line, at the two largest s:",
+        )));
+        blocks.push(Block::List(floor.into_iter().map(text).collect()));
+    }
+
+    let budget = budget_blocks(results);
+    if !budget.is_empty() {
+        blocks.push(Block::Heading(2, "Noise budget".to_string()));
+        blocks.extend(budget);
+    }
+
+    let moe = moe_blocks(results);
+    if !moe.is_empty() {
+        blocks.push(Block::Heading(2, "3D AIMC against a GPU".to_string()));
+        blocks.extend(moe);
+    }
+
+    if !plots.is_empty() {
+        blocks.push(Block::Heading(2, "Plots".to_string()));
+        for plot in plots {
+            blocks.push(Block::Figure { stem: plot.stem.clone(), caption: plot.title.clone() });
+        }
+    }
+
+    blocks.push(Block::Heading(2, "Statistics".to_string()));
+    let stops: Vec<Vec<Inline>> =
+        series.iter().filter_map(|s| s.points.first().and_then(|p| p.stopped.as_ref()).map(|why| text(format!("{}: {why}.", s.label())))).collect();
+    if !stops.is_empty() {
+        blocks.push(Block::Paragraph(text(
+            "Adaptive trials: each series ran batches of trials until the mean's trial-to-trial interval was narrow enough at every time, or the cap:",
+        )));
+        blocks.push(Block::List(stops));
+    }
+    if crate::report::plots::is_classifier(results) {
+        blocks.push(Block::Paragraph(text(
+            "Two uncertainties, kept apart. The trial-to-trial interval (Student t over trials) says how well the Monte Carlo pinned the mean accuracy down for this test set; it shrinks with more trials. The test-set sampling interval (Wilson over the test images) says how far the mean accuracy could lie on another test set of the same size; more trials do not shrink it. The pooled columns count every (trial, image) as an independent draw and are neither. The 5th percentile's interval is a percentile bootstrap over trials; P(< threshold) is the fraction of trials below the tail threshold (tail_below, default one point below floating point) with a Clopper–Pearson interval over trials.",
+        )));
+    }
+    for s in &series {
+        blocks.push(Block::Heading(3, s.label().to_string()));
+        blocks.push(Block::Table(distribution_table(&fmt, s)));
+        blocks.push(Block::Table(interval_table(results, &fmt, s)));
+    }
+
+    if !results.paired.is_empty() {
+        blocks.push(Block::Heading(2, "Paired differences".to_string()));
+        blocks.extend(paired_blocks(results));
+    }
+
+    if let Some(c) = &results.reference {
+        blocks.push(Block::Heading(2, format!("Against {}", c.source)));
+        blocks.extend(reference_blocks(c));
+    }
+
+    if let Some(energy) = &results.energy {
+        blocks.push(Block::Heading(2, "Energy and latency per inference".to_string()));
+        blocks.extend(energy_tables(energy));
+    }
+
+    if results.points.iter().any(|p| !p.layer_insight.is_empty()) {
+        blocks.push(Block::Heading(2, "Per layer".to_string()));
+        blocks.extend(layer_insight_blocks(results, &series));
+    }
+
+    if results.points.iter().any(|p| !p.weight_error.is_empty()) {
+        blocks.push(Block::Heading(2, "Effective-weight error".to_string()));
+        blocks.push(Block::Paragraph(text("E = (α W_eff − W) / max|W| over all weights and trials of a layer; α is the global drift compensation factor.")));
+        blocks.push(Block::Table(weight_error_table(results, &series)));
+    }
+
+    blocks.push(Block::Heading(2, "Run".to_string()));
+    blocks.push(Block::Table(run_table(results)));
+    if let Some(profile) = &results.profile {
+        blocks.push(Block::Heading(3, "Where the time went".to_string()));
+        blocks.push(Block::Paragraph(text(format!("Per stage, timed by {} (`aimc run --profile`).", profile.timer))));
+        blocks.push(Block::Code(String::new(), profile.table()));
+    }
+
+    blocks.push(Block::Heading(2, "Configuration".to_string()));
+    blocks.push(Block::Code("json".to_string(), serde_json::to_string_pretty(&results.config)?));
+    Ok(blocks)
+}

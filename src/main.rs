@@ -117,7 +117,7 @@ fn run_experiment(
         std::fs::copy(&path, j).with_context(|| format!("writing {}", j.display()))?;
         say_err!("wrote {}", j.display());
     }
-    say!("{}", aimc::run::console_summary(&r));
+    say!("{}", aimc::report::console::console_summary(&r));
     say!("{:.1} s, {:.0} trials/s; results in {} (report.md, report.html, plots)", r.run_seconds, r.trials_per_second, path.parent().unwrap().display());
     Ok(())
 }
@@ -215,7 +215,7 @@ fn run(cli: Cli) -> Result<()> {
             r.save(staging.path(), true).with_context(|| format!("writing merged results for {}", out.display()))?;
             aimc::report::write_report(&r, staging.path())?;
             let path = staging.publish()?.join("results.json");
-            say!("{}", aimc::run::console_summary(&r));
+            say!("{}", aimc::report::console::console_summary(&r));
             say!("merged {} shards ({} trials) into {}", shards.len(), r.trials, path.display());
             Ok(())
         }

@@ -7,6 +7,7 @@
 //! `aimc report DIR` can rebuild a report from `results.json` alone, and the same results always
 //! give byte-identical files (nothing here reads the clock or the environment).
 
+pub mod console;
 pub mod document;
 pub(crate) mod error;
 pub mod format;

@@ -9,9 +9,9 @@
 //! reports the floating-point metric of the same projection (`fp`).
 
 use super::{Inputs, Metric as MetricName, PointRun, SweepPoint, TimeMetrics, WorkloadKind};
-use crate::engine::stages::ATTN_BLOCK;
 use crate::engine::layout::KernelParams;
 use crate::engine::plan::{self, KernelReduction, RunConfig};
+use crate::engine::stages::ATTN_BLOCK;
 use crate::engine::{Backend, EngineError};
 use crate::features::{attention, ridge::Ridge, Kernel, KernelSpec, Projection, SoftmaxFeatures};
 use crate::workload::io::{Linear, Matrix};

@@ -1,0 +1,56 @@
+//! The terminal's summary of a run: per series and time the mean ± CI half-width and the median,
+//! the paired differences at the last time, the reference comparison and the energy per
+//! inference. Like the report it reads the results and computes nothing new.
+
+use crate::results::Results;
+
+/// A short table for the terminal: per series and time, mean ± CI half-width and the median.
+pub fn console_summary(r: &Results) -> String {
+    let pct = super::format::is_classifier(r);
+    let f = |v: f64| {
+        if pct {
+            format!("{:.2}", 100.0 * v)
+        } else {
+            format!("{v:.5}")
+        }
+    };
+    let mut s = String::new();
+    if let Some(fp) = r.fp_baseline {
+        s.push_str(&format!("floating-point {}: {} %\n", r.metric, f(fp)));
+    }
+    let w = r.points.iter().map(|p| p.series.chars().count()).max().unwrap_or(0).max(28);
+    s.push_str(&format!("{:<w$} {:>9} {:>10} {:>10} {:>10}\n", "series", "t", if pct { "mean %" } else { "mean" }, "± CI", "median"));
+    for p in &r.points {
+        s.push_str(&format!("{:<w$} {:>9} {:>10} {:>10} {:>10}\n", p.series, p.time_label, f(p.summary.mean), f(p.mean_ci.half_width()), f(p.summary.median)));
+    }
+    let last = r.times.last().copied().unwrap_or(0.0);
+    for p in r.paired.iter().filter(|p| p.t_inf == last) {
+        s.push_str(&format!(
+            "{}: {} − {}{} at {}: {} ± {} (paired; unpaired ± {})\n",
+            p.axis,
+            p.value,
+            p.baseline,
+            if p.others.is_empty() { String::new() } else { format!(" ({})", p.others) },
+            p.time_label,
+            f(p.mean),
+            f(p.ci.half_width()),
+            f(p.unpaired_half_width)
+        ));
+    }
+    if let Some(c) = &r.reference {
+        let worst = c.rows.iter().map(|x| x.mean_diff_pp.abs()).fold(0.0, f64::max);
+        s.push_str(&format!(
+            "against {}: {} of {} points within the pass mark (mean ±{} pp, std ±{:.0} %); largest mean difference {:.2} pp\n",
+            c.source,
+            c.rows.iter().filter(|x| x.pass).count(),
+            c.rows.len(),
+            c.mean_tol_pp,
+            100.0 * c.std_rel_tol,
+            worst
+        ));
+    }
+    if let Some(e) = &r.energy {
+        s.push_str(&format!("energy per inference: {:.2} nJ, latency {:.0} ns ({})\n", e.total_pj / 1e3, e.latency_ns, e.table));
+    }
+    s
+}

@@ -20,7 +20,8 @@
 //! - [`pipeline`]: the one run-to-directory pipeline behind the CLI and the Python package
 //! - [`bench`]: throughput benchmarks against computed floors
 //! - [`tolerances`]: named tolerances (GPU and fast kernels against the twins)
-//! - [`train`]: the reproducible trainer of the shipped digits MLPs
+//! - [`train`] (cargo feature `train`, on by default): the reproducible trainers of the shipped
+//!   digits models (MLP, CNN, MoE)
 
 pub mod bench;
 pub mod crossbar;
@@ -34,7 +35,6 @@ pub mod rng;
 pub mod stats;
 pub mod tiers;
 pub mod tolerances;
+#[cfg(feature = "train")]
 pub mod train;
-pub mod train_cnn;
-pub mod train_moe;
 pub mod workload;

@@ -374,3 +374,14 @@ pub fn summarize_weight_error(points: &[crate::engine::plan::WeightErrorPoint]) 
         })
         .collect()
 }
+
+/// Index of the largest value; the lowest index wins ties (the predicted class of logits).
+pub fn argmax(z: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in z.iter().enumerate() {
+        if v > z[best] {
+            best = i;
+        }
+    }
+    best
+}

@@ -51,6 +51,9 @@ pub enum TrainError {
     Io(#[from] std::io::Error),
     #[error("safetensors: {0}")]
     SafeTensors(#[from] safetensors::SafeTensorError),
+    /// The model file could not be laid out (a writer bug, not a user error).
+    #[error("model file: {0}")]
+    Model(String),
 }
 
 /// Parses the digits CSV (the workloads' CSV reader with scale 16, then the digits' own rules):
@@ -279,8 +282,8 @@ pub(crate) fn state_dict_bytes(tensors: &[NamedTensor], metadata: &BTreeMap<&str
     // spaces, then the data.
     let n = u64::from_le_bytes(plain[..8].try_into().expect("8 bytes")) as usize;
     let tensors_json =
-        std::str::from_utf8(&plain[8..8 + n]).map_err(|e| TrainError::Data(format!("safetensors header is not UTF-8: {e}")))?.trim_end_matches(' ');
-    let meta_json = serde_json::to_string(metadata).map_err(|e| TrainError::Data(format!("metadata: {e}")))?;
+        std::str::from_utf8(&plain[8..8 + n]).map_err(|e| TrainError::Model(format!("safetensors header is not UTF-8: {e}")))?.trim_end_matches(' ');
+    let meta_json = serde_json::to_string(metadata).map_err(|e| TrainError::Model(format!("metadata: {e}")))?;
     let mut header = format!("{{\"__metadata__\":{meta_json}");
     match tensors_json.strip_prefix('{').filter(|rest| *rest != "}") {
         Some(rest) => {
@@ -342,7 +345,7 @@ mod tests {
             let msg = parse_digits_csv(&text).unwrap_err().to_string();
             assert!(msg.contains("line 3") && msg.contains(what), "{msg}");
         }
-        let msg = parse_digits_csv(&(vec!["0"; 10].join(",") + ",3")).unwrap_err().to_string();
+        let msg = parse_digits_csv(&(["0"; 10].join(",") + ",3")).unwrap_err().to_string();
         assert!(msg.contains("expected 65 fields"), "{msg}");
         assert!(parse_digits_csv("\n\n").unwrap_err().to_string().contains("no data rows"));
         let ok = parse_digits_csv(&format!("{good}\n{good}")).unwrap();
@@ -384,7 +387,9 @@ mod tests {
         assert_eq!(st.tensor("2.weight").unwrap().data(), [1.0f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
         let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
         assert_eq!(m.metadata().as_ref().unwrap()["model"], "net \"quoted\"");
-        assert_eq!(state_dict_bytes(&[], &meta).unwrap()[8..].starts_with(br#"{"__metadata__":{"format":"pt","#), true);
+        // No tensors: the metadata object alone.
+        let empty = state_dict_bytes(&[], &meta).unwrap();
+        assert_eq!(std::str::from_utf8(&empty[8..]).unwrap().trim_end(), r#"{"__metadata__":{"format":"pt","model":"net \"quoted\"","training":"cmd"}}"#);
     }
 
     #[test]

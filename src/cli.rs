@@ -2,7 +2,7 @@
 
 use aimc::crossbar::Gdc;
 use aimc::run::pipeline::BackendChoice;
-use aimc::train::HiddenActivation;
+use aimc::workload::Activation;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -132,7 +132,7 @@ pub enum Command {
         hidden: Option<Vec<usize>>,
         /// Activation after every hidden layer (default relu).
         #[arg(long, value_enum)]
-        activation: Option<HiddenActivation>,
+        activation: Option<TrainActivationArg>,
     },
     /// Train the digits mixture-of-experts classifier of experiments/moe_digits.toml on the train
     /// split (reproducible: 4 experts, top-2, d_ff 32, GELU; load-balanced routing). With no options
@@ -156,6 +156,25 @@ pub enum Command {
         #[arg(long, default_value = "experiments/data/digits.csv")]
         data: PathBuf,
     },
+}
+
+/// `train-digits --activation`: the hidden activations the MLP trainer offers (not `none`: a
+/// network of Linear layers alone is one Linear layer).
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum TrainActivationArg {
+    Relu,
+    Gelu,
+    Tanh,
+}
+
+impl From<TrainActivationArg> for Activation {
+    fn from(a: TrainActivationArg) -> Activation {
+        match a {
+            TrainActivationArg::Relu => Activation::Relu,
+            TrainActivationArg::Gelu => Activation::Gelu,
+            TrainActivationArg::Tanh => Activation::Tanh,
+        }
+    }
 }
 
 #[derive(Args, Debug)]

@@ -24,7 +24,8 @@
 //! - [`stats`]: mergeable moments, quantiles, confidence and bootstrap intervals, histograms
 //! - [`bench`]: throughput benchmarks against computed floors
 //! - [`tolerances`]: named tolerances (GPU and fast kernels against the twins)
-//! - [`train`]: the reproducible trainers of the shipped models
+//! - [`train`] (cargo feature `train`, on by default): the reproducible trainers of the shipped
+//!   digits models (MLP, CNN, MoE)
 //!
 //! `docs/architecture.md` shows the data flow and where each piece lives.
 
@@ -41,9 +42,8 @@ pub mod rng;
 pub mod run;
 pub mod stats;
 pub mod tolerances;
+#[cfg(feature = "train")]
 pub mod train;
-pub mod train_cnn;
-pub mod train_moe;
 pub mod workload;
 
 // Old paths, kept while the tests move to the new module map.

@@ -95,12 +95,6 @@ fn flags_experiment(name: &str, workload: &str, mut model: toml::Table, mut data
     Ok(aimc::config::Experiment::from_text(&text, std::path::Path::new(&format!("aimc {name} (flags)")))?)
 }
 
-/// The digits CSV's train and test splits (the trainers' data).
-fn digits_split(data: &std::path::Path) -> Result<(aimc::train::Dataset, aimc::train::Dataset)> {
-    let text = std::fs::read_to_string(data).with_context(|| format!("reading {}", data.display()))?;
-    Ok(aimc::train::split_digits(&aimc::train::parse_digits_csv(&text)?))
-}
-
 /// Runs a validated experiment on `backend` and writes results, plots and report into `dir`
 /// (`aimc run`, `aimc weights`, `aimc mlp`); `json` also gets a copy of results.json.
 fn run_experiment(
@@ -295,21 +289,35 @@ fn run(cli: Cli) -> Result<()> {
             run_experiment(&exp, common.backend.into(), common.out.clone().unwrap_or_else(|| "results/mlp".into()), false, common.json.as_deref())
         }
         Command::Bench { backend, size, breakdown } => aimc::bench::run(backend.into(), &size, breakdown).map_err(Into::into),
+        c @ (Command::TrainDigits { .. } | Command::TrainDigitsMoe { .. } | Command::TrainDigitsCnn { .. }) => train_command(c),
+    }
+}
+
+/// The digits CSV's train and test splits (the trainers' data).
+#[cfg(feature = "train")]
+fn digits_split(data: &std::path::Path) -> Result<(aimc::train::Dataset, aimc::train::Dataset)> {
+    Ok(aimc::train::split_digits(&aimc::train::read_digits_csv(data)?))
+}
+
+/// The train-digits* commands (the trainers of the shipped models).
+#[cfg(feature = "train")]
+fn train_command(command: Command) -> Result<()> {
+    match command {
         Command::TrainDigitsMoe { out, data } => {
             let (train, test) = digits_split(&data)?;
-            let cfg = aimc::train_moe::MoeTrainConfig::default();
+            let cfg = aimc::train::moe::MoeTrainConfig::default();
             let start = std::time::Instant::now();
-            let model = aimc::train_moe::train_moe(&train, &cfg);
-            aimc::train_moe::save_safetensors(&model, aimc::train_moe::TRAINING_COMMAND, &out)?;
-            let load: Vec<String> = aimc::train_moe::expert_load(&model, &test).iter().map(|l| format!("{:.0} %", 100.0 * l)).collect();
+            let model = aimc::train::moe::train_moe(&train, &cfg);
+            aimc::train::moe::save_safetensors(&model, aimc::train::moe::TRAINING_COMMAND, &out)?;
+            let load: Vec<String> = aimc::train::moe::expert_load(&model, &test).iter().map(|l| format!("{:.0} %", 100.0 * l)).collect();
             say!(
                 "digits MoE ({} experts, top-{}, d_ff {}) trained in {:.1} s: train accuracy {:.2} %, test accuracy {:.2} %; expert load on test {}; wrote {}",
                 cfg.experts,
                 cfg.top_k,
                 cfg.d_ff,
                 start.elapsed().as_secs_f64(),
-                100.0 * aimc::train_moe::accuracy(&model, &train),
-                100.0 * aimc::train_moe::accuracy(&model, &test),
+                100.0 * aimc::train::moe::accuracy(&model, &train),
+                100.0 * aimc::train::moe::accuracy(&model, &test),
                 load.join(" / "),
                 out.display()
             );
@@ -317,42 +325,50 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::TrainDigitsCnn { out, data } => {
             let (train, test) = digits_split(&data)?;
-            let cfg = aimc::train_cnn::CnnTrainConfig::default();
+            let cfg = aimc::train::cnn::CnnTrainConfig::default();
             let start = std::time::Instant::now();
-            let model = aimc::train_cnn::train_cnn(&train, &cfg);
-            aimc::train_cnn::save_safetensors(&model, aimc::train_cnn::TRAINING_COMMAND, &out)?;
+            let model = aimc::train::cnn::train_cnn(&train, &cfg);
+            aimc::train::cnn::save_safetensors(&model, aimc::train::cnn::TRAINING_COMMAND, &out)?;
             say!(
                 "digits CNN (channels {} and {}) trained in {:.1} s: train accuracy {:.2} %, test accuracy {:.2} %; wrote {}",
                 cfg.channels[0],
                 cfg.channels[1],
                 start.elapsed().as_secs_f64(),
-                100.0 * aimc::train_cnn::accuracy(&model, &train),
-                100.0 * aimc::train_cnn::accuracy(&model, &test),
+                100.0 * aimc::train::cnn::accuracy(&model, &train),
+                100.0 * aimc::train::cnn::accuracy(&model, &test),
                 out.display()
             );
             Ok(())
         }
         Command::TrainDigits { out, data, hidden, activation } => {
-            let d = aimc::train::TrainConfig::default();
-            let cfg = aimc::train::TrainConfig { hidden: hidden.unwrap_or(d.hidden.clone()), activation: activation.unwrap_or(d.activation), ..d };
+            let d = aimc::train::mlp::TrainConfig::default();
+            let cfg =
+                aimc::train::mlp::TrainConfig { hidden: hidden.unwrap_or(d.hidden.clone()), activation: activation.map_or(d.activation, Into::into), ..d };
             if cfg.hidden.contains(&0) {
                 bail!("--hidden {:?}: every width must be >= 1", cfg.hidden);
             }
             let (train, test) = digits_split(&data)?;
             let start = std::time::Instant::now();
-            let model = aimc::train::train_mlp(&train, &cfg);
-            aimc::train::save_safetensors(&model, &aimc::train::training_command(&cfg), &out)?;
+            let model = aimc::train::mlp::train_mlp(&train, &cfg);
+            aimc::train::mlp::save_safetensors(&model, &aimc::train::mlp::training_command(&cfg), &out)?;
             let dims: Vec<String> = model.dims().iter().map(usize::to_string).collect();
             say!(
                 "{} MLP ({}) trained in {:.1} s: train accuracy {:.2} %, test accuracy {:.2} %; wrote {}",
                 dims.join("-"),
-                cfg.activation.name(),
+                aimc::train::activation_name(cfg.activation),
                 start.elapsed().as_secs_f64(),
-                100.0 * aimc::train::accuracy(&model, &train),
-                100.0 * aimc::train::accuracy(&model, &test),
+                100.0 * aimc::train::mlp::accuracy(&model, &train),
+                100.0 * aimc::train::mlp::accuracy(&model, &test),
                 out.display()
             );
             Ok(())
         }
+        _ => unreachable!("train_command is called for the train-digits* commands only"),
     }
+}
+
+/// Without the `train` feature the train-digits* commands exist but say how to get them.
+#[cfg(not(feature = "train"))]
+fn train_command(_command: Command) -> Result<()> {
+    bail!("this aimc was built without the trainers; rebuild with --features train (on by default) to retrain the shipped models")
 }

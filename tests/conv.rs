@@ -167,17 +167,18 @@ fn fast_im2col_and_pool_equal_their_twins_bit_for_bit() {
 /// floating-point test accuracy (two forward passes written apart: the trainer's and PyTorch's
 /// conventions in `workload::forward_f64`).
 #[test]
+#[cfg(feature = "train")]
 fn the_shipped_digits_cnn_is_rebuilt_and_read_as_trained() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("experiments/data/digits.csv")).unwrap();
     let (train, test) = aimc::train::split_digits(&aimc::train::parse_digits_csv(&text).unwrap());
-    let net = aimc::train_cnn::train_cnn(&train, &aimc::train_cnn::CnnTrainConfig::default());
-    let bytes = aimc::train_cnn::safetensors_bytes(&net, aimc::train_cnn::TRAINING_COMMAND);
+    let net = aimc::train::cnn::train_cnn(&train, &aimc::train::cnn::CnnTrainConfig::default());
+    let bytes = aimc::train::cnn::safetensors_bytes(&net, aimc::train::cnn::TRAINING_COMMAND).unwrap();
     assert!(bytes == std::fs::read(root.join("experiments/models/digits_cnn.safetensors")).unwrap(), "retrained bytes differ from the shipped file");
     let exp = aimc::experiment::Experiment::load(&root.join("experiments/digits_cnn.toml")).unwrap();
     assert_eq!(exp.layers.iter().map(|l| l.conv.is_some()).collect::<Vec<_>>(), [true, true, false]);
     let (c, n) = workload::fp_accuracy(&exp.layers, &exp.activations, exp.data.as_ref().unwrap());
-    let trained = aimc::train_cnn::accuracy(&net, &test);
+    let trained = aimc::train::cnn::accuracy(&net, &test);
     assert_eq!(n, 450);
     assert!((c as f64 / n as f64 - trained).abs() < 1e-12, "experiment FP accuracy {c}/{n}, trainer {trained}");
     assert!(trained >= 0.96, "{trained}");

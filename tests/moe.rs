@@ -226,10 +226,11 @@ fn a_moe_classifier_with_mismatched_data_is_named() {
 
 /// `cargo run --release -- train-digits-moe` rebuilds the shipped model byte for byte.
 #[test]
+#[cfg(feature = "train")]
 fn the_shipped_moe_model_is_rebuilt_by_its_command() {
     let text = std::fs::read_to_string(root().join("experiments/data/digits.csv")).unwrap();
     let (train, _) = aimc::train::split_digits(&aimc::train::parse_digits_csv(&text).unwrap());
-    let net = aimc::train_moe::train_moe(&train, &aimc::train_moe::MoeTrainConfig::default());
-    let bytes = aimc::train_moe::safetensors_bytes(&net, aimc::train_moe::TRAINING_COMMAND);
+    let net = aimc::train::moe::train_moe(&train, &aimc::train::moe::MoeTrainConfig::default());
+    let bytes = aimc::train::moe::safetensors_bytes(&net, aimc::train::moe::TRAINING_COMMAND).unwrap();
     assert!(bytes == std::fs::read(root().join("experiments/models/digits_moe.safetensors")).unwrap(), "retrained bytes differ from the shipped file");
 }

@@ -181,7 +181,7 @@ mod override_tests {
         assert!(parse_set("device.drift_scale").unwrap_err().to_string().contains("SECTION.FIELD=VALUE"));
         let mut doc = toml::Table::new();
         doc.insert("seed".into(), 1.into());
-        assert!(apply_sets(&mut doc, &["seed.x=1".into()]).unwrap_err().contains("not a [section]"));
+        assert!(apply_sets(&mut doc, &["seed.x=1".into()]).unwrap_err().to_string().contains("not a [section]"));
     }
 
     #[test]
@@ -191,19 +191,19 @@ mod override_tests {
         e.set_trials(3).unwrap();
         assert_eq!((e.trials, e.weight_error_trials, e.layer_insight_trials), (3, 3, 3));
         assert_eq!(e.resolved["trials"], 3);
-        assert!(e.set_trials(1).unwrap_err().contains("at least 2"));
+        assert!(e.set_trials(1).unwrap_err().to_string().contains("at least 2"));
     }
 
     #[test]
     fn shards_and_adaptive_trials_exclude_each_other() {
         let mut e = smoke();
         e.set_adaptive(0.01, 64).unwrap();
-        assert!(e.apply_shard(0, 2).unwrap_err().contains("--ci-halfwidth with --shard"));
+        assert!(e.apply_shard(0, 2).unwrap_err().to_string().contains("--ci-halfwidth with --shard"));
         let mut e = smoke();
         e.apply_shard(1, 3).unwrap();
         assert_eq!((e.first_trial, e.trials, e.layer_insight_trials), (3, 3, 0));
         assert_eq!(e.resolved["shard"]["index"], 1);
-        assert!(e.set_adaptive(0.01, 64).unwrap_err().contains("--ci-halfwidth with --shard"));
-        assert!(smoke().set_adaptive(0.01, 4).unwrap_err().contains("--max-trials 4"));
+        assert!(e.set_adaptive(0.01, 64).unwrap_err().to_string().contains("--ci-halfwidth with --shard"));
+        assert!(smoke().set_adaptive(0.01, 4).unwrap_err().to_string().contains("--max-trials 4"));
     }
 }

@@ -275,3 +275,14 @@ mod tests {
         }
     }
 }
+
+/// Index of the largest value; the lowest index wins ties (the predicted class of logits).
+pub fn argmax(z: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in z.iter().enumerate() {
+        if v > z[best] {
+            best = i;
+        }
+    }
+    best
+}

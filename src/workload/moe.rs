@@ -317,7 +317,7 @@ pub struct MoePoint {
 
 /// Tokens whose arg-max output (lowest index on ties) equals their label.
 fn correct_count(y: &[f32], labels: &[u32], classes: usize) -> u32 {
-    y.chunks(classes).zip(labels).filter(|(row, &l)| crate::train::argmax(row) == l as usize).count() as u32
+    y.chunks(classes).zip(labels).filter(|(row, &l)| crate::workload::argmax(row) == l as usize).count() as u32
 }
 
 /// The salt of matrix group `g` (0 router, 1 + e expert e) in the RNG key: separate plan runs

@@ -4,7 +4,7 @@
 //! state dict. The network is the PyTorch module
 //! `nn.Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2), Conv2d(8, 16, 3, padding=1),
 //! ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))` (the channel counts are configurable): one
-//! digits row (64 features, pixel/16 as [`crate::train::Dataset`] holds them, the same values the
+//! digits row (64 features, pixel/16 as [`crate::train::parse_digits_csv`] reads them, the same values the
 //! MLP trainer sees) is read as a 1×8×8 image, row-major (pixel (h, w) = feature 8h + w); each
 //! convolution is 3×3, stride 1, zero padding 1 (a cross-correlation, as PyTorch computes it);
 //! each max pool is 2×2 with stride 2 and takes the first maximum of its window in row-major
@@ -13,7 +13,7 @@
 //!
 //! Training: softmax cross-entropy, mini-batch SGD with heavy-ball momentum, linear learning-rate
 //! decay, L2 weight decay on the weights (not the biases) and input-noise augmentation, as in
-//! [`crate::train::train_mlp`] and [`crate::train_moe::train_moe`]. The backward pass runs through
+//! [`crate::train::mlp::train_mlp`] and [`crate::train::moe::train_moe`]. The backward pass runs through
 //! the linear layer, each max pool (the gradient goes to the window's arg-max), each ReLU and both
 //! convolutions (the input gradient only for the second). Init: He uniform (±√(6/fan_in)) for the
 //! convolutions, which feed ReLUs, LeCun uniform (±√(3/fan_in)) for the output layer, zero biases.
@@ -29,10 +29,12 @@
 // in[c][y+i−1][x+j−1]), so the passes read beside them.
 #![allow(clippy::needless_range_loop)]
 
-use crate::train::{argmax, minibatch_epochs, noisy_row, sgd_update, state_dict_bytes, unit_f32, Dataset, Dense, TrainError, DIGITS_CLASSES};
+use super::{
+    accuracy_of, argmax, minibatch_epochs, model_metadata, noisy_row, sgd_update, state_dict_bytes, unit_f32, write_model, Dataset, Dense, NamedTensor,
+    TrainError,
+};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Command that rebuilds the shipped model (the default configuration); recorded in its metadata.
@@ -140,17 +142,6 @@ fn relu_pool(a: &[f32], c: usize, n: usize, out: &mut [f32], idx: &mut [usize]) 
     }
 }
 
-/// y = W x + b.
-fn dense(l: &Dense, x: &[f32], out: &mut [f32]) {
-    for (o, (w, &b)) in l.w.chunks_exact(l.n_in).zip(&l.b).enumerate() {
-        let mut s = b;
-        for (&wk, &xk) in w.iter().zip(x) {
-            s += wk * xk;
-        }
-        out[o] = s;
-    }
-}
-
 /// Per-sample buffers of the forward and backward pass.
 struct Workspace {
     /// Conv1 pre-activations, `C1 × 8 × 8`.
@@ -190,7 +181,7 @@ impl CnnNet {
             conv1_b: z(&self.conv1_b),
             conv2_w: z(&self.conv2_w),
             conv2_b: z(&self.conv2_b),
-            fc: Dense { w: z(&self.fc.w), b: z(&self.fc.b), n_in: self.fc.n_in, n_out: self.fc.n_out },
+            fc: self.fc.zeros_like(),
             channels: self.channels,
         }
     }
@@ -229,7 +220,7 @@ impl CnnNet {
         relu_pool(&ws.a1, c1, SIDE, &mut ws.p1, &mut ws.i1);
         conv3x3(&ws.p1, c1, SIDE / 2, &self.conv2_w, &self.conv2_b, &mut ws.a2);
         relu_pool(&ws.a2, c2, SIDE / 2, &mut ws.p2, &mut ws.i2);
-        dense(&self.fc, &ws.p2, &mut ws.z);
+        self.fc.forward(&ws.p2, &mut ws.z);
     }
 
     /// Class logits of one input (64 features, a row-major 8×8 image): the floating-point
@@ -332,24 +323,24 @@ impl CnnNet {
 /// shuffle and the input noise; the last batch of an epoch may be smaller than `batch_size`.
 /// Deterministic.
 pub fn train_cnn(train: &Dataset, cfg: &CnnTrainConfig) -> CnnNet {
-    assert!(train.n > 0, "empty training set");
+    assert!(!train.is_empty(), "empty training set");
     assert_eq!(train.n_features, SIDE * SIDE, "the CNN reads 8x8 images (64 features)");
     assert!(cfg.batch_size > 0 && cfg.channels.iter().all(|&c| c > 0), "bad training configuration {cfg:?}");
-    let n_out = train.y.iter().map(|&c| c as usize + 1).max().unwrap_or(1).max(DIGITS_CLASSES);
+    let n_out = super::classes(train);
     let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
     let mut m = CnnNet::init(cfg.channels, n_out, &mut rng);
     let mut g = m.zeros_like();
     let mut v = m.zeros_like();
     let mut ws = m.workspace();
     let mut noisy = vec![0.0f32; train.n_features];
-    minibatch_epochs(train.n, cfg.epochs, cfg.batch_size, cfg.lr, &mut rng, |batch, lr, rng| {
+    minibatch_epochs(train.len(), cfg.epochs, cfg.batch_size, cfg.lr, &mut rng, |batch, lr, rng| {
         for (p, _) in g.tensors_mut() {
             p.fill(0.0);
         }
         let inv_b = 1.0 / batch.len() as f32;
         for &i in batch {
             let x = noisy_row(&mut noisy, train, i, cfg.input_noise, rng);
-            m.backprop(x, train.y[i] as usize, inv_b, &mut ws, &mut g);
+            m.backprop(x, train.labels[i] as usize, inv_b, &mut ws, &mut g);
         }
         for (((p, decays), (vp, _)), (gp, _)) in m.tensors_mut().into_iter().zip(v.tensors_mut()).zip(g.tensors_mut()) {
             sgd_update(p, gp, vp, lr, cfg.momentum, if decays { cfg.weight_decay } else { 0.0 });
@@ -360,17 +351,16 @@ pub fn train_cnn(train: &Dataset, cfg: &CnnTrainConfig) -> CnnNet {
 
 /// Fraction of rows classified correctly (float32, no noise).
 pub fn accuracy(m: &CnnNet, data: &Dataset) -> f64 {
-    let correct = (0..data.n).filter(|&i| m.predict(data.row(i)) == data.y[i] as usize).count();
-    correct as f64 / data.n.max(1) as f64
+    accuracy_of(data, |x| m.predict(x))
 }
 
 /// The safetensors bytes of the model as `safetensors.torch.save_file(model.state_dict())` lays
 /// them out for the `nn.Sequential` of the module header: `0.weight` [C1, 1, 3, 3], `0.bias`,
 /// `3.weight` [C2, C1, 3, 3], `3.bias`, `7.weight` [classes, 4·C2], `7.bias`, F32 little-endian
-/// in torch's (row-major) layouts, tensors and metadata in sorted order (through
-/// `crate::train::state_dict_bytes`, which writes any rank), so the same weights give the same
-/// bytes. Metadata: `format = "pt"`, `model` (the module) and `training` (the rebuild command).
-pub fn safetensors_bytes(m: &CnnNet, training: &str) -> Vec<u8> {
+/// in torch's (row-major) layouts, tensors and metadata in sorted order, so the same weights give
+/// the same bytes. Metadata: `format = "pt"`, `model` (the module) and `training` (the rebuild
+/// command).
+pub fn safetensors_bytes(m: &CnnNet, training: &str) -> Result<Vec<u8>, TrainError> {
     let [c1, c2] = m.channels;
     let model = format!(
         "nn.Sequential(nn.Conv2d(1, {c1}, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d({c1}, {c2}, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear({}, {})); input = pixel/16 of the UCI 8x8 digits as a 1x8x8 image (row-major); output = logits of classes 0..{}",
@@ -378,25 +368,20 @@ pub fn safetensors_bytes(m: &CnnNet, training: &str) -> Vec<u8> {
         m.fc.n_out,
         m.fc.n_out.saturating_sub(1)
     );
-    let metadata: BTreeMap<&str, String> = [("format", "pt".to_string()), ("model", model), ("training", training.to_string())].into_iter().collect();
-    let tensors: BTreeMap<String, (Vec<usize>, &[f32])> = [
-        ("0.weight", vec![c1, 1, K, K], &m.conv1_w[..]),
-        ("0.bias", vec![c1], &m.conv1_b[..]),
-        ("3.weight", vec![c2, c1, K, K], &m.conv2_w[..]),
-        ("3.bias", vec![c2], &m.conv2_b[..]),
-        ("7.weight", vec![m.fc.n_out, m.fc.n_in], &m.fc.w[..]),
-        ("7.bias", vec![m.fc.n_out], &m.fc.b[..]),
-    ]
-    .into_iter()
-    .map(|(name, shape, v)| (name.to_string(), (shape, v)))
-    .collect();
-    state_dict_bytes(&tensors, &metadata)
+    let tensors: Vec<NamedTensor> = vec![
+        ("0.weight".into(), vec![c1, 1, K, K], &m.conv1_w),
+        ("0.bias".into(), vec![c1], &m.conv1_b),
+        ("3.weight".into(), vec![c2, c1, K, K], &m.conv2_w),
+        ("3.bias".into(), vec![c2], &m.conv2_b),
+        ("7.weight".into(), vec![m.fc.n_out, m.fc.n_in], &m.fc.w),
+        ("7.bias".into(), vec![m.fc.n_out], &m.fc.b),
+    ];
+    state_dict_bytes(&tensors, &model_metadata(model, training))
 }
 
 /// Writes [`safetensors_bytes`] to `path`.
 pub fn save_safetensors(m: &CnnNet, training: &str, path: impl AsRef<Path>) -> Result<(), TrainError> {
-    std::fs::write(path, safetensors_bytes(m, training))?;
-    Ok(())
+    write_model(path.as_ref(), &safetensors_bytes(m, training)?)
 }
 
 #[cfg(test)]
@@ -566,13 +551,13 @@ mod tests {
     fn training_is_deterministic_and_the_state_dict_has_torch_layouts() {
         let (train, test) = digits();
         let cfg = CnnTrainConfig { epochs: 5, ..CnnTrainConfig::default() };
-        let small = train.slice_rows(0, 300);
+        let small = train.rows(0, 300);
         let a = train_cnn(&small, &cfg);
         let b = train_cnn(&small, &cfg);
-        let bytes = safetensors_bytes(&a, TRAINING_COMMAND);
-        assert!(bytes == safetensors_bytes(&b, TRAINING_COMMAND), "same seed, different bytes");
+        let bytes = safetensors_bytes(&a, TRAINING_COMMAND).unwrap();
+        assert!(bytes == safetensors_bytes(&b, TRAINING_COMMAND).unwrap(), "same seed, different bytes");
         let c = train_cnn(&small, &CnnTrainConfig { seed: 1, ..cfg.clone() });
-        assert!(bytes != safetensors_bytes(&c, TRAINING_COMMAND), "the seed must matter");
+        assert!(bytes != safetensors_bytes(&c, TRAINING_COMMAND).unwrap(), "the seed must matter");
         assert!(accuracy(&a, &test) > 0.5, "5 epochs on 300 rows: test accuracy {} (chance is 0.1)", accuracy(&a, &test));
 
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();

@@ -7,7 +7,7 @@
 //! Linear(64 → d_ff) → activation → Linear(d_ff → 10) whose outputs, scaled by the gates and
 //! summed, are the class logits. Training: softmax cross-entropy, mini-batch SGD with momentum,
 //! linear learning-rate decay, L2 weight decay and input-noise augmentation as in
-//! [`crate::train::train_mlp`], plus the Switch Transformer load-balancing loss
+//! [`crate::train::mlp::train_mlp`], plus the Switch Transformer load-balancing loss
 //! (Fedus et al., JMLR 23 (2022), eq. 4: α · E · Σ_i f_i P_i) so that every expert is used.
 //! Gradients reach the router through the gates of the chosen experts and through the balancing
 //! loss; the top-k choice itself is not differentiated.
@@ -22,10 +22,13 @@
 // beside them.
 #![allow(clippy::needless_range_loop)]
 
-use crate::train::{add_input_noise, minibatch_epochs, sgd_update, state_dict_bytes, unit_f32, Dataset, Dense, HiddenActivation, TrainError, DIGITS_CLASSES};
+use super::{
+    accuracy_of, activate, add_input_noise, derivative, minibatch_epochs, model_metadata, row, sgd_update, state_dict_bytes, torch_module, unit_f32,
+    write_model, Dataset, Dense, NamedTensor, TrainError,
+};
+use crate::workload::Activation;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Command that rebuilds the shipped model (the default configuration); recorded in its metadata.
@@ -38,7 +41,7 @@ pub struct MoeTrainConfig {
     pub top_k: usize,
     /// Hidden width of each expert.
     pub d_ff: usize,
-    pub activation: HiddenActivation,
+    pub activation: Activation,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f32,
@@ -58,7 +61,7 @@ impl Default for MoeTrainConfig {
             experts: 4,
             top_k: 2,
             d_ff: 32,
-            activation: HiddenActivation::Gelu,
+            activation: Activation::Gelu,
             epochs: 120,
             batch_size: 32,
             lr: 0.05,
@@ -77,18 +80,7 @@ pub struct MoeNet {
     pub router: Dense,
     pub experts: Vec<(Dense, Dense)>,
     pub top_k: usize,
-    pub activation: HiddenActivation,
-}
-
-/// y = W x + b.
-fn dense(l: &Dense, x: &[f32], out: &mut [f32]) {
-    for (o, (w, &b)) in l.w.chunks_exact(l.n_in).zip(&l.b).enumerate() {
-        let mut s = b;
-        for (&wk, &xk) in w.iter().zip(x) {
-            s += wk * xk;
-        }
-        out[o] = s;
-    }
+    pub activation: Activation,
 }
 
 /// One token's forward pass, kept for the backward pass.
@@ -122,8 +114,12 @@ impl MoeNet {
     }
 
     fn zeros_like(&self) -> MoeNet {
-        let z = |l: &Dense| Dense { w: vec![0.0; l.w.len()], b: vec![0.0; l.b.len()], n_in: l.n_in, n_out: l.n_out };
-        MoeNet { router: z(&self.router), experts: self.experts.iter().map(|(a, b)| (z(a), z(b))).collect(), top_k: self.top_k, activation: self.activation }
+        MoeNet {
+            router: self.router.zeros_like(),
+            experts: self.experts.iter().map(|(a, b)| (a.zeros_like(), b.zeros_like())).collect(),
+            top_k: self.top_k,
+            activation: self.activation,
+        }
     }
 
     fn classes(&self) -> usize {
@@ -132,16 +128,16 @@ impl MoeNet {
 
     fn trace(&self, x: &[f32]) -> Trace {
         let mut z = vec![0.0; self.router.n_out];
-        dense(&self.router, x, &mut z);
+        self.router.forward(x, &mut z);
         let chosen = crate::workload::moe::top_k(&z, self.top_k);
         let mut t = Trace { z, chosen, pre: vec![], hid: vec![], out: vec![], y: vec![0.0; self.classes()] };
         for &(e, g) in &t.chosen {
             let (a, b) = &self.experts[e];
             let mut pre = vec![0.0; a.n_out];
-            dense(a, x, &mut pre);
-            let hid: Vec<f32> = pre.iter().map(|&v| self.activation.apply(v)).collect();
+            a.forward(x, &mut pre);
+            let hid: Vec<f32> = pre.iter().map(|&v| activate(self.activation, v)).collect();
             let mut out = vec![0.0; b.n_out];
-            dense(b, &hid, &mut out);
+            b.forward(&hid, &mut out);
             for (y, &o) in t.y.iter_mut().zip(&out) {
                 *y += g * o;
             }
@@ -159,7 +155,7 @@ impl MoeNet {
 
     /// Arg-max class (the lowest index wins ties).
     pub fn predict(&self, x: &[f32]) -> usize {
-        crate::train::argmax(&self.logits(x))
+        super::argmax(&self.logits(x))
     }
 
     /// Adds `scale ×` the gradient of the cross-entropy of `label` to `g`, and of the balancing
@@ -186,7 +182,7 @@ impl MoeNet {
                 }
             }
             for j in 0..a.n_out {
-                let d = dh[j] * self.activation.derivative(t.pre[k][j], t.hid[k][j]);
+                let d = dh[j] * derivative(self.activation, t.pre[k][j], t.hid[k][j]);
                 if d == 0.0 {
                     continue;
                 }
@@ -239,33 +235,33 @@ impl MoeNet {
 
 /// Trains the MoE classifier on `train` (see the module header). Deterministic.
 pub fn train_moe(train: &Dataset, cfg: &MoeTrainConfig) -> MoeNet {
-    assert!(train.n > 0 && cfg.batch_size > 0 && cfg.d_ff > 0 && cfg.top_k >= 1 && cfg.top_k <= cfg.experts, "bad training configuration {cfg:?}");
-    let n_out = train.y.iter().map(|&c| c as usize + 1).max().unwrap_or(1).max(DIGITS_CLASSES);
+    assert!(!train.is_empty() && cfg.batch_size > 0 && cfg.d_ff > 0 && cfg.top_k >= 1 && cfg.top_k <= cfg.experts, "bad training configuration {cfg:?}");
+    let n_out = super::classes(train);
     let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
     let mut m = MoeNet::init(train.n_features, n_out, cfg, &mut rng);
     let mut g = m.zeros_like();
     let mut v = m.zeros_like();
-    let mut noisy = vec![0.0f32; train.n * train.n_features];
-    minibatch_epochs(train.n, cfg.epochs, cfg.batch_size, cfg.lr, &mut rng, |batch, lr, rng| {
+    let mut noisy = vec![0.0f32; train.len() * train.n_features];
+    minibatch_epochs(train.len(), cfg.epochs, cfg.batch_size, cfg.lr, &mut rng, |batch, lr, rng| {
         for (p, _) in g.tensors_mut() {
             p.fill(0.0);
         }
         // The batch's inputs with their noise, then the fraction of its routing slots each
         // expert takes (the balancing loss's f, a constant of the step).
         for &i in batch {
-            add_input_noise(&mut noisy[i * train.n_features..][..train.n_features], train.row(i), cfg.input_noise, rng);
+            add_input_noise(&mut noisy[i * train.n_features..][..train.n_features], row(train, i), cfg.input_noise, rng);
         }
         let mut f = vec![0.0f32; cfg.experts];
         let mut z = vec![0.0f32; cfg.experts];
         for &i in batch {
-            dense(&m.router, &noisy[i * train.n_features..][..train.n_features], &mut z);
+            m.router.forward(&noisy[i * train.n_features..][..train.n_features], &mut z);
             for (e, _) in crate::workload::moe::top_k(&z, cfg.top_k) {
                 f[e] += 1.0 / (batch.len() * cfg.top_k) as f32;
             }
         }
         let inv_b = 1.0 / batch.len() as f32;
         for &i in batch {
-            m.backprop(&noisy[i * train.n_features..][..train.n_features], train.y[i] as usize, inv_b, &f, cfg.balance, &mut g);
+            m.backprop(&noisy[i * train.n_features..][..train.n_features], train.labels[i] as usize, inv_b, &f, cfg.balance, &mut g);
         }
         let grads: Vec<Vec<f32>> = g.tensors_mut().into_iter().map(|(p, _)| p.clone()).collect();
         for (((p, decays), vp), gp) in m.tensors_mut().into_iter().zip(v.tensors_mut()).zip(&grads) {
@@ -277,18 +273,17 @@ pub fn train_moe(train: &Dataset, cfg: &MoeTrainConfig) -> MoeNet {
 
 /// Fraction of rows classified correctly (float32, no noise).
 pub fn accuracy(m: &MoeNet, data: &Dataset) -> f64 {
-    let correct = (0..data.n).filter(|&i| m.predict(data.row(i)) == data.y[i] as usize).count();
-    correct as f64 / data.n.max(1) as f64
+    accuracy_of(data, |x| m.predict(x))
 }
 
 /// Share of routing slots each expert takes on `data` (E values summing to 1).
 pub fn expert_load(m: &MoeNet, data: &Dataset) -> Vec<f64> {
     let mut load = vec![0.0; m.experts.len()];
-    for i in 0..data.n {
+    for i in 0..data.len() {
         let mut z = vec![0.0; m.router.n_out];
-        dense(&m.router, data.row(i), &mut z);
+        m.router.forward(row(data, i), &mut z);
         for (e, _) in crate::workload::moe::top_k(&z, m.top_k) {
-            load[e] += 1.0 / (data.n * m.top_k) as f64;
+            load[e] += 1.0 / (data.len() * m.top_k) as f64;
         }
     }
     load
@@ -296,33 +291,31 @@ pub fn expert_load(m: &MoeNet, data: &Dataset) -> Vec<f64> {
 
 /// The safetensors bytes of the model, with the `moe` workload's tensor names and the metadata
 /// `format = "pt"`, `model` (the layer's shape in words) and `training` (the rebuild command).
-pub fn safetensors_bytes(m: &MoeNet, training: &str) -> Vec<u8> {
+pub fn safetensors_bytes(m: &MoeNet, training: &str) -> Result<Vec<u8>, TrainError> {
     let (d, f, c) = (m.router.n_in, m.experts[0].0.n_out, m.classes());
     let model = format!(
         "mixture of experts: router nn.Linear({d}, {}), top-{} of its logits with gates softmax over the chosen; experts nn.Linear({d}, {f}), {}, nn.Linear({f}, {c}); output = the gate-weighted sum of the chosen experts = logits of classes 0..{}; input = pixel/16 of the UCI 8x8 digits",
         m.experts.len(),
         m.top_k,
-        m.activation.torch_module(),
+        torch_module(m.activation),
         c - 1
     );
-    let metadata: BTreeMap<&str, String> = [("format", "pt".to_string()), ("model", model), ("training", training.to_string())].into_iter().collect();
     let mut layers: Vec<(String, &Dense)> = vec![("router".into(), &m.router)];
     for (e, (a, b)) in m.experts.iter().enumerate() {
         layers.push((format!("experts.{e}.w1"), a));
         layers.push((format!("experts.{e}.w2"), b));
     }
-    let mut tensors: BTreeMap<String, (Vec<usize>, &[f32])> = BTreeMap::new();
+    let mut tensors: Vec<NamedTensor> = Vec::new();
     for (name, l) in layers {
-        tensors.insert(format!("{name}.weight"), (vec![l.n_out, l.n_in], &l.w));
-        tensors.insert(format!("{name}.bias"), (vec![l.n_out], &l.b));
+        tensors.push((format!("{name}.weight"), vec![l.n_out, l.n_in], &l.w));
+        tensors.push((format!("{name}.bias"), vec![l.n_out], &l.b));
     }
-    state_dict_bytes(&tensors, &metadata)
+    state_dict_bytes(&tensors, &model_metadata(model, training))
 }
 
 /// Writes [`safetensors_bytes`] to `path`.
 pub fn save_safetensors(m: &MoeNet, training: &str, path: impl AsRef<Path>) -> Result<(), TrainError> {
-    std::fs::write(path, safetensors_bytes(m, training))?;
-    Ok(())
+    write_model(path.as_ref(), &safetensors_bytes(m, training)?)
 }
 
 #[cfg(test)]
@@ -340,7 +333,7 @@ mod tests {
     fn the_workload_reads_back_the_trained_network() {
         let (train, test) = digits();
         let cfg = MoeTrainConfig { epochs: 2, ..MoeTrainConfig::default() };
-        let net = train_moe(&train.slice_rows(0, 200), &cfg);
+        let net = train_moe(&train.rows(0, 200), &cfg);
         let path = std::env::temp_dir().join(format!("aimc-moe-{}.safetensors", std::process::id()));
         save_safetensors(&net, "test", &path).unwrap();
         let tokens = 50;
@@ -356,7 +349,7 @@ mod tests {
         let w = load_weights(&s).unwrap();
         let (y, _) = fp_forward(&s, &w);
         for t in 0..tokens {
-            let want = net.logits(test.row(t));
+            let want = net.logits(row(&test, t));
             for (a, b) in y[t * 10..(t + 1) * 10].iter().zip(&want) {
                 assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "token {t}: workload {a}, trainer {b}");
             }

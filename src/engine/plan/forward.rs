@@ -1,0 +1,356 @@
+//! The inference plan (`forward`: program, drift and run a batch through every layer) and the
+//! workloads on it that read the last layer: classifier counts and raw outputs.
+
+use super::*;
+
+/// Classifier result for one time point: correct predictions per trial (exact integers).
+#[derive(Clone, Debug)]
+pub struct ClassifierPoint {
+    pub t_inf: f64,
+    pub correct: Vec<u32>,
+    pub n_samples: u32,
+}
+
+/// Program an MLP `trials` times and classify the data set at every time.
+/// `x` is row-major [batch][n_in of the first layer], `labels` has `batch` entries.
+pub fn run_classifier(be: &mut dyn Backend, layers: &[AnalogLayer], x: &[f32], labels: &[u32], cfg: &RunConfig) -> Result<Vec<ClassifierPoint>, EngineError> {
+    run_classifier_progress(be, layers, x, labels, cfg, &mut |_| {})
+}
+
+/// Samples per batch of a classifier's data set: all of them when one trial's activations take
+/// at most 1/16 of a buffer binding (so a chunk holds 16 trials or more) and `mvm` can dispatch
+/// its MVMs; else the largest batch that does. A CNN on a real test set (10 000 images of
+/// 32 × 32 pixels: 10 M MVMs per trial for its first convolution) runs in batches.
+pub fn sample_batch(be: &dyn Backend, layers: &[AnalogLayer], samples: u32) -> u32 {
+    let per_sample = layers
+        .iter()
+        .map(|l| {
+            let m = &l.mapped;
+            l.vectors_per_sample() as u64 * (m.tiles_in as u64 * m.n_out as u64).max(m.n_in.max(m.n_out) as u64) * 4
+        })
+        .max()
+        .unwrap_or(4);
+    let by_bytes = be.max_binding_bytes().min(CHUNK_BUDGET_BYTES) / 16 / per_sample.max(1);
+    let by_groups = MAX_GROUPS as u64 * MVM_BM as u64 / layers.iter().map(|l| l.vectors_per_sample() as u64).max().unwrap_or(1);
+    samples.min(by_bytes.min(by_groups).min(u32::MAX as u64) as u32).max(1)
+}
+
+/// As [`run_classifier`], telling `on_chunk` how many trials each finished chunk held. The data
+/// set runs in [`sample_batch`]es where it is large.
+pub fn run_classifier_progress(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    labels: &[u32],
+    cfg: &RunConfig,
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<Vec<ClassifierPoint>, EngineError> {
+    let per = sample_batch(be, layers, labels.len() as u32);
+    run_classifier_batches(be, layers, x, labels, cfg, per, on_chunk)
+}
+
+/// As [`run_classifier_progress`] with `per` samples per batch. Each batch of each block of
+/// trials programs the same device states (counters are global trial indices) and draws its
+/// periphery noise by global vector index, so the counts equal one whole-set run's exactly,
+/// whatever `per`; a batch costs one more programming and drift of the weights.
+pub fn run_classifier_batches(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    labels: &[u32],
+    cfg: &RunConfig,
+    per: u32,
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<Vec<ClassifierPoint>, EngineError> {
+    let batch = labels.len() as u32;
+    if per >= batch {
+        return classify(be, layers, x, labels, 0, cfg, on_chunk);
+    }
+    let width = layers.first().map_or(0, |l| l.inputs_per_sample()) as usize;
+    let mut out: Vec<ClassifierPoint> = cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect();
+    // Blocks of trials, every sample batch of a block, then the next block: progress advances
+    // per block and memory stays one batch.
+    let block = cfg.max_chunk.clamp(1, 64);
+    let mut t0 = 0;
+    while t0 < cfg.trials {
+        let n = block.min(cfg.trials - t0);
+        let sub = RunConfig { trials: n, first_trial: cfg.first_trial + t0, ..cfg.clone() };
+        let mut counts = vec![vec![0u32; n as usize]; cfg.times.len()];
+        for s0 in (0..batch).step_by(per as usize) {
+            let len = per.min(batch - s0) as usize;
+            let s0u = s0 as usize;
+            let got = classify(be, layers, &x[s0u * width..(s0u + len) * width], &labels[s0u..s0u + len], s0, &sub, &mut |_| {})?;
+            for (c, g) in counts.iter_mut().zip(got) {
+                for (a, b) in c.iter_mut().zip(g.correct) {
+                    *a += b;
+                }
+            }
+        }
+        for (pt, c) in out.iter_mut().zip(counts) {
+            pt.correct.extend(c);
+        }
+        on_chunk(n);
+        t0 += n;
+    }
+    Ok(out)
+}
+
+/// One sample batch (the first at global sample `sample_offset`) of a classifier run.
+pub(super) fn classify(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    labels: &[u32],
+    sample_offset: u32,
+    cfg: &RunConfig,
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<Vec<ClassifierPoint>, EngineError> {
+    let batch = labels.len() as u32;
+    let lab = be.create("labels", labels.len().max(1));
+    be.upload(lab, labels);
+    let nt = cfg.times.len();
+    let mut out: Vec<ClassifierPoint> = cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect();
+    // Counts of every time point of a chunk, [t_index][trial]: read back once per chunk.
+    let correct = std::cell::Cell::new(None::<Buf>);
+    let res = forward(
+        be,
+        layers,
+        x,
+        batch,
+        sample_offset,
+        cfg,
+        on_chunk,
+        &mut |be, h, p, ti| {
+            let c = correct.get().unwrap_or_else(|| be.create("correct", nt * p.layer.trials as usize));
+            correct.set(Some(c));
+            if ti == 0 {
+                be.clear(c);
+            }
+            let wg = be.wg();
+            be.dispatch(Stage::Accuracy, p, &[h, lab, c], grid(p.layer.trials as u64 * batch as u64, wg));
+            Ok(())
+        },
+        &mut |be, n| {
+            // The shader's slot stride is this chunk's trial count.
+            let n = n as usize;
+            let got = be.download(correct.get().expect("a chunk dispatched its counts"))?;
+            for (ti, pt) in out.iter_mut().enumerate() {
+                pt.correct.extend_from_slice(&got[ti * n..ti * n + n]);
+            }
+            Ok(())
+        },
+        None,
+    );
+    be.free(lab);
+    if let Some(c) = correct.get() {
+        be.free(c);
+    }
+    res.map(|_| out)
+}
+
+/// The last layer's outputs of every trial at every time: `[time][trial][batch][n_out]`
+/// (for MVM-error statistics; everything is read back, so keep sizes modest).
+pub fn run_outputs(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    batch: u32,
+    cfg: &RunConfig,
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<Vec<Vec<f32>>, EngineError> {
+    let mut out = vec![Vec::new(); cfg.times.len()];
+    run_outputs_each(be, layers, x, batch, cfg, on_chunk, &mut |ti, _, got| {
+        out[ti].extend_from_slice(got);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// What [`run_outputs_each`] hands each chunk's outputs to: (time index, trials, outputs).
+pub type OutputSink<'a> = dyn FnMut(usize, u32, &[f32]) -> Result<(), EngineError> + 'a;
+
+/// As [`run_outputs`], handing each chunk's outputs to `each(time index, trials, outputs)` as
+/// they are read back (`[trial][batch][n_out]` of that chunk, trials in order), so memory stays
+/// one chunk whatever the trial count.
+pub fn run_outputs_each(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    batch: u32,
+    cfg: &RunConfig,
+    on_chunk: &mut dyn FnMut(u32),
+    each: &mut OutputSink,
+) -> Result<(), EngineError> {
+    let n_out = layers.last().map(|l| l.mapped.n_out).unwrap_or(0) as usize;
+    forward(
+        be,
+        layers,
+        x,
+        batch,
+        0,
+        cfg,
+        on_chunk,
+        &mut |be, h, p, ti| {
+            let got: Vec<f32> = bytemuck::cast_vec(be.download(h)?);
+            each(ti, p.layer.trials, &got[..p.layer.trials as usize * batch as usize * n_out])
+        },
+        &mut |_, _| Ok(()),
+        None,
+    )
+}
+
+/// The inference plan shared by the classifier and output workloads: per chunk, program every
+/// layer; per time, drift every layer and run the batch through all layers; then `finish` gets
+/// the final activations buffer, the last layer's params and the time index; after the last time
+/// `chunk_end` gets the chunk's trial count (one readback per chunk).
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+pub(super) fn forward(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    batch: u32,
+    sample_offset: u32,
+    cfg: &RunConfig,
+    on_chunk: &mut dyn FnMut(u32),
+    finish: &mut dyn FnMut(&mut dyn Backend, Buf, &StageParams, usize) -> Result<(), EngineError>,
+    chunk_end: &mut dyn FnMut(&mut dyn Backend, u32) -> Result<(), EngineError>,
+    mut after_layer: Option<&mut LayerHook>,
+) -> Result<(), EngineError> {
+    if layers.is_empty() || batch == 0 {
+        return Err(EngineError::Invalid("the model needs at least one layer and the data set at least one row".into()));
+    }
+    for (i, l) in layers.iter().enumerate() {
+        check_indices(&l.mapped, i)?;
+        if let Some(c) = l.conv {
+            if c.in_c * c.k_h * c.k_w != l.mapped.n_in || c.out_h == 0 || c.out_w == 0 {
+                return Err(EngineError::Invalid(format!("layer {i}: a convolution's crossbar rows must be in_c · k_h · k_w and its output non-empty")));
+            }
+        }
+        if i > 0 && layers[i - 1].outputs_per_sample() != l.inputs_per_sample() {
+            return Err(EngineError::Invalid(format!(
+                "layer {} hands on {} values per sample but layer {i} reads {}",
+                i - 1,
+                layers[i - 1].outputs_per_sample(),
+                l.inputs_per_sample()
+            )));
+        }
+    }
+    if layers.last().is_some_and(|l| l.conv.is_some()) {
+        return Err(EngineError::Invalid("the last layer must be a Linear layer (flatten, then Linear): its outputs are the per-sample results".into()));
+    }
+    if x.len() != batch as usize * layers[0].inputs_per_sample() as usize {
+        return Err(EngineError::Invalid(format!("the input holds {} values, not {batch} samples of {}", x.len(), layers[0].inputs_per_sample())));
+    }
+    // MVMs per trial of each layer: samples, times output pixels for a convolution. `mvm`
+    // dispatches blocks of MVM_BM of them along y.
+    let vectors: Vec<u32> = layers.iter().map(|l| batch.saturating_mul(l.vectors_per_sample())).collect();
+    if let Some(&v) = vectors.iter().max().filter(|&&v| v.div_ceil(MVM_BM) > MAX_GROUPS) {
+        return Err(EngineError::Invalid(format!(
+            "a layer runs {v} MVMs per trial (samples x output pixels), more than one dispatch holds ({}); use fewer rows of the data set per run ([data] rows)",
+            MAX_GROUPS as u64 * MVM_BM as u64
+        )));
+    }
+    let per_trial_bytes = layers
+        .iter()
+        .zip(&vectors)
+        .map(|(l, &v)| {
+            let m = &l.mapped;
+            let acts = [m.tiles_in as u64 * v as u64 * m.n_out as u64, v as u64 * m.n_in.max(m.n_out) as u64].into_iter().max().unwrap() * 4;
+            acts.max(state_bytes(m, &cfg.device))
+        })
+        .max()
+        .unwrap();
+    // `mvm` dispatches trials x tiles workgroups along z.
+    let max_tiles = layers.iter().map(|l| l.mapped.n_tiles()).max().unwrap();
+    // Every per-trial buffer of the chunk together stays within CHUNK_BUDGET_BYTES: chunks as
+    // large as memory allows (few dispatches for a small model on a big GPU), on any GPU.
+    let all_bytes: u64 = layers
+        .iter()
+        .map(|l| {
+            let m = &l.mapped;
+            m.len() as u64 * 4 + state_bytes(m, &cfg.device) + 8 * m.n_tiles() as u64 * 4 * 4
+        })
+        .sum::<u64>()
+        + 5 * per_trial_bytes;
+    let budget = (CHUNK_BUDGET_BYTES / all_bytes.max(1)).max(1) as u32;
+    let chunk = chunk_size(be, cfg, per_trial_bytes, "one trial's weights or activations")?.min((MAX_GROUPS / max_tiles).max(1)).min(budget);
+    let mats: Vec<MatrixBufs> = layers.iter().map(|l| MatrixBufs::new(be, &l.mapped, chunk, cfg)).collect();
+    let x0 = be.create("x", x.len());
+    be.upload(x0, bytemuck::cast_slice(x));
+    let scratch = MvmBufs::new(be, chunk, &layers.iter().zip(&vectors).map(|(l, &v)| (v, &l.mapped)).collect::<Vec<_>>());
+    let words = |f: &dyn Fn(&AnalogLayer, u32) -> u32| chunk as usize * layers.iter().zip(&vectors).map(|(l, &v)| f(l, v) as usize).max().unwrap();
+    let hlen = words(&|l, v| v * l.mapped.n_out);
+    let h = [be.create("h0", hlen), be.create("h1", hlen)];
+    // A convolution's unfolded input, and its pooled output (the next layer's input).
+    let convs = layers.iter().any(|l| l.conv.is_some());
+    let cols = be.create("cols", if convs { words(&|l, v| if l.conv.is_some() { v * l.mapped.n_in } else { 0 }) } else { 1 });
+    let pooled = be.create("pooled", if convs { words(&|l, _| if l.conv.is_some() { batch * l.outputs_per_sample() } else { 0 }) } else { 1 });
+    let biases: Vec<Buf> = layers
+        .iter()
+        .map(|l| {
+            let bb = be.create("bias", l.bias.len());
+            be.upload(bb, bytemuck::cast_slice(&l.bias));
+            bb
+        })
+        .collect();
+    let wg = be.wg();
+    let mut offset = 0;
+    while offset < cfg.trials {
+        let n = chunk.min(cfg.trials - offset);
+        for (li, l) in layers.iter().enumerate() {
+            let p = params(cfg, li as u32, &l.mapped, n, offset, vectors[li], 0, 0.0);
+            record_program(be, &p, &l.mapped, &mats[li]);
+        }
+        for (ti, &t) in cfg.times.iter().enumerate() {
+            let mut input = x0;
+            let mut last = None;
+            for (li, l) in layers.iter().enumerate() {
+                let m = &l.mapped;
+                let b = &mats[li];
+                let mut p = params(cfg, li as u32, m, n, offset, vectors[li], ti as u32, t);
+                p.layer.x_per_trial = u32::from(li > 0);
+                p.layer.activation = l.activation;
+                p.layer.vector_offset = sample_offset * l.vectors_per_sample();
+                if let Some(c) = l.conv {
+                    p.conv = ConvParams { samples: batch, ..c };
+                }
+                record_drift(be, &p, m, b);
+                // A convolution multiplies its unfolded input (once for a shared first input).
+                let mvm_in = if l.conv.is_some() {
+                    let mut pc = p;
+                    if li == 0 {
+                        pc.layer.trials = 1;
+                    }
+                    be.dispatch(Stage::Im2col, &pc, &[input, cols], grid(pc.layer.trials as u64 * vectors[li] as u64 * m.n_in as u64, wg));
+                    cols
+                } else {
+                    input
+                };
+                let hout = h[li % 2];
+                record_layer(be, &p, m, b, &scratch, mvm_in, biases[li], hout);
+                if let Some(hook) = after_layer.as_mut() {
+                    hook(be, LayerBufs { layer: li, input: mvm_in, output: hout, y: scratch.y, bm_level: scratch.bm_level }, &p, ti)?;
+                }
+                input = hout;
+                if p.conv.pool_kind != 0 {
+                    let items = n as u64 * batch as u64 * (p.conv.pool_h * p.conv.pool_w * m.n_out) as u64;
+                    be.dispatch(Stage::Pool, &p, &[hout, pooled], grid(items, wg));
+                    input = pooled;
+                }
+                last = Some(p);
+            }
+            finish(be, input, &last.unwrap(), ti)?;
+        }
+        chunk_end(be, n)?;
+        offset += n;
+        on_chunk(n);
+    }
+    for m in &mats {
+        m.free(be);
+    }
+    scratch.free(be);
+    for bb in [x0, h[0], h[1], cols, pooled].into_iter().chain(biases) {
+        be.free(bb);
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! The plan: the one sequence of uploads, dispatches and downloads for each workload, run by
+//! either executor (`Backend`). Sizes, dispatch shapes, order and trial chunking are decided here
+//! only, so the GPU and the CPU twin cannot drift apart.
+//!
+//! Monte Carlo structure (noise-models §1): per trial chunk, `program` once (programming noise and
+//! drift exponents are per trial); per inference time, `drift` + `gdc` (fresh read noise per t);
+//! per MVM, `dac` → `mvm` → `bound` → `combine` (fresh periphery noise per MVM). A convolution
+//! adds `im2col` before its MVMs (one per output pixel) and `pool` after its activation.
+//!
+//! Counters: device noise is keyed by (global trial, weight), periphery noise by (global trial,
+//! global MVM vector, output group), so trial chunks, shards and sample batches of a large data
+//! set all reproduce one whole run's numbers.
+//!
+//! Split by concern: `buffers` (sizes and buffers), `recording` (each step's dispatches),
+//! `forward` (inference, classifier, outputs), `device_state` (weight error, device state,
+//! `program_mvm`), `kernel`, `insight` and `timing`; everything is reachable as `plan::NAME`.
+
+mod buffers;
+mod device_state;
+mod forward;
+mod insight;
+mod kernel;
+mod recording;
+mod timing;
+
+pub use buffers::*;
+pub use device_state::*;
+pub use forward::*;
+pub use insight::*;
+pub use kernel::*;
+use recording::*;
+pub use timing::*;
+
+use super::layout::{ConvParams, DeviceParams, IoParams, KernelParams, LayerParams, StageParams, TileInfo};
+use super::stages::{Stage, CHUNK, DAC_SERIAL_COLS, DAC_WG, KV_WG, MVM_BM, MVM_BN, MVM_NARROW_BM, MVM_NARROW_BN, MVM_NARROW_ROWS};
+use super::{Backend, Buf, EngineError};
+use crate::crossbar::{Gdc, MappedMatrix, Periphery, MAX_TILE_IN};
+use crate::device::DeviceModel;
+
+/// Largest workgroup count in one dispatch dimension (WebGPU's guaranteed minimum).
+pub const MAX_GROUPS: u32 = 65_535;
+
+/// Device memory one trial chunk of an inference may take, all buffers together: fits any GPU
+/// with 4 GB, and lets a small model run all its trials in one chunk.
+pub const CHUNK_BUDGET_BYTES: u64 = 2 << 30;
+
+/// Workgroups of `bound`: they stride over the saturated vectors (or all on the full path), so a
+/// layer with none costs this many short workgroups instead of one per vector. 1024 workgroups of
+/// 64 invocations about fill a 132-SM GPU (16 resident per SM would be 2112) when many vectors
+/// need the redo, and cost ~3 ms of launch overhead per dispatch on a 2-core software Vulkan.
+pub const BOUND_GROUPS: u32 = 1024;
+
+/// What every run shares: the device model, the periphery, the drift compensation and the RNG key.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub device: DeviceModel,
+    pub periphery: Periphery,
+    pub gdc: Gdc,
+    pub key: [u32; 2],
+    pub trials: u32,
+    /// Global index of the first trial (a shard of a larger run starts past 0; counters use
+    /// global indices, so shards reproduce the single run's trials exactly).
+    pub first_trial: u32,
+    /// Inference times after programming, s.
+    pub times: Vec<f64>,
+    /// Upper bound on trials per chunk (the plan may pick fewer to fit buffer limits).
+    pub max_chunk: u32,
+    /// Per-layer device and periphery in place of `device` and `periphery` (None, or a missing
+    /// entry: the run's); the noise budget switches noise off layer by layer with it. Only noise
+    /// scales and converter settings may differ: the programmed-state layout follows `device`.
+    pub layer_noise: Vec<Option<(DeviceModel, Periphery)>>,
+}
+
+/// One analog layer of a model: mapped weights, digital bias and activation.
+#[derive(Clone, Debug)]
+pub struct AnalogLayer {
+    pub mapped: MappedMatrix,
+    pub bias: Vec<f32>,
+    /// 0 none, 1 ReLU, 2 GELU, 3 tanh.
+    pub activation: u32,
+    /// A convolution layer (aihwkit `AnalogConv2d`): its geometry and the digital pooling after
+    /// the activation; the plan fills in `samples`. None: a Linear layer.
+    pub conv: Option<ConvParams>,
+}
+
+impl AnalogLayer {
+    /// MVMs per sample: a convolution's output pixels, 1 for a Linear layer.
+    pub fn vectors_per_sample(&self) -> u32 {
+        self.conv.map_or(1, |c| c.out_h * c.out_w)
+    }
+
+    /// Values per sample the layer reads: an image (in_c · in_h · in_w) or a vector (n_in).
+    pub fn inputs_per_sample(&self) -> u32 {
+        self.conv.map_or(self.mapped.n_in, |c| c.in_c * c.in_h * c.in_w)
+    }
+
+    /// Values per sample it hands on, after pooling (NHWC for a convolution).
+    pub fn outputs_per_sample(&self) -> u32 {
+        match self.conv {
+            None => self.mapped.n_out,
+            Some(c) if c.pool_kind != 0 => c.pool_h * c.pool_w * self.mapped.n_out,
+            Some(c) => c.out_h * c.out_w * self.mapped.n_out,
+        }
+    }
+}
+
+/// A 1-D dispatch of `n` invocations in workgroups of `wg`, split over x and y.
+pub fn grid(n: u64, wg: u32) -> [u32; 3] {
+    let groups = n.div_ceil(wg as u64).max(1);
+    if groups <= MAX_GROUPS as u64 {
+        [groups as u32, 1, 1]
+    } else {
+        [MAX_GROUPS, groups.div_ceil(MAX_GROUPS as u64) as u32, 1]
+    }
+}

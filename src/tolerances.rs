@@ -42,7 +42,7 @@ pub const ALPHA_REL: f32 = 1e-3;
 /// float error (`MVM_PRE_ADC_ABS`, `FAST_PRE_ADC_ABS`) of a rounding boundary: a share of about
 /// 2 · error / step, ≤ 0.03 % at the ~1e-6 observed and the smallest step in the tests (4/510);
 /// none of the ~2.8 million replayed outputs of tests/twins.rs and tests/fast.rs flips today. A
-/// systematic rounding error (floor for round, a step off by one level) moves 10-50 % of them.
+/// systematic rounding error (the shader's ADC flooring instead of rounding) moves 6-48 % of them.
 pub const ADC_FLIP_FRACTION: f64 = 0.01;
 
 /// The fast CPU kernels against the twins, one value: `fast::lanes` ln/exp/sincos/tanh have a

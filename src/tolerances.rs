@@ -10,15 +10,39 @@ pub const NORMAL_ABS: f32 = 2e-3;
 /// σ_prog/g_max of at most 0.05 plus transcendental error in the drift factor.
 pub const WEIGHT_ABS: f32 = 2e-4;
 
-/// A sum of up to 512 products of weights and inputs in [-1, 1]: per-term weight error times the
-/// number of terms, plus FMA-contraction differences.
-pub const MVM_ABS: f32 = 2e-2;
+/// The pre-ADC value of a GEMM stage (`mvm`, `mvm_narrow`, `bound`, `program_mvm`), GPU against its
+/// twin on the same recorded inputs (replayed with the ADC off): both sum the products in the same
+/// k order, so what is left is FMA contraction (≤ 1 ulp of each partial sum: ~1e-6 for sums of
+/// order 10) and the noise terms' normals (`NORMAL_ABS` times out_noise ≤ 0.06, or times a per-read
+/// weight-noise σ ≤ 0.1: ≤ 2e-4). Lavapipe shows ≤ 1e-6. A quarter of the smallest ADC step in the
+/// tests (4/510 ≈ 0.0078); a rounding error of the ADC itself is a whole step.
+pub const MVM_PRE_ADC_ABS: f32 = 2e-4;
+
+/// The same for the fast CPU kernels against the twins: the GEMM sums in another order (lanes of
+/// 8), whose rounding errors are random in sign, ~√n · 2⁻²⁴ · Σ|w x| ≲ 5e-6 for n ≤ 70 terms of
+/// Σ|w x| ≤ 30 in tests/fast.rs, and the noise normals within `FAST_ABS` (× out_noise 0.06).
+/// Observed ≤ 1e-6.
+pub const FAST_PRE_ADC_ABS: f32 = 2e-5;
+
+/// Two outputs on a converter grid one step apart: n·step and (n ± 1)·step each rounded to f32, or
+/// one of them clipped to the bound (which sits within 255 half-ulps of step of 255·step): their
+/// difference is the step up to a few ulp of the larger magnitude.
+pub const GRID_REL: f32 = 4.0 * f32::EPSILON;
+
+/// `combine` on the same inputs, GPU against its twin: a sum over ≤ 3 input tiles of products of 4
+/// factors in the same order (a few ulp of values ≤ ~20: ≤ 1e-5), then GELU or tanh through WGSL's
+/// exp-based `tanh` (a few ulp). Observed ≤ 5e-7 on lavapipe; any indexing or factor error is
+/// at least an ADC step (~1e-2).
+pub const COMBINE_ABS: f32 = 1e-4;
 
 /// Relative error of a GDC factor: a ratio of two means of ~10^5 terms, each within WEIGHT_ABS.
 pub const ALPHA_REL: f32 = 1e-3;
 
-/// Quantised outputs can land one ADC step apart when a pre-ADC value sits within MVM_ABS of a
-/// rounding boundary; the fraction of outputs allowed to do so.
+/// Quantised outputs may land one converter step apart when a pre-ADC value sits within the
+/// float error (`MVM_PRE_ADC_ABS`, `FAST_PRE_ADC_ABS`) of a rounding boundary: a share of about
+/// 2 · error / step, ≤ 0.03 % at the ~1e-6 observed and the smallest step in the tests (4/510);
+/// none of the ~2.8 million replayed outputs of tests/twins.rs and tests/fast.rs flips today. A
+/// systematic rounding error (the shader's ADC flooring instead of rounding) moves 6-48 % of them.
 pub const ADC_FLIP_FRACTION: f64 = 0.01;
 
 /// The fast CPU kernels against the twins, one value: `fast::lanes` ln/exp/sincos/tanh have a
@@ -37,3 +61,21 @@ pub const KERNEL_REL: f32 = 1e-3;
 /// sum in the same window order followed by WGSL's division, which may be 2.5 ulp off
 /// (≈ 1.5e-7 relative); 1e-6 still catches any window or index error.
 pub const POOL_REL: f32 = 1e-6;
+
+/// A workload's per-trial error metric (kernel approximation error, attention error, MoE layer
+/// error: an rms over hundreds of outputs), GPU against the twins on the same streams, relative.
+/// It moves only through one-step ADC flips in ≤ `ADC_FLIP_FRACTION` of the outputs, each
+/// changing a squared error of order (device noise)² ≥ step² by about a step²: ≲ 1 %.
+pub const WORKLOAD_METRIC_REL: f64 = 0.02;
+
+/// Kernel ridge accuracy on iris's 38 test rows, GPU against the twins: one row may change class
+/// where an ADC flip crosses its decision margin (1/38), never two.
+pub const RIDGE_ACCURACY_ABS: f64 = 1.5 / 38.0;
+
+/// Per-layer insight, GPU against the twins: the median MVM error of a layer (relative; a few
+/// one-step ADC flips among thousands of outputs move a ~10 % error by far less than 1 % of
+/// itself), and the shares of MVMs redone by bound management and of outputs clipped (a vector
+/// whose saturation test sits on a flip: ≤ 1 % of vectors, ≤ 0.1 % of outputs).
+pub const INSIGHT_MEDIAN_REL: f64 = 0.01;
+pub const INSIGHT_REDONE_ABS: f64 = 0.01;
+pub const INSIGHT_CLIPPED_ABS: f64 = 0.001;

@@ -100,8 +100,7 @@ fn ideal_conv_layers_equal_direct_convolution_on_gpu() {
 
 #[test]
 fn noisy_conv_runs_agree_between_cpu_and_gpu() {
-    // With PCM noise, the same counters give the same trials on both backends: accuracy-like
-    // statistics of the outputs agree to the MVM tolerance.
+    // With PCM noise, the same counters give the same trials on both backends.
     let (layers, acts) = model();
     let batch = 4;
     let x = aimc::rng::uniform_signed(batch * 84, 12);
@@ -115,10 +114,25 @@ fn noisy_conv_runs_agree_between_cpu_and_gpu() {
     let want = run_outputs(&mut cpu(), &analog, &xe, batch as u32, &c, &mut |_| {}).unwrap();
     let Some(mut g) = gpu(64) else { return };
     let got = run_outputs(&mut g, &analog, &xe, batch as u32, &c, &mut |_| {}).unwrap();
-    let worst = want[0].iter().zip(&got[0]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    // Three layers of MVM_ABS each, as ADC steps may flip at a rounding boundary.
-    assert!(worst <= 3.0 * aimc::tolerances::MVM_ABS + 0.15, "CPU and GPU outputs differ by {worst}");
+    assert_eq!(want[0].len(), got[0].len());
+    // Per (trial, sample) row of 5 outputs: equal to the twins' within `COMBINE_ABS` (the last
+    // `combine`'s float differences; every ADC code upstream equal), or downstream of a one-step
+    // ADC/DAC flip somewhere in the row's ~290 converter outputs.
+    let rows: Vec<(usize, f32)> = want[0]
+        .chunks(5)
+        .zip(got[0].chunks(5))
+        .enumerate()
+        .map(|(r, (a, b))| (r, a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max)))
+        .collect();
+    let flipped: Vec<_> = rows.iter().filter(|(_, d)| *d > aimc::tolerances::COMBINE_ABS).collect();
+    assert!(flipped.len() <= MAX_FLIPPED_ROWS, "{} of {} rows differ between CPU and GPU (row, largest difference): {flipped:?}", flipped.len(), rows.len());
 }
+
+/// Rows of `noisy_conv_runs_agree_between_cpu_and_gpu` (8) that may differ beyond float error. A
+/// wrong stage moves every row; a flip only the row it happens in. At the pre-ADC differences
+/// measured by tests/twins.rs (~1e-6 against a step of 24/510) each of a row's ~290 converter
+/// outputs flips with probability ~4e-5, a row with ~1 %; more than 4 of 8 rows: < 1e-8.
+const MAX_FLIPPED_ROWS: usize = 4;
 
 #[test]
 fn geometry_mistakes_are_named() {

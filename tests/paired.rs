@@ -20,6 +20,29 @@ fn smoke(crn: bool) -> aimc::report::results::Results {
     out.results
 }
 
+/// How far a Clopper-Pearson end's binomial tail may sit from (1 − confidence)/2: the library's
+/// beta quantile is solved to ~1e-12, the f64 sum of ≤ 65 binomial terms here is good to ~1e-14.
+const CP_TAIL_ABS: f64 = 1e-9;
+
+/// P(X >= x) (`upper`) or P(X <= x) for X ~ Binomial(n, p), summed term by term in f64 (ln C(n, k)
+/// from a running sum of logarithms).
+fn binomial_tail(n: u64, x: u64, p: f64, upper: bool) -> f64 {
+    let ln_choose = |k: u64| (1..=k).map(|i| ((n - k + i) as f64 / i as f64).ln()).sum::<f64>();
+    let term = |k: u64| (ln_choose(k) + k as f64 * p.ln() + (n - k) as f64 * (1.0 - p).ln()).exp();
+    if upper {
+        (x..=n).map(term).sum()
+    } else {
+        (0..=x).map(term).sum()
+    }
+}
+
+#[test]
+fn binomial_tail_hand_values() {
+    // Binomial(4, 1/2): P(X <= 1) = 5/16, P(X >= 3) = 5/16.
+    assert!((binomial_tail(4, 1, 0.5, false) - 5.0 / 16.0).abs() < 1e-15);
+    assert!((binomial_tail(4, 3, 0.5, true) - 5.0 / 16.0).abs() < 1e-15);
+}
+
 #[test]
 fn paired_differences_are_tighter_with_common_random_numbers() {
     let (with, without) = (smoke(true), smoke(false));
@@ -50,7 +73,21 @@ fn tail_risk_and_separate_uncertainties_are_reported_per_point() {
         assert!((t.threshold - (fp - 0.01)).abs() < 1e-12);
         let below = p.per_trial.iter().filter(|&&v| v < t.threshold).count() as u64;
         assert_eq!((t.below, t.trials), (below, p.per_trial.len() as u64));
-        assert_eq!(t.ci, aimc::stats::clopper_pearson(below, t.trials, r.confidence).unwrap());
+        // The Clopper-Pearson interval by its definition (not by the beta quantiles the library
+        // uses): the binomial tails at its ends are each (1 − confidence)/2.
+        let half_alpha = (1.0 - r.confidence) / 2.0;
+        if below > 0 {
+            let tail = binomial_tail(t.trials, below, t.ci.lo, true);
+            assert!((tail - half_alpha).abs() <= CP_TAIL_ABS, "{}: P(X >= {below} | {}) = {tail}, want {half_alpha}", p.time_label, t.ci.lo);
+        } else {
+            assert_eq!(t.ci.lo, 0.0);
+        }
+        if below < t.trials {
+            let tail = binomial_tail(t.trials, below, t.ci.hi, false);
+            assert!((tail - half_alpha).abs() <= CP_TAIL_ABS, "{}: P(X <= {below} | {}) = {tail}, want {half_alpha}", p.time_label, t.ci.hi);
+        } else {
+            assert_eq!(t.ci.hi, 1.0);
+        }
         // 100 test images: the test-set interval is far wider than the trial-to-trial one.
         let ts = p.test_set_ci.as_ref().unwrap();
         assert!(ts.lo <= p.summary.mean && p.summary.mean <= ts.hi);

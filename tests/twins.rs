@@ -34,18 +34,34 @@ fn cfg(gdc: Gdc, trials: u32, times: Vec<f64>) -> RunConfig {
 enum Cmp {
     Exact,
     Abs(f32),
-    /// ADC/DAC-quantised floats: within `tol`, except a fraction that may sit one step apart.
-    Quantised {
+    /// Converter outputs (`Grid`): bit-equal, or at most `max_flips` of them exactly one step
+    /// apart. The inputs are byte-identical, so a flip needs a pre-ADC (pre-DAC) value within
+    /// float error of a rounding boundary; for the ADC that error is bounded on its own
+    /// (`MVM_PRE_ADC_ABS`, checked by replaying without the ADC).
+    Quantised(Grid),
+    Rel(f32),
+    /// `drift`'s GDC readout partials: sums of 256 ADC readouts of drifted weights each. Within
+    /// `tol` (float error of the sum), except a share `frac` whose readouts flipped: at most one ADC
+    /// step of the case further.
+    Readout {
         tol: f32,
         frac: f64,
     },
-    Rel(f32),
     /// `mvm`'s list of saturated vectors ([0] count, then ids): the same set in any order (the
     /// GPU appends in whatever order its workgroups flag them).
     List,
 }
 
-fn compare(stage: Stage, binding: usize, cpu: &[u32], gpu: &[u32], how: &Cmp) {
+/// Which converter's grid a binding lies on; the step is the dispatch's own (`io.out_step`,
+/// `io.inp_step`), the exact f32 the quantiser divides by.
+#[derive(Clone, Copy)]
+enum Grid {
+    Adc,
+    Dac,
+}
+
+fn compare(d: &Dispatch, binding: usize, cpu: &[u32], gpu: &[u32], how: &Cmp) {
+    let stage = d.stage;
     assert_eq!(cpu.len(), gpu.len());
     let name = stage.name();
     match how {
@@ -70,34 +86,67 @@ fn compare(stage: Stage, binding: usize, cpu: &[u32], gpu: &[u32], how: &Cmp) {
                 assert!((c - g).abs() <= bound, "stage {name} binding {} index {i}: cpu {c} gpu {g} tol {bound}", binding + 1);
             }
         }
-        Cmp::Quantised { tol, frac } => {
+        Cmp::Readout { tol, frac } => {
             let (c, g) = (f32s(cpu), f32s(gpu));
+            let step = d.params.io.out_step;
             let mut off = 0usize;
             for i in 0..c.len() {
                 if (c[i] - g[i]).abs() > *tol {
                     off += 1;
-                    // A flip is at most one ADC step (24/510 with the defaults) plus tolerance.
-                    assert!((c[i] - g[i]).abs() <= 0.05 + tol, "stage {name} binding {} index {i}: cpu {} gpu {}", binding + 1, c[i], g[i]);
+                    assert!(
+                        (c[i] - g[i]).abs() <= step + tol,
+                        "stage {name} binding {} index {i}: cpu {} gpu {} (one ADC step {step} + {tol})",
+                        binding + 1,
+                        c[i],
+                        g[i]
+                    );
                 }
             }
             assert!((off as f64) <= frac * c.len() as f64 + 1.0, "stage {name} binding {}: {off} of {} values differ by more than {tol}", binding + 1, c.len());
         }
+        Cmp::Quantised(grid) => {
+            let step = match grid {
+                Grid::Adc => d.params.io.out_step,
+                Grid::Dac => d.params.io.inp_step,
+            };
+            let (c, g) = (f32s(cpu), f32s(gpu));
+            let what = format!("stage {name} binding {} (cpu vs gpu)", binding + 1);
+            if step == 0.0 {
+                // No converter (0 bits, or no ADC bound): the values themselves, pre-ADC.
+                compare(d, binding, cpu, gpu, &Cmp::Abs(MVM_PRE_ADC_ABS));
+                return;
+            }
+            let flips = grid_flips(&what, &c, &g, step);
+            assert!(flips <= max_flips(c.len()), "{what}: {flips} of {} values one step of {step} apart", c.len());
+        }
     }
+}
+
+/// The pre-ADC values of a GEMM stage (`mvm`, `mvm_narrow`, `bound`, `program_mvm`): the recorded
+/// dispatch replayed without the ADC on the twin and on the GPU, within `MVM_PRE_ADC_ABS`.
+fn compare_pre_adc(d: &Dispatch, gpu: &mut dyn Backend) {
+    let Some(&(b, _)) = outputs(d.stage).first() else { return };
+    if d.params.io.out_step == 0.0 || !matches!(d.stage, Stage::Mvm | Stage::MvmNarrow | Stage::Bound | Stage::ProgramMvm) {
+        return;
+    }
+    let raw = without_adc(d);
+    let (c, g) = (replay(&mut cpu(), &raw), replay(gpu, &raw));
+    compare(&raw, b, &c[b], &g[b], &Cmp::Abs(MVM_PRE_ADC_ABS));
 }
 
 /// The written bindings of each stage and how to compare them (index into the binding list).
 fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
     match stage {
         Stage::Program => vec![(2, Cmp::Abs(WEIGHT_ABS)), (3, Cmp::Abs(WEIGHT_ABS))],
-        Stage::Drift => vec![(3, Cmp::Abs(WEIGHT_ABS)), (4, Cmp::Quantised { tol: 256.0 * WEIGHT_ABS, frac: 0.05 })],
+        Stage::Drift => vec![(3, Cmp::Abs(WEIGHT_ABS)), (4, Cmp::Readout { tol: 256.0 * WEIGHT_ABS, frac: 0.05 })],
         Stage::Gdc => vec![(2, Cmp::Rel(ALPHA_REL))],
-        Stage::Dac => vec![(2, Cmp::Quantised { tol: 1e-6, frac: ADC_FLIP_FRACTION }), (3, Cmp::Exact)],
-        Stage::Mvm | Stage::MvmNarrow => vec![(3, Cmp::Quantised { tol: MVM_ABS, frac: ADC_FLIP_FRACTION }), (5, Cmp::List)],
-        Stage::Bound => vec![(5, Cmp::Quantised { tol: MVM_ABS, frac: ADC_FLIP_FRACTION }), (6, Cmp::Exact)],
-        Stage::Combine => vec![(6, Cmp::Abs(MVM_ABS))],
+        Stage::Dac => vec![(2, Cmp::Quantised(Grid::Dac)), (3, Cmp::Exact)],
+        Stage::Mvm | Stage::MvmNarrow => vec![(3, Cmp::Quantised(Grid::Adc)), (5, Cmp::List)],
+        Stage::Bound => vec![(5, Cmp::Quantised(Grid::Adc)), (6, Cmp::Exact)],
+        Stage::Combine => vec![(6, Cmp::Abs(COMBINE_ABS))],
         Stage::Accuracy => vec![(2, Cmp::Exact)],
         Stage::WeightError => vec![(4, Cmp::Abs(256.0 * WEIGHT_ABS))],
-        Stage::ProgramMvm => vec![(3, Cmp::Quantised { tol: MVM_ABS, frac: ADC_FLIP_FRACTION })],
+        Stage::ProgramMvm => vec![(3, Cmp::Quantised(Grid::Adc))],
         Stage::Rng => vec![(0, Cmp::Exact), (1, Cmp::Abs(NORMAL_ABS))],
         Stage::PeakPhilox => vec![(0, Cmp::Exact)],
         Stage::PeakFma => vec![(0, Cmp::Rel(1e-4))],
@@ -121,8 +170,9 @@ fn replay_all(rec: &Recorder, gpu: &mut dyn Backend) -> Vec<Stage> {
     for d in &rec.log {
         let got = replay(gpu, d);
         for (b, how) in outputs(d.stage) {
-            compare(d.stage, b, &d.after[b], &got[b], &how);
+            compare(d, b, &d.after[b], &got[b], &how);
         }
+        compare_pre_adc(d, gpu);
         if !seen.contains(&d.stage) {
             seen.push(d.stage);
         }
@@ -292,10 +342,11 @@ fn replay_stages(rec: &Recorder, gpu: &mut dyn Backend, stages: &[Stage]) -> usi
     for d in rec.log.iter().filter(|d| stages.contains(&d.stage)) {
         let got = replay(gpu, d);
         for (b, how) in outputs(d.stage) {
-            compare(d.stage, b, &d.after[b], &got[b], &how);
+            compare(d, b, &d.after[b], &got[b], &how);
         }
+        compare_pre_adc(d, gpu);
         if is_mvm(d.stage) {
-            compare(d.stage, 4, &d.after[4], &got[4], &Cmp::Exact);
+            compare(d, 4, &d.after[4], &got[4], &Cmp::Exact);
         }
         n += 1;
     }
@@ -376,7 +427,7 @@ fn bound_management_levels_match_twin() {
         for groups in [[1, 1, 1], [3, 1, 1], [7, 2, 1]] {
             let got = replay(&mut g, &Dispatch { stage: d.stage, params: d.params, groups, before: d.before.clone(), after: vec![] });
             for (b, how) in outputs(Stage::Bound) {
-                compare(Stage::Bound, b, &d.after[b], &got[b], &how);
+                compare(d, b, &d.after[b], &got[b], &how);
             }
         }
     }

@@ -153,3 +153,42 @@ weight_scaling_omega = 1.0
 [sweep]
 t = ["1h"]
 "#;
+
+/// The dispatch `d` with its ADC switched off (`io.out_step` = 0: no rounding, the bound's clip
+/// kept): replayed on two backends it shows their pre-ADC values, which the quantised outputs
+/// hide.
+pub fn without_adc(d: &Dispatch) -> Dispatch {
+    let mut params = d.params;
+    params.io.out_step = 0.0;
+    Dispatch { stage: d.stage, params, groups: d.groups, before: d.before.clone(), after: Vec::new() }
+}
+
+/// Two backends' converter outputs on the grid of `step` (the f32 step the quantiser divides by,
+/// `io.out_step` or `io.inp_step` of the dispatch): each pair is bit-equal or exactly one step
+/// apart (up to `aimc::tolerances::GRID_REL` of the larger value, the rounding of n·step and of
+/// the clip); returns how many are one step apart. `what` names the comparison in a failure.
+pub fn grid_flips(what: &str, want: &[f32], have: &[f32], step: f32) -> usize {
+    assert_eq!(want.len(), have.len(), "{what}: {} values against {}", want.len(), have.len());
+    assert!(step > 0.0, "{what}: no converter grid (step {step})");
+    let mut flips = 0;
+    for (i, (&a, &b)) in want.iter().zip(have).enumerate() {
+        if a.to_bits() == b.to_bits() {
+            continue;
+        }
+        let d = (a - b).abs();
+        let slack = aimc::tolerances::GRID_REL * a.abs().max(b.abs()).max(step);
+        assert!(
+            (d - step).abs() <= slack,
+            "{what} index {i}: {a} vs {b} differ by {d} = {:.4} steps of {step}; a replay on the same inputs may differ by 0 or exactly 1 step",
+            d / step
+        );
+        flips += 1;
+    }
+    flips
+}
+
+/// The share of one-step flips allowed in `n` outputs: `aimc::tolerances::ADC_FLIP_FRACTION`, and
+/// at least one (a handful of outputs may hold one flip).
+pub fn max_flips(n: usize) -> usize {
+    (aimc::tolerances::ADC_FLIP_FRACTION * n as f64).floor() as usize + 1
+}

@@ -45,18 +45,3 @@ pub mod tolerances;
 #[cfg(feature = "train")]
 pub mod train;
 pub mod workload;
-
-// Old paths, kept while the tests move to the new module map.
-#[doc(hidden)]
-pub mod experiment {
-    pub use crate::config::*;
-    pub use crate::run;
-    pub use crate::run::{journal, merge};
-    pub use crate::workload::{budget, kernel, moe};
-}
-#[doc(hidden)]
-pub use arch as tiers;
-#[doc(hidden)]
-pub use features as kernel;
-#[doc(hidden)]
-pub use run::pipeline;

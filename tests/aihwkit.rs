@@ -3,9 +3,9 @@
 //! far below 1, 2000 aihwkit repetitions, PCM drift with and without GDC at six times), run at
 //! reduced trials through the shipped experiment file with every default, on the CPU backend.
 
+use aimc::config::Experiment;
 use aimc::engine::cpu::CpuBackend;
-use aimc::experiment::run::{run, Quiet};
-use aimc::experiment::Experiment;
+use aimc::run::{run, Quiet};
 use std::path::PathBuf;
 
 /// Trials of this test (the shipped experiment runs 2000).

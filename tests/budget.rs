@@ -4,7 +4,7 @@
 //! full cost, and the paired intervals are tighter than the unpaired ones.
 mod common;
 
-use aimc::experiment::Experiment;
+use aimc::config::Experiment;
 use std::path::PathBuf;
 
 fn root() -> PathBuf {
@@ -33,11 +33,11 @@ BUDGET
 t = ["1d", "10y"]
 "#;
 
-fn results(text: &str) -> aimc::report::results::Results {
+fn results(text: &str) -> aimc::results::Results {
     common::run_ok(&mut common::cpu(), &common::experiment(text).unwrap_or_else(|e| panic!("{e}")))
 }
 
-fn config<'a>(r: &'a aimc::report::results::Results, name: &str, t: &str) -> &'a [f64] {
+fn config<'a>(r: &'a aimc::results::Results, name: &str, t: &str) -> &'a [f64] {
     &r.points
         .iter()
         .find(|p| p.labels.get("budget").map(String::as_str) == Some(name) && p.time_label == t)

@@ -34,8 +34,8 @@ fn run_smoke(backend: &str, tag: &str) -> PathBuf {
     out
 }
 
-fn results(dir: &Path) -> aimc::report::results::Results {
-    aimc::report::results::Results::load(dir).unwrap()
+fn results(dir: &Path) -> aimc::results::Results {
+    aimc::results::Results::load(dir).unwrap()
 }
 
 #[test]
@@ -433,7 +433,7 @@ fn a_killed_run_resumes_from_its_journal_with_identical_results() {
     // FIRST_CHECKPOINT_CHUNK trials of sweep point 0.
     let first: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&journal).unwrap().lines().nth(1).unwrap()).unwrap();
     assert_eq!((first["sweep_index"].as_u64(), first["first_trial"].as_u64()), (Some(0), Some(0)), "{first}");
-    assert_eq!(first["trials"].as_u64(), Some(aimc::experiment::run::FIRST_CHECKPOINT_CHUNK as u64));
+    assert_eq!(first["trials"].as_u64(), Some(aimc::run::FIRST_CHECKPOINT_CHUNK as u64));
 
     let o = run(&out).wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);

@@ -189,7 +189,7 @@ fn the_shipped_digits_cnn_is_rebuilt_and_read_as_trained() {
     let net = aimc::train::cnn::train_cnn(&train, &aimc::train::cnn::CnnTrainConfig::default());
     let bytes = aimc::train::cnn::safetensors_bytes(&net, aimc::train::cnn::TRAINING_COMMAND).unwrap();
     assert!(bytes == std::fs::read(root.join("experiments/models/digits_cnn.safetensors")).unwrap(), "retrained bytes differ from the shipped file");
-    let exp = aimc::experiment::Experiment::load(&root.join("experiments/digits_cnn.toml")).unwrap();
+    let exp = aimc::config::Experiment::load(&root.join("experiments/digits_cnn.toml")).unwrap();
     assert_eq!(exp.layers.iter().map(|l| l.conv.is_some()).collect::<Vec<_>>(), [true, true, false]);
     let (c, n) = workload::fp_accuracy(&exp.layers, &exp.activations, exp.data.as_ref().unwrap());
     let trained = aimc::train::cnn::accuracy(&net, &test);
@@ -245,7 +245,7 @@ fn a_conv_kernel_is_read_as_its_crossbar_matrix() {
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments/models/digits_cnn.safetensors");
     let m = aimc::workload::io::read_safetensors_matrix(&path, Some("3.weight")).unwrap();
     assert_eq!((m.rows, m.cols), (16, 72));
-    let exp = aimc::experiment::Experiment::load(&path.parent().unwrap().parent().unwrap().join("digits_cnn.toml")).unwrap();
+    let exp = aimc::config::Experiment::load(&path.parent().unwrap().parent().unwrap().join("digits_cnn.toml")).unwrap();
     assert_eq!(m.data, exp.layers[1].weight.data);
     let e = aimc::workload::io::read_safetensors_matrix(&path, None).unwrap_err().to_string();
     assert!(e.contains("0.weight, 3.weight, 7.weight") && e.contains("--tensor"), "{e}");

@@ -124,7 +124,7 @@ fn experiment_files_never_panic() {
         fuzz(
             f,
             &text,
-            |b| aimc::experiment::Experiment::from_text(&String::from_utf8_lossy(b), &base.join(f)).map_err(|e| e.to_string()),
+            |b| aimc::config::Experiment::from_text(&String::from_utf8_lossy(b), &base.join(f)).map_err(|e| e.to_string()),
             |e| e.trials >= 2 && !e.points.is_empty(),
         );
     }
@@ -273,7 +273,7 @@ fn report_and_merge(r: &Results, others: &[Results], dir: &std::path::Path) {
     if !others.is_empty() {
         let mut parts = vec![r.clone()];
         parts.extend(others.iter().cloned());
-        if let Ok(m) = aimc::experiment::merge::merge(parts) {
+        if let Ok(m) = aimc::run::merge::merge(parts) {
             let _ = aimc::report::write_report(&m, dir);
         }
     }

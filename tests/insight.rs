@@ -25,7 +25,7 @@ rows = [1347, 1447]
 t = ["1d"]
 "#;
 
-fn insight(text: &str, be: &mut dyn aimc::engine::Backend) -> Vec<aimc::report::results::LayerInsight> {
+fn insight(text: &str, be: &mut dyn aimc::engine::Backend) -> Vec<aimc::results::LayerInsight> {
     let r = run_ok(be, &exp(text).unwrap());
     r.points[0].layer_insight.clone()
 }

@@ -4,7 +4,7 @@
 //! field named.
 mod common;
 
-use aimc::experiment::Experiment;
+use aimc::config::Experiment;
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
@@ -121,8 +121,8 @@ t = ["1d"]
 /// and within `FIRST_ROW_REL` for the linear form with any feature map.
 #[test]
 fn causal_attention_first_row_is_the_first_value_row() {
-    use aimc::kernel::attention::{exact_attention, linear_attention, synthetic_qkv};
-    use aimc::kernel::{project, sq_norms, Kernel, KernelSpec, Projection, SoftmaxFeatures};
+    use aimc::features::attention::{exact_attention, linear_attention, synthetic_qkv};
+    use aimc::features::{project, sq_norms, Kernel, KernelSpec, Projection, SoftmaxFeatures};
     let (n, d) = (32, 8);
     let (q, k, v) = synthetic_qkv(1, n, d, 0.5, 9);
     let exact = exact_attention(&q, &k, &v, n, d, d, true);

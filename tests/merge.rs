@@ -4,7 +4,7 @@
 
 mod common;
 
-use aimc::experiment::merge::merge;
+use aimc::run::merge::merge;
 use common::{experiment as exp, run_ok};
 
 /// Two feature counts, so two projections with their own floating-point metric.
@@ -12,7 +12,7 @@ fn kernel() -> String {
     common::IRIS_ERROR.replace("t = [\"1h\"]", "t = [\"1h\"]\nfeatures = [16, 32]")
 }
 
-fn shards(text: &str, n: u32) -> Vec<aimc::report::results::Results> {
+fn shards(text: &str, n: u32) -> Vec<aimc::results::Results> {
     (0..n)
         .map(|k| {
             let mut e = exp(text).unwrap();

@@ -4,7 +4,7 @@
 //! conflicts, and bad architecture or cost files fail before any compute naming the field.
 mod common;
 
-use aimc::experiment::Experiment;
+use aimc::config::Experiment;
 use std::path::PathBuf;
 
 fn root() -> PathBuf {
@@ -112,7 +112,7 @@ fn bad_architectures_and_cost_files_are_named() {
     expect_err(&SMALL.replace("workload = \"moe\"", "workload = \"weight_error\""), &["[moe]"]);
     let dir = std::env::temp_dir().join(format!("aimc-moe-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let table = aimc::tiers::cost::MOE_3D_TABLE.replacen("value = 100.0", "value = -100.0", 1);
+    let table = aimc::arch::cost::MOE_3D_TABLE.replacen("value = 100.0", "value = -100.0", 1);
     let p = dir.join("bad.toml");
     std::fs::write(&p, table).unwrap();
     expect_err(&format!("{SMALL}\n[cost]\ntiers = {:?}\n", p.display().to_string()), &["cost.tiers", "must be"]);
@@ -135,7 +135,7 @@ fn moe_weights_from_a_state_dict() {
     use safetensors::tensor::{Dtype, TensorView};
     let e = exp(SMALL).unwrap();
     let (s, _) = e.points[0].moe.clone().unwrap();
-    let w = aimc::experiment::moe::weights(&s);
+    let w = aimc::workload::moe::weights(&s);
     let mut named: Vec<(String, Vec<usize>, Vec<u8>)> =
         vec![("router.weight".into(), vec![w.router.weight.rows, w.router.weight.cols], bytes(&w.router.weight.data))];
     for (i, (a, b)) in w.experts.iter().enumerate() {

@@ -4,12 +4,12 @@
 //! separated intervals per point; adaptive trials stopping at the requested half-width with the
 //! numbers a single run of that many trials gives.
 
+use aimc::config::Experiment;
 use aimc::engine::cpu::CpuBackend;
-use aimc::experiment::run::{run, Quiet};
-use aimc::experiment::Experiment;
+use aimc::run::{run, Quiet};
 use std::path::PathBuf;
 
-fn smoke(crn: bool) -> aimc::report::results::Results {
+fn smoke(crn: bool) -> aimc::results::Results {
     let mut exp = Experiment::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments/smoke.toml")).unwrap();
     exp.trials = 64;
     exp.weight_error_trials = 0;
@@ -103,7 +103,7 @@ fn adaptive_trials_stop_at_the_requested_half_width_with_the_single_run_numbers(
     let mut exp = Experiment::load(&path).unwrap();
     exp.weight_error_trials = 0;
     let (target, cap) = (0.006, 64);
-    exp.adaptive = Some(aimc::experiment::Adaptive { half_width: target, max_trials: cap });
+    exp.adaptive = Some(aimc::config::Adaptive { half_width: target, max_trials: cap });
     let out = run(&exp, &mut CpuBackend::fast(2), &mut Quiet);
     assert!(out.error.is_none(), "{:?}", out.error);
     let r = out.results;

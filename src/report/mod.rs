@@ -17,15 +17,13 @@ pub mod plots;
 pub mod publish;
 pub mod sections;
 pub mod series;
-/// The results schema lives in [`crate::results`]; this path stays for existing callers.
-pub use crate::results;
 
 use std::path::Path;
 
 pub(crate) use error::write_file;
 pub use error::ReportError;
 
-use results::Results;
+use crate::results::Results;
 
 /// File names inside the report directory, shared by the writer and its callers.
 pub const MARKDOWN_FILE: &str = "report.md";

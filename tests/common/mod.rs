@@ -119,14 +119,14 @@ pub fn f32s(v: &[u32]) -> Vec<f32> {
 
 /// An experiment document placed in experiments/, so its relative paths reach the shipped models
 /// and data; errors as the CLI prints them.
-pub fn experiment(text: &str) -> Result<aimc::experiment::Experiment, String> {
+pub fn experiment(text: &str) -> Result<aimc::config::Experiment, String> {
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments/test.toml");
-    aimc::experiment::Experiment::from_text(text, &path).map_err(|e| e.to_string())
+    aimc::config::Experiment::from_text(text, &path).map_err(|e| e.to_string())
 }
 
 /// Runs `e` on `be`; an error fails the test.
-pub fn run_ok(be: &mut dyn Backend, e: &aimc::experiment::Experiment) -> aimc::report::results::Results {
-    let out = aimc::experiment::run::run(e, be, &mut aimc::experiment::run::Quiet);
+pub fn run_ok(be: &mut dyn Backend, e: &aimc::config::Experiment) -> aimc::results::Results {
+    let out = aimc::run::run(e, be, &mut aimc::run::Quiet);
     assert!(out.error.is_none(), "{:?}", out.error);
     out.results
 }

@@ -176,7 +176,7 @@ fn digits_moe(trials: u32, extra: &str) -> Experiment {
 fn the_digits_moe_classifier_reports_an_accuracy_distribution() {
     let r = run_on(&mut common::cpu(), &digits_moe(8, ""));
     assert_eq!(r.metric, "test accuracy (MoE classifier)");
-    assert_eq!(r.metric_column(), "moe_test_accuracy", "trials.csv names the column for what it holds");
+    assert_eq!(r.metric_column, "moe_test_accuracy", "trials.csv names the column for what it holds");
     assert!(r.higher_is_better);
     // The floating-point accuracy of the shipped model, as `train-digits-moe` reports it.
     let fp = r.fp_baseline.expect("a classifier has a floating-point baseline");

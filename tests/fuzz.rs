@@ -166,7 +166,7 @@ fn mutate_results(v: &serde_json::Value, case: u32) -> String {
     if op == 7 {
         // Text truncation at an offset spread over the whole file.
         let text = serde_json::to_string_pretty(&v).unwrap();
-        let at = (u64::from(w[1]) * text.len() as u64 >> 32) as usize;
+        let at = ((u64::from(w[1]) * text.len() as u64) >> 32) as usize;
         return text[..at].to_string();
     }
     let mut groups = std::collections::BTreeMap::new();

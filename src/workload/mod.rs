@@ -263,6 +263,17 @@ pub(crate) fn plain(per_time: impl IntoIterator<Item = Vec<f64>>, fp: Option<f64
     per_time.into_iter().map(|per_trial| TimeMetrics { per_trial, fp, ..TimeMetrics::default() }).collect()
 }
 
+/// Index of the largest value; the lowest index wins ties (the predicted class of logits).
+pub fn argmax(z: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in z.iter().enumerate() {
+        if v > z[best] {
+            best = i;
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,15 +285,4 @@ mod tests {
             assert_eq!(serde_json::to_value(s.kind).unwrap(), s.name, "the row's name is the file's spelling");
         }
     }
-}
-
-/// Index of the largest value; the lowest index wins ties (the predicted class of logits).
-pub fn argmax(z: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in z.iter().enumerate() {
-        if v > z[best] {
-            best = i;
-        }
-    }
-    best
 }

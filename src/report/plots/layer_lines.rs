@@ -85,3 +85,38 @@ where
     }
     Ok(())
 }
+
+/// A per-layer value against time, one line per layer and series: the weight-error and the
+/// layer-error figures are two of these.
+pub(crate) struct LayerLinesFigure {
+    pub(crate) stem: &'static str,
+    pub(crate) title: &'static str,
+    /// The layers a point has data for (none: the point is left out; no point: no figure).
+    pub(crate) layers_of: fn(&Point) -> Vec<usize>,
+    pub(crate) value: fn(&Point, usize) -> Option<f64>,
+    pub(crate) y_label: &'static str,
+}
+
+impl super::figure::Figure for LayerLinesFigure {
+    fn stem(&self, _: &Results) -> &'static str {
+        self.stem
+    }
+    fn applies(&self, results: &Results) -> bool {
+        results.points.iter().any(|p| !(self.layers_of)(p).is_empty())
+    }
+    fn title(&self, _: &Results) -> String {
+        self.title.to_string()
+    }
+    fn legend_items(&self, results: &Results, series: &[Series<'_>]) -> Vec<LegendItem> {
+        layer_lines(series, &self.layers_of, &|l| results.layer_name(l))
+            .into_iter()
+            .map(|line| LegendItem { swatch: Swatch::Line(line.color, line.marker, line.dashed), label: line.label })
+            .collect()
+    }
+    fn draw<DB: DrawingBackend>(&self, body: &DrawingArea<DB, Shift>, _: &Results, series: &[Series<'_>]) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        draw_layer_lines(body, series, &self.layers_of, &self.value, self.y_label)
+    }
+}

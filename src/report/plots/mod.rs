@@ -51,8 +51,8 @@ pub fn write_plots(results: &Results, dir: &Path) -> Result<Vec<PlotFile>, Repor
     add(write_figure(&metric_vs_features::MetricVsFeatures, results, &series, dir)?);
     add(write_figure(&metric_vs_time::MetricVsTime, results, &series, dir)?);
     add(write_figure(&distribution::Distribution, results, &series, dir)?);
-    add(write_figure(&weight_error::WeightError, results, &series, dir)?);
-    add(write_figure(&layer_error::LayerError, results, &series, dir)?);
+    add(write_figure(&weight_error::WEIGHT_ERROR, results, &series, dir)?);
+    add(write_figure(&layer_error::LAYER_ERROR, results, &series, dir)?);
     add(write_figure(&energy_breakdown::EnergyBreakdown, results, &series, dir)?);
     add(write_figure(&gpu_ratio::GpuRatioVsBatch, results, &series, dir)?);
     add(write_figure(&latency_histogram::LatencyHistogram, results, &series, dir)?);

@@ -124,6 +124,15 @@ fn activate(kind: u32, v: f32) -> f32 {
         case 1u: { return max(v, 0.0); }
         case 2u: { return 0.5 * v * (1.0 + tanh(0.7978845608 * (v + 0.044715 * v * v * v))); }
         case 3u: { return tanh(v); }
+        case 4u: { return 0.5 * v * (1.0 + erf_as(v * 0.70710678)); }
         default: { return v; }
     }
+}
+
+// erf by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7), odd-symmetric.
+fn erf_as(x: f32) -> f32 {
+    let a = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    return sign(x) * (1.0 - poly * exp(-a * a));
 }

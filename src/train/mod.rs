@@ -139,6 +139,12 @@ pub fn derivative(act: Activation, v: f32, h: f32) -> f32 {
             0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * v * v)
         }
         Activation::Tanh => 1.0 - h * h,
+        Activation::GeluExact => {
+            // h = v·Φ(v): h' = Φ(v) + v·φ(v).
+            let v = v as f64;
+            let pdf = (-0.5 * v * v).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            (0.5 * (1.0 + statrs::function::erf::erf(v / std::f64::consts::SQRT_2)) + v * pdf) as f32
+        }
     }
 }
 
@@ -149,6 +155,7 @@ pub fn activation_name(act: Activation) -> &'static str {
         Activation::Relu => "relu",
         Activation::Gelu => "gelu",
         Activation::Tanh => "tanh",
+        Activation::GeluExact => "gelu_exact",
     }
 }
 
@@ -159,6 +166,7 @@ pub fn torch_module(act: Activation) -> &'static str {
         Activation::Relu => "nn.ReLU()",
         Activation::Gelu => "nn.GELU(approximate='tanh')",
         Activation::Tanh => "nn.Tanh()",
+        Activation::GeluExact => "nn.GELU()",
     }
 }
 

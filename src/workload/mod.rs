@@ -20,6 +20,7 @@ pub mod io;
 pub mod kernel;
 pub mod model;
 pub mod moe;
+pub mod transformer;
 pub mod mvm_error;
 pub mod weight_error;
 

@@ -16,8 +16,11 @@ use crate::engine::plan::AnalogLayer;
 pub enum Activation {
     None,
     Relu,
+    /// GELU by its tanh approximation (PyTorch `nn.GELU(approximate='tanh')`).
     Gelu,
     Tanh,
+    /// GELU by the error function, x·Φ(x) (PyTorch's default `nn.GELU()`, BERT's "gelu").
+    GeluExact,
 }
 
 impl Activation {
@@ -27,6 +30,7 @@ impl Activation {
             Activation::Relu => 1,
             Activation::Gelu => 2,
             Activation::Tanh => 3,
+            Activation::GeluExact => 4,
         }
     }
 
@@ -36,6 +40,7 @@ impl Activation {
             Activation::Relu => v.max(0.0),
             Activation::Gelu => 0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v * v * v)).tanh()),
             Activation::Tanh => v.tanh(),
+            Activation::GeluExact => 0.5 * v * (1.0 + statrs::function::erf::erf(v / std::f64::consts::SQRT_2)),
         }
     }
 }

@@ -144,8 +144,17 @@ pub fn activate(kind: u32, v: f32) -> f32 {
         1 => v.max(0.0),
         2 => 0.5 * v * (1.0 + (0.797_884_6 * (v + 0.044715 * v * v * v)).tanh()),
         3 => v.tanh(),
+        4 => 0.5 * v * (1.0 + erf_as(v * std::f32::consts::FRAC_1_SQRT_2)),
         _ => v,
     }
+}
+
+/// erf by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7), as shaders/common/device.wgsl.
+pub fn erf_as(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
+    (1.0 - poly * (-a * a).exp()).copysign(x)
 }
 
 /// Runs `f(first_trial, n, out)` on disjoint trial ranges in parallel; `out` is split so each

@@ -67,6 +67,7 @@ fn activate_row(kind: u32, row: &mut [f32]) {
         1 => row.iter_mut().for_each(|v| *v = v.max(0.0)),
         2 => row.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + lanes::tanh(0.797_884_6 * (*v + 0.044715 * *v * *v * *v)))),
         3 => row.iter_mut().for_each(|v| *v = lanes::tanh(*v)),
+        4 => row.iter_mut().for_each(|v| *v = crate::engine::cpu::common::activate(4, *v)),
         _ => {}
     }
 }

@@ -1,0 +1,133 @@
+//! The transformer as plain data: the weights of an encoder (or causal decoder) stack as a state
+//! dict holds them, independent of where they came from (PyTorch `nn.TransformerEncoder`, Hugging
+//! Face BERT-family or aimc's own names; see [`super::names`]) and of how they run (the engine's
+//! plan in `engine::plan::transformer`, the f64 reference in [`super::reference`]).
+//!
+//! Conventions (Vaswani et al., "Attention is all you need", 2017; Devlin et al., BERT, 2019):
+//! matrices are PyTorch's `nn.Linear.weight` layout, `[out][in]` row-major; the embedding is
+//! `[vocab][d_model]`; Q, K and V are `d_model × d_model` with the heads as consecutive blocks of
+//! `d_head` outputs; a kernel-attention feature projection is `[rows][d_head]`, applied to every
+//! head's x̃ = x·d_head^(−1/4) (IBM's LRA code: a bias-free `Linear(d_head, m/2)`).
+
+use crate::workload::io::{Linear, Matrix};
+
+/// LayerNorm's affine parameters (`weight` γ and `bias` β), one per feature.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Norm {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+}
+
+impl Norm {
+    /// γ then β, the layout the `layernorm` stage reads.
+    pub fn packed(&self) -> Vec<f32> {
+        self.gamma.iter().chain(&self.beta).copied().collect()
+    }
+}
+
+/// Where a token's position comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Positions {
+    /// Vaswani's sinusoids: PE[p][2i] = sin(p / 10000^(2i/d)), PE[p][2i+1] = cos(p / 10000^(2i/d)).
+    Sinusoidal,
+    /// A learned table `[max_positions][d_model]` (BERT's `position_embeddings`).
+    Learned(Matrix),
+}
+
+/// One encoder layer: attention projections, feed-forward pair and the two LayerNorms.
+#[derive(Clone, Debug)]
+pub struct Block {
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    pub ffn1: Linear,
+    pub ffn2: Linear,
+    /// Around attention (post-LN: after the residual add; pre-LN: before Q, K, V).
+    pub norm1: Norm,
+    /// Around the feed-forward pair.
+    pub norm2: Norm,
+    /// Kernel attention's trained projection for Q (and K unless `feature_k` is set),
+    /// `[rows][d_head]`, before the d_head^(−1/4) input scaling.
+    pub feature_q: Option<Matrix>,
+    /// A separate projection for K.
+    pub feature_k: Option<Matrix>,
+}
+
+/// A whole network: embeddings, the layer stack, pooling and the classifier head.
+#[derive(Clone, Debug)]
+pub struct TransformerNet {
+    /// `[vocab][d_model]`.
+    pub embedding: Matrix,
+    pub positions: Positions,
+    /// BERT's `token_type_embeddings` row 0, added to every token (single-segment inputs).
+    pub token_type: Option<Vec<f32>>,
+    /// LayerNorm after the embedding sum (BERT, IBM's LRA model).
+    pub embed_norm: Option<Norm>,
+    /// The stored layers, applied in order (`repeat_layers` times over with shared weights).
+    pub blocks: Vec<Block>,
+    /// LayerNorm after the last layer (pre-LN stacks: `encoder.norm`).
+    pub final_norm: Option<Norm>,
+    /// BERT's pooler: dense + tanh on the first (CLS) token.
+    pub pooler: Option<Linear>,
+    /// The classifier: Linear layers with the head activation between them.
+    pub head: Vec<Linear>,
+    /// A projection shared by every layer's attention (a model-level `feature_projection.weight`).
+    pub shared_feature: Option<Matrix>,
+}
+
+impl TransformerNet {
+    pub fn d_model(&self) -> usize {
+        self.embedding.cols
+    }
+
+    pub fn vocab(&self) -> usize {
+        self.embedding.rows
+    }
+
+    /// Classes: the last head layer's outputs.
+    pub fn classes(&self) -> usize {
+        self.head.last().map_or(0, |l| l.weight.rows)
+    }
+
+    /// Feed-forward width of the first layer.
+    pub fn d_ff(&self) -> usize {
+        self.blocks.first().map_or(0, |b| b.ffn1.weight.rows)
+    }
+
+    /// Rows of a learned position table (None: sinusoidal, any length).
+    pub fn max_positions(&self) -> Option<usize> {
+        match &self.positions {
+            Positions::Sinusoidal => None,
+            Positions::Learned(m) => Some(m.rows),
+        }
+    }
+
+    /// The position rows `[seq][d_model]` added to the scaled token embeddings (the token-type
+    /// row folded in).
+    pub fn position_rows(&self, seq: usize) -> Vec<f32> {
+        let d = self.d_model();
+        let mut out = vec![0f32; seq * d];
+        for p in 0..seq {
+            for c in 0..d {
+                let v = match &self.positions {
+                    Positions::Sinusoidal => sinusoid(p, c, d),
+                    Positions::Learned(m) => m.data[p * d + c] as f64,
+                };
+                out[p * d + c] = (v + self.token_type.as_ref().map_or(0.0, |t| t[c] as f64)) as f32;
+            }
+        }
+        out
+    }
+}
+
+/// Vaswani's sinusoidal position encoding, entry (position p, feature c) of d features.
+pub fn sinusoid(p: usize, c: usize, d: usize) -> f64 {
+    let i2 = (c - c % 2) as f64;
+    let angle = p as f64 / 10000f64.powf(i2 / d as f64);
+    if c % 2 == 0 {
+        angle.sin()
+    } else {
+        angle.cos()
+    }
+}

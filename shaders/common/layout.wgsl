@@ -45,12 +45,20 @@ struct ConvParams {
     pool_w: u32, in_nchw: u32, _pad1: u32, _pad2: u32,
 }
 
+struct SeqParams {
+    samples: u32, seq: u32, d_model: u32, heads: u32,
+    d_head: u32, width: u32, causal: u32, blocks: u32,
+    vocab: u32, pool: u32, rows: u32, width_in: u32,
+    scale: f32, eps: f32, sample_offset: u32, _pad0: u32,
+}
+
 struct StageParams {
     layer: LayerParams,
     dev: DeviceParams,
     io: IoParams,
     kern: KernelParams,
     conv: ConvParams,
+    seq: SeqParams,
 }
 
 struct TileInfo {

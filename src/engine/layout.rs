@@ -184,6 +184,43 @@ pub struct ConvParams {
     pub _pad2: u32,
 }
 
+/// The transformer's digital stages (`embed`, `layernorm`, `residual`, `attention_softmax`,
+/// `row_norms`, `linear_kv`, `linear_out`, `seq_pool`): sequence geometry of one dispatch.
+/// Activations are `[trial][sample][token][d_model]`; a head's slice of a token row is columns
+/// `head · d_head ..`, so `[token][d_model]` is also `[token][head][d_head]`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct SeqParams {
+    /// Sequences per trial in this dispatch (a sample batch).
+    pub samples: u32,
+    /// Tokens per sequence (padded length).
+    pub seq: u32,
+    pub d_model: u32,
+    pub heads: u32,
+    pub d_head: u32,
+    /// Kernel attention's feature columns per (token, head).
+    pub width: u32,
+    /// 1: token i attends to tokens j ≤ i.
+    pub causal: u32,
+    /// Causal blocks of ATTN_BLOCK tokens per sequence (`linear_kv`'s prefix slots; 1 non-causal).
+    pub blocks: u32,
+    pub vocab: u32,
+    /// `seq_pool`: 0 mean over the non-padding tokens, 1 the first token.
+    pub pool: u32,
+    /// Rows of a row-wise stage (`layernorm`, `row_norms`) over all trials of the dispatch.
+    pub rows: u32,
+    /// Row width of `layernorm` and `row_norms`.
+    pub width_in: u32,
+    /// `embed`: the token embeddings' factor; `row_norms`: the factor of ‖x‖².
+    pub scale: f32,
+    /// LayerNorm's ε.
+    pub eps: f32,
+    /// Global index of this batch's first sequence (the `lengths` and `tokens` buffers hold
+    /// this batch only).
+    pub sample_offset: u32,
+    pub _pad0: u32,
+}
+
 /// Everything a stage reads as its uniform (binding 0 of every stage).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
@@ -193,6 +230,7 @@ pub struct StageParams {
     pub io: IoParams,
     pub kern: KernelParams,
     pub conv: ConvParams,
+    pub seq: SeqParams,
 }
 
 /// One crossbar tile of a layer: a block of `rows` outputs x `cols` inputs.

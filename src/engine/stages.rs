@@ -74,6 +74,15 @@ macro_rules! stage_table {
             Im2col       im2col        []                          true;
             Pool         pool          []                          true;
             MvmNarrow    mvm_narrow    ["common/mvm_block.wgsl"]   false;
+            // The transformer's digital stages (engine::plan::transformer).
+            Embed            embed             []                      true;
+            Layernorm        layernorm         []                      true;
+            Residual         residual          []                      true;
+            AttentionSoftmax attention_softmax []                      true;
+            RowNorms         row_norms         []                      true;
+            LinearKv         linear_kv         []                      true;
+            LinearOut        linear_out        []                      true;
+            SeqPool          seq_pool          []                      true;
         }
     };
 }

@@ -199,6 +199,31 @@ impl Backend for CpuBackend {
             ),
             Stage::Im2col => (if fast { fast::im2col::im2col } else { im2col::im2col })(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out), th),
             Stage::Pool => pool::pool(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out), th),
+            Stage::Embed => embed::embed(p, self.get(b[0]), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut out), th),
+            Stage::Layernorm => layernorm::layernorm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut out), th),
+            Stage::Residual => residual::residual(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out)),
+            Stage::AttentionSoftmax => attention_softmax::attention_softmax(
+                p,
+                cast_slice(self.get(b[0])),
+                cast_slice(self.get(b[1])),
+                cast_slice(self.get(b[2])),
+                self.get(b[3]),
+                cast_slice_mut(&mut out),
+                th,
+            ),
+            Stage::RowNorms => row_norms::row_norms(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out), th),
+            Stage::LinearKv => linear_kv::linear_kv(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), self.get(b[2]), cast_slice_mut(&mut out), th),
+            Stage::LinearOut => linear_out::linear_out(
+                p,
+                cast_slice(self.get(b[0])),
+                cast_slice(self.get(b[1])),
+                cast_slice(self.get(b[2])),
+                cast_slice(self.get(b[3])),
+                self.get(b[4]),
+                cast_slice_mut(&mut out),
+                th,
+            ),
+            Stage::SeqPool => seq_pool::seq_pool(p, cast_slice(self.get(b[0])), self.get(b[1]), cast_slice_mut(&mut out), th),
             Stage::ProgramMvm => {
                 program_mvm::program_mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut out), th)
             }

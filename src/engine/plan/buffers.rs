@@ -77,6 +77,7 @@ pub(super) fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32,
         io: IoParams::from(periphery),
         kern: KernelParams::default(),
         conv: ConvParams::default(),
+        seq: SeqParams::default(),
     }
 }
 

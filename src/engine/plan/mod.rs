@@ -22,6 +22,7 @@ mod insight;
 mod kernel;
 mod recording;
 mod timing;
+mod transformer;
 
 pub use buffers::*;
 pub use device_state::*;
@@ -30,8 +31,9 @@ pub use insight::*;
 pub use kernel::*;
 use recording::*;
 pub use timing::*;
+pub use transformer::*;
 
-use super::layout::{ConvParams, DeviceParams, IoParams, KernelParams, LayerParams, StageParams, TileInfo};
+use super::layout::{ConvParams, DeviceParams, IoParams, KernelParams, LayerParams, SeqParams, StageParams, TileInfo};
 use super::stages::{Stage, CHUNK, DAC_SERIAL_COLS, DAC_WG, KV_WG, MVM_BM, MVM_BN, MVM_NARROW_BM, MVM_NARROW_BN, MVM_NARROW_ROWS};
 use super::{Backend, Buf, EngineError};
 use crate::crossbar::{Gdc, MappedMatrix, Periphery, MAX_TILE_IN};

@@ -1,0 +1,445 @@
+//! The transformer plan: a token classifier whose static-weight matrices are analog layers and
+//! whose embedding, LayerNorm, attention, residual adds and pooling are digital stages. Per trial
+//! chunk every analog matrix is programmed once (a layer applied twice, as in weight-shared
+//! stacks, is the same programmed crossbar); per time every matrix drifts once, then each sample
+//! batch runs:
+//!
+//! `embed` → [`layernorm`] → per layer: Q, K, V (`dac` → `mvm` → `bound` → `combine`), attention
+//! (`attention_softmax`, or kernel-approximated: the feature projection on crossbars per head
+//! slice, `row_norms`, `feature_map`, `linear_kv`, `linear_out`), O, `residual`, LayerNorm, the
+//! feed-forward pair, `residual`, LayerNorm → `seq_pool` → the head's analog layers → `accuracy`.
+//!
+//! Periphery noise is keyed by a layer's global vector index: the k-th application of a layer in a
+//! forward pass numbers its vectors from k · (samples of the data set) · (vectors per sample), so
+//! sample batches reproduce the whole set's numbers and a shared layer applied twice draws fresh
+//! noise each time.
+
+use super::*;
+use crate::engine::cpu::attention_softmax::MAX_D_HEAD;
+use crate::engine::layout::SeqParams;
+use crate::engine::stages::ATTN_BLOCK;
+
+/// How a layer attends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeqAttention {
+    /// Exact softmax (`attention_softmax`).
+    Softmax,
+    /// Linear attention on random features: `feature_map`'s map code (3 positive, 4 trig, 5 ReLU),
+    /// projection rows s and feature columns per (token, head).
+    Kernel { map: u32, s: u32, width: u32 },
+}
+
+/// One application of an encoder layer: indices into [`SeqModel::layers`] and the LayerNorms
+/// (γ then β).
+#[derive(Clone, Debug)]
+pub struct SeqBlock {
+    pub q: usize,
+    pub k: usize,
+    pub v: usize,
+    pub o: usize,
+    pub ffn1: usize,
+    pub ffn2: usize,
+    pub norm1: Vec<f32>,
+    pub norm2: Vec<f32>,
+    /// Kernel attention's projection for Q (with d_head^(−1/4) folded into its weights), and for
+    /// K when it differs.
+    pub feature_q: Option<usize>,
+    pub feature_k: Option<usize>,
+}
+
+/// A transformer classifier as the engine runs it.
+#[derive(Clone, Debug)]
+pub struct SeqModel {
+    /// Every analog matrix once; its index is its RNG layer id.
+    pub layers: Vec<AnalogLayer>,
+    pub d_model: u32,
+    pub heads: u32,
+    /// Tokens per (padded) sequence.
+    pub seq: u32,
+    pub vocab: u32,
+    /// `[vocab][d_model]`.
+    pub embedding: Vec<f32>,
+    /// `[seq][d_model]`: positions plus any token-type row.
+    pub positions: Vec<f32>,
+    pub embed_scale: f32,
+    pub embed_norm: Option<Vec<f32>>,
+    pub eps: f32,
+    /// The layers in application order (a weight-shared stack lists a block again).
+    pub blocks: Vec<SeqBlock>,
+    pub norm_first: bool,
+    pub final_norm: Option<Vec<f32>>,
+    /// 0 mean over the non-padding tokens, 1 the first token.
+    pub pooling: u32,
+    /// The head's layers in order (BERT's pooler first).
+    pub head: Vec<usize>,
+    pub attention: SeqAttention,
+    pub causal: bool,
+}
+
+impl SeqModel {
+    pub fn d_head(&self) -> u32 {
+        self.d_model / self.heads.max(1)
+    }
+
+    fn d_ff(&self) -> u32 {
+        self.blocks.iter().map(|b| self.layers[b.ffn1].mapped.n_out).max().unwrap_or(0)
+    }
+
+    /// Kernel attention's (s, width), (0, 0) for softmax.
+    fn features(&self) -> (u32, u32) {
+        match self.attention {
+            SeqAttention::Softmax => (0, 0),
+            SeqAttention::Kernel { s, width, .. } => (s, width),
+        }
+    }
+
+    /// Checks shapes against each other; every message names the layer and what to fix.
+    pub fn check(&self) -> Result<(), EngineError> {
+        let bad = |m: String| Err(EngineError::Invalid(m));
+        let (d, dh) = (self.d_model, self.d_head());
+        if self.heads == 0 || d % self.heads != 0 {
+            return bad(format!("heads = {} must divide d_model = {d}", self.heads));
+        }
+        if dh > MAX_D_HEAD {
+            return bad(format!("d_head = {dh} exceeds the {MAX_D_HEAD} the attention stage holds; use more heads"));
+        }
+        if self.seq == 0 || self.vocab == 0 || self.blocks.is_empty() || self.head.is_empty() {
+            return bad("a transformer needs tokens, a vocabulary, at least one layer and a head".into());
+        }
+        for (i, l) in self.layers.iter().enumerate() {
+            check_indices(&l.mapped, i)?;
+        }
+        let shape = |li: usize, n_in: u32, n_out: Option<u32>, what: &str| -> Result<(), EngineError> {
+            let m = &self.layers[li].mapped;
+            if m.n_in != n_in || n_out.is_some_and(|o| o != m.n_out) {
+                return Err(EngineError::Invalid(format!("{what} (layer {li}) is {} x {}, expected {} x {n_in}", m.n_out, m.n_in, n_out.map_or("any".into(), |o| o.to_string()))));
+            }
+            Ok(())
+        };
+        let (s, _) = self.features();
+        for (bi, b) in self.blocks.iter().enumerate() {
+            for (li, what) in [(b.q, "Q"), (b.k, "K"), (b.v, "V"), (b.o, "O")] {
+                shape(li, d, Some(d), &format!("layer {bi} {what}"))?;
+            }
+            let dff = self.layers[b.ffn1].mapped.n_out;
+            shape(b.ffn1, d, None, &format!("layer {bi} FFN1"))?;
+            shape(b.ffn2, dff, Some(d), &format!("layer {bi} FFN2"))?;
+            if b.norm1.len() != 2 * d as usize || b.norm2.len() != 2 * d as usize {
+                return bad(format!("layer {bi}: LayerNorm parameters must be 2 x d_model"));
+            }
+            if let SeqAttention::Kernel { .. } = self.attention {
+                let fq = b.feature_q.ok_or_else(|| EngineError::Invalid(format!("layer {bi}: kernel attention needs a feature projection")))?;
+                for f in [Some(fq), b.feature_k].into_iter().flatten() {
+                    shape(f, dh, Some(s), &format!("layer {bi} feature projection"))?;
+                }
+            }
+        }
+        let mut width = d;
+        for &li in &self.head {
+            shape(li, width, None, "head layer")?;
+            width = self.layers[li].mapped.n_out;
+        }
+        if self.embedding.len() != (self.vocab * d) as usize || self.positions.len() != (self.seq * d) as usize {
+            return bad("the embedding must be vocab x d_model and the positions seq x d_model".into());
+        }
+        Ok(())
+    }
+}
+
+/// Words per sample of each per-batch buffer, the largest first-class buffer per sample, and the
+/// sum of all of them per sample.
+fn per_sample_words(m: &SeqModel) -> (u64, u64) {
+    let (seq, d, heads, dh) = (m.seq as u64, m.d_model as u64, m.heads as u64, m.d_head() as u64);
+    let (s, width) = m.features();
+    let (s, width) = (s as u64, width as u64);
+    let blocks = if m.causal { seq.div_ceil(ATTN_BLOCK as u64) } else { 1 };
+    let vps = |li: usize| -> u64 {
+        if m.head.contains(&li) {
+            1
+        } else if m.blocks.iter().any(|b| b.feature_q == Some(li) || b.feature_k == Some(li)) {
+            seq * heads
+        } else {
+            seq
+        }
+    };
+    let scratch = m
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(li, l)| {
+            let mm = &l.mapped;
+            vps(li) * (mm.tiles_in as u64 * mm.n_out as u64).max(mm.n_in as u64)
+        })
+        .max()
+        .unwrap_or(0);
+    let act = seq * d;
+    let kernel = [seq * heads * s, seq * heads * width, heads * blocks * width * (dh + 1)];
+    let largest = [act, seq * m.d_ff() as u64, scratch].into_iter().chain(kernel).max().unwrap();
+    let total = 7 * act + seq * m.d_ff() as u64 + 3 * scratch + if s > 0 { 2 * kernel[0] + 2 * kernel[1] + kernel[2] } else { 0 };
+    (largest, total)
+}
+
+/// Vectors per sample of an analog layer: tokens, (token, head) slices, or one (head layers).
+fn vectors_per_sample(m: &SeqModel, li: usize) -> u32 {
+    if m.head.contains(&li) {
+        1
+    } else if m.blocks.iter().any(|b| b.feature_q == Some(li) || b.feature_k == Some(li)) {
+        m.seq * m.heads
+    } else {
+        m.seq
+    }
+}
+
+/// Program the model `cfg.trials` times and classify the token sequences at every time.
+/// `tokens` is `[samples][seq]`, `lengths` the non-padding tokens of each, `labels` the classes.
+pub fn run_transformer(
+    be: &mut dyn Backend,
+    m: &SeqModel,
+    tokens: &[u32],
+    lengths: &[u32],
+    labels: &[u32],
+    cfg: &RunConfig,
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<Vec<ClassifierPoint>, EngineError> {
+    m.check()?;
+    let samples = labels.len() as u32;
+    if samples == 0 || tokens.len() != (samples * m.seq) as usize || lengths.len() != samples as usize {
+        return Err(EngineError::Invalid(format!("{} tokens and {} lengths for {samples} sequences of {} tokens", tokens.len(), lengths.len(), m.seq)));
+    }
+    // Sample batches: one trial's largest buffer within a binding, and the feature projection's
+    // (token, head) vectors within one `mvm` dispatch.
+    let limit = be.max_binding_bytes().min(CHUNK_BUDGET_BYTES);
+    let (largest, total) = per_sample_words(m);
+    let by_mvm = (MAX_GROUPS as u64 * MVM_BM as u64) / (m.seq as u64 * m.heads as u64);
+    let sb = ((limit / 4 / largest.max(1)).min(by_mvm).min(samples as u64) as u32).max(1);
+    if largest * 4 > limit {
+        return Err(EngineError::TooLarge {
+            what: "one sequence's activations".into(),
+            need: largest * 4,
+            limit,
+            fix: "the sequence length (the data set's columns) or the model width".into(),
+        });
+    }
+    // Trials per chunk: the batch's buffers and every matrix's device state within the budget.
+    let state: u64 = m.layers.iter().map(|l| state_bytes(&l.mapped, &cfg.device) + 4 * l.mapped.len() as u64).sum();
+    let per_trial = state + 4 * total * sb as u64;
+    let max_tiles = m.layers.iter().map(|l| l.mapped.n_tiles()).max().unwrap_or(1);
+    let biggest_state = m.layers.iter().map(|l| state_bytes(&l.mapped, &cfg.device)).max().unwrap_or(4);
+    let chunk = chunk_size(be, cfg, biggest_state.max(4 * largest * sb as u64), "one trial's device state or activations")?
+        .min((CHUNK_BUDGET_BYTES / per_trial.max(1)).max(1) as u32)
+        .min((MAX_GROUPS / max_tiles).max(1));
+    // Periphery counters: the last application's last vector must fit 32 bits.
+    let apps = m.blocks.len() as u64 * 2 + 1;
+    if apps * samples as u64 * m.seq as u64 * m.heads as u64 >= u32::MAX as u64 {
+        return Err(EngineError::Invalid(format!("{samples} sequences of {} tokens over {} layers exceed the 2^32 MVM vectors a run numbers; use fewer rows", m.seq, m.blocks.len())));
+    }
+
+    let (seq, d, heads, dh) = (m.seq, m.d_model, m.heads, m.d_head());
+    let (s, width) = m.features();
+    let kernel = s > 0;
+    let blocks_causal = if m.causal { seq.div_ceil(ATTN_BLOCK as u32) } else { 1 };
+    let words = |per_sample: u32| chunk as usize * sb as usize * per_sample as usize;
+    let upload = |be: &mut dyn Backend, label: &str, data: &[u32]| {
+        let b = be.create(label, data.len().max(1));
+        be.upload(b, data);
+        b
+    };
+    let f32s = |v: &[f32]| -> Vec<u32> { bytemuck::cast_slice(v).to_vec() };
+    let mats: Vec<MatrixBufs> = m.layers.iter().map(|l| MatrixBufs::new(be, &l.mapped, chunk, cfg)).collect();
+    let biases: Vec<Buf> = m.layers.iter().map(|l| upload(be, "bias", &f32s(&l.bias))).collect();
+    let vps: Vec<u32> = (0..m.layers.len()).map(|li| vectors_per_sample(m, li)).collect();
+    let scratch = MvmBufs::new(be, chunk, &m.layers.iter().zip(&vps).map(|(l, &v)| (v * sb, &l.mapped)).collect::<Vec<_>>());
+    let emb = upload(be, "embedding", &f32s(&m.embedding));
+    let pos = upload(be, "positions", &f32s(&m.positions));
+    let norm = |be: &mut dyn Backend, v: &Option<Vec<f32>>| v.as_ref().map(|g| upload(be, "norm", &f32s(g)));
+    let embed_norm = norm(be, &m.embed_norm);
+    let final_norm = norm(be, &m.final_norm);
+    let norms: Vec<(Buf, Buf)> = m.blocks.iter().map(|b| (upload(be, "norm1", &f32s(&b.norm1)), upload(be, "norm2", &f32s(&b.norm2)))).collect();
+    let act = |be: &mut dyn Backend, label: &str| be.create(label, words(seq * d));
+    let mut x = act(be, "x");
+    let mut tmp = act(be, "tmp");
+    let (q, k, v, att, y) = (act(be, "q"), act(be, "k"), act(be, "v"), act(be, "att"), act(be, "y"));
+    let f1 = be.create("ffn", words(seq * m.d_ff()));
+    let kbufs = if kernel {
+        let th = seq * heads;
+        Some([
+            be.create("hq", words(th * s)),
+            be.create("hk", words(th * s)),
+            be.create("nq", words(th)),
+            be.create("nk", words(th)),
+            be.create("phiq", words(th * width)),
+            be.create("phik", words(th * width)),
+            be.create("kv", words(heads * blocks_causal * width * (dh + 1))),
+        ])
+    } else {
+        None
+    };
+    let head_width = m.head.iter().map(|&li| m.layers[li].mapped.n_out).max().unwrap_or(1).max(d);
+    let pooled = be.create("pooled", words(d));
+    let hb = [be.create("head0", words(head_width)), be.create("head1", words(head_width))];
+    let tok_b = be.create("tokens", (sb * seq) as usize);
+    let len_b = be.create("lengths", sb as usize);
+    let lab_b = be.create("labels", sb as usize);
+    let nt = cfg.times.len();
+    let correct = be.create("correct", nt * chunk as usize);
+    let mut out: Vec<ClassifierPoint> = cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: samples }).collect();
+    let wg = be.wg();
+    let classes = m.layers[*m.head.last().unwrap()].mapped.n_out;
+
+    let mut offset = 0;
+    let mut result = Ok(());
+    while offset < cfg.trials {
+        let n = chunk.min(cfg.trials - offset);
+        for (li, l) in m.layers.iter().enumerate() {
+            record_program(be, &params(cfg, li as u32, &l.mapped, n, offset, 1, 0, 0.0), &l.mapped, &mats[li]);
+        }
+        be.clear(correct);
+        for (ti, &t) in cfg.times.iter().enumerate() {
+            for (li, l) in m.layers.iter().enumerate() {
+                record_drift(be, &params(cfg, li as u32, &l.mapped, n, offset, 1, ti as u32, t), &l.mapped, &mats[li]);
+            }
+            for s0 in (0..samples).step_by(sb as usize) {
+                let sbl = sb.min(samples - s0);
+                let (a, b) = ((s0 * seq) as usize, ((s0 + sbl) * seq) as usize);
+                be.upload(tok_b, &tokens[a..b]);
+                be.upload(len_b, &lengths[s0 as usize..(s0 + sbl) as usize]);
+                be.upload(lab_b, &labels[s0 as usize..(s0 + sbl) as usize]);
+                let rows = n * sbl * seq;
+                let base = SeqParams {
+                    samples: sbl,
+                    seq,
+                    d_model: d,
+                    heads,
+                    d_head: dh,
+                    width,
+                    causal: u32::from(m.causal),
+                    blocks: blocks_causal,
+                    vocab: m.vocab,
+                    pool: m.pooling,
+                    rows,
+                    width_in: d,
+                    scale: m.embed_scale,
+                    eps: m.eps,
+                    sample_offset: s0,
+                    _pad0: 0,
+                };
+                let dig = |sp: SeqParams| {
+                    let mut p = StageParams::default();
+                    p.layer.trials = n;
+                    p.layer.t_index = ti as u32;
+                    p.seq = sp;
+                    p
+                };
+                let mut apps = vec![0u32; m.layers.len()];
+                let mut analog = |be: &mut dyn Backend, li: usize, input: Buf, output: Buf| {
+                    let l = &m.layers[li];
+                    let mut p = params(cfg, li as u32, &l.mapped, n, offset, sbl * vps[li], ti as u32, t);
+                    p.layer.x_per_trial = 1;
+                    p.layer.activation = l.activation;
+                    p.layer.vector_offset = (apps[li] * samples + s0) * vps[li];
+                    apps[li] += 1;
+                    record_layer(be, &p, &l.mapped, &mats[li], &scratch, input, biases[li], output);
+                };
+                let layernorm = |be: &mut dyn Backend, input: Buf, gb: Buf, output: Buf| {
+                    be.dispatch(Stage::Layernorm, &dig(base), &[input, gb, output], grid(rows as u64, wg));
+                };
+                be.dispatch(Stage::Embed, &dig(base), &[tok_b, emb, pos, x], grid(rows as u64 * d as u64, wg));
+                if let Some(g) = embed_norm {
+                    layernorm(be, x, g, tmp);
+                    std::mem::swap(&mut x, &mut tmp);
+                }
+                for (bi, blk) in m.blocks.iter().enumerate() {
+                    let (n1, n2) = norms[bi];
+                    let a = if m.norm_first {
+                        layernorm(be, x, n1, tmp);
+                        tmp
+                    } else {
+                        x
+                    };
+                    analog(be, blk.q, a, q);
+                    analog(be, blk.k, a, k);
+                    analog(be, blk.v, a, v);
+                    match (m.attention, &kbufs) {
+                        (SeqAttention::Kernel { map, .. }, Some([hq, hk, nq, nk, phiq, phik, kv])) => {
+                            let fq = blk.feature_q.expect("checked");
+                            let fk = blk.feature_k.unwrap_or(fq);
+                            let slices = rows * heads;
+                            let norms_p = dig(SeqParams { rows: slices, width_in: dh, scale: 1.0 / (dh as f32).sqrt(), ..base });
+                            let mut fp = StageParams::default();
+                            fp.layer.trials = 1;
+                            fp.kern = KernelParams { rows: slices, s, replicas: 1, width, map, ..KernelParams::default() };
+                            for (f, src, h, nrm, phi) in [(fq, q, *hq, *nq, *phiq), (fk, k, *hk, *nk, *phik)] {
+                                analog(be, f, src, h);
+                                be.dispatch(Stage::RowNorms, &norms_p, &[src, nrm], grid(slices as u64, wg));
+                                be.dispatch(Stage::FeatureMap, &fp, &[h, nrm, phi], grid(slices as u64 * s as u64, wg));
+                            }
+                            let kv_items = n as u64 * sbl as u64 * heads as u64 * width as u64 * (dh as u64 + 1);
+                            be.dispatch(Stage::LinearKv, &dig(base), &[*phik, v, len_b, *kv], grid(kv_items, wg));
+                            be.dispatch(Stage::LinearOut, &dig(base), &[*phiq, *phik, *kv, v, len_b, att], grid(rows as u64 * d as u64, wg));
+                        }
+                        _ => be.dispatch(Stage::AttentionSoftmax, &dig(base), &[q, k, v, len_b, att], grid(rows as u64 * heads as u64, wg)),
+                    }
+                    analog(be, blk.o, att, y);
+                    be.dispatch(Stage::Residual, &dig(base), &[y, x], grid(rows as u64 * d as u64, wg));
+                    if !m.norm_first {
+                        layernorm(be, x, n1, tmp);
+                        std::mem::swap(&mut x, &mut tmp);
+                    }
+                    let a = if m.norm_first {
+                        layernorm(be, x, n2, tmp);
+                        tmp
+                    } else {
+                        x
+                    };
+                    analog(be, blk.ffn1, a, f1);
+                    analog(be, blk.ffn2, f1, y);
+                    be.dispatch(Stage::Residual, &dig(base), &[y, x], grid(rows as u64 * d as u64, wg));
+                    if !m.norm_first {
+                        layernorm(be, x, n2, tmp);
+                        std::mem::swap(&mut x, &mut tmp);
+                    }
+                }
+                if let Some(g) = final_norm {
+                    layernorm(be, x, g, tmp);
+                    std::mem::swap(&mut x, &mut tmp);
+                }
+                be.dispatch(Stage::SeqPool, &dig(base), &[x, len_b, pooled], grid(n as u64 * sbl as u64 * d as u64, wg));
+                let mut h = pooled;
+                for (i, &li) in m.head.iter().enumerate() {
+                    analog(be, li, h, hb[i % 2]);
+                    h = hb[i % 2];
+                }
+                let mut pa = dig(base);
+                pa.layer.batch = sbl;
+                pa.layer.n_out = classes;
+                be.dispatch(Stage::Accuracy, &pa, &[h, lab_b, correct], grid(n as u64 * sbl as u64, wg));
+            }
+        }
+        match be.download(correct) {
+            Ok(got) => {
+                for (ti, pt) in out.iter_mut().enumerate() {
+                    pt.correct.extend_from_slice(&got[ti * n as usize..(ti + 1) * n as usize]);
+                }
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+        offset += n;
+        on_chunk(n);
+    }
+    for mb in &mats {
+        mb.free(be);
+    }
+    scratch.free(be);
+    let mut all = vec![emb, pos, x, tmp, q, k, v, att, y, f1, pooled, hb[0], hb[1], tok_b, len_b, lab_b, correct];
+    all.extend(biases);
+    all.extend(embed_norm.into_iter().chain(final_norm));
+    all.extend(norms.iter().flat_map(|&(a, b)| [a, b]));
+    all.extend(kbufs.into_iter().flatten());
+    for b in all {
+        be.free(b);
+    }
+    result.map(|_| out)
+}

@@ -62,6 +62,14 @@ pub const KERNEL_REL: f32 = 1e-3;
 /// (≈ 1.5e-7 relative); 1e-6 still catches any window or index error.
 pub const POOL_REL: f32 = 1e-6;
 
+/// The transformer's digital stages (`embed`, `layernorm`, `residual`, `attention_softmax`,
+/// `linear_out`, `seq_pool`), GPU against the twins on the same inputs, absolute, for activations
+/// of order 1–10: the same f32 sums in the same order (≤ 512 terms: ≤ 512 · 2⁻²⁴ · 10 ≈ 3e-4 in
+/// the worst case, ~√512 · 2⁻²⁴ · 10 ≈ 1.3e-5 typically), FMA contraction (1 ulp), and WGSL's
+/// `exp`, `sqrt` and division within a few ulp (the online softmax rescales by exp(m − s) at each
+/// new maximum). Observed on lavapipe ≤ 1e-6; any indexing or formula error is O(0.1) or more.
+pub const SEQ_ABS: f32 = 1e-4;
+
 /// A workload's per-trial error metric (kernel approximation error, attention error, MoE layer
 /// error: an rms over hundreds of outputs), GPU against the twins on the same streams, relative.
 /// It moves only through one-step ADC flips in ≤ `ADC_FLIP_FRACTION` of the outputs, each

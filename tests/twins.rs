@@ -157,6 +157,14 @@ fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
         // A gather of f32 values: bit for bit.
         Stage::Im2col => vec![(1, Cmp::Exact)],
         Stage::Pool => vec![(1, Cmp::Rel(POOL_REL))],
+        Stage::Embed => vec![(3, Cmp::Abs(SEQ_ABS))],
+        Stage::Layernorm => vec![(2, Cmp::Abs(SEQ_ABS))],
+        Stage::Residual => vec![(1, Cmp::Abs(SEQ_ABS))],
+        Stage::AttentionSoftmax => vec![(4, Cmp::Abs(SEQ_ABS))],
+        Stage::RowNorms => vec![(1, Cmp::Rel(KERNEL_REL))],
+        Stage::LinearKv => vec![(3, Cmp::Rel(KERNEL_REL))],
+        Stage::LinearOut => vec![(5, Cmp::Abs(SEQ_ABS))],
+        Stage::SeqPool => vec![(2, Cmp::Abs(SEQ_ABS))],
     }
 }
 
@@ -552,4 +560,58 @@ fn dac_matches_twin_in_both_shapes() {
     }
     let Some(mut g) = gpu(256) else { return };
     assert_eq!(replay_stages(&rec, &mut g, &[Stage::Dac]), modes.len());
+}
+
+/// A small transformer (d_model 8, 2 heads, 70-token sequences so causal attention crosses an
+/// ATTN_BLOCK) with padding, post- and pre-LN, softmax and kernel attention, causal and not: every
+/// transformer stage on the GPU against its twin.
+#[test]
+fn transformer_stages_match_twins() {
+    use aimc::engine::plan::{run_transformer, SeqAttention, SeqBlock, SeqModel};
+    let (d, heads, seq, dff, classes, vocab) = (8usize, 2u32, 70usize, 12usize, 3usize, 11usize);
+    let layer = |rows: usize, cols: usize, seed: u64, act: u32| AnalogLayer {
+        mapped: MappedMatrix::new(&weights(rows * cols, seed), rows as u32, cols as u32, TileShape { max_in: 6, max_out: 8 }, 1.0),
+        bias: weights(rows, seed + 100),
+        activation: act,
+        conv: None,
+    };
+    let norm = |seed: u64| -> Vec<f32> { weights(d, seed).iter().map(|v| 1.0 + 0.2 * v).chain(weights(d, seed + 1).iter().map(|v| 0.1 * v)).collect() };
+    let layers = vec![layer(d, d, 1, 0), layer(d, d, 2, 0), layer(d, d, 3, 0), layer(d, d, 4, 0), layer(dff, d, 5, 4), layer(d, dff, 6, 0), layer(5, d, 7, 3), layer(classes, 5, 8, 0), layer(6, 4, 9, 0)];
+    let block = SeqBlock { q: 0, k: 1, v: 2, o: 3, ffn1: 4, ffn2: 5, norm1: norm(20), norm2: norm(22), feature_q: Some(8), feature_k: None };
+    let samples = 2usize;
+    let tokens: Vec<u32> = (0..samples * seq).map(|i| ((i * 7 + 3) % (vocab - 1)) as u32 + 1).collect();
+    // The second sequence is padded after 50 tokens.
+    let tokens: Vec<u32> = tokens.iter().enumerate().map(|(i, &t)| if i >= seq + 50 { 0 } else { t }).collect();
+    let lengths = vec![seq as u32, 50];
+    let labels = vec![1u32, 2];
+    let mut rec = Recorder::new();
+    for (attention, causal, norm_first) in [(SeqAttention::Softmax, false, false), (SeqAttention::Kernel { map: 3, s: 6, width: 12 }, true, true), (SeqAttention::Kernel { map: 3, s: 6, width: 12 }, false, false), (SeqAttention::Softmax, true, true)] {
+        let m = SeqModel {
+            layers: layers.clone(),
+            d_model: d as u32,
+            heads,
+            seq: seq as u32,
+            vocab: vocab as u32,
+            embedding: weights(vocab * d, 30),
+            positions: weights(seq * d, 31),
+            embed_scale: 2.0,
+            embed_norm: Some(norm(32)),
+            eps: 1e-5,
+            blocks: vec![block.clone(), block.clone()],
+            norm_first,
+            final_norm: if norm_first { Some(norm(34)) } else { None },
+            pooling: u32::from(causal),
+            head: vec![6, 7],
+            attention,
+            causal,
+        };
+        let pts = run_transformer(&mut rec, &m, &tokens, &lengths, &labels, &cfg(Gdc::Readout, 2, vec![60.0, 1e6]), &mut |_| {}).unwrap();
+        assert_eq!(pts.len(), 2);
+        assert!(pts.iter().all(|p| p.correct.len() == 2 && p.correct.iter().all(|&c| c <= 2)));
+    }
+    let Some(mut g) = gpu(256) else { return };
+    let seen = replay_all(&rec, &mut g);
+    for s in [Stage::Embed, Stage::Layernorm, Stage::Residual, Stage::AttentionSoftmax, Stage::RowNorms, Stage::FeatureMap, Stage::LinearKv, Stage::LinearOut, Stage::SeqPool, Stage::Accuracy] {
+        assert!(seen.contains(&s), "stage {} was not exercised", s.name());
+    }
 }

@@ -231,6 +231,7 @@ impl Experiment {
             tile: noise::check_tile(raw.tile.unwrap_or_default()).map_err(&bad)?,
             kernel: noise::kernel_section(&raw).map_err(&bad)?,
             moe: noise::moe_section(&raw).map_err(&bad)?,
+            transformer: noise::transformer_section(&raw).map_err(&bad)?,
         };
         let (times, mut axes) = sweep::axes(&raw).map_err(&bad)?;
         let mut points = sweep::points(&axes, &base).map_err(&bad)?;

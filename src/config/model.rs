@@ -33,6 +33,10 @@ pub(super) struct Loaded {
 /// the kernel and moe workloads (which program a random projection or generated experts).
 pub(super) fn model_section(raw: &RawExperiment) -> Result<Option<&RawModel>, String> {
     let wl = raw.workload;
+    if wl == WorkloadKind::Transformer {
+        // The state dict is `[model] path` or each point's `transformer.state_dict`.
+        return Ok(raw.model.as_ref());
+    }
     match (&raw.model, wl.is_kernel() || wl == WorkloadKind::Moe) {
         (Some(m), false) => Ok(Some(m)),
         (None, false) => Err(format!("the {} workload needs a [model] section with path = \"...\"", wl.name())),
@@ -51,6 +55,7 @@ pub(super) fn load(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [
             Ok(Loaded { kernel_data: Some(attention_data(a, resolve)?), ..Loaded::default() })
         }
         WorkloadKind::Moe => moe(raw, points, resolve),
+        WorkloadKind::Transformer => transformer(raw, model, points, resolve),
         WorkloadKind::Classifier => classifier(raw, model.expect("checked by model_section"), resolve),
         WorkloadKind::WeightError | WorkloadKind::MvmError => matrix(raw, model.expect("checked by model_section"), resolve),
     }
@@ -70,6 +75,64 @@ fn kernel_points(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf) -> Res
         ));
     }
     Ok(Loaded { kernel_data: Some(split_standardise(&ds.x, &ds.labels, ds.n_features)), ..Loaded::default() })
+}
+
+/// The transformer workload: each point's state dict loaded once per file and checked against its
+/// settings and the token data set, and its floating-point accuracy (the f64 reference) computed
+/// once per distinct network and attention. The analog matrices of the first point name the
+/// layers (`model.digital` takes their names, or a group by the last part: `q`, `ffn1`, `head`).
+fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [SweepPoint], resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Loaded, String> {
+    use crate::workload::transformer::{names, reference, TransformerNet};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    let d = raw.data.as_ref().ok_or("the transformer workload needs a [data] section: a CSV of token ids per row, then the label")?;
+    let (ds, _) = read_data(d, resolve)?;
+    if let Some(m) = model {
+        if !m.layers.is_empty() || m.tensor.is_some() || m.input_shape.is_some() || m.activations.is_some() {
+            return Err("[model] of the transformer workload takes path and digital only; the architecture is [transformer]".into());
+        }
+    }
+    let mut nets: HashMap<PathBuf, Arc<TransformerNet>> = HashMap::new();
+    let mut fps: HashMap<String, u64> = HashMap::new();
+    for p in points.iter_mut() {
+        let at = if p.labels.is_empty() { String::new() } else { format!("sweep point {}: ", p.series()) };
+        let s = p.transformer.as_mut().expect("transformer points carry their settings");
+        let path = match (&s.state_dict, model) {
+            (Some(sd), _) => resolve(sd),
+            (None, Some(m)) => resolve(&m.path),
+            (None, None) => return Err("the transformer workload needs a state dict: [model] path = \"....safetensors\" or transformer.state_dict".into()),
+        };
+        s.state_dict = Some(path.clone());
+        let net = match nets.get(&path) {
+            Some(n) => n.clone(),
+            None => {
+                let n = Arc::new(names::read(&path, s).map_err(|e| format!("{at}{e}"))?);
+                nets.insert(path.clone(), n.clone());
+                n
+            }
+        };
+        s.net = Some(net);
+        s.check(&ds).map_err(|e| format!("{at}{e}"))?;
+        let key = serde_json::to_string(&*s).expect("settings serialise");
+        let fp = *fps.entry(key).or_insert_with(|| reference::fp_correct(s.net(), s, &ds));
+        s.fp_correct = Some(fp);
+    }
+    let first = points[0].transformer.as_ref().expect("checked");
+    let layers = first.matrices().layers;
+    let mut layer_digital = Vec::new();
+    for want in model.map(|m| m.digital.as_slice()).unwrap_or_default() {
+        let hits: Vec<String> = layers
+            .iter()
+            .filter(|l| &l.name == want || l.name.rsplit('.').next() == Some(want.as_str()) || l.name.split('.').next() == Some(want.as_str()))
+            .map(|l| l.name.clone())
+            .collect();
+        if hits.is_empty() {
+            let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+            return Err(format!("model.digital: {want:?} names no analog matrix; they are {} (or a group: q, k, v, o, ffn1, ffn2, feature_q, pooler, head)", names.join(", ")));
+        }
+        layer_digital.extend(hits);
+    }
+    Ok(Loaded { layers, data: Some(ds), layer_digital, ..Loaded::default() })
 }
 
 /// A labelled data set makes the moe layer a classifier: its rows are the tokens and the

@@ -9,6 +9,7 @@ use crate::crossbar::{Gdc, Periphery, TileShape, MAX_TILE_IN};
 use crate::device::{DeviceModel, MODEL_NAMES};
 use crate::workload::kernel::KernelSettings;
 use crate::workload::moe::MoeSettings;
+use crate::workload::transformer::TransformerSettings;
 use crate::workload::WorkloadKind;
 
 /// Sets `field` of a serde struct to `value` through its TOML form.
@@ -93,6 +94,19 @@ pub(super) fn kernel_section(raw: &RawExperiment) -> Result<Option<KernelSetting
         return Err("[attention] is for workload = \"attention\"; remove it or change workload".into());
     }
     Ok(settings)
+}
+
+/// `[transformer]`: required by the transformer workload, refused by the others.
+pub(super) fn transformer_section(raw: &RawExperiment) -> Result<Option<TransformerSettings>, String> {
+    match (raw.workload, &raw.transformer) {
+        (WorkloadKind::Transformer, Some(t)) => {
+            let s: TransformerSettings = t.clone().try_into().map_err(|e: toml::de::Error| format!("[transformer]: {}", e.message().trim()))?;
+            Ok(Some(s))
+        }
+        (WorkloadKind::Transformer, None) => Err("the transformer workload needs a [transformer] section: heads = N (and attention, pooling, ...)".into()),
+        (_, Some(_)) => Err("[transformer] is for workload = \"transformer\"; remove it or change workload".into()),
+        (_, None) => Ok(None),
+    }
 }
 
 /// `[moe]` and `[arch]`: required by the moe workload, refused (with `[cost]`) by the others.

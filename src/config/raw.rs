@@ -53,6 +53,10 @@ pub(super) struct RawExperiment {
     pub(super) moe: Option<toml::Table>,
     #[serde(default)]
     pub(super) arch: Option<toml::Table>,
+    /// The transformer workload: how the state dict runs
+    /// (`crate::workload::transformer::TransformerSettings`).
+    #[serde(default)]
+    pub(super) transformer: Option<toml::Table>,
     #[serde(default)]
     pub(super) cost: Option<RawCost>,
     /// The noise budget: which source costs the metric (`super::budget`).

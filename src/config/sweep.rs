@@ -89,6 +89,7 @@ pub(super) struct Base<'a> {
     pub tile: TileShape,
     pub kernel: Option<KernelSettings>,
     pub moe: Option<(MoeSettings, Architecture)>,
+    pub transformer: Option<crate::workload::transformer::TransformerSettings>,
 }
 
 /// The field names of each section an axis may set (for lookup and for the error that lists them).
@@ -96,6 +97,7 @@ struct Fields {
     kernel: toml::Table,
     moe: toml::Table,
     arch: toml::Table,
+    transformer: toml::Table,
     device: toml::Table,
     periphery: toml::Table,
 }
@@ -106,12 +108,29 @@ impl Fields {
             Some((m, a)) => (table(m), table(a)),
             None => (toml::Table::new(), toml::Table::new()),
         };
-        Fields { kernel: base.kernel.as_ref().map(table).unwrap_or_default(), moe, arch, device: table(&base.device), periphery: table(&base.periphery) }
+        let mut transformer = base.transformer.as_ref().map(table).unwrap_or_default();
+        if base.transformer.is_some() {
+            // Optional fields a file may leave out are axes all the same.
+            for k in ["state_dict", "pad_id"] {
+                transformer.entry(k).or_insert(toml::Value::Boolean(false));
+            }
+        }
+        Fields {
+            kernel: base.kernel.as_ref().map(table).unwrap_or_default(),
+            moe,
+            arch,
+            transformer,
+            device: table(&base.device),
+            periphery: table(&base.periphery),
+        }
     }
 
     fn unknown(&self, key: &str) -> String {
         let mut kf =
             if self.kernel.is_empty() { String::new() } else { format!(", a kernel field ({})", self.kernel.keys().cloned().collect::<Vec<_>>().join(", ")) };
+        if !self.transformer.is_empty() {
+            kf.push_str(&format!(", a transformer field ({})", self.transformer.keys().cloned().collect::<Vec<_>>().join(", ")));
+        }
         if !self.moe.is_empty() {
             let names: Vec<String> = self.moe.keys().chain(self.arch.keys()).cloned().collect();
             kf.push_str(&format!(", a moe or arch field ({})", names.join(", ")));
@@ -150,6 +169,8 @@ fn apply_axis(p: &mut SweepPoint, name: &str, v: &toml::Value, base: &Base<'_>, 
         p.tile = parse_tile_str(s).map_err(|m| format!("{key}: {m}"))?;
     } else if let (true, Some(k)) = (fields.kernel.contains_key(name), p.kernel.as_mut()) {
         set_field(k, "sweep", name, v)?;
+    } else if let (true, Some(t)) = (fields.transformer.contains_key(name), p.transformer.as_mut()) {
+        set_field(t, "sweep", name, v)?;
     } else if name == "accuracy" && p.moe.is_some() {
         return Err(format!("{key}: moe.accuracy sets what the metric is; it cannot be swept (use two files)"));
     } else if let (true, Some((m, _))) = (fields.moe.contains_key(name), p.moe.as_mut()) {
@@ -183,6 +204,7 @@ pub(super) fn points(axes: &[SweepAxis], base: &Base<'_>) -> Result<Vec<SweepPoi
             tile: base.tile,
             kernel: base.kernel.clone(),
             moe: base.moe.clone(),
+            transformer: base.transformer.clone(),
             layer_noise: vec![],
         };
         let mut rem = index;

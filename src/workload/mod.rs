@@ -62,6 +62,8 @@ pub enum WorkloadKind {
     /// A mixture-of-experts layer on 3D tiers: noisy output error per trial, plus the schedule,
     /// energy and GPU-roofline cost model.
     Moe,
+    /// A transformer classifier on token sequences (softmax or kernel-approximated attention).
+    Transformer,
 }
 
 /// What a workload's per-trial metric is: the report's wording, the trials.csv column and its
@@ -107,7 +109,7 @@ pub struct Spec {
 }
 
 /// Every workload, one row each.
-pub const TABLE: [Spec; 7] = [
+pub const TABLE: [Spec; 8] = [
     Spec {
         kind: WorkloadKind::Classifier,
         name: "classifier",
@@ -163,6 +165,15 @@ pub const TABLE: [Spec; 7] = [
         run: kernel::run,
     },
     Spec { kind: WorkloadKind::Moe, name: "moe", chunkable: false, layer_extras: false, kernel_section: false, metric: moe::metric, run: moe::run },
+    Spec {
+        kind: WorkloadKind::Transformer,
+        name: "transformer",
+        chunkable: true,
+        layer_extras: false,
+        kernel_section: false,
+        metric: transformer::metric,
+        run: transformer::run,
+    },
 ];
 
 impl WorkloadKind {
@@ -195,6 +206,8 @@ pub struct SweepPoint {
     pub kernel: Option<kernel::KernelSettings>,
     /// The moe workload: the layer and the architecture at this point.
     pub moe: Option<(moe::MoeSettings, crate::arch::tiers::Architecture)>,
+    /// The transformer workload: the network (loaded) and how it runs at this point.
+    pub transformer: Option<transformer::TransformerSettings>,
     /// Per-layer device and periphery in place of the point's (the noise budget's layer
     /// configurations); empty: every layer takes the point's.
     pub layer_noise: Vec<Option<(DeviceModel, Periphery)>>,

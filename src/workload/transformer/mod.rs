@@ -17,8 +17,11 @@ pub mod names;
 pub mod net;
 pub mod reference;
 
-use super::Activation;
+use super::{Activation, Inputs, Metric, PointRun, SweepPoint, TimeMetrics};
+use crate::engine::plan::{run_transformer, SeqAttention, SeqBlock, SeqModel};
+use crate::engine::EngineError;
 use crate::features::{Projection, SoftmaxFeatures};
+use crate::workload::io::Dataset;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -213,4 +216,229 @@ impl TransformerSettings {
         let k = if self.separate_qk { draw(self.projection_seed.wrapping_add(1)) } else { q.clone() };
         (q, k)
     }
+}
+
+/// One analog matrix of the network: its name (`layers.N.q`, `layers.N.feature_q`, `pooler`,
+/// `head.K`; `model.digital` names them, or a group by its last part: `q`, `ffn1`, `feature_q`,
+/// `head`), the layer and the activation after it.
+pub struct Matrices {
+    pub layers: Vec<crate::workload::io::Linear>,
+    pub activations: Vec<Activation>,
+    /// Per stored block: indices of q, k, v, o, ffn1, ffn2, feature_q, feature_k.
+    pub blocks: Vec<[Option<usize>; 8]>,
+    /// Pooler and head layers in order.
+    pub head: Vec<usize>,
+}
+
+impl TransformerSettings {
+    /// Every analog matrix of the network, named; kernel attention's projections carry the
+    /// d_head^(−1/4) input scaling in their weights (a uniform factor on a matrix changes only its
+    /// digital output scale: the programmed conductances are the same).
+    pub fn matrices(&self) -> Matrices {
+        use crate::workload::io::{Linear, Matrix};
+        let net = self.net();
+        let d_head = net.d_model() / self.heads.max(1) as usize;
+        let (mut layers, mut activations, mut blocks, mut head) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut push = |l: &Linear, name: String, act: Activation| {
+            layers.push(Linear { name, ..l.clone() });
+            activations.push(act);
+            layers.len() - 1
+        };
+        for (bi, b) in net.blocks.iter().enumerate() {
+            let mut idx = [None; 8];
+            for (j, (l, part, act)) in [
+                (&b.q, "q", Activation::None),
+                (&b.k, "k", Activation::None),
+                (&b.v, "v", Activation::None),
+                (&b.o, "o", Activation::None),
+                (&b.ffn1, "ffn1", self.activation),
+                (&b.ffn2, "ffn2", Activation::None),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                idx[j] = Some(push(l, format!("layers.{bi}.{part}"), act));
+            }
+            if self.attention == AttentionKind::Kernel {
+                let (wq, wk) = self.feature_projections(bi);
+                let scale = feature_input_scale(d_head) as f32;
+                let scaled = |w: &Matrix| Linear::dense("", Matrix { rows: w.rows, cols: w.cols, data: w.data.iter().map(|v| v * scale).collect() }, vec![0.0; w.rows]);
+                idx[6] = Some(push(&scaled(&wq), format!("layers.{bi}.feature_q"), Activation::None));
+                if wk != wq {
+                    idx[7] = Some(push(&scaled(&wk), format!("layers.{bi}.feature_k"), Activation::None));
+                }
+            }
+            blocks.push(idx);
+        }
+        if let Some(p) = &net.pooler {
+            head.push(push(p, "pooler".into(), Activation::Tanh));
+        }
+        for (i, l) in net.head.iter().enumerate() {
+            let act = if i + 1 < net.head.len() { self.head_activation } else { Activation::None };
+            head.push(push(l, format!("head.{i}"), act));
+        }
+        Matrices { layers, activations, blocks, head }
+    }
+
+    /// The engine's model for a point: the matrices mapped onto its tiles, the digital parts and
+    /// the layer order (the stored blocks `repeat_layers` times), for sequences of `seq` tokens.
+    pub fn seq_model(&self, sp: &SweepPoint, seq: usize) -> SeqModel {
+        let net = self.net();
+        let mx = self.matrices();
+        let layers = crate::workload::analog_layers(&mx.layers, &mx.activations, sp.tile, (&sp.periphery).into());
+        let blocks: Vec<SeqBlock> = (0..self.repeat_layers.max(1))
+            .flat_map(|_| net.blocks.iter().zip(&mx.blocks))
+            .map(|(b, i)| SeqBlock {
+                q: i[0].unwrap(),
+                k: i[1].unwrap(),
+                v: i[2].unwrap(),
+                o: i[3].unwrap(),
+                ffn1: i[4].unwrap(),
+                ffn2: i[5].unwrap(),
+                norm1: b.norm1.packed(),
+                norm2: b.norm2.packed(),
+                feature_q: i[6],
+                feature_k: i[7],
+            })
+            .collect();
+        let rows = self.projection_rows();
+        let map = match self.feature_map {
+            SoftmaxFeatures::Positive => 3,
+            SoftmaxFeatures::Trig => 4,
+            SoftmaxFeatures::Relu => 5,
+        };
+        SeqModel {
+            layers,
+            d_model: net.d_model() as u32,
+            heads: self.heads,
+            seq: seq as u32,
+            vocab: net.vocab() as u32,
+            embedding: net.embedding.data.clone(),
+            positions: net.position_rows(seq),
+            embed_scale: self.embed_scale as f32,
+            embed_norm: net.embed_norm.as_ref().map(Norm::packed),
+            eps: self.layer_norm_eps as f32,
+            blocks,
+            norm_first: self.norm_first,
+            final_norm: net.final_norm.as_ref().map(Norm::packed),
+            pooling: u32::from(self.pooling == Pooling::Cls),
+            head: mx.head,
+            attention: match self.attention {
+                AttentionKind::Softmax => SeqAttention::Softmax,
+                AttentionKind::Kernel => SeqAttention::Kernel { map, s: rows, width: if map == 5 { rows } else { 2 * rows } },
+            },
+            causal: self.causal,
+        }
+    }
+
+    /// Token ids and non-padding lengths of a data set whose rows are token sequences.
+    pub fn tokens(&self, data: &Dataset) -> (Vec<u32>, Vec<u32>) {
+        let seq = data.n_features;
+        let tokens: Vec<u32> = data.x.iter().map(|&v| v as u32).collect();
+        let lengths = tokens.chunks(seq.max(1)).map(|row| self.length(row) as u32).collect();
+        (tokens, lengths)
+    }
+
+    /// Tokens before the first padding token.
+    pub fn length(&self, row: &[u32]) -> usize {
+        self.pad_id.and_then(|p| row.iter().position(|&t| t == p)).unwrap_or(row.len())
+    }
+
+    /// Checks the settings against the network and the data set: every message names the field
+    /// or row and the fix. Nothing is computed before this passes.
+    pub fn check(&self, data: &Dataset) -> Result<(), String> {
+        let net = self.net();
+        let d = net.d_model();
+        if self.heads == 0 || d % self.heads as usize != 0 {
+            return Err(format!("transformer.heads = {} must divide d_model = {d} (embedding [{}, {d}])", self.heads, net.vocab()));
+        }
+        let d_head = d / self.heads as usize;
+        if d_head > crate::engine::cpu::attention_softmax::MAX_D_HEAD as usize {
+            return Err(format!("transformer.heads = {}: d_head = {d_head} exceeds {}; use more heads", self.heads, crate::engine::cpu::attention_softmax::MAX_D_HEAD));
+        }
+        if self.repeat_layers == 0 {
+            return Err("transformer.repeat_layers = 0: the layer stack runs at least once (1)".into());
+        }
+        if !(self.embed_scale.is_finite() && self.embed_scale > 0.0) {
+            return Err(format!("transformer.embed_scale = {}: must be a finite number > 0 (√d_model = {} for Vaswani-style models, 1 for BERT)", self.embed_scale, (d as f64).sqrt()));
+        }
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+            return Err(format!("transformer.layer_norm_eps = {}: must be > 0 (PyTorch 1e-5, BERT 1e-12)", self.layer_norm_eps));
+        }
+        if self.attention == AttentionKind::Kernel {
+            let paired = matches!(self.feature_map, SoftmaxFeatures::Positive | SoftmaxFeatures::Trig);
+            if self.features == 0 || (paired && self.features % 2 == 1) {
+                return Err(format!(
+                    "transformer.features = {}: the {:?} map makes features in pairs from m/2 projection rows; use an even count >= 2 (IBM's LRA models: 256)",
+                    self.features, self.feature_map
+                ));
+            }
+            if self.projection == FeatureSource::Model {
+                let rows = self.projection_rows() as usize;
+                for (bi, b) in net.blocks.iter().enumerate() {
+                    for w in [b.feature_q.as_ref().or(net.shared_feature.as_ref()), b.feature_k.as_ref()].into_iter().flatten() {
+                        if (w.rows, w.cols) != (rows, d_head) {
+                            return Err(format!(
+                                "layer {bi}: the state dict's feature projection is [{}, {}] but transformer.features = {} with the {:?} map needs [{rows}, {d_head}]; set features to match, or projection = \"orf\" to draw one",
+                                w.rows, w.cols, self.features, self.feature_map
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if net.head.is_empty() {
+            return Err("the state dict has no classifier head (classifier.weight)".into());
+        }
+        let seq = data.n_features;
+        if let Some(max) = net.max_positions() {
+            if seq > max {
+                return Err(format!("data: sequences of {seq} tokens are longer than the model's {max} learned positions; truncate them to {max}"));
+            }
+        }
+        let vocab = net.vocab();
+        if let Some(p) = self.pad_id.filter(|&p| p as usize >= vocab) {
+            return Err(format!("transformer.pad_id = {p} is outside the vocabulary of {vocab} tokens"));
+        }
+        for (r, row) in data.x.chunks(seq.max(1)).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                if v.fract() != 0.0 || v < 0.0 || v as usize >= vocab {
+                    return Err(format!("data row {}: token {c} is {v}, not a token id in 0..{vocab} (the model's vocabulary)", r + 1));
+                }
+            }
+            let ids: Vec<u32> = row.iter().map(|&v| v as u32).collect();
+            let len = self.length(&ids);
+            if let Some(c) = ids[len..].iter().position(|&t| Some(t) != self.pad_id) {
+                return Err(format!("data row {}: token {} follows padding; padding (transformer.pad_id) must trail each sequence", r + 1, len + c));
+            }
+        }
+        let classes = net.classes();
+        if let Some(&l) = data.labels.iter().find(|&&l| l as usize >= classes) {
+            return Err(format!("the data set has label {l} but the head has {classes} outputs"));
+        }
+        Ok(())
+    }
+}
+
+pub fn metric(_: &Inputs<'_>, _: &SweepPoint) -> Metric {
+    Metric { text: "test accuracy (transformer)", column: "test_accuracy", higher_is_better: true }
+}
+
+pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
+    let s = r.point.transformer.as_ref().ok_or_else(|| EngineError::Invalid("the transformer workload needs [transformer]".into()))?;
+    let data = r.inputs.data.ok_or_else(|| EngineError::Invalid("the transformer workload needs [data]".into()))?;
+    let (tokens, lengths) = s.tokens(data);
+    let model = s.seq_model(r.point, data.n_features);
+    let pts = run_transformer(r.be, &model, &tokens, &lengths, &data.labels, &r.cfg, &mut |n| (r.progress)(n as u64))?;
+    let n = data.len() as f64;
+    let fp = s.fp_correct.map(|c| c as f64 / n);
+    Ok(pts
+        .into_iter()
+        .map(|p| TimeMetrics {
+            per_trial: p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect(),
+            correct: Some((p.correct, p.n_samples)),
+            fp,
+            ..TimeMetrics::default()
+        })
+        .collect())
 }

@@ -361,6 +361,14 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
         });
     }
 
+    // (i) The shipped transformer experiment through the runner.
+    let tf = std::path::Path::new("experiments/transformer_lra.toml");
+    if tf.is_file() {
+        cases.push(transformer_case(be.as_mut(), tf, small, philox, flops, show_breakdown)?);
+    }
+    // (j) A BERT-base-sized encoder on seeded weights: one noisy pass.
+    cases.push(bert_case(be.as_mut(), small, philox, flops, show_breakdown)?);
+
     say!("{:<24} {:<36} {:>16} {:>16} {:>7} {:>16}", "case", "size", "measured", "floor", "ratio", "target");
     for c in &cases {
         let floor = c.floor.map_or("–".to_string(), |f| si(f, c.unit));
@@ -463,6 +471,118 @@ fn attention_case(be: &mut dyn Backend, small: bool, philox: f64, flops: f64, sh
         rate: trials as f64 / t,
         floor: Some(1.0 / per_trial.floor_seconds(philox, flops)),
         unit: "trials/s",
+        target: None,
+        profile,
+    })
+}
+
+/// Case (i): the shipped transformer experiment (`experiments/transformer_lra.toml`) through the
+/// runner, every point at one time: FLOP/s of its forward passes (analog MACs and attention, see
+/// `SeqModel::flops_per_sequence`) against the floor of that work plus every trial's device
+/// state (Philox blocks of all its weights at each time).
+fn transformer_case(be: &mut dyn Backend, path: &std::path::Path, small: bool, philox: f64, flops: f64, show_breakdown: bool) -> Result<Case, EngineError> {
+    let mut exp = crate::config::Experiment::load(path).map_err(|e| EngineError::Invalid(format!("{}: {e}", path.display())))?;
+    exp.trials = if small { 2 } else { 50 };
+    exp.times.truncate(1);
+    if small {
+        exp.points.truncate(1);
+    }
+    let data = exp.data.clone().ok_or_else(|| EngineError::Invalid(format!("{}: the transformer case needs [data]", path.display())))?;
+    let mut work = 0.0;
+    let mut weights = 0.0;
+    for p in &exp.points {
+        let s = p.transformer.as_ref().expect("transformer points carry settings");
+        let m = s.seq_model(p, data.n_features);
+        let (_, lengths) = s.tokens(&data);
+        work += lengths.iter().map(|&l| m.flops_per_sequence(l as f64)).sum::<f64>();
+        weights += m.weights() as f64;
+    }
+    let (t, profile) = timed_experiment(be, &exp, path, show_breakdown)?;
+    let per_trial_floor = work / flops + weights * DEVICE_STATE.philox_blocks / philox;
+    let trials = exp.trials as f64;
+    Ok(Case {
+        name: "(i) transformer",
+        size: format!("{}, {} rows, {} pts x {} trials", path.file_name().map_or(String::new(), |f| f.to_string_lossy().into()), data.len(), exp.points.len(), exp.trials),
+        rate: work * trials / t,
+        floor: Some(work * trials / (per_trial_floor * trials)),
+        unit: "FLOP/s",
+        target: None,
+        profile,
+    })
+}
+
+/// A seeded encoder of `layers` layers (hidden `d`, `heads` heads, FFN `dff`, GELU), mean pooling
+/// and a 2-class head, over `seq`-token sequences: the shape of BERT-base when (12, 768, 12, 3072).
+pub fn seeded_encoder(layers: usize, d: usize, heads: u32, dff: usize, seq: usize, vocab: usize) -> plan::SeqModel {
+    use crate::engine::plan::{SeqAttention, SeqBlock, SeqModel};
+    let scaled = |n: usize, fan_in: usize, stream: u64| -> Vec<f32> {
+        let s = 1.0 / (fan_in as f32).sqrt();
+        crate::rng::uniform_signed(n, 0xB3_27 + stream).into_iter().map(|v| v * s).collect()
+    };
+    let mut mats = Vec::new();
+    let mut add = |rows: usize, cols: usize, act: u32| {
+        let i = mats.len();
+        let w = scaled(rows * cols, cols, i as u64);
+        mats.push(AnalogLayer { mapped: MappedMatrix::new(&w, rows as u32, cols as u32, TileShape::default(), 1.0), bias: vec![0.0; rows], activation: act, conv: None });
+        i
+    };
+    let unit_norm: Vec<f32> = std::iter::repeat_n(1.0, d).chain(std::iter::repeat_n(0.0, d)).collect();
+    let mut blocks = Vec::new();
+    for _ in 0..layers {
+        let (q, k, v, o) = (add(d, d, 0), add(d, d, 0), add(d, d, 0), add(d, d, 0));
+        let (ffn1, ffn2) = (add(dff, d, 4), add(d, dff, 0));
+        blocks.push(SeqBlock { q, k, v, o, ffn1, ffn2, norm1: unit_norm.clone(), norm2: unit_norm.clone(), feature_q: None, feature_k: None });
+    }
+    let head = vec![add(2, d, 0)];
+    SeqModel {
+        layers: mats,
+        d_model: d as u32,
+        heads,
+        seq: seq as u32,
+        vocab: vocab as u32,
+        embedding: scaled(vocab * d, 1, 99),
+        positions: vec![0.0; seq * d],
+        embed_scale: 1.0,
+        embed_norm: Some(unit_norm),
+        eps: 1e-12,
+        blocks,
+        norm_first: false,
+        final_norm: None,
+        pooling: 0,
+        head,
+        attention: SeqAttention::Softmax,
+        causal: false,
+    }
+}
+
+/// Case (j): one noisy pass of a BERT-base-sized encoder (12 layers, hidden 768, 12 heads, FFN
+/// 3072, 384-token sequences, PCM with GDC at one time): sequences per second and FLOP/s against
+/// the FMA peak. aihwkit users report 17–21 minutes for SQuAD's 10,570 dev sequences on a GPU;
+/// the case prints the time this rate gives for them. `--size small`: 2 layers, 2 sequences.
+fn bert_case(be: &mut dyn Backend, small: bool, philox: f64, flops: f64, show_breakdown: bool) -> Result<Case, EngineError> {
+    let (layers, seqs) = if small { (2usize, 2usize) } else { (12, 64) };
+    let (d, heads, dff, seq, vocab) = (768usize, 12u32, 3072usize, 384usize, 1000usize);
+    let m = seeded_encoder(layers, d, heads, dff, seq, vocab);
+    let tokens: Vec<u32> = (0..seqs * seq).map(|i| (i * 7919 % vocab) as u32).collect();
+    let (lengths, labels) = (vec![seq as u32; seqs], vec![0u32; seqs]);
+    let c = cfg(1, DeviceModel::pcm(), Gdc::Readout);
+    let run = |be: &mut dyn Backend| plan::run_transformer(be, &m, &tokens[..seq], &lengths[..1], &labels[..1], &c, &mut |_| {}).map(|_| ());
+    run(be)?; // warm-up: pipelines
+    let start = std::time::Instant::now();
+    plan::run_transformer(be, &m, &tokens, &lengths, &labels, &c, &mut |_| {})?;
+    be.finish()?;
+    let t = start.elapsed().as_secs_f64();
+    let profile = breakdown(be, show_breakdown, &mut |be| plan::run_transformer(be, &m, &tokens, &lengths, &labels, &c, &mut |_| {}).map(|_| ()))?;
+    let work = m.flops_per_sequence(seq as f64) * seqs as f64;
+    let floor_s = work / flops + m.weights() as f64 * DEVICE_STATE.philox_blocks / philox;
+    let squad = 10_570.0 * t / seqs as f64 * (12.0 / layers as f64);
+    say!("(j) {layers}-layer encoder: {:.1} GFLOP per sequence, {seqs} sequences in {t:.2} s; at this rate SQuAD dev (10,570 sequences, 12 layers) takes {squad:.0} s", work / seqs as f64 / 1e9);
+    Ok(Case {
+        name: "(j) BERT-base-sized pass",
+        size: format!("{layers} layers, 768/12/3072, 384 tokens, {seqs} seqs"),
+        rate: work / t,
+        floor: Some(work / floor_s),
+        unit: "FLOP/s",
         target: None,
         profile,
     })

@@ -443,3 +443,37 @@ pub fn run_transformer(
     }
     result.map(|_| out)
 }
+
+impl SeqModel {
+    /// Unavoidable FLOPs of one sequence of `len` non-padding tokens (of `seq`): every analog
+    /// layer's MACs (2 FLOPs each) over its vectors, and attention: softmax 2·2·keys·d_head per
+    /// (query, head) (scores and the weighted sum; keys = len, or i + 1 causal), or linear
+    /// attention's feature projections, key sums (2·len·width·(d_head + 1) per head) and outputs
+    /// (2·seq·width·(d_head + 1) per head). LayerNorm, softmax exponentials and the feature maps'
+    /// exponentials are not counted.
+    pub fn flops_per_sequence(&self, len: f64) -> f64 {
+        let (seq, heads, dh) = (self.seq as f64, self.heads as f64, self.d_head() as f64);
+        let mac = |li: usize, vectors: f64| 2.0 * vectors * self.layers[li].mapped.n_in as f64 * self.layers[li].mapped.n_out as f64;
+        let mut f = 0.0;
+        for b in &self.blocks {
+            for li in [b.q, b.k, b.v, b.o, b.ffn1, b.ffn2] {
+                f += mac(li, seq);
+            }
+            let keys = if self.causal { (len + 1.0) / 2.0 } else { len };
+            f += match self.attention {
+                SeqAttention::Softmax => 4.0 * seq * keys * self.d_model as f64,
+                SeqAttention::Kernel { width, .. } => {
+                    let fq = b.feature_q.unwrap_or(b.q);
+                    let w = width as f64;
+                    2.0 * mac(fq, seq * heads) + 2.0 * heads * (len + seq) * w * (dh + 1.0)
+                }
+            };
+        }
+        f + self.head.iter().map(|&li| mac(li, 1.0)).sum::<f64>()
+    }
+
+    /// Analog weights of the model (each matrix once).
+    pub fn weights(&self) -> u64 {
+        self.layers.iter().map(|l| l.mapped.len() as u64).sum()
+    }
+}

@@ -243,7 +243,8 @@ impl Experiment {
         if let Some(kd) = &loaded.kernel_data {
             check_kernel_points(raw.workload, &points, kd).map_err(&bad)?;
         }
-        let mut points = sweep::budget_axis(&raw, &mut axes, points, loaded.layers.len()).map_err(&bad)?;
+        let layer_names: Vec<String> = loaded.layers.iter().map(|l| l.name.clone()).collect();
+        let mut points = sweep::budget_axis(&raw, &mut axes, points, &layer_names).map_err(&bad)?;
         let digital_names: Vec<String> = model.digital.iter().chain(&loaded.layer_digital).cloned().collect();
         mark_digital(&mut points, &loaded.layers, &digital_names);
         let moe_tables = tables::moe_tables(&raw, &resolve).map_err(&bad)?;

@@ -225,13 +225,13 @@ pub(super) fn points(axes: &[SweepAxis], base: &Base<'_>) -> Result<Vec<SweepPoi
 
 /// `[budget]`: every point expanded into the budget's configurations along a `budget` axis.
 /// `layers` is the model's layer count.
-pub(super) fn budget_axis(raw: &RawExperiment, axes: &mut Vec<SweepAxis>, points: Vec<SweepPoint>, layers: usize) -> Result<Vec<SweepPoint>, String> {
+pub(super) fn budget_axis(raw: &RawExperiment, axes: &mut Vec<SweepAxis>, points: Vec<SweepPoint>, layer_names: &[String]) -> Result<Vec<SweepPoint>, String> {
     let Some(b) = &raw.budget else {
         return Ok(points);
     };
     let wl = raw.workload;
-    if !matches!(wl, WorkloadKind::Classifier | WorkloadKind::MvmError) {
-        return Err(format!("[budget] is for the classifier and mvm_error workloads, not {}", wl.name()));
+    if !matches!(wl, WorkloadKind::Classifier | WorkloadKind::MvmError | WorkloadKind::Transformer) {
+        return Err(format!("[budget] is for the classifier, transformer and mvm_error workloads, not {}", wl.name()));
     }
     if !raw.common_random_numbers {
         return Err("[budget] needs common_random_numbers = true: the attribution pairs every configuration trial by trial".into());
@@ -248,9 +248,9 @@ pub(super) fn budget_axis(raw: &RawExperiment, axes: &mut Vec<SweepAxis>, points
     if sources.is_empty() {
         return Err("[budget]: no noise source is on in this configuration; nothing to attribute".into());
     }
-    let n_layers = if layers > 1 { layers } else { 0 };
+    let groups = budget::layer_groups(layer_names, wl == WorkloadKind::Transformer);
     let knobs = if b.sensitivity { budget::knobs(&first.device, &first.periphery) } else { vec![] };
-    let names = budget::labels(&sources, n_layers, &knobs);
+    let names = budget::labels(&sources, &groups, &knobs);
     axes.push(SweepAxis { name: "budget".into(), values: names.iter().map(|n| toml::Value::String(n.clone())).collect(), labels: names });
-    Ok(budget::expand(points, &sources, n_layers, &knobs))
+    Ok(budget::expand(points, &sources, &groups, layer_names.len(), &knobs))
 }

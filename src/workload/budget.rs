@@ -184,19 +184,53 @@ pub fn knobs(d: &DeviceModel, p: &Periphery) -> Vec<Knob> {
 /// The configuration labels of the `budget` axis, in order; with `layers` > 1 also every
 /// layer's noise alone (`only layer k`, all listed sources on in layer k, off in the others) and
 /// every layer's noise removed (`without layer k`).
-pub fn labels(sources: &[Source], layers: usize, knobs: &[Knob]) -> Vec<String> {
+pub fn labels(sources: &[Source], groups: &[LayerGroup], knobs: &[Knob]) -> Vec<String> {
     let mut v = vec!["full".to_string(), "ideal".to_string()];
     v.extend(sources.iter().map(|s| format!("only {}", s.name())));
     v.extend(sources.iter().map(|s| format!("without {}", s.name())));
-    v.extend((0..layers).map(|k| format!("only layer {k}")));
-    v.extend((0..layers).map(|k| format!("without layer {k}")));
+    v.extend(groups.iter().map(|g| format!("only layer {}", g.name)));
+    v.extend(groups.iter().map(|g| format!("without layer {}", g.name)));
     v.extend(knobs.iter().map(Knob::label));
     v
 }
 
 /// Every point of the sweep expanded into its budget configurations (budget varies fastest).
-pub fn expand(points: Vec<SweepPoint>, sources: &[Source], layers: usize, knobs: &[Knob]) -> Vec<SweepPoint> {
-    let names = labels(sources, layers, knobs);
+/// Layers the budget switches on or off together: one layer of a classifier (named by its index),
+/// or one kind of a transformer's matrices (`q`, `ffn1`, `feature`, `head`, ... over all layers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerGroup {
+    pub name: String,
+    pub layers: Vec<usize>,
+}
+
+/// The budget's layer groups: each layer alone (classifiers: more than one layer), or a
+/// transformer's matrices by kind, from their names (`layers.N.KIND`, `pooler`, `head.K`).
+pub fn layer_groups(names: &[String], by_kind: bool) -> Vec<LayerGroup> {
+    if !by_kind {
+        if names.len() < 2 {
+            return vec![];
+        }
+        return (0..names.len()).map(|k| LayerGroup { name: k.to_string(), layers: vec![k] }).collect();
+    }
+    let mut groups: Vec<LayerGroup> = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let kind = match n.split('.').collect::<Vec<_>>().as_slice() {
+            ["layers", _, k] if k.starts_with("feature") => "feature".to_string(),
+            ["layers", _, k] => k.to_string(),
+            [first, ..] => first.to_string(),
+            [] => continue,
+        };
+        match groups.iter_mut().find(|g| g.name == kind) {
+            Some(g) => g.layers.push(i),
+            None => groups.push(LayerGroup { name: kind, layers: vec![i] }),
+        }
+    }
+    groups
+}
+
+pub fn expand(points: Vec<SweepPoint>, sources: &[Source], groups: &[LayerGroup], n_layers: usize, knobs: &[Knob]) -> Vec<SweepPoint> {
+    let names = labels(sources, groups, knobs);
+    let layers = groups.len();
     let s2 = 2 + 2 * sources.len();
     let mut out = Vec::with_capacity(points.len() * names.len());
     for p in points {
@@ -228,10 +262,10 @@ pub fn expand(points: Vec<SweepPoint>, sources: &[Source], layers: usize, knobs:
                 // Layer configurations: the point's settings, with the ideal ones in the layers
                 // whose noise is off.
                 _ => {
-                    let (only, layer) = if k < s2 + layers { (true, k - s2) } else { (false, k - s2 - layers) };
+                    let (only, group) = if k < s2 + layers { (true, k - s2) } else { (false, k - s2 - layers) };
                     let mut q = p.clone();
                     let off = Some((ideal.device.clone(), ideal.periphery.clone()));
-                    q.layer_noise = (0..layers).map(|j| if (j == layer) != only { off.clone() } else { None }).collect();
+                    q.layer_noise = (0..n_layers).map(|j| if groups[group].layers.contains(&j) != only { off.clone() } else { None }).collect();
                     q
                 }
             };

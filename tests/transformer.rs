@@ -1,0 +1,283 @@
+//! The transformer workload end to end: the engine's floating-point path against the independent
+//! f64 reference forward, the GPU against the CPU twins, sample batches against one batch, and
+//! bad input named before any compute with no results written.
+
+mod common;
+
+use aimc::engine::plan::{self, RunConfig};
+use aimc::engine::stages::Stage;
+use aimc::engine::{AdapterInfo, Backend, Buf, EngineError};
+use common::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A tiny PyTorch-named state dict: 2-token-embedding-width models of `d` = 8, 2 heads, 1 layer,
+/// FFN 12, a 2-layer head to 3 classes, vocabulary 10 (0 is padding); optionally a kernel
+/// feature projection `[rows, d_head]`.
+fn state_dict(feature_rows: Option<usize>, seed: u64) -> Vec<u8> {
+    let (d, dff, vocab, classes) = (8usize, 12usize, 10usize, 3usize);
+    let mut t: BTreeMap<String, (Vec<usize>, Vec<f32>)> = BTreeMap::new();
+    let mut s = seed;
+    let mut w = |shape: Vec<usize>, scale: f32| {
+        s += 1;
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = aimc::rng::uniform_signed(n, s).into_iter().map(|x| x * scale).collect();
+        (shape, v)
+    };
+    let inv = 1.0 / (d as f32).sqrt();
+    t.insert("embedding.weight".into(), w(vec![vocab, d], 1.0));
+    t.insert("embed_norm.weight".into(), (vec![d], vec![1.0; d]));
+    t.insert("embed_norm.bias".into(), (vec![d], vec![0.0; d]));
+    let p = "encoder.layers.0.";
+    t.insert(format!("{p}self_attn.in_proj_weight"), w(vec![3 * d, d], 2.0 * inv));
+    t.insert(format!("{p}self_attn.out_proj.weight"), w(vec![d, d], inv));
+    t.insert(format!("{p}self_attn.out_proj.bias"), w(vec![d], 0.1));
+    t.insert(format!("{p}linear1.weight"), w(vec![dff, d], inv));
+    t.insert(format!("{p}linear1.bias"), w(vec![dff], 0.1));
+    t.insert(format!("{p}linear2.weight"), w(vec![d, dff], 1.0 / (dff as f32).sqrt()));
+    t.insert(format!("{p}linear2.bias"), w(vec![d], 0.1));
+    for n in ["norm1", "norm2"] {
+        let g = w(vec![d], 0.2);
+        t.insert(format!("{p}{n}.weight"), (g.0, g.1.iter().map(|v| 1.0 + v).collect()));
+        t.insert(format!("{p}{n}.bias"), w(vec![d], 0.1));
+    }
+    if let Some(rows) = feature_rows {
+        t.insert(format!("{p}self_attn.feature_projection.weight"), w(vec![rows, d / 2], 1.0));
+    }
+    t.insert("classifier.0.weight".into(), w(vec![6, d], inv));
+    t.insert("classifier.0.bias".into(), w(vec![6], 0.1));
+    t.insert("classifier.2.weight".into(), w(vec![classes, 6], 0.5));
+    t.insert("classifier.2.bias".into(), w(vec![classes], 0.1));
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = t.into_iter().map(|(k, (shape, v))| (k, v.iter().flat_map(|x| x.to_le_bytes()).collect(), shape)).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> =
+        bytes.iter().map(|(k, b, s)| (k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())).collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+/// 24 sequences of 20 tokens (ids 1..9, padded with 0 after 6..20 tokens) and labels 0..2.
+fn token_csv() -> String {
+    let mut out = String::new();
+    for r in 0..24usize {
+        let len = 6 + (r * 5) % 15;
+        let toks: Vec<String> = (0..20).map(|i| if i < len { (1 + (r * 7 + i * 3 + i * i) % 9).to_string() } else { "0".into() }).collect();
+        out.push_str(&format!("{},{}\n", toks.join(","), r % 3));
+    }
+    out
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("aimc-transformer-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const IDEAL: &str = "[device]\nmodel = \"ideal\"\n[periphery]\ninp_res_bits = 0\nout_res_bits = 0\nout_noise = 0.0\nout_bound = 0.0\n";
+
+/// An experiment on the tiny model in its own directory; `extra` adds sections or fields.
+fn write_case(name: &str, transformer: &str, extra: &str, feature_rows: Option<usize>) -> PathBuf {
+    let dir = tmp(name);
+    std::fs::write(dir.join("model.safetensors"), state_dict(feature_rows, 7)).unwrap();
+    std::fs::write(dir.join("tokens.csv"), token_csv()).unwrap();
+    let text = format!(
+        "name = \"t\"\nworkload = \"transformer\"\nseed = 5\ntrials = 3\n[model]\npath = \"model.safetensors\"\n[data]\npath = \"tokens.csv\"\n[transformer]\nheads = 2\npad_id = 0\n{transformer}\n{extra}\n[sweep]\nt = [\"1h\", \"1y\"]\n"
+    );
+    let p = dir.join("exp.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn load(p: &Path) -> aimc::config::Experiment {
+    aimc::config::Experiment::load(p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The head's logits of every trial, `[trial][sample][class]`, at the first time: the last
+/// `combine` of the recorded plan.
+fn engine_logits(e: &aimc::config::Experiment) -> Vec<f32> {
+    let p = &e.points[0];
+    let s = p.transformer.as_ref().unwrap();
+    let data = e.data.as_ref().unwrap();
+    let m = s.seq_model(p, data.n_features);
+    let (tokens, lengths) = s.tokens(data);
+    let cfg = RunConfig {
+        device: p.device.clone(),
+        periphery: p.periphery.clone(),
+        gdc: p.gdc,
+        key: aimc::rng::key(e.seed, 0),
+        trials: 2,
+        first_trial: 0,
+        times: vec![e.times[0]],
+        max_chunk: 64,
+        layer_noise: p.layer_noise.clone(),
+    };
+    let mut rec = Recorder::new();
+    plan::run_transformer(&mut rec, &m, &tokens, &lengths, &data.labels, &cfg, &mut |_| {}).unwrap();
+    let last = rec.log.iter().rev().find(|d| d.stage == Stage::Combine).unwrap();
+    f32s(&last.after[6])[..2 * data.len() * 3].to_vec()
+}
+
+/// With an ideal device and perfect converters the engine computes the network in f32: its
+/// logits equal the f64 reference forward's within the f32 error of the whole stack (one layer,
+/// ≤ 20 tokens, sums of ≤ 12 terms: ~1e-6 relative per stage over ~15 stages, on logits of order
+/// 1, observed ~1e-6), for softmax and kernel attention, post- and pre-LN, causal or not.
+#[test]
+fn the_floating_point_path_equals_the_reference_forward() {
+    let cases = [
+        ("softmax", "", None),
+        ("prenorm", "norm_first = true\ncausal = true\npooling = \"cls\"", None),
+        ("kernel", "attention = \"kernel\"\nfeatures = 16", Some(8)),
+        ("kernel_causal", "attention = \"kernel\"\nfeatures = 16\ncausal = true\nrepeat_layers = 2", Some(8)),
+        ("kernel_drawn", "attention = \"kernel\"\nfeatures = 64\nprojection = \"sorf\"\nfeature_map = \"trig\"", None),
+    ];
+    for (name, settings, rows) in cases {
+        let e = load(&write_case(name, settings, IDEAL, rows));
+        let p = &e.points[0];
+        let s = p.transformer.as_ref().unwrap();
+        let data = e.data.as_ref().unwrap();
+        let got = engine_logits(&e);
+        let (tokens, lengths) = s.tokens(data);
+        let seq = data.n_features;
+        let mut worst = 0f64;
+        for r in 0..data.len() {
+            let want = aimc::workload::transformer::reference::logits(s.net(), s, &tokens[r * seq..(r + 1) * seq], lengths[r] as usize);
+            for t in 0..2 {
+                for (c, w) in want.iter().enumerate() {
+                    worst = worst.max((got[(t * data.len() + r) * 3 + c] as f64 - w).abs());
+                }
+            }
+        }
+        assert!(worst < aimc::tolerances::TRANSFORMER_FP_ABS as f64, "{name}: engine logits differ from the f64 reference by {worst}");
+        let fp = s.fp_correct.unwrap();
+        let r = run_ok(&mut cpu(), &e);
+        for c in r.points[0].per_trial_correct.as_ref().unwrap() {
+            assert!(c.abs_diff(fp as u32) <= 1, "{name}: ideal crossbars classify {c} of {} right, the reference {fp}", data.len());
+        }
+    }
+}
+
+/// A backend that reports a small binding limit, so the plan splits the data set into sample
+/// batches.
+struct Limited(aimc::engine::cpu::CpuBackend, u64);
+
+impl Backend for Limited {
+    fn adapter(&self) -> AdapterInfo {
+        self.0.adapter()
+    }
+    fn create(&mut self, label: &str, words: usize) -> Buf {
+        self.0.create(label, words)
+    }
+    fn upload(&mut self, buf: Buf, data: &[u32]) {
+        self.0.upload(buf, data)
+    }
+    fn clear(&mut self, buf: Buf) {
+        self.0.clear(buf)
+    }
+    fn download(&mut self, buf: Buf) -> Result<Vec<u32>, EngineError> {
+        self.0.download(buf)
+    }
+    fn free(&mut self, buf: Buf) {
+        self.0.free(buf)
+    }
+    fn dispatch(&mut self, stage: Stage, p: &aimc::engine::layout::StageParams, b: &[Buf], g: [u32; 3]) {
+        self.0.dispatch(stage, p, b, g)
+    }
+    fn finish(&mut self) -> Result<(), EngineError> {
+        self.0.finish()
+    }
+    fn max_binding_bytes(&self) -> u64 {
+        self.1
+    }
+    fn wg(&self) -> u32 {
+        self.0.wg()
+    }
+    fn set_profiling(&mut self, on: bool) {
+        self.0.set_profiling(on)
+    }
+    fn take_profile(&mut self) -> Result<Option<aimc::engine::profile::Profile>, EngineError> {
+        self.0.take_profile()
+    }
+}
+
+/// Sample batches and trial chunks reproduce one whole run's counts exactly (periphery noise is
+/// keyed by global vector index), with PCM noise on, for both attention kinds.
+#[test]
+fn sample_batches_and_chunks_give_the_whole_run() {
+    for (name, settings, rows) in [("batch_softmax", "", None), ("batch_kernel", "attention = \"kernel\"\nfeatures = 16\ncausal = true", Some(8))] {
+        let e = load(&write_case(name, settings, "[device]\nmodel = \"pcm\"", rows));
+        let whole = run_ok(&mut cpu(), &e);
+        // 16 KiB: one sequence's largest buffer (a 20-token kernel attention's features: 20 · 2
+        // heads · 16 · 4 bytes = 2.5 KiB) fits a few times, so 24 sequences run in batches.
+        let mut small = Limited(cpu(), 16 << 10);
+        let parts = run_ok(&mut small, &e);
+        for (a, b) in whole.points.iter().zip(&parts.points) {
+            assert_eq!(a.per_trial_correct, b.per_trial_correct, "{name} at {}", a.time_label);
+        }
+    }
+}
+
+/// The GPU runs the shipped-style experiment as the CPU twins do: counts within a few sequences
+/// (an ADC step flipped on a near-tie changes a prediction).
+#[test]
+fn the_gpu_classifies_as_the_cpu_twin() {
+    let Some(mut g) = gpu(256) else { return };
+    for (name, settings, rows) in [("gpu_softmax", "", None), ("gpu_kernel", "attention = \"kernel\"\nfeatures = 16", Some(8))] {
+        let e = load(&write_case(name, settings, "[device]\nmodel = \"pcm\"", rows));
+        let (a, b) = (run_ok(&mut cpu(), &e), run_ok(&mut g, &e));
+        for (x, y) in a.points.iter().zip(&b.points) {
+            for (c, d) in x.per_trial_correct.as_ref().unwrap().iter().zip(y.per_trial_correct.as_ref().unwrap()) {
+                assert!(c.abs_diff(*d) <= 2, "{name}: cpu {c} gpu {d} of 24");
+            }
+        }
+    }
+}
+
+fn aimc_cli() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_aimc"))
+}
+
+/// Bad input is named (the field or tensor and the fix) by `check` and `run`, before any compute,
+/// and no results directory is left behind.
+#[test]
+fn bad_input_is_named_and_nothing_is_written() {
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        ("heads", "heads = 2".replace("2", "3"), vec!["heads = 3", "d_model = 8"]),
+        ("odd", "attention = \"kernel\"\nfeatures = 15\nprojection = \"orf\"".into(), vec!["features = 15", "even"]),
+        ("padid", "pad_id = 12".into(), vec!["pad_id = 12", "vocabulary"]),
+    ];
+    for (name, settings, needles) in cases {
+        let p = write_case(name, "", "", None);
+        let text = std::fs::read_to_string(&p).unwrap();
+        let text = if name == "heads" { text.replace("heads = 2", &settings) } else if name == "padid" { text.replace("pad_id = 0", &settings) } else { text.replace("pad_id = 0", &format!("pad_id = 0\n{settings}")) };
+        std::fs::write(&p, text).unwrap();
+        expect_cli_error(&p, &needles);
+    }
+    // A token outside the vocabulary, and padding followed by a token.
+    let p = write_case("vocab", "", "", None);
+    let dir = p.parent().unwrap();
+    std::fs::write(dir.join("tokens.csv"), token_csv().replacen("\n", ",\n", 0).replacen(",0,", ",10,", 1)).unwrap();
+    expect_cli_error(&p, &["token", "10", "vocabulary"]);
+    std::fs::write(dir.join("tokens.csv"), "1,2,0,3,0\n").unwrap();
+    expect_cli_error(&p, &["row 1", "padding"]);
+    // NaN in a tensor.
+    let p = write_case("nan", "", "", None);
+    let mut bytes = std::fs::read(p.parent().unwrap().join("model.safetensors")).unwrap();
+    let n = bytes.len();
+    bytes[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(p.parent().unwrap().join("model.safetensors"), bytes).unwrap();
+    expect_cli_error(&p, &["NaN"]);
+}
+
+fn expect_cli_error(exp: &Path, needles: &[&str]) {
+    for cmd in ["check", "run"] {
+        let out = exp.parent().unwrap().join("out");
+        let extra = if cmd == "run" { vec!["--backend", "cpu", "--out", out.to_str().unwrap()] } else { vec![] };
+        let o = aimc_cli().args([cmd, exp.to_str().unwrap()]).args(extra).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{cmd} should fail: {err}");
+        for n in needles {
+            assert!(err.contains(n), "`aimc {cmd}` error should mention {n:?}: {err}");
+        }
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!out.exists(), "a failed validation must not write results");
+    }
+}

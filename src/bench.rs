@@ -531,7 +531,7 @@ pub fn seeded_encoder(layers: usize, d: usize, heads: u32, dff: usize, seq: usiz
     for _ in 0..layers {
         let (q, k, v, o) = (add(d, d, 0), add(d, d, 0), add(d, d, 0), add(d, d, 0));
         let (ffn1, ffn2) = (add(dff, d, 4), add(d, dff, 0));
-        blocks.push(SeqBlock { q, k, v, o, ffn1, ffn2, norm1: unit_norm.clone(), norm2: unit_norm.clone(), feature_q: None, feature_k: None });
+        blocks.push(SeqBlock { q, k, v, o, ffn1, ffn2, norm1: unit_norm.clone(), norm2: unit_norm.clone(), feature_q: None, feature_k: None, moe: None });
     }
     let head = vec![add(2, d, 0)];
     SeqModel {

@@ -68,6 +68,7 @@ fn pairs() -> Vec<(Stage, &'static str, Value, &'static str)> {
         (Stage::AttentionOut, "ATTN_BLOCK", u(stages::ATTN_BLOCK as u32), "engine::stages::ATTN_BLOCK"),
         (Stage::LinearKv, "ATTN_BLOCK", u(stages::ATTN_BLOCK as u32), "engine::stages::ATTN_BLOCK"),
         (Stage::LinearOut, "ATTN_BLOCK", u(stages::ATTN_BLOCK as u32), "engine::stages::ATTN_BLOCK"),
+        (Stage::MoeGate, "MAX_EXPERTS", u(cpu::moe_gate::MAX_EXPERTS), "engine::cpu::moe_gate::MAX_EXPERTS"),
         (Stage::AttentionSoftmax, "MAX_D_HEAD", u(cpu::attention_softmax::MAX_D_HEAD), "engine::cpu::attention_softmax::MAX_D_HEAD"),
         (Stage::KernelError, "KE_WG", u(cpu::kernel_error::KE_WG as u32), "engine::cpu::kernel_error::KE_WG"),
         // The random-feature map's √2 (twin: cpu::feature_map's SQRT2, the standard library's).

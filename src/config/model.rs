@@ -113,6 +113,9 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
         };
         s.net = Some(net);
         s.check(&ds).map_err(|e| format!("{at}{e}"))?;
+        if s.experts > 0 {
+            s.moe_mapping(p.tile).map_err(|e| format!("{at}transformer.experts = {}, tiers = {} on {}x{} crossbars: {e}", s.experts, s.tiers, p.tile.max_in, p.tile.max_out))?;
+        }
         let key = serde_json::to_string(&*s).expect("settings serialise");
         let fp = *fps.entry(key).or_insert_with(|| reference::fp_correct(s.net(), s, &ds));
         s.fp_correct = Some(fp);
@@ -123,12 +126,12 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
     for want in model.map(|m| m.digital.as_slice()).unwrap_or_default() {
         let hits: Vec<String> = layers
             .iter()
-            .filter(|l| &l.name == want || l.name.rsplit('.').next() == Some(want.as_str()) || l.name.split('.').next() == Some(want.as_str()))
+            .filter(|l| &l.name == want || [l.name.rsplit('.').next(), l.name.split('.').next(), l.name.split('.').nth(2)].contains(&Some(want.as_str())))
             .map(|l| l.name.clone())
             .collect();
         if hits.is_empty() {
             let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
-            return Err(format!("model.digital: {want:?} names no analog matrix; they are {} (or a group: q, k, v, o, ffn1, ffn2, feature_q, pooler, head)", names.join(", ")));
+            return Err(format!("model.digital: {want:?} names no analog matrix; they are {} (or a group: q, k, v, o, ffn1, ffn2, feature_q, router, experts, pooler, head)", names.join(", ")));
         }
         layer_digital.extend(hits);
     }

@@ -218,7 +218,13 @@ pub struct SeqParams {
     /// Global index of this batch's first sequence (the `lengths` and `tokens` buffers hold
     /// this batch only).
     pub sample_offset: u32,
+    /// A routed feed-forward layer: experts E (`moe_gate`, `moe_combine`), experts per token and
+    /// the expert `moe_combine` adds.
+    pub experts: u32,
+    pub top_k: u32,
+    pub expert: u32,
     pub _pad0: u32,
+    pub _pad1: u32,
 }
 
 /// Everything a stage reads as its uniform (binding 0 of every stage).

@@ -83,6 +83,8 @@ macro_rules! stage_table {
             LinearKv         linear_kv         []                      true;
             LinearOut        linear_out        []                      true;
             SeqPool          seq_pool          []                      true;
+            MoeGate          moe_gate          []                      true;
+            MoeCombine       moe_combine       []                      true;
         }
     };
 }

@@ -216,6 +216,7 @@ pub fn layer_groups(names: &[String], by_kind: bool) -> Vec<LayerGroup> {
     for (i, n) in names.iter().enumerate() {
         let kind = match n.split('.').collect::<Vec<_>>().as_slice() {
             ["layers", _, k] if k.starts_with("feature") => "feature".to_string(),
+            ["layers", _, "experts", ..] => "experts".to_string(),
             ["layers", _, k] => k.to_string(),
             [first, ..] => first.to_string(),
             [] => continue,

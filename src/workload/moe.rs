@@ -167,6 +167,24 @@ impl MoeSettings {
     }
 }
 
+/// The fewest tiles of `tiers` tiers with `rows` × `cols` crossbars that hold `layer` under
+/// `strategy`, and its mapping (the transformer's routed layers; `MoeSettings::resolve` with
+/// `arch.tiles = 0` searches the same way).
+pub(crate) fn fit_architecture(layer: &MoeLayer, tiers: u32, rows: u32, cols: u32, strategy: Strategy) -> Result<(Architecture, Mapping), String> {
+    let mut a = Architecture { tiles: 1, tiers, rows, cols, tier_noise: vec![] };
+    a.validate()?;
+    layer.validate()?;
+    let total: u64 = layer.matrices().iter().map(|m| a.chunks(m.inputs, m.outputs)).sum();
+    let first = total.div_ceil(a.tiers as u64).max(1);
+    for tiles in first..=total.max(first) {
+        a.tiles = tiles as u32;
+        if let Ok(m) = map_layer(&a, layer, strategy, None) {
+            return Ok((a, m));
+        }
+    }
+    Err(format!("no tile count up to {total} fits the {strategy:?} mapping"))
+}
+
 /// The co-selection density a co-selection-aware mapping uses, when the routing gives one.
 fn coselection(r: &Routing) -> Option<&[f64]> {
     match r {
@@ -176,7 +194,7 @@ fn coselection(r: &Routing) -> Option<&[f64]> {
 }
 
 /// The noise multipliers of tier `tier`: the table's, else the slope's gradient.
-fn tier_mult(arch: &Architecture, slope: f64, tier: u32) -> TierNoise {
+pub(crate) fn tier_mult(arch: &Architecture, slope: f64, tier: u32) -> TierNoise {
     if !arch.tier_noise.is_empty() {
         return arch.tier_noise(tier);
     }
@@ -187,7 +205,7 @@ fn tier_mult(arch: &Architecture, slope: f64, tier: u32) -> TierNoise {
 /// The tier holding engine tile `t` of a matrix: that of the architecture chunk containing the
 /// tile's centre (the engine's balanced tiles and the architecture's aligned crossbar blocks have
 /// the same counts when `[tile]` matches the crossbar size, and each centre lies in its block).
-fn tier_of(arch: &Architecture, map: &MatrixMap, t: &crate::crossbar::Tile) -> u32 {
+pub(crate) fn tier_of(arch: &Architecture, map: &MatrixMap, t: &crate::crossbar::Tile) -> u32 {
     let in_block = ((t.col_start + t.cols / 2) / arch.rows.max(1)).min(map.in_blocks.saturating_sub(1));
     let out_block = ((t.row_start + t.rows / 2) / arch.cols.max(1)).min(map.out_blocks.saturating_sub(1));
     map.chunks.get((in_block * map.out_blocks + out_block) as usize).map_or(0, |c| c.tier)

@@ -29,6 +29,15 @@ pub enum SeqAttention {
     Kernel { map: u32, s: u32, width: u32 },
 }
 
+/// A routed feed-forward layer (the moe workload's layer inside a transformer): the router and
+/// each expert's pair, indices into [`SeqModel::layers`].
+#[derive(Clone, Debug)]
+pub struct SeqMoe {
+    pub router: usize,
+    pub experts: Vec<(usize, usize)>,
+    pub top_k: u32,
+}
+
 /// One application of an encoder layer: indices into [`SeqModel::layers`] and the LayerNorms
 /// (γ then β).
 #[derive(Clone, Debug)]
@@ -45,6 +54,8 @@ pub struct SeqBlock {
     /// K when it differs.
     pub feature_q: Option<usize>,
     pub feature_k: Option<usize>,
+    /// The feed-forward pair as routed experts (then `ffn1`, `ffn2` are expert 0's).
+    pub moe: Option<SeqMoe>,
 }
 
 /// A transformer classifier as the engine runs it.
@@ -82,7 +93,13 @@ impl SeqModel {
     }
 
     fn d_ff(&self) -> u32 {
-        self.blocks.iter().map(|b| self.layers[b.ffn1].mapped.n_out).max().unwrap_or(0)
+        let ffn1 = |b: &SeqBlock| std::iter::once(b.ffn1).chain(b.moe.iter().flat_map(|m| m.experts.iter().map(|e| e.0))).collect::<Vec<_>>();
+        self.blocks.iter().flat_map(ffn1).map(|li| self.layers[li].mapped.n_out).max().unwrap_or(0)
+    }
+
+    /// Experts of the widest routed layer (0: none).
+    fn experts(&self) -> u32 {
+        self.blocks.iter().filter_map(|b| b.moe.as_ref()).map(|m| m.experts.len() as u32).max().unwrap_or(0)
     }
 
     /// Kernel attention's (s, width), (0, 0) for softmax.
@@ -126,6 +143,18 @@ impl SeqModel {
             shape(b.ffn2, dff, Some(d), &format!("layer {bi} FFN2"))?;
             if b.norm1.len() != 2 * d as usize || b.norm2.len() != 2 * d as usize {
                 return bad(format!("layer {bi}: LayerNorm parameters must be 2 x d_model"));
+            }
+            if let Some(moe) = &b.moe {
+                let e = moe.experts.len() as u32;
+                if e == 0 || e > crate::engine::cpu::moe_gate::MAX_EXPERTS || moe.top_k == 0 || moe.top_k > e {
+                    return bad(format!("layer {bi}: {e} experts with top_k = {} (1 <= top_k <= experts <= {})", moe.top_k, crate::engine::cpu::moe_gate::MAX_EXPERTS));
+                }
+                shape(moe.router, d, Some(e), &format!("layer {bi} router"))?;
+                for (j, &(f1, f2)) in moe.experts.iter().enumerate() {
+                    let h = self.layers[f1].mapped.n_out;
+                    shape(f1, d, None, &format!("layer {bi} expert {j} FFN1"))?;
+                    shape(f2, h, Some(d), &format!("layer {bi} expert {j} FFN2"))?;
+                }
             }
             if let SeqAttention::Kernel { .. } = self.attention {
                 let fq = b.feature_q.ok_or_else(|| EngineError::Invalid(format!("layer {bi}: kernel attention needs a feature projection")))?;
@@ -174,8 +203,9 @@ fn per_sample_words(m: &SeqModel) -> (u64, u64) {
         .unwrap_or(0);
     let act = seq * d;
     let kernel = [seq * heads * s, seq * heads * width, heads * blocks * width * (dh + 1)];
-    let largest = [act, seq * m.d_ff() as u64, scratch].into_iter().chain(kernel).max().unwrap();
-    let total = 7 * act + seq * m.d_ff() as u64 + 3 * scratch + if s > 0 { 2 * kernel[0] + 2 * kernel[1] + kernel[2] } else { 0 };
+    let gates = seq * m.experts() as u64;
+    let largest = [act, seq * m.d_ff() as u64, scratch, gates].into_iter().chain(kernel).max().unwrap();
+    let total = 7 * act + seq * m.d_ff() as u64 + 3 * scratch + if s > 0 { 2 * kernel[0] + 2 * kernel[1] + kernel[2] } else { 0 } + if gates > 0 { 2 * gates + act } else { 0 };
     (largest, total)
 }
 
@@ -229,8 +259,16 @@ pub fn run_transformer(
         .min((CHUNK_BUDGET_BYTES / per_trial.max(1)).max(1) as u32)
         .min((MAX_GROUPS / max_tiles).max(1));
     // Periphery counters: the last application's last vector must fit 32 bits.
-    let apps = m.blocks.len() as u64 * 2 + 1;
-    if apps * samples as u64 * m.seq as u64 * m.heads as u64 >= u32::MAX as u64 {
+    let mut uses = vec![0u64; m.layers.len()];
+    for b in &m.blocks {
+        let fq = b.feature_q.into_iter().chain([b.feature_k.or(b.feature_q)].into_iter().flatten());
+        let moe = b.moe.iter().flat_map(|x| std::iter::once(x.router).chain(x.experts.iter().flat_map(|e| [e.0, e.1])));
+        for li in [b.q, b.k, b.v, b.o, b.ffn1, b.ffn2].into_iter().chain(fq).chain(moe) {
+            uses[li] += 1;
+        }
+    }
+    let apps = uses.iter().zip(0..).map(|(&u, li)| u * vectors_per_sample(m, li) as u64).max().unwrap_or(1);
+    if apps * samples as u64 >= u32::MAX as u64 {
         return Err(EngineError::Invalid(format!("{samples} sequences of {} tokens over {} layers exceed the 2^32 MVM vectors a run numbers; use fewer rows", m.seq, m.blocks.len())));
     }
 
@@ -274,6 +312,8 @@ pub fn run_transformer(
     } else {
         None
     };
+    let e_max = m.experts();
+    let moe_bufs = (e_max > 0).then(|| [be.create("router", words(seq * e_max)), be.create("gates", words(seq * e_max)), be.create("expert_out", words(seq * d))]);
     let head_width = m.head.iter().map(|&li| m.layers[li].mapped.n_out).max().unwrap_or(1).max(d);
     let pooled = be.create("pooled", words(d));
     let hb = [be.create("head0", words(head_width)), be.create("head1", words(head_width))];
@@ -321,7 +361,7 @@ pub fn run_transformer(
                     scale: m.embed_scale,
                     eps: m.eps,
                     sample_offset: s0,
-                    _pad0: 0,
+                    ..SeqParams::default()
                 };
                 let dig = |sp: SeqParams| {
                     let mut p = StageParams::default();
@@ -391,8 +431,23 @@ pub fn run_transformer(
                     } else {
                         x
                     };
-                    analog(be, blk.ffn1, a, f1);
-                    analog(be, blk.ffn2, f1, y);
+                    match (&blk.moe, &moe_bufs) {
+                        (Some(moe), Some([logits, gates, ye])) => {
+                            let e = moe.experts.len() as u32;
+                            analog(be, moe.router, a, *logits);
+                            be.dispatch(Stage::MoeGate, &dig(SeqParams { experts: e, top_k: moe.top_k, ..base }), &[*logits, *gates], grid(rows as u64, wg));
+                            for (j, &(e1, e2)) in moe.experts.iter().enumerate() {
+                                analog(be, e1, a, f1);
+                                analog(be, e2, f1, *ye);
+                                let pc = dig(SeqParams { experts: e, expert: j as u32, ..base });
+                                be.dispatch(Stage::MoeCombine, &pc, &[*gates, *ye, y], grid(rows as u64 * d as u64, wg));
+                            }
+                        }
+                        _ => {
+                            analog(be, blk.ffn1, a, f1);
+                            analog(be, blk.ffn2, f1, y);
+                        }
+                    }
                     be.dispatch(Stage::Residual, &dig(base), &[y, x], grid(rows as u64 * d as u64, wg));
                     if !m.norm_first {
                         layernorm(be, x, n2, tmp);
@@ -438,6 +493,7 @@ pub fn run_transformer(
     all.extend(embed_norm.into_iter().chain(final_norm));
     all.extend(norms.iter().flat_map(|&(a, b)| [a, b]));
     all.extend(kbufs.into_iter().flatten());
+    all.extend(moe_bufs.into_iter().flatten());
     for b in all {
         be.free(b);
     }
@@ -456,9 +512,14 @@ impl SeqModel {
         let mac = |li: usize, vectors: f64| 2.0 * vectors * self.layers[li].mapped.n_in as f64 * self.layers[li].mapped.n_out as f64;
         let mut f = 0.0;
         for b in &self.blocks {
-            for li in [b.q, b.k, b.v, b.o, b.ffn1, b.ffn2] {
+            for li in [b.q, b.k, b.v, b.o] {
                 f += mac(li, seq);
             }
+            // A routed layer's unavoidable work: the router and top_k of its experts per token.
+            f += match &b.moe {
+                None => mac(b.ffn1, seq) + mac(b.ffn2, seq),
+                Some(moe) => mac(moe.router, seq) + moe.top_k as f64 * (mac(moe.experts[0].0, seq) + mac(moe.experts[0].1, seq)),
+            };
             let keys = if self.causal { (len + 1.0) / 2.0 } else { len };
             f += match self.attention {
                 SeqAttention::Softmax => 4.0 * seq * keys * self.d_model as f64,

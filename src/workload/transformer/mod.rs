@@ -128,6 +128,27 @@ pub struct TransformerSettings {
     /// `projection_seed + 1`); false: one shared by both, as in IBM's LRA models.
     #[serde(default)]
     pub separate_qk: bool,
+    /// Experts of a routed feed-forward layer in every layer, on the stacked tiers of 3D tiles
+    /// (0: the dense pair). Sparse upcycling (Komatsuzaki et al., ICLR 2023): each expert starts
+    /// as a copy of the layer's trained pair and the router is drawn from `router_seed`, so in
+    /// floating point the layer computes exactly the dense pair (the gates sum to one over
+    /// identical experts) and any accuracy difference comes from where the experts' crossbars sit.
+    #[serde(default)]
+    pub experts: u32,
+    /// Experts per token (softmax over the chosen router logits).
+    #[serde(default = "two")]
+    pub top_k: u32,
+    /// Tiers stacked per tile; the crossbars are `[tile]`-sized.
+    #[serde(default = "eight")]
+    pub tiers: u32,
+    /// How experts are placed on tiles and tiers: greedy, experts_separated or co_selection.
+    #[serde(default = "greedy")]
+    pub moe_mapping: crate::arch::mapping::Strategy,
+    /// Tier i of L scales programming, drift and read noise by 1 + slope · i / (L − 1).
+    #[serde(default)]
+    pub tier_noise_slope: f64,
+    #[serde(default = "one64")]
+    pub router_seed: u64,
     /// The network, loaded and checked by validation.
     #[serde(skip)]
     pub net: Option<Arc<TransformerNet>>,
@@ -138,6 +159,18 @@ pub struct TransformerSettings {
 
 fn one() -> u32 {
     1
+}
+fn one64() -> u64 {
+    1
+}
+fn two() -> u32 {
+    2
+}
+fn eight() -> u32 {
+    8
+}
+fn greedy() -> crate::arch::mapping::Strategy {
+    crate::arch::mapping::Strategy::Greedy
 }
 fn gelu_exact() -> Activation {
     Activation::GeluExact
@@ -224,8 +257,11 @@ impl TransformerSettings {
 pub struct Matrices {
     pub layers: Vec<crate::workload::io::Linear>,
     pub activations: Vec<Activation>,
-    /// Per stored block: indices of q, k, v, o, ffn1, ffn2, feature_q, feature_k.
+    /// Per stored block: indices of q, k, v, o, ffn1, ffn2, feature_q, feature_k (ffn1 and ffn2
+    /// are expert 0's in a routed layer).
     pub blocks: Vec<[Option<usize>; 8]>,
+    /// Per stored block of a routed layer: the router and each expert's pair.
+    pub moe: Vec<Option<(usize, Vec<(usize, usize)>)>>,
     /// Pooler and head layers in order.
     pub head: Vec<usize>,
 }
@@ -238,7 +274,7 @@ impl TransformerSettings {
         use crate::workload::io::{Linear, Matrix};
         let net = self.net();
         let d_head = net.d_model() / self.heads.max(1) as usize;
-        let (mut layers, mut activations, mut blocks, mut head) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut layers, mut activations, mut blocks, mut head, mut moe) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut push = |l: &Linear, name: String, act: Activation| {
             layers.push(Linear { name, ..l.clone() });
             activations.push(act);
@@ -246,18 +282,27 @@ impl TransformerSettings {
         };
         for (bi, b) in net.blocks.iter().enumerate() {
             let mut idx = [None; 8];
-            for (j, (l, part, act)) in [
-                (&b.q, "q", Activation::None),
-                (&b.k, "k", Activation::None),
-                (&b.v, "v", Activation::None),
-                (&b.o, "o", Activation::None),
-                (&b.ffn1, "ffn1", self.activation),
-                (&b.ffn2, "ffn2", Activation::None),
-            ]
-            .into_iter()
-            .enumerate()
+            for (j, (l, part, act)) in [(&b.q, "q", Activation::None), (&b.k, "k", Activation::None), (&b.v, "v", Activation::None), (&b.o, "o", Activation::None)]
+                .into_iter()
+                .enumerate()
             {
                 idx[j] = Some(push(l, format!("layers.{bi}.{part}"), act));
+            }
+            if self.experts == 0 {
+                idx[4] = Some(push(&b.ffn1, format!("layers.{bi}.ffn1"), self.activation));
+                idx[5] = Some(push(&b.ffn2, format!("layers.{bi}.ffn2"), Activation::None));
+                moe.push(None);
+            } else {
+                let d = net.d_model();
+                let e = self.experts as usize;
+                let router = Linear::dense("", Matrix { rows: e, cols: d, data: router_weights(e, d, self.router_seed, bi) }, vec![0.0; e]);
+                let r = push(&router, format!("layers.{bi}.router"), Activation::None);
+                let pairs: Vec<(usize, usize)> = (0..e)
+                    .map(|j| (push(&b.ffn1, format!("layers.{bi}.experts.{j}.ffn1"), self.activation), push(&b.ffn2, format!("layers.{bi}.experts.{j}.ffn2"), Activation::None)))
+                    .collect();
+                idx[4] = Some(pairs[0].0);
+                idx[5] = Some(pairs[0].1);
+                moe.push(Some((r, pairs)));
             }
             if self.attention == AttentionKind::Kernel {
                 let (wq, wk) = self.feature_projections(bi);
@@ -277,7 +322,7 @@ impl TransformerSettings {
             let act = if i + 1 < net.head.len() { self.head_activation } else { Activation::None };
             head.push(push(l, format!("head.{i}"), act));
         }
-        Matrices { layers, activations, blocks, head }
+        Matrices { layers, activations, blocks, head, moe }
     }
 
     /// The engine's model for a point: the matrices mapped onto its tiles, the digital parts and
@@ -285,10 +330,26 @@ impl TransformerSettings {
     pub fn seq_model(&self, sp: &SweepPoint, seq: usize) -> SeqModel {
         let net = self.net();
         let mx = self.matrices();
-        let layers = crate::workload::analog_layers(&mx.layers, &mx.activations, sp.tile, (&sp.periphery).into());
+        let mut layers = crate::workload::analog_layers(&mx.layers, &mx.activations, sp.tile, (&sp.periphery).into());
+        // Each expert's (and router's) crossbars carry the noise of the tier holding them.
+        if let Ok((arch, mapping)) = self.moe_mapping(sp.tile) {
+            for (r, pairs) in mx.moe.iter().flatten() {
+                let mut set = |li: usize, map: &crate::arch::mapping::MatrixMap| {
+                    layers[li].mapped.set_tile_noise(|t| {
+                        let m = crate::workload::moe::tier_mult(&arch, self.tier_noise_slope, crate::workload::moe::tier_of(&arch, map, t));
+                        [m.prog as f32, m.drift as f32, m.read as f32]
+                    })
+                };
+                set(*r, mapping.router());
+                for (j, &(a, b)) in pairs.iter().enumerate() {
+                    set(a, mapping.ffn1(j as u32));
+                    set(b, mapping.ffn2(j as u32));
+                }
+            }
+        }
         let blocks: Vec<SeqBlock> = (0..self.repeat_layers.max(1))
-            .flat_map(|_| net.blocks.iter().zip(&mx.blocks))
-            .map(|(b, i)| SeqBlock {
+            .flat_map(|_| net.blocks.iter().zip(mx.blocks.iter().zip(&mx.moe)))
+            .map(|(b, (i, moe))| SeqBlock {
                 q: i[0].unwrap(),
                 k: i[1].unwrap(),
                 v: i[2].unwrap(),
@@ -299,6 +360,7 @@ impl TransformerSettings {
                 norm2: b.norm2.packed(),
                 feature_q: i[6],
                 feature_k: i[7],
+                moe: moe.as_ref().map(|(r, pairs)| crate::engine::plan::SeqMoe { router: *r, experts: pairs.clone(), top_k: self.top_k }),
             })
             .collect();
         let rows = self.projection_rows();
@@ -329,6 +391,14 @@ impl TransformerSettings {
             },
             causal: self.causal,
         }
+    }
+
+    /// The routed layers' 3D architecture (the fewest tiles of `tiers` tiers of `tile`-sized
+    /// crossbars that hold one layer's router and experts) and their mapping.
+    pub fn moe_mapping(&self, tile: crate::crossbar::TileShape) -> Result<(crate::arch::tiers::Architecture, crate::arch::mapping::Mapping), String> {
+        let net = self.net();
+        let layer = crate::arch::tiers::MoeLayer { d_model: net.d_model() as u32, d_ff: net.d_ff() as u32, experts: self.experts, top_k: self.top_k, d_out: 0 };
+        crate::workload::moe::fit_architecture(&layer, self.tiers, tile.max_in, tile.max_out, self.moe_mapping)
     }
 
     /// Token ids and non-padding lengths of a data set whose rows are token sequences.
@@ -387,6 +457,18 @@ impl TransformerSettings {
                 }
             }
         }
+        if self.experts > 0 {
+            let max = crate::engine::cpu::moe_gate::MAX_EXPERTS;
+            if self.experts > max || self.top_k == 0 || self.top_k > self.experts {
+                return Err(format!("transformer.experts = {}, top_k = {}: need 1 <= top_k <= experts <= {max}", self.experts, self.top_k));
+            }
+            if !(self.tier_noise_slope.is_finite() && self.tier_noise_slope > -1.0) {
+                return Err(format!("transformer.tier_noise_slope = {}: must be > -1 (multipliers stay positive)", self.tier_noise_slope));
+            }
+            if self.tiers == 0 {
+                return Err("transformer.tiers = 0: must be >= 1 (tiers stacked per tile)".into());
+            }
+        }
         if net.head.is_empty() {
             return Err("the state dict has no classifier head (classifier.weight)".into());
         }
@@ -441,4 +523,16 @@ pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
             ..TimeMetrics::default()
         })
         .collect())
+}
+
+/// A routed layer's router for stored layer `block`: Philox normals scaled 1/√d_model from
+/// `seed` (each layer its own stream), as the moe workload draws its router.
+fn router_weights(experts: usize, d: usize, seed: u64, block: usize) -> Vec<f32> {
+    let key = crate::rng::key(seed, 0x5246_0000 | block as u32);
+    let scale = 1.0 / (d as f64).sqrt();
+    (0..(experts * d).div_ceil(4))
+        .flat_map(|b| crate::rng::normal4_f64(crate::rng::philox4x32_10([b as u32, block as u32, 0x52, 0], key)))
+        .take(experts * d)
+        .map(|v| (v * scale) as f32)
+        .collect()
 }

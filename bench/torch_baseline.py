@@ -7,7 +7,13 @@ normal drift exponent, 1/f read noise, global drift compensation, 7-bit DAC with
 management, output noise 0.06, 9-bit ADC with bound 12, 512 x 512 tiles. Iterative bound
 management is left out (it only adds work to this baseline). Rates are credited as aimc credits
 its own: case (a) in weights (device-state samples) per second, case (c) in GEMM-equivalent FLOP/s
-(2 per MAC of the 1024 x 1024 layer, batch 256, 256 trials).
+(2 per MAC of the 1024 x 1024 layer, batch 256, 256 trials). Cases (i) and (j) run a noisy
+transformer encoder the same way (every matrix its own per-trial device state, DAC, output noise,
+ADC and GDC; LayerNorm, softmax attention, GELU and mean pooling in FP32): (i) the shape of the
+shipped LRA model (d 64, 2 heads, FFN 128, 2 weight-shared layers, 128 tokens), (j) BERT-base
+(12 layers, hidden 768, 12 heads, FFN 3072, 384 tokens), credited in FLOP/s as aimc credits them
+(`SeqModel::flops_per_sequence`: 2 per MAC of every analog matrix, 4·seq·keys·d per layer for
+attention).
 
     python3 bench/torch_baseline.py            # needs a CUDA GPU and torch
 """
@@ -60,6 +66,46 @@ def inference(w, x, trials, tile=512):
     return y * xm[None] * alpha[:, None, None]
 
 
+def inference_per_trial(w, x, tile=512):
+    """`inference` with per-trial inputs x [trials, tokens, in] (every layer after the first)."""
+    trials = x.shape[0]
+    we = device_state(w, trials)
+    alpha = w.abs().sum() / we.abs().sum(dim=(1, 2)).clamp_min(1e-12)
+    xm = x.abs().amax(dim=2, keepdim=True).clamp_min(1e-12)
+    xq = quant(x / xm, 7, 1.0)
+    y = 0.0
+    for k in range(0, w.shape[1], tile):
+        yt = torch.matmul(xq[:, :, k : k + tile], we[:, :, k : k + tile].transpose(1, 2))
+        yt = yt + 0.06 * torch.randn_like(yt)
+        y = y + quant(yt, 9, 12.0)
+    return y * xm * alpha[:, None, None]
+
+
+def encoder(weights, x, trials, heads, shared=1):
+    """A post-LN encoder of noisy crossbars over token activations x [tokens, d] (one sequence
+    batch, flattened), for `trials` programmings: [trials, tokens, d] after mean pooling's input."""
+    ln = torch.nn.functional.layer_norm
+    h = x.expand(trials, *x.shape).contiguous()
+    for _ in range(shared):
+        for wq, wk, wv, wo, w1, w2 in weights:
+            t, n, d = h.shape
+            q, k, v = (inference_per_trial(m, h).view(t, n, heads, d // heads).transpose(1, 2) for m in (wq, wk, wv))
+            a = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(t, n, d)
+            h = ln(h + inference_per_trial(wo, a), (d,))
+            f = torch.nn.functional.gelu(inference_per_trial(w1, h))
+            h = ln(h + inference_per_trial(w2, f), (d,))
+    return h
+
+
+def transformer_case(name, layers, d, heads, dff, seq, seqs, trials, shared, bell):
+    weights = [(bell(d, d), bell(d, d), bell(d, d), bell(d, d), bell(dff, d), bell(d, dff)) for _ in range(layers)]
+    x = bell(seq, d)
+    t = timed(lambda: [encoder(weights, x, trials, heads, shared) for _ in range(seqs)], 1)
+    flops = seqs * trials * layers * shared * (2 * seq * (4 * d * d + 2 * d * dff) + 4 * seq * seq * d)
+    print(f"{name}: {seqs} sequences x {trials} trials in {t:.3f} s: {flops / t / 1e12:.3f} TFLOP/s, {seqs * trials / t:.1f} sequence-trials/s")
+    return t / (seqs * trials)
+
+
 def timed(f, reps):
     f()
     torch.cuda.synchronize()
@@ -82,6 +128,10 @@ def main():
     w, x = bell(1024, 1024), bell(256, 1024)
     tc = timed(lambda: [inference(w, x, 32) for _ in range(8)], 3)
     print(f"(c) batched inference 1024x1024, batch 256, 256 trials: {2 * 256 * 1024 * 1024 * 256 / tc / 1e12:.3f} TFLOP/s")
+    # (i) the shipped LRA shape; (j) BERT-base, one noisy pass per sequence.
+    transformer_case("(i) LRA-shaped encoder, d 64, 128 tokens", 1, 64, 2, 128, 128, 8, 64, 2, bell)
+    per = transformer_case("(j) BERT-base-sized encoder, 384 tokens", 12, 768, 12, 3072, 384, 4, 1, 1, bell)
+    print(f"(j) SQuAD dev (10,570 sequences), one noisy pass: {10570 * per:.0f} s")
 
 
 if __name__ == "__main__":

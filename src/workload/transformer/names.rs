@@ -398,7 +398,7 @@ fn shape_s(shape: &[usize]) -> String {
 /// Checks `t`'s shape; `why` says where the expected shape comes from and what to fix.
 fn check_shape(t: &Tensor, want: &[usize], why: &str) -> Result<(), String> {
     if t.shape != want {
-        return Err(format!("tensor {} has shape {} but {} needs {} ({why})", t.name, shape_s(&t.shape), shape_s(want), shape_s(want)));
+        return Err(format!("tensor {} has shape {} but needs {} ({why})", t.name, shape_s(&t.shape), shape_s(want)));
     }
     Ok(())
 }

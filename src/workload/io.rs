@@ -130,7 +130,8 @@ pub fn npy_bytes(m: &Matrix) -> Vec<u8> {
     out
 }
 
-fn tensor_f32(t: &safetensors::tensor::TensorView) -> Result<Vec<f32>, String> {
+/// A float tensor (F32, F64, F16, BF16) as f32 values; other dtypes are refused.
+pub(crate) fn tensor_f32(t: &safetensors::tensor::TensorView) -> Result<Vec<f32>, String> {
     use safetensors::Dtype;
     let d = t.data();
     Ok(match t.dtype() {

@@ -20,8 +20,8 @@ pub mod io;
 pub mod kernel;
 pub mod model;
 pub mod moe;
-pub mod transformer;
 pub mod mvm_error;
+pub mod transformer;
 pub mod weight_error;
 
 pub use model::*;

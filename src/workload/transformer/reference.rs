@@ -1,14 +1,442 @@
-//! The independent f64 forward pass of the transformer workload (to be written).
+//! The independent f64 forward pass of the transformer workload: the floating-point baseline
+//! (`fp_correct`) and the oracle the engine's noiseless path is compared with. Written apart
+//! from the engine (plain loops over the plain-data [`TransformerNet`], f64 throughout, the f32
+//! weights widened exactly), so that a shared misreading is unlikely. The semantics below are
+//! the contract with the engine (Vaswani et al. 2017; Devlin et al., BERT, 2019; Choromanski et
+//! al., FAVOR+, ICLR 2021, for the kernel path):
+//!
+//! - **Length.** `len` = the index of the first `pad_id` token (the whole sequence without
+//!   `pad_id`); padding trails. Keys j ≥ len are masked, pooling reads i < len, and nothing at a
+//!   padding position reaches a non-padding one (every other step is per token), so the forward
+//!   runs on the first `len` tokens alone.
+//! - **Embedding.** x_i = E[tok_i]·embed_scale + pos_i (+ token-type row 0), pos_i Vaswani's
+//!   sinusoid (in f64) or the learned row i; then `embed_norm`. LayerNorm is
+//!   (x − mean)/√(var + ε)·γ + β with the biased variance (PyTorch), ε = `layer_norm_eps`.
+//! - **Layers.** The stored blocks in order, the whole stack `repeat_layers` times. Post-LN:
+//!   x = LN1(x + O(Attn(x))); x = LN2(x + FFN2(act(FFN1 x))). Pre-LN (`norm_first`):
+//!   x = x + O(Attn(LN1 x)); x = x + FFN2(act(FFN1(LN2 x))). Then `final_norm`.
+//! - **Softmax attention.** Q, K, V Linear (with biases); head h is outputs h·d_head..(h+1)·d_head;
+//!   scores q_i·k_j/√d_head over j < len (and j ≤ i when causal), max-subtracted softmax, times V.
+//! - **Kernel attention.** Per layer b, (W_q, W_k) = `settings.feature_projections(b)` (the same
+//!   in every repetition); per head x̃ = x·d_head^(−1/4) for q and k, y = W x̃ (r rows),
+//!   n = ‖x̃‖²; positive: φ = [exp(y − n/2), exp(−y − n/2)]/√(2r); trig:
+//!   φ = exp(n/2)·[sin y, cos y]/√r; relu: φ = exp(−n/2)·max(y, 0)/√r (the constants of
+//!   `features::KernelSpec::features` with s = r). out_i = Σ_j (φq_i·φk_j) v_j / Σ_j (φq_i·φk_j)
+//!   over the allowed keys, formed as φq_i·S / φq_i·z with S = Σ_j φk_j v_jᵀ, z = Σ_j φk_j (prefix
+//!   sums over j ≤ i when causal): the same sums, associated differently.
+//! - **Pooling and head.** Mean over i < len, or token 0 (`cls`); then the pooler tanh(dense x)
+//!   when the net has one; then the head's Linear layers with `head_activation` between them
+//!   (none after the last). `Activation::apply` gives the activations (`gelu_exact` the erf form).
+//! - **Prediction.** The first index of the largest logit.
 
-use super::{TransformerNet, TransformerSettings};
-use crate::workload::io::Dataset;
+use super::{feature_input_scale, AttentionKind, Pooling, TransformerNet, TransformerSettings};
+use crate::features::SoftmaxFeatures;
+use crate::workload::io::{Dataset, Linear, Matrix};
+
+/// A Linear layer widened to f64.
+struct Lin {
+    rows: usize,
+    cols: usize,
+    w: Vec<f64>,
+    b: Vec<f64>,
+}
+
+impl Lin {
+    fn new(l: &Linear) -> Lin {
+        Lin { rows: l.weight.rows, cols: l.weight.cols, w: wide(&l.weight.data), b: wide(&l.bias) }
+    }
+
+    /// y = W x + b for one vector.
+    fn apply(&self, x: &[f64], y: &mut [f64]) {
+        for (r, out) in y.iter_mut().enumerate().take(self.rows) {
+            let row = &self.w[r * self.cols..(r + 1) * self.cols];
+            *out = self.b[r] + row.iter().zip(x).map(|(a, b)| a * b).sum::<f64>();
+        }
+    }
+
+    /// The layer on each of the `n` rows of `x` (`n × cols`), giving `n × rows`.
+    fn rows_of(&self, x: &[f64], n: usize) -> Vec<f64> {
+        let mut y = vec![0.0; n * self.rows];
+        for i in 0..n {
+            self.apply(&x[i * self.cols..(i + 1) * self.cols], &mut y[i * self.rows..(i + 1) * self.rows]);
+        }
+        y
+    }
+}
+
+fn wide(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+struct Ln {
+    gamma: Vec<f64>,
+    beta: Vec<f64>,
+}
+
+impl Ln {
+    fn new(n: &super::Norm) -> Ln {
+        Ln { gamma: wide(&n.gamma), beta: wide(&n.beta) }
+    }
+
+    /// LayerNorm of every row of `x` (rows of d), in place.
+    fn apply(&self, x: &mut [f64], eps: f64) {
+        let d = self.gamma.len();
+        for row in x.chunks_exact_mut(d) {
+            let mean = row.iter().sum::<f64>() / d as f64;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / d as f64;
+            let inv = 1.0 / (var + eps).sqrt();
+            for (c, v) in row.iter_mut().enumerate() {
+                *v = (*v - mean) * inv * self.gamma[c] + self.beta[c];
+            }
+        }
+    }
+}
+
+/// Kernel attention's projections of one layer, `[rows][d_head]` each.
+struct Features {
+    rows: usize,
+    q: Vec<f64>,
+    k: Vec<f64>,
+}
+
+struct PBlock {
+    q: Lin,
+    k: Lin,
+    v: Lin,
+    o: Lin,
+    ffn1: Lin,
+    ffn2: Lin,
+    norm1: Ln,
+    norm2: Ln,
+    features: Option<Features>,
+}
+
+/// The net and settings prepared once (weights widened, projections drawn) for many sequences.
+struct Prepared<'a> {
+    net: &'a TransformerNet,
+    s: &'a TransformerSettings,
+    d: usize,
+    heads: usize,
+    d_head: usize,
+    embed_norm: Option<Ln>,
+    blocks: Vec<PBlock>,
+    final_norm: Option<Ln>,
+    pooler: Option<Lin>,
+    head: Vec<Lin>,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(net: &'a TransformerNet, s: &'a TransformerSettings) -> Prepared<'a> {
+        let d = net.d_model();
+        let heads = s.heads as usize;
+        assert!(heads > 0 && d % heads == 0, "transformer.heads = {heads} must divide d_model = {d} (validation checks this)");
+        let d_head = d / heads;
+        let blocks = net
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(b, blk)| {
+                let features = (s.attention == AttentionKind::Kernel).then(|| {
+                    let (q, k): (Matrix, Matrix) = s.feature_projections(b);
+                    assert!(q.cols == d_head && k.cols == d_head && q.rows == k.rows, "feature projections of layer {b} must be [rows, d_head = {d_head}]");
+                    Features { rows: q.rows, q: wide(&q.data), k: wide(&k.data) }
+                });
+                PBlock {
+                    q: Lin::new(&blk.q),
+                    k: Lin::new(&blk.k),
+                    v: Lin::new(&blk.v),
+                    o: Lin::new(&blk.o),
+                    ffn1: Lin::new(&blk.ffn1),
+                    ffn2: Lin::new(&blk.ffn2),
+                    norm1: Ln::new(&blk.norm1),
+                    norm2: Ln::new(&blk.norm2),
+                    features,
+                }
+            })
+            .collect();
+        Prepared {
+            net,
+            s,
+            d,
+            heads,
+            d_head,
+            embed_norm: net.embed_norm.as_ref().map(Ln::new),
+            blocks,
+            final_norm: net.final_norm.as_ref().map(Ln::new),
+            pooler: net.pooler.as_ref().map(Lin::new),
+            head: net.head.iter().map(Lin::new).collect(),
+        }
+    }
+
+    /// x_i = E[tok_i]·embed_scale + pos_i (+ token type), then the embedding LayerNorm.
+    fn embed(&self, tokens: &[u32]) -> Vec<f64> {
+        let (d, net) = (self.d, self.net);
+        let mut x = vec![0.0; tokens.len() * d];
+        for (p, &t) in tokens.iter().enumerate() {
+            let t = t as usize;
+            assert!(t < net.vocab(), "token id {t} at position {p} is outside the vocabulary of {} (validation checks this)", net.vocab());
+            if let Some(max) = net.max_positions() {
+                assert!(p < max, "position {p} is past the {max} learned positions (validation checks this)");
+            }
+            for c in 0..d {
+                let pos = match &net.positions {
+                    super::Positions::Sinusoidal => super::net::sinusoid(p, c, d),
+                    super::Positions::Learned(m) => m.data[p * d + c] as f64,
+                };
+                let tt = net.token_type.as_ref().map_or(0.0, |r| r[c] as f64);
+                x[p * d + c] = net.embedding.data[t * d + c] as f64 * self.s.embed_scale + pos + tt;
+            }
+        }
+        if let Some(n) = &self.embed_norm {
+            n.apply(&mut x, self.s.layer_norm_eps);
+        }
+        x
+    }
+
+    /// Multi-head attention of the `n` rows of `h` (before O).
+    fn attention(&self, blk: &PBlock, h: &[f64], n: usize) -> Vec<f64> {
+        let (q, k, v) = (blk.q.rows_of(h, n), blk.k.rows_of(h, n), blk.v.rows_of(h, n));
+        let (d, dh) = (self.d, self.d_head);
+        let mut out = vec![0.0; n * d];
+        for hd in 0..self.heads {
+            let slice = |m: &[f64], i: usize| -> Vec<f64> { m[i * d + hd * dh..i * d + (hd + 1) * dh].to_vec() };
+            let qs: Vec<Vec<f64>> = (0..n).map(|i| slice(&q, i)).collect();
+            let ks: Vec<Vec<f64>> = (0..n).map(|i| slice(&k, i)).collect();
+            let vs: Vec<Vec<f64>> = (0..n).map(|i| slice(&v, i)).collect();
+            let heads_out = match &blk.features {
+                None => softmax_attention(&qs, &ks, &vs, self.s.causal),
+                Some(f) => {
+                    let scale = feature_input_scale(dh);
+                    let phi = |w: &[f64], x: &[f64]| {
+                        let xs: Vec<f64> = x.iter().map(|v| v * scale).collect();
+                        feature_map(self.s.feature_map, w, f.rows, &xs)
+                    };
+                    let pq: Vec<Vec<f64>> = qs.iter().map(|x| phi(&f.q, x)).collect();
+                    let pk: Vec<Vec<f64>> = ks.iter().map(|x| phi(&f.k, x)).collect();
+                    linear_attention(&pq, &pk, &vs, self.s.causal)
+                }
+            };
+            for (i, o) in heads_out.iter().enumerate() {
+                out[i * d + hd * dh..i * d + (hd + 1) * dh].copy_from_slice(o);
+            }
+        }
+        out
+    }
+
+    /// The feed-forward pair on every row.
+    fn ffn(&self, blk: &PBlock, h: &[f64], n: usize) -> Vec<f64> {
+        let mut a = blk.ffn1.rows_of(h, n);
+        for v in &mut a {
+            *v = self.s.activation.apply(*v);
+        }
+        blk.ffn2.rows_of(&a, n)
+    }
+
+    /// The final hidden states of the first `len` tokens, `[len][d_model]`.
+    fn hidden(&self, tokens: &[u32]) -> Vec<f64> {
+        let (n, eps) = (tokens.len(), self.s.layer_norm_eps);
+        let mut x = self.embed(tokens);
+        for _ in 0..self.s.repeat_layers.max(1) {
+            for blk in &self.blocks {
+                if self.s.norm_first {
+                    let mut h = x.clone();
+                    blk.norm1.apply(&mut h, eps);
+                    add(&mut x, &blk.o.rows_of(&self.attention(blk, &h, n), n));
+                    let mut h = x.clone();
+                    blk.norm2.apply(&mut h, eps);
+                    add(&mut x, &self.ffn(blk, &h, n));
+                } else {
+                    let a = blk.o.rows_of(&self.attention(blk, &x, n), n);
+                    add(&mut x, &a);
+                    blk.norm1.apply(&mut x, eps);
+                    let f = self.ffn(blk, &x, n);
+                    add(&mut x, &f);
+                    blk.norm2.apply(&mut x, eps);
+                }
+            }
+        }
+        if let Some(nf) = &self.final_norm {
+            nf.apply(&mut x, eps);
+        }
+        x
+    }
+
+    fn logits(&self, tokens: &[u32], len: usize) -> Vec<f64> {
+        assert!(len >= 1 && len <= tokens.len(), "sequence length {len} of {} tokens: a sequence needs a non-padding token first", tokens.len());
+        if let Some(pad) = self.s.pad_id {
+            assert!(tokens[len..].iter().all(|&t| t == pad), "padding must trail the sequence (validation checks this)");
+        }
+        let d = self.d;
+        let x = self.hidden(&tokens[..len]);
+        let mut pooled = match self.s.pooling {
+            Pooling::Mean => (0..d).map(|c| (0..len).map(|i| x[i * d + c]).sum::<f64>() / len as f64).collect::<Vec<f64>>(),
+            Pooling::Cls => x[..d].to_vec(),
+        };
+        if let Some(p) = &self.pooler {
+            let mut y = vec![0.0; d];
+            p.apply(&pooled, &mut y);
+            pooled = y.iter().map(|v| v.tanh()).collect();
+        }
+        let last = self.head.len() - 1;
+        for (i, l) in self.head.iter().enumerate() {
+            let mut y = vec![0.0; l.rows];
+            l.apply(&pooled, &mut y);
+            if i < last {
+                y.iter_mut().for_each(|v| *v = self.s.head_activation.apply(*v));
+            }
+            pooled = y;
+        }
+        pooled
+    }
+}
+
+fn add(x: &mut [f64], y: &[f64]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// Exact attention of one head: rows of q, k, v (`d_head` each), keys j ≤ i when causal.
+pub fn softmax_attention(q: &[Vec<f64>], k: &[Vec<f64>], v: &[Vec<f64>], causal: bool) -> Vec<Vec<f64>> {
+    let n = q.len();
+    let dh = v.first().map_or(0, Vec::len);
+    let scale = 1.0 / (q.first().map_or(1, Vec::len) as f64).sqrt();
+    let mut out = vec![vec![0.0; dh]; n];
+    for i in 0..n {
+        let keys = if causal { i + 1 } else { n };
+        let scores: Vec<f64> = (0..keys).map(|j| dot(&q[i], &k[j]) * scale).collect();
+        let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let w: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+        let sum: f64 = w.iter().sum();
+        for (j, wj) in w.iter().enumerate() {
+            for c in 0..dh {
+                out[i][c] += wj / sum * v[j][c];
+            }
+        }
+    }
+    out
+}
+
+/// Linear attention of one head from the features of queries and keys: out_i =
+/// Σ_j (φq_i·φk_j) v_j / Σ_j (φq_i·φk_j), keys j ≤ i when causal (by prefix sums).
+pub fn linear_attention(pq: &[Vec<f64>], pk: &[Vec<f64>], v: &[Vec<f64>], causal: bool) -> Vec<Vec<f64>> {
+    let n = pq.len();
+    let m = pq.first().map_or(0, Vec::len);
+    let dh = v.first().map_or(0, Vec::len);
+    let mut s = vec![0.0; m * dh];
+    let mut z = vec![0.0; m];
+    let accumulate = |j: usize, s: &mut Vec<f64>, z: &mut Vec<f64>| {
+        for f in 0..m {
+            z[f] += pk[j][f];
+            for c in 0..dh {
+                s[f * dh + c] += pk[j][f] * v[j][c];
+            }
+        }
+    };
+    if !causal {
+        for j in 0..n {
+            accumulate(j, &mut s, &mut z);
+        }
+    }
+    let mut out = vec![vec![0.0; dh]; n];
+    for i in 0..n {
+        if causal {
+            accumulate(i, &mut s, &mut z);
+        }
+        let den = dot(&pq[i], &z);
+        for c in 0..dh {
+            let num: f64 = (0..m).map(|f| pq[i][f] * s[f * dh + c]).sum();
+            out[i][c] = num / den;
+        }
+    }
+    out
+}
+
+/// Kernel attention's features of one already scaled input x̃ (`d_head`) through the projection
+/// `w` (`rows × d_head`): 2·rows values for the paired maps (the + or sin block first), rows for
+/// ReLU. The constants are those of `features::KernelSpec::features` with s = rows.
+pub fn feature_map(map: SoftmaxFeatures, w: &[f64], rows: usize, x: &[f64]) -> Vec<f64> {
+    let dh = x.len();
+    let n = dot(x, x);
+    let c = 1.0 / (rows as f64).sqrt();
+    let y: Vec<f64> = (0..rows).map(|r| dot(&w[r * dh..(r + 1) * dh], x)).collect();
+    match map {
+        SoftmaxFeatures::Positive => {
+            let c2 = c * std::f64::consts::FRAC_1_SQRT_2;
+            y.iter().map(|y| c2 * (y - n / 2.0).exp()).chain(y.iter().map(|y| c2 * (-y - n / 2.0).exp())).collect()
+        }
+        SoftmaxFeatures::Trig => {
+            let h = c * (n / 2.0).exp();
+            y.iter().map(|y| h * y.sin()).chain(y.iter().map(|y| h * y.cos())).collect()
+        }
+        SoftmaxFeatures::Relu => {
+            let h = c * (-n / 2.0).exp();
+            y.iter().map(|y| h * y.max(0.0)).collect()
+        }
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The non-padding length of a sequence: the index of the first `pad_id`, else its length.
+pub fn seq_len(tokens: &[u32], pad_id: Option<u32>) -> usize {
+    pad_id.and_then(|p| tokens.iter().position(|&t| t == p)).unwrap_or(tokens.len())
+}
 
 /// Logits of one sequence (`tokens`, its first `len` not padding), f64 throughout.
-pub fn logits(_net: &TransformerNet, _s: &TransformerSettings, _tokens: &[u32], _len: usize) -> Vec<f64> {
-    Vec::new()
+pub fn logits(net: &TransformerNet, s: &TransformerSettings, tokens: &[u32], len: usize) -> Vec<f64> {
+    Prepared::new(net, s).logits(tokens, len)
+}
+
+/// The final hidden states `[len][d_model]` of a sequence's first `len` tokens (before pooling).
+pub fn hidden(net: &TransformerNet, s: &TransformerSettings, tokens: &[u32], len: usize) -> Vec<f64> {
+    Prepared::new(net, s).hidden(&tokens[..len])
+}
+
+/// The token ids of a data set's row (`x` holds them as f32, one row per sequence).
+pub fn row_tokens(data: &Dataset, row: usize) -> Vec<u32> {
+    let n = data.n_features;
+    data.x[row * n..(row + 1) * n]
+        .iter()
+        .map(|&v| {
+            assert!(v >= 0.0 && v.fract() == 0.0 && v < 4294967296.0, "row {row}: token id {v} is not a non-negative integer (validation checks this)");
+            v as u32
+        })
+        .collect()
+}
+
+/// The f64 forward's predicted class of every row (the first largest logit), on two threads;
+/// the result does not depend on the thread count (rows are independent).
+pub fn fp_predictions(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) -> Vec<usize> {
+    const THREADS: usize = 2;
+    let p = Prepared::new(net, s);
+    let n = data.len();
+    let chunk = n.div_ceil(THREADS).max(1);
+    let predict = |row: usize| {
+        let tokens = row_tokens(data, row);
+        argmax(&p.logits(&tokens, seq_len(&tokens, s.pad_id)))
+    };
+    std::thread::scope(|sc| {
+        let handles: Vec<_> =
+            (0..n).step_by(chunk).map(|start| sc.spawn(move || (start..(start + chunk).min(n)).map(predict).collect::<Vec<usize>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().expect("reference forward thread")).collect()
+    })
+}
+
+/// The first index of the largest value.
+pub fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
 }
 
 /// Correct predictions of the f64 forward over a token data set.
-pub fn fp_correct(_net: &TransformerNet, _s: &TransformerSettings, _data: &Dataset) -> u64 {
-    0
+pub fn fp_correct(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) -> u64 {
+    fp_predictions(net, s, data).iter().zip(&data.labels).filter(|(p, &l)| **p == l as usize).count() as u64
 }

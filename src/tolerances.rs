@@ -93,6 +93,6 @@ pub const INSIGHT_CLIPPED_ABS: f64 = 0.001;
 /// relative), sums of ≤ 64 terms add ≤ √64 · 6e-8 ≈ 5e-7 relative, LayerNorm divides by the
 /// row's σ (errors relative to the row, not amplified beyond γ/σ · 1e-6 for σ ≳ 0.1), the erf
 /// GELU is within 1.5e-7 and attention's exponentials within a few ulp; over ~20 stages on
-/// logits of order 1–10 that is ≲ 1e-4. Observed in tests/transformer.rs: see there. Any
+/// logits of order 1–10 that is ≲ 1e-4. Observed in tests/transformer.rs: ≤ 2e-7. Any
 /// formula or indexing difference moves a logit by 1e-2 or more.
 pub const TRANSFORMER_FP_ABS: f32 = 2e-4;

@@ -146,6 +146,7 @@ fn the_floating_point_path_equals_the_reference_forward() {
                 }
             }
         }
+        eprintln!("{name}: largest logit difference {worst:.2e}");
         assert!(worst < aimc::tolerances::TRANSFORMER_FP_ABS as f64, "{name}: engine logits differ from the f64 reference by {worst}");
         let fp = s.fp_correct.unwrap();
         let r = run_ok(&mut cpu(), &e);

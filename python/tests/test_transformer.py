@@ -170,9 +170,10 @@ def sinusoids(seq, d):
     return np.where(np.arange(d) % 2 == 0, np.sin(a), np.cos(a))
 
 
-def numpy_forward(model, tokens, pad_id=None, embed_scale=1.0):
-    """The logits [n, classes] of a TransformerModel: per sequence, its non-padding tokens (the
-    padding keys are masked and nothing else mixes tokens, so the padded rows change nothing)."""
+def numpy_forward(model, tokens, pad_id=None, embed_scale=1.0, pooled=False):
+    """The logits [n, classes] of a TransformerModel (or the pooled vectors [n, d] before the
+    head): per sequence, its non-padding tokens (the padding keys are masked and nothing else
+    mixes tokens, so the padded rows change nothing)."""
     t = {k: v.astype(np.float64) for k, v in model.tensors.items()}
     s = model.settings
     d, heads, eps = t["embedding.weight"].shape[1], s["heads"], s["layer_norm_eps"]
@@ -215,12 +216,27 @@ def numpy_forward(model, tokens, pad_id=None, embed_scale=1.0):
         if "encoder.norm.weight" in t:
             x = _ln(x, t["encoder.norm.weight"], t["encoder.norm.bias"], eps)
         h = x.mean(0)
+        if pooled:
+            out.append(h)
+            continue
         for j, k in enumerate(heads_w):
             h = h @ t[k + ".weight"].T + t[k + ".bias"]
             if j + 1 < len(heads_w):
                 h = ACTS[s["head_activation"]](h)
         out.append(h)
     return np.array(out)
+
+
+def centre_head(model, tokens, pad_id=0):
+    """Re-centres the first head layer on the data's pooled vectors: mean pooling makes every
+    sequence's vector close to the others, so a random head would give one class to all and the
+    accuracy would not notice a wrong step upstream; centred and scaled, predictions spread over
+    the classes and depend on every part of the forward."""
+    first = "classifier.0" if "classifier.0.weight" in model.tensors else "classifier"
+    pooled = numpy_forward(model, tokens, pad_id, pooled=True)
+    w = model.tensors[first + ".weight"].astype(np.float64) / pooled.std(0).mean()
+    model.tensors[first + ".weight"] = w.astype(np.float32)
+    model.tensors[first + ".bias"] = (-w @ pooled.mean(0)).astype(np.float32)
 
 
 def read_safetensors(path):
@@ -399,8 +415,10 @@ def test_fp_baseline_equals_a_numpy_forward(tmp_path, variant):
     else:
         m = aimc.from_torch(tiny(rng, norm_first=True, learned=True, final_norm=True))
     tok = padded_tokens(rng)
+    centre_head(m, tok)
     logits = numpy_forward(m, tok, pad_id=0)
     pred = np.argmax(logits, axis=1)
+    assert len(set(pred)) == 3
     # Half the labels agree with the forward, so a different forward moves the baseline off 0.5.
     y = np.where(np.arange(len(tok)) % 2 == 0, pred, (pred + 1) % 3)
     want = float(np.mean(pred == y))
@@ -409,6 +427,7 @@ def test_fp_baseline_equals_a_numpy_forward(tmp_path, variant):
     assert r.fp_baseline == want
     assert r.data["config"]["transformer"]["heads"] == 2
     for p in r.points:
+        assert p["fp"] == want
         assert len(p["per_trial"]) == 4
         assert all(abs(v - want) <= 2 / len(tok) + 1e-12 for v in p["per_trial"]), p["per_trial"]
 

@@ -52,7 +52,13 @@ class Results:
 
     @property
     def fp_baseline(self):
-        return self.data.get("fp_baseline")
+        """The floating-point accuracy: results.json's, else the one all points share (a
+        transformer run records it per point; None where points differ, e.g. a state_dict sweep)."""
+        fp = self.data.get("fp_baseline")
+        if fp is None:
+            per_point = {p.get("fp") for p in self.points}
+            fp = per_point.pop() if len(per_point) == 1 else None
+        return fp
 
     def per_trial(self):
         """One row per (point, time, trial): series, sweep labels, time, trial, value."""

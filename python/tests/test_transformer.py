@@ -391,6 +391,9 @@ def test_transformer_builds_the_document(monkeypatch, tmp_path):
     m.save(tmp_path / "m.safetensors", seq=4)
     aimc.transformer((tmp_path / "m.safetensors", {"heads": 2}), tok, [0, 1], trials=2)
     assert seen["doc"]["transformer"] == {"heads": 2} and seen["doc"]["model"]["path"] == str((tmp_path / "m.safetensors").resolve())
+    # None removes a model's setting (here the padding id read from padding_idx).
+    aimc.transformer(m, tok, [0, 1], settings={"pad_id": None})
+    assert "pad_id" not in seen["doc"]["transformer"] and seen["doc"]["transformer"]["heads"] == 2
     with pytest.raises(ValueError, match="transformer__FIELD"):
         aimc.transformer(m, tok, [0, 1], layers__x=1)
     with pytest.raises(ValueError, match=r"tokens must be \[n, seq\]"):

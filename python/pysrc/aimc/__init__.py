@@ -210,11 +210,11 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
 
     Settings, each overriding the model's: `attention` ("softmax", the default, or "kernel"),
     `features` (kernel attention's m, default 256), `pad_id` (default: the token embedding's
-    padding_idx), `pooling` ("mean", the default, or "cls"), `embed_scale` (default 1; √d_model
-    for Vaswani-style models), `settings` (any `[transformer]` field), `digital` (matrices that
-    stay digital: `layers.0.q`, or kinds `q`, `ffn1`, `head`, ...). `overrides` set device,
-    periphery and transformer fields: `device__drift_scale=0.5`, `periphery__out_res_bits=8`,
-    `transformer__causal=True`."""
+    padding_idx; `settings={"pad_id": None}` for none), `pooling` ("mean", the default, or
+    "cls"), `embed_scale` (default 1; √d_model for Vaswani-style models), `settings` (any
+    `[transformer]` field; None removes one), `digital` (matrices that stay digital: `layers.0.q`,
+    or kinds `q`, `ffn1`, `head`, ...). `overrides` set device, periphery and transformer fields:
+    `device__drift_scale=0.5`, `periphery__out_res_bits=8`, `transformer__causal=True`."""
     if isinstance(model, tuple) and len(model) == 2:
         model, settings = model[0], {**model[1], **(settings or {})}
     if isinstance(model, TransformerModel):
@@ -237,6 +237,7 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     for key, value in (("attention", attention), ("features", features), ("pad_id", pad_id), ("pooling", pooling), ("embed_scale", embed_scale)):
         if value is not None:
             s[key] = value
+    s = {k: v for k, v in s.items() if v is not None}  # settings={"pad_id": None} removes the model's
     with tempfile.TemporaryDirectory(prefix="aimc-") as tmp:
         tmp = pathlib.Path(tmp)
         if isinstance(model, TransformerModel):

@@ -8,7 +8,6 @@ import json
 import math
 import pathlib
 import struct
-import tomllib
 
 import numpy as np
 import pytest
@@ -329,6 +328,7 @@ def test_from_torch_refuses_what_it_cannot_map_by_class_name():
         ([emb, layer(activation=silu), head], r"module 1.activation is silu; aimc maps GELU"),
         ([layer(), head], r"module 0 is TransformerEncoderLayer; a transformer classifier starts with its token nn.Embedding"),
         ([emb, head], r"module 1 is Linear; expected"),
+        ([MultiheadAttention(8, 2, rng), head], r"module 0 is MultiheadAttention; a transformer classifier starts .* inside nn.TransformerEncoderLayer"),
         ([emb, layer()], r"no classifier head"),
     ]
     for model, message in cases:
@@ -364,6 +364,7 @@ def test_the_state_dict_written_is_the_models(tmp_path):
 
 def test_transformer_builds_the_document(monkeypatch, tmp_path):
     """The experiment aimc.transformer hands the engine: settings given here override the model's."""
+    import tomllib
     seen = {}
 
     def fake_run(text, path, backend, out, trials, quiet):

@@ -204,7 +204,7 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     """Accuracy over trials of a transformer classifier on token sequences (the `transformer`
     workload): every static-weight matrix on noisy crossbars, embedding, LayerNorm, attention,
     residual adds and pooling digital. `model` is a `TransformerModel` (from `from_torch`) or the
-    path of a .safetensors state dict (PyTorch or BERT names; docs/transformer.md) with its
+    path of a .safetensors state dict (PyTorch or BERT names; docs/transformer-names.md) with its
     `[transformer]` settings in `settings` (at least "heads"). `tokens` [n, seq] are integer
     ids, padding (`pad_id`) trailing each row; `labels` [n] the classes.
 
@@ -495,6 +495,16 @@ def _head_index(name: str) -> int:
     return int(part) if part.isdigit() else 0
 
 
+def _hint(kind: str) -> str:
+    """What to do about a module kind that has a near miss in the transformer mapping."""
+    if kind == "MultiheadAttention":
+        return " (aimc maps attention inside nn.TransformerEncoderLayer, with its norms and feed-forward pair)"
+    if "Position" in kind:
+        return (" (a model without a position nn.Embedding runs with Vaswani's sinusoids added, from_torch(..., "
+                "positions='sinusoidal'); remove a sinusoidal encoding module from the children, or use a learned nn.Embedding)")
+    return ""
+
+
 def _where(i: int, name: str) -> str:
     """A module in messages: its index in the expanded children, and its name where that says more."""
     return f"module {i}" if name == str(i) else f"module {i} ({name})"
@@ -631,7 +641,7 @@ def _transformer_from_torch(module, positions: str) -> TransformerModel:
         where = _where(i, name)
         if stage == "embedding":
             if kind != "Embedding":
-                raise ValueError(f"from_torch: {where} is {kind}; a transformer classifier starts with its token nn.Embedding")
+                raise ValueError(f"from_torch: {where} is {kind}; a transformer classifier starts with its token nn.Embedding{_hint(kind)}")
             if getattr(m, "max_norm", None) is not None:
                 raise ValueError(f"from_torch: {where} (Embedding) has max_norm, which rescales rows at lookup; aimc looks rows up as stored")
             tensors["embedding.weight"] = _numpy(m.weight)
@@ -683,13 +693,7 @@ def _transformer_from_torch(module, positions: str) -> TransformerModel:
                 "layers": "more encoder layers, a final nn.LayerNorm or the head's nn.Linear",
                 "head": "the head's nn.Linear layers with one activation (GELU, ReLU, Tanh) between them",
             }[stage]
-            hint = ""
-            if kind == "MultiheadAttention":
-                hint = " (aimc maps attention inside nn.TransformerEncoderLayer, with its norms and feed-forward pair)"
-            elif "Positional" in kind or "Position" in kind:
-                hint = (" (a model without a position nn.Embedding runs with Vaswani's sinusoids added, from_torch(..., "
-                        "positions='sinusoidal'); remove a sinusoidal encoding module from the children, or use a learned nn.Embedding)")
-            raise ValueError(f"from_torch: {where} is {kind}; expected {expected} here{hint}. aimc maps a transformer classifier of "
+            raise ValueError(f"from_torch: {where} is {kind}; expected {expected} here{_hint(kind)}. aimc maps a transformer classifier of "
                              "nn.Embedding, nn.LayerNorm, nn.TransformerEncoder(Layer) and a Linear head; fold or remove the others")
     if stage == "embedding":
         raise ValueError("from_torch: no token nn.Embedding found")

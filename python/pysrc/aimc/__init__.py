@@ -9,6 +9,8 @@ extension, no copy of the engine), for notebooks.
     r = aimc.classifier([(W1, b1), (W2, b2)], x, y, times=["1h", "1y"], trials=500)
     r = aimc.weight_error(W, times=["1s", "1d"], trials=200)
     layers, activation = aimc.from_torch(torch_sequential)
+    model = aimc.from_torch(torch_transformer_classifier)               # a TransformerModel
+    r = aimc.transformer(model, tokens, labels, times=["1h", "10y"], trials=100)
 
 Errors are ValueErrors carrying the CLI's messages (they name the field or file and the fix);
 progress goes to stderr.
@@ -28,7 +30,7 @@ import numpy as np
 
 from ._aimc import __version__, run_toml as _run_toml
 
-__all__ = ["run", "classifier", "weight_error", "from_torch", "Results", "to_toml", "__version__"]
+__all__ = ["run", "classifier", "weight_error", "transformer", "from_torch", "TransformerModel", "Results", "to_toml", "__version__"]
 
 
 class Results:
@@ -50,7 +52,13 @@ class Results:
 
     @property
     def fp_baseline(self):
-        return self.data.get("fp_baseline")
+        """The floating-point accuracy: results.json's, else the one all points share (a
+        transformer run records it per point; None where points differ, e.g. a state_dict sweep)."""
+        fp = self.data.get("fp_baseline")
+        if fp is None:
+            per_point = {p.get("fp") for p in self.points}
+            fp = per_point.pop() if len(per_point) == 1 else None
+        return fp
 
     def per_trial(self):
         """One row per (point, time, trial): series, sweep labels, time, trial, value."""
@@ -188,9 +196,75 @@ def weight_error(w, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int
         return Results(json.loads(text), directory)
 
 
-def from_torch(module) -> tuple[list, str | list]:
+def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 100, device: str = "pcm",
+                gdc: str = "readout", attention: str | None = None, features: int | None = None, pad_id: int | None = None,
+                pooling: str | None = None, embed_scale: float | None = None, seed: int = 0, backend: str = "auto",
+                out: str | None = None, quiet: bool = False, settings: dict | None = None, digital: Sequence[str] | None = None,
+                **overrides) -> Results:
+    """Accuracy over trials of a transformer classifier on token sequences (the `transformer`
+    workload): every static-weight matrix on noisy crossbars, embedding, LayerNorm, attention,
+    residual adds and pooling digital. `model` is a `TransformerModel` (from `from_torch`) or the
+    path of a .safetensors state dict (PyTorch or BERT names; docs/transformer-names.md) with its
+    `[transformer]` settings in `settings` (at least "heads"). `tokens` [n, seq] are integer
+    ids, padding (`pad_id`) trailing each row; `labels` [n] the classes.
+
+    Settings, each overriding the model's: `attention` ("softmax", the default, or "kernel"),
+    `features` (kernel attention's m, default 256), `pad_id` (default: the token embedding's
+    padding_idx; `settings={"pad_id": None}` for none), `pooling` ("mean", the default, or
+    "cls"), `embed_scale` (default 1; √d_model for Vaswani-style models), `settings` (any
+    `[transformer]` field; None removes one), `digital` (matrices that stay digital: `layers.0.q`,
+    or kinds `q`, `ffn1`, `head`, ...). `overrides` set device, periphery and transformer fields:
+    `device__drift_scale=0.5`, `periphery__out_res_bits=8`, `transformer__causal=True`."""
+    if isinstance(model, tuple) and len(model) == 2:
+        model, settings = model[0], {**model[1], **(settings or {})}
+    if isinstance(model, TransformerModel):
+        base = dict(model.settings)
+    elif isinstance(model, (str, os.PathLike)):
+        if not pathlib.Path(model).is_file():
+            raise ValueError(f"{model}: no such state dict; give a .safetensors file or a TransformerModel from from_torch")
+        base = {}
+    else:
+        raise ValueError(f"model is {type(model).__name__}; give a TransformerModel (aimc.from_torch) or a .safetensors path with settings=")
+    tok = np.asarray(tokens)
+    y = np.asarray(labels)
+    if tok.ndim != 2 or y.shape != (tok.shape[0],):
+        raise ValueError(f"tokens must be [n, seq] token ids and labels [n]; got tokens {tok.shape}, labels {y.shape}")
+    for what, a in (("tokens", tok), ("labels", y)):
+        v = a.astype(np.float64)
+        if not np.all(np.isfinite(v) & (v >= 0) & (v == np.round(v))):
+            raise ValueError(f"{what} must be non-negative integers (token ids and class indices)")
+    s = {**base, **(settings or {})}
+    for key, value in (("attention", attention), ("features", features), ("pad_id", pad_id), ("pooling", pooling), ("embed_scale", embed_scale)):
+        if value is not None:
+            s[key] = value
+    s = {k: v for k, v in s.items() if v is not None}  # settings={"pad_id": None} removes the model's
+    with tempfile.TemporaryDirectory(prefix="aimc-") as tmp:
+        tmp = pathlib.Path(tmp)
+        if isinstance(model, TransformerModel):
+            model.save(tmp / "model.safetensors", seq=tok.shape[1])
+            path = tmp / "model.safetensors"
+        else:
+            path = pathlib.Path(model).resolve()
+        rows = np.column_stack([tok.astype(np.int64), y.astype(np.int64)])
+        np.savetxt(tmp / "tokens.csv", rows, delimiter=",", fmt="%d")
+        doc = _document("transformer", seed, trials, gdc, device, times, overrides, sections=("device", "periphery", "transformer"))
+        doc["model"] = {"path": str(path)}
+        if digital:
+            doc["model"]["digital"] = [str(v) for v in digital]
+        doc["data"] = {"path": str(tmp / "tokens.csv")}
+        doc["transformer"] = {**s, **doc["transformer"]}
+        text, directory = _run_toml(to_toml(doc), str(tmp / "transformer.toml"), backend, out or "results/transformer", None, quiet)
+        return Results(json.loads(text), directory)
+
+
+def from_torch(module, positions: str = "sinusoidal"):
     """An `nn.Sequential` of Linear and Conv2d layers as ([layer, ...], activation), for
-    `classifier`. A Linear layer is (W, b); a Conv2d layer is a dict with its 4-D "weight"
+    `classifier`; a transformer classifier (an `nn.Embedding` first, then an encoder) as a
+    `TransformerModel`, for `transformer` (see `_transformer_from_torch` for what it maps;
+    `positions` says what a model without a position `nn.Embedding` adds: "sinusoidal",
+    Vaswani's, or "none").
+
+    The Sequential case: a Linear layer is (W, b); a Conv2d layer is a dict with its 4-D "weight"
     [out, in, kh, kw], "bias", "stride", "padding" and, when a MaxPool2d or AvgPool2d follows
     it (after its activation), "pool", "pool_size" and "pool_stride". aimc maps a Conv2d as
     aihwkit does (unfolded kernel x in-channels rows, out-channels columns, one MVM per output
@@ -203,6 +277,8 @@ def from_torch(module) -> tuple[list, str | list]:
     into the Linear after it (W' = W diag(s), b' = b + W (beta - s mean)). Anything else is
     refused by name: aimc never drops a layer silently. Works by class name, so torch itself is
     not imported here."""
+    if _is_transformer(module):
+        return _transformer_from_torch(module, positions)
     children = _flatten_sequential(module)
     layers, acts = [], []   # acts[i]: the activation after layer i
     pending = None          # a BatchNorm1d waiting for the next Linear: (scale, shift)
@@ -351,19 +427,323 @@ def _batchnorm(m, i: int) -> tuple[np.ndarray, np.ndarray]:
     return scale, beta - scale * mean
 
 
+# ---- Transformers --------------------------------------------------------------------------
+
+# Classes that make a module a transformer classifier for from_torch (the decoder kinds are
+# here so that they are refused by name rather than as a stray Sequential layer).
+_TRANSFORMER_KINDS = ("Embedding", "TransformerEncoder", "TransformerEncoderLayer", "MultiheadAttention",
+                      "Transformer", "TransformerDecoder", "TransformerDecoderLayer")
+_CONTAINERS = ("Sequential", "ModuleList")
+_SKIPPED = ("Dropout", "Identity")
+
+
+class TransformerModel:
+    """A transformer classifier for `transformer`: its weights as a state dict with PyTorch
+    `nn.TransformerEncoder` names (NumPy float32: `embedding.weight`, optional
+    `pos_embedding.weight` and `embed_norm.*`, `encoder.layers.N.self_attn.in_proj_weight`, ...,
+    optional `encoder.norm.*`, `classifier.weight` or `classifier.K.weight`) and its
+    `[transformer]` settings (heads, norm_first, activation, head_activation, layer_norm_eps,
+    pooling, pad_id). `positions` is "learned" (the state dict has them), "sinusoidal" (aimc adds
+    Vaswani's) or "none" (the model adds no positions: `transformer` writes a zero table)."""
+
+    def __init__(self, tensors: dict, settings: dict, positions: str = "sinusoidal"):
+        if positions not in ("learned", "sinusoidal", "none"):
+            raise ValueError(f"positions = {positions!r}: use 'learned', 'sinusoidal' or 'none'")
+        if (positions == "learned") != ("pos_embedding.weight" in tensors):
+            raise ValueError(f"positions = {positions!r} but the state dict {'lacks' if positions == 'learned' else 'has'} pos_embedding.weight")
+        self.tensors = {k: np.asarray(v, dtype=np.float32) for k, v in tensors.items()}
+        self.settings = dict(settings)
+        self.positions = positions
+
+    @property
+    def d_model(self) -> int:
+        return int(self.tensors["embedding.weight"].shape[1])
+
+    @property
+    def vocab(self) -> int:
+        return int(self.tensors["embedding.weight"].shape[0])
+
+    @property
+    def layers(self) -> int:
+        return len({k.split(".")[2] for k in self.tensors if k.startswith("encoder.layers.")})
+
+    @property
+    def classes(self) -> int:
+        heads = sorted((k for k in self.tensors if k.startswith("classifier.") and k.endswith(".weight")), key=_head_index)
+        return int(self.tensors[heads[-1]].shape[0])
+
+    def state_dict(self, seq: int | None = None) -> dict:
+        """The tensors to write; with positions "none", a zero position table of `seq` rows
+        (adding zeros is adding no positions)."""
+        if self.positions != "none":
+            return dict(self.tensors)
+        if seq is None:
+            raise ValueError("a model without positions needs the sequence length for its zero position table")
+        return dict(self.tensors, **{"pos_embedding.weight": np.zeros((seq, self.d_model), np.float32)})
+
+    def save(self, path: str | os.PathLike, seq: int | None = None) -> None:
+        """Writes the state dict as .safetensors (the file `[model] path` names)."""
+        _write_safetensors(pathlib.Path(path), self.state_dict(seq))
+
+    def __repr__(self) -> str:
+        return (f"TransformerModel(d_model {self.d_model}, vocab {self.vocab}, {self.layers} layers, {self.classes} classes, "
+                f"positions {self.positions!r}, settings {self.settings!r})")
+
+
+def _head_index(name: str) -> int:
+    part = name.split(".")[1]
+    return int(part) if part.isdigit() else 0
+
+
+def _hint(kind: str) -> str:
+    """What to do about a module kind that has a near miss in the transformer mapping."""
+    if kind == "MultiheadAttention":
+        return " (aimc maps attention inside nn.TransformerEncoderLayer, with its norms and feed-forward pair)"
+    if "Position" in kind:
+        return (" (a model without a position nn.Embedding runs with Vaswani's sinusoids added, from_torch(..., "
+                "positions='sinusoidal'); remove a sinusoidal encoding module from the children, or use a learned nn.Embedding)")
+    return ""
+
+
+def _where(i: int, name: str) -> str:
+    """A module in messages: its index in the expanded children, and its name where that says more."""
+    return f"module {i}" if name == str(i) else f"module {i} ({name})"
+
+
+def _is_transformer(module) -> bool:
+    if type(module).__name__ in _TRANSFORMER_KINDS:
+        return True
+    return any(type(m).__name__ in _TRANSFORMER_KINDS for _, m in _named_modules(module))
+
+
+def _named_modules(module) -> list:
+    """(name, module) of a model's children in order, Sequentials and ModuleLists expanded
+    (dotted names, as PyTorch prints them); a bare module is its own only child."""
+    if type(module).__name__ in _TRANSFORMER_KINDS:
+        return [(type(module).__name__, module)]
+    if hasattr(module, "named_children"):
+        children = list(module.named_children())
+    elif hasattr(module, "children"):
+        children = [(str(i), m) for i, m in enumerate(module.children())]
+    else:
+        children = [(str(i), m) for i, m in enumerate(module)]
+    out = []
+    for name, m in children:
+        if type(m).__name__ in _CONTAINERS:
+            out.extend((f"{name}.{sub}", x) for sub, x in _named_modules(m))
+        else:
+            out.append((name, m))
+    return out
+
+
+def _activation_name(a, where: str) -> str:
+    """aimc's name of a PyTorch activation given as a module (GELU, ReLU, Tanh) or a function
+    (F.gelu, F.relu, torch.tanh, a functools.partial of F.gelu with approximate=...)."""
+    kind = type(a).__name__
+    if kind == "GELU":
+        return "gelu" if getattr(a, "approximate", "none") == "tanh" else "gelu_exact"
+    if kind in ("ReLU", "Tanh"):
+        return kind.lower()
+    if kind == "partial" and getattr(getattr(a, "func", None), "__name__", None) == "gelu" and not getattr(a, "args", ()):
+        approx = (getattr(a, "keywords", None) or {}).get("approximate", "none")
+        if approx in ("none", "tanh"):
+            return "gelu" if approx == "tanh" else "gelu_exact"
+    name = getattr(a, "__name__", None)
+    if callable(a) and name in ("gelu", "relu", "tanh"):
+        return {"gelu": "gelu_exact", "relu": "relu", "tanh": "tanh"}[name]
+    raise ValueError(f"from_torch: {where} is {name or kind}; aimc maps GELU (exact or approximate='tanh'), ReLU and Tanh")
+
+
+def _layernorm(m, d: int, where: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """A LayerNorm over the last d features as (gamma, beta, eps); no affine part is ones and zeros."""
+    shape = tuple(getattr(m, "normalized_shape", (d,)))
+    if shape != (d,):
+        raise ValueError(f"from_torch: {where} (LayerNorm) normalises over {shape}; aimc normalises each token's {d} features, ({d},)")
+    w, b = getattr(m, "weight", None), getattr(m, "bias", None)
+    gamma = _numpy(w) if w is not None else np.ones(d, np.float32)
+    beta = _numpy(b) if b is not None else np.zeros(d, np.float32)
+    return gamma, beta, float(getattr(m, "eps", 1e-5))
+
+
+def _linear(m, where: str, cols: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A Linear's (W [out, in], b [out]); no bias is zeros; `cols` checks its input width."""
+    w = _numpy(m.weight)
+    if w.ndim != 2:
+        raise ValueError(f"from_torch: {where} has a {w.ndim}-D weight; a Linear's is [out, in]")
+    if cols is not None and w.shape[1] != cols:
+        raise ValueError(f"from_torch: {where} takes {w.shape[1]} inputs but what comes before it has {cols} features")
+    b = getattr(m, "bias", None)
+    return w, (_numpy(b) if b is not None else np.zeros(w.shape[0], np.float32))
+
+
+def _encoder_layer(layer, n: int, d: int, where: str) -> tuple[dict, dict]:
+    """One nn.TransformerEncoderLayer as state-dict tensors (`encoder.layers.N.*`) and the
+    settings it implies (heads, norm_first, activation, layer_norm_eps)."""
+    kind = type(layer).__name__
+    if kind != "TransformerEncoderLayer":
+        raise ValueError(f"from_torch: {where} is {kind}; an encoder's layers must be nn.TransformerEncoderLayer "
+                         "(self-attention, linear1/linear2, norm1/norm2)")
+    a = layer.self_attn
+    if type(a).__name__ != "MultiheadAttention":
+        raise ValueError(f"from_torch: {where}.self_attn is {type(a).__name__}; aimc maps nn.MultiheadAttention")
+    e = int(getattr(a, "embed_dim", d))
+    if e != d:
+        raise ValueError(f"from_torch: {where}.self_attn has embed_dim {e} but the token embedding is {d} wide")
+    if getattr(a, "kdim", e) != e or getattr(a, "vdim", e) != e:
+        raise ValueError(f"from_torch: {where}.self_attn (MultiheadAttention) has kdim {a.kdim} / vdim {a.vdim} != embed_dim {e}; "
+                         "aimc maps self-attention, where keys and values are the tokens themselves")
+    if getattr(a, "bias_k", None) is not None or getattr(a, "bias_v", None) is not None or getattr(a, "add_zero_attn", False):
+        raise ValueError(f"from_torch: {where}.self_attn (MultiheadAttention) has add_bias_kv or add_zero_attn; "
+                         "aimc's attention has no extra key/value rows")
+    p = f"encoder.layers.{n}."
+    t = {}
+    if getattr(a, "in_proj_weight", None) is not None:
+        t[p + "self_attn.in_proj_weight"] = _numpy(a.in_proj_weight)
+    else:  # the separate form (_qkv_same_embed_dim False): stacked here, rows Q, K, V
+        t[p + "self_attn.in_proj_weight"] = np.concatenate([_numpy(getattr(a, f"{x}_proj_weight")) for x in "qkv"])
+    if t[p + "self_attn.in_proj_weight"].shape != (3 * d, d):
+        raise ValueError(f"from_torch: {where}.self_attn's Q, K, V weights are {t[p + 'self_attn.in_proj_weight'].shape}, expected ({3 * d}, {d})")
+    bias = getattr(a, "in_proj_bias", None)
+    t[p + "self_attn.in_proj_bias"] = _numpy(bias) if bias is not None else np.zeros(3 * d, np.float32)
+    t[p + "self_attn.out_proj.weight"], t[p + "self_attn.out_proj.bias"] = _linear(a.out_proj, f"{where}.self_attn.out_proj", d)
+    t[p + "linear1.weight"], t[p + "linear1.bias"] = _linear(layer.linear1, f"{where}.linear1", d)
+    t[p + "linear2.weight"], t[p + "linear2.bias"] = _linear(layer.linear2, f"{where}.linear2", t[p + "linear1.weight"].shape[0])
+    if t[p + "linear2.weight"].shape[0] != d:
+        raise ValueError(f"from_torch: {where}.linear2 has {t[p + 'linear2.weight'].shape[0]} outputs; the residual needs {d}")
+    eps = []
+    for norm in ("norm1", "norm2"):
+        t[p + norm + ".weight"], t[p + norm + ".bias"], e_ = _layernorm(getattr(layer, norm), d, f"{where}.{norm}")
+        eps.append(e_)
+    heads = int(a.num_heads)
+    settings = {"heads": heads, "norm_first": bool(getattr(layer, "norm_first", False)),
+                "activation": _activation_name(layer.activation, f"{where}.activation"), "layer_norm_eps": eps}
+    return t, settings
+
+
+def _transformer_from_torch(module, positions: str) -> TransformerModel:
+    """A transformer classifier whose children are, in order: the token `nn.Embedding`; an
+    optional second `nn.Embedding` (learned positions, added to the token embeddings); an
+    optional `nn.LayerNorm` after the embedding sum; an `nn.TransformerEncoder` (or
+    `nn.TransformerEncoderLayer`s; with its optional final `norm`, or an `nn.LayerNorm` after
+    it); the head, `nn.Linear` layers with one kind of activation (GELU, ReLU, Tanh) between
+    them. Dropout and Identity are skipped, Sequentials and ModuleLists expanded. The forward
+    aimc runs is: x = E[tokens]·embed_scale + positions, the LayerNorm, the layers (post- or
+    pre-LN, softmax attention over the non-padding keys), the final norm, mean pooling over the
+    non-padding tokens (or `pooling="cls"`: the first token), the head."""
+    if positions not in ("sinusoidal", "none"):
+        raise ValueError(f"from_torch: positions = {positions!r}: use 'sinusoidal' (aimc adds Vaswani's sinusoids) or 'none' "
+                         "(the model adds no positions); learned positions come from a second nn.Embedding")
+    mods = [(i, name, m) for i, (name, m) in enumerate(_named_modules(module)) if type(m).__name__ not in _SKIPPED]
+    tensors, layer_settings, head, head_acts = {}, [], [], []
+    d, stage, eps, pad_id, final = None, "embedding", [], None, False
+    for i, name, m in mods:
+        kind = type(m).__name__
+        where = _where(i, name)
+        if stage == "embedding":
+            if kind != "Embedding":
+                raise ValueError(f"from_torch: {where} is {kind}; a transformer classifier starts with its token nn.Embedding{_hint(kind)}")
+            if getattr(m, "max_norm", None) is not None:
+                raise ValueError(f"from_torch: {where} (Embedding) has max_norm, which rescales rows at lookup; aimc looks rows up as stored")
+            tensors["embedding.weight"] = _numpy(m.weight)
+            d = tensors["embedding.weight"].shape[1]
+            pad_id = getattr(m, "padding_idx", None)
+            stage = "positions"
+        elif kind == "Embedding" and stage == "positions":
+            if getattr(m, "max_norm", None) is not None:
+                raise ValueError(f"from_torch: {where} (Embedding) has max_norm; aimc adds position rows as stored")
+            w = _numpy(m.weight)
+            if w.shape[1] != d:
+                raise ValueError(f"from_torch: {where} (position Embedding) is {w.shape[1]} wide but the token embedding {d}")
+            tensors["pos_embedding.weight"] = w
+            stage = "embed_norm"
+        elif kind == "LayerNorm" and stage in ("positions", "embed_norm"):
+            tensors["embed_norm.weight"], tensors["embed_norm.bias"], e_ = _layernorm(m, d, where)
+            eps.append(e_)
+            stage = "encoder"
+        elif kind in ("TransformerEncoder", "TransformerEncoderLayer") and stage in ("positions", "embed_norm", "encoder", "layers"):
+            if final:
+                raise ValueError(f"from_torch: {where} ({kind}) follows an encoder's final norm; give the layers as one nn.TransformerEncoder")
+            for j, layer in enumerate(m.layers if kind == "TransformerEncoder" else [m]):
+                t, ls = _encoder_layer(layer, len(layer_settings), d, _where(i, f"{name}.layers.{j}") if kind == "TransformerEncoder" else where)
+                tensors.update(t)
+                layer_settings.append((where, ls))
+                eps.extend(ls["layer_norm_eps"])
+            norm = getattr(m, "norm", None) if kind == "TransformerEncoder" else None
+            if norm is not None:
+                tensors["encoder.norm.weight"], tensors["encoder.norm.bias"], e_ = _layernorm(norm, d, _where(i, f"{name}.norm"))
+                eps.append(e_)
+                final = True
+            stage = "layers"
+        elif kind == "LayerNorm" and stage == "layers" and not final:
+            # A LayerNorm after the last layer is the encoder's final norm, whoever holds it.
+            tensors["encoder.norm.weight"], tensors["encoder.norm.bias"], e_ = _layernorm(m, d, where)
+            eps.append(e_)
+            final = True
+        elif kind == "Linear" and stage in ("layers", "head"):
+            head.append(_linear(m, where, head[-1][0].shape[0] if head else d))
+            head_acts.append(None)
+            stage = "head"
+        elif kind in ("GELU", "ReLU", "Tanh") and stage == "head" and head_acts[-1] is None:
+            head_acts[-1] = _activation_name(m, where)
+        else:
+            expected = {
+                "positions": "a position nn.Embedding, an nn.LayerNorm or the encoder",
+                "embed_norm": "an nn.LayerNorm or the encoder",
+                "encoder": "the encoder (nn.TransformerEncoder or nn.TransformerEncoderLayer)",
+                "layers": "more encoder layers, a final nn.LayerNorm or the head's nn.Linear",
+                "head": "the head's nn.Linear layers with one activation (GELU, ReLU, Tanh) between them",
+            }[stage]
+            raise ValueError(f"from_torch: {where} is {kind}; expected {expected} here{_hint(kind)}. aimc maps a transformer classifier of "
+                             "nn.Embedding, nn.LayerNorm, nn.TransformerEncoder(Layer) and a Linear head; fold or remove the others")
+    if stage == "embedding":
+        raise ValueError("from_torch: no token nn.Embedding found")
+    if not layer_settings:
+        raise ValueError("from_torch: no nn.TransformerEncoder or nn.TransformerEncoderLayer after the embedding")
+    if not head:
+        raise ValueError("from_torch: no classifier head (nn.Linear) after the encoder")
+    if head_acts[-1] is not None:
+        raise ValueError(f"from_torch: the head ends with {head_acts[-1]} after its last Linear; aimc reads the last Linear's outputs as the logits")
+    for key in ("heads", "norm_first", "activation"):
+        values = {ls[key] for _, ls in layer_settings}
+        if len(values) > 1:
+            raise ValueError(f"from_torch: the encoder layers differ in {key} ({', '.join(f'{w}: {ls[key]!r}' for w, ls in layer_settings)}); "
+                             f"aimc runs one {key} for all layers")
+    if len(set(eps)) > 1:
+        raise ValueError(f"from_torch: the LayerNorms have different eps ({sorted(set(eps))}); aimc runs one transformer.layer_norm_eps")
+    between = set(head_acts[:-1])
+    if None in between or len(between) > 1:
+        raise ValueError(f"from_torch: the head's Linear layers have activations {[a or 'none' for a in head_acts[:-1]]} between them; "
+                         "aimc runs one kind (transformer.head_activation) between every two")
+    if len(head) == 1:
+        tensors["classifier.weight"], tensors["classifier.bias"] = head[0]
+    else:
+        for k, (w, b) in enumerate(head):
+            tensors[f"classifier.{2 * k}.weight"], tensors[f"classifier.{2 * k}.bias"] = w, b
+    first = layer_settings[0][1]
+    settings = {"heads": first["heads"], "norm_first": first["norm_first"], "activation": first["activation"],
+                "head_activation": head_acts[0] if len(head) > 1 else "gelu_exact", "layer_norm_eps": eps[0], "pooling": "mean"}
+    if pad_id is not None:
+        settings["pad_id"] = int(pad_id)
+    return TransformerModel(tensors, settings, "learned" if "pos_embedding.weight" in tensors else positions)
+
+
 def _numpy(t) -> np.ndarray:
     if hasattr(t, "detach"):
         t = t.detach().cpu().numpy()
     return np.asarray(t, dtype=np.float32)
 
 
-def _document(workload: str, seed: int, trials: int, gdc: str, device: str, times, overrides: dict) -> dict:
-    doc: dict[str, Any] = {"name": workload, "workload": workload, "seed": int(seed), "trials": int(trials), "gdc": gdc,
-                           "device": {"model": device}, "periphery": {}, "sweep": {"t": [str(t) for t in times]}}
+def _document(workload: str, seed: int, trials: int, gdc: str, device: str, times, overrides: dict,
+              sections: Sequence[str] = ("device", "periphery")) -> dict:
+    doc: dict[str, Any] = {"name": workload, "workload": workload, "seed": int(seed), "trials": int(trials), "gdc": gdc, "device": {"model": device}}
+    for section in sections:
+        doc.setdefault(section, {})
+    doc["sweep"] = {"t": [str(t) for t in times]}
     for key, value in overrides.items():
         section, _, field = key.partition("__")
-        if section not in ("device", "periphery") or not field:
-            raise ValueError(f"{key}=: use device__FIELD=value or periphery__FIELD=value, e.g. periphery__out_res_bits=8")
+        if section not in sections or not field:
+            forms = " or ".join(f"{s}__FIELD=value" for s in sections)
+            raise ValueError(f"{key}=: use {forms}, e.g. periphery__out_res_bits=8")
         doc[section][field] = value
     return doc
 

@@ -1,0 +1,471 @@
+"""The transformer side of the Python package: `from_torch` on transformer classifiers (faked
+with small classes named like torch's, so torch is not needed), the state dict it writes, the
+document `aimc.transformer` builds, and the engine's floating-point baseline against a NumPy
+forward written here from PyTorch's definitions (post- and pre-LN, exact GELU by math.erf,
+softmax attention over the non-padding keys, mean pooling over the non-padding tokens). One test
+compares with PyTorch's own forward where torch is installed."""
+import json
+import math
+import pathlib
+import struct
+
+import numpy as np
+import pytest
+
+import aimc
+
+# ---- Fake torch modules: attribute access and class names only, as from_torch reads them. ----
+
+
+class Module:
+    """Children registered in order, like nn.Module's named_children()."""
+
+    def __init__(self, **children):
+        self._children = list(children.items())
+        for k, v in children.items():
+            setattr(self, k, v)
+
+    def named_children(self):
+        return iter(self._children)
+
+
+class Sequential(list):
+    def named_children(self):
+        return ((str(i), m) for i, m in enumerate(self))
+
+
+class ModuleList(Sequential):
+    pass
+
+
+class Linear:
+    def __init__(self, w, b=None):
+        self.weight, self.bias = np.asarray(w, np.float32), None if b is None else np.asarray(b, np.float32)
+
+
+class NonDynamicallyQuantizableLinear(Linear):
+    """The class of nn.MultiheadAttention.out_proj."""
+
+
+class Embedding:
+    def __init__(self, w, padding_idx=None):
+        self.weight, self.padding_idx, self.max_norm = np.asarray(w, np.float32), padding_idx, None
+
+
+class LayerNorm:
+    def __init__(self, d, rng, eps=1e-5):
+        self.weight = (1 + 0.2 * rng.normal(size=d)).astype(np.float32)
+        self.bias = (0.1 * rng.normal(size=d)).astype(np.float32)
+        self.eps, self.normalized_shape = eps, (d,)
+
+
+class MultiheadAttention:
+    def __init__(self, d, heads, rng, bias=True, separate=False):
+        self.embed_dim, self.kdim, self.vdim, self.num_heads = d, d, d, heads
+        self.batch_first, self.dropout, self.bias_k, self.bias_v, self.add_zero_attn = True, 0.0, None, None, False
+        w = (rng.normal(size=(3 * d, d)) / math.sqrt(d)).astype(np.float32)
+        self._qkv_same_embed_dim = not separate
+        if separate:
+            self.in_proj_weight = None
+            self.q_proj_weight, self.k_proj_weight, self.v_proj_weight = w[:d], w[d:2 * d], w[2 * d:]
+        else:
+            self.in_proj_weight = w
+        self.in_proj_bias = (0.1 * rng.normal(size=3 * d)).astype(np.float32) if bias else None
+        self.out_proj = NonDynamicallyQuantizableLinear(rng.normal(size=(d, d)) / math.sqrt(d), 0.1 * rng.normal(size=d) if bias else None)
+
+
+class Dropout:
+    pass
+
+
+class GELU:
+    def __init__(self, approximate="none"):
+        self.approximate = approximate
+
+
+class ReLU:
+    pass
+
+
+class Tanh:
+    pass
+
+
+def gelu(x):
+    """Stands for torch.nn.functional.gelu (from_torch reads the function's name)."""
+    return x
+
+
+def relu(x):
+    return x
+
+
+def silu(x):
+    return x
+
+
+class TransformerEncoderLayer:
+    def __init__(self, d, heads, dff, rng, norm_first=False, activation=gelu, eps=1e-5, bias=True, separate=False):
+        self.self_attn = MultiheadAttention(d, heads, rng, bias=bias, separate=separate)
+        self.linear1 = Linear(rng.normal(size=(dff, d)) / math.sqrt(d), 0.1 * rng.normal(size=dff) if bias else None)
+        self.linear2 = Linear(rng.normal(size=(d, dff)) / math.sqrt(dff), 0.1 * rng.normal(size=d) if bias else None)
+        self.norm1, self.norm2 = LayerNorm(d, rng, eps), LayerNorm(d, rng, eps)
+        self.dropout, self.dropout1, self.dropout2 = Dropout(), Dropout(), Dropout()
+        self.norm_first, self.activation = norm_first, activation
+
+
+class TransformerEncoder:
+    def __init__(self, layers, norm=None):
+        self.layers, self.norm = ModuleList(layers), norm
+
+
+class Conv1d:
+    pass
+
+
+class LSTM:
+    pass
+
+
+class PositionalEncoding:
+    pass
+
+
+def tiny(rng, norm_first=False, learned=False, layers=2, d=8, heads=2, vocab=12, dff=16, classes=3, activation=gelu, final_norm=False):
+    """A transformer classifier: token (and position) embedding, encoder, a head of two Linear with GELU."""
+    enc = TransformerEncoder([TransformerEncoderLayer(d, heads, dff, rng, norm_first, activation) for _ in range(layers)],
+                             LayerNorm(d, rng) if final_norm else None)
+    parts = {"embedding": Embedding(rng.normal(size=(vocab, d)), padding_idx=0)}
+    if learned:
+        parts["pos"] = Embedding(0.5 * rng.normal(size=(16, d)))
+    parts["encoder"] = enc
+    parts["classifier"] = Sequential([Linear(rng.normal(size=(6, d)) / math.sqrt(d), 0.1 * rng.normal(size=6)), GELU(), Dropout(),
+                                      Linear(rng.normal(size=(classes, 6)) / math.sqrt(6), 0.1 * rng.normal(size=classes))])
+    return Module(**parts)
+
+
+# ---- The NumPy forward (float64), from PyTorch's definitions. ----
+
+
+def _ln(x, w, b, eps):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w + b
+
+
+ACTS = {
+    "gelu_exact": np.vectorize(lambda v: 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0)))),
+    "gelu": lambda v: 0.5 * v * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v ** 3))),
+    "relu": lambda v: np.maximum(v, 0.0),
+    "tanh": np.tanh,
+}
+
+
+def sinusoids(seq, d):
+    """Vaswani's: PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(p / 10000^(2i/d))."""
+    p = np.arange(seq)[:, None].astype(np.float64)
+    i2 = (np.arange(d) - np.arange(d) % 2).astype(np.float64)
+    a = p / 10000.0 ** (i2 / d)
+    return np.where(np.arange(d) % 2 == 0, np.sin(a), np.cos(a))
+
+
+def numpy_forward(model, tokens, pad_id=None, embed_scale=1.0, pooled=False):
+    """The logits [n, classes] of a TransformerModel (or the pooled vectors [n, d] before the
+    head): per sequence, its non-padding tokens (the padding keys are masked and nothing else
+    mixes tokens, so the padded rows change nothing)."""
+    t = {k: v.astype(np.float64) for k, v in model.tensors.items()}
+    s = model.settings
+    d, heads, eps = t["embedding.weight"].shape[1], s["heads"], s["layer_norm_eps"]
+    dh = d // heads
+    act = ACTS[s["activation"]]
+    heads_w = sorted((k[:-len(".weight")] for k in t if k.startswith("classifier.") and k.endswith(".weight")), key=lambda k: int(k.split(".")[1]) if k.count(".") else 0)
+    out = []
+    for row in np.asarray(tokens):
+        n = int(np.argmax(row == pad_id)) if pad_id is not None and np.any(row == pad_id) else len(row)
+        ids = row[:n]
+        pos = t["pos_embedding.weight"][:n] if "pos_embedding.weight" in t else (sinusoids(n, d) if model.positions == "sinusoidal" else 0.0)
+        x = t["embedding.weight"][ids] * embed_scale + pos
+        if "embed_norm.weight" in t:
+            x = _ln(x, t["embed_norm.weight"], t["embed_norm.bias"], eps)
+        for layer in range(model.layers):
+            p = f"encoder.layers.{layer}."
+
+            def attention(h):
+                qkv = h @ t[p + "self_attn.in_proj_weight"].T + t[p + "self_attn.in_proj_bias"]
+                q, k, v = qkv[:, :d], qkv[:, d:2 * d], qkv[:, 2 * d:]
+                o = np.zeros_like(q)
+                for hd in range(heads):
+                    sl = slice(hd * dh, (hd + 1) * dh)
+                    sc = q[:, sl] @ k[:, sl].T / math.sqrt(dh)
+                    a = np.exp(sc - sc.max(1, keepdims=True))
+                    o[:, sl] = (a / a.sum(1, keepdims=True)) @ v[:, sl]
+                return o @ t[p + "self_attn.out_proj.weight"].T + t[p + "self_attn.out_proj.bias"]
+
+            def ffn(h):
+                return act(h @ t[p + "linear1.weight"].T + t[p + "linear1.bias"]) @ t[p + "linear2.weight"].T + t[p + "linear2.bias"]
+
+            n1 = lambda h: _ln(h, t[p + "norm1.weight"], t[p + "norm1.bias"], eps)
+            n2 = lambda h: _ln(h, t[p + "norm2.weight"], t[p + "norm2.bias"], eps)
+            if s["norm_first"]:
+                x = x + attention(n1(x))
+                x = x + ffn(n2(x))
+            else:
+                x = n1(x + attention(x))
+                x = n2(x + ffn(x))
+        if "encoder.norm.weight" in t:
+            x = _ln(x, t["encoder.norm.weight"], t["encoder.norm.bias"], eps)
+        h = x.mean(0)
+        if pooled:
+            out.append(h)
+            continue
+        for j, k in enumerate(heads_w):
+            h = h @ t[k + ".weight"].T + t[k + ".bias"]
+            if j + 1 < len(heads_w):
+                h = ACTS[s["head_activation"]](h)
+        out.append(h)
+    return np.array(out)
+
+
+def centre_head(model, tokens, pad_id=0):
+    """Re-centres the first head layer on the data's pooled vectors: mean pooling makes every
+    sequence's vector close to the others, so a random head would give one class to all and the
+    accuracy would not notice a wrong step upstream; centred and scaled, predictions spread over
+    the classes and depend on every part of the forward."""
+    first = "classifier.0" if "classifier.0.weight" in model.tensors else "classifier"
+    pooled = numpy_forward(model, tokens, pad_id, pooled=True)
+    w = model.tensors[first + ".weight"].astype(np.float64) / pooled.std(0).mean()
+    model.tensors[first + ".weight"] = w.astype(np.float32)
+    model.tensors[first + ".bias"] = (-w @ pooled.mean(0)).astype(np.float32)
+
+
+def read_safetensors(path):
+    raw = pathlib.Path(path).read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    data = raw[8 + n:]
+    return {k: np.frombuffer(data[v["data_offsets"][0]:v["data_offsets"][1]], "<f4").reshape(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+
+
+def padded_tokens(rng, n=20, seq=10, vocab=12):
+    """n rows of ids 1..vocab-1, each padded with 0 after 3..seq tokens (a few unpadded)."""
+    tok = rng.integers(1, vocab, size=(n, seq))
+    for r in range(n):
+        tok[r, 3 + (r * 7) % (seq - 2):] = 0
+    return tok
+
+
+# ---- from_torch ----
+
+
+def test_from_torch_maps_a_post_ln_encoder_with_a_gelu_head():
+    rng = np.random.default_rng(0)
+    net = tiny(rng)
+    m = aimc.from_torch(net)
+    assert isinstance(m, aimc.TransformerModel)
+    assert m.settings == {"heads": 2, "norm_first": False, "activation": "gelu_exact", "head_activation": "gelu_exact",
+                          "layer_norm_eps": 1e-5, "pooling": "mean", "pad_id": 0}
+    assert m.positions == "sinusoidal" and (m.d_model, m.vocab, m.layers, m.classes) == (8, 12, 2, 3)
+    per_layer = ["self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight", "self_attn.out_proj.bias",
+                 "linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias", "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"]
+    want = {"embedding.weight", "classifier.0.weight", "classifier.0.bias", "classifier.2.weight", "classifier.2.bias"}
+    want |= {f"encoder.layers.{n}.{k}" for n in range(2) for k in per_layer}
+    assert set(m.tensors) == want
+    assert all(v.dtype == np.float32 for v in m.tensors.values())
+    layer = net.encoder.layers[1]
+    assert np.array_equal(m.tensors["encoder.layers.1.self_attn.in_proj_weight"], layer.self_attn.in_proj_weight)
+    assert np.array_equal(m.tensors["encoder.layers.1.norm2.bias"], layer.norm2.bias)
+    assert m.tensors["classifier.2.weight"].shape == (3, 6)
+
+
+def test_from_torch_maps_pre_ln_learned_positions_and_norms():
+    rng = np.random.default_rng(1)
+    d = 8
+    layers = ModuleList([TransformerEncoderLayer(d, 4, 12, rng, norm_first=True, activation=relu, eps=1e-6) for _ in range(2)])
+    net = Module(tok=Embedding(rng.normal(size=(12, d))), pos=Embedding(rng.normal(size=(10, d))), norm=LayerNorm(d, rng, 1e-6),
+                 drop=Dropout(), layers=layers, final=LayerNorm(d, rng, 1e-6), head=Linear(rng.normal(size=(4, d))))
+    m = aimc.from_torch(net)
+    assert m.settings == {"heads": 4, "norm_first": True, "activation": "relu", "head_activation": "gelu_exact", "layer_norm_eps": 1e-6, "pooling": "mean"}
+    assert m.positions == "learned" and m.tensors["pos_embedding.weight"].shape == (10, d)
+    assert np.array_equal(m.tensors["embed_norm.weight"], net.norm.weight) and np.array_equal(m.tensors["encoder.norm.bias"], net.final.bias)
+    # One Linear head: classifier.weight, with its missing bias as zeros.
+    assert m.tensors["classifier.weight"].shape == (4, d) and not m.tensors["classifier.bias"].any()
+    # The encoder's own final norm maps to the same name.
+    enc = TransformerEncoder(list(layers), LayerNorm(d, rng, 1e-6))
+    m2 = aimc.from_torch(Sequential([net.tok, net.pos, net.norm, enc, net.head]))
+    assert np.array_equal(m2.tensors["encoder.norm.weight"], enc.norm.weight)
+    # A bare Embedding then encoder layers, no position table: "none" writes zeros of the sequence length.
+    m3 = aimc.from_torch([net.tok, layers[0], net.head], positions="none")
+    assert m3.positions == "none" and "pos_embedding.weight" not in m3.tensors
+    assert not m3.state_dict(seq=7)["pos_embedding.weight"].any() and m3.state_dict(seq=7)["pos_embedding.weight"].shape == (7, d)
+
+
+def test_from_torch_stacks_separate_qkv_and_zero_fills_missing_biases():
+    rng = np.random.default_rng(2)
+    layer = TransformerEncoderLayer(8, 2, 16, rng, bias=False, separate=True, activation=GELU("tanh"))
+    m = aimc.from_torch([Embedding(rng.normal(size=(5, 8))), layer, Linear(np.ones((2, 8)))])
+    a = layer.self_attn
+    assert np.array_equal(m.tensors["encoder.layers.0.self_attn.in_proj_weight"], np.concatenate([a.q_proj_weight, a.k_proj_weight, a.v_proj_weight]))
+    for k in ("self_attn.in_proj_bias", "self_attn.out_proj.bias", "linear1.bias", "linear2.bias"):
+        assert not m.tensors[f"encoder.layers.0.{k}"].any()
+    assert m.tensors["encoder.layers.0.self_attn.in_proj_bias"].shape == (24,)
+    assert m.settings["activation"] == "gelu"  # GELU(approximate='tanh') is aimc's tanh form
+
+
+def test_from_torch_refuses_what_it_cannot_map_by_class_name():
+    rng = np.random.default_rng(3)
+    emb, head = Embedding(rng.normal(size=(12, 8))), Linear(np.ones((3, 8)))
+    layer = lambda **kw: TransformerEncoderLayer(8, 2, 16, rng, **kw)
+    cases = [
+        ([emb, MultiheadAttention(8, 2, rng), head], r"module 1 is MultiheadAttention; .*inside nn.TransformerEncoderLayer"),
+        ([emb, Conv1d(), layer(), head], r"module 1 is Conv1d"),
+        ([emb, layer(), LSTM(), head], r"module 2 is LSTM"),
+        ([emb, PositionalEncoding(), layer(), head], r"is PositionalEncoding; .*sinusoids"),
+        ([emb, layer(), head, ReLU()], r"ends with relu after its last Linear"),
+        ([emb, layer(), head, GELU(), Linear(np.ones((2, 3))), Tanh(), Linear(np.ones((2, 2)))], r"activations \['gelu_exact', 'tanh'\]"),
+        ([emb, layer(), layer(norm_first=True), head], r"differ in norm_first"),
+        ([emb, layer(activation=ReLU()), layer(), head], r"differ in activation"),
+        ([emb, layer(eps=1e-6), layer(), head], r"different eps"),
+        ([emb, layer(activation=silu), head], r"module 1.activation is silu; aimc maps GELU"),
+        ([layer(), head], r"module 0 is TransformerEncoderLayer; a transformer classifier starts with its token nn.Embedding"),
+        ([emb, head], r"module 1 is Linear; expected"),
+        ([MultiheadAttention(8, 2, rng), head], r"module 0 is MultiheadAttention; a transformer classifier starts .* inside nn.TransformerEncoderLayer"),
+        ([emb, layer()], r"no classifier head"),
+    ]
+    for model, message in cases:
+        with pytest.raises(ValueError, match=message):
+            aimc.from_torch(model)
+    wide = layer()
+    wide.self_attn.kdim = 4
+    with pytest.raises(ValueError, match=r"kdim 4 / vdim 8 != embed_dim 8"):
+        aimc.from_torch([emb, wide, head])
+    kv = layer()
+    kv.self_attn.bias_k = np.zeros((1, 1, 8))
+    with pytest.raises(ValueError, match="add_bias_kv"):
+        aimc.from_torch([emb, kv, head])
+    odd = layer()
+    odd.self_attn = type("MyAttention", (), {})()
+    with pytest.raises(ValueError, match=r"self_attn is MyAttention"):
+        aimc.from_torch([emb, odd, head])
+    nested = Module(embedding=emb, encoder=TransformerEncoder([layer(), Conv1d()]), classifier=Sequential([head]))
+    with pytest.raises(ValueError, match=r"module 1 \(encoder.layers.1\) is Conv1d; an encoder's layers must be nn.TransformerEncoderLayer"):
+        aimc.from_torch(nested)
+    # A Sequential without transformer parts still maps as before.
+    layers, act = aimc.from_torch([Linear(np.ones((4, 3))), ReLU(), Linear(np.ones((2, 4)))])
+    assert act == "relu" and len(layers) == 2
+
+
+def test_the_state_dict_written_is_the_models(tmp_path):
+    m = aimc.from_torch(tiny(np.random.default_rng(4), learned=True, final_norm=True))
+    m.save(tmp_path / "m.safetensors")
+    back = read_safetensors(tmp_path / "m.safetensors")
+    assert set(back) == set(m.tensors) and all(np.array_equal(back[k], m.tensors[k]) for k in back)
+    assert "TransformerModel(d_model 8" in repr(m)
+
+
+def test_transformer_builds_the_document(monkeypatch, tmp_path):
+    """The experiment aimc.transformer hands the engine: settings given here override the model's."""
+    import tomllib
+    seen = {}
+
+    def fake_run(text, path, backend, out, trials, quiet):
+        doc = tomllib.loads(text)
+        seen["doc"] = doc
+        seen["model"] = read_safetensors(doc["model"]["path"])
+        seen["csv"] = pathlib.Path(doc["data"]["path"]).read_text()
+        (tmp_path / "results.json").write_text(json.dumps({"name": "t", "metric": "m", "points": []}))
+        return json.dumps({"name": "t", "metric": "m", "points": []}), str(tmp_path)
+
+    monkeypatch.setattr(aimc, "_run_toml", fake_run)
+    m = aimc.from_torch(tiny(np.random.default_rng(5)), positions="none")
+    tok = np.array([[3, 4, 0, 0], [5, 6, 7, 8]])
+    aimc.transformer(m, tok, [1, 2], times=["1h"], trials=3, attention="kernel", features=16, embed_scale=2.0, pooling="cls",
+                     settings={"heads": 4}, digital=["head"], device="ideal", periphery__out_noise=0.0, transformer__causal=True)
+    doc = seen["doc"]
+    assert doc["workload"] == "transformer" and doc["trials"] == 3 and doc["sweep"]["t"] == ["1h"] and doc["device"]["model"] == "ideal"
+    assert doc["transformer"] == {"heads": 4, "norm_first": False, "activation": "gelu_exact", "head_activation": "gelu_exact",
+                                  "layer_norm_eps": 1e-5, "pooling": "cls", "pad_id": 0, "attention": "kernel", "features": 16,
+                                  "embed_scale": 2.0, "causal": True}
+    assert doc["model"]["digital"] == ["head"] and doc["periphery"] == {"out_noise": 0.0}
+    assert seen["csv"] == "3,4,0,0,1\n5,6,7,8,2\n"
+    assert seen["model"]["pos_embedding.weight"].shape == (4, 8) and not seen["model"]["pos_embedding.weight"].any()
+    # A path with its settings.
+    m.save(tmp_path / "m.safetensors", seq=4)
+    aimc.transformer((tmp_path / "m.safetensors", {"heads": 2}), tok, [0, 1], trials=2)
+    assert seen["doc"]["transformer"] == {"heads": 2} and seen["doc"]["model"]["path"] == str((tmp_path / "m.safetensors").resolve())
+    # None removes a model's setting (here the padding id read from padding_idx).
+    aimc.transformer(m, tok, [0, 1], settings={"pad_id": None})
+    assert "pad_id" not in seen["doc"]["transformer"] and seen["doc"]["transformer"]["heads"] == 2
+    with pytest.raises(ValueError, match="transformer__FIELD"):
+        aimc.transformer(m, tok, [0, 1], layers__x=1)
+    with pytest.raises(ValueError, match=r"tokens must be \[n, seq\]"):
+        aimc.transformer(m, tok[0], [0, 1])
+    with pytest.raises(ValueError, match="non-negative integers"):
+        aimc.transformer(m, tok - 1, [0, 1])
+
+
+# ---- Through the engine ----
+
+IDEAL = dict(device="ideal", periphery__inp_res_bits=0, periphery__out_res_bits=0, periphery__out_noise=0.0, periphery__out_bound=0.0)
+
+
+@pytest.mark.parametrize("variant", ["post_ln_sinusoidal", "pre_ln_learned"])
+def test_fp_baseline_equals_a_numpy_forward(tmp_path, variant):
+    """With an ideal device and perfect converters the floating-point baseline (the engine's f64
+    reference) is the NumPy forward's accuracy, and every trial's accuracy is within two
+    sequences of it (the engine computes in f32)."""
+    rng = np.random.default_rng(6)
+    if variant == "post_ln_sinusoidal":
+        m = aimc.from_torch(tiny(rng))
+    else:
+        m = aimc.from_torch(tiny(rng, norm_first=True, learned=True, final_norm=True))
+    tok = padded_tokens(rng)
+    centre_head(m, tok)
+    logits = numpy_forward(m, tok, pad_id=0)
+    pred = np.argmax(logits, axis=1)
+    assert len(set(pred)) == 3
+    # Half the labels agree with the forward, so a different forward moves the baseline off 0.5.
+    y = np.where(np.arange(len(tok)) % 2 == 0, pred, (pred + 1) % 3)
+    want = float(np.mean(pred == y))
+    assert want == 0.5
+    r = aimc.transformer(m, tok, y, times=["1h", "1y"], trials=4, backend="cpu", out=str(tmp_path / variant), quiet=True, **IDEAL)
+    assert r.fp_baseline == want
+    assert r.data["config"]["transformer"]["heads"] == 2
+    for p in r.points:
+        assert p["fp"] == want
+        assert len(p["per_trial"]) == 4
+        assert all(abs(v - want) <= 2 / len(tok) + 1e-12 for v in p["per_trial"]), p["per_trial"]
+
+
+def test_matches_pytorch_forward(tmp_path):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+
+    class Net(nn.Module):
+        def __init__(self, norm_first):
+            super().__init__()
+            self.embedding = nn.Embedding(12, 8, padding_idx=0)
+            self.pos = nn.Embedding(16, 8)
+            layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1, activation="gelu", batch_first=True, norm_first=norm_first)
+            self.encoder = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(8) if norm_first else None, enable_nested_tensor=False)
+            self.classifier = nn.Sequential(nn.Linear(8, 6), nn.GELU(), nn.Dropout(0.1), nn.Linear(6, 3))
+
+        def forward(self, tok):
+            pad = tok == 0
+            x = self.embedding(tok) + self.pos(torch.arange(tok.shape[1]))
+            h = self.encoder(x, src_key_padding_mask=pad)
+            keep = (~pad).to(h.dtype).unsqueeze(-1)
+            return self.classifier((h * keep).sum(1) / keep.sum(1))
+
+    rng = np.random.default_rng(7)
+    tok = padded_tokens(rng)
+    for norm_first in (False, True):
+        net = Net(norm_first).eval()
+        with torch.no_grad():
+            want = net(torch.as_tensor(tok)).double().numpy()
+        m = aimc.from_torch(net)
+        assert m.settings["norm_first"] is norm_first and m.positions == "learned"
+        assert np.allclose(numpy_forward(m, tok, pad_id=0), want, atol=1e-4)
+        y = rng.integers(0, 3, size=len(tok))
+        r = aimc.transformer(m, tok, y, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / str(norm_first)), quiet=True, **IDEAL)
+        assert r.fp_baseline == float(np.mean(np.argmax(want, axis=1) == y))

@@ -128,6 +128,9 @@ fn the_floating_point_path_equals_the_reference_forward() {
         ("kernel", "attention = \"kernel\"\nfeatures = 16", Some(8)),
         ("kernel_causal", "attention = \"kernel\"\nfeatures = 16\ncausal = true\nrepeat_layers = 2", Some(8)),
         ("kernel_drawn", "attention = \"kernel\"\nfeatures = 64\nprojection = \"sorf\"\nfeature_map = \"trig\"", None),
+        // Upcycled experts: in exact arithmetic the routed layer is the dense pair (the gates
+        // sum to one over identical experts), so the reference's dense pair is its reference.
+        ("moe", "experts = 4\ntop_k = 2\ntiers = 2\ntier_noise_slope = 1.0", None),
     ];
     for (name, settings, rows) in cases {
         let e = load(&write_case(name, settings, IDEAL, rows));
@@ -203,7 +206,11 @@ impl Backend for Limited {
 /// keyed by global vector index), with PCM noise on, for both attention kinds.
 #[test]
 fn sample_batches_and_chunks_give_the_whole_run() {
-    for (name, settings, rows) in [("batch_softmax", "", None), ("batch_kernel", "attention = \"kernel\"\nfeatures = 16\ncausal = true", Some(8))] {
+    for (name, settings, rows) in [
+        ("batch_softmax", "", None),
+        ("batch_kernel", "attention = \"kernel\"\nfeatures = 16\ncausal = true", Some(8)),
+        ("batch_moe", "experts = 4\ntop_k = 2\ntiers = 2\ntier_noise_slope = 2.0", None),
+    ] {
         let e = load(&write_case(name, settings, "[device]\nmodel = \"pcm\"", rows));
         let whole = run_ok(&mut cpu(), &e);
         // 16 KiB: one sequence's largest buffer (a 20-token kernel attention's features: 20 · 2

@@ -49,8 +49,7 @@ impl Lin {
     /// y = W x + b for one vector.
     fn apply(&self, x: &[f64], y: &mut [f64]) {
         for (r, out) in y.iter_mut().enumerate().take(self.rows) {
-            let row = &self.w[r * self.cols..(r + 1) * self.cols];
-            *out = self.b[r] + row.iter().zip(x).map(|(a, b)| a * b).sum::<f64>();
+            *out = self.b[r] + dot(&self.w[r * self.cols..(r + 1) * self.cols], x);
         }
     }
 
@@ -309,8 +308,9 @@ pub fn softmax_attention(q: &[Vec<f64>], k: &[Vec<f64>], v: &[Vec<f64>], causal:
         let w: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
         let sum: f64 = w.iter().sum();
         for (j, wj) in w.iter().enumerate() {
-            for c in 0..dh {
-                out[i][c] += wj / sum * v[j][c];
+            let p = wj / sum;
+            for (o, vc) in out[i].iter_mut().zip(&v[j]) {
+                *o += p * vc;
             }
         }
     }
@@ -326,10 +326,10 @@ pub fn linear_attention(pq: &[Vec<f64>], pk: &[Vec<f64>], v: &[Vec<f64>], causal
     let mut s = vec![0.0; m * dh];
     let mut z = vec![0.0; m];
     let accumulate = |j: usize, s: &mut Vec<f64>, z: &mut Vec<f64>| {
-        for f in 0..m {
-            z[f] += pk[j][f];
-            for c in 0..dh {
-                s[f * dh + c] += pk[j][f] * v[j][c];
+        for (f, &a) in pk[j].iter().enumerate() {
+            z[f] += a;
+            for (sc, vc) in s[f * dh..(f + 1) * dh].iter_mut().zip(&v[j]) {
+                *sc += a * vc;
             }
         }
     };
@@ -344,10 +344,13 @@ pub fn linear_attention(pq: &[Vec<f64>], pk: &[Vec<f64>], v: &[Vec<f64>], causal
             accumulate(i, &mut s, &mut z);
         }
         let den = dot(&pq[i], &z);
-        for c in 0..dh {
-            let num: f64 = (0..m).map(|f| pq[i][f] * s[f * dh + c]).sum();
-            out[i][c] = num / den;
+        let o = &mut out[i];
+        for (f, &a) in pq[i].iter().enumerate() {
+            for (oc, sc) in o.iter_mut().zip(&s[f * dh..(f + 1) * dh]) {
+                *oc += a * sc;
+            }
         }
+        o.iter_mut().for_each(|v| *v /= den);
     }
     out
 }
@@ -362,8 +365,10 @@ pub fn feature_map(map: SoftmaxFeatures, w: &[f64], rows: usize, x: &[f64]) -> V
     let y: Vec<f64> = (0..rows).map(|r| dot(&w[r * dh..(r + 1) * dh], x)).collect();
     match map {
         SoftmaxFeatures::Positive => {
-            let c2 = c * std::f64::consts::FRAC_1_SQRT_2;
-            y.iter().map(|y| c2 * (y - n / 2.0).exp()).chain(y.iter().map(|y| c2 * (-y - n / 2.0).exp())).collect()
+            // exp(±y − n/2) as h·exp(y) and h/exp(y), h = c/√2·exp(−n/2): one exp per row.
+            let h = c * std::f64::consts::FRAC_1_SQRT_2 * (-n / 2.0).exp();
+            let e: Vec<f64> = y.iter().map(|y| y.exp()).collect();
+            e.iter().map(|e| h * e).chain(e.iter().map(|e| h / e)).collect()
         }
         SoftmaxFeatures::Trig => {
             let h = c * (n / 2.0).exp();
@@ -376,8 +381,19 @@ pub fn feature_map(map: SoftmaxFeatures, w: &[f64], rows: usize, x: &[f64]) -> V
     }
 }
 
+/// Σ a_i b_i in four interleaved partial sums (independent add chains: the loops here are
+/// latency-bound otherwise; any fixed order is as good for an f64 reference).
 fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0; 4];
+    for (x, y) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+        for k in 0..4 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let tail: f64 = a[n - n % 4..].iter().zip(&b[n - n % 4..]).map(|(x, y)| x * y).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// The non-padding length of a sequence: the index of the first `pad_id`, else its length.

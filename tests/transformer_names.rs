@@ -291,9 +291,9 @@ fn torch_and_bert_names_load_to_the_same_net() {
     let with_tt = names::parse(&file(&named), &s).unwrap();
     assert_eq!(with_tt.token_type.as_deref(), Some(&tt[..w.d]));
     let mut folded = w.clone();
-    for p in 0..w.max_pos {
-        for c in 0..w.d {
-            folded.pos[p * w.d + c] += tt[c];
+    for row in folded.pos.chunks_exact_mut(w.d) {
+        for (p, t) in row.iter_mut().zip(&tt) {
+            *p += t;
         }
     }
     let folded = names::parse(&file(&folded.torch()), &s).unwrap();
@@ -651,9 +651,9 @@ fn kernel_attention_with_many_features_approximates_softmax() {
         let mut a_max: f64 = 0.0;
         let mut spread: f64 = 0.0;
         for hd in 0..heads {
-            for i in 0..len {
-                for j in 0..len {
-                    let n2: f64 = (0..dh).map(|c| ((qs[i][hd * dh + c] + ks[j][hd * dh + c]) * scale).powi(2)).sum();
+            for q in &qs {
+                for k in &ks {
+                    let n2: f64 = (hd * dh..(hd + 1) * dh).map(|c| ((q[c] + k[c]) * scale).powi(2)).sum();
                     a_max = a_max.max(n2);
                 }
             }

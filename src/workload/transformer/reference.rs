@@ -128,7 +128,7 @@ impl<'a> Prepared<'a> {
     fn new(net: &'a TransformerNet, s: &'a TransformerSettings) -> Prepared<'a> {
         let d = net.d_model();
         let heads = s.heads as usize;
-        assert!(heads > 0 && d % heads == 0, "transformer.heads = {heads} must divide d_model = {d} (validation checks this)");
+        assert!(heads > 0 && d.is_multiple_of(heads), "transformer.heads = {heads} must divide d_model = {d} (validation checks this)");
         let d_head = d / heads;
         let blocks = net
             .blocks

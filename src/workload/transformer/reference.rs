@@ -18,7 +18,8 @@
 //! - **Softmax attention.** Q, K, V Linear (with biases); head h is outputs h·d_head..(h+1)·d_head;
 //!   scores q_i·k_j/√d_head over j < len (and j ≤ i when causal), max-subtracted softmax, times V.
 //! - **Kernel attention.** Per layer b, (W_q, W_k) = `settings.feature_projections(b)` (the same
-//!   in every repetition); per head x̃ = x·d_head^(−1/4) for q and k, y = W x̃ (r rows),
+//!   in every repetition; it reads the trained maps from `settings.net`, which must be the net
+//!   given here); per head x̃ = x·d_head^(−1/4) for q and k, y = W x̃ (r rows),
 //!   n = ‖x̃‖²; positive: φ = [exp(y − n/2), exp(−y − n/2)]/√(2r); trig:
 //!   φ = exp(n/2)·[sin y, cos y]/√r; relu: φ = exp(−n/2)·max(y, 0)/√r (the constants of
 //!   `features::KernelSpec::features` with s = r). out_i = Σ_j (φq_i·φk_j) v_j / Σ_j (φq_i·φk_j)

@@ -272,7 +272,8 @@ fn torch_and_bert_names_load_to_the_same_net() {
     let s = settings(BASE);
     let position_ids: Vec<u8> = (0..w.max_pos as i64).flat_map(|v| v.to_le_bytes()).collect();
     let torch = names::parse(&file(&w.torch()), &s).unwrap();
-    let bert = names::parse(&file_with(&w.bert(), |_| Dtype::F32, &[("bert.embeddings.position_ids", Dtype::I64, vec![1, w.max_pos], position_ids)]), &s).unwrap();
+    let bert =
+        names::parse(&file_with(&w.bert(), |_| Dtype::F32, &[("bert.embeddings.position_ids", Dtype::I64, vec![1, w.max_pos], position_ids)]), &s).unwrap();
     same_net(&torch, &bert);
     assert_eq!((torch.d_model(), torch.vocab(), torch.d_ff(), torch.classes(), torch.max_positions()), (8, 11, 16, 3, Some(40)));
     assert_eq!(torch.blocks[1].q.name, "layers.1.q");
@@ -290,9 +291,9 @@ fn torch_and_bert_names_load_to_the_same_net() {
     let with_tt = names::parse(&file(&named), &s).unwrap();
     assert_eq!(with_tt.token_type.as_deref(), Some(&tt[..w.d]));
     let mut folded = w.clone();
-    for p in 0..w.max_pos {
-        for c in 0..w.d {
-            folded.pos[p * w.d + c] += tt[c];
+    for row in folded.pos.chunks_exact_mut(w.d) {
+        for (p, t) in row.iter_mut().zip(&tt) {
+            *p += t;
         }
     }
     let folded = names::parse(&file(&folded.torch()), &s).unwrap();
@@ -449,6 +450,10 @@ fn every_bad_input_is_named() {
     per_layer.push(("encoder.layers.1.self_attn.feature_projection.weight".into(), vec![7, 4], vec![0.5; 28]));
     let e = err_of(&per_layer, &kernel);
     assert!(e.contains("encoder.layers.1.self_attn.feature_projection.weight has shape [7, 4]"), "{e}");
+    // Per-layer projections in some layers only.
+    *per_layer.last_mut().unwrap() = ("encoder.layers.1.self_attn.feature_projection.weight".into(), vec![8, 4], vec![0.5; 32]);
+    let e = err_of(&per_layer, &kernel);
+    assert!(e.contains("layer 1 has a feature projection") && e.contains("layer 0 has none (encoder.layers.0.self_attn.feature_projection.weight)"), "{e}");
 
     // A layer missing in the middle.
     let gap: Named = w.torch().into_iter().filter(|(n, _, _)| !n.starts_with("encoder.layers.1.")).collect();
@@ -606,7 +611,8 @@ fn causal_attention_at_token_zero_is_v_zero() {
     assert!(full.iter().zip(&got).any(|(a, b)| (a - b).abs() > 1e-3));
 }
 
-/// Kernel attention with m = 4096 drawn ORF features approximates softmax attention.
+/// Kernel attention with m = 4096 drawn ORF features approximates softmax attention, and its
+/// error falls with m.
 ///
 /// Tolerance: with r = m/2 projection rows, the positive estimator K̂ = φ(q̃)·φ(k̃) of
 /// K = exp(q̃·k̃) is unbiased with relative variance at most (exp(‖q̃ + k̃‖²) − 1)/r for
@@ -623,8 +629,15 @@ fn kernel_attention_with_many_features_approximates_softmax() {
     let len = reference::seq_len(&tokens, Some(0));
     for causal in [false, true] {
         let soft = settings(&format!("{PROBE}causal = {causal}\n"));
-        let kern = with_net(settings(&format!("{PROBE}causal = {causal}\nattention = \"kernel\"\nfeatures = 4096\nprojection = \"orf\"\nprojection_seed = 3\n")), &net);
-        let (a, b) = (reference::hidden(&net, &soft, &tokens, len), reference::hidden(&net, &kern, &tokens, len));
+        let a = reference::hidden(&net, &soft, &tokens, len);
+        let err_at = |m: u32| -> f64 {
+            let kern = with_net(
+                settings(&format!("{PROBE}causal = {causal}\nattention = \"kernel\"\nfeatures = {m}\nprojection = \"orf\"\nprojection_seed = 3\n")),
+                &net,
+            );
+            let b = reference::hidden(&net, &kern, &tokens, len);
+            a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+        };
         // The bound's inputs, from the same net: q̃, k̃ and v per head for every token.
         let (dh, heads) = (8, 2);
         let scale = (dh as f64).powf(-0.25);
@@ -633,13 +646,14 @@ fn kernel_attention_with_many_features_approximates_softmax() {
             (0..d).map(|r| l.bias[r] as f64 + (0..d).map(|c| l.weight.data[r * d + c] as f64 * x[c]).sum::<f64>()).collect()
         };
         let h: Vec<Vec<f64>> = tokens[..len].iter().map(|&t| ln(&emb(&net, t), 1e-5)).collect();
-        let (qs, ks, vs): (Vec<_>, Vec<_>, Vec<_>) = (h.iter().map(|x| proj(&blk.q, x)).collect(), h.iter().map(|x| proj(&blk.k, x)).collect(), h.iter().map(|x| proj(&blk.v, x)).collect());
+        let (qs, ks, vs): (Vec<_>, Vec<_>, Vec<_>) =
+            (h.iter().map(|x| proj(&blk.q, x)).collect(), h.iter().map(|x| proj(&blk.k, x)).collect(), h.iter().map(|x| proj(&blk.v, x)).collect());
         let mut a_max: f64 = 0.0;
         let mut spread: f64 = 0.0;
         for hd in 0..heads {
-            for i in 0..len {
-                for j in 0..len {
-                    let n2: f64 = (0..dh).map(|c| ((qs[i][hd * dh + c] + ks[j][hd * dh + c]) * scale).powi(2)).sum();
+            for q in &qs {
+                for k in &ks {
+                    let n2: f64 = (hd * dh..(hd + 1) * dh).map(|c| ((q[c] + k[c]) * scale).powi(2)).sum();
                     a_max = a_max.max(n2);
                 }
             }
@@ -652,10 +666,12 @@ fn kernel_attention_with_many_features_approximates_softmax() {
         let eps = 6.0 * sigma;
         assert!(eps < 0.5, "the probe's q and k are too large for the bound (a = {a_max})");
         let tol = eps / (1.0 - eps) * spread;
-        let err = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        let err = err_at(4096);
         assert!(err > 0.0 && err <= tol, "causal {causal}: max error {err} against the bound {tol} (a = {a_max}, σ = {sigma})");
-        // Typically far inside the bound: the errors of different keys average out.
-        assert!(err < tol / 3.0, "causal {causal}: max error {err}, bound {tol}");
+        // The bound is a worst case; the error itself falls like 1/√m (16 times fewer features:
+        // about 4 times the error; more than 2 leaves room for one draw's luck).
+        let coarse = err_at(256);
+        assert!(coarse > 2.0 * err, "causal {causal}: error {coarse} with 256 features, {err} with 4096");
     }
 }
 

@@ -645,6 +645,17 @@ fn assemble(f: &Found, s: &TransformerSettings) -> Result<TransformerNet, String
         blocks.push(Block { q, k, v, o, ffn1, ffn2, norm1, norm2, feature_q: feature_q.map(Tensor::matrix), feature_k: feature_k.map(Tensor::matrix) });
     }
 
+    // A trained projection in some layers only would mix trained and drawn maps silently.
+    let with: Vec<usize> = (0..blocks.len()).filter(|&n| blocks[n].feature_q.is_some()).collect();
+    if let Some(&without) = (!with.is_empty()).then(|| (0..blocks.len()).find(|n| !with.contains(n))).flatten().as_ref() {
+        return Err(format!(
+            "layer {} has a feature projection ({}) but layer {without} has none ({}); give every layer one, or one shared {}",
+            with[0],
+            expected(&f.naming, FeatureQ, Some(with[0])),
+            expected(&f.naming, FeatureQ, Some(without)),
+            expected(&f.naming, SharedFeature, None)
+        ));
+    }
     let shared_feature = match f.get(SharedFeature, None) {
         Some(t) => {
             if let Some(per) = f.by_slot.iter().find(|((sl, _), _)| *sl == FeatureQ).map(|(_, t)| t) {

@@ -18,7 +18,8 @@
 //! - **Softmax attention.** Q, K, V Linear (with biases); head h is outputs h·d_head..(h+1)·d_head;
 //!   scores q_i·k_j/√d_head over j < len (and j ≤ i when causal), max-subtracted softmax, times V.
 //! - **Kernel attention.** Per layer b, (W_q, W_k) = `settings.feature_projections(b)` (the same
-//!   in every repetition); per head x̃ = x·d_head^(−1/4) for q and k, y = W x̃ (r rows),
+//!   in every repetition; it reads the trained maps from `settings.net`, which must be the net
+//!   given here); per head x̃ = x·d_head^(−1/4) for q and k, y = W x̃ (r rows),
 //!   n = ‖x̃‖²; positive: φ = [exp(y − n/2), exp(−y − n/2)]/√(2r); trig:
 //!   φ = exp(n/2)·[sin y, cos y]/√r; relu: φ = exp(−n/2)·max(y, 0)/√r (the constants of
 //!   `features::KernelSpec::features` with s = r). out_i = Σ_j (φq_i·φk_j) v_j / Σ_j (φq_i·φk_j)
@@ -49,8 +50,7 @@ impl Lin {
     /// y = W x + b for one vector.
     fn apply(&self, x: &[f64], y: &mut [f64]) {
         for (r, out) in y.iter_mut().enumerate().take(self.rows) {
-            let row = &self.w[r * self.cols..(r + 1) * self.cols];
-            *out = self.b[r] + row.iter().zip(x).map(|(a, b)| a * b).sum::<f64>();
+            *out = self.b[r] + dot(&self.w[r * self.cols..(r + 1) * self.cols], x);
         }
     }
 
@@ -129,7 +129,7 @@ impl<'a> Prepared<'a> {
     fn new(net: &'a TransformerNet, s: &'a TransformerSettings) -> Prepared<'a> {
         let d = net.d_model();
         let heads = s.heads as usize;
-        assert!(heads > 0 && d % heads == 0, "transformer.heads = {heads} must divide d_model = {d} (validation checks this)");
+        assert!(heads > 0 && d.is_multiple_of(heads), "transformer.heads = {heads} must divide d_model = {d} (validation checks this)");
         let d_head = d / heads;
         let blocks = net
             .blocks
@@ -309,8 +309,9 @@ pub fn softmax_attention(q: &[Vec<f64>], k: &[Vec<f64>], v: &[Vec<f64>], causal:
         let w: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
         let sum: f64 = w.iter().sum();
         for (j, wj) in w.iter().enumerate() {
-            for c in 0..dh {
-                out[i][c] += wj / sum * v[j][c];
+            let p = wj / sum;
+            for (o, vc) in out[i].iter_mut().zip(&v[j]) {
+                *o += p * vc;
             }
         }
     }
@@ -326,10 +327,10 @@ pub fn linear_attention(pq: &[Vec<f64>], pk: &[Vec<f64>], v: &[Vec<f64>], causal
     let mut s = vec![0.0; m * dh];
     let mut z = vec![0.0; m];
     let accumulate = |j: usize, s: &mut Vec<f64>, z: &mut Vec<f64>| {
-        for f in 0..m {
-            z[f] += pk[j][f];
-            for c in 0..dh {
-                s[f * dh + c] += pk[j][f] * v[j][c];
+        for (f, &a) in pk[j].iter().enumerate() {
+            z[f] += a;
+            for (sc, vc) in s[f * dh..(f + 1) * dh].iter_mut().zip(&v[j]) {
+                *sc += a * vc;
             }
         }
     };
@@ -344,10 +345,13 @@ pub fn linear_attention(pq: &[Vec<f64>], pk: &[Vec<f64>], v: &[Vec<f64>], causal
             accumulate(i, &mut s, &mut z);
         }
         let den = dot(&pq[i], &z);
-        for c in 0..dh {
-            let num: f64 = (0..m).map(|f| pq[i][f] * s[f * dh + c]).sum();
-            out[i][c] = num / den;
+        let o = &mut out[i];
+        for (f, &a) in pq[i].iter().enumerate() {
+            for (oc, sc) in o.iter_mut().zip(&s[f * dh..(f + 1) * dh]) {
+                *oc += a * sc;
+            }
         }
+        o.iter_mut().for_each(|v| *v /= den);
     }
     out
 }
@@ -362,8 +366,10 @@ pub fn feature_map(map: SoftmaxFeatures, w: &[f64], rows: usize, x: &[f64]) -> V
     let y: Vec<f64> = (0..rows).map(|r| dot(&w[r * dh..(r + 1) * dh], x)).collect();
     match map {
         SoftmaxFeatures::Positive => {
-            let c2 = c * std::f64::consts::FRAC_1_SQRT_2;
-            y.iter().map(|y| c2 * (y - n / 2.0).exp()).chain(y.iter().map(|y| c2 * (-y - n / 2.0).exp())).collect()
+            // exp(±y − n/2) as h·exp(y) and h/exp(y), h = c/√2·exp(−n/2): one exp per row.
+            let h = c * std::f64::consts::FRAC_1_SQRT_2 * (-n / 2.0).exp();
+            let e: Vec<f64> = y.iter().map(|y| y.exp()).collect();
+            e.iter().map(|e| h * e).chain(e.iter().map(|e| h / e)).collect()
         }
         SoftmaxFeatures::Trig => {
             let h = c * (n / 2.0).exp();
@@ -376,8 +382,19 @@ pub fn feature_map(map: SoftmaxFeatures, w: &[f64], rows: usize, x: &[f64]) -> V
     }
 }
 
+/// Σ a_i b_i in four interleaved partial sums (independent add chains: the loops here are
+/// latency-bound otherwise; any fixed order is as good for an f64 reference).
 fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0; 4];
+    for (x, y) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+        for k in 0..4 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let tail: f64 = a[n - n % 4..].iter().zip(&b[n - n % 4..]).map(|(x, y)| x * y).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// The non-padding length of a sequence: the index of the first `pad_id`, else its length.

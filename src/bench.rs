@@ -502,7 +502,13 @@ fn transformer_case(be: &mut dyn Backend, path: &std::path::Path, small: bool, p
     let trials = exp.trials as f64;
     Ok(Case {
         name: "(i) transformer",
-        size: format!("{}, {} rows, {} pts x {} trials", path.file_name().map_or(String::new(), |f| f.to_string_lossy().into()), data.len(), exp.points.len(), exp.trials),
+        size: format!(
+            "{}, {} rows, {} pts x {} trials",
+            path.file_name().map_or(String::new(), |f| f.to_string_lossy().into()),
+            data.len(),
+            exp.points.len(),
+            exp.trials
+        ),
         rate: work * trials / t,
         floor: Some(work * trials / (per_trial_floor * trials)),
         unit: "FLOP/s",
@@ -523,7 +529,12 @@ pub fn seeded_encoder(layers: usize, d: usize, heads: u32, dff: usize, seq: usiz
     let mut add = |rows: usize, cols: usize, act: u32| {
         let i = mats.len();
         let w = scaled(rows * cols, cols, i as u64);
-        mats.push(AnalogLayer { mapped: MappedMatrix::new(&w, rows as u32, cols as u32, TileShape::default(), 1.0), bias: vec![0.0; rows], activation: act, conv: None });
+        mats.push(AnalogLayer {
+            mapped: MappedMatrix::new(&w, rows as u32, cols as u32, TileShape::default(), 1.0),
+            bias: vec![0.0; rows],
+            activation: act,
+            conv: None,
+        });
         i
     };
     let unit_norm: Vec<f32> = std::iter::repeat_n(1.0, d).chain(std::iter::repeat_n(0.0, d)).collect();

@@ -126,7 +126,10 @@ fn struct_members_sit_at_the_same_offsets_in_rust_and_wgsl() {
             "ConvParams",
             offsets!(ConvParams: samples, in_c, in_h, in_w, k_h, k_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w, pool_kind, pool_size, pool_stride, pool_h, pool_w, in_nchw, _pad1, _pad2),
         ),
-        ("SeqParams", offsets!(SeqParams: samples, seq, d_model, heads, d_head, width, causal, blocks, vocab, pool, rows, width_in, scale, eps, sample_offset, experts, top_k, expert, _pad0, _pad1)),
+        (
+            "SeqParams",
+            offsets!(SeqParams: samples, seq, d_model, heads, d_head, width, causal, blocks, vocab, pool, rows, width_in, scale, eps, sample_offset, experts, top_k, expert, _pad0, _pad1),
+        ),
         ("StageParams", offsets!(StageParams: layer, dev, io, kern, conv, seq)),
         ("TileInfo", offsets!(TileInfo: row_start, rows, col_start, cols, scale, wmax_norm, mean_abs_norm, prog_mult, drift_mult, read_mult)),
     ];

@@ -255,7 +255,13 @@ fn bad_input_is_named_and_nothing_is_written() {
     for (name, settings, needles) in cases {
         let p = write_case(name, "", "", None);
         let text = std::fs::read_to_string(&p).unwrap();
-        let text = if name == "heads" { text.replace("heads = 2", &settings) } else if name == "padid" { text.replace("pad_id = 0", &settings) } else { text.replace("pad_id = 0", &format!("pad_id = 0\n{settings}")) };
+        let text = if name == "heads" {
+            text.replace("heads = 2", &settings)
+        } else if name == "padid" {
+            text.replace("pad_id = 0", &settings)
+        } else {
+            text.replace("pad_id = 0", &format!("pad_id = 0\n{settings}"))
+        };
         std::fs::write(&p, text).unwrap();
         expect_cli_error(&p, &needles);
     }

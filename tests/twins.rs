@@ -578,7 +578,20 @@ fn transformer_stages_match_twins() {
         conv: None,
     };
     let norm = |seed: u64| -> Vec<f32> { weights(d, seed).iter().map(|v| 1.0 + 0.2 * v).chain(weights(d, seed + 1).iter().map(|v| 0.1 * v)).collect() };
-    let layers = vec![layer(d, d, 1, 0), layer(d, d, 2, 0), layer(d, d, 3, 0), layer(d, d, 4, 0), layer(dff, d, 5, 4), layer(d, dff, 6, 0), layer(5, d, 7, 3), layer(classes, 5, 8, 0), layer(6, 4, 9, 0), layer(3, d, 10, 0), layer(dff, d, 11, 4), layer(d, dff, 12, 0)];
+    let layers = vec![
+        layer(d, d, 1, 0),
+        layer(d, d, 2, 0),
+        layer(d, d, 3, 0),
+        layer(d, d, 4, 0),
+        layer(dff, d, 5, 4),
+        layer(d, dff, 6, 0),
+        layer(5, d, 7, 3),
+        layer(classes, 5, 8, 0),
+        layer(6, 4, 9, 0),
+        layer(3, d, 10, 0),
+        layer(dff, d, 11, 4),
+        layer(d, dff, 12, 0),
+    ];
     let block = SeqBlock { q: 0, k: 1, v: 2, o: 3, ffn1: 4, ffn2: 5, norm1: norm(20), norm2: norm(22), feature_q: Some(8), feature_k: None, moe: None };
     let samples = 2usize;
     let tokens: Vec<u32> = (0..samples * seq).map(|i| ((i * 7 + 3) % (vocab - 1)) as u32 + 1).collect();
@@ -619,7 +632,20 @@ fn transformer_stages_match_twins() {
     }
     let Some(mut g) = gpu(256) else { return };
     let seen = replay_all(&rec, &mut g);
-    for s in [Stage::Embed, Stage::Layernorm, Stage::Residual, Stage::AttentionSoftmax, Stage::RowNorms, Stage::FeatureMap, Stage::LinearKv, Stage::LinearOut, Stage::SeqPool, Stage::MoeGate, Stage::MoeCombine, Stage::Accuracy] {
+    for s in [
+        Stage::Embed,
+        Stage::Layernorm,
+        Stage::Residual,
+        Stage::AttentionSoftmax,
+        Stage::RowNorms,
+        Stage::FeatureMap,
+        Stage::LinearKv,
+        Stage::LinearOut,
+        Stage::SeqPool,
+        Stage::MoeGate,
+        Stage::MoeCombine,
+        Stage::Accuracy,
+    ] {
         assert!(seen.contains(&s), "stage {} was not exercised", s.name());
     }
 }

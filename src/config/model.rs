@@ -114,7 +114,8 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
         s.net = Some(net);
         s.check(&ds).map_err(|e| format!("{at}{e}"))?;
         if s.experts > 0 {
-            s.moe_mapping(p.tile).map_err(|e| format!("{at}transformer.experts = {}, tiers = {} on {}x{} crossbars: {e}", s.experts, s.tiers, p.tile.max_in, p.tile.max_out))?;
+            s.moe_mapping(p.tile)
+                .map_err(|e| format!("{at}transformer.experts = {}, tiers = {} on {}x{} crossbars: {e}", s.experts, s.tiers, p.tile.max_in, p.tile.max_out))?;
         }
         let key = serde_json::to_string(&*s).expect("settings serialise");
         let fp = *fps.entry(key).or_insert_with(|| reference::fp_correct(s.net(), s, &ds));
@@ -131,7 +132,10 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
             .collect();
         if hits.is_empty() {
             let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
-            return Err(format!("model.digital: {want:?} names no analog matrix; they are {} (or a group: q, k, v, o, ffn1, ffn2, feature_q, router, experts, pooler, head)", names.join(", ")));
+            return Err(format!(
+                "model.digital: {want:?} names no analog matrix; they are {} (or a group: q, k, v, o, ffn1, ffn2, feature_q, router, experts, pooler, head)",
+                names.join(", ")
+            ));
         }
         layer_digital.extend(hits);
     }

@@ -129,7 +129,12 @@ impl SeqModel {
         let shape = |li: usize, n_in: u32, n_out: Option<u32>, what: &str| -> Result<(), EngineError> {
             let m = &self.layers[li].mapped;
             if m.n_in != n_in || n_out.is_some_and(|o| o != m.n_out) {
-                return Err(EngineError::Invalid(format!("{what} (layer {li}) is {} x {}, expected {} x {n_in}", m.n_out, m.n_in, n_out.map_or("any".into(), |o| o.to_string()))));
+                return Err(EngineError::Invalid(format!(
+                    "{what} (layer {li}) is {} x {}, expected {} x {n_in}",
+                    m.n_out,
+                    m.n_in,
+                    n_out.map_or("any".into(), |o| o.to_string())
+                )));
             }
             Ok(())
         };
@@ -147,7 +152,11 @@ impl SeqModel {
             if let Some(moe) = &b.moe {
                 let e = moe.experts.len() as u32;
                 if e == 0 || e > crate::engine::cpu::moe_gate::MAX_EXPERTS || moe.top_k == 0 || moe.top_k > e {
-                    return bad(format!("layer {bi}: {e} experts with top_k = {} (1 <= top_k <= experts <= {})", moe.top_k, crate::engine::cpu::moe_gate::MAX_EXPERTS));
+                    return bad(format!(
+                        "layer {bi}: {e} experts with top_k = {} (1 <= top_k <= experts <= {})",
+                        moe.top_k,
+                        crate::engine::cpu::moe_gate::MAX_EXPERTS
+                    ));
                 }
                 shape(moe.router, d, Some(e), &format!("layer {bi} router"))?;
                 for (j, &(f1, f2)) in moe.experts.iter().enumerate() {
@@ -205,7 +214,11 @@ fn per_sample_words(m: &SeqModel) -> (u64, u64) {
     let kernel = [seq * heads * s, seq * heads * width, heads * blocks * width * (dh + 1)];
     let gates = seq * m.experts() as u64;
     let largest = [act, seq * m.d_ff() as u64, scratch, gates].into_iter().chain(kernel).max().unwrap();
-    let total = 7 * act + seq * m.d_ff() as u64 + 3 * scratch + if s > 0 { 2 * kernel[0] + 2 * kernel[1] + kernel[2] } else { 0 } + if gates > 0 { 2 * gates + act } else { 0 };
+    let total = 7 * act
+        + seq * m.d_ff() as u64
+        + 3 * scratch
+        + if s > 0 { 2 * kernel[0] + 2 * kernel[1] + kernel[2] } else { 0 }
+        + if gates > 0 { 2 * gates + act } else { 0 };
     (largest, total)
 }
 
@@ -269,7 +282,11 @@ pub fn run_transformer(
     }
     let apps = uses.iter().zip(0..).map(|(&u, li)| u * vectors_per_sample(m, li) as u64).max().unwrap_or(1);
     if apps * samples as u64 >= u32::MAX as u64 {
-        return Err(EngineError::Invalid(format!("{samples} sequences of {} tokens over {} layers exceed the 2^32 MVM vectors a run numbers; use fewer rows", m.seq, m.blocks.len())));
+        return Err(EngineError::Invalid(format!(
+            "{samples} sequences of {} tokens over {} layers exceed the 2^32 MVM vectors a run numbers; use fewer rows",
+            m.seq,
+            m.blocks.len()
+        )));
     }
 
     let (seq, d, heads, dh) = (m.seq, m.d_model, m.heads, m.d_head());
@@ -313,7 +330,8 @@ pub fn run_transformer(
         None
     };
     let e_max = m.experts();
-    let moe_bufs = (e_max > 0).then(|| [be.create("router", words(seq * e_max)), be.create("gates", words(seq * e_max)), be.create("expert_out", words(seq * d))]);
+    let moe_bufs =
+        (e_max > 0).then(|| [be.create("router", words(seq * e_max)), be.create("gates", words(seq * e_max)), be.create("expert_out", words(seq * d))]);
     let head_width = m.head.iter().map(|&li| m.layers[li].mapped.n_out).max().unwrap_or(1).max(d);
     let pooled = be.create("pooled", words(d));
     let hb = [be.create("head0", words(head_width)), be.create("head1", words(head_width))];

@@ -251,6 +251,9 @@ impl TransformerSettings {
     }
 }
 
+/// A routed layer's matrices: the router and each expert's (FFN1, FFN2).
+pub type Routed = (usize, Vec<(usize, usize)>);
+
 /// One analog matrix of the network: its name (`layers.N.q`, `layers.N.feature_q`, `pooler`,
 /// `head.K`; `model.digital` names them, or a group by its last part: `q`, `ffn1`, `feature_q`,
 /// `head`), the layer and the activation after it.
@@ -261,7 +264,7 @@ pub struct Matrices {
     /// are expert 0's in a routed layer).
     pub blocks: Vec<[Option<usize>; 8]>,
     /// Per stored block of a routed layer: the router and each expert's pair.
-    pub moe: Vec<Option<(usize, Vec<(usize, usize)>)>>,
+    pub moe: Vec<Option<Routed>>,
     /// Pooler and head layers in order.
     pub head: Vec<usize>,
 }
@@ -282,9 +285,10 @@ impl TransformerSettings {
         };
         for (bi, b) in net.blocks.iter().enumerate() {
             let mut idx = [None; 8];
-            for (j, (l, part, act)) in [(&b.q, "q", Activation::None), (&b.k, "k", Activation::None), (&b.v, "v", Activation::None), (&b.o, "o", Activation::None)]
-                .into_iter()
-                .enumerate()
+            for (j, (l, part, act)) in
+                [(&b.q, "q", Activation::None), (&b.k, "k", Activation::None), (&b.v, "v", Activation::None), (&b.o, "o", Activation::None)]
+                    .into_iter()
+                    .enumerate()
             {
                 idx[j] = Some(push(l, format!("layers.{bi}.{part}"), act));
             }
@@ -298,7 +302,12 @@ impl TransformerSettings {
                 let router = Linear::dense("", Matrix { rows: e, cols: d, data: router_weights(e, d, self.router_seed, bi) }, vec![0.0; e]);
                 let r = push(&router, format!("layers.{bi}.router"), Activation::None);
                 let pairs: Vec<(usize, usize)> = (0..e)
-                    .map(|j| (push(&b.ffn1, format!("layers.{bi}.experts.{j}.ffn1"), self.activation), push(&b.ffn2, format!("layers.{bi}.experts.{j}.ffn2"), Activation::None)))
+                    .map(|j| {
+                        (
+                            push(&b.ffn1, format!("layers.{bi}.experts.{j}.ffn1"), self.activation),
+                            push(&b.ffn2, format!("layers.{bi}.experts.{j}.ffn2"), Activation::None),
+                        )
+                    })
                     .collect();
                 idx[4] = Some(pairs[0].0);
                 idx[5] = Some(pairs[0].1);
@@ -307,7 +316,8 @@ impl TransformerSettings {
             if self.attention == AttentionKind::Kernel {
                 let (wq, wk) = self.feature_projections(bi);
                 let scale = feature_input_scale(d_head) as f32;
-                let scaled = |w: &Matrix| Linear::dense("", Matrix { rows: w.rows, cols: w.cols, data: w.data.iter().map(|v| v * scale).collect() }, vec![0.0; w.rows]);
+                let scaled =
+                    |w: &Matrix| Linear::dense("", Matrix { rows: w.rows, cols: w.cols, data: w.data.iter().map(|v| v * scale).collect() }, vec![0.0; w.rows]);
                 idx[6] = Some(push(&scaled(&wq), format!("layers.{bi}.feature_q"), Activation::None));
                 if wk != wq {
                     idx[7] = Some(push(&scaled(&wk), format!("layers.{bi}.feature_k"), Activation::None));
@@ -419,18 +429,26 @@ impl TransformerSettings {
     pub fn check(&self, data: &Dataset) -> Result<(), String> {
         let net = self.net();
         let d = net.d_model();
-        if self.heads == 0 || d % self.heads as usize != 0 {
+        if self.heads == 0 || !d.is_multiple_of(self.heads as usize) {
             return Err(format!("transformer.heads = {} must divide d_model = {d} (embedding [{}, {d}])", self.heads, net.vocab()));
         }
         let d_head = d / self.heads as usize;
         if d_head > crate::engine::cpu::attention_softmax::MAX_D_HEAD as usize {
-            return Err(format!("transformer.heads = {}: d_head = {d_head} exceeds {}; use more heads", self.heads, crate::engine::cpu::attention_softmax::MAX_D_HEAD));
+            return Err(format!(
+                "transformer.heads = {}: d_head = {d_head} exceeds {}; use more heads",
+                self.heads,
+                crate::engine::cpu::attention_softmax::MAX_D_HEAD
+            ));
         }
         if self.repeat_layers == 0 {
             return Err("transformer.repeat_layers = 0: the layer stack runs at least once (1)".into());
         }
         if !(self.embed_scale.is_finite() && self.embed_scale > 0.0) {
-            return Err(format!("transformer.embed_scale = {}: must be a finite number > 0 (√d_model = {} for Vaswani-style models, 1 for BERT)", self.embed_scale, (d as f64).sqrt()));
+            return Err(format!(
+                "transformer.embed_scale = {}: must be a finite number > 0 (√d_model = {} for Vaswani-style models, 1 for BERT)",
+                self.embed_scale,
+                (d as f64).sqrt()
+            ));
         }
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
             return Err(format!("transformer.layer_norm_eps = {}: must be > 0 (PyTorch 1e-5, BERT 1e-12)", self.layer_norm_eps));

@@ -125,7 +125,7 @@ impl TransformerNet {
 pub fn sinusoid(p: usize, c: usize, d: usize) -> f64 {
     let i2 = (c - c % 2) as f64;
     let angle = p as f64 / 10000f64.powf(i2 / d as f64);
-    if c % 2 == 0 {
+    if c.is_multiple_of(2) {
         angle.sin()
     } else {
         angle.cos()

@@ -19,8 +19,10 @@
 //! same weights bit for bit, and the writer gives the same bytes for the same weights.
 
 pub mod cnn;
+pub mod listops;
 pub mod mlp;
 pub mod moe;
+pub mod transformer;
 
 use std::collections::BTreeMap;
 use std::path::Path;

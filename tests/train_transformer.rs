@@ -131,3 +131,44 @@ fn the_shipped_listops_test_split_is_labelled_with_its_values() {
         assert!(data.labels.contains(&c), "class {c}");
     }
 }
+
+/// The shipped models: the names, shapes and metadata the trainer writes, the command that
+/// rebuilds them, and the floating-point test accuracy the README reports, computed here by the
+/// trainer's own forward pass on the shipped weights. (Retraining them takes minutes even in a
+/// release build, too long for `cargo test`; the byte-for-byte rebuild is checked by running the
+/// recorded command and comparing the SHA-256 in experiments/models/README.md.)
+#[test]
+fn the_shipped_transformers_are_the_trainers_and_score_as_documented() {
+    let listops_test = listops::read_token_csv(&root().join("experiments/data/listops_test.csv"), listops::LISTOPS_VOCAB).unwrap();
+    let digits = aimc::train::read_digits_csv(&root().join("experiments/data/digits.csv")).unwrap();
+    // (task, attention, file, correct test rows)
+    let shipped = [
+        (Task::ListOps, Attention::Softmax, "listops_transformer_softmax.safetensors", 380),
+        (Task::ListOps, Attention::Kernel, "listops_transformer_kernel.safetensors", 380),
+        (Task::Digits, Attention::Softmax, "digits_seq_transformer.safetensors", 350),
+    ];
+    for (task, attention, file, correct) in shipped {
+        let cfg = TransformerTrainConfig::shipped(task, attention);
+        assert_eq!(tf::default_out(task, attention), format!("experiments/models/{file}"));
+        let bytes = std::fs::read(root().join("experiments/models").join(file)).unwrap();
+        let net = tf::from_safetensors(&bytes, cfg.dims).unwrap();
+        assert_eq!(net.attention, attention, "{file}");
+        // The file is exactly what the writer makes of these weights and the recorded command.
+        assert!(tf::safetensors_bytes(&net, task, &tf::training_command(&cfg)).unwrap() == bytes, "{file}: not the writer's bytes");
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let training = &meta.metadata().as_ref().unwrap()["training"];
+        assert_eq!(*training, format!("cargo run --release -- train-transformer --task {} --attention {} --out experiments/models/{file}", task.name(), attention.name()));
+        let test = match task {
+            Task::ListOps => listops_test.clone(),
+            Task::Digits => tf::task_data(&cfg, Some(&digits)).unwrap().1,
+        };
+        let acc = net.accuracy(&test);
+        assert_eq!((acc * test.len() as f64).round() as usize, correct, "{file}: test accuracy {acc}");
+        if attention == Attention::Kernel {
+            // The projection is the one drawn from the seed after the other weights.
+            let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
+            let fresh: Net<f32> = Net::init(cfg.dims, attention, &mut rng);
+            assert_eq!(fresh.projection, net.projection, "the feature projection is not trained");
+        }
+    }
+}

@@ -402,6 +402,8 @@ struct Prepared<T> {
     out_proj: Vec<T>,
     linear1: Vec<T>,
     linear2: Vec<T>,
+    /// The feature projection transposed, [d_h, m/2].
+    projection: Vec<T>,
 }
 
 /// One application of the encoder layer, kept for the backward pass.
@@ -492,27 +494,30 @@ impl<T: Real> Net<T> {
             out_proj: transpose(&p[OUT_PROJ_W], d.d_model, d.d_model),
             linear1: transpose(&p[LINEAR1_W], d.d_ff, d.d_model),
             linear2: transpose(&p[LINEAR2_W], d.d_model, d.d_ff),
+            projection: transpose(&self.projection, self.projection.len() / d.d_head().max(1), d.d_head()),
         }
     }
 
     /// The exponents of φ for one query or key (d_h values of Q or K) into `phi` (m values):
     /// [h, −h] + offset; the caller shifts them and takes exp.
-    fn features(&self, x: &[T], phi: &mut [T]) {
-        let dh = self.dims.d_head();
+    fn features(&self, prep: &Prepared<T>, x: &[T], phi: &mut [T]) {
         let half = self.dims.features / 2;
-        let s = T::of((dh as f64).powf(-0.25));
+        let s = T::of((self.dims.d_head() as f64).powf(-0.25));
         let mut sq = T::default();
-        for &v in x {
-            sq += (v * s) * (v * s);
+        let (h, minus) = phi.split_at_mut(half);
+        h.fill(T::default());
+        // h = W x̃ as a sum over the inputs in order (W transposed, so the loop runs over rows).
+        for (c, &v) in x.iter().enumerate() {
+            let xs = v * s;
+            sq += xs * xs;
+            for (hr, &w) in h.iter_mut().zip(&prep.projection[c * half..(c + 1) * half]) {
+                *hr += xs * w;
+            }
         }
         let off = T::of(-0.5) * sq - T::of((self.dims.features as f64).sqrt().ln());
-        for r in 0..half {
-            let mut h = T::default();
-            for (&w, &v) in self.projection[r * dh..(r + 1) * dh].iter().zip(x) {
-                h += w * (v * s);
-            }
-            phi[r] = h + off;
-            phi[half + r] = -h + off;
+        for (hr, mr) in h.iter_mut().zip(minus.iter_mut()) {
+            *mr = -*hr + off;
+            *hr += off;
         }
     }
 
@@ -537,7 +542,7 @@ impl<T: Real> Net<T> {
     }
 
     /// Multi-head attention of `qkv` [n, 3d] into `lt.att`, filling the layer trace.
-    fn attention_forward(&self, n: usize, lt: &mut LayerTrace<T>) {
+    fn attention_forward(&self, prep: &Prepared<T>, n: usize, lt: &mut LayerTrace<T>) {
         let d = self.dims.d_model;
         let dh = self.dims.d_head();
         let heads = self.dims.heads;
@@ -591,7 +596,7 @@ impl<T: Real> Net<T> {
                     let pk = &mut lt.phi_k[h * n * m..(h + 1) * n * m];
                     let mut mx = T::of(f64::NEG_INFINITY);
                     for j in 0..n {
-                        self.features(&qkv[j * 3 * d + d + h * dh..][..dh], &mut pk[j * m..(j + 1) * m]);
+                        self.features(prep, &qkv[j * 3 * d + d + h * dh..][..dh], &mut pk[j * m..(j + 1) * m]);
                         for &a in &pk[j * m..(j + 1) * m] {
                             mx = max(mx, a);
                         }
@@ -614,7 +619,7 @@ impl<T: Real> Net<T> {
                     // Queries: each shifted by its own largest exponent.
                     for i in 0..n {
                         let pq = &mut lt.phi_q[(h * n + i) * m..][..m];
-                        self.features(&qkv[i * 3 * d + h * dh..][..dh], pq);
+                        self.features(prep, &qkv[i * 3 * d + h * dh..][..dh], pq);
                         let mx = pq.iter().fold(T::of(f64::NEG_INFINITY), |a, &b| max(a, b));
                         for a in pq.iter_mut() {
                             *a = (*a - mx).exp();
@@ -772,7 +777,7 @@ impl<T: Real> Net<T> {
                 x,
             };
             linear(&lt.x, d, &prep.in_proj, None, 3 * d, &mut lt.qkv);
-            self.attention_forward(n, &mut lt);
+            self.attention_forward(prep, n, &mut lt);
             let mut r = zeros(n * d);
             linear(&lt.att, d, &prep.out_proj, Some(&p[OUT_PROJ_B]), d, &mut r);
             for (r, &xi) in r.iter_mut().zip(&lt.x) {
@@ -942,8 +947,8 @@ impl TransformerTrainConfig {
             Task::Digits => Dims::lra(listops::DIGITS_VOCAB, super::DIGITS_FEATURES),
         };
         let (epochs, batch_size) = match task {
-            Task::ListOps => (20, 32),
-            Task::Digits => (30, 32),
+            Task::ListOps => (10, 32),
+            Task::Digits => (20, 32),
         };
         TransformerTrainConfig { task, attention, dims, epochs, batch_size, lr: 1e-3, warmup: 200, clip: 1.0, seed: 20_261_205, listops }
     }
@@ -1088,6 +1093,27 @@ pub fn safetensors_bytes(net: &Net<f32>, task: Task, training: &str) -> Result<V
         tensors.push((FEATURE_PROJECTION.to_string(), vec![net.dims.features / 2, net.dims.d_head()], &net.projection));
     }
     state_dict_bytes(&tensors, &model_metadata(architecture(net, task), training))
+}
+
+/// Reads a model written by [`safetensors_bytes`] with shapes `dims`: kernel attention when the
+/// file has [`FEATURE_PROJECTION`]. Errors name the missing or mis-shaped tensor.
+pub fn from_safetensors(bytes: &[u8], dims: Dims) -> Result<Net<f32>, TrainError> {
+    let st = safetensors::SafeTensors::deserialize(bytes)?;
+    let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>, TrainError> {
+        let t = st.tensor(name).map_err(|e| TrainError::Model(format!("{name}: {e}")))?;
+        if t.shape() != shape || t.dtype() != safetensors::Dtype::F32 {
+            return Err(TrainError::Model(format!("{name}: shape {:?} {:?}, expected F32 {shape:?}", t.shape(), t.dtype())));
+        }
+        Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    };
+    let params = param_names(&dims).iter().map(|(name, shape)| read(name, shape)).collect::<Result<Vec<_>, _>>()?;
+    let (attention, projection) = if st.names().contains(&FEATURE_PROJECTION) {
+        (Attention::Kernel, read(FEATURE_PROJECTION, &[dims.features / 2, dims.d_head()])?)
+    } else {
+        (Attention::Softmax, vec![])
+    };
+    let positions = sinusoids(dims.max_len, dims.d_model).into_iter().map(|v| v as f32).collect();
+    Ok(Net { dims, attention, params, projection, positions })
 }
 
 /// Writes [`safetensors_bytes`] to `path`.

@@ -289,7 +289,9 @@ fn run(cli: Cli) -> Result<()> {
             run_experiment(&exp, common.backend.into(), common.out.clone().unwrap_or_else(|| "results/mlp".into()), false, common.json.as_deref())
         }
         Command::Bench { backend, size, breakdown } => aimc::bench::run(backend.into(), &size, breakdown).map_err(Into::into),
-        c @ (Command::TrainDigits { .. } | Command::TrainDigitsMoe { .. } | Command::TrainDigitsCnn { .. } | Command::TrainTransformer { .. }) => train_command(c),
+        c @ (Command::TrainDigits { .. } | Command::TrainDigitsMoe { .. } | Command::TrainDigitsCnn { .. } | Command::TrainTransformer { .. }) => {
+            train_command(c)
+        }
     }
 }
 
@@ -400,7 +402,9 @@ fn train_command(command: Command) -> Result<()> {
             };
             let out = out.unwrap_or_else(|| tf::default_out(task, attention).into());
             let start = std::time::Instant::now();
-            let net = tf::train_transformer_with(&train, &cfg, |e, loss| say_err!("epoch {}: mean training loss {loss:.4} ({:.0} s)", e + 1, start.elapsed().as_secs_f64()));
+            let net = tf::train_transformer_with(&train, &cfg, |e, loss| {
+                say_err!("epoch {}: mean training loss {loss:.4} ({:.0} s)", e + 1, start.elapsed().as_secs_f64())
+            });
             let secs = start.elapsed().as_secs_f64();
             tf::save_safetensors(&net, task, &tf::training_command(&cfg), &out)?;
             say!(

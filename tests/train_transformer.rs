@@ -87,7 +87,8 @@ fn training_twice_gives_the_same_bytes() {
     for attention in [Attention::Softmax, Attention::Kernel] {
         let cfg = tiny_config(attention);
         let (train, _) = tf::task_data(&cfg, None).unwrap();
-        let bytes = |cfg: &TransformerTrainConfig| tf::safetensors_bytes(&tf::train_transformer(&train, cfg), Task::ListOps, &tf::training_command(cfg)).unwrap();
+        let bytes =
+            |cfg: &TransformerTrainConfig| tf::safetensors_bytes(&tf::train_transformer(&train, cfg), Task::ListOps, &tf::training_command(cfg)).unwrap();
         let a = bytes(&cfg);
         assert_eq!(a, bytes(&cfg), "{attention:?}");
         assert_ne!(a, bytes(&TransformerTrainConfig { seed: 1, ..cfg.clone() }), "the seed must matter");
@@ -157,7 +158,10 @@ fn the_shipped_transformers_are_the_trainers_and_score_as_documented() {
         assert!(tf::safetensors_bytes(&net, task, &tf::training_command(&cfg)).unwrap() == bytes, "{file}: not the writer's bytes");
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
         let training = &meta.metadata().as_ref().unwrap()["training"];
-        assert_eq!(*training, format!("cargo run --release -- train-transformer --task {} --attention {} --out experiments/models/{file}", task.name(), attention.name()));
+        assert_eq!(
+            *training,
+            format!("cargo run --release -- train-transformer --task {} --attention {} --out experiments/models/{file}", task.name(), attention.name())
+        );
         let test = match task {
             Task::ListOps => listops_test.clone(),
             Task::Digits => tf::task_data(&cfg, Some(&digits)).unwrap().1,

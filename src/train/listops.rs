@@ -97,7 +97,12 @@ impl SeqData {
 
     /// Rows `a..b`.
     pub fn rows(&self, a: usize, b: usize) -> SeqData {
-        SeqData { tokens: self.tokens[a * self.width..b * self.width].to_vec(), lens: self.lens[a..b].to_vec(), labels: self.labels[a..b].to_vec(), width: self.width }
+        SeqData {
+            tokens: self.tokens[a * self.width..b * self.width].to_vec(),
+            lens: self.lens[a..b].to_vec(),
+            labels: self.labels[a..b].to_vec(),
+            width: self.width,
+        }
     }
 
     /// The CSV of the workloads' reader: each row's `width` token ids, then the class; no header.

@@ -1,6 +1,8 @@
 //! Reproducible trainers of the shipped digits models (built with the `train` cargo feature, on
 //! by default): [`mlp`] (`digits_mlp.safetensors`, `digits_mlp_256.safetensors`), [`cnn`]
-//! (`digits_cnn.safetensors`) and [`moe`] (`digits_moe.safetensors`).
+//! (`digits_cnn.safetensors`) and [`moe`] (`digits_moe.safetensors`); and of the shipped
+//! transformers, [`transformer`] (`listops_transformer_*.safetensors`,
+//! `digits_seq_transformer.safetensors`) with its sequence data [`listops`].
 //!
 //! This module owns what the three share: the digits data (parsed into the workloads'
 //! [`Dataset`]) and its fixed train/test split, the activations' derivatives, the seeded

@@ -478,7 +478,13 @@ impl<T: Real> Net<T> {
     /// The same network in another float type.
     pub fn cast<U: Real>(&self) -> Net<U> {
         let c = |v: &Vec<T>| v.iter().map(|x| U::of(x.to_f64())).collect::<Vec<U>>();
-        Net { dims: self.dims, attention: self.attention, params: self.params.iter().map(c).collect(), projection: c(&self.projection), positions: c(&self.positions) }
+        Net {
+            dims: self.dims,
+            attention: self.attention,
+            params: self.params.iter().map(c).collect(),
+            projection: c(&self.projection),
+            positions: c(&self.positions),
+        }
     }
 
     /// All-zero tensors of the parameters' shapes.
@@ -1036,7 +1042,11 @@ pub fn train_transformer_with(train: &SeqData, cfg: &TransformerTrainConfig, mut
             }
             let norm = g.iter().flatten().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
             let clip = if norm > cfg.clip as f64 { (cfg.clip as f64 / norm) as f32 } else { 1.0 };
-            let lr = if k < cfg.warmup { cfg.lr * (k + 1) as f32 / cfg.warmup as f32 } else { cfg.lr * (steps - k) as f32 / (steps - cfg.warmup.min(steps - 1)) as f32 };
+            let lr = if k < cfg.warmup {
+                cfg.lr * (k + 1) as f32 / cfg.warmup as f32
+            } else {
+                cfg.lr * (steps - k) as f32 / (steps - cfg.warmup.min(steps - 1)) as f32
+            };
             adam.b1t *= BETA1;
             adam.b2t *= BETA2;
             let (c1, c2) = (1.0 - adam.b1t, 1.0 - adam.b2t);
@@ -1088,7 +1098,8 @@ fn architecture(net: &Net<f32>, task: Task) -> String {
 /// The safetensors bytes of the model (names of [`param_names`], plus [`FEATURE_PROJECTION`]
 /// for kernel attention), F32, with the metadata `format`, `model` and `training`.
 pub fn safetensors_bytes(net: &Net<f32>, task: Task, training: &str) -> Result<Vec<u8>, TrainError> {
-    let mut tensors: Vec<NamedTensor> = param_names(&net.dims).into_iter().zip(&net.params).map(|((name, shape), v)| (name.to_string(), shape, v.as_slice())).collect();
+    let mut tensors: Vec<NamedTensor> =
+        param_names(&net.dims).into_iter().zip(&net.params).map(|((name, shape), v)| (name.to_string(), shape, v.as_slice())).collect();
     if net.attention == Attention::Kernel {
         tensors.push((FEATURE_PROJECTION.to_string(), vec![net.dims.features / 2, net.dims.d_head()], &net.projection));
     }

@@ -156,6 +156,55 @@ pub enum Command {
         #[arg(long, default_value = "experiments/data/digits.csv")]
         data: PathBuf,
     },
+    /// Train the transformer of the LRA ListOps configuration (embedding 64, 2 post-LN layers
+    /// sharing weights, 2 heads, FFN 128, mean pooling, classifier 128) on generated ListOps or on
+    /// the digits as pixel sequences, with softmax or kernel-approximated attention (reproducible).
+    /// With no options but --task and --attention it rebuilds the shipped model.
+    TrainTransformer {
+        /// listops: the generated ListOps task; digits: the digits CSV as 64-token pixel sequences.
+        #[arg(long, value_enum, default_value = "listops")]
+        task: TaskArg,
+        /// softmax, or kernel (256 positive random features, FAVOR+).
+        #[arg(long, value_enum, default_value = "softmax")]
+        attention: AttentionArg,
+        /// Where to write the model (.safetensors); default experiments/models/listops_transformer_ATTENTION.safetensors,
+        /// or digits_seq_transformer.safetensors for the digits.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also write the task's test split as a token CSV here (experiments/data/listops_test.csv).
+        #[arg(long)]
+        data_out: Option<PathBuf>,
+        /// The digits CSV (task digits; rows 0..1347 train, the rest test).
+        #[arg(long, default_value = "experiments/data/digits.csv")]
+        data: PathBuf,
+        /// Override the epochs (the file then records the whole configuration, not the shipped command).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Override the peak learning rate.
+        #[arg(long)]
+        lr: Option<f32>,
+        /// Override the number of generated ListOps training rows.
+        #[arg(long)]
+        train_rows: Option<usize>,
+        /// Report the accuracy on the ListOps validation split instead of the test split (for
+        /// choosing settings without looking at test).
+        #[arg(long)]
+        validation: bool,
+    },
+}
+
+/// `train-transformer --task`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum TaskArg {
+    Listops,
+    Digits,
+}
+
+/// `train-transformer --attention`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum AttentionArg {
+    Softmax,
+    Kernel,
 }
 
 /// `train-digits --activation`: the hidden activations the MLP trainer offers (not `none`: a

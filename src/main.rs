@@ -289,7 +289,9 @@ fn run(cli: Cli) -> Result<()> {
             run_experiment(&exp, common.backend.into(), common.out.clone().unwrap_or_else(|| "results/mlp".into()), false, common.json.as_deref())
         }
         Command::Bench { backend, size, breakdown } => aimc::bench::run(backend.into(), &size, breakdown).map_err(Into::into),
-        c @ (Command::TrainDigits { .. } | Command::TrainDigitsMoe { .. } | Command::TrainDigitsCnn { .. }) => train_command(c),
+        c @ (Command::TrainDigits { .. } | Command::TrainDigitsMoe { .. } | Command::TrainDigitsCnn { .. } | Command::TrainTransformer { .. }) => {
+            train_command(c)
+        }
     }
 }
 
@@ -359,6 +361,59 @@ fn train_command(command: Command) -> Result<()> {
                 start.elapsed().as_secs_f64(),
                 100.0 * aimc::train::mlp::accuracy(&model, &train),
                 100.0 * aimc::train::mlp::accuracy(&model, &test),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::TrainTransformer { task, attention, out, data_out, data, epochs, lr, train_rows, validation } => {
+            use aimc::train::transformer::{self as tf, Attention, Task};
+            let task = match task {
+                cli::TaskArg::Listops => Task::ListOps,
+                cli::TaskArg::Digits => Task::Digits,
+            };
+            let attention = match attention {
+                cli::AttentionArg::Softmax => Attention::Softmax,
+                cli::AttentionArg::Kernel => Attention::Kernel,
+            };
+            let mut cfg = tf::TransformerTrainConfig::shipped(task, attention);
+            cfg.epochs = epochs.unwrap_or(cfg.epochs);
+            cfg.lr = lr.unwrap_or(cfg.lr);
+            cfg.listops.train_rows = train_rows.unwrap_or(cfg.listops.train_rows);
+            if cfg.epochs == 0 || cfg.listops.train_rows == 0 {
+                bail!("--epochs and --train-rows must be >= 1");
+            }
+            let digits = match task {
+                Task::Digits => Some(aimc::train::read_digits_csv(&data)?),
+                Task::ListOps => None,
+            };
+            let (train, mut test) = tf::task_data(&cfg, digits.as_ref())?;
+            if let Some(p) = &data_out {
+                std::fs::write(p, test.to_csv()).with_context(|| format!("writing {}", p.display()))?;
+                say_err!("wrote the {} test split ({} rows) to {}", task.name(), test.len(), p.display());
+            }
+            let split = if validation {
+                if task != Task::ListOps {
+                    bail!("--validation: only the ListOps task has a validation split");
+                }
+                test = aimc::train::listops::splits(&cfg.listops).1;
+                "validation"
+            } else {
+                "test"
+            };
+            let out = out.unwrap_or_else(|| tf::default_out(task, attention).into());
+            let start = std::time::Instant::now();
+            let net = tf::train_transformer_with(&train, &cfg, |e, loss| {
+                say_err!("epoch {}: mean training loss {loss:.4} ({:.0} s)", e + 1, start.elapsed().as_secs_f64())
+            });
+            let secs = start.elapsed().as_secs_f64();
+            tf::save_safetensors(&net, task, &tf::training_command(&cfg), &out)?;
+            say!(
+                "{} transformer ({} attention) trained in {secs:.1} s: train accuracy {:.2} %, {split} accuracy {:.2} % ({} rows); wrote {}",
+                task.name(),
+                attention.name(),
+                100.0 * net.accuracy(&train),
+                100.0 * net.accuracy(&test),
+                test.len(),
                 out.display()
             );
             Ok(())

@@ -1,6 +1,8 @@
 //! Reproducible trainers of the shipped digits models (built with the `train` cargo feature, on
 //! by default): [`mlp`] (`digits_mlp.safetensors`, `digits_mlp_256.safetensors`), [`cnn`]
-//! (`digits_cnn.safetensors`) and [`moe`] (`digits_moe.safetensors`).
+//! (`digits_cnn.safetensors`) and [`moe`] (`digits_moe.safetensors`); and of the shipped
+//! transformers, [`transformer`] (`listops_transformer_*.safetensors`,
+//! `digits_seq_transformer.safetensors`) with its sequence data [`listops`].
 //!
 //! This module owns what the three share: the digits data (parsed into the workloads'
 //! [`Dataset`]) and its fixed train/test split, the activations' derivatives, the seeded
@@ -19,8 +21,10 @@
 //! same weights bit for bit, and the writer gives the same bytes for the same weights.
 
 pub mod cnn;
+pub mod listops;
 pub mod mlp;
 pub mod moe;
+pub mod transformer;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -14,8 +14,20 @@ use crate::workload::WorkloadKind;
 
 /// Sets `field` of a serde struct to `value` through its TOML form.
 pub(super) fn set_field<T: serde::Serialize + serde::de::DeserializeOwned>(obj: &mut T, section: &str, field: &str, value: &toml::Value) -> Result<(), String> {
+    set_field_with(obj, section, field, value, &[])
+}
+
+/// As [`set_field`], where `optional` names fields the struct may hold as absent (an `Option`
+/// that is `None` has no TOML form) and that may still be set.
+pub(super) fn set_field_with<T: serde::Serialize + serde::de::DeserializeOwned>(
+    obj: &mut T,
+    section: &str,
+    field: &str,
+    value: &toml::Value,
+    optional: &[&str],
+) -> Result<(), String> {
     let mut table = toml::Table::try_from(&*obj).map_err(|e| e.to_string())?;
-    if !table.contains_key(field) {
+    if !table.contains_key(field) && !optional.contains(&field) {
         let known: Vec<_> = table.keys().cloned().collect();
         return Err(format!("{section}.{field}: unknown field; known fields: {}", known.join(", ")));
     }

@@ -3,8 +3,11 @@
 //! the sweep points. An axis names a special setting (`gdc`, `tile`, `model`), a workload field
 //! (`[kernel]`, `[moe]`, `[arch]`), a device field or a periphery field; every value is tried on
 //! its section here, so a bad one is reported before any compute. `[budget]` adds one more axis.
+//! A `variant` axis sets several fields together: each value is a table with a `name` (its
+//! label) and the fields it sets (`{ name = "kernel", state_dict = "...", attention = "kernel" }`),
+//! so pairs that belong together (a model and its attention) need no cartesian product.
 
-use super::noise::{parse_gdc, parse_tile_str, set_field};
+use super::noise::{parse_gdc, parse_tile_str, set_field, set_field_with};
 use super::raw::RawExperiment;
 use super::time::parse_time;
 use crate::arch::tiers::Architecture;
@@ -58,6 +61,25 @@ pub(super) fn axes(raw: &RawExperiment) -> Result<(Vec<f64>, Vec<SweepAxis>), St
                 .map_err(|m| format!("sweep.t: {m}"))?;
                 times.push(secs);
             }
+            continue;
+        }
+        if k == "variant" {
+            let mut labels: Vec<String> = Vec::new();
+            for (i, x) in arr.iter().enumerate() {
+                let t = x
+                    .as_table()
+                    .ok_or_else(|| format!("sweep.variant[{i}] = {x}: each variant is a table, e.g. {{ name = \"kernel\", attention = \"kernel\" }}"))?;
+                let label =
+                    t.get("name").and_then(|n| n.as_str()).ok_or_else(|| format!("sweep.variant[{i}]: give it a name = \"...\" (its label in the results)"))?;
+                if labels.iter().any(|l| l == label) {
+                    return Err(format!("sweep.variant: two variants are named {label:?}; names label the points and must differ"));
+                }
+                if let Some(f) = t.keys().find(|f| *f == "t" || *f == "variant" || raw.sweep.contains_key(f.as_str())) {
+                    return Err(format!("sweep.variant[{i}] ({label}) sets {f}, which is also an axis (or t); set it in one place"));
+                }
+                labels.push(label.to_string());
+            }
+            axes.push(SweepAxis { name: k.clone(), values: arr.clone(), labels });
             continue;
         }
         let name = ALIASES.iter().find(|(a, _)| a == k).map(|(_, f)| f.to_string()).unwrap_or(k.clone());
@@ -153,7 +175,13 @@ fn table<T: serde::Serialize>(v: &T) -> toml::Table {
 /// Sets axis `name` to `v` on point `p`.
 fn apply_axis(p: &mut SweepPoint, name: &str, v: &toml::Value, base: &Base<'_>, fields: &Fields) -> Result<(), String> {
     let key = format!("sweep.{name}");
-    if name == "model" {
+    if name == "variant" {
+        let t = v.as_table().expect("checked by axes");
+        for (f, fv) in t.iter().filter(|(f, _)| *f != "name") {
+            let f = ALIASES.iter().find(|(a, _)| a == f).map_or(f.as_str(), |(_, g)| g);
+            apply_axis(p, f, fv, base, fields).map_err(|m| format!("{m} (in variant {})", value_label(&t["name"])))?;
+        }
+    } else if name == "model" {
         let s = v.as_str().ok_or_else(|| format!("{key}: {v} must be a model name string"))?;
         let mut d = DeviceModel::by_name(s).ok_or_else(|| format!("{key}: unknown model {s:?}; use one of {}", MODEL_NAMES.join(", ")))?;
         for (k, v) in base.device_fields.iter().filter(|(k, _)| *k != "model") {
@@ -170,7 +198,7 @@ fn apply_axis(p: &mut SweepPoint, name: &str, v: &toml::Value, base: &Base<'_>, 
     } else if let (true, Some(k)) = (fields.kernel.contains_key(name), p.kernel.as_mut()) {
         set_field(k, "sweep", name, v)?;
     } else if let (true, Some(t)) = (fields.transformer.contains_key(name), p.transformer.as_mut()) {
-        set_field(t, "sweep", name, v)?;
+        set_field_with(t, "sweep", name, v, &["state_dict", "pad_id"])?;
     } else if name == "accuracy" && p.moe.is_some() {
         return Err(format!("{key}: moe.accuracy sets what the metric is; it cannot be swept (use two files)"));
     } else if let (true, Some((m, _))) = (fields.moe.contains_key(name), p.moe.as_mut()) {

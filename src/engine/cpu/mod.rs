@@ -179,7 +179,13 @@ impl Backend for CpuBackend {
                 rng::rng(p, &mut words, cast_slice_mut(&mut out));
                 self.bufs[b[0].0] = words;
             }
-            Stage::FeatureMap => feature_map::feature_map(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut out), th),
+            Stage::FeatureMap => (if fast { fast::linear_attention::feature_map } else { feature_map::feature_map })(
+                p,
+                cast_slice(self.get(b[0])),
+                cast_slice(self.get(b[1])),
+                cast_slice_mut(&mut out),
+                th,
+            ),
             Stage::KernelError => {
                 let f = if fast { fast::kernel_error::kernel_error } else { kernel_error::kernel_error };
                 f(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut out), th)
@@ -212,8 +218,15 @@ impl Backend for CpuBackend {
                 th,
             ),
             Stage::RowNorms => row_norms::row_norms(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out), th),
-            Stage::LinearKv => linear_kv::linear_kv(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), self.get(b[2]), cast_slice_mut(&mut out), th),
-            Stage::LinearOut => linear_out::linear_out(
+            Stage::LinearKv => (if fast { fast::linear_attention::linear_kv } else { linear_kv::linear_kv })(
+                p,
+                cast_slice(self.get(b[0])),
+                cast_slice(self.get(b[1])),
+                self.get(b[2]),
+                cast_slice_mut(&mut out),
+                th,
+            ),
+            Stage::LinearOut => (if fast { fast::linear_attention::linear_out } else { linear_out::linear_out })(
                 p,
                 cast_slice(self.get(b[0])),
                 cast_slice(self.get(b[1])),

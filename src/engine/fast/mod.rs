@@ -8,6 +8,8 @@
 //!   (`lanes`), compiled for AVX2+FMA where the CPU has it and for the baseline target otherwise;
 //! - `im2col` as nested loops copying kernel rows (no division per element);
 //! - `kernel_error` and non-causal `attention_kv`/`attention_out` as SGEMMs per trial (and head);
+//! - the transformer's `linear_kv`, `linear_out` and many-row `feature_map` with cache-ordered
+//!   loops over the twins' sums (bit-identical to the twins);
 //! - `bound` on the full path (IR drop, per-read weight noise: every vector) as GEMMs per
 //!   (trial, tile), the few saturated vectors through the twin's per-vector redo.
 //!
@@ -24,6 +26,7 @@ pub mod drift;
 pub mod im2col;
 pub mod kernel_error;
 pub mod lanes;
+pub mod linear_attention;
 pub mod mvm;
 pub mod program;
 

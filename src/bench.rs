@@ -478,8 +478,10 @@ fn attention_case(be: &mut dyn Backend, small: bool, philox: f64, flops: f64, sh
 
 /// Case (i): the shipped transformer experiment (`experiments/transformer_lra.toml`) through the
 /// runner, every point at one time: FLOP/s of its forward passes (analog MACs and attention, see
-/// `SeqModel::flops_per_sequence`) against the floor of that work plus every trial's device
-/// state (Philox blocks of all its weights at each time).
+/// `SeqModel::flops_per_sequence`) against the floor of that work plus the Philox blocks of every
+/// trial's device state and of the output noise of every MVM (one block per four outputs per
+/// input tile). Padding tokens run through the MVMs (sequences are padded to one length) and
+/// count in the work.
 fn transformer_case(be: &mut dyn Backend, path: &std::path::Path, small: bool, philox: f64, flops: f64, show_breakdown: bool) -> Result<Case, EngineError> {
     let mut exp = crate::config::Experiment::load(path).map_err(|e| EngineError::Invalid(format!("{}: {e}", path.display())))?;
     exp.trials = if small { 2 } else { 50 };
@@ -488,17 +490,16 @@ fn transformer_case(be: &mut dyn Backend, path: &std::path::Path, small: bool, p
         exp.points.truncate(1);
     }
     let data = exp.data.clone().ok_or_else(|| EngineError::Invalid(format!("{}: the transformer case needs [data]", path.display())))?;
-    let mut work = 0.0;
-    let mut weights = 0.0;
+    let (mut work, mut blocks) = (0.0, 0.0);
     for p in &exp.points {
         let s = p.transformer.as_ref().expect("transformer points carry settings");
         let m = s.seq_model(p, data.n_features);
         let (_, lengths) = s.tokens(&data);
         work += lengths.iter().map(|&l| m.flops_per_sequence(l as f64)).sum::<f64>();
-        weights += m.weights() as f64;
+        blocks += m.weights() as f64 * DEVICE_STATE.philox_blocks + data.len() as f64 * m.noise_blocks_per_sequence();
     }
     let (t, profile) = timed_experiment(be, &exp, path, show_breakdown)?;
-    let per_trial_floor = work / flops + weights * DEVICE_STATE.philox_blocks / philox;
+    let per_trial_floor = work / flops + blocks / philox;
     let trials = exp.trials as f64;
     Ok(Case {
         name: "(i) transformer",
@@ -585,7 +586,7 @@ fn bert_case(be: &mut dyn Backend, small: bool, philox: f64, flops: f64, show_br
     let t = start.elapsed().as_secs_f64();
     let profile = breakdown(be, show_breakdown, &mut |be| plan::run_transformer(be, &m, &tokens, &lengths, &labels, &c, &mut |_| {}).map(|_| ()))?;
     let work = m.flops_per_sequence(seq as f64) * seqs as f64;
-    let floor_s = work / flops + m.weights() as f64 * DEVICE_STATE.philox_blocks / philox;
+    let floor_s = work / flops + (m.weights() as f64 * DEVICE_STATE.philox_blocks + seqs as f64 * m.noise_blocks_per_sequence()) / philox;
     let squad = 10_570.0 * t / seqs as f64 * (12.0 / layers as f64);
     say!("(j) {layers}-layer encoder: {:.1} GFLOP per sequence, {seqs} sequences in {t:.2} s; at this rate SQuAD dev (10,570 sequences, 12 layers) takes {squad:.0} s", work / seqs as f64 / 1e9);
     Ok(Case {

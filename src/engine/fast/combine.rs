@@ -67,7 +67,16 @@ fn activate_row(kind: u32, row: &mut [f32]) {
         1 => row.iter_mut().for_each(|v| *v = v.max(0.0)),
         2 => row.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + lanes::tanh(0.797_884_6 * (*v + 0.044715 * *v * *v * *v)))),
         3 => row.iter_mut().for_each(|v| *v = lanes::tanh(*v)),
-        4 => row.iter_mut().for_each(|v| *v = crate::engine::cpu::common::activate(4, *v)),
+        4 => row.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + erf_as(*v * std::f32::consts::FRAC_1_SQRT_2))),
         _ => {}
     }
+}
+
+/// `common::erf_as` (Abramowitz & Stegun 7.1.26) with `lanes::exp`, so the erf GELU vectorises.
+#[inline(always)]
+fn erf_as(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
+    (1.0 - poly * lanes::exp(-a * a)).copysign(x)
 }

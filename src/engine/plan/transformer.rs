@@ -551,6 +551,29 @@ impl SeqModel {
         f + self.head.iter().map(|&li| mac(li, 1.0)).sum::<f64>()
     }
 
+    /// Philox blocks of the periphery's output noise per sequence: one block per four outputs of
+    /// each input tile of every analog MVM (as `aimc bench` case (c) counts them); a routed
+    /// layer's top_k experts and router.
+    pub fn noise_blocks_per_sequence(&self) -> f64 {
+        let seq = self.seq as f64;
+        let blocks = |li: usize, vectors: f64| vectors * self.layers[li].mapped.n_out as f64 * self.layers[li].mapped.tiles_in as f64 / 4.0;
+        let mut n = 0.0;
+        for b in &self.blocks {
+            for li in [b.q, b.k, b.v, b.o] {
+                n += blocks(li, seq);
+            }
+            n += match &b.moe {
+                None => blocks(b.ffn1, seq) + blocks(b.ffn2, seq),
+                Some(moe) => blocks(moe.router, seq) + moe.top_k as f64 * (blocks(moe.experts[0].0, seq) + blocks(moe.experts[0].1, seq)),
+            };
+            if let SeqAttention::Kernel { .. } = self.attention {
+                let fq = b.feature_q.unwrap_or(b.q);
+                n += 2.0 * blocks(fq, seq * self.heads as f64);
+            }
+        }
+        n + self.head.iter().map(|&li| blocks(li, 1.0)).sum::<f64>()
+    }
+
     /// Analog weights of the model (each matrix once).
     pub fn weights(&self) -> u64 {
         self.layers.iter().map(|l| l.mapped.len() as u64).sum()

@@ -295,3 +295,22 @@ fn expect_cli_error(exp: &Path, needles: &[&str]) {
         assert!(!out.exists(), "a failed validation must not write results");
     }
 }
+
+/// `[budget]` on a transformer: its layer configurations are the kinds of matrices, and switching
+/// every source off in a kind's matrices is a configuration like any other (paired draws).
+#[test]
+fn the_noise_budget_names_each_kind_of_matrix() {
+    let p = write_case(
+        "budget",
+        "attention = \"kernel\"\nfeatures = 16\nexperts = 2\ntop_k = 1\ntiers = 2",
+        "[device]\nmodel = \"pcm\"\n[budget]\nsources = [\"programming\", \"drift\"]",
+        Some(8),
+    );
+    let e = load(&p);
+    let axis = e.axes.iter().find(|a| a.name == "budget").expect("a budget axis");
+    for kind in ["q", "k", "v", "o", "router", "experts", "feature", "head"] {
+        assert!(axis.labels.contains(&format!("only layer {kind}")), "no configuration for {kind}: {:?}", axis.labels);
+    }
+    let r = run_ok(&mut cpu(), &e);
+    assert!(!r.budget.is_empty(), "the budget attributes the accuracy drop");
+}

@@ -125,6 +125,7 @@ fn activate(kind: u32, v: f32) -> f32 {
         case 2u: { return 0.5 * v * (1.0 + tanh(0.7978845608 * (v + 0.044715 * v * v * v))); }
         case 3u: { return tanh(v); }
         case 4u: { return 0.5 * v * (1.0 + erf_as(v * 0.70710678)); }
+        case 5u: { return v / (1.0 + exp(-v)); }
         default: { return v; }
     }
 }

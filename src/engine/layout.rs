@@ -100,7 +100,7 @@ pub struct LayerParams {
     pub full_path: u32,
     /// 0: input shared by all trials ([batch][n_in]), 1: per trial ([trial][batch][n_in]).
     pub x_per_trial: u32,
-    /// Activation after the layer: 0 none, 1 ReLU, 2 GELU (tanh form), 3 tanh, 4 GELU (erf form).
+    /// Activation after the layer: 0 none, 1 ReLU, 2 GELU (tanh form), 3 tanh, 4 GELU (erf form), 5 SiLU.
     pub activation: u32,
     /// Number of 256-element chunks per tile in `drift` (partials per tile).
     pub chunks_per_tile: u32,

@@ -149,6 +149,11 @@ pub fn derivative(act: Activation, v: f32, h: f32) -> f32 {
             let pdf = (-0.5 * v * v).exp() / (2.0 * std::f64::consts::PI).sqrt();
             (0.5 * (1.0 + statrs::function::erf::erf(v / std::f64::consts::SQRT_2)) + v * pdf) as f32
         }
+        Activation::Silu => {
+            // h = v·σ(v): h' = σ(v)·(1 + v·(1 − σ(v))).
+            let sg = 1.0 / (1.0 + (-v).exp());
+            sg * (1.0 + v * (1.0 - sg))
+        }
     }
 }
 
@@ -160,6 +165,7 @@ pub fn activation_name(act: Activation) -> &'static str {
         Activation::Gelu => "gelu",
         Activation::Tanh => "tanh",
         Activation::GeluExact => "gelu_exact",
+        Activation::Silu => "silu",
     }
 }
 
@@ -171,6 +177,7 @@ pub fn torch_module(act: Activation) -> &'static str {
         Activation::Gelu => "nn.GELU(approximate='tanh')",
         Activation::Tanh => "nn.Tanh()",
         Activation::GeluExact => "nn.GELU()",
+        Activation::Silu => "nn.SiLU()",
     }
 }
 

@@ -21,6 +21,8 @@ pub enum Activation {
     Tanh,
     /// GELU by the error function, x·Φ(x) (PyTorch's default `nn.GELU()`, BERT's "gelu").
     GeluExact,
+    /// SiLU (swish), x·σ(x) (PyTorch `nn.SiLU()`).
+    Silu,
 }
 
 impl Activation {
@@ -31,6 +33,7 @@ impl Activation {
             Activation::Gelu => 2,
             Activation::Tanh => 3,
             Activation::GeluExact => 4,
+            Activation::Silu => 5,
         }
     }
 
@@ -41,6 +44,7 @@ impl Activation {
             Activation::Gelu => 0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v * v * v)).tanh()),
             Activation::Tanh => v.tanh(),
             Activation::GeluExact => 0.5 * v * (1.0 + statrs::function::erf::erf(v / std::f64::consts::SQRT_2)),
+            Activation::Silu => v / (1.0 + (-v).exp()),
         }
     }
 }

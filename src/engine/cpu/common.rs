@@ -145,6 +145,7 @@ pub fn activate(kind: u32, v: f32) -> f32 {
         2 => 0.5 * v * (1.0 + (0.797_884_6 * (v + 0.044715 * v * v * v)).tanh()),
         3 => v.tanh(),
         4 => 0.5 * v * (1.0 + erf_as(v * std::f32::consts::FRAC_1_SQRT_2)),
+        5 => v / (1.0 + (-v).exp()),
         _ => v,
     }
 }

@@ -68,6 +68,7 @@ fn activate_row(kind: u32, row: &mut [f32]) {
         2 => row.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + lanes::tanh(0.797_884_6 * (*v + 0.044715 * *v * *v * *v)))),
         3 => row.iter_mut().for_each(|v| *v = lanes::tanh(*v)),
         4 => row.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + erf_as(*v * std::f32::consts::FRAC_1_SQRT_2))),
+        5 => row.iter_mut().for_each(|v| *v = *v / (1.0 + lanes::exp(-*v))),
         _ => {}
     }
 }

@@ -78,7 +78,7 @@ pub struct RunConfig {
 pub struct AnalogLayer {
     pub mapped: MappedMatrix,
     pub bias: Vec<f32>,
-    /// 0 none, 1 ReLU, 2 GELU (tanh form), 3 tanh, 4 GELU (erf form).
+    /// 0 none, 1 ReLU, 2 GELU (tanh form), 3 tanh, 4 GELU (erf form), 5 SiLU.
     pub activation: u32,
     /// A convolution layer (aihwkit `AnalogConv2d`): its geometry and the digital pooling after
     /// the activation; the plan fills in `samples`. None: a Linear layer.

@@ -589,7 +589,7 @@ fn transformer_stages_match_twins() {
         layer(classes, 5, 8, 0),
         layer(6, 4, 9, 0),
         layer(3, d, 10, 0),
-        layer(dff, d, 11, 4),
+        layer(dff, d, 11, 5), // SiLU (the others: erf GELU, tanh)
         layer(d, dff, 12, 0),
     ];
     let block = SeqBlock { q: 0, k: 1, v: 2, o: 3, ffn1: 4, ffn2: 5, norm1: norm(20), norm2: norm(22), feature_q: Some(8), feature_k: None, moe: None };

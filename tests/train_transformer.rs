@@ -36,14 +36,13 @@ fn backprop_matches_finite_differences() {
         let (_, g) = net.loss_and_gradient(&tokens, label);
         let h = 1e-6;
         let mut checked = 0;
-        for k in 0..tf::N_PARAMS {
-            for i in 0..net.params[k].len() {
+        for (k, gk) in g.iter().enumerate().take(tf::N_PARAMS) {
+            for (i, &an) in gk.iter().enumerate().take(net.params[k].len()) {
                 let mut plus = net.clone();
                 plus.params[k][i] += h;
                 let mut minus = net.clone();
                 minus.params[k][i] -= h;
                 let fd = (plus.loss_and_gradient(&tokens, label).0 - minus.loss_and_gradient(&tokens, label).0) / (2.0 * h);
-                let an = g[k][i];
                 // Central differences in f64: truncation ~h² and rounding ~1e-16/h.
                 assert!((an - fd).abs() < 1e-7 + 1e-5 * fd.abs(), "{attention:?} tensor {k} [{i}]: backprop {an}, finite difference {fd}");
                 checked += 1;

@@ -360,7 +360,7 @@ fn layer_norm<T: Real>(x: &[T], d: usize, g: &[T], b: &[T], y: &mut [T], xhat: &
         for &v in xt {
             mu += v;
         }
-        mu = mu * inv_d;
+        mu *= inv_d;
         let mut var = T::default();
         for &v in xt {
             var += (v - mu) * (v - mu);
@@ -388,8 +388,8 @@ fn layer_norm_back<T: Real>(dy: &[T], d: usize, g: &[T], xhat: &[T], rstd: &[T],
             m1 += dxh;
             m2 += dxh * xh[k];
         }
-        m1 = m1 * inv_d;
-        m2 = m2 * inv_d;
+        m1 *= inv_d;
+        m2 *= inv_d;
         for k in 0..d {
             dx[t * d + k] = rstd[t] * (dyt[k] * g[k] - m1 - xh[k] * m2);
         }
@@ -450,7 +450,7 @@ impl<T: Real> Net<T> {
     /// other Linear layers PyTorch's default uniform ±1/√fan_in; then the feature projection
     /// (kernel attention only, so both attentions start from the same weights).
     pub fn init(dims: Dims, attention: Attention, rng: &mut Pcg64Mcg) -> Net<T> {
-        assert!(dims.heads > 0 && dims.d_model % dims.heads == 0 && dims.features % 2 == 0, "bad dimensions {dims:?}");
+        assert!(dims.heads > 0 && dims.d_model.is_multiple_of(dims.heads) && dims.features.is_multiple_of(2), "bad dimensions {dims:?}");
         let names = param_names(&dims);
         let mut params = Vec::with_capacity(N_PARAMS);
         let (m, f, h) = (dims.d_model as f64, dims.d_ff as f64, dims.hidden as f64);
@@ -859,7 +859,7 @@ impl<T: Real> Net<T> {
                 linear_back(&lt.ff_act, ff, &p[LINEAR2_W], &dr2, d, &mut a[LINEAR2_W], Some(&mut b[0]), Some(&mut dff_act));
             }
             for (a, &v) in dff_act.iter_mut().zip(&lt.ff_pre) {
-                *a = *a * gelu_deriv(v);
+                *a *= gelu_deriv(v);
             }
             let mut dy1 = dr2;
             {

@@ -215,3 +215,83 @@ fn fast_kernel_reductions_match_the_twins() {
         }
     }
 }
+
+/// The transformer's fast kernels against the twins on recorded inputs: `linear_kv`,
+/// `linear_out` and `feature_map` bit for bit (the twins' sums in the twins' order),
+/// `attention_softmax` (two passes against the twin's online softmax) and the erf-GELU and SiLU
+/// `combine` within their tolerances.
+#[test]
+fn fast_transformer_stages_match_the_twins() {
+    use aimc::engine::plan::{run_transformer, SeqAttention, SeqBlock, SeqModel};
+    use aimc::tolerances::SEQ_ABS;
+    let (d, dff, seq, vocab) = (8usize, 12usize, 70usize, 11usize);
+    let layer = |rows: usize, cols: usize, seed: u64, act: u32| AnalogLayer {
+        mapped: MappedMatrix::new(&weights(rows * cols, seed), rows as u32, cols as u32, TileShape { max_in: 6, max_out: 8 }, Scaling::default()),
+        bias: weights(rows, seed + 100),
+        activation: act,
+        conv: None,
+    };
+    let norm: Vec<f32> = std::iter::repeat_n(1.0, d).chain(std::iter::repeat_n(0.0, d)).collect();
+    let layers = vec![
+        layer(d, d, 1, 0),
+        layer(d, d, 2, 0),
+        layer(d, d, 3, 0),
+        layer(d, d, 4, 0),
+        layer(dff, d, 5, 4),
+        layer(d, dff, 6, 5),
+        layer(3, d, 7, 0),
+        layer(6, 4, 8, 0),
+    ];
+    let block = SeqBlock { q: 0, k: 1, v: 2, o: 3, ffn1: 4, ffn2: 5, norm1: norm.clone(), norm2: norm.clone(), feature_q: Some(7), feature_k: None, moe: None };
+    let tokens: Vec<u32> = (0..2 * seq).map(|i| if i >= seq + 50 { 0 } else { ((i * 7 + 3) % (vocab - 1)) as u32 + 1 }).collect();
+    let mut checked = std::collections::BTreeSet::new();
+    for (attention, causal) in [
+        (SeqAttention::Softmax, false),
+        (SeqAttention::Softmax, true),
+        (SeqAttention::Kernel { map: 3, s: 6, width: 12 }, true),
+        (SeqAttention::Kernel { map: 3, s: 6, width: 12 }, false),
+    ] {
+        let m = SeqModel {
+            layers: layers.clone(),
+            d_model: d as u32,
+            heads: 2,
+            seq: seq as u32,
+            vocab: vocab as u32,
+            embedding: weights(vocab * d, 30),
+            positions: weights(seq * d, 31),
+            embed_scale: 2.0,
+            embed_norm: Some(norm.clone()),
+            eps: 1e-5,
+            blocks: vec![block.clone()],
+            norm_first: false,
+            final_norm: None,
+            pooling: 0,
+            head: vec![6],
+            attention,
+            causal,
+        };
+        let mut rec = Recorder::new();
+        run_transformer(&mut rec, &m, &tokens, &[seq as u32, 50], &[1, 2], &cfg(DeviceModel::pcm(), 3, 3), &mut |_| {}).unwrap();
+        for d in &rec.log {
+            let (b, exact, tol) = match d.stage {
+                Stage::LinearKv => (3, true, 0.0),
+                Stage::LinearOut => (5, true, 0.0),
+                Stage::FeatureMap => (2, true, 0.0),
+                Stage::AttentionSoftmax => (4, false, SEQ_ABS),
+                Stage::Combine if d.params.layer.activation >= 4 => (6, false, FAST_ABS),
+                _ => continue,
+            };
+            let got = replay(&mut fast(2), d);
+            let name = d.stage.name();
+            if exact {
+                assert_eq!(d.after[b], got[b], "{name}: the fast kernel differs from the twin");
+            } else {
+                for (i, (w, h)) in f32s(&d.after[b]).iter().zip(f32s(&got[b])).enumerate() {
+                    assert!((w - h).abs() <= tol, "{name} index {i}: twin {w} fast {h} tol {tol}");
+                }
+            }
+            checked.insert(name);
+        }
+    }
+    assert_eq!(checked.len(), 5, "stages compared: {checked:?}");
+}

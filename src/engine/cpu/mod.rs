@@ -208,7 +208,7 @@ impl Backend for CpuBackend {
             Stage::Embed => embed::embed(p, self.get(b[0]), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut out), th),
             Stage::Layernorm => layernorm::layernorm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut out), th),
             Stage::Residual => residual::residual(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out)),
-            Stage::AttentionSoftmax => attention_softmax::attention_softmax(
+            Stage::AttentionSoftmax => (if fast { fast::attention_softmax::attention_softmax } else { attention_softmax::attention_softmax })(
                 p,
                 cast_slice(self.get(b[0])),
                 cast_slice(self.get(b[1])),

@@ -9,7 +9,8 @@
 //! - `im2col` as nested loops copying kernel rows (no division per element);
 //! - `kernel_error` and non-causal `attention_kv`/`attention_out` as SGEMMs per trial (and head);
 //! - the transformer's `linear_kv`, `linear_out` and many-row `feature_map` with cache-ordered
-//!   loops over the twins' sums (bit-identical to the twins);
+//!   loops over the twins' sums (bit-identical to the twins), and `attention_softmax` in two
+//!   passes per query (scores, then exponentials and the weighted sum);
 //! - `bound` on the full path (IR drop, per-read weight noise: every vector) as GEMMs per
 //!   (trial, tile), the few saturated vectors through the twin's per-vector redo.
 //!
@@ -19,6 +20,7 @@
 //! The twins stay the oracle of every test.
 
 pub mod attention;
+pub mod attention_softmax;
 pub mod bound;
 pub mod combine;
 pub mod dac;

@@ -314,3 +314,30 @@ fn the_noise_budget_names_each_kind_of_matrix() {
     let r = run_ok(&mut cpu(), &e);
     assert!(!r.budget.is_empty(), "the budget attributes the accuracy drop");
 }
+
+/// A `variant` axis sets several fields per value and labels points by name; a variant without a
+/// name, two with one name, or one that sets a field another axis sweeps are refused.
+#[test]
+fn a_variant_axis_sets_fields_together() {
+    let p = write_case("variant", "", "[device]\nmodel = \"pcm\"", Some(8));
+    let text = std::fs::read_to_string(&p).unwrap();
+    let with = |axis: &str| {
+        std::fs::write(&p, text.replace("[sweep]\n", &format!("[sweep]\n{axis}\n"))).unwrap();
+        aimc::config::Experiment::load(&p).map_err(|e| e.to_string())
+    };
+    let e = with("variant = [{ name = \"soft\" }, { name = \"kern\", attention = \"kernel\", features = 16, drift_scale = 0.5 }]").unwrap();
+    assert_eq!(e.axes[0].labels, ["soft", "kern"]);
+    let (a, b) = (e.points[0].transformer.as_ref().unwrap(), e.points[1].transformer.as_ref().unwrap());
+    assert_eq!(a.attention, aimc::workload::transformer::AttentionKind::Softmax);
+    assert_eq!((b.attention, b.features), (aimc::workload::transformer::AttentionKind::Kernel, 16));
+    assert_eq!((e.points[0].device.drift_scale, e.points[1].device.drift_scale), (1.0, 0.5));
+    for (axis, needle) in [
+        ("variant = [{ attention = \"kernel\" }]", "name"),
+        ("variant = [{ name = \"a\" }, { name = \"a\" }]", "two variants are named \"a\""),
+        ("variant = [{ name = \"a\", features = 16 }]\nfeatures = [16, 32]", "also an axis"),
+        ("variant = [{ name = \"a\", heads = 3 }]", "heads = 3"),
+    ] {
+        let err = with(axis).unwrap_err();
+        assert!(err.contains(needle), "{axis}: {err}");
+    }
+}

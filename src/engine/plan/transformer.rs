@@ -191,15 +191,7 @@ fn per_sample_words(m: &SeqModel) -> (u64, u64) {
     let (s, width) = m.features();
     let (s, width) = (s as u64, width as u64);
     let blocks = if m.causal { seq.div_ceil(ATTN_BLOCK as u64) } else { 1 };
-    let vps = |li: usize| -> u64 {
-        if m.head.contains(&li) {
-            1
-        } else if m.blocks.iter().any(|b| b.feature_q == Some(li) || b.feature_k == Some(li)) {
-            seq * heads
-        } else {
-            seq
-        }
-    };
+    let vps = |li: usize| vectors_per_sample(m, li) as u64;
     let scratch = m
         .layers
         .iter()

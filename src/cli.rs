@@ -133,6 +133,10 @@ pub enum Command {
         /// Activation after every hidden layer (default relu).
         #[arg(long, value_enum)]
         activation: Option<TrainActivationArg>,
+        /// Hardware-aware training: a TOML file with a `[training]` table (weight noise, output
+        /// noise, DAC, clipping, fine-tuning; see docs/training.md).
+        #[arg(long)]
+        training: Option<PathBuf>,
     },
     /// Train the digits mixture-of-experts classifier of experiments/moe_digits.toml on the train
     /// split (reproducible: 4 experts, top-2, d_ff 32, GELU; load-balanced routing). With no options
@@ -144,6 +148,10 @@ pub enum Command {
         /// The digits CSV (64 pixels 0..16, then the class; rows 0..1347 train, the rest test).
         #[arg(long, default_value = "experiments/data/digits.csv")]
         data: PathBuf,
+        /// Hardware-aware training: a TOML file with a `[training]` table (weight noise, output
+        /// noise, DAC, clipping, fine-tuning; see docs/training.md).
+        #[arg(long)]
+        training: Option<PathBuf>,
     },
     /// Train the digits CNN of experiments/digits_cnn.toml on the train split (reproducible:
     /// Conv2d 1→8 and 8→16, 3x3 with padding 1, each followed by ReLU and 2x2 max pooling, then
@@ -155,6 +163,10 @@ pub enum Command {
         /// The digits CSV (64 pixels 0..16, then the class; rows 0..1347 train, the rest test).
         #[arg(long, default_value = "experiments/data/digits.csv")]
         data: PathBuf,
+        /// Hardware-aware training: a TOML file with a `[training]` table (weight noise, output
+        /// noise, DAC, clipping, fine-tuning; see docs/training.md).
+        #[arg(long)]
+        training: Option<PathBuf>,
     },
     /// Train the transformer of the LRA ListOps configuration (embedding 64, 2 post-LN layers
     /// sharing weights, 2 heads, FFN 128, mean pooling, classifier 128) on generated ListOps or on
@@ -190,6 +202,10 @@ pub enum Command {
         /// choosing settings without looking at test).
         #[arg(long)]
         validation: bool,
+        /// Hardware-aware training: a TOML file with a `[training]` table (weight noise, output
+        /// noise, DAC, clipping, fine-tuning; see docs/training.md).
+        #[arg(long)]
+        training: Option<PathBuf>,
     },
 }
 

@@ -301,22 +301,34 @@ fn digits_split(data: &std::path::Path) -> Result<(aimc::train::Dataset, aimc::t
     Ok(aimc::train::split_digits(&aimc::train::read_digits_csv(data)?))
 }
 
+/// The `[training]` section of `--training FILE` (the floating-point default without one) and the
+/// rebuild command recorded in the model file.
+#[cfg(feature = "train")]
+fn training_file(path: Option<&std::path::Path>, command: &str, out: &std::path::Path) -> Result<(aimc::train::hwa::TrainingConfig, String)> {
+    match path {
+        None => Ok((Default::default(), command.to_string())),
+        Some(p) => Ok((aimc::train::hwa::TrainingConfig::read(p)?, aimc::train::hwa::command_with_training(command, p, out))),
+    }
+}
+
 /// The train-digits* commands (the trainers of the shipped models).
 #[cfg(feature = "train")]
 fn train_command(command: Command) -> Result<()> {
     match command {
-        Command::TrainDigitsMoe { out, data } => {
+        Command::TrainDigitsMoe { out, data, training } => {
             let (train, test) = digits_split(&data)?;
             let cfg = aimc::train::moe::MoeTrainConfig::default();
+            let (hwa, command) = training_file(training.as_deref(), aimc::train::moe::TRAINING_COMMAND, &out)?;
             let start = std::time::Instant::now();
-            let model = aimc::train::moe::train_moe(&train, &cfg);
-            aimc::train::moe::save_safetensors(&model, aimc::train::moe::TRAINING_COMMAND, &out)?;
+            let model = aimc::train::moe::train_moe_with(&train, &cfg, &hwa)?;
+            aimc::train::moe::save_safetensors(&model, &command, &out)?;
             let load: Vec<String> = aimc::train::moe::expert_load(&model, &test).iter().map(|l| format!("{:.0} %", 100.0 * l)).collect();
             say!(
-                "digits MoE ({} experts, top-{}, d_ff {}) trained in {:.1} s: train accuracy {:.2} %, test accuracy {:.2} %; expert load on test {}; wrote {}",
+                "digits MoE ({} experts, top-{}, d_ff {}; {}) trained in {:.1} s: train accuracy {:.2} %, test accuracy {:.2} %; expert load on test {}; wrote {}",
                 cfg.experts,
                 cfg.top_k,
                 cfg.d_ff,
+                hwa.summary(),
                 start.elapsed().as_secs_f64(),
                 100.0 * aimc::train::moe::accuracy(&model, &train),
                 100.0 * aimc::train::moe::accuracy(&model, &test),
@@ -325,16 +337,18 @@ fn train_command(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::TrainDigitsCnn { out, data } => {
+        Command::TrainDigitsCnn { out, data, training } => {
             let (train, test) = digits_split(&data)?;
             let cfg = aimc::train::cnn::CnnTrainConfig::default();
+            let (hwa, command) = training_file(training.as_deref(), aimc::train::cnn::TRAINING_COMMAND, &out)?;
             let start = std::time::Instant::now();
-            let model = aimc::train::cnn::train_cnn(&train, &cfg);
-            aimc::train::cnn::save_safetensors(&model, aimc::train::cnn::TRAINING_COMMAND, &out)?;
+            let model = aimc::train::cnn::train_cnn_with(&train, &cfg, &hwa)?;
+            aimc::train::cnn::save_safetensors(&model, &command, &out)?;
             say!(
-                "digits CNN (channels {} and {}) trained in {:.1} s: train accuracy {:.2} %, test accuracy {:.2} %; wrote {}",
+                "digits CNN (channels {} and {}; {}) trained in {:.1} s: train accuracy {:.2} %, test accuracy {:.2} %; wrote {}",
                 cfg.channels[0],
                 cfg.channels[1],
+                hwa.summary(),
                 start.elapsed().as_secs_f64(),
                 100.0 * aimc::train::cnn::accuracy(&model, &train),
                 100.0 * aimc::train::cnn::accuracy(&model, &test),
@@ -342,7 +356,7 @@ fn train_command(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::TrainDigits { out, data, hidden, activation } => {
+        Command::TrainDigits { out, data, hidden, activation, training } => {
             let d = aimc::train::mlp::TrainConfig::default();
             let cfg =
                 aimc::train::mlp::TrainConfig { hidden: hidden.unwrap_or(d.hidden.clone()), activation: activation.map_or(d.activation, Into::into), ..d };
@@ -350,14 +364,16 @@ fn train_command(command: Command) -> Result<()> {
                 bail!("--hidden {:?}: every width must be >= 1", cfg.hidden);
             }
             let (train, test) = digits_split(&data)?;
+            let (hwa, command) = training_file(training.as_deref(), &aimc::train::mlp::training_command(&cfg), &out)?;
             let start = std::time::Instant::now();
-            let model = aimc::train::mlp::train_mlp(&train, &cfg);
-            aimc::train::mlp::save_safetensors(&model, &aimc::train::mlp::training_command(&cfg), &out)?;
+            let model = aimc::train::mlp::train_mlp_with(&train, &cfg, &hwa)?;
+            aimc::train::mlp::save_safetensors(&model, &command, &out)?;
             let dims: Vec<String> = model.dims().iter().map(usize::to_string).collect();
             say!(
-                "{} MLP ({}) trained in {:.1} s: train accuracy {:.2} %, test accuracy {:.2} %; wrote {}",
+                "{} MLP ({}; {}) trained in {:.1} s: train accuracy {:.2} %, test accuracy {:.2} %; wrote {}",
                 dims.join("-"),
                 aimc::train::activation_name(cfg.activation),
+                hwa.summary(),
                 start.elapsed().as_secs_f64(),
                 100.0 * aimc::train::mlp::accuracy(&model, &train),
                 100.0 * aimc::train::mlp::accuracy(&model, &test),
@@ -365,7 +381,7 @@ fn train_command(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::TrainTransformer { task, attention, out, data_out, data, epochs, lr, train_rows, validation } => {
+        Command::TrainTransformer { task, attention, out, data_out, data, epochs, lr, train_rows, validation, training } => {
             use aimc::train::transformer::{self as tf, Attention, Task};
             let task = match task {
                 cli::TaskArg::Listops => Task::ListOps,
@@ -401,16 +417,18 @@ fn train_command(command: Command) -> Result<()> {
                 "test"
             };
             let out = out.unwrap_or_else(|| tf::default_out(task, attention).into());
+            let (hwa, command) = training_file(training.as_deref(), &tf::training_command(&cfg), &out)?;
             let start = std::time::Instant::now();
-            let net = tf::train_transformer_with(&train, &cfg, |e, loss| {
+            let net = tf::train_transformer_hwa(&train, &cfg, &hwa, |e, loss| {
                 say_err!("epoch {}: mean training loss {loss:.4} ({:.0} s)", e + 1, start.elapsed().as_secs_f64())
-            });
+            })?;
             let secs = start.elapsed().as_secs_f64();
-            tf::save_safetensors(&net, task, &tf::training_command(&cfg), &out)?;
+            tf::save_safetensors(&net, task, &command, &out)?;
             say!(
-                "{} transformer ({} attention) trained in {secs:.1} s: train accuracy {:.2} %, {split} accuracy {:.2} % ({} rows); wrote {}",
+                "{} transformer ({} attention; {}) trained in {secs:.1} s: train accuracy {:.2} %, {split} accuracy {:.2} % ({} rows); wrote {}",
                 task.name(),
                 attention.name(),
+                hwa.summary(),
                 100.0 * net.accuracy(&train),
                 100.0 * net.accuracy(&test),
                 test.len(),

@@ -47,6 +47,12 @@ pub(super) fn model_section(raw: &RawExperiment) -> Result<Option<&RawModel>, St
 
 /// Loads the workload's model and data; the moe workload also resolves each point's layer.
 pub(super) fn load(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [SweepPoint], resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Loaded, String> {
+    if raw.workload != WorkloadKind::Classifier && points.iter().any(|p| p.model_path.is_some()) {
+        return Err(format!(
+            "sweep.model_path: only the classifier workload takes a model per point; the {} workload sets its network in its own section",
+            raw.workload.name()
+        ));
+    }
     match raw.workload {
         WorkloadKind::KernelError | WorkloadKind::KernelRidge => kernel_points(raw, resolve),
         WorkloadKind::Attention => {
@@ -56,7 +62,7 @@ pub(super) fn load(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [
         }
         WorkloadKind::Moe => moe(raw, points, resolve),
         WorkloadKind::Transformer => transformer(raw, model, points, resolve),
-        WorkloadKind::Classifier => classifier(raw, model.expect("checked by model_section"), resolve),
+        WorkloadKind::Classifier => classifier(raw, model.expect("checked by model_section"), points, resolve),
         WorkloadKind::WeightError | WorkloadKind::MvmError => matrix(raw, model.expect("checked by model_section"), resolve),
     }
 }
@@ -177,7 +183,7 @@ fn moe(raw: &RawExperiment, points: &mut [SweepPoint], resolve: &dyn Fn(&Path) -
     Ok(Loaded { data, ..Loaded::default() })
 }
 
-fn classifier(raw: &RawExperiment, model: &RawModel, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Loaded, String> {
+fn classifier(raw: &RawExperiment, model: &RawModel, points: &mut [SweepPoint], resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Loaded, String> {
     let specs: Vec<RawLayer> = model.layers.iter().enumerate().map(|(i, v)| RawLayer::parse(i, v)).collect::<Result<_, _>>()?;
     let opt = io::StateDictOptions { layers: specs.iter().map(|l| l.name.clone()).collect(), allow_extra: model.allow_extra };
     let mut layers = io::read_state_dict_with(&resolve(&model.path), &opt).map_err(|e| format!("model.path: {e}"))?;
@@ -209,7 +215,61 @@ fn classifier(raw: &RawExperiment, model: &RawModel, resolve: &dyn Fn(&Path) -> 
             return Err(format!("model.digital: {d:?} is not a layer of the model; its layers are {}", names()));
         }
     }
+    point_models(model, &opt, &settings, &layers, layer_activations.as_deref(), &ds, points, resolve)?;
     Ok(Loaded { layers, data: Some(ds), layer_activations, layer_digital, ..Loaded::default() })
+}
+
+/// The `model_path` axis: each point's model file read with `[model]`'s settings, checked to have
+/// the same layers (names and shapes) as `[model] path`, and its floating-point accuracy computed
+/// once per file.
+#[allow(clippy::too_many_arguments)]
+fn point_models(
+    model: &RawModel,
+    opt: &io::StateDictOptions,
+    settings: &[crate::workload::ConvSettings],
+    base: &[Linear],
+    layer_activations: Option<&[Activation]>,
+    ds: &Dataset,
+    points: &mut [SweepPoint],
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<(), String> {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    let acts = layer_activations
+        .map(<[Activation]>::to_vec)
+        .or_else(|| model.activations.clone())
+        .unwrap_or_else(|| crate::workload::between(base.len(), model.activation));
+    let mut loaded: HashMap<PathBuf, Arc<(Vec<Linear>, (u64, u64))>> = HashMap::new();
+    for p in points.iter_mut() {
+        let Some(mp) = p.model_path.clone() else { continue };
+        let path = resolve(&mp);
+        let at = format!("sweep point {}: model_path {}", p.series(), path.display());
+        let entry = match loaded.get(&path) {
+            Some(e) => e.clone(),
+            None => {
+                let mut layers = io::read_state_dict_with(&path, opt).map_err(|e| format!("{at}: {e}"))?;
+                crate::workload::set_geometry(&mut layers, model.input_shape, settings).map_err(|e| format!("{at}: {e}"))?;
+                if layers.len() != base.len() {
+                    return Err(format!("{at}: {} layers, model.path has {}; a point's model must have the same architecture", layers.len(), base.len()));
+                }
+                for (a, b) in layers.iter().zip(base) {
+                    if a.name != b.name || (a.weight.rows, a.weight.cols) != (b.weight.rows, b.weight.cols) {
+                        return Err(format!(
+                            "{at}: layer {} is {}x{}, model.path's {} is {}x{}; a point's model must have the same architecture",
+                            a.name, a.weight.rows, a.weight.cols, b.name, b.weight.rows, b.weight.cols
+                        ));
+                    }
+                }
+                let fp = crate::workload::fp_accuracy(&layers, &acts, ds);
+                let e = Arc::new((layers, fp));
+                loaded.insert(path.clone(), e.clone());
+                e
+            }
+        };
+        p.model_path = Some(path);
+        p.classifier = Some(entry);
+    }
+    Ok(())
 }
 
 /// weight_error and mvm_error: one matrix (`model.tensor` of a file with several), and for

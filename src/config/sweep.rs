@@ -26,7 +26,7 @@ pub struct SweepAxis {
 }
 
 /// Axis names that are not device or periphery fields.
-const SPECIAL_AXES: [&str; 4] = ["t", "gdc", "tile", "model"];
+const SPECIAL_AXES: [&str; 5] = ["t", "gdc", "tile", "model", "model_path"];
 /// Friendly aliases for periphery fields.
 const ALIASES: [(&str, &str); 2] = [("dac_bits", "inp_res_bits"), ("adc_bits", "out_res_bits")];
 /// Largest number of inference times (they index a u16 in the engine's per-time buffers).
@@ -188,6 +188,19 @@ fn apply_axis(p: &mut SweepPoint, name: &str, v: &toml::Value, base: &Base<'_>, 
             set_field(&mut d, "device", k, v)?;
         }
         p.device = d;
+    } else if name == "model_path" {
+        // The classifier's network at this point (e.g. a floating-point and a hardware-aware
+        // training of the same architecture); loaded and checked with [model].
+        // The network file of any workload that has one: the classifier's, moe.model or
+        // transformer.state_dict.
+        let s = v.as_str().ok_or_else(|| format!("{key}: {v} must be a model file path string"))?;
+        if let Some((m, _)) = p.moe.as_mut() {
+            m.model = Some(s.into());
+        } else if let Some(t) = p.transformer.as_mut() {
+            t.state_dict = Some(s.into());
+        } else {
+            p.model_path = Some(s.into());
+        }
     } else if name == "name" {
         return Err(format!("{key}: to compare device models sweep `model`, e.g. model = [\"pcm\", \"hermes\"]"));
     } else if name == "gdc" {
@@ -234,6 +247,8 @@ pub(super) fn points(axes: &[SweepAxis], base: &Base<'_>) -> Result<Vec<SweepPoi
             moe: base.moe.clone(),
             transformer: base.transformer.clone(),
             layer_noise: vec![],
+            model_path: None,
+            classifier: None,
         };
         let mut rem = index;
         // Last axis varies fastest.

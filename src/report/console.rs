@@ -19,9 +19,17 @@ pub fn console_summary(r: &Results) -> String {
         s.push_str(&format!("floating-point {}: {} %\n", r.metric, f(fp)));
     }
     let w = r.points.iter().map(|p| p.series.chars().count()).max().unwrap_or(0).max(28);
-    s.push_str(&format!("{:<w$} {:>9} {:>10} {:>10} {:>10}\n", "series", "t", if pct { "mean %" } else { "mean" }, "± CI", "median"));
+    // Points with their own floating-point value (a sweep over models or projections) show it
+    // beside the analog mean.
+    let fp_column = r.fp_baseline.is_none() && r.points.iter().any(|p| p.fp.is_some());
+    s.push_str(&format!("{:<w$} {:>9} {:>10} {:>10} {:>10}", "series", "t", if pct { "mean %" } else { "mean" }, "± CI", "median"));
+    s.push_str(if fp_column { &"      FP\n"[..] } else { "\n" });
     for p in &r.points {
-        s.push_str(&format!("{:<w$} {:>9} {:>10} {:>10} {:>10}\n", p.series, p.time_label, f(p.summary.mean), f(p.mean_ci.half_width()), f(p.summary.median)));
+        s.push_str(&format!("{:<w$} {:>9} {:>10} {:>10} {:>10}", p.series, p.time_label, f(p.summary.mean), f(p.mean_ci.half_width()), f(p.summary.median)));
+        match (fp_column, p.fp) {
+            (true, Some(fp)) => s.push_str(&format!(" {:>7}\n", f(fp))),
+            _ => s.push('\n'),
+        }
     }
     let last = r.times.last().copied().unwrap_or(0.0);
     for p in r.paired.iter().filter(|p| p.t_inf == last) {

@@ -367,6 +367,10 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
     let secs = start.elapsed().as_secs_f64();
     let ad = be.adapter();
     let fp_baseline = match (&exp.data, exp.workload) {
+        // A sweep over model files keeps each point's own `fp`.
+        (Some(_), WorkloadKind::Classifier) if exp.points.iter().any(|p| p.classifier.is_some()) => {
+            points.first().and_then(|p| p.fp).filter(|&f| points.iter().all(|p| p.fp == Some(f)))
+        }
         (Some(_), WorkloadKind::Classifier) => exp.fp_correct.map(|(c, n)| c as f64 / n as f64),
         // The MoE classifier: the floating-point accuracy of its first point's model.
         (Some(_), WorkloadKind::Moe) => points.first().and_then(|p| p.fp),

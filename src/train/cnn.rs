@@ -29,6 +29,7 @@
 // in[c][y+i−1][x+j−1]), so the passes read beside them.
 #![allow(clippy::needless_range_loop)]
 
+use super::hwa::{abs_max, load_params, Injector, Param, TrainingConfig};
 use super::{
     accuracy_of, argmax, minibatch_epochs, model_metadata, noisy_row, sgd_update, state_dict_bytes, unit_f32, write_model, Dataset, Dense, NamedTensor,
     TrainError,
@@ -159,6 +160,11 @@ struct Workspace {
     /// dL/dp2 and dL/dp1.
     dp2: Vec<f32>,
     dp1: Vec<f32>,
+    /// The inputs of conv1, conv2 and the linear layer as multiplied (after the DAC when
+    /// training injects one): the weight gradients' inputs.
+    xq: Vec<f32>,
+    p1q: Vec<f32>,
+    p2q: Vec<f32>,
 }
 
 impl CnnNet {
@@ -198,7 +204,25 @@ impl CnnNet {
             z: vec![0.0; self.fc.n_out],
             dp2: vec![0.0; c2 * 4],
             dp1: vec![0.0; c1 * 16],
+            xq: vec![0.0; SIDE * SIDE],
+            p1q: vec![0.0; c1 * 16],
+            p2q: vec![0.0; c2 * 4],
         }
+    }
+
+    /// Every parameter tensor by its state-dict name; the weights are crossbar matrices as the
+    /// engine maps them (a convolution's `[C_out, C_in·3·3]`).
+    pub fn params_mut(&mut self) -> Vec<Param<'_>> {
+        let [c1, c2] = self.channels;
+        let (n_out, n_in) = (self.fc.n_out, self.fc.n_in);
+        vec![
+            Param { name: "0.weight".into(), data: &mut self.conv1_w, matrix: Some((c1, K * K)) },
+            Param { name: "0.bias".into(), data: &mut self.conv1_b, matrix: None },
+            Param { name: "3.weight".into(), data: &mut self.conv2_w, matrix: Some((c2, c1 * K * K)) },
+            Param { name: "3.bias".into(), data: &mut self.conv2_b, matrix: None },
+            Param { name: "7.weight".into(), data: &mut self.fc.w, matrix: Some((n_out, n_in)) },
+            Param { name: "7.bias".into(), data: &mut self.fc.b, matrix: None },
+        ]
     }
 
     /// Every parameter tensor in update order, each with whether weight decay applies.
@@ -213,21 +237,33 @@ impl CnnNet {
         ]
     }
 
-    fn forward_into(&self, x: &[f32], ws: &mut Workspace) {
+    /// The forward pass; `inj` quantises each layer's input and adds output noise when
+    /// hardware-aware training asks for them. On the convolutions both act on the whole input map
+    /// (its max|x|), a bound on the engine's per-patch abs-max scaling.
+    fn forward_into(&self, x: &[f32], ws: &mut Workspace, inj: &mut Injector) {
         assert_eq!(x.len(), SIDE * SIDE, "the CNN reads 8x8 images (64 features)");
         let [c1, c2] = self.channels;
-        conv3x3(x, 1, SIDE, &self.conv1_w, &self.conv1_b, &mut ws.a1);
+        ws.xq.copy_from_slice(x);
+        inj.dac(&mut ws.xq);
+        conv3x3(&ws.xq, 1, SIDE, &self.conv1_w, &self.conv1_b, &mut ws.a1);
+        inj.output_noise(&mut ws.a1, abs_max(&ws.xq));
         relu_pool(&ws.a1, c1, SIDE, &mut ws.p1, &mut ws.i1);
-        conv3x3(&ws.p1, c1, SIDE / 2, &self.conv2_w, &self.conv2_b, &mut ws.a2);
+        ws.p1q.copy_from_slice(&ws.p1);
+        inj.dac(&mut ws.p1q);
+        conv3x3(&ws.p1q, c1, SIDE / 2, &self.conv2_w, &self.conv2_b, &mut ws.a2);
+        inj.output_noise(&mut ws.a2, abs_max(&ws.p1q));
         relu_pool(&ws.a2, c2, SIDE / 2, &mut ws.p2, &mut ws.i2);
-        self.fc.forward(&ws.p2, &mut ws.z);
+        ws.p2q.copy_from_slice(&ws.p2);
+        inj.dac(&mut ws.p2q);
+        self.fc.forward(&ws.p2q, &mut ws.z);
+        inj.output_noise(&mut ws.z, abs_max(&ws.p2q));
     }
 
     /// Class logits of one input (64 features, a row-major 8×8 image): the floating-point
     /// reference of the network.
     pub fn logits(&self, x: &[f32]) -> Vec<f32> {
         let mut ws = self.workspace();
-        self.forward_into(x, &mut ws);
+        self.forward_into(x, &mut ws, &mut Injector::off());
         ws.z
     }
 
@@ -238,8 +274,9 @@ impl CnnNet {
 
     /// Forward pass for `x`, then adds `scale ×` the gradient of the softmax cross-entropy of
     /// `label` to `g` (same shapes as `self`).
-    fn backprop(&self, x: &[f32], label: usize, scale: f32, ws: &mut Workspace, g: &mut CnnNet) {
-        self.forward_into(x, ws);
+    fn backprop(&self, x: &[f32], label: usize, scale: f32, ws: &mut Workspace, g: &mut CnnNet, inj: &mut Injector) {
+        self.forward_into(x, ws, inj);
+        let x = &ws.xq.clone();
         let c1 = self.channels[0];
         // Softmax shifted by the max logit; z becomes dL/dlogits = (softmax − onehot) · scale.
         let zmax = ws.z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -258,7 +295,7 @@ impl CnnNet {
         for (o, &d) in ws.z.iter().enumerate() {
             g.fc.b[o] += d;
             let w = &self.fc.w[o * n_in..(o + 1) * n_in];
-            for (((gw, &wk), &pk), dk) in g.fc.w[o * n_in..(o + 1) * n_in].iter_mut().zip(w).zip(&ws.p2).zip(ws.dp2.iter_mut()) {
+            for (((gw, &wk), &pk), dk) in g.fc.w[o * n_in..(o + 1) * n_in].iter_mut().zip(w).zip(&ws.p2q).zip(ws.dp2.iter_mut()) {
                 *gw += d * pk;
                 *dk += d * wk;
             }
@@ -287,7 +324,7 @@ impl CnnNet {
                         }
                         let src = c * n * n + (y + i - 1) * n + x0 + j - 1;
                         let wi = ((o * c1 + c) * K + i) * K + j;
-                        g.conv2_w[wi] += d * ws.p1[src];
+                        g.conv2_w[wi] += d * ws.p1q[src];
                         ws.dp1[src] += d * self.conv2_w[wi];
                     }
                 }
@@ -323,30 +360,47 @@ impl CnnNet {
 /// shuffle and the input noise; the last batch of an epoch may be smaller than `batch_size`.
 /// Deterministic.
 pub fn train_cnn(train: &Dataset, cfg: &CnnTrainConfig) -> CnnNet {
+    train_cnn_with(train, cfg, &TrainingConfig::default()).expect("a floating-point run reads no file")
+}
+
+/// [`train_cnn`] with a `[training]` section (see [`crate::train::hwa`]); the default section
+/// gives [`train_cnn`]'s weights bit for bit.
+pub fn train_cnn_with(train: &Dataset, cfg: &CnnTrainConfig, hwa: &TrainingConfig) -> Result<CnnNet, TrainError> {
     assert!(!train.is_empty(), "empty training set");
     assert_eq!(train.n_features, SIDE * SIDE, "the CNN reads 8x8 images (64 features)");
     assert!(cfg.batch_size > 0 && cfg.channels.iter().all(|&c| c > 0), "bad training configuration {cfg:?}");
     let n_out = super::classes(train);
     let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
     let mut m = CnnNet::init(cfg.channels, n_out, &mut rng);
+    if let Some(path) = &hwa.init {
+        load_params(path, m.params_mut())?;
+    }
+    let mut inj = Injector::new(hwa, cfg.seed);
     let mut g = m.zeros_like();
     let mut v = m.zeros_like();
     let mut ws = m.workspace();
     let mut noisy = vec![0.0f32; train.n_features];
-    minibatch_epochs(train.len(), cfg.epochs, cfg.batch_size, cfg.lr, &mut rng, |batch, lr, rng| {
+    minibatch_epochs(train.len(), hwa.epochs.unwrap_or(cfg.epochs), cfg.batch_size, hwa.lr.unwrap_or(cfg.lr), &mut rng, |batch, lr, rng| {
         for (p, _) in g.tensors_mut() {
             p.fill(0.0);
         }
+        let noisy_model = inj.perturbs_weights().then(|| {
+            let mut c = m.clone();
+            inj.perturb(c.params_mut());
+            c
+        });
+        let fwd = noisy_model.as_ref().unwrap_or(&m);
         let inv_b = 1.0 / batch.len() as f32;
         for &i in batch {
             let x = noisy_row(&mut noisy, train, i, cfg.input_noise, rng);
-            m.backprop(x, train.labels[i] as usize, inv_b, &mut ws, &mut g);
+            fwd.backprop(x, train.labels[i] as usize, inv_b, &mut ws, &mut g, &mut inj);
         }
         for (((p, decays), (vp, _)), (gp, _)) in m.tensors_mut().into_iter().zip(v.tensors_mut()).zip(g.tensors_mut()) {
             sgd_update(p, gp, vp, lr, cfg.momentum, if decays { cfg.weight_decay } else { 0.0 });
         }
+        inj.clip(m.params_mut());
     });
-    m
+    Ok(m)
 }
 
 /// Fraction of rows classified correctly (float32, no noise).
@@ -517,7 +571,7 @@ mod tests {
             }
             let mut g = m.zeros_like();
             let mut ws = m.workspace();
-            m.backprop(&x, label, 1.0, &mut ws, &mut g);
+            m.backprop(&x, label, 1.0, &mut ws, &mut g, &mut Injector::off());
             let grads: Vec<Vec<f32>> = g.tensors_mut().into_iter().map(|(p, _)| p.clone()).collect();
             let mut nonzero = 0;
             for (t, gt) in grads.iter().enumerate() {

@@ -12,6 +12,7 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use std::path::Path;
 
+use super::hwa::{load_params, Injector, Param, TrainingConfig};
 use super::{
     accuracy_of, activate, activation_name, derivative, minibatch_epochs, model_metadata, noisy_row, sgd_update, state_dict_bytes, torch_module, unit_f32,
     write_model, Dataset, Dense, NamedTensor, TrainError,
@@ -113,6 +114,9 @@ struct Workspace {
     /// dL/d(outputs) of the layer below the one being back-propagated, and the layer's own delta.
     up: Vec<f32>,
     delta: Vec<f32>,
+    /// The input each layer multiplied (after the DAC when training injects one): the weight
+    /// gradient's input.
+    xin: Vec<Vec<f32>>,
 }
 
 impl Mlp {
@@ -142,6 +146,16 @@ impl Mlp {
         Mlp { layers, activation }
     }
 
+    /// Every parameter tensor by its state-dict name; the weights are crossbar matrices.
+    pub fn params_mut(&mut self) -> Vec<Param<'_>> {
+        let mut out = Vec::new();
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            out.push(Param { name: format!("{}.weight", 2 * i), data: &mut l.w, matrix: Some((l.n_out, l.n_in)) });
+            out.push(Param { name: format!("{}.bias", 2 * i), data: &mut l.b, matrix: None });
+        }
+        out
+    }
+
     /// All-zero parameters of the same shapes (gradient and velocity buffers).
     fn zeros_like(&self) -> Mlp {
         Mlp { layers: self.layers.iter().map(Dense::zeros_like).collect(), activation: self.activation }
@@ -158,26 +172,32 @@ impl Mlp {
             z: vec![0.0; self.layers.last().map_or(0, |l| l.n_out)],
             up: vec![0.0; widest],
             delta: vec![0.0; widest],
+            xin: self.layers.iter().map(|l| vec![0.0; l.n_in]).collect(),
         }
     }
 
-    /// Pre-activations, activations and logits for one input.
-    fn forward_into(&self, x: &[f32], ws: &mut Workspace) {
+    /// Pre-activations, activations and logits for one input; `inj` quantises each layer's input
+    /// and adds output noise when hardware-aware training asks for them (nothing otherwise).
+    fn forward_into(&self, x: &[f32], ws: &mut Workspace, inj: &mut Injector) {
         let last = self.layers.len() - 1;
         for (l, layer) in self.layers.iter().enumerate() {
-            let (done, rest) = ws.act.split_at_mut(l);
-            let input: &[f32] = if l == 0 { x } else { &done[l - 1] };
-            let out: &mut [f32] = if l == last { &mut ws.z } else { &mut rest[0] };
+            let input = &mut ws.xin[l];
+            input.copy_from_slice(if l == 0 { x } else { &ws.act[l - 1] });
+            inj.dac(input);
+            let out: &mut [f32] = if l == last { &mut ws.z } else { &mut ws.pre[l] };
             for (o, (w, &b)) in layer.w.chunks_exact(layer.n_in).zip(&layer.b).enumerate() {
                 let mut s = b;
-                for (&wk, &xk) in w.iter().zip(input) {
+                for (&wk, &xk) in w.iter().zip(input.iter()) {
                     s += wk * xk;
                 }
-                if l == last {
-                    out[o] = s;
-                } else {
-                    ws.pre[l][o] = s;
-                    out[o] = activate(self.activation, s);
+                out[o] = s;
+            }
+            if inj.touches_forward() {
+                inj.output_noise(out, super::hwa::abs_max(input));
+            }
+            if l != last {
+                for (a, &p) in ws.act[l].iter_mut().zip(&ws.pre[l]) {
+                    *a = activate(self.activation, p);
                 }
             }
         }
@@ -185,8 +205,8 @@ impl Mlp {
 
     /// Forward pass for `x`, then adds `scale ×` the gradient of the softmax cross-entropy loss
     /// for `label` to `g` (same shapes as `self`).
-    fn backprop(&self, x: &[f32], label: usize, scale: f32, ws: &mut Workspace, g: &mut Mlp) {
-        self.forward_into(x, ws);
+    fn backprop(&self, x: &[f32], label: usize, scale: f32, ws: &mut Workspace, g: &mut Mlp, inj: &mut Injector) {
+        self.forward_into(x, ws, inj);
         // Softmax shifted by the max logit so exp never overflows.
         let z = &mut ws.z;
         let zmax = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -203,7 +223,7 @@ impl Mlp {
         for l in (0..=last).rev() {
             let layer = &self.layers[l];
             let gl = &mut g.layers[l];
-            let input: &[f32] = if l == 0 { x } else { &ws.act[l - 1] };
+            let input: &[f32] = &ws.xin[l];
             let (n_in, n_out) = (layer.n_in, layer.n_out);
             if l == last {
                 ws.delta[..n_out].copy_from_slice(&ws.z);
@@ -245,7 +265,7 @@ impl Mlp {
     /// Logits for one input of length `dims()[0]`.
     pub fn logits(&self, x: &[f32]) -> Vec<f32> {
         let mut ws = self.workspace();
-        self.forward_into(x, &mut ws);
+        self.forward_into(x, &mut ws, &mut Injector::off());
         ws.z
     }
 
@@ -261,6 +281,12 @@ impl Mlp {
 /// batch of an epoch may be smaller than `batch_size`. Parameters are updated layer by layer
 /// from the input side, weight before bias.
 pub fn train_mlp(train: &Dataset, cfg: &TrainConfig) -> Mlp {
+    train_mlp_with(train, cfg, &TrainingConfig::default()).expect("a floating-point run reads no file")
+}
+
+/// [`train_mlp`] with a `[training]` section: hardware-aware noise, clipping and fine-tuning
+/// (see [`crate::train::hwa`]). The default section gives [`train_mlp`]'s weights bit for bit.
+pub fn train_mlp_with(train: &Dataset, cfg: &TrainConfig, hwa: &TrainingConfig) -> Result<Mlp, TrainError> {
     assert!(!train.is_empty(), "empty training set");
     assert!(cfg.batch_size > 0 && cfg.hidden.iter().all(|&h| h > 0), "batch_size and every hidden width must be > 0");
     let n_out = super::classes(train);
@@ -271,6 +297,10 @@ pub fn train_mlp(train: &Dataset, cfg: &TrainConfig) -> Mlp {
 
     let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
     let mut m = Mlp::init(&dims, cfg.activation, &mut rng);
+    if let Some(path) = &hwa.init {
+        load_params(path, m.params_mut())?;
+    }
+    let mut inj = Injector::new(hwa, cfg.seed);
 
     // Gradient and velocity buffers, one per parameter tensor.
     let mut g = m.zeros_like();
@@ -278,22 +308,31 @@ pub fn train_mlp(train: &Dataset, cfg: &TrainConfig) -> Mlp {
     let mut ws = m.workspace();
     let mut noisy = vec![0.0f32; n_in];
 
-    minibatch_epochs(train.len(), cfg.epochs, cfg.batch_size, cfg.lr, &mut rng, |batch, lr, rng| {
+    let (epochs, lr0) = (hwa.epochs.unwrap_or(cfg.epochs), hwa.lr.unwrap_or(cfg.lr));
+    minibatch_epochs(train.len(), epochs, cfg.batch_size, lr0, &mut rng, |batch, lr, rng| {
         for gl in &mut g.layers {
             gl.w.fill(0.0);
             gl.b.fill(0.0);
         }
+        // This batch's noisy weights: the gradient is taken there and applied to the clean ones.
+        let noisy_model = inj.perturbs_weights().then(|| {
+            let mut c = m.clone();
+            inj.perturb(c.params_mut());
+            c
+        });
+        let fwd = noisy_model.as_ref().unwrap_or(&m);
         let inv_b = 1.0 / batch.len() as f32;
         for &i in batch {
             let x = noisy_row(&mut noisy, train, i, cfg.input_noise, rng);
-            m.backprop(x, train.labels[i] as usize, inv_b, &mut ws, &mut g);
+            fwd.backprop(x, train.labels[i] as usize, inv_b, &mut ws, &mut g, &mut inj);
         }
         for ((ml, gl), vl) in m.layers.iter_mut().zip(&g.layers).zip(&mut v.layers) {
             sgd_update(&mut ml.w, &gl.w, &mut vl.w, lr, cfg.momentum, cfg.weight_decay);
             sgd_update(&mut ml.b, &gl.b, &mut vl.b, lr, cfg.momentum, 0.0);
         }
+        inj.clip(m.params_mut());
     });
-    m
+    Ok(m)
 }
 
 /// Fraction of rows whose arg-max logit equals the label (float32 forward pass, no noise).
@@ -472,7 +511,7 @@ mod tests {
         let label = 2;
         let mut g = m.zeros_like();
         let mut ws = m.workspace();
-        m.backprop(&x, label, 1.0, &mut ws, &mut g);
+        m.backprop(&x, label, 1.0, &mut ws, &mut g, &mut Injector::off());
         let mut checked = 0;
         for l in 0..m.layers.len() {
             for (is_w, len) in [(true, m.layers[l].w.len()), (false, m.layers[l].b.len())] {

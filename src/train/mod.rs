@@ -21,6 +21,7 @@
 //! same weights bit for bit, and the writer gives the same bytes for the same weights.
 
 pub mod cnn;
+pub mod hwa;
 pub mod listops;
 pub mod mlp;
 pub mod moe;

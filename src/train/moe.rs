@@ -22,6 +22,7 @@
 // beside them.
 #![allow(clippy::needless_range_loop)]
 
+use super::hwa::{abs_max, load_params, Injector, Param, TrainingConfig};
 use super::{
     accuracy_of, activate, add_input_noise, derivative, minibatch_epochs, model_metadata, row, sgd_update, state_dict_bytes, torch_module, unit_f32,
     write_model, Dataset, Dense, NamedTensor, TrainError,
@@ -95,6 +96,10 @@ struct Trace {
     out: Vec<Vec<f32>>,
     /// Class logits.
     y: Vec<f32>,
+    /// The input as the router and FFN1 multiplied it, and each chosen expert's FFN2 input
+    /// (after the DAC when training injects one; else copies): the weight gradients' inputs.
+    xq: Vec<f32>,
+    hidq: Vec<Vec<f32>>,
 }
 
 impl MoeNet {
@@ -126,31 +131,41 @@ impl MoeNet {
         self.experts[0].1.n_out
     }
 
-    fn trace(&self, x: &[f32]) -> Trace {
+    fn trace(&self, x: &[f32], inj: &mut Injector) -> Trace {
+        let mut xq = x.to_vec();
+        inj.dac(&mut xq);
+        let xmax = abs_max(&xq);
         let mut z = vec![0.0; self.router.n_out];
-        self.router.forward(x, &mut z);
+        self.router.forward(&xq, &mut z);
+        inj.output_noise(&mut z, xmax);
         let chosen = crate::workload::moe::top_k(&z, self.top_k);
-        let mut t = Trace { z, chosen, pre: vec![], hid: vec![], out: vec![], y: vec![0.0; self.classes()] };
+        let mut t = Trace { z, chosen, pre: vec![], hid: vec![], out: vec![], y: vec![0.0; self.classes()], xq: vec![], hidq: vec![] };
         for &(e, g) in &t.chosen {
             let (a, b) = &self.experts[e];
             let mut pre = vec![0.0; a.n_out];
-            a.forward(x, &mut pre);
+            a.forward(&xq, &mut pre);
+            inj.output_noise(&mut pre, xmax);
             let hid: Vec<f32> = pre.iter().map(|&v| activate(self.activation, v)).collect();
+            let mut hidq = hid.clone();
+            inj.dac(&mut hidq);
             let mut out = vec![0.0; b.n_out];
-            b.forward(&hid, &mut out);
+            b.forward(&hidq, &mut out);
+            inj.output_noise(&mut out, abs_max(&hidq));
             for (y, &o) in t.y.iter_mut().zip(&out) {
                 *y += g * o;
             }
             t.pre.push(pre);
             t.hid.push(hid);
+            t.hidq.push(hidq);
             t.out.push(out);
         }
+        t.xq = xq;
         t
     }
 
     /// Class logits of one input.
     pub fn logits(&self, x: &[f32]) -> Vec<f32> {
-        self.trace(x).y
+        self.trace(x, &mut Injector::off()).y
     }
 
     /// Arg-max class (the lowest index wins ties).
@@ -160,8 +175,9 @@ impl MoeNet {
 
     /// Adds `scale ×` the gradient of the cross-entropy of `label` to `g`, and of the balancing
     /// term with the batch's routing fractions `f` (weight `balance`).
-    fn backprop(&self, x: &[f32], label: usize, scale: f32, f: &[f32], balance: f32, g: &mut MoeNet) {
-        let t = self.trace(x);
+    fn backprop(&self, x: &[f32], label: usize, scale: f32, f: &[f32], balance: f32, g: &mut MoeNet, inj: &mut Injector) {
+        let t = self.trace(x, inj);
+        let x = &t.xq[..];
         let ymax = t.y.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let ex: Vec<f32> = t.y.iter().map(|&v| (v - ymax).exp()).collect();
         let sum: f32 = ex.iter().sum();
@@ -177,7 +193,7 @@ impl MoeNet {
                 let d = gate * dy[o];
                 gb.b[o] += d;
                 for j in 0..b.n_in {
-                    gb.w[o * b.n_in + j] += d * t.hid[k][j];
+                    gb.w[o * b.n_in + j] += d * t.hidq[k][j];
                     dh[j] += d * b.w[o * b.n_in + j];
                 }
             }
@@ -220,6 +236,21 @@ impl MoeNet {
         }
     }
 
+    /// Every parameter tensor by its state-dict name; the weights are crossbar matrices.
+    pub fn params_mut(&mut self) -> Vec<Param<'_>> {
+        fn dense(name: String, d: &mut Dense) -> [Param<'_>; 2] {
+            let shape = (d.n_out, d.n_in);
+            let Dense { w, b, .. } = d;
+            [Param { name: format!("{name}.weight"), data: w, matrix: Some(shape) }, Param { name: format!("{name}.bias"), data: b, matrix: None }]
+        }
+        let mut v: Vec<Param<'_>> = dense("router".into(), &mut self.router).into();
+        for (j, (a, b)) in self.experts.iter_mut().enumerate() {
+            v.extend(dense(format!("experts.{j}.w1"), a));
+            v.extend(dense(format!("experts.{j}.w2"), b));
+        }
+        v
+    }
+
     /// Every parameter tensor, router first, weight before bias (the update order).
     fn tensors_mut(&mut self) -> Vec<(&mut Vec<f32>, bool)> {
         let mut v: Vec<(&mut Vec<f32>, bool)> = vec![(&mut self.router.w, true), (&mut self.router.b, false)];
@@ -235,14 +266,25 @@ impl MoeNet {
 
 /// Trains the MoE classifier on `train` (see the module header). Deterministic.
 pub fn train_moe(train: &Dataset, cfg: &MoeTrainConfig) -> MoeNet {
+    train_moe_with(train, cfg, &TrainingConfig::default()).expect("a floating-point run reads no file")
+}
+
+/// [`train_moe`] with a `[training]` section (see [`crate::train::hwa`]); the default section
+/// gives [`train_moe`]'s weights bit for bit. The routing fractions of the balancing loss come
+/// from the clean router.
+pub fn train_moe_with(train: &Dataset, cfg: &MoeTrainConfig, hwa: &TrainingConfig) -> Result<MoeNet, TrainError> {
     assert!(!train.is_empty() && cfg.batch_size > 0 && cfg.d_ff > 0 && cfg.top_k >= 1 && cfg.top_k <= cfg.experts, "bad training configuration {cfg:?}");
     let n_out = super::classes(train);
     let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
     let mut m = MoeNet::init(train.n_features, n_out, cfg, &mut rng);
+    if let Some(path) = &hwa.init {
+        load_params(path, m.params_mut())?;
+    }
+    let mut inj = Injector::new(hwa, cfg.seed);
     let mut g = m.zeros_like();
     let mut v = m.zeros_like();
     let mut noisy = vec![0.0f32; train.len() * train.n_features];
-    minibatch_epochs(train.len(), cfg.epochs, cfg.batch_size, cfg.lr, &mut rng, |batch, lr, rng| {
+    minibatch_epochs(train.len(), hwa.epochs.unwrap_or(cfg.epochs), cfg.batch_size, hwa.lr.unwrap_or(cfg.lr), &mut rng, |batch, lr, rng| {
         for (p, _) in g.tensors_mut() {
             p.fill(0.0);
         }
@@ -259,16 +301,23 @@ pub fn train_moe(train: &Dataset, cfg: &MoeTrainConfig) -> MoeNet {
                 f[e] += 1.0 / (batch.len() * cfg.top_k) as f32;
             }
         }
+        let noisy_model = inj.perturbs_weights().then(|| {
+            let mut c = m.clone();
+            inj.perturb(c.params_mut());
+            c
+        });
+        let fwd = noisy_model.as_ref().unwrap_or(&m);
         let inv_b = 1.0 / batch.len() as f32;
         for &i in batch {
-            m.backprop(&noisy[i * train.n_features..][..train.n_features], train.labels[i] as usize, inv_b, &f, cfg.balance, &mut g);
+            fwd.backprop(&noisy[i * train.n_features..][..train.n_features], train.labels[i] as usize, inv_b, &f, cfg.balance, &mut g, &mut inj);
         }
         let grads: Vec<Vec<f32>> = g.tensors_mut().into_iter().map(|(p, _)| p.clone()).collect();
         for (((p, decays), vp), gp) in m.tensors_mut().into_iter().zip(v.tensors_mut()).zip(&grads) {
             sgd_update(p, gp, vp.0, lr, cfg.momentum, if decays { cfg.weight_decay } else { 0.0 });
         }
+        inj.clip(m.params_mut());
     });
-    m
+    Ok(m)
 }
 
 /// Fraction of rows classified correctly (float32, no noise).

@@ -43,6 +43,7 @@ use rand_pcg::Pcg64Mcg;
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 use std::path::Path;
 
+use super::hwa::{load_params, Injector, Param, TrainingConfig};
 use super::listops::{self, ListOpsConfig, SeqData};
 use super::{model_metadata, state_dict_bytes, write_model, NamedTensor, TrainError};
 
@@ -319,6 +320,22 @@ fn linear<T: Real>(x: &[T], d_in: usize, wt: &[T], b: Option<&[T]>, d_out: usize
             for (yo, &w) in yt.iter_mut().zip(&wt[i * d_out..(i + 1) * d_out]) {
                 *yo += a * w;
             }
+        }
+    }
+}
+
+/// Hardware-aware training's output noise on the rows of a [`linear`] output `y` [n, d_out]
+/// whose input was `x` [n, d_in] (σ = output_noise · max|x_t| per row); nothing without it.
+fn output_noise<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, y: &mut [T], d_out: usize) {
+    if inj.cfg.output_noise <= 0.0 {
+        return;
+    }
+    for (xt, yt) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)) {
+        let xmax = xt.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs())) as f32;
+        let mut y32: Vec<f32> = yt.iter().map(|v| v.to_f64() as f32).collect();
+        inj.output_noise(&mut y32, xmax);
+        for (a, b) in yt.iter_mut().zip(y32) {
+            *a = T::of(b as f64);
         }
     }
 }
@@ -745,7 +762,7 @@ impl<T: Real> Net<T> {
         }
     }
 
-    fn forward(&self, prep: &Prepared<T>, tokens: &[u32]) -> Trace<T> {
+    fn forward(&self, prep: &Prepared<T>, tokens: &[u32], inj: &mut Injector) -> Trace<T> {
         let dims = &self.dims;
         let (d, ff) = (dims.d_model, dims.d_ff);
         let n = tokens.len();
@@ -783,18 +800,22 @@ impl<T: Real> Net<T> {
                 x,
             };
             linear(&lt.x, d, &prep.in_proj, None, 3 * d, &mut lt.qkv);
+            output_noise(inj, &lt.x, d, &mut lt.qkv, 3 * d);
             self.attention_forward(prep, n, &mut lt);
             let mut r = zeros(n * d);
             linear(&lt.att, d, &prep.out_proj, Some(&p[OUT_PROJ_B]), d, &mut r);
+            output_noise(inj, &lt.att, d, &mut r, d);
             for (r, &xi) in r.iter_mut().zip(&lt.x) {
                 *r += xi;
             }
             layer_norm(&r, d, &p[NORM1_W], &p[NORM1_B], &mut lt.y1, &mut lt.xhat1, &mut lt.rstd1);
             linear(&lt.y1, d, &prep.linear1, Some(&p[LINEAR1_B]), ff, &mut lt.ff_pre);
+            output_noise(inj, &lt.y1, d, &mut lt.ff_pre, ff);
             for (a, &v) in lt.ff_act.iter_mut().zip(&lt.ff_pre) {
                 *a = gelu(v);
             }
             linear(&lt.ff_act, ff, &prep.linear2, Some(&p[LINEAR2_B]), d, &mut r);
+            output_noise(inj, &lt.ff_act, ff, &mut r, d);
             for (r, &y) in r.iter_mut().zip(&lt.y1) {
                 *r += y;
             }
@@ -813,9 +834,11 @@ impl<T: Real> Net<T> {
         }
         let mut c_pre = zeros(dims.hidden);
         linear(&pool, d, &transpose(&p[CLS0_W], dims.hidden, d), Some(&p[CLS0_B]), dims.hidden, &mut c_pre);
+        output_noise(inj, &pool, d, &mut c_pre, dims.hidden);
         let c_act: Vec<T> = c_pre.iter().map(|&v| gelu(v)).collect();
         let mut logits = zeros(dims.classes);
         linear(&c_act, dims.hidden, &transpose(&p[CLS2_W], dims.classes, dims.hidden), Some(&p[CLS2_B]), dims.classes, &mut logits);
+        output_noise(inj, &c_act, dims.hidden, &mut logits, dims.classes);
         Trace { n, xhat0, rstd0, layers, pool, c_pre, c_act, logits }
     }
 
@@ -899,13 +922,13 @@ impl<T: Real> Net<T> {
 
     /// Class logits of one sequence (its non-padding tokens).
     pub fn logits(&self, tokens: &[u32]) -> Vec<T> {
-        self.forward(&self.prepare(), tokens).logits
+        self.forward(&self.prepare(), tokens, &mut Injector::off()).logits
     }
 
     /// Cross-entropy of `label` and its gradient (one tensor per parameter, as [`Self::params`]).
     pub fn loss_and_gradient(&self, tokens: &[u32], label: usize) -> (T, Vec<Vec<T>>) {
         let mut g = self.zero_grads();
-        let tr = self.forward(&self.prepare(), tokens);
+        let tr = self.forward(&self.prepare(), tokens, &mut Injector::off());
         let loss = self.backward(tokens, &tr, label, T::of(1.0), &mut g);
         (loss, g)
     }
@@ -915,7 +938,7 @@ impl<T: Real> Net<T> {
         let prep = self.prepare();
         let correct = (0..data.len())
             .filter(|&i| {
-                let z: Vec<f32> = self.forward(&prep, data.seq(i)).logits.iter().map(|v| v.to_f64() as f32).collect();
+                let z: Vec<f32> = self.forward(&prep, data.seq(i), &mut Injector::off()).logits.iter().map(|v| v.to_f64() as f32).collect();
                 super::argmax(&z) == data.labels[i] as usize
             })
             .count();
@@ -1000,6 +1023,29 @@ pub fn task_data(cfg: &TransformerTrainConfig, digits: Option<&super::Dataset>) 
     }
 }
 
+impl Net<f32> {
+    /// Every parameter tensor by its state-dict name (and the kernel's feature projection); the
+    /// crossbar matrices (Q/K/V, O, the FFN pair, the classifier and the projection) carry their
+    /// shapes. The embedding is a lookup table, not a crossbar.
+    pub fn params_mut(&mut self) -> Vec<Param<'_>> {
+        let names = param_names(&self.dims);
+        let d = self.dims;
+        let mut out: Vec<Param<'_>> = names
+            .into_iter()
+            .zip(self.params.iter_mut())
+            .enumerate()
+            .map(|(i, ((name, shape), data))| {
+                let matrix = matches!(i, IN_PROJ | OUT_PROJ_W | LINEAR1_W | LINEAR2_W | CLS0_W | CLS2_W).then(|| (shape[0], shape[1]));
+                Param { name: name.to_string(), data, matrix }
+            })
+            .collect();
+        if self.attention == Attention::Kernel {
+            out.push(Param { name: FEATURE_PROJECTION.into(), data: &mut self.projection, matrix: Some((d.features / 2, d.d_head())) });
+        }
+        out
+    }
+}
+
 /// Adam's moments and step count.
 struct Adam {
     m: Vec<Vec<f32>>,
@@ -1018,10 +1064,28 @@ pub fn train_transformer(train: &SeqData, cfg: &TransformerTrainConfig) -> Net<f
 }
 
 /// [`train_transformer`], calling `epoch_done(epoch, mean training loss)` after every epoch.
-pub fn train_transformer_with(train: &SeqData, cfg: &TransformerTrainConfig, mut epoch_done: impl FnMut(usize, f64)) -> Net<f32> {
+pub fn train_transformer_with(train: &SeqData, cfg: &TransformerTrainConfig, epoch_done: impl FnMut(usize, f64)) -> Net<f32> {
+    train_transformer_hwa(train, cfg, &TrainingConfig::default(), epoch_done).expect("a floating-point run reads no file")
+}
+
+/// [`train_transformer_with`] with a `[training]` section (see [`crate::train::hwa`]): weight
+/// noise on the crossbar matrices (and the feature projection), output noise after every
+/// linear layer, clipping and fine-tuning; the DAC is not modelled in this trainer. The
+/// default section gives [`train_transformer_with`]'s weights bit for bit.
+pub fn train_transformer_hwa(
+    train: &SeqData,
+    cfg: &TransformerTrainConfig,
+    hwa: &TrainingConfig,
+    mut epoch_done: impl FnMut(usize, f64),
+) -> Result<Net<f32>, TrainError> {
     assert!(!train.is_empty() && cfg.batch_size > 0, "bad training configuration {cfg:?}");
     let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
     let mut net: Net<f32> = Net::init(cfg.dims, cfg.attention, &mut rng);
+    if let Some(path) = &hwa.init {
+        load_params(path, net.params_mut())?;
+    }
+    let mut inj = Injector::new(hwa, cfg.seed);
+    let cfg = &TransformerTrainConfig { epochs: hwa.epochs.unwrap_or(cfg.epochs), lr: hwa.lr.unwrap_or(cfg.lr), ..cfg.clone() };
     let mut g = net.zero_grads();
     let mut adam = Adam { m: net.zero_grads(), v: net.zero_grads(), b1t: 1.0, b2t: 1.0 };
     let mut order: Vec<usize> = (0..train.len()).collect();
@@ -1034,11 +1098,18 @@ pub fn train_transformer_with(train: &SeqData, cfg: &TransformerTrainConfig, mut
             for t in g.iter_mut() {
                 t.fill(0.0);
             }
-            let prep = net.prepare();
+            // This batch's noisy weights: the gradient is taken there and applied to the clean ones.
+            let noisy_net = inj.perturbs_weights().then(|| {
+                let mut c = net.clone();
+                inj.perturb(c.params_mut());
+                c
+            });
+            let fwd = noisy_net.as_ref().unwrap_or(&net);
+            let prep = fwd.prepare();
             let inv_b = 1.0 / batch.len() as f32;
             for &i in batch {
-                let tr = net.forward(&prep, train.seq(i));
-                loss_sum += net.backward(train.seq(i), &tr, train.labels[i] as usize, inv_b, &mut g) as f64;
+                let tr = fwd.forward(&prep, train.seq(i), &mut inj);
+                loss_sum += fwd.backward(train.seq(i), &tr, train.labels[i] as usize, inv_b, &mut g) as f64;
             }
             let norm = g.iter().flatten().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
             let clip = if norm > cfg.clip as f64 { (cfg.clip as f64 / norm) as f32 } else { 1.0 };
@@ -1058,11 +1129,12 @@ pub fn train_transformer_with(train: &SeqData, cfg: &TransformerTrainConfig, mut
                     *p -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPS);
                 }
             }
+            inj.clip(net.params_mut());
             k += 1;
         }
         epoch_done(epoch, loss_sum / train.len() as f64);
     }
-    net
+    Ok(net)
 }
 
 /// The `model` metadata: the architecture in words.

@@ -18,9 +18,13 @@ pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
     let inputs = r.inputs;
     let sp = r.point;
     let data = inputs.data.expect("validated: classifier has data");
-    let (fc, fn_) = inputs.fp_correct.expect("validated: a classifier's baseline is computed at load");
+    // A `model_path` point runs its own network (same architecture) with its own baseline.
+    let (net, (fc, fn_)) = match &sp.classifier {
+        Some(c) => (&c.0[..], c.1),
+        None => (inputs.layers, inputs.fp_correct.expect("validated: a classifier's baseline is computed at load")),
+    };
     let fp = fc as f64 / fn_ as f64;
-    let layers = analog_layers(inputs.layers, inputs.activations, sp.tile, (&sp.periphery).into());
+    let layers = analog_layers(net, inputs.activations, sp.tile, (&sp.periphery).into());
     let pts = plan::run_classifier_progress(r.be, &layers, &data.x, &data.labels, &r.cfg, &mut |n| (r.progress)(n as u64))?;
     let mapped: Vec<MappedMatrix> = layers.iter().map(|l| l.mapped.clone()).collect();
     let we = layer_weight_errors(r, &mapped)?;

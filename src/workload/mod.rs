@@ -211,6 +211,11 @@ pub struct SweepPoint {
     /// Per-layer device and periphery in place of the point's (the noise budget's layer
     /// configurations); empty: every layer takes the point's.
     pub layer_noise: Vec<Option<(DeviceModel, Periphery)>>,
+    /// The classifier: this point's model file in place of `[model] path` (`model_path` axis).
+    pub model_path: Option<std::path::PathBuf>,
+    /// The classifier: that file's layers (the same names and shapes as `[model]`'s) and its
+    /// floating-point accuracy (correct, samples).
+    pub classifier: Option<std::sync::Arc<(Vec<io::Linear>, (u64, u64))>>,
 }
 
 impl SweepPoint {

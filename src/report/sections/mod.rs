@@ -121,6 +121,11 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
         blocks.extend(paired_blocks(results));
     }
 
+    if has_model_comparison(results) {
+        blocks.push(Block::Heading(2, "Loss from floating point".to_string()));
+        blocks.extend(fp_loss_blocks(results));
+    }
+
     if let Some(c) = &results.reference {
         blocks.push(Block::Heading(2, format!("Against {}", c.source)));
         blocks.extend(reference_blocks(c));

@@ -51,3 +51,115 @@ pub(super) fn paired_blocks(results: &Results) -> Vec<Block> {
         .collect();
     paragraph_and_table(para, &header, rows, 3)
 }
+
+/// Whether the points differ in their floating-point metric (a sweep over model files, e.g. a
+/// floating-point and a hardware-aware training): then the loss from each point's own floating
+/// point is the comparison a paper prints.
+pub(super) fn has_model_comparison(results: &Results) -> bool {
+    let fps: Vec<f64> = results.points.iter().filter_map(|p| p.fp).collect();
+    fps.len() == results.points.len() && fps.iter().any(|&f| f != fps[0])
+}
+
+/// Loss from floating point: per point its own FP metric, the analog mean and the loss FP − mean
+/// (the mean's interval: FP is exact); then, for every paired difference along an axis whose
+/// values change the FP metric, the difference of the two losses with the paired interval (the FP
+/// values are constants, so the loss difference has the paired interval of the means) and their
+/// ratio.
+pub(super) fn fp_loss_blocks(results: &Results) -> Vec<Block> {
+    let pct = crate::report::plots::is_classifier(results);
+    let (scale, unit) = if pct { (100.0, " points") } else { (1.0, "") };
+    let f = |v: f64| if pct { fixed(scale * v, 2) } else { significant(v, 4) };
+    let sign = if results.higher_is_better { 1.0 } else { -1.0 };
+    let loss = |p: &Point| p.fp.map(|fp| sign * (fp - p.summary.mean));
+    let header = ["series", "t", "floating point", "analog mean", "loss", "± "];
+    let rows: Vec<Vec<Vec<Inline>>> = results
+        .points
+        .iter()
+        .filter_map(|p| {
+            let l = loss(p)?;
+            Some([p.series.clone(), p.time_label.clone(), f(p.fp?), f(p.summary.mean), f(l), f(p.mean_ci.half_width())].into_iter().map(text).collect())
+        })
+        .collect();
+    let mut blocks = paragraph_and_table(
+        format!(
+            "Each point's loss from its own floating-point {} (its model evaluated without noise), with the mean's {:.0} % interval{unit}.",
+            results.metric,
+            100.0 * results.confidence
+        ),
+        &header,
+        rows,
+        2,
+    );
+    let point_of = |d: &PairedDifference, value: &str| {
+        results.points.iter().find(|p| {
+            p.t_inf == d.t_inf && p.labels.get(&d.axis).map(String::as_str) == Some(value) && {
+                let others: Vec<String> = p.labels.iter().filter(|(k, _)| *k != &d.axis).map(|(k, v)| format!("{k}={v}")).collect();
+                others.join(", ") == d.others
+            }
+        })
+    };
+    let mut pairs = Vec::new();
+    let mut last_sentence = None;
+    let last = results.times.last().copied().unwrap_or(0.0);
+    for d in &results.paired {
+        let (Some(p), Some(q)) = (point_of(d, &d.value), point_of(d, &d.baseline)) else { continue };
+        let (Some(lp), Some(lq)) = (loss(p), loss(q)) else { continue };
+        if p.fp == q.fp {
+            continue;
+        }
+        // loss_p − loss_q = (fp_p − fp_q) − sign·(mean_p − mean_q): the paired interval of the means.
+        let diff = lp - lq;
+        let ratio = if lq.abs() > 0.0 { format!("{:.2}", lp / lq) } else { "–".into() };
+        // loss_p − ½·loss_q trial by trial: below zero with its interval when p loses at most
+        // half of what the baseline loses.
+        let half: crate::stats::Moments =
+            p.per_trial.iter().zip(&q.per_trial).map(|(a, b)| sign * (p.fp.unwrap_or(0.0) - a) - 0.5 * sign * (q.fp.unwrap_or(0.0) - b)).collect();
+        let half = match crate::stats::mean_t(&half, results.confidence) {
+            Ok(ci) if p.per_trial.len() == q.per_trial.len() && p.per_trial.len() > 1 => format!("{} ± {}", f(half.mean), f(ci.half_width())),
+            _ => "–".into(),
+        };
+        if d.t_inf == last {
+            last_sentence = Some(format!(
+                " At {}, {}={} loses {}{unit} from its floating point and {}={} {}{unit}: a difference of {} ± {}{unit} (paired), a ratio of {ratio}.",
+                d.time_label,
+                d.axis,
+                d.value,
+                f(lp),
+                d.axis,
+                d.baseline,
+                f(lq),
+                f(diff),
+                f(d.ci.half_width())
+            ));
+        }
+        pairs.push(
+            [
+                format!("{}: {} − {}", d.axis, d.value, d.baseline),
+                d.others.clone(),
+                d.time_label.clone(),
+                f(lp),
+                f(lq),
+                f(diff),
+                f(d.ci.half_width()),
+                ratio,
+                half,
+            ]
+            .into_iter()
+            .map(text)
+            .collect(),
+        );
+    }
+    if !pairs.is_empty() {
+        let para = format!(
+            "The loss of each value against the axis's first value at the same time, trial by trial as in the paired differences; the last column is loss − ½·baseline loss per trial, below zero (with its interval) where the value loses at most half of what the baseline loses.{}",
+            last_sentence.unwrap_or_default()
+        );
+        blocks.extend(paragraph_and_table(
+            para,
+            &["losses", "other axes", "t", "loss", "baseline loss", "difference", "paired ± ", "ratio", "loss − ½ baseline"],
+            pairs,
+            3,
+        ));
+    }
+    blocks
+}

@@ -1,0 +1,511 @@
+//! Hardware-aware training: the `[training]` section every trainer reads (MLP, CNN, MoE and the
+//! transformer) and the noise it injects into the forward pass of a training step.
+//!
+//! The recipe is the one IBM's analog-inference papers train with (Joshi et al., Nat. Commun. 11,
+//! 2473, 2020; Rasch et al., Nat. Commun. 14, 5282, 2023; the LRA transformer of Büchel et al.,
+//! kernel-attention spec §4) and that aihwkit's `InferenceRPUConfig` offers for training:
+//!
+//! - **Weight noise, drawn afresh per mini-batch** on every matrix that the evaluation maps onto
+//!   crossbars: additive Gaussian with σ relative to the matrix's max|W| (aihwkit
+//!   `WeightModifierType.ADD_NORMAL`), or the device model itself (any `[device] model`, the
+//!   same f64 equations the evaluation's stages are checked against, `crate::device`): the
+//!   differential pair programmed with the model's programming noise, optionally drifted to a
+//!   time with its drift-exponent spread and read noise and then rescaled by one global factor
+//!   (a stand-in for the readout's drift compensation). The gradient is taken at the noisy
+//!   weights and applied to the clean ones.
+//! - **Output noise** per MVM output, σ = `output_noise` · max|x| (aihwkit `out_noise` with
+//!   abs-max noise management and ω = 0, the evaluation's own definition).
+//! - **DAC**: each input vector quantised to `dac_bits` over its max|x| (abs-max noise
+//!   management), with a straight-through gradient (the quantiser's derivative taken as 1).
+//! - **Clipping** of every crossbar matrix to ±`clip_sigma`·std(W) after each update (aihwkit
+//!   `WeightClipType.LAYER_GAUSSIAN`).
+//! - **Fine-tuning**: `init` starts from a trained model file (the floating-point one) instead of
+//!   the random initialisation, usually with fewer `epochs` and a smaller `lr`.
+//!
+//! Determinism: the injected noise comes from its own `Pcg64Mcg` (seeded from the trainer's seed
+//! and `noise_seed`) through `next_u64` only, so a trainer without a `[training]` section draws
+//! exactly what it drew before, and the same section rebuilds the same bytes. Normal draws are
+//! Irwin–Hall(12) − 6 (no libm; tails end at ±6σ, beyond what 10⁵ draws per step reach).
+
+use std::path::{Path, PathBuf};
+
+use rand::{RngCore, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use crate::device::DeviceModel;
+
+/// The `[training]` section of a training file (`--training FILE`). Every field is optional;
+/// the default injects nothing (a floating-point trainer).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    /// `none`, `gaussian` (σ = `weight_noise_std`·max|W|) or a device model name (`pcm`,
+    /// `hermes`, `hermes1`, `simple`, …): its programming noise, drawn per mini-batch.
+    pub weight_noise: String,
+    /// σ of the `gaussian` weight noise relative to each matrix's max|W| (IBM's LRA: 0.12).
+    pub weight_noise_std: f64,
+    /// Multiplies every noise of the device model (programming, drift spread, read), e.g. 1.5 to
+    /// train against more noise than the evaluation's.
+    pub weight_noise_scale: f64,
+    /// With a device model: also drift to this time after programming (`1d`, `10y`; drift
+    /// spread and read noise, then one global compensation factor). Empty: programming only.
+    pub weight_noise_time: String,
+    /// Output noise σ relative to the input vector's max|x| (the evaluation's `out_noise`).
+    pub output_noise: f64,
+    /// DAC bits of the inputs of every crossbar MVM (0: none); straight-through gradient.
+    pub dac_bits: u32,
+    /// Clip every crossbar matrix to ±clip_sigma·std(W) after each update (0: none).
+    pub clip_sigma: f64,
+    /// Fine-tune from this model file (relative to the training file) instead of a random init.
+    pub init: Option<PathBuf>,
+    /// Override the trainer's epochs.
+    pub epochs: Option<usize>,
+    /// Override the trainer's (initial or peak) learning rate.
+    pub lr: Option<f32>,
+    /// Added to the trainer's seed for the injected noise's generator.
+    pub noise_seed: u64,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            weight_noise: "none".into(),
+            weight_noise_std: 0.0,
+            weight_noise_scale: 1.0,
+            weight_noise_time: String::new(),
+            output_noise: 0.0,
+            dac_bits: 0,
+            clip_sigma: 0.0,
+            init: None,
+            epochs: None,
+            lr: None,
+            noise_seed: 0,
+        }
+    }
+}
+
+/// The training file: a `[training]` table and nothing else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainingFile {
+    training: TrainingConfig,
+}
+
+impl TrainingConfig {
+    /// Reads `[training]` from `path`; `init` is resolved against the file's folder. Errors name
+    /// the file, the field and the fix.
+    pub fn read(path: &Path) -> Result<TrainingConfig, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Data(format!("reading {}: {e}", path.display())))?;
+        let mut cfg = Self::parse(&text).map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+        if let Some(init) = &cfg.init {
+            if init.is_relative() {
+                cfg.init = Some(path.parent().unwrap_or(Path::new(".")).join(init));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Parses and checks a training file's text.
+    pub fn parse(text: &str) -> Result<TrainingConfig, String> {
+        let file: TrainingFile = toml::from_str(text).map_err(|e| format!("{}", e.message()).replace('\n', " "))?;
+        file.training.check()?;
+        Ok(file.training)
+    }
+
+    /// Checks every field; the message names it and the fix.
+    pub fn check(&self) -> Result<(), String> {
+        let finite_nonneg = |name: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("training.{name} = {v}: must be a finite number >= 0"))
+            }
+        };
+        finite_nonneg("weight_noise_std", self.weight_noise_std)?;
+        finite_nonneg("weight_noise_scale", self.weight_noise_scale)?;
+        finite_nonneg("output_noise", self.output_noise)?;
+        finite_nonneg("clip_sigma", self.clip_sigma)?;
+        match self.weight_noise.as_str() {
+            "none" => {}
+            "gaussian" => {
+                if self.weight_noise_std <= 0.0 {
+                    return Err("training.weight_noise = \"gaussian\" needs weight_noise_std > 0 (relative to max|W|, e.g. 0.12)".into());
+                }
+            }
+            name => {
+                if DeviceModel::by_name(name).is_none() {
+                    return Err(format!(
+                        "training.weight_noise = {name:?}: expected \"none\", \"gaussian\" or a device model ({})",
+                        crate::device::MODEL_NAMES.join(", ")
+                    ));
+                }
+            }
+        }
+        if !self.weight_noise_time.is_empty() {
+            if DeviceModel::by_name(&self.weight_noise).is_none() {
+                return Err("training.weight_noise_time needs a device model in training.weight_noise (e.g. \"pcm\")".into());
+            }
+            crate::config::time::parse_time(&self.weight_noise_time).map_err(|e| format!("training.weight_noise_time: {e}"))?;
+        }
+        if self.dac_bits == 1 || self.dac_bits > 24 {
+            return Err(format!("training.dac_bits = {}: use 0 (no DAC) or 2..=24", self.dac_bits));
+        }
+        if self.epochs == Some(0) {
+            return Err("training.epochs = 0: use at least 1".into());
+        }
+        if let Some(lr) = self.lr {
+            if !(lr.is_finite() && lr > 0.0) {
+                return Err(format!("training.lr = {lr}: must be > 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether anything is injected or clipped (a floating-point trainer otherwise).
+    pub fn is_hardware_aware(&self) -> bool {
+        self.weight_noise != "none" || self.output_noise > 0.0 || self.dac_bits > 0 || self.clip_sigma > 0.0
+    }
+
+    /// One line for a model file's metadata and the trainers' messages.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        match self.weight_noise.as_str() {
+            "none" => {}
+            "gaussian" => parts.push(format!("gaussian weight noise {} of max|W|", self.weight_noise_std)),
+            m => {
+                let mut s = format!("{m} programming noise");
+                if self.weight_noise_scale != 1.0 {
+                    s.push_str(&format!(" x{}", self.weight_noise_scale));
+                }
+                if !self.weight_noise_time.is_empty() {
+                    s.push_str(&format!(" drifted to {} (compensated)", self.weight_noise_time));
+                }
+                parts.push(s);
+            }
+        }
+        if self.output_noise > 0.0 {
+            parts.push(format!("output noise {}", self.output_noise));
+        }
+        if self.dac_bits > 0 {
+            parts.push(format!("{}-bit DAC (straight-through)", self.dac_bits));
+        }
+        if self.clip_sigma > 0.0 {
+            parts.push(format!("clipped at {} sigma", self.clip_sigma));
+        }
+        if let Some(p) = &self.init {
+            parts.push(format!("fine-tuned from {}", p.display()));
+        }
+        if parts.is_empty() {
+            "floating point".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// The rebuild command of a model trained with a training file: the trainer's own command with
+/// `--training FILE` before its `--out`, and `--out` set to where the model was written.
+pub fn command_with_training(command: &str, training: &Path, out: &Path) -> String {
+    let base = command.rfind(" --out ").map_or(command, |i| &command[..i]);
+    format!("{base} --training {} --out {}", training.display(), out.display())
+}
+
+/// A parameter tensor of a trainer's model, by its state-dict name: crossbar matrices carry
+/// their (rows, cols) as mapped (a convolution's `[C_out, C_in·k·k]`).
+pub struct Param<'a> {
+    pub name: String,
+    pub data: &'a mut Vec<f32>,
+    pub matrix: Option<(usize, usize)>,
+}
+
+/// The injected noise of one training run: the configuration, the resolved device model and the
+/// noise generator.
+pub struct Injector {
+    pub cfg: TrainingConfig,
+    device: Option<DeviceModel>,
+    t_inf: f64,
+    rng: Pcg64Mcg,
+}
+
+impl Injector {
+    /// The injector of `cfg` for a trainer seeded with `seed` (the config is checked).
+    pub fn new(cfg: &TrainingConfig, seed: u64) -> Injector {
+        let device = DeviceModel::by_name(&cfg.weight_noise).map(|mut d| {
+            d.prog_noise_scale *= cfg.weight_noise_scale;
+            d.read_noise_scale *= cfg.weight_noise_scale;
+            d
+        });
+        let t_inf = if cfg.weight_noise_time.is_empty() { 0.0 } else { crate::config::time::parse_time(&cfg.weight_noise_time).unwrap_or(0.0) };
+        // A fixed odd constant keeps this stream apart from the trainer's own (same seed).
+        let rng = Pcg64Mcg::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15 ^ cfg.noise_seed.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        Injector { cfg: cfg.clone(), device, t_inf, rng }
+    }
+
+    /// An injector that injects nothing.
+    pub fn off() -> Injector {
+        Injector::new(&TrainingConfig::default(), 0)
+    }
+
+    /// Whether the weights are perturbed per mini-batch.
+    pub fn perturbs_weights(&self) -> bool {
+        self.cfg.weight_noise != "none"
+    }
+
+    /// Whether forward passes quantise inputs or add output noise.
+    pub fn touches_forward(&self) -> bool {
+        self.cfg.dac_bits > 0 || self.cfg.output_noise > 0.0
+    }
+
+    /// Approximately standard normal (Irwin–Hall(12) − 6, 53-bit uniforms).
+    pub fn normal(&mut self) -> f64 {
+        (0..12).map(|_| (self.rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)).sum::<f64>() - 6.0
+    }
+
+    /// Draws this mini-batch's noisy version of every crossbar matrix in `params` in place
+    /// (the caller passes a copy of the model).
+    pub fn perturb(&mut self, params: Vec<Param<'_>>) {
+        if !self.perturbs_weights() {
+            return;
+        }
+        for p in params {
+            if p.matrix.is_some() {
+                self.perturb_matrix(p.data);
+            }
+        }
+    }
+
+    /// One matrix's noisy copy, in place (see the module header).
+    pub fn perturb_matrix(&mut self, w: &mut [f32]) {
+        let wmax = w.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+        if wmax == 0.0 {
+            return;
+        }
+        let Some(dev) = self.device.clone() else {
+            let s = self.cfg.weight_noise_std * wmax;
+            for v in w.iter_mut() {
+                *v = (*v as f64 + s * self.normal()) as f32;
+            }
+            return;
+        };
+        // The differential pair of aimc's program stage: max|W| maps to g_max.
+        let s = dev.g_max / wmax;
+        let mut prog = Vec::with_capacity(w.len());
+        let mut nus = Vec::with_capacity(w.len());
+        for &v in w.iter() {
+            let (gp_t, gn_t) = ((s * v as f64).clamp(0.0, dev.g_max), (-s * v as f64).clamp(0.0, dev.g_max));
+            let gp = dev.program(gp_t, self.normal());
+            let gn = dev.program(gn_t, self.normal());
+            let wp = (gp - gn) / s;
+            prog.push(wp);
+            if self.t_inf > 0.0 {
+                // aihwkit's tile path: the device that holds the weight drifts with the exponent of
+                // its sign's target.
+                let target = if wp >= 0.0 { gp_t } else { gn_t };
+                nus.push(dev.nu(target, self.normal()));
+            }
+        }
+        if self.t_inf == 0.0 {
+            for (v, p) in w.iter_mut().zip(&prog) {
+                *v = *p as f32;
+            }
+            return;
+        }
+        let pmax = prog.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+        let s2 = dev.g_max / pmax;
+        let drifted: Vec<f64> =
+            prog.iter().zip(&nus).map(|(&wp, &nu)| wp.signum() * dev.drift_read(wp.abs() * s2, nu, self.t_inf, self.normal()) / s2).collect();
+        // One global factor restores the mean |W| (drift compensation on average).
+        let (a, b) = (prog.iter().map(|v| v.abs()).sum::<f64>(), drifted.iter().map(|v| v.abs()).sum::<f64>());
+        let alpha = if b > 0.0 { a / b } else { 1.0 };
+        for (v, d) in w.iter_mut().zip(&drifted) {
+            *v = (alpha * d) as f32;
+        }
+    }
+
+    /// Clips every crossbar matrix of `params` to ±clip_sigma·std(W) (after an update).
+    pub fn clip(&self, params: Vec<Param<'_>>) {
+        if self.cfg.clip_sigma <= 0.0 {
+            return;
+        }
+        for p in params {
+            if p.matrix.is_some() {
+                clip_matrix(p.data, self.cfg.clip_sigma);
+            }
+        }
+    }
+
+    /// The DAC: `x` quantised in place to `dac_bits` over its max|x| (aihwkit's abs-max noise
+    /// management and input step 2/(2^bits − 2) of the unit range). Identity without a DAC.
+    pub fn dac(&self, x: &mut [f32]) {
+        if self.cfg.dac_bits == 0 {
+            return;
+        }
+        let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        if amax == 0.0 {
+            return;
+        }
+        let step = crate::crossbar::step(self.cfg.dac_bits, 1.0) as f32;
+        for v in x.iter_mut() {
+            *v = ((*v / amax / step).round() * step).clamp(-1.0, 1.0) * amax;
+        }
+    }
+
+    /// Adds output noise to the outputs `y` of an MVM whose input had max|x| = `xmax`.
+    pub fn output_noise(&mut self, y: &mut [f32], xmax: f32) {
+        if self.cfg.output_noise <= 0.0 || xmax == 0.0 {
+            return;
+        }
+        let s = self.cfg.output_noise * xmax as f64;
+        for v in y.iter_mut() {
+            *v = (*v as f64 + s * self.normal()) as f32;
+        }
+    }
+}
+
+/// ±k·std(W) clipping of one matrix (population std about the mean).
+pub fn clip_matrix(w: &mut [f32], k: f64) {
+    let n = w.len().max(1) as f64;
+    let mean = w.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let std = (w.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let bound = (k * std) as f32;
+    if bound > 0.0 {
+        for v in w.iter_mut() {
+            *v = v.clamp(-bound, bound);
+        }
+    }
+}
+
+/// max|x| of a vector.
+pub fn abs_max(x: &[f32]) -> f32 {
+    x.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+}
+
+/// Loads a trained model file into `params` by state-dict name (fine-tuning): every parameter
+/// must be present with its element count. Errors name the file, the tensor and the fix.
+pub fn load_params(path: &Path, params: Vec<Param<'_>>) -> Result<(), TrainError> {
+    let bytes = std::fs::read(path).map_err(|e| TrainError::Data(format!("training.init: reading {}: {e}", path.display())))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| TrainError::Data(format!("training.init: {}: {e}", path.display())))?;
+    for p in params {
+        let t = st.tensor(&p.name).map_err(|_| {
+            TrainError::Data(format!(
+                "training.init: {} has no tensor {:?}; give the model file this trainer writes (same architecture)",
+                path.display(),
+                p.name
+            ))
+        })?;
+        if t.dtype() != safetensors::Dtype::F32 {
+            return Err(TrainError::Data(format!("training.init: {}: tensor {:?} is {:?}; only F32 is read", path.display(), p.name, t.dtype())));
+        }
+        let vals: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        if vals.len() != p.data.len() {
+            return Err(TrainError::Data(format!(
+                "training.init: {}: tensor {:?} has {} values, this model needs {}; train with the same architecture",
+                path.display(),
+                p.name,
+                vals.len(),
+                p.data.len()
+            )));
+        }
+        if let Some(i) = vals.iter().position(|v| !v.is_finite()) {
+            return Err(TrainError::Data(format!("training.init: {}: tensor {:?} holds a non-finite value at {i}", path.display(), p.name)));
+        }
+        *p.data = vals;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_errors_name_the_field() {
+        let c = TrainingConfig::parse("[training]\nweight_noise = \"pcm\"\noutput_noise = 0.06\ndac_bits = 7\nclip_sigma = 2.5\n").unwrap();
+        assert!(c.is_hardware_aware());
+        assert!(c.summary().contains("pcm programming noise"), "{}", c.summary());
+        assert!(!TrainingConfig::default().is_hardware_aware());
+        for (text, want) in [
+            ("[training]\nweight_noise = \"pcn\"", "training.weight_noise"),
+            ("[training]\nweight_noise = \"gaussian\"", "weight_noise_std > 0"),
+            ("[training]\noutput_noise = -1.0", "training.output_noise"),
+            ("[training]\ndac_bits = 1", "training.dac_bits"),
+            ("[training]\nweight_noise_time = \"10y\"", "needs a device model"),
+            ("[training]\nweight_noise = \"pcm\"\nweight_noise_time = \"10 parsecs\"", "weight_noise_time"),
+            ("[training]\nepochs = 0", "training.epochs"),
+            ("[training]\nout_noise = 0.1", "unknown field"),
+            ("[trainin]\nout_noise = 0.1", "training"),
+        ] {
+            let e = TrainingConfig::parse(text).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn gaussian_noise_has_the_relative_std_and_is_reproducible() {
+        let cfg = TrainingConfig { weight_noise: "gaussian".into(), weight_noise_std: 0.1, ..TrainingConfig::default() };
+        let w0: Vec<f32> = (0..20_000).map(|i| if i == 0 { 2.0 } else { 0.5 }).collect();
+        let (mut a, mut b) = (w0.clone(), w0.clone());
+        Injector::new(&cfg, 1).perturb_matrix(&mut a);
+        Injector::new(&cfg, 1).perturb_matrix(&mut b);
+        assert_eq!(a, b);
+        let d: Vec<f64> = a.iter().zip(&w0).skip(1).map(|(x, y)| (x - y) as f64).collect();
+        let mean = d.iter().sum::<f64>() / d.len() as f64;
+        let sd = (d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / d.len() as f64).sqrt();
+        // σ = 0.1 · max|W| = 0.2; the std of 2·10⁴ draws is within 3 % of it (about 6 standard errors).
+        assert!((sd - 0.2).abs() < 0.006 && mean.abs() < 0.01, "sd {sd}, mean {mean}");
+    }
+
+    #[test]
+    fn pcm_noise_follows_the_device_model() {
+        // A weight at max|W| sits at g_max = 25 µS on G+, 0 on G−; σ_prog(25) = 0.26348 + 1.965 − 1.1731
+        // = 1.0554 µS and σ_prog(0) = 0.26348 µS (folded at 0), so the programmed weight's std is
+        // about √(1.0554² + 0.264²·(1 − 2/π)·…)/25 of max|W|: between 1.0554/25 and 1.09/25.
+        let cfg = TrainingConfig { weight_noise: "pcm".into(), ..TrainingConfig::default() };
+        let mut inj = Injector::new(&cfg, 3);
+        let n = 20_000;
+        let mut vals = Vec::with_capacity(n);
+        for _ in 0..n / 2 {
+            let mut w = vec![1.0f32, 1.0];
+            inj.perturb_matrix(&mut w);
+            vals.extend(w.iter().map(|&v| v as f64));
+        }
+        let mean = vals.iter().sum::<f64>() / n as f64;
+        let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+        assert!(sd > 0.97 * 1.0554 / 25.0 && sd < 1.03 * 1.09 / 25.0, "sd {sd}");
+        // The G− device programmed from 0 is clamped at 0: it lowers the mean by E[max(0, 0.26 N)] / 25.
+        let expect = 1.0 - 0.26348 / (2.0 * std::f64::consts::PI).sqrt() / 25.0;
+        assert!((mean - expect).abs() < 0.002, "mean {mean}, expected {expect}");
+        // Drifted to 10 years and compensated: the mean |W| is restored, the spread grows.
+        let cfg = TrainingConfig { weight_noise: "pcm".into(), weight_noise_time: "10y".into(), ..TrainingConfig::default() };
+        let mut inj = Injector::new(&cfg, 3);
+        let mut w: Vec<f32> = (0..4000).map(|i| ((i % 9) as f32 - 4.0) / 4.0).collect();
+        let before: f64 = w.iter().map(|v| v.abs() as f64).sum();
+        inj.perturb_matrix(&mut w);
+        let after: f64 = w.iter().map(|v| v.abs() as f64).sum();
+        assert!((after / before - 1.0).abs() < 0.05, "{after} vs {before}");
+    }
+
+    #[test]
+    fn dac_clip_and_output_noise() {
+        let inj = Injector::new(&TrainingConfig { dac_bits: 3, ..TrainingConfig::default() }, 0);
+        // 3 bits: step 2/6 of the unit range; max|x| = 3 maps to 1.
+        let mut x = vec![3.0f32, 0.4, -1.6, 0.0];
+        inj.dac(&mut x);
+        let step = 3.0 / 3.0;
+        assert_eq!(x, vec![3.0, 0.0, -2.0 * step, 0.0]);
+        let mut w = vec![0.0f32, 0.0, 0.0, 10.0];
+        clip_matrix(&mut w, 1.0);
+        // mean 2.5, std √18.75 = 4.33.
+        assert!((w[3] - 4.330_127).abs() < 1e-5, "{w:?}");
+        let mut inj = Injector::new(&TrainingConfig { output_noise: 0.1, ..TrainingConfig::default() }, 0);
+        let mut y = vec![0.0f32; 20_000];
+        inj.output_noise(&mut y, 2.0);
+        let sd = (y.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / y.len() as f64).sqrt();
+        assert!((sd - 0.2).abs() < 0.006, "{sd}");
+        let mut z = vec![1.0f32; 4];
+        Injector::off().output_noise(&mut z, 2.0);
+        assert_eq!(z, vec![1.0; 4]);
+    }
+}

@@ -59,9 +59,25 @@ fn run_toml(py: Python<'_>, text: &str, path: &str, backend: &str, out: Option<&
     Ok((text, dir.display().to_string()))
 }
 
+/// One draw of hardware-aware training's weight noise (`aimc::train::hwa`, the trainers' own
+/// code) on a matrix's values: `training` is a `[training]` table as TOML text, `seed` the
+/// draw's seed. `aimc.torch` calls it once per matrix and training step, so a PyTorch model is
+/// fine-tuned against the same device equations aimc evaluates with.
+#[pyfunction]
+fn perturb_weights(values: Vec<f32>, training: &str, seed: u64) -> PyResult<Vec<f32>> {
+    let cfg = aimc::train::hwa::TrainingConfig::parse(training).map_err(PyValueError::new_err)?;
+    let mut w = values;
+    if let Some(i) = w.iter().position(|v| !v.is_finite()) {
+        return Err(PyValueError::new_err(format!("perturb_weights: value {i} is not finite; the model's weights must be finite")));
+    }
+    aimc::train::hwa::Injector::new(&cfg, seed).perturb_matrix(&mut w);
+    Ok(w)
+}
+
 #[pymodule]
 fn _aimc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_toml, m)?)?;
+    m.add_function(wrap_pyfunction!(perturb_weights, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -25,7 +25,7 @@ pub(super) struct Parts<'a> {
 pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, p: Parts<'_>) -> serde_json::Value {
     let exp = p.exp;
     let (model, layers, base) = (p.model, &exp.layers, p.base);
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "name": raw.name,
         "workload": raw.workload,
         "seed": raw.seed,
@@ -58,5 +58,19 @@ pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, 
         "mvm_inputs": exp.mvm_inputs,
         "reference": exp.reference.as_ref().map(|r| r.file.clone()),
         "energy_table": exp.energy,
-    })
+    });
+    // Points that run different model files (a `model_path` sweep): each point's file, so the
+    // report knows to compare losses from each point's own floating point.
+    let files: Vec<Option<String>> = exp
+        .points
+        .iter()
+        .map(|pt| {
+            let f = pt.model_path.as_ref().or(pt.moe.as_ref().and_then(|(m, _)| m.model.as_ref())).or(pt.transformer.as_ref().and_then(|t| t.state_dict.as_ref()));
+            f.map(|f| resolve(f).display().to_string())
+        })
+        .collect();
+    if files.iter().any(|f| f.is_some() && *f != files[0]) {
+        v["point_models"] = serde_json::json!(files);
+    }
+    v
 }

@@ -372,8 +372,9 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
             points.first().and_then(|p| p.fp).filter(|&f| points.iter().all(|p| p.fp == Some(f)))
         }
         (Some(_), WorkloadKind::Classifier) => exp.fp_correct.map(|(c, n)| c as f64 / n as f64),
-        // The MoE classifier: the floating-point accuracy of its first point's model.
-        (Some(_), WorkloadKind::Moe) => points.first().and_then(|p| p.fp),
+        // The MoE classifier: the floating-point accuracy of its model, when every point runs the
+        // same one (a sweep over model files keeps each point's own `fp`).
+        (Some(_), WorkloadKind::Moe) => points.first().and_then(|p| p.fp).filter(|&f| points.iter().all(|p| p.fp == Some(f))),
         // The transformer: one baseline when every point runs the same network and attention
         // (a sweep over state dicts or attention kinds keeps each point's own `fp`).
         (Some(_), WorkloadKind::Transformer) => points.first().and_then(|p| p.fp).filter(|&f| points.iter().all(|p| p.fp == Some(f))),

@@ -57,7 +57,7 @@ pub(super) fn paired_blocks(results: &Results) -> Vec<Block> {
 /// point is the comparison a paper prints.
 pub(super) fn has_model_comparison(results: &Results) -> bool {
     let fps: Vec<f64> = results.points.iter().filter_map(|p| p.fp).collect();
-    fps.len() == results.points.len() && fps.iter().any(|&f| f != fps[0])
+    fps.len() == results.points.len() && (fps.iter().any(|&f| f != fps[0]) || results.config.get("point_models").is_some())
 }
 
 /// Loss from floating point: per point its own FP metric, the analog mean and the loss FP − mean
@@ -104,7 +104,7 @@ pub(super) fn fp_loss_blocks(results: &Results) -> Vec<Block> {
     for d in &results.paired {
         let (Some(p), Some(q)) = (point_of(d, &d.value), point_of(d, &d.baseline)) else { continue };
         let (Some(lp), Some(lq)) = (loss(p), loss(q)) else { continue };
-        if p.fp == q.fp {
+        if p.fp == q.fp && results.config.get("point_models").is_none() {
             continue;
         }
         // loss_p − loss_q = (fp_p − fp_q) − sign·(mean_p − mean_q): the paired interval of the means.

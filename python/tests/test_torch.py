@@ -1,0 +1,97 @@
+"""Hardware-aware fine-tuning from PyTorch (`aimc.torch`) and the native draw it uses
+(`aimc._aimc.perturb_weights`, the trainers' own weight noise). The draw's statistics are checked
+without torch; the fine-tuning test runs where torch is installed (CI has no torch: it reports
+that test as skipped)."""
+import importlib
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+import aimc
+from aimc._aimc import perturb_weights
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_aimc_imports_without_torch_and_aimc_torch_says_what_it_needs(monkeypatch):
+    assert "torch" not in aimc.__all__
+    # As on a machine without torch (None in sys.modules makes `import torch` fail).
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.delitem(sys.modules, "aimc.torch", raising=False)
+    with pytest.raises(ImportError, match="needs PyTorch"):
+        importlib.import_module("aimc.torch")
+
+
+def test_perturb_weights_draws_the_device_models_noise():
+    pcm = aimc.to_toml({"training": {"weight_noise": "pcm"}})
+    w = [1.0] * 20000
+    a = np.array(perturb_weights(w, pcm, 7))
+    assert np.array_equal(a, np.array(perturb_weights(w, pcm, 7))), "the same seed draws the same noise"
+    assert not np.array_equal(a, np.array(perturb_weights(w, pcm, 8)))
+    # Every weight at max|W| = g_max: σ_prog(25 µS) = 1.0554 µS of 25, and G- programmed from 0
+    # (σ 0.26 µS, clamped at 0) lowers the mean by 0.26348 / √(2π) / 25.
+    assert abs(a.std() - 1.0554 / 25) < 0.1 * 1.0554 / 25
+    assert abs(a.mean() - (1 - 0.26348 / np.sqrt(2 * np.pi) / 25)) < 2e-3
+    g = aimc.to_toml({"training": {"weight_noise": "gaussian", "weight_noise_std": 0.1}})
+    b = np.array(perturb_weights([2.0] + [0.0] * 19999, g, 1))
+    assert abs(b[1:].std() - 0.2) < 0.01, "σ = 0.1 of max|W| = 2"
+    with pytest.raises(ValueError, match="training.weight_noise"):
+        perturb_weights([1.0], aimc.to_toml({"training": {"weight_noise": "pcn"}}), 0)
+    with pytest.raises(ValueError, match="not finite"):
+        perturb_weights([float("nan")], pcm, 0)
+
+
+def _digits():
+    data = np.loadtxt(ROOT / "experiments" / "data" / "digits.csv", delimiter=",")
+    x, y = data[:, :64] / 16.0, data[:, 64].astype(np.int64)
+    return x[:1347], y[:1347], x[1347:], y[1347:]
+
+
+def _loss_at_10y(model, x, y):
+    """Floating-point accuracy minus aimc's mean accuracy at 10 years (GDC on) of `model`."""
+    layers, act = aimc.from_torch(model)
+    r = aimc.classifier(layers, x, y, times=["10y"], trials=40, gdc="readout", activation=act, seed=3, backend="cpu", quiet=True,
+                        periphery__out_noise=0.06)
+    return r.fp_baseline - r.points[0]["summary"]["mean"]
+
+
+def test_fine_tuning_with_aimc_noise_lowers_the_loss_under_aimc():
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    import aimc.torch as at
+
+    torch.manual_seed(0)
+    xtr, ytr, xte, yte = _digits()
+    X, Y = torch.tensor(xtr, dtype=torch.float32), torch.tensor(ytr)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model.train()
+    for _ in range(60):                       # floating point: full-batch steps
+        loss = F.cross_entropy(model(X), Y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    before = _loss_at_10y(model, xte, yte)
+
+    with pytest.raises(ValueError, match="device"):
+        at.prepare(model, device="pcn")
+    at.prepare(model, device="pcm", t="10y", noise_scale=3.0, output_noise=0.12, dac_bits=7, clip_sigma=2.5, seed=1)
+    assert at.is_prepared(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+    for _ in range(5):                        # a few epochs of mini-batches with aimc's noise
+        for i in range(0, X.shape[0], 64):
+            loss = F.cross_entropy(model(X[i:i + 64]), Y[i:i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():                     # eval mode is floating point: deterministic
+        assert torch.equal(model(X[:5]), model(X[:5]))
+    at.unprepare(model)
+    assert not at.is_prepared(model)
+    after = _loss_at_10y(model, xte, yte)
+    print(f"loss from floating point at 10 y under aimc: {before:.4f} before fine-tuning, {after:.4f} after")
+    assert after < before, f"loss from floating point at 10 y: {after:.4f} after fine-tuning, {before:.4f} before"

@@ -1,0 +1,199 @@
+//! Hardware-aware training (`src/train/hwa.rs` and the trainers' `[training]` section) and the
+//! comparison it feeds: the default section leaves every trainer's weights untouched bit for bit,
+//! a hardware-aware run is reproducible byte for byte, fine-tuning errors name the tensor, the
+//! shipped hardware-aware models are what their training files make (by their recorded command
+//! and floating-point accuracy), and the `model_path` sweep axis with its "Loss from floating
+//! point" report section.
+#![cfg(feature = "train")]
+
+mod common;
+
+use aimc::train::hwa::TrainingConfig;
+use aimc::train::{cnn, mlp, moe, Dataset};
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn digits() -> (Dataset, Dataset) {
+    aimc::train::split_digits(&aimc::train::read_digits_csv(&root().join("experiments/data/digits.csv")).unwrap())
+}
+
+fn bits(m: &mlp::Mlp) -> Vec<u32> {
+    m.layers.iter().flat_map(|l| l.w.iter().chain(&l.b)).map(|v| v.to_bits()).collect()
+}
+
+fn tiny() -> mlp::TrainConfig {
+    mlp::TrainConfig { hidden: vec![16], epochs: 2, batch_size: 32, ..mlp::TrainConfig::default() }
+}
+
+fn pcm_section() -> TrainingConfig {
+    TrainingConfig::parse(
+        "[training]\nweight_noise = \"pcm\"\nweight_noise_time = \"10y\"\nweight_noise_scale = 3.0\noutput_noise = 0.12\ndac_bits = 7\nclip_sigma = 2.5\n",
+    )
+    .unwrap()
+}
+
+/// The default `[training]` section is the floating-point trainer: same weights bit for bit.
+#[test]
+fn the_default_section_changes_nothing() {
+    let (train, _) = digits();
+    let train = train.rows(0, 200);
+    let cfg = tiny();
+    assert_eq!(bits(&mlp::train_mlp(&train, &cfg)), bits(&mlp::train_mlp_with(&train, &cfg, &TrainingConfig::default()).unwrap()));
+    let c = cnn::CnnTrainConfig { epochs: 1, ..cnn::CnnTrainConfig::default() };
+    assert_eq!(cnn::train_cnn(&train, &c), cnn::train_cnn_with(&train, &c, &TrainingConfig::default()).unwrap());
+    let m = moe::MoeTrainConfig { epochs: 1, ..moe::MoeTrainConfig::default() };
+    assert_eq!(moe::train_moe(&train, &m), moe::train_moe_with(&train, &m, &TrainingConfig::default()).unwrap());
+}
+
+/// A hardware-aware run is reproducible byte for byte, its noise moves the weights, and the
+/// clipping holds after the last step.
+#[test]
+fn hardware_aware_training_is_deterministic_and_clipped() {
+    let (train, _) = digits();
+    let train = train.rows(0, 200);
+    let cfg = tiny();
+    let hwa = pcm_section();
+    let a = mlp::train_mlp_with(&train, &cfg, &hwa).unwrap();
+    let b = mlp::train_mlp_with(&train, &cfg, &hwa).unwrap();
+    assert_eq!(bits(&a), bits(&b));
+    assert_eq!(mlp::safetensors_bytes(&a, "cmd").unwrap(), mlp::safetensors_bytes(&b, "cmd").unwrap());
+    assert_ne!(bits(&a), bits(&mlp::train_mlp(&train, &cfg)), "the injected noise must change the weights");
+    let other = TrainingConfig { noise_seed: 1, ..hwa.clone() };
+    assert_ne!(bits(&a), bits(&mlp::train_mlp_with(&train, &cfg, &other).unwrap()), "noise_seed must matter");
+    for l in &a.layers {
+        let n = l.w.len() as f64;
+        let mean = l.w.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let std = (l.w.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let max = l.w.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64));
+        // Clipped at 2.5·std of the pre-clip weights, which is a little above the post-clip std.
+        assert!(max <= 2.5 * std * 1.05, "max|W| {max} against 2.5 std {}", 2.5 * std);
+    }
+    // The transformer and the CNN and MoE trainers take the same section.
+    let c = cnn::CnnTrainConfig { epochs: 1, ..cnn::CnnTrainConfig::default() };
+    assert_eq!(cnn::train_cnn_with(&train, &c, &hwa).unwrap(), cnn::train_cnn_with(&train, &c, &hwa).unwrap());
+    let m = moe::MoeTrainConfig { epochs: 1, ..moe::MoeTrainConfig::default() };
+    assert_eq!(moe::train_moe_with(&train, &m, &hwa).unwrap(), moe::train_moe_with(&train, &m, &hwa).unwrap());
+}
+
+/// Fine-tuning reads the model by state-dict name; a file of another architecture is refused with
+/// the tensor named, a missing file with its path.
+#[test]
+fn fine_tuning_errors_name_the_tensor() {
+    let (train, _) = digits();
+    let train = train.rows(0, 64);
+    let start = |path: &str| TrainingConfig { init: Some(root().join(path)), epochs: Some(1), ..TrainingConfig::default() };
+    // The shipped 64-64-10 MLP fine-tunes a 64-64-10 configuration.
+    let cfg = mlp::TrainConfig { epochs: 1, ..mlp::TrainConfig::default() };
+    mlp::train_mlp_with(&train, &cfg, &start("experiments/models/digits_mlp.safetensors")).unwrap();
+    // The 256-wide model does not fit.
+    let e = mlp::train_mlp_with(&train, &cfg, &start("experiments/models/digits_mlp_256.safetensors")).unwrap_err().to_string();
+    assert!(e.contains("training.init") && e.contains("0.weight") && e.contains("same architecture"), "{e}");
+    let e = mlp::train_mlp_with(&train, &cfg, &start("experiments/models/nope.safetensors")).unwrap_err().to_string();
+    assert!(e.contains("training.init") && e.contains("nope.safetensors"), "{e}");
+    // A CNN file for the MoE trainer: the router is missing.
+    let e = moe::train_moe_with(&train, &moe::MoeTrainConfig::default(), &start("experiments/models/digits_cnn.safetensors")).unwrap_err().to_string();
+    assert!(e.contains("router.weight"), "{e}");
+    // The training file's own errors name the file and the field.
+    let dir = std::env::temp_dir().join(format!("aimc-hwa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.toml");
+    std::fs::write(&f, "[training]\nweight_noise = \"pcm\"\nclip_sigma = -1\n").unwrap();
+    let e = TrainingConfig::read(&f).unwrap_err().to_string();
+    assert!(e.contains("bad.toml") && e.contains("training.clip_sigma"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The shipped hardware-aware models: the training file each records as its rebuild command
+/// exists and names its starting model, and the floating-point test accuracy is the one
+/// experiments/models/README.md reports. (The byte-for-byte rebuild is the recorded command; it
+/// is compared by SHA-256 in that README.)
+#[test]
+fn the_shipped_hardware_aware_models_are_documented() {
+    let (train, test) = digits();
+    let meta = |file: &str| -> String {
+        let bytes = std::fs::read(root().join("experiments/models").join(file)).unwrap();
+        let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        m.metadata().as_ref().unwrap()["training"].clone()
+    };
+    for (file, trainer, fp_model) in [
+        ("digits_mlp_hwa.safetensors", "train-digits", "digits_mlp.safetensors"),
+        ("digits_cnn_hwa.safetensors", "train-digits-cnn", "digits_cnn.safetensors"),
+        ("digits_moe_hwa.safetensors", "train-digits-moe", "digits_moe.safetensors"),
+        ("listops_transformer_kernel_hwa.safetensors", "train-transformer --task listops --attention kernel", "listops_transformer_kernel.safetensors"),
+    ] {
+        let stem = file.trim_end_matches(".safetensors");
+        let want = format!("cargo run --release -- {trainer} --training experiments/training/{stem}.toml --out experiments/models/{file}");
+        assert_eq!(meta(file), want);
+        let t = TrainingConfig::read(&root().join(format!("experiments/training/{stem}.toml"))).unwrap();
+        assert!(t.is_hardware_aware());
+        assert!(t.init.as_ref().unwrap().ends_with(fp_model), "{:?}", t.init);
+    }
+    let read = |f: &str| aimc::workload::io::read_state_dict(&root().join("experiments/models").join(f)).unwrap();
+    let as_mlp = |layers: Vec<aimc::workload::io::Linear>| mlp::Mlp {
+        layers: layers.into_iter().map(|l| aimc::train::Dense { n_in: l.weight.cols, n_out: l.weight.rows, w: l.weight.data, b: l.bias }).collect(),
+        activation: aimc::workload::Activation::Relu,
+    };
+    let m = as_mlp(read("digits_mlp_hwa.safetensors"));
+    assert_eq!(((mlp::accuracy(&m, &test) * 450.0).round() as usize, (mlp::accuracy(&m, &train) * 1347.0).round() as usize), (431, 1347));
+}
+
+const HWA_DIGITS: &str = r#"
+name = "hwa"
+workload = "classifier"
+seed = 5
+trials = 24
+gdc = "readout"
+weight_error_trials = 0
+layer_insight_trials = 0
+[model]
+path = "models/digits_mlp.safetensors"
+activation = "relu"
+[data]
+path = "data/digits.csv"
+scale = 16.0
+rows = [1347, 1797]
+[device]
+model = "pcm"
+[sweep]
+t = ["1s", "10y"]
+variant = [
+    { name = "fp", model_path = "models/digits_mlp.safetensors" },
+    { name = "hwa", model_path = "models/digits_mlp_hwa.safetensors" },
+]
+"#;
+
+/// The `model_path` axis runs each point's own model with its own floating-point baseline, on
+/// the same draws as the other points; the report's loss section compares the two losses.
+#[test]
+fn model_path_points_run_their_own_model_and_the_report_compares_losses() {
+    let e = common::experiment(HWA_DIGITS).unwrap();
+    let r = common::run_ok(&mut common::cpu(), &e);
+    let fps: Vec<f64> = r.points.iter().map(|p| p.fp.unwrap()).collect();
+    assert_eq!(fps, [429.0 / 450.0, 429.0 / 450.0, 431.0 / 450.0, 431.0 / 450.0]);
+    assert!(r.fp_baseline.is_none(), "two models: no single baseline");
+    // The fp point equals a plain run of the shipped model (same seed, same draws).
+    let single = HWA_DIGITS.split("variant = [").next().unwrap().to_string();
+    let r1 = common::run_ok(&mut common::cpu(), &common::experiment(&single).unwrap());
+    assert_eq!(r1.points[1].per_trial, r.points[1].per_trial, "the first variant is the plain model on the same draws");
+    let doc = aimc::report::markdown::to_markdown(&aimc::report::sections::document(&r, &[]).unwrap());
+    assert!(doc.contains("## Loss from floating point") && doc.contains("loss − ½ baseline"), "{doc}");
+    let console = aimc::report::console::console_summary(&r);
+    assert!(console.contains("FP") && console.contains("95.78"), "{console}");
+}
+
+/// Bad `model_path` values: a missing file, another architecture, a workload without a network.
+#[test]
+fn model_path_errors_name_the_point_and_the_fix() {
+    let missing = HWA_DIGITS.replace("models/digits_mlp_hwa.safetensors", "models/nope.safetensors");
+    let e = common::experiment(&missing).unwrap_err();
+    assert!(e.contains("sweep point variant=hwa") && e.contains("nope.safetensors"), "{e}");
+    let wide = HWA_DIGITS.replace("models/digits_mlp_hwa.safetensors", "models/digits_mlp_256.safetensors");
+    let e = common::experiment(&wide).unwrap_err();
+    assert!(e.contains("model_path") && (e.contains("same architecture") || e.contains("layer")), "{e}");
+    let kernel = common::IRIS_ERROR.replace("t = [\"1h\"]", "t = [\"1h\"]\nmodel_path = [\"models/digits_mlp.safetensors\"]");
+    let e = common::experiment(&kernel).unwrap_err();
+    assert!(e.contains("model_path"), "{e}");
+}

@@ -25,7 +25,7 @@ pub(super) struct Parts<'a> {
 pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, p: Parts<'_>) -> serde_json::Value {
     let exp = p.exp;
     let (model, layers, base) = (p.model, &exp.layers, p.base);
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "name": raw.name,
         "workload": raw.workload,
         "seed": raw.seed,
@@ -58,5 +58,10 @@ pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, 
         "mvm_inputs": exp.mvm_inputs,
         "reference": exp.reference.as_ref().map(|r| r.file.clone()),
         "energy_table": exp.energy,
-    })
+    });
+    // Recorded only when present, so files without [npu] keep their resolved form (and journal).
+    if let (Some(npu), Some(obj)) = (&raw.npu, v.as_object_mut()) {
+        obj.insert("npu".into(), serde_json::json!({ "section": npu, "table": exp.npu.as_ref().map(|n| n.table.clone()) }));
+    }
+    v
 }

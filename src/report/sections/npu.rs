@@ -15,6 +15,14 @@ fn pct(part: f64, whole: f64) -> String {
     }
 }
 
+fn bytes_label(b: u64) -> String {
+    if b >= 1 << 20 {
+        format!("{} MiB", significant(b as f64 / (1u64 << 20) as f64, 3))
+    } else {
+        format!("{} KiB", significant(b as f64 / 1024.0, 3))
+    }
+}
+
 /// The sentences of one row: latency, rates, the split of time and energy, the largest items.
 pub(super) fn npu_row_sentences(r: &NpuRow) -> String {
     let t = &r.time_ns;
@@ -81,10 +89,12 @@ pub(super) fn npu_row_sentences(r: &NpuRow) -> String {
     } else {
         s.push('.');
     }
-    if !r.fits_sram {
+    if r.fits_sram {
+        s.push_str(&format!(" The largest op's working set ({}) fits the SRAM.", bytes_label(r.largest_working_set_bytes)));
+    } else {
         s.push_str(&format!(
-            " The largest op's working set ({} bytes) exceeds the SRAM: it would spill, which the model does not cost.",
-            r.largest_working_set_bytes
+            " The largest op's working set ({}) exceeds the SRAM: it would spill to off-chip memory, which the model does not cost.",
+            bytes_label(r.largest_working_set_bytes)
         ));
     }
     s

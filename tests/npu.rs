@@ -141,6 +141,7 @@ fn the_mobilebert_experiment_runs_and_says_where_the_time_goes() {
     aimc::report::write_report(&r, &dir).unwrap();
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     for s in [
+        "Edge NPU: MobileBERT at 128 tokens (split all\\_analog, one-phase reads) takes",
         "The analog tiles take",
         "of the latency",
         "The softmax on the digital nodes is",

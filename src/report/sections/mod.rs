@@ -70,6 +70,10 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
         }
     }
 
+    if let Some(s) = results.npu.as_ref().and_then(npu_summary) {
+        blocks.push(Block::Paragraph(text(s)));
+    }
+
     let floor = noise_floor_sentences(results);
     if !floor.is_empty() {
         blocks.push(Block::Heading(2, "Noise floor".to_string()));

@@ -100,6 +100,36 @@ pub(super) fn npu_row_sentences(r: &NpuRow) -> String {
     s
 }
 
+/// The summary's sentence: the row at the reference's sequence length (else the first), where
+/// its latency goes, and the reference beside it.
+pub(super) fn npu_summary(n: &NpuReport) -> Option<String> {
+    let r = n.reference.as_ref().and_then(|rf| n.rows.iter().find(|r| r.seq_len == rf.seq_len)).or(n.rows.first())?;
+    let softmax: f64 = r.classes.iter().filter(|c| c.class.contains("softmax")).map(|c| c.time_ns.total()).sum();
+    let mut s = format!(
+        "Edge NPU: {} at {} tokens (split {}, {} reads) takes {} and {} per inference; the analog tiles take {} of it ({}), the digital nodes {}{}, the SRAM {}.",
+        r.network,
+        r.seq_len,
+        r.split,
+        r.read.replace('_', "-"),
+        latency_label(r.latency_ns),
+        energy_label(r.energy_pj),
+        latency_label(r.time_ns.analog),
+        pct(r.time_ns.analog, r.latency_ns),
+        pct(r.time_ns.digital, r.latency_ns),
+        if softmax > 0.0 { format!(" (the softmax {})", pct(softmax, r.latency_ns)) } else { String::new() },
+        pct(r.time_ns.sram, r.latency_ns)
+    );
+    if let Some(rf) = n.reference.as_ref().filter(|rf| rf.seq_len == r.seq_len) {
+        s.push_str(&format!(
+            " Published: {} ms on a {} ({}× the NPU model's latency).",
+            fixed(rf.latency_ms, 0),
+            rf.device,
+            significant(rf.latency_ms * 1e6 / r.latency_ns, 3)
+        ));
+    }
+    Some(s)
+}
+
 pub(super) fn npu_blocks(n: &NpuReport) -> Vec<Block> {
     let mut blocks = vec![Block::Paragraph(text(format!(
         "One inference of each network on a heterogeneous NPU from the cost table \"{}\": static-weight matrices on analog PCM cores, everything else on digital nodes, activations through an on-chip SRAM. The cost model is deterministic (no trials); the schedule and every assumption are listed below.",
@@ -198,13 +228,21 @@ pub(super) fn npu_blocks(n: &NpuReport) -> Vec<Block> {
     }
     blocks.push(Block::Paragraph(text("Per-core figures derived from the table:")));
     blocks.push(Block::List(n.derived.iter().map(|d| text(d.clone())).collect()));
-    let rows = n.constants.iter().map(|c| vec![code(c.field.clone()), text(significant(c.value, 6)), text(c.source.clone())]).collect();
-    blocks.extend(paragraph_and_table("The table's constants and their sources:".into(), &["constant", "value", "source"], rows, 1));
+    blocks.push(Block::Paragraph(text("The table's constants and their sources:")));
+    blocks.push(Block::Table(Table {
+        header: vec!["constant".into(), "value".into(), "source".into()],
+        rows: n.constants.iter().map(|c| vec![code(c.field.clone()), text(trimmed(significant(c.value, 6))), text(c.source.clone())]).collect(),
+        right_aligned: vec![false, true, false],
+    }));
     let mut assumptions: Vec<Vec<Inline>> = n
         .constants
         .iter()
         .filter(|c| c.assumption)
-        .map(|c| text(format!("{} = {} is an assumption: {}", c.field, significant(c.value, 6), c.source)))
+        .map(|c| {
+            let why = c.source.trim_start();
+            let why = why.get("assumption".len()..).unwrap_or("").trim_start_matches([':', ' ']);
+            text(format!("{} = {} is an assumption: {why}", c.field, trimmed(significant(c.value, 6))))
+        })
         .collect();
     assumptions.extend(n.assumptions.iter().map(|a| text(a.clone())));
     assumptions.extend(n.notes.iter().map(|a| text(a.clone())));

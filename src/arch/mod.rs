@@ -9,10 +9,14 @@
 //! - [`schedule`]: the event-driven schedule of a batch: latency, tier conflicts, utilisation, energy
 //! - [`energy`]: the per-inference energy and latency table of the classifier's tiles
 //! - [`roofline`]: the GPU roofline of the same layer and the AIMC / GPU ratios
+//! - [`npu`]: the heterogeneous edge NPU (HERMES-style PCM cores, digital nodes, SRAM) and its cost
+//!   model of a network's op list; [`npu_models`]: MobileBERT and plain encoders as op lists
 
 pub mod cost;
 pub mod energy;
 pub mod mapping;
+pub mod npu;
+pub mod npu_models;
 pub mod roofline;
 pub mod routing;
 pub mod schedule;

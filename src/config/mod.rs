@@ -95,6 +95,8 @@ pub struct Experiment {
     pub kernel_data: Option<crate::workload::kernel::KernelData>,
     /// The moe workload's cost tables (3D tiers, GPU).
     pub moe_tables: Option<(crate::arch::cost::TierCostTable, crate::arch::cost::GpuTable)>,
+    /// The `[npu]` cost model (deterministic: computed here, recorded in the results).
+    pub npu: Option<crate::results::NpuReport>,
     pub energy: CostTable,
     /// Another simulator's numbers to put beside this run's (`[reference]`).
     pub reference: Option<reference::Reference>,
@@ -196,6 +198,7 @@ impl Experiment {
             mvm_inputs: self.mvm_inputs,
             kernel_data: self.kernel_data.as_ref(),
             moe_tables: self.moe_tables.as_ref(),
+            npu: self.npu.as_ref(),
         }
     }
 
@@ -249,6 +252,7 @@ impl Experiment {
         mark_digital(&mut points, &loaded.layers, &digital_names);
         let moe_tables = tables::moe_tables(&raw, &resolve).map_err(&bad)?;
         let energy = tables::energy(&raw, &resolve).map_err(&bad)?;
+        let npu = tables::npu(&raw, &axes, &points, loaded.data.as_ref(), &resolve).map_err(&bad)?;
 
         let layers = loaded.layers;
         let activations =
@@ -285,6 +289,7 @@ impl Experiment {
             activation: model.activation,
             kernel_data: loaded.kernel_data,
             moe_tables,
+            npu,
             data: loaded.data,
             mvm_inputs: loaded.mvm_inputs,
             energy,

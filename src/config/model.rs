@@ -37,6 +37,12 @@ pub(super) fn model_section(raw: &RawExperiment) -> Result<Option<&RawModel>, St
         // The state dict is `[model] path` or each point's `transformer.state_dict`.
         return Ok(raw.model.as_ref());
     }
+    if wl == WorkloadKind::Npu {
+        return match &raw.model {
+            Some(_) => Err("the npu workload costs the network named in [npu] (network = \"mobilebert\"); remove [model]".into()),
+            None => Ok(None),
+        };
+    }
     match (&raw.model, wl.is_kernel() || wl == WorkloadKind::Moe) {
         (Some(m), false) => Ok(Some(m)),
         (None, false) => Err(format!("the {} workload needs a [model] section with path = \"...\"", wl.name())),
@@ -61,6 +67,7 @@ pub(super) fn load(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [
             Ok(Loaded { kernel_data: Some(attention_data(a, resolve)?), ..Loaded::default() })
         }
         WorkloadKind::Moe => moe(raw, points, resolve),
+        WorkloadKind::Npu => Ok(Loaded::default()),
         WorkloadKind::Transformer => transformer(raw, model, points, resolve),
         WorkloadKind::Classifier => classifier(raw, model.expect("checked by model_section"), points, resolve),
         WorkloadKind::WeightError | WorkloadKind::MvmError => matrix(raw, model.expect("checked by model_section"), resolve),

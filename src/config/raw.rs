@@ -59,6 +59,9 @@ pub(super) struct RawExperiment {
     pub(super) transformer: Option<toml::Table>,
     #[serde(default)]
     pub(super) cost: Option<RawCost>,
+    /// The edge-NPU cost model (`crate::workload::npu::NpuSettings`).
+    #[serde(default)]
+    pub(super) npu: Option<toml::Table>,
     /// The noise budget: which source costs the metric (`super::budget`).
     #[serde(default)]
     pub(super) budget: Option<crate::workload::budget::BudgetSettings>,

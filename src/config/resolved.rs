@@ -65,12 +65,17 @@ pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, 
         .points
         .iter()
         .map(|pt| {
-            let f = pt.model_path.as_ref().or(pt.moe.as_ref().and_then(|(m, _)| m.model.as_ref())).or(pt.transformer.as_ref().and_then(|t| t.state_dict.as_ref()));
+            let f =
+                pt.model_path.as_ref().or(pt.moe.as_ref().and_then(|(m, _)| m.model.as_ref())).or(pt.transformer.as_ref().and_then(|t| t.state_dict.as_ref()));
             f.map(|f| resolve(f).display().to_string())
         })
         .collect();
     if files.iter().any(|f| f.is_some() && *f != files[0]) {
         v["point_models"] = serde_json::json!(files);
+    }
+    // Recorded only when present, so files without [npu] keep their resolved form (and journal).
+    if let (Some(npu), Some(obj)) = (&raw.npu, v.as_object_mut()) {
+        obj.insert("npu".into(), serde_json::json!({ "section": npu, "table": exp.npu.as_ref().map(|n| n.table.clone()) }));
     }
     v
 }

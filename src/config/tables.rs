@@ -1,6 +1,6 @@
 //! The cost tables an experiment file may point at: `[energy] table` (the classifier's energy and
-//! latency per inference) and `[cost] tiers` / `gpu` (the moe workload's 3D-tier and GPU tables);
-//! the shipped tables are the defaults.
+//! latency per inference), `[cost] tiers` / `gpu` (the moe workload's 3D-tier and GPU tables) and
+//! `[npu] table` (the edge NPU); the shipped tables are the defaults.
 
 use super::raw::RawExperiment;
 use crate::arch::cost::{GpuTable, TierCostTable};
@@ -44,4 +44,31 @@ pub(super) fn energy(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf) ->
             CostTable::parse(&text).map_err(|m| format!("energy.table {}: {m}", p.display()))
         }
     }
+}
+
+/// `[npu]` (the npu and transformer workloads): its settings and table, costed once here for
+/// every network, sequence length, split and read mode (`crate::workload::npu`).
+pub(super) fn npu(
+    raw: &RawExperiment,
+    axes: &[super::SweepAxis],
+    points: &[crate::workload::SweepPoint],
+    data: Option<&crate::workload::io::Dataset>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Option<crate::results::NpuReport>, String> {
+    let Some(s) = crate::workload::npu::section(raw.npu.as_ref(), raw.workload)? else {
+        return Ok(None);
+    };
+    if raw.workload == crate::workload::WorkloadKind::Npu {
+        if let Some(a) = axes.first() {
+            return Err(format!("sweep.{}: the npu workload sweeps inside [npu] (seq_len, split, read); keep only sweep.t = [\"0s\"]", a.name));
+        }
+    }
+    let text = match &s.table {
+        None => None,
+        Some(p) => {
+            let p = resolve(p);
+            Some(std::fs::read_to_string(&p).map_err(|e| format!("npu.table: cannot read {} ({e}); check the path", p.display()))?)
+        }
+    };
+    crate::workload::npu::report(&s, raw.workload, points, text.as_deref(), data.map(|d| d.n_features)).map(Some)
 }

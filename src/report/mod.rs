@@ -172,6 +172,7 @@ pub(crate) mod tests {
             shard: None,
             profile: None,
             reference: None,
+            npu: None,
             paired: vec![],
             budget: vec![],
         }

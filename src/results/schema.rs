@@ -343,6 +343,9 @@ pub struct Results {
     /// Another simulator's numbers beside these (`[reference]` of the experiment file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<ReferenceComparison>,
+    /// The edge-NPU cost model, when the experiment has an `[npu]` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub npu: Option<NpuReport>,
 }
 
 /// One sweep value against its axis's first value at the same other settings and time: the mean
@@ -443,4 +446,113 @@ pub struct Profile {
     /// buffers, recording dispatches (params, bind groups), waiting for results to come back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host: Vec<(String, f64)>,
+}
+
+/// The edge-NPU cost model of a run (`[npu]`; src/arch/npu.rs, docs/npu.md): one row per
+/// (network, sequence length, analog/digital split, read mode), the table's constants with their
+/// sources and every assumption in words. Deterministic: it does not depend on the trials.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NpuReport {
+    /// The cost table's name.
+    pub table: String,
+    /// Every constant of the table: (field, value, source); `assumption` when the source says so.
+    pub constants: Vec<NpuConstant>,
+    /// Derived per-core figures, in words (MVM time and energy per read mode).
+    pub derived: Vec<String>,
+    /// The schedule and counting rules, in words.
+    pub assumptions: Vec<String>,
+    pub rows: Vec<NpuRow>,
+    /// A published latency of the same network on another device, when one is sourced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<NpuReference>,
+    /// Networks or points that were not costed, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// One constant of the NPU cost table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NpuConstant {
+    pub field: String,
+    pub value: f64,
+    pub source: String,
+    pub assumption: bool,
+}
+
+/// A published latency of the costed network on another device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NpuReference {
+    pub device: String,
+    pub seq_len: u32,
+    pub latency_ms: f64,
+    pub source: String,
+}
+
+/// Time (ns) or energy (pJ) on the three kinds of node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NpuSplit {
+    pub analog: f64,
+    pub digital: f64,
+    pub sram: f64,
+}
+
+impl NpuSplit {
+    pub fn total(&self) -> f64 {
+        self.analog + self.digital + self.sram
+    }
+}
+
+/// One class of ops (the op names with the layer index taken out, e.g. `softmax`, `ffn.*.up`):
+/// where its time and energy went.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NpuClass {
+    pub class: String,
+    /// What runs it: "analog tiles", "digital nodes (softmax)", ...
+    pub runs_on: String,
+    pub count: u32,
+    pub time_ns: NpuSplit,
+    pub energy_pj: NpuSplit,
+}
+
+/// The cost of one inference of one network at one sequence length, split and read mode.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NpuRow {
+    /// The network ("MobileBERT", or the transformer sweep point's series).
+    pub network: String,
+    pub seq_len: u32,
+    /// The split's name and the matrices it runs on digital nodes.
+    pub split: String,
+    pub digital_matrices: Vec<String>,
+    /// "one_phase" or "four_phase".
+    pub read: String,
+    /// Analog cores holding the weights (each programmed matrix once), and HERMES-size chips.
+    pub cores: u64,
+    pub chips: f64,
+    /// Multiply-accumulates of one inference: all, on analog cores, on digital nodes.
+    pub macs: u64,
+    pub analog_macs: u64,
+    pub digital_macs: u64,
+    /// Element-wise digital operations (adds, norms, activations, softmax elements).
+    pub elementwise_ops: u64,
+    pub sram_bytes: u64,
+    /// The largest single op's working set (its inputs and outputs), bytes, and whether it fits.
+    pub largest_working_set_bytes: u64,
+    pub fits_sram: bool,
+    pub latency_ns: f64,
+    pub energy_pj: f64,
+    /// 1 / latency (one inference at a time).
+    pub inferences_per_s: f64,
+    /// Layers pipelined over successive inferences: 1 / the busiest resource's time.
+    pub pipelined_inferences_per_s: f64,
+    /// What bounds the pipelined rate: an analog op, or the digital nodes or SRAM as a whole.
+    pub pipeline_bound: String,
+    /// 2 × MACs / energy.
+    pub tops_per_w: f64,
+    pub time_ns: NpuSplit,
+    pub energy_pj_split: NpuSplit,
+    /// Op classes, largest time first.
+    pub classes: Vec<NpuClass>,
+    /// The single op instance that takes longest, and its time.
+    pub slowest_op: String,
+    pub slowest_op_ns: f64,
 }

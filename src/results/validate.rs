@@ -228,6 +228,27 @@ pub fn results(r: &Results) -> Result<(), Invalid> {
             non_negative(&format!("{f}.t_inf"), row.t_inf)?;
         }
     }
+    if let Some(n) = &r.npu {
+        for (i, row) in n.rows.iter().enumerate() {
+            let f = format!("npu.rows[{i}]");
+            let (t, e) = (&row.time_ns, &row.energy_pj_split);
+            for (name, v) in [
+                ("latency_ns", row.latency_ns),
+                ("energy_pj", row.energy_pj),
+                ("inferences_per_s", row.inferences_per_s),
+                ("pipelined_inferences_per_s", row.pipelined_inferences_per_s),
+                ("tops_per_w", row.tops_per_w),
+                ("time_ns.analog", t.analog),
+                ("time_ns.digital", t.digital),
+                ("time_ns.sram", t.sram),
+                ("energy_pj_split.analog", e.analog),
+                ("energy_pj_split.digital", e.digital),
+                ("energy_pj_split.sram", e.sram),
+            ] {
+                non_negative(&format!("{f}.{name}"), v)?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -417,6 +417,7 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
         shard: exp.shard.clone(),
         profile: None,
         reference: None,
+        npu: exp.npu.clone(),
         paired: vec![],
         budget: vec![],
     };

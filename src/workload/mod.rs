@@ -8,6 +8,7 @@
 //! | mvm_error | [`mvm_error`] | relative error of noisy MVMs on random inputs |
 //! | kernel_error, kernel_ridge, attention | [`kernel`] (maths in `crate::features`) | kernel error, ridge accuracy, attention error |
 //! | moe | [`moe`] (3D tiers in `crate::arch`) | MoE output error or accuracy, with the cost model |
+//! | npu | [`npu`] (edge NPU in `crate::arch::npu`) | latency of the NPU cost model (deterministic) |
 //!
 //! [`budget`] expands a point into the noise budget's configurations and attributes the metric.
 //! A workload's run reads the experiment through [`Inputs`] and one [`SweepPoint`] and returns
@@ -21,6 +22,7 @@ pub mod kernel;
 pub mod model;
 pub mod moe;
 pub mod mvm_error;
+pub mod npu;
 pub mod transformer;
 pub mod weight_error;
 
@@ -64,6 +66,8 @@ pub enum WorkloadKind {
     Moe,
     /// A transformer classifier on token sequences (softmax or kernel-approximated attention).
     Transformer,
+    /// The edge-NPU cost model of a network alone (`[npu]`; MobileBERT).
+    Npu,
 }
 
 /// What a workload's per-trial metric is: the report's wording, the trials.csv column and its
@@ -109,7 +113,7 @@ pub struct Spec {
 }
 
 /// Every workload, one row each.
-pub const TABLE: [Spec; 8] = [
+pub const TABLE: [Spec; 9] = [
     Spec {
         kind: WorkloadKind::Classifier,
         name: "classifier",
@@ -174,6 +178,7 @@ pub const TABLE: [Spec; 8] = [
         metric: transformer::metric,
         run: transformer::run,
     },
+    Spec { kind: WorkloadKind::Npu, name: "npu", chunkable: true, layer_extras: false, kernel_section: false, metric: npu::metric, run: npu::run },
 ];
 
 impl WorkloadKind {
@@ -249,6 +254,8 @@ pub struct Inputs<'a> {
     pub mvm_inputs: u32,
     pub kernel_data: Option<&'a kernel::KernelData>,
     pub moe_tables: Option<&'a (TierCostTable, GpuTable)>,
+    /// The `[npu]` cost model, computed at validation.
+    pub npu: Option<&'a crate::results::NpuReport>,
 }
 
 /// One call of a workload's [`RunFn`].

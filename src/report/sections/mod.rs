@@ -7,6 +7,7 @@ mod energy;
 mod layers;
 mod moe;
 mod noise_floor;
+mod npu;
 mod paired;
 mod reference;
 mod run;
@@ -24,6 +25,7 @@ use energy::*;
 use layers::*;
 use moe::*;
 use noise_floor::*;
+use npu::*;
 use paired::*;
 use reference::*;
 use run::*;
@@ -68,6 +70,10 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
         }
     }
 
+    if let Some(s) = results.npu.as_ref().and_then(npu_summary) {
+        blocks.push(Block::Paragraph(text(s)));
+    }
+
     let floor = noise_floor_sentences(results);
     if !floor.is_empty() {
         blocks.push(Block::Heading(2, "Noise floor".to_string()));
@@ -87,6 +93,11 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     if !moe.is_empty() {
         blocks.push(Block::Heading(2, "3D AIMC against a GPU".to_string()));
         blocks.extend(moe);
+    }
+
+    if let Some(n) = &results.npu {
+        blocks.push(Block::Heading(2, "Edge NPU: latency and energy per inference".to_string()));
+        blocks.extend(npu_blocks(n));
     }
 
     if !plots.is_empty() {

@@ -25,7 +25,7 @@ pub(super) struct Parts<'a> {
 pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, p: Parts<'_>) -> serde_json::Value {
     let exp = p.exp;
     let (model, layers, base) = (p.model, &exp.layers, p.base);
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "name": raw.name,
         "workload": raw.workload,
         "seed": raw.seed,
@@ -58,5 +58,10 @@ pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, 
         "mvm_inputs": exp.mvm_inputs,
         "reference": exp.reference.as_ref().map(|r| r.file.clone()),
         "energy_table": exp.energy,
-    })
+    });
+    // Recorded only when set, so the record of a one-level run is as it was.
+    if raw.reads_per_programming > 1 {
+        v["reads_per_programming"] = raw.reads_per_programming.into();
+    }
+    v
 }

@@ -66,6 +66,7 @@ pub fn tail_threshold(explicit: Option<f64>, fp: Option<f64>) -> Option<f64> {
 
 fn run_config(exp: &Experiment, p: &SweepPoint, c: Chunk) -> RunConfig {
     RunConfig {
+        reads_per_programming: exp.reads_per_programming,
         device: p.device.clone(),
         periphery: p.periphery.clone(),
         gdc: p.gdc,
@@ -101,7 +102,14 @@ fn point(
             value: per_trial[i],
         });
     }
-    let id = PointId { sweep_index: sp.index, labels: sp.labels.iter().cloned().collect(), series: sp.series(), t_inf: exp.times[ti] };
+    let id = PointId {
+        sweep_index: sp.index,
+        labels: sp.labels.iter().cloned().collect(),
+        series: sp.series(),
+        t_inf: exp.times[ti],
+        first_trial,
+        reads_per_programming: exp.reads_per_programming,
+    };
     let tail = if correct.is_some() { tail_threshold(exp.tail_below, fp) } else { exp.tail_below };
     Ok(point_stats(id, per_trial, correct, fp, weight_error, exp.confidence, exp.ci_half_width, tail)?)
 }
@@ -112,6 +120,10 @@ pub struct PointId {
     pub labels: std::collections::BTreeMap<String, String>,
     pub series: String,
     pub t_inf: f64,
+    /// Global index of the first of the point's trials, and the reads per programming: which
+    /// trials share a programming (the variance split).
+    pub first_trial: u32,
+    pub reads_per_programming: u32,
 }
 
 /// Every statistic of a point from its per-trial metric (and, for classifiers, the exact
@@ -177,6 +189,7 @@ pub fn point_stats(
         Some(f) => Some(results::Drop { mean: f - summary.mean, ci: stats::difference_of_means_t(&mom, f, 0.0, confidence)? }),
         None => None,
     };
+    let variance_split = stats::VarianceSplit::from_trials(&per_trial, id.first_trial, id.reads_per_programming, confidence)?;
     let trials_needed = if summary.std > 0.0 { stats::trials_needed(summary.std, ci_half_width, confidence)? } else { 2 };
     Ok(Point {
         sweep_index: id.sweep_index,
@@ -200,6 +213,7 @@ pub fn point_stats(
         moe: None,
         stopped: None,
         layer_insight: vec![],
+        variance_split,
     })
 }
 

@@ -108,6 +108,11 @@ fn variance_split_through_the_pipeline() {
         let v = p.variance_split.as_ref().unwrap_or_else(|| panic!("{} {}: no variance split", p.series, p.time_label));
         assert_eq!((v.programmings, v.reads), (3, 4));
         assert!((v.mean - p.summary.mean).abs() < 1e-12);
+        // The mean's interval is over the 3 programming means: t(2) · sqrt(MSB / (P R)).
+        assert!(p.mean_ci.method.contains("over programming means"), "{}", p.mean_ci.method);
+        let t2 = 4.302652729911275; // Student t, 2 df, 97.5 %
+        let want = t2 * (v.ms_between / 12.0).sqrt();
+        assert!((p.mean_ci.half_width() - want).abs() <= 1e-9 * want.max(1e-9), "{} vs {want}", p.mean_ci.half_width());
         assert!(
             v.between_ci.lo <= v.between && v.between <= v.between_ci.hi && v.within_ci.lo <= v.within && v.within <= v.within_ci.hi,
             "{} {}: {v:?}",

@@ -155,8 +155,21 @@ pub fn point_stats(
         Some((_, n)) => Some(stats::wilson_proportion(summary.mean, *n as u64, confidence)?),
         None => None,
     };
-    let mom: Moments = per_trial.iter().copied().collect();
-    let mean_ci = stats::mean_t(&mom, confidence)?;
+    let variance_split = stats::VarianceSplit::from_trials(&per_trial, id.first_trial, id.reads_per_programming, confidence)?;
+    // Reads of one programming are not independent: with two levels, the mean's interval and the
+    // drop's are Student t over the P programming means (Var = σ_b²/P + σ_w²/(P R), P − 1
+    // degrees of freedom), exact for the balanced design; otherwise over trials.
+    let mom: Moments = match &variance_split {
+        Some(v) => per_trial.chunks(v.reads as usize).map(|g| g.iter().sum::<f64>() / g.len() as f64).collect(),
+        None => per_trial.iter().copied().collect(),
+    };
+    let over_programmings = |mut i: stats::Interval| {
+        if variance_split.is_some() {
+            i.method = format!("{} over programming means", i.method);
+        }
+        i
+    };
+    let mean_ci = over_programmings(stats::mean_t(&mom, confidence)?);
     let (pooled, histogram) = match &correct {
         Some((c, n)) => {
             let succ: u64 = c.iter().map(|&k| k as u64).sum();
@@ -186,10 +199,9 @@ pub fn point_stats(
         }
     };
     let drop = match fp {
-        Some(f) => Some(results::Drop { mean: f - summary.mean, ci: stats::difference_of_means_t(&mom, f, 0.0, confidence)? }),
+        Some(f) => Some(results::Drop { mean: f - summary.mean, ci: over_programmings(stats::difference_of_means_t(&mom, f, 0.0, confidence)?) }),
         None => None,
     };
-    let variance_split = stats::VarianceSplit::from_trials(&per_trial, id.first_trial, id.reads_per_programming, confidence)?;
     let trials_needed = if summary.std > 0.0 { stats::trials_needed(summary.std, ci_half_width, confidence)? } else { 2 };
     Ok(Point {
         sweep_index: id.sweep_index,

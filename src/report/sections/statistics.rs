@@ -108,7 +108,7 @@ pub(super) fn variance_split_table(fmt: &Fmt, series: &Series<'_>) -> Option<Tab
     let header = vec![
         "time".to_string(),
         "programmings × reads".to_string(),
-        format!("std between programmings ({conf} CI, {})", first.between_ci.method.split(" (").next().unwrap_or("")),
+        format!("std between programmings ({conf} CI, Satterthwaite; from 0 where the estimate is 0)"),
         format!("std between reads ({conf} CI, chi-square)"),
         "programmings' share of Var(mean)".to_string(),
     ];

@@ -228,7 +228,9 @@ impl DeviceModel {
     /// the 0..180 units), weights with |w| < 0.6 set to 0, no drift and no read noise. Here
     /// g_max = 180 and g_ref = 180, so the cubics are used in the file's own units. Its mapping needs
     /// `periphery.weight_scaling_omega > 0` and `weight_scaling_columnwise = true` (per-row
-    /// scales) with `tile = "512x..."`; its periphery is set in the experiment file.
+    /// scales); `[tile] max_in = 512` (the default) is the file's `max_inp_size = 512` with the
+    /// same balanced splits, a `max_in` at least the layer's inputs its per-whole-row variant.
+    /// The periphery is set in the experiment file (`Periphery::perfect()` for weight noise alone).
     /// Not reproduced: the file evaluates σ in float16 (relative rounding ≤ 2⁻¹¹) and adds
     /// float16's smallest normal (6.1e-5) to each row's max|w| (a relative change of ≤ 6.1e-5 for
     /// weights of order 1).

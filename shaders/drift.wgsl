@@ -58,7 +58,8 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
         if (L.gdc_mode != 0u) {
             rd = abs(adc(P.io, we + P.io.out_noise * nr.z));
             if (L.gdc_mode == 1u && L.gdc_base != 0u) {
-                let nb = normal2(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_GDC_BASE, 0u), 0u), key));
+                // The baseline belongs to the programming (aihwkit reads it once, at programming).
+                let nb = normal2(philox4x32_10(vec4<u32>(elem, programming_of(L, trial), ctr_word2(L.layer, STREAM_GDC_BASE, 0u), 0u), key));
                 bs = abs(adc(P.io, wp + P.io.out_noise * nb.x));
             }
         }

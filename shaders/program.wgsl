@@ -34,7 +34,8 @@ fn program(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         let nw = L.n_in * L.n_out;
         let w = w_norm[elem];
         let s = dev.g_max / max(t.wmax_norm, 1e-7);
-        let n = normal4(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_PROG, 0u), 0u),
+        // Keyed by the programming, so the reads of one programming share its state.
+        let n = normal4(philox4x32_10(vec4<u32>(elem, programming_of(L, trial), ctr_word2(L.layer, STREAM_PROG, 0u), 0u),
                                       vec2<u32>(L.key0, L.key1)));
         let gpair = programmed_pair(dev, w, s, n.xy);
         let wp = (gpair.x - gpair.y) / s;

@@ -37,7 +37,7 @@ fn program_mvm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     var acc = 0.0;
     for (var k = 0u; k < L.n_in; k = k + 1u) {
         let elem = o * L.n_in + k;
-        let wp = programmed_weight(dev, w_norm[elem], s, normal2(philox4x32_10(vec4<u32>(elem, trial, w2, 0u), key)));
+        let wp = programmed_weight(dev, w_norm[elem], s, normal2(philox4x32_10(vec4<u32>(elem, programming_of(L, trial), w2, 0u), key)));
         acc = acc + xw[k] * wp;
     }
     var v = acc;

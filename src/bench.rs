@@ -94,6 +94,7 @@ fn bell(n: usize) -> Vec<f32> {
 
 fn cfg(trials: u32, dev: DeviceModel, gdc: Gdc) -> RunConfig {
     RunConfig {
+        reads_per_programming: 1,
         device: dev,
         periphery: Periphery::default(),
         gdc,

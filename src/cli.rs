@@ -247,7 +247,7 @@ pub struct CommonArgs {
     /// auto: a hardware GPU if present, else the CPU backend; gpu: any wgpu adapter (software Vulkan too); cpu: the CPU backend (fast kernels).
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendArg,
-    /// Device model: pcm (aihwkit PCMLikeNoiseModel), hermes, hermes1, ideal, simple (programming noise 0.067 g_max only).
+    /// Device model: pcm (aihwkit PCMLikeNoiseModel), hermes, hermes1, ideal, simple (programming noise 0.067 g_max only), afm (IBM Analog Foundation Models' evaluation noise; with --set periphery.weight_scaling_omega=1 --set periphery.weight_scaling_columnwise=true).
     #[arg(long, default_value = "pcm")]
     pub device: String,
     /// Override a parameter: device.FIELD=VALUE, periphery.FIELD=VALUE, or model. / data.FIELD=VALUE (e.g. model.input_shape=[1,8,8]) (repeatable).

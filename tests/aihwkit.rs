@@ -76,6 +76,7 @@ fn periphery_acts_on_raw_weights_of_a_small_matrix() {
     let x: Vec<f32> = (0..batch * n_in).map(|i| if i % n_in == 0 { 1.0 } else { ((i * 37) % 127) as f32 / 63.0 - 1.0 }).collect();
     let trials = 400u32;
     let cfg = RunConfig {
+        reads_per_programming: 1,
         device: DeviceModel::ideal(),
         periphery: periphery.clone(),
         gdc: Gdc::Off,

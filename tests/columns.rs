@@ -31,7 +31,18 @@ fn rows_matrix() -> Vec<f32> {
 }
 
 fn cfg(device: DeviceModel, gdc: Gdc, periphery: Periphery, trials: u32, times: Vec<f64>) -> RunConfig {
-    RunConfig { device, periphery, gdc, key: aimc::rng::key(7, 0), trials, first_trial: 0, times, max_chunk: 16, layer_noise: Vec::new() }
+    RunConfig {
+        device,
+        periphery,
+        gdc,
+        key: aimc::rng::key(7, 0),
+        trials,
+        first_trial: 0,
+        times,
+        max_chunk: 16,
+        layer_noise: Vec::new(),
+        reads_per_programming: 1,
+    }
 }
 
 /// PCM with no programming noise, no read noise and no spread of ν: drift is deterministic, and

@@ -46,6 +46,7 @@ fn model() -> (Vec<Linear>, Vec<Activation>) {
 
 fn ideal(trials: u32) -> RunConfig {
     RunConfig {
+        reads_per_programming: 1,
         device: DeviceModel::ideal(),
         periphery: Periphery::perfect(),
         gdc: Gdc::Off,

@@ -41,6 +41,7 @@ fn matrix() -> MappedMatrix {
 fn samples(be: &mut dyn Backend, dev: DeviceModel, t: f64) -> Vec<Vec<f64>> {
     let m = matrix();
     let cfg = RunConfig {
+        reads_per_programming: 1,
         device: dev,
         periphery: Periphery::perfect(),
         gdc: Gdc::Off,

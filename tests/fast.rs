@@ -34,6 +34,7 @@ fn model() -> (Vec<AnalogLayer>, Vec<f32>, Vec<u32>) {
 
 fn cfg(device: DeviceModel, trials: u32, max_chunk: u32) -> RunConfig {
     RunConfig {
+        reads_per_programming: 1,
         device,
         // A low ADC bound, so some vectors saturate and bound management runs too.
         periphery: Periphery { out_bound: 4.0, ..Periphery::default() },
@@ -76,11 +77,19 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
             AnalogLayer { mapped, ..l.clone() }
         })
         .collect();
-    for (dev, full, per_column) in
-        [(DeviceModel::pcm(), false, false), (both, false, false), (DeviceModel::pcm(), true, false), (DeviceModel::pcm(), false, true)]
-    {
+    for (dev, full, per_column) in [
+        (DeviceModel::pcm(), false, false),
+        (both, false, false),
+        (DeviceModel::pcm(), true, false),
+        (DeviceModel::pcm(), false, true),
+        (DeviceModel::afm(), false, true),
+    ] {
         let mut rec = Recorder::new();
         let mut c = cfg(dev.clone(), 4, 4);
+        // The fifth: AFM's per-weight programming on per-row scales, two reads per programming.
+        if dev.name == "afm" {
+            c.reads_per_programming = 2;
+        }
         let layers = if per_column {
             c.gdc = Gdc::ReadoutPerColumn;
             &columnwise

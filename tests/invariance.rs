@@ -52,6 +52,7 @@ fn fp_predict(layers: &[AnalogLayer], x: &[f32], batch: usize) -> Vec<u32> {
 
 fn cfg(chunk: u32) -> RunConfig {
     RunConfig {
+        reads_per_programming: 1,
         device: DeviceModel::pcm(),
         periphery: Periphery { out_bound: 3.0, ..Periphery::default() },
         gdc: Gdc::Readout,
@@ -108,6 +109,7 @@ fn deterministic_drift() -> RunConfig {
     let fixed = |v: f64| Fit::LogClampPoly { brk: f64::INFINITY, a: 0.0, b: v, lo: v, hi: v, c: [0.0; 4] };
     let dev = DeviceModel { prog_noise_scale: 0.0, read_noise_scale: 0.0, mu_nu: fixed(0.06), sigma_nu: fixed(0.0), ..DeviceModel::pcm() };
     RunConfig {
+        reads_per_programming: 1,
         device: dev,
         periphery: Periphery::perfect(),
         gdc: Gdc::Readout,

@@ -199,6 +199,7 @@ fn run_case(name: &str, io: Periphery, min_levels: usize) {
         .collect();
     let key = aimc::rng::key(5, 0);
     let cfg = RunConfig {
+        reads_per_programming: 1,
         device: DeviceModel::ideal(),
         periphery: io.clone(),
         gdc: Gdc::Off,

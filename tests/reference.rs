@@ -67,6 +67,7 @@ fn check(be: &mut dyn Backend, dev: DeviceModel) {
     let m = MappedMatrix::new(&w, N_OUT, N_IN, TileShape::default(), 1.0);
     let key = aimc::rng::key(99, 2);
     let cfg = RunConfig {
+        reads_per_programming: 1,
         device: dev.clone(),
         periphery: Periphery::default(),
         gdc: Gdc::Off,
@@ -115,6 +116,7 @@ fn programmed_weights_shrink_by_published_amount() {
     w[0] = 1.0;
     let m = MappedMatrix::new(&w, n, n, TileShape::default(), 1.0);
     let cfg = RunConfig {
+        reads_per_programming: 1,
         device: dev,
         periphery: Periphery::default(),
         gdc: Gdc::Off,

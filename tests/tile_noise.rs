@@ -13,6 +13,7 @@ use common::*;
 
 fn cfg() -> RunConfig {
     RunConfig {
+        reads_per_programming: 1,
         device: DeviceModel::pcm(),
         periphery: Periphery::perfect(),
         gdc: Gdc::Off,

@@ -100,6 +100,7 @@ fn engine_logits(e: &aimc::config::Experiment) -> Vec<f32> {
     let m = s.seq_model(p, data.n_features);
     let (tokens, lengths) = s.tokens(data);
     let cfg = RunConfig {
+        reads_per_programming: 1,
         device: p.device.clone(),
         periphery: p.periphery.clone(),
         gdc: p.gdc,

@@ -18,6 +18,7 @@ fn weights(n: usize, seed: u64) -> Vec<f32> {
 
 fn cfg(gdc: Gdc, trials: u32, times: Vec<f64>) -> RunConfig {
     RunConfig {
+        reads_per_programming: 1,
         device: DeviceModel::pcm(),
         periphery: Periphery::default(),
         gdc,
@@ -263,6 +264,13 @@ fn weight_error_stages_match_twins() {
     let mut tiered = m.clone();
     tiered.set_tile_noise(|t| [0.5 + (t.row_start % 3) as f32, 2.0 - (t.col_start % 2) as f32, 1.5]);
     plan::run_weight_error(&mut rec, &tiered, &cfg(Gdc::Readout, 4, vec![86400.0])).unwrap();
+    // AFM's per-weight programming (OD/TD cubics, zero threshold) on per-row scales, and two
+    // levels of Monte Carlo (3 reads per programming; the programming and GDC-baseline streams
+    // keyed by the programming).
+    let afm = RunConfig { device: DeviceModel::afm(), periphery: Periphery::perfect(), ..cfg(Gdc::Off, 5, vec![0.0]) };
+    plan::run_weight_error(&mut rec, &cw, &afm).unwrap();
+    let reads = RunConfig { reads_per_programming: 3, first_trial: 2, ..cfg(Gdc::Readout, 7, vec![0.0, 86400.0]) };
+    plan::run_weight_error(&mut rec, &m, &reads).unwrap();
     let Some(mut g) = gpu(256) else { return };
     let seen = replay_all(&rec, &mut g);
     assert_eq!(seen, vec![Stage::Program, Stage::Drift, Stage::Gdc, Stage::WeightError]);
@@ -328,6 +336,7 @@ fn program_mvm_matches_twin() {
     let xq: Vec<f32> = weights(300, 8).iter().map(|v| (v * 63.0).round() / 63.0).collect();
     let mut rec = Recorder::new();
     plan::run_program_mvm(&mut rec, &m, &xq, &cfg(Gdc::Off, 9, vec![0.0])).unwrap();
+    plan::run_program_mvm(&mut rec, &m, &xq, &RunConfig { reads_per_programming: 4, ..cfg(Gdc::Off, 9, vec![0.0]) }).unwrap();
     let Some(mut g) = gpu(256) else { return };
     replay_all(&rec, &mut g);
 }

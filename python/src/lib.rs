@@ -64,13 +64,15 @@ fn run_toml(py: Python<'_>, text: &str, path: &str, backend: &str, out: Option<&
 /// draw's seed. `aimc.torch` calls it once per matrix and training step, so a PyTorch model is
 /// fine-tuned against the same device equations aimc evaluates with.
 #[pyfunction]
-fn perturb_weights(values: Vec<f32>, training: &str, seed: u64) -> PyResult<Vec<f32>> {
+#[pyo3(signature = (values, training, seed, cols = 0))]
+fn perturb_weights(values: Vec<f32>, training: &str, seed: u64, cols: usize) -> PyResult<Vec<f32>> {
     let cfg = aimc::train::hwa::TrainingConfig::parse(training).map_err(PyValueError::new_err)?;
     let mut w = values;
     if let Some(i) = w.iter().position(|v| !v.is_finite()) {
         return Err(PyValueError::new_err(format!("perturb_weights: value {i} is not finite; the model's weights must be finite")));
     }
-    aimc::train::hwa::Injector::new(&cfg, seed).perturb_matrix(&mut w);
+    // `cols`: the values per output row, for device models that scale each row (0: one matrix).
+    aimc::train::hwa::Injector::new(&cfg, seed).perturb_rows(&mut w, cols);
     Ok(w)
 }
 

@@ -35,15 +35,34 @@ fn tile_device(d: DeviceParams, t: TileInfo) -> DeviceParams {
     return o;
 }
 
-// Programming noise std at target g (µS).
+// Programming noise std at target g (µS): the cubic prog_c in x = g/g_max, or prog_h above
+// prog_brk when prog_brk > 0 (AFM's OD/TD split; 0: one cubic everywhere).
 fn sigma_prog(d: DeviceParams, g: f32) -> f32 {
     let x = g / d.g_max;
+    if (d.prog_brk > 0.0 && x > d.prog_brk) {
+        return (((d.prog_h3 * x + d.prog_h2) * x + d.prog_h1) * x + d.prog_h0) * d.prog_norm;
+    }
     return (((d.prog_c3 * x + d.prog_c2) * x + d.prog_c1) * x + d.prog_c0) * d.prog_norm;
+}
+
+// Per-weight programming (prog_mode 1, AFM): one draw on the signed target g_T = s·w,
+// g_T + σ(|g_T|)·N, not rectified; |g_T|/g_max below zero_below programs exactly 0. Returned as
+// the pair (max(g, 0), max(−g, 0)), so (G+ − G−)/s is the programmed weight.
+fn programmed_signed(d: DeviceParams, w: f32, s: f32, n: f32) -> vec2<f32> {
+    let g_t = clamp(s * w, -d.g_max, d.g_max);
+    var g = 0.0;
+    if (abs(g_t) / d.g_max >= d.zero_below) {
+        g = g_t + d.prog_scale * sigma_prog(d, abs(g_t)) * n;
+    }
+    return vec2<f32>(max(g, 0.0), max(-g, 0.0));
 }
 
 // Programmed conductances (G+, G-) of a differential pair with conductance scale s: both
 // devices are programmed, the one with target 0 too (rectified at 0).
 fn programmed_pair(d: DeviceParams, w: f32, s: f32, n: vec2<f32>) -> vec2<f32> {
+    if (d.prog_mode == 1u) {
+        return programmed_signed(d, w, s, n.x);
+    }
     let gp_t = clamp(s * w, 0.0, d.g_max);
     let gn_t = clamp(-s * w, 0.0, d.g_max);
     let gp = max(0.0, gp_t + d.prog_scale * sigma_prog(d, gp_t) * n.x);

@@ -9,8 +9,10 @@ struct Curve {
 
 struct DeviceParams {
     g_max: f32, prog_scale: f32, drift_scale: f32, read_scale: f32,
-    prog_norm: f32, drift_path: u32, _pad1: f32, _pad2: f32,
+    prog_norm: f32, drift_path: u32, prog_mode: u32, zero_below: f32,
     prog_c0: f32, prog_c1: f32, prog_c2: f32, prog_c3: f32,
+    prog_brk: f32, prog_h0: f32, prog_h1: f32, prog_h2: f32,
+    prog_h3: f32, _pad3: f32, _pad4: f32, _pad5: f32,
     mu_nu: Curve,
     sigma_nu: Curve,
     q_s: Curve,
@@ -29,6 +31,13 @@ struct LayerParams {
     log_t_ratio: f32, read_sqrt_log: f32, full_path: u32, x_per_trial: u32,
     activation: u32, chunks_per_tile: u32, wmax: f32, gdc_base: u32,
     max_rows: u32, alpha_rows: u32, dac_serial: u32, vector_offset: u32,
+    reads_per_prog: u32, _pad_r0: u32, _pad_r1: u32, _pad_r2: u32,
+}
+
+// The programming that trial `trial` reads (two-level Monte Carlo): the counter of the
+// programming streams (src/engine/layout.rs LayerParams::programming).
+fn programming_of(L: LayerParams, trial: u32) -> u32 {
+    return trial / max(L.reads_per_prog, 1u);
 }
 
 struct KernelParams {

@@ -68,6 +68,9 @@ pub struct Experiment {
     /// interval is narrow enough at every time, or a cap.
     pub adaptive: Option<Adaptive>,
     pub trials: u32,
+    /// Reads per programming (two-level Monte Carlo; 1: every trial programs anew). Trials are
+    /// programmings × reads, so `trials` is a multiple of it.
+    pub reads_per_programming: u32,
     pub confidence: f64,
     pub ci_half_width: f64,
     pub weight_error_trials: u32,
@@ -113,6 +116,7 @@ fn check_header(raw: &RawExperiment) -> Result<(), String> {
     if raw.name.is_empty() || raw.name.starts_with('.') || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
         return Err(format!("name = {:?}: use letters, digits, '_', '-' and '.' (not first); it names the results directory", raw.name));
     }
+    check_reads(raw.trials, raw.reads_per_programming).map_err(|m| m.replace("--trials", "trials"))?;
     if !(raw.confidence > 0.0 && raw.confidence < 1.0) {
         return Err(format!("confidence = {}: must be in (0, 1), e.g. 0.95", raw.confidence));
     }
@@ -121,6 +125,21 @@ fn check_header(raw: &RawExperiment) -> Result<(), String> {
     }
     if !(raw.ci_half_width > 0.0 && raw.ci_half_width.is_finite()) {
         return Err(format!("ci_half_width = {}: must be > 0 (e.g. 0.001 for ±0.1 points of accuracy)", raw.ci_half_width));
+    }
+    Ok(())
+}
+
+/// `reads_per_programming` against the trial count: trials are whole programmings of R reads,
+/// and the variance split needs at least 2 programmings.
+pub(crate) fn check_reads(trials: u32, reads: u32) -> Result<(), String> {
+    if reads == 0 {
+        return Err("reads_per_programming = 0: use 1 (every trial programs anew) or more reads of each programmed state".into());
+    }
+    if reads > 1 && (trials % reads != 0 || trials / reads < 2) {
+        return Err(format!(
+            "--trials {trials} with reads_per_programming = {reads}: trials are programmings × reads, so use a multiple of {reads} with at least 2 programmings (e.g. {})",
+            reads * (trials / reads).max(2)
+        ));
     }
     Ok(())
 }
@@ -273,6 +292,7 @@ impl Experiment {
             tail_below: raw.tail_below,
             adaptive: None,
             trials: raw.trials,
+            reads_per_programming: raw.reads_per_programming,
             confidence: raw.confidence,
             ci_half_width: raw.ci_half_width,
             weight_error_trials: raw.weight_error_trials.min(raw.trials),

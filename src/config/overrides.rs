@@ -55,6 +55,7 @@ impl Experiment {
         if trials < 2 {
             return Err(ExperimentError::Override(format!("trials = {trials}: an interval over trials needs at least 2")));
         }
+        super::check_reads(trials, self.reads_per_programming).map_err(ExperimentError::Override)?;
         self.trials = trials;
         self.weight_error_trials = self.weight_error_trials.min(trials);
         self.layer_insight_trials = self.layer_insight_trials.min(trials);
@@ -74,6 +75,11 @@ impl Experiment {
         }
         if max_trials < self.trials.max(2) {
             return Err(ExperimentError::Override(format!("--max-trials {max_trials}: must be at least the batch of {} trials", self.trials.max(2))));
+        }
+        if self.reads_per_programming > 1 {
+            return Err(ExperimentError::Override(
+                "--ci-halfwidth with reads_per_programming > 1: adaptive trials stop at any trial, not at whole programmings; run a fixed count".into(),
+            ));
         }
         self.ci_half_width = half_width;
         self.resolved["ci_half_width"] = half_width.into();

@@ -17,6 +17,9 @@ pub(super) struct RawExperiment {
     pub(super) workload: WorkloadKind,
     pub(super) seed: u64,
     pub(super) trials: u32,
+    /// Two-level Monte Carlo: reads of each programmed state (trials = programmings × reads).
+    #[serde(default = "default_reads")]
+    pub(super) reads_per_programming: u32,
     #[serde(default = "default_confidence")]
     pub(super) confidence: f64,
     #[serde(default = "default_half_width")]
@@ -104,6 +107,10 @@ fn default_insight_trials() -> u32 {
 fn default_gdc() -> Gdc {
     Gdc::Readout
 }
+fn default_reads() -> u32 {
+    1
+}
+
 fn default_we_trials() -> u32 {
     100
 }

@@ -261,6 +261,14 @@ pub(super) fn points(axes: &[SweepAxis], base: &Base<'_>) -> Result<Vec<SweepPoi
             apply_axis(&mut p, &a.name, &a.values[choice[ai]], base, &fields)?;
             p.labels.push((a.name.clone(), a.labels[choice[ai]].clone()));
         }
+        // A model fitted on per-row scaled weights (AFM) needs per-row scales in the mapping.
+        if p.device.scale_per_row && !(p.periphery.weight_scaling_columnwise && p.periphery.weight_scaling_omega > 0.0) {
+            return Err(format!(
+                "device.model = {:?} scales every output row of each tile on its own (max|W| of the row → g_max): set periphery.weight_scaling_omega = 1.0 and periphery.weight_scaling_columnwise = true{}",
+                p.device.name,
+                if p.labels.is_empty() { String::new() } else { format!(" (sweep point {})", p.labels.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ")) }
+            ));
+        }
         points.push(p);
     }
     Ok(points)

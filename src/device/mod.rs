@@ -1,6 +1,9 @@
 //! Device models as data: PCM (aihwkit `PCMLikeNoiseModel`; Nandakumar et al. 2019, Joshi et al.
 //! Nat. Commun. 11, 2473, 2020), HERMES fits (aihwkit `HermesNoiseModel`; Le Gallo et al., Nat.
-//! Electron. 2023), and `ideal`. Each model is a set of numbers (polynomials and piecewise fits);
+//! Electron. 2023), the evaluation noise of IBM's Analog Foundation Models (`afm`; Büchel et al.
+//! 2025, github.com/IBM/analog-foundation-models `apply_noise_model.py` at commit
+//! 93bb6cacfbd6c6ac84f52d90789da0454a9ce9af), `simple` and `ideal`. Each model is a set of
+//! numbers (polynomials and piecewise fits);
 //! the f64 reference functions here are the oracle for the f32 stages (shaders/common/device.wgsl
 //! and its twin src/engine/cpu/common.rs). Units: µS and seconds.
 
@@ -52,6 +55,20 @@ pub enum DriftPath {
     BothDevices,
 }
 
+/// What one programming draw acts on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Programming {
+    /// A differential pair: G+ and G- are programmed separately, each with σ_prog of its own
+    /// target, rectified at 0 (noise-models §2-§3; aihwkit).
+    #[default]
+    Pair,
+    /// One draw per weight on its signed target g_T = s·w: g_T + σ_prog(|g_T|)·N, not rectified,
+    /// so the sign may flip; targets with |g_T|/g_max below `zero_below` are exactly 0
+    /// (`apply_noise_model.py` of IBM's Analog Foundation Models).
+    Weight,
+}
+
 /// A statistical PCM model: programming noise, drift exponent and 1/f read noise (noise-models §3-§5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +91,23 @@ pub struct DeviceModel {
     pub q_s: Fit,
     #[serde(default)]
     pub drift_path: DriftPath,
+    /// Pair (default) or one signed draw per weight.
+    #[serde(default)]
+    pub programming: Programming,
+    /// Normalised target x = g_T/g_max above which `prog_coeff_hi` gives σ_prog instead of
+    /// `prog_coeff` (0: no break, one polynomial everywhere).
+    #[serde(default)]
+    pub prog_break: f64,
+    /// Programming std polynomial above `prog_break`, in the units of `prog_coeff`.
+    #[serde(default)]
+    pub prog_coeff_hi: [f64; 4],
+    /// `programming = "weight"`: targets with |g_T|/g_max below this are programmed to exactly 0.
+    #[serde(default)]
+    pub zero_below: f64,
+    /// The model's σ assumes each output row of each tile is scaled on its own, its max|W| mapped
+    /// to g_max (AFM); the experiment then needs per-row scales (`periphery.weight_scaling_columnwise`).
+    #[serde(default)]
+    pub scale_per_row: bool,
 }
 
 /// Programming-noise polynomial of the PCM model, µS at g_max = 25 µS
@@ -85,11 +119,29 @@ pub const HERMES2_PROG_COEFF: [f64; 4] = [0.16603222, 4.71806468, -8.48101252, 4
 /// HERMES 1-device programming fit (g_ref = 10.35 µS).
 pub const HERMES1_PROG_COEFF: [f64; 4] = [0.15781817, 2.32443916, -2.16310839, 0.68841818];
 
+/// The AFM programming-noise cubics, coefficients highest degree first (numpy `polyval` order)
+/// in the tile's 0..180 units: σ(|w|) for |w| ≤ 52.5 ("OD") and above it ("TD")
+/// (`apply_noise_model.py`, `WEIGHT_NOISE_MODEL_OD`, `WEIGHT_NOISE_MODEL_TD`).
+pub const AFM_OD: [f64; 4] = [2.939751381126213e-05, -0.00371581208142707, 0.22419685954327148, 2.5797410660159494];
+pub const AFM_TD: [f64; 4] = [1.2329755395573392e-05, -0.003054993405157235, 0.2453487119885723, 2.110295720240385];
+/// AFM: every row (of each 512-input tile) is scaled to max|w| = 180 (`GMAX`).
+pub const AFM_GMAX: f64 = 180.0;
+/// AFM: |w| above this uses the TD cubic (`OD_TD_DIVERGENCE`, strict `>` in the file).
+pub const AFM_BREAK: f64 = 52.5;
+/// AFM: targets with |w| < 0.6 are set to 0 (`noisy_weights[torch.abs(weights) < 0.6] = 0`).
+pub const AFM_ZERO: f64 = 0.6;
+
+/// A cubic in |w| (0..g_max units, highest degree first) as ascending coefficients in
+/// x = |w|/g_max, so the shared polynomial in x evaluates it: c_x[i] = c_w[3 − i]·g_maxⁱ.
+pub fn cubic_in_x(c_w: [f64; 4], g_max: f64) -> [f64; 4] {
+    [c_w[3], c_w[2] * g_max, c_w[1] * g_max * g_max, c_w[0] * g_max * g_max * g_max]
+}
+
 /// Programming-noise std of the `simple` model, in units of g_max.
 pub const SIMPLE_PROG_SIGMA: f64 = 0.067;
 
 /// Names accepted by [`DeviceModel::by_name`].
-pub const MODEL_NAMES: [&str; 5] = ["pcm", "hermes", "hermes1", "ideal", "simple"];
+pub const MODEL_NAMES: [&str; 6] = ["pcm", "hermes", "hermes1", "ideal", "simple", "afm"];
 
 impl DeviceModel {
     /// aihwkit `PCMLikeNoiseModel` defaults.
@@ -108,6 +160,11 @@ impl DeviceModel {
             sigma_nu: Fit::log_clamp(-0.0125, -0.0059, 0.008, 0.045),
             q_s: Fit::PowerClamp { a: 0.0088, p: 0.65, lo: 1e-3, hi: 0.2 },
             drift_path: DriftPath::Aihwkit,
+            programming: Programming::Pair,
+            prog_break: 0.0,
+            prog_coeff_hi: [0.0; 4],
+            zero_below: 0.0,
+            scale_per_row: false,
         }
     }
 
@@ -126,7 +183,7 @@ impl DeviceModel {
             mu_nu: Fit::LogClampPoly { brk: 0.0945, a: -0.0387, b: -0.0182, lo: 0.072, hi: 0.13, c: [0.0736, -0.0126, -0.0436, 0.0] },
             sigma_nu: Fit::LogClampPoly { brk: 0.3055, a: -0.0117, b: -0.0057, lo: 0.0091, hi: 0.04, c: [0.0073, 0.0093, -0.0118, 0.0] },
             q_s: Fit::LogClampPoly { brk: 0.16, a: -0.0117, b: -0.0069, lo: 0.015, hi: 0.04, c: [0.0123, 0.0211, -0.0280, 0.0069] },
-            drift_path: DriftPath::Aihwkit,
+            ..Self::pcm()
         }
     }
 
@@ -165,6 +222,35 @@ impl DeviceModel {
         }
     }
 
+    /// The evaluation noise of IBM's Analog Foundation Models (`apply_noise_model.py`,
+    /// `add_PCM_noise`): each output row of each 512-input tile scaled to max|w| = 180, one draw
+    /// per weight w + σ(|w|)·N with σ the OD cubic for |w| ≤ 52.5 and the TD cubic above (both in
+    /// the 0..180 units), weights with |w| < 0.6 set to 0, no drift and no read noise. Here
+    /// g_max = 180 and g_ref = 180, so the cubics are used in the file's own units. Its mapping needs
+    /// `periphery.weight_scaling_omega > 0` and `weight_scaling_columnwise = true` (per-row
+    /// scales); `[tile] max_in = 512` (the default) is the file's `max_inp_size = 512` with the
+    /// same balanced splits, a `max_in` at least the layer's inputs its per-whole-row variant.
+    /// The periphery is set in the experiment file (`Periphery::perfect()` for weight noise alone).
+    /// Not reproduced: the file evaluates σ in float16 (relative rounding ≤ 2⁻¹¹) and adds
+    /// float16's smallest normal (6.1e-5) to each row's max|w| (a relative change of ≤ 6.1e-5 for
+    /// weights of order 1).
+    pub fn afm() -> Self {
+        DeviceModel {
+            name: "afm".into(),
+            g_max: AFM_GMAX,
+            prog_coeff: cubic_in_x(AFM_OD, AFM_GMAX),
+            prog_g_ref: AFM_GMAX,
+            drift_scale: 0.0,
+            read_noise_scale: 0.0,
+            programming: Programming::Weight,
+            prog_break: AFM_BREAK / AFM_GMAX,
+            prog_coeff_hi: cubic_in_x(AFM_TD, AFM_GMAX),
+            zero_below: AFM_ZERO / AFM_GMAX,
+            scale_per_row: true,
+            ..Self::pcm()
+        }
+    }
+
     pub fn by_name(name: &str) -> Option<Self> {
         match name {
             "pcm" => Some(Self::pcm()),
@@ -172,6 +258,7 @@ impl DeviceModel {
             "hermes1" => Some(Self::hermes1()),
             "ideal" => Some(Self::ideal()),
             "simple" => Some(Self::simple()),
+            "afm" => Some(Self::afm()),
             _ => None,
         }
     }
@@ -179,7 +266,7 @@ impl DeviceModel {
     /// Programming noise std σ_prog(g_T), µS (before `prog_noise_scale`).
     pub fn sigma_prog(&self, g_target: f64) -> f64 {
         let x = g_target / self.g_max;
-        let c = &self.prog_coeff;
+        let c = if self.prog_break > 0.0 && x > self.prog_break { &self.prog_coeff_hi } else { &self.prog_coeff };
         (((c[3] * x + c[2]) * x + c[1]) * x + c[0]) * self.g_max / self.prog_g_ref
     }
 
@@ -214,6 +301,15 @@ impl DeviceModel {
     /// Programmed conductance from target and a standard normal draw.
     pub fn program(&self, g_target: f64, n: f64) -> f64 {
         (g_target + self.prog_noise_scale * self.sigma_prog(g_target) * n).max(0.0)
+    }
+
+    /// `programming = "weight"`: the programmed signed conductance from a signed target
+    /// g_T = s·w and one standard normal draw (not rectified; 0 below `zero_below`).
+    pub fn program_weight(&self, g_target: f64, n: f64) -> f64 {
+        if g_target.abs() / self.g_max < self.zero_below {
+            return 0.0;
+        }
+        g_target + self.prog_noise_scale * self.sigma_prog(g_target.abs()) * n
     }
 
     /// Drift exponent, drawn from the target conductance (folded normal).
@@ -252,6 +348,18 @@ impl DeviceModel {
         }
         if self.prog_coeff.iter().any(|v| !v.is_finite()) || !(self.prog_g_ref.is_finite() && self.prog_g_ref > 0.0) {
             return Err(format!("device.prog_coeff = {:?}, prog_g_ref = {}: must be finite (g_ref > 0)", self.prog_coeff, self.prog_g_ref));
+        }
+        if self.prog_coeff_hi.iter().any(|v| !v.is_finite()) || !(self.prog_break.is_finite() && (0.0..1.0).contains(&self.prog_break)) {
+            return Err(format!(
+                "device.prog_break = {}, prog_coeff_hi = {:?}: must be finite, the break in [0, 1) (a fraction of g_max; 0 = one polynomial everywhere)",
+                self.prog_break, self.prog_coeff_hi
+            ));
+        }
+        if !(self.zero_below.is_finite() && (0.0..1.0).contains(&self.zero_below)) {
+            return Err(format!("device.zero_below = {}: must be in [0, 1) (a fraction of g_max; 0 = off)", self.zero_below));
+        }
+        if self.zero_below > 0.0 && self.programming != Programming::Weight {
+            return Err(format!("device.zero_below = {}: only programming = \"weight\" zeroes small targets; set it, or zero_below = 0", self.zero_below));
         }
         let scales = [("prog_noise_scale", self.prog_noise_scale), ("drift_scale", self.drift_scale), ("read_noise_scale", self.read_noise_scale)];
         for (name, v) in scales {

@@ -5,7 +5,7 @@
 //! conversions from it live here, below the engine's use and above the physics.
 
 use crate::crossbar::{BoundManagement, NoiseManagement, Periphery, Tile, WeightNoiseType};
-use crate::device::{DeviceModel, DriftPath, Fit};
+use crate::device::{DeviceModel, DriftPath, Fit, Programming};
 use bytemuck::{Pod, Zeroable};
 
 /// One piecewise fit of a device quantity as a function of the normalised conductance gr:
@@ -40,12 +40,23 @@ pub struct DeviceParams {
     pub prog_norm: f32,
     /// 0: aihwkit tile path (re-conversion before drift), 1: both devices drift separately.
     pub drift_path: u32,
-    pub _pad1: f32,
-    pub _pad2: f32,
+    /// 0: differential pair, 1: one signed draw per weight (`device::Programming`).
+    pub prog_mode: u32,
+    /// Per-weight programming: targets with |g_T|/g_max below this are programmed to 0.
+    pub zero_below: f32,
     pub prog_c0: f32,
     pub prog_c1: f32,
     pub prog_c2: f32,
     pub prog_c3: f32,
+    /// x = g_T/g_max above which `prog_h*` give σ_prog (0: never; one cubic everywhere).
+    pub prog_brk: f32,
+    pub prog_h0: f32,
+    pub prog_h1: f32,
+    pub prog_h2: f32,
+    pub prog_h3: f32,
+    pub _pad3: f32,
+    pub _pad4: f32,
+    pub _pad5: f32,
     pub mu_nu: Curve,
     pub sigma_nu: Curve,
     pub q_s: Curve,
@@ -121,6 +132,13 @@ pub struct LayerParams {
     /// Global index of this dispatch's first MVM vector: a data set run in sample batches draws
     /// each vector's noise from its global index (sample · MVMs per sample), as one batch would.
     pub vector_offset: u32,
+    /// Reads per programming (two-level Monte Carlo): trial `i` reads the state of programming
+    /// `i / reads_per_prog`, so the programming streams are keyed by that index and every other
+    /// stream by the trial. 1: one programming per trial.
+    pub reads_per_prog: u32,
+    pub _pad_r0: u32,
+    pub _pad_r1: u32,
+    pub _pad_r2: u32,
 }
 
 /// The kernel stages' shape (`feature_map`, `kernel_error`, `attention_kv`, `attention_out`).
@@ -260,6 +278,13 @@ pub struct TileInfo {
     pub read_mult: f32,
 }
 
+impl LayerParams {
+    /// shaders/common/layout.wgsl `programming_of`: the programming trial `trial` reads.
+    pub fn programming(&self, trial: u32) -> u32 {
+        trial / self.reads_per_prog.max(1)
+    }
+}
+
 impl From<&Fit> for Curve {
     fn from(f: &Fit) -> Curve {
         match *f {
@@ -293,6 +318,16 @@ impl From<&DeviceModel> for DeviceParams {
             prog_c1: d.prog_coeff[1] as f32,
             prog_c2: d.prog_coeff[2] as f32,
             prog_c3: d.prog_coeff[3] as f32,
+            prog_mode: match d.programming {
+                Programming::Pair => 0,
+                Programming::Weight => 1,
+            },
+            zero_below: d.zero_below as f32,
+            prog_brk: d.prog_break as f32,
+            prog_h0: d.prog_coeff_hi[0] as f32,
+            prog_h1: d.prog_coeff_hi[1] as f32,
+            prog_h2: d.prog_coeff_hi[2] as f32,
+            prog_h3: d.prog_coeff_hi[3] as f32,
             mu_nu: Curve::from(&d.mu_nu),
             sigma_nu: Curve::from(&d.sigma_nu),
             q_s: Curve::from(&d.q_s),

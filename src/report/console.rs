@@ -1,5 +1,5 @@
 //! The terminal's summary of a run: per series and time the mean ± CI half-width and the median,
-//! the paired differences at the last time, the reference comparison and the energy per
+//! the two-level variance split (reads per programming > 1), the paired differences at the last time, the reference comparison and the energy per
 //! inference. Like the report it reads the results and computes nothing new.
 
 use crate::results::Results;
@@ -32,6 +32,32 @@ pub fn console_summary(r: &Results) -> String {
         }
     }
     let last = r.times.last().copied().unwrap_or(0.0);
+    if r.points.iter().any(|p| p.variance_split.is_some()) {
+        s.push_str("two-level Monte Carlo: std between programmings and between reads of one programming [CI]\n");
+        for p in &r.points {
+            if let Some(v) = &p.variance_split {
+                let (bc, wc) = (&v.between_ci, &v.within_ci);
+                s.push_str(&format!(
+                    "{:<w$} {:>9} {}x{}: programmings {} [{}, {}], reads {} [{}, {}]\n",
+                    p.series,
+                    p.time_label,
+                    v.programmings,
+                    v.reads,
+                    f(v.between.sqrt()),
+                    f(bc.lo.sqrt()),
+                    f(bc.hi.sqrt()),
+                    f(v.within.sqrt()),
+                    f(wc.lo.sqrt()),
+                    f(wc.hi.sqrt())
+                ));
+            }
+        }
+        for p in r.points.iter().filter(|p| p.t_inf == last) {
+            if let Some(v) = &p.variance_split {
+                s.push_str(&format!("{} at {}: {}\n", p.series, p.time_label, v.advice()));
+            }
+        }
+    }
     for p in r.paired.iter().filter(|p| p.t_inf == last) {
         s.push_str(&format!(
             "{}: {} − {}{} at {}: {} ± {} (paired; unpaired ± {})\n",

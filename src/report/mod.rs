@@ -120,6 +120,7 @@ pub(crate) mod tests {
             moe: None,
             stopped: None,
             layer_insight: vec![],
+            variance_split: None,
         }
     }
 

@@ -136,6 +136,10 @@ pub struct Point {
     /// Classifiers: what every layer's MVMs did over the first `layer_insight_trials` trials.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layer_insight: Vec<LayerInsight>,
+    /// Two-level Monte Carlo (`reads_per_programming` > 1): the metric's variance split into
+    /// between-programming and read-to-read components, each with its interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variance_split: Option<crate::stats::VarianceSplit>,
 }
 
 /// One layer of a classifier at one time, over its insight trials: how far its outputs stray

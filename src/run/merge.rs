@@ -105,7 +105,15 @@ fn merge_parts(mut parts: Vec<Results>) -> Result<Results, String> {
                 };
             }
         }
-        let id = PointId { sweep_index: p0.sweep_index, labels: p0.labels.clone(), series: p0.series.clone(), t_inf: p0.t_inf };
+        let reads = first.config.get("reads_per_programming").and_then(|v| v.as_u64()).unwrap_or(1) as u32;
+        let id = PointId {
+            sweep_index: p0.sweep_index,
+            labels: p0.labels.clone(),
+            series: p0.series.clone(),
+            t_inf: p0.t_inf,
+            first_trial: parts[0].shard.as_ref().map_or(0, |s| s.first_trial),
+            reads_per_programming: reads,
+        };
         let explicit = first.config.get("tail_below").and_then(|v| v.as_f64());
         let tail = if correct.is_some() { crate::run::tail_threshold(explicit, first.fp_baseline) } else { explicit };
         // The point's own floating-point metric (a kernel workload's depends on its projection).

@@ -66,6 +66,7 @@ pub fn tail_threshold(explicit: Option<f64>, fp: Option<f64>) -> Option<f64> {
 
 fn run_config(exp: &Experiment, p: &SweepPoint, c: Chunk) -> RunConfig {
     RunConfig {
+        reads_per_programming: exp.reads_per_programming,
         device: p.device.clone(),
         periphery: p.periphery.clone(),
         gdc: p.gdc,
@@ -101,7 +102,14 @@ fn point(
             value: per_trial[i],
         });
     }
-    let id = PointId { sweep_index: sp.index, labels: sp.labels.iter().cloned().collect(), series: sp.series(), t_inf: exp.times[ti] };
+    let id = PointId {
+        sweep_index: sp.index,
+        labels: sp.labels.iter().cloned().collect(),
+        series: sp.series(),
+        t_inf: exp.times[ti],
+        first_trial,
+        reads_per_programming: exp.reads_per_programming,
+    };
     let tail = if correct.is_some() { tail_threshold(exp.tail_below, fp) } else { exp.tail_below };
     Ok(point_stats(id, per_trial, correct, fp, weight_error, exp.confidence, exp.ci_half_width, tail)?)
 }
@@ -112,6 +120,10 @@ pub struct PointId {
     pub labels: std::collections::BTreeMap<String, String>,
     pub series: String,
     pub t_inf: f64,
+    /// Global index of the first of the point's trials, and the reads per programming: which
+    /// trials share a programming (the variance split).
+    pub first_trial: u32,
+    pub reads_per_programming: u32,
 }
 
 /// Every statistic of a point from its per-trial metric (and, for classifiers, the exact
@@ -143,8 +155,21 @@ pub fn point_stats(
         Some((_, n)) => Some(stats::wilson_proportion(summary.mean, *n as u64, confidence)?),
         None => None,
     };
-    let mom: Moments = per_trial.iter().copied().collect();
-    let mean_ci = stats::mean_t(&mom, confidence)?;
+    let variance_split = stats::VarianceSplit::from_trials(&per_trial, id.first_trial, id.reads_per_programming, confidence)?;
+    // Reads of one programming are not independent: with two levels, the mean's interval and the
+    // drop's are Student t over the P programming means (Var = σ_b²/P + σ_w²/(P R), P − 1
+    // degrees of freedom), exact for the balanced design; otherwise over trials.
+    let mom: Moments = match &variance_split {
+        Some(v) => per_trial.chunks(v.reads as usize).map(|g| g.iter().sum::<f64>() / g.len() as f64).collect(),
+        None => per_trial.iter().copied().collect(),
+    };
+    let over_programmings = |mut i: stats::Interval| {
+        if variance_split.is_some() {
+            i.method = format!("{} over programming means", i.method);
+        }
+        i
+    };
+    let mean_ci = over_programmings(stats::mean_t(&mom, confidence)?);
     let (pooled, histogram) = match &correct {
         Some((c, n)) => {
             let succ: u64 = c.iter().map(|&k| k as u64).sum();
@@ -174,7 +199,7 @@ pub fn point_stats(
         }
     };
     let drop = match fp {
-        Some(f) => Some(results::Drop { mean: f - summary.mean, ci: stats::difference_of_means_t(&mom, f, 0.0, confidence)? }),
+        Some(f) => Some(results::Drop { mean: f - summary.mean, ci: over_programmings(stats::difference_of_means_t(&mom, f, 0.0, confidence)?) }),
         None => None,
     };
     let trials_needed = if summary.std > 0.0 { stats::trials_needed(summary.std, ci_half_width, confidence)? } else { 2 };
@@ -200,6 +225,7 @@ pub fn point_stats(
         moe: None,
         stopped: None,
         layer_insight: vec![],
+        variance_split,
     })
 }
 

@@ -17,12 +17,15 @@
 //!   freedom with the reference value's own uncertainty treated as normal.
 //! - [`trials_needed`]: normal-approximation sample size for a target
 //!   half-width.
+//! - [`VarianceSplit`]: balanced one-way random-effects ANOVA of a two-level Monte Carlo
+//!   (programmings × reads), chi-square and Satterthwaite (1946) intervals.
 //! - [`ks_statistic`], [`ks_p_value`]: one-sample Kolmogorov–Smirnov test
 //!   (device-model distribution tests).
 //!
 //! Every fallible entry point returns [`StatsError`] instead of panicking, so
 //! a bad experiment file surfaces as a message rather than an abort.
 
+pub mod anova;
 pub mod counts;
 pub mod histogram;
 pub mod interval;
@@ -30,6 +33,7 @@ pub mod ks;
 pub mod moments;
 pub mod quantile;
 
+pub use anova::VarianceSplit;
 pub use counts::Counts;
 pub use histogram::Histogram;
 pub use interval::{bootstrap_quantile, clopper_pearson, difference_of_means_t, mean_t, trials_needed, wilson, wilson_proportion, Interval};

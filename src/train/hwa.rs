@@ -270,9 +270,22 @@ impl Injector {
             return;
         }
         for p in params {
-            if p.matrix.is_some() {
-                self.perturb_matrix(p.data);
+            if let Some((_, cols)) = p.matrix {
+                self.perturb_rows(p.data, cols);
             }
+        }
+    }
+
+    /// [`Injector::perturb_matrix`] on a matrix of rows of `cols` values: a device model that
+    /// scales each output row on its own (`scale_per_row`, the AFM preset) maps each row's max|W|
+    /// to g_max; any other takes the whole matrix.
+    pub fn perturb_rows(&mut self, w: &mut [f32], cols: usize) {
+        if self.device.as_ref().is_some_and(|d| d.scale_per_row) && cols > 0 {
+            for row in w.chunks_mut(cols) {
+                self.perturb_matrix(row);
+            }
+        } else {
+            self.perturb_matrix(w);
         }
     }
 
@@ -289,8 +302,15 @@ impl Injector {
             }
             return;
         };
-        // The differential pair of aimc's program stage: max|W| maps to g_max.
         let s = dev.g_max / wmax;
+        if dev.programming == crate::device::Programming::Weight {
+            // One signed draw per weight (the AFM preset): no pair, no drift.
+            for v in w.iter_mut() {
+                *v = (dev.program_weight(s * *v as f64, self.normal()) / s) as f32;
+            }
+            return;
+        }
+        // The differential pair of aimc's program stage: max|W| maps to g_max.
         let mut prog = Vec::with_capacity(w.len());
         let mut nus = Vec::with_capacity(w.len());
         for &v in w.iter() {
@@ -480,6 +500,12 @@ mod tests {
         // Drifted to 10 years and compensated: the mean |W| is restored, the spread grows.
         let cfg = TrainingConfig { weight_noise: "pcm".into(), weight_noise_time: "10y".into(), ..TrainingConfig::default() };
         let mut inj = Injector::new(&cfg, 3);
+        // The AFM preset: rows scaled on their own to 180; |w| below 0.6 of 180 becomes 0.
+        let afm = TrainingConfig { weight_noise: "afm".into(), ..TrainingConfig::default() };
+        let mut a = vec![1.0f32, 0.001, 0.5, 0.0, 100.0, 0.1, 50.0, 0.0];
+        Injector::new(&afm, 1).perturb_rows(&mut a, 4);
+        assert_eq!((a[1], a[3], a[5], a[7]), (0.0, 0.0, 0.0, 0.0), "{a:?}");
+        assert!((a[0] - 1.0).abs() < 0.2 && (a[4] - 100.0).abs() < 20.0, "{a:?}");
         let mut w: Vec<f32> = (0..4000).map(|i| ((i % 9) as f32 - 4.0) / 4.0).collect();
         let before: f64 = w.iter().map(|v| v.abs() as f64).sum();
         inj.perturb_matrix(&mut w);

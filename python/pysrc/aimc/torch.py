@@ -139,7 +139,8 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: f
         if spec is not None:
             flat = w.detach().to("cpu", torch.float32).reshape(-1).numpy()
             draw_seed = (seed * 1_000_003 + state["index"]) * 1_000_033 + k
-            noisy = np.asarray(perturb_weights(flat.tolist(), spec, draw_seed & 0xFFFF_FFFF_FFFF_FFFF), dtype=np.float32)
+            cols = int(np.prod(tuple(w.shape)[1:]))
+            noisy = np.asarray(perturb_weights(flat.tolist(), spec, draw_seed & 0xFFFF_FFFF_FFFF_FFFF, cols), dtype=np.float32)
             delta = torch.from_numpy(noisy.reshape(tuple(w.shape))).to(w.device, w.dtype) - w.detach()
             w = w + delta
         if conv:

@@ -51,11 +51,28 @@ pub fn curve_eval(c: &Curve, gr_in: f32) -> f32 {
 #[inline(always)]
 pub fn sigma_prog(d: &DeviceParams, g: f32) -> f32 {
     let x = g / d.g_max;
+    if d.prog_brk > 0.0 && x > d.prog_brk {
+        return (((d.prog_h3 * x + d.prog_h2) * x + d.prog_h1) * x + d.prog_h0) * d.prog_norm;
+    }
     (((d.prog_c3 * x + d.prog_c2) * x + d.prog_c1) * x + d.prog_c0) * d.prog_norm
+}
+
+/// shaders/common/device.wgsl `programmed_signed`: per-weight programming (AFM).
+#[inline(always)]
+pub fn programmed_signed(d: &DeviceParams, w: f32, s: f32, n: f32) -> [f32; 2] {
+    let g_t = (s * w).clamp(-d.g_max, d.g_max);
+    let mut g = 0.0f32;
+    if g_t.abs() / d.g_max >= d.zero_below {
+        g = g_t + d.prog_scale * sigma_prog(d, g_t.abs()) * n;
+    }
+    [g.max(0.0), (-g).max(0.0)]
 }
 
 #[inline(always)]
 pub fn programmed_pair(d: &DeviceParams, w: f32, s: f32, n: [f32; 2]) -> [f32; 2] {
+    if d.prog_mode == 1 {
+        return programmed_signed(d, w, s, n[0]);
+    }
     let gp_t = (s * w).clamp(0.0, d.g_max);
     let gn_t = (-s * w).clamp(0.0, d.g_max);
     let gp = (gp_t + d.prog_scale * sigma_prog(d, gp_t) * n[0]).max(0.0);

@@ -46,7 +46,7 @@ pub fn drift(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], progmax: &[u
                             if l.gdc_mode != 0 {
                                 rd = adc(&p.io, we + p.io.out_noise * nr[2]).abs();
                                 if l.gdc_mode == 1 && l.gdc_base != 0 {
-                                    let nb = normal2(philox4x32_10([elem, trial, ctr_word2(l.layer, stream::GDC_BASE, 0), 0], key));
+                                    let nb = normal2(philox4x32_10([elem, l.programming(trial), ctr_word2(l.layer, stream::GDC_BASE, 0), 0], key));
                                     bs = adc(&p.io, wp + p.io.out_noise * nb[0]).abs();
                                 }
                             }

@@ -36,7 +36,7 @@ pub fn program(p: &StageParams, groups: [u32; 3], wg_size: u32, w_norm: &[f32], 
                         if e < t.rows * t.cols {
                             let elem = (t.row_start + e / t.cols) * l.n_in + t.col_start + e % t.cols;
                             let w = w_norm[elem as usize];
-                            let n = normal4(philox4x32_10([elem, trial, ctr_word2(l.layer, crate::rng::stream::PROG, 0), 0], [l.key0, l.key1]));
+                            let n = normal4(philox4x32_10([elem, l.programming(trial), ctr_word2(l.layer, crate::rng::stream::PROG, 0), 0], [l.key0, l.key1]));
                             let gpair = programmed_pair(&dev, w, s, [n[0], n[1]]);
                             let wp = (gpair[0] - gpair[1]) / s;
                             let nu_pos = drift_nu(&dev, (s * w).clamp(0.0, dev.g_max), n[2]);

@@ -19,7 +19,7 @@ pub fn program_mvm(p: &StageParams, w_norm: &[f32], tiles: &[TileInfo], xq: &[f3
                 let mut acc = 0.0f32;
                 for k in 0..l.n_in {
                     let elem = o * l.n_in + k;
-                    let wp = programmed_weight(&dev, w_norm[elem as usize], s, normal2(philox4x32_10([elem, trial, w2, 0], key)));
+                    let wp = programmed_weight(&dev, w_norm[elem as usize], s, normal2(philox4x32_10([elem, l.programming(trial), w2, 0], key)));
                     acc += xq[k as usize] * wp;
                 }
                 let mut v = acc;

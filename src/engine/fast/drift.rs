@@ -171,7 +171,7 @@ fn chunk_body(
                 sum_read[g * L + i] = if valid[i] { adc(io, we[i] + io.out_noise * nr[2][i]).abs() } else { 0.0 };
             }
             if base_needed {
-                let nb = normal2_x8(&philox_x8([elem, [trial; L], [w_base; L], [0; L]], key));
+                let nb = normal2_x8(&philox_x8([elem, [l.programming(trial); L], [w_base; L], [0; L]], key));
                 for i in 0..L {
                     sum_base[g * L + i] = if valid[i] { adc(io, wp[i] + io.out_noise * nb[0][i]).abs() } else { 0.0 };
                 }

@@ -7,7 +7,7 @@
 use super::drift::drift_nu_x8;
 use super::lanes::{normal4_x8, philox_x8, F, L};
 use super::simd_entry;
-use crate::engine::cpu::common::{par_trials2, sigma_prog, tile_device};
+use crate::engine::cpu::common::{par_trials2, programmed_signed, sigma_prog, tile_device};
 use crate::engine::cpu::program::state_words;
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{ctr_word2, stream};
@@ -43,7 +43,8 @@ fn tile_body(p: &StageParams, t: &TileInfo, wy: usize, trial_local: usize, z: us
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let nw = (l.n_in * l.n_out) as usize;
     let words = state_words(d.drift_path);
-    let trial = l.trial_offset + trial_local as u32;
+    // Keyed by the programming, so the reads of one programming share its state.
+    let prog = l.programming(l.trial_offset + trial_local as u32);
     let key = [l.key0, l.key1];
     let w_prog = ctr_word2(l.layer, stream::PROG, 0);
     let s = d.g_max / t.wmax_norm.max(1e-7);
@@ -54,16 +55,23 @@ fn tile_body(p: &StageParams, t: &TileInfo, wy: usize, trial_local: usize, z: us
             let valid: [bool; L] = std::array::from_fn(|i| c0 + (i as u32) < t.cols);
             let elem: [u32; L] = std::array::from_fn(|i| if valid[i] { row_elem + c0 + i as u32 } else { row_elem });
             let w: F = std::array::from_fn(|i| w_norm[elem[i] as usize]);
-            let n = normal4_x8(&philox_x8([elem, [trial; L], [w_prog; L], [0; L]], key));
+            let n = normal4_x8(&philox_x8([elem, [prog; L], [w_prog; L], [0; L]], key));
             let gp_t: F = std::array::from_fn(|i| (s * w[i]).clamp(0.0, d.g_max));
             let gn_t: F = std::array::from_fn(|i| (-s * w[i]).clamp(0.0, d.g_max));
             let mut gp = [0f32; L];
             let mut gn = [0f32; L];
             let mut wp = [0f32; L];
-            for i in 0..L {
-                gp[i] = (gp_t[i] + d.prog_scale * sigma_prog(d, gp_t[i]) * n[0][i]).max(0.0);
-                gn[i] = (gn_t[i] + d.prog_scale * sigma_prog(d, gn_t[i]) * n[1][i]).max(0.0);
-                wp[i] = (gp[i] - gn[i]) / s;
+            if d.prog_mode == 1 {
+                for i in 0..L {
+                    [gp[i], gn[i]] = programmed_signed(d, w[i], s, n[0][i]);
+                    wp[i] = (gp[i] - gn[i]) / s;
+                }
+            } else {
+                for i in 0..L {
+                    gp[i] = (gp_t[i] + d.prog_scale * sigma_prog(d, gp_t[i]) * n[0][i]).max(0.0);
+                    gn[i] = (gn_t[i] + d.prog_scale * sigma_prog(d, gn_t[i]) * n[1][i]).max(0.0);
+                    wp[i] = (gp[i] - gn[i]) / s;
+                }
             }
             let nu_pos = drift_nu_x8(d, &gp_t, &n[2]);
             let nu_neg = drift_nu_x8(d, &gn_t, &n[3]);

@@ -71,6 +71,10 @@ pub struct RunConfig {
     /// entry: the run's); the noise budget switches noise off layer by layer with it. Only noise
     /// scales and converter settings may differ: the programmed-state layout follows `device`.
     pub layer_noise: Vec<Option<(DeviceModel, Periphery)>>,
+    /// Reads per programming (two-level Monte Carlo): trials `k·R .. (k+1)·R` read one programmed
+    /// state (programming noise, drift exponents, GDC baseline keyed by programming k) and each
+    /// redraws its read and output noise (keyed by the trial). 1: every trial programs anew.
+    pub reads_per_programming: u32,
 }
 
 /// One analog layer of a model: mapped weights, digital bias and activation.

@@ -125,6 +125,17 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
         blocks.push(Block::Heading(3, s.label().to_string()));
         blocks.push(Block::Table(distribution_table(&fmt, s)));
         blocks.push(Block::Table(interval_table(results, &fmt, s)));
+        if let Some(t) = variance_split_table(&fmt, s) {
+            blocks.push(Block::Table(t));
+            if let Some((p, v)) = s.points.iter().rev().find_map(|p| p.variance_split.as_ref().map(|v| (p, v))) {
+                blocks.push(Block::Paragraph(text(format!(
+                    "Reads of one programming share its programmed state, so the intervals of the mean and of the drop above are Student t over the {} programming means, not over the trials. At {}: {}",
+                    v.programmings,
+                    p.time_label,
+                    v.advice()
+                ))));
+            }
+        }
     }
 
     if !results.paired.is_empty() {

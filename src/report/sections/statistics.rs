@@ -98,3 +98,34 @@ pub(super) fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) 
     let right_aligned = (0..header.len()).map(|i| i > 0).collect();
     Table { header, rows, right_aligned }
 }
+
+/// Two-level Monte Carlo (`reads_per_programming` > 1): per time the metric's std between
+/// programmings and between reads of one programming, each with the interval of its variance
+/// (stats::anova), and the share of the mean's variance the programmings make.
+pub(super) fn variance_split_table(fmt: &Fmt, series: &Series<'_>) -> Option<Table> {
+    let first = series.points.iter().find_map(|p| p.variance_split.as_ref())?;
+    let conf = percent_label(first.between_ci.confidence);
+    let header = vec![
+        "time".to_string(),
+        "programmings × reads".to_string(),
+        format!("std between programmings ({conf} CI, Satterthwaite; from 0 where the estimate is 0)"),
+        format!("std between reads ({conf} CI, chi-square)"),
+        "programmings' share of Var(mean)".to_string(),
+    ];
+    let rows = series
+        .points
+        .iter()
+        .filter_map(|p| p.variance_split.as_ref().map(|v| (p, v)))
+        .map(|(p, v)| {
+            vec![
+                text(p.time_label.clone()),
+                text(format!("{} × {}", v.programmings, v.reads)),
+                text(format!("{} ({})", fmt.value(v.between.sqrt()), fmt.range(v.between_ci.lo.sqrt(), v.between_ci.hi.sqrt()))),
+                text(format!("{} ({})", fmt.value(v.within.sqrt()), fmt.range(v.within_ci.lo.sqrt(), v.within_ci.hi.sqrt()))),
+                text(format!("{:.0} %", 100.0 * v.between_share)),
+            ]
+        })
+        .collect();
+    let right_aligned = (0..header.len()).map(|i| i > 0).collect();
+    Some(Table { header, rows, right_aligned })
+}

@@ -370,8 +370,7 @@ pub struct OpCost {
 
 /// The cost of one op; `digital` says whether an MVM runs on the digital nodes.
 pub fn op_cost(t: &NpuTable, op: &Op, digital: bool, read: Read) -> OpCost {
-    let mut c = OpCost::default();
-    c.bytes = (op.values as f64 * t.sram.bytes_per_value.value).round() as u64;
+    let mut c = OpCost { bytes: (op.values as f64 * t.sram.bytes_per_value.value).round() as u64, ..OpCost::default() };
     c.time_ns.sram = c.bytes as f64 / t.sram.bandwidth_bytes_per_s.value * 1e9;
     c.energy_pj.sram = c.bytes as f64 * t.sram.energy_pj_per_byte.value;
     match op.work {

@@ -135,7 +135,7 @@ pub(crate) fn check_reads(trials: u32, reads: u32) -> Result<(), String> {
     if reads == 0 {
         return Err("reads_per_programming = 0: use 1 (every trial programs anew) or more reads of each programmed state".into());
     }
-    if reads > 1 && (trials % reads != 0 || trials / reads < 2) {
+    if reads > 1 && (!trials.is_multiple_of(reads) || trials / reads < 2) {
         return Err(format!(
             "--trials {trials} with reads_per_programming = {reads}: trials are programmings × reads, so use a multiple of {reads} with at least 2 programmings (e.g. {})",
             reads * (trials / reads).max(2)

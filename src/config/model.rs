@@ -241,12 +241,11 @@ fn point_models(
     resolve: &dyn Fn(&Path) -> PathBuf,
 ) -> Result<(), String> {
     use std::collections::HashMap;
-    use std::sync::Arc;
     let acts = layer_activations
         .map(<[Activation]>::to_vec)
         .or_else(|| model.activations.clone())
         .unwrap_or_else(|| crate::workload::between(base.len(), model.activation));
-    let mut loaded: HashMap<PathBuf, Arc<(Vec<Linear>, (u64, u64))>> = HashMap::new();
+    let mut loaded: HashMap<PathBuf, crate::workload::PointClassifier> = HashMap::new();
     for p in points.iter_mut() {
         let Some(mp) = p.model_path.clone() else { continue };
         let path = resolve(&mp);
@@ -268,7 +267,7 @@ fn point_models(
                     }
                 }
                 let fp = crate::workload::fp_accuracy(&layers, &acts, ds);
-                let e = Arc::new((layers, fp));
+                let e = std::sync::Arc::new((layers, fp));
                 loaded.insert(path.clone(), e.clone());
                 e
             }

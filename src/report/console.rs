@@ -23,7 +23,7 @@ pub fn console_summary(r: &Results) -> String {
     // beside the analog mean.
     let fp_column = r.fp_baseline.is_none() && r.points.iter().any(|p| p.fp.is_some());
     s.push_str(&format!("{:<w$} {:>9} {:>10} {:>10} {:>10}", "series", "t", if pct { "mean %" } else { "mean" }, "± CI", "median"));
-    s.push_str(if fp_column { &"      FP\n"[..] } else { "\n" });
+    s.push_str(if fp_column { "      FP\n" } else { "\n" });
     for p in &r.points {
         s.push_str(&format!("{:<w$} {:>9} {:>10} {:>10} {:>10}", p.series, p.time_label, f(p.summary.mean), f(p.mean_ci.half_width()), f(p.summary.median)));
         match (fp_column, p.fp) {

@@ -66,7 +66,7 @@ impl VarianceSplit {
     pub fn from_trials(values: &[f64], first_trial: u32, reads: u32, confidence: f64) -> Result<Option<VarianceSplit>, StatsError> {
         check_confidence(confidence)?;
         let r = reads as usize;
-        if r < 2 || first_trial as usize % r != 0 || values.len() % r != 0 || values.len() / r < 2 {
+        if r < 2 || !(first_trial as usize).is_multiple_of(r) || !values.len().is_multiple_of(r) || values.len() / r < 2 {
             return Ok(None);
         }
         Ok(Some(Self::balanced(values, r, confidence)))

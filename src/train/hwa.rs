@@ -109,7 +109,7 @@ impl TrainingConfig {
 
     /// Parses and checks a training file's text.
     pub fn parse(text: &str) -> Result<TrainingConfig, String> {
-        let file: TrainingFile = toml::from_str(text).map_err(|e| format!("{}", e.message()).replace('\n', " "))?;
+        let file: TrainingFile = toml::from_str(text).map_err(|e| e.message().replace('\n', " "))?;
         file.training.check()?;
         Ok(file.training)
     }

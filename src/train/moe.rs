@@ -175,6 +175,7 @@ impl MoeNet {
 
     /// Adds `scale ×` the gradient of the cross-entropy of `label` to `g`, and of the balancing
     /// term with the batch's routing fractions `f` (weight `balance`).
+    #[allow(clippy::too_many_arguments)]
     fn backprop(&self, x: &[f32], label: usize, scale: f32, f: &[f32], balance: f32, g: &mut MoeNet, inj: &mut Injector) {
         let t = self.trace(x, inj);
         let x = &t.xq[..];

@@ -220,8 +220,12 @@ pub struct SweepPoint {
     pub model_path: Option<std::path::PathBuf>,
     /// The classifier: that file's layers (the same names and shapes as `[model]`'s) and its
     /// floating-point accuracy (correct, samples).
-    pub classifier: Option<std::sync::Arc<(Vec<io::Linear>, (u64, u64))>>,
+    pub classifier: Option<PointClassifier>,
 }
+
+/// A `model_path` point's network (the classifier's layers) and its floating-point accuracy
+/// (correct, samples), shared by the points that run the same file.
+pub type PointClassifier = std::sync::Arc<(Vec<io::Linear>, (u64, u64))>;
 
 impl SweepPoint {
     pub fn series(&self) -> String {

@@ -169,6 +169,9 @@ fn network_label(p: &SweepPoint) -> String {
 
 /// The cost report of `[npu]`: every network × sequence length × split × read mode.
 /// `table_text` is the table file's text (None: the shipped table); `data_seq` the data set's
+/// A network's op list at a sequence length.
+type OpBuilder = Box<dyn Fn(u64) -> Vec<npu::Op>>;
+
 /// sequence length (a transformer's default).
 pub fn report(
     s: &NpuSettings,
@@ -183,7 +186,7 @@ pub fn report(
     };
     let network = s.network.unwrap_or(if workload == super::WorkloadKind::Npu { Network::Mobilebert } else { Network::Transformer });
     // (label, op builder) per distinct network
-    let mut networks: Vec<(String, Box<dyn Fn(u64) -> Vec<npu::Op>>)> = Vec::new();
+    let mut networks: Vec<(String, OpBuilder)> = Vec::new();
     let mut notes = Vec::new();
     let mut reference = None;
     let default_seq = match network {

@@ -1,10 +1,12 @@
-//! The terminal's summary of a run: per series and time the mean ± CI half-width and the median,
-//! the two-level variance split (reads per programming > 1), the paired differences at the last time, the reference comparison and the energy per
-//! inference. Like the report it reads the results and computes nothing new.
+//! The terminal's summary of a run: per series and time the mean ± CI half-width, the std, the 5th
+//! percentile and the median, the two-level variance split (reads per programming > 1), the paired
+//! differences at the last time, the reference comparison and the energy per inference. Like the
+//! report it reads the results and computes nothing new.
 
 use crate::results::Results;
 
-/// A short table for the terminal: per series and time, mean ± CI half-width and the median.
+/// A short table for the terminal: per series and time, mean ± CI half-width, std, 5th percentile
+/// and median.
 pub fn console_summary(r: &Results) -> String {
     let pct = super::format::is_classifier(r);
     let f = |v: f64| {
@@ -22,10 +24,21 @@ pub fn console_summary(r: &Results) -> String {
     // Points with their own floating-point value (a sweep over models or projections) show it
     // beside the analog mean.
     let fp_column = r.fp_baseline.is_none() && r.points.iter().any(|p| p.fp.is_some());
-    s.push_str(&format!("{:<w$} {:>9} {:>10} {:>10} {:>10}", "series", "t", if pct { "mean %" } else { "mean" }, "± CI", "median"));
+    // The std and the 5th percentile over trials are the figures a user compares with aihwkit or
+    // a paper; the median beside them.
+    s.push_str(&format!("{:<w$} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}", "series", "t", if pct { "mean %" } else { "mean" }, "± CI", "std", "p5", "median"));
     s.push_str(if fp_column { "      FP\n" } else { "\n" });
     for p in &r.points {
-        s.push_str(&format!("{:<w$} {:>9} {:>10} {:>10} {:>10}", p.series, p.time_label, f(p.summary.mean), f(p.mean_ci.half_width()), f(p.summary.median)));
+        s.push_str(&format!(
+            "{:<w$} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            p.series,
+            p.time_label,
+            f(p.summary.mean),
+            f(p.mean_ci.half_width()),
+            f(p.summary.std),
+            f(p.summary.p05),
+            f(p.summary.median)
+        ));
         match (fp_column, p.fp) {
             (true, Some(fp)) => s.push_str(&format!(" {:>7}\n", f(fp))),
             _ => s.push('\n'),

@@ -75,13 +75,13 @@ pub fn parse_npy(b: &[u8]) -> Result<Matrix, String> {
     };
     let descr = field("descr").ok_or("the .npy header has no descr")?;
     let descr = descr.trim_start_matches(['\'', '"']);
-    let width = if descr.starts_with("<f4") {
-        4
-    } else if descr.starts_with("<f8") {
-        8
-    } else {
-        return Err(format!("dtype {} is not supported: convert with arr.astype(numpy.float32)", descr.split(['\'', '"']).next().unwrap_or("?")));
-    };
+    let dtype = descr.split(['\'', '"']).next().unwrap_or("?");
+    let kind = NpyKind::parse(dtype).ok_or_else(|| {
+        format!(
+            "dtype {dtype} is not supported: use a little-endian float (f2, f4, f8), integer (i1..i8, u1..u8) or bool array, e.g. arr.astype(numpy.float32)"
+        )
+    })?;
+    let width = kind.width();
     if field("fortran_order").is_some_and(|v| v.starts_with("True")) {
         return Err("Fortran-ordered arrays are not supported: save numpy.ascontiguousarray(arr)".into());
     }
@@ -103,15 +103,78 @@ pub fn parse_npy(b: &[u8]) -> Result<Matrix, String> {
     if body.len() < need {
         return Err(format!("the data is truncated: {} bytes for shape {shape:?} ({need} needed)", body.len()));
     }
-    let data: Vec<f32> = if width == 4 {
-        body.chunks_exact(4).take(rows * cols).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-    } else {
-        body.chunks_exact(8).take(rows * cols).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
-    };
+    let data: Vec<f32> = body.chunks_exact(width).take(rows * cols).map(|c| kind.value(c)).collect();
+    if kind.is_integer() {
+        // Integers convert exactly up to 2^24 (labels and counts); beyond, f32 would round them.
+        if let Some(i) = data.iter().position(|v| v.abs() > (1u32 << 24) as f32) {
+            return Err(format!("element [{}, {}] = {}: integers above 2^24 do not convert exactly to f32", i / cols, i % cols, data[i]));
+        }
+    }
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
         return Err(format!("element [{}, {}] = {}: weights must be finite", i / cols, i % cols, data[i]));
     }
     Ok(Matrix { rows, cols, data })
+}
+
+/// The element types `.npy` files are read in: every little-endian float, integer and bool dtype
+/// NumPy writes (`<f8` and `<i8` are its defaults), converted to f32.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum NpyKind {
+    F16,
+    F32,
+    F64,
+    Int(usize),
+    Uint(usize),
+    Bool,
+}
+
+impl NpyKind {
+    /// `<f4`, `|u1`, `<i8`, `|b1`, ... (`=` is native order, little-endian on every supported
+    /// platform); big-endian (`>`) is refused.
+    fn parse(dtype: &str) -> Option<NpyKind> {
+        let rest = dtype.strip_prefix(['<', '|', '='])?;
+        let (k, n) = rest.split_at(1);
+        let n: usize = n.parse().ok()?;
+        match (k, n) {
+            ("f", 2) => Some(NpyKind::F16),
+            ("f", 4) => Some(NpyKind::F32),
+            ("f", 8) => Some(NpyKind::F64),
+            ("i", 1 | 2 | 4 | 8) => Some(NpyKind::Int(n)),
+            ("u", 1 | 2 | 4 | 8) => Some(NpyKind::Uint(n)),
+            ("b", 1) => Some(NpyKind::Bool),
+            _ => None,
+        }
+    }
+
+    fn width(self) -> usize {
+        match self {
+            NpyKind::F16 => 2,
+            NpyKind::F32 => 4,
+            NpyKind::F64 => 8,
+            NpyKind::Int(n) | NpyKind::Uint(n) => n,
+            NpyKind::Bool => 1,
+        }
+    }
+
+    fn is_integer(self) -> bool {
+        matches!(self, NpyKind::Int(_) | NpyKind::Uint(_))
+    }
+
+    /// One element of `width()` little-endian bytes as f32.
+    fn value(self, c: &[u8]) -> f32 {
+        let mut b = [0u8; 8];
+        b[..c.len()].copy_from_slice(c);
+        let u = u64::from_le_bytes(b);
+        match self {
+            NpyKind::F16 => f16_to_f32(u as u16),
+            NpyKind::F32 => f32::from_bits(u as u32),
+            NpyKind::F64 => f64::from_bits(u) as f32,
+            // Sign-extend from the element's width.
+            NpyKind::Int(n) => (((u << (64 - 8 * n)) as i64) >> (64 - 8 * n)) as f32,
+            NpyKind::Uint(_) => u as f32,
+            NpyKind::Bool => (u != 0) as u8 as f32,
+        }
+    }
 }
 
 /// Writes a 2-D f32 `.npy` (used by tests and examples).
@@ -476,6 +539,40 @@ mod tests {
         b.extend(1.0f32.to_le_bytes());
         b.extend(f32::INFINITY.to_le_bytes());
         assert!(parse_npy(&b).unwrap_err().contains("[0, 1] = inf"));
+    }
+
+    /// Every dtype NumPy writes by default: int64 labels, float64 features, and the other widths.
+    #[test]
+    fn npy_reads_integer_bool_and_half_dtypes() {
+        let npy = |descr: &str, shape: &str, body: Vec<u8>| {
+            let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+            while (10 + h.len() + 1) % 64 != 0 {
+                h.push(' ');
+            }
+            h.push('\n');
+            let mut b = b"\x93NUMPY\x01\x00".to_vec();
+            b.extend((h.len() as u16).to_le_bytes());
+            b.extend(h.as_bytes());
+            b.extend(body);
+            b
+        };
+        let ints: Vec<u8> = [3i64, -2, 9].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(parse_npy(&npy("<i8", "(3,)", ints)).unwrap().data, [3.0, -2.0, 9.0]);
+        let ints: Vec<u8> = [-7i32, 1].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(parse_npy(&npy("<i4", "(2,)", ints)).unwrap().data, [-7.0, 1.0]);
+        assert_eq!(parse_npy(&npy("|i1", "(2,)", vec![0xFF, 5])).unwrap().data, [-1.0, 5.0]);
+        assert_eq!(parse_npy(&npy("|u1", "(2,)", vec![0xFF, 5])).unwrap().data, [255.0, 5.0]);
+        assert_eq!(parse_npy(&npy("<u2", "(1,)", 40000u16.to_le_bytes().to_vec())).unwrap().data, [40000.0]);
+        assert_eq!(parse_npy(&npy("|b1", "(3,)", vec![1, 0, 1])).unwrap().data, [1.0, 0.0, 1.0]);
+        // Half: 1.5 = 0x3E00, -2 = 0xC000.
+        let halves: Vec<u8> = [0x3E00u16, 0xC000].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(parse_npy(&npy("<f2", "(2,)", halves)).unwrap().data, [1.5, -2.0]);
+        let big: Vec<u8> = (1i64 << 40).to_le_bytes().to_vec();
+        assert!(parse_npy(&npy("<i8", "(1,)", big)).unwrap_err().contains("2^24"));
+        for bad in [">f4", "<c8", "<U3", "|O"] {
+            let e = parse_npy(&npy(bad, "(1,)", vec![0; 8])).unwrap_err();
+            assert!(e.contains(&format!("dtype {bad} is not supported")), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -72,6 +72,11 @@ def test_bad_input_raises_the_cli_message(tmp_path):
     assert "trials = 1: an interval over trials needs at least 2" in out.stderr
     with pytest.raises(ValueError, match="periphery__FIELD"):
         aimc.classifier([(np.eye(2), np.zeros(2))], np.eye(2), np.array([0, 1]), out_res_bits=8)
+    # A misspelt field names the keyword the caller wrote, not the temporary experiment file.
+    with pytest.raises(ValueError) as e:
+        aimc.classifier([(np.eye(2), np.zeros(2))], np.eye(2), np.array([0, 1]), trials=2, backend="cpu",
+                        out=str(tmp_path / "c"), device__drift_scal=0.5)
+    assert "device__drift_scal" in str(e.value) and "classifier.toml" not in str(e.value), str(e.value)
 
 
 class Linear:

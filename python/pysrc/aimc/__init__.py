@@ -22,6 +22,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import struct
 import tempfile
 from typing import Any, Iterable, Sequence
@@ -180,7 +181,7 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
             doc["model"]["activations"] = list(activation)
         doc["data"] = {"path": str(tmp / "data.csv")}
         doc["weight_error_trials"] = 0
-        text, directory = _run_toml(to_toml(doc), str(tmp / "classifier.toml"), backend, out or "results/classifier", None, quiet)
+        text, directory = _run_document(doc, tmp / "classifier.toml", backend, out or "results/classifier", quiet)
         return Results(json.loads(text), directory)
 
 
@@ -192,7 +193,7 @@ def weight_error(w, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int
         _write_safetensors(tmp / "w.safetensors", {"weight": w})
         doc = _document("weight_error", seed, trials, gdc, device, times, overrides)
         doc["model"] = {"path": str(tmp / "w.safetensors"), "tensor": "weight"}
-        text, directory = _run_toml(to_toml(doc), str(tmp / "weights.toml"), backend, out or "results/weights", None, quiet)
+        text, directory = _run_document(doc, tmp / "weights.toml", backend, out or "results/weights", quiet)
         return Results(json.loads(text), directory)
 
 
@@ -253,7 +254,7 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
             doc["model"]["digital"] = [str(v) for v in digital]
         doc["data"] = {"path": str(tmp / "tokens.csv")}
         doc["transformer"] = {**s, **doc["transformer"]}
-        text, directory = _run_toml(to_toml(doc), str(tmp / "transformer.toml"), backend, out or "results/transformer", None, quiet)
+        text, directory = _run_document(doc, tmp / "transformer.toml", backend, out or "results/transformer", quiet)
         return Results(json.loads(text), directory)
 
 
@@ -746,6 +747,19 @@ def _document(workload: str, seed: int, trials: int, gdc: str, device: str, time
             raise ValueError(f"{key}=: use {forms}, e.g. periphery__out_res_bits=8")
         doc[section][field] = value
     return doc
+
+
+def _run_document(doc: dict, path: pathlib.Path, backend: str, out: str, quiet: bool):
+    """Runs a document this module built in a temporary folder. Its errors name what the caller
+    wrote: the temporary file's path is dropped and `section.field` becomes the keyword
+    `section__field` (e.g. device__drift_scale), the rest of the CLI's message kept."""
+    try:
+        return _run_toml(to_toml(doc), str(path), backend, out, None, quiet)
+    except ValueError as e:
+        msg = str(e).replace(f"{path}: ", "").replace(str(path), "the arguments")
+        for section in ("device", "periphery"):
+            msg = re.sub(rf"\b{section}\.(\w+)", rf"{section}__\1", msg)
+        raise ValueError(msg) from None
 
 
 def _write_safetensors(path: pathlib.Path, tensors: dict) -> None:

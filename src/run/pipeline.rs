@@ -51,6 +51,14 @@ pub fn run_to_dir(
     let mut be = crate::engine::open(backend)?;
     let ad = be.adapter();
     log(format!("{}: {} sweep points x {} times x {} trials on {} ({})", exp.name, exp.points.len(), exp.times.len(), exp.trials, ad.name, ad.backend));
+    // The progress counts the per-layer diagnostics' trials too: say so, with the two parts.
+    let (all, sweep) = (crate::run::total_work(exp), exp.points.len() as u64 * exp.trials as u64);
+    if all > sweep {
+        log(format!(
+            "progress counts {all} trials: {sweep} of the sweep points and {} of the per-layer diagnostics (weight error, layer insight)",
+            all - sweep
+        ));
+    }
     let mut journal = crate::run::journal::Journal::open(dir, &exp.resolved).map_err(|source| PipelineError::Journal { dir: dir.to_path_buf(), source })?;
     if !journal.recovered.is_empty() {
         let (trials, chunks) = journal.recovered_trials();

@@ -29,7 +29,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rand::{RngCore, SeedableRng};
+use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
@@ -260,7 +260,7 @@ impl Injector {
 
     /// Approximately standard normal (Irwin–Hall(12) − 6, 53-bit uniforms).
     pub fn normal(&mut self) -> f64 {
-        (0..12).map(|_| (self.rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)).sum::<f64>() - 6.0
+        super::normal(&mut self.rng)
     }
 
     /// Draws this mini-batch's noisy version of every crossbar matrix in `params` in place

@@ -238,6 +238,12 @@ pub(crate) fn add_input_noise(out: &mut [f32], x: &[f32], std: f32, rng: &mut Pc
     }
 }
 
+/// Approximately standard normal: Irwin–Hall(12) − 6 from 53-bit uniforms (no libm; tails end at
+/// ±6σ). The transformer's init and hardware-aware training's noise draw from it.
+pub(crate) fn normal(rng: &mut Pcg64Mcg) -> f64 {
+    (0..12).map(|_| (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)).sum::<f64>() - 6.0
+}
+
 /// Fisher–Yates with a widening-multiply index (bias below n/2^64, irrelevant here).
 fn shuffle(order: &mut [usize], rng: &mut Pcg64Mcg) {
     for i in (1..order.len()).rev() {

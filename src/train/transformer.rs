@@ -256,10 +256,7 @@ pub struct Net<T> {
     pub positions: Vec<T>,
 }
 
-/// Approximately standard normal: Irwin–Hall(12) − 6 from 53-bit uniforms (no libm).
-fn normal(rng: &mut Pcg64Mcg) -> f64 {
-    (0..12).map(|_| (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)).sum::<f64>() - 6.0
-}
+use super::normal;
 
 fn uniform(rng: &mut Pcg64Mcg, bound: f64) -> f64 {
     ((rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64) * 2.0 - 1.0) * bound

@@ -518,19 +518,23 @@ pub fn parse_csv_with(text: &str, scale: f32, header: bool) -> Result<Dataset, S
 mod tests {
     use super::*;
 
+    /// A version-1 `.npy` of dtype `descr` and `shape` (header padded to 64 bytes), then `body`.
+    fn npy_with(descr: &str, shape: &str, body: Vec<u8>) -> Vec<u8> {
+        let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend((h.len() as u16).to_le_bytes());
+        b.extend(h.as_bytes());
+        b.extend(body);
+        b
+    }
+
     #[test]
     fn npy_sizes_are_checked_and_values_finite() {
-        let header = |shape: &str| {
-            let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
-            while (10 + h.len() + 1) % 64 != 0 {
-                h.push(' ');
-            }
-            h.push('\n');
-            let mut b = b"\x93NUMPY\x01\x00".to_vec();
-            b.extend((h.len() as u16).to_le_bytes());
-            b.extend(h.as_bytes());
-            b
-        };
+        let header = |shape: &str| npy_with("<f4", shape, vec![]);
         let mut b = header("(4611686018427387905, 4)");
         b.extend(vec![0u8; 16 * 1024]);
         assert!(parse_npy(&b).unwrap_err().contains("too large"));
@@ -544,18 +548,7 @@ mod tests {
     /// Every dtype NumPy writes by default: int64 labels, float64 features, and the other widths.
     #[test]
     fn npy_reads_integer_bool_and_half_dtypes() {
-        let npy = |descr: &str, shape: &str, body: Vec<u8>| {
-            let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-            while (10 + h.len() + 1) % 64 != 0 {
-                h.push(' ');
-            }
-            h.push('\n');
-            let mut b = b"\x93NUMPY\x01\x00".to_vec();
-            b.extend((h.len() as u16).to_le_bytes());
-            b.extend(h.as_bytes());
-            b.extend(body);
-            b
-        };
+        let npy = npy_with;
         let ints: Vec<u8> = [3i64, -2, 9].iter().flat_map(|v| v.to_le_bytes()).collect();
         assert_eq!(parse_npy(&npy("<i8", "(3,)", ints)).unwrap().data, [3.0, -2.0, 9.0]);
         let ints: Vec<u8> = [-7i32, 1].iter().flat_map(|v| v.to_le_bytes()).collect();

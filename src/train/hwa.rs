@@ -97,8 +97,8 @@ impl TrainingConfig {
     /// Reads `[training]` from `path`; `init` is resolved against the file's folder. Errors name
     /// the file, the field and the fix.
     pub fn read(path: &Path) -> Result<TrainingConfig, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Data(format!("reading {}: {e}", path.display())))?;
-        let mut cfg = Self::parse(&text).map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Training(format!("reading {}: {e}", path.display())))?;
+        let mut cfg = Self::parse(&text).map_err(|e| TrainError::Training(format!("{}: {e}", path.display())))?;
         if let Some(init) = &cfg.init {
             if init.is_relative() {
                 cfg.init = Some(path.parent().unwrap_or(Path::new(".")).join(init));
@@ -405,22 +405,22 @@ pub fn abs_max(x: &[f32]) -> f32 {
 /// Loads a trained model file into `params` by state-dict name (fine-tuning): every parameter
 /// must be present with its element count. Errors name the file, the tensor and the fix.
 pub fn load_params(path: &Path, params: Vec<Param<'_>>) -> Result<(), TrainError> {
-    let bytes = std::fs::read(path).map_err(|e| TrainError::Data(format!("training.init: reading {}: {e}", path.display())))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| TrainError::Data(format!("training.init: {}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|e| TrainError::Training(format!("training.init: reading {}: {e}", path.display())))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| TrainError::Training(format!("training.init: {}: {e}", path.display())))?;
     for p in params {
         let t = st.tensor(&p.name).map_err(|_| {
-            TrainError::Data(format!(
+            TrainError::Training(format!(
                 "training.init: {} has no tensor {:?}; give the model file this trainer writes (same architecture)",
                 path.display(),
                 p.name
             ))
         })?;
         if t.dtype() != safetensors::Dtype::F32 {
-            return Err(TrainError::Data(format!("training.init: {}: tensor {:?} is {:?}; only F32 is read", path.display(), p.name, t.dtype())));
+            return Err(TrainError::Training(format!("training.init: {}: tensor {:?} is {:?}; only F32 is read", path.display(), p.name, t.dtype())));
         }
         let vals: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         if vals.len() != p.data.len() {
-            return Err(TrainError::Data(format!(
+            return Err(TrainError::Training(format!(
                 "training.init: {}: tensor {:?} has {} values, this model needs {}; train with the same architecture",
                 path.display(),
                 p.name,
@@ -429,7 +429,7 @@ pub fn load_params(path: &Path, params: Vec<Param<'_>>) -> Result<(), TrainError
             )));
         }
         if let Some(i) = vals.iter().position(|v| !v.is_finite()) {
-            return Err(TrainError::Data(format!("training.init: {}: tensor {:?} holds a non-finite value at {i}", path.display(), p.name)));
+            return Err(TrainError::Training(format!("training.init: {}: tensor {:?} holds a non-finite value at {i}", path.display(), p.name)));
         }
         *p.data = vals;
     }

@@ -56,6 +56,10 @@ pub enum TrainError {
     Io(#[from] std::io::Error),
     #[error("safetensors: {0}")]
     SafeTensors(#[from] safetensors::SafeTensorError),
+    /// A training file (`--training`) or the model it fine-tunes from; the message names the
+    /// file and the field.
+    #[error("{0}")]
+    Training(String),
     /// The model file could not be laid out (a writer bug, not a user error).
     #[error("model file: {0}")]
     Model(String),

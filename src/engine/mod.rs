@@ -44,6 +44,9 @@ pub trait Backend {
     /// What was recorded since profiling was switched on or last taken (waits for queued work);
     /// `None` when profiling is off.
     fn take_profile(&mut self) -> Result<Option<profile::Profile>, EngineError>;
+    /// Adds host wall time spent outside the backend (the run's statistics, its checkpoint
+    /// journal) to the profile under `activity`; ignored when profiling is off.
+    fn add_host(&mut self, _activity: &str, _seconds: f64) {}
 }
 
 /// The adapter that ran a job, recorded in every result.

@@ -51,6 +51,12 @@ impl Profile {
                 None => self.stages.push(s.clone()),
             }
         }
+        for (a, t) in &other.host {
+            self.add_host(a, *t);
+        }
+        if let Some(w) = other.wall_seconds {
+            self.wall_seconds = Some(self.wall_seconds.unwrap_or(0.0) + w);
+        }
         self.uploads += other.uploads;
         self.upload_bytes += other.upload_bytes;
         self.readbacks += other.readbacks;
@@ -93,9 +99,54 @@ impl Profile {
             self.readbacks,
             bytes(self.readback_bytes)
         ));
-        if !self.host.is_empty() {
-            let parts: Vec<String> = self.host.iter().map(|(a, t)| format!("{a} {}", seconds(*t))).collect();
-            s.push_str(&format!("host (wall clock, outside the stages): {}\n", parts.join(", ")));
+        match self.wall_seconds {
+            Some(_) => s.push_str(&self.wall_table()),
+            None if !self.host.is_empty() => {
+                let parts: Vec<String> = self.host.iter().map(|(a, t)| format!("{a} {}", seconds(*t))).collect();
+                s.push_str(&format!("host (wall clock, outside the stages): {}\n", parts.join(", ")));
+            }
+            None => {}
+        }
+        s
+    }
+
+    /// Whether the stage times were taken on the host's clock, one after another with the host
+    /// activities (the CPU backend, or a GPU timed one dispatch per submission), rather than by
+    /// GPU timestamps that overlap the host's work.
+    pub fn stages_on_host_clock(&self) -> bool {
+        !self.timer.contains("timestamp")
+    }
+
+    /// The run's wall time broken down: the stages when they ran on the host's clock, each host
+    /// activity, and what is left ("everything else": the workloads' own host code between
+    /// dispatches, such as building inputs and counting correct answers). With GPU timestamps the
+    /// stages overlap the host, and the GPU's busy share of the wall is given instead.
+    pub fn wall_breakdown(&self) -> Vec<(String, f64)> {
+        let Some(wall) = self.wall_seconds else { return vec![] };
+        let mut rows = Vec::new();
+        if self.stages_on_host_clock() {
+            rows.push(("stages (dispatches)".to_string(), self.total_seconds()));
+        }
+        let mut host = self.host.clone();
+        host.sort_by(|a, b| b.1.total_cmp(&a.1));
+        rows.extend(host);
+        let used: f64 = rows.iter().map(|r| r.1).sum();
+        rows.push(("everything else".to_string(), (wall - used).max(0.0)));
+        rows
+    }
+
+    fn wall_table(&self) -> String {
+        let Some(wall) = self.wall_seconds else { return String::new() };
+        let mut s = format!("wall time of the run {}, by activity on the host:\n", seconds(wall));
+        for (a, t) in self.wall_breakdown() {
+            s.push_str(&format!("  {:<38} {:>10} {:>6.1}%\n", a, seconds(t), 100.0 * t / wall.max(1e-12)));
+        }
+        if !self.stages_on_host_clock() {
+            s.push_str(&format!(
+                "  (the GPU ran the stages for {} ({:.1}% of the wall), overlapping the host; waits hold the part the host did not hide)\n",
+                seconds(self.total_seconds()),
+                100.0 * self.total_seconds() / wall.max(1e-12)
+            ));
         }
         s
     }
@@ -144,5 +195,36 @@ mod tests {
         assert_eq!((s[1].stage.as_str(), s[1].seconds, s[1].dispatches, s[1].bound_bytes), ("dac", 1.5, 2, 20));
         assert_eq!((a.readbacks, a.readback_bytes), (3, 12));
         assert!(a.table().contains("66.7%"), "{}", a.table());
+    }
+
+    #[test]
+    fn wall_breakdown_leaves_the_rest_to_everything_else() {
+        // Stages on the host clock: stages + host activities + everything else = wall.
+        let mut a = Profile::new("wall clock");
+        a.add("mvm", 2.0, 0);
+        a.add_host("statistics", 1.0);
+        a.add_host("readbacks", 0.5);
+        a.wall_seconds = Some(4.0);
+        let rows = a.wall_breakdown();
+        let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(names, ["stages (dispatches)", "statistics", "readbacks", "everything else"]);
+        assert_eq!(rows.iter().map(|r| r.1).sum::<f64>(), 4.0);
+        assert_eq!(rows[3].1, 0.5);
+        assert!(a.table().contains("wall time of the run 4.000 s"), "{}", a.table());
+        // GPU timestamps overlap the host: the stages are not a row of the wall.
+        let mut g = Profile::new("timestamp queries");
+        g.add("mvm", 2.0, 0);
+        g.add_host("wait for readbacks", 2.5);
+        g.wall_seconds = Some(3.0);
+        let rows = g.wall_breakdown();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1], ("everything else".to_string(), 0.5));
+        assert!(g.table().contains("overlapping the host"), "{}", g.table());
+        // Absorbing sums the host activities and the walls.
+        let mut b = Profile::new("wall clock");
+        b.absorb(&a);
+        b.absorb(&a);
+        assert_eq!(b.wall_seconds, Some(8.0));
+        assert_eq!(b.host.iter().find(|h| h.0 == "statistics").map(|h| h.1), Some(2.0));
     }
 }

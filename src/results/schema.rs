@@ -450,6 +450,10 @@ pub struct Profile {
     /// buffers, recording dispatches (params, bind groups), waiting for results to come back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host: Vec<(String, f64)>,
+    /// Wall time of the whole run (every point, its statistics and the checkpoint journal), which
+    /// the stages and the host activities break down; what they leave is "everything else".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_seconds: Option<f64>,
 }
 
 /// The edge-NPU cost model of a run (`[npu]`; src/arch/npu.rs, docs/npu.md): one row per

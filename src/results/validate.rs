@@ -204,6 +204,9 @@ pub fn results(r: &Results) -> Result<(), Invalid> {
         for (i, (_, s)) in p.host.iter().enumerate() {
             non_negative(&format!("profile.host[{i}]"), *s)?;
         }
+        if let Some(w) = p.wall_seconds {
+            non_negative("profile.wall_seconds", w)?;
+        }
     }
     for (i, d) in r.paired.iter().enumerate() {
         let f = format!("paired[{i}]");

@@ -234,7 +234,8 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chu
     let mut on_progress = |n: u64| progress.advance(n);
     let mut r = PointRun { be, inputs: exp.inputs(), point: sp, cfg: run_config(exp, sp, chunk), chunk, progress: &mut on_progress };
     let per_time = (exp.workload.spec().run)(&mut r).map_err(|source| RunError::Engine { point: sp.index, series: sp.series(), source })?;
-    per_time
+    let clock = std::time::Instant::now();
+    let out = per_time
         .into_iter()
         .enumerate()
         .map(|(ti, m)| {
@@ -243,8 +244,14 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chu
             q.moe = m.moe;
             Ok(q)
         })
-        .collect()
+        .collect();
+    be.add_host(STATISTICS, clock.elapsed().as_secs_f64());
+    out
 }
+
+/// The `--profile` host activities of the run loop itself.
+const STATISTICS: &str = "statistics";
+const JOURNAL: &str = "checkpoint journal";
 
 /// Trials of the first checkpoint chunk of a point; later chunks are sized from the time the
 /// previous one took to about [`CHECKPOINT_SECONDS`] each.
@@ -304,7 +311,9 @@ fn run_point_checkpointed(
                 let clock = std::time::Instant::now();
                 let pts = run_point(be, exp, sp, chunk, progress)?;
                 if let Some(j) = journal.as_mut() {
+                    let clock = std::time::Instant::now();
                     j.record(sp.index, first_trial, chunk.trials, &pts).map_err(RunError::Journal)?;
+                    be.add_host(JOURNAL, clock.elapsed().as_secs_f64());
                 }
                 if timed {
                     let per_trial = clock.elapsed().as_secs_f64().max(1e-6) / chunk.trials as f64;
@@ -326,7 +335,8 @@ fn run_point_checkpointed(
                 }
             }
         }
-        match adaptive {
+        let clock = std::time::Instant::now();
+        let stop = match adaptive {
             Some(a) => {
                 let mut worst = 0.0f64;
                 for p in &acc {
@@ -334,19 +344,25 @@ fn run_point_checkpointed(
                     worst = worst.max(stats::mean_t(&m, exp.confidence)?.half_width());
                 }
                 if worst <= a.half_width {
-                    break Some(format!("reached ±{} after {done} trials", a.half_width));
-                }
-                if done >= a.max_trials {
-                    break Some(format!("stopped at the cap of {done} trials with ±{worst:.3e} (asked ±{})", a.half_width));
+                    Some(Some(format!("reached ±{} after {done} trials", a.half_width)))
+                } else if done >= a.max_trials {
+                    Some(Some(format!("stopped at the cap of {done} trials with ±{worst:.3e} (asked ±{})", a.half_width)))
+                } else {
+                    None
                 }
             }
-            None if done >= exp.trials => break None,
-            None => {}
+            None if done >= exp.trials => Some(None),
+            None => None,
+        };
+        be.add_host(STATISTICS, clock.elapsed().as_secs_f64());
+        if let Some(reason) = stop {
+            break reason;
         }
     };
     if chunks == 1 && reason.is_none() {
         return Ok(acc);
     }
+    let clock = std::time::Instant::now();
     let mut out = Vec::with_capacity(acc.len());
     for (ti, (p, n_samples)) in acc.into_iter().zip(samples).enumerate() {
         let correct = p.per_trial_correct.zip(n_samples);
@@ -358,6 +374,7 @@ fn run_point_checkpointed(
         q.stopped = reason.clone();
         out.push(q);
     }
+    be.add_host(STATISTICS, clock.elapsed().as_secs_f64());
     Ok(out)
 }
 
@@ -447,6 +464,7 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
         paired: vec![],
         budget: vec![],
     };
+    let clock = std::time::Instant::now();
     if let Some(r) = &exp.reference {
         results.reference = Some(crate::config::reference::compare(r, &results));
     }
@@ -458,5 +476,6 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
         Ok(b) => results.budget = b,
         Err(e) => error = error.or(Some(RunError::Stats(e))),
     }
+    be.add_host(STATISTICS, clock.elapsed().as_secs_f64());
     Outcome { results, error }
 }

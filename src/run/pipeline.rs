@@ -70,8 +70,13 @@ pub fn run_to_dir(
         ));
     }
     be.set_profiling(profile);
+    let clock = std::time::Instant::now();
     let mut outcome = run_journaled(exp, be.as_mut(), progress, Some(&mut journal));
-    outcome.results.profile = be.take_profile()?;
+    let wall = clock.elapsed().as_secs_f64();
+    outcome.results.profile = be.take_profile()?.map(|mut p| {
+        p.wall_seconds = Some(wall);
+        p
+    });
     if let Some(p) = &outcome.results.profile {
         log(format!("where the time went:\n{}", p.table()));
     }

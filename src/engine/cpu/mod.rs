@@ -46,6 +46,13 @@ impl CpuBackend {
         CpuBackend { bufs: Vec::new(), threads: threads.max(1), wg, profile: None, fast: false }
     }
 
+    /// Adds the time since `clock` (taken only while profiling) to the host `activity`.
+    fn host_since(&mut self, activity: &str, clock: Option<std::time::Instant>) {
+        if let (Some(c), Some(p)) = (clock, &mut self.profile) {
+            p.add_host(activity, c.elapsed().as_secs_f64());
+        }
+    }
+
     /// The production CPU backend: the fast kernels for the hot stages (see `engine::fast`),
     /// the twins for the others, trial chunks sized to stay in memory (`max_binding_bytes`).
     pub fn fast(threads: usize) -> Self {
@@ -68,16 +75,20 @@ impl Backend for CpuBackend {
     }
 
     fn create(&mut self, _label: &str, words: usize) -> Buf {
+        let clock = self.profile.is_some().then(std::time::Instant::now);
         self.bufs.push(vec![0; words.max(1)]);
+        self.host_since("create buffers", clock);
         Buf(self.bufs.len() - 1)
     }
 
     fn upload(&mut self, buf: Buf, data: &[u32]) {
+        let clock = self.profile.is_some().then(std::time::Instant::now);
         if let Some(p) = &mut self.profile {
             p.uploads += 1;
             p.upload_bytes += 4 * data.len() as u64;
         }
         self.bufs[buf.0][..data.len()].copy_from_slice(data);
+        self.host_since("uploads", clock);
     }
 
     fn clear(&mut self, buf: Buf) {
@@ -85,15 +96,20 @@ impl Backend for CpuBackend {
     }
 
     fn download(&mut self, buf: Buf) -> Result<Vec<u32>, super::EngineError> {
+        let clock = self.profile.is_some().then(std::time::Instant::now);
         if let Some(p) = &mut self.profile {
             p.readbacks += 1;
             p.readback_bytes += 4 * self.bufs[buf.0].len() as u64;
         }
-        Ok(self.bufs[buf.0].clone())
+        let out = self.bufs[buf.0].clone();
+        self.host_since("readbacks", clock);
+        Ok(out)
     }
 
     fn free(&mut self, buf: Buf) {
+        let clock = self.profile.is_some().then(std::time::Instant::now);
         self.bufs[buf.0] = Vec::new();
+        self.host_since("free buffers", clock);
     }
 
     fn dispatch(&mut self, stage: Stage, p: &StageParams, b: &[Buf], groups: [u32; 3]) {
@@ -275,5 +291,11 @@ impl Backend for CpuBackend {
 
     fn take_profile(&mut self) -> Result<Option<Profile>, super::EngineError> {
         Ok(self.profile.as_mut().map(|p| std::mem::replace(p, Profile::new("wall clock"))))
+    }
+
+    fn add_host(&mut self, activity: &str, seconds: f64) {
+        if let Some(p) = &mut self.profile {
+            p.add_host(activity, seconds);
+        }
     }
 }

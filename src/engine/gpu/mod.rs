@@ -357,6 +357,20 @@ impl GpuBackend {
     fn submit(&mut self) {
         let resolve = self.profiler.as_ref().is_some_and(|p| p.queries.is_some() && !p.pending.is_empty());
         if resolve {
+            // Timed as the profiler's own readback.
+            self.submit_untimed();
+            return;
+        }
+        let clock = std::time::Instant::now();
+        self.submit_untimed();
+        self.host_since("submit command buffers", clock);
+    }
+
+    /// Submits the recorded work without adding host time (inside a dispatch timed alone, whose
+    /// stage time already holds it).
+    fn submit_untimed(&mut self) {
+        let resolve = self.profiler.as_ref().is_some_and(|p| p.queries.is_some() && !p.pending.is_empty());
+        if resolve {
             self.resolve_timestamps();
         } else if let Some(enc) = self.encoder.take() {
             self.queue.submit([enc.finish()]);
@@ -366,6 +380,14 @@ impl GpuBackend {
 
     /// Resolves the pending passes' timestamps, waits for them and adds each pass to the profile.
     fn resolve_timestamps(&mut self) {
+        let clock = std::time::Instant::now();
+        self.resolve_timestamps_inner();
+        // Submitting the pending work with its timestamp resolve and waiting for it: the wait is
+        // GPU time, the rest is the profiler's own cost.
+        self.host_since("submit and wait (timestamp readback)", clock);
+    }
+
+    fn resolve_timestamps_inner(&mut self) {
         let Some(prof) = self.profiler.as_mut() else {
             return;
         };
@@ -400,6 +422,13 @@ impl GpuBackend {
         }
         staging.unmap();
         prof.pending.clear();
+    }
+
+    /// Adds the time since `clock` to the host `activity` while profiling.
+    fn host_since(&mut self, activity: &str, clock: std::time::Instant) {
+        if let Some(p) = &mut self.profiler {
+            p.profile.add_host(activity, clock.elapsed().as_secs_f64());
+        }
     }
 
     fn check(&self) -> Result<(), EngineError> {
@@ -457,7 +486,9 @@ impl Backend for GpuBackend {
             p.profile.uploads += 1;
             p.profile.upload_bytes += 4 * data.len() as u64;
         }
+        let clock = std::time::Instant::now();
         self.queue.write_buffer(self.buf(buf), 0, bytemuck::cast_slice(data));
+        self.host_since("uploads", clock);
     }
 
     fn clear(&mut self, buf: Buf) {
@@ -485,9 +516,8 @@ impl Backend for GpuBackend {
         slice.map_async(wgpu::MapMode::Read, move |r| *m2.lock().unwrap_or_else(|p| p.into_inner()) = Some(r.map_err(|e| e.to_string())));
         let clock = std::time::Instant::now();
         self.wait()?;
-        if let Some(p) = &mut self.profiler {
-            p.profile.add_host("wait for readbacks", clock.elapsed().as_secs_f64());
-        }
+        self.host_since("wait for readbacks", clock);
+        let copy = std::time::Instant::now();
         let status = mapped.lock().unwrap_or_else(|p| p.into_inner()).take();
         let fail = |reason: String| EngineError::Device { name: self.info.name.clone(), reason };
         match status {
@@ -497,6 +527,7 @@ impl Backend for GpuBackend {
         }
         let out = bytemuck::cast_slice(&slice.get_mapped_range().map_err(|e| fail(format!("reading results back: {e}")))?).to_vec();
         staging.unmap();
+        self.host_since("copy readbacks", copy);
         Ok(out)
     }
 
@@ -529,7 +560,8 @@ impl Backend for GpuBackend {
         let wall = match &self.profiler {
             Some(p) if p.queries.is_none() => {
                 // No timestamp queries: time this dispatch alone.
-                let _ = self.finish();
+                self.submit_untimed();
+                let _ = self.wait();
                 Some(std::time::Instant::now())
             }
             _ => None,
@@ -579,7 +611,8 @@ impl Backend for GpuBackend {
             p.profile.add_host("record dispatches", record.elapsed().as_secs_f64());
         }
         if let Some(start) = wall {
-            let _ = self.finish();
+            self.submit_untimed();
+            let _ = self.wait();
             let dt = start.elapsed().as_secs_f64();
             if let Some(p) = &mut self.profiler {
                 p.profile.add(stage.name(), dt, bound_bytes);
@@ -591,7 +624,10 @@ impl Backend for GpuBackend {
 
     fn finish(&mut self) -> Result<(), EngineError> {
         self.submit();
-        self.wait()
+        let clock = std::time::Instant::now();
+        let r = self.wait();
+        self.host_since("wait for the GPU", clock);
+        r
     }
 
     fn max_binding_bytes(&self) -> u64 {
@@ -621,6 +657,12 @@ impl Backend for GpuBackend {
         });
         let timer = if queries.is_some() { "timestamp queries" } else { "wall clock (one dispatch per submit)" };
         self.profiler = Some(Profiler { profile: Profile::new(timer), queries, pending: Vec::new() });
+    }
+
+    fn add_host(&mut self, activity: &str, seconds: f64) {
+        if let Some(p) = &mut self.profiler {
+            p.profile.add_host(activity, seconds);
+        }
     }
 
     fn take_profile(&mut self) -> Result<Option<Profile>, EngineError> {

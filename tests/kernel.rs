@@ -230,3 +230,60 @@ fn shipped_kernel_experiments_validate() {
         assert!(e.points.len() >= 7, "{f}: a feature-count sweep");
     }
 }
+
+/// `gamma = "c/d"` is γ = c/d for inputs of dimension d (iris: d = 4, so "1/d" is 0.25 exactly),
+/// and a malformed one names the field and both forms.
+#[test]
+fn gamma_per_dimension_equals_the_decimal() {
+    let a = run_on(&mut common::cpu(), &exp(&IRIS_ERROR.replace("gamma = 0.2", "gamma = 0.25")).unwrap());
+    let b = run_on(&mut common::cpu(), &exp(&IRIS_ERROR.replace("gamma = 0.2", "gamma = \"1/d\"")).unwrap());
+    assert_eq!(a.points[0].per_trial, b.points[0].per_trial);
+    assert_eq!(a.points[0].fp, b.points[0].fp);
+    assert_eq!(b.config["kernel"]["gamma"], "1/d", "the resolved configuration keeps the form written");
+    expect_err(&IRIS_ERROR.replace("gamma = 0.2", "gamma = \"1/x\""), &["kernel.gamma", "1/d"]);
+    expect_err(&IRIS_ERROR.replace("gamma = 0.2", "gamma = \"-1/d\""), &["gamma"]);
+}
+
+/// A published point set (the first N rows of the file, standardised over every row with
+/// ddof 1) is reachable by settings, recorded in results.json, and its invalid combinations are
+/// refused by name.
+#[test]
+fn the_point_set_is_a_setting_and_is_recorded() {
+    let published = IRIS_ERROR.replace("header = true", "header = true\ntest_rows = \"all\"\nstandardise = \"all\"\nstd_ddof = 1");
+    let r = run_on(&mut common::cpu(), &exp(&published).unwrap());
+    let set = r.points[0].point_set.as_ref().expect("kernel_error records its point set");
+    assert_eq!(set.points, 30);
+    assert!(set.description.contains("of 150 rows of the file") && set.description.contains("ddof 1"), "{}", set.description);
+    assert_eq!(r.config["data"]["test_rows"], "all");
+    // The default: every 4th row tests (iris: 38 of 150), standardised by the training rows.
+    let d = run_on(&mut common::cpu(), &exp(IRIS_ERROR).unwrap());
+    let set = d.points[0].point_set.as_ref().unwrap();
+    assert!(set.points == 30 && set.description.contains("of 38 test rows") && set.description.contains("ddof 0"), "{}", set.description);
+    assert!(d.config["data"].get("test_rows").is_none(), "unset fields stay out of the resolved configuration");
+    assert_ne!(r.points[0].fp, d.points[0].fp, "a different point set gives a different kernel error");
+    expect_err(&IRIS_ERROR.replace("header = true", "header = true\ntest_rows = \"all\""), &["data.test_rows", "data.standardise"]);
+    expect_err(&IRIS_ERROR.replace("header = true", "header = true\nstd_ddof = 2"), &["data.std_ddof"]);
+    expect_err(&IRIS_ERROR.replace("header = true", "header = true\ntest_rows = \"some\""), &["test_rows"]);
+    expect_err(
+        &IRIS_ERROR.replace("kernel_error", "kernel_ridge").replace("header = true", "header = true\ntest_rows = \"all\"\nstandardise = \"all\""),
+        &["data.test_rows", "kernel_ridge"],
+    );
+}
+
+/// With clipping, an ideal crossbar reproduces the floating point of the clipped projection
+/// (`fp_clipped`), not the unclipped one (`fp`): the two are reported apart.
+#[test]
+fn an_ideal_crossbar_reproduces_the_clipped_floating_point() {
+    let text = IRIS_ERROR
+        .replace("points = 30", "points = 30\nclip_sigma = 1.0")
+        .replace("[periphery]", "[device]\nmodel = \"ideal\"\n[periphery]\ninp_res_bits = 16\nout_res_bits = 16\nout_noise = 0.0\nout_bound = 0.0");
+    let r = run_on(&mut common::cpu(), &exp(&text).unwrap());
+    let p = &r.points[0];
+    let (fp, fc) = (p.fp.unwrap(), p.fp_clipped.expect("clipping on: fp_clipped is reported"));
+    assert!((fp - fc).abs() > 1e-2 * fp, "clipping at 1σ must move the error: {fp} vs {fc}");
+    for v in &p.per_trial {
+        assert!((v - fc).abs() < 1e-3 * fc.max(1e-3), "ideal {v} vs fp_clipped {fc} (fp {fp})");
+    }
+    let plain = run_on(&mut common::cpu(), &exp(IRIS_ERROR).unwrap());
+    assert!(plain.points[0].fp_clipped.is_none(), "no clipping, no fp_clipped");
+}

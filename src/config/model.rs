@@ -6,7 +6,7 @@
 use super::data::{attention_data, read_data};
 use super::raw::{RawExperiment, RawLayer, RawModel};
 use crate::workload::io::{self, Dataset, Linear, Matrix};
-use crate::workload::kernel::{split_standardise, KernelData};
+use crate::workload::kernel::{split_standardise, KernelData, PointSet, Standardise, TestRows};
 use crate::workload::{Activation, SweepPoint, WorkloadKind};
 use std::path::{Path, PathBuf};
 
@@ -59,6 +59,18 @@ pub(super) fn load(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [
             raw.workload.name()
         ));
     }
+    if !matches!(raw.workload, WorkloadKind::KernelError | WorkloadKind::KernelRidge) {
+        if let Some(d) = &raw.data {
+            for (field, set) in [("test_rows", d.test_rows.is_some()), ("standardise", d.standardise.is_some()), ("std_ddof", d.std_ddof.is_some())] {
+                if set {
+                    return Err(format!(
+                        "data.{field}: only the kernel workloads (kernel_error, kernel_ridge) choose their point set; the {} workload uses its data as given: remove it",
+                        raw.workload.name()
+                    ));
+                }
+            }
+        }
+    }
     match raw.workload {
         WorkloadKind::KernelError | WorkloadKind::KernelRidge => kernel_points(raw, resolve),
         WorkloadKind::Attention => {
@@ -87,7 +99,19 @@ fn kernel_points(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf) -> Res
             ds.len()
         ));
     }
-    Ok(Loaded { kernel_data: Some(split_standardise(&ds.x, &ds.labels, ds.n_features)), ..Loaded::default() })
+    let set = PointSet { test_rows: d.test_rows.unwrap_or_default(), standardise: d.standardise.unwrap_or_default(), ddof: d.std_ddof.unwrap_or(0) };
+    if set.ddof > 1 {
+        return Err(format!("data.std_ddof = {}: use 0 (divide by n, the default) or 1 (by n − 1, numpy's ddof=1)", set.ddof));
+    }
+    if set.test_rows == TestRows::All {
+        if raw.workload == WorkloadKind::KernelRidge {
+            return Err("data.test_rows = \"all\": kernel_ridge fits on the training rows and would have none; use \"every_4th\" (the default)".into());
+        }
+        if set.standardise == Standardise::Train {
+            return Err("data.test_rows = \"all\" leaves no training rows to standardise by: set data.standardise = \"all\" (every row) or \"none\"".into());
+        }
+    }
+    Ok(Loaded { kernel_data: Some(split_standardise(&ds.x, &ds.labels, ds.n_features, set)), ..Loaded::default() })
 }
 
 /// The transformer workload: each point's state dict loaded once per file and checked against its

@@ -228,6 +228,16 @@ pub(super) struct RawData {
     /// With a .npz: the name of the features array in it (default "x").
     #[serde(default)]
     pub(super) features: Option<String>,
+    /// Kernel workloads: which rows are test points ("every_4th", the default, or "all").
+    #[serde(default)]
+    pub(super) test_rows: Option<crate::workload::kernel::TestRows>,
+    /// Kernel workloads: the rows whose mean and std standardise the features ("train", the
+    /// default, "all" or "none").
+    #[serde(default)]
+    pub(super) standardise: Option<crate::workload::kernel::Standardise>,
+    /// Kernel workloads: the std's delta degrees of freedom (0, the default, or 1).
+    #[serde(default)]
+    pub(super) std_ddof: Option<u32>,
 }
 
 fn one() -> f32 {

@@ -48,7 +48,7 @@ pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, 
                    "activations": p.layer_activations.or(model.activations.as_deref()), "digital": p.digital_names, "input_shape": model.input_shape,
                    "layers": layers.iter().map(|l| serde_json::json!({"name": l.name, "out": l.weight.rows, "in": l.weight.cols, "conv": l.conv,
                        "mvms_per_sample": l.conv.map_or(1, |c| c.out_hw().0 * c.out_hw().1)})).collect::<Vec<_>>() },
-        "data": raw.data.as_ref().map(|d| serde_json::json!({ "path": resolve(&d.path).display().to_string(), "labels": d.labels.as_ref().map(|l| if d.path.extension().is_some_and(|e| e == "npz") { l.display().to_string() } else { resolve(l).display().to_string() }), "features": d.features, "scale": d.scale, "rows": d.rows })),
+        "data": raw.data.as_ref().map(|d| data_json(d, resolve)),
         "device": base.device,
         "periphery": base.periphery,
         "tile": base.tile,
@@ -80,6 +80,25 @@ pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, 
     // Recorded only when set, so the record of a one-level run is as it was.
     if raw.reads_per_programming > 1 {
         v["reads_per_programming"] = raw.reads_per_programming.into();
+    }
+    v
+}
+
+/// `[data]` as resolved: paths made absolute, and the kernel point set only where it is set (so
+/// the resolved configuration of older files, and their results, stay byte-identical).
+fn data_json(d: &super::raw::RawData, resolve: &dyn Fn(&std::path::Path) -> std::path::PathBuf) -> serde_json::Value {
+    let labels =
+        d.labels.as_ref().map(|l| if d.path.extension().is_some_and(|e| e == "npz") { l.display().to_string() } else { resolve(l).display().to_string() });
+    let mut v =
+        serde_json::json!({ "path": resolve(&d.path).display().to_string(), "labels": labels, "features": d.features, "scale": d.scale, "rows": d.rows });
+    if let Some(t) = d.test_rows {
+        v["test_rows"] = serde_json::to_value(t).unwrap_or_default();
+    }
+    if let Some(s) = d.standardise {
+        v["standardise"] = serde_json::to_value(s).unwrap_or_default();
+    }
+    if let Some(k) = d.std_ddof {
+        v["std_ddof"] = k.into();
     }
     v
 }

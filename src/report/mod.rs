@@ -121,6 +121,8 @@ pub(crate) mod tests {
             stopped: None,
             layer_insight: vec![],
             variance_split: None,
+            fp_clipped: None,
+            point_set: None,
         }
     }
 

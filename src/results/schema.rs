@@ -140,6 +140,22 @@ pub struct Point {
     /// between-programming and read-to-read components, each with its interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variance_split: Option<crate::stats::VarianceSplit>,
+    /// Kernel workloads with `kernel.clip_sigma` > 0: the floating-point metric of the clipped
+    /// projection. `fp` − `fp_clipped` is the clipping bias, the analog mean − `fp_clipped` what
+    /// the device and periphery noise add.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp_clipped: Option<f64>,
+    /// kernel_error: the points the kernel error was computed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_set: Option<PointSetUsed>,
+}
+
+/// The point set of a kernel_error point: how many points, and which (`[data] test_rows`,
+/// `standardise`, `std_ddof`, `kernel.points`) in words.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PointSetUsed {
+    pub points: u32,
+    pub description: String,
 }
 
 /// One layer of a classifier at one time, over its insight trials: how far its outputs stray

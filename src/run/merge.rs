@@ -120,6 +120,10 @@ fn merge_parts(mut parts: Vec<Results>) -> Result<Results, String> {
         let mut q = point_stats(id, per_trial, correct, p0.fp.or(first.fp_baseline), we, confidence, half, tail).map_err(|e| e.to_string())?;
         // The layer insight ran the first trials, in shard 0.
         q.layer_insight = parts.iter().map(|r| &r.points[i].layer_insight).find(|l| !l.is_empty()).cloned().unwrap_or_default();
+        // What does not depend on the trials: the clipped projection's floating-point metric
+        // and the kernel point set.
+        q.fp_clipped = p0.fp_clipped;
+        q.point_set = p0.point_set.clone();
         points.push(q);
     }
     let total_trials: u32 = parts.iter().map(|p| p.trials).sum();

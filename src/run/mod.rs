@@ -226,6 +226,8 @@ pub fn point_stats(
         stopped: None,
         layer_insight: vec![],
         variance_split,
+        fp_clipped: None,
+        point_set: None,
     })
 }
 
@@ -242,6 +244,8 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chu
             let mut q = point(exp, sp, chunk.first_trial, ti, m.per_trial, m.correct, m.fp, m.weight_error)?;
             q.layer_insight = m.layer_insight;
             q.moe = m.moe;
+            q.fp_clipped = m.fp_clipped;
+            q.point_set = m.point_set;
             Ok(q)
         })
         .collect();
@@ -371,6 +375,8 @@ fn run_point_checkpointed(
         let mut q = point(exp, sp, exp.first_trial, ti, p.per_trial, correct, p.fp, p.weight_error)?;
         q.moe = p.moe;
         q.layer_insight = p.layer_insight;
+        q.fp_clipped = p.fp_clipped;
+        q.point_set = p.point_set;
         q.stopped = reason.clone();
         out.push(q);
     }

@@ -40,7 +40,7 @@ pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
             fp: Some(fp),
             weight_error: w,
             layer_insight: li,
-            moe: None,
+            ..TimeMetrics::default()
         })
         .collect())
 }

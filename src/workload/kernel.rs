@@ -31,9 +31,10 @@ pub struct KernelSettings {
     /// Softmax only: positive (FAVOR+), trig or relu.
     #[serde(default = "default_softmax")]
     pub softmax_features: SoftmaxFeatures,
-    /// RBF bandwidth: k(x, y) = exp(−γ‖x − y‖²).
+    /// RBF bandwidth: k(x, y) = exp(−γ‖x − y‖²); a number, or "c/d" (γ = c over the input
+    /// dimension d, e.g. "1/d", as papers state it).
     #[serde(default = "default_gamma")]
-    pub gamma: f64,
+    pub gamma: Gamma,
     /// s: rows of the projection (the feature count; [cos, sin] and [exp(+), exp(−)] maps give 2s
     /// features).
     pub features: usize,
@@ -44,7 +45,9 @@ pub struct KernelSettings {
     #[serde(default)]
     pub projection_seed: u64,
     /// Clip the programmed projection at ±clip_sigma standard deviations of its entries (the
-    /// paper: 2); 0 programs it unclipped. Floating point always uses the unclipped projection.
+    /// paper: 2); 0 programs it unclipped. The floating-point metric `fp` uses the unclipped
+    /// projection; with clipping on, `fp_clipped` is the floating-point metric of the clipped one
+    /// (the analog run minus device noise), so clipping bias and noise can be told apart.
     #[serde(default)]
     pub clip_sigma: f64,
     /// kernel_ridge: the ridge α of (ΦᵀΦ + αI)⁻¹ΦᵀY.
@@ -64,8 +67,69 @@ fn default_projection() -> Projection {
 fn default_softmax() -> SoftmaxFeatures {
     SoftmaxFeatures::Positive
 }
-fn default_gamma() -> f64 {
-    0.05
+fn default_gamma() -> Gamma {
+    Gamma::Value(0.05)
+}
+
+/// The RBF bandwidth γ: a number, or c/d for inputs of dimension d (`gamma = "1/d"`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Gamma {
+    Value(f64),
+    PerDimension(f64),
+}
+
+impl Gamma {
+    /// γ for inputs of dimension `d`.
+    pub fn value(self, d: usize) -> f64 {
+        match self {
+            Gamma::Value(g) => g,
+            Gamma::PerDimension(c) => c / d.max(1) as f64,
+        }
+    }
+
+    fn parse(text: &str) -> Result<Gamma, String> {
+        let bad = || format!("\"{text}\" is not a number or \"c/d\"; write e.g. gamma = 0.05 or gamma = \"1/d\" (γ = 1 over the input dimension d)");
+        let t = text.trim();
+        if let Some(c) = t.strip_suffix("/d") {
+            let c: f64 = c.trim().parse().map_err(|_| bad())?;
+            return Ok(Gamma::PerDimension(c));
+        }
+        t.parse().map(Gamma::Value).map_err(|_| bad())
+    }
+}
+
+impl std::fmt::Display for Gamma {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Gamma::Value(g) => write!(f, "{g}"),
+            Gamma::PerDimension(c) => write!(f, "{c}/d"),
+        }
+    }
+}
+
+impl Serialize for Gamma {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Gamma::Value(g) => s.serialize_f64(*g),
+            Gamma::PerDimension(_) => s.serialize_str(&self.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Gamma {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::Number(g)) => Ok(Gamma::Value(g)),
+            Ok(Raw::Text(t)) => Gamma::parse(&t).map_err(serde::de::Error::custom),
+            Err(_) => Err(serde::de::Error::custom("expected a number (0.05) or \"c/d\" (\"1/d\": γ = 1 over the input dimension d)")),
+        }
+    }
 }
 fn default_replicas() -> u32 {
     1
@@ -83,7 +147,14 @@ pub const MAX_PROJECTION_ROWS: usize = 1 << 16;
 impl KernelSettings {
     /// The feature map's specification for inputs of dimension `d`.
     pub fn spec(&self, d: usize) -> KernelSpec {
-        KernelSpec { kernel: self.kernel, projection: self.projection, softmax_features: self.softmax_features, gamma: self.gamma, features: self.features, d }
+        KernelSpec {
+            kernel: self.kernel,
+            projection: self.projection,
+            softmax_features: self.softmax_features,
+            gamma: self.gamma.value(d),
+            features: self.features,
+            d,
+        }
     }
 
     /// Parses `[kernel]`; an error names the offending field (`kernel.projection = "qmc": ...`).
@@ -126,8 +197,9 @@ impl KernelSettings {
         Ok(())
     }
 
-    /// The projection as programmed: drawn, clipped, replicated `replicas` times (rows stacked).
-    fn programmed(&self, w: &[f32], d: usize) -> Linear {
+    /// The projection clipped at ±clip_sigma standard deviations of its entries (as drawn when
+    /// clipping is off).
+    fn clipped(&self, w: &[f32]) -> Vec<f32> {
         let mut wp = w.to_vec();
         if self.clip_sigma > 0.0 {
             let n = wp.len() as f64;
@@ -138,17 +210,76 @@ impl KernelSettings {
                 *v = v.clamp(-c, c);
             }
         }
+        wp
+    }
+
+    /// The projection as programmed: drawn, clipped, replicated `replicas` times (rows stacked).
+    fn programmed(&self, w: &[f32], d: usize) -> Linear {
+        let wp = self.clipped(w);
         let rows = self.features * self.replicas as usize;
         let data: Vec<f32> = (0..self.replicas).flat_map(|_| wp.iter().copied()).collect();
         Linear::dense("projection", Matrix { rows, cols: d, data }, vec![0.0; rows])
     }
 }
 
+/// Which rows of a kernel data set are test points (`[data] test_rows`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestRows {
+    /// Row i tests when i % 4 == 0, the others train (the default).
+    #[default]
+    #[serde(rename = "every_4th")]
+    EveryFourth,
+    /// Every row is a test point, in file order (kernel_error only: the first `kernel.points`
+    /// rows of the file, as published point sets are taken).
+    All,
+}
+
+/// Which rows give the per-feature mean and standard deviation (`[data] standardise`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standardise {
+    /// The training rows (the default).
+    #[default]
+    Train,
+    /// Every row of the file.
+    All,
+    /// None: the features as in the file.
+    None,
+}
+
+/// The kernel workloads' point set: the split, the standardisation and its degrees of freedom
+/// (`[data] std_ddof`: 0 divides by n, the default; 1 by n − 1, as numpy's `std(ddof=1)` and
+/// pandas do).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PointSet {
+    pub test_rows: TestRows,
+    pub standardise: Standardise,
+    pub ddof: u32,
+}
+
+impl PointSet {
+    /// In words, for the report: "the first 143 of 143 test rows (every 4th row), standardised
+    /// by the training rows (ddof 0)".
+    pub fn describe(&self, used: usize, test_rows: usize) -> String {
+        let rows = match self.test_rows {
+            TestRows::EveryFourth => "test rows (every 4th row of the file)",
+            TestRows::All => "rows of the file",
+        };
+        let by = match self.standardise {
+            Standardise::Train => format!("standardised by the training rows' mean and std (ddof {})", self.ddof),
+            Standardise::All => format!("standardised by every row's mean and std (ddof {})", self.ddof),
+            Standardise::None => "not standardised".into(),
+        };
+        format!("the first {used} of {test_rows} {rows}, {by}")
+    }
+}
+
 /// Inputs of the kernel workloads, resolved by the experiment file.
 #[derive(Clone, Debug)]
 pub enum KernelData {
-    /// A labelled data set, standardised with its training split's statistics.
-    Points { d: usize, classes: usize, train_x: Vec<f32>, train_y: Vec<u32>, test_x: Vec<f32>, test_y: Vec<u32> },
+    /// A labelled data set, split and standardised by its point set.
+    Points { d: usize, classes: usize, train_x: Vec<f32>, train_y: Vec<u32>, test_x: Vec<f32>, test_y: Vec<u32>, set: PointSet },
     /// Q, K, V of `heads` heads, each `[heads][n][d]`.
     Attention { heads: usize, n: usize, d: usize, causal: bool, q: Vec<f32>, k: Vec<f32>, v: Vec<f32> },
 }
@@ -167,12 +298,12 @@ pub fn is_test_row(i: usize) -> bool {
     i.is_multiple_of(4)
 }
 
-/// Splits and standardises a labelled data set (per-feature mean and std of the training rows;
-/// a constant feature is centred only).
-pub fn split_standardise(x: &[f32], labels: &[u32], d: usize) -> KernelData {
+/// Splits and standardises a labelled data set by its point set (per-feature mean and std of the
+/// chosen rows; a constant feature is centred only).
+pub fn split_standardise(x: &[f32], labels: &[u32], d: usize, set: PointSet) -> KernelData {
     let (mut tx, mut ty, mut sx, mut sy) = (vec![], vec![], vec![], vec![]);
     for (i, (row, &l)) in x.chunks(d).zip(labels).enumerate() {
-        if is_test_row(i) {
+        if set.test_rows == TestRows::All || is_test_row(i) {
             sx.extend_from_slice(row);
             sy.push(l);
         } else {
@@ -180,17 +311,37 @@ pub fn split_standardise(x: &[f32], labels: &[u32], d: usize) -> KernelData {
             ty.push(l);
         }
     }
-    let n = ty.len().max(1) as f64;
-    for j in 0..d {
-        let mean = tx.chunks(d).map(|r| r[j] as f64).sum::<f64>() / n;
-        let std = (tx.chunks(d).map(|r| (r[j] as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
-        let scale = if std > 0.0 { 1.0 / std } else { 1.0 };
-        for r in tx.chunks_mut(d).chain(sx.chunks_mut(d)) {
-            r[j] = ((r[j] as f64 - mean) * scale) as f32;
+    let stats_rows: Vec<f32> = match set.standardise {
+        Standardise::Train => tx.clone(),
+        Standardise::All => x.to_vec(),
+        Standardise::None => vec![],
+    };
+    let n = (stats_rows.len() / d.max(1)) as f64;
+    if n > 0.0 {
+        let denom = (n - set.ddof as f64).max(1.0);
+        for j in 0..d {
+            let mean = stats_rows.chunks(d).map(|r| r[j] as f64).sum::<f64>() / n;
+            let std = (stats_rows.chunks(d).map(|r| (r[j] as f64 - mean).powi(2)).sum::<f64>() / denom).sqrt();
+            let scale = if std > 0.0 { 1.0 / std } else { 1.0 };
+            for r in tx.chunks_mut(d).chain(sx.chunks_mut(d)) {
+                r[j] = ((r[j] as f64 - mean) * scale) as f32;
+            }
         }
     }
     let classes = labels.iter().copied().max().map_or(1, |m| m as usize + 1);
-    KernelData::Points { d, classes, train_x: tx, train_y: ty, test_x: sx, test_y: sy }
+    KernelData::Points { d, classes, train_x: tx, train_y: ty, test_x: sx, test_y: sy, set }
+}
+
+/// Points of the kernel error at a sweep point (the first `kernel.points` test rows), with the
+/// point set in words; None for the other workloads.
+pub fn points_used(data: &KernelData, ks: &KernelSettings, ridge: bool) -> Option<(usize, String)> {
+    match data {
+        KernelData::Points { test_y, set, .. } if !ridge => {
+            let n = ks.points.min(test_y.len());
+            Some((n, set.describe(n, test_y.len())))
+        }
+        _ => None,
+    }
 }
 
 /// What one point computes from one trial's features.
@@ -238,6 +389,8 @@ pub struct KernelPoint {
     /// Correct counts per time and trial (kernel_ridge), out of `n_test`.
     pub correct: Option<(Vec<Vec<u32>>, u32)>,
     pub fp: f64,
+    /// The floating-point metric of the clipped projection (when `clip_sigma` > 0).
+    pub fp_clipped: Option<f64>,
 }
 
 pub fn error_metric(_: &Inputs<'_>, _: &SweepPoint) -> MetricName {
@@ -257,11 +410,19 @@ pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
     let data = r.inputs.kernel_data.ok_or_else(|| EngineError::Invalid("a kernel workload needs its data".into()))?;
     let kp = run_point(r.be, data, r.inputs.workload == WorkloadKind::KernelRidge, r.inputs.times.len(), r.point, &r.cfg, &mut |n| (r.progress)(n as u64))?;
     let fp = Some(kp.fp);
+    let used = r.point.kernel.as_ref().and_then(|ks| points_used(data, ks, r.inputs.workload == WorkloadKind::KernelRidge));
     let mut correct = kp.correct.map(|(c, n)| c.into_iter().map(move |v| (v, n)));
     Ok(kp
         .per_time
         .into_iter()
-        .map(|per_trial| TimeMetrics { per_trial, correct: correct.as_mut().and_then(|it| it.next()), fp, ..TimeMetrics::default() })
+        .map(|per_trial| TimeMetrics {
+            per_trial,
+            correct: correct.as_mut().and_then(|it| it.next()),
+            fp,
+            fp_clipped: kp.fp_clipped,
+            point_set: used.clone().map(|(n, text)| crate::results::PointSetUsed { points: n as u32, description: text }),
+            ..TimeMetrics::default()
+        })
         .collect())
 }
 
@@ -313,6 +474,9 @@ pub fn run_point(
     let n = x.len() / d;
     let norms = crate::features::sq_norms(&x, d);
     let fp = metric.of(&spec, &spec.features(&crate::features::project(&x, &w, d), &norms, n));
+    // The clipped projection in floating point: what the analog run computes without device or
+    // periphery noise (the ridge model stays fitted on the unclipped features, as the analog one).
+    let fp_clipped = (ks.clip_sigma > 0.0).then(|| metric.of(&spec, &spec.features(&crate::features::project(&x, &ks.clipped(&w), d), &norms, n)));
 
     // The analog projection: every trial an independent programming of the (replicated) W.
     let layer = ks.programmed(&w, d);
@@ -377,5 +541,44 @@ pub fn run_point(
         }
         _ => None,
     };
-    Ok(KernelPoint { per_time, correct, fp })
+    Ok(KernelPoint { per_time, correct, fp, fp_clipped })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Standardisation by every row with ddof 1 (numpy's std(ddof=1)) against hand values, and
+    /// the default split (every 4th row tests, the training rows' statistics, ddof 0).
+    #[test]
+    fn split_standardise_follows_the_point_set() {
+        // One feature: 1, 2, 3, 4, 5 (mean 3, sample std √2.5).
+        let x = [1.0f32, 2.0, 3.0, 4.0, 5.0];
+        let y = [0u32; 5];
+        let all = PointSet { test_rows: TestRows::All, standardise: Standardise::All, ddof: 1 };
+        let KernelData::Points { test_x, train_x, .. } = split_standardise(&x, &y, 1, all) else { panic!() };
+        assert!(train_x.is_empty());
+        let s = 2.5f64.sqrt();
+        for (v, raw) in test_x.iter().zip(x) {
+            assert_eq!(*v, ((raw as f64 - 3.0) / s) as f32);
+        }
+        // Default: rows 0 and 4 test; the training rows 2, 3, 4 give mean 3, std √(2/3).
+        let KernelData::Points { test_x, train_x, .. } = split_standardise(&x, &y, 1, PointSet::default()) else { panic!() };
+        assert_eq!(train_x.len(), 3);
+        let s = (2.0f64 / 3.0).sqrt();
+        assert_eq!(test_x, vec![((1.0 - 3.0) / s) as f32, ((5.0 - 3.0) / s) as f32]);
+        // None: as in the file.
+        let none = PointSet { test_rows: TestRows::All, standardise: Standardise::None, ddof: 0 };
+        let KernelData::Points { test_x, .. } = split_standardise(&x, &y, 1, none) else { panic!() };
+        assert_eq!(test_x, x.to_vec());
+    }
+
+    #[test]
+    fn gamma_parses_numbers_and_per_dimension_forms() {
+        assert_eq!(Gamma::parse("0.05"), Ok(Gamma::Value(0.05)));
+        assert_eq!(Gamma::parse("1/d").map(|g| g.value(30)), Ok(1.0 / 30.0));
+        assert_eq!(Gamma::parse(" 0.5 /d").map(|g| g.value(2)), Ok(0.25));
+        assert!(Gamma::parse("1/n").unwrap_err().contains("1/d"));
+        assert_eq!(Gamma::PerDimension(1.0).to_string(), "1/d");
+    }
 }

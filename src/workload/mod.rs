@@ -286,6 +286,10 @@ pub struct TimeMetrics {
     pub layer_insight: Vec<LayerInsight>,
     /// The MoE cost model (first time only).
     pub moe: Option<MoeCost>,
+    /// Kernel workloads with clipping: the floating-point metric of the clipped projection.
+    pub fp_clipped: Option<f64>,
+    /// kernel_error: the points the kernel error was computed on.
+    pub point_set: Option<crate::results::PointSetUsed>,
 }
 
 /// Per time, the metric alone.

@@ -4,6 +4,7 @@
 
 mod budget;
 mod energy;
+mod kernel;
 mod layers;
 mod moe;
 mod noise_floor;
@@ -22,6 +23,7 @@ use crate::report::series::*;
 use crate::results::*;
 use budget::*;
 use energy::*;
+use kernel::*;
 use layers::*;
 use moe::*;
 use noise_floor::*;
@@ -81,6 +83,12 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
             "Floating point keeps improving with the feature count s (an approximation error falls roughly as 1/√s); with crossbar noise the analog metric improves at first and then levels off at a floor the noise sets. Per line, at the two largest s:",
         )));
         blocks.push(Block::List(floor.into_iter().map(text).collect()));
+    }
+
+    let kernel = kernel_blocks(results);
+    if !kernel.is_empty() {
+        blocks.push(Block::Heading(2, "Point set and clipping".to_string()));
+        blocks.extend(kernel);
     }
 
     let budget = budget_blocks(results);

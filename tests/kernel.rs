@@ -287,3 +287,40 @@ fn an_ideal_crossbar_reproduces_the_clipped_floating_point() {
     let plain = run_on(&mut common::cpu(), &exp(IRIS_ERROR).unwrap());
     assert!(plain.points[0].fp_clipped.is_none(), "no clipping, no fp_clipped");
 }
+
+/// `projection_seeds = P` splits the trials into P blocks, block p on projection seed
+/// `projection_seed + p`: each block's trials are exactly those of a run with that one seed (the
+/// same global trials, so the same device draws), whatever the chunking; `fp` is the mean of the
+/// P projections' floating point, and the mean's interval is over projection means.
+#[test]
+fn projection_seeds_average_over_projections_block_by_block() {
+    let base = IRIS_ERROR.replace("trials = 6", "trials = 6\nweight_error_trials = 0");
+    let avg = run_on(&mut common::cpu(), &exp(&base.replace("projection_seed = 1", "projection_seed = 1\nprojection_seeds = 3")).unwrap());
+    let p = &avg.points[0];
+    let pa = p.projection_average.as_ref().expect("three projections");
+    assert_eq!((pa.seeds, pa.trials_per_seed), (3, 2));
+    assert!(p.mean_ci.method.contains("projection means"), "{}", p.mean_ci.method);
+    let split = pa.split.as_ref().expect("two draws per projection give the split");
+    assert_eq!((split.programmings, split.reads), (3, 2));
+    let mut fps = Vec::new();
+    for k in 0..3u32 {
+        let mut e = exp(&base.replace("projection_seed = 1", &format!("projection_seed = {}", 1 + k))).unwrap();
+        e.apply_shard(k, 3).unwrap();
+        let one = run_on(&mut common::cpu(), &e);
+        assert_eq!(one.points[0].per_trial, p.per_trial[2 * k as usize..2 * k as usize + 2], "block {k}");
+        fps.push(one.points[0].fp.unwrap());
+    }
+    let mean = fps.iter().sum::<f64>() / 3.0;
+    assert!((p.fp.unwrap() - mean).abs() < 1e-12, "fp is the projections' mean: {:?} vs {mean}", p.fp);
+    assert!(pa.fp_ci.lo <= mean && mean <= pa.fp_ci.hi);
+    // A shard of the averaged run holds the same trials as the single run.
+    let mut e = exp(&base.replace("projection_seed = 1", "projection_seed = 1\nprojection_seeds = 3")).unwrap();
+    e.apply_shard(1, 2).unwrap();
+    let shard = run_on(&mut common::cpu(), &e);
+    assert_eq!(shard.points[0].per_trial, p.per_trial[3..]);
+    // The trials must split into whole blocks; adaptive trials are refused.
+    expect_err(&base.replace("projection_seed = 1", "projection_seed = 1\nprojection_seeds = 4"), &["projection_seeds", "multiple of 4"]);
+    let mut e = exp(&base.replace("projection_seed = 1", "projection_seed = 1\nprojection_seeds = 3")).unwrap();
+    assert!(e.set_trials(7).unwrap_err().to_string().contains("--trials 7"));
+    assert!(e.set_adaptive(0.01, 100).unwrap_err().to_string().contains("projection_seeds"));
+}

@@ -68,6 +68,9 @@ pub struct Experiment {
     /// interval is narrow enough at every time, or a cap.
     pub adaptive: Option<Adaptive>,
     pub trials: u32,
+    /// Trials of the whole run, whatever shard this is (`kernel.projection_seeds` splits them
+    /// into one block per projection).
+    pub total_trials: u32,
     /// Reads per programming (two-level Monte Carlo; 1: every trial programs anew). Trials are
     /// programmings × reads, so `trials` is a multiple of it.
     pub reads_per_programming: u32,
@@ -160,11 +163,18 @@ fn reference_section(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf) ->
 }
 
 /// The kernel settings of every point against the data they will see.
-fn check_kernel_points(wl: WorkloadKind, points: &[SweepPoint], kd: &crate::workload::kernel::KernelData) -> Result<(), String> {
+fn check_kernel_points(wl: WorkloadKind, points: &[SweepPoint], kd: &crate::workload::kernel::KernelData, trials: u32, reads: u32) -> Result<(), String> {
     for p in points {
         let k = p.kernel.as_ref().expect("kernel workloads have kernel settings");
         let at = if p.labels.is_empty() { String::new() } else { format!("sweep point {}: ", p.series()) };
         k.validate(kd.d()).map_err(|m| format!("{at}{m}"))?;
+        crate::workload::kernel::check_projection_trials(trials, k.projection_seeds).map_err(|m| format!("{at}{m}"))?;
+        if k.projection_seeds > 1 && reads > 1 {
+            return Err(format!(
+                "{at}kernel.projection_seeds = {} with reads_per_programming = {reads}: the interval is over projections or over programmings, not both; use one",
+                k.projection_seeds
+            ));
+        }
         if wl == WorkloadKind::Attention && k.kernel != crate::features::Kernel::Softmax {
             return Err(format!("{at}kernel.kernel = {:?}: attention approximates softmax(QKᵀ/√d); use kernel = \"softmax\"", k.kernel));
         }
@@ -216,6 +226,7 @@ impl Experiment {
             fp_correct: self.fp_correct,
             mvm_inputs: self.mvm_inputs,
             kernel_data: self.kernel_data.as_ref(),
+            total_trials: self.total_trials,
             moe_tables: self.moe_tables.as_ref(),
             npu: self.npu.as_ref(),
         }
@@ -263,7 +274,7 @@ impl Experiment {
         let loaded = model::load(&raw, model, &mut points, &resolve).map_err(&bad)?;
         let model = model.unwrap_or(&no_model);
         if let Some(kd) = &loaded.kernel_data {
-            check_kernel_points(raw.workload, &points, kd).map_err(&bad)?;
+            check_kernel_points(raw.workload, &points, kd, raw.trials, raw.reads_per_programming).map_err(&bad)?;
         }
         let layer_names: Vec<String> = loaded.layers.iter().map(|l| l.name.clone()).collect();
         let mut points = sweep::budget_axis(&raw, &mut axes, points, &layer_names).map_err(&bad)?;
@@ -292,6 +303,7 @@ impl Experiment {
             tail_below: raw.tail_below,
             adaptive: None,
             trials: raw.trials,
+            total_trials: raw.trials,
             reads_per_programming: raw.reads_per_programming,
             confidence: raw.confidence,
             ci_half_width: raw.ci_half_width,

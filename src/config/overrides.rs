@@ -56,7 +56,17 @@ impl Experiment {
             return Err(ExperimentError::Override(format!("trials = {trials}: an interval over trials needs at least 2")));
         }
         super::check_reads(trials, self.reads_per_programming).map_err(ExperimentError::Override)?;
+        if self.shard.is_some() {
+            return Err(ExperimentError::Override("--trials after --shard: set the trial count first, then pick the shard".into()));
+        }
+        for p in &self.points {
+            if let Some(k) = &p.kernel {
+                crate::workload::kernel::check_projection_trials(trials, k.projection_seeds)
+                    .map_err(|m| ExperimentError::Override(m.replace("trials =", "--trials")))?;
+            }
+        }
         self.trials = trials;
+        self.total_trials = trials;
         self.weight_error_trials = self.weight_error_trials.min(trials);
         self.layer_insight_trials = self.layer_insight_trials.min(trials);
         self.resolved["trials"] = trials.into();
@@ -79,6 +89,11 @@ impl Experiment {
         if self.reads_per_programming > 1 {
             return Err(ExperimentError::Override(
                 "--ci-halfwidth with reads_per_programming > 1: adaptive trials stop at any trial, not at whole programmings; run a fixed count".into(),
+            ));
+        }
+        if self.points.iter().any(|p| p.kernel.as_ref().is_some_and(|k| k.projection_seeds > 1)) {
+            return Err(ExperimentError::Override(
+                "--ci-halfwidth with kernel.projection_seeds > 1: the trials are fixed blocks of one projection each; run a fixed count".into(),
             ));
         }
         self.ci_half_width = half_width;

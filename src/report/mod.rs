@@ -123,6 +123,7 @@ pub(crate) mod tests {
             variance_split: None,
             fp_clipped: None,
             point_set: None,
+            projection_average: None,
         }
     }
 

@@ -148,6 +148,26 @@ pub struct Point {
     /// kernel_error: the points the kernel error was computed on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point_set: Option<PointSetUsed>,
+    /// Kernel workloads with `kernel.projection_seeds` > 1: the average over random projections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projection_average: Option<ProjectionAverage>,
+}
+
+/// A point averaged over P random projections (`kernel.projection_seeds`): trial block p (of
+/// `trials_per_seed` consecutive global trials) programs projection seed `projection_seed + p`.
+/// `fp` is the mean of the P floating-point metrics; the analog mean's interval is Student t over
+/// the P projection means (`mean_ci`), so it counts both the projection and the device noise.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProjectionAverage {
+    pub seeds: u32,
+    pub trials_per_seed: u32,
+    /// The std of the floating-point metric over the P projections, and the interval of its
+    /// mean (Student t over projections).
+    pub fp_std: f64,
+    pub fp_ci: Interval,
+    /// The analog metric's variance between projections and between device draws of one
+    /// projection (two or more draws per projection; none for a shard holding part of a block).
+    pub split: Option<crate::stats::VarianceSplit>,
 }
 
 /// The point set of a kernel_error point: how many points, and which (`[data] test_rows`,

@@ -113,6 +113,7 @@ fn merge_parts(mut parts: Vec<Results>) -> Result<Results, String> {
             t_inf: p0.t_inf,
             first_trial: parts[0].shard.as_ref().map_or(0, |s| s.first_trial),
             reads_per_programming: reads,
+            projection: p0.projection_average.clone(),
         };
         let explicit = first.config.get("tail_below").and_then(|v| v.as_f64());
         let tail = if correct.is_some() { crate::run::tail_threshold(explicit, first.fp_baseline) } else { explicit };

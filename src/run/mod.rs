@@ -92,6 +92,7 @@ fn point(
     correct: Option<(Vec<u32>, u32)>,
     fp: Option<f64>,
     weight_error: Vec<LayerWeightError>,
+    projection: Option<results::ProjectionAverage>,
 ) -> Result<Point, RunError> {
     if let Some(i) = per_trial.iter().position(|v| !v.is_finite()) {
         return Err(RunError::NonFinite {
@@ -109,6 +110,7 @@ fn point(
         t_inf: exp.times[ti],
         first_trial,
         reads_per_programming: exp.reads_per_programming,
+        projection,
     };
     let tail = if correct.is_some() { tail_threshold(exp.tail_below, fp) } else { exp.tail_below };
     Ok(point_stats(id, per_trial, correct, fp, weight_error, exp.confidence, exp.ci_half_width, tail)?)
@@ -124,6 +126,20 @@ pub struct PointId {
     /// trials share a programming (the variance split).
     pub first_trial: u32,
     pub reads_per_programming: u32,
+    /// Kernel workloads averaged over projections: the projections' floating-point statistics
+    /// (the analog split between projections is filled in by [`point_stats`]).
+    pub projection: Option<results::ProjectionAverage>,
+}
+
+/// The projection average of a kernel point from its projections' floating-point metrics.
+pub fn projection_average(fp_per_seed: &[f64], trials_per_seed: u32, confidence: f64) -> Result<Option<results::ProjectionAverage>, stats::StatsError> {
+    if fp_per_seed.len() < 2 {
+        return Ok(None);
+    }
+    let m: Moments = fp_per_seed.iter().copied().collect();
+    let mut fp_ci = stats::mean_t(&m, confidence)?;
+    fp_ci.method = format!("{} over projections", fp_ci.method);
+    Ok(Some(results::ProjectionAverage { seeds: fp_per_seed.len() as u32, trials_per_seed, fp_std: m.std(), fp_ci, split: None }))
 }
 
 /// Every statistic of a point from its per-trial metric (and, for classifiers, the exact
@@ -156,16 +172,24 @@ pub fn point_stats(
         None => None,
     };
     let variance_split = stats::VarianceSplit::from_trials(&per_trial, id.first_trial, id.reads_per_programming, confidence)?;
+    // Trials of one projection share it (kernel.projection_seeds): the same two-level split, the
+    // projections in the role of programmings.
+    let mut projection = id.projection;
+    if let Some(pa) = &mut projection {
+        pa.split = stats::VarianceSplit::from_trials(&per_trial, id.first_trial, pa.trials_per_seed, confidence)?;
+    }
+    let groups =
+        variance_split.as_ref().map(|v| (v.reads, "programming")).or(projection.as_ref().and_then(|p| p.split.as_ref()).map(|v| (v.reads, "projection")));
     // Reads of one programming are not independent: with two levels, the mean's interval and the
-    // drop's are Student t over the P programming means (Var = σ_b²/P + σ_w²/(P R), P − 1
-    // degrees of freedom), exact for the balanced design; otherwise over trials.
-    let mom: Moments = match &variance_split {
-        Some(v) => per_trial.chunks(v.reads as usize).map(|g| g.iter().sum::<f64>() / g.len() as f64).collect(),
+    // drop's are Student t over the P programming (or projection) means (Var = σ_b²/P +
+    // σ_w²/(P R), P − 1 degrees of freedom), exact for the balanced design; otherwise over trials.
+    let mom: Moments = match groups {
+        Some((reads, _)) => per_trial.chunks(reads as usize).map(|g| g.iter().sum::<f64>() / g.len() as f64).collect(),
         None => per_trial.iter().copied().collect(),
     };
     let over_programmings = |mut i: stats::Interval| {
-        if variance_split.is_some() {
-            i.method = format!("{} over programming means", i.method);
+        if let Some((_, what)) = groups {
+            i.method = format!("{} over {what} means", i.method);
         }
         i
     };
@@ -228,6 +252,7 @@ pub fn point_stats(
         variance_split,
         fp_clipped: None,
         point_set: None,
+        projection_average: projection,
     })
 }
 
@@ -241,7 +266,8 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chu
         .into_iter()
         .enumerate()
         .map(|(ti, m)| {
-            let mut q = point(exp, sp, chunk.first_trial, ti, m.per_trial, m.correct, m.fp, m.weight_error)?;
+            let projection = projection_average(&m.fp_per_seed, m.trials_per_seed, exp.confidence)?;
+            let mut q = point(exp, sp, chunk.first_trial, ti, m.per_trial, m.correct, m.fp, m.weight_error, projection)?;
             q.layer_insight = m.layer_insight;
             q.moe = m.moe;
             q.fp_clipped = m.fp_clipped;
@@ -372,7 +398,7 @@ fn run_point_checkpointed(
         let correct = p.per_trial_correct.zip(n_samples);
         // The floating-point metric, the first chunk's weight errors and the MoE cost model come
         // with the first chunk's points.
-        let mut q = point(exp, sp, exp.first_trial, ti, p.per_trial, correct, p.fp, p.weight_error)?;
+        let mut q = point(exp, sp, exp.first_trial, ti, p.per_trial, correct, p.fp, p.weight_error, p.projection_average)?;
         q.moe = p.moe;
         q.layer_insight = p.layer_insight;
         q.fp_clipped = p.fp_clipped;

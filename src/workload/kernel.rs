@@ -44,6 +44,12 @@ pub struct KernelSettings {
     /// Seed of the projection draw, separate from the device-noise seed (`seed`).
     #[serde(default)]
     pub projection_seed: u64,
+    /// Average over P random projections (seeds projection_seed .. projection_seed + P − 1): the
+    /// trials split into P consecutive blocks, block p programs projection p, so every trial
+    /// redraws the device noise and every block the projection; `fp` is the mean over the P
+    /// projections, and the analog mean's interval is Student t over the P projection means.
+    #[serde(default = "default_replicas", skip_serializing_if = "is_one")]
+    pub projection_seeds: u32,
     /// Clip the programmed projection at ±clip_sigma standard deviations of its entries (the
     /// paper: 2); 0 programs it unclipped. The floating-point metric `fp` uses the unclipped
     /// projection; with clipping on, `fp_clipped` is the floating-point metric of the clipped one
@@ -134,6 +140,9 @@ impl<'de> Deserialize<'de> for Gamma {
 fn default_replicas() -> u32 {
     1
 }
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
 fn default_alpha() -> f64 {
     0.5
 }
@@ -143,6 +152,21 @@ fn default_points() -> usize {
 
 /// Largest projection the kernel workloads program (rows × replicas).
 pub const MAX_PROJECTION_ROWS: usize = 1 << 16;
+
+/// Most projections one point averages over (each is drawn and evaluated in floating point).
+pub const MAX_PROJECTION_SEEDS: u32 = 10_000;
+
+/// `projection_seeds` against the trial count: the trials split into P equal blocks, one per
+/// projection.
+pub fn check_projection_trials(trials: u32, seeds: u32) -> Result<(), String> {
+    if seeds > 1 && (!trials.is_multiple_of(seeds) || trials < 2) {
+        return Err(format!(
+            "trials = {trials} with kernel.projection_seeds = {seeds}: the trials split into one block per projection, so use a multiple of {seeds} (e.g. {})",
+            seeds * (trials / seeds).max(1)
+        ));
+    }
+    Ok(())
+}
 
 impl KernelSettings {
     /// The feature map's specification for inputs of dimension `d`.
@@ -178,6 +202,12 @@ impl KernelSettings {
         self.spec(d).validate().map_err(|m| format!("[kernel] {m}"))?;
         if self.replicas == 0 {
             return Err("kernel.replicas = 0: must be >= 1 (1 = one copy of the projection)".into());
+        }
+        if self.projection_seeds == 0 || self.projection_seeds > MAX_PROJECTION_SEEDS {
+            return Err(format!(
+                "kernel.projection_seeds = {}: use 1 (one projection, the default) to {MAX_PROJECTION_SEEDS} projections to average over",
+                self.projection_seeds
+            ));
         }
         if self.features * self.replicas as usize > MAX_PROJECTION_ROWS {
             return Err(format!(
@@ -391,6 +421,9 @@ pub struct KernelPoint {
     pub fp: f64,
     /// The floating-point metric of the clipped projection (when `clip_sigma` > 0).
     pub fp_clipped: Option<f64>,
+    /// With `projection_seeds` > 1: the floating-point metric of each projection (`fp` is their
+    /// mean).
+    pub fp_per_seed: Vec<f64>,
 }
 
 pub fn error_metric(_: &Inputs<'_>, _: &SweepPoint) -> MetricName {
@@ -408,7 +441,9 @@ pub fn attention_metric(_: &Inputs<'_>, _: &SweepPoint) -> MetricName {
 /// The kernel workloads' run (`kernel_error`, `kernel_ridge`, `attention`: the data says which).
 pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
     let data = r.inputs.kernel_data.ok_or_else(|| EngineError::Invalid("a kernel workload needs its data".into()))?;
-    let kp = run_point(r.be, data, r.inputs.workload == WorkloadKind::KernelRidge, r.inputs.times.len(), r.point, &r.cfg, &mut |n| (r.progress)(n as u64))?;
+    let kp = run_point(r.be, data, r.inputs.workload == WorkloadKind::KernelRidge, r.inputs.times.len(), r.point, &r.cfg, r.inputs.total_trials, &mut |n| {
+        (r.progress)(n as u64)
+    })?;
     let fp = Some(kp.fp);
     let used = r.point.kernel.as_ref().and_then(|ks| points_used(data, ks, r.inputs.workload == WorkloadKind::KernelRidge));
     let mut correct = kp.correct.map(|(c, n)| c.into_iter().map(move |v| (v, n)));
@@ -421,6 +456,8 @@ pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
             fp,
             fp_clipped: kp.fp_clipped,
             point_set: used.clone().map(|(n, text)| crate::results::PointSetUsed { points: n as u32, description: text }),
+            fp_per_seed: kp.fp_per_seed.clone(),
+            trials_per_seed: r.point.kernel.as_ref().map_or(1, |k| (r.inputs.total_trials / k.projection_seeds.max(1)).max(1)),
             ..TimeMetrics::default()
         })
         .collect())
@@ -428,7 +465,11 @@ pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
 
 /// Runs one sweep point of a kernel workload over `times` inference times: on
 /// [`KernelData::Points`] the ridge accuracy when `ridge`, else the kernel error; on
-/// [`KernelData::Attention`] the attention error.
+/// [`KernelData::Attention`] the attention error. With `projection_seeds` = P > 1 the run's
+/// `total_trials` split into P blocks, block p on projection seed `projection_seed + p`: the
+/// chunk's trials run block by block (the same global trials, so the same device draws, as any
+/// other chunking), and `fp` is the mean over all P projections.
+#[allow(clippy::too_many_arguments)]
 pub fn run_point(
     be: &mut dyn Backend,
     data: &KernelData,
@@ -436,13 +477,58 @@ pub fn run_point(
     times: usize,
     sp: &SweepPoint,
     cfg: &RunConfig,
+    total_trials: u32,
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<KernelPoint, EngineError> {
     let ks = sp.kernel.as_ref().ok_or_else(|| EngineError::Invalid("a kernel workload needs a [kernel] section".into()))?;
+    let seeds = ks.projection_seeds.max(1);
+    let block = if seeds > 1 { (total_trials / seeds).max(1) } else { u32::MAX };
+    let (first, end) = (cfg.first_trial, cfg.first_trial + cfg.trials);
+    let mut out = KernelPoint { per_time: vec![Vec::with_capacity(cfg.trials as usize); times], correct: None, fp: 0.0, fp_clipped: None, fp_per_seed: vec![] };
+    let mut clipped = Vec::new();
+    for p in 0..seeds {
+        // This projection's trials within the chunk (all of them with one projection).
+        let (lo, hi) = if seeds > 1 { (first.max(p * block), end.min(if p + 1 == seeds { u32::MAX } else { (p + 1) * block })) } else { (first, end) };
+        let mut c = cfg.clone();
+        (c.first_trial, c.trials) = (lo, hi.saturating_sub(lo));
+        let part = run_projection(be, data, ridge, times, sp, ks, ks.projection_seed.wrapping_add(p as u64), &c, on_chunk)?;
+        for (o, t) in out.per_time.iter_mut().zip(part.per_time) {
+            o.extend(t);
+        }
+        if let Some((c, n)) = part.correct {
+            let acc = out.correct.get_or_insert_with(|| (vec![Vec::new(); times], n));
+            for (o, t) in acc.0.iter_mut().zip(c) {
+                o.extend(t);
+            }
+        }
+        out.fp_per_seed.push(part.fp);
+        clipped.extend(part.fp_clipped);
+    }
+    out.fp = if seeds > 1 { out.fp_per_seed.iter().sum::<f64>() / seeds as f64 } else { out.fp_per_seed[0] };
+    out.fp_clipped = (!clipped.is_empty()).then(|| clipped.iter().sum::<f64>() / clipped.len() as f64);
+    if seeds == 1 {
+        out.fp_per_seed.clear();
+    }
+    Ok(out)
+}
+
+/// One projection (seed `seed`) over the trials of `cfg` (none: its floating-point metric only).
+#[allow(clippy::too_many_arguments)]
+fn run_projection(
+    be: &mut dyn Backend,
+    data: &KernelData,
+    ridge: bool,
+    times: usize,
+    sp: &SweepPoint,
+    ks: &KernelSettings,
+    seed: u64,
+    cfg: &RunConfig,
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<KernelPoint, EngineError> {
     let d = data.d();
     let spec = ks.spec(d);
     let s = ks.features;
-    let w = spec.projection(ks.projection_seed);
+    let w = spec.projection(seed);
     // The digital inputs of the projection (rows) and what the metric needs.
     let (x, metric): (Vec<f32>, Metric) = match data {
         KernelData::Points { train_x, train_y, test_x, test_y, classes, .. } => match ridge {
@@ -478,6 +564,9 @@ pub fn run_point(
     // periphery noise (the ridge model stays fitted on the unclipped features, as the analog one).
     let fp_clipped = (ks.clip_sigma > 0.0).then(|| metric.of(&spec, &spec.features(&crate::features::project(&x, &ks.clipped(&w), d), &norms, n)));
 
+    if cfg.trials == 0 {
+        return Ok(KernelPoint { per_time: vec![Vec::new(); times], correct: None, fp, fp_clipped, fp_per_seed: vec![] });
+    }
     // The analog projection: every trial an independent programming of the (replicated) W.
     let layer = ks.programmed(&w, d);
     let layers = crate::workload::analog_layers(&[layer], &[crate::workload::Activation::None], sp.tile, (&sp.periphery).into());
@@ -541,7 +630,7 @@ pub fn run_point(
         }
         _ => None,
     };
-    Ok(KernelPoint { per_time, correct, fp, fp_clipped })
+    Ok(KernelPoint { per_time, correct, fp, fp_clipped, fp_per_seed: vec![] })
 }
 
 #[cfg(test)]

@@ -257,6 +257,8 @@ pub struct Inputs<'a> {
     /// `[mvm] inputs` (mvm_error).
     pub mvm_inputs: u32,
     pub kernel_data: Option<&'a kernel::KernelData>,
+    /// Trials of the whole run (all shards): `kernel.projection_seeds` splits them into blocks.
+    pub total_trials: u32,
     pub moe_tables: Option<&'a (TierCostTable, GpuTable)>,
     /// The `[npu]` cost model, computed at validation.
     pub npu: Option<&'a crate::results::NpuReport>,
@@ -290,6 +292,10 @@ pub struct TimeMetrics {
     pub fp_clipped: Option<f64>,
     /// kernel_error: the points the kernel error was computed on.
     pub point_set: Option<crate::results::PointSetUsed>,
+    /// Kernel workloads with `projection_seeds` > 1: each projection's floating-point metric
+    /// (`fp` is their mean), and the trials per projection.
+    pub fp_per_seed: Vec<f64>,
+    pub trials_per_seed: u32,
 }
 
 /// Per time, the metric alone.

@@ -7,7 +7,8 @@ use crate::report::document::*;
 use crate::report::format::*;
 use crate::results::*;
 
-/// Rows of the clipping table at most; the rest stay in results.json (`fp_clipped`).
+/// Rows of each table at most; the rest stay in results.json (`fp_clipped`,
+/// `projection_average`).
 const MAX_ROWS: usize = 40;
 
 pub(super) fn kernel_blocks(results: &Results) -> Vec<Block> {
@@ -31,12 +32,13 @@ pub(super) fn kernel_blocks(results: &Results) -> Vec<Block> {
             if lines.len() == 1 { lines[0].clone() } else { format!("these point sets: {}", lines.join(" ")) }
         ))));
     }
+    let pct = is_classifier(results);
+    let f = |v: f64| if pct { format!("{} %", fixed(100.0 * v, 2)) } else { significant(v, 3) };
+    blocks.extend(projection_blocks(results, &f));
     let clipped: Vec<&Point> = results.points.iter().filter(|p| p.fp_clipped.is_some() && p.fp.is_some()).collect();
     if clipped.is_empty() {
         return blocks;
     }
-    let pct = is_classifier(results);
-    let f = |v: f64| if pct { format!("{} %", fixed(100.0 * v, 2)) } else { significant(v, 3) };
     let rows: Vec<Vec<Vec<Inline>>> = clipped
         .iter()
         .take(MAX_ROWS)
@@ -67,4 +69,42 @@ pub(super) fn kernel_blocks(results: &Results) -> Vec<Block> {
         2,
     ));
     blocks
+}
+
+/// Points averaged over random projections (`kernel.projection_seeds`): floating point and
+/// analog, each with its interval over projections, and the projections' share of the analog
+/// mean's variance.
+fn projection_blocks(results: &Results, f: &dyn Fn(f64) -> String) -> Vec<Block> {
+    let avg: Vec<(&Point, &ProjectionAverage)> = results.points.iter().filter_map(|p| p.projection_average.as_ref().map(|a| (p, a))).collect();
+    let Some((_, first)) = avg.first() else { return vec![] };
+    let conf = percent_label(first.fp_ci.confidence);
+    let rows: Vec<Vec<Vec<Inline>>> = avg
+        .iter()
+        .take(MAX_ROWS)
+        .map(|(p, a)| {
+            let share = a.split.as_ref().map_or("–".to_string(), |v| format!("{:.0} %", 100.0 * v.between_share));
+            vec![
+                text(p.series.clone()),
+                text(p.time_label.clone()),
+                text(format!("{} × {}", a.seeds, a.trials_per_seed)),
+                text(format!("{} [{}, {}]", f(p.fp.unwrap_or(f64::NAN)), f(a.fp_ci.lo), f(a.fp_ci.hi))),
+                text(f(a.fp_std)),
+                text(format!("{} [{}, {}]", f(p.summary.mean), f(p.mean_ci.lo), f(p.mean_ci.hi))),
+                text(share),
+            ]
+        })
+        .collect();
+    let more = if avg.len() > MAX_ROWS {
+        format!(" The first {MAX_ROWS} of {} rows; every point's projection_average is in results.json.", avg.len())
+    } else {
+        String::new()
+    };
+    paragraph_and_table(
+        format!(
+            "Averaged over random projections (kernel.projection_seeds): each projection programs its own block of trials, so a trial redraws the device noise and a block the projection. Floating point is the mean over the projections; the analog mean's {conf} interval is Student t over the projection means, so it counts both sources of randomness. The last column is the projections' share of the analog mean's variance (the rest is device noise within one projection).{more}"
+        ),
+        &["series", "t", "projections × trials", "FP mean [CI]", "FP std", "analog mean [CI]", "projections' share"],
+        rows,
+        2,
+    )
 }

@@ -87,7 +87,7 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
 
     let kernel = kernel_blocks(results);
     if !kernel.is_empty() {
-        blocks.push(Block::Heading(2, "Point set and clipping".to_string()));
+        blocks.push(Block::Heading(2, "Kernel point set, projections and clipping".to_string()));
         blocks.extend(kernel);
     }
 

@@ -3,12 +3,15 @@
 //! `--breakdown` reruns each case with per-stage profiling (`engine::profile`) and prints where
 //! its time went.
 //!
-//! Floors. The adapter's own ceilings are measured first with two microkernels: Philox4x32-10
-//! blocks/s (`peak_philox`) and FP32 FMA FLOP/s (`peak_fma`, 16 independent vec4 chains per
-//! invocation). A case's floor is the time its unavoidable work takes at those ceilings:
-//! Philox blocks / block rate + FLOPs / FMA rate. The counts per item (every RNG draw of the
-//! device state included) are in [`Counts`]; transcendentals are counted and printed but not
-//! given a time, so the floors are optimistic and a ratio near 1 is out of reach by construction.
+//! Floors. The adapter's own ceilings are measured first with three microkernels: Philox4x32-10
+//! blocks/s (`peak_philox`), FP32 FMA FLOP/s (`peak_fma`, 16 independent vec4 chains per
+//! invocation) and exponentials/s (`peak_exp`, 8 independent vec4 chains a ← exp(−a)). A case's
+//! floor is the time its unavoidable work takes at those ceilings: Philox blocks / block rate +
+//! FLOPs / FMA rate + transcendentals / exponential rate (every ln, exp, sqrt and sin/cos charged
+//! as one exponential). The counts per item (every RNG draw of the device state and its
+//! transcendentals included) are in [`Counts`]. The three terms are added, as if the units never
+//! overlapped: a GPU issues FMAs, integer ops and special functions in parallel, so a case can
+//! beat the sum; the floor is the time of the work, not a proof of a bound.
 //! - (a) device state, full PCM model with GDC, one time point, per weight: `program` 1 block
 //!   (four words: programming pair, two drift exponents), `drift` 1 block (read noise, GDC readout
 //!   noise) and 1 for the GDC baseline (first time point only); 24 bytes (W in, state out and
@@ -62,10 +65,25 @@ pub struct Counts {
 
 impl Counts {
     /// Seconds per item at the measured ceilings.
-    fn floor_seconds(&self, philox: f64, flops: f64) -> f64 {
-        self.philox_blocks / philox + self.flops / flops
+    fn floor_seconds(&self, c: &Ceilings) -> f64 {
+        self.philox_blocks / c.philox + self.flops / c.flops + self.transcendentals / c.exps
     }
 }
+
+/// The adapter's measured ceilings: Philox4x32-10 blocks/s (`peak_philox`), FP32 FMA FLOP/s
+/// (`peak_fma`) and exponentials/s (`peak_exp`, the rate every transcendental of the device
+/// state and the noise draws is charged at: ln, exp, sqrt and sin/cos run on the same special-
+/// function units of a GPU and as polynomials of similar length on the CPU).
+#[derive(Clone, Copy, Debug)]
+pub struct Ceilings {
+    pub philox: f64,
+    pub flops: f64,
+    pub exps: f64,
+}
+
+/// Transcendentals of one noise block (four normals: 2 ln + 2 sqrt + 2 sincos, as counted in
+/// [`DEVICE_STATE`]).
+pub const NOISE_BLOCK_TRANSCENDENTALS: f64 = 6.0;
 
 /// Per weight and time point of the device state with GDC (case (a), and inside (c) and (d)):
 /// program (1 block; 2 ln + 2 sqrt + 2 sincos for four normals, 4 ln in the ν curves), drift
@@ -107,8 +125,8 @@ fn cfg(trials: u32, dev: DeviceModel, gdc: Gdc) -> RunConfig {
     }
 }
 
-/// Peak Philox blocks/s and FMA FLOP/s of the backend.
-pub fn peaks(be: &mut dyn Backend, small: bool) -> Result<(f64, f64), EngineError> {
+/// Peak Philox blocks/s, FMA FLOP/s and exponentials/s of the backend.
+pub fn peaks(be: &mut dyn Backend, small: bool) -> Result<Ceilings, EngineError> {
     let items = if small { 1 << 14 } else { 1 << 20 };
     let iters = if small { 64 } else { 256 };
     plan::time_peak(be, Stage::PeakPhilox, 256, 4)?; // warm-up: pipeline creation
@@ -116,8 +134,14 @@ pub fn peaks(be: &mut dyn Backend, small: bool) -> Result<(f64, f64), EngineErro
     plan::time_peak(be, Stage::PeakFma, 256, 4)?;
     let fma_iters = iters * 4;
     let tf = plan::time_peak(be, Stage::PeakFma, items, fma_iters)?;
-    // 16 vec4 FMA chains: 128 FLOPs per iteration.
-    Ok((items as f64 * iters as f64 / tp, items as f64 * fma_iters as f64 * 128.0 / tf))
+    plan::time_peak(be, Stage::PeakExp, 256, 4)?;
+    let te = plan::time_peak(be, Stage::PeakExp, items, iters)?;
+    // 16 vec4 FMA chains: 128 FLOPs per iteration; 8 vec4 exponential chains: 32 per iteration.
+    Ok(Ceilings {
+        philox: items as f64 * iters as f64 / tp,
+        flops: items as f64 * fma_iters as f64 * 128.0 / tf,
+        exps: items as f64 * iters as f64 * 32.0 / te,
+    })
 }
 
 /// Runs `f` once more with profiling on and returns the breakdown (when asked for).
@@ -176,8 +200,13 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
         let on = crate::engine::gpu::shader_checks_from_env()?;
         say!("shader runtime checks: {} (AIMC_SHADER_CHECKS)", if on { "on" } else { "off" });
     }
-    let (philox, flops) = peaks(be.as_mut(), small)?;
-    say!("measured ceilings: {:.3} G Philox4x32-10 blocks/s, {:.3} TFLOP/s FP32 FMA", philox / 1e9, flops / 1e12);
+    let ceil = peaks(be.as_mut(), small)?;
+    say!(
+        "measured ceilings: {:.3} G Philox4x32-10 blocks/s, {:.3} TFLOP/s FP32 FMA, {:.3} G exponentials/s",
+        ceil.philox / 1e9,
+        ceil.flops / 1e12,
+        ceil.exps / 1e9
+    );
     let overhead = plan::time_dispatch_overhead(be.as_mut(), if small { 500 } else { 5000 })?;
     say!("fixed cost per dispatch (recording, submission, a one-invocation kernel): {:.1} µs", overhead * 1e6);
     // Targets for the adapter's class (engine issue: H100-class GPU; this project's 2-core CPU).
@@ -196,7 +225,7 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
         name: "(a) device state",
         size: format!("512x512, {trials_a} trials"),
         rate: samples / t,
-        floor: Some(1.0 / DEVICE_STATE.floor_seconds(philox, flops)),
+        floor: Some(1.0 / DEVICE_STATE.floor_seconds(&ceil)),
         unit: "samples/s",
         target: gpu_target(40e9),
         profile,
@@ -218,7 +247,7 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
         name: "(b) single-vector MVM",
         size: format!("512x512, {trials_b} trials"),
         rate: macs / t,
-        floor: Some(1.0 / per_mac.floor_seconds(philox, flops)),
+        floor: Some(1.0 / per_mac.floor_seconds(&ceil)),
         unit: "MAC/s",
         target: gpu_target(150e9),
         profile,
@@ -269,7 +298,7 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
             size: format!("{n}x{n}, batch {batch}, {trials} trials"),
             // GEMM-equivalent FLOP/s (2 per MAC), as a PyTorch loop would be credited.
             rate: total_flop / t,
-            floor: Some(mvm_flops / per_trial.floor_seconds(philox, flops)),
+            floor: Some(mvm_flops / per_trial.floor_seconds(&ceil)),
             unit: "FLOP/s",
             target: if full { None } else { gpu_target(15e12) },
             profile,
@@ -300,7 +329,7 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
     }
 
     // (f) FAVOR+ attention on a programmed projection: d = 64, s = 256, n = 1024, 8 heads.
-    cases.push(attention_case(be.as_mut(), small, philox, flops, show_breakdown)?);
+    cases.push(attention_case(be.as_mut(), small, &ceil, show_breakdown)?);
 
     // (g) The shipped MoE experiment: the noisy forward pass (trials/s) and the 3D schedule
     // simulation (tokens scheduled per second, host).
@@ -355,7 +384,7 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
             name: "(h) CNN experiment",
             size: format!("digits_cnn.toml, {} trials x {} times x {}", exp.trials, exp.times.len(), exp.points.len()),
             rate: 2.0 * macs * inferences / t,
-            floor: Some(flops),
+            floor: Some(ceil.flops),
             unit: "FLOP/s",
             target: None,
             profile,
@@ -365,10 +394,10 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
     // (i) The shipped transformer experiment through the runner.
     let tf = std::path::Path::new("experiments/transformer_lra.toml");
     if tf.is_file() {
-        cases.push(transformer_case(be.as_mut(), tf, small, philox, flops, show_breakdown)?);
+        cases.push(transformer_case(be.as_mut(), tf, small, &ceil, show_breakdown)?);
     }
     // (j) A BERT-base-sized encoder on seeded weights: one noisy pass.
-    cases.push(bert_case(be.as_mut(), small, philox, flops, show_breakdown)?);
+    cases.push(bert_case(be.as_mut(), small, &ceil, show_breakdown)?);
 
     say!("{:<24} {:<36} {:>16} {:>16} {:>7} {:>16}", "case", "size", "measured", "floor", "ratio", "target");
     for c in &cases {
@@ -378,9 +407,10 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
         say!("{:<24} {:<36} {:>16} {:>16} {:>7} {:>16}", c.name, c.size, si(c.rate, c.unit), floor, ratio, target);
     }
     say!(
-        "floors: Philox blocks / {:.3} G/s + FLOPs / {:.3} TFLOP/s; per device-state weight {} blocks, {} transcendentals, {} bytes (see src/bench.rs)",
-        philox / 1e9,
-        flops / 1e12,
+        "floors: Philox blocks / {:.3} G/s + FLOPs / {:.3} TFLOP/s + transcendentals / {:.3} G/s; per device-state weight {} blocks, {} transcendentals, {} bytes (see src/bench.rs)",
+        ceil.philox / 1e9,
+        ceil.flops / 1e12,
+        ceil.exps / 1e9,
         DEVICE_STATE.philox_blocks,
         DEVICE_STATE.transcendentals,
         DEVICE_STATE.bytes
@@ -414,7 +444,7 @@ fn si(v: f64, unit: &str) -> String {
 /// Floor per trial: the device state of s·d weights, the analog MVM (2·rows·d·s FLOPs), the
 /// linear attention's two products (2 · 2·heads·n·width·(d + 1) FLOPs); the 2·rows·s feature
 /// exponentials are counted but given no time.
-fn attention_case(be: &mut dyn Backend, small: bool, philox: f64, flops: f64, show_breakdown: bool) -> Result<Case, EngineError> {
+fn attention_case(be: &mut dyn Backend, small: bool, ceil: &Ceilings, show_breakdown: bool) -> Result<Case, EngineError> {
     use crate::engine::layout::KernelParams;
     use crate::engine::plan::KernelReduction;
     use crate::features::{Kernel, KernelSpec, Projection, SoftmaxFeatures};
@@ -463,14 +493,15 @@ fn attention_case(be: &mut dyn Backend, small: bool, philox: f64, flops: f64, sh
     let per_trial = Counts {
         philox_blocks: DEVICE_STATE.philox_blocks * (s * d) as f64 + rows as f64 * s as f64 / 4.0,
         flops: 2.0 * rows as f64 * d as f64 * s as f64 + 4.0 * (heads * n * width * (d + 1)) as f64,
-        transcendentals: 2.0 * (rows * s) as f64,
+        // The device state of W, the output noise's normals and the feature map's exponentials.
+        transcendentals: DEVICE_STATE.transcendentals * (s * d) as f64 + rows as f64 * s as f64 / 4.0 * NOISE_BLOCK_TRANSCENDENTALS + 2.0 * (rows * s) as f64,
         bytes: 0.0,
     };
     Ok(Case {
         name: "(f) FAVOR+ attention",
         size: format!("d {d}, s {s}, n {n}, {heads} heads, {trials} trials"),
         rate: trials as f64 / t,
-        floor: Some(1.0 / per_trial.floor_seconds(philox, flops)),
+        floor: Some(1.0 / per_trial.floor_seconds(&ceil)),
         unit: "trials/s",
         target: None,
         profile,
@@ -483,7 +514,7 @@ fn attention_case(be: &mut dyn Backend, small: bool, philox: f64, flops: f64, sh
 /// trial's device state and of the output noise of every MVM (one block per four outputs per
 /// input tile). Padding tokens run through the MVMs (sequences are padded to one length) and
 /// count in the work.
-fn transformer_case(be: &mut dyn Backend, path: &std::path::Path, small: bool, philox: f64, flops: f64, show_breakdown: bool) -> Result<Case, EngineError> {
+fn transformer_case(be: &mut dyn Backend, path: &std::path::Path, small: bool, ceil: &Ceilings, show_breakdown: bool) -> Result<Case, EngineError> {
     let mut exp = crate::config::Experiment::load(path).map_err(|e| EngineError::Invalid(format!("{}: {e}", path.display())))?;
     exp.trials = if small { 2 } else { 50 };
     exp.times.truncate(1);
@@ -491,16 +522,17 @@ fn transformer_case(be: &mut dyn Backend, path: &std::path::Path, small: bool, p
         exp.points.truncate(1);
     }
     let data = exp.data.clone().ok_or_else(|| EngineError::Invalid(format!("{}: the transformer case needs [data]", path.display())))?;
-    let (mut work, mut blocks) = (0.0, 0.0);
+    let (mut work, mut blocks, mut exps) = (0.0, 0.0, 0.0);
     for p in &exp.points {
         let s = p.transformer.as_ref().expect("transformer points carry settings");
         let m = s.seq_model(p, data.n_features);
         let (_, lengths) = s.tokens(&data);
         work += lengths.iter().map(|&l| m.flops_per_sequence(l as f64)).sum::<f64>();
         blocks += m.weights() as f64 * DEVICE_STATE.philox_blocks + data.len() as f64 * m.noise_blocks_per_sequence();
+        exps += m.weights() as f64 * DEVICE_STATE.transcendentals + data.len() as f64 * m.noise_blocks_per_sequence() * NOISE_BLOCK_TRANSCENDENTALS;
     }
     let (t, profile) = timed_experiment(be, &exp, path, show_breakdown)?;
-    let per_trial_floor = work / flops + blocks / philox;
+    let per_trial_floor = work / ceil.flops + blocks / ceil.philox + exps / ceil.exps;
     let trials = exp.trials as f64;
     Ok(Case {
         name: "(i) transformer",
@@ -572,7 +604,7 @@ pub fn seeded_encoder(layers: usize, d: usize, heads: u32, dff: usize, seq: usiz
 /// 3072, 384-token sequences, PCM with GDC at one time): sequences per second and FLOP/s against
 /// the FMA peak. aihwkit users report 17–21 minutes for SQuAD's 10,570 dev sequences on a GPU;
 /// the case prints the time this rate gives for them. `--size small`: 2 layers, 2 sequences.
-fn bert_case(be: &mut dyn Backend, small: bool, philox: f64, flops: f64, show_breakdown: bool) -> Result<Case, EngineError> {
+fn bert_case(be: &mut dyn Backend, small: bool, ceil: &Ceilings, show_breakdown: bool) -> Result<Case, EngineError> {
     let (layers, seqs) = if small { (2usize, 2usize) } else { (12, 64) };
     let (d, heads, dff, seq, vocab) = (768usize, 12u32, 3072usize, 384usize, 1000usize);
     let m = seeded_encoder(layers, d, heads, dff, seq, vocab);
@@ -587,7 +619,10 @@ fn bert_case(be: &mut dyn Backend, small: bool, philox: f64, flops: f64, show_br
     let t = start.elapsed().as_secs_f64();
     let profile = breakdown(be, show_breakdown, &mut |be| plan::run_transformer(be, &m, &tokens, &lengths, &labels, &c, &mut |_| {}).map(|_| ()))?;
     let work = m.flops_per_sequence(seq as f64) * seqs as f64;
-    let floor_s = work / flops + (m.weights() as f64 * DEVICE_STATE.philox_blocks + seqs as f64 * m.noise_blocks_per_sequence()) / philox;
+    let noise_blocks = seqs as f64 * m.noise_blocks_per_sequence();
+    let floor_s = work / ceil.flops
+        + (m.weights() as f64 * DEVICE_STATE.philox_blocks + noise_blocks) / ceil.philox
+        + (m.weights() as f64 * DEVICE_STATE.transcendentals + noise_blocks * NOISE_BLOCK_TRANSCENDENTALS) / ceil.exps;
     let squad = 10_570.0 * t / seqs as f64 * (12.0 / layers as f64);
     say!("(j) {layers}-layer encoder: {:.1} GFLOP per sequence, {seqs} sequences in {t:.2} s; at this rate SQuAD dev (10,570 sequences, 12 layers) takes {squad:.0} s", work / seqs as f64 / 1e9);
     Ok(Case {

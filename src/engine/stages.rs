@@ -67,6 +67,7 @@ macro_rules! stage_table {
             Rng          rng           []                          true;
             PeakPhilox   peak_philox   []                          true;
             PeakFma      peak_fma      []                          true;
+            PeakExp      peak_exp      []                          true;
             FeatureMap   feature_map   []                          true;
             KernelError  kernel_error  []                          false;
             AttentionKv  attention_kv  []                          false;

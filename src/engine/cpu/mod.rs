@@ -190,6 +190,7 @@ impl Backend for CpuBackend {
             ),
             Stage::PeakPhilox => peak_philox::peak_philox(p, &mut out, th),
             Stage::PeakFma => peak_fma::peak_fma(p, cast_slice_mut(&mut out), th),
+            Stage::PeakExp => peak_exp::peak_exp(p, cast_slice_mut(&mut out), th),
             Stage::Rng => {
                 let mut words = std::mem::take(&mut self.bufs[b[0].0]);
                 rng::rng(p, &mut words, cast_slice_mut(&mut out));

@@ -150,11 +150,19 @@ fn breakdown(be: &mut dyn Backend, on: bool, f: &mut dyn FnMut(&mut dyn Backend)
         return Ok(None);
     }
     be.set_profiling(true);
+    let clock = std::time::Instant::now();
     let res = f(be);
     let prof = be.take_profile();
+    let wall = clock.elapsed().as_secs_f64();
     be.set_profiling(false);
     res?;
-    prof
+    // The wall time too, so the breakdown says what the host did around the stages.
+    prof.map(|p| {
+        p.map(|mut p| {
+            p.wall_seconds = Some(wall);
+            p
+        })
+    })
 }
 
 /// Seconds for one run of `exp` through the experiment runner, after a short warm-up run that

@@ -53,8 +53,9 @@ fn quiet_loader() {
         if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
             return;
         }
-        // One directory per user (not per process), so repeated runs leave no trail.
-        let who = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| std::process::id().to_string());
+        // One directory per user (not per process), so repeated runs leave no trail: the user
+        // name, else (containers often set none) the uid that owns this process.
+        let who = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| owner_id());
         let dir = std::env::temp_dir().join(format!("aimc-runtime-{who}"));
         if std::fs::create_dir_all(&dir).is_ok() {
             #[cfg(unix)]
@@ -65,6 +66,18 @@ fn quiet_loader() {
             std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }
     });
+}
+
+/// The uid owning this process (unix), else a fixed name: a stable name per user either way.
+fn owner_id() -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = std::fs::metadata("/proc/self") {
+            return format!("uid{}", m.uid());
+        }
+    }
+    "user".to_string()
 }
 
 fn is_hardware(t: wgpu::DeviceType) -> bool {

@@ -47,11 +47,17 @@ pub enum Command {
         /// Cap of adaptive trials per sweep point.
         #[arg(long, default_value_t = 100_000, requires = "ci_halfwidth")]
         max_trials: u32,
-        /// Set a field of the file before validation, e.g. device.drift_scale=0.5,
-        /// periphery.out_res_bits=8, kernel.features=256 (repeatable; the report records the
-        /// modified file's hash).
-        #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+        /// Set a field of the file before validation: a top-level one (trials=200,
+        /// layer_insight_trials=0) or SECTION.FIELD (device.drift_scale=0.5,
+        /// periphery.out_res_bits=8, kernel.features=256); repeatable, the report records the
+        /// modified configuration.
+        #[arg(long = "set", value_name = "[SECTION.]FIELD=VALUE")]
         set: Vec<String>,
+        /// Replace the results of a different configuration (or other files) in the results
+        /// directory; without it such a directory is kept and the run refused. Results of the
+        /// same configuration are replaced (or resumed) either way.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Merge the results of all shards of one run into the single run's results and report.
     Merge {
@@ -61,11 +67,23 @@ pub enum Command {
         /// The shards' results directories.
         #[arg(required = true)]
         shards: Vec<PathBuf>,
+        /// Replace the results of a different run (or other files) in --out; without it such a
+        /// directory is kept and the merge refused.
+        #[arg(long)]
+        overwrite: bool,
     },
-    /// Validate an experiment file (fields, values, files, shapes) without running it.
+    /// Validate an experiment file (fields, values, files, shapes, and that every sweep point's
+    /// buffers fit the backend the run would use) without running it.
     Check {
         /// Experiment file (TOML) to validate.
         experiment: PathBuf,
+        /// The backend to check the buffer sizes against, as `aimc run --backend` (auto: a
+        /// hardware GPU if present, else the CPU backend).
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: BackendArg,
+        /// Set a field before validation, as `aimc run --set` ([SECTION.]FIELD=VALUE, repeatable).
+        #[arg(long = "set", value_name = "[SECTION.]FIELD=VALUE")]
+        set: Vec<String>,
     },
     /// Rebuild the plots and report of a results directory from its results.json.
     Report {
@@ -250,8 +268,8 @@ pub struct CommonArgs {
     /// Device model: pcm (aihwkit PCMLikeNoiseModel), hermes, hermes1, ideal, simple (programming noise 0.067 g_max only), afm (IBM Analog Foundation Models' evaluation noise; with --set periphery.weight_scaling_omega=1 --set periphery.weight_scaling_columnwise=true).
     #[arg(long, default_value = "pcm")]
     pub device: String,
-    /// Override a parameter: device.FIELD=VALUE, periphery.FIELD=VALUE, or model. / data.FIELD=VALUE (e.g. model.input_shape=[1,8,8]) (repeatable).
-    #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+    /// Set any field an experiment file takes, as `aimc run --set` does: a top-level one (layer_insight_trials=0, weight_error_trials=10) or SECTION.FIELD (device.drift_scale=0.5, periphery.out_res_bits=8, model.input_shape=[1,8,8]); repeatable, applied after the other flags.
+    #[arg(long = "set", value_name = "[SECTION.]FIELD=VALUE")]
     pub set: Vec<String>,
     /// Global drift compensation.
     #[arg(long, value_enum, default_value = "readout")]
@@ -274,6 +292,9 @@ pub struct CommonArgs {
     /// Also copy results.json to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Replace the results of a different configuration (or other files) in the results directory; without it such a directory is kept and the run refused.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]

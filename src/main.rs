@@ -49,7 +49,7 @@ fn path_value(p: &std::path::Path) -> toml::Value {
 /// `aimc weights` and `aimc mlp` are front ends of the experiment runner: their flags become an
 /// experiment document that the experiment loader validates (the same checks and messages as a
 /// file) and `run_experiment` runs, so they write the same results, plots and report as `aimc run`.
-fn flags_experiment(name: &str, workload: &str, mut model: toml::Table, mut data: Option<toml::Table>, c: &CommonArgs) -> Result<aimc::config::Experiment> {
+fn flags_experiment(name: &str, workload: &str, model: toml::Table, data: Option<toml::Table>, c: &CommonArgs) -> Result<aimc::config::Experiment> {
     if c.trials == 0 {
         bail!("--trials 0: need at least 1 trial");
     }
@@ -63,27 +63,14 @@ fn flags_experiment(name: &str, workload: &str, mut model: toml::Table, mut data
     doc.insert("gdc".into(), toml::Value::try_from(aimc::crossbar::Gdc::from(c.gdc))?);
     let mut device = toml::Table::new();
     device.insert("model".into(), c.device.clone().into());
-    let mut periphery = toml::Table::new();
-    for s in &c.set {
-        let (section, field, v) = aimc::config::overrides::parse_set(s)?;
-        match section.as_str() {
-            "device" => device.insert(field, v),
-            "periphery" => periphery.insert(field, v),
-            // The rest of [model] and [data] (e.g. model.input_shape=[1,8,8] for a CNN).
-            "model" => model.insert(field, v),
-            "data" => match data.as_mut() {
-                Some(d) => d.insert(field, v),
-                None => bail!("--set {s}: aimc {name} has no data set"),
-            },
-            other => bail!("--set {s}: unknown section {other:?}; use device., periphery., model. or data.FIELD=VALUE"),
-        };
-    }
     doc.insert("model".into(), model.into());
     if let Some(d) = data {
         doc.insert("data".into(), d.into());
+    } else if let Some(s) = c.set.iter().find(|s| s.trim_start().starts_with("data.")) {
+        bail!("--set {s}: aimc {name} has no data set");
     }
     doc.insert("device".into(), device.into());
-    doc.insert("periphery".into(), periphery.into());
+    doc.insert("periphery".into(), toml::Table::new().into());
     let mut t = toml::Table::new();
     t.insert("max_in".into(), toml::Value::Integer(tile.max_in as i64));
     t.insert("max_out".into(), toml::Value::Integer(tile.max_out as i64));
@@ -91,6 +78,9 @@ fn flags_experiment(name: &str, workload: &str, mut model: toml::Table, mut data
     let mut sweep = toml::Table::new();
     sweep.insert("t".into(), toml::Value::Array(c.times.iter().map(|x| x.trim().into()).collect()));
     doc.insert("sweep".into(), sweep.into());
+    // The same setter as `aimc run --set`, on the document the flags built: every field an
+    // experiment file takes (top-level or SECTION.FIELD) is settable here too.
+    aimc::config::overrides::apply_sets(&mut doc, &c.set)?;
     let text = toml::to_string(&doc)?;
     Ok(aimc::config::Experiment::from_text(&text, std::path::Path::new(&format!("aimc {name} (flags)")))?)
 }
@@ -102,11 +92,12 @@ fn run_experiment(
     backend: aimc::engine::BackendChoice,
     dir: std::path::PathBuf,
     profile: bool,
+    overwrite: bool,
     json: Option<&std::path::Path>,
 ) -> Result<()> {
     let mut progress = ProgressOut::new();
     let (r, path) =
-        aimc::run::pipeline::run_to_dir(exp, backend, &dir, profile, &mut progress, &mut |m| say_err!("{m}")).map_err(|e| anyhow::anyhow!("{e}"))?;
+        aimc::run::pipeline::run_to_dir(exp, backend, &dir, profile, overwrite, &mut progress, &mut |m| say_err!("{m}")).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(j) = json {
         std::fs::copy(&path, j).with_context(|| format!("writing {}", j.display()))?;
         say_err!("wrote {}", j.display());
@@ -173,7 +164,7 @@ impl aimc::run::Progress for ProgressOut {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run { experiment, backend, out, trials, shard, profile, ci_halfwidth, max_trials, set } => {
+        Command::Run { experiment, backend, out, trials, shard, profile, ci_halfwidth, max_trials, set, overwrite } => {
             let mut exp = aimc::config::Experiment::load_with_sets(&experiment, &set)?;
             if let Some(t) = trials {
                 exp.set_trials(t)?;
@@ -200,12 +191,13 @@ fn run(cli: Cli) -> Result<()> {
                 exp.apply_shard(k, n)?;
                 default_dir = default_dir.join(format!("shard-{k}-of-{n}"));
             }
-            run_experiment(&exp, backend.into(), out.unwrap_or(default_dir), profile, None)
+            run_experiment(&exp, backend.into(), out.unwrap_or(default_dir), profile, overwrite, None)
         }
-        Command::Merge { out, shards } => {
+        Command::Merge { out, shards, overwrite } => {
             let parts = shards.iter().map(|d| aimc::results::Results::load(d)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
             let r = aimc::run::merge::merge(parts)?;
-            let staging = Staging::begin(&out)?;
+            let staging = Staging::begin(&out, &mut |m| say_err!("{m}"))?;
+            staging.check_replace(&r.config, overwrite)?;
             r.save(staging.path(), true).with_context(|| format!("writing merged results for {}", out.display()))?;
             aimc::report::write_report(&r, staging.path())?;
             let path = staging.publish()?.join("results.json");
@@ -213,8 +205,13 @@ fn run(cli: Cli) -> Result<()> {
             say!("merged {} shards ({} trials) into {}", shards.len(), r.trials, path.display());
             Ok(())
         }
-        Command::Check { experiment } => {
-            let exp = aimc::config::Experiment::load(&experiment)?;
+        Command::Check { experiment, backend, set } => {
+            let exp = aimc::config::Experiment::load_with_sets(&experiment, &set)?;
+            // The buffer sizes against the backend the run would open (its binding limit).
+            let be = aimc::engine::open(backend.into())?;
+            let ad = be.adapter();
+            aimc::run::check::check_sizes(&exp, &format!("the {} adapter {}", ad.backend, ad.name), be.max_binding_bytes())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", experiment.display()))?;
             say!(
                 "{}: ok ({:?}, {} sweep points x {} times x {} trials, {} layers)",
                 experiment.display(),
@@ -230,7 +227,7 @@ fn run(cli: Cli) -> Result<()> {
             let r = aimc::results::Results::load(&dir).map_err(anyhow::Error::msg)?;
             // Rebuilt as a whole set (results.json and trials.csv rewritten from the results), so
             // a kill mid-rebuild leaves the old set.
-            let staging = Staging::begin(&dir)?;
+            let staging = Staging::begin(&dir, &mut |m| say_err!("{m}"))?;
             r.save(staging.path(), true).with_context(|| format!("writing results for {}", dir.display()))?;
             aimc::report::write_report(&r, staging.path())?;
             staging.publish()?;
@@ -268,7 +265,14 @@ fn run(cli: Cli) -> Result<()> {
                 model.insert("tensor".into(), t.into());
             }
             let exp = flags_experiment("weights", "weight_error", model, None, &common)?;
-            run_experiment(&exp, common.backend.into(), common.out.clone().unwrap_or_else(|| "results/weights".into()), false, common.json.as_deref())
+            run_experiment(
+                &exp,
+                common.backend.into(),
+                common.out.clone().unwrap_or_else(|| "results/weights".into()),
+                false,
+                common.overwrite,
+                common.json.as_deref(),
+            )
         }
         Command::Mlp { model, data, scale, rows, activation, common } => {
             let mut m = toml::Table::new();
@@ -286,7 +290,14 @@ fn run(cli: Cli) -> Result<()> {
                 d.insert("rows".into(), toml::Value::Array(vec![a.into(), b.into()]));
             }
             let exp = flags_experiment("mlp", "classifier", m, Some(d), &common)?;
-            run_experiment(&exp, common.backend.into(), common.out.clone().unwrap_or_else(|| "results/mlp".into()), false, common.json.as_deref())
+            run_experiment(
+                &exp,
+                common.backend.into(),
+                common.out.clone().unwrap_or_else(|| "results/mlp".into()),
+                false,
+                common.overwrite,
+                common.json.as_deref(),
+            )
         }
         Command::Bench { backend, size, breakdown } => aimc::bench::run(backend.into(), &size, breakdown).map_err(Into::into),
         c @ (Command::TrainDigits { .. } | Command::TrainDigitsMoe { .. } | Command::TrainDigitsCnn { .. } | Command::TrainTransformer { .. }) => {

@@ -343,9 +343,11 @@ fn an_unwritable_output_fails_before_any_compute_and_a_rerun_replaces_the_whole_
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("choose a writable --out") && !err.contains("trials on"), "{err}");
     // A stray file in an old results directory does not survive a rerun: the set is replaced whole,
-    // and no staging directory is left beside it.
+    // and no staging directory is left beside it. (A directory of other files, without results,
+    // is kept unless --overwrite: tests/results_safety.rs.)
     let out = dir.join("run");
-    std::fs::create_dir_all(&out).unwrap();
+    let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--out"]).arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     std::fs::write(out.join("stale.png"), b"old").unwrap();
     let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--out"]).arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

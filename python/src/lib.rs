@@ -34,10 +34,22 @@ impl Progress for Lines {
 
 /// Runs the experiment document `text` (relative paths resolve from `path`'s directory) on
 /// `backend` ("auto", "gpu" or "cpu") into `out` (default results/NAME) and returns
-/// (results.json text, the results directory). Errors are ValueErrors with the CLI's messages.
+/// (results.json text, the results directory). `overwrite` replaces the results of a different
+/// configuration in `out` (as `aimc run --overwrite`); without it they are kept and the run
+/// refused. Errors are ValueErrors with the CLI's messages.
 #[pyfunction]
-#[pyo3(signature = (text, path, backend = "auto", out = None, trials = None, quiet = false))]
-fn run_toml(py: Python<'_>, text: &str, path: &str, backend: &str, out: Option<&str>, trials: Option<u32>, quiet: bool) -> PyResult<(String, String)> {
+#[pyo3(signature = (text, path, backend = "auto", out = None, trials = None, quiet = false, overwrite = false))]
+#[allow(clippy::too_many_arguments)]
+fn run_toml(
+    py: Python<'_>,
+    text: &str,
+    path: &str,
+    backend: &str,
+    out: Option<&str>,
+    trials: Option<u32>,
+    quiet: bool,
+    overwrite: bool,
+) -> PyResult<(String, String)> {
     let err = |e: String| PyValueError::new_err(e);
     let mut exp = Experiment::from_text(text, Path::new(path)).map_err(|e| err(e.to_string()))?;
     if let Some(t) = trials {
@@ -47,7 +59,7 @@ fn run_toml(py: Python<'_>, text: &str, path: &str, backend: &str, out: Option<&
     let dir = out.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
     let res = py.allow_threads(|| {
         let mut progress = Lines { total: 0, done: 0, next: 0, quiet };
-        aimc::run::pipeline::run_to_dir(&exp, choice, &dir, false, &mut progress, &mut |m| {
+        aimc::run::pipeline::run_to_dir(&exp, choice, &dir, false, overwrite, &mut progress, &mut |m| {
             if !quiet {
                 eprintln!("aimc: {m}");
             }

@@ -43,6 +43,28 @@ def test_run_from_a_dict_with_set(tmp_path):
     assert len(r.points) == 4
 
 
+def test_results_of_another_configuration_need_overwrite(tmp_path):
+    out = str(tmp_path / "r")
+    first = aimc.run(SMOKE, backend="cpu", out=out, quiet=True)
+    # The same configuration replaces its results; another one is refused, naming the keyword.
+    aimc.run(SMOKE, backend="cpu", out=out, quiet=True)
+    with pytest.raises(ValueError, match=r"holds the results of experiment smoke.*device\.drift_scale: 1\.0 → 0\.3.*overwrite=True"):
+        aimc.run(SMOKE, backend="cpu", out=out, set={"device.drift_scale": 0.3}, quiet=True)
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["points"] == first.points
+    r = aimc.run(SMOKE, backend="cpu", out=out, set={"device.drift_scale": 0.3}, quiet=True, overwrite=True)
+    assert r.data["config"]["device"]["drift_scale"] == 0.3
+
+
+def test_top_level_fields_are_settable(tmp_path):
+    r = aimc.run(SMOKE, backend="cpu", out=str(tmp_path / "s"), set={"layer_insight_trials": 0, "weight_error_trials": 2}, quiet=True)
+    assert (r.data["config"]["layer_insight_trials"], r.data["config"]["weight_error_trials"]) == (0, 2)
+    x = np.eye(4)
+    layers = [(np.eye(4, dtype=np.float32), np.zeros(4, np.float32))]
+    c = aimc.classifier(layers, x, np.arange(4), times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "c"), quiet=True,
+                        layer_insight_trials=0)
+    assert c.data["config"]["layer_insight_trials"] == 0 and all(not p.get("layer_insight") for p in c.points)
+
+
 def test_classifier_and_weight_error_from_numpy(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 8))

@@ -7,29 +7,49 @@ use super::{Adaptive, Experiment, ExperimentError};
 use crate::crossbar::{split_len, split_start};
 use crate::results::Shard;
 
-/// One `--set SECTION.FIELD=VALUE`: the section, the field and the value as TOML (numbers,
-/// booleans, arrays where it parses as one, else the text as a string).
-pub fn parse_set(s: &str) -> Result<(String, String, toml::Value), ExperimentError> {
-    let (key, value) =
-        s.split_once('=').ok_or_else(|| ExperimentError::Override(format!("--set {s}: expected SECTION.FIELD=VALUE, e.g. device.drift_scale=0.5")))?;
-    let (section, field) = key
-        .trim()
-        .split_once('.')
-        .ok_or_else(|| ExperimentError::Override(format!("--set {s}: expected SECTION.FIELD before '=' (device, periphery, kernel, moe, arch, ...)")))?;
+/// One `--set [SECTION.]FIELD=VALUE`: the section (none for a top-level field such as
+/// `trials` or `layer_insight_trials`), the field and the value as TOML (numbers, booleans,
+/// arrays where it parses as one, else the text as a string).
+pub fn parse_set(s: &str) -> Result<(Option<String>, String, toml::Value), ExperimentError> {
+    let (key, value) = s.split_once('=').ok_or_else(|| {
+        ExperimentError::Override(format!("--set {s}: expected [SECTION.]FIELD=VALUE, e.g. device.drift_scale=0.5 or layer_insight_trials=0"))
+    })?;
+    let key = key.trim();
+    let (section, field) = match key.split_once('.') {
+        Some((section, field)) => (Some(section.trim().to_string()), field.trim().to_string()),
+        None => (None, key.to_string()),
+    };
+    if field.is_empty() || section.as_deref().is_some_and(str::is_empty) {
+        return Err(ExperimentError::Override(format!(
+            "--set {s}: expected [SECTION.]FIELD before '=': a top-level field (trials, seed, layer_insight_trials, ...) or SECTION.FIELD (device, periphery, kernel, moe, arch, ...)"
+        )));
+    }
     let v = toml::from_str::<toml::Table>(&format!("v = {}", value.trim())).ok().and_then(|t| t.get("v").cloned()).unwrap_or_else(|| value.trim().into());
-    Ok((section.trim().to_string(), field.trim().to_string(), v))
+    Ok((section, field, v))
 }
 
 /// Applies `--set` overrides to an experiment document before validation, so every override is
-/// checked like a field of the file.
+/// checked like a field of the file. The one setter of every front end: `aimc run` applies it to
+/// the file, `aimc weights` and `aimc mlp` to the document their flags build, the Python package
+/// to the document it writes; so every field a file takes, top-level or in a section, can be set
+/// from each of them.
 pub fn apply_sets(doc: &mut toml::Table, sets: &[String]) -> Result<(), ExperimentError> {
     for s in sets {
-        let (section, field, v) = parse_set(s)?;
-        let table = doc.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let Some(t) = table.as_table_mut() else {
-            return Err(ExperimentError::Override(format!("--set {s}: {section} is a value in the file, not a [section]")));
-        };
-        t.insert(field, v);
+        match parse_set(s)? {
+            (Some(section), field, v) => {
+                let table = doc.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let Some(t) = table.as_table_mut() else {
+                    return Err(ExperimentError::Override(format!("--set {s}: {section} is a top-level value, not a [section]; use --set {section}=VALUE")));
+                };
+                t.insert(field, v);
+            }
+            (None, field, v) => {
+                if doc.get(&field).is_some_and(|old| old.is_table()) && !v.is_table() {
+                    return Err(ExperimentError::Override(format!("--set {s}: {field} is a [section]; set one of its fields with --set {field}.FIELD=VALUE")));
+                }
+                doc.insert(field, v);
+            }
+        }
     }
     Ok(())
 }
@@ -194,15 +214,20 @@ mod override_tests {
 
     #[test]
     fn set_values_parse_as_toml_else_text() {
-        assert_eq!(parse_set("device.drift_scale=0.5").unwrap(), ("device".into(), "drift_scale".into(), toml::Value::Float(0.5)));
+        assert_eq!(parse_set("device.drift_scale=0.5").unwrap(), (Some("device".into()), "drift_scale".into(), toml::Value::Float(0.5)));
+        assert_eq!(parse_set("layer_insight_trials=0").unwrap(), (None, "layer_insight_trials".into(), toml::Value::Integer(0)));
         assert_eq!(parse_set(" periphery.out_res_bits = 8 ").unwrap().2, toml::Value::Integer(8));
         assert_eq!(parse_set("device.model=hermes").unwrap().2, toml::Value::String("hermes".into()));
         assert_eq!(parse_set("model.input_shape=[1,8,8]").unwrap().2.as_array().map(|a| a.len()), Some(3));
-        assert!(parse_set("drift_scale=0.5").unwrap_err().to_string().contains("SECTION.FIELD"));
-        assert!(parse_set("device.drift_scale").unwrap_err().to_string().contains("SECTION.FIELD=VALUE"));
+        assert!(parse_set(".drift_scale=0.5").unwrap_err().to_string().contains("[SECTION.]FIELD"));
+        assert!(parse_set("device.drift_scale").unwrap_err().to_string().contains("[SECTION.]FIELD=VALUE"));
         let mut doc = toml::Table::new();
         doc.insert("seed".into(), 1.into());
+        doc.insert("device".into(), toml::Value::Table(toml::Table::new()));
         assert!(apply_sets(&mut doc, &["seed.x=1".into()]).unwrap_err().to_string().contains("not a [section]"));
+        assert!(apply_sets(&mut doc, &["device=pcm".into()]).unwrap_err().to_string().contains("device.FIELD=VALUE"));
+        apply_sets(&mut doc, &["seed=7".into()]).unwrap();
+        assert_eq!(doc["seed"], toml::Value::Integer(7));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod document;
 pub(crate) mod error;
 pub mod format;
 pub mod html;
+pub mod lock;
 pub mod markdown;
 pub mod plots;
 pub mod publish;

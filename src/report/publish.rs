@@ -6,6 +6,11 @@
 //! publishes what it finished to `DIR.partial` instead and leaves `DIR` untouched. A process
 //! killed mid-write leaves only a `DIR.staging-PID` directory beside an intact `DIR`, which the
 //! next run into `DIR` removes (a set moved aside whose replacement never arrived goes back).
+//!
+//! Two guards keep finished work: the whole sequence runs under `DIR.lock` ([`super::lock`]), so
+//! a second process writing `DIR` is refused instead of racing this one; and a run refuses to
+//! replace results of a different configuration (or a directory that holds no aimc results)
+//! unless told to overwrite ([`Staging::check_replace`]).
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +24,14 @@ pub enum PublishError {
         "the results directory {path} needs about {need_mb} MB free for this run, and writing them failed: {reason}; free some space or choose another --out"
     )]
     NoSpace { path: PathBuf, need_mb: u64, reason: std::io::Error },
+    #[error(transparent)]
+    Locked(#[from] super::lock::LockError),
+    #[error(
+        "{path} holds the results of {what}, made {when}, with a different configuration than this run ({diff}); they are kept. Give --overwrite (Python: overwrite=True) to replace them, or choose another --out"
+    )]
+    Different { path: PathBuf, what: String, when: String, diff: String },
+    #[error("{path} holds files that are not aimc results ({what}); they are kept. Give --overwrite (Python: overwrite=True) to replace the whole directory, or choose another --out")]
+    Foreign { path: PathBuf, what: String },
 }
 
 /// A staging directory for the files of `target`.
@@ -26,6 +39,8 @@ pub struct Staging {
     target: PathBuf,
     staging: PathBuf,
     done: bool,
+    /// Dropped after the staging directory (fields drop in order), so the lock covers it all.
+    _lock: super::lock::DirLock,
 }
 
 fn sibling(target: &Path, suffix: &str) -> PathBuf {
@@ -34,8 +49,9 @@ fn sibling(target: &Path, suffix: &str) -> PathBuf {
 }
 
 impl Staging {
-    /// Creates the staging directory beside `target` and checks that it takes a file.
-    pub fn begin(target: &Path) -> Result<Staging, PublishError> {
+    /// Takes `target`'s lock, creates the staging directory beside it and checks that it takes
+    /// a file; `say` gets the line about a stale lock taken over.
+    pub fn begin(target: &Path, say: &mut dyn FnMut(String)) -> Result<Staging, PublishError> {
         if target.exists() && !target.is_dir() {
             return Err(PublishError::Unwritable { path: target.to_path_buf(), reason: std::io::Error::other("it exists and is not a directory") });
         }
@@ -43,13 +59,44 @@ impl Staging {
         let target = &std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf());
         let staging = sibling(target, &format!("staging-{}", std::process::id()));
         let unwritable = |reason| PublishError::Unwritable { path: target.to_path_buf(), reason };
+        // The lock first: cleaning up leftovers of a killed process must not remove the staging
+        // directory of one still running.
+        let lock = super::lock::DirLock::acquire(target, say)?;
         recover(target).map_err(unwritable)?;
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(unwritable)?;
         }
         std::fs::create_dir_all(&staging).map_err(unwritable)?;
         std::fs::write(staging.join(".probe"), b"").and_then(|_| std::fs::remove_file(staging.join(".probe"))).map_err(unwritable)?;
-        Ok(Staging { target: target.to_path_buf(), staging, done: false })
+        Ok(Staging { target: target.to_path_buf(), staging, done: false, _lock: lock })
+    }
+
+    /// Before any compute: refuses to replace what `target` holds unless it is the results of
+    /// the same configuration (`resolved`, the run's resolved configuration as results.json
+    /// records it in `config`), it is empty or absent, or `overwrite` is set. The message names
+    /// the experiment, when its results were made and the first settings that differ.
+    pub fn check_replace(&self, resolved: &serde_json::Value, overwrite: bool) -> Result<(), PublishError> {
+        if overwrite {
+            return Ok(());
+        }
+        match existing(&self.target) {
+            Existing::Nothing => Ok(()),
+            Existing::Foreign(what) => Err(PublishError::Foreign { path: self.target.clone(), what }),
+            Existing::Results { name, file, config, made } => {
+                let mut diff = Vec::new();
+                differences(&config, resolved, &mut String::new(), &mut diff);
+                if diff.is_empty() {
+                    return Ok(());
+                }
+                let n = diff.len();
+                let mut diff: Vec<String> = diff.into_iter().take(3).collect();
+                if n > 3 {
+                    diff.push(format!("and {} more", n - 3));
+                }
+                let what = if file.is_empty() { format!("experiment {name}") } else { format!("experiment {name} ({file})") };
+                Err(PublishError::Different { path: self.target.clone(), what, when: made, diff: diff.join("; ") })
+            }
+        }
     }
 
     /// Checks before any compute that `bytes` (the run's expected results, plots and report) can
@@ -113,6 +160,87 @@ impl Staging {
     }
 }
 
+/// What a results directory holds before a run replaces it.
+enum Existing {
+    /// No directory, or an empty one.
+    Nothing,
+    /// A results.json: its experiment's name and file, resolved configuration and when it was written.
+    Results { name: String, file: String, config: serde_json::Value, made: String },
+    /// Files but no readable results.json: a few of their names, or what is wrong with it.
+    Foreign(String),
+}
+
+fn existing(target: &Path) -> Existing {
+    let Ok(entries) = std::fs::read_dir(target) else { return Existing::Nothing };
+    let names: Vec<String> = entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    if names.is_empty() {
+        return Existing::Nothing;
+    }
+    let json = target.join("results.json");
+    if !json.exists() {
+        let mut shown: Vec<String> = names.iter().take(3).cloned().collect();
+        if names.len() > 3 {
+            shown.push(format!("{} more", names.len() - 3));
+        }
+        return Existing::Foreign(format!("no results.json; {}", shown.join(", ")));
+    }
+    /// Only what the check needs; serde skips the rest (points, trials) without building it.
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        experiment_file: String,
+        #[serde(default)]
+        config: serde_json::Value,
+    }
+    let head = std::fs::File::open(&json)
+        .map_err(|e| e.to_string())
+        .and_then(|f| serde_json::from_reader::<_, Head>(std::io::BufReader::new(f)).map_err(|e| e.to_string()));
+    match head {
+        Ok(h) => {
+            let made = std::fs::metadata(&json)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or_else(|| "at an unknown time".into(), |d| format!("on {}", super::lock::utc(d.as_secs())));
+            Existing::Results { name: h.name, file: h.experiment_file, config: h.config, made }
+        }
+        Err(e) => Existing::Foreign(format!("a results.json that cannot be read: {e}")),
+    }
+}
+
+/// The settings where `old` and `new` differ, as `path: old → new` (JSON paths, leaves only).
+fn differences(old: &serde_json::Value, new: &serde_json::Value, path: &mut String, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                differences(a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null), path, out);
+                path.truncate(len);
+            }
+        }
+        _ if old == new => {}
+        _ => {
+            let short = |v: &Value| {
+                let s = v.to_string();
+                if s.chars().count() > 40 {
+                    format!("{}…", s.chars().take(40).collect::<String>())
+                } else {
+                    s
+                }
+            };
+            out.push(format!("{}: {} → {}", if path.is_empty() { "the configuration" } else { path.as_str() }, short(old), short(new)));
+        }
+    }
+}
+
 /// Cleans up after a process killed while it held `target`'s staging or old set: a set moved
 /// aside whose replacement never arrived goes back into place, and leftover staging and old
 /// directories are removed. (One process writes one results directory at a time.)
@@ -160,17 +288,17 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("old.txt"), b"old").unwrap();
         // A failed run: partial results beside, the old set untouched.
-        let s = Staging::begin(&dir).unwrap();
+        let s = Staging::begin(&dir, &mut |_| {}).unwrap();
         std::fs::write(s.path().join("results.partial.json"), b"{}").unwrap();
         let partial = s.publish_partial().unwrap();
         assert!(partial.join("results.partial.json").exists() && dir.join("old.txt").exists());
         // A complete run replaces the set: no file of the old one is left.
-        let s = Staging::begin(&dir).unwrap();
+        let s = Staging::begin(&dir, &mut |_| {}).unwrap();
         std::fs::write(s.path().join("new.txt"), b"new").unwrap();
         s.publish().unwrap();
         assert!(dir.join("new.txt").exists() && !dir.join("old.txt").exists());
         // An abandoned staging directory is removed; only the run and its partial set remain.
-        drop(Staging::begin(&dir).unwrap());
+        drop(Staging::begin(&dir, &mut |_| {}).unwrap());
         let mut names: Vec<String> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         assert_eq!(names, ["run", "run.partial"]);
@@ -178,12 +306,45 @@ mod tests {
         // set goes back into place and the leftovers are removed.
         std::fs::rename(&dir, root.join("run.old-99999")).unwrap();
         std::fs::create_dir_all(root.join("run.staging-99998")).unwrap();
-        let s = Staging::begin(&dir).unwrap();
+        let s = Staging::begin(&dir, &mut |_| {}).unwrap();
         assert!(dir.join("new.txt").exists() && !root.join("run.old-99999").exists() && !root.join("run.staging-99998").exists());
         drop(s);
         // A file where the directory should be is refused before any work.
         std::fs::write(root.join("file"), b"").unwrap();
-        assert!(matches!(Staging::begin(&root.join("file")), Err(PublishError::Unwritable { .. })));
+        assert!(matches!(Staging::begin(&root.join("file"), &mut |_| {}), Err(PublishError::Unwritable { .. })));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn results_of_another_configuration_or_foreign_files_are_kept_without_overwrite() {
+        let root = std::env::temp_dir().join(format!("aimc-replace-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("run");
+        let config = serde_json::json!({"name": "smoke", "device": {"drift_scale": 1.0}});
+        // Nothing there yet, or an empty directory: any run may write.
+        let s = Staging::begin(&dir, &mut |_| {}).unwrap();
+        s.check_replace(&config, false).unwrap();
+        std::fs::write(s.path().join("results.json"), serde_json::json!({"name": "smoke", "experiment_file": "smoke.toml", "config": config}).to_string())
+            .unwrap();
+        s.publish().unwrap();
+        // The same configuration replaces (or resumes) as before.
+        let s = Staging::begin(&dir, &mut |_| {}).unwrap();
+        s.check_replace(&config, false).unwrap();
+        // Another one is refused, naming the experiment, when and what differs, and the flag.
+        let other = serde_json::json!({"name": "smoke", "device": {"drift_scale": 0.3}});
+        let msg = s.check_replace(&other, false).unwrap_err().to_string();
+        for part in ["experiment smoke (smoke.toml)", "made on 20", "device.drift_scale: 1.0 → 0.3", "--overwrite", "overwrite=True"] {
+            assert!(msg.contains(part), "{part:?} missing from: {msg}");
+        }
+        s.check_replace(&other, true).unwrap();
+        drop(s);
+        // A directory of other files is never replaced silently.
+        std::fs::remove_file(dir.join("results.json")).unwrap();
+        std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
+        let s = Staging::begin(&dir, &mut |_| {}).unwrap();
+        let msg = s.check_replace(&config, false).unwrap_err().to_string();
+        assert!(msg.contains("not aimc results") && msg.contains("notes.txt") && msg.contains("--overwrite"), "{msg}");
+        drop(s);
         let _ = std::fs::remove_dir_all(&root);
     }
 }

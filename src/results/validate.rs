@@ -272,6 +272,12 @@ fn point(r: &Results, f: &str, p: &super::Point, trials: usize) -> Result<(), In
     summary(&format!("{f}.summary"), &p.summary)?;
     interval(&format!("{f}.mean_ci"), &p.mean_ci)?;
     histogram(&format!("{f}.histogram"), &p.histogram)?;
+    // Every trial's value is counted once (in a bin, under- or overflow): an empty histogram, or
+    // one of other trials, is not this point's distribution.
+    let counted = p.histogram.counts.iter().chain([&p.histogram.underflow, &p.histogram.overflow]).sum::<u64>();
+    if counted != n as u64 {
+        return Err(bad(format!("{f}.histogram.counts"), format!("count {counted} values in all but per_trial has {n}; each trial is counted once")));
+    }
     if let Some(c) = &p.per_trial_correct {
         if c.len() != n {
             return Err(bad(format!("{f}.per_trial_correct"), format!("{} entries but per_trial has {n}", c.len())));

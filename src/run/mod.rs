@@ -7,6 +7,7 @@
 use crate::config::time_label;
 use crate::config::{Experiment, SweepPoint, WorkloadKind};
 
+pub mod check;
 pub mod journal;
 pub mod merge;
 pub mod paired;

@@ -1,5 +1,6 @@
 //! One pipeline behind every front end (`aimc run`, `aimc weights`, `aimc mlp`, the Python
-//! package): check and stage the output directory before any compute, open the backend, run the
+//! package): lock the output directory, refuse to replace another configuration's results
+//! unless told to overwrite, check and stage it before any compute, open the backend, run the
 //! experiment with its checkpoint journal (a rerun resumes), then write results, plots and report
 //! into the staging directory and publish the set whole (ripgrep's "one search behind every flag").
 
@@ -34,16 +35,21 @@ pub enum PipelineError {
 }
 
 /// Runs `exp` on `backend` into `dir` and returns the results and the published results.json.
-/// `log` gets the one-line messages (the header, resuming, where partial results went).
+/// `dir` may hold the results of the same configuration (they are replaced, or the run resumes
+/// from their journal); the results of another configuration, or other files, only with
+/// `overwrite`. `log` gets the one-line messages (the header, resuming, where partial results
+/// went, a stale lock taken over).
 pub fn run_to_dir(
     exp: &Experiment,
     backend: BackendChoice,
     dir: &Path,
     profile: bool,
+    overwrite: bool,
     progress: &mut dyn Progress,
     log: &mut dyn FnMut(String),
 ) -> Result<(Results, PathBuf), PipelineError> {
-    let staging = Staging::begin(dir)?;
+    let staging = Staging::begin(dir, log)?;
+    staging.check_replace(&exp.resolved, overwrite)?;
     // results.json and trials.csv hold every trial's metric (about 48 bytes each with the
     // per-trial counts), plus the plots and the report (a few MB).
     let values = exp.points.len() as u64 * exp.times.len() as u64 * exp.trials as u64;

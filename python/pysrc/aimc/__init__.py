@@ -111,10 +111,13 @@ def _frame(rows: list):
 
 
 def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int | None = None, out: str | None = None,
-        set: dict | None = None, quiet: bool = False) -> Results:
+        set: dict | None = None, quiet: bool = False, overwrite: bool = False) -> Results:
     """Runs an experiment file (path) or document (dict, the file's TOML as nested dicts) and
-    returns its Results. `set={"device.drift_scale": 0.5}` sets fields before validation, like
-    `aimc run --set`. Relative paths in a dict resolve from the working directory."""
+    returns its Results. `set={"device.drift_scale": 0.5, "layer_insight_trials": 0}` sets
+    fields before validation, like `aimc run --set` (SECTION.FIELD, or a top-level field).
+    Relative paths in a dict resolve from the working directory. `out` (default results/NAME)
+    may hold the results of the same configuration, which are replaced; the results of another
+    configuration, or other files, are kept and the run refused unless `overwrite=True`."""
     if isinstance(experiment, dict):
         doc, path = json.loads(json.dumps(experiment)), pathlib.Path.cwd() / "experiment.toml"
     else:
@@ -126,29 +129,40 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
         if set and tomllib is None:
             raise ValueError("set= needs Python >= 3.11 (tomllib) for experiment files; pass a dict instead")
         if tomllib is None:
-            text, directory = _run_toml(path.read_text(), str(path), backend, out, trials, quiet)
+            text, directory = _run_toml(path.read_text(), str(path), backend, out, trials, quiet, overwrite)
             return Results(json.loads(text), directory)
         try:
             doc = tomllib.loads(path.read_text())
         except OSError as e:
             raise ValueError(f"{path}: cannot read the experiment file ({e}); check the path") from None
     for key, value in (set or {}).items():
-        section, _, field = key.partition(".")
-        if not field:
-            raise ValueError(f"set {key!r}: expected 'SECTION.FIELD', e.g. 'device.drift_scale'")
-        doc.setdefault(section, {})[field] = value
-    text, directory = _run_toml(to_toml(doc), str(path), backend, out, trials, quiet)
+        section, dot, field = key.partition(".")
+        if not section or (dot and not field):
+            raise ValueError(f"set {key!r}: expected 'SECTION.FIELD' or a top-level field, e.g. 'device.drift_scale' or 'layer_insight_trials'")
+        if not dot:
+            if isinstance(doc.get(section), dict) and not isinstance(value, dict):
+                raise ValueError(f"set {key!r}: {section} is a [section]; set one of its fields as '{section}.FIELD'")
+            doc[section] = value
+            continue
+        table = doc.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ValueError(f"set {key!r}: {section} is a top-level value, not a [section]; set it as '{section}'")
+        table[field] = value
+    text, directory = _run_toml(to_toml(doc), str(path), backend, out, trials, quiet, overwrite)
     return Results(json.loads(text), directory)
 
 
 def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 1000,
                device: str = "pcm", gdc: str = "readout", activation: str | Sequence[str] = "relu", seed: int = 0, backend: str = "auto",
-               out: str | None = None, quiet: bool = False, input_shape: Sequence[int] | None = None, **overrides) -> Results:
+               out: str | None = None, quiet: bool = False, input_shape: Sequence[int] | None = None, overwrite: bool = False,
+               **overrides) -> Results:
     """Accuracy over trials of a network given as NumPy arrays: `layers` = [(W [out, in], b [out]), ...]
     for Linear layers, or the Conv2d dicts `from_torch` returns, with `activation` between them
     (or a list: the activation after each layer), on features `x` [n, in] and integer labels `y` [n].
     With Conv2d layers, `x` is [n, C, H, W] images (or [n, C*H*W] rows with `input_shape=(C, H, W)`).
-    `overrides` set device and periphery fields: `device__drift_scale=0.5`, `periphery__out_res_bits=8`."""
+    `overrides` set device and periphery fields (`device__drift_scale=0.5`, `periphery__out_res_bits=8`)
+    or top-level fields of the experiment (`layer_insight_trials=0`, `weight_error_trials=100`).
+    `overwrite=True` replaces the results of a different configuration in `out`."""
     with tempfile.TemporaryDirectory(prefix="aimc-") as tmp:
         tmp = pathlib.Path(tmp)
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
@@ -180,20 +194,22 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
         else:
             doc["model"]["activations"] = list(activation)
         doc["data"] = {"path": str(tmp / "data.csv")}
-        doc["weight_error_trials"] = 0
-        text, directory = _run_document(doc, tmp / "classifier.toml", backend, out or "results/classifier", quiet)
+        doc.setdefault("weight_error_trials", 0)
+        text, directory = _run_document(doc, tmp / "classifier.toml", backend, out or "results/classifier", quiet, overwrite)
         return Results(json.loads(text), directory)
 
 
 def weight_error(w, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 200, device: str = "pcm", gdc: str = "readout",
-                 seed: int = 0, backend: str = "auto", out: str | None = None, quiet: bool = False, **overrides) -> Results:
-    """Std over trials of the effective-weight error (α·W_eff − W)/max|W| of a matrix W [out, in]."""
+                 seed: int = 0, backend: str = "auto", out: str | None = None, quiet: bool = False, overwrite: bool = False,
+                 **overrides) -> Results:
+    """Std over trials of the effective-weight error (α·W_eff − W)/max|W| of a matrix W [out, in].
+    `overrides` as for `classifier`; `overwrite=True` replaces another configuration's results in `out`."""
     with tempfile.TemporaryDirectory(prefix="aimc-") as tmp:
         tmp = pathlib.Path(tmp)
         _write_safetensors(tmp / "w.safetensors", {"weight": w})
         doc = _document("weight_error", seed, trials, gdc, device, times, overrides)
         doc["model"] = {"path": str(tmp / "w.safetensors"), "tensor": "weight"}
-        text, directory = _run_document(doc, tmp / "weights.toml", backend, out or "results/weights", quiet)
+        text, directory = _run_document(doc, tmp / "weights.toml", backend, out or "results/weights", quiet, overwrite)
         return Results(json.loads(text), directory)
 
 
@@ -201,7 +217,7 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
                 gdc: str = "readout", attention: str | None = None, features: int | None = None, pad_id: int | None = None,
                 pooling: str | None = None, embed_scale: float | None = None, seed: int = 0, backend: str = "auto",
                 out: str | None = None, quiet: bool = False, settings: dict | None = None, digital: Sequence[str] | None = None,
-                **overrides) -> Results:
+                overwrite: bool = False, **overrides) -> Results:
     """Accuracy over trials of a transformer classifier on token sequences (the `transformer`
     workload): every static-weight matrix on noisy crossbars, embedding, LayerNorm, attention,
     residual adds and pooling digital. `model` is a `TransformerModel` (from `from_torch`) or the
@@ -215,7 +231,9 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     "cls"), `embed_scale` (default 1; √d_model for Vaswani-style models), `settings` (any
     `[transformer]` field; None removes one), `digital` (matrices that stay digital: `layers.0.q`,
     or kinds `q`, `ffn1`, `head`, ...). `overrides` set device, periphery and transformer fields:
-    `device__drift_scale=0.5`, `periphery__out_res_bits=8`, `transformer__causal=True`."""
+    `device__drift_scale=0.5`, `periphery__out_res_bits=8`, `transformer__causal=True`, and top-level
+    fields of the experiment (`layer_insight_trials=0`). `overwrite=True` replaces the results of
+    a different configuration in `out`."""
     if isinstance(model, tuple) and len(model) == 2:
         model, settings = model[0], {**model[1], **(settings or {})}
     if isinstance(model, TransformerModel):
@@ -254,7 +272,7 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
             doc["model"]["digital"] = [str(v) for v in digital]
         doc["data"] = {"path": str(tmp / "tokens.csv")}
         doc["transformer"] = {**s, **doc["transformer"]}
-        text, directory = _run_document(doc, tmp / "transformer.toml", backend, out or "results/transformer", quiet)
+        text, directory = _run_document(doc, tmp / "transformer.toml", backend, out or "results/transformer", quiet, overwrite)
         return Results(json.loads(text), directory)
 
 
@@ -741,24 +759,37 @@ def _document(workload: str, seed: int, trials: int, gdc: str, device: str, time
         doc.setdefault(section, {})
     doc["sweep"] = {"t": [str(t) for t in times]}
     for key, value in overrides.items():
-        section, _, field = key.partition("__")
+        section, sep, field = key.partition("__")
+        if not sep:
+            # A top-level field of the experiment (layer_insight_trials, weight_error_trials, ...),
+            # as `--set FIELD=VALUE`; the engine refuses one the schema does not have.
+            if key in sections:
+                raise ValueError(f"{key}=: {key} is a section; use {key}__FIELD=value")
+            doc[key] = value
+            continue
         if section not in sections or not field:
             forms = " or ".join(f"{s}__FIELD=value" for s in sections)
-            raise ValueError(f"{key}=: use {forms}, e.g. periphery__out_res_bits=8")
+            raise ValueError(f"{key}=: use {forms} (or a top-level field such as layer_insight_trials=0), e.g. periphery__out_res_bits=8")
         doc[section][field] = value
     return doc
 
 
-def _run_document(doc: dict, path: pathlib.Path, backend: str, out: str, quiet: bool):
+def _run_document(doc: dict, path: pathlib.Path, backend: str, out: str, quiet: bool, overwrite: bool = False):
     """Runs a document this module built in a temporary folder. Its errors name what the caller
     wrote: the temporary file's path is dropped and `section.field` becomes the keyword
     `section__field` (e.g. device__drift_scale), the rest of the CLI's message kept."""
     try:
-        return _run_toml(to_toml(doc), str(path), backend, out, None, quiet)
+        return _run_toml(to_toml(doc), str(path), backend, out, None, quiet, overwrite)
     except ValueError as e:
         msg = str(e).replace(f"{path}: ", "").replace(str(path), "the arguments")
         for section in ("device", "periphery"):
             msg = re.sub(rf"\b{section}\.(\w+)", rf"{section}__\1", msg)
+        # A keyword taken as a top-level field that the experiment does not have: most likely a
+        # section's field written without its section.
+        unknown = re.search(r"unknown field `(\w+)`, expected one of `name`", msg)
+        if unknown and unknown.group(1) in doc:
+            sections = [k for k in ("device", "periphery", "transformer") if isinstance(doc.get(k), dict)]
+            msg += "; a section's field is a keyword SECTION__FIELD: " + " or ".join(f"{k}__FIELD=value" for k in sections)
         raise ValueError(msg) from None
 
 

@@ -35,6 +35,16 @@ pub fn sample_batch(be: &dyn Backend, layers: &[AnalogLayer], samples: u32) -> u
     samples.min(by_bytes.min(by_groups).min(u32::MAX as u64) as u32).max(1)
 }
 
+/// One trial's largest buffer binding of one layer in `forward` (bytes): its tiles' partial
+/// outputs or its inputs and outputs for `vectors` MVMs, or its programmed state. Trial chunks
+/// are sized by it, and one trial above the adapter's binding limit is refused; `aimc check`
+/// asks the same function before a run.
+pub fn layer_trial_bytes(n_in: u32, n_out: u32, tiles_in: u32, vectors: u32, device: &crate::device::DeviceModel) -> u64 {
+    let acts = (tiles_in as u64 * vectors as u64 * n_out as u64).max(vectors as u64 * n_in.max(n_out) as u64) * 4;
+    // The programmed state of the out × in matrix (MappedMatrix holds it row-major, unpadded).
+    acts.max(n_in as u64 * n_out as u64 * 4 * state_words(device))
+}
+
 /// As [`run_classifier`], telling `on_chunk` how many trials each finished chunk held. The data
 /// set runs in [`sample_batch`]es where it is large.
 pub fn run_classifier_progress(
@@ -250,16 +260,8 @@ pub(super) fn forward(
             MAX_GROUPS as u64 * MVM_BM as u64
         )));
     }
-    let per_trial_bytes = layers
-        .iter()
-        .zip(&vectors)
-        .map(|(l, &v)| {
-            let m = &l.mapped;
-            let acts = [m.tiles_in as u64 * v as u64 * m.n_out as u64, v as u64 * m.n_in.max(m.n_out) as u64].into_iter().max().unwrap() * 4;
-            acts.max(state_bytes(m, &cfg.device))
-        })
-        .max()
-        .unwrap();
+    let per_trial_bytes =
+        layers.iter().zip(&vectors).map(|(l, &v)| layer_trial_bytes(l.mapped.n_in, l.mapped.n_out, l.mapped.tiles_in, v, &cfg.device)).max().unwrap();
     // `mvm` dispatches trials x tiles workgroups along z.
     let max_tiles = layers.iter().map(|l| l.mapped.n_tiles()).max().unwrap();
     // Every per-trial buffer of the chunk together stays within CHUNK_BUDGET_BYTES: chunks as

@@ -12,6 +12,21 @@ pub enum KernelReduction<'a> {
     Attention { v: &'a [f32], exact: &'a [f32] },
 }
 
+/// One trial's largest buffer of the kernel stages (bytes): Φ (rows × width), attention's sums,
+/// or the partial sums of every time. `aimc check` asks the same function before a run.
+pub fn kernel_trial_bytes(kp: &KernelParams, times: usize, attention: bool) -> u64 {
+    let phi_words = kp.rows as u64 * kp.width as u64;
+    let kv_words = if attention { kp.heads as u64 * kp.blocks as u64 * kp.width as u64 * (kp.dv as u64 + 1) } else { 0 };
+    let slots = if attention { kp.heads as u64 * kp.seq as u64 } else { kp.rows as u64 };
+    phi_words.max(kv_words).max(times as u64 * slots) * 4
+}
+
+/// The most one trial's kernel-stage buffer may take on a backend whose bindings hold
+/// `max_binding` bytes: a quarter of the chunk budget at most, as the chunk holds several.
+pub fn kernel_binding_limit(max_binding: u64) -> u64 {
+    max_binding.min(CHUNK_BUDGET_BYTES / 4)
+}
+
 /// The kernel workloads on the device (kernel-attention spec): per chunk, program the projection;
 /// per time, drift and run every input row through it (the analog projection), then
 /// `feature_map` and the reduction stages (`kernel_error`, or `attention_kv` + `attention_out`).
@@ -33,11 +48,10 @@ pub fn run_kernel(
     let attention = matches!(reduction, KernelReduction::Attention { .. });
     let slots = if attention { (kp.heads * kp.seq) as usize } else { rows };
     let nt = cfg.times.len();
-    // Per-trial buffers of these stages: Φ, attention's sums, the partial sums of every time.
     let phi_words = rows * kp.width as usize;
     let kv_words = if attention { (kp.heads * kp.blocks * kp.width * (kp.dv + 1)) as usize } else { 0 };
-    let per_trial = (phi_words.max(kv_words).max(nt * slots) * 4) as u64;
-    let limit = be.max_binding_bytes().min(CHUNK_BUDGET_BYTES / 4);
+    let per_trial = kernel_trial_bytes(&kp, nt, attention);
+    let limit = kernel_binding_limit(be.max_binding_bytes());
     if per_trial > limit {
         return Err(EngineError::TooLarge {
             what: "one trial's random features".into(),

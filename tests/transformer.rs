@@ -66,7 +66,8 @@ fn token_csv() -> String {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("aimc-transformer-{name}-{}", std::process::id()));
+    // Under target/ (cargo's directory for test files), so runs leave nothing in /tmp.
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("transformer-{name}"));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d

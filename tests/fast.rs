@@ -225,6 +225,72 @@ fn fast_kernel_reductions_match_the_twins() {
     }
 }
 
+/// The fast `attention_kv` and `attention_out` on the twins' recorded inputs, split over
+/// (trial, head): causal bit for bit (the twins' sums in the twins' order), non-causal (SGEMMs)
+/// within `KERNEL_REL`; 150 tokens (three causal blocks, the last ragged), three heads, three
+/// trials in chunks of two, on one and on three threads.
+#[test]
+fn fast_attention_matches_the_twins_on_recorded_inputs() {
+    use aimc::engine::layout::KernelParams;
+    use aimc::engine::plan::{run_kernel, KernelReduction};
+    let (d, s, heads, seq) = (7usize, 13usize, 3usize, 150usize);
+    let rows = 2 * heads * seq;
+    let x: Vec<f32> = weights(rows * d, 31).iter().map(|v| v * 0.5).collect();
+    let layer = AnalogLayer {
+        mapped: MappedMatrix::new(&weights(s * d, 32), s as u32, d as u32, TileShape::default(), 1.0),
+        bias: vec![0.0; s],
+        activation: 0,
+        conv: None,
+    };
+    let norms: Vec<f32> = x.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
+    let (v, exact) = (weights(heads * seq * d, 33), weights(heads * seq * d, 34));
+    let mut seen = 0;
+    for causal in [false, true] {
+        let kp = KernelParams {
+            rows: rows as u32,
+            s: s as u32,
+            replicas: 1,
+            width: 2 * s as u32,
+            map: 3,
+            heads: heads as u32,
+            seq: seq as u32,
+            dv: d as u32,
+            causal: causal as u32,
+            blocks: if causal { seq.div_ceil(64) as u32 } else { 1 },
+            ..Default::default()
+        };
+        let mut rec = Recorder::new();
+        run_kernel(
+            &mut rec,
+            std::slice::from_ref(&layer),
+            &x,
+            &norms,
+            kp,
+            KernelReduction::Attention { v: &v, exact: &exact },
+            &cfg(DeviceModel::pcm(), 3, 2),
+            &mut |_| {},
+        )
+        .unwrap();
+        for d in rec.log.iter().filter(|d| matches!(d.stage, Stage::AttentionKv | Stage::AttentionOut)) {
+            let b = if d.stage == Stage::AttentionKv { 2 } else { 4 };
+            for threads in [1, 3] {
+                let got = replay(&mut fast(threads), d);
+                let name = d.stage.name();
+                if causal {
+                    assert_eq!(d.after[b], got[b], "{name} (causal, {threads} threads): the fast kernel differs from the twin");
+                } else {
+                    for (i, (w, h)) in f32s(&d.after[b]).iter().zip(f32s(&got[b])).enumerate() {
+                        assert!((w - h).abs() <= KERNEL_REL * w.abs().max(1e-3), "{name} index {i}: twin {w} fast {h}");
+                    }
+                }
+            }
+            seen += 1;
+        }
+    }
+    // Two stages × two chunks × the times × causal and not.
+    assert!(seen >= 8, "only {seen} attention dispatches compared");
+}
+
 /// The transformer's fast kernels against the twins on recorded inputs: `linear_kv`,
 /// `linear_out` and `feature_map` bit for bit (the twins' sums in the twins' order),
 /// `attention_softmax` (two passes against the twin's online softmax) and the erf-GELU and SiLU

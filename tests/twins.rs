@@ -455,9 +455,11 @@ fn bound_management_levels_match_twin() {
     }
 }
 
-/// The kernel stages against their twins: a kernel-error plan and a causal and a non-causal
-/// attention plan recorded on the twins (ragged shapes: 37 rows, 5 and 70 tokens, s = 13, two
-/// replicas), every dispatch replayed on the GPU with the same inputs.
+/// The kernel stages against their twins: a kernel-error plan and causal and non-causal
+/// attention plans recorded on the twins (ragged shapes: 37 rows, 5, 70 and 150 tokens, s = 13 and
+/// 41, dv = 6 and 70, two or three heads, three trials in chunks; the larger ones span several
+/// feature, column and token tiles of the tiled stages, none a multiple of a tile), every
+/// dispatch replayed on the GPU with the same inputs.
 #[test]
 fn kernel_stages_match_twins() {
     use aimc::engine::layout::KernelParams;
@@ -466,11 +468,17 @@ fn kernel_stages_match_twins() {
     let Some(mut gpu) = common::gpu(256) else {
         return;
     };
-    let d = 6usize;
     let c = cfg(Gdc::Readout, 3, vec![3600.0, 1e7]);
-    for (map, attention, causal, seq) in [(0u32, false, false, 0usize), (3, true, false, 5), (3, true, true, 70), (4, true, true, 5)] {
-        let (s, r) = (13usize, 2usize);
-        let heads = 2usize;
+    let cases = [
+        (0u32, false, false, 0usize, 13usize, 6usize, 2usize),
+        (3, true, false, 5, 13, 6, 2),
+        (3, true, true, 70, 13, 6, 2),
+        (4, true, true, 5, 13, 6, 2),
+        (3, true, false, 150, 41, 70, 3),
+        (3, true, true, 150, 41, 70, 3),
+    ];
+    for (map, attention, causal, seq, s, d, heads) in cases {
+        let r = 2usize;
         let rows = if attention { 2 * heads * seq } else { 37 };
         let x = weights(rows * d, 11);
         let w: Vec<f32> = weights(s * d, 12).iter().cycle().take(s * r * d).copied().collect();

@@ -63,7 +63,9 @@ fn pairs() -> Vec<(Stage, &'static str, Value, &'static str)> {
         // A layer goes narrow when its tallest tile fits one narrow block of outputs.
         (Stage::MvmNarrow, "BN", u(stages::MVM_NARROW_ROWS), "engine::stages::MVM_NARROW_ROWS"),
         (Stage::Dac, "DAC_WG", u(stages::DAC_WG), "engine::stages::DAC_WG"),
-        (Stage::AttentionKv, "KV_WG", u(stages::KV_WG), "engine::stages::KV_WG"),
+        (Stage::AttentionKv, "KV_BF", u(stages::KV_BF), "engine::stages::KV_BF"),
+        (Stage::AttentionKv, "KV_BC", u(stages::KV_BC), "engine::stages::KV_BC"),
+        (Stage::AttentionOut, "OUT_BC", u(stages::OUT_BC), "engine::stages::OUT_BC"),
         (Stage::AttentionKv, "ATTN_BLOCK", u(stages::ATTN_BLOCK as u32), "engine::stages::ATTN_BLOCK"),
         (Stage::AttentionOut, "ATTN_BLOCK", u(stages::ATTN_BLOCK as u32), "engine::stages::ATTN_BLOCK"),
         (Stage::LinearKv, "ATTN_BLOCK", u(stages::ATTN_BLOCK as u32), "engine::stages::ATTN_BLOCK"),
@@ -98,6 +100,13 @@ fn internal() -> Vec<(Stage, &'static str, Relation, &'static str)> {
         (Stage::MvmNarrow, "BK", None, "k per step: the twin sums k in increasing order whatever it is"),
         (Stage::MvmNarrow, "RVX", rel(|c| Value::U32(get(c, "BM") / 4)), "vec4 per staged sample row = BM / 4"),
         (Stage::MvmNarrow, "RVW", rel(|c| Value::U32(get(c, "BN") / 4)), "vec4 per staged output row = BN / 4"),
+        (
+            Stage::AttentionKv,
+            "KV_BT",
+            rel(|c| Value::U32(if get(c, "ATTN_BLOCK") % get(c, "KV_BT") == 0 { get(c, "KV_BT") } else { 0 })),
+            "tokens per step: divides ATTN_BLOCK (prefixes are stored at step starts)",
+        ),
+        (Stage::AttentionOut, "OUT_BK", None, "features per step: the twin sums features in increasing order whatever it is"),
         (Stage::Bound, "BW", None, "workgroup size of `bound`: the plan dispatches a workgroup per vector whatever its size"),
     ]
 }

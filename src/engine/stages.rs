@@ -170,8 +170,12 @@ pub const MVM_NARROW_BN: u32 = 32;
 pub const DAC_SERIAL_COLS: u32 = 128;
 /// `dac` workgroup size (both modes).
 pub const DAC_WG: u32 = 64;
-/// `attention_kv` workgroup size.
-pub const KV_WG: u32 = 64;
+/// `attention_kv` tile: features per workgroup (dispatch: trials · heads · feature blocks · column blocks).
+pub const KV_BF: u32 = 64;
+/// `attention_kv` tile: V columns per workgroup (z, column dv, rides along in column block 0).
+pub const KV_BC: u32 = 64;
+/// `attention_out` pass: V columns per pass of a workgroup (one workgroup per block of ATTN_BLOCK tokens).
+pub const OUT_BC: u32 = 64;
 /// Tokens per causal block of `attention_kv` / `attention_out` (the prefix slots of causal linear
 /// attention; the shaders' ATTN_BLOCK).
 pub const ATTN_BLOCK: usize = 64;

@@ -1,5 +1,6 @@
-//! CPU twin of shaders/attention_out.wgsl: Σ_c (A_ic − Â_ic)² per (trial, head, token), with the
-//! shader's order of sums (the block's weights first, then the denominator, then each column).
+//! CPU twin of shaders/attention_out.wgsl: Σ_c (A_ic − Â_ic)² per (trial, head, token). Each
+//! numerator and denominator sums as the shader's do (features in order, then the block's keys in
+//! order); the squared errors are summed in another order than the shader's tiles.
 
 use super::attention_kv::ATTN_BLOCK;
 use super::common::{par_trials, tree_sum};

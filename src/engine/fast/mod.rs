@@ -8,6 +8,8 @@
 //!   (`lanes`), compiled for AVX2+FMA where the CPU has it and for the baseline target otherwise;
 //! - `im2col` as nested loops copying kernel rows (no division per element);
 //! - `kernel_error` and non-causal `attention_kv`/`attention_out` as SGEMMs per trial (and head);
+//!   causal `attention_kv`/`attention_out` with cache-ordered loops over the twins' sums
+//!   (bit-identical), both split over the threads by (trial, head);
 //! - the transformer's `linear_kv`, `linear_out` and many-row `feature_map` with cache-ordered
 //!   loops over the twins' sums (bit-identical to the twins), and `attention_softmax` in two
 //!   passes per query (scores, then exponentials and the weighted sum);

@@ -100,9 +100,12 @@ pub fn run_kernel(
             match &reduction {
                 KernelReduction::KernelError { .. } => be.dispatch(Stage::KernelError, &sp, &[phi, inputs[0], partial], grid((n * rows) as u64, 1)),
                 KernelReduction::Attention { .. } => {
-                    let items = n as u64 * (kp.heads * kp.width * (kp.dv + 1)) as u64;
-                    be.dispatch(Stage::AttentionKv, &sp, &[phi, inputs[0], kv], grid(items, KV_WG));
-                    be.dispatch(Stage::AttentionOut, &sp, &[phi, kv, inputs[0], inputs[1], partial], grid((n * slots) as u64, 1));
+                    // Tiled GEMMs: a workgroup per (trial, head, feature block, column block) of the
+                    // sums, and per (trial, head, block of ATTN_BLOCK tokens) of the outputs.
+                    let kv_tiles = kp.width.div_ceil(KV_BF) as u64 * kp.dv.div_ceil(KV_BC).max(1) as u64;
+                    be.dispatch(Stage::AttentionKv, &sp, &[phi, inputs[0], kv], grid(n as u64 * kp.heads as u64 * kv_tiles, 1));
+                    let token_blocks = kp.seq.div_ceil(ATTN_BLOCK as u32) as u64;
+                    be.dispatch(Stage::AttentionOut, &sp, &[phi, kv, inputs[0], inputs[1], partial], grid(n as u64 * kp.heads as u64 * token_blocks, 1));
                 }
             }
             Ok(())

@@ -114,3 +114,46 @@ fn the_shipped_budget_validates() {
     // and 4 settings of each of the 6 knobs.
     assert_eq!(e.points.len(), 2 + 2 * 6 + 2 * 2 + 6 * 4);
 }
+
+/// A small budget (6 trials of 50 rows at one time) for the backend comparison.
+fn small(budget: &str) -> String {
+    BASE.replace("BUDGET", budget)
+        .replace("trials = 24", "trials = 6")
+        .replace("rows = [1347, 1497]", "rows = [1347, 1397]")
+        .replace("t = [\"1d\", \"10y\"]", "t = [\"1d\"]")
+}
+
+/// Every configuration of a budget has exactly the per-trial numbers of the same settings run as
+/// a plain sweep point, on the CPU and on the GPU (lavapipe included), and the two backends agree
+/// trial by trial on every configuration. Any reuse of device state or periphery work between the
+/// configurations of a budget must keep this: it is the common-random-numbers contract.
+#[test]
+fn each_configuration_is_its_plain_run_on_both_backends() {
+    let budget = common::experiment(&small("[budget]")).unwrap_or_else(|e| panic!("{e}"));
+    // Only read noise on: programming noise, drift and the periphery's sources off.
+    let only_read = small("")
+        .replace("out_noise = 0.2", "out_noise = 0.0\ninp_res_bits = 0\nout_res_bits = 0\nout_bound = 0.0")
+        .replace("model = \"pcm\"", "model = \"pcm\"\nprog_noise_scale = 0.0\ndrift_scale = 0.0");
+    // All but the output noise: the device state of `full`, a different periphery.
+    let without_out = small("").replace("out_noise = 0.2", "out_noise = 0.0");
+    let plain: Vec<(&str, aimc::config::Experiment)> = vec![
+        ("full", common::experiment(&small("")).unwrap()),
+        ("only read", common::experiment(&only_read).unwrap()),
+        ("without output_noise", common::experiment(&without_out).unwrap()),
+    ];
+    let cpu_budget = common::run_ok(&mut common::cpu(), &budget);
+    for (name, e) in &plain {
+        let r = common::run_ok(&mut common::cpu(), e);
+        assert_eq!(config(&cpu_budget, name, "1 d"), &r.points[0].per_trial[..], "cpu: {name} in the budget vs alone");
+    }
+    let Some(mut gpu) = common::gpu(256) else { return };
+    let gpu_budget = common::run_ok(&mut gpu, &budget);
+    for (name, e) in &plain {
+        let r = common::run_ok(&mut gpu, e);
+        assert_eq!(config(&gpu_budget, name, "1 d"), &r.points[0].per_trial[..], "gpu: {name} in the budget vs alone");
+    }
+    assert_eq!(cpu_budget.points.len(), gpu_budget.points.len());
+    for (c, g) in cpu_budget.points.iter().zip(&gpu_budget.points) {
+        assert_eq!(c.per_trial_correct, g.per_trial_correct, "{} at {}: cpu vs gpu", c.series, c.time_label);
+    }
+}

@@ -10,6 +10,14 @@
 //! with a paired Student-t interval over trials; the *alone* cost of a source is cost(only S), its
 //! *removal* gain is cost(full) − cost(without S), and the interaction is
 //! cost(full) − Σ_S cost(only S), stated plainly so a reader sees how far the sources add up.
+//!
+//! Cost: every configuration runs as its own sweep point (program, drift, then the noisy MVMs of
+//! the whole data set), so a budget costs about its configuration count times the plain run. On
+//! the digits MLP the MVM stages (`dac`, `mvm`, `bound`, `combine`) are two thirds of a trial and
+//! `program` + `drift` one third; configurations that share a device state (same device settings
+//! per layer, and with readout GDC the same ADC and output noise, which `drift` reads) could share
+//! it, but the MVMs differ in every configuration. tests/budget.rs pins the contract any such
+//! reuse must keep: each configuration's trials equal its settings run alone, on both backends.
 
 use super::SweepPoint;
 use crate::crossbar::Periphery;

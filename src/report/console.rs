@@ -15,9 +15,9 @@ use crate::results::Results;
 pub const MAX_TERMINAL_ROWS: usize = 40;
 
 /// The line that says what a capped table left out.
-fn left_out(s: &mut String, shown: usize, total: usize, what: &str, which: &str) {
+fn left_out(s: &mut String, shown: usize, total: usize, what: &str, which: &str, place: &str) {
     if shown < total {
-        s.push_str(&format!("… {shown} of {total} {what} shown ({which}); all of them are in results.json and trials.csv\n"));
+        s.push_str(&format!("… {shown} of {total} {what} shown ({which}); all of them are in {place}\n"));
     }
 }
 
@@ -61,7 +61,7 @@ pub fn console_summary(r: &Results) -> String {
             _ => s.push('\n'),
         }
     }
-    left_out(&mut s, rows.len(), r.points.len(), "points", "evenly spaced in sweep order");
+    left_out(&mut s, rows.len(), r.points.len(), "points", "evenly spaced in sweep order", "results.json and trials.csv");
     let last = r.times.last().copied().unwrap_or(0.0);
     if r.points.iter().any(|p| p.variance_split.is_some()) {
         s.push_str("two-level Monte Carlo: std between programmings and between reads of one programming [CI]\n");
@@ -85,7 +85,7 @@ pub fn console_summary(r: &Results) -> String {
                 ));
             }
         }
-        left_out(&mut s, rows.len(), split.len(), "points", "evenly spaced in sweep order");
+        left_out(&mut s, rows.len(), split.len(), "points", "evenly spaced in sweep order", "results.json and trials.csv");
         let advice: Vec<_> = split.iter().filter(|p| p.t_inf == last).collect();
         let rows = evenly_spaced(advice.len(), MAX_TERMINAL_ROWS);
         for p in rows.iter().map(|&i| advice[i]) {
@@ -93,7 +93,7 @@ pub fn console_summary(r: &Results) -> String {
                 s.push_str(&format!("{} at {}: {}\n", p.series, p.time_label, v.advice()));
             }
         }
-        left_out(&mut s, rows.len(), advice.len(), "points", "evenly spaced in sweep order");
+        left_out(&mut s, rows.len(), advice.len(), "points", "evenly spaced in sweep order", "results.json and trials.csv");
     }
     // The paired differences at the last time: the largest by |mean| past the cap, in run order.
     let paired: Vec<_> = r.paired.iter().filter(|p| p.t_inf == last).collect();
@@ -116,7 +116,7 @@ pub fn console_summary(r: &Results) -> String {
             f(p.unpaired_half_width)
         ));
     }
-    left_out(&mut s, keep.len(), paired.len(), "paired differences", "the largest by |mean|");
+    left_out(&mut s, keep.len(), paired.len(), "paired differences", "the largest by |mean|", "results.json (`paired`)");
     if let Some(c) = &r.reference {
         let worst = c.rows.iter().map(|x| x.mean_diff_pp.abs()).fold(0.0, f64::max);
         s.push_str(&format!(

@@ -41,6 +41,28 @@ pub fn code(s: impl Into<String>) -> Vec<Inline> {
     vec![Inline::Code(s.into())]
 }
 
+/// Most rows a report table lists. A sweep of thousands of points would otherwise write
+/// megabytes of rows no one reads; past it a section lists a selection, says which and how many it
+/// left out, and points to results.json and trials.csv, which keep every point.
+pub(crate) const MAX_TABLE_ROWS: usize = 40;
+
+/// The indices of at most [`MAX_TABLE_ROWS`] of `n` rows, evenly spaced, in order.
+pub(crate) fn evenly_spaced_rows(n: usize) -> Vec<usize> {
+    crate::report::series::evenly_spaced(n, MAX_TABLE_ROWS)
+}
+
+/// The indices of the [`MAX_TABLE_ROWS`] rows with the largest `key` (ties: earlier first), in
+/// their original order; all of them when there are at most that many.
+pub(crate) fn largest_rows(keys: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    if keys.len() > MAX_TABLE_ROWS {
+        order.sort_by(|&a, &b| keys[b].total_cmp(&keys[a]).then(a.cmp(&b)));
+        order.truncate(MAX_TABLE_ROWS);
+        order.sort_unstable();
+    }
+    order
+}
+
 /// A paragraph, then a table whose columns from `first_right` on are right-aligned (numbers).
 pub(crate) fn paragraph_and_table(para: String, header: &[&str], rows: Vec<Vec<Vec<Inline>>>, first_right: usize) -> Vec<Block> {
     vec![

@@ -1,12 +1,13 @@
 //! The results file: everything a run produced, schema-versioned, written once as `results.json`
 //! (plus `trials.csv`). Plots and reports read only this; `aimc report DIR` rebuilds them from it
-//! without rerunning a trial.
+//! without rerunning a trial. [`index`] finds a point by its labels and time in one look-up.
 //!
 //! A neutral module: the runner (`experiment`) writes it and the report reads it; it imports
 //! neither the engine nor the 3D-tier model, which hand it plain data. [`schema`] holds the types,
 //! [`validate`] the load-time checks, [`csv`] the trials.csv writer.
 
 pub mod csv;
+pub mod index;
 pub mod schema;
 pub mod validate;
 

@@ -22,6 +22,7 @@
 use super::SweepPoint;
 use crate::crossbar::Periphery;
 use crate::device::DeviceModel;
+use crate::results::index::PointIndex;
 use crate::results::{BudgetEntry, BudgetKnob, BudgetSource, Point, Results};
 use crate::stats::{self, Moments, StatsError};
 use serde::{Deserialize, Serialize};
@@ -286,13 +287,10 @@ pub fn expand(points: Vec<SweepPoint>, sources: &[Source], groups: &[LayerGroup]
     out
 }
 
-/// The point of configuration `config` with `p`'s other labels and time.
-fn find<'a>(results: &'a Results, p: &Point, config: &str) -> Option<&'a Point> {
-    results.points.iter().find(|q| {
-        q.t_inf == p.t_inf
-            && q.labels.get("budget").map(String::as_str) == Some(config)
-            && q.labels.iter().all(|(k, v)| k == "budget" || p.labels.get(k) == Some(v))
-    })
+/// The point of configuration `config` with `p`'s other labels and time: one hash look-up, so the
+/// budget of every point is linear in the number of points.
+fn find<'a>(index: &PointIndex<'a>, p: &Point, config: &str) -> Option<&'a Point> {
+    index.with(p, "budget", config)
 }
 
 /// Paired mean and interval of `f(a_i, b_i)` over trials.
@@ -312,15 +310,16 @@ pub fn attribute(results: &Results) -> Result<Vec<BudgetEntry>, StatsError> {
     // cost(config) = sign · (ideal − config): higher-is-better metrics lose, errors gain.
     let sign = if results.higher_is_better { 1.0 } else { -1.0 };
     let mut out = Vec::new();
+    let index = PointIndex::new(results);
     for full in results.points.iter().filter(|p| p.labels.get("budget").map(String::as_str) == Some("full")) {
-        let Some(ideal) = find(results, full, "ideal") else { continue };
+        let Some(ideal) = find(&index, full, "ideal") else { continue };
         let (cost, lo, hi) = paired(ideal, full, sign, results.confidence)?;
         // Each source's (or layer's) cost alone, and the removal gain
         // cost(full) − cost(without S) = sign · (without − full).
         let shares = |names: &[String]| -> Result<Vec<BudgetSource>, StatsError> {
             let mut rows = Vec::new();
             for s in names {
-                let (Some(only), Some(without)) = (find(results, full, &format!("only {s}")), find(results, full, &format!("without {s}"))) else { continue };
+                let (Some(only), Some(without)) = (find(&index, full, &format!("only {s}")), find(&index, full, &format!("without {s}"))) else { continue };
                 let alone = paired(ideal, only, sign, results.confidence)?;
                 let removal = paired(without, full, sign, results.confidence)?;
                 rows.push(BudgetSource {
@@ -339,7 +338,7 @@ pub fn attribute(results: &Results) -> Result<Vec<BudgetEntry>, StatsError> {
         let mut sens = Vec::new();
         for v in &axis.values {
             let Some((knob, rel)) = Knob::parse(v) else { continue };
-            let Some(q) = find(results, full, v) else { continue };
+            let Some(q) = find(&index, full, v) else { continue };
             let d = paired(q, full, 1.0, results.confidence)?;
             sens.push(BudgetKnob {
                 knob,

@@ -326,6 +326,8 @@ pub(crate) enum Swatch {
     Whisker,
     MedianBar,
     MeanMarker,
+    /// No swatch: a note on what the plot leaves out.
+    Note,
 }
 
 pub(crate) struct LegendItem {
@@ -448,6 +450,7 @@ where
                 area.draw(&PathElement::new(vec![(x + 10, y), (x1 - 10, y)], BASELINE_COLOR.stroke_width(6)))?;
             }
             Swatch::MeanMarker => draw_mean_marker(area, (mid, y))?,
+            Swatch::Note => {}
         }
         area.draw(&Text::new(item.label.clone(), (x1 + SWATCH_GAP, y), text_style.clone()))?;
     }

@@ -146,6 +146,9 @@ impl Figure for Distribution {
     fn legend_items(&self, results: &Results, _: &[Series<'_>]) -> Vec<LegendItem> {
         distribution_legend(results)
     }
+    fn note(&self, _: &Results, series_note: Option<&str>) -> Option<String> {
+        series_note.map(str::to_string)
+    }
     fn draw<DB: DrawingBackend>(&self, body: &DrawingArea<DB, Shift>, results: &Results, series: &[Series<'_>]) -> DrawResult
     where
         DB::ErrorType: 'static,

@@ -20,6 +20,12 @@ pub(crate) trait Figure {
         base
     }
     fn legend_items(&self, results: &Results, series: &[Series<'_>]) -> Vec<LegendItem>;
+    /// What the plot leaves out, when it draws a selection ([`crate::report::series::shown`]):
+    /// shown under the legend and in the report's caption. `series_note` says what the series
+    /// passed to [`Figure::draw`] leave out; figures drawn from the series return it.
+    fn note(&self, _results: &Results, _series_note: Option<&str>) -> Option<String> {
+        None
+    }
     /// Draws the chart into `body`, the canvas below the title and above the legend.
     fn draw<DB: DrawingBackend>(&self, body: &DrawingArea<DB, Shift>, results: &Results, series: &[Series<'_>]) -> DrawResult
     where

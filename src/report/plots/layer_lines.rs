@@ -113,6 +113,9 @@ impl super::figure::Figure for LayerLinesFigure {
             .map(|line| LegendItem { swatch: Swatch::Line(line.color, line.marker, line.dashed), label: line.label })
             .collect()
     }
+    fn note(&self, _: &Results, series_note: Option<&str>) -> Option<String> {
+        series_note.map(str::to_string)
+    }
     fn draw<DB: DrawingBackend>(&self, body: &DrawingArea<DB, Shift>, _: &Results, series: &[Series<'_>]) -> DrawResult
     where
         DB::ErrorType: 'static,

@@ -19,7 +19,8 @@ where
     let axis = x_axis(results);
     let log = axis.as_ref().is_some_and(|a| a.log);
     let feats = axis.map(|a| a.values).unwrap_or_default();
-    let lines = feature_lines(results);
+    // Past MAX_PLOT_SERIES lines an evenly spaced selection, as the legend says.
+    let (lines, _) = shown(&feature_lines(results), "lines");
     let x = |f: f64| if log { f.log2() } else { f };
     let (lo, hi) = match (feats.first(), feats.last()) {
         (Some(&a), Some(&b)) => {
@@ -77,7 +78,8 @@ impl Figure for MetricVsFeatures {
         }
     }
     fn legend_items(&self, results: &Results, _: &[Series<'_>]) -> Vec<LegendItem> {
-        let mut items: Vec<LegendItem> = feature_lines(results)
+        let mut items: Vec<LegendItem> = shown(&feature_lines(results), "lines")
+            .0
             .iter()
             .enumerate()
             .map(|(i, l)| LegendItem { swatch: Swatch::Band(palette(i)), label: if l.label.is_empty() { "analog".into() } else { l.label.clone() } })
@@ -93,6 +95,9 @@ impl Figure for MetricVsFeatures {
             });
         }
         items
+    }
+    fn note(&self, results: &Results, _: Option<&str>) -> Option<String> {
+        shown(&feature_lines(results), "lines").1
     }
     fn draw<DB: DrawingBackend>(&self, body: &DrawingArea<DB, Shift>, results: &Results, _: &[Series<'_>]) -> DrawResult
     where

@@ -82,6 +82,9 @@ impl Figure for MetricVsTime {
     fn legend_items(&self, results: &Results, series: &[Series<'_>]) -> Vec<LegendItem> {
         metric_legend(results, series)
     }
+    fn note(&self, _: &Results, series_note: Option<&str>) -> Option<String> {
+        series_note.map(str::to_string)
+    }
     fn draw<DB: DrawingBackend>(&self, body: &DrawingArea<DB, Shift>, results: &Results, series: &[Series<'_>]) -> DrawResult
     where
         DB::ErrorType: 'static,

@@ -37,26 +37,28 @@ use figure::Figure;
 // points in series.
 pub use super::format::{is_classifier, metric_axis_label, metric_scale};
 pub use super::series::*;
-use canvas::{ensure_font, DrawResult, Legend, FONT, HEIGHT, LEGEND_PAD, ROW_H, TITLE_PX, WIDTH};
+use canvas::{ensure_font, DrawResult, Legend, LegendItem, Swatch, FONT, HEIGHT, LEGEND_PAD, ROW_H, TITLE_PX, WIDTH};
 
 /// Draws every plot of `results` that applies into `dir` as `<stem>.png` and `<stem>.svg` and
 /// lists them in report order (the order of this list).
 pub fn write_plots(results: &Results, dir: &Path) -> Result<Vec<PlotFile>, ReportError> {
     ensure_font()?;
-    let series = series_of(results);
+    // Past MAX_PLOT_SERIES series the plots draw an evenly spaced selection and say so.
+    let (series, series_note) = shown(&series_of(results), "series");
+    let note = series_note.as_deref();
     let mut out = Vec::new();
     let mut add = |written: Option<PlotFile>| out.extend(written);
-    add(write_figure(&budget::Budget, results, &series, dir)?);
-    add(write_figure(&sensitivity::Sensitivity, results, &series, dir)?);
-    add(write_figure(&metric_vs_features::MetricVsFeatures, results, &series, dir)?);
-    add(write_figure(&metric_vs_time::MetricVsTime, results, &series, dir)?);
-    add(write_figure(&distribution::Distribution, results, &series, dir)?);
-    add(write_figure(&weight_error::WEIGHT_ERROR, results, &series, dir)?);
-    add(write_figure(&layer_error::LAYER_ERROR, results, &series, dir)?);
-    add(write_figure(&energy_breakdown::EnergyBreakdown, results, &series, dir)?);
-    add(write_figure(&gpu_ratio::GpuRatioVsBatch, results, &series, dir)?);
-    add(write_figure(&latency_histogram::LatencyHistogram, results, &series, dir)?);
-    add(write_figure(&tier_heatmap::TierHeatmap, results, &series, dir)?);
+    add(write_figure(&budget::Budget, results, &series, note, dir)?);
+    add(write_figure(&sensitivity::Sensitivity, results, &series, note, dir)?);
+    add(write_figure(&metric_vs_features::MetricVsFeatures, results, &series, note, dir)?);
+    add(write_figure(&metric_vs_time::MetricVsTime, results, &series, note, dir)?);
+    add(write_figure(&distribution::Distribution, results, &series, note, dir)?);
+    add(write_figure(&weight_error::WEIGHT_ERROR, results, &series, note, dir)?);
+    add(write_figure(&layer_error::LAYER_ERROR, results, &series, note, dir)?);
+    add(write_figure(&energy_breakdown::EnergyBreakdown, results, &series, note, dir)?);
+    add(write_figure(&gpu_ratio::GpuRatioVsBatch, results, &series, note, dir)?);
+    add(write_figure(&latency_histogram::LatencyHistogram, results, &series, note, dir)?);
+    add(write_figure(&tier_heatmap::TierHeatmap, results, &series, note, dir)?);
     Ok(out)
 }
 
@@ -86,7 +88,13 @@ fn chart_height<F: Figure>(figure: &F, results: &Results, series: &[Series<'_>])
 }
 
 /// `figure` as PNG and SVG in `dir`, when it applies to `results`.
-fn write_figure<F: Figure>(figure: &F, results: &Results, series: &[Series<'_>], dir: &Path) -> Result<Option<PlotFile>, ReportError> {
+fn write_figure<F: Figure>(
+    figure: &F,
+    results: &Results,
+    series: &[Series<'_>],
+    series_note: Option<&str>,
+    dir: &Path,
+) -> Result<Option<PlotFile>, ReportError> {
     if !figure.applies(results) {
         return Ok(None);
     }
@@ -94,7 +102,10 @@ fn write_figure<F: Figure>(figure: &F, results: &Results, series: &[Series<'_>],
     let plot_error = |path: &Path, e: Box<dyn std::error::Error>| ReportError::Plot { path: path.to_path_buf(), message: e.to_string() };
 
     let png = dir.join(format!("{stem}.png"));
-    let legend = Legend::new(figure.legend_items(results, series)).map_err(|e| plot_error(&png, e))?;
+    let note = figure.note(results, series_note);
+    let mut items = figure.legend_items(results, series);
+    items.extend(note.clone().map(|label| LegendItem { swatch: Swatch::Note, label }));
+    let legend = Legend::new(items).map_err(|e| plot_error(&png, e))?;
     let size = (WIDTH, chart_height(figure, results, series) + legend.height);
     {
         let root = BitMapBackend::new(&png, size).into_drawing_area();
@@ -110,7 +121,7 @@ fn write_figure<F: Figure>(figure: &F, results: &Results, series: &[Series<'_>],
     }
     write_file(&svg, text.as_bytes())?;
 
-    Ok(Some(PlotFile { stem: stem.to_string(), title: figure.title(results), png, svg }))
+    Ok(Some(PlotFile { stem: stem.to_string(), title: figure.title(results), note, png, svg }))
 }
 
 /// One plot as written to disk.
@@ -120,6 +131,8 @@ pub struct PlotFile {
     pub stem: String,
     /// One-line description, used as the figure caption and alt text.
     pub title: String,
+    /// What the plot leaves out when it draws a selection of many series, else `None`.
+    pub note: Option<String>,
     pub png: PathBuf,
     pub svg: PathBuf,
 }

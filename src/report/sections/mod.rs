@@ -44,10 +44,23 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     }
 
     blocks.push(Block::Heading(2, "Summary".to_string()));
+    // Past MAX_TABLE_ROWS series the summary, like the per-series statistics below, speaks of an
+    // evenly spaced selection and says so; results.json and trials.csv keep every point.
+    let listed: Vec<Series<'_>> = evenly_spaced_rows(series.len()).into_iter().map(|i| series[i].clone()).collect();
+    let selection = (listed.len() < series.len()).then(|| {
+        format!(
+            "The sweep has {} series; this summary and the statistics below list {} of them, evenly spaced in sweep order. Every point is in results.json and trials.csv.",
+            series.len(),
+            listed.len()
+        )
+    });
     if series.is_empty() {
         blocks.push(Block::Paragraph(text("The run recorded no points.")));
     } else {
-        blocks.push(Block::List(series.iter().map(|s| text(summary_sentence(results, &fmt, s))).collect()));
+        blocks.push(Block::List(listed.iter().map(|s| text(summary_sentence(results, &fmt, s))).collect()));
+    }
+    if let Some(note) = &selection {
+        blocks.push(Block::Paragraph(text(note.clone())));
     }
     blocks.push(Block::Paragraph(text(format!(
         "{} trials per point; intervals at {} confidence unless stated; {}.",
@@ -76,12 +89,10 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
         blocks.push(Block::Paragraph(text(s)));
     }
 
-    let floor = noise_floor_sentences(results);
+    let (intro, floor) = noise_floor_sentences(results);
     if !floor.is_empty() {
         blocks.push(Block::Heading(2, "Noise floor".to_string()));
-        blocks.push(Block::Paragraph(text(
-            "Floating point keeps improving with the feature count s (an approximation error falls roughly as 1/√s); with crossbar noise the analog metric improves at first and then levels off at a floor the noise sets. Per line, at the two largest s:",
-        )));
+        blocks.push(Block::Paragraph(text(intro)));
         blocks.push(Block::List(floor.into_iter().map(text).collect()));
     }
 
@@ -111,13 +122,17 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     if !plots.is_empty() {
         blocks.push(Block::Heading(2, "Plots".to_string()));
         for plot in plots {
-            blocks.push(Block::Figure { stem: plot.stem.clone(), caption: plot.title.clone() });
+            let caption = match &plot.note {
+                Some(note) => format!("{} ({note})", plot.title),
+                None => plot.title.clone(),
+            };
+            blocks.push(Block::Figure { stem: plot.stem.clone(), caption });
         }
     }
 
     blocks.push(Block::Heading(2, "Statistics".to_string()));
     let stops: Vec<Vec<Inline>> =
-        series.iter().filter_map(|s| s.points.first().and_then(|p| p.stopped.as_ref()).map(|why| text(format!("{}: {why}.", s.label())))).collect();
+        listed.iter().filter_map(|s| s.points.first().and_then(|p| p.stopped.as_ref()).map(|why| text(format!("{}: {why}.", s.label())))).collect();
     if !stops.is_empty() {
         blocks.push(Block::Paragraph(text(
             "Adaptive trials: each series ran batches of trials until the mean's trial-to-trial interval was narrow enough at every time, or the cap:",
@@ -129,7 +144,10 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
             "Two uncertainties, kept apart. The trial-to-trial interval (Student t over trials) says how well the Monte Carlo pinned the mean accuracy down for this test set; it shrinks with more trials. The test-set sampling interval (Wilson over the test images) says how far the mean accuracy could lie on another test set of the same size; more trials do not shrink it. The pooled columns count every (trial, image) as an independent draw and are neither. The 5th percentile's interval is a percentile bootstrap over trials; P(< threshold) is the fraction of trials below the tail threshold (tail_below, default one point below floating point) with a Clopper–Pearson interval over trials.",
         )));
     }
-    for s in &series {
+    if let Some(note) = &selection {
+        blocks.push(Block::Paragraph(text(note.clone())));
+    }
+    for s in &listed {
         blocks.push(Block::Heading(3, s.label().to_string()));
         blocks.push(Block::Table(distribution_table(&fmt, s)));
         blocks.push(Block::Table(interval_table(results, &fmt, s)));
@@ -168,13 +186,13 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
 
     if results.points.iter().any(|p| !p.layer_insight.is_empty()) {
         blocks.push(Block::Heading(2, "Per layer".to_string()));
-        blocks.extend(layer_insight_blocks(results, &series));
+        blocks.extend(layer_insight_blocks(results, &listed));
     }
 
     if results.points.iter().any(|p| !p.weight_error.is_empty()) {
         blocks.push(Block::Heading(2, "Effective-weight error".to_string()));
         blocks.push(Block::Paragraph(text("E = (α W_eff − W) / max|W| over all weights and trials of a layer; α is the global drift compensation factor.")));
-        blocks.push(Block::Table(weight_error_table(results, &series)));
+        blocks.push(Block::Table(weight_error_table(results, &listed)));
     }
 
     blocks.push(Block::Heading(2, "Run".to_string()));

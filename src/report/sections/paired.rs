@@ -1,4 +1,7 @@
-//! Paired differences: each sweep value against its axis's first value, trial by trial.
+//! Paired differences: each sweep value against its axis's first value, trial by trial; past
+//! `MAX_TABLE_ROWS` the tables list the largest differences and say where the rest are.
+
+use std::collections::HashMap;
 
 use crate::report::document::*;
 use crate::report::format::*;
@@ -31,10 +34,19 @@ pub(super) fn paired_blocks(results: &Results) -> Vec<Block> {
             if big.others.is_empty() { String::new() } else { format!(" ({})", big.others) }
         ));
     }
+    // Past MAX_TABLE_ROWS differences, the largest (by |mean|); results.json keeps all of them.
+    let keep = largest_rows(&results.paired.iter().map(|p| p.mean.abs()).collect::<Vec<_>>());
+    if keep.len() < results.paired.len() {
+        para.push_str(&format!(
+            " The table lists the {} largest of the {} differences (by |mean|); every one is in results.json (`paired`).",
+            keep.len(),
+            results.paired.len()
+        ));
+    }
     let header = ["difference", "other axes", "t", "mean", "paired ± ", "unpaired ± "];
-    let rows = results
-        .paired
+    let rows = keep
         .iter()
+        .map(|&i| &results.paired[i])
         .map(|p| {
             [
                 format!("{}: {} − {}", p.axis, p.value, p.baseline),
@@ -80,25 +92,35 @@ pub(super) fn fp_loss_blocks(results: &Results) -> Vec<Block> {
             Some([p.series.clone(), p.time_label.clone(), f(p.fp?), f(p.summary.mean), f(l), f(p.mean_ci.half_width())].into_iter().map(text).collect())
         })
         .collect();
-    let mut blocks = paragraph_and_table(
-        format!(
-            "Each point's loss from its own floating-point {} (its model evaluated without noise), with the mean's {:.0} % interval{unit}.",
-            results.metric,
-            100.0 * results.confidence
-        ),
-        &header,
-        rows,
-        2,
+    let mut para = format!(
+        "Each point's loss from its own floating-point {} (its model evaluated without noise), with the mean's {:.0} % interval{unit}.",
+        results.metric,
+        100.0 * results.confidence
     );
-    let point_of = |d: &PairedDifference, value: &str| {
-        results.points.iter().find(|p| {
-            p.t_inf == d.t_inf && p.labels.get(&d.axis).map(String::as_str) == Some(value) && {
-                let others: Vec<String> = p.labels.iter().filter(|(k, _)| *k != &d.axis).map(|(k, v)| format!("{k}={v}")).collect();
-                others.join(", ") == d.others
-            }
-        })
+    let keep = evenly_spaced_rows(rows.len());
+    let rows = if keep.len() < rows.len() {
+        para.push_str(&format!(" The table lists {} of the {} points, evenly spaced in sweep order; every point is in results.json.", keep.len(), rows.len()));
+        let mut rows: Vec<Option<Vec<Vec<Inline>>>> = rows.into_iter().map(Some).collect();
+        keep.iter().filter_map(|&i| rows[i].take()).collect()
+    } else {
+        rows
     };
+    let mut blocks = paragraph_and_table(para, &header, rows, 2);
+    // Each pair's two points, by (axis, other labels, value, time): one look-up per pair, where a
+    // scan of every point per pair made a 4,000-point sweep quadratic.
+    let mut by_key: HashMap<(&str, String, &str, u64), &Point> = HashMap::new();
+    if !results.paired.is_empty() {
+        for axis in &results.axes {
+            for p in &results.points {
+                let Some(value) = p.labels.get(&axis.name) else { continue };
+                let others: Vec<String> = p.labels.iter().filter(|(k, _)| *k != &axis.name).map(|(k, v)| format!("{k}={v}")).collect();
+                by_key.entry((axis.name.as_str(), others.join(", "), value.as_str(), p.t_inf.to_bits())).or_insert(p);
+            }
+        }
+    }
+    let point_of = |d: &PairedDifference, value: &str| by_key.get(&(d.axis.as_str(), d.others.clone(), value, d.t_inf.to_bits())).copied();
     let mut pairs = Vec::new();
+    let mut sizes = Vec::new();
     let mut last_sentence = None;
     let last = results.times.last().copied().unwrap_or(0.0);
     for d in &results.paired {
@@ -132,6 +154,7 @@ pub(super) fn fp_loss_blocks(results: &Results) -> Vec<Block> {
                 f(d.ci.half_width())
             ));
         }
+        sizes.push(diff.abs());
         pairs.push(
             [
                 format!("{}: {} − {}", d.axis, d.value, d.baseline),
@@ -150,10 +173,20 @@ pub(super) fn fp_loss_blocks(results: &Results) -> Vec<Block> {
         );
     }
     if !pairs.is_empty() {
-        let para = format!(
+        let mut para = format!(
             "The loss of each value against the axis's first value at the same time, trial by trial as in the paired differences; the last column is loss − ½·baseline loss per trial, below zero (with its interval) where the value loses at most half of what the baseline loses.{}",
             last_sentence.unwrap_or_default()
         );
+        let keep = largest_rows(&sizes);
+        if keep.len() < pairs.len() {
+            para.push_str(&format!(
+                " The table lists the {} largest of the {} differences (by |difference|); the paired differences of every pair are in results.json (`paired`).",
+                keep.len(),
+                pairs.len()
+            ));
+            let mut all: Vec<Option<Vec<Vec<Inline>>>> = pairs.into_iter().map(Some).collect();
+            pairs = keep.iter().filter_map(|&i| all[i].take()).collect();
+        }
         blocks.extend(paragraph_and_table(
             para,
             &["losses", "other axes", "t", "loss", "baseline loss", "difference", "paired ± ", "ratio", "loss − ½ baseline"],

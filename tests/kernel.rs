@@ -223,7 +223,7 @@ fn bad_settings_fail_before_compute_naming_the_field() {
 
 #[test]
 fn shipped_kernel_experiments_validate() {
-    for f in ["kernel_rbf.toml", "kernel_rbf_ridge.toml", "favor_attention.toml"] {
+    for f in ["kernel_rbf.toml", "kernel_rbf_ridge.toml", "favor_attention.toml", "kernel_rbf_averaged.toml"] {
         let p: &Path = &root().join("experiments").join(f);
         let e = Experiment::load(p).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert!(e.workload.is_kernel());

@@ -1,6 +1,8 @@
 //! Paired differences between sweep points. For every sweep axis, each value is compared with the
 //! axis's first value at the same other settings and time: per trial d_i = m_i(value) − m_i(first)
-//! (the same global trial i on both sides), with a Student-t interval over trials. With common
+//! (the same global trial i on both sides), with a Student-t interval over trials (over the
+//! group means where trials share a programming or a projection: two-level runs and
+//! `kernel.projection_seeds`). With common
 //! random numbers (the default) both sides of a pair saw the same device and periphery draws, so
 //! the paired interval is much tighter than the unpaired (Welch) one, which is reported beside it.
 //!
@@ -27,8 +29,14 @@ pub fn paired_differences(results: &Results) -> Result<Vec<PairedDifference>, St
             if p.per_trial.len() != q.per_trial.len() || p.per_trial.len() < 2 {
                 continue;
             }
-            let d: Moments = p.per_trial.iter().zip(&q.per_trial).map(|(a, b)| a - b).collect();
-            let (mp, mq): (Moments, Moments) = (p.per_trial.iter().copied().collect(), q.per_trial.iter().copied().collect());
+            // Trials that share a programming or a projection are not independent: difference
+            // and compare their group means (P − 1 degrees of freedom), as the points' own
+            // intervals do.
+            let g = group(p).filter(|&g| group(q) == Some(g) && p.per_trial.len().is_multiple_of(g) && p.per_trial.len() / g >= 2).unwrap_or(1);
+            let means = |v: &[f64]| -> Vec<f64> { v.chunks(g).map(|c| c.iter().sum::<f64>() / c.len() as f64).collect() };
+            let (a, b) = (means(&p.per_trial), means(&q.per_trial));
+            let d: Moments = a.iter().zip(&b).map(|(a, b)| a - b).collect();
+            let (mp, mq): (Moments, Moments) = (a.iter().copied().collect(), b.iter().copied().collect());
             let paired = stats::mean_t(&d, results.confidence)?;
             let unpaired = stats::difference_of_means_t(&mq, mp.mean, mp.sem(), results.confidence)?;
             let others: Vec<String> = p.labels.iter().filter(|(k, _)| *k != &axis.name).map(|(k, v)| format!("{k}={v}")).collect();
@@ -47,6 +55,12 @@ pub fn paired_differences(results: &Results) -> Result<Vec<PairedDifference>, St
         }
     }
     Ok(out)
+}
+
+/// Trials per group of a point whose trials share a programming (`reads_per_programming`) or a
+/// projection (`kernel.projection_seeds`); None when every trial is independent.
+fn group(p: &crate::results::Point) -> Option<usize> {
+    p.variance_split.as_ref().or(p.projection_average.as_ref().and_then(|a| a.split.as_ref())).map(|v| v.reads as usize).filter(|&r| r > 1)
 }
 
 #[cfg(test)]

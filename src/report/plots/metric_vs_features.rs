@@ -1,4 +1,7 @@
 //! The metric against the feature count s (kernel workloads) or the tier noise slope (MoE), with each line's floating-point metric dashed.
+//! Points averaged over random projections (`kernel.projection_seeds`) are drawn as papers draw
+//! seed-averaged curves: the mean with its interval over projections, for the analog metric and
+//! for floating point alike.
 
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
@@ -30,7 +33,13 @@ where
         _ => (0.0, 1.0),
     };
     let ticks = thin_ticks(feats.iter().map(|&f| (x(f), format!("{f}"))).collect(), lo, hi, plot_width(chart_area.dim_in_pixel().0));
-    let values = lines.iter().flat_map(|l| l.points.iter().flat_map(|(_, p)| [p.summary.p05, p.summary.p95, p.summary.median].into_iter().chain(p.fp)));
+    let avg = averaged(results);
+    let values = lines.iter().flat_map(|l| {
+        l.points.iter().flat_map(move |(_, p)| match (&p.projection_average, avg) {
+            (Some(a), true) => vec![p.mean_ci.lo, p.mean_ci.hi, a.fp_ci.lo, a.fp_ci.hi],
+            _ => [p.summary.p05, p.summary.p95, p.summary.median].into_iter().chain(p.fp).collect(),
+        })
+    });
     let y_range = padded(values.map(|v| v * scale));
     let desc = if log { "random features s (log scale)" } else { "tier noise slope (top tier's noise × (1 + slope))" };
     let chart = build_chart(chart_area, None, (lo, hi), &ticks, desc, y_range, &metric_axis_label(results))?;
@@ -38,12 +47,27 @@ where
     for (i, l) in lines.iter().enumerate() {
         let color = palette(i);
         let at = |f: f64, v: f64| (x(f), v * scale);
+        // Seed-averaged: the mean and its interval over projections; otherwise the median and
+        // the 5–95 % range of trials.
+        let (lo_of, hi_of, mid_of): (fn(&Point) -> f64, fn(&Point) -> f64, fn(&Point) -> f64) =
+            if avg { (|p| p.mean_ci.lo, |p| p.mean_ci.hi, |p| p.summary.mean) } else { (|p| p.summary.p05, |p| p.summary.p95, |p| p.summary.median) };
         if l.points.len() >= 2 {
-            let band: Vec<(f64, f64)> =
-                l.points.iter().map(|(f, p)| at(*f, p.summary.p95)).chain(l.points.iter().rev().map(|(f, p)| at(*f, p.summary.p05))).collect();
+            let band: Vec<(f64, f64)> = l.points.iter().map(|(f, p)| at(*f, hi_of(p))).chain(l.points.iter().rev().map(|(f, p)| at(*f, lo_of(p)))).collect();
             plot.draw(&Polygon::new(band, color.mix(BAND_ALPHA).filled()))?;
+            if avg {
+                // Floating point's own interval over the same projections, fainter.
+                let fp_band: Vec<(f64, f64)> = l
+                    .points
+                    .iter()
+                    .filter_map(|(f, p)| p.projection_average.as_ref().map(|a| at(*f, a.fp_ci.hi)))
+                    .chain(l.points.iter().rev().filter_map(|(f, p)| p.projection_average.as_ref().map(|a| at(*f, a.fp_ci.lo))))
+                    .collect();
+                if fp_band.len() >= 4 {
+                    plot.draw(&Polygon::new(fp_band, color.mix(BAND_ALPHA / 2.0).filled()))?;
+                }
+            }
         }
-        let medians: Vec<(f64, f64)> = l.points.iter().map(|(f, p)| at(*f, p.summary.median)).collect();
+        let medians: Vec<(f64, f64)> = l.points.iter().map(|(f, p)| at(*f, mid_of(p))).collect();
         plot.draw(&PathElement::new(medians.clone(), color.stroke_width(LINE_PX)))?;
         for m in medians {
             draw_marker(plot, m, Marker::Circle, color)?;
@@ -71,6 +95,9 @@ impl Figure for MetricVsFeatures {
         x_axis(results).is_some()
     }
     fn title(&self, results: &Results) -> String {
+        if let Some(a) = results.points.iter().find_map(|p| p.projection_average.as_ref()).filter(|_| averaged(results)) {
+            return format!("Averaged over {} projections: mean, {} interval (dashed: floating point)", a.seeds, percent_label(a.fp_ci.confidence));
+        }
         if features_axis(results).is_some() {
             "Against the feature count s (median, 5–95 % of trials; dashed: floating point)".to_string()
         } else {
@@ -89,6 +116,8 @@ impl Figure for MetricVsFeatures {
                 swatch: Swatch::Dashed(BASELINE_COLOR),
                 label: if results.workload == "moe" {
                     "floating point (in each line's colour)".to_string()
+                } else if averaged(results) {
+                    "floating point, mean over the same projections (in each line's colour)".to_string()
                 } else {
                     "floating point, same projection (in each line's colour)".to_string()
                 },
@@ -105,4 +134,10 @@ impl Figure for MetricVsFeatures {
     {
         draw_metric_vs_features(body, results)
     }
+}
+
+/// Whether every point is averaged over random projections (then the plot draws means and
+/// intervals over projections).
+fn averaged(results: &Results) -> bool {
+    !results.points.is_empty() && results.points.iter().all(|p| p.projection_average.is_some())
 }

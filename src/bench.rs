@@ -509,7 +509,7 @@ fn attention_case(be: &mut dyn Backend, small: bool, ceil: &Ceilings, show_break
         name: "(f) FAVOR+ attention",
         size: format!("d {d}, s {s}, n {n}, {heads} heads, {trials} trials"),
         rate: trials as f64 / t,
-        floor: Some(1.0 / per_trial.floor_seconds(&ceil)),
+        floor: Some(1.0 / per_trial.floor_seconds(ceil)),
         unit: "trials/s",
         target: None,
         profile,

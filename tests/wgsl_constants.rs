@@ -103,7 +103,7 @@ fn internal() -> Vec<(Stage, &'static str, Relation, &'static str)> {
         (
             Stage::AttentionKv,
             "KV_BT",
-            rel(|c| Value::U32(if get(c, "ATTN_BLOCK") % get(c, "KV_BT") == 0 { get(c, "KV_BT") } else { 0 })),
+            rel(|c| Value::U32(if get(c, "ATTN_BLOCK").is_multiple_of(get(c, "KV_BT")) { get(c, "KV_BT") } else { 0 })),
             "tokens per step: divides ATTN_BLOCK (prefixes are stored at step starts)",
         ),
         (Stage::AttentionOut, "OUT_BK", None, "features per step: the twin sums features in increasing order whatever it is"),

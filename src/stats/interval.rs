@@ -66,7 +66,8 @@ fn t_critical(confidence: f64, df: f64) -> f64 {
         StudentsT::new(0.0, 1.0, df).map(|t| t.inverse_cdf(1.0 - alpha / 2.0)).unwrap_or(f64::NAN)
     };
     if df.fract() != 0.0 {
-        if !(df > 1.0) {
+        // df ≤ 1 (or NaN): statrs directly.
+        if df.partial_cmp(&1.0) != Some(std::cmp::Ordering::Greater) {
             return compute();
         }
         // For df ≥ 1 the upper quantile lies between the normal's and the Cauchy's (df = 1,

@@ -49,7 +49,7 @@ where
         let at = |f: f64, v: f64| (x(f), v * scale);
         // Seed-averaged: the mean and its interval over projections; otherwise the median and
         // the 5–95 % range of trials.
-        let (lo_of, hi_of, mid_of): (fn(&Point) -> f64, fn(&Point) -> f64, fn(&Point) -> f64) =
+        let (lo_of, hi_of, mid_of): (Stat, Stat, Stat) =
             if avg { (|p| p.mean_ci.lo, |p| p.mean_ci.hi, |p| p.summary.mean) } else { (|p| p.summary.p05, |p| p.summary.p95, |p| p.summary.median) };
         if l.points.len() >= 2 {
             let band: Vec<(f64, f64)> = l.points.iter().map(|(f, p)| at(*f, hi_of(p))).chain(l.points.iter().rev().map(|(f, p)| at(*f, lo_of(p)))).collect();
@@ -141,3 +141,6 @@ impl Figure for MetricVsFeatures {
 fn averaged(results: &Results) -> bool {
     !results.points.is_empty() && results.points.iter().all(|p| p.projection_average.is_some())
 }
+
+/// One statistic of a point (the band's edges and the line).
+type Stat = fn(&Point) -> f64;

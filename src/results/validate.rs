@@ -283,6 +283,19 @@ fn point(r: &Results, f: &str, p: &super::Point, trials: usize) -> Result<(), In
             return Err(bad(format!("{f}.per_trial_correct"), format!("{} entries but per_trial has {n}", c.len())));
         }
     }
+    if let Some(v) = p.fp_clipped {
+        finite(&format!("{f}.fp_clipped"), v)?;
+    }
+    if let Some(a) = &p.projection_average {
+        if a.seeds < 2 || a.trials_per_seed == 0 {
+            return Err(bad(
+                format!("{f}.projection_average"),
+                format!("{} projections of {} trials: an average needs at least 2 projections of 1 or more trials", a.seeds, a.trials_per_seed),
+            ));
+        }
+        non_negative(&format!("{f}.projection_average.fp_std"), a.fp_std)?;
+        interval(&format!("{f}.projection_average.fp_ci"), &a.fp_ci)?;
+    }
     if let Some(q) = &p.pooled {
         if q.successes > q.trials {
             return Err(bad(format!("{f}.pooled"), format!("{} successes of {} trials", q.successes, q.trials)));

@@ -1,11 +1,16 @@
 //! Fast CPU `bound` (shaders/bound.wgsl, twin src/engine/cpu/bound.rs), noise-models §7.
-//! Listed vectors only (the usual case: `mvm` flagged a few saturated ones): the twin, whose
-//! per-vector redo is a small share of the work. The full path (IR drop or per-read weight noise
-//! on, every vector): level 0 of all samples of a (trial, tile) as GEMMs through `matrixmultiply`
-//! (the MVM; for IR drop Σ|W||x'| and Σ W x' (1 − r_k²); for weight noise Σ|W| x'² or Σ x'²), then
-//! the twin's epilogue per output (noise from the same counters, ADC, saturation); the vectors that
-//! saturate are redone from level 1 by the twin's `bound_vector`.
-
+//! Listed vectors (the usual case: `mvm` flagged the saturated ones): per (trial, tile) the
+//! vectors still saturated at a bound-management level go through the redo together, eight
+//! vectors in the lanes of one accumulator, four outputs at a time. Every lane sums over k in
+//! increasing order with a separate multiply and add, as the twin's per-vector loop does, and the
+//! output noise is the twin's `rng::out_normals` drawn once per four outputs (the twin draws the
+//! block for each of them): the values are the twin's bit for bit. The full path (IR drop or
+//! per-read weight noise on, every vector): level 0 of all samples of a (trial, tile) as GEMMs
+//! through `matrixmultiply` (the MVM; for IR drop Σ|W||x'| and Σ W x' (1 − r_k²); for weight
+//! noise Σ|W| x'² or Σ x'²), then the twin's epilogue per output (noise from the same counters,
+//! ADC, saturation); the vectors that saturate are redone from level 1 by the twin's
+//! `bound_vector`.
+use super::simd_entry;
 use crate::engine::cpu::bound::bound_vector;
 use crate::engine::cpu::common::{par_trials2, quant_in, quant_out, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
@@ -14,13 +19,30 @@ use crate::rng::{out_normals, W_NOISE_GROUP};
 #[allow(clippy::too_many_arguments)]
 pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &[f32], satlist: &[u32], y: &mut [f32], bm_level: &mut [u32], threads: usize) {
     let l = &p.layer;
-    if l.full_path == 0 {
-        crate::engine::cpu::bound::bound(p, tiles, x, nm, weff, satlist, y, bm_level, threads);
-        return;
-    }
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let (n_out, batch) = (l.n_out as usize, l.batch as usize);
     let y_per = l.tiles_in as usize * batch * n_out;
+    if l.full_path == 0 {
+        // The listed vectors, by trial and tile (the list holds vector ids in any order).
+        let mut listed = vec![false; l.trials as usize * batch * ntiles];
+        for &v in &satlist[1..1 + satlist[0] as usize] {
+            listed[v as usize] = true;
+        }
+        par_trials2(threads, l.trials as usize, y, y_per, bm_level, batch * ntiles, |first, n, y, bm_level| {
+            let mut sc = Redo::default();
+            for z in 0..n {
+                let trial_local = first + z;
+                for (tile, t) in tiles.iter().enumerate().take(ntiles) {
+                    sc.active.clear();
+                    sc.active.extend((0..batch).filter(|&s| listed[(trial_local * batch + s) * ntiles + tile]));
+                    if !sc.active.is_empty() {
+                        redo_listed(p, t, tile, x, nm, weff, trial_local, z, y, bm_level, &mut sc);
+                    }
+                }
+            }
+        });
+        return;
+    }
     par_trials2(threads, l.trials as usize, y, y_per, bm_level, batch * ntiles, |first, n, y, bm_level| {
         let mut sc = Scratch::default();
         for z in 0..n {
@@ -174,4 +196,135 @@ fn full_tile(
             bm_level[vl] = bound_vector(p, t, tile, x, nm, weff, trial_local, z, s, 1, y, &mut sc.xw);
         }
     }
+}
+
+/// Per-thread buffers of the listed redo, reused across tiles.
+#[derive(Default)]
+struct Redo {
+    /// Samples of the current (trial, tile) still saturated at the current level.
+    active: Vec<usize>,
+    /// Samples that saturate again (the next level's `active`).
+    again: Vec<usize>,
+    /// Quantised inputs of eight vectors, lane-interleaved: `xt[k * 8 + lane]`.
+    xt: Vec<f32>,
+}
+
+/// Lanes of the listed redo: vectors per accumulator.
+const V: usize = 8;
+/// Outputs per pass over the inputs (independent accumulators that hide the add latency).
+const O: usize = 4;
+
+/// The twin's `bound_vector` loop for the listed samples `sc.active` of one (trial, tile), level
+/// by level from 1, eight vectors at a time.
+#[allow(clippy::too_many_arguments)]
+fn redo_listed(
+    p: &StageParams,
+    t: &TileInfo,
+    tile: usize,
+    x: &[f32],
+    nm: &[f32],
+    weff: &[f32],
+    trial_local: usize,
+    z: usize,
+    y: &mut [f32],
+    bm_level: &mut [u32],
+    sc: &mut Redo,
+) {
+    let l = &p.layer;
+    let io = &p.io;
+    let ntiles = (l.tiles_in * l.tiles_out) as usize;
+    let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
+    let (rows, cols) = (t.rows as usize, t.cols as usize);
+    let ti = tile % l.tiles_in as usize;
+    let trial = l.trial_offset + trial_local as u32;
+    let key = [l.key0, l.key1];
+    let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
+    let mut level = 1u32;
+    loop {
+        let red = (1u32 << level) as f32;
+        let last = io.bm_mode == 0 || red >= io.bm_max_red;
+        sc.again.clear();
+        for vb in (0..sc.active.len()).step_by(V) {
+            let nv = (sc.active.len() - vb).min(V);
+            let lanes: [usize; V] = std::array::from_fn(|i| sc.active[vb + i.min(nv - 1)]);
+            // Inputs at this level's reduction, as the twin quantises them.
+            sc.xt.clear();
+            sc.xt.resize(cols * V, 0.0);
+            for (i, &s) in lanes.iter().enumerate() {
+                let vs = trial_local * batch + s;
+                let xs = if l.x_per_trial != 0 { vs } else { s };
+                let m = nm[xs * l.tiles_in as usize + ti];
+                // nm = 0 marks an all-zero slice (its output is dropped in `combine`).
+                let m_div = if m == 0.0 { 1.0 } else { m };
+                let xo = xs * n_in + t.col_start as usize;
+                for k in 0..cols {
+                    sc.xt[k * V + i] = quant_in(io, x[xo + k] / (m_div * red));
+                }
+            }
+            let mut any_sat = [false; V];
+            for o0 in (0..rows).step_by(O) {
+                let no = (rows - o0).min(O);
+                let acc = dots(&sc.xt, weff, wbase + o0 * n_in, n_in, cols, no);
+                for (i, &s) in lanes.iter().enumerate().take(nv) {
+                    let mut group = (u32::MAX, [0f32; 4]);
+                    for j in 0..no {
+                        let orow = t.row_start + (o0 + j) as u32;
+                        let mut yv = acc[j][i];
+                        if io.out_noise > 0.0 {
+                            if group.0 != orow >> 2 {
+                                group = (orow >> 2, out_normals(l.vector_offset + s as u32, trial, l.layer, l.t_index, orow >> 2, ti as u32, level, key));
+                            }
+                            yv += io.out_noise * group.1[(orow & 3) as usize];
+                        }
+                        let q = quant_out(io, yv);
+                        any_sat[i] |= saturated(io, q);
+                        y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out + orow as usize] = q.clamp(-io.out_bound, io.out_bound);
+                    }
+                }
+            }
+            for (i, &s) in lanes.iter().enumerate().take(nv) {
+                if any_sat[i] && !last {
+                    sc.again.push(s);
+                } else {
+                    bm_level[(z * batch + s) * ntiles + tile] = level;
+                }
+            }
+        }
+        if sc.again.is_empty() {
+            return;
+        }
+        std::mem::swap(&mut sc.active, &mut sc.again);
+        level += 1;
+    }
+}
+
+simd_entry!(
+    /// `acc[j][i] = Σ_k xt[k·8 + i] · w[w0 + j·n_in + k]` for the first `no` of four rows, each
+    /// lane summing over k in increasing order (a multiply, then an add), as the twin does.
+    fn dots_into(xt: &[f32], w: &[f32], w0: usize, n_in: usize, cols: usize, no: usize, acc: &mut [[f32; V]; O]) => dots_body
+);
+
+#[inline]
+fn dots(xt: &[f32], w: &[f32], w0: usize, n_in: usize, cols: usize, no: usize) -> [[f32; V]; O] {
+    let mut acc = [[0f32; V]; O];
+    dots_into(xt, w, w0, n_in, cols, no, &mut acc);
+    acc
+}
+
+#[inline(always)]
+fn dots_body(xt: &[f32], w: &[f32], w0: usize, n_in: usize, cols: usize, no: usize, acc: &mut [[f32; V]; O]) {
+    // Rows past the tile's last repeat its last row (computed, never written).
+    let wr: [&[f32]; O] = std::array::from_fn(|j| &w[w0 + j.min(no - 1) * n_in..][..cols]);
+    let xt = &xt[..cols * V];
+    let mut a = [[0f32; V]; O];
+    for k in 0..cols {
+        let xk: &[f32; V] = xt[k * V..k * V + V].try_into().unwrap();
+        for j in 0..O {
+            let wk = wr[j][k];
+            for i in 0..V {
+                a[j][i] += xk[i] * wk;
+            }
+        }
+    }
+    *acc = a;
 }

@@ -455,6 +455,38 @@ fn bound_management_levels_match_twin() {
     }
 }
 
+/// `bound` on large tiles (300 x 300: more outputs and inputs than its workgroup has invocations),
+/// with vectors redone at up to five levels (reduction 1 to 16) and many vectors per (trial,
+/// tile), plain and on the full path, against the twin.
+#[test]
+fn bound_matches_twin_on_large_tiles() {
+    let (n_out, n_in, batch) = (300usize, 600usize, 70usize);
+    let w: Vec<f32> = weights(n_out * n_in, 43).iter().map(|u| 0.75 + 0.25 * u).collect();
+    let m = MappedMatrix::new(&w, n_out as u32, n_in as u32, TileShape { max_in: 300, max_out: 512 }, 1.0);
+    assert_eq!((m.tiles_out, m.tiles_in), (1, 2));
+    let layer = AnalogLayer { mapped: m, bias: vec![0.0; n_out], activation: 0, conv: None };
+    // Sample s has 1 + 4 (s mod 75) ones in each input tile: outputs from ~1 to ~300.
+    let x: Vec<f32> = (0..batch * n_in).map(|i| if (i % n_in) % 300 <= 4 * ((i / n_in) % 75) { 1.0 } else { 0.0 }).collect();
+    for full in [false, true] {
+        let mut c = cfg(Gdc::Off, 2, vec![60.0]);
+        c.periphery.out_bound = 4.0;
+        if full {
+            c.periphery.ir_drop = 1.0;
+            c.periphery.ir_drop_g_ratio = 200.0;
+            c.periphery.w_noise = 0.0175;
+            c.periphery.w_noise_type = aimc::crossbar::WeightNoiseType::PcmRead;
+        }
+        let mut rec = Recorder::new();
+        plan::run_outputs(&mut rec, std::slice::from_ref(&layer), &x, batch as u32, &c, &mut |_| {}).unwrap();
+        let levels: Vec<u32> = rec.log.iter().filter(|d| d.stage == Stage::Bound).flat_map(|d| d.after[6].clone()).collect();
+        let redone = levels.iter().filter(|&&l| l > 0).count();
+        assert!(redone > 2 * 8, "full path {full}: only {redone} vectors redone");
+        assert!(levels.iter().any(|&l| l >= 3), "full path {full}: no vector reached level 3");
+        let Some(mut g) = gpu(256) else { return };
+        assert_eq!(replay_stages(&rec, &mut g, &[Stage::Bound]), 1, "full path {full}");
+    }
+}
+
 /// The kernel stages against their twins: a kernel-error plan and causal and non-causal
 /// attention plans recorded on the twins (ragged shapes: 37 rows, 5, 70 and 150 tokens, s = 13 and
 /// 41, dv = 6 and 70, two or three heads, three trials in chunks; the larger ones span several

@@ -6,7 +6,9 @@
 // The vectors are `mvm`'s list of saturated ones (`satlist`: [0] count, then ids), or all of them
 // on the full path; a fixed grid of workgroups strides over them, one vector at a time per
 // workgroup, so a layer with nothing saturated costs one read per workgroup. Invocations stride
-// over outputs. At reduction 1 it draws the same noise as `mvm` (same counters).
+// over groups of four outputs, the outputs of one Philox block (as in `mvm`): each block is drawn
+// once per vector and level, and each output still sums over k in increasing order, so the
+// values are the twin's. At reduction 1 it draws the same noise as `mvm` (same counters).
 // CPU twin: src/engine/cpu/bound.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
@@ -60,6 +62,9 @@ fn bound_vector(v: u32, lid: u32) {
     let wbase = trial_local * L.n_out * L.n_in + t.col_start;
     let n_cols = f32(t.cols);
     let key = vec2<u32>(L.key0, L.key1);
+    let r_end = t.row_start + t.rows;
+    let g0 = t.row_start >> 2u;
+    let g1 = (r_end + 3u) >> 2u;
     loop {
         let red = f32(1u << level);
         for (var k = lid; k < t.cols; k = k + BW) {
@@ -69,51 +74,69 @@ fn bound_vector(v: u32, lid: u32) {
             atomicStore(&any_sat, 0u);
         }
         workgroupBarrier();
-        for (var o = lid; o < t.rows; o = o + BW) {
-            let orow = t.row_start + o;
-            let wrow = wbase + orow * L.n_in;
-            var acc = 0.0;
+        // One invocation per group of four outputs (absolute rows 4g .. 4g + 3, the rows of one
+        // Philox block): each block is drawn once, not once per output.
+        for (var g = g0 + lid; g < g1; g = g + BW) {
+            // Rows outside the tile repeat its nearest row (computed, never written).
+            let w0 = wbase + clamp(4u * g, t.row_start, r_end - 1u) * L.n_in;
+            let w1 = wbase + clamp(4u * g + 1u, t.row_start, r_end - 1u) * L.n_in;
+            let w2 = wbase + clamp(4u * g + 2u, t.row_start, r_end - 1u) * L.n_in;
+            let w3 = wbase + clamp(4u * g + 3u, t.row_start, r_end - 1u) * L.n_in;
+            var acc = vec4<f32>(0.0);
+            var sa = vec4<f32>(0.0);
+            var sp = vec4<f32>(0.0);
+            var sq = vec4<f32>(0.0);
             for (var k = 0u; k < t.cols; k = k + 1u) {
-                acc = acc + xw[k] * weff[wrow + k];
+                let xk = xw[k];
+                let wk = vec4<f32>(weff[w0 + k], weff[w1 + k], weff[w2 + k], weff[w3 + k]);
+                acc = acc + xk * wk;
+                if (L.full_path != 0u) {
+                    sa = sa + abs(wk) * abs(xk);
+                    let r = 1.0 - f32(k) / n_cols;
+                    sp = sp + wk * xk * (1.0 - r * r);
+                    let x2 = xk * xk;
+                    sq = sq + select(vec4<f32>(x2), abs(wk) * x2, P.io.w_noise_type == 1u);
+                }
             }
-            var yv = acc;
-            if (L.full_path != 0u) {
-                if (P.io.ir_drop > 0.0) {
-                    var sa = 0.0;
-                    var sp = 0.0;
-                    for (var k = 0u; k < t.cols; k = k + 1u) {
-                        let wk = weff[wrow + k];
-                        sa = sa + abs(wk) * abs(xw[k]);
-                        let r = 1.0 - f32(k) / n_cols;
-                        sp = sp + wk * xw[k] * (1.0 - r * r);
+            var nz = vec4<f32>(0.0);
+            if (P.io.out_noise > 0.0) {
+                nz = out_normals(L.vector_offset + s, trial, L.layer, L.t_index, g, ti, level, key);
+            }
+            var nw = vec4<f32>(0.0);
+            if (L.full_path != 0u && P.io.w_noise > 0.0) {
+                nw = out_normals(L.vector_offset + s, trial, L.layer, L.t_index, g | W_NOISE_GROUP, ti, level, key);
+            }
+            for (var j = 0u; j < 4u; j = j + 1u) {
+                let orow = 4u * g + j;
+                if (orow < t.row_start || orow >= r_end) {
+                    continue;
+                }
+                var yv = acc[j];
+                if (L.full_path != 0u) {
+                    if (P.io.ir_drop > 0.0) {
+                        let a = n_cols / P.io.ir_g_ratio * sa[j];
+                        let c = a * (a * (0.05 * a - 0.2) + 0.5);
+                        yv = yv - P.io.ir_drop * c * sp[j];
                     }
-                    let a = n_cols / P.io.ir_g_ratio * sa;
-                    let c = a * (a * (0.05 * a - 0.2) + 0.5);
-                    yv = yv - P.io.ir_drop * c * sp;
-                }
-                var wstd = 0.0;
-                if (P.io.w_noise > 0.0) {
-                    var q = 0.0;
-                    for (var k = 0u; k < t.cols; k = k + 1u) {
-                        let x2 = xw[k] * xw[k];
-                        q = q + select(x2, abs(weff[wrow + k]) * x2, P.io.w_noise_type == 1u);
+                    var wstd = 0.0;
+                    if (P.io.w_noise > 0.0) {
+                        wstd = P.io.w_noise * sqrt(sq[j]);
                     }
-                    wstd = P.io.w_noise * sqrt(q);
+                    if (P.io.out_noise > 0.0) {
+                        yv = yv + P.io.out_noise * nz[j];
+                    }
+                    if (wstd > 0.0) {
+                        yv = yv + wstd * nw[j];
+                    }
+                } else if (P.io.out_noise > 0.0) {
+                    yv = yv + P.io.out_noise * nz[j];
                 }
-                if (P.io.out_noise > 0.0) {
-                    yv = yv + P.io.out_noise * out_normals(L.vector_offset + s, trial, L.layer, L.t_index, orow >> 2u, ti, level, key)[orow & 3u];
+                let q = quant_out(P.io, yv);
+                if (saturated(P.io, q)) {
+                    atomicOr(&any_sat, 1u);
                 }
-                if (wstd > 0.0) {
-                    yv = yv + wstd * out_normals(L.vector_offset + s, trial, L.layer, L.t_index, (orow >> 2u) | W_NOISE_GROUP, ti, level, key)[orow & 3u];
-                }
-            } else if (P.io.out_noise > 0.0) {
-                yv = yv + P.io.out_noise * out_normals(L.vector_offset + s, trial, L.layer, L.t_index, orow >> 2u, ti, level, key)[orow & 3u];
+                y[((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out + orow] = clamp(q, -P.io.out_bound, P.io.out_bound);
             }
-            let q = quant_out(P.io, yv);
-            if (saturated(P.io, q)) {
-                atomicOr(&any_sat, 1u);
-            }
-            y[((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out + orow] = clamp(q, -P.io.out_bound, P.io.out_bound);
         }
         workgroupBarrier();
         if (lid == 0u) {

@@ -14,7 +14,9 @@
 //!   loops over the twins' sums (bit-identical to the twins), and `attention_softmax` in two
 //!   passes per query (scores, then exponentials and the weighted sum);
 //! - `bound` on the full path (IR drop, per-read weight noise: every vector) as GEMMs per
-//!   (trial, tile), the few saturated vectors through the twin's per-vector redo.
+//!   (trial, tile), the vectors that saturate there through the twin's per-vector redo; the
+//!   vectors `mvm` flagged eight at a time in the lanes of one accumulator, level by level, with
+//!   one Philox block per four outputs (bit-identical to the twin).
 //!
 //! Results agree with the twins within the named tolerances of `tolerances.rs` (the GEMM sums in
 //! another order; `ln`/`cos` are polynomials accurate to ~1e-7), not bit for bit, exactly like

@@ -267,9 +267,9 @@ fn redo_listed(
                 let acc = dots(&sc.xt, weff, wbase + o0 * n_in, n_in, cols, no);
                 for (i, &s) in lanes.iter().enumerate().take(nv) {
                     let mut group = (u32::MAX, [0f32; 4]);
-                    for j in 0..no {
+                    for (j, aj) in acc.iter().enumerate().take(no) {
                         let orow = t.row_start + (o0 + j) as u32;
-                        let mut yv = acc[j][i];
+                        let mut yv = aj[i];
                         if io.out_noise > 0.0 {
                             if group.0 != orow >> 2 {
                                 group = (orow >> 2, out_normals(l.vector_offset + s as u32, trial, l.layer, l.t_index, orow >> 2, ti as u32, level, key));

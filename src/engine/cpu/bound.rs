@@ -5,7 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::common::*;
-use crate::engine::layout::{StageParams, TileInfo};
+use crate::engine::layout::{LayerParams, StageParams, TileInfo};
 use crate::rng::{out_normals, W_NOISE_GROUP};
 
 #[allow(clippy::too_many_arguments)]
@@ -43,6 +43,15 @@ pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &
     });
 }
 
+/// Where vector (trial `trial_local`, sample `s`)'s inputs to tile `t` (input tile `ti`) start in
+/// `x`, and their noise-management divisor (1 for an all-zero slice, marked nm = 0, whose output
+/// `combine` drops). A shared input's noise management was computed once, as trial 0.
+pub fn input_slice(l: &LayerParams, t: &TileInfo, ti: usize, trial_local: usize, s: usize, nm: &[f32]) -> (usize, f32) {
+    let xs = if l.x_per_trial != 0 { trial_local * l.batch as usize + s } else { s };
+    let m = nm[xs * l.tiles_in as usize + ti];
+    (xs * l.n_in as usize + t.col_start as usize, if m == 0.0 { 1.0 } else { m })
+}
+
 /// One vector (trial `trial_local`, sample `s`, tile `tile`), the shader's `bound_vector`: the
 /// redo loop from `level` on; writes the vector's outputs into `y` (the rows of trial slot `z`)
 /// and returns the level it ended at. `xw` is scratch of at least the tile's inputs.
@@ -65,12 +74,8 @@ pub fn bound_vector(
     let io = &p.io;
     let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
     let trial = l.trial_offset + trial_local as u32;
-    let vs = trial_local * batch + s;
     let ti = tile % l.tiles_in as usize;
-    let m = nm[if l.x_per_trial != 0 { vs } else { s } * l.tiles_in as usize + ti];
-    // nm = 0 marks an all-zero slice (its output is dropped in `combine`).
-    let m_div = if m == 0.0 { 1.0 } else { m };
-    let xo = (if l.x_per_trial != 0 { vs } else { s }) * n_in + t.col_start as usize;
+    let (xo, m_div) = input_slice(l, t, ti, trial_local, s, nm);
     let wbase = trial_local * n_out * n_in + t.col_start as usize;
     let n_cols = t.cols as f32;
     loop {

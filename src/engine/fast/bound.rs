@@ -11,7 +11,7 @@
 //! ADC, saturation); the vectors that saturate are redone from level 1 by the twin's
 //! `bound_vector`.
 use super::simd_entry;
-use crate::engine::cpu::bound::bound_vector;
+use crate::engine::cpu::bound::{bound_vector, input_slice};
 use crate::engine::cpu::common::{par_trials2, quant_in, quant_out, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{out_normals, W_NOISE_GROUP};
@@ -109,12 +109,7 @@ fn full_tile(
     // Level 0 inputs of every sample: batch x cols.
     sc.x0.resize(batch * cols, 0.0);
     for s in 0..batch {
-        let vs = trial_local * batch + s;
-        let xs = if l.x_per_trial != 0 { vs } else { s };
-        let m = nm[xs * l.tiles_in as usize + ti];
-        // nm = 0 marks an all-zero slice (its output is dropped in `combine`).
-        let m_div = if m == 0.0 { 1.0 } else { m };
-        let xo = xs * n_in + t.col_start as usize;
+        let (xo, m_div) = input_slice(l, t, ti, trial_local, s, nm);
         for k in 0..cols {
             sc.x0[s * cols + k] = quant_in(io, x[xo + k] / m_div);
         }
@@ -251,12 +246,7 @@ fn redo_listed(
             sc.xt.clear();
             sc.xt.resize(cols * V, 0.0);
             for (i, &s) in lanes.iter().enumerate() {
-                let vs = trial_local * batch + s;
-                let xs = if l.x_per_trial != 0 { vs } else { s };
-                let m = nm[xs * l.tiles_in as usize + ti];
-                // nm = 0 marks an all-zero slice (its output is dropped in `combine`).
-                let m_div = if m == 0.0 { 1.0 } else { m };
-                let xo = xs * n_in + t.col_start as usize;
+                let (xo, m_div) = input_slice(l, t, ti, trial_local, s, nm);
                 for k in 0..cols {
                     sc.xt[k * V + i] = quant_in(io, x[xo + k] / (m_div * red));
                 }

@@ -1,4 +1,4 @@
-//! The transformer trainer (`src/train/transformer.rs`) and its data (`src/train/listops.rs`):
+//! The transformer trainer (`src/train/transformer/`) and its data (`src/train/listops.rs`):
 //! back-propagation against finite differences for both attentions, byte-identical rebuilds, the
 //! shipped ListOps test split, and the shipped models against their trainer.
 #![cfg(feature = "train")]

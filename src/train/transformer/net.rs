@@ -1,0 +1,542 @@
+//! The training transformer's forward and backward passes (the model of
+//! src/train/transformer/mod.rs): per sequence the embedding, the shared encoder layer `repeat`
+//! times with softmax or FAVOR+ attention, pooling and the classifier, with the traces the
+//! backward pass reads; loss, gradients and accuracy.
+
+// Index loops mirror the gradient equations, so the backward pass reads beside them.
+#![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+
+use super::*;
+
+/// Transposed weight matrices of one step (the forward pass's layouts).
+pub(super) struct Prepared<T> {
+    in_proj: Vec<T>,
+    out_proj: Vec<T>,
+    linear1: Vec<T>,
+    linear2: Vec<T>,
+    /// The feature projection transposed, [d_h, m/2].
+    projection: Vec<T>,
+}
+
+/// One application of the encoder layer, kept for the backward pass.
+pub(super) struct LayerTrace<T> {
+    /// Input [n, d].
+    x: Vec<T>,
+    /// [n, 3d]: Q, K, V.
+    qkv: Vec<T>,
+    /// Softmax: probabilities [heads, n, n].
+    probs: Vec<T>,
+    /// Kernel: features of queries and keys [heads, n, m], Σ_j φ(k_j) v_jᵀ [heads, m, d_h],
+    /// Σ_j φ(k_j) [heads, m] and the denominators [heads, n].
+    phi_q: Vec<T>,
+    phi_k: Vec<T>,
+    kv: Vec<T>,
+    z: Vec<T>,
+    den: Vec<T>,
+    /// Heads' outputs, concatenated [n, d].
+    att: Vec<T>,
+    xhat1: Vec<T>,
+    rstd1: Vec<T>,
+    y1: Vec<T>,
+    ff_pre: Vec<T>,
+    ff_act: Vec<T>,
+    xhat2: Vec<T>,
+    rstd2: Vec<T>,
+}
+
+/// The forward pass of one sequence.
+pub(super) struct Trace<T> {
+    n: usize,
+    xhat0: Vec<T>,
+    rstd0: Vec<T>,
+    layers: Vec<LayerTrace<T>>,
+    pool: Vec<T>,
+    c_pre: Vec<T>,
+    c_act: Vec<T>,
+    logits: Vec<T>,
+}
+
+impl<T: Real> Net<T> {
+    /// A fresh network: embedding N(0, 1/d) (so √d · E has unit scale, as the sinusoids), LayerNorms
+    /// (1, 0), `in_proj_weight` Xavier-uniform and `out_proj.bias` 0 (as `nn.MultiheadAttention`),
+    /// other Linear layers PyTorch's default uniform ±1/√fan_in; then the feature projection
+    /// (kernel attention only, so both attentions start from the same weights).
+    pub fn init(dims: Dims, attention: Attention, rng: &mut Pcg64Mcg) -> Net<T> {
+        assert!(dims.heads > 0 && dims.d_model.is_multiple_of(dims.heads) && dims.features.is_multiple_of(2), "bad dimensions {dims:?}");
+        let names = param_names(&dims);
+        let mut params = Vec::with_capacity(N_PARAMS);
+        let (m, f, h) = (dims.d_model as f64, dims.d_ff as f64, dims.hidden as f64);
+        for (k, (_, shape)) in names.iter().enumerate() {
+            let len: usize = shape.iter().product();
+            let v: Vec<f64> = match k {
+                EMBEDDING => (0..len).map(|_| normal(rng) / m.sqrt()).collect(),
+                EMBED_NORM_W | NORM1_W | NORM2_W => vec![1.0; len],
+                EMBED_NORM_B | NORM1_B | NORM2_B | OUT_PROJ_B => vec![0.0; len],
+                IN_PROJ => (0..len).map(|_| uniform(rng, (6.0 / (m + 3.0 * m)).sqrt())).collect(),
+                OUT_PROJ_W | LINEAR1_W | LINEAR1_B | CLS0_W | CLS0_B => (0..len).map(|_| uniform(rng, 1.0 / m.sqrt())).collect(),
+                LINEAR2_W | LINEAR2_B => (0..len).map(|_| uniform(rng, 1.0 / f.sqrt())).collect(),
+                _ => (0..len).map(|_| uniform(rng, 1.0 / h.sqrt())).collect(),
+            };
+            params.push(v.into_iter().map(T::of).collect());
+        }
+        let projection = match attention {
+            Attention::Softmax => vec![],
+            Attention::Kernel => orthogonal_projection(dims.features / 2, dims.d_head(), rng).into_iter().map(T::of).collect(),
+        };
+        let positions = sinusoids(dims.max_len, dims.d_model).into_iter().map(T::of).collect();
+        Net { dims, attention, params, projection, positions }
+    }
+
+    /// The same network in another float type.
+    pub fn cast<U: Real>(&self) -> Net<U> {
+        let c = |v: &Vec<T>| v.iter().map(|x| U::of(x.to_f64())).collect::<Vec<U>>();
+        Net {
+            dims: self.dims,
+            attention: self.attention,
+            params: self.params.iter().map(c).collect(),
+            projection: c(&self.projection),
+            positions: c(&self.positions),
+        }
+    }
+
+    /// All-zero tensors of the parameters' shapes.
+    pub fn zero_grads(&self) -> Vec<Vec<T>> {
+        self.params.iter().map(|p| vec![T::default(); p.len()]).collect()
+    }
+
+    pub(super) fn prepare(&self) -> Prepared<T> {
+        let d = &self.dims;
+        let p = &self.params;
+        Prepared {
+            in_proj: transpose(&p[IN_PROJ], 3 * d.d_model, d.d_model),
+            out_proj: transpose(&p[OUT_PROJ_W], d.d_model, d.d_model),
+            linear1: transpose(&p[LINEAR1_W], d.d_ff, d.d_model),
+            linear2: transpose(&p[LINEAR2_W], d.d_model, d.d_ff),
+            projection: transpose(&self.projection, self.projection.len() / d.d_head().max(1), d.d_head()),
+        }
+    }
+
+    /// The exponents of φ for one query or key (d_h values of Q or K) into `phi` (m values):
+    /// [h, −h] + offset; the caller shifts them and takes exp.
+    pub(super) fn features(&self, prep: &Prepared<T>, x: &[T], phi: &mut [T]) {
+        let half = self.dims.features / 2;
+        let s = T::of((self.dims.d_head() as f64).powf(-0.25));
+        let mut sq = T::default();
+        let (h, minus) = phi.split_at_mut(half);
+        h.fill(T::default());
+        // h = W x̃ as a sum over the inputs in order (W transposed, so the loop runs over rows).
+        for (c, &v) in x.iter().enumerate() {
+            let xs = v * s;
+            sq += xs * xs;
+            for (hr, &w) in h.iter_mut().zip(&prep.projection[c * half..(c + 1) * half]) {
+                *hr += xs * w;
+            }
+        }
+        let off = T::of(-0.5) * sq - T::of((self.dims.features as f64).sqrt().ln());
+        for (hr, mr) in h.iter_mut().zip(minus.iter_mut()) {
+            *mr = -*hr + off;
+            *hr += off;
+        }
+    }
+
+    /// d φ → d x for one query or key (the exponent shift is a constant: see the module header).
+    pub(super) fn features_back(&self, x: &[T], phi: &[T], dphi: &[T], dx: &mut [T]) {
+        let dh = self.dims.d_head();
+        let half = self.dims.features / 2;
+        let s = T::of((dh as f64).powf(-0.25));
+        let mut doff = T::default();
+        for f in 0..2 * half {
+            doff += dphi[f] * phi[f];
+        }
+        for c in 0..dh {
+            dx[c] = -(doff * x[c] * s) * s;
+        }
+        for r in 0..half {
+            let dh_r = dphi[r] * phi[r] - dphi[half + r] * phi[half + r];
+            for (dxc, &w) in dx.iter_mut().zip(&self.projection[r * dh..(r + 1) * dh]) {
+                *dxc += dh_r * w * s;
+            }
+        }
+    }
+
+    /// Multi-head attention of `qkv` [n, 3d] into `lt.att`, filling the layer trace.
+    pub(super) fn attention_forward(&self, prep: &Prepared<T>, n: usize, lt: &mut LayerTrace<T>) {
+        let d = self.dims.d_model;
+        let dh = self.dims.d_head();
+        let heads = self.dims.heads;
+        let qkv = &lt.qkv;
+        match self.attention {
+            Attention::Softmax => {
+                let sc = T::of(1.0 / (dh as f64).sqrt());
+                lt.probs = vec![T::default(); heads * n * n];
+                for h in 0..heads {
+                    for i in 0..n {
+                        let q = &qkv[i * 3 * d + h * dh..][..dh];
+                        let row = &mut lt.probs[(h * n + i) * n..][..n];
+                        let mut mx = T::of(f64::NEG_INFINITY);
+                        for j in 0..n {
+                            let k = &qkv[j * 3 * d + d + h * dh..][..dh];
+                            let mut s = T::default();
+                            for c in 0..dh {
+                                s += q[c] * k[c];
+                            }
+                            row[j] = s * sc;
+                            mx = max(mx, row[j]);
+                        }
+                        let mut sum = T::default();
+                        for r in row.iter_mut() {
+                            *r = (*r - mx).exp();
+                            sum += *r;
+                        }
+                        for r in row.iter_mut() {
+                            *r = *r / sum;
+                        }
+                        let out = &mut lt.att[i * d + h * dh..][..dh];
+                        out.fill(T::default());
+                        for j in 0..n {
+                            let p = row[j];
+                            for (o, &v) in out.iter_mut().zip(&qkv[j * 3 * d + 2 * d + h * dh..][..dh]) {
+                                *o += p * v;
+                            }
+                        }
+                    }
+                }
+            }
+            Attention::Kernel => {
+                let m = self.dims.features;
+                lt.phi_q = vec![T::default(); heads * n * m];
+                lt.phi_k = vec![T::default(); heads * n * m];
+                lt.kv = vec![T::default(); heads * m * dh];
+                lt.z = vec![T::default(); heads * m];
+                lt.den = vec![T::default(); heads * n];
+                for h in 0..heads {
+                    // Keys: exponents, then one shift for the whole head.
+                    let pk = &mut lt.phi_k[h * n * m..(h + 1) * n * m];
+                    let mut mx = T::of(f64::NEG_INFINITY);
+                    for j in 0..n {
+                        self.features(prep, &qkv[j * 3 * d + d + h * dh..][..dh], &mut pk[j * m..(j + 1) * m]);
+                        for &a in &pk[j * m..(j + 1) * m] {
+                            mx = max(mx, a);
+                        }
+                    }
+                    for a in pk.iter_mut() {
+                        *a = (*a - mx).exp();
+                    }
+                    let kv = &mut lt.kv[h * m * dh..(h + 1) * m * dh];
+                    let z = &mut lt.z[h * m..(h + 1) * m];
+                    for j in 0..n {
+                        let v = &qkv[j * 3 * d + 2 * d + h * dh..][..dh];
+                        for f in 0..m {
+                            let p = pk[j * m + f];
+                            z[f] += p;
+                            for (o, &vc) in kv[f * dh..(f + 1) * dh].iter_mut().zip(v) {
+                                *o += p * vc;
+                            }
+                        }
+                    }
+                    // Queries: each shifted by its own largest exponent.
+                    for i in 0..n {
+                        let pq = &mut lt.phi_q[(h * n + i) * m..][..m];
+                        self.features(prep, &qkv[i * 3 * d + h * dh..][..dh], pq);
+                        let mx = pq.iter().fold(T::of(f64::NEG_INFINITY), |a, &b| max(a, b));
+                        for a in pq.iter_mut() {
+                            *a = (*a - mx).exp();
+                        }
+                        let out = &mut lt.att[i * d + h * dh..][..dh];
+                        out.fill(T::default());
+                        let mut den = T::default();
+                        for f in 0..m {
+                            let p = pq[f];
+                            den += p * z[f];
+                            for (o, &k) in out.iter_mut().zip(&kv[f * dh..(f + 1) * dh]) {
+                                *o += p * k;
+                            }
+                        }
+                        lt.den[h * n + i] = den;
+                        for o in out.iter_mut() {
+                            *o = *o / den;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Backward of [`Self::attention_forward`]: d att → d qkv.
+    pub(super) fn attention_back(&self, n: usize, lt: &LayerTrace<T>, datt: &[T], dqkv: &mut [T]) {
+        let d = self.dims.d_model;
+        let dh = self.dims.d_head();
+        let qkv = &lt.qkv;
+        for h in 0..self.dims.heads {
+            match self.attention {
+                Attention::Softmax => {
+                    let sc = T::of(1.0 / (dh as f64).sqrt());
+                    let mut ds = vec![T::default(); n];
+                    for i in 0..n {
+                        let row = &lt.probs[(h * n + i) * n..][..n];
+                        let dout = &datt[i * d + h * dh..][..dh];
+                        let mut dot = T::default();
+                        for j in 0..n {
+                            let v = &qkv[j * 3 * d + 2 * d + h * dh..][..dh];
+                            let mut dp = T::default();
+                            for c in 0..dh {
+                                dp += dout[c] * v[c];
+                            }
+                            ds[j] = dp;
+                            dot += row[j] * dp;
+                            for (dv, &g) in dqkv[j * 3 * d + 2 * d + h * dh..][..dh].iter_mut().zip(dout) {
+                                *dv += row[j] * g;
+                            }
+                        }
+                        for j in 0..n {
+                            let g = row[j] * (ds[j] - dot) * sc;
+                            for c in 0..dh {
+                                let (qc, kc) = (qkv[i * 3 * d + h * dh + c], qkv[j * 3 * d + d + h * dh + c]);
+                                dqkv[i * 3 * d + h * dh + c] += g * kc;
+                                dqkv[j * 3 * d + d + h * dh + c] += g * qc;
+                            }
+                        }
+                    }
+                }
+                Attention::Kernel => {
+                    let m = self.dims.features;
+                    let kv = &lt.kv[h * m * dh..(h + 1) * m * dh];
+                    let z = &lt.z[h * m..(h + 1) * m];
+                    let mut dkv = vec![T::default(); m * dh];
+                    let mut dz = vec![T::default(); m];
+                    let mut dphi = vec![T::default(); m];
+                    let mut dx = vec![T::default(); dh];
+                    for i in 0..n {
+                        let den = lt.den[h * n + i];
+                        let dout = &datt[i * d + h * dh..][..dh];
+                        let out = &lt.att[i * d + h * dh..][..dh];
+                        let dnum: Vec<T> = dout.iter().map(|&g| g / den).collect();
+                        let mut dden = T::default();
+                        for c in 0..dh {
+                            dden -= dout[c] * out[c];
+                        }
+                        dden = dden / den;
+                        let pq = &lt.phi_q[(h * n + i) * m..][..m];
+                        for f in 0..m {
+                            let mut s = z[f] * dden;
+                            for (&k, &g) in kv[f * dh..(f + 1) * dh].iter().zip(&dnum) {
+                                s += k * g;
+                            }
+                            dphi[f] = s;
+                            dz[f] += pq[f] * dden;
+                            for (o, &g) in dkv[f * dh..(f + 1) * dh].iter_mut().zip(&dnum) {
+                                *o += pq[f] * g;
+                            }
+                        }
+                        self.features_back(&qkv[i * 3 * d + h * dh..][..dh], pq, &dphi, &mut dx);
+                        for (o, &g) in dqkv[i * 3 * d + h * dh..][..dh].iter_mut().zip(&dx) {
+                            *o += g;
+                        }
+                    }
+                    for j in 0..n {
+                        let pk = &lt.phi_k[(h * n + j) * m..][..m];
+                        let v = &qkv[j * 3 * d + 2 * d + h * dh..][..dh];
+                        let dv = &mut dqkv[j * 3 * d + 2 * d + h * dh..][..dh];
+                        for f in 0..m {
+                            let mut s = dz[f];
+                            for (&g, &vc) in dkv[f * dh..(f + 1) * dh].iter().zip(v) {
+                                s += g * vc;
+                            }
+                            dphi[f] = s;
+                            for (o, &g) in dv.iter_mut().zip(&dkv[f * dh..(f + 1) * dh]) {
+                                *o += pk[f] * g;
+                            }
+                        }
+                        self.features_back(&qkv[j * 3 * d + d + h * dh..][..dh], pk, &dphi, &mut dx);
+                        for (o, &g) in dqkv[j * 3 * d + d + h * dh..][..dh].iter_mut().zip(&dx) {
+                            *o += g;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn forward(&self, prep: &Prepared<T>, tokens: &[u32], inj: &mut Injector) -> Trace<T> {
+        let dims = &self.dims;
+        let (d, ff) = (dims.d_model, dims.d_ff);
+        let n = tokens.len();
+        assert!(n >= 1 && n <= dims.max_len, "sequence of {n} tokens; the model has {} positions", dims.max_len);
+        let p = &self.params;
+        let zeros = |len: usize| vec![T::default(); len];
+        let scale = T::of((d as f64).sqrt());
+        let mut e = zeros(n * d);
+        for (t, &tok) in tokens.iter().enumerate() {
+            let row = &p[EMBEDDING][tok as usize * d..][..d];
+            for k in 0..d {
+                e[t * d + k] = row[k] * scale + self.positions[t * d + k];
+            }
+        }
+        let (mut xhat0, mut rstd0, mut x) = (zeros(n * d), zeros(n), zeros(n * d));
+        layer_norm(&e, d, &p[EMBED_NORM_W], &p[EMBED_NORM_B], &mut x, &mut xhat0, &mut rstd0);
+        let mut layers = Vec::with_capacity(dims.repeat);
+        for _ in 0..dims.repeat {
+            let mut lt = LayerTrace {
+                qkv: zeros(n * 3 * d),
+                probs: vec![],
+                phi_q: vec![],
+                phi_k: vec![],
+                kv: vec![],
+                z: vec![],
+                den: vec![],
+                att: zeros(n * d),
+                xhat1: zeros(n * d),
+                rstd1: zeros(n),
+                y1: zeros(n * d),
+                ff_pre: zeros(n * ff),
+                ff_act: zeros(n * ff),
+                xhat2: zeros(n * d),
+                rstd2: zeros(n),
+                x,
+            };
+            linear(&lt.x, d, &prep.in_proj, None, 3 * d, &mut lt.qkv);
+            output_noise(inj, &lt.x, d, &mut lt.qkv, 3 * d);
+            self.attention_forward(prep, n, &mut lt);
+            let mut r = zeros(n * d);
+            linear(&lt.att, d, &prep.out_proj, Some(&p[OUT_PROJ_B]), d, &mut r);
+            output_noise(inj, &lt.att, d, &mut r, d);
+            for (r, &xi) in r.iter_mut().zip(&lt.x) {
+                *r += xi;
+            }
+            layer_norm(&r, d, &p[NORM1_W], &p[NORM1_B], &mut lt.y1, &mut lt.xhat1, &mut lt.rstd1);
+            linear(&lt.y1, d, &prep.linear1, Some(&p[LINEAR1_B]), ff, &mut lt.ff_pre);
+            output_noise(inj, &lt.y1, d, &mut lt.ff_pre, ff);
+            for (a, &v) in lt.ff_act.iter_mut().zip(&lt.ff_pre) {
+                *a = gelu(v);
+            }
+            linear(&lt.ff_act, ff, &prep.linear2, Some(&p[LINEAR2_B]), d, &mut r);
+            output_noise(inj, &lt.ff_act, ff, &mut r, d);
+            for (r, &y) in r.iter_mut().zip(&lt.y1) {
+                *r += y;
+            }
+            x = zeros(n * d);
+            layer_norm(&r, d, &p[NORM2_W], &p[NORM2_B], &mut x, &mut lt.xhat2, &mut lt.rstd2);
+            layers.push(lt);
+        }
+        let mut pool = zeros(d);
+        for xt in x.chunks_exact(d) {
+            for (a, &v) in pool.iter_mut().zip(xt) {
+                *a += v;
+            }
+        }
+        for a in pool.iter_mut() {
+            *a = *a / T::of(n as f64);
+        }
+        let mut c_pre = zeros(dims.hidden);
+        linear(&pool, d, &transpose(&p[CLS0_W], dims.hidden, d), Some(&p[CLS0_B]), dims.hidden, &mut c_pre);
+        output_noise(inj, &pool, d, &mut c_pre, dims.hidden);
+        let c_act: Vec<T> = c_pre.iter().map(|&v| gelu(v)).collect();
+        let mut logits = zeros(dims.classes);
+        linear(&c_act, dims.hidden, &transpose(&p[CLS2_W], dims.classes, dims.hidden), Some(&p[CLS2_B]), dims.classes, &mut logits);
+        output_noise(inj, &c_act, dims.hidden, &mut logits, dims.classes);
+        Trace { n, xhat0, rstd0, layers, pool, c_pre, c_act, logits }
+    }
+
+    /// Adds `scale ×` the gradient of the trace's cross-entropy for `label` to `g`; returns the loss.
+    pub(super) fn backward(&self, tokens: &[u32], tr: &Trace<T>, label: usize, scale: T, g: &mut [Vec<T>]) -> T {
+        let dims = &self.dims;
+        let (d, ff, n) = (dims.d_model, dims.d_ff, tr.n);
+        let p = &self.params;
+        let zeros = |len: usize| vec![T::default(); len];
+        let mx = tr.logits.iter().fold(T::of(f64::NEG_INFINITY), |a, &b| max(a, b));
+        let mut sum = T::default();
+        for &z in &tr.logits {
+            sum += (z - mx).exp();
+        }
+        let loss = mx + T::of(sum.to_f64().ln()) - tr.logits[label];
+        let dlogits: Vec<T> =
+            tr.logits.iter().enumerate().map(|(o, &z)| ((z - mx).exp() / sum - if o == label { T::of(1.0) } else { T::default() }) * scale).collect();
+        let mut dc_act = zeros(dims.hidden);
+        {
+            let (gw, rest) = g[CLS2_W..].split_at_mut(1);
+            linear_back(&tr.c_act, dims.hidden, &p[CLS2_W], &dlogits, dims.classes, &mut gw[0], Some(&mut rest[0]), Some(&mut dc_act));
+        }
+        let dc_pre: Vec<T> = dc_act.iter().zip(&tr.c_pre).map(|(&a, &v)| a * gelu_deriv(v)).collect();
+        let mut dpool = zeros(d);
+        {
+            let (gw, rest) = g[CLS0_W..].split_at_mut(1);
+            linear_back(&tr.pool, d, &p[CLS0_W], &dc_pre, dims.hidden, &mut gw[0], Some(&mut rest[0]), Some(&mut dpool));
+        }
+        let inv_n = T::of(1.0 / n as f64);
+        let mut dx: Vec<T> = (0..n * d).map(|i| dpool[i % d] * inv_n).collect();
+        for lt in tr.layers.iter().rev() {
+            // x_out = LN2(r2), r2 = y1 + FFN(y1).
+            let mut dr2 = zeros(n * d);
+            {
+                let (a, b) = g.split_at_mut(NORM2_B);
+                layer_norm_back(&dx, d, &p[NORM2_W], &lt.xhat2, &lt.rstd2, &mut a[NORM2_W], &mut b[0], &mut dr2);
+            }
+            let mut dff_act = zeros(n * ff);
+            {
+                let (a, b) = g.split_at_mut(LINEAR2_B);
+                linear_back(&lt.ff_act, ff, &p[LINEAR2_W], &dr2, d, &mut a[LINEAR2_W], Some(&mut b[0]), Some(&mut dff_act));
+            }
+            for (a, &v) in dff_act.iter_mut().zip(&lt.ff_pre) {
+                *a *= gelu_deriv(v);
+            }
+            let mut dy1 = dr2;
+            {
+                let (a, b) = g.split_at_mut(LINEAR1_B);
+                linear_back(&lt.y1, d, &p[LINEAR1_W], &dff_act, ff, &mut a[LINEAR1_W], Some(&mut b[0]), Some(&mut dy1));
+            }
+            // y1 = LN1(r1), r1 = x + out_proj(att).
+            let mut dr1 = zeros(n * d);
+            {
+                let (a, b) = g.split_at_mut(NORM1_B);
+                layer_norm_back(&dy1, d, &p[NORM1_W], &lt.xhat1, &lt.rstd1, &mut a[NORM1_W], &mut b[0], &mut dr1);
+            }
+            let mut datt = zeros(n * d);
+            {
+                let (a, b) = g.split_at_mut(OUT_PROJ_B);
+                linear_back(&lt.att, d, &p[OUT_PROJ_W], &dr1, d, &mut a[OUT_PROJ_W], Some(&mut b[0]), Some(&mut datt));
+            }
+            let mut dqkv = zeros(n * 3 * d);
+            self.attention_back(n, lt, &datt, &mut dqkv);
+            let mut dxin = dr1;
+            linear_back(&lt.x, d, &p[IN_PROJ], &dqkv, 3 * d, &mut g[IN_PROJ], None, Some(&mut dxin));
+            dx = dxin;
+        }
+        let mut de = zeros(n * d);
+        {
+            let (a, b) = g.split_at_mut(EMBED_NORM_B);
+            layer_norm_back(&dx, d, &p[EMBED_NORM_W], &tr.xhat0, &tr.rstd0, &mut a[EMBED_NORM_W], &mut b[0], &mut de);
+        }
+        let sc = T::of((d as f64).sqrt());
+        for (t, &tok) in tokens.iter().enumerate() {
+            for (gk, &v) in g[EMBEDDING][tok as usize * d..][..d].iter_mut().zip(&de[t * d..(t + 1) * d]) {
+                *gk += v * sc;
+            }
+        }
+        loss
+    }
+
+    /// Class logits of one sequence (its non-padding tokens).
+    pub fn logits(&self, tokens: &[u32]) -> Vec<T> {
+        self.forward(&self.prepare(), tokens, &mut Injector::off()).logits
+    }
+
+    /// Cross-entropy of `label` and its gradient (one tensor per parameter, as [`Self::params`]).
+    pub fn loss_and_gradient(&self, tokens: &[u32], label: usize) -> (T, Vec<Vec<T>>) {
+        let mut g = self.zero_grads();
+        let tr = self.forward(&self.prepare(), tokens, &mut Injector::off());
+        let loss = self.backward(tokens, &tr, label, T::of(1.0), &mut g);
+        (loss, g)
+    }
+
+    /// Fraction of rows whose arg-max logit is the label.
+    pub fn accuracy(&self, data: &SeqData) -> f64 {
+        let prep = self.prepare();
+        let correct = (0..data.len())
+            .filter(|&i| {
+                let z: Vec<f32> = self.forward(&prep, data.seq(i), &mut Injector::off()).logits.iter().map(|v| v.to_f64() as f32).collect();
+                crate::train::argmax(&z) == data.labels[i] as usize
+            })
+            .count();
+        correct as f64 / data.len().max(1) as f64
+    }
+}

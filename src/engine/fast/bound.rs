@@ -83,8 +83,16 @@ fn gemm_abt(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], rsb:
     }
 }
 
+simd_entry!(
+    /// Every sample of one (trial, tile) on the full path: level 0 as GEMMs, the epilogue per
+    /// output, the vectors that saturate redone by the twin (compiled for AVX2 where present).
+    #[allow(clippy::too_many_arguments)]
+    fn full_tile(p: &StageParams, t: &TileInfo, tile: usize, x: &[f32], nm: &[f32], weff: &[f32], trial_local: usize, z: usize, y: &mut [f32], bm_level: &mut [u32], sc: &mut Scratch) => full_tile_body
+);
+
 #[allow(clippy::too_many_arguments)]
-fn full_tile(
+#[inline(always)]
+fn full_tile_body(
     p: &StageParams,
     t: &TileInfo,
     tile: usize,
@@ -207,12 +215,19 @@ struct Redo {
 /// Lanes of the listed redo: vectors per accumulator.
 const V: usize = 8;
 /// Outputs per pass over the inputs (independent accumulators that hide the add latency).
-const O: usize = 4;
+const O: usize = 8;
 
-/// The twin's `bound_vector` loop for the listed samples `sc.active` of one (trial, tile), level
-/// by level from 1, eight vectors at a time.
+simd_entry!(
+    /// The twin's `bound_vector` loop for the listed samples `sc.active` of one (trial, tile),
+    /// level by level from 1, eight vectors at a time (compiled for AVX2 where the CPU has it, so
+    /// the quantisers' rounding is one instruction, not a libm call).
+    #[allow(clippy::too_many_arguments)]
+    fn redo_listed(p: &StageParams, t: &TileInfo, tile: usize, x: &[f32], nm: &[f32], weff: &[f32], trial_local: usize, z: usize, y: &mut [f32], bm_level: &mut [u32], sc: &mut Redo) => redo_listed_body
+);
+
 #[allow(clippy::too_many_arguments)]
-fn redo_listed(
+#[inline(always)]
+fn redo_listed_body(
     p: &StageParams,
     t: &TileInfo,
     tile: usize,
@@ -288,21 +303,11 @@ fn redo_listed(
     }
 }
 
-simd_entry!(
-    /// `acc[j][i] = Σ_k xt[k·8 + i] · w[w0 + j·n_in + k]` for the first `no` of four rows, each
-    /// lane summing over k in increasing order (a multiply, then an add), as the twin does.
-    fn dots_into(xt: &[f32], w: &[f32], w0: usize, n_in: usize, cols: usize, no: usize, acc: &mut [[f32; V]; O]) => dots_body
-);
-
-#[inline]
-fn dots(xt: &[f32], w: &[f32], w0: usize, n_in: usize, cols: usize, no: usize) -> [[f32; V]; O] {
-    let mut acc = [[0f32; V]; O];
-    dots_into(xt, w, w0, n_in, cols, no, &mut acc);
-    acc
-}
-
+/// `acc[j][i] = Σ_k xt[k·8 + i] · w[w0 + j·n_in + k]` for the first `no` of the O rows, each lane
+/// summing over k in increasing order (a multiply, then an add), as the twin does. Inlined into
+/// `redo_listed`'s AVX2 and baseline bodies alike.
 #[inline(always)]
-fn dots_body(xt: &[f32], w: &[f32], w0: usize, n_in: usize, cols: usize, no: usize, acc: &mut [[f32; V]; O]) {
+fn dots(xt: &[f32], w: &[f32], w0: usize, n_in: usize, cols: usize, no: usize) -> [[f32; V]; O] {
     // Rows past the tile's last repeat its last row (computed, never written).
     let wr: [&[f32]; O] = std::array::from_fn(|j| &w[w0 + j.min(no - 1) * n_in..][..cols]);
     let xt = &xt[..cols * V];
@@ -316,5 +321,5 @@ fn dots_body(xt: &[f32], w: &[f32], w0: usize, n_in: usize, cols: usize, no: usi
             }
         }
     }
-    *acc = a;
+    a
 }

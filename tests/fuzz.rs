@@ -166,7 +166,11 @@ fn mutate_results(v: &serde_json::Value, case: u32) -> String {
     if op == 7 {
         // Text truncation at an offset spread over the whole file.
         let text = serde_json::to_string_pretty(&v).unwrap();
-        let at = ((u64::from(w[1]) * text.len() as u64) >> 32) as usize;
+        let mut at = ((u64::from(w[1]) * text.len() as u64) >> 32) as usize;
+        // Cut on a character boundary: notes carry non-ASCII text such as '−'.
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
         return text[..at].to_string();
     }
     let mut groups = std::collections::BTreeMap::new();

@@ -5,7 +5,9 @@ Physics as aihwkit's PCMLikeNoiseModel (Nandakumar et al. 2019; Joshi et al., Na
 2473, 2020) with its default InferenceRPUConfig periphery: programming noise polynomial, folded-
 normal drift exponent, 1/f read noise, global drift compensation, 7-bit DAC with abs-max noise
 management, output noise 0.06, 9-bit ADC with bound 12, 512 x 512 tiles. Iterative bound
-management is left out (it only adds work to this baseline). Rates are credited as aimc credits
+management is left out (it only adds work to this baseline). Case (e) runs the digits MLP of
+`experiments/bench_mlp.toml` (1000 trials x 6 times, 450 test rows) and counts trial-points per
+second as aimc does, host readback of the counts included. Rates are credited as aimc credits
 its own: case (a) in weights (device-state samples) per second, case (c) in GEMM-equivalent FLOP/s
 (2 per MAC of the 1024 x 1024 layer, batch 256, 256 trials). Cases (i) and (j) run a noisy
 transformer encoder the same way (every matrix its own per-trial device state, DAC, output noise,
@@ -32,15 +34,16 @@ def clamp_log(gr, a, b, lo, hi):
     return (a * torch.log(gr.clamp_min(1e-7)) + b).clamp(lo, hi)
 
 
-def device_state(w, trials):
-    """Programmed, drifted, read-noisy weights for `trials` draws of the signed matrix `w`."""
+def device_state(w, trials, t_since=T):
+    """Programmed, drifted, read-noisy weights for `trials` draws of the signed matrix `w`,
+    `t_since` seconds after programming."""
     scale = G_MAX / w.abs().amax()
     gt = (w.abs() * scale).expand(trials, *w.shape)
     x = gt / G_MAX
     sig = PROG[0] + PROG[1] * x + PROG[2] * x * x
     g = (gt + sig * torch.randn_like(gt)).clamp_min(0.0)
     nu = (clamp_log(x, -0.0155, 0.0244, 0.049, 0.1) + clamp_log(x, -0.0125, -0.0059, 0.008, 0.045) * torch.randn_like(gt)).abs()
-    t = T + T0
+    t = t_since + T0
     gd = g * torch.exp(-nu * math.log(t / T0))
     qs = (0.0088 / (g / G_MAX).clamp_min(1e-7).pow(0.65).clamp_min(1e-3)).clamp_max(0.2)
     gd = (gd + gd * qs * math.sqrt(math.log((t + T_READ) / (2 * T_READ))) * torch.randn_like(gt)).clamp_min(0.0)
@@ -66,10 +69,10 @@ def inference(w, x, trials, tile=512):
     return y * xm[None] * alpha[:, None, None]
 
 
-def inference_per_trial(w, x, tile=512):
+def inference_per_trial(w, x, tile=512, t_since=T):
     """`inference` with per-trial inputs x [trials, tokens, in] (every layer after the first)."""
     trials = x.shape[0]
-    we = device_state(w, trials)
+    we = device_state(w, trials, t_since)
     alpha = w.abs().sum() / we.abs().sum(dim=(1, 2)).clamp_min(1e-12)
     xm = x.abs().amax(dim=2, keepdim=True).clamp_min(1e-12)
     xq = quant(x / xm, 7, 1.0)
@@ -106,6 +109,37 @@ def transformer_case(name, layers, d, heads, dff, seq, seqs, trials, shared, bel
     return t / (seqs * trials)
 
 
+def mlp_case():
+    """(e) `experiments/bench_mlp.toml`: the digits MLP 64-256-64-10 (GELU) over the 450 test
+    rows, 1000 trials at each of 6 times since programming, correct answers counted per trial."""
+    import numpy as np
+    from safetensors.torch import load_file
+
+    p = load_file("experiments/models/digits_mlp_256.safetensors", device="cuda")
+    rows = np.loadtxt("experiments/data/digits.csv", delimiter=",", dtype=np.float32)[1347:1797]
+    x = torch.tensor(rows[:, :64] / 16.0, device=dev)
+    label = torch.tensor(rows[:, 64], device=dev).long()
+    layers = [(p[f"{i}.weight"], p[f"{i}.bias"]) for i in (0, 2, 4)]
+    times = [1.0, 3600.0, 86400.0, 30 * 86400.0, 365.25 * 86400.0, 3652.5 * 86400.0]
+    trials = 1000
+
+    def run():
+        correct = []
+        for t in times:
+            h = x.expand(trials, *x.shape)
+            for i, (w, b) in enumerate(layers):
+                h = inference_per_trial(w, h, t_since=t) + b
+                if i < len(layers) - 1:
+                    h = torch.nn.functional.gelu(h, approximate="tanh")
+            correct.append((h.argmax(-1) == label).sum(-1))
+        return torch.stack(correct).cpu()
+
+    te = timed(run, 3)
+    acc = run().float().mean(1) / len(label)
+    print(f"(e) MLP 64-256-64-10, {trials} trials x {len(times)} times: {trials * len(times) / te / 1e3:.1f} k trial-points/s "
+          f"(mean accuracy {', '.join(f'{a:.3f}' for a in acc.tolist())})")
+
+
 def timed(f, reps):
     f()
     torch.cuda.synchronize()
@@ -128,6 +162,7 @@ def main():
     w, x = bell(1024, 1024), bell(256, 1024)
     tc = timed(lambda: [inference(w, x, 32) for _ in range(8)], 3)
     print(f"(c) batched inference 1024x1024, batch 256, 256 trials: {2 * 256 * 1024 * 1024 * 256 / tc / 1e12:.3f} TFLOP/s")
+    mlp_case()
     # (i) the shipped LRA shape; (j) BERT-base, one noisy pass per sequence.
     transformer_case("(i) LRA-shaped encoder, d 64, 128 tokens", 1, 64, 2, 128, 128, 8, 64, 2, bell)
     per = transformer_case("(j) BERT-base-sized encoder, 384 tokens", 12, 768, 12, 3072, 384, 4, 1, 1, bell)

@@ -115,10 +115,10 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
                 Stage::Mvm | Stage::MvmNarrow => &[(3, How::Adc), (4, How::Exact), (5, How::Exact)],
                 // The listed redo sums and draws as the twin does: bit for bit.
                 Stage::Bound if !full => {
-                    listed += d.before[4][0] as usize;
-                    &[(5, How::Exact), (6, How::Exact)]
+                    listed += d.before[5][0] as usize;
+                    &[(6, How::Exact), (7, How::Exact)]
                 }
-                Stage::Bound => &[(5, How::Adc), (6, How::Exact)],
+                Stage::Bound => &[(6, How::Adc), (7, How::Exact)],
                 Stage::Combine => &[(6, How::Abs(FAST_ABS))],
                 _ => continue,
             };

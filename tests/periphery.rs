@@ -120,7 +120,7 @@ fn check(be: &mut dyn Backend, rec: &Recorder, layer: &AnalogLayer, x: &[f32], b
         let trials = d.params.layer.trials as usize;
         let bound_out = replay(be, d);
         let mvm_out = mvm.map(|e| replay(be, e));
-        let (y, levels) = (codes(&bound_out[5], out_step), &bound_out[6]);
+        let (y, levels) = (codes(&bound_out[6], out_step), &bound_out[7]);
         for z in 0..trials {
             let trial = d.params.layer.trial_offset + z as u32;
             for s in 0..batch {
@@ -227,7 +227,7 @@ fn run_case(name: &str, io: Periphery, min_levels: usize) {
         );
     }
     // The inputs reach several bound-management levels.
-    let levels: std::collections::BTreeSet<u32> = rec.log.iter().filter(|d| d.stage == Stage::Bound).flat_map(|d| d.after[6].clone()).collect();
+    let levels: std::collections::BTreeSet<u32> = rec.log.iter().filter(|d| d.stage == Stage::Bound).flat_map(|d| d.after[7].clone()).collect();
     assert!(levels.len() >= min_levels, "{name}: levels reached {levels:?}");
 }
 

@@ -143,7 +143,7 @@ fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
         Stage::Gdc => vec![(2, Cmp::Rel(ALPHA_REL))],
         Stage::Dac => vec![(2, Cmp::Quantised(Grid::Dac)), (3, Cmp::Exact)],
         Stage::Mvm | Stage::MvmNarrow => vec![(3, Cmp::Quantised(Grid::Adc)), (5, Cmp::List)],
-        Stage::Bound => vec![(5, Cmp::Quantised(Grid::Adc)), (6, Cmp::Exact)],
+        Stage::Bound => vec![(6, Cmp::Quantised(Grid::Adc)), (7, Cmp::Exact)],
         Stage::Combine => vec![(6, Cmp::Abs(COMBINE_ABS))],
         Stage::Accuracy => vec![(2, Cmp::Exact)],
         Stage::WeightError => vec![(4, Cmp::Abs(256.0 * WEIGHT_ABS))],
@@ -431,7 +431,7 @@ fn bound_management_levels_match_twin() {
     plan::run_outputs(&mut rec, &[layer], &x, batch as u32, &c, &mut |_| {}).unwrap();
     let flagged: u32 = rec.log.iter().filter(|d| is_mvm(d.stage)).map(|d| d.after[4].iter().sum::<u32>()).sum();
     // Final reductions 2^level (level 0 for the vectors `bound` did not have to redo).
-    let red: Vec<f32> = rec.log.iter().filter(|d| d.stage == Stage::Bound).flat_map(|d| d.after[6].iter().map(|&l| (1u32 << l) as f32)).collect();
+    let red: Vec<f32> = rec.log.iter().filter(|d| d.stage == Stage::Bound).flat_map(|d| d.after[7].iter().map(|&l| (1u32 << l) as f32)).collect();
     let vectors = 3 * batch * 2;
     assert_eq!(red.len(), vectors);
     let at = |r: f32| red.iter().filter(|&&v| v == r).count();
@@ -478,7 +478,7 @@ fn bound_matches_twin_on_large_tiles() {
         }
         let mut rec = Recorder::new();
         plan::run_outputs(&mut rec, std::slice::from_ref(&layer), &x, batch as u32, &c, &mut |_| {}).unwrap();
-        let levels: Vec<u32> = rec.log.iter().filter(|d| d.stage == Stage::Bound).flat_map(|d| d.after[6].clone()).collect();
+        let levels: Vec<u32> = rec.log.iter().filter(|d| d.stage == Stage::Bound).flat_map(|d| d.after[7].clone()).collect();
         let redone = levels.iter().filter(|&&l| l > 0).count();
         assert!(redone > 2 * 8, "full path {full}: only {redone} vectors redone");
         assert!(levels.iter().any(|&l| l >= 3), "full path {full}: no vector reached level 3");

@@ -107,7 +107,9 @@ fn internal() -> Vec<(Stage, &'static str, Relation, &'static str)> {
             "tokens per step: divides ATTN_BLOCK (prefixes are stored at step starts)",
         ),
         (Stage::AttentionOut, "OUT_BK", None, "features per step: the twin sums features in increasing order whatever it is"),
-        (Stage::Bound, "BW", None, "workgroup size of `bound`: the plan dispatches a workgroup per vector whatever its size"),
+        (Stage::Bound, "BW", None, "workgroup size of `bound`: a fixed grid of workgroups strides over the units whatever its size"),
+        (Stage::Bound, "VB", None, "samples per unit: the twin redoes each vector alone, in any grouping"),
+        (Stage::Bound, "KC", None, "inputs per staging step: every sum runs over k in increasing order whatever it is"),
     ]
 }
 

@@ -149,7 +149,7 @@ impl Backend for CpuBackend {
                 self.bufs[b[4].0] = sat;
             }
             Stage::Bound => {
-                let mut y = std::mem::take(&mut self.bufs[b[5].0]);
+                let mut y = std::mem::take(&mut self.bufs[b[6].0]);
                 let f = if fast { fast::bound::bound } else { bound::bound };
                 f(
                     p,
@@ -158,11 +158,12 @@ impl Backend for CpuBackend {
                     cast_slice(self.get(b[2])),
                     cast_slice(self.get(b[3])),
                     self.get(b[4]),
+                    self.get(b[5]),
                     cast_slice_mut(&mut y),
                     &mut out,
                     th,
                 );
-                self.bufs[b[5].0] = y;
+                self.bufs[b[6].0] = y;
             }
             Stage::Combine => {
                 let f = if fast { fast::combine::combine } else { combine::combine };

@@ -17,24 +17,22 @@ use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{out_normals, W_NOISE_GROUP};
 
 #[allow(clippy::too_many_arguments)]
-pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &[f32], satlist: &[u32], y: &mut [f32], bm_level: &mut [u32], threads: usize) {
+pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &[f32], sat: &[u32], satlist: &[u32], y: &mut [f32], bm_level: &mut [u32], threads: usize) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let (n_out, batch) = (l.n_out as usize, l.batch as usize);
     let y_per = l.tiles_in as usize * batch * n_out;
     if l.full_path == 0 {
-        // The listed vectors, by trial and tile (the list holds vector ids in any order).
-        let mut listed = vec![false; l.trials as usize * batch * ntiles];
-        for &v in &satlist[1..1 + satlist[0] as usize] {
-            listed[v as usize] = true;
-        }
+        // `mvm`'s flags, read only when its list is not empty (the shader's early exit).
+        let any = satlist[0] != 0;
+        let listed = |v: usize| any && sat[v] != 0;
         par_trials2(threads, l.trials as usize, y, y_per, bm_level, batch * ntiles, |first, n, y, bm_level| {
             let mut sc = Redo::default();
             for z in 0..n {
                 let trial_local = first + z;
                 for (tile, t) in tiles.iter().enumerate().take(ntiles) {
                     sc.active.clear();
-                    sc.active.extend((0..batch).filter(|&s| listed[(trial_local * batch + s) * ntiles + tile]));
+                    sc.active.extend((0..batch).filter(|&s| listed((trial_local * batch + s) * ntiles + tile)));
                     if !sc.active.is_empty() {
                         redo_listed(p, t, tile, x, nm, weff, trial_local, z, y, bm_level, &mut sc);
                     }

@@ -10,33 +10,13 @@
 // The Cephes coefficients are kept as published (a few more digits than an f32 holds).
 #![allow(clippy::excessive_precision)]
 
-use crate::rng::{PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1};
 
 /// Lanes per call.
 pub const L: usize = 8;
 pub type U = [u32; L];
 pub type F = [f32; L];
 
-/// Philox4x32-10 of eight counters with one key: lane `i` equals
-/// `rng::philox4x32_10([c[0][i], c[1][i], c[2][i], c[3][i]], key)` bit for bit.
-#[inline(always)]
-pub fn philox_x8(mut c: [U; 4], key: [u32; 2]) -> [U; 4] {
-    let mut k = key;
-    for _ in 0..10 {
-        let mut n = [[0u32; L]; 4];
-        for i in 0..L {
-            let p0 = PHILOX_M0 as u64 * c[0][i] as u64;
-            let p1 = PHILOX_M1 as u64 * c[2][i] as u64;
-            n[0][i] = (p1 >> 32) as u32 ^ c[1][i] ^ k[0];
-            n[1][i] = p1 as u32;
-            n[2][i] = (p0 >> 32) as u32 ^ c[3][i] ^ k[1];
-            n[3][i] = p0 as u32;
-        }
-        c = n;
-        k = [k[0].wrapping_add(PHILOX_W0), k[1].wrapping_add(PHILOX_W1)];
-    }
-    c
-}
+pub use crate::rng::philox_x8;
 
 #[inline(always)]
 fn u01_open(x: u32) -> f32 {

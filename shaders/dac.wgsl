@@ -4,10 +4,14 @@
 // x' = clip(round(x / nm / step) * step, ±inp_bound). One workgroup = one (trial, sample, input
 // tile) vector: its 64 invocations read the slice with unit stride (coalesced) and reduce the
 // max in workgroup memory (max is exact, so any order gives the twin's value). When every slice is
-// short (L.dac_serial = 1: at most DAC_SERIAL_COLS = 128 inputs, e.g. a convolution's patches), one
-// invocation takes a whole vector instead, 64 vectors per workgroup: a workgroup per 9-input patch
-// would leave 55 of its 64 invocations idle. An input shared by all trials (x_per_trial = 0, the first layer) is dispatched for one
-// trial only and read as trial 0 by `mvm`, `bound` and `combine`. CPU twin: src/engine/cpu/dac.rs.
+// short (L.dac_short = 1: at most DAC_SHORT_COLS = 256 inputs, e.g. a convolution's patches or a
+// small Linear layer), DAC_LANES = 8 invocations take a vector, 8 vectors per workgroup: each
+// lane reads every eighth input (a subgroup's loads cover whole 32-byte sectors of four slices)
+// and the lanes' maxima meet in workgroup memory. A workgroup per 9-input patch would leave 55 of
+// its 64 invocations idle; one invocation per vector (the former short path) made every load of a
+// subgroup touch 32 rows. An input shared by all trials (x_per_trial = 0, the first layer) is
+// dispatched for one trial only and read as trial 0 by `mvm`, `bound` and `combine`. CPU twin:
+// src/engine/cpu/dac.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
 @group(0) @binding(1) var<storage, read> tiles: array<TileInfo>;
@@ -16,13 +20,14 @@
 @group(0) @binding(4) var<storage, read_write> nm: array<f32>;
 
 const DAC_WG: u32 = 64u;
+const DAC_LANES: u32 = 8u;
 var<workgroup> red: array<f32, DAC_WG>;
 
 @compute @workgroup_size(DAC_WG)
 fn dac(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let L = P.layer;
-    if (L.dac_serial != 0u) {        // uniform: the same branch for every invocation
-        dac_serial(((wid.x + wid.y * nwg.x) * DAC_WG + lid));
+    if (L.dac_short != 0u) {        // uniform: the same branch for every invocation
+        dac_lanes(wid.x + wid.y * nwg.x, lid);
         return;
     }
     let i = wid.x + wid.y * nwg.x;   // uniform over the workgroup
@@ -61,12 +66,15 @@ fn dac(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
 }
 
-// One invocation = one (trial, sample, input tile) vector `i`, read serially.
-fn dac_serial(i: u32) {
+// DAC_LANES invocations per (trial, sample, input tile) vector, DAC_WG / DAC_LANES vectors per
+// workgroup `w`. Every invocation reaches the barriers; only those of a real vector write.
+fn dac_lanes(w: u32, lid: u32) {
     let L = P.layer;
-    if (i >= L.trials * L.batch * L.tiles_in) {
-        return;
-    }
+    let n = L.trials * L.batch * L.tiles_in;
+    let lane = lid % DAC_LANES;
+    let i_raw = w * (DAC_WG / DAC_LANES) + lid / DAC_LANES;
+    let live = i_raw < n;
+    let i = min(i_raw, n - 1u);
     let ti = i % L.tiles_in;
     let v = i / L.tiles_in;
     let t = tiles[ti];
@@ -74,15 +82,28 @@ fn dac_serial(i: u32) {
     var m = 1.0;
     if (P.io.nm_mode == 1u) {
         var a = 0.0;
-        for (var k = 0u; k < t.cols; k = k + 1u) {
+        for (var k = lane; k < t.cols; k = k + DAC_LANES) {
             a = max(a, abs(x[xo + k]));
         }
-        m = a;
+        red[lid] = a;
+        workgroupBarrier();
+        for (var s = DAC_LANES / 2u; s > 0u; s = s >> 1u) {
+            if (lane < s) {
+                red[lid] = max(red[lid], red[lid + s]);
+            }
+            workgroupBarrier();
+        }
+        m = red[lid - lane];
     }
-    nm[i] = m;
+    if (!live) {
+        return;
+    }
+    if (lane == 0u) {
+        nm[i] = m;
+    }
     let m_div = select(m, 1.0, m == 0.0);
     let xqo = v * L.n_in + t.col_start;
-    for (var k = 0u; k < t.cols; k = k + 1u) {
+    for (var k = lane; k < t.cols; k = k + DAC_LANES) {
         xq[xqo + k] = quant_in(P.io, x[xo + k] / m_div);
     }
 }

@@ -590,12 +590,13 @@ fn conv_stages_match_twins() {
     }
 }
 
-/// `dac` in both shapes: a workgroup per vector (slices longer than DAC_SERIAL_COLS) and an
-/// invocation per vector (shorter ones), at the threshold, for a shared and a per-trial input.
+/// `dac` in both shapes: a workgroup per vector (slices longer than DAC_SHORT_COLS) and
+/// DAC_LANES invocations per vector (shorter ones), at the threshold, for a shared and a per-trial
+/// input; 70 samples leave the last workgroup of the short shape part empty.
 #[test]
 fn dac_matches_twin_in_both_shapes() {
-    use aimc::engine::stages::DAC_SERIAL_COLS;
-    let n = DAC_SERIAL_COLS as usize;
+    use aimc::engine::stages::DAC_SHORT_COLS;
+    let n = DAC_SHORT_COLS as usize;
     let shape = TileShape { max_in: 512, max_out: 512 };
     let layer = |n_out: usize, n_in: usize, seed: u64| AnalogLayer {
         mapped: MappedMatrix::new(&weights(n_out * n_in, seed), n_out as u32, n_in as u32, shape, 1.0),
@@ -608,9 +609,9 @@ fn dac_matches_twin_in_both_shapes() {
         let layers = [layer(b, a, 3), layer(4, b, 5)];
         plan::run_outputs(&mut rec, &layers, &weights(70 * a, 9), 70, &cfg(Gdc::Readout, 3, vec![60.0]), &mut |_| {}).unwrap();
     }
-    let modes: Vec<(u32, u32)> = rec.log.iter().filter(|d| d.stage == Stage::Dac).map(|d| (d.params.layer.dac_serial, d.params.layer.x_per_trial)).collect();
+    let modes: Vec<(u32, u32)> = rec.log.iter().filter(|d| d.stage == Stage::Dac).map(|d| (d.params.layer.dac_short, d.params.layer.x_per_trial)).collect();
     for want in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-        assert!(modes.contains(&want), "dac (serial, per-trial input) = {want:?} not exercised: {modes:?}");
+        assert!(modes.contains(&want), "dac (short, per-trial input) = {want:?} not exercised: {modes:?}");
     }
     let Some(mut g) = gpu(256) else { return };
     assert_eq!(replay_stages(&rec, &mut g, &[Stage::Dac]), modes.len());

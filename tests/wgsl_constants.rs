@@ -63,6 +63,7 @@ fn pairs() -> Vec<(Stage, &'static str, Value, &'static str)> {
         // A layer goes narrow when its tallest tile fits one narrow block of outputs.
         (Stage::MvmNarrow, "BN", u(stages::MVM_NARROW_ROWS), "engine::stages::MVM_NARROW_ROWS"),
         (Stage::Dac, "DAC_WG", u(stages::DAC_WG), "engine::stages::DAC_WG"),
+        (Stage::Dac, "DAC_LANES", u(stages::DAC_LANES), "engine::stages::DAC_LANES"),
         (Stage::AttentionKv, "KV_BF", u(stages::KV_BF), "engine::stages::KV_BF"),
         (Stage::AttentionKv, "KV_BC", u(stages::KV_BC), "engine::stages::KV_BC"),
         (Stage::AttentionOut, "OUT_BC", u(stages::OUT_BC), "engine::stages::OUT_BC"),

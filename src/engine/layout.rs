@@ -126,9 +126,9 @@ pub struct LayerParams {
     /// GDC factors per tile and trial: 1 (one per tile), or `max_rows` with per-column GDC, whose
     /// `drift` chunks then never straddle two rows (partials per row).
     pub alpha_rows: u32,
-    /// 1: `dac` gives each invocation a whole vector (every input slice is at most
-    /// `DAC_SERIAL_COLS` long), 0: a workgroup per vector.
-    pub dac_serial: u32,
+    /// 1: `dac` gives `DAC_LANES` invocations a vector (every input slice is at most
+    /// `DAC_SHORT_COLS` long), 0: a workgroup per vector.
+    pub dac_short: u32,
     /// Global index of this dispatch's first MVM vector: a data set run in sample batches draws
     /// each vector's noise from its global index (sample · MVMs per sample), as one batch would.
     pub vector_offset: u32,

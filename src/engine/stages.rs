@@ -162,12 +162,14 @@ pub const MVM_NARROW_ROWS: u32 = 32;
 pub const MVM_NARROW_BM: u32 = 256;
 /// `mvm_narrow` block: outputs per workgroup (dispatch x).
 pub const MVM_NARROW_BN: u32 = 32;
-/// `dac` gives one invocation a whole vector when every input slice is at most this long (a
-/// convolution's patches, 9 to 72 inputs in the digits CNN; small Linear layers); longer slices
-/// get a workgroup each. On lavapipe a workgroup per vector cost ~4 µs, so the digits CNN's `dac`
-/// took 8.0 s against 0.39 s with this threshold (and 6.8 s with 32, which left its 72-input
-/// patches to workgroups); on a GPU a thread reading 128 contiguous floats is still cheap.
-pub const DAC_SERIAL_COLS: u32 = 128;
+/// `dac` gives DAC_LANES invocations a vector when every input slice is at most this long (a
+/// convolution's patches, 9 to 72 inputs in the digits CNN; small Linear layers, the 256-wide
+/// hidden layers of the MLP case); longer slices get a workgroup each. On lavapipe a workgroup per
+/// vector cost ~4 µs, so the digits CNN's `dac` took 8.0 s against 0.39 s with short slices shared
+/// out (one invocation per vector then).
+pub const DAC_SHORT_COLS: u32 = 256;
+/// Invocations per vector of `dac`'s short-slice mode (DAC_WG / DAC_LANES vectors per workgroup).
+pub const DAC_LANES: u32 = 8;
 /// `dac` workgroup size (both modes).
 pub const DAC_WG: u32 = 64;
 /// `attention_kv` tile: features per workgroup (dispatch: trials · heads · feature blocks · column blocks).

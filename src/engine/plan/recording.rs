@@ -44,7 +44,7 @@ pub(super) fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatr
     }
     // One workgroup per (trial, sample, input tile) vector, or one invocation for short ones.
     let dac_vectors = pd.layer.trials as u64 * batch as u64 * m.tiles_in as u64;
-    be.dispatch(Stage::Dac, &pd, &[b.tiles, input, s.xq, s.nm], grid(dac_vectors, if p.layer.dac_serial != 0 { DAC_WG } else { 1 }));
+    be.dispatch(Stage::Dac, &pd, &[b.tiles, input, s.xq, s.nm], grid(dac_vectors, if p.layer.dac_short != 0 { DAC_WG / DAC_LANES } else { 1 }));
     be.clear(s.sat);
     be.clear(s.satlist);
     be.clear(s.bm_level);

@@ -703,6 +703,38 @@ fn transformer_stages_match_twins() {
     }
 }
 
+/// `attention_softmax` on both of its paths: heads of up to 64 columns staged through workgroup
+/// memory (64, and 20, not a multiple of four) and wider ones from global memory (72), with
+/// 70-token sequences (two query blocks), padding and the causal mask, two trials.
+#[test]
+fn attention_softmax_matches_twin_on_both_paths() {
+    use aimc::engine::layout::{SeqParams, StageParams};
+    use aimc::engine::stages::SOFTMAX_SQ;
+    let mut rec = Recorder::new();
+    let (seq, samples, heads, trials) = (70u32, 2u32, 2u32, 2u32);
+    for (dh, causal) in [(64u32, 0u32), (20, 1), (72, 0), (72, 1)] {
+        let d = heads * dh;
+        let n = (trials * samples * seq * d) as usize;
+        let mut p = StageParams::default();
+        p.layer.trials = trials;
+        p.seq = SeqParams { samples, seq, d_model: d, heads, d_head: dh, causal, ..SeqParams::default() };
+        let bufs: Vec<_> = (0..3u64)
+            .map(|i| {
+                let b = rec.create("qkv", n);
+                rec.upload(b, bytemuck::cast_slice(&weights(n, 40 + i + dh as u64)));
+                b
+            })
+            .collect();
+        let len = rec.create("lengths", samples as usize);
+        rec.upload(len, &[seq, 33]);
+        let out = rec.create("out", n);
+        let blocks = (trials * samples * heads * seq.div_ceil(SOFTMAX_SQ)) as u64;
+        rec.dispatch(Stage::AttentionSoftmax, &p, &[bufs[0], bufs[1], bufs[2], len, out], plan::grid(blocks, 1));
+    }
+    let Some(mut g) = gpu(256) else { return };
+    assert_eq!(replay_stages(&rec, &mut g, &[Stage::AttentionSoftmax]), 4);
+}
+
 /// The throughput probes of `aimc bench` against their twins: the same Philox blocks bit for bit,
 /// the FMA and exponential chains within float error (items not a multiple of the workgroup).
 #[test]

@@ -17,7 +17,7 @@
 use super::*;
 use crate::engine::cpu::attention_softmax::MAX_D_HEAD;
 use crate::engine::layout::SeqParams;
-use crate::engine::stages::ATTN_BLOCK;
+use crate::engine::stages::{ATTN_BLOCK, SOFTMAX_SQ};
 
 /// How a layer attends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -427,7 +427,11 @@ pub fn run_transformer(
                             be.dispatch(Stage::LinearKv, &dig(base), &[*phik, v, len_b, *kv], grid(kv_items, wg));
                             be.dispatch(Stage::LinearOut, &dig(base), &[*phiq, *phik, *kv, v, len_b, att], grid(rows as u64 * d as u64, wg));
                         }
-                        _ => be.dispatch(Stage::AttentionSoftmax, &dig(base), &[q, k, v, len_b, att], grid(rows as u64 * heads as u64, wg)),
+                        _ => {
+                            // A workgroup per block of SOFTMAX_SQ queries of one (trial, sample, head).
+                            let blocks = rows as u64 / seq as u64 * heads as u64 * (seq as u64).div_ceil(SOFTMAX_SQ as u64);
+                            be.dispatch(Stage::AttentionSoftmax, &dig(base), &[q, k, v, len_b, att], grid(blocks, 1))
+                        }
                     }
                     analog(be, blk.o, att, y);
                     be.dispatch(Stage::Residual, &dig(base), &[y, x], grid(rows as u64 * d as u64, wg));

@@ -73,6 +73,7 @@ fn pairs() -> Vec<(Stage, &'static str, Value, &'static str)> {
         (Stage::LinearOut, "ATTN_BLOCK", u(stages::ATTN_BLOCK as u32), "engine::stages::ATTN_BLOCK"),
         (Stage::MoeGate, "MAX_EXPERTS", u(cpu::moe_gate::MAX_EXPERTS), "engine::cpu::moe_gate::MAX_EXPERTS"),
         (Stage::AttentionSoftmax, "SQ", u(stages::SOFTMAX_SQ), "engine::stages::SOFTMAX_SQ"),
+        (Stage::Bound, "VB", u(stages::BOUND_VB), "engine::stages::BOUND_VB"),
         (Stage::AttentionSoftmax, "MAX_D_HEAD", u(cpu::attention_softmax::MAX_D_HEAD), "engine::cpu::attention_softmax::MAX_D_HEAD"),
         (Stage::KernelError, "KE_WG", u(cpu::kernel_error::KE_WG as u32), "engine::cpu::kernel_error::KE_WG"),
         // The random-feature map's √2 (twin: cpu::feature_map's SQRT2, the standard library's).
@@ -112,8 +113,8 @@ fn internal() -> Vec<(Stage, &'static str, Relation, &'static str)> {
         (Stage::Bound, "BW", None, "workgroup size of `bound`: a fixed grid of workgroups strides over the units whatever its size"),
         (Stage::AttentionSoftmax, "BK", None, "keys per staged block: the twin takes the keys one at a time in increasing order whatever it is"),
         (Stage::AttentionSoftmax, "DV", None, "vec4 per head row in the register path: heads of up to 4 DV columns take it, wider ones the global path"),
-        (Stage::Bound, "VB", None, "samples per unit: the twin redoes each vector alone, in any grouping"),
         (Stage::Bound, "KC", None, "inputs per staging step: every sum runs over k in increasing order whatever it is"),
+        (Stage::Bound, "KW", None, "inputs per weight-staging step: every sum runs over k in increasing order whatever it is"),
     ]
 }
 

@@ -168,6 +168,8 @@ pub const MVM_NARROW_BN: u32 = 32;
 /// vector cost ~4 µs, so the digits CNN's `dac` took 8.0 s against 0.39 s with short slices shared
 /// out (one invocation per vector then).
 pub const DAC_SHORT_COLS: u32 = 256;
+/// `bound`: samples per unit (the vectors of one trial and tile redone together).
+pub const BOUND_VB: u32 = 8;
 /// `attention_softmax`: query tokens per workgroup (one workgroup per block of a head's queries).
 pub const SOFTMAX_SQ: u32 = 64;
 /// Invocations per vector of `dac`'s short-slice mode (DAC_WG / DAC_LANES vectors per workgroup).

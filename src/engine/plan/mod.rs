@@ -34,7 +34,7 @@ pub use timing::*;
 pub use transformer::*;
 
 use super::layout::{ConvParams, DeviceParams, IoParams, KernelParams, LayerParams, SeqParams, StageParams, TileInfo};
-use super::stages::{Stage, ATTN_BLOCK, CHUNK, DAC_LANES, DAC_SHORT_COLS, DAC_WG, KV_BC, KV_BF, MVM_BM, MVM_BN, MVM_NARROW_BM, MVM_NARROW_BN, MVM_NARROW_ROWS};
+use super::stages::{Stage, ATTN_BLOCK, BOUND_VB, CHUNK, DAC_LANES, DAC_SHORT_COLS, DAC_WG, KV_BC, KV_BF, MVM_BM, MVM_BN, MVM_NARROW_BM, MVM_NARROW_BN, MVM_NARROW_ROWS};
 use super::{Backend, Buf, EngineError};
 use crate::crossbar::{Gdc, MappedMatrix, Periphery, MAX_TILE_IN};
 use crate::device::DeviceModel;
@@ -46,8 +46,8 @@ pub const MAX_GROUPS: u32 = 65_535;
 /// with 4 GB, and lets a small model run all its trials in one chunk.
 pub const CHUNK_BUDGET_BYTES: u64 = 2 << 30;
 
-/// Workgroups of `bound`: they stride over the saturated vectors (or all on the full path), so a
-/// layer with none costs this many short workgroups instead of one per vector. 1024 workgroups of
+/// Workgroups of `bound`: they stride over its units (BOUND_VB samples of one trial and tile), and
+/// when nothing saturated (and not on the full path) each returns after one read. 1024 workgroups of
 /// 64 invocations about fill a 132-SM GPU (16 resident per SM would be 2112) when many vectors
 /// need the redo, and cost ~3 ms of launch overhead per dispatch on a 2-core software Vulkan.
 pub const BOUND_GROUPS: u32 = 1024;

@@ -54,8 +54,8 @@ pub(super) fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatr
         be.dispatch(stage, p, &[b.tiles, s.xq, b.weff, s.y, s.sat, s.satlist], [rows.div_ceil(bn), batch.div_ceil(bm), n * m.n_tiles()]);
     }
     // A fixed grid strides over the flagged vectors' units (all of them on the full path).
-    let vectors = n as u64 * batch as u64 * m.n_tiles() as u64;
-    be.dispatch(Stage::Bound, p, &[b.tiles, input, s.nm, b.weff, s.sat, s.satlist, s.y, s.bm_level], grid(vectors.min(BOUND_GROUPS as u64), 1));
+    let units = n as u64 * batch.div_ceil(BOUND_VB) as u64 * m.n_tiles() as u64;
+    be.dispatch(Stage::Bound, p, &[b.tiles, input, s.nm, b.weff, s.sat, s.satlist, s.y, s.bm_level], grid(units.min(BOUND_GROUPS as u64), 1));
     be.dispatch(Stage::Combine, p, &[b.tiles, s.y, s.nm, s.bm_level, b.alpha, bias, hout], grid(n as u64 * batch as u64 * m.n_out as u64, wg));
 }
 

@@ -9,11 +9,11 @@
 // read. A unit takes its flagged samples (`sat`, one flag per vector; all samples on the full
 // path) through the levels together: the active ones are all at the same level, since each
 // starts at level 1 (0 on the full path) and leaves once it no longer saturates. Per level the
-// unit's inputs are staged in workgroup memory KC at a time and the weights KW inputs at a time
-// (loads of whole 32-byte sectors, where reading four rows per invocation straight from memory
-// touched 128 rows per subgroup load), and each invocation sums four consecutive outputs (one
-// output group, one Philox block per vector and level) for all VB vectors at once: a weight is
-// read once per unit and level instead of once per vector. Every accumulator sums over k in increasing order, so the values are the
+// unit's inputs are staged in workgroup memory KC at a time, and each invocation sums four
+// consecutive outputs (one output group, one Philox block per vector and level) for all VB
+// vectors at once: a weight is read once per unit and level instead of once per vector, which is
+// what makes the redo of a model with many saturated vectors (a BERT-sized layer) run at L2
+// bandwidth over VB. Every accumulator sums over k in increasing order, so the values are the
 // twin's. At reduction 1 the noise is `mvm`'s (same counters). CPU twin: src/engine/cpu/bound.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
@@ -27,17 +27,13 @@
 @group(0) @binding(7) var<storage, read_write> y: array<f32>;
 @group(0) @binding(8) var<storage, read_write> bm_level: array<u32>;
 
-// Invocations (output groups per pass), samples per unit, inputs per input-staging step, inputs
-// per weight-staging step.
+// Invocations, samples per unit, inputs per staging step.
 const BW: u32 = 64u;
 const VB: u32 = 8u;
-const KC: u32 = 128u;
-const KW: u32 = 8u;
+const KC: u32 = 256u;
 
-// The unit's quantised inputs of this staging step, vector-major: xs[i * KC + kk] (4 KB); the
-// pass's weights of KW inputs, ws[kk * BW + group] = its four rows (8 KB).
-var<workgroup> xs: array<f32, 1024>;
-var<workgroup> ws: array<vec4<f32>, 512>;
+// The unit's quantised inputs of this staging step, vector-major: xs[i * KC + kk].
+var<workgroup> xs: array<f32, 2048>;
 // Per sample slot: still to be redone, the level it was last computed at, whether it saturated
 // at this level, where its inputs start and their divisor (noise management times reduction).
 var<workgroup> live: array<u32, VB>;
@@ -118,6 +114,11 @@ fn bound_unit(u: u32, lid: u32) {
         // Groups of four outputs (absolute rows 4g .. 4g + 3, the rows of one Philox block).
         for (var gb = g0; gb < g1; gb = gb + BW) {
             let g = gb + lid;
+            // Rows outside the tile repeat its nearest row (computed, never written).
+            let w0 = wbase + clamp(4u * g, t.row_start, r_end - 1u) * L.n_in;
+            let w1 = wbase + clamp(4u * g + 1u, t.row_start, r_end - 1u) * L.n_in;
+            let w2 = wbase + clamp(4u * g + 2u, t.row_start, r_end - 1u) * L.n_in;
+            let w3 = wbase + clamp(4u * g + 3u, t.row_start, r_end - 1u) * L.n_in;
             // Per vector i, the four outputs' sums (and the full path's IR-drop and weight-noise
             // sums).
             var acc: array<vec4<f32>, VB>;
@@ -135,31 +136,14 @@ fn bound_unit(u: u32, lid: u32) {
                     }
                     xs[e] = xv;
                 }
-                let kn = min(KC, t.cols - k0);
-                for (var k1 = 0u; k1 < kn; k1 = k1 + KW) {
-                    workgroupBarrier();
-                    // KW inputs of the pass's BW output groups, one whole vec4 (four rows) per
-                    // store; a subgroup's loads cover KW consecutive inputs of 4 groups' rows.
-                    // Rows outside the tile repeat its nearest row (computed, never written).
-                    for (var e = lid; e < KW * BW; e = e + BW) {
-                        let kk = e % KW;
-                        let gl = e / KW;
-                        let k = k0 + k1 + kk;
-                        var wv = vec4<f32>(0.0);
-                        if (k < t.cols) {
-                            for (var j = 0u; j < 4u; j = j + 1u) {
-                                wv[j] = weff[wbase + clamp(4u * (gb + gl) + j, t.row_start, r_end - 1u) * L.n_in + k];
-                            }
-                        }
-                        ws[kk * BW + gl] = wv;
-                    }
-                    workgroupBarrier();
-                    let kw = min(KW, kn - k1);
-                    for (var kk = 0u; kk < kw; kk = kk + 1u) {
-                        let k = k0 + k1 + kk;
-                        let wk = ws[kk * BW + lid];
+                workgroupBarrier();
+                if (g < g1) {
+                    let kn = min(KC, t.cols - k0);
+                    for (var kk = 0u; kk < kn; kk = kk + 1u) {
+                        let k = k0 + kk;
+                        let wk = vec4<f32>(weff[w0 + k], weff[w1 + k], weff[w2 + k], weff[w3 + k]);
                         for (var i = 0u; i < VB; i = i + 1u) {
-                            let xk = xs[i * KC + k1 + kk];
+                            let xk = xs[i * KC + kk];
                             acc[i] = acc[i] + xk * wk;
                             if (full) {
                                 sa[i] = sa[i] + abs(wk) * abs(xk);

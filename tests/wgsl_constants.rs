@@ -114,7 +114,6 @@ fn internal() -> Vec<(Stage, &'static str, Relation, &'static str)> {
         (Stage::AttentionSoftmax, "BK", None, "keys per staged block: the twin takes the keys one at a time in increasing order whatever it is"),
         (Stage::AttentionSoftmax, "DV", None, "vec4 per head row in the register path: heads of up to 4 DV columns take it, wider ones the global path"),
         (Stage::Bound, "KC", None, "inputs per staging step: every sum runs over k in increasing order whatever it is"),
-        (Stage::Bound, "KW", None, "inputs per weight-staging step: every sum runs over k in increasing order whatever it is"),
     ]
 }
 

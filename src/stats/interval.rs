@@ -488,11 +488,7 @@ pub fn bootstrap_quantile(sample: &[f64], q: f64, resamples: usize, confidence: 
     };
     // Resamples are independent: large samples spread them over threads (the values do not
     // depend on how; small ones stay on this thread, where a spawn would cost more).
-    let threads = if n * resamples >= BOOTSTRAP_THREAD_DRAWS {
-        std::thread::available_parallelism().map_or(1, |t| t.get()).min(MAX_STAT_THREADS)
-    } else {
-        1
-    };
+    let threads = if n * resamples >= BOOTSTRAP_THREAD_DRAWS { std::thread::available_parallelism().map_or(1, |t| t.get()).min(MAX_STAT_THREADS) } else { 1 };
     let mut stats = vec![0.0; resamples];
     let per = resamples.div_ceil(threads).max(1);
     std::thread::scope(|scope| {

@@ -17,7 +17,18 @@ use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{out_normals, W_NOISE_GROUP};
 
 #[allow(clippy::too_many_arguments)]
-pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &[f32], sat: &[u32], satlist: &[u32], y: &mut [f32], bm_level: &mut [u32], threads: usize) {
+pub fn bound(
+    p: &StageParams,
+    tiles: &[TileInfo],
+    x: &[f32],
+    nm: &[f32],
+    weff: &[f32],
+    sat: &[u32],
+    satlist: &[u32],
+    y: &mut [f32],
+    bm_level: &mut [u32],
+    threads: usize,
+) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let (n_out, batch) = (l.n_out as usize, l.batch as usize);

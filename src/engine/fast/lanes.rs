@@ -10,7 +10,6 @@
 // The Cephes coefficients are kept as published (a few more digits than an f32 holds).
 #![allow(clippy::excessive_precision)]
 
-
 /// Lanes per call.
 pub const L: usize = 8;
 pub type U = [u32; L];

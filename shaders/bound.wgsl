@@ -5,7 +5,7 @@
 // bound-management level (reduction 2^level; the buffer is cleared to level 0 before `mvm`).
 //
 // Work comes in units of (trial, tile, block of VB samples); a fixed grid of workgroups strides
-// over them, and when `mvm` flagged nothing (`satlist[0]` = 0) every workgroup returns after one
+// over them, and when `mvm` flagged nothing (`nsat` = 0) every workgroup returns after one
 // read. A unit takes its flagged samples (`sat`, one flag per vector; all samples on the full
 // path) through the levels together: the active ones are all at the same level, since each
 // starts at level 1 (0 on the full path) and leaves once it no longer saturates. Per level the
@@ -21,9 +21,9 @@
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> nm: array<f32>;
 @group(0) @binding(4) var<storage, read> weff: array<f32>;
-// `mvm`'s per-vector saturation flags and its list ([0] how many vectors are flagged).
+// `mvm`'s per-vector saturation flags and how many it flagged.
 @group(0) @binding(5) var<storage, read> sat: array<u32>;
-@group(0) @binding(6) var<storage, read> satlist: array<u32>;
+@group(0) @binding(6) var<storage, read> nsat: array<u32>;
 @group(0) @binding(7) var<storage, read_write> y: array<f32>;
 @group(0) @binding(8) var<storage, read_write> bm_level: array<u32>;
 
@@ -50,7 +50,7 @@ fn bound(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let L = P.layer;
     if (lid == 0u) {
         let all = L.trials * L.tiles_in * L.tiles_out * ((L.batch + VB - 1u) / VB);
-        wg_units = select(select(0u, all, satlist[0] != 0u), all, L.full_path != 0u);
+        wg_units = select(select(0u, all, nsat[0] != 0u), all, L.full_path != 0u);
     }
     let units = workgroupUniformLoad(&wg_units);
     for (var u = wg.x + wg.y * nwg.x; u < units; u = u + nwg.x * nwg.y) {

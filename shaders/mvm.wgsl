@@ -1,8 +1,8 @@
 // Stage `mvm`: batched noisy MVMs of one layer, all trials at once: for each (trial, tile) the
 // GEMM Y[s, o] = sum_k x'[s, k] W_eff[o, k] over the tile's inputs, with the periphery in the
 // epilogue: output noise, ADC, and a saturation flag per vector for iterative bound management;
-// the first workgroup to flag a vector appends it to `satlist` ([0] count, then vector ids, in
-// any order), so `bound` visits only the saturated vectors. CPU twin: src/engine/cpu/mvm.rs.
+// the first workgroup to flag a vector counts it in `nsat`, so `bound` returns at once when
+// nothing saturated and otherwise redoes the flagged vectors. CPU twin: src/engine/cpu/mvm.rs.
 //
 // Workgroup (x = 128-output block, y = 128-sample block, z = trial_local * n_tiles + tile): a
 // 128 x 128 block of Y, 16 x 16 invocations. One invocation computes 8 samples x 8 outputs in

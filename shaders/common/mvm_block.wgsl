@@ -1,6 +1,6 @@
 // The blocked noisy GEMM's shared part, prepended to `mvm` and `mvm_narrow` (which differ only in
 // their block shape): the bindings, the staging loads and the epilogue (output noise, ADC,
-// saturation flag and list). Both kernels sum every accumulator over k in increasing order, so
+// saturation flag and count). Both kernels sum every accumulator over k in increasing order, so
 // their values are the CPU twin's (src/engine/cpu/mvm.rs) whatever the block.
 // Output noise: one Philox block per four consecutive outputs (orow >> 2, all four words used),
 // drawn again whenever an output's group changes: two blocks per sample for an invocation's eight
@@ -12,7 +12,8 @@
 @group(0) @binding(3) var<storage, read> weff: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read_write> sat: array<atomic<u32>>;
-@group(0) @binding(6) var<storage, read_write> satlist: array<atomic<u32>>;
+// How many vectors are flagged (one word).
+@group(0) @binding(6) var<storage, read_write> nsat: array<atomic<u32>>;
 
 // Four rows `stride` apart at one column: `nrows` of them exist, the column exists if `kin`.
 fn gather_x(idx: u32, stride: u32, nrows: u32, kin: bool) -> vec4<f32> {
@@ -81,8 +82,7 @@ fn emit_row(s: u32, oa: u32, gap: u32, va: vec4<f32>, vb: vec4<f32>, t: TileInfo
     if (any_sat) {
         let v = (trial_local * L.batch + s) * ntiles + tile;
         if (atomicOr(&sat[v], 1u) == 0u) {
-            let k = atomicAdd(&satlist[0], 1u);
-            atomicStore(&satlist[1u + k], v);
+            atomicAdd(&nsat[0], 1u);
         }
     }
 }

@@ -9,14 +9,14 @@ use crate::engine::layout::{LayerParams, StageParams, TileInfo};
 use crate::rng::{out_normals, W_NOISE_GROUP};
 
 #[allow(clippy::too_many_arguments)]
-pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &[f32], sat: &[u32], satlist: &[u32], y: &mut [f32], bm_level: &mut [u32], threads: usize) {
+pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &[f32], sat: &[u32], nsat: &[u32], y: &mut [f32], bm_level: &mut [u32], threads: usize) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let (n_out, batch) = (l.n_out as usize, l.batch as usize);
     let y_per = l.tiles_in as usize * batch * n_out;
-    // `mvm`'s flags, read only when its list is not empty (the workgroups' early exit).
-    let any = satlist[0] != 0;
-    let listed = |v: usize| any && sat[v] != 0;
+    // `mvm`'s flags, read only when it flagged any (the workgroups' early exit).
+    let any = nsat[0] != 0;
+    let flagged = |v: usize| any && sat[v] != 0;
     par_trials2(threads, l.trials as usize, y, y_per, bm_level, batch * ntiles, |first, n, y, bm_level| {
         let mut xw = vec![0f32; crate::crossbar::MAX_TILE_IN as usize];
         for z in 0..n {
@@ -29,7 +29,7 @@ pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &
                     let t = &tiles[tile];
                     let mut level = 0u32;
                     if l.full_path == 0 {
-                        if !listed(v) {
+                        if !flagged(v) {
                             continue;
                         }
                         level = 1;

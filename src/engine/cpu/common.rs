@@ -220,18 +220,9 @@ pub fn par_trials2<T: Send, U: Send>(
     });
 }
 
-/// `mvm`'s list of saturated vectors ([0] count, then ids) from its flags: the shader appends in
-/// whatever order its workgroups flag them; the twins list them in index order (the set is the
-/// same, and `bound` does not depend on the order).
-pub fn build_satlist(sat: &[u32], vectors: usize, satlist: &mut [u32]) {
-    let mut count = 0usize;
-    for (v, &f) in sat[..vectors].iter().enumerate() {
-        if f != 0 {
-            satlist[1 + count] = v as u32;
-            count += 1;
-        }
-    }
-    satlist[0] = count as u32;
+/// `mvm`'s count of saturated vectors (`nsat`, one word) from its flags.
+pub fn count_saturated(sat: &[u32], vectors: usize, nsat: &mut [u32]) {
+    nsat[0] = sat[..vectors].iter().filter(|&&f| f != 0).count() as u32;
 }
 
 /// The shaders' workgroup reduction: halves summed pairwise down to lane 0 (a power-of-two

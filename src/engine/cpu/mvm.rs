@@ -7,7 +7,7 @@ use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::out_normals;
 
 #[allow(clippy::too_many_arguments)]
-pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mut [f32], sat: &mut [u32], satlist: &mut [u32], threads: usize) {
+pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mut [f32], sat: &mut [u32], nsat: &mut [u32], threads: usize) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
@@ -79,5 +79,5 @@ pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mu
             }
         }
     });
-    build_satlist(sat, l.trials as usize * sat_per, satlist);
+    count_saturated(sat, l.trials as usize * sat_per, nsat);
 }

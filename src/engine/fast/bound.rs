@@ -24,7 +24,7 @@ pub fn bound(
     nm: &[f32],
     weff: &[f32],
     sat: &[u32],
-    satlist: &[u32],
+    nsat: &[u32],
     y: &mut [f32],
     bm_level: &mut [u32],
     threads: usize,
@@ -34,16 +34,16 @@ pub fn bound(
     let (n_out, batch) = (l.n_out as usize, l.batch as usize);
     let y_per = l.tiles_in as usize * batch * n_out;
     if l.full_path == 0 {
-        // `mvm`'s flags, read only when its list is not empty (the shader's early exit).
-        let any = satlist[0] != 0;
-        let listed = |v: usize| any && sat[v] != 0;
+        // `mvm`'s flags, read only when it flagged any (the shader's early exit).
+        let any = nsat[0] != 0;
+        let flagged = |v: usize| any && sat[v] != 0;
         par_trials2(threads, l.trials as usize, y, y_per, bm_level, batch * ntiles, |first, n, y, bm_level| {
             let mut sc = Redo::default();
             for z in 0..n {
                 let trial_local = first + z;
                 for (tile, t) in tiles.iter().enumerate().take(ntiles) {
                     sc.active.clear();
-                    sc.active.extend((0..batch).filter(|&s| listed((trial_local * batch + s) * ntiles + tile)));
+                    sc.active.extend((0..batch).filter(|&s| flagged((trial_local * batch + s) * ntiles + tile)));
                     if !sc.active.is_empty() {
                         redo_listed(p, t, tile, x, nm, weff, trial_local, z, y, bm_level, &mut sc);
                     }

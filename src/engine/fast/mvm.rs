@@ -7,12 +7,12 @@
 
 use super::lanes::{normal4_x8, philox_x8, L};
 use super::simd_entry;
-use crate::engine::cpu::common::{build_satlist, par_trials2, quant_out, saturated};
+use crate::engine::cpu::common::{count_saturated, par_trials2, quant_out, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{ctr_word2, ctr_word3_out, stream};
 
 #[allow(clippy::too_many_arguments)]
-pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mut [f32], sat: &mut [u32], satlist: &mut [u32], threads: usize) {
+pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mut [f32], sat: &mut [u32], nsat: &mut [u32], threads: usize) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let (n_out, batch) = (l.n_out as usize, l.batch as usize);
@@ -28,7 +28,7 @@ pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mu
             }
         }
     });
-    build_satlist(sat, l.trials as usize * sat_per, satlist);
+    count_saturated(sat, l.trials as usize * sat_per, nsat);
 }
 
 /// `acc[s * rows + o] = Σ_k xq[trial, s, col_start + k] · weff[trial, row_start + o, col_start + k]`.

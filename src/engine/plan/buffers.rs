@@ -162,7 +162,7 @@ pub(super) struct MvmBufs {
     /// Per vector: flagged saturated by `mvm`.
     pub(super) sat: Buf,
     /// `mvm`'s list of saturated vectors: [0] count, then vector ids.
-    pub(super) satlist: Buf,
+    pub(super) nsat: Buf,
     /// Per vector: the bound-management level `bound` ended at (reduction 2^level).
     pub(super) bm_level: Buf,
 }
@@ -177,13 +177,13 @@ impl MvmBufs {
             nm: be.create("nm", c * max(&|m| m.tiles_in)),
             y: be.create("y", c * max(&|m| m.tiles_in * m.n_out)),
             sat: be.create("sat", c * max(&|m| m.n_tiles())),
-            satlist: be.create("satlist", 1 + c * max(&|m| m.n_tiles())),
+            nsat: be.create("nsat", 1),
             bm_level: be.create("bm_level", c * max(&|m| m.n_tiles())),
         }
     }
 
     pub(super) fn free(&self, be: &mut dyn Backend) {
-        for b in [self.xq, self.nm, self.y, self.sat, self.satlist, self.bm_level] {
+        for b in [self.xq, self.nm, self.y, self.sat, self.nsat, self.bm_level] {
             be.free(b);
         }
     }

@@ -42,20 +42,20 @@ pub(super) fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatr
     if p.layer.x_per_trial == 0 {
         pd.layer.trials = 1;
     }
-    // One workgroup per (trial, sample, input tile) vector, or one invocation for short ones.
+    // One workgroup per (trial, sample, input tile) vector, or DAC_LANES invocations for short ones.
     let dac_vectors = pd.layer.trials as u64 * batch as u64 * m.tiles_in as u64;
     be.dispatch(Stage::Dac, &pd, &[b.tiles, input, s.xq, s.nm], grid(dac_vectors, if p.layer.dac_short != 0 { DAC_WG / DAC_LANES } else { 1 }));
     be.clear(s.sat);
-    be.clear(s.satlist);
+    be.clear(s.nsat);
     be.clear(s.bm_level);
     if p.layer.full_path == 0 {
         let rows = m.tiles.iter().map(|t| t.rows).max().unwrap();
         let (stage, bm, bn) = mvm_block(rows, batch);
-        be.dispatch(stage, p, &[b.tiles, s.xq, b.weff, s.y, s.sat, s.satlist], [rows.div_ceil(bn), batch.div_ceil(bm), n * m.n_tiles()]);
+        be.dispatch(stage, p, &[b.tiles, s.xq, b.weff, s.y, s.sat, s.nsat], [rows.div_ceil(bn), batch.div_ceil(bm), n * m.n_tiles()]);
     }
     // A fixed grid strides over the flagged vectors' units (all of them on the full path).
     let units = n as u64 * batch.div_ceil(BOUND_VB) as u64 * m.n_tiles() as u64;
-    be.dispatch(Stage::Bound, p, &[b.tiles, input, s.nm, b.weff, s.sat, s.satlist, s.y, s.bm_level], grid(units.min(BOUND_GROUPS as u64), 1));
+    be.dispatch(Stage::Bound, p, &[b.tiles, input, s.nm, b.weff, s.sat, s.nsat, s.y, s.bm_level], grid(units.min(BOUND_GROUPS as u64), 1));
     be.dispatch(Stage::Combine, p, &[b.tiles, s.y, s.nm, s.bm_level, b.alpha, bias, hout], grid(n as u64 * batch as u64 * m.n_out as u64, wg));
 }
 

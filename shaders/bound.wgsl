@@ -11,10 +11,10 @@
 // starts at level 1 (0 on the full path) and leaves once it no longer saturates. Per level the
 // unit's inputs are staged in workgroup memory KC at a time, and each invocation sums four
 // consecutive outputs (one output group, one Philox block per vector and level) for all VB
-// vectors at once: a weight is read once per unit and level instead of once per vector, which is
-// what makes the redo of a model with many saturated vectors (a BERT-sized layer) run at L2
-// bandwidth over VB. Every accumulator sums over k in increasing order, so the values are the
-// twin's. At reduction 1 the noise is `mvm`'s (same counters). CPU twin: src/engine/cpu/bound.rs.
+// vectors at once: a weight is read once per unit and level instead of once per vector (the
+// BERT-sized case's redo went from 2.46 to 1.81 s on an H200; with nearly every vector flagged
+// it is a second dense GEMM, still about a tenth of `mvm`'s rate: BENCHMARKS.md). Every
+// accumulator sums over k in increasing order, so the values are the twin's. At reduction 1 the noise is `mvm`'s (same counters). CPU twin: src/engine/cpu/bound.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
 @group(0) @binding(1) var<storage, read> tiles: array<TileInfo>;

@@ -23,17 +23,18 @@ const DAC_WG: u32 = 64u;
 const DAC_LANES: u32 = 8u;
 var<workgroup> red: array<f32, DAC_WG>;
 
+// `lanes` invocations per (trial, sample, input tile) vector: DAC_WG (one vector per workgroup)
+// or, with short slices, DAC_LANES (DAC_WG / DAC_LANES vectors per workgroup). Every invocation
+// reaches the barriers; only those of a real vector write.
 @compute @workgroup_size(DAC_WG)
 fn dac(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let L = P.layer;
-    if (L.dac_short != 0u) {        // uniform: the same branch for every invocation
-        dac_lanes(wid.x + wid.y * nwg.x, lid);
-        return;
-    }
-    let i = wid.x + wid.y * nwg.x;   // uniform over the workgroup
-    if (i >= L.trials * L.batch * L.tiles_in) {
-        return;
-    }
+    let lanes = select(DAC_WG, DAC_LANES, L.dac_short != 0u);   // uniform over the dispatch
+    let n = L.trials * L.batch * L.tiles_in;
+    let lane = lid % lanes;
+    let i_raw = (wid.x + wid.y * nwg.x) * (DAC_WG / lanes) + lid / lanes;
+    let live = i_raw < n;
+    let i = min(i_raw, n - 1u);
     let ti = i % L.tiles_in;
     let v = i / L.tiles_in;          // trial_local * batch + sample
     let t = tiles[ti];               // first row of tiles: the input splits
@@ -41,53 +42,12 @@ fn dac(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     var m = 1.0;
     if (P.io.nm_mode == 1u) {
         var a = 0.0;
-        for (var k = lid; k < t.cols; k = k + DAC_WG) {
+        for (var k = lane; k < t.cols; k = k + lanes) {
             a = max(a, abs(x[xo + k]));
         }
         red[lid] = a;
         workgroupBarrier();
-        for (var s = DAC_WG / 2u; s > 0u; s = s >> 1u) {
-            if (lid < s) {
-                red[lid] = max(red[lid], red[lid + s]);
-            }
-            workgroupBarrier();
-        }
-        m = red[0];
-    }
-    // An all-zero slice stores nm = 0, so its tile's output is exactly 0 (aihwkit skips it: no
-    // output noise); its quantised input is 0 either way.
-    if (lid == 0u) {
-        nm[i] = m;
-    }
-    let m_div = select(m, 1.0, m == 0.0);
-    let xqo = v * L.n_in + t.col_start;
-    for (var k = lid; k < t.cols; k = k + DAC_WG) {
-        xq[xqo + k] = quant_in(P.io, x[xo + k] / m_div);
-    }
-}
-
-// DAC_LANES invocations per (trial, sample, input tile) vector, DAC_WG / DAC_LANES vectors per
-// workgroup `w`. Every invocation reaches the barriers; only those of a real vector write.
-fn dac_lanes(w: u32, lid: u32) {
-    let L = P.layer;
-    let n = L.trials * L.batch * L.tiles_in;
-    let lane = lid % DAC_LANES;
-    let i_raw = w * (DAC_WG / DAC_LANES) + lid / DAC_LANES;
-    let live = i_raw < n;
-    let i = min(i_raw, n - 1u);
-    let ti = i % L.tiles_in;
-    let v = i / L.tiles_in;
-    let t = tiles[ti];
-    let xo = select(v % L.batch, v, L.x_per_trial != 0u) * L.n_in + t.col_start;
-    var m = 1.0;
-    if (P.io.nm_mode == 1u) {
-        var a = 0.0;
-        for (var k = lane; k < t.cols; k = k + DAC_LANES) {
-            a = max(a, abs(x[xo + k]));
-        }
-        red[lid] = a;
-        workgroupBarrier();
-        for (var s = DAC_LANES / 2u; s > 0u; s = s >> 1u) {
+        for (var s = lanes / 2u; s > 0u; s = s >> 1u) {
             if (lane < s) {
                 red[lid] = max(red[lid], red[lid + s]);
             }
@@ -98,12 +58,14 @@ fn dac_lanes(w: u32, lid: u32) {
     if (!live) {
         return;
     }
+    // An all-zero slice stores nm = 0, so its tile's output is exactly 0 (aihwkit skips it: no
+    // output noise); its quantised input is 0 either way.
     if (lane == 0u) {
         nm[i] = m;
     }
     let m_div = select(m, 1.0, m == 0.0);
     let xqo = v * L.n_in + t.col_start;
-    for (var k = lane; k < t.cols; k = k + DAC_LANES) {
+    for (var k = lane; k < t.cols; k = k + lanes) {
         xq[xqo + k] = quant_in(P.io, x[xo + k] / m_div);
     }
 }

@@ -50,8 +50,8 @@ pub fn input_slice(l: &LayerParams, t: &TileInfo, ti: usize, trial_local: usize,
     (xs * l.n_in as usize + t.col_start as usize, if m == 0.0 { 1.0 } else { m })
 }
 
-/// One vector (trial `trial_local`, sample `s`, tile `tile`), the shader's `bound_vector`: the
-/// redo loop from `level` on; writes the vector's outputs into `y` (the rows of trial slot `z`)
+/// One vector (trial `trial_local`, sample `s`, tile `tile`) of the shader's `bound_unit`: the
+/// redo loop from `level` on (the shader takes a unit's vectors through it together); writes the vector's outputs into `y` (the rows of trial slot `z`)
 /// and returns the level it ended at. `xw` is scratch of at least the tile's inputs.
 #[allow(clippy::too_many_arguments)]
 pub fn bound_vector(

@@ -1,7 +1,7 @@
 // Stage `dac`: noise management and DAC of every input vector slice (noise-models §7):
 // nm = max_j |x_j| over the tile's input slice (0 if all zero: the output is exactly 0, as in
 // aihwkit; 1 without noise management),
-// x' = clip(round(x / nm / step) * step, ±inp_bound). One workgroup = one (trial, sample, input
+// x' = clip(round(x / nm / step) * step, ±inp_bound) (x / (nm · 2) in the level-1 pass). One workgroup = one (trial, sample, input
 // tile) vector: its 64 invocations read the slice with unit stride (coalesced) and reduce the
 // max in workgroup memory (max is exact, so any order gives the twin's value). When every slice is
 // short (L.dac_short = 1: at most DAC_SHORT_COLS = 256 inputs, e.g. a convolution's patches or a
@@ -60,10 +60,12 @@ fn dac(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     // An all-zero slice stores nm = 0, so its tile's output is exactly 0 (aihwkit skips it: no
     // output noise); its quantised input is 0 either way.
-    if (lane == 0u) {
+    // The level-1 pass (bm_pass = 1) quantises the same slice at reduction 2 for `mvm`'s redo
+    // of the vectors it flagged, as `bound` would (x / (nm · 2^level)); nm is already stored.
+    if (lane == 0u && L.bm_pass == 0u) {
         nm[i] = m;
     }
-    let m_div = select(m, 1.0, m == 0.0);
+    let m_div = select(m, 1.0, m == 0.0) * f32(1u << L.bm_pass);
     let xqo = v * L.n_in + t.col_start;
     for (var k = lane; k < t.cols; k = k + lanes) {
         xq[xqo + k] = quant_in(P.io, x[xo + k] / m_div);

@@ -52,6 +52,9 @@ fn mvm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: 
     if (o0 >= t.rows) {
         return;
     }
+    if (!block_redoes(s0, BM, tile, trial_local, li)) {
+        return;
+    }
     let tx = lid.x;
     let ty = lid.y;
 

@@ -38,6 +38,9 @@ fn mvm_narrow(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id
     if (o0 >= t.rows) {
         return;
     }
+    if (!block_redoes(s0, BM, tile, trial_local, li)) {
+        return;
+    }
     let tx = lid.x;
     let ty = lid.y;
 

@@ -31,7 +31,7 @@ struct LayerParams {
     log_t_ratio: f32, read_sqrt_log: f32, full_path: u32, x_per_trial: u32,
     activation: u32, chunks_per_tile: u32, wmax: f32, gdc_base: u32,
     max_rows: u32, alpha_rows: u32, dac_short: u32, vector_offset: u32,
-    reads_per_prog: u32, _pad_r0: u32, _pad_r1: u32, _pad_r2: u32,
+    reads_per_prog: u32, bm_pass: u32, _pad_r1: u32, _pad_r2: u32,
 }
 
 // The programming that trial `trial` reads (two-level Monte Carlo): the counter of the

@@ -1,6 +1,9 @@
 // The blocked noisy GEMM's shared part, prepended to `mvm` and `mvm_narrow` (which differ only in
 // their block shape): the bindings, the staging loads and the epilogue (output noise, ADC,
-// saturation flag and count). Both kernels sum every accumulator over k in increasing order, so
+// saturation flag and count). Both kernels run twice per layer under bound management: the
+// first read of every vector (bm_pass 0), then the redo of the flagged ones at level 1
+// (bm_pass 1, inputs from `dac` at reduction 2), which skips sample blocks with no flagged
+// vector; `bound` takes what still saturates from level 2. Both kernels sum every accumulator over k in increasing order, so
 // their values are the CPU twin's (src/engine/cpu/mvm.rs) whatever the block.
 // Output noise: one Philox block per four consecutive outputs (orow >> 2, all four words used),
 // drawn again whenever an output's group changes: two blocks per sample for an invocation's eight
@@ -12,8 +15,45 @@
 @group(0) @binding(3) var<storage, read> weff: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read_write> sat: array<atomic<u32>>;
-// How many vectors are flagged (one word).
+// How many vectors are flagged: [0] at level 0, [1] again at level 1.
 @group(0) @binding(6) var<storage, read_write> nsat: array<atomic<u32>>;
+// Final bound-management level per vector: the level-1 pass writes 1 for every vector it redoes
+// (`bound` overwrites those it takes further).
+@group(0) @binding(7) var<storage, read_write> bm_level: array<u32>;
+
+// The level-1 pass (L.bm_pass = 1) redoes only the vectors flagged at level 0. Whether any of
+// samples s0 .. s0 + bm - 1 of this (trial, tile) is flagged, uniformly over the workgroup of 256
+// invocations (the first pass: always true). The flags meet in a max-reduction over the first
+// 256 entries of the kernel's staging buffer `xs`, unused until the GEMM starts (the kernels'
+// workgroup memory is exactly WebGPU's default 16 KiB, so there is no room for another variable).
+fn block_redoes(s0: u32, bm: u32, tile: u32, trial_local: u32, li: u32) -> bool {
+    let L = P.layer;
+    if (L.bm_pass == 0u) {
+        return true;
+    }
+    let ntiles = L.tiles_in * L.tiles_out;
+    var f = 0.0;
+    if (atomicLoad(&nsat[0]) != 0u) {
+        for (var i = li; i < bm; i = i + 256u) {
+            let s = s0 + i;
+            if (s < L.batch && (atomicLoad(&sat[(trial_local * L.batch + s) * ntiles + tile]) & 1u) != 0u) {
+                f = 1.0;
+            }
+        }
+    }
+    xs[li] = vec4<f32>(f);
+    workgroupBarrier();
+    for (var h = 128u; h > 0u; h = h >> 1u) {
+        if (li < h) {
+            xs[li] = max(xs[li], xs[li + h]);
+        }
+        workgroupBarrier();
+    }
+    let any = workgroupUniformLoad(&xs[0]).x != 0.0;
+    // Every invocation has read the flag before the staging overwrites it.
+    workgroupBarrier();
+    return any;
+}
 
 // Four rows `stride` apart at one column: `nrows` of them exist, the column exists if `kin`.
 fn gather_x(idx: u32, stride: u32, nrows: u32, kin: bool) -> vec4<f32> {
@@ -55,6 +95,17 @@ fn emit_row(s: u32, oa: u32, gap: u32, va: vec4<f32>, vb: vec4<f32>, t: TileInfo
     let ti = tile % L.tiles_in;
     let trial = L.trial_offset + trial_local;
     let key = vec2<u32>(L.key0, L.key1);
+    let v = (trial_local * L.batch + s) * ntiles + tile;
+    let level = L.bm_pass;
+    if (level != 0u) {
+        // The redo writes only the vectors flagged at level 0; the others keep their outputs.
+        if ((atomicLoad(&sat[v]) & 1u) == 0u) {
+            return;
+        }
+        if (oa == 0u) {
+            bm_level[v] = level;
+        }
+    }
     let yrow = ((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out;
     var group = 0xFFFFFFFFu;
     var noise = vec4<f32>(0.0);
@@ -68,7 +119,7 @@ fn emit_row(s: u32, oa: u32, gap: u32, va: vec4<f32>, vb: vec4<f32>, t: TileInfo
             if (P.io.out_noise > 0.0) {
                 if ((orow >> 2u) != group) {
                     group = orow >> 2u;
-                    noise = out_normals(L.vector_offset + s, trial, L.layer, L.t_index, group, ti, 0u, key);
+                    noise = out_normals(L.vector_offset + s, trial, L.layer, L.t_index, group, ti, level, key);
                 }
                 v = v + P.io.out_noise * noise[orow & 3u];
             }
@@ -79,10 +130,13 @@ fn emit_row(s: u32, oa: u32, gap: u32, va: vec4<f32>, vb: vec4<f32>, t: TileInfo
             y[yrow + orow] = clamp(q, -P.io.out_bound, P.io.out_bound);
         }
     }
-    if (any_sat) {
-        let v = (trial_local * L.batch + s) * ntiles + tile;
-        if (atomicOr(&sat[v], 1u) == 0u) {
-            atomicAdd(&nsat[0], 1u);
+    // Flag bit `level` (level 0: 1, level 1: 2), counted once in nsat[level]. A vector that
+    // saturates at level 1 goes on to `bound` unless reduction 2 is already the largest.
+    let more = level == 0u || f32(1u << level) < P.io.bm_max_red;
+    if (any_sat && more) {
+        let bit = 1u << level;
+        if ((atomicOr(&sat[v], bit) & bit) == 0u) {
+            atomicAdd(&nsat[level], 1u);
         }
     }
 }

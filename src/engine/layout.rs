@@ -136,7 +136,10 @@ pub struct LayerParams {
     /// `i / reads_per_prog`, so the programming streams are keyed by that index and every other
     /// stream by the trial. 1: one programming per trial.
     pub reads_per_prog: u32,
-    pub _pad_r0: u32,
+    /// The bound-management level this `dac` + `mvm` pass reads at: 0, the first read of every
+    /// vector; 1, the redo of the vectors `mvm` flagged at level 0 (inputs divided by 2 more, noise
+    /// from the level-1 counters, only flagged vectors written). `bound` takes the rest from 2.
+    pub bm_pass: u32,
     pub _pad_r1: u32,
     pub _pad_r2: u32,
 }

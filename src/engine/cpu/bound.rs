@@ -1,6 +1,6 @@
-//! CPU twin of shaders/bound.wgsl: the vectors `mvm` flagged as saturated (all of them on the full
-//! path) redone with the full periphery: iterative bound management, IR drop and per-read weight
-//! noise; writes each redone vector's final bound-management level.
+//! CPU twin of shaders/bound.wgsl: the vectors still saturated after `mvm`'s level-1 pass (all
+//! of them on the full path) redone with the full periphery: iterative bound management from
+//! level 2, IR drop and per-read weight noise; writes each redone vector's final level.
 // Index loops mirror the shader's invocation indices, so the twin reads beside the WGSL.
 #![allow(clippy::needless_range_loop)]
 
@@ -14,9 +14,9 @@ pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let (n_out, batch) = (l.n_out as usize, l.batch as usize);
     let y_per = l.tiles_in as usize * batch * n_out;
-    // `mvm`'s flags, read only when it flagged any (the workgroups' early exit).
-    let any = nsat[0] != 0;
-    let flagged = |v: usize| any && sat[v] != 0;
+    // `mvm`'s level-1 flags, read only when it flagged any (the workgroups' early exit).
+    let any = nsat[1] != 0;
+    let flagged = |v: usize| any && sat[v] & 2 != 0;
     par_trials2(threads, l.trials as usize, y, y_per, bm_level, batch * ntiles, |first, n, y, bm_level| {
         let mut xw = vec![0f32; crate::crossbar::MAX_TILE_IN as usize];
         for z in 0..n {
@@ -32,7 +32,7 @@ pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &
                         if !flagged(v) {
                             continue;
                         }
-                        level = 1;
+                        level = 2;
                     }
                     bm_level[vl] = bound_vector(p, t, tile, x, nm, weff, trial_local, z, s, level, y, &mut xw);
                 }

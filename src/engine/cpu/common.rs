@@ -220,9 +220,25 @@ pub fn par_trials2<T: Send, U: Send>(
     });
 }
 
-/// `mvm`'s count of saturated vectors (`nsat`, one word) from its flags.
-pub fn count_saturated(sat: &[u32], vectors: usize, nsat: &mut [u32]) {
-    nsat[0] = sat[..vectors].iter().filter(|&&f| f != 0).count() as u32;
+/// The end of an `mvm` pass at bound-management level `level` (0 or 1): `nsat[level]` counts the
+/// vectors flagged with bit `1 << level`, and the level-1 pass records level 1 for every vector it
+/// redid (those flagged at level 0; `bound` overwrites the ones it takes further).
+pub fn finish_mvm_pass(level: u32, sat: &[u32], vectors: usize, nsat: &mut [u32], bm_level: &mut [u32]) {
+    let bit = 1u32 << level;
+    nsat[level as usize] = sat[..vectors].iter().filter(|&&f| f & bit != 0).count() as u32;
+    if level == 1 {
+        for (b, &f) in bm_level[..vectors].iter_mut().zip(&sat[..vectors]) {
+            if f & 1 != 0 {
+                *b = 1;
+            }
+        }
+    }
+}
+
+/// Whether an `mvm` pass at `level` flags the vectors that saturate: always at level 0 (bound
+/// management on), at level 1 unless reduction 2 is already the largest allowed.
+pub fn mvm_flags(io: &IoParams, level: u32) -> bool {
+    io.bm_mode == 1 && (level == 0 || ((1u32 << level) as f32) < io.bm_max_red)
 }
 
 /// The shaders' workgroup reduction: halves summed pairwise down to lane 0 (a power-of-two

@@ -25,8 +25,11 @@ pub fn dac(p: &StageParams, tiles: &[TileInfo], x: &[f32], xq: &mut [f32], nm: &
                     m = m.max(x[xo + t.col_start as usize + k].abs());
                 }
             }
-            nm[i_local] = m;
-            let m_div = if m == 0.0 { 1.0 } else { m };
+            // The level-1 pass quantises at reduction 2 and leaves nm as stored.
+            if l.bm_pass == 0 {
+                nm[i_local] = m;
+            }
+            let m_div = if m == 0.0 { 1.0 } else { m } * (1u32 << l.bm_pass) as f32;
             for k in 0..t.cols as usize {
                 xq[v_local * n_in + t.col_start as usize + k] = quant_in(&p.io, x[xo + t.col_start as usize + k] / m_div);
             }

@@ -143,10 +143,22 @@ impl Backend for CpuBackend {
             Stage::Mvm | Stage::MvmNarrow => {
                 let mut y = std::mem::take(&mut self.bufs[b[3].0]);
                 let mut sat = std::mem::take(&mut self.bufs[b[4].0]);
+                let mut nsat = std::mem::take(&mut self.bufs[b[5].0]);
                 let f = if fast { fast::mvm::mvm } else { mvm::mvm };
-                f(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut y), &mut sat, &mut out, th);
+                f(
+                    p,
+                    cast_slice(self.get(b[0])),
+                    cast_slice(self.get(b[1])),
+                    cast_slice(self.get(b[2])),
+                    cast_slice_mut(&mut y),
+                    &mut sat,
+                    &mut nsat,
+                    &mut out,
+                    th,
+                );
                 self.bufs[b[3].0] = y;
                 self.bufs[b[4].0] = sat;
+                self.bufs[b[5].0] = nsat;
             }
             Stage::Bound => {
                 let mut y = std::mem::take(&mut self.bufs[b[6].0]);

@@ -1,18 +1,23 @@
 //! CPU twin of shaders/mvm.wgsl: per (trial, tile) the product of the quantised inputs with the
 //! effective weights, summed over k in increasing order as every shader accumulator does, then
-//! output noise, ADC and the saturation flag.
+//! output noise, ADC and the saturation flag. The level-1 pass (`bm_pass` = 1, inputs from `dac`
+//! at reduction 2) writes only the vectors flagged at level 0, with level-1 noise, and flags bit 2.
+// Index loops mirror the shader's invocation indices, so the twin reads beside the WGSL.
+#![allow(clippy::needless_range_loop)]
 
 use super::common::*;
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::out_normals;
 
 #[allow(clippy::too_many_arguments)]
-pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mut [f32], sat: &mut [u32], nsat: &mut [u32], threads: usize) {
+pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mut [f32], sat: &mut [u32], nsat: &mut [u32], bm_level: &mut [u32], threads: usize) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
     let y_per = l.tiles_in as usize * batch * n_out;
     let sat_per = batch * ntiles;
+    let level = l.bm_pass;
+    let flags = mvm_flags(&p.io, level);
     par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
         for z in 0..n {
             let trial_local = first + z;
@@ -56,6 +61,10 @@ pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mu
                     }
                 }
                 for s in 0..batch {
+                    let vi = (z * batch + s) * ntiles + tile;
+                    if level != 0 && sat[vi] & 1 == 0 {
+                        continue;
+                    }
                     // One block per four consecutive outputs, as in the shader.
                     let mut group = u32::MAX;
                     let mut noise = [0.0f32; 4];
@@ -65,13 +74,13 @@ pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mu
                         if p.io.out_noise > 0.0 {
                             if orow >> 2 != group {
                                 group = orow >> 2;
-                                noise = out_normals(l.vector_offset + s as u32, trial, l.layer, l.t_index, group, ti as u32, 0, [l.key0, l.key1]);
+                                noise = out_normals(l.vector_offset + s as u32, trial, l.layer, l.t_index, group, ti as u32, level, [l.key0, l.key1]);
                             }
                             v += p.io.out_noise * noise[(orow & 3) as usize];
                         }
                         let q = quant_out(&p.io, v);
-                        if p.io.bm_mode == 1 && saturated(&p.io, q) {
-                            sat[(z * batch + s) * ntiles + tile] |= 1;
+                        if flags && saturated(&p.io, q) {
+                            sat[vi] |= 1 << level;
                         }
                         y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out + orow as usize] = q.clamp(-p.io.out_bound, p.io.out_bound);
                     }
@@ -79,5 +88,5 @@ pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mu
             }
         }
     });
-    count_saturated(sat, l.trials as usize * sat_per, nsat);
+    finish_mvm_pass(level, sat, l.trials as usize * sat_per, nsat, bm_level);
 }

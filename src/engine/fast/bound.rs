@@ -34,9 +34,10 @@ pub fn bound(
     let (n_out, batch) = (l.n_out as usize, l.batch as usize);
     let y_per = l.tiles_in as usize * batch * n_out;
     if l.full_path == 0 {
-        // `mvm`'s flags, read only when it flagged any (the shader's early exit).
-        let any = nsat[0] != 0;
-        let flagged = |v: usize| any && sat[v] != 0;
+        // `mvm`'s level-1 flags (still saturated after its redo), read only when it flagged any
+        // (the shader's early exit).
+        let any = nsat[1] != 0;
+        let flagged = |v: usize| any && sat[v] & 2 != 0;
         par_trials2(threads, l.trials as usize, y, y_per, bm_level, batch * ntiles, |first, n, y, bm_level| {
             let mut sc = Redo::default();
             for z in 0..n {
@@ -45,7 +46,7 @@ pub fn bound(
                     sc.active.clear();
                     sc.active.extend((0..batch).filter(|&s| flagged((trial_local * batch + s) * ntiles + tile)));
                     if !sc.active.is_empty() {
-                        redo_listed(p, t, tile, x, nm, weff, trial_local, z, y, bm_level, &mut sc);
+                        redo_listed(p, t, tile, &RedoInputs::Raw { x, nm }, weff, trial_local, z, 2, false, y, bm_level, &mut sc);
                     }
                 }
             }
@@ -210,13 +211,21 @@ fn full_tile_body(
     }
 }
 
+/// Where the listed redo's inputs come from: the layer's activations, quantised at each level's
+/// reduction as the twin's `bound_vector` does (`x / (nm · 2^level)`), or `dac`'s level-1 pass,
+/// which stored those same values for `mvm`'s level-1 redo.
+pub(super) enum RedoInputs<'a> {
+    Raw { x: &'a [f32], nm: &'a [f32] },
+    Quantised(&'a [f32]),
+}
+
 /// Per-thread buffers of the listed redo, reused across tiles.
 #[derive(Default)]
-struct Redo {
+pub(super) struct Redo {
     /// Samples of the current (trial, tile) still saturated at the current level.
-    active: Vec<usize>,
+    pub(super) active: Vec<usize>,
     /// Samples that saturate again (the next level's `active`).
-    again: Vec<usize>,
+    pub(super) again: Vec<usize>,
     /// Quantised inputs of eight vectors, lane-interleaved: `xt[k * 8 + lane]`.
     xt: Vec<f32>,
 }
@@ -228,10 +237,12 @@ const O: usize = 8;
 
 simd_entry!(
     /// The twin's `bound_vector` loop for the listed samples `sc.active` of one (trial, tile),
-    /// level by level from 1, eight vectors at a time (compiled for AVX2 where the CPU has it, so
-    /// the quantisers' rounding is one instruction, not a libm call).
+    /// level by level from `from`, eight vectors at a time (compiled for AVX2 where the CPU has
+    /// it, so the quantisers' rounding is one instruction, not a libm call). `once`: only level
+    /// `from`, leaving the samples that go on in `sc.again` and `bm_level` to the caller (`mvm`'s
+    /// level-1 pass).
     #[allow(clippy::too_many_arguments)]
-    fn redo_listed(p: &StageParams, t: &TileInfo, tile: usize, x: &[f32], nm: &[f32], weff: &[f32], trial_local: usize, z: usize, y: &mut [f32], bm_level: &mut [u32], sc: &mut Redo) => redo_listed_body
+    pub(super) fn redo_listed(p: &StageParams, t: &TileInfo, tile: usize, inputs: &RedoInputs, weff: &[f32], trial_local: usize, z: usize, from: u32, once: bool, y: &mut [f32], bm_level: &mut [u32], sc: &mut Redo) => redo_listed_body
 );
 
 #[allow(clippy::too_many_arguments)]
@@ -240,11 +251,12 @@ fn redo_listed_body(
     p: &StageParams,
     t: &TileInfo,
     tile: usize,
-    x: &[f32],
-    nm: &[f32],
+    inputs: &RedoInputs,
     weff: &[f32],
     trial_local: usize,
     z: usize,
+    from: u32,
+    once: bool,
     y: &mut [f32],
     bm_level: &mut [u32],
     sc: &mut Redo,
@@ -258,7 +270,7 @@ fn redo_listed_body(
     let trial = l.trial_offset + trial_local as u32;
     let key = [l.key0, l.key1];
     let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
-    let mut level = 1u32;
+    let mut level = from;
     loop {
         let red = (1u32 << level) as f32;
         let last = io.bm_mode == 0 || red >= io.bm_max_red;
@@ -270,9 +282,19 @@ fn redo_listed_body(
             sc.xt.clear();
             sc.xt.resize(cols * V, 0.0);
             for (i, &s) in lanes.iter().enumerate() {
-                let (xo, m_div) = input_slice(l, t, ti, trial_local, s, nm);
-                for k in 0..cols {
-                    sc.xt[k * V + i] = quant_in(io, x[xo + k] / (m_div * red));
+                match *inputs {
+                    RedoInputs::Raw { x, nm } => {
+                        let (xo, m_div) = input_slice(l, t, ti, trial_local, s, nm);
+                        for k in 0..cols {
+                            sc.xt[k * V + i] = quant_in(io, x[xo + k] / (m_div * red));
+                        }
+                    }
+                    RedoInputs::Quantised(xq) => {
+                        let xs = if l.x_per_trial != 0 { trial_local * batch + s } else { s };
+                        for k in 0..cols {
+                            sc.xt[k * V + i] = xq[xs * n_in + t.col_start as usize + k];
+                        }
+                    }
                 }
             }
             let mut any_sat = [false; V];
@@ -299,12 +321,12 @@ fn redo_listed_body(
             for (i, &s) in lanes.iter().enumerate().take(nv) {
                 if any_sat[i] && !last {
                     sc.again.push(s);
-                } else {
+                } else if !once {
                     bm_level[(z * batch + s) * ntiles + tile] = level;
                 }
             }
         }
-        if sc.again.is_empty() {
+        if once || sc.again.is_empty() {
             return;
         }
         std::mem::swap(&mut sc.active, &mut sc.again);

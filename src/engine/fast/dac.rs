@@ -33,8 +33,11 @@ fn rows_body(p: &StageParams, tiles: &[TileInfo], x: &[f32], first: usize, n: us
                 m = src.iter().fold(0.0f32, |a, &b| a.max(b.abs()));
             }
             // nm = 0 for an all-zero slice: its tile's output is exactly 0 (as in aihwkit).
-            nm[v_local * tin + ti] = m;
-            let m_div = if m == 0.0 { 1.0 } else { m };
+            // The level-1 pass quantises at reduction 2 and leaves nm as stored.
+            if l.bm_pass == 0 {
+                nm[v_local * tin + ti] = m;
+            }
+            let m_div = if m == 0.0 { 1.0 } else { m } * (1u32 << l.bm_pass) as f32;
             let dst = &mut xq[v_local * n_in + c0..v_local * n_in + c0 + cols];
             for (d, &s) in dst.iter_mut().zip(src) {
                 *d = quant_in(&p.io, s / m_div);

@@ -2,22 +2,57 @@
 //! Y = X'·W_effᵀ through `matrixmultiply::sgemm` (packed panels, AVX2/FMA micro-kernels), then
 //! the periphery epilogue eight Philox blocks (32 outputs) at a time: output noise
 //! (`rng::out_normals`, one block per four outputs), ADC and the saturation flag per vector.
+//! The level-1 pass (`bm_pass` = 1) redoes only the vectors flagged at level 0, through `bound`'s
+//! listed redo on `dac`'s reduction-2 inputs: the twin's sums and draws, bit for bit, as the
+//! CPU's `bound` computed that level before the pass existed.
 // Index loops mirror the dispatch (trial, tile, chunk), so the kernels read beside the WGSL.
 #![allow(clippy::needless_range_loop)]
 
+use super::bound::{redo_listed, Redo, RedoInputs};
 use super::lanes::{normal4_x8, philox_x8, L};
 use super::simd_entry;
-use crate::engine::cpu::common::{count_saturated, par_trials2, quant_out, saturated};
+use crate::engine::cpu::common::{finish_mvm_pass, par_trials2, quant_out, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{ctr_word2, ctr_word3_out, stream};
 
 #[allow(clippy::too_many_arguments)]
-pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mut [f32], sat: &mut [u32], nsat: &mut [u32], threads: usize) {
+pub fn mvm(
+    p: &StageParams,
+    tiles: &[TileInfo],
+    xq: &[f32],
+    weff: &[f32],
+    y: &mut [f32],
+    sat: &mut [u32],
+    nsat: &mut [u32],
+    bm_level: &mut [u32],
+    threads: usize,
+) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let (n_out, batch) = (l.n_out as usize, l.batch as usize);
     let y_per = l.tiles_in as usize * batch * n_out;
     let sat_per = batch * ntiles;
+    if l.bm_pass == 1 {
+        let any = nsat[0] != 0;
+        par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
+            let mut sc = Redo::default();
+            for z in 0..n {
+                for (tile, t) in tiles.iter().enumerate().take(ntiles) {
+                    sc.active.clear();
+                    sc.active.extend((0..batch).filter(|&s| any && sat[(z * batch + s) * ntiles + tile] & 1 != 0));
+                    if sc.active.is_empty() {
+                        continue;
+                    }
+                    redo_listed(p, t, tile, &RedoInputs::Quantised(xq), weff, first + z, z, 1, true, y, &mut [], &mut sc);
+                    for &s in &sc.again {
+                        sat[(z * batch + s) * ntiles + tile] |= 2;
+                    }
+                }
+            }
+        });
+        finish_mvm_pass(1, sat, l.trials as usize * sat_per, nsat, bm_level);
+        return;
+    }
     par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
         // Per-thread scratch: the GEMM result of one tile and its output noise.
         let (mut acc, mut noise) = (Vec::new(), Vec::new());
@@ -28,7 +63,7 @@ pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mu
             }
         }
     });
-    count_saturated(sat, l.trials as usize * sat_per, nsat);
+    finish_mvm_pass(0, sat, l.trials as usize * sat_per, nsat, bm_level);
 }
 
 /// `acc[s * rows + o] = Σ_k xq[trial, s, col_start + k] · weff[trial, row_start + o, col_start + k]`.

@@ -73,7 +73,7 @@ pub(super) fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32,
             dac_short: u32::from(m.tiles.iter().all(|t| t.cols <= DAC_SHORT_COLS)),
             vector_offset: 0,
             reads_per_prog: cfg.reads_per_programming.max(1),
-            _pad_r0: 0,
+            bm_pass: 0,
             _pad_r1: 0,
             _pad_r2: 0,
         },
@@ -159,11 +159,11 @@ pub(super) struct MvmBufs {
     pub(super) xq: Buf,
     pub(super) nm: Buf,
     pub(super) y: Buf,
-    /// Per vector: flagged saturated by `mvm`.
+    /// Per vector: bit 1, saturated in `mvm`'s first pass; bit 2, again in its level-1 pass.
     pub(super) sat: Buf,
-    /// `mvm`'s list of saturated vectors: [0] count, then vector ids.
+    /// How many vectors each `mvm` pass flagged: [0] at level 0, [1] at level 1.
     pub(super) nsat: Buf,
-    /// Per vector: the bound-management level `bound` ended at (reduction 2^level).
+    /// Per vector: the bound-management level the vector ended at (reduction 2^level).
     pub(super) bm_level: Buf,
 }
 
@@ -177,7 +177,7 @@ impl MvmBufs {
             nm: be.create("nm", c * max(&|m| m.tiles_in)),
             y: be.create("y", c * max(&|m| m.tiles_in * m.n_out)),
             sat: be.create("sat", c * max(&|m| m.n_tiles())),
-            nsat: be.create("nsat", 1),
+            nsat: be.create("nsat", 2),
             bm_level: be.create("bm_level", c * max(&|m| m.n_tiles())),
         }
     }

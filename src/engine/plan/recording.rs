@@ -1,6 +1,6 @@
 //! The dispatches of each step of the plan, shared by every workload: `program`, `drift` + `gdc`,
-//! one layer's `dac` → `mvm` (or `mvm_narrow`) → `bound` → `combine`, and the device-state loop
-//! over trial chunks and times.
+//! one layer's `dac` → `mvm` (or `mvm_narrow`), under bound management again at level 1, →
+//! `bound` → `combine`, and the device-state loop over trial chunks and times.
 
 use super::*;
 
@@ -51,9 +51,21 @@ pub(super) fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatr
     if p.layer.full_path == 0 {
         let rows = m.tiles.iter().map(|t| t.rows).max().unwrap();
         let (stage, bm, bn) = mvm_block(rows, batch);
-        be.dispatch(stage, p, &[b.tiles, s.xq, b.weff, s.y, s.sat, s.nsat], [rows.div_ceil(bn), batch.div_ceil(bm), n * m.n_tiles()]);
+        let mvm_groups = [rows.div_ceil(bn), batch.div_ceil(bm), n * m.n_tiles()];
+        be.dispatch(stage, p, &[b.tiles, s.xq, b.weff, s.y, s.sat, s.nsat, s.bm_level], mvm_groups);
+        if p.io.bm_mode == 1 {
+            // Bound management's first redo through the same tiled GEMM: the inputs again at
+            // reduction 2, then the vectors flagged at level 0 (sample blocks with none return at
+            // once). In a BERT-sized layer nearly every vector saturates at level 0 and almost
+            // all settle at level 1, so this is the bulk of the redo.
+            let (mut pd1, mut p1) = (pd, *p);
+            pd1.layer.bm_pass = 1;
+            p1.layer.bm_pass = 1;
+            be.dispatch(Stage::Dac, &pd1, &[b.tiles, input, s.xq, s.nm], grid(dac_vectors, if p.layer.dac_short != 0 { DAC_WG / DAC_LANES } else { 1 }));
+            be.dispatch(stage, &p1, &[b.tiles, s.xq, b.weff, s.y, s.sat, s.nsat, s.bm_level], mvm_groups);
+        }
     }
-    // A fixed grid strides over the flagged vectors' units (all of them on the full path).
+    // A fixed grid strides over the still-saturated vectors' units (all of them on the full path).
     let units = n as u64 * batch.div_ceil(BOUND_VB) as u64 * m.n_tiles() as u64;
     be.dispatch(Stage::Bound, p, &[b.tiles, input, s.nm, b.weff, s.sat, s.nsat, s.y, s.bm_level], grid(units.min(BOUND_GROUPS as u64), 1));
     be.dispatch(Stage::Combine, p, &[b.tiles, s.y, s.nm, s.bm_level, b.alpha, bias, hout], grid(n as u64 * batch as u64 * m.n_out as u64, wg));

@@ -16,8 +16,12 @@
 @group(0) @binding(0) var<uniform> P: StageParams;
 @group(0) @binding(1) var<storage, read> tiles: array<TileInfo>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> xq: array<f32>;
-@group(0) @binding(4) var<storage, read_write> nm: array<f32>;
+// `mvm`'s first pass's flags and count: the level-1 pass quantises only the slices a flagged
+// vector reads (all of them for an input shared by all trials) and nothing when none is flagged.
+@group(0) @binding(3) var<storage, read> sat: array<u32>;
+@group(0) @binding(4) var<storage, read> nsat: array<u32>;
+@group(0) @binding(5) var<storage, read_write> xq: array<f32>;
+@group(0) @binding(6) var<storage, read_write> nm: array<f32>;
 
 const DAC_WG: u32 = 64u;
 const DAC_LANES: u32 = 8u;
@@ -29,6 +33,9 @@ var<workgroup> red: array<f32, DAC_WG>;
 @compute @workgroup_size(DAC_WG)
 fn dac(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let L = P.layer;
+    if (L.bm_pass != 0u && nsat[0] == 0u) {
+        return;
+    }
     let lanes = select(DAC_WG, DAC_LANES, L.dac_short != 0u);   // uniform over the dispatch
     let n = L.trials * L.batch * L.tiles_in;
     let lane = lid % lanes;
@@ -40,7 +47,9 @@ fn dac(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let t = tiles[ti];               // first row of tiles: the input splits
     let xo = select(v % L.batch, v, L.x_per_trial != 0u) * L.n_in + t.col_start;
     var m = 1.0;
-    if (P.io.nm_mode == 1u) {
+    if (L.bm_pass != 0u) {
+        m = nm[i];
+    } else if (P.io.nm_mode == 1u) {
         var a = 0.0;
         for (var k = lane; k < t.cols; k = k + lanes) {
             a = max(a, abs(x[xo + k]));
@@ -58,10 +67,21 @@ fn dac(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (!live) {
         return;
     }
+    if (L.bm_pass != 0u && L.x_per_trial != 0u) {
+        // The vectors of tiles (to, ti) for every output tile `to` read this slice.
+        let ntiles = L.tiles_in * L.tiles_out;
+        var flagged = false;
+        for (var to = 0u; to < L.tiles_out; to = to + 1u) {
+            flagged = flagged || (sat[v * ntiles + to * L.tiles_in + ti] & 1u) != 0u;
+        }
+        if (!flagged) {
+            return;
+        }
+    }
     // An all-zero slice stores nm = 0, so its tile's output is exactly 0 (aihwkit skips it: no
     // output noise); its quantised input is 0 either way.
     // The level-1 pass (bm_pass = 1) quantises the same slice at reduction 2 for `mvm`'s redo
-    // of the vectors it flagged, as `bound` would (x / (nm · 2^level)); nm is already stored.
+    // of the vectors it flagged, as `bound` would (x / (nm · 2^level)), with the stored nm.
     if (lane == 0u && L.bm_pass == 0u) {
         nm[i] = m;
     }

@@ -111,7 +111,7 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
             let outs: &[(usize, How)] = match d.stage {
                 Stage::Program => &[(2, How::Abs(FAST_ABS)), (3, How::Abs(FAST_ABS))],
                 Stage::Drift => &[(3, How::Abs(FAST_ABS)), (4, How::Abs(256.0 * FAST_ABS))],
-                Stage::Dac => &[(2, How::Exact), (3, How::Exact)],
+                Stage::Dac => &[(4, How::Exact), (5, How::Exact)],
                 // The level-1 pass is the listed redo: bit for bit.
                 Stage::Mvm | Stage::MvmNarrow if d.params.layer.bm_pass == 1 => {
                     listed += d.before[5][0] as usize;

@@ -129,7 +129,7 @@ fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
         Stage::Program => vec![(2, Cmp::Abs(WEIGHT_ABS)), (3, Cmp::Abs(WEIGHT_ABS))],
         Stage::Drift => vec![(3, Cmp::Abs(WEIGHT_ABS)), (4, Cmp::Readout { tol: 256.0 * WEIGHT_ABS, frac: 0.05 })],
         Stage::Gdc => vec![(2, Cmp::Rel(ALPHA_REL))],
-        Stage::Dac => vec![(2, Cmp::Quantised(Grid::Dac)), (3, Cmp::Exact)],
+        Stage::Dac => vec![(4, Cmp::Quantised(Grid::Dac)), (5, Cmp::Exact)],
         Stage::Mvm | Stage::MvmNarrow => vec![(3, Cmp::Quantised(Grid::Adc)), (5, Cmp::Exact), (6, Cmp::Exact)],
         Stage::Bound => vec![(6, Cmp::Quantised(Grid::Adc)), (7, Cmp::Exact)],
         Stage::Combine => vec![(6, Cmp::Abs(COMBINE_ABS))],
@@ -449,6 +449,60 @@ fn bound_management_levels_match_twin() {
             }
         }
     }
+}
+
+/// Bound management's level-1 pass on a hidden layer (inputs per trial): `dac` quantises again
+/// only the input slices that a vector flagged at level 0 reads (tiles (to, ti) for any output
+/// tile `to`), and `mvm` redoes only the flagged vectors. Two output tiles and two input tiles,
+/// inputs that make some vectors of some trials saturate and not others.
+#[test]
+fn level_one_pass_redoes_only_flagged_vectors() {
+    let shape = TileShape { max_in: 16, max_out: 12 };
+    let l1 = MappedMatrix::new(&weights(24 * 20, 51), 24, 20, shape, 1.0);
+    let w2: Vec<f32> = weights(20 * 24, 52).iter().map(|u| 0.5 + 0.5 * u).collect();
+    let l2 = MappedMatrix::new(&w2, 20, 24, shape, 1.0);
+    assert_eq!((l2.tiles_out, l2.tiles_in), (2, 2));
+    let layers = [
+        AnalogLayer { mapped: l1, bias: vec![0.0; 24], activation: 1, conv: None },
+        AnalogLayer { mapped: l2, bias: vec![0.0; 20], activation: 0, conv: None },
+    ];
+    let batch = 40;
+    // Sample s scales its input by 1 + s / 8: the hidden activations, and with them the second
+    // layer's outputs, grow along the batch.
+    let x: Vec<f32> = weights(batch * 20, 53).iter().enumerate().map(|(i, &u)| u.abs() * (1.0 + (i / 20) as f32 / 8.0)).collect();
+    let mut c = cfg(Gdc::Off, 4, vec![60.0]);
+    c.periphery.out_bound = 3.0;
+    let mut rec = Recorder::new();
+    plan::run_outputs(&mut rec, &layers, &x, batch as u32, &c, &mut |_| {}).unwrap();
+    let hidden = |d: &&Dispatch| d.params.layer.x_per_trial != 0;
+    let dac1: Vec<&Dispatch> = rec.log.iter().filter(|d| d.stage == Stage::Dac && d.params.layer.bm_pass == 1).filter(hidden).collect();
+    assert!(!dac1.is_empty());
+    let (mut requantised, mut kept, mut moved) = (0, 0, 0);
+    for d in &dac1 {
+        let (before, after) = (f32s(&d.before[4]), f32s(&d.after[4]));
+        let (tin, n_in) = (d.params.layer.tiles_in as usize, d.params.layer.n_in as usize);
+        let sat = &d.before[2];
+        for v in 0..d.params.layer.trials as usize * batch {
+            for ti in 0..tin {
+                let t = &layers[1].mapped.tiles[ti];
+                let cols = t.col_start as usize..(t.col_start + t.cols) as usize;
+                let changed = cols.clone().any(|k| before[v * n_in + k] != after[v * n_in + k]);
+                let flagged = (0..2).any(|to| sat[v * 2 * tin + to * tin + ti] & 1 != 0);
+                assert!(flagged || !changed, "vector {v} slice {ti}: requantised without a flagged vector");
+                if flagged {
+                    requantised += 1;
+                    moved += usize::from(changed);
+                } else {
+                    kept += 1;
+                }
+            }
+        }
+    }
+    assert!(requantised > 0 && kept > 0, "{requantised} slices requantised, {kept} kept: the inputs should flag some vectors only");
+    assert!(moved > 0, "no requantised slice changed: reduction 2 should move some inputs");
+    let Some(mut g) = gpu(256) else { return };
+    let n = replay_stages(&rec, &mut g, &[Stage::Dac, Stage::Mvm, Stage::MvmNarrow, Stage::Bound]);
+    assert!(n >= 2 * dac1.len());
 }
 
 /// `bound` on large tiles (300 x 300: more outputs and inputs than its workgroup has invocations),

@@ -6,19 +6,29 @@
 
 use super::simd_entry;
 use crate::engine::cpu::common::{par_trials2, quant_in};
+use crate::engine::cpu::dac::reads_flagged;
 use crate::engine::layout::{StageParams, TileInfo};
 
-pub fn dac(p: &StageParams, tiles: &[TileInfo], x: &[f32], xq: &mut [f32], nm: &mut [f32], threads: usize) {
+#[allow(clippy::too_many_arguments)]
+pub fn dac(p: &StageParams, tiles: &[TileInfo], x: &[f32], sat: &[u32], nsat: &[u32], xq: &mut [f32], nm: &mut [f32], threads: usize) {
     let l = &p.layer;
     let (batch, n_in, tin) = (l.batch as usize, l.n_in as usize, l.tiles_in as usize);
     let trials = l.trials as usize;
-    par_trials2(threads, trials, xq, batch * n_in, nm, batch * tin, |first, n, xq, nm| rows(p, tiles, x, first, n, xq, nm));
+    // The level-1 pass: nothing to quantise when `mvm` flagged no vector.
+    if l.bm_pass != 0 && nsat[0] == 0 {
+        return;
+    }
+    par_trials2(threads, trials, xq, batch * n_in, nm, batch * tin, |first, n, xq, nm| rows(p, tiles, x, sat, first, n, xq, nm));
 }
 
-simd_entry!(fn rows(p: &StageParams, tiles: &[TileInfo], x: &[f32], first: usize, n: usize, xq: &mut [f32], nm: &mut [f32]) => rows_body);
+simd_entry!(
+    #[allow(clippy::too_many_arguments)]
+    fn rows(p: &StageParams, tiles: &[TileInfo], x: &[f32], sat: &[u32], first: usize, n: usize, xq: &mut [f32], nm: &mut [f32]) => rows_body
+);
 
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn rows_body(p: &StageParams, tiles: &[TileInfo], x: &[f32], first: usize, n: usize, xq: &mut [f32], nm: &mut [f32]) {
+fn rows_body(p: &StageParams, tiles: &[TileInfo], x: &[f32], sat: &[u32], first: usize, n: usize, xq: &mut [f32], nm: &mut [f32]) {
     let l = &p.layer;
     let (batch, n_in, tin) = (l.batch as usize, l.n_in as usize, l.tiles_in as usize);
     for v_local in 0..n * batch {
@@ -28,15 +38,18 @@ fn rows_body(p: &StageParams, tiles: &[TileInfo], x: &[f32], first: usize, n: us
             let t = &tiles[ti];
             let (c0, cols) = (t.col_start as usize, t.cols as usize);
             let src = &x[xo + c0..xo + c0 + cols];
+            if l.bm_pass != 0 && !reads_flagged(l, sat, v, ti) {
+                continue;
+            }
             let mut m = 1.0f32;
-            if p.io.nm_mode == 1 {
+            if l.bm_pass != 0 {
+                // The level-1 pass: reduction 2 with the stored nm.
+                m = nm[v_local * tin + ti];
+            } else if p.io.nm_mode == 1 {
                 m = src.iter().fold(0.0f32, |a, &b| a.max(b.abs()));
             }
             // nm = 0 for an all-zero slice: its tile's output is exactly 0 (as in aihwkit).
-            // The level-1 pass quantises at reduction 2 and leaves nm as stored.
-            if l.bm_pass == 0 {
-                nm[v_local * tin + ti] = m;
-            }
+            nm[v_local * tin + ti] = m;
             let m_div = if m == 0.0 { 1.0 } else { m } * (1u32 << l.bm_pass) as f32;
             let dst = &mut xq[v_local * n_in + c0..v_local * n_in + c0 + cols];
             for (d, &s) in dst.iter_mut().zip(src) {

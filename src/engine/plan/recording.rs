@@ -44,7 +44,7 @@ pub(super) fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatr
     }
     // One workgroup per (trial, sample, input tile) vector, or DAC_LANES invocations for short ones.
     let dac_vectors = pd.layer.trials as u64 * batch as u64 * m.tiles_in as u64;
-    be.dispatch(Stage::Dac, &pd, &[b.tiles, input, s.xq, s.nm], grid(dac_vectors, if p.layer.dac_short != 0 { DAC_WG / DAC_LANES } else { 1 }));
+    be.dispatch(Stage::Dac, &pd, &[b.tiles, input, s.sat, s.nsat, s.xq, s.nm], grid(dac_vectors, if p.layer.dac_short != 0 { DAC_WG / DAC_LANES } else { 1 }));
     be.clear(s.sat);
     be.clear(s.nsat);
     be.clear(s.bm_level);
@@ -54,14 +54,14 @@ pub(super) fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatr
         let mvm_groups = [rows.div_ceil(bn), batch.div_ceil(bm), n * m.n_tiles()];
         be.dispatch(stage, p, &[b.tiles, s.xq, b.weff, s.y, s.sat, s.nsat, s.bm_level], mvm_groups);
         if p.io.bm_mode == 1 {
-            // Bound management's first redo through the same tiled GEMM: the inputs again at
-            // reduction 2, then the vectors flagged at level 0 (sample blocks with none return at
-            // once). In a BERT-sized layer nearly every vector saturates at level 0 and almost
+            // Bound management's first redo through the same tiled GEMM: the flagged vectors'
+            // inputs again at reduction 2, then those vectors (sample blocks with none return at
+            // once; both passes return at once when nothing was flagged). In a BERT-sized layer nearly every vector saturates at level 0 and almost
             // all settle at level 1, so this is the bulk of the redo.
             let (mut pd1, mut p1) = (pd, *p);
             pd1.layer.bm_pass = 1;
             p1.layer.bm_pass = 1;
-            be.dispatch(Stage::Dac, &pd1, &[b.tiles, input, s.xq, s.nm], grid(dac_vectors, if p.layer.dac_short != 0 { DAC_WG / DAC_LANES } else { 1 }));
+            be.dispatch(Stage::Dac, &pd1, &[b.tiles, input, s.sat, s.nsat, s.xq, s.nm], grid(dac_vectors, if p.layer.dac_short != 0 { DAC_WG / DAC_LANES } else { 1 }));
             be.dispatch(stage, &p1, &[b.tiles, s.xq, b.weff, s.y, s.sat, s.nsat, s.bm_level], mvm_groups);
         }
     }

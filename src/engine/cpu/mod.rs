@@ -32,17 +32,8 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-/// Freed buffers kept for reuse, at most this many bytes (a run's buffers are a few hundred MB at
-/// most: trial chunks keep each under 32 MB).
-const POOL_BYTES: usize = 512 << 20;
-
 pub struct CpuBackend {
     bufs: Vec<Vec<u32>>,
-    /// Freed buffers by length, cleared when reused: a plan creates the same sizes at every chunk
-    /// and point (and a benchmark's timed run those of its warm-up), and a fresh allocation pays
-    /// its page faults again in the first stage that writes it, as the GPU backend's pool avoids.
-    pool: std::collections::HashMap<usize, Vec<Vec<u32>>>,
-    pooled_bytes: usize,
     threads: usize,
     wg: u32,
     profile: Option<Profile>,
@@ -52,7 +43,7 @@ pub struct CpuBackend {
 
 impl CpuBackend {
     pub fn new(threads: usize, wg: u32) -> Self {
-        CpuBackend { bufs: Vec::new(), pool: Default::default(), pooled_bytes: 0, threads: threads.max(1), wg, profile: None, fast: false }
+        CpuBackend { bufs: Vec::new(), threads: threads.max(1), wg, profile: None, fast: false }
     }
 
     /// Adds the time since `clock` (taken only while profiling) to the host `activity`.
@@ -85,16 +76,7 @@ impl Backend for CpuBackend {
 
     fn create(&mut self, _label: &str, words: usize) -> Buf {
         let clock = self.profile.is_some().then(std::time::Instant::now);
-        let n = words.max(1);
-        let buf = match self.pool.get_mut(&n).and_then(|l| l.pop()) {
-            Some(mut v) => {
-                self.pooled_bytes -= 4 * n;
-                v.fill(0);
-                v
-            }
-            None => vec![0; n],
-        };
-        self.bufs.push(buf);
+        self.bufs.push(vec![0; words.max(1)]);
         self.host_since("create buffers", clock);
         Buf(self.bufs.len() - 1)
     }
@@ -126,12 +108,7 @@ impl Backend for CpuBackend {
 
     fn free(&mut self, buf: Buf) {
         let clock = self.profile.is_some().then(std::time::Instant::now);
-        let v = std::mem::take(&mut self.bufs[buf.0]);
-        let bytes = 4 * v.len();
-        if !v.is_empty() && self.pooled_bytes + bytes <= POOL_BYTES {
-            self.pooled_bytes += bytes;
-            self.pool.entry(v.len()).or_default().push(v);
-        }
+        self.bufs[buf.0] = Vec::new();
         self.host_since("free buffers", clock);
     }
 
@@ -159,7 +136,16 @@ impl Backend for CpuBackend {
             Stage::Dac => {
                 let mut xq = std::mem::take(&mut self.bufs[b[4].0]);
                 let f = if fast { fast::dac::dac } else { dac::dac };
-                f(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), self.get(b[2]), self.get(b[3]), cast_slice_mut(&mut xq), cast_slice_mut(&mut out), th);
+                f(
+                    p,
+                    cast_slice(self.get(b[0])),
+                    cast_slice(self.get(b[1])),
+                    self.get(b[2]),
+                    self.get(b[3]),
+                    cast_slice_mut(&mut xq),
+                    cast_slice_mut(&mut out),
+                    th,
+                );
                 self.bufs[b[4].0] = xq;
             }
             // `mvm_narrow`'s twin is the `mvm` twin (the block shape changes no value).

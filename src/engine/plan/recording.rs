@@ -61,7 +61,12 @@ pub(super) fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatr
             let (mut pd1, mut p1) = (pd, *p);
             pd1.layer.bm_pass = 1;
             p1.layer.bm_pass = 1;
-            be.dispatch(Stage::Dac, &pd1, &[b.tiles, input, s.sat, s.nsat, s.xq, s.nm], grid(dac_vectors, if p.layer.dac_short != 0 { DAC_WG / DAC_LANES } else { 1 }));
+            be.dispatch(
+                Stage::Dac,
+                &pd1,
+                &[b.tiles, input, s.sat, s.nsat, s.xq, s.nm],
+                grid(dac_vectors, if p.layer.dac_short != 0 { DAC_WG / DAC_LANES } else { 1 }),
+            );
             be.dispatch(stage, &p1, &[b.tiles, s.xq, b.weff, s.y, s.sat, s.nsat, s.bm_level], mvm_groups);
         }
     }

@@ -1,24 +1,21 @@
-// Stage `bound`: the full-featured per-vector MVM (noise-models §7). It redoes the vectors that
-// still saturate after `mvm`'s two passes (level 0, then the flagged vectors at level 1: bit 2 of
-// `sat`) with iterative bound management from level 2 (input scale halved, fresh noise, until
-// nothing saturates or the reduction reaches max_bm_factor), and it computes every vector when IR
-// drop or per-read weight noise is on (full_path, from level 0). Writes each redone vector's
-// final bound-management level (reduction 2^level; the buffer is cleared to level 0 before
-// `mvm`, whose level-1 pass writes 1 for the vectors it redoes).
+// Stage `bound`: iterative bound management past level 1 (noise-models §7). `mvm` (or
+// `mvm_full` on the full periphery path) read every vector at level 0 and redid the saturated
+// ones at level 1; the vectors that saturated again (bit 2 of `sat`) come here from level 2: input
+// scale halved, fresh noise, until nothing saturates or the reduction reaches max_bm_factor; on the
+// full path with IR drop and per-read weight noise. Writes each redone vector's final level
+// (reduction 2^level; the buffer is cleared to level 0 before `mvm`, whose level-1 pass writes 1).
 //
 // Work comes in units of (trial, tile, block of VB samples); a fixed grid of workgroups strides
-// over them, and when `mvm`'s level-1 pass flagged nothing (`nsat[1]` = 0) every workgroup
-// returns after one read. A unit takes its flagged samples (bit 2 of `sat`; all samples on the
-// full path) through the levels together: the active ones are all at the same level, since each
-// starts at level 2 (0 on the full path) and leaves once it no longer saturates. Per level the
-// unit's inputs are staged in workgroup memory KC at a time, and each invocation sums four
-// consecutive outputs (one output group, one Philox block per vector and level) for all VB
-// vectors at once: a weight is read once per unit and level instead of once per vector (the
-// BERT-sized case's redo went from 2.46 to 1.81 s on an H200; with nearly every vector flagged
-// it was a second dense GEMM at about a tenth of `mvm`'s rate, which is why level 1 now runs
-// through the tiled `mvm`). Every accumulator sums over k in increasing order, so the values are
-// the twin's. At reductions 1 and 2 the noise is `mvm`'s (same counters). CPU twin:
-// src/engine/cpu/bound.rs.
+// over them, and when the level-1 pass flagged nothing (`nsat[1]` = 0) every workgroup returns
+// after one read. A unit takes its flagged samples through the levels together: the active ones
+// are all at the same level, since each starts at level 2 and leaves once it no longer saturates.
+// Per level the unit's inputs are staged in workgroup memory KC at a time, and each invocation
+// sums four consecutive outputs (one output group, one Philox block per vector and level) for all
+// VB vectors at once: a weight is read once per unit and level instead of once per vector. Levels
+// 0 and 1 run in the tiled GEMMs because in a BERT-sized layer nearly every vector saturates at
+// level 0 and almost all settle at level 1: that redo, done here, was a second dense GEMM at about
+// a tenth of `mvm`'s rate on an H200 (BENCHMARKS.md). Every accumulator sums over k in increasing
+// order, so the values are the twin's. CPU twin: src/engine/cpu/bound.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
 @group(0) @binding(1) var<storage, read> tiles: array<TileInfo>;
@@ -54,7 +51,7 @@ fn bound(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let L = P.layer;
     if (lid == 0u) {
         let all = L.trials * L.tiles_in * L.tiles_out * ((L.batch + VB - 1u) / VB);
-        wg_units = select(select(0u, all, nsat[1] != 0u), all, L.full_path != 0u);
+        wg_units = select(0u, all, nsat[1] != 0u);
     }
     let units = workgroupUniformLoad(&wg_units);
     for (var u = wg.x + wg.y * nwg.x; u < units; u = u + nwg.x * nwg.y) {
@@ -75,12 +72,12 @@ fn bound_unit(u: u32, lid: u32) {
     let t = tiles[tile];
     let full = L.full_path != 0u;
     // A flagged vector saturated at levels 0 and 1 in `mvm`: it starts at level 2.
-    var level = select(2u, 0u, full);
+    var level = 2u;
     if (lid < VB) {
         let s = sb * VB + lid;
         var a = 0u;
         if (s < L.batch) {
-            a = select(sat[(trial_local * L.batch + s) * ntiles + tile] & 2u, 1u, full);
+            a = sat[(trial_local * L.batch + s) * ntiles + tile] & 2u;
         }
         live[lid] = select(0u, 1u, a != 0u);
         last_level[lid] = level;
@@ -225,7 +222,7 @@ fn bound_unit(u: u32, lid: u32) {
         let s = sb * VB + lid;
         if (s < L.batch) {
             let v = (trial_local * L.batch + s) * ntiles + tile;
-            if (full || (sat[v] & 2u) != 0u) {
+            if ((sat[v] & 2u) != 0u) {
                 bm_level[v] = last_level[lid];
             }
         }

@@ -15,6 +15,7 @@ mod common;
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape, WeightNoiseType};
 use aimc::device::DeviceModel;
 use aimc::engine::cpu::CpuBackend;
+use aimc::engine::layout::{LayerParams, StageParams};
 use aimc::engine::plan::{run_outputs, AnalogLayer, RunConfig};
 use aimc::engine::stages::Stage;
 use aimc::engine::Backend;
@@ -114,13 +115,21 @@ fn check(be: &mut dyn Backend, rec: &Recorder, layer: &AnalogLayer, x: &[f32], b
     let (tin, tout) = (m.tiles_in as usize, m.tiles_out as usize);
     let out_step = (2.0 * io.out_bound / ((1u64 << io.out_res_bits) as f64 - 2.0)) as f32 as f64;
     let (mut outs, mut flips, mut vectors, mut level_flips) = (0, 0, 0, 0);
-    let full = io.ir_drop > 0.0 || io.w_noise > 0.0;
+    let gemm = |s: Stage| matches!(s, Stage::Mvm | Stage::MvmNarrow | Stage::MvmFull);
     for d in rec.log.iter().filter(|d| d.stage == Stage::Bound) {
-        let mvm = rec.log.iter().rev().find(|e| matches!(e.stage, Stage::Mvm | Stage::MvmNarrow) && e.params == d.params);
+        // Level 0 of every vector (`mvm`, or `mvm_full` on the full path), level 1 of the vectors
+        // it flagged (its second pass), `bound` from level 2: each replayed on `be` from the
+        // twin's recorded inputs.
+        let mut pass = |level: u32| {
+            let want = StageParams { layer: LayerParams { bm_pass: level, ..d.params.layer }, ..d.params };
+            rec.log.iter().rev().find(|e| gemm(e.stage) && e.params == want).map(|e| replay(be, e))
+        };
+        let mo0 = pass(0).expect("a GEMM pass at level 0 before `bound`");
+        // Without bound management there is no level-1 pass (and nothing is flagged).
+        let mo1 = pass(1).unwrap_or_else(|| mo0.clone());
         let trials = d.params.layer.trials as usize;
         let bound_out = replay(be, d);
-        let mvm_out = mvm.map(|e| replay(be, e));
-        let (y, levels) = (codes(&bound_out[6], out_step), &bound_out[7]);
+        let ycodes = [codes(&mo0[3], out_step), codes(&mo1[3], out_step), codes(&bound_out[6], out_step)];
         for z in 0..trials {
             let trial = d.params.layer.trial_offset + z as u32;
             for s in 0..batch {
@@ -144,20 +153,26 @@ fn check(be: &mut dyn Backend, rec: &Recorder, layer: &AnalogLayer, x: &[f32], b
                                 }
                             }
                         };
-                        if let Some(mo) = &mvm_out {
-                            // Level 0 of every vector, and its saturation flag.
-                            compare(&codes(&mo[3], out_step)[base..base + nr], &v.codes0);
-                            let flagged = mo[4][vi] != 0;
-                            if flagged != v.sat0 {
-                                level_flips += 1;
-                            }
+                        // Level 0 of every vector, and its saturation flag.
+                        compare(&ycodes[0][base..base + nr], &v.codes0);
+                        let flagged = mo0[4][vi] & 1 != 0;
+                        if flagged != v.sat0 {
+                            level_flips += 1;
                         }
-                        if levels[vi] != v.level {
+                        // The level the backend's passes end this vector at.
+                        let level = if !flagged {
+                            0
+                        } else if mo1[4][vi] & 2 == 0 {
+                            1
+                        } else {
+                            bound_out[7][vi]
+                        };
+                        if level != v.level {
                             level_flips += 1;
                             continue;
                         }
-                        if full || v.level > 0 {
-                            compare(&y[base..base + nr], &v.codes);
+                        if level > 0 {
+                            compare(&ycodes[level.min(2) as usize][base..base + nr], &v.codes);
                         }
                     }
                 }

@@ -115,7 +115,7 @@ fn compare(d: &Dispatch, binding: usize, cpu: &[u32], gpu: &[u32], how: &Cmp) {
 /// dispatch replayed without the ADC on the twin and on the GPU, within `MVM_PRE_ADC_ABS`.
 fn compare_pre_adc(d: &Dispatch, gpu: &mut dyn Backend) {
     let Some(&(b, _)) = outputs(d.stage).first() else { return };
-    if d.params.io.out_step == 0.0 || !matches!(d.stage, Stage::Mvm | Stage::MvmNarrow | Stage::Bound | Stage::ProgramMvm) {
+    if d.params.io.out_step == 0.0 || !matches!(d.stage, Stage::Mvm | Stage::MvmNarrow | Stage::MvmFull | Stage::Bound | Stage::ProgramMvm) {
         return;
     }
     let raw = without_adc(d);
@@ -130,7 +130,7 @@ fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
         Stage::Drift => vec![(3, Cmp::Abs(WEIGHT_ABS)), (4, Cmp::Readout { tol: 256.0 * WEIGHT_ABS, frac: 0.05 })],
         Stage::Gdc => vec![(2, Cmp::Rel(ALPHA_REL))],
         Stage::Dac => vec![(4, Cmp::Quantised(Grid::Dac)), (5, Cmp::Exact)],
-        Stage::Mvm | Stage::MvmNarrow => vec![(3, Cmp::Quantised(Grid::Adc)), (5, Cmp::Exact), (6, Cmp::Exact)],
+        Stage::Mvm | Stage::MvmNarrow | Stage::MvmFull => vec![(3, Cmp::Quantised(Grid::Adc)), (5, Cmp::Exact), (6, Cmp::Exact)],
         Stage::Bound => vec![(6, Cmp::Quantised(Grid::Adc)), (7, Cmp::Exact)],
         Stage::Combine => vec![(6, Cmp::Abs(COMBINE_ABS))],
         Stage::Accuracy => vec![(2, Cmp::Exact)],
@@ -162,9 +162,9 @@ fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
     }
 }
 
-/// Either block shape of the noisy GEMM.
+/// Either block shape of the noisy GEMM, or its full-periphery form.
 fn is_mvm(s: Stage) -> bool {
-    matches!(s, Stage::Mvm | Stage::MvmNarrow)
+    matches!(s, Stage::Mvm | Stage::MvmNarrow | Stage::MvmFull)
 }
 
 fn replay_all(rec: &Recorder, gpu: &mut dyn Backend) -> Vec<Stage> {
@@ -316,7 +316,7 @@ fn classifier_stages_match_twins() {
     plan::run_classifier(&mut rec, &cw, &x, &labels, &cfg(Gdc::ReadoutPerColumn, 3, vec![86400.0])).unwrap();
     let Some(mut g) = gpu(256) else { return };
     let seen = replay_all(&rec, &mut g);
-    for s in [Stage::Program, Stage::Drift, Stage::Gdc, Stage::Dac, Stage::MvmNarrow, Stage::Bound, Stage::Combine, Stage::Accuracy] {
+    for s in [Stage::Program, Stage::Drift, Stage::Gdc, Stage::Dac, Stage::MvmNarrow, Stage::MvmFull, Stage::Bound, Stage::Combine, Stage::Accuracy] {
         assert!(seen.contains(&s), "stage {} was not exercised", s.name());
     }
 }
@@ -363,8 +363,9 @@ fn replay_stages(rec: &Recorder, gpu: &mut dyn Backend, stages: &[Stage]) -> usi
     n
 }
 
-/// `mvm` (128 x 128 blocks, K in steps of 8) and `mvm_narrow` (256 x 32 blocks, K in steps of 4,
-/// tiles of at most 32 outputs) against their twin on ragged shapes: single elements, sizes off
+/// `mvm` (128 x 128 blocks, K in steps of 8), `mvm_narrow` (256 x 32 blocks, K in steps of 4,
+/// tiles of at most 32 outputs) and `mvm_full` (64 x 64 blocks, both weight-noise types) against
+/// their twins on ragged shapes: single elements, sizes off
 /// every block and step multiple, several sample blocks, several output blocks, and tiles whose
 /// first row and column are not multiples of 4.
 #[test]
@@ -390,10 +391,17 @@ fn mvm_matches_twin_on_ragged_shapes() {
         assert_eq!((m.tiles_out, m.tiles_in), (to, ti), "case {i}");
         let layer = AnalogLayer { mapped: m, bias: weights(n_out, seed + 1), activation: 0, conv: None };
         let x = weights(batch * n_in, seed + 2);
-        plan::run_outputs(&mut rec, &[layer], &x, batch as u32, &cfg(Gdc::Readout, 2, vec![3600.0]), &mut |_| {}).unwrap();
+        plan::run_outputs(&mut rec, std::slice::from_ref(&layer), &x, batch as u32, &cfg(Gdc::Readout, 2, vec![3600.0]), &mut |_| {}).unwrap();
+        // The full periphery path's `mvm_full` (64 x 64 blocks) on the same shapes.
+        let mut c = cfg(Gdc::Readout, 2, vec![3600.0]);
+        c.periphery.ir_drop = 1.0;
+        c.periphery.ir_drop_g_ratio = 200.0;
+        c.periphery.w_noise = 0.0175;
+        c.periphery.w_noise_type = if i % 2 == 0 { aimc::crossbar::WeightNoiseType::PcmRead } else { aimc::crossbar::WeightNoiseType::AdditiveConstant };
+        plan::run_outputs(&mut rec, &[layer], &x, batch as u32, &c, &mut |_| {}).unwrap();
     }
-    // Several output blocks (`mvm`; `mvm_narrow` gets one) and several sample blocks (both).
-    for stage in [Stage::Mvm, Stage::MvmNarrow] {
+    // Several output blocks (`mvm`, `mvm_full`; `mvm_narrow` gets one) and several sample blocks.
+    for stage in [Stage::Mvm, Stage::MvmNarrow, Stage::MvmFull] {
         let groups: Vec<[u32; 3]> = rec.log.iter().filter(|d| d.stage == stage).map(|d| d.groups).collect();
         assert!((stage == Stage::MvmNarrow || groups.iter().any(|g| g[0] > 1)) && groups.iter().any(|g| g[1] > 2), "{}: {groups:?}", stage.name());
     }
@@ -401,7 +409,7 @@ fn mvm_matches_twin_on_ragged_shapes() {
     // Both passes of each case (the level-1 pass with bound management on).
     let passes = rec.log.iter().filter(|d| is_mvm(d.stage)).count();
     assert!(passes >= cases.len());
-    assert_eq!(replay_stages(&rec, &mut g, &[Stage::Mvm, Stage::MvmNarrow]), passes);
+    assert_eq!(replay_stages(&rec, &mut g, &[Stage::Mvm, Stage::MvmNarrow, Stage::MvmFull]), passes);
 }
 
 /// Iterative bound management on vectors that saturate at several levels: positive weights and
@@ -533,10 +541,9 @@ fn bound_matches_twin_on_large_tiles() {
         assert!(redone > 2 * 8, "full path {full}: only {redone} vectors redone");
         assert!(levels.iter().any(|&l| l >= 3), "full path {full}: no vector reached level 3");
         let Some(mut g) = gpu(256) else { return };
-        // Off the full path also `mvm`'s level-1 pass over three output blocks of 128 (and the
-        // first pass and both `dac` passes).
-        let stages: &[Stage] = if full { &[Stage::Bound] } else { &[Stage::Dac, Stage::Mvm, Stage::Bound] };
-        assert_eq!(replay_stages(&rec, &mut g, stages), if full { 1 } else { 5 }, "full path {full}");
+        // Both passes of `dac` and of `mvm` (three output blocks of 128) or `mvm_full` (five of
+        // 64), then `bound` from level 2.
+        assert_eq!(replay_stages(&rec, &mut g, &[Stage::Dac, Stage::Mvm, Stage::MvmFull, Stage::Bound]), 5, "full path {full}");
     }
 }
 

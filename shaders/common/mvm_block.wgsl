@@ -1,5 +1,5 @@
-// The blocked noisy GEMM's shared part, prepended to `mvm` and `mvm_narrow` (which differ only in
-// their block shape): the bindings, the staging loads and the epilogue (output noise, ADC,
+// The blocked noisy GEMM's shared part, prepended to `mvm`, `mvm_narrow` (which differ only in
+// their block shape) and `mvm_full` (the full periphery path's sums and epilogue): the bindings, the staging loads and the epilogue (output noise, ADC,
 // saturation flag and count). Both kernels run twice per layer under bound management: the
 // first read of every vector (bm_pass 0), then the redo of the flagged ones at level 1
 // (bm_pass 1, inputs from `dac` at reduction 2), which skips sample blocks with no flagged
@@ -124,15 +124,20 @@ fn emit_row(s: u32, oa: u32, gap: u32, va: vec4<f32>, vb: vec4<f32>, t: TileInfo
                 v = v + P.io.out_noise * noise[orow & 3u];
             }
             let q = quant_out(P.io, v);
-            if (P.io.bm_mode == 1u && saturated(P.io, q)) {
+            if (saturated(P.io, q)) {
                 any_sat = true;
             }
             y[yrow + orow] = clamp(q, -P.io.out_bound, P.io.out_bound);
         }
     }
-    // Flag bit `level` (level 0: 1, level 1: 2), counted once in nsat[level]. A vector that
-    // saturates at level 1 goes on to `bound` unless reduction 2 is already the largest.
-    let more = level == 0u || f32(1u << level) < P.io.bm_max_red;
+    flag_saturated(v, level, any_sat);
+}
+
+// Flags vector `v` for the next bound-management level when it saturated at `level` and the
+// reduction 2^level is below max_bm_factor: bit `level` of `sat` (level 0: 1, level 1: 2),
+// counted once in nsat[level].
+fn flag_saturated(v: u32, level: u32, any_sat: bool) {
+    let more = P.io.bm_mode == 1u && f32(1u << level) < P.io.bm_max_red;
     if (any_sat && more) {
         let bit = 1u << level;
         if ((atomicOr(&sat[v], bit) & bit) == 0u) {

@@ -75,6 +75,8 @@ macro_rules! stage_table {
             Im2col       im2col        []                          true;
             Pool         pool          []                          true;
             MvmNarrow    mvm_narrow    ["common/mvm_block.wgsl"]   false;
+            // The full periphery path's GEMM: the MVM with its IR-drop and weight-noise sums.
+            MvmFull      mvm_full      ["common/mvm_block.wgsl"]   false;
             // The transformer's digital stages (engine::plan::transformer).
             Embed            embed             []                      true;
             Layernorm        layernorm         []                      true;
@@ -158,6 +160,14 @@ pub const MVM_BN: u32 = 128;
 /// inputs ran faster in `mvm` (two narrow blocks each stage the samples again, and BK = 4 doubles
 /// the barriers); a 10-output head ran faster narrow.
 pub const MVM_NARROW_ROWS: u32 = 32;
+/// `mvm_full` block: samples per workgroup (dispatch y).
+pub const MVM_FULL_BM: u32 = 64;
+/// `mvm_full` block: outputs per workgroup (dispatch x).
+pub const MVM_FULL_BN: u32 = 64;
+/// The smallest sample block of the GEMM stages (`mvm_full`'s): a dispatch holds MAX_GROUPS of
+/// them along y, which bounds the MVMs per trial of one layer.
+pub const MVM_MIN_BM: u32 = MVM_FULL_BM;
+const _: () = assert!(MVM_MIN_BM <= MVM_BM && MVM_MIN_BM <= MVM_NARROW_BM);
 /// `mvm_narrow` block: samples per workgroup (dispatch y).
 pub const MVM_NARROW_BM: u32 = 256;
 /// `mvm_narrow` block: outputs per workgroup (dispatch x).

@@ -1,6 +1,7 @@
-//! CPU twin of shaders/bound.wgsl: the vectors still saturated after `mvm`'s level-1 pass (all
-//! of them on the full path) redone with the full periphery: iterative bound management from
-//! level 2, IR drop and per-read weight noise; writes each redone vector's final level.
+//! CPU twin of shaders/bound.wgsl: the vectors still saturated after the level-1 pass of `mvm`
+//! (or `mvm_full` on the full periphery path) redone by iterative bound management from level 2,
+//! with IR drop and per-read weight noise on the full path; writes each redone vector's final
+//! level.
 // Index loops mirror the shader's invocation indices, so the twin reads beside the WGSL.
 #![allow(clippy::needless_range_loop)]
 
@@ -26,15 +27,10 @@ pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &
                 for tile in 0..ntiles {
                     let v = vs * ntiles + tile;
                     let vl = (z * batch + s) * ntiles + tile;
-                    let t = &tiles[tile];
-                    let mut level = 0u32;
-                    if l.full_path == 0 {
-                        if !flagged(v) {
-                            continue;
-                        }
-                        level = 2;
+                    if !flagged(v) {
+                        continue;
                     }
-                    bm_level[vl] = bound_vector(p, t, tile, x, nm, weff, trial_local, z, s, level, y, &mut xw);
+                    bm_level[vl] = bound_vector(p, &tiles[tile], tile, x, nm, weff, trial_local, z, s, 2, y, &mut xw);
                 }
             }
         }
@@ -51,8 +47,9 @@ pub fn input_slice(l: &LayerParams, t: &TileInfo, ti: usize, trial_local: usize,
 }
 
 /// One vector (trial `trial_local`, sample `s`, tile `tile`) of the shader's `bound_unit`: the
-/// redo loop from `level` on (the shader takes a unit's vectors through it together); writes the vector's outputs into `y` (the rows of trial slot `z`)
-/// and returns the level it ended at. `xw` is scratch of at least the tile's inputs.
+/// redo loop from `level` on (the shader takes a unit's vectors through it together); writes the
+/// vector's outputs into `y` (the rows of trial slot `z`) and returns the level it ended at. `xw`
+/// is scratch of at least the tile's inputs.
 #[allow(clippy::too_many_arguments)]
 pub fn bound_vector(
     p: &StageParams,
@@ -70,69 +67,82 @@ pub fn bound_vector(
 ) -> u32 {
     let l = &p.layer;
     let io = &p.io;
-    let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
-    let trial = l.trial_offset + trial_local as u32;
     let ti = tile % l.tiles_in as usize;
     let (xo, m_div) = input_slice(l, t, ti, trial_local, s, nm);
-    let wbase = trial_local * n_out * n_in + t.col_start as usize;
-    let n_cols = t.cols as f32;
     loop {
         let red = (1u32 << level) as f32;
         for k in 0..t.cols as usize {
             xw[k] = quant_in(io, x[xo + k] / (m_div * red));
         }
-        let mut any_sat = false;
-        for o in 0..t.rows {
-            let orow = t.row_start + o;
-            let wrow = wbase + orow as usize * n_in;
-            let mut acc = 0.0f32;
-            for k in 0..t.cols as usize {
-                acc += xw[k] * weff[wrow + k];
-            }
-            let mut yv = acc;
-            let key = [l.key0, l.key1];
-            let noise = |group: u32| out_normals(l.vector_offset + s as u32, trial, l.layer, l.t_index, group, ti as u32, level, key)[(orow & 3) as usize];
-            if l.full_path != 0 {
-                if io.ir_drop > 0.0 {
-                    let (mut sa, mut sp) = (0.0f32, 0.0f32);
-                    for k in 0..t.cols as usize {
-                        let wk = weff[wrow + k];
-                        sa += wk.abs() * xw[k].abs();
-                        let r = 1.0 - k as f32 / n_cols;
-                        sp += wk * xw[k] * (1.0 - r * r);
-                    }
-                    let a = n_cols / io.ir_g_ratio * sa;
-                    let c = a * (a * (0.05 * a - 0.2) + 0.5);
-                    yv -= io.ir_drop * c * sp;
-                }
-                let mut wstd = 0.0f32;
-                if io.w_noise > 0.0 {
-                    let mut q = 0.0f32;
-                    for k in 0..t.cols as usize {
-                        let x2 = xw[k] * xw[k];
-                        q += if io.w_noise_type == 1 { weff[wrow + k].abs() * x2 } else { x2 };
-                    }
-                    wstd = io.w_noise * q.sqrt();
-                }
-                if io.out_noise > 0.0 {
-                    yv += io.out_noise * noise(orow >> 2);
-                }
-                if wstd > 0.0 {
-                    yv += wstd * noise((orow >> 2) | W_NOISE_GROUP);
-                }
-            } else if io.out_noise > 0.0 {
-                yv += io.out_noise * noise(orow >> 2);
-            }
-            let q = quant_out(io, yv);
-            if saturated(io, q) {
-                any_sat = true;
-            }
-            y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out + orow as usize] = q.clamp(-io.out_bound, io.out_bound);
-        }
+        let any_sat = bound_level(p, t, tile, &xw[..t.cols as usize], weff, trial_local, z, s, level, y);
         if !any_sat || io.bm_mode == 0 || red >= io.bm_max_red {
             break;
         }
         level += 1;
     }
     level
+}
+
+/// One bound-management level of one vector from its quantised inputs `xw` (the tile's `cols`):
+/// the MVM, on the full path with IR drop and per-read weight noise, output noise from the
+/// level's counters, ADC; writes the outputs into `y` and returns whether any saturated. Shared by
+/// `bound_vector` and the `mvm_full` twin, so both compute a level with the same operations.
+#[allow(clippy::too_many_arguments)]
+pub fn bound_level(p: &StageParams, t: &TileInfo, tile: usize, xw: &[f32], weff: &[f32], trial_local: usize, z: usize, s: usize, level: u32, y: &mut [f32]) -> bool {
+    let l = &p.layer;
+    let io = &p.io;
+    let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
+    let trial = l.trial_offset + trial_local as u32;
+    let ti = tile % l.tiles_in as usize;
+    let wbase = trial_local * n_out * n_in + t.col_start as usize;
+    let n_cols = t.cols as f32;
+    let mut any_sat = false;
+    for o in 0..t.rows {
+        let orow = t.row_start + o;
+        let wrow = wbase + orow as usize * n_in;
+        let mut acc = 0.0f32;
+        for k in 0..t.cols as usize {
+            acc += xw[k] * weff[wrow + k];
+        }
+        let mut yv = acc;
+        let key = [l.key0, l.key1];
+        let noise = |group: u32| out_normals(l.vector_offset + s as u32, trial, l.layer, l.t_index, group, ti as u32, level, key)[(orow & 3) as usize];
+        if l.full_path != 0 {
+            if io.ir_drop > 0.0 {
+                let (mut sa, mut sp) = (0.0f32, 0.0f32);
+                for k in 0..t.cols as usize {
+                    let wk = weff[wrow + k];
+                    sa += wk.abs() * xw[k].abs();
+                    let r = 1.0 - k as f32 / n_cols;
+                    sp += wk * xw[k] * (1.0 - r * r);
+                }
+                let a = n_cols / io.ir_g_ratio * sa;
+                let c = a * (a * (0.05 * a - 0.2) + 0.5);
+                yv -= io.ir_drop * c * sp;
+            }
+            let mut wstd = 0.0f32;
+            if io.w_noise > 0.0 {
+                let mut q = 0.0f32;
+                for k in 0..t.cols as usize {
+                    let x2 = xw[k] * xw[k];
+                    q += if io.w_noise_type == 1 { weff[wrow + k].abs() * x2 } else { x2 };
+                }
+                wstd = io.w_noise * q.sqrt();
+            }
+            if io.out_noise > 0.0 {
+                yv += io.out_noise * noise(orow >> 2);
+            }
+            if wstd > 0.0 {
+                yv += wstd * noise((orow >> 2) | W_NOISE_GROUP);
+            }
+        } else if io.out_noise > 0.0 {
+            yv += io.out_noise * noise(orow >> 2);
+        }
+        let q = quant_out(io, yv);
+        if saturated(io, q) {
+            any_sat = true;
+        }
+        y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out + orow as usize] = q.clamp(-io.out_bound, io.out_bound);
+    }
+    any_sat
 }

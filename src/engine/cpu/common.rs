@@ -235,10 +235,11 @@ pub fn finish_mvm_pass(level: u32, sat: &[u32], vectors: usize, nsat: &mut [u32]
     }
 }
 
-/// Whether an `mvm` pass at `level` flags the vectors that saturate: always at level 0 (bound
-/// management on), at level 1 unless reduction 2 is already the largest allowed.
+/// Whether an `mvm` pass at `level` flags the vectors that saturate for the next level: bound
+/// management on and the reduction 2^level below max_bm_factor (aihwkit redoes while the
+/// reduction is below it).
 pub fn mvm_flags(io: &IoParams, level: u32) -> bool {
-    io.bm_mode == 1 && (level == 0 || ((1u32 << level) as f32) < io.bm_max_red)
+    io.bm_mode == 1 && ((1u32 << level) as f32) < io.bm_max_red
 }
 
 /// The shaders' workgroup reduction: halves summed pairwise down to lane 0 (a power-of-two

@@ -148,12 +148,18 @@ impl Backend for CpuBackend {
                 );
                 self.bufs[b[4].0] = xq;
             }
-            // `mvm_narrow`'s twin is the `mvm` twin (the block shape changes no value).
-            Stage::Mvm | Stage::MvmNarrow => {
+            // `mvm_narrow`'s twin is the `mvm` twin (the block shape changes no value); `mvm_full`
+            // shares their bindings.
+            Stage::Mvm | Stage::MvmNarrow | Stage::MvmFull => {
                 let mut y = std::mem::take(&mut self.bufs[b[3].0]);
                 let mut sat = std::mem::take(&mut self.bufs[b[4].0]);
                 let mut nsat = std::mem::take(&mut self.bufs[b[5].0]);
-                let f = if fast { fast::mvm::mvm } else { mvm::mvm };
+                let f = match (stage, fast) {
+                    (Stage::MvmFull, true) => fast::mvm_full::mvm_full,
+                    (Stage::MvmFull, false) => mvm_full::mvm_full,
+                    (_, true) => fast::mvm::mvm,
+                    (_, false) => mvm::mvm,
+                };
                 f(
                     p,
                     cast_slice(self.get(b[0])),

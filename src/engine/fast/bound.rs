@@ -1,20 +1,17 @@
-//! Fast CPU `bound` (shaders/bound.wgsl, twin src/engine/cpu/bound.rs), noise-models §7.
-//! Listed vectors (the usual case: `mvm` flagged the saturated ones): per (trial, tile) the
-//! vectors still saturated at a bound-management level go through the redo together, eight
-//! vectors in the lanes of one accumulator, four outputs at a time. Every lane sums over k in
-//! increasing order with a separate multiply and add, as the twin's per-vector loop does, and the
-//! output noise is the twin's `rng::out_normals` drawn once per four outputs (the twin draws the
-//! block for each of them): the values are the twin's bit for bit. The full path (IR drop or
-//! per-read weight noise on, every vector): level 0 of all samples of a (trial, tile) as GEMMs
-//! through `matrixmultiply` (the MVM; for IR drop Σ|W||x'| and Σ W x' (1 − r_k²); for weight
-//! noise Σ|W| x'² or Σ x'²), then the twin's epilogue per output (noise from the same counters,
-//! ADC, saturation); the vectors that saturate are redone from level 1 by the twin's
-//! `bound_vector`.
+//! Fast CPU `bound` (shaders/bound.wgsl, twin src/engine/cpu/bound.rs), noise-models §7: the
+//! vectors still saturated after the level-1 pass of `mvm` go through bound management from level 2
+//! per (trial, tile) together, eight vectors in the lanes of one accumulator, four outputs at a
+//! time. Every lane sums over k in increasing order with a separate multiply and add, as the
+//! twin's per-vector loop does, and the output noise is the twin's `rng::out_normals` drawn once
+//! per four outputs (the twin draws the block for each of them): the values are the twin's bit for
+//! bit. `mvm`'s level-1 pass runs the same listed redo. On the full path (IR drop or per-read
+//! weight noise on; `mvm_full` computed levels 0 and 1) the few vectors left go through the
+//! twin's per-vector loop.
 use super::simd_entry;
-use crate::engine::cpu::bound::{bound_vector, input_slice};
+use crate::engine::cpu::bound::input_slice;
 use crate::engine::cpu::common::{par_trials2, quant_in, quant_out, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
-use crate::rng::{out_normals, W_NOISE_GROUP};
+use crate::rng::out_normals;
 
 #[allow(clippy::too_many_arguments)]
 pub fn bound(
@@ -53,162 +50,8 @@ pub fn bound(
         });
         return;
     }
-    par_trials2(threads, l.trials as usize, y, y_per, bm_level, batch * ntiles, |first, n, y, bm_level| {
-        let mut sc = Scratch::default();
-        for z in 0..n {
-            for (tile, t) in tiles.iter().enumerate().take(ntiles) {
-                full_tile(p, t, tile, x, nm, weff, first + z, z, y, bm_level, &mut sc);
-            }
-        }
-    });
-}
-
-/// Per-thread buffers, reused across tiles.
-#[derive(Default)]
-struct Scratch {
-    x0: Vec<f32>,
-    xa: Vec<f32>,
-    xc: Vec<f32>,
-    x2: Vec<f32>,
-    wa: Vec<f32>,
-    acc: Vec<f32>,
-    sa: Vec<f32>,
-    sp: Vec<f32>,
-    q: Vec<f32>,
-    xw: Vec<f32>,
-}
-
-/// C (m × n, row-major) = A (m × k, row stride `rsa`) · Bᵀ with B n × k of row stride `rsb`.
-#[allow(clippy::too_many_arguments)]
-fn gemm_abt(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], rsb: usize, c: &mut Vec<f32>) {
-    c.clear();
-    c.resize(m * n, 0.0);
-    if m == 0 || k == 0 || n == 0 {
-        return;
-    }
-    assert!(a.len() >= (m - 1) * rsa + k && b.len() >= (n - 1) * rsb + k);
-    // SAFETY: the assert above covers every element the strides address; C is m x n row-major.
-    unsafe {
-        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa as isize, 1, b.as_ptr(), 1, rsb as isize, 0.0, c.as_mut_ptr(), n as isize, 1);
-    }
-}
-
-simd_entry!(
-    /// Every sample of one (trial, tile) on the full path: level 0 as GEMMs, the epilogue per
-    /// output, the vectors that saturate redone by the twin (compiled for AVX2 where present).
-    #[allow(clippy::too_many_arguments)]
-    fn full_tile(p: &StageParams, t: &TileInfo, tile: usize, x: &[f32], nm: &[f32], weff: &[f32], trial_local: usize, z: usize, y: &mut [f32], bm_level: &mut [u32], sc: &mut Scratch) => full_tile_body
-);
-
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn full_tile_body(
-    p: &StageParams,
-    t: &TileInfo,
-    tile: usize,
-    x: &[f32],
-    nm: &[f32],
-    weff: &[f32],
-    trial_local: usize,
-    z: usize,
-    y: &mut [f32],
-    bm_level: &mut [u32],
-    sc: &mut Scratch,
-) {
-    let l = &p.layer;
-    let io = &p.io;
-    let ntiles = (l.tiles_in * l.tiles_out) as usize;
-    let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
-    let (rows, cols) = (t.rows as usize, t.cols as usize);
-    let ti = tile % l.tiles_in as usize;
-    let trial = l.trial_offset + trial_local as u32;
-    let key = [l.key0, l.key1];
-    let n_cols = t.cols as f32;
-    // Level 0 inputs of every sample: batch x cols.
-    sc.x0.resize(batch * cols, 0.0);
-    for s in 0..batch {
-        let (xo, m_div) = input_slice(l, t, ti, trial_local, s, nm);
-        for k in 0..cols {
-            sc.x0[s * cols + k] = quant_in(io, x[xo + k] / m_div);
-        }
-    }
-    let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
-    let w = &weff[wbase..];
-    gemm_abt(batch, cols, rows, &sc.x0, cols, w, n_in, &mut sc.acc);
-    let pcm_read = io.w_noise > 0.0 && io.w_noise_type == 1;
-    if io.ir_drop > 0.0 || pcm_read {
-        sc.wa.resize(rows * cols, 0.0);
-        for o in 0..rows {
-            for k in 0..cols {
-                sc.wa[o * cols + k] = w[o * n_in + k].abs();
-            }
-        }
-    }
-    if io.ir_drop > 0.0 {
-        sc.xa.clear();
-        sc.xa.extend(sc.x0.iter().map(|v| v.abs()));
-        gemm_abt(batch, cols, rows, &sc.xa, cols, &sc.wa, cols, &mut sc.sa);
-        sc.xc.resize(batch * cols, 0.0);
-        for s in 0..batch {
-            for k in 0..cols {
-                let r = 1.0 - k as f32 / n_cols;
-                sc.xc[s * cols + k] = sc.x0[s * cols + k] * (1.0 - r * r);
-            }
-        }
-        gemm_abt(batch, cols, rows, &sc.xc, cols, w, n_in, &mut sc.sp);
-    }
-    if io.w_noise > 0.0 {
-        sc.x2.clear();
-        sc.x2.extend(sc.x0.iter().map(|v| v * v));
-        if pcm_read {
-            gemm_abt(batch, cols, rows, &sc.x2, cols, &sc.wa, cols, &mut sc.q);
-        } else {
-            // Σ x'² is the same for every output of a sample.
-            sc.q.clear();
-            sc.q.extend(sc.x2.chunks_exact(cols.max(1)).map(|r| r.iter().sum::<f32>()));
-        }
-    }
-    for s in 0..batch {
-        let yrow = (z * l.tiles_in as usize + ti) * batch * n_out + s * n_out;
-        let mut any_sat = false;
-        let mut groups = [(u32::MAX, [0f32; 4]); 2];
-        for o in 0..rows {
-            let orow = t.row_start + o as u32;
-            let mut yv = sc.acc[s * rows + o];
-            if io.ir_drop > 0.0 {
-                let a = n_cols / io.ir_g_ratio * sc.sa[s * rows + o];
-                let c = a * (a * (0.05 * a - 0.2) + 0.5);
-                yv -= io.ir_drop * c * sc.sp[s * rows + o];
-            }
-            let mut wstd = 0.0f32;
-            if io.w_noise > 0.0 {
-                let q = if pcm_read { sc.q[s * rows + o] } else { sc.q[s] };
-                wstd = io.w_noise * q.sqrt();
-            }
-            // The blocks of the current output group (plain and weight-noise streams).
-            let mut noise = |slot: usize, group: u32| {
-                if groups[slot].0 != group {
-                    groups[slot] = (group, out_normals(l.vector_offset + s as u32, trial, l.layer, l.t_index, group, ti as u32, 0, key));
-                }
-                groups[slot].1[(orow & 3) as usize]
-            };
-            if io.out_noise > 0.0 {
-                yv += io.out_noise * noise(0, orow >> 2);
-            }
-            if wstd > 0.0 {
-                yv += wstd * noise(1, (orow >> 2) | W_NOISE_GROUP);
-            }
-            let q = quant_out(io, yv);
-            any_sat |= saturated(io, q);
-            y[yrow + orow as usize] = q.clamp(-io.out_bound, io.out_bound);
-        }
-        let vl = (z * batch + s) * ntiles + tile;
-        bm_level[vl] = 0;
-        if any_sat && io.bm_mode != 0 && 1.0 < io.bm_max_red {
-            sc.xw.resize(crate::crossbar::MAX_TILE_IN as usize, 0.0);
-            bm_level[vl] = bound_vector(p, t, tile, x, nm, weff, trial_local, z, s, 1, y, &mut sc.xw);
-        }
-    }
+    // The full path (IR drop, per-read weight noise) from level 2: the twin's per-vector loop.
+    crate::engine::cpu::bound::bound(p, tiles, x, nm, weff, sat, nsat, y, bm_level, threads);
 }
 
 /// Where the listed redo's inputs come from: the layer's activations, quantised at each level's

@@ -34,6 +34,7 @@ pub mod kernel_error;
 pub mod lanes;
 pub mod linear_attention;
 pub mod mvm;
+pub mod mvm_full;
 pub mod program;
 
 /// Whether the CPU runs AVX2 and FMA (checked once).

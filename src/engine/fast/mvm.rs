@@ -11,7 +11,7 @@
 use super::bound::{redo_listed, Redo, RedoInputs};
 use super::lanes::{normal4_x8, philox_x8, L};
 use super::simd_entry;
-use crate::engine::cpu::common::{finish_mvm_pass, par_trials2, quant_out, saturated};
+use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_trials2, quant_out, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{ctr_word2, ctr_word3_out, stream};
 
@@ -136,7 +136,7 @@ fn epilogue_body(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize,
             any |= saturated(io, q);
             yrow[t.row_start as usize + o] = q.clamp(-io.out_bound, io.out_bound);
         }
-        if io.bm_mode == 1 && any {
+        if any && mvm_flags(io, 0) {
             sat[(z * batch + s) * ntiles + tile] |= 1;
         }
     }

@@ -31,7 +31,7 @@ pub fn sample_batch(be: &dyn Backend, layers: &[AnalogLayer], samples: u32) -> u
         .max()
         .unwrap_or(4);
     let by_bytes = be.max_binding_bytes().min(CHUNK_BUDGET_BYTES) / 16 / per_sample.max(1);
-    let by_groups = MAX_GROUPS as u64 * MVM_BM as u64 / layers.iter().map(|l| l.vectors_per_sample() as u64).max().unwrap_or(1);
+    let by_groups = MAX_GROUPS as u64 * MVM_MIN_BM as u64 / layers.iter().map(|l| l.vectors_per_sample() as u64).max().unwrap_or(1);
     samples.min(by_bytes.min(by_groups).min(u32::MAX as u64) as u32).max(1)
 }
 
@@ -251,13 +251,13 @@ pub(super) fn forward(
     if x.len() != batch as usize * layers[0].inputs_per_sample() as usize {
         return Err(EngineError::Invalid(format!("the input holds {} values, not {batch} samples of {}", x.len(), layers[0].inputs_per_sample())));
     }
-    // MVMs per trial of each layer: samples, times output pixels for a convolution. `mvm`
-    // dispatches blocks of MVM_BM of them along y.
+    // MVMs per trial of each layer: samples, times output pixels for a convolution. The GEMM
+    // stages dispatch blocks of at least MVM_MIN_BM of them along y.
     let vectors: Vec<u32> = layers.iter().map(|l| batch.saturating_mul(l.vectors_per_sample())).collect();
-    if let Some(&v) = vectors.iter().max().filter(|&&v| v.div_ceil(MVM_BM) > MAX_GROUPS) {
+    if let Some(&v) = vectors.iter().max().filter(|&&v| v.div_ceil(MVM_MIN_BM) > MAX_GROUPS) {
         return Err(EngineError::Invalid(format!(
             "a layer runs {v} MVMs per trial (samples x output pixels), more than one dispatch holds ({}); use fewer rows of the data set per run ([data] rows)",
-            MAX_GROUPS as u64 * MVM_BM as u64
+            MAX_GROUPS as u64 * MVM_MIN_BM as u64
         )));
     }
     let per_trial_bytes =

@@ -35,7 +35,8 @@ pub use transformer::*;
 
 use super::layout::{ConvParams, DeviceParams, IoParams, KernelParams, LayerParams, SeqParams, StageParams, TileInfo};
 use super::stages::{
-    Stage, ATTN_BLOCK, BOUND_VB, CHUNK, DAC_LANES, DAC_SHORT_COLS, DAC_WG, KV_BC, KV_BF, MVM_BM, MVM_BN, MVM_NARROW_BM, MVM_NARROW_BN, MVM_NARROW_ROWS,
+    Stage, ATTN_BLOCK, BOUND_VB, CHUNK, DAC_LANES, DAC_SHORT_COLS, DAC_WG, KV_BC, KV_BF, MVM_BM, MVM_BN, MVM_FULL_BM, MVM_FULL_BN, MVM_MIN_BM, MVM_NARROW_BM,
+    MVM_NARROW_BN, MVM_NARROW_ROWS,
 };
 use super::{Backend, Buf, EngineError};
 use crate::crossbar::{Gdc, MappedMatrix, Periphery, MAX_TILE_IN};

@@ -1,6 +1,7 @@
 //! The dispatches of each step of the plan, shared by every workload: `program`, `drift` + `gdc`,
-//! one layer's `dac` → `mvm` (or `mvm_narrow`), under bound management again at level 1, →
-//! `bound` → `combine`, and the device-state loop over trial chunks and times.
+//! one layer's `dac` → `mvm` (`mvm_narrow`, or `mvm_full` on the full periphery path), under
+//! bound management both again at level 1, → `bound` → `combine`, and the device-state loop over
+//! trial chunks and times.
 
 use super::*;
 
@@ -32,8 +33,9 @@ pub(super) fn mvm_block(rows: u32, batch: u32) -> (Stage, u32, u32) {
 }
 
 /// One layer's noisy MVMs for every trial and sample of the chunk (noise-models §7): DAC with
-/// noise management, the tiled GEMM with output noise and ADC, bound management (or the full
-/// per-vector path), then the digital combine into `hout`.
+/// noise management, the tiled GEMM with output noise and ADC (`mvm_full` with the IR-drop and
+/// weight-noise sums on the full periphery path), bound management, then the digital combine
+/// into `hout`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &MatrixBufs, s: &MvmBufs, input: Buf, bias: Buf, hout: Buf) {
     let (n, batch, wg) = (p.layer.trials, p.layer.batch, be.wg());
@@ -48,29 +50,29 @@ pub(super) fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatr
     be.clear(s.sat);
     be.clear(s.nsat);
     be.clear(s.bm_level);
-    if p.layer.full_path == 0 {
-        let rows = m.tiles.iter().map(|t| t.rows).max().unwrap();
-        let (stage, bm, bn) = mvm_block(rows, batch);
-        let mvm_groups = [rows.div_ceil(bn), batch.div_ceil(bm), n * m.n_tiles()];
-        be.dispatch(stage, p, &[b.tiles, s.xq, b.weff, s.y, s.sat, s.nsat, s.bm_level], mvm_groups);
-        if p.io.bm_mode == 1 {
-            // Bound management's first redo through the same tiled GEMM: the flagged vectors'
-            // inputs again at reduction 2, then those vectors (sample blocks with none return at
-            // once; both passes return at once when nothing was flagged). In a BERT-sized layer nearly every vector saturates at level 0 and almost
-            // all settle at level 1, so this is the bulk of the redo.
-            let (mut pd1, mut p1) = (pd, *p);
-            pd1.layer.bm_pass = 1;
-            p1.layer.bm_pass = 1;
-            be.dispatch(
-                Stage::Dac,
-                &pd1,
-                &[b.tiles, input, s.sat, s.nsat, s.xq, s.nm],
-                grid(dac_vectors, if p.layer.dac_short != 0 { DAC_WG / DAC_LANES } else { 1 }),
-            );
-            be.dispatch(stage, &p1, &[b.tiles, s.xq, b.weff, s.y, s.sat, s.nsat, s.bm_level], mvm_groups);
-        }
+    let rows = m.tiles.iter().map(|t| t.rows).max().unwrap();
+    // The full periphery path (IR drop, per-read weight noise) has its own GEMM with their sums.
+    let (stage, bm, bn) = if p.layer.full_path != 0 { (Stage::MvmFull, MVM_FULL_BM, MVM_FULL_BN) } else { mvm_block(rows, batch) };
+    let mvm_groups = [rows.div_ceil(bn), batch.div_ceil(bm), n * m.n_tiles()];
+    be.dispatch(stage, p, &[b.tiles, s.xq, b.weff, s.y, s.sat, s.nsat, s.bm_level], mvm_groups);
+    if p.io.bm_mode == 1 {
+        // Bound management's first redo through the same tiled GEMM: the flagged vectors'
+        // inputs again at reduction 2, then those vectors (sample blocks with none return at
+        // once; both passes return at once when nothing was flagged). In a BERT-sized layer
+        // nearly every vector saturates at level 0 and almost all settle at level 1, so this is
+        // the bulk of the redo.
+        let (mut pd1, mut p1) = (pd, *p);
+        pd1.layer.bm_pass = 1;
+        p1.layer.bm_pass = 1;
+        be.dispatch(
+            Stage::Dac,
+            &pd1,
+            &[b.tiles, input, s.sat, s.nsat, s.xq, s.nm],
+            grid(dac_vectors, if p.layer.dac_short != 0 { DAC_WG / DAC_LANES } else { 1 }),
+        );
+        be.dispatch(stage, &p1, &[b.tiles, s.xq, b.weff, s.y, s.sat, s.nsat, s.bm_level], mvm_groups);
     }
-    // A fixed grid strides over the still-saturated vectors' units (all of them on the full path).
+    // A fixed grid strides over the units of the vectors still saturated at level 1.
     let units = n as u64 * batch.div_ceil(BOUND_VB) as u64 * m.n_tiles() as u64;
     be.dispatch(Stage::Bound, p, &[b.tiles, input, s.nm, b.weff, s.sat, s.nsat, s.y, s.bm_level], grid(units.min(BOUND_GROUPS as u64), 1));
     be.dispatch(Stage::Combine, p, &[b.tiles, s.y, s.nm, s.bm_level, b.alpha, bias, hout], grid(n as u64 * batch as u64 * m.n_out as u64, wg));

@@ -245,7 +245,7 @@ pub fn run_transformer(
     // (token, head) vectors within one `mvm` dispatch.
     let limit = be.max_binding_bytes().min(CHUNK_BUDGET_BYTES);
     let (largest, total) = per_sample_words(m);
-    let by_mvm = (MAX_GROUPS as u64 * MVM_BM as u64) / (m.seq as u64 * m.heads as u64);
+    let by_mvm = (MAX_GROUPS as u64 * MVM_MIN_BM as u64) / (m.seq as u64 * m.heads as u64);
     let sb = ((limit / 4 / largest.max(1)).min(by_mvm).min(samples as u64) as u32).max(1);
     if largest * 4 > limit {
         return Err(EngineError::TooLarge {

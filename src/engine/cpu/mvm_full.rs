@@ -1,0 +1,41 @@
+//! CPU twin of shaders/mvm_full.wgsl: `mvm` on the full periphery path (noise-models §7, IR drop
+//! or per-read weight noise on). Per (trial, tile, sample) one level of the full path from `dac`'s
+//! quantised inputs through `bound`'s `bound_level` (the MVM and its IR-drop and weight-noise sums,
+//! each over k in increasing order, output and weight noise from the level's counters, ADC), then
+//! the saturation flag; the level-1 pass (`bm_pass` = 1, inputs at reduction 2) only for the
+//! vectors flagged at level 0.
+
+use super::bound::bound_level;
+use super::common::*;
+use crate::engine::layout::{StageParams, TileInfo};
+
+#[allow(clippy::too_many_arguments)]
+pub fn mvm_full(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mut [f32], sat: &mut [u32], nsat: &mut [u32], bm_level: &mut [u32], threads: usize) {
+    let l = &p.layer;
+    let ntiles = (l.tiles_in * l.tiles_out) as usize;
+    let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
+    let y_per = l.tiles_in as usize * batch * n_out;
+    let sat_per = batch * ntiles;
+    let level = l.bm_pass;
+    let flags = mvm_flags(&p.io, level);
+    par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
+        for z in 0..n {
+            let trial_local = first + z;
+            for (tile, t) in tiles.iter().enumerate().take(ntiles) {
+                // A shared input (the first layer) was quantised once, as trial 0.
+                let xbase = if l.x_per_trial != 0 { trial_local } else { 0 } * batch * n_in + t.col_start as usize;
+                for s in 0..batch {
+                    let vi = (z * batch + s) * ntiles + tile;
+                    if level != 0 && sat[vi] & 1 == 0 {
+                        continue;
+                    }
+                    let xw = &xq[xbase + s * n_in..][..t.cols as usize];
+                    if bound_level(p, t, tile, xw, weff, trial_local, z, s, level, y) && flags {
+                        sat[vi] |= 1 << level;
+                    }
+                }
+            }
+        }
+    });
+    finish_mvm_pass(level, sat, l.trials as usize * sat_per, nsat, bm_level);
+}

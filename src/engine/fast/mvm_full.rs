@@ -1,0 +1,205 @@
+//! Fast CPU `mvm_full` (shaders/mvm_full.wgsl, twin src/engine/cpu/mvm_full.rs), noise-models §7:
+//! level 0 of every sample of a (trial, tile) on the full periphery path as GEMMs through
+//! `matrixmultiply` (the MVM; for IR drop Σ|W||x'| and Σ W x' (1 − r_k²); for weight noise
+//! Σ|W| x'² or Σ x'²), then the twin's epilogue per output (noise from the same counters, ADC,
+//! saturation flag). The level-1 pass redoes the flagged vectors with the twin's `bound_level`
+//! on `dac`'s reduction-2 inputs, bit for bit the twin's.
+use super::simd_entry;
+use crate::engine::cpu::bound::bound_level;
+use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_trials2, quant_out, saturated};
+use crate::engine::layout::{StageParams, TileInfo};
+use crate::rng::{out_normals, W_NOISE_GROUP};
+
+#[allow(clippy::too_many_arguments)]
+pub fn mvm_full(
+    p: &StageParams,
+    tiles: &[TileInfo],
+    xq: &[f32],
+    weff: &[f32],
+    y: &mut [f32],
+    sat: &mut [u32],
+    nsat: &mut [u32],
+    bm_level: &mut [u32],
+    threads: usize,
+) {
+    let l = &p.layer;
+    let ntiles = (l.tiles_in * l.tiles_out) as usize;
+    let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
+    let y_per = l.tiles_in as usize * batch * n_out;
+    let sat_per = batch * ntiles;
+    let level = l.bm_pass;
+    if level == 0 {
+        par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
+            let mut sc = Scratch::default();
+            for z in 0..n {
+                for (tile, t) in tiles.iter().enumerate().take(ntiles) {
+                    full_tile(p, t, tile, xq, weff, first + z, z, y, sat, &mut sc);
+                }
+            }
+        });
+    } else {
+        // The level-1 pass: the flagged vectors one at a time, as the twin.
+        let again = mvm_flags(&p.io, level);
+        let any = nsat[0] != 0;
+        par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
+            for z in 0..n {
+                let trial_local = first + z;
+                for (tile, t) in tiles.iter().enumerate().take(ntiles) {
+                    let xbase = if l.x_per_trial != 0 { trial_local } else { 0 } * batch * n_in + t.col_start as usize;
+                    for s in 0..batch {
+                        let vi = (z * batch + s) * ntiles + tile;
+                        if !any || sat[vi] & 1 == 0 {
+                            continue;
+                        }
+                        if bound_level(p, t, tile, &xq[xbase + s * n_in..][..t.cols as usize], weff, trial_local, z, s, level, y) && again {
+                            sat[vi] |= 1 << level;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    finish_mvm_pass(level, sat, l.trials as usize * sat_per, nsat, bm_level);
+}
+
+/// Per-thread buffers, reused across tiles.
+#[derive(Default)]
+struct Scratch {
+    x0: Vec<f32>,
+    xa: Vec<f32>,
+    xc: Vec<f32>,
+    x2: Vec<f32>,
+    wa: Vec<f32>,
+    acc: Vec<f32>,
+    sa: Vec<f32>,
+    sp: Vec<f32>,
+    q: Vec<f32>,
+}
+
+/// C (m × n, row-major) = A (m × k, row stride `rsa`) · Bᵀ with B n × k of row stride `rsb`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_abt(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], rsb: usize, c: &mut Vec<f32>) {
+    c.clear();
+    c.resize(m * n, 0.0);
+    if m == 0 || k == 0 || n == 0 {
+        return;
+    }
+    assert!(a.len() >= (m - 1) * rsa + k && b.len() >= (n - 1) * rsb + k);
+    // SAFETY: the assert above covers every element the strides address; C is m x n row-major.
+    unsafe {
+        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa as isize, 1, b.as_ptr(), 1, rsb as isize, 0.0, c.as_mut_ptr(), n as isize, 1);
+    }
+}
+
+simd_entry!(
+    /// Every sample of one (trial, tile) on the full path: level 0 as GEMMs, the epilogue per
+    /// output and the saturation flags (compiled for AVX2 where present).
+    #[allow(clippy::too_many_arguments)]
+    fn full_tile(p: &StageParams, t: &TileInfo, tile: usize, xq: &[f32], weff: &[f32], trial_local: usize, z: usize, y: &mut [f32], sat: &mut [u32], sc: &mut Scratch) => full_tile_body
+);
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn full_tile_body(
+    p: &StageParams,
+    t: &TileInfo,
+    tile: usize,
+    xq: &[f32],
+    weff: &[f32],
+    trial_local: usize,
+    z: usize,
+    y: &mut [f32],
+    sat: &mut [u32],
+    sc: &mut Scratch,
+) {
+    let l = &p.layer;
+    let io = &p.io;
+    let ntiles = (l.tiles_in * l.tiles_out) as usize;
+    let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
+    let (rows, cols) = (t.rows as usize, t.cols as usize);
+    let ti = tile % l.tiles_in as usize;
+    let trial = l.trial_offset + trial_local as u32;
+    let key = [l.key0, l.key1];
+    let n_cols = t.cols as f32;
+    // Level 0 inputs of every sample (`dac`'s): batch x cols. A shared input (the first layer)
+    // was quantised once, as trial 0.
+    let xbase = if l.x_per_trial != 0 { trial_local } else { 0 } * batch * n_in + t.col_start as usize;
+    sc.x0.resize(batch * cols, 0.0);
+    for s in 0..batch {
+        sc.x0[s * cols..(s + 1) * cols].copy_from_slice(&xq[xbase + s * n_in..][..cols]);
+    }
+    let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
+    let w = &weff[wbase..];
+    gemm_abt(batch, cols, rows, &sc.x0, cols, w, n_in, &mut sc.acc);
+    let pcm_read = io.w_noise > 0.0 && io.w_noise_type == 1;
+    if io.ir_drop > 0.0 || pcm_read {
+        sc.wa.resize(rows * cols, 0.0);
+        for o in 0..rows {
+            for k in 0..cols {
+                sc.wa[o * cols + k] = w[o * n_in + k].abs();
+            }
+        }
+    }
+    if io.ir_drop > 0.0 {
+        sc.xa.clear();
+        sc.xa.extend(sc.x0.iter().map(|v| v.abs()));
+        gemm_abt(batch, cols, rows, &sc.xa, cols, &sc.wa, cols, &mut sc.sa);
+        sc.xc.resize(batch * cols, 0.0);
+        for s in 0..batch {
+            for k in 0..cols {
+                let r = 1.0 - k as f32 / n_cols;
+                sc.xc[s * cols + k] = sc.x0[s * cols + k] * (1.0 - r * r);
+            }
+        }
+        gemm_abt(batch, cols, rows, &sc.xc, cols, w, n_in, &mut sc.sp);
+    }
+    if io.w_noise > 0.0 {
+        sc.x2.clear();
+        sc.x2.extend(sc.x0.iter().map(|v| v * v));
+        if pcm_read {
+            gemm_abt(batch, cols, rows, &sc.x2, cols, &sc.wa, cols, &mut sc.q);
+        } else {
+            // Σ x'² is the same for every output of a sample.
+            sc.q.clear();
+            sc.q.extend(sc.x2.chunks_exact(cols.max(1)).map(|r| r.iter().sum::<f32>()));
+        }
+    }
+    for s in 0..batch {
+        let yrow = (z * l.tiles_in as usize + ti) * batch * n_out + s * n_out;
+        let mut any_sat = false;
+        let mut groups = [(u32::MAX, [0f32; 4]); 2];
+        for o in 0..rows {
+            let orow = t.row_start + o as u32;
+            let mut yv = sc.acc[s * rows + o];
+            if io.ir_drop > 0.0 {
+                let a = n_cols / io.ir_g_ratio * sc.sa[s * rows + o];
+                let c = a * (a * (0.05 * a - 0.2) + 0.5);
+                yv -= io.ir_drop * c * sc.sp[s * rows + o];
+            }
+            let mut wstd = 0.0f32;
+            if io.w_noise > 0.0 {
+                let q = if pcm_read { sc.q[s * rows + o] } else { sc.q[s] };
+                wstd = io.w_noise * q.sqrt();
+            }
+            // The blocks of the current output group (plain and weight-noise streams).
+            let mut noise = |slot: usize, group: u32| {
+                if groups[slot].0 != group {
+                    groups[slot] = (group, out_normals(l.vector_offset + s as u32, trial, l.layer, l.t_index, group, ti as u32, 0, key));
+                }
+                groups[slot].1[(orow & 3) as usize]
+            };
+            if io.out_noise > 0.0 {
+                yv += io.out_noise * noise(0, orow >> 2);
+            }
+            if wstd > 0.0 {
+                yv += wstd * noise(1, (orow >> 2) | W_NOISE_GROUP);
+            }
+            let q = quant_out(io, yv);
+            any_sat |= saturated(io, q);
+            y[yrow + orow as usize] = q.clamp(-io.out_bound, io.out_bound);
+        }
+        if any_sat && mvm_flags(io, 0) {
+            sat[(z * batch + s) * ntiles + tile] |= 1;
+        }
+    }
+}

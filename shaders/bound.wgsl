@@ -1,20 +1,22 @@
-// Stage `bound`: iterative bound management past level 1 (noise-models §7). `mvm` (or
-// `mvm_full` on the full periphery path) read every vector at level 0 and redid the saturated
-// ones at level 1; the vectors that saturated again (bit 2 of `sat`) come here from level 2: input
-// scale halved, fresh noise, until nothing saturates or the reduction reaches max_bm_factor; on the
-// full path with IR drop and per-read weight noise. Writes each redone vector's final level
-// (reduction 2^level; the buffer is cleared to level 0 before `mvm`, whose level-1 pass writes 1).
+// Stage `bound`: iterative bound management (noise-models §7): input scale halved, fresh noise,
+// until nothing saturates or the reduction reaches max_bm_factor; on the full periphery path with
+// IR drop and per-read weight noise. `mvm` (or `mvm_full`) read every vector at level 0. When at
+// least 1 / REDO_GEMM_SHARE of them saturated (`redo_in_gemm`), its second pass redid those at
+// level 1 and the ones that saturated again (bit 2 of `sat`) come here from level 2; otherwise the
+// flagged ones (bit 1) come here from level 1. Writes each redone vector's final level (reduction
+// 2^level; the buffer is cleared to level 0 before `mvm`, whose level-1 pass writes 1).
 //
 // Work comes in units of (trial, tile, block of VB samples); a fixed grid of workgroups strides
-// over them, and when the level-1 pass flagged nothing (`nsat[1]` = 0) every workgroup returns
-// after one read. A unit takes its flagged samples through the levels together: the active ones
+// over them, and when no vector is left (`nsat` of the starting level's flags = 0) every
+// workgroup returns after one read. A unit takes its flagged samples through the levels together: the active ones
 // are all at the same level, since each starts at level 2 and leaves once it no longer saturates.
 // Per level the unit's inputs are staged in workgroup memory KC at a time, and each invocation
 // sums four consecutive outputs (one output group, one Philox block per vector and level) for all
-// VB vectors at once: a weight is read once per unit and level instead of once per vector. Levels
-// 0 and 1 run in the tiled GEMMs because in a BERT-sized layer nearly every vector saturates at
-// level 0 and almost all settle at level 1: that redo, done here, was a second dense GEMM at about
-// a tenth of `mvm`'s rate on an H200 (BENCHMARKS.md). Every accumulator sums over k in increasing
+// VB vectors at once: a weight is read once per unit and level instead of once per vector. Level 1
+// runs in the tiled GEMM when many vectors saturate because in a BERT-sized layer nearly every
+// vector saturates at level 0 and almost all settle at level 1: that redo, done here, was a second
+// dense GEMM at about a tenth of `mvm`'s rate on an H200 (BENCHMARKS.md); with few flagged
+// vectors this stage's cost follows their number and the GEMM pass's would not. Every accumulator sums over k in increasing
 // order, so the values are the twin's. CPU twin: src/engine/cpu/bound.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
@@ -51,7 +53,7 @@ fn bound(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let L = P.layer;
     if (lid == 0u) {
         let all = L.trials * L.tiles_in * L.tiles_out * ((L.batch + VB - 1u) / VB);
-        wg_units = select(0u, all, nsat[1] != 0u);
+        wg_units = select(0u, all, nsat[select(0u, 1u, redo_in_gemm(L, nsat[0]))] != 0u);
     }
     let units = workgroupUniformLoad(&wg_units);
     for (var u = wg.x + wg.y * nwg.x; u < units; u = u + nwg.x * nwg.y) {
@@ -71,13 +73,15 @@ fn bound_unit(u: u32, lid: u32) {
     let trial = L.trial_offset + trial_local;
     let t = tiles[tile];
     let full = L.full_path != 0u;
-    // A flagged vector saturated at levels 0 and 1 in `mvm`: it starts at level 2.
-    var level = 2u;
+    // After the GEMM's level-1 pass the vectors flagged again (bit 2) start at level 2; when the
+    // redo was left here, those flagged at level 0 (bit 1) start at level 1.
+    let first = select(1u, 2u, redo_in_gemm(L, nsat[0]));
+    var level = first;
     if (lid < VB) {
         let s = sb * VB + lid;
         var a = 0u;
         if (s < L.batch) {
-            a = sat[(trial_local * L.batch + s) * ntiles + tile] & 2u;
+            a = sat[(trial_local * L.batch + s) * ntiles + tile] & first;
         }
         live[lid] = select(0u, 1u, a != 0u);
         last_level[lid] = level;
@@ -222,7 +226,7 @@ fn bound_unit(u: u32, lid: u32) {
         let s = sb * VB + lid;
         if (s < L.batch) {
             let v = (trial_local * L.batch + s) * ntiles + tile;
-            if ((sat[v] & 2u) != 0u) {
+            if ((sat[v] & first) != 0u) {
                 bm_level[v] = last_level[lid];
             }
         }

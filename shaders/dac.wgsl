@@ -17,7 +17,8 @@
 @group(0) @binding(1) var<storage, read> tiles: array<TileInfo>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 // `mvm`'s first pass's flags and count: the level-1 pass quantises only the slices a flagged
-// vector reads (all of them for an input shared by all trials) and nothing when none is flagged.
+// vector reads (all of them for an input shared by all trials), and nothing when the redo is
+// left to `bound` (fewer than 1 / REDO_GEMM_SHARE of the vectors flagged, none included).
 @group(0) @binding(3) var<storage, read> sat: array<u32>;
 @group(0) @binding(4) var<storage, read> nsat: array<u32>;
 @group(0) @binding(5) var<storage, read_write> xq: array<f32>;
@@ -33,7 +34,7 @@ var<workgroup> red: array<f32, DAC_WG>;
 @compute @workgroup_size(DAC_WG)
 fn dac(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let L = P.layer;
-    if (L.bm_pass != 0u && nsat[0] == 0u) {
+    if (L.bm_pass != 0u && !redo_in_gemm(L, nsat[0])) {
         return;
     }
     let lanes = select(DAC_WG, DAC_LANES, L.dac_short != 0u);   // uniform over the dispatch

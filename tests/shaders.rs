@@ -119,7 +119,7 @@ fn struct_members_sit_at_the_same_offsets_in_rust_and_wgsl() {
         ),
         (
             "LayerParams",
-            offsets!(LayerParams: n_in, n_out, tiles_in, tiles_out, trials, trial_offset, batch, layer, t_index, key0, key1, gdc_mode, log_t_ratio, read_sqrt_log, full_path, x_per_trial, activation, chunks_per_tile, wmax, gdc_base, max_rows, alpha_rows, dac_short, vector_offset, reads_per_prog, bm_pass, _pad_r1, _pad_r2),
+            offsets!(LayerParams: n_in, n_out, tiles_in, tiles_out, trials, trial_offset, batch, layer, t_index, key0, key1, gdc_mode, log_t_ratio, read_sqrt_log, full_path, x_per_trial, activation, chunks_per_tile, wmax, gdc_base, max_rows, alpha_rows, dac_short, vector_offset, reads_per_prog, bm_pass, redo_vectors, _pad_r2),
         ),
         ("KernelParams", offsets!(KernelParams: rows, s, replicas, width, map, heads, seq, dv, causal, blocks, _pad0, _pad1)),
         (

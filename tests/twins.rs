@@ -7,7 +7,7 @@ mod common;
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, Scaling, TileShape};
 use aimc::device::DeviceModel;
 use aimc::engine::plan::{self, AnalogLayer, RunConfig};
-use aimc::engine::stages::{Mulhi, Stage};
+use aimc::engine::stages::{Mulhi, Stage, REDO_GEMM_SHARE};
 use aimc::engine::Backend;
 use aimc::tolerances::*;
 use common::*;
@@ -459,10 +459,12 @@ fn bound_management_levels_match_twin() {
     }
 }
 
-/// Bound management's level-1 pass on a hidden layer (inputs per trial): `dac` quantises again
-/// only the input slices that a vector flagged at level 0 reads (tiles (to, ti) for any output
-/// tile `to`), and `mvm` redoes only the flagged vectors. Two output tiles and two input tiles,
-/// inputs that make some vectors of some trials saturate and not others.
+/// Bound management's level-1 pass on a hidden layer (inputs per trial), in both regimes. With at
+/// least 1 / REDO_GEMM_SHARE of the vectors flagged, `dac` quantises again only the input slices
+/// that a flagged vector reads (tiles (to, ti) for any output tile `to`) and `mvm` redoes only
+/// the flagged vectors; with fewer, both passes leave every buffer as it was and `bound` redoes
+/// the flagged vectors from level 1. Two output tiles and two input tiles, inputs that make some
+/// vectors of some trials saturate and not others.
 #[test]
 fn level_one_pass_redoes_only_flagged_vectors() {
     let shape = TileShape { max_in: 16, max_out: 12 };
@@ -478,39 +480,52 @@ fn level_one_pass_redoes_only_flagged_vectors() {
     // Sample s scales its input by 1 + s / 8: the hidden activations, and with them the second
     // layer's outputs, grow along the batch.
     let x: Vec<f32> = weights(batch * 20, 53).iter().enumerate().map(|(i, &u)| u.abs() * (1.0 + (i / 20) as f32 / 8.0)).collect();
-    let mut c = cfg(Gdc::Off, 4, vec![60.0]);
-    c.periphery.out_bound = 3.0;
-    let mut rec = Recorder::new();
-    plan::run_outputs(&mut rec, &layers, &x, batch as u32, &c, &mut |_| {}).unwrap();
-    let hidden = |d: &&Dispatch| d.params.layer.x_per_trial != 0;
-    let dac1: Vec<&Dispatch> = rec.log.iter().filter(|d| d.stage == Stage::Dac && d.params.layer.bm_pass == 1).filter(hidden).collect();
-    assert!(!dac1.is_empty());
-    let (mut requantised, mut kept, mut moved) = (0, 0, 0);
-    for d in &dac1 {
-        let (before, after) = (f32s(&d.before[4]), f32s(&d.after[4]));
-        let (tin, n_in) = (d.params.layer.tiles_in as usize, d.params.layer.n_in as usize);
-        let sat = &d.before[2];
-        for v in 0..d.params.layer.trials as usize * batch {
-            for ti in 0..tin {
-                let t = &layers[1].mapped.tiles[ti];
-                let cols = t.col_start as usize..(t.col_start + t.cols) as usize;
-                let changed = cols.clone().any(|k| before[v * n_in + k] != after[v * n_in + k]);
-                let flagged = (0..2).any(|to| sat[v * 2 * tin + to * tin + ti] & 1 != 0);
-                assert!(flagged || !changed, "vector {v} slice {ti}: requantised without a flagged vector");
-                if flagged {
-                    requantised += 1;
-                    moved += usize::from(changed);
-                } else {
-                    kept += 1;
+    let mut gpu_backend = gpu(256);
+    // ADC bounds that flag a few of the hidden layer's vectors (left to `bound`), then many.
+    for (out_bound, dense) in [(3.0, false), (2.2, true)] {
+        let mut c = cfg(Gdc::Off, 4, vec![60.0]);
+        c.periphery.out_bound = out_bound;
+        let mut rec = Recorder::new();
+        plan::run_outputs(&mut rec, &layers, &x, batch as u32, &c, &mut |_| {}).unwrap();
+        let hidden = |d: &&Dispatch| d.params.layer.x_per_trial != 0;
+        let dac1: Vec<&Dispatch> = rec.log.iter().filter(|d| d.stage == Stage::Dac && d.params.layer.bm_pass == 1).filter(hidden).collect();
+        assert!(!dac1.is_empty());
+        let (mut requantised, mut kept, mut moved) = (0, 0, 0);
+        for d in &dac1 {
+            let (before, after) = (f32s(&d.before[4]), f32s(&d.after[4]));
+            let (tin, n_in) = (d.params.layer.tiles_in as usize, d.params.layer.n_in as usize);
+            let (sat, nsat) = (&d.before[2], d.before[3][0] as usize);
+            let vectors = d.params.layer.redo_vectors as usize;
+            assert!(nsat > 0, "out_bound {out_bound}: no vector of the hidden layer saturated");
+            assert_eq!(nsat * REDO_GEMM_SHARE as usize >= vectors, dense, "out_bound {out_bound}: {nsat} of {vectors} flagged");
+            for v in 0..d.params.layer.trials as usize * batch {
+                for ti in 0..tin {
+                    let t = &layers[1].mapped.tiles[ti];
+                    let cols = t.col_start as usize..(t.col_start + t.cols) as usize;
+                    let changed = cols.clone().any(|k| before[v * n_in + k] != after[v * n_in + k]);
+                    let flagged = (0..2).any(|to| sat[v * 2 * tin + to * tin + ti] & 1 != 0);
+                    assert!((dense && flagged) || !changed, "vector {v} slice {ti}: requantised (flagged {flagged}, dense {dense})");
+                    if flagged {
+                        requantised += 1;
+                        moved += usize::from(changed);
+                    } else {
+                        kept += 1;
+                    }
                 }
             }
         }
+        assert!(requantised > 0 && kept > 0, "{requantised} slices read by flagged vectors, {kept} not: the inputs should flag some vectors only");
+        assert_eq!(moved > 0, dense, "out_bound {out_bound}: {moved} slices requantised");
+        // Left to `bound`, the GEMM's level-1 pass writes nothing and `bound` starts at level 1.
+        for d in rec.log.iter().filter(|d| is_mvm(d.stage) && d.params.layer.bm_pass == 1).filter(hidden) {
+            assert_eq!(d.before[3] == d.after[3] && d.before[6] == d.after[6], !dense, "out_bound {out_bound}: level-1 pass outputs");
+        }
+        let levels: Vec<u32> = rec.log.iter().filter(|d| d.stage == Stage::Bound).filter(hidden).flat_map(|d| d.after[7].clone()).collect();
+        assert!(levels.contains(&1), "out_bound {out_bound}: no vector ended at level 1");
+        let Some(g) = gpu_backend.as_mut() else { continue };
+        let n = replay_stages(&rec, g, &[Stage::Dac, Stage::Mvm, Stage::MvmNarrow, Stage::Bound]);
+        assert!(n >= 2 * dac1.len());
     }
-    assert!(requantised > 0 && kept > 0, "{requantised} slices requantised, {kept} kept: the inputs should flag some vectors only");
-    assert!(moved > 0, "no requantised slice changed: reduction 2 should move some inputs");
-    let Some(mut g) = gpu(256) else { return };
-    let n = replay_stages(&rec, &mut g, &[Stage::Dac, Stage::Mvm, Stage::MvmNarrow, Stage::Bound]);
-    assert!(n >= 2 * dac1.len());
 }
 
 /// `bound` on large tiles (300 x 300: more outputs and inputs than its workgroup has invocations),

@@ -31,7 +31,15 @@ struct LayerParams {
     log_t_ratio: f32, read_sqrt_log: f32, full_path: u32, x_per_trial: u32,
     activation: u32, chunks_per_tile: u32, wmax: f32, gdc_base: u32,
     max_rows: u32, alpha_rows: u32, dac_short: u32, vector_offset: u32,
-    reads_per_prog: u32, bm_pass: u32, _pad_r1: u32, _pad_r2: u32,
+    reads_per_prog: u32, bm_pass: u32, redo_vectors: u32, _pad_r2: u32,
+}
+
+// Bound management's level-1 redo runs as the GEMM's second pass when at least 1 / REDO_GEMM_SHARE
+// of the layer's vectors saturated at level 0 (`nsat0`), else in `bound` from level 1 (twin:
+// src/engine/cpu/common.rs redo_in_gemm; the constant: engine::stages::REDO_GEMM_SHARE).
+const REDO_GEMM_SHARE: u32 = 8u;
+fn redo_in_gemm(L: LayerParams, nsat0: u32) -> bool {
+    return nsat0 != 0u && nsat0 * REDO_GEMM_SHARE >= L.redo_vectors;
 }
 
 // The programming that trial `trial` reads (two-level Monte Carlo): the counter of the

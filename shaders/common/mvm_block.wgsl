@@ -21,9 +21,10 @@
 // (`bound` overwrites those it takes further).
 @group(0) @binding(7) var<storage, read_write> bm_level: array<u32>;
 
-// The level-1 pass (L.bm_pass = 1) redoes only the vectors flagged at level 0. Whether any of
-// samples s0 .. s0 + bm - 1 of this (trial, tile) is flagged, uniformly over the workgroup of 256
-// invocations (the first pass: always true). The flags meet in a max-reduction over the first
+// The level-1 pass (L.bm_pass = 1) redoes only the vectors flagged at level 0, and nothing when
+// too few were flagged for a GEMM pass to pay (`redo_in_gemm`: `bound` redoes them). Whether any
+// of samples s0 .. s0 + bm - 1 of this (trial, tile) is to be redone, uniformly over the
+// workgroup of 256 invocations (the first pass: always true). The flags meet in a max-reduction over the first
 // 256 entries of the kernel's staging buffer `xs`, unused until the GEMM starts (the kernels'
 // workgroup memory is exactly WebGPU's default 16 KiB, so there is no room for another variable).
 fn block_redoes(s0: u32, bm: u32, tile: u32, trial_local: u32, li: u32) -> bool {
@@ -33,7 +34,7 @@ fn block_redoes(s0: u32, bm: u32, tile: u32, trial_local: u32, li: u32) -> bool 
     }
     let ntiles = L.tiles_in * L.tiles_out;
     var f = 0.0;
-    if (atomicLoad(&nsat[0]) != 0u) {
+    if (redo_in_gemm(L, atomicLoad(&nsat[0]))) {
         for (var i = li; i < bm; i = i + 256u) {
             let s = s0 + i;
             if (s < L.batch && (atomicLoad(&sat[(trial_local * L.batch + s) * ntiles + tile]) & 1u) != 0u) {

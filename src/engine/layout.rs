@@ -140,7 +140,11 @@ pub struct LayerParams {
     /// vector; 1, the redo of the vectors `mvm` flagged at level 0 (inputs divided by 2 more, noise
     /// from the level-1 counters, only flagged vectors written). `bound` takes the rest from 2.
     pub bm_pass: u32,
-    pub _pad_r1: u32,
+    /// The layer's MVM vectors in this chunk (trials · batch · tiles). The level-1 pass runs
+    /// through the tiled GEMM only when at least 1 / REDO_GEMM_SHARE of them saturated at level 0
+    /// (`engine::cpu::common::redo_in_gemm`); fewer go to `bound` from level 1, whose cost
+    /// follows the flagged vectors, not the whole layer.
+    pub redo_vectors: u32,
     pub _pad_r2: u32,
 }
 

@@ -178,6 +178,12 @@ pub const MVM_NARROW_BN: u32 = 32;
 /// vector cost ~4 µs, so the digits CNN's `dac` took 8.0 s against 0.39 s with short slices shared
 /// out (one invocation per vector then).
 pub const DAC_SHORT_COLS: u32 = 256;
+/// Bound management's level-1 redo runs as a second pass of the tiled GEMM when at least
+/// 1 / REDO_GEMM_SHARE of a layer's vectors saturated at level 0, else in `bound`. The GEMM pass
+/// costs the whole layer's MVM whatever it redoes; `bound` redid a vector at about a tenth of
+/// `mvm`'s rate per vector on an H200 (the BERT-sized case, BENCHMARKS.md), so the two break even
+/// near a tenth of the vectors.
+pub const REDO_GEMM_SHARE: u32 = 8;
 /// `bound`: samples per unit (the vectors of one trial and tile redone together).
 pub const BOUND_VB: u32 = 8;
 /// `attention_softmax`: query tokens per workgroup (one workgroup per block of a head's queries).

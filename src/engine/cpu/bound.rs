@@ -15,9 +15,12 @@ pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let (n_out, batch) = (l.n_out as usize, l.batch as usize);
     let y_per = l.tiles_in as usize * batch * n_out;
-    // `mvm`'s level-1 flags, read only when it flagged any (the workgroups' early exit).
-    let any = nsat[1] != 0;
-    let flagged = |v: usize| any && sat[v] & 2 != 0;
+    // After the GEMM's level-1 pass the vectors it flagged again (bit 2) from level 2, else those
+    // flagged at level 0 (bit 1) from level 1; read only when there are any (the early exit).
+    let redo = redo_in_gemm(l, nsat);
+    let (bit, from) = if redo { (2u32, 2u32) } else { (1, 1) };
+    let any = nsat[from as usize - 1] != 0;
+    let flagged = |v: usize| any && sat[v] & bit != 0;
     par_trials2(threads, l.trials as usize, y, y_per, bm_level, batch * ntiles, |first, n, y, bm_level| {
         let mut xw = vec![0f32; crate::crossbar::MAX_TILE_IN as usize];
         for z in 0..n {
@@ -30,7 +33,7 @@ pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &
                     if !flagged(v) {
                         continue;
                     }
-                    bm_level[vl] = bound_vector(p, &tiles[tile], tile, x, nm, weff, trial_local, z, s, 2, y, &mut xw);
+                    bm_level[vl] = bound_vector(p, &tiles[tile], tile, x, nm, weff, trial_local, z, s, from, y, &mut xw);
                 }
             }
         }

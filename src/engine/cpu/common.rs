@@ -221,18 +221,27 @@ pub fn par_trials2<T: Send, U: Send>(
 }
 
 /// The end of an `mvm` pass at bound-management level `level` (0 or 1): `nsat[level]` counts the
-/// vectors flagged with bit `1 << level`, and the level-1 pass records level 1 for every vector it
-/// redid (those flagged at level 0; `bound` overwrites the ones it takes further).
-pub fn finish_mvm_pass(level: u32, sat: &[u32], vectors: usize, nsat: &mut [u32], bm_level: &mut [u32]) {
+/// vectors flagged with bit `1 << level`, and a level-1 pass that ran (`redo_in_gemm`) records
+/// level 1 for every vector it redid (those flagged at level 0; `bound` overwrites the ones it
+/// takes further).
+pub fn finish_mvm_pass(level: u32, redo: bool, sat: &[u32], vectors: usize, nsat: &mut [u32], bm_level: &mut [u32]) {
     let bit = 1u32 << level;
     nsat[level as usize] = sat[..vectors].iter().filter(|&&f| f & bit != 0).count() as u32;
-    if level == 1 {
+    if level == 1 && redo {
         for (b, &f) in bm_level[..vectors].iter_mut().zip(&sat[..vectors]) {
             if f & 1 != 0 {
                 *b = 1;
             }
         }
     }
+}
+
+/// Whether bound management's level-1 redo of this layer runs as the GEMM's second pass (`dac`
+/// and `mvm`/`mvm_full` at bm_pass 1, then `bound` from level 2 on the vectors flagged again):
+/// at least 1 / REDO_GEMM_SHARE of the layer's vectors saturated at level 0 (`nsat[0]`).
+/// Otherwise those passes do nothing and `bound` redoes the flagged vectors from level 1.
+pub fn redo_in_gemm(l: &LayerParams, nsat: &[u32]) -> bool {
+    nsat[0] != 0 && nsat[0] as u64 * crate::engine::stages::REDO_GEMM_SHARE as u64 >= l.redo_vectors as u64
 }
 
 /// Whether an `mvm` pass at `level` flags the vectors that saturate for the next level: bound

@@ -11,7 +11,7 @@ use crate::engine::layout::{LayerParams, StageParams, TileInfo};
 pub fn dac(p: &StageParams, tiles: &[TileInfo], x: &[f32], sat: &[u32], nsat: &[u32], xq: &mut [f32], nm: &mut [f32], threads: usize) {
     let l = &p.layer;
     let (batch, n_in, tin) = (l.batch as usize, l.n_in as usize, l.tiles_in as usize);
-    if l.bm_pass != 0 && nsat[0] == 0 {
+    if l.bm_pass != 0 && !redo_in_gemm(l, nsat) {
         return;
     }
     par_trials2(threads, l.trials as usize, xq, batch * n_in, nm, batch * tin, |first, n, xq, nm| {

@@ -9,7 +9,7 @@
 //! twin's per-vector loop.
 use super::simd_entry;
 use crate::engine::cpu::bound::input_slice;
-use crate::engine::cpu::common::{par_trials2, quant_in, quant_out, saturated};
+use crate::engine::cpu::common::{par_trials2, quant_in, quant_out, redo_in_gemm, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::out_normals;
 
@@ -31,10 +31,12 @@ pub fn bound(
     let (n_out, batch) = (l.n_out as usize, l.batch as usize);
     let y_per = l.tiles_in as usize * batch * n_out;
     if l.full_path == 0 {
-        // `mvm`'s level-1 flags (still saturated after its redo), read only when it flagged any
-        // (the shader's early exit).
-        let any = nsat[1] != 0;
-        let flagged = |v: usize| any && sat[v] & 2 != 0;
+        // The twin's choice: after the GEMM's level-1 pass the vectors flagged again (bit 2) from
+        // level 2, else those flagged at level 0 (bit 1) from level 1.
+        let redo = redo_in_gemm(l, nsat);
+        let (bit, from) = if redo { (2u32, 2u32) } else { (1, 1) };
+        let any = nsat[from as usize - 1] != 0;
+        let flagged = |v: usize| any && sat[v] & bit != 0;
         par_trials2(threads, l.trials as usize, y, y_per, bm_level, batch * ntiles, |first, n, y, bm_level| {
             let mut sc = Redo::default();
             for z in 0..n {
@@ -43,7 +45,7 @@ pub fn bound(
                     sc.active.clear();
                     sc.active.extend((0..batch).filter(|&s| flagged((trial_local * batch + s) * ntiles + tile)));
                     if !sc.active.is_empty() {
-                        redo_listed(p, t, tile, &RedoInputs::Raw { x, nm }, weff, trial_local, z, 2, false, y, bm_level, &mut sc);
+                        redo_listed(p, t, tile, &RedoInputs::Raw { x, nm }, weff, trial_local, z, from, false, y, bm_level, &mut sc);
                     }
                 }
             }

@@ -5,7 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::simd_entry;
-use crate::engine::cpu::common::{par_trials2, quant_in};
+use crate::engine::cpu::common::{par_trials2, quant_in, redo_in_gemm};
 use crate::engine::cpu::dac::reads_flagged;
 use crate::engine::layout::{StageParams, TileInfo};
 
@@ -14,8 +14,8 @@ pub fn dac(p: &StageParams, tiles: &[TileInfo], x: &[f32], sat: &[u32], nsat: &[
     let l = &p.layer;
     let (batch, n_in, tin) = (l.batch as usize, l.n_in as usize, l.tiles_in as usize);
     let trials = l.trials as usize;
-    // The level-1 pass: nothing to quantise when `mvm` flagged no vector.
-    if l.bm_pass != 0 && nsat[0] == 0 {
+    // The level-1 pass: nothing to quantise when the redo is left to `bound`.
+    if l.bm_pass != 0 && !redo_in_gemm(l, nsat) {
         return;
     }
     par_trials2(threads, trials, xq, batch * n_in, nm, batch * tin, |first, n, xq, nm| rows(p, tiles, x, sat, first, n, xq, nm));

@@ -11,7 +11,7 @@
 use super::bound::{redo_listed, Redo, RedoInputs};
 use super::lanes::{normal4_x8, philox_x8, L};
 use super::simd_entry;
-use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_trials2, quant_out, saturated};
+use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_trials2, quant_out, redo_in_gemm, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{ctr_word2, ctr_word3_out, stream};
 
@@ -33,7 +33,8 @@ pub fn mvm(
     let y_per = l.tiles_in as usize * batch * n_out;
     let sat_per = batch * ntiles;
     if l.bm_pass == 1 {
-        let any = nsat[0] != 0;
+        // Only when enough vectors were flagged (else `bound` redoes them from level 1).
+        let any = redo_in_gemm(l, nsat);
         par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
             let mut sc = Redo::default();
             for z in 0..n {
@@ -50,7 +51,7 @@ pub fn mvm(
                 }
             }
         });
-        finish_mvm_pass(1, sat, l.trials as usize * sat_per, nsat, bm_level);
+        finish_mvm_pass(1, any, sat, l.trials as usize * sat_per, nsat, bm_level);
         return;
     }
     par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
@@ -63,7 +64,7 @@ pub fn mvm(
             }
         }
     });
-    finish_mvm_pass(0, sat, l.trials as usize * sat_per, nsat, bm_level);
+    finish_mvm_pass(0, false, sat, l.trials as usize * sat_per, nsat, bm_level);
 }
 
 /// `acc[s * rows + o] = Σ_k xq[trial, s, col_start + k] · weff[trial, row_start + o, col_start + k]`.

@@ -6,7 +6,7 @@
 //! on `dac`'s reduction-2 inputs, bit for bit the twin's.
 use super::simd_entry;
 use crate::engine::cpu::bound::bound_level;
-use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_trials2, quant_out, saturated};
+use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_trials2, quant_out, redo_in_gemm, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{out_normals, W_NOISE_GROUP};
 
@@ -40,7 +40,8 @@ pub fn mvm_full(
     } else {
         // The level-1 pass: the flagged vectors one at a time, as the twin.
         let again = mvm_flags(&p.io, level);
-        let any = nsat[0] != 0;
+        // Only when enough vectors were flagged (else `bound` redoes them from level 1).
+        let any = redo_in_gemm(l, nsat);
         par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
             for z in 0..n {
                 let trial_local = first + z;
@@ -59,7 +60,8 @@ pub fn mvm_full(
             }
         });
     }
-    finish_mvm_pass(level, sat, l.trials as usize * sat_per, nsat, bm_level);
+    let redo = level == 1 && redo_in_gemm(l, nsat);
+    finish_mvm_pass(level, redo, sat, l.trials as usize * sat_per, nsat, bm_level);
 }
 
 /// Per-thread buffers, reused across tiles.

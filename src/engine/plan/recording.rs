@@ -39,6 +39,10 @@ pub(super) fn mvm_block(rows: u32, batch: u32) -> (Stage, u32, u32) {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &MatrixBufs, s: &MvmBufs, input: Buf, bias: Buf, hout: Buf) {
     let (n, batch, wg) = (p.layer.trials, p.layer.batch, be.wg());
+    // What bound management's level-1 choice compares the flagged vectors with (`redo_in_gemm`).
+    let mut p = *p;
+    p.layer.redo_vectors = n * batch * m.n_tiles();
+    let p = &p;
     // An input shared by all trials (the first layer) is quantised once, as trial 0.
     let mut pd = *p;
     if p.layer.x_per_trial == 0 {
@@ -58,9 +62,10 @@ pub(super) fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatr
     if p.io.bm_mode == 1 {
         // Bound management's first redo through the same tiled GEMM: the flagged vectors'
         // inputs again at reduction 2, then those vectors (sample blocks with none return at
-        // once; both passes return at once when nothing was flagged). In a BERT-sized layer
-        // nearly every vector saturates at level 0 and almost all settle at level 1, so this is
-        // the bulk of the redo.
+        // once). In a BERT-sized layer nearly every vector saturates at level 0 and almost all
+        // settle at level 1, so this is the bulk of the redo. Both passes return at once when
+        // fewer than 1 / REDO_GEMM_SHARE of the vectors were flagged: `bound` then redoes them
+        // from level 1 at a cost that follows their number.
         let (mut pd1, mut p1) = (pd, *p);
         pd1.layer.bm_pass = 1;
         p1.layer.bm_pass = 1;
@@ -72,7 +77,7 @@ pub(super) fn record_layer(be: &mut dyn Backend, p: &StageParams, m: &MappedMatr
         );
         be.dispatch(stage, &p1, &[b.tiles, s.xq, b.weff, s.y, s.sat, s.nsat, s.bm_level], mvm_groups);
     }
-    // A fixed grid strides over the units of the vectors still saturated at level 1.
+    // A fixed grid strides over the units of the vectors left to redo.
     let units = n as u64 * batch.div_ceil(BOUND_VB) as u64 * m.n_tiles() as u64;
     be.dispatch(Stage::Bound, p, &[b.tiles, input, s.nm, b.weff, s.sat, s.nsat, s.y, s.bm_level], grid(units.min(BOUND_GROUPS as u64), 1));
     be.dispatch(Stage::Combine, p, &[b.tiles, s.y, s.nm, s.bm_level, b.alpha, bias, hout], grid(n as u64 * batch as u64 * m.n_out as u64, wg));

@@ -12,6 +12,8 @@ pub const PHILOX_W0: u32 = 0x9E37_79B9;
 pub const PHILOX_W1: u32 = 0xBB67_AE85;
 
 /// Streams: which kind of draw a counter belongs to (bits 8..16 of counter word 2).
+pub mod simd;
+
 pub mod stream {
     /// Programming noise of G+ and G- and the two drift exponents (one call per device pair).
     pub const PROG: u32 = 1;

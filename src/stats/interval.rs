@@ -441,6 +441,55 @@ const BOOTSTRAP_THREAD_DRAWS: usize = 1 << 18;
 /// At most this many threads for one statistic.
 const MAX_STAT_THREADS: usize = 8;
 
+crate::rng::simd::simd_entry!(
+    /// Resamples `first ..` of the bootstrap into `out` (compiled for AVX2 where the CPU has it:
+    /// the draws are the eight-lane Philox).
+    fn resample_quantiles(sorted: &[f64], key: [u32; 2], h: f64, first: usize, out: &mut [f64]) => resample_quantiles_body
+);
+
+#[inline(always)]
+fn resample_quantiles_body(sorted: &[f64], key: [u32; 2], h: f64, first: usize, out: &mut [f64]) {
+    let mut counts = vec![0u32; sorted.len()];
+    for (j, o) in out.iter_mut().enumerate() {
+        *o = resample_quantile(sorted, key, h, first + j, &mut counts);
+    }
+}
+
+/// One resample's quantile (numpy's linear, at position `h` of the sorted resample): a histogram
+/// of its n drawn indices (all four words of each Philox block, eight blocks per call), walked
+/// from the smallest. A resample's order statistics are the sorted sample at its drawn indices
+/// in order, so the histogram gives them without sorting.
+#[inline(always)]
+fn resample_quantile(sorted: &[f64], key: [u32; 2], h: f64, r: usize, counts: &mut [u32]) -> f64 {
+    let n = sorted.len();
+    let lo = h.floor() as usize;
+    counts.fill(0);
+    let blocks = n.div_ceil(4);
+    for b0 in (0..blocks).step_by(8) {
+        let c = [std::array::from_fn(|i| (b0 + i) as u32), [r as u32; 8], [0xB0; 8], [0; 8]];
+        let w = crate::rng::philox_x8(c, key);
+        for i in 0..8.min(blocks - b0) {
+            let b = b0 + i;
+            for wj in w.iter().take(n - 4 * b) {
+                counts[(((wj[i] as u64) * n as u64) >> 32) as usize] += 1;
+            }
+        }
+    }
+    let order_stat = |k: usize| {
+        let mut seen = 0usize;
+        for (j, &c) in counts.iter().enumerate() {
+            seen += c as usize;
+            if seen > k {
+                return sorted[j];
+            }
+        }
+        sorted[n - 1]
+    };
+    let a = order_stat(lo);
+    let b = if lo + 1 < n { order_stat(lo + 1) } else { a };
+    a + (h - lo as f64) * (b - a)
+}
+
 /// Percentile-bootstrap interval of the `q`-quantile of `sample` (numpy's linear quantile):
 /// `resamples` resamples drawn from Philox keyed by `seed`, so the interval is reproducible.
 pub fn bootstrap_quantile(sample: &[f64], q: f64, resamples: usize, confidence: f64, seed: u64) -> Result<Interval, StatsError> {
@@ -450,56 +499,19 @@ pub fn bootstrap_quantile(sample: &[f64], q: f64, resamples: usize, confidence: 
     }
     let n = sample.len();
     let key = crate::rng::key(seed, 0xB007);
-    // A resample's order statistics are the sorted sample at its drawn indices in order, so a
-    // histogram of the drawn indices, walked from the smallest, gives them without sorting.
     let mut sorted = sample.to_vec();
     sorted.sort_by(f64::total_cmp);
     // numpy's linear quantile from the two order statistics around (n - 1) q.
     let h = (n - 1) as f64 * q;
-    let lo = h.floor() as usize;
-    // One resample's quantile: a histogram of its n drawn indices (all four words of each
-    // Philox block, eight blocks per call), walked from the smallest.
-    let resample = |r: usize, counts: &mut [u32]| {
-        counts.fill(0);
-        let blocks = n.div_ceil(4);
-        for b0 in (0..blocks).step_by(8) {
-            let c = [std::array::from_fn(|i| (b0 + i) as u32), [r as u32; 8], [0xB0; 8], [0; 8]];
-            let w = crate::rng::philox_x8(c, key);
-            for i in 0..8.min(blocks - b0) {
-                let b = b0 + i;
-                for wj in w.iter().take(n - 4 * b) {
-                    counts[(((wj[i] as u64) * n as u64) >> 32) as usize] += 1;
-                }
-            }
-        }
-        let order_stat = |k: usize| {
-            let mut seen = 0usize;
-            for (j, &c) in counts.iter().enumerate() {
-                seen += c as usize;
-                if seen > k {
-                    return sorted[j];
-                }
-            }
-            sorted[n - 1]
-        };
-        let a = order_stat(lo);
-        let b = if lo + 1 < n { order_stat(lo + 1) } else { a };
-        a + (h - lo as f64) * (b - a)
-    };
     // Resamples are independent: large samples spread them over threads (the values do not
     // depend on how; small ones stay on this thread, where a spawn would cost more).
     let threads = if n * resamples >= BOOTSTRAP_THREAD_DRAWS { std::thread::available_parallelism().map_or(1, |t| t.get()).min(MAX_STAT_THREADS) } else { 1 };
     let mut stats = vec![0.0; resamples];
     let per = resamples.div_ceil(threads).max(1);
+    let sorted = &sorted;
     std::thread::scope(|scope| {
         for (ci, part) in stats.chunks_mut(per).enumerate() {
-            let resample = &resample;
-            let mut work = move || {
-                let mut counts = vec![0u32; n];
-                for (j, out) in part.iter_mut().enumerate() {
-                    *out = resample(ci * per + j, &mut counts);
-                }
-            };
+            let mut work = move || resample_quantiles(sorted, key, h, ci * per, part);
             if threads == 1 {
                 work();
             } else {

@@ -13,10 +13,11 @@
 //! - the transformer's `linear_kv`, `linear_out` and many-row `feature_map` with cache-ordered
 //!   loops over the twins' sums (bit-identical to the twins), and `attention_softmax` in two
 //!   passes per query (scores, then exponentials and the weighted sum);
-//! - `bound` on the full path (IR drop, per-read weight noise: every vector) as GEMMs per
-//!   (trial, tile), the vectors that saturate there through the twin's per-vector redo; the
-//!   vectors `mvm` flagged eight at a time in the lanes of one accumulator, level by level, with
-//!   one Philox block per four outputs (bit-identical to the twin).
+//! - `mvm_full` (the full periphery path: IR drop, per-read weight noise) as GEMMs per
+//!   (trial, tile) for the MVM and each of its sums, then the twin's epilogue;
+//! - bound management's redo (`mvm`'s level-1 pass and `bound`) eight flagged vectors at a time
+//!   in the lanes of one accumulator, level by level, with one Philox block per four outputs
+//!   (bit-identical to the twin); on the full path the twin's per-vector redo.
 //!
 //! Results agree with the twins within the named tolerances of `tolerances.rs` (the GEMM sums in
 //! another order; `ln`/`cos` are polynomials accurate to ~1e-7), not bit for bit, exactly like
@@ -37,43 +38,7 @@ pub mod mvm;
 pub mod mvm_full;
 pub mod program;
 
-/// Whether the CPU runs AVX2 and FMA (checked once).
-#[inline]
-pub fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static HAS: OnceLock<bool> = OnceLock::new();
-        *HAS.get_or_init(|| std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Defines `$name(args)` that runs `$body_fn(args)` compiled for AVX2+FMA when the CPU has them
-/// (the body is `#[inline(always)]`, so it is generated again inside the `target_feature`
-/// function) and for the baseline target otherwise. Floating-point results are the same either
-/// way: Rust never contracts `a * b + c` into an FMA on its own.
-macro_rules! simd_entry {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body_fn:path) => {
-        $(#[$m])*
-        $vis fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                unsafe fn avx2($($arg: $ty),*) {
-                    $body_fn($($arg),*)
-                }
-                if $crate::engine::fast::has_avx2() {
-                    // SAFETY: the CPU was checked for AVX2 and FMA just above.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $body_fn($($arg),*)
-        }
-    };
-}
-pub(crate) use simd_entry;
+/// The CPU-feature dispatch of the fast kernels (it lives in `rng`, beside the eight-lane Philox,
+/// so the statistics below the engine use it too).
+pub use crate::rng::simd::has_avx2;
+pub(crate) use crate::rng::simd::simd_entry;

@@ -10,7 +10,7 @@ pub const NORMAL_ABS: f32 = 2e-3;
 /// σ_prog/g_max of at most 0.05 plus transcendental error in the drift factor.
 pub const WEIGHT_ABS: f32 = 2e-4;
 
-/// The pre-ADC value of a GEMM stage (`mvm`, `mvm_narrow`, `bound`, `program_mvm`), GPU against its
+/// The pre-ADC value of a GEMM stage (`mvm`, `mvm_narrow`, `mvm_full`, `bound`, `program_mvm`), GPU against its
 /// twin on the same recorded inputs (replayed with the ADC off): both sum the products in the same
 /// k order, so what is left is FMA contraction (≤ 1 ulp of each partial sum: ~1e-6 for sums of
 /// order 10) and the noise terms' normals (`NORMAL_ABS` times out_noise ≤ 0.06, or times a per-read

@@ -8,16 +8,17 @@
 //
 // Work comes in units of (trial, tile, block of VB samples); a fixed grid of workgroups strides
 // over them, and when no vector is left (`nsat` of the starting level's flags = 0) every
-// workgroup returns after one read. A unit takes its flagged samples through the levels together: the active ones
-// are all at the same level, since each starts at level 2 and leaves once it no longer saturates.
-// Per level the unit's inputs are staged in workgroup memory KC at a time, and each invocation
-// sums four consecutive outputs (one output group, one Philox block per vector and level) for all
-// VB vectors at once: a weight is read once per unit and level instead of once per vector. Level 1
-// runs in the tiled GEMM when many vectors saturate because in a BERT-sized layer nearly every
-// vector saturates at level 0 and almost all settle at level 1: that redo, done here, was a second
-// dense GEMM at about a tenth of `mvm`'s rate on an H200 (BENCHMARKS.md); with few flagged
-// vectors this stage's cost follows their number and the GEMM pass's would not. Every accumulator sums over k in increasing
-// order, so the values are the twin's. CPU twin: src/engine/cpu/bound.rs.
+// workgroup returns after one read. A unit takes its flagged samples through the levels together:
+// the active ones are all at the same level, since each starts at the same level and leaves once
+// it no longer saturates. Per level the unit's inputs are staged in workgroup memory KC at a time,
+// and each invocation sums four consecutive outputs (one output group, one Philox block per
+// vector and level) for all VB vectors at once: a weight is read once per unit and level instead
+// of once per vector. Level 1 runs in the tiled GEMM when many vectors saturate because in a
+// BERT-sized layer nearly every vector saturates at level 0 and almost all settle at level 1:
+// that redo, done here, was a second dense GEMM at about a tenth of `mvm`'s rate on an H200
+// (BENCHMARKS.md); with few flagged vectors this stage's cost follows their number and the GEMM
+// pass's would not. Every accumulator sums over k in increasing order, so the values are the
+// twin's. CPU twin: src/engine/cpu/bound.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
 @group(0) @binding(1) var<storage, read> tiles: array<TileInfo>;

@@ -1,10 +1,12 @@
 // The blocked noisy GEMM's shared part, prepended to `mvm`, `mvm_narrow` (which differ only in
-// their block shape) and `mvm_full` (the full periphery path's sums and epilogue): the bindings, the staging loads and the epilogue (output noise, ADC,
-// saturation flag and count). Both kernels run twice per layer under bound management: the
-// first read of every vector (bm_pass 0), then the redo of the flagged ones at level 1
-// (bm_pass 1, inputs from `dac` at reduction 2), which skips sample blocks with no flagged
-// vector; `bound` takes what still saturates from level 2. Both kernels sum every accumulator over k in increasing order, so
-// their values are the CPU twin's (src/engine/cpu/mvm.rs) whatever the block.
+// their block shape) and `mvm_full` (the full periphery path's sums and epilogue): the bindings,
+// the staging loads, the level-1 pass's block test and the epilogue (output noise, ADC,
+// saturation flag and count). Under bound management each kernel runs twice per layer: the first
+// read of every vector (bm_pass 0), then, when enough vectors saturated (`redo_in_gemm`), the redo
+// of the flagged ones at level 1 (bm_pass 1, inputs from `dac` at reduction 2), which skips sample
+// blocks with no flagged vector; `bound` takes what still saturates. Every accumulator sums over k
+// in increasing order, so the values are the CPU twins' (src/engine/cpu/mvm.rs, mvm_full.rs)
+// whatever the block.
 // Output noise: one Philox block per four consecutive outputs (orow >> 2, all four words used),
 // drawn again whenever an output's group changes: two blocks per sample for an invocation's eight
 // outputs when the tile's row_start is a multiple of 4, four otherwise.
@@ -24,9 +26,9 @@
 // The level-1 pass (L.bm_pass = 1) redoes only the vectors flagged at level 0, and nothing when
 // too few were flagged for a GEMM pass to pay (`redo_in_gemm`: `bound` redoes them). Whether any
 // of samples s0 .. s0 + bm - 1 of this (trial, tile) is to be redone, uniformly over the
-// workgroup of 256 invocations (the first pass: always true). The flags meet in a max-reduction over the first
-// 256 entries of the kernel's staging buffer `xs`, unused until the GEMM starts (the kernels'
-// workgroup memory is exactly WebGPU's default 16 KiB, so there is no room for another variable).
+// workgroup of 256 invocations (the first pass: always true). The flags meet in a max-reduction
+// over the first 256 entries of the kernel's staging buffer `xs`, unused until the GEMM starts
+// (`mvm`'s workgroup memory is exactly WebGPU's default 16 KiB: no room for another variable).
 fn block_redoes(s0: u32, bm: u32, tile: u32, trial_local: u32, li: u32) -> bool {
     let L = P.layer;
     if (L.bm_pass == 0u) {
@@ -96,15 +98,15 @@ fn emit_row(s: u32, oa: u32, gap: u32, va: vec4<f32>, vb: vec4<f32>, t: TileInfo
     let ti = tile % L.tiles_in;
     let trial = L.trial_offset + trial_local;
     let key = vec2<u32>(L.key0, L.key1);
-    let v = (trial_local * L.batch + s) * ntiles + tile;
+    let vi = (trial_local * L.batch + s) * ntiles + tile;
     let level = L.bm_pass;
     if (level != 0u) {
         // The redo writes only the vectors flagged at level 0; the others keep their outputs.
-        if ((atomicLoad(&sat[v]) & 1u) == 0u) {
+        if ((atomicLoad(&sat[vi]) & 1u) == 0u) {
             return;
         }
         if (oa == 0u) {
-            bm_level[v] = level;
+            bm_level[vi] = level;
         }
     }
     let yrow = ((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out;
@@ -131,7 +133,7 @@ fn emit_row(s: u32, oa: u32, gap: u32, va: vec4<f32>, vb: vec4<f32>, t: TileInfo
             y[yrow + orow] = clamp(q, -P.io.out_bound, P.io.out_bound);
         }
     }
-    flag_saturated(v, level, any_sat);
+    flag_saturated(vi, level, any_sat);
 }
 
 // Flags vector `v` for the next bound-management level when it saturated at `level` and the

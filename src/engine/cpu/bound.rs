@@ -1,6 +1,7 @@
-//! CPU twin of shaders/bound.wgsl: the vectors still saturated after the level-1 pass of `mvm`
-//! (or `mvm_full` on the full periphery path) redone by iterative bound management from level 2,
-//! with IR drop and per-read weight noise on the full path; writes each redone vector's final
+//! CPU twin of shaders/bound.wgsl: iterative bound management of the vectors left to redo (with
+//! IR drop and per-read weight noise on the full path): after the level-1 pass of `mvm` (or
+//! `mvm_full`) the vectors still saturated, from level 2; when too few saturated at level 0 for
+//! that pass (`redo_in_gemm`), the flagged ones from level 1. Writes each redone vector's final
 //! level.
 // Index loops mirror the shader's invocation indices, so the twin reads beside the WGSL.
 #![allow(clippy::needless_range_loop)]

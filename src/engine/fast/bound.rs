@@ -1,5 +1,6 @@
 //! Fast CPU `bound` (shaders/bound.wgsl, twin src/engine/cpu/bound.rs), noise-models §7: the
-//! vectors still saturated after the level-1 pass of `mvm` go through bound management from level 2
+//! vectors left to redo (still saturated after the level-1 pass of `mvm`, from level 2; or, when
+//! too few saturated for that pass, the flagged ones from level 1) go through bound management
 //! per (trial, tile) together, eight vectors in the lanes of one accumulator, four outputs at a
 //! time. Every lane sums over k in increasing order with a separate multiply and add, as the
 //! twin's per-vector loop does, and the output noise is the twin's `rng::out_normals` drawn once

@@ -9,7 +9,24 @@
 
 // The data lives in the results schema (it is saved in results.json); the engine adds the
 // accumulating methods and the table.
+use crate::engine::layout::StageParams;
+use crate::engine::stages::Stage;
 pub use crate::results::{Profile, StageTime};
+
+/// The profile row of a dispatch: its stage's name, and for bound management's level-1 pass of
+/// `dac` and the GEMMs that name with the level, so the redo's cost shows apart from the first read.
+pub fn row_label(stage: Stage, p: &StageParams) -> &'static str {
+    if p.layer.bm_pass != 1 {
+        return stage.name();
+    }
+    match stage {
+        Stage::Dac => "dac, level 1",
+        Stage::Mvm => "mvm, level 1",
+        Stage::MvmNarrow => "mvm_narrow, level 1",
+        Stage::MvmFull => "mvm_full, level 1",
+        _ => stage.name(),
+    }
+}
 
 impl Profile {
     pub fn new(timer: &str) -> Self {

@@ -291,7 +291,7 @@ impl Backend for CpuBackend {
         self.bufs[b[b.len() - 1].0] = out;
         if let (Some(start), Some(prof)) = (start, &mut self.profile) {
             let bytes = b.iter().map(|x| 4 * self.bufs[x.0].len() as u64).sum();
-            prof.add(stage.name(), start.elapsed().as_secs_f64(), bytes);
+            prof.add(super::profile::row_label(stage, p), start.elapsed().as_secs_f64(), bytes);
         }
     }
 

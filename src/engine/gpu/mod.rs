@@ -604,7 +604,7 @@ impl Backend for GpuBackend {
         let qs = self.profiler.as_mut().and_then(|p| {
             let (q, _) = p.queries.as_ref()?;
             let i = p.pending.len() as u32;
-            p.pending.push((stage.name(), bound_bytes));
+            p.pending.push((super::profile::row_label(stage, params), bound_bytes));
             Some((q.clone(), i))
         });
         {
@@ -628,7 +628,7 @@ impl Backend for GpuBackend {
             let _ = self.wait();
             let dt = start.elapsed().as_secs_f64();
             if let Some(p) = &mut self.profiler {
-                p.profile.add(stage.name(), dt, bound_bytes);
+                p.profile.add(super::profile::row_label(stage, params), dt, bound_bytes);
             }
         } else if self.recorded >= SUBMIT_EVERY {
             self.submit();

@@ -39,7 +39,8 @@ struct LayerParams {
 // src/engine/cpu/common.rs redo_in_gemm; the constant: engine::stages::REDO_GEMM_SHARE).
 const REDO_GEMM_SHARE: u32 = 8u;
 fn redo_in_gemm(L: LayerParams, nsat0: u32) -> bool {
-    return nsat0 != 0u && nsat0 * REDO_GEMM_SHARE >= L.redo_vectors;
+    // nsat0 · share ≥ vectors, without the product (no u32 overflow).
+    return nsat0 != 0u && nsat0 >= (L.redo_vectors + REDO_GEMM_SHARE - 1u) / REDO_GEMM_SHARE;
 }
 
 // The programming that trial `trial` reads (two-level Monte Carlo): the counter of the

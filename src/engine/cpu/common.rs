@@ -241,7 +241,9 @@ pub fn finish_mvm_pass(level: u32, redo: bool, sat: &[u32], vectors: usize, nsat
 /// at least 1 / REDO_GEMM_SHARE of the layer's vectors saturated at level 0 (`nsat[0]`).
 /// Otherwise those passes do nothing and `bound` redoes the flagged vectors from level 1.
 pub fn redo_in_gemm(l: &LayerParams, nsat: &[u32]) -> bool {
-    nsat[0] != 0 && nsat[0] as u64 * crate::engine::stages::REDO_GEMM_SHARE as u64 >= l.redo_vectors as u64
+    // nsat · share ≥ vectors, as the shaders write it (no u32 overflow).
+    let share = crate::engine::stages::REDO_GEMM_SHARE;
+    nsat[0] != 0 && nsat[0] >= l.redo_vectors.div_ceil(share)
 }
 
 /// Whether an `mvm` pass at `level` flags the vectors that saturate for the next level: bound

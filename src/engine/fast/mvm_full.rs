@@ -2,11 +2,10 @@
 //! level 0 of every sample of a (trial, tile) on the full periphery path as GEMMs through
 //! `matrixmultiply` (the MVM; for IR drop Σ|W||x'| and Σ W x' (1 − r_k²); for weight noise
 //! Σ|W| x'² or Σ x'²), then the twin's epilogue per output (noise from the same counters, ADC,
-//! saturation flag). The level-1 pass redoes the flagged vectors with the twin's `bound_level`
-//! on `dac`'s reduction-2 inputs, bit for bit the twin's.
+//! saturation flag). The level-1 pass is the twin's (the flagged vectors one at a time through
+//! `bound_level` on `dac`'s reduction-2 inputs).
 use super::simd_entry;
-use crate::engine::cpu::bound::bound_level;
-use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_trials2, quant_out, redo_in_gemm, saturated};
+use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_trials2, quant_out, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{out_normals, W_NOISE_GROUP};
 
@@ -24,44 +23,22 @@ pub fn mvm_full(
 ) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
-    let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
+    let (n_out, batch) = (l.n_out as usize, l.batch as usize);
     let y_per = l.tiles_in as usize * batch * n_out;
     let sat_per = batch * ntiles;
-    let level = l.bm_pass;
-    if level == 0 {
-        par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
-            let mut sc = Scratch::default();
-            for z in 0..n {
-                for (tile, t) in tiles.iter().enumerate().take(ntiles) {
-                    full_tile(p, t, tile, xq, weff, first + z, z, y, sat, &mut sc);
-                }
-            }
-        });
-    } else {
-        // The level-1 pass: the flagged vectors one at a time, as the twin.
-        let again = mvm_flags(&p.io, level);
-        // Only when enough vectors were flagged (else `bound` redoes them from level 1).
-        let any = redo_in_gemm(l, nsat);
-        par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
-            for z in 0..n {
-                let trial_local = first + z;
-                for (tile, t) in tiles.iter().enumerate().take(ntiles) {
-                    let xbase = if l.x_per_trial != 0 { trial_local } else { 0 } * batch * n_in + t.col_start as usize;
-                    for s in 0..batch {
-                        let vi = (z * batch + s) * ntiles + tile;
-                        if !any || sat[vi] & 1 == 0 {
-                            continue;
-                        }
-                        if bound_level(p, t, tile, &xq[xbase + s * n_in..][..t.cols as usize], weff, trial_local, z, s, level, y) && again {
-                            sat[vi] |= 1 << level;
-                        }
-                    }
-                }
-            }
-        });
+    if l.bm_pass != 0 {
+        // The level-1 pass: the flagged vectors one at a time, as the twin does it.
+        return crate::engine::cpu::mvm_full::mvm_full(p, tiles, xq, weff, y, sat, nsat, bm_level, threads);
     }
-    let redo = level == 1 && redo_in_gemm(l, nsat);
-    finish_mvm_pass(level, redo, sat, l.trials as usize * sat_per, nsat, bm_level);
+    par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
+        let mut sc = Scratch::default();
+        for z in 0..n {
+            for (tile, t) in tiles.iter().enumerate().take(ntiles) {
+                full_tile(p, t, tile, xq, weff, first + z, z, y, sat, &mut sc);
+            }
+        }
+    });
+    finish_mvm_pass(0, false, sat, l.trials as usize * sat_per, nsat, bm_level);
 }
 
 /// Per-thread buffers, reused across tiles.

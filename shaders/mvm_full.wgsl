@@ -173,14 +173,8 @@ fn emit_full(s: u32, oa: u32, acc: vec4<f32>, sa: vec4<f32>, sp: vec4<f32>, sq: 
     let key = vec2<u32>(L.key0, L.key1);
     let v = (trial_local * L.batch + s) * ntiles + tile;
     let level = L.bm_pass;
-    if (level != 0u) {
-        // The redo writes only the vectors flagged at level 0; the others keep their outputs.
-        if ((atomicLoad(&sat[v]) & 1u) == 0u) {
-            return;
-        }
-        if (oa == 0u) {
-            bm_level[v] = level;
-        }
+    if (!writes_vector(v, oa)) {
+        return;
     }
     let yrow = ((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out;
     let n_cols = f32(t.cols);

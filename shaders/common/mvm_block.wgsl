@@ -100,14 +100,8 @@ fn emit_row(s: u32, oa: u32, gap: u32, va: vec4<f32>, vb: vec4<f32>, t: TileInfo
     let key = vec2<u32>(L.key0, L.key1);
     let vi = (trial_local * L.batch + s) * ntiles + tile;
     let level = L.bm_pass;
-    if (level != 0u) {
-        // The redo writes only the vectors flagged at level 0; the others keep their outputs.
-        if ((atomicLoad(&sat[vi]) & 1u) == 0u) {
-            return;
-        }
-        if (oa == 0u) {
-            bm_level[vi] = level;
-        }
+    if (!writes_vector(vi, oa)) {
+        return;
     }
     let yrow = ((trial_local * L.tiles_in + ti) * L.batch + s) * L.n_out;
     var group = 0xFFFFFFFFu;
@@ -134,6 +128,23 @@ fn emit_row(s: u32, oa: u32, gap: u32, va: vec4<f32>, vb: vec4<f32>, t: TileInfo
         }
     }
     flag_saturated(vi, level, any_sat);
+}
+
+// Whether this pass writes vector `vi`: every vector at level 0; at level 1 only those flagged at
+// level 0 (the others keep their outputs), whose level the invocation holding output 0 (`oa`)
+// records.
+fn writes_vector(vi: u32, oa: u32) -> bool {
+    let level = P.layer.bm_pass;
+    if (level == 0u) {
+        return true;
+    }
+    if ((atomicLoad(&sat[vi]) & 1u) == 0u) {
+        return false;
+    }
+    if (oa == 0u) {
+        bm_level[vi] = level;
+    }
+    return true;
 }
 
 // Flags vector `v` for the next bound-management level when it saturated at `level` and the

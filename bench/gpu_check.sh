@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The GPU check behind the GPU sections of BENCHMARKS.md, as one short script for a lent card:
+# `aimc bench --backend gpu --breakdown`, the PyTorch baseline in the same call (when torch is
+# installed), and the per-trial agreement of the GPU with the CPU backend on runs that take every
+# bound-management regime (nothing saturated; a few vectors, redone by `bound`; many, redone by
+# the GEMM's level-1 pass) and the full periphery path (`mvm_full`). Prints a short table; the
+# full outputs stay in OUT_DIR.
+#
+# Usage: bench/gpu_check.sh [AIMC_BINARY] [OUT_DIR]   (from the repository root; a stripped release
+# binary is enough, with the Vulkan loader installed on the machine)
+set -u
+B=${1:-target/release/aimc}
+OUT=${2:-gpu_check}
+mkdir -p "$OUT"
+start=$SECONDS
+
+timeout 300 "$B" bench --backend gpu --breakdown > "$OUT/bench.txt" 2>&1
+echo "aimc bench: rc $?"
+sed -n '1,20p' "$OUT/bench.txt"
+
+if python3 -c "import torch" 2>/dev/null; then
+    timeout 200 python3 bench/torch_baseline.py > "$OUT/torch.txt" 2>&1
+    echo "torch baseline: rc $?"
+    cat "$OUT/torch.txt"
+fi
+
+# name, experiment, extra flags: the GPU's trials.csv against the CPU backend's.
+full="--set periphery.w_noise=0.0175 --set periphery.w_noise_type=pcm_read --set periphery.ir_drop=1.0"
+checks=(
+    "mlp|experiments/bench_mlp.toml|"
+    "mlp, out_bound 6 (few redone)|experiments/bench_mlp.toml|--set periphery.out_bound=6"
+    "mlp, out_bound 3 (level-1 pass)|experiments/bench_mlp.toml|--set periphery.out_bound=3"
+    "mlp, full path, out_bound 3|experiments/bench_mlp.toml|--set periphery.out_bound=3 $full"
+    "cnn|experiments/digits_cnn.toml|"
+    "transformer|experiments/transformer_lra.toml|"
+)
+printf '\n%-36s %12s %12s\n' "per-trial check (20 trials)" "lines" "GPU != CPU"
+i=0
+for c in "${checks[@]}"; do
+    IFS='|' read -r name file flags <<< "$c"
+    i=$((i + 1))
+    for be in gpu cpu; do
+        # shellcheck disable=SC2086
+        timeout 300 "$B" run "$file" --backend "$be" --trials 20 $flags --out "$OUT/check$i-$be" > "$OUT/check$i-$be.log" 2>&1
+    done
+    g="$OUT/check$i-gpu/trials.csv"
+    c2="$OUT/check$i-cpu/trials.csv"
+    if [ -f "$g" ] && [ -f "$c2" ]; then
+        printf '%-36s %12s %12s\n' "$name" "$(wc -l < "$c2")" "$(diff "$g" "$c2" | grep -c '^<')"
+    else
+        printf '%-36s %12s\n' "$name" "failed (see $OUT/check$i-*.log)"
+    fi
+done
+echo "total $((SECONDS - start)) s"

@@ -34,14 +34,20 @@ fn block_redoes(s0: u32, bm: u32, tile: u32, trial_local: u32, li: u32) -> bool 
     if (L.bm_pass == 0u) {
         return true;
     }
+    // Whether the pass runs at all, first (one barrier when it does not, the usual case).
+    if (li == 0u) {
+        xs[0] = vec4<f32>(select(0.0, 1.0, redo_in_gemm(L, atomicLoad(&nsat[0]))));
+    }
+    if (workgroupUniformLoad(&xs[0]).x == 0.0) {
+        return false;
+    }
+    workgroupBarrier();
     let ntiles = L.tiles_in * L.tiles_out;
     var f = 0.0;
-    if (redo_in_gemm(L, atomicLoad(&nsat[0]))) {
-        for (var i = li; i < bm; i = i + 256u) {
-            let s = s0 + i;
-            if (s < L.batch && (atomicLoad(&sat[(trial_local * L.batch + s) * ntiles + tile]) & 1u) != 0u) {
-                f = 1.0;
-            }
+    for (var i = li; i < bm; i = i + 256u) {
+        let s = s0 + i;
+        if (s < L.batch && (atomicLoad(&sat[(trial_local * L.batch + s) * ntiles + tile]) & 1u) != 0u) {
+            f = 1.0;
         }
     }
     xs[li] = vec4<f32>(f);

@@ -220,14 +220,13 @@ pub fn par_trials2<T: Send, U: Send>(
     });
 }
 
-/// The end of an `mvm` pass at bound-management level `level` (0 or 1): `nsat[level]` counts the
-/// vectors flagged with bit `1 << level`, and a level-1 pass that ran (`redo_in_gemm`) records
-/// level 1 for every vector it redid (those flagged at level 0; `bound` overwrites the ones it
-/// takes further).
-pub fn finish_mvm_pass(level: u32, redo: bool, sat: &[u32], vectors: usize, nsat: &mut [u32], bm_level: &mut [u32]) {
+/// The end of an `mvm` pass at bound-management level `level` (0 or 1) that ran: `nsat[level]`
+/// counts the vectors flagged with bit `1 << level`, and the level-1 pass records level 1 for
+/// every vector it redid (those flagged at level 0; `bound` overwrites the ones it takes further).
+pub fn finish_mvm_pass(level: u32, sat: &[u32], vectors: usize, nsat: &mut [u32], bm_level: &mut [u32]) {
     let bit = 1u32 << level;
     nsat[level as usize] = sat[..vectors].iter().filter(|&&f| f & bit != 0).count() as u32;
-    if level == 1 && redo {
+    if level == 1 {
         for (b, &f) in bm_level[..vectors].iter_mut().zip(&sat[..vectors]) {
             if f & 1 != 0 {
                 *b = 1;

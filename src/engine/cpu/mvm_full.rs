@@ -18,8 +18,11 @@ pub fn mvm_full(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y
     let sat_per = batch * ntiles;
     let level = l.bm_pass;
     let flags = mvm_flags(&p.io, level);
-    // The level-1 pass runs when enough vectors were flagged (else `bound` redoes them).
-    let redo = redo_in_gemm(l, nsat);
+    // The level-1 pass runs when enough vectors were flagged; else `bound` redoes them and this
+    // pass writes nothing, as the shader's workgroups return at once.
+    if level != 0 && !redo_in_gemm(l, nsat) {
+        return;
+    }
     par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
         for z in 0..n {
             let trial_local = first + z;
@@ -28,7 +31,7 @@ pub fn mvm_full(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y
                 let xbase = if l.x_per_trial != 0 { trial_local } else { 0 } * batch * n_in + t.col_start as usize;
                 for s in 0..batch {
                     let vi = (z * batch + s) * ntiles + tile;
-                    if level != 0 && (!redo || sat[vi] & 1 == 0) {
+                    if level != 0 && sat[vi] & 1 == 0 {
                         continue;
                     }
                     let xw = &xq[xbase + s * n_in..][..t.cols as usize];
@@ -39,5 +42,5 @@ pub fn mvm_full(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y
             }
         }
     });
-    finish_mvm_pass(level, redo, sat, l.trials as usize * sat_per, nsat, bm_level);
+    finish_mvm_pass(level, sat, l.trials as usize * sat_per, nsat, bm_level);
 }

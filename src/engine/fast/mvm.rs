@@ -34,13 +34,15 @@ pub fn mvm(
     let sat_per = batch * ntiles;
     if l.bm_pass == 1 {
         // Only when enough vectors were flagged (else `bound` redoes them from level 1).
-        let any = redo_in_gemm(l, nsat);
+        if !redo_in_gemm(l, nsat) {
+            return;
+        }
         par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
             let mut sc = Redo::default();
             for z in 0..n {
                 for (tile, t) in tiles.iter().enumerate().take(ntiles) {
                     sc.active.clear();
-                    sc.active.extend((0..batch).filter(|&s| any && sat[(z * batch + s) * ntiles + tile] & 1 != 0));
+                    sc.active.extend((0..batch).filter(|&s| sat[(z * batch + s) * ntiles + tile] & 1 != 0));
                     if sc.active.is_empty() {
                         continue;
                     }
@@ -51,7 +53,7 @@ pub fn mvm(
                 }
             }
         });
-        finish_mvm_pass(1, any, sat, l.trials as usize * sat_per, nsat, bm_level);
+        finish_mvm_pass(1, sat, l.trials as usize * sat_per, nsat, bm_level);
         return;
     }
     par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
@@ -64,7 +66,7 @@ pub fn mvm(
             }
         }
     });
-    finish_mvm_pass(0, false, sat, l.trials as usize * sat_per, nsat, bm_level);
+    finish_mvm_pass(0, sat, l.trials as usize * sat_per, nsat, bm_level);
 }
 
 /// `acc[s * rows + o] = Σ_k xq[trial, s, col_start + k] · weff[trial, row_start + o, col_start + k]`.

@@ -38,7 +38,7 @@ pub fn mvm_full(
             }
         }
     });
-    finish_mvm_pass(0, false, sat, l.trials as usize * sat_per, nsat, bm_level);
+    finish_mvm_pass(0, sat, l.trials as usize * sat_per, nsat, bm_level);
 }
 
 /// Per-thread buffers, reused across tiles.

@@ -18,6 +18,14 @@ timeout 300 "$B" bench --backend gpu --breakdown > "$OUT/bench.txt" 2>&1
 echo "aimc bench: rc $?"
 sed -n '1,20p' "$OUT/bench.txt"
 
+# The same cases with naga's loop guards (`full`) and with no checks (`off`): what the default's
+# dropped loop guards and the remaining bounds checks cost on this card.
+for m in full off; do
+    AIMC_SHADER_CHECKS=$m timeout 300 "$B" bench --backend gpu > "$OUT/bench-$m.txt" 2>&1
+    echo "aimc bench, AIMC_SHADER_CHECKS=$m: rc $?"
+    grep -E '^(shader|measured|\([a-j]\) )' "$OUT/bench-$m.txt"
+done
+
 if python3 -c "import torch" 2>/dev/null; then
     timeout 200 python3 bench/torch_baseline.py > "$OUT/torch.txt" 2>&1
     echo "torch baseline: rc $?"
@@ -34,6 +42,14 @@ checks=(
     "cnn|experiments/digits_cnn.toml|"
     "transformer|experiments/transformer_lra.toml|"
 )
+# The default modules against naga's full set (loop guards on): identical numbers on the GPU.
+AIMC_SHADER_CHECKS=full timeout 300 "$B" run experiments/bench_mlp.toml --backend gpu --trials 20 --out "$OUT/checks-full" > "$OUT/checks-full.log" 2>&1
+timeout 300 "$B" run experiments/bench_mlp.toml --backend gpu --trials 20 --out "$OUT/checks-on" > "$OUT/checks-on.log" 2>&1
+if cmp -s "$OUT/checks-full/trials.csv" "$OUT/checks-on/trials.csv"; then
+    echo "mlp trials.csv, shader checks on against full: identical"
+else
+    echo "mlp trials.csv, shader checks on against full: DIFFERENT (see $OUT/checks-*)"
+fi
 printf '\n%-36s %12s %12s\n' "per-trial check (20 trials)" "lines" "GPU != CPU"
 i=0
 for c in "${checks[@]}"; do

@@ -211,8 +211,8 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
     let cpu = ad.device_type == "Cpu";
     say!("adapter: {} ({}, {}, driver {})", ad.name, ad.backend, ad.device_type, ad.driver);
     if ad.backend != "cpu" {
-        let on = crate::engine::gpu::shader_checks_from_env()?;
-        say!("shader runtime checks: {} (AIMC_SHADER_CHECKS)", if on { "on" } else { "off" });
+        let checks = crate::engine::gpu::shader_checks_from_env()?;
+        say!("shader runtime checks: {} ({}; AIMC_SHADER_CHECKS)", checks.name(), checks.describe());
     }
     let ceil = peaks(be.as_mut(), small)?;
     say!(

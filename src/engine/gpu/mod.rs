@@ -145,21 +145,70 @@ pub struct GpuBackend {
     int64: bool,
     /// The `mulhi32` variant the pipelines are built with.
     mulhi: Mulhi,
-    /// naga's runtime bounds checks and loop guards (on unless `AIMC_SHADER_CHECKS=off`).
-    checks: bool,
+    /// Which of naga's runtime checks the modules keep (`AIMC_SHADER_CHECKS`).
+    checks: ShaderChecks,
     profiler: Option<Profiler>,
 }
 
-/// Reads `AIMC_SHADER_CHECKS`: `on` (the default) keeps naga's bounds checks and loop guards in
-/// every shader; `off` builds the modules without them (`create_shader_module_trusted`), which
-/// runs Philox about 2.4x and the SGEMM about 1.2x faster on an H100 (gpu-practice.md) but makes
-/// an out-of-bounds index undefined behaviour instead of a clamped read.
-pub fn shader_checks_from_env() -> Result<bool, EngineError> {
+/// Which of naga's runtime checks the shader modules are built with (`AIMC_SHADER_CHECKS`).
+///
+/// naga guards three things. Bounds: every buffer and array index is clamped (on Vulkan with
+/// `robustBufferAccess2` the driver does it for buffers). Integer division: a zero divisor gives
+/// the dividend, as WGSL defines, instead of SPIR-V's undefined result. Loops: each loop carries a
+/// 64-bit counter that breaks it after 2^64 iterations, so a non-terminating loop cannot hang the
+/// device or be assumed unreachable by the driver's compiler. The counter also keeps drivers from
+/// unrolling constant-count loops such as Philox's ten rounds. `tests/shader_proofs.rs` proves
+/// that every loop of every stage terminates, so the default drops only the loop guards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShaderChecks {
+    /// `on`, the default: bounds and division checks; no loop guards (every loop is proven finite).
+    On,
+    /// `full`: naga's complete set, loop guards included.
+    Full,
+    /// `off`: none; an out-of-range index or a zero divisor is then undefined behaviour.
+    Off,
+}
+
+impl ShaderChecks {
+    /// The value of `AIMC_SHADER_CHECKS` that selects this set.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShaderChecks::On => "on",
+            ShaderChecks::Full => "full",
+            ShaderChecks::Off => "off",
+        }
+    }
+
+    /// What the set keeps, for the bench's header.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ShaderChecks::On => "bounds and division checks; no loop guards, every loop proven finite",
+            ShaderChecks::Full => "bounds and division checks and loop guards",
+            ShaderChecks::Off => "none",
+        }
+    }
+
+    fn runtime_checks(self) -> wgpu::ShaderRuntimeChecks {
+        match self {
+            ShaderChecks::Full => wgpu::ShaderRuntimeChecks::checked(),
+            ShaderChecks::On => wgpu::ShaderRuntimeChecks { force_loop_bounding: false, ..wgpu::ShaderRuntimeChecks::checked() },
+            ShaderChecks::Off => wgpu::ShaderRuntimeChecks::unchecked(),
+        }
+    }
+}
+
+/// Reads `AIMC_SHADER_CHECKS`: `on` (the default) keeps naga's bounds and integer-division checks
+/// and drops its loop guards (every loop is proven finite by `tests/shader_proofs.rs`); `full`
+/// keeps the loop guards too; `off` builds the modules without any check, which runs Philox about
+/// 2.4x and the SGEMM about 1.2x faster than `full` on an H100 (gpu-practice.md) but makes an
+/// out-of-bounds index undefined behaviour instead of a clamped read.
+pub fn shader_checks_from_env() -> Result<ShaderChecks, EngineError> {
     match std::env::var("AIMC_SHADER_CHECKS") {
-        Err(_) => Ok(true),
-        Ok(v) if v == "on" || v.is_empty() => Ok(true),
-        Ok(v) if v == "off" => Ok(false),
-        Ok(v) => Err(EngineError::Invalid(format!("AIMC_SHADER_CHECKS = {v:?}: use `on` (the default) or `off`"))),
+        Err(_) => Ok(ShaderChecks::On),
+        Ok(v) if v == "on" || v.is_empty() => Ok(ShaderChecks::On),
+        Ok(v) if v == "full" => Ok(ShaderChecks::Full),
+        Ok(v) if v == "off" => Ok(ShaderChecks::Off),
+        Ok(v) => Err(EngineError::Invalid(format!("AIMC_SHADER_CHECKS = {v:?}: use `on` (the default), `full` or `off`"))),
     }
 }
 
@@ -339,12 +388,15 @@ impl GpuBackend {
                 immediate_size: 0,
             });
             let desc = wgpu::ShaderModuleDescriptor { label: Some(stage.name()), source: wgpu::ShaderSource::Wgsl(src.into()) };
-            let module = if checks {
+            let module = if checks == ShaderChecks::Full {
                 device.create_shader_module(desc)
             } else {
-                // SAFETY: every stage's indexing is exercised against its CPU twin by the tests on
-                // ragged shapes; the user asked for unchecked modules with AIMC_SHADER_CHECKS=off.
-                unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+                // SAFETY: `on` drops only the loop guards, and tests/shader_proofs.rs proves that
+                // every loop of every stage terminates (counted loops with a positive step and an
+                // invariant bound, halving loops, one level loop bounded by its level cap). `off`
+                // is the user's request (AIMC_SHADER_CHECKS=off); every stage's indexing is
+                // exercised against its CPU twin by the tests on ragged shapes.
+                unsafe { device.create_shader_module_trusted(desc, checks.runtime_checks()) }
             };
             let constants = [("WG", wg as f64)];
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {

@@ -67,4 +67,18 @@ for c in "${checks[@]}"; do
         printf '%-36s %12s\n' "$name" "failed (see $OUT/check$i-*.log)"
     fi
 done
+# Host time of case (e) in a warm process's second run (`--profile`: stages, statistics, waits),
+# and the noise budget against its plain run (the budget target is <= 5x).
+timeout 120 "$B" run experiments/bench_mlp.toml --backend gpu --out "$OUT/host-warm" > /dev/null 2>&1
+timeout 120 "$B" run experiments/bench_mlp.toml --backend gpu --profile --out "$OUT/host" > "$OUT/host.log" 2>&1
+echo "aimc run bench_mlp --profile (warm cache):"
+grep -A12 'wall time of the run' "$OUT/host.log"
+plain=experiments/.digits_plain_check.toml   # beside the original: its paths are relative
+sed -e '/^\[budget\]/,/^$/d' experiments/digits_budget.toml > "$plain"
+for f in experiments/digits_budget.toml "$plain"; do
+    t0=$(date +%s%N)
+    timeout 200 "$B" run "$f" --backend gpu --out "$OUT/budget-$(basename "$f" .toml)" > "$OUT/budget-$(basename "$f" .toml).log" 2>&1
+    echo "$(basename "$f"): rc $?, $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+done
+rm -f "$plain"
 echo "total $((SECONDS - start)) s"

@@ -263,21 +263,34 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chu
     let mut r = PointRun { be, inputs: exp.inputs(), point: sp, cfg: run_config(exp, sp, chunk), chunk, progress: &mut on_progress };
     let per_time = (exp.workload.spec().run)(&mut r).map_err(|source| RunError::Engine { point: sp.index, series: sp.series(), source })?;
     let clock = std::time::Instant::now();
-    let out = per_time
-        .into_iter()
-        .enumerate()
-        .map(|(ti, m)| {
-            let projection = projection_average(&m.fp_per_seed, m.trials_per_seed, exp.confidence)?;
-            let mut q = point(exp, sp, chunk.first_trial, ti, m.per_trial, m.correct, m.fp, m.weight_error, projection)?;
-            q.layer_insight = m.layer_insight;
-            q.moe = m.moe;
-            q.fp_clipped = m.fp_clipped;
-            q.point_set = m.point_set;
-            Ok(q)
-        })
-        .collect();
+    let out = per_time_parallel(per_time, |ti, m| {
+        let projection = projection_average(&m.fp_per_seed, m.trials_per_seed, exp.confidence)?;
+        let mut q = point(exp, sp, chunk.first_trial, ti, m.per_trial, m.correct, m.fp, m.weight_error, projection)?;
+        q.layer_insight = m.layer_insight;
+        q.moe = m.moe;
+        q.fp_clipped = m.fp_clipped;
+        q.point_set = m.point_set;
+        Ok(q)
+    })
+    .into_iter()
+    .collect();
     be.add_host(STATISTICS, clock.elapsed().as_secs_f64());
     out
+}
+
+/// `f(time index, item)` for every time point of a point, each on its own thread when there are
+/// several: the time points' statistics are independent (each bootstrap has its own resampling
+/// streams), so they run side by side on a many-core host instead of one after another, with
+/// values identical to a sequential run. Results come back in time order.
+fn per_time_parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(usize, T) -> R + Sync) -> Vec<R> {
+    if items.len() < 2 {
+        return items.into_iter().enumerate().map(|(ti, m)| f(ti, m)).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items.into_iter().enumerate().map(|(ti, m)| scope.spawn(move || f(ti, m))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
 }
 
 /// The `--profile` host activities of the run loop itself.
@@ -394,8 +407,7 @@ fn run_point_checkpointed(
         return Ok(acc);
     }
     let clock = std::time::Instant::now();
-    let mut out = Vec::with_capacity(acc.len());
-    for (ti, (p, n_samples)) in acc.into_iter().zip(samples).enumerate() {
+    let out = per_time_parallel(acc.into_iter().zip(samples).collect(), |ti, (p, n_samples)| {
         let correct = p.per_trial_correct.zip(n_samples);
         // The floating-point metric, the first chunk's weight errors and the MoE cost model come
         // with the first chunk's points.
@@ -405,10 +417,12 @@ fn run_point_checkpointed(
         q.fp_clipped = p.fp_clipped;
         q.point_set = p.point_set;
         q.stopped = reason.clone();
-        out.push(q);
-    }
+        Ok(q)
+    })
+    .into_iter()
+    .collect();
     be.add_host(STATISTICS, clock.elapsed().as_secs_f64());
-    Ok(out)
+    out
 }
 
 /// Total trial units the progress bar counts for an experiment.

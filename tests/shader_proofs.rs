@@ -185,7 +185,7 @@ fn check_module(stage: Stage, mulhi: Mulhi) -> Found {
             for id in idents(bound) {
                 assert!(!assigns(body, id), "{name}.wgsl: the body of `for ({header})` assigns `{id}`, which its bound reads");
             }
-            let ok = match constant_step(&step, &consts) {
+            let ok = match constant_step(step, &consts) {
                 Some(v) => (1..=MAX_STEP).contains(&v),
                 None if step == "WG" => true,
                 None => RUNTIME_STEPS.iter().any(|(s, t, _)| *s == name && t.replace(' ', "") == step),
@@ -276,12 +276,12 @@ fn planner_keeps_sizes_in_the_counter_range() {
     // 2^20 outputs: past the output field of the RNG counters (and far inside 2^31).
     let n_out = 1u32 << 20;
     let m = MappedMatrix::new(&vec![0.5; n_out as usize], n_out, 1, TileShape { max_in: 512, max_out: 512 }, 0.0);
-    let err = run_device_state(&mut be, &m, &cfg).err().expect("a layer of 2^20 outputs must be refused").to_string();
+    let err = run_device_state(&mut be, &m, &cfg).expect_err("a layer of 2^20 outputs must be refused").to_string();
     assert!(err.contains("2^20 outputs"), "{err}");
     // A tile wider than MAX_TILE_IN: the DAC's and the GEMMs' per-tile loops stop there.
     let wide = aimc::crossbar::MAX_TILE_IN + 1;
     let m = MappedMatrix::new(&vec![0.5; wide as usize], 1, wide, TileShape { max_in: wide, max_out: 512 }, 0.0);
-    let err = run_device_state(&mut be, &m, &cfg).err().expect("a tile wider than MAX_TILE_IN must be refused").to_string();
+    let err = run_device_state(&mut be, &m, &cfg).expect_err("a tile wider than MAX_TILE_IN must be refused").to_string();
     assert!(err.contains("tile.max_in"), "{err}");
     // The largest accepted shapes stay far below 2^31, so no counting loop's bound is near the
     // wrap: weights per trial <= 2^32 are refused above that, outputs < 2^20, tile inputs <= 2048.

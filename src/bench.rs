@@ -398,8 +398,7 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
         // noise one block per four outputs of every input tile (a convolution's small kernels
         // give each output few MACs, so the noise draws, not the FLOPs, set most of this floor).
         let out_noise = exp.points.iter().any(|p| p.periphery.out_noise > 0.0);
-        let outputs: f64 =
-            layers.iter().map(|l| l.vectors_per_sample() as f64 * l.mapped.n_out as f64 * l.mapped.tiles_in as f64).sum::<f64>() * samples;
+        let outputs: f64 = layers.iter().map(|l| l.vectors_per_sample() as f64 * l.mapped.n_out as f64 * l.mapped.tiles_in as f64).sum::<f64>() * samples;
         let noise_blocks = if out_noise { outputs / 4.0 } else { 0.0 };
         let weights: f64 = layers.iter().map(|l| l.mapped.len() as f64).sum();
         let per_inference = Counts {

@@ -6,7 +6,8 @@
 //! - `while` is not used.
 //! - A `for` loop counts up, `for (var i = a; i < b; i = i + s)`, or halves,
 //!   `for (var i = a; i > 0u; i = i >> 1u)` (or `i / 2u`). Its body never assigns `i` nor any name
-//!   its bound `b` reads, so `b` is fixed during the loop and `i` only moves by the update.
+//!   its bound `b` reads, and `b` reads no workgroup or writable storage variable (which other
+//!   invocations could change), so `b` is fixed during the loop and `i` only moves by the update.
 //! - A halving loop reaches 0 in at most 32 steps.
 //! - A counting loop's step `s` is at least 1 and at most `MAX_STEP`: a literal, a module-scope
 //!   constant, the `WG` override (a workgroup size, which pipeline creation bounds to 1 ..= the
@@ -134,6 +135,22 @@ fn module_constants(stage: Stage, mulhi: Mulhi) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Module-scope variables other invocations may write: workgroup and read-write storage ones.
+fn writable_globals(stage: Stage, mulhi: Mulhi) -> Vec<String> {
+    let src = stage.module_source_with(mulhi);
+    let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{}.wgsl: {}", stage.name(), e.emit_to_string(&src)));
+    module
+        .global_variables
+        .iter()
+        .filter(|(_, g)| match g.space {
+            naga::AddressSpace::WorkGroup => true,
+            naga::AddressSpace::Storage { access } => access.contains(naga::StorageAccess::STORE),
+            _ => false,
+        })
+        .filter_map(|(_, g)| g.name.clone())
+        .collect()
+}
+
 /// What was found in one module: counting, halving and level loops.
 #[derive(Default, Debug)]
 struct Found {
@@ -148,6 +165,7 @@ fn check_module(stage: Stage, mulhi: Mulhi) -> Found {
     let name = stage.name();
     let src = source(stage, mulhi);
     let consts = module_constants(stage, mulhi);
+    let shared = writable_globals(stage, mulhi);
     let mut found = Found::default();
     assert!(find_word(&src, "while").is_empty(), "{name}.wgsl: `while` is not allowed (use a counted `for`)");
     for at in find_word(&src, "loop") {
@@ -184,6 +202,9 @@ fn check_module(stage: Stage, mulhi: Mulhi) -> Found {
             assert!(!bound.contains('['), "{name}.wgsl: the bound of `for ({header})` indexes memory; read it into a `let` first");
             for id in idents(bound) {
                 assert!(!assigns(body, id), "{name}.wgsl: the body of `for ({header})` assigns `{id}`, which its bound reads");
+                // Workgroup and storage variables can change under the loop (other invocations
+                // write them); uniforms cannot.
+                assert!(!shared.iter().any(|g| g == id), "{name}.wgsl: the bound of `for ({header})` reads `{id}`, which other invocations may write");
             }
             let ok = match constant_step(step, &consts) {
                 Some(v) => (1..=MAX_STEP).contains(&v),

@@ -278,19 +278,40 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chu
     out
 }
 
-/// `f(time index, item)` for every time point of a point, each on its own thread when there are
-/// several: the time points' statistics are independent (each bootstrap has its own resampling
-/// streams), so they run side by side on a many-core host instead of one after another, with
-/// values identical to a sequential run. Results come back in time order.
+/// `f(time index, item)` for every time point of a point, on up to as many threads as the host
+/// has cores (each taking the next time point): the time points' statistics are independent
+/// (each bootstrap has its own resampling streams), so they run side by side on a many-core host
+/// instead of one after another, with values identical to a sequential run. Results come back in
+/// time order.
 fn per_time_parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(usize, T) -> R + Sync) -> Vec<R> {
-    if items.len() < 2 {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
+    if workers < 2 {
         return items.into_iter().enumerate().map(|(ti, m)| f(ti, m)).collect();
     }
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items.into_iter().enumerate().map(|(ti, m)| scope.spawn(move || f(ti, m))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-    })
+    let n = items.len();
+    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
+    let (f, queue) = (&f, &queue);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    // The lock is held only to take the next item (a panic in `f` poisons nothing).
+                    while let Some((ti, m)) = {
+                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                        next
+                    } {
+                        out.push((ti, f(ti, m)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    });
+    done.sort_by_key(|(ti, _)| *ti);
+    debug_assert_eq!(done.len(), n);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The `--profile` host activities of the run loop itself.
@@ -525,4 +546,20 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
     }
     be.add_host(STATISTICS, clock.elapsed().as_secs_f64());
     Outcome { results, error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_time_parallel;
+
+    /// More time points than cores, uneven work: every result at its time index, as a sequential
+    /// map gives them.
+    #[test]
+    fn per_time_parallel_keeps_time_order() {
+        let items: Vec<u64> = (0..37).map(|i| (i * 7919) % 101).collect();
+        let work = |ti: usize, x: u64| (0..x * 1000).fold(ti as u64, |a, k| a.wrapping_mul(31).wrapping_add(k));
+        let want: Vec<u64> = items.iter().enumerate().map(|(ti, &x)| work(ti, x)).collect();
+        assert_eq!(per_time_parallel(items, work), want);
+        assert_eq!(per_time_parallel(Vec::<u64>::new(), work), Vec::<u64>::new());
+    }
 }

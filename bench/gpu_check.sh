@@ -7,21 +7,22 @@
 # full outputs stay in OUT_DIR.
 #
 # Usage: bench/gpu_check.sh [AIMC_BINARY] [OUT_DIR]   (from the repository root; a stripped release
-# binary is enough, with the Vulkan loader installed on the machine)
+# binary is enough, with the Vulkan loader installed on the machine). SIZE=small runs the bench
+# at its small sizes: a dry run of the whole script on lavapipe.
 set -u
 B=${1:-target/release/aimc}
 OUT=${2:-gpu_check}
 mkdir -p "$OUT"
 start=$SECONDS
 
-timeout 300 "$B" bench --backend gpu --breakdown > "$OUT/bench.txt" 2>&1
+timeout 300 "$B" bench --backend gpu --size "${SIZE:-full}" --breakdown > "$OUT/bench.txt" 2>&1
 echo "aimc bench: rc $?"
 sed -n '1,20p' "$OUT/bench.txt"
 
 # The same cases with naga's loop guards (`full`) and with no checks (`off`): what the default's
 # dropped loop guards and the remaining bounds checks cost on this card.
 for m in full off; do
-    AIMC_SHADER_CHECKS=$m timeout 300 "$B" bench --backend gpu > "$OUT/bench-$m.txt" 2>&1
+    AIMC_SHADER_CHECKS=$m timeout 300 "$B" bench --backend gpu --size "${SIZE:-full}" > "$OUT/bench-$m.txt" 2>&1
     echo "aimc bench, AIMC_SHADER_CHECKS=$m: rc $?"
     grep -E '^(shader|measured|\([a-j]\) )' "$OUT/bench-$m.txt"
 done
@@ -78,7 +79,8 @@ sed -e '/^\[budget\]/,/^$/d' experiments/digits_budget.toml > "$plain"
 for f in experiments/digits_budget.toml "$plain"; do
     t0=$(date +%s%N)
     timeout 200 "$B" run "$f" --backend gpu --out "$OUT/budget-$(basename "$f" .toml)" > "$OUT/budget-$(basename "$f" .toml).log" 2>&1
-    echo "$(basename "$f"): rc $?, $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    rc=$?
+    echo "$(basename "$f"): rc $rc, $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 done
 rm -f "$plain"
 echo "total $((SECONDS - start)) s"

@@ -13,9 +13,11 @@
 //!   constant, the `WG` override (a workgroup size, which pipeline creation bounds to 1 ..= the
 //!   adapter's invocation limit), or one of `RUNTIME_STEPS`, each with the reason its value lies in
 //!   that range. `i` then reaches `b` without wrapping as long as `b + MAX_STEP <= 2^32`: every
-//!   bound is a size of the plan (a tile's inputs, a layer's width, a count of units or tokens),
-//!   and the planner keeps those below 2^31 (`planner_keeps_sizes_in_the_counter_range` drives
-//!   sizes past its limits and gets typed errors).
+//!   bound is a size of the plan (a tile's inputs, a layer's width, a count of units or tokens)
+//!   that the planner limits directly (tile inputs <= 2048, outputs < 2^20, input tiles <= 255)
+//!   or that counts elements of a buffer binding (at most 2^32 bytes, so below 2^30 words); all
+//!   stay below 2^31 (`planner_keeps_sizes_in_the_counter_range` drives sizes past the planner's
+//!   limits and gets typed errors).
 //! - A `loop` appears only at the sites of `LEVEL_LOOPS`, whose exit is checked textually.
 
 use aimc::engine::stages::{Mulhi, Stage};

@@ -14,15 +14,14 @@ use crate::rng::{out_normals, W_NOISE_GROUP};
 pub fn bound(p: &StageParams, tiles: &[TileInfo], x: &[f32], nm: &[f32], weff: &[f32], sat: &[u32], nsat: &[u32], y: &mut [f32], bm_level: &mut [u32], threads: usize) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
-    let (n_out, batch) = (l.n_out as usize, l.batch as usize);
-    let y_per = l.tiles_in as usize * batch * n_out;
+    let batch = l.batch as usize;
     // After the GEMM's level-1 pass the vectors it flagged again (bit 2) from level 2, else those
     // flagged at level 0 (bit 1) from level 1; read only when there are any (the early exit).
     let redo = redo_in_gemm(l, nsat);
     let (bit, from) = if redo { (2u32, 2u32) } else { (1, 1) };
     let any = nsat[from as usize - 1] != 0;
     let flagged = |v: usize| any && sat[v] & bit != 0;
-    par_trials2(threads, l.trials as usize, y, y_per, bm_level, batch * ntiles, |first, n, y, bm_level| {
+    par_gemm_trials(threads, l, y, bm_level, |first, n, y, bm_level| {
         let mut xw = vec![0f32; crate::crossbar::MAX_TILE_IN as usize];
         for z in 0..n {
             let trial_local = first + z;

@@ -220,10 +220,20 @@ pub fn par_trials2<T: Send, U: Send>(
     });
 }
 
-/// The end of an `mvm` pass at bound-management level `level` (0 or 1) that ran: `nsat[level]`
-/// counts the vectors flagged with bit `1 << level`, and the level-1 pass records level 1 for
-/// every vector it redid (those flagged at level 0; `bound` overwrites the ones it takes further).
-pub fn finish_mvm_pass(level: u32, sat: &[u32], vectors: usize, nsat: &mut [u32], bm_level: &mut [u32]) {
+/// [`par_trials2`] over the two trial-major outputs of the MVM stages (`mvm`, `mvm_full`, `bound`
+/// and their fast kernels): per trial, the partial outputs `y` (input tiles × batch × n_out) and
+/// one word per vector (batch × tiles: `sat`'s flags, or `bound`'s levels).
+pub fn par_gemm_trials(threads: usize, l: &LayerParams, y: &mut [f32], per_vector: &mut [u32], f: impl Fn(usize, usize, &mut [f32], &mut [u32]) + Sync) {
+    let (batch, ntiles) = (l.batch as usize, (l.tiles_in * l.tiles_out) as usize);
+    par_trials2(threads, l.trials as usize, y, l.tiles_in as usize * batch * l.n_out as usize, per_vector, batch * ntiles, f);
+}
+
+/// The end of an `mvm` pass at bound-management level `level` (0 or 1) that ran over the layer's
+/// vectors (trials × batch × tiles): `nsat[level]` counts the vectors flagged with bit
+/// `1 << level`, and the level-1 pass records level 1 for every vector it redid (those flagged at
+/// level 0; `bound` overwrites the ones it takes further).
+pub fn finish_mvm_pass(level: u32, l: &LayerParams, sat: &[u32], nsat: &mut [u32], bm_level: &mut [u32]) {
+    let vectors = (l.trials * l.batch * l.tiles_in * l.tiles_out) as usize;
     let bit = 1u32 << level;
     nsat[level as usize] = sat[..vectors].iter().filter(|&&f| f & bit != 0).count() as u32;
     if level == 1 {

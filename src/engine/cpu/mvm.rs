@@ -14,8 +14,6 @@ pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mu
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
-    let y_per = l.tiles_in as usize * batch * n_out;
-    let sat_per = batch * ntiles;
     let level = l.bm_pass;
     let flags = mvm_flags(&p.io, level);
     // The level-1 pass runs when enough vectors were flagged; else `bound` redoes them and this
@@ -23,7 +21,7 @@ pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mu
     if level != 0 && !redo_in_gemm(l, nsat) {
         return;
     }
-    par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
+    par_gemm_trials(threads, l, y, sat, |first, n, y, sat| {
         for z in 0..n {
             let trial_local = first + z;
             let trial = l.trial_offset + trial_local as u32;
@@ -93,5 +91,5 @@ pub fn mvm(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y: &mu
             }
         }
     });
-    finish_mvm_pass(level, sat, l.trials as usize * sat_per, nsat, bm_level);
+    finish_mvm_pass(level, l, sat, nsat, bm_level);
 }

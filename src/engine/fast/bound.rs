@@ -10,7 +10,7 @@
 //! twin's per-vector loop.
 use super::simd_entry;
 use crate::engine::cpu::bound::input_slice;
-use crate::engine::cpu::common::{par_trials2, quant_in, quant_out, redo_in_gemm, saturated};
+use crate::engine::cpu::common::{par_gemm_trials, quant_in, quant_out, redo_in_gemm, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::out_normals;
 
@@ -29,8 +29,7 @@ pub fn bound(
 ) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
-    let (n_out, batch) = (l.n_out as usize, l.batch as usize);
-    let y_per = l.tiles_in as usize * batch * n_out;
+    let batch = l.batch as usize;
     if l.full_path == 0 {
         // The twin's choice: after the GEMM's level-1 pass the vectors flagged again (bit 2) from
         // level 2, else those flagged at level 0 (bit 1) from level 1.
@@ -38,7 +37,7 @@ pub fn bound(
         let (bit, from) = if redo { (2u32, 2u32) } else { (1, 1) };
         let any = nsat[from as usize - 1] != 0;
         let flagged = |v: usize| any && sat[v] & bit != 0;
-        par_trials2(threads, l.trials as usize, y, y_per, bm_level, batch * ntiles, |first, n, y, bm_level| {
+        par_gemm_trials(threads, l, y, bm_level, |first, n, y, bm_level| {
             let mut sc = Redo::default();
             for z in 0..n {
                 let trial_local = first + z;

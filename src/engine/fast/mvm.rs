@@ -11,7 +11,7 @@
 use super::bound::{redo_listed, Redo, RedoInputs};
 use super::lanes::{normal4_x8, philox_x8, L};
 use super::simd_entry;
-use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_trials2, quant_out, redo_in_gemm, saturated};
+use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_gemm_trials, quant_out, redo_in_gemm, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{ctr_word2, ctr_word3_out, stream};
 
@@ -29,15 +29,13 @@ pub fn mvm(
 ) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
-    let (n_out, batch) = (l.n_out as usize, l.batch as usize);
-    let y_per = l.tiles_in as usize * batch * n_out;
-    let sat_per = batch * ntiles;
+    let batch = l.batch as usize;
     if l.bm_pass == 1 {
         // Only when enough vectors were flagged (else `bound` redoes them from level 1).
         if !redo_in_gemm(l, nsat) {
             return;
         }
-        par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
+        par_gemm_trials(threads, l, y, sat, |first, n, y, sat| {
             let mut sc = Redo::default();
             for z in 0..n {
                 for (tile, t) in tiles.iter().enumerate().take(ntiles) {
@@ -53,10 +51,10 @@ pub fn mvm(
                 }
             }
         });
-        finish_mvm_pass(1, sat, l.trials as usize * sat_per, nsat, bm_level);
+        finish_mvm_pass(1, l, sat, nsat, bm_level);
         return;
     }
-    par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
+    par_gemm_trials(threads, l, y, sat, |first, n, y, sat| {
         // Per-thread scratch: the GEMM result of one tile and its output noise.
         let (mut acc, mut noise) = (Vec::new(), Vec::new());
         for z in 0..n {
@@ -66,7 +64,7 @@ pub fn mvm(
             }
         }
     });
-    finish_mvm_pass(0, sat, l.trials as usize * sat_per, nsat, bm_level);
+    finish_mvm_pass(0, l, sat, nsat, bm_level);
 }
 
 /// `acc[s * rows + o] = Σ_k xq[trial, s, col_start + k] · weff[trial, row_start + o, col_start + k]`.

@@ -5,7 +5,7 @@
 //! saturation flag). The level-1 pass is the twin's (the flagged vectors one at a time through
 //! `bound_level` on `dac`'s reduction-2 inputs).
 use super::simd_entry;
-use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_trials2, quant_out, saturated};
+use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_gemm_trials, quant_out, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{out_normals, W_NOISE_GROUP};
 
@@ -23,14 +23,11 @@ pub fn mvm_full(
 ) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
-    let (n_out, batch) = (l.n_out as usize, l.batch as usize);
-    let y_per = l.tiles_in as usize * batch * n_out;
-    let sat_per = batch * ntiles;
     if l.bm_pass != 0 {
         // The level-1 pass: the flagged vectors one at a time, as the twin does it.
         return crate::engine::cpu::mvm_full::mvm_full(p, tiles, xq, weff, y, sat, nsat, bm_level, threads);
     }
-    par_trials2(threads, l.trials as usize, y, y_per, sat, sat_per, |first, n, y, sat| {
+    par_gemm_trials(threads, l, y, sat, |first, n, y, sat| {
         let mut sc = Scratch::default();
         for z in 0..n {
             for (tile, t) in tiles.iter().enumerate().take(ntiles) {
@@ -38,7 +35,7 @@ pub fn mvm_full(
             }
         }
     });
-    finish_mvm_pass(0, sat, l.trials as usize * sat_per, nsat, bm_level);
+    finish_mvm_pass(0, l, sat, nsat, bm_level);
 }
 
 /// Per-thread buffers, reused across tiles.

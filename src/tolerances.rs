@@ -20,7 +20,7 @@ pub const MVM_PRE_ADC_ABS: f32 = 2e-4;
 
 /// The same for the fast CPU kernels against the twins: the GEMM sums in another order (lanes of
 /// 8), whose rounding errors are random in sign, ~√n · 2⁻²⁴ · Σ|w x| ≲ 5e-6 for n ≤ 70 terms of
-/// Σ|w x| ≤ 30 in tests/fast.rs, and the noise normals within `FAST_ABS` (× out_noise 0.06).
+/// Σ|w x| ≤ 30 in tests/suite/fast.rs, and the noise normals within `FAST_ABS` (× out_noise 0.06).
 /// Observed ≤ 1e-6.
 pub const FAST_PRE_ADC_ABS: f32 = 2e-5;
 
@@ -41,7 +41,7 @@ pub const ALPHA_REL: f32 = 1e-3;
 /// Quantised outputs may land one converter step apart when a pre-ADC value sits within the
 /// float error (`MVM_PRE_ADC_ABS`, `FAST_PRE_ADC_ABS`) of a rounding boundary: a share of about
 /// 2 · error / step, ≤ 0.03 % at the ~1e-6 observed and the smallest step in the tests (4/510);
-/// none of the ~2.8 million replayed outputs of tests/twins.rs and tests/fast.rs flips today. A
+/// none of the ~2.8 million replayed outputs of tests/suite/twins.rs and tests/suite/fast.rs flips today. A
 /// systematic rounding error (the shader's ADC flooring instead of rounding) moves 6-48 % of them.
 pub const ADC_FLIP_FRACTION: f64 = 0.01;
 
@@ -93,6 +93,6 @@ pub const INSIGHT_CLIPPED_ABS: f64 = 0.001;
 /// relative), sums of ≤ 64 terms add ≤ √64 · 6e-8 ≈ 5e-7 relative, LayerNorm divides by the
 /// row's σ (errors relative to the row, not amplified beyond γ/σ · 1e-6 for σ ≳ 0.1), the erf
 /// GELU is within 1.5e-7 and attention's exponentials within a few ulp; over ~20 stages on
-/// logits of order 1–10 that is ≲ 1e-4. Observed in tests/transformer.rs: ≤ 2e-7. Any
+/// logits of order 1–10 that is ≲ 1e-4. Observed in tests/suite/transformer.rs: ≤ 2e-7. Any
 /// formula or indexing difference moves a logit by 1e-2 or more.
 pub const TRANSFORMER_FP_ABS: f32 = 2e-4;

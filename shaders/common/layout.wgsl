@@ -1,5 +1,5 @@
 // WGSL mirrors of the #[repr(C)] structs in src/engine/layout.rs. Keep both in sync field by
-// field; tests/shaders.rs checks every size against the Rust size_of.
+// field; tests/suite/shaders.rs checks every size against the Rust size_of.
 
 struct Curve {
     kind: u32, brk: f32, a: f32, b: f32,

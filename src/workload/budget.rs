@@ -16,7 +16,7 @@
 //! the digits MLP the MVM stages (`dac`, `mvm`, `bound`, `combine`) are two thirds of a trial and
 //! `program` + `drift` one third; configurations that share a device state (same device settings
 //! per layer, and with readout GDC the same ADC and output noise, which `drift` reads) could share
-//! it, but the MVMs differ in every configuration. tests/budget.rs pins the contract any such
+//! it, but the MVMs differ in every configuration. tests/suite/budget.rs pins the contract any such
 //! reuse must keep: each configuration's trials equal its settings run alone, on both backends.
 
 use super::SweepPoint;

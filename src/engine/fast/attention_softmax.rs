@@ -2,7 +2,7 @@
 //! its keys into a buffer, then the maximum, the exponentials (`lanes::exp`) and one weighted
 //! sum of V rows — two passes that vectorise, where the twin (as the shader) keeps one online
 //! pass with a rescale at every new maximum. The same function of the inputs in another order:
-//! within `tolerances::SEQ_ABS` of the twin (tests/fast.rs).
+//! within `tolerances::SEQ_ABS` of the twin (tests/suite/fast.rs).
 
 use super::lanes;
 use crate::engine::cpu::attention_softmax::MAX_D_HEAD;

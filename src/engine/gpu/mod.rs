@@ -157,7 +157,7 @@ pub struct GpuBackend {
 /// the dividend, as WGSL defines, instead of SPIR-V's undefined result. Loops: each loop carries a
 /// 64-bit counter that breaks it after 2^64 iterations, so a non-terminating loop cannot hang the
 /// device or be assumed unreachable by the driver's compiler. The counter also keeps drivers from
-/// unrolling constant-count loops such as Philox's ten rounds. `tests/shader_proofs.rs` proves
+/// unrolling constant-count loops such as Philox's ten rounds. `tests/suite/shader_proofs.rs` proves
 /// that every loop of every stage terminates, so the default drops only the loop guards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShaderChecks {
@@ -198,7 +198,7 @@ impl ShaderChecks {
 }
 
 /// Reads `AIMC_SHADER_CHECKS`: `on` (the default) keeps naga's bounds and integer-division checks
-/// and drops its loop guards (every loop is proven finite by `tests/shader_proofs.rs`); `full`
+/// and drops its loop guards (every loop is proven finite by `tests/suite/shader_proofs.rs`); `full`
 /// keeps the loop guards too; `off` builds the modules without any check, which runs Philox about
 /// 2.4x and the SGEMM about 1.2x faster than `full` on an H100 (gpu-practice.md) but makes an
 /// out-of-bounds index undefined behaviour instead of a clamped read.
@@ -391,7 +391,7 @@ impl GpuBackend {
             let module = if checks == ShaderChecks::Full {
                 device.create_shader_module(desc)
             } else {
-                // SAFETY: `on` drops only the loop guards, and tests/shader_proofs.rs proves that
+                // SAFETY: `on` drops only the loop guards, and tests/suite/shader_proofs.rs proves that
                 // every loop of every stage terminates (counted loops with a positive step and an
                 // invariant bound, halving loops, one level loop bounded by its level cap). `off`
                 // is the user's request (AIMC_SHADER_CHECKS=off); every stage's indexing is
@@ -742,7 +742,7 @@ impl Backend for GpuBackend {
 /// The bind group layout of a stage from its WGSL: binding 0 is the params uniform, read at a
 /// dynamic offset; the others are storage buffers, read-only unless the shader writes them.
 fn layout_entries(src: &str) -> Vec<wgpu::BindGroupLayoutEntry> {
-    let module = naga::front::wgsl::parse_str(src).expect("every stage parses (tests/shaders.rs)");
+    let module = naga::front::wgsl::parse_str(src).expect("every stage parses (tests/suite/shaders.rs)");
     let mut entries: Vec<_> = module
         .global_variables
         .iter()

@@ -1,6 +1,5 @@
-#![cfg(unix)]
 //! Every line of the README's tested example block (the code block after the
-//! `<!-- tested by tests/readme.rs -->` marker) runs as written from the repository root and
+//! `<!-- tested by tests/suite/readme.rs -->` marker) runs as written from the repository root and
 //! succeeds: `aimc` is this build's binary, `experiments/` the repository's, results go to a
 //! scratch directory.
 
@@ -11,7 +10,7 @@ use std::process::Command;
 fn the_readme_examples_run_as_written() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let after = readme.split("<!-- tested by tests/readme.rs -->").nth(1).expect("the README marks its tested example block");
+    let after = readme.split("<!-- tested by tests/suite/readme.rs -->").nth(1).expect("the README marks its tested example block");
     let block = after.split("```sh").nth(1).and_then(|b| b.split("```").next()).expect("a ```sh block follows the marker");
     let lines: Vec<&str> = block.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
     assert!(lines.len() >= 8, "the tested block should show the commands: {lines:?}");

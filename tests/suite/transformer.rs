@@ -2,12 +2,10 @@
 //! f64 reference forward, the GPU against the CPU twins, sample batches against one batch, and
 //! bad input named before any compute with no results written.
 
-mod common;
-
+use crate::common::*;
 use aimc::engine::plan::{self, RunConfig};
 use aimc::engine::stages::Stage;
 use aimc::engine::{AdapterInfo, Backend, Buf, EngineError};
-use common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

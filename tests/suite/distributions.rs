@@ -7,14 +7,12 @@
 //! sampler gives uniform p-values, so p > 1e-6 does not fire by chance on any seed; below it
 //! the sampler is wrong.
 
-mod common;
-
+use crate::common::*;
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape};
 use aimc::device::DeviceModel;
 use aimc::engine::plan::{run_device_state, RunConfig};
 use aimc::engine::Backend;
 use aimc::stats::{ks_p_value, ks_statistic};
-use common::*;
 use statrs::distribution::{ContinuousCDF, Normal};
 
 const P_MIN: f64 = 1e-6;

@@ -10,15 +10,13 @@
 //!   equal to W x, and cut the output-noise error of a small-weight column that a per-tile scale
 //!   leaves near the noise floor.
 //!
-//! GPU stage agreement for the per-column paths is in tests/twins.rs, the fast CPU kernels' in
-//! tests/fast.rs.
+//! GPU stage agreement for the per-column paths is in tests/suite/twins.rs, the fast CPU kernels' in
+//! tests/suite/fast.rs.
 
-mod common;
-
+use crate::common::*;
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, Scaling, TileShape};
 use aimc::device::{DeviceModel, Fit};
 use aimc::engine::plan::{run_device_state, run_outputs, AnalogLayer, RunConfig};
-use common::*;
 
 /// Rows of very different magnitude (so different conductances and, in the PCM model, different
 /// drift exponents), each row of one magnitude with random signs.

@@ -4,9 +4,9 @@
 //! MVMs with bound management and as clipped outputs without it; the GPU agrees with the CPU
 //! twins; device noise shows up in every layer.
 
-mod common;
+use crate::common;
 
-use common::{experiment as exp, run_ok};
+use crate::common::{experiment as exp, run_ok};
 
 const BASE: &str = r#"
 name = "insight"

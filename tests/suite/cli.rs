@@ -3,7 +3,7 @@
 //! class of bad input, each failing before any compute with a message that names the field or
 //! file and writing no results.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -345,7 +345,7 @@ fn an_unwritable_output_fails_before_any_compute_and_a_rerun_replaces_the_whole_
     assert!(!o.status.success() && err.contains("choose a writable --out") && !err.contains("trials on"), "{err}");
     // A stray file in an old results directory does not survive a rerun: the set is replaced whole,
     // and no staging directory is left beside it. (A directory of other files, without results,
-    // is kept unless --overwrite: tests/results_safety.rs.)
+    // is kept unless --overwrite: tests/suite/results_safety.rs.)
     let out = dir.join("run");
     let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--out"]).arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -4,9 +4,9 @@
 //! analog one after it does; the activations reach both the analog run and the floating-point
 //! baseline; `model.layers` tables say the same per layer; bad lists and tables are named.
 
-mod common;
+use crate::common;
 
-use common::{experiment as exp, run_ok};
+use crate::common::{experiment as exp, run_ok};
 
 const BASE: &str = r#"
 name = "layers"

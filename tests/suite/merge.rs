@@ -1,11 +1,11 @@
-//! `aimc merge` beyond the classifier (tests/cli.rs covers that end to end): the shards of a
+//! `aimc merge` beyond the classifier (tests/suite/cli.rs covers that end to end): the shards of a
 //! kernel run merge into the single run's points with each point's own floating-point metric, and
 //! shards of a moe run are refused by name rather than merged without their cost model.
 
-mod common;
+use crate::common;
 
+use crate::common::{experiment as exp, run_ok};
 use aimc::run::merge::merge;
-use common::{experiment as exp, run_ok};
 
 /// Two feature counts, so two projections with their own floating-point metric.
 fn kernel() -> String {

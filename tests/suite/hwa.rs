@@ -4,9 +4,8 @@
 //! shipped hardware-aware models are what their training files make (by their recorded command
 //! and floating-point accuracy), and the `model_path` sweep axis with its "Loss from floating
 //! point" report section.
-#![cfg(feature = "train")]
 
-mod common;
+use crate::common;
 
 use aimc::train::hwa::TrainingConfig;
 use aimc::train::{cnn, mlp, moe, Dataset};

@@ -3,13 +3,11 @@
 //! weights exactly while its neighbour on the same matrix drifts and scatters, on the CPU twins
 //! and (when an adapter exists) the GPU stages; multipliers of 1 leave every number as it was.
 
-mod common;
-
+use crate::common::*;
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape};
 use aimc::device::DeviceModel;
 use aimc::engine::plan::{run_device_state, RunConfig};
 use aimc::engine::Backend;
-use common::*;
 
 fn cfg() -> RunConfig {
     RunConfig {

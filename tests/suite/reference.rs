@@ -4,14 +4,12 @@
 //! f32 stages on the CPU twin and on the GPU, weight by weight (both drift paths). Plus the published mean
 //! shrinkage of programmed weights (about 0.42 % of max|W| with PCM defaults).
 
-mod common;
-
+use crate::common::*;
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape};
 use aimc::device::{DeviceModel, DriftPath};
 use aimc::engine::plan::{run_device_state, RunConfig};
 use aimc::engine::Backend;
 use aimc::rng::{ctr_word2, normal4_f64, philox4x32_10, stream};
-use common::*;
 
 const N_OUT: u32 = 24;
 const N_IN: u32 = 40;

@@ -2,7 +2,7 @@
 //! on alone draws exactly what a separate run with only that source draws, switching one source
 //! off leaves the others' draws bit-identical, the alone costs plus the interaction add up to the
 //! full cost, and the paired intervals are tighter than the unpaired ones.
-mod common;
+use crate::common;
 
 use aimc::config::Experiment;
 use std::path::PathBuf;

@@ -166,7 +166,7 @@ fn every_wgsl_constant_is_paired_or_internal() {
     }
     assert!(
         missing.is_empty(),
-        "WGSL constants with no Rust copy checked in tests/wgsl_constants.rs (add the pair, or list it as internal):\n{}",
+        "WGSL constants with no Rust copy checked in tests/suite/wgsl_constants.rs (add the pair, or list it as internal):\n{}",
         missing.join("\n")
     );
 }

@@ -10,8 +10,7 @@
 //! Outputs are compared as ADC codes (integers): equal, except where a pre-ADC value lies within
 //! the f32 path's rounding error of a code boundary (`FLIP_FRACTION`), and then one code apart.
 
-mod common;
-
+use crate::common::*;
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape, WeightNoiseType};
 use aimc::device::DeviceModel;
 use aimc::engine::cpu::CpuBackend;
@@ -20,7 +19,6 @@ use aimc::engine::plan::{run_outputs, AnalogLayer, RunConfig};
 use aimc::engine::stages::Stage;
 use aimc::engine::Backend;
 use aimc::rng::{ctr_word2, ctr_word3_out, normal4_f64, philox4x32_10, stream, W_NOISE_GROUP};
-use common::*;
 
 /// A pre-ADC value from f32 arithmetic (at most 64 products per tile here, |w| ≤ 0.6, |x'| ≤ 1)
 /// differs from the f64 one by at most 64 · 2⁻²⁴ · Σ|w x'| ≈ 1e-4 (IR drop and weight noise add

@@ -5,15 +5,13 @@
 //! classifier runs agreeing trial by trial, and the fast path's own chunk- and thread-invariance
 //! (exact integer counts).
 
-mod common;
-
+use crate::common::*;
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, Scaling, TileShape};
 use aimc::device::{DeviceModel, DriftPath};
 use aimc::engine::cpu::CpuBackend;
 use aimc::engine::plan::{run_classifier, AnalogLayer, RunConfig};
 use aimc::engine::stages::Stage;
 use aimc::tolerances::*;
-use common::*;
 
 fn weights(n: usize, seed: u64) -> Vec<f32> {
     aimc::rng::uniform_signed(n, seed)

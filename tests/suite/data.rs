@@ -1,6 +1,6 @@
 //! Data as people have it: a .npy feature matrix with a .npy of labels gives the same run as the
 //! same rows in a CSV, trial for trial; mismatched or non-integer labels are named.
-mod common;
+use crate::common;
 
 use aimc::workload::io::{npy_bytes, parse_csv_with, Matrix};
 use std::path::PathBuf;

@@ -5,7 +5,7 @@
 //! Results files get structural edits too (deleted keys, wrong types, shortened arrays, huge
 //! numbers), and what loads must go through `aimc report` and `aimc merge` without a panic.
 
-mod common;
+use crate::common;
 
 use aimc::results::Results;
 use aimc::workload::io;

@@ -2,15 +2,15 @@
 //! `aimc::tolerances`. A whole plan runs on the CPU twins under a recorder; every dispatch is then
 //! replayed on the GPU from the recorded inputs and each written buffer compared.
 
-mod common;
+use crate::common;
 
+use crate::common::*;
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, Scaling, TileShape};
 use aimc::device::DeviceModel;
 use aimc::engine::plan::{self, AnalogLayer, RunConfig};
 use aimc::engine::stages::{Mulhi, Stage, REDO_GEMM_SHARE};
 use aimc::engine::Backend;
 use aimc::tolerances::*;
-use common::*;
 
 fn weights(n: usize, seed: u64) -> Vec<f32> {
     aimc::rng::uniform_signed(n, seed)

@@ -1,7 +1,6 @@
 //! The transformer trainer (`src/train/transformer/`) and its data (`src/train/listops.rs`):
 //! back-propagation against finite differences for both attentions, byte-identical rebuilds, the
 //! shipped ListOps test split, and the shipped models against their trainer.
-#![cfg(feature = "train")]
 
 use aimc::train::listops::{self, SeqData};
 use aimc::train::transformer::{self as tf, Attention, Dims, Net, Task, TransformerTrainConfig};

@@ -2,7 +2,7 @@
 //! point, device noise and replication move the error the way the physics says, the GPU backend
 //! agrees with the CPU twins trial by trial, and bad settings fail before any compute with the
 //! field named.
-mod common;
+use crate::common;
 
 use aimc::config::Experiment;
 use std::path::{Path, PathBuf};
@@ -11,9 +11,9 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-use common::{experiment as exp, run_ok as run_on};
+use crate::common::{experiment as exp, run_ok as run_on};
 
-use common::IRIS_ERROR;
+use crate::common::IRIS_ERROR;
 
 /// An ideal device with 16-bit converters, no output noise and no clipping: the analog features
 /// are floating point's up to converter rounding (2^-15 of each vector's range).

@@ -4,13 +4,11 @@
 //! - deterministic drift with perfect IO: global drift compensation restores the pre-drift
 //!   weights and outputs (noise-models §6 sanity property).
 
-mod common;
-
+use crate::common::*;
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape};
 use aimc::device::{DeviceModel, Fit};
 use aimc::engine::plan::{run_classifier, run_weight_error, AnalogLayer, RunConfig};
 use aimc::engine::Backend;
-use common::*;
 
 fn weights(n: usize, seed: u64) -> Vec<f32> {
     aimc::rng::uniform_signed(n, seed)

@@ -6,15 +6,13 @@
 //! the zero threshold and the break, the f32 twin against the f64 oracle draw by draw, and the
 //! distribution of programmed weights on the CPU twin and the GPU (KS, far-tail threshold).
 
-mod common;
-
+use crate::common::*;
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, Scaling, TileShape};
 use aimc::device::DeviceModel;
 use aimc::engine::plan::{run_device_state, RunConfig};
 use aimc::engine::Backend;
 use aimc::rng::{ctr_word2, normal4, philox4x32_10, stream};
 use aimc::stats::{ks_p_value, ks_statistic};
-use common::*;
 use statrs::distribution::{ContinuousCDF, Normal};
 
 /// The file's numbers, as printed there (highest degree first, |w| in 0..180 units).

@@ -131,7 +131,7 @@ pub fn run_ok(be: &mut dyn Backend, e: &aimc::config::Experiment) -> aimc::resul
     out.results
 }
 
-/// A small kernel-error experiment on iris (tests/kernel.rs, tests/merge.rs).
+/// A small kernel-error experiment on iris (tests/suite/kernel.rs, tests/suite/merge.rs).
 pub const IRIS_ERROR: &str = r#"
 name = "k"
 workload = "kernel_error"

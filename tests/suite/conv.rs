@@ -5,15 +5,13 @@
 //! convolution in f64 (`workload::forward_f64`) on the CPU twins, the fast CPU kernels and the
 //! GPU; then the geometry checks of `[model]`.
 
-mod common;
-
+use crate::common::*;
 use aimc::crossbar::{Gdc, Periphery, Scaling, TileShape};
 use aimc::device::DeviceModel;
 use aimc::engine::plan::{run_outputs, RunConfig};
 use aimc::engine::Backend;
 use aimc::workload::io::{Linear, Matrix};
 use aimc::workload::{self, Activation, Conv2d, ConvSettings, Pool2d, PoolKind};
-use common::*;
 
 fn conv(name: &str, out_c: usize, in_c: usize, kh: usize, kw: usize, seed: u64) -> Linear {
     let cols = in_c * kh * kw;
@@ -131,7 +129,7 @@ fn noisy_conv_runs_agree_between_cpu_and_gpu() {
 
 /// Rows of `noisy_conv_runs_agree_between_cpu_and_gpu` (8) that may differ beyond float error. A
 /// wrong stage moves every row; a flip only the row it happens in. At the pre-ADC differences
-/// measured by tests/twins.rs (~1e-6 against a step of 24/510) each of a row's ~290 converter
+/// measured by tests/suite/twins.rs (~1e-6 against a step of 24/510) each of a row's ~290 converter
 /// outputs flips with probability ~4e-5, a row with ~1 %; more than 4 of 8 rows: < 1e-8.
 const MAX_FLIPPED_ROWS: usize = 4;
 

@@ -255,7 +255,7 @@ fn runtime_steps_hold_what_they_claim() {
     }
     // `nwg.x * nwg.y` in bound: the plan's grid is capped at BOUND_GROUPS workgroups.
     assert!((1..=MAX_STEP as u32).contains(&aimc::engine::plan::BOUND_GROUPS));
-    let plan = include_str!("../src/engine/plan/recording.rs");
+    let plan = include_str!("../../src/engine/plan/recording.rs");
     assert!(plan.contains("grid(units.min(BOUND_GROUPS as u64), 1)"), "bound's grid is no longer capped at BOUND_GROUPS");
 }
 

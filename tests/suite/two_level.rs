@@ -4,14 +4,12 @@
 //! one programmed state, and results do not depend on chunking, shards or the backend. Then the
 //! variance split through the whole pipeline.
 
-mod common;
-
+use crate::common::*;
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape};
 use aimc::device::DeviceModel;
 use aimc::engine::plan::{run_device_state, RunConfig};
 use aimc::engine::Backend;
 use aimc::tolerances::WEIGHT_ABS;
-use common::*;
 
 fn matrix() -> MappedMatrix {
     let w = aimc::rng::uniform_signed(30 * 50, 3);

@@ -2,7 +2,7 @@
 //! per-op energy against the chip's TOPS/W, shares that add up, errors that name the field, and
 //! the MobileBERT and transformer experiments end to end with the sentences of their reports.
 
-mod common;
+use crate::common;
 
 use aimc::arch::npu::{self, glob, NpuTable, Op, Read, UnitKind, NPU_HERMES_TABLE};
 use aimc::arch::npu_models::{Encoder, EncoderAttention, MobileBert};
@@ -127,7 +127,7 @@ fn bad_tables_and_splits_name_the_field() {
     assert!(common::experiment(&text).unwrap_err().contains("sweep.gdc"));
 }
 
-const MOBILEBERT: &str = include_str!("../experiments/mobilebert_npu.toml");
+const MOBILEBERT: &str = include_str!("../../experiments/mobilebert_npu.toml");
 
 #[test]
 fn the_mobilebert_experiment_runs_and_says_where_the_time_goes() {
@@ -161,7 +161,7 @@ fn the_mobilebert_experiment_runs_and_says_where_the_time_goes() {
 
 #[test]
 fn a_transformer_experiment_carries_accuracy_and_cost() {
-    let text = include_str!("../experiments/transformer_lra_npu.toml")
+    let text = include_str!("../../experiments/transformer_lra_npu.toml")
         .replace("trials = 8", "trials = 2")
         .replace("rows = [0, 200]", "rows = [0, 8]")
         .replace("t = [\"1s\", \"10y\"]", "t = [\"1s\"]");

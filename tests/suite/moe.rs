@@ -2,7 +2,7 @@
 //! layer, tier noise and converter noise raise the output error, the GPU agrees with the CPU twins
 //! trial by trial, the cost model's energy adds up and fewer tiles with more tiers bring tier
 //! conflicts, and bad architecture or cost files fail before any compute naming the field.
-mod common;
+use crate::common;
 
 use aimc::config::Experiment;
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-use common::{experiment as exp, run_ok as run_on};
+use crate::common::{experiment as exp, run_ok as run_on};
 
 const SMALL: &str = r#"
 name = "m"

@@ -1,0 +1,42 @@
+//! The integration tests, one binary: each module below was its own test target. One binary links
+//! wgpu and naga once instead of once per file, which keeps the test build small and quick
+//! (`cargo test --test suite moe::` runs one module).
+mod common;
+
+mod afm;
+mod aihwkit;
+mod budget;
+mod cli;
+mod columns;
+mod constants;
+mod conv;
+mod data;
+mod distributions;
+mod fast;
+mod fuzz;
+#[cfg(feature = "train")]
+mod hwa;
+mod insight;
+mod invariance;
+mod kernel;
+mod layers;
+mod merge;
+mod moe;
+mod npu;
+mod paired;
+mod periphery;
+#[cfg(unix)]
+mod readme;
+mod reference;
+mod results_safety;
+mod shader_proofs;
+mod shaders;
+mod sweep_size;
+mod tile_noise;
+#[cfg(feature = "train")]
+mod train_transformer;
+mod transformer;
+mod transformer_names;
+mod twins;
+mod two_level;
+mod wgsl_constants;

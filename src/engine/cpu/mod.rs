@@ -249,7 +249,7 @@ impl Backend for CpuBackend {
                 th,
             ),
             Stage::Im2col => (if fast { fast::im2col::im2col } else { im2col::im2col })(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out), th),
-            Stage::Pool => pool::pool(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out), th),
+            Stage::Pool => (if fast { fast::pool::pool } else { pool::pool })(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out), th),
             Stage::Embed => embed::embed(p, self.get(b[0]), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut out), th),
             Stage::Layernorm => layernorm::layernorm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut out), th),
             Stage::Residual => residual::residual(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out)),

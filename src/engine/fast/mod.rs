@@ -1,12 +1,13 @@
 //! The fast CPU kernels: what `--backend cpu` runs for the hot stages (`program`, `drift`,
-//! `dac`, `mvm`, `bound`, `combine`, `im2col`) instead of their twins. Same plan, same buffers, same Philox counters and the same
+//! `dac`, `mvm`, `bound`, `combine`, `im2col`, `pool`) instead of their twins. Same plan, same buffers, same Philox counters and the same
 //! equations as the WGSL stages and the twins; what differs is how they are computed:
 //! - `mvm`: a packed, cache-blocked SGEMM (`matrixmultiply`, AVX2/FMA picked at run time) per
 //!   (trial, tile), then an eight-lane epilogue (output noise from all four words of each Philox
 //!   block, ADC, saturation flags);
 //! - `program`, `drift`, `dac`, `combine`: loops over eight lanes with branch-free `ln`/`exp`/`sincos`
 //!   (`lanes`), compiled for AVX2+FMA where the CPU has it and for the baseline target otherwise;
-//! - `im2col` as nested loops copying kernel rows (no division per element);
+//! - `im2col` as nested loops copying kernel rows, `pool` over whole channel rows (no division
+//!   per element; both bit-identical to the twins);
 //! - `kernel_error` and non-causal `attention_kv`/`attention_out` as SGEMMs per trial (and head);
 //!   causal `attention_kv`/`attention_out` with cache-ordered loops over the twins' sums
 //!   (bit-identical), both split over the threads by (trial, head);
@@ -36,6 +37,7 @@ pub mod lanes;
 pub mod linear_attention;
 pub mod mvm;
 pub mod mvm_full;
+pub mod pool;
 pub mod program;
 
 /// The CPU-feature dispatch of the fast kernels (it lives in `rng`, beside the eight-lane Philox,

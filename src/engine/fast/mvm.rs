@@ -106,27 +106,44 @@ fn epilogue_body(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize,
     let trial = l.trial_offset + trial_local as u32;
     let key = [l.key0, l.key1];
     let w2 = ctr_word2(l.layer, stream::OUT, l.t_index);
-    // Output groups of four (one Philox block each) covering the tile's rows.
+    // Output groups of four (one Philox block each) covering the tile's rows. The blocks of all
+    // (vector, group) pairs fill the eight lanes in turn: a narrow tile (8 outputs, 2 groups) would
+    // otherwise compute 8 blocks per vector for the 2 it reads.
     let (r0, r1) = (t.row_start, t.row_start + t.rows);
     let (g0, g1) = (r0 >> 2, (r1 + 3) >> 2);
+    let ng = (g1 - g0) as usize;
+    let pairs = batch * ng;
     noise.clear();
-    noise.resize(((g1 - g0) as usize).div_ceil(L) * L * 4, 0.0);
-    for s in 0..batch {
-        if io.out_noise > 0.0 {
-            for gb in (g0..g1).step_by(L) {
-                let c = [[l.vector_offset + s as u32; L], [trial; L], [w2; L], std::array::from_fn(|i| ctr_word3_out(gb + i as u32, ti as u32, 0))];
-                let n = normal4_x8(&philox_x8(c, key));
-                let base = (gb - g0) as usize * 4;
-                for i in 0..L {
-                    for (w, nw) in n.iter().enumerate() {
-                        noise[base + 4 * i + w] = nw[i];
+    if io.out_noise > 0.0 {
+        noise.resize(pairs.div_ceil(L) * L * 4, 0.0);
+        // The next lane's (vector, group), stepped without a division per lane; lanes past the
+        // last pair repeat it and their blocks are dropped.
+        let (mut sv, mut jv) = (0u32, 0u32);
+        for c0 in (0..pairs).step_by(L) {
+            let (mut vs, mut gs) = ([0u32; L], [0u32; L]);
+            for i in 0..L {
+                vs[i] = l.vector_offset + sv;
+                gs[i] = ctr_word3_out(g0 + jv, ti as u32, 0);
+                if c0 + i + 1 < pairs {
+                    jv += 1;
+                    if jv as usize == ng {
+                        (sv, jv) = (sv + 1, 0);
                     }
                 }
             }
+            let c = [vs, [trial; L], [w2; L], gs];
+            let n = normal4_x8(&philox_x8(c, key));
+            for i in 0..L {
+                for (w, nw) in n.iter().enumerate() {
+                    noise[(c0 + i) * 4 + w] = nw[i];
+                }
+            }
         }
+    }
+    for s in 0..batch {
         let yrow = &mut y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out..][..n_out];
         let arow = &acc[s * rows..(s + 1) * rows];
-        let off = (r0 - 4 * g0) as usize;
+        let off = s * ng * 4 + (r0 - 4 * g0) as usize;
         let mut any = false;
         for o in 0..rows {
             let mut v = arow[o];

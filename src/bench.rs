@@ -201,7 +201,30 @@ fn bench_mlp_path() -> Option<std::path::PathBuf> {
     [rel.to_path_buf(), std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)].into_iter().find(|p| p.exists())
 }
 
-pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<(), EngineError> {
+/// Which cases a run measures: `--cases a,f` (the letters of the cases), every case when empty.
+pub struct CaseFilter(Vec<char>);
+
+impl CaseFilter {
+    pub const LETTERS: &'static str = "abcdefghij";
+
+    pub fn parse(list: &[String]) -> Result<Self, EngineError> {
+        let mut cases = Vec::new();
+        for item in list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            let letter = item.trim_start_matches('(').trim_end_matches(')').to_ascii_lowercase();
+            match letter.chars().collect::<Vec<_>>()[..] {
+                [c] if Self::LETTERS.contains(c) => cases.push(c),
+                _ => return Err(EngineError::Invalid(format!("--cases {item}: name cases by their letters a to j, comma-separated (e.g. --cases a,e,f)"))),
+            }
+        }
+        Ok(CaseFilter(cases))
+    }
+
+    fn wants(&self, case: char) -> bool {
+        self.0.is_empty() || self.0.contains(&case)
+    }
+}
+
+pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool, only: &CaseFilter) -> Result<(), EngineError> {
     let small = match size {
         "small" => true,
         "full" => false,
@@ -229,48 +252,55 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
     let mut cases = Vec::new();
 
     // (a) Device state, full PCM model, 512 x 512 tile.
-    let trials_a = if small { 16 } else { 4096 };
     let m = MappedMatrix::new(&weights(512 * 512), 512, 512, TileShape::default(), 1.0);
-    let c = cfg(trials_a, DeviceModel::pcm(), Gdc::Readout);
-    plan::time_device_state(be.as_mut(), &m, &cfg(2, DeviceModel::pcm(), Gdc::Readout))?;
-    let t = plan::time_device_state(be.as_mut(), &m, &c)?;
-    let samples = trials_a as f64 * m.len() as f64;
-    let profile = breakdown(be.as_mut(), show_breakdown, &mut |be| plan::time_device_state(be, &m, &c).map(|_| ()))?;
-    cases.push(Case {
-        name: "(a) device state",
-        size: format!("512x512, {trials_a} trials"),
-        rate: samples / t,
-        floor: Some(1.0 / DEVICE_STATE.floor_seconds(&ceil)),
-        unit: "samples/s",
-        target: gpu_target(40e9),
-        profile,
-    });
+    if only.wants('a') {
+        let trials_a = if small { 16 } else { 4096 };
+        let c = cfg(trials_a, DeviceModel::pcm(), Gdc::Readout);
+        plan::time_device_state(be.as_mut(), &m, &cfg(2, DeviceModel::pcm(), Gdc::Readout))?;
+        let t = plan::time_device_state(be.as_mut(), &m, &c)?;
+        let samples = trials_a as f64 * m.len() as f64;
+        let profile = breakdown(be.as_mut(), show_breakdown, &mut |be| plan::time_device_state(be, &m, &c).map(|_| ()))?;
+        cases.push(Case {
+            name: "(a) device state",
+            size: format!("512x512, {trials_a} trials"),
+            rate: samples / t,
+            floor: Some(1.0 / DEVICE_STATE.floor_seconds(&ceil)),
+            unit: "samples/s",
+            target: gpu_target(40e9),
+            profile,
+        });
+    }
 
     // (b) Single-vector MVMs, programming noise only, weights regenerated in registers.
-    let trials_b = if small { 16 } else { 8192 };
-    let xq: Vec<f32> = weights(512).iter().map(|v| (v * 63.0).round() / 63.0).collect();
-    let dev_b = DeviceModel { drift_scale: 0.0, read_noise_scale: 0.0, ..DeviceModel::pcm() };
-    plan::run_program_mvm(be.as_mut(), &m, &xq, &cfg(2, dev_b.clone(), Gdc::Off))?;
-    let cb = cfg(trials_b, dev_b, Gdc::Off);
-    let start = std::time::Instant::now();
-    plan::run_program_mvm(be.as_mut(), &m, &xq, &cb)?;
-    let t = start.elapsed().as_secs_f64();
-    let macs = trials_b as f64 * m.len() as f64;
-    let per_mac = Counts { philox_blocks: 1.0, flops: 2.0, transcendentals: 3.0, bytes: 0.0 };
-    let profile = breakdown(be.as_mut(), show_breakdown, &mut |be| plan::run_program_mvm(be, &m, &xq, &cb).map(|_| ()))?;
-    cases.push(Case {
-        name: "(b) single-vector MVM",
-        size: format!("512x512, {trials_b} trials"),
-        rate: macs / t,
-        floor: Some(1.0 / per_mac.floor_seconds(&ceil)),
-        unit: "MAC/s",
-        target: gpu_target(150e9),
-        profile,
-    });
+    if only.wants('b') {
+        let trials_b = if small { 16 } else { 8192 };
+        let xq: Vec<f32> = weights(512).iter().map(|v| (v * 63.0).round() / 63.0).collect();
+        let dev_b = DeviceModel { drift_scale: 0.0, read_noise_scale: 0.0, ..DeviceModel::pcm() };
+        plan::run_program_mvm(be.as_mut(), &m, &xq, &cfg(2, dev_b.clone(), Gdc::Off))?;
+        let cb = cfg(trials_b, dev_b, Gdc::Off);
+        let start = std::time::Instant::now();
+        plan::run_program_mvm(be.as_mut(), &m, &xq, &cb)?;
+        let t = start.elapsed().as_secs_f64();
+        let macs = trials_b as f64 * m.len() as f64;
+        let per_mac = Counts { philox_blocks: 1.0, flops: 2.0, transcendentals: 3.0, bytes: 0.0 };
+        let profile = breakdown(be.as_mut(), show_breakdown, &mut |be| plan::run_program_mvm(be, &m, &xq, &cb).map(|_| ()))?;
+        cases.push(Case {
+            name: "(b) single-vector MVM",
+            size: format!("512x512, {trials_b} trials"),
+            rate: macs / t,
+            floor: Some(1.0 / per_mac.floor_seconds(&ceil)),
+            unit: "MAC/s",
+            target: gpu_target(150e9),
+            profile,
+        });
+    }
 
     // (c) A whole batched inference at one time point, 1024 x 1024 layer; (d) the same with the
     // full periphery (per-read weight noise and IR drop) on a smaller problem.
     for full in [false, true] {
+        if !only.wants(if full { 'd' } else { 'c' }) {
+            continue;
+        }
         let (n, trials, batch) = match (full, small) {
             (false, false) => (1024usize, 256u32, 256u32),
             (false, true) => (1024, 2, 64),
@@ -321,7 +351,8 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
     }
 
     // (e) The public MLP case through the experiment runner.
-    match bench_mlp_path() {
+    match bench_mlp_path().filter(|_| only.wants('e')) {
+        None if !only.wants('e') => {}
         None => say!("(e) skipped: experiments/bench_mlp.toml not found (run from the repository root)"),
         Some(path) => {
             let mut exp = crate::config::Experiment::load(&path).map_err(|e| EngineError::Invalid(format!("{}: {e}", path.display())))?;
@@ -344,12 +375,14 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
     }
 
     // (f) FAVOR+ attention on a programmed projection: d = 64, s = 256, n = 1024, 8 heads.
-    cases.push(attention_case(be.as_mut(), small, &ceil, show_breakdown)?);
+    if only.wants('f') {
+        cases.push(attention_case(be.as_mut(), small, &ceil, show_breakdown)?);
+    }
 
     // (g) The shipped MoE experiment: the noisy forward pass (trials/s) and the 3D schedule
     // simulation (tokens scheduled per second, host).
     let moe = std::path::Path::new("experiments/moe_3d.toml");
-    if moe.is_file() {
+    if only.wants('g') && moe.is_file() {
         let mut exp = crate::config::Experiment::load(moe).map_err(|e| EngineError::Invalid(format!("{}: {e}", moe.display())))?;
         exp.trials = if small { 4 } else { 100 };
         let start = std::time::Instant::now();
@@ -385,7 +418,7 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
     // (h) The shipped CNN experiment: convolutions as one MVM per output pixel (`im2col`), digital
     // pooling; its rate is the MVMs' FLOPs per second, its floor from the counts below.
     let cnn = std::path::Path::new("experiments/digits_cnn.toml");
-    if cnn.is_file() {
+    if only.wants('h') && cnn.is_file() {
         let mut exp = crate::config::Experiment::load(cnn).map_err(|e| EngineError::Invalid(format!("{}: {e}", cnn.display())))?;
         exp.trials = if small { 10 } else { 200 };
         exp.weight_error_trials = 0;
@@ -421,11 +454,13 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool) -> Result<()
 
     // (i) The shipped transformer experiment through the runner.
     let tf = std::path::Path::new("experiments/transformer_lra.toml");
-    if tf.is_file() {
+    if only.wants('i') && tf.is_file() {
         cases.push(transformer_case(be.as_mut(), tf, small, &ceil, show_breakdown)?);
     }
     // (j) A BERT-base-sized encoder on seeded weights: one noisy pass.
-    cases.push(bert_case(be.as_mut(), small, &ceil, show_breakdown)?);
+    if only.wants('j') {
+        cases.push(bert_case(be.as_mut(), small, &ceil, show_breakdown)?);
+    }
 
     say!("{:<24} {:<36} {:>16} {:>16} {:>7} {:>16}", "case", "size", "measured", "floor", "ratio", "target");
     for c in &cases {

@@ -135,6 +135,9 @@ pub enum Command {
         /// Also print each case's per-stage time, share, dispatches and bound bytes.
         #[arg(long)]
         breakdown: bool,
+        /// Only these cases, by letter, comma-separated (e.g. `--cases a,e,f`); all by default.
+        #[arg(long, value_delimiter = ',')]
+        cases: Vec<String>,
     },
     /// Train a digits MLP on the train split (reproducible; writes a PyTorch-style .safetensors).
     /// With no options it rebuilds the shipped experiments/models/digits_mlp.safetensors.

@@ -464,3 +464,18 @@ fn a_killed_run_resumes_from_its_journal_with_identical_results() {
     let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|n| !n.contains("staging") && !n.contains(".old-") && !n.contains("journal")), "{names:?}");
 }
+
+#[test]
+fn bench_runs_the_cases_asked_for_and_names_a_bad_one() {
+    for bad in ["z", "ab", "(k)"] {
+        let o = aimc().args(["bench", "--backend", "cpu", "--size", "small", "--cases", bad]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains("--cases") && err.contains("a to j"), "--cases {bad}: {err}");
+        assert!(o.stdout.is_empty(), "nothing is measured before the check: {}", String::from_utf8_lossy(&o.stdout));
+    }
+    let o = aimc().args(["bench", "--backend", "cpu", "--size", "small", "--cases", "(B)"]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with('(')).collect();
+    assert!(rows.len() == 1 && rows[0].starts_with("(b) single-vector MVM"), "{out}");
+}

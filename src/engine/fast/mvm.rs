@@ -106,56 +106,71 @@ fn epilogue_body(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize,
     let trial = l.trial_offset + trial_local as u32;
     let key = [l.key0, l.key1];
     let w2 = ctr_word2(l.layer, stream::OUT, l.t_index);
-    // Output groups of four (one Philox block each) covering the tile's rows. The blocks of all
-    // (vector, group) pairs fill the eight lanes in turn: a narrow tile (8 outputs, 2 groups) would
-    // otherwise compute 8 blocks per vector for the 2 it reads.
+    // Output groups of four (one Philox block each) covering the tile's rows. The lanes run over
+    // the (vector, group) pairs of a block of vectors: a narrow tile (8 outputs, 2 groups) would
+    // otherwise compute 8 blocks per vector for the 2 it reads, and blocks of at most
+    // PAIRS_PER_BLOCK pairs keep the noise in L1 for the ADC loop that reads it.
+    const PAIRS_PER_BLOCK: usize = 1024;
     let (r0, r1) = (t.row_start, t.row_start + t.rows);
     let (g0, g1) = (r0 >> 2, (r1 + 3) >> 2);
-    let ng = (g1 - g0) as usize;
-    let pairs = batch * ng;
-    noise.clear();
-    if io.out_noise > 0.0 {
-        noise.resize(pairs.div_ceil(L) * L * 4, 0.0);
-        // The next lane's (vector, group), stepped without a division per lane; lanes past the
-        // last pair repeat it and their blocks are dropped.
-        let (mut sv, mut jv) = (0u32, 0u32);
-        for c0 in (0..pairs).step_by(L) {
-            let (mut vs, mut gs) = ([0u32; L], [0u32; L]);
-            for i in 0..L {
-                vs[i] = l.vector_offset + sv;
-                gs[i] = ctr_word3_out(g0 + jv, ti as u32, 0);
-                if c0 + i + 1 < pairs {
-                    jv += 1;
-                    if jv as usize == ng {
-                        (sv, jv) = (sv + 1, 0);
+    let ng = ((g1 - g0) as usize).max(1);
+    let off = (r0 - 4 * g0) as usize;
+    let (lo, hi) = (-io.out_bound, io.out_bound);
+    let per_block = (PAIRS_PER_BLOCK / ng).max(1);
+    for s_first in (0..batch).step_by(per_block) {
+        let vectors = per_block.min(batch - s_first);
+        let pairs = vectors * ng;
+        noise.clear();
+        if io.out_noise > 0.0 {
+            noise.resize(pairs.div_ceil(L) * L * 4, 0.0);
+            // The next lane's (vector, group), stepped without a division per lane; lanes past
+            // the last pair repeat it and their blocks are dropped.
+            let (mut sv, mut jv) = (s_first as u32, 0u32);
+            for c0 in (0..pairs).step_by(L) {
+                let (mut vs, mut gs) = ([0u32; L], [0u32; L]);
+                for i in 0..L {
+                    vs[i] = l.vector_offset + sv;
+                    gs[i] = ctr_word3_out(g0 + jv, ti as u32, 0);
+                    if c0 + i + 1 < pairs {
+                        jv += 1;
+                        if jv as usize == ng {
+                            (sv, jv) = (sv + 1, 0);
+                        }
+                    }
+                }
+                let n = normal4_x8(&philox_x8([vs, [trial; L], [w2; L], gs], key));
+                for i in 0..L {
+                    for (w, nw) in n.iter().enumerate() {
+                        noise[(c0 + i) * 4 + w] = nw[i];
                     }
                 }
             }
-            let c = [vs, [trial; L], [w2; L], gs];
-            let n = normal4_x8(&philox_x8(c, key));
-            for i in 0..L {
-                for (w, nw) in n.iter().enumerate() {
-                    noise[(c0 + i) * 4 + w] = nw[i];
+        }
+        for sb in 0..vectors {
+            let s = s_first + sb;
+            let yrow = &mut y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out..][..n_out];
+            let yt = &mut yrow[r0 as usize..r1 as usize];
+            let arow = &acc[s * rows..(s + 1) * rows];
+            let mut any = false;
+            // The ADC in straight loops over the tile's outputs (no branch inside), so they
+            // vectorise; the same operations in the same order as the twin.
+            if io.out_noise > 0.0 {
+                let nrow = &noise[sb * ng * 4 + off..][..rows];
+                for ((yo, &a), &nz) in yt.iter_mut().zip(arow).zip(nrow) {
+                    let q = quant_out(io, a + io.out_noise * nz);
+                    any |= saturated(io, q);
+                    *yo = q.clamp(lo, hi);
+                }
+            } else {
+                for (yo, &a) in yt.iter_mut().zip(arow) {
+                    let q = quant_out(io, a);
+                    any |= saturated(io, q);
+                    *yo = q.clamp(lo, hi);
                 }
             }
-        }
-    }
-    for s in 0..batch {
-        let yrow = &mut y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out..][..n_out];
-        let arow = &acc[s * rows..(s + 1) * rows];
-        let off = s * ng * 4 + (r0 - 4 * g0) as usize;
-        let mut any = false;
-        for o in 0..rows {
-            let mut v = arow[o];
-            if io.out_noise > 0.0 {
-                v += io.out_noise * noise[off + o];
+            if any && mvm_flags(io, 0) {
+                sat[(z * batch + s) * ntiles + tile] |= 1;
             }
-            let q = quant_out(io, v);
-            any |= saturated(io, q);
-            yrow[t.row_start as usize + o] = q.clamp(-io.out_bound, io.out_bound);
-        }
-        if any && mvm_flags(io, 0) {
-            sat[(z * batch + s) * ntiles + tile] |= 1;
         }
     }
 }

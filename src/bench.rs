@@ -351,8 +351,8 @@ pub fn run(choice: BackendChoice, size: &str, show_breakdown: bool, only: &CaseF
     }
 
     // (e) The public MLP case through the experiment runner.
-    match bench_mlp_path().filter(|_| only.wants('e')) {
-        None if !only.wants('e') => {}
+    match bench_mlp_path() {
+        _ if !only.wants('e') => {}
         None => say!("(e) skipped: experiments/bench_mlp.toml not found (run from the repository root)"),
         Some(path) => {
             let mut exp = crate::config::Experiment::load(&path).map_err(|e| EngineError::Invalid(format!("{}: {e}", path.display())))?;

@@ -2,11 +2,12 @@
 //! many rows: the twins' sums in the twins' order (so the results are bit-identical), with loops
 //! ordered for the cache: `linear_kv` walks the keys once per (trial, sample, head), adding each
 //! key's φ_j ⊗ [v_j | 1] row by row; `linear_out` forms each token's numerator row by row of S
-//! and its denominator once (the twin recomputes it per output column); `feature_map` with one
-//! flattened trial (the transformer's (token, head) slices) splits its rows over the threads.
+//! and its denominator once (the twin recomputes it per output column); `feature_map` picks the
+//! map once per row (the twin per feature) and splits rows or trials over the threads.
 
 use crate::engine::cpu::common::par_trials;
-use crate::engine::layout::StageParams;
+use crate::engine::layout::{KernelParams, StageParams};
+use std::f32::consts::SQRT_2 as SQRT2;
 use crate::engine::stages::ATTN_BLOCK;
 
 pub fn linear_kv(p: &StageParams, phik: &[f32], v: &[f32], lengths: &[u32], kv: &mut [f32], threads: usize) {
@@ -90,17 +91,111 @@ pub fn linear_out(p: &StageParams, phiq: &[f32], phik: &[f32], kv: &[f32], v: &[
     });
 }
 
-/// `feature_map`: with one flattened trial (per-row norms) the rows split over the threads, each
-/// range through the twin; otherwise (norms shared by the trials) the twin itself.
+/// `feature_map`: the twin's arithmetic row by row with the map chosen once per row and the
+/// replica sums as whole rows (bit-identical: the same operations on every value, in the same
+/// order, and the same libm calls). With one flattened trial (the transformer's (token, head)
+/// slices) the rows split over the threads, otherwise the trials do.
 pub fn feature_map(p: &StageParams, h: &[f32], norms: &[f32], phi: &mut [f32], threads: usize) {
     let k = &p.kern;
-    if p.layer.trials != 1 || threads <= 1 {
-        return crate::engine::cpu::feature_map::feature_map(p, h, norms, phi, threads);
-    }
     let (rows, rs, width) = (k.rows as usize, (k.replicas * k.s) as usize, k.width as usize);
-    par_trials(threads, rows, phi, width, |first, n, out| {
-        let mut sub = *p;
-        sub.kern.rows = n as u32;
-        crate::engine::cpu::feature_map::feature_map(&sub, &h[first * rs..(first + n) * rs], &norms[first..first + n], &mut out[..n * width], 1);
+    if p.layer.trials == 1 {
+        par_trials(threads, rows, phi, width, |first, n, out| {
+            let mut y = Vec::new();
+            for (row, o) in out[..n * width].chunks_exact_mut(width).enumerate() {
+                feature_row(k, &h[(first + row) * rs..][..rs], norms[first + row], o, &mut y);
+            }
+        });
+        return;
+    }
+    par_trials(threads, p.layer.trials as usize, phi, rows * width, |first, n, out| {
+        let mut y = Vec::new();
+        for (i, o) in out[..n * rows * width].chunks_exact_mut(width).enumerate() {
+            let (tl, row) = (i / rows, i % rows);
+            feature_row(k, &h[((first + tl) * rows + row) * rs..][..rs], norms[row], o, &mut y);
+        }
     });
+}
+
+/// One row of `feature_map`'s twin: `hr` is the row's s · replicas outputs, `sq` its squared norm.
+fn feature_row(k: &KernelParams, hr: &[f32], sq: f32, out: &mut [f32], y: &mut Vec<f32>) {
+    let (s, r) = (k.s as usize, k.replicas as usize);
+    // y_j = (((0 + h_0j) + h_1j) + ...) / r, as the twin sums.
+    y.clear();
+    y.resize(s, 0.0);
+    for rep in hr.chunks_exact(s).take(r) {
+        for (yj, &v) in y.iter_mut().zip(rep) {
+            *yj += v;
+        }
+    }
+    let rf = r as f32;
+    for yj in y.iter_mut() {
+        *yj /= rf;
+    }
+    let c0 = 1.0 / (s as f32).sqrt();
+    let half = 0.5 * sq;
+    let (a, b) = out.split_at_mut(s);
+    let pair = b.len() == s;
+    // The twin's second column when `width` is 2s; otherwise only the first is written.
+    let mut put = |j: usize, va: f32, vb: f32| {
+        a[j] = va;
+        if pair {
+            b[j] = vb;
+        }
+    };
+    match k.map {
+        0 => y.iter().enumerate().for_each(|(j, &v)| put(j, c0 * v.cos(), c0 * v.sin())),
+        1 => y.iter().enumerate().for_each(|(j, &v)| put(j, if v > 0.0 { c0 * SQRT2 } else { 0.0 }, 0.0)),
+        2 => y.iter().enumerate().for_each(|(j, &v)| put(j, c0 * SQRT2 * v.max(0.0), 0.0)),
+        3 => {
+            let c2 = c0 / SQRT2;
+            y.iter().enumerate().for_each(|(j, &v)| put(j, c2 * (v - half).exp(), c2 * (-v - half).exp()));
+        }
+        4 => {
+            let e = c0 * half.exp();
+            y.iter().enumerate().for_each(|(j, &v)| put(j, e * v.sin(), e * v.cos()));
+        }
+        _ => {
+            let e = c0 * (-half).exp();
+            y.iter().enumerate().for_each(|(j, &v)| put(j, e * v.max(0.0), 0.0));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_map_equals_the_twin_bit_for_bit() {
+        // Every map, one and three replicas, one and two feature columns per projection, one
+        // flattened trial and several, one thread and three: every f32 must be the twin's.
+        let (rows, s) = (11usize, 9usize);
+        for map in 0..6u32 {
+            for replicas in [1u32, 3] {
+                for width in [s, 2 * s] {
+                    if width == s && matches!(map, 0 | 3 | 4) {
+                        continue; // pair maps always have 2s columns
+                    }
+                    for trials in [1u32, 3] {
+                        let mut p = StageParams::default();
+                        p.layer.trials = trials;
+                        p.kern = KernelParams { rows: rows as u32, s: s as u32, replicas, width: width as u32, map, ..Default::default() };
+                        let n = trials as usize * rows * replicas as usize * s;
+                        // Outputs around 0 (both signs, a -0.0) and norms of several sizes.
+                        let mut h: Vec<f32> = crate::rng::uniform_signed(n, 7 + map as u64).iter().map(|v| 2.5 * v).collect();
+                        h[3] = -0.0;
+                        let norms: Vec<f32> = (0..rows).map(|i| 0.3 * i as f32).collect();
+                        let mut want = vec![0f32; trials as usize * rows * width];
+                        crate::engine::cpu::feature_map::feature_map(&p, &h, &norms, &mut want, 1);
+                        for threads in [1, 3] {
+                            let mut got = vec![0f32; want.len()];
+                            feature_map(&p, &h, &norms, &mut got, threads);
+                            let same = want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits());
+                            assert!(same, "map {map}, replicas {replicas}, width {width}, trials {trials}, threads {threads}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -7,8 +7,8 @@
 
 use crate::engine::cpu::common::par_trials;
 use crate::engine::layout::{KernelParams, StageParams};
-use std::f32::consts::SQRT_2 as SQRT2;
 use crate::engine::stages::ATTN_BLOCK;
+use std::f32::consts::SQRT_2 as SQRT2;
 
 pub fn linear_kv(p: &StageParams, phik: &[f32], v: &[f32], lengths: &[u32], kv: &mut [f32], threads: usize) {
     let s = &p.seq;

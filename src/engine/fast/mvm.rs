@@ -55,22 +55,31 @@ pub fn mvm(
         return;
     }
     par_gemm_trials(threads, l, y, sat, |first, n, y, sat| {
-        // Per-thread scratch: the GEMM result of one tile and its output noise.
+        // Per-thread scratch: the GEMM result of a block of vectors of one tile and its output
+        // noise. Blocks of about ACC_FLOATS results stay in L2 between the GEMM that writes them
+        // and the epilogue that reads them (each block's sums are the whole batch's, element by
+        // element: the split is over vectors, never over k).
+        const ACC_FLOATS: usize = 1 << 18;
         let (mut acc, mut noise) = (Vec::new(), Vec::new());
         for z in 0..n {
             for tile in 0..ntiles {
-                gemm_tile(p, &tiles[tile], xq, weff, first + z, &mut acc);
-                epilogue(p, &tiles[tile], tile, first + z, z, &acc, y, sat, &mut noise);
+                let per_block = (ACC_FLOATS / (tiles[tile].rows as usize).max(1)).max(8);
+                for s0 in (0..batch).step_by(per_block) {
+                    let vecs = s0..(s0 + per_block).min(batch);
+                    gemm_tile(p, &tiles[tile], xq, weff, first + z, vecs.clone(), &mut acc);
+                    epilogue(p, &tiles[tile], tile, first + z, z, vecs, &acc, y, sat, &mut noise);
+                }
             }
         }
     });
     finish_mvm_pass(0, l, sat, nsat, bm_level);
 }
 
-/// `acc[s * rows + o] = Σ_k xq[trial, s, col_start + k] · weff[trial, row_start + o, col_start + k]`.
-fn gemm_tile(p: &StageParams, t: &TileInfo, xq: &[f32], weff: &[f32], trial_local: usize, acc: &mut Vec<f32>) {
+/// `acc[(s − vecs.start) * rows + o] = Σ_k xq[trial, s, col_start + k] · weff[trial, row_start + o, col_start + k]`
+/// for the vectors s in `vecs`.
+fn gemm_tile(p: &StageParams, t: &TileInfo, xq: &[f32], weff: &[f32], trial_local: usize, vecs: std::ops::Range<usize>, acc: &mut Vec<f32>) {
     let l = &p.layer;
-    let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
+    let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, vecs.len());
     let (rows, cols) = (t.rows as usize, t.cols as usize);
     acc.clear();
     acc.resize(batch * rows, 0.0);
@@ -78,7 +87,7 @@ fn gemm_tile(p: &StageParams, t: &TileInfo, xq: &[f32], weff: &[f32], trial_loca
         return;
     }
     // A shared input (the first layer) was quantised once, as trial 0.
-    let xbase = if l.x_per_trial != 0 { trial_local } else { 0 } * batch * n_in + t.col_start as usize;
+    let xbase = (if l.x_per_trial != 0 { trial_local } else { 0 } * l.batch as usize + vecs.start) * n_in + t.col_start as usize;
     let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
     let x = &xq[xbase..xbase + (batch - 1) * n_in + cols];
     let w = &weff[wbase..wbase + (rows - 1) * n_in + cols];
@@ -91,12 +100,23 @@ fn gemm_tile(p: &StageParams, t: &TileInfo, xq: &[f32], weff: &[f32], trial_loca
 
 simd_entry!(
     #[allow(clippy::too_many_arguments)]
-    fn epilogue(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize, z: usize, acc: &[f32], y: &mut [f32], sat: &mut [u32], noise: &mut Vec<f32>) => epilogue_body
+    fn epilogue(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize, z: usize, vecs: std::ops::Range<usize>, acc: &[f32], y: &mut [f32], sat: &mut [u32], noise: &mut Vec<f32>) => epilogue_body
 );
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn epilogue_body(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize, z: usize, acc: &[f32], y: &mut [f32], sat: &mut [u32], noise: &mut Vec<f32>) {
+fn epilogue_body(
+    p: &StageParams,
+    t: &TileInfo,
+    tile: usize,
+    trial_local: usize,
+    z: usize,
+    vecs: std::ops::Range<usize>,
+    acc: &[f32],
+    y: &mut [f32],
+    sat: &mut [u32],
+    noise: &mut Vec<f32>,
+) {
     let l = &p.layer;
     let io = &p.io;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
@@ -117,8 +137,8 @@ fn epilogue_body(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize,
     let off = (r0 - 4 * g0) as usize;
     let (lo, hi) = (-io.out_bound, io.out_bound);
     let per_block = (PAIRS_PER_BLOCK / ng).max(1);
-    for s_first in (0..batch).step_by(per_block) {
-        let vectors = per_block.min(batch - s_first);
+    for s_first in vecs.clone().step_by(per_block) {
+        let vectors = per_block.min(vecs.end - s_first);
         let pairs = vectors * ng;
         noise.clear();
         if io.out_noise > 0.0 {
@@ -150,7 +170,7 @@ fn epilogue_body(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize,
             let s = s_first + sb;
             let yrow = &mut y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out..][..n_out];
             let yt = &mut yrow[r0 as usize..r1 as usize];
-            let arow = &acc[s * rows..(s + 1) * rows];
+            let arow = &acc[(s - vecs.start) * rows..][..rows];
             let mut any = false;
             // The ADC in straight loops over the tile's outputs (no branch inside), so they
             // vectorise; the same operations in the same order as the twin.

@@ -296,14 +296,12 @@ fn per_time_parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(usize, T) -> R 
             .map(|_| {
                 scope.spawn(move || {
                     let mut out = Vec::new();
-                    // The lock is held only to take the next item (a panic in `f` poisons nothing).
-                    while let Some((ti, m)) = {
+                    loop {
+                        // The lock is held only to take the next item (a panic in `f` poisons nothing).
                         let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-                        next
-                    } {
+                        let Some((ti, m)) = next else { return out };
                         out.push((ti, f(ti, m)));
                     }
-                    out
                 })
             })
             .collect();

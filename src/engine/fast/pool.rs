@@ -16,7 +16,7 @@ pub fn pool(p: &StageParams, h: &[f32], hp: &mut [f32], threads: usize) {
     let per = samples * ph * pw * nc;
     let (image_in, image_out) = (oh * ow * nc, ph * pw * nc);
     let is_max = c.pool_kind == 1;
-    let inv_avg = (c.pool_kind == 2).then_some((size * size) as f32);
+    let avg_divisor = (c.pool_kind == 2).then_some((size * size) as f32);
     par_trials(threads, p.layer.trials as usize, hp, per, |first, n, out| {
         for (il, dst) in out[..n * per].chunks_mut(image_out).enumerate() {
             let src = &h[(first * samples + il) * image_in..][..image_in];
@@ -43,7 +43,7 @@ pub fn pool(p: &StageParams, h: &[f32], hp: &mut [f32], threads: usize) {
                             }
                         }
                     }
-                    if let Some(d) = inv_avg {
+                    if let Some(d) = avg_divisor {
                         for acc in o.iter_mut() {
                             *acc /= d;
                         }

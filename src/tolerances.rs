@@ -50,6 +50,15 @@ pub const ADC_FLIP_FRACTION: f64 = 0.01;
 /// (normal · σ/g_max < 0.1, drift factor ≤ 1) by < 1e-6, an activation (|v| < 20) by < 1e-5.
 pub const FAST_ABS: f32 = 1e-5;
 
+/// The fast CPU `feature_map` against its twin, relative to the feature's scale (its value for
+/// the exponential map, the row's amplitude c0 or c0·e^(|x|²/2) for the trigonometric ones):
+/// `lanes::exp` is within 5e-7 relative of libm's, `lanes::sincos` within 2e-7 + 2e-11·|y|
+/// absolute for |y| ≤ 1e4 (both tested in `fast::lanes`), and the product with the row's constant
+/// adds half an ulp (6e-8) on each side. Below e^-87 the fast map gives 0 where libm may give a
+/// denormal: an absolute difference under the smallest normal f32. A wrong map, sign or column is
+/// O(1).
+pub const FAST_FEATURE_REL: f32 = 1e-6;
+
 /// Relative agreement of the kernel stages (`feature_map`, `kernel_error`, `attention_kv`,
 /// `attention_out`) between the GPU and the CPU twins on the same inputs: f32 sums of up to a few
 /// thousand terms in the same order carry ~1e-6 relative error, and WGSL's `cos`/`sin`/`exp` are

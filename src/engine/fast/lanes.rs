@@ -1,6 +1,6 @@
 //! Eight-lane building blocks of the fast CPU kernels: Philox4x32-10 on eight counters at once
 //! (bit-exact with `rng::philox4x32_10`), Box–Muller normals on all four words, and branch-free
-//! f32 `ln`, `exp`, `sin`/`cos` of a turn fraction and `tanh`, written so LLVM vectorises them
+//! f32 `ln`, `exp`, `sin`/`cos` (of a turn fraction, or of any angle) and `tanh`, written so LLVM vectorises them
 //! (AVX2 where the CPU has it, see `fast::has_avx2`).
 //!
 //! The polynomials are Cephes' single-precision ones (S. L. Moshier, Cephes Math Library:
@@ -114,6 +114,30 @@ pub fn sincos_turns(u: f32) -> (f32, f32) {
     (sin, cos)
 }
 
+/// (sin x, cos x) for any finite x: the quadrant q = round(2x/π), the remainder
+/// x − q·π/2 by Cephes' three-part π/2 (the first two parts have few enough bits that q times them
+/// is exact for |q| < 2^13, i.e. |x| < 1.2·10^4), then `sincos_turns`' polynomials. Absolute error
+/// about 1e-7 for |x| ≤ 1e4, growing past that as the reduction runs out of bits (libm reduces
+/// exactly, WGSL's `sin`/`cos` do not). NaN or ±∞ give NaN.
+#[inline(always)]
+pub fn sincos(x: f32) -> (f32, f32) {
+    const PIO2_1: f32 = 1.570_312_5; // 0x3FC9_0000: 8 significant bits
+    const PIO2_2: f32 = 4.837_512_969_970_703_125e-4; // 0x39FD_A000: 11 significant bits
+    const PIO2_3: f32 = 7.549_789_954_891_882_16e-8;
+    let q = (x * std::f32::consts::FRAC_2_PI + 0.5).floor();
+    let a = ((x - q * PIO2_1) - q * PIO2_2) - q * PIO2_3;
+    let z = a * a;
+    let s = ((-1.951_529_6e-4 * z + 8.332_161e-3) * z - 1.666_665_5e-1) * z * a + a;
+    let c = ((2.443_315_7e-5 * z - 1.388_731_6e-3) * z + 4.166_664_6e-2) * z * z - 0.5 * z + 1.0;
+    // q fits `small_int` for |x| < 6.5e6; beyond, only the quadrant's low bits matter and they
+    // come out as some quadrant, never undefined behaviour.
+    let qi = small_int(q);
+    let (ss, cc) = if qi & 1 != 0 { (c, s) } else { (s, c) };
+    let sin = if qi & 2 != 0 { -ss } else { ss };
+    let cos = if (qi + 1) & 2 != 0 { -cc } else { cc };
+    (sin, cos)
+}
+
 /// Four normals per lane from eight Philox blocks: the same Box–Muller pairs as `rng::normal4`.
 #[inline(always)]
 pub fn normal4_x8(r: &[U; 4]) -> [F; 4] {
@@ -180,6 +204,23 @@ mod tests {
             assert!((exp(y) - y.exp()).abs() <= REL * y.exp(), "exp({y}) = {}, libm {}", exp(y), y.exp());
             assert!((tanh(y / 4.0) - (y / 4.0).tanh()).abs() <= 2e-7, "tanh({})", y / 4.0);
         }
+    }
+
+    #[test]
+    fn sincos_within_its_stated_error() {
+        // Over the feature maps' arguments (projections of order 1–100) and out to 1e4, against
+        // f64 libm: 1e-7 absolute plus the reduction's rounding, which grows with |x|.
+        for i in 0..=200_000u32 {
+            let x = -1e4f32 + i as f32 * 0.1;
+            for x in [x, x / 100.0] {
+                let (s, c) = sincos(x);
+                let (ws, wc) = (x as f64).sin_cos();
+                let tol = 2e-7 + 2e-11 * x.abs() as f64;
+                assert!((s as f64 - ws).abs() <= tol && (c as f64 - wc).abs() <= tol, "sincos({x}) = ({s}, {c}), libm ({ws}, {wc})");
+            }
+        }
+        assert_eq!(sincos(0.0), (0.0, 1.0));
+        assert!(sincos(f32::NAN).0.is_nan() && sincos(f32::INFINITY).1.is_nan());
     }
 
     /// The previous conversion (`to_int_unchecked` after the clamp), written with a saturating

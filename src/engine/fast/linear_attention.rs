@@ -5,9 +5,11 @@
 //! and its denominator once (the twin recomputes it per output column); `feature_map` picks the
 //! map once per row (the twin per feature) and splits rows or trials over the threads.
 
+use super::lanes;
 use crate::engine::cpu::common::par_trials;
 use crate::engine::layout::{KernelParams, StageParams};
 use crate::engine::stages::ATTN_BLOCK;
+use crate::rng::simd::simd_entry;
 use std::f32::consts::SQRT_2 as SQRT2;
 
 pub fn linear_kv(p: &StageParams, phik: &[f32], v: &[f32], lengths: &[u32], kv: &mut [f32], threads: usize) {
@@ -92,9 +94,10 @@ pub fn linear_out(p: &StageParams, phiq: &[f32], phik: &[f32], kv: &[f32], v: &[
 }
 
 /// `feature_map`: the twin's arithmetic row by row with the map chosen once per row and the
-/// replica sums as whole rows (bit-identical: the same operations on every value, in the same
-/// order, and the same libm calls). With one flattened trial (the transformer's (token, head)
-/// slices) the rows split over the threads, otherwise the trials do.
+/// replica sums as whole rows. The maps without a transcendental per feature (1, 2, 5) are
+/// bit-identical to the twin; the others take `lanes::exp` and `lanes::sincos` in place of libm,
+/// within `tolerances::FAST_FEATURE_REL` of the twin. With one flattened trial (the transformer's
+/// (token, head) slices) the rows split over the threads, otherwise the trials do.
 pub fn feature_map(p: &StageParams, h: &[f32], norms: &[f32], phi: &mut [f32], threads: usize) {
     let k = &p.kern;
     let (rows, rs, width) = (k.rows as usize, (k.replicas * k.s) as usize, k.width as usize);
@@ -116,8 +119,13 @@ pub fn feature_map(p: &StageParams, h: &[f32], norms: &[f32], phi: &mut [f32], t
     });
 }
 
+// One row of `feature_map`, compiled for AVX2+FMA where the CPU has them (the `lanes` functions
+// then run on 256-bit registers).
+simd_entry!(fn feature_row(k: &KernelParams, hr: &[f32], sq: f32, out: &mut [f32], y: &mut Vec<f32>) => feature_row_body);
+
 /// One row of `feature_map`'s twin: `hr` is the row's s · replicas outputs, `sq` its squared norm.
-fn feature_row(k: &KernelParams, hr: &[f32], sq: f32, out: &mut [f32], y: &mut Vec<f32>) {
+#[inline(always)]
+fn feature_row_body(k: &KernelParams, hr: &[f32], sq: f32, out: &mut [f32], y: &mut Vec<f32>) {
     let (s, r) = (k.s as usize, k.replicas as usize);
     // y_j = (((0 + h_0j) + h_1j) + ...) / r, as the twin sums.
     y.clear();
@@ -135,29 +143,59 @@ fn feature_row(k: &KernelParams, hr: &[f32], sq: f32, out: &mut [f32], y: &mut V
     let half = 0.5 * sq;
     let (a, b) = out.split_at_mut(s);
     let pair = b.len() == s;
-    // The twin's second column when `width` is 2s; otherwise only the first is written.
-    let mut put = |j: usize, va: f32, vb: f32| {
-        a[j] = va;
-        if pair {
-            b[j] = vb;
-        }
-    };
+    // The pair maps (0, 3, 4) always have 2s columns; the others write the first s only, as the
+    // twin does when `width` is s. Every loop below is over whole slices, so LLVM vectorises the
+    // `lanes` functions inside them.
     match k.map {
-        0 => y.iter().enumerate().for_each(|(j, &v)| put(j, c0 * v.cos(), c0 * v.sin())),
-        1 => y.iter().enumerate().for_each(|(j, &v)| put(j, if v > 0.0 { c0 * SQRT2 } else { 0.0 }, 0.0)),
-        2 => y.iter().enumerate().for_each(|(j, &v)| put(j, c0 * SQRT2 * v.max(0.0), 0.0)),
-        3 => {
-            let c2 = c0 / SQRT2;
-            y.iter().enumerate().for_each(|(j, &v)| put(j, c2 * (v - half).exp(), c2 * (-v - half).exp()));
+        0 | 3 | 4 if pair => {
+            let b = &mut b[..s];
+            match k.map {
+                0 => {
+                    for ((aj, bj), &v) in a.iter_mut().zip(b.iter_mut()).zip(y.iter()) {
+                        let (sn, cs) = lanes::sincos(v);
+                        (*aj, *bj) = (c0 * cs, c0 * sn);
+                    }
+                }
+                3 => {
+                    let c2 = c0 / SQRT2;
+                    for ((aj, bj), &v) in a.iter_mut().zip(b.iter_mut()).zip(y.iter()) {
+                        (*aj, *bj) = (c2 * exp_or_zero(v - half), c2 * exp_or_zero(-v - half));
+                    }
+                }
+                _ => {
+                    let e = c0 * half.exp();
+                    for ((aj, bj), &v) in a.iter_mut().zip(b.iter_mut()).zip(y.iter()) {
+                        let (sn, cs) = lanes::sincos(v);
+                        (*aj, *bj) = (e * sn, e * cs);
+                    }
+                }
+            }
         }
+        0 => a.iter_mut().zip(y.iter()).for_each(|(aj, &v)| *aj = c0 * lanes::sincos(v).1),
+        3 => a.iter_mut().zip(y.iter()).for_each(|(aj, &v)| *aj = c0 / SQRT2 * exp_or_zero(v - half)),
         4 => {
             let e = c0 * half.exp();
-            y.iter().enumerate().for_each(|(j, &v)| put(j, e * v.sin(), e * v.cos()));
+            a.iter_mut().zip(y.iter()).for_each(|(aj, &v)| *aj = e * lanes::sincos(v).0);
         }
+        1 => a.iter_mut().zip(y.iter()).for_each(|(aj, &v)| *aj = if v > 0.0 { c0 * SQRT2 } else { 0.0 }),
+        2 => a.iter_mut().zip(y.iter()).for_each(|(aj, &v)| *aj = c0 * SQRT2 * v.max(0.0)),
         _ => {
             let e = c0 * (-half).exp();
-            y.iter().enumerate().for_each(|(j, &v)| put(j, e * v.max(0.0), 0.0));
+            a.iter_mut().zip(y.iter()).for_each(|(aj, &v)| *aj = e * v.max(0.0));
         }
+    }
+}
+
+/// e^x through `lanes::exp`, and 0 where x < -87 (`lanes::exp` saturates there at e^-87; libm and
+/// the GPUs' `exp` give 0 or a denormal), so a feature that underflows stays 0 and an all-zero
+/// denominator still gives the twin's 0 output.
+#[inline(always)]
+fn exp_or_zero(x: f32) -> f32 {
+    let e = lanes::exp(x);
+    if x < -87.0 {
+        0.0
+    } else {
+        e
     }
 }
 
@@ -166,9 +204,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn feature_map_equals_the_twin_bit_for_bit() {
+    fn feature_map_matches_the_twin() {
         // Every map, one and three replicas, one and two feature columns per projection, one
-        // flattened trial and several, one thread and three: every f32 must be the twin's.
+        // flattened trial and several, one thread and three. Maps 1, 2 and 5 must give the twin's
+        // bits; the pair maps (`lanes` exp and sincos against libm) must be within
+        // FAST_FEATURE_REL of the feature's scale: the value for the exponential map, the row's
+        // amplitude for the trigonometric ones.
+        use crate::tolerances::FAST_FEATURE_REL;
         let (rows, s) = (11usize, 9usize);
         for map in 0..6u32 {
             for replicas in [1u32, 3] {
@@ -181,17 +223,39 @@ mod tests {
                         p.layer.trials = trials;
                         p.kern = KernelParams { rows: rows as u32, s: s as u32, replicas, width: width as u32, map, ..Default::default() };
                         let n = trials as usize * rows * replicas as usize * s;
-                        // Outputs around 0 (both signs, a -0.0) and norms of several sizes.
+                        // Outputs around 0 (both signs, a -0.0), a few far out (|y| up to 400, past
+                        // one turn many times over), and norms of several sizes.
                         let mut h: Vec<f32> = crate::rng::uniform_signed(n, 7 + map as u64).iter().map(|v| 2.5 * v).collect();
                         h[3] = -0.0;
+                        h.iter_mut().step_by(17).for_each(|v| *v *= 160.0);
                         let norms: Vec<f32> = (0..rows).map(|i| 0.3 * i as f32).collect();
                         let mut want = vec![0f32; trials as usize * rows * width];
                         crate::engine::cpu::feature_map::feature_map(&p, &h, &norms, &mut want, 1);
+                        let c0 = 1.0 / (s as f32).sqrt();
                         for threads in [1, 3] {
                             let mut got = vec![0f32; want.len()];
                             feature_map(&p, &h, &norms, &mut got, threads);
-                            let same = want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits());
-                            assert!(same, "map {map}, replicas {replicas}, width {width}, trials {trials}, threads {threads}");
+                            for (i, (&a, &b)) in want.iter().zip(&got).enumerate() {
+                                let row = (i / width) % rows;
+                                let scale = match map {
+                                    0 => c0,
+                                    4 => c0 * (0.5 * norms[row]).exp(),
+                                    // Below e^-87 the twin may give a denormal, the fast map 0.
+                                    3 => a.abs().max(f32::MIN_POSITIVE / FAST_FEATURE_REL),
+                                    _ => {
+                                        assert_eq!(
+                                            a.to_bits(),
+                                            b.to_bits(),
+                                            "map {map}, replicas {replicas}, width {width}, trials {trials}, threads {threads}, value {i}"
+                                        );
+                                        continue;
+                                    }
+                                };
+                                assert!(
+                                    (a - b).abs() <= FAST_FEATURE_REL * scale,
+                                    "map {map}, replicas {replicas}, width {width}, trials {trials}, threads {threads}, value {i}: twin {a}, fast {b}"
+                                );
+                            }
                         }
                     }
                 }

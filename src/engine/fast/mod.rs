@@ -11,9 +11,11 @@
 //! - `kernel_error` and non-causal `attention_kv`/`attention_out` as SGEMMs per trial (and head);
 //!   causal `attention_kv`/`attention_out` with cache-ordered loops over the twins' sums
 //!   (bit-identical), both split over the threads by (trial, head);
-//! - the transformer's `linear_kv`, `linear_out` and many-row `feature_map` with cache-ordered
-//!   loops over the twins' sums (bit-identical to the twins), and `attention_softmax` in two
-//!   passes per query (scores, then exponentials and the weighted sum);
+//! - the transformer's `linear_kv` and `linear_out` with cache-ordered loops over the twins' sums
+//!   (bit-identical to the twins), `attention_softmax` in two passes per query (scores, then
+//!   exponentials and the weighted sum);
+//! - `feature_map` row by row, the exponential and trigonometric maps through `lanes::exp` and
+//!   `lanes::sincos` on eight lanes (the others bit-identical to the twin);
 //! - `mvm_full` (the full periphery path: IR drop, per-read weight noise) as GEMMs per
 //!   (trial, tile) for the MVM and each of its sums, then the twin's epilogue;
 //! - bound management's redo (`mvm`'s level-1 pass and `bound`) eight flagged vectors at a time

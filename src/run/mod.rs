@@ -380,7 +380,9 @@ fn run_point_checkpointed(
                 }
                 if timed {
                     let per_trial = clock.elapsed().as_secs_f64().max(1e-6) / chunk.trials as f64;
-                    next = ((CHECKPOINT_SECONDS / per_trial) as u32).clamp(16, chunk.trials.saturating_mul(8));
+                    // At least 16 trials and at most 8 times this chunk (a one-trial chunk
+                    // still allows 16).
+                    next = ((CHECKPOINT_SECONDS / per_trial) as u32).clamp(16, chunk.trials.saturating_mul(8).max(16));
                 }
                 (chunk.trials, pts)
             }

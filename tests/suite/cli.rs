@@ -237,6 +237,11 @@ fn shards_merge_into_the_single_run() {
     let o = aimc().args(["merge", "--out"]).arg(tmp("merged-odd")).args(&dirs[..3]).arg(&odd).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("same --trials"), "{err}");
+    // A shard of one trial runs (its chunk of one trial sizes the next chunk without a panic).
+    let one = tmp("shard-one");
+    let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--trials", "2", "--shard", "1/2", "--out"]).arg(&one).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(results(&one).points[0].per_trial.len(), 1);
 }
 
 /// Every shipped experiment file validates.

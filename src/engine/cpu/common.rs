@@ -228,6 +228,92 @@ pub fn par_gemm_trials(threads: usize, l: &LayerParams, y: &mut [f32], per_vecto
     par_trials2(threads, l.trials as usize, y, l.tiles_in as usize * batch * l.n_out as usize, per_vector, batch * ntiles, f);
 }
 
+/// The rows one unit of work of a GEMM stage's fast kernel writes: the vectors `vecs` of trial
+/// `trial_local`, as one slice of `y` per input tile (`y(ti, s)`: the output row of vector `s`)
+/// and one word per (vector, tile) (`word(s, tile)`: `sat`'s flags or `bound`'s levels).
+pub struct VectorRows<'a> {
+    pub trial_local: usize,
+    pub vecs: std::ops::Range<usize>,
+    ys: Vec<&'a mut [f32]>,
+    words: &'a mut [u32],
+    n_out: usize,
+    ntiles: usize,
+}
+
+impl VectorRows<'_> {
+    /// Vector `s`'s outputs from input tile `ti` (all n_out of them).
+    #[inline(always)]
+    pub fn y(&mut self, ti: usize, s: usize) -> &mut [f32] {
+        &mut self.ys[ti][(s - self.vecs.start) * self.n_out..][..self.n_out]
+    }
+
+    /// Vector `s`'s word for tile `tile`.
+    #[inline(always)]
+    pub fn word(&mut self, s: usize, tile: usize) -> &mut u32 {
+        &mut self.words[(s - self.vecs.start) * self.ntiles + tile]
+    }
+}
+
+/// Vectors a unit of [`par_vectors`] keeps at least (a GEMM of fewer rows is mostly packing).
+const MIN_UNIT_VECTORS: usize = 16;
+
+/// Runs `f(scratch, rows)` over units of the layer's (trial, vectors), in parallel, with one
+/// `scratch()` per thread. With at least as many trials as threads a unit is a whole trial (as
+/// [`par_gemm_trials`]); with fewer, each trial's vectors split into `threads / trials` ranges,
+/// so a single trial (a large model's one noisy pass) still runs on every thread. Every output
+/// depends only on its own (trial, vector): sums run over k within a vector, never across
+/// vectors, and the Philox counters name the vector, so the split changes no bit.
+pub fn par_vectors<S>(
+    threads: usize,
+    l: &LayerParams,
+    y: &mut [f32],
+    words: &mut [u32],
+    scratch: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, &mut VectorRows) + Sync,
+) {
+    let (trials, batch, tin) = (l.trials as usize, l.batch as usize, l.tiles_in as usize);
+    let (n_out, ntiles) = (l.n_out as usize, (l.tiles_in * l.tiles_out) as usize);
+    let threads = threads.max(1);
+    let parts = if trials >= threads { 1 } else { (threads / trials.max(1)).min(batch.div_ceil(MIN_UNIT_VECTORS)).max(1) };
+    let per = batch.div_ceil(parts).max(1);
+    let (y, words) = (&mut y[..trials * tin * batch * n_out], &mut words[..trials * batch * ntiles]);
+    let mut units = Vec::with_capacity(trials * parts);
+    for (z, (yz, wz)) in y.chunks_mut((tin * batch * n_out).max(1)).zip(words.chunks_mut((batch * ntiles).max(1))).enumerate() {
+        let mut rest_y: Vec<&mut [f32]> = yz.chunks_mut((batch * n_out).max(1)).collect();
+        let mut rest_w = wz;
+        for s0 in (0..batch).step_by(per) {
+            let n = per.min(batch - s0);
+            let ys = rest_y
+                .iter_mut()
+                .map(|r| {
+                    let (a, b) = std::mem::take(r).split_at_mut(n * n_out);
+                    *r = b;
+                    a
+                })
+                .collect();
+            let (w, b) = std::mem::take(&mut rest_w).split_at_mut(n * ntiles);
+            rest_w = b;
+            units.push(VectorRows { trial_local: z, vecs: s0..s0 + n, ys, words: w, n_out, ntiles });
+        }
+    }
+    let threads = threads.min(units.len()).max(1);
+    if threads == 1 {
+        let mut s = scratch();
+        units.iter_mut().for_each(|u| f(&mut s, u));
+        return;
+    }
+    let per_thread = units.len().div_ceil(threads);
+    std::thread::scope(|sc| {
+        for group in units.chunks_mut(per_thread) {
+            let (f, scratch) = (&f, &scratch);
+            sc.spawn(move || {
+                let mut s = scratch();
+                group.iter_mut().for_each(|u| f(&mut s, u));
+            });
+        }
+    });
+}
+
 /// The end of an `mvm` pass at bound-management level `level` (0 or 1) that ran over the layer's
 /// vectors (trials × batch × tiles): `nsat[level]` counts the vectors flagged with bit
 /// `1 << level`, and the level-1 pass records level 1 for every vector it redid (those flagged at

@@ -10,7 +10,7 @@
 //! twin's per-vector loop.
 use super::simd_entry;
 use crate::engine::cpu::bound::input_slice;
-use crate::engine::cpu::common::{par_gemm_trials, quant_in, quant_out, redo_in_gemm, saturated};
+use crate::engine::cpu::common::{par_vectors, quant_in, quant_out, redo_in_gemm, saturated, VectorRows};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::out_normals;
 
@@ -37,16 +37,12 @@ pub fn bound(
         let (bit, from) = if redo { (2u32, 2u32) } else { (1, 1) };
         let any = nsat[from as usize - 1] != 0;
         let flagged = |v: usize| any && sat[v] & bit != 0;
-        par_gemm_trials(threads, l, y, bm_level, |first, n, y, bm_level| {
-            let mut sc = Redo::default();
-            for z in 0..n {
-                let trial_local = first + z;
-                for (tile, t) in tiles.iter().enumerate().take(ntiles) {
-                    sc.active.clear();
-                    sc.active.extend((0..batch).filter(|&s| flagged((trial_local * batch + s) * ntiles + tile)));
-                    if !sc.active.is_empty() {
-                        redo_listed(p, t, tile, &RedoInputs::Raw { x, nm }, weff, trial_local, z, from, false, y, bm_level, &mut sc);
-                    }
+        par_vectors(threads, l, y, bm_level, Redo::default, |sc, rows| {
+            for (tile, t) in tiles.iter().enumerate().take(ntiles) {
+                sc.active.clear();
+                sc.active.extend(rows.vecs.clone().filter(|&s| flagged((rows.trial_local * batch + s) * ntiles + tile)));
+                if !sc.active.is_empty() {
+                    redo_listed(p, t, tile, &RedoInputs::Raw { x, nm }, weff, from, false, rows, sc);
                 }
             }
         });
@@ -87,7 +83,7 @@ simd_entry!(
     /// `from`, leaving the samples that go on in `sc.again` and `bm_level` to the caller (`mvm`'s
     /// level-1 pass).
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn redo_listed(p: &StageParams, t: &TileInfo, tile: usize, inputs: &RedoInputs, weff: &[f32], trial_local: usize, z: usize, from: u32, once: bool, y: &mut [f32], bm_level: &mut [u32], sc: &mut Redo) => redo_listed_body
+    pub(super) fn redo_listed(p: &StageParams, t: &TileInfo, tile: usize, inputs: &RedoInputs, weff: &[f32], from: u32, once: bool, out: &mut VectorRows<'_>, sc: &mut Redo) => redo_listed_body
 );
 
 #[allow(clippy::too_many_arguments)]
@@ -98,17 +94,14 @@ fn redo_listed_body(
     tile: usize,
     inputs: &RedoInputs,
     weff: &[f32],
-    trial_local: usize,
-    z: usize,
     from: u32,
     once: bool,
-    y: &mut [f32],
-    bm_level: &mut [u32],
+    out: &mut VectorRows<'_>,
     sc: &mut Redo,
 ) {
     let l = &p.layer;
     let io = &p.io;
-    let ntiles = (l.tiles_in * l.tiles_out) as usize;
+    let trial_local = out.trial_local;
     let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, l.batch as usize);
     let (rows, cols) = (t.rows as usize, t.cols as usize);
     let ti = tile % l.tiles_in as usize;
@@ -159,7 +152,7 @@ fn redo_listed_body(
                         }
                         let q = quant_out(io, yv);
                         any_sat[i] |= saturated(io, q);
-                        y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out + orow as usize] = q.clamp(-io.out_bound, io.out_bound);
+                        out.y(ti, s)[orow as usize] = q.clamp(-io.out_bound, io.out_bound);
                     }
                 }
             }
@@ -167,7 +160,7 @@ fn redo_listed_body(
                 if any_sat[i] && !last {
                     sc.again.push(s);
                 } else if !once {
-                    bm_level[(z * batch + s) * ntiles + tile] = level;
+                    *out.word(s, tile) = level;
                 }
             }
         }

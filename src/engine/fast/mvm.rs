@@ -11,7 +11,7 @@
 use super::bound::{redo_listed, Redo, RedoInputs};
 use super::lanes::{normal4_x8, philox_x8, L};
 use super::simd_entry;
-use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_gemm_trials, quant_out, redo_in_gemm, saturated};
+use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_vectors, quant_out, redo_in_gemm, saturated, VectorRows};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{ctr_word2, ctr_word3_out, stream};
 
@@ -29,49 +29,54 @@ pub fn mvm(
 ) {
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
-    let batch = l.batch as usize;
     if l.bm_pass == 1 {
         // Only when enough vectors were flagged (else `bound` redoes them from level 1).
         if !redo_in_gemm(l, nsat) {
             return;
         }
-        par_gemm_trials(threads, l, y, sat, |first, n, y, sat| {
-            let mut sc = Redo::default();
-            for z in 0..n {
-                for (tile, t) in tiles.iter().enumerate().take(ntiles) {
-                    sc.active.clear();
-                    sc.active.extend((0..batch).filter(|&s| sat[(z * batch + s) * ntiles + tile] & 1 != 0));
-                    if sc.active.is_empty() {
-                        continue;
+        par_vectors(threads, l, y, sat, Redo::default, |sc, rows| {
+            for (tile, t) in tiles.iter().enumerate().take(ntiles) {
+                sc.active.clear();
+                for s in rows.vecs.clone() {
+                    if *rows.word(s, tile) & 1 != 0 {
+                        sc.active.push(s);
                     }
-                    redo_listed(p, t, tile, &RedoInputs::Quantised(xq), weff, first + z, z, 1, true, y, &mut [], &mut sc);
-                    for &s in &sc.again {
-                        sat[(z * batch + s) * ntiles + tile] |= 2;
-                    }
+                }
+                if sc.active.is_empty() {
+                    continue;
+                }
+                redo_listed(p, t, tile, &RedoInputs::Quantised(xq), weff, 1, true, rows, sc);
+                for &s in &sc.again {
+                    *rows.word(s, tile) |= 2;
                 }
             }
         });
         finish_mvm_pass(1, l, sat, nsat, bm_level);
         return;
     }
-    par_gemm_trials(threads, l, y, sat, |first, n, y, sat| {
-        // Per-thread scratch: the GEMM result of a block of vectors of one tile and its output
-        // noise. Blocks of about ACC_FLOATS results stay in L2 between the GEMM that writes them
-        // and the epilogue that reads them (each block's sums are the whole batch's, element by
-        // element: the split is over vectors, never over k).
-        const ACC_FLOATS: usize = 1 << 18;
-        let (mut acc, mut noise) = (Vec::new(), Vec::new());
-        for z in 0..n {
+    // Per-thread scratch: the GEMM result of a block of vectors of one tile and its output noise.
+    // Blocks of about ACC_FLOATS results stay in L2 between the GEMM that writes them and the
+    // epilogue that reads them (each block's sums are the whole batch's, element by element: the
+    // split is over vectors, never over k).
+    const ACC_FLOATS: usize = 1 << 18;
+    par_vectors(
+        threads,
+        l,
+        y,
+        sat,
+        || (Vec::new(), Vec::new()),
+        |(acc, noise), rows| {
             for tile in 0..ntiles {
                 let per_block = (ACC_FLOATS / (tiles[tile].rows as usize).max(1)).max(8);
-                for s0 in (0..batch).step_by(per_block) {
-                    let vecs = s0..(s0 + per_block).min(batch);
-                    gemm_tile(p, &tiles[tile], xq, weff, first + z, vecs.clone(), &mut acc);
-                    epilogue(p, &tiles[tile], tile, first + z, z, vecs, &acc, y, sat, &mut noise);
+                let all = rows.vecs.clone();
+                for s0 in all.clone().step_by(per_block) {
+                    let vecs = s0..(s0 + per_block).min(all.end);
+                    gemm_tile(p, &tiles[tile], xq, weff, rows.trial_local, vecs.clone(), acc);
+                    epilogue(p, &tiles[tile], tile, vecs, acc, rows, noise);
                 }
             }
-        }
-    });
+        },
+    );
     finish_mvm_pass(0, l, sat, nsat, bm_level);
 }
 
@@ -100,30 +105,17 @@ fn gemm_tile(p: &StageParams, t: &TileInfo, xq: &[f32], weff: &[f32], trial_loca
 
 simd_entry!(
     #[allow(clippy::too_many_arguments)]
-    fn epilogue(p: &StageParams, t: &TileInfo, tile: usize, trial_local: usize, z: usize, vecs: std::ops::Range<usize>, acc: &[f32], y: &mut [f32], sat: &mut [u32], noise: &mut Vec<f32>) => epilogue_body
+    fn epilogue(p: &StageParams, t: &TileInfo, tile: usize, vecs: std::ops::Range<usize>, acc: &[f32], rows: &mut VectorRows<'_>, noise: &mut Vec<f32>) => epilogue_body
 );
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn epilogue_body(
-    p: &StageParams,
-    t: &TileInfo,
-    tile: usize,
-    trial_local: usize,
-    z: usize,
-    vecs: std::ops::Range<usize>,
-    acc: &[f32],
-    y: &mut [f32],
-    sat: &mut [u32],
-    noise: &mut Vec<f32>,
-) {
+fn epilogue_body(p: &StageParams, t: &TileInfo, tile: usize, vecs: std::ops::Range<usize>, acc: &[f32], out: &mut VectorRows<'_>, noise: &mut Vec<f32>) {
     let l = &p.layer;
     let io = &p.io;
-    let ntiles = (l.tiles_in * l.tiles_out) as usize;
-    let (n_out, batch) = (l.n_out as usize, l.batch as usize);
     let ti = tile % l.tiles_in as usize;
     let rows = t.rows as usize;
-    let trial = l.trial_offset + trial_local as u32;
+    let trial = l.trial_offset + out.trial_local as u32;
     let key = [l.key0, l.key1];
     let w2 = ctr_word2(l.layer, stream::OUT, l.t_index);
     // Output groups of four (one Philox block each) covering the tile's rows. The lanes run over
@@ -168,8 +160,7 @@ fn epilogue_body(
         }
         for sb in 0..vectors {
             let s = s_first + sb;
-            let yrow = &mut y[(z * l.tiles_in as usize + ti) * batch * n_out + s * n_out..][..n_out];
-            let yt = &mut yrow[r0 as usize..r1 as usize];
+            let yt = &mut out.y(ti, s)[r0 as usize..r1 as usize];
             let arow = &acc[(s - vecs.start) * rows..][..rows];
             let mut any = false;
             // The ADC in straight loops over the tile's outputs (no branch inside), so they
@@ -189,7 +180,7 @@ fn epilogue_body(
                 }
             }
             if any && mvm_flags(io, 0) {
-                sat[(z * batch + s) * ntiles + tile] |= 1;
+                *out.word(s, tile) |= 1;
             }
         }
     }

@@ -20,7 +20,9 @@
 //!   (trial, tile) for the MVM and each of its sums, then the twin's epilogue;
 //! - bound management's redo (`mvm`'s level-1 pass and `bound`) eight flagged vectors at a time
 //!   in the lanes of one accumulator, level by level, with one Philox block per four outputs
-//!   (bit-identical to the twin); on the full path the twin's per-vector redo.
+//!   (bit-identical to the twin); on the full path the twin's per-vector redo;
+//! - `mvm` and `bound` split over the threads by trial, or, with fewer trials than threads, by
+//!   ranges of each trial's vectors (`cpu::common::par_vectors`; the same bits either way).
 //!
 //! Results agree with the twins within the named tolerances of `tolerances.rs` (the GEMM sums in
 //! another order; `ln`/`cos` are polynomials accurate to ~1e-7), not bit for bit, exactly like

@@ -190,9 +190,10 @@ fn fast_counts_do_not_depend_on_chunking_or_threads() {
 }
 
 /// With fewer trials than threads the GEMM stages split each trial's vectors over the threads
-/// (`par_vectors`): every recorded `mvm_narrow` (both passes) and `bound` dispatch of one-trial
-/// chunks, replayed on one thread and on three (ranges of 13, 13 and 11 of the 37 vectors),
-/// writes the same bits.
+/// (`par_vectors`), and `dac` and `combine` split by vector always: every recorded `dac`,
+/// `mvm_narrow` (both passes of each), `bound` and `combine` dispatch of one-trial chunks,
+/// replayed on one thread and on three (ranges of 13, 13 and 11 of the 37 vectors), writes the
+/// same bits.
 #[test]
 fn fast_gemm_stages_split_one_trial_over_threads_bit_for_bit() {
     let (layers, x, labels) = model();
@@ -200,18 +201,19 @@ fn fast_gemm_stages_split_one_trial_over_threads_bit_for_bit() {
     run_classifier(&mut rec, &layers, &x, &labels, &cfg(DeviceModel::pcm(), 2, 1)).unwrap();
     let (mut seen, mut redone) = (std::collections::BTreeSet::new(), 0usize);
     for d in &rec.log {
-        if !matches!(d.stage, Stage::Mvm | Stage::MvmNarrow | Stage::Bound) {
+        if !matches!(d.stage, Stage::Dac | Stage::Mvm | Stage::MvmNarrow | Stage::Bound | Stage::Combine) {
             continue;
         }
         assert_eq!(d.params.layer.trials, 1, "chunks of one trial");
         let (one, three) = (replay(&mut fast(1), d), replay(&mut fast(3), d));
         assert!(one == three, "{} (pass {}): one thread and three differ", d.stage.name(), d.params.layer.bm_pass);
-        if d.stage != Stage::Bound && d.params.layer.bm_pass == 1 {
+        if d.stage == Stage::MvmNarrow && d.params.layer.bm_pass == 1 {
             redone += d.before[5][0] as usize;
         }
         seen.insert((d.stage.name(), d.params.layer.bm_pass));
     }
-    assert_eq!(seen.len(), 3, "dispatches replayed: {seen:?}");
+    let want = [("bound", 0), ("combine", 0), ("dac", 0), ("dac", 1), ("mvm_narrow", 0), ("mvm_narrow", 1)];
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), want, "dispatches replayed");
     assert!(redone > 0, "no vector went through the level-1 pass");
 }
 

@@ -11,8 +11,9 @@ use crate::engine::layout::{StageParams, TileInfo};
 
 #[allow(clippy::too_many_arguments)]
 pub fn combine(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], bm_level: &[u32], alpha: &[f32], bias: &[f32], h: &mut [f32], threads: usize) {
-    let per = (p.layer.batch * p.layer.n_out) as usize;
-    par_trials(threads, p.layer.trials as usize, h, per, |first, n, h| rows(p, tiles, y, nm, bm_level, alpha, bias, first, n, h));
+    // Split by output row (trial × sample), so a chunk of one trial still runs on every thread.
+    let vectors = (p.layer.trials * p.layer.batch) as usize;
+    par_trials(threads, vectors, h, p.layer.n_out as usize, |first, n, h| rows(p, tiles, y, nm, bm_level, alpha, bias, first, n, h));
 }
 
 simd_entry!(
@@ -26,35 +27,34 @@ fn rows_body(p: &StageParams, tiles: &[TileInfo], y: &[f32], nm: &[f32], bm_leve
     let l = &p.layer;
     let (batch, n_out, tin) = (l.batch as usize, l.n_out as usize, l.tiles_in as usize);
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
-    for z in 0..n {
-        let trial_local = first + z;
-        for s in 0..batch {
-            let vs = trial_local * batch + s;
-            let hrow = &mut h[(z * batch + s) * n_out..][..n_out];
-            for to in 0..l.tiles_out as usize {
-                // Outputs of output tile `to`: the same factors for the whole row slice.
-                let t0 = &tiles[to * tin];
-                let (lo, hi) = (t0.row_start as usize, (t0.row_start + t0.rows) as usize);
-                let out = &mut hrow[lo..hi];
-                out.fill(0.0);
-                for ti in 0..tin {
-                    let tile = to * tin + ti;
-                    let fc = nm[if l.x_per_trial != 0 { vs } else { s } * tin + ti] * (1u32 << bm_level[vs * ntiles + tile]) as f32;
-                    // Each output's GDC factor (one per tile, or its own) and digital scale, in
-                    // the twin's order of multiplication.
-                    let a0 = alpha_slot(l, trial_local as u32, tile as u32, 0);
-                    let per_row = usize::from(l.alpha_rows > 1);
-                    let scales = &tiles[row_entry(l, tile as u32, 0)..][..hi - lo];
-                    let yrow = &y[((trial_local * tin + ti) * batch + s) * n_out..][lo..hi];
-                    for (k, (a, &yv)) in out.iter_mut().zip(yrow).enumerate() {
-                        *a += yv * (fc * alpha[a0 + k * per_row] * scales[k].scale);
-                    }
+    // Rows first .. first + n (trial-major: vs = trial · batch + sample).
+    for r in 0..n {
+        let vs = first + r;
+        let (trial_local, s) = (vs / batch, vs % batch);
+        let hrow = &mut h[r * n_out..][..n_out];
+        for to in 0..l.tiles_out as usize {
+            // Outputs of output tile `to`: the same factors for the whole row slice.
+            let t0 = &tiles[to * tin];
+            let (lo, hi) = (t0.row_start as usize, (t0.row_start + t0.rows) as usize);
+            let out = &mut hrow[lo..hi];
+            out.fill(0.0);
+            for ti in 0..tin {
+                let tile = to * tin + ti;
+                let fc = nm[if l.x_per_trial != 0 { vs } else { s } * tin + ti] * (1u32 << bm_level[vs * ntiles + tile]) as f32;
+                // Each output's GDC factor (one per tile, or its own) and digital scale, in
+                // the twin's order of multiplication.
+                let a0 = alpha_slot(l, trial_local as u32, tile as u32, 0);
+                let per_row = usize::from(l.alpha_rows > 1);
+                let scales = &tiles[row_entry(l, tile as u32, 0)..][..hi - lo];
+                let yrow = &y[((trial_local * tin + ti) * batch + s) * n_out..][lo..hi];
+                for (k, (a, &yv)) in out.iter_mut().zip(yrow).enumerate() {
+                    *a += yv * (fc * alpha[a0 + k * per_row] * scales[k].scale);
                 }
-                for (a, &b) in out.iter_mut().zip(&bias[lo..hi]) {
-                    *a += b;
-                }
-                activate_row(l.activation, out);
             }
+            for (a, &b) in out.iter_mut().zip(&bias[lo..hi]) {
+                *a += b;
+            }
+            activate_row(l.activation, out);
         }
     }
 }

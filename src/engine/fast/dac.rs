@@ -18,7 +18,8 @@ pub fn dac(p: &StageParams, tiles: &[TileInfo], x: &[f32], sat: &[u32], nsat: &[
     if l.bm_pass != 0 && !redo_in_gemm(l, nsat) {
         return;
     }
-    par_trials2(threads, trials, xq, batch * n_in, nm, batch * tin, |first, n, xq, nm| rows(p, tiles, x, sat, first, n, xq, nm));
+    // Split by vector (trial × sample), so a chunk of one trial still runs on every thread.
+    par_trials2(threads, trials * batch, xq, n_in, nm, tin, |first, n, xq, nm| rows(p, tiles, x, sat, first, n, xq, nm));
 }
 
 simd_entry!(
@@ -31,8 +32,9 @@ simd_entry!(
 fn rows_body(p: &StageParams, tiles: &[TileInfo], x: &[f32], sat: &[u32], first: usize, n: usize, xq: &mut [f32], nm: &mut [f32]) {
     let l = &p.layer;
     let (batch, n_in, tin) = (l.batch as usize, l.n_in as usize, l.tiles_in as usize);
-    for v_local in 0..n * batch {
-        let v = first * batch + v_local;
+    // Vectors first .. first + n (trial-major: v = trial · batch + sample).
+    for v_local in 0..n {
+        let v = first + v_local;
         let xo = if l.x_per_trial != 0 { v } else { v % batch } * n_in;
         for ti in 0..tin {
             let t = &tiles[ti];

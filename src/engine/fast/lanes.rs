@@ -102,16 +102,8 @@ pub fn tanh(x: f32) -> f32 {
 #[inline(always)]
 pub fn sincos_turns(u: f32) -> (f32, f32) {
     let q = (u * 4.0 + 0.5).floor();
-    let a = (u - q * 0.25) * std::f32::consts::TAU;
-    let z = a * a;
-    let s = ((-1.951_529_6e-4 * z + 8.332_161e-3) * z - 1.666_665_5e-1) * z * a + a;
-    let c = ((2.443_315_7e-5 * z - 1.388_731_6e-3) * z + 4.166_664_6e-2) * z * z - 0.5 * z + 1.0;
     // q is in [0, 4] for u in [0, 1); any other u gives some quadrant, never undefined behaviour.
-    let qi = small_int(q);
-    let (ss, cc) = if qi & 1 != 0 { (c, s) } else { (s, c) };
-    let sin = if qi & 2 != 0 { -ss } else { ss };
-    let cos = if (qi + 1) & 2 != 0 { -cc } else { cc };
-    (sin, cos)
+    in_quadrant((u - q * 0.25) * std::f32::consts::TAU, q)
 }
 
 /// (sin x, cos x) for any finite x: the quadrant q = round(2x/π), the remainder
@@ -125,12 +117,18 @@ pub fn sincos(x: f32) -> (f32, f32) {
     const PIO2_2: f32 = 4.837_512_969_970_703_125e-4; // 0x39FD_A000: 11 significant bits
     const PIO2_3: f32 = 7.549_789_954_891_882_16e-8;
     let q = (x * std::f32::consts::FRAC_2_PI + 0.5).floor();
-    let a = ((x - q * PIO2_1) - q * PIO2_2) - q * PIO2_3;
+    // q fits `small_int` for |x| < 6.5e6; beyond, only the quadrant's low bits matter and they
+    // come out as some quadrant, never undefined behaviour.
+    in_quadrant(((x - q * PIO2_1) - q * PIO2_2) - q * PIO2_3, q)
+}
+
+/// (sin, cos) of q·π/2 + a for |a| ≤ π/4 and an integer-valued q: Cephes' `sinf`/`cosf`
+/// polynomials on a, swapped and negated by the quadrant q mod 4.
+#[inline(always)]
+fn in_quadrant(a: f32, q: f32) -> (f32, f32) {
     let z = a * a;
     let s = ((-1.951_529_6e-4 * z + 8.332_161e-3) * z - 1.666_665_5e-1) * z * a + a;
     let c = ((2.443_315_7e-5 * z - 1.388_731_6e-3) * z + 4.166_664_6e-2) * z * z - 0.5 * z + 1.0;
-    // q fits `small_int` for |x| < 6.5e6; beyond, only the quadrant's low bits matter and they
-    // come out as some quadrant, never undefined behaviour.
     let qi = small_int(q);
     let (ss, cc) = if qi & 1 != 0 { (c, s) } else { (s, c) };
     let sin = if qi & 2 != 0 { -ss } else { ss };

@@ -190,31 +190,50 @@ fn fast_counts_do_not_depend_on_chunking_or_threads() {
 }
 
 /// With fewer trials than threads the GEMM stages split each trial's vectors over the threads
-/// (`par_vectors`), and `dac` and `combine` split by vector always: every recorded `dac`,
-/// `mvm_narrow` (both passes of each), `bound` and `combine` dispatch of one-trial chunks,
-/// replayed on one thread and on three (ranges of 13, 13 and 11 of the 37 vectors), writes the
-/// same bits.
+/// (`par_vectors`) and the device state its tiles; `dac` and `combine` split by vector always.
+/// Every recorded `program`, `drift`, `dac`, `mvm_narrow` (both passes of each), `bound` and
+/// `combine` dispatch of one-trial chunks, replayed on one thread and on three (ranges of 13, 13
+/// and 11 of the 37 vectors; 6 and 3 tiles), writes the same bits, with per-tile and per-column
+/// GDC and with both drift paths.
 #[test]
-fn fast_gemm_stages_split_one_trial_over_threads_bit_for_bit() {
+fn fast_stages_split_one_trial_over_threads_bit_for_bit() {
     let (layers, x, labels) = model();
-    let mut rec = Recorder::new();
-    run_classifier(&mut rec, &layers, &x, &labels, &cfg(DeviceModel::pcm(), 2, 1)).unwrap();
-    let (mut seen, mut redone) = (std::collections::BTreeSet::new(), 0usize);
-    for d in &rec.log {
-        if !matches!(d.stage, Stage::Dac | Stage::Mvm | Stage::MvmNarrow | Stage::Bound | Stage::Combine) {
-            continue;
+    let columnwise: Vec<AnalogLayer> = layers
+        .iter()
+        .map(|l| {
+            let m = &l.mapped;
+            let mapped = MappedMatrix::new(&m.w, m.n_out, m.n_in, TileShape { max_in: 32, max_out: 24 }, Scaling { omega: 1.0, columnwise: true });
+            AnalogLayer { mapped, ..l.clone() }
+        })
+        .collect();
+    let both = DeviceModel { drift_path: DriftPath::BothDevices, ..DeviceModel::hermes() };
+    for (dev, per_column) in [(DeviceModel::pcm(), false), (both, false), (DeviceModel::pcm(), true)] {
+        let mut c = cfg(dev.clone(), 2, 1);
+        let layers = if per_column {
+            c.gdc = Gdc::ReadoutPerColumn;
+            &columnwise
+        } else {
+            &layers
+        };
+        let mut rec = Recorder::new();
+        run_classifier(&mut rec, layers, &x, &labels, &c).unwrap();
+        let (mut seen, mut redone) = (std::collections::BTreeSet::new(), 0usize);
+        for d in &rec.log {
+            if !matches!(d.stage, Stage::Program | Stage::Drift | Stage::Dac | Stage::Mvm | Stage::MvmNarrow | Stage::Bound | Stage::Combine) {
+                continue;
+            }
+            assert_eq!(d.params.layer.trials, 1, "chunks of one trial");
+            let (one, three) = (replay(&mut fast(1), d), replay(&mut fast(3), d));
+            assert!(one == three, "{} (pass {}, {dev:?}, per column {per_column}): one thread and three differ", d.stage.name(), d.params.layer.bm_pass);
+            if d.stage == Stage::MvmNarrow && d.params.layer.bm_pass == 1 {
+                redone += d.before[5][0] as usize;
+            }
+            seen.insert((d.stage.name(), d.params.layer.bm_pass));
         }
-        assert_eq!(d.params.layer.trials, 1, "chunks of one trial");
-        let (one, three) = (replay(&mut fast(1), d), replay(&mut fast(3), d));
-        assert!(one == three, "{} (pass {}): one thread and three differ", d.stage.name(), d.params.layer.bm_pass);
-        if d.stage == Stage::MvmNarrow && d.params.layer.bm_pass == 1 {
-            redone += d.before[5][0] as usize;
-        }
-        seen.insert((d.stage.name(), d.params.layer.bm_pass));
+        let want = [("bound", 0), ("combine", 0), ("dac", 0), ("dac", 1), ("drift", 0), ("mvm_narrow", 0), ("mvm_narrow", 1), ("program", 0)];
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), want, "dispatches replayed");
+        assert!(redone > 0, "no vector went through the level-1 pass");
     }
-    let want = [("bound", 0), ("combine", 0), ("dac", 0), ("dac", 1), ("mvm_narrow", 0), ("mvm_narrow", 1)];
-    assert_eq!(seen.into_iter().collect::<Vec<_>>(), want, "dispatches replayed");
-    assert!(redone > 0, "no vector went through the level-1 pass");
 }
 
 /// The fast kernel-error and attention reductions (SGEMMs) against the twins: whole kernel plans

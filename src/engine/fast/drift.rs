@@ -19,21 +19,66 @@ pub fn drift(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], progmax: &[u
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let nw = (l.n_in * l.n_out) as usize;
-    let part_per = ntiles * l.chunks_per_tile as usize * 2;
-    par_trials2(threads, groups[2] as usize, weff, nw, partials, part_per, |first, n, weff, partials| {
+    let (cpt, per_tile) = (groups[0] as usize, l.chunks_per_tile as usize * 2);
+    let part_per = ntiles * per_tile;
+    let trials = groups[2] as usize;
+    if trials < threads && groups[1] as usize == ntiles && ntiles > 1 {
+        // Fewer trials than threads: each trial's tiles in parallel, each into a buffer of its own
+        // (a tile's weights are not contiguous in `weff`), copied into place row by row after.
+        for (z, (wz, pz)) in weff[..trials * nw].chunks_mut(nw.max(1)).zip(partials[..trials * part_per].chunks_mut(part_per.max(1))).enumerate() {
+            let mut bufs: Vec<Vec<f32>> = tiles[..ntiles].iter().map(|t| vec![0f32; (t.rows * t.cols) as usize]).collect();
+            let mut units: Vec<(usize, &mut Vec<f32>, &mut [f32])> =
+                bufs.iter_mut().zip(pz.chunks_mut(per_tile.max(1))).enumerate().map(|(wy, (b, pt))| (wy, b, pt)).collect();
+            par_units(threads, &mut units, |(wy, buf, pt)| {
+                for wx in 0..cpt {
+                    chunk(p, &tiles[*wy], *wy, wx, z, Dst::Tile(buf), progmax, state, &mut pt[wx * 2..wx * 2 + 2]);
+                }
+            });
+            for (t, b) in tiles.iter().zip(&bufs) {
+                let cols = t.cols as usize;
+                for (r, src) in b.chunks_exact(cols.max(1)).enumerate() {
+                    let o = (t.row_start as usize + r) * l.n_in as usize + t.col_start as usize;
+                    wz[o..o + cols].copy_from_slice(src);
+                }
+            }
+        }
+        return;
+    }
+    par_trials2(threads, trials, weff, nw, partials, part_per, |first, n, weff, partials| {
         for z in 0..n {
+            let wz = &mut weff[z * nw..][..nw];
             for wy in 0..groups[1] as usize {
-                for wx in 0..groups[0] as usize {
-                    chunk(p, &tiles[wy], wy, wx, first + z, z, progmax, state, weff, partials);
+                for wx in 0..cpt {
+                    let o = (z * ntiles + wy) * per_tile + wx * 2;
+                    chunk(p, &tiles[wy], wy, wx, first + z, Dst::Layer(wz), progmax, state, &mut partials[o..o + 2]);
                 }
             }
         }
     });
 }
 
+/// Where `drift` writes a trial's effective weights: the layer's matrix (indexed by element), or
+/// a tile's own row-major buffer.
+enum Dst<'a> {
+    Layer(&'a mut [f32]),
+    Tile(&'a mut [f32]),
+}
+
+/// Runs `f` on every unit, the units split over at most `threads` threads in contiguous groups.
+pub(super) fn par_units<U: Send>(threads: usize, units: &mut [U], f: impl Fn(&mut U) + Sync) {
+    let threads = threads.clamp(1, units.len().max(1));
+    let per = units.len().div_ceil(threads).max(1);
+    std::thread::scope(|sc| {
+        for group in units.chunks_mut(per) {
+            let f = &f;
+            sc.spawn(move || group.iter_mut().for_each(f));
+        }
+    });
+}
+
 simd_entry!(
     #[allow(clippy::too_many_arguments)]
-    fn chunk(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: usize, z: usize, progmax: &[u32], state: &[f32], weff: &mut [f32], partials: &mut [f32]) => chunk_body
+    fn chunk(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: usize, dst: Dst<'_>, progmax: &[u32], state: &[f32], part: &mut [f32]) => chunk_body
 );
 
 /// `common::curve_eval` on eight lanes; the kind is uniform, so each branch is one simple loop.
@@ -80,18 +125,7 @@ fn drift_device_x8(d: &DeviceParams, g: &F, nu: &F, log_t_ratio: f32, read_sqrt_
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn chunk_body(
-    p: &StageParams,
-    t: &TileInfo,
-    wy: usize,
-    wx: usize,
-    trial_local: usize,
-    z: usize,
-    progmax: &[u32],
-    state: &[f32],
-    weff: &mut [f32],
-    partials: &mut [f32],
-) {
+fn chunk_body(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: usize, mut dst: Dst<'_>, progmax: &[u32], state: &[f32], part: &mut [f32]) {
     let l = &p.layer;
     let dev = tile_device(&p.dev, t);
     let d = &dev;
@@ -123,10 +157,12 @@ fn chunk_body(
     };
     for g in 0..(CHUNK as usize / L) {
         let mut elem = [0u32; L];
+        let mut local = [0u32; L];
         let mut valid = [false; L];
         for i in 0..L {
             if ((g * L + i) as u32) < in_chunk {
                 elem[i] = (t.row_start + row) * l.n_in + t.col_start + col;
+                local[i] = row * t.cols + col;
                 valid[i] = true;
                 col += 1;
                 if col == t.cols {
@@ -161,10 +197,9 @@ fn chunk_body(
                 we[i] = wgsl_sign(wp[i]) * gf[i] / s2;
             }
         }
-        for i in 0..L {
-            if valid[i] {
-                weff[z * nw + elem[i] as usize] = we[i];
-            }
+        match &mut dst {
+            Dst::Layer(w) => (0..L).filter(|&i| valid[i]).for_each(|i| w[elem[i] as usize] = we[i]),
+            Dst::Tile(w) => (0..L).filter(|&i| valid[i]).for_each(|i| w[local[i] as usize] = we[i]),
         }
         if l.gdc_mode != 0 {
             for i in 0..L {
@@ -180,9 +215,8 @@ fn chunk_body(
     }
     tree_sum(&mut sum_read);
     tree_sum(&mut sum_base);
-    let o = ((z * ntiles + wy) * l.chunks_per_tile as usize + wx) * 2;
-    partials[o] = sum_read[0];
+    part[0] = sum_read[0];
     if l.gdc_base != 0 {
-        partials[o + 1] = sum_base[0];
+        part[1] = sum_base[0];
     }
 }

@@ -22,7 +22,9 @@
 //!   in the lanes of one accumulator, level by level, with one Philox block per four outputs
 //!   (bit-identical to the twin); on the full path the twin's per-vector redo;
 //! - `mvm` and `bound` split over the threads by trial, or, with fewer trials than threads, by
-//!   ranges of each trial's vectors (`cpu::common::par_vectors`; the same bits either way).
+//!   ranges of each trial's vectors (`cpu::common::par_vectors`); `program` and `drift` with
+//!   fewer trials than threads by tile, each tile into a buffer of its own copied into place;
+//!   `dac` and `combine` by vector: the same bits however the work is split.
 //!
 //! Results agree with the twins within the named tolerances of `tolerances.rs` (the GEMM sums in
 //! another order; `ln`/`cos` are polynomials accurate to ~1e-7), not bit for bit, exactly like

@@ -4,7 +4,7 @@
 // Index loops mirror the dispatch (trial, tile, chunk), so the kernels read beside the WGSL.
 #![allow(clippy::needless_range_loop)]
 
-use super::drift::drift_nu_x8;
+use super::drift::{drift_nu_x8, par_units};
 use super::lanes::{normal4_x8, philox_x8, F, L};
 use super::simd_entry;
 use crate::engine::cpu::common::{par_trials2, programmed_signed, sigma_prog, tile_device};
@@ -18,10 +18,37 @@ pub fn program(p: &StageParams, groups: [u32; 3], _wg_size: u32, w_norm: &[f32],
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let nw = (l.n_in * l.n_out) as usize;
     let words = state_words(p.dev.drift_path);
-    par_trials2(threads, groups[2] as usize, state, words * nw, progmax, ntiles, |first, n, state, progmax| {
+    let trials = groups[2] as usize;
+    if trials < threads && groups[1] as usize == ntiles && ntiles > 1 {
+        // Fewer trials than threads: each trial's tiles in parallel, each into a buffer of its own
+        // (word planes of the tile's weights, row-major), copied into the state's planes after.
+        for (z, (sz, mz)) in state[..trials * words * nw].chunks_mut((words * nw).max(1)).zip(progmax[..trials * ntiles].chunks_mut(ntiles)).enumerate() {
+            let mut units: Vec<(usize, Vec<f32>, u32)> =
+                tiles[..ntiles].iter().enumerate().map(|(wy, t)| (wy, vec![0f32; words * (t.rows * t.cols) as usize], 0)).collect();
+            par_units(threads, &mut units, |(wy, buf, max)| {
+                let t = &tiles[*wy];
+                *max = tile(p, t, z, w_norm, buf, (t.rows * t.cols) as usize, true);
+            });
+            for ((wy, buf, max), m) in units.iter().zip(mz.iter_mut()) {
+                let t = &tiles[*wy];
+                *m = (*m).max(*max);
+                let (cols, n) = (t.cols as usize, (t.rows * t.cols) as usize);
+                for (k, plane) in buf.chunks_exact(n.max(1)).enumerate() {
+                    for (r, src) in plane.chunks_exact(cols.max(1)).enumerate() {
+                        let o = k * nw + (t.row_start as usize + r) * l.n_in as usize + t.col_start as usize;
+                        sz[o..o + cols].copy_from_slice(src);
+                    }
+                }
+            }
+        }
+        return;
+    }
+    par_trials2(threads, trials, state, words * nw, progmax, ntiles, |first, n, state, progmax| {
         for z in 0..n {
             for wy in 0..groups[1] as usize {
-                tile(p, &tiles[wy], wy, first + z, z, w_norm, state, progmax);
+                let max = tile(p, &tiles[wy], first + z, w_norm, &mut state[z * words * nw..][..words * nw], nw, false);
+                let o = &mut progmax[z * ntiles + wy];
+                *o = (*o).max(max);
             }
         }
     });
@@ -29,19 +56,19 @@ pub fn program(p: &StageParams, groups: [u32; 3], _wg_size: u32, w_norm: &[f32],
 
 simd_entry!(
     #[allow(clippy::too_many_arguments)]
-    fn tile(p: &StageParams, t: &TileInfo, wy: usize, trial_local: usize, z: usize, w_norm: &[f32], state: &mut [f32], progmax: &mut [u32]) => tile_body
+    fn tile(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], out: &mut [f32], plane: usize, tile_local: bool) -> u32 => tile_body
 );
 
-/// One tile of one trial, row by row, eight weights at a time. The maximum is of exact values,
-/// so it does not depend on the order (as the shader's atomic maximum).
+/// One tile of one trial, row by row, eight weights at a time, into `out`: the trial's state
+/// (word k of element e at k · plane + e), or with `tile_local` the tile's own buffer (element e
+/// at its row-major place in the tile). Returns the tile's max|W_prog| as f32 bits: a maximum of
+/// exact values, so it does not depend on the order (as the shader's atomic maximum).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn tile_body(p: &StageParams, t: &TileInfo, wy: usize, trial_local: usize, z: usize, w_norm: &[f32], state: &mut [f32], progmax: &mut [u32]) {
+fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], out: &mut [f32], plane: usize, tile_local: bool) -> u32 {
     let l = &p.layer;
     let dev = tile_device(&p.dev, t);
     let d = &dev;
-    let ntiles = (l.tiles_in * l.tiles_out) as usize;
-    let nw = (l.n_in * l.n_out) as usize;
     let words = state_words(d.drift_path);
     // Keyed by the programming, so the reads of one programming share its state.
     let prog = l.programming(l.trial_offset + trial_local as u32);
@@ -75,25 +102,23 @@ fn tile_body(p: &StageParams, t: &TileInfo, wy: usize, trial_local: usize, z: us
             }
             let nu_pos = drift_nu_x8(d, &gp_t, &n[2]);
             let nu_neg = drift_nu_x8(d, &gn_t, &n[3]);
-            let b = z * words * nw;
             for i in 0..L {
                 if !valid[i] {
                     continue;
                 }
-                let e = b + elem[i] as usize;
+                let e = if tile_local { ((row - t.row_start) * t.cols + c0) as usize + i } else { elem[i] as usize };
                 if words == 4 {
-                    state[e] = gp[i];
-                    state[e + nw] = gn[i];
-                    state[e + 2 * nw] = nu_pos[i];
-                    state[e + 3 * nw] = nu_neg[i];
+                    out[e] = gp[i];
+                    out[e + plane] = gn[i];
+                    out[e + 2 * plane] = nu_pos[i];
+                    out[e + 3 * plane] = nu_neg[i];
                 } else {
-                    state[e] = wp[i];
-                    state[e + nw] = if wp[i] >= 0.0 { nu_pos[i] } else { nu_neg[i] };
+                    out[e] = wp[i];
+                    out[e + plane] = if wp[i] >= 0.0 { nu_pos[i] } else { nu_neg[i] };
                 }
                 max_bits = max_bits.max(wp[i].abs().to_bits());
             }
         }
     }
-    let o = &mut progmax[z * ntiles + wy];
-    *o = (*o).max(max_bits);
+    max_bits
 }

@@ -30,6 +30,18 @@ fn model() -> (Vec<AnalogLayer>, Vec<f32>, Vec<u32>) {
     (layers, x, labels)
 }
 
+/// `model()`'s layers mapped again with per-column digital scales (for per-column GDC).
+fn columnwise(layers: &[AnalogLayer]) -> Vec<AnalogLayer> {
+    layers
+        .iter()
+        .map(|l| {
+            let m = &l.mapped;
+            let mapped = MappedMatrix::new(&m.w, m.n_out, m.n_in, TileShape { max_in: 32, max_out: 24 }, Scaling { omega: 1.0, columnwise: true });
+            AnalogLayer { mapped, ..l.clone() }
+        })
+        .collect()
+}
+
 fn cfg(device: DeviceModel, trials: u32, max_chunk: u32) -> RunConfig {
     RunConfig {
         reads_per_programming: 1,
@@ -67,14 +79,7 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
     // computes every vector).
     // The fourth runs per-column GDC on per-column digital scales (per-row partials in `drift`,
     // per-output factors in `combine`).
-    let columnwise: Vec<AnalogLayer> = layers
-        .iter()
-        .map(|l| {
-            let m = &l.mapped;
-            let mapped = MappedMatrix::new(&m.w, m.n_out, m.n_in, TileShape { max_in: 32, max_out: 24 }, Scaling { omega: 1.0, columnwise: true });
-            AnalogLayer { mapped, ..l.clone() }
-        })
-        .collect();
+    let columnwise = columnwise(&layers);
     for (dev, full, per_column) in [
         (DeviceModel::pcm(), false, false),
         (both, false, false),
@@ -198,14 +203,7 @@ fn fast_counts_do_not_depend_on_chunking_or_threads() {
 #[test]
 fn fast_stages_split_one_trial_over_threads_bit_for_bit() {
     let (layers, x, labels) = model();
-    let columnwise: Vec<AnalogLayer> = layers
-        .iter()
-        .map(|l| {
-            let m = &l.mapped;
-            let mapped = MappedMatrix::new(&m.w, m.n_out, m.n_in, TileShape { max_in: 32, max_out: 24 }, Scaling { omega: 1.0, columnwise: true });
-            AnalogLayer { mapped, ..l.clone() }
-        })
-        .collect();
+    let columnwise = columnwise(&layers);
     let both = DeviceModel { drift_path: DriftPath::BothDevices, ..DeviceModel::hermes() };
     for (dev, per_column) in [(DeviceModel::pcm(), false), (both, false), (DeviceModel::pcm(), true)] {
         let mut c = cfg(dev.clone(), 2, 1);

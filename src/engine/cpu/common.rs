@@ -228,6 +228,23 @@ pub fn par_gemm_trials(threads: usize, l: &LayerParams, y: &mut [f32], per_vecto
     par_trials2(threads, l.trials as usize, y, l.tiles_in as usize * batch * l.n_out as usize, per_vector, batch * ntiles, f);
 }
 
+/// Runs `f` on every unit, the units split over at most `threads` threads in contiguous groups
+/// (the fast `program` and `drift` run a trial's tiles this way).
+pub fn par_units<U: Send>(threads: usize, units: &mut [U], f: impl Fn(&mut U) + Sync) {
+    let threads = threads.clamp(1, units.len().max(1));
+    if threads == 1 {
+        units.iter_mut().for_each(f);
+        return;
+    }
+    let per = units.len().div_ceil(threads);
+    std::thread::scope(|sc| {
+        for group in units.chunks_mut(per) {
+            let f = &f;
+            sc.spawn(move || group.iter_mut().for_each(f));
+        }
+    });
+}
+
 /// The rows one unit of work of a GEMM stage's fast kernel writes: the vectors `vecs` of trial
 /// `trial_local`, as one slice of `y` per input tile (`y(ti, s)`: the output row of vector `s`)
 /// and one word per (vector, tile) (`word(s, tile)`: `sat`'s flags or `bound`'s levels).

@@ -9,7 +9,7 @@
 use super::lanes::{self, normal2_x8, normal4_x8, philox_x8, F, L};
 use super::simd_entry;
 use crate::engine::cpu::common::tree_sum;
-use crate::engine::cpu::common::{adc, chunk_elem, par_trials2, tile_device, wgsl_sign};
+use crate::engine::cpu::common::{adc, chunk_elem, par_trials2, par_units, tile_device, wgsl_sign};
 use crate::engine::layout::{Curve, DeviceParams, StageParams, TileInfo};
 use crate::engine::stages::CHUNK;
 use crate::rng::{ctr_word2, stream};
@@ -62,18 +62,6 @@ pub fn drift(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], progmax: &[u
 enum Dst<'a> {
     Layer(&'a mut [f32]),
     Tile(&'a mut [f32]),
-}
-
-/// Runs `f` on every unit, the units split over at most `threads` threads in contiguous groups.
-pub(super) fn par_units<U: Send>(threads: usize, units: &mut [U], f: impl Fn(&mut U) + Sync) {
-    let threads = threads.clamp(1, units.len().max(1));
-    let per = units.len().div_ceil(threads).max(1);
-    std::thread::scope(|sc| {
-        for group in units.chunks_mut(per) {
-            let f = &f;
-            sc.spawn(move || group.iter_mut().for_each(f));
-        }
-    });
 }
 
 simd_entry!(

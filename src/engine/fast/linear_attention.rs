@@ -142,46 +142,44 @@ fn feature_row_body(k: &KernelParams, hr: &[f32], sq: f32, out: &mut [f32], y: &
     let c0 = 1.0 / (s as f32).sqrt();
     let half = 0.5 * sq;
     let (a, b) = out.split_at_mut(s);
-    let pair = b.len() == s;
-    // The pair maps (0, 3, 4) always have 2s columns; the others write the first s only, as the
-    // twin does when `width` is s. Every loop below is over whole slices, so LLVM vectorises the
-    // `lanes` functions inside them.
+    // The pair maps (0, 3, 4) write both columns when `width` is 2s (always, as planned); every
+    // map writes the first s only when it is s, as the twin does. Each loop is over whole
+    // slices, so LLVM vectorises the `lanes` functions inside them.
+    let pair = if b.len() == s { s } else { 0 };
+    let b = &mut b[..pair];
     match k.map {
-        0 | 3 | 4 if pair => {
-            let b = &mut b[..s];
-            match k.map {
-                0 => {
-                    for ((aj, bj), &v) in a.iter_mut().zip(b.iter_mut()).zip(y.iter()) {
-                        let (sn, cs) = lanes::sincos(v);
-                        (*aj, *bj) = (c0 * cs, c0 * sn);
-                    }
-                }
-                3 => {
-                    let c2 = c0 / SQRT2;
-                    for ((aj, bj), &v) in a.iter_mut().zip(b.iter_mut()).zip(y.iter()) {
-                        (*aj, *bj) = (c2 * exp_or_zero(v - half), c2 * exp_or_zero(-v - half));
-                    }
-                }
-                _ => {
-                    let e = c0 * half.exp();
-                    for ((aj, bj), &v) in a.iter_mut().zip(b.iter_mut()).zip(y.iter()) {
-                        let (sn, cs) = lanes::sincos(v);
-                        (*aj, *bj) = (e * sn, e * cs);
-                    }
-                }
-            }
+        0 => pairs(a, b, y, |v| {
+            let (sn, cs) = lanes::sincos(v);
+            (c0 * cs, c0 * sn)
+        }),
+        3 => {
+            let c2 = c0 / SQRT2;
+            pairs(a, b, y, |v| (c2 * exp_or_zero(v - half), c2 * exp_or_zero(-v - half)));
         }
-        0 => a.iter_mut().zip(y.iter()).for_each(|(aj, &v)| *aj = c0 * lanes::sincos(v).1),
-        3 => a.iter_mut().zip(y.iter()).for_each(|(aj, &v)| *aj = c0 / SQRT2 * exp_or_zero(v - half)),
         4 => {
             let e = c0 * half.exp();
-            a.iter_mut().zip(y.iter()).for_each(|(aj, &v)| *aj = e * lanes::sincos(v).0);
+            pairs(a, b, y, |v| {
+                let (sn, cs) = lanes::sincos(v);
+                (e * sn, e * cs)
+            });
         }
         1 => a.iter_mut().zip(y.iter()).for_each(|(aj, &v)| *aj = if v > 0.0 { c0 * SQRT2 } else { 0.0 }),
         2 => a.iter_mut().zip(y.iter()).for_each(|(aj, &v)| *aj = c0 * SQRT2 * v.max(0.0)),
         _ => {
             let e = c0 * (-half).exp();
             a.iter_mut().zip(y.iter()).for_each(|(aj, &v)| *aj = e * v.max(0.0));
+        }
+    }
+}
+
+/// A pair map over a row: `(a_j, b_j) = f(y_j)`, or only `a_j` where `b` is empty.
+#[inline(always)]
+fn pairs(a: &mut [f32], b: &mut [f32], y: &[f32], f: impl Fn(f32) -> (f32, f32)) {
+    if b.is_empty() {
+        a.iter_mut().zip(y).for_each(|(aj, &v)| *aj = f(v).0);
+    } else {
+        for ((aj, bj), &v) in a.iter_mut().zip(b.iter_mut()).zip(y) {
+            (*aj, *bj) = f(v);
         }
     }
 }

@@ -4,10 +4,10 @@
 // Index loops mirror the dispatch (trial, tile, chunk), so the kernels read beside the WGSL.
 #![allow(clippy::needless_range_loop)]
 
-use super::drift::{drift_nu_x8, par_units};
+use super::drift::drift_nu_x8;
 use super::lanes::{normal4_x8, philox_x8, F, L};
 use super::simd_entry;
-use crate::engine::cpu::common::{par_trials2, programmed_signed, sigma_prog, tile_device};
+use crate::engine::cpu::common::{par_trials2, par_units, programmed_signed, sigma_prog, tile_device};
 use crate::engine::cpu::program::state_words;
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{ctr_word2, stream};

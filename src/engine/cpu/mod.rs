@@ -32,7 +32,8 @@ pub const FAST_BINDING_BYTES: u64 = 32 << 20;
 /// A sweep, a budget or a checkpointed run creates the same buffers for every point and chunk:
 /// taken from the pool they cost one `memset`, where fresh zeroed allocations cost a page fault
 /// per 4 KiB on first touch and an `munmap` with its TLB shootdown when freed (2.2 M faults and
-/// 4.9 s of system time on `digits_budget.toml` without the pool).
+/// 4.9 s of system time on `digits_budget.toml` without the pool). The pool lives as long as the
+/// backend: one run of `aimc run`, `aimc bench` or the Python package's `run`.
 pub const POOL_BYTES: usize = 1 << 30;
 
 pub fn default_threads() -> usize {
@@ -89,7 +90,7 @@ impl Backend for CpuBackend {
         let words = words.max(1);
         // The smallest freed buffer that holds `words` without doubling them, else the largest
         // smaller one, grown (`realloc` moves its pages without touching them again).
-        let fits = |v: &Vec<u32>| (words..=2 * words).contains(&v.capacity());
+        let fits = |v: &Vec<u32>| (words..=words.saturating_mul(2)).contains(&v.capacity());
         let pick = self
             .pool
             .iter()

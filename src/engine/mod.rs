@@ -49,6 +49,18 @@ pub trait Backend {
     fn add_host(&mut self, _activity: &str, _seconds: f64) {}
 }
 
+/// Trims a pool of freed buffers (the most recently freed last) to at most `cap` bytes, keeping
+/// the most recent; returns the dropped ones (the GPU destroys them). Both backends' pools.
+pub(crate) fn trim_pool<T>(pool: &mut Vec<T>, cap: u64, bytes: impl Fn(&T) -> u64) -> std::vec::Drain<'_, T> {
+    let mut total = 0u64;
+    let keep = pool.iter().rev().take_while(|b| {
+        total += bytes(b);
+        total <= cap
+    });
+    let n = keep.count();
+    pool.drain(..pool.len() - n)
+}
+
 /// The adapter that ran a job, recorded in every result.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdapterInfo {

@@ -34,7 +34,7 @@ pub const FAST_BINDING_BYTES: u64 = 32 << 20;
 /// per 4 KiB on first touch and an `munmap` with its TLB shootdown when freed (2.2 M faults and
 /// 4.9 s of system time on `digits_budget.toml` without the pool). The pool lives as long as the
 /// backend: one run of `aimc run`, `aimc bench` or the Python package's `run`.
-pub const POOL_BYTES: usize = 1 << 30;
+pub const POOL_BYTES: u64 = 1 << 30;
 
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -44,7 +44,7 @@ pub struct CpuBackend {
     bufs: Vec<Vec<u32>>,
     /// Freed buffers, the most recently freed last, at most `pool_bytes` ([`POOL_BYTES`]).
     pool: Vec<Vec<u32>>,
-    pool_bytes: usize,
+    pool_bytes: u64,
     threads: usize,
     wg: u32,
     profile: Option<Profile>,
@@ -145,13 +145,7 @@ impl Backend for CpuBackend {
         if v.capacity() > 0 {
             self.pool.push(v);
             // Keep at most `pool_bytes` of freed buffers, the most recently freed first.
-            let mut total = 0usize;
-            let keep = self.pool.iter().rev().take_while(|v| {
-                total += 4 * v.capacity();
-                total <= self.pool_bytes
-            });
-            let n = keep.count();
-            self.pool.drain(..self.pool.len() - n);
+            super::trim_pool(&mut self.pool, self.pool_bytes, |v| 4 * v.capacity() as u64);
         }
         self.host_since("free buffers", clock);
     }

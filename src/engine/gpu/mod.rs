@@ -602,13 +602,7 @@ impl Backend for GpuBackend {
         if let Some(b) = self.bufs[buf.0].take() {
             self.pool.push(b);
             // Keep at most POOL_BYTES of freed buffers, the most recent first.
-            let mut total = 0u64;
-            let keep = self.pool.iter().rev().take_while(|b| {
-                total += b.size();
-                total <= POOL_BYTES
-            });
-            let n = keep.count();
-            for old in self.pool.drain(..self.pool.len() - n) {
+            for old in super::trim_pool(&mut self.pool, POOL_BYTES, |b| b.size()) {
                 old.destroy();
             }
         }

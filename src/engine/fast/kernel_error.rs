@@ -1,6 +1,7 @@
-//! Fast `kernel_error`: per trial the Gram matrix G = ΦΦᵀ by one SGEMM (`matrixmultiply`), then
+//! Fast `kernel_error`: per trial the Gram matrix G = ΦΦᵀ by one GEMM (`gemm::gemm_abt`), then
 //! Σ_j (K_ij − G_ij)² per row, the same quantity as the twin summed in another order.
 
+use super::gemm::{gemm_abt, Scratch};
 use crate::engine::cpu::common::par_trials;
 use crate::engine::layout::StageParams;
 
@@ -10,27 +11,10 @@ pub fn kernel_error(p: &StageParams, phi: &[f32], kmat: &[f32], partial: &mut [f
     let slot = &mut partial[p.layer.t_index as usize * trials * rows..][..trials * rows];
     par_trials(threads, trials, slot, rows, |first, n, out| {
         let mut g = vec![0f32; rows * rows];
+        let mut scratch = Scratch::default();
         for tl in 0..n {
             let ph = &phi[(first + tl) * rows * width..][..rows * width];
-            // SAFETY: ph is rows × width and g rows × rows, both row-major with these strides.
-            unsafe {
-                matrixmultiply::sgemm(
-                    rows,
-                    width,
-                    rows,
-                    1.0,
-                    ph.as_ptr(),
-                    width as isize,
-                    1,
-                    ph.as_ptr(),
-                    1,
-                    width as isize,
-                    0.0,
-                    g.as_mut_ptr(),
-                    rows as isize,
-                    1,
-                );
-            }
+            gemm_abt(rows, width, rows, ph, width, ph, width, &mut g, &mut scratch);
             for (i, o) in out[tl * rows..][..rows].iter_mut().enumerate() {
                 *o = kmat[i * rows..][..rows].iter().zip(&g[i * rows..][..rows]).map(|(a, b)| (a - b) * (a - b)).sum();
             }

@@ -1,8 +1,8 @@
 //! The fast CPU kernels: what `--backend cpu` runs for the hot stages (`program`, `drift`,
 //! `dac`, `mvm`, `bound`, `combine`, `im2col`, `pool`) instead of their twins. Same plan, same buffers, same Philox counters and the same
 //! equations as the WGSL stages and the twins; what differs is how they are computed:
-//! - `mvm`: a packed, cache-blocked SGEMM (`matrixmultiply`, AVX2/FMA picked at run time) per
-//!   (trial, tile), then an eight-lane epilogue (output noise from all four words of each Philox
+//! - `mvm`: a register-blocked SGEMM per (trial, tile) (`gemm`: AVX2/FMA without packing A,
+//!   `matrixmultiply`'s sums bit for bit; `matrixmultiply` itself without AVX2), then an eight-lane epilogue (output noise from all four words of each Philox
 //!   block, ADC, saturation flags);
 //! - `program`, `drift`, `dac`, `combine`: loops over eight lanes with branch-free `ln`/`exp`/`sincos`
 //!   (`lanes`), compiled for AVX2+FMA where the CPU has it and for the baseline target otherwise;
@@ -37,6 +37,7 @@ pub mod bound;
 pub mod combine;
 pub mod dac;
 pub mod drift;
+pub mod gemm;
 pub mod im2col;
 pub mod kernel_error;
 pub mod lanes;

@@ -1,5 +1,5 @@
 //! Fast CPU `mvm` (shaders/mvm.wgsl, twin src/engine/cpu/mvm.rs): per (trial, tile) the GEMM
-//! Y = X'·W_effᵀ through `matrixmultiply::sgemm` (packed panels, AVX2/FMA micro-kernels), then
+//! Y = X'·W_effᵀ through `gemm::gemm_abt` (register-blocked AVX2/FMA, `matrixmultiply`'s sums), then
 //! the periphery epilogue eight Philox blocks (32 outputs) at a time: output noise
 //! (`rng::out_normals`, one block per four outputs), ADC and the saturation flag per vector.
 //! The level-1 pass (`bm_pass` = 1) redoes only the vectors flagged at level 0, through `bound`'s
@@ -9,6 +9,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::bound::{redo_listed, Redo, RedoInputs};
+use super::gemm::{gemm_abt, Scratch as GemmScratch};
 use super::lanes::{normal4_x8, philox_x8, L};
 use super::simd_entry;
 use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_vectors, quant_out, redo_in_gemm, saturated, VectorRows};
@@ -64,14 +65,14 @@ pub fn mvm(
         l,
         y,
         sat,
-        || (Vec::new(), Vec::new()),
-        |(acc, noise), rows| {
+        || (Vec::new(), Vec::new(), GemmScratch::default()),
+        |(acc, noise, panel), rows| {
             for tile in 0..ntiles {
                 let per_block = (ACC_FLOATS / (tiles[tile].rows as usize).max(1)).max(8);
                 let all = rows.vecs.clone();
                 for s0 in all.clone().step_by(per_block) {
                     let vecs = s0..(s0 + per_block).min(all.end);
-                    gemm_tile(p, &tiles[tile], xq, weff, rows.trial_local, vecs.clone(), acc);
+                    gemm_tile(p, &tiles[tile], xq, weff, rows.trial_local, vecs.clone(), acc, panel);
                     epilogue(p, &tiles[tile], tile, vecs, acc, rows, noise);
                 }
             }
@@ -82,7 +83,17 @@ pub fn mvm(
 
 /// `acc[(s − vecs.start) * rows + o] = Σ_k xq[trial, s, col_start + k] · weff[trial, row_start + o, col_start + k]`
 /// for the vectors s in `vecs`.
-fn gemm_tile(p: &StageParams, t: &TileInfo, xq: &[f32], weff: &[f32], trial_local: usize, vecs: std::ops::Range<usize>, acc: &mut Vec<f32>) {
+#[allow(clippy::too_many_arguments)]
+fn gemm_tile(
+    p: &StageParams,
+    t: &TileInfo,
+    xq: &[f32],
+    weff: &[f32],
+    trial_local: usize,
+    vecs: std::ops::Range<usize>,
+    acc: &mut Vec<f32>,
+    panel: &mut GemmScratch,
+) {
     let l = &p.layer;
     let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, vecs.len());
     let (rows, cols) = (t.rows as usize, t.cols as usize);
@@ -96,11 +107,7 @@ fn gemm_tile(p: &StageParams, t: &TileInfo, xq: &[f32], weff: &[f32], trial_loca
     let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
     let x = &xq[xbase..xbase + (batch - 1) * n_in + cols];
     let w = &weff[wbase..wbase + (rows - 1) * n_in + cols];
-    // SAFETY: A = x is batch x cols with row stride n_in, B = wᵀ is cols x rows (element (k, o)
-    // at o·n_in + k), C = acc is batch x rows, row-major; the slices above cover every index.
-    unsafe {
-        matrixmultiply::sgemm(batch, cols, rows, 1.0, x.as_ptr(), n_in as isize, 1, w.as_ptr(), 1, n_in as isize, 0.0, acc.as_mut_ptr(), rows as isize, 1);
-    }
+    gemm_abt(batch, cols, rows, x, n_in, w, n_in, acc, panel);
 }
 
 simd_entry!(

@@ -1,6 +1,6 @@
 //! Fast CPU `mvm_full` (shaders/mvm_full.wgsl, twin src/engine/cpu/mvm_full.rs), noise-models §7:
 //! level 0 of every sample of a (trial, tile) on the full periphery path as GEMMs through
-//! `matrixmultiply` (the MVM; for IR drop Σ|W||x'| and Σ W x' (1 − r_k²); for weight noise
+//! `gemm::gemm_abt` (the MVM; for IR drop Σ|W||x'| and Σ W x' (1 − r_k²); for weight noise
 //! Σ|W| x'² or Σ x'²), then the twin's epilogue per output (noise from the same counters, ADC,
 //! saturation flag). The level-1 pass is the twin's (the flagged vectors one at a time through
 //! `bound_level` on `dac`'s reduction-2 inputs).
@@ -50,21 +50,18 @@ struct Scratch {
     sa: Vec<f32>,
     sp: Vec<f32>,
     q: Vec<f32>,
+    panel: super::gemm::Scratch,
 }
 
 /// C (m × n, row-major) = A (m × k, row stride `rsa`) · Bᵀ with B n × k of row stride `rsb`.
 #[allow(clippy::too_many_arguments)]
-fn gemm_abt(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], rsb: usize, c: &mut Vec<f32>) {
+fn gemm_abt(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], rsb: usize, c: &mut Vec<f32>, panel: &mut super::gemm::Scratch) {
     c.clear();
     c.resize(m * n, 0.0);
-    if m == 0 || k == 0 || n == 0 {
+    if k == 0 {
         return;
     }
-    assert!(a.len() >= (m - 1) * rsa + k && b.len() >= (n - 1) * rsb + k);
-    // SAFETY: the assert above covers every element the strides address; C is m x n row-major.
-    unsafe {
-        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa as isize, 1, b.as_ptr(), 1, rsb as isize, 0.0, c.as_mut_ptr(), n as isize, 1);
-    }
+    super::gemm::gemm_abt(m, k, n, a, rsa, b, rsb, c, panel);
 }
 
 simd_entry!(
@@ -106,7 +103,7 @@ fn full_tile_body(
     }
     let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
     let w = &weff[wbase..];
-    gemm_abt(batch, cols, rows, &sc.x0, cols, w, n_in, &mut sc.acc);
+    gemm_abt(batch, cols, rows, &sc.x0, cols, w, n_in, &mut sc.acc, &mut sc.panel);
     let pcm_read = io.w_noise > 0.0 && io.w_noise_type == 1;
     if io.ir_drop > 0.0 || pcm_read {
         sc.wa.resize(rows * cols, 0.0);
@@ -119,7 +116,7 @@ fn full_tile_body(
     if io.ir_drop > 0.0 {
         sc.xa.clear();
         sc.xa.extend(sc.x0.iter().map(|v| v.abs()));
-        gemm_abt(batch, cols, rows, &sc.xa, cols, &sc.wa, cols, &mut sc.sa);
+        gemm_abt(batch, cols, rows, &sc.xa, cols, &sc.wa, cols, &mut sc.sa, &mut sc.panel);
         sc.xc.resize(batch * cols, 0.0);
         for s in 0..batch {
             for k in 0..cols {
@@ -127,13 +124,13 @@ fn full_tile_body(
                 sc.xc[s * cols + k] = sc.x0[s * cols + k] * (1.0 - r * r);
             }
         }
-        gemm_abt(batch, cols, rows, &sc.xc, cols, w, n_in, &mut sc.sp);
+        gemm_abt(batch, cols, rows, &sc.xc, cols, w, n_in, &mut sc.sp, &mut sc.panel);
     }
     if io.w_noise > 0.0 {
         sc.x2.clear();
         sc.x2.extend(sc.x0.iter().map(|v| v * v));
         if pcm_read {
-            gemm_abt(batch, cols, rows, &sc.x2, cols, &sc.wa, cols, &mut sc.q);
+            gemm_abt(batch, cols, rows, &sc.x2, cols, &sc.wa, cols, &mut sc.q, &mut sc.panel);
         } else {
             // Σ x'² is the same for every output of a sample.
             sc.q.clear();

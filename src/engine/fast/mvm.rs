@@ -97,9 +97,13 @@ fn gemm_tile(
     let l = &p.layer;
     let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, vecs.len());
     let (rows, cols) = (t.rows as usize, t.cols as usize);
-    acc.clear();
-    acc.resize(batch * rows, 0.0);
+    // Every sum is written below (zeros for an empty tile), so the block is not cleared first.
+    if acc.len() < batch * rows {
+        acc.resize(batch * rows, 0.0);
+    }
+    let acc = &mut acc[..batch * rows];
     if rows == 0 || cols == 0 || batch == 0 {
+        acc.fill(0.0);
         return;
     }
     // A shared input (the first layer) was quantised once, as trial 0.

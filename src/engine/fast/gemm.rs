@@ -7,10 +7,8 @@
 //! accumulators while k runs, over chunks of rows that stay in L1. `matrixmultiply` (the crate,
 //! used for the other GEMMs) packs both operands on every call, which for the small tiles of
 //! everyday models (k of 9 to 256, n of 8 to 64, a few hundred vectors) cost more than its
-//! kernel: 15 % against 12 % of the digits noise budget's run. One core, `C = A·Bᵀ` in GFLOP/s
-//! (this kernel against `matrixmultiply`, AMD EPYC): m × k × n = 450 × 64 × 64: 98 / 76;
-//! 450 × 64 × 10: 58 / 26; 3000 × 72 × 16: 105 / 43; 16 × 512 × 512: 101 / 44; 256 × 768 × 384:
-//! 94–98 / 95–100.
+//! kernel: 15 % against 12 % of the digits noise budget's run (`perf record`). BENCHMARKS.md
+//! has the end-to-end effect.
 //!
 //! The sums are `matrixmultiply`'s, bit for bit, so no number changes: its FMA kernels (AVX2+FMA
 //! and AVX-512, whichever it picks) accumulate each element as a chain of FMAs over k from +0,
@@ -213,7 +211,8 @@ mod tests {
             }
         };
         let mut panel = Scratch::default();
-        // (m, k, n) across the register block (6), the panel (16) and the depth block (256).
+        // (m, k, n) across the register block (6), the panel (16) and the depth block (256), with
+        // Bᵀ in panels (e.g. 450 × 300 × 10) and Aᵀ (e.g. 64 × 513 × 40) on both sides of it.
         for &(m, k, n) in &[
             (1, 1, 1),
             (7, 9, 8),
@@ -227,6 +226,7 @@ mod tests {
             (16, 70, 17),
             (20, 300, 64),
             (33, 5, 40),
+            (450, 300, 10),
         ] {
             let (rsa, rsb) = (k + 3, k + 1);
             let a: Vec<f32> = (0..m * rsa).map(|_| next()).collect();

@@ -1,12 +1,14 @@
 //! Fast linear attention of the kernel workloads (`attention_kv`, `attention_out`; Katharopoulos
 //! et al., ICML 2020, kernel-attention spec §3), split over the threads by (trial, head).
-//! Non-causal: S = K′ᵀ[V | 1] and Q′S as SGEMMs (`matrixmultiply`) per (trial, head), then the
+//! Non-causal: S = K′ᵀ[V | 1] (`matrixmultiply`, which packs the transposed K′) and Q′S
+//! (`gemm::gemm_ab`, S read in place) as SGEMMs per (trial, head), then the
 //! per-token errors; the same quantities as the twins, summed in another order. Causal: the twins'
 //! sums in the twins' order (bit-identical), with loops ordered for the cache: `attention_kv` walks
 //! the keys once, adding each key's φ_j ⊗ [v_j | 1] row by row of S (the twin walks them once per
 //! (feature, column)); `attention_out` forms a token's numerators and denominator row by row of S
 //! (the twin strides down a column of S per output column).
 
+use super::gemm::{gemm_ab, Scratch};
 use crate::engine::cpu::common::{par_trials, tree_sum};
 use crate::engine::layout::StageParams;
 use crate::engine::stages::ATTN_BLOCK;
@@ -137,29 +139,13 @@ pub fn attention_out(p: &StageParams, phi: &[f32], kv: &[f32], v: &[f32], exact:
     }
     par_trials(threads, trials * heads, slot, seq, |first, n, out| {
         let mut num = vec![0f32; seq * cols];
+        let mut scratch = Scratch::default();
         for il in 0..n {
             let (t, hd) = ((first + il) / heads, (first + il) % heads);
             let qf = &phi[(t * rows + hd * seq) * width..][..seq * width];
             let s = &kv[(t * heads + hd) * width * cols..][..width * cols];
-            // SAFETY: qf is seq × width, s width × cols, num seq × cols, all row-major.
-            unsafe {
-                matrixmultiply::sgemm(
-                    seq,
-                    width,
-                    cols,
-                    1.0,
-                    qf.as_ptr(),
-                    width as isize,
-                    1,
-                    s.as_ptr(),
-                    cols as isize,
-                    1,
-                    0.0,
-                    num.as_mut_ptr(),
-                    cols as isize,
-                    1,
-                );
-            }
+            // Q′ (seq × width) times S (width × cols).
+            gemm_ab(seq, width, cols, qf, width, s, cols, &mut num, &mut scratch);
             for i in 0..seq {
                 let r = &num[i * cols..][..cols];
                 let den = r[dv];

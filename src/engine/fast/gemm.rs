@@ -1,9 +1,10 @@
-//! The fast CPU kernels' GEMM `C = A·Bᵀ` (`mvm`, `mvm_full`): the product of a tile's quantised
-//! inputs and its effective weights, B stored as the weights are (n × k, row-major).
+//! The fast CPU kernels' GEMMs: `gemm_abt`, C = A·Bᵀ with B stored as a tile's weights are
+//! (n × k, row-major: `mvm`, `mvm_full`, and ΦΦᵀ in `kernel_error`), and `gemm_ab`, C = A·B with
+//! B's rows contiguous (Q′S in `attention_out`).
 //!
 //! With AVX2+FMA, an unpacked register-blocked kernel: one operand is copied once per call into
 //! panels of 16 lanes (Bᵀ, or Aᵀ when that moves fewer elements and wastes fewer lanes: a few
-//! vectors through a wide tile), then 6 rows of the other × 16 lanes of C live in twelve 8-lane
+//! vectors through a wide tile; `gemm_ab` reads B's rows in place), then 6 rows of the other × 16 lanes of C live in twelve 8-lane
 //! accumulators while k runs, over chunks of rows that stay in L1. `matrixmultiply` (the crate,
 //! used for the other GEMMs) packs both operands on every call, which for the small tiles of
 //! everyday models (k of 9 to 256, n of 8 to 64, a few hundred vectors) cost more than its
@@ -14,18 +15,19 @@
 //! and AVX-512, whichever it picks) accumulate each element as a chain of FMAs over k from +0,
 //! in blocks of `KC` = 256 (its `S_KC`), each later block's sum added to C in order. This kernel
 //! computes the same chains. Without AVX2+FMA the call goes to `matrixmultiply` as before
-//! (whose kernels there round the product and the sum apart). `gemm_matches_matrixmultiply`
-//! checks the bits on odd shapes, both orientations and across block edges.
+//! (whose kernels there round the product and the sum apart). `gemm_matches_matrixmultiply` and
+//! `gemm_ab_matches_matrixmultiply` check the bits on odd shapes, both orientations and across
+//! block edges.
 
 /// `matrixmultiply`'s depth block for f32 (`archparam_defaults::S_KC`).
 pub const KC: usize = 256;
 
-/// Per-thread buffers of [`gemm_abt`], reused across calls.
+/// Per-thread buffers of [`gemm_abt`] and [`gemm_ab`], reused across calls.
 #[derive(Default)]
 pub struct Scratch {
     /// The transposed operand, in panels.
     panel: Vec<f32>,
-    /// Cᵀ, when B has more rows than A and A is the operand transposed.
+    /// Cᵀ, when A is the operand transposed into panels.
     ct: Vec<f32>,
 }
 
@@ -74,6 +76,34 @@ pub fn gemm_abt(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], 
     }
 }
 
+/// `c[i·n + j] = Σ_p a[i·rsa + p] · b[p·rsb + j]` for i < m, j < n (C row-major, m × n): A·B
+/// with B's rows contiguous, read in place as the panels (the last one copied when n is not a
+/// multiple of 16). An A with contiguous columns (Aᵀ·B) is left to `matrixmultiply`, whose
+/// packing suits it: broadcasts a row apart per depth, or a copy of A first, measured slower.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_ab(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], rsb: usize, c: &mut [f32], scratch: &mut Scratch) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(c.len() >= m * n);
+    if k == 0 {
+        c[..m * n].fill(0.0);
+        return;
+    }
+    assert!(a.len() >= (m - 1) * rsa + k && b.len() >= (k - 1) * rsb + n);
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above); the asserts cover every index.
+        unsafe { x86::gemm_ab(m, k, n, a, rsa, b, rsb, c, &mut scratch.panel) };
+        return;
+    }
+    let _ = scratch;
+    // SAFETY: the asserts above cover every element the strides address; C is m x n row-major.
+    unsafe {
+        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa as isize, 1, b.as_ptr(), rsb as isize, 1, 0.0, c.as_mut_ptr(), n as isize, 1);
+    }
+}
+
 /// Lanes per panel (two 8-lane registers) and rows of the broadcast operand per register block.
 #[cfg(target_arch = "x86_64")]
 const NB: usize = 16;
@@ -85,11 +115,11 @@ mod x86 {
     use super::{KC, MB, NB};
     use std::arch::x86_64::*;
 
+    /// C = A·Bᵀ, Bᵀ copied into panels of NB columns: panel q holds b[q·NB + j][p] at
+    /// q·k·NB + p·NB + j, columns past n zero (their sums are computed and dropped).
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn gemm_abt(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], rsb: usize, c: &mut [f32], panel: &mut Vec<f32>) {
-        // Bᵀ in panels of NB columns: panel q holds b[q·NB + j][p] at q·k·NB + p·NB + j, columns
-        // past n zero (their sums are computed and dropped).
         let panels = n.div_ceil(NB);
         panel.clear();
         panel.resize(panels * k * NB, 0.0);
@@ -105,83 +135,112 @@ mod x86 {
                 }
             }
         }
-        // Rows of A in chunks that stay in L1 (about 16 KB) while every panel passes over them.
+        let panel = &panel[..];
+        core(m, k, n, a, rsa, &|q| (panel[q * k * NB..].as_ptr(), NB), c);
+    }
+
+    /// C = A·B, B's rows read in place as the panels (depth stride `rsb`); a last panel of
+    /// fewer than NB columns is copied, zero-padded, so no load passes the end of a row.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn gemm_ab(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], rsb: usize, c: &mut [f32], tail: &mut Vec<f32>) {
+        let full = n / NB;
+        tail.clear();
+        if !n.is_multiple_of(NB) {
+            tail.resize(k * NB, 0.0);
+            for (p, d) in tail.chunks_exact_mut(NB).enumerate() {
+                d[..n - full * NB].copy_from_slice(&b[p * rsb + full * NB..p * rsb + n]);
+            }
+        }
+        let tail = &tail[..];
+        core(m, k, n, a, rsa, &|q| if q < full { (b[q * NB..].as_ptr(), rsb) } else { (tail.as_ptr(), NB) }, c);
+    }
+
+    /// The blocked product: rows of A (element (i, p) at i·rsa + p) in chunks that stay in L1
+    /// while every panel passes over them; `panel(q)` gives panel q's first element and its
+    /// stride between depths (its NB lanes contiguous).
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn core(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, panel: &dyn Fn(usize) -> (*const f32, usize), c: &mut [f32]) {
+        let panels = n.div_ceil(NB);
+        // About 16 KB of A per chunk.
         let chunk = (16384 / (4 * k.min(KC))).max(MB) / MB * MB;
+        let (ap, cp) = (a.as_ptr(), c.as_mut_ptr());
         for i0 in (0..m).step_by(chunk) {
             let i1 = (i0 + chunk).min(m);
-            for q in 0..panels {
-                let pq = &panel[q * k * NB..(q + 1) * k * NB];
-                let cols = NB.min(n - q * NB);
-                let mut i = i0;
-                while i < i1 {
-                    let rows = MB.min(i1 - i);
-                    for k0 in (0..k).step_by(KC) {
-                        let kk = KC.min(k - k0);
-                        let (a, c) = (&a[i * rsa + k0..], &mut c[i * n + q * NB..]);
-                        // The first depth block stores its sums, each later one adds them
-                        // (matrixmultiply's C ← 1·AB + 1·C).
-                        let add = k0 > 0;
+            // Depth blocks outermost, so the chunk's block of A (at most KC depths) stays in L1
+            // across the panels.
+            for k0 in (0..k).step_by(KC) {
+                let kk = KC.min(k - k0);
+                // The first depth block stores its sums, each later one adds them
+                // (matrixmultiply's C ← 1·AB + 1·C), in depth order for every element.
+                let add = k0 > 0;
+                for q in 0..panels {
+                    let (bq, bs) = panel(q);
+                    let cols = NB.min(n - q * NB);
+                    let mut i = i0;
+                    while i < i1 {
+                        let rows = MB.min(i1 - i);
+                        let (a, b, c) = (ap.add(i * rsa + k0), bq.add(k0 * bs), cp.add(i * n + q * NB));
                         match rows {
-                            6 => block::<6>(a, rsa, kk, &pq[k0 * NB..], c, n, cols, add),
-                            5 => block::<5>(a, rsa, kk, &pq[k0 * NB..], c, n, cols, add),
-                            4 => block::<4>(a, rsa, kk, &pq[k0 * NB..], c, n, cols, add),
-                            3 => block::<3>(a, rsa, kk, &pq[k0 * NB..], c, n, cols, add),
-                            2 => block::<2>(a, rsa, kk, &pq[k0 * NB..], c, n, cols, add),
-                            _ => block::<1>(a, rsa, kk, &pq[k0 * NB..], c, n, cols, add),
+                            6 => block::<6>(a, rsa, kk, b, bs, c, n, cols, add),
+                            5 => block::<5>(a, rsa, kk, b, bs, c, n, cols, add),
+                            4 => block::<4>(a, rsa, kk, b, bs, c, n, cols, add),
+                            3 => block::<3>(a, rsa, kk, b, bs, c, n, cols, add),
+                            2 => block::<2>(a, rsa, kk, b, bs, c, n, cols, add),
+                            _ => block::<1>(a, rsa, kk, b, bs, c, n, cols, add),
                         }
+                        i += rows;
                     }
-                    i += rows;
                 }
             }
         }
     }
 
-    /// R rows of A (row stride `rsa`) over `kk` depths times one panel into R rows of C (row
-    /// stride `rsc`, `cols` columns): each sum an FMA chain over the depths from +0, stored, or
-    /// added to C when `add`.
+    /// R rows of A over `kk` depths times one panel (NB lanes, `bs` apart per depth) into R rows
+    /// of C (row stride `rsc`, `cols` columns): each sum an FMA chain over the depths from +0,
+    /// stored, or added to C when `add`. The caller's bounds cover every address.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn block<const R: usize>(a: &[f32], rsa: usize, kk: usize, pq: &[f32], c: &mut [f32], rsc: usize, cols: usize, add: bool) {
-        debug_assert!(a.len() >= (R - 1) * rsa + kk && pq.len() >= kk * NB && c.len() >= (R - 1) * rsc + cols);
+    unsafe fn block<const R: usize>(a: *const f32, rsa: usize, kk: usize, b: *const f32, bs: usize, c: *mut f32, rsc: usize, cols: usize, add: bool) {
         let mut lo = [_mm256_setzero_ps(); R];
         let mut hi = [_mm256_setzero_ps(); R];
-        let ap = a.as_ptr();
-        let bp = pq.as_ptr();
         for p in 0..kk {
-            let b0 = _mm256_loadu_ps(bp.add(p * NB));
-            let b1 = _mm256_loadu_ps(bp.add(p * NB + 8));
+            let b0 = _mm256_loadu_ps(b.add(p * bs));
+            let b1 = _mm256_loadu_ps(b.add(p * bs + 8));
             for r in 0..R {
-                let x = _mm256_broadcast_ss(&*ap.add(r * rsa + p));
+                let x = _mm256_broadcast_ss(&*a.add(r * rsa + p));
                 lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
                 hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
             }
         }
         for r in 0..R {
-            let cp = c.as_mut_ptr().add(r * rsc);
+            let cr = c.add(r * rsc);
             if cols == NB {
                 let (mut l, mut h) = (lo[r], hi[r]);
                 if add {
-                    l = _mm256_add_ps(_mm256_loadu_ps(cp), l);
-                    h = _mm256_add_ps(_mm256_loadu_ps(cp.add(8)), h);
+                    l = _mm256_add_ps(_mm256_loadu_ps(cr), l);
+                    h = _mm256_add_ps(_mm256_loadu_ps(cr.add(8)), h);
                 }
-                _mm256_storeu_ps(cp, l);
-                _mm256_storeu_ps(cp.add(8), h);
+                _mm256_storeu_ps(cr, l);
+                _mm256_storeu_ps(cr.add(8), h);
             } else {
                 let mut sums = [0.0f32; NB];
                 _mm256_storeu_ps(sums.as_mut_ptr(), lo[r]);
                 _mm256_storeu_ps(sums.as_mut_ptr().add(8), hi[r]);
                 for (j, &v) in sums.iter().enumerate().take(cols) {
                     if add {
-                        *cp.add(j) += v;
+                        *cr.add(j) += v;
                     } else {
-                        *cp.add(j) = v;
+                        *cr.add(j) = v;
                     }
                 }
             }
         }
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,21 +254,25 @@ mod tests {
         c
     }
 
-    #[test]
-    fn gemm_matches_matrixmultiply() {
+    /// Values of mixed sign and magnitude, zeros included, so rounding differs by order.
+    fn values() -> impl FnMut() -> f32 {
         let mut state = 0x2545_f491_u32;
-        let mut next = move || {
+        move || {
             state ^= state << 13;
             state ^= state >> 17;
             state ^= state << 5;
-            // Values of mixed sign and magnitude, zeros included, so rounding differs by order.
             let v = (state >> 8) as f32 / 16_777_216.0 - 0.5;
             if state.is_multiple_of(17) {
                 0.0
             } else {
                 v * (1 + state % 7) as f32
             }
-        };
+        }
+    }
+
+    #[test]
+    fn gemm_matches_matrixmultiply() {
+        let mut next = values();
         let mut panel = Scratch::default();
         // (m, k, n) across the register block (6), the panel (16) and the depth block (256), with
         // Bᵀ in panels (e.g. 450 × 300 × 10) and Aᵀ (e.g. 64 × 513 × 40) on both sides of it.
@@ -234,6 +297,28 @@ mod tests {
             let want = reference(m, k, n, &a, rsa, &b, rsb);
             let mut got = vec![f32::NAN; m * n];
             gemm_abt(m, k, n, &a, rsa, &b, rsb, &mut got, &mut panel);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(g.to_bits(), w.to_bits(), "m {m} k {k} n {n}: element {i}: {g} against matrixmultiply's {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_ab_matches_matrixmultiply() {
+        let mut next = values();
+        let mut scratch = Scratch::default();
+        // (m, k, n): full and partial panels, depths past 256.
+        for &(m, k, n) in &[(1, 1, 1), (128, 256, 65), (256, 128, 65), (7, 300, 16), (13, 9, 33), (64, 600, 48)] {
+            let (rsa, rsb) = (k + 3, n + 2);
+            let a: Vec<f32> = (0..m * rsa).map(|_| next()).collect();
+            let b: Vec<f32> = (0..k * rsb).map(|_| next()).collect();
+            let mut want = vec![f32::NAN; m * n];
+            // SAFETY: the shapes above cover every index.
+            unsafe {
+                matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa as isize, 1, b.as_ptr(), rsb as isize, 1, 0.0, want.as_mut_ptr(), n as isize, 1);
+            }
+            let mut got = vec![f32::NAN; m * n];
+            gemm_ab(m, k, n, &a, rsa, &b, rsb, &mut got, &mut scratch);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert_eq!(g.to_bits(), w.to_bits(), "m {m} k {k} n {n}: element {i}: {g} against matrixmultiply's {w}");
             }

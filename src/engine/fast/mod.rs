@@ -1,9 +1,10 @@
 //! The fast CPU kernels: what `--backend cpu` runs for the hot stages (`program`, `drift`,
 //! `dac`, `mvm`, `bound`, `combine`, `im2col`, `pool`) instead of their twins. Same plan, same buffers, same Philox counters and the same
 //! equations as the WGSL stages and the twins; what differs is how they are computed:
-//! - `mvm`: a register-blocked SGEMM per (trial, tile) (`gemm`: AVX2/FMA without packing A,
-//!   `matrixmultiply`'s sums bit for bit; `matrixmultiply` itself without AVX2), then an eight-lane epilogue (output noise from all four words of each Philox
-//!   block, ADC, saturation flags);
+//! - `mvm`: a register-blocked SGEMM per (trial, tile) (`gemm`: AVX2/FMA, one operand copied
+//!   into panels, `matrixmultiply`'s sums bit for bit; `matrixmultiply` itself without AVX2),
+//!   then an eight-lane epilogue (output noise from all four words of each Philox block, ADC,
+//!   saturation flags);
 //! - `program`, `drift`, `dac`, `combine`: loops over eight lanes with branch-free `ln`/`exp`/`sincos`
 //!   (`lanes`), compiled for AVX2+FMA where the CPU has it and for the baseline target otherwise;
 //! - `im2col` as nested loops copying kernel rows, `pool` over whole channel rows (no division

@@ -66,13 +66,13 @@ pub fn mvm(
         y,
         sat,
         || (Vec::new(), Vec::new(), GemmScratch::default()),
-        |(acc, noise, panel), rows| {
+        |(acc, noise, gemm), rows| {
             for tile in 0..ntiles {
                 let per_block = (ACC_FLOATS / (tiles[tile].rows as usize).max(1)).max(8);
                 let all = rows.vecs.clone();
                 for s0 in all.clone().step_by(per_block) {
                     let vecs = s0..(s0 + per_block).min(all.end);
-                    gemm_tile(p, &tiles[tile], xq, weff, rows.trial_local, vecs.clone(), acc, panel);
+                    gemm_tile(p, &tiles[tile], xq, weff, rows.trial_local, vecs.clone(), acc, gemm);
                     epilogue(p, &tiles[tile], tile, vecs, acc, rows, noise);
                 }
             }
@@ -92,7 +92,7 @@ fn gemm_tile(
     trial_local: usize,
     vecs: std::ops::Range<usize>,
     acc: &mut Vec<f32>,
-    panel: &mut GemmScratch,
+    gemm: &mut GemmScratch,
 ) {
     let l = &p.layer;
     let (n_in, n_out, batch) = (l.n_in as usize, l.n_out as usize, vecs.len());
@@ -111,7 +111,7 @@ fn gemm_tile(
     let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
     let x = &xq[xbase..xbase + (batch - 1) * n_in + cols];
     let w = &weff[wbase..wbase + (rows - 1) * n_in + cols];
-    gemm_abt(batch, cols, rows, x, n_in, w, n_in, acc, panel);
+    gemm_abt(batch, cols, rows, x, n_in, w, n_in, acc, gemm);
 }
 
 simd_entry!(

@@ -50,18 +50,18 @@ struct Scratch {
     sa: Vec<f32>,
     sp: Vec<f32>,
     q: Vec<f32>,
-    panel: super::gemm::Scratch,
+    gemm: super::gemm::Scratch,
 }
 
 /// C (m × n, row-major) = A (m × k, row stride `rsa`) · Bᵀ with B n × k of row stride `rsb`.
 #[allow(clippy::too_many_arguments)]
-fn gemm_abt(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], rsb: usize, c: &mut Vec<f32>, panel: &mut super::gemm::Scratch) {
+fn gemm_abt(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], rsb: usize, c: &mut Vec<f32>, scratch: &mut super::gemm::Scratch) {
     c.clear();
     c.resize(m * n, 0.0);
     if k == 0 {
         return;
     }
-    super::gemm::gemm_abt(m, k, n, a, rsa, b, rsb, c, panel);
+    super::gemm::gemm_abt(m, k, n, a, rsa, b, rsb, c, scratch);
 }
 
 simd_entry!(
@@ -103,7 +103,7 @@ fn full_tile_body(
     }
     let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
     let w = &weff[wbase..];
-    gemm_abt(batch, cols, rows, &sc.x0, cols, w, n_in, &mut sc.acc, &mut sc.panel);
+    gemm_abt(batch, cols, rows, &sc.x0, cols, w, n_in, &mut sc.acc, &mut sc.gemm);
     let pcm_read = io.w_noise > 0.0 && io.w_noise_type == 1;
     if io.ir_drop > 0.0 || pcm_read {
         sc.wa.resize(rows * cols, 0.0);
@@ -116,7 +116,7 @@ fn full_tile_body(
     if io.ir_drop > 0.0 {
         sc.xa.clear();
         sc.xa.extend(sc.x0.iter().map(|v| v.abs()));
-        gemm_abt(batch, cols, rows, &sc.xa, cols, &sc.wa, cols, &mut sc.sa, &mut sc.panel);
+        gemm_abt(batch, cols, rows, &sc.xa, cols, &sc.wa, cols, &mut sc.sa, &mut sc.gemm);
         sc.xc.resize(batch * cols, 0.0);
         for s in 0..batch {
             for k in 0..cols {
@@ -124,13 +124,13 @@ fn full_tile_body(
                 sc.xc[s * cols + k] = sc.x0[s * cols + k] * (1.0 - r * r);
             }
         }
-        gemm_abt(batch, cols, rows, &sc.xc, cols, w, n_in, &mut sc.sp, &mut sc.panel);
+        gemm_abt(batch, cols, rows, &sc.xc, cols, w, n_in, &mut sc.sp, &mut sc.gemm);
     }
     if io.w_noise > 0.0 {
         sc.x2.clear();
         sc.x2.extend(sc.x0.iter().map(|v| v * v));
         if pcm_read {
-            gemm_abt(batch, cols, rows, &sc.x2, cols, &sc.wa, cols, &mut sc.q, &mut sc.panel);
+            gemm_abt(batch, cols, rows, &sc.x2, cols, &sc.wa, cols, &mut sc.q, &mut sc.gemm);
         } else {
             // Σ x'² is the same for every output of a sample.
             sc.q.clear();

@@ -138,6 +138,10 @@ pub enum Command {
         /// Only these cases, by letter, comma-separated (e.g. `--cases a,e,f`); all by default.
         #[arg(long, value_delimiter = ',')]
         cases: Vec<String>,
+        /// Runs of every case: each reports its fastest, with the slowest beside it (default 3
+        /// at the small sizes, 1 at the full sizes).
+        #[arg(long)]
+        runs: Option<u32>,
     },
     /// Train a digits MLP on the train split (reproducible; writes a PyTorch-style .safetensors).
     /// With no options it rebuilds the shipped experiments/models/digits_mlp.safetensors.

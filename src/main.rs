@@ -299,8 +299,8 @@ fn run(cli: Cli) -> Result<()> {
                 common.json.as_deref(),
             )
         }
-        Command::Bench { backend, size, breakdown, cases } => {
-            aimc::bench::CaseFilter::parse(&cases).and_then(|only| aimc::bench::run(backend.into(), &size, breakdown, &only)).map_err(Into::into)
+        Command::Bench { backend, size, breakdown, cases, runs } => {
+            aimc::bench::CaseFilter::parse(&cases).and_then(|only| aimc::bench::run(backend.into(), &size, breakdown, &only, runs)).map_err(Into::into)
         }
         c @ (Command::TrainDigits { .. } | Command::TrainDigitsMoe { .. } | Command::TrainDigitsCnn { .. } | Command::TrainTransformer { .. }) => {
             train_command(c)

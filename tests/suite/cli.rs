@@ -483,4 +483,14 @@ fn bench_runs_the_cases_asked_for_and_names_a_bad_one() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with('(')).collect();
     assert!(rows.len() == 1 && rows[0].starts_with("(b) single-vector MVM"), "{out}");
+    // Repeated runs: the fastest reported, the slowest beside it as a share of it (at most 100 %).
+    let o = aimc().args(["bench", "--backend", "cpu", "--size", "small", "--cases", "b", "--runs", "2"]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains("slowest of 2"), "{out}");
+    let row = out.lines().find(|l| l.starts_with("(b)")).unwrap();
+    let share: f64 = row.split_whitespace().last().and_then(|v| v.strip_suffix('%')).and_then(|v| v.parse().ok()).unwrap();
+    assert!(share > 0.0 && share <= 100.0, "{row}");
+    let o = aimc().args(["bench", "--backend", "cpu", "--size", "small", "--runs", "0"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--runs 0") && o.stdout.is_empty(), "{err}");
 }

@@ -1,7 +1,8 @@
 //! `aimc bench`: the throughput cases, each printed beside the floor computed for the adapter that
 //! ran it, their ratio and the target (speed is measured here, never asserted in tests).
 //! `--breakdown` reruns each case with per-stage profiling (`engine::profile`) and prints where
-//! its time went.
+//! its time went; `--runs N` measures every case N times and reports its fastest run, with the
+//! slowest as a share of it ([`DEFAULT_RUNS`]).
 //!
 //! Floors. The adapter's own ceilings are measured first with three microkernels, each the
 //! fastest of a few repetitions: Philox4x32-10 blocks/s (`peak_philox`), FP32 FMA FLOP/s

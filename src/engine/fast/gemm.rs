@@ -31,49 +31,70 @@ pub struct Scratch {
     ct: Vec<f32>,
 }
 
-/// `c[i·n + j] = Σ_p a[i·rsa + p] · b[j·rsb + p]` for i < m, j < n (C row-major, m × n).
+/// How B is laid out: element (p, j) of the k × n operand at p·`depth` + j·`col`.
+#[derive(Clone, Copy)]
+struct Layout {
+    depth: usize,
+    col: usize,
+}
+
+/// What both products share: the empty and zero-depth cases, the bounds every index stays
+/// within, and `matrixmultiply` where the CPU lacks AVX2+FMA. `fast` runs the product otherwise.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_abt(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], rsb: usize, c: &mut [f32], scratch: &mut Scratch) {
+fn product(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], lb: Layout, c: &mut [f32], fast: impl FnOnce(&mut [f32])) {
     if m == 0 || n == 0 {
         return;
     }
-    assert!(c.len() >= m * n);
+    let c = &mut c[..m * n];
     if k == 0 {
-        c[..m * n].fill(0.0);
+        c.fill(0.0);
         return;
     }
-    assert!(a.len() >= (m - 1) * rsa + k && b.len() >= (n - 1) * rsb + k);
-    #[cfg(target_arch = "x86_64")]
+    assert!(a.len() >= (m - 1) * rsa + k && b.len() > (k - 1) * lb.depth + (n - 1) * lb.col);
     if super::has_avx2() {
-        // One operand is transposed into panels of NB lanes, the other broadcast. Which one:
-        // the cheaper by lanes computed (padding a panel wastes lanes) plus elements moved (a
-        // strided copy costs about as much as NB lanes). Transposing A computes Cᵀ = B·Aᵀ and
-        // then C from it; each sum is the same FMA chain either way.
-        let lanes = |rows: usize| rows.div_ceil(NB) * NB;
-        let keep = lanes(n) * m * k + NB * n * k;
-        let swap = lanes(m) * n * k + NB * (m * k + m * n);
-        if swap < keep {
-            let ct = &mut scratch.ct;
-            ct.clear();
-            ct.resize(n * m, 0.0);
-            // SAFETY: the CPU has AVX2 and FMA (checked just above); the asserts cover every index.
-            unsafe { x86::gemm_abt(n, k, m, b, rsb, a, rsa, ct, &mut scratch.panel) };
-            for (i, row) in c.chunks_exact_mut(n).take(m).enumerate() {
-                for (j, v) in row.iter_mut().enumerate() {
-                    *v = ct[j * m + i];
-                }
-            }
-        } else {
-            // SAFETY: as above.
-            unsafe { x86::gemm_abt(m, k, n, a, rsa, b, rsb, c, &mut scratch.panel) };
-        }
+        fast(c);
         return;
     }
-    let _ = scratch;
-    // SAFETY: the asserts above cover every element the strides address; C is m x n row-major.
+    // SAFETY: the assert above covers every element the strides address; C is m x n row-major.
     unsafe {
-        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa as isize, 1, b.as_ptr(), 1, rsb as isize, 0.0, c.as_mut_ptr(), n as isize, 1);
+        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa as isize, 1, b.as_ptr(), lb.depth as isize, lb.col as isize, 0.0, c.as_mut_ptr(), n as isize, 1);
     }
+}
+
+/// `c[i·n + j] = Σ_p a[i·rsa + p] · b[j·rsb + p]` for i < m, j < n (C row-major, m × n).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_abt(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], rsb: usize, c: &mut [f32], scratch: &mut Scratch) {
+    product(m, k, n, a, rsa, b, Layout { depth: 1, col: rsb }, c, |c| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // One operand is transposed into panels of NB lanes, the other broadcast. Which one:
+            // the cheaper by lanes computed (padding a panel wastes lanes) plus elements moved
+            // (a strided copy costs about as much as NB lanes). Transposing A computes Cᵀ = B·Aᵀ
+            // and then C from it; each sum is the same FMA chain either way.
+            let lanes = |rows: usize| rows.div_ceil(NB) * NB;
+            let keep = lanes(n) * m * k + NB * n * k;
+            let swap = lanes(m) * n * k + NB * (m * k + m * n);
+            if swap < keep {
+                // Every element of Cᵀ is written: grown, never cleared.
+                if scratch.ct.len() < n * m {
+                    scratch.ct.resize(n * m, 0.0);
+                }
+                let ct = &mut scratch.ct[..n * m];
+                // SAFETY: `product` checked AVX2 and FMA and the bounds of every index.
+                unsafe { x86::gemm_abt(n, k, m, b, rsb, a, rsa, ct, &mut scratch.panel) };
+                for (i, row) in c.chunks_exact_mut(n).enumerate() {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = ct[j * m + i];
+                    }
+                }
+            } else {
+                // SAFETY: as above.
+                unsafe { x86::gemm_abt(m, k, n, a, rsa, b, rsb, c, &mut scratch.panel) };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (c, scratch);
+    });
 }
 
 /// `c[i·n + j] = Σ_p a[i·rsa + p] · b[p·rsb + j]` for i < m, j < n (C row-major, m × n): A·B
@@ -82,26 +103,15 @@ pub fn gemm_abt(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], 
 /// packing suits it: broadcasts a row apart per depth, or a copy of A first, measured slower.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_ab(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], rsb: usize, c: &mut [f32], scratch: &mut Scratch) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(c.len() >= m * n);
-    if k == 0 {
-        c[..m * n].fill(0.0);
-        return;
-    }
-    assert!(a.len() >= (m - 1) * rsa + k && b.len() >= (k - 1) * rsb + n);
-    #[cfg(target_arch = "x86_64")]
-    if super::has_avx2() {
-        // SAFETY: the CPU has AVX2 and FMA (checked just above); the asserts cover every index.
-        unsafe { x86::gemm_ab(m, k, n, a, rsa, b, rsb, c, &mut scratch.panel) };
-        return;
-    }
-    let _ = scratch;
-    // SAFETY: the asserts above cover every element the strides address; C is m x n row-major.
-    unsafe {
-        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa as isize, 1, b.as_ptr(), rsb as isize, 1, 0.0, c.as_mut_ptr(), n as isize, 1);
-    }
+    product(m, k, n, a, rsa, b, Layout { depth: rsb, col: 1 }, c, |c| {
+        // SAFETY: `product` checked AVX2 and FMA and the bounds of every index.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            x86::gemm_ab(m, k, n, a, rsa, b, rsb, c, &mut scratch.panel)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (c, scratch);
+    });
 }
 
 /// Lanes per panel (two 8-lane registers) and rows of the broadcast operand per register block.
@@ -121,8 +131,10 @@ mod x86 {
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn gemm_abt(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], rsb: usize, c: &mut [f32], panel: &mut Vec<f32>) {
         let panels = n.div_ceil(NB);
-        panel.clear();
-        panel.resize(panels * k * NB, 0.0);
+        // Every lane is written below (the padding with zeros): grown, never cleared.
+        if panel.len() < panels * k * NB {
+            panel.resize(panels * k * NB, 0.0);
+        }
         // Written in order, read from up to NB rows of B at once (each row's cache lines serve
         // NB consecutive depths).
         for q in 0..panels {
@@ -130,9 +142,11 @@ mod x86 {
             let dst = &mut panel[q * k * NB..(q + 1) * k * NB];
             let src = &b[q * NB * rsb..];
             for (p, d) in dst.chunks_exact_mut(NB).enumerate() {
-                for (jj, v) in d.iter_mut().enumerate().take(cols) {
+                let (data, pad) = d.split_at_mut(cols);
+                for (jj, v) in data.iter_mut().enumerate() {
                     *v = src[jj * rsb + p];
                 }
+                pad.fill(0.0);
             }
         }
         let panel = &panel[..];

@@ -16,7 +16,7 @@ use crate::engine::plan::RunConfig;
 use crate::engine::{Backend, EngineError};
 use crate::results::{self, Adapter, Axis, LayerWeightError, Point, Pooled, Results};
 use crate::stats::{self, Histogram, Moments, Summary};
-use crate::workload::{analog_layers, Chunk, PointRun};
+use crate::workload::{analog_layers, Chunk, GroupRun, Grouped, PointRun, TimeMetrics};
 
 /// Where progress goes: a terminal bar, plain lines, or nowhere.
 pub trait Progress {
@@ -262,6 +262,37 @@ fn run_point(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chu
     let mut on_progress = |n: u64| progress.advance(n);
     let mut r = PointRun { be, inputs: exp.inputs(), point: sp, cfg: run_config(exp, sp, chunk), chunk, progress: &mut on_progress };
     let per_time = (exp.workload.spec().run)(&mut r).map_err(|source| RunError::Engine { point: sp.index, series: sp.series(), source })?;
+    chunk_points(be, exp, sp, chunk, per_time)
+}
+
+/// One chunk of several sweep points as one plan (the workload's [`Grouped`] run), then each
+/// point's statistics per time.
+fn run_group(
+    be: &mut dyn Backend,
+    exp: &Experiment,
+    grouped: &Grouped,
+    sps: &[SweepPoint],
+    chunk: Chunk,
+    progress: &mut dyn Progress,
+) -> Result<Vec<Vec<Point>>, RunError> {
+    let mut on_progress = |n: u64| progress.advance(n);
+    let cfgs = sps.iter().map(|sp| run_config(exp, sp, chunk)).collect();
+    let mut g = GroupRun { be, inputs: exp.inputs(), points: sps, cfgs, chunk, progress: &mut on_progress };
+    let all = (grouped.run)(&mut g).map_err(|source| RunError::Engine { point: sps[0].index, series: group_series(sps), source })?;
+    sps.iter().zip(all).map(|(sp, per_time)| chunk_points(be, exp, sp, chunk, per_time)).collect()
+}
+
+/// The points of a group, as an error names them.
+fn group_series(sps: &[SweepPoint]) -> String {
+    match sps {
+        [one] => one.series(),
+        [first, .., last] => format!("{} .. {}, run as one plan", first.series(), last.series()),
+        [] => String::new(),
+    }
+}
+
+/// Each time's statistics of one chunk of a point.
+fn chunk_points(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: Chunk, per_time: Vec<TimeMetrics>) -> Result<Vec<Point>, RunError> {
     let clock = std::time::Instant::now();
     let out = per_time_parallel(per_time, |ti, m| {
         let projection = projection_average(&m.fp_per_seed, m.trials_per_seed, exp.confidence)?;
@@ -323,6 +354,94 @@ pub const FIRST_CHECKPOINT_CHUNK: u32 = 256;
 /// Compute between checkpoints: a kill loses at most about this much work.
 pub const CHECKPOINT_SECONDS: f64 = 5.0;
 
+/// One point's chunks as they finish: its points (one per time, the per-trial values of every
+/// chunk appended), the test samples per trial (classifiers, from the first chunk), the trials
+/// done and the chunks they came in.
+#[derive(Default)]
+struct PointChunks {
+    points: Vec<Point>,
+    samples: Vec<Option<u32>>,
+    done: u32,
+    chunks: u32,
+}
+
+impl PointChunks {
+    fn add(&mut self, trials: u32, pts: Vec<Point>) {
+        self.done += trials;
+        self.chunks += 1;
+        if self.points.is_empty() {
+            self.samples = pts.iter().map(|p| p.pooled.as_ref().map(|q| (q.trials / p.per_trial.len().max(1) as u64) as u32)).collect();
+            self.points = pts;
+        } else {
+            for (p, q) in self.points.iter_mut().zip(pts) {
+                p.per_trial.extend(q.per_trial);
+                if let (Some(x), Some(y)) = (&mut p.per_trial_correct, q.per_trial_correct) {
+                    x.extend(y);
+                }
+            }
+        }
+    }
+
+    /// The point's statistics over all its trials, as a single run of that many would have them
+    /// (a single chunk's are those already).
+    fn finish(self, be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, reason: Option<String>) -> Result<Vec<Point>, RunError> {
+        if self.chunks == 1 && reason.is_none() {
+            return Ok(self.points);
+        }
+        let clock = std::time::Instant::now();
+        let out = per_time_parallel(self.points.into_iter().zip(self.samples).collect(), |ti, (p, n_samples)| {
+            let correct = p.per_trial_correct.zip(n_samples);
+            // The floating-point metric, the first chunk's weight errors and the MoE cost model come
+            // with the first chunk's points.
+            let mut q = point(exp, sp, exp.first_trial, ti, p.per_trial, correct, p.fp, p.weight_error, p.projection_average)?;
+            q.moe = p.moe;
+            q.layer_insight = p.layer_insight;
+            q.fp_clipped = p.fp_clipped;
+            q.point_set = p.point_set;
+            q.stopped = reason.clone();
+            Ok(q)
+        })
+        .into_iter()
+        .collect();
+        be.add_host(STATISTICS, clock.elapsed().as_secs_f64());
+        out
+    }
+}
+
+/// The chunk of a point starting `done` trials in: its trials, and the weight-error and
+/// layer-insight trials of a first chunk.
+fn chunk_at(exp: &Experiment, done: u32, trials: u32) -> Chunk {
+    Chunk {
+        first_trial: exp.first_trial + done,
+        trials,
+        weight_error_trials: if done == 0 { exp.weight_error_trials } else { 0 },
+        first_weight_error_trial: exp.first_weight_error_trial,
+        layer_insight_trials: if done == 0 { exp.layer_insight_trials } else { 0 },
+    }
+}
+
+/// The recovered chunk of point `sp` starting `done` trials in, with the progress it stands for
+/// (its trials, and a first chunk's per-layer diagnostics).
+fn recovered_at(exp: &Experiment, sp: &SweepPoint, done: u32, journal: &Option<&mut journal::Journal>) -> Option<(journal::Recovered, u64)> {
+    let r = journal.as_ref()?.recovered.get(&(sp.index, exp.first_trial + done))?.clone();
+    let c = chunk_at(exp, done, r.trials);
+    let extras = if exp.workload.spec().layer_extras {
+        c.weight_error_trials as u64 * exp.layers.len() as u64 + if sp.budget_only() { 0 } else { c.layer_insight_trials as u64 }
+    } else {
+        0
+    };
+    let units = r.trials as u64 + extras;
+    Some((r, units))
+}
+
+/// Trials of the next checkpoint chunk after one of `trials` trials took `seconds`: about
+/// [`CHECKPOINT_SECONDS`] of compute, at least 16 trials and at most 8 times this chunk (a
+/// one-trial chunk still allows 16).
+fn next_chunk(trials: u32, seconds: f64) -> u32 {
+    let per_trial = seconds.max(1e-6) / trials as f64;
+    ((CHECKPOINT_SECONDS / per_trial) as u32).clamp(16, trials.saturating_mul(8).max(16))
+}
+
 /// One sweep point in chunks of trials, each recorded in the checkpoint journal as it finishes
 /// (chunks the journal already holds are taken as they are). Adaptive runs chunk by their batch of
 /// `exp.trials` and stop once the mean's trial-to-trial interval is at most `a.half_width` at every
@@ -343,68 +462,36 @@ fn run_point_checkpointed(
         None if timed => FIRST_CHECKPOINT_CHUNK,
         None => exp.trials,
     };
-    let mut acc: Vec<Point> = Vec::new();
-    // Test samples per trial of each point (classifiers), from the first chunk.
-    let mut samples: Vec<Option<u32>> = Vec::new();
-    let mut done = 0u32;
-    let mut chunks = 0;
+    let mut acc = PointChunks::default();
     let reason = loop {
-        let first_trial = exp.first_trial + done;
-        let weight_error_trials = if done == 0 { exp.weight_error_trials } else { 0 };
-        let layer_insight_trials = if done == 0 { exp.layer_insight_trials } else { 0 };
-        let recovered = journal.as_ref().and_then(|j| j.recovered.get(&(sp.index, first_trial))).cloned();
-        let (n, pts) = match recovered {
-            Some(r) => {
-                let we = if exp.workload.spec().layer_extras {
-                    weight_error_trials as u64 * exp.layers.len() as u64 + if sp.budget_only() { 0 } else { layer_insight_trials as u64 }
-                } else {
-                    0
-                };
-                progress.advance(r.trials as u64 + we);
+        let done = acc.done;
+        let (n, pts) = match recovered_at(exp, sp, done, journal) {
+            Some((r, units)) => {
+                progress.advance(units);
                 (r.trials, r.points)
             }
             None => {
-                let chunk = Chunk {
-                    first_trial,
-                    trials: next.min(cap - done),
-                    weight_error_trials,
-                    first_weight_error_trial: exp.first_weight_error_trial,
-                    layer_insight_trials,
-                };
+                let chunk = chunk_at(exp, done, next.min(cap - done));
                 let clock = std::time::Instant::now();
                 let pts = run_point(be, exp, sp, chunk, progress)?;
                 if let Some(j) = journal.as_mut() {
                     let clock = std::time::Instant::now();
-                    j.record(sp.index, first_trial, chunk.trials, &pts).map_err(RunError::Journal)?;
+                    j.record(sp.index, chunk.first_trial, chunk.trials, &pts).map_err(RunError::Journal)?;
                     be.add_host(JOURNAL, clock.elapsed().as_secs_f64());
                 }
                 if timed {
-                    let per_trial = clock.elapsed().as_secs_f64().max(1e-6) / chunk.trials as f64;
-                    // At least 16 trials and at most 8 times this chunk (a one-trial chunk
-                    // still allows 16).
-                    next = ((CHECKPOINT_SECONDS / per_trial) as u32).clamp(16, chunk.trials.saturating_mul(8).max(16));
+                    next = next_chunk(chunk.trials, clock.elapsed().as_secs_f64());
                 }
                 (chunk.trials, pts)
             }
         };
-        done += n;
-        chunks += 1;
-        if acc.is_empty() {
-            samples = pts.iter().map(|p| p.pooled.as_ref().map(|q| (q.trials / p.per_trial.len().max(1) as u64) as u32)).collect();
-            acc = pts;
-        } else {
-            for (p, q) in acc.iter_mut().zip(pts) {
-                p.per_trial.extend(q.per_trial);
-                if let (Some(x), Some(y)) = (&mut p.per_trial_correct, q.per_trial_correct) {
-                    x.extend(y);
-                }
-            }
-        }
+        acc.add(n, pts);
+        let done = acc.done;
         let clock = std::time::Instant::now();
         let stop = match adaptive {
             Some(a) => {
                 let mut worst = 0.0f64;
-                for p in &acc {
+                for p in &acc.points {
                     let m: Moments = p.per_trial.iter().copied().collect();
                     worst = worst.max(stats::mean_t(&m, exp.confidence)?.half_width());
                 }
@@ -424,26 +511,67 @@ fn run_point_checkpointed(
             break reason;
         }
     };
-    if chunks == 1 && reason.is_none() {
-        return Ok(acc);
+    acc.finish(be, exp, sp, reason)
+}
+
+/// Neighbouring points that run as one plan (the workload's [`Grouped`] run, fixed trial
+/// counts), in checkpoint chunks as [`run_point_checkpointed`]: each chunk of the group is
+/// recorded point by point, and a point whose next chunk the journal holds takes it. The points
+/// not yet at the end that are the fewest trials in run their next chunk together, so after a
+/// kill between two points' records the group runs together again from the next chunk on. Every
+/// point's trials and statistics are those of its own run.
+fn run_group_checkpointed(
+    be: &mut dyn Backend,
+    exp: &Experiment,
+    grouped: &Grouped,
+    sps: &[SweepPoint],
+    progress: &mut dyn Progress,
+    journal: &mut Option<&mut journal::Journal>,
+) -> Result<Vec<Point>, RunError> {
+    let timed = journal.is_some() && exp.workload.spec().chunkable;
+    let mut next = if timed { FIRST_CHECKPOINT_CHUNK } else { exp.trials };
+    let mut acc: Vec<PointChunks> = sps.iter().map(|_| PointChunks::default()).collect();
+    loop {
+        for (sp, a) in sps.iter().zip(acc.iter_mut()) {
+            while let Some((r, units)) = recovered_at(exp, sp, a.done, journal) {
+                progress.advance(units);
+                a.add(r.trials, r.points);
+            }
+        }
+        let Some(done) = acc.iter().map(|a| a.done).filter(|&d| d < exp.trials).min() else { break };
+        let members: Vec<usize> = (0..sps.len()).filter(|&k| acc[k].done == done).collect();
+        let chunk = chunk_at(exp, done, next.min(exp.trials - done));
+        let clock = std::time::Instant::now();
+        let group: Vec<SweepPoint> = members.iter().map(|&k| sps[k].clone()).collect();
+        let all = if group.len() == 1 { vec![run_point(be, exp, &group[0], chunk, progress)?] } else { run_group(be, exp, grouped, &group, chunk, progress)? };
+        for (&k, pts) in members.iter().zip(all) {
+            if let Some(j) = journal.as_mut() {
+                let clock = std::time::Instant::now();
+                j.record(sps[k].index, chunk.first_trial, chunk.trials, &pts).map_err(RunError::Journal)?;
+                be.add_host(JOURNAL, clock.elapsed().as_secs_f64());
+            }
+            acc[k].add(chunk.trials, pts);
+        }
+        if timed {
+            next = next_chunk(chunk.trials, clock.elapsed().as_secs_f64() / members.len() as f64 * sps.len() as f64);
+        }
     }
-    let clock = std::time::Instant::now();
-    let out = per_time_parallel(acc.into_iter().zip(samples).collect(), |ti, (p, n_samples)| {
-        let correct = p.per_trial_correct.zip(n_samples);
-        // The floating-point metric, the first chunk's weight errors and the MoE cost model come
-        // with the first chunk's points.
-        let mut q = point(exp, sp, exp.first_trial, ti, p.per_trial, correct, p.fp, p.weight_error, p.projection_average)?;
-        q.moe = p.moe;
-        q.layer_insight = p.layer_insight;
-        q.fp_clipped = p.fp_clipped;
-        q.point_set = p.point_set;
-        q.stopped = reason.clone();
-        Ok(q)
-    })
-    .into_iter()
-    .collect();
-    be.add_host(STATISTICS, clock.elapsed().as_secs_f64());
-    out
+    let mut out = Vec::new();
+    for (sp, a) in sps.iter().zip(acc) {
+        out.extend(a.finish(be, exp, sp, None)?);
+    }
+    Ok(out)
+}
+
+/// How many points from `exp.points[i]` on run as one plan: the run of neighbours the workload
+/// calls alike (1 where it groups none, and for adaptive trials, whose points stop apart).
+fn group_len(exp: &Experiment, i: usize) -> usize {
+    let Some(g) = &exp.workload.spec().grouped else { return 1 };
+    if exp.adaptive.is_some() {
+        return 1;
+    }
+    let first = &exp.points[i];
+    1 + exp.points[i + 1..].iter().take_while(|p| (g.alike)(first, p)).count()
 }
 
 /// Total trial units the progress bar counts for an experiment.
@@ -465,14 +593,21 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
     progress.start(total_work(exp));
     let mut points = Vec::new();
     let mut error = None;
-    for sp in &exp.points {
-        match run_point_checkpointed(be, exp, sp, progress, &mut journal) {
+    let mut i = 0;
+    while i < exp.points.len() {
+        let len = group_len(exp, i);
+        let got = match &exp.workload.spec().grouped {
+            Some(g) if len > 1 => run_group_checkpointed(be, exp, g, &exp.points[i..i + len], progress, &mut journal),
+            _ => run_point_checkpointed(be, exp, &exp.points[i], progress, &mut journal),
+        };
+        match got {
             Ok(p) => points.extend(p),
             Err(e) => {
                 error = Some(e);
                 break;
             }
         }
+        i += len;
     }
     progress.finish();
     let secs = start.elapsed().as_secs_f64();

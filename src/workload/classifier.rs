@@ -3,8 +3,8 @@
 //! (noise-models §8) and layer insight (each layer's MVM error against floating point, the share
 //! of vectors bound management repeated, the share of clipped ADC outputs).
 
-use super::{analog_layers, Inputs, Metric, PointRun, SweepPoint, TimeMetrics};
-use crate::crossbar::MappedMatrix;
+use super::{analog_layers, GroupRun, Inputs, Metric, PointRun, SweepPoint, TimeMetrics};
+use crate::crossbar::{MappedMatrix, Scaling};
 use crate::engine::plan::{self, AnalogLayer};
 use crate::engine::EngineError;
 use crate::results::{LayerInsight, LayerWeightError};
@@ -15,21 +15,64 @@ pub fn metric(_: &Inputs<'_>, _: &SweepPoint) -> Metric {
 }
 
 pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
-    let inputs = r.inputs;
-    let sp = r.point;
-    let data = inputs.data.expect("validated: classifier has data");
-    // A `model_path` point runs its own network (same architecture) with its own baseline.
+    let data = r.inputs.data.expect("validated: classifier has data");
+    let (layers, fp) = network(r.inputs, r.point);
+    let pts = plan::run_classifier_progress(r.be, &layers, &data.x, &data.labels, &r.cfg, &mut |n| (r.progress)(n as u64))?;
+    with_extras(r, &layers, pts, fp)
+}
+
+/// Whether two points run the same network on the same tiles with the same drift compensation
+/// and programmed-state layout, so they can run as one plan (they differ in noise scales and
+/// converter settings only: the noise budget's configurations, a sweep over noise).
+pub fn alike(a: &SweepPoint, b: &SweepPoint) -> bool {
+    let same_model = match (&a.classifier, &b.classifier) {
+        (None, None) => true,
+        (Some(x), Some(y)) => std::sync::Arc::ptr_eq(x, y),
+        _ => false,
+    };
+    let layout = |p: &SweepPoint| crate::engine::layout::DeviceParams::from(&p.device).drift_path;
+    same_model
+        && a.tile == b.tile
+        && a.gdc == b.gdc
+        && Scaling::from(&a.periphery) == Scaling::from(&b.periphery)
+        && layout(a) == layout(b)
+        && a.layer_noise.iter().chain(&b.layer_noise).flatten().all(|(d, _)| crate::engine::layout::DeviceParams::from(d).drift_path == layout(a))
+}
+
+/// Points that are [`alike`] as one plan (`plan::run_classifier_group`): one set of buffers,
+/// and the device states they share programmed and drifted once. Each point's counts are those
+/// of its own run, bit for bit; its weight-error and layer-insight trials run as in [`run`].
+pub fn run_group(g: &mut GroupRun<'_>) -> Result<Vec<Vec<TimeMetrics>>, EngineError> {
+    let data = g.inputs.data.expect("validated: classifier has data");
+    let (layers, fp) = network(g.inputs, &g.points[0]);
+    let per_chunk = g.points.len() as u64;
+    let progress = &mut *g.progress;
+    let all = plan::run_classifier_group(g.be, &layers, &data.x, &data.labels, &g.cfgs, &mut |n| progress(n as u64 * per_chunk))?;
+    let mut out = Vec::with_capacity(all.len());
+    for ((sp, cfg), pts) in g.points.iter().zip(&g.cfgs).zip(all) {
+        let mut r = PointRun { be: &mut *g.be, inputs: g.inputs, point: sp, cfg: cfg.clone(), chunk: g.chunk, progress: &mut *g.progress };
+        out.push(with_extras(&mut r, &layers, pts, fp)?);
+    }
+    Ok(out)
+}
+
+/// The point's network on its tiles, and its floating-point accuracy. A `model_path` point runs
+/// its own network (same architecture) with its own baseline.
+fn network(inputs: Inputs<'_>, sp: &SweepPoint) -> (Vec<AnalogLayer>, f64) {
     let (net, (fc, fn_)) = match &sp.classifier {
         Some(c) => (&c.0[..], c.1),
         None => (inputs.layers, inputs.fp_correct.expect("validated: a classifier's baseline is computed at load")),
     };
-    let fp = fc as f64 / fn_ as f64;
-    let layers = analog_layers(net, inputs.activations, sp.tile, (&sp.periphery).into());
-    let pts = plan::run_classifier_progress(r.be, &layers, &data.x, &data.labels, &r.cfg, &mut |n| (r.progress)(n as u64))?;
+    (analog_layers(net, inputs.activations, sp.tile, (&sp.periphery).into()), fc as f64 / fn_ as f64)
+}
+
+/// The per-time metrics of a point's counts, with the chunk's weight-error and layer-insight
+/// trials.
+fn with_extras(r: &mut PointRun<'_>, layers: &[AnalogLayer], pts: Vec<plan::ClassifierPoint>, fp: f64) -> Result<Vec<TimeMetrics>, EngineError> {
     let mapped: Vec<MappedMatrix> = layers.iter().map(|l| l.mapped.clone()).collect();
     let we = layer_weight_errors(r, &mapped)?;
-    let insight_trials = if sp.budget_only() { 0 } else { r.chunk.layer_insight_trials };
-    let insight = layer_insight(r, &layers, insight_trials)?;
+    let insight_trials = if r.point.budget_only() { 0 } else { r.chunk.layer_insight_trials };
+    let insight = layer_insight(r, layers, insight_trials)?;
     Ok(pts
         .into_iter()
         .zip(we)

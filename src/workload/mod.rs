@@ -70,6 +70,17 @@ pub enum WorkloadKind {
     Npu,
 }
 
+/// One call of a workload's [`GroupRunFn`]: the points, and each one's engine configuration.
+pub struct GroupRun<'a> {
+    pub be: &'a mut dyn Backend,
+    pub inputs: Inputs<'a>,
+    pub points: &'a [SweepPoint],
+    pub cfgs: Vec<RunConfig>,
+    pub chunk: Chunk,
+    /// Called with the trial units finished, of all points together.
+    pub progress: &'a mut dyn FnMut(u64),
+}
+
 /// What a workload's per-trial metric is: the report's wording, the trials.csv column and its
 /// direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +106,18 @@ pub struct Chunk {
 /// A workload's run: one sweep point over one chunk of trials, per time.
 pub type RunFn = fn(&mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError>;
 
+/// A workload's run of several sweep points as one plan: per point (in order), per time, what
+/// [`RunFn`] gives for that point alone.
+pub type GroupRunFn = fn(&mut GroupRun<'_>) -> Result<Vec<Vec<TimeMetrics>>, EngineError>;
+
+/// How a workload runs neighbouring sweep points together: which points may (`alike`, the
+/// points that differ only in noise scales and converter settings, such as the noise budget's
+/// configurations), and the run.
+pub struct Grouped {
+    pub alike: fn(&SweepPoint, &SweepPoint) -> bool,
+    pub run: GroupRunFn,
+}
+
 /// One row of the workload table.
 pub struct Spec {
     pub kind: WorkloadKind,
@@ -110,6 +133,8 @@ pub struct Spec {
     pub kernel_section: bool,
     pub metric: fn(&Inputs<'_>, &SweepPoint) -> Metric,
     pub run: RunFn,
+    /// Neighbouring points as one plan (shared buffers, shared device states), where it can.
+    pub grouped: Option<Grouped>,
 }
 
 /// Every workload, one row each.
@@ -122,6 +147,7 @@ pub const TABLE: [Spec; 9] = [
         kernel_section: false,
         metric: classifier::metric,
         run: classifier::run,
+        grouped: Some(Grouped { alike: classifier::alike, run: classifier::run_group }),
     },
     Spec {
         kind: WorkloadKind::WeightError,
@@ -131,6 +157,7 @@ pub const TABLE: [Spec; 9] = [
         kernel_section: false,
         metric: weight_error::metric,
         run: weight_error::run,
+        grouped: None,
     },
     Spec {
         kind: WorkloadKind::MvmError,
@@ -140,6 +167,7 @@ pub const TABLE: [Spec; 9] = [
         kernel_section: false,
         metric: mvm_error::metric,
         run: mvm_error::run,
+        grouped: None,
     },
     Spec {
         kind: WorkloadKind::KernelError,
@@ -149,6 +177,7 @@ pub const TABLE: [Spec; 9] = [
         kernel_section: true,
         metric: kernel::error_metric,
         run: kernel::run,
+        grouped: None,
     },
     Spec {
         kind: WorkloadKind::KernelRidge,
@@ -158,6 +187,7 @@ pub const TABLE: [Spec; 9] = [
         kernel_section: true,
         metric: kernel::ridge_metric,
         run: kernel::run,
+        grouped: None,
     },
     Spec {
         kind: WorkloadKind::Attention,
@@ -167,8 +197,18 @@ pub const TABLE: [Spec; 9] = [
         kernel_section: true,
         metric: kernel::attention_metric,
         run: kernel::run,
+        grouped: None,
     },
-    Spec { kind: WorkloadKind::Moe, name: "moe", chunkable: false, layer_extras: false, kernel_section: false, metric: moe::metric, run: moe::run },
+    Spec {
+        kind: WorkloadKind::Moe,
+        name: "moe",
+        chunkable: false,
+        layer_extras: false,
+        kernel_section: false,
+        metric: moe::metric,
+        run: moe::run,
+        grouped: None,
+    },
     Spec {
         kind: WorkloadKind::Transformer,
         name: "transformer",
@@ -177,8 +217,18 @@ pub const TABLE: [Spec; 9] = [
         kernel_section: false,
         metric: transformer::metric,
         run: transformer::run,
+        grouped: None,
     },
-    Spec { kind: WorkloadKind::Npu, name: "npu", chunkable: true, layer_extras: false, kernel_section: false, metric: npu::metric, run: npu::run },
+    Spec {
+        kind: WorkloadKind::Npu,
+        name: "npu",
+        chunkable: true,
+        layer_extras: false,
+        kernel_section: false,
+        metric: npu::metric,
+        run: npu::run,
+        grouped: None,
+    },
 ];
 
 impl WorkloadKind {

@@ -7,7 +7,8 @@
 use crate::common::*;
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape};
 use aimc::device::{DeviceModel, Fit};
-use aimc::engine::plan::{run_classifier, run_weight_error, AnalogLayer, RunConfig};
+use aimc::engine::plan::{run_classifier, run_classifier_group, run_classifier_group_batches, run_weight_error, AnalogLayer, RunConfig};
+use aimc::engine::stages::Stage;
 use aimc::engine::Backend;
 
 fn weights(n: usize, seed: u64) -> Vec<f32> {
@@ -152,4 +153,68 @@ fn gdc_restores_pre_drift_outputs_cpu() {
 fn gdc_restores_pre_drift_outputs_gpu() {
     let Some(mut g) = gpu(256) else { return };
     gdc_restores(&mut g);
+}
+
+/// Configurations that differ in noise scales, converter settings, per-layer noise or RNG key,
+/// for a run as one plan: the base twice, output noise (the GDC readout reads it, so `drift`
+/// differs), DAC bits (everything but the MVMs shared), no programming noise, an ideal second
+/// layer (the first layer's state shared), and another key.
+fn group_cfgs() -> Vec<RunConfig> {
+    let base = RunConfig { times: vec![25.0, 86_400.0, 3.15e7], ..cfg(5) };
+    let ideal = DeviceModel { prog_noise_scale: 0.0, read_noise_scale: 0.0, drift_scale: 0.0, ..DeviceModel::pcm() };
+    vec![
+        base.clone(),
+        RunConfig { periphery: Periphery { out_noise: 0.1, ..base.periphery.clone() }, ..base.clone() },
+        RunConfig { periphery: Periphery { inp_res_bits: 5, ..base.periphery.clone() }, ..base.clone() },
+        RunConfig { device: DeviceModel { prog_noise_scale: 0.0, ..DeviceModel::pcm() }, ..base.clone() },
+        RunConfig { layer_noise: vec![None, Some((ideal, base.periphery.clone()))], ..base.clone() },
+        base.clone(),
+        RunConfig { key: aimc::rng::key(7, 2), ..base.clone() },
+    ]
+}
+
+/// Counts per configuration of a run as one plan: whole, and in sample batches of 17.
+fn group_counts(be: &mut dyn Backend, batches: bool) -> Vec<Vec<Vec<u32>>> {
+    let (layers, x, labels) = model();
+    let cfgs = group_cfgs();
+    let got = if batches {
+        run_classifier_group_batches(be, &layers, &x, &labels, &cfgs, 17, &mut |_| {})
+    } else {
+        run_classifier_group(be, &layers, &x, &labels, &cfgs, &mut |_| {})
+    };
+    got.unwrap().into_iter().map(|c| c.into_iter().map(|p| p.correct).collect()).collect()
+}
+
+/// A run of several configurations as one plan gives each one the counts of its run alone, bit
+/// for bit (three chunks of trials, three times, sample batches), on the twins, the fast kernels
+/// and the GPU; and it programs and drifts the states they share once.
+#[test]
+fn a_group_gives_each_configuration_its_own_counts() {
+    let (layers, x, labels) = model();
+    let alone = |be: &mut dyn Backend| -> Vec<Vec<Vec<u32>>> {
+        group_cfgs().iter().map(|c| run_classifier(be, &layers, &x, &labels, c).unwrap().into_iter().map(|p| p.correct).collect()).collect()
+    };
+    let want = alone(&mut cpu());
+    assert_eq!(want[0], want[5], "the same configuration twice");
+    assert!(want.windows(2).take(4).all(|w| w[0] != w[1]), "the configurations differ: {want:?}");
+    assert_eq!(group_counts(&mut cpu(), false), want, "twins");
+    assert_eq!(group_counts(&mut cpu(), true), want, "twins, sample batches");
+    assert_eq!(group_counts(&mut aimc::engine::cpu::CpuBackend::fast(2), false), want, "fast kernels");
+    assert_eq!(alone(&mut aimc::engine::cpu::CpuBackend::fast(2)), want, "fast kernels alone");
+    // Shared states, per chunk: the first layer programmed 3 times (the base's state serves 5
+    // configurations: the base twice, output noise, DAC bits and the ideal second layer; then no
+    // programming noise and the other key), the second 4 times (the ideal one besides). Drift per
+    // time and layer 5 times: the base's drift serves the base twice and the DAC setting.
+    let mut rec = Recorder::new();
+    group_counts(&mut rec, false);
+    let count = |rec: &Recorder, s: Stage| rec.log.iter().filter(|d| d.stage == s).count();
+    let (programs, drifts) = (count(&rec, Stage::Program), count(&rec, Stage::Drift));
+    let mut rec_alone = Recorder::new();
+    alone(&mut rec_alone);
+    let (programs_alone, drifts_alone) = (count(&rec_alone, Stage::Program), count(&rec_alone, Stage::Drift));
+    assert_eq!((programs, programs_alone), ((3 + 4) * 3, 7 * 3 * 2), "programs: grouped, alone");
+    assert_eq!((drifts, drifts_alone), (5 * 3 * 2 * 3, 7 * 3 * 2 * 3), "drifts: grouped, alone");
+    let Some(mut g) = gpu(64) else { return };
+    assert_eq!(group_counts(&mut g, false), want, "gpu");
+    assert_eq!(group_counts(&mut g, true), want, "gpu, sample batches");
 }

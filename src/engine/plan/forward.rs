@@ -56,7 +56,28 @@ pub fn run_classifier_progress(
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<ClassifierPoint>, EngineError> {
     let per = sample_batch(be, layers, labels.len() as u32);
-    run_classifier_batches(be, layers, x, labels, cfg, per, on_chunk)
+    single(run_classifier_group_batches(be, layers, x, labels, std::slice::from_ref(cfg), per, on_chunk))
+}
+
+/// Several configurations of one network as one plan (sweep points or noise-budget
+/// configurations that differ only in noise scales and converter settings; see [`forward`]):
+/// per configuration, what [`run_classifier`] gives for it alone, bit for bit. `on_chunk` gets
+/// each finished chunk's trial count (of every configuration).
+pub fn run_classifier_group(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    labels: &[u32],
+    cfgs: &[RunConfig],
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<Vec<Vec<ClassifierPoint>>, EngineError> {
+    let per = sample_batch(be, layers, labels.len() as u32);
+    run_classifier_group_batches(be, layers, x, labels, cfgs, per, on_chunk)
+}
+
+/// The only configuration's result.
+fn single(r: Result<Vec<Vec<ClassifierPoint>>, EngineError>) -> Result<Vec<ClassifierPoint>, EngineError> {
+    r.map(|mut v| v.pop().expect("one configuration, one result"))
 }
 
 /// As [`run_classifier_progress`] with `per` samples per batch. Each batch of each block of
@@ -72,32 +93,53 @@ pub fn run_classifier_batches(
     per: u32,
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<ClassifierPoint>, EngineError> {
+    single(run_classifier_group_batches(be, layers, x, labels, std::slice::from_ref(cfg), per, on_chunk))
+}
+
+/// [`run_classifier_batches`] of several configurations as one plan ([`run_classifier_group`]).
+pub fn run_classifier_group_batches(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    labels: &[u32],
+    cfgs: &[RunConfig],
+    per: u32,
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<Vec<Vec<ClassifierPoint>>, EngineError> {
     let batch = labels.len() as u32;
     if per >= batch {
-        return classify(be, layers, x, labels, 0, cfg, on_chunk);
+        return classify(be, layers, x, labels, 0, cfgs, on_chunk);
     }
+    let Some(cfg) = cfgs.first() else {
+        return Err(EngineError::Invalid("a run needs at least one configuration".into()));
+    };
     let width = layers.first().map_or(0, |l| l.inputs_per_sample()) as usize;
-    let mut out: Vec<ClassifierPoint> = cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect();
+    let points = || cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect::<Vec<_>>();
+    let mut out: Vec<Vec<ClassifierPoint>> = cfgs.iter().map(|_| points()).collect();
     // Blocks of trials, every sample batch of a block, then the next block: progress advances
     // per block and memory stays one batch.
     let block = cfg.max_chunk.clamp(1, 64);
     let mut t0 = 0;
     while t0 < cfg.trials {
         let n = block.min(cfg.trials - t0);
-        let sub = RunConfig { trials: n, first_trial: cfg.first_trial + t0, ..cfg.clone() };
-        let mut counts = vec![vec![0u32; n as usize]; cfg.times.len()];
+        let subs: Vec<RunConfig> = cfgs.iter().map(|c| RunConfig { trials: n, first_trial: c.first_trial + t0, ..c.clone() }).collect();
+        let mut counts = vec![vec![vec![0u32; n as usize]; cfg.times.len()]; cfgs.len()];
         for s0 in (0..batch).step_by(per as usize) {
             let len = per.min(batch - s0) as usize;
             let s0u = s0 as usize;
-            let got = classify(be, layers, &x[s0u * width..(s0u + len) * width], &labels[s0u..s0u + len], s0, &sub, &mut |_| {})?;
-            for (c, g) in counts.iter_mut().zip(got) {
-                for (a, b) in c.iter_mut().zip(g.correct) {
-                    *a += b;
+            let got = classify(be, layers, &x[s0u * width..(s0u + len) * width], &labels[s0u..s0u + len], s0, &subs, &mut |_| {})?;
+            for (cc, gc) in counts.iter_mut().zip(got) {
+                for (c, g) in cc.iter_mut().zip(gc) {
+                    for (a, b) in c.iter_mut().zip(g.correct) {
+                        *a += b;
+                    }
                 }
             }
         }
-        for (pt, c) in out.iter_mut().zip(counts) {
-            pt.correct.extend(c);
+        for (oc, cc) in out.iter_mut().zip(counts) {
+            for (pt, c) in oc.iter_mut().zip(cc) {
+                pt.correct.extend(c);
+            }
         }
         on_chunk(n);
         t0 += n;
@@ -105,47 +147,61 @@ pub fn run_classifier_batches(
     Ok(out)
 }
 
-/// One sample batch (the first at global sample `sample_offset`) of a classifier run.
+/// One sample batch (the first at global sample `sample_offset`) of a classifier run, per
+/// configuration.
 pub(super) fn classify(
     be: &mut dyn Backend,
     layers: &[AnalogLayer],
     x: &[f32],
     labels: &[u32],
     sample_offset: u32,
-    cfg: &RunConfig,
+    cfgs: &[RunConfig],
     on_chunk: &mut dyn FnMut(u32),
-) -> Result<Vec<ClassifierPoint>, EngineError> {
+) -> Result<Vec<Vec<ClassifierPoint>>, EngineError> {
     let batch = labels.len() as u32;
     let lab = be.create("labels", labels.len().max(1));
     be.upload(lab, labels);
-    let nt = cfg.times.len();
-    let mut out: Vec<ClassifierPoint> = cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect();
-    // Counts of every time point of a chunk, [t_index][trial]: read back once per chunk.
+    let Some(cfg) = cfgs.first() else {
+        return Err(EngineError::Invalid("a run needs at least one configuration".into()));
+    };
+    let (nt, nc) = (cfg.times.len(), cfgs.len());
+    let mut out: Vec<Vec<ClassifierPoint>> =
+        cfgs.iter().map(|_| cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect()).collect();
+    // Counts of every configuration and time point of a chunk, [config][t_index][trial]: read
+    // back once per chunk, cleared before its first count.
     let correct = std::cell::Cell::new(None::<Buf>);
+    let fresh = std::cell::Cell::new(true);
     let res = forward(
         be,
         layers,
         x,
         batch,
         sample_offset,
-        cfg,
+        cfgs,
         on_chunk,
-        &mut |be, h, p, ti| {
-            let c = correct.get().unwrap_or_else(|| be.create("correct", nt * p.layer.trials as usize));
+        &mut |be, h, p, ci, ti| {
+            let c = correct.get().unwrap_or_else(|| be.create("correct", nc * nt * p.layer.trials as usize));
             correct.set(Some(c));
-            if ti == 0 {
+            if fresh.replace(false) {
                 be.clear(c);
             }
+            // The shader's slot is [t_index][trial]: configuration ci's slots follow ci · nt.
+            let mut pa = *p;
+            pa.layer.t_index = (ci * nt + ti) as u32;
             let wg = be.wg();
-            be.dispatch(Stage::Accuracy, p, &[h, lab, c], grid(p.layer.trials as u64 * batch as u64, wg));
+            be.dispatch(Stage::Accuracy, &pa, &[h, lab, c], grid(p.layer.trials as u64 * batch as u64, wg));
             Ok(())
         },
         &mut |be, n| {
             // The shader's slot stride is this chunk's trial count.
             let n = n as usize;
             let got = be.download(correct.get().expect("a chunk dispatched its counts"))?;
-            for (ti, pt) in out.iter_mut().enumerate() {
-                pt.correct.extend_from_slice(&got[ti * n..ti * n + n]);
+            fresh.set(true);
+            for (ci, pts) in out.iter_mut().enumerate() {
+                for (ti, pt) in pts.iter_mut().enumerate() {
+                    let at = (ci * nt + ti) * n;
+                    pt.correct.extend_from_slice(&got[at..at + n]);
+                }
             }
             Ok(())
         },
@@ -198,9 +254,9 @@ pub fn run_outputs_each(
         x,
         batch,
         0,
-        cfg,
+        std::slice::from_ref(cfg),
         on_chunk,
-        &mut |be, h, p, ti| {
+        &mut |be, h, p, _, ti| {
             let got: Vec<f32> = bytemuck::cast_vec(be.download(h)?);
             each(ti, p.layer.trials, &got[..p.layer.trials as usize * batch as usize * n_out])
         },
@@ -211,8 +267,17 @@ pub fn run_outputs_each(
 
 /// The inference plan shared by the classifier and output workloads: per chunk, program every
 /// layer; per time, drift every layer and run the batch through all layers; then `finish` gets
-/// the final activations buffer, the last layer's params and the time index; after the last time
-/// `chunk_end` gets the chunk's trial count (one readback per chunk).
+/// the final activations buffer, the last layer's params, the configuration's index in `cfgs` and
+/// the time index; after the last time `chunk_end` gets the chunk's trial count (one readback per
+/// chunk).
+///
+/// Several configurations (`cfgs`: sweep points or noise-budget configurations of one network
+/// that differ only in noise scales and converter settings) run as one plan: one set of buffers,
+/// every configuration's outputs per chunk, and each layer's `program` and `drift` dispatched
+/// only when the state it would write is not the state its buffers already hold ([`StateTags`]).
+/// The configurations run ordered by their device states, so those that share one program and
+/// drift it once per chunk and time. Every number is the one a run of that configuration alone
+/// gives: a skipped dispatch would have written the same values, bit for bit.
 #[allow(clippy::type_complexity, clippy::too_many_arguments)]
 pub(super) fn forward(
     be: &mut dyn Backend,
@@ -220,12 +285,23 @@ pub(super) fn forward(
     x: &[f32],
     batch: u32,
     sample_offset: u32,
-    cfg: &RunConfig,
+    cfgs: &[RunConfig],
     on_chunk: &mut dyn FnMut(u32),
-    finish: &mut dyn FnMut(&mut dyn Backend, Buf, &StageParams, usize) -> Result<(), EngineError>,
+    finish: &mut dyn FnMut(&mut dyn Backend, Buf, &StageParams, usize, usize) -> Result<(), EngineError>,
     chunk_end: &mut dyn FnMut(&mut dyn Backend, u32) -> Result<(), EngineError>,
     mut after_layer: Option<&mut LayerHook>,
 ) -> Result<(), EngineError> {
+    let Some(cfg) = cfgs.first() else {
+        return Err(EngineError::Invalid("a run needs at least one configuration".into()));
+    };
+    if let Some(i) = cfgs.iter().position(|c| !same_plan(cfg, c)) {
+        return Err(EngineError::Invalid(format!(
+            "configuration {i} of a grouped run differs from the first in more than noise scales and converter settings (trials, times, RNG key, drift compensation or state layout)"
+        )));
+    }
+    if after_layer.is_some() && cfgs.len() > 1 {
+        return Err(EngineError::Invalid("per-layer diagnostics run one configuration at a time".into()));
+    }
     if layers.is_empty() || batch == 0 {
         return Err(EngineError::Invalid("the model needs at least one layer and the data set at least one row".into()));
     }
@@ -296,52 +372,90 @@ pub(super) fn forward(
         })
         .collect();
     let wg = be.wg();
+    // One layer's params at one time, as its `drift` and MVMs read them.
+    let layer_params = |c: &RunConfig, li: usize, n: u32, offset: u32, ti: usize| {
+        let l = &layers[li];
+        let mut p = params(c, li as u32, &l.mapped, n, offset, vectors[li], ti as u32, cfg.times[ti]);
+        p.layer.x_per_trial = u32::from(li > 0);
+        p.layer.activation = l.activation;
+        p.layer.vector_offset = sample_offset * l.vectors_per_sample();
+        if let Some(cv) = l.conv {
+            p.conv = ConvParams { samples: batch, ..cv };
+        }
+        p
+    };
+    let program_params = |c: &RunConfig, li: usize, n: u32, offset: u32| params(c, li as u32, &layers[li].mapped, n, offset, vectors[li], 0, 0.0);
+    // The configurations ordered by their device states (program, then drift, every layer; a
+    // stable sort, so equal states keep the file's order), and grouped where they drift alike.
+    let keys: Vec<(Vec<u32>, Vec<u32>)> = cfgs
+        .iter()
+        .map(|c| {
+            let n = chunk.min(cfg.trials);
+            let prog = (0..layers.len()).flat_map(|li| program_tag(&program_params(c, li, n, 0))).collect();
+            let drift = (0..layers.len()).flat_map(|li| drift_tag(&layer_params(c, li, n, 0, 0))).collect();
+            (prog, drift)
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..cfgs.len()).collect();
+    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+    let mut tags = StateTags::new(layers.len());
     let mut offset = 0;
     while offset < cfg.trials {
         let n = chunk.min(cfg.trials - offset);
-        for (li, l) in layers.iter().enumerate() {
-            let p = params(cfg, li as u32, &l.mapped, n, offset, vectors[li], 0, 0.0);
-            record_program(be, &p, &l.mapped, &mats[li]);
-        }
-        for (ti, &t) in cfg.times.iter().enumerate() {
-            let mut input = x0;
-            let mut last = None;
-            for (li, l) in layers.iter().enumerate() {
-                let m = &l.mapped;
-                let b = &mats[li];
-                let mut p = params(cfg, li as u32, m, n, offset, vectors[li], ti as u32, t);
-                p.layer.x_per_trial = u32::from(li > 0);
-                p.layer.activation = l.activation;
-                p.layer.vector_offset = sample_offset * l.vectors_per_sample();
-                if let Some(c) = l.conv {
-                    p.conv = ConvParams { samples: batch, ..c };
+        tags.forget();
+        for group in order.chunk_by(|&a, &b| keys[a].1 == keys[b].1) {
+            for li in 0..layers.len() {
+                let p = program_params(&cfgs[group[0]], li, n, offset);
+                if tags.program(li, &p) {
+                    record_program(be, &p, &layers[li].mapped, &mats[li]);
                 }
-                record_drift(be, &p, m, b);
-                // A convolution multiplies its unfolded input (once for a shared first input).
-                let mvm_in = if l.conv.is_some() {
-                    let mut pc = p;
-                    if li == 0 {
-                        pc.layer.trials = 1;
-                    }
-                    be.dispatch(Stage::Im2col, &pc, &[input, cols], grid(pc.layer.trials as u64 * vectors[li] as u64 * m.n_in as u64, wg));
-                    cols
-                } else {
-                    input
-                };
-                let hout = h[li % 2];
-                record_layer(be, &p, m, b, &scratch, mvm_in, biases[li], hout);
-                if let Some(hook) = after_layer.as_mut() {
-                    hook(be, LayerBufs { layer: li, input: mvm_in, output: hout, y: scratch.y, bm_level: scratch.bm_level }, &p, ti)?;
-                }
-                input = hout;
-                if p.conv.pool_kind != 0 {
-                    let items = n as u64 * batch as u64 * (p.conv.pool_h * p.conv.pool_w * m.n_out) as u64;
-                    be.dispatch(Stage::Pool, &p, &[hout, pooled], grid(items, wg));
-                    input = pooled;
-                }
-                last = Some(p);
             }
-            finish(be, input, &last.unwrap(), ti)?;
+            for ti in 0..cfg.times.len() {
+                for &ci in group {
+                    let c = &cfgs[ci];
+                    let mut input = x0;
+                    let mut last = None;
+                    for (li, l) in layers.iter().enumerate() {
+                        let m = &l.mapped;
+                        let b = &mats[li];
+                        let p = layer_params(c, li, n, offset, ti);
+                        match tags.drift(li, &p) {
+                            Drift::Held => {}
+                            Drift::Record => record_drift(be, &p, m, b),
+                            Drift::BaselineFirst => {
+                                // Another configuration's drift replaced this one's GDC baseline:
+                                // the first time point again (it writes the baseline), then this one.
+                                record_drift(be, &layer_params(c, li, n, offset, 0), m, b);
+                                record_drift(be, &p, m, b);
+                            }
+                        }
+                        // A convolution multiplies its unfolded input (once for a shared first input).
+                        let mvm_in = if l.conv.is_some() {
+                            let mut pc = p;
+                            if li == 0 {
+                                pc.layer.trials = 1;
+                            }
+                            be.dispatch(Stage::Im2col, &pc, &[input, cols], grid(pc.layer.trials as u64 * vectors[li] as u64 * m.n_in as u64, wg));
+                            cols
+                        } else {
+                            input
+                        };
+                        let hout = h[li % 2];
+                        record_layer(be, &p, m, b, &scratch, mvm_in, biases[li], hout);
+                        if let Some(hook) = after_layer.as_mut() {
+                            hook(be, LayerBufs { layer: li, input: mvm_in, output: hout, y: scratch.y, bm_level: scratch.bm_level }, &p, ti)?;
+                        }
+                        input = hout;
+                        if p.conv.pool_kind != 0 {
+                            let items = n as u64 * batch as u64 * (p.conv.pool_h * p.conv.pool_w * m.n_out) as u64;
+                            be.dispatch(Stage::Pool, &p, &[hout, pooled], grid(items, wg));
+                            input = pooled;
+                        }
+                        last = Some(p);
+                    }
+                    finish(be, input, &last.unwrap(), ci, ti)?;
+                }
+            }
         }
         chunk_end(be, n)?;
         offset += n;
@@ -355,4 +469,98 @@ pub(super) fn forward(
         be.free(bb);
     }
     Ok(())
+}
+
+/// Whether two configurations can run as one plan: the same trials, times, chunking, drift
+/// compensation and programmed-state layout (noise scales, converter settings, per-layer noise
+/// and the RNG key may differ).
+fn same_plan(a: &RunConfig, b: &RunConfig) -> bool {
+    a.trials == b.trials
+        && a.first_trial == b.first_trial
+        && a.times == b.times
+        && a.max_chunk == b.max_chunk
+        && a.gdc == b.gdc
+        && a.reads_per_programming == b.reads_per_programming
+        && state_words(&a.device) == state_words(&b.device)
+        && a.layer_noise.iter().chain(&b.layer_noise).flatten().all(|(d, _)| state_words(d) == state_words(&a.device))
+}
+
+/// Everything of one layer's params that `program` reads, as words: equal tags, equal
+/// programmed state. The MVM-only field (`full_path`) and the time are left out.
+fn program_tag(p: &StageParams) -> Vec<u32> {
+    let mut l = p.layer;
+    (l.full_path, l.t_index, l.log_t_ratio, l.read_sqrt_log, l.gdc_base) = (0, 0, 0.0, 0.0, 0);
+    let mut v: Vec<u32> = bytemuck::cast_slice(&[l]).to_vec();
+    v.extend_from_slice(bytemuck::cast_slice(&[p.dev]));
+    v
+}
+
+/// Everything of one layer's params that `drift` and `gdc` read but the time, as words: the
+/// program's tag, and with drift compensation the converter settings and output noise through
+/// which the GDC readout is taken (`adc`, `out_noise`). Equal tags at equal times, equal
+/// effective weights and compensation.
+fn drift_tag(p: &StageParams) -> Vec<u32> {
+    let mut v = program_tag(p);
+    if p.layer.gdc_mode != 0 {
+        v.extend([p.io.out_step, p.io.out_bound, p.io.out_noise].map(f32::to_bits));
+    }
+    v
+}
+
+/// What `drift` must do before a layer's MVMs.
+enum Drift {
+    /// The buffers hold these effective weights and this compensation already.
+    Held,
+    /// Dispatch it.
+    Record,
+    /// Dispatch it at the first time first: the GDC baseline this time's compensation reads was
+    /// replaced by another state's.
+    BaselineFirst,
+}
+
+/// Which programmed state, which drifted state (and time) and which GDC baseline each layer's
+/// buffers hold, as tags; `None` where unknown.
+struct StateTags {
+    program: Vec<Option<Vec<u32>>>,
+    drift: Vec<Option<(Vec<u32>, u32)>>,
+    baseline: Vec<Option<Vec<u32>>>,
+}
+
+impl StateTags {
+    fn new(layers: usize) -> Self {
+        StateTags { program: vec![None; layers], drift: vec![None; layers], baseline: vec![None; layers] }
+    }
+
+    /// A new chunk of trials: nothing is held.
+    fn forget(&mut self) {
+        *self = StateTags::new(self.program.len());
+    }
+
+    /// Whether layer `li` must be programmed for `p` (and now holds that state).
+    fn program(&mut self, li: usize, p: &StageParams) -> bool {
+        let tag = program_tag(p);
+        if self.program[li].as_ref() == Some(&tag) {
+            return false;
+        }
+        self.program[li] = Some(tag);
+        self.drift[li] = None;
+        self.baseline[li] = None;
+        true
+    }
+
+    /// What layer `li` needs before MVMs with `p` (and what it holds after).
+    fn drift(&mut self, li: usize, p: &StageParams) -> Drift {
+        let (tag, ti) = (drift_tag(p), p.layer.t_index);
+        if self.drift[li].as_ref().is_some_and(|(t, i)| *t == tag && *i == ti) {
+            return Drift::Held;
+        }
+        let baseline_held = ti == 0 || self.baseline[li].as_ref() == Some(&tag);
+        self.baseline[li] = Some(tag.clone());
+        self.drift[li] = Some((tag, ti));
+        if baseline_held {
+            Drift::Record
+        } else {
+            Drift::BaselineFirst
+        }
+    }
 }

@@ -154,6 +154,6 @@ pub(super) fn insight_batch(
         }
         Ok(())
     };
-    forward(be, layers, x, batch, sample_offset, cfg, &mut |_| {}, &mut |_, _, _, _| Ok(()), &mut |_, _| Ok(()), Some(&mut hook))?;
+    forward(be, layers, x, batch, sample_offset, std::slice::from_ref(cfg), &mut |_| {}, &mut |_, _, _, _, _| Ok(()), &mut |_, _| Ok(()), Some(&mut hook))?;
     Ok(out)
 }

@@ -80,9 +80,9 @@ pub fn run_kernel(
         x,
         kp.rows,
         0,
-        &cfg,
+        std::slice::from_ref(&cfg),
         on_chunk,
-        &mut |be, h, p, ti| {
+        &mut |be, h, p, _, ti| {
             let n = p.layer.trials as usize;
             let (phi, kv, partial, _) = match bufs.get() {
                 Some(b) => b,

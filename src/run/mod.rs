@@ -2,7 +2,9 @@
 //! per-point statistics (stats module) into a [`Results`]. The RNG key is (seed, 0) for every
 //! point with common random numbers (the default; differences between points are then paired,
 //! see `paired`), (seed, point index) without; the time axis is inside each run, so every trial's
-//! programmed state is reused across times (noise-models §1).
+//! programmed state is reused across times (noise-models §1). Neighbouring points that the
+//! workload runs alike (`Spec::grouped`: the noise budget's configurations, a sweep over noise)
+//! run as one plan per checkpoint chunk, each point's trials those of its own run.
 
 use crate::config::time_label;
 use crate::config::{Experiment, SweepPoint, WorkloadKind};

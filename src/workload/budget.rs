@@ -11,13 +11,13 @@
 //! *removal* gain is cost(full) − cost(without S), and the interaction is
 //! cost(full) − Σ_S cost(only S), stated plainly so a reader sees how far the sources add up.
 //!
-//! Cost: every configuration runs as its own sweep point (program, drift, then the noisy MVMs of
-//! the whole data set), so a budget costs about its configuration count times the plain run. On
-//! the digits MLP the MVM stages (`dac`, `mvm`, `bound`, `combine`) are two thirds of a trial and
-//! `program` + `drift` one third; configurations that share a device state (same device settings
-//! per layer, and with readout GDC the same ADC and output noise, which `drift` reads) could share
-//! it, but the MVMs differ in every configuration. tests/suite/budget.rs pins the contract any such
-//! reuse must keep: each configuration's trials equal its settings run alone, on both backends.
+//! Cost: the configurations of a classifier's point run as one plan (`classifier::run_group`,
+//! `plan::forward`): one set of buffers, and each distinct device state programmed once per
+//! chunk and drifted once per time (with readout GDC the ADC and output noise are part of the
+//! drifted state, since `drift` reads the GDC readout through them). The MVM stages (`dac`,
+//! `mvm`, `bound`, `combine`) differ in every configuration, so a budget still costs about its
+//! configuration count times a plain run's MVMs. tests/suite/budget.rs pins the contract the
+//! reuse keeps: each configuration's trials equal its settings run alone, on both backends.
 
 use super::SweepPoint;
 use crate::crossbar::Periphery;

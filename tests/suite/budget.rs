@@ -157,3 +157,42 @@ fn each_configuration_is_its_plain_run_on_both_backends() {
         assert_eq!(c.per_trial_correct, g.per_trial_correct, "{} at {}: cpu vs gpu", c.series, c.time_label);
     }
 }
+
+/// A budget's configurations run as one plan in checkpoint chunks, recorded point by point; a
+/// journal cut anywhere (after a few configurations' first chunks, part-way through the second
+/// chunks) resumes to the uninterrupted run's per-trial results exactly, and the configurations
+/// left behind catch up as one plan.
+#[test]
+fn a_grouped_budget_resumes_from_any_cut_of_its_journal() {
+    use aimc::run::journal::{path_for, Journal};
+    let text = BASE
+        .replace("BUDGET", "[budget]\nsources = [\"programming\", \"output_noise\"]")
+        .replace("trials = 24", "trials = 300")
+        .replace("rows = [1347, 1497]", "rows = [1347, 1377]");
+    let e = common::experiment(&text).unwrap_or_else(|e| panic!("{e}"));
+    let configs = e.points.len();
+    assert_eq!(configs, 2 + 2 * 2 + 2 * 2, "full, ideal, two sources and two layers alone and removed");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("budget-resume").join("out");
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    let run = || {
+        let mut j = Journal::open(&dir, &e.resolved).unwrap();
+        let o = aimc::run::run_journaled(&e, &mut aimc::engine::cpu::CpuBackend::fast(2), &mut aimc::run::Quiet, Some(&mut j));
+        assert!(o.error.is_none(), "{:?}", o.error);
+        o.results
+    };
+    let whole = run();
+    // The header, then every configuration's first chunk (FIRST_CHECKPOINT_CHUNK trials), then
+    // every configuration's rest.
+    let lines: Vec<String> = std::fs::read_to_string(path_for(&dir)).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 1 + 2 * configs);
+    assert!(lines[1].contains(&format!("\"trials\":{}", aimc::run::FIRST_CHECKPOINT_CHUNK)), "{}", &lines[1][..80]);
+    for cut in [1 + 3, 1 + configs + 4] {
+        std::fs::write(path_for(&dir), lines[..cut].join("\n") + "\n").unwrap();
+        let again = run();
+        assert_eq!(again.points.len(), whole.points.len());
+        for (p, q) in whole.points.iter().zip(&again.points) {
+            assert_eq!((&p.series, &p.per_trial_correct, &p.summary), (&q.series, &q.per_trial_correct, &q.summary), "cut after {cut} lines");
+        }
+    }
+}

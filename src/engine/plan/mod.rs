@@ -11,6 +11,10 @@
 //! global MVM vector, output group), so trial chunks, shards and sample batches of a large data
 //! set all reproduce one whole run's numbers.
 //!
+//! Several configurations of one network (sweep points that differ only in noise scales and
+//! converter settings) run as one inference plan (`forward`): one set of buffers, and `program`
+//! and `drift` dispatched only where the state they would write is not the one already held.
+//!
 //! Split by concern: `buffers` (sizes and buffers), `recording` (each step's dispatches),
 //! `forward` (inference, classifier, outputs), `device_state` (weight error, device state,
 //! `program_mvm`), `kernel`, `insight` and `timing`; everything is reachable as `plan::NAME`.

@@ -30,13 +30,18 @@ pub fn alike(a: &SweepPoint, b: &SweepPoint) -> bool {
         (Some(x), Some(y)) => std::sync::Arc::ptr_eq(x, y),
         _ => false,
     };
-    let layout = |p: &SweepPoint| crate::engine::layout::DeviceParams::from(&p.device).drift_path;
-    same_model
-        && a.tile == b.tile
+    same_model && same_tiles(a, b)
+}
+
+/// Whether two points map a network alike (tile shape, weight scaling) and keep its device
+/// state alike (drift compensation, the programmed-state layout of every layer's device).
+pub fn same_tiles(a: &SweepPoint, b: &SweepPoint) -> bool {
+    let layout = |d: &crate::device::DeviceModel| crate::engine::layout::DeviceParams::from(d).drift_path;
+    a.tile == b.tile
         && a.gdc == b.gdc
         && Scaling::from(&a.periphery) == Scaling::from(&b.periphery)
-        && layout(a) == layout(b)
-        && a.layer_noise.iter().chain(&b.layer_noise).flatten().all(|(d, _)| crate::engine::layout::DeviceParams::from(d).drift_path == layout(a))
+        && layout(&a.device) == layout(&b.device)
+        && a.layer_noise.iter().chain(&b.layer_noise).flatten().all(|(d, _)| layout(d) == layout(&a.device))
 }
 
 /// Points that are [`alike`] as one plan (`plan::run_classifier_group`): one set of buffers,

@@ -217,7 +217,7 @@ pub const TABLE: [Spec; 9] = [
         kernel_section: false,
         metric: transformer::metric,
         run: transformer::run,
-        grouped: None,
+        grouped: Some(Grouped { alike: transformer::alike, run: transformer::run_group }),
     },
     Spec {
         kind: WorkloadKind::Npu,

@@ -306,6 +306,9 @@ fn the_noise_budget_names_each_kind_of_matrix() {
         "[device]\nmodel = \"pcm\"\n[budget]\nsources = [\"programming\", \"drift\"]",
         Some(8),
     );
+    // With GDC on, so the drifted state depends on the readout's converter settings too.
+    let text = std::fs::read_to_string(&p).unwrap().replace("trials = 3\n", "trials = 3\ngdc = \"readout\"\n");
+    std::fs::write(&p, &text).unwrap();
     let e = load(&p);
     let axis = e.axes.iter().find(|a| a.name == "budget").expect("a budget axis");
     for kind in ["q", "k", "v", "o", "router", "experts", "feature", "head"] {
@@ -313,6 +316,27 @@ fn the_noise_budget_names_each_kind_of_matrix() {
     }
     let r = run_ok(&mut cpu(), &e);
     assert!(!r.budget.is_empty(), "the budget attributes the accuracy drop");
+    // The configurations run as one plan (matrices of one kind noisy, the others ideal: each
+    // matrix's state shared with the configurations that program it alike); each has the
+    // per-trial counts of its settings run alone, on the CPU and on the GPU.
+    let plain = |device: &str| {
+        std::fs::write(&p, text.replace("[budget]\nsources = [\"programming\", \"drift\"]", "").replace("model = \"pcm\"", device)).unwrap();
+        load(&p)
+    };
+    let alone = [("full", plain("model = \"pcm\"")), ("only programming", plain("model = \"pcm\"\ndrift_scale = 0.0"))];
+    let check = |be: &mut dyn aimc::engine::Backend, budget: &aimc::results::Results, what: &str| {
+        for (name, e) in &alone {
+            let a = run_ok(be, e);
+            for q in &a.points {
+                let b = budget.points.iter().find(|b| b.labels.get("budget").map(String::as_str) == Some(name) && b.time_label == q.time_label).unwrap();
+                assert_eq!(b.per_trial_correct, q.per_trial_correct, "{what}: {name} at {} in the budget vs alone", q.time_label);
+            }
+        }
+    };
+    check(&mut cpu(), &r, "cpu");
+    let Some(mut g) = gpu(64) else { return };
+    let rg = run_ok(&mut g, &e);
+    check(&mut g, &rg, "gpu");
 }
 
 /// A `variant` axis sets several fields per value and labels points by name; a variant without a

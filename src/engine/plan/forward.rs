@@ -385,25 +385,20 @@ pub(super) fn forward(
         p
     };
     let program_params = |c: &RunConfig, li: usize, n: u32, offset: u32| params(c, li as u32, &layers[li].mapped, n, offset, vectors[li], 0, 0.0);
-    // The configurations ordered by their device states (program, then drift, every layer; a
-    // stable sort, so equal states keep the file's order), and grouped where they drift alike.
-    let keys: Vec<(Vec<u32>, Vec<u32>)> = cfgs
-        .iter()
-        .map(|c| {
-            let n = chunk.min(cfg.trials);
-            let prog = (0..layers.len()).flat_map(|li| program_tag(&program_params(c, li, n, 0))).collect();
-            let drift = (0..layers.len()).flat_map(|li| drift_tag(&layer_params(c, li, n, 0, 0))).collect();
-            (prog, drift)
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..cfgs.len()).collect();
-    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+    // Configurations that drift alike run side by side at each time (drift once, then each
+    // one's MVMs); a run of its own is the single group.
+    let n0 = chunk.min(cfg.trials);
+    let groups = sharing_groups(cfgs, |c| {
+        let prog = (0..layers.len()).flat_map(|li| program_tag(&program_params(c, li, n0, 0))).collect();
+        let drift = (0..layers.len()).flat_map(|li| drift_tag(&layer_params(c, li, n0, 0, 0))).collect();
+        (prog, drift)
+    });
     let mut tags = StateTags::new(layers.len());
     let mut offset = 0;
     while offset < cfg.trials {
         let n = chunk.min(cfg.trials - offset);
         tags.forget();
-        for group in order.chunk_by(|&a, &b| keys[a].1 == keys[b].1) {
+        for group in &groups {
             for li in 0..layers.len() {
                 let p = program_params(&cfgs[group[0]], li, n, offset);
                 if tags.program(li, &p) {
@@ -469,98 +464,4 @@ pub(super) fn forward(
         be.free(bb);
     }
     Ok(())
-}
-
-/// Whether two configurations can run as one plan: the same trials, times, chunking, drift
-/// compensation and programmed-state layout (noise scales, converter settings, per-layer noise
-/// and the RNG key may differ).
-fn same_plan(a: &RunConfig, b: &RunConfig) -> bool {
-    a.trials == b.trials
-        && a.first_trial == b.first_trial
-        && a.times == b.times
-        && a.max_chunk == b.max_chunk
-        && a.gdc == b.gdc
-        && a.reads_per_programming == b.reads_per_programming
-        && state_words(&a.device) == state_words(&b.device)
-        && a.layer_noise.iter().chain(&b.layer_noise).flatten().all(|(d, _)| state_words(d) == state_words(&a.device))
-}
-
-/// Everything of one layer's params that `program` reads, as words: equal tags, equal
-/// programmed state. The MVM-only field (`full_path`) and the time are left out.
-fn program_tag(p: &StageParams) -> Vec<u32> {
-    let mut l = p.layer;
-    (l.full_path, l.t_index, l.log_t_ratio, l.read_sqrt_log, l.gdc_base) = (0, 0, 0.0, 0.0, 0);
-    let mut v: Vec<u32> = bytemuck::cast_slice(&[l]).to_vec();
-    v.extend_from_slice(bytemuck::cast_slice(&[p.dev]));
-    v
-}
-
-/// Everything of one layer's params that `drift` and `gdc` read but the time, as words: the
-/// program's tag, and with drift compensation the converter settings and output noise through
-/// which the GDC readout is taken (`adc`, `out_noise`). Equal tags at equal times, equal
-/// effective weights and compensation.
-fn drift_tag(p: &StageParams) -> Vec<u32> {
-    let mut v = program_tag(p);
-    if p.layer.gdc_mode != 0 {
-        v.extend([p.io.out_step, p.io.out_bound, p.io.out_noise].map(f32::to_bits));
-    }
-    v
-}
-
-/// What `drift` must do before a layer's MVMs.
-enum Drift {
-    /// The buffers hold these effective weights and this compensation already.
-    Held,
-    /// Dispatch it.
-    Record,
-    /// Dispatch it at the first time first: the GDC baseline this time's compensation reads was
-    /// replaced by another state's.
-    BaselineFirst,
-}
-
-/// Which programmed state, which drifted state (and time) and which GDC baseline each layer's
-/// buffers hold, as tags; `None` where unknown.
-struct StateTags {
-    program: Vec<Option<Vec<u32>>>,
-    drift: Vec<Option<(Vec<u32>, u32)>>,
-    baseline: Vec<Option<Vec<u32>>>,
-}
-
-impl StateTags {
-    fn new(layers: usize) -> Self {
-        StateTags { program: vec![None; layers], drift: vec![None; layers], baseline: vec![None; layers] }
-    }
-
-    /// A new chunk of trials: nothing is held.
-    fn forget(&mut self) {
-        *self = StateTags::new(self.program.len());
-    }
-
-    /// Whether layer `li` must be programmed for `p` (and now holds that state).
-    fn program(&mut self, li: usize, p: &StageParams) -> bool {
-        let tag = program_tag(p);
-        if self.program[li].as_ref() == Some(&tag) {
-            return false;
-        }
-        self.program[li] = Some(tag);
-        self.drift[li] = None;
-        self.baseline[li] = None;
-        true
-    }
-
-    /// What layer `li` needs before MVMs with `p` (and what it holds after).
-    fn drift(&mut self, li: usize, p: &StageParams) -> Drift {
-        let (tag, ti) = (drift_tag(p), p.layer.t_index);
-        if self.drift[li].as_ref().is_some_and(|(t, i)| *t == tag && *i == ti) {
-            return Drift::Held;
-        }
-        let baseline_held = ti == 0 || self.baseline[li].as_ref() == Some(&tag);
-        self.baseline[li] = Some(tag.clone());
-        self.drift[li] = Some((tag, ti));
-        if baseline_held {
-            Drift::Record
-        } else {
-            Drift::BaselineFirst
-        }
-    }
 }

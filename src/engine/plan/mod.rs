@@ -25,6 +25,7 @@ mod forward;
 mod insight;
 mod kernel;
 mod recording;
+mod sharing;
 mod timing;
 mod transformer;
 
@@ -34,6 +35,7 @@ pub use forward::*;
 pub use insight::*;
 pub use kernel::*;
 use recording::*;
+use sharing::*;
 pub use timing::*;
 pub use transformer::*;
 

@@ -236,7 +236,32 @@ pub fn run_transformer(
     cfg: &RunConfig,
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<ClassifierPoint>, EngineError> {
+    let mut all = run_transformer_group(be, m, tokens, lengths, labels, std::slice::from_ref(cfg), on_chunk)?;
+    Ok(all.pop().expect("one configuration, one result"))
+}
+
+/// Several configurations of one model as one plan (noise-budget configurations, a sweep over
+/// noise; see `forward`): one set of buffers, each distinct device state programmed once per
+/// chunk and drifted once per time, every configuration's counts read back once per chunk. Per
+/// configuration, what [`run_transformer`] gives for it alone, bit for bit.
+pub fn run_transformer_group(
+    be: &mut dyn Backend,
+    m: &SeqModel,
+    tokens: &[u32],
+    lengths: &[u32],
+    labels: &[u32],
+    cfgs: &[RunConfig],
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<Vec<Vec<ClassifierPoint>>, EngineError> {
     m.check()?;
+    let Some(cfg) = cfgs.first() else {
+        return Err(EngineError::Invalid("a run needs at least one configuration".into()));
+    };
+    if let Some(i) = cfgs.iter().position(|c| !same_plan(cfg, c)) {
+        return Err(EngineError::Invalid(format!(
+            "configuration {i} of a grouped run differs from the first in more than noise scales and converter settings (trials, times, RNG key, drift compensation or state layout)"
+        )));
+    }
     let samples = labels.len() as u32;
     if samples == 0 || tokens.len() != (samples * m.seq) as usize || lengths.len() != samples as usize {
         return Err(EngineError::Invalid(format!("{} tokens and {} lengths for {samples} sequences of {} tokens", tokens.len(), lengths.len(), m.seq)));
@@ -330,23 +355,60 @@ pub fn run_transformer(
     let tok_b = be.create("tokens", (sb * seq) as usize);
     let len_b = be.create("lengths", sb as usize);
     let lab_b = be.create("labels", sb as usize);
-    let nt = cfg.times.len();
-    let correct = be.create("correct", nt * chunk as usize);
-    let mut out: Vec<ClassifierPoint> = cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: samples }).collect();
+    let (nt, nc) = (cfg.times.len(), cfgs.len());
+    // Counts of every configuration and time of a chunk, [config][t_index][trial].
+    let correct = be.create("correct", nc * nt * chunk as usize);
+    let mut out: Vec<Vec<ClassifierPoint>> =
+        cfgs.iter().map(|_| cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: samples }).collect()).collect();
     let wg = be.wg();
     let classes = m.layers[*m.head.last().unwrap()].mapped.n_out;
+    // Every matrix's params for `program` and `drift` (one vector per trial: the device state
+    // does not depend on the batch).
+    let state_params =
+        |c: &RunConfig, li: usize, n: u32, offset: u32, ti: usize| params(c, li as u32, &m.layers[li].mapped, n, offset, 1, ti as u32, cfg.times[ti]);
+    let n0 = chunk.min(cfg.trials);
+    let groups = sharing_groups(cfgs, |c| {
+        let prog = (0..m.layers.len()).flat_map(|li| program_tag(&params(c, li as u32, &m.layers[li].mapped, n0, 0, 1, 0, 0.0))).collect();
+        let drift = (0..m.layers.len()).flat_map(|li| drift_tag(&state_params(c, li, n0, 0, 0))).collect();
+        (prog, drift)
+    });
+    let mut tags = StateTags::new(m.layers.len());
 
     let mut offset = 0;
     let mut result = Ok(());
     while offset < cfg.trials {
         let n = chunk.min(cfg.trials - offset);
-        for (li, l) in m.layers.iter().enumerate() {
-            record_program(be, &params(cfg, li as u32, &l.mapped, n, offset, 1, 0, 0.0), &l.mapped, &mats[li]);
-        }
+        tags.forget();
         be.clear(correct);
-        for (ti, &t) in cfg.times.iter().enumerate() {
+        // Per group of configurations that drift alike: its programs, then each time of each
+        // member.
+        let steps = groups.iter().flat_map(|g| {
+            std::iter::once(Step::Program(g[0])).chain(cfg.times.iter().enumerate().flat_map(move |(ti, &t)| g.iter().map(move |&ci| Step::Run(ci, ti, t))))
+        });
+        for step in steps {
+            let (ci, ti, t) = match step {
+                Step::Program(ci) => {
+                    for (li, l) in m.layers.iter().enumerate() {
+                        let p = params(&cfgs[ci], li as u32, &l.mapped, n, offset, 1, 0, 0.0);
+                        if tags.program(li, &p) {
+                            record_program(be, &p, &l.mapped, &mats[li]);
+                        }
+                    }
+                    continue;
+                }
+                Step::Run(ci, ti, t) => (ci, ti, t),
+            };
+            let c = &cfgs[ci];
             for (li, l) in m.layers.iter().enumerate() {
-                record_drift(be, &params(cfg, li as u32, &l.mapped, n, offset, 1, ti as u32, t), &l.mapped, &mats[li]);
+                let p = state_params(c, li, n, offset, ti);
+                match tags.drift(li, &p) {
+                    Drift::Held => {}
+                    Drift::Record => record_drift(be, &p, &l.mapped, &mats[li]),
+                    Drift::BaselineFirst => {
+                        record_drift(be, &state_params(c, li, n, offset, 0), &l.mapped, &mats[li]);
+                        record_drift(be, &p, &l.mapped, &mats[li]);
+                    }
+                }
             }
             for s0 in (0..samples).step_by(sb as usize) {
                 let sbl = sb.min(samples - s0);
@@ -383,7 +445,7 @@ pub fn run_transformer(
                 let mut apps = vec![0u32; m.layers.len()];
                 let mut analog = |be: &mut dyn Backend, li: usize, input: Buf, output: Buf| {
                     let l = &m.layers[li];
-                    let mut p = params(cfg, li as u32, &l.mapped, n, offset, sbl * vps[li], ti as u32, t);
+                    let mut p = params(c, li as u32, &l.mapped, n, offset, sbl * vps[li], ti as u32, t);
                     p.layer.x_per_trial = 1;
                     p.layer.activation = l.activation;
                     p.layer.vector_offset = (apps[li] * samples + s0) * vps[li];
@@ -481,13 +543,19 @@ pub fn run_transformer(
                 let mut pa = dig(base);
                 pa.layer.batch = sbl;
                 pa.layer.n_out = classes;
+                // The shader's slot is [t_index][trial]: configuration ci's slots follow ci · nt.
+                pa.layer.t_index = (ci * nt + ti) as u32;
                 be.dispatch(Stage::Accuracy, &pa, &[h, lab_b, correct], grid(n as u64 * sbl as u64, wg));
             }
         }
         match be.download(correct) {
             Ok(got) => {
-                for (ti, pt) in out.iter_mut().enumerate() {
-                    pt.correct.extend_from_slice(&got[ti * n as usize..(ti + 1) * n as usize]);
+                let n = n as usize;
+                for (ci, pts) in out.iter_mut().enumerate() {
+                    for (ti, pt) in pts.iter_mut().enumerate() {
+                        let at = (ci * nt + ti) * n;
+                        pt.correct.extend_from_slice(&got[at..at + n]);
+                    }
                 }
             }
             Err(e) => {
@@ -512,6 +580,15 @@ pub fn run_transformer(
         be.free(b);
     }
     result.map(|_| out)
+}
+
+/// One step of a chunk of [`run_transformer_group`].
+enum Step {
+    /// Program every matrix for this configuration (where its state is not held already).
+    Program(usize),
+    /// Drift every matrix for this configuration at this time (index, seconds), then run the
+    /// sample batches.
+    Run(usize, usize, f64),
 }
 
 impl SeqModel {

@@ -17,8 +17,8 @@ pub mod names;
 pub mod net;
 pub mod reference;
 
-use super::{Activation, Inputs, Metric, PointRun, SweepPoint, TimeMetrics};
-use crate::engine::plan::{run_transformer, SeqAttention, SeqBlock, SeqModel};
+use super::{Activation, GroupRun, Inputs, Metric, PointRun, SweepPoint, TimeMetrics};
+use crate::engine::plan::{run_transformer, run_transformer_group, ClassifierPoint, SeqAttention, SeqBlock, SeqModel};
 use crate::engine::EngineError;
 use crate::features::{Projection, SoftmaxFeatures};
 use crate::workload::io::Dataset;
@@ -525,22 +525,57 @@ pub fn metric(_: &Inputs<'_>, _: &SweepPoint) -> Metric {
 }
 
 pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
-    let s = r.point.transformer.as_ref().ok_or_else(|| EngineError::Invalid("the transformer workload needs [transformer]".into()))?;
-    let data = r.inputs.data.ok_or_else(|| EngineError::Invalid("the transformer workload needs [data]".into()))?;
+    let (s, data) = settings(r.point, r.inputs)?;
     let (tokens, lengths) = s.tokens(data);
     let model = s.seq_model(r.point, data.n_features);
     let pts = run_transformer(r.be, &model, &tokens, &lengths, &data.labels, &r.cfg, &mut |n| (r.progress)(n as u64))?;
+    Ok(metrics(s, data, pts))
+}
+
+/// Whether two points run the same network (the same loaded state dict and every
+/// `[transformer]` setting) on the same tiles with the same drift compensation and
+/// programmed-state layout, so they can run as one plan: they differ in noise scales and
+/// converter settings only (the noise budget's configurations, a sweep over noise).
+pub fn alike(a: &SweepPoint, b: &SweepPoint) -> bool {
+    let (Some(x), Some(y)) = (&a.transformer, &b.transformer) else { return false };
+    let same_net = match (&x.net, &y.net) {
+        (Some(p), Some(q)) => Arc::ptr_eq(p, q),
+        _ => false,
+    };
+    let fields = |s: &TransformerSettings| serde_json::to_value(s).ok();
+    same_net && fields(x).is_some() && fields(x) == fields(y) && super::classifier::same_tiles(a, b)
+}
+
+/// Points that are [`alike`] as one plan (`plan::run_transformer_group`); each point's counts
+/// are those of its own run, bit for bit.
+pub fn run_group(g: &mut GroupRun<'_>) -> Result<Vec<Vec<TimeMetrics>>, EngineError> {
+    let (s, data) = settings(&g.points[0], g.inputs)?;
+    let (tokens, lengths) = s.tokens(data);
+    let model = s.seq_model(&g.points[0], data.n_features);
+    let per_chunk = g.points.len() as u64;
+    let progress = &mut *g.progress;
+    let all = run_transformer_group(g.be, &model, &tokens, &lengths, &data.labels, &g.cfgs, &mut |n| progress(n as u64 * per_chunk))?;
+    Ok(all.into_iter().map(|pts| metrics(s, data, pts)).collect())
+}
+
+fn settings<'a>(sp: &'a SweepPoint, inputs: Inputs<'a>) -> Result<(&'a TransformerSettings, &'a Dataset), EngineError> {
+    let s = sp.transformer.as_ref().ok_or_else(|| EngineError::Invalid("the transformer workload needs [transformer]".into()))?;
+    let data = inputs.data.ok_or_else(|| EngineError::Invalid("the transformer workload needs [data]".into()))?;
+    Ok((s, data))
+}
+
+/// Per time, the accuracy of each trial's counts, beside the floating-point accuracy.
+fn metrics(s: &TransformerSettings, data: &Dataset, pts: Vec<ClassifierPoint>) -> Vec<TimeMetrics> {
     let n = data.len() as f64;
     let fp = s.fp_correct.map(|c| c as f64 / n);
-    Ok(pts
-        .into_iter()
+    pts.into_iter()
         .map(|p| TimeMetrics {
             per_trial: p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect(),
             correct: Some((p.correct, p.n_samples)),
             fp,
             ..TimeMetrics::default()
         })
-        .collect())
+        .collect()
 }
 
 /// A routed layer's router for stored layer `block`: Philox normals scaled 1/√d_model from

@@ -167,7 +167,7 @@ pub const TABLE: [Spec; 9] = [
         kernel_section: false,
         metric: mvm_error::metric,
         run: mvm_error::run,
-        grouped: None,
+        grouped: Some(Grouped { alike: mvm_error::alike, run: mvm_error::run_group }),
     },
     Spec {
         kind: WorkloadKind::KernelError,

@@ -7,7 +7,9 @@
 use crate::common::*;
 use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape};
 use aimc::device::{DeviceModel, Fit};
-use aimc::engine::plan::{run_classifier, run_classifier_group, run_classifier_group_batches, run_weight_error, AnalogLayer, RunConfig};
+use aimc::engine::plan::{
+    run_classifier, run_classifier_group, run_classifier_group_batches, run_outputs, run_outputs_group, run_weight_error, AnalogLayer, RunConfig,
+};
 use aimc::engine::stages::Stage;
 use aimc::engine::Backend;
 
@@ -214,7 +216,14 @@ fn a_group_gives_each_configuration_its_own_counts() {
     let (programs_alone, drifts_alone) = (count(&rec_alone, Stage::Program), count(&rec_alone, Stage::Drift));
     assert_eq!((programs, programs_alone), ((3 + 4) * 3, 7 * 3 * 2), "programs: grouped, alone");
     assert_eq!((drifts, drifts_alone), (5 * 3 * 2 * 3, 7 * 3 * 2 * 3), "drifts: grouped, alone");
+    // The raw outputs of one layer (mvm_error's plan), bit for bit.
+    let outs = |be: &mut dyn Backend| run_outputs_group(be, &layers[..1], &x, 50, &group_cfgs(), &mut |_| {}).unwrap();
+    let outs_alone = |be: &mut dyn Backend| group_cfgs().iter().map(|c| run_outputs(be, &layers[..1], &x, 50, c, &mut |_| {}).unwrap()).collect::<Vec<_>>();
+    let want_outs = outs_alone(&mut cpu());
+    assert_eq!(outs(&mut cpu()), want_outs, "outputs, twins");
+    assert_eq!(outs(&mut aimc::engine::cpu::CpuBackend::fast(2)), outs_alone(&mut aimc::engine::cpu::CpuBackend::fast(2)), "outputs, fast kernels");
     let Some(mut g) = gpu(64) else { return };
     assert_eq!(group_counts(&mut g, false), want, "gpu");
     assert_eq!(group_counts(&mut g, true), want, "gpu, sample batches");
+    assert_eq!(outs(&mut g), outs_alone(&mut g), "outputs, gpu");
 }

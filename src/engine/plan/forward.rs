@@ -232,6 +232,37 @@ pub fn run_outputs(
     Ok(out)
 }
 
+/// [`run_outputs`] of several configurations as one plan (see [`forward`]): per configuration,
+/// `[time][trial][batch][n_out]`, what [`run_outputs`] gives for it alone, bit for bit.
+pub fn run_outputs_group(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    batch: u32,
+    cfgs: &[RunConfig],
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<Vec<Vec<Vec<f32>>>, EngineError> {
+    let n_out = layers.last().map(|l| l.mapped.n_out).unwrap_or(0) as usize;
+    let mut out: Vec<Vec<Vec<f32>>> = cfgs.iter().map(|c| vec![Vec::new(); c.times.len()]).collect();
+    forward(
+        be,
+        layers,
+        x,
+        batch,
+        0,
+        cfgs,
+        on_chunk,
+        &mut |be, h, p, ci, ti| {
+            let got: Vec<f32> = bytemuck::cast_vec(be.download(h)?);
+            out[ci][ti].extend_from_slice(&got[..p.layer.trials as usize * batch as usize * n_out]);
+            Ok(())
+        },
+        &mut |_, _| Ok(()),
+        None,
+    )?;
+    Ok(out)
+}
+
 /// What [`run_outputs_each`] hands each chunk's outputs to: (time index, trials, outputs).
 pub type OutputSink<'a> = dyn FnMut(usize, u32, &[f32]) -> Result<(), EngineError> + 'a;
 

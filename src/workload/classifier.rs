@@ -21,9 +21,9 @@ pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
     with_extras(r, &layers, pts, fp)
 }
 
-/// Whether two points run the same network on the same tiles with the same drift compensation
-/// and programmed-state layout, so they can run as one plan (they differ in noise scales and
-/// converter settings only: the noise budget's configurations, a sweep over noise).
+/// Whether two points run the same network on the same tiles with the same programmed-state
+/// layout, so they can run as one plan (they differ in noise scales, converter settings and
+/// drift compensation only: the noise budget's configurations, a sweep over noise or GDC).
 pub fn alike(a: &SweepPoint, b: &SweepPoint) -> bool {
     let same_model = match (&a.classifier, &b.classifier) {
         (None, None) => true,
@@ -34,11 +34,12 @@ pub fn alike(a: &SweepPoint, b: &SweepPoint) -> bool {
 }
 
 /// Whether two points map a network alike (tile shape, weight scaling) and keep its device
-/// state alike (drift compensation, the programmed-state layout of every layer's device).
+/// state in buffers alike (the programmed-state layout of every layer's device, drift
+/// compensation per tile or per column; with or without it, the programmed states are shared).
 pub fn same_tiles(a: &SweepPoint, b: &SweepPoint) -> bool {
     let layout = |d: &crate::device::DeviceModel| crate::engine::layout::DeviceParams::from(d).drift_path;
     a.tile == b.tile
-        && a.gdc == b.gdc
+        && a.gdc.per_column() == b.gdc.per_column()
         && Scaling::from(&a.periphery) == Scaling::from(&b.periphery)
         && layout(&a.device) == layout(&b.device)
         && a.layer_noise.iter().chain(&b.layer_noise).flatten().all(|(d, _)| layout(d) == layout(&a.device))

@@ -25,28 +25,36 @@ pub(super) fn same_plan(a: &RunConfig, b: &RunConfig) -> bool {
         && a.first_trial == b.first_trial
         && a.times == b.times
         && a.max_chunk == b.max_chunk
-        && a.gdc == b.gdc
+        // The compensation may differ where its buffers do not (per tile or per column).
+        && a.gdc.per_column() == b.gdc.per_column()
         && a.reads_per_programming == b.reads_per_programming
         && state_words(&a.device) == state_words(&b.device)
         && a.layer_noise.iter().chain(&b.layer_noise).flatten().all(|(d, _)| state_words(d) == state_words(&a.device))
 }
 
-/// Everything of one layer's params that `program` reads, as words: equal tags, equal
-/// programmed state. The MVM-only field (`full_path`) and the time are left out.
-pub(super) fn program_tag(p: &StageParams) -> Vec<u32> {
+/// One layer's params as words, without what neither `program` nor `drift` reads (the MVM-only
+/// `full_path`) and without the time.
+fn layer_words(p: &StageParams, gdc_mode: u32) -> Vec<u32> {
     let mut l = p.layer;
-    (l.full_path, l.t_index, l.log_t_ratio, l.read_sqrt_log, l.gdc_base) = (0, 0, 0.0, 0.0, 0);
+    (l.full_path, l.t_index, l.log_t_ratio, l.read_sqrt_log, l.gdc_base, l.gdc_mode) = (0, 0, 0.0, 0.0, 0, gdc_mode);
     let mut v: Vec<u32> = bytemuck::cast_slice(&[l]).to_vec();
     v.extend_from_slice(bytemuck::cast_slice(&[p.dev]));
     v
 }
 
+/// Everything of one layer's params that `program` reads, as words: equal tags, equal
+/// programmed state. The drift compensation is left out (`program` does not read it), so runs
+/// with and without GDC share their programmed states.
+pub(super) fn program_tag(p: &StageParams) -> Vec<u32> {
+    layer_words(p, 0)
+}
+
 /// Everything of one layer's params that `drift` and `gdc` read but the time, as words: the
-/// program's tag, and with drift compensation the converter settings and output noise through
-/// which the GDC readout is taken (`adc`, `out_noise`). Equal tags at equal times, equal
-/// effective weights and compensation.
+/// program's tag, the compensation, and with compensation the converter settings and output
+/// noise through which the GDC readout is taken (`adc`, `out_noise`). Equal tags at equal times,
+/// equal effective weights and compensation.
 pub(super) fn drift_tag(p: &StageParams) -> Vec<u32> {
-    let mut v = program_tag(p);
+    let mut v = layer_words(p, p.layer.gdc_mode);
     if p.layer.gdc_mode != 0 {
         v.extend([p.io.out_step, p.io.out_bound, p.io.out_noise].map(f32::to_bits));
     }
@@ -143,6 +151,10 @@ mod tests {
         let (mut plain, mut other) = (at(1.0, 0), at(1.0, 0));
         (plain.layer.gdc_mode, other.layer.gdc_mode, other.io.out_noise) = (0, 0, 0.1);
         assert_eq!(drift_tag(&plain), drift_tag(&other));
+        // With and without GDC: one programmed state, two drifted ones.
+        let with = at(1.0, 0);
+        assert_eq!(program_tag(&plain), program_tag(&with));
+        assert_ne!(drift_tag(&plain), drift_tag(&with));
         // Another programmed state: nothing drifted is held.
         assert!(t.program(0, &at(0.5, 0)));
         assert!(matches!(t.drift(0, &at(0.5, 1)), Drift::BaselineFirst));

@@ -259,7 +259,7 @@ pub fn run_transformer_group(
     };
     if let Some(i) = cfgs.iter().position(|c| !same_plan(cfg, c)) {
         return Err(EngineError::Invalid(format!(
-            "configuration {i} of a grouped run differs from the first in more than noise scales and converter settings (trials, times, RNG key, drift compensation or state layout)"
+            "configuration {i} of a grouped run differs from the first in more than noise, converter and drift-compensation settings (trials, times, chunking, per-column compensation or state layout)"
         )));
     }
     let samples = labels.len() as u32;

@@ -206,7 +206,7 @@ fn a_group_gives_each_configuration_its_own_counts() {
     // Shared states, per chunk: the first layer programmed 3 times (the base's state serves 5
     // configurations: the base twice, output noise, DAC bits and the ideal second layer; then no
     // programming noise and the other key), the second 4 times (the ideal one besides). Drift per
-    // time and layer 5 times: the base's drift serves the base twice and the DAC setting.
+    // time and layer 5 times: the base's drift serves the base and the DAC setting.
     let mut rec = Recorder::new();
     group_counts(&mut rec, false);
     let count = |rec: &Recorder, s: Stage| rec.log.iter().filter(|d| d.stage == s).count();
@@ -216,6 +216,9 @@ fn a_group_gives_each_configuration_its_own_counts() {
     let (programs_alone, drifts_alone) = (count(&rec_alone, Stage::Program), count(&rec_alone, Stage::Drift));
     assert_eq!((programs, programs_alone), ((3 + 4) * 3, 7 * 3 * 2), "programs: grouped, alone");
     assert_eq!((drifts, drifts_alone), (5 * 3 * 2 * 3, 7 * 3 * 2 * 3), "drifts: grouped, alone");
+    // The base's second copy is not run again: its counts are the first's.
+    let (layer_runs, layer_runs_alone) = (count(&rec, Stage::Combine), count(&rec_alone, Stage::Combine));
+    assert_eq!((layer_runs, layer_runs_alone), (6 * 3 * 3 * 2, 7 * 3 * 3 * 2), "layers run: grouped, alone");
     // The raw outputs of one layer (mvm_error's plan), bit for bit.
     let outs = |be: &mut dyn Backend| run_outputs_group(be, &layers[..1], &x, 50, &group_cfgs(), &mut |_| {}).unwrap();
     let outs_alone = |be: &mut dyn Backend| group_cfgs().iter().map(|c| run_outputs(be, &layers[..1], &x, 50, c, &mut |_| {}).unwrap()).collect::<Vec<_>>();

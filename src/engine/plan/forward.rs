@@ -106,6 +106,20 @@ pub fn run_classifier_group_batches(
     per: u32,
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<Vec<ClassifierPoint>>, EngineError> {
+    let matrices: Vec<&MappedMatrix> = layers.iter().map(|l| &l.mapped).collect();
+    run_distinct(cfgs, &matrices, |cfgs| classifier_batches(be, layers, x, labels, cfgs, per, on_chunk))
+}
+
+/// [`run_classifier_group_batches`] of configurations that all differ.
+fn classifier_batches(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    labels: &[u32],
+    cfgs: &[RunConfig],
+    per: u32,
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<Vec<Vec<ClassifierPoint>>, EngineError> {
     let batch = labels.len() as u32;
     if per >= batch {
         return classify(be, layers, x, labels, 0, cfgs, on_chunk);
@@ -235,6 +249,19 @@ pub fn run_outputs(
 /// [`run_outputs`] of several configurations as one plan (see [`forward`]): per configuration,
 /// `[time][trial][batch][n_out]`, what [`run_outputs`] gives for it alone, bit for bit.
 pub fn run_outputs_group(
+    be: &mut dyn Backend,
+    layers: &[AnalogLayer],
+    x: &[f32],
+    batch: u32,
+    cfgs: &[RunConfig],
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<Vec<Vec<Vec<f32>>>, EngineError> {
+    let matrices: Vec<&MappedMatrix> = layers.iter().map(|l| &l.mapped).collect();
+    run_distinct(cfgs, &matrices, |cfgs| outputs(be, layers, x, batch, cfgs, on_chunk))
+}
+
+/// [`run_outputs_group`] of configurations that all differ.
+fn outputs(
     be: &mut dyn Backend,
     layers: &[AnalogLayer],
     x: &[f32],

@@ -32,6 +32,44 @@ pub(super) fn same_plan(a: &RunConfig, b: &RunConfig) -> bool {
         && a.layer_noise.iter().chain(&b.layer_noise).flatten().all(|(d, _)| state_words(d) == state_words(&a.device))
 }
 
+/// Runs `run` on the distinct configurations of `cfgs` only and hands each result to every
+/// configuration equal to it: equal where every matrix's params at every time are, so every
+/// dispatch and every number would be (the noise budget's `only layer 1` of a two-layer model is
+/// its `without layer 0`, a sensitivity knob at × 0 is `without` that source). `run` gets the
+/// distinct configurations in their first occurrence's order and returns one result each.
+pub(super) fn run_distinct<T: Clone>(
+    cfgs: &[RunConfig],
+    matrices: &[&MappedMatrix],
+    run: impl FnOnce(&[RunConfig]) -> Result<Vec<T>, EngineError>,
+) -> Result<Vec<T>, EngineError> {
+    let key = |c: &RunConfig| -> Vec<u32> {
+        let mut v = Vec::new();
+        for (li, m) in matrices.iter().enumerate() {
+            for (ti, &t) in c.times.iter().enumerate() {
+                v.extend_from_slice(bytemuck::cast_slice(&[params(c, li as u32, m, 1, 0, 1, ti as u32, t)]));
+            }
+        }
+        v
+    };
+    let keys: Vec<Vec<u32>> = cfgs.iter().map(key).collect();
+    // Each configuration's slot among the distinct ones.
+    let mut distinct: Vec<usize> = Vec::new();
+    let slot: Vec<usize> = (0..cfgs.len())
+        .map(|i| match distinct.iter().position(|&d| keys[d] == keys[i]) {
+            Some(k) => k,
+            None => {
+                distinct.push(i);
+                distinct.len() - 1
+            }
+        })
+        .collect();
+    if distinct.len() == cfgs.len() {
+        return run(cfgs);
+    }
+    let got = run(&distinct.iter().map(|&d| cfgs[d].clone()).collect::<Vec<_>>())?;
+    Ok(slot.into_iter().map(|k| got[k].clone()).collect())
+}
+
 /// One layer's params as words, without what neither `program` nor `drift` reads (the MVM-only
 /// `full_path`) and without the time.
 fn layer_words(p: &StageParams, gdc_mode: u32) -> Vec<u32> {

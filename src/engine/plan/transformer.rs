@@ -253,6 +253,20 @@ pub fn run_transformer_group(
     cfgs: &[RunConfig],
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<Vec<ClassifierPoint>>, EngineError> {
+    let matrices: Vec<&MappedMatrix> = m.layers.iter().map(|l| &l.mapped).collect();
+    run_distinct(cfgs, &matrices, |cfgs| transformer_group(be, m, tokens, lengths, labels, cfgs, on_chunk))
+}
+
+/// [`run_transformer_group`] of configurations that all differ.
+fn transformer_group(
+    be: &mut dyn Backend,
+    m: &SeqModel,
+    tokens: &[u32],
+    lengths: &[u32],
+    labels: &[u32],
+    cfgs: &[RunConfig],
+    on_chunk: &mut dyn FnMut(u32),
+) -> Result<Vec<Vec<ClassifierPoint>>, EngineError> {
     m.check()?;
     let Some(cfg) = cfgs.first() else {
         return Err(EngineError::Invalid("a run needs at least one configuration".into()));

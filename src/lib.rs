@@ -22,7 +22,7 @@
 //!   neither the engine nor the tiers, which hand it plain data
 //! - [`report`]: plots, the markdown/HTML report, crash-safe publishing
 //! - [`stats`]: mergeable moments, quantiles, confidence and bootstrap intervals, histograms
-//! - [`bench`]: throughput benchmarks against computed floors
+//! - [`bench`](mod@bench): throughput benchmarks against computed floors
 //! - [`tolerances`]: named tolerances (GPU and fast kernels against the twins)
 //! - [`train`] (cargo feature `train`, on by default): the reproducible trainers of the shipped
 //!   digits models (MLP, CNN, MoE)

@@ -3,7 +3,7 @@
 //! or file and the fix. Only the validated `Experiment` reaches the runner (ripgrep's low-level →
 //! high-level arguments). The sections: [`noise`] (device, periphery, tile, gdc, kernel, moe),
 //! [`sweep`] (times, axes, points, budget), [`model`] and [`data`] (what each workload loads),
-//! [`tables`] (energy and cost tables), [`reference`] (another simulator's numbers), [`resolved`]
+//! [`tables`] (energy and cost tables), [`reference`](mod@reference) (another simulator's numbers), [`resolved`]
 //! (the record of it all); [`overrides`] changes a validated experiment from flags.
 
 pub mod data;

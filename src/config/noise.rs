@@ -1,7 +1,7 @@
 //! The noise sections of an experiment file: `[device]` (a model by name, then any field
 //! overridden), `[periphery]`, `[tile]` and `gdc`, and the workload sections that sweep axes can
 //! also set (`[kernel]`, `[moe]` + `[arch]`). Every override goes through serde
-//! ([`set_field`]), so every field is overridable and a wrong name or type names the field.
+//! (`set_field`), so every field is overridable and a wrong name or type names the field.
 
 use super::raw::RawExperiment;
 use crate::arch::tiers::Architecture;

@@ -132,7 +132,7 @@ pub const AFM_BREAK: f64 = 52.5;
 pub const AFM_ZERO: f64 = 0.6;
 
 /// A cubic in |w| (0..g_max units, highest degree first) as ascending coefficients in
-/// x = |w|/g_max, so the shared polynomial in x evaluates it: c_x[i] = c_w[3 − i]·g_maxⁱ.
+/// x = |w|/g_max, so the shared polynomial in x evaluates it: `c_x[i] = c_w[3 − i]·g_maxⁱ`.
 pub fn cubic_in_x(c_w: [f64; 4], g_max: f64) -> [f64; 4] {
     [c_w[3], c_w[2] * g_max, c_w[1] * g_max * g_max, c_w[0] * g_max * g_max * g_max]
 }

@@ -109,7 +109,7 @@ pub struct LayerParams {
     pub read_sqrt_log: f32,
     /// 1: every MVM vector goes through the full-featured `bound` path (IR drop, weight noise).
     pub full_path: u32,
-    /// 0: input shared by all trials ([batch][n_in]), 1: per trial ([trial][batch][n_in]).
+    /// 0: input shared by all trials (`[batch][n_in]`), 1: per trial (`[trial][batch][n_in]`).
     pub x_per_trial: u32,
     /// Activation after the layer: 0 none, 1 ReLU, 2 GELU (tanh form), 3 tanh, 4 GELU (erf form), 5 SiLU.
     pub activation: u32,

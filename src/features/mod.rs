@@ -110,7 +110,7 @@ impl KernelSpec {
         Ok(())
     }
 
-    /// Feature width: 2s for [cos,sin], [exp(+y),exp(-y)] and [sin,cos] pairs, s otherwise.
+    /// Feature width: 2s for `[cos, sin]`, `[exp(+y), exp(-y)]` and `[sin, cos]` pairs, s otherwise.
     pub fn width(&self) -> usize {
         match (self.kernel, self.softmax_features) {
             (Kernel::Rbf, _) | (Kernel::Softmax, SoftmaxFeatures::Positive | SoftmaxFeatures::Trig) => 2 * self.features,

@@ -1,7 +1,7 @@
 //! Reports of a finished run, built from a results file ([`crate::results`]) alone: the sections
 //! ([`sections`]) fill a document model ([`document`]) that is written as Markdown ([`markdown`])
 //! and as self-contained HTML ([`html`]); the plots ([`plots`]) are drawn beside it. Numbers and
-//! units are formatted in one place ([`format`]).
+//! units are formatted in one place ([`format`](mod@format)).
 //!
 //! [`write_report`] is the single entry point. It reads a [`Results`] and nothing else, so
 //! `aimc report DIR` can rebuild a report from `results.json` alone, and the same results always

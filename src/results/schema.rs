@@ -221,7 +221,7 @@ pub struct MoeCost {
     pub latency_hist: Histogram,
     /// Mean energy per token by component, pJ (`total_pj` is the sum of the others).
     pub energy_per_token: EnergyBreakdown,
-    /// Mean MVMs per batch on each [tile][tier] (a heat map of tier use).
+    /// Mean MVMs per batch on each `[tile][tier]` (a heat map of tier use).
     pub tier_activations: Vec<Vec<f64>>,
     /// Mean busy fraction of each tile over the batch.
     pub tile_utilisation: Vec<f64>,

@@ -9,7 +9,7 @@
 //! Intervals: σ_w² exact chi-square, P(R−1)·MSW/σ_w² ~ χ²(P(R−1)); σ_b² by Satterthwaite (1946):
 //! σ̂_b² · ν / σ_b² ≈ χ²(ν) with ν = (MSB − MSW)² / (MSB²/(P−1) + MSW²/(P(R−1))) (Searle et al.
 //! §3.6d). When MSB ≤ MSW the estimate is 0 and ν is undefined; the interval is then [0, U] with
-//! U = (P−1)·MSB / (R·χ²_{α/2}(P−1)), the upper bound of E[MSB]/R = σ_b² + σ_w²/R ≥ σ_b²
+//! U = (P−1)·MSB / (R·χ²_{α/2}(P−1)), the upper bound of E\[MSB\]/R = σ_b² + σ_w²/R ≥ σ_b²
 //! (conservative).
 
 use super::{check_confidence, StatsError};

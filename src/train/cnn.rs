@@ -21,8 +21,8 @@
 //! Determinism: single-threaded, a fixed visiting order and summation order, and all randomness
 //! from `rand_pcg::Pcg64Mcg` through `next_u64` (the helpers of `crate::train`): the same seed and
 //! configuration give the same weights bit for bit. The state dict holds the `nn.Sequential`
-//! names and torch layouts: `0.weight` [C1, 1, 3, 3], `0.bias` [C1], `3.weight` [C2, C1, 3, 3],
-//! `3.bias` [C2], `7.weight` [10, 4·C2], `7.bias` [10]; conv element [o][c][i][j] is at
+//! names and torch layouts: `0.weight` `[C1, 1, 3, 3]`, `0.bias` `[C1]`, `3.weight` `[C2, C1, 3, 3]`,
+//! `3.bias` `[C2]`, `7.weight` `[10, 4·C2]`, `7.bias` `[10]`; conv element `[o][c][i][j]` is at
 //! `o·C·9 + c·9 + 3i + j`.
 
 // Index loops mirror the convolution and gradient equations (out[o][y][x] += w[o][c][i][j] ·

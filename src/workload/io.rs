@@ -283,7 +283,7 @@ pub fn read_matrix(path: &Path, name: Option<&str>) -> Result<Matrix, WorkloadEr
 
 /// One layer of a PyTorch state dict: a Linear layer, weight [out, in], or a Conv2d layer,
 /// weight [out, in_c, k_h, k_w] held flattened as [out, in_c · k_h · k_w] (PyTorch's
-/// `weight.view(out, -1)`, the crossbar matrix aihwkit programs); optional bias [out].
+/// `weight.view(out, -1)`, the crossbar matrix aihwkit programs); optional bias `[out]`.
 #[derive(Clone, Debug)]
 pub struct Linear {
     pub name: String,

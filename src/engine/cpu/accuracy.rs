@@ -1,5 +1,5 @@
 //! CPU twin of shaders/accuracy.wgsl: per-trial count of correct argmax predictions, in slot
-//! [t_index][trial] of the chunk's counts.
+//! `[t_index][trial]` of the chunk's counts.
 
 use crate::engine::layout::StageParams;
 

@@ -1,4 +1,4 @@
-//! CPU twin of shaders/embed.wgsl: x = E[token]·scale + pos[token index], broadcast to every
+//! CPU twin of shaders/embed.wgsl: `x = E[token]·scale + pos[token index]`, broadcast to every
 //! trial of the chunk. Invocation index i = ((trial_local · samples + sample) · seq + token) ·
 //! d_model + feature.
 

@@ -7,7 +7,7 @@ use crate::engine::layout::StageParams;
 /// √2 in f32, as the shader's constant.
 const SQRT2: f32 = std::f32::consts::SQRT_2;
 
-/// φ of every (trial, row): `h` is the layer's output [trial][row][replicas · s].
+/// φ of every (trial, row): `h` is the layer's output `[trial][row][replicas · s]`.
 pub fn feature_map(p: &StageParams, h: &[f32], norms: &[f32], phi: &mut [f32], threads: usize) {
     let k = &p.kern;
     let (rows, s, r, width) = (k.rows as usize, k.s as usize, k.replicas as usize, k.width as usize);

@@ -10,7 +10,7 @@ pub struct WeightErrorPoint {
     pub t_inf: f64,
     pub sum_e: Vec<f64>,
     pub sum_e2: Vec<f64>,
-    /// [trial][tile], or with per-column GDC [trial][tile][row of the tile]
+    /// `[trial][tile]`, or with per-column GDC `[trial][tile][row of the tile]`
     pub alpha: Vec<f32>,
     pub n_weights: u64,
     pub n_tiles: u32,

@@ -60,7 +60,7 @@ pub fn run_classifier_progress(
 }
 
 /// Several configurations of one network as one plan (sweep points or noise-budget
-/// configurations that differ only in noise scales and converter settings; see [`forward`]):
+/// configurations that differ only in noise scales and converter settings; see `forward`):
 /// per configuration, what [`run_classifier`] gives for it alone, bit for bit. `on_chunk` gets
 /// each finished chunk's trial count (of every configuration).
 pub fn run_classifier_group(
@@ -246,7 +246,7 @@ pub fn run_outputs(
     Ok(out)
 }
 
-/// [`run_outputs`] of several configurations as one plan (see [`forward`]): per configuration,
+/// [`run_outputs`] of several configurations as one plan (see `forward`): per configuration,
 /// `[time][trial][batch][n_out]`, what [`run_outputs`] gives for it alone, bit for bit.
 pub fn run_outputs_group(
     be: &mut dyn Backend,

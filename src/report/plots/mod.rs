@@ -1,7 +1,7 @@
 //! The report's plots, each written as PNG (for the Markdown report and papers) and SVG (inlined
-//! into the HTML report). One file per figure, each an implementation of [`Figure`]: its file
+//! into the HTML report). One file per figure, each an implementation of `Figure`: its file
 //! name, whether it applies to these results, its title, legend and drawing; [`write_plots`] lists
-//! them in report order. The shared drawing code (canvas, axes, legend) is in [`canvas`].
+//! them in report order. The shared drawing code (canvas, axes, legend) is in `canvas`.
 //!
 //! Plots only read [`Results`]; apart from unit scaling and layout they compute nothing, so every
 //! number drawn is one that the tables also show. Text is drawn with the DejaVu Sans font embedded

@@ -6,7 +6,7 @@
 //!
 //! The model, per sequence of n non-padding tokens (padding tokens, id 0, are left out: they are
 //! masked as keys, and their outputs reach nothing but the pooling, which skips them):
-//! - x = LayerNorm(√d · E[token] + PE[position]), PE the sinusoids of Vaswani et al. (2017,
+//! - x = LayerNorm(√d · E\[token\] + PE\[position\]), PE the sinusoids of Vaswani et al. (2017,
 //!   §3.5): PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(p / 10000^(2i/d));
 //! - one post-LN encoder layer applied `repeat` times with the same weights:
 //!   x = LN1(x + MHA(x)), x = LN2(x + W2 GELU(W1 x + b1) + b2), GELU the exact erf form;

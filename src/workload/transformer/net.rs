@@ -28,7 +28,7 @@ impl Norm {
 /// Where a token's position comes from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Positions {
-    /// Vaswani's sinusoids: PE[p][2i] = sin(p / 10000^(2i/d)), PE[p][2i+1] = cos(p / 10000^(2i/d)).
+    /// Vaswani's sinusoids: `PE[p][2i] = sin(p / 10000^(2i/d))`, `PE[p][2i+1] = cos(p / 10000^(2i/d))`.
     Sinusoidal,
     /// A learned table `[max_positions][d_model]` (BERT's `position_embeddings`).
     Learned(Matrix),

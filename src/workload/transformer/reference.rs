@@ -9,7 +9,7 @@
 //!   `pad_id`); padding trails. Keys j ≥ len are masked, pooling reads i < len, and nothing at a
 //!   padding position reaches a non-padding one (every other step is per token), so the forward
 //!   runs on the first `len` tokens alone.
-//! - **Embedding.** x_i = E[tok_i]·embed_scale + pos_i (+ token-type row 0), pos_i Vaswani's
+//! - **Embedding.** x_i = E\[tok_i\]·embed_scale + pos_i (+ token-type row 0), pos_i Vaswani's
 //!   sinusoid (in f64) or the learned row i; then `embed_norm`. LayerNorm is
 //!   (x − mean)/√(var + ε)·γ + β with the biased variance (PyTorch), ε = `layer_norm_eps`.
 //! - **Layers.** The stored blocks in order, the whole stack `repeat_layers` times. Post-LN:

@@ -124,9 +124,7 @@ fn classifier_batches(
     if per >= batch {
         return classify(be, layers, x, labels, 0, cfgs, on_chunk);
     }
-    let Some(cfg) = cfgs.first() else {
-        return Err(EngineError::Invalid("a run needs at least one configuration".into()));
-    };
+    let cfg = group_lead(cfgs)?;
     let width = layers.first().map_or(0, |l| l.inputs_per_sample()) as usize;
     let points = || cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect::<Vec<_>>();
     let mut out: Vec<Vec<ClassifierPoint>> = cfgs.iter().map(|_| points()).collect();
@@ -175,9 +173,7 @@ pub(super) fn classify(
     let batch = labels.len() as u32;
     let lab = be.create("labels", labels.len().max(1));
     be.upload(lab, labels);
-    let Some(cfg) = cfgs.first() else {
-        return Err(EngineError::Invalid("a run needs at least one configuration".into()));
-    };
+    let cfg = group_lead(cfgs)?;
     let (nt, nc) = (cfg.times.len(), cfgs.len());
     let mut out: Vec<Vec<ClassifierPoint>> =
         cfgs.iter().map(|_| cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect()).collect();
@@ -349,14 +345,7 @@ pub(super) fn forward(
     chunk_end: &mut dyn FnMut(&mut dyn Backend, u32) -> Result<(), EngineError>,
     mut after_layer: Option<&mut LayerHook>,
 ) -> Result<(), EngineError> {
-    let Some(cfg) = cfgs.first() else {
-        return Err(EngineError::Invalid("a run needs at least one configuration".into()));
-    };
-    if let Some(i) = cfgs.iter().position(|c| !same_plan(cfg, c)) {
-        return Err(EngineError::Invalid(format!(
-            "configuration {i} of a grouped run differs from the first in more than noise, converter and drift-compensation settings (trials, times, chunking, per-column compensation or state layout)"
-        )));
-    }
+    let cfg = group_lead(cfgs)?;
     if after_layer.is_some() && cfgs.len() > 1 {
         return Err(EngineError::Invalid("per-layer diagnostics run one configuration at a time".into()));
     }

@@ -17,6 +17,20 @@ pub(super) fn sharing_groups(cfgs: &[RunConfig], tags: impl Fn(&RunConfig) -> (V
     order.chunk_by(|&a, &b| keys[a].1 == keys[b].1).map(<[usize]>::to_vec).collect()
 }
 
+/// The first of configurations that run as one plan (its trials, times and chunking are
+/// everyone's), once every one can ([`same_plan`]).
+pub(super) fn group_lead(cfgs: &[RunConfig]) -> Result<&RunConfig, EngineError> {
+    let Some(first) = cfgs.first() else {
+        return Err(EngineError::Invalid("a run needs at least one configuration".into()));
+    };
+    match cfgs.iter().position(|c| !same_plan(first, c)) {
+        Some(i) => Err(EngineError::Invalid(format!(
+            "configuration {i} of a grouped run differs from the first in more than noise, converter and drift-compensation settings (trials, times, chunking, per-column compensation or state layout)"
+        ))),
+        None => Ok(first),
+    }
+}
+
 /// Whether two configurations can run as one plan: the same trials, times, chunking, drift
 /// compensation and programmed-state layout (noise scales, converter settings, per-layer noise
 /// and the RNG key may differ).

@@ -268,14 +268,7 @@ fn transformer_group(
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<Vec<ClassifierPoint>>, EngineError> {
     m.check()?;
-    let Some(cfg) = cfgs.first() else {
-        return Err(EngineError::Invalid("a run needs at least one configuration".into()));
-    };
-    if let Some(i) = cfgs.iter().position(|c| !same_plan(cfg, c)) {
-        return Err(EngineError::Invalid(format!(
-            "configuration {i} of a grouped run differs from the first in more than noise, converter and drift-compensation settings (trials, times, chunking, per-column compensation or state layout)"
-        )));
-    }
+    let cfg = group_lead(cfgs)?;
     let samples = labels.len() as u32;
     if samples == 0 || tokens.len() != (samples * m.seq) as usize || lengths.len() != samples as usize {
         return Err(EngineError::Invalid(format!("{} tokens and {} lengths for {samples} sequences of {} tokens", tokens.len(), lengths.len(), m.seq)));

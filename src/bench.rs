@@ -30,6 +30,8 @@
 //! - (h) the shipped CNN `experiments/digits_cnn.toml` through the runner: the MVMs' FLOPs
 //!   (2 per MAC, every output pixel of a convolution) per second; its floor adds the device
 //!   state of every weight and the output noise (one block per four outputs per input tile).
+//! - (i) the shipped transformer, (j) a BERT-base-sized pass; (k) the shipped noise budget
+//!   against its plain run, in configurations per plain-run time (target: within 5 plain runs).
 
 /// `println!` that ignores a closed pipe (`aimc run ... | head -1`): results are in
 /// files by then, and a progress line must never abort a run.
@@ -221,7 +223,7 @@ fn bench_mlp_path() -> Option<std::path::PathBuf> {
 pub struct CaseFilter(Vec<char>);
 
 impl CaseFilter {
-    pub const LETTERS: &'static str = "abcdefghij";
+    pub const LETTERS: &'static str = "abcdefghijk";
 
     pub fn parse(list: &[String]) -> Result<Self, EngineError> {
         let mut cases = Vec::new();
@@ -229,7 +231,7 @@ impl CaseFilter {
             let letter = item.trim_start_matches('(').trim_end_matches(')').to_ascii_lowercase();
             match letter.chars().collect::<Vec<_>>()[..] {
                 [c] if Self::LETTERS.contains(c) => cases.push(c),
-                _ => return Err(EngineError::Invalid(format!("--cases {item}: name cases by their letters a to j, comma-separated (e.g. --cases a,e,f)"))),
+                _ => return Err(EngineError::Invalid(format!("--cases {item}: name cases by their letters a to k, comma-separated (e.g. --cases a,e,f)"))),
             }
         }
         Ok(CaseFilter(cases))
@@ -550,8 +552,53 @@ fn measure(
     if only.wants('j') {
         cases.push(bert_case(&mut *be, small, &ceil, show_breakdown)?);
     }
+    // (k) The shipped noise budget against its plain run.
+    let budget = std::path::Path::new("experiments/digits_budget.toml");
+    if only.wants('k') && budget.is_file() {
+        cases.push(budget_case(&mut *be, budget, small, show_breakdown)?);
+    }
 
     Ok(cases)
+}
+
+/// Case (k): `experiments/digits_budget.toml` against its plain run (the same file without its
+/// `[budget]` table), both through the runner after a warm-up. Its rate is the configurations per
+/// plain-run time, so the target (the whole budget within 5 plain runs) is the configurations / 5.
+fn budget_case(be: &mut dyn Backend, path: &std::path::Path, small: bool, show_breakdown: bool) -> Result<Case, EngineError> {
+    let bad = |e: String| EngineError::Invalid(format!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let mut in_budget = false;
+    let plain_text: String = text
+        .lines()
+        .filter(|l| {
+            if l.trim_start().starts_with('[') {
+                in_budget = l.trim_start().starts_with("[budget]");
+            }
+            !in_budget
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut budget = crate::config::Experiment::from_text(&text, path).map_err(|e| bad(e.to_string()))?;
+    let mut plain = crate::config::Experiment::from_text(&plain_text, path).map_err(|e| bad(e.to_string()))?;
+    if small {
+        (budget.trials, plain.trials) = (20, 20);
+    }
+    let (t_plain, _) = timed_experiment(&mut *be, &plain, path, false)?;
+    let (t_budget, profile) = timed_experiment(&mut *be, &budget, path, show_breakdown)?;
+    let configs = budget.points.len() / plain.points.len().max(1);
+    Ok(Case {
+        name: "(k) noise budget",
+        size: format!("{configs} configs, {} trials x {} times", budget.trials, budget.times.len()),
+        rate: configs as f64 * t_plain / t_budget,
+        floor: None,
+        unit: "configs/plain run",
+        target: Some(configs as f64 / 5.0),
+        profile,
+        note: Some(format!(
+            "(k) noise budget: {configs} configurations in {t_budget:.2} s, the plain run in {t_plain:.3} s: {:.1}x the plain run (target <= 5x)",
+            t_budget / t_plain
+        )),
+    })
 }
 
 fn si(v: f64, unit: &str) -> String {

@@ -425,7 +425,8 @@ fn chunk_at(exp: &Experiment, done: u32, trials: u32) -> Chunk {
 /// The recovered chunk of point `sp` starting `done` trials in, with the progress it stands for
 /// (its trials, and a first chunk's per-layer diagnostics).
 fn recovered_at(exp: &Experiment, sp: &SweepPoint, done: u32, journal: &Option<&mut journal::Journal>) -> Option<(journal::Recovered, u64)> {
-    let r = journal.as_ref()?.recovered.get(&(sp.index, exp.first_trial + done))?.clone();
+    // A chunk of no trials would take no step: computed anew instead.
+    let r = journal.as_ref()?.recovered.get(&(sp.index, exp.first_trial + done)).filter(|r| r.trials > 0)?.clone();
     let c = chunk_at(exp, done, r.trials);
     let extras = if exp.workload.spec().layer_extras {
         c.weight_error_trials as u64 * exp.layers.len() as u64 + if sp.budget_only() { 0 } else { c.layer_insight_trials as u64 }

@@ -566,6 +566,19 @@ fn run_group_checkpointed(
     Ok(out)
 }
 
+/// The sizes of the runs of neighbouring points that run as one plan, in order (all 1 where
+/// the workload groups none).
+pub fn plan_groups(exp: &Experiment) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let mut i = 0;
+    while i < exp.points.len() {
+        let len = group_len(exp, i);
+        sizes.push(len);
+        i += len;
+    }
+    sizes
+}
+
 /// How many points from `exp.points[i]` on run as one plan: the run of neighbours the workload
 /// calls alike (1 where it groups none, and for adaptive trials, whose points stop apart).
 fn group_len(exp: &Experiment, i: usize) -> usize {
@@ -597,8 +610,7 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
     let mut points = Vec::new();
     let mut error = None;
     let mut i = 0;
-    while i < exp.points.len() {
-        let len = group_len(exp, i);
+    for len in plan_groups(exp) {
         let got = match &exp.workload.spec().grouped {
             Some(g) if len > 1 => run_group_checkpointed(be, exp, g, &exp.points[i..i + len], progress, &mut journal),
             _ => run_point_checkpointed(be, exp, &exp.points[i], progress, &mut journal),

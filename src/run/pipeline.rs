@@ -57,6 +57,15 @@ pub fn run_to_dir(
     let mut be = crate::engine::open(backend)?;
     let ad = be.adapter();
     log(format!("{}: {} sweep points x {} times x {} trials on {} ({})", exp.name, exp.points.len(), exp.times.len(), exp.trials, ad.name, ad.backend));
+    let plans = crate::run::plan_groups(exp);
+    if plans.len() < exp.points.len() {
+        log(format!(
+            "the {} sweep points run as {} plan{}: points that differ only in noise, converter or drift-compensation settings share buffers and device states (each point's numbers are its own run's)",
+            exp.points.len(),
+            plans.len(),
+            if plans.len() == 1 { "" } else { "s" }
+        ));
+    }
     // The progress counts the per-layer diagnostics' trials too: say so, with the two parts.
     let (all, sweep) = (crate::run::total_work(exp), exp.points.len() as u64 * exp.trials as u64);
     if all > sweep {

@@ -11,6 +11,9 @@
 //! | npu | [`npu`] (edge NPU in `crate::arch::npu`) | latency of the NPU cost model (deterministic) |
 //!
 //! [`budget`] expands a point into the noise budget's configurations and attributes the metric.
+//! A workload whose neighbouring points can share one plan (they differ only in noise, converter
+//! or drift-compensation settings) has a [`Grouped`] run beside its own: the classifier, the
+//! transformer and mvm_error.
 //! A workload's run reads the experiment through [`Inputs`] and one [`SweepPoint`] and returns
 //! plain per-time metrics ([`TimeMetrics`]); the statistics are the runner's (`crate::run`), so
 //! this module does not depend on the experiment file's types.

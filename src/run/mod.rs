@@ -356,6 +356,13 @@ pub const FIRST_CHECKPOINT_CHUNK: u32 = 256;
 /// Compute between checkpoints: a kill loses at most about this much work.
 pub const CHECKPOINT_SECONDS: f64 = 5.0;
 
+/// Trials of the first checkpoint chunk of `points` points run as one plan: the work of one
+/// point's [`FIRST_CHECKPOINT_CHUNK`], shared out (at least one trial), so a large group does
+/// not go that many times as long before its first checkpoint.
+pub fn first_checkpoint_chunk(points: usize) -> u32 {
+    (FIRST_CHECKPOINT_CHUNK / points.max(1) as u32).max(1)
+}
+
 /// One point's chunks as they finish: its points (one per time, the per-trial values of every
 /// chunk appended), the test samples per trial (classifiers, from the first chunk), the trials
 /// done and the chunks they came in.
@@ -437,12 +444,26 @@ fn recovered_at(exp: &Experiment, sp: &SweepPoint, done: u32, journal: &Option<&
     Some((r, units))
 }
 
-/// Trials of the next checkpoint chunk after one of `trials` trials took `seconds`: about
-/// [`CHECKPOINT_SECONDS`] of compute, at least 16 trials and at most 8 times this chunk (a
-/// one-trial chunk still allows 16).
-fn next_chunk(trials: u32, seconds: f64) -> u32 {
+/// Trials of the next checkpoint chunk of `points` points run together, after one of `trials`
+/// trials took `seconds`: about [`CHECKPOINT_SECONDS`] of compute, at least the work of 16 trials
+/// of one point (shared out over the points, at least one trial) and at most 8 times this
+/// chunk's trials times the points (a one-trial chunk of one point still allows 16): a group's
+/// first chunk, one point's work shared out, grows to the timed size at once.
+fn next_chunk(trials: u32, seconds: f64, points: usize) -> u32 {
     let per_trial = seconds.max(1e-6) / trials as f64;
-    ((CHECKPOINT_SECONDS / per_trial) as u32).clamp(16, trials.saturating_mul(8).max(16))
+    let points = points.max(1) as u32;
+    let (least, most) = ((16 / points).max(1), trials.saturating_mul(8).saturating_mul(points).max(16));
+    ((CHECKPOINT_SECONDS / per_trial) as u32).clamp(least, most.max(least))
+}
+
+/// Trials of the next chunk: `next`, or all `left` where the rest after `next` would be a tail
+/// of less than half a chunk (one checkpoint fewer, at most 1.5 times the chunk's compute).
+fn chunk_trials(next: u32, left: u32) -> u32 {
+    if left.saturating_sub(next) < next / 2 {
+        left
+    } else {
+        next.min(left)
+    }
 }
 
 /// One sweep point in chunks of trials, each recorded in the checkpoint journal as it finishes
@@ -474,7 +495,7 @@ fn run_point_checkpointed(
                 (r.trials, r.points)
             }
             None => {
-                let chunk = chunk_at(exp, done, next.min(cap - done));
+                let chunk = chunk_at(exp, done, if adaptive.is_some() { next.min(cap - done) } else { chunk_trials(next, cap - done) });
                 let clock = std::time::Instant::now();
                 let pts = run_point(be, exp, sp, chunk, progress)?;
                 if let Some(j) = journal.as_mut() {
@@ -483,7 +504,7 @@ fn run_point_checkpointed(
                     be.add_host(JOURNAL, clock.elapsed().as_secs_f64());
                 }
                 if timed {
-                    next = next_chunk(chunk.trials, clock.elapsed().as_secs_f64());
+                    next = next_chunk(chunk.trials, clock.elapsed().as_secs_f64(), 1);
                 }
                 (chunk.trials, pts)
             }
@@ -532,7 +553,7 @@ fn run_group_checkpointed(
     journal: &mut Option<&mut journal::Journal>,
 ) -> Result<Vec<Point>, RunError> {
     let timed = journal.is_some() && exp.workload.spec().chunkable;
-    let mut next = if timed { FIRST_CHECKPOINT_CHUNK } else { exp.trials };
+    let mut next = if timed { first_checkpoint_chunk(sps.len()) } else { exp.trials };
     let mut acc: Vec<PointChunks> = sps.iter().map(|_| PointChunks::default()).collect();
     loop {
         for (sp, a) in sps.iter().zip(acc.iter_mut()) {
@@ -543,7 +564,7 @@ fn run_group_checkpointed(
         }
         let Some(done) = acc.iter().map(|a| a.done).filter(|&d| d < exp.trials).min() else { break };
         let members: Vec<usize> = (0..sps.len()).filter(|&k| acc[k].done == done).collect();
-        let chunk = chunk_at(exp, done, next.min(exp.trials - done));
+        let chunk = chunk_at(exp, done, chunk_trials(next, exp.trials - done));
         let clock = std::time::Instant::now();
         let group: Vec<SweepPoint> = members.iter().map(|&k| sps[k].clone()).collect();
         let all = if group.len() == 1 { vec![run_point(be, exp, &group[0], chunk, progress)?] } else { run_group(be, exp, grouped, &group, chunk, progress)? };
@@ -556,7 +577,7 @@ fn run_group_checkpointed(
             acc[k].add(chunk.trials, pts);
         }
         if timed {
-            next = next_chunk(chunk.trials, clock.elapsed().as_secs_f64() / members.len() as f64 * sps.len() as f64);
+            next = next_chunk(chunk.trials, clock.elapsed().as_secs_f64() / members.len() as f64 * sps.len() as f64, sps.len());
         }
     }
     let mut out = Vec::new();

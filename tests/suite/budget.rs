@@ -182,11 +182,12 @@ fn a_grouped_budget_resumes_from_any_cut_of_its_journal() {
         o.results
     };
     let whole = run();
-    // The header, then every configuration's first chunk (FIRST_CHECKPOINT_CHUNK trials), then
-    // every configuration's rest.
+    // The header, then every configuration's first chunk (one point's first chunk of work shared
+    // out), then every configuration's later chunks.
     let lines: Vec<String> = std::fs::read_to_string(path_for(&dir)).unwrap().lines().map(str::to_string).collect();
-    assert_eq!(lines.len(), 1 + 2 * configs);
-    assert!(lines[1].contains(&format!("\"trials\":{}", aimc::run::FIRST_CHECKPOINT_CHUNK)), "{}", &lines[1][..80]);
+    assert!(lines.len() > 2 * configs && (lines.len() - 1).is_multiple_of(configs), "{} lines", lines.len());
+    assert_eq!(aimc::run::first_checkpoint_chunk(configs), aimc::run::FIRST_CHECKPOINT_CHUNK / configs as u32);
+    assert!(lines[1].contains(&format!("\"trials\":{}", aimc::run::first_checkpoint_chunk(configs))), "{}", &lines[1][..80]);
     for cut in [1 + 3, 1 + configs + 4] {
         std::fs::write(path_for(&dir), lines[..cut].join("\n") + "\n").unwrap();
         let again = run();

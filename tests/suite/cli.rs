@@ -437,11 +437,12 @@ fn a_killed_run_resumes_from_its_journal_with_identical_results() {
     let killed = child.wait_with_output().unwrap();
     assert!(!killed.status.success(), "the run finished before it could be killed; make it longer");
     assert!(!out.join("results.json").exists(), "a killed run publishes nothing");
-    // The journal holds chunks of trials, not whole points: the first is the first
-    // FIRST_CHECKPOINT_CHUNK trials of sweep point 0.
+    // The journal holds chunks of trials, not whole points: the first is the first trials of
+    // sweep point 0, whose three GDC settings run as one plan (one point's first chunk of work,
+    // shared out).
     let first: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&journal).unwrap().lines().nth(1).unwrap()).unwrap();
     assert_eq!((first["sweep_index"].as_u64(), first["first_trial"].as_u64()), (Some(0), Some(0)), "{first}");
-    assert_eq!(first["trials"].as_u64(), Some(aimc::run::FIRST_CHECKPOINT_CHUNK as u64));
+    assert_eq!(first["trials"].as_u64(), Some(aimc::run::first_checkpoint_chunk(3) as u64));
 
     let o = run(&out).wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);

@@ -225,7 +225,21 @@ fn a_group_gives_each_configuration_its_own_counts() {
     let want_outs = outs_alone(&mut cpu());
     assert_eq!(outs(&mut cpu()), want_outs, "outputs, twins");
     assert_eq!(outs(&mut aimc::engine::cpu::CpuBackend::fast(2)), outs_alone(&mut aimc::engine::cpu::CpuBackend::fast(2)), "outputs, fast kernels");
+    // Drift compensation off, by readout and by the exact reference in one plan (the default
+    // experiment's two points run so): one programmed state, three drifted ones.
+    let gdcs: Vec<RunConfig> = [Gdc::Readout, Gdc::Off, Gdc::ExactReference].into_iter().map(|gdc| RunConfig { gdc, ..group_cfgs()[0].clone() }).collect();
+    let by_gdc = |be: &mut dyn Backend| -> Vec<Vec<Vec<u32>>> {
+        run_classifier_group(be, &layers, &x, &labels, &gdcs, &mut |_| {}).unwrap().into_iter().map(|c| c.into_iter().map(|p| p.correct).collect()).collect()
+    };
+    let by_gdc_alone = |be: &mut dyn Backend| -> Vec<Vec<Vec<u32>>> {
+        gdcs.iter().map(|c| run_classifier(be, &layers, &x, &labels, c).unwrap().into_iter().map(|p| p.correct).collect()).collect()
+    };
+    let want_gdc = by_gdc_alone(&mut cpu());
+    assert_ne!(want_gdc[0], want_gdc[1], "compensation changes the counts");
+    assert_eq!(by_gdc(&mut cpu()), want_gdc, "gdc settings, twins");
+    assert_eq!(by_gdc(&mut aimc::engine::cpu::CpuBackend::fast(2)), by_gdc_alone(&mut aimc::engine::cpu::CpuBackend::fast(2)), "gdc settings, fast kernels");
     let Some(mut g) = gpu(64) else { return };
+    assert_eq!(by_gdc(&mut g), by_gdc_alone(&mut g), "gdc settings, gpu");
     assert_eq!(group_counts(&mut g, false), want, "gpu");
     assert_eq!(group_counts(&mut g, true), want, "gpu, sample batches");
     assert_eq!(outs(&mut g), outs_alone(&mut g), "outputs, gpu");

@@ -1,8 +1,9 @@
 //! Device state shared between configurations run as one plan (sweep points or noise-budget
-//! configurations of one network that differ only in noise scales and converter settings): the
-//! order that lets neighbours share a programmed and drifted state, and the tags that say which
-//! state a layer's buffers hold, so `program` and `drift` are dispatched only where they would
-//! write something else. A skipped dispatch would have written the same values, bit for bit.
+//! configurations of one network that differ only in noise scales, converter settings or drift
+//! compensation): the order that lets neighbours share a programmed and drifted state, the tags
+//! that say which state a layer's buffers hold, so `program` and `drift` are dispatched only where
+//! they would write something else, and equal configurations run once (`run_distinct`). A skipped
+//! dispatch would have written the same values, bit for bit.
 
 use super::*;
 
@@ -31,9 +32,9 @@ pub(super) fn group_lead(cfgs: &[RunConfig]) -> Result<&RunConfig, EngineError> 
     }
 }
 
-/// Whether two configurations can run as one plan: the same trials, times, chunking, drift
-/// compensation and programmed-state layout (noise scales, converter settings, per-layer noise
-/// and the RNG key may differ).
+/// Whether two configurations can run as one plan: the same trials, times, chunking,
+/// compensation buffers (per tile or per column) and programmed-state layout (noise scales,
+/// converter settings, the compensation mode, per-layer noise and the RNG key may differ).
 pub(super) fn same_plan(a: &RunConfig, b: &RunConfig) -> bool {
     a.trials == b.trials
         && a.first_trial == b.first_trial

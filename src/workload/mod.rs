@@ -114,8 +114,8 @@ pub type RunFn = fn(&mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError>;
 pub type GroupRunFn = fn(&mut GroupRun<'_>) -> Result<Vec<Vec<TimeMetrics>>, EngineError>;
 
 /// How a workload runs neighbouring sweep points together: which points may (`alike`, the
-/// points that differ only in noise scales and converter settings, such as the noise budget's
-/// configurations), and the run.
+/// points that differ only in noise scales, converter or drift-compensation settings, such as
+/// the noise budget's configurations), and the run.
 pub struct Grouped {
     pub alike: fn(&SweepPoint, &SweepPoint) -> bool,
     pub run: GroupRunFn,

@@ -16,8 +16,8 @@ pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
     Ok(errors(&outs, &exact))
 }
 
-/// Points that differ only in noise scales and converter settings (the noise budget's
-/// configurations, a sweep over the ADC's bits) run as one plan.
+/// Points that differ only in noise scales, converter or drift-compensation settings (the noise
+/// budget's configurations, a sweep over the ADC's bits) run as one plan.
 pub fn alike(a: &SweepPoint, b: &SweepPoint) -> bool {
     super::classifier::same_tiles(a, b)
 }

@@ -60,7 +60,7 @@ pub fn run_classifier_progress(
 }
 
 /// Several configurations of one network as one plan (sweep points or noise-budget
-/// configurations that differ only in noise scales and converter settings; see `forward`):
+/// configurations that differ only in noise scales, converter or drift-compensation settings; see `forward`):
 /// per configuration, what [`run_classifier`] gives for it alone, bit for bit. `on_chunk` gets
 /// each finished chunk's trial count (of every configuration).
 pub fn run_classifier_group(
@@ -326,9 +326,10 @@ pub fn run_outputs_each(
 /// chunk).
 ///
 /// Several configurations (`cfgs`: sweep points or noise-budget configurations of one network
-/// that differ only in noise scales and converter settings) run as one plan: one set of buffers,
-/// every configuration's outputs per chunk, and each layer's `program` and `drift` dispatched
-/// only when the state it would write is not the state its buffers already hold ([`StateTags`]).
+/// that differ only in noise scales, converter or drift-compensation settings) run as one plan:
+/// one set of buffers, every configuration's outputs per chunk, and each layer's `program` and
+/// `drift` dispatched only when the state it would write is not the state its buffers already
+/// hold (`StateTags`).
 /// The configurations run ordered by their device states, so those that share one program and
 /// drift it once per chunk and time. Every number is the one a run of that configuration alone
 /// gives: a skipped dispatch would have written the same values, bit for bit.

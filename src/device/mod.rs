@@ -208,7 +208,8 @@ impl DeviceModel {
 
     /// The simple noise setting of the kernel-approximation study (Büchel, Camposampiero et al.,
     /// Nat. Mach. Intell. 2024; kernel-attention spec §4): programming noise g_T + 0.067·N in
-    /// normalised units (σ_prog = 0.067·g_max at every conductance), no drift and no read noise.
+    /// normalised units, one signed draw per weight (σ_prog = 0.067·g_max at every conductance,
+    /// not a rectified pair, so no shrink towards 0), no drift and no read noise.
     /// Its periphery (8-bit inputs, output noise 0.1) and the 2σ weight clipping are set in the
     /// experiment file (`[periphery]`, `kernel.clip_sigma`).
     pub fn simple() -> Self {
@@ -216,6 +217,7 @@ impl DeviceModel {
             name: "simple".into(),
             prog_coeff: [SIMPLE_PROG_SIGMA * 25.0, 0.0, 0.0, 0.0],
             prog_g_ref: 25.0,
+            programming: Programming::Weight,
             drift_scale: 0.0,
             read_noise_scale: 0.0,
             ..Self::pcm()

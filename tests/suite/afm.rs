@@ -67,10 +67,11 @@ fn zero_threshold_and_break() {
     assert!((m.sigma_prog(52.5 + 1e-9) - polyval(TD, 52.5 + 1e-9)).abs() < 1e-12);
     // The two fits meet within 0.1 % at the break (8.3623 vs 8.3549).
     assert!((polyval(OD, 52.5) / polyval(TD, 52.5) - 1.0).abs() < 1e-3);
-    // Every other preset keeps one polynomial and the pair.
+    // Every other preset keeps one polynomial and the pair, but `simple`: one draw per weight.
     for name in ["pcm", "hermes", "hermes1", "ideal", "simple"] {
         let d = DeviceModel::by_name(name).unwrap();
-        assert_eq!((d.prog_break, d.zero_below, d.programming), (0.0, 0.0, aimc::device::Programming::Pair), "{name}");
+        let programming = if name == "simple" { aimc::device::Programming::Weight } else { aimc::device::Programming::Pair };
+        assert_eq!((d.prog_break, d.zero_below, d.programming), (0.0, 0.0, programming), "{name}");
     }
     assert!(aimc::device::MODEL_NAMES.contains(&"afm"));
 }

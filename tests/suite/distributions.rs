@@ -1,6 +1,7 @@
 //! Distribution tests of the device models through the `program` + `drift` stages, on the CPU
 //! twin and on the GPU: programmed conductance, drift exponent and read noise, for pcm and hermes,
-//! at several target conductances, against the analytic model of noise-models.md §3-§4.
+//! at several target conductances, against the analytic model of noise-models.md §3-§4; and the
+//! `simple` preset's programmed weight against kernel-attention.md §4.
 //!
 //! Each quantity is isolated by switching the other noise sources off (their scales are model
 //! parameters). Fixed seeds, so deterministic. The threshold is far in the tail: a correct
@@ -127,6 +128,16 @@ fn run_all(be: &mut dyn Backend) {
             check("read noise", &base.name, x, &rows[r], |w| if w < 0.0 { 0.0 } else { phi((w / x - 1.0) / sig) });
         }
     }
+    // `simple` (kernel-attention §4): g_T + 0.067·N per weight in normalised units, unrectified.
+    let rows = samples(be, DeviceModel::simple(), 0.0);
+    for (r, &x) in TARGETS.iter().enumerate() {
+        check("programmed weight", "simple", x, &rows[r], simple_cdf(x));
+    }
+}
+
+/// `simple`'s programmed weight: N(x, 0.067²) at every target x.
+fn simple_cdf(x: f64) -> impl Fn(f64) -> f64 {
+    move |w: f64| phi((w - x) / aimc::device::SIMPLE_PROG_SIGMA)
 }
 
 #[test]
@@ -148,4 +159,12 @@ fn distribution_test_has_power() {
     let wrong = DeviceModel { prog_coeff: dev.prog_coeff.map(|c| c * 1.1), ..dev.clone() };
     let d = ks_statistic(&rows[2], programmed_cdf(&wrong, 0.4 * dev.g_max));
     assert!(ks_p_value(d, rows[2].len()) < P_MIN, "a 10 % wrong σ_prog went unnoticed (D={d})");
+    // `simple` programmed as a rectified pair (each device 0.067·g_max, shrunk towards 0) is
+    // rejected at a large and at a small target.
+    let pair = DeviceModel { programming: aimc::device::Programming::Pair, ..DeviceModel::simple() };
+    let rows = samples(&mut cpu(), pair, 0.0);
+    for r in [0, 3] {
+        let d = ks_statistic(&rows[r], simple_cdf(TARGETS[r]));
+        assert!(ks_p_value(d, rows[r].len()) < P_MIN, "simple as a rectified pair went unnoticed at {} (D={d})", TARGETS[r]);
+    }
 }

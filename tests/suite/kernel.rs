@@ -68,8 +68,7 @@ fn device_noise_raises_the_error_and_replicas_lower_it() {
     assert!(e1 > 0.005, "output noise must add error: mean {} vs fp {fp}", one.summary.mean);
     // The excess error follows the noise variance: 1/8 expected; allow up to 1/2.
     assert!(e8 < 0.5 * e1, "8 replicas: excess {e8} vs {e1} with one");
-    // Programming noise raises the error too (and replicas do not remove the bias of the
-    // zero-conductance clamp, so only the raise is asserted).
+    // Programming noise raises the error too.
     let one = with("simple", "");
     assert!(one.summary.mean > fp + 0.01, "programming noise must add error: {} vs fp {fp}", one.summary.mean);
 }

@@ -234,6 +234,13 @@ impl CaseFilter {
                 _ => return Err(EngineError::Invalid(format!("--cases {item}: name cases by their letters a to k, comma-separated (e.g. --cases a,e,f)"))),
             }
         }
+        // The flag given but naming nothing (`--cases ""`, `--cases ,`) is a mistake, not "all".
+        if !list.is_empty() && cases.is_empty() {
+            return Err(EngineError::Invalid(format!(
+                "--cases {:?}: names no case; name cases by their letters a to k, comma-separated (e.g. --cases a,e,f), or leave out --cases for all",
+                list.join(",")
+            )));
+        }
         Ok(CaseFilter(cases))
     }
 

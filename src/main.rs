@@ -95,6 +95,15 @@ fn run_experiment(
     overwrite: bool,
     json: Option<&std::path::Path>,
 ) -> Result<()> {
+    // Where --json goes is checked before any compute, so a typo does not cost the run.
+    if let Some(j) = json {
+        if j.is_dir() {
+            bail!("--json {}: is a directory; give a file name, e.g. {}", j.display(), j.join("results.json").display());
+        }
+        if let Some(parent) = j.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
+            bail!("--json {}: its directory {} does not exist (or is not a directory); create it or choose another path", j.display(), parent.display());
+        }
+    }
     let mut progress = ProgressOut::new();
     let (r, path) =
         aimc::run::pipeline::run_to_dir(exp, backend, &dir, profile, overwrite, &mut progress, &mut |m| say_err!("{m}")).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -165,10 +174,7 @@ impl aimc::run::Progress for ProgressOut {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run { experiment, backend, out, trials, shard, profile, ci_halfwidth, max_trials, set, overwrite } => {
-            let mut exp = aimc::config::Experiment::load_with_sets(&experiment, &set)?;
-            if let Some(t) = trials {
-                exp.set_trials(t)?;
-            }
+            let mut exp = aimc::config::Experiment::load_with_trials(&experiment, &set, trials)?;
             if let Some(x) = ci_halfwidth {
                 if shard.is_some() {
                     bail!("--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count");
@@ -311,7 +317,17 @@ fn run(cli: Cli) -> Result<()> {
 /// The digits CSV's train and test splits (the trainers' data).
 #[cfg(feature = "train")]
 fn digits_split(data: &std::path::Path) -> Result<(aimc::train::Dataset, aimc::train::Dataset)> {
-    Ok(aimc::train::split_digits(&aimc::train::read_digits_csv(data)?))
+    let (train, test) = aimc::train::split_digits(&aimc::train::read_digits_csv(data)?);
+    if test.is_empty() {
+        bail!(
+            "--data {}: {} rows, but the trainers train on rows 0..{} and test on the rest, so there would be no test rows; give a file of more than {} rows (experiments/data/digits.csv has 1797)",
+            data.display(),
+            train.len(),
+            aimc::train::DIGITS_TRAIN_ROWS,
+            aimc::train::DIGITS_TRAIN_ROWS
+        );
+    }
+    Ok((train, test))
 }
 
 /// The `[training]` section of `--training FILE` (the floating-point default without one) and the

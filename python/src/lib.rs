@@ -51,10 +51,7 @@ fn run_toml(
     overwrite: bool,
 ) -> PyResult<(String, String)> {
     let err = |e: String| PyValueError::new_err(e);
-    let mut exp = Experiment::from_text(text, Path::new(path)).map_err(|e| err(e.to_string()))?;
-    if let Some(t) = trials {
-        exp.set_trials(t).map_err(|e| err(e.to_string()))?;
-    }
+    let exp = Experiment::from_text_with_trials(text, Path::new(path), &[], trials).map_err(|e| err(e.to_string()))?;
     let choice: BackendChoice = backend.parse().map_err(err)?;
     let dir = out.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
     let res = py.allow_threads(|| {

@@ -24,7 +24,16 @@ pub(super) fn labelled(x: io::Matrix, y: io::Matrix, scale: f32, xs: &str, ys: &
             }
         })
         .collect::<Result<Vec<u32>, String>>()?;
-    Ok(Dataset { x: x.data.iter().map(|v| v / scale).collect(), labels, n_features: x.cols })
+    let scaled: Vec<f32> = x.data.iter().map(|v| v / scale).collect();
+    if let Some(i) = scaled.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "{xs}: row {}, column {}: {} divided by data.scale = {scale} is beyond the range of 32-bit floats (±3.4e38); give a larger data.scale",
+            i / x.cols.max(1),
+            i % x.cols.max(1),
+            x.data[i]
+        ));
+    }
+    Ok(Dataset { x: scaled, labels, n_features: x.cols })
 }
 
 /// The `[data]` set: a CSV (features, then the label; `header` says whether the first line names
@@ -34,7 +43,7 @@ pub(super) fn labelled(x: io::Matrix, y: io::Matrix, scale: f32, xs: &str, ys: &
 pub(super) fn read_data(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<(Dataset, PathBuf), String> {
     let data_path = resolve(&d.path);
     if !(d.scale.is_finite() && d.scale > 0.0) {
-        return Err(format!("data.scale = {}: must be > 0", d.scale));
+        return Err(format!("data.scale = {}: must be a finite number > 0 as a 32-bit float (about 1.2e-38 to 3.4e38)", d.scale));
     }
     let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
     if ext != "npz" && d.features.is_some() {

@@ -126,6 +126,12 @@ fn check_header(raw: &RawExperiment) -> Result<(), String> {
     if let Some(t) = raw.tail_below.filter(|t| !t.is_finite()) {
         return Err(format!("tail_below = {t}: must be a finite metric value, e.g. 0.9 for 90 % accuracy"));
     }
+    // An accuracy lies in [0, 1]: a threshold outside (0, 1] gives a tail probability of 0 or 1
+    // whatever the run.
+    let accuracy = matches!(raw.workload, WorkloadKind::Classifier | WorkloadKind::KernelRidge | WorkloadKind::Transformer);
+    if let Some(t) = raw.tail_below.filter(|t| accuracy && !(*t > 0.0 && *t <= 1.0)) {
+        return Err(format!("tail_below = {t}: the metric is an accuracy in 0..1, so the threshold must be in (0, 1], e.g. 0.9 for 90 %"));
+    }
     if !(raw.ci_half_width > 0.0 && raw.ci_half_width.is_finite()) {
         return Err(format!("ci_half_width = {}: must be > 0 (e.g. 0.001 for ±0.1 points of accuracy)", raw.ci_half_width));
     }
@@ -212,6 +218,11 @@ fn no_model() -> RawModel {
     }
 }
 
+/// The sha256 of an experiment document's text, as results record it.
+pub(crate) fn text_sha256(text: &str) -> String {
+    format!("{:x}", sha2::Sha256::digest(text.as_bytes()))
+}
+
 impl Experiment {
     /// What the workloads read of this experiment besides the sweep point.
     pub fn inputs(&self) -> crate::workload::Inputs<'_> {
@@ -239,10 +250,14 @@ impl Experiment {
 
     /// Reads and validates an experiment file.
     pub fn load(path: &Path) -> Result<Experiment, ExperimentError> {
+        Self::from_text(&Self::read_text(path)?, path)
+    }
+
+    /// An experiment file's text, the error naming the file.
+    pub(crate) fn read_text(path: &Path) -> Result<String, ExperimentError> {
         let bad = |msg: String| ExperimentError::Invalid { file: path.display().to_string(), msg };
         let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read the experiment file ({e}); check the path")))?;
-        let text = String::from_utf8(bytes).map_err(|_| bad("the experiment file is not UTF-8 text".into()))?;
-        Self::from_text(&text, path)
+        String::from_utf8(bytes).map_err(|_| bad("the experiment file is not UTF-8 text".into()))
     }
 
     /// Validates an experiment document; `path` names it in errors and results, and relative
@@ -294,7 +309,7 @@ impl Experiment {
         let mut exp = Experiment {
             fp_correct,
             file: path.to_path_buf(),
-            sha256: format!("{:x}", sha2::Sha256::digest(text.as_bytes())),
+            sha256: text_sha256(text),
             name: raw.name.clone(),
             description: raw.description.clone(),
             workload: raw.workload,

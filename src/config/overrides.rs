@@ -54,6 +54,17 @@ pub fn apply_sets(doc: &mut toml::Table, sets: &[String]) -> Result<(), Experime
     Ok(())
 }
 
+/// An experiment file's text with `--set` overrides applied (the text itself without any).
+fn with_sets(text: &str, path: &std::path::Path, sets: &[String]) -> Result<String, ExperimentError> {
+    if sets.is_empty() {
+        return Ok(text.to_string());
+    }
+    let bad = |msg: String| ExperimentError::Invalid { file: path.display().to_string(), msg };
+    let mut doc: toml::Table = toml::from_str(text).map_err(|e| bad(e.to_string().trim().replace('\n', " ")))?;
+    apply_sets(&mut doc, sets)?;
+    toml::to_string(&doc).map_err(|e| bad(format!("the document with --set applied does not serialise ({e})")))
+}
+
 impl Experiment {
     /// Reads an experiment file with `--set SECTION.FIELD=VALUE` applied to its TOML, then
     /// validates it.
@@ -61,12 +72,33 @@ impl Experiment {
         if sets.is_empty() {
             return Experiment::load(path);
         }
-        let bad = |msg: String| ExperimentError::Invalid { file: path.display().to_string(), msg };
-        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read the experiment file ({e}); check the path")))?;
-        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string().trim().replace('\n', " ")))?;
-        apply_sets(&mut doc, sets)?;
-        let text = toml::to_string(&doc).map_err(|e| bad(format!("the document with --set applied does not serialise ({e})")))?;
-        Experiment::from_text(&text, path)
+        Experiment::from_text_with_sets(&Experiment::read_text(path)?, path, sets)
+    }
+
+    /// [`Self::load_with_sets`] with `--trials N` as [`Self::from_text_with_trials`] applies it.
+    pub fn load_with_trials(path: &std::path::Path, sets: &[String], trials: Option<u32>) -> Result<Experiment, ExperimentError> {
+        Experiment::from_text_with_trials(&Experiment::read_text(path)?, path, sets, trials)
+    }
+
+    /// An experiment file's text (read from `path`) with `--set` overrides applied, then validated.
+    pub fn from_text_with_sets(text: &str, path: &std::path::Path, sets: &[String]) -> Result<Experiment, ExperimentError> {
+        Experiment::from_text(&with_sets(text, path, sets)?, path)
+    }
+
+    /// An experiment with `--set` overrides and `--trials N` (CLI; `trials=N` in Python): the trial
+    /// count goes into the document before validation, so what depends on it (`reads_per_programming`,
+    /// `kernel.projection_seeds`) is checked against the count that runs, then [`Self::set_trials`]
+    /// clamps the diagnostics' trials to it.
+    /// The experiment's `sha256` stays that of the file with the `--set` overrides, as without
+    /// `--trials` (shards of one file with different counts are told apart by their counts).
+    pub fn from_text_with_trials(text: &str, path: &std::path::Path, sets: &[String], trials: Option<u32>) -> Result<Experiment, ExperimentError> {
+        let Some(t) = trials else { return Experiment::from_text_with_sets(text, path, sets) };
+        let mut all = sets.to_vec();
+        all.push(format!("trials={t}"));
+        let mut exp = Experiment::from_text_with_sets(text, path, &all)?;
+        exp.sha256 = super::text_sha256(&with_sets(text, path, sets)?);
+        exp.set_trials(t)?;
+        Ok(exp)
     }
 
     /// `--trials N` (CLI) and `trials=N` (Python): the trial count, with the weight-error and

@@ -41,6 +41,17 @@ fn value_label(v: &toml::Value) -> String {
     }
 }
 
+/// Whether two values of one axis set the same thing: equal, numbers equal as numbers (`8` and
+/// `8.0`), or tile strings equal as shapes (`"64x64"` and `"64X64"`).
+fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
+    use toml::Value::{Float, Integer, String};
+    match (a, b) {
+        (Integer(x), Float(y)) | (Float(y), Integer(x)) => *x as f64 == *y,
+        (String(x), String(y)) => x == y || matches!((parse_tile_str(x), parse_tile_str(y)), (Ok(p), Ok(q)) if p == q),
+        _ => a == b,
+    }
+}
+
 /// The times (seconds) and the other axes, in file order.
 pub(super) fn axes(raw: &RawExperiment) -> Result<(Vec<f64>, Vec<SweepAxis>), String> {
     let mut times = vec![];
@@ -59,6 +70,9 @@ pub(super) fn axes(raw: &RawExperiment) -> Result<(Vec<f64>, Vec<SweepAxis>), St
                     other => Err(format!("{other} is not a time")),
                 }
                 .map_err(|m| format!("sweep.t: {m}"))?;
+                if let Some(j) = times.iter().position(|&t| t == secs) {
+                    return Err(format!("sweep.t: {} and {} are the same time ({secs} s); give each time once", value_label(&arr[j]), value_label(x)));
+                }
                 times.push(secs);
             }
             continue;
@@ -85,6 +99,15 @@ pub(super) fn axes(raw: &RawExperiment) -> Result<(Vec<f64>, Vec<SweepAxis>), St
         let name = ALIASES.iter().find(|(a, _)| a == k).map(|(_, f)| f.to_string()).unwrap_or(k.clone());
         if axes.iter().any(|a: &SweepAxis| a.name == name) {
             return Err(format!("sweep.{k}: the same field as another axis ({name}; dac_bits = inp_res_bits, adc_bits = out_res_bits); keep one"));
+        }
+        for (j, x) in arr.iter().enumerate() {
+            if let Some(i) = arr[..j].iter().position(|y| same_value(x, y)) {
+                return Err(format!(
+                    "sweep.{k}: {} and {} are the same value; give each value once (the two points would be one series twice)",
+                    value_label(&arr[i]),
+                    value_label(x)
+                ));
+            }
         }
         axes.push(SweepAxis { name, values: arr.clone(), labels: arr.iter().map(value_label).collect() });
     }

@@ -14,7 +14,13 @@ pub const TIME_UNITS: [(&str, f64); 9] = [
     ("us", 1e-6),
 ];
 
-/// Parses `3600`, `1h`, `1 d`, `10y`, `2.5e6` into seconds (must be finite and >= 0).
+/// Largest inference time taken, s (about 3·10¹² years): far past any drift study, and well
+/// within what a results file may hold (`results::validate::MAX_MAGNITUDE`), so every run's
+/// results can be read back and merged.
+pub const MAX_TIME_S: f64 = 1e20;
+
+/// Parses `3600`, `1h`, `1 d`, `10y`, `2.5e6` into seconds (finite, >= 0 and at most
+/// [`MAX_TIME_S`]).
 pub fn parse_time(s: &str) -> Result<f64, String> {
     let t = s.trim();
     let split = t.find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E').unwrap_or(t.len());
@@ -33,8 +39,14 @@ pub fn parse_time(s: &str) -> Result<f64, String> {
             .ok_or_else(|| format!("time {s:?}: unknown unit {unit:?}; use s, min, h, d, w, month or y"))?
     };
     let secs = v * scale;
-    if !(secs.is_finite() && secs >= 0.0) {
+    if !secs.is_finite() {
+        return Err(format!("time {s:?}: not a finite number of seconds; use a time up to {MAX_TIME_S:e} s, e.g. 10y"));
+    }
+    if secs < 0.0 {
         return Err(format!("time {s:?}: must be >= 0 (time since programming)"));
+    }
+    if secs > MAX_TIME_S {
+        return Err(format!("time {s:?}: {secs:.3e} s is beyond the largest time taken ({MAX_TIME_S:e} s, about 3e12 y); use a shorter time, e.g. 10y"));
     }
     Ok(secs)
 }
@@ -66,6 +78,11 @@ mod tests {
         assert_eq!(parse_time("10 y").unwrap(), 315_576_000.0);
         assert!(parse_time("-1").unwrap_err().contains(">= 0"));
         assert!(parse_time("1 fortnight").unwrap_err().contains("unknown unit"));
+        // Too long to be read back from results.json, or not finite: refused, saying which.
+        assert!(parse_time("1e23y").unwrap_err().contains("beyond the largest time"));
+        assert!(parse_time("1e400s").unwrap_err().contains("not a finite"));
+        assert_eq!(parse_time("1e20").unwrap(), MAX_TIME_S);
+        const { assert!(MAX_TIME_S < crate::results::validate::MAX_MAGNITUDE) };
         assert_eq!(time_label(86_400.0), "1 d");
         assert_eq!(time_label(315_576_000.0), "10 y");
     }

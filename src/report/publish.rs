@@ -7,10 +7,13 @@
 //! killed mid-write leaves only a `DIR.staging-PID` directory beside an intact `DIR`, which the
 //! next run into `DIR` removes (a set moved aside whose replacement never arrived goes back).
 //!
-//! Two guards keep finished work: the whole sequence runs under `DIR.lock` ([`super::lock`]), so
-//! a second process writing `DIR` is refused instead of racing this one; and a run refuses to
+//! Three guards keep finished work: the whole sequence runs under `DIR.lock` ([`super::lock`]), so
+//! a second process writing `DIR` is refused instead of racing this one; a run refuses to
 //! replace results of a different configuration (or a directory that holds no aimc results)
-//! unless told to overwrite ([`Staging::check_replace`]).
+//! unless told to overwrite ([`Staging::check_replace`]); and not even an overwrite replaces a
+//! directory holding anything aimc does not write (a subdirectory, a hidden entry such as `.git`,
+//! an experiment file, a model, a data set or notes: [`not_written_by_aimc`]), so `--out .` in a
+//! project cannot delete it.
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +35,10 @@ pub enum PublishError {
     Different { path: PathBuf, what: String, when: String, diff: String },
     #[error("{path} holds files that are not aimc results ({what}); they are kept. Give --overwrite (Python: overwrite=True) to replace the whole directory, or choose another --out")]
     Foreign { path: PathBuf, what: String },
+    #[error(
+        "{path} holds {what}, which aimc does not write; a results directory is replaced only when it holds nothing but aimc's files (results, trials, reports, plots), so it is kept even with --overwrite. Choose another --out (a new subdirectory), or move those out of it"
+    )]
+    NotOurs { path: PathBuf, what: String },
 }
 
 /// A staging directory for the files of `target`.
@@ -76,6 +83,10 @@ impl Staging {
     /// records it in `config`), it is empty or absent, or `overwrite` is set. The message names
     /// the experiment, when its results were made and the first settings that differ.
     pub fn check_replace(&self, resolved: &serde_json::Value, overwrite: bool) -> Result<(), PublishError> {
+        let foreign = not_written_by_aimc(&self.target);
+        if !foreign.is_empty() {
+            return Err(PublishError::NotOurs { path: self.target.clone(), what: listed(&foreign) });
+        }
         if overwrite {
             return Ok(());
         }
@@ -170,6 +181,42 @@ enum Existing {
     Foreign(String),
 }
 
+/// Whether aimc writes an entry of this name into a results directory: its results and trials
+/// (complete or partial), its reports and its plots. Anything else (a subdirectory, a hidden
+/// entry, an experiment, model or data file, notes) is the user's.
+fn written_by_aimc(name: &str, is_file: bool) -> bool {
+    const NAMES: [&str; 6] = ["results.json", "results.partial.json", "trials.csv", "trials.partial.csv", "report.md", "report.html"];
+    is_file && !name.starts_with('.') && (NAMES.contains(&name) || name.ends_with(".png") || name.ends_with(".svg"))
+}
+
+/// The entries of `target` that aimc does not write (none where it is absent).
+fn not_written_by_aimc(target: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(target) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| !written_by_aimc(&e.file_name().to_string_lossy(), e.file_type().is_ok_and(|t| t.is_file())))
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                format!("{name}/")
+            } else {
+                name
+            }
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// A few names, and how many more.
+fn listed(names: &[String]) -> String {
+    let mut shown: Vec<String> = names.iter().take(3).cloned().collect();
+    if names.len() > 3 {
+        shown.push(format!("{} more", names.len() - 3));
+    }
+    shown.join(", ")
+}
+
 fn existing(target: &Path) -> Existing {
     let Ok(entries) = std::fs::read_dir(target) else { return Existing::Nothing };
     let names: Vec<String> = entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
@@ -178,11 +225,7 @@ fn existing(target: &Path) -> Existing {
     }
     let json = target.join("results.json");
     if !json.exists() {
-        let mut shown: Vec<String> = names.iter().take(3).cloned().collect();
-        if names.len() > 3 {
-            shown.push(format!("{} more", names.len() - 3));
-        }
-        return Existing::Foreign(format!("no results.json; {}", shown.join(", ")));
+        return Existing::Foreign(format!("no results.json; {}", listed(&names)));
     }
     /// Only what the check needs; serde skips the rest (points, trials) without building it.
     #[derive(serde::Deserialize)]
@@ -211,7 +254,7 @@ fn existing(target: &Path) -> Existing {
 }
 
 /// The settings where `old` and `new` differ, as `path: old → new` (JSON paths, leaves only).
-fn differences(old: &serde_json::Value, new: &serde_json::Value, path: &mut String, out: &mut Vec<String>) {
+pub(crate) fn differences(old: &serde_json::Value, new: &serde_json::Value, path: &mut String, out: &mut Vec<String>) {
     use serde_json::Value;
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => {
@@ -338,13 +381,37 @@ mod tests {
         }
         s.check_replace(&other, true).unwrap();
         drop(s);
-        // A directory of other files is never replaced silently.
+        // Plots without a readable results.json (a set whose writing was cut short) are replaced
+        // only when told to.
         std::fs::remove_file(dir.join("results.json")).unwrap();
-        std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
+        std::fs::write(dir.join("accuracy_vs_time.svg"), b"<svg/>").unwrap();
         let s = Staging::begin(&dir, &mut |_| {}).unwrap();
         let msg = s.check_replace(&config, false).unwrap_err().to_string();
-        assert!(msg.contains("not aimc results") && msg.contains("notes.txt") && msg.contains("--overwrite"), "{msg}");
+        assert!(msg.contains("not aimc results") && msg.contains("accuracy_vs_time.svg") && msg.contains("--overwrite"), "{msg}");
+        s.check_replace(&config, true).unwrap();
         drop(s);
+        // A directory holding anything else is never replaced, not even with --overwrite: a
+        // project's files, a subdirectory (inputs, shards) or a hidden entry such as .git.
+        for (name, dir_entry, shown) in [("notes.txt", false, "notes.txt"), ("data", true, "data/"), (".git", true, ".git/"), ("exp.toml", false, "exp.toml")] {
+            let p = dir.join(name);
+            if dir_entry {
+                std::fs::create_dir_all(p.join("x")).unwrap();
+            } else {
+                std::fs::write(&p, b"mine").unwrap();
+            }
+            let s = Staging::begin(&dir, &mut |_| {}).unwrap();
+            for overwrite in [false, true] {
+                let msg = s.check_replace(&config, overwrite).unwrap_err().to_string();
+                assert!(msg.contains(shown) && msg.contains("kept even with --overwrite") && msg.contains("another --out"), "{msg}");
+            }
+            drop(s);
+            assert!(p.exists(), "{name} must survive");
+            if dir_entry {
+                std::fs::remove_dir_all(&p).unwrap();
+            } else {
+                std::fs::remove_file(&p).unwrap();
+            }
+        }
         let _ = std::fs::remove_dir_all(&root);
     }
 }

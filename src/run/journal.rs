@@ -6,7 +6,9 @@
 //! intact chunk line and computes only the rest; a line cut short by a kill fails its checksum and
 //! is recomputed. Trials are counter-based, so a resumed run's per-trial results equal an
 //! uninterrupted run's exactly, however the chunks fell. The journal is removed once the complete
-//! results are published.
+//! results are published. The journal of another run's unfinished work is not replaced unless
+//! told to overwrite ([`Journal::other_run`]); its header keeps that run's resolved configuration
+//! so the refusal can say what differs.
 
 use crate::results::Point;
 use sha2::{Digest, Sha256};
@@ -35,6 +37,18 @@ const VERSION: u32 = 2;
 struct Header {
     aimc_journal: u32,
     run: String,
+    /// The run's resolved configuration (absent in journals written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    config: Option<serde_json::Value>,
+}
+
+/// The journal of another run's unfinished work beside a results directory.
+pub struct OtherRun {
+    pub path: PathBuf,
+    /// Its intact chunk lines.
+    pub chunks: usize,
+    /// The settings where it differs from this run (`path: old → new`), where it recorded them.
+    pub differences: Vec<String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -57,6 +71,29 @@ pub fn path_for(dir: &Path) -> PathBuf {
 }
 
 impl Journal {
+    /// The journal beside `dir` when it holds finished chunks of a run other than the one
+    /// identified by `resolved` (opening would replace them); `None` when there is none, it is
+    /// this run's, or it holds no intact chunk.
+    pub fn other_run(dir: &Path, resolved: &serde_json::Value) -> Option<OtherRun> {
+        let path = path_for(dir);
+        let text = std::fs::read_to_string(&path).ok()?;
+        let mut lines = text.lines();
+        let header = serde_json::from_str::<Header>(lines.next()?).ok()?;
+        let run = hex(serde_json::to_string(resolved).ok()?.as_bytes());
+        if header.aimc_journal == VERSION && header.run == run {
+            return None;
+        }
+        let chunks = lines.take_while(|l| serde_json::from_str::<Entry>(l).is_ok()).count();
+        if chunks == 0 {
+            return None;
+        }
+        let mut differences = Vec::new();
+        if let Some(old) = &header.config {
+            crate::report::publish::differences(old, resolved, &mut String::new(), &mut differences);
+        }
+        Some(OtherRun { path, chunks, differences })
+    }
+
     /// Opens the journal of the run identified by `resolved` (the experiment's resolved
     /// configuration) beside `dir`: recovers the intact chunks of an earlier attempt of the same
     /// run, or starts a new journal (a journal of another run is replaced).
@@ -86,14 +123,14 @@ impl Journal {
         let file = if keep {
             // Rewrite header and intact lines, dropping a torn tail, then append from there.
             let mut f = std::fs::File::create(&path)?;
-            writeln!(f, "{}", serde_json::to_string(&Header { aimc_journal: VERSION, run }).map_err(std::io::Error::other)?)?;
+            writeln!(f, "{}", serde_json::to_string(&Header { aimc_journal: VERSION, run, config: Some(resolved.clone()) }).map_err(std::io::Error::other)?)?;
             for (&(i, first), r) in &recovered {
                 write_entry(&mut f, i, first, r.trials, &r.points)?;
             }
             f
         } else {
             let mut f = std::fs::File::create(&path)?;
-            writeln!(f, "{}", serde_json::to_string(&Header { aimc_journal: VERSION, run }).map_err(std::io::Error::other)?)?;
+            writeln!(f, "{}", serde_json::to_string(&Header { aimc_journal: VERSION, run, config: Some(resolved.clone()) }).map_err(std::io::Error::other)?)?;
             f.sync_data()?;
             f
         };

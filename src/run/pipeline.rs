@@ -26,6 +26,11 @@ pub enum PipelineError {
     /// Opening the checkpoint journal beside the results directory.
     #[error("opening the checkpoint journal beside {dir}: {source}")]
     Journal { dir: PathBuf, source: std::io::Error },
+    /// The journal beside the results directory holds another run's unfinished work.
+    #[error(
+        "{path} holds {chunks} finished chunks of an unfinished run with a different configuration{diff}; it is kept. Rerun that configuration to resume it, give --overwrite (Python: overwrite=True) to discard it, or choose another --out"
+    )]
+    OtherJournal { path: PathBuf, chunks: usize, diff: String },
     /// Writing results.json and trials.csv.
     #[error("writing {what} for {dir}: {source}")]
     Write { what: &'static str, dir: PathBuf, source: std::io::Error },
@@ -50,6 +55,17 @@ pub fn run_to_dir(
 ) -> Result<(Results, PathBuf), PipelineError> {
     let staging = Staging::begin(dir, log)?;
     staging.check_replace(&exp.resolved, overwrite)?;
+    if let Some(o) = crate::run::journal::Journal::other_run(dir, &exp.resolved) {
+        if !overwrite {
+            let mut d = o.differences.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
+            if o.differences.len() > 3 {
+                d.push_str(&format!("; and {} more", o.differences.len() - 3));
+            }
+            let diff = if d.is_empty() { String::new() } else { format!(" ({d})") };
+            return Err(PipelineError::OtherJournal { path: o.path, chunks: o.chunks, diff });
+        }
+        log(format!("discarding {} finished chunks of another configuration's unfinished run in {} (--overwrite)", o.chunks, o.path.display()));
+    }
     // results.json and trials.csv hold every trial's metric (about 48 bytes each with the
     // per-trial counts), plus the plots and the report (a few MB).
     let values = exp.points.len() as u64 * exp.times.len() as u64 * exp.trials as u64;

@@ -506,7 +506,18 @@ pub fn parse_csv_with(text: &str, scale: f32, header: bool) -> Result<Dataset, S
             return Err(format!("line {}: the label {lab} in the last column is not a class index (0, 1, 2, ...)", i + 1));
         }
         labels.push(lab as u32);
-        x.extend(nums[..nums.len() - 1].iter().map(|&v| (v / scale as f64) as f32));
+        for (c, &v) in nums[..nums.len() - 1].iter().enumerate() {
+            let xv = (v / scale as f64) as f32;
+            if !xv.is_finite() {
+                return Err(format!(
+                    "line {}, column {}: {} divided by the scale {scale} is beyond the range of 32-bit floats (±3.4e38); give a larger scale (data.scale)",
+                    i + 1,
+                    c + 1,
+                    fields[c]
+                ));
+            }
+            x.push(xv);
+        }
     }
     let Some(w) = width else {
         return Err("has no data rows".into());
@@ -598,6 +609,11 @@ mod tests {
         // Non-finite features and a bad scale are refused with their place.
         assert!(parse_csv("1,nan,0\n", 1.0).unwrap_err().contains("line 1, column 2"));
         assert!(parse_csv("1,inf,0\n", 1.0).unwrap_err().contains("not a finite number"));
+        // Finite as written, but not as a 32-bit feature once scaled: the cell and the scale.
+        let e = parse_csv("1,2,0\n3,1e40,1\n", 1.0).unwrap_err();
+        assert!(e.contains("line 2, column 2") && e.contains("data.scale"), "{e}");
+        let e = parse_csv("16,0\n", 1e-45).unwrap_err();
+        assert!(e.contains("line 1, column 1") && e.contains("32-bit"), "{e}");
         assert!(parse_csv("1,2,0\n", 0.0).unwrap_err().contains("scale"));
     }
 

@@ -91,6 +91,12 @@ pub fn section(table: Option<&toml::Table>, workload: super::WorkloadKind) -> Re
     if !matches!(workload, W::Npu | W::Transformer) {
         return Err(format!("[npu] costs a network of the npu or transformer workload; remove it or change workload (this is {})", workload.name()));
     }
+    // A list left empty is a mistake, not a request for the default (as for every sweep axis).
+    for (k, default) in [("seq_len", "128 for MobileBERT, the data's length for a transformer"), ("read", "one_phase"), ("split", "every matrix analog")] {
+        if t.get(k).and_then(|v| v.as_array()).is_some_and(|a| a.is_empty()) {
+            return Err(format!("npu.{k}: the list is empty; give at least one value, or remove npu.{k} for the default ({default})"));
+        }
+    }
     let s: NpuSettings = t.clone().try_into().map_err(|e: toml::de::Error| format!("[npu]: {}", e.message().trim()))?;
     match (workload, s.network) {
         (W::Npu, Some(Network::Transformer)) => {

@@ -300,6 +300,34 @@ fn mlp_and_weights_commands_run_through_the_experiment_runner() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("out_res_bitz"), "{err}");
     assert!(!bad.join("results.json").exists());
+    // So does a --json that cannot be written (a directory, or under a missing one).
+    for (json, says) in [(bad.clone(), "is a directory"), (bad.join("no/such/x.json"), "does not exist")] {
+        let o = aimc()
+            .args(["mlp", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--trials", "2", "--backend", "cpu", "--out"])
+            .arg(bad.join("r"))
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains("--json") && err.contains(says), "{err}");
+        assert!(!bad.join("r").exists(), "nothing is computed or written");
+    }
+}
+
+/// `--trials N` is the count the file is validated with: a two-level run of 6 trials in
+/// programmings of 3 reads is taken although the file's own count (8) is not a multiple of 3.
+#[test]
+fn the_trials_flag_is_the_count_the_file_is_checked_with() {
+    let out = tmp("trials-flag");
+    let o = aimc()
+        .args(["run", root().join("experiments/smoke.toml").to_str().unwrap(), "--backend", "cpu", "--trials", "6", "--set", "reads_per_programming=3"])
+        .args(["--set", "layer_insight_trials=0", "--set", "weight_error_trials=0", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(results(&out).trials, 6);
 }
 
 #[test]
@@ -319,6 +347,18 @@ fn inputs_that_used_to_be_taken_silently_are_refused() {
     // The same field as two sweep axes (alias and name) let one win.
     let p = bad_experiment("twoaxes", |t| t.replace("gdc = [\"off\", \"readout\"]", "adc_bits = [8, 9]\nout_res_bits = [7, 9]"));
     expect_error(&p, &["the same field as another axis", "out_res_bits"]);
+    // A value twice on one axis made two identical series; a time twice, two identical columns.
+    let p = bad_experiment("twice", |t| t.replace("gdc = [\"off\", \"readout\"]", "gdc = [\"off\", \"off\"]"));
+    expect_error(&p, &["sweep.gdc", "off and off are the same value"]);
+    let p = bad_experiment("tile-twice", |t| t.replace("gdc = [\"off\", \"readout\"]", "tile = [\"64x64\", \"64X64\"]"));
+    expect_error(&p, &["sweep.tile", "64x64 and 64X64"]);
+    let p = bad_experiment("bits-twice", |t| t.replace("gdc = [\"off\", \"readout\"]", "adc_bits = [8, 8.0]"));
+    expect_error(&p, &["sweep.adc_bits", "8 and 8.0"]);
+    let p = bad_experiment("t-twice", |t| t.replace("t = [\"1h\", \"1y\"]", "t = [\"1h\", \"3600\"]"));
+    expect_error(&p, &["sweep.t", "1h and 3600 are the same time"]);
+    // A tail threshold outside an accuracy's range gave a tail probability of 0 or 1.
+    let p = bad_experiment("tail", |t| t.replace("trials = 8", "trials = 8\ntail_below = 2"));
+    expect_error(&p, &["tail_below = 2", "(0, 1]"]);
     // A name that is not one path component would write outside results/.
     let p = bad_experiment("escape", |t| t.replace("name = \"smoke\"", "name = \"../../escape\""));
     expect_error(&p, &["name = \"../../escape\"", "results directory"]);
@@ -444,6 +484,21 @@ fn a_killed_run_resumes_from_its_journal_with_identical_results() {
     assert_eq!((first["sweep_index"].as_u64(), first["first_trial"].as_u64()), (Some(0), Some(0)), "{first}");
     assert_eq!(first["trials"].as_u64(), Some(aimc::run::first_checkpoint_chunk(3) as u64));
 
+    // A run of another configuration into the same directory keeps the unfinished work,
+    // saying what differs and how to resume or discard it.
+    let before = std::fs::read(&journal).unwrap();
+    let other = aimc()
+        .args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--trials", "400", "--set", "device.drift_scale=0.5", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let msg = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success(), "{msg}");
+    for part in ["finished chunks of an unfinished run", "device.drift_scale: 1.0 → 0.5", "--overwrite", "to resume it"] {
+        assert!(msg.contains(part), "{part:?} missing from: {msg}");
+    }
+    assert_eq!(std::fs::read(&journal).unwrap(), before, "the other run's journal is kept as it was");
+
     let o = run(&out).wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
@@ -473,7 +528,7 @@ fn a_killed_run_resumes_from_its_journal_with_identical_results() {
 
 #[test]
 fn bench_runs_the_cases_asked_for_and_names_a_bad_one() {
-    for bad in ["z", "ab", "(l)"] {
+    for bad in ["z", "ab", "(l)", "", ","] {
         let o = aimc().args(["bench", "--backend", "cpu", "--size", "small", "--cases", bad]).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success() && err.contains("--cases") && err.contains("a to k"), "--cases {bad}: {err}");
@@ -494,4 +549,19 @@ fn bench_runs_the_cases_asked_for_and_names_a_bad_one() {
     let o = aimc().args(["bench", "--backend", "cpu", "--size", "small", "--runs", "0"]).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("--runs 0") && o.stdout.is_empty(), "{err}");
+}
+
+/// A digits file too short for the fixed split has no test rows: refused before training,
+/// instead of a "test accuracy 0.00 %" over no rows.
+#[test]
+fn a_digits_file_without_test_rows_is_refused() {
+    let dir = tmp("train-short");
+    let rows: Vec<String> = std::fs::read_to_string(root().join("experiments/data/digits.csv")).unwrap().lines().take(30).map(String::from).collect();
+    let csv = dir.join("short.csv");
+    std::fs::write(&csv, rows.join("\n")).unwrap();
+    let model = dir.join("m.safetensors");
+    let o = aimc().args(["train-digits", "--out"]).arg(&model).arg("--data").arg(&csv).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("no test rows") && err.contains("1347"), "{err}");
+    assert!(!model.exists());
 }

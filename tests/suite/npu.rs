@@ -121,6 +121,9 @@ fn bad_tables_and_splits_name_the_field() {
     // through an experiment file
     let text = MOBILEBERT.replace("seq_len = [64, 128, 256, 384]", "seq_len = [0]");
     assert!(common::experiment(&text).unwrap_err().contains("npu.seq_len contains 0"));
+    // An empty list is refused, not replaced by the default.
+    let text = MOBILEBERT.replace("seq_len = [64, 128, 256, 384]", "seq_len = []");
+    assert!(common::experiment(&text).unwrap_err().contains("npu.seq_len: the list is empty"));
     let text = MOBILEBERT.replace("\"layers.*.ffn.*\"", "\"layer.*.ffn\"");
     assert!(common::experiment(&text).unwrap_err().contains("npu.split[1].digital"));
     let text = MOBILEBERT.replace("[sweep]", "[sweep]\ngdc = [\"off\"]");

@@ -79,11 +79,33 @@ fn results_of_another_configuration_are_kept_without_overwrite() {
             .output()
             .unwrap()
     };
+    // Files aimc does not write are kept even with --overwrite.
+    for extra in [&[][..], &["--overwrite"][..]] {
+        let msg = fails(mlp(extra));
+        assert!(msg.contains("notes.txt") && msg.contains("kept even with --overwrite") && msg.contains("another --out"), "{msg}");
+        assert!(mine.join("notes.txt").exists() && !mine.join("results.json").exists());
+    }
+    // Plots of a set whose results.json is gone: replaced only with --overwrite.
+    std::fs::remove_file(mine.join("notes.txt")).unwrap();
+    std::fs::write(mine.join("accuracy_vs_time.svg"), b"<svg/>").unwrap();
     let msg = fails(mlp(&[]));
-    assert!(msg.contains("not aimc results") && msg.contains("notes.txt") && msg.contains("--overwrite"), "{msg}");
-    assert!(mine.join("notes.txt").exists());
+    assert!(msg.contains("not aimc results") && msg.contains("accuracy_vs_time.svg") && msg.contains("--overwrite"), "{msg}");
     ok(mlp(&["--overwrite"]));
-    assert!(mine.join("results.json").exists() && !mine.join("notes.txt").exists());
+    assert!(mine.join("results.json").exists());
+    // `--out .` in a project (its experiment file, inputs and .git beside the results): nothing
+    // is deleted, with or without --overwrite.
+    let project = dir.join("project");
+    std::fs::create_dir_all(project.join(".git")).unwrap();
+    std::fs::create_dir_all(project.join("models")).unwrap();
+    std::fs::copy(root().join("experiments/models/digits_mlp.safetensors"), project.join("models/digits_mlp.safetensors")).unwrap();
+    let exp = project.join("smoke.toml");
+    std::fs::write(&exp, std::fs::read_to_string(smoke()).unwrap().replace("data/digits.csv", data.to_str().unwrap())).unwrap();
+    for extra in [&[][..], &["--overwrite"][..]] {
+        let out = aimc().current_dir(&project).args(["run", "smoke.toml", "--backend", "cpu", "--trials", "2", "--out", "."]).args(extra).output().unwrap();
+        let msg = fails(out);
+        assert!(msg.contains(".git/") && msg.contains("kept even with --overwrite"), "{msg}");
+        assert!(exp.exists() && project.join(".git").is_dir() && project.join("models/digits_mlp.safetensors").exists());
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -117,7 +117,8 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
     fields before validation, like `aimc run --set` (SECTION.FIELD, or a top-level field).
     Relative paths in a dict resolve from the working directory. `out` (default results/NAME)
     may hold the results of the same configuration, which are replaced; the results of another
-    configuration, or other files, are kept and the run refused unless `overwrite=True`."""
+    configuration are kept and the run refused unless `overwrite=True`; a directory holding
+    files aimc does not write (a subdirectory, .git, inputs, notes) is never replaced."""
     if isinstance(experiment, dict):
         doc, path = json.loads(json.dumps(experiment)), pathlib.Path.cwd() / "experiment.toml"
     else:

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 /// features and `ys` the labels in errors.
 pub(super) fn labelled(x: io::Matrix, y: io::Matrix, scale: f32, xs: &str, ys: &str) -> Result<Dataset, String> {
     if y.data.len() != x.rows {
-        return Err(format!("{ys} holds {} labels but {xs} has {} rows", y.data.len(), x.rows));
+        let hint = if x.rows == 1 { " (a 1-D array is read as one row; the features need shape [n, features])" } else { "" };
+        return Err(format!("{ys} holds {} labels but {xs} has {} rows{hint}", y.data.len(), x.rows));
     }
     let labels = y
         .data

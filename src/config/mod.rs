@@ -115,6 +115,12 @@ fn check_header(raw: &RawExperiment) -> Result<(), String> {
     if raw.trials < 2 {
         return Err(format!("trials = {}: an interval over trials needs at least 2 (1000 or more for tight intervals)", raw.trials));
     }
+    if raw.trials > MAX_TRIALS {
+        return Err(format!(
+            "trials = {}: at most {MAX_TRIALS} (every trial's metric is kept in memory and in results.json); for a target precision use --ci-halfwidth",
+            raw.trials
+        ));
+    }
     // The name becomes a directory under results/: one plain path component.
     if raw.name.is_empty() || raw.name.starts_with('.') || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
         return Err(format!("name = {:?}: use letters, digits, '_', '-' and '.' (not first); it names the results directory", raw.name));
@@ -125,6 +131,9 @@ fn check_header(raw: &RawExperiment) -> Result<(), String> {
     }
     if let Some(t) = raw.tail_below.filter(|t| !t.is_finite()) {
         return Err(format!("tail_below = {t}: must be a finite metric value, e.g. 0.9 for 90 % accuracy"));
+    }
+    if raw.mvm.is_some() && raw.workload != WorkloadKind::MvmError {
+        return Err(format!("[mvm] is for workload = \"mvm_error\"; remove it or change workload (this is {})", raw.workload.name()));
     }
     // An accuracy lies in [0, 1]: a threshold outside (0, 1] gives a tail probability of 0 or 1
     // whatever the run.
@@ -217,6 +226,11 @@ fn no_model() -> RawModel {
         digital: vec![],
     }
 }
+
+/// Largest trial count of a run (and of `--max-trials`): every trial's metric is kept per point
+/// and time, in memory and in results.json. 10⁸ trials put the standard error of an accuracy
+/// below 0.005 points, far past what any noise study resolves.
+pub const MAX_TRIALS: u32 = 100_000_000;
 
 /// The sha256 of an experiment document's text, as results record it.
 pub(crate) fn text_sha256(text: &str) -> String {

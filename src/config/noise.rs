@@ -56,7 +56,23 @@ pub(super) fn named_device(name: &str, fields: &toml::Table, key: &str) -> Resul
     for (k, v) in fields.iter().filter(|(k, _)| *k != "model") {
         set_field(&mut d, "device", k, v)?;
     }
+    prog_reference(&d, fields.contains_key("prog_coeff"), fields.contains_key("prog_g_ref"))?;
     Ok(d)
+}
+
+/// Programming-noise coefficients of the user's own (`prog_coeff`) are in µS at the g_max they
+/// were fitted for. The presets keep their fit's reference (`prog_g_ref`, 25 µS for pcm); aihwkit
+/// takes g_max when its `prog_coeff_g_max_reference` is not given. Where the two readings give
+/// different σ (own coefficients, no reference, g_max away from the preset's reference), the
+/// reference must be said rather than guessed.
+pub(super) fn prog_reference(d: &DeviceModel, coeff_set: bool, reference_set: bool) -> Result<(), String> {
+    if coeff_set && !reference_set && d.g_max != d.prog_g_ref {
+        return Err(format!(
+            "device.prog_coeff with g_max = {}: give the g_max the coefficients were fitted at, device.prog_g_ref (aihwkit's prog_coeff_g_max_reference; aihwkit takes g_max, {}, where it is not given; the {} preset's is {})",
+            d.g_max, d.g_max, d.name, d.prog_g_ref
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn periphery(raw: &RawExperiment) -> Result<Periphery, String> {

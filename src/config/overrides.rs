@@ -107,6 +107,12 @@ impl Experiment {
         if trials < 2 {
             return Err(ExperimentError::Override(format!("trials = {trials}: an interval over trials needs at least 2")));
         }
+        if trials > super::MAX_TRIALS {
+            return Err(ExperimentError::Override(format!(
+                "trials = {trials}: at most {} (every trial's metric is kept in memory and in results.json)",
+                super::MAX_TRIALS
+            )));
+        }
         super::check_reads(trials, self.reads_per_programming).map_err(ExperimentError::Override)?;
         if self.shard.is_some() {
             return Err(ExperimentError::Override("--trials after --shard: set the trial count first, then pick the shard".into()));
@@ -134,6 +140,9 @@ impl Experiment {
             return Err(ExperimentError::Override(
                 "--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count".into(),
             ));
+        }
+        if max_trials > super::MAX_TRIALS {
+            return Err(ExperimentError::Override(format!("--max-trials {max_trials}: at most {} (every trial's metric is kept)", super::MAX_TRIALS)));
         }
         if max_trials < self.trials.max(2) {
             return Err(ExperimentError::Override(format!("--max-trials {max_trials}: must be at least the batch of {} trials", self.trials.max(2))));

@@ -7,7 +7,7 @@
 //! label) and the fields it sets (`{ name = "kernel", state_dict = "...", attention = "kernel" }`),
 //! so pairs that belong together (a model and its attention) need no cartesian product.
 
-use super::noise::{parse_gdc, parse_tile_str, set_field, set_field_with};
+use super::noise::{named_device, parse_gdc, parse_tile_str, prog_reference, set_field, set_field_with};
 use super::raw::RawExperiment;
 use super::time::parse_time;
 use crate::arch::tiers::Architecture;
@@ -206,11 +206,10 @@ fn apply_axis(p: &mut SweepPoint, name: &str, v: &toml::Value, base: &Base<'_>, 
         }
     } else if name == "model" {
         let s = v.as_str().ok_or_else(|| format!("{key}: {v} must be a model name string"))?;
-        let mut d = DeviceModel::by_name(s).ok_or_else(|| format!("{key}: unknown model {s:?}; use one of {}", MODEL_NAMES.join(", ")))?;
-        for (k, v) in base.device_fields.iter().filter(|(k, _)| *k != "model") {
-            set_field(&mut d, "device", k, v)?;
+        if DeviceModel::by_name(s).is_none() {
+            return Err(format!("{key}: unknown model {s:?}; use one of {}", MODEL_NAMES.join(", ")));
         }
-        p.device = d;
+        p.device = named_device(s, base.device_fields, &key)?;
     } else if name == "model_path" {
         // The classifier's network at this point (e.g. a floating-point and a hardware-aware
         // training of the same architecture); loaded and checked with [model].
@@ -284,6 +283,16 @@ pub(super) fn points(axes: &[SweepAxis], base: &Base<'_>) -> Result<Vec<SweepPoi
             apply_axis(&mut p, &a.name, &a.values[choice[ai]], base, &fields)?;
             p.labels.push((a.name.clone(), a.labels[choice[ai]].clone()));
         }
+        // Own programming coefficients need their reference g_max wherever g_max moves: the
+        // file's device fields, this point's axes and its variant's fields together.
+        let set = |f: &str| {
+            base.device_fields.contains_key(f)
+                || axes
+                    .iter()
+                    .enumerate()
+                    .any(|(ai, a)| a.name == f || (a.name == "variant" && a.values[choice[ai]].as_table().is_some_and(|t| t.contains_key(f))))
+        };
+        prog_reference(&p.device, set("prog_coeff"), set("prog_g_ref")).map_err(|m| format!("{m} (sweep point {})", p.series()))?;
         // A model fitted on per-row scaled weights (AFM) needs per-row scales in the mapping.
         if p.device.scale_per_row && !(p.periphery.weight_scaling_columnwise && p.periphery.weight_scaling_omega > 0.0) {
             return Err(format!(

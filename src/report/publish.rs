@@ -62,6 +62,11 @@ impl Staging {
         if target.exists() && !target.is_dir() {
             return Err(PublishError::Unwritable { path: target.to_path_buf(), reason: std::io::Error::other("it exists and is not a directory") });
         }
+        // A file where a directory above it should be (`--out notes.txt/run`).
+        if let Some(file) = target.ancestors().skip(1).find(|a| !a.as_os_str().is_empty() && a.exists()).filter(|a| !a.is_dir()) {
+            let reason = std::io::Error::other(format!("{} is a file, not a directory", file.display()));
+            return Err(PublishError::Unwritable { path: target.to_path_buf(), reason });
+        }
         // An existing directory by its real path: "." or "results/x/" still has a name and a parent.
         let target = &std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf());
         let staging = sibling(target, &format!("staging-{}", std::process::id()));
@@ -355,6 +360,8 @@ mod tests {
         // A file where the directory should be is refused before any work.
         std::fs::write(root.join("file"), b"").unwrap();
         assert!(matches!(Staging::begin(&root.join("file"), &mut |_| {}), Err(PublishError::Unwritable { .. })));
+        let msg = Staging::begin(&root.join("file/sub"), &mut |_| {}).err().unwrap().to_string();
+        assert!(msg.contains("is a file, not a directory") && msg.contains("choose a writable --out"), "{msg}");
         let _ = std::fs::remove_dir_all(&root);
     }
 

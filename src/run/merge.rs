@@ -52,8 +52,27 @@ fn merge_parts(mut parts: Vec<Results>) -> Result<Results, String> {
         return Err("these are shards of a moe run: its cost model (latency, conflicts, energy per token) summarises each shard's own trials and cannot be pooled into the single run's; run the moe workload unsharded".into());
     }
     for p in &parts[1..] {
-        if p.experiment_sha256 != first.experiment_sha256 || p.seed != first.seed || p.schema_version != first.schema_version {
-            return Err(format!("shard {} comes from a different experiment file, seed or schema than shard 0", p.shard.as_ref().unwrap().index));
+        let k = p.shard.as_ref().unwrap().index;
+        if p.seed != first.seed {
+            return Err(format!("shard {k} ran with seed {} and shard 0 with seed {}; run every shard from the same file and --set", p.seed, first.seed));
+        }
+        if p.schema_version != first.schema_version {
+            return Err(format!(
+                "shard {k} was written by results schema {} and shard 0 by {}; rerun the shards with one aimc version",
+                p.schema_version, first.schema_version
+            ));
+        }
+        if p.experiment_sha256 != first.experiment_sha256 {
+            // The settings that differ where the configurations say (a comment edited says none).
+            let mut diff = Vec::new();
+            crate::report::publish::differences(&first.config, &p.config, &mut String::new(), &mut diff);
+            diff.retain(|d| !d.starts_with("trials") && !d.starts_with("shard"));
+            let what = if diff.is_empty() {
+                "the file was edited (its settings are the same), or it was given another --set".to_string()
+            } else {
+                diff.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            };
+            return Err(format!("shard {k} comes from another experiment document than shard 0 ({what}); run every shard from the same file and --set"));
         }
         if p.points.len() != first.points.len() || p.points.iter().zip(&first.points).any(|(a, b)| a.series != b.series || a.t_inf != b.t_inf) {
             return Err(format!("shard {} has different sweep points than shard 0 (did one of them stop early?)", p.shard.as_ref().unwrap().index));

@@ -103,6 +103,10 @@ pub fn parse_npy(b: &[u8]) -> Result<Matrix, String> {
     if body.len() < need {
         return Err(format!("the data is truncated: {} bytes for shape {shape:?} ({need} needed)", body.len()));
     }
+    // More data than the shape holds: the header's shape is wrong, or the file was appended to.
+    if body.len() > need {
+        return Err(format!("{} bytes of data for shape {shape:?}, which holds {need}: the shape in the header does not match the data", body.len()));
+    }
     let data: Vec<f32> = body.chunks_exact(width).take(rows * cols).map(|c| kind.value(c)).collect();
     if kind.is_integer() {
         // Integers convert exactly up to 2^24 (labels and counts); beyond, f32 would round them.
@@ -550,6 +554,8 @@ mod tests {
         b.extend(vec![0u8; 16 * 1024]);
         assert!(parse_npy(&b).unwrap_err().contains("too large"));
         assert!(parse_npy(&header("(0, 4)")).unwrap_err().contains("empty"));
+        // Bytes past the data the shape holds are refused, not dropped.
+        assert!(parse_npy(&npy_with("<f4", "(2,)", vec![0; 12])).unwrap_err().contains("does not match the data"));
         let mut b = header("(1, 2)");
         b.extend(1.0f32.to_le_bytes());
         b.extend(f32::INFINITY.to_le_bytes());

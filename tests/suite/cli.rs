@@ -356,6 +356,18 @@ fn inputs_that_used_to_be_taken_silently_are_refused() {
     expect_error(&p, &["sweep.adc_bits", "8 and 8.0"]);
     let p = bad_experiment("t-twice", |t| t.replace("t = [\"1h\", \"1y\"]", "t = [\"1h\", \"3600\"]"));
     expect_error(&p, &["sweep.t", "1h and 3600 are the same time"]);
+    // Own programming coefficients with g_max moved: their reference g_max is said, not guessed
+    // (aimc's presets keep their fit's 25 µS, aihwkit would take g_max).
+    let own = "\n[device]\nprog_coeff = [0.26348, 1.9650, -1.1731, 0.0]\ng_max = 10.0\n";
+    let p = bad_experiment("coeff", |t| format!("{t}{own}"));
+    expect_error(&p, &["device.prog_coeff with g_max = 10", "device.prog_g_ref", "prog_coeff_g_max_reference"]);
+    let p = bad_experiment("coeff-ok", |t| format!("{t}{own}prog_g_ref = 10.0\n"));
+    let o = aimc().args(["check"]).arg(&p).args(["--backend", "cpu"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let p = bad_experiment("coeff-sweep", |t| {
+        format!("{}\n[device]\nprog_coeff = [0.26348, 1.9650, -1.1731, 0.0]\n", t.replace("gdc = [\"off\", \"readout\"]", "g_max = [25.0, 10.0]"))
+    });
+    expect_error(&p, &["g_max = 10", "device.prog_g_ref", "sweep point g_max=10"]);
     // A tail threshold outside an accuracy's range gave a tail probability of 0 or 1.
     let p = bad_experiment("tail", |t| t.replace("trials = 8", "trials = 8\ntail_below = 2"));
     expect_error(&p, &["tail_below = 2", "(0, 1]"]);

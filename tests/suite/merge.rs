@@ -46,3 +46,25 @@ fn moe_shards_are_refused_by_name() {
     let e = merge(shards(&text, 2)).unwrap_err().to_string();
     assert!(e.contains("moe") && e.contains("unsharded"), "{e}");
 }
+
+/// Shards of different documents are refused saying what differs: the setting where the
+/// configurations differ, or an edit that changed no setting, or the seed.
+#[test]
+fn shards_of_different_documents_say_what_differs() {
+    let mut parts = shards(&kernel(), 2);
+    let other = kernel().replace("[periphery]", "[periphery]\nout_noise = 0.02");
+    let mut e = exp(&other).unwrap();
+    e.apply_shard(1, 2).unwrap();
+    parts[1] = run_ok(&mut common::cpu(), &e);
+    let msg = merge(parts).unwrap_err().to_string();
+    assert!(msg.contains("shard 1 comes from another experiment document") && msg.contains("out_noise"), "{msg}");
+    // A comment edited: the same settings, another document.
+    let mut parts = shards(&kernel(), 2);
+    parts[1].experiment_sha256 = "0".repeat(64);
+    let msg = merge(parts).unwrap_err().to_string();
+    assert!(msg.contains("the file was edited (its settings are the same)"), "{msg}");
+    let mut parts = shards(&kernel(), 2);
+    parts[1].seed += 1;
+    let msg = merge(parts).unwrap_err().to_string();
+    assert!(msg.contains("shard 1 ran with seed"), "{msg}");
+}

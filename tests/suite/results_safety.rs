@@ -266,7 +266,7 @@ const FIELDS: [(&str, &[&str], Option<&str>); 30] = [
     ("tile", &["tile.max_in=256", "tile.max_out=256"], None),
     ("sweep", &["sweep.t=[\"1h\"]"], None),
     ("energy", &["energy.table=no_such_table.toml"], Some("energy.table: cannot read")),
-    ("mvm", &["mvm.inputs=3"], None),
+    ("mvm", &["mvm.inputs=3"], Some("[mvm] is for")),
     ("reference", &["reference.path=no_such_reference.csv"], Some("reference.path: cannot read")),
 ];
 

@@ -9,12 +9,15 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// Progress on stderr, a line every 10 % (notebooks capture stderr).
+/// Progress on stderr, a line every 10 % (notebooks capture stderr); after each checkpoint chunk
+/// it lets Python handle pending signals, so an interrupt (Ctrl-C, a notebook's stop) ends the run
+/// there, its finished chunks journaled.
 struct Lines {
     total: u64,
     done: u64,
     next: u64,
     quiet: bool,
+    interrupt: Option<PyErr>,
 }
 
 impl Progress for Lines {
@@ -30,6 +33,12 @@ impl Progress for Lines {
         }
     }
     fn finish(&mut self) {}
+    fn interrupted(&mut self) -> bool {
+        if self.interrupt.is_none() {
+            self.interrupt = Python::with_gil(|py| py.check_signals().err());
+        }
+        self.interrupt.is_some()
+    }
 }
 
 /// Runs the experiment document `text` (relative paths resolve from `path`'s directory) on
@@ -54,15 +63,23 @@ fn run_toml(
     let exp = Experiment::from_text_with_trials(text, Path::new(path), &[], trials).map_err(|e| err(e.to_string()))?;
     let choice: BackendChoice = backend.parse().map_err(err)?;
     let dir = out.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
-    let res = py.allow_threads(|| {
-        let mut progress = Lines { total: 0, done: 0, next: 0, quiet };
-        aimc::run::pipeline::run_to_dir(&exp, choice, &dir, false, overwrite, &mut progress, &mut |m| {
+    let (res, interrupt) = py.allow_threads(|| {
+        let mut progress = Lines { total: 0, done: 0, next: 0, quiet, interrupt: None };
+        let res = aimc::run::pipeline::run_to_dir(&exp, choice, &dir, false, overwrite, &mut progress, &mut |m| {
             if !quiet {
                 eprintln!("aimc: {m}");
             }
         })
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+        (res, progress.interrupt)
     });
+    // An interrupt is raised as itself (KeyboardInterrupt), after saying what was kept.
+    if let Some(e) = interrupt {
+        if let Err(m) = &res {
+            eprintln!("aimc: {m}");
+        }
+        return Err(e);
+    }
     let (_, json) = res.map_err(err)?;
     let text = std::fs::read_to_string(&json).map_err(|e| err(format!("{}: {e}", json.display())))?;
     Ok((text, dir.display().to_string()))

@@ -85,6 +85,34 @@ def test_classifier_and_weight_error_from_numpy(tmp_path):
     assert e.points[1]["summary"]["mean"] > e.points[0]["summary"]["mean"] > 0.0
 
 
+def test_the_same_call_twice_replaces_its_own_results(tmp_path):
+    # The inputs a call writes are named by their content: the same call is the same configuration.
+    x, w = np.eye(4), np.eye(4, dtype=np.float32)
+    layers = [(w, np.zeros(4, np.float32))]
+    out = tmp_path / "c"  # a path-like out, as notebooks write it
+    first = aimc.classifier(layers, x, np.arange(4), times=["1h"], trials=2, backend="cpu", out=out, quiet=True)
+    again = aimc.classifier(layers, x, np.arange(4), times=["1h"], trials=2, backend="cpu", out=out, quiet=True)
+    assert again.points == first.points
+    with pytest.raises(ValueError, match="holds the results of experiment classifier"):
+        aimc.classifier([(2 * w, np.zeros(4, np.float32))], x, np.arange(4), times=["1h"], trials=2, backend="cpu", out=out, quiet=True)
+    e1 = aimc.weight_error(w, times=["1h"], trials=2, backend="cpu", out=tmp_path / "w", quiet=True)
+    e2 = aimc.weight_error(w, times=["1h"], trials=2, backend="cpu", out=tmp_path / "w", quiet=True)
+    assert e1.points == e2.points
+    # Labels that are not class indices, and an empty out, are refused before any compute.
+    with pytest.raises(ValueError, match="non-negative integer class indices"):
+        aimc.classifier(layers, x, [0.9, 1.9, 2.9, 3.9], times=["1h"], trials=2, backend="cpu", out=tmp_path / "f", quiet=True)
+    with pytest.raises(ValueError, match="out is empty"):
+        aimc.run(SMOKE, backend="cpu", out="", quiet=True)
+    # A dict with NumPy values and paths, as notebooks build them.
+    import tomllib
+    doc = tomllib.loads(SMOKE.read_text())
+    doc["model"]["path"] = ROOT / "experiments" / doc["model"]["path"]
+    doc["data"]["path"] = ROOT / "experiments" / doc["data"]["path"]
+    doc["seed"], doc["trials"] = np.int64(3), np.int64(2)
+    r = aimc.run(doc, backend="cpu", out=tmp_path / "d", set={"layer_insight_trials": np.int64(0)}, quiet=True)
+    assert r.data["config"]["seed"] == 3 and r.data["trials"] == 2
+
+
 def test_bad_input_raises_the_cli_message(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(SMOKE.read_text().replace("trials = 8", "trials = 1"))
@@ -260,3 +288,30 @@ def test_conv_classifier_fp_baseline_equals_a_direct_convolution(tmp_path):
     assert [(row["name"], row["kind"]) for row in rows] == [("0", "Conv2d"), ("2", "Conv2d"), ("4", "Linear")]
     with pytest.raises(ValueError, match="input_shape"):
         aimc.classifier(layers, x.reshape(40, -1), y, activation=acts, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "bad"), quiet=True)
+
+
+def test_an_interrupt_stops_the_run_at_a_checkpoint(tmp_path):
+    # A notebook's interrupt (SIGINT) stops the run after its current chunk, as KeyboardInterrupt,
+    # with the finished chunks journaled for the same call to resume from.
+    import signal
+    import sys
+    import time
+    out = tmp_path / "r"
+    script = (
+        "import signal, aimc\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "try:\n"
+        f"    aimc.run({str(SMOKE)!r}, backend='cpu', trials=400000, out={str(out)!r}, quiet=True)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = tmp_path / "r.journal.jsonl"
+    start = time.time()
+    while time.time() - start < 120 and not (journal.exists() and journal.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+    assert p.poll() is None, "the run ended before it could be interrupted"
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=120)
+    assert "interrupted" in stdout and "resumes from them" in stderr, stderr
+    assert journal.exists() and journal.read_text().count("\n") >= 2 and not (out / "results.json").exists()

@@ -187,11 +187,13 @@ enum Existing {
 }
 
 /// Whether aimc writes an entry of this name into a results directory: its results and trials
-/// (complete or partial), its reports and its plots. Anything else (a subdirectory, a hidden
-/// entry, an experiment, model or data file, notes) is the user's.
+/// (complete or partial), its reports and its plots (by their stems). Anything else (a
+/// subdirectory, a hidden entry, an experiment, model or data file, notes, a figure of one's own)
+/// is the user's.
 fn written_by_aimc(name: &str, is_file: bool) -> bool {
     const NAMES: [&str; 6] = ["results.json", "results.partial.json", "trials.csv", "trials.partial.csv", "report.md", "report.html"];
-    is_file && !name.starts_with('.') && (NAMES.contains(&name) || name.ends_with(".png") || name.ends_with(".svg"))
+    let plot = name.strip_suffix(".png").or_else(|| name.strip_suffix(".svg")).is_some_and(|stem| super::plots::PLOT_STEMS.contains(&stem));
+    is_file && (NAMES.contains(&name) || plot)
 }
 
 /// The entries of `target` that aimc does not write (none where it is absent).
@@ -399,7 +401,13 @@ mod tests {
         drop(s);
         // A directory holding anything else is never replaced, not even with --overwrite: a
         // project's files, a subdirectory (inputs, shards) or a hidden entry such as .git.
-        for (name, dir_entry, shown) in [("notes.txt", false, "notes.txt"), ("data", true, "data/"), (".git", true, ".git/"), ("exp.toml", false, "exp.toml")] {
+        for (name, dir_entry, shown) in [
+            ("notes.txt", false, "notes.txt"),
+            ("data", true, "data/"),
+            (".git", true, ".git/"),
+            ("exp.toml", false, "exp.toml"),
+            ("fig2.svg", false, "fig2.svg"),
+        ] {
             let p = dir.join(name);
             if dir_entry {
                 std::fs::create_dir_all(p.join("x")).unwrap();

@@ -25,6 +25,11 @@ pub trait Progress {
     fn start(&mut self, total_trials: u64);
     fn advance(&mut self, trials: u64);
     fn finish(&mut self);
+    /// Whether the user asked to stop (a notebook's interrupt): asked after every checkpoint
+    /// chunk, so the run stops with its finished chunks journaled and a rerun resumes from them.
+    fn interrupted(&mut self) -> bool {
+        false
+    }
 }
 
 /// Progress that says nothing (tests, `report`).
@@ -47,6 +52,8 @@ pub enum RunError {
         "sweep point {point} ({series}) at {time}: trial {trial} gave a metric of {value}; a weight, input or device parameter is out of range for this model"
     )]
     NonFinite { point: usize, series: String, time: String, trial: u64, value: f64 },
+    #[error("interrupted; the finished chunks of trials are kept in the checkpoint journal, and the same run resumes from them")]
+    Interrupted,
 }
 
 /// The results, complete or (when `error` is set) holding the points finished before it.
@@ -506,6 +513,9 @@ fn run_point_checkpointed(
                 if timed {
                     next = next_chunk(chunk.trials, clock.elapsed().as_secs_f64(), 1);
                 }
+                if progress.interrupted() {
+                    return Err(RunError::Interrupted);
+                }
                 (chunk.trials, pts)
             }
         };
@@ -575,6 +585,9 @@ fn run_group_checkpointed(
                 be.add_host(JOURNAL, clock.elapsed().as_secs_f64());
             }
             acc[k].add(chunk.trials, pts);
+        }
+        if progress.interrupted() {
+            return Err(RunError::Interrupted);
         }
         if timed {
             next = next_chunk(chunk.trials, clock.elapsed().as_secs_f64() / members.len() as f64 * sps.len() as f64, sps.len());

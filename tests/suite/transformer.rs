@@ -272,6 +272,9 @@ fn bad_input_is_named_and_nothing_is_written() {
     expect_cli_error(&p, &["token", "10", "vocabulary"]);
     std::fs::write(dir.join("tokens.csv"), "1,2,0,3,0\n").unwrap();
     expect_cli_error(&p, &["row 1", "padding"]);
+    // A row of padding alone has nothing to pool over.
+    std::fs::write(dir.join("tokens.csv"), "1,2,0,0,1\n0,0,0,0,1\n").unwrap();
+    expect_cli_error(&p, &["row 2", "all padding"]);
     // NaN in a tensor.
     let p = write_case("nan", "", "", None);
     let mut bytes = std::fs::read(p.parent().unwrap().join("model.safetensors")).unwrap();

@@ -18,11 +18,14 @@ progress goes to stderr.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import math
 import os
 import pathlib
 import re
+import shutil
 import struct
 import tempfile
 from typing import Any, Iterable, Sequence
@@ -39,7 +42,8 @@ class Results:
 
     def __init__(self, data: dict, directory: str):
         self.data = data
-        self.dir = pathlib.Path(directory)
+        # Absolute, so the report paths still hold after the notebook changes directory.
+        self.dir = pathlib.Path(directory).resolve()
         self.report_md = self.dir / "report.md"
         self.report_html = self.dir / "report.html"
 
@@ -110,6 +114,58 @@ def _frame(rows: list):
     return pd.DataFrame(rows)
 
 
+class _CallFiles:
+    """The files one call writes for the engine (model, data, experiment file). They are written
+    into a private folder, then `settle` moves it to one named by their content, so the same call
+    gives the same paths and the same resolved configuration: a rerun replaces its own results, or
+    resumes from its journal, instead of being refused as another configuration. Removed at the end."""
+
+    def __enter__(self) -> "_CallFiles":
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="aimc-"))
+        return self
+
+    @staticmethod
+    def _digest(folder: pathlib.Path) -> str:
+        h = hashlib.sha256()
+        for f in sorted(folder.iterdir()):
+            h.update(f.name.encode() + b"\0")
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            h.update(b"\0")
+        return h.hexdigest()
+
+    def settle(self) -> pathlib.Path:
+        digest = self._digest(self.dir)
+        stable = self.dir.parent / f"aimc-inputs-{digest[:32]}"
+        for _ in range(2):
+            try:
+                os.rename(self.dir, stable)
+                break
+            except OSError:
+                # There already: an identical call's files (in use, or left by a crash), kept when
+                # complete; a folder a crash left half-removed is replaced.
+                if stable.is_dir() and self._digest(stable) == digest:
+                    shutil.rmtree(self.dir, ignore_errors=True)
+                    break
+                shutil.rmtree(stable, ignore_errors=True)
+        self.dir = stable
+        return stable
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _out(out, default: str) -> str:
+    """`out` as the engine takes it: a str or path-like, `default` where None; an empty one refused."""
+    if out is None:
+        return default
+    out = os.fspath(out)
+    if not out.strip():
+        raise ValueError("out is empty: give a results directory, e.g. out=\"results/run1\" (or None for the default)")
+    return out
+
+
 def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int | None = None, out: str | None = None,
         set: dict | None = None, quiet: bool = False, overwrite: bool = False) -> Results:
     """Runs an experiment file (path) or document (dict, the file's TOML as nested dicts) and
@@ -120,7 +176,7 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
     configuration are kept and the run refused unless `overwrite=True`; a directory holding
     files aimc does not write (a subdirectory, .git, inputs, notes) is never replaced."""
     if isinstance(experiment, dict):
-        doc, path = json.loads(json.dumps(experiment)), pathlib.Path.cwd() / "experiment.toml"
+        doc, path = copy.deepcopy(experiment), pathlib.Path.cwd() / "experiment.toml"
     else:
         path = pathlib.Path(experiment)
         try:
@@ -130,7 +186,7 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
         if set and tomllib is None:
             raise ValueError("set= needs Python >= 3.11 (tomllib) for experiment files; pass a dict instead")
         if tomllib is None:
-            text, directory = _run_toml(path.read_text(), str(path), backend, out, trials, quiet, overwrite)
+            text, directory = _run_toml(path.read_text(), str(path), backend, None if out is None else _out(out, ""), trials, quiet, overwrite)
             return Results(json.loads(text), directory)
         try:
             doc = tomllib.loads(path.read_text())
@@ -149,7 +205,7 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
         if not isinstance(table, dict):
             raise ValueError(f"set {key!r}: {section} is a top-level value, not a [section]; set it as '{section}'")
         table[field] = value
-    text, directory = _run_toml(to_toml(doc), str(path), backend, out, trials, quiet, overwrite)
+    text, directory = _run_toml(to_toml(doc), str(path), backend, None if out is None else _out(out, ""), trials, quiet, overwrite)
     return Results(json.loads(text), directory)
 
 
@@ -164,8 +220,9 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
     `overrides` set device and periphery fields (`device__drift_scale=0.5`, `periphery__out_res_bits=8`)
     or top-level fields of the experiment (`layer_insight_trials=0`, `weight_error_trials=100`).
     `overwrite=True` replaces the results of a different configuration in `out`."""
-    with tempfile.TemporaryDirectory(prefix="aimc-") as tmp:
-        tmp = pathlib.Path(tmp)
+    out = _out(out, "results/classifier")
+    with _CallFiles() as files:
+        tmp = files.dir
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
         if x.ndim == 4:
             if input_shape is not None and tuple(input_shape) != x.shape[1:]:
@@ -173,6 +230,9 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
             input_shape, x = x.shape[1:], x.reshape(x.shape[0], -1)
         if x.ndim != 2 or y.shape != (x.shape[0],):
             raise ValueError(f"x must be [n, features] (or [n, C, H, W] images) and y [n] labels; got x {x.shape}, y {y.shape}")
+        yv = y.astype(np.float64) if y.dtype.kind in "biuf" else None
+        if yv is None or not np.all(np.isfinite(yv) & (yv >= 0) & (yv == np.round(yv))):
+            raise ValueError("y must be non-negative integer class indices (0, 1, 2, ...)")
         tensors, specs = {}, []
         for i, layer in enumerate(layers):
             conv = isinstance(layer, dict)
@@ -184,6 +244,7 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
             specs.append(spec)
         _write_safetensors(tmp / "model.safetensors", tensors)
         np.savetxt(tmp / "data.csv", np.column_stack([x, y.astype(np.int64)]), delimiter=",", fmt=["%.9g"] * x.shape[1] + ["%d"])
+        tmp = files.settle()
         doc = _document("classifier", seed, trials, gdc, device, times, overrides)
         doc["model"] = {"path": str(tmp / "model.safetensors")}
         if any(isinstance(layer, dict) for layer in layers):
@@ -196,7 +257,7 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
             doc["model"]["activations"] = list(activation)
         doc["data"] = {"path": str(tmp / "data.csv")}
         doc.setdefault("weight_error_trials", 0)
-        text, directory = _run_document(doc, tmp / "classifier.toml", backend, out or "results/classifier", quiet, overwrite)
+        text, directory = _run_document(doc, tmp / "classifier.toml", backend, out, quiet, overwrite)
         return Results(json.loads(text), directory)
 
 
@@ -205,12 +266,13 @@ def weight_error(w, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int
                  **overrides) -> Results:
     """Std over trials of the effective-weight error (α·W_eff − W)/max|W| of a matrix W [out, in].
     `overrides` as for `classifier`; `overwrite=True` replaces another configuration's results in `out`."""
-    with tempfile.TemporaryDirectory(prefix="aimc-") as tmp:
-        tmp = pathlib.Path(tmp)
-        _write_safetensors(tmp / "w.safetensors", {"weight": w})
+    out = _out(out, "results/weights")
+    with _CallFiles() as files:
+        _write_safetensors(files.dir / "w.safetensors", {"weight": w})
+        tmp = files.settle()
         doc = _document("weight_error", seed, trials, gdc, device, times, overrides)
         doc["model"] = {"path": str(tmp / "w.safetensors"), "tensor": "weight"}
-        text, directory = _run_document(doc, tmp / "weights.toml", backend, out or "results/weights", quiet, overwrite)
+        text, directory = _run_document(doc, tmp / "weights.toml", backend, out, quiet, overwrite)
         return Results(json.loads(text), directory)
 
 
@@ -258,22 +320,22 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         if value is not None:
             s[key] = value
     s = {k: v for k, v in s.items() if v is not None}  # settings={"pad_id": None} removes the model's
-    with tempfile.TemporaryDirectory(prefix="aimc-") as tmp:
-        tmp = pathlib.Path(tmp)
+    out = _out(out, "results/transformer")
+    with _CallFiles() as files:
+        tmp = files.dir
         if isinstance(model, TransformerModel):
             model.save(tmp / "model.safetensors", seq=tok.shape[1])
-            path = tmp / "model.safetensors"
-        else:
-            path = pathlib.Path(model).resolve()
         rows = np.column_stack([tok.astype(np.int64), y.astype(np.int64)])
         np.savetxt(tmp / "tokens.csv", rows, delimiter=",", fmt="%d")
+        tmp = files.settle()
+        path = tmp / "model.safetensors" if isinstance(model, TransformerModel) else pathlib.Path(model).resolve()
         doc = _document("transformer", seed, trials, gdc, device, times, overrides, sections=("device", "periphery", "transformer"))
         doc["model"] = {"path": str(path)}
         if digital:
             doc["model"]["digital"] = [str(v) for v in digital]
         doc["data"] = {"path": str(tmp / "tokens.csv")}
         doc["transformer"] = {**s, **doc["transformer"]}
-        text, directory = _run_document(doc, tmp / "transformer.toml", backend, out or "results/transformer", quiet, overwrite)
+        text, directory = _run_document(doc, tmp / "transformer.toml", backend, out, quiet, overwrite)
         return Results(json.loads(text), directory)
 
 
@@ -813,10 +875,15 @@ def _write_safetensors(path: pathlib.Path, tensors: dict) -> None:
 
 
 def to_toml(doc: dict) -> str:
-    """A TOML document from nested dicts of strings, numbers, booleans and lists."""
+    """A TOML document from nested dicts of strings, numbers, booleans and lists (NumPy scalars
+    and arrays, and paths, as their Python values)."""
     def value(v) -> str:
-        if isinstance(v, bool):
+        if isinstance(v, (bool, np.bool_)):
             return "true" if v else "false"
+        if isinstance(v, np.ndarray):
+            return value(v.tolist())
+        if isinstance(v, os.PathLike):
+            return json.dumps(os.fspath(v), ensure_ascii=False)
         if isinstance(v, (int, np.integer)):
             return str(int(v))
         if isinstance(v, (float, np.floating)):

@@ -39,6 +39,25 @@ pub use super::format::{is_classifier, metric_axis_label, metric_scale};
 pub use super::series::*;
 use canvas::{ensure_font, DrawResult, Legend, LegendItem, Swatch, FONT, HEIGHT, LEGEND_PAD, ROW_H, TITLE_PX, WIDTH};
 
+/// Every stem a figure is written under (`<stem>.png`, `<stem>.svg`): a results directory holds
+/// these and no other images, so a rerun or `--overwrite` replaces them and keeps any other
+/// (`report::publish`). `write_figure` checks each figure's stem against it.
+pub const PLOT_STEMS: [&str; 13] = [
+    "noise_budget",
+    "sensitivity",
+    "metric_vs_features",
+    "metric_vs_tier_noise",
+    "accuracy_vs_time",
+    "metric_vs_time",
+    "distribution",
+    "weight_error_vs_time",
+    "layer_error_vs_time",
+    "energy_breakdown",
+    "gpu_ratio_vs_batch",
+    "latency_histogram",
+    "tier_heatmap",
+];
+
 /// Draws every plot of `results` that applies into `dir` as `<stem>.png` and `<stem>.svg` and
 /// lists them in report order (the order of this list).
 pub fn write_plots(results: &Results, dir: &Path) -> Result<Vec<PlotFile>, ReportError> {
@@ -99,6 +118,7 @@ fn write_figure<F: Figure>(
         return Ok(None);
     }
     let stem = figure.stem(results);
+    assert!(PLOT_STEMS.contains(&stem), "the figure stem {stem} is missing from PLOT_STEMS");
     let plot_error = |path: &Path, e: Box<dyn std::error::Error>| ReportError::Plot { path: path.to_path_buf(), message: e.to_string() };
 
     let png = dir.join(format!("{stem}.png"));

@@ -508,6 +508,13 @@ impl TransformerSettings {
             }
             let ids: Vec<u32> = row.iter().map(|&v| v as u32).collect();
             let len = self.length(&ids);
+            if len == 0 {
+                return Err(format!(
+                    "data row {}: the sequence is all padding (its first token is transformer.pad_id = {}); every row needs at least one token to pool over",
+                    r + 1,
+                    self.pad_id.unwrap_or_default()
+                ));
+            }
             if let Some(c) = ids[len..].iter().position(|&t| Some(t) != self.pad_id) {
                 return Err(format!("data row {}: token {} follows padding; padding (transformer.pad_id) must trail each sequence", r + 1, len + c));
             }

@@ -96,8 +96,10 @@ def test_the_same_call_twice_replaces_its_own_results(tmp_path):
     with pytest.raises(ValueError, match="holds the results of experiment classifier"):
         aimc.classifier([(2 * w, np.zeros(4, np.float32))], x, np.arange(4), times=["1h"], trials=2, backend="cpu", out=out, quiet=True)
     e1 = aimc.weight_error(w, times=["1h"], trials=2, backend="cpu", out=tmp_path / "w", quiet=True)
-    e2 = aimc.weight_error(w, times=["1h"], trials=2, backend="cpu", out=tmp_path / "w", quiet=True)
+    e2 = aimc.weight_error(w, times="1h", trials=2, backend="cpu", out=tmp_path / "w", quiet=True)  # one time as a string
     assert e1.points == e2.points
+    with pytest.raises(ValueError, match="trials = 4.7: must be an integer"):
+        aimc.weight_error(w, times="1h", trials=4.7, backend="cpu", out=tmp_path / "w2", quiet=True)
     # Labels that are not class indices, and an empty out, are refused before any compute.
     with pytest.raises(ValueError, match="non-negative integer class indices"):
         aimc.classifier(layers, x, [0.9, 1.9, 2.9, 3.9], times=["1h"], trials=2, backend="cpu", out=tmp_path / "f", quiet=True)

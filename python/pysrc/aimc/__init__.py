@@ -332,7 +332,7 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         doc = _document("transformer", seed, trials, gdc, device, times, overrides, sections=("device", "periphery", "transformer"))
         doc["model"] = {"path": str(path)}
         if digital:
-            doc["model"]["digital"] = [str(v) for v in digital]
+            doc["model"]["digital"] = [digital] if isinstance(digital, str) else [str(v) for v in digital]
         doc["data"] = {"path": str(tmp / "tokens.csv")}
         doc["transformer"] = {**s, **doc["transformer"]}
         text, directory = _run_document(doc, tmp / "transformer.toml", backend, out, quiet, overwrite)
@@ -817,10 +817,14 @@ def _numpy(t) -> np.ndarray:
 
 def _document(workload: str, seed: int, trials: int, gdc: str, device: str, times, overrides: dict,
               sections: Sequence[str] = ("device", "periphery")) -> dict:
+    for what, v in (("trials", trials), ("seed", seed)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise ValueError(f"{what} = {v!r}: must be an integer")
     doc: dict[str, Any] = {"name": workload, "workload": workload, "seed": int(seed), "trials": int(trials), "gdc": gdc, "device": {"model": device}}
     for section in sections:
         doc.setdefault(section, {})
-    doc["sweep"] = {"t": [str(t) for t in times]}
+    # One time alone is a list of one ("1h", not its characters).
+    doc["sweep"] = {"t": [str(times)] if isinstance(times, str) else [str(t) for t in times]}
     for key, value in overrides.items():
         section, sep, field = key.partition("__")
         if not sep:

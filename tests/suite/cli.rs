@@ -400,16 +400,16 @@ fn an_unwritable_output_fails_before_any_compute_and_a_rerun_replaces_the_whole_
     let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--out"]).arg(&file).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("choose a writable --out") && !err.contains("trials on"), "{err}");
-    // A stray file in an old results directory does not survive a rerun: the set is replaced whole,
-    // and no staging directory is left beside it. (A directory of other files, without results,
-    // is kept unless --overwrite: tests/suite/results_safety.rs.)
+    // A stray plot of an older set (a figure this run does not draw) does not survive a rerun:
+    // the set is replaced whole, and no staging directory is left beside it. (Files aimc does not
+    // write are never replaced: tests/suite/results_safety.rs.)
     let out = dir.join("run");
     let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--out"]).arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::write(out.join("stale.png"), b"old").unwrap();
+    std::fs::write(out.join("noise_budget.png"), b"old").unwrap();
     let o = aimc().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--out"]).arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.join("results.json").exists() && !out.join("stale.png").exists());
+    assert!(out.join("results.json").exists() && !out.join("noise_budget.png").exists());
     let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|n| !n.contains("staging") && !n.contains(".old-")), "{names:?}");
 }

@@ -178,6 +178,12 @@ impl Experiment {
                 "--ci-halfwidth with --shard: adaptive trials decide the trial count as they go; run shards with a fixed count".into(),
             ));
         }
+        // Refused here, before any compute, rather than by the merge afterwards.
+        if self.workload == crate::workload::WorkloadKind::Moe {
+            return Err(ExperimentError::Override(
+                "--shard with the moe workload: its cost model (latency, conflicts, energy per token) summarises each run's own trials and cannot be pooled from shards; run it unsharded".into(),
+            ));
+        }
         let (t, w) = (self.trials, self.weight_error_trials);
         let shard = Shard {
             index,

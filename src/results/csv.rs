@@ -30,6 +30,8 @@ impl Results {
             s.push_str(a);
         }
         s.push_str(&format!(",t_inf_s,time_label,trial,{},correct,n_samples\n", self.metric_column));
+        // A shard's trials by their index in the whole run, as its results.json records them.
+        let first = self.shard.as_ref().map_or(0, |sh| sh.first_trial as usize);
         for p in &self.points {
             let n_samples = p.pooled.as_ref().map(|q| q.trials / p.per_trial.len().max(1) as u64);
             for (i, m) in p.per_trial.iter().enumerate() {
@@ -40,7 +42,7 @@ impl Results {
                 }
                 let c = p.per_trial_correct.as_ref().map(|c| c[i].to_string()).unwrap_or_default();
                 let n = n_samples.map(|n| n.to_string()).unwrap_or_default();
-                s.push_str(&format!(",{},{},{},{},{},{}\n", p.t_inf, csv_field(&p.time_label), i, m, c, n));
+                s.push_str(&format!(",{},{},{},{},{},{}\n", p.t_inf, csv_field(&p.time_label), first + i, m, c, n));
             }
         }
         s

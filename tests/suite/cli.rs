@@ -226,6 +226,12 @@ fn shards_merge_into_the_single_run() {
             assert!((x.std - y.std).abs() <= 1e-9 * x.std && (x.alpha_mean - y.alpha_mean).abs() <= 1e-9 * x.alpha_mean, "{x:?} vs {y:?}");
         }
     }
+    // A shard's trials.csv numbers its trials as the whole run does (shard 1 of 4 of 8 trials
+    // holds trials 2 and 3).
+    let csv = std::fs::read_to_string(dirs[1].join("trials.csv")).unwrap();
+    let col = csv.lines().next().unwrap().split(',').position(|c| c == "trial").unwrap();
+    let trials: Vec<&str> = csv.lines().skip(1).take(2).map(|l| l.split(',').nth(col).unwrap()).collect();
+    assert_eq!(trials, ["2", "3"], "{csv}");
     // A missing shard is an error that says which.
     let o = aimc().args(["merge", "--out"]).arg(tmp("merged-bad")).args(&dirs[..3]).output().unwrap();
     assert_eq!(o.status.code(), Some(1));

@@ -43,7 +43,19 @@ fn moe_shards_are_refused_by_name() {
         .replace("trials = 200", "trials = 4")
         .replace("t = [\"1s\", \"1d\", \"1y\", \"10y\"]", "t = [\"1d\"]")
         .replace("tier_noise_slope = [0.0, 1.0, 3.0]", "");
-    let e = merge(shards(&text, 2)).unwrap_err().to_string();
+    // Refused at --shard, before any compute.
+    let e = exp(&text).unwrap().apply_shard(0, 2).unwrap_err().to_string();
+    assert!(e.contains("moe") && e.contains("unsharded"), "{e}");
+    // And by the merge, for shard results made otherwise.
+    let whole = run_ok(&mut common::cpu(), &exp(&text).unwrap());
+    let parts: Vec<_> = (0..2u32)
+        .map(|k| {
+            let mut r = whole.clone();
+            r.shard = Some(aimc::results::Shard { index: k, count: 2, first_trial: 2 * k, trials: 2, first_weight_error_trial: 0, weight_error_trials: 0 });
+            r
+        })
+        .collect();
+    let e = merge(parts).unwrap_err().to_string();
     assert!(e.contains("moe") && e.contains("unsharded"), "{e}");
 }
 

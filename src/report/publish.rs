@@ -12,7 +12,7 @@
 //! replace results of a different configuration (or a directory that holds no aimc results)
 //! unless told to overwrite ([`Staging::check_replace`]); and not even an overwrite replaces a
 //! directory holding anything aimc does not write (a subdirectory, a hidden entry such as `.git`,
-//! an experiment file, a model, a data set or notes: [`not_written_by_aimc`]), so `--out .` in a
+//! an experiment file, a model, a data set or notes: `not_written_by_aimc`), so `--out .` in a
 //! project cannot delete it.
 
 use std::path::{Path, PathBuf};

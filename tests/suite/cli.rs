@@ -354,14 +354,15 @@ fn inputs_that_used_to_be_taken_silently_are_refused() {
     let p = bad_experiment("twoaxes", |t| t.replace("gdc = [\"off\", \"readout\"]", "adc_bits = [8, 9]\nout_res_bits = [7, 9]"));
     expect_error(&p, &["the same field as another axis", "out_res_bits"]);
     // A value twice on one axis made two identical series; a time twice, two identical columns.
-    let p = bad_experiment("twice", |t| t.replace("gdc = [\"off\", \"readout\"]", "gdc = [\"off\", \"off\"]"));
-    expect_error(&p, &["sweep.gdc", "off and off are the same value"]);
-    let p = bad_experiment("tile-twice", |t| t.replace("gdc = [\"off\", \"readout\"]", "tile = [\"64x64\", \"64X64\"]"));
-    expect_error(&p, &["sweep.tile", "64x64 and 64X64"]);
-    let p = bad_experiment("bits-twice", |t| t.replace("gdc = [\"off\", \"readout\"]", "adc_bits = [8, 8.0]"));
-    expect_error(&p, &["sweep.adc_bits", "8 and 8.0"]);
-    let p = bad_experiment("t-twice", |t| t.replace("t = [\"1h\", \"1y\"]", "t = [\"1h\", \"3600\"]"));
-    expect_error(&p, &["sweep.t", "1h and 3600 are the same time"]);
+    let (gdc, t) = ("gdc = [\"off\", \"readout\"]", "t = [\"1h\", \"1y\"]");
+    for (name, line, twice, needles) in [
+        ("twice", gdc, "gdc = [\"off\", \"off\"]", ["sweep.gdc", "off and off are the same value"]),
+        ("tile-twice", gdc, "tile = [\"64x64\", \"64X64\"]", ["sweep.tile", "64x64 and 64X64"]),
+        ("bits-twice", gdc, "adc_bits = [8, 8.0]", ["sweep.adc_bits", "8 and 8.0"]),
+        ("t-twice", t, "t = [\"1h\", \"3600\"]", ["sweep.t", "1h and 3600 are the same time"]),
+    ] {
+        expect_error(&bad_experiment(name, |text| text.replace(line, twice)), &needles);
+    }
     // Own programming coefficients with g_max moved: their reference g_max is said, not guessed
     // (aimc's presets keep their fit's 25 µS, aihwkit would take g_max).
     let own = "\n[device]\nprog_coeff = [0.26348, 1.9650, -1.1731, 0.0]\ng_max = 10.0\n";

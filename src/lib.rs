@@ -21,7 +21,7 @@
 //! - [`results`]: the results schema (results.json, trials.csv), its load-time validation; imports
 //!   neither the engine nor the tiers, which hand it plain data
 //! - [`report`]: plots, the markdown/HTML report, crash-safe publishing
-//! - [`stats`]: mergeable moments, quantiles, confidence and bootstrap intervals, histograms
+//! - [`stats`]: mergeable moments, quantiles, confidence intervals (t, Wilson, Clopper–Pearson, order statistics), histograms
 //! - [`bench`](mod@bench): throughput benchmarks against computed floors
 //! - [`tolerances`]: named tolerances (GPU and fast kernels against the twins)
 //! - [`train`] (cargo feature `train`, on by default): the reproducible trainers of the shipped

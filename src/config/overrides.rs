@@ -152,6 +152,11 @@ impl Experiment {
                 "--ci-halfwidth with reads_per_programming > 1: adaptive trials stop at any trial, not at whole programmings; run a fixed count".into(),
             ));
         }
+        if self.points.iter().any(|p| p.budget_only()) {
+            return Err(ExperimentError::Override(
+                "--ci-halfwidth with a [budget]: adaptive trials stop each configuration at its own count, and the budget pairs configurations trial by trial; run a fixed count (the report's \"trials for ±\" column says how many)".into(),
+            ));
+        }
         if self.points.iter().any(|p| p.kernel.as_ref().is_some_and(|k| k.projection_seeds > 1)) {
             return Err(ExperimentError::Override(
                 "--ci-halfwidth with kernel.projection_seeds > 1: the trials are fixed blocks of one projection each; run a fixed count".into(),

@@ -254,7 +254,8 @@ pub(crate) mod tests {
             sentence.contains(" at 1 s to ") && sentence.contains(" at 10 y; the floating-point accuracy is 95.3 %; at 10 y the mean drop is "),
             "{sentence}"
         );
-        assert!(sentence.ends_with(" points (95 % CI)."), "{sentence}");
+        // The mean's interval, then where single trials lie (a chip is not the mean).
+        assert!(sentence.contains(" points (95 % CI of the mean; 90 % of the 50 trials lie between "), "{sentence}");
 
         let html = String::from_utf8(read(&dir.join(HTML_FILE))).unwrap();
         assert!(html.starts_with("<!DOCTYPE html>"));

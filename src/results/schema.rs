@@ -107,7 +107,8 @@ pub struct Point {
     pub mean_ci: Interval,
     pub pooled: Option<Pooled>,
     pub drop: Option<Drop>,
-    /// Trials needed for the requested CI half-width of the mean.
+    /// Trials needed for the requested CI half-width of the mean (in whole programmings or
+    /// projections where trials share one: from the spread of their means).
     pub trials_needed: u64,
     pub histogram: Histogram,
     pub weight_error: Vec<LayerWeightError>,
@@ -115,7 +116,8 @@ pub struct Point {
     /// accuracy could lie on another test set of the same size); classifiers only.
     #[serde(default)]
     pub test_set_ci: Option<Interval>,
-    /// Percentile-bootstrap interval of the 5th percentile over trials.
+    /// Distribution-free (order-statistic) interval of the 5th percentile over trials; absent
+    /// below `stats::quantile_interval_min_n` trials.
     #[serde(default)]
     pub p5_ci: Option<Interval>,
     /// Tail risk: the fraction of trials whose metric is below a threshold (classifiers: accuracy
@@ -261,8 +263,24 @@ pub struct BudgetEntry {
     pub sensitivity: Vec<BudgetKnob>,
     /// cost(full) − Σ cost(only S): how far the sources do not add up.
     pub interaction: f64,
+    /// The interaction's paired interval (per trial, or per programming or projection); absent
+    /// in files written before it was computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interaction_ci: Option<[f64; 2]>,
     /// The source with the largest alone cost.
     pub dominant: String,
+    /// Whether `dominant`'s alone cost exceeds the next largest's with a paired interval that
+    /// excludes 0 (one source: true); false when the two are not told apart. Files written
+    /// before it was computed read as true.
+    #[serde(default = "resolved_by_default")]
+    pub dominant_resolved: bool,
+    /// The same for the layer whose noise alone costs most (true without layer rows).
+    #[serde(default = "resolved_by_default")]
+    pub dominant_layer_resolved: bool,
+}
+
+fn resolved_by_default() -> bool {
+    true
 }
 
 /// The metric at one knob setting: `rel` is the relative noise level (the factor of a noise

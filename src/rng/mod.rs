@@ -97,7 +97,7 @@ pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     c
 }
 
-/// Philox4x32-10 of eight counters with one key (the fast CPU kernels and the bootstrap draw with
+/// Philox4x32-10 of eight counters with one key (the fast CPU kernels draw with
 /// it): lane `i` equals `rng::philox4x32_10([c[0][i], c[1][i], c[2][i], c[3][i]], key)` bit for
 /// bit. With AVX2 the eight lanes are one 256-bit register per word (`philox_x8_avx2`): LLVM
 /// vectorised the portable loop in some callers and left it scalar in others (`program`,

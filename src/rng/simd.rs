@@ -1,5 +1,5 @@
-//! Runtime CPU-feature dispatch for the eight-lane loops (the fast CPU kernels, the bootstrap's
-//! Philox draws): a function body compiled twice, for AVX2+FMA and for the baseline target, and
+//! Runtime CPU-feature dispatch for the eight-lane loops (the fast CPU kernels and the
+//! peak probes): a function body compiled twice, for AVX2+FMA and for the baseline target, and
 //! the AVX2 copy taken where the CPU has it. The eight-lane Philox (`rng::philox_x8`) becomes
 //! 256-bit integer multiplies in the AVX2 copy.
 

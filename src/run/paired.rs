@@ -26,16 +26,12 @@ pub fn paired_differences(results: &Results) -> Result<Vec<PairedDifference>, St
         let Some(base_value) = axis.values.first() else { continue };
         for p in results.points.iter().filter(|p| p.labels.get(&axis.name).is_some_and(|v| v != base_value)) {
             let Some(q) = index.with(p, &axis.name, base_value) else { continue };
-            if p.per_trial.len() != q.per_trial.len() || p.per_trial.len() < 2 {
+            if p.per_trial.len() < 2 {
                 continue;
             }
-            // Trials that share a programming or a projection are not independent: difference
-            // and compare their group means (P − 1 degrees of freedom), as the points' own
-            // intervals do.
-            let g = group(p).filter(|&g| group(q) == Some(g) && p.per_trial.len().is_multiple_of(g) && p.per_trial.len() / g >= 2).unwrap_or(1);
-            let means = |v: &[f64]| -> Vec<f64> { v.chunks(g).map(|c| c.iter().sum::<f64>() / c.len() as f64).collect() };
-            let (a, b) = (means(&p.per_trial), means(&q.per_trial));
-            let d: Moments = a.iter().zip(&b).map(|(a, b)| a - b).collect();
+            let Some(units) = paired_units(&[p, q]) else { continue };
+            let (a, b) = (&units[0], &units[1]);
+            let d: Moments = a.iter().zip(b.iter()).map(|(a, b)| a - b).collect();
             let (mp, mq): (Moments, Moments) = (a.iter().copied().collect(), b.iter().copied().collect());
             let paired = stats::mean_t(&d, results.confidence)?;
             let unpaired = stats::difference_of_means_t(&mq, mp.mean, mp.sem(), results.confidence)?;
@@ -55,6 +51,20 @@ pub fn paired_differences(results: &Results) -> Result<Vec<PairedDifference>, St
         }
     }
     Ok(out)
+}
+
+/// The paired units of points that ran the same trials: their per-trial metrics, or, where
+/// trials share a programming or a projection (every point grouped alike, whole groups, at least
+/// two), the group means, since trials of one group are not independent (P − 1 degrees of
+/// freedom, as the points' own intervals). None when the points ran different trial counts.
+pub fn paired_units(points: &[&crate::results::Point]) -> Option<Vec<Vec<f64>>> {
+    let n = points.first()?.per_trial.len();
+    if points.iter().any(|p| p.per_trial.len() != n) {
+        return None;
+    }
+    let g0 = group(points[0]);
+    let g = g0.filter(|&g| points.iter().all(|p| group(p) == Some(g)) && n.is_multiple_of(g) && n / g >= 2).unwrap_or(1);
+    Some(points.iter().map(|p| p.per_trial.chunks(g).map(|c| c.iter().sum::<f64>() / c.len() as f64).collect()).collect())
 }
 
 /// Trials per group of a point whose trials share a programming (`reads_per_programming`) or a

@@ -11,11 +11,13 @@
 //!   with known standard error (infinite degrees of freedom).
 //! - Trials needed for a target half-width: normal approximation
 //!   n = ceil((z std / half_width)^2).
+//! - Quantiles (the 5th percentile over trials): distribution-free order-statistic bounds from
+//!   the binomial (Conover 1999, §3.2).
 //!
 //! Distribution quantiles come from statrs (`Beta`, `StudentsT`, `Normal`).
 
 use serde::{Deserialize, Serialize};
-use statrs::distribution::{Beta, Continuous, ContinuousCDF, Normal, StudentsT};
+use statrs::distribution::{Beta, Continuous, ContinuousCDF, DiscreteCDF, Normal, StudentsT};
 
 use super::{check_confidence, Moments, StatsError};
 
@@ -436,97 +438,77 @@ pub fn wilson_proportion(p: f64, n: u64, confidence: f64) -> Result<Interval, St
     Ok(Interval { lo: (center - half).max(0.0), hi: (center + half).min(1.0), confidence, method: "wilson (test-set sampling)".to_string() })
 }
 
-/// Draws (sample size × resamples) from which a bootstrap spreads its resamples over threads.
-const BOOTSTRAP_THREAD_DRAWS: usize = 1 << 18;
-/// At most this many threads for one statistic.
-const MAX_STAT_THREADS: usize = 8;
-
-crate::rng::simd::simd_entry!(
-    /// Resamples `first ..` of the bootstrap into `out` (compiled for AVX2 where the CPU has it:
-    /// the draws are the eight-lane Philox).
-    fn resample_quantiles(sorted: &[f64], key: [u32; 2], h: f64, first: usize, out: &mut [f64]) => resample_quantiles_body
-);
-
-#[inline(always)]
-fn resample_quantiles_body(sorted: &[f64], key: [u32; 2], h: f64, first: usize, out: &mut [f64]) {
-    let mut counts = vec![0u32; sorted.len()];
-    for (j, o) in out.iter_mut().enumerate() {
-        *o = resample_quantile(sorted, key, h, first + j, &mut counts);
-    }
-}
-
-/// One resample's quantile (numpy's linear, at position `h` of the sorted resample): a histogram
-/// of its n drawn indices (all four words of each Philox block, eight blocks per call), walked
-/// from the smallest. A resample's order statistics are the sorted sample at its drawn indices
-/// in order, so the histogram gives them without sorting.
-#[inline(always)]
-fn resample_quantile(sorted: &[f64], key: [u32; 2], h: f64, r: usize, counts: &mut [u32]) -> f64 {
-    let n = sorted.len();
-    let lo = h.floor() as usize;
-    counts.fill(0);
-    let blocks = n.div_ceil(4);
-    for b0 in (0..blocks).step_by(8) {
-        let c = [std::array::from_fn(|i| (b0 + i) as u32), [r as u32; 8], [0xB0; 8], [0; 8]];
-        let w = crate::rng::philox_x8(c, key);
-        for i in 0..8.min(blocks - b0) {
-            let b = b0 + i;
-            for wj in w.iter().take(n - 4 * b) {
-                counts[(((wj[i] as u64) * n as u64) >> 32) as usize] += 1;
-            }
-        }
-    }
-    let order_stat = |k: usize| {
-        let mut seen = 0usize;
-        for (j, &c) in counts.iter().enumerate() {
-            seen += c as usize;
-            if seen > k {
-                return sorted[j];
-            }
-        }
-        sorted[n - 1]
-    };
-    let a = order_stat(lo);
-    let b = if lo + 1 < n { order_stat(lo + 1) } else { a };
-    a + (h - lo as f64) * (b - a)
-}
-
-/// Percentile-bootstrap interval of the `q`-quantile of `sample` (numpy's linear quantile):
-/// `resamples` resamples drawn from Philox keyed by `seed`, so the interval is reproducible.
-pub fn bootstrap_quantile(sample: &[f64], q: f64, resamples: usize, confidence: f64, seed: u64) -> Result<Interval, StatsError> {
+/// Distribution-free interval of the `q`-quantile from the sample's order statistics (Conover,
+/// *Practical Nonparametric Statistics*, 3rd ed., 1999, §3.2; Hahn & Meeker 1991, §5.2): the
+/// count B of draws below the true quantile is Binomial(n, q) whatever the distribution, so
+/// [x₍ₗ₎, x₍ᵤ₎] (1-based order statistics) covers it with probability P(l ≤ B < u) ≥
+/// `confidence`, with l the largest index with P(B < l) ≤ α/2 and u the smallest with
+/// P(B ≥ u) ≤ α/2. Ties (discrete accuracies) only make it more conservative. `None` where the
+/// sample is too small for a bound on either side ([`quantile_interval_min_n`]): no number
+/// stands in for a bound the sample cannot give. The percentile bootstrap this replaces covered
+/// the 5th percentile 40 % of the time at 10 trials and 88 % at 50.
+pub fn quantile_order_interval(sample: &[f64], q: f64, confidence: f64) -> Result<Option<Interval>, StatsError> {
     check_confidence(confidence)?;
     if sample.is_empty() {
         return Err(StatsError::EmptySample);
     }
-    let n = sample.len();
-    let key = crate::rng::key(seed, 0xB007);
+    let n = sample.len() as u64;
+    let Some((l, u)) = order_indices(n, q, confidence) else { return Ok(None) };
     let mut sorted = sample.to_vec();
     sorted.sort_by(f64::total_cmp);
-    // numpy's linear quantile from the two order statistics around (n - 1) q.
-    let h = (n - 1) as f64 * q;
-    // Resamples are independent: large samples spread them over threads (the values do not
-    // depend on how; small ones stay on this thread, where a spawn would cost more).
-    let threads = if n * resamples >= BOOTSTRAP_THREAD_DRAWS { std::thread::available_parallelism().map_or(1, |t| t.get()).min(MAX_STAT_THREADS) } else { 1 };
-    let mut stats = vec![0.0; resamples];
-    let per = resamples.div_ceil(threads).max(1);
-    let sorted = &sorted;
-    std::thread::scope(|scope| {
-        for (ci, part) in stats.chunks_mut(per).enumerate() {
-            let mut work = move || resample_quantiles(sorted, key, h, ci * per, part);
-            if threads == 1 {
-                work();
-            } else {
-                scope.spawn(work);
-            }
-        }
-    });
-    stats.sort_by(f64::total_cmp);
-    let a = (1.0 - confidence) / 2.0;
-    Ok(Interval {
-        lo: super::quantile::quantile_sorted(&stats, a),
-        hi: super::quantile::quantile_sorted(&stats, 1.0 - a),
+    Ok(Some(Interval {
+        lo: sorted[l as usize - 1],
+        hi: sorted[u as usize - 1],
         confidence,
-        method: format!("percentile bootstrap ({resamples} resamples)"),
-    })
+        method: format!("order statistics x({l}), x({u}) of {n} (binomial, distribution-free)"),
+    }))
+}
+
+/// The 1-based order statistics (l, u) of [`quantile_order_interval`], by bisection on the
+/// binomial CDF (monotone in k), so a sample of 10⁸ trials costs a few dozen CDF evaluations.
+fn order_indices(n: u64, q: f64, confidence: f64) -> Option<(u64, u64)> {
+    if n == 0 || !(q > 0.0 && q < 1.0) {
+        return None;
+    }
+    let a = (1.0 - confidence) / 2.0;
+    let b = statrs::distribution::Binomial::new(q, n).ok()?;
+    // P(B < l) = cdf(l − 1) ≤ a: the largest such l in 1..=n (none when P(B = 0) > a).
+    if b.cdf(0) > a {
+        return None;
+    }
+    let (mut lo, mut hi) = (1u64, n);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if b.cdf(mid - 1) <= a {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let l = lo;
+    // P(B ≥ u) = 1 − cdf(u − 1) = sf(u − 1) ≤ a: the smallest such u in 1..=n (none when
+    // P(B = n) > a).
+    if b.sf(n - 1) > a {
+        return None;
+    }
+    let (mut lo, mut hi) = (1u64, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if b.sf(mid - 1) <= a {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some((l, lo))
+}
+
+/// The fewest trials for which [`quantile_order_interval`] gives both bounds: (1 − q)ⁿ ≤ α/2 and
+/// qⁿ ≤ α/2 (at 95 %, 72 trials for the 5th percentile).
+pub fn quantile_interval_min_n(q: f64, confidence: f64) -> u64 {
+    let a = (1.0 - confidence) / 2.0;
+    let p = q.min(1.0 - q);
+    (a.ln() / (1.0 - p).ln()).ceil().max(1.0) as u64
 }
 
 #[cfg(test)]
@@ -544,46 +526,51 @@ mod tail_tests {
         assert!((iv.lo - 0.841892).abs() < 1e-6 && (iv.hi - 0.954321).abs() < 1e-6, "{iv:?}");
     }
 
+    /// The order statistics against binomial sums done outside this code (exact, Python's
+    /// `math.comb`): for the median of 20 draws at 95 %, x(6) and x(15) (P(B < 6) = P(B ≥ 15) =
+    /// 0.0207, P(B < 7) = 0.0577; coverage 0.9586); for the 5th percentile, none below 72 draws
+    /// (P(B = 0) = 0.0262 at 71) and x(1), x(9) at 72 (P(B = 0) = 0.0249, P(B ≥ 9) = 0.0096,
+    /// P(B ≥ 8) = 0.0272; coverage 0.9655).
     #[test]
-    fn bootstrap_quantile_covers_the_sample_quantile_and_is_reproducible() {
-        let sample: Vec<f64> = (0..500).map(|i| ((i * 7919) % 500) as f64 / 500.0).collect();
-        let a = bootstrap_quantile(&sample, 0.05, 400, 0.95, 3).unwrap();
-        let b = bootstrap_quantile(&sample, 0.05, 400, 0.95, 3).unwrap();
-        assert_eq!(a, b);
-        // Uniform on [0, 1): the 5th percentile is ~0.05 with a standard error of ~0.01.
-        assert!(a.lo < 0.05 && a.hi > 0.05 && a.hi - a.lo < 0.06, "{a:?}");
+    fn order_statistic_bounds_match_their_binomial_definition() {
+        assert_eq!(order_indices(20, 0.5, 0.95), Some((6, 15)));
+        assert_eq!(order_indices(71, 0.05, 0.95), None);
+        assert_eq!(order_indices(72, 0.05, 0.95), Some((1, 9)));
+        assert_eq!(quantile_interval_min_n(0.05, 0.95), 72);
+        assert_eq!(quantile_interval_min_n(0.95, 0.95), 72);
+        // Huge n: a handful of CDF evaluations, and the bounds straddle n q.
+        let (l, u) = order_indices(100_000_000, 0.05, 0.95).unwrap();
+        assert!(l < 5_000_000 && u > 5_000_000 && u - l < 10_000, "{l} {u}");
+        let sample: Vec<f64> = (0..20).rev().map(f64::from).collect();
+        let iv = quantile_order_interval(&sample, 0.5, 0.95).unwrap().unwrap();
+        assert_eq!((iv.lo, iv.hi), (5.0, 14.0));
+        assert!(quantile_order_interval(&sample[..5], 0.05, 0.95).unwrap().is_none());
     }
 
-    /// The eight-lane, threaded bootstrap against the definition written out one draw at a time
-    /// (resample r's draw i is word i % 4 of Philox block [i / 4, r, 0xB0, 0]), on a sample large
-    /// enough to take the threaded path and of a size that leaves a partial last block.
+    /// Coverage of the 5th percentile's interval on a skewed, accuracy-like distribution
+    /// (1 − Exp): 4000 deterministic replicates of 100 draws each. The construction guarantees
+    /// ≥ 95 %; the binomial standard error of the estimate is 0.34 points, so 93.5 % is more
+    /// than 4 standard errors below the guarantee (far tail, no flake).
     #[test]
-    fn bootstrap_quantile_equals_its_definition() {
-        let n = 1001;
-        let sample: Vec<f64> = (0..n).map(|i| ((i * 7919) % n) as f64 / n as f64).collect();
-        let (q, resamples, confidence, seed) = (0.05, 300, 0.9, 11);
-        assert!(n * resamples >= BOOTSTRAP_THREAD_DRAWS);
-        let mut sorted = sample.clone();
-        sorted.sort_by(f64::total_cmp);
-        let key = crate::rng::key(seed, 0xB007);
-        let h = (n - 1) as f64 * q;
-        let lo = h.floor() as usize;
-        let mut stats: Vec<f64> = (0..resamples)
-            .map(|r| {
-                let mut drawn: Vec<f64> = (0..n)
-                    .map(|i| {
-                        let w = crate::rng::philox4x32_10([(i / 4) as u32, r as u32, 0xB0, 0], key)[i % 4];
-                        sorted[((w as u64 * n as u64) >> 32) as usize]
-                    })
-                    .collect();
-                drawn.sort_by(f64::total_cmp);
-                drawn[lo] + (h - lo as f64) * (drawn[lo + 1] - drawn[lo])
-            })
-            .collect();
-        stats.sort_by(f64::total_cmp);
-        let a = (1.0 - confidence) / 2.0;
-        let want = (crate::stats::quantile_sorted(&stats, a), crate::stats::quantile_sorted(&stats, 1.0 - a));
-        let got = bootstrap_quantile(&sample, q, resamples, confidence, seed).unwrap();
-        assert_eq!((got.lo, got.hi), want);
+    fn order_statistic_interval_covers_the_fifth_percentile() {
+        let key = crate::rng::key(7, 0xC0);
+        // X = 1 + ln U (U uniform; 1 − Exp(1)): P(X ≤ x) = e^(x − 1), so its 5th percentile is
+        // 1 + ln 0.05.
+        let q05 = 1.0 + 0.05f64.ln();
+        let mut covered = 0;
+        let reps = 4000;
+        for r in 0..reps {
+            let sample: Vec<f64> = (0..100u32)
+                .map(|i| {
+                    let w = crate::rng::philox4x32_10([i, r, 0, 0], key)[0];
+                    let u = (w as f64 + 0.5) / 4294967296.0;
+                    1.0 + u.ln()
+                })
+                .collect();
+            if quantile_order_interval(&sample, 0.05, 0.95).unwrap().unwrap().contains(q05) {
+                covered += 1;
+            }
+        }
+        assert!(covered as f64 / reps as f64 >= 0.935, "coverage {covered}/{reps}");
     }
 }

@@ -36,7 +36,9 @@ pub mod quantile;
 pub use anova::VarianceSplit;
 pub use counts::Counts;
 pub use histogram::Histogram;
-pub use interval::{bootstrap_quantile, clopper_pearson, difference_of_means_t, mean_t, trials_needed, wilson, wilson_proportion, Interval};
+pub use interval::{
+    clopper_pearson, difference_of_means_t, mean_t, quantile_interval_min_n, quantile_order_interval, trials_needed, wilson, wilson_proportion, Interval,
+};
 pub use ks::{ks_p_value, ks_statistic};
 pub use moments::Moments;
 pub use quantile::{quantile_sorted, Summary};
@@ -65,6 +67,9 @@ pub enum StatsError {
 
     #[error("sample is empty; record at least one value before summarising or forming an interval")]
     EmptySample,
+
+    #[error("paired configurations ran different trial counts ({a} and {b}); pair points of one run with a fixed trial count")]
+    UnpairedTrials { a: usize, b: usize },
 
     #[error("sample contains a non-finite value ({value}) at index {index}; drop or fix failed runs before summarising")]
     NonFiniteSample { index: usize, value: f64 },

@@ -293,11 +293,54 @@ fn find<'a>(index: &PointIndex<'a>, p: &Point, config: &str) -> Option<&'a Point
     index.with(p, "budget", config)
 }
 
-/// Paired mean and interval of `f(a_i, b_i)` over trials.
+/// The paired units of configurations (per trial, or per programming or projection where trials
+/// share one: `run::paired::paired_units`), or the error naming the counts that differ.
+fn units(points: &[&Point]) -> Result<Vec<Vec<f64>>, StatsError> {
+    crate::run::paired::paired_units(points).ok_or_else(|| {
+        let n: Vec<usize> = points.iter().map(|p| p.per_trial.len()).collect();
+        let (a, b) = (n.iter().min().copied().unwrap_or(0), n.iter().max().copied().unwrap_or(0));
+        StatsError::UnpairedTrials { a, b }
+    })
+}
+
+/// Paired mean and interval of `sign · (a_i − b_i)` over the paired units.
 fn paired(a: &Point, b: &Point, sign: f64, confidence: f64) -> Result<(f64, f64, f64), StatsError> {
-    let d: Moments = a.per_trial.iter().zip(&b.per_trial).map(|(x, y)| sign * (x - y)).collect();
+    let u = units(&[a, b])?;
+    let d: Moments = u[0].iter().zip(&u[1]).map(|(x, y)| sign * (x - y)).collect();
     let ci = stats::mean_t(&d, confidence)?;
     Ok((d.mean, ci.lo, ci.hi))
+}
+
+/// Whether the largest alone cost of `rows` exceeds the next largest with a paired interval that
+/// excludes 0 (a single row is resolved): `sign · (only₂ − only₁)` per unit, the two
+/// configurations' difference in cost.
+fn largest_resolved(index: &PointIndex<'_>, full: &Point, rows: &[BudgetSource], sign: f64, confidence: f64) -> Result<bool, StatsError> {
+    let mut by_cost: Vec<&BudgetSource> = rows.iter().collect();
+    by_cost.sort_by(|a, b| b.alone.total_cmp(&a.alone));
+    let [first, second, ..] = by_cost[..] else { return Ok(true) };
+    let (Some(a), Some(b)) = (find(index, full, &format!("only {}", first.source)), find(index, full, &format!("only {}", second.source))) else {
+        return Ok(false);
+    };
+    Ok(paired(b, a, sign, confidence)?.1 > 0.0)
+}
+
+/// The interaction cost(full) − Σ cost(only S) per unit, its mean and interval.
+fn interaction(index: &PointIndex<'_>, ideal: &Point, full: &Point, rows: &[BudgetSource], sign: f64, confidence: f64) -> Result<(f64, f64, f64), StatsError> {
+    let mut points = vec![ideal, full];
+    for r in rows {
+        if let Some(only) = find(index, full, &format!("only {}", r.source)) {
+            points.push(only);
+        }
+    }
+    let u = units(&points)?;
+    let per: Moments = (0..u[0].len())
+        .map(|i| {
+            let cost = |k: usize| sign * (u[0][i] - u[k][i]);
+            cost(1) - (2..u.len()).map(cost).sum::<f64>()
+        })
+        .collect();
+    let ci = stats::mean_t(&per, confidence)?;
+    Ok((per.mean, ci.lo, ci.hi))
 }
 
 /// The budget of every (point, time) of a run with a `budget` axis.
@@ -370,8 +413,10 @@ pub fn attribute(results: &Results) -> Result<Vec<BudgetEntry>, StatsError> {
             }
             sens.sort_by(|a, b| a.knob.cmp(&b.knob).then(a.rel.total_cmp(&b.rel)));
         }
-        let interaction = cost - rows.iter().map(|r| r.alone).sum::<f64>();
+        let (interaction, interaction_lo, interaction_hi) = interaction(&index, ideal, full, &rows, sign, results.confidence)?;
         let dominant = rows.iter().max_by(|a, b| a.alone.total_cmp(&b.alone)).map(|r| r.source.clone()).unwrap_or_default();
+        let dominant_resolved = largest_resolved(&index, full, &rows, sign, results.confidence)?;
+        let dominant_layer_resolved = largest_resolved(&index, full, &layer_rows, sign, results.confidence)?;
         let series: Vec<String> = full.labels.iter().filter(|(k, _)| *k != "budget").map(|(k, v)| format!("{k}={v}")).collect();
         out.push(BudgetEntry {
             series: series.join(", "),
@@ -384,7 +429,10 @@ pub fn attribute(results: &Results) -> Result<Vec<BudgetEntry>, StatsError> {
             layers: layer_rows,
             sensitivity: sens,
             interaction,
+            interaction_ci: Some([interaction_lo, interaction_hi]),
             dominant,
+            dominant_resolved,
+            dominant_layer_resolved,
         });
     }
     Ok(out)

@@ -88,6 +88,19 @@ fn the_budget_is_exact_and_paired() {
         assert_eq!(config(&r2, "knob prog_noise_scale x0", t), config(&r2, "without programming", t));
         assert_eq!(config(&r2, "knob out_noise x0", t), config(&r2, "without output_noise", t));
     }
+    // The interaction's interval is the paired one of its per-trial values, and holds its mean;
+    // the costliest source is named only where its paired interval against the next excludes 0.
+    for b in &r.budget {
+        let [lo, hi] = b.interaction_ci.expect("the interaction carries its interval");
+        assert!(lo <= b.interaction && b.interaction <= hi, "{lo} {} {hi}", b.interaction);
+        let t = &b.time_label;
+        let mut top: Vec<&aimc::results::BudgetSource> = b.sources.iter().collect();
+        top.sort_by(|x, y| y.alone.total_cmp(&x.alone));
+        let d: aimc::stats::Moments =
+            config(&r, &format!("only {}", top[1].source), t).iter().zip(config(&r, &format!("only {}", top[0].source), t)).map(|(a, b)| a - b).collect();
+        let ci = aimc::stats::mean_t(&d, r.confidence).unwrap();
+        assert_eq!(b.dominant_resolved, ci.lo > 0.0, "{t}: {} vs {}: {ci:?}", top[0].source, top[1].source);
+    }
     let knobs = &r2.budget[0].sensitivity;
     assert!(knobs.iter().any(|k| k.knob == "out_res_bits" && k.rel == 0.25), "ADC +2 bits: a quarter of the step");
     // Paired intervals (common random numbers) against unpaired ones on the same trials.
@@ -104,6 +117,14 @@ fn bad_budgets_are_refused() {
     bad(&BASE.replace("BUDGET", "[budget]\nsources = []"), "budget.sources");
     bad(&BASE.replace("BUDGET", "[budget]\nsources = [\"gravity\"]"), "gravity");
     bad(&BASE.replace("BUDGET", "[budget]").replace("trials = 24", "trials = 24\ncommon_random_numbers = false"), "common_random_numbers");
+}
+
+/// Adaptive trials stop each configuration at its own count, which a budget cannot pair.
+#[test]
+fn adaptive_trials_are_refused_for_a_budget() {
+    let mut e = Experiment::from_text(&BASE.replace("BUDGET", "[budget]"), &root().join("experiments/test_budget.toml")).unwrap();
+    let err = e.set_adaptive(0.01, 1000).expect_err("a budget pairs configurations trial by trial").to_string();
+    assert!(err.contains("--ci-halfwidth with a [budget]") && err.contains("fixed count"), "{err}");
 }
 
 #[test]

@@ -16,7 +16,7 @@ pub(crate) fn budget_groups(results: &Results) -> Vec<String> {
 }
 
 /// Grouped bars: per source (and "all" and the interaction) one bar per point and time, its
-/// height the cost alone, a whisker its paired interval.
+/// height the cost alone, a whisker its paired interval (the interaction's too).
 pub(crate) fn draw_budget<DB: DrawingBackend>(chart_area: &DrawingArea<DB, Shift>, results: &Results) -> DrawResult
 where
     DB::ErrorType: 'static,
@@ -36,10 +36,10 @@ where
     cats.push("interact.".into());
     let groups = results.budget.len();
     let ticks: Vec<(f64, String)> = cats.iter().enumerate().map(|(i, c)| (i as f64, c.clone())).collect();
-    let values = results
-        .budget
-        .iter()
-        .flat_map(|b| [b.cost_lo, b.cost_hi, b.interaction, 0.0].into_iter().chain(b.sources.iter().flat_map(|s| [s.alone_lo, s.alone_hi])));
+    let values = results.budget.iter().flat_map(|b| {
+        let inter = b.interaction_ci.unwrap_or([b.interaction; 2]);
+        [b.cost_lo, b.cost_hi, b.interaction, inter[0], inter[1], 0.0].into_iter().chain(b.sources.iter().flat_map(|s| [s.alone_lo, s.alone_hi]))
+    });
     let y_range = padded(values.map(|v| v * scale));
     let unit = if is_classifier(results) { "accuracy drop (points)".to_string() } else { format!("increase of the {}", results.metric) };
     let chart = build_chart(
@@ -47,7 +47,7 @@ where
         None,
         (-0.6, cats.len() as f64 - 0.4),
         &ticks,
-        "noise source (on alone); all: every source; interact.: all − Σ alone",
+        &format!("noise source (on alone); all: every source; interact.: all − Σ alone; whiskers: {} paired CI", percent_label(results.confidence)),
         y_range,
         &unit,
     )?;
@@ -57,7 +57,7 @@ where
         let color = palette(g);
         let mut bars: Vec<(f64, Option<(f64, f64)>)> = vec![(b.cost, Some((b.cost_lo, b.cost_hi)))];
         bars.extend(b.sources.iter().map(|s| (s.alone, Some((s.alone_lo, s.alone_hi)))));
-        bars.push((b.interaction, None));
+        bars.push((b.interaction, b.interaction_ci.map(|[lo, hi]| (lo, hi))));
         for (i, (v, ci)) in bars.into_iter().enumerate() {
             let x0 = i as f64 - 0.4 + g as f64 * width;
             let (lo, hi) = if v >= 0.0 { (0.0, v * scale) } else { (v * scale, 0.0) };

@@ -15,7 +15,7 @@ pub(super) fn budget_blocks(results: &Results) -> Vec<Block> {
     let f = |v: f64| if pct { fixed(scale * v, 2) } else { significant(v, 3) };
     let what = if results.higher_is_better { "drop" } else { "increase" };
     let mut blocks = vec![Block::Paragraph(text(format!(
-        "Every configuration drew the same random numbers (common random numbers), so each difference is paired trial by trial ({} intervals). The cost of a configuration is the metric's {what} against all sources off (\"ideal\"); a source's cost alone is that of the configuration with only that source on, its removal gain is what switching it off in the full configuration recovers. The interaction is the full cost minus the sum of the alone costs: positive when sources compound, negative when they overlap.",
+        "Every configuration drew the same random numbers (common random numbers), so each difference is paired trial by trial ({} intervals). The cost of a configuration is the metric's {what} against all sources off (\"ideal\"); a source's cost alone is that of the configuration with only that source on, its removal gain is what switching it off in the full configuration recovers. The interaction is the full cost minus the sum of the alone costs: positive when sources compound, negative when they overlap. A source is named the costliest only where its paired interval against the next one excludes 0.",
         percent_label(results.confidence)
     )))];
     let sentences = results
@@ -23,22 +23,33 @@ pub(super) fn budget_blocks(results: &Results) -> Vec<Block> {
         .iter()
         .map(|b| {
             let at = if b.series.is_empty() { format!("at {}", b.time_label) } else { format!("{}, at {}", b.series, b.time_label) };
-            let dom = b.sources.iter().find(|s| s.source == b.dominant);
-            let dom_text = match dom {
-                Some(d) => format!(
-                    "{} costs {} ± {}{unit} of the {} ± {}{unit} {what}",
+            let pm = |x: &BudgetSource| format!("{} ± {}{unit}", f(x.alone), f((x.alone_hi - x.alone_lo) / 2.0));
+            let total = format!("{} ± {}{unit}", f(b.cost), f((b.cost_hi - b.cost_lo) / 2.0));
+            let mut by_cost: Vec<&BudgetSource> = b.sources.iter().collect();
+            by_cost.sort_by(|x, y| y.alone.total_cmp(&x.alone));
+            let dom_text = match (by_cost.first(), by_cost.get(1)) {
+                (Some(d), _) if b.dominant_resolved => format!("{} costs most, {} of the {total} {what}", d.source.replace('_', " "), pm(d)),
+                (Some(d), Some(e)) => format!(
+                    "no single source is resolved as the costliest: {} ({}) and {} ({}) are not told apart by their paired interval, of the {total} {what}",
                     d.source.replace('_', " "),
-                    f(d.alone),
-                    f((d.alone_hi - d.alone_lo) / 2.0),
-                    f(b.cost),
-                    f((b.cost_hi - b.cost_lo) / 2.0)
+                    pm(d),
+                    e.source.replace('_', " "),
+                    pm(e)
                 ),
-                None => format!("the {what} is {}{unit}", f(b.cost)),
+                _ => format!("the {what} is {total}"),
             };
-            let layer = b.layers.iter().max_by(|x, y| x.alone.total_cmp(&y.alone)).map_or(String::new(), |l| {
-                format!("; by layer, {}'s noise alone costs most ({} ± {}{unit})", l.source, f(l.alone), f((l.alone_hi - l.alone_lo) / 2.0))
-            });
-            text(format!("{at}: {dom_text}{layer}; the sources' alone costs leave an interaction of {}{unit}.", f(b.interaction)))
+            let mut layers: Vec<&BudgetSource> = b.layers.iter().collect();
+            layers.sort_by(|x, y| y.alone.total_cmp(&x.alone));
+            let layer = match (layers.first(), layers.get(1)) {
+                (Some(l), _) if b.dominant_layer_resolved => format!("; by layer, {}'s noise alone costs most ({})", l.source, pm(l)),
+                (Some(l), Some(m)) => format!("; by layer, {} ({}) and {} ({}) are not told apart", l.source, pm(l), m.source, pm(m)),
+                _ => String::new(),
+            };
+            let inter = match b.interaction_ci {
+                Some([lo, hi]) => format!("{} [{}, {}]{unit}", f(b.interaction), f(lo), f(hi)),
+                None => format!("{}{unit}", f(b.interaction)),
+            };
+            text(format!("{at}: {dom_text}{layer}; the sources' alone costs leave an interaction of {inter}."))
         })
         .collect();
     blocks.push(Block::List(sentences));
@@ -59,7 +70,11 @@ pub(super) fn budget_blocks(results: &Results) -> Vec<Block> {
                 text(format!("{} [{}, {}]", f(s.removal), f(s.removal_lo), f(s.removal_hi))),
             ]);
         }
-        rows.push(vec![text(String::new()), text("interaction".to_string()), text(f(b.interaction)), text("–".to_string())]);
+        let inter = match b.interaction_ci {
+            Some([lo, hi]) => format!("{} [{}, {}]", f(b.interaction), f(lo), f(hi)),
+            None => f(b.interaction),
+        };
+        rows.push(vec![text(String::new()), text("interaction".to_string()), text(inter), text("–".to_string())]);
         for l in &b.layers {
             rows.push(vec![
                 text(String::new()),
@@ -85,9 +100,10 @@ pub(super) fn budget_blocks(results: &Results) -> Vec<Block> {
         })
         .collect();
     if !sens.is_empty() {
-        blocks.push(Block::Paragraph(text(
-            "Sensitivity: each knob moved alone from the file's setting on the same draws; the difference from the full configuration is paired.",
-        )));
+        blocks.push(Block::Paragraph(text(format!(
+            "Sensitivity: each knob moved alone from the file's setting on the same draws; the difference from the full configuration is paired. With many intervals, about {:.0} % of those whose true difference is 0 exclude 0 by chance: a single interval that just excludes 0, against the trend of its knob, is more likely that than an effect.",
+            100.0 * (1.0 - results.confidence)
+        ))));
         blocks.push(Block::Table(Table {
             header: ["point", "setting", "median", "difference from the file's setting"].iter().map(|h| h.to_string()).collect(),
             rows: sens,

@@ -135,13 +135,16 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
         listed.iter().filter_map(|s| s.points.first().and_then(|p| p.stopped.as_ref()).map(|why| text(format!("{}: {why}.", s.label())))).collect();
     if !stops.is_empty() {
         blocks.push(Block::Paragraph(text(
-            "Adaptive trials: each series ran batches of trials until the mean's trial-to-trial interval was narrow enough at every time, or the cap:",
+            "Adaptive trials: each series ran batches of trials until the mean's trial-to-trial interval was narrow enough at every time (and at least a minimum count of trials, so a few tied trials cannot stop it), or the cap. A run that stops when its interval is narrow has slightly less than the nominal coverage: read these intervals as approximate.",
         )));
         blocks.push(Block::List(stops));
     }
     if crate::report::plots::is_classifier(results) {
         blocks.push(Block::Paragraph(text(
-            "Two uncertainties, kept apart. The trial-to-trial interval (Student t over trials) says how well the Monte Carlo pinned the mean accuracy down for this test set; it shrinks with more trials. The test-set sampling interval (Wilson over the test images) says how far the mean accuracy could lie on another test set of the same size; more trials do not shrink it. The pooled columns count every (trial, image) as an independent draw and are neither. The 5th percentile's interval is a percentile bootstrap over trials; P(< threshold) is the fraction of trials below the tail threshold (tail_below, default one point below floating point) with a Clopper–Pearson interval over trials.",
+            format!(
+                "Two uncertainties, kept apart. The trial-to-trial interval (Student t over trials) says how well the Monte Carlo pinned the mean accuracy down for this test set; it shrinks with more trials. The test-set sampling interval (Wilson over the test images) bounds the mean accuracy over the population the test images were drawn from (conservatively: it takes every image as an independent draw with the mean's success rate); more trials do not shrink it. The drop and every paired difference hold for this test set: they carry the trial-to-trial uncertainty only. The pooled columns count every (trial, image) as an independent draw and are neither. The 5th percentile's interval is distribution-free, from the order statistics of the trials (binomial); it needs at least {min_p5} trials at this confidence and is left out below that. P(< threshold) is the fraction of trials below the tail threshold (tail_below, default one point below floating point) with a Clopper–Pearson interval over trials.",
+                min_p5 = crate::stats::quantile_interval_min_n(0.05, results.confidence)
+            ),
         )));
     }
     if let Some(note) = &selection {

@@ -20,18 +20,32 @@ pub(super) fn paired_blocks(results: &Results) -> Vec<Block> {
         100.0 * results.confidence
     );
     if let Some(big) = results.paired.iter().filter(|p| p.t_inf == last).max_by(|a, b| a.mean.abs().total_cmp(&b.mean.abs())) {
+        // A direction only where the interval says so; otherwise the change and that it is not
+        // resolved.
+        let resolved = !big.ci.contains(0.0);
+        let (verb, by) = match (resolved, big.mean >= 0.0) {
+            (true, true) => ("raises", f(big.mean.abs())),
+            (true, false) => ("lowers", f(big.mean.abs())),
+            (false, _) => ("changes", format!("{}{}", if big.mean >= 0.0 { "+" } else { "−" }, f(big.mean.abs()))),
+        };
         para.push_str(&format!(
-            " At {}, {}={} {} the {} by {} ± {}{unit} against {}={}{}.",
+            " At {}, {}={} {verb} the {} by {by} ± {}{unit} against {}={}{}{}.",
             big.time_label,
             big.axis,
             big.value,
-            if big.mean >= 0.0 { "raises" } else { "lowers" },
             results.metric,
-            f(big.mean.abs()),
             f(big.ci.half_width()),
             big.axis,
             big.baseline,
-            if big.others.is_empty() { String::new() } else { format!(" ({})", big.others) }
+            if big.others.is_empty() { String::new() } else { format!(" ({})", big.others) },
+            if resolved { "" } else { ", an interval that includes 0: no difference is resolved" }
+        ));
+    }
+    if results.paired.len() >= 20 {
+        para.push_str(&format!(
+            " With {} intervals, about {:.0} % of those whose true difference is 0 exclude 0 by chance; the largest of many differences is also biased away from 0.",
+            results.paired.len(),
+            100.0 * (1.0 - results.confidence)
         ));
     }
     // Past MAX_TABLE_ROWS differences, the largest (by |mean|); results.json keeps all of them.

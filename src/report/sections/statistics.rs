@@ -38,7 +38,7 @@ pub(super) fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) 
         header.push(format!("mean, test-set sampling CI ({})", percent_label(mean_conf)));
     }
     if p5 {
-        header.push(format!("5th percentile CI (bootstrap, {})", percent_label(mean_conf)));
+        header.push(format!("5th percentile CI (order statistics, {})", percent_label(mean_conf)));
     }
     if let Some(t) = tail {
         header.push(format!("P(< {}) over trials (Clopper–Pearson)", fmt.value(t.threshold)));
@@ -63,7 +63,9 @@ pub(super) fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) 
         .points
         .iter()
         .map(|p| {
-            let mut row = vec![text(p.time_label.clone()), text(fmt.range(p.mean_ci.lo, p.mean_ci.hi))];
+            // A zero-wide interval from two or more trials: they all gave the same value.
+            let tied = if p.mean_ci.lo == p.mean_ci.hi && p.per_trial.len() >= 2 { " (all trials equal)" } else { "" };
+            let mut row = vec![text(p.time_label.clone()), text(format!("{}{tied}", fmt.range(p.mean_ci.lo, p.mean_ci.hi)))];
             if test_set {
                 row.push(p.test_set_ci.as_ref().map_or_else(dash, |c| text(fmt.range(c.lo, c.hi))));
             }

@@ -195,7 +195,9 @@ fn run(cli: Cli) -> Result<()> {
                     )
                 };
                 exp.apply_shard(k, n)?;
-                default_dir = default_dir.join(format!("shard-{k}-of-{n}"));
+                // A sibling of results/NAME, not a folder inside it: the single run and the merge
+                // write results/NAME, which must not hold folders aimc does not write.
+                default_dir = std::path::PathBuf::from("results").join(format!("{}.shard-{k}-of-{n}", exp.name));
             }
             run_experiment(&exp, backend.into(), out.unwrap_or(default_dir), profile, overwrite, None)
         }

@@ -250,6 +250,31 @@ fn shards_merge_into_the_single_run() {
     assert_eq!(results(&one).points[0].per_trial.len(), 1);
 }
 
+/// Shards with the default output land beside results/NAME (results/NAME.shard-K-of-N), not in it:
+/// a plain run into results/NAME afterwards, and the merge of the shards into results/NAME, both
+/// succeed (a folder inside results/NAME would block both).
+#[test]
+fn default_shard_dirs_leave_the_single_run_and_the_merge_free() {
+    let cwd = tmp("shard-default-out");
+    let exp = root().join("experiments/smoke.toml");
+    let run = |extra: &[&str]| {
+        let o = aimc().current_dir(&cwd).args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--trials", "4"]).args(extra).output().unwrap();
+        assert!(o.status.success(), "aimc run {extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&["--shard", "0/2"]);
+    run(&["--shard", "1/2"]);
+    let shards: Vec<PathBuf> = (0..2).map(|k| cwd.join(format!("results/smoke.shard-{k}-of-2"))).collect();
+    for d in &shards {
+        assert!(d.join("results.json").is_file(), "{} missing", d.display());
+    }
+    assert!(!cwd.join("results/smoke").exists(), "a shard wrote into results/smoke");
+    run(&[]);
+    let o = aimc().current_dir(&cwd).args(["merge", "--out", "results/smoke"]).args(&shards).output().unwrap();
+    assert!(o.status.success(), "aimc merge: {}", String::from_utf8_lossy(&o.stderr));
+    let merged = results(&cwd.join("results/smoke"));
+    assert_eq!((merged.trials, merged.points[0].per_trial.len()), (4, 4));
+}
+
 /// Every shipped experiment file validates.
 #[test]
 fn shipped_experiments_validate() {

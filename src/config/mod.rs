@@ -278,6 +278,12 @@ impl Experiment {
     /// paths inside it are resolved from its directory (the working directory for a bare name).
     /// `aimc weights` and `aimc mlp` build their documents from flags and come through here too.
     pub fn from_text(text: &str, path: &Path) -> Result<Experiment, ExperimentError> {
+        Self::validate(text, path, &[])
+    }
+
+    /// [`Self::from_text`] of a document that has the `--set` overrides `sets` applied: each is
+    /// also checked against the sweep (an axis would replace its value at every point).
+    fn validate(text: &str, path: &Path, sets: &[String]) -> Result<Experiment, ExperimentError> {
         let file = path.display().to_string();
         let bad = |msg: String| ExperimentError::Invalid { file: file.clone(), msg };
         let raw: RawExperiment = toml::from_str(text).map_err(|e| bad(format!("{}", e).trim().replace('\n', " ")))?;
@@ -296,6 +302,7 @@ impl Experiment {
             transformer: noise::transformer_section(&raw).map_err(&bad)?,
         };
         let (times, mut axes) = sweep::axes(&raw).map_err(&bad)?;
+        overrides::check_sets_not_swept(sets, &raw.sweep, &base)?;
         let mut points = sweep::points(&axes, &base).map_err(&bad)?;
         let reference = reference_section(&raw, &resolve).map_err(&bad)?;
         let no_model = no_model();

@@ -275,6 +275,60 @@ fn default_shard_dirs_leave_the_single_run_and_the_merge_free() {
     assert_eq!((merged.trials, merged.points[0].per_trial.len()), (4, 4));
 }
 
+/// A `--set` of a field a sweep axis also sets would go unused while results.json recorded it:
+/// refused before any compute, naming the `--set`, the axis and the fix, whether the axis sets it
+/// under an alias, a special name, a kernel field or a variant; a field the axes leave alone, and
+/// the axis itself set from the command line, are taken.
+#[test]
+fn a_set_of_a_swept_field_is_refused() {
+    let check = |exp: &str, sets: &[&str]| {
+        let mut c = aimc();
+        c.args(["check", root().join("experiments").join(exp).to_str().unwrap(), "--backend", "cpu"]);
+        for s in sets {
+            c.args(["--set", s]);
+        }
+        c.output().unwrap()
+    };
+    for (exp, set, axis) in [
+        ("mvm_adc_bits.toml", "periphery.out_res_bits=3", "sweep.adc_bits"),
+        ("kernel_rbf.toml", "kernel.features=65536", "sweep.features"),
+        ("smoke.toml", "gdc=off", "sweep.gdc"),
+        ("favor_attention.toml", "device.model=hermes", "sweep.model"),
+    ] {
+        let o = check(exp, &[set]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{exp} --set {set}: {err}");
+        assert!(err.contains(&format!("--set {set}")) && err.contains(axis) && err.contains(&format!("--set '{axis}=[")), "{exp}: {err}");
+    }
+    // The run is refused too, writing nothing.
+    let out = tmp("set-swept");
+    let o = aimc()
+        .args([
+            "run",
+            root().join("experiments/mvm_adc_bits.toml").to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "--trials",
+            "4",
+            "--set",
+            "periphery.out_res_bits=3",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && !out.join("results.json").exists(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A field of a variant.
+    let o = check("smoke.toml", &["sweep.variant=[{ name = \"a\", out_res_bits = 6 }, { name = \"b\", out_res_bits = 8 }]", "periphery.out_res_bits=3"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("sweep.variant also sets periphery.out_res_bits"), "{err}");
+    // What the axes leave alone, and the axis itself, are taken.
+    for sets in [&["periphery.inp_res_bits=6"][..], &["sweep.adc_bits=[3]"], &["sweep.adc_bits=[3]", "periphery.inp_res_bits=6"]] {
+        let o = check("mvm_adc_bits.toml", sets);
+        assert!(o.status.success(), "{sets:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
 /// Every shipped experiment file validates.
 #[test]
 fn shipped_experiments_validate() {

@@ -177,6 +177,19 @@ fn reference_section(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf) ->
     Ok(Some(reference::Reference::load(&resolve(&r.path), m, sd).map_err(|e| format!("reference.path: {e}"))?))
 }
 
+/// A reference's counts are out of its `n_test` rows: another test set (another data set, other
+/// `data.rows`) would compare accuracies of different things.
+fn check_reference_rows(r: &reference::Reference, rows: usize, data: Option<PathBuf>) -> Result<(), String> {
+    if r.n_test as usize == rows {
+        return Ok(());
+    }
+    let data = data.map_or("the data".to_string(), |p| p.display().to_string());
+    Err(format!(
+        "reference.path: {} was made on n_test = {} test rows, but {data} gives {rows} (with data.rows); use the reference made for this data set, or the data and rows it was made on",
+        r.file, r.n_test
+    ))
+}
+
 /// The kernel settings of every point against the data they will see.
 fn check_kernel_points(wl: WorkloadKind, points: &[SweepPoint], kd: &crate::workload::kernel::KernelData, trials: u32, reads: u32) -> Result<(), String> {
     for p in points {
@@ -309,6 +322,9 @@ impl Experiment {
         let model = model::model_section(&raw).map_err(&bad)?;
         let loaded = model::load(&raw, model, &mut points, &resolve).map_err(&bad)?;
         let model = model.unwrap_or(&no_model);
+        if let (Some(r), Some(d)) = (&reference, &loaded.data) {
+            check_reference_rows(r, d.len(), raw.data.as_ref().map(|d| resolve(&d.path))).map_err(&bad)?;
+        }
         if let Some(kd) = &loaded.kernel_data {
             check_kernel_points(raw.workload, &points, kd, raw.trials, raw.reads_per_programming).map_err(&bad)?;
         }

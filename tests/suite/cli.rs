@@ -422,6 +422,11 @@ fn bad_reference_files_are_named() {
     let p = bad_experiment("ref-format", |t| t + "\n[reference]\npath = \"counts.json\"\n");
     std::fs::write(p.parent().unwrap().join("counts.json"), r#"{"n_test": 450, "correct": {"sometimes": {"1": [400, 401]}}}"#).unwrap();
     expect_error(&p, &["reference.path", "correct.sometimes", "off, readout or exact_reference"]);
+    // The breast-cancer reference (228 test rows) against the smoke data's 100 rows: refused,
+    // naming both counts and both files, rather than compared.
+    let shipped = root().join("experiments/reference/aihwkit_breast_cancer/aihwkit_results.json");
+    let p = bad_experiment("ref-rows", |t| t + &format!("\n[reference]\npath = {:?}\n", shipped.to_str().unwrap()));
+    expect_error(&p, &["reference.path", "aihwkit_results.json", "n_test = 228", "digits.csv gives 100", "data.rows"]);
 }
 
 #[test]

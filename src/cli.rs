@@ -23,7 +23,7 @@ pub enum Command {
         /// Vulkan too); cpu: the CPU backend (fast kernels).
         #[arg(long, value_enum, default_value = "auto")]
         backend: BackendArg,
-        /// Results directory (default: results/NAME).
+        /// Results directory (default: results/NAME; with --shard K/N, results/NAME.shard-K-of-N).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Override the trial count of the file (quick looks; the report states the count used).

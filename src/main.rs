@@ -80,9 +80,8 @@ fn flags_experiment(name: &str, workload: &str, model: toml::Table, data: Option
     doc.insert("sweep".into(), sweep.into());
     // The same setter as `aimc run --set`, on the document the flags built: every field an
     // experiment file takes (top-level or SECTION.FIELD) is settable here too.
-    aimc::config::overrides::apply_sets(&mut doc, &c.set)?;
     let text = toml::to_string(&doc)?;
-    Ok(aimc::config::Experiment::from_text(&text, std::path::Path::new(&format!("aimc {name} (flags)")))?)
+    Ok(aimc::config::Experiment::from_text_with_sets(&text, std::path::Path::new(&format!("aimc {name} (flags)")), &c.set)?)
 }
 
 /// Runs a validated experiment on `backend` and writes results, plots and report into `dir`
@@ -195,7 +194,9 @@ fn run(cli: Cli) -> Result<()> {
                     )
                 };
                 exp.apply_shard(k, n)?;
-                default_dir = default_dir.join(format!("shard-{k}-of-{n}"));
+                // A sibling of results/NAME, not a folder inside it: the single run and the merge
+                // write results/NAME, which must not hold folders aimc does not write.
+                default_dir = std::path::PathBuf::from("results").join(format!("{}.shard-{k}-of-{n}", exp.name));
             }
             run_experiment(&exp, backend.into(), out.unwrap_or(default_dir), profile, overwrite, None)
         }

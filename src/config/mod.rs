@@ -177,6 +177,19 @@ fn reference_section(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf) ->
     Ok(Some(reference::Reference::load(&resolve(&r.path), m, sd).map_err(|e| format!("reference.path: {e}"))?))
 }
 
+/// A reference's counts are out of its `n_test` rows: another test set (another data set, other
+/// `data.rows`) would compare accuracies of different things.
+fn check_reference_rows(r: &reference::Reference, rows: usize, data: Option<PathBuf>) -> Result<(), String> {
+    if r.n_test as usize == rows {
+        return Ok(());
+    }
+    let data = data.map_or("the data".to_string(), |p| p.display().to_string());
+    Err(format!(
+        "reference.path: {} was made on n_test = {} test rows, but {data} gives {rows} (with data.rows); use the reference made for this data set, or the data and rows it was made on",
+        r.file, r.n_test
+    ))
+}
+
 /// The kernel settings of every point against the data they will see.
 fn check_kernel_points(wl: WorkloadKind, points: &[SweepPoint], kd: &crate::workload::kernel::KernelData, trials: u32, reads: u32) -> Result<(), String> {
     for p in points {
@@ -278,6 +291,12 @@ impl Experiment {
     /// paths inside it are resolved from its directory (the working directory for a bare name).
     /// `aimc weights` and `aimc mlp` build their documents from flags and come through here too.
     pub fn from_text(text: &str, path: &Path) -> Result<Experiment, ExperimentError> {
+        Self::validate(text, path, &[])
+    }
+
+    /// [`Self::from_text`] of a document that has the `--set` overrides `sets` applied: each is
+    /// also checked against the sweep (an axis would replace its value at every point).
+    fn validate(text: &str, path: &Path, sets: &[String]) -> Result<Experiment, ExperimentError> {
         let file = path.display().to_string();
         let bad = |msg: String| ExperimentError::Invalid { file: file.clone(), msg };
         let raw: RawExperiment = toml::from_str(text).map_err(|e| bad(format!("{}", e).trim().replace('\n', " ")))?;
@@ -296,12 +315,16 @@ impl Experiment {
             transformer: noise::transformer_section(&raw).map_err(&bad)?,
         };
         let (times, mut axes) = sweep::axes(&raw).map_err(&bad)?;
+        overrides::check_sets_not_swept(sets, &raw.sweep, &base)?;
         let mut points = sweep::points(&axes, &base).map_err(&bad)?;
         let reference = reference_section(&raw, &resolve).map_err(&bad)?;
         let no_model = no_model();
         let model = model::model_section(&raw).map_err(&bad)?;
         let loaded = model::load(&raw, model, &mut points, &resolve).map_err(&bad)?;
         let model = model.unwrap_or(&no_model);
+        if let (Some(r), Some(d)) = (&reference, &loaded.data) {
+            check_reference_rows(r, d.len(), raw.data.as_ref().map(|d| resolve(&d.path))).map_err(&bad)?;
+        }
         if let Some(kd) = &loaded.kernel_data {
             check_kernel_points(raw.workload, &points, kd, raw.trials, raw.reads_per_programming).map_err(&bad)?;
         }

@@ -54,6 +54,35 @@ pub fn apply_sets(doc: &mut toml::Table, sets: &[String]) -> Result<(), Experime
     Ok(())
 }
 
+/// Refuses a `--set` of a field that a sweep axis also sets: the axis replaces the value at every
+/// point, so it would go unused while the results recorded it. Which fields the axes set comes
+/// from the sweep's own dispatch ([`super::sweep::swept_fields`]).
+pub(super) fn check_sets_not_swept(sets: &[String], sweep: &toml::Table, base: &super::sweep::Base<'_>) -> Result<(), ExperimentError> {
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let swept = super::sweep::swept_fields(sweep, base);
+    for s in sets {
+        let (section, field, value) = parse_set(s)?;
+        // The field itself, or a field inside a top-level one an axis sets whole (`tile.max_in`).
+        let hit = |sec: &Option<&str>, f: &String| (*sec == section.as_deref() && *f == field) || (sec.is_none() && section.as_deref() == Some(f.as_str()));
+        let Some((_, _, axis)) = swept.iter().find(|(sec, f, _)| hit(sec, f)) else {
+            continue;
+        };
+        let key = section.map_or(field.clone(), |sec| format!("{sec}.{field}"));
+        let fix = if axis == "sweep.variant" {
+            "set it in the variants of sweep.variant instead (or remove it from them)".to_string()
+        } else {
+            format!("set the axis instead, e.g. --set '{axis}=[{value}]'")
+        };
+        return Err(ExperimentError::Override(format!(
+            "--set {}: {axis} also sets {key} at every sweep point, so this value would go unused; {fix}",
+            s.trim()
+        )));
+    }
+    Ok(())
+}
+
 /// An experiment file's text with `--set` overrides applied (the text itself without any).
 fn with_sets(text: &str, path: &std::path::Path, sets: &[String]) -> Result<String, ExperimentError> {
     if sets.is_empty() {
@@ -82,7 +111,7 @@ impl Experiment {
 
     /// An experiment file's text (read from `path`) with `--set` overrides applied, then validated.
     pub fn from_text_with_sets(text: &str, path: &std::path::Path, sets: &[String]) -> Result<Experiment, ExperimentError> {
-        Experiment::from_text(&with_sets(text, path, sets)?, path)
+        Experiment::validate(&with_sets(text, path, sets)?, path, sets)
     }
 
     /// An experiment with `--set` overrides and `--trials N` (CLI; `trials=N` in Python): the trial

@@ -195,6 +195,66 @@ fn table<T: serde::Serialize>(v: &T) -> toml::Table {
     toml::Table::try_from(v).expect("a settings section serialises to a TOML table")
 }
 
+/// What a sweep axis sets: a special setting or a field of one section. [`target`] picks it (the
+/// one dispatch of every axis), [`apply_axis`] sets it on a point and [`Target::key`] names it
+/// as a file or `--set` writes it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Target {
+    Gdc,
+    Tile,
+    /// The device model by name (`device.model`).
+    Model,
+    /// The network file of the workload (`model.path`, `moe.model` or `transformer.state_dict`).
+    ModelPath,
+    Kernel,
+    Transformer,
+    Moe,
+    Arch,
+    Device,
+    Periphery,
+}
+
+impl Target {
+    /// Where a file (and `--set`) writes what axis `name` sets: (section, field); no section for
+    /// a top-level field.
+    fn key<'a>(self, name: &'a str, base: &Base<'_>) -> (Option<&'static str>, &'a str) {
+        match self {
+            Target::Gdc => (None, "gdc"),
+            Target::Tile => (None, "tile"),
+            Target::Model => (Some("device"), "model"),
+            Target::ModelPath if base.moe.is_some() => (Some("moe"), "model"),
+            Target::ModelPath if base.transformer.is_some() => (Some("transformer"), "state_dict"),
+            Target::ModelPath => (Some("model"), "path"),
+            Target::Kernel => (Some("kernel"), name),
+            Target::Transformer => (Some("transformer"), name),
+            Target::Moe => (Some("moe"), name),
+            Target::Arch => (Some("arch"), name),
+            Target::Device => (Some("device"), name),
+            Target::Periphery => (Some("periphery"), name),
+        }
+    }
+}
+
+/// What axis `name` (aliases resolved) sets, or why it cannot be an axis.
+fn target(name: &str, base: &Base<'_>, fields: &Fields) -> Result<Target, String> {
+    let key = format!("sweep.{name}");
+    Ok(match name {
+        "model" => Target::Model,
+        "model_path" => Target::ModelPath,
+        "name" => return Err(format!("{key}: to compare device models sweep `model`, e.g. model = [\"pcm\", \"hermes\"]")),
+        "gdc" => Target::Gdc,
+        "tile" => Target::Tile,
+        _ if base.kernel.is_some() && fields.kernel.contains_key(name) => Target::Kernel,
+        _ if base.transformer.is_some() && fields.transformer.contains_key(name) => Target::Transformer,
+        "accuracy" if base.moe.is_some() => return Err(format!("{key}: moe.accuracy sets what the metric is; it cannot be swept (use two files)")),
+        _ if base.moe.is_some() && fields.moe.contains_key(name) => Target::Moe,
+        _ if base.moe.is_some() && fields.arch.contains_key(name) => Target::Arch,
+        _ if fields.device.contains_key(name) => Target::Device,
+        _ if fields.periphery.contains_key(name) => Target::Periphery,
+        _ => return Err(fields.unknown(&key)),
+    })
+}
+
 /// Sets axis `name` to `v` on point `p`.
 fn apply_axis(p: &mut SweepPoint, name: &str, v: &toml::Value, base: &Base<'_>, fields: &Fields) -> Result<(), String> {
     let key = format!("sweep.{name}");
@@ -204,52 +264,76 @@ fn apply_axis(p: &mut SweepPoint, name: &str, v: &toml::Value, base: &Base<'_>, 
             let f = ALIASES.iter().find(|(a, _)| a == f).map_or(f.as_str(), |(_, g)| g);
             apply_axis(p, f, fv, base, fields).map_err(|m| format!("{m} (in variant {})", value_label(&t["name"])))?;
         }
-    } else if name == "model" {
-        let s = v.as_str().ok_or_else(|| format!("{key}: {v} must be a model name string"))?;
-        if DeviceModel::by_name(s).is_none() {
-            return Err(format!("{key}: unknown model {s:?}; use one of {}", MODEL_NAMES.join(", ")));
+        return Ok(());
+    }
+    // Every point starts from the base, so a section the base has, the point has.
+    let missing = || format!("{key}: the point lacks the section this axis sets");
+    match target(name, base, fields)? {
+        Target::Model => {
+            let s = v.as_str().ok_or_else(|| format!("{key}: {v} must be a model name string"))?;
+            if DeviceModel::by_name(s).is_none() {
+                return Err(format!("{key}: unknown model {s:?}; use one of {}", MODEL_NAMES.join(", ")));
+            }
+            p.device = named_device(s, base.device_fields, &key)?;
         }
-        p.device = named_device(s, base.device_fields, &key)?;
-    } else if name == "model_path" {
-        // The classifier's network at this point (e.g. a floating-point and a hardware-aware
-        // training of the same architecture); loaded and checked with [model].
-        // The network file of any workload that has one: the classifier's, moe.model or
-        // transformer.state_dict.
-        let s = v.as_str().ok_or_else(|| format!("{key}: {v} must be a model file path string"))?;
-        if let Some((m, _)) = p.moe.as_mut() {
-            m.model = Some(s.into());
-        } else if let Some(t) = p.transformer.as_mut() {
-            t.state_dict = Some(s.into());
-        } else {
-            p.model_path = Some(s.into());
+        Target::ModelPath => {
+            // The network file of any workload that has one (e.g. a floating-point and a
+            // hardware-aware training of the same architecture): the classifier's, moe.model or
+            // transformer.state_dict; loaded and checked with [model].
+            let s = v.as_str().ok_or_else(|| format!("{key}: {v} must be a model file path string"))?;
+            if let Some((m, _)) = p.moe.as_mut() {
+                m.model = Some(s.into());
+            } else if let Some(t) = p.transformer.as_mut() {
+                t.state_dict = Some(s.into());
+            } else {
+                p.model_path = Some(s.into());
+            }
         }
-    } else if name == "name" {
-        return Err(format!("{key}: to compare device models sweep `model`, e.g. model = [\"pcm\", \"hermes\"]"));
-    } else if name == "gdc" {
-        p.gdc = parse_gdc(v).map_err(|m| format!("{key}: {m}"))?;
-    } else if name == "tile" {
-        let s = v.as_str().ok_or_else(|| format!("{key}: {v} must be a string like \"512x512\""))?;
-        p.tile = parse_tile_str(s).map_err(|m| format!("{key}: {m}"))?;
-    } else if let (true, Some(k)) = (fields.kernel.contains_key(name), p.kernel.as_mut()) {
-        set_field(k, "sweep", name, v)?;
-    } else if let (true, Some(t)) = (fields.transformer.contains_key(name), p.transformer.as_mut()) {
-        set_field_with(t, "sweep", name, v, &["state_dict", "pad_id"])?;
-    } else if name == "accuracy" && p.moe.is_some() {
-        return Err(format!("{key}: moe.accuracy sets what the metric is; it cannot be swept (use two files)"));
-    } else if let (true, Some((m, _))) = (fields.moe.contains_key(name), p.moe.as_mut()) {
-        set_field(m, "sweep", name, v)?;
-    } else if let (true, Some((_, ar))) = (fields.arch.contains_key(name), p.moe.as_mut()) {
-        set_field(ar, "sweep", name, v)?;
-    } else if fields.device.contains_key(name) {
-        set_field(&mut p.device, "sweep", name, v)?;
-        p.device.validate().map_err(|m| format!("{key}: {m}"))?;
-    } else if fields.periphery.contains_key(name) {
-        set_field(&mut p.periphery, "sweep", name, v)?;
-        p.periphery.validate().map_err(|m| format!("{key}: {m}"))?;
-    } else {
-        return Err(fields.unknown(&key));
+        Target::Gdc => p.gdc = parse_gdc(v).map_err(|m| format!("{key}: {m}"))?,
+        Target::Tile => {
+            let s = v.as_str().ok_or_else(|| format!("{key}: {v} must be a string like \"512x512\""))?;
+            p.tile = parse_tile_str(s).map_err(|m| format!("{key}: {m}"))?;
+        }
+        Target::Kernel => set_field(p.kernel.as_mut().ok_or_else(missing)?, "sweep", name, v)?,
+        Target::Transformer => set_field_with(p.transformer.as_mut().ok_or_else(missing)?, "sweep", name, v, &["state_dict", "pad_id"])?,
+        Target::Moe => set_field(&mut p.moe.as_mut().ok_or_else(missing)?.0, "sweep", name, v)?,
+        Target::Arch => set_field(&mut p.moe.as_mut().ok_or_else(missing)?.1, "sweep", name, v)?,
+        Target::Device => {
+            set_field(&mut p.device, "sweep", name, v)?;
+            p.device.validate().map_err(|m| format!("{key}: {m}"))?;
+        }
+        Target::Periphery => {
+            set_field(&mut p.periphery, "sweep", name, v)?;
+            p.periphery.validate().map_err(|m| format!("{key}: {m}"))?;
+        }
     }
     Ok(())
+}
+
+/// Every field the axes of `[sweep]` set, as a file writes it: (section, or none for a top-level
+/// field; field; the axis as the file names it, `sweep.adc_bits` or `sweep.variant`). Axes that
+/// are not valid set nothing here (validation reports them).
+pub(super) fn swept_fields(sweep: &toml::Table, base: &Base<'_>) -> Vec<(Option<&'static str>, String, String)> {
+    let fields = Fields::of(base);
+    let mut out = vec![];
+    let mut add = |name: &str, axis: String| {
+        let name = ALIASES.iter().find(|(a, _)| *a == name).map_or(name, |(_, f)| f);
+        if let Ok(t) = target(name, base, &fields) {
+            let (section, field) = t.key(name, base);
+            out.push((section, field.to_string(), axis));
+        }
+    };
+    for (k, v) in sweep.iter().filter(|(k, _)| *k != "t") {
+        if k == "variant" {
+            let tables = v.as_array().into_iter().flatten().filter_map(|v| v.as_table());
+            for f in tables.flat_map(|t| t.keys()).filter(|f| *f != "name") {
+                add(f, "sweep.variant".into());
+            }
+        } else {
+            add(k, format!("sweep.{k}"));
+        }
+    }
+    out
 }
 
 /// Every sweep point, each axis value tried on its section.

@@ -100,7 +100,7 @@ impl Staging {
             Existing::Foreign(what) => Err(PublishError::Foreign { path: self.target.clone(), what }),
             Existing::Results { name, file, config, made } => {
                 let mut diff = Vec::new();
-                differences(&config, resolved, &mut String::new(), &mut diff);
+                differences(&how_split(config), &how_split(resolved.clone()), &mut String::new(), &mut diff);
                 if diff.is_empty() {
                     return Ok(());
                 }
@@ -261,6 +261,16 @@ fn existing(target: &Path) -> Existing {
 }
 
 /// The settings where `old` and `new` differ, as `path: old → new` (JSON paths, leaves only).
+/// A resolved configuration without `merged_shards`: the merge of N shards equals the single run
+/// trial for trial, so either replaces the other; a single shard (`shard`) is part of a run and
+/// stays a different configuration.
+fn how_split(mut config: serde_json::Value) -> serde_json::Value {
+    if let Some(obj) = config.as_object_mut() {
+        obj.remove("merged_shards");
+    }
+    config
+}
+
 pub(crate) fn differences(old: &serde_json::Value, new: &serde_json::Value, path: &mut String, out: &mut Vec<String>) {
     use serde_json::Value;
     match (old, new) {

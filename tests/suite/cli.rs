@@ -250,6 +250,85 @@ fn shards_merge_into_the_single_run() {
     assert_eq!(results(&one).points[0].per_trial.len(), 1);
 }
 
+/// Shards with the default output land beside results/NAME (results/NAME.shard-K-of-N), not in it:
+/// a plain run into results/NAME afterwards, and the merge of the shards into results/NAME, both
+/// succeed (a folder inside results/NAME would block both).
+#[test]
+fn default_shard_dirs_leave_the_single_run_and_the_merge_free() {
+    let cwd = tmp("shard-default-out");
+    let exp = root().join("experiments/smoke.toml");
+    let run = |extra: &[&str]| {
+        let o = aimc().current_dir(&cwd).args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--trials", "4"]).args(extra).output().unwrap();
+        assert!(o.status.success(), "aimc run {extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&["--shard", "0/2"]);
+    run(&["--shard", "1/2"]);
+    let shards: Vec<PathBuf> = (0..2).map(|k| cwd.join(format!("results/smoke.shard-{k}-of-2"))).collect();
+    for d in &shards {
+        assert!(d.join("results.json").is_file(), "{} missing", d.display());
+    }
+    assert!(!cwd.join("results/smoke").exists(), "a shard wrote into results/smoke");
+    run(&[]);
+    let o = aimc().current_dir(&cwd).args(["merge", "--out", "results/smoke"]).args(&shards).output().unwrap();
+    assert!(o.status.success(), "aimc merge: {}", String::from_utf8_lossy(&o.stderr));
+    let merged = results(&cwd.join("results/smoke"));
+    assert_eq!((merged.trials, merged.points[0].per_trial.len()), (4, 4));
+}
+
+/// A `--set` of a field a sweep axis also sets would go unused while results.json recorded it:
+/// refused before any compute, naming the `--set`, the axis and the fix, whether the axis sets it
+/// under an alias, a special name, a kernel field or a variant; a field the axes leave alone, and
+/// the axis itself set from the command line, are taken.
+#[test]
+fn a_set_of_a_swept_field_is_refused() {
+    let check = |exp: &str, sets: &[&str]| {
+        let mut c = aimc();
+        c.args(["check", root().join("experiments").join(exp).to_str().unwrap(), "--backend", "cpu"]);
+        for s in sets {
+            c.args(["--set", s]);
+        }
+        c.output().unwrap()
+    };
+    for (exp, set, axis) in [
+        ("mvm_adc_bits.toml", "periphery.out_res_bits=3", "sweep.adc_bits"),
+        ("kernel_rbf.toml", "kernel.features=65536", "sweep.features"),
+        ("smoke.toml", "gdc=off", "sweep.gdc"),
+        ("favor_attention.toml", "device.model=hermes", "sweep.model"),
+    ] {
+        let o = check(exp, &[set]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{exp} --set {set}: {err}");
+        assert!(err.contains(&format!("--set {set}")) && err.contains(axis) && err.contains(&format!("--set '{axis}=[")), "{exp}: {err}");
+    }
+    // The run is refused too, writing nothing.
+    let out = tmp("set-swept");
+    let o = aimc()
+        .args([
+            "run",
+            root().join("experiments/mvm_adc_bits.toml").to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "--trials",
+            "4",
+            "--set",
+            "periphery.out_res_bits=3",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && !out.join("results.json").exists(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A field of a variant.
+    let o = check("smoke.toml", &["sweep.variant=[{ name = \"a\", out_res_bits = 6 }, { name = \"b\", out_res_bits = 8 }]", "periphery.out_res_bits=3"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("sweep.variant also sets periphery.out_res_bits"), "{err}");
+    // What the axes leave alone, and the axis itself, are taken.
+    for sets in [&["periphery.inp_res_bits=6"][..], &["sweep.adc_bits=[3]"], &["sweep.adc_bits=[3]", "periphery.inp_res_bits=6"]] {
+        let o = check("mvm_adc_bits.toml", sets);
+        assert!(o.status.success(), "{sets:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
 /// Every shipped experiment file validates.
 #[test]
 fn shipped_experiments_validate() {
@@ -343,6 +422,11 @@ fn bad_reference_files_are_named() {
     let p = bad_experiment("ref-format", |t| t + "\n[reference]\npath = \"counts.json\"\n");
     std::fs::write(p.parent().unwrap().join("counts.json"), r#"{"n_test": 450, "correct": {"sometimes": {"1": [400, 401]}}}"#).unwrap();
     expect_error(&p, &["reference.path", "correct.sometimes", "off, readout or exact_reference"]);
+    // The breast-cancer reference (228 test rows) against the smoke data's 100 rows: refused,
+    // naming both counts and both files, rather than compared.
+    let shipped = root().join("experiments/reference/aihwkit_breast_cancer/aihwkit_results.json");
+    let p = bad_experiment("ref-rows", |t| t + &format!("\n[reference]\npath = {:?}\n", shipped.to_str().unwrap()));
+    expect_error(&p, &["reference.path", "aihwkit_results.json", "n_test = 228", "digits.csv gives 100", "data.rows"]);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Data as people have it: a .npy feature matrix with a .npy of labels gives the same run as the
-//! same rows in a CSV, trial for trial; mismatched or non-integer labels are named.
+//! same rows in a CSV, trial for trial; mismatched or non-integer labels are named. And the
+//! shipped digit-token file is digits.csv's test split with every pixel + 1.
 use crate::common;
 
 use aimc::workload::io::{npy_bytes, parse_csv_with, Matrix};
@@ -95,4 +96,21 @@ fn npz_data_equals_the_csv_and_bad_archives_are_named() {
     let e = per_trial(&EXP.replace("DATA", &data(&p, ""))).unwrap_err();
     assert!(e.contains("cut.npz"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// experiments/data/digits_seq_test.csv is what its documented command makes: the test rows
+/// (1347..1797) of digits.csv, every pixel + 1 (the transformer's tokens; 0 is padding), labels kept.
+#[test]
+fn digit_tokens_are_the_test_pixels_plus_one() {
+    let read = |f: &str| std::fs::read_to_string(root().join("experiments/data").join(f)).unwrap();
+    let (digits, tokens) = (read("digits.csv"), read("digits_seq_test.csv"));
+    let test: Vec<&str> = digits.lines().skip(1347).collect();
+    let rows: Vec<&str> = tokens.lines().collect();
+    assert_eq!(rows.len(), 450);
+    for (k, (d, t)) in test.iter().zip(&rows).enumerate() {
+        let d: Vec<u32> = d.split(',').map(|v| v.parse().unwrap()).collect();
+        let t: Vec<u32> = t.split(',').map(|v| v.parse().unwrap()).collect();
+        let expected: Vec<u32> = d.iter().enumerate().map(|(i, &v)| if i < 64 { v + 1 } else { v }).collect();
+        assert_eq!(t, expected, "row {k}");
+    }
 }

@@ -1,7 +1,8 @@
 //! Every line of the README's tested example block (the code block after the
 //! `<!-- tested by tests/suite/readme.rs -->` marker) runs as written from the repository root and
 //! succeeds: `aimc` is this build's binary, `experiments/` the repository's, results go to a
-//! scratch directory.
+//! scratch directory. And the experiment-file example of "## Experiment files", saved as a file,
+//! passes `aimc check`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -29,4 +30,24 @@ fn the_readme_examples_run_as_written() {
         assert!(dir.join("results").join(d).join("report.md").exists(), "results/{d} has its report");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The README's annotated experiment file is a valid one as it stands: its optional sections are
+/// commented out header and all, and its paths resolve beside the shipped models and data.
+#[test]
+fn the_readme_experiment_file_checks() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let after = readme.split("\n## Experiment files\n").nth(1).expect("the README has an Experiment files section");
+    let block = after.split("```toml").nth(1).and_then(|b| b.split("```").next()).expect("a ```toml block follows the heading");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("readme-experiment");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for sub in ["models", "data"] {
+        std::os::unix::fs::symlink(root.join("experiments").join(sub), dir.join(sub)).unwrap();
+    }
+    let file = dir.join("example.toml");
+    std::fs::write(&file, block).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aimc")).args(["check", file.to_str().unwrap(), "--backend", "cpu"]).output().unwrap();
+    assert!(out.status.success(), "the README's experiment file fails aimc check:\n{}", String::from_utf8_lossy(&out.stderr));
 }

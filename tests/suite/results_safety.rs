@@ -246,7 +246,9 @@ const FIELDS: [(&str, &[&str], Option<&str>); 30] = [
     ("reads_per_programming", &["reads_per_programming=2"], None),
     ("confidence", &["confidence=0.9"], None),
     ("ci_half_width", &["ci_half_width=0.01"], None),
-    ("gdc", &["gdc=off"], None),
+    // The smoke file sweeps gdc, which would replace this value at every point: a sweep of times
+    // only leaves it in use (a --set of a swept field is refused, tests/suite/cli.rs).
+    ("gdc", &["gdc=off", "sweep={ t = [\"1h\"] }"], None),
     ("weight_error_trials", &["weight_error_trials=2"], None),
     ("layer_insight_trials", &["layer_insight_trials=0"], None),
     ("common_random_numbers", &["common_random_numbers=false"], None),

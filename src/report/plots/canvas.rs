@@ -259,13 +259,18 @@ where
         .y_label_area_size(Y_LABEL_AREA)
         .build_cartesian_2d(TickedAxis { lo: x_range.0, hi: x_range.1, ticks: key_points }, y_range.0..y_range.1)?;
 
+    // A description longer than its axis would run into the next panel: whole words that fit
+    // (the figure's title carries the full metric name).
+    let (w, h) = area.dim_in_pixel();
+    let y_desc = fit_words(y_desc, AXIS_PX, h.saturating_sub(2 * CHART_MARGIN + TICK_PX / 2 + X_LABEL_AREA));
+    let x_desc = fit_words(x_desc, AXIS_PX, w.saturating_sub(2 * CHART_MARGIN + Y_LABEL_AREA));
     let x_label = |x: &f64| ticks.iter().min_by(|a, b| (a.0 - x).abs().total_cmp(&(b.0 - x).abs())).map(|(_, label)| label.clone()).unwrap_or_default();
     let decimals = tick_decimals(y_range.1 - y_range.0);
     let y_label = |y: &f64| format!("{y:.decimals$}");
     chart
         .configure_mesh()
-        .x_desc(x_desc)
-        .y_desc(y_desc)
+        .x_desc(x_desc.as_str())
+        .y_desc(y_desc.as_str())
         .label_style((FONT, TICK_PX))
         .axis_desc_style((FONT, AXIS_PX))
         .x_labels(ticks.len().max(1))
@@ -636,9 +641,35 @@ pub(crate) fn fitted(label: &str, px: u32, max_px: u32, wrap: impl Fn(&str) -> S
     }
 }
 
+/// The leading whole words of `label` that fit in `max_px` at `px` (all of it when it fits; at
+/// least the first word).
+pub(crate) fn fit_words(label: &str, px: u32, max_px: u32) -> String {
+    if text_width(label, px) <= max_px {
+        return label.to_string();
+    }
+    let mut kept = String::new();
+    for word in label.split(' ') {
+        let next = if kept.is_empty() { word.to_string() } else { format!("{kept} {word}") };
+        if !kept.is_empty() && text_width(&next, px) > max_px {
+            break;
+        }
+        kept = next;
+    }
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn axis_descriptions_keep_the_words_that_fit() {
+        let long = "relative MVM error ‖y − W x‖/‖W x‖";
+        assert_eq!(fit_words(long, AXIS_PX, 10_000), long);
+        let short = fit_words(long, AXIS_PX, text_width("relative MVM error", AXIS_PX) + 5);
+        assert_eq!(short, "relative MVM error");
+        assert_eq!(fit_words(long, AXIS_PX, 1), "relative");
+    }
 
     #[test]
     fn degenerate_ranges_are_widened() {

@@ -95,9 +95,24 @@ where
     root.fill(&WHITE)?;
     let (chart_area, legend_area) = root.split_vertically(chart_height(figure, results, series));
     // A top margin keeps the title clear of the canvas edge.
-    let body = chart_area.margin(16, 0, 0, 0).titled(&figure.title(results), (FONT, TITLE_PX))?;
+    // A title wider than the canvas is set smaller (not cut at both edges).
+    let title = figure.title(results);
+    let px = title_px(&title);
+    let body = chart_area.margin(16, 0, 0, 0).titled(&title, (FONT, px))?;
     figure.draw(&body, results, series)?;
     legend.draw(&legend_area)
+}
+
+/// The title's font size: [`TITLE_PX`], or smaller (down to two thirds) so it fits the canvas
+/// with a margin on each side.
+fn title_px(title: &str) -> u32 {
+    let room = WIDTH - 80;
+    let w = canvas::text_width(title, TITLE_PX);
+    if w <= room {
+        TITLE_PX
+    } else {
+        ((TITLE_PX as u64 * room as u64 / w as u64) as u32).max(TITLE_PX * 2 / 3)
+    }
 }
 
 /// The figure's height above the legend, from the single-panel base: the canvas less the

@@ -35,16 +35,21 @@ where
         draw_no_data(plot)?;
     }
 
+    // One time for every series: the series side by side around it (dodged), so their bars do
+    // not hide each other; the legend names them in the same order.
+    let one_time = all.iter().all(|p| p.t_inf == all[0].t_inf);
+    let dodge = if one_time && series.len() > 1 { 0.6 * (axis.hi - axis.lo) / series.len() as f64 } else { 0.0 };
     for (i, s) in series.iter().enumerate() {
         let color = palette(i);
-        let at = |p: &Point, v: f64| (axis.x(p.t_inf), v * scale);
+        let shift = dodge * (i as f64 - (series.len() - 1) as f64 / 2.0);
+        let at = |p: &Point, v: f64| (axis.x(p.t_inf) + shift, v * scale);
         let points: Vec<&Point> = s.points.iter().copied().filter(|p| p.t_inf.is_finite()).collect();
         if points.len() >= 2 {
             let band: Vec<(f64, f64)> = points.iter().map(|p| at(p, p.summary.p95)).chain(points.iter().rev().map(|p| at(p, p.summary.p05))).collect();
             plot.draw(&Polygon::new(band, color.mix(BAND_ALPHA).filled()))?;
         } else if let Some(p) = points.first() {
             // A band needs two times; a single time shows its 5–95 % range as a bar.
-            let half = 0.02 * (axis.hi - axis.lo);
+            let half = if dodge > 0.0 { 0.3 * dodge } else { 0.02 * (axis.hi - axis.lo) };
             let (x, lo) = at(p, p.summary.p05);
             let hi = p.summary.p95 * scale;
             plot.draw(&Rectangle::new([(x - half, lo), (x + half, hi)], color.mix(BAND_ALPHA).filled()))?;

@@ -65,7 +65,20 @@ pub(super) fn named_device(name: &str, fields: &toml::Table, key: &str) -> Resul
 /// takes g_max when its `prog_coeff_g_max_reference` is not given. Where the two readings give
 /// different σ (own coefficients, no reference, g_max away from the preset's reference), the
 /// reference must be said rather than guessed.
+///
+/// A reference without own coefficients would rescale the preset's fit: aihwkit ignores its
+/// `prog_coeff_g_max_reference` then (its `PCMLikeNoiseModel` resets it to 25 µS unless
+/// `prog_coeff` is given), so a reference that differs from the preset's is refused too.
 pub(super) fn prog_reference(d: &DeviceModel, coeff_set: bool, reference_set: bool) -> Result<(), String> {
+    let preset = DeviceModel::by_name(&d.name).map(|p| p.prog_g_ref);
+    if reference_set && !coeff_set && preset.is_some_and(|r| r != d.prog_g_ref) {
+        return Err(format!(
+            "device.prog_g_ref = {} without device.prog_coeff: the {} preset's coefficients are fitted at {} µS and read against it (aihwkit ignores prog_coeff_g_max_reference unless prog_coeff is given); leave prog_g_ref out, or give the coefficients it belongs to in prog_coeff",
+            d.prog_g_ref,
+            d.name,
+            preset.unwrap_or(d.prog_g_ref)
+        ));
+    }
     if coeff_set && !reference_set && d.g_max != d.prog_g_ref {
         return Err(format!(
             "device.prog_coeff with g_max = {}: give the g_max the coefficients were fitted at, device.prog_g_ref (aihwkit's prog_coeff_g_max_reference; aihwkit takes g_max, {}, where it is not given; the {} preset's is {})",

@@ -459,6 +459,9 @@ fn inputs_that_used_to_be_taken_silently_are_refused() {
         format!("{}\n[device]\nprog_coeff = [0.26348, 1.9650, -1.1731, 0.0]\n", t.replace("gdc = [\"off\", \"readout\"]", "g_max = [25.0, 10.0]"))
     });
     expect_error(&p, &["g_max = 10", "device.prog_g_ref", "sweep point g_max=10"]);
+    // A reference without own coefficients would rescale the preset's fit, which aihwkit ignores.
+    let p = bad_experiment("ref-only", |t| format!("{t}\n[device]\nprog_g_ref = 20.0\n"));
+    expect_error(&p, &["device.prog_g_ref = 20 without device.prog_coeff", "fitted at 25"]);
     // A tail threshold outside an accuracy's range gave a tail probability of 0 or 1.
     let p = bad_experiment("tail", |t| t.replace("trials = 8", "trials = 8\ntail_below = 2"));
     expect_error(&p, &["tail_below = 2", "(0, 1]"]);

@@ -1,6 +1,8 @@
-//! The per-trial distribution at each time: one panel per series, a dot per trial, the quartile box.
+//! The per-trial distribution at each time: one panel per series, a dot per trial, the 5–95 % box,
+//! the floating-point metric.
 
 use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use super::canvas::DrawResult;
@@ -42,6 +44,9 @@ pub(crate) fn distribution_legend(results: &Results) -> Vec<LegendItem> {
         LegendItem { swatch: Swatch::MedianBar, label: "median".to_string() },
         LegendItem { swatch: Swatch::MeanMarker, label: "mean".to_string() },
     ]
+    .into_iter()
+    .chain(results.fp_baseline.map(|_| LegendItem { swatch: Swatch::Dashed(BASELINE_COLOR), label: "floating point".to_string() }))
+    .collect()
 }
 
 pub(crate) fn draw_distribution<DB: DrawingBackend>(panels_area: &DrawingArea<DB, Shift>, results: &Results, series: &[Series<'_>]) -> DrawResult
@@ -56,7 +61,8 @@ where
         results
             .points
             .iter()
-            .flat_map(|p| [p.summary.min, p.summary.max, p.summary.p01, p.summary.p99].into_iter().chain(p.per_trial.iter().copied()).map(|v| v * scale)),
+            .flat_map(|p| [p.summary.min, p.summary.max, p.summary.p01, p.summary.p99].into_iter().chain(p.per_trial.iter().copied()).map(|v| v * scale))
+            .chain(results.fp_baseline.map(|v| v * scale)),
     );
     let (rows, cols) = distribution_grid(series.len());
     let panels = panels_area.split_evenly((rows, cols));
@@ -65,7 +71,7 @@ where
     for (i, (s, panel)) in series.iter().zip(&panels).enumerate() {
         // The shared x description is written once, under the bottom row.
         let x_desc = if i / cols + 1 == rows { "time after programming" } else { "" };
-        draw_distribution_panel(panel, s, scale, stride, palette(i), y_range, (x_desc, &y_desc))?;
+        draw_distribution_panel(panel, s, scale, stride, palette(i), y_range, (x_desc, &y_desc), results.fp_baseline)?;
     }
     if series.is_empty() {
         if let Some(panel) = panels.first() {
@@ -77,7 +83,9 @@ where
 }
 
 /// One panel: at each time (evenly spaced, labelled) a 5–95 % box with median bar, 1–99 %
-/// whiskers and the mean, and beside it the trials as a strip of dots.
+/// whiskers and the mean, and beside it the trials as a strip of dots; the floating-point
+/// metric, where the run has one, as a dashed line.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn draw_distribution_panel<DB: DrawingBackend>(
     panel: &DrawingArea<DB, Shift>,
     series: &Series<'_>,
@@ -86,6 +94,7 @@ pub(crate) fn draw_distribution_panel<DB: DrawingBackend>(
     color: RGBColor,
     y_range: (f64, f64),
     (x_desc, y_desc): (&str, &str),
+    fp: Option<f64>,
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
@@ -96,6 +105,10 @@ where
     let ticks = thin_ticks(candidates, x_range.0, x_range.1, plot_width(panel.dim_in_pixel().0));
     let mut chart = build_chart(panel, Some((series.label(), AXIS_PX)), x_range, &ticks, x_desc, y_range, y_desc)?;
     let dark = BASELINE_COLOR;
+    if let Some(fp) = fp {
+        let y = fp * scale;
+        chart.plotting_area().draw(&DashedPathElement::new(vec![(x_range.0, y), (x_range.1, y)], 14, 9, BASELINE_COLOR.stroke_width(3)))?;
+    }
 
     for (k, p) in series.points.iter().enumerate() {
         let x = k as f64;

@@ -359,8 +359,8 @@ pub fn redo_in_gemm(l: &LayerParams, nsat: &[u32]) -> bool {
 }
 
 /// Whether an `mvm` pass at `level` flags the vectors that saturate for the next level: bound
-/// management on and the reduction 2^level below max_bm_factor (aihwkit redoes while the
-/// reduction is below it).
+/// management on and the reduction 2^level below the last one tried (`bm_max_red`, aihwkit's
+/// stopping rule computed on the host by `crossbar::bm_last_reduction`).
 pub fn mvm_flags(io: &IoParams, level: u32) -> bool {
     io.bm_mode == 1 && ((1u32 << level) as f32) < io.bm_max_red
 }

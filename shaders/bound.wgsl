@@ -1,5 +1,6 @@
 // Stage `bound`: iterative bound management (noise-models §7): input scale halved, fresh noise,
-// until nothing saturates or the reduction reaches max_bm_factor; on the full periphery path with
+// until nothing saturates or the reduction reaches bm_max_red (the last one aihwkit tries, computed
+// on the host from max_bm_factor and max_bm_res by crossbar::bm_last_reduction); on the full path with
 // IR drop and per-read weight noise. `mvm` (or `mvm_full`) read every vector at level 0. When at
 // least 1 / REDO_GEMM_SHARE of them saturated (`redo_in_gemm`), its second pass redid those at
 // level 1 and the ones that saturated again (bit 2 of `sat`) come here from level 2; otherwise the

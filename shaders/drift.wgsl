@@ -3,7 +3,8 @@
 // tile's s2 = g_max / max|W_prog|, drift, add accumulated 1/f read noise (a fresh draw per t).
 // With drift_path = 1 both devices of the pair drift separately instead (each its own nu and
 // read noise, no re-conversion). Also the per-chunk sums of the GDC readouts (one-hot inputs
-// through output noise and ADC): at t, and right after programming (baseline; computed at the
+// through the full forward path: IR drop, per-read weight noise, output noise, ADC; `gdc_readout`
+// in common/device.wgsl): at t, and right after programming (baseline; computed at the
 // first time point only and kept in its partials slot for the later ones). One invocation = one
 // weight of one trial; workgroup (x = 256-element chunk of a tile, y = tile, z = trial in chunk);
 // with per-column GDC each chunk holds part of one row (`chunk_elem`), so partials are per row.
@@ -39,7 +40,7 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
         let nw = L.n_in * L.n_out;
         let s2 = dev.g_max / max(bitcast<f32>(progmax[trial_local * ntiles + wg.y]), 1e-7);
         // One block per weight and time: read noise of the pair (words 0, 1) and the GDC readout's
-        // output noise (word 2).
+        // output and per-read weight noise, one draw (word 2).
         let nr = normal4(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_READ, L.t_index), 0u), key));
         var we = 0.0;
         var wp = 0.0;
@@ -56,11 +57,11 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
         }
         weff[trial_local * L.n_out * L.n_in + elem] = we;
         if (L.gdc_mode != 0u) {
-            rd = abs(adc(P.io, we + P.io.out_noise * nr.z));
+            rd = abs(gdc_readout(P.io, we, rc.y, t.cols, nr.z));
             if (L.gdc_mode == 1u && L.gdc_base != 0u) {
                 // The baseline belongs to the programming (aihwkit reads it once, at programming).
                 let nb = normal2(philox4x32_10(vec4<u32>(elem, programming_of(L, trial), ctr_word2(L.layer, STREAM_GDC_BASE, 0u), 0u), key));
-                bs = abs(adc(P.io, wp + P.io.out_noise * nb.x));
+                bs = abs(gdc_readout(P.io, wp, rc.y, t.cols, nb.x));
             }
         }
     }

@@ -131,6 +131,31 @@ fn adc(io: IoParams, v: f32) -> f32 {
     return clamp(quant_out(io, v), -io.out_bound, io.out_bound);
 }
 
+// One element of a GDC readout (noise-models §6): row i of a tile for the one-hot input on its
+// input line j of n, through the full forward path, w = W_ij. After the DAC x' = e_j, so IR drop
+// (as `bound`'s full path, with Σ|W||x'| = |w| and Σ W x' (1 − (1 − k/n)²) = w (1 − (1 − j/n)²))
+// shifts it before the noise; per-read weight noise (std w_noise, or w_noise·sqrt(|w|) for PCM
+// read) and output noise are independent Gaussians, drawn as one z of std sqrt(out_noise² + σ_w²);
+// then the ADC. Without weight noise, the expression used before (bit for bit).
+fn gdc_readout(io: IoParams, w: f32, j: u32, n: u32, z: f32) -> f32 {
+    var y = w;
+    if (io.ir_drop > 0.0) {
+        let nf = f32(n);
+        let a = nf / io.ir_g_ratio * abs(w);
+        let c = a * (a * (0.05 * a - 0.2) + 0.5);
+        let r = 1.0 - f32(j) / nf;
+        y = y - io.ir_drop * c * (w * (1.0 - r * r));
+    }
+    if (io.w_noise > 0.0) {
+        var sw = io.w_noise;
+        if (io.w_noise_type == 1u) {
+            sw = io.w_noise * sqrt(abs(w));
+        }
+        return adc(io, y + sqrt(io.out_noise * io.out_noise + sw * sw) * z);
+    }
+    return adc(io, y + io.out_noise * z);
+}
+
 // Saturation as aihwkit tests it, on the quantised value q = quant_out(v): beyond the bound.
 // The MVM epilogues quantise once and clip q themselves.
 fn saturated(io: IoParams, q: f32) -> bool {

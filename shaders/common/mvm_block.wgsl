@@ -154,7 +154,7 @@ fn writes_vector(vi: u32, oa: u32) -> bool {
 }
 
 // Flags vector `v` for the next bound-management level when it saturated at `level` and the
-// reduction 2^level is below max_bm_factor: bit `level` of `sat` (level 0: 1, level 1: 2),
+// reduction 2^level is below bm_max_red (the last one tried): bit `level` of `sat` (level 0: 1, level 1: 2),
 // counted once in nsat[level].
 fn flag_saturated(v: u32, level: u32, any_sat: bool) {
     let more = P.io.bm_mode == 1u && f32(1u << level) < P.io.bm_max_red;

@@ -273,7 +273,13 @@ pub struct Periphery {
     pub out_noise: f64,
     pub noise_management: NoiseManagement,
     pub bound_management: BoundManagement,
+    /// Iterative bound management stops once the input reduction exceeds this (aihwkit
+    /// `IOParameters.max_bm_factor`, default 1000); see [`bm_last_reduction`].
     pub max_bm_factor: f64,
+    /// ... or once the reduction exceeds `max_bm_res` / DAC step, i.e. the reduced input would
+    /// span fewer than about 1/max_bm_res DAC steps (aihwkit `IOParameters.max_bm_res`, default
+    /// 0.25; with the default 7-bit DAC this is the binding limit: last reduction 16).
+    pub max_bm_res: f64,
     pub w_noise: f64,
     pub w_noise_type: WeightNoiseType,
     pub ir_drop: f64,
@@ -299,7 +305,8 @@ impl Default for Periphery {
             out_noise: 0.06,
             noise_management: NoiseManagement::AbsMax,
             bound_management: BoundManagement::Iterative,
-            max_bm_factor: 16.0,
+            max_bm_factor: 1000.0,
+            max_bm_res: 0.25,
             w_noise: 0.0,
             w_noise_type: WeightNoiseType::AdditiveConstant,
             ir_drop: 0.0,
@@ -318,6 +325,32 @@ pub fn step(bits: u32, bound: f64) -> f64 {
     } else {
         2.0 * bound / ((1u64 << bits) as f64 - 2.0)
     }
+}
+
+/// The last input reduction iterative bound management tries, as aihwkit computes it
+/// (rpucuda `ForwardBackwardPassIOManaged::forwardVector`): the reduction starts at 1, and after
+/// each pass the loop stops when the output did not saturate, or the reduction exceeds
+/// `max_bm_factor`, or (DAC on, `inp_res` > 0) it exceeds `max_bm_res / inp_res`; otherwise it
+/// doubles. `inp_res` is the DAC step relative to the input range, [`step`]`(inp_res_bits,
+/// inp_bound)` (aihwkit scales its `inp_res` by 2·inp_bound), 0 with the DAC off. So the result is
+/// the smallest power of two strictly greater than L = min(max_bm_factor, max_bm_res / inp_res)
+/// (L = max_bm_factor with the DAC off): at the defaults (1000, 0.25) a 7-bit DAC gives 16,
+/// 8 bits 32, 6 bits 8, 5 bits 4, 4 bits 2, 3 bits 1 (nothing redone), no DAC 1024.
+///
+/// The engine's stages take this as `IoParams::bm_max_red` and redo while the reduction is below
+/// it, so the shaders and their twins need not know the rule.
+pub fn bm_last_reduction(max_bm_factor: f64, max_bm_res: f64, inp_res: f64) -> u32 {
+    let mut red: u32 = 1;
+    // Bounded: validation keeps max_bm_factor <= 32768, so red stops by 65536; the cap guards
+    // settings that never went through validation.
+    while red < 1 << 30 {
+        let r = red as f64;
+        if r > max_bm_factor || (inp_res > 0.0 && r > max_bm_res / inp_res) {
+            break;
+        }
+        red *= 2;
+    }
+    red
 }
 
 impl Periphery {
@@ -357,8 +390,17 @@ impl Periphery {
                 return Err(format!("periphery.{name} = {v}: must be a finite number >= 0"));
             }
         }
-        if !(self.max_bm_factor >= 1.0 && self.max_bm_factor <= 32768.0) {
-            return Err(format!("periphery.max_bm_factor = {}: must be in 1..=32768 (aihwkit's spec: 16)", self.max_bm_factor));
+        if !(self.max_bm_factor >= 0.0 && self.max_bm_factor <= 32768.0) {
+            return Err(format!(
+                "periphery.max_bm_factor = {}: must be in 0..=32768 (aihwkit default 1000; bound management stops once the input reduction exceeds it, 0 redoes nothing)",
+                self.max_bm_factor
+            ));
+        }
+        if !(self.max_bm_res.is_finite() && self.max_bm_res > 0.0) {
+            return Err(format!(
+                "periphery.max_bm_res = {}: must be a finite number > 0 (aihwkit default 0.25; bound management stops once the input reduction exceeds max_bm_res / DAC step)",
+                self.max_bm_res
+            ));
         }
         if !(self.weight_scaling_omega.is_finite() && self.weight_scaling_omega >= 0.0) {
             return Err(format!(
@@ -403,6 +445,41 @@ mod tests {
     fn default_steps_match_aihwkit() {
         assert!((step(7, 1.0) - 2.0 / 126.0).abs() < 1e-15);
         assert!((step(9, 12.0) - 24.0 / 510.0).abs() < 1e-15);
+    }
+
+    /// aihwkit's stopping rule at its defaults (max_bm_factor 1000, max_bm_res 0.25): the last
+    /// reduction is the smallest power of two above min(1000, 0.25 / DAC step).
+    #[test]
+    fn bm_last_reduction_follows_aihwkit() {
+        let p = Periphery::default();
+        for (bits, want) in [(7u32, 16u32), (8, 32), (6, 8), (5, 4), (4, 2), (3, 1), (0, 1024)] {
+            let got = bm_last_reduction(p.max_bm_factor, p.max_bm_res, step(bits, p.inp_bound));
+            assert_eq!(got, want, "{bits}-bit DAC: last reduction {got}, aihwkit {want}");
+        }
+        // max_bm_factor binds below the DAC's limit; the test is strict (> L), so an L that is a
+        // power of two is itself tried.
+        let s7 = step(7, 1.0);
+        assert_eq!(bm_last_reduction(4.0, 0.25, s7), 8);
+        assert_eq!(bm_last_reduction(5.0, 0.25, s7), 8);
+        assert_eq!(bm_last_reduction(1.0, 0.25, s7), 2);
+        assert_eq!(bm_last_reduction(0.0, 0.25, s7), 1);
+        assert_eq!(bm_last_reduction(32768.0, 0.25, 0.0), 65536);
+        // max_bm_res scales the DAC's limit: 0.5 / (2/126) = 31.5.
+        assert_eq!(bm_last_reduction(1000.0, 0.5, s7), 32);
+    }
+
+    #[test]
+    fn bm_settings_are_validated() {
+        for (p, field) in [
+            (Periphery { max_bm_factor: -1.0, ..Periphery::default() }, "periphery.max_bm_factor"),
+            (Periphery { max_bm_factor: f64::NAN, ..Periphery::default() }, "periphery.max_bm_factor"),
+            (Periphery { max_bm_res: 0.0, ..Periphery::default() }, "periphery.max_bm_res"),
+            (Periphery { max_bm_res: f64::INFINITY, ..Periphery::default() }, "periphery.max_bm_res"),
+        ] {
+            let e = p.validate().unwrap_err();
+            assert!(e.starts_with(field), "{e}");
+        }
+        assert!(Periphery::default().validate().is_ok());
     }
 
     #[test]

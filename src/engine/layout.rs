@@ -80,7 +80,10 @@ pub struct IoParams {
     pub bm_mode: u32,
     /// 0: additive constant (std w_noise·‖x'‖₂), 1: PCM read (std w_noise·sqrt(Σ|W| x'²)).
     pub w_noise_type: u32,
-    /// Largest input reduction factor of iterative bound management (16 in aihwkit's spec).
+    /// The last input reduction iterative bound management tries, a power of two: the stages
+    /// redo while the reduction is below it. Computed on the host by
+    /// [`crate::crossbar::bm_last_reduction`] from aihwkit's max_bm_factor and max_bm_res (16 at
+    /// the defaults with a 7-bit DAC).
     pub bm_max_red: f32,
 }
 
@@ -372,7 +375,7 @@ impl From<&Periphery> for IoParams {
                 WeightNoiseType::AdditiveConstant => 0,
                 WeightNoiseType::PcmRead => 1,
             },
-            bm_max_red: p.max_bm_factor as f32,
+            bm_max_red: crate::crossbar::bm_last_reduction(p.max_bm_factor, p.max_bm_res, step(p.inp_res_bits, p.inp_bound)) as f32,
         }
     }
 }

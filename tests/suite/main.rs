@@ -14,6 +14,7 @@ mod data;
 mod distributions;
 mod fast;
 mod fuzz;
+mod gdc_readout;
 #[cfg(feature = "train")]
 mod hwa;
 mod insight;

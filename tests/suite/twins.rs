@@ -5,7 +5,7 @@
 use crate::common;
 
 use crate::common::*;
-use aimc::crossbar::{Gdc, MappedMatrix, Periphery, Scaling, TileShape};
+use aimc::crossbar::{Gdc, MappedMatrix, Periphery, Scaling, TileShape, WeightNoiseType};
 use aimc::device::DeviceModel;
 use aimc::engine::plan::{self, AnalogLayer, RunConfig};
 use aimc::engine::stages::{Mulhi, Stage, REDO_GEMM_SHARE};
@@ -821,4 +821,25 @@ fn peak_stages_match_twins() {
     }
     let Some(mut g) = gpu(256) else { return };
     assert_eq!(replay_stages(&rec, &mut g, &stages), 3);
+}
+
+/// `drift`'s GDC readout through the full forward path (`gdc_readout`: a strong IR drop and
+/// per-read weight noise of both types, in the readout at t and the baseline), per tile and per
+/// column, against the twin.
+#[test]
+fn gdc_readout_on_the_full_path_matches_twin() {
+    let w = weights(70 * 90, 3);
+    let m = MappedMatrix::new(&w, 70, 90, TileShape { max_in: 48, max_out: 32 }, 1.0);
+    let cw = MappedMatrix::new(&w, 70, 90, TileShape { max_in: 48, max_out: 32 }, Scaling { omega: 1.0, columnwise: true });
+    let mut rec = Recorder::new();
+    for w_noise_type in [WeightNoiseType::AdditiveConstant, WeightNoiseType::PcmRead] {
+        // The default IR-drop ratio makes the shift ~1e-4 here; 200 makes it ~10 % of a weight.
+        let periphery = Periphery { w_noise: 0.05, w_noise_type, ir_drop: 1.0, ir_drop_g_ratio: 200.0, ..Periphery::default() };
+        let c = RunConfig { periphery, ..cfg(Gdc::Readout, 4, vec![0.0, 3.15e7]) };
+        plan::run_weight_error(&mut rec, &m, &c).unwrap();
+        plan::run_weight_error(&mut rec, &cw, &RunConfig { gdc: Gdc::ReadoutPerColumn, ..c }).unwrap();
+    }
+    let Some(mut g) = gpu(256) else { return };
+    let seen = replay_all(&rec, &mut g);
+    assert_eq!(seen, vec![Stage::Program, Stage::Drift, Stage::Gdc, Stage::WeightError]);
 }

@@ -149,6 +149,32 @@ pub fn adc(io: &IoParams, v: f32) -> f32 {
     quant_out(io, v).clamp(-io.out_bound, io.out_bound)
 }
 
+/// shaders/common/device.wgsl `gdc_readout`: one element of a GDC readout (noise-models §6), the
+/// output of row i of a tile for the one-hot input on its input line `j` of `n`, through the full
+/// forward path with the weight `w` = W_ij. After the DAC x' = e_j (abs-max noise management), so
+/// the full-path MVM (`bound_level`) reduces to: IR drop with Σ_k |W_ik||x'_k| = |w| and
+/// Σ_k W_ik x'_k (1 − (1 − k/n)²) = w (1 − (1 − j/n)²), a deterministic shift before the noise;
+/// per-read weight noise of std w_noise (additive constant, ‖x'‖₂ = 1) or w_noise·sqrt(|w|) (PCM
+/// read), independent of the output noise, so both are one Gaussian `z` of std
+/// sqrt(out_noise² + σ_w²); then the ADC. Without weight noise the expression is the one used
+/// before the full path reached the readout, so those results stay bit for bit.
+#[inline(always)]
+pub fn gdc_readout(io: &IoParams, w: f32, j: u32, n: u32, z: f32) -> f32 {
+    let mut y = w;
+    if io.ir_drop > 0.0 {
+        let nf = n as f32;
+        let a = nf / io.ir_g_ratio * w.abs();
+        let c = a * (a * (0.05 * a - 0.2) + 0.5);
+        let r = 1.0 - j as f32 / nf;
+        y -= io.ir_drop * c * (w * (1.0 - r * r));
+    }
+    if io.w_noise > 0.0 {
+        let sw = if io.w_noise_type == 1 { io.w_noise * w.abs().sqrt() } else { io.w_noise };
+        return adc(io, y + (io.out_noise * io.out_noise + sw * sw).sqrt() * z);
+    }
+    adc(io, y + io.out_noise * z)
+}
+
 #[inline(always)]
 /// `q`: the quantised value `quant_out(v)`.
 pub fn saturated(io: &IoParams, q: f32) -> bool {
@@ -359,8 +385,8 @@ pub fn redo_in_gemm(l: &LayerParams, nsat: &[u32]) -> bool {
 }
 
 /// Whether an `mvm` pass at `level` flags the vectors that saturate for the next level: bound
-/// management on and the reduction 2^level below max_bm_factor (aihwkit redoes while the
-/// reduction is below it).
+/// management on and the reduction 2^level below the last one tried (`bm_max_red`, aihwkit's
+/// stopping rule computed on the host by `crossbar::bm_last_reduction`).
 pub fn mvm_flags(io: &IoParams, level: u32) -> bool {
     io.bm_mode == 1 && ((1u32 << level) as f32) < io.bm_max_red
 }

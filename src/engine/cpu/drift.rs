@@ -1,6 +1,6 @@
 //! CPU twin of shaders/drift.wgsl: effective weights at time t from the stored programmed state
-//! and the GDC readout partial sums, with the same fixed-shape tree reduction over each
-//! 256-element chunk.
+//! and the GDC readout partial sums (each element by `gdc_readout`, the full forward path for a
+//! one-hot input), with the same fixed-shape tree reduction over each 256-element chunk.
 
 use super::common::*;
 use crate::engine::layout::{StageParams, TileInfo};
@@ -44,10 +44,10 @@ pub fn drift(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], progmax: &[u
                             };
                             weff[z * nw + elem as usize] = we;
                             if l.gdc_mode != 0 {
-                                rd = adc(&p.io, we + p.io.out_noise * nr[2]).abs();
+                                rd = gdc_readout(&p.io, we, c, t.cols, nr[2]).abs();
                                 if l.gdc_mode == 1 && l.gdc_base != 0 {
                                     let nb = normal2(philox4x32_10([elem, l.programming(trial), ctr_word2(l.layer, stream::GDC_BASE, 0), 0], key));
-                                    bs = adc(&p.io, wp + p.io.out_noise * nb[0]).abs();
+                                    bs = gdc_readout(&p.io, wp, c, t.cols, nb[0]).abs();
                                 }
                             }
                         }

@@ -9,7 +9,7 @@
 use super::lanes::{self, normal2_x8, normal4_x8, philox_x8, F, L};
 use super::simd_entry;
 use crate::engine::cpu::common::tree_sum;
-use crate::engine::cpu::common::{adc, chunk_elem, par_trials2, par_units, tile_device, wgsl_sign};
+use crate::engine::cpu::common::{chunk_elem, gdc_readout, par_trials2, par_units, tile_device, wgsl_sign};
 use crate::engine::layout::{Curve, DeviceParams, StageParams, TileInfo};
 use crate::engine::stages::CHUNK;
 use crate::rng::{ctr_word2, stream};
@@ -147,10 +147,12 @@ fn chunk_body(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: 
         let mut elem = [0u32; L];
         let mut local = [0u32; L];
         let mut valid = [false; L];
+        let mut cols = [0u32; L];
         for i in 0..L {
             if ((g * L + i) as u32) < in_chunk {
                 elem[i] = (t.row_start + row) * l.n_in + t.col_start + col;
                 local[i] = row * t.cols + col;
+                cols[i] = col;
                 valid[i] = true;
                 col += 1;
                 if col == t.cols {
@@ -191,12 +193,12 @@ fn chunk_body(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: 
         }
         if l.gdc_mode != 0 {
             for i in 0..L {
-                sum_read[g * L + i] = if valid[i] { adc(io, we[i] + io.out_noise * nr[2][i]).abs() } else { 0.0 };
+                sum_read[g * L + i] = if valid[i] { gdc_readout(io, we[i], cols[i], t.cols, nr[2][i]).abs() } else { 0.0 };
             }
             if base_needed {
                 let nb = normal2_x8(&philox_x8([elem, [l.programming(trial); L], [w_base; L], [0; L]], key));
                 for i in 0..L {
-                    sum_base[g * L + i] = if valid[i] { adc(io, wp[i] + io.out_noise * nb[0][i]).abs() } else { 0.0 };
+                    sum_base[g * L + i] = if valid[i] { gdc_readout(io, wp[i], cols[i], t.cols, nb[0][i]).abs() } else { 0.0 };
                 }
             }
         }

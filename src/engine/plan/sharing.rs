@@ -103,13 +103,15 @@ pub(super) fn program_tag(p: &StageParams) -> Vec<u32> {
 }
 
 /// Everything of one layer's params that `drift` and `gdc` read but the time, as words: the
-/// program's tag, the compensation, and with compensation the converter settings and output
-/// noise through which the GDC readout is taken (`adc`, `out_noise`). Equal tags at equal times,
-/// equal effective weights and compensation.
+/// program's tag, the compensation, and with compensation the periphery through which the GDC
+/// readout is taken (`gdc_readout`: the ADC, output noise, per-read weight noise and IR drop).
+/// Equal tags at equal times, equal effective weights and compensation.
 pub(super) fn drift_tag(p: &StageParams) -> Vec<u32> {
     let mut v = layer_words(p, p.layer.gdc_mode);
     if p.layer.gdc_mode != 0 {
-        v.extend([p.io.out_step, p.io.out_bound, p.io.out_noise].map(f32::to_bits));
+        let io = &p.io;
+        v.extend([io.out_step, io.out_bound, io.out_noise, io.w_noise, io.ir_drop, io.ir_g_ratio].map(f32::to_bits));
+        v.push(io.w_noise_type);
     }
     v
 }
@@ -204,6 +206,12 @@ mod tests {
         let (mut plain, mut other) = (at(1.0, 0), at(1.0, 0));
         (plain.layer.gdc_mode, other.layer.gdc_mode, other.io.out_noise) = (0, 0, 0.1);
         assert_eq!(drift_tag(&plain), drift_tag(&other));
+        // With GDC the readout passes through per-read weight noise and IR drop too.
+        for set in [|p: &mut StageParams| p.io.w_noise = 0.02, |p: &mut StageParams| p.io.ir_drop = 1.0, |p: &mut StageParams| p.io.w_noise_type = 1] {
+            let mut changed = at(1.0, 1);
+            set(&mut changed);
+            assert_ne!(drift_tag(&at(1.0, 1)), drift_tag(&changed));
+        }
         // With and without GDC: one programmed state, two drifted ones.
         let with = at(1.0, 0);
         assert_eq!(program_tag(&plain), program_tag(&with));

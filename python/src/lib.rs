@@ -47,7 +47,7 @@ impl Progress for Lines {
 /// configuration in `out` (as `aimc run --overwrite`); without it they are kept and the run
 /// refused. Errors are ValueErrors with the CLI's messages.
 #[pyfunction]
-#[pyo3(signature = (text, path, backend = "auto", out = None, trials = None, quiet = false, overwrite = false))]
+#[pyo3(signature = (text, path, backend = "auto", out = None, trials = None, quiet = false, overwrite = false, sets = None))]
 #[allow(clippy::too_many_arguments)]
 fn run_toml(
     py: Python<'_>,
@@ -58,9 +58,11 @@ fn run_toml(
     trials: Option<u32>,
     quiet: bool,
     overwrite: bool,
+    sets: Option<Vec<String>>,
 ) -> PyResult<(String, String)> {
     let err = |e: String| PyValueError::new_err(e);
-    let exp = Experiment::from_text_with_trials(text, Path::new(path), &[], trials).map_err(|e| err(e.to_string()))?;
+    let sets = sets.unwrap_or_default();
+    let exp = Experiment::from_text_with_trials(text, Path::new(path), &sets, trials).map_err(|e| err(e.to_string()))?;
     let choice: BackendChoice = backend.parse().map_err(err)?;
     let dir = out.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
     let (res, interrupt) = py.allow_threads(|| {

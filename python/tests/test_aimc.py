@@ -55,6 +55,24 @@ def test_results_of_another_configuration_need_overwrite(tmp_path):
     assert r.data["config"]["device"]["drift_scale"] == 0.3
 
 
+def test_set_goes_through_the_engine_setter(tmp_path):
+    # The smoke file sweeps gdc: setting it would go unused, so the engine refuses it, for the
+    # file and for the same document as a dict, naming the axis.
+    doc = {
+        "name": "smoke", "workload": "classifier", "seed": 1, "trials": 4,
+        "model": {"path": str(ROOT / "experiments" / "models" / "digits_mlp.safetensors")},
+        "data": {"path": str(ROOT / "experiments" / "data" / "digits.csv"), "scale": 16.0, "rows": [1347, 1447]},
+        "sweep": {"t": ["1h"], "gdc": ["off", "readout"]},
+    }
+    for experiment in (SMOKE, doc):
+        with pytest.raises(ValueError, match=r"gdc.*sweep"):
+            aimc.run(experiment, backend="cpu", out=str(tmp_path / "g"), set={"gdc": "off"}, quiet=True)
+    with pytest.raises(ValueError, match=r"SECTION\.FIELD"):
+        aimc.run(SMOKE, backend="cpu", out=str(tmp_path / "g"), set={"device.": 1}, quiet=True)
+    r = aimc.run(doc, backend="cpu", out=str(tmp_path / "ok"), set={"device.drift_scale": 0.5}, quiet=True)
+    assert r.data["config"]["device"]["drift_scale"] == 0.5
+
+
 def test_top_level_fields_are_settable(tmp_path):
     r = aimc.run(SMOKE, backend="cpu", out=str(tmp_path / "s"), set={"layer_insight_trials": 0, "weight_error_trials": 2}, quiet=True)
     assert (r.data["config"]["layer_insight_trials"], r.data["config"]["weight_error_trials"]) == (0, 2)

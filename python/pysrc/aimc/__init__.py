@@ -176,36 +176,21 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
     configuration are kept and the run refused unless `overwrite=True`; a directory holding
     files aimc does not write (a subdirectory, .git, inputs, notes) is never replaced."""
     if isinstance(experiment, dict):
-        doc, path = copy.deepcopy(experiment), pathlib.Path.cwd() / "experiment.toml"
+        text, path = to_toml(copy.deepcopy(experiment)), pathlib.Path.cwd() / "experiment.toml"
     else:
         path = pathlib.Path(experiment)
         try:
-            import tomllib
-        except ImportError:  # Python < 3.11: read the file as text and let the engine parse it
-            tomllib = None
-        if set and tomllib is None:
-            raise ValueError("set= needs Python >= 3.11 (tomllib) for experiment files; pass a dict instead")
-        if tomllib is None:
-            text, directory = _run_toml(path.read_text(), str(path), backend, None if out is None else _out(out, ""), trials, quiet, overwrite)
-            return Results(json.loads(text), directory)
-        try:
-            doc = tomllib.loads(path.read_text())
+            text = path.read_text()
         except OSError as e:
             raise ValueError(f"{path}: cannot read the experiment file ({e}); check the path") from None
+    # The engine's own setter (`aimc run --set`), on files and documents alike: every override is
+    # checked as the field it sets, on any Python version.
+    sets = []
     for key, value in (set or {}).items():
-        section, dot, field = key.partition(".")
-        if not section or (dot and not field):
+        if not isinstance(key, str) or not key or key.startswith(".") or key.endswith("."):
             raise ValueError(f"set {key!r}: expected 'SECTION.FIELD' or a top-level field, e.g. 'device.drift_scale' or 'layer_insight_trials'")
-        if not dot:
-            if isinstance(doc.get(section), dict) and not isinstance(value, dict):
-                raise ValueError(f"set {key!r}: {section} is a [section]; set one of its fields as '{section}.FIELD'")
-            doc[section] = value
-            continue
-        table = doc.setdefault(section, {})
-        if not isinstance(table, dict):
-            raise ValueError(f"set {key!r}: {section} is a top-level value, not a [section]; set it as '{section}'")
-        table[field] = value
-    text, directory = _run_toml(to_toml(doc), str(path), backend, None if out is None else _out(out, ""), trials, quiet, overwrite)
+        sets.append(f"{key}={_toml_value(value)}")
+    text, directory = _run_toml(text, str(path), backend, None if out is None else _out(out, ""), trials, quiet, overwrite, sets)
     return Results(json.loads(text), directory)
 
 
@@ -878,30 +863,35 @@ def _write_safetensors(path: pathlib.Path, tensors: dict) -> None:
             f.write(c)
 
 
+def _toml_value(v) -> str:
+    """One TOML value from a string, number, boolean, list or dict (NumPy scalars and arrays, and
+    paths, as their Python values)."""
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, np.ndarray):
+        return _toml_value(v.tolist())
+    if isinstance(v, os.PathLike):
+        return json.dumps(os.fspath(v), ensure_ascii=False)
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        if math.isnan(f) or math.isinf(f):
+            return "nan" if math.isnan(f) else ("inf" if f > 0 else "-inf")
+        return repr(f)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise ValueError(f"cannot write {type(v).__name__} {v!r} into an experiment document")
+
+
 def to_toml(doc: dict) -> str:
     """A TOML document from nested dicts of strings, numbers, booleans and lists (NumPy scalars
     and arrays, and paths, as their Python values)."""
-    def value(v) -> str:
-        if isinstance(v, (bool, np.bool_)):
-            return "true" if v else "false"
-        if isinstance(v, np.ndarray):
-            return value(v.tolist())
-        if isinstance(v, os.PathLike):
-            return json.dumps(os.fspath(v), ensure_ascii=False)
-        if isinstance(v, (int, np.integer)):
-            return str(int(v))
-        if isinstance(v, (float, np.floating)):
-            f = float(v)
-            if math.isnan(f) or math.isinf(f):
-                return "nan" if math.isnan(f) else ("inf" if f > 0 else "-inf")
-            return repr(f)
-        if isinstance(v, str):
-            return json.dumps(v, ensure_ascii=False)
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + " }"
-        raise ValueError(f"cannot write {type(v).__name__} {v!r} into an experiment document")
+    value = _toml_value
 
     def table(d: dict, prefix: str) -> list:
         lines = [f"{json.dumps(k)} = {value(v)}" for k, v in d.items() if not isinstance(v, dict)]

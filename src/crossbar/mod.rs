@@ -377,6 +377,15 @@ impl Periphery {
         if !(self.inp_bound.is_finite() && self.inp_bound > 0.0) {
             return Err(format!("periphery.inp_bound = {}: must be > 0 (aihwkit default 1.0)", self.inp_bound));
         }
+        // Abs-max noise management scales every input slice to [−1, 1] before the DAC: another
+        // range leaves DAC steps unused or clips every input (aihwkit stops on it: "Forward noise
+        // management expects bound==1").
+        if self.noise_management == NoiseManagement::AbsMax && self.inp_bound != 1.0 {
+            return Err(format!(
+                "periphery.inp_bound = {} with noise_management = \"abs_max\": abs-max scales each input to [-1, 1], so the DAC range must be 1 (as aihwkit requires); set inp_bound = 1.0, or noise_management = \"none\" for inputs on the DAC's own scale",
+                self.inp_bound
+            ));
+        }
         for (name, bits) in [("inp_res_bits", self.inp_res_bits), ("out_res_bits", self.out_res_bits)] {
             if bits == 1 || bits > 24 {
                 return Err(format!("periphery.{name} = {bits}: use 0 (no quantisation) or 2..=24 bits"));
@@ -475,11 +484,14 @@ mod tests {
             (Periphery { max_bm_factor: f64::NAN, ..Periphery::default() }, "periphery.max_bm_factor"),
             (Periphery { max_bm_res: 0.0, ..Periphery::default() }, "periphery.max_bm_res"),
             (Periphery { max_bm_res: f64::INFINITY, ..Periphery::default() }, "periphery.max_bm_res"),
+            (Periphery { inp_bound: 2.0, ..Periphery::default() }, "periphery.inp_bound = 2 with noise_management"),
         ] {
             let e = p.validate().unwrap_err();
             assert!(e.starts_with(field), "{e}");
         }
         assert!(Periphery::default().validate().is_ok());
+        // Without abs-max scaling any DAC range is the hardware's own.
+        assert!(Periphery { inp_bound: 2.0, noise_management: NoiseManagement::None, ..Periphery::default() }.validate().is_ok());
     }
 
     #[test]

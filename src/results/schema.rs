@@ -606,7 +606,7 @@ pub struct NpuRow {
     pub inferences_per_s: f64,
     /// Layers pipelined over successive inferences: 1 / the busiest resource's time.
     pub pipelined_inferences_per_s: f64,
-    /// What bounds the pipelined rate: an analog op, or the digital nodes or SRAM as a whole.
+    /// What bounds the pipelined rate: one matrix's analog cores (every op that reads them), or the digital nodes or SRAM as a whole.
     pub pipeline_bound: String,
     /// 2 × MACs / energy.
     pub tops_per_w: f64,

@@ -193,12 +193,15 @@ pub fn report(
     let network = s.network.unwrap_or(if workload == super::WorkloadKind::Npu { Network::Mobilebert } else { Network::Transformer });
     // (label, op builder) per distinct network
     let mut networks: Vec<(String, OpBuilder)> = Vec::new();
+    // A network with a learned positions table runs no longer sequences than it has rows.
+    let mut max_positions: Vec<Option<usize>> = Vec::new();
     let mut notes = Vec::new();
     let mut reference = None;
     let default_seq = match network {
         Network::Mobilebert => {
             let m = MobileBert { classes: s.classes.unwrap_or(2), ..MobileBert::PAPER };
             networks.push(("MobileBERT".into(), Box::new(move |n| m.ops(n))));
+            max_positions.push(None);
             reference = Some(mobilebert_reference());
             128
         }
@@ -211,6 +214,7 @@ pub fn report(
                         seen.push(e.clone());
                         let label = network_label(p);
                         networks.push((label, Box::new(move |n| e.ops(n))));
+                        max_positions.push(p.transformer.as_ref().and_then(|t| t.net.as_ref()).and_then(|net| net.max_positions()));
                     }
                     Err(why) => notes.push(format!("sweep point {} not costed: {why}", p.series())),
                 }
@@ -225,8 +229,13 @@ pub fn report(
     let reads = if s.read.is_empty() { vec![Read::OnePhase] } else { s.read.clone() };
     let splits = if s.split.is_empty() { vec![Split { name: "all_analog".into(), digital: vec![] }] } else { s.split.clone() };
     let mut rows = Vec::new();
-    for (label, build) in &networks {
+    for ((label, build), max) in networks.iter().zip(&max_positions) {
         for &n in &seqs {
+            if let Some(max) = max.filter(|&m| n as usize > m) {
+                return Err(format!(
+                    "npu.seq_len contains {n}: {label} has {max} learned positions, so it runs no longer sequences; cost at most {max} tokens, or give the model a longer positions table"
+                ));
+            }
             let ops = build(n as u64);
             for (si, sp) in splits.iter().enumerate() {
                 let digital = npu::digital_matrices(&ops, &sp.digital, &format!("npu.split[{si}].digital")).map_err(|e| e.to_string())?;

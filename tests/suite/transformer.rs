@@ -251,6 +251,8 @@ fn bad_input_is_named_and_nothing_is_written() {
         ("heads", "heads = 2".replace("2", "3"), vec!["heads = 3", "d_model = 8"]),
         ("odd", "attention = \"kernel\"\nfeatures = 15\nprojection = \"orf\"".into(), vec!["features = 15", "even"]),
         ("padid", "pad_id = 12".into(), vec!["pad_id = 12", "vocabulary"]),
+        // A shared stack run without bound would hang validation's floating-point pass.
+        ("repeat", "repeat_layers = 100000".into(), vec!["repeat_layers = 100000", "1..=256"]),
     ];
     for (name, settings, needles) in cases {
         let p = write_case(name, "", "", None);
@@ -275,6 +277,9 @@ fn bad_input_is_named_and_nothing_is_written() {
     // A row of padding alone has nothing to pool over.
     std::fs::write(dir.join("tokens.csv"), "1,2,0,0,1\n0,0,0,0,1\n").unwrap();
     expect_cli_error(&p, &["row 2", "all padding"]);
+    // Padding first, then a token: said as such, not as all padding.
+    std::fs::write(dir.join("tokens.csv"), "1,2,0,0,1\n0,3,0,0,1\n").unwrap();
+    expect_cli_error(&p, &["row 2", "starts with padding", "token 1 is not padding"]);
     // NaN in a tensor.
     let p = write_case("nan", "", "", None);
     let mut bytes = std::fs::read(p.parent().unwrap().join("model.safetensors")).unwrap();

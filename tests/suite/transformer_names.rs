@@ -8,6 +8,8 @@ use aimc::workload::transformer::{names, reference, Block, Norm, Positions, Tran
 use safetensors::tensor::{Dtype, TensorView};
 use std::sync::Arc;
 
+use crate::common;
+
 /// splitmix64: small seeded weights without another dependency.
 struct Rng(u64);
 
@@ -763,4 +765,26 @@ fn the_documented_table_is_the_code_table() {
     for e in names::TABLE {
         assert!(doc.contains(&format!("`{}`", e.pattern)), "docs/transformer-names.md does not list {}", e.pattern);
     }
+}
+
+/// The NPU cost model runs no sequence longer than a learned positions table (40 rows here): a
+/// longer `npu.seq_len` is refused, a shorter one costed.
+#[test]
+fn npu_sequences_past_the_learned_positions_are_refused() {
+    let w = Weights::new(9, 7, 8, 16, 2);
+    let dir = std::env::temp_dir().join(format!("aimc-npu-positions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bert.safetensors"), file(&w.bert())).unwrap();
+    std::fs::write(dir.join("tokens.csv"), "1,2,3,4,5,6,1,2,0\n2,3,4,5,6,1,2,3,1\n").unwrap();
+    let text = |seq: u32| {
+        format!(
+            "name = \"npu_pos\"\nworkload = \"transformer\"\nseed = 1\ntrials = 2\n[model]\npath = {:?}\n[data]\npath = {:?}\n[transformer]\n{BASE}\n[npu]\nseq_len = [{seq}]\n[sweep]\nt = [\"1h\"]\n",
+            dir.join("bert.safetensors"),
+            dir.join("tokens.csv")
+        )
+    };
+    let e = common::experiment(&text(64)).unwrap_err();
+    assert!(e.contains("npu.seq_len contains 64") && e.contains("40 learned positions"), "{e}");
+    assert!(common::experiment(&text(40)).is_ok());
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -78,6 +78,31 @@ pub(super) fn paired_blocks(results: &Results) -> Vec<Block> {
     paragraph_and_table(para, &header, rows, 3)
 }
 
+/// The ratio of two points' losses from their own floating point, mean(loss_p) / mean(loss_q),
+/// with its delta-method interval over the paired units (Student t on e_i = a_i − R·b_i, divided
+/// by |mean b|): "0.43 [0.31, 0.55]". Only the ratio where the baseline's loss is not resolved
+/// from zero (its interval includes 0: the ratio is unbounded), "–" without a loss.
+fn loss_ratio(p: &Point, q: &Point, sign: f64, confidence: f64) -> String {
+    let (Some(fp), Some(fq)) = (p.fp, q.fp) else { return "–".into() };
+    let Some(u) = crate::run::paired::paired_units(&[p, q]).filter(|u| u[0].len() >= 2) else { return "–".into() };
+    let a: Vec<f64> = u[0].iter().map(|v| sign * (fp - v)).collect();
+    let b: Vec<f64> = u[1].iter().map(|v| sign * (fq - v)).collect();
+    let (ma, mb): (crate::stats::Moments, crate::stats::Moments) = (a.iter().copied().collect(), b.iter().copied().collect());
+    if mb.mean == 0.0 {
+        return "–".into();
+    }
+    let r = ma.mean / mb.mean;
+    let resolved = crate::stats::mean_t(&mb, confidence).is_ok_and(|ci| !ci.contains(0.0));
+    let e: crate::stats::Moments = a.iter().zip(&b).map(|(x, y)| x - r * y).collect();
+    match crate::stats::mean_t(&e, confidence) {
+        Ok(ci) if resolved => {
+            let h = ci.half_width() / mb.mean.abs();
+            format!("{r:.2} [{:.2}, {:.2}]", r - h, r + h)
+        }
+        _ => format!("{r:.2} (baseline loss not resolved from 0)"),
+    }
+}
+
 /// Whether the points differ in their floating-point metric (a sweep over model files, e.g. a
 /// floating-point and a hardware-aware training): then the loss from each point's own floating
 /// point is the comparison a paper prints.
@@ -145,7 +170,7 @@ pub(super) fn fp_loss_blocks(results: &Results) -> Vec<Block> {
         }
         // loss_p − loss_q = (fp_p − fp_q) − sign·(mean_p − mean_q): the paired interval of the means.
         let diff = lp - lq;
-        let ratio = if lq.abs() > 0.0 { format!("{:.2}", lp / lq) } else { "–".into() };
+        let ratio = loss_ratio(p, q, sign, results.confidence);
         // loss_p − ½·loss_q trial by trial: below zero with its interval when p loses at most
         // half of what the baseline loses.
         let half: crate::stats::Moments =
@@ -156,7 +181,7 @@ pub(super) fn fp_loss_blocks(results: &Results) -> Vec<Block> {
         };
         if d.t_inf == last {
             last_sentence = Some(format!(
-                " At {}, {}={} loses {}{unit} from its floating point and {}={} {}{unit}: a difference of {} ± {}{unit} (paired), a ratio of {ratio}.",
+                " At {}, {}={} loses {}{unit} from its floating point and {}={} {}{unit}: a difference of {} ± {}{unit} (paired), a ratio of {ratio}{}.",
                 d.time_label,
                 d.axis,
                 d.value,
@@ -165,7 +190,8 @@ pub(super) fn fp_loss_blocks(results: &Results) -> Vec<Block> {
                 d.baseline,
                 f(lq),
                 f(diff),
-                f(d.ci.half_width())
+                f(d.ci.half_width()),
+                if ratio.contains('[') { " (delta-method interval over paired trials)" } else { "" }
             ));
         }
         sizes.push(diff.abs());

@@ -212,6 +212,10 @@ impl TransformerSettings {
     }
 }
 
+/// The most times a shared layer stack may run: far past any published weight-sharing depth
+/// (ALBERT: 12 or 24), and a bound on the floating-point reference validation runs.
+pub const MAX_REPEAT_LAYERS: u32 = 256;
+
 /// d_head^(−1/4): kernel attention's input scaling, so that φ(q̃)·φ(k̃) estimates exp(qᵀk/√d_head).
 pub fn feature_input_scale(d_head: usize) -> f64 {
     (d_head as f64).powf(-0.25)
@@ -440,8 +444,11 @@ impl TransformerSettings {
                 crate::engine::cpu::attention_softmax::MAX_D_HEAD
             ));
         }
-        if self.repeat_layers == 0 {
-            return Err("transformer.repeat_layers = 0: the layer stack runs at least once (1)".into());
+        if self.repeat_layers == 0 || self.repeat_layers > MAX_REPEAT_LAYERS {
+            return Err(format!(
+                "transformer.repeat_layers = {}: the layer stack runs 1..={MAX_REPEAT_LAYERS} times (IBM's LRA models: 2; ALBERT-style sharing: the depth, e.g. 12)",
+                self.repeat_layers
+            ));
         }
         if !(self.embed_scale.is_finite() && self.embed_scale > 0.0) {
             return Err(format!(
@@ -509,11 +516,17 @@ impl TransformerSettings {
             let ids: Vec<u32> = row.iter().map(|&v| v as u32).collect();
             let len = self.length(&ids);
             if len == 0 {
-                return Err(format!(
-                    "data row {}: the sequence is all padding (its first token is transformer.pad_id = {}); every row needs at least one token to pool over",
-                    r + 1,
-                    self.pad_id.unwrap_or_default()
-                ));
+                let pad = self.pad_id.unwrap_or_default();
+                return Err(match ids.iter().position(|&t| t != pad) {
+                    Some(c) => format!(
+                        "data row {}: the sequence starts with padding (token 0 is transformer.pad_id = {pad}) but token {c} is not padding; padding must trail each sequence",
+                        r + 1
+                    ),
+                    None => format!(
+                        "data row {}: the sequence is all padding (transformer.pad_id = {pad}); every row needs at least one token to pool over",
+                        r + 1
+                    ),
+                });
             }
             if let Some(c) = ids[len..].iter().position(|&t| Some(t) != self.pad_id) {
                 return Err(format!("data row {}: token {} follows padding; padding (transformer.pad_id) must trail each sequence", r + 1, len + c));

@@ -34,7 +34,7 @@ pub fn paired_differences(results: &Results) -> Result<Vec<PairedDifference>, St
             let d: Moments = a.iter().zip(b.iter()).map(|(a, b)| a - b).collect();
             let (mp, mq): (Moments, Moments) = (a.iter().copied().collect(), b.iter().copied().collect());
             let paired = stats::mean_t(&d, results.confidence)?;
-            let unpaired = stats::difference_of_means_t(&mq, mp.mean, mp.sem(), results.confidence)?;
+            let unpaired = stats::welch_t(&mq, &mp, results.confidence)?;
             let others: Vec<String> = p.labels.iter().filter(|(k, _)| *k != &axis.name).map(|(k, v)| format!("{k}={v}")).collect();
             out.push(PairedDifference {
                 axis: axis.name.clone(),
@@ -111,7 +111,7 @@ mod tests {
                     time_label: p.time_label.clone(),
                     mean: d.mean,
                     ci: stats::mean_t(&d, results.confidence).unwrap(),
-                    unpaired_half_width: stats::difference_of_means_t(&mq, mp.mean, mp.sem(), results.confidence).unwrap().half_width(),
+                    unpaired_half_width: stats::welch_t(&mq, &mp, results.confidence).unwrap().half_width(),
                     common_random_numbers: crn,
                 });
             }

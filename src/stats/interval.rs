@@ -227,6 +227,28 @@ pub fn difference_of_means_t(a: &Moments, b_value: f64, b_sem: f64, confidence: 
     Ok(Interval { lo: diff - half, hi: diff + half, confidence, method })
 }
 
+/// Welch's (1947) interval for mean(b) − mean(a) of two independent samples: se² = s_a²/n_a +
+/// s_b²/n_b, Welch–Satterthwaite degrees of freedom from both (a sample of one contributes no
+/// spread and no degrees of freedom).
+pub fn welch_t(a: &Moments, b: &Moments, confidence: f64) -> Result<Interval, StatsError> {
+    check_confidence(confidence)?;
+    if a.n == 0 || b.n == 0 {
+        return Err(StatsError::EmptySample);
+    }
+    let method = "welch-t (two samples)".to_string();
+    let diff = b.mean - a.mean;
+    let (va, vb) = (a.sem().powi(2), b.sem().powi(2));
+    let var = va + vb;
+    if var == 0.0 {
+        return Ok(Interval { lo: diff, hi: diff, confidence, method });
+    }
+    let term = |v: f64, n: u64| if n < 2 || v == 0.0 { 0.0 } else { v * v / (n - 1) as f64 };
+    let denom = term(va, a.n) + term(vb, b.n);
+    let df = if denom == 0.0 { f64::INFINITY } else { var * var / denom };
+    let half = t_critical(confidence, df) * var.sqrt();
+    Ok(Interval { lo: diff - half, hi: diff + half, confidence, method })
+}
+
 /// Trials needed so a normal-approximation interval for a mean with standard
 /// deviation `std` has at most `half_width`: n = ceil((z std / half_width)²),
 /// at least 2 so that a spread can be estimated at all.
@@ -524,6 +546,20 @@ mod tail_tests {
         assert!((iv.lo - 0.255289).abs() < 1e-6 && (iv.hi - 0.366210).abs() < 1e-6, "{iv:?}");
         let iv = wilson_proportion(0.9134, 100, 0.95).unwrap();
         assert!((iv.lo - 0.841892).abs() < 1e-6 && (iv.hi - 0.954321).abs() < 1e-6, "{iv:?}");
+    }
+
+    /// Welch's interval by hand: s_a² = 1/3 over 4, s_b² = 2.5 over 5, so se² = 1/12 + 1/2 and
+    /// df = se⁴ / ((1/12)²/3 + (1/2)²/4) = 5.25.
+    #[test]
+    fn welch_two_samples_match_their_definition() {
+        let a: Moments = [1.0, 2.0, 2.0, 1.0].into_iter().collect();
+        let b: Moments = [3.0, 5.0, 4.0, 6.0, 2.0].into_iter().collect();
+        let iv = welch_t(&a, &b, 0.95).unwrap();
+        let (va, vb) = (a.sem().powi(2), b.sem().powi(2));
+        let df = (va + vb).powi(2) / (va * va / 3.0 + vb * vb / 4.0);
+        let half = t_critical(0.95, df) * (va + vb).sqrt();
+        assert!((iv.lo - (2.5 - half)).abs() < 1e-12 && (iv.hi - (2.5 + half)).abs() < 1e-12, "{iv:?}");
+        assert!((df - 5.25).abs() < 1e-9, "{df}");
     }
 
     /// The order statistics against binomial sums done outside this code (exact, Python's

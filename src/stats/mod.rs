@@ -15,6 +15,8 @@
 //! - [`mean_t`], [`difference_of_means_t`]: Student t intervals; the
 //!   difference uses the Welch (1947) – Satterthwaite (1946) degrees of
 //!   freedom with the reference value's own uncertainty treated as normal.
+//! - [`welch_t`]: Welch's interval for the difference of two independent samples.
+//! - [`quantile_order_interval`]: distribution-free interval of a quantile from order statistics.
 //! - [`trials_needed`]: normal-approximation sample size for a target
 //!   half-width.
 //! - [`VarianceSplit`]: balanced one-way random-effects ANOVA of a two-level Monte Carlo
@@ -37,7 +39,8 @@ pub use anova::VarianceSplit;
 pub use counts::Counts;
 pub use histogram::Histogram;
 pub use interval::{
-    clopper_pearson, difference_of_means_t, mean_t, quantile_interval_min_n, quantile_order_interval, trials_needed, wilson, wilson_proportion, Interval,
+    clopper_pearson, difference_of_means_t, mean_t, quantile_interval_min_n, quantile_order_interval, trials_needed, welch_t, wilson, wilson_proportion,
+    Interval,
 };
 pub use ks::{ks_p_value, ks_statistic};
 pub use moments::Moments;

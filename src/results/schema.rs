@@ -167,6 +167,10 @@ pub struct ProjectionAverage {
     /// mean (Student t over projections).
     pub fp_std: f64,
     pub fp_ci: Interval,
+    /// The floating-point metric of each projection, in seed order: the drop pairs each with
+    /// the analog mean of its own projection's trials (absent in files written before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fp_per_seed: Vec<f64>,
     /// The analog metric's variance between projections and between device draws of one
     /// projection (two or more draws per projection; none for a shard holding part of a block).
     pub split: Option<crate::stats::VarianceSplit>,

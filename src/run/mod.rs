@@ -157,7 +157,14 @@ pub fn projection_average(fp_per_seed: &[f64], trials_per_seed: u32, confidence:
     let m: Moments = fp_per_seed.iter().copied().collect();
     let mut fp_ci = stats::mean_t(&m, confidence)?;
     fp_ci.method = format!("{} over projections", fp_ci.method);
-    Ok(Some(results::ProjectionAverage { seeds: fp_per_seed.len() as u32, trials_per_seed, fp_std: m.std(), fp_ci, split: None }))
+    Ok(Some(results::ProjectionAverage {
+        seeds: fp_per_seed.len() as u32,
+        trials_per_seed,
+        fp_std: m.std(),
+        fp_ci,
+        fp_per_seed: fp_per_seed.to_vec(),
+        split: None,
+    }))
 }
 
 /// Every statistic of a point from its per-trial metric (and, for classifiers, the exact
@@ -248,9 +255,26 @@ pub fn point_stats(
             (None, h)
         }
     };
-    let drop = match fp {
-        Some(f) => Some(results::Drop { mean: f - summary.mean, ci: over_programmings(stats::difference_of_means_t(&mom, f, 0.0, confidence)?) }),
-        None => None,
+    // Averaged over projections, the floating-point metric is itself a mean over them: each
+    // projection's drop pairs its own floating point with its own analog mean, so the spread
+    // between projections, common to both, cancels.
+    let per_projection = match (groups, &projection) {
+        (Some((reads, "projection")), Some(pa)) => {
+            let s0 = (id.first_trial / reads) as usize;
+            (s0 + mom.n as usize <= pa.fp_per_seed.len() && mom.n >= 2).then(|| {
+                per_trial.chunks(reads as usize).enumerate().map(|(k, g)| pa.fp_per_seed[s0 + k] - g.iter().sum::<f64>() / g.len() as f64).collect::<Moments>()
+            })
+        }
+        _ => None,
+    };
+    let drop = match (fp, per_projection) {
+        (Some(_), Some(d)) => {
+            let mut ci = stats::mean_t(&d, confidence)?;
+            ci.method = format!("{} over paired projection differences", ci.method);
+            Some(results::Drop { mean: d.mean, ci })
+        }
+        (Some(f), None) => Some(results::Drop { mean: f - summary.mean, ci: over_programmings(stats::difference_of_means_t(&mom, f, 0.0, confidence)?) }),
+        (None, _) => None,
     };
     // Where trials share a programming or a projection the mean's interval is over the group
     // means: the groups needed from their spread, in whole groups of trials.

@@ -312,6 +312,14 @@ fn projection_seeds_average_over_projections_block_by_block() {
     let mean = fps.iter().sum::<f64>() / 3.0;
     assert!((p.fp.unwrap() - mean).abs() < 1e-12, "fp is the projections' mean: {:?} vs {mean}", p.fp);
     assert!(pa.fp_ci.lo <= mean && mean <= pa.fp_ci.hi);
+    // The drop pairs each projection's floating point with its own analog mean: by definition,
+    // a t interval over the three differences.
+    assert_eq!(pa.fp_per_seed, fps);
+    let d: aimc::stats::Moments = (0..3).map(|k| fps[k] - (p.per_trial[2 * k] + p.per_trial[2 * k + 1]) / 2.0).collect();
+    let drop = p.drop.as_ref().unwrap();
+    let want = aimc::stats::mean_t(&d, avg.confidence).unwrap();
+    assert_eq!((drop.mean, drop.ci.lo, drop.ci.hi), (d.mean, want.lo, want.hi));
+    assert!(drop.ci.method.contains("paired projection differences"), "{}", drop.ci.method);
     // A shard of the averaged run holds the same trials as the single run.
     let mut e = exp(&base.replace("projection_seed = 1", "projection_seed = 1\nprojection_seeds = 3")).unwrap();
     e.apply_shard(1, 2).unwrap();

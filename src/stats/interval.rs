@@ -214,7 +214,9 @@ pub fn difference_of_means_t(a: &Moments, b_value: f64, b_sem: f64, confidence: 
     if !(b_sem.is_finite() && b_sem >= 0.0) {
         return Err(StatsError::InvalidSem(b_sem));
     }
-    let method = "welch-t".to_string();
+    // With an exact reference this is Student's t over the replicates; Welch's only with the
+    // reference's own spread.
+    let method = if b_sem == 0.0 { "student-t (reference exact)" } else { "welch-t" }.to_string();
     let diff = b_value - a.mean;
     let va = a.sem().powi(2);
     let vb = b_sem * b_sem;

@@ -139,6 +139,11 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
         )));
         blocks.push(Block::List(stops));
     }
+    if let Some(n) = results.points.iter().map(|p| p.per_trial.len()).filter(|&n| n < 100).min() {
+        blocks.push(Block::Paragraph(text(format!(
+            "With fewer than 100 trials (here as few as {n}), p1 and p99 (and the 1–99 % whiskers of the plots) interpolate between the two most extreme trials (linear quantiles): read them as the extremes of this sample, not as the 1 % tails."
+        ))));
+    }
     if crate::report::plots::is_classifier(results) {
         blocks.push(Block::Paragraph(text(
             format!(

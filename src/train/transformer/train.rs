@@ -131,8 +131,8 @@ pub fn train_transformer_with(train: &SeqData, cfg: &TransformerTrainConfig, epo
 
 /// [`train_transformer_with`] with a `[training]` section (see [`crate::train::hwa`]): weight
 /// noise on the crossbar matrices (and the feature projection), output noise after every
-/// linear layer, clipping and fine-tuning; the DAC is not modelled in this trainer. The
-/// default section gives [`train_transformer_with`]'s weights bit for bit.
+/// linear layer, clipping and fine-tuning; the DAC is not modelled in this trainer. A training
+/// that diverges (a non-finite mean loss in an epoch) is an error. The default section gives [`train_transformer_with`]'s weights bit for bit.
 pub fn train_transformer_hwa(
     train: &SeqData,
     cfg: &TransformerTrainConfig,
@@ -193,7 +193,15 @@ pub fn train_transformer_hwa(
             inj.clip(net.params_mut());
             k += 1;
         }
-        epoch_done(epoch, loss_sum / train.len() as f64);
+        let loss = loss_sum / train.len() as f64;
+        epoch_done(epoch, loss);
+        if !loss.is_finite() {
+            return Err(TrainError::Training(format!(
+                "training diverged: the mean training loss of epoch {} is {loss}; nothing written; train with a smaller learning rate (training.lr or --lr, now {})",
+                epoch + 1,
+                cfg.lr
+            )));
+        }
     }
     Ok(net)
 }

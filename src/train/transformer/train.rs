@@ -204,6 +204,9 @@ pub fn train_transformer_hwa(
                     *p -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPS);
                 }
             }
+            // The fixed feature projection is among the clipped matrices: it gets no gradient, so
+            // with clip_sigma it is cut again at every step (the shipped kernel HWA model was
+            // trained so; its metadata and docs/training.md say what that did).
             inj.clip(net.params_mut());
             k += 1;
         }

@@ -42,12 +42,15 @@ use crate::device::DeviceModel;
 #[serde(deny_unknown_fields, default)]
 pub struct TrainingConfig {
     /// `none`, `gaussian` (σ = `weight_noise_std`·max|W|) or a device model name (`pcm`,
-    /// `hermes`, `hermes1`, `simple`, …): its programming noise, drawn per mini-batch.
+    /// `hermes`, `hermes1`, `simple`, …): its programming noise, drawn per mini-batch. `ideal`
+    /// is refused (it would inject nothing).
     pub weight_noise: String,
-    /// σ of the `gaussian` weight noise relative to each matrix's max|W| (IBM's LRA: 0.12).
+    /// σ of the `gaussian` weight noise relative to each matrix's max|W| (IBM's LRA: 0.12);
+    /// refused with a device model, which draws its own noise.
     pub weight_noise_std: f64,
-    /// Multiplies every noise of the device model (programming, drift spread, read), e.g. 1.5 to
-    /// train against more noise than the evaluation's.
+    /// With a device model: multiplies its programming noise and its read noise (not the spread
+    /// of its drift exponents), e.g. 1.5 to train against more noise than the evaluation's.
+    /// Refused with `gaussian`, whose size is `weight_noise_std`.
     pub weight_noise_scale: f64,
     /// With a device model: also drift to this time after programming (`1d`, `10y`; drift
     /// spread and read noise, then one global compensation factor). Empty: programming only.
@@ -127,18 +130,44 @@ impl TrainingConfig {
         finite_nonneg("weight_noise_scale", self.weight_noise_scale)?;
         finite_nonneg("output_noise", self.output_noise)?;
         finite_nonneg("clip_sigma", self.clip_sigma)?;
+        // weight_noise_std belongs to "gaussian", weight_noise_scale to a device model: a field the
+        // chosen noise would ignore is refused rather than dropped.
+        let std_set = self.weight_noise_std != 0.0;
+        let scale_set = self.weight_noise_scale != 1.0;
         match self.weight_noise.as_str() {
-            "none" => {}
+            "none" => {
+                if std_set || scale_set {
+                    let field = if std_set { "weight_noise_std" } else { "weight_noise_scale" };
+                    return Err(format!(
+                        "training.{field} without weight noise: set training.weight_noise (\"gaussian\" for weight_noise_std, a device model such as \"pcm\" for weight_noise_scale) or remove {field}"
+                    ));
+                }
+            }
             "gaussian" => {
                 if self.weight_noise_std <= 0.0 {
                     return Err("training.weight_noise = \"gaussian\" needs weight_noise_std > 0 (relative to max|W|, e.g. 0.12)".into());
                 }
+                if scale_set {
+                    return Err(format!(
+                        "training.weight_noise_scale = {}: it multiplies a device model's noise and does nothing with weight_noise = \"gaussian\"; set the Gaussian's size with training.weight_noise_std and remove weight_noise_scale",
+                        self.weight_noise_scale
+                    ));
+                }
+            }
+            "ideal" => {
+                return Err("training.weight_noise = \"ideal\": the ideal device injects nothing; leave weight_noise out for a floating-point training".into());
             }
             name => {
                 if DeviceModel::by_name(name).is_none() {
                     return Err(format!(
                         "training.weight_noise = {name:?}: expected \"none\", \"gaussian\" or a device model ({})",
-                        crate::device::MODEL_NAMES.join(", ")
+                        crate::device::MODEL_NAMES.iter().filter(|m| **m != "ideal").cloned().collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                if std_set {
+                    return Err(format!(
+                        "training.weight_noise_std = {}: it is the σ of weight_noise = \"gaussian\" only; the device model {name:?} draws its own noise (scale it with training.weight_noise_scale), so remove weight_noise_std",
+                        self.weight_noise_std
                     ));
                 }
             }
@@ -454,12 +483,29 @@ mod tests {
             ("[training]\nweight_noise_time = \"10y\"", "needs a device model"),
             ("[training]\nweight_noise = \"pcm\"\nweight_noise_time = \"10 parsecs\"", "weight_noise_time"),
             ("[training]\nepochs = 0", "training.epochs"),
+            // Fields the chosen weight noise would ignore, and a device that injects nothing.
+            (
+                "[training]\nweight_noise = \"pcm\"\nweight_noise_std = 0.12",
+                "training.weight_noise_std = 0.12: it is the σ of weight_noise = \"gaussian\" only",
+            ),
+            (
+                "[training]\nweight_noise = \"gaussian\"\nweight_noise_std = 0.1\nweight_noise_scale = 3.0",
+                "training.weight_noise_scale = 3: it multiplies a device model's noise",
+            ),
+            ("[training]\nweight_noise_std = 0.1", "training.weight_noise_std without weight noise"),
+            ("[training]\nweight_noise_scale = 2.0", "training.weight_noise_scale without weight noise"),
+            ("[training]\nweight_noise = \"ideal\"", "leave weight_noise out for a floating-point training"),
             ("[training]\nout_noise = 0.1", "unknown field"),
             ("[trainin]\nout_noise = 0.1", "training"),
         ] {
             let e = TrainingConfig::parse(text).unwrap_err();
             assert!(e.contains(want), "{text}: {e}");
         }
+        // Each field with the noise it belongs to is accepted.
+        TrainingConfig::parse("[training]\nweight_noise = \"pcm\"\nweight_noise_scale = 3.0").unwrap();
+        TrainingConfig::parse("[training]\nweight_noise = \"gaussian\"\nweight_noise_std = 0.12").unwrap();
+        let e = TrainingConfig::parse("[training]\nweight_noise = \"pcn\"").unwrap_err();
+        assert!(!e.contains("ideal"), "{e}");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! This module owns what the three share: the digits data (parsed into the workloads'
 //! [`Dataset`]) and its fixed train/test split, the activations' derivatives, the seeded
 //! mini-batch loop, the input-noise augmentation, the SGD step and the state-dict writer (the
-//! `safetensors` crate, with the metadata in a fixed order).
+//! `safetensors` crate, with the metadata in a fixed order; it refuses non-finite weights, so a
+//! diverged training writes no file).
 //!
 //! Data: the UCI "Optical Recognition of Handwritten Digits" test set (E. Alpaydin, C. Kaynak,
 //! 1998; UCI Machine Learning Repository, CC BY 4.0), as shipped in scikit-learn's package data
@@ -292,6 +293,22 @@ pub(crate) fn noisy_row<'a>(noisy: &'a mut [f32], train: &'a Dataset, i: usize, 
 /// One F32 tensor of a state dict: name, torch shape, row-major values.
 pub(crate) type NamedTensor<'a> = (String, Vec<usize>, &'a [f32]);
 
+/// Refuses tensors that hold a NaN or an infinity (training diverged), naming the first such
+/// tensor and value.
+pub(crate) fn check_finite(tensors: &[NamedTensor]) -> Result<(), TrainError> {
+    for (name, _, v) in tensors {
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            let bad = v.iter().filter(|x| !x.is_finite()).count();
+            return Err(TrainError::Training(format!(
+                "training diverged: tensor {name:?} holds {bad} non-finite values of {} (the first, {}, at index {i}); nothing written; train with a smaller learning rate (training.lr, or --lr for train-transformer)",
+                v.len(),
+                v[i]
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The safetensors bytes of F32 tensors and string metadata, as
 /// `safetensors.torch.save_file(state_dict, metadata=…)` lays them out: the header lists
 /// `__metadata__` first, then the tensors in name order ("10.bias" before "2.bias", as strings
@@ -301,7 +318,11 @@ pub(crate) type NamedTensor<'a> = (String, Vec<usize>, &'a [f32]);
 /// metadata as a `HashMap`, whose iteration order (and so the header's bytes) changes from run
 /// to run, so the metadata object is written here in key order and put first in the crate's
 /// header: the same tensors and metadata always give the same bytes.
+///
+/// Every value must be finite: a trainer whose weights diverged (NaN or ±inf, from too large a
+/// learning rate) gets an error that names the tensor, and no file.
 pub(crate) fn state_dict_bytes(tensors: &[NamedTensor], metadata: &BTreeMap<&str, String>) -> Result<Vec<u8>, TrainError> {
+    check_finite(tensors)?;
     let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
     let mut views = Vec::with_capacity(tensors.len());
     for ((name, shape, _), data) in tensors.iter().zip(&bytes) {
@@ -420,6 +441,25 @@ mod tests {
         // No tensors: the metadata object alone.
         let empty = state_dict_bytes(&[], &meta).unwrap();
         assert_eq!(std::str::from_utf8(&empty[8..]).unwrap().trim_end(), r#"{"__metadata__":{"format":"pt","model":"net \"quoted\"","training":"cmd"}}"#);
+    }
+
+    #[test]
+    fn the_writer_refuses_non_finite_weights() {
+        let a = [1.0f32, 2.0];
+        let b = [0.5f32, f32::NAN, f32::INFINITY];
+        let tensors: Vec<NamedTensor> = vec![("0.weight".into(), vec![2], &a), ("2.weight".into(), vec![3], &b)];
+        let e = state_dict_bytes(&tensors, &model_metadata("net".into(), "cmd")).unwrap_err().to_string();
+        assert!(e.contains("\"2.weight\"") && e.contains("2 non-finite values of 3") && e.contains("index 1") && e.contains("smaller learning rate"), "{e}");
+        // The model writers go through it: a diverged MLP is refused and no file appears.
+        let data = shipped_digits().rows(0, 64);
+        let cfg = mlp::TrainConfig { hidden: vec![8], epochs: 1, ..mlp::TrainConfig::default() };
+        let hwa = hwa::TrainingConfig { lr: Some(1e30), ..hwa::TrainingConfig::default() };
+        let m = mlp::train_mlp_with(&data, &cfg, &hwa).unwrap();
+        assert!(m.layers.iter().any(|l| l.w.iter().any(|v| !v.is_finite())), "lr 1e30 must diverge");
+        let path = std::env::temp_dir().join(format!("aimc-diverged-{}.safetensors", std::process::id()));
+        let e = mlp::save_safetensors(&m, "cmd", &path).unwrap_err().to_string();
+        assert!(e.contains("training diverged: tensor \"") && e.contains("training.lr"), "{e}");
+        assert!(!path.exists(), "nothing may be written");
     }
 
     #[test]

@@ -139,6 +139,43 @@ fn the_shipped_hardware_aware_models_are_documented() {
     assert_eq!(((mlp::accuracy(&m, &test) * 450.0).round() as usize, (mlp::accuracy(&m, &train) * 1347.0).round() as usize), (431, 1347));
 }
 
+/// The shipped kernel-attention HWA transformer: the file is exactly the writer's bytes for its
+/// weights, its training file and its recorded command; its fixed feature projection is the
+/// seed's, clipped at every step by the 2.5 sigma clipping (43 of 4096 entries cut, max|W| 3.40 ->
+/// 2.48), and its metadata says so where the floating-point model's does not.
+#[test]
+fn the_shipped_kernel_hwa_transformer_records_its_clipped_projection() {
+    use aimc::train::transformer::{self as tf, Attention, Net, Task, TransformerTrainConfig};
+    use rand::SeedableRng;
+    let cfg = TransformerTrainConfig::shipped(Task::ListOps, Attention::Kernel);
+    let read = |file: &str| std::fs::read(root().join("experiments/models").join(file)).unwrap();
+    let model_meta = |bytes: &[u8]| -> (String, String) {
+        let (_, m) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
+        let m = m.metadata().clone().unwrap();
+        (m["model"].clone(), m["training"].clone())
+    };
+    let bytes = read("listops_transformer_kernel_hwa.safetensors");
+    let net = tf::from_safetensors(&bytes, cfg.dims).unwrap();
+    let hwa = TrainingConfig::read(&root().join("experiments/training/listops_transformer_kernel_hwa.toml")).unwrap();
+    let (model, training) = model_meta(&bytes);
+    assert!(tf::safetensors_bytes_hwa(&net, Task::ListOps, &training, &hwa).unwrap() == bytes, "not the writer's bytes");
+    assert!(model.contains("rows of norm sqrt(32), then clipped to +-2.5 std(W) after every training step"), "{model}");
+    let (fp_model, _) = model_meta(&read("listops_transformer_kernel.safetensors"));
+    assert!(fp_model.contains("rows of norm sqrt(32), shared by Q and K") && !fp_model.contains("clipped"), "{fp_model}");
+    // The projection as drawn from the seed, and what the clipping left of it.
+    let fresh: Net<f32> = Net::init(cfg.dims, Attention::Kernel, &mut rand_pcg::Pcg64Mcg::seed_from_u64(cfg.seed));
+    assert_eq!(net.projection.len(), 4096);
+    let changed: Vec<usize> = (0..4096).filter(|&i| net.projection[i] != fresh.projection[i]).collect();
+    assert_eq!(changed.len(), 43);
+    for &i in &changed {
+        // Cut towards zero, never past it and never grown.
+        let (a, b) = (net.projection[i], fresh.projection[i]);
+        assert!(a.abs() < b.abs() && a.signum() == b.signum(), "entry {i}: {b} -> {a}");
+    }
+    let max = |w: &[f32]| w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert_eq!((format!("{:.2}", max(&fresh.projection)), format!("{:.2}", max(&net.projection))), ("3.40".to_string(), "2.48".to_string()));
+}
+
 const HWA_DIGITS: &str = r#"
 name = "hwa"
 workload = "classifier"

@@ -2,6 +2,7 @@
 //! back-propagation against finite differences for both attentions, byte-identical rebuilds, the
 //! shipped ListOps test split, and the shipped models against their trainer.
 
+use aimc::train::hwa::TrainingConfig;
 use aimc::train::listops::{self, SeqData};
 use aimc::train::transformer::{self as tf, Attention, Dims, Net, Task, TransformerTrainConfig};
 use rand::SeedableRng;
@@ -107,6 +108,32 @@ fn training_twice_gives_the_same_bytes() {
         assert!(meta["model"].contains("2 post-LN layers sharing weights"), "{}", meta["model"]);
         assert!(meta["training"].contains("epochs: 2"), "{}", meta["training"]);
     }
+}
+
+/// The transformer trainer does not model the DAC: a `[training]` section with `dac_bits` is
+/// refused before any step, naming the field, rather than trained without it.
+#[test]
+fn the_transformer_trainer_refuses_a_dac() {
+    let cfg = tiny_config(Attention::Kernel);
+    let (train, _) = tf::task_data(&cfg, None).unwrap();
+    let hwa = TrainingConfig::parse("[training]\nweight_noise = \"pcm\"\ndac_bits = 7\n").unwrap();
+    let mut epochs = 0;
+    let e = tf::train_transformer_hwa(&train, &cfg, &hwa, |_, _| epochs += 1).unwrap_err().to_string();
+    assert!(e.contains("training.dac_bits = 7") && e.contains("does not model the DAC") && e.contains("weight noise"), "{e}");
+    assert_eq!(epochs, 0, "refused before training");
+    let no_dac = TrainingConfig { dac_bits: 0, epochs: Some(1), ..hwa };
+    tf::train_transformer_hwa(&train, &cfg, &no_dac, |_, _| {}).unwrap();
+}
+
+/// A training that diverges (here a learning rate of 1e30) is an error naming the loss and the
+/// learning rate, not a model of NaN.
+#[test]
+fn a_diverged_transformer_training_is_an_error() {
+    let cfg = tiny_config(Attention::Softmax);
+    let (train, _) = tf::task_data(&cfg, None).unwrap();
+    let hwa = TrainingConfig { lr: Some(1e30), epochs: Some(1), ..TrainingConfig::default() };
+    let e = tf::train_transformer_hwa(&train, &cfg, &hwa, |_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("training diverged") && e.contains("epoch 1") && e.contains("smaller learning rate"), "{e}");
 }
 
 /// Every row of the shipped test split is a well-formed expression labelled with its value,

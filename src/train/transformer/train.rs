@@ -107,6 +107,18 @@ impl Net<f32> {
     }
 }
 
+/// Refuses what this trainer does not model: the DAC (`dac_bits`), which the other trainers
+/// apply to every crossbar input but the transformer's forward pass does not.
+pub fn check_training(hwa: &TrainingConfig) -> Result<(), TrainError> {
+    if hwa.dac_bits > 0 {
+        return Err(TrainError::Training(format!(
+            "training.dac_bits = {}: the transformer trainer does not model the DAC (it injects weight noise and output noise, and clips); remove dac_bits from [training]",
+            hwa.dac_bits
+        )));
+    }
+    Ok(())
+}
+
 /// Adam's moments and step count.
 struct Adam {
     m: Vec<Vec<f32>>,
@@ -131,8 +143,9 @@ pub fn train_transformer_with(train: &SeqData, cfg: &TransformerTrainConfig, epo
 
 /// [`train_transformer_with`] with a `[training]` section (see [`crate::train::hwa`]): weight
 /// noise on the crossbar matrices (and the feature projection), output noise after every
-/// linear layer, clipping and fine-tuning; the DAC is not modelled in this trainer. The
-/// default section gives [`train_transformer_with`]'s weights bit for bit.
+/// linear layer, clipping and fine-tuning; the DAC is not modelled in this trainer (a section with
+/// `dac_bits` is refused, [`check_training`]). A training that diverges (a non-finite mean loss
+/// in an epoch) is an error. The default section gives [`train_transformer_with`]'s weights bit for bit.
 pub fn train_transformer_hwa(
     train: &SeqData,
     cfg: &TransformerTrainConfig,
@@ -140,6 +153,7 @@ pub fn train_transformer_hwa(
     mut epoch_done: impl FnMut(usize, f64),
 ) -> Result<Net<f32>, TrainError> {
     assert!(!train.is_empty() && cfg.batch_size > 0, "bad training configuration {cfg:?}");
+    check_training(hwa)?;
     let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
     let mut net: Net<f32> = Net::init(cfg.dims, cfg.attention, &mut rng);
     if let Some(path) = &hwa.init {
@@ -190,10 +204,21 @@ pub fn train_transformer_hwa(
                     *p -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPS);
                 }
             }
+            // The fixed feature projection is among the clipped matrices: it gets no gradient, so
+            // with clip_sigma it is cut again at every step (the shipped kernel HWA model was
+            // trained so; its metadata and docs/training.md say what that did).
             inj.clip(net.params_mut());
             k += 1;
         }
-        epoch_done(epoch, loss_sum / train.len() as f64);
+        let loss = loss_sum / train.len() as f64;
+        epoch_done(epoch, loss);
+        if !loss.is_finite() {
+            return Err(TrainError::Training(format!(
+                "training diverged: the mean training loss of epoch {} is {loss}; nothing written; train with a smaller learning rate (training.lr or --lr, now {})",
+                epoch + 1,
+                cfg.lr
+            )));
+        }
     }
     Ok(net)
 }

@@ -47,7 +47,7 @@ where
         None,
         (-0.6, cats.len() as f64 - 0.4),
         &ticks,
-        &format!("noise source (on alone); all: every source; interact.: all − Σ alone; whiskers: {} paired CI", percent_label(results.confidence)),
+        "noise source (on alone); all: every source; interact.: all − Σ alone",
         y_range,
         &unit,
     )?;
@@ -82,8 +82,8 @@ impl Figure for Budget {
     fn applies(&self, results: &Results) -> bool {
         !results.budget.is_empty()
     }
-    fn title(&self, _: &Results) -> String {
-        "Noise budget: the cost of each source alone (paired intervals)".to_string()
+    fn title(&self, results: &Results) -> String {
+        format!("Noise budget: the cost of each source alone (whiskers: {} paired intervals)", percent_label(results.confidence))
     }
     fn legend_items(&self, results: &Results, _: &[Series<'_>]) -> Vec<LegendItem> {
         budget_groups(results).iter().enumerate().map(|(i, g)| LegendItem { swatch: Swatch::Box(palette(i)), label: g.clone() }).collect()

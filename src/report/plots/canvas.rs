@@ -259,11 +259,12 @@ where
         .y_label_area_size(Y_LABEL_AREA)
         .build_cartesian_2d(TickedAxis { lo: x_range.0, hi: x_range.1, ticks: key_points }, y_range.0..y_range.1)?;
 
-    // A description longer than its axis would run into the next panel: whole words that fit
-    // (the figure's title carries the full metric name).
+    // A description longer than its panel would run into the next one (it may reach into the
+    // panel's margins, centred on the plotting area): whole words that fit, the cut marked (the
+    // figure's title carries the full metric name).
     let (w, h) = area.dim_in_pixel();
-    let y_desc = fit_words(y_desc, AXIS_PX, h.saturating_sub(2 * CHART_MARGIN + TICK_PX / 2 + X_LABEL_AREA));
-    let x_desc = fit_words(x_desc, AXIS_PX, w.saturating_sub(2 * CHART_MARGIN + Y_LABEL_AREA));
+    let y_desc = fit_words(y_desc, AXIS_PX, h.saturating_sub(2 * CHART_MARGIN));
+    let x_desc = fit_words(x_desc, AXIS_PX, w.saturating_sub(2 * CHART_MARGIN));
     let x_label = |x: &f64| ticks.iter().min_by(|a, b| (a.0 - x).abs().total_cmp(&(b.0 - x).abs())).map(|(_, label)| label.clone()).unwrap_or_default();
     let decimals = tick_decimals(y_range.1 - y_range.0);
     let y_label = |y: &f64| format!("{y:.decimals$}");
@@ -641,21 +642,25 @@ pub(crate) fn fitted(label: &str, px: u32, max_px: u32, wrap: impl Fn(&str) -> S
     }
 }
 
-/// The leading whole words of `label` that fit in `max_px` at `px` (all of it when it fits; at
-/// least the first word).
+/// The leading whole words of `label` that fit in `max_px` at `px`, an ellipsis marking the cut
+/// (all of it when it fits; at least the first word). A trailing unit such as "(%)" is kept.
 pub(crate) fn fit_words(label: &str, px: u32, max_px: u32) -> String {
     if text_width(label, px) <= max_px {
         return label.to_string();
     }
+    let (head, unit) = match label.rsplit_once(' ') {
+        Some((h, u)) if u.starts_with('(') && u.ends_with(')') && u.chars().count() <= 6 => (h, format!(" {u}")),
+        _ => (label, String::new()),
+    };
     let mut kept = String::new();
-    for word in label.split(' ') {
+    for word in head.split(' ') {
         let next = if kept.is_empty() { word.to_string() } else { format!("{kept} {word}") };
-        if !kept.is_empty() && text_width(&next, px) > max_px {
+        if !kept.is_empty() && text_width(&format!("{next} …{unit}"), px) > max_px {
             break;
         }
         kept = next;
     }
-    kept
+    format!("{kept} …{unit}")
 }
 
 #[cfg(test)]
@@ -666,9 +671,11 @@ mod tests {
     fn axis_descriptions_keep_the_words_that_fit() {
         let long = "relative MVM error ‖y − W x‖/‖W x‖";
         assert_eq!(fit_words(long, AXIS_PX, 10_000), long);
-        let short = fit_words(long, AXIS_PX, text_width("relative MVM error", AXIS_PX) + 5);
-        assert_eq!(short, "relative MVM error");
-        assert_eq!(fit_words(long, AXIS_PX, 1), "relative");
+        let short = fit_words(long, AXIS_PX, text_width("relative MVM error …", AXIS_PX) + 5);
+        assert_eq!(short, "relative MVM error …");
+        assert_eq!(fit_words(long, AXIS_PX, 1), "relative …");
+        // The unit stays.
+        assert_eq!(fit_words("test accuracy (transformer) (%)", AXIS_PX, 1), "test … (%)");
     }
 
     #[test]

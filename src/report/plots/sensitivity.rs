@@ -44,7 +44,7 @@ where
         None,
         (-0.05 * hi, 1.05 * hi),
         &ticks,
-        "relative noise level (noise-scale factor, or quantisation step 2^−Δbits; 1 = the file)",
+        "relative noise level (scale factor, or step 2^−Δbits; 1 = the file)",
         y_range,
         &metric_axis_label(results),
     )?;

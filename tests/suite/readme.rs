@@ -7,12 +7,17 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The first `fence` code block of the README after `marker`.
+fn readme_block(marker: &str, fence: &str) -> String {
+    let readme = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let after = readme.split(marker).nth(1).unwrap_or_else(|| panic!("the README has {marker:?}"));
+    after.split(fence).nth(1).and_then(|b| b.split("```").next()).unwrap_or_else(|| panic!("a {fence} block follows {marker:?}")).to_string()
+}
+
 #[test]
 fn the_readme_examples_run_as_written() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let after = readme.split("<!-- tested by tests/suite/readme.rs -->").nth(1).expect("the README marks its tested example block");
-    let block = after.split("```sh").nth(1).and_then(|b| b.split("```").next()).expect("a ```sh block follows the marker");
+    let block = readme_block("<!-- tested by tests/suite/readme.rs -->", "```sh");
     let lines: Vec<&str> = block.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
     assert!(lines.len() >= 8, "the tested block should show the commands: {lines:?}");
     // A scratch working directory that sees the repository's experiments/ as its own.
@@ -37,9 +42,7 @@ fn the_readme_examples_run_as_written() {
 #[test]
 fn the_readme_experiment_file_checks() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let after = readme.split("\n## Experiment files\n").nth(1).expect("the README has an Experiment files section");
-    let block = after.split("```toml").nth(1).and_then(|b| b.split("```").next()).expect("a ```toml block follows the heading");
+    let block = readme_block("\n## Experiment files\n", "```toml");
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("readme-experiment");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -319,11 +319,19 @@ impl Default for Periphery {
 
 /// Quantisation step of a converter with `bits` bits over [-bound, bound]: 2·bound / (2^bits − 2)
 /// (aihwkit: 7 bits give 2/126), 0 when `bits` is 0 (no quantisation).
+///
+/// Rounded as aihwkit rounds it, so that the converters' grids are the same f32 values: its
+/// relative resolution `1 / (2^bits − 2)` is a Python float stored as an f32, and rpucuda's
+/// `checkAndSetRes` multiplies it by the f32 range 2·bound in f32. The result can be one ulp off the
+/// f32 nearest to 2·bound / (2^bits − 2), and it decides whether the top code counts as saturated:
+/// with a 9-bit ADC over ±12, 255 of aihwkit's steps are 12.000001 > 12, so an output rounded to the
+/// top code fails bound management's test (`finalizeOutput`: value > bound) and is redone.
 pub fn step(bits: u32, bound: f64) -> f64 {
     if bits == 0 {
         0.0
     } else {
-        2.0 * bound / ((1u64 << bits) as f64 - 2.0)
+        let relative = (1.0 / ((1u64 << bits) as f64 - 2.0)) as f32;
+        (relative * (2.0 * bound) as f32) as f64
     }
 }
 
@@ -452,8 +460,17 @@ mod tests {
 
     #[test]
     fn default_steps_match_aihwkit() {
-        assert!((step(7, 1.0) - 2.0 / 126.0).abs() < 1e-15);
-        assert!((step(9, 12.0) - 24.0 / 510.0).abs() < 1e-15);
+        // Within f32 rounding of the exact step.
+        assert!((step(7, 1.0) - 2.0 / 126.0).abs() < 2.0 / 126.0 * 1e-7);
+        assert!((step(9, 12.0) - 24.0 / 510.0).abs() < 24.0 / 510.0 * 1e-7);
+        // aihwkit's f32 grid, bit for bit: (f32)(1/510) · 24f32 = 0x3D40C0C2, one ulp above the
+        // f32 nearest to 24/510 (0x3D40C0C1); (f32)(1/126) · 2f32 = 0x3C820821.
+        assert_eq!((step(9, 12.0) as f32).to_bits(), 0x3D40_C0C2);
+        assert_eq!((24.0f64 / 510.0) as f32, f32::from_bits(0x3D40_C0C1));
+        assert_eq!((step(7, 1.0) as f32).to_bits(), 0x3C82_0821);
+        // So the 9-bit ADC's top code is past the bound, as in aihwkit, and the 8-bit one's is not.
+        assert!(255.0 * step(9, 12.0) as f32 > 12.0);
+        assert!(127.0 * step(8, 12.0) as f32 <= 12.0);
     }
 
     /// aihwkit's stopping rule at its defaults (max_bm_factor 1000, max_bm_res 0.25): the last

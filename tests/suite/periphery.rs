@@ -43,8 +43,16 @@ struct Vector {
 /// inp_res is the DAC step relative to the input range (aihwkit scales its `inp_res` by 2·inp_bound).
 fn bm_stops(io: &Periphery, level: u32) -> bool {
     let red = (1u64 << level) as f64;
-    let inp_res = if io.inp_res_bits == 0 { 0.0 } else { 2.0 * io.inp_bound / ((1u64 << io.inp_res_bits) as f64 - 2.0) };
+    let inp_res = if io.inp_res_bits == 0 { 0.0 } else { aihwkit_res(io.inp_res_bits, io.inp_bound) };
     red > io.max_bm_factor || (inp_res > 0.0 && red > io.max_bm_res / inp_res)
+}
+
+/// A converter's absolute resolution as aihwkit holds it: the Python float 1/(2^bits − 2) stored
+/// as an f32 (`IOParameters.inp_res`, `out_res`) and scaled by the f32 range 2·bound in f32
+/// (rpucuda `checkAndSetRes`).
+fn aihwkit_res(bits: u32, bound: f64) -> f64 {
+    let relative = (1.0f64 / (2f64.powi(bits as i32) - 2.0)) as f32;
+    (relative * (2.0 * bound) as f32) as f64
 }
 
 fn split(n: usize, parts: usize, i: usize) -> (usize, usize) {
@@ -54,10 +62,11 @@ fn split(n: usize, parts: usize, i: usize) -> (usize, usize) {
 /// noise-models §7 for one input slice `x` (raw) and the tile's rows `w` (tile units), in f64.
 #[allow(clippy::too_many_arguments)]
 fn oracle(io: &Periphery, w: &[Vec<f64>], x: &[f64], orow0: u32, s: u32, trial: u32, ti: u32, key: [u32; 2]) -> Vector {
-    // The DAC and ADC steps as the engine holds them (f32): a value on the rails such as 0.5 sits
-    // exactly on a DAC rounding tie with the exact step, so the f32 step decides it.
-    let in_step = (2.0 * io.inp_bound / ((1u64 << io.inp_res_bits) as f64 - 2.0)) as f32 as f64;
-    let out_step = (2.0 * io.out_bound / ((1u64 << io.out_res_bits) as f64 - 2.0)) as f32 as f64;
+    // The DAC and ADC steps as aihwkit holds them (f32): a value on the rails such as 0.5 sits
+    // exactly on a DAC rounding tie with the exact step, so the f32 step decides it, and with a
+    // 9-bit ADC 255 of its steps are 12.000001, past the bound.
+    let in_step = aihwkit_res(io.inp_res_bits, io.inp_bound);
+    let out_step = aihwkit_res(io.out_res_bits, io.out_bound);
     let nm = x.iter().fold(0.0f64, |a, v| a.max(v.abs()));
     let nm_div = if nm == 0.0 { 1.0 } else { nm };
     let full = io.ir_drop > 0.0 || io.w_noise > 0.0;
@@ -121,7 +130,7 @@ fn check(be: &mut dyn Backend, rec: &Recorder, layer: &AnalogLayer, x: &[f32], b
     let m = &layer.mapped;
     let (n_in, n_out) = (m.n_in as usize, m.n_out as usize);
     let (tin, tout) = (m.tiles_in as usize, m.tiles_out as usize);
-    let out_step = (2.0 * io.out_bound / ((1u64 << io.out_res_bits) as f64 - 2.0)) as f32 as f64;
+    let out_step = aihwkit_res(io.out_res_bits, io.out_bound);
     let (mut outs, mut flips, mut vectors, mut level_flips) = (0, 0, 0, 0);
     let gemm = |s: Stage| matches!(s, Stage::Mvm | Stage::MvmNarrow | Stage::MvmFull);
     for d in rec.log.iter().filter(|d| d.stage == Stage::Bound) {

@@ -45,9 +45,11 @@ impl Progress for Lines {
 /// `backend` ("auto", "gpu" or "cpu") into `out` (default results/NAME) and returns
 /// (results.json text, the results directory). `overwrite` replaces the results of a different
 /// configuration in `out` (as `aimc run --overwrite`); without it they are kept and the run
-/// refused. Errors are ValueErrors with the CLI's messages.
+/// refused. `base` sets fields as if the document held them (`rpu_config=`: sweep axes still vary
+/// them), before `sets`, which act as `aimc run --set`. Errors are ValueErrors with the CLI's
+/// messages.
 #[pyfunction]
-#[pyo3(signature = (text, path, backend = "auto", out = None, trials = None, quiet = false, overwrite = false, sets = None))]
+#[pyo3(signature = (text, path, backend = "auto", out = None, trials = None, quiet = false, overwrite = false, sets = None, base = None))]
 #[allow(clippy::too_many_arguments)]
 fn run_toml(
     py: Python<'_>,
@@ -59,10 +61,12 @@ fn run_toml(
     quiet: bool,
     overwrite: bool,
     sets: Option<Vec<String>>,
+    base: Option<Vec<String>>,
 ) -> PyResult<(String, String)> {
     let err = |e: String| PyValueError::new_err(e);
     let sets = sets.unwrap_or_default();
-    let exp = Experiment::from_text_with_trials(text, Path::new(path), &sets, trials).map_err(|e| err(e.to_string()))?;
+    let text = aimc::config::overrides::with_sets(text, Path::new(path), &base.unwrap_or_default()).map_err(|e| err(e.to_string()))?;
+    let exp = Experiment::from_text_with_trials(&text, Path::new(path), &sets, trials).map_err(|e| err(e.to_string()))?;
     let choice: BackendChoice = backend.parse().map_err(err)?;
     let dir = out.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
     let (res, interrupt) = py.allow_threads(|| {

@@ -83,8 +83,10 @@ pub(super) fn check_sets_not_swept(sets: &[String], sweep: &toml::Table, base: &
     Ok(())
 }
 
-/// An experiment file's text with `--set` overrides applied (the text itself without any).
-fn with_sets(text: &str, path: &std::path::Path, sets: &[String]) -> Result<String, ExperimentError> {
+/// An experiment file's text with `--set` overrides applied (the text itself without any). The
+/// Python package also sets a document's base with it (`rpu_config=`): fields written as if in the
+/// file, so sweep axes still vary them.
+pub fn with_sets(text: &str, path: &std::path::Path, sets: &[String]) -> Result<String, ExperimentError> {
     if sets.is_empty() {
         return Ok(text.to_string());
     }

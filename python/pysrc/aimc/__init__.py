@@ -11,6 +11,8 @@ extension, no copy of the engine), for notebooks.
     layers, activation = aimc.from_torch(torch_sequential)
     model = aimc.from_torch(torch_transformer_classifier)               # a TransformerModel
     r = aimc.transformer(model, tokens, labels, times=["1h", "10y"], trials=100)
+    r = aimc.classifier(layers, x, y, rpu_config=InferenceRPUConfig())  # aihwkit's settings
+    aimc.from_aihwkit(rpu_config)  # what they map to (aimc.aihwkit; aihwkit itself not needed)
 
 Errors are ValueErrors carrying the CLI's messages (they name the field or file and the fix);
 progress goes to stderr.
@@ -33,8 +35,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ._aimc import __version__, run_toml as _run_toml
+from .aihwkit import from_aihwkit
 
-__all__ = ["run", "classifier", "weight_error", "transformer", "from_torch", "TransformerModel", "Results", "to_toml", "__version__"]
+__all__ = ["run", "classifier", "weight_error", "transformer", "from_torch", "from_aihwkit", "TransformerModel", "Results", "to_toml",
+           "__version__"]
 
 
 class Results:
@@ -167,14 +171,16 @@ def _out(out, default: str) -> str:
 
 
 def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int | None = None, out: str | None = None,
-        set: dict | None = None, quiet: bool = False, overwrite: bool = False) -> Results:
+        set: dict | None = None, quiet: bool = False, overwrite: bool = False, rpu_config=None) -> Results:
     """Runs an experiment file (path) or document (dict, the file's TOML as nested dicts) and
     returns its Results. `set={"device.drift_scale": 0.5, "layer_insight_trials": 0}` sets
     fields before validation, like `aimc run --set` (SECTION.FIELD, or a top-level field).
     Relative paths in a dict resolve from the working directory. `out` (default results/NAME)
     may hold the results of the same configuration, which are replaced; the results of another
     configuration are kept and the run refused unless `overwrite=True`; a directory holding
-    files aimc does not write (a subdirectory, .git, inputs, notes) is never replaced."""
+    files aimc does not write (a subdirectory, .git, inputs, notes) is never replaced.
+    `rpu_config`, an aihwkit InferenceRPUConfig, gives the settings `from_aihwkit` maps it to as
+    if the document held them: its sweep axes still vary them, and `set` still overrides them."""
     if isinstance(experiment, dict):
         text, path = to_toml(copy.deepcopy(experiment)), pathlib.Path.cwd() / "experiment.toml"
     else:
@@ -190,20 +196,24 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
         if not isinstance(key, str) or not key or key.startswith(".") or key.endswith("."):
             raise ValueError(f"set {key!r}: expected 'SECTION.FIELD' or a top-level field, e.g. 'device.drift_scale' or 'layer_insight_trials'")
         sets.append(f"{key}={_toml_value(value)}")
-    text, directory = _run_toml(text, str(path), backend, None if out is None else _out(out, ""), trials, quiet, overwrite, sets)
+    base = None if rpu_config is None else _flat_sets(from_aihwkit(rpu_config))
+    text, directory = _run_toml(text, str(path), backend, None if out is None else _out(out, ""), trials, quiet, overwrite, sets, base)
     return Results(json.loads(text), directory)
 
 
 def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 1000,
-               device: str = "pcm", gdc: str = "readout", activation: str | Sequence[str] = "relu", seed: int = 0, backend: str = "auto",
-               out: str | None = None, quiet: bool = False, input_shape: Sequence[int] | None = None, overwrite: bool = False,
-               **overrides) -> Results:
+               device: str | None = None, gdc: str | None = None, activation: str | Sequence[str] = "relu", seed: int = 0,
+               backend: str = "auto", out: str | None = None, quiet: bool = False, input_shape: Sequence[int] | None = None,
+               overwrite: bool = False, rpu_config=None, **overrides) -> Results:
     """Accuracy over trials of a network given as NumPy arrays: `layers` = [(W [out, in], b [out]), ...]
     for Linear layers, or the Conv2d dicts `from_torch` returns, with `activation` between them
     (or a list: the activation after each layer), on features `x` [n, in] and integer labels `y` [n].
     With Conv2d layers, `x` is [n, C, H, W] images (or [n, C*H*W] rows with `input_shape=(C, H, W)`).
     `overrides` set device and periphery fields (`device__drift_scale=0.5`, `periphery__out_res_bits=8`)
     or top-level fields of the experiment (`layer_insight_trials=0`, `weight_error_trials=100`).
+    `device` (default "pcm") and `gdc` (default "readout") name the device model and the drift
+    compensation; `rpu_config`, an aihwkit InferenceRPUConfig, gives the device, periphery, tile
+    and gdc instead (`from_aihwkit` says what it maps to; `gdc` and `overrides` still override).
     `overwrite=True` replaces the results of a different configuration in `out`."""
     out = _out(out, "results/classifier")
     with _CallFiles() as files:
@@ -230,7 +240,7 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
         _write_safetensors(tmp / "model.safetensors", tensors)
         np.savetxt(tmp / "data.csv", np.column_stack([x, y.astype(np.int64)]), delimiter=",", fmt=["%.9g"] * x.shape[1] + ["%d"])
         tmp = files.settle()
-        doc = _document("classifier", seed, trials, gdc, device, times, overrides)
+        doc = _document("classifier", seed, trials, gdc, device, times, overrides, rpu_config=rpu_config)
         doc["model"] = {"path": str(tmp / "model.safetensors")}
         if any(isinstance(layer, dict) for layer in layers):
             doc["model"]["layers"] = specs
@@ -246,26 +256,27 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
         return Results(json.loads(text), directory)
 
 
-def weight_error(w, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 200, device: str = "pcm", gdc: str = "readout",
-                 seed: int = 0, backend: str = "auto", out: str | None = None, quiet: bool = False, overwrite: bool = False,
-                 **overrides) -> Results:
+def weight_error(w, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 200, device: str | None = None,
+                 gdc: str | None = None, seed: int = 0, backend: str = "auto", out: str | None = None, quiet: bool = False,
+                 overwrite: bool = False, rpu_config=None, **overrides) -> Results:
     """Std over trials of the effective-weight error (α·W_eff − W)/max|W| of a matrix W [out, in].
-    `overrides` as for `classifier`; `overwrite=True` replaces another configuration's results in `out`."""
+    `device`, `gdc`, `rpu_config` and `overrides` as for `classifier`; `overwrite=True` replaces
+    another configuration's results in `out`."""
     out = _out(out, "results/weights")
     with _CallFiles() as files:
         _write_safetensors(files.dir / "w.safetensors", {"weight": w})
         tmp = files.settle()
-        doc = _document("weight_error", seed, trials, gdc, device, times, overrides)
+        doc = _document("weight_error", seed, trials, gdc, device, times, overrides, rpu_config=rpu_config)
         doc["model"] = {"path": str(tmp / "w.safetensors"), "tensor": "weight"}
         text, directory = _run_document(doc, tmp / "weights.toml", backend, out, quiet, overwrite)
         return Results(json.loads(text), directory)
 
 
-def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 100, device: str = "pcm",
-                gdc: str = "readout", attention: str | None = None, features: int | None = None, pad_id: int | None = None,
+def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 100, device: str | None = None,
+                gdc: str | None = None, attention: str | None = None, features: int | None = None, pad_id: int | None = None,
                 pooling: str | None = None, embed_scale: float | None = None, seed: int = 0, backend: str = "auto",
                 out: str | None = None, quiet: bool = False, settings: dict | None = None, digital: Sequence[str] | None = None,
-                overwrite: bool = False, **overrides) -> Results:
+                overwrite: bool = False, rpu_config=None, **overrides) -> Results:
     """Accuracy over trials of a transformer classifier on token sequences (the `transformer`
     workload): every static-weight matrix on noisy crossbars, embedding, LayerNorm, attention,
     residual adds and pooling digital. `model` is a `TransformerModel` (from `from_torch`) or the
@@ -280,8 +291,9 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     `[transformer]` field; None removes one), `digital` (matrices that stay digital: `layers.0.q`,
     or kinds `q`, `ffn1`, `head`, ...). `overrides` set device, periphery and transformer fields:
     `device__drift_scale=0.5`, `periphery__out_res_bits=8`, `transformer__causal=True`, and top-level
-    fields of the experiment (`layer_insight_trials=0`). `overwrite=True` replaces the results of
-    a different configuration in `out`."""
+    fields of the experiment (`layer_insight_trials=0`). `device`, `gdc` and `rpu_config` (an aihwkit
+    InferenceRPUConfig) as for `classifier`. `overwrite=True` replaces the results of a different
+    configuration in `out`."""
     if isinstance(model, tuple) and len(model) == 2:
         model, settings = model[0], {**model[1], **(settings or {})}
     if isinstance(model, TransformerModel):
@@ -314,7 +326,8 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         np.savetxt(tmp / "tokens.csv", rows, delimiter=",", fmt="%d")
         tmp = files.settle()
         path = tmp / "model.safetensors" if isinstance(model, TransformerModel) else pathlib.Path(model).resolve()
-        doc = _document("transformer", seed, trials, gdc, device, times, overrides, sections=("device", "periphery", "transformer"))
+        doc = _document("transformer", seed, trials, gdc, device, times, overrides, sections=("device", "periphery", "transformer"),
+                        rpu_config=rpu_config)
         doc["model"] = {"path": str(path)}
         if digital:
             doc["model"]["digital"] = [digital] if isinstance(digital, str) else [str(v) for v in digital]
@@ -800,12 +813,20 @@ def _numpy(t) -> np.ndarray:
     return np.asarray(t, dtype=np.float32)
 
 
-def _document(workload: str, seed: int, trials: int, gdc: str, device: str, times, overrides: dict,
-              sections: Sequence[str] = ("device", "periphery")) -> dict:
+def _document(workload: str, seed: int, trials: int, gdc: str | None, device: str | None, times, overrides: dict,
+              sections: Sequence[str] = ("device", "periphery"), rpu_config=None) -> dict:
     for what, v in (("trials", trials), ("seed", seed)):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
             raise ValueError(f"{what} = {v!r}: must be an integer")
-    doc: dict[str, Any] = {"name": workload, "workload": workload, "seed": int(seed), "trials": int(trials), "gdc": gdc, "device": {"model": device}}
+    doc: dict[str, Any] = {"name": workload, "workload": workload, "seed": int(seed), "trials": int(trials),
+                           "gdc": "readout" if gdc is None else gdc, "device": {"model": "pcm" if device is None else device}}
+    if rpu_config is not None:
+        if device is not None:
+            raise ValueError(f"device={device!r} and rpu_config= both give the device: the rpu_config's noise_model maps to "
+                             "device.model = \"pcm\" with its fields; leave device= out (or rpu_config=, for another model)")
+        # The rpu_config's settings are the document's own; gdc= and the overrides still override.
+        settings = from_aihwkit(rpu_config)
+        doc.update({k: copy.deepcopy(v) for k, v in settings.items() if k != "gdc" or gdc is None})
     for section in sections:
         doc.setdefault(section, {})
     # One time alone is a list of one ("1h", not its characters).
@@ -824,6 +845,17 @@ def _document(workload: str, seed: int, trials: int, gdc: str, device: str, time
             raise ValueError(f"{key}=: use {forms} (or a top-level field such as layer_insight_trials=0), e.g. periphery__out_res_bits=8")
         doc[section][field] = value
     return doc
+
+
+def _flat_sets(settings: dict) -> list:
+    """`from_aihwkit`'s settings as the engine's `SECTION.FIELD=VALUE` assignments."""
+    sets = []
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            sets += [f"{key}.{field}={_toml_value(v)}" for field, v in value.items()]
+        else:
+            sets.append(f"{key}={_toml_value(value)}")
+    return sets
 
 
 def _run_document(doc: dict, path: pathlib.Path, backend: str, out: str, quiet: bool, overwrite: bool = False):

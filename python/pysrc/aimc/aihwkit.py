@@ -1,0 +1,422 @@
+"""aimc's reading of IBM aihwkit's `InferenceRPUConfig`: `from_aihwkit(rpu_config)` turns the
+configuration an aihwkit user already has into aimc's experiment settings (`gdc`, `[device]`,
+`[periphery]`, `[tile]`), and refuses, by its attribute path, every setting aimc does not model.
+docs/aihwkit.md has the mapping table; this module owns it.
+
+It follows aihwkit's InferenceRPUConfig of 1.1.0 and later (the reference case of
+experiments/reference/aihwkit_breast_cancer ran 1.2.0): attribute names, defaults and meanings as
+in aihwkit's source, src/aihwkit/simulator/parameters/io.py (IOParameters), mapping.py
+(MappingParameter), inference.py (WeightModifierParameter, WeightClipParameter,
+WeightRemapParameter), pre_post.py (InputRangeParameter), simulator/configs/configs.py
+(InferenceRPUConfig), inference/noise/pcm.py (PCMLikeNoiseModel), inference/converter/
+conductance.py (SinglePairConductanceConverter), inference/compensation/drift.py, and the RPUCuda
+forward pass it configures (src/rpucuda/rpu_pulsed_meta_parameter.cpp: how inp_res, out_res and
+the bounds are read).
+
+Nothing here imports aihwkit or torch: attributes are read with getattr, classes are told apart by
+their names (`type(obj).__name__`), enum members by their names (`NoiseManagementType.ABS_MAX`,
+"AbsMax" and "abs_max" alike), so a configuration maps without aihwkit installed. An attribute an
+object lacks is taken at aihwkit's default (a field an older aihwkit did not have). For aihwkit's
+dataclasses, a field this module does not know (a newer aihwkit's) passes only at its default.
+
+What is read, and how:
+- forward (IOParameters): the periphery of every MVM; aimc's `[periphery]` fields are aihwkit's,
+  the converter resolutions as bits (`inp_res = 1/(2**b - 2)`); settings aimc does not model are
+  refused unless at aihwkit's default. `is_perfect` (or `mv_type` IDEAL) is aihwkit's ideal MVM,
+  which disregards every other forward setting.
+- mapping (MappingParameter): the tile size, weight scaling, a digital bias.
+- noise_model: PCMLikeNoiseModel (with its SinglePairConductanceConverter) as aimc's `pcm` model.
+- drift_compensation: None, GlobalDriftCompensation, GlobalDriftCompensationWithExactReference or
+  PerColumnDriftCompensation as `gdc`.
+- Training only, so not read: clip and remap run after optimizer updates (post_update_step), the
+  modifier perturbs training forwards (unless `enable_during_test`), backward / update / device
+  are the training passes, runtime the simulator's own precision and offloading. A remap type
+  or a modifier active during test changes inference, and is refused; so is input-range learning
+  (pre_post.input_range.enable), which clips the inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+__all__ = ["from_aihwkit"]
+
+# aihwkit's defaults (io.py, mapping.py, pcm.py, conductance.py).
+_PCM_PROG_COEFF = [0.26348, 1.9650, -1.1731]
+_PCM_G_REF = 25.0
+_AIMC_G_RATIO = 571428.6  # aimc's periphery.ir_drop_g_ratio default (crossbar::Periphery)
+_MAX_TILE_IN = 2048  # the largest tile input count aimc's engine takes (crossbar::MAX_TILE_IN)
+
+# IOParameters fields aimc does not model: their aihwkit default, and what they are.
+_FORWARD_UNMODELLED = {
+    "inp_noise": (0.0, "Gaussian input noise after the DAC"),
+    "inp_sto_round": (False, "stochastic rounding in the DAC"),
+    "inp_asymmetry": (0.0, "an input asymmetry of separate positive and negative passes"),
+    "out_noise_std": (0.0, "an output-to-output variation of the output noise"),
+    "out_sto_round": (False, "stochastic rounding in the ADC"),
+    "out_scale": (1.0, "a fixed output scale"),
+    "out_asymmetry": (0.0, "an output asymmetry of separate positive and negative passes"),
+    "out_nonlinearity": (0.0, "the S-shaped output non-linearity"),
+    "out_nonlinearity_std": (0.0, "an output-to-output variation of the output non-linearity"),
+    "slope_calibration": (0.0, "a calibration of the output non-linearity"),
+    "v_offset_std": (0.0, "voltage offsets of the output lines"),
+    "v_offset_w_min": (-1.0, "the voltage offset of an implicit reference unit"),
+    "r_series": (0.0, "a series resistance"),
+    "w_read_asymmetry_dtod": (0.0, "a device polarity read dependence"),
+    "bm_test_negative_bound": (True, "bound management that tests the positive bound only"),
+    "nm_thres": (0.0, "a noise-management threshold that saturates the input scale"),
+}
+
+# IOParameters fields aimc maps: their aihwkit default.
+_FORWARD_MAPPED = {
+    "is_perfect": False, "mv_type": "ONE_PASS", "inp_bound": 1.0, "inp_res": 1 / (2**7 - 2), "out_bound": 12.0,
+    "out_noise": 0.06, "out_res": 1 / (2**9 - 2), "bound_management": "ITERATIVE", "noise_management": "ABS_MAX",
+    "w_noise": 0.0, "w_noise_type": "NONE", "ir_drop": 0.0, "ir_drop_g_ratio": 1.0 / 0.35 / 5e-6,
+    "max_bm_factor": 1000, "max_bm_res": 0.25,
+}
+
+_MAPPING_KNOWN = {"digital_bias", "weight_scaling_omega", "weight_scaling_columnwise", "weight_scaling_lr_compensation",
+                  "learn_out_scaling", "out_scaling_columnwise", "max_input_size", "max_output_size"}
+
+_CONFIG_KNOWN = {"forward", "noise_model", "drift_compensation", "mapping", "clip", "remap", "modifier", "pre_post",
+                 "runtime", "device", "backward", "update", "tile_class", "tile_array_class"}
+
+_GDC = {
+    "GlobalDriftCompensation": "readout",
+    "GlobalDriftCompensationWithExactReference": "exact_reference",
+    "PerColumnDriftCompensation": "readout_per_column",
+}
+
+
+def _enum(v) -> str:
+    """An aihwkit enum member, or its name or value as a string, as one key: "absmax" for
+    NoiseManagementType.ABS_MAX, "ABS_MAX", "AbsMax" and "NoiseManagementType.ABS_MAX"."""
+    name = getattr(v, "name", None)
+    if isinstance(v, str) or not isinstance(name, str):
+        name = str(v)
+    return name.rsplit(".", 1)[-1].replace("_", "").lower()
+
+
+def _show(v) -> str:
+    """A value as aihwkit code would write it."""
+    if isinstance(v, type):
+        return v.__name__
+    if _enum_like(v):
+        return f"{type(v).__name__}.{v.name}"
+    return repr(v)
+
+
+def _kind(obj) -> str:
+    return type(obj).__name__
+
+
+class _Reader:
+    """Collects what aimc does not model, so one error names every such setting."""
+
+    def __init__(self):
+        self.refused: list[str] = []
+
+    def refuse(self, path: str, value, why: str, fix: str) -> None:
+        self.refused.append(f"{path} = {_show(value)} is not modelled by aimc ({why}); {fix}")
+
+    def num(self, obj, path: str, default) -> float:
+        """The number at `path` (its last part the attribute of `obj`), aihwkit's `default` where
+        the object lacks it; anything but a number is refused."""
+        value = _get(obj, path.rsplit(".", 1)[-1], default)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            self.refused.append(f"{path} = {_show(value)} is not a number")
+            return float(default)
+
+    def default_only(self, path: str, value, default, why: str) -> None:
+        if not _same(value, default):
+            self.refuse(path, value, why, f"set it to {_show(default)} (aihwkit's default)")
+
+    def unknown_fields(self, obj, path: str, known) -> None:
+        """A dataclass's fields this mapping does not know (a newer aihwkit's) pass only at their
+        defaults: aimc cannot say what another value would change."""
+        if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+            return
+        for f in dataclasses.fields(obj):
+            if f.name in known or not hasattr(obj, f.name):
+                continue
+            value = getattr(obj, f.name)
+            try:
+                if f.default is not dataclasses.MISSING:
+                    default = f.default
+                elif f.default_factory is not dataclasses.MISSING:
+                    default = f.default_factory()
+                else:
+                    default = dataclasses.MISSING
+                same = default is not dataclasses.MISSING and _same(value, default)
+            except Exception:  # a default that cannot be built or compared: not at its default
+                same = False
+            if not same:
+                self.refused.append(f"{path}.{f.name} = {_show(value)} is not known to aimc's mapping of aihwkit's "
+                                    "InferenceRPUConfig (a newer aihwkit's setting?); leave it at its default")
+
+    def raise_if_any(self) -> None:
+        if len(self.refused) == 1:
+            raise ValueError(f"from_aihwkit: {self.refused[0]}")
+        if self.refused:
+            lines = "\n".join(f"  {r}" for r in self.refused)
+            raise ValueError(f"from_aihwkit: {len(self.refused)} settings of this InferenceRPUConfig are not modelled by aimc:\n{lines}")
+
+
+def _enum_like(v) -> bool:
+    return isinstance(getattr(v, "name", None), str) and not isinstance(v, (str, int, float))
+
+
+def _same(a, b) -> bool:
+    """Whether a setting is at its default: enum members by name, anything else by ==."""
+    if _enum_like(a) or _enum_like(b):
+        return _enum(a) == _enum(b)
+    try:
+        return bool(a == b)
+    except Exception:  # an array or another object without a plain ==: not the default
+        return False
+
+
+def _get(obj, name: str, default):
+    return getattr(obj, name, default) if obj is not None else default
+
+
+def _bits(path: str, res: float, r: _Reader) -> int:
+    """A converter resolution as bits: aihwkit's `res` (RPUCuda's checkRes: <= 0 no quantisation,
+    > 1 a number of steps, else 1/steps) has 2**b - 2 steps over the range (aimc's and aihwkit's
+    convention: 7 bits = 1/126)."""
+    if not math.isfinite(res):
+        r.refuse(path, res, "a resolution must be finite", "give 1/(2**b - 2) for b bits, or 0 for none")
+        return 0
+    if res <= 0.0:
+        return 0
+    steps = res if res > 1.0 else 1.0 / res
+    b = round(math.log2(steps + 2.0))
+    if 2 <= b <= 24 and abs(steps - (2**b - 2)) <= 1e-6 * steps:
+        return b
+    near = min(24, max(2, b))
+    r.refuse(path, res, f"{steps:.6g} converter steps; aimc's converters have 2**b - 2 steps for b = 2..24 bits",
+             f"the nearest is {near} bits: set it to 1/(2**{near} - 2) (= {1 / (2**near - 2):.6g}), or 0 for no quantisation")
+    return near
+
+
+def _forward(fwd, r: _Reader) -> dict:
+    """IOParameters as `[periphery]` (without the mapping's weight scaling)."""
+    if fwd is not None and _kind(fwd) != "IOParameters":
+        r.refused.append(f"forward is {_kind(fwd)}; aimc maps aihwkit's IOParameters (its IR drop and periphery), "
+                         "so give the forward settings as IOParameters")
+        return {}
+    perfect = bool(_get(fwd, "is_perfect", False))
+    mv = _enum(_get(fwd, "mv_type", "ONE_PASS"))
+    if perfect or mv == "ideal":
+        # aihwkit's ideal forward (RPUCuda: is_perfect, or mv_type IDEAL, disregards every other
+        # forward setting): no DAC, ADC, bounds, noise or IR drop.
+        return {"inp_bound": 1.0, "inp_res_bits": 0, "out_bound": 0.0, "out_res_bits": 0, "out_noise": 0.0,
+                "noise_management": "abs_max", "bound_management": "none", "max_bm_factor": float(_FORWARD_MAPPED["max_bm_factor"]),
+                "max_bm_res": _FORWARD_MAPPED["max_bm_res"], "w_noise": 0.0, "w_noise_type": "additive_constant",
+                "ir_drop": 0.0, "ir_drop_g_ratio": _AIMC_G_RATIO}
+    if mv != "onepass":
+        r.refuse("forward.mv_type", _get(fwd, "mv_type", None), "aimc runs one pass for positive and negative inputs",
+                 "set it to AnalogMVType.ONE_PASS (aihwkit's default)")
+    for name, (default, why) in _FORWARD_UNMODELLED.items():
+        r.default_only(f"forward.{name}", _get(fwd, name, default), default, why)
+    r.unknown_fields(fwd, "forward", set(_FORWARD_UNMODELLED) | set(_FORWARD_MAPPED))
+
+    d = _FORWARD_MAPPED
+    nm = _enum(_get(fwd, "noise_management", d["noise_management"]))
+    bm = _enum(_get(fwd, "bound_management", d["bound_management"]))
+    wnt = _enum(_get(fwd, "w_noise_type", d["w_noise_type"]))
+    p: dict[str, Any] = {}
+    if nm not in ("none", "absmax"):
+        r.refuse("forward.noise_management", _get(fwd, "noise_management", None), "aimc's noise management is abs-max or none",
+                 "use NoiseManagementType.ABS_MAX (aihwkit's default) or NoiseManagementType.NONE")
+    if bm not in ("none", "iterative"):
+        r.refuse("forward.bound_management", _get(fwd, "bound_management", None), "aimc's bound management is iterative or none",
+                 "use BoundManagementType.ITERATIVE (aihwkit's default) or BoundManagementType.NONE")
+    if wnt not in ("none", "additiveconstant", "pcmread"):
+        r.refuse("forward.w_noise_type", _get(fwd, "w_noise_type", None), "aimc's weight noise is additive-constant or PCM-read",
+                 "use WeightNoiseType.NONE (aihwkit's default), ADDITIVE_CONSTANT or PCM_READ")
+
+    inp_bound = r.num(fwd, "forward.inp_bound", d["inp_bound"])
+    if not inp_bound > 0.0:
+        r.refuse("forward.inp_bound", inp_bound, "no input bound (aihwkit reads <= 0 as unbounded inputs and no DAC)",
+                 "give the DAC range, > 0 (aihwkit's default 1.0)")
+    elif nm != "none" and inp_bound != 1.0:
+        r.refused.append(f"forward.inp_bound = {inp_bound!r} with forward.noise_management = {_show(_get(fwd, 'noise_management', None))}: "
+                         "noise management scales each input to [-1, 1], so the DAC range must be 1 (aihwkit itself stops on "
+                         "this); set inp_bound = 1.0, or noise_management = NoiseManagementType.NONE")
+    p["inp_bound"] = inp_bound if inp_bound > 0.0 else 1.0
+    p["inp_res_bits"] = _bits("forward.inp_res", r.num(fwd, "forward.inp_res", d["inp_res"]), r)
+    out_bound = r.num(fwd, "forward.out_bound", d["out_bound"])
+    if not math.isfinite(out_bound) or out_bound <= 0.0:
+        # RPUCuda: an output bound <= 0 (or infinite) clips nothing, and its ADC step (out_res
+        # times 2·out_bound) is <= 0: no quantisation.
+        p["out_bound"], p["out_res_bits"] = 0.0, 0
+    else:
+        p["out_bound"] = out_bound
+        p["out_res_bits"] = _bits("forward.out_res", r.num(fwd, "forward.out_res", d["out_res"]), r)
+    p["out_noise"] = r.num(fwd, "forward.out_noise", d["out_noise"])
+    p["noise_management"] = "none" if nm == "none" else "abs_max"
+    p["bound_management"] = "none" if bm == "none" else "iterative"
+    p["max_bm_factor"] = r.num(fwd, "forward.max_bm_factor", d["max_bm_factor"])
+    p["max_bm_res"] = r.num(fwd, "forward.max_bm_res", d["max_bm_res"])
+    # WeightNoiseType.NONE ignores w_noise (aihwkit's default type): no weight noise.
+    p["w_noise"] = 0.0 if wnt == "none" else r.num(fwd, "forward.w_noise", d["w_noise"])
+    p["w_noise_type"] = "pcm_read" if wnt == "pcmread" else "additive_constant"
+    p["ir_drop"] = r.num(fwd, "forward.ir_drop", d["ir_drop"])
+    p["ir_drop_g_ratio"] = _g_ratio(r.num(fwd, "forward.ir_drop_g_ratio", d["ir_drop_g_ratio"]))
+    return p
+
+
+def _g_ratio(v: float) -> float:
+    """aimc writes aihwkit's default ratio, 1/0.35/5e-6 = 571428.571..., as 571428.6 (7e-8
+    apart): the default maps to aimc's default, so a default configuration is aimc's own; any
+    other value maps as it is."""
+    return _AIMC_G_RATIO if v == _FORWARD_MAPPED["ir_drop_g_ratio"] else v
+
+
+def _mapping(m, r: _Reader) -> tuple[dict, dict]:
+    """MappingParameter as (`[tile]`, the periphery's weight-scaling fields)."""
+    r.unknown_fields(m, "mapping", _MAPPING_KNOWN)
+    if not _get(m, "digital_bias", True):
+        r.refuse("mapping.digital_bias", False, "aimc adds the bias digitally, not as an analog column",
+                 "set it to True (aihwkit's default)")
+    if _get(m, "learn_out_scaling", False):
+        r.refuse("mapping.learn_out_scaling", True, "learned output scales; aimc maps the weights it is given",
+                 "fold the learned scales into the weights and set it to False (aihwkit's default)")
+    tile = {}
+    for name, key in (("max_input_size", "max_in"), ("max_output_size", "max_out")):
+        v = _get(m, name, 512)
+        whole = isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and v.is_integer()
+        if not whole or v < 1:
+            r.refuse(f"mapping.{name}", v, "aimc splits every layer into tiles of a given size, where aihwkit's 0 keeps each layer on one tile",
+                     "give the tile size, e.g. 512 (aihwkit's default), or the largest layer's size for one tile per layer")
+        elif name == "max_input_size" and v > _MAX_TILE_IN:
+            r.refuse(f"mapping.{name}", v, f"aimc's tiles take at most {_MAX_TILE_IN} inputs", f"use at most {_MAX_TILE_IN}")
+        else:
+            tile[key] = int(v)
+    omega = r.num(m, "mapping.weight_scaling_omega", 0.0)
+    if not (math.isfinite(omega) and omega >= 0.0):
+        r.refuse("mapping.weight_scaling_omega", omega, "a weight scale must be finite and >= 0",
+                 "use 0.0 (raw weights in the tile, aihwkit's default) or ω > 0")
+        omega = 0.0
+    # aihwkit reads weight_scaling_columnwise only with ω > 0 (periphery.apply_weight_scaling).
+    columnwise = bool(_get(m, "weight_scaling_columnwise", False)) and omega > 0.0
+    return tile, {"weight_scaling_omega": omega, "weight_scaling_columnwise": columnwise}
+
+
+def _device(nm, r: _Reader) -> dict:
+    """PCMLikeNoiseModel as aimc's `pcm` device."""
+    if _kind(nm) != "PCMLikeNoiseModel":
+        r.refused.append(f"noise_model is {_kind(nm)}; aimc maps aihwkit's PCMLikeNoiseModel (the default) with its "
+                         "SinglePairConductanceConverter")
+        return {"model": "pcm"}
+    conv = getattr(nm, "g_converter", None)
+    g_max = r.num(nm, "noise_model.g_max", _PCM_G_REF)
+    if conv is not None:
+        if _kind(conv) != "SinglePairConductanceConverter":
+            r.refused.append(f"noise_model.g_converter is {_kind(conv)}; aimc maps a weight onto one pair of devices, "
+                             "aihwkit's SinglePairConductanceConverter (the default)")
+        else:
+            g_min = r.num(conv, "noise_model.g_converter.g_min", 0.0)
+            if g_min != 0.0:
+                r.refuse("noise_model.g_converter.g_min", g_min, "aimc's devices map a zero weight to 0 µS",
+                         "set it to 0.0 (aihwkit's default)")
+            cg = r.num(conv, "noise_model.g_converter.g_max", g_max)
+            if cg != g_max:
+                r.refused.append(f"noise_model.g_max = {g_max!r} differs from noise_model.g_converter.g_max = {cg!r}: aimc has "
+                                 "one g_max for the mapping and the noise; make them equal")
+    device: dict[str, Any] = {
+        "model": "pcm",
+        "g_max": g_max,
+        "t0": r.num(nm, "noise_model.t_0", 20.0),
+        "t_read": r.num(nm, "noise_model.t_read", 250.0e-9),
+        "prog_noise_scale": r.num(nm, "noise_model.prog_noise_scale", 1.0),
+        "read_noise_scale": r.num(nm, "noise_model.read_noise_scale", 1.0),
+        "drift_scale": r.num(nm, "noise_model.drift_scale", 1.0),
+    }
+    coeff = _get(nm, "prog_coeff", None)
+    try:
+        coeff = list(_PCM_PROG_COEFF) if coeff is None else [float(c) for c in coeff]
+    except (TypeError, ValueError):
+        r.refused.append(f"noise_model.prog_coeff = {_show(coeff)} is not a list of numbers")
+        coeff = list(_PCM_PROG_COEFF)
+    own = coeff != _PCM_PROG_COEFF
+    ref = getattr(nm, "prog_coeff_g_max_reference", None)
+    if ref is None:
+        if own:
+            # PCMLikeNoiseModel(prog_coeff=..., prog_coeff_g_max_reference=...) does not store the
+            # reference, and aihwkit fails when it programs; the reference must be on the object.
+            r.refused.append("noise_model.prog_coeff_g_max_reference is missing beside own prog_coeff (aihwkit stores it only "
+                             "when it is not given); set it on the noise model, the g_max the coefficients were fitted at")
+    ref = _PCM_G_REF if ref is None else r.num(nm, "noise_model.prog_coeff_g_max_reference", _PCM_G_REF)
+    if len(coeff) == 0 or len(coeff) > 4 and any(c != 0.0 for c in coeff[4:]):
+        r.refuse("noise_model.prog_coeff", coeff, "aimc's programming noise is a polynomial of degree <= 3 in g_T/g_max",
+                 "give at most 4 coefficients")
+    elif own or ref != _PCM_G_REF:
+        device["prog_coeff"] = (coeff + [0.0] * 4)[:4]
+        device["prog_g_ref"] = ref
+    return device
+
+
+def _drift_compensation(dc, r: _Reader) -> str:
+    if dc is None:
+        return "off"
+    gdc = _GDC.get(_kind(dc))
+    if gdc is None:
+        r.refused.append(f"drift_compensation is {_kind(dc)}; aimc maps None, GlobalDriftCompensation, "
+                         "GlobalDriftCompensationWithExactReference and PerColumnDriftCompensation")
+        return "off"
+    return gdc
+
+
+def _inference_only(cfg, r: _Reader) -> None:
+    """The settings that act in training only are not read; those that also change inference are
+    refused: a remap type, a modifier active during test, input-range learning, another tile."""
+    remap = getattr(cfg, "remap", None)
+    if _enum(_get(remap, "type", "NONE")) != "none":
+        r.refuse("remap.type", remap.type, "remapping resets the mapping scales that aimc takes from mapping.weight_scaling_omega",
+                 "set it to WeightRemapType.NONE (aihwkit's default)")
+    mod = getattr(cfg, "modifier", None)
+    if _get(mod, "enable_during_test", False) and (_enum(_get(mod, "type", "NONE")) not in ("none", "copy") or _get(mod, "pdrop", 0.0) > 0.0):
+        r.refuse("modifier.enable_during_test", True, f"the weight modifier, {_show(_get(mod, 'type', None))}, would also perturb "
+                 "inference, where aimc's device noise is the noise_model's", "set it to False (aihwkit's default)")
+    ir = _get(getattr(cfg, "pre_post", None), "input_range", None)
+    if _get(ir, "enable", False):
+        r.refuse("pre_post.input_range.enable", True, "a learned input range clips the inputs before the DAC",
+                 "set it to False (aihwkit's default); aimc scales inputs by noise management")
+    tile = getattr(cfg, "tile_class", None)
+    if tile is not None and getattr(tile, "__name__", "") != "InferenceTile":
+        r.refused.append(f"tile_class is {getattr(tile, '__name__', tile)}; aimc follows aihwkit's InferenceTile (RPUCuda)")
+
+
+def from_aihwkit(rpu_config) -> dict:
+    """aimc's settings for an aihwkit `InferenceRPUConfig`: a dict of the experiment's `gdc`
+    and its `device`, `periphery` and `tile` tables, e.g.
+
+        {"gdc": "readout", "device": {"model": "pcm", "g_max": 25.0, ...},
+         "periphery": {"inp_res_bits": 7, "out_res_bits": 9, "out_bound": 12.0, ...},
+         "tile": {"max_in": 512, "max_out": 512}}
+
+    Every entry point takes the configuration itself (`rpu_config=`: `aimc.classifier(layers, x,
+    y, rpu_config=cfg)`, `aimc.run(path, rpu_config=cfg)`); this dict is what they set, to read,
+    or to write into an experiment file (`aimc.to_toml`). A setting aimc does not model raises a
+    ValueError naming its attribute path and value (`forward.inp_noise = 0.01`), every such
+    setting in one message; a setting at aihwkit's default passes. aihwkit is not imported:
+    attributes are read by name (docs/aihwkit.md has the table)."""
+    if _kind(rpu_config) != "InferenceRPUConfig":
+        raise ValueError(f"from_aihwkit: rpu_config is {_kind(rpu_config)}; aimc maps aihwkit's InferenceRPUConfig "
+                         "(RPUCuda's inference tile: PCM noise model, drift compensation, IOParameters periphery)")
+    r = _Reader()
+    r.unknown_fields(rpu_config, "rpu_config", _CONFIG_KNOWN)
+    periphery = _forward(getattr(rpu_config, "forward", None), r)
+    tile, scaling = _mapping(getattr(rpu_config, "mapping", None), r)
+    device = _device(getattr(rpu_config, "noise_model", None), r)
+    gdc = _drift_compensation(getattr(rpu_config, "drift_compensation", None), r)
+    _inference_only(rpu_config, r)
+    r.raise_if_any()
+    periphery.update(scaling)
+    return {"gdc": gdc, "device": device, "periphery": periphery, "tile": tile}

@@ -1,0 +1,401 @@
+"""`aimc.from_aihwkit`: aihwkit's InferenceRPUConfig as aimc's settings, without aihwkit. The
+configurations here are stand-ins with aihwkit's class names, enum names and attribute tree; a
+default one maps to aimc's defaults (the settings of the aihwkit reference case), so the case's
+agreement carries over, and anything aimc does not model is refused by its attribute path."""
+import dataclasses
+import json
+import pathlib
+import subprocess
+import sys
+from enum import Enum
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import aimc
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+REFERENCE = ROOT / "experiments" / "aihwkit_breast_cancer.toml"
+
+
+# aihwkit's enums (src/aihwkit/simulator/parameters/enums.py), as aihwkit defines them.
+class NoiseManagementType(Enum):
+    NONE = "None"
+    ABS_MAX = "AbsMax"
+    ABS_MAX_NP_SUM = "AbsMaxNPSum"
+    MAX = "Max"
+    CONSTANT = "Constant"
+    AVERAGE_ABS_MAX = "AverageAbsMax"
+
+
+class BoundManagementType(Enum):
+    NONE = "None"
+    ITERATIVE = "Iterative"
+    ITERATIVE_WORST_CASE = "IterativeWorstCase"
+    SHIFT = "Shift"
+
+
+class WeightNoiseType(Enum):
+    NONE = "None"
+    ADDITIVE_CONSTANT = "AdditiveConstant"
+    PCM_READ = "PCMRead"
+
+
+class AnalogMVType(Enum):
+    IDEAL = "Ideal"
+    ONE_PASS = "OnePass"
+    POS_NEG_SEPARATE = "PosNegSeparate"
+    POS_NEG_SEPARATE_DIGITAL_SUM = "PosNegSeparateDigitalSum"
+    SPLIT_MODE = "SplitMode"
+    BIT_WISE = "BitWise"
+
+
+class WeightClipType(Enum):
+    NONE = "None"
+    FIXED_VALUE = "FixedValue"
+    LAYER_GAUSSIAN = "LayerGaussian"
+    AVERAGE_CHANNEL_MAX = "AverageChannelMax"
+
+
+class WeightModifierType(Enum):
+    NONE = "None"
+    DISCRETIZE = "Discretize"
+    MULT_NORMAL = "MultNormal"
+    ADD_NORMAL = "AddNormal"
+    DISCRETIZE_ADD_NORMAL = "DiscretizeAddNormal"
+    DOREFA = "DoReFa"
+    POLY = "Poly"
+    PCM_NOISE = "PCMNoise"
+    PROG_NOISE = "ProgNoise"
+    DROP_CONNECT = "DropConnect"
+    COPY = "Copy"
+
+
+class WeightRemapType(Enum):
+    NONE = "None"
+    LAYERWISE_SYMMETRIC = "LayerwiseSymmetric"
+    CHANNELWISE_SYMMETRIC = "ChannelwiseSymmetric"
+
+
+class PulseType(Enum):
+    NONE = "None"
+    STOCHASTIC_COMPRESSED = "StochasticCompressed"
+
+
+class RPUDataType(Enum):
+    FLOAT = "float"
+    DOUBLE = "double"
+    HALF = "half"
+
+
+def obj(kind: str, **fields):
+    """An object whose class is named `kind` (aihwkit's class name), with these attributes."""
+    return type(kind, (SimpleNamespace,), {})(**fields)
+
+
+def io_parameters(**changes):
+    """aihwkit's IOParameters() (src/aihwkit/simulator/parameters/io.py)."""
+    fields = dict(
+        is_perfect=False, mv_type=AnalogMVType.ONE_PASS, inp_bound=1.0, inp_noise=0.0, inp_res=1 / (2**7 - 2),
+        inp_sto_round=False, inp_asymmetry=0.0, out_bound=12.0, out_noise=0.06, out_noise_std=0.0, out_res=1 / (2**9 - 2),
+        out_sto_round=False, out_scale=1.0, out_asymmetry=0.0, bound_management=BoundManagementType.ITERATIVE,
+        noise_management=NoiseManagementType.ABS_MAX, w_noise=0.0, w_noise_type=WeightNoiseType.NONE, ir_drop=0.0,
+        ir_drop_g_ratio=1.0 / 0.35 / 5e-6, out_nonlinearity=0.0, out_nonlinearity_std=0.0, slope_calibration=0.0,
+        v_offset_std=0.0, v_offset_w_min=-1.0, r_series=0.0, w_read_asymmetry_dtod=0.0, max_bm_factor=1000, max_bm_res=0.25,
+        bm_test_negative_bound=True, nm_thres=0.0,
+    )
+    fields.update(changes)
+    return obj("IOParameters", **fields)
+
+
+def pcm_noise_model(g_max=25.0, **changes):
+    """aihwkit's PCMLikeNoiseModel() as its constructor leaves it (src/aihwkit/inference/noise/pcm.py,
+    its converter src/aihwkit/inference/converter/conductance.py)."""
+    fields = dict(g_converter=obj("SinglePairConductanceConverter", g_max=g_max, g_min=0.0, scale_ratio=None), g_max=g_max,
+                  prog_coeff_g_max_reference=25.0, prog_coeff=[0.26348, 1.9650, -1.1731], t_0=20.0, t_read=250.0e-9,
+                  prog_noise_scale=1.0, read_noise_scale=1.0, drift_scale=1.0)
+    fields.update(changes)
+    return obj("PCMLikeNoiseModel", **fields)
+
+
+def inference_rpu_config(**changes):
+    """aihwkit's InferenceRPUConfig() with all its defaults: src/aihwkit/simulator/configs/configs.py
+    (InferenceRPUConfig), parameters/io.py, mapping.py (MappingParameter), inference.py
+    (WeightClipParameter, WeightRemapParameter, WeightModifierParameter), pre_post.py
+    (PrePostProcessingParameter, InputRangeParameter), runtime.py (RuntimeParameter), training.py
+    (UpdateParameters), configs/devices.py (IdealDevice), inference/compensation/drift.py."""
+    fields = dict(
+        tile_class=type("InferenceTile", (), {}),
+        tile_array_class=type("TileModuleArray", (), {}),
+        runtime=obj("RuntimeParameter", data_type=RPUDataType.FLOAT, on_the_fly_bindings=False, offload_input=False,
+                    offload_gradient=False),
+        pre_post=obj("PrePostProcessingParameter", input_range=obj(
+            "InputRangeParameter", enable=False, learn_input_range=True, init_value=3.0, init_from_data=100, init_std_alpha=3.0,
+            decay=0.001, input_min_percentage=0.95, manage_output_clipping=False, output_min_percentage=0.95, gradient_scale=1.0,
+            gradient_relative=True, calibration_info=None)),
+        mapping=obj("MappingParameter", digital_bias=True, weight_scaling_omega=0.0, weight_scaling_columnwise=False,
+                    weight_scaling_lr_compensation=False, learn_out_scaling=False, out_scaling_columnwise=False,
+                    max_input_size=512, max_output_size=512),
+        forward=io_parameters(),
+        noise_model=pcm_noise_model(),
+        drift_compensation=obj("GlobalDriftCompensation"),
+        clip=obj("WeightClipParameter", fixed_value=-1.0, sigma=2.5, type=WeightClipType.NONE),
+        remap=obj("WeightRemapParameter", remapped_wmax=1.0, max_scale_range=0.0, max_scale_ref=0.0, type=WeightRemapType.NONE),
+        modifier=obj("WeightModifierParameter", std_dev=0.0, per_batch_sample=False, res=0.0, sto_round=False, dorefa_clip=0.6,
+                     pdrop=0.0, enable_during_test=False, rel_to_actual_wmax=True, assumed_wmax=1.0, copy_last_column=False,
+                     coeffs=[0.0105392, 0.0768, -0.046925], type=WeightModifierType.NONE, g_max=25.0, pcm_zero_thres=0.0,
+                     pcm_t_inference=0.0, pcm_prob_at_reset=0.0, pcm_prob_at_gmax=0.0, pcm_prob_at_random=0.0, pcm_t0=20.0),
+        device=obj("IdealDevice", construction_seed=0, diffusion=0.0, lifetime=0.0, reset_std=0.01),
+        backward=io_parameters(is_perfect=True),
+        update=obj("UpdateParameters", desired_bl=31, fixed_bl=True, pulse_type=PulseType.NONE, res=0, x_res_implicit=0,
+                   d_res_implicit=0, d_sparsity=False, sto_round=False, update_bl_management=True, update_management=True,
+                   um_grad_scale=1.0),
+    )
+    fields.update(changes)
+    return obj("InferenceRPUConfig", **fields)
+
+
+# aimc's defaults, as the reference case (experiments/aihwkit_breast_cancer.toml) runs them.
+AIMC_DEFAULTS = {
+    "gdc": "readout",
+    "device": {"model": "pcm", "g_max": 25.0, "t0": 20.0, "t_read": 250e-9, "prog_noise_scale": 1.0, "read_noise_scale": 1.0,
+               "drift_scale": 1.0},
+    "periphery": {"inp_bound": 1.0, "inp_res_bits": 7, "out_bound": 12.0, "out_res_bits": 9, "out_noise": 0.06,
+                  "noise_management": "abs_max", "bound_management": "iterative", "max_bm_factor": 1000.0, "max_bm_res": 0.25,
+                  "w_noise": 0.0, "w_noise_type": "additive_constant", "ir_drop": 0.0, "ir_drop_g_ratio": 571428.6,
+                  "weight_scaling_omega": 0.0, "weight_scaling_columnwise": False},
+    "tile": {"max_in": 512, "max_out": 512},
+}
+
+
+def with_changes(cfg, **paths):
+    """`cfg` with `forward__inp_noise=0.01`-style attributes changed (on the shared stand-ins)."""
+    for key, value in paths.items():
+        target = cfg
+        *parents, last = key.split("__")
+        for p in parents:
+            target = getattr(target, p)
+        setattr(target, last, value)
+    return cfg
+
+
+def test_the_default_config_maps_to_aimcs_defaults():
+    assert aimc.from_aihwkit(inference_rpu_config()) == AIMC_DEFAULTS
+
+
+def test_the_reference_case_runs_the_same_from_a_default_config(tmp_path):
+    # The reference case at aimc's defaults against the same file with the default
+    # InferenceRPUConfig's settings as its base: the same resolved settings and every trial equal,
+    # the file's gdc axis still sweeping gdc.
+    common = dict(backend="cpu", trials=40, quiet=True, set={"layer_insight_trials": 0})
+    plain = aimc.run(REFERENCE, out=str(tmp_path / "plain"), **common)
+    mapped = aimc.run(REFERENCE, out=str(tmp_path / "mapped"), rpu_config=inference_rpu_config(), **common)
+    for key in ("device", "periphery", "tile", "gdc"):
+        assert mapped.data["config"][key] == plain.data["config"][key], key
+    assert [p["labels"] for p in mapped.points] == [p["labels"] for p in plain.points]
+    assert {p["labels"]["gdc"] for p in mapped.points} == {"off", "readout"}
+    assert [p["per_trial"] for p in mapped.points] == [p["per_trial"] for p in plain.points]
+
+
+def test_non_default_settings_map_to_aimcs_fields():
+    cfg = inference_rpu_config(
+        forward=io_parameters(inp_res=1 / (2**8 - 2), out_res=62.0, out_noise=0.1, w_noise=0.02, w_noise_type=WeightNoiseType.PCM_READ,
+                              ir_drop=1.0, ir_drop_g_ratio=2e5, noise_management="None", inp_bound=2.0,
+                              bound_management="BoundManagementType.NONE", max_bm_factor=100, max_bm_res=0.5),
+        noise_model=pcm_noise_model(g_max=30.0, t_0=10.0, t_read=1e-6, prog_noise_scale=0.5, read_noise_scale=2.0, drift_scale=0.3),
+        drift_compensation=None,
+    )
+    with_changes(cfg, mapping__max_input_size=256, mapping__max_output_size=128, mapping__weight_scaling_omega=1.0,
+                 mapping__weight_scaling_columnwise=True)
+    s = aimc.from_aihwkit(cfg)
+    assert s["gdc"] == "off"
+    assert s["tile"] == {"max_in": 256, "max_out": 128}
+    assert s["device"] == {"model": "pcm", "g_max": 30.0, "t0": 10.0, "t_read": 1e-6, "prog_noise_scale": 0.5, "read_noise_scale": 2.0,
+                           "drift_scale": 0.3}
+    assert s["periphery"] == {"inp_bound": 2.0, "inp_res_bits": 8, "out_bound": 12.0, "out_res_bits": 6, "out_noise": 0.1,
+                              "noise_management": "none", "bound_management": "none", "max_bm_factor": 100.0, "max_bm_res": 0.5,
+                              "w_noise": 0.02, "w_noise_type": "pcm_read", "ir_drop": 1.0, "ir_drop_g_ratio": 2e5,
+                              "weight_scaling_omega": 1.0, "weight_scaling_columnwise": True}
+
+
+@pytest.mark.parametrize("changes, field, value", [
+    ({"forward__inp_res": -1}, "inp_res_bits", 0),                      # <= 0: no DAC quantisation
+    ({"forward__inp_res": 254.0}, "inp_res_bits", 8),                   # > 1: a number of steps
+    ({"forward__out_res": 0.0}, "out_res_bits", 0),
+    ({"forward__out_bound": 0.0}, "out_bound", 0.0),                    # <= 0: no clipping ...
+    ({"forward__out_bound": -1.0}, "out_res_bits", 0),                  # ... and no ADC quantisation
+    ({"forward__w_noise": 0.05}, "w_noise", 0.0),                       # WeightNoiseType.NONE ignores w_noise
+    ({"forward__w_noise": 0.05, "forward__w_noise_type": "AdditiveConstant"}, "w_noise", 0.05),
+    ({"forward__noise_management": "ABS_MAX"}, "noise_management", "abs_max"),
+    ({"mapping__weight_scaling_columnwise": True}, "weight_scaling_columnwise", False),  # only read with ω > 0
+    ({"forward__is_perfect": True, "forward__inp_noise": 0.3, "forward__out_noise": 0.2}, "out_noise", 0.0),
+    ({"forward__mv_type": AnalogMVType.IDEAL}, "inp_res_bits", 0),
+])
+def test_periphery_readings(changes, field, value):
+    assert aimc.from_aihwkit(with_changes(inference_rpu_config(), **changes))["periphery"][field] == value
+
+
+def test_an_ideal_forward_is_aimcs_perfect_periphery():
+    p = aimc.from_aihwkit(inference_rpu_config(forward=io_parameters(is_perfect=True, out_nonlinearity=1.0)))["periphery"]
+    assert (p["inp_res_bits"], p["out_res_bits"], p["out_bound"], p["out_noise"], p["w_noise"], p["ir_drop"], p["bound_management"]) == (
+        0, 0, 0.0, 0.0, 0.0, 0.0, "none")
+
+
+def test_the_noise_model_and_drift_compensation():
+    # Own programming coefficients go with the reference they were fitted at.
+    nm = pcm_noise_model(prog_coeff=[0.1, 1.0, -0.5, 0.2], prog_coeff_g_max_reference=20.0)
+    assert aimc.from_aihwkit(inference_rpu_config(noise_model=nm))["device"]["prog_coeff"] == [0.1, 1.0, -0.5, 0.2]
+    d = aimc.from_aihwkit(inference_rpu_config(noise_model=pcm_noise_model(prog_coeff=[0.1, 1.0], prog_coeff_g_max_reference=25.0)))["device"]
+    assert (d["prog_coeff"], d["prog_g_ref"]) == ([0.1, 1.0, 0.0, 0.0], 25.0)
+    # The default coefficients at another g_max keep aihwkit's 25 µS reference (aimc's preset).
+    assert "prog_coeff" not in aimc.from_aihwkit(inference_rpu_config(noise_model=pcm_noise_model(g_max=40.0)))["device"]
+    for kind, gdc in (("GlobalDriftCompensationWithExactReference", "exact_reference"),
+                      ("PerColumnDriftCompensation", "readout_per_column")):
+        assert aimc.from_aihwkit(inference_rpu_config(drift_compensation=obj(kind)))["gdc"] == gdc
+
+
+def test_training_only_settings_are_not_read():
+    cfg = with_changes(inference_rpu_config(), clip__type=WeightClipType.LAYER_GAUSSIAN, clip__sigma=2.0,
+                       modifier__type=WeightModifierType.ADD_NORMAL, modifier__std_dev=0.1, modifier__pdrop=0.1,
+                       mapping__weight_scaling_lr_compensation=True, runtime__data_type=RPUDataType.DOUBLE,
+                       pre_post__input_range__init_value=5.0, backward__out_noise=0.2, update__desired_bl=10)
+    assert aimc.from_aihwkit(cfg) == AIMC_DEFAULTS
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"forward__inp_noise": 0.01}, r"^from_aihwkit: forward\.inp_noise = 0\.01 is not modelled by aimc \(Gaussian input noise after "
+                                   r"the DAC\); set it to 0\.0 \(aihwkit's default\)$"),
+    ({"forward__out_nonlinearity": 0.5}, r"forward\.out_nonlinearity = 0\.5 is not modelled"),
+    ({"forward__out_noise_std": 0.3}, r"forward\.out_noise_std = 0\.3 is not modelled"),
+    ({"forward__inp_sto_round": True}, r"forward\.inp_sto_round = True is not modelled"),
+    ({"forward__bm_test_negative_bound": False}, r"forward\.bm_test_negative_bound = False is not modelled"),
+    ({"forward__mv_type": AnalogMVType.POS_NEG_SEPARATE}, r"forward\.mv_type = AnalogMVType\.POS_NEG_SEPARATE is not modelled"),
+    ({"forward__noise_management": NoiseManagementType.ABS_MAX_NP_SUM},
+     r"forward\.noise_management = NoiseManagementType\.ABS_MAX_NP_SUM is not modelled"),
+    ({"forward__bound_management": BoundManagementType.SHIFT}, r"forward\.bound_management = BoundManagementType\.SHIFT"),
+    ({"forward__inp_res": 0.0079}, r"forward\.inp_res = 0\.0079 .*126\.58.* the nearest is 7 bits: set it to 1/\(2\*\*7 - 2\)"),
+    ({"forward__out_res": 1 / 100}, r"forward\.out_res = 0\.01 .* the nearest is 7 bits"),
+    ({"forward__inp_bound": 2.0}, r"forward\.inp_bound = 2\.0 with forward\.noise_management = NoiseManagementType\.ABS_MAX"),
+    ({"forward__inp_bound": 0.0, "forward__noise_management": NoiseManagementType.NONE}, r"forward\.inp_bound = 0\.0 is not modelled"),
+    ({"mapping__digital_bias": False}, r"mapping\.digital_bias = False is not modelled"),
+    ({"mapping__learn_out_scaling": True}, r"mapping\.learn_out_scaling = True is not modelled"),
+    ({"mapping__max_input_size": 0, "mapping__max_output_size": 0}, r"mapping\.max_input_size = 0 is not modelled"),
+    ({"mapping__max_input_size": 4096}, r"mapping\.max_input_size = 4096 .* at most 2048 inputs"),
+    ({"remap__type": WeightRemapType.LAYERWISE_SYMMETRIC}, r"remap\.type = WeightRemapType\.LAYERWISE_SYMMETRIC is not modelled"),
+    ({"modifier__type": WeightModifierType.ADD_NORMAL, "modifier__enable_during_test": True},
+     r"modifier\.enable_during_test = True .*ADD_NORMAL"),
+    ({"pre_post__input_range__enable": True}, r"pre_post\.input_range\.enable = True is not modelled"),
+    ({"noise_model__g_converter__g_min": 2.0}, r"noise_model\.g_converter\.g_min = 2\.0 is not modelled"),
+    ({"noise_model__g_max": 30.0}, r"noise_model\.g_max = 30\.0 differs from noise_model\.g_converter\.g_max = 25\.0"),
+    ({"noise_model__prog_coeff": [0.1, 0.2, 0.3, 0.4, 0.5]}, r"noise_model\.prog_coeff = \[0\.1, 0\.2, 0\.3, 0\.4, 0\.5\]"),
+])
+def test_unmodelled_settings_are_refused_by_name(changes, message):
+    with pytest.raises(ValueError, match=message):
+        aimc.from_aihwkit(with_changes(inference_rpu_config(), **changes))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"forward": obj("IOParametersIRDropT")}, r"forward is IOParametersIRDropT; aimc maps aihwkit's IOParameters"),
+    ({"noise_model": obj("HermesNoiseModel")}, r"noise_model is HermesNoiseModel; aimc maps aihwkit's PCMLikeNoiseModel"),
+    ({"noise_model": obj("CustomDriftPCMLikeNoiseModel")}, r"noise_model is CustomDriftPCMLikeNoiseModel"),
+    ({"noise_model": pcm_noise_model(g_converter=obj("DualPairConductanceConverter", g_max=25.0))},
+     r"noise_model\.g_converter is DualPairConductanceConverter"),
+    ({"drift_compensation": obj("MyCompensation")}, r"drift_compensation is MyCompensation; aimc maps None, GlobalDriftCompensation"),
+    ({"tile_class": type("TorchInferenceTile", (), {})}, r"tile_class is TorchInferenceTile"),
+])
+def test_unmodelled_classes_are_refused_by_name(changes, message):
+    with pytest.raises(ValueError, match=message):
+        aimc.from_aihwkit(inference_rpu_config(**changes))
+
+
+def test_other_configs_and_a_missing_reference_are_refused():
+    with pytest.raises(ValueError, match=r"rpu_config is TorchInferenceRPUConfig; aimc maps aihwkit's InferenceRPUConfig"):
+        aimc.from_aihwkit(obj("TorchInferenceRPUConfig", **vars(inference_rpu_config())))
+    # PCMLikeNoiseModel(prog_coeff=..., prog_coeff_g_max_reference=...) leaves the reference unset.
+    nm = pcm_noise_model(prog_coeff=[0.1, 1.0, -0.5])
+    del nm.prog_coeff_g_max_reference
+    with pytest.raises(ValueError, match=r"noise_model\.prog_coeff_g_max_reference is missing"):
+        aimc.from_aihwkit(inference_rpu_config(noise_model=nm))
+
+
+def test_every_unmodelled_setting_in_one_message():
+    cfg = with_changes(inference_rpu_config(), forward__inp_noise=0.01, forward__out_scale=2.0, mapping__digital_bias=False)
+    with pytest.raises(ValueError) as e:
+        aimc.from_aihwkit(cfg)
+    text = str(e.value)
+    assert text.startswith("from_aihwkit: 3 settings of this InferenceRPUConfig are not modelled by aimc:")
+    for name in ("forward.inp_noise = 0.01", "forward.out_scale = 2.0", "mapping.digital_bias = False"):
+        assert name in text
+
+
+def test_a_newer_aihwkits_fields_pass_only_at_their_defaults():
+    # aihwkit's parameters are dataclasses: a field this mapping does not know is compared with
+    # its own default.
+    @dataclasses.dataclass
+    class IOParameters:
+        inp_res: float = 1 / (2**7 - 2)
+        new_effect: float = 0.0
+
+    assert aimc.from_aihwkit(inference_rpu_config(forward=IOParameters()))["periphery"]["inp_res_bits"] == 7
+    with pytest.raises(ValueError, match=r"forward\.new_effect = 0\.5 is not known to aimc's mapping"):
+        aimc.from_aihwkit(inference_rpu_config(forward=IOParameters(new_effect=0.5)))
+
+
+def _net():
+    rng = np.random.default_rng(3)
+    layers = [(rng.normal(0, 0.3, (12, 8)).astype(np.float32), rng.normal(0, 0.1, 12).astype(np.float32)),
+              (rng.normal(0, 0.3, (3, 12)).astype(np.float32), np.zeros(3, np.float32))]
+    x = rng.normal(0, 1, (30, 8))
+    y = np.argmax(np.maximum(x @ layers[0][0].T.astype(np.float64) + layers[0][1], 0) @ layers[1][0].T.astype(np.float64), axis=1)
+    return layers, x, y
+
+
+def test_classifier_with_a_default_config_equals_aimcs_defaults(tmp_path):
+    layers, x, y = _net()
+    common = dict(times=["1h", "1y"], trials=6, backend="cpu", quiet=True, layer_insight_trials=0)
+    plain = aimc.classifier(layers, x, y, out=str(tmp_path / "plain"), **common)
+    mapped = aimc.classifier(layers, x, y, out=str(tmp_path / "mapped"), rpu_config=inference_rpu_config(), **common)
+    for key in ("device", "periphery", "tile", "gdc"):
+        assert mapped.data["config"][key] == plain.data["config"][key], key
+    assert [p["per_trial"] for p in mapped.points] == [p["per_trial"] for p in plain.points]
+
+
+def test_classifier_with_a_non_default_config_equals_the_same_settings_written_out(tmp_path):
+    layers, x, y = _net()
+    common = dict(times=["1h", "1y"], trials=6, backend="cpu", quiet=True, layer_insight_trials=0)
+    cfg = inference_rpu_config(forward=io_parameters(out_res=1 / (2**8 - 2), out_noise=0.1), drift_compensation=None,
+                               noise_model=pcm_noise_model(drift_scale=0.5))
+    mapped = aimc.classifier(layers, x, y, out=str(tmp_path / "mapped"), rpu_config=cfg, **common)
+    written = aimc.classifier(layers, x, y, out=str(tmp_path / "written"), gdc="off", periphery__out_res_bits=8, periphery__out_noise=0.1,
+                              device__drift_scale=0.5, **common)
+    assert mapped.data["config"]["periphery"]["out_res_bits"] == 8 and mapped.data["config"]["gdc"] == "off"
+    assert [p["per_trial"] for p in mapped.points] == [p["per_trial"] for p in written.points]
+    # Keywords still override the rpu_config's settings; the device comes from one place.
+    over = aimc.classifier(layers, x, y, out=str(tmp_path / "over"), rpu_config=cfg, gdc="readout", periphery__out_res_bits=9,
+                           device__drift_scale=1.0, **common)
+    plain = aimc.classifier(layers, x, y, out=str(tmp_path / "plain"), periphery__out_noise=0.1, **common)
+    assert [p["per_trial"] for p in over.points] == [p["per_trial"] for p in plain.points]
+    with pytest.raises(ValueError, match=r"device='hermes' and rpu_config= both give the device"):
+        aimc.classifier(layers, x, y, device="hermes", rpu_config=cfg, **common)
+
+
+def test_weight_error_takes_an_rpu_config(tmp_path):
+    w = np.random.default_rng(1).normal(0, 0.2, (6, 5)).astype(np.float32)
+    cfg = inference_rpu_config(noise_model=pcm_noise_model(prog_noise_scale=0.0))
+    r = aimc.weight_error(w, times=["1s"], trials=4, backend="cpu", quiet=True, out=str(tmp_path / "w"), rpu_config=cfg)
+    assert r.data["config"]["device"]["prog_noise_scale"] == 0.0
+
+
+def test_import_aimc_needs_neither_aihwkit_nor_torch():
+    code = ("import sys, aimc; cfg = aimc.from_aihwkit; "
+            "assert 'aihwkit' not in sys.modules and 'torch' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert json.dumps(aimc.from_aihwkit(inference_rpu_config()))  # plain data: JSON and TOML ready
+    assert aimc.to_toml(aimc.from_aihwkit(inference_rpu_config())).startswith('"gdc" = "readout"')
+
+
+def test_values_that_are_not_numbers_are_refused_by_name():
+    cfg = with_changes(inference_rpu_config(), forward__out_noise="high", noise_model__t_0=None)
+    with pytest.raises(ValueError, match=r"forward\.out_noise = 'high' is not a number\n  noise_model\.t_0 = None is not a number"):
+        aimc.from_aihwkit(cfg)

@@ -453,7 +453,7 @@ fn train_command(command: Command) -> Result<()> {
                 say_err!("epoch {}: mean training loss {loss:.4} ({:.0} s)", e + 1, start.elapsed().as_secs_f64())
             })?;
             let secs = start.elapsed().as_secs_f64();
-            tf::save_safetensors_hwa(&net, task, &command, &hwa, &out)?;
+            tf::save_safetensors(&net, task, &command, &out)?;
             say!(
                 "{} transformer ({} attention; {}) trained in {secs:.1} s: train accuracy {:.2} %, {split} accuracy {:.2} % ({} rows); wrote {}",
                 task.name(),

@@ -216,12 +216,12 @@ impl CnnNet {
         let [c1, c2] = self.channels;
         let (n_out, n_in) = (self.fc.n_out, self.fc.n_in);
         vec![
-            Param { name: "0.weight".into(), data: &mut self.conv1_w, matrix: Some((c1, K * K)) },
-            Param { name: "0.bias".into(), data: &mut self.conv1_b, matrix: None },
-            Param { name: "3.weight".into(), data: &mut self.conv2_w, matrix: Some((c2, c1 * K * K)) },
-            Param { name: "3.bias".into(), data: &mut self.conv2_b, matrix: None },
-            Param { name: "7.weight".into(), data: &mut self.fc.w, matrix: Some((n_out, n_in)) },
-            Param { name: "7.bias".into(), data: &mut self.fc.b, matrix: None },
+            Param { name: "0.weight".into(), data: &mut self.conv1_w, matrix: Some((c1, K * K)), fixed: false },
+            Param { name: "0.bias".into(), data: &mut self.conv1_b, matrix: None, fixed: false },
+            Param { name: "3.weight".into(), data: &mut self.conv2_w, matrix: Some((c2, c1 * K * K)), fixed: false },
+            Param { name: "3.bias".into(), data: &mut self.conv2_b, matrix: None, fixed: false },
+            Param { name: "7.weight".into(), data: &mut self.fc.w, matrix: Some((n_out, n_in)), fixed: false },
+            Param { name: "7.bias".into(), data: &mut self.fc.b, matrix: None, fixed: false },
         ]
     }
 

@@ -17,8 +17,9 @@
 //!   abs-max noise management and ω = 0, the evaluation's own definition).
 //! - **DAC**: each input vector quantised to `dac_bits` over its max|x| (abs-max noise
 //!   management), with a straight-through gradient (the quantiser's derivative taken as 1).
-//! - **Clipping** of every crossbar matrix to ±`clip_sigma`·std(W) after each update (aihwkit
-//!   `WeightClipType.LAYER_GAUSSIAN`).
+//! - **Clipping** of every trained crossbar matrix to ±`clip_sigma`·std(W) after each update
+//!   (aihwkit `WeightClipType.LAYER_GAUSSIAN`); a fixed matrix that gets no gradient (the
+//!   transformer's kernel feature projection) draws weight noise but is never clipped.
 //! - **Fine-tuning**: `init` starts from a trained model file (the floating-point one) instead of
 //!   the random initialisation, usually with fewer `epochs` and a smaller `lr`.
 //!
@@ -59,7 +60,7 @@ pub struct TrainingConfig {
     pub output_noise: f64,
     /// DAC bits of the inputs of every crossbar MVM (0: none); straight-through gradient.
     pub dac_bits: u32,
-    /// Clip every crossbar matrix to ±clip_sigma·std(W) after each update (0: none).
+    /// Clip every trained crossbar matrix to ±clip_sigma·std(W) after each update (0: none).
     pub clip_sigma: f64,
     /// Fine-tune from this model file (relative to the training file) instead of a random init.
     pub init: Option<PathBuf>,
@@ -247,6 +248,9 @@ pub struct Param<'a> {
     pub name: String,
     pub data: &'a mut Vec<f32>,
     pub matrix: Option<(usize, usize)>,
+    /// A fixed tensor that gets no gradient (the transformer's kernel feature projection): as a
+    /// crossbar matrix it still draws weight noise, but it is never clipped ([`Injector::clip`]).
+    pub fixed: bool,
 }
 
 /// The injected noise of one training run: the configuration, the resolved device model and the
@@ -373,13 +377,17 @@ impl Injector {
         }
     }
 
-    /// Clips every crossbar matrix of `params` to ±clip_sigma·std(W) (after an update).
+    /// Clips every trained crossbar matrix of `params` to ±clip_sigma·std(W) (after an update).
+    /// This is the one place that decides what is clipped: a fixed matrix (`Param::fixed`, no
+    /// gradient) is left as drawn or loaded, since clipping it again at every step would only cut
+    /// its largest entries, not keep an update in range (aihwkit's `LAYER_GAUSSIAN` clips the
+    /// weights it trains).
     pub fn clip(&self, params: Vec<Param<'_>>) {
         if self.cfg.clip_sigma <= 0.0 {
             return;
         }
         for p in params {
-            if p.matrix.is_some() {
+            if p.matrix.is_some() && !p.fixed {
                 clip_matrix(p.data, self.cfg.clip_sigma);
             }
         }
@@ -557,6 +565,31 @@ mod tests {
         inj.perturb_matrix(&mut w);
         let after: f64 = w.iter().map(|v| v.abs() as f64).sum();
         assert!((after / before - 1.0).abs() < 0.05, "{after} vs {before}");
+    }
+
+    #[test]
+    fn a_fixed_matrix_draws_noise_but_is_not_clipped() {
+        let cfg = TrainingConfig { weight_noise: "pcm".into(), clip_sigma: 1.0, ..TrainingConfig::default() };
+        let w0 = vec![0.0f32, 0.0, 0.0, 10.0];
+        let (mut trained, mut fixed) = (w0.clone(), w0.clone());
+        // A trained matrix and a fixed one (no gradient, as the kernel feature projection).
+        let both = |t: &mut Vec<f32>, f: &mut Vec<f32>, inj: &mut Injector, clip: bool| {
+            let ps = vec![
+                Param { name: "w".into(), data: t, matrix: Some((2, 2)), fixed: false },
+                Param { name: "p".into(), data: f, matrix: Some((2, 2)), fixed: true },
+            ];
+            if clip {
+                inj.clip(ps)
+            } else {
+                inj.perturb(ps)
+            }
+        };
+        let mut inj = Injector::new(&cfg, 0);
+        both(&mut trained, &mut fixed, &mut inj, true);
+        assert!((trained[3] - 4.330_127).abs() < 1e-5, "the trained matrix is clipped: {trained:?}");
+        assert_eq!(fixed, w0, "the fixed matrix is not clipped");
+        both(&mut trained, &mut fixed, &mut inj, false);
+        assert_ne!(fixed, w0, "the fixed matrix draws weight noise");
     }
 
     #[test]

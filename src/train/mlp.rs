@@ -150,8 +150,8 @@ impl Mlp {
     pub fn params_mut(&mut self) -> Vec<Param<'_>> {
         let mut out = Vec::new();
         for (i, l) in self.layers.iter_mut().enumerate() {
-            out.push(Param { name: format!("{}.weight", 2 * i), data: &mut l.w, matrix: Some((l.n_out, l.n_in)) });
-            out.push(Param { name: format!("{}.bias", 2 * i), data: &mut l.b, matrix: None });
+            out.push(Param { name: format!("{}.weight", 2 * i), data: &mut l.w, matrix: Some((l.n_out, l.n_in)), fixed: false });
+            out.push(Param { name: format!("{}.bias", 2 * i), data: &mut l.b, matrix: None, fixed: false });
         }
         out
     }

@@ -242,7 +242,10 @@ impl MoeNet {
         fn dense(name: String, d: &mut Dense) -> [Param<'_>; 2] {
             let shape = (d.n_out, d.n_in);
             let Dense { w, b, .. } = d;
-            [Param { name: format!("{name}.weight"), data: w, matrix: Some(shape) }, Param { name: format!("{name}.bias"), data: b, matrix: None }]
+            [
+                Param { name: format!("{name}.weight"), data: w, matrix: Some(shape), fixed: false },
+                Param { name: format!("{name}.bias"), data: b, matrix: None, fixed: false },
+            ]
         }
         let mut v: Vec<Param<'_>> = dense("router".into(), &mut self.router).into();
         for (j, (a, b)) in self.experts.iter_mut().enumerate() {

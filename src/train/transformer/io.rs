@@ -1,29 +1,19 @@
 //! The training transformer as a safetensors file: the state dict under PyTorch's names, the
-//! architecture (including a hardware-aware training's clipping of the feature projection) and
-//! training command as metadata, and loading it back.
+//! architecture and training command as metadata, and loading it back.
 
 // Index loops mirror the gradient equations, so the backward pass reads beside them.
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
 use super::*;
 
-/// The `model` metadata: the architecture in words. `projection_clip`: the k of a
-/// hardware-aware training's clipping, which the trainer applies to the feature projection too
-/// (0: none, the projection as drawn).
-fn architecture(net: &Net<f32>, task: Task, projection_clip: f64) -> String {
+/// The `model` metadata: the architecture in words. The feature projection is as drawn: no
+/// training changes it (a hardware-aware training draws noise on it but does not clip it).
+fn architecture(net: &Net<f32>, task: Task) -> String {
     let d = &net.dims;
-    let clipped = if projection_clip > 0.0 {
-        format!(
-            ", then clipped to +-{projection_clip} std(W) after every training step as the trained matrices are (so the largest entries are cut and rows are no longer exactly of norm sqrt({}))",
-            d.d_head()
-        )
-    } else {
-        String::new()
-    };
     let attention = match net.attention {
         Attention::Softmax => "softmax attention softmax(q k^T / sqrt(d_head)) over the non-padding keys".to_string(),
         Attention::Kernel => format!(
-            "kernel-approximated attention (FAVOR+ positive features, {m} features: phi(x) = exp([h, -h] - |x~|^2/2 - log sqrt({m})), h = W x~, x~ = x * {dh}^(-1/4), W = {FEATURE_PROJECTION} [{}, {dh}] fixed orthogonal blocks with rows of norm sqrt({dh}){clipped}, shared by Q and K and both layers; out_i = sum_j (phi(q_i).phi(k_j)) v_j / sum_j phi(q_i).phi(k_j) over the non-padding keys)",
+            "kernel-approximated attention (FAVOR+ positive features, {m} features: phi(x) = exp([h, -h] - |x~|^2/2 - log sqrt({m})), h = W x~, x~ = x * {dh}^(-1/4), W = {FEATURE_PROJECTION} [{}, {dh}] fixed orthogonal blocks with rows of norm sqrt({dh}), shared by Q and K and both layers; out_i = sum_j (phi(q_i).phi(k_j)) v_j / sum_j phi(q_i).phi(k_j) over the non-padding keys)",
             d.features / 2,
             m = d.features,
             dh = d.d_head()
@@ -50,18 +40,12 @@ fn architecture(net: &Net<f32>, task: Task, projection_clip: f64) -> String {
 /// The safetensors bytes of the model (names of [`param_names`], plus [`FEATURE_PROJECTION`]
 /// for kernel attention), F32, with the metadata `format`, `model` and `training`.
 pub fn safetensors_bytes(net: &Net<f32>, task: Task, training: &str) -> Result<Vec<u8>, TrainError> {
-    safetensors_bytes_hwa(net, task, training, &TrainingConfig::default())
-}
-
-/// [`safetensors_bytes`] of a model trained with the `[training]` section `hwa`: its clipping
-/// (`clip_sigma`) reached the fixed feature projection too, and the `model` metadata says so.
-pub fn safetensors_bytes_hwa(net: &Net<f32>, task: Task, training: &str, hwa: &TrainingConfig) -> Result<Vec<u8>, TrainError> {
     let mut tensors: Vec<NamedTensor> =
         param_names(&net.dims).into_iter().zip(&net.params).map(|((name, shape), v)| (name.to_string(), shape, v.as_slice())).collect();
     if net.attention == Attention::Kernel {
         tensors.push((FEATURE_PROJECTION.to_string(), vec![net.dims.features / 2, net.dims.d_head()], &net.projection));
     }
-    state_dict_bytes(&tensors, &model_metadata(architecture(net, task, hwa.clip_sigma), training))
+    state_dict_bytes(&tensors, &model_metadata(architecture(net, task), training))
 }
 
 /// Reads a model written by [`safetensors_bytes`] with shapes `dims`: kernel attention when the
@@ -88,9 +72,4 @@ pub fn from_safetensors(bytes: &[u8], dims: Dims) -> Result<Net<f32>, TrainError
 /// Writes [`safetensors_bytes`] to `path`.
 pub fn save_safetensors(net: &Net<f32>, task: Task, training: &str, path: impl AsRef<Path>) -> Result<(), TrainError> {
     write_model(path.as_ref(), &safetensors_bytes(net, task, training)?)
-}
-
-/// Writes [`safetensors_bytes_hwa`] to `path`.
-pub fn save_safetensors_hwa(net: &Net<f32>, task: Task, training: &str, hwa: &TrainingConfig, path: impl AsRef<Path>) -> Result<(), TrainError> {
-    write_model(path.as_ref(), &safetensors_bytes_hwa(net, task, training, hwa)?)
 }

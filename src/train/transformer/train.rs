@@ -87,7 +87,8 @@ pub fn task_data(cfg: &TransformerTrainConfig, digits: Option<&crate::train::Dat
 impl Net<f32> {
     /// Every parameter tensor by its state-dict name (and the kernel's feature projection); the
     /// crossbar matrices (Q/K/V, O, the FFN pair, the classifier and the projection) carry their
-    /// shapes. The embedding is a lookup table, not a crossbar.
+    /// shapes. The embedding is a lookup table, not a crossbar. The projection is `fixed`: it gets
+    /// no gradient, so it draws weight noise but is never clipped.
     pub fn params_mut(&mut self) -> Vec<Param<'_>> {
         let names = param_names(&self.dims);
         let d = self.dims;
@@ -97,11 +98,11 @@ impl Net<f32> {
             .enumerate()
             .map(|(i, ((name, shape), data))| {
                 let matrix = matches!(i, IN_PROJ | OUT_PROJ_W | LINEAR1_W | LINEAR2_W | CLS0_W | CLS2_W).then(|| (shape[0], shape[1]));
-                Param { name: name.to_string(), data, matrix }
+                Param { name: name.to_string(), data, matrix, fixed: false }
             })
             .collect();
         if self.attention == Attention::Kernel {
-            out.push(Param { name: FEATURE_PROJECTION.into(), data: &mut self.projection, matrix: Some((d.features / 2, d.d_head())) });
+            out.push(Param { name: FEATURE_PROJECTION.into(), data: &mut self.projection, matrix: Some((d.features / 2, d.d_head())), fixed: true });
         }
         out
     }
@@ -143,7 +144,7 @@ pub fn train_transformer_with(train: &SeqData, cfg: &TransformerTrainConfig, epo
 
 /// [`train_transformer_with`] with a `[training]` section (see [`crate::train::hwa`]): weight
 /// noise on the crossbar matrices (and the feature projection), output noise after every
-/// linear layer, clipping and fine-tuning; the DAC is not modelled in this trainer (a section with
+/// linear layer, clipping of the trained matrices (not the fixed projection) and fine-tuning; the DAC is not modelled in this trainer (a section with
 /// `dac_bits` is refused, [`check_training`]). A training that diverges (a non-finite mean loss
 /// in an epoch) is an error. The default section gives [`train_transformer_with`]'s weights bit for bit.
 pub fn train_transformer_hwa(
@@ -204,9 +205,7 @@ pub fn train_transformer_hwa(
                     *p -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPS);
                 }
             }
-            // The fixed feature projection is among the clipped matrices: it gets no gradient, so
-            // with clip_sigma it is cut again at every step (the shipped kernel HWA model was
-            // trained so; its metadata and docs/training.md say what that did).
+            // The trained matrices only: the fixed feature projection stays as drawn or loaded.
             inj.clip(net.params_mut());
             k += 1;
         }

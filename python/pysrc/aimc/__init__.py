@@ -179,6 +179,10 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
         text, path = to_toml(copy.deepcopy(experiment)), pathlib.Path.cwd() / "experiment.toml"
     else:
         path = pathlib.Path(experiment)
+        # A device, pipe or directory would be read without end or waited on (the engine refuses
+        # them too, naming the path).
+        if path.exists() and not path.is_file():
+            raise ValueError(f"{path}: cannot read the experiment file ({path} is not a regular file: a directory, device or pipe); give the path of a file")
         try:
             text = path.read_text()
         except OSError as e:
@@ -195,7 +199,7 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
 
 
 def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 1000,
-               device: str = "pcm", gdc: str = "readout", activation: str | Sequence[str] = "relu", seed: int = 0, backend: str = "auto",
+               device: str | None = None, gdc: str | None = None, activation: str | Sequence[str] = "relu", seed: int = 0, backend: str = "auto",
                out: str | None = None, quiet: bool = False, input_shape: Sequence[int] | None = None, overwrite: bool = False,
                **overrides) -> Results:
     """Accuracy over trials of a network given as NumPy arrays: `layers` = [(W [out, in], b [out]), ...]
@@ -204,6 +208,8 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
     With Conv2d layers, `x` is [n, C, H, W] images (or [n, C*H*W] rows with `input_shape=(C, H, W)`).
     `overrides` set device and periphery fields (`device__drift_scale=0.5`, `periphery__out_res_bits=8`)
     or top-level fields of the experiment (`layer_insight_trials=0`, `weight_error_trials=100`).
+    `device` and `gdc` left out are the engine's defaults ("pcm", "readout"), so `sweep=` may sweep
+    them; given and swept, the call is refused (the value would go unused).
     `overwrite=True` replaces the results of a different configuration in `out`."""
     out = _out(out, "results/classifier")
     with _CallFiles() as files:
@@ -246,7 +252,7 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
         return Results(json.loads(text), directory)
 
 
-def weight_error(w, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 200, device: str = "pcm", gdc: str = "readout",
+def weight_error(w, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 200, device: str | None = None, gdc: str | None = None,
                  seed: int = 0, backend: str = "auto", out: str | None = None, quiet: bool = False, overwrite: bool = False,
                  **overrides) -> Results:
     """Std over trials of the effective-weight error (α·W_eff − W)/max|W| of a matrix W [out, in].
@@ -261,8 +267,8 @@ def weight_error(w, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int
         return Results(json.loads(text), directory)
 
 
-def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 100, device: str = "pcm",
-                gdc: str = "readout", attention: str | None = None, features: int | None = None, pad_id: int | None = None,
+def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 100, device: str | None = None,
+                gdc: str | None = None, attention: str | None = None, features: int | None = None, pad_id: int | None = None,
                 pooling: str | None = None, embed_scale: float | None = None, seed: int = 0, backend: str = "auto",
                 out: str | None = None, quiet: bool = False, settings: dict | None = None, digital: Sequence[str] | None = None,
                 overwrite: bool = False, **overrides) -> Results:
@@ -800,14 +806,21 @@ def _numpy(t) -> np.ndarray:
     return np.asarray(t, dtype=np.float32)
 
 
-def _document(workload: str, seed: int, trials: int, gdc: str, device: str, times, overrides: dict,
+def _document(workload: str, seed: int, trials: int, gdc: str | None, device: str | None, times, overrides: dict,
               sections: Sequence[str] = ("device", "periphery")) -> dict:
+    """The experiment document of a keyword call. `gdc` and `device` are written only where given
+    (None: the engine's defaults, "readout" and "pcm"), so a `sweep=` override may sweep them; one
+    given and swept is refused by the engine, naming both."""
     for what, v in (("trials", trials), ("seed", seed)):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
             raise ValueError(f"{what} = {v!r}: must be an integer")
-    doc: dict[str, Any] = {"name": workload, "workload": workload, "seed": int(seed), "trials": int(trials), "gdc": gdc, "device": {"model": device}}
+    doc: dict[str, Any] = {"name": workload, "workload": workload, "seed": int(seed), "trials": int(trials)}
+    if gdc is not None:
+        doc["gdc"] = gdc
     for section in sections:
         doc.setdefault(section, {})
+    if device is not None:
+        doc["device"]["model"] = device
     # One time alone is a list of one ("1h", not its characters).
     doc["sweep"] = {"t": [str(times)] if isinstance(times, str) else [str(t) for t in times]}
     for key, value in overrides.items():
@@ -834,6 +847,8 @@ def _run_document(doc: dict, path: pathlib.Path, backend: str, out: str, quiet: 
         return _run_toml(to_toml(doc), str(path), backend, out, None, quiet, overwrite)
     except ValueError as e:
         msg = str(e).replace(f"{path}: ", "").replace(str(path), "the arguments")
+        # Lines of the document this module wrote mean nothing to the caller.
+        msg = re.sub(r" at line \d+( \(in \[\w+\]\))?", "", msg)
         for section in ("device", "periphery"):
             msg = re.sub(rf"\b{section}\.(\w+)", rf"{section}__\1", msg)
         # A keyword taken as a top-level field that the experiment does not have: most likely a

@@ -573,7 +573,7 @@ fn measure(
 /// plain-run time, so the target (the whole budget within 5 plain runs) is the configurations / 5.
 fn budget_case(be: &mut dyn Backend, path: &std::path::Path, small: bool, show_breakdown: bool) -> Result<Case, EngineError> {
     let bad = |e: String| EngineError::Invalid(format!("{}: {e}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let text = crate::files::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let mut in_budget = false;
     let plain_text: String = text
         .lines()

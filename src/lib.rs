@@ -23,6 +23,7 @@
 //! - [`report`]: plots, the markdown/HTML report, crash-safe publishing
 //! - [`stats`]: mergeable moments, quantiles, confidence intervals (t, Wilson, Clopper–Pearson, order statistics), histograms
 //! - [`bench`](mod@bench): throughput benchmarks against computed floors
+//! - [`files`]: reading a file the user named (regular files only: never a device, pipe or directory)
 //! - [`tolerances`]: named tolerances (GPU and fast kernels against the twins)
 //! - [`train`] (cargo feature `train`, on by default): the reproducible trainers of the shipped
 //!   digits models (MLP, CNN, MoE)
@@ -36,6 +37,7 @@ pub mod crossbar;
 pub mod device;
 pub mod engine;
 pub mod features;
+pub mod files;
 pub mod report;
 pub mod results;
 pub mod rng;

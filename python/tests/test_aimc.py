@@ -83,6 +83,20 @@ def test_top_level_fields_are_settable(tmp_path):
     assert c.data["config"]["layer_insight_trials"] == 0 and all(not p.get("layer_insight") for p in c.points)
 
 
+def test_a_sweep_may_set_what_a_keyword_left_out(tmp_path):
+    # gdc and device are written only where given, so sweep= may sweep them; given and swept, the
+    # value would go unused, and the engine refuses it, naming both.
+    layers = [(np.eye(4, dtype=np.float32), np.zeros(4, np.float32))]
+    sweep = {"t": ["1h"], "gdc": ["off", "readout"]}
+    r = aimc.classifier(layers, np.eye(4), np.arange(4), trials=2, backend="cpu", out=str(tmp_path / "s"), quiet=True, sweep=sweep)
+    assert len(r.points) == 2
+    with pytest.raises(ValueError, match=r"gdc is set and swept by \[sweep\] gdc.*remove one"):
+        aimc.classifier(layers, np.eye(4), np.arange(4), trials=2, gdc="off", backend="cpu", out=str(tmp_path / "g"), quiet=True, sweep=sweep)
+    # A directory (or device, or pipe) as the experiment file is refused before it is read.
+    with pytest.raises(ValueError, match=r"not a regular file"):
+        aimc.run(tmp_path, backend="cpu", quiet=True)
+
+
 def test_classifier_and_weight_error_from_numpy(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 8))

@@ -283,7 +283,7 @@ impl Experiment {
     /// An experiment file's text, the error naming the file.
     pub(crate) fn read_text(path: &Path) -> Result<String, ExperimentError> {
         let bad = |msg: String| ExperimentError::Invalid { file: path.display().to_string(), msg };
-        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read the experiment file ({e}); check the path")))?;
+        let bytes = crate::files::read(path).map_err(|e| bad(format!("cannot read the experiment file ({e}); check the path")))?;
         String::from_utf8(bytes).map_err(|_| bad("the experiment file is not UTF-8 text".into()))
     }
 
@@ -291,12 +291,13 @@ impl Experiment {
     /// paths inside it are resolved from its directory (the working directory for a bare name).
     /// `aimc weights` and `aimc mlp` build their documents from flags and come through here too.
     pub fn from_text(text: &str, path: &Path) -> Result<Experiment, ExperimentError> {
-        Self::validate(text, path, &[])
+        Self::validate(text, text, path, &[])
     }
 
     /// [`Self::from_text`] of a document that has the `--set` overrides `sets` applied: each is
-    /// also checked against the sweep (an axis would replace its value at every point).
-    fn validate(text: &str, path: &Path, sets: &[String]) -> Result<Experiment, ExperimentError> {
+    /// also checked against the sweep (an axis would replace its value at every point), as is
+    /// every field of the document. `source` is the file's own text (the lines errors name).
+    fn validate(text: &str, source: &str, path: &Path, sets: &[String]) -> Result<Experiment, ExperimentError> {
         let file = path.display().to_string();
         let bad = |msg: String| ExperimentError::Invalid { file: file.clone(), msg };
         let raw: RawExperiment = toml::from_str(text).map_err(|e| bad(format!("{}", e).trim().replace('\n', " ")))?;
@@ -316,6 +317,8 @@ impl Experiment {
         };
         let (times, mut axes) = sweep::axes(&raw).map_err(&bad)?;
         overrides::check_sets_not_swept(sets, &raw.sweep, &base)?;
+        let doc: toml::Table = toml::from_str(text).map_err(|e| bad(format!("{}", e).trim().replace('\n', " ")))?;
+        sweep::check_file_not_swept(&doc, source, &raw.sweep, &base).map_err(&bad)?;
         let mut points = sweep::points(&axes, &base).map_err(&bad)?;
         let reference = reference_section(&raw, &resolve).map_err(&bad)?;
         let no_model = no_model();
@@ -334,7 +337,7 @@ impl Experiment {
         mark_digital(&mut points, &loaded.layers, &digital_names);
         let moe_tables = tables::moe_tables(&raw, &resolve).map_err(&bad)?;
         let energy = tables::energy(&raw, &resolve).map_err(&bad)?;
-        let npu = tables::npu(&raw, &axes, &points, loaded.data.as_ref(), &resolve).map_err(&bad)?;
+        let npu = tables::npu(&raw, &axes, &times, &points, loaded.data.as_ref(), &resolve).map_err(&bad)?;
 
         let layers = loaded.layers;
         let activations =

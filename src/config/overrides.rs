@@ -113,7 +113,7 @@ impl Experiment {
 
     /// An experiment file's text (read from `path`) with `--set` overrides applied, then validated.
     pub fn from_text_with_sets(text: &str, path: &std::path::Path, sets: &[String]) -> Result<Experiment, ExperimentError> {
-        Experiment::validate(&with_sets(text, path, sets)?, path, sets)
+        Experiment::validate(&with_sets(text, path, sets)?, text, path, sets)
     }
 
     /// An experiment with `--set` overrides and `--trials N` (CLI; `trials=N` in Python): the trial

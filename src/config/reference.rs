@@ -41,7 +41,7 @@ impl Reference {
     /// Reads `path`; errors say what is wrong with the file and how the format looks.
     pub fn load(path: &Path, mean_tol_pp: f64, std_rel_tol: f64) -> Result<Reference, String> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {file} ({e}); check the path"))?;
+        let text = crate::files::read_to_string(path).map_err(|e| format!("cannot read {file} ({e}); check the path"))?;
         let raw: RawFile = serde_json::from_str(&text)
             .map_err(|e| format!("{file}: {e}; expected {{\"n_test\": N, \"correct\": {{\"off\": {{\"1\": [counts...]}}, \"readout\": {{...}}}}}}"))?;
         if raw.n_test == 0 {

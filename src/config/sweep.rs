@@ -5,7 +5,9 @@
 //! its section here, so a bad one is reported before any compute. `[budget]` adds one more axis.
 //! A `variant` axis sets several fields together: each value is a table with a `name` (its
 //! label) and the fields it sets (`{ name = "kernel", state_dict = "...", attention = "kernel" }`),
-//! so pairs that belong together (a model and its attention) need no cartesian product.
+//! so pairs that belong together (a model and its attention) need no cartesian product. A field
+//! the file sets that an axis (or every variant) also sets is refused, as the axis would replace
+//! it at every point; a variant that leaves a field out keeps the file's value of it.
 
 use super::noise::{named_device, parse_gdc, parse_tile_str, prog_reference, set_field, set_field_with};
 use super::raw::RawExperiment;
@@ -310,30 +312,139 @@ fn apply_axis(p: &mut SweepPoint, name: &str, v: &toml::Value, base: &Base<'_>, 
     Ok(())
 }
 
+/// Where a file writes what axis `name` (an alias resolved here) sets: (section, or none for a
+/// top-level field; field), or none where the name is no valid axis (validation reports it).
+fn written_key(name: &str, base: &Base<'_>, fields: &Fields) -> Option<(Option<&'static str>, String)> {
+    let name = ALIASES.iter().find(|(a, _)| *a == name).map_or(name, |(_, f)| f);
+    let t = target(name, base, fields).ok()?;
+    let (section, field) = t.key(name, base);
+    Some((section, field.to_string()))
+}
+
+/// The fields a variant table sets, as a file writes them.
+fn variant_keys(t: &toml::Table, base: &Base<'_>, fields: &Fields) -> Vec<(Option<&'static str>, String)> {
+    t.keys().filter(|f| *f != "name").flat_map(|f| written_keys(f, base, fields)).collect()
+}
+
+/// [`written_key`] and what else the file writes that the axis replaces: a transformer's state
+/// dict is `transformer.state_dict`, else `[model] path` (`super::model`), so an axis that sets
+/// the one replaces the other too.
+fn written_keys(name: &str, base: &Base<'_>, fields: &Fields) -> Vec<(Option<&'static str>, String)> {
+    let Some(key) = written_key(name, base, fields) else { return vec![] };
+    if base.transformer.is_some() && key == (Some("transformer"), "state_dict".to_string()) {
+        return vec![key, (Some("model"), "path".to_string())];
+    }
+    vec![key]
+}
+
 /// Every field the axes of `[sweep]` set, as a file writes it: (section, or none for a top-level
 /// field; field; the axis as the file names it, `sweep.adc_bits` or `sweep.variant`). Axes that
 /// are not valid set nothing here (validation reports them).
 pub(super) fn swept_fields(sweep: &toml::Table, base: &Base<'_>) -> Vec<(Option<&'static str>, String, String)> {
     let fields = Fields::of(base);
     let mut out = vec![];
-    let mut add = |name: &str, axis: String| {
-        let name = ALIASES.iter().find(|(a, _)| *a == name).map_or(name, |(_, f)| f);
-        if let Ok(t) = target(name, base, &fields) {
-            let (section, field) = t.key(name, base);
-            out.push((section, field.to_string(), axis));
-        }
-    };
     for (k, v) in sweep.iter().filter(|(k, _)| *k != "t") {
         if k == "variant" {
-            let tables = v.as_array().into_iter().flatten().filter_map(|v| v.as_table());
-            for f in tables.flat_map(|t| t.keys()).filter(|f| *f != "name") {
-                add(f, "sweep.variant".into());
+            for t in v.as_array().into_iter().flatten().filter_map(|v| v.as_table()) {
+                out.extend(variant_keys(t, base, &fields).into_iter().map(|(s, f)| (s, f, "sweep.variant".to_string())));
             }
         } else {
-            add(k, format!("sweep.{k}"));
+            out.extend(written_keys(k, base, &fields).into_iter().map(|(s, f)| (s, f, format!("sweep.{k}"))));
         }
     }
     out
+}
+
+/// The fields the axes of `[sweep]` set at every point, as [`swept_fields`] names them: a plain
+/// axis's field, and a field every variant sets (one that only some variants set keeps the
+/// file's value at the others, so the file's value is used).
+fn swept_everywhere(sweep: &toml::Table, base: &Base<'_>) -> Vec<(Option<&'static str>, String, String)> {
+    let fields = Fields::of(base);
+    let mut out = vec![];
+    for (k, v) in sweep.iter().filter(|(k, _)| *k != "t") {
+        if k == "variant" {
+            let sets: Vec<Vec<(Option<&'static str>, String)>> =
+                v.as_array().into_iter().flatten().map(|v| v.as_table().map(|t| variant_keys(t, base, &fields)).unwrap_or_default()).collect();
+            if let Some((first, rest)) = sets.split_first() {
+                out.extend(first.iter().filter(|key| rest.iter().all(|s| s.contains(key))).map(|(s, f)| (*s, f.clone(), "sweep.variant".to_string())));
+            }
+        } else {
+            out.extend(written_keys(k, base, &fields).into_iter().map(|(s, f)| (s, f, format!("sweep.{k}"))));
+        }
+    }
+    out
+}
+
+/// Whether the file can leave `section.field` out: the section still reads without it. A field
+/// its section requires (`kernel.features`, `moe.experts`, `arch.tiers`, a classifier's
+/// `model.path`, which also gives the layers every point's model is checked against, a
+/// transformer's beside `model.digital`) is written whatever the axes set; device fields fall back
+/// to the model's preset, periphery fields and the top-level `gdc` and `tile` to their defaults.
+fn optional_in_file(doc: &toml::Table, section: Option<&str>, field: &str) -> bool {
+    use crate::workload::transformer::TransformerSettings;
+    let Some(section) = section else { return true };
+    let Some(mut t) = doc.get(section).and_then(|v| v.as_table()).cloned() else { return true };
+    t.remove(field);
+    match section {
+        "kernel" => KernelSettings::from_table(&t).is_ok(),
+        "moe" => t.try_into::<MoeSettings>().is_ok(),
+        "arch" => t.try_into::<Architecture>().is_ok(),
+        "transformer" => t.try_into::<TransformerSettings>().is_ok(),
+        // A transformer's [model] holds the state dict and `digital`: with the path gone and
+        // nothing else, the section goes too.
+        "model" if doc.get("workload").and_then(|w| w.as_str()) == Some("transformer") => t.is_empty(),
+        "model" => t.try_into::<super::raw::RawModel>().is_ok(),
+        _ => true,
+    }
+}
+
+/// The line (from 1) of `section.field` in the experiment file's text, where it can be found.
+fn line_of(text: &str, section: Option<&str>, field: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).ok()?;
+    let find = |t: &'_ DeTable<'_>, key: &str| t.iter().find(|(k, _)| k.get_ref() == key).map(|(k, _)| k.span().start);
+    let at = match section {
+        None => find(doc.get_ref(), field)?,
+        Some(s) => match doc.get_ref().iter().find(|(k, _)| k.get_ref() == s).map(|(_, v)| v.get_ref()) {
+            Some(DeValue::Table(t)) => find(t, field)?,
+            _ => return None,
+        },
+    };
+    Some(text[..at.min(text.len())].matches('\n').count() + 1)
+}
+
+/// Refuses a file (or document) that sets a field an axis also sets at every point: the axis
+/// replaces the value everywhere, so it would go unused while results.json recorded it (as a
+/// `--set` of it is refused, [`super::overrides::check_sets_not_swept`]). `source` is the file's
+/// own text, for the line. Fields the file cannot leave out ([`optional_in_file`]) are taken.
+pub(super) fn check_file_not_swept(doc: &toml::Table, source: &str, sweep: &toml::Table, base: &Base<'_>) -> Result<(), String> {
+    for (section, field, axis) in swept_everywhere(sweep, base) {
+        let set = match section {
+            None => doc.contains_key(&field),
+            Some(s) => doc.get(s).and_then(|v| v.as_table()).is_some_and(|t| t.contains_key(&field)),
+        };
+        if !set || !optional_in_file(doc, section, &field) {
+            continue;
+        }
+        let key = section.map_or(field.clone(), |s| format!("{s}.{field}"));
+        let at = match (line_of(source, section, &field), section) {
+            (Some(l), None) => format!("at line {l}"),
+            (Some(l), Some(s)) => format!("at line {l} (in [{s}])"),
+            (None, None) => "at the top level".to_string(),
+            (None, Some(s)) => format!("in [{s}]"),
+        };
+        let by = match axis.strip_prefix("sweep.") {
+            Some("variant") => "by every variant of [sweep] variant, which replace".to_string(),
+            Some(a) => format!("swept by [sweep] {a}, which replaces"),
+            None => format!("swept by {axis}, which replaces"),
+        };
+        // Only a transformer's model.path gets here (a classifier's is required): its [model] goes.
+        let setting = if key == "model.path" { "[model] section".to_string() } else { format!("{key} setting") };
+        return Err(format!(
+            "{key} is set {at} and {by} it at every point: the set value would go unused while results.json recorded it; remove one, the {setting} or the axis"
+        ));
+    }
+    Ok(())
 }
 
 /// Every sweep point, each axis value tried on its section.

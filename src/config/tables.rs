@@ -17,7 +17,7 @@ pub(super) fn moe_tables(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf
             None => Ok(None),
             Some(p) => {
                 let p = resolve(p);
-                std::fs::read_to_string(&p).map(Some).map_err(|e| format!("cost.{field}: cannot read {} ({e})", p.display()))
+                crate::files::read_to_string(&p).map(Some).map_err(|e| format!("cost.{field}: cannot read {} ({e})", p.display()))
             }
         }
     };
@@ -40,7 +40,7 @@ pub(super) fn energy(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf) ->
         None => Ok(CostTable::default_table()),
         Some(e) => {
             let p = resolve(&e.table);
-            let text = std::fs::read_to_string(&p).map_err(|er| format!("energy.table: cannot read {} ({er})", p.display()))?;
+            let text = crate::files::read_to_string(&p).map_err(|er| format!("energy.table: cannot read {} ({er})", p.display()))?;
             CostTable::parse(&text).map_err(|m| format!("energy.table {}: {m}", p.display()))
         }
     }
@@ -51,6 +51,7 @@ pub(super) fn energy(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf) ->
 pub(super) fn npu(
     raw: &RawExperiment,
     axes: &[super::SweepAxis],
+    times: &[f64],
     points: &[crate::workload::SweepPoint],
     data: Option<&crate::workload::io::Dataset>,
     resolve: &dyn Fn(&Path) -> PathBuf,
@@ -62,12 +63,19 @@ pub(super) fn npu(
         if let Some(a) = axes.first() {
             return Err(format!("sweep.{}: the npu workload sweeps inside [npu] (seq_len, split, read); keep only sweep.t = [\"0s\"]", a.name));
         }
+        // Every time would give the same latency under a time label it does not depend on.
+        if times != [0.0] {
+            let given = raw.sweep.get("t").map_or_else(String::new, |t| format!(" = {t}"));
+            return Err(format!(
+                "sweep.t{given}: the npu workload is a cost model with no device noise, so no time after programming (every time would give the same latency); keep only sweep.t = [\"0s\"]"
+            ));
+        }
     }
     let text = match &s.table {
         None => None,
         Some(p) => {
             let p = resolve(p);
-            Some(std::fs::read_to_string(&p).map_err(|e| format!("npu.table: cannot read {} ({e}); check the path", p.display()))?)
+            Some(crate::files::read_to_string(&p).map_err(|e| format!("npu.table: cannot read {} ({e}); check the path", p.display()))?)
         }
     };
     crate::workload::npu::report(&s, raw.workload, points, text.as_deref(), data.map(|d| d.n_features)).map(Some)

@@ -86,7 +86,7 @@ impl Results {
     /// `aimc report DIR` rewrites a version-1 directory as the current version).
     pub fn load(dir: &std::path::Path) -> Result<Results, LoadError> {
         let path = dir.join("results.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Read { path: path.clone(), source })?;
+        let text = crate::files::read_to_string(&path).map_err(|source| LoadError::Read { path: path.clone(), source })?;
         Self::from_json(&text).map_err(|kind| LoadError::Invalid { path, kind })
     }
 

@@ -101,7 +101,7 @@ impl TrainingConfig {
     /// Reads `[training]` from `path`; `init` is resolved against the file's folder. Errors name
     /// the file, the field and the fix.
     pub fn read(path: &Path) -> Result<TrainingConfig, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Training(format!("reading {}: {e}", path.display())))?;
+        let text = crate::files::read_to_string(path).map_err(|e| TrainError::Training(format!("reading {}: {e}", path.display())))?;
         let mut cfg = Self::parse(&text).map_err(|e| TrainError::Training(format!("{}: {e}", path.display())))?;
         if let Some(init) = &cfg.init {
             if init.is_relative() {
@@ -442,7 +442,7 @@ pub fn abs_max(x: &[f32]) -> f32 {
 /// Loads a trained model file into `params` by state-dict name (fine-tuning): every parameter
 /// must be present with its element count. Errors name the file, the tensor and the fix.
 pub fn load_params(path: &Path, params: Vec<Param<'_>>) -> Result<(), TrainError> {
-    let bytes = std::fs::read(path).map_err(|e| TrainError::Training(format!("training.init: reading {}: {e}", path.display())))?;
+    let bytes = crate::files::read(path).map_err(|e| TrainError::Training(format!("training.init: reading {}: {e}", path.display())))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| TrainError::Training(format!("training.init: {}: {e}", path.display())))?;
     for p in params {
         let t = st.tensor(&p.name).map_err(|_| {

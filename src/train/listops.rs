@@ -153,7 +153,7 @@ pub fn parse_token_csv(text: &str, vocab: usize) -> Result<SeqData, TrainError> 
 
 /// Reads [`parse_token_csv`] from a file, naming it on failure.
 pub fn read_token_csv(path: &Path, vocab: usize) -> Result<SeqData, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::Data(format!("reading {}: {e}", path.display())))?;
+    let text = crate::files::read_to_string(path).map_err(|e| TrainError::Data(format!("reading {}: {e}", path.display())))?;
     parse_token_csv(&text, vocab).map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))
 }
 

@@ -91,7 +91,7 @@ pub fn parse_digits_csv(text: &str) -> Result<Dataset, TrainError> {
 
 /// Reads and parses the digits CSV at `path`.
 pub fn read_digits_csv(path: &Path) -> Result<Dataset, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::Data(format!("reading {}: {e}", path.display())))?;
+    let text = crate::files::read_to_string(path).map_err(|e| TrainError::Data(format!("reading {}: {e}", path.display())))?;
     parse_digits_csv(&text)
 }
 

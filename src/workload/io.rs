@@ -19,7 +19,7 @@ fn err(path: &Path, msg: impl Into<String>) -> WorkloadError {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, WorkloadError> {
-    std::fs::read(path).map_err(|e| err(path, format!("cannot read it ({e}); check the path")))
+    crate::files::read(path).map_err(|e| err(path, format!("cannot read it ({e}); check the path")))
 }
 
 /// The array `name` of a `.npz` archive (`numpy.savez(path, x=..., y=...)` stores it as
@@ -479,6 +479,14 @@ pub fn parse_csv_with(text: &str, scale: f32, header: bool) -> Result<Dataset, S
     let mut width = None;
     for (i, line) in text.lines().enumerate() {
         if header && i == 0 {
+            // A header is never guessed, so neither is its absence: a first line of numbers
+            // would be a data row dropped.
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            if !line.trim().is_empty() && fields.iter().all(|f| f.parse::<f64>().is_ok()) {
+                return Err(
+                    "the first line is numeric, but header = true would drop it as the column names: it is a data row; set header = false (data.header), or add the header line".into()
+                );
+            }
             continue;
         }
         let line = line.trim();
@@ -609,6 +617,10 @@ mod tests {
         // A header is never guessed: without header = true it is an error that says so.
         let e = parse_csv("f1,f2,label\n1,2,0\n", 1.0).unwrap_err();
         assert!(e.contains("line 1, column 1") && e.contains("header = true"), "{e}");
+        // Nor is its absence: header = true over a first line of numbers would drop a data row.
+        let e = parse_csv_with("1,2,0\n3,4,1\n", 1.0, true).unwrap_err();
+        assert!(e.contains("first line is numeric, but header = true") && e.contains("set header = false"), "{e}");
+        assert_eq!(parse_csv_with("1,b,label\n3,4,1\n", 1.0, true).unwrap().len(), 1, "one name among numbers is a header");
         // A byte-order mark is dropped, not taken for a header that loses the row.
         let d = parse_csv("\u{feff}1,2,0\n3,4,1\n", 1.0).unwrap();
         assert_eq!((d.len(), d.x[0]), (2, 1.0));

@@ -235,7 +235,7 @@ pub fn load_weights(s: &MoeSettings) -> Result<MoeWeights, String> {
     let Some(path) = &s.model else { return Ok(weights(s)) };
     let (d, f, e, c) = (s.d_model as usize, s.d_ff as usize, s.experts as usize, s.out() as usize);
     // One read of the file for every tensor.
-    let bytes = std::fs::read(path).map_err(|er| format!("moe.model: {}: cannot read it ({er}); check the path", path.display()))?;
+    let bytes = crate::files::read(path).map_err(|er| format!("moe.model: {}: cannot read it ({er}); check the path", path.display()))?;
     let read = |name: &str, rows: usize, cols: usize| -> Result<Linear, String> {
         let w = io::parse_safetensors_matrix(&bytes, Some(&format!("{name}.weight"))).map_err(|er| format!("moe.model: {}: {er}", path.display()))?;
         if (w.rows, w.cols) != (rows, cols) {
@@ -595,7 +595,7 @@ fn fp_like_routes(s: &MoeSettings, b: u32) -> Vec<Vec<u32>> {
 fn router_routes(s: &MoeSettings, tokens: usize) -> Vec<Vec<u32>> {
     let (d, e) = (s.d_model as usize, s.experts as usize);
     // The file was validated by `load_weights`; one read here for the router's two tensors.
-    let bytes = s.model.as_ref().and_then(|p| std::fs::read(p).ok()).unwrap_or_default();
+    let bytes = s.model.as_ref().and_then(|p| crate::files::read(p).ok()).unwrap_or_default();
     let from_file = io::parse_safetensors_matrix(&bytes, Some("router.weight")).ok().filter(|w| (w.rows, w.cols) == (e, d));
     let bias =
         io::parse_safetensors_vector(&bytes, "router.bias").ok().flatten().filter(|b| b.len() == e && from_file.is_some()).unwrap_or_else(|| vec![0.0; e]);

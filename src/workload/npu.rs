@@ -55,7 +55,8 @@ pub struct NpuSettings {
     /// Analog/digital splits (default: one, every matrix analog).
     #[serde(default)]
     pub split: Vec<Split>,
-    /// Classes of MobileBERT's classifier (default 2).
+    /// Classes of MobileBERT's classifier (default 2); refused with a transformer, whose state
+    /// dict's head sets its classes.
     #[serde(default)]
     pub classes: Option<u32>,
     /// Analog cores available (0: as many as the network needs); fewer than needed is an error.
@@ -114,6 +115,11 @@ pub fn section(table: Option<&toml::Table>, workload: super::WorkloadKind) -> Re
     }
     if let Some(&n) = s.seq_len.iter().find(|&&n| n == 0 || n > MAX_SEQ_LEN) {
         return Err(format!("npu.seq_len contains {n}: each must be in 1..={MAX_SEQ_LEN} tokens"));
+    }
+    if let (W::Transformer, Some(c)) = (workload, s.classes) {
+        return Err(format!(
+            "npu.classes = {c}: sets the outputs of MobileBERT's classifier (workload = \"npu\"); a transformer experiment costs its own network, whose classes are the outputs of its state dict's head; remove npu.classes"
+        ));
     }
     if s.classes == Some(0) {
         return Err("npu.classes = 0: must be >= 1 (MobileBERT's classifier outputs)".into());

@@ -329,6 +329,52 @@ fn a_set_of_a_swept_field_is_refused() {
     }
 }
 
+/// A file that sets a field an axis also sets at every point: the axis wins everywhere, so the
+/// file's value would go unused while results.json recorded it. Refused, naming the field, its
+/// line, the axis and the fix, for a top-level field, a section's field swept under an alias and a
+/// field every variant sets. A field only some variants set keeps the file's value at the others
+/// and is taken, as is one its section requires (kernel_rbf.toml's `features`, checked with every
+/// shipped file).
+#[test]
+fn a_file_that_sets_a_swept_field_is_refused() {
+    let gdc = "gdc = [\"off\", \"readout\"]";
+    let p = bad_experiment("file-swept-gdc", |t| t.replace("trials = 8\n", "trials = 8\ngdc = \"off\"\n"));
+    expect_error(&p, &["gdc is set at line 7 and swept by [sweep] gdc", "at every point", "remove one, the gdc setting or the axis"]);
+    let p = bad_experiment("file-swept-alias", |t| t.replace(gdc, "adc_bits = [6, 8]") + "\n[periphery]\nout_res_bits = 8\n");
+    expect_error(&p, &["periphery.out_res_bits is set at line 22 (in [periphery]) and swept by [sweep] adc_bits", "remove one"]);
+    let every = "variant = [{ name = \"a\", out_noise = 0.0 }, { name = \"b\", out_noise = 0.1 }]";
+    let p = bad_experiment("file-swept-variant", |t| t.replace(gdc, every) + "\n[periphery]\nout_noise = 0.06\n");
+    expect_error(&p, &["periphery.out_noise is set at line 22 (in [periphery]) and by every variant of [sweep] variant", "remove one"]);
+    let some = "variant = [{ name = \"a\", out_noise = 0.0 }, { name = \"b\" }]";
+    let p = bad_experiment("file-some-variants", |t| t.replace(gdc, some) + "\n[periphery]\nout_noise = 0.06\n");
+    let o = aimc().arg("check").arg(&p).args(["--backend", "cpu"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A path that is not a regular file (a device, a directory, a named pipe) would be read without
+/// end or waited on: refused before a byte is read, naming the field and the path.
+#[test]
+fn paths_that_are_not_regular_files_are_refused() {
+    let p = bad_experiment("dev-model", |t| t.replace("models/digits_mlp.safetensors", "/dev/zero"));
+    expect_error(&p, &["model.path", "/dev/zero is a device, not a regular file"]);
+    let dir = root().join("experiments/data");
+    let p = bad_experiment("dir-data", |t| t.replace("data/digits.csv", dir.to_str().unwrap()));
+    expect_error(&p, &["data.path", &format!("{} is a directory, not a regular file", dir.display())]);
+    // A named pipe with no writer: the read would wait for ever.
+    let d = tmp("fifo");
+    let fifo = d.join("pipe");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let p = bad_experiment("fifo-data", |t| t.replace("data/digits.csv", fifo.to_str().unwrap()));
+    expect_error(&p, &["data.path", "is a named pipe (FIFO), not a regular file"]);
+    // The experiment file itself.
+    for (path, what) in [(&fifo, "a named pipe (FIFO)"), (&d, "a directory")] {
+        let o = aimc().arg("check").arg(path).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("cannot read the experiment file") && err.contains(&format!("{} is {what}, not a regular file", path.display())), "{err}");
+    }
+}
+
 /// Every shipped experiment file validates.
 #[test]
 fn shipped_experiments_validate() {
@@ -483,6 +529,9 @@ fn inputs_that_used_to_be_taken_silently_are_refused() {
     std::fs::write(&csv, text).unwrap();
     let p = bad_experiment("header", |t| t.replace("data/digits.csv", csv.to_str().unwrap()));
     expect_error(&p, &["line 1, column 1", "header = true"]);
+    // And header = true over a first line of numbers dropped a data row.
+    let p = bad_experiment("header-numeric", |t| t.replace("rows = [1347, 1447]", "rows = [1347, 1447]\nheader = true"));
+    expect_error(&p, &["digits.csv: the first line is numeric, but header = true", "set header = false (data.header)"]);
 }
 
 #[test]

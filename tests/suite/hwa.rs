@@ -285,4 +285,13 @@ fn model_path_errors_name_the_point_and_the_fix() {
     let kernel = common::IRIS_ERROR.replace("t = [\"1h\"]", "t = [\"1h\"]\nmodel_path = [\"models/digits_mlp.safetensors\"]");
     let e = common::experiment(&kernel).unwrap_err();
     assert!(e.contains("model_path"), "{e}");
+    // A transformer's [model] path is its state dict only where a point sets none: with every
+    // variant setting one, it would go unused while results.json recorded it.
+    let lra = include_str!("../../experiments/hwa_transformer_lra.toml")
+        .replace("[data]", "[model]\npath = \"models/listops_transformer_kernel.safetensors\"\n\n[data]");
+    let e = common::experiment(&lra).unwrap_err();
+    assert!(
+        e.contains("model.path is set at line") && e.contains("by every variant of [sweep] variant") && e.contains("remove one, the [model] section"),
+        "{e}"
+    );
 }

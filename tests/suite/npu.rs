@@ -128,6 +128,12 @@ fn bad_tables_and_splits_name_the_field() {
     assert!(common::experiment(&text).unwrap_err().contains("npu.split[1].digital"));
     let text = MOBILEBERT.replace("[sweep]", "[sweep]\ngdc = [\"off\"]");
     assert!(common::experiment(&text).unwrap_err().contains("sweep.gdc"));
+    // The cost model has no time: a time other than 0 s would repeat the same latency under it.
+    for t in ["[\"1h\"]", "[\"0s\", \"1y\"]"] {
+        let text = MOBILEBERT.replace("t = [\"0s\"]", &format!("t = {t}"));
+        let err = common::experiment(&text).unwrap_err();
+        assert!(err.contains(&format!("sweep.t = {t}")) && err.contains("no time after programming") && err.contains("keep only sweep.t = [\"0s\"]"), "{err}");
+    }
 }
 
 const MOBILEBERT: &str = include_str!("../../experiments/mobilebert_npu.toml");
@@ -176,6 +182,9 @@ fn a_transformer_experiment_carries_accuracy_and_cost() {
     assert_eq!(n.rows[0].network, "variant=softmax");
     assert_eq!(n.rows[0].cores, 8, "q, k, v, o, ffn1, ffn2 and the two head layers, each one 256×256 core");
     assert!(r.points.iter().all(|p| p.per_trial.len() == 2), "the accuracy side ran");
+    // npu.classes sets MobileBERT's classifier: refused for a transformer, whose head sets them
+    let err = common::experiment(&text.replace("[npu]\n", "[npu]\nclasses = 3\n")).unwrap_err();
+    assert!(err.contains("npu.classes = 3") && err.contains("state dict's head") && err.contains("remove npu.classes"), "{err}");
     // an [npu] on another workload is refused
     let bad = common::IRIS_ERROR.replace("[sweep]", "[npu]\nseq_len = [4]\n[sweep]");
     assert!(common::experiment(&bad).unwrap_err().contains("[npu] costs a network of the npu or transformer workload"));

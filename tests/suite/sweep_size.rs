@@ -29,10 +29,7 @@ seed = 2024
 trials = 2
 [kernel]
 kernel = "rbf"
-gamma = 0.05
-projection = "rff"
 features = 8
-projection_seed = 7
 points = 20
 [data]
 path = "{}"

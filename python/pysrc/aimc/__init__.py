@@ -185,6 +185,10 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
         text, path = to_toml(copy.deepcopy(experiment)), pathlib.Path.cwd() / "experiment.toml"
     else:
         path = pathlib.Path(experiment)
+        # A device, pipe or directory would be read without end or waited on (the engine refuses
+        # them too, naming the path).
+        if path.exists() and not path.is_file():
+            raise ValueError(f"{path}: cannot read the experiment file ({path} is not a regular file: a directory, device or pipe); give the path of a file")
         try:
             text = path.read_text()
         except OSError as e:
@@ -211,9 +215,10 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
     With Conv2d layers, `x` is [n, C, H, W] images (or [n, C*H*W] rows with `input_shape=(C, H, W)`).
     `overrides` set device and periphery fields (`device__drift_scale=0.5`, `periphery__out_res_bits=8`)
     or top-level fields of the experiment (`layer_insight_trials=0`, `weight_error_trials=100`).
-    `device` (default "pcm") and `gdc` (default "readout") name the device model and the drift
-    compensation; `rpu_config`, an aihwkit InferenceRPUConfig, gives the device, periphery, tile
-    and gdc instead (`from_aihwkit` says what it maps to; `gdc` and `overrides` still override).
+    `device` and `gdc` left out are the engine's defaults ("pcm", "readout"), so `sweep=` may sweep
+    them; given and swept, the call is refused (the value would go unused). `rpu_config`, an aihwkit
+    InferenceRPUConfig, gives the device, periphery, tile and gdc instead (`from_aihwkit` says what
+    it maps to; `gdc` and `overrides` still override).
     `overwrite=True` replaces the results of a different configuration in `out`."""
     out = _out(out, "results/classifier")
     with _CallFiles() as files:
@@ -815,11 +820,13 @@ def _numpy(t) -> np.ndarray:
 
 def _document(workload: str, seed: int, trials: int, gdc: str | None, device: str | None, times, overrides: dict,
               sections: Sequence[str] = ("device", "periphery"), rpu_config=None) -> dict:
+    """The experiment document of a keyword call. `gdc` and `device` are written only where given
+    (None: the engine's defaults, "readout" and "pcm"), so a `sweep=` override may sweep them; one
+    given and swept is refused by the engine, naming both."""
     for what, v in (("trials", trials), ("seed", seed)):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
             raise ValueError(f"{what} = {v!r}: must be an integer")
-    doc: dict[str, Any] = {"name": workload, "workload": workload, "seed": int(seed), "trials": int(trials),
-                           "gdc": "readout" if gdc is None else gdc, "device": {"model": "pcm" if device is None else device}}
+    doc: dict[str, Any] = {"name": workload, "workload": workload, "seed": int(seed), "trials": int(trials)}
     if rpu_config is not None:
         if device is not None:
             raise ValueError(f"device={device!r} and rpu_config= both give the device: the rpu_config's noise_model maps to "
@@ -827,8 +834,12 @@ def _document(workload: str, seed: int, trials: int, gdc: str | None, device: st
         # The rpu_config's settings are the document's own; gdc= and the overrides still override.
         settings = from_aihwkit(rpu_config)
         doc.update({k: copy.deepcopy(v) for k, v in settings.items() if k != "gdc" or gdc is None})
+    if gdc is not None:
+        doc["gdc"] = gdc
     for section in sections:
         doc.setdefault(section, {})
+    if device is not None:
+        doc["device"]["model"] = device
     # One time alone is a list of one ("1h", not its characters).
     doc["sweep"] = {"t": [str(times)] if isinstance(times, str) else [str(t) for t in times]}
     for key, value in overrides.items():
@@ -866,6 +877,8 @@ def _run_document(doc: dict, path: pathlib.Path, backend: str, out: str, quiet: 
         return _run_toml(to_toml(doc), str(path), backend, out, None, quiet, overwrite)
     except ValueError as e:
         msg = str(e).replace(f"{path}: ", "").replace(str(path), "the arguments")
+        # Lines of the document this module wrote mean nothing to the caller.
+        msg = re.sub(r" at line \d+( \(in \[\w+\]\))?", "", msg)
         for section in ("device", "periphery"):
             msg = re.sub(rf"\b{section}\.(\w+)", rf"{section}__\1", msg)
         # A keyword taken as a top-level field that the experiment does not have: most likely a

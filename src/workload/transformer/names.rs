@@ -250,7 +250,7 @@ const FAMILIES_HINT: &str =
 
 /// Reads a .safetensors state dict into the network.
 pub fn read(path: &Path, s: &TransformerSettings) -> Result<TransformerNet, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = crate::files::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     parse(&bytes, s).map_err(|m| format!("{}: {m}", path.display()))
 }
 

@@ -65,7 +65,7 @@ fn run_toml(
 ) -> PyResult<(String, String)> {
     let err = |e: String| PyValueError::new_err(e);
     let sets = sets.unwrap_or_default();
-    let text = aimc::config::overrides::with_sets(text, Path::new(path), &base.unwrap_or_default()).map_err(|e| err(e.to_string()))?;
+    let text = aimc::config::overrides::with_base(text, Path::new(path), &base.unwrap_or_default()).map_err(|e| err(e.to_string()))?;
     let exp = Experiment::from_text_with_trials(&text, Path::new(path), &sets, trials).map_err(|e| err(e.to_string()))?;
     let choice: BackendChoice = backend.parse().map_err(err)?;
     let dir = out.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("results").join(&exp.name));

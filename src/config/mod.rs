@@ -111,6 +111,20 @@ pub struct Experiment {
 }
 
 /// Top-level fields: trials, name, confidence, tail and interval settings.
+/// The document's own settings every sweep point starts from.
+fn base_of(raw: &RawExperiment) -> Result<sweep::Base<'_>, String> {
+    Ok(sweep::Base {
+        device: noise::device(raw)?,
+        device_fields: &raw.device,
+        periphery: noise::periphery(raw)?,
+        gdc: raw.gdc,
+        tile: noise::check_tile(raw.tile.unwrap_or_default())?,
+        kernel: noise::kernel_section(raw)?,
+        moe: noise::moe_section(raw)?,
+        transformer: noise::transformer_section(raw)?,
+    })
+}
+
 fn check_header(raw: &RawExperiment) -> Result<(), String> {
     if raw.trials < 2 {
         return Err(format!("trials = {}: an interval over trials needs at least 2 (1000 or more for tight intervals)", raw.trials));
@@ -294,6 +308,16 @@ impl Experiment {
         Self::validate(text, text, path, &[])
     }
 
+    /// The fields the `[sweep]` axes of the document `text` set at every point, as a file writes
+    /// them (`periphery.out_res_bits`, a top-level `gdc`): an axis replaces such a field's value
+    /// everywhere. [`overrides::with_base`] leaves these to the axes.
+    pub fn swept_everywhere(text: &str, path: &Path) -> Result<Vec<String>, ExperimentError> {
+        let bad = |msg: String| ExperimentError::Invalid { file: path.display().to_string(), msg };
+        let raw: RawExperiment = toml::from_str(text).map_err(|e| bad(format!("{}", e).trim().replace('\n', " ")))?;
+        let base = base_of(&raw).map_err(&bad)?;
+        Ok(sweep::swept_everywhere(&raw.sweep, &base).into_iter().map(|(s, f, _)| s.map_or(f.clone(), |s| format!("{s}.{f}"))).collect())
+    }
+
     /// [`Self::from_text`] of a document that has the `--set` overrides `sets` applied: each is
     /// also checked against the sweep (an axis would replace its value at every point), as is
     /// every field of the document. `source` is the file's own text (the lines errors name).
@@ -305,16 +329,7 @@ impl Experiment {
         let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) };
 
         check_header(&raw).map_err(&bad)?;
-        let base = sweep::Base {
-            device: noise::device(&raw).map_err(&bad)?,
-            device_fields: &raw.device,
-            periphery: noise::periphery(&raw).map_err(&bad)?,
-            gdc: raw.gdc,
-            tile: noise::check_tile(raw.tile.unwrap_or_default()).map_err(&bad)?,
-            kernel: noise::kernel_section(&raw).map_err(&bad)?,
-            moe: noise::moe_section(&raw).map_err(&bad)?,
-            transformer: noise::transformer_section(&raw).map_err(&bad)?,
-        };
+        let base = base_of(&raw).map_err(&bad)?;
         let (times, mut axes) = sweep::axes(&raw).map_err(&bad)?;
         overrides::check_sets_not_swept(sets, &raw.sweep, &base)?;
         let doc: toml::Table = toml::from_str(text).map_err(|e| bad(format!("{}", e).trim().replace('\n', " ")))?;

@@ -83,10 +83,8 @@ pub(super) fn check_sets_not_swept(sets: &[String], sweep: &toml::Table, base: &
     Ok(())
 }
 
-/// An experiment file's text with `--set` overrides applied (the text itself without any). The
-/// Python package also sets a document's base with it (`rpu_config=`): fields written as if in the
-/// file, so sweep axes still vary them.
-pub fn with_sets(text: &str, path: &std::path::Path, sets: &[String]) -> Result<String, ExperimentError> {
+/// An experiment file's text with `--set` overrides applied (the text itself without any).
+fn with_sets(text: &str, path: &std::path::Path, sets: &[String]) -> Result<String, ExperimentError> {
     if sets.is_empty() {
         return Ok(text.to_string());
     }
@@ -94,6 +92,18 @@ pub fn with_sets(text: &str, path: &std::path::Path, sets: &[String]) -> Result<
     let mut doc: toml::Table = toml::from_str(text).map_err(|e| bad(e.to_string().trim().replace('\n', " ")))?;
     apply_sets(&mut doc, sets)?;
     toml::to_string(&doc).map_err(|e| bad(format!("the document with --set applied does not serialise ({e})")))
+}
+
+/// An experiment file's text with base settings written in as if the file held them (the Python
+/// package's `rpu_config=`), except a field a `[sweep]` axis sets at every point: the axis varies
+/// it there, as it would the file's own value (a file that set it would be refused, naming both).
+pub fn with_base(text: &str, path: &std::path::Path, base: &[String]) -> Result<String, ExperimentError> {
+    if base.is_empty() {
+        return Ok(text.to_string());
+    }
+    let swept = Experiment::swept_everywhere(text, path)?;
+    let keep: Vec<String> = base.iter().filter(|s| s.split_once('=').is_none_or(|(k, _)| !swept.iter().any(|f| f == k.trim()))).cloned().collect();
+    with_sets(text, path, &keep)
 }
 
 impl Experiment {
@@ -311,6 +321,26 @@ mod override_tests {
         assert!(apply_sets(&mut doc, &["device=pcm".into()]).unwrap_err().to_string().contains("device.FIELD=VALUE"));
         apply_sets(&mut doc, &["seed=7".into()]).unwrap();
         assert_eq!(doc["seed"], toml::Value::Integer(7));
+    }
+
+    /// Base settings (Python's `rpu_config=`) are written as the file's own, except where an axis
+    /// sets the field at every point: there the axis varies it, and the document stays valid.
+    #[test]
+    fn base_settings_leave_swept_fields_to_their_axes() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/aihwkit_breast_cancer.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let swept = Experiment::swept_everywhere(&text, &path).unwrap();
+        assert!(swept.iter().any(|f| f == "gdc"), "{swept:?}");
+        let base = ["gdc=\"readout\"".to_string(), "periphery.out_res_bits=8".to_string()];
+        let with = with_base(&text, &path, &base).unwrap();
+        let doc: toml::Table = toml::from_str(&with).unwrap();
+        assert!(!doc.contains_key("gdc"), "the swept gdc is left to its axis");
+        assert_eq!(doc["periphery"]["out_res_bits"], toml::Value::Integer(8));
+        let e = Experiment::from_text(&with, &path).unwrap();
+        assert!(e.points.iter().all(|p| p.periphery.out_res_bits == 8));
+        // Written as the file's own, the swept gdc is refused, naming both.
+        let err = with_sets(&text, &path, &base[..1]).and_then(|t| Experiment::from_text(&t, &path)).unwrap_err().to_string();
+        assert!(err.contains("gdc") && err.contains("[sweep] gdc"), "{err}");
     }
 
     #[test]

@@ -358,7 +358,7 @@ pub(super) fn swept_fields(sweep: &toml::Table, base: &Base<'_>) -> Vec<(Option<
 /// The fields the axes of `[sweep]` set at every point, as [`swept_fields`] names them: a plain
 /// axis's field, and a field every variant sets (one that only some variants set keeps the
 /// file's value at the others, so the file's value is used).
-fn swept_everywhere(sweep: &toml::Table, base: &Base<'_>) -> Vec<(Option<&'static str>, String, String)> {
+pub(super) fn swept_everywhere(sweep: &toml::Table, base: &Base<'_>) -> Vec<(Option<&'static str>, String, String)> {
     let fields = Fields::of(base);
     let mut out = vec![];
     for (k, v) in sweep.iter().filter(|(k, _)| *k != "t") {

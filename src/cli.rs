@@ -272,18 +272,18 @@ pub struct CommonArgs {
     /// auto: a hardware GPU if present, else the CPU backend; gpu: any wgpu adapter (software Vulkan too); cpu: the CPU backend (fast kernels).
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendArg,
-    /// Device model: pcm (aihwkit PCMLikeNoiseModel), hermes, hermes1, ideal, simple (programming noise 0.067 g_max only), afm (IBM Analog Foundation Models' evaluation noise; with --set periphery.weight_scaling_omega=1 --set periphery.weight_scaling_columnwise=true).
-    #[arg(long, default_value = "pcm")]
-    pub device: String,
+    /// Device model: pcm (aihwkit PCMLikeNoiseModel; the default), hermes, hermes1, ideal, simple (programming noise 0.067 g_max only), afm (IBM Analog Foundation Models' evaluation noise; with --set periphery.weight_scaling_omega=1 --set periphery.weight_scaling_columnwise=true).
+    #[arg(long)]
+    pub device: Option<String>,
     /// Set any field an experiment file takes, as `aimc run --set` does: a top-level one (layer_insight_trials=0, weight_error_trials=10) or SECTION.FIELD (device.drift_scale=0.5, periphery.out_res_bits=8, model.input_shape=[1,8,8]); repeatable, applied after the other flags.
     #[arg(long = "set", value_name = "[SECTION.]FIELD=VALUE")]
     pub set: Vec<String>,
-    /// Global drift compensation.
-    #[arg(long, value_enum, default_value = "readout")]
-    pub gdc: GdcArg,
-    /// Crossbar tile, INPUTSxOUTPUTS.
-    #[arg(long, default_value = "512x512")]
-    pub tile: String,
+    /// Global drift compensation [default: readout].
+    #[arg(long, value_enum)]
+    pub gdc: Option<GdcArg>,
+    /// Crossbar tile, INPUTSxOUTPUTS [default: 512x512].
+    #[arg(long)]
+    pub tile: Option<String>,
     /// Monte Carlo trials (independently programmed crossbars).
     #[arg(long, default_value_t = 100)]
     pub trials: u32,

@@ -53,16 +53,23 @@ fn flags_experiment(name: &str, workload: &str, model: toml::Table, data: Option
     if c.trials == 0 {
         bail!("--trials 0: need at least 1 trial");
     }
-    let tile = parse_tile(&c.tile)?;
+    let tile = c.tile.as_deref().map(parse_tile).transpose()?;
     let mut doc = toml::Table::new();
     doc.insert("name".into(), name.into());
     doc.insert("description".into(), format!("aimc {name} from the command line").into());
     doc.insert("workload".into(), workload.into());
     doc.insert("seed".into(), toml::Value::Integer(c.seed as i64));
     doc.insert("trials".into(), toml::Value::Integer(c.trials as i64));
-    doc.insert("gdc".into(), toml::Value::try_from(aimc::crossbar::Gdc::from(c.gdc))?);
+    // Device, GDC and tile are written only where a flag gives them (else the engine's defaults:
+    // pcm, readout, 512x512), so a `--set sweep.gdc=[...]` may sweep them; a flag given and swept
+    // is refused as a file that sets and sweeps a field is.
+    if let Some(g) = c.gdc {
+        doc.insert("gdc".into(), toml::Value::try_from(aimc::crossbar::Gdc::from(g))?);
+    }
     let mut device = toml::Table::new();
-    device.insert("model".into(), c.device.clone().into());
+    if let Some(d) = &c.device {
+        device.insert("model".into(), d.clone().into());
+    }
     doc.insert("model".into(), model.into());
     if let Some(d) = data {
         doc.insert("data".into(), d.into());
@@ -71,10 +78,12 @@ fn flags_experiment(name: &str, workload: &str, model: toml::Table, data: Option
     }
     doc.insert("device".into(), device.into());
     doc.insert("periphery".into(), toml::Table::new().into());
-    let mut t = toml::Table::new();
-    t.insert("max_in".into(), toml::Value::Integer(tile.max_in as i64));
-    t.insert("max_out".into(), toml::Value::Integer(tile.max_out as i64));
-    doc.insert("tile".into(), t.into());
+    if let Some(tile) = tile {
+        let mut t = toml::Table::new();
+        t.insert("max_in".into(), toml::Value::Integer(tile.max_in as i64));
+        t.insert("max_out".into(), toml::Value::Integer(tile.max_out as i64));
+        doc.insert("tile".into(), t.into());
+    }
     let mut sweep = toml::Table::new();
     sweep.insert("t".into(), toml::Value::Array(c.times.iter().map(|x| x.trim().into()).collect()));
     doc.insert("sweep".into(), sweep.into());

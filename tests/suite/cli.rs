@@ -420,6 +420,24 @@ fn mlp_and_weights_commands_run_through_the_experiment_runner() {
         .unwrap();
     assert!(o.status.success(), "aimc weights failed:\n{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(results(&wout).workload, "weight_error");
+    // A flag left out leaves its field to the engine's default, so a --set axis may sweep it; a
+    // flag given and swept is refused, as a file that sets and sweeps a field is.
+    for (gdc_flag, ok) in [(None, true), (Some("off"), false)] {
+        let sout = tmp(if ok { "weights-gdc-axis" } else { "weights-gdc-both" });
+        let mut cmd = aimc();
+        cmd.args(["weights", model.to_str().unwrap(), "--tensor", "0.weight", "--trials", "2", "--times", "1h", "--backend", "cpu"]);
+        if let Some(g) = gdc_flag {
+            cmd.args(["--gdc", g]);
+        }
+        let o = cmd.args(["--set", "sweep.gdc=[\"off\", \"readout\"]", "--out"]).arg(&sout).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.success(), ok, "--gdc {gdc_flag:?} with a gdc axis:\n{err}");
+        if ok {
+            assert_eq!(results(&sout).points.len(), 2);
+        } else {
+            assert!(err.contains("gdc is set") && err.contains("[sweep] gdc"), "{err}");
+        }
+    }
 
     // Bad flags fail before any compute, naming the field and writing nothing.
     let bad = tmp("mlp-bad");

@@ -90,7 +90,22 @@ fn flags_experiment(name: &str, workload: &str, model: toml::Table, data: Option
     // The same setter as `aimc run --set`, on the document the flags built: every field an
     // experiment file takes (top-level or SECTION.FIELD) is settable here too.
     let text = toml::to_string(&doc)?;
-    Ok(aimc::config::Experiment::from_text_with_sets(&text, std::path::Path::new(&format!("aimc {name} (flags)")), &c.set)?)
+    let path = format!("aimc {name} (flags)");
+    // A flag whose field a --set axis replaces at every point is named as the flag (the loader
+    // would name a line of the document the flags built).
+    let mut probe = doc.clone();
+    if aimc::config::overrides::apply_sets(&mut probe, &c.set).is_ok() {
+        if let Ok(swept) = aimc::config::Experiment::swept_everywhere(&toml::to_string(&probe)?, std::path::Path::new(&path)) {
+            for (flag, field, given) in
+                [("--gdc", "gdc", c.gdc.is_some()), ("--device", "device.model", c.device.is_some()), ("--tile", "tile", c.tile.is_some())]
+            {
+                if let Some(f) = swept.iter().find(|f| given && (*f == field || f.starts_with(&format!("{field}.")))) {
+                    bail!("{flag} sets {f}, which a --set sweep axis replaces at every point: {flag} would go unused while results.json recorded it; leave out {flag} or the axis");
+                }
+            }
+        }
+    }
+    Ok(aimc::config::Experiment::from_text_with_sets(&text, std::path::Path::new(&path), &c.set)?)
 }
 
 /// Runs a validated experiment on `backend` and writes results, plots and report into `dir`

@@ -435,7 +435,7 @@ fn mlp_and_weights_commands_run_through_the_experiment_runner() {
         if ok {
             assert_eq!(results(&sout).points.len(), 2);
         } else {
-            assert!(err.contains("gdc is set") && err.contains("[sweep] gdc"), "{err}");
+            assert!(err.contains("--gdc sets gdc") && err.contains("leave out --gdc"), "{err}");
         }
     }
 

@@ -95,7 +95,7 @@ fn flags_experiment(name: &str, workload: &str, model: toml::Table, data: Option
     // would name a line of the document the flags built).
     let mut probe = doc.clone();
     if aimc::config::overrides::apply_sets(&mut probe, &c.set).is_ok() {
-        if let Ok(swept) = aimc::config::Experiment::swept_everywhere(&toml::to_string(&probe)?, std::path::Path::new(&path)) {
+        if let Ok((swept, _)) = aimc::config::Experiment::swept_fields(&toml::to_string(&probe)?, std::path::Path::new(&path)) {
             for (flag, field, given) in
                 [("--gdc", "gdc", c.gdc.is_some()), ("--device", "device.model", c.device.is_some()), ("--tile", "tile", c.tile.is_some())]
             {

@@ -399,3 +399,44 @@ def test_values_that_are_not_numbers_are_refused_by_name():
     cfg = with_changes(inference_rpu_config(), forward__out_noise="high", noise_model__t_0=None)
     with pytest.raises(ValueError, match=r"forward\.out_noise = 'high' is not a number\n  noise_model\.t_0 = None is not a number"):
         aimc.from_aihwkit(cfg)
+
+
+def test_sweeps_vary_what_the_rpu_config_sets_and_conflicts_are_refused(tmp_path):
+    # A keyword call's sweep= axis varies a field the rpu_config maps, as a file's axis does.
+    w = np.random.default_rng(2).normal(0, 0.2, (6, 5)).astype(np.float32)
+    common = dict(times=["1h"], trials=2, backend="cpu", quiet=True)
+    for k, sweep in enumerate(({"t": ["1h"], "gdc": ["off", "readout"]}, {"t": ["1h"], "adc_bits": [7, 8]},
+                               {"t": ["1h"], "tile": ["4x4", "8x8"]})):
+        r = aimc.weight_error(w, out=str(tmp_path / f"w{k}"), rpu_config=inference_rpu_config(), sweep=sweep, **common)
+        assert len(r.points) == 2, sweep
+
+    # A file: the reference case's model and data, with other sections and axes.
+    ref = REFERENCE.parent / "reference" / "aihwkit_breast_cancer"
+    head = (f'name = "t"\nworkload = "classifier"\nseed = 1\ntrials = 2\nlayer_insight_trials = 0\n'
+            f'[model]\npath = "{ref / "bc_mlp_10_32_32_2.safetensors"}"\nactivation = "relu"\n[data]\npath = "{ref / "bc_test.csv"}"\n')
+
+    def run(name, extra, sweep):
+        f = tmp_path / f"{name}.toml"
+        f.write_text(head + extra + '[sweep]\nt = ["1h"]\n' + sweep)
+        return aimc.run(str(f), rpu_config=inference_rpu_config(), backend="cpu", quiet=True, out=str(tmp_path / name))
+
+    # A tile axis varies the tile the configuration maps.
+    r = run("tiled", "", 'tile = ["8x8", "16x16"]\n')
+    assert {p["labels"]["tile"] for p in r.points} == {"8x8", "16x16"}
+    # A model axis is refused: the configuration's PCM fields would be laid over the other presets.
+    with pytest.raises(ValueError, match=r"aihwkit configuration gives the device .* the sweep sets device\.model"):
+        run("models", "", 'model = ["pcm", "hermes"]\n')
+    # A file field the configuration contradicts is refused (which was meant is not guessed); the
+    # same value is taken.
+    with pytest.raises(ValueError, match=r"periphery\.out_res_bits = 8 in the experiment and the aihwkit configuration gives "
+                                         r"periphery\.out_res_bits = 9: remove it from the experiment"):
+        run("own", "[periphery]\nout_res_bits = 8\n", "")
+    with pytest.raises(ValueError, match=r"device\.model = \"hermes\" in the experiment"):
+        run("own_device", '[device]\nmodel = "hermes"\n', "")
+    assert len(run("same", "[periphery]\nout_res_bits = 9\n[device]\ng_max = 25\n", "").points) == 1
+
+
+def test_parts_given_as_dicts_are_refused():
+    for part in ("mapping", "modifier", "pre_post", "forward", "noise_model"):
+        with pytest.raises(ValueError, match=rf"rpu_config\.{part} is a dict; give aihwkit's object"):
+            aimc.from_aihwkit(inference_rpu_config(**{part: {"max_input_size": 256}}))

@@ -367,7 +367,7 @@ def test_transformer_builds_the_document(monkeypatch, tmp_path):
     import tomllib
     seen = {}
 
-    def fake_run(text, path, backend, out, trials, quiet, overwrite=False):
+    def fake_run(text, path, backend, out, trials, quiet, overwrite=False, sets=None, base=None):
         doc = tomllib.loads(text)
         seen["doc"] = doc
         seen["model"] = read_safetensors(doc["model"]["path"])

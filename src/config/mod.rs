@@ -308,14 +308,16 @@ impl Experiment {
         Self::validate(text, text, path, &[])
     }
 
-    /// The fields the `[sweep]` axes of the document `text` set at every point, as a file writes
-    /// them (`periphery.out_res_bits`, a top-level `gdc`): an axis replaces such a field's value
-    /// everywhere. [`overrides::with_base`] leaves these to the axes.
-    pub fn swept_everywhere(text: &str, path: &Path) -> Result<Vec<String>, ExperimentError> {
+    /// The fields the `[sweep]` axes of the document `text` set, as a file writes them
+    /// (`periphery.out_res_bits`, a top-level `gdc`, `tile`): first those set at every point (an
+    /// axis replaces the field's value everywhere), then those set at some point (a variant that
+    /// sets a field the others leave). [`overrides::with_base`] leaves the first to the axes.
+    pub fn swept_fields(text: &str, path: &Path) -> Result<(Vec<String>, Vec<String>), ExperimentError> {
         let bad = |msg: String| ExperimentError::Invalid { file: path.display().to_string(), msg };
         let raw: RawExperiment = toml::from_str(text).map_err(|e| bad(format!("{}", e).trim().replace('\n', " ")))?;
         let base = base_of(&raw).map_err(&bad)?;
-        Ok(sweep::swept_everywhere(&raw.sweep, &base).into_iter().map(|(s, f, _)| s.map_or(f.clone(), |s| format!("{s}.{f}"))).collect())
+        let name = |(s, f, _): (Option<&'static str>, String, String)| s.map_or(f.clone(), |s| format!("{s}.{f}"));
+        Ok((sweep::swept_everywhere(&raw.sweep, &base).into_iter().map(name).collect(), sweep::swept_fields(&raw.sweep, &base).into_iter().map(name).collect()))
     }
 
     /// [`Self::from_text`] of a document that has the `--set` overrides `sets` applied: each is

@@ -95,15 +95,62 @@ fn with_sets(text: &str, path: &std::path::Path, sets: &[String]) -> Result<Stri
 }
 
 /// An experiment file's text with base settings written in as if the file held them (the Python
-/// package's `rpu_config=`), except a field a `[sweep]` axis sets at every point: the axis varies
-/// it there, as it would the file's own value (a file that set it would be refused, naming both).
+/// package's `rpu_config=`: an aihwkit configuration's device, periphery, tile and GDC). A field
+/// a `[sweep]` axis sets at every point is left to the axis, which varies it as it would the
+/// file's own value. Refused, naming the field and the fix: a field the file itself sets to
+/// another value (which of the two was meant is not guessed), and a base `device.model` with an
+/// axis that sets the model anywhere (the base's device fields are that model's and would be laid
+/// over the others' presets).
 pub fn with_base(text: &str, path: &std::path::Path, base: &[String]) -> Result<String, ExperimentError> {
     if base.is_empty() {
         return Ok(text.to_string());
     }
-    let swept = Experiment::swept_everywhere(text, path)?;
-    let keep: Vec<String> = base.iter().filter(|s| s.split_once('=').is_none_or(|(k, _)| !swept.iter().any(|f| f == k.trim()))).cloned().collect();
+    let bad = |msg: String| ExperimentError::Invalid { file: path.display().to_string(), msg };
+    let (everywhere, anywhere) = Experiment::swept_fields(text, path)?;
+    let covers = |f: &str, key: &str| f == key || key.strip_prefix(f).is_some_and(|rest| rest.starts_with('.'));
+    let doc: toml::Table = toml::from_str(text).map_err(|e| bad(e.to_string().trim().replace('\n', " ")))?;
+    let mut keep = vec![];
+    for set in base {
+        let (section, field, value) = parse_set(set)?;
+        let key = section.as_ref().map_or(field.clone(), |s| format!("{s}.{field}"));
+        if key == "device.model" {
+            if let Some(f) = anywhere.iter().find(|f| covers(f, "device.model")) {
+                return Err(bad(format!(
+                    "the aihwkit configuration gives the device (device.model = {value} with its noise model's fields), and the sweep sets {f}: its other models would run under those fields; remove the model axis or the configuration"
+                )));
+            }
+        }
+        if everywhere.iter().any(|f| covers(f, &key)) {
+            continue;
+        }
+        let own = match &section {
+            None => doc.get(&field),
+            Some(s) => match doc.get(s) {
+                Some(toml::Value::Table(t)) => t.get(&field),
+                Some(v) => Some(v),
+                None => None,
+            },
+        };
+        if let Some(own) = own.filter(|own| !same_value(own, &value)) {
+            let at = section.as_ref().map_or(field.clone(), |s| if doc.get(s).is_some_and(|v| v.is_table()) { key.clone() } else { s.clone() });
+            return Err(bad(format!(
+                "{at} = {own} in the experiment and the aihwkit configuration gives {key} = {value}: remove it from the experiment, or change the configuration"
+            )));
+        }
+        keep.push(set.clone());
+    }
     with_sets(text, path, &keep)
+}
+
+/// Two TOML values as the settings they give: numbers by value (`25` and `25.0` alike), arrays
+/// element by element.
+fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
+    use toml::Value::{Array, Float, Integer};
+    match (a, b) {
+        (Integer(x), Float(y)) | (Float(y), Integer(x)) => *x as f64 == *y,
+        (Array(x), Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b)),
+        _ => a == b,
+    }
 }
 
 impl Experiment {
@@ -329,7 +376,7 @@ mod override_tests {
     fn base_settings_leave_swept_fields_to_their_axes() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/aihwkit_breast_cancer.toml");
         let text = std::fs::read_to_string(&path).unwrap();
-        let swept = Experiment::swept_everywhere(&text, &path).unwrap();
+        let (swept, _) = Experiment::swept_fields(&text, &path).unwrap();
         assert!(swept.iter().any(|f| f == "gdc"), "{swept:?}");
         let base = ["gdc=\"readout\"".to_string(), "periphery.out_res_bits=8".to_string()];
         let with = with_base(&text, &path, &base).unwrap();

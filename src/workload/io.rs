@@ -480,9 +480,11 @@ pub fn parse_csv_with(text: &str, scale: f32, header: bool) -> Result<Dataset, S
     for (i, line) in text.lines().enumerate() {
         if header && i == 0 {
             // A header is never guessed, so neither is its absence: a first line of numbers
-            // would be a data row dropped.
+            // would be a data row dropped. Column indices 0, 1, 2, ... are pandas' header of a
+            // frame without column names (`DataFrame(x).to_csv(index=False)`), so they pass.
             let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-            if !line.trim().is_empty() && fields.iter().all(|f| f.parse::<f64>().is_ok()) {
+            let indices = fields.iter().enumerate().all(|(k, f)| f.parse::<usize>() == Ok(k));
+            if !line.trim().is_empty() && !indices && fields.iter().all(|f| f.parse::<f64>().is_ok()) {
                 return Err(
                     "the first line is numeric, but header = true would drop it as the column names: it is a data row; set header = false (data.header), or add the header line".into()
                 );
@@ -621,6 +623,9 @@ mod tests {
         let e = parse_csv_with("1,2,0\n3,4,1\n", 1.0, true).unwrap_err();
         assert!(e.contains("first line is numeric, but header = true") && e.contains("set header = false"), "{e}");
         assert_eq!(parse_csv_with("1,b,label\n3,4,1\n", 1.0, true).unwrap().len(), 1, "one name among numbers is a header");
+        // pandas' header of a frame without column names (0, 1, 2, ...) is a header.
+        assert_eq!(parse_csv_with("0,1,2\n3,4,1\n", 1.0, true).unwrap().len(), 1, "column indices are a header");
+        assert!(parse_csv_with("0,1,1\n3,4,1\n", 1.0, true).is_err(), "not indices: a data row");
         // A byte-order mark is dropped, not taken for a header that loses the row.
         let d = parse_csv("\u{feff}1,2,0\n3,4,1\n", 1.0).unwrap();
         assert_eq!((d.len(), d.x[0]), (2, 1.0));

@@ -257,7 +257,7 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
             doc["model"]["activations"] = list(activation)
         doc["data"] = {"path": str(tmp / "data.csv")}
         doc.setdefault("weight_error_trials", 0)
-        text, directory = _run_document(doc, tmp / "classifier.toml", backend, out, quiet, overwrite)
+        text, directory = _run_document(doc, tmp / "classifier.toml", backend, out, quiet, overwrite, _rpu_base(rpu_config, doc))
         return Results(json.loads(text), directory)
 
 
@@ -273,7 +273,7 @@ def weight_error(w, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int
         tmp = files.settle()
         doc = _document("weight_error", seed, trials, gdc, device, times, overrides, rpu_config=rpu_config)
         doc["model"] = {"path": str(tmp / "w.safetensors"), "tensor": "weight"}
-        text, directory = _run_document(doc, tmp / "weights.toml", backend, out, quiet, overwrite)
+        text, directory = _run_document(doc, tmp / "weights.toml", backend, out, quiet, overwrite, _rpu_base(rpu_config, doc))
         return Results(json.loads(text), directory)
 
 
@@ -338,7 +338,7 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
             doc["model"]["digital"] = [digital] if isinstance(digital, str) else [str(v) for v in digital]
         doc["data"] = {"path": str(tmp / "tokens.csv")}
         doc["transformer"] = {**s, **doc["transformer"]}
-        text, directory = _run_document(doc, tmp / "transformer.toml", backend, out, quiet, overwrite)
+        text, directory = _run_document(doc, tmp / "transformer.toml", backend, out, quiet, overwrite, _rpu_base(rpu_config, doc))
         return Results(json.loads(text), directory)
 
 
@@ -827,13 +827,9 @@ def _document(workload: str, seed: int, trials: int, gdc: str | None, device: st
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
             raise ValueError(f"{what} = {v!r}: must be an integer")
     doc: dict[str, Any] = {"name": workload, "workload": workload, "seed": int(seed), "trials": int(trials)}
-    if rpu_config is not None:
-        if device is not None:
-            raise ValueError(f"device={device!r} and rpu_config= both give the device: the rpu_config's noise_model maps to "
-                             "device.model = \"pcm\" with its fields; leave device= out (or rpu_config=, for another model)")
-        # The rpu_config's settings are the document's own; gdc= and the overrides still override.
-        settings = from_aihwkit(rpu_config)
-        doc.update({k: copy.deepcopy(v) for k, v in settings.items() if k != "gdc" or gdc is None})
+    if rpu_config is not None and device is not None:
+        raise ValueError(f"device={device!r} and rpu_config= both give the device: the rpu_config's noise_model maps to "
+                         "device.model = \"pcm\" with its fields; leave device= out (or rpu_config=, for another model)")
     if gdc is not None:
         doc["gdc"] = gdc
     for section in sections:
@@ -858,6 +854,17 @@ def _document(workload: str, seed: int, trials: int, gdc: str | None, device: st
     return doc
 
 
+def _rpu_base(rpu_config, doc: dict) -> list | None:
+    """The engine's base settings (`with_base`) of a keyword call's `rpu_config`: what the
+    keywords gave themselves (`gdc=`, `periphery__out_res_bits=8`) is left out, so they override
+    it, and the engine leaves a field a `sweep=` axis sets to the axis."""
+    if rpu_config is None:
+        return None
+    given = {k for k, v in doc.items() if not isinstance(v, dict)}
+    given |= {f"{k}.{f}" for k, v in doc.items() if isinstance(v, dict) for f in v}
+    return [s for s in _flat_sets(from_aihwkit(rpu_config)) if s.split("=", 1)[0] not in given]
+
+
 def _flat_sets(settings: dict) -> list:
     """`from_aihwkit`'s settings as the engine's `SECTION.FIELD=VALUE` assignments."""
     sets = []
@@ -869,12 +876,12 @@ def _flat_sets(settings: dict) -> list:
     return sets
 
 
-def _run_document(doc: dict, path: pathlib.Path, backend: str, out: str, quiet: bool, overwrite: bool = False):
+def _run_document(doc: dict, path: pathlib.Path, backend: str, out: str, quiet: bool, overwrite: bool = False, base: list | None = None):
     """Runs a document this module built in a temporary folder. Its errors name what the caller
     wrote: the temporary file's path is dropped and `section.field` becomes the keyword
     `section__field` (e.g. device__drift_scale), the rest of the CLI's message kept."""
     try:
-        return _run_toml(to_toml(doc), str(path), backend, out, None, quiet, overwrite)
+        return _run_toml(to_toml(doc), str(path), backend, out, None, quiet, overwrite, None, base)
     except ValueError as e:
         msg = str(e).replace(f"{path}: ", "").replace(str(path), "the arguments")
         # Lines of the document this module wrote mean nothing to the caller.

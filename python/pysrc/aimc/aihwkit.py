@@ -411,6 +411,12 @@ def from_aihwkit(rpu_config) -> dict:
         raise ValueError(f"from_aihwkit: rpu_config is {_kind(rpu_config)}; aimc maps aihwkit's InferenceRPUConfig "
                          "(RPUCuda's inference tile: PCM noise model, drift compensation, IOParameters periphery)")
     r = _Reader()
+    # aihwkit's parts are objects whose attributes are read; a dict would be read as defaults.
+    for part in ("forward", "mapping", "noise_model", "drift_compensation", "clip", "remap", "modifier", "pre_post"):
+        value = getattr(rpu_config, part, None)
+        if isinstance(value, (dict, list, tuple, str, bytes, int, float)):
+            raise ValueError(f"from_aihwkit: rpu_config.{part} is a {type(value).__name__}; give aihwkit's object "
+                             f"(e.g. InferenceRPUConfig().{part} with its attributes set), whose attributes are read by name")
     r.unknown_fields(rpu_config, "rpu_config", _CONFIG_KNOWN)
     periphery = _forward(getattr(rpu_config, "forward", None), r)
     tile, scaling = _mapping(getattr(rpu_config, "mapping", None), r)

@@ -399,6 +399,10 @@ def test_values_that_are_not_numbers_are_refused_by_name():
     cfg = with_changes(inference_rpu_config(), forward__out_noise="high", noise_model__t_0=None)
     with pytest.raises(ValueError, match=r"forward\.out_noise = 'high' is not a number\n  noise_model\.t_0 = None is not a number"):
         aimc.from_aihwkit(cfg)
+    # Nor is a number's text or a bool taken for it.
+    cfg = with_changes(inference_rpu_config(), forward__out_noise=True, noise_model__t_0="20")
+    with pytest.raises(ValueError, match=r"forward\.out_noise = True is not a number\n  noise_model\.t_0 = '20' is not a number"):
+        aimc.from_aihwkit(cfg)
 
 
 def test_sweeps_vary_what_the_rpu_config_sets_and_conflicts_are_refused(tmp_path):

@@ -125,6 +125,10 @@ class _Reader:
         """The number at `path` (its last part the attribute of `obj`), aihwkit's `default` where
         the object lacks it; anything but a number is refused."""
         value = _get(obj, path.rsplit(".", 1)[-1], default)
+        # A bool or a string is not taken for a number (True as 1.0, "20" as 20.0).
+        if isinstance(value, (bool, str, bytes)):
+            self.refused.append(f"{path} = {_show(value)} is not a number")
+            return float(default)
         try:
             return float(value)
         except (TypeError, ValueError):

@@ -287,9 +287,9 @@ pub struct CommonArgs {
     /// Monte Carlo trials (independently programmed crossbars).
     #[arg(long, default_value_t = 100)]
     pub trials: u32,
-    /// Inference times after programming, comma-separated, with units (s, min, h, d, month, y) [default: 1s,1h,1d,1month,1y,10y].
-    #[arg(long, value_delimiter = ',')]
-    pub times: Option<Vec<String>>,
+    /// Inference times after programming, comma-separated, with units (s, min, h, d, month, y).
+    #[arg(long, default_value = "1s,1h,1d,1month,1y,10y", value_delimiter = ',')]
+    pub times: Vec<String>,
     /// Seed of the counter-based RNG: the same seed gives the same numbers on any backend.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -85,14 +85,7 @@ fn flags_experiment(name: &str, workload: &str, model: toml::Table, data: Option
         doc.insert("tile".into(), t.into());
     }
     let mut sweep = toml::Table::new();
-    // `--times` given and a `--set sweep.t=[...]` would leave one unused: refused, naming both.
-    if c.times.is_some() {
-        if let Some(s) = c.set.iter().find(|s| aimc::config::overrides::parse_set(s).is_ok_and(|(sec, f, _)| sec.as_deref() == Some("sweep") && f == "t")) {
-            bail!("--times and --set {s} both give the times: --times would go unused while results.json recorded it; leave out one");
-        }
-    }
-    let times = c.times.clone().unwrap_or_else(|| ["1s", "1h", "1d", "1month", "1y", "10y"].map(String::from).to_vec());
-    sweep.insert("t".into(), toml::Value::Array(times.iter().map(|x| x.trim().into()).collect()));
+    sweep.insert("t".into(), toml::Value::Array(c.times.iter().map(|x| x.trim().into()).collect()));
     doc.insert("sweep".into(), sweep.into());
     // The same setter as `aimc run --set`, on the document the flags built: every field an
     // experiment file takes (top-level or SECTION.FIELD) is settable here too.

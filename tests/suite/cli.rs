@@ -438,15 +438,6 @@ fn mlp_and_weights_commands_run_through_the_experiment_runner() {
             assert!(err.contains("--gdc sets gdc") && err.contains("leave out --gdc"), "{err}");
         }
     }
-    // So with --times and a --set of the time axis.
-    let o = aimc()
-        .args(["weights", model.to_str().unwrap(), "--tensor", "0.weight", "--trials", "2", "--times", "1h,1y", "--backend", "cpu"])
-        .args(["--set", "sweep.t=[\"1d\"]", "--out"])
-        .arg(tmp("weights-times-both"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("--times and --set sweep.t"), "{err}");
 
     // Bad flags fail before any compute, naming the field and writing nothing.
     let bad = tmp("mlp-bad");

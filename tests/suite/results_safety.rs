@@ -289,13 +289,9 @@ fn every_top_level_field_is_settable_on_run_and_mlp() {
         let run_out = dir.join(format!("run-{i}"));
         let mlp_out = dir.join(format!("mlp-{i}"));
         let run = aimc().args(["run", &smoke(), "--backend", "cpu", "--trials", "4", "--out"]).arg(&run_out).args(&set_args).output().unwrap();
-        // --times and a --set of the time axis together are refused (one would go unused).
-        let times: &[&str] = if sets.iter().any(|s| s.starts_with("sweep.t=")) { &[] } else { &["--times", "1h"] };
         let mlp = aimc()
             .args(["mlp", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--scale", "16", "--rows", "1347..1397"])
-            .args(["--trials", "4"])
-            .args(times)
-            .args(["--backend", "cpu", "--out"])
+            .args(["--trials", "4", "--times", "1h", "--backend", "cpu", "--out"])
             .arg(&mlp_out)
             .args(&set_args)
             .output()

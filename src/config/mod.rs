@@ -110,7 +110,6 @@ pub struct Experiment {
     pub resolved: serde_json::Value,
 }
 
-/// Top-level fields: trials, name, confidence, tail and interval settings.
 /// The document's own settings every sweep point starts from.
 fn base_of(raw: &RawExperiment) -> Result<sweep::Base<'_>, String> {
     Ok(sweep::Base {
@@ -125,6 +124,7 @@ fn base_of(raw: &RawExperiment) -> Result<sweep::Base<'_>, String> {
     })
 }
 
+/// Top-level fields: trials, name, confidence, tail and interval settings.
 fn check_header(raw: &RawExperiment) -> Result<(), String> {
     if raw.trials < 2 {
         return Err(format!("trials = {}: an interval over trials needs at least 2 (1000 or more for tight intervals)", raw.trials));

@@ -337,20 +337,34 @@ fn written_keys(name: &str, base: &Base<'_>, fields: &Fields) -> Vec<(Option<&'s
     vec![key]
 }
 
-/// Every field the axes of `[sweep]` set, as a file writes it: (section, or none for a top-level
-/// field; field; the axis as the file names it, `sweep.adc_bits` or `sweep.variant`). Axes that
-/// are not valid set nothing here (validation reports them).
-pub(super) fn swept_fields(sweep: &toml::Table, base: &Base<'_>) -> Vec<(Option<&'static str>, String, String)> {
+/// A field as a file writes it: (section, or none for a top-level field; field).
+type Key = (Option<&'static str>, String);
+
+/// The fields each axis of `[sweep]` sets, as a file writes them: (the axis as the file names it,
+/// `sweep.adc_bits` or `sweep.variant`; one set of fields per point kind: one for a plain axis,
+/// one per variant). Axes that are not valid set nothing here (validation reports them).
+fn axis_keys(sweep: &toml::Table, base: &Base<'_>) -> Vec<(String, Vec<Vec<Key>>)> {
     let fields = Fields::of(base);
-    let mut out = vec![];
-    for (k, v) in sweep.iter().filter(|(k, _)| *k != "t") {
-        if k == "variant" {
-            for t in v.as_array().into_iter().flatten().filter_map(|v| v.as_table()) {
-                out.extend(variant_keys(t, base, &fields).into_iter().map(|(s, f)| (s, f, "sweep.variant".to_string())));
+    sweep
+        .iter()
+        .filter(|(k, _)| *k != "t")
+        .map(|(k, v)| {
+            if k == "variant" {
+                let sets = v.as_array().into_iter().flatten().map(|v| v.as_table().map(|t| variant_keys(t, base, &fields)).unwrap_or_default());
+                ("sweep.variant".to_string(), sets.collect())
+            } else {
+                (format!("sweep.{k}"), vec![written_keys(k, base, &fields)])
             }
-        } else {
-            out.extend(written_keys(k, base, &fields).into_iter().map(|(s, f)| (s, f, format!("sweep.{k}"))));
-        }
+        })
+        .collect()
+}
+
+/// Every field the axes of `[sweep]` set at some point: (section, or none for a top-level field;
+/// field; the axis as the file names it).
+pub(super) fn swept_fields(sweep: &toml::Table, base: &Base<'_>) -> Vec<(Option<&'static str>, String, String)> {
+    let mut out = vec![];
+    for (axis, sets) in axis_keys(sweep, base) {
+        out.extend(sets.into_iter().flatten().map(|(s, f)| (s, f, axis.clone())));
     }
     out
 }
@@ -359,17 +373,10 @@ pub(super) fn swept_fields(sweep: &toml::Table, base: &Base<'_>) -> Vec<(Option<
 /// axis's field, and a field every variant sets (one that only some variants set keeps the
 /// file's value at the others, so the file's value is used).
 pub(super) fn swept_everywhere(sweep: &toml::Table, base: &Base<'_>) -> Vec<(Option<&'static str>, String, String)> {
-    let fields = Fields::of(base);
     let mut out = vec![];
-    for (k, v) in sweep.iter().filter(|(k, _)| *k != "t") {
-        if k == "variant" {
-            let sets: Vec<Vec<(Option<&'static str>, String)>> =
-                v.as_array().into_iter().flatten().map(|v| v.as_table().map(|t| variant_keys(t, base, &fields)).unwrap_or_default()).collect();
-            if let Some((first, rest)) = sets.split_first() {
-                out.extend(first.iter().filter(|key| rest.iter().all(|s| s.contains(key))).map(|(s, f)| (*s, f.clone(), "sweep.variant".to_string())));
-            }
-        } else {
-            out.extend(written_keys(k, base, &fields).into_iter().map(|(s, f)| (s, f, format!("sweep.{k}"))));
+    for (axis, sets) in axis_keys(sweep, base) {
+        if let Some((first, rest)) = sets.split_first() {
+            out.extend(first.iter().filter(|key| rest.iter().all(|s| s.contains(key))).map(|(s, f)| (*s, f.clone(), axis.clone())));
         }
     }
     out

@@ -49,15 +49,15 @@ def _digits():
     return x[:1347], y[:1347], x[1347:], y[1347:]
 
 
-def _loss_at_10y(model, x, y):
+def _loss_at_10y(model, x, y, out):
     """Floating-point accuracy minus aimc's mean accuracy at 10 years (GDC on) of `model`."""
     layers, act = aimc.from_torch(model)
     r = aimc.classifier(layers, x, y, times=["10y"], trials=40, gdc="readout", activation=act, seed=3, backend="cpu", quiet=True,
-                        periphery__out_noise=0.06)
+                        periphery__out_noise=0.06, out=str(out))
     return r.fp_baseline - r.points[0]["summary"]["mean"]
 
 
-def test_fine_tuning_with_aimc_noise_lowers_the_loss_under_aimc():
+def test_fine_tuning_with_aimc_noise_lowers_the_loss_under_aimc(tmp_path):
     torch = pytest.importorskip("torch")
     import torch.nn.functional as F
 
@@ -74,7 +74,7 @@ def test_fine_tuning_with_aimc_noise_lowers_the_loss_under_aimc():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    before = _loss_at_10y(model, xte, yte)
+    before = _loss_at_10y(model, xte, yte, tmp_path / "before")
 
     with pytest.raises(ValueError, match="device"):
         at.prepare(model, device="pcn")
@@ -92,6 +92,6 @@ def test_fine_tuning_with_aimc_noise_lowers_the_loss_under_aimc():
         assert torch.equal(model(X[:5]), model(X[:5]))
     at.unprepare(model)
     assert not at.is_prepared(model)
-    after = _loss_at_10y(model, xte, yte)
+    after = _loss_at_10y(model, xte, yte, tmp_path / "after")
     print(f"loss from floating point at 10 y under aimc: {before:.4f} before fine-tuning, {after:.4f} after")
     assert after < before, f"loss from floating point at 10 y: {after:.4f} after fine-tuning, {before:.4f} before"

@@ -2,8 +2,10 @@
 with small classes named like torch's, so torch is not needed), the state dict it writes, the
 document `aimc.transformer` builds, and the engine's floating-point baseline against a NumPy
 forward written here from PyTorch's definitions (post- and pre-LN, exact GELU by math.erf,
-softmax attention over the non-padding keys, mean pooling over the non-padding tokens). One test
-compares with PyTorch's own forward where torch is installed."""
+softmax attention over the non-padding keys, mean pooling over the non-padding tokens); the same
+for Hugging Face BERT classifiers (faked state dicts under BERT's names, a NumPy forward written
+from transformers' BertModel). Two tests compare with PyTorch's and transformers' own forwards
+where they are installed."""
 import json
 import math
 import pathlib
@@ -469,3 +471,162 @@ def test_matches_pytorch_forward(tmp_path):
         y = rng.integers(0, 3, size=len(tok))
         r = aimc.transformer(m, tok, y, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / str(norm_first)), quiet=True, **IDEAL)
         assert r.fp_baseline == float(np.mean(np.argmax(want, axis=1) == y))
+
+
+# ---- Hugging Face BERT ----
+
+
+class BertConfig:
+    """The BertConfig fields from_torch reads, at transformers' defaults."""
+
+    model_type = "bert"
+
+    def __init__(self, **kw):
+        self.vocab_size, self.hidden_size, self.num_hidden_layers, self.num_attention_heads = 12, 8, 2, 2
+        self.intermediate_size, self.hidden_act, self.max_position_embeddings, self.type_vocab_size = 16, "gelu", 16, 2
+        self.layer_norm_eps, self.pad_token_id, self.position_embedding_type = 1e-12, 0, "absolute"
+        self.is_decoder, self.add_cross_attention, self.num_labels, self.problem_type = False, False, 3, None
+        self.__dict__.update(kw)
+
+
+class BertForSequenceClassification:
+    """A state dict under BertForSequenceClassification's names (with the position_ids buffer
+    older transformers versions save), NumPy arrays standing in for tensors."""
+
+    def __init__(self, rng, **config):
+        self.config = c = BertConfig(**config)
+        d, f = c.hidden_size, c.intermediate_size
+        mat = lambda r, k: (rng.normal(size=(r, k)) / math.sqrt(k)).astype(np.float32)
+        vec = lambda n, s=0.1: (s * rng.normal(size=n)).astype(np.float32)
+        gamma = lambda: (1 + vec(d, 0.2)).astype(np.float32)
+        sd = {"bert.embeddings.position_ids": np.arange(c.max_position_embeddings, dtype=np.int64)[None, :],
+              "bert.embeddings.word_embeddings.weight": rng.normal(size=(c.vocab_size, d)).astype(np.float32),
+              "bert.embeddings.position_embeddings.weight": (0.5 * rng.normal(size=(c.max_position_embeddings, d))).astype(np.float32),
+              "bert.embeddings.token_type_embeddings.weight": (0.5 * rng.normal(size=(c.type_vocab_size, d))).astype(np.float32),
+              "bert.embeddings.LayerNorm.weight": gamma(), "bert.embeddings.LayerNorm.bias": vec(d)}
+        for n in range(c.num_hidden_layers):
+            p = f"bert.encoder.layer.{n}."
+            for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+                sd[p + name + ".weight"], sd[p + name + ".bias"] = mat(d, d), vec(d)
+            sd[p + "attention.output.LayerNorm.weight"], sd[p + "attention.output.LayerNorm.bias"] = gamma(), vec(d)
+            sd[p + "intermediate.dense.weight"], sd[p + "intermediate.dense.bias"] = mat(f, d), vec(f)
+            sd[p + "output.dense.weight"], sd[p + "output.dense.bias"] = mat(d, f), vec(d)
+            sd[p + "output.LayerNorm.weight"], sd[p + "output.LayerNorm.bias"] = gamma(), vec(d)
+        sd["bert.pooler.dense.weight"], sd["bert.pooler.dense.bias"] = mat(d, d), vec(d)
+        sd["classifier.weight"], sd["classifier.bias"] = mat(c.num_labels, d), vec(c.num_labels)
+        self._sd = sd
+
+    def state_dict(self):
+        return dict(self._sd)
+
+
+def bert_forward(model, tokens, pooled=False):
+    """The logits of a BERT TransformerModel, written from transformers' BertModel: embeddings
+    (word + position + token type 0) and their LayerNorm, post-LN layers (self-attention over the
+    non-padding keys, GELU feed-forward), the CLS token through the tanh pooler, the classifier."""
+    t = {k: v.astype(np.float64) for k, v in model.tensors.items()}
+    s = model.settings
+    d, heads, eps, pad = t["bert.embeddings.word_embeddings.weight"].shape[1], s["heads"], s["layer_norm_eps"], s["pad_id"]
+    dh, act = d // heads, ACTS[s["activation"]]
+    out = []
+    for row in np.asarray(tokens):
+        n = int(np.argmax(row == pad)) if np.any(row == pad) else len(row)
+        e = "bert.embeddings."
+        x = t[e + "word_embeddings.weight"][row[:n]] + t[e + "position_embeddings.weight"][:n] + t[e + "token_type_embeddings.weight"][0]
+        x = _ln(x, t[e + "LayerNorm.weight"], t[e + "LayerNorm.bias"], eps)
+        for layer in range(model.layers):
+            p = f"bert.encoder.layer.{layer}."
+            lin = lambda h, name: h @ t[p + name + ".weight"].T + t[p + name + ".bias"]
+            q, k, v = lin(x, "attention.self.query"), lin(x, "attention.self.key"), lin(x, "attention.self.value")
+            o = np.zeros_like(q)
+            for hd in range(heads):
+                sl = slice(hd * dh, (hd + 1) * dh)
+                sc = q[:, sl] @ k[:, sl].T / math.sqrt(dh)
+                a = np.exp(sc - sc.max(1, keepdims=True))
+                o[:, sl] = (a / a.sum(1, keepdims=True)) @ v[:, sl]
+            x = _ln(x + lin(o, "attention.output.dense"), t[p + "attention.output.LayerNorm.weight"], t[p + "attention.output.LayerNorm.bias"], eps)
+            x = _ln(x + lin(act(lin(x, "intermediate.dense")), "output.dense"), t[p + "output.LayerNorm.weight"], t[p + "output.LayerNorm.bias"], eps)
+        c = np.tanh(x[0] @ t["bert.pooler.dense.weight"].T + t["bert.pooler.dense.bias"])
+        out.append(c if pooled else c @ t["classifier.weight"].T + t["classifier.bias"])
+    return np.array(out)
+
+
+def test_from_torch_maps_a_hugging_face_bert_classifier():
+    hf = BertForSequenceClassification(np.random.default_rng(11), hidden_act="gelu_new", layer_norm_eps=1e-7, pad_token_id=3)
+    m = aimc.from_torch(hf)
+    assert m.settings == {"heads": 2, "norm_first": False, "activation": "gelu", "head_activation": "gelu_exact",
+                          "layer_norm_eps": 1e-7, "pooling": "cls", "pad_id": 3}
+    assert m.positions == "learned" and (m.d_model, m.vocab, m.layers, m.classes) == (8, 12, 2, 3)
+    # The names are BERT's (the engine's table reads them); the index buffer is not a weight.
+    assert set(m.tensors) == set(hf.state_dict()) - {"bert.embeddings.position_ids"}
+    assert all(np.array_equal(m.tensors[k], v) for k, v in hf.state_dict().items() if k in m.tensors)
+    assert "TransformerModel(d_model 8, vocab 12, 2 layers, 3 classes" in repr(m)
+
+
+def test_from_torch_refuses_what_bert_runs_beyond_aimcs_forward():
+    rng = np.random.default_rng(12)
+    cases = [
+        (dict(hidden_act="quick_gelu"), r"config.hidden_act = 'quick_gelu'; aimc maps gelu, gelu_fast"),
+        (dict(position_embedding_type="relative_key"), r"position_embedding_type = 'relative_key'; aimc adds BERT's learned absolute"),
+        (dict(is_decoder=True), r"config.is_decoder = True; aimc runs BERT as an encoder"),
+        (dict(num_labels=1), r"num_labels = 1, .*single-label classifier"),
+        (dict(problem_type="multi_label_classification"), r"problem_type = 'multi_label_classification'; aimc scores a single-label"),
+    ]
+    for config, message in cases:
+        with pytest.raises(ValueError, match=message):
+            aimc.from_torch(BertForSequenceClassification(rng, **config))
+    hf = BertForSequenceClassification(rng)
+    with pytest.raises(ValueError, match=r"positions = 'none' with a Hugging Face model"):
+        aimc.from_torch(hf, positions="none")
+    base = type("BertModel", (), {"config": hf.config, "state_dict": hf.state_dict})()
+    with pytest.raises(ValueError, match=r"BertModel is not a sequence classifier; .*give a BertForSequenceClassification"):
+        aimc.from_torch(base)
+    roberta = type("RobertaForSequenceClassification", (), {"config": BertConfig(model_type="roberta"), "state_dict": hf.state_dict})()
+    with pytest.raises(ValueError, match=r"is a Hugging Face 'roberta' model; aimc maps BERT's .*RoBERTa offsets its positions"):
+        aimc.from_torch(roberta)
+    hf._sd["bert.embeddings.token_type_map"] = np.zeros(4, np.int64)
+    with pytest.raises(ValueError, match=r"holds bert.embeddings.token_type_map of dtype int64; aimc reads floating-point weights"):
+        aimc.from_torch(hf)
+    with pytest.raises(ValueError, match=r"positions = 'learned' is for transformer classifiers"):
+        aimc.from_torch([Linear(np.ones((2, 3)))], positions="learned")
+
+
+def test_a_hugging_face_bert_through_the_engine_equals_a_numpy_forward(tmp_path):
+    """The engine reads BERT's names with the settings from its config: with an ideal device and
+    perfect converters its floating-point baseline is the accuracy of a NumPy BERT forward (the
+    module passed to `transformer` directly), and every trial is within two sequences of it."""
+    rng = np.random.default_rng(13)
+    hf = BertForSequenceClassification(rng)
+    tok = padded_tokens(rng)
+    m = aimc.from_torch(hf)
+    # Re-centre the classifier on the pooled vectors so the predictions spread over the classes.
+    pooled = bert_forward(m, tok, pooled=True)
+    w = hf._sd["classifier.weight"].astype(np.float64) / pooled.std(0).mean()
+    hf._sd["classifier.weight"], hf._sd["classifier.bias"] = w.astype(np.float32), (-w @ pooled.mean(0)).astype(np.float32)
+    pred = np.argmax(bert_forward(aimc.from_torch(hf), tok), axis=1)
+    assert len(set(pred)) == 3
+    y = np.where(np.arange(len(tok)) % 2 == 0, pred, (pred + 1) % 3)
+    r = aimc.transformer(hf, tok, y, times=["1h", "1y"], trials=4, backend="cpu", out=str(tmp_path / "bert"), quiet=True, **IDEAL)
+    assert r.fp_baseline == 0.5
+    assert r.data["config"]["transformer"]["pooling"] == "cls"
+    for p in r.points:
+        assert all(abs(v - 0.5) <= 2 / len(tok) + 1e-12 for v in p["per_trial"]), p["per_trial"]
+
+
+def test_matches_hugging_face_bert_forward(tmp_path):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=12, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16,
+                                     max_position_embeddings=16, num_labels=3, initializer_range=0.5)
+    net = transformers.BertForSequenceClassification(config).eval()
+    rng = np.random.default_rng(14)
+    tok = padded_tokens(rng)
+    with torch.no_grad():
+        ids = torch.as_tensor(tok)
+        want = net(input_ids=ids, attention_mask=(ids != 0).long()).logits.double().numpy()
+    m = aimc.from_torch(net)
+    assert np.allclose(bert_forward(m, tok), want, atol=1e-4)
+    y = rng.integers(0, 3, size=len(tok))
+    r = aimc.transformer(net, tok, y, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "hf"), quiet=True, **IDEAL)
+    assert r.fp_baseline == float(np.mean(np.argmax(want, axis=1) == y))

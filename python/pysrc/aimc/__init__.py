@@ -10,6 +10,7 @@ extension, no copy of the engine), for notebooks.
     r = aimc.weight_error(W, times=["1s", "1d"], trials=200)
     layers, activation = aimc.from_torch(torch_sequential)
     model = aimc.from_torch(torch_transformer_classifier)               # a TransformerModel
+    model = aimc.from_torch(hf_bert_for_sequence_classification)        # BERT, settings from its config
     r = aimc.transformer(model, tokens, labels, times=["1h", "10y"], trials=100)
     r = aimc.classifier(layers, x, y, rpu_config=InferenceRPUConfig())  # aihwkit's settings
     aimc.from_aihwkit(rpu_config)  # what they map to (aimc.aihwkit; aihwkit itself not needed)
@@ -284,8 +285,9 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
                 overwrite: bool = False, rpu_config=None, **overrides) -> Results:
     """Accuracy over trials of a transformer classifier on token sequences (the `transformer`
     workload): every static-weight matrix on noisy crossbars, embedding, LayerNorm, attention,
-    residual adds and pooling digital. `model` is a `TransformerModel` (from `from_torch`) or the
-    path of a .safetensors state dict (PyTorch or BERT names; docs/transformer-names.md) with its
+    residual adds and pooling digital. `model` is a `TransformerModel` (from `from_torch`), a
+    module `from_torch` maps (a PyTorch transformer classifier, a Hugging Face
+    `BertForSequenceClassification`), or the path of a .safetensors state dict (PyTorch or BERT names; docs/transformer-names.md) with its
     `[transformer]` settings in `settings` (at least "heads"). `tokens` [n, seq] are integer
     ids, padding (`pad_id`) trailing each row; `labels` [n] the classes.
 
@@ -301,6 +303,8 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     configuration in `out`."""
     if isinstance(model, tuple) and len(model) == 2:
         model, settings = model[0], {**model[1], **(settings or {})}
+    if _is_huggingface(model) or (hasattr(model, "named_children") and _is_transformer(model)):
+        model = from_torch(model)
     if isinstance(model, TransformerModel):
         base = dict(model.settings)
     elif isinstance(model, (str, os.PathLike)):
@@ -308,7 +312,9 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
             raise ValueError(f"{model}: no such state dict; give a .safetensors file or a TransformerModel from from_torch")
         base = {}
     else:
-        raise ValueError(f"model is {type(model).__name__}; give a TransformerModel (aimc.from_torch) or a .safetensors path with settings=")
+        raise ValueError(f"model is {type(model).__name__}; give a TransformerModel (aimc.from_torch), a module from_torch maps "
+                         "(a PyTorch transformer classifier, a Hugging Face BertForSequenceClassification) or a .safetensors path "
+                         "with settings=")
     tok = np.asarray(tokens)
     y = np.asarray(labels)
     if tok.ndim != 2 or y.shape != (tok.shape[0],):
@@ -342,12 +348,14 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         return Results(json.loads(text), directory)
 
 
-def from_torch(module, positions: str = "sinusoidal"):
+def from_torch(module, positions: str | None = None):
     """An `nn.Sequential` of Linear and Conv2d layers as ([layer, ...], activation), for
     `classifier`; a transformer classifier (an `nn.Embedding` first, then an encoder) as a
     `TransformerModel`, for `transformer` (see `_transformer_from_torch` for what it maps;
-    `positions` says what a model without a position `nn.Embedding` adds: "sinusoidal",
-    Vaswani's, or "none").
+    `positions` says what a model without a position `nn.Embedding` adds: "sinusoidal", the
+    default, Vaswani's, or "none"); a Hugging Face `BertForSequenceClassification` as a
+    `TransformerModel` under BERT's names with its settings from its config (see
+    `_bert_from_huggingface`; its positions are its own, learned).
 
     The Sequential case: a Linear layer is (W, b); a Conv2d layer is a dict with its 4-D "weight"
     [out, in, kh, kw], "bias", "stride", "padding" and, when a MaxPool2d or AvgPool2d follows
@@ -362,8 +370,15 @@ def from_torch(module, positions: str = "sinusoidal"):
     into the Linear after it (W' = W diag(s), b' = b + W (beta - s mean)). Anything else is
     refused by name: aimc never drops a layer silently. Works by class name, so torch itself is
     not imported here."""
+    if _is_huggingface(module):
+        if positions is not None:
+            raise ValueError(f"from_torch: positions = {positions!r} with a Hugging Face model, whose learned positions are in "
+                             "its state dict; leave positions out")
+        return _bert_from_huggingface(module)
     if _is_transformer(module):
-        return _transformer_from_torch(module, positions)
+        return _transformer_from_torch(module, "sinusoidal" if positions is None else positions)
+    if positions is not None:
+        raise ValueError(f"from_torch: positions = {positions!r} is for transformer classifiers; this module is not one")
     children = _flatten_sequential(module)
     layers, acts = [], []   # acts[i]: the activation after layer i
     pending = None          # a BatchNorm1d waiting for the next Linear: (scale, shift)
@@ -534,23 +549,31 @@ class TransformerModel:
     def __init__(self, tensors: dict, settings: dict, positions: str = "sinusoidal"):
         if positions not in ("learned", "sinusoidal", "none"):
             raise ValueError(f"positions = {positions!r}: use 'learned', 'sinusoidal' or 'none'")
-        if (positions == "learned") != ("pos_embedding.weight" in tensors):
-            raise ValueError(f"positions = {positions!r} but the state dict {'lacks' if positions == 'learned' else 'has'} pos_embedding.weight")
+        key = _family_key(tensors, "pos_embedding.weight", "embeddings.position_embeddings.weight")
+        if (positions == "learned") != (key is not None):
+            raise ValueError(f"positions = {positions!r} but the state dict {'lacks' if positions == 'learned' else 'has'} "
+                             f"{key or 'pos_embedding.weight'}")
+        if _family_key(tensors, "embedding.weight", "embeddings.word_embeddings.weight") is None:
+            raise ValueError("the state dict has no token embedding (embedding.weight, or a BERT embeddings.word_embeddings.weight)")
         self.tensors = {k: np.asarray(v, dtype=np.float32) for k, v in tensors.items()}
         self.settings = dict(settings)
         self.positions = positions
 
     @property
+    def _embedding(self) -> np.ndarray:
+        return self.tensors[_family_key(self.tensors, "embedding.weight", "embeddings.word_embeddings.weight")]
+
+    @property
     def d_model(self) -> int:
-        return int(self.tensors["embedding.weight"].shape[1])
+        return int(self._embedding.shape[1])
 
     @property
     def vocab(self) -> int:
-        return int(self.tensors["embedding.weight"].shape[0])
+        return int(self._embedding.shape[0])
 
     @property
     def layers(self) -> int:
-        return len({k.split(".")[2] for k in self.tensors if k.startswith("encoder.layers.")})
+        return len({m.group(1) for k in self.tensors for m in [re.search(r"(?:^|\.)encoder\.layers?\.(\d+)\.", k)] if m})
 
     @property
     def classes(self) -> int:
@@ -573,6 +596,14 @@ class TransformerModel:
     def __repr__(self) -> str:
         return (f"TransformerModel(d_model {self.d_model}, vocab {self.vocab}, {self.layers} layers, {self.classes} classes, "
                 f"positions {self.positions!r}, settings {self.settings!r})")
+
+
+def _family_key(tensors, torch_name: str, bert_name: str) -> str | None:
+    """The key of one tensor under either name family: PyTorch's name as aimc writes it, or a
+    BERT name under any prefix (`bert.embeddings...`); None when the state dict has neither."""
+    if torch_name in tensors:
+        return torch_name
+    return next((k for k in tensors if k == bert_name or k.endswith("." + bert_name)), None)
 
 
 def _head_index(name: str) -> int:
@@ -812,9 +843,87 @@ def _transformer_from_torch(module, positions: str) -> TransformerModel:
     return TransformerModel(tensors, settings, "learned" if "pos_embedding.weight" in tensors else positions)
 
 
+# ---- Hugging Face BERT ------------------------------------------------------------------------
+
+# The Hugging Face classes from_torch maps: a BertModel with its pooler and a Linear classifier.
+# Their state dicts keep their own names (the engine's name table reads BERT's,
+# docs/transformer-names.md); the settings come from `model.config`.
+_HF_BERT_CLASSIFIERS = ("BertForSequenceClassification",)
+# BertConfig.hidden_act (transformers' ACT2FN names) → transformer.activation. "gelu" is the erf
+# form; gelu_new, gelu_pytorch_tanh and gelu_fast are the tanh form (gelu_fast writes √(2/π) as
+# 0.7978845608, 3e-11 from it: below f32's resolution).
+_HF_ACTIVATIONS = {"gelu": "gelu_exact", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "gelu_fast": "gelu", "relu": "relu",
+                   "silu": "silu", "swish": "silu", "tanh": "tanh"}
+# Index buffers a BERT state dict may hold beside its weights (skipped by name, never by dtype).
+_HF_INDEX_BUFFERS = ("position_ids", "token_type_ids")
+
+
+def _is_huggingface(module) -> bool:
+    """A Hugging Face transformers model: it carries a config with a model_type."""
+    return isinstance(getattr(getattr(module, "config", None), "model_type", None), str)
+
+
+def _bert_from_huggingface(module) -> TransformerModel:
+    """A Hugging Face `BertForSequenceClassification` as a `TransformerModel`: its state dict
+    under its own names (index buffers left out) and, from its config, the settings of the
+    forward BERT runs: post-LN layers, `hidden_act`, `layer_norm_eps`, `num_attention_heads`,
+    learned absolute positions plus token-type row 0 (single-segment inputs), the CLS token
+    through the tanh pooler into the classifier, padding `pad_token_id` masked as keys (the
+    attention mask a tokenizer gives for trailing padding). What BERT's config allows beyond
+    that forward is refused by field name."""
+    kind = type(module).__name__
+    cfg = module.config
+    model_type = cfg.model_type
+    if model_type != "bert":
+        raise ValueError(f"from_torch: {kind} is a Hugging Face {model_type!r} model; aimc maps BERT's (BertForSequenceClassification). "
+                         "Other families differ in more than names (RoBERTa offsets its positions by the padding id and has its own "
+                         "head); export the weights under PyTorch nn.TransformerEncoder or BERT names (docs/transformer-names.md)")
+    if kind not in _HF_BERT_CLASSIFIERS:
+        raise ValueError(f"from_torch: {kind} is not a sequence classifier; aimc scores a classifier's accuracy: give a "
+                         "BertForSequenceClassification (BertModel, pooler and classifier), fine-tuned on your task")
+
+    def field(name, default=None):
+        return getattr(cfg, name, default)
+
+    if field("position_embedding_type", "absolute") != "absolute":
+        raise ValueError(f"from_torch: {kind}.config.position_embedding_type = {field('position_embedding_type')!r}; aimc adds "
+                         "BERT's learned absolute positions ('absolute'), not relative position scores")
+    for flag in ("is_decoder", "add_cross_attention"):
+        if field(flag, False):
+            raise ValueError(f"from_torch: {kind}.config.{flag} = True; aimc runs BERT as an encoder (bidirectional self-attention "
+                             "over the non-padding tokens, no cross-attention)")
+    labels = int(field("num_labels", 2))
+    problem = field("problem_type")
+    if labels < 2 or problem in ("regression", "multi_label_classification"):
+        raise ValueError(f"from_torch: {kind} has num_labels = {labels}, problem_type = {problem!r}; aimc scores a single-label "
+                         "classifier by the argmax of its logits (num_labels >= 2, problem_type 'single_label_classification' or None)")
+    act = field("hidden_act")
+    if not isinstance(act, str) or act not in _HF_ACTIVATIONS:
+        raise ValueError(f"from_torch: {kind}.config.hidden_act = {act!r}; aimc maps {', '.join(sorted(_HF_ACTIVATIONS))}")
+    tensors = {}
+    for name, t in module.state_dict().items():
+        if name.rsplit(".", 1)[-1] in _HF_INDEX_BUFFERS:
+            continue
+        floating = t.is_floating_point() if hasattr(t, "is_floating_point") else np.issubdtype(np.asarray(t).dtype, np.floating)
+        if not floating:
+            raise ValueError(f"from_torch: {kind}'s state dict holds {name} of dtype {t.dtype}; aimc reads floating-point weights "
+                             f"(and skips the index buffers {', '.join(_HF_INDEX_BUFFERS)})")
+        tensors[name] = _numpy(t)
+    heads = int(field("num_attention_heads"))
+    settings = {"heads": heads, "norm_first": False, "activation": _HF_ACTIVATIONS[act], "head_activation": "gelu_exact",
+                "layer_norm_eps": float(field("layer_norm_eps", 1e-12)), "pooling": "cls"}
+    pad = field("pad_token_id")
+    if pad is not None:
+        settings["pad_id"] = int(pad)
+    return TransformerModel(tensors, settings, "learned")
+
+
 def _numpy(t) -> np.ndarray:
     if hasattr(t, "detach"):
-        t = t.detach().cpu().numpy()
+        t = t.detach().cpu()
+        if t.is_floating_point():
+            t = t.float()  # bf16 and f16 have no NumPy view; f32 holds both exactly
+        t = t.numpy()
     return np.asarray(t, dtype=np.float32)
 
 

@@ -336,6 +336,7 @@ impl Experiment {
         overrides::check_sets_not_swept(sets, &raw.sweep, &base)?;
         let doc: toml::Table = toml::from_str(text).map_err(|e| bad(format!("{}", e).trim().replace('\n', " ")))?;
         sweep::check_file_not_swept(&doc, source, &raw.sweep, &base).map_err(&bad)?;
+        sweep::check_switched_fields(&doc, source, &raw.sweep, &base).map_err(&bad)?;
         let mut points = sweep::points(&axes, &base).map_err(&bad)?;
         let reference = reference_section(&raw, &resolve).map_err(&bad)?;
         let no_model = no_model();

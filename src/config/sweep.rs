@@ -454,6 +454,45 @@ pub(super) fn check_file_not_swept(doc: &toml::Table, source: &str, sweep: &toml
     Ok(())
 }
 
+/// Refuses a transformer field that only a switch turns on (kernel attention's `features`,
+/// the routed layer's `top_k`, [`crate::workload::transformer::SWITCHED`]) where the switch is
+/// left at its default everywhere: the file, `--set` (both in `doc`), the axes and the variants
+/// leave it out. The value would go unused, and the feature it is for would not run.
+pub(super) fn check_switched_fields(doc: &toml::Table, source: &str, sweep: &toml::Table, base: &Base<'_>) -> Result<(), String> {
+    if base.transformer.is_none() {
+        return Ok(());
+    }
+    let file = doc.get("transformer").and_then(|v| v.as_table());
+    let swept = swept_fields(sweep, base);
+    let axis_of = |field: &str| swept.iter().find(|(s, f, _)| *s == Some("transformer") && f == field).map(|(_, _, a)| a.clone());
+    for g in &crate::workload::transformer::SWITCHED {
+        if file.is_some_and(|t| t.contains_key(g.switch)) || axis_of(g.switch).is_some() {
+            continue;
+        }
+        for field in g.fields {
+            let at = if file.is_some_and(|t| t.contains_key(*field)) {
+                match line_of(source, Some("transformer"), field) {
+                    Some(l) => format!("is set at line {l}"),
+                    None => "is set".to_string(),
+                }
+            } else if let Some(axis) = axis_of(field) {
+                match axis.strip_prefix("sweep.") {
+                    Some("variant") => "is set by [sweep] variant".to_string(),
+                    Some(a) => format!("is swept by [sweep] {a}"),
+                    None => format!("is swept by {axis}"),
+                }
+            } else {
+                continue;
+            };
+            return Err(format!(
+                "transformer.{field} {at} but transformer.{} is left at its default, {}, which does not use it; set {}, or remove {field}",
+                g.switch, g.default, g.on
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Every sweep point, each axis value tried on its section.
 pub(super) fn points(axes: &[SweepAxis], base: &Base<'_>) -> Result<Vec<SweepPoint>, String> {
     let fields = Fields::of(base);

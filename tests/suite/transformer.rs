@@ -289,6 +289,43 @@ fn bad_input_is_named_and_nothing_is_written() {
     expect_cli_error(&p, &["NaN"]);
 }
 
+/// A field only kernel attention or routed layers read, set while its switch (`attention`,
+/// `experts`) is left at its default: the value would go unused and the feature would not run.
+/// Refused, naming the field, its line, the switch and the fix, whether the file, a `--set` or an
+/// axis sets it. With the switch written anywhere (the file, `--set`, an axis, a variant) it is
+/// taken, softmax written out included: a comparison that turns the feature off.
+#[test]
+fn a_switched_field_without_its_switch_is_refused() {
+    let kernel =
+        ["transformer.features is set at line 12 but transformer.attention is left at its default", "set attention = \"kernel\"", "or remove features"];
+    let p = write_case("switch-features", "features = 16", "", None);
+    expect_cli_error(&p, &kernel);
+    let p = write_case("switch-top-k", "top_k = 1", "", None);
+    expect_cli_error(&p, &["transformer.top_k is set at line 12 but transformer.experts is left at its default, 0", "set experts >= 1", "or remove top_k"]);
+    let p = write_case("switch-axis", "", "", None);
+    let text = std::fs::read_to_string(&p).unwrap().replace("t = [\"1h\", \"1y\"]", "t = [\"1h\"]\nfeature_map = [\"positive\", \"trig\"]");
+    std::fs::write(&p, text).unwrap();
+    expect_cli_error(&p, &["transformer.feature_map is swept by [sweep] feature_map but transformer.attention is left at its default"]);
+    let p = write_case("switch-set", "", "", None);
+    let o = aimc_cli().args(["check", p.to_str().unwrap(), "--set", "transformer.router_seed=3"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(1) && err.contains("transformer.router_seed is set but transformer.experts is left at its default"), "{err}");
+    // The switch written anywhere: taken.
+    let ok = |p: &Path, sets: &[&str]| {
+        let o = aimc_cli().arg("check").arg(p).args(sets.iter().flat_map(|s| ["--set", s])).output().unwrap();
+        assert!(o.status.success(), "{sets:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    let p = write_case("switch-features-set", "features = 16\nprojection = \"orf\"", "", None);
+    ok(&p, &["transformer.attention=\"kernel\""]);
+    ok(&p, &["transformer.attention=\"softmax\""]);
+    ok(&p, &["sweep.attention=[\"softmax\", \"kernel\"]"]);
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("t = [\"1h\", \"1y\"]", "t = [\"1h\"]\nvariant = [{ name = \"exact\" }, { name = \"kernel\", attention = \"kernel\" }]");
+    std::fs::write(&p, text).unwrap();
+    ok(&p, &[]);
+}
+
 fn expect_cli_error(exp: &Path, needles: &[&str]) {
     for cmd in ["check", "run"] {
         let out = exp.parent().unwrap().join("out");

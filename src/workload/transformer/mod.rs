@@ -157,6 +157,34 @@ pub struct TransformerSettings {
     pub fp_correct: Option<u64>,
 }
 
+/// Fields a point reads only when a switch is on: the switch's field, its default as a file
+/// writes it (the transformer then runs without the feature), what turning it on takes, and the
+/// fields. A file that sets such a field but leaves its switch out (nowhere: not in
+/// `[transformer]`, a `--set`, an axis or a variant) is refused (`config::sweep`): the value
+/// would go unused, and the likely intent, the feature, would silently not run.
+pub struct Switched {
+    pub switch: &'static str,
+    pub default: &'static str,
+    pub on: &'static str,
+    pub fields: &'static [&'static str],
+}
+
+/// Kernel attention's fields, and the routed feed-forward layer's.
+pub const SWITCHED: [Switched; 2] = [
+    Switched {
+        switch: "attention",
+        default: "\"softmax\" (exact attention)",
+        on: "attention = \"kernel\" for kernel-approximated attention",
+        fields: &["features", "feature_map", "projection", "projection_seed", "separate_qk"],
+    },
+    Switched {
+        switch: "experts",
+        default: "0 (the dense feed-forward pair)",
+        on: "experts >= 1 for routed feed-forward layers on 3D tiers",
+        fields: &["top_k", "tiers", "moe_mapping", "tier_noise_slope", "router_seed"],
+    },
+];
+
 fn one() -> u32 {
     1
 }

@@ -302,11 +302,21 @@ def test_unmodelled_settings_are_refused_by_name(changes, message):
     ({"noise_model": pcm_noise_model(g_converter=obj("DualPairConductanceConverter", g_max=25.0))},
      r"noise_model\.g_converter is DualPairConductanceConverter"),
     ({"drift_compensation": obj("MyCompensation")}, r"drift_compensation is MyCompensation; aimc maps None, GlobalDriftCompensation"),
-    ({"tile_class": type("TorchInferenceTile", (), {})}, r"tile_class is TorchInferenceTile"),
+    ({"tile_class": type("TorchInferenceTile", (), {})}, r"tile_class = TorchInferenceTile is not modelled .*leave it at InferenceTile"),
+    ({"tile_class": "TorchInferenceTile"}, r"tile_class = 'TorchInferenceTile' is not modelled"),
 ])
 def test_unmodelled_classes_are_refused_by_name(changes, message):
     with pytest.raises(ValueError, match=message):
         aimc.from_aihwkit(inference_rpu_config(**changes))
+
+
+def test_a_tile_class_by_name_and_a_pdrop_that_is_no_number():
+    """The tile class named by a string passes as the class does; a modifier's pdrop that is not
+    a number is named, not a TypeError."""
+    assert aimc.from_aihwkit(inference_rpu_config(tile_class="InferenceTile")) == aimc.from_aihwkit(inference_rpu_config())
+    cfg = with_changes(inference_rpu_config(), modifier__pdrop="0.1")
+    with pytest.raises(ValueError, match=r"modifier\.pdrop = '0\.1' is not a number"):
+        aimc.from_aihwkit(cfg)
 
 
 def test_other_configs_and_a_missing_reference_are_refused():

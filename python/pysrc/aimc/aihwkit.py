@@ -385,7 +385,8 @@ def _inference_only(cfg, r: _Reader) -> None:
         r.refuse("remap.type", remap.type, "remapping resets the mapping scales that aimc takes from mapping.weight_scaling_omega",
                  "set it to WeightRemapType.NONE (aihwkit's default)")
     mod = getattr(cfg, "modifier", None)
-    if _get(mod, "enable_during_test", False) and (_enum(_get(mod, "type", "NONE")) not in ("none", "copy") or _get(mod, "pdrop", 0.0) > 0.0):
+    pdrop = r.num(mod, "modifier.pdrop", 0.0)
+    if _get(mod, "enable_during_test", False) and (_enum(_get(mod, "type", "NONE")) not in ("none", "copy") or pdrop > 0.0):
         r.refuse("modifier.enable_during_test", True, f"the weight modifier, {_show(_get(mod, 'type', None))}, would also perturb "
                  "inference, where aimc's device noise is the noise_model's", "set it to False (aihwkit's default)")
     ir = _get(getattr(cfg, "pre_post", None), "input_range", None)
@@ -393,8 +394,10 @@ def _inference_only(cfg, r: _Reader) -> None:
         r.refuse("pre_post.input_range.enable", True, "a learned input range clips the inputs before the DAC",
                  "set it to False (aihwkit's default); aimc scales inputs by noise management")
     tile = getattr(cfg, "tile_class", None)
-    if tile is not None and getattr(tile, "__name__", "") != "InferenceTile":
-        r.refused.append(f"tile_class is {getattr(tile, '__name__', tile)}; aimc follows aihwkit's InferenceTile (RPUCuda)")
+    name = tile if isinstance(tile, str) else getattr(tile, "__name__", None)
+    if tile is not None and name != "InferenceTile":
+        r.refuse("tile_class", tile, "aimc follows aihwkit's InferenceTile (RPUCuda's inference tile)",
+                 "leave it at InferenceTile (aihwkit's default)")
 
 
 def from_aihwkit(rpu_config) -> dict:

@@ -131,6 +131,17 @@ pub fn with_base(text: &str, path: &std::path::Path, base: &[String]) -> Result<
                 None => None,
             },
         };
+        // `tile = "512x512"`: the shape the configuration's tile.max_in and tile.max_out give
+        // when they agree with it; the file's string stays.
+        if let (Some("tile"), Some(toml::Value::String(shape))) = (section.as_deref(), own) {
+            let given = super::noise::parse_tile_str(shape).ok().map(|t| match field.as_str() {
+                "max_in" => t.max_in as i64,
+                _ => t.max_out as i64,
+            });
+            if given.is_some_and(|g| same_value(&toml::Value::Integer(g), &value)) && matches!(field.as_str(), "max_in" | "max_out") {
+                continue;
+            }
+        }
         if let Some(own) = own.filter(|own| !same_value(own, &value)) {
             let at = section.as_ref().map_or(field.clone(), |s| if doc.get(s).is_some_and(|v| v.is_table()) { key.clone() } else { s.clone() });
             return Err(bad(format!(
@@ -388,6 +399,27 @@ mod override_tests {
         // Written as the file's own, the swept gdc is refused, naming both.
         let err = with_sets(&text, &path, &base[..1]).and_then(|t| Experiment::from_text(&t, &path)).unwrap_err().to_string();
         assert!(err.contains("gdc") && err.contains("[sweep] gdc"), "{err}");
+    }
+
+    /// A file's `tile = "512x512"` string agrees with a configuration's `tile.max_in` and
+    /// `tile.max_out` of the same shape, and stays; a different shape is refused, naming both.
+    #[test]
+    fn a_tile_string_agrees_with_the_same_shape_as_a_table() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/smoke.toml");
+        let text = std::fs::read_to_string(&path).unwrap().replacen("trials = ", "tile = \"64x32\"\ntrials = ", 1);
+        let base = ["tile.max_in=64".to_string(), "tile.max_out=32".to_string()];
+        let with = with_base(&text, &path, &base).unwrap();
+        assert_eq!(with, text);
+        let e = Experiment::from_text(&with, &path).unwrap();
+        assert!(e.points.iter().all(|p| (p.tile.max_in, p.tile.max_out) == (64, 32)));
+        let err = with_base(&text, &path, &["tile.max_in=512".to_string()]).unwrap_err().to_string();
+        assert!(err.contains("tile = \"64x32\" in the experiment and the aihwkit configuration gives tile.max_in = 512"), "{err}");
+        // Neither a shape nor a table: named, with both spellings.
+        for (tile, want) in [("\"64by32\"", "expected \"INPUTSxOUTPUTS\""), ("5", "write [tile] with max_in and max_out, or tile = \"512x512\"")] {
+            let text = text.replace("tile = \"64x32\"", &format!("tile = {tile}"));
+            let err = Experiment::from_text(&text, &path).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
     }
 
     #[test]

@@ -72,7 +72,8 @@ pub(super) struct RawExperiment {
     pub(super) device: toml::Table,
     #[serde(default)]
     pub(super) periphery: toml::Table,
-    #[serde(default)]
+    /// `[tile]` with `max_in` and `max_out`, or the sweep axis's spelling, `tile = "512x512"`.
+    #[serde(default, deserialize_with = "tile_shape")]
     pub(super) tile: Option<TileShape>,
     pub(super) sweep: toml::Table,
     #[serde(default)]
@@ -238,6 +239,18 @@ pub(super) struct RawData {
     /// Kernel workloads: the std's delta degrees of freedom (0, the default, or 1).
     #[serde(default)]
     pub(super) std_ddof: Option<u32>,
+}
+
+/// The crossbar shape as a table or as the `"INPUTSxOUTPUTS"` string a `tile` axis takes.
+fn tile_shape<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<TileShape>, D::Error> {
+    use serde::de::Error;
+    match toml::Value::deserialize(d)? {
+        toml::Value::String(s) => super::noise::parse_tile_str(&s).map(Some).map_err(D::Error::custom),
+        other => other
+            .try_into::<TileShape>()
+            .map(Some)
+            .map_err(|e| D::Error::custom(format!("{}; write [tile] with max_in and max_out, or tile = \"512x512\"", e.to_string().trim()))),
+    }
 }
 
 fn one() -> f32 {

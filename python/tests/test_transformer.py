@@ -425,11 +425,10 @@ def test_fp_baseline_equals_a_numpy_forward(tmp_path, variant):
     logits = numpy_forward(m, tok, pad_id=0)
     pred = np.argmax(logits, axis=1)
     assert len(set(pred)) == 3
-    # Half the labels agree with the forward, so a different forward moves the baseline off 0.5.
-    y = np.where(np.arange(len(tok)) % 2 == 0, pred, (pred + 1) % 3)
-    want = float(np.mean(pred == y))
-    assert want == 0.5
-    r = aimc.transformer(m, tok, y, times=["1h", "1y"], trials=4, backend="cpu", out=str(tmp_path / variant), quiet=True, **IDEAL)
+    # The labels are the forward's own predictions: any sequence the engine predicts otherwise
+    # moves the baseline off 1.
+    want = 1.0
+    r = aimc.transformer(m, tok, pred, times=["1h", "1y"], trials=4, backend="cpu", out=str(tmp_path / variant), quiet=True, **IDEAL)
     assert r.fp_baseline == want
     assert r.data["config"]["transformer"]["heads"] == 2
     for p in r.points:
@@ -473,160 +472,257 @@ def test_matches_pytorch_forward(tmp_path):
         assert r.fp_baseline == float(np.mean(np.argmax(want, axis=1) == y))
 
 
-# ---- Hugging Face BERT ----
+# ---- Hugging Face encoders ----
 
 
-class BertConfig:
-    """The BertConfig fields from_torch reads, at transformers' defaults."""
+class HFConfig:
+    """The config fields from_torch reads, at transformers' defaults for each family."""
 
-    model_type = "bert"
-
-    def __init__(self, **kw):
-        self.vocab_size, self.hidden_size, self.num_hidden_layers, self.num_attention_heads = 12, 8, 2, 2
-        self.intermediate_size, self.hidden_act, self.max_position_embeddings, self.type_vocab_size = 16, "gelu", 16, 2
-        self.layer_norm_eps, self.pad_token_id, self.position_embedding_type = 1e-12, 0, "absolute"
-        self.is_decoder, self.add_cross_attention, self.num_labels, self.problem_type = False, False, 3, None
+    def __init__(self, model_type, **kw):
+        self.model_type = model_type
+        self.vocab_size, self.max_position_embeddings, self.pad_token_id, self.num_labels, self.problem_type = 12, 16, 0, 3, None
+        self.is_decoder, self.add_cross_attention = False, False
+        if model_type == "distilbert":
+            self.dim, self.n_layers, self.n_heads, self.hidden_dim, self.activation = 8, 2, 2, 16, "gelu"
+        else:
+            self.hidden_size, self.num_hidden_layers, self.num_attention_heads, self.intermediate_size = 8, 2, 2, 16
+            self.hidden_act, self.type_vocab_size, self.position_embedding_type = "gelu", 2, "absolute"
+            self.layer_norm_eps = 1e-12 if model_type == "bert" else 1e-5
+            if model_type == "roberta":
+                self.pad_token_id, self.max_position_embeddings, self.type_vocab_size = 1, 18, 1
         self.__dict__.update(kw)
 
 
-class BertForSequenceClassification:
-    """A state dict under BertForSequenceClassification's names (with the position_ids buffer
-    older transformers versions save), NumPy arrays standing in for tensors."""
+HF_KINDS = {"bert": "BertForSequenceClassification", "roberta": "RobertaForSequenceClassification",
+            "distilbert": "DistilBertForSequenceClassification"}
 
-    def __init__(self, rng, **config):
-        self.config = c = BertConfig(**config)
-        d, f = c.hidden_size, c.intermediate_size
-        mat = lambda r, k: (rng.normal(size=(r, k)) / math.sqrt(k)).astype(np.float32)
-        vec = lambda n, s=0.1: (s * rng.normal(size=n)).astype(np.float32)
-        gamma = lambda: (1 + vec(d, 0.2)).astype(np.float32)
-        sd = {"bert.embeddings.position_ids": np.arange(c.max_position_embeddings, dtype=np.int64)[None, :],
-              "bert.embeddings.word_embeddings.weight": rng.normal(size=(c.vocab_size, d)).astype(np.float32),
-              "bert.embeddings.position_embeddings.weight": (0.5 * rng.normal(size=(c.max_position_embeddings, d))).astype(np.float32),
-              "bert.embeddings.token_type_embeddings.weight": (0.5 * rng.normal(size=(c.type_vocab_size, d))).astype(np.float32),
-              "bert.embeddings.LayerNorm.weight": gamma(), "bert.embeddings.LayerNorm.bias": vec(d)}
-        for n in range(c.num_hidden_layers):
-            p = f"bert.encoder.layer.{n}."
-            for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+
+def hf_classifier(rng, model_type="bert", kind=None, **config):
+    """A state dict under a Hugging Face classifier's names (with the position_ids buffer older
+    transformers versions save), NumPy arrays standing in for tensors, in an object whose class
+    is named like transformers'."""
+    c = HFConfig(model_type, **config)
+    distil = model_type == "distilbert"
+    d, f, layers = (c.dim, c.hidden_dim, c.n_layers) if distil else (c.hidden_size, c.intermediate_size, c.num_hidden_layers)
+    mat = lambda r, k: (rng.normal(size=(r, k)) / math.sqrt(k)).astype(np.float32)
+    vec = lambda n, s=0.1: (s * rng.normal(size=n)).astype(np.float32)
+    gamma = lambda: (1 + vec(d, 0.2)).astype(np.float32)
+    P = model_type + "."
+    e = P + "embeddings."
+    sd = {e + "position_ids": np.arange(c.max_position_embeddings, dtype=np.int64)[None, :],
+          e + "word_embeddings.weight": rng.normal(size=(c.vocab_size, d)).astype(np.float32),
+          e + "position_embeddings.weight": (0.5 * rng.normal(size=(c.max_position_embeddings, d))).astype(np.float32)}
+    if not distil:
+        sd[e + "token_type_embeddings.weight"] = (0.5 * rng.normal(size=(c.type_vocab_size, d))).astype(np.float32)
+    sd[e + "LayerNorm.weight"], sd[e + "LayerNorm.bias"] = gamma(), vec(d)
+    for n in range(layers):
+        if distil:
+            p = f"distilbert.transformer.layer.{n}."
+            for name in ("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin"):
                 sd[p + name + ".weight"], sd[p + name + ".bias"] = mat(d, d), vec(d)
-            sd[p + "attention.output.LayerNorm.weight"], sd[p + "attention.output.LayerNorm.bias"] = gamma(), vec(d)
-            sd[p + "intermediate.dense.weight"], sd[p + "intermediate.dense.bias"] = mat(f, d), vec(f)
-            sd[p + "output.dense.weight"], sd[p + "output.dense.bias"] = mat(d, f), vec(d)
-            sd[p + "output.LayerNorm.weight"], sd[p + "output.LayerNorm.bias"] = gamma(), vec(d)
-        sd["bert.pooler.dense.weight"], sd["bert.pooler.dense.bias"] = mat(d, d), vec(d)
-        sd["classifier.weight"], sd["classifier.bias"] = mat(c.num_labels, d), vec(c.num_labels)
-        self._sd = sd
+            sd[p + "sa_layer_norm.weight"], sd[p + "sa_layer_norm.bias"] = gamma(), vec(d)
+            sd[p + "ffn.lin1.weight"], sd[p + "ffn.lin1.bias"] = mat(f, d), vec(f)
+            sd[p + "ffn.lin2.weight"], sd[p + "ffn.lin2.bias"] = mat(d, f), vec(d)
+            sd[p + "output_layer_norm.weight"], sd[p + "output_layer_norm.bias"] = gamma(), vec(d)
+            continue
+        p = f"{P}encoder.layer.{n}."
+        for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+            sd[p + name + ".weight"], sd[p + name + ".bias"] = mat(d, d), vec(d)
+        sd[p + "attention.output.LayerNorm.weight"], sd[p + "attention.output.LayerNorm.bias"] = gamma(), vec(d)
+        sd[p + "intermediate.dense.weight"], sd[p + "intermediate.dense.bias"] = mat(f, d), vec(f)
+        sd[p + "output.dense.weight"], sd[p + "output.dense.bias"] = mat(d, f), vec(d)
+        sd[p + "output.LayerNorm.weight"], sd[p + "output.LayerNorm.bias"] = gamma(), vec(d)
+    first, last = {"bert": ("bert.pooler.dense", "classifier"), "roberta": ("classifier.dense", "classifier.out_proj"),
+                   "distilbert": ("pre_classifier", "classifier")}[model_type]
+    sd[first + ".weight"], sd[first + ".bias"] = mat(d, d), vec(d)
+    sd[last + ".weight"], sd[last + ".bias"] = mat(c.num_labels, d), vec(c.num_labels)
+    return type(kind or HF_KINDS[model_type], (), {"config": c, "state_dict": lambda self: dict(sd), "_sd": sd})()
 
-    def state_dict(self):
-        return dict(self._sd)
 
-
-def bert_forward(model, tokens, pooled=False):
-    """The logits of a BERT TransformerModel, written from transformers' BertModel: embeddings
-    (word + position + token type 0) and their LayerNorm, post-LN layers (self-attention over the
-    non-padding keys, GELU feed-forward), the CLS token through the tanh pooler, the classifier."""
-    t = {k: v.astype(np.float64) for k, v in model.tensors.items()}
-    s = model.settings
-    d, heads, eps, pad = t["bert.embeddings.word_embeddings.weight"].shape[1], s["heads"], s["layer_norm_eps"], s["pad_id"]
-    dh, act = d // heads, ACTS[s["activation"]]
+def hf_forward(hf, tokens, pooled=False):
+    """The logits of a Hugging Face classifier, written from transformers' modelling code on its
+    own state dict: embeddings (word + position + token type 0 where the family has token types;
+    RoBERTa's position of index i is row i + pad + 1) and their LayerNorm, post-LN layers
+    (self-attention over the non-padding keys, feed-forward), then the first token through the
+    head: BERT's tanh pooler and classifier, RoBERTa's dense, tanh, out_proj, DistilBERT's
+    pre_classifier, ReLU, classifier. `pooled`: the vector the last Linear reads."""
+    c, mt = hf.config, hf.config.model_type
+    t = {k: v.astype(np.float64) for k, v in hf.state_dict().items() if np.issubdtype(v.dtype, np.floating)}
+    if mt == "distilbert":
+        heads, layers, eps, act = c.n_heads, c.n_layers, 1e-12, c.activation
+        names = ("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "sa_layer_norm", "ffn.lin1", "ffn.lin2",
+                 "output_layer_norm")
+        layer = lambda n: f"distilbert.transformer.layer.{n}."
+    else:
+        heads, layers, eps, act = c.num_attention_heads, c.num_hidden_layers, c.layer_norm_eps, c.hidden_act
+        names = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "attention.output.LayerNorm",
+                 "intermediate.dense", "output.dense", "output.LayerNorm")
+        layer = lambda n: f"{mt}.encoder.layer.{n}."
+    act = {"gelu": ACTS["gelu_exact"], "gelu_new": ACTS["gelu"], "relu": ACTS["relu"]}[act]
+    e = mt + ".embeddings."
+    d = t[e + "word_embeddings.weight"].shape[1]
+    dh, pad = d // heads, c.pad_token_id
+    head = {"bert": [("bert.pooler.dense", np.tanh), ("classifier", None)], "roberta": [("classifier.dense", np.tanh), ("classifier.out_proj", None)],
+            "distilbert": [("pre_classifier", ACTS["relu"]), ("classifier", None)]}[mt]
     out = []
     for row in np.asarray(tokens):
         n = int(np.argmax(row == pad)) if np.any(row == pad) else len(row)
-        e = "bert.embeddings."
-        x = t[e + "word_embeddings.weight"][row[:n]] + t[e + "position_embeddings.weight"][:n] + t[e + "token_type_embeddings.weight"][0]
+        positions = np.arange(n) + (pad + 1 if mt == "roberta" else 0)
+        x = t[e + "word_embeddings.weight"][row[:n]] + t[e + "position_embeddings.weight"][positions]
+        if e + "token_type_embeddings.weight" in t:
+            x = x + t[e + "token_type_embeddings.weight"][0]
         x = _ln(x, t[e + "LayerNorm.weight"], t[e + "LayerNorm.bias"], eps)
-        for layer in range(model.layers):
-            p = f"bert.encoder.layer.{layer}."
+        for i in range(layers):
+            p = layer(i)
             lin = lambda h, name: h @ t[p + name + ".weight"].T + t[p + name + ".bias"]
-            q, k, v = lin(x, "attention.self.query"), lin(x, "attention.self.key"), lin(x, "attention.self.value")
+            ln = lambda h, name: _ln(h, t[p + name + ".weight"], t[p + name + ".bias"], eps)
+            q, k, v = lin(x, names[0]), lin(x, names[1]), lin(x, names[2])
             o = np.zeros_like(q)
             for hd in range(heads):
                 sl = slice(hd * dh, (hd + 1) * dh)
                 sc = q[:, sl] @ k[:, sl].T / math.sqrt(dh)
                 a = np.exp(sc - sc.max(1, keepdims=True))
                 o[:, sl] = (a / a.sum(1, keepdims=True)) @ v[:, sl]
-            x = _ln(x + lin(o, "attention.output.dense"), t[p + "attention.output.LayerNorm.weight"], t[p + "attention.output.LayerNorm.bias"], eps)
-            x = _ln(x + lin(act(lin(x, "intermediate.dense")), "output.dense"), t[p + "output.LayerNorm.weight"], t[p + "output.LayerNorm.bias"], eps)
-        c = np.tanh(x[0] @ t["bert.pooler.dense.weight"].T + t["bert.pooler.dense.bias"])
-        out.append(c if pooled else c @ t["classifier.weight"].T + t["classifier.bias"])
+            x = ln(x + lin(o, names[3]), names[4])
+            x = ln(x + lin(act(lin(x, names[5])), names[6]), names[7])
+        h = x[0]
+        for j, (name, f) in enumerate(head):
+            if pooled and j == len(head) - 1:
+                break
+            h = h @ t[name + ".weight"].T + t[name + ".bias"]
+            h = f(h) if f is not None else h
+        out.append(h)
     return np.array(out)
 
 
-def test_from_torch_maps_a_hugging_face_bert_classifier():
-    hf = BertForSequenceClassification(np.random.default_rng(11), hidden_act="gelu_new", layer_norm_eps=1e-7, pad_token_id=3)
+def test_from_torch_maps_hugging_face_classifiers():
+    rng = np.random.default_rng(11)
+    hf = hf_classifier(rng, hidden_act="gelu_new", layer_norm_eps=1e-7, pad_token_id=3)
     m = aimc.from_torch(hf)
     assert m.settings == {"heads": 2, "norm_first": False, "activation": "gelu", "head_activation": "gelu_exact",
                           "layer_norm_eps": 1e-7, "pooling": "cls", "pad_id": 3}
     assert m.positions == "learned" and (m.d_model, m.vocab, m.layers, m.classes) == (8, 12, 2, 3)
-    # The names are BERT's (the engine's table reads them); the index buffer is not a weight.
+    # BERT's names stay (the engine's table reads them); the index buffer is not a weight.
     assert set(m.tensors) == set(hf.state_dict()) - {"bert.embeddings.position_ids"}
     assert all(np.array_equal(m.tensors[k], v) for k, v in hf.state_dict().items() if k in m.tensors)
     assert "TransformerModel(d_model 8, vocab 12, 2 layers, 3 classes" in repr(m)
+    # RoBERTa: BERT's names, the positions from row pad + 1, the head as Linear layers 0 and 2.
+    hf = hf_classifier(rng, "roberta")
+    m = aimc.from_torch(hf)
+    sd = hf.state_dict()
+    assert m.settings == {"heads": 2, "norm_first": False, "activation": "gelu_exact", "head_activation": "tanh",
+                          "layer_norm_eps": 1e-5, "pooling": "cls", "pad_id": 1}
+    assert np.array_equal(m.tensors["roberta.embeddings.position_embeddings.weight"], sd["roberta.embeddings.position_embeddings.weight"][2:])
+    assert np.array_equal(m.tensors["classifier.0.weight"], sd["classifier.dense.weight"])
+    assert np.array_equal(m.tensors["classifier.2.bias"], sd["classifier.out_proj.bias"])
+    assert m.classes == 3 and not any(k.startswith("classifier.dense") for k in m.tensors)
+    # DistilBERT: renamed to PyTorch's names, Q/K/V stacked.
+    hf = hf_classifier(rng, "distilbert", activation="relu")
+    m = aimc.from_torch(hf)
+    sd = hf.state_dict()
+    assert m.settings == {"heads": 2, "norm_first": False, "activation": "relu", "head_activation": "relu", "layer_norm_eps": 1e-12,
+                          "pooling": "cls", "pad_id": 0}
+    p = "distilbert.transformer.layer.1."
+    want = np.concatenate([sd[p + "attention.q_lin.weight"], sd[p + "attention.k_lin.weight"], sd[p + "attention.v_lin.weight"]])
+    assert np.array_equal(m.tensors["encoder.layers.1.self_attn.in_proj_weight"], want)
+    assert np.array_equal(m.tensors["encoder.layers.0.norm1.weight"], sd["distilbert.transformer.layer.0.sa_layer_norm.weight"])
+    assert np.array_equal(m.tensors["classifier.0.weight"], sd["pre_classifier.weight"])
+    assert (m.d_model, m.layers, m.classes) == (8, 2, 3) and len(m.tensors) == 4 + 2 * 12 + 4
 
 
-def test_from_torch_refuses_what_bert_runs_beyond_aimcs_forward():
+def test_from_torch_refuses_what_a_hugging_face_model_runs_beyond_aimcs_forward():
     rng = np.random.default_rng(12)
     cases = [
         (dict(hidden_act="quick_gelu"), r"config.hidden_act = 'quick_gelu'; aimc maps gelu, gelu_fast"),
-        (dict(position_embedding_type="relative_key"), r"position_embedding_type = 'relative_key'; aimc adds BERT's learned absolute"),
-        (dict(is_decoder=True), r"config.is_decoder = True; aimc runs BERT as an encoder"),
+        (dict(position_embedding_type="relative_key"), r"position_embedding_type = 'relative_key'; aimc adds learned absolute"),
+        (dict(is_decoder=True), r"config.is_decoder = True; aimc runs an encoder"),
         (dict(num_labels=1), r"num_labels = 1, .*single-label classifier"),
         (dict(problem_type="multi_label_classification"), r"problem_type = 'multi_label_classification'; aimc scores a single-label"),
     ]
     for config, message in cases:
         with pytest.raises(ValueError, match=message):
-            aimc.from_torch(BertForSequenceClassification(rng, **config))
-    hf = BertForSequenceClassification(rng)
+            aimc.from_torch(hf_classifier(rng, **config))
+    with pytest.raises(ValueError, match=r"DistilBertForSequenceClassification.config.activation = 'swiglu'"):
+        aimc.from_torch(hf_classifier(rng, "distilbert", activation="swiglu"))
+    with pytest.raises(ValueError, match=r"pad_token_id is None; RoBERTa's positions count from it"):
+        aimc.from_torch(hf_classifier(rng, "roberta", pad_token_id=None))
     with pytest.raises(ValueError, match=r"positions = 'none' with a Hugging Face model"):
-        aimc.from_torch(hf, positions="none")
-    base = type("BertModel", (), {"config": hf.config, "state_dict": hf.state_dict})()
+        aimc.from_torch(hf_classifier(rng), positions="none")
     with pytest.raises(ValueError, match=r"BertModel is not a sequence classifier; .*give a BertForSequenceClassification"):
-        aimc.from_torch(base)
-    roberta = type("RobertaForSequenceClassification", (), {"config": BertConfig(model_type="roberta"), "state_dict": hf.state_dict})()
-    with pytest.raises(ValueError, match=r"is a Hugging Face 'roberta' model; aimc maps BERT's .*RoBERTa offsets its positions"):
-        aimc.from_torch(roberta)
+        aimc.from_torch(hf_classifier(rng, kind="BertModel"))
+    electra = hf_classifier(rng, kind="ElectraForSequenceClassification")
+    electra.config.model_type = "electra"
+    with pytest.raises(ValueError, match=r"is a Hugging Face 'electra' model; aimc maps the sequence classifiers of BERT, RoBERTa"):
+        aimc.from_torch(electra)
+    hf = hf_classifier(rng)
     hf._sd["bert.embeddings.token_type_map"] = np.zeros(4, np.int64)
     with pytest.raises(ValueError, match=r"holds bert.embeddings.token_type_map of dtype int64; aimc reads floating-point weights"):
+        aimc.from_torch(hf)
+    hf = hf_classifier(rng, "distilbert")
+    hf._sd["distilbert.transformer.layer.0.attention.rotary.weight"] = np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match=r"holds distilbert.transformer.layer.0.attention.rotary.weight, which DistilBERT's forward"):
+        aimc.from_torch(hf)
+    del hf._sd["distilbert.transformer.layer.0.attention.rotary.weight"], hf._sd["distilbert.transformer.layer.1.attention.k_lin.bias"]
+    with pytest.raises(ValueError, match=r"layer 1 lacks attention.k_lin.bias"):
         aimc.from_torch(hf)
     with pytest.raises(ValueError, match=r"positions = 'learned' is for transformer classifiers"):
         aimc.from_torch([Linear(np.ones((2, 3)))], positions="learned")
 
 
-def test_a_hugging_face_bert_through_the_engine_equals_a_numpy_forward(tmp_path):
-    """The engine reads BERT's names with the settings from its config: with an ideal device and
-    perfect converters its floating-point baseline is the accuracy of a NumPy BERT forward (the
-    module passed to `transformer` directly), and every trial is within two sequences of it."""
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert"])
+def test_a_hugging_face_classifier_through_the_engine_equals_its_numpy_forward(tmp_path, model_type):
+    """The engine runs the mapped model with the settings from its config: with an ideal device
+    and perfect converters its floating-point baseline is the accuracy of a NumPy forward written
+    from transformers' code on the original state dict (the module passed to `transformer`
+    directly), and every trial is within two sequences of it."""
     rng = np.random.default_rng(13)
-    hf = BertForSequenceClassification(rng)
+    hf = hf_classifier(rng, model_type)
+    pad = hf.config.pad_token_id
     tok = padded_tokens(rng)
-    m = aimc.from_torch(hf)
-    # Re-centre the classifier on the pooled vectors so the predictions spread over the classes.
-    pooled = bert_forward(m, tok, pooled=True)
-    w = hf._sd["classifier.weight"].astype(np.float64) / pooled.std(0).mean()
-    hf._sd["classifier.weight"], hf._sd["classifier.bias"] = w.astype(np.float32), (-w @ pooled.mean(0)).astype(np.float32)
-    pred = np.argmax(bert_forward(aimc.from_torch(hf), tok), axis=1)
+    tok = np.where(tok == 0, pad, np.where(tok == pad, 0, tok))  # the family's padding id trails
+    # Re-centre the last head layer on the vectors it reads so the predictions spread over the classes.
+    last = {"bert": "classifier", "roberta": "classifier.out_proj", "distilbert": "classifier"}[model_type]
+    pooled = hf_forward(hf, tok, pooled=True)
+    w = hf._sd[last + ".weight"].astype(np.float64) / pooled.std(0).mean()
+    hf._sd[last + ".weight"], hf._sd[last + ".bias"] = w.astype(np.float32), (-w @ pooled.mean(0)).astype(np.float32)
+    pred = np.argmax(hf_forward(hf, tok), axis=1)
     assert len(set(pred)) == 3
-    y = np.where(np.arange(len(tok)) % 2 == 0, pred, (pred + 1) % 3)
-    r = aimc.transformer(hf, tok, y, times=["1h", "1y"], trials=4, backend="cpu", out=str(tmp_path / "bert"), quiet=True, **IDEAL)
-    assert r.fp_baseline == 0.5
+    # The labels are the forward's own predictions: any sequence the engine predicts otherwise
+    # moves the baseline off 1.
+    r = aimc.transformer(hf, tok, pred, times=["1h", "1y"], trials=4, backend="cpu", out=str(tmp_path / model_type), quiet=True, **IDEAL)
+    assert r.fp_baseline == 1.0
     assert r.data["config"]["transformer"]["pooling"] == "cls"
     for p in r.points:
-        assert all(abs(v - 0.5) <= 2 / len(tok) + 1e-12 for v in p["per_trial"]), p["per_trial"]
+        assert all(v >= 1.0 - 2 / len(tok) - 1e-12 for v in p["per_trial"]), p["per_trial"]
 
 
-def test_matches_hugging_face_bert_forward(tmp_path):
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert"])
+def test_matches_hugging_face_forward(tmp_path, model_type):
+    """transformers' own forward: the NumPy forward above, and the engine's baseline."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=12, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16,
-                                     max_position_embeddings=16, num_labels=3, initializer_range=0.5)
-    net = transformers.BertForSequenceClassification(config).eval()
+    small = dict(vocab_size=12, num_labels=3, initializer_range=0.5)
+    if model_type == "distilbert":
+        config = transformers.DistilBertConfig(dim=8, n_layers=2, n_heads=2, hidden_dim=16, max_position_embeddings=16, **small)
+        net = transformers.DistilBertForSequenceClassification(config)
+    else:
+        cls = transformers.BertConfig if model_type == "bert" else transformers.RobertaConfig
+        config = cls(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16,
+                     max_position_embeddings=16 if model_type == "bert" else 18, **small)
+        net = (transformers.BertForSequenceClassification if model_type == "bert" else transformers.RobertaForSequenceClassification)(config)
+    net = net.eval()
+    pad = net.config.pad_token_id
     rng = np.random.default_rng(14)
     tok = padded_tokens(rng)
+    tok = np.where(tok == 0, pad, np.where(tok == pad, 0, tok))
     with torch.no_grad():
         ids = torch.as_tensor(tok)
-        want = net(input_ids=ids, attention_mask=(ids != 0).long()).logits.double().numpy()
-    m = aimc.from_torch(net)
-    assert np.allclose(bert_forward(m, tok), want, atol=1e-4)
-    y = rng.integers(0, 3, size=len(tok))
-    r = aimc.transformer(net, tok, y, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "hf"), quiet=True, **IDEAL)
-    assert r.fp_baseline == float(np.mean(np.argmax(want, axis=1) == y))
+        want = net(input_ids=ids, attention_mask=(ids != pad).long()).logits.double().numpy()
+    fake = type(type(net).__name__, (), {"config": net.config, "state_dict": lambda self: {k: v.numpy() for k, v in net.state_dict().items()}})()
+    assert np.allclose(hf_forward(fake, tok), want, atol=1e-4)
+    top2 = np.sort(want, axis=1)[:, -2:]
+    assert np.all(top2[:, 1] - top2[:, 0] > 1e-3), "a near tie would leave the prediction to rounding"
+    r = aimc.transformer(net, tok, np.argmax(want, axis=1), times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "hf"), quiet=True,
+                         **IDEAL)
+    assert r.fp_baseline == 1.0

@@ -10,7 +10,7 @@ extension, no copy of the engine), for notebooks.
     r = aimc.weight_error(W, times=["1s", "1d"], trials=200)
     layers, activation = aimc.from_torch(torch_sequential)
     model = aimc.from_torch(torch_transformer_classifier)               # a TransformerModel
-    model = aimc.from_torch(hf_bert_for_sequence_classification)        # BERT, settings from its config
+    model = aimc.from_torch(hf_sequence_classifier)     # BERT, RoBERTa, DistilBERT: settings from its config
     r = aimc.transformer(model, tokens, labels, times=["1h", "10y"], trials=100)
     r = aimc.classifier(layers, x, y, rpu_config=InferenceRPUConfig())  # aihwkit's settings
     aimc.from_aihwkit(rpu_config)  # what they map to (aimc.aihwkit; aihwkit itself not needed)
@@ -286,9 +286,9 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     """Accuracy over trials of a transformer classifier on token sequences (the `transformer`
     workload): every static-weight matrix on noisy crossbars, embedding, LayerNorm, attention,
     residual adds and pooling digital. `model` is a `TransformerModel` (from `from_torch`), a
-    module `from_torch` maps (a PyTorch transformer classifier, a Hugging Face
-    `BertForSequenceClassification`), or the path of a .safetensors state dict (PyTorch or BERT names; docs/transformer-names.md) with its
-    `[transformer]` settings in `settings` (at least "heads"). `tokens` [n, seq] are integer
+    module `from_torch` maps (a PyTorch transformer classifier, a Hugging Face BERT, RoBERTa,
+    XLM-R or DistilBERT sequence classifier), or the path of a .safetensors state dict (PyTorch
+    or BERT names; docs/transformer-names.md) with its `[transformer]` settings in `settings` (at least "heads"). `tokens` [n, seq] are integer
     ids, padding (`pad_id`) trailing each row; `labels` [n] the classes.
 
     Settings, each overriding the model's: `attention` ("softmax", the default, or "kernel"),
@@ -313,7 +313,7 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         base = {}
     else:
         raise ValueError(f"model is {type(model).__name__}; give a TransformerModel (aimc.from_torch), a module from_torch maps "
-                         "(a PyTorch transformer classifier, a Hugging Face BertForSequenceClassification) or a .safetensors path "
+                         "(a PyTorch transformer classifier, a Hugging Face BERT, RoBERTa or DistilBERT classifier) or a .safetensors path "
                          "with settings=")
     tok = np.asarray(tokens)
     y = np.asarray(labels)
@@ -353,9 +353,9 @@ def from_torch(module, positions: str | None = None):
     `classifier`; a transformer classifier (an `nn.Embedding` first, then an encoder) as a
     `TransformerModel`, for `transformer` (see `_transformer_from_torch` for what it maps;
     `positions` says what a model without a position `nn.Embedding` adds: "sinusoidal", the
-    default, Vaswani's, or "none"); a Hugging Face `BertForSequenceClassification` as a
-    `TransformerModel` under BERT's names with its settings from its config (see
-    `_bert_from_huggingface`; its positions are its own, learned).
+    default, Vaswani's, or "none"); a Hugging Face BERT, RoBERTa, XLM-R or DistilBERT sequence
+    classifier as a `TransformerModel` with its settings from its config (see
+    `_from_huggingface`; its positions are its own, learned).
 
     The Sequential case: a Linear layer is (W, b); a Conv2d layer is a dict with its 4-D "weight"
     [out, in, kh, kw], "bias", "stride", "padding" and, when a MaxPool2d or AvgPool2d follows
@@ -374,7 +374,7 @@ def from_torch(module, positions: str | None = None):
         if positions is not None:
             raise ValueError(f"from_torch: positions = {positions!r} with a Hugging Face model, whose learned positions are in "
                              "its state dict; leave positions out")
-        return _bert_from_huggingface(module)
+        return _from_huggingface(module)
     if _is_transformer(module):
         return _transformer_from_torch(module, "sinusoidal" if positions is None else positions)
     if positions is not None:
@@ -843,18 +843,20 @@ def _transformer_from_torch(module, positions: str) -> TransformerModel:
     return TransformerModel(tensors, settings, "learned" if "pos_embedding.weight" in tensors else positions)
 
 
-# ---- Hugging Face BERT ------------------------------------------------------------------------
+# ---- Hugging Face encoders ------------------------------------------------------------------
 
-# The Hugging Face classes from_torch maps: a BertModel with its pooler and a Linear classifier.
-# Their state dicts keep their own names (the engine's name table reads BERT's,
-# docs/transformer-names.md); the settings come from `model.config`.
-_HF_BERT_CLASSIFIERS = ("BertForSequenceClassification",)
-# BertConfig.hidden_act (transformers' ACT2FN names) → transformer.activation. "gelu" is the erf
-# form; gelu_new, gelu_pytorch_tanh and gelu_fast are the tanh form (gelu_fast writes √(2/π) as
-# 0.7978845608, 3e-11 from it: below f32's resolution).
+# The Hugging Face sequence classifiers from_torch maps, by config.model_type. BERT's and
+# RoBERTa's state dicts keep BERT's names (the engine's name table reads them,
+# docs/transformer-names.md); DistilBERT's are renamed to PyTorch's nn.TransformerEncoder names.
+# The settings come from `model.config`.
+_HF_CLASSIFIERS = {"bert": "BertForSequenceClassification", "roberta": "RobertaForSequenceClassification",
+                   "xlm-roberta": "XLMRobertaForSequenceClassification", "distilbert": "DistilBertForSequenceClassification"}
+# The config's activation (transformers' ACT2FN names) → transformer.activation. "gelu" is the
+# erf form; gelu_new, gelu_pytorch_tanh and gelu_fast are the tanh form (gelu_fast writes √(2/π)
+# as 0.7978845608, 3e-11 from it: below f32's resolution).
 _HF_ACTIVATIONS = {"gelu": "gelu_exact", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "gelu_fast": "gelu", "relu": "relu",
                    "silu": "silu", "swish": "silu", "tanh": "tanh"}
-# Index buffers a BERT state dict may hold beside its weights (skipped by name, never by dtype).
+# Index buffers a state dict may hold beside its weights (skipped by name, never by dtype).
 _HF_INDEX_BUFFERS = ("position_ids", "token_type_ids")
 
 
@@ -863,43 +865,52 @@ def _is_huggingface(module) -> bool:
     return isinstance(getattr(getattr(module, "config", None), "model_type", None), str)
 
 
-def _bert_from_huggingface(module) -> TransformerModel:
-    """A Hugging Face `BertForSequenceClassification` as a `TransformerModel`: its state dict
-    under its own names (index buffers left out) and, from its config, the settings of the
-    forward BERT runs: post-LN layers, `hidden_act`, `layer_norm_eps`, `num_attention_heads`,
-    learned absolute positions plus token-type row 0 (single-segment inputs), the CLS token
-    through the tanh pooler into the classifier, padding `pad_token_id` masked as keys (the
-    attention mask a tokenizer gives for trailing padding). What BERT's config allows beyond
-    that forward is refused by field name."""
+def _from_huggingface(module) -> TransformerModel:
+    """A Hugging Face encoder classifier as a `TransformerModel`, its settings from its config.
+    Every family runs post-LN layers with softmax self-attention over the non-padding keys
+    (padding `pad_token_id`, trailing, masked as the attention mask a tokenizer gives), learned
+    absolute positions and the first token's vector into the head:
+
+    - BERT (`BertForSequenceClassification`): token-type row 0 added (single-segment inputs),
+      the CLS token through the tanh pooler into the Linear classifier.
+    - RoBERTa and XLM-R (`RobertaForSequenceClassification`, `XLMRobertaForSequenceClassification`):
+      BERT's layers; a token at index i has position row i + pad_token_id + 1 (transformers'
+      `create_position_ids_from_input_ids`), so the table is kept from that row on; the head is
+      dense, tanh, out_proj on the <s> token (no pooler).
+    - DistilBERT (`DistilBertForSequenceClassification`): no token types, LayerNorm ε 1e-12 (fixed
+      in its code); the head is pre_classifier, ReLU, classifier on the CLS token.
+
+    What a config allows beyond that forward is refused by field name."""
     kind = type(module).__name__
     cfg = module.config
     model_type = cfg.model_type
-    if model_type != "bert":
-        raise ValueError(f"from_torch: {kind} is a Hugging Face {model_type!r} model; aimc maps BERT's (BertForSequenceClassification). "
-                         "Other families differ in more than names (RoBERTa offsets its positions by the padding id and has its own "
-                         "head); export the weights under PyTorch nn.TransformerEncoder or BERT names (docs/transformer-names.md)")
-    if kind not in _HF_BERT_CLASSIFIERS:
+    if model_type not in _HF_CLASSIFIERS:
+        raise ValueError(f"from_torch: {kind} is a Hugging Face {model_type!r} model; aimc maps the sequence classifiers of BERT, "
+                         "RoBERTa, XLM-R and DistilBERT. Export other weights under PyTorch nn.TransformerEncoder or BERT names "
+                         "(docs/transformer-names.md), where their forward is that one")
+    if kind != _HF_CLASSIFIERS[model_type]:
         raise ValueError(f"from_torch: {kind} is not a sequence classifier; aimc scores a classifier's accuracy: give a "
-                         "BertForSequenceClassification (BertModel, pooler and classifier), fine-tuned on your task")
+                         f"{_HF_CLASSIFIERS[model_type]}, fine-tuned on your task")
 
     def field(name, default=None):
         return getattr(cfg, name, default)
 
     if field("position_embedding_type", "absolute") != "absolute":
         raise ValueError(f"from_torch: {kind}.config.position_embedding_type = {field('position_embedding_type')!r}; aimc adds "
-                         "BERT's learned absolute positions ('absolute'), not relative position scores")
+                         "learned absolute positions ('absolute'), not relative position scores")
     for flag in ("is_decoder", "add_cross_attention"):
         if field(flag, False):
-            raise ValueError(f"from_torch: {kind}.config.{flag} = True; aimc runs BERT as an encoder (bidirectional self-attention "
+            raise ValueError(f"from_torch: {kind}.config.{flag} = True; aimc runs an encoder (bidirectional self-attention "
                              "over the non-padding tokens, no cross-attention)")
     labels = int(field("num_labels", 2))
     problem = field("problem_type")
     if labels < 2 or problem in ("regression", "multi_label_classification"):
         raise ValueError(f"from_torch: {kind} has num_labels = {labels}, problem_type = {problem!r}; aimc scores a single-label "
                          "classifier by the argmax of its logits (num_labels >= 2, problem_type 'single_label_classification' or None)")
-    act = field("hidden_act")
+    act_field = "activation" if model_type == "distilbert" else "hidden_act"
+    act = field(act_field)
     if not isinstance(act, str) or act not in _HF_ACTIVATIONS:
-        raise ValueError(f"from_torch: {kind}.config.hidden_act = {act!r}; aimc maps {', '.join(sorted(_HF_ACTIVATIONS))}")
+        raise ValueError(f"from_torch: {kind}.config.{act_field} = {act!r}; aimc maps {', '.join(sorted(_HF_ACTIVATIONS))}")
     tensors = {}
     for name, t in module.state_dict().items():
         if name.rsplit(".", 1)[-1] in _HF_INDEX_BUFFERS:
@@ -909,13 +920,75 @@ def _bert_from_huggingface(module) -> TransformerModel:
             raise ValueError(f"from_torch: {kind}'s state dict holds {name} of dtype {t.dtype}; aimc reads floating-point weights "
                              f"(and skips the index buffers {', '.join(_HF_INDEX_BUFFERS)})")
         tensors[name] = _numpy(t)
-    heads = int(field("num_attention_heads"))
-    settings = {"heads": heads, "norm_first": False, "activation": _HF_ACTIVATIONS[act], "head_activation": "gelu_exact",
-                "layer_norm_eps": float(field("layer_norm_eps", 1e-12)), "pooling": "cls"}
     pad = field("pad_token_id")
+    settings = {"heads": int(field("n_heads" if model_type == "distilbert" else "num_attention_heads")), "norm_first": False,
+                "activation": _HF_ACTIVATIONS[act], "pooling": "cls"}
+    if model_type == "bert":
+        settings.update(head_activation="gelu_exact", layer_norm_eps=float(field("layer_norm_eps", 1e-12)))
+    elif model_type == "distilbert":
+        # sinusoidal_pos_embds writes its sinusoids into position_embeddings.weight: the table as stored.
+        tensors = _distilbert_names(tensors, kind)
+        settings.update(head_activation="relu", layer_norm_eps=1e-12)
+    else:
+        if pad is None:
+            raise ValueError(f"from_torch: {kind}.config.pad_token_id is None; RoBERTa's positions count from it (row i + pad + 1)")
+        tensors = _roberta_names(tensors, kind, int(pad))
+        settings.update(head_activation="tanh", layer_norm_eps=float(field("layer_norm_eps", 1e-5)))
     if pad is not None:
         settings["pad_id"] = int(pad)
     return TransformerModel(tensors, settings, "learned")
+
+
+def _roberta_names(tensors: dict, kind: str, pad: int) -> dict:
+    """RoBERTa's state dict under BERT's names: the position table from row pad + 1 (where a
+    sequence's first token reads it), the head's dense and out_proj as an nn.Sequential's
+    Linear layers 0 and 2."""
+    out = {}
+    for name, t in tensors.items():
+        if name.endswith("embeddings.position_embeddings.weight"):
+            if t.shape[0] <= pad + 1:
+                raise ValueError(f"from_torch: {kind}'s {name} has {t.shape[0]} rows; its positions start at row pad_token_id + 1 = {pad + 1}")
+            out[name] = t[pad + 1:]
+        elif name.startswith("classifier.dense."):
+            out["classifier.0." + name.rsplit(".", 1)[-1]] = t
+        elif name.startswith("classifier.out_proj."):
+            out["classifier.2." + name.rsplit(".", 1)[-1]] = t
+        else:
+            out[name] = t
+    return out
+
+
+def _distilbert_names(tensors: dict, kind: str) -> dict:
+    """DistilBERT's state dict under PyTorch's nn.TransformerEncoder names: Q, K and V stacked
+    into in_proj, sa_layer_norm as norm1 and output_layer_norm as norm2 (both post-LN), the head's
+    pre_classifier and classifier as an nn.Sequential's Linear layers 0 and 2."""
+    fixed = {"distilbert.embeddings.word_embeddings.weight": "embedding.weight",
+             "distilbert.embeddings.position_embeddings.weight": "pos_embedding.weight",
+             "distilbert.embeddings.LayerNorm.weight": "embed_norm.weight", "distilbert.embeddings.LayerNorm.bias": "embed_norm.bias",
+             "pre_classifier.weight": "classifier.0.weight", "pre_classifier.bias": "classifier.0.bias",
+             "classifier.weight": "classifier.2.weight", "classifier.bias": "classifier.2.bias"}
+    per_layer = {"attention.out_lin": "self_attn.out_proj", "sa_layer_norm": "norm1", "ffn.lin1": "linear1", "ffn.lin2": "linear2",
+                 "output_layer_norm": "norm2"}
+    out, qkv = {}, {}
+    for name, t in tensors.items():
+        if name in fixed:
+            out[fixed[name]] = t
+            continue
+        m = re.fullmatch(r"distilbert\.transformer\.layer\.(\d+)\.(.+)\.(weight|bias)", name)
+        if m is None:
+            raise ValueError(f"from_torch: {kind}'s state dict holds {name}, which DistilBERT's forward does not read")
+        n, part, what = m.groups()
+        if part in ("attention.q_lin", "attention.k_lin", "attention.v_lin"):
+            qkv.setdefault((n, what), {})[part[-5]] = t
+        elif part in per_layer:
+            out[f"encoder.layers.{n}.{per_layer[part]}.{what}"] = t
+        else:
+            raise ValueError(f"from_torch: {kind}'s state dict holds {name}, which DistilBERT's forward does not read")
+    for (n, what), parts in qkv.items():
+        if set(parts) != {"q", "k", "v"}:
+            raise ValueError(f"from_torch: {kind}'s layer {n} lacks attention.{'/'.join(sorted({'q', 'k', 'v'} - set(parts)))}_lin.{what}")
+        out[f"encoder.layers.{n}.self_attn.in_proj_{what}"] = np.concatenate([parts["q"], parts["k"], parts["v"]])
+    return out
 
 
 def _numpy(t) -> np.ndarray:

@@ -413,6 +413,11 @@ fn every_bad_input_is_named() {
     extra.push(("cls.predictions.bias".into(), vec![7], vec![0.0; 7]));
     let e = err_of(&extra, &s);
     assert!(e.contains("cls.predictions.bias") && e.contains("Hugging Face BERT"), "{e}");
+    // A RoBERTa classifier saved as it is: its head is named, with where it is mapped.
+    let roberta: Named =
+        w.bert().into_iter().map(|(n, sh, v)| (n.replacen("bert.", "roberta.", 1).replace("classifier.", "classifier.out_proj."), sh, v)).collect();
+    let e = err_of(&roberta, &s);
+    assert!(e.contains("classifier.out_proj.") && e.contains("(prefix \"roberta.\"); a RoBERTa or XLM-R classifier") && e.contains("aimc.from_torch"), "{e}");
     let e = err_of(&vec![("fc1.weight".into(), vec![2, 2], vec![0.0; 4])], &s);
     assert!(e.contains("no transformer names") && e.contains("fc1.weight"), "{e}");
 

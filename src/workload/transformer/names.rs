@@ -416,8 +416,14 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
     let mut found = Found { naming: naming.clone(), by_slot: BTreeMap::new(), head_root: None };
     for name in &names {
         let Some((entry, index)) = lookup(name, &naming) else {
+            // RoBERTa's layers have BERT's names, but its positions and head differ.
+            let roberta = if naming.prefix.contains("roberta") {
+                "; a RoBERTa or XLM-R classifier (positions offset by pad_token_id + 1, a dense-tanh-out_proj head) is mapped by Python's aimc.from_torch"
+            } else {
+                ""
+            };
             return Err(format!(
-                "tensor {name} maps to nothing in the {} name table (prefix {:?}); rename it or leave it out of the file. {FAMILIES_HINT}",
+                "tensor {name} maps to nothing in the {} name table (prefix {:?}){roberta}; rename it or leave it out of the file. {FAMILIES_HINT}",
                 naming.family.describe(),
                 naming.prefix
             ));

@@ -1,6 +1,7 @@
 // Stage `embed`: the digital token embedding of a transformer (Vaswani et al. 2017; BERT):
-// x = E[token]·scale + pos[token index], pos holding the position rows with any token-type row
-// folded in. Broadcast to every trial of the chunk (later stages give each trial its own
+// x = E[token]·scale + pos[segment][token index], pos holding the position rows with token-type
+// row 0 folded in and, for sentence pairs, a second block with row 1; a token's segment is its
+// id's top bit (set by the host on the tokens after a pair's first separator). Broadcast to every trial of the chunk (later stages give each trial its own
 // activations). `tokens` and the output cover one sample batch; a token id is clamped to the
 // vocabulary (validation refuses out-of-range ids, so the clamp only keeps reads in bounds).
 // One invocation = one (trial, sample, token, feature). CPU twin: src/engine/cpu/embed.rs.
@@ -23,6 +24,8 @@ fn embed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     }
     let c = i % S.d_model;
     let tok = (i % per_trial) / S.d_model;     // sample · seq + token index
-    let id = min(tokens[tok], S.vocab - 1u);
-    x[i] = table[id * S.d_model + c] * S.scale + pos[(tok % S.seq) * S.d_model + c];
+    let raw = tokens[tok];
+    let id = min(raw & 0x7fffffffu, S.vocab - 1u);
+    let segment = raw >> 31u;
+    x[i] = table[id * S.d_model + c] * S.scale + pos[(segment * S.seq + tok % S.seq) * S.d_model + c];
 }

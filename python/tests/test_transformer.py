@@ -539,13 +539,14 @@ def hf_classifier(rng, model_type="bert", kind=None, **config):
     return type(kind or HF_KINDS[model_type], (), {"config": c, "state_dict": lambda self: dict(sd), "_sd": sd})()
 
 
-def hf_forward(hf, tokens, pooled=False):
+def hf_forward(hf, tokens, pooled=False, types=None):
     """The logits of a Hugging Face classifier, written from transformers' modelling code on its
     own state dict: embeddings (word + position + token type 0 where the family has token types;
     RoBERTa's position of index i is row i + pad + 1) and their LayerNorm, post-LN layers
     (self-attention over the non-padding keys, feed-forward), then the first token through the
     head: BERT's tanh pooler and classifier, RoBERTa's dense, tanh, out_proj, DistilBERT's
-    pre_classifier, ReLU, classifier. `pooled`: the vector the last Linear reads."""
+    pre_classifier, ReLU, classifier. `pooled`: the vector the last Linear reads; `types`: the
+    token type of every token (default 0)."""
     c, mt = hf.config, hf.config.model_type
     t = {k: v.astype(np.float64) for k, v in hf.state_dict().items() if np.issubdtype(v.dtype, np.floating)}
     if mt == "distilbert":
@@ -565,12 +566,14 @@ def hf_forward(hf, tokens, pooled=False):
     head = {"bert": [("bert.pooler.dense", np.tanh), ("classifier", None)], "roberta": [("classifier.dense", np.tanh), ("classifier.out_proj", None)],
             "distilbert": [("pre_classifier", ACTS["relu"]), ("classifier", None)]}[mt]
     out = []
-    for row in np.asarray(tokens):
+    tokens = np.asarray(tokens)
+    types = np.zeros_like(tokens) if types is None else np.asarray(types)
+    for row, ty in zip(tokens, types):
         n = int(np.argmax(row == pad)) if np.any(row == pad) else len(row)
         positions = np.arange(n) + (pad + 1 if mt == "roberta" else 0)
         x = t[e + "word_embeddings.weight"][row[:n]] + t[e + "position_embeddings.weight"][positions]
         if e + "token_type_embeddings.weight" in t:
-            x = x + t[e + "token_type_embeddings.weight"][0]
+            x = x + t[e + "token_type_embeddings.weight"][ty[:n]]
         x = _ln(x, t[e + "LayerNorm.weight"], t[e + "LayerNorm.bias"], eps)
         for i in range(layers):
             p = layer(i)
@@ -696,6 +699,58 @@ def test_a_hugging_face_classifier_through_the_engine_equals_its_numpy_forward(t
         assert all(v >= 1.0 - 2 / len(tok) - 1e-12 for v in p["per_trial"]), p["per_trial"]
 
 
+def pairs(rng, n=20, seq=12, vocab=12, sep=3, pad=0):
+    """n sentence pairs as a BERT tokenizer writes them, [CLS] A [SEP] B [SEP] then padding, with
+    their token_type_ids (0 through the first [SEP], 1 after it, 0 on padding); ids other than
+    [CLS] = 2 and [SEP] = `sep` drawn from 4..vocab-1; a few rows are one segment alone."""
+    tok = np.full((n, seq), pad)
+    types = np.zeros((n, seq), dtype=np.int64)
+    for r in range(n):
+        a = 1 + r % 4
+        b = 0 if r % 7 == 3 else 1 + (r * 3) % 4
+        row = [2] + list(rng.integers(4, vocab, size=a)) + [sep] + (list(rng.integers(4, vocab, size=b)) + [sep] if b else [])
+        tok[r, :len(row)] = row
+        if b:
+            types[r, a + 2:len(row)] = 1
+    return tok, types
+
+
+def test_sentence_pairs_read_token_type_row_1_after_the_separator(tmp_path):
+    """A BERT pair's second segment reads token-type row 1: with a tokenizer's token_type_ids the
+    engine's baseline equals a NumPy forward given those types, and differs from one that adds
+    type 0 everywhere; token types the separator rule does not give are refused by row."""
+    rng = np.random.default_rng(15)
+    hf = hf_classifier(rng, type_vocab_size=2)
+    hf._sd["bert.embeddings.token_type_embeddings.weight"][1] *= 6.0  # a second segment that matters
+    tok, types = pairs(rng)
+    pooled = hf_forward(hf, tok, pooled=True, types=types)
+    w = hf._sd["classifier.weight"].astype(np.float64) / pooled.std(0).mean()
+    hf._sd["classifier.weight"], hf._sd["classifier.bias"] = w.astype(np.float32), (-w @ pooled.mean(0)).astype(np.float32)
+    pred = np.argmax(hf_forward(hf, tok, types=types), axis=1)
+    assert len(set(pred)) == 3 and np.any(pred != np.argmax(hf_forward(hf, tok), axis=1))
+    r = aimc.transformer(hf, tok, pred, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "pairs"), quiet=True,
+                         token_type_ids=types, **IDEAL)
+    assert r.fp_baseline == 1.0 and r.data["config"]["transformer"]["segment_sep"] == 3
+    # Without them every token is type 0: the baseline moves.
+    r = aimc.transformer(hf, tok, pred, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "single"), quiet=True, **IDEAL)
+    assert r.fp_baseline < 1.0
+    bad = types.copy()
+    bad[1, -1] = 1  # a padding token typed 1 is ignored; a content token typed 0 after the separator is not
+    bad[0, 4] = 0  # row 0 is [CLS] a [SEP] b [SEP]: its closing [SEP] typed 0
+    with pytest.raises(ValueError, match=r"token_type_ids row 0 is not 0 up to the first separator \(3\)"):
+        aimc.transformer(hf, tok, pred, trials=2, backend="cpu", out=str(tmp_path / "bad"), quiet=True, token_type_ids=bad, **IDEAL)
+    with pytest.raises(ValueError, match=r"hold 0 \(first segment\) and 1"):
+        aimc.transformer(hf, tok, pred, trials=2, backend="cpu", out=str(tmp_path / "bad"), quiet=True, token_type_ids=types * 2, **IDEAL)
+    with pytest.raises(ValueError, match=r"settings segment_sep = 5 but token_type_ids switch to type 1 after token 3"):
+        aimc.transformer(hf, tok, pred, trials=2, backend="cpu", out=str(tmp_path / "bad"), quiet=True, token_type_ids=types,
+                         settings={"segment_sep": 5}, **IDEAL)
+    # RoBERTa's table has one row: no second segment to read.
+    roberta = hf_classifier(rng, "roberta")
+    tok_r = np.where(tok == 0, 1, tok)
+    with pytest.raises(ValueError, match=r"segment_sep = 3: the model's token-type table has 1 rows"):
+        aimc.transformer(roberta, tok_r, pred, trials=2, backend="cpu", out=str(tmp_path / "bad"), quiet=True, token_type_ids=types, **IDEAL)
+
+
 @pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert"])
 def test_matches_hugging_face_forward(tmp_path, model_type):
     """transformers' own forward: the NumPy forward above, and the engine's baseline."""
@@ -726,3 +781,13 @@ def test_matches_hugging_face_forward(tmp_path, model_type):
     r = aimc.transformer(net, tok, np.argmax(want, axis=1), times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "hf"), quiet=True,
                          **IDEAL)
     assert r.fp_baseline == 1.0
+    if model_type == "bert":
+        # A sentence pair with transformers' token_type_ids.
+        tok, types = pairs(rng, sep=3, vocab=12)
+        with torch.no_grad():
+            ids = torch.as_tensor(tok)
+            want = net(input_ids=ids, attention_mask=(ids != pad).long(), token_type_ids=torch.as_tensor(types)).logits.double().numpy()
+        assert np.allclose(hf_forward(fake, tok, types=types), want, atol=1e-4)
+        r = aimc.transformer(net, tok, np.argmax(want, axis=1), times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "pairs"), quiet=True,
+                             token_type_ids=types, **IDEAL)
+        assert r.fp_baseline == 1.0

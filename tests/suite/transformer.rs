@@ -52,6 +52,62 @@ fn state_dict(feature_rows: Option<usize>, seed: u64) -> Vec<u8> {
     safetensors::serialize(views, None).unwrap()
 }
 
+/// [`state_dict`] under Hugging Face BERT's names, with learned positions and a two-row
+/// token-type table (`segment_sep` reads row 1): the same layer, head and embeddings.
+fn bert_state_dict(seed: u64) -> Vec<u8> {
+    let (d, seq) = (8usize, 20usize);
+    let bytes = state_dict(None, seed);
+    let torch = safetensors::SafeTensors::deserialize(&bytes).unwrap().tensors();
+    let rename = |k: &str| -> String {
+        let p = "bert.encoder.layer.0.";
+        match k {
+            "embedding.weight" => "bert.embeddings.word_embeddings.weight".into(),
+            "embed_norm.weight" => "bert.embeddings.LayerNorm.weight".into(),
+            "embed_norm.bias" => "bert.embeddings.LayerNorm.bias".into(),
+            _ if k.starts_with("classifier") => k.into(),
+            _ => {
+                let k = k.strip_prefix("encoder.layers.0.").unwrap();
+                let map = [
+                    ("self_attn.out_proj", "attention.output.dense"),
+                    ("linear1", "intermediate.dense"),
+                    ("linear2", "output.dense"),
+                    ("norm1", "attention.output.LayerNorm"),
+                    ("norm2", "output.LayerNorm"),
+                ];
+                let (m, rest) = k.rsplit_once('.').unwrap();
+                let to = map.iter().find(|(a, _)| *a == m).map(|(_, b)| *b).unwrap_or(m);
+                format!("{p}{to}.{rest}")
+            }
+        }
+    };
+    let mut t: BTreeMap<String, (Vec<usize>, Vec<f32>)> = BTreeMap::new();
+    for (k, v) in &torch {
+        let vals: Vec<f32> = v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        if k.ends_with("in_proj_weight") {
+            for (i, part) in ["query", "key", "value"].iter().enumerate() {
+                t.insert(format!("bert.encoder.layer.0.attention.self.{part}.weight"), (vec![d, d], vals[i * d * d..(i + 1) * d * d].to_vec()));
+            }
+        } else {
+            t.insert(rename(k), (v.shape().to_vec(), vals));
+        }
+    }
+    let mut s = seed + 100;
+    let mut w = |n: usize| {
+        s += 1;
+        aimc::rng::uniform_signed(n, s)
+    };
+    t.insert("bert.embeddings.position_embeddings.weight".into(), (vec![seq, d], w(seq * d)));
+    // Row 1 far from row 0, so a token read with the wrong row moves its logits.
+    t.insert(
+        "bert.embeddings.token_type_embeddings.weight".into(),
+        (vec![2, d], w(2 * d).iter().enumerate().map(|(i, v)| v * if i < d { 0.2 } else { 2.0 }).collect()),
+    );
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = t.into_iter().map(|(k, (shape, v))| (k, v.iter().flat_map(|x| x.to_le_bytes()).collect(), shape)).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> =
+        bytes.iter().map(|(k, b, s)| (k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())).collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
 /// 24 sequences of 20 tokens (ids 1..9, padded with 0 after 6..20 tokens) and labels 0..2.
 fn token_csv() -> String {
     let mut out = String::new();
@@ -131,9 +187,15 @@ fn the_floating_point_path_equals_the_reference_forward() {
         // Upcycled experts: in exact arithmetic the routed layer is the dense pair (the gates
         // sum to one over identical experts), so the reference's dense pair is its reference.
         ("moe", "experts = 4\ntop_k = 2\ntiers = 2\ntier_noise_slope = 1.0", None),
+        // Sentence pairs on BERT names: tokens after the first 5 read token-type row 1.
+        ("segments", "segment_sep = 5\npooling = \"cls\"", None),
     ];
     for (name, settings, rows) in cases {
-        let e = load(&write_case(name, settings, IDEAL, rows));
+        let p = write_case(name, settings, IDEAL, rows);
+        if name == "segments" {
+            std::fs::write(p.parent().unwrap().join("model.safetensors"), bert_state_dict(7)).unwrap();
+        }
+        let e = load(&p);
         let p = &e.points[0];
         let s = p.transformer.as_ref().unwrap();
         let data = e.data.as_ref().unwrap();
@@ -142,12 +204,29 @@ fn the_floating_point_path_equals_the_reference_forward() {
         let seq = data.n_features;
         let mut worst = 0f64;
         for r in 0..data.len() {
-            let want = aimc::workload::transformer::reference::logits(s.net(), s, &tokens[r * seq..(r + 1) * seq], lengths[r] as usize);
+            // The reference reads the ids as the data set holds them (the engine's carry the segment bit).
+            let raw = aimc::workload::transformer::reference::row_tokens(data, r);
+            let want = aimc::workload::transformer::reference::logits(s.net(), s, &raw, lengths[r] as usize);
+            assert!(name == "segments" || tokens[r * seq..(r + 1) * seq] == raw[..]);
             for t in 0..2 {
                 for (c, w) in want.iter().enumerate() {
                     worst = worst.max((got[(t * data.len() + r) * 3 + c] as f64 - w).abs());
                 }
             }
+        }
+        if name == "segments" {
+            // The second segment's row matters: without it the reference moves.
+            let mut single = s.clone();
+            single.segment_sep = None;
+            let moved = (0..data.len()).any(|r| {
+                let raw = aimc::workload::transformer::reference::row_tokens(data, r);
+                let (a, b) = (
+                    aimc::workload::transformer::reference::logits(s.net(), s, &raw, lengths[r] as usize),
+                    aimc::workload::transformer::reference::logits(s.net(), &single, &raw, lengths[r] as usize),
+                );
+                a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-2)
+            });
+            assert!(moved, "segment_sep changes no logit");
         }
         eprintln!("{name}: largest logit difference {worst:.2e}");
         assert!(worst < aimc::tolerances::TRANSFORMER_FP_ABS as f64, "{name}: engine logits differ from the f64 reference by {worst}");
@@ -228,8 +307,16 @@ fn sample_batches_and_chunks_give_the_whole_run() {
 #[test]
 fn the_gpu_classifies_as_the_cpu_twin() {
     let Some(mut g) = gpu(256) else { return };
-    for (name, settings, rows) in [("gpu_softmax", "", None), ("gpu_kernel", "attention = \"kernel\"\nfeatures = 16", Some(8))] {
-        let e = load(&write_case(name, settings, "[device]\nmodel = \"pcm\"", rows));
+    for (name, settings, rows) in [
+        ("gpu_softmax", "", None),
+        ("gpu_kernel", "attention = \"kernel\"\nfeatures = 16", Some(8)),
+        ("gpu_segments", "segment_sep = 5\npooling = \"cls\"", None),
+    ] {
+        let p = write_case(name, settings, "[device]\nmodel = \"pcm\"", rows);
+        if name == "gpu_segments" {
+            std::fs::write(p.parent().unwrap().join("model.safetensors"), bert_state_dict(7)).unwrap();
+        }
+        let e = load(&p);
         let (a, b) = (run_ok(&mut cpu(), &e), run_ok(&mut g, &e));
         for (x, y) in a.points.iter().zip(&b.points) {
             for (c, d) in x.per_trial_correct.as_ref().unwrap().iter().zip(y.per_trial_correct.as_ref().unwrap()) {

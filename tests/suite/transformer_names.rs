@@ -231,7 +231,7 @@ fn lin_eq(a: &Linear, b: &Linear) {
 fn same_net(a: &TransformerNet, b: &TransformerNet) {
     assert_eq!(a.embedding, b.embedding);
     assert_eq!(a.positions, b.positions);
-    assert_eq!(a.token_type, b.token_type);
+    assert_eq!(a.token_types, b.token_types);
     assert_eq!(a.embed_norm, b.embed_norm);
     assert_eq!(a.final_norm, b.final_norm);
     assert_eq!(a.shared_feature, b.shared_feature);
@@ -291,7 +291,12 @@ fn torch_and_bert_names_load_to_the_same_net() {
     let mut named = w.bert();
     named.push(("bert.embeddings.token_type_embeddings.weight".into(), vec![2, w.d], tt.clone()));
     let with_tt = names::parse(&file(&named), &s).unwrap();
-    assert_eq!(with_tt.token_type.as_deref(), Some(&tt[..w.d]));
+    assert_eq!(with_tt.token_types.as_ref().map(|m| (m.rows, &m.data[..])), Some((2, &tt[..])));
+    // A table without rows has no type 0: refused as every empty tensor is.
+    let mut empty = w.bert();
+    empty.push(("bert.embeddings.token_type_embeddings.weight".into(), vec![0, w.d], vec![]));
+    let e = err_of(&empty, &s);
+    assert!(e.contains("token_type_embeddings") && e.contains("is empty"), "{e}");
     let mut folded = w.clone();
     for row in folded.pos.chunks_exact_mut(w.d) {
         for (p, t) in row.iter_mut().zip(&tt) {
@@ -539,7 +544,7 @@ fn probe_net(d: usize, vocab: usize, qk: f32, seed: u64) -> TransformerNet {
     TransformerNet {
         embedding: emb,
         positions: Positions::Learned(zero(64, d)),
-        token_type: None,
+        token_types: None,
         embed_norm: None,
         blocks: vec![Block {
             q: Linear::dense("q", q, vec![0.0; d]),

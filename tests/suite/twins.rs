@@ -693,8 +693,9 @@ fn dac_matches_twin_in_both_shapes() {
 }
 
 /// A small transformer (d_model 8, 2 heads, 70-token sequences so causal attention crosses an
-/// ATTN_BLOCK) with padding, post- and pre-LN, softmax and kernel attention, causal and not: every
-/// transformer stage on the GPU against its twin.
+/// ATTN_BLOCK) with padding, post- and pre-LN, softmax and kernel attention, causal and not,
+/// sentence pairs (tokens with the segment bit): every transformer stage on the GPU against its
+/// twin.
 #[test]
 fn transformer_stages_match_twins() {
     use aimc::engine::plan::{run_transformer, SeqAttention, SeqBlock, SeqModel};
@@ -729,11 +730,15 @@ fn transformer_stages_match_twins() {
     let labels = vec![1u32, 2];
     let mut rec = Recorder::new();
     let routed = SeqBlock { moe: Some(plan::SeqMoe { router: 9, experts: vec![(4, 5), (10, 11), (4, 5)], top_k: 2 }), ..block.clone() };
-    for (attention, causal, norm_first, moe) in [
-        (SeqAttention::Softmax, false, false, false),
-        (SeqAttention::Kernel { map: 3, s: 6, width: 12 }, true, true, false),
-        (SeqAttention::Kernel { map: 3, s: 6, width: 12 }, false, false, true),
-        (SeqAttention::Softmax, true, true, true),
+    // Sentence pairs: the tokens after index 10 of each sequence carry the segment bit and read
+    // the second block of positions.
+    let paired: Vec<u32> = tokens.iter().enumerate().map(|(i, &t)| if i % seq > 10 { t | aimc::workload::transformer::SEGMENT_BIT } else { t }).collect();
+    for (attention, causal, norm_first, moe, pairs) in [
+        (SeqAttention::Softmax, false, false, false, false),
+        (SeqAttention::Kernel { map: 3, s: 6, width: 12 }, true, true, false, false),
+        (SeqAttention::Kernel { map: 3, s: 6, width: 12 }, false, false, true, false),
+        (SeqAttention::Softmax, true, true, true, false),
+        (SeqAttention::Softmax, false, false, false, true),
     ] {
         let m = SeqModel {
             layers: layers.clone(),
@@ -742,7 +747,7 @@ fn transformer_stages_match_twins() {
             seq: seq as u32,
             vocab: vocab as u32,
             embedding: weights(vocab * d, 30),
-            positions: weights(seq * d, 31),
+            positions: weights(if pairs { 2 * seq * d } else { seq * d }, 31),
             embed_scale: 2.0,
             embed_norm: Some(norm(32)),
             eps: 1e-5,
@@ -754,7 +759,14 @@ fn transformer_stages_match_twins() {
             attention,
             causal,
         };
-        let pts = run_transformer(&mut rec, &m, &tokens, &lengths, &labels, &cfg(Gdc::Readout, 2, vec![60.0, 1e6]), &mut |_| {}).unwrap();
+        let toks = if pairs { &paired } else { &tokens };
+        if pairs {
+            // Segment bits without the second block of positions are refused, not read past the buffer.
+            let single = SeqModel { positions: weights(seq * d, 31), ..m.clone() };
+            let e = run_transformer(&mut rec, &single, toks, &lengths, &labels, &cfg(Gdc::Readout, 2, vec![60.0]), &mut |_| {}).unwrap_err();
+            assert!(e.to_string().contains("second segment"), "{e}");
+        }
+        let pts = run_transformer(&mut rec, &m, toks, &lengths, &labels, &cfg(Gdc::Readout, 2, vec![60.0, 1e6]), &mut |_| {}).unwrap();
         assert_eq!(pts.len(), 2);
         assert!(pts.iter().all(|p| p.correct.len() == 2 && p.correct.iter().all(|&c| c <= 2)));
     }

@@ -282,7 +282,7 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
                 gdc: str | None = None, attention: str | None = None, features: int | None = None, pad_id: int | None = None,
                 pooling: str | None = None, embed_scale: float | None = None, seed: int = 0, backend: str = "auto",
                 out: str | None = None, quiet: bool = False, settings: dict | None = None, digital: Sequence[str] | None = None,
-                overwrite: bool = False, rpu_config=None, **overrides) -> Results:
+                overwrite: bool = False, rpu_config=None, token_type_ids=None, **overrides) -> Results:
     """Accuracy over trials of a transformer classifier on token sequences (the `transformer`
     workload): every static-weight matrix on noisy crossbars, embedding, LayerNorm, attention,
     residual adds and pooling digital. `model` is a `TransformerModel` (from `from_torch`), a
@@ -300,7 +300,10 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     `device__drift_scale=0.5`, `periphery__out_res_bits=8`, `transformer__causal=True`, and top-level
     fields of the experiment (`layer_insight_trials=0`). `device`, `gdc` and `rpu_config` (an aihwkit
     InferenceRPUConfig) as for `classifier`. `overwrite=True` replaces the results of a different
-    configuration in `out`."""
+    configuration in `out`. `token_type_ids` [n, seq] (a BERT tokenizer's, for sentence pairs):
+    aimc derives the types from the tokens, 0 up to a row's first separator and 1 after it, so
+    it reads the separator's id from them (`settings={"segment_sep": id}` says it directly) and
+    refuses types that rule does not reproduce."""
     if isinstance(model, tuple) and len(model) == 2:
         model, settings = model[0], {**model[1], **(settings or {})}
     if _is_huggingface(model) or (hasattr(model, "named_children") and _is_transformer(model)):
@@ -328,6 +331,10 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         if value is not None:
             s[key] = value
     s = {k: v for k, v in s.items() if v is not None}  # settings={"pad_id": None} removes the model's
+    if token_type_ids is not None:
+        sep = _segment_sep(tok, token_type_ids, s.get("pad_id"))
+        if sep is not None and s.setdefault("segment_sep", sep) != sep:
+            raise ValueError(f"settings segment_sep = {s['segment_sep']} but token_type_ids switch to type 1 after token {sep}")
     out = _out(out, "results/transformer")
     with _CallFiles() as files:
         tmp = files.dir
@@ -346,6 +353,43 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         doc["transformer"] = {**s, **doc["transformer"]}
         text, directory = _run_document(doc, tmp / "transformer.toml", backend, out, quiet, overwrite, _rpu_base(rpu_config, doc))
         return Results(json.loads(text), directory)
+
+
+def _segment_sep(tokens: np.ndarray, token_type_ids, pad_id) -> int | None:
+    """The separator id a tokenizer's `token_type_ids` imply: the token before each row's first
+    type-1 token, the same in every row; None when no row has a second segment. The rule the
+    engine applies (type 1 after a row's first separator, `transformer.segment_sep`) must give
+    every row's types on its non-padding tokens; anything else is refused, naming the row."""
+    types = np.asarray(token_type_ids)
+    if types.shape != tokens.shape:
+        raise ValueError(f"token_type_ids must be [n, seq] like tokens {tokens.shape}; got {types.shape}")
+    if not np.all((types == 0) | (types == 1)):
+        raise ValueError("token_type_ids hold 0 (first segment) and 1 (second segment); aimc models sentence pairs, not more segments")
+    lengths = [int(np.argmax(row == pad_id)) if pad_id is not None and np.any(row == pad_id) else len(row) for row in tokens]
+    seps = {}
+    for r, (row, ty, n) in enumerate(zip(tokens, types, lengths)):
+        ones = np.flatnonzero(ty[:n] == 1)
+        if len(ones) == 0:
+            continue
+        if ones[0] == 0:
+            raise ValueError(f"token_type_ids row {r} starts with type 1; the first segment (type 0) holds at least the first token")
+        seps.setdefault(int(row[ones[0] - 1]), r)
+    if not seps:
+        return None
+    if len(seps) > 1:
+        (a, ra), (b, rb) = list(seps.items())[:2]
+        raise ValueError(f"token_type_ids switch to type 1 after token {a} in row {ra} but after token {b} in row {rb}; aimc derives the "
+                         "types from one separator id (BERT's [SEP])")
+    sep = next(iter(seps))
+    for r, (row, ty, n) in enumerate(zip(tokens, types, lengths)):
+        want = np.zeros(n, dtype=types.dtype)
+        first = np.flatnonzero(row[:n] == sep)
+        if len(first):
+            want[first[0] + 1:] = 1
+        if not np.array_equal(ty[:n], want):
+            raise ValueError(f"token_type_ids row {r} is not 0 up to the first separator ({sep}) and 1 after it, as BERT's tokenizers "
+                             "write a pair; aimc derives the types from that rule")
+    return sep
 
 
 def from_torch(module, positions: str | None = None):

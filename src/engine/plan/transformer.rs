@@ -70,7 +70,9 @@ pub struct SeqModel {
     pub vocab: u32,
     /// `[vocab][d_model]`.
     pub embedding: Vec<f32>,
-    /// `[seq][d_model]`: positions plus any token-type row.
+    /// `[seq][d_model]`: positions plus any token-type row 0; for sentence pairs `[2][seq][d_model]`,
+    /// the second block with token-type row 1, read by tokens that carry
+    /// [`crate::workload::transformer::SEGMENT_BIT`].
     pub positions: Vec<f32>,
     pub embed_scale: f32,
     pub embed_norm: Option<Vec<f32>>,
@@ -177,8 +179,12 @@ impl SeqModel {
             shape(li, width, None, "head layer")?;
             width = self.layers[li].mapped.n_out;
         }
-        if self.embedding.len() != (self.vocab * d) as usize || self.positions.len() != (self.seq * d) as usize {
-            return bad("the embedding must be vocab x d_model and the positions seq x d_model".into());
+        let blocks = self.positions.len() / ((self.seq * d) as usize).max(1);
+        if self.embedding.len() != (self.vocab * d) as usize || !(1..=2).contains(&blocks) || self.positions.len() != blocks * (self.seq * d) as usize {
+            return bad("the embedding must be vocab x d_model and the positions seq x d_model (2 x seq x d_model for sentence pairs)".into());
+        }
+        if self.vocab > crate::workload::transformer::SEGMENT_BIT {
+            return bad(format!("a vocabulary of {} tokens reaches the segment bit of a token id", self.vocab));
         }
         Ok(())
     }
@@ -272,6 +278,10 @@ fn transformer_group(
     let samples = labels.len() as u32;
     if samples == 0 || tokens.len() != (samples * m.seq) as usize || lengths.len() != samples as usize {
         return Err(EngineError::Invalid(format!("{} tokens and {} lengths for {samples} sequences of {} tokens", tokens.len(), lengths.len(), m.seq)));
+    }
+    let pairs = m.positions.len() == 2 * (m.seq * m.d_model) as usize;
+    if !pairs && tokens.iter().any(|&t| t & crate::workload::transformer::SEGMENT_BIT != 0) {
+        return Err(EngineError::Invalid("tokens of a second segment, but the positions hold no token-type row 1 block".into()));
     }
     // Sample batches: one trial's largest buffer within a binding, and the feature projection's
     // (token, head) vectors within one `mvm` dispatch.

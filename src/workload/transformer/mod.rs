@@ -110,6 +110,11 @@ pub struct TransformerSettings {
     /// Padding must trail each sequence. None: no padding.
     #[serde(default)]
     pub pad_id: Option<u32>,
+    /// Sentence pairs (BERT's `[CLS] A [SEP] B [SEP]`): the separator's token id. Tokens after
+    /// the first one get token-type row 1, the others row 0, as a tokenizer's `token_type_ids`;
+    /// None: row 0 everywhere (single-segment inputs). Needs a token-type table of >= 2 rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_sep: Option<u32>,
     #[serde(default = "softmax")]
     pub attention: AttentionKind,
     /// Kernel attention: m, the features per head and token (m/2 projection rows for the paired
@@ -156,6 +161,10 @@ pub struct TransformerSettings {
     #[serde(skip)]
     pub fp_correct: Option<u64>,
 }
+
+/// The bit of a token id the `embed` stage reads as "second segment" (token type 1); ids stay
+/// below it (validation refuses a vocabulary that reaches it).
+pub const SEGMENT_BIT: u32 = 1 << 31;
 
 /// Fields a point reads only when a switch is on: the switch's field, its default as a file
 /// writes it (the transformer then runs without the feature), what turning it on takes, and the
@@ -418,7 +427,7 @@ impl TransformerSettings {
             seq: seq as u32,
             vocab: net.vocab() as u32,
             embedding: net.embedding.data.clone(),
-            positions: net.position_rows(seq),
+            positions: net.position_rows(seq, self.segment_sep.is_some()),
             embed_scale: self.embed_scale as f32,
             embed_norm: net.embed_norm.as_ref().map(Norm::packed),
             eps: self.layer_norm_eps as f32,
@@ -443,11 +452,20 @@ impl TransformerSettings {
         crate::workload::moe::fit_architecture(&layer, self.tiers, tile.max_in, tile.max_out, self.moe_mapping)
     }
 
-    /// Token ids and non-padding lengths of a data set whose rows are token sequences.
+    /// Token ids and non-padding lengths of a data set whose rows are token sequences; with
+    /// `segment_sep`, every token after a row's first separator carries [`SEGMENT_BIT`] (the
+    /// `embed` stage then reads its position row from the block with token-type row 1).
     pub fn tokens(&self, data: &Dataset) -> (Vec<u32>, Vec<u32>) {
         let seq = data.n_features;
-        let tokens: Vec<u32> = data.x.iter().map(|&v| v as u32).collect();
+        let mut tokens: Vec<u32> = data.x.iter().map(|&v| v as u32).collect();
         let lengths = tokens.chunks(seq.max(1)).map(|row| self.length(row) as u32).collect();
+        if let Some(sep) = self.segment_sep {
+            for row in tokens.chunks_mut(seq.max(1)) {
+                if let Some(j) = row.iter().position(|&t| t == sep) {
+                    row[j + 1..].iter_mut().for_each(|t| *t |= SEGMENT_BIT);
+                }
+            }
+        }
         (tokens, lengths)
     }
 
@@ -534,6 +552,20 @@ impl TransformerSettings {
         let vocab = net.vocab();
         if let Some(p) = self.pad_id.filter(|&p| p as usize >= vocab) {
             return Err(format!("transformer.pad_id = {p} is outside the vocabulary of {vocab} tokens"));
+        }
+        if let Some(sep) = self.segment_sep {
+            let types = net.token_type_rows();
+            if types < 2 {
+                return Err(format!(
+                    "transformer.segment_sep = {sep}: the model's token-type table has {types} rows; a second segment reads row 1 (BERT's has 2: save embeddings.token_type_embeddings, or leave segment_sep out for single-segment inputs)"
+                ));
+            }
+            if sep as usize >= vocab || vocab as u64 > SEGMENT_BIT as u64 {
+                return Err(format!("transformer.segment_sep = {sep} is outside the vocabulary of {vocab} tokens; give the separator's id ([SEP] is 102 in BERT's uncased vocabulary)"));
+            }
+            if self.pad_id == Some(sep) {
+                return Err(format!("transformer.segment_sep = {sep} is also pad_id; the separator is a token of the sequence"));
+            }
         }
         for (r, row) in data.x.chunks(seq.max(1)).enumerate() {
             for (c, &v) in row.iter().enumerate() {

@@ -16,7 +16,8 @@
 //!    every layer), `pooler.dense`.
 //! 2. **Hugging Face BERT family** under `{P}` (`bert.` in `BertFor*` models, nothing in
 //!    `BertModel`): `embeddings.word_embeddings`, `embeddings.position_embeddings`,
-//!    `embeddings.token_type_embeddings` (row 0 is added to every token), `embeddings.LayerNorm`,
+//!    `embeddings.token_type_embeddings` (row 0 is added to every token; row 1 after the
+//!    separator with `segment_sep`), `embeddings.LayerNorm`,
 //!    `encoder.layer.N.attention.self.query/key/value`, `attention.output.dense` (O),
 //!    `attention.output.LayerNorm` (norm1), `intermediate.dense` (FFN1), `output.dense` (FFN2),
 //!    `output.LayerNorm` (norm2), `pooler.dense`; LayerNorms as `weight/bias` or, in older
@@ -199,7 +200,12 @@ pub const TABLE: &[Entry] = &[
     // Hugging Face BERT family.
     e(Bert, "{P}embeddings.word_embeddings.weight", Embedding, "[vocab, d_model]; required"),
     e(Bert, "{P}embeddings.position_embeddings.weight", Positions, "[max_positions, d_model] learned positions"),
-    e(Bert, "{P}embeddings.token_type_embeddings.weight", TokenType, "[types, d_model]: row 0 is added to every token"),
+    e(
+        Bert,
+        "{P}embeddings.token_type_embeddings.weight",
+        TokenType,
+        "[types, d_model]: row 0 is added to every token, row 1 after the separator with `segment_sep`",
+    ),
     e(Bert, "{P}embeddings.LayerNorm.weight", EmbedNormW, "[d_model]"),
     e(Bert, "{P}embeddings.LayerNorm.bias", EmbedNormB, "[d_model]"),
     e(Bert, "{P}embeddings.LayerNorm.gamma", EmbedNormW, "older checkpoints"),
@@ -521,10 +527,10 @@ fn assemble(f: &Found, s: &TransformerSettings) -> Result<TransformerNet, String
         }
         None => Positions::Sinusoidal,
     };
-    let token_type = match f.get(TokenType, None) {
+    let token_types = match f.get(TokenType, None) {
         Some(t) => {
             check_shape(t, &[t.shape[0], d], &dm)?;
-            Some(t.data[..d].to_vec())
+            Some(t.matrix())
         }
         None => None,
     };
@@ -714,5 +720,5 @@ fn assemble(f: &Found, s: &TransformerSettings) -> Result<TransformerNet, String
         head.push(Linear::dense(format!("head.{}", head.len()), w.matrix(), b));
         width = (w.shape[0], format!("the outputs of {}", w.name));
     }
-    Ok(TransformerNet { embedding: emb.matrix(), positions, token_type, embed_norm, blocks, final_norm, pooler, head, shared_feature })
+    Ok(TransformerNet { embedding: emb.matrix(), positions, token_types, embed_norm, blocks, final_norm, pooler, head, shared_feature })
 }

@@ -60,8 +60,9 @@ pub struct TransformerNet {
     /// `[vocab][d_model]`.
     pub embedding: Matrix,
     pub positions: Positions,
-    /// BERT's `token_type_embeddings` row 0, added to every token (single-segment inputs).
-    pub token_type: Option<Vec<f32>>,
+    /// BERT's `token_type_embeddings`, `[types][d_model]`: row 0 is added to every token, or,
+    /// with `transformer.segment_sep`, row 1 to the tokens after the first separator.
+    pub token_types: Option<Matrix>,
     /// LayerNorm after the embedding sum (BERT, IBM's LRA model).
     pub embed_norm: Option<Norm>,
     /// The stored layers, applied in order (`repeat_layers` times over with shared weights).
@@ -103,21 +104,31 @@ impl TransformerNet {
         }
     }
 
-    /// The position rows `[seq][d_model]` added to the scaled token embeddings (the token-type
-    /// row folded in).
-    pub fn position_rows(&self, seq: usize) -> Vec<f32> {
+    /// The position rows `[seq][d_model]` added to the scaled token embeddings, the token-type
+    /// row 0 folded in; with `segments`, `[2][seq][d_model]`: a second block with row 1 folded
+    /// in, for the tokens of a sentence pair's second segment.
+    pub fn position_rows(&self, seq: usize, segments: bool) -> Vec<f32> {
         let d = self.d_model();
-        let mut out = vec![0f32; seq * d];
-        for p in 0..seq {
-            for c in 0..d {
-                let v = match &self.positions {
-                    Positions::Sinusoidal => sinusoid(p, c, d),
-                    Positions::Learned(m) => m.data[p * d + c] as f64,
-                };
-                out[p * d + c] = (v + self.token_type.as_ref().map_or(0.0, |t| t[c] as f64)) as f32;
+        let types = if segments { 2 } else { 1 };
+        let mut out = vec![0f32; types * seq * d];
+        for ty in 0..types {
+            let row = self.token_types.as_ref().map(|m| &m.data[ty * d..(ty + 1) * d]);
+            for p in 0..seq {
+                for c in 0..d {
+                    let v = match &self.positions {
+                        Positions::Sinusoidal => sinusoid(p, c, d),
+                        Positions::Learned(m) => m.data[p * d + c] as f64,
+                    };
+                    out[(ty * seq + p) * d + c] = (v + row.map_or(0.0, |r| r[c] as f64)) as f32;
+                }
             }
         }
         out
+    }
+
+    /// Rows of the token-type table (0 without one).
+    pub fn token_type_rows(&self) -> usize {
+        self.token_types.as_ref().map_or(0, |m| m.rows)
     }
 }
 

@@ -10,8 +10,9 @@
 //!   `pad_id`); padding trails. Keys j ≥ len are masked, pooling reads i < len, and nothing at a
 //!   padding position reaches a non-padding one (every other step is per token), so the forward
 //!   runs on the first `len` tokens alone.
-//! - **Embedding.** x_i = E\[tok_i\]·embed_scale + pos_i (+ token-type row 0), pos_i Vaswani's
-//!   sinusoid (in f64) or the learned row i; then `embed_norm`. LayerNorm is
+//! - **Embedding.** x_i = E\[tok_i\]·embed_scale + pos_i (+ token-type row type_i), pos_i
+//!   Vaswani's sinusoid (in f64) or the learned row i; type_i = 1 for the tokens after the first
+//!   `segment_sep` token (a sentence pair's second segment), else 0; then `embed_norm`. LayerNorm is
 //!   (x − mean)/√(var + ε)·γ + β with the biased variance (PyTorch), ε = `layer_norm_eps`.
 //! - **Layers.** The stored blocks in order, the whole stack `repeat_layers` times. Post-LN:
 //!   x = LN1(x + O(Attn(x))); x = LN2(x + FFN2(act(FFN1 x))). Pre-LN (`norm_first`):
@@ -184,6 +185,7 @@ impl<'a> Prepared<'a> {
     fn embed(&self, tokens: &[u32]) -> Vec<f64> {
         let (d, net) = (self.d, self.net);
         let mut x = vec![0.0; tokens.len() * d];
+        let mut second = false; // past the first separator: token type 1
         for (p, &t) in tokens.iter().enumerate() {
             let t = t as usize;
             assert!(t < net.vocab(), "token id {t} at position {p} is outside the vocabulary of {} (validation checks this)", net.vocab());
@@ -195,9 +197,10 @@ impl<'a> Prepared<'a> {
                     super::Positions::Sinusoidal => super::net::sinusoid(p, c, d),
                     super::Positions::Learned(m) => m.data[p * d + c] as f64,
                 };
-                let tt = net.token_type.as_ref().map_or(0.0, |r| r[c] as f64);
+                let tt = net.token_types.as_ref().map_or(0.0, |m| m.data[usize::from(second) * d + c] as f64);
                 x[p * d + c] = net.embedding.data[t * d + c] as f64 * self.s.embed_scale + pos + tt;
             }
+            second |= self.s.segment_sep == Some(t as u32);
         }
         if let Some(n) = &self.embed_norm {
             n.apply(&mut x, self.s.layer_norm_eps);

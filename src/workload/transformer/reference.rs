@@ -439,13 +439,13 @@ pub fn row_tokens(data: &Dataset, row: usize) -> Vec<u32> {
         .collect()
 }
 
-/// The f64 forward's predicted class of every row (the first largest logit), on two threads;
-/// the result does not depend on the thread count (rows are independent).
+/// The f64 forward's predicted class of every row (the first largest logit), on every core; the
+/// result does not depend on the thread count (rows are independent).
 pub fn fp_predictions(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) -> Vec<usize> {
-    const THREADS: usize = 2;
+    let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
     let p = Prepared::new(net, s);
     let n = data.len();
-    let chunk = n.div_ceil(THREADS).max(1);
+    let chunk = n.div_ceil(threads).max(1);
     let predict = |row: usize| {
         let tokens = row_tokens(data, row);
         argmax(&p.logits(&tokens, seq_len(&tokens, s.pad_id)))

@@ -731,6 +731,18 @@ def test_sentence_pairs_read_token_type_row_1_after_the_separator(tmp_path):
     r = aimc.transformer(hf, tok, pred, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "pairs"), quiet=True,
                          token_type_ids=types, **IDEAL)
     assert r.fp_baseline == 1.0 and r.data["config"]["transformer"]["segment_sep"] == 3
+    # A tokenizer's output as it is: the same run.
+    enc = {"input_ids": tok, "token_type_ids": types, "attention_mask": (tok != 0).astype(np.int64)}
+    r2 = aimc.transformer(hf, enc, pred, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "enc"), quiet=True, **IDEAL)
+    assert r2.points[0]["per_trial"] == r.points[0]["per_trial"]
+    # An attention mask that is not the trailing padding: named.
+    left = dict(enc, attention_mask=np.roll(enc["attention_mask"], 2, axis=1))
+    with pytest.raises(ValueError, match=r"attention_mask row 0 is 0 at token 0, but aimc masks the keys from the first pad_id \(0\) on"):
+        aimc.transformer(hf, left, pred, trials=2, backend="cpu", out=str(tmp_path / "bad"), quiet=True, **IDEAL)
+    with pytest.raises(ValueError, match=r"token_type_ids are given twice"):
+        aimc.transformer(hf, enc, pred, trials=2, backend="cpu", out=str(tmp_path / "bad"), quiet=True, token_type_ids=types, **IDEAL)
+    with pytest.raises(ValueError, match=r"tokens holds \['labels'\] beside input_ids"):
+        aimc.transformer(hf, dict(enc, labels=pred), pred, trials=2, backend="cpu", out=str(tmp_path / "bad"), quiet=True, **IDEAL)
     # Without them every token is type 0: the baseline moves.
     r = aimc.transformer(hf, tok, pred, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "single"), quiet=True, **IDEAL)
     assert r.fp_baseline < 1.0

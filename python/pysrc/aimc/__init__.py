@@ -289,7 +289,9 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     module `from_torch` maps (a PyTorch transformer classifier, a Hugging Face BERT, RoBERTa,
     XLM-R or DistilBERT sequence classifier), or the path of a .safetensors state dict (PyTorch
     or BERT names; docs/transformer-names.md) with its `[transformer]` settings in `settings` (at least "heads"). `tokens` [n, seq] are integer
-    ids, padding (`pad_id`) trailing each row; `labels` [n] the classes.
+    ids, padding (`pad_id`) trailing each row, or a tokenizer's output (a dict or `BatchEncoding`
+    with `input_ids`, and optionally `token_type_ids` and `attention_mask`, which must mask
+    exactly the trailing padding); `labels` [n] the classes.
 
     Settings, each overriding the model's: `attention` ("softmax", the default, or "kernel"),
     `features` (kernel attention's m, default 256), `pad_id` (default: the token embedding's
@@ -318,6 +320,17 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         raise ValueError(f"model is {type(model).__name__}; give a TransformerModel (aimc.from_torch), a module from_torch maps "
                          "(a PyTorch transformer classifier, a Hugging Face BERT, RoBERTa or DistilBERT classifier) or a .safetensors path "
                          "with settings=")
+    mask = None
+    if hasattr(tokens, "keys") and "input_ids" in tokens.keys():  # a tokenizer's output
+        extra = set(tokens.keys()) - {"input_ids", "token_type_ids", "attention_mask"}
+        if extra:
+            raise ValueError(f"tokens holds {sorted(extra)} beside input_ids; aimc reads input_ids, token_type_ids and attention_mask")
+        if "token_type_ids" in tokens.keys():
+            if token_type_ids is not None:
+                raise ValueError("token_type_ids are given twice: in tokens and as token_type_ids=; give one")
+            token_type_ids = tokens["token_type_ids"]
+        mask = np.asarray(tokens["attention_mask"]) if "attention_mask" in tokens.keys() else None
+        tokens = tokens["input_ids"]
     tok = np.asarray(tokens)
     y = np.asarray(labels)
     if tok.ndim != 2 or y.shape != (tok.shape[0],):
@@ -331,6 +344,8 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         if value is not None:
             s[key] = value
     s = {k: v for k, v in s.items() if v is not None}  # settings={"pad_id": None} removes the model's
+    if mask is not None:
+        _check_attention_mask(tok, mask, s.get("pad_id"))
     if token_type_ids is not None:
         sep = _segment_sep(tok, token_type_ids, s.get("pad_id"))
         if sep is not None and s.setdefault("segment_sep", sep) != sep:
@@ -353,6 +368,21 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         doc["transformer"] = {**s, **doc["transformer"]}
         text, directory = _run_document(doc, tmp / "transformer.toml", backend, out, quiet, overwrite, _rpu_base(rpu_config, doc))
         return Results(json.loads(text), directory)
+
+
+def _check_attention_mask(tokens: np.ndarray, mask: np.ndarray, pad_id) -> None:
+    """aimc masks a row's keys from its first `pad_id` on; a tokenizer's attention mask must say
+    the same (1 on the tokens, 0 on trailing padding), or the model would see other inputs."""
+    if mask.shape != tokens.shape:
+        raise ValueError(f"attention_mask must be [n, seq] like input_ids {tokens.shape}; got {mask.shape}")
+    for r, (row, m) in enumerate(zip(tokens, mask)):
+        n = int(np.argmax(row == pad_id)) if pad_id is not None and np.any(row == pad_id) else len(row)
+        want = np.arange(len(row)) < n
+        if not np.array_equal(m != 0, want):
+            first = int(np.flatnonzero((m != 0) != want)[0])
+            raise ValueError(f"attention_mask row {r} is {int(m[first])} at token {first}, but aimc masks the keys from the first "
+                             f"pad_id ({pad_id}) on, at token {n}: pad at the end (tokenizer padding_side='right') with the "
+                             "model's pad token, or set pad_id")
 
 
 def _segment_sep(tokens: np.ndarray, token_type_ids, pad_id) -> int | None:

@@ -547,7 +547,8 @@ def hf_forward(hf, tokens, pooled=False, types=None):
     head: BERT's tanh pooler and classifier, RoBERTa's dense, tanh, out_proj, DistilBERT's
     pre_classifier, ReLU, classifier. `pooled`: the vector the last Linear reads; `types`: the
     token type of every token (default 0)."""
-    c, mt = hf.config, hf.config.model_type
+    c = hf.config
+    mt = {"xlm-roberta": "roberta"}.get(c.model_type, c.model_type)  # XLM-R is RoBERTa's code under roberta.
     t = {k: v.astype(np.float64) for k, v in hf.state_dict().items() if np.issubdtype(v.dtype, np.floating)}
     if mt == "distilbert":
         heads, layers, eps, act = c.n_heads, c.n_layers, 1e-12, c.activation
@@ -763,7 +764,7 @@ def test_sentence_pairs_read_token_type_row_1_after_the_separator(tmp_path):
         aimc.transformer(roberta, tok_r, pred, trials=2, backend="cpu", out=str(tmp_path / "bad"), quiet=True, token_type_ids=types, **IDEAL)
 
 
-@pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert"])
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "xlm-roberta", "distilbert"])
 def test_matches_hugging_face_forward(tmp_path, model_type):
     """transformers' own forward: the NumPy forward above, and the engine's baseline."""
     torch = pytest.importorskip("torch")
@@ -774,10 +775,12 @@ def test_matches_hugging_face_forward(tmp_path, model_type):
         config = transformers.DistilBertConfig(dim=8, n_layers=2, n_heads=2, hidden_dim=16, max_position_embeddings=16, **small)
         net = transformers.DistilBertForSequenceClassification(config)
     else:
-        cls = transformers.BertConfig if model_type == "bert" else transformers.RobertaConfig
+        cls, model = {"bert": (transformers.BertConfig, transformers.BertForSequenceClassification),
+                      "roberta": (transformers.RobertaConfig, transformers.RobertaForSequenceClassification),
+                      "xlm-roberta": (transformers.XLMRobertaConfig, transformers.XLMRobertaForSequenceClassification)}[model_type]
         config = cls(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16,
                      max_position_embeddings=16 if model_type == "bert" else 18, **small)
-        net = (transformers.BertForSequenceClassification if model_type == "bert" else transformers.RobertaForSequenceClassification)(config)
+        net = model(config)
     net = net.eval()
     pad = net.config.pad_token_id
     rng = np.random.default_rng(14)

@@ -490,11 +490,13 @@ class HFConfig:
             self.layer_norm_eps = 1e-12 if model_type == "bert" else 1e-5
             if model_type == "roberta":
                 self.pad_token_id, self.max_position_embeddings, self.type_vocab_size = 1, 18, 1
+            if model_type == "electra":
+                self.embedding_size = self.hidden_size
         self.__dict__.update(kw)
 
 
 HF_KINDS = {"bert": "BertForSequenceClassification", "roberta": "RobertaForSequenceClassification",
-            "distilbert": "DistilBertForSequenceClassification"}
+            "electra": "ElectraForSequenceClassification", "distilbert": "DistilBertForSequenceClassification"}
 
 
 def hf_classifier(rng, model_type="bert", kind=None, **config):
@@ -533,7 +535,7 @@ def hf_classifier(rng, model_type="bert", kind=None, **config):
         sd[p + "output.dense.weight"], sd[p + "output.dense.bias"] = mat(d, f), vec(d)
         sd[p + "output.LayerNorm.weight"], sd[p + "output.LayerNorm.bias"] = gamma(), vec(d)
     first, last = {"bert": ("bert.pooler.dense", "classifier"), "roberta": ("classifier.dense", "classifier.out_proj"),
-                   "distilbert": ("pre_classifier", "classifier")}[model_type]
+                   "electra": ("classifier.dense", "classifier.out_proj"), "distilbert": ("pre_classifier", "classifier")}[model_type]
     sd[first + ".weight"], sd[first + ".bias"] = mat(d, d), vec(d)
     sd[last + ".weight"], sd[last + ".bias"] = mat(c.num_labels, d), vec(c.num_labels)
     return type(kind or HF_KINDS[model_type], (), {"config": c, "state_dict": lambda self: dict(sd), "_sd": sd})()
@@ -544,7 +546,8 @@ def hf_forward(hf, tokens, pooled=False, types=None):
     own state dict: embeddings (word + position + token type 0 where the family has token types;
     RoBERTa's position of index i is row i + pad + 1) and their LayerNorm, post-LN layers
     (self-attention over the non-padding keys, feed-forward), then the first token through the
-    head: BERT's tanh pooler and classifier, RoBERTa's dense, tanh, out_proj, DistilBERT's
+    head: BERT's tanh pooler and classifier, RoBERTa's dense, tanh, out_proj, ELECTRA's dense,
+    GELU, out_proj, DistilBERT's
     pre_classifier, ReLU, classifier. `pooled`: the vector the last Linear reads; `types`: the
     token type of every token (default 0)."""
     c = hf.config
@@ -565,6 +568,7 @@ def hf_forward(hf, tokens, pooled=False, types=None):
     d = t[e + "word_embeddings.weight"].shape[1]
     dh, pad = d // heads, c.pad_token_id
     head = {"bert": [("bert.pooler.dense", np.tanh), ("classifier", None)], "roberta": [("classifier.dense", np.tanh), ("classifier.out_proj", None)],
+            "electra": [("classifier.dense", ACTS["gelu_exact"]), ("classifier.out_proj", None)],
             "distilbert": [("pre_classifier", ACTS["relu"]), ("classifier", None)]}[mt]
     out = []
     tokens = np.asarray(tokens)
@@ -648,16 +652,18 @@ def test_from_torch_refuses_what_a_hugging_face_model_runs_beyond_aimcs_forward(
             aimc.from_torch(hf_classifier(rng, **config))
     with pytest.raises(ValueError, match=r"DistilBertForSequenceClassification.config.activation = 'swiglu'"):
         aimc.from_torch(hf_classifier(rng, "distilbert", activation="swiglu"))
+    with pytest.raises(ValueError, match=r"embedding_size = 4 but hidden_size = 8: ELECTRA normalises the narrower embedding"):
+        aimc.from_torch(hf_classifier(rng, "electra", embedding_size=4))
     with pytest.raises(ValueError, match=r"pad_token_id is None; RoBERTa's positions count from it"):
         aimc.from_torch(hf_classifier(rng, "roberta", pad_token_id=None))
     with pytest.raises(ValueError, match=r"positions = 'none' with a Hugging Face model"):
         aimc.from_torch(hf_classifier(rng), positions="none")
     with pytest.raises(ValueError, match=r"BertModel is not a sequence classifier; .*give a BertForSequenceClassification"):
         aimc.from_torch(hf_classifier(rng, kind="BertModel"))
-    electra = hf_classifier(rng, kind="ElectraForSequenceClassification")
-    electra.config.model_type = "electra"
-    with pytest.raises(ValueError, match=r"is a Hugging Face 'electra' model; aimc maps the sequence classifiers of BERT, RoBERTa"):
-        aimc.from_torch(electra)
+    deberta = hf_classifier(rng, kind="DebertaV2ForSequenceClassification")
+    deberta.config.model_type = "deberta-v2"
+    with pytest.raises(ValueError, match=r"is a Hugging Face 'deberta-v2' model; aimc maps the sequence classifiers of BERT, RoBERTa"):
+        aimc.from_torch(deberta)
     hf = hf_classifier(rng)
     hf._sd["bert.embeddings.token_type_map"] = np.zeros(4, np.int64)
     with pytest.raises(ValueError, match=r"holds bert.embeddings.token_type_map of dtype int64; aimc reads floating-point weights"):
@@ -673,7 +679,7 @@ def test_from_torch_refuses_what_a_hugging_face_model_runs_beyond_aimcs_forward(
         aimc.from_torch([Linear(np.ones((2, 3)))], positions="learned")
 
 
-@pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert"])
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "electra", "distilbert"])
 def test_a_hugging_face_classifier_through_the_engine_equals_its_numpy_forward(tmp_path, model_type):
     """The engine runs the mapped model with the settings from its config: with an ideal device
     and perfect converters its floating-point baseline is the accuracy of a NumPy forward written
@@ -685,7 +691,7 @@ def test_a_hugging_face_classifier_through_the_engine_equals_its_numpy_forward(t
     tok = padded_tokens(rng)
     tok = np.where(tok == 0, pad, np.where(tok == pad, 0, tok))  # the family's padding id trails
     # Re-centre the last head layer on the vectors it reads so the predictions spread over the classes.
-    last = {"bert": "classifier", "roberta": "classifier.out_proj", "distilbert": "classifier"}[model_type]
+    last = {"bert": "classifier", "roberta": "classifier.out_proj", "electra": "classifier.out_proj", "distilbert": "classifier"}[model_type]
     pooled = hf_forward(hf, tok, pooled=True)
     w = hf._sd[last + ".weight"].astype(np.float64) / pooled.std(0).mean()
     hf._sd[last + ".weight"], hf._sd[last + ".bias"] = w.astype(np.float32), (-w @ pooled.mean(0)).astype(np.float32)
@@ -764,7 +770,7 @@ def test_sentence_pairs_read_token_type_row_1_after_the_separator(tmp_path):
         aimc.transformer(roberta, tok_r, pred, trials=2, backend="cpu", out=str(tmp_path / "bad"), quiet=True, token_type_ids=types, **IDEAL)
 
 
-@pytest.mark.parametrize("model_type", ["bert", "roberta", "xlm-roberta", "distilbert"])
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "xlm-roberta", "electra", "distilbert"])
 def test_matches_hugging_face_forward(tmp_path, model_type):
     """transformers' own forward: the NumPy forward above, and the engine's baseline."""
     torch = pytest.importorskip("torch")
@@ -777,7 +783,10 @@ def test_matches_hugging_face_forward(tmp_path, model_type):
     else:
         cls, model = {"bert": (transformers.BertConfig, transformers.BertForSequenceClassification),
                       "roberta": (transformers.RobertaConfig, transformers.RobertaForSequenceClassification),
-                      "xlm-roberta": (transformers.XLMRobertaConfig, transformers.XLMRobertaForSequenceClassification)}[model_type]
+                      "xlm-roberta": (transformers.XLMRobertaConfig, transformers.XLMRobertaForSequenceClassification),
+                      "electra": (transformers.ElectraConfig, transformers.ElectraForSequenceClassification)}[model_type]
+        if model_type == "electra":
+            small = dict(small, embedding_size=8)
         config = cls(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16,
                      max_position_embeddings=16 if model_type == "bert" else 18, **small)
         net = model(config)

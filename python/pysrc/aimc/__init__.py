@@ -10,7 +10,7 @@ extension, no copy of the engine), for notebooks.
     r = aimc.weight_error(W, times=["1s", "1d"], trials=200)
     layers, activation = aimc.from_torch(torch_sequential)
     model = aimc.from_torch(torch_transformer_classifier)               # a TransformerModel
-    model = aimc.from_torch(hf_sequence_classifier)     # BERT, RoBERTa, DistilBERT: settings from its config
+    model = aimc.from_torch(hf_sequence_classifier)     # BERT, RoBERTa, ELECTRA, DistilBERT: settings from config
     r = aimc.transformer(model, tokens, labels, times=["1h", "10y"], trials=100)
     r = aimc.classifier(layers, x, y, rpu_config=InferenceRPUConfig())  # aihwkit's settings
     aimc.from_aihwkit(rpu_config)  # what they map to (aimc.aihwkit; aihwkit itself not needed)
@@ -287,7 +287,7 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     workload): every static-weight matrix on noisy crossbars, embedding, LayerNorm, attention,
     residual adds and pooling digital. `model` is a `TransformerModel` (from `from_torch`), a
     module `from_torch` maps (a PyTorch transformer classifier, a Hugging Face BERT, RoBERTa,
-    XLM-R or DistilBERT sequence classifier), or the path of a .safetensors state dict (PyTorch
+    XLM-R, ELECTRA or DistilBERT sequence classifier), or the path of a .safetensors state dict (PyTorch
     or BERT names; docs/transformer-names.md) with its `[transformer]` settings in `settings` (at least "heads"). `tokens` [n, seq] are integer
     ids, padding (`pad_id`) trailing each row, or a tokenizer's output (a dict or `BatchEncoding`
     with `input_ids`, and optionally `token_type_ids` and `attention_mask`, which must mask
@@ -318,7 +318,7 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         base = {}
     else:
         raise ValueError(f"model is {type(model).__name__}; give a TransformerModel (aimc.from_torch), a module from_torch maps "
-                         "(a PyTorch transformer classifier, a Hugging Face BERT, RoBERTa or DistilBERT classifier) or a .safetensors path "
+                         "(a PyTorch transformer classifier, a Hugging Face BERT-family classifier) or a .safetensors path "
                          "with settings=")
     mask = None
     if hasattr(tokens, "keys") and "input_ids" in tokens.keys():  # a tokenizer's output
@@ -427,8 +427,8 @@ def from_torch(module, positions: str | None = None):
     `classifier`; a transformer classifier (an `nn.Embedding` first, then an encoder) as a
     `TransformerModel`, for `transformer` (see `_transformer_from_torch` for what it maps;
     `positions` says what a model without a position `nn.Embedding` adds: "sinusoidal", the
-    default, Vaswani's, or "none"); a Hugging Face BERT, RoBERTa, XLM-R or DistilBERT sequence
-    classifier as a `TransformerModel` with its settings from its config (see
+    default, Vaswani's, or "none"); a Hugging Face BERT, RoBERTa, XLM-R, ELECTRA or DistilBERT
+    sequence classifier as a `TransformerModel` with its settings from its config (see
     `_from_huggingface`; its positions are its own, learned).
 
     The Sequential case: a Linear layer is (W, b); a Conv2d layer is a dict with its 4-D "weight"
@@ -919,12 +919,13 @@ def _transformer_from_torch(module, positions: str) -> TransformerModel:
 
 # ---- Hugging Face encoders ------------------------------------------------------------------
 
-# The Hugging Face sequence classifiers from_torch maps, by config.model_type. BERT's and
-# RoBERTa's state dicts keep BERT's names (the engine's name table reads them,
+# The Hugging Face sequence classifiers from_torch maps, by config.model_type. BERT's, RoBERTa's
+# and ELECTRA's state dicts keep BERT's names (the engine's name table reads them,
 # docs/transformer-names.md); DistilBERT's are renamed to PyTorch's nn.TransformerEncoder names.
 # The settings come from `model.config`.
 _HF_CLASSIFIERS = {"bert": "BertForSequenceClassification", "roberta": "RobertaForSequenceClassification",
-                   "xlm-roberta": "XLMRobertaForSequenceClassification", "distilbert": "DistilBertForSequenceClassification"}
+                   "xlm-roberta": "XLMRobertaForSequenceClassification", "electra": "ElectraForSequenceClassification",
+                   "distilbert": "DistilBertForSequenceClassification"}
 # The config's activation (transformers' ACT2FN names) → transformer.activation. "gelu" is the
 # erf form; gelu_new, gelu_pytorch_tanh and gelu_fast are the tanh form (gelu_fast writes √(2/π)
 # as 0.7978845608, 3e-11 from it: below f32's resolution).
@@ -951,6 +952,10 @@ def _from_huggingface(module) -> TransformerModel:
       BERT's layers; a token at index i has position row i + pad_token_id + 1 (transformers'
       `create_position_ids_from_input_ids`), so the table is kept from that row on; the head is
       dense, tanh, out_proj on the <s> token (no pooler).
+    - ELECTRA (`ElectraForSequenceClassification`, the discriminator): BERT's layers and token
+      types; the head is dense, GELU (erf), out_proj on the first token (no pooler). An embedding
+      narrower than the layers (`embeddings_project`, ELECTRA-small) is refused: its LayerNorm
+      acts before the projection, which aimc's embedding does not model.
     - DistilBERT (`DistilBertForSequenceClassification`): no token types, LayerNorm ε 1e-12 (fixed
       in its code); the head is pre_classifier, ReLU, classifier on the CLS token.
 
@@ -960,7 +965,7 @@ def _from_huggingface(module) -> TransformerModel:
     model_type = cfg.model_type
     if model_type not in _HF_CLASSIFIERS:
         raise ValueError(f"from_torch: {kind} is a Hugging Face {model_type!r} model; aimc maps the sequence classifiers of BERT, "
-                         "RoBERTa, XLM-R and DistilBERT. Export other weights under PyTorch nn.TransformerEncoder or BERT names "
+                         "RoBERTa, XLM-R, ELECTRA and DistilBERT. Export other weights under PyTorch nn.TransformerEncoder or BERT names "
                          "(docs/transformer-names.md), where their forward is that one")
     if kind != _HF_CLASSIFIERS[model_type]:
         raise ValueError(f"from_torch: {kind} is not a sequence classifier; aimc scores a classifier's accuracy: give a "
@@ -999,6 +1004,13 @@ def _from_huggingface(module) -> TransformerModel:
                 "activation": _HF_ACTIVATIONS[act], "pooling": "cls"}
     if model_type == "bert":
         settings.update(head_activation="gelu_exact", layer_norm_eps=float(field("layer_norm_eps", 1e-12)))
+    elif model_type == "electra":
+        if field("embedding_size", field("hidden_size")) != field("hidden_size"):
+            raise ValueError(f"from_torch: {kind}.config.embedding_size = {field('embedding_size')} but hidden_size = {field('hidden_size')}: "
+                             "ELECTRA normalises the narrower embedding before embeddings_project widens it, which aimc's embedding "
+                             "(LayerNorm at the layers' width) does not model; ELECTRA-base and -large have equal sizes")
+        tensors = _bert_like_names(tensors, kind, None)
+        settings.update(head_activation="gelu_exact", layer_norm_eps=float(field("layer_norm_eps", 1e-12)))
     elif model_type == "distilbert":
         # sinusoidal_pos_embds writes its sinusoids into position_embeddings.weight: the table as stored.
         tensors = _distilbert_names(tensors, kind)
@@ -1006,23 +1018,23 @@ def _from_huggingface(module) -> TransformerModel:
     else:
         if pad is None:
             raise ValueError(f"from_torch: {kind}.config.pad_token_id is None; RoBERTa's positions count from it (row i + pad + 1)")
-        tensors = _roberta_names(tensors, kind, int(pad))
+        tensors = _bert_like_names(tensors, kind, int(pad) + 1)
         settings.update(head_activation="tanh", layer_norm_eps=float(field("layer_norm_eps", 1e-5)))
     if pad is not None:
         settings["pad_id"] = int(pad)
     return TransformerModel(tensors, settings, "learned")
 
 
-def _roberta_names(tensors: dict, kind: str, pad: int) -> dict:
-    """RoBERTa's state dict under BERT's names: the position table from row pad + 1 (where a
-    sequence's first token reads it), the head's dense and out_proj as an nn.Sequential's
-    Linear layers 0 and 2."""
+def _bert_like_names(tensors: dict, kind: str, first_position: int | None) -> dict:
+    """RoBERTa's or ELECTRA's state dict under BERT's names: the head's dense and out_proj as an
+    nn.Sequential's Linear layers 0 and 2; with `first_position` (RoBERTa: pad + 1, where a
+    sequence's first token reads the table), the position table from that row."""
     out = {}
     for name, t in tensors.items():
-        if name.endswith("embeddings.position_embeddings.weight"):
-            if t.shape[0] <= pad + 1:
-                raise ValueError(f"from_torch: {kind}'s {name} has {t.shape[0]} rows; its positions start at row pad_token_id + 1 = {pad + 1}")
-            out[name] = t[pad + 1:]
+        if first_position is not None and name.endswith("embeddings.position_embeddings.weight"):
+            if t.shape[0] <= first_position:
+                raise ValueError(f"from_torch: {kind}'s {name} has {t.shape[0]} rows; its positions start at row pad_token_id + 1 = {first_position}")
+            out[name] = t[first_position:]
         elif name.startswith("classifier.dense."):
             out["classifier.0." + name.rsplit(".", 1)[-1]] = t
         elif name.startswith("classifier.out_proj."):

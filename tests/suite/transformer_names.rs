@@ -423,6 +423,9 @@ fn every_bad_input_is_named() {
         w.bert().into_iter().map(|(n, sh, v)| (n.replacen("bert.", "roberta.", 1).replace("classifier.", "classifier.out_proj."), sh, v)).collect();
     let e = err_of(&roberta, &s);
     assert!(e.contains("classifier.out_proj.") && e.contains("(prefix \"roberta.\"); a RoBERTa or XLM-R classifier") && e.contains("aimc.from_torch"), "{e}");
+    let electra: Named = roberta.into_iter().map(|(n, sh, v)| (n.replacen("roberta.", "electra.", 1), sh, v)).collect();
+    let e = err_of(&electra, &s);
+    assert!(e.contains("(prefix \"electra.\"); an ELECTRA classifier") && e.contains("aimc.from_torch"), "{e}");
     let e = err_of(&vec![("fc1.weight".into(), vec![2, 2], vec![0.0; 4])], &s);
     assert!(e.contains("no transformer names") && e.contains("fc1.weight"), "{e}");
 

@@ -422,9 +422,11 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
     let mut found = Found { naming: naming.clone(), by_slot: BTreeMap::new(), head_root: None };
     for name in &names {
         let Some((entry, index)) = lookup(name, &naming) else {
-            // RoBERTa's layers have BERT's names, but its positions and head differ.
+            // RoBERTa's and ELECTRA's layers have BERT's names, but their heads (and RoBERTa's positions) differ.
             let roberta = if naming.prefix.contains("roberta") {
                 "; a RoBERTa or XLM-R classifier (positions offset by pad_token_id + 1, a dense-tanh-out_proj head) is mapped by Python's aimc.from_torch"
+            } else if naming.prefix.contains("electra") {
+                "; an ELECTRA classifier (a dense-GELU-out_proj head) is mapped by Python's aimc.from_torch"
             } else {
                 ""
             };

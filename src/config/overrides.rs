@@ -415,7 +415,11 @@ mod override_tests {
         let err = with_base(&text, &path, &["tile.max_in=512".to_string()]).unwrap_err().to_string();
         assert!(err.contains("tile = \"64x32\" in the experiment and the aihwkit configuration gives tile.max_in = 512"), "{err}");
         // Neither a shape nor a table: named, with both spellings.
-        for (tile, want) in [("\"64by32\"", "expected \"INPUTSxOUTPUTS\""), ("5", "write [tile] with max_in and max_out, or tile = \"512x512\"")] {
+        for (tile, want) in [
+            ("\"64by32\"", "expected \"INPUTSxOUTPUTS\""),
+            ("5", "tile = 5: write [tile] with max_in and max_out, or tile = \"512x512\""),
+            ("[64, 32]", "tile = [64, 32]: write [tile]"),
+        ] {
             let text = text.replace("tile = \"64x32\"", &format!("tile = {tile}"));
             let err = Experiment::from_text(&text, &path).unwrap_err().to_string();
             assert!(err.contains(want), "{err}");

@@ -246,10 +246,12 @@ fn tile_shape<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<TileShape
     use serde::de::Error;
     match toml::Value::deserialize(d)? {
         toml::Value::String(s) => super::noise::parse_tile_str(&s).map(Some).map_err(D::Error::custom),
-        other => other
+        toml::Value::Table(t) => t
             .try_into::<TileShape>()
             .map(Some)
             .map_err(|e| D::Error::custom(format!("{}; write [tile] with max_in and max_out, or tile = \"512x512\"", e.to_string().trim()))),
+        // An array would read as [max_in, max_out] by position: not a spelling to guess at.
+        other => Err(D::Error::custom(format!("tile = {other}: write [tile] with max_in and max_out, or tile = \"512x512\""))),
     }
 }
 

@@ -1,10 +1,11 @@
 // Stage `embed`: the digital token embedding of a transformer (Vaswani et al. 2017; BERT):
 // x = E[token]·scale + pos[segment][token index], pos holding the position rows with token-type
 // row 0 folded in and, for sentence pairs, a second block with row 1; a token's segment is its
-// id's top bit (set by the host on the tokens after a pair's first separator). Broadcast to every trial of the chunk (later stages give each trial its own
-// activations). `tokens` and the output cover one sample batch; a token id is clamped to the
-// vocabulary (validation refuses out-of-range ids, so the clamp only keeps reads in bounds).
-// One invocation = one (trial, sample, token, feature). CPU twin: src/engine/cpu/embed.rs.
+// id's top bit (set by the host on the tokens after a pair's first separator). Broadcast to
+// every trial of the chunk (later stages give each trial its own activations). `tokens` and the
+// output cover one sample batch; a token id is clamped to the vocabulary (validation refuses
+// out-of-range ids, so the clamp only keeps reads in bounds). One invocation = one (trial,
+// sample, token, feature). CPU twin: src/engine/cpu/embed.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
 @group(0) @binding(1) var<storage, read> tokens: array<u32>;

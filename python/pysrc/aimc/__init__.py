@@ -287,9 +287,9 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     workload): every static-weight matrix on noisy crossbars, embedding, LayerNorm, attention,
     residual adds and pooling digital. `model` is a `TransformerModel` (from `from_torch`), a
     module `from_torch` maps (a PyTorch transformer classifier, a Hugging Face BERT, RoBERTa,
-    XLM-R, ELECTRA or DistilBERT sequence classifier), or the path of a .safetensors state dict (PyTorch
-    or BERT names; docs/transformer-names.md) with its `[transformer]` settings in `settings` (at least "heads"). `tokens` [n, seq] are integer
-    ids, padding (`pad_id`) trailing each row, or a tokenizer's output (a dict or `BatchEncoding`
+    XLM-R, ELECTRA or DistilBERT sequence classifier), or the path of a .safetensors state dict
+    (PyTorch or BERT names; docs/transformer-names.md) with its `[transformer]` settings in
+    `settings` (at least "heads"). `tokens` [n, seq] are integer ids, padding (`pad_id`) trailing each row, or a tokenizer's output (a dict or `BatchEncoding`
     with `input_ids`, and optionally `token_type_ids` and `attention_mask`, which must mask
     exactly the trailing padding); `labels` [n] the classes.
 

@@ -495,6 +495,19 @@ class HFConfig:
         self.__dict__.update(kw)
 
 
+def hf_layer_names(model_type):
+    """A family's layer prefix (of layer n) and its per-layer modules in transformers' order: Q,
+    K, V, O, the attention LayerNorm, FFN1, FFN2, the output LayerNorm."""
+    if model_type == "distilbert":
+        return (lambda n: f"distilbert.transformer.layer.{n}."), (
+            "attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "sa_layer_norm", "ffn.lin1", "ffn.lin2",
+            "output_layer_norm")
+    prefix = {"xlm-roberta": "roberta"}.get(model_type, model_type)  # XLM-R is RoBERTa's code under roberta.
+    return (lambda n: f"{prefix}.encoder.layer.{n}."), (
+        "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "attention.output.LayerNorm",
+        "intermediate.dense", "output.dense", "output.LayerNorm")
+
+
 HF_KINDS = {"bert": "BertForSequenceClassification", "roberta": "RobertaForSequenceClassification",
             "electra": "ElectraForSequenceClassification", "distilbert": "DistilBertForSequenceClassification"}
 
@@ -517,23 +530,13 @@ def hf_classifier(rng, model_type="bert", kind=None, **config):
     if not distil:
         sd[e + "token_type_embeddings.weight"] = (0.5 * rng.normal(size=(c.type_vocab_size, d))).astype(np.float32)
     sd[e + "LayerNorm.weight"], sd[e + "LayerNorm.bias"] = gamma(), vec(d)
+    layer, (q, k, v, o, norm1, ffn1, ffn2, norm2) = hf_layer_names(model_type)
     for n in range(layers):
-        if distil:
-            p = f"distilbert.transformer.layer.{n}."
-            for name in ("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin"):
-                sd[p + name + ".weight"], sd[p + name + ".bias"] = mat(d, d), vec(d)
-            sd[p + "sa_layer_norm.weight"], sd[p + "sa_layer_norm.bias"] = gamma(), vec(d)
-            sd[p + "ffn.lin1.weight"], sd[p + "ffn.lin1.bias"] = mat(f, d), vec(f)
-            sd[p + "ffn.lin2.weight"], sd[p + "ffn.lin2.bias"] = mat(d, f), vec(d)
-            sd[p + "output_layer_norm.weight"], sd[p + "output_layer_norm.bias"] = gamma(), vec(d)
-            continue
-        p = f"{P}encoder.layer.{n}."
-        for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
-            sd[p + name + ".weight"], sd[p + name + ".bias"] = mat(d, d), vec(d)
-        sd[p + "attention.output.LayerNorm.weight"], sd[p + "attention.output.LayerNorm.bias"] = gamma(), vec(d)
-        sd[p + "intermediate.dense.weight"], sd[p + "intermediate.dense.bias"] = mat(f, d), vec(f)
-        sd[p + "output.dense.weight"], sd[p + "output.dense.bias"] = mat(d, f), vec(d)
-        sd[p + "output.LayerNorm.weight"], sd[p + "output.LayerNorm.bias"] = gamma(), vec(d)
+        p = layer(n)
+        # Drawn in transformers' order: the values are those of every seed before.
+        for name, (w, b) in [(q, (mat(d, d), vec(d))), (k, (mat(d, d), vec(d))), (v, (mat(d, d), vec(d))), (o, (mat(d, d), vec(d))),
+                             (norm1, (gamma(), vec(d))), (ffn1, (mat(f, d), vec(f))), (ffn2, (mat(d, f), vec(d))), (norm2, (gamma(), vec(d)))]:
+            sd[p + name + ".weight"], sd[p + name + ".bias"] = w, b
     first, last = {"bert": ("bert.pooler.dense", "classifier"), "roberta": ("classifier.dense", "classifier.out_proj"),
                    "electra": ("classifier.dense", "classifier.out_proj"), "distilbert": ("pre_classifier", "classifier")}[model_type]
     sd[first + ".weight"], sd[first + ".bias"] = mat(d, d), vec(d)
@@ -555,14 +558,9 @@ def hf_forward(hf, tokens, pooled=False, types=None):
     t = {k: v.astype(np.float64) for k, v in hf.state_dict().items() if np.issubdtype(v.dtype, np.floating)}
     if mt == "distilbert":
         heads, layers, eps, act = c.n_heads, c.n_layers, 1e-12, c.activation
-        names = ("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "sa_layer_norm", "ffn.lin1", "ffn.lin2",
-                 "output_layer_norm")
-        layer = lambda n: f"distilbert.transformer.layer.{n}."
     else:
         heads, layers, eps, act = c.num_attention_heads, c.num_hidden_layers, c.layer_norm_eps, c.hidden_act
-        names = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "attention.output.LayerNorm",
-                 "intermediate.dense", "output.dense", "output.LayerNorm")
-        layer = lambda n: f"{mt}.encoder.layer.{n}."
+    layer, names = hf_layer_names(c.model_type)
     act = {"gelu": ACTS["gelu_exact"], "gelu_new": ACTS["gelu"], "relu": ACTS["relu"]}[act]
     e = mt + ".embeddings."
     d = t[e + "word_embeddings.weight"].shape[1]

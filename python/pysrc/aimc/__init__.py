@@ -370,13 +370,17 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         return Results(json.loads(text), directory)
 
 
+def _lengths(tokens: np.ndarray, pad_id) -> list:
+    """Each row's tokens before its first `pad_id` (the engine's `TransformerSettings::length`)."""
+    return [int(np.argmax(row == pad_id)) if pad_id is not None and np.any(row == pad_id) else len(row) for row in tokens]
+
+
 def _check_attention_mask(tokens: np.ndarray, mask: np.ndarray, pad_id) -> None:
     """aimc masks a row's keys from its first `pad_id` on; a tokenizer's attention mask must say
     the same (1 on the tokens, 0 on trailing padding), or the model would see other inputs."""
     if mask.shape != tokens.shape:
         raise ValueError(f"attention_mask must be [n, seq] like input_ids {tokens.shape}; got {mask.shape}")
-    for r, (row, m) in enumerate(zip(tokens, mask)):
-        n = int(np.argmax(row == pad_id)) if pad_id is not None and np.any(row == pad_id) else len(row)
+    for r, (row, m, n) in enumerate(zip(tokens, mask, _lengths(tokens, pad_id))):
         want = np.arange(len(row)) < n
         if not np.array_equal(m != 0, want):
             first = int(np.flatnonzero((m != 0) != want)[0])
@@ -395,7 +399,7 @@ def _segment_sep(tokens: np.ndarray, token_type_ids, pad_id) -> int | None:
         raise ValueError(f"token_type_ids must be [n, seq] like tokens {tokens.shape}; got {types.shape}")
     if not np.all((types == 0) | (types == 1)):
         raise ValueError("token_type_ids hold 0 (first segment) and 1 (second segment); aimc models sentence pairs, not more segments")
-    lengths = [int(np.argmax(row == pad_id)) if pad_id is not None and np.any(row == pad_id) else len(row) for row in tokens]
+    lengths = _lengths(tokens, pad_id)
     seps = {}
     for r, (row, ty, n) in enumerate(zip(tokens, types, lengths)):
         ones = np.flatnonzero(ty[:n] == 1)

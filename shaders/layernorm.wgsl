@@ -1,6 +1,7 @@
 // Stage `layernorm`: LayerNorm over each row (Ba et al. 2016; PyTorch `nn.LayerNorm`): y =
-// (x − mean) / sqrt(var + ε) · γ + β with the biased variance, two passes over the row in f32.
-// `gb` holds γ then β. Rows are every (trial, sample, token) of the dispatch. One invocation =
+// (x − mean) / sqrt(var + ε) · γ + β with the biased variance, two passes over the row in f32;
+// with `P.seq.mode` 1, MobileBERT's NoNorm (Sun et al. ACL 2020): y = x · γ + β. `gb` holds γ
+// then β. Rows are every (trial, sample, token) of the dispatch. One invocation =
 // one row. CPU twin: src/engine/cpu/layernorm.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
@@ -19,6 +20,12 @@ fn layernorm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     }
     let w = S.width_in;
     let o = r * w;
+    if (S.mode == 1u) {
+        for (var c = 0u; c < w; c = c + 1u) {
+            y[o + c] = x[o + c] * gb[c] + gb[w + c];
+        }
+        return;
+    }
     var sum = 0.0;
     for (var c = 0u; c < w; c = c + 1u) {
         sum = sum + x[o + c];

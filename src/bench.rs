@@ -763,7 +763,21 @@ pub fn seeded_encoder(layers: usize, d: usize, heads: u32, dff: usize, seq: usiz
     for _ in 0..layers {
         let (q, k, v, o) = (add(d, d, 0), add(d, d, 0), add(d, d, 0), add(d, d, 0));
         let (ffn1, ffn2) = (add(dff, d, 4), add(d, dff, 0));
-        blocks.push(SeqBlock { q, k, v, o, ffn1, ffn2, norm1: unit_norm.clone(), norm2: unit_norm.clone(), feature_q: None, feature_k: None, moe: None });
+        blocks.push(SeqBlock {
+            q,
+            k,
+            v,
+            o,
+            ffn1,
+            ffn2,
+            norm1: unit_norm.clone(),
+            norm2: unit_norm.clone(),
+            feature_q: None,
+            feature_k: None,
+            moe: None,
+            bottleneck: None,
+            extra_ffns: vec![],
+        });
     }
     let head = vec![add(2, d, 0)];
     SeqModel {
@@ -773,6 +787,9 @@ pub fn seeded_encoder(layers: usize, d: usize, heads: u32, dff: usize, seq: usiz
         seq: seq as u32,
         vocab: vocab as u32,
         embedding: scaled(vocab * d, 1, 99),
+        embed_width: d as u32,
+        embed_proj: None,
+        no_norm: false,
         positions: vec![0.0; seq * d],
         embed_scale: 1.0,
         embed_norm: Some(unit_norm),

@@ -4,8 +4,9 @@ document `aimc.transformer` builds, and the engine's floating-point baseline aga
 forward written here from PyTorch's definitions (post- and pre-LN, exact GELU by math.erf,
 softmax attention over the non-padding keys, mean pooling over the non-padding tokens); the same
 for Hugging Face BERT classifiers (faked state dicts under BERT's names, a NumPy forward written
-from transformers' BertModel). Two tests compare with PyTorch's and transformers' own forwards
-where they are installed."""
+from transformers' BertModel) and MobileBERT classifiers (under MobileBERT's names, a NumPy
+forward written from transformers' MobileBertModel). Three tests compare with PyTorch's and
+transformers' own forwards where they are installed."""
 import json
 import math
 import pathlib
@@ -484,6 +485,13 @@ class HFConfig:
         self.is_decoder, self.add_cross_attention = False, False
         if model_type == "distilbert":
             self.dim, self.n_layers, self.n_heads, self.hidden_dim, self.activation = 8, 2, 2, 16, "gelu"
+        elif model_type == "mobilebert":
+            # MobileBertConfig's defaults (google/mobilebert-uncased's forward) at a small size.
+            self.vocab_size, self.hidden_size, self.embedding_size, self.intra_bottleneck_size = 50, 32, 8, 16
+            self.num_hidden_layers, self.num_attention_heads, self.intermediate_size, self.num_feedforward_networks = 2, 4, 32, 3
+            self.hidden_act, self.type_vocab_size, self.layer_norm_eps, self.normalization_type = "relu", 2, 1e-12, "no_norm"
+            self.trigram_input, self.use_bottleneck, self.use_bottleneck_attention, self.key_query_shared_bottleneck = True, True, False, True
+            self.classifier_activation = True
         else:
             self.hidden_size, self.num_hidden_layers, self.num_attention_heads, self.intermediate_size = 8, 2, 2, 16
             self.hidden_act, self.type_vocab_size, self.position_embedding_type = "gelu", 2, "absolute"
@@ -598,6 +606,130 @@ def hf_forward(hf, tokens, pooled=False, types=None):
             h = h @ t[name + ".weight"].T + t[name + ".bias"]
             h = f(h) if f is not None else h
         out.append(h)
+    return np.array(out)
+
+
+def mobilebert_classifier(rng, kind="MobileBertForSequenceClassification", **config):
+    """A MobileBertForSequenceClassification state dict under transformers' names, NumPy arrays
+    standing in for tensors, shaped as transformers builds it from the config: the
+    embedding_transformation over 3 embeddings (trigram_input) or 1, attention and the
+    feed-forward networks at intra_bottleneck_size with use_bottleneck (V reading the layer's input
+    unless use_bottleneck_attention), the shared Q/K bottleneck with key_query_shared_bottleneck,
+    the pooler with classifier_activation. The norms' weights are drawn around 1 and the padding
+    token's embedding row is not zero, so that every part shows in the logits."""
+    c = HFConfig("mobilebert", **config)
+    h, inner = c.hidden_size, c.intra_bottleneck_size if c.use_bottleneck else c.hidden_size
+    sd = {}
+
+    def linear(name, rows, cols):
+        sd[name + ".weight"] = (rng.normal(size=(rows, cols)) / math.sqrt(cols)).astype(np.float32)
+        sd[name + ".bias"] = (0.1 * rng.normal(size=rows)).astype(np.float32)
+
+    def norm(name, d):
+        sd[name + ".weight"] = (1 + 0.2 * rng.normal(size=d)).astype(np.float32)
+        sd[name + ".bias"] = (0.1 * rng.normal(size=d)).astype(np.float32)
+
+    e = "mobilebert.embeddings."
+    sd[e + "word_embeddings.weight"] = rng.normal(size=(c.vocab_size, c.embedding_size)).astype(np.float32)
+    sd[e + "position_embeddings.weight"] = (0.5 * rng.normal(size=(c.max_position_embeddings, h))).astype(np.float32)
+    sd[e + "token_type_embeddings.weight"] = (0.5 * rng.normal(size=(c.type_vocab_size, h))).astype(np.float32)
+    linear(e + "embedding_transformation", h, (3 if c.trigram_input else 1) * c.embedding_size)
+    norm(e + "LayerNorm", h)
+    for n in range(c.num_hidden_layers):
+        p = f"mobilebert.encoder.layer.{n}."
+        linear(p + "attention.self.query", inner, inner)
+        linear(p + "attention.self.key", inner, inner)
+        linear(p + "attention.self.value", inner, inner if c.use_bottleneck_attention else h)
+        linear(p + "attention.output.dense", inner, inner)
+        norm(p + "attention.output.LayerNorm", inner)
+        linear(p + "intermediate.dense", c.intermediate_size, inner)
+        linear(p + "output.dense", inner, c.intermediate_size)
+        norm(p + "output.LayerNorm", inner)
+        if c.use_bottleneck:
+            linear(p + "output.bottleneck.dense", h, inner)
+            norm(p + "output.bottleneck.LayerNorm", h)
+            linear(p + "bottleneck.input.dense", inner, h)
+            norm(p + "bottleneck.input.LayerNorm", inner)
+            if c.key_query_shared_bottleneck:
+                linear(p + "bottleneck.attention.dense", inner, h)
+                norm(p + "bottleneck.attention.LayerNorm", inner)
+        for j in range(c.num_feedforward_networks - 1):
+            linear(p + f"ffn.{j}.intermediate.dense", c.intermediate_size, inner)
+            linear(p + f"ffn.{j}.output.dense", inner, c.intermediate_size)
+            norm(p + f"ffn.{j}.output.LayerNorm", inner)
+    if c.classifier_activation:
+        linear("mobilebert.pooler.dense", h, h)
+    linear("classifier", c.num_labels, h)
+    return type(kind, (), {"config": c, "state_dict": lambda self: dict(sd), "_sd": sd})()
+
+
+def mobilebert_forward(hf, tokens, pooled=False, types=None):
+    """The logits of a MobileBertForSequenceClassification, written from transformers'
+    modeling_mobilebert on its own state dict. Embeddings: with trigram_input each token's
+    embedding beside its next and previous tokens' over the padded row (zeros past either end),
+    embedding_transformation where trigram_input or embedding_size != hidden_size, + position row
+    + token-type row, norm. A layer: the bottlenecks (the input one the attention residual;
+    Q = K from the shared one and V from the layer input, or all three from the input one with
+    use_bottleneck_attention), attention over the non-padding keys with head size
+    true_hidden_size / heads, O + residual, norm; the num_feedforward_networks - 1 extra
+    feed-forward networks, each + residual, norm; intermediate, output.dense + residual, norm;
+    with use_bottleneck the output bottleneck + the layer input, norm. Every norm is NoNorm
+    (x·weight + bias) or LayerNorm by normalization_type; transformers builds the embedding's and
+    output's LayerNorm without an eps (nn.LayerNorm's 1e-5), the others with layer_norm_eps. The
+    first token: the tanh pooler with classifier_activation, then the classifier. `pooled`: the
+    vector the classifier reads; `types`: the token type of every token (default 0)."""
+    c = hf.config
+    t = {k: v.astype(np.float64) for k, v in hf.state_dict().items() if np.issubdtype(v.dtype, np.floating)}
+    act = {"relu": ACTS["relu"], "gelu": ACTS["gelu_exact"], "gelu_new": ACTS["gelu"]}[c.hidden_act]
+    inner = c.intra_bottleneck_size if c.use_bottleneck else c.hidden_size
+    heads, pad = c.num_attention_heads, c.pad_token_id
+    dh = inner // heads
+    lin = lambda x, name: x @ t[name + ".weight"].T + t[name + ".bias"]
+
+    def norm(x, name, eps=c.layer_norm_eps):
+        w, b = t[name + ".weight"], t[name + ".bias"]
+        return x * w + b if c.normalization_type == "no_norm" else _ln(x, w, b, eps)
+
+    e = "mobilebert.embeddings."
+    out = []
+    tokens = np.asarray(tokens)
+    types = np.zeros_like(tokens) if types is None else np.asarray(types)
+    for row, ty in zip(tokens, types):
+        n = int(np.argmax(row == pad)) if np.any(row == pad) else len(row)
+        w = t[e + "word_embeddings.weight"][row]  # the whole padded row: the last token's next is the padding
+        if c.trigram_input:
+            zero = np.zeros_like(w[:1])
+            w = np.concatenate([np.concatenate([w[1:], zero]), w, np.concatenate([zero, w[:-1]])], axis=1)
+        if c.trigram_input or c.embedding_size != c.hidden_size:
+            w = lin(w, e + "embedding_transformation")
+        x = w[:n] + t[e + "position_embeddings.weight"][:n] + t[e + "token_type_embeddings.weight"][ty[:n]]
+        x = norm(x, e + "LayerNorm", 1e-5)
+        for i in range(c.num_hidden_layers):
+            p = f"mobilebert.encoder.layer.{i}."
+            q = k = v = layer_input = x
+            if c.use_bottleneck:
+                layer_input = norm(lin(x, p + "bottleneck.input.dense"), p + "bottleneck.input.LayerNorm")
+                if c.use_bottleneck_attention:
+                    q = k = v = layer_input
+                elif c.key_query_shared_bottleneck:
+                    q = k = norm(lin(x, p + "bottleneck.attention.dense"), p + "bottleneck.attention.LayerNorm")
+            q, k, v = lin(q, p + "attention.self.query"), lin(k, p + "attention.self.key"), lin(v, p + "attention.self.value")
+            o = np.zeros_like(q)
+            for hd in range(heads):
+                sl = slice(hd * dh, (hd + 1) * dh)
+                sc = q[:, sl] @ k[:, sl].T / math.sqrt(dh)
+                a = np.exp(sc - sc.max(1, keepdims=True))
+                o[:, sl] = (a / a.sum(1, keepdims=True)) @ v[:, sl]
+            a = norm(lin(o, p + "attention.output.dense") + layer_input, p + "attention.output.LayerNorm")
+            for j in range(c.num_feedforward_networks - 1):
+                f = p + f"ffn.{j}."
+                a = norm(lin(act(lin(a, f + "intermediate.dense")), f + "output.dense") + a, f + "output.LayerNorm")
+            y = norm(lin(act(lin(a, p + "intermediate.dense")), p + "output.dense") + a, p + "output.LayerNorm", 1e-5)
+            if c.use_bottleneck:
+                y = norm(lin(y, p + "output.bottleneck.dense") + x, p + "output.bottleneck.LayerNorm")
+            x = y
+        h = np.tanh(lin(x[0], "mobilebert.pooler.dense")) if c.classifier_activation else x[0]
+        out.append(h if pooled else lin(h, "classifier"))
     return np.array(out)
 
 
@@ -812,4 +944,153 @@ def test_matches_hugging_face_forward(tmp_path, model_type):
         assert np.allclose(hf_forward(fake, tok, types=types), want, atol=1e-4)
         r = aimc.transformer(net, tok, np.argmax(want, axis=1), times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "pairs"), quiet=True,
                              token_type_ids=types, **IDEAL)
+        assert r.fp_baseline == 1.0
+
+
+# ---- MobileBERT ----
+
+# Configs whose forwards differ in every optional part: google/mobilebert-uncased's (trigram
+# embedding, shared Q/K bottleneck, stacked feed-forward networks, NoNorm, pooler); LayerNorm with
+# Q, K, V from the input bottleneck and no pooler; no bottleneck, one embedding through the
+# projection and one feed-forward network; an embedding as wide as the layers, added as it is;
+# all of these off, so that no tensor name but the prefix is MobileBERT's own and the forward
+# differs from BERT's by NoNorm and the missing pooler alone.
+MOBILEBERT = {
+    "no_norm": {},
+    "layer_norm": dict(normalization_type="layer_norm", layer_norm_eps=1e-5, key_query_shared_bottleneck=False,
+                       use_bottleneck_attention=True, classifier_activation=False),
+    "no_bottleneck": dict(use_bottleneck=False, trigram_input=False, num_feedforward_networks=1),
+    "wide_embedding": dict(trigram_input=False, embedding_size=32, num_feedforward_networks=2),
+    "bert_like": dict(use_bottleneck=False, trigram_input=False, embedding_size=32, num_feedforward_networks=1,
+                      classifier_activation=False),
+}
+
+
+def test_from_torch_maps_mobilebert():
+    """MobileBERT's state dict goes to the engine under its own names (less the index buffer);
+    its settings come from the config, the norm kind always written."""
+    rng = np.random.default_rng(16)
+    hf = mobilebert_classifier(rng)
+    hf._sd["mobilebert.embeddings.position_ids"] = np.arange(16, dtype=np.int64)[None, :]
+    m = aimc.from_torch(hf)
+    assert m.settings == {"heads": 4, "norm_first": False, "activation": "relu", "head_activation": "gelu_exact",
+                          "layer_norm_eps": 1e-12, "norm": "no_norm", "pooling": "cls", "pad_id": 0}
+    assert set(m.tensors) == set(hf.state_dict()) - {"mobilebert.embeddings.position_ids"}
+    assert all(np.array_equal(m.tensors[k], v) for k, v in hf.state_dict().items() if k in m.tensors)
+    # The layers' width is the position table's, not the narrower token embedding's.
+    assert m.positions == "learned" and (m.d_model, m.vocab, m.layers, m.classes) == (32, 50, 2, 3)
+    assert m.tensors["mobilebert.embeddings.embedding_transformation.weight"].shape == (32, 24)
+    assert "mobilebert.encoder.layer.1.ffn.1.output.LayerNorm.bias" in m.tensors and "mobilebert.pooler.dense.weight" in m.tensors
+    m = aimc.from_torch(mobilebert_classifier(rng, **MOBILEBERT["layer_norm"], hidden_act="gelu"))
+    assert m.settings["norm"] == "layer_norm" and m.settings["layer_norm_eps"] == 1e-5 and m.settings["activation"] == "gelu_exact"
+    assert not any(k.startswith("mobilebert.pooler.") or ".bottleneck.attention." in k for k in m.tensors)
+    # One embedding projected (narrower than the layers): the projection stays.
+    m = aimc.from_torch(mobilebert_classifier(rng, **MOBILEBERT["no_bottleneck"]))
+    assert m.tensors["mobilebert.embeddings.embedding_transformation.weight"].shape == (32, 8)
+    assert not any(".bottleneck." in k or ".ffn." in k for k in m.tensors) and m.d_model == 32
+    # One embedding as wide as the layers: transformers adds it as it is and never applies the
+    # embedding_transformation its state dict holds, so the engine is not given it.
+    hf = mobilebert_classifier(rng, **MOBILEBERT["wide_embedding"])
+    assert "mobilebert.embeddings.embedding_transformation.weight" in hf.state_dict()
+    m = aimc.from_torch(hf)
+    assert set(m.tensors) == set(hf.state_dict()) - {"mobilebert.embeddings.embedding_transformation.weight",
+                                                     "mobilebert.embeddings.embedding_transformation.bias"}
+
+
+def test_from_torch_refuses_mobilebert_configs_beyond_aimcs_forward():
+    rng = np.random.default_rng(17)
+    cases = [
+        (dict(normalization_type="batch_norm"), r"config.normalization_type = 'batch_norm'; aimc runs MobileBERT's 'no_norm'"),
+        (dict(normalization_type="layer_norm"), r"config.layer_norm_eps = 1e-12 with normalization_type 'layer_norm': transformers' "
+                                                r"MobileBERT builds its embedding and FFN-output LayerNorms with nn.LayerNorm's ε 1e-5"),
+        (dict(num_feedforward_networks=0), r"config.num_feedforward_networks = 0; a MobileBERT layer runs at least one"),
+        (dict(use_bottleneck_attention=True), r"config.use_bottleneck_attention = True and key_query_shared_bottleneck = True: "
+                                              r".*leaves the shared attention bottleneck unused"),
+        (dict(hidden_act="quick_gelu"), r"MobileBertForSequenceClassification.config.hidden_act = 'quick_gelu'; aimc maps"),
+        (dict(num_labels=1), r"num_labels = 1, .*single-label classifier"),
+    ]
+    for config, message in cases:
+        with pytest.raises(ValueError, match=message):
+            aimc.from_torch(mobilebert_classifier(rng, **config))
+    # Without a bottleneck, its attention flags have nothing to act on.
+    m = aimc.from_torch(mobilebert_classifier(rng, use_bottleneck=False, use_bottleneck_attention=True))
+    assert m.settings["norm"] == "no_norm"
+    with pytest.raises(ValueError, match=r"MobileBertModel is not a sequence classifier; .*give a MobileBertForSequenceClassification"):
+        aimc.from_torch(mobilebert_classifier(rng, kind="MobileBertModel"))
+
+
+@pytest.mark.parametrize("variant", list(MOBILEBERT))
+def test_mobilebert_through_the_engine_equals_its_numpy_forward(tmp_path, variant):
+    """The engine runs a MobileBERT classifier from its own names with the settings from its
+    config: with an ideal device and perfect converters its floating-point baseline is the
+    accuracy of the NumPy forward written from transformers' code (the labels are that forward's
+    predictions, so the baseline is 1 exactly), and every trial is within two sequences of it. The
+    padding token's embedding row is not zero, so a trigram embedding that did not read the
+    padding after a row's last token would move the baseline. With "no_norm", sentence pairs too."""
+    rng = np.random.default_rng(18)
+    hf = mobilebert_classifier(rng, **MOBILEBERT[variant])
+    assert hf._sd["mobilebert.embeddings.word_embeddings.weight"][0].any()
+    tok = padded_tokens(rng, vocab=50)
+    # Re-centre the classifier on the vectors it reads so the predictions spread over the classes.
+    pooled = mobilebert_forward(hf, tok, pooled=True)
+    w = hf._sd["classifier.weight"].astype(np.float64) / pooled.std(0).mean()
+    hf._sd["classifier.weight"], hf._sd["classifier.bias"] = w.astype(np.float32), (-w @ pooled.mean(0)).astype(np.float32)
+    logits = mobilebert_forward(hf, tok)
+    pred = np.argmax(logits, axis=1)
+    assert len(set(pred)) == 3
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    assert np.all(top2[:, 1] - top2[:, 0] > 1e-3), "a near tie would leave the prediction to rounding"
+    r = aimc.transformer(hf, tok, pred, times=["1h", "1y"], trials=4, backend="cpu", out=str(tmp_path / variant), quiet=True, **IDEAL)
+    assert r.fp_baseline == 1.0
+    assert r.data["config"]["transformer"]["norm"] == hf.config.normalization_type
+    for p in r.points:
+        assert all(v >= 1.0 - 2 / len(tok) - 1e-12 for v in p["per_trial"]), p["per_trial"]
+    if variant == "no_norm":
+        hf._sd["mobilebert.embeddings.token_type_embeddings.weight"][1] *= 6.0  # a second segment that matters
+        tok, types = pairs(rng, vocab=50)
+        pred = np.argmax(mobilebert_forward(hf, tok, types=types), axis=1)
+        assert np.any(pred != np.argmax(mobilebert_forward(hf, tok), axis=1))
+        r = aimc.transformer(hf, tok, pred, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "pairs"), quiet=True,
+                             token_type_ids=types, **IDEAL)
+        assert r.fp_baseline == 1.0 and r.data["config"]["transformer"]["segment_sep"] == 3
+
+
+@pytest.mark.parametrize("variant", list(MOBILEBERT))
+def test_matches_hugging_face_mobilebert_forward(tmp_path, variant):
+    """transformers' own MobileBertForSequenceClassification, randomly initialised at a small
+    size (its norms' weights and the padding row drawn too, as training would leave them): the
+    NumPy forward above, and the engine's baseline, on single sequences and on sentence pairs
+    with transformers' token_type_ids."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    small = dict(vocab_size=50, hidden_size=32, embedding_size=8, intra_bottleneck_size=16, num_attention_heads=4, intermediate_size=32,
+                 num_hidden_layers=2, num_feedforward_networks=3, max_position_embeddings=16, num_labels=3, initializer_range=0.2)
+    net = transformers.MobileBertForSequenceClassification(transformers.MobileBertConfig(**{**small, **MOBILEBERT[variant]})).eval()
+    with torch.no_grad():
+        for name, v in net.state_dict().items():
+            if name.endswith("LayerNorm.weight"):
+                v.copy_(1 + 0.2 * torch.randn(v.shape))
+            elif name.endswith("LayerNorm.bias"):
+                v.copy_(0.1 * torch.randn(v.shape))
+        net.mobilebert.embeddings.word_embeddings.weight[net.config.pad_token_id] = torch.randn(net.config.embedding_size)
+    fake = type(type(net).__name__, (), {"config": net.config, "state_dict": lambda self: {k: v.numpy() for k, v in net.state_dict().items()}})()
+    rng = np.random.default_rng(19)
+    pad = net.config.pad_token_id
+    for what, (tok, types) in (("single", (padded_tokens(rng, vocab=50), None)), ("pairs", pairs(rng, vocab=50))):
+        with torch.no_grad():
+            # Re-centre the classifier so the predictions spread over the classes.
+            pooled = mobilebert_forward(fake, tok, pooled=True, types=types)
+            w = net.classifier.weight.double() / pooled.std(0).mean()
+            net.classifier.weight.copy_(w)
+            net.classifier.bias.copy_(-w @ torch.as_tensor(pooled.mean(0)))
+            ids = torch.as_tensor(tok)
+            kw = {} if types is None else {"token_type_ids": torch.as_tensor(types)}
+            want = net(input_ids=ids, attention_mask=(ids != pad).long(), **kw).logits.double().numpy()
+        assert np.allclose(mobilebert_forward(fake, tok, types=types), want, atol=1e-4)
+        top2 = np.sort(want, axis=1)[:, -2:]
+        assert np.all(top2[:, 1] - top2[:, 0] > 1e-3), "a near tie would leave the prediction to rounding"
+        assert len(set(np.argmax(want, axis=1))) > 1
+        r = aimc.transformer(net, tok, np.argmax(want, axis=1), times=["1h"], trials=2, backend="cpu", out=str(tmp_path / what),
+                             quiet=True, token_type_ids=types, **IDEAL)
         assert r.fp_baseline == 1.0

@@ -68,7 +68,7 @@ struct SeqParams {
     d_head: u32, width: u32, causal: u32, blocks: u32,
     vocab: u32, pool: u32, rows: u32, width_in: u32,
     scale: f32, eps: f32, sample_offset: u32, experts: u32,
-    top_k: u32, expert: u32, _pad0: u32, _pad1: u32,
+    top_k: u32, expert: u32, mode: u32, taps: u32,
 }
 
 struct StageParams {

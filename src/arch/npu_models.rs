@@ -31,11 +31,15 @@ pub struct MobileBert {
     pub embedding: u32,
     /// Classes of the classifier on the first token (2: a GLUE pair task).
     pub classes: u32,
+    /// The pooler (dense + tanh on the first token, `classifier_activation`) before the classifier.
+    #[serde(default)]
+    pub pooler: bool,
 }
 
 impl MobileBert {
     /// The MobileBERT column of Table 1 (Sun et al., ACL 2020) and a two-class head.
-    pub const PAPER: MobileBert = MobileBert { layers: 24, hidden: 512, bottleneck: 128, heads: 4, intermediate: 512, ffns: 4, embedding: 128, classes: 2 };
+    pub const PAPER: MobileBert =
+        MobileBert { layers: 24, hidden: 512, bottleneck: 128, heads: 4, intermediate: 512, ffns: 4, embedding: 128, classes: 2, pooler: false };
 
     /// The ops of one inference on `n` tokens.
     ///
@@ -85,6 +89,10 @@ impl MobileBert {
             mvm(&mut ops, "bottleneck.output", b, h);
             residual(&mut ops, "bottleneck.residual", h64);
             nonorm(&mut ops, "bottleneck.output_norm", h64);
+        }
+        if self.pooler {
+            ops.push(Op::mvm("pooler", "pooler", h, h, 1));
+            ops.push(Op::digital("pooler.act", UnitKind::Activation, h64, 2 * h64));
         }
         ops.push(Op::mvm("head", "head", h, self.classes, 1));
         ops

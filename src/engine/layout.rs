@@ -251,8 +251,12 @@ pub struct SeqParams {
     pub experts: u32,
     pub top_k: u32,
     pub expert: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+    /// `embed`: 0 the token lookup plus positions, 1 the token taps (MobileBERT's trigram input:
+    /// the embeddings of tokens t + 1, t, t − 1 side by side, `width_in` values each), 2 positions
+    /// added to an input row; `layernorm`: 0 LayerNorm, 1 NoNorm (x·γ + β, MobileBERT).
+    pub mode: u32,
+    /// `embed` mode 1: the tokens side by side (1, or 3 for the trigram input).
+    pub taps: u32,
 }
 
 /// Everything a stage reads as its uniform (binding 0 of every stage).

@@ -135,6 +135,29 @@ pub fn section(table: Option<&toml::Table>, workload: super::WorkloadKind) -> Re
     Ok(Some(s))
 }
 
+/// A MobileBERT-form network (bottleneck layers) of a transformer sweep point as the cost model's
+/// MobileBERT shapes, or why its form is not the one [`MobileBert::ops`] counts (a shared Q/K
+/// bottleneck, the trigram input, the same stacked pairs in every layer, one classifier layer).
+fn mobilebert_of(s: &super::transformer::TransformerSettings) -> Result<MobileBert, String> {
+    let net = s.net();
+    let b0 = &net.blocks[0];
+    let form = net.blocks.iter().all(|b| b.bottleneck.as_ref().is_some_and(|bn| bn.shared.is_some()) && b.extra_ffns.len() == b0.extra_ffns.len());
+    let Some((_, 3)) = net.embed_proj.as_ref().filter(|_| form && net.head.len() == 1) else {
+        return Err("a bottleneck network is costed in MobileBERT's form only: a shared Q/K bottleneck in every layer, the trigram input, the same stacked feed-forward pairs in every layer and one classifier layer".into());
+    };
+    Ok(MobileBert {
+        layers: net.blocks.len() as u32 * s.repeat_layers.max(1),
+        hidden: net.d_model() as u32,
+        bottleneck: net.inner() as u32,
+        heads: s.heads,
+        intermediate: net.d_ff() as u32,
+        ffns: b0.extra_ffns.len() as u32 + 1,
+        embedding: net.embedding.cols as u32,
+        classes: net.classes() as u32,
+        pooler: net.pooler.is_some(),
+    })
+}
+
 /// The network of a transformer sweep point as the cost model's shapes, or why it is not costed.
 fn encoder(p: &SweepPoint) -> Result<Encoder, String> {
     let s = p.transformer.as_ref().ok_or("no [transformer] settings")?;
@@ -142,6 +165,9 @@ fn encoder(p: &SweepPoint) -> Result<Encoder, String> {
         return Err(format!("transformer.experts = {}: routed feed-forward layers are not in the NPU cost model", s.experts));
     }
     let net = s.net();
+    if net.blocks.iter().any(|b| !b.extra_ffns.is_empty()) || net.embed_proj.is_some() {
+        return Err("stacked feed-forward pairs or an embedding projection without MobileBERT's bottlenecks are not in the NPU cost model".into());
+    }
     let attention = match s.attention {
         super::transformer::AttentionKind::Softmax => EncoderAttention::Softmax,
         super::transformer::AttentionKind::Kernel => {
@@ -213,7 +239,21 @@ pub fn report(
         }
         Network::Transformer => {
             let mut seen: Vec<Encoder> = Vec::new();
+            let mut seen_mobile: Vec<MobileBert> = Vec::new();
             for p in points.iter().filter(|p| !p.budget_only()) {
+                // MobileBERT's bottleneck layers: its own op list.
+                if let Some(s) = p.transformer.as_ref().filter(|s| s.net.as_ref().is_some_and(|n| n.blocks.iter().any(|b| b.bottleneck.is_some()))) {
+                    match mobilebert_of(s) {
+                        Ok(m) if seen_mobile.contains(&m) => {}
+                        Ok(m) => {
+                            seen_mobile.push(m);
+                            networks.push((network_label(p), Box::new(move |n| m.ops(n))));
+                            max_positions.push(s.net().max_positions());
+                        }
+                        Err(why) => notes.push(format!("sweep point {} not costed: {why}", p.series())),
+                    }
+                    continue;
+                }
                 match encoder(p) {
                     Ok(e) if seen.contains(&e) => {}
                     Ok(e) => {

@@ -108,6 +108,72 @@ fn bert_state_dict(seed: u64) -> Vec<u8> {
     safetensors::serialize(views, None).unwrap()
 }
 
+/// A tiny Hugging Face MobileBERT state dict (`mobilebert.` names): vocabulary 10, embedding 4
+/// read as the trigram input (12 → d_model 8), one layer with a bottleneck of 4 (2 heads of 2),
+/// two stacked feed-forward pairs and the main one (d_ff 6), 20 positions, 2 token types, 3
+/// classes. `variant`: "shared" (a shared Q/K bottleneck, the tanh pooler), "inner" (Q, K and V
+/// on the input bottleneck, no pooler).
+fn mobilebert_state_dict(seed: u64, variant: &str) -> Vec<u8> {
+    let (d, e, inner, dff, vocab, seq, classes) = (8usize, 4usize, 4usize, 6usize, 10usize, 20usize, 3usize);
+    let mut t: BTreeMap<String, (Vec<usize>, Vec<f32>)> = BTreeMap::new();
+    let mut s = seed;
+    let mut w = |shape: Vec<usize>, scale: f32| {
+        s += 1;
+        let n: usize = shape.iter().product();
+        (shape.clone(), aimc::rng::uniform_signed(n, s).into_iter().map(|x| x * scale).collect::<Vec<f32>>())
+    };
+    let mut lin = |t: &mut BTreeMap<String, (Vec<usize>, Vec<f32>)>, name: &str, rows: usize, cols: usize| {
+        t.insert(format!("{name}.weight"), w(vec![rows, cols], 1.5 / (cols as f32).sqrt()));
+        t.insert(format!("{name}.bias"), w(vec![rows], 0.2));
+    };
+    let norm = |t: &mut BTreeMap<String, (Vec<usize>, Vec<f32>)>, name: &str, width: usize, salt: u64| {
+        let g = aimc::rng::uniform_signed(width, seed + 1000 + salt);
+        t.insert(format!("{name}.weight"), (vec![width], g.iter().map(|v| 1.0 + 0.3 * v).collect()));
+        t.insert(format!("{name}.bias"), (vec![width], aimc::rng::uniform_signed(width, seed + 2000 + salt).iter().map(|v| 0.2 * v).collect()));
+    };
+    let p = "mobilebert.";
+    lin(&mut t, &format!("{p}embeddings.embedding_transformation"), d, 3 * e);
+    let l = format!("{p}encoder.layer.0.");
+    lin(&mut t, &format!("{l}bottleneck.input.dense"), inner, d);
+    norm(&mut t, &format!("{l}bottleneck.input.LayerNorm"), inner, 1);
+    if variant == "shared" {
+        lin(&mut t, &format!("{l}bottleneck.attention.dense"), inner, d);
+        norm(&mut t, &format!("{l}bottleneck.attention.LayerNorm"), inner, 2);
+    }
+    for part in ["query", "key"] {
+        lin(&mut t, &format!("{l}attention.self.{part}"), inner, inner);
+    }
+    lin(&mut t, &format!("{l}attention.self.value"), inner, if variant == "inner" { inner } else { d });
+    lin(&mut t, &format!("{l}attention.output.dense"), inner, inner);
+    norm(&mut t, &format!("{l}attention.output.LayerNorm"), inner, 3);
+    for j in 0..2 {
+        lin(&mut t, &format!("{l}ffn.{j}.intermediate.dense"), dff, inner);
+        lin(&mut t, &format!("{l}ffn.{j}.output.dense"), inner, dff);
+        norm(&mut t, &format!("{l}ffn.{j}.output.LayerNorm"), inner, 4 + j as u64);
+    }
+    lin(&mut t, &format!("{l}intermediate.dense"), dff, inner);
+    lin(&mut t, &format!("{l}output.dense"), inner, dff);
+    norm(&mut t, &format!("{l}output.LayerNorm"), inner, 6);
+    lin(&mut t, &format!("{l}output.bottleneck.dense"), d, inner);
+    norm(&mut t, &format!("{l}output.bottleneck.LayerNorm"), d, 7);
+    if variant == "shared" {
+        lin(&mut t, &format!("{p}pooler.dense"), d, d);
+    }
+    lin(&mut t, "classifier", classes, d);
+    let mut w2 = |shape: Vec<usize>, salt: u64| {
+        let n: usize = shape.iter().product();
+        (shape, aimc::rng::uniform_signed(n, seed + 3000 + salt))
+    };
+    t.insert(format!("{p}embeddings.word_embeddings.weight"), w2(vec![vocab, e], 1));
+    t.insert(format!("{p}embeddings.position_embeddings.weight"), w2(vec![seq, d], 2));
+    t.insert(format!("{p}embeddings.token_type_embeddings.weight"), w2(vec![2, d], 3));
+    norm(&mut t, &format!("{p}embeddings.LayerNorm"), d, 8);
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = t.into_iter().map(|(k, (shape, v))| (k, v.iter().flat_map(|x| x.to_le_bytes()).collect(), shape)).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> =
+        bytes.iter().map(|(k, b, s)| (k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())).collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
 /// 24 sequences of 20 tokens (ids 1..9, padded with 0 after 6..20 tokens) and labels 0..2.
 fn token_csv() -> String {
     let mut out = String::new();
@@ -189,11 +255,19 @@ fn the_floating_point_path_equals_the_reference_forward() {
         ("moe", "experts = 4\ntop_k = 2\ntiers = 2\ntier_noise_slope = 1.0", None),
         // Sentence pairs on BERT names: tokens after the first 5 read token-type row 1.
         ("segments", "segment_sep = 5\npooling = \"cls\"", None),
+        // MobileBERT: the trigram input, bottlenecks, stacked pairs, NoNorm (its default) or
+        // LayerNorm, sentence pairs.
+        ("mobilebert", "pooling = \"cls\"\nactivation = \"relu\"\nsegment_sep = 5", None),
+        ("mobilebert_inner", "pooling = \"cls\"\nactivation = \"relu\"\nnorm = \"layer_norm\"\nlayer_norm_eps = 1e-12", None),
     ];
     for (name, settings, rows) in cases {
         let p = write_case(name, settings, IDEAL, rows);
-        if name == "segments" {
-            std::fs::write(p.parent().unwrap().join("model.safetensors"), bert_state_dict(7)).unwrap();
+        let model = p.parent().unwrap().join("model.safetensors");
+        match name {
+            "segments" => std::fs::write(model, bert_state_dict(7)).unwrap(),
+            "mobilebert" => std::fs::write(model, mobilebert_state_dict(7, "shared")).unwrap(),
+            "mobilebert_inner" => std::fs::write(model, mobilebert_state_dict(7, "inner")).unwrap(),
+            _ => {}
         }
         let e = load(&p);
         let p = &e.points[0];
@@ -207,14 +281,14 @@ fn the_floating_point_path_equals_the_reference_forward() {
             // The reference reads the ids as the data set holds them (the engine's carry the segment bit).
             let raw = aimc::workload::transformer::reference::row_tokens(data, r);
             let want = aimc::workload::transformer::reference::logits(s.net(), s, &raw, lengths[r] as usize);
-            assert!(name == "segments" || tokens[r * seq..(r + 1) * seq] == raw[..]);
+            assert!(name == "segments" || name == "mobilebert" || tokens[r * seq..(r + 1) * seq] == raw[..]);
             for t in 0..2 {
                 for (c, w) in want.iter().enumerate() {
                     worst = worst.max((got[(t * data.len() + r) * 3 + c] as f64 - w).abs());
                 }
             }
         }
-        if name == "segments" {
+        if name == "segments" || name == "mobilebert" {
             // The second segment's row matters: without it the reference moves.
             let mut single = s.clone();
             single.segment_sep = None;
@@ -289,8 +363,13 @@ fn sample_batches_and_chunks_give_the_whole_run() {
         ("batch_softmax", "", None),
         ("batch_kernel", "attention = \"kernel\"\nfeatures = 16\ncausal = true", Some(8)),
         ("batch_moe", "experts = 4\ntop_k = 2\ntiers = 2\ntier_noise_slope = 2.0", None),
+        ("batch_mobilebert", "pooling = \"cls\"\nactivation = \"relu\"", None),
     ] {
-        let e = load(&write_case(name, settings, "[device]\nmodel = \"pcm\"", rows));
+        let p = write_case(name, settings, "[device]\nmodel = \"pcm\"", rows);
+        if name == "batch_mobilebert" {
+            std::fs::write(p.parent().unwrap().join("model.safetensors"), mobilebert_state_dict(7, "shared")).unwrap();
+        }
+        let e = load(&p);
         let whole = run_ok(&mut cpu(), &e);
         // 16 KiB: one sequence's largest buffer (a 20-token kernel attention's features: 20 · 2
         // heads · 16 · 4 bytes = 2.5 KiB) fits a few times, so 24 sequences run in batches.
@@ -311,10 +390,14 @@ fn the_gpu_classifies_as_the_cpu_twin() {
         ("gpu_softmax", "", None),
         ("gpu_kernel", "attention = \"kernel\"\nfeatures = 16", Some(8)),
         ("gpu_segments", "segment_sep = 5\npooling = \"cls\"", None),
+        ("gpu_mobilebert", "segment_sep = 5\npooling = \"cls\"\nactivation = \"relu\"", None),
     ] {
         let p = write_case(name, settings, "[device]\nmodel = \"pcm\"", rows);
-        if name == "gpu_segments" {
-            std::fs::write(p.parent().unwrap().join("model.safetensors"), bert_state_dict(7)).unwrap();
+        let model = p.parent().unwrap().join("model.safetensors");
+        match name {
+            "gpu_segments" => std::fs::write(model, bert_state_dict(7)).unwrap(),
+            "gpu_mobilebert" => std::fs::write(model, mobilebert_state_dict(7, "shared")).unwrap(),
+            _ => {}
         }
         let e = load(&p);
         let (a, b) = (run_ok(&mut cpu(), &e), run_ok(&mut g, &e));

@@ -546,6 +546,8 @@ fn probe_net(d: usize, vocab: usize, qk: f32, seed: u64) -> TransformerNet {
     let zero = |rows: usize, cols: usize| Matrix { rows, cols, data: vec![0.0; rows * cols] };
     TransformerNet {
         embedding: emb,
+        embed_proj: None,
+        no_norm: false,
         positions: Positions::Learned(zero(64, d)),
         token_types: None,
         embed_norm: None,
@@ -560,6 +562,8 @@ fn probe_net(d: usize, vocab: usize, qk: f32, seed: u64) -> TransformerNet {
             norm2: unit(),
             feature_q: None,
             feature_k: None,
+            bottleneck: None,
+            extra_ffns: vec![],
         }],
         final_norm: None,
         pooler: None,

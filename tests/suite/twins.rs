@@ -721,7 +721,21 @@ fn transformer_stages_match_twins() {
         layer(dff, d, 11, 5), // SiLU (the others: erf GELU, tanh)
         layer(d, dff, 12, 0),
     ];
-    let block = SeqBlock { q: 0, k: 1, v: 2, o: 3, ffn1: 4, ffn2: 5, norm1: norm(20), norm2: norm(22), feature_q: Some(8), feature_k: None, moe: None };
+    let block = SeqBlock {
+        q: 0,
+        k: 1,
+        v: 2,
+        o: 3,
+        ffn1: 4,
+        ffn2: 5,
+        norm1: norm(20),
+        norm2: norm(22),
+        feature_q: Some(8),
+        feature_k: None,
+        moe: None,
+        bottleneck: None,
+        extra_ffns: vec![],
+    };
     let samples = 2usize;
     let tokens: Vec<u32> = (0..samples * seq).map(|i| ((i * 7 + 3) % (vocab - 1)) as u32 + 1).collect();
     // The second sequence is padded after 50 tokens.
@@ -747,6 +761,9 @@ fn transformer_stages_match_twins() {
             seq: seq as u32,
             vocab: vocab as u32,
             embedding: weights(vocab * d, 30),
+            embed_width: d as u32,
+            embed_proj: None,
+            no_norm: false,
             positions: weights(if pairs { 2 * seq * d } else { seq * d }, 31),
             embed_scale: 2.0,
             embed_norm: Some(norm(32)),
@@ -768,6 +785,72 @@ fn transformer_stages_match_twins() {
         }
         let pts = run_transformer(&mut rec, &m, toks, &lengths, &labels, &cfg(Gdc::Readout, 2, vec![60.0, 1e6]), &mut |_| {}).unwrap();
         assert_eq!(pts.len(), 2);
+        assert!(pts.iter().all(|p| p.correct.len() == 2 && p.correct.iter().all(|&c| c <= 2)));
+    }
+    // MobileBERT's shape: the trigram input (embed modes 1 and 2), NoNorm, bottlenecks (a shared
+    // Q/K one, or Q, K, V on the input bottleneck) and a stacked feed-forward pair; and stacked
+    // pairs without a bottleneck.
+    let (e, inner) = (3usize, 4usize);
+    let mut mlayers = layers.clone();
+    let mut add = |rows: usize, cols: usize, act: u32| {
+        mlayers.push(layer(rows, cols, 40 + mlayers.len() as u64, act));
+        mlayers.len() - 1
+    };
+    let (proj, proj1) = (add(d, 3 * e, 0), add(d, e, 0));
+    let (b_in, b_sh, b_out) = (add(inner, d, 0), add(inner, d, 0), add(d, inner, 0));
+    let (q, k, v, v_inner, o) = (add(inner, inner, 0), add(inner, inner, 0), add(inner, d, 0), add(inner, inner, 0), add(inner, inner, 0));
+    let (f1, f2, x1, x2) = (add(dff, inner, 4), add(inner, dff, 0), add(dff, inner, 4), add(inner, dff, 0));
+    let wnorm =
+        |w: usize, seed: u64| -> Vec<f32> { weights(w, seed).iter().map(|v| 1.0 + 0.2 * v).chain(weights(w, seed + 1).iter().map(|v| 0.1 * v)).collect() };
+    let bottleneck = plan::SeqBottleneck {
+        input: b_in,
+        input_norm: wnorm(inner, 50),
+        shared: Some((b_sh, wnorm(inner, 52))),
+        inner_attention: false,
+        output: b_out,
+        output_norm: wnorm(d, 54),
+    };
+    let mobile = SeqBlock {
+        q,
+        k,
+        v,
+        o,
+        ffn1: f1,
+        ffn2: f2,
+        norm1: wnorm(inner, 56),
+        norm2: wnorm(inner, 58),
+        feature_q: None,
+        feature_k: None,
+        moe: None,
+        bottleneck: Some(bottleneck.clone()),
+        extra_ffns: vec![plan::SeqFfn { ffn1: x1, ffn2: x2, norm: wnorm(inner, 60) }],
+    };
+    let on_inner = SeqBlock { v: v_inner, bottleneck: Some(plan::SeqBottleneck { shared: None, inner_attention: true, ..bottleneck }), ..mobile.clone() };
+    let stacked = SeqBlock { extra_ffns: vec![plan::SeqFfn { ffn1: 10, ffn2: 11, norm: norm(62) }], feature_q: None, ..block.clone() };
+    for (blocks, no_norm, taps) in [(vec![mobile.clone(), on_inner], true, 3u32), (vec![stacked.clone(), stacked], false, 1)] {
+        let m = SeqModel {
+            layers: mlayers.clone(),
+            d_model: d as u32,
+            heads,
+            seq: seq as u32,
+            vocab: vocab as u32,
+            embedding: weights(vocab * e, 30),
+            embed_width: e as u32,
+            embed_proj: Some((if taps == 3 { proj } else { proj1 }, taps)),
+            no_norm,
+            positions: weights(seq * d, 31),
+            embed_scale: 1.0,
+            embed_norm: Some(norm(32)),
+            eps: 1e-12,
+            blocks,
+            norm_first: false,
+            final_norm: None,
+            pooling: 1,
+            head: vec![6, 7],
+            attention: SeqAttention::Softmax,
+            causal: false,
+        };
+        let pts = run_transformer(&mut rec, &m, &tokens, &lengths, &labels, &cfg(Gdc::Readout, 2, vec![60.0]), &mut |_| {}).unwrap();
         assert!(pts.iter().all(|p| p.correct.len() == 2 && p.correct.iter().all(|&c| c <= 2)));
     }
     let Some(mut g) = gpu(256) else { return };

@@ -10,7 +10,7 @@ extension, no copy of the engine), for notebooks.
     r = aimc.weight_error(W, times=["1s", "1d"], trials=200)
     layers, activation = aimc.from_torch(torch_sequential)
     model = aimc.from_torch(torch_transformer_classifier)               # a TransformerModel
-    model = aimc.from_torch(hf_sequence_classifier)     # BERT, RoBERTa, ELECTRA, DistilBERT: settings from config
+    model = aimc.from_torch(hf_sequence_classifier)     # BERT, RoBERTa, ELECTRA, DistilBERT, MobileBERT: settings from config
     r = aimc.transformer(model, tokens, labels, times=["1h", "10y"], trials=100)
     r = aimc.classifier(layers, x, y, rpu_config=InferenceRPUConfig())  # aihwkit's settings
     aimc.from_aihwkit(rpu_config)  # what they map to (aimc.aihwkit; aihwkit itself not needed)
@@ -287,8 +287,8 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     workload): every static-weight matrix on noisy crossbars, embedding, LayerNorm, attention,
     residual adds and pooling digital. `model` is a `TransformerModel` (from `from_torch`), a
     module `from_torch` maps (a PyTorch transformer classifier, a Hugging Face BERT, RoBERTa,
-    XLM-R, ELECTRA or DistilBERT sequence classifier), or the path of a .safetensors state dict
-    (PyTorch or BERT names; docs/transformer-names.md) with its `[transformer]` settings in
+    XLM-R, ELECTRA, DistilBERT or MobileBERT sequence classifier), or the path of a .safetensors
+    state dict (PyTorch or BERT names; docs/transformer-names.md) with its `[transformer]` settings in
     `settings` (at least "heads"). `tokens` [n, seq] are integer ids, padding (`pad_id`) trailing each row, or a tokenizer's output (a dict or `BatchEncoding`
     with `input_ids`, and optionally `token_type_ids` and `attention_mask`, which must mask
     exactly the trailing padding); `labels` [n] the classes.
@@ -431,8 +431,8 @@ def from_torch(module, positions: str | None = None):
     `classifier`; a transformer classifier (an `nn.Embedding` first, then an encoder) as a
     `TransformerModel`, for `transformer` (see `_transformer_from_torch` for what it maps;
     `positions` says what a model without a position `nn.Embedding` adds: "sinusoidal", the
-    default, Vaswani's, or "none"); a Hugging Face BERT, RoBERTa, XLM-R, ELECTRA or DistilBERT
-    sequence classifier as a `TransformerModel` with its settings from its config (see
+    default, Vaswani's, or "none"); a Hugging Face BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT or
+    MobileBERT sequence classifier as a `TransformerModel` with its settings from its config (see
     `_from_huggingface`; its positions are its own, learned).
 
     The Sequential case: a Linear layer is (W, b); a Conv2d layer is a dict with its 4-D "weight"
@@ -643,7 +643,10 @@ class TransformerModel:
 
     @property
     def d_model(self) -> int:
-        return int(self._embedding.shape[1])
+        """The layers' width: the position table's where there is one (MobileBERT's narrower token
+        embedding is widened to it), else the token embedding's."""
+        key = _family_key(self.tensors, "pos_embedding.weight", "embeddings.position_embeddings.weight")
+        return int((self.tensors[key] if key is not None else self._embedding).shape[1])
 
     @property
     def vocab(self) -> int:
@@ -925,11 +928,12 @@ def _transformer_from_torch(module, positions: str) -> TransformerModel:
 
 # The Hugging Face sequence classifiers from_torch maps, by config.model_type. BERT's, RoBERTa's
 # and ELECTRA's state dicts keep BERT's names (the engine's name table reads them,
-# docs/transformer-names.md); DistilBERT's are renamed to PyTorch's nn.TransformerEncoder names.
-# The settings come from `model.config`.
+# docs/transformer-names.md); MobileBERT's keep their own (the engine reads its bottlenecks,
+# stacked feed-forward networks and trigram embedding by those names); DistilBERT's are renamed
+# to PyTorch's nn.TransformerEncoder names. The settings come from `model.config`.
 _HF_CLASSIFIERS = {"bert": "BertForSequenceClassification", "roberta": "RobertaForSequenceClassification",
                    "xlm-roberta": "XLMRobertaForSequenceClassification", "electra": "ElectraForSequenceClassification",
-                   "distilbert": "DistilBertForSequenceClassification"}
+                   "distilbert": "DistilBertForSequenceClassification", "mobilebert": "MobileBertForSequenceClassification"}
 # The config's activation (transformers' ACT2FN names) → transformer.activation. "gelu" is the
 # erf form; gelu_new, gelu_pytorch_tanh and gelu_fast are the tanh form (gelu_fast writes √(2/π)
 # as 0.7978845608, 3e-11 from it: below f32's resolution).
@@ -962,6 +966,19 @@ def _from_huggingface(module) -> TransformerModel:
       acts before the projection, which aimc's embedding does not model.
     - DistilBERT (`DistilBertForSequenceClassification`): no token types, LayerNorm ε 1e-12 (fixed
       in its code); the head is pre_classifier, ReLU, classifier on the CLS token.
+    - MobileBERT (`MobileBertForSequenceClassification`): its own names, BERT's positions and token
+      types. The token embedding (embedding_size wide) is concatenated with its neighbours' (next,
+      own, previous over the padded row; `trigram_input`) and embedding_transformation widens it to
+      hidden_size; every norm is `normalization_type` ('no_norm', x·weight + bias, or
+      'layer_norm': `transformer.norm`). A layer narrows its input to intra_bottleneck_size
+      (`use_bottleneck`; the attention's queries and keys through their own shared bottleneck with
+      `key_query_shared_bottleneck`, all of Q, K, V from the input bottleneck with
+      `use_bottleneck_attention`), runs attention and num_feedforward_networks feed-forward
+      networks, each with its residual and norm, and widens back with a residual from its input.
+      The first token goes through the tanh pooler (`classifier_activation`; without it, straight)
+      into the Linear classifier. transformers' embedding and FFN-output LayerNorms keep
+      nn.LayerNorm's ε 1e-5 whatever layer_norm_eps says, so 'layer_norm' needs layer_norm_eps
+      1e-5; use_bottleneck_attention with key_query_shared_bottleneck is refused.
 
     What a config allows beyond that forward is refused by field name."""
     kind = type(module).__name__
@@ -969,8 +986,8 @@ def _from_huggingface(module) -> TransformerModel:
     model_type = cfg.model_type
     if model_type not in _HF_CLASSIFIERS:
         raise ValueError(f"from_torch: {kind} is a Hugging Face {model_type!r} model; aimc maps the sequence classifiers of BERT, "
-                         "RoBERTa, XLM-R, ELECTRA and DistilBERT. Export other weights under PyTorch nn.TransformerEncoder or BERT names "
-                         "(docs/transformer-names.md), where their forward is that one")
+                         "RoBERTa, XLM-R, ELECTRA, DistilBERT and MobileBERT. Export other weights under PyTorch nn.TransformerEncoder "
+                         "or BERT names (docs/transformer-names.md), where their forward is that one")
     if kind != _HF_CLASSIFIERS[model_type]:
         raise ValueError(f"from_torch: {kind} is not a sequence classifier; aimc scores a classifier's accuracy: give a "
                          f"{_HF_CLASSIFIERS[model_type]}, fine-tuned on your task")
@@ -1019,6 +1036,10 @@ def _from_huggingface(module) -> TransformerModel:
         # sinusoidal_pos_embds writes its sinusoids into position_embeddings.weight: the table as stored.
         tensors = _distilbert_names(tensors, kind)
         settings.update(head_activation="relu", layer_norm_eps=1e-12)
+    elif model_type == "mobilebert":
+        tensors = _mobilebert_tensors(tensors, kind, cfg)
+        settings.update(head_activation="gelu_exact", layer_norm_eps=float(field("layer_norm_eps", 1e-12)),
+                        norm=field("normalization_type", "no_norm"))
     else:
         if pad is None:
             raise ValueError(f"from_torch: {kind}.config.pad_token_id is None; RoBERTa's positions count from it (row i + pad + 1)")
@@ -1046,6 +1067,38 @@ def _bert_like_names(tensors: dict, kind: str, first_position: int | None) -> di
         else:
             out[name] = t
     return out
+
+
+def _mobilebert_tensors(tensors: dict, kind: str, cfg) -> dict:
+    """MobileBERT's state dict as the engine reads it (its own names), once its config is one the
+    engine's forward runs. Without `trigram_input` and with an embedding as wide as the layers,
+    transformers adds the embedding as it is and never applies embedding_transformation (which
+    the state dict still holds): that Linear is left out, so that the engine does not apply it."""
+    def field(name, default=None):
+        return getattr(cfg, name, default)
+
+    norm = field("normalization_type", "no_norm")
+    if norm not in ("no_norm", "layer_norm"):
+        raise ValueError(f"from_torch: {kind}.config.normalization_type = {norm!r}; aimc runs MobileBERT's 'no_norm' (x·weight + bias) "
+                         "and 'layer_norm'")
+    eps = float(field("layer_norm_eps", 1e-12))
+    if norm == "layer_norm" and eps != 1e-5:
+        raise ValueError(f"from_torch: {kind}.config.layer_norm_eps = {eps:g} with normalization_type 'layer_norm': transformers' "
+                         "MobileBERT builds its embedding and FFN-output LayerNorms with nn.LayerNorm's ε 1e-5 whatever layer_norm_eps "
+                         "says and the others with layer_norm_eps, while aimc runs one transformer.layer_norm_eps; a model whose "
+                         "layer_norm_eps is 1e-5 (or normalization_type 'no_norm', MobileBERT's own) runs as transformers runs it")
+    ffns = field("num_feedforward_networks", 1)
+    if not isinstance(ffns, int) or ffns < 1:
+        raise ValueError(f"from_torch: {kind}.config.num_feedforward_networks = {ffns!r}; a MobileBERT layer runs at least one "
+                         "feed-forward network (its intermediate and output)")
+    if field("use_bottleneck", True) and field("use_bottleneck_attention", False) and field("key_query_shared_bottleneck", False):
+        raise ValueError(f"from_torch: {kind}.config.use_bottleneck_attention = True and key_query_shared_bottleneck = True: "
+                         "transformers then reads Q, K and V from the input bottleneck and leaves the shared attention bottleneck "
+                         "unused, which aimc does not model; set one of the two to False (google/mobilebert-uncased shares the query "
+                         "and key bottleneck, without bottleneck attention)")
+    if not field("trigram_input", True) and field("embedding_size") == field("hidden_size"):
+        tensors = {k: t for k, t in tensors.items() if ".embeddings.embedding_transformation." not in "." + k}
+    return tensors
 
 
 def _distilbert_names(tensors: dict, kind: str) -> dict:

@@ -1,5 +1,5 @@
 //! CPU twin of shaders/layernorm.wgsl: LayerNorm of each row, two passes in f32 in the shader's
-//! order. `gb` holds γ then β.
+//! order, or with mode 1 MobileBERT's NoNorm, x·γ + β. `gb` holds γ then β.
 
 use super::common::par_trials;
 use crate::engine::layout::StageParams;
@@ -10,6 +10,12 @@ pub fn layernorm(p: &StageParams, x: &[f32], gb: &[f32], y: &mut [f32], threads:
     par_trials(threads, p.seq.rows as usize, y, w, |first, n, out| {
         for r in 0..n {
             let row = &x[(first + r) * w..][..w];
+            if p.seq.mode == 1 {
+                for c in 0..w {
+                    out[r * w + c] = row[c] * gb[c] + gb[w + c];
+                }
+                continue;
+            }
             let mut sum = 0.0f32;
             for &v in row {
                 sum += v;

@@ -9,6 +9,14 @@
 //! slice, `row_norms`, `feature_map`, `linear_kv`, `linear_out`), O, `residual`, LayerNorm, the
 //! feed-forward pair, `residual`, LayerNorm → `seq_pool` → the head's analog layers → `accuracy`.
 //!
+//! MobileBERT (Sun et al., "MobileBERT: a Compact Task-Agnostic BERT for Resource-Limited
+//! Devices", ACL 2020; Hugging Face `MobileBertLayer`) adds three things, all on the same stages:
+//! the trigram input (`embed` mode 1, the analog projection to d_model, `embed` mode 2 adding the
+//! positions), bottleneck layers around each block (the block's attention and feed-forward pairs
+//! run at the narrower inner width: the input bottleneck gives the attention residual, a shared
+//! bottleneck gives Q's and K's input, the output bottleneck widens back with the block input as
+//! its residual) and stacked feed-forward pairs; its NoNorm is `layernorm` mode 1.
+//!
 //! Periphery noise is keyed by a layer's global vector index: the k-th application of a layer in a
 //! forward pass numbers its vectors from k · (samples of the data set) · (vectors per sample), so
 //! sample batches reproduce the whole set's numbers and a shared layer applied twice draws fresh
@@ -56,6 +64,50 @@ pub struct SeqBlock {
     pub feature_k: Option<usize>,
     /// The feed-forward pair as routed experts (then `ffn1`, `ffn2` are expert 0's).
     pub moe: Option<SeqMoe>,
+    /// MobileBERT's bottleneck layers around the block (None: the block runs at d_model).
+    pub bottleneck: Option<SeqBottleneck>,
+    /// Feed-forward pairs before the main one, each with its residual and norm (MobileBERT's
+    /// `num_feedforward_networks − 1`).
+    pub extra_ffns: Vec<SeqFfn>,
+}
+
+/// MobileBERT's bottleneck around a block: indices into [`SeqModel::layers`] and the norms' γ
+/// then β.
+#[derive(Clone, Debug)]
+pub struct SeqBottleneck {
+    /// d_model → inner: the attention residual and, with `inner_attention`, Q's, K's and V's input.
+    pub input: usize,
+    pub input_norm: Vec<f32>,
+    /// d_model → inner shared by Q and K (`key_query_shared_bottleneck`); V then reads the block input.
+    pub shared: Option<(usize, Vec<f32>)>,
+    /// Q, K and V read the input bottleneck (`use_bottleneck_attention`).
+    pub inner_attention: bool,
+    /// inner → d_model, the block input as its residual.
+    pub output: usize,
+    pub output_norm: Vec<f32>,
+}
+
+/// A stacked feed-forward pair with its residual and norm.
+#[derive(Clone, Debug)]
+pub struct SeqFfn {
+    pub ffn1: usize,
+    pub ffn2: usize,
+    pub norm: Vec<f32>,
+}
+
+impl SeqBlock {
+    /// The analog layers one application of the block runs on every token, each once (the
+    /// router and experts of a routed layer and the feature projections not included).
+    pub fn token_layers(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self.bottleneck.iter().flat_map(|b| std::iter::once(b.input).chain(b.shared.as_ref().map(|s| s.0))).collect();
+        v.extend([self.q, self.k, self.v, self.o]);
+        v.extend(self.extra_ffns.iter().flat_map(|f| [f.ffn1, f.ffn2]));
+        if self.moe.is_none() {
+            v.extend([self.ffn1, self.ffn2]);
+        }
+        v.extend(self.bottleneck.as_ref().map(|b| b.output));
+        v
+    }
 }
 
 /// A transformer classifier as the engine runs it.
@@ -68,8 +120,15 @@ pub struct SeqModel {
     /// Tokens per (padded) sequence.
     pub seq: u32,
     pub vocab: u32,
-    /// `[vocab][d_model]`.
+    /// `[vocab][embed_width]`.
     pub embedding: Vec<f32>,
+    /// The embedding table's width: d_model, or narrower with `embed_proj`.
+    pub embed_width: u32,
+    /// MobileBERT's embedding projection: the analog layer (taps · embed_width → d_model) and the
+    /// tokens it reads side by side (3: the trigram input; 1).
+    pub embed_proj: Option<(usize, u32)>,
+    /// The norms are NoNorm (x·γ + β, MobileBERT) instead of LayerNorm.
+    pub no_norm: bool,
     /// `[seq][d_model]`: positions plus any token-type row 0; for sentence pairs `[2][seq][d_model]`,
     /// the second block with token-type row 1, read by tokens that carry
     /// [`crate::workload::transformer::SEGMENT_BIT`].
@@ -90,12 +149,22 @@ pub struct SeqModel {
 }
 
 impl SeqModel {
+    /// Width of the attention and feed-forward stream: the bottleneck's, else d_model.
+    pub fn inner(&self) -> u32 {
+        self.blocks.first().and_then(|b| b.bottleneck.as_ref()).map_or(self.d_model, |bn| self.layers[bn.input].mapped.n_out)
+    }
+
     pub fn d_head(&self) -> u32 {
-        self.d_model / self.heads.max(1)
+        self.inner() / self.heads.max(1)
     }
 
     fn d_ff(&self) -> u32 {
-        let ffn1 = |b: &SeqBlock| std::iter::once(b.ffn1).chain(b.moe.iter().flat_map(|m| m.experts.iter().map(|e| e.0))).collect::<Vec<_>>();
+        let ffn1 = |b: &SeqBlock| {
+            std::iter::once(b.ffn1)
+                .chain(b.extra_ffns.iter().map(|f| f.ffn1))
+                .chain(b.moe.iter().flat_map(|m| m.experts.iter().map(|e| e.0)))
+                .collect::<Vec<_>>()
+        };
         self.blocks.iter().flat_map(ffn1).map(|li| self.layers[li].mapped.n_out).max().unwrap_or(0)
     }
 
@@ -116,8 +185,12 @@ impl SeqModel {
     pub fn check(&self) -> Result<(), EngineError> {
         let bad = |m: String| Err(EngineError::Invalid(m));
         let (d, dh) = (self.d_model, self.d_head());
-        if self.heads == 0 || d % self.heads != 0 {
-            return bad(format!("heads = {} must divide d_model = {d}", self.heads));
+        let inner = self.inner();
+        if self.heads == 0 || inner % self.heads != 0 {
+            return bad(format!("heads = {} must divide the attention width {inner}", self.heads));
+        }
+        if inner > d {
+            return bad(format!("the bottleneck width {inner} exceeds d_model = {d}"));
         }
         if dh > MAX_D_HEAD {
             return bad(format!("d_head = {dh} exceeds the {MAX_D_HEAD} the attention stage holds; use more heads"));
@@ -141,15 +214,56 @@ impl SeqModel {
             Ok(())
         };
         let (s, _) = self.features();
-        for (bi, b) in self.blocks.iter().enumerate() {
-            for (li, what) in [(b.q, "Q"), (b.k, "K"), (b.v, "V"), (b.o, "O")] {
-                shape(li, d, Some(d), &format!("layer {bi} {what}"))?;
+        let norm_len = |v: &[f32], w: u32, what: &str| -> Result<(), EngineError> {
+            if v.len() != 2 * w as usize {
+                return Err(EngineError::Invalid(format!("{what}: norm parameters must be 2 x {w}")));
             }
-            let dff = self.layers[b.ffn1].mapped.n_out;
-            shape(b.ffn1, d, None, &format!("layer {bi} FFN1"))?;
-            shape(b.ffn2, dff, Some(d), &format!("layer {bi} FFN2"))?;
-            if b.norm1.len() != 2 * d as usize || b.norm2.len() != 2 * d as usize {
-                return bad(format!("layer {bi}: LayerNorm parameters must be 2 x d_model"));
+            Ok(())
+        };
+        for (bi, b) in self.blocks.iter().enumerate() {
+            // Q's and K's input, V's input and the attention/feed-forward stream's width.
+            let (qk_in, v_in) = match &b.bottleneck {
+                None => (d, d),
+                Some(bn) => {
+                    if self.norm_first || b.moe.is_some() || self.features().0 > 0 {
+                        return bad(format!("layer {bi}: bottleneck layers run post-norm, with the dense feed-forward pair and softmax attention"));
+                    }
+                    shape(bn.input, d, Some(inner), &format!("layer {bi} input bottleneck"))?;
+                    norm_len(&bn.input_norm, inner, &format!("layer {bi} input bottleneck"))?;
+                    shape(bn.output, inner, Some(d), &format!("layer {bi} output bottleneck"))?;
+                    norm_len(&bn.output_norm, d, &format!("layer {bi} output bottleneck"))?;
+                    if let Some((sh, sn)) = &bn.shared {
+                        shape(*sh, d, Some(inner), &format!("layer {bi} shared Q/K bottleneck"))?;
+                        norm_len(sn, inner, &format!("layer {bi} shared Q/K bottleneck"))?;
+                    }
+                    match (bn.inner_attention, bn.shared.is_some()) {
+                        (true, true) => return bad(format!("layer {bi}: Q, K and V read either the input bottleneck or the shared one")),
+                        (true, false) => (inner, inner),
+                        (false, true) => (inner, d),
+                        (false, false) => (d, d),
+                    }
+                }
+            };
+            for (li, n_in, what) in [(b.q, qk_in, "Q"), (b.k, qk_in, "K"), (b.v, v_in, "V"), (b.o, inner, "O")] {
+                shape(li, n_in, Some(inner), &format!("layer {bi} {what}"))?;
+            }
+            for (fi, (f1, f2)) in std::iter::once((b.ffn1, b.ffn2)).chain(b.extra_ffns.iter().map(|f| (f.ffn1, f.ffn2))).enumerate() {
+                let dff = self.layers[f1].mapped.n_out;
+                shape(f1, inner, None, &format!("layer {bi} FFN {fi} up"))?;
+                shape(f2, dff, Some(inner), &format!("layer {bi} FFN {fi} down"))?;
+            }
+            for f in &b.extra_ffns {
+                norm_len(&f.norm, inner, &format!("layer {bi} stacked FFN"))?;
+            }
+            if !b.extra_ffns.is_empty() && (self.norm_first || b.moe.is_some()) {
+                return bad(format!("layer {bi}: stacked feed-forward pairs run post-norm with the dense pair"));
+            }
+            norm_len(&b.norm1, inner, &format!("layer {bi} norm1"))?;
+            norm_len(&b.norm2, inner, &format!("layer {bi} norm2"))?;
+            if b.bottleneck.as_ref().map(|bn| self.layers[bn.input].mapped.n_out)
+                != self.blocks[0].bottleneck.as_ref().map(|bn| self.layers[bn.input].mapped.n_out)
+            {
+                return bad(format!("layer {bi}: every layer needs the same bottleneck"));
             }
             if let Some(moe) = &b.moe {
                 let e = moe.experts.len() as u32;
@@ -180,8 +294,22 @@ impl SeqModel {
             width = self.layers[li].mapped.n_out;
         }
         let blocks = self.positions.len() / ((self.seq * d) as usize).max(1);
-        if self.embedding.len() != (self.vocab * d) as usize || !(1..=2).contains(&blocks) || self.positions.len() != blocks * (self.seq * d) as usize {
-            return bad("the embedding must be vocab x d_model and the positions seq x d_model (2 x seq x d_model for sentence pairs)".into());
+        let e = self.embed_width;
+        if self.embedding.len() != (self.vocab * e) as usize || !(1..=2).contains(&blocks) || self.positions.len() != blocks * (self.seq * d) as usize {
+            return bad("the embedding must be vocab x embed_width and the positions seq x d_model (2 x seq x d_model for sentence pairs)".into());
+        }
+        match self.embed_proj {
+            Some((li, taps)) => {
+                if taps != 1 && taps != 3 {
+                    return bad(format!("the embedding projection reads 1 or 3 tokens, not {taps}"));
+                }
+                shape(li, taps * e, Some(d), "the embedding projection")?;
+            }
+            None if e != d => return bad(format!("an embedding {e} wide needs a projection to d_model = {d}")),
+            None => {}
+        }
+        if let Some(n) = &self.embed_norm {
+            norm_len(n, d, "the embedding norm")?;
         }
         if self.vocab > crate::workload::transformer::SEGMENT_BIT {
             return bad(format!("a vocabulary of {} tokens reaches the segment bit of a token id", self.vocab));
@@ -211,8 +339,10 @@ fn per_sample_words(m: &SeqModel) -> (u64, u64) {
     let act = seq * d;
     let kernel = [seq * heads * s, seq * heads * width, heads * blocks * width * (dh + 1)];
     let gates = seq * m.experts() as u64;
-    let largest = [act, seq * m.d_ff() as u64, scratch, gates].into_iter().chain(kernel).max().unwrap();
-    let total = 7 * act
+    let taps = seq * m.embed_proj.map_or(0, |(_, t)| t as u64 * m.embed_width as u64);
+    let largest = [act, seq * m.d_ff() as u64, scratch, gates, taps].into_iter().chain(kernel).max().unwrap();
+    let total = 8 * act
+        + taps
         + seq * m.d_ff() as u64
         + 3 * scratch
         + if s > 0 { 2 * kernel[0] + 2 * kernel[1] + kernel[2] } else { 0 }
@@ -310,9 +440,12 @@ fn transformer_group(
     for b in &m.blocks {
         let fq = b.feature_q.into_iter().chain([b.feature_k.or(b.feature_q)].into_iter().flatten());
         let moe = b.moe.iter().flat_map(|x| std::iter::once(x.router).chain(x.experts.iter().flat_map(|e| [e.0, e.1])));
-        for li in [b.q, b.k, b.v, b.o, b.ffn1, b.ffn2].into_iter().chain(fq).chain(moe) {
+        for li in b.token_layers().into_iter().chain(fq).chain(moe) {
             uses[li] += 1;
         }
+    }
+    if let Some((li, _)) = m.embed_proj {
+        uses[li] += 1;
     }
     let apps = uses.iter().zip(0..).map(|(&u, li)| u * vectors_per_sample(m, li) as u64).max().unwrap_or(1);
     if apps * samples as u64 >= u32::MAX as u64 {
@@ -344,11 +477,26 @@ fn transformer_group(
     let embed_norm = norm(be, &m.embed_norm);
     let final_norm = norm(be, &m.final_norm);
     let norms: Vec<(Buf, Buf)> = m.blocks.iter().map(|b| (upload(be, "norm1", &f32s(&b.norm1)), upload(be, "norm2", &f32s(&b.norm2)))).collect();
+    // Per block: the bottleneck's norms (input, shared Q/K, output), the stacked pairs' norms.
+    let bn_norms: Vec<Option<[Buf; 3]>> = m
+        .blocks
+        .iter()
+        .map(|b| {
+            b.bottleneck.as_ref().map(|bn| {
+                let shared = bn.shared.as_ref().map_or(&bn.input_norm, |s| &s.1);
+                [upload(be, "norm_in", &f32s(&bn.input_norm)), upload(be, "norm_shared", &f32s(shared)), upload(be, "norm_out", &f32s(&bn.output_norm))]
+            })
+        })
+        .collect();
+    let ffn_norms: Vec<Vec<Buf>> = m.blocks.iter().map(|b| b.extra_ffns.iter().map(|f| upload(be, "norm_ffn", &f32s(&f.norm))).collect()).collect();
     let act = |be: &mut dyn Backend, label: &str| be.create(label, words(seq * d));
     let mut x = act(be, "x");
     let mut tmp = act(be, "tmp");
     let (q, k, v, att, y) = (act(be, "q"), act(be, "k"), act(be, "v"), act(be, "att"), act(be, "y"));
+    // The bottleneck's inner stream beside the block input x.
+    let mut lb = act(be, "inner");
     let f1 = be.create("ffn", words(seq * m.d_ff()));
+    let tri = m.embed_proj.map(|(_, taps)| be.create("taps", words(seq * taps * m.embed_width)));
     let kbufs = if kernel {
         let th = seq * heads;
         Some([
@@ -469,25 +617,69 @@ fn transformer_group(
                     apps[li] += 1;
                     record_layer(be, &p, &l.mapped, &mats[li], &scratch, input, biases[li], output);
                 };
-                let layernorm = |be: &mut dyn Backend, input: Buf, gb: Buf, output: Buf| {
-                    be.dispatch(Stage::Layernorm, &dig(base), &[input, gb, output], grid(rows as u64, wg));
+                let mode = u32::from(m.no_norm);
+                let layernorm_w = |be: &mut dyn Backend, input: Buf, gb: Buf, output: Buf, w: u32| {
+                    be.dispatch(Stage::Layernorm, &dig(SeqParams { width_in: w, mode, ..base }), &[input, gb, output], grid(rows as u64, wg));
                 };
-                be.dispatch(Stage::Embed, &dig(base), &[tok_b, emb, pos, x], grid(rows as u64 * d as u64, wg));
+                let layernorm = |be: &mut dyn Backend, input: Buf, gb: Buf, output: Buf| layernorm_w(be, input, gb, output, d);
+                // The residual add at width w: x += y.
+                let residual = |be: &mut dyn Backend, y: Buf, x: Buf, w: u32| {
+                    be.dispatch(Stage::Residual, &dig(SeqParams { width_in: w, ..base }), &[y, x], grid(rows as u64 * w as u64, wg));
+                };
+                match (m.embed_proj, tri) {
+                    (Some((li, taps)), Some(tri)) => {
+                        let e = m.embed_width;
+                        be.dispatch(
+                            Stage::Embed,
+                            &dig(SeqParams { mode: 1, taps, width_in: e, ..base }),
+                            &[tok_b, emb, pos, tri],
+                            grid(rows as u64 * (taps * e) as u64, wg),
+                        );
+                        analog(be, li, tri, y);
+                        be.dispatch(Stage::Embed, &dig(SeqParams { mode: 2, ..base }), &[tok_b, y, pos, x], grid(rows as u64 * d as u64, wg));
+                    }
+                    _ => be.dispatch(Stage::Embed, &dig(base), &[tok_b, emb, pos, x], grid(rows as u64 * d as u64, wg)),
+                }
                 if let Some(g) = embed_norm {
                     layernorm(be, x, g, tmp);
                     std::mem::swap(&mut x, &mut tmp);
                 }
+                // The attention and feed-forward stream: its width and geometry.
+                let inner = m.inner();
+                let ib = SeqParams { d_model: inner, width_in: inner, ..base };
                 for (bi, blk) in m.blocks.iter().enumerate() {
                     let (n1, n2) = norms[bi];
-                    let a = if m.norm_first {
-                        layernorm(be, x, n1, tmp);
-                        tmp
-                    } else {
-                        x
+                    let bn = blk.bottleneck.as_ref().zip(bn_norms[bi].as_ref());
+                    // The stream's residual source r (x, or the input bottleneck in lb) and Q's,
+                    // K's and V's inputs.
+                    let (r, qk_in, v_in) = match bn {
+                        Some((b, &[ni, ns, _])) => {
+                            analog(be, b.input, x, tmp);
+                            layernorm_w(be, tmp, ni, lb, inner);
+                            match &b.shared {
+                                Some((sh, _)) => {
+                                    analog(be, *sh, x, tmp);
+                                    layernorm_w(be, tmp, ns, att, inner);
+                                    (lb, att, x)
+                                }
+                                None if b.inner_attention => (lb, lb, lb),
+                                None => (lb, x, x),
+                            }
+                        }
+                        _ => {
+                            let a = if m.norm_first {
+                                layernorm(be, x, n1, tmp);
+                                tmp
+                            } else {
+                                x
+                            };
+                            (x, a, a)
+                        }
                     };
-                    analog(be, blk.q, a, q);
-                    analog(be, blk.k, a, k);
-                    analog(be, blk.v, a, v);
+                    analog(be, blk.q, qk_in, q);
+                    analog(be, blk.k, qk_in, k);
+                    analog(be, blk.v, v_in, v);
+                    let base = ib;
                     match (m.attention, &kbufs) {
                         (SeqAttention::Kernel { map, .. }, Some([hq, hk, nq, nk, phiq, phik, kv])) => {
                             let fq = blk.feature_q.expect("checked");
@@ -513,7 +705,42 @@ fn transformer_group(
                         }
                     }
                     analog(be, blk.o, att, y);
-                    be.dispatch(Stage::Residual, &dig(base), &[y, x], grid(rows as u64 * d as u64, wg));
+                    if bn.is_some() || !blk.extra_ffns.is_empty() {
+                        // Post-norm at the inner width: a = norm1(O + r), r the input bottleneck
+                        // (else x), each stacked pair a = norm(down(up(a)) + a), then the main
+                        // pair, then the output bottleneck x = norm(out(a) + x).
+                        residual(be, y, r, inner);
+                        layernorm_w(be, r, n1, tmp, inner);
+                        let mut a = tmp;
+                        let mut spare = r;
+                        let pairs = blk.extra_ffns.iter().zip(&ffn_norms[bi]).map(|(f, &g)| (f.ffn1, f.ffn2, g)).chain([(blk.ffn1, blk.ffn2, n2)]);
+                        for (u, dn, g) in pairs {
+                            analog(be, u, a, f1);
+                            analog(be, dn, f1, y);
+                            residual(be, y, a, inner);
+                            layernorm_w(be, a, g, spare, inner);
+                            std::mem::swap(&mut a, &mut spare);
+                        }
+                        let Some((b, &[_, _, no])) = bn else {
+                            // No bottleneck: r was x; the block's output is a.
+                            x = a;
+                            tmp = spare;
+                            continue;
+                        };
+                        analog(be, b.output, a, y);
+                        residual(be, y, x, d);
+                        layernorm(be, x, no, spare);
+                        // x's buffer becomes free; the block's output is in `spare`.
+                        let old_x = x;
+                        x = spare;
+                        if a == tmp {
+                            lb = old_x;
+                        } else {
+                            tmp = old_x;
+                        }
+                        continue;
+                    }
+                    residual(be, y, x, d);
                     if !m.norm_first {
                         layernorm(be, x, n1, tmp);
                         std::mem::swap(&mut x, &mut tmp);
@@ -587,7 +814,10 @@ fn transformer_group(
         mb.free(be);
     }
     scratch.free(be);
-    let mut all = vec![emb, pos, x, tmp, q, k, v, att, y, f1, pooled, hb[0], hb[1], tok_b, len_b, lab_b, correct];
+    let mut all = vec![emb, pos, x, tmp, q, k, v, att, y, lb, f1, pooled, hb[0], hb[1], tok_b, len_b, lab_b, correct];
+    all.extend(tri);
+    all.extend(bn_norms.into_iter().flatten().flatten());
+    all.extend(ffn_norms.into_iter().flatten());
     all.extend(biases);
     all.extend(embed_norm.into_iter().chain(final_norm));
     all.extend(norms.iter().flat_map(|&(a, b)| [a, b]));
@@ -619,18 +849,18 @@ impl SeqModel {
         let (seq, heads, dh) = (self.seq as f64, self.heads as f64, self.d_head() as f64);
         let mac = |li: usize, vectors: f64| 2.0 * vectors * self.layers[li].mapped.n_in as f64 * self.layers[li].mapped.n_out as f64;
         let mut f = 0.0;
+        f += self.embed_proj.map_or(0.0, |(li, _)| mac(li, seq));
         for b in &self.blocks {
-            for li in [b.q, b.k, b.v, b.o] {
+            for li in b.token_layers() {
                 f += mac(li, seq);
             }
             // A routed layer's unavoidable work: the router and top_k of its experts per token.
-            f += match &b.moe {
-                None => mac(b.ffn1, seq) + mac(b.ffn2, seq),
-                Some(moe) => mac(moe.router, seq) + moe.top_k as f64 * (mac(moe.experts[0].0, seq) + mac(moe.experts[0].1, seq)),
-            };
+            if let Some(moe) = &b.moe {
+                f += mac(moe.router, seq) + moe.top_k as f64 * (mac(moe.experts[0].0, seq) + mac(moe.experts[0].1, seq));
+            }
             let keys = if self.causal { (len + 1.0) / 2.0 } else { len };
             f += match self.attention {
-                SeqAttention::Softmax => 4.0 * seq * keys * self.d_model as f64,
+                SeqAttention::Softmax => 4.0 * seq * keys * self.inner() as f64,
                 SeqAttention::Kernel { width, .. } => {
                     let fq = b.feature_q.unwrap_or(b.q);
                     let w = width as f64;
@@ -647,15 +877,14 @@ impl SeqModel {
     pub fn noise_blocks_per_sequence(&self) -> f64 {
         let seq = self.seq as f64;
         let blocks = |li: usize, vectors: f64| vectors * self.layers[li].mapped.n_out as f64 * self.layers[li].mapped.tiles_in as f64 / 4.0;
-        let mut n = 0.0;
+        let mut n = self.embed_proj.map_or(0.0, |(li, _)| blocks(li, seq));
         for b in &self.blocks {
-            for li in [b.q, b.k, b.v, b.o] {
+            for li in b.token_layers() {
                 n += blocks(li, seq);
             }
-            n += match &b.moe {
-                None => blocks(b.ffn1, seq) + blocks(b.ffn2, seq),
-                Some(moe) => blocks(moe.router, seq) + moe.top_k as f64 * (blocks(moe.experts[0].0, seq) + blocks(moe.experts[0].1, seq)),
-            };
+            if let Some(moe) = &b.moe {
+                n += blocks(moe.router, seq) + moe.top_k as f64 * (blocks(moe.experts[0].0, seq) + blocks(moe.experts[0].1, seq));
+            }
             if let SeqAttention::Kernel { .. } = self.attention {
                 let fq = b.feature_q.unwrap_or(b.q);
                 n += 2.0 * blocks(fq, seq * self.heads as f64);

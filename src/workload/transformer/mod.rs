@@ -13,12 +13,13 @@
 //! `nn.TransformerEncoder`, Hugging Face BERT, aimc), [`reference`](mod@reference) (the independent f64 forward,
 //! the floating-point baseline), this file (settings, metric, run).
 
+pub mod mobilebert;
 pub mod names;
 pub mod net;
 pub mod reference;
 
 use super::{Activation, GroupRun, Inputs, Metric, PointRun, SweepPoint, TimeMetrics};
-use crate::engine::plan::{run_transformer, run_transformer_group, ClassifierPoint, SeqAttention, SeqBlock, SeqModel};
+use crate::engine::plan::{run_transformer, run_transformer_group, ClassifierPoint, SeqAttention, SeqBlock, SeqBottleneck, SeqFfn, SeqModel};
 use crate::engine::EngineError;
 use crate::features::{Projection, SoftmaxFeatures};
 use crate::workload::io::Dataset;
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use net::{Block, Norm, Positions, TransformerNet};
+pub use net::{Block, Bottleneck, Norm, Positions, TransformerNet};
 
 /// Exact softmax attention or its kernel approximation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +35,16 @@ pub use net::{Block, Norm, Positions, TransformerNet};
 pub enum AttentionKind {
     Softmax,
     Kernel,
+}
+
+/// A transformer's normalisation (Hugging Face `normalization_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NormType {
+    /// (x − mean) / sqrt(var + ε) · γ + β over each token's features.
+    LayerNorm,
+    /// x · γ + β element-wise (MobileBERT's `NoNorm`, Sun et al. ACL 2020).
+    NoNorm,
 }
 
 /// What a sequence is reduced to before the head.
@@ -103,6 +114,11 @@ pub struct TransformerSettings {
     /// LayerNorm's ε (PyTorch 1e-5, BERT 1e-12).
     #[serde(default = "ln_eps")]
     pub layer_norm_eps: f64,
+    /// The norms' kind (Hugging Face `normalization_type`): `layer_norm`, or `no_norm`, the
+    /// element-wise x·γ + β of MobileBERT. None: `no_norm` for a MobileBERT state dict (its
+    /// published form), `layer_norm` for every other family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm: Option<NormType>,
     /// Causal (decoder) attention: token i attends to tokens ≤ i.
     #[serde(default)]
     pub causal: bool,
@@ -266,7 +282,7 @@ impl TransformerSettings {
     pub fn feature_projections(&self, block: usize) -> (crate::workload::io::Matrix, crate::workload::io::Matrix) {
         use crate::workload::io::Matrix;
         let net = self.net();
-        let d_head = net.d_model() / self.heads.max(1) as usize;
+        let d_head = net.inner() / self.heads.max(1) as usize;
         let rows = self.projection_rows() as usize;
         if self.projection == FeatureSource::Model {
             let b = &net.blocks[block];
@@ -308,6 +324,13 @@ pub struct Matrices {
     pub moe: Vec<Option<Routed>>,
     /// Pooler and head layers in order.
     pub head: Vec<usize>,
+    /// MobileBERT's embedding projection (`embedding.proj`).
+    pub embed_proj: Option<usize>,
+    /// Per stored block: the bottleneck's input, shared Q/K and output layers
+    /// (`layers.N.bottleneck.input`, `.attention`, `.output`).
+    pub bottlenecks: Vec<Option<(usize, Option<usize>, usize)>>,
+    /// Per stored block: the stacked feed-forward pairs (`layers.N.ffn.J.ffn1`, `.ffn2`).
+    pub extra_ffns: Vec<Vec<(usize, usize)>>,
 }
 
 impl TransformerSettings {
@@ -317,14 +340,22 @@ impl TransformerSettings {
     pub fn matrices(&self) -> Matrices {
         use crate::workload::io::{Linear, Matrix};
         let net = self.net();
-        let d_head = net.d_model() / self.heads.max(1) as usize;
+        let d_head = net.inner() / self.heads.max(1) as usize;
         let (mut layers, mut activations, mut blocks, mut head, mut moe) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut bottlenecks, mut extra_ffns) = (Vec::new(), Vec::new());
         let mut push = |l: &Linear, name: String, act: Activation| {
             layers.push(Linear { name, ..l.clone() });
             activations.push(act);
             layers.len() - 1
         };
+        let embed_proj = net.embed_proj.as_ref().map(|(l, _)| push(l, "embedding.proj".into(), Activation::None));
         for (bi, b) in net.blocks.iter().enumerate() {
+            // In the order the block applies them: the bottleneck's inputs first, its output last.
+            let pre = b.bottleneck.as_ref().map(|bn| {
+                let input = push(&bn.input.0, format!("layers.{bi}.bottleneck.input"), Activation::None);
+                let shared = bn.shared.as_ref().map(|s| push(&s.0, format!("layers.{bi}.bottleneck.attention"), Activation::None));
+                (input, shared)
+            });
             let mut idx = [None; 8];
             for (j, (l, part, act)) in
                 [(&b.q, "q", Activation::None), (&b.k, "k", Activation::None), (&b.v, "v", Activation::None), (&b.o, "o", Activation::None)]
@@ -333,6 +364,15 @@ impl TransformerSettings {
             {
                 idx[j] = Some(push(l, format!("layers.{bi}.{part}"), act));
             }
+            extra_ffns.push(
+                b.extra_ffns
+                    .iter()
+                    .enumerate()
+                    .map(|(j, (f1, f2, _))| {
+                        (push(f1, format!("layers.{bi}.ffn.{j}.ffn1"), self.activation), push(f2, format!("layers.{bi}.ffn.{j}.ffn2"), Activation::None))
+                    })
+                    .collect::<Vec<_>>(),
+            );
             if self.experts == 0 {
                 idx[4] = Some(push(&b.ffn1, format!("layers.{bi}.ffn1"), self.activation));
                 idx[5] = Some(push(&b.ffn2, format!("layers.{bi}.ffn2"), Activation::None));
@@ -365,6 +405,8 @@ impl TransformerSettings {
                 }
             }
             blocks.push(idx);
+            let post = b.bottleneck.as_ref().map(|bn| push(&bn.output.0, format!("layers.{bi}.bottleneck.output"), Activation::None));
+            bottlenecks.push(pre.zip(post).map(|((i, s), o)| (i, s, o)));
         }
         if let Some(p) = &net.pooler {
             head.push(push(p, "pooler".into(), Activation::Tanh));
@@ -373,7 +415,7 @@ impl TransformerSettings {
             let act = if i + 1 < net.head.len() { self.head_activation } else { Activation::None };
             head.push(push(l, format!("head.{i}"), act));
         }
-        Matrices { layers, activations, blocks, head, moe }
+        Matrices { layers, activations, blocks, head, moe, embed_proj, bottlenecks, extra_ffns }
     }
 
     /// The engine's model for a point: the matrices mapped onto its tiles, the digital parts and
@@ -398,9 +440,10 @@ impl TransformerSettings {
                 }
             }
         }
+        let stored: Vec<(&Block, usize)> = net.blocks.iter().zip(0..).collect();
         let blocks: Vec<SeqBlock> = (0..self.repeat_layers.max(1))
-            .flat_map(|_| net.blocks.iter().zip(mx.blocks.iter().zip(&mx.moe)))
-            .map(|(b, (i, moe))| SeqBlock {
+            .flat_map(|_| stored.iter().map(|&(b, bi)| (b, bi, &mx.blocks[bi], &mx.moe[bi])))
+            .map(|(b, bi, i, moe)| SeqBlock {
                 q: i[0].unwrap(),
                 k: i[1].unwrap(),
                 v: i[2].unwrap(),
@@ -412,6 +455,15 @@ impl TransformerSettings {
                 feature_q: i[6],
                 feature_k: i[7],
                 moe: moe.as_ref().map(|(r, pairs)| crate::engine::plan::SeqMoe { router: *r, experts: pairs.clone(), top_k: self.top_k }),
+                bottleneck: mx.bottlenecks[bi].zip(b.bottleneck.as_ref()).map(|((input, shared, output), bn)| SeqBottleneck {
+                    input,
+                    input_norm: bn.input.1.packed(),
+                    shared: shared.zip(bn.shared.as_ref()).map(|(li, s)| (li, s.1.packed())),
+                    inner_attention: bn.inner_attention,
+                    output,
+                    output_norm: bn.output.1.packed(),
+                }),
+                extra_ffns: mx.extra_ffns[bi].iter().zip(&b.extra_ffns).map(|(&(ffn1, ffn2), f)| SeqFfn { ffn1, ffn2, norm: f.2.packed() }).collect(),
             })
             .collect();
         let rows = self.projection_rows();
@@ -427,6 +479,9 @@ impl TransformerSettings {
             seq: seq as u32,
             vocab: net.vocab() as u32,
             embedding: net.embedding.data.clone(),
+            embed_width: net.embedding.cols as u32,
+            embed_proj: mx.embed_proj.zip(net.embed_proj.as_ref()).map(|(li, (_, taps))| (li, *taps as u32)),
+            no_norm: net.no_norm,
             positions: net.position_rows(seq, self.segment_sep.is_some()),
             embed_scale: self.embed_scale as f32,
             embed_norm: net.embed_norm.as_ref().map(Norm::packed),

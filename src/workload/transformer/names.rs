@@ -40,7 +40,7 @@
 //! the net get family-independent names (`layers.N.q`, `k`, `v`, `o`, `ffn1`, `ffn2`, `pooler`,
 //! `head.I`), so the same weights under either family load to the same net.
 
-use super::{AttentionKind, Block, FeatureSource, Norm, Positions, TransformerNet, TransformerSettings};
+use super::{AttentionKind, Block, FeatureSource, Norm, NormType, Positions, TransformerNet, TransformerSettings};
 use crate::features::SoftmaxFeatures;
 use crate::workload::io::{Linear, Matrix};
 use std::collections::BTreeMap;
@@ -53,7 +53,9 @@ pub enum Family {
     Torch,
     /// Hugging Face BERT family.
     Bert,
-    /// Both (the classifier head).
+    /// Hugging Face MobileBERT (`MobileBertModel`, `MobileBertFor*`).
+    MobileBert,
+    /// Every family (the classifier head).
     Any,
 }
 
@@ -62,6 +64,7 @@ impl Family {
         match self {
             Family::Torch => "PyTorch nn.TransformerEncoder",
             Family::Bert => "Hugging Face BERT",
+            Family::MobileBert => "Hugging Face MobileBERT",
             Family::Any => "any",
         }
     }
@@ -103,6 +106,30 @@ pub enum Slot {
     PoolerB,
     HeadW,
     HeadB,
+    /// MobileBERT's `embedding_transformation`.
+    EmbedProjW,
+    EmbedProjB,
+    /// MobileBERT's bottleneck: input, shared Q/K (`bottleneck.attention`), output, each a
+    /// Linear and a norm.
+    BnInW,
+    BnInB,
+    BnInNormW,
+    BnInNormB,
+    BnShW,
+    BnShB,
+    BnShNormW,
+    BnShNormB,
+    BnOutW,
+    BnOutB,
+    BnOutNormW,
+    BnOutNormB,
+    /// MobileBERT's stacked feed-forward pairs `ffn.J` (indexed by layer and J).
+    XFfn1W,
+    XFfn1B,
+    XFfn2W,
+    XFfn2B,
+    XNormW,
+    XNormB,
     /// A known buffer that holds no weights (skipped by name).
     Skip,
 }
@@ -112,7 +139,8 @@ impl Slot {
     fn rank(self) -> usize {
         use Slot::*;
         match self {
-            Embedding | Positions | TokenType | InProjW | QW | KW | VW | OW | Ffn1W | Ffn2W | FeatureQ | FeatureK | SharedFeature | PoolerW | HeadW => 2,
+            Embedding | Positions | TokenType | InProjW | QW | KW | VW | OW | Ffn1W | Ffn2W | FeatureQ | FeatureK | SharedFeature | PoolerW | HeadW
+            | EmbedProjW | BnInW | BnShW | BnOutW | XFfn1W | XFfn2W => 2,
             Skip => 0,
             _ => 1,
         }
@@ -140,6 +168,16 @@ impl Slot {
             SharedFeature => "the shared kernel-attention feature projection",
             PoolerW | PoolerB => "the pooler",
             HeadW | HeadB => "the classifier head",
+            EmbedProjW | EmbedProjB => "the embedding projection",
+            BnInW | BnInB => "the input bottleneck",
+            BnInNormW | BnInNormB => "the input bottleneck's norm",
+            BnShW | BnShB => "the shared Q/K bottleneck",
+            BnShNormW | BnShNormB => "the shared Q/K bottleneck's norm",
+            BnOutW | BnOutB => "the output bottleneck",
+            BnOutNormW | BnOutNormB => "the output bottleneck's norm",
+            XFfn1W | XFfn1B => "a stacked feed-forward pair's first layer",
+            XFfn2W | XFfn2B => "a stacked feed-forward pair's second layer",
+            XNormW | XNormB => "a stacked feed-forward pair's norm",
             Skip => "a skipped buffer",
         }
     }
@@ -148,7 +186,7 @@ impl Slot {
 /// One row of the name table. Placeholders: `{P}` the family's prefix (the encoder's module path
 /// for PyTorch names, the `BertModel` path for BERT names; empty or ending in `.`), `{O}` the
 /// path that holds it (`{P}` less its last part), `{N}` a layer index, `{K}` an `nn.Sequential`
-/// index of the head.
+/// index of the head, `{J}` a MobileBERT layer's stacked feed-forward pair.
 #[derive(Clone, Copy, Debug)]
 pub struct Entry {
     pub family: Family,
@@ -161,7 +199,7 @@ const fn e(family: Family, pattern: &'static str, slot: Slot, note: &'static str
     Entry { family, pattern, slot, note }
 }
 
-use Family::{Any, Bert, Torch};
+use Family::{Any, Bert, MobileBert, Torch};
 use Slot::*;
 
 /// The name table (the order of rows is the order of the documentation; the first matching row
@@ -233,6 +271,52 @@ pub const TABLE: &[Entry] = &[
     e(Bert, "{P}encoder.layer.{N}.output.LayerNorm.beta", Norm2B, "older checkpoints"),
     e(Bert, "{P}pooler.dense.weight", PoolerW, "[d_model, d_model] dense + tanh on the CLS token"),
     e(Bert, "{P}pooler.dense.bias", PoolerB, "[d_model]"),
+    // Hugging Face MobileBERT: BERT's attention and feed-forward names at the bottleneck's inner
+    // width, plus its embedding projection, bottlenecks and stacked feed-forward pairs.
+    e(MobileBert, "{P}embeddings.word_embeddings.weight", Embedding, "[vocab, E]; required"),
+    e(MobileBert, "{P}embeddings.embedding_transformation.weight", EmbedProjW, "[d_model, 3 E] (trigram input) or [d_model, E]"),
+    e(MobileBert, "{P}embeddings.embedding_transformation.bias", EmbedProjB, "[d_model]"),
+    e(MobileBert, "{P}embeddings.position_embeddings.weight", Positions, "[max_positions, d_model]"),
+    e(MobileBert, "{P}embeddings.token_type_embeddings.weight", TokenType, "[types, d_model], as BERT's"),
+    e(MobileBert, "{P}embeddings.LayerNorm.weight", EmbedNormW, "[d_model] NoNorm or LayerNorm (transformer.norm)"),
+    e(MobileBert, "{P}embeddings.LayerNorm.bias", EmbedNormB, "[d_model]"),
+    e(MobileBert, "{P}embeddings.position_ids", Skip, "int64 buffer of position indices, not a weight"),
+    e(MobileBert, "{P}encoder.layer.{N}.attention.self.query.weight", QW, "[inner, inner], or [inner, d_model] without a bottleneck"),
+    e(MobileBert, "{P}encoder.layer.{N}.attention.self.query.bias", QB, "[inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.attention.self.key.weight", KW, "as query"),
+    e(MobileBert, "{P}encoder.layer.{N}.attention.self.key.bias", KB, "[inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.attention.self.value.weight", VW, "[inner, d_model], or [inner, inner] with use_bottleneck_attention"),
+    e(MobileBert, "{P}encoder.layer.{N}.attention.self.value.bias", VB, "[inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.attention.output.dense.weight", OW, "[inner, inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.attention.output.dense.bias", OB, "[inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.attention.output.LayerNorm.weight", Norm1W, "[inner] (norm1)"),
+    e(MobileBert, "{P}encoder.layer.{N}.attention.output.LayerNorm.bias", Norm1B, "[inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.intermediate.dense.weight", Ffn1W, "[d_ff, inner] the main pair"),
+    e(MobileBert, "{P}encoder.layer.{N}.intermediate.dense.bias", Ffn1B, "[d_ff]"),
+    e(MobileBert, "{P}encoder.layer.{N}.output.dense.weight", Ffn2W, "[inner, d_ff]"),
+    e(MobileBert, "{P}encoder.layer.{N}.output.dense.bias", Ffn2B, "[inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.output.LayerNorm.weight", Norm2W, "[inner] (norm2)"),
+    e(MobileBert, "{P}encoder.layer.{N}.output.LayerNorm.bias", Norm2B, "[inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.output.bottleneck.dense.weight", BnOutW, "[d_model, inner]: the block input as residual"),
+    e(MobileBert, "{P}encoder.layer.{N}.output.bottleneck.dense.bias", BnOutB, "[d_model]"),
+    e(MobileBert, "{P}encoder.layer.{N}.output.bottleneck.LayerNorm.weight", BnOutNormW, "[d_model]"),
+    e(MobileBert, "{P}encoder.layer.{N}.output.bottleneck.LayerNorm.bias", BnOutNormB, "[d_model]"),
+    e(MobileBert, "{P}encoder.layer.{N}.bottleneck.input.dense.weight", BnInW, "[inner, d_model]: the attention residual"),
+    e(MobileBert, "{P}encoder.layer.{N}.bottleneck.input.dense.bias", BnInB, "[inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.bottleneck.input.LayerNorm.weight", BnInNormW, "[inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.bottleneck.input.LayerNorm.bias", BnInNormB, "[inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.bottleneck.attention.dense.weight", BnShW, "[inner, d_model]: Q's and K's input (key_query_shared_bottleneck)"),
+    e(MobileBert, "{P}encoder.layer.{N}.bottleneck.attention.dense.bias", BnShB, "[inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.bottleneck.attention.LayerNorm.weight", BnShNormW, "[inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.bottleneck.attention.LayerNorm.bias", BnShNormB, "[inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.ffn.{J}.intermediate.dense.weight", XFfn1W, "[d_ff, inner] stacked pair J, before the main one"),
+    e(MobileBert, "{P}encoder.layer.{N}.ffn.{J}.intermediate.dense.bias", XFfn1B, "[d_ff]"),
+    e(MobileBert, "{P}encoder.layer.{N}.ffn.{J}.output.dense.weight", XFfn2W, "[inner, d_ff]"),
+    e(MobileBert, "{P}encoder.layer.{N}.ffn.{J}.output.dense.bias", XFfn2B, "[inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.ffn.{J}.output.LayerNorm.weight", XNormW, "[inner]"),
+    e(MobileBert, "{P}encoder.layer.{N}.ffn.{J}.output.LayerNorm.bias", XNormB, "[inner]"),
+    e(MobileBert, "{P}pooler.dense.weight", PoolerW, "[d_model, d_model] dense + tanh (classifier_activation); absent: the first token as it is"),
+    e(MobileBert, "{P}pooler.dense.bias", PoolerB, "[d_model]"),
     // The classifier head (both families): one Linear, or an nn.Sequential's Linear layers.
     e(Any, "{O}classifier.weight", HeadW, "[classes, d_model] a single Linear"),
     e(Any, "{O}classifier.bias", HeadB, "[classes]"),
@@ -252,7 +336,8 @@ pub const TABLE: &[Entry] = &[
 const FAMILIES_HINT: &str =
     "recognised: PyTorch nn.TransformerEncoder names ([PREFIX.]layers.N.self_attn.in_proj_weight, linear1, linear2, norm1, norm2, with \
      embedding.weight and classifier.weight around it) and Hugging Face BERT names ([bert.]embeddings.word_embeddings.weight, \
-     encoder.layer.N.attention.self.query.weight, ...); docs/transformer-names.md lists every name";
+     encoder.layer.N.attention.self.query.weight, ...) and Hugging Face MobileBERT names ([mobilebert.]embeddings.embedding_transformation.weight, \
+     encoder.layer.N.bottleneck.input.dense.weight, ...); docs/transformer-names.md lists every name";
 
 /// Reads a .safetensors state dict into the network.
 pub fn read(path: &Path, s: &TransformerSettings) -> Result<TransformerNet, String> {
@@ -262,24 +347,24 @@ pub fn read(path: &Path, s: &TransformerSettings) -> Result<TransformerNet, Stri
 
 /// A tensor as loaded: its name, shape and values (f32).
 #[derive(Clone, Debug)]
-struct Tensor {
-    name: String,
-    shape: Vec<usize>,
-    data: Vec<f32>,
+pub(super) struct Tensor {
+    pub(super) name: String,
+    pub(super) shape: Vec<usize>,
+    pub(super) data: Vec<f32>,
 }
 
 impl Tensor {
-    fn matrix(&self) -> Matrix {
+    pub(super) fn matrix(&self) -> Matrix {
         Matrix { rows: self.shape[0], cols: self.shape[1], data: self.data.clone() }
     }
 }
 
 /// A state dict's family and the prefixes its names carry.
 #[derive(Clone, Debug)]
-struct Naming {
-    family: Family,
+pub(super) struct Naming {
+    pub(super) family: Family,
     /// `{P}`.
-    prefix: String,
+    pub(super) prefix: String,
     /// `{O}`.
     outer: String,
 }
@@ -305,6 +390,22 @@ fn detect(names: &[String]) -> Option<Naming> {
             }
         }
     }
+    // MobileBERT: BERT's names plus its own (the embedding projection, bottlenecks, stacked pairs).
+    for n in names {
+        let parts: Vec<&str> = n.split('.').collect();
+        let found = parts.windows(2).position(|w| w == ["embeddings", "embedding_transformation"]).or_else(|| {
+            (0..parts.len().saturating_sub(4)).find(|&i| {
+                parts[i] == "encoder"
+                    && parts[i + 1] == "layer"
+                    && is_index(parts[i + 2])
+                    && (matches!(parts[i + 3], "bottleneck" | "ffn") || parts[i + 3..].starts_with(&["output", "bottleneck"]))
+            })
+        });
+        if let Some(i) = found {
+            let prefix: String = parts[..i].iter().map(|p| format!("{p}.")).collect();
+            return Some(Naming { family: MobileBert, outer: outer_of(&prefix), prefix });
+        }
+    }
     for n in names {
         let parts: Vec<&str> = n.split('.').collect();
         let found = parts
@@ -324,8 +425,9 @@ fn is_index(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
 }
 
-/// The row of the table `name` matches, with its `{N}` or `{K}` index.
-fn lookup(name: &str, naming: &Naming) -> Option<(&'static Entry, Option<usize>)> {
+/// The row of the table `name` matches, with its `{N}` or `{K}` index and its `{J}` index (0
+/// where the row has none).
+fn lookup(name: &str, naming: &Naming) -> Option<(&'static Entry, Option<usize>, usize)> {
     let parts: Vec<&str> = name.split('.').collect();
     'rows: for entry in TABLE.iter().filter(|e| e.family == naming.family || e.family == Any) {
         let pattern = entry.pattern.replace("{P}", &naming.prefix).replace("{O}", &naming.outer);
@@ -333,9 +435,14 @@ fn lookup(name: &str, naming: &Naming) -> Option<(&'static Entry, Option<usize>)
         if pat.len() != parts.len() {
             continue;
         }
-        let mut index = None;
+        let (mut index, mut j) = (None, 0);
         for (p, n) in pat.iter().zip(&parts) {
-            if *p == "{N}" || *p == "{K}" {
+            if *p == "{J}" {
+                match n.parse() {
+                    Ok(v) if is_index(n) => j = v,
+                    _ => continue 'rows,
+                }
+            } else if *p == "{N}" || *p == "{K}" {
                 if !is_index(n) {
                     continue 'rows;
                 }
@@ -347,13 +454,14 @@ fn lookup(name: &str, naming: &Naming) -> Option<(&'static Entry, Option<usize>)
                 continue 'rows;
             }
         }
-        return Some((entry, index));
+        return Some((entry, index, j));
     }
     None
 }
 
-/// The name the table expects for `slot` (index `n`), for "missing" errors.
-fn expected(naming: &Naming, slot: Slot, n: Option<usize>) -> String {
+/// The name the table expects for `slot` (index `n`, a stacked pair's `{J}` left as it is), for
+/// "missing" errors.
+pub(super) fn expected(naming: &Naming, slot: Slot, n: Option<usize>) -> String {
     let entry = TABLE.iter().find(|e| (e.family == naming.family || e.family == Any) && e.slot == slot).expect("every slot has a row");
     let idx = n.map(|v| v.to_string()).unwrap_or_default();
     entry.pattern.replace("{P}", &naming.prefix).replace("{O}", &naming.outer).replace("{N}", &idx).replace("{K}", &idx)
@@ -372,19 +480,20 @@ fn index_of(mut i: usize, shape: &[usize]) -> String {
 }
 
 /// The loaded tensors by slot and layer (or head) index.
-struct Found {
-    naming: Naming,
-    by_slot: BTreeMap<(Slot, Option<usize>), Tensor>,
+pub(super) struct Found {
+    pub(super) naming: Naming,
+    /// Keyed by slot, layer (or head) index and stacked-pair index (0 elsewhere).
+    pub(super) by_slot: BTreeMap<(Slot, Option<usize>, usize), Tensor>,
     /// The head's module name (`classifier`, `head`, `fc`) and whether it is indexed.
-    head_root: Option<(String, bool)>,
+    pub(super) head_root: Option<(String, bool)>,
 }
 
 impl Found {
-    fn get(&self, slot: Slot, n: Option<usize>) -> Option<&Tensor> {
-        self.by_slot.get(&(slot, n))
+    pub(super) fn get(&self, slot: Slot, n: Option<usize>) -> Option<&Tensor> {
+        self.by_slot.get(&(slot, n, 0))
     }
 
-    fn need(&self, slot: Slot, n: Option<usize>) -> Result<&Tensor, String> {
+    pub(super) fn need(&self, slot: Slot, n: Option<usize>) -> Result<&Tensor, String> {
         self.get(slot, n).ok_or_else(|| {
             format!(
                 "missing tensor {} ({}{}); the {} name table requires it (see docs/transformer-names.md)",
@@ -397,12 +506,12 @@ impl Found {
     }
 }
 
-fn shape_s(shape: &[usize]) -> String {
+pub(super) fn shape_s(shape: &[usize]) -> String {
     format!("[{}]", shape.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "))
 }
 
 /// Checks `t`'s shape; `why` says where the expected shape comes from and what to fix.
-fn check_shape(t: &Tensor, want: &[usize], why: &str) -> Result<(), String> {
+pub(super) fn check_shape(t: &Tensor, want: &[usize], why: &str) -> Result<(), String> {
     if t.shape != want {
         return Err(format!("tensor {} has shape {} but needs {} ({why})", t.name, shape_s(&t.shape), shape_s(want)));
     }
@@ -421,7 +530,7 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
     let naming = detect(&names).ok_or_else(|| format!("no transformer names found (first tensor: {}); {FAMILIES_HINT}", names[0]))?;
     let mut found = Found { naming: naming.clone(), by_slot: BTreeMap::new(), head_root: None };
     for name in &names {
-        let Some((entry, index)) = lookup(name, &naming) else {
+        let Some((entry, index, j)) = lookup(name, &naming) else {
             // RoBERTa's and ELECTRA's layers have BERT's names, but their heads (and RoBERTa's positions) differ.
             let roberta = if naming.prefix.contains("roberta") {
                 "; a RoBERTa or XLM-R classifier (positions offset by pad_token_id + 1, a dense-tanh-out_proj head) is mapped by Python's aimc.from_torch"
@@ -471,10 +580,13 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
             }
         }
         let t = Tensor { name: name.clone(), shape, data };
-        if let Some(prev) = found.by_slot.get(&(entry.slot, index)) {
+        if let Some(prev) = found.by_slot.get(&(entry.slot, index, j)) {
             return Err(format!("tensors {} and {name} both name {}; keep one", prev.name, entry.slot.describe()));
         }
-        found.by_slot.insert((entry.slot, index), t);
+        found.by_slot.insert((entry.slot, index, j), t);
+    }
+    if naming.family == MobileBert {
+        return super::mobilebert::assemble(&found, s);
     }
     assemble(&found, s)
 }
@@ -541,7 +653,7 @@ fn assemble(f: &Found, s: &TransformerSettings) -> Result<TransformerNet, String
     // Layers: every index any layer tensor names; 0..L without gaps.
     let layer_slots = [InProjW, InProjB, QW, QB, KW, KB, VW, VB, OW, OB, Ffn1W, Ffn1B, Ffn2W, Ffn2B, Norm1W, Norm1B, Norm2W, Norm2B, FeatureQ, FeatureK];
     let mut layers: BTreeMap<usize, &str> = BTreeMap::new();
-    for ((slot, n), t) in &f.by_slot {
+    for ((slot, n, _), t) in &f.by_slot {
         if let (true, Some(n)) = (layer_slots.contains(slot), n) {
             layers.entry(*n).or_insert(&t.name);
         }
@@ -656,7 +768,20 @@ fn assemble(f: &Found, s: &TransformerSettings) -> Result<TransformerNet, String
         for t in feature_q.iter().chain(feature_k.iter()) {
             check_feature(t)?;
         }
-        blocks.push(Block { q, k, v, o, ffn1, ffn2, norm1, norm2, feature_q: feature_q.map(Tensor::matrix), feature_k: feature_k.map(Tensor::matrix) });
+        blocks.push(Block {
+            q,
+            k,
+            v,
+            o,
+            ffn1,
+            ffn2,
+            norm1,
+            norm2,
+            feature_q: feature_q.map(Tensor::matrix),
+            feature_k: feature_k.map(Tensor::matrix),
+            bottleneck: None,
+            extra_ffns: vec![],
+        });
     }
 
     // A trained projection in some layers only would mix trained and drawn maps silently.
@@ -672,7 +797,7 @@ fn assemble(f: &Found, s: &TransformerSettings) -> Result<TransformerNet, String
     }
     let shared_feature = match f.get(SharedFeature, None) {
         Some(t) => {
-            if let Some(per) = f.by_slot.iter().find(|((sl, _), _)| *sl == FeatureQ).map(|(_, t)| t) {
+            if let Some(per) = f.by_slot.iter().find(|((sl, _, _), _)| *sl == FeatureQ).map(|(_, t)| t) {
                 return Err(format!("tensors {} and {} both give kernel attention's projection; keep the shared one or the per-layer ones", t.name, per.name));
             }
             check_feature(t)?;
@@ -689,7 +814,31 @@ fn assemble(f: &Found, s: &TransformerSettings) -> Result<TransformerNet, String
         }
     };
 
-    // The head: one Linear, or an nn.Sequential's Linear layers in index order.
+    let head = head_layers(f, d, &dm)?;
+    Ok(TransformerNet {
+        embedding: emb.matrix(),
+        embed_proj: None,
+        no_norm: s.norm == Some(NormType::NoNorm),
+        positions,
+        token_types,
+        embed_norm,
+        blocks,
+        final_norm,
+        pooler,
+        head,
+        shared_feature,
+    })
+}
+
+/// The classifier head: one Linear, or an nn.Sequential's Linear layers in index order, chained
+/// from the pooled vector's `d` values (`dm` says where d comes from).
+pub(super) fn head_layers(f: &Found, d: usize, dm: &str) -> Result<Vec<Linear>, String> {
+    let bias = |slot: Slot, n: Option<usize>, len: usize, why: &str| -> Result<Vec<f32>, String> {
+        match f.get(slot, n) {
+            Some(t) => check_shape(t, &[len], why).map(|_| t.data.clone()),
+            None => Ok(vec![0.0; len]),
+        }
+    };
     let Some((root, _)) = &f.head_root else {
         return Err(format!(
             "a classifier head is required: the file has none of {O}classifier.weight, {O}classifier.K.weight, {O}head.weight, {O}head.K.weight, {O}fc.weight, {O}fc.K.weight (K an nn.Sequential index)",
@@ -697,7 +846,7 @@ fn assemble(f: &Found, s: &TransformerSettings) -> Result<TransformerNet, String
         ));
     };
     let keys: Vec<Option<usize>> = {
-        let mut k: Vec<Option<usize>> = f.by_slot.keys().filter(|(sl, _)| matches!(sl, HeadW | HeadB)).map(|(_, i)| *i).collect();
+        let mut k: Vec<Option<usize>> = f.by_slot.keys().filter(|(sl, _, _)| matches!(sl, HeadW | HeadB)).map(|(_, i, _)| *i).collect();
         k.sort();
         k.dedup();
         k
@@ -722,5 +871,5 @@ fn assemble(f: &Found, s: &TransformerSettings) -> Result<TransformerNet, String
         head.push(Linear::dense(format!("head.{}", head.len()), w.matrix(), b));
         width = (w.shape[0], format!("the outputs of {}", w.name));
     }
-    Ok(TransformerNet { embedding: emb.matrix(), positions, token_types, embed_norm, blocks, final_norm, pooler, head, shared_feature })
+    Ok(head)
 }

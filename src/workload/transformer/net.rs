@@ -52,13 +52,39 @@ pub struct Block {
     pub feature_q: Option<Matrix>,
     /// A separate projection for K.
     pub feature_k: Option<Matrix>,
+    /// MobileBERT's bottleneck layers around the block (then Q, K, V, O, the feed-forward pairs
+    /// and norm1, norm2 are at the bottleneck's inner width).
+    pub bottleneck: Option<Bottleneck>,
+    /// Feed-forward pairs before the main one (MobileBERT's `ffn.J`), each with its residual and norm.
+    pub extra_ffns: Vec<(Linear, Linear, Norm)>,
+}
+
+/// MobileBERT's bottleneck around an encoder layer (Sun et al., ACL 2020; Hugging Face
+/// `MobileBertBottleneck` and `OutputBottleneck`).
+#[derive(Clone, Debug)]
+pub struct Bottleneck {
+    /// `bottleneck.input`: d_model → inner, normed; the attention residual (`layer_input`).
+    pub input: (Linear, Norm),
+    /// `bottleneck.attention` (`key_query_shared_bottleneck`): d_model → inner, normed; Q's and
+    /// K's input, while V reads the layer input.
+    pub shared: Option<(Linear, Norm)>,
+    /// `use_bottleneck_attention`: Q, K and V read the input bottleneck.
+    pub inner_attention: bool,
+    /// `output.bottleneck`: inner → d_model with the layer input as residual, normed.
+    pub output: (Linear, Norm),
 }
 
 /// A whole network: embeddings, the layer stack, pooling and the classifier head.
 #[derive(Clone, Debug)]
 pub struct TransformerNet {
-    /// `[vocab][d_model]`.
+    /// `[vocab][d_model]`, or `[vocab][E]` with `embed_proj`.
     pub embedding: Matrix,
+    /// MobileBERT's `embedding_transformation`: `[d_model][taps · E]` over the embeddings of
+    /// tokens t + 1, t, t − 1 side by side (3 taps, `trigram_input`) or of token t (1 tap).
+    pub embed_proj: Option<(Linear, usize)>,
+    /// Every norm is NoNorm (x·γ + β, MobileBERT's `normalization_type = "no_norm"`) instead of
+    /// LayerNorm.
+    pub no_norm: bool,
     pub positions: Positions,
     /// BERT's `token_type_embeddings`, `[types][d_model]`: row 0 is added to every token, or,
     /// with `transformer.segment_sep`, row 1 to the tokens after the first separator.
@@ -79,7 +105,12 @@ pub struct TransformerNet {
 
 impl TransformerNet {
     pub fn d_model(&self) -> usize {
-        self.embedding.cols
+        self.embed_proj.as_ref().map_or(self.embedding.cols, |(l, _)| l.weight.rows)
+    }
+
+    /// Width of attention and the feed-forward pairs: the bottleneck's, else d_model.
+    pub fn inner(&self) -> usize {
+        self.blocks.first().and_then(|b| b.bottleneck.as_ref()).map_or(self.d_model(), |bn| bn.input.0.weight.rows)
     }
 
     pub fn vocab(&self) -> usize {

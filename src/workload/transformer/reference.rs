@@ -14,9 +14,17 @@
 //!   Vaswani's sinusoid (in f64) or the learned row i; type_i = 1 for the tokens after the first
 //!   `segment_sep` token (a sentence pair's second segment), else 0; then `embed_norm`. LayerNorm is
 //!   (x − mean)/√(var + ε)·γ + β with the biased variance (PyTorch), ε = `layer_norm_eps`.
+//!   MobileBERT's embedding (Sun et al., ACL 2020; Hugging Face `MobileBertEmbeddings`): the
+//!   table rows of tokens i + 1, i, i − 1 of the padded sequence side by side (zero past either
+//!   end; one tap: row i alone), times embed_scale, through the projection, then the positions and
+//!   types as above. With `no_norm` every norm is NoNorm, x·γ + β.
 //! - **Layers.** The stored blocks in order, the whole stack `repeat_layers` times. Post-LN:
 //!   x = LN1(x + O(Attn(x))); x = LN2(x + FFN2(act(FFN1 x))). Pre-LN (`norm_first`):
-//!   x = x + O(Attn(LN1 x)); x = x + FFN2(act(FFN1(LN2 x))). Then `final_norm`.
+//!   x = x + O(Attn(LN1 x)); x = x + FFN2(act(FFN1(LN2 x))). Then `final_norm`. A MobileBERT
+//!   block (bottleneck, Hugging Face `MobileBertLayer`): l = N_in(B_in x); Q and K read
+//!   N_sh(B_sh x) with a shared bottleneck (V reads x), or all three read l
+//!   (`inner_attention`), or x; a = LN1(l + O(Attn)); per stacked pair a = N_j(a + FFN_j(a));
+//!   a = LN2(a + FFN(a)); x = N_out(x + B_out a).
 //! - **Softmax attention.** Q, K, V Linear (with biases); head h is outputs h·d_head..(h+1)·d_head;
 //!   scores q_i·k_j/√d_head over j < len (and j ≤ i when causal), max-subtracted softmax, times V.
 //! - **Kernel attention.** Per layer b, (W_q, W_k) = `settings.feature_projections(b)` (the same
@@ -84,16 +92,26 @@ fn wide(v: &[f32]) -> Vec<f64> {
 struct Ln {
     gamma: Vec<f64>,
     beta: Vec<f64>,
+    /// NoNorm: x·γ + β.
+    no_norm: bool,
 }
 
 impl Ln {
-    fn new(n: &super::Norm) -> Ln {
-        Ln { gamma: wide(&n.gamma), beta: wide(&n.beta) }
+    fn new(n: &super::Norm, no_norm: bool) -> Ln {
+        Ln { gamma: wide(&n.gamma), beta: wide(&n.beta), no_norm }
     }
 
-    /// LayerNorm of every row of `x` (rows of d), in place.
+    /// LayerNorm (or NoNorm) of every row of `x` (rows of d), in place.
     fn apply(&self, x: &mut [f64], eps: f64) {
         let d = self.gamma.len();
+        if self.no_norm {
+            for row in x.chunks_exact_mut(d) {
+                for (c, v) in row.iter_mut().enumerate() {
+                    *v = *v * self.gamma[c] + self.beta[c];
+                }
+            }
+            return;
+        }
         for row in x.chunks_exact_mut(d) {
             let mean = row.iter().sum::<f64>() / d as f64;
             let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / d as f64;
@@ -122,6 +140,15 @@ struct PBlock {
     norm1: Ln,
     norm2: Ln,
     features: Option<Features>,
+    bottleneck: Option<PBottleneck>,
+    extra_ffns: Vec<(Lin, Lin, Ln)>,
+}
+
+struct PBottleneck {
+    input: (Lin, Ln),
+    shared: Option<(Lin, Ln)>,
+    inner_attention: bool,
+    output: (Lin, Ln),
 }
 
 /// The net and settings prepared once (weights widened, projections drawn) for many sequences.
@@ -129,8 +156,11 @@ struct Prepared<'a> {
     net: &'a TransformerNet,
     s: &'a TransformerSettings,
     d: usize,
+    /// Attention's width (the bottleneck's, else d).
+    inner: usize,
     heads: usize,
     d_head: usize,
+    embed_proj: Option<(Lin, usize)>,
     embed_norm: Option<Ln>,
     blocks: Vec<PBlock>,
     final_norm: Option<Ln>,
@@ -140,10 +170,12 @@ struct Prepared<'a> {
 
 impl<'a> Prepared<'a> {
     fn new(net: &'a TransformerNet, s: &'a TransformerSettings) -> Prepared<'a> {
-        let d = net.d_model();
+        let (d, inner) = (net.d_model(), net.inner());
         let heads = s.heads as usize;
-        assert!(heads > 0 && d.is_multiple_of(heads), "transformer.heads = {heads} must divide d_model = {d} (validation checks this)");
-        let d_head = d / heads;
+        assert!(heads > 0 && inner.is_multiple_of(heads), "transformer.heads = {heads} must divide the attention width {inner} (validation checks this)");
+        let d_head = inner / heads;
+        let nn = net.no_norm;
+        let ln = |n: &super::Norm| Ln::new(n, nn);
         let blocks = net
             .blocks
             .iter()
@@ -161,9 +193,16 @@ impl<'a> Prepared<'a> {
                     o: Lin::new(&blk.o),
                     ffn1: Lin::new(&blk.ffn1),
                     ffn2: Lin::new(&blk.ffn2),
-                    norm1: Ln::new(&blk.norm1),
-                    norm2: Ln::new(&blk.norm2),
+                    norm1: ln(&blk.norm1),
+                    norm2: ln(&blk.norm2),
                     features,
+                    bottleneck: blk.bottleneck.as_ref().map(|b| PBottleneck {
+                        input: (Lin::new(&b.input.0), ln(&b.input.1)),
+                        shared: b.shared.as_ref().map(|(l, n)| (Lin::new(l), ln(n))),
+                        inner_attention: b.inner_attention,
+                        output: (Lin::new(&b.output.0), ln(&b.output.1)),
+                    }),
+                    extra_ffns: blk.extra_ffns.iter().map(|(a, b, n)| (Lin::new(a), Lin::new(b), ln(n))).collect(),
                 }
             })
             .collect();
@@ -171,22 +210,46 @@ impl<'a> Prepared<'a> {
             net,
             s,
             d,
+            inner,
             heads,
             d_head,
-            embed_norm: net.embed_norm.as_ref().map(Ln::new),
+            embed_proj: net.embed_proj.as_ref().map(|(l, taps)| (Lin::new(l), *taps)),
+            embed_norm: net.embed_norm.as_ref().map(ln),
             blocks,
-            final_norm: net.final_norm.as_ref().map(Ln::new),
+            final_norm: net.final_norm.as_ref().map(ln),
             pooler: net.pooler.as_ref().map(Lin::new),
             head: net.head.iter().map(Lin::new).collect(),
         }
     }
 
-    /// x_i = E[tok_i]·embed_scale + pos_i (+ token type), then the embedding LayerNorm.
-    fn embed(&self, tokens: &[u32]) -> Vec<f64> {
+    /// x_i = E[tok_i]·embed_scale + pos_i (+ token type), then the embedding LayerNorm, for
+    /// the first `len` tokens (MobileBERT's taps read the padded sequence's neighbours).
+    fn embed(&self, tokens: &[u32], len: usize) -> Vec<f64> {
         let (d, net) = (self.d, self.net);
-        let mut x = vec![0.0; tokens.len() * d];
+        // The token term of each row: E[tok]·scale, or the projection of the taps.
+        let token_rows: Vec<f64> = match &self.embed_proj {
+            None => tokens[..len].iter().flat_map(|&t| net.embedding.data[t as usize * d..][..d].iter().map(|&v| v as f64 * self.s.embed_scale)).collect(),
+            Some((proj, taps)) => {
+                let e = net.embedding.cols;
+                let mut tapped = vec![0.0; len * taps * e];
+                for p in 0..len {
+                    for j in 0..*taps {
+                        let src = p as isize + if *taps == 3 { 1 - j as isize } else { 0 };
+                        if src < 0 || src as usize >= tokens.len() {
+                            continue;
+                        }
+                        let row = &net.embedding.data[tokens[src as usize] as usize * e..][..e];
+                        for (o, &v) in tapped[(p * taps + j) * e..][..e].iter_mut().zip(row) {
+                            *o = v as f64 * self.s.embed_scale;
+                        }
+                    }
+                }
+                proj.rows_of(&tapped, len)
+            }
+        };
+        let mut x = vec![0.0; len * d];
         let mut second = false; // past the first separator: token type 1
-        for (p, &t) in tokens.iter().enumerate() {
+        for (p, &t) in tokens[..len].iter().enumerate() {
             let t = t as usize;
             assert!(t < net.vocab(), "token id {t} at position {p} is outside the vocabulary of {} (validation checks this)", net.vocab());
             if let Some(max) = net.max_positions() {
@@ -198,7 +261,7 @@ impl<'a> Prepared<'a> {
                     super::Positions::Learned(m) => m.data[p * d + c] as f64,
                 };
                 let tt = net.token_types.as_ref().map_or(0.0, |m| m.data[usize::from(second) * d + c] as f64);
-                x[p * d + c] = net.embedding.data[t * d + c] as f64 * self.s.embed_scale + pos + tt;
+                x[p * d + c] = token_rows[p * d + c] + pos + tt;
             }
             second |= self.s.segment_sep == Some(t as u32);
         }
@@ -208,10 +271,10 @@ impl<'a> Prepared<'a> {
         x
     }
 
-    /// Multi-head attention of the `n` rows of `h` (before O).
-    fn attention(&self, blk: &PBlock, h: &[f64], n: usize) -> Vec<f64> {
-        let (q, k, v) = (blk.q.rows_of(h, n), blk.k.rows_of(h, n), blk.v.rows_of(h, n));
-        let (d, dh) = (self.d, self.d_head);
+    /// Multi-head attention of the `n` rows, Q and K from `qk`, V from `hv` (before O).
+    fn attention(&self, blk: &PBlock, qk: &[f64], hv: &[f64], n: usize) -> Vec<f64> {
+        let (q, k, v) = (blk.q.rows_of(qk, n), blk.k.rows_of(qk, n), blk.v.rows_of(hv, n));
+        let (d, dh) = (self.inner, self.d_head);
         let mut out = vec![0.0; n * d];
         for hd in 0..self.heads {
             let slice = |m: &[f64], i: usize| -> Vec<f64> { m[i * d + hd * dh..i * d + (hd + 1) * dh].to_vec() };
@@ -238,33 +301,63 @@ impl<'a> Prepared<'a> {
         out
     }
 
-    /// The feed-forward pair on every row.
-    fn ffn(&self, blk: &PBlock, h: &[f64], n: usize) -> Vec<f64> {
-        let mut a = blk.ffn1.rows_of(h, n);
+    /// A feed-forward pair on every row.
+    fn ffn(&self, ffn1: &Lin, ffn2: &Lin, h: &[f64], n: usize) -> Vec<f64> {
+        let mut a = ffn1.rows_of(h, n);
         for v in &mut a {
             *v = self.s.activation.apply(*v);
         }
-        blk.ffn2.rows_of(&a, n)
+        ffn2.rows_of(&a, n)
     }
 
     /// The final hidden states of the first `len` tokens, `[len][d_model]`.
-    fn hidden(&self, tokens: &[u32]) -> Vec<f64> {
-        let (n, eps) = (tokens.len(), self.s.layer_norm_eps);
-        let mut x = self.embed(tokens);
+    fn hidden(&self, tokens: &[u32], len: usize) -> Vec<f64> {
+        let (n, eps) = (len, self.s.layer_norm_eps);
+        let mut x = self.embed(tokens, len);
         for _ in 0..self.s.repeat_layers.max(1) {
             for blk in &self.blocks {
-                if self.s.norm_first {
+                if blk.bottleneck.is_some() || !blk.extra_ffns.is_empty() {
+                    let normed = |(l, nm): &(Lin, Ln), h: &[f64]| {
+                        let mut y = l.rows_of(h, n);
+                        nm.apply(&mut y, eps);
+                        y
+                    };
+                    let b = blk.bottleneck.as_ref();
+                    let li = b.map_or_else(|| x.clone(), |b| normed(&b.input, &x));
+                    let att = match b {
+                        Some(PBottleneck { shared: Some(sh), .. }) => self.attention(blk, &normed(sh, &x), &x, n),
+                        Some(PBottleneck { inner_attention: true, .. }) => self.attention(blk, &li, &li, n),
+                        _ => self.attention(blk, &x, &x, n),
+                    };
+                    let mut a = blk.o.rows_of(&att, n);
+                    add(&mut a, &li);
+                    blk.norm1.apply(&mut a, eps);
+                    for (f1, f2, nm) in blk.extra_ffns.iter().map(|(f1, f2, nm)| (f1, f2, nm)).chain([(&blk.ffn1, &blk.ffn2, &blk.norm2)]) {
+                        let f = self.ffn(f1, f2, &a, n);
+                        add(&mut a, &f);
+                        nm.apply(&mut a, eps);
+                    }
+                    x = match b {
+                        Some(b) => {
+                            let mut y = b.output.0.rows_of(&a, n);
+                            add(&mut y, &x);
+                            b.output.1.apply(&mut y, eps);
+                            y
+                        }
+                        None => a,
+                    };
+                } else if self.s.norm_first {
                     let mut h = x.clone();
                     blk.norm1.apply(&mut h, eps);
-                    add(&mut x, &blk.o.rows_of(&self.attention(blk, &h, n), n));
+                    add(&mut x, &blk.o.rows_of(&self.attention(blk, &h, &h, n), n));
                     let mut h = x.clone();
                     blk.norm2.apply(&mut h, eps);
-                    add(&mut x, &self.ffn(blk, &h, n));
+                    add(&mut x, &self.ffn(&blk.ffn1, &blk.ffn2, &h, n));
                 } else {
-                    let a = blk.o.rows_of(&self.attention(blk, &x, n), n);
+                    let a = blk.o.rows_of(&self.attention(blk, &x, &x, n), n);
                     add(&mut x, &a);
                     blk.norm1.apply(&mut x, eps);
-                    let f = self.ffn(blk, &x, n);
+                    let f = self.ffn(&blk.ffn1, &blk.ffn2, &x, n);
                     add(&mut x, &f);
                     blk.norm2.apply(&mut x, eps);
                 }
@@ -282,7 +375,7 @@ impl<'a> Prepared<'a> {
             assert!(tokens[len..].iter().all(|&t| t == pad), "padding must trail the sequence (validation checks this)");
         }
         let d = self.d;
-        let x = self.hidden(&tokens[..len]);
+        let x = self.hidden(tokens, len);
         let mut pooled = match self.s.pooling {
             Pooling::Mean => (0..d).map(|c| (0..len).map(|i| x[i * d + c]).sum::<f64>() / len as f64).collect::<Vec<f64>>(),
             Pooling::Cls => x[..d].to_vec(),
@@ -424,7 +517,7 @@ pub fn logits(net: &TransformerNet, s: &TransformerSettings, tokens: &[u32], len
 
 /// The final hidden states `[len][d_model]` of a sequence's first `len` tokens (before pooling).
 pub fn hidden(net: &TransformerNet, s: &TransformerSettings, tokens: &[u32], len: usize) -> Vec<f64> {
-    Prepared::new(net, s).hidden(&tokens[..len])
+    Prepared::new(net, s).hidden(tokens, len)
 }
 
 /// The token ids of a data set's row (`x` holds them as f32, one row per sequence).

@@ -1006,15 +1006,21 @@ def test_from_torch_refuses_mobilebert_configs_beyond_aimcs_forward():
         (dict(num_feedforward_networks=0), r"config.num_feedforward_networks = 0; a MobileBERT layer runs at least one"),
         (dict(use_bottleneck_attention=True), r"config.use_bottleneck_attention = True and key_query_shared_bottleneck = True: "
                                               r".*leaves the shared attention bottleneck unused"),
+        (dict(use_bottleneck_attention=True, key_query_shared_bottleneck=False, intra_bottleneck_size=32),
+         r"config.use_bottleneck_attention = True with intra_bottleneck_size = hidden_size = 32: aimc tells attention on the input "
+         r"bottleneck by the width of V's input"),
         (dict(hidden_act="quick_gelu"), r"MobileBertForSequenceClassification.config.hidden_act = 'quick_gelu'; aimc maps"),
         (dict(num_labels=1), r"num_labels = 1, .*single-label classifier"),
     ]
     for config, message in cases:
         with pytest.raises(ValueError, match=message):
             aimc.from_torch(mobilebert_classifier(rng, **config))
-    # Without a bottleneck, its attention flags have nothing to act on.
+    # Without a bottleneck, its attention flags have nothing to act on; without bottleneck
+    # attention, equal widths leave nothing undecided.
     m = aimc.from_torch(mobilebert_classifier(rng, use_bottleneck=False, use_bottleneck_attention=True))
     assert m.settings["norm"] == "no_norm"
+    m = aimc.from_torch(mobilebert_classifier(rng, intra_bottleneck_size=32))
+    assert m.tensors["mobilebert.encoder.layer.0.bottleneck.attention.dense.weight"].shape == (32, 32)
     with pytest.raises(ValueError, match=r"MobileBertModel is not a sequence classifier; .*give a MobileBertForSequenceClassification"):
         aimc.from_torch(mobilebert_classifier(rng, kind="MobileBertModel"))
 

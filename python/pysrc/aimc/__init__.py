@@ -978,7 +978,8 @@ def _from_huggingface(module) -> TransformerModel:
       The first token goes through the tanh pooler (`classifier_activation`; without it, straight)
       into the Linear classifier. transformers' embedding and FFN-output LayerNorms keep
       nn.LayerNorm's ε 1e-5 whatever layer_norm_eps says, so 'layer_norm' needs layer_norm_eps
-      1e-5; use_bottleneck_attention with key_query_shared_bottleneck is refused.
+      1e-5; use_bottleneck_attention with key_query_shared_bottleneck, or with an
+      intra_bottleneck_size equal to hidden_size, is refused.
 
     What a config allows beyond that forward is refused by field name."""
     kind = type(module).__name__
@@ -1096,6 +1097,11 @@ def _mobilebert_tensors(tensors: dict, kind: str, cfg) -> dict:
                          "transformers then reads Q, K and V from the input bottleneck and leaves the shared attention bottleneck "
                          "unused, which aimc does not model; set one of the two to False (google/mobilebert-uncased shares the query "
                          "and key bottleneck, without bottleneck attention)")
+    if field("use_bottleneck", True) and field("use_bottleneck_attention", False) and field("intra_bottleneck_size") == field("hidden_size"):
+        raise ValueError(f"from_torch: {kind}.config.use_bottleneck_attention = True with intra_bottleneck_size = hidden_size = "
+                         f"{field('hidden_size')}: aimc tells attention on the input bottleneck by the width of V's input "
+                         "(intra_bottleneck_size, not hidden_size), which these equal sizes do not show, and would run Q, K and V on "
+                         "the layer's input; it runs such a model where intra_bottleneck_size differs from hidden_size")
     if not field("trigram_input", True) and field("embedding_size") == field("hidden_size"):
         tensors = {k: t for k, t in tensors.items() if ".embeddings.embedding_transformation." not in "." + k}
     return tensors

@@ -9,8 +9,9 @@
 //!   is;
 //! - per layer, with `bottleneck.input` (`use_bottleneck`): the inner width is its output count;
 //!   `bottleneck.attention` (`key_query_shared_bottleneck`) gives Q's and K's input; V's input
-//!   width says `use_bottleneck_attention` (inner) or not (d_model); `output.bottleneck` widens
-//!   back. Without it every width is d_model;
+//!   width says `use_bottleneck_attention` (inner) or not (d_model; with inner = d_model the
+//!   shapes cannot tell, and V reads the layer input, transformers' default); `output.bottleneck`
+//!   widens back. Without it every width is d_model;
 //! - the stacked pairs `ffn.0 .. ffn.J−1` before the main pair (`num_feedforward_networks − 1`);
 //! - every norm NoNorm unless `transformer.norm = "layer_norm"`.
 //!

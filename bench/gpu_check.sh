@@ -25,7 +25,7 @@ sed -n '1,26p' "$OUT/bench.txt"
 for m in full off; do
     AIMC_SHADER_CHECKS=$m timeout 300 "$B" bench --backend gpu --size "${SIZE:-full}" --cases a,b,c,e > "$OUT/bench-$m.txt" 2>&1
     echo "aimc bench, AIMC_SHADER_CHECKS=$m: rc $?"
-    grep -E '^(shader|measured|\([a-k]\) )' "$OUT/bench-$m.txt"
+    grep -E '^(shader|measured|\([a-l]\) )' "$OUT/bench-$m.txt"
 done
 
 if python3 -c "import torch" 2>/dev/null; then

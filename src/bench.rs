@@ -223,7 +223,7 @@ fn bench_mlp_path() -> Option<std::path::PathBuf> {
 pub struct CaseFilter(Vec<char>);
 
 impl CaseFilter {
-    pub const LETTERS: &'static str = "abcdefghijk";
+    pub const LETTERS: &'static str = "abcdefghijkl";
 
     pub fn parse(list: &[String]) -> Result<Self, EngineError> {
         let mut cases = Vec::new();
@@ -231,13 +231,13 @@ impl CaseFilter {
             let letter = item.trim_start_matches('(').trim_end_matches(')').to_ascii_lowercase();
             match letter.chars().collect::<Vec<_>>()[..] {
                 [c] if Self::LETTERS.contains(c) => cases.push(c),
-                _ => return Err(EngineError::Invalid(format!("--cases {item}: name cases by their letters a to k, comma-separated (e.g. --cases a,e,f)"))),
+                _ => return Err(EngineError::Invalid(format!("--cases {item}: name cases by their letters a to l, comma-separated (e.g. --cases a,e,f)"))),
             }
         }
         // The flag given but naming nothing (`--cases ""`, `--cases ,`) is a mistake, not "all".
         if !list.is_empty() && cases.is_empty() {
             return Err(EngineError::Invalid(format!(
-                "--cases {:?}: names no case; name cases by their letters a to k, comma-separated (e.g. --cases a,e,f), or leave out --cases for all",
+                "--cases {:?}: names no case; name cases by their letters a to l, comma-separated (e.g. --cases a,e,f), or leave out --cases for all",
                 list.join(",")
             )));
         }
@@ -564,8 +564,132 @@ fn measure(
     if only.wants('k') && budget.is_file() {
         cases.push(budget_case(&mut *be, budget, small, show_breakdown)?);
     }
+    // (l) MobileBERT at its published shapes on seeded weights: one noisy pass.
+    if only.wants('l') {
+        cases.push(mobilebert_case(&mut *be, small, &ceil, show_breakdown)?);
+    }
 
     Ok(cases)
+}
+
+/// A seeded MobileBERT (Sun et al., ACL 2020, Table 1 with `layers` layers: hidden 512,
+/// bottleneck 128 shared by Q and K, 4 heads, four feed-forward pairs of 512 with ReLU, the
+/// trigram embedding of 128, NoNorm) over `seq`-token sequences, CLS pooling and a 2-class head,
+/// in the layout Hugging Face's `MobileBertLayer` runs.
+pub fn seeded_mobilebert(layers: usize, seq: usize, vocab: usize) -> plan::SeqModel {
+    use crate::engine::plan::{SeqAttention, SeqBlock, SeqBottleneck, SeqFfn, SeqModel};
+    let (h, b, i, e, ffns) = (512usize, 128usize, 512usize, 128usize, 4usize);
+    let scaled = |n: usize, fan_in: usize, stream: u64| -> Vec<f32> {
+        let s = 1.0 / (fan_in as f32).sqrt();
+        crate::rng::uniform_signed(n, 0x3B_E7 + stream).into_iter().map(|v| v * s).collect()
+    };
+    let mut mats = Vec::new();
+    let mut add = |rows: usize, cols: usize, act: u32| {
+        let k = mats.len();
+        mats.push(AnalogLayer {
+            mapped: MappedMatrix::new(&scaled(rows * cols, cols, k as u64), rows as u32, cols as u32, TileShape::default(), 1.0),
+            bias: vec![0.0; rows],
+            activation: act,
+            conv: None,
+        });
+        k
+    };
+    let unit = |w: usize| -> Vec<f32> { std::iter::repeat_n(1.0, w).chain(std::iter::repeat_n(0.0, w)).collect() };
+    let proj = add(h, 3 * e, 0);
+    let mut blocks = Vec::new();
+    for _ in 0..layers {
+        let (input, shared) = (add(b, h, 0), add(b, h, 0));
+        let (q, k, v, o) = (add(b, b, 0), add(b, b, 0), add(b, h, 0), add(b, b, 0));
+        let extra_ffns = (1..ffns).map(|_| SeqFfn { ffn1: add(i, b, 1), ffn2: add(b, i, 0), norm: unit(b) }).collect();
+        let (ffn1, ffn2) = (add(i, b, 1), add(b, i, 0));
+        let output = add(h, b, 0);
+        blocks.push(SeqBlock {
+            q,
+            k,
+            v,
+            o,
+            ffn1,
+            ffn2,
+            norm1: unit(b),
+            norm2: unit(b),
+            feature_q: None,
+            feature_k: None,
+            moe: None,
+            bottleneck: Some(SeqBottleneck {
+                input,
+                input_norm: unit(b),
+                shared: Some((shared, unit(b))),
+                inner_attention: false,
+                output,
+                output_norm: unit(h),
+            }),
+            extra_ffns,
+        });
+    }
+    let head = vec![add(2, h, 0)];
+    SeqModel {
+        layers: mats,
+        d_model: h as u32,
+        heads: 4,
+        seq: seq as u32,
+        vocab: vocab as u32,
+        embedding: scaled(vocab * e, 1, 99),
+        embed_width: e as u32,
+        embed_proj: Some((proj, 3)),
+        no_norm: true,
+        positions: vec![0.0; seq * h],
+        embed_scale: 1.0,
+        embed_norm: Some(unit(h)),
+        eps: 1e-12,
+        blocks,
+        norm_first: false,
+        final_norm: None,
+        pooling: 1,
+        head,
+        attention: SeqAttention::Softmax,
+        causal: false,
+    }
+}
+
+/// Case (l): one noisy pass of MobileBERT at its published shapes (24 layers, 128-token
+/// sequences, PCM with GDC at one time): sequences per second and FLOP/s against the floor (the
+/// FMA peak for the FLOPs, Philox and transcendentals for the device state and output noise).
+/// The note prints the time this rate gives for GLUE's SST-2 dev set (872 sentences) per trial.
+/// `--size small`: 2 layers, 2 sequences.
+fn mobilebert_case(be: &mut dyn Backend, small: bool, ceil: &Ceilings, show_breakdown: bool) -> Result<Case, EngineError> {
+    let (layers, seqs) = if small { (2usize, 2usize) } else { (24, 64) };
+    let (seq, vocab) = (128usize, 1000usize);
+    let m = seeded_mobilebert(layers, seq, vocab);
+    let tokens: Vec<u32> = (0..seqs * seq).map(|i| (i * 7919 % vocab) as u32).collect();
+    let (lengths, labels) = (vec![seq as u32; seqs], vec![0u32; seqs]);
+    let c = cfg(1, DeviceModel::pcm(), Gdc::Readout);
+    plan::run_transformer(be, &m, &tokens[..seq], &lengths[..1], &labels[..1], &c, &mut |_| {})?; // warm-up: pipelines
+    let start = std::time::Instant::now();
+    plan::run_transformer(be, &m, &tokens, &lengths, &labels, &c, &mut |_| {})?;
+    be.finish()?;
+    let t = start.elapsed().as_secs_f64();
+    let profile = breakdown(be, show_breakdown, &mut |be| plan::run_transformer(be, &m, &tokens, &lengths, &labels, &c, &mut |_| {}).map(|_| ()))?;
+    let work = m.flops_per_sequence(seq as f64) * seqs as f64;
+    let noise_blocks = seqs as f64 * m.noise_blocks_per_sequence();
+    let floor_s = work / ceil.flops
+        + (m.weights() as f64 * DEVICE_STATE.philox_blocks + noise_blocks) / ceil.philox
+        + (m.weights() as f64 * DEVICE_STATE.transcendentals + noise_blocks * NOISE_BLOCK_TRANSCENDENTALS) / ceil.exps;
+    let sst2 = 872.0 * t / seqs as f64 * (24.0 / layers as f64);
+    let note = format!(
+        "(l) {layers}-layer MobileBERT: {:.2} GFLOP per sequence, {:.1} M analog weights, {seqs} sequences in {t:.2} s; at this rate one trial of SST-2 dev (872 sentences, 24 layers) takes {sst2:.1} s",
+        work / seqs as f64 / 1e9,
+        m.weights() as f64 / 1e6
+    );
+    Ok(Case {
+        name: "(l) MobileBERT pass",
+        size: format!("{layers} layers, 512/128/4x512, 128 tokens, {seqs} seqs"),
+        rate: work / t,
+        floor: Some(work / floor_s),
+        unit: "FLOP/s",
+        target: None,
+        profile,
+        note: Some(note),
+    })
 }
 
 /// Case (k): `experiments/digits_budget.toml` against its plain run (the same file without its

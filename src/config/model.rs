@@ -170,7 +170,7 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
         if hits.is_empty() {
             let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
             return Err(format!(
-                "model.digital: {want:?} names no analog matrix; they are {} (or a group: q, k, v, o, ffn1, ffn2, feature_q, router, experts, pooler, head)",
+                "model.digital: {want:?} names no analog matrix; they are {} (or a group: q, k, v, o, ffn1, ffn2, feature_q, router, experts, pooler, head; MobileBERT's bottleneck, ffn (its stacked pairs), embedding)",
                 names.join(", ")
             ));
         }

@@ -149,6 +149,10 @@ struct Fields {
     periphery: toml::Table,
 }
 
+/// `[transformer]` fields held as `Option`s a file may leave out (absent, they have no TOML
+/// form), which are sweep axes all the same.
+const OPTIONAL_TRANSFORMER_FIELDS: [&str; 4] = ["state_dict", "pad_id", "segment_sep", "norm"];
+
 impl Fields {
     fn of(base: &Base<'_>) -> Fields {
         let (moe, arch) = match &base.moe {
@@ -158,7 +162,7 @@ impl Fields {
         let mut transformer = base.transformer.as_ref().map(table).unwrap_or_default();
         if base.transformer.is_some() {
             // Optional fields a file may leave out are axes all the same.
-            for k in ["state_dict", "pad_id"] {
+            for k in OPTIONAL_TRANSFORMER_FIELDS {
                 transformer.entry(k).or_insert(toml::Value::Boolean(false));
             }
         }
@@ -297,7 +301,7 @@ fn apply_axis(p: &mut SweepPoint, name: &str, v: &toml::Value, base: &Base<'_>, 
             p.tile = parse_tile_str(s).map_err(|m| format!("{key}: {m}"))?;
         }
         Target::Kernel => set_field(p.kernel.as_mut().ok_or_else(missing)?, "sweep", name, v)?,
-        Target::Transformer => set_field_with(p.transformer.as_mut().ok_or_else(missing)?, "sweep", name, v, &["state_dict", "pad_id"])?,
+        Target::Transformer => set_field_with(p.transformer.as_mut().ok_or_else(missing)?, "sweep", name, v, &OPTIONAL_TRANSFORMER_FIELDS)?,
         Target::Moe => set_field(&mut p.moe.as_mut().ok_or_else(missing)?.0, "sweep", name, v)?,
         Target::Arch => set_field(&mut p.moe.as_mut().ok_or_else(missing)?.1, "sweep", name, v)?,
         Target::Device => {

@@ -226,6 +226,9 @@ pub fn layer_groups(names: &[String], by_kind: bool) -> Vec<LayerGroup> {
         let kind = match n.split('.').collect::<Vec<_>>().as_slice() {
             ["layers", _, k] if k.starts_with("feature") => "feature".to_string(),
             ["layers", _, "experts", ..] => "experts".to_string(),
+            // MobileBERT: its bottlenecks by part, its stacked pairs with the main pair's kinds.
+            ["layers", _, "bottleneck", k] => format!("bottleneck.{k}"),
+            ["layers", _, "ffn", _, k] => k.to_string(),
             ["layers", _, k] => k.to_string(),
             [first, ..] => first.to_string(),
             [] => continue,

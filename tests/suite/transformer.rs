@@ -554,6 +554,43 @@ fn the_noise_budget_names_each_kind_of_matrix() {
     check(&mut g, &rg, "gpu");
 }
 
+/// MobileBERT's matrices in the budget by kind (its bottlenecks by part, its stacked pairs with
+/// the main pair's kinds), and `norm` as a sweep axis over one cached file: each point runs its
+/// own norm (the reference's logits differ between the points).
+#[test]
+fn mobilebert_kinds_in_the_budget_and_norm_per_point() {
+    let p =
+        write_case("mobilebert_budget", "pooling = \"cls\"\nactivation = \"relu\"", "[device]\nmodel = \"pcm\"\n[budget]\nsources = [\"programming\"]", None);
+    std::fs::write(p.parent().unwrap().join("model.safetensors"), mobilebert_state_dict(7, "shared")).unwrap();
+    let e = load(&p);
+    let axis = e.axes.iter().find(|a| a.name == "budget").expect("a budget axis");
+    for kind in ["embedding", "bottleneck.input", "bottleneck.attention", "bottleneck.output", "q", "v", "ffn1", "ffn2", "pooler", "head"] {
+        assert!(axis.labels.contains(&format!("only layer {kind}")), "no configuration for {kind}: {:?}", axis.labels);
+    }
+    assert!(!axis.labels.iter().any(|l| l == "only layer layers"), "{:?}", axis.labels);
+    let text = std::fs::read_to_string(&p).unwrap().replace("[budget]\nsources = [\"programming\"]", "").replace(
+        "t = [\"1h\", \"1y\"]",
+        "t = [\"1h\"]\nvariant = [{ name = \"no_norm\" }, { name = \"layer_norm\", norm = \"layer_norm\", layer_norm_eps = 1e-5 }]",
+    );
+    std::fs::write(&p, text).unwrap();
+    let e = load(&p);
+    assert_eq!(e.points.len(), 2);
+    let data = e.data.as_ref().unwrap();
+    let raw = aimc::workload::transformer::reference::row_tokens(data, 0);
+    let len = aimc::workload::transformer::reference::seq_len(&raw, Some(0));
+    let logits: Vec<Vec<f64>> = e
+        .points
+        .iter()
+        .map(|pt| {
+            let s = pt.transformer.as_ref().unwrap();
+            assert_eq!(s.no_norm(), s.norm.is_none(), "{:?}", s.norm);
+            assert_eq!(s.seq_model(pt, data.n_features).no_norm, s.no_norm());
+            aimc::workload::transformer::reference::logits(s.net(), s, &raw, len)
+        })
+        .collect();
+    assert!(logits[0].iter().zip(&logits[1]).any(|(a, b)| (a - b).abs() > 1e-3), "norm changes no logit: {logits:?}");
+}
+
 /// A `variant` axis sets several fields per value and labels points by name; a variant without a
 /// name, two with one name, or one that sets a field another axis sweeps are refused.
 #[test]

@@ -13,12 +13,12 @@
 //!   shapes cannot tell, and V reads the layer input, transformers' default); `output.bottleneck`
 //!   widens back. Without it every width is d_model;
 //! - the stacked pairs `ffn.0 .. ffn.J−1` before the main pair (`num_feedforward_networks − 1`);
-//! - every norm NoNorm unless `transformer.norm = "layer_norm"`.
+//! - the family's norms NoNorm (`transformer.norm = "layer_norm"` overrides it).
 //!
 //! Errors name the tensor, its shape, the expected shape and where that comes from.
 
 use super::names::{check_shape, head_layers, shape_s, Found, Slot, Slot::*};
-use super::{AttentionKind, Block, Bottleneck, Norm, NormType, Positions, TransformerNet, TransformerSettings};
+use super::{AttentionKind, Block, Bottleneck, Norm, Positions, TransformerNet, TransformerSettings};
 use crate::workload::io::Linear;
 use std::collections::BTreeSet;
 
@@ -60,7 +60,6 @@ pub(super) fn assemble(f: &Found, s: &TransformerSettings) -> Result<Transformer
                 .into(),
         );
     }
-    let no_norm = s.norm.is_none_or(|n| n == NormType::NoNorm);
     let norm = |w: Slot, b: Slot, n: Option<usize>, j: usize, width: usize, why: &str, required: bool| -> Result<Option<Norm>, String> {
         let Some(gamma) = f.by_slot.get(&(w, n, j)) else {
             if let Some(t) = f.by_slot.get(&(b, n, j)) {
@@ -196,7 +195,7 @@ pub(super) fn assemble(f: &Found, s: &TransformerSettings) -> Result<Transformer
     Ok(TransformerNet {
         embedding: emb.matrix(),
         embed_proj,
-        no_norm,
+        no_norm: true,
         positions,
         token_types,
         embed_norm,

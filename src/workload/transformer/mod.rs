@@ -259,6 +259,13 @@ impl TransformerSettings {
         }
     }
 
+    /// Whether the norms are NoNorm: `norm` where set, else the network family's (MobileBERT's
+    /// NoNorm, LayerNorm elsewhere). The net is cached per file across sweep points, so this is
+    /// read here, per point, never stored in the net.
+    pub fn no_norm(&self) -> bool {
+        self.norm.map_or(self.net().no_norm, |n| n == NormType::NoNorm)
+    }
+
     /// The network (validation loads it; a settings value built by hand must set it).
     pub fn net(&self) -> &TransformerNet {
         self.net.as_deref().expect("validation loads the transformer's network")
@@ -481,7 +488,7 @@ impl TransformerSettings {
             embedding: net.embedding.data.clone(),
             embed_width: net.embedding.cols as u32,
             embed_proj: mx.embed_proj.zip(net.embed_proj.as_ref()).map(|(li, (_, taps))| (li, *taps as u32)),
-            no_norm: net.no_norm,
+            no_norm: self.no_norm(),
             positions: net.position_rows(seq, self.segment_sep.is_some()),
             embed_scale: self.embed_scale as f32,
             embed_norm: net.embed_norm.as_ref().map(Norm::packed),

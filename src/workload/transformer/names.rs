@@ -40,7 +40,7 @@
 //! the net get family-independent names (`layers.N.q`, `k`, `v`, `o`, `ffn1`, `ffn2`, `pooler`,
 //! `head.I`), so the same weights under either family load to the same net.
 
-use super::{AttentionKind, Block, FeatureSource, Norm, NormType, Positions, TransformerNet, TransformerSettings};
+use super::{AttentionKind, Block, FeatureSource, Norm, Positions, TransformerNet, TransformerSettings};
 use crate::features::SoftmaxFeatures;
 use crate::workload::io::{Linear, Matrix};
 use std::collections::BTreeMap;
@@ -818,7 +818,7 @@ fn assemble(f: &Found, s: &TransformerSettings) -> Result<TransformerNet, String
     Ok(TransformerNet {
         embedding: emb.matrix(),
         embed_proj: None,
-        no_norm: s.norm == Some(NormType::NoNorm),
+        no_norm: false,
         positions,
         token_types,
         embed_norm,

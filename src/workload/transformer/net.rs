@@ -82,8 +82,8 @@ pub struct TransformerNet {
     /// MobileBERT's `embedding_transformation`: `[d_model][taps · E]` over the embeddings of
     /// tokens t + 1, t, t − 1 side by side (3 taps, `trigram_input`) or of token t (1 tap).
     pub embed_proj: Option<(Linear, usize)>,
-    /// Every norm is NoNorm (x·γ + β, MobileBERT's `normalization_type = "no_norm"`) instead of
-    /// LayerNorm.
+    /// The family's norms are NoNorm (x·γ + β, MobileBERT's published `normalization_type =
+    /// "no_norm"`) unless `transformer.norm` says otherwise ([`super::TransformerSettings::no_norm`]).
     pub no_norm: bool,
     pub positions: Positions,
     /// BERT's `token_type_embeddings`, `[types][d_model]`: row 0 is added to every token, or,

@@ -174,7 +174,7 @@ impl<'a> Prepared<'a> {
         let heads = s.heads as usize;
         assert!(heads > 0 && inner.is_multiple_of(heads), "transformer.heads = {heads} must divide the attention width {inner} (validation checks this)");
         let d_head = inner / heads;
-        let nn = net.no_norm;
+        let nn = s.norm.map_or(net.no_norm, |k| k == super::NormType::NoNorm);
         let ln = |n: &super::Norm| Ln::new(n, nn);
         let blocks = net
             .blocks

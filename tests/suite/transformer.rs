@@ -160,7 +160,7 @@ fn mobilebert_state_dict(seed: u64, variant: &str) -> Vec<u8> {
         lin(&mut t, &format!("{p}pooler.dense"), d, d);
     }
     lin(&mut t, "classifier", classes, d);
-    let mut w2 = |shape: Vec<usize>, salt: u64| {
+    let w2 = |shape: Vec<usize>, salt: u64| {
         let n: usize = shape.iter().product();
         (shape, aimc::rng::uniform_signed(n, seed + 3000 + salt))
     };

@@ -186,7 +186,7 @@ impl SeqModel {
         let bad = |m: String| Err(EngineError::Invalid(m));
         let (d, dh) = (self.d_model, self.d_head());
         let inner = self.inner();
-        if self.heads == 0 || inner % self.heads != 0 {
+        if self.heads == 0 || !inner.is_multiple_of(self.heads) {
             return bad(format!("heads = {} must divide the attention width {inner}", self.heads));
         }
         if inner > d {

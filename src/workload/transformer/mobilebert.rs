@@ -149,7 +149,7 @@ pub(super) fn assemble(f: &Found, s: &TransformerSettings) -> Result<Transformer
             }
             _ => {}
         }
-        if s.heads == 0 || inner % s.heads as usize != 0 {
+        if s.heads == 0 || !inner.is_multiple_of(s.heads as usize) {
             return Err(format!(
                 "transformer.heads = {} does not divide the attention width {inner} (layer {n}); MobileBERT's config gives num_attention_heads",
                 s.heads

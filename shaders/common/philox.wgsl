@@ -29,8 +29,10 @@ fn philox4x32_10(ctr_in: vec4<u32>, key_in: vec2<u32>) -> vec4<u32> {
     return c;
 }
 
+// Layer bits 8..11 go to bits 28..31 by XOR (src/rng/mod.rs `ctr_word2`): layers below 256 keep
+// their words; layers 256..4095 run with time indices below 4096.
 fn ctr_word2(layer: u32, stream: u32, t_index: u32) -> u32 {
-    return (layer & 0xFFu) | ((stream & 0xFFu) << 8u) | ((t_index & 0xFFFFu) << 16u);
+    return ((layer & 0xFFu) | ((stream & 0xFFu) << 8u) | ((t_index & 0xFFFFu) << 16u)) ^ (((layer >> 8u) & 0xFu) << 28u);
 }
 
 fn ctr_word3_out(out_idx: u32, tile_in: u32, bm_level: u32) -> u32 {

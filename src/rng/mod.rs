@@ -27,10 +27,19 @@ pub mod stream {
     pub const OUT: u32 = 5;
 }
 
-/// Counter word 2: layer (8 bits) | stream (8 bits) | time index (16 bits).
+/// Counter word 2: layer (8 bits) | stream (8 bits) | time index (16 bits), with the layer's bits
+/// 8..11 XORed into bits 28..31: a layer below 256 keeps the word it always had, and layers
+/// 256..[`MAX_LAYERS`] − 1 (MobileBERT's 24 layers hold 361 matrices) stay apart from every other
+/// layer while the time index is below [`WIDE_LAYER_TIMES`] (the planners check both).
 pub fn ctr_word2(layer: u32, stream: u32, t_index: u32) -> u32 {
-    (layer & 0xFF) | ((stream & 0xFF) << 8) | ((t_index & 0xFFFF) << 16)
+    ((layer & 0xFF) | ((stream & 0xFF) << 8) | ((t_index & 0xFFFF) << 16)) ^ (((layer >> 8) & 0xF) << 28)
 }
+
+/// Analog layers a run numbers (12 bits of counter word 2).
+pub const MAX_LAYERS: usize = 4096;
+
+/// Time indices a run with more than 256 layers may use (the low 12 bits of the time field).
+pub const WIDE_LAYER_TIMES: usize = 4096;
 
 /// Counter word 3 of an MVM draw: output index (20 bits) | input tile (8 bits) | bound-management level (4 bits).
 pub fn ctr_word3_out(out: u32, tile_in: u32, bm_level: u32) -> u32 {
@@ -220,6 +229,27 @@ pub fn normal4_f64(r: [u32; 4]) -> [f64; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Layers below 256 keep the word of the 8-bit layout; every (layer < 4096, stream, time
+    /// index < 4096) has its own word.
+    #[test]
+    fn word2_widens_the_layer_without_moving_a_narrow_one() {
+        for layer in [0u32, 1, 17, 255] {
+            for stream in [stream::PROG, stream::READ, stream::GDC_BASE, stream::OUT, 0x52] {
+                for t in [0u32, 1, 4095, 4096, 65535] {
+                    assert_eq!(ctr_word2(layer, stream, t), layer | (stream << 8) | (t << 16));
+                }
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for layer in (0..MAX_LAYERS as u32).step_by(37).chain([255, 256, 4095]) {
+            for stream in [stream::PROG, stream::OUT, 0x52] {
+                for t in [0u32, 1, 2, 255, 256, 4095] {
+                    assert!(seen.insert(ctr_word2(layer, stream, t)), "layer {layer} stream {stream} t {t}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn philox_x8_both_paths_equal_the_scalar_block() {

@@ -101,15 +101,30 @@ pub(super) fn chunk_size(be: &dyn Backend, cfg: &RunConfig, bytes_per_trial: u64
 }
 
 pub(super) fn check_indices(m: &MappedMatrix, layer: usize) -> Result<(), EngineError> {
-    // Counter fields: element index in 32 bits, output index in 20 bits, tile index in 8 bits.
-    if (m.n_in as u64) * (m.n_out as u64) > u32::MAX as u64 || m.n_out >= 1 << 20 || m.tiles_in > 255 || layer > 255 {
+    // Counter fields: element index in 32 bits, output index in 20 bits, tile index in 8 bits,
+    // layer in 12 (`rng::ctr_word2`).
+    if (m.n_in as u64) * (m.n_out as u64) > u32::MAX as u64 || m.n_out >= 1 << 20 || m.tiles_in > 255 || layer >= crate::rng::MAX_LAYERS {
         return Err(EngineError::Invalid(format!(
-            "layer {layer} ({} x {}) exceeds the RNG counter layout (2^32 weights, 2^20 outputs, 255 input tiles, 256 layers)",
-            m.n_out, m.n_in
+            "layer {layer} ({} x {}) exceeds the RNG counter layout (2^32 weights, 2^20 outputs, 255 input tiles, {} layers)",
+            m.n_out,
+            m.n_in,
+            crate::rng::MAX_LAYERS
         )));
     }
     if m.tiles.iter().any(|t| t.cols > MAX_TILE_IN) {
         return Err(EngineError::Invalid(format!("tile inputs above {MAX_TILE_IN} are not supported: set tile.max_in <= {MAX_TILE_IN}")));
+    }
+    Ok(())
+}
+
+/// A run of `layers` analog layers at `times` time points fits the counter layout: past 256
+/// layers the time index has 12 bits (`rng::ctr_word2`).
+pub(super) fn check_layer_times(layers: usize, times: usize) -> Result<(), EngineError> {
+    if layers > 256 && times > crate::rng::WIDE_LAYER_TIMES {
+        return Err(EngineError::Invalid(format!(
+            "{layers} analog layers at {times} time points: a model of more than 256 matrices runs at most {} time points; split the time sweep",
+            crate::rng::WIDE_LAYER_TIMES
+        )));
     }
     Ok(())
 }

@@ -353,6 +353,7 @@ pub(super) fn forward(
     if layers.is_empty() || batch == 0 {
         return Err(EngineError::Invalid("the model needs at least one layer and the data set at least one row".into()));
     }
+    check_layer_times(layers.len(), cfg.times.len())?;
     for (i, l) in layers.iter().enumerate() {
         check_indices(&l.mapped, i)?;
         if let Some(c) = l.conv {

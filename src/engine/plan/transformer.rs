@@ -405,6 +405,7 @@ fn transformer_group(
 ) -> Result<Vec<Vec<ClassifierPoint>>, EngineError> {
     m.check()?;
     let cfg = group_lead(cfgs)?;
+    check_layer_times(m.layers.len(), cfg.times.len())?;
     let samples = labels.len() as u32;
     if samples == 0 || tokens.len() != (samples * m.seq) as usize || lengths.len() != samples as usize {
         return Err(EngineError::Invalid(format!("{} tokens and {} lengths for {samples} sequences of {} tokens", tokens.len(), lengths.len(), m.seq)));

@@ -150,6 +150,19 @@ def tiny(rng, norm_first=False, learned=False, layers=2, d=8, heads=2, vocab=12,
 # ---- The NumPy forward (float64), from PyTorch's definitions. ----
 
 
+def _heads_softmax(q, k, v, heads):
+    """Multi-head softmax attention of the rows of q, k, v (every key attends: the rows are the
+    non-padding tokens), heads as consecutive column blocks."""
+    dh = q.shape[1] // heads
+    o = np.zeros_like(q)
+    for hd in range(heads):
+        sl = slice(hd * dh, (hd + 1) * dh)
+        sc = q[:, sl] @ k[:, sl].T / math.sqrt(dh)
+        a = np.exp(sc - sc.max(1, keepdims=True))
+        o[:, sl] = (a / a.sum(1, keepdims=True)) @ v[:, sl]
+    return o
+
+
 def _ln(x, w, b, eps):
     mu = x.mean(-1, keepdims=True)
     var = ((x - mu) ** 2).mean(-1, keepdims=True)
@@ -179,7 +192,6 @@ def numpy_forward(model, tokens, pad_id=None, embed_scale=1.0, pooled=False):
     t = {k: v.astype(np.float64) for k, v in model.tensors.items()}
     s = model.settings
     d, heads, eps = t["embedding.weight"].shape[1], s["heads"], s["layer_norm_eps"]
-    dh = d // heads
     act = ACTS[s["activation"]]
     heads_w = sorted((k[:-len(".weight")] for k in t if k.startswith("classifier.") and k.endswith(".weight")), key=lambda k: int(k.split(".")[1]) if k.count(".") else 0)
     out = []
@@ -196,12 +208,7 @@ def numpy_forward(model, tokens, pad_id=None, embed_scale=1.0, pooled=False):
             def attention(h):
                 qkv = h @ t[p + "self_attn.in_proj_weight"].T + t[p + "self_attn.in_proj_bias"]
                 q, k, v = qkv[:, :d], qkv[:, d:2 * d], qkv[:, 2 * d:]
-                o = np.zeros_like(q)
-                for hd in range(heads):
-                    sl = slice(hd * dh, (hd + 1) * dh)
-                    sc = q[:, sl] @ k[:, sl].T / math.sqrt(dh)
-                    a = np.exp(sc - sc.max(1, keepdims=True))
-                    o[:, sl] = (a / a.sum(1, keepdims=True)) @ v[:, sl]
+                o = _heads_softmax(q, k, v, heads)
                 return o @ t[p + "self_attn.out_proj.weight"].T + t[p + "self_attn.out_proj.bias"]
 
             def ffn(h):
@@ -571,8 +578,7 @@ def hf_forward(hf, tokens, pooled=False, types=None):
     layer, names = hf_layer_names(c.model_type)
     act = {"gelu": ACTS["gelu_exact"], "gelu_new": ACTS["gelu"], "relu": ACTS["relu"]}[act]
     e = mt + ".embeddings."
-    d = t[e + "word_embeddings.weight"].shape[1]
-    dh, pad = d // heads, c.pad_token_id
+    pad = c.pad_token_id
     head = {"bert": [("bert.pooler.dense", np.tanh), ("classifier", None)], "roberta": [("classifier.dense", np.tanh), ("classifier.out_proj", None)],
             "electra": [("classifier.dense", ACTS["gelu_exact"]), ("classifier.out_proj", None)],
             "distilbert": [("pre_classifier", ACTS["relu"]), ("classifier", None)]}[mt]
@@ -591,12 +597,7 @@ def hf_forward(hf, tokens, pooled=False, types=None):
             lin = lambda h, name: h @ t[p + name + ".weight"].T + t[p + name + ".bias"]
             ln = lambda h, name: _ln(h, t[p + name + ".weight"], t[p + name + ".bias"], eps)
             q, k, v = lin(x, names[0]), lin(x, names[1]), lin(x, names[2])
-            o = np.zeros_like(q)
-            for hd in range(heads):
-                sl = slice(hd * dh, (hd + 1) * dh)
-                sc = q[:, sl] @ k[:, sl].T / math.sqrt(dh)
-                a = np.exp(sc - sc.max(1, keepdims=True))
-                o[:, sl] = (a / a.sum(1, keepdims=True)) @ v[:, sl]
+            o = _heads_softmax(q, k, v, heads)
             x = ln(x + lin(o, names[3]), names[4])
             x = ln(x + lin(act(lin(x, names[5])), names[6]), names[7])
         h = x[0]
@@ -681,9 +682,7 @@ def mobilebert_forward(hf, tokens, pooled=False, types=None):
     c = hf.config
     t = {k: v.astype(np.float64) for k, v in hf.state_dict().items() if np.issubdtype(v.dtype, np.floating)}
     act = {"relu": ACTS["relu"], "gelu": ACTS["gelu_exact"], "gelu_new": ACTS["gelu"]}[c.hidden_act]
-    inner = c.intra_bottleneck_size if c.use_bottleneck else c.hidden_size
     heads, pad = c.num_attention_heads, c.pad_token_id
-    dh = inner // heads
     lin = lambda x, name: x @ t[name + ".weight"].T + t[name + ".bias"]
 
     def norm(x, name, eps=c.layer_norm_eps):
@@ -714,12 +713,7 @@ def mobilebert_forward(hf, tokens, pooled=False, types=None):
                 elif c.key_query_shared_bottleneck:
                     q = k = norm(lin(x, p + "bottleneck.attention.dense"), p + "bottleneck.attention.LayerNorm")
             q, k, v = lin(q, p + "attention.self.query"), lin(k, p + "attention.self.key"), lin(v, p + "attention.self.value")
-            o = np.zeros_like(q)
-            for hd in range(heads):
-                sl = slice(hd * dh, (hd + 1) * dh)
-                sc = q[:, sl] @ k[:, sl].T / math.sqrt(dh)
-                a = np.exp(sc - sc.max(1, keepdims=True))
-                o[:, sl] = (a / a.sum(1, keepdims=True)) @ v[:, sl]
+            o = _heads_softmax(q, k, v, heads)
             a = norm(lin(o, p + "attention.output.dense") + layer_input, p + "attention.output.LayerNorm")
             for j in range(c.num_feedforward_networks - 1):
                 f = p + f"ffn.{j}."

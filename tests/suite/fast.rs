@@ -370,21 +370,7 @@ fn fast_transformer_stages_match_the_twins() {
         layer(3, d, 7, 0),
         layer(6, 4, 8, 0),
     ];
-    let block = SeqBlock {
-        q: 0,
-        k: 1,
-        v: 2,
-        o: 3,
-        ffn1: 4,
-        ffn2: 5,
-        norm1: norm.clone(),
-        norm2: norm.clone(),
-        feature_q: Some(7),
-        feature_k: None,
-        moe: None,
-        bottleneck: None,
-        extra_ffns: vec![],
-    };
+    let block = SeqBlock { feature_q: Some(7), ..SeqBlock::dense(0, 1, 2, 3, 4, 5, norm.clone(), norm.clone()) };
     let tokens: Vec<u32> = (0..2 * seq).map(|i| if i >= seq + 50 { 0 } else { ((i * 7 + 3) % (vocab - 1)) as u32 + 1 }).collect();
     let mut checked = std::collections::BTreeSet::new();
     for (attention, causal) in [

@@ -721,21 +721,7 @@ fn transformer_stages_match_twins() {
         layer(dff, d, 11, 5), // SiLU (the others: erf GELU, tanh)
         layer(d, dff, 12, 0),
     ];
-    let block = SeqBlock {
-        q: 0,
-        k: 1,
-        v: 2,
-        o: 3,
-        ffn1: 4,
-        ffn2: 5,
-        norm1: norm(20),
-        norm2: norm(22),
-        feature_q: Some(8),
-        feature_k: None,
-        moe: None,
-        bottleneck: None,
-        extra_ffns: vec![],
-    };
+    let block = SeqBlock { feature_q: Some(8), ..SeqBlock::dense(0, 1, 2, 3, 4, 5, norm(20), norm(22)) };
     let samples = 2usize;
     let tokens: Vec<u32> = (0..samples * seq).map(|i| ((i * 7 + 3) % (vocab - 1)) as u32 + 1).collect();
     // The second sequence is padded after 50 tokens.
@@ -815,19 +801,9 @@ fn transformer_stages_match_twins() {
         output_norm: wnorm(d, 54),
     };
     let mobile = SeqBlock {
-        q,
-        k,
-        v,
-        o,
-        ffn1: f1,
-        ffn2: f2,
-        norm1: wnorm(inner, 56),
-        norm2: wnorm(inner, 58),
-        feature_q: None,
-        feature_k: None,
-        moe: None,
         bottleneck: Some(bottleneck.clone()),
         extra_ffns: vec![plan::SeqFfn { ffn1: x1, ffn2: x2, norm: wnorm(inner, 60) }],
+        ..SeqBlock::dense(q, k, v, o, f1, f2, wnorm(inner, 56), wnorm(inner, 58))
     };
     let on_inner = SeqBlock { v: v_inner, bottleneck: Some(plan::SeqBottleneck { shared: None, inner_attention: true, ..bottleneck }), ..mobile.clone() };
     let stacked = SeqBlock { extra_ffns: vec![plan::SeqFfn { ffn1: 10, ffn2: 11, norm: norm(62) }], feature_q: None, ..block.clone() };

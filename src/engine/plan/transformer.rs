@@ -96,6 +96,13 @@ pub struct SeqFfn {
 }
 
 impl SeqBlock {
+    /// A plain encoder layer: Q, K, V, O and the dense feed-forward pair at d_model, its two
+    /// norms (γ then β); no feature projection, router, bottleneck or stacked pair.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dense(q: usize, k: usize, v: usize, o: usize, ffn1: usize, ffn2: usize, norm1: Vec<f32>, norm2: Vec<f32>) -> SeqBlock {
+        SeqBlock { q, k, v, o, ffn1, ffn2, norm1, norm2, feature_q: None, feature_k: None, moe: None, bottleneck: None, extra_ffns: vec![] }
+    }
+
     /// The analog layers one application of the block runs on every token, each once (the
     /// router and experts of a routed layer and the feature projections not included).
     pub fn token_layers(&self) -> Vec<usize> {

@@ -554,6 +554,94 @@ fn the_noise_budget_names_each_kind_of_matrix() {
     check(&mut g, &rg, "gpu");
 }
 
+/// `bytes` (a safetensors file of F32 tensors) with `edit` applied to its tensors.
+fn edited(bytes: &[u8], edit: impl FnOnce(&mut BTreeMap<String, (Vec<usize>, Vec<f32>)>)) -> Vec<u8> {
+    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    let mut t: BTreeMap<String, (Vec<usize>, Vec<f32>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| (k, (v.shape().to_vec(), v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())))
+        .collect();
+    edit(&mut t);
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = t.into_iter().map(|(k, (shape, v))| (k, v.iter().flat_map(|x| x.to_le_bytes()).collect(), shape)).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> =
+        bytes.iter().map(|(k, b, s)| (k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())).collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+/// Malformed MobileBERT files are refused before any compute, each naming the tensor and what it
+/// needs: a stacked pair's missing weight (never another pair's in its place), a pooler bias
+/// without its weight, a gap in the stacked pairs, a bottleneck of the wrong width, V on the input
+/// bottleneck beside a shared one, a projection of neither 3E nor E inputs, an output bottleneck
+/// without its input one.
+#[test]
+fn malformed_mobilebert_files_are_named() {
+    type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+    let l = "mobilebert.encoder.layer.0.";
+    let cases: Vec<(&str, Box<dyn Fn(&mut Tensors)>, Vec<String>)> = vec![
+        (
+            "pair_weight",
+            Box::new(move |t: &mut Tensors| {
+                t.remove(&format!("{l}ffn.1.intermediate.dense.weight"));
+            }),
+            vec![format!("missing tensor {l}ffn.1.intermediate.dense.weight")],
+        ),
+        (
+            "pooler_bias",
+            Box::new(|t: &mut Tensors| {
+                t.remove("mobilebert.pooler.dense.weight");
+            }),
+            vec!["mobilebert.pooler.dense.bias has no weight".into()],
+        ),
+        (
+            "pair_gap",
+            Box::new(move |t: &mut Tensors| {
+                for k in t.keys().filter(|k| k.contains(".ffn.0.")).cloned().collect::<Vec<_>>() {
+                    let v = t.remove(&k).unwrap();
+                    t.insert(k.replace(".ffn.0.", ".ffn.3."), v);
+                }
+            }),
+            vec!["ffn.0 is missing".into(), "without gaps".into()],
+        ),
+        (
+            "bottleneck_width",
+            Box::new(move |t: &mut Tensors| {
+                t.insert(format!("{l}bottleneck.attention.dense.weight"), (vec![5, 8], vec![0.1; 40]));
+            }),
+            vec![format!("{l}bottleneck.attention.dense.weight has shape [5, 8] but needs [4, 8]")],
+        ),
+        (
+            "inner_and_shared",
+            Box::new(move |t: &mut Tensors| {
+                t.insert(format!("{l}attention.self.value.weight"), (vec![4, 4], vec![0.1; 16]));
+            }),
+            vec!["use_bottleneck_attention".into(), "shared Q/K bottleneck".into()],
+        ),
+        (
+            "projection_inputs",
+            Box::new(|t: &mut Tensors| {
+                t.insert("mobilebert.embeddings.embedding_transformation.weight".into(), (vec![8, 10], vec![0.1; 80]));
+            }),
+            vec!["has 10 inputs".into(), "3 x E = 12".into()],
+        ),
+        (
+            "output_without_input",
+            Box::new(move |t: &mut Tensors| {
+                t.retain(|k, _| !k.contains("bottleneck.input."));
+            }),
+            vec![format!("needs layer 0's input bottleneck {l}bottleneck.input.dense.weight")],
+        ),
+    ];
+    for (name, edit, needles) in cases {
+        let p = write_case(&format!("mobilebert_bad_{name}"), "pooling = \"cls\"\nactivation = \"relu\"", "", None);
+        std::fs::write(p.parent().unwrap().join("model.safetensors"), edited(&mobilebert_state_dict(7, "shared"), edit)).unwrap();
+        let e = aimc::config::Experiment::load(&p).err().unwrap_or_else(|| panic!("{name}: accepted")).to_string();
+        for n in &needles {
+            assert!(e.contains(n.as_str()), "{name}: {e}");
+        }
+    }
+}
+
 /// MobileBERT's matrices in the budget by kind (its bottlenecks by part, its stacked pairs with
 /// the main pair's kinds), and `norm` as a sweep axis over one cached file: each point runs its
 /// own norm (the reference's logits differ between the points).

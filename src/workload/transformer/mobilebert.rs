@@ -102,7 +102,7 @@ pub(super) fn assemble(f: &Found, s: &TransformerSettings) -> Result<Transformer
     for n in 0..layers.len() {
         let l = Some(n);
         let lin = |w: Slot, b: Slot, j: usize, rows: usize, cols: usize, name: String, why: &str| -> Result<Linear, String> {
-            let t = f.by_slot.get(&(w, l, j)).map_or_else(|| f.need(w, l), Ok)?;
+            let t = need(f, w, l, j)?;
             check_shape(t, &[rows, cols], why)?;
             Ok(Linear::dense(name, t.matrix(), bias(f, b, l, j, rows, why)?))
         };
@@ -162,7 +162,7 @@ pub(super) fn assemble(f: &Found, s: &TransformerSettings) -> Result<Transformer
         let o = lin(OW, OB, 0, inner, inner, format!("layers.{n}.o"), &why)?;
         let norm1 = norm(Norm1W, Norm1B, l, 0, inner, &why, true)?.expect("required");
         let pair = |w1: Slot, b1: Slot, w2: Slot, b2: Slot, j: usize, tag: &str| -> Result<(Linear, Linear), String> {
-            let t1 = f.by_slot.get(&(w1, l, j)).map_or_else(|| f.need(w1, l), Ok)?;
+            let t1 = need(f, w1, l, j)?;
             let dff = t1.shape[0];
             let ffn1 = lin(w1, b1, j, dff, inner, format!("layers.{n}.{tag}ffn1"), &why)?;
             let ffn2 = lin(w2, b2, j, inner, dff, format!("layers.{n}.{tag}ffn2"), &format!("{why}, d_ff = {dff} from {}", ew(t1)))?;
@@ -189,7 +189,10 @@ pub(super) fn assemble(f: &Found, s: &TransformerSettings) -> Result<Transformer
             check_shape(t, &[d, d], &dm)?;
             Some(Linear::dense("pooler", t.matrix(), bias(f, PoolerB, None, 0, d, &dm)?))
         }
-        None => None,
+        None => match f.get(PoolerB, None) {
+            Some(t) => return Err(format!("tensor {} has no weight {}", t.name, super::names::expected(&f.naming, PoolerW, None))),
+            None => None,
+        },
     };
     let head = head_layers(f, d, &dm)?;
     Ok(TransformerNet {
@@ -205,6 +208,19 @@ pub(super) fn assemble(f: &Found, s: &TransformerSettings) -> Result<Transformer
         head,
         shared_feature: None,
     })
+}
+
+/// The tensor of `slot` in layer `n`, stacked pair `j` (0 elsewhere), or an error naming it.
+fn need<'a>(f: &'a Found, slot: Slot, n: Option<usize>, j: usize) -> Result<&'a super::names::Tensor, String> {
+    match f.by_slot.get(&(slot, n, j)) {
+        Some(t) => Ok(t),
+        None if matches!(slot, XFfn1W | XFfn2W) => Err(format!(
+            "missing tensor {} (the stacked feed-forward pair {j} of layer {}); MobileBERT's pair needs both weights",
+            super::names::expected(&f.naming, slot, n).replace("{J}", &j.to_string()),
+            n.unwrap_or(0)
+        )),
+        None => f.need(slot, n),
+    }
 }
 
 /// A bias `[len]` (zeros when absent).

@@ -10,7 +10,8 @@
 //! then linear attention over the non-padding keys (kernel-attention spec §3).
 //!
 //! Files: [`net`] (the weights as plain data), [`names`] (state-dict name tables: PyTorch
-//! `nn.TransformerEncoder`, Hugging Face BERT, aimc), [`reference`](mod@reference) (the independent f64 forward,
+//! `nn.TransformerEncoder`, Hugging Face BERT and MobileBERT, aimc), [`mobilebert`] (MobileBERT's
+//! shapes checked and its net built), [`reference`](mod@reference) (the independent f64 forward,
 //! the floating-point baseline), this file (settings, metric, run).
 
 pub mod mobilebert;

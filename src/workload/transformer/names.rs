@@ -1,5 +1,5 @@
 //! State-dict name tables of the transformer workload: one table, [`TABLE`], maps the tensor
-//! names of a `.safetensors` state dict onto the fields of [`TransformerNet`], for three
+//! names of a `.safetensors` state dict onto the fields of [`TransformerNet`], for four
 //! families (docs/transformer-names.md lists the same table with examples):
 //!
 //! 1. **PyTorch `nn.TransformerEncoder`** (and aimc's own models, which wrap one). `{P}` is the
@@ -22,13 +22,17 @@
 //!    `attention.output.LayerNorm` (norm1), `intermediate.dense` (FFN1), `output.dense` (FFN2),
 //!    `output.LayerNorm` (norm2), `pooler.dense`; LayerNorms as `weight/bias` or, in older
 //!    checkpoints, `gamma/beta`. The buffer `embeddings.position_ids` (int64) is skipped by name.
-//! 3. **The classifier head**, shared by both: `{O}classifier`, `{O}head` or `{O}fc`, either one
+//! 3. **Hugging Face MobileBERT** under `{P}` (`mobilebert.` in `MobileBertFor*` models): BERT's
+//!    layer names at the bottleneck's inner width, plus `embeddings.embedding_transformation`,
+//!    `encoder.layer.N.bottleneck.input|attention`, `output.bottleneck` and the stacked pairs
+//!    `ffn.J.*`; shapes are checked and the net built by [`super::mobilebert`].
+//! 4. **The classifier head**, shared by all: `{O}classifier`, `{O}head` or `{O}fc`, either one
 //!    Linear (`classifier.weight`) or the Linear layers of an `nn.Sequential`
 //!    (`classifier.0.weight`, `classifier.2.weight`, ... in index order; activations and dropout
 //!    hold no tensors).
 //!
 //! The family is the first whose characteristic names appear (PyTorch's
-//! `{P}layers.N.self_attn|linear1|linear2|norm1|norm2.*`, then BERT's
+//! `{P}layers.N.self_attn|linear1|linear2|norm1|norm2.*`, then MobileBERT's own, then BERT's
 //! `{P}embeddings.word_embeddings.weight` or `{P}encoder.layer.N.*`). Rules: every tensor maps
 //! to exactly one field or is a named skip; the first tensor in file order that maps to nothing
 //! is named in the error, never dropped; missing required tensors are named by the name the table
@@ -38,7 +42,7 @@
 //! and BF16 tensors are accepted and converted to f32 (F64 rounds, F16/BF16 are exact); NaN or
 //! infinity anywhere is refused with the tensor's name and the first such index. The layers of
 //! the net get family-independent names (`layers.N.q`, `k`, `v`, `o`, `ffn1`, `ffn2`, `pooler`,
-//! `head.I`), so the same weights under either family load to the same net.
+//! `head.I`), so the same weights under any family load to the same net.
 
 use super::{AttentionKind, Block, FeatureSource, Norm, Positions, TransformerNet, TransformerSettings};
 use crate::features::SoftmaxFeatures;

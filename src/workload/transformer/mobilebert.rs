@@ -211,7 +211,7 @@ pub(super) fn assemble(f: &Found, s: &TransformerSettings) -> Result<Transformer
 }
 
 /// The tensor of `slot` in layer `n`, stacked pair `j` (0 elsewhere), or an error naming it.
-fn need<'a>(f: &'a Found, slot: Slot, n: Option<usize>, j: usize) -> Result<&'a super::names::Tensor, String> {
+fn need(f: &Found, slot: Slot, n: Option<usize>, j: usize) -> Result<&super::names::Tensor, String> {
     match f.by_slot.get(&(slot, n, j)) {
         Some(t) => Ok(t),
         None if matches!(slot, XFfn1W | XFfn2W) => Err(format!(

@@ -577,8 +577,9 @@ fn edited(bytes: &[u8], edit: impl FnOnce(&mut BTreeMap<String, (Vec<usize>, Vec
 #[test]
 fn malformed_mobilebert_files_are_named() {
     type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+    type Edit = Box<dyn Fn(&mut Tensors)>;
     let l = "mobilebert.encoder.layer.0.";
-    let cases: Vec<(&str, Box<dyn Fn(&mut Tensors)>, Vec<String>)> = vec![
+    let cases: Vec<(&str, Edit, Vec<String>)> = vec![
         (
             "pair_weight",
             Box::new(move |t: &mut Tensors| {

@@ -195,10 +195,25 @@ fn tmp(name: &str) -> PathBuf {
 
 const IDEAL: &str = "[device]\nmodel = \"ideal\"\n[periphery]\ninp_res_bits = 0\nout_res_bits = 0\nout_noise = 0.0\nout_bound = 0.0\n";
 
-/// An experiment on the tiny model in its own directory; `extra` adds sections or fields.
+/// The tiny model a case runs, by its name: BERT names for `*segments`, MobileBERT's for
+/// `*mobilebert*` (Q, K and V on the input bottleneck for `*mobilebert_inner`), else PyTorch's.
+fn model_of(name: &str, feature_rows: Option<usize>) -> Vec<u8> {
+    if name.ends_with("segments") {
+        bert_state_dict(7)
+    } else if name.ends_with("mobilebert_inner") {
+        mobilebert_state_dict(7, "inner")
+    } else if name.contains("mobilebert") {
+        mobilebert_state_dict(7, "shared")
+    } else {
+        state_dict(feature_rows, 7)
+    }
+}
+
+/// An experiment on the tiny model of [`model_of`] in its own directory; `extra` adds sections
+/// or fields.
 fn write_case(name: &str, transformer: &str, extra: &str, feature_rows: Option<usize>) -> PathBuf {
     let dir = tmp(name);
-    std::fs::write(dir.join("model.safetensors"), state_dict(feature_rows, 7)).unwrap();
+    std::fs::write(dir.join("model.safetensors"), model_of(name, feature_rows)).unwrap();
     std::fs::write(dir.join("tokens.csv"), token_csv()).unwrap();
     let text = format!(
         "name = \"t\"\nworkload = \"transformer\"\nseed = 5\ntrials = 3\n[model]\npath = \"model.safetensors\"\n[data]\npath = \"tokens.csv\"\n[transformer]\nheads = 2\npad_id = 0\n{transformer}\n{extra}\n[sweep]\nt = [\"1h\", \"1y\"]\n"
@@ -262,13 +277,6 @@ fn the_floating_point_path_equals_the_reference_forward() {
     ];
     for (name, settings, rows) in cases {
         let p = write_case(name, settings, IDEAL, rows);
-        let model = p.parent().unwrap().join("model.safetensors");
-        match name {
-            "segments" => std::fs::write(model, bert_state_dict(7)).unwrap(),
-            "mobilebert" => std::fs::write(model, mobilebert_state_dict(7, "shared")).unwrap(),
-            "mobilebert_inner" => std::fs::write(model, mobilebert_state_dict(7, "inner")).unwrap(),
-            _ => {}
-        }
         let e = load(&p);
         let p = &e.points[0];
         let s = p.transformer.as_ref().unwrap();
@@ -365,11 +373,7 @@ fn sample_batches_and_chunks_give_the_whole_run() {
         ("batch_moe", "experts = 4\ntop_k = 2\ntiers = 2\ntier_noise_slope = 2.0", None),
         ("batch_mobilebert", "pooling = \"cls\"\nactivation = \"relu\"", None),
     ] {
-        let p = write_case(name, settings, "[device]\nmodel = \"pcm\"", rows);
-        if name == "batch_mobilebert" {
-            std::fs::write(p.parent().unwrap().join("model.safetensors"), mobilebert_state_dict(7, "shared")).unwrap();
-        }
-        let e = load(&p);
+        let e = load(&write_case(name, settings, "[device]\nmodel = \"pcm\"", rows));
         let whole = run_ok(&mut cpu(), &e);
         // 16 KiB: one sequence's largest buffer (a 20-token kernel attention's features: 20 · 2
         // heads · 16 · 4 bytes = 2.5 KiB) fits a few times, so 24 sequences run in batches.
@@ -393,12 +397,6 @@ fn the_gpu_classifies_as_the_cpu_twin() {
         ("gpu_mobilebert", "segment_sep = 5\npooling = \"cls\"\nactivation = \"relu\"", None),
     ] {
         let p = write_case(name, settings, "[device]\nmodel = \"pcm\"", rows);
-        let model = p.parent().unwrap().join("model.safetensors");
-        match name {
-            "gpu_segments" => std::fs::write(model, bert_state_dict(7)).unwrap(),
-            "gpu_mobilebert" => std::fs::write(model, mobilebert_state_dict(7, "shared")).unwrap(),
-            _ => {}
-        }
         let e = load(&p);
         let (a, b) = (run_ok(&mut cpu(), &e), run_ok(&mut g, &e));
         for (x, y) in a.points.iter().zip(&b.points) {
@@ -650,7 +648,6 @@ fn malformed_mobilebert_files_are_named() {
 fn mobilebert_kinds_in_the_budget_and_norm_per_point() {
     let p =
         write_case("mobilebert_budget", "pooling = \"cls\"\nactivation = \"relu\"", "[device]\nmodel = \"pcm\"\n[budget]\nsources = [\"programming\"]", None);
-    std::fs::write(p.parent().unwrap().join("model.safetensors"), mobilebert_state_dict(7, "shared")).unwrap();
     let e = load(&p);
     let axis = e.axes.iter().find(|a| a.name == "budget").expect("a budget axis");
     for kind in ["embedding", "bottleneck.input", "bottleneck.attention", "bottleneck.output", "q", "v", "ffn1", "ffn2", "pooler", "head"] {

@@ -45,7 +45,7 @@ pub(super) fn assemble(f: &Found, s: &TransformerSettings) -> Result<Transformer
                     ew(emb)
                 ));
             };
-            let b = bias(f, EmbedProjB, None, 0, d, &format!("d_model = {d} from {}", ew(w)))?;
+            let b = f.bias(EmbedProjB, None, 0, d, &format!("d_model = {d} from {}", ew(w)))?;
             (Some((Linear::dense("embedding.proj", w.matrix(), b), taps)), d)
         }
         None => (None, e),
@@ -68,16 +68,12 @@ pub(super) fn assemble(f: &Found, s: &TransformerSettings) -> Result<Transformer
             return if required { f.need(w, n).map(|_| None) } else { Ok(None) };
         };
         check_shape(gamma, &[width], why)?;
-        let beta = bias(f, b, n, j, width, why)?;
+        let beta = f.bias(b, n, j, width, why)?;
         Ok(Some(Norm { gamma: gamma.data.clone(), beta }))
     };
-    let positions = match f.get(Positions, None) {
-        Some(t) => {
-            check_shape(t, &[t.shape[0], d], &format!("{dm}; rows are the positions"))?;
-            Positions::Learned(t.matrix())
-        }
-        None => return f.need(Positions, None).map(|_| unreachable!("checked: absent")),
-    };
+    let t = f.need(Positions, None)?;
+    check_shape(t, &[t.shape[0], d], &format!("{dm}; rows are the positions"))?;
+    let positions = Positions::Learned(t.matrix());
     let token_types = match f.get(TokenType, None) {
         Some(t) => {
             check_shape(t, &[t.shape[0], d], &dm)?;
@@ -89,7 +85,7 @@ pub(super) fn assemble(f: &Found, s: &TransformerSettings) -> Result<Transformer
 
     let layers: BTreeSet<usize> = f.by_slot.keys().filter(|(sl, _, _)| !matches!(sl, HeadW | HeadB)).filter_map(|(_, n, _)| *n).collect();
     if layers.is_empty() {
-        return f.need(QW, Some(0)).map(|_| unreachable!("no layers"));
+        return Err(format!("has no encoder layers (no tensor {})", super::names::expected(&f.naming, QW, Some(0))));
     }
     if let Some(missing) = (0..layers.len()).find(|i| !layers.contains(i)) {
         return Err(format!(
@@ -104,7 +100,7 @@ pub(super) fn assemble(f: &Found, s: &TransformerSettings) -> Result<Transformer
         let lin = |w: Slot, b: Slot, j: usize, rows: usize, cols: usize, name: String, why: &str| -> Result<Linear, String> {
             let t = need(f, w, l, j)?;
             check_shape(t, &[rows, cols], why)?;
-            Ok(Linear::dense(name, t.matrix(), bias(f, b, l, j, rows, why)?))
+            Ok(Linear::dense(name, t.matrix(), f.bias(b, l, j, rows, why)?))
         };
         let (bottleneck, inner, qk_in, v_in) = match f.get(BnInW, l) {
             Some(w) => {
@@ -187,7 +183,7 @@ pub(super) fn assemble(f: &Found, s: &TransformerSettings) -> Result<Transformer
     let pooler = match f.get(PoolerW, None) {
         Some(t) => {
             check_shape(t, &[d, d], &dm)?;
-            Some(Linear::dense("pooler", t.matrix(), bias(f, PoolerB, None, 0, d, &dm)?))
+            Some(Linear::dense("pooler", t.matrix(), f.bias(PoolerB, None, 0, d, &dm)?))
         }
         None => match f.get(PoolerB, None) {
             Some(t) => return Err(format!("tensor {} has no weight {}", t.name, super::names::expected(&f.naming, PoolerW, None))),
@@ -220,13 +216,5 @@ fn need(f: &Found, slot: Slot, n: Option<usize>, j: usize) -> Result<&super::nam
             n.unwrap_or(0)
         )),
         None => f.need(slot, n),
-    }
-}
-
-/// A bias `[len]` (zeros when absent).
-fn bias(f: &Found, slot: Slot, n: Option<usize>, j: usize, len: usize, why: &str) -> Result<Vec<f32>, String> {
-    match f.by_slot.get(&(slot, n, j)) {
-        Some(t) => check_shape(t, &[len], why).map(|_| t.data.clone()),
-        None => Ok(vec![0.0; len]),
     }
 }

@@ -497,6 +497,15 @@ impl Found {
         self.by_slot.get(&(slot, n, 0))
     }
 
+    /// The bias of `slot` in layer `n`, stacked pair `j` (0 elsewhere), checked to be `[len]`
+    /// (`why` says where len comes from); zeros when absent (PyTorch `bias=False`).
+    pub(super) fn bias(&self, slot: Slot, n: Option<usize>, j: usize, len: usize, why: &str) -> Result<Vec<f32>, String> {
+        match self.by_slot.get(&(slot, n, j)) {
+            Some(t) => check_shape(t, &[len], why).map(|_| t.data.clone()),
+            None => Ok(vec![0.0; len]),
+        }
+    }
+
     pub(super) fn need(&self, slot: Slot, n: Option<usize>) -> Result<&Tensor, String> {
         self.get(slot, n).ok_or_else(|| {
             format!(
@@ -631,12 +640,7 @@ fn assemble(f: &Found, s: &TransformerSettings) -> Result<TransformerNet, String
         };
         Ok(Some(Norm { gamma: gamma.data.clone(), beta }))
     };
-    let bias = |slot: Slot, n: Option<usize>, len: usize, why: &str| -> Result<Vec<f32>, String> {
-        match f.get(slot, n) {
-            Some(t) => check_shape(t, &[len], why).map(|_| t.data.clone()),
-            None => Ok(vec![0.0; len]),
-        }
-    };
+    let bias = |slot: Slot, n: Option<usize>, len: usize, why: &str| f.bias(slot, n, 0, len, why);
 
     let positions = match f.get(Positions, None) {
         Some(t) => {
@@ -837,12 +841,7 @@ fn assemble(f: &Found, s: &TransformerSettings) -> Result<TransformerNet, String
 /// The classifier head: one Linear, or an nn.Sequential's Linear layers in index order, chained
 /// from the pooled vector's `d` values (`dm` says where d comes from).
 pub(super) fn head_layers(f: &Found, d: usize, dm: &str) -> Result<Vec<Linear>, String> {
-    let bias = |slot: Slot, n: Option<usize>, len: usize, why: &str| -> Result<Vec<f32>, String> {
-        match f.get(slot, n) {
-            Some(t) => check_shape(t, &[len], why).map(|_| t.data.clone()),
-            None => Ok(vec![0.0; len]),
-        }
-    };
+    let bias = |slot: Slot, n: Option<usize>, len: usize, why: &str| f.bias(slot, n, 0, len, why);
     let Some((root, _)) = &f.head_root else {
         return Err(format!(
             "a classifier head is required: the file has none of {O}classifier.weight, {O}classifier.K.weight, {O}head.weight, {O}head.K.weight, {O}fc.weight, {O}fc.K.weight (K an nn.Sequential index)",

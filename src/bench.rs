@@ -32,7 +32,7 @@
 //!   state of every weight and the output noise (one block per four outputs per input tile).
 //! - (i) the shipped transformer, (j) a BERT-base-sized pass; (k) the shipped noise budget
 //!   against its plain run, in configurations per plain-run time (target: within 5 plain runs);
-//!   (l) a MobileBERT pass. The seeded encoders of (j) and (l) are in [`encoder`].
+//!   (l) a MobileBERT pass. The seeded encoders of (j) and (l) are in `src/bench/encoder.rs`.
 
 /// `println!` that ignores a closed pipe (`aimc run ... | head -1`): results are in
 /// files by then, and a progress line must never abort a run.

@@ -105,3 +105,23 @@ pub const INSIGHT_CLIPPED_ABS: f64 = 0.001;
 /// logits of order 1–10 that is ≲ 1e-4. Observed in tests/suite/transformer.rs: ≤ 2e-7. Any
 /// formula or indexing difference moves a logit by 1e-2 or more.
 pub const TRANSFORMER_FP_ABS: f32 = 2e-4;
+
+/// A language model's next-token loss with an ideal device and perfect converters, per predicted
+/// token, against the f64 reference: −ln p = logsumexp(z) − z_target moves by at most
+/// max|Δz| through the log-sum-exp (its gradient is the softmax, whose weights sum to one) and by
+/// |Δz_target| through the target, so by ≤ 2 · `TRANSFORMER_FP_ABS`.
+pub const NEXT_TOKEN_NLL_ABS: f64 = 2.0 * TRANSFORMER_FP_ABS as f64;
+
+/// `token_nll`, GPU against its twin on the same logits, relative on each sequence's summed loss:
+/// per token the f32 max is exact, Σ exp(z − m) over the vocabulary adds its terms in the same
+/// order with WGSL's `exp` within a few ulp (the sum relative error ≲ 1e-6 for ≤ 10⁴ terms of one
+/// sign), WGSL's `log` is within 2⁻²¹ absolute, and the f32 running sum over ≤ 512 positions adds
+/// ≲ 512 · 6e-8 relative. 1e-4 keeps a margin; a wrong target, row or slot moves a sum by O(1).
+pub const NLL_REL: f32 = 1e-4;
+
+/// A language model's per-trial perplexity (or next-token accuracy), GPU against the twins on the
+/// same streams, relative. The two differ only where a pre-ADC value lies within float error of
+/// a rounding boundary (≤ `ADC_FLIP_FRACTION` of the outputs flip by one step); a flip moves the
+/// logits of later layers by about a step, and the perplexity, an exponential of a mean over
+/// hundreds of tokens, by far less than the 2 % kept here.
+pub const NEXT_TOKEN_GPU_REL: f64 = 0.02;

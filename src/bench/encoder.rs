@@ -56,6 +56,7 @@ impl Seeded {
             head: vec![head],
             attention: plan::SeqAttention::Softmax,
             causal: false,
+            next_token: false,
         }
     }
 }

@@ -42,7 +42,15 @@ pub(super) fn labelled(x: io::Matrix, y: io::Matrix, scale: f32, xs: &str, ys: &
 /// a .npz holding both (arrays `features` and `labels`, default "x" and "y"); features divided by
 /// `scale`, then `rows` start..end.
 pub(super) fn read_data(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<(Dataset, PathBuf), String> {
+    read_rows(d, resolve, true)
+}
+
+/// [`read_data`], or with `with_labels` false a language model's token rows ([`read_token_rows`]).
+pub(super) fn read_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, with_labels: bool) -> Result<(Dataset, PathBuf), String> {
     let data_path = resolve(&d.path);
+    if !with_labels {
+        return read_token_rows(d, data_path);
+    }
     if !(d.scale.is_finite() && d.scale > 0.0) {
         return Err(format!("data.scale = {}: must be a finite number > 0 as a 32-bit float (about 1.2e-38 to 3.4e38)", d.scale));
     }
@@ -71,6 +79,37 @@ pub(super) fn read_data(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) -> Resu
         }
         (_, None) => io::read_csv_with(&data_path, d.scale, d.header).map_err(|e| format!("data.path: {e}"))?,
         (_, Some(_)) => return Err("data.labels: only with a .npy or .npz feature file (a CSV has its labels in the last column)".into()),
+    };
+    if let Some(r) = &d.rows {
+        let &[a, b] = r.as_slice() else {
+            return Err(format!("data.rows = {r:?}: give two numbers, [start, end] (rows start..end, end excluded)"));
+        };
+        if a >= b || b > ds.len() {
+            return Err(format!("data.rows = [{a}, {b}]: {} has {} rows; need start < end <= {}", data_path.display(), ds.len(), ds.len()));
+        }
+        ds = ds.rows(a, b);
+    }
+    Ok((ds, data_path))
+}
+
+/// A language model's data: every column a token (a CSV, a .npy matrix [n, seq] or a .npz's
+/// `features` array, default "x"); no labels are read, and a `data.labels` is refused.
+fn read_token_rows(d: &RawData, data_path: PathBuf) -> Result<(Dataset, PathBuf), String> {
+    if d.labels.is_some() {
+        return Err("data.labels: a language model's rows are token sequences only (transformer.task = \"next_token\" predicts each row's next tokens); remove data.labels".into());
+    }
+    if d.scale != 1.0 {
+        return Err(format!("data.scale = {}: token ids are not scaled; remove data.scale", d.scale));
+    }
+    let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let matrix = |m: io::Matrix| Dataset { labels: vec![0; m.rows], n_features: m.cols, x: m.data };
+    let mut ds = match ext {
+        "npy" => matrix(io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {e}"))?),
+        "npz" => {
+            let xn = d.features.clone().unwrap_or_else(|| "x".into());
+            matrix(io::read_npz_array(&data_path, &xn).map_err(|e| format!("data.features: {e}"))?)
+        }
+        _ => io::read_csv_unlabelled(&data_path, d.header).map_err(|e| format!("data.path: {e}"))?,
     };
     if let Some(r) = &d.rows {
         let &[a, b] = r.as_slice() else {

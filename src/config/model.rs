@@ -3,7 +3,7 @@
 //! workloads' point set or Q/K/V, and the moe layer's data (which makes it a classifier). Shapes
 //! are checked against each other here, so a mismatch names both sides before any compute.
 
-use super::data::{attention_data, read_data};
+use super::data::{attention_data, read_data, read_rows};
 use super::raw::{RawExperiment, RawLayer, RawModel};
 use crate::workload::io::{self, Dataset, Linear, Matrix};
 use crate::workload::kernel::{split_standardise, KernelData, PointSet, Standardise, TestRows};
@@ -123,7 +123,9 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
     use std::collections::HashMap;
     use std::sync::Arc;
     let d = raw.data.as_ref().ok_or("the transformer workload needs a [data] section: a CSV of token ids per row, then the label")?;
-    let (ds, _) = read_data(d, resolve)?;
+    // A language model's rows are token sequences alone (the task is the same at every point).
+    let lm = points.first().and_then(|p| p.transformer.as_ref()).is_some_and(|s| s.task.next_token());
+    let (ds, _) = read_rows(d, resolve, !lm)?;
     if let Some(m) = model {
         if !m.layers.is_empty() || m.tensor.is_some() || m.input_shape.is_some() || m.activations.is_some() {
             return Err("[model] of the transformer workload takes path and digital only; the architecture is [transformer]".into());
@@ -131,6 +133,7 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
     }
     let mut nets: HashMap<PathBuf, Arc<TransformerNet>> = HashMap::new();
     let mut fps: HashMap<String, u64> = HashMap::new();
+    let mut lm_fps: HashMap<String, crate::workload::transformer::NextTokenScore> = HashMap::new();
     for p in points.iter_mut() {
         let at = if p.labels.is_empty() { String::new() } else { format!("sweep point {}: ", p.series()) };
         let s = p.transformer.as_mut().expect("transformer points carry their settings");
@@ -155,8 +158,13 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
                 .map_err(|e| format!("{at}transformer.experts = {}, tiers = {} on {}x{} crossbars: {e}", s.experts, s.tiers, p.tile.max_in, p.tile.max_out))?;
         }
         let key = serde_json::to_string(&*s).expect("settings serialise");
-        let fp = *fps.entry(key).or_insert_with(|| reference::fp_correct(s.net(), s, &ds));
-        s.fp_correct = Some(fp);
+        if lm {
+            let fp = *lm_fps.entry(key).or_insert_with(|| reference::fp_next_token(s.net(), s, &ds));
+            s.fp_next = Some(fp);
+        } else {
+            let fp = *fps.entry(key).or_insert_with(|| reference::fp_correct(s.net(), s, &ds));
+            s.fp_correct = Some(fp);
+        }
     }
     let first = points[0].transformer.as_ref().expect("checked");
     let layers = first.matrices().layers;

@@ -88,6 +88,8 @@ macro_rules! stage_table {
             SeqPool          seq_pool          []                      true;
             MoeGate          moe_gate          []                      true;
             MoeCombine       moe_combine       []                      true;
+            // A causal language model's next-token loss and top-1 hits.
+            TokenNll         token_nll         []                      true;
         }
     };
 }

@@ -470,6 +470,18 @@ pub fn parse_csv(text: &str, scale: f32) -> Result<Dataset, String> {
 /// Features, then the integer label, on every line; a UTF-8 byte-order mark is dropped; a header
 /// line only where `header` says so; every feature finite.
 pub fn parse_csv_with(text: &str, scale: f32, header: bool) -> Result<Dataset, String> {
+    parse_rows(text, scale, header, true)
+}
+
+/// A CSV whose every column is a feature (a language model's token sequences): no label column;
+/// the rows' labels are 0.
+pub fn read_csv_unlabelled(path: &Path, header: bool) -> Result<Dataset, WorkloadError> {
+    let text = String::from_utf8(read(path)?).map_err(|_| err(path, "is not UTF-8 text"))?;
+    parse_rows(&text, 1.0, header, false).map_err(|m| err(path, m))
+}
+
+/// [`parse_csv_with`], the last column the label when `labelled`, else a feature.
+fn parse_rows(text: &str, scale: f32, header: bool, labelled: bool) -> Result<Dataset, String> {
     if !(scale.is_finite() && scale > 0.0) {
         return Err(format!("scale = {scale}: features are divided by it; it must be a finite number > 0"));
     }
@@ -507,7 +519,7 @@ pub fn parse_csv_with(text: &str, scale: f32, header: bool) -> Result<Dataset, S
             }
             nums.push(v);
         }
-        if nums.len() < 2 {
+        if labelled && nums.len() < 2 {
             return Err(format!("line {}: need at least one feature and a label", i + 1));
         }
         match width {
@@ -515,12 +527,18 @@ pub fn parse_csv_with(text: &str, scale: f32, header: bool) -> Result<Dataset, S
             Some(w) if w != nums.len() => return Err(format!("line {}: {} fields, but earlier rows have {w}", i + 1, nums.len())),
             _ => {}
         }
-        let lab = *nums.last().unwrap();
-        if lab < 0.0 || lab.fract() != 0.0 || lab > u32::MAX as f64 {
-            return Err(format!("line {}: the label {lab} in the last column is not a class index (0, 1, 2, ...)", i + 1));
-        }
-        labels.push(lab as u32);
-        for (c, &v) in nums[..nums.len() - 1].iter().enumerate() {
+        let features = if labelled {
+            let lab = *nums.last().unwrap();
+            if lab < 0.0 || lab.fract() != 0.0 || lab > u32::MAX as f64 {
+                return Err(format!("line {}: the label {lab} in the last column is not a class index (0, 1, 2, ...)", i + 1));
+            }
+            labels.push(lab as u32);
+            &nums[..nums.len() - 1]
+        } else {
+            labels.push(0);
+            &nums[..]
+        };
+        for (c, &v) in features.iter().enumerate() {
             let xv = (v / scale as f64) as f32;
             if !xv.is_finite() {
                 return Err(format!(
@@ -536,7 +554,7 @@ pub fn parse_csv_with(text: &str, scale: f32, header: bool) -> Result<Dataset, S
     let Some(w) = width else {
         return Err("has no data rows".into());
     };
-    Ok(Dataset { x, labels, n_features: w - 1 })
+    Ok(Dataset { x, labels, n_features: w - usize::from(labelled) })
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod hwa;
 mod insight;
 mod invariance;
 mod kernel;
+mod language_model;
 mod layers;
 mod merge;
 mod moe;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// A tiny PyTorch-named state dict: 2-token-embedding-width models of `d` = 8, 2 heads, 1 layer,
 /// FFN 12, a 2-layer head to 3 classes, vocabulary 10 (0 is padding); optionally a kernel
 /// feature projection `[rows, d_head]`.
-fn state_dict(feature_rows: Option<usize>, seed: u64) -> Vec<u8> {
+pub(crate) fn state_dict(feature_rows: Option<usize>, seed: u64) -> Vec<u8> {
     let (d, dff, vocab, classes) = (8usize, 12usize, 10usize, 3usize);
     let mut t: BTreeMap<String, (Vec<usize>, Vec<f32>)> = BTreeMap::new();
     let mut s = seed;
@@ -185,7 +185,7 @@ fn token_csv() -> String {
     out
 }
 
-fn tmp(name: &str) -> PathBuf {
+pub(crate) fn tmp(name: &str) -> PathBuf {
     // Under target/ (cargo's directory for test files), so runs leave nothing in /tmp.
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("transformer-{name}"));
     let _ = std::fs::remove_dir_all(&d);
@@ -193,7 +193,7 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-const IDEAL: &str = "[device]\nmodel = \"ideal\"\n[periphery]\ninp_res_bits = 0\nout_res_bits = 0\nout_noise = 0.0\nout_bound = 0.0\n";
+pub(crate) const IDEAL: &str = "[device]\nmodel = \"ideal\"\n[periphery]\ninp_res_bits = 0\nout_res_bits = 0\nout_noise = 0.0\nout_bound = 0.0\n";
 
 /// The tiny model a case runs, by its name: BERT names for `*segments`, MobileBERT's for
 /// `*mobilebert*` (Q, K and V on the input bottleneck for `*mobilebert_inner`), else PyTorch's.
@@ -223,7 +223,7 @@ fn write_case(name: &str, transformer: &str, extra: &str, feature_rows: Option<u
     p
 }
 
-fn load(p: &Path) -> aimc::config::Experiment {
+pub(crate) fn load(p: &Path) -> aimc::config::Experiment {
     aimc::config::Experiment::load(p).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -322,7 +322,7 @@ fn the_floating_point_path_equals_the_reference_forward() {
 
 /// A backend that reports a small binding limit, so the plan splits the data set into sample
 /// batches.
-struct Limited(aimc::engine::cpu::CpuBackend, u64);
+pub(crate) struct Limited(pub(crate) aimc::engine::cpu::CpuBackend, pub(crate) u64);
 
 impl Backend for Limited {
     fn adapter(&self) -> AdapterInfo {
@@ -407,7 +407,7 @@ fn the_gpu_classifies_as_the_cpu_twin() {
     }
 }
 
-fn aimc_cli() -> std::process::Command {
+pub(crate) fn aimc_cli() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_aimc"))
 }
 
@@ -494,7 +494,7 @@ fn a_switched_field_without_its_switch_is_refused() {
     ok(&p, &[]);
 }
 
-fn expect_cli_error(exp: &Path, needles: &[&str]) {
+pub(crate) fn expect_cli_error(exp: &Path, needles: &[&str]) {
     for cmd in ["check", "run"] {
         let out = exp.parent().unwrap().join("out");
         let extra = if cmd == "run" { vec!["--backend", "cpu", "--out", out.to_str().unwrap()] } else { vec![] };
@@ -553,7 +553,7 @@ fn the_noise_budget_names_each_kind_of_matrix() {
 }
 
 /// `bytes` (a safetensors file of F32 tensors) with `edit` applied to its tensors.
-fn edited(bytes: &[u8], edit: impl FnOnce(&mut BTreeMap<String, (Vec<usize>, Vec<f32>)>)) -> Vec<u8> {
+pub(crate) fn edited(bytes: &[u8], edit: impl FnOnce(&mut BTreeMap<String, (Vec<usize>, Vec<f32>)>)) -> Vec<u8> {
     let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
     let mut t: BTreeMap<String, (Vec<usize>, Vec<f32>)> = st
         .tensors()

@@ -7,8 +7,13 @@ use super::*;
 #[derive(Clone, Debug)]
 pub struct ClassifierPoint {
     pub t_inf: f64,
+    /// Per trial: correct predictions (a language model's next tokens predicted first-best).
     pub correct: Vec<u32>,
+    /// What is scored: samples, or a language model's predicted tokens.
     pub n_samples: u32,
+    /// A language model's summed next-token negative log-likelihood (nats) per trial; empty for
+    /// classifiers.
+    pub nll: Vec<f64>,
 }
 
 /// Program an MLP `trials` times and classify the data set at every time.
@@ -126,7 +131,7 @@ fn classifier_batches(
     }
     let cfg = group_lead(cfgs)?;
     let width = layers.first().map_or(0, |l| l.inputs_per_sample()) as usize;
-    let points = || cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect::<Vec<_>>();
+    let points = || cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch, nll: vec![] }).collect::<Vec<_>>();
     let mut out: Vec<Vec<ClassifierPoint>> = cfgs.iter().map(|_| points()).collect();
     // Blocks of trials, every sample batch of a block, then the next block: progress advances
     // per block and memory stays one batch.
@@ -176,7 +181,7 @@ pub(super) fn classify(
     let cfg = group_lead(cfgs)?;
     let (nt, nc) = (cfg.times.len(), cfgs.len());
     let mut out: Vec<Vec<ClassifierPoint>> =
-        cfgs.iter().map(|_| cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch }).collect()).collect();
+        cfgs.iter().map(|_| cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch, nll: vec![] }).collect()).collect();
     // Counts of every configuration and time point of a chunk, [config][t_index][trial]: read
     // back once per chunk, cleared before its first count.
     let correct = std::cell::Cell::new(None::<Buf>);

@@ -133,6 +133,9 @@ pub struct SeqModel {
     pub head: Vec<usize>,
     pub attention: SeqAttention,
     pub causal: bool,
+    /// A causal language model: the head reads every token (no pooling) and its outputs, one
+    /// logit per vocabulary token, predict the next token (`token_nll`) instead of a class.
+    pub next_token: bool,
 }
 
 impl SeqModel {
@@ -184,6 +187,15 @@ impl SeqModel {
         }
         if self.seq == 0 || self.vocab == 0 || self.blocks.is_empty() || self.head.is_empty() {
             return bad("a transformer needs tokens, a vocabulary, at least one layer and a head".into());
+        }
+        if self.next_token {
+            let out = self.layers[*self.head.last().expect("checked above")].mapped.n_out;
+            if !self.causal {
+                return bad("next-token prediction needs causal attention: every token would see the one it predicts".into());
+            }
+            if out != self.vocab {
+                return bad(format!("the language-model head has {out} outputs, one per vocabulary token needs {}", self.vocab));
+            }
         }
         for (i, l) in self.layers.iter().enumerate() {
             check_indices(&l.mapped, i)?;
@@ -311,7 +323,7 @@ impl SeqModel {
     /// (query, head) (scores and the weighted sum; keys = len, or i + 1 causal), or linear
     /// attention's feature projections, key sums (2·len·width·(d_head + 1) per head) and outputs
     /// (2·seq·width·(d_head + 1) per head). LayerNorm, softmax exponentials and the feature maps'
-    /// exponentials are not counted.
+    /// exponentials are not counted. A language model's head runs on every token.
     pub fn flops_per_sequence(&self, len: f64) -> f64 {
         let (seq, heads, dh) = (self.seq as f64, self.heads as f64, self.d_head() as f64);
         let mac = |li: usize, vectors: f64| 2.0 * vectors * self.layers[li].mapped.n_in as f64 * self.layers[li].mapped.n_out as f64;
@@ -335,7 +347,17 @@ impl SeqModel {
                 }
             };
         }
-        f + self.head.iter().map(|&li| mac(li, 1.0)).sum::<f64>()
+        f + self.head.iter().map(|&li| mac(li, self.head_vectors())).sum::<f64>()
+    }
+
+    /// Vectors per sequence through the head: every token of a language model, else the one
+    /// pooled vector.
+    pub fn head_vectors(&self) -> f64 {
+        if self.next_token {
+            self.seq as f64
+        } else {
+            1.0
+        }
     }
 
     /// Philox blocks of the periphery's output noise per sequence: one block per four outputs of
@@ -357,7 +379,7 @@ impl SeqModel {
                 n += 2.0 * blocks(fq, seq * self.heads as f64);
             }
         }
-        n + self.head.iter().map(|&li| blocks(li, 1.0)).sum::<f64>()
+        n + self.head.iter().map(|&li| blocks(li, self.head_vectors())).sum::<f64>()
     }
 
     /// Analog weights of the model (each matrix once).

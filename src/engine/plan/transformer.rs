@@ -8,6 +8,8 @@
 //! (`attention_softmax`, or kernel-approximated: the feature projection on crossbars per head
 //! slice, `row_norms`, `feature_map`, `linear_kv`, `linear_out`), O, `residual`, LayerNorm, the
 //! feed-forward pair, `residual`, LayerNorm → `seq_pool` → the head's analog layers → `accuracy`.
+//! A causal language model (`next_token`) skips the pooling: its head runs on every token and
+//! `token_nll` scores each position's logits against the next token (Σ −log p and top-1 hits).
 //!
 //! MobileBERT (Sun et al., "MobileBERT: a Compact Task-Agnostic BERT for Resource-Limited
 //! Devices", ACL 2020; Hugging Face `MobileBertLayer`) adds three things, all on the same stages:
@@ -48,8 +50,11 @@ fn per_sample_words(m: &SeqModel) -> (u64, u64) {
     let kernel = [seq * heads * s, seq * heads * width, heads * blocks * width * (dh + 1)];
     let gates = seq * m.experts() as u64;
     let taps = seq * m.embed_proj.map_or(0, |(_, t)| t as u64 * m.embed_width as u64);
-    let largest = [act, seq * m.d_ff() as u64, scratch, gates, taps].into_iter().chain(kernel).max().unwrap();
+    // The head's two ping-pong buffers: one vector per sample, or one per token of a language model.
+    let head = m.head_vectors() as u64 * m.head.iter().map(|&li| m.layers[li].mapped.n_out as u64).max().unwrap_or(1).max(d);
+    let largest = [act, seq * m.d_ff() as u64, scratch, gates, taps, head].into_iter().chain(kernel).max().unwrap();
     let total = 8 * act
+        + 2 * head
         + taps
         + seq * m.d_ff() as u64
         + 3 * scratch
@@ -61,7 +66,7 @@ fn per_sample_words(m: &SeqModel) -> (u64, u64) {
 /// Vectors per sample of an analog layer: tokens, (token, head) slices, or one (head layers).
 fn vectors_per_sample(m: &SeqModel, li: usize) -> u32 {
     if m.head.contains(&li) {
-        1
+        m.head_vectors() as u32
     } else if m.blocks.iter().any(|b| b.feature_q == Some(li) || b.feature_k == Some(li)) {
         m.seq * m.heads
     } else {
@@ -136,14 +141,25 @@ fn transformer_group(
             fix: "the sequence length (the data set's columns) or the model width".into(),
         });
     }
-    // Trials per chunk: the batch's buffers and every matrix's device state within the budget.
+    // Trials per chunk: the batch's buffers and every matrix's device state within the budget
+    // (a language model's loss slots: one per configuration, time and sequence).
     let state: u64 = m.layers.iter().map(|l| state_bytes(&l.mapped, &cfg.device) + 4 * l.mapped.len() as u64).sum();
-    let per_trial = state + 4 * total * sb as u64;
+    let nll_slots = if m.next_token { (cfgs.len() * cfg.times.len()) as u64 * samples as u64 } else { 0 };
+    let per_trial = state + 4 * total * sb as u64 + 4 * nll_slots;
     let max_tiles = m.layers.iter().map(|l| l.mapped.n_tiles()).max().unwrap_or(1);
     let biggest_state = m.layers.iter().map(|l| state_bytes(&l.mapped, &cfg.device)).max().unwrap_or(4);
     let chunk = chunk_size(be, cfg, biggest_state.max(4 * largest * sb as u64), "one trial's device state or activations")?
         .min((CHUNK_BUDGET_BYTES / per_trial.max(1)).max(1) as u32)
-        .min((MAX_GROUPS / max_tiles).max(1));
+        .min((MAX_GROUPS / max_tiles).max(1))
+        .min((limit / (4 * nll_slots).max(1)).max(1) as u32);
+    if 4 * nll_slots > limit {
+        return Err(EngineError::TooLarge {
+            what: "one trial's next-token losses (one per configuration, time and sequence)".into(),
+            need: 4 * nll_slots,
+            limit,
+            fix: "fewer sequences (data.rows) or fewer times and configurations per run".into(),
+        });
+    }
     // Periphery counters: the last application's last vector must fit 32 bits.
     let mut uses = vec![0u64; m.layers.len()];
     for b in &m.blocks {
@@ -223,7 +239,7 @@ fn transformer_group(
     let e_max = m.experts();
     let moe_bufs =
         (e_max > 0).then(|| [be.create("router", words(seq * e_max)), be.create("gates", words(seq * e_max)), be.create("expert_out", words(seq * d))]);
-    let head_width = m.head.iter().map(|&li| m.layers[li].mapped.n_out).max().unwrap_or(1).max(d);
+    let head_width = m.head_vectors() as u32 * m.head.iter().map(|&li| m.layers[li].mapped.n_out).max().unwrap_or(1).max(d);
     let pooled = be.create("pooled", words(d));
     let hb = [be.create("head0", words(head_width)), be.create("head1", words(head_width))];
     let tok_b = be.create("tokens", (sb * seq) as usize);
@@ -232,8 +248,15 @@ fn transformer_group(
     let (nt, nc) = (cfg.times.len(), cfgs.len());
     // Counts of every configuration and time of a chunk, [config][t_index][trial].
     let correct = be.create("correct", nc * nt * chunk as usize);
+    // A language model's summed loss per sequence, [config][t_index][trial][sequence].
+    let nll = m.next_token.then(|| be.create("nll", nc * nt * chunk as usize * samples as usize));
+    // What is scored: sequences, or a language model's predicted tokens (len − 1 per sequence).
+    let scored = if m.next_token { lengths.iter().map(|&l| l.min(seq).saturating_sub(1)).sum() } else { samples };
+    if scored == 0 {
+        return Err(EngineError::Invalid("no sequence has two tokens: next-token prediction needs a token to predict from and one to predict".into()));
+    }
     let mut out: Vec<Vec<ClassifierPoint>> =
-        cfgs.iter().map(|_| cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: samples }).collect()).collect();
+        cfgs.iter().map(|_| cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: scored, nll: vec![] }).collect()).collect();
     let wg = be.wg();
     let classes = m.layers[*m.head.last().unwrap()].mapped.n_out;
     // Every matrix's params for `program` and `drift` (one vector per trial: the device state
@@ -488,8 +511,13 @@ fn transformer_group(
                     layernorm(be, x, g, tmp);
                     std::mem::swap(&mut x, &mut tmp);
                 }
-                be.dispatch(Stage::SeqPool, &dig(base), &[x, len_b, pooled], grid(n as u64 * sbl as u64 * d as u64, wg));
-                let mut h = pooled;
+                let mut h = match nll {
+                    Some(_) => x,
+                    None => {
+                        be.dispatch(Stage::SeqPool, &dig(base), &[x, len_b, pooled], grid(n as u64 * sbl as u64 * d as u64, wg));
+                        pooled
+                    }
+                };
                 for (i, &li) in m.head.iter().enumerate() {
                     analog(be, li, h, hb[i % 2]);
                     h = hb[i % 2];
@@ -499,16 +527,33 @@ fn transformer_group(
                 pa.layer.n_out = classes;
                 // The shader's slot is [t_index][trial]: configuration ci's slots follow ci · nt.
                 pa.layer.t_index = (ci * nt + ti) as u32;
-                be.dispatch(Stage::Accuracy, &pa, &[h, lab_b, correct], grid(n as u64 * sbl as u64, wg));
+                match nll {
+                    Some(nll) => {
+                        // Slots [t_index][trial][sequence]: `batch` is the data set's sequence count.
+                        pa.layer.batch = samples;
+                        be.dispatch(Stage::TokenNll, &pa, &[h, tok_b, len_b, nll, correct], grid(n as u64 * sbl as u64, wg));
+                    }
+                    None => be.dispatch(Stage::Accuracy, &pa, &[h, lab_b, correct], grid(n as u64 * sbl as u64, wg)),
+                }
             }
         }
-        match be.download(correct) {
-            Ok(got) => {
+        let losses = match nll {
+            Some(b) => be.download(b).map(Some),
+            None => Ok(None),
+        };
+        match be.download(correct).and_then(|c| losses.map(|l| (c, l))) {
+            Ok((got, losses)) => {
                 let n = n as usize;
                 for (ci, pts) in out.iter_mut().enumerate() {
                     for (ti, pt) in pts.iter_mut().enumerate() {
                         let at = (ci * nt + ti) * n;
                         pt.correct.extend_from_slice(&got[at..at + n]);
+                        // Each trial's loss: its sequences' sums added in f64 in sequence order.
+                        if let Some(l) = &losses {
+                            let per = samples as usize;
+                            let sums = l[at * per..(at + n) * per].chunks(per).map(|t| t.iter().map(|&w| f32::from_bits(w) as f64).sum::<f64>());
+                            pt.nll.extend(sums);
+                        }
                     }
                 }
             }
@@ -526,6 +571,7 @@ fn transformer_group(
     scratch.free(be);
     let mut all = vec![emb, pos, x, tmp, q, k, v, att, y, lb, f1, pooled, hb[0], hb[1], tok_b, len_b, lab_b, correct];
     all.extend(tri);
+    all.extend(nll);
     all.extend(bn_norms.into_iter().flatten().flatten());
     all.extend(ffn_norms.into_iter().flatten());
     all.extend(biases);

@@ -190,7 +190,7 @@ pub(super) fn assemble(f: &Found, s: &TransformerSettings) -> Result<Transformer
             None => None,
         },
     };
-    let head = head_layers(f, d, &dm)?;
+    let head = head_layers(f, d, &dm, s)?;
     Ok(TransformerNet {
         embedding: emb.matrix(),
         embed_proj,

@@ -48,6 +48,39 @@ pub enum NormType {
     NoNorm,
 }
 
+/// What the model is asked: a class per sequence, or the next token at every position.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// A class per sequence (pooling, then the classifier head); the metric is the accuracy.
+    #[default]
+    Classify,
+    /// A causal language model: the head gives every token's next-token logits (one output per
+    /// vocabulary token; absent, the embedding table, tied as GPT-2 ties it); the metric is the
+    /// perplexity exp(mean −log p(next token)) over every position with a next token.
+    NextToken,
+    /// The same model scored by next-token top-1 accuracy (exact counts over the predicted tokens).
+    NextTokenAccuracy,
+}
+
+impl Task {
+    /// Whether the head predicts the next token (the two language-model tasks).
+    pub fn next_token(self) -> bool {
+        self != Task::Classify
+    }
+}
+
+/// The language model's floating-point score over a data set (the f64 reference forward).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NextTokenScore {
+    /// Σ −ln p(next token) over the predicted positions, nats.
+    pub nll: f64,
+    /// Positions whose first largest logit is the next token.
+    pub correct: u64,
+    /// Predicted positions: Σ (len − 1) over the sequences.
+    pub tokens: u64,
+}
+
 /// What a sequence is reduced to before the head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,6 +125,11 @@ pub struct TransformerSettings {
     pub state_dict: Option<PathBuf>,
     /// Attention heads (they must divide d_model).
     pub heads: u32,
+    /// `classify` (the default), or a causal language model's `next_token` (perplexity) or
+    /// `next_token_accuracy`. It decides what the data rows hold and what the metric is, so it is
+    /// not a sweep axis.
+    #[serde(default, skip_serializing_if = "is_classify")]
+    pub task: Task,
     /// The stored layers are applied this many times in a row with the same (programmed once)
     /// weights: IBM's LRA models share one layer's weights between their two layers.
     #[serde(default = "one")]
@@ -177,6 +215,13 @@ pub struct TransformerSettings {
     /// The floating-point (f64 reference) correct count on the data set, set by validation.
     #[serde(skip)]
     pub fp_correct: Option<u64>,
+    /// A language model's floating-point score on the data set, set by validation.
+    #[serde(skip)]
+    pub fp_next: Option<NextTokenScore>,
+}
+
+fn is_classify(t: &Task) -> bool {
+    *t == Task::Classify
 }
 
 /// The bit of a token id the `embed` stage reads as "second segment" (token type 1); ids stay
@@ -504,6 +549,7 @@ impl TransformerSettings {
                 AttentionKind::Kernel => SeqAttention::Kernel { map, s: rows, width: if map == 5 { rows } else { 2 * rows } },
             },
             causal: self.causal,
+            next_token: self.task.next_token(),
         }
     }
 
@@ -606,6 +652,26 @@ impl TransformerSettings {
         if net.head.is_empty() {
             return Err("the state dict has no classifier head (classifier.weight)".into());
         }
+        if self.task.next_token() {
+            let task = "transformer.task = \"next_token\"";
+            if !self.causal {
+                return Err(format!("{task} needs transformer.causal = true: without the causal mask every token sees the one it is to predict"));
+            }
+            if net.classes() != net.vocab() {
+                return Err(format!(
+                    "{task}: the head gives {} outputs but the vocabulary has {} tokens; a language model's head gives one logit per token (lm_head.weight [{}, d_model], or none to tie it to the embedding)",
+                    net.classes(),
+                    net.vocab(),
+                    net.vocab()
+                ));
+            }
+            if net.pooler.is_some() {
+                return Err(format!("{task}: the state dict has a pooler (pooler.dense), which reads one token per sequence; a language model's head reads every token: remove the pooler"));
+            }
+            if self.segment_sep.is_some() {
+                return Err(format!("{task} reads single-segment sequences; remove transformer.segment_sep"));
+            }
+        }
         let seq = data.n_features;
         if let Some(max) = net.max_positions() {
             if seq > max {
@@ -655,6 +721,13 @@ impl TransformerSettings {
                 return Err(format!("data row {}: token {} follows padding; padding (transformer.pad_id) must trail each sequence", r + 1, len + c));
             }
         }
+        if self.task.next_token() {
+            let seq = data.n_features;
+            if data.x.chunks(seq.max(1)).all(|row| self.length(&row.iter().map(|&v| v as u32).collect::<Vec<_>>()) < 2) {
+                return Err("data: no row has two tokens before its padding; next-token prediction needs a token to predict from and one to predict".into());
+            }
+            return Ok(());
+        }
         let classes = net.classes();
         if let Some(&l) = data.labels.iter().find(|&&l| l as usize >= classes) {
             return Err(format!("the data set has label {l} but the head has {classes} outputs"));
@@ -663,8 +736,12 @@ impl TransformerSettings {
     }
 }
 
-pub fn metric(_: &Inputs<'_>, _: &SweepPoint) -> Metric {
-    Metric { text: "test accuracy (transformer)", column: "test_accuracy", higher_is_better: true }
+pub fn metric(_: &Inputs<'_>, sp: &SweepPoint) -> Metric {
+    match sp.transformer.as_ref().map_or(Task::Classify, |s| s.task) {
+        Task::Classify => Metric { text: "test accuracy (transformer)", column: "test_accuracy", higher_is_better: true },
+        Task::NextToken => Metric { text: "next-token perplexity (causal language model)", column: "perplexity", higher_is_better: false },
+        Task::NextTokenAccuracy => Metric { text: "next-token top-1 accuracy (causal language model)", column: "next_token_accuracy", higher_is_better: true },
+    }
 }
 
 pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
@@ -707,10 +784,21 @@ fn settings<'a>(sp: &'a SweepPoint, inputs: Inputs<'a>) -> Result<(&'a Transform
     Ok((s, data))
 }
 
-/// Per time, the accuracy of each trial's counts, beside the floating-point accuracy.
+/// Per time, the accuracy of each trial's counts, beside the floating-point accuracy; a language
+/// model's perplexity exp(Σ −ln p / predicted tokens) per trial, or its next-token accuracy.
 fn metrics(s: &TransformerSettings, data: &Dataset, pts: Vec<ClassifierPoint>) -> Vec<TimeMetrics> {
     let n = data.len() as f64;
-    let fp = s.fp_correct.map(|c| c as f64 / n);
+    let fp = match (s.task, s.fp_next) {
+        (Task::Classify, _) => s.fp_correct.map(|c| c as f64 / n),
+        (Task::NextToken, f) => f.map(|f| (f.nll / f.tokens as f64).exp()),
+        (Task::NextTokenAccuracy, f) => f.map(|f| f.correct as f64 / f.tokens as f64),
+    };
+    if s.task == Task::NextToken {
+        return pts
+            .into_iter()
+            .map(|p| TimeMetrics { per_trial: p.nll.iter().map(|&l| (l / p.n_samples as f64).exp()).collect(), fp, ..TimeMetrics::default() })
+            .collect();
+    }
     pts.into_iter()
         .map(|p| TimeMetrics {
             per_trial: p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect(),

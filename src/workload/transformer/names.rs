@@ -334,6 +334,8 @@ pub const TABLE: &[Entry] = &[
     e(Any, "{O}fc.bias", HeadB, ""),
     e(Any, "{O}fc.{K}.weight", HeadW, ""),
     e(Any, "{O}fc.{K}.bias", HeadB, ""),
+    e(Any, "{O}lm_head.weight", HeadW, "[vocab, d_model] a language model's head (`task = \"next_token\"`); absent: tied to the embedding"),
+    e(Any, "{O}lm_head.bias", HeadB, "[vocab]"),
 ];
 
 /// What the families are recognised by (for error messages).
@@ -598,10 +600,23 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
         }
         found.by_slot.insert((entry.slot, index, j), t);
     }
-    if naming.family == MobileBert {
-        return super::mobilebert::assemble(&found, s);
+    let mut net = if naming.family == MobileBert { super::mobilebert::assemble(&found, s)? } else { assemble(&found, s)? };
+    if net.head.is_empty() {
+        net.head = vec![tied_head(&net)?];
     }
-    assemble(&found, s)
+    Ok(net)
+}
+
+/// A language model's head tied to its token embedding (GPT-2's `lm_head`, Press & Wolf, "Using
+/// the output embedding to improve language models", EACL 2017): logits = E h, no bias.
+fn tied_head(net: &TransformerNet) -> Result<Linear, String> {
+    let (e, d) = (net.embedding.cols, net.d_model());
+    if e != d {
+        return Err(format!(
+            "the file has no lm_head.weight and its embedding is {e} wide, not d_model = {d}: a tied head needs the two equal; save the head as lm_head.weight [vocab, {d}]"
+        ));
+    }
+    Ok(Linear::dense("head.0", net.embedding.clone(), vec![0.0; net.embedding.rows]))
 }
 
 /// Builds and checks the net from the mapped tensors.
@@ -822,7 +837,7 @@ fn assemble(f: &Found, s: &TransformerSettings) -> Result<TransformerNet, String
         }
     };
 
-    let head = head_layers(f, d, &dm)?;
+    let head = head_layers(f, d, &dm, s)?;
     Ok(TransformerNet {
         embedding: emb.matrix(),
         embed_proj: None,
@@ -840,11 +855,15 @@ fn assemble(f: &Found, s: &TransformerSettings) -> Result<TransformerNet, String
 
 /// The classifier head: one Linear, or an nn.Sequential's Linear layers in index order, chained
 /// from the pooled vector's `d` values (`dm` says where d comes from).
-pub(super) fn head_layers(f: &Found, d: usize, dm: &str) -> Result<Vec<Linear>, String> {
+/// A language model's file may leave the head out (none: the caller ties it to the embedding).
+pub(super) fn head_layers(f: &Found, d: usize, dm: &str, s: &TransformerSettings) -> Result<Vec<Linear>, String> {
     let bias = |slot: Slot, n: Option<usize>, len: usize, why: &str| f.bias(slot, n, 0, len, why);
     let Some((root, _)) = &f.head_root else {
+        if s.task.next_token() {
+            return Ok(Vec::new());
+        }
         return Err(format!(
-            "a classifier head is required: the file has none of {O}classifier.weight, {O}classifier.K.weight, {O}head.weight, {O}head.K.weight, {O}fc.weight, {O}fc.K.weight (K an nn.Sequential index)",
+            "a classifier head is required: the file has none of {O}classifier.weight, {O}classifier.K.weight, {O}head.weight, {O}head.K.weight, {O}fc.weight, {O}fc.K.weight (K an nn.Sequential index); a language model's is {O}lm_head.weight, or none with transformer.task = \"next_token\" (tied to the embedding)",
             O = f.naming.outer
         ));
     };

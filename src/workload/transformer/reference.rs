@@ -39,8 +39,12 @@
 //!   when the net has one; then the head's Linear layers with `head_activation` between them
 //!   (none after the last). `Activation::apply` gives the activations (`gelu_exact` the erf form).
 //! - **Prediction.** The first index of the largest logit.
+//! - **Next token** (`task = "next_token"`, a causal model). No pooling and no pooler: the head
+//!   runs on every hidden row i < len − 1 and scores token i + 1: −ln softmax(logits)[token i + 1]
+//!   (max-subtracted log-sum-exp), summed over the rows, and the rows whose first largest logit
+//!   is that token.
 
-use super::{feature_input_scale, AttentionKind, Pooling, TransformerNet, TransformerSettings};
+use super::{feature_input_scale, AttentionKind, NextTokenScore, Pooling, TransformerNet, TransformerSettings};
 use crate::features::SoftmaxFeatures;
 use crate::workload::io::{Dataset, Linear, Matrix};
 
@@ -369,6 +373,34 @@ impl<'a> Prepared<'a> {
         x
     }
 
+    /// A language model's next-token score of one sequence: the head on every hidden row i < len − 1,
+    /// −ln softmax(logits)[tokens[i + 1]] (max-subtracted log-sum-exp in f64) summed, and the
+    /// positions whose first largest logit is tokens[i + 1].
+    fn next_token(&self, tokens: &[u32], len: usize) -> NextTokenScore {
+        let d = self.d;
+        let x = self.hidden(tokens, len);
+        let last = self.head.len() - 1;
+        let mut score = NextTokenScore::default();
+        for i in 0..len.saturating_sub(1) {
+            let mut h = x[i * d..(i + 1) * d].to_vec();
+            for (k, l) in self.head.iter().enumerate() {
+                let mut y = vec![0.0; l.rows];
+                l.apply(&h, &mut y);
+                if k < last {
+                    y.iter_mut().for_each(|v| *v = self.s.head_activation.apply(*v));
+                }
+                h = y;
+            }
+            let target = tokens[i + 1] as usize;
+            let m = h.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + h.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+            score.nll += lse - h[target];
+            score.correct += u64::from(argmax(&h) == target);
+            score.tokens += 1;
+        }
+        score
+    }
+
     fn logits(&self, tokens: &[u32], len: usize) -> Vec<f64> {
         assert!(len >= 1 && len <= tokens.len(), "sequence length {len} of {} tokens: a sequence needs a non-padding token first", tokens.len());
         if let Some(pad) = self.s.pad_id {
@@ -559,6 +591,29 @@ pub fn argmax(v: &[f64]) -> usize {
         }
     }
     best
+}
+
+/// A language model's f64 next-token score over a token data set: the rows' sums added in row
+/// order (rows run on every core; the result does not depend on the thread count).
+pub fn fp_next_token(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) -> NextTokenScore {
+    let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
+    let p = Prepared::new(net, s);
+    let n = data.len();
+    let chunk = n.div_ceil(threads).max(1);
+    let score = |row: usize| {
+        let tokens = row_tokens(data, row);
+        p.next_token(&tokens, seq_len(&tokens, s.pad_id))
+    };
+    let rows: Vec<NextTokenScore> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..n).step_by(chunk).map(|start| sc.spawn(move || (start..(start + chunk).min(n)).map(score).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().expect("reference forward thread")).collect()
+    });
+    rows.iter().fold(NextTokenScore::default(), |a, r| NextTokenScore { nll: a.nll + r.nll, correct: a.correct + r.correct, tokens: a.tokens + r.tokens })
+}
+
+/// A language model's per-sequence f64 score (the oracle of the engine's noiseless loss).
+pub fn next_token_score(net: &TransformerNet, s: &TransformerSettings, tokens: &[u32], len: usize) -> NextTokenScore {
+    Prepared::new(net, s).next_token(tokens, len)
 }
 
 /// Correct predictions of the f64 forward over a token data set.

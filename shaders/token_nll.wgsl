@@ -1,0 +1,58 @@
+// Stage `token_nll`: a causal language model's next-token loss (the cross-entropy behind
+// perplexity; Jelinek et al. 1977, as every language-model paper reports it). For one (trial,
+// sequence) of a sample batch, every position p < len − 1 predicts token p + 1 from its logits row
+// h[(trial · samples + sample) · seq + p][vocab]: its negative log-likelihood
+// −log softmax(h)[target] = (m + log Σ_o exp(h_o − m)) − h_target, m the row's largest logit, is
+// summed over p in order and written to slot [t_index][trial][batch] + sample_offset + sample of
+// `nll` (`layer.batch` is the data set's sequence count); rows whose first largest logit is the
+// target are counted with an integer atomic into `correct`'s slot [t_index][trial], as `accuracy`
+// counts. Each slot is written by one invocation, so the sums do not depend on the dispatch shape.
+// One invocation = one (trial, sample). CPU twin: src/engine/cpu/token_nll.rs.
+
+@group(0) @binding(0) var<uniform> P: StageParams;
+@group(0) @binding(1) var<storage, read> h: array<f32>;
+@group(0) @binding(2) var<storage, read> tokens: array<u32>;
+@group(0) @binding(3) var<storage, read> lengths: array<u32>;
+@group(0) @binding(4) var<storage, read_write> nll: array<f32>;
+@group(0) @binding(5) var<storage, read_write> correct: array<atomic<u32>>;
+
+override WG: u32 = 64u;
+
+@compute @workgroup_size(WG)
+fn token_nll(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let S = P.seq;
+    let L = P.layer;
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= L.trials * S.samples) {
+        return;
+    }
+    let trial = i / S.samples;
+    let sample = i % S.samples;
+    let len = min(lengths[sample], S.seq);
+    // Positions with a next token: len − 1 (none for an empty sequence).
+    let predicted = select(0u, len - 1u, len > 0u);
+    var total = 0.0;
+    var hits = 0u;
+    for (var p = 0u; p < predicted; p = p + 1u) {
+        let row = (i * S.seq + p) * S.vocab;
+        let next = tokens[sample * S.seq + p + 1u];
+        var m = h[row];
+        var best = 0u;
+        for (var o = 1u; o < S.vocab; o = o + 1u) {
+            if (h[row + o] > m) {
+                m = h[row + o];
+                best = o;
+            }
+        }
+        var s = 0.0;
+        for (var o = 0u; o < S.vocab; o = o + 1u) {
+            s = s + exp(h[row + o] - m);
+        }
+        total = total + ((m + log(s)) - h[row + next]);
+        hits = hits + select(0u, 1u, best == next);
+    }
+    nll[(L.t_index * L.trials + trial) * L.batch + S.sample_offset + sample] = total;
+    if (hits > 0u) {
+        atomicAdd(&correct[L.t_index * L.trials + trial], hits);
+    }
+}

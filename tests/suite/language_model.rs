@@ -1,0 +1,218 @@
+//! A causal language model (`transformer.task = "next_token"`) end to end: the engine's noiseless
+//! next-token loss against the independent f64 reference per sequence, sample batches against one
+//! batch, the GPU against the CPU twins, the results and report the CLI writes, and bad input
+//! named before any compute with nothing written.
+
+use super::transformer::{aimc_cli, edited, expect_cli_error, load, state_dict, tmp, Limited, IDEAL};
+use crate::common::*;
+use aimc::engine::plan::{self, RunConfig};
+use aimc::engine::stages::Stage;
+use aimc::tolerances::NEXT_TOKEN_NLL_ABS;
+use aimc::workload::transformer::reference;
+use std::path::PathBuf;
+
+/// The tiny model of `transformer::state_dict` (d_model 8, 2 heads, vocabulary 10) as a language
+/// model: its classifier replaced by `lm_head` [10, 8] with a bias (`head`), or by nothing (`tied`:
+/// the head is the embedding table).
+fn lm_state_dict(head: &str) -> Vec<u8> {
+    edited(&state_dict(None, 7), |t| {
+        t.retain(|k, _| !k.starts_with("classifier"));
+        if head == "head" {
+            let w: Vec<f32> = aimc::rng::uniform_signed(80, 91).into_iter().map(|v| v * 1.5).collect();
+            t.insert("lm_head.weight".into(), (vec![10, 8], w));
+            t.insert("lm_head.bias".into(), (vec![10], aimc::rng::uniform_signed(10, 92)));
+        }
+    })
+}
+
+/// 24 unlabelled rows of 20 tokens (ids 1..=9, a pattern the position shifts) of lengths 1 to
+/// 20 (row 0 has one token and predicts nothing), padded with 0.
+fn lm_csv() -> String {
+    (0..24usize)
+        .map(|r| {
+            let len = 1 + (r * 7) % 20;
+            let toks: Vec<String> = (0..20).map(|i| if i < len { (1 + (r + 2 * i + i * i / 3) % 9).to_string() } else { "0".into() }).collect();
+            toks.join(",") + "\n"
+        })
+        .collect()
+}
+
+/// A next-token experiment on [`lm_state_dict`] in its own directory.
+fn write_lm(name: &str, head: &str, settings: &str, extra: &str) -> PathBuf {
+    let dir = tmp(&format!("lm-{name}"));
+    std::fs::write(dir.join("model.safetensors"), lm_state_dict(head)).unwrap();
+    std::fs::write(dir.join("tokens.csv"), lm_csv()).unwrap();
+    let text = format!(
+        "name = \"lm\"\nworkload = \"transformer\"\nseed = 5\ntrials = 3\n[model]\npath = \"model.safetensors\"\n[data]\npath = \"tokens.csv\"\n[transformer]\nheads = 2\npad_id = 0\ntask = \"next_token\"\ncausal = true\n{settings}\n{extra}\n[sweep]\nt = [\"1h\", \"1y\"]\n"
+    );
+    let p = dir.join("exp.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// With an ideal device and perfect converters every sequence's summed next-token loss (the
+/// `token_nll` slot of each trial) equals the f64 reference's within `NEXT_TOKEN_NLL_ABS` per
+/// predicted token, for a separate and a tied head, post- and pre-LN, kernel attention and
+/// routed experts; the run's perplexity and first-best hits follow.
+#[test]
+fn the_noiseless_language_model_equals_the_reference() {
+    let cases = [
+        ("post", "head", ""),
+        ("tied", "tied", ""),
+        ("prenorm", "head", "norm_first = true"),
+        ("kernel", "tied", "attention = \"kernel\"\nfeatures = 16\nprojection = \"orf\""),
+        ("moe", "head", "experts = 4\ntop_k = 2\ntiers = 2\ntier_noise_slope = 1.0"),
+    ];
+    for (name, head, settings) in cases {
+        let e = load(&write_lm(name, head, settings, IDEAL));
+        let p = &e.points[0];
+        let s = p.transformer.as_ref().unwrap();
+        let data = e.data.as_ref().unwrap();
+        let (tokens, lengths) = s.tokens(data);
+        let cfg = RunConfig {
+            reads_per_programming: 1,
+            device: p.device.clone(),
+            periphery: p.periphery.clone(),
+            gdc: p.gdc,
+            key: aimc::rng::key(e.seed, 0),
+            trials: 2,
+            first_trial: 0,
+            times: vec![e.times[0]],
+            max_chunk: 64,
+            layer_noise: p.layer_noise.clone(),
+        };
+        let mut rec = Recorder::new();
+        let pts = plan::run_transformer(&mut rec, &s.seq_model(p, data.n_features), &tokens, &lengths, &data.labels, &cfg, &mut |_| {}).unwrap();
+        let slots = f32s(&rec.log.iter().rev().find(|d| d.stage == Stage::TokenNll).unwrap().after[3]);
+        let n = data.len();
+        let mut worst = 0f64;
+        for r in 0..n {
+            let want = reference::next_token_score(s.net(), s, &tokens[r * 20..(r + 1) * 20], lengths[r] as usize);
+            assert_eq!(want.tokens, lengths[r].saturating_sub(1) as u64);
+            for t in 0..2 {
+                let got = slots[t * n + r] as f64;
+                worst = worst.max((got - want.nll).abs() / want.tokens.max(1) as f64);
+                assert!((got - want.nll).abs() <= NEXT_TOKEN_NLL_ABS * want.tokens as f64, "{name}: row {r} trial {t}: loss {got}, reference {}", want.nll);
+            }
+        }
+        eprintln!("{name}: largest loss difference per token {worst:.2e}");
+        let fp = s.fp_next.unwrap();
+        assert_eq!(fp.tokens, lengths.iter().map(|&l| l.saturating_sub(1) as u64).sum::<u64>());
+        assert_eq!(pts[0].n_samples as u64, fp.tokens);
+        for (t, (&nll, &c)) in pts[0].nll.iter().zip(&pts[0].correct).enumerate() {
+            assert!((nll - fp.nll).abs() <= NEXT_TOKEN_NLL_ABS * fp.tokens as f64, "{name}: trial {t}: total loss {nll}, reference {}", fp.nll);
+            // A hit flips only on a near-tie of the two largest logits (f32 against f64).
+            assert!((c as u64).abs_diff(fp.correct) <= 2, "{name}: trial {t}: {c} first-best hits, the reference {}", fp.correct);
+        }
+        let r = run_ok(&mut cpu(), &e);
+        let want = (fp.nll / fp.tokens as f64).exp();
+        assert_eq!(r.points[0].fp, Some(want));
+        assert!(!r.higher_is_better);
+        for &ppl in &r.points[0].per_trial {
+            assert!((ppl / want - 1.0).abs() <= NEXT_TOKEN_NLL_ABS.exp_m1(), "{name}: perplexity {ppl}, the reference {want}");
+        }
+        assert!(want > 1.0 && want.is_finite(), "{name}: reference perplexity {want}");
+    }
+}
+
+/// Sample batches and trial chunks reproduce the whole run's perplexities bit for bit (each
+/// sequence's loss has its own slot; a trial's are added in sequence order), with PCM noise on.
+#[test]
+fn sample_batches_and_chunks_give_the_whole_run() {
+    for (name, settings) in [("batch_softmax", ""), ("batch_kernel", "attention = \"kernel\"\nfeatures = 16\nprojection = \"orf\"")] {
+        let e = load(&write_lm(name, "head", settings, "[device]\nmodel = \"pcm\""));
+        let whole = run_ok(&mut cpu(), &e);
+        let mut small = Limited(cpu(), 16 << 10);
+        let parts = run_ok(&mut small, &e);
+        for (a, b) in whole.points.iter().zip(&parts.points) {
+            assert_eq!(a.per_trial, b.per_trial, "{name} at {}", a.time_label);
+        }
+        // The noise moves the perplexity: trials differ from each other and from floating point.
+        let p = &whole.points[1];
+        assert!(p.per_trial.iter().all(|&v| v != p.fp.unwrap()) && p.per_trial[0] != p.per_trial[1], "{name}: {:?}", p.per_trial);
+    }
+}
+
+/// The GPU scores the language model as the CPU twins do: perplexities within
+/// `NEXT_TOKEN_GPU_REL`, next-token hits within a few of the ~220 predicted tokens.
+#[test]
+fn the_gpu_scores_as_the_cpu_twin() {
+    let Some(mut g) = gpu(256) else { return };
+    for (name, settings, task) in
+        [("gpu_softmax", "", "next_token"), ("gpu_kernel", "attention = \"kernel\"\nfeatures = 16\nprojection = \"orf\"", "next_token_accuracy")]
+    {
+        let p = write_lm(name, "head", settings, "[device]\nmodel = \"pcm\"");
+        std::fs::write(&p, std::fs::read_to_string(&p).unwrap().replace("task = \"next_token\"", &format!("task = \"{task}\""))).unwrap();
+        let e = load(&p);
+        let (a, b) = (run_ok(&mut cpu(), &e), run_ok(&mut g, &e));
+        for (x, y) in a.points.iter().zip(&b.points) {
+            for (c, d) in x.per_trial.iter().zip(&y.per_trial) {
+                assert!((c - d).abs() <= aimc::tolerances::NEXT_TOKEN_GPU_REL * c.abs(), "{name}: cpu {c} gpu {d}");
+            }
+        }
+    }
+}
+
+/// `aimc run` writes the perplexity per trial (the column, lower is better) and a report that
+/// reads it; `next_token_accuracy` writes exact hit counts over the predicted tokens.
+#[test]
+fn the_cli_writes_perplexity_and_next_token_accuracy() {
+    for (task, column) in [("next_token", "perplexity"), ("next_token_accuracy", "next_token_accuracy")] {
+        let p = write_lm(&format!("cli_{task}"), "tied", "", "[device]\nmodel = \"pcm\"");
+        std::fs::write(&p, std::fs::read_to_string(&p).unwrap().replace("task = \"next_token\"", &format!("task = \"{task}\""))).unwrap();
+        let out = p.parent().unwrap().join("out");
+        let o = aimc_cli().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let csv = std::fs::read_to_string(out.join("trials.csv")).unwrap();
+        assert!(csv.lines().next().unwrap().contains(column), "{task}: {}", csv.lines().next().unwrap());
+        let results: aimc::results::Results = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+        assert_eq!(results.higher_is_better, task == "next_token_accuracy");
+        let pt = &results.points[0];
+        match task {
+            "next_token" => assert!(pt.per_trial_correct.is_none() && pt.per_trial.iter().all(|&v| v > 1.0)),
+            _ => {
+                let tokens: u32 = lm_csv().lines().map(|l| l.split(',').filter(|t| *t != "0").count() as u32 - 1).sum();
+                let hits = pt.per_trial_correct.as_ref().unwrap();
+                assert!(hits.iter().zip(&pt.per_trial).all(|(&h, &a)| h <= tokens && a == h as f64 / tokens as f64));
+            }
+        }
+        assert!(out.join("report.html").exists() || out.join("report.md").exists());
+    }
+}
+
+/// Bad input is named with its fix before any compute, and nothing is written.
+#[test]
+fn bad_language_model_input_is_named() {
+    let edit = |p: &PathBuf, from: &str, to: &str| {
+        let text = std::fs::read_to_string(p).unwrap();
+        assert!(text.contains(from));
+        std::fs::write(p, text.replacen(from, to, 1)).unwrap();
+    };
+    let p = write_lm("bad_causal", "head", "", "");
+    edit(&p, "causal = true", "causal = false");
+    expect_cli_error(&p, &["task = \"next_token\"", "causal = true"]);
+    // The classifier head left in: 3 outputs for 10 tokens.
+    let p = write_lm("bad_head", "head", "", "");
+    std::fs::write(p.parent().unwrap().join("model.safetensors"), state_dict(None, 7)).unwrap();
+    expect_cli_error(&p, &["3 outputs", "10 tokens", "lm_head.weight"]);
+    let p = write_lm("bad_pooler", "head", "", "");
+    let with_pooler = edited(&lm_state_dict("head"), |t| {
+        t.insert("pooler.dense.weight".into(), (vec![8, 8], vec![0.1; 64]));
+    });
+    std::fs::write(p.parent().unwrap().join("model.safetensors"), with_pooler).unwrap();
+    expect_cli_error(&p, &["pooler", "remove the pooler"]);
+    let p = write_lm("bad_segments", "head", "segment_sep = 5", "");
+    expect_cli_error(&p, &["segment_sep"]);
+    let p = write_lm("bad_short", "head", "", "");
+    std::fs::write(p.parent().unwrap().join("tokens.csv"), "1,0,0\n2,0,0\n").unwrap();
+    expect_cli_error(&p, &["no row has two tokens"]);
+    let p = write_lm("bad_labels", "head", "", "");
+    edit(&p, "path = \"tokens.csv\"", "path = \"tokens.npy\"\nlabels = \"labels.npy\"");
+    expect_cli_error(&p, &["data.labels", "token sequences only"]);
+    let p = write_lm("bad_axis", "head", "", "");
+    edit(&p, "[sweep]\n", "[sweep]\ntask = [\"next_token\", \"classify\"]\n");
+    expect_cli_error(&p, &["sweep.task", "cannot be swept"]);
+    let p = write_lm("bad_token", "head", "", "");
+    std::fs::write(p.parent().unwrap().join("tokens.csv"), "1,2,10\n").unwrap();
+    expect_cli_error(&p, &["row 1", "10", "vocabulary"]);
+}

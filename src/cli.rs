@@ -198,22 +198,27 @@ pub enum Command {
     /// the digits as pixel sequences, with softmax or kernel-approximated attention (reproducible).
     /// With no options but --task and --attention it rebuilds the shipped model.
     TrainTransformer {
-        /// listops: the generated ListOps task; digits: the digits CSV as 64-token pixel sequences.
+        /// listops: the generated ListOps task; digits: the digits CSV as 64-token pixel sequences;
+        /// cicero: next-character prediction on Cicero's De finibus I (a causal language model).
         #[arg(long, value_enum, default_value = "listops")]
         task: TaskArg,
         /// softmax, or kernel (256 positive random features, FAVOR+).
         #[arg(long, value_enum, default_value = "softmax")]
         attention: AttentionArg,
         /// Where to write the model (.safetensors); default experiments/models/listops_transformer_ATTENTION.safetensors,
-        /// or digits_seq_transformer.safetensors for the digits.
+        /// digits_seq_transformer.safetensors for the digits, cicero_lm_softmax.safetensors for cicero.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Also write the task's test split as a token CSV here (experiments/data/listops_test.csv).
+        /// Also write the task's test split as a token CSV here (experiments/data/listops_test.csv;
+        /// for cicero its windows, token ids only: experiments/data/cicero_test.csv).
         #[arg(long)]
         data_out: Option<PathBuf>,
         /// The digits CSV (task digits; rows 0..1347 train, the rest test).
         #[arg(long, default_value = "experiments/data/digits.csv")]
         data: PathBuf,
+        /// The text of task cicero (its first 80 % train, the next 10 % validate, the rest test).
+        #[arg(long, default_value = "experiments/data/cicero_de_finibus_1.txt")]
+        text: PathBuf,
         /// Override the epochs (the file then records the whole configuration, not the shipped command).
         #[arg(long)]
         epochs: Option<usize>,
@@ -223,8 +228,8 @@ pub enum Command {
         /// Override the number of generated ListOps training rows.
         #[arg(long)]
         train_rows: Option<usize>,
-        /// Report the accuracy on the ListOps validation split instead of the test split (for
-        /// choosing settings without looking at test).
+        /// Report the accuracy on the validation split (ListOps, cicero) instead of the test split
+        /// (for choosing settings without looking at test).
         #[arg(long)]
         validation: bool,
         /// Hardware-aware training: a TOML file with a `[training]` table (weight noise, output
@@ -239,6 +244,7 @@ pub enum Command {
 pub enum TaskArg {
     Listops,
     Digits,
+    Cicero,
 }
 
 /// `train-transformer --attention`.

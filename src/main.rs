@@ -435,11 +435,12 @@ fn train_command(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::TrainTransformer { task, attention, out, data_out, data, epochs, lr, train_rows, validation, training } => {
+        Command::TrainTransformer { task, attention, out, data_out, data, text, epochs, lr, train_rows, validation, training } => {
             use aimc::train::transformer::{self as tf, Attention, Task};
             let task = match task {
                 cli::TaskArg::Listops => Task::ListOps,
                 cli::TaskArg::Digits => Task::Digits,
+                cli::TaskArg::Cicero => Task::Cicero,
             };
             let attention = match attention {
                 cli::AttentionArg::Softmax => Attention::Softmax,
@@ -454,18 +455,24 @@ fn train_command(command: Command) -> Result<()> {
             }
             let digits = match task {
                 Task::Digits => Some(aimc::train::read_digits_csv(&data)?),
-                Task::ListOps => None,
+                Task::ListOps | Task::Cicero => None,
             };
-            let (train, mut test) = tf::task_data(&cfg, digits.as_ref())?;
+            let text = match task {
+                Task::Cicero => Some(std::fs::read_to_string(&text).with_context(|| format!("--text {}: reading the training text", text.display()))?),
+                _ => None,
+            };
+            let (train, mut test) = tf::task_data(&cfg, digits.as_ref(), text.as_deref())?;
             if let Some(p) = &data_out {
-                std::fs::write(p, test.to_csv()).with_context(|| format!("writing {}", p.display()))?;
+                let csv = if cfg.dims.lm { aimc::train::text::rows_csv(&test) } else { test.to_csv() };
+                std::fs::write(p, csv).with_context(|| format!("writing {}", p.display()))?;
                 say_err!("wrote the {} test split ({} rows) to {}", task.name(), test.len(), p.display());
             }
             let split = if validation {
-                if task != Task::ListOps {
-                    bail!("--validation: only the ListOps task has a validation split");
-                }
-                test = aimc::train::listops::splits(&cfg.listops).1;
+                test = match text.as_deref() {
+                    Some(t) => aimc::train::text::splits(t, cfg.dims.max_len)?.1,
+                    None if task == Task::ListOps => aimc::train::listops::splits(&cfg.listops).1,
+                    None => bail!("--validation: the digits task has no validation split"),
+                };
                 "validation"
             } else {
                 "test"
@@ -478,6 +485,22 @@ fn train_command(command: Command) -> Result<()> {
             })?;
             let secs = start.elapsed().as_secs_f64();
             tf::save_safetensors(&net, task, &command, &out)?;
+            if cfg.dims.lm {
+                let ppl = |d: &aimc::train::listops::SeqData| {
+                    let (nll, hits, n) = net.next_token(d);
+                    format!("perplexity {:.3}, next-character accuracy {:.2} %", (nll / n as f64).exp(), 100.0 * hits as f64 / n as f64)
+                };
+                say!(
+                    "{} language model ({}) trained in {secs:.1} s: train {}, {split} {} ({} windows); wrote {}",
+                    task.name(),
+                    hwa.summary(),
+                    ppl(&train),
+                    ppl(&test),
+                    test.len(),
+                    out.display()
+                );
+                return Ok(());
+            }
             say!(
                 "{} transformer ({} attention; {}) trained in {secs:.1} s: train accuracy {:.2} %, {split} accuracy {:.2} % ({} rows); wrote {}",
                 task.name(),

@@ -150,14 +150,16 @@ def tiny(rng, norm_first=False, learned=False, layers=2, d=8, heads=2, vocab=12,
 # ---- The NumPy forward (float64), from PyTorch's definitions. ----
 
 
-def _heads_softmax(q, k, v, heads):
+def _heads_softmax(q, k, v, heads, causal=False):
     """Multi-head softmax attention of the rows of q, k, v (every key attends: the rows are the
-    non-padding tokens), heads as consecutive column blocks."""
+    non-padding tokens; causal: row i attends to rows j <= i), heads as consecutive column blocks."""
     dh = q.shape[1] // heads
     o = np.zeros_like(q)
     for hd in range(heads):
         sl = slice(hd * dh, (hd + 1) * dh)
         sc = q[:, sl] @ k[:, sl].T / math.sqrt(dh)
+        if causal:
+            sc = np.where(np.tril(np.ones_like(sc)) > 0, sc, -np.inf)
         a = np.exp(sc - sc.max(1, keepdims=True))
         o[:, sl] = (a / a.sum(1, keepdims=True)) @ v[:, sl]
     return o
@@ -185,10 +187,11 @@ def sinusoids(seq, d):
     return np.where(np.arange(d) % 2 == 0, np.sin(a), np.cos(a))
 
 
-def numpy_forward(model, tokens, pad_id=None, embed_scale=1.0, pooled=False):
+def numpy_forward(model, tokens, pad_id=None, embed_scale=1.0, pooled=False, causal=False):
     """The logits [n, classes] of a TransformerModel (or the pooled vectors [n, d] before the
     head): per sequence, its non-padding tokens (the padding keys are masked and nothing else
-    mixes tokens, so the padded rows change nothing)."""
+    mixes tokens, so the padded rows change nothing). `causal`: a language model, the causal mask
+    and the head on every token, a list of [len, classes] logits."""
     t = {k: v.astype(np.float64) for k, v in model.tensors.items()}
     s = model.settings
     d, heads, eps = t["embedding.weight"].shape[1], s["heads"], s["layer_norm_eps"]
@@ -208,7 +211,7 @@ def numpy_forward(model, tokens, pad_id=None, embed_scale=1.0, pooled=False):
             def attention(h):
                 qkv = h @ t[p + "self_attn.in_proj_weight"].T + t[p + "self_attn.in_proj_bias"]
                 q, k, v = qkv[:, :d], qkv[:, d:2 * d], qkv[:, 2 * d:]
-                o = _heads_softmax(q, k, v, heads)
+                o = _heads_softmax(q, k, v, heads, causal)
                 return o @ t[p + "self_attn.out_proj.weight"].T + t[p + "self_attn.out_proj.bias"]
 
             def ffn(h):
@@ -224,7 +227,7 @@ def numpy_forward(model, tokens, pad_id=None, embed_scale=1.0, pooled=False):
                 x = n2(x + ffn(x))
         if "encoder.norm.weight" in t:
             x = _ln(x, t["encoder.norm.weight"], t["encoder.norm.bias"], eps)
-        h = x.mean(0)
+        h = x if causal else x.mean(0)
         if pooled:
             out.append(h)
             continue
@@ -233,7 +236,7 @@ def numpy_forward(model, tokens, pad_id=None, embed_scale=1.0, pooled=False):
             if j + 1 < len(heads_w):
                 h = ACTS[s["head_activation"]](h)
         out.append(h)
-    return np.array(out)
+    return out if causal else np.array(out)
 
 
 def centre_head(model, tokens, pad_id=0):
@@ -443,6 +446,35 @@ def test_fp_baseline_equals_a_numpy_forward(tmp_path, variant):
         assert p["fp"] == want
         assert len(p["per_trial"]) == 4
         assert all(abs(v - want) <= 2 / len(tok) + 1e-12 for v in p["per_trial"]), p["per_trial"]
+
+
+def test_language_model_equals_a_numpy_forward(tmp_path):
+    """aimc.language_model: the floating-point perplexity and next-token accuracy are the NumPy
+    causal forward's (the head on every token, each position scored against the next token), and
+    with ideal crossbars every trial's perplexity lies within the f32 engine's error of it."""
+    rng = np.random.default_rng(8)
+    m = aimc.from_torch(tiny(rng, classes=12, final_norm=True, norm_first=True))
+    tok = padded_tokens(rng)
+    nll, hits, count = 0.0, 0, 0
+    for row, z in zip(tok, numpy_forward(m, tok, pad_id=0, causal=True)):
+        for i in range(len(z) - 1):
+            nxt = row[i + 1]
+            nll += np.log(np.exp(z[i] - z[i].max()).sum()) + z[i].max() - z[i][nxt]
+            hits += int(np.argmax(z[i]) == nxt)
+            count += 1
+    ppl = math.exp(nll / count)
+    r = aimc.language_model(m, tok, times=["1h", "1y"], trials=3, backend="cpu", out=str(tmp_path / "ppl"), quiet=True, **IDEAL)
+    assert r.data["metric_column"] == "perplexity" and not r.data["higher_is_better"]
+    assert r.data["config"]["transformer"]["task"] == "next_token" and r.data["config"]["transformer"]["causal"] is True
+    for p in r.points:
+        assert abs(p["fp"] / ppl - 1) < 1e-9
+        assert all(abs(v / ppl - 1) < 1e-3 for v in p["per_trial"]), p["per_trial"]
+    r = aimc.language_model(m, tok, metric="accuracy", times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "acc"), quiet=True, **IDEAL)
+    assert r.points[0]["fp"] == hits / count
+    with pytest.raises(ValueError, match="labels=None"):
+        aimc.transformer(m, tok, [0] * len(tok), settings={"task": "next_token"})
+    with pytest.raises(ValueError, match="metric"):
+        aimc.language_model(m, tok, metric="bits")
 
 
 def test_matches_pytorch_forward(tmp_path):

@@ -155,6 +155,8 @@ pub struct Encoder {
     pub pooler: Option<(u32, u32)>,
     /// Classifier head layers (in, out), an activation between them.
     pub head: Vec<(u32, u32)>,
+    /// A causal language model: no pooling, the head on every token (its next-token logits).
+    pub next_token: bool,
 }
 
 impl Encoder {
@@ -214,17 +216,18 @@ impl Encoder {
         if self.final_norm {
             ops.push(Op::digital("final_norm", UnitKind::LayerNorm, n * d, 2 * n * d));
         }
-        if self.mean_pooling {
+        if self.mean_pooling && !self.next_token {
             ops.push(Op::digital("pooling", UnitKind::Add, n * d, n * d + d));
         }
+        let vectors = if self.next_token { n } else { 1 };
         if let Some((i, o)) = self.pooler {
             ops.push(Op::mvm("pooler", "pooler", i, o, 1));
             ops.push(Op::digital("pooler.act", UnitKind::Activation, o as u64, 2 * o as u64));
         }
         for (k, &(i, o)) in self.head.iter().enumerate() {
-            ops.push(Op::mvm(format!("head.{k}"), format!("head.{k}"), i, o, 1));
+            ops.push(Op::mvm(format!("head.{k}"), format!("head.{k}"), i, o, vectors));
             if k + 1 < self.head.len() {
-                ops.push(Op::digital(format!("head.{k}.act"), UnitKind::Activation, o as u64, 2 * o as u64));
+                ops.push(Op::digital(format!("head.{k}.act"), UnitKind::Activation, vectors * o as u64, 2 * vectors * o as u64));
             }
         }
         ops

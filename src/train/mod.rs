@@ -2,7 +2,8 @@
 //! by default): [`mlp`] (`digits_mlp.safetensors`, `digits_mlp_256.safetensors`), [`cnn`]
 //! (`digits_cnn.safetensors`) and [`moe`] (`digits_moe.safetensors`); and of the shipped
 //! transformers, [`transformer`] (`listops_transformer_*.safetensors`,
-//! `digits_seq_transformer.safetensors`) with its sequence data [`listops`].
+//! `digits_seq_transformer.safetensors`, the causal `cicero_lm.safetensors`) with its sequence
+//! data [`listops`] and [`text`].
 //!
 //! This module owns what the three share: the digits data (parsed into the workloads'
 //! [`Dataset`]) and its fixed train/test split, the activations' derivatives, the seeded
@@ -26,6 +27,7 @@ pub mod hwa;
 pub mod listops;
 pub mod mlp;
 pub mod moe;
+pub mod text;
 pub mod transformer;
 
 use std::collections::BTreeMap;

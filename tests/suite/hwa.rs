@@ -123,6 +123,7 @@ fn the_shipped_hardware_aware_models_are_documented() {
         ("digits_cnn_hwa.safetensors", "train-digits-cnn", "digits_cnn.safetensors"),
         ("digits_moe_hwa.safetensors", "train-digits-moe", "digits_moe.safetensors"),
         ("listops_transformer_kernel_hwa.safetensors", "train-transformer --task listops --attention kernel", "listops_transformer_kernel.safetensors"),
+        ("cicero_lm_hwa.safetensors", "train-transformer --task cicero --attention softmax", "cicero_lm_softmax.safetensors"),
     ] {
         let stem = file.trim_end_matches(".safetensors");
         let want = format!("cargo run --release -- {trainer} --training experiments/training/{stem}.toml --out experiments/models/{file}");
@@ -188,7 +189,7 @@ fn clipping_leaves_the_fixed_feature_projection_as_drawn_or_loaded() {
     cfg.epochs = 1;
     cfg.warmup = 4;
     cfg.listops.train_rows = 64;
-    let (train, _) = tf::task_data(&cfg, None).unwrap();
+    let (train, _) = tf::task_data(&cfg, None, None).unwrap();
     let k = 1.0;
     let hwa = TrainingConfig::parse("[training]\nweight_noise = \"pcm\"\nweight_noise_time = \"10y\"\noutput_noise = 0.12\nclip_sigma = 1.0\n").unwrap();
     let bits = |w: &[f32]| w.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();

@@ -66,6 +66,7 @@ fn an_encoder_layer_counts_as_by_hand() {
         mean_pooling: true,
         pooler: None,
         head: vec![(64, 10)],
+        next_token: false,
     };
     let n = 16u64;
     let row = npu::cost(&NpuTable::hermes(), &e.ops(n), &[], Read::OnePhase);
@@ -76,6 +77,12 @@ fn an_encoder_layer_counts_as_by_hand() {
     assert_eq!((row.analog_macs, row.digital_macs), (static_macs, attention_macs));
     let softmax = row.classes.iter().find(|c| c.class == "attention.softmax").unwrap();
     assert_eq!(softmax.count, 2);
+    // A language model: no pooling, and its head (here 64 → 35 logits) on every token.
+    let lm = Encoder { head: vec![(64, 35)], next_token: true, ..e };
+    let ops = lm.ops(n);
+    assert!(!ops.iter().any(|o| o.name == "pooling"));
+    let row = npu::cost(&NpuTable::hermes(), &ops, &[], Read::OnePhase);
+    assert_eq!(row.analog_macs, 2 * n * (4 * 64 * 64 + 2 * 64 * 128) + n * 64 * 35);
 }
 
 #[test]

@@ -15,16 +15,19 @@ fn root() -> PathBuf {
 
 /// A small network of every part: 2 heads, the layer applied twice, 6 random features.
 fn tiny_dims() -> Dims {
-    Dims { vocab: listops::LISTOPS_VOCAB, max_len: 12, d_model: 8, heads: 2, d_ff: 6, hidden: 5, classes: 10, features: 6, repeat: 2 }
+    Dims { vocab: listops::LISTOPS_VOCAB, max_len: 12, d_model: 8, heads: 2, d_ff: 6, hidden: 5, classes: 10, features: 6, repeat: 2, lm: false }
 }
 
 /// Every parameter's back-propagated gradient (in f64) against the central difference of the
 /// loss, for softmax and for kernel attention.
 #[test]
 fn backprop_matches_finite_differences() {
-    for attention in [Attention::Softmax, Attention::Kernel] {
+    // The causal language model (softmax only): the causal mask, the head on every token and the
+    // mean next-token loss.
+    let lm = Dims { classes: listops::LISTOPS_VOCAB, lm: true, ..tiny_dims() };
+    for (attention, dims) in [(Attention::Softmax, tiny_dims()), (Attention::Kernel, tiny_dims()), (Attention::Softmax, lm)] {
         let mut rng = Pcg64Mcg::seed_from_u64(11);
-        let mut net: Net<f64> = Net::init(tiny_dims(), attention, &mut rng);
+        let mut net: Net<f64> = Net::init(dims, attention, &mut rng);
         // Non-trivial LayerNorm gains and biases, so their gradients are exercised off (1, 0).
         for k in [tf::EMBED_NORM_W, tf::EMBED_NORM_B, tf::NORM1_W, tf::NORM1_B, tf::NORM2_W, tf::NORM2_B, tf::OUT_PROJ_B] {
             for (i, v) in net.params[k].iter_mut().enumerate() {
@@ -33,7 +36,24 @@ fn backprop_matches_finite_differences() {
         }
         let tokens = [listops::MAX, 3, listops::SM, 5, 8, 10, listops::END, 1, listops::END];
         let label = 4;
-        let (_, g) = net.loss_and_gradient(&tokens, label);
+        let (loss, g) = net.loss_and_gradient(&tokens, label);
+        if dims.lm {
+            // The loss is the mean cross-entropy of positions 0..8 against the next tokens.
+            let z = net.logits(&tokens);
+            let c = dims.classes;
+            let want: f64 = (0..tokens.len() - 1)
+                .map(|i| {
+                    let row = &z[i * c..(i + 1) * c];
+                    row.iter().map(|v| v.exp()).sum::<f64>().ln() - row[tokens[i + 1] as usize]
+                })
+                .sum::<f64>()
+                / (tokens.len() - 1) as f64;
+            assert!((loss - want).abs() < 1e-12, "language-model loss {loss}, recomputed {want}");
+            // Causal: the logits of position 3 do not depend on the tokens after it.
+            let mut later = tokens;
+            later[6] = 2;
+            assert_eq!(net.logits(&later)[..4 * c], z[..4 * c]);
+        }
         let h = 1e-6;
         let mut checked = 0;
         for (k, gk) in g.iter().enumerate().take(tf::N_PARAMS) {
@@ -85,7 +105,7 @@ fn tiny_config(attention: Attention) -> TransformerTrainConfig {
 fn training_twice_gives_the_same_bytes() {
     for attention in [Attention::Softmax, Attention::Kernel] {
         let cfg = tiny_config(attention);
-        let (train, _) = tf::task_data(&cfg, None).unwrap();
+        let (train, _) = tf::task_data(&cfg, None, None).unwrap();
         let bytes =
             |cfg: &TransformerTrainConfig| tf::safetensors_bytes(&tf::train_transformer(&train, cfg), Task::ListOps, &tf::training_command(cfg)).unwrap();
         let a = bytes(&cfg);
@@ -115,7 +135,7 @@ fn training_twice_gives_the_same_bytes() {
 #[test]
 fn the_transformer_trainer_refuses_a_dac() {
     let cfg = tiny_config(Attention::Kernel);
-    let (train, _) = tf::task_data(&cfg, None).unwrap();
+    let (train, _) = tf::task_data(&cfg, None, None).unwrap();
     let hwa = TrainingConfig::parse("[training]\nweight_noise = \"pcm\"\ndac_bits = 7\n").unwrap();
     let mut epochs = 0;
     let e = tf::train_transformer_hwa(&train, &cfg, &hwa, |_, _| epochs += 1).unwrap_err().to_string();
@@ -130,7 +150,7 @@ fn the_transformer_trainer_refuses_a_dac() {
 #[test]
 fn a_diverged_transformer_training_is_an_error() {
     let cfg = tiny_config(Attention::Softmax);
-    let (train, _) = tf::task_data(&cfg, None).unwrap();
+    let (train, _) = tf::task_data(&cfg, None, None).unwrap();
     let hwa = TrainingConfig { lr: Some(1e30), epochs: Some(1), ..TrainingConfig::default() };
     let e = tf::train_transformer_hwa(&train, &cfg, &hwa, |_, _| {}).unwrap_err().to_string();
     assert!(e.contains("training diverged") && e.contains("epoch 1") && e.contains("smaller learning rate"), "{e}");
@@ -167,11 +187,14 @@ fn the_shipped_listops_test_split_is_labelled_with_its_values() {
 fn the_shipped_transformers_are_the_trainers_and_score_as_documented() {
     let listops_test = listops::read_token_csv(&root().join("experiments/data/listops_test.csv"), listops::LISTOPS_VOCAB).unwrap();
     let digits = aimc::train::read_digits_csv(&root().join("experiments/data/digits.csv")).unwrap();
+    let cicero = std::fs::read_to_string(root().join("experiments/data/cicero_de_finibus_1.txt")).unwrap();
     // (task, attention, file, correct test rows)
     let shipped = [
         (Task::ListOps, Attention::Softmax, "listops_transformer_softmax.safetensors", 380),
         (Task::ListOps, Attention::Kernel, "listops_transformer_kernel.safetensors", 380),
         (Task::Digits, Attention::Softmax, "digits_seq_transformer.safetensors", 350),
+        // The language model: first-best next characters of the 76 × 63 predicted.
+        (Task::Cicero, Attention::Softmax, "cicero_lm_softmax.safetensors", 2076),
     ];
     for (task, attention, file, correct) in shipped {
         let cfg = TransformerTrainConfig::shipped(task, attention);
@@ -189,10 +212,19 @@ fn the_shipped_transformers_are_the_trainers_and_score_as_documented() {
         );
         let test = match task {
             Task::ListOps => listops_test.clone(),
-            Task::Digits => tf::task_data(&cfg, Some(&digits)).unwrap().1,
+            Task::Digits => tf::task_data(&cfg, Some(&digits), None).unwrap().1,
+            Task::Cicero => tf::task_data(&cfg, None, Some(&cicero)).unwrap().1,
         };
         let acc = net.accuracy(&test);
-        assert_eq!((acc * test.len() as f64).round() as usize, correct, "{file}: test accuracy {acc}");
+        let scored = if cfg.dims.lm { test.len() * (test.width - 1) } else { test.len() };
+        assert_eq!((acc * scored as f64).round() as usize, correct, "{file}: test accuracy {acc}");
+        if cfg.dims.lm {
+            // The shipped test rows are these windows, and the perplexity is the README's.
+            let rows = std::fs::read_to_string(root().join("experiments/data/cicero_test.csv")).unwrap();
+            assert_eq!(rows, aimc::train::text::rows_csv(&test));
+            let (nll, _, n) = net.next_token(&test);
+            assert_eq!(format!("{:.3}", (nll / n as f64).exp()), "6.059");
+        }
         if attention == Attention::Kernel {
             // The projection is the one drawn from the seed after the other weights.
             let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);

@@ -38,7 +38,7 @@ import numpy as np
 from ._aimc import __version__, run_toml as _run_toml
 from .aihwkit import from_aihwkit
 
-__all__ = ["run", "classifier", "weight_error", "transformer", "from_torch", "from_aihwkit", "TransformerModel", "Results", "to_toml",
+__all__ = ["run", "classifier", "weight_error", "transformer", "language_model", "from_torch", "from_aihwkit", "TransformerModel", "Results", "to_toml",
            "__version__"]
 
 
@@ -332,7 +332,12 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         mask = np.asarray(tokens["attention_mask"]) if "attention_mask" in tokens.keys() else None
         tokens = tokens["input_ids"]
     tok = np.asarray(tokens)
-    y = np.asarray(labels)
+    # A causal language model's rows are its tokens: no labels (aimc.language_model).
+    lm = {**base, **(settings or {})}.get("task", "classify") in ("next_token", "next_token_accuracy")
+    if lm != (labels is None):
+        raise ValueError("a language model (settings task next_token) takes labels=None: its rows are its tokens (aimc.language_model)"
+                         if lm else "labels [n] are the classes of a classifier; a causal language model runs through aimc.language_model")
+    y = np.zeros(len(tok), dtype=np.int64) if lm else np.asarray(labels)
     if tok.ndim != 2 or y.shape != (tok.shape[0],):
         raise ValueError(f"tokens must be [n, seq] token ids and labels [n]; got tokens {tok.shape}, labels {y.shape}")
     for what, a in (("tokens", tok), ("labels", y)):
@@ -355,7 +360,7 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         tmp = files.dir
         if isinstance(model, TransformerModel):
             model.save(tmp / "model.safetensors", seq=tok.shape[1])
-        rows = np.column_stack([tok.astype(np.int64), y.astype(np.int64)])
+        rows = tok.astype(np.int64) if lm else np.column_stack([tok.astype(np.int64), y.astype(np.int64)])
         np.savetxt(tmp / "tokens.csv", rows, delimiter=",", fmt="%d")
         tmp = files.settle()
         path = tmp / "model.safetensors" if isinstance(model, TransformerModel) else pathlib.Path(model).resolve()
@@ -368,6 +373,22 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         doc["transformer"] = {**s, **doc["transformer"]}
         text, directory = _run_document(doc, tmp / "transformer.toml", backend, out, quiet, overwrite, _rpu_base(rpu_config, doc))
         return Results(json.loads(text), directory)
+
+
+def language_model(model, tokens, metric: str = "perplexity", settings: dict | None = None, **kw) -> Results:
+    """Next-token perplexity over trials of a causal transformer language model (the `transformer`
+    workload with `task = "next_token"`): the head runs on every token on noisy crossbars and each
+    position i < len - 1 is scored against token i + 1; per trial the perplexity
+    exp(mean -ln p(next token)) over every predicted token, beside the floating-point one (lower is
+    better). `metric="accuracy"` gives the next-token top-1 accuracy instead (exact counts). `model`
+    as for `transformer`; its head (`classifier`, `head` or `lm_head`) has one output per
+    vocabulary token, or is absent in a state dict (then the embedding, tied). The attention is
+    made causal. `tokens` [n, seq] integer ids, padding trailing each row (a row of one token
+    predicts nothing), or a tokenizer's output. Every other keyword is `transformer`'s."""
+    tasks = {"perplexity": "next_token", "accuracy": "next_token_accuracy"}
+    if metric not in tasks:
+        raise ValueError(f"metric = {metric!r}: give 'perplexity' or 'accuracy' (next-token top-1)")
+    return transformer(model, tokens, None, settings={**(settings or {}), "task": tasks[metric], "causal": True}, **kw)
 
 
 def _lengths(tokens: np.ndarray, pad_id) -> list:

@@ -157,6 +157,9 @@ pub enum Task {
     ListOps,
     /// The digits as 64-token pixel sequences (token = pixel + 1), the digits CSV's split.
     Digits,
+    /// Next-character prediction on Cicero's *De finibus* I ([`crate::train::text`]): a causal
+    /// language model.
+    Cicero,
 }
 
 impl Task {
@@ -164,6 +167,7 @@ impl Task {
         match self {
             Task::ListOps => "listops",
             Task::Digits => "digits",
+            Task::Cicero => "cicero",
         }
     }
 }
@@ -184,13 +188,23 @@ pub struct Dims {
     pub features: usize,
     /// Times the one encoder layer is applied.
     pub repeat: usize,
+    /// A causal language model: token i attends to tokens j ≤ i, the classifier runs on every
+    /// token (no pooling) with one output per vocabulary token, and the loss is the mean
+    /// cross-entropy of each position's logits against the next token (`classes` = `vocab`).
+    pub lm: bool,
 }
 
 impl Dims {
     /// The LRA ListOps configuration: d 64, 2 heads of 32, FFN 128, classifier 128, 256
     /// features, the layer applied twice.
     pub fn lra(vocab: usize, max_len: usize) -> Dims {
-        Dims { vocab, max_len, d_model: 64, heads: 2, d_ff: 128, hidden: 128, classes: listops::CLASSES, features: 256, repeat: 2 }
+        Dims { vocab, max_len, d_model: 64, heads: 2, d_ff: 128, hidden: 128, classes: listops::CLASSES, features: 256, repeat: 2, lm: false }
+    }
+
+    /// The same shapes as a causal character-level language model over `vocab` tokens: the head
+    /// gives one logit per token.
+    pub fn lra_lm(vocab: usize, max_len: usize) -> Dims {
+        Dims { classes: vocab, lm: true, ..Dims::lra(vocab, max_len) }
     }
 
     pub fn d_head(&self) -> usize {

@@ -172,9 +172,11 @@ impl<T: Real> Net<T> {
                 for h in 0..heads {
                     for i in 0..n {
                         let q = &qkv[i * 3 * d + h * dh..][..dh];
-                        let row = &mut lt.probs[(h * n + i) * n..][..n];
+                        // A language model's token i attends to j ≤ i; the rest keep probability 0.
+                        let keys = if self.dims.lm { i + 1 } else { n };
+                        let row = &mut lt.probs[(h * n + i) * n..][..keys];
                         let mut mx = T::of(f64::NEG_INFINITY);
-                        for j in 0..n {
+                        for j in 0..keys {
                             let k = &qkv[j * 3 * d + d + h * dh..][..dh];
                             let mut s = T::default();
                             for c in 0..dh {
@@ -193,7 +195,7 @@ impl<T: Real> Net<T> {
                         }
                         let out = &mut lt.att[i * d + h * dh..][..dh];
                         out.fill(T::default());
-                        for j in 0..n {
+                        for j in 0..keys {
                             let p = row[j];
                             for (o, &v) in out.iter_mut().zip(&qkv[j * 3 * d + 2 * d + h * dh..][..dh]) {
                                 *o += p * v;
@@ -418,52 +420,71 @@ impl<T: Real> Net<T> {
             layer_norm(&r, d, &p[NORM2_W], &p[NORM2_B], &mut x, &mut lt.xhat2, &mut lt.rstd2);
             layers.push(lt);
         }
-        let mut pool = zeros(d);
-        for xt in x.chunks_exact(d) {
-            for (a, &v) in pool.iter_mut().zip(xt) {
-                *a += v;
+        // The head's input: the mean over the tokens, or a language model's every token.
+        let (pool, rows) = if dims.lm {
+            (x, n)
+        } else {
+            let mut pool = zeros(d);
+            for xt in x.chunks_exact(d) {
+                for (a, &v) in pool.iter_mut().zip(xt) {
+                    *a += v;
+                }
             }
-        }
-        for a in pool.iter_mut() {
-            *a = *a / T::of(n as f64);
-        }
-        let mut c_pre = zeros(dims.hidden);
+            for a in pool.iter_mut() {
+                *a = *a / T::of(n as f64);
+            }
+            (pool, 1)
+        };
+        let mut c_pre = zeros(rows * dims.hidden);
         linear(&pool, d, &transpose(&p[CLS0_W], dims.hidden, d), Some(&p[CLS0_B]), dims.hidden, &mut c_pre);
         output_noise(inj, &pool, d, &mut c_pre, dims.hidden);
         let c_act: Vec<T> = c_pre.iter().map(|&v| gelu(v)).collect();
-        let mut logits = zeros(dims.classes);
+        let mut logits = zeros(rows * dims.classes);
         linear(&c_act, dims.hidden, &transpose(&p[CLS2_W], dims.classes, dims.hidden), Some(&p[CLS2_B]), dims.classes, &mut logits);
         output_noise(inj, &c_act, dims.hidden, &mut logits, dims.classes);
         Trace { n, xhat0, rstd0, layers, pool, c_pre, c_act, logits }
     }
 
     /// Adds `scale ×` the gradient of the trace's cross-entropy for `label` to `g`; returns the loss.
+    /// A language model's loss is the mean over positions i < n − 1 of the cross-entropy of row
+    /// i's logits against token i + 1 (`label` unused; 0 for a one-token sequence).
     pub(super) fn backward(&self, tokens: &[u32], tr: &Trace<T>, label: usize, scale: T, g: &mut [Vec<T>]) -> T {
         let dims = &self.dims;
         let (d, ff, n) = (dims.d_model, dims.d_ff, tr.n);
         let p = &self.params;
         let zeros = |len: usize| vec![T::default(); len];
-        let mx = tr.logits.iter().fold(T::of(f64::NEG_INFINITY), |a, &b| max(a, b));
-        let mut sum = T::default();
-        for &z in &tr.logits {
-            sum += (z - mx).exp();
+        let c = dims.classes;
+        // (row, target) pairs and each one's weight in the mean.
+        let targets: Vec<(usize, usize)> = if dims.lm { (0..n.saturating_sub(1)).map(|i| (i, tokens[i + 1] as usize)).collect() } else { vec![(0, label)] };
+        let w = T::of(1.0 / targets.len().max(1) as f64);
+        let mut loss = T::default();
+        let mut dlogits = zeros(tr.logits.len());
+        for &(r, target) in &targets {
+            let z = &tr.logits[r * c..(r + 1) * c];
+            let mx = z.iter().fold(T::of(f64::NEG_INFINITY), |a, &b| max(a, b));
+            let mut sum = T::default();
+            for &v in z {
+                sum += (v - mx).exp();
+            }
+            loss += (mx + T::of(sum.to_f64().ln()) - z[target]) * w;
+            for (o, (dl, &v)) in dlogits[r * c..(r + 1) * c].iter_mut().zip(z).enumerate() {
+                *dl = ((v - mx).exp() / sum - if o == target { T::of(1.0) } else { T::default() }) * scale * w;
+            }
         }
-        let loss = mx + T::of(sum.to_f64().ln()) - tr.logits[label];
-        let dlogits: Vec<T> =
-            tr.logits.iter().enumerate().map(|(o, &z)| ((z - mx).exp() / sum - if o == label { T::of(1.0) } else { T::default() }) * scale).collect();
-        let mut dc_act = zeros(dims.hidden);
+        let rows = tr.logits.len() / c;
+        let mut dc_act = zeros(rows * dims.hidden);
         {
             let (gw, rest) = g[CLS2_W..].split_at_mut(1);
             linear_back(&tr.c_act, dims.hidden, &p[CLS2_W], &dlogits, dims.classes, &mut gw[0], Some(&mut rest[0]), Some(&mut dc_act));
         }
         let dc_pre: Vec<T> = dc_act.iter().zip(&tr.c_pre).map(|(&a, &v)| a * gelu_deriv(v)).collect();
-        let mut dpool = zeros(d);
+        let mut dpool = zeros(rows * d);
         {
             let (gw, rest) = g[CLS0_W..].split_at_mut(1);
             linear_back(&tr.pool, d, &p[CLS0_W], &dc_pre, dims.hidden, &mut gw[0], Some(&mut rest[0]), Some(&mut dpool));
         }
         let inv_n = T::of(1.0 / n as f64);
-        let mut dx: Vec<T> = (0..n * d).map(|i| dpool[i % d] * inv_n).collect();
+        let mut dx: Vec<T> = if dims.lm { dpool } else { (0..n * d).map(|i| dpool[i % d] * inv_n).collect() };
         for lt in tr.layers.iter().rev() {
             // x_out = LN2(r2), r2 = y1 + FFN(y1).
             let mut dr2 = zeros(n * d);
@@ -515,7 +536,28 @@ impl<T: Real> Net<T> {
         loss
     }
 
-    /// Class logits of one sequence (its non-padding tokens).
+    /// A language model's next-token score over `data`: (Σ −ln p(next token) in nats, positions
+    /// whose arg-max logit is the next token, predicted positions).
+    pub fn next_token(&self, data: &SeqData) -> (f64, usize, usize) {
+        let prep = self.prepare();
+        let c = self.dims.classes;
+        let (mut nll, mut hits, mut count) = (0.0, 0, 0);
+        for i in 0..data.len() {
+            let tokens = data.seq(i);
+            let z: Vec<f64> = self.forward(&prep, tokens, &mut Injector::off()).logits.iter().map(|v| v.to_f64()).collect();
+            for (r, &next) in tokens.iter().enumerate().skip(1) {
+                let row = &z[(r - 1) * c..r * c];
+                let mx = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                nll += mx + row.iter().map(|v| (v - mx).exp()).sum::<f64>().ln() - row[next as usize];
+                let zf: Vec<f32> = row.iter().map(|&v| v as f32).collect();
+                hits += usize::from(crate::train::argmax(&zf) == next as usize);
+                count += 1;
+            }
+        }
+        (nll, hits, count)
+    }
+
+    /// Class logits of one sequence (its non-padding tokens); a language model's `[n][vocab]`.
     pub fn logits(&self, tokens: &[u32]) -> Vec<T> {
         self.forward(&self.prepare(), tokens, &mut Injector::off()).logits
     }
@@ -528,8 +570,12 @@ impl<T: Real> Net<T> {
         (loss, g)
     }
 
-    /// Fraction of rows whose arg-max logit is the label.
+    /// Fraction of rows whose arg-max logit is the label; a language model's next-token accuracy.
     pub fn accuracy(&self, data: &SeqData) -> f64 {
+        if self.dims.lm {
+            let (_, hits, count) = self.next_token(data);
+            return hits as f64 / count.max(1) as f64;
+        }
         let prep = self.prepare();
         let correct = (0..data.len())
             .filter(|&i| {

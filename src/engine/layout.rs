@@ -213,7 +213,7 @@ pub struct ConvParams {
 }
 
 /// The transformer's digital stages (`embed`, `layernorm`, `residual`, `attention_softmax`,
-/// `row_norms`, `linear_kv`, `linear_out`, `seq_pool`): sequence geometry of one dispatch.
+/// `row_norms`, `linear_kv`, `linear_out`, `seq_pool`, `token_nll`): sequence geometry of one dispatch.
 /// Activations are `[trial][sample][token][d_model]`; a head's slice of a token row is columns
 /// `head · d_head ..`, so `[token][d_model]` is also `[token][head][d_head]`.
 #[repr(C)]

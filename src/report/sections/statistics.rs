@@ -48,8 +48,12 @@ pub(super) fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) 
         header.push(format!("pooled Wilson ({})", percent_label(pooled.wilson.confidence)));
         header.push(format!("pooled Clopper–Pearson ({})", percent_label(pooled.clopper_pearson.confidence)));
     }
+    // A metric where lower is better (an error, a perplexity) moves up: its change is shown as
+    // the increase over floating point, the drop with its sign turned.
+    let sign = if results.higher_is_better { 1.0 } else { -1.0 };
     if let Some(drop) = drop {
-        header.push(format!("drop ({} CI)", percent_label(drop.ci.confidence)));
+        let what = if results.higher_is_better { "drop" } else { "increase over floating point" };
+        header.push(format!("{what} ({} CI)", percent_label(drop.ci.confidence)));
     }
     header.push(format!(
         "trials for ±{}{} ({})",
@@ -89,7 +93,10 @@ pub(super) fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) 
             }
             if drop.is_some() {
                 row.push(match &p.drop {
-                    Some(d) => text(format!("{} ({})", fmt.value(d.mean), fmt.range(d.ci.lo, d.ci.hi))),
+                    Some(d) => {
+                        let (lo, hi) = if sign > 0.0 { (d.ci.lo, d.ci.hi) } else { (-d.ci.hi, -d.ci.lo) };
+                        text(format!("{} ({})", fmt.value(sign * d.mean), fmt.range(lo, hi)))
+                    }
                     None => dash(),
                 });
             }

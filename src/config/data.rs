@@ -63,7 +63,7 @@ pub(super) fn read_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, with_la
     }
     // The matrix reader speaks of weights; these are features and labels.
     let as_data = |e: crate::workload::WorkloadError, what: &str| e.to_string().replace("weights must be finite", &format!("{what} must be finite"));
-    let mut ds = match (ext, &d.labels) {
+    let ds = match (ext, &d.labels) {
         ("npy", None) => return Err(format!("data.path = {}: a .npy holds features only; give data.labels = \"labels.npy\" too", data_path.display())),
         ("npy", Some(l)) => {
             let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {}", as_data(e, "features")))?;
@@ -80,16 +80,7 @@ pub(super) fn read_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, with_la
         (_, None) => io::read_csv_with(&data_path, d.scale, d.header).map_err(|e| format!("data.path: {e}"))?,
         (_, Some(_)) => return Err("data.labels: only with a .npy or .npz feature file (a CSV has its labels in the last column)".into()),
     };
-    if let Some(r) = &d.rows {
-        let &[a, b] = r.as_slice() else {
-            return Err(format!("data.rows = {r:?}: give two numbers, [start, end] (rows start..end, end excluded)"));
-        };
-        if a >= b || b > ds.len() {
-            return Err(format!("data.rows = [{a}, {b}]: {} has {} rows; need start < end <= {}", data_path.display(), ds.len(), ds.len()));
-        }
-        ds = ds.rows(a, b);
-    }
-    Ok((ds, data_path))
+    take_rows(ds, d, data_path)
 }
 
 /// A language model's data: every column a token (a CSV, a .npy matrix [n, seq] or a .npz's
@@ -103,7 +94,7 @@ fn read_token_rows(d: &RawData, data_path: PathBuf) -> Result<(Dataset, PathBuf)
     }
     let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let matrix = |m: io::Matrix| Dataset { labels: vec![0; m.rows], n_features: m.cols, x: m.data };
-    let mut ds = match ext {
+    let ds = match ext {
         "npy" => matrix(io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {e}"))?),
         "npz" => {
             let xn = d.features.clone().unwrap_or_else(|| "x".into());
@@ -111,16 +102,19 @@ fn read_token_rows(d: &RawData, data_path: PathBuf) -> Result<(Dataset, PathBuf)
         }
         _ => io::read_csv_unlabelled(&data_path, d.header).map_err(|e| format!("data.path: {e}"))?,
     };
-    if let Some(r) = &d.rows {
-        let &[a, b] = r.as_slice() else {
-            return Err(format!("data.rows = {r:?}: give two numbers, [start, end] (rows start..end, end excluded)"));
-        };
-        if a >= b || b > ds.len() {
-            return Err(format!("data.rows = [{a}, {b}]: {} has {} rows; need start < end <= {}", data_path.display(), ds.len(), ds.len()));
-        }
-        ds = ds.rows(a, b);
+    take_rows(ds, d, data_path)
+}
+
+/// `data.rows` = [start, end] of a data set read from `data_path` (all rows without it).
+fn take_rows(ds: Dataset, d: &RawData, data_path: PathBuf) -> Result<(Dataset, PathBuf), String> {
+    let Some(r) = &d.rows else { return Ok((ds, data_path)) };
+    let &[a, b] = r.as_slice() else {
+        return Err(format!("data.rows = {r:?}: give two numbers, [start, end] (rows start..end, end excluded)"));
+    };
+    if a >= b || b > ds.len() {
+        return Err(format!("data.rows = [{a}, {b}]: {} has {} rows; need start < end <= {}", data_path.display(), ds.len(), ds.len()));
     }
-    Ok((ds, data_path))
+    Ok((ds.rows(a, b), data_path))
 }
 
 /// Reads or generates the attention workload's Q, K, V (each `[heads][n][d]`).

@@ -3,9 +3,8 @@
 //! batch, the GPU against the CPU twins, the results and report the CLI writes, and bad input
 //! named before any compute with nothing written.
 
-use super::transformer::{aimc_cli, edited, expect_cli_error, load, state_dict, tmp, Limited, IDEAL};
+use super::transformer::{aimc_cli, edited, expect_cli_error, load, recorded_run, state_dict, tmp, Limited, IDEAL};
 use crate::common::*;
-use aimc::engine::plan::{self, RunConfig};
 use aimc::engine::stages::Stage;
 use aimc::tolerances::NEXT_TOKEN_NLL_ABS;
 use aimc::workload::transformer::reference;
@@ -69,20 +68,7 @@ fn the_noiseless_language_model_equals_the_reference() {
         let s = p.transformer.as_ref().unwrap();
         let data = e.data.as_ref().unwrap();
         let (tokens, lengths) = s.tokens(data);
-        let cfg = RunConfig {
-            reads_per_programming: 1,
-            device: p.device.clone(),
-            periphery: p.periphery.clone(),
-            gdc: p.gdc,
-            key: aimc::rng::key(e.seed, 0),
-            trials: 2,
-            first_trial: 0,
-            times: vec![e.times[0]],
-            max_chunk: 64,
-            layer_noise: p.layer_noise.clone(),
-        };
-        let mut rec = Recorder::new();
-        let pts = plan::run_transformer(&mut rec, &s.seq_model(p, data.n_features), &tokens, &lengths, &data.labels, &cfg, &mut |_| {}).unwrap();
+        let (rec, pts) = recorded_run(&e);
         let slots = f32s(&rec.log.iter().rev().find(|d| d.stage == Stage::TokenNll).unwrap().after[3]);
         let n = data.len();
         let mut worst = 0f64;

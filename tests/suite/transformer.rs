@@ -227,9 +227,9 @@ pub(crate) fn load(p: &Path) -> aimc::config::Experiment {
     aimc::config::Experiment::load(p).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The head's logits of every trial, `[trial][sample][class]`, at the first time: the last
-/// `combine` of the recorded plan.
-fn engine_logits(e: &aimc::config::Experiment) -> Vec<f32> {
+/// The first point's plan for two trials at the first time, recorded: every dispatch with its
+/// buffers, and the points it gives.
+pub(crate) fn recorded_run(e: &aimc::config::Experiment) -> (Recorder, Vec<plan::ClassifierPoint>) {
     let p = &e.points[0];
     let s = p.transformer.as_ref().unwrap();
     let data = e.data.as_ref().unwrap();
@@ -248,7 +248,15 @@ fn engine_logits(e: &aimc::config::Experiment) -> Vec<f32> {
         layer_noise: p.layer_noise.clone(),
     };
     let mut rec = Recorder::new();
-    plan::run_transformer(&mut rec, &m, &tokens, &lengths, &data.labels, &cfg, &mut |_| {}).unwrap();
+    let pts = plan::run_transformer(&mut rec, &m, &tokens, &lengths, &data.labels, &cfg, &mut |_| {}).unwrap();
+    (rec, pts)
+}
+
+/// The head's logits of every trial, `[trial][sample][class]`, at the first time: the last
+/// `combine` of the recorded plan.
+fn engine_logits(e: &aimc::config::Experiment) -> Vec<f32> {
+    let data = e.data.as_ref().unwrap();
+    let (rec, _) = recorded_run(e);
     let last = rec.log.iter().rev().find(|d| d.stage == Stage::Combine).unwrap();
     f32s(&last.after[6])[..2 * data.len() * 3].to_vec()
 }

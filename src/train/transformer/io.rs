@@ -24,29 +24,28 @@ fn architecture(net: &Net<f32>, task: Task) -> String {
         Task::Digits => "input = UCI 8x8 digits as 64 pixel tokens in row-major order, token = pixel value 0..16 + 1",
         Task::Cicero => "input = characters of Cicero, De finibus I, lower case, whitespace runs as one space, token = 1 + the index in \" abcdefghijklmnopqrstuvwxyz.,;:?!-'\" (0 padding)",
     };
-    if d.lm {
-        return format!(
-            "causal transformer language model: nn.Embedding({v}, {m}) times sqrt({m}) plus sinusoidal positions (max_len {l}), embed_norm nn.LayerNorm({m}, eps=1e-5); {r} post-LN layers sharing weights (encoder.layers.0 applied {r} times, repeat_layers = {r}): nn.TransformerEncoderLayer({m}, nhead={h}, dim_feedforward={f}, activation=nn.GELU() (erf), norm_first=False, layer_norm_eps=1e-5) with the causal mask (token i attends to j <= i), bias-free Q/K/V (in_proj_weight, rows Q, K, V), out_proj with bias; the next-token head nn.Sequential(nn.Linear({m}, {hid}), nn.GELU(), nn.Linear({hid}, {v})) on every token; {input}; output = logits of the next token at every position",
-            v = d.vocab,
-            m = d.d_model,
-            l = d.max_len,
-            r = d.repeat,
-            h = d.heads,
-            f = d.d_ff,
-            hid = d.hidden,
-        );
-    }
-    format!(
-        "transformer encoder classifier: nn.Embedding({v}, {m}) times sqrt({m}) plus sinusoidal positions (max_len {l}), embed_norm nn.LayerNorm({m}, eps=1e-5); {r} post-LN layers sharing weights (encoder.layers.0 applied {r} times, repeat_layers = {r}): nn.TransformerEncoderLayer({m}, nhead={h}, dim_feedforward={f}, activation=nn.GELU() (erf), norm_first=False, layer_norm_eps=1e-5), bias-free Q/K/V (in_proj_weight, rows Q, K, V), out_proj with bias, {attention}; mean pooling over the non-padding tokens; classifier nn.Sequential(nn.Linear({m}, {hid}), nn.GELU(), nn.Linear({hid}, {c})); {input}; output = logits of classes 0..{}",
-        d.classes - 1,
+    // The embedding and the shared layer, as both forms describe them.
+    let stack = format!(
+        "nn.Embedding({v}, {m}) times sqrt({m}) plus sinusoidal positions (max_len {l}), embed_norm nn.LayerNorm({m}, eps=1e-5); {r} post-LN layers sharing weights (encoder.layers.0 applied {r} times, repeat_layers = {r}): nn.TransformerEncoderLayer({m}, nhead={h}, dim_feedforward={f}, activation=nn.GELU() (erf), norm_first=False, layer_norm_eps=1e-5)",
         v = d.vocab,
         m = d.d_model,
         l = d.max_len,
         r = d.repeat,
         h = d.heads,
         f = d.d_ff,
-        hid = d.hidden,
-        c = d.classes,
+    );
+    let qkv = "bias-free Q/K/V (in_proj_weight, rows Q, K, V), out_proj with bias";
+    let head = |out: usize| format!("nn.Sequential(nn.Linear({m}, {hid}), nn.GELU(), nn.Linear({hid}, {out}))", m = d.d_model, hid = d.hidden);
+    if d.lm {
+        return format!(
+            "causal transformer language model: {stack} with the causal mask (token i attends to j <= i), {qkv}; the next-token head {} on every token; {input}; output = logits of the next token at every position",
+            head(d.vocab)
+        );
+    }
+    format!(
+        "transformer encoder classifier: {stack}, {qkv}, {attention}; mean pooling over the non-padding tokens; classifier {}; {input}; output = logits of classes 0..{}",
+        head(d.classes),
+        d.classes - 1
     )
 }
 

@@ -379,18 +379,9 @@ impl<'a> Prepared<'a> {
     fn next_token(&self, tokens: &[u32], len: usize) -> NextTokenScore {
         let d = self.d;
         let x = self.hidden(tokens, len);
-        let last = self.head.len() - 1;
         let mut score = NextTokenScore::default();
         for i in 0..len.saturating_sub(1) {
-            let mut h = x[i * d..(i + 1) * d].to_vec();
-            for (k, l) in self.head.iter().enumerate() {
-                let mut y = vec![0.0; l.rows];
-                l.apply(&h, &mut y);
-                if k < last {
-                    y.iter_mut().for_each(|v| *v = self.s.head_activation.apply(*v));
-                }
-                h = y;
-            }
+            let h = self.head(x[i * d..(i + 1) * d].to_vec());
             let target = tokens[i + 1] as usize;
             let m = h.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let lse = m + h.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
@@ -417,16 +408,21 @@ impl<'a> Prepared<'a> {
             p.apply(&pooled, &mut y);
             pooled = y.iter().map(|v| v.tanh()).collect();
         }
+        self.head(pooled)
+    }
+
+    /// The head's Linear layers on one vector, `head_activation` between them (none after the last).
+    fn head(&self, mut h: Vec<f64>) -> Vec<f64> {
         let last = self.head.len() - 1;
         for (i, l) in self.head.iter().enumerate() {
             let mut y = vec![0.0; l.rows];
-            l.apply(&pooled, &mut y);
+            l.apply(&h, &mut y);
             if i < last {
                 y.iter_mut().for_each(|v| *v = self.s.head_activation.apply(*v));
             }
-            pooled = y;
+            h = y;
         }
-        pooled
+        h
     }
 }
 

@@ -1,11 +1,13 @@
-//! A causal language model (`transformer.task = "next_token"`) end to end: the engine's noiseless
-//! next-token loss against the independent f64 reference per sequence, sample batches against one
-//! batch, the GPU against the CPU twins, the results and report the CLI writes, and bad input
-//! named before any compute with nothing written.
+//! A causal language model (`transformer.task = "next_token"`) end to end: the `token_nll` stage
+//! against its twin, the engine's noiseless next-token loss against the independent f64 reference
+//! per sequence, sample batches against one batch, the GPU against the CPU twins, the results and
+//! report the CLI writes, and bad input named before any compute with nothing written.
 
 use super::transformer::{aimc_cli, edited, expect_cli_error, load, recorded_run, state_dict, tmp, Limited, IDEAL};
+use super::twins::{replay_stages, weights};
 use crate::common::*;
 use aimc::engine::stages::Stage;
+use aimc::engine::Backend;
 use aimc::tolerances::NEXT_TOKEN_NLL_ABS;
 use aimc::workload::transformer::reference;
 use std::path::PathBuf;
@@ -201,4 +203,39 @@ fn bad_language_model_input_is_named() {
     let p = write_lm("bad_token", "head", "", "");
     std::fs::write(p.parent().unwrap().join("tokens.csv"), "1,2,10\n").unwrap();
     expect_cli_error(&p, &["row 1", "10", "vocabulary"]);
+}
+
+/// `token_nll` on logits of a 40-token vocabulary: two sample batches of two sequences (one
+/// shorter than the padded length, one of a single token that predicts nothing), slots of two
+/// times, three trials.
+#[test]
+fn token_nll_matches_twin() {
+    use aimc::engine::layout::{SeqParams, StageParams};
+    let mut rec = Recorder::new();
+    let (seq, samples, vocab, trials, total) = (9u32, 2u32, 40u32, 3u32, 4u32);
+    let nll = rec.create("nll", (2 * trials * total) as usize);
+    let correct = rec.create("correct", (2 * trials) as usize);
+    for (s0, lens, ti) in [(0u32, [9u32, 5], 0u32), (2, [1, 7], 1)] {
+        let mut p = StageParams::default();
+        p.layer.trials = trials;
+        p.layer.batch = total;
+        p.layer.t_index = ti;
+        p.seq = SeqParams { samples, seq, vocab, sample_offset: s0, ..SeqParams::default() };
+        let n = (trials * samples * seq * vocab) as usize;
+        let h = rec.create("logits", n);
+        // Logits of order 1–10, and a peaked row now and then so some predictions are right.
+        let z: Vec<f32> = weights(n, 70 + s0 as u64).iter().enumerate().map(|(i, v)| 4.0 * v + if i % 7 == 0 { 8.0 } else { 0.0 }).collect();
+        rec.upload(h, bytemuck::cast_slice(&z));
+        let tok = rec.create("tokens", (samples * seq) as usize);
+        rec.upload(tok, &(0..samples * seq).map(|i| (i * 7 + s0) % vocab).collect::<Vec<u32>>());
+        let len = rec.create("lengths", samples as usize);
+        rec.upload(len, &lens);
+        rec.dispatch(Stage::TokenNll, &p, &[h, tok, len, nll, correct], aimc::engine::plan::grid((trials * samples) as u64, 64));
+    }
+    let last = rec.log.last().unwrap();
+    let sums = f32s(&last.after[3]);
+    assert!(sums.iter().filter(|&&v| v > 0.0).count() == 9, "every slot with a predicted token is written once: {sums:?}");
+    assert!(last.after[4].iter().any(|&c| c > 0), "some first-best logits are the next token");
+    let Some(mut g) = gpu(64) else { return };
+    assert_eq!(replay_stages(&rec, &mut g, &[Stage::TokenNll]), 2);
 }

@@ -1126,3 +1126,115 @@ def test_matches_hugging_face_mobilebert_forward(tmp_path, variant):
         r = aimc.transformer(net, tok, np.argmax(want, axis=1), times=["1h"], trials=2, backend="cpu", out=str(tmp_path / what),
                              quiet=True, token_type_ids=types, **IDEAL)
         assert r.fp_baseline == 1.0
+
+
+# ---- Hugging Face GPT-2, a causal language model ----
+
+
+def gpt2_lm(rng, tied=True, layers=2, d=8, heads=2, vocab=12, positions=16, **config):
+    """A GPT2LMHeadModel state dict under transformers' names, NumPy arrays standing in for tensors:
+    Conv1D weights stored [in, out], the causal-mask buffers older versions save, lm_head tied to
+    wte (the same array) or its own."""
+    c = HFConfig("gpt2", **{**dict(n_embd=d, n_head=heads, n_layer=layers, n_positions=positions, vocab_size=vocab, pad_token_id=None,
+                                   activation_function="gelu_new", layer_norm_epsilon=1e-5, scale_attn_weights=True,
+                                   scale_attn_by_inverse_layer_idx=False), **config})
+    conv = lambda i, o: (rng.normal(size=(i, o)) / math.sqrt(i)).astype(np.float32)
+    vec = lambda n, s=0.1: (s * rng.normal(size=n)).astype(np.float32)
+    sd = {"transformer.wte.weight": rng.normal(size=(vocab, d)).astype(np.float32),
+          "transformer.wpe.weight": (0.5 * rng.normal(size=(positions, d))).astype(np.float32)}
+    for n in range(layers):
+        p = f"transformer.h.{n}."
+        sd[p + "ln_1.weight"], sd[p + "ln_1.bias"] = 1 + vec(d, 0.2), vec(d)
+        sd[p + "attn.bias"] = np.tril(np.ones((positions, positions), np.float32))[None, None]
+        sd[p + "attn.c_attn.weight"], sd[p + "attn.c_attn.bias"] = 2 * conv(d, 3 * d), vec(3 * d)
+        sd[p + "attn.c_proj.weight"], sd[p + "attn.c_proj.bias"] = conv(d, d), vec(d)
+        sd[p + "ln_2.weight"], sd[p + "ln_2.bias"] = 1 + vec(d, 0.2), vec(d)
+        sd[p + "mlp.c_fc.weight"], sd[p + "mlp.c_fc.bias"] = conv(d, 4 * d), vec(4 * d)
+        sd[p + "mlp.c_proj.weight"], sd[p + "mlp.c_proj.bias"] = conv(4 * d, d), vec(d)
+    sd["transformer.ln_f.weight"], sd["transformer.ln_f.bias"] = 1 + vec(d, 0.2), vec(d)
+    sd["lm_head.weight"] = sd["transformer.wte.weight"] if tied else rng.normal(size=(vocab, d)).astype(np.float32)
+    return type("GPT2LMHeadModel", (), {"config": c, "state_dict": lambda self: dict(sd), "_sd": sd})()
+
+
+def gpt2_forward(hf, tokens):
+    """transformers' GPT2LMHeadModel in NumPy (float64), per row of unpadded tokens: h = wte[ids] +
+    wpe[0..n); per block h += c_proj(attn(ln_1 h)), h += c_proj(gelu_new(c_fc(ln_2 h))) with
+    Conv1D y = x W + b and causal softmax attention scaled 1/sqrt(d_head); ln_f; logits = h lm_headᵀ."""
+    t = {k: v.astype(np.float64) for k, v in hf._sd.items()}
+    c = hf.config
+    d, heads, eps = c.n_embd, c.n_head, c.layer_norm_epsilon
+    gelu_new = ACTS["gelu"]
+    out = []
+    for row in np.asarray(tokens):
+        h = t["transformer.wte.weight"][row] + t["transformer.wpe.weight"][:len(row)]
+        for n in range(c.n_layer):
+            p = f"transformer.h.{n}."
+            a = _ln(h, t[p + "ln_1.weight"], t[p + "ln_1.bias"], eps) @ t[p + "attn.c_attn.weight"] + t[p + "attn.c_attn.bias"]
+            o = _heads_softmax(a[:, :d], a[:, d:2 * d], a[:, 2 * d:], heads, causal=True)
+            h = h + o @ t[p + "attn.c_proj.weight"] + t[p + "attn.c_proj.bias"]
+            m = gelu_new(_ln(h, t[p + "ln_2.weight"], t[p + "ln_2.bias"], eps) @ t[p + "mlp.c_fc.weight"] + t[p + "mlp.c_fc.bias"])
+            h = h + m @ t[p + "mlp.c_proj.weight"] + t[p + "mlp.c_proj.bias"]
+        h = _ln(h, t["transformer.ln_f.weight"], t["transformer.ln_f.bias"], eps)
+        out.append(h @ t["lm_head.weight"].T)
+    return out
+
+
+def perplexity_of(tokens, logits):
+    """exp of the mean -ln softmax(logits[i])[tokens[i + 1]] over every row's positions, and the hits."""
+    nll, hits, count = 0.0, 0, 0
+    for row, z in zip(tokens, logits):
+        for i in range(len(z) - 1):
+            nll += np.log(np.exp(z[i] - z[i].max()).sum()) + z[i].max() - z[i][row[i + 1]]
+            hits += int(np.argmax(z[i]) == row[i + 1])
+            count += 1
+    return math.exp(nll / count), hits / count
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_gpt2_through_the_engine_equals_its_numpy_forward(tmp_path, tied):
+    """from_torch maps GPT2LMHeadModel (Conv1D weights transposed, the mask buffers skipped, a tied
+    lm_head left for the engine to tie, an untied one written); aimc.language_model's
+    floating-point perplexity is the NumPy GPT-2's, and ideal crossbars stay within f32 error."""
+    rng = np.random.default_rng(9)
+    hf = gpt2_lm(rng, tied=tied)
+    m = aimc.from_torch(hf)
+    assert m.settings == {"heads": 2, "norm_first": True, "activation": "gelu", "layer_norm_eps": 1e-5, "task": "next_token", "causal": True}
+    assert ("lm_head.weight" in m.tensors) is not tied and m.classes == 12 and m.positions == "learned"
+    assert m.tensors["encoder.layers.0.self_attn.in_proj_weight"].shape == (24, 8)
+    tok = rng.integers(0, 12, size=(10, 16))
+    ppl, acc = perplexity_of(tok, gpt2_forward(hf, tok))
+    r = aimc.language_model(m, tok, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "ppl"), quiet=True, **IDEAL)
+    assert abs(r.points[0]["fp"] / ppl - 1) < 1e-9
+    assert all(abs(v / ppl - 1) < 1e-3 for v in r.points[0]["per_trial"])
+    r = aimc.language_model(m, tok, metric="accuracy", times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "acc"), quiet=True, **IDEAL)
+    assert r.points[0]["fp"] == acc
+
+
+def test_gpt2_configs_beyond_its_forward_are_refused():
+    rng = np.random.default_rng(10)
+    with pytest.raises(ValueError, match="scale_attn_by_inverse_layer_idx"):
+        aimc.from_torch(gpt2_lm(rng, scale_attn_by_inverse_layer_idx=True))
+    with pytest.raises(ValueError, match="activation_function"):
+        aimc.from_torch(gpt2_lm(rng, activation_function="quick_gelu"))
+    hf = gpt2_lm(rng)
+    hf._sd["transformer.h.0.attn.rotary.weight"] = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match="rotary"):
+        aimc.from_torch(hf)
+    with pytest.raises(ValueError, match="GPT2LMHeadModel"):
+        aimc.from_torch(type("GPT2Model", (), {"config": gpt2_lm(rng).config, "state_dict": lambda self: {}})())
+
+
+def test_gpt2_matches_transformers(tmp_path):
+    """The same against transformers' own GPT2LMHeadModel: its loss on the tokens (the mean
+    next-token cross-entropy) gives aimc's floating-point perplexity."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(vocab_size=40, n_positions=24, n_embd=16, n_layer=2, n_head=4, initializer_range=0.2)
+    net = transformers.GPT2LMHeadModel(cfg).eval()
+    tok = np.random.default_rng(11).integers(0, 40, size=(6, 24))
+    with torch.no_grad():
+        loss = net(torch.as_tensor(tok), labels=torch.as_tensor(tok)).loss.double().item()
+    m = aimc.from_torch(net)
+    r = aimc.language_model(m, tok, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "hf"), quiet=True, **IDEAL)
+    assert abs(math.log(r.points[0]["fp"]) - loss) < 1e-5, (math.log(r.points[0]["fp"]), loss)

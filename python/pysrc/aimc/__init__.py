@@ -454,7 +454,8 @@ def from_torch(module, positions: str | None = None):
     `positions` says what a model without a position `nn.Embedding` adds: "sinusoidal", the
     default, Vaswani's, or "none"); a Hugging Face BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT or
     MobileBERT sequence classifier as a `TransformerModel` with its settings from its config (see
-    `_from_huggingface`; its positions are its own, learned).
+    `_from_huggingface`; its positions are its own, learned); a Hugging Face GPT-2 language model
+    (`GPT2LMHeadModel`, see `_gpt2`) as a `TransformerModel` for `language_model`.
 
     The Sequential case: a Linear layer is (W, b); a Conv2d layer is a dict with its 4-D "weight"
     [out, in, kh, kw], "bias", "stride", "padding" and, when a MaxPool2d or AvgPool2d follows
@@ -679,7 +680,10 @@ class TransformerModel:
 
     @property
     def classes(self) -> int:
+        """The head's outputs: a language model's `lm_head`, or its tied embedding's vocabulary."""
         heads = sorted((k for k in self.tensors if k.startswith("classifier.") and k.endswith(".weight")), key=_head_index)
+        if not heads:
+            return int(self.tensors["lm_head.weight"].shape[0]) if "lm_head.weight" in self.tensors else self.vocab
         return int(self.tensors[heads[-1]].shape[0])
 
     def state_dict(self, seq: int | None = None) -> dict:
@@ -962,6 +966,72 @@ _HF_ACTIVATIONS = {"gelu": "gelu_exact", "gelu_new": "gelu", "gelu_pytorch_tanh"
                    "silu": "silu", "swish": "silu", "tanh": "tanh"}
 # Index buffers a state dict may hold beside its weights (skipped by name, never by dtype).
 _HF_INDEX_BUFFERS = ("position_ids", "token_type_ids")
+# The Hugging Face causal language models from_torch maps, by config.model_type (for
+# aimc.language_model).
+_HF_LANGUAGE_MODELS = {"gpt2": "GPT2LMHeadModel"}
+
+
+def _gpt2(module) -> TransformerModel:
+    """A Hugging Face GPT-2 language model (`GPT2LMHeadModel`; Radford et al., "Language models are
+    unsupervised multitask learners", 2019) as a `TransformerModel` under PyTorch's
+    nn.TransformerEncoder names, for `language_model`: wte and wpe as the token and learned
+    position tables; per block pre-LN (ln_1 before attention, ln_2 before the MLP) with causal
+    softmax attention scaled 1/sqrt(d_head), c_attn's Q, K, V with their biases, c_proj, and the MLP
+    c_fc, activation_function (gelu_new: the tanh form), c_proj; ln_f as the final norm; lm_head,
+    which GPT-2 ties to wte (left out then: aimc ties it, logits = wte h with no bias). GPT-2's
+    Conv1D layers store W as [in, out] (y = x W + b), so each is transposed to nn.Linear's
+    [out, in]. The causal-mask buffers (attn.bias, attn.masked_bias) are skipped. What the config
+    allows beyond that forward is refused by field name."""
+    kind = type(module).__name__
+    cfg = module.config
+    if kind != _HF_LANGUAGE_MODELS[cfg.model_type]:
+        raise ValueError(f"from_torch: {kind} is not {_HF_LANGUAGE_MODELS[cfg.model_type]}; aimc scores GPT-2's next-token "
+                         "predictions, so give the model with its language-model head")
+
+    def field(name, default=None):
+        return getattr(cfg, name, default)
+
+    refuse = {"scale_attn_weights": (True, "attention scores scaled by 1/sqrt(d_head)"),
+              "scale_attn_by_inverse_layer_idx": (False, "no extra 1/(layer + 1) scale of the scores"),
+              "add_cross_attention": (False, "self-attention only")}
+    for name, (want, what) in refuse.items():
+        if bool(field(name, want)) != want:
+            raise ValueError(f"from_torch: {kind}.config.{name} = {field(name)!r}; aimc runs GPT-2 with {what} ({name} = {want})")
+    act = field("activation_function")
+    if not isinstance(act, str) or act not in _HF_ACTIVATIONS:
+        raise ValueError(f"from_torch: {kind}.config.activation_function = {act!r}; aimc maps {', '.join(sorted(_HF_ACTIVATIONS))}")
+    sd = {name: t for name, t in module.state_dict().items() if not re.fullmatch(r"transformer\.h\.\d+\.attn\.(bias|masked_bias)", name)}
+    fixed = {"transformer.wte.weight": "embedding.weight", "transformer.wpe.weight": "pos_embedding.weight",
+             "transformer.ln_f.weight": "encoder.norm.weight", "transformer.ln_f.bias": "encoder.norm.bias"}
+    # (GPT-2 part, aimc part, Conv1D to transpose)
+    per_layer = {"ln_1": ("norm1", False), "attn.c_attn": ("self_attn.in_proj", True), "attn.c_proj": ("self_attn.out_proj", True),
+                 "ln_2": ("norm2", False), "mlp.c_fc": ("linear1", True), "mlp.c_proj": ("linear2", True)}
+    tensors = {}
+    for name, t in sd.items():
+        a = _numpy(t)
+        if name in fixed:
+            tensors[fixed[name]] = a
+            continue
+        if name == "lm_head.weight":
+            continue
+        m = re.fullmatch(r"transformer\.h\.(\d+)\.(.+)\.(weight|bias)", name)
+        if m is None or m.group(2) not in per_layer:
+            raise ValueError(f"from_torch: {kind}'s state dict holds {name}, which GPT-2's forward does not read")
+        n, part, what = m.groups()
+        target, conv = per_layer[part]
+        if target == "self_attn.in_proj":
+            key = f"encoder.layers.{n}.self_attn.in_proj_{what}"
+        else:
+            key = f"encoder.layers.{n}.{target}.{what}"
+        tensors[key] = np.ascontiguousarray(a.T) if conv and what == "weight" else a
+    head = sd.get("lm_head.weight")
+    if head is not None and not np.array_equal(_numpy(head), tensors["embedding.weight"]):
+        tensors["lm_head.weight"] = _numpy(head)
+    settings = {"heads": int(field("n_head")), "norm_first": True, "activation": _HF_ACTIVATIONS[act],
+                "layer_norm_eps": float(field("layer_norm_epsilon", 1e-5)), "task": "next_token", "causal": True}
+    if field("pad_token_id") is not None:
+        settings["pad_id"] = int(field("pad_token_id"))
+    return TransformerModel(tensors, settings, "learned")
 
 
 def _is_huggingface(module) -> bool:
@@ -1006,6 +1076,8 @@ def _from_huggingface(module) -> TransformerModel:
     kind = type(module).__name__
     cfg = module.config
     model_type = cfg.model_type
+    if model_type in _HF_LANGUAGE_MODELS:
+        return _gpt2(module)
     if model_type not in _HF_CLASSIFIERS:
         raise ValueError(f"from_torch: {kind} is a Hugging Face {model_type!r} model; aimc maps the sequence classifiers of BERT, "
                          "RoBERTa, XLM-R, ELECTRA, DistilBERT and MobileBERT. Export other weights under PyTorch nn.TransformerEncoder "

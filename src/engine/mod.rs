@@ -34,8 +34,15 @@ pub trait Backend {
     fn dispatch(&mut self, stage: Stage, params: &StageParams, bindings: &[Buf], groups: [u32; 3]);
     /// Waits for queued work (a no-op on the CPU).
     fn finish(&mut self) -> Result<(), EngineError>;
-    /// Largest buffer binding, bytes.
+    /// Largest buffer binding, bytes: what plans size their trial chunks and sample batches by.
     fn max_binding_bytes(&self) -> u64;
+    /// The largest binding the backend can hold at all, bytes. A GPU's is its binding limit; the
+    /// CPU backend's chunk size ([`Self::max_binding_bytes`]) is a preference for memory, not a
+    /// limit, so one trial's device state or one sequence's activations beyond it still run (one
+    /// trial or one sequence at a time) up to this ceiling.
+    fn binding_ceiling(&self) -> u64 {
+        self.max_binding_bytes()
+    }
     /// 1-D workgroup size used for the stages with the `WG` override.
     fn wg(&self) -> u32;
     /// Starts recording per-stage times (see [`profile`]); off by default, since the GPU's

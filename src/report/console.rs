@@ -34,7 +34,7 @@ pub fn console_summary(r: &Results) -> String {
     };
     let mut s = String::new();
     if let Some(fp) = r.fp_baseline {
-        s.push_str(&format!("floating-point {}: {} %\n", r.metric, f(fp)));
+        s.push_str(&format!("floating-point {}: {}{}\n", r.metric, f(fp), if pct { " %" } else { "" }));
     }
     let w = r.points.iter().map(|p| p.series.chars().count()).max().unwrap_or(0).max(28);
     // Points with their own floating-point value (a sweep over models or projections) show it

@@ -110,11 +110,18 @@ fn sample_batches_and_chunks_give_the_whole_run() {
     for (name, settings) in [("batch_softmax", ""), ("batch_kernel", "attention = \"kernel\"\nfeatures = 16\nprojection = \"orf\"")] {
         let e = load(&write_lm(name, "head", settings, "[device]\nmodel = \"pcm\""));
         let whole = run_ok(&mut cpu(), &e);
-        let mut small = Limited(cpu(), 16 << 10);
-        let parts = run_ok(&mut small, &e);
-        for (a, b) in whole.points.iter().zip(&parts.points) {
-            assert_eq!(a.per_trial, b.per_trial, "{name} at {}", a.time_label);
+        // Sample batches; then a preferred size below one sequence's activations and one trial's
+        // state (a CPU backend's), with room beneath the ceiling: one sequence and one trial at a time.
+        for (limit, ceiling) in [(16 << 10, 16 << 10), (256, 1 << 30)] {
+            let mut small = Limited(cpu(), limit, ceiling);
+            let parts = run_ok(&mut small, &e);
+            for (a, b) in whole.points.iter().zip(&parts.points) {
+                assert_eq!(a.per_trial, b.per_trial, "{name} at {} within {limit} bytes", a.time_label);
+            }
         }
+        // Without that room the plan says what does not fit.
+        let out = aimc::run::run(&e, &mut Limited(cpu(), 256, 256), &mut aimc::run::Quiet);
+        assert!(out.error.as_ref().is_some_and(|m| m.to_string().contains("one sequence's activations")), "{:?}", out.error);
         // The noise moves the perplexity: trials differ from each other and from floating point.
         let p = &whole.points[1];
         assert!(p.per_trial.iter().all(|&v| v != p.fp.unwrap()) && p.per_trial[0] != p.per_trial[1], "{name}: {:?}", p.per_trial);

@@ -330,7 +330,9 @@ fn the_floating_point_path_equals_the_reference_forward() {
 
 /// A backend that reports a small binding limit, so the plan splits the data set into sample
 /// batches.
-pub(crate) struct Limited(pub(crate) aimc::engine::cpu::CpuBackend, pub(crate) u64);
+/// The third field is the binding ceiling (the most one binding may hold when a trial or a
+/// sequence needs more than the preferred size).
+pub(crate) struct Limited(pub(crate) aimc::engine::cpu::CpuBackend, pub(crate) u64, pub(crate) u64);
 
 impl Backend for Limited {
     fn adapter(&self) -> AdapterInfo {
@@ -360,6 +362,9 @@ impl Backend for Limited {
     fn max_binding_bytes(&self) -> u64 {
         self.1
     }
+    fn binding_ceiling(&self) -> u64 {
+        self.2
+    }
     fn wg(&self) -> u32 {
         self.0.wg()
     }
@@ -385,7 +390,7 @@ fn sample_batches_and_chunks_give_the_whole_run() {
         let whole = run_ok(&mut cpu(), &e);
         // 16 KiB: one sequence's largest buffer (a 20-token kernel attention's features: 20 · 2
         // heads · 16 · 4 bytes = 2.5 KiB) fits a few times, so 24 sequences run in batches.
-        let mut small = Limited(cpu(), 16 << 10);
+        let mut small = Limited(cpu(), 16 << 10, 16 << 10);
         let parts = run_ok(&mut small, &e);
         for (a, b) in whole.points.iter().zip(&parts.points) {
             assert_eq!(a.per_trial_correct, b.per_trial_correct, "{name} at {}", a.time_label);

@@ -353,6 +353,16 @@ impl Backend for CpuBackend {
         }
     }
 
+    fn binding_ceiling(&self) -> u64 {
+        // Host memory: 2^30 words, the most a 32-bit word index reaches (the shaders' and the
+        // twins' index arithmetic is 32-bit).
+        if self.fast {
+            1 << 32
+        } else {
+            self.max_binding_bytes()
+        }
+    }
+
     fn wg(&self) -> u32 {
         self.wg
     }

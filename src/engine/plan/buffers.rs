@@ -85,14 +85,15 @@ pub(super) fn params(cfg: &RunConfig, layer: u32, m: &MappedMatrix, trials: u32,
     }
 }
 
-/// Trials per chunk so that no per-trial buffer binding exceeds the adapter's limit.
+/// Trials per chunk so that no per-trial buffer binding exceeds the adapter's preferred size (at
+/// least one trial, whose bindings may reach its ceiling, [`Backend::binding_ceiling`]).
 pub(super) fn chunk_size(be: &dyn Backend, cfg: &RunConfig, bytes_per_trial: u64, what: &str) -> Result<u32, EngineError> {
     let limit = be.max_binding_bytes();
-    if bytes_per_trial > limit {
+    if bytes_per_trial > be.binding_ceiling() {
         return Err(EngineError::TooLarge {
             what: what.into(),
             need: bytes_per_trial,
-            limit,
+            limit: be.binding_ceiling(),
             fix: "the batch (rows of the data set per run) or the layer size".into(),
         });
     }

@@ -133,11 +133,11 @@ fn transformer_group(
     let (largest, total) = per_sample_words(m);
     let by_mvm = (MAX_GROUPS as u64 * MVM_MIN_BM as u64) / (m.seq as u64 * m.heads as u64);
     let sb = ((limit / 4 / largest.max(1)).min(by_mvm).min(samples as u64) as u32).max(1);
-    if largest * 4 > limit {
+    if largest * 4 > be.binding_ceiling() {
         return Err(EngineError::TooLarge {
             what: "one sequence's activations".into(),
             need: largest * 4,
-            limit,
+            limit: be.binding_ceiling(),
             fix: "the sequence length (the data set's columns) or the model width".into(),
         });
     }
@@ -152,11 +152,11 @@ fn transformer_group(
         .min((CHUNK_BUDGET_BYTES / per_trial.max(1)).max(1) as u32)
         .min((MAX_GROUPS / max_tiles).max(1))
         .min((limit / (4 * nll_slots).max(1)).max(1) as u32);
-    if 4 * nll_slots > limit {
+    if 4 * nll_slots > be.binding_ceiling() {
         return Err(EngineError::TooLarge {
             what: "one trial's next-token losses (one per configuration, time and sequence)".into(),
             need: 4 * nll_slots,
-            limit,
+            limit: be.binding_ceiling(),
             fix: "fewer sequences (data.rows) or fewer times and configurations per run".into(),
         });
     }

@@ -291,7 +291,8 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     state dict (PyTorch or BERT names; docs/transformer-names.md) with its `[transformer]` settings in
     `settings` (at least "heads"). `tokens` [n, seq] are integer ids, padding (`pad_id`) trailing each row, or a tokenizer's output (a dict or `BatchEncoding`
     with `input_ids`, and optionally `token_type_ids` and `attention_mask`, which must mask
-    exactly the trailing padding); `labels` [n] the classes.
+    exactly the trailing padding); `labels` [n] the classes (None with settings task "next_token" or
+    "next_token_accuracy", a causal language model: see `language_model`).
 
     Settings, each overriding the model's: `attention` ("softmax", the default, or "kernel"),
     `features` (kernel attention's m, default 256), `pad_id` (default: the token embedding's

@@ -200,6 +200,9 @@ pub const KV_BF: u32 = 64;
 pub const KV_BC: u32 = 64;
 /// `attention_out` pass: V columns per pass of a workgroup (one workgroup per block of ATTN_BLOCK tokens).
 pub const OUT_BC: u32 = 64;
+/// `token_nll`: positions per partial sum of a sequence's next-token loss (one invocation and one
+/// slot each; a trial's loss adds the partial sums in f64).
+pub const NLL_BLOCK: u32 = 64;
 /// Tokens per causal block of `attention_kv` / `attention_out` (the prefix slots of causal linear
 /// attention; the shaders' ATTN_BLOCK).
 pub const ATTN_BLOCK: usize = 64;

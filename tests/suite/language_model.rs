@@ -29,10 +29,15 @@ fn lm_state_dict(head: &str) -> Vec<u8> {
 /// 24 unlabelled rows of 20 tokens (ids 1..=9, a pattern the position shifts) of lengths 1 to
 /// 20 (row 0 has one token and predicts nothing), padded with 0.
 fn lm_csv() -> String {
+    token_rows(20)
+}
+
+/// [`lm_csv`] with rows of `width` tokens, lengths 1 + 7r mod `width`.
+fn token_rows(width: usize) -> String {
     (0..24usize)
         .map(|r| {
-            let len = 1 + (r * 7) % 20;
-            let toks: Vec<String> = (0..20).map(|i| if i < len { (1 + (r + 2 * i + i * i / 3) % 9).to_string() } else { "0".into() }).collect();
+            let len = 1 + (r * 7) % width;
+            let toks: Vec<String> = (0..width).map(|i| if i < len { (1 + (r + 2 * i + i * i / 3) % 9).to_string() } else { "0".into() }).collect();
             toks.join(",") + "\n"
         })
         .collect()
@@ -53,32 +58,39 @@ fn write_lm(name: &str, head: &str, settings: &str, extra: &str) -> PathBuf {
 
 /// With an ideal device and perfect converters every sequence's summed next-token loss (the
 /// `token_nll` slot of each trial) equals the f64 reference's within `NEXT_TOKEN_NLL_ABS` per
-/// predicted token, for a separate and a tied head, post- and pre-LN, kernel attention and
-/// routed experts; the run's perplexity and first-best hits follow.
+/// predicted token, for a separate and a tied head, post- and pre-LN, kernel attention, routed
+/// experts and 80-token rows (two blocks of positions per sequence); the run's perplexity and
+/// first-best hits follow.
 #[test]
 fn the_noiseless_language_model_equals_the_reference() {
     let cases = [
         ("post", "head", ""),
+        ("long", "head", ""),
         ("tied", "tied", ""),
         ("prenorm", "head", "norm_first = true"),
         ("kernel", "tied", "attention = \"kernel\"\nfeatures = 16\nprojection = \"orf\""),
         ("moe", "head", "experts = 4\ntop_k = 2\ntiers = 2\ntier_noise_slope = 1.0"),
     ];
     for (name, head, settings) in cases {
-        let e = load(&write_lm(name, head, settings, IDEAL));
+        let path = write_lm(name, head, settings, IDEAL);
+        if name == "long" {
+            std::fs::write(path.parent().unwrap().join("tokens.csv"), token_rows(80)).unwrap();
+        }
+        let e = load(&path);
         let p = &e.points[0];
         let s = p.transformer.as_ref().unwrap();
         let data = e.data.as_ref().unwrap();
         let (tokens, lengths) = s.tokens(data);
         let (rec, pts) = recorded_run(&e);
         let slots = f32s(&rec.log.iter().rev().find(|d| d.stage == Stage::TokenNll).unwrap().after[3]);
-        let n = data.len();
+        let (n, w) = (data.len(), data.n_features);
+        let blocks = w.div_ceil(aimc::engine::stages::NLL_BLOCK as usize);
         let mut worst = 0f64;
         for r in 0..n {
-            let want = reference::next_token_score(s.net(), s, &tokens[r * 20..(r + 1) * 20], lengths[r] as usize);
+            let want = reference::next_token_score(s.net(), s, &tokens[r * w..(r + 1) * w], lengths[r] as usize);
             assert_eq!(want.tokens, lengths[r].saturating_sub(1) as u64);
             for t in 0..2 {
-                let got = slots[t * n + r] as f64;
+                let got: f64 = slots[(t * n + r) * blocks..(t * n + r + 1) * blocks].iter().map(|&v| v as f64).sum();
                 worst = worst.max((got - want.nll).abs() / want.tokens.max(1) as f64);
                 assert!((got - want.nll).abs() <= NEXT_TOKEN_NLL_ABS * want.tokens as f64, "{name}: row {r} trial {t}: loss {got}, reference {}", want.nll);
             }
@@ -212,17 +224,17 @@ fn bad_language_model_input_is_named() {
     expect_cli_error(&p, &["row 1", "10", "vocabulary"]);
 }
 
-/// `token_nll` on logits of a 40-token vocabulary: two sample batches of two sequences (one
-/// shorter than the padded length, one of a single token that predicts nothing), slots of two
-/// times, three trials.
+/// `token_nll` on logits of a 40-token vocabulary: 70-token sequences (two blocks of positions,
+/// the second partial), two sample batches of two sequences (one shorter than the padded length,
+/// one of a single token that predicts nothing), slots of two times, three trials.
 #[test]
 fn token_nll_matches_twin() {
     use aimc::engine::layout::{SeqParams, StageParams};
     let mut rec = Recorder::new();
-    let (seq, samples, vocab, trials, total) = (9u32, 2u32, 40u32, 3u32, 4u32);
-    let nll = rec.create("nll", (2 * trials * total) as usize);
+    let (seq, samples, vocab, trials, total, blocks) = (70u32, 2u32, 40u32, 3u32, 4u32, 2u32);
+    let nll = rec.create("nll", (2 * trials * total * blocks) as usize);
     let correct = rec.create("correct", (2 * trials) as usize);
-    for (s0, lens, ti) in [(0u32, [9u32, 5], 0u32), (2, [1, 7], 1)] {
+    for (s0, lens, ti) in [(0u32, [70u32, 5], 0u32), (2, [1, 67], 1)] {
         let mut p = StageParams::default();
         p.layer.trials = trials;
         p.layer.batch = total;
@@ -237,11 +249,12 @@ fn token_nll_matches_twin() {
         rec.upload(tok, &(0..samples * seq).map(|i| (i * 7 + s0) % vocab).collect::<Vec<u32>>());
         let len = rec.create("lengths", samples as usize);
         rec.upload(len, &lens);
-        rec.dispatch(Stage::TokenNll, &p, &[h, tok, len, nll, correct], aimc::engine::plan::grid((trials * samples) as u64, 64));
+        rec.dispatch(Stage::TokenNll, &p, &[h, tok, len, nll, correct], aimc::engine::plan::grid((trials * samples * blocks) as u64, 64));
     }
     let last = rec.log.last().unwrap();
     let sums = f32s(&last.after[3]);
-    assert!(sums.iter().filter(|&&v| v > 0.0).count() == 9, "every slot with a predicted token is written once: {sums:?}");
+    // Per trial: 2 + 1 blocks with positions in the first batch, 0 + 2 in the second.
+    assert_eq!(sums.iter().filter(|&&v| v > 0.0).count(), 15, "every slot with a predicted token is written once: {sums:?}");
     assert!(last.after[4].iter().any(|&c| c > 0), "some first-best logits are the next token");
     let Some(mut g) = gpu(64) else { return };
     assert_eq!(replay_stages(&rec, &mut g, &[Stage::TokenNll]), 2);

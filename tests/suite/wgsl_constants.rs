@@ -76,6 +76,7 @@ fn pairs() -> Vec<(Stage, &'static str, Value, &'static str)> {
         (Stage::AttentionOut, "ATTN_BLOCK", u(stages::ATTN_BLOCK as u32), "engine::stages::ATTN_BLOCK"),
         (Stage::LinearKv, "ATTN_BLOCK", u(stages::ATTN_BLOCK as u32), "engine::stages::ATTN_BLOCK"),
         (Stage::LinearOut, "ATTN_BLOCK", u(stages::ATTN_BLOCK as u32), "engine::stages::ATTN_BLOCK"),
+        (Stage::TokenNll, "NLL_BLOCK", u(stages::NLL_BLOCK), "engine::stages::NLL_BLOCK"),
         (Stage::MoeGate, "MAX_EXPERTS", u(cpu::moe_gate::MAX_EXPERTS), "engine::cpu::moe_gate::MAX_EXPERTS"),
         (Stage::AttentionSoftmax, "SQ", u(stages::SOFTMAX_SQ), "engine::stages::SOFTMAX_SQ"),
         (Stage::Bound, "VB", u(stages::BOUND_VB), "engine::stages::BOUND_VB"),

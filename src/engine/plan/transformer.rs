@@ -26,7 +26,7 @@
 
 use super::*;
 use crate::engine::layout::SeqParams;
-use crate::engine::stages::{ATTN_BLOCK, SOFTMAX_SQ};
+use crate::engine::stages::{ATTN_BLOCK, NLL_BLOCK, SOFTMAX_SQ};
 
 /// Words per sample of each per-batch buffer, the largest first-class buffer per sample, and the
 /// sum of all of them per sample.
@@ -144,7 +144,8 @@ fn transformer_group(
     // Trials per chunk: the batch's buffers and every matrix's device state within the budget
     // (a language model's loss slots: one per configuration, time and sequence).
     let state: u64 = m.layers.iter().map(|l| state_bytes(&l.mapped, &cfg.device) + 4 * l.mapped.len() as u64).sum();
-    let nll_slots = if m.next_token { (cfgs.len() * cfg.times.len()) as u64 * samples as u64 } else { 0 };
+    let nll_blocks = m.seq.div_ceil(NLL_BLOCK);
+    let nll_slots = if m.next_token { (cfgs.len() * cfg.times.len()) as u64 * samples as u64 * nll_blocks as u64 } else { 0 };
     let per_trial = state + 4 * total * sb as u64 + 4 * nll_slots;
     let max_tiles = m.layers.iter().map(|l| l.mapped.n_tiles()).max().unwrap_or(1);
     let biggest_state = m.layers.iter().map(|l| state_bytes(&l.mapped, &cfg.device)).max().unwrap_or(4);
@@ -248,8 +249,8 @@ fn transformer_group(
     let (nt, nc) = (cfg.times.len(), cfgs.len());
     // Counts of every configuration and time of a chunk, [config][t_index][trial].
     let correct = be.create("correct", nc * nt * chunk as usize);
-    // A language model's summed loss per sequence, [config][t_index][trial][sequence].
-    let nll = m.next_token.then(|| be.create("nll", nc * nt * chunk as usize * samples as usize));
+    // A language model's summed loss per block of a sequence, [config][t_index][trial][sequence][block].
+    let nll = m.next_token.then(|| be.create("nll", nc * nt * chunk as usize * samples as usize * nll_blocks as usize));
     // What is scored: sequences, or a language model's predicted tokens (len − 1 per sequence).
     let scored = if m.next_token { lengths.iter().map(|&l| l.min(seq).saturating_sub(1)).sum() } else { samples };
     if scored == 0 {
@@ -531,7 +532,7 @@ fn transformer_group(
                     Some(nll) => {
                         // Slots [t_index][trial][sequence]: `batch` is the data set's sequence count.
                         pa.layer.batch = samples;
-                        be.dispatch(Stage::TokenNll, &pa, &[h, tok_b, len_b, nll, correct], grid(n as u64 * sbl as u64, wg));
+                        be.dispatch(Stage::TokenNll, &pa, &[h, tok_b, len_b, nll, correct], grid(n as u64 * sbl as u64 * nll_blocks as u64, wg));
                     }
                     None => be.dispatch(Stage::Accuracy, &pa, &[h, lab_b, correct], grid(n as u64 * sbl as u64, wg)),
                 }
@@ -548,9 +549,9 @@ fn transformer_group(
                     for (ti, pt) in pts.iter_mut().enumerate() {
                         let at = (ci * nt + ti) * n;
                         pt.correct.extend_from_slice(&got[at..at + n]);
-                        // Each trial's loss: its sequences' sums added in f64 in sequence order.
+                        // Each trial's loss: its sequences' block sums added in f64 in order.
                         if let Some(l) = &losses {
-                            let per = samples as usize;
+                            let per = samples as usize * nll_blocks as usize;
                             let sums = l[at * per..(at + n) * per].chunks(per).map(|t| t.iter().map(|&w| f32::from_bits(w) as f64).sum::<f64>());
                             pt.nll.extend(sums);
                         }

@@ -32,7 +32,8 @@
 //!   state of every weight and the output noise (one block per four outputs per input tile).
 //! - (i) the shipped transformer, (j) a BERT-base-sized pass; (k) the shipped noise budget
 //!   against its plain run, in configurations per plain-run time (target: within 5 plain runs);
-//!   (l) a MobileBERT pass. The seeded encoders of (j) and (l) are in `src/bench/encoder.rs`.
+//!   (l) a MobileBERT pass; (m) a GPT-2-small-sized causal language model's pass (its head on
+//!   every token). The seeded models of (j), (l) and (m) are in `src/bench/encoder.rs`.
 
 /// `println!` that ignores a closed pipe (`aimc run ... | head -1`): results are in
 /// files by then, and a progress line must never abort a run.
@@ -44,8 +45,8 @@ macro_rules! say {
 }
 
 mod encoder;
-use encoder::{bert_case, mobilebert_case};
-pub use encoder::{seeded_encoder, seeded_mobilebert};
+use encoder::{bert_case, language_model_case, mobilebert_case};
+pub use encoder::{seeded_encoder, seeded_language_model, seeded_mobilebert};
 
 use crate::crossbar::{Gdc, MappedMatrix, Periphery, TileShape};
 use crate::device::DeviceModel;
@@ -228,7 +229,7 @@ fn bench_mlp_path() -> Option<std::path::PathBuf> {
 pub struct CaseFilter(Vec<char>);
 
 impl CaseFilter {
-    pub const LETTERS: &'static str = "abcdefghijkl";
+    pub const LETTERS: &'static str = "abcdefghijklm";
 
     pub fn parse(list: &[String]) -> Result<Self, EngineError> {
         let mut cases = Vec::new();
@@ -236,13 +237,13 @@ impl CaseFilter {
             let letter = item.trim_start_matches('(').trim_end_matches(')').to_ascii_lowercase();
             match letter.chars().collect::<Vec<_>>()[..] {
                 [c] if Self::LETTERS.contains(c) => cases.push(c),
-                _ => return Err(EngineError::Invalid(format!("--cases {item}: name cases by their letters a to l, comma-separated (e.g. --cases a,e,f)"))),
+                _ => return Err(EngineError::Invalid(format!("--cases {item}: name cases by their letters a to m, comma-separated (e.g. --cases a,e,f)"))),
             }
         }
         // The flag given but naming nothing (`--cases ""`, `--cases ,`) is a mistake, not "all".
         if !list.is_empty() && cases.is_empty() {
             return Err(EngineError::Invalid(format!(
-                "--cases {:?}: names no case; name cases by their letters a to l, comma-separated (e.g. --cases a,e,f), or leave out --cases for all",
+                "--cases {:?}: names no case; name cases by their letters a to m, comma-separated (e.g. --cases a,e,f), or leave out --cases for all",
                 list.join(",")
             )));
         }
@@ -572,6 +573,10 @@ fn measure(
     // (l) MobileBERT at its published shapes on seeded weights: one noisy pass.
     if only.wants('l') {
         cases.push(mobilebert_case(&mut *be, small, &ceil, show_breakdown)?);
+    }
+    // (m) A GPT-2-small-sized causal language model on seeded weights: one noisy pass.
+    if only.wants('m') {
+        cases.push(language_model_case(&mut *be, small, &ceil, show_breakdown)?);
     }
 
     Ok(cases)

@@ -81,6 +81,22 @@ pub fn seeded_encoder(layers: usize, d: usize, heads: u32, dff: usize, seq: usiz
     sd.model(d, heads, seq, vocab, blocks, head)
 }
 
+/// A seeded causal language model of `layers` pre-LN layers (hidden `d`, `heads` heads, FFN `dff`,
+/// GELU, a final norm) with a next-token head `vocab × d` on crossbars at every token: the shape
+/// of GPT-2 small (Radford et al. 2019) when (12, 768, 12, 3072, 50257).
+pub fn seeded_language_model(layers: usize, d: usize, heads: u32, dff: usize, seq: usize, vocab: usize) -> plan::SeqModel {
+    let mut sd = Seeded { mats: Vec::new() };
+    let blocks = (0..layers)
+        .map(|_| {
+            let (q, k, v, o) = (sd.add(d, d, 0), sd.add(d, d, 0), sd.add(d, d, 0), sd.add(d, d, 0));
+            let (ffn1, ffn2) = (sd.add(dff, d, 4), sd.add(d, dff, 0));
+            plan::SeqBlock::dense(q, k, v, o, ffn1, ffn2, unit_norm(d), unit_norm(d))
+        })
+        .collect();
+    let head = sd.add(vocab, d, 0);
+    plan::SeqModel { norm_first: true, final_norm: Some(unit_norm(d)), causal: true, next_token: true, ..sd.model(d, heads, seq, vocab, blocks, head) }
+}
+
 /// A seeded MobileBERT (Sun et al., ACL 2020, Table 1 with `layers` layers: hidden 512,
 /// bottleneck 128 shared by Q and K, 4 heads, four feed-forward pairs of 512 with ReLU, the
 /// trigram embedding of 128, NoNorm) over `seq`-token sequences, CLS pooling and a 2-class head,
@@ -166,7 +182,7 @@ impl EncoderPass {
     }
 }
 
-/// Cases (j) and (l): `m` on `seqs` sequences of its full length (PCM with GDC at one time),
+/// Cases (j), (l) and (m): `m` on `seqs` sequences of its full length (PCM with GDC at one time),
 /// after a one-sequence warm-up (pipelines), with the per-stage breakdown when asked.
 fn encoder_pass(be: &mut dyn Backend, m: &plan::SeqModel, seqs: usize, ceil: &Ceilings, show_breakdown: bool) -> Result<EncoderPass, EngineError> {
     let (seq, vocab) = (m.seq as usize, m.vocab as usize);
@@ -185,6 +201,25 @@ fn encoder_pass(be: &mut dyn Backend, m: &plan::SeqModel, seqs: usize, ceil: &Ce
         + (m.weights() as f64 * DEVICE_STATE.philox_blocks + noise_blocks) / ceil.philox
         + (m.weights() as f64 * DEVICE_STATE.transcendentals + noise_blocks * NOISE_BLOCK_TRANSCENDENTALS) / ceil.exps;
     Ok(EncoderPass { seconds, work, floor_seconds, profile })
+}
+
+/// Case (m): one noisy pass of a GPT-2-small-sized causal language model (12 pre-LN layers,
+/// hidden 768, 12 heads, FFN 3072, the 50,257-token head on crossbars at every one of 128 tokens,
+/// PCM with GDC at one time): FLOP/s against the floor, and predicted tokens per second.
+/// `--size small`: 2 layers, a vocabulary of 8192, 2 sequences.
+pub(super) fn language_model_case(be: &mut dyn Backend, small: bool, ceil: &Ceilings, show_breakdown: bool) -> Result<Case, EngineError> {
+    let (layers, vocab, seqs) = if small { (2usize, 8192usize, 2usize) } else { (12, 50_257, 8) };
+    let m = seeded_language_model(layers, 768, 12, 3072, 128, vocab);
+    let p = encoder_pass(be, &m, seqs, ceil, show_breakdown)?;
+    let note = format!(
+        "(m) {layers}-layer language model, vocabulary {vocab}: {:.1} GFLOP per sequence (the head {:.0} %), {:.1} M analog weights, {seqs} sequences of 128 tokens in {:.2} s: {:.0} predicted tokens/s",
+        p.work / seqs as f64 / 1e9,
+        100.0 * 2.0 * 128.0 * 768.0 * vocab as f64 / m.flops_per_sequence(128.0),
+        m.weights() as f64 / 1e6,
+        p.seconds,
+        (seqs * 127) as f64 / p.seconds
+    );
+    Ok(p.case("(m) language-model pass", format!("{layers} layers, 768/12/3072, vocab {vocab}, 128 tokens, {seqs} seqs"), note))
 }
 
 /// Case (l): one noisy pass of MobileBERT at its published shapes (24 layers, 128-token

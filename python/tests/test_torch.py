@@ -95,3 +95,41 @@ def test_fine_tuning_with_aimc_noise_lowers_the_loss_under_aimc(tmp_path):
     after = _loss_at_10y(model, xte, yte, tmp_path / "after")
     print(f"loss from floating point at 10 y under aimc: {before:.4f} before fine-tuning, {after:.4f} after")
     assert after < before, f"loss from floating point at 10 y: {after:.4f} after fine-tuning, {before:.4f} before"
+
+
+def test_a_gpt2_language_model_fine_tunes_through_its_conv1d_layers(tmp_path):
+    """GPT-2's linear layers are Hugging Face Conv1D (W stored [in, out]): `prepare` wraps them
+    with the noise drawn on Wᵀ as a crossbar holds it; in eval mode the prepared model is the plain
+    one; a few noisy steps on the next-token loss move and clip every Conv1D; the fine-tuned model
+    maps and runs through aimc.language_model."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    import aimc.torch as at
+    torch.manual_seed(0)
+    net = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=30, n_positions=16, n_embd=16, n_layer=2, n_head=2))
+    tok = torch.as_tensor(np.random.default_rng(1).integers(0, 30, size=(8, 16)))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    net.eval()
+    with torch.no_grad():
+        plain = net(tok).logits
+    at.prepare(net, device="pcm", t="10y", noise_scale=3.0, output_noise=0.12, clip_sigma=2.5, seed=3)
+    convs = [m for m in net.modules() if type(m).__name__ == "Conv1D"]
+    assert len(convs) == 8 and all(hasattr(m, "_aimc") for m in convs)
+    with torch.no_grad():
+        assert torch.equal(net(tok).logits, plain), "eval mode computes in floating point"
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(3):
+        loss = net(tok, labels=tok).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    at.unprepare(net)
+    for name, v in net.state_dict().items():
+        if name.endswith("c_attn.weight"):
+            assert not torch.equal(v, before[name])
+            # Clipped at 2.5 sigma of the weights before the cut: the extremes sit at the bound.
+            assert int((v.abs() == v.abs().max()).sum()) >= 2, f"{name} is clipped"
+    net.eval()
+    r = aimc.language_model(net, tok.numpy(), times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "lm"), quiet=True)
+    assert r.points[0]["fp"] > 1.0 and len(r.points[0]["per_trial"]) == 2

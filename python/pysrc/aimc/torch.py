@@ -8,7 +8,8 @@
     layers, act = aimc.from_torch(model) # and evaluate it with aimc.classifier(...)
 
 `prepare` wraps the forward pass of every `nn.Linear` and `nn.Conv2d` (the layers aimc maps onto
-crossbars). In training mode each forward pass:
+crossbars), and of every Hugging Face `Conv1D` (GPT-2's linear layers, W stored [in, out]: noise
+and clipping act on W as a crossbar holds it, Wᵀ). In training mode each forward pass:
 
 - draws a noisy copy of the weight with aimc's own code (`aimc::train::hwa`, the trainers'
   `[training]` section, through the Rust extension): the device model's programming noise on
@@ -41,7 +42,7 @@ from ._aimc import perturb_weights
 
 __all__ = ["prepare", "unprepare", "is_prepared"]
 
-_KINDS = ("Linear", "Conv2d")
+_KINDS = ("Linear", "Conv2d", "Conv1D")
 
 
 def _training_toml(device: str, t, noise_scale: float, weight_noise_std: float) -> str:
@@ -87,7 +88,7 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     step_dac = (2.0 / ((1 << dac_bits) - 2)) if dac_bits else 0.0
     layers = [m for m in model.modules() if type(m).__name__ in _KINDS]
     if not layers:
-        raise ValueError("prepare: the model has no nn.Linear or nn.Conv2d layer to put on crossbars")
+        raise ValueError("prepare: the model has no nn.Linear, nn.Conv2d or Conv1D layer to put on crossbars")
     for i, m in enumerate(layers):
         m._aimc = {"index": i, "steps": 0, "forward": m.forward}
         m.forward = _wrapped(m, spec, seed, step_dac, output_noise, float(clip_sigma))
@@ -125,6 +126,8 @@ def _clip_(w, k: float) -> None:
 
 def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: float):
     conv = type(m).__name__ == "Conv2d"
+    # Hugging Face's Conv1D: y = x W + b with W [in, out]; the crossbar holds Wᵀ [out, in].
+    conv1d = type(m).__name__ == "Conv1D"
 
     def forward(x):
         if not m.training:
@@ -137,11 +140,13 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: f
             with torch.no_grad():
                 _clip_(w, clip_sigma)
         if spec is not None:
-            flat = w.detach().to("cpu", torch.float32).reshape(-1).numpy()
+            held = w.detach().t() if conv1d else w.detach()
+            flat = held.to("cpu", torch.float32).reshape(-1).numpy()
             draw_seed = (seed * 1_000_003 + state["index"]) * 1_000_033 + k
-            cols = int(np.prod(tuple(w.shape)[1:]))
+            cols = int(np.prod(tuple(held.shape)[1:]))
             noisy = np.asarray(perturb_weights(flat.tolist(), spec, draw_seed & 0xFFFF_FFFF_FFFF_FFFF, cols), dtype=np.float32)
-            delta = torch.from_numpy(noisy.reshape(tuple(w.shape))).to(w.device, w.dtype) - w.detach()
+            noisy = torch.from_numpy(noisy.reshape(tuple(held.shape))).to(w.device, w.dtype)
+            delta = (noisy.t() if conv1d else noisy) - w.detach()
             w = w + delta
         if conv:
             amax = x.detach().abs().amax(dim=(1, 2, 3), keepdim=True)
@@ -151,7 +156,10 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: f
             safe = torch.where(amax > 0, amax, torch.ones_like(amax))
             q = torch.clamp(torch.round(x / safe / step) * step, -1.0, 1.0) * safe
             x = x + (q - x).detach()
-        y = m._conv_forward(x, w, m.bias) if conv else F.linear(x, w, m.bias)
+        if conv:
+            y = m._conv_forward(x, w, m.bias)
+        else:
+            y = F.linear(x, w.t() if conv1d else w, m.bias)
         if output_noise > 0:
             scale = amax.reshape(amax.shape[0], *([1] * (y.dim() - 1))) if conv else amax
             y = y + output_noise * scale * torch.randn_like(y)

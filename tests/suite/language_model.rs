@@ -259,3 +259,66 @@ fn token_nll_matches_twin() {
     let Some(mut g) = gpu(64) else { return };
     assert_eq!(replay_stages(&rec, &mut g, &[Stage::TokenNll]), 2);
 }
+
+/// A GPT-2 state dict as `save_pretrained` writes it (Conv1D weights [in, out], `transformer.`
+/// prefix, the mask buffers, the tied head left out) runs through the CLI exactly as the same
+/// weights under PyTorch's names: the same perplexity per trial, bit for bit. Refused: a GPT-2
+/// file without `norm_first`, and a tensor GPT-2's forward does not read.
+#[test]
+fn a_gpt2_state_dict_runs_as_its_torch_names() {
+    // The torch-named model, made GPT-2-shaped: no embedding norm, pre-LN, a final norm, the tied head.
+    let torch = edited(&lm_state_dict("tied"), |t| {
+        t.retain(|k, _| !k.starts_with("embed_norm"));
+        t.insert("encoder.norm.weight".into(), (vec![8], aimc::rng::uniform_signed(8, 93).iter().map(|v| 1.0 + 0.2 * v).collect()));
+        t.insert("encoder.norm.bias".into(), (vec![8], aimc::rng::uniform_signed(8, 94)));
+    });
+    let transpose = |(shape, v): &(Vec<usize>, Vec<f32>)| -> (Vec<usize>, Vec<f32>) {
+        let (r, c) = (shape[0], shape[1]);
+        (vec![c, r], (0..r * c).map(|k| v[(k % r) * c + k / r]).collect())
+    };
+    let gpt2 = edited(&torch, |t| {
+        let old = std::mem::take(t);
+        for (k, v) in &old {
+            let p = "encoder.layers.0.";
+            let (name, value) = match k.as_str() {
+                "embedding.weight" => ("transformer.wte.weight".to_string(), v.clone()),
+                "encoder.norm.weight" => ("transformer.ln_f.weight".into(), v.clone()),
+                "encoder.norm.bias" => ("transformer.ln_f.bias".into(), v.clone()),
+                _ => {
+                    let rest = k.strip_prefix(p).unwrap();
+                    let (module, conv) = match rest.rsplit_once('.').unwrap() {
+                        ("norm1", w) => (format!("ln_1.{w}"), false),
+                        ("norm2", w) => (format!("ln_2.{w}"), false),
+                        ("self_attn", "in_proj_weight") => ("attn.c_attn.weight".into(), true),
+                        ("self_attn", "in_proj_bias") => ("attn.c_attn.bias".into(), false),
+                        ("self_attn.out_proj", w) => (format!("attn.c_proj.{w}"), w == "weight"),
+                        ("linear1", w) => (format!("mlp.c_fc.{w}"), w == "weight"),
+                        ("linear2", w) => (format!("mlp.c_proj.{w}"), w == "weight"),
+                        other => panic!("unexpected {other:?}"),
+                    };
+                    (format!("transformer.h.0.{module}"), if conv { transpose(v) } else { v.clone() })
+                }
+            };
+            t.insert(name, value);
+        }
+        t.insert("transformer.h.0.attn.bias".into(), (vec![1, 1, 20, 20], vec![1.0; 400]));
+    });
+    let run = |name: &str, bytes: &[u8]| {
+        let p = write_lm(name, "head", "norm_first = true", "[device]\nmodel = \"pcm\"");
+        std::fs::write(p.parent().unwrap().join("model.safetensors"), bytes).unwrap();
+        run_ok(&mut cpu(), &load(&p))
+    };
+    let (a, b) = (run("gpt2_torch_names", &torch), run("gpt2_names", &gpt2));
+    for (x, y) in a.points.iter().zip(&b.points) {
+        assert_eq!((x.fp, &x.per_trial), (y.fp, &y.per_trial), "at {}", x.time_label);
+    }
+    let p = write_lm("gpt2_post_ln", "head", "", "");
+    std::fs::write(p.parent().unwrap().join("model.safetensors"), &gpt2).unwrap();
+    expect_cli_error(&p, &["GPT-2", "norm_first = true"]);
+    let extra = edited(&gpt2, |t| {
+        t.insert("transformer.h.0.attn.rotary.weight".into(), (vec![2], vec![0.0; 2]));
+    });
+    let p = write_lm("gpt2_extra", "head", "norm_first = true", "");
+    std::fs::write(p.parent().unwrap().join("model.safetensors"), extra).unwrap();
+    expect_cli_error(&p, &["transformer.h.0.attn.rotary.weight", "GPT-2"]);
+}

@@ -11,9 +11,10 @@
 //!
 //! Files: [`net`] (the weights as plain data), [`names`] (state-dict name tables: PyTorch
 //! `nn.TransformerEncoder`, Hugging Face BERT and MobileBERT, aimc), [`mobilebert`] (MobileBERT's
-//! shapes checked and its net built), [`reference`](mod@reference) (the independent f64 forward,
+//! shapes checked and its net built), [`gpt2`] (a GPT-2 state dict under PyTorch's names), [`reference`](mod@reference) (the independent f64 forward,
 //! the floating-point baseline), this file (settings, metric, run).
 
+pub mod gpt2;
 pub mod mobilebert;
 pub mod names;
 pub mod net;

@@ -542,6 +542,9 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
     if names.is_empty() {
         return Err(format!("holds no tensors; save model.state_dict() of a transformer ({FAMILIES_HINT})"));
     }
+    if super::gpt2::is_gpt2(&names) {
+        return parse(&super::gpt2::to_torch_names(&st, &names, s)?, s);
+    }
     let naming = detect(&names).ok_or_else(|| format!("no transformer names found (first tensor: {}); {FAMILIES_HINT}", names[0]))?;
     let mut found = Found { naming: naming.clone(), by_slot: BTreeMap::new(), head_root: None };
     for name in &names {
@@ -602,21 +605,9 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
     }
     let mut net = if naming.family == MobileBert { super::mobilebert::assemble(&found, s)? } else { assemble(&found, s)? };
     if net.head.is_empty() {
-        net.head = vec![tied_head(&net)?];
+        net.head = vec![net.tied_head()?];
     }
     Ok(net)
-}
-
-/// A language model's head tied to its token embedding (GPT-2's `lm_head`, Press & Wolf, "Using
-/// the output embedding to improve language models", EACL 2017): logits = E h, no bias.
-fn tied_head(net: &TransformerNet) -> Result<Linear, String> {
-    let (e, d) = (net.embedding.cols, net.d_model());
-    if e != d {
-        return Err(format!(
-            "the file has no lm_head.weight and its embedding is {e} wide, not d_model = {d}: a tied head needs the two equal; save the head as lm_head.weight [vocab, {d}]"
-        ));
-    }
-    Ok(Linear::dense("head.0", net.embedding.clone(), vec![0.0; net.embedding.rows]))
 }
 
 /// Builds and checks the net from the mapped tensors.

@@ -161,6 +161,18 @@ impl TransformerNet {
     pub fn token_type_rows(&self) -> usize {
         self.token_types.as_ref().map_or(0, |m| m.rows)
     }
+
+    /// A language model's head tied to its token embedding (GPT-2's `lm_head`, Press & Wolf,
+    /// "Using the output embedding to improve language models", EACL 2017): logits = E h, no bias.
+    pub fn tied_head(&self) -> Result<Linear, String> {
+        let (e, d) = (self.embedding.cols, self.d_model());
+        if e != d {
+            return Err(format!(
+                "the file has no lm_head.weight and its embedding is {e} wide, not d_model = {d}: a tied head needs the two equal; save the head as lm_head.weight [vocab, {d}]"
+            ));
+        }
+        Ok(Linear::dense("head.0", self.embedding.clone(), vec![0.0; self.embedding.rows]))
+    }
 }
 
 /// Vaswani's sinusoidal position encoding, entry (position p, feature c) of d features.

@@ -1,6 +1,7 @@
 //! State-dict name tables of the transformer workload: one table, [`TABLE`], maps the tensor
 //! names of a `.safetensors` state dict onto the fields of [`TransformerNet`], for four
-//! families (docs/transformer-names.md lists the same table with examples):
+//! families (docs/transformer-names.md lists the same table with examples). A Hugging Face GPT-2
+//! file is first rewritten under the PyTorch names ([`super::gpt2`]).
 //!
 //! 1. **PyTorch `nn.TransformerEncoder`** (and aimc's own models, which wrap one). `{P}` is the
 //!    encoder's module path (`encoder.`, `transformer_encoder.`, or nothing for a bare encoder):

@@ -32,6 +32,18 @@ impl Seeded {
         i
     }
 
+    /// `layers` dense layers of width `d`: Q, K, V, O and the feed-forward pair `d → dff → d`
+    /// (GELU), unit norms.
+    fn dense_blocks(&mut self, layers: usize, d: usize, dff: usize) -> Vec<plan::SeqBlock> {
+        (0..layers)
+            .map(|_| {
+                let (q, k, v, o) = (self.add(d, d, 0), self.add(d, d, 0), self.add(d, d, 0), self.add(d, d, 0));
+                let (ffn1, ffn2) = (self.add(dff, d, 4), self.add(d, dff, 0));
+                plan::SeqBlock::dense(q, k, v, o, ffn1, ffn2, unit_norm(d), unit_norm(d))
+            })
+            .collect()
+    }
+
     /// The model around `blocks` and a 2-class `head`: a `[vocab][d]` table, zero positions, a
     /// unit embedding norm, post-norm, mean pooling, softmax attention.
     fn model(self, d: usize, heads: u32, seq: usize, vocab: usize, blocks: Vec<plan::SeqBlock>, head: usize) -> plan::SeqModel {
@@ -70,13 +82,7 @@ fn unit_norm(w: usize) -> Vec<f32> {
 /// and a 2-class head, over `seq`-token sequences: the shape of BERT-base when (12, 768, 12, 3072).
 pub fn seeded_encoder(layers: usize, d: usize, heads: u32, dff: usize, seq: usize, vocab: usize) -> plan::SeqModel {
     let mut sd = Seeded { mats: Vec::new() };
-    let blocks = (0..layers)
-        .map(|_| {
-            let (q, k, v, o) = (sd.add(d, d, 0), sd.add(d, d, 0), sd.add(d, d, 0), sd.add(d, d, 0));
-            let (ffn1, ffn2) = (sd.add(dff, d, 4), sd.add(d, dff, 0));
-            plan::SeqBlock::dense(q, k, v, o, ffn1, ffn2, unit_norm(d), unit_norm(d))
-        })
-        .collect();
+    let blocks = sd.dense_blocks(layers, d, dff);
     let head = sd.add(2, d, 0);
     sd.model(d, heads, seq, vocab, blocks, head)
 }
@@ -86,13 +92,7 @@ pub fn seeded_encoder(layers: usize, d: usize, heads: u32, dff: usize, seq: usiz
 /// of GPT-2 small (Radford et al. 2019) when (12, 768, 12, 3072, 50257).
 pub fn seeded_language_model(layers: usize, d: usize, heads: u32, dff: usize, seq: usize, vocab: usize) -> plan::SeqModel {
     let mut sd = Seeded { mats: Vec::new() };
-    let blocks = (0..layers)
-        .map(|_| {
-            let (q, k, v, o) = (sd.add(d, d, 0), sd.add(d, d, 0), sd.add(d, d, 0), sd.add(d, d, 0));
-            let (ffn1, ffn2) = (sd.add(dff, d, 4), sd.add(d, dff, 0));
-            plan::SeqBlock::dense(q, k, v, o, ffn1, ffn2, unit_norm(d), unit_norm(d))
-        })
-        .collect();
+    let blocks = sd.dense_blocks(layers, d, dff);
     let head = sd.add(vocab, d, 0);
     plan::SeqModel { norm_first: true, final_norm: Some(unit_norm(d)), causal: true, next_token: true, ..sd.model(d, heads, seq, vocab, blocks, head) }
 }

@@ -697,6 +697,7 @@ impl TransformerSettings {
                 return Err(format!("transformer.segment_sep = {sep} is also pad_id; the separator is a token of the sequence"));
             }
         }
+        let mut longest = 0;
         for (r, row) in data.x.chunks(seq.max(1)).enumerate() {
             for (c, &v) in row.iter().enumerate() {
                 if v.fract() != 0.0 || v < 0.0 || v as usize >= vocab {
@@ -721,10 +722,10 @@ impl TransformerSettings {
             if let Some(c) = ids[len..].iter().position(|&t| Some(t) != self.pad_id) {
                 return Err(format!("data row {}: token {} follows padding; padding (transformer.pad_id) must trail each sequence", r + 1, len + c));
             }
+            longest = longest.max(len);
         }
         if self.task.next_token() {
-            let seq = data.n_features;
-            if data.x.chunks(seq.max(1)).all(|row| self.length(&row.iter().map(|&v| v as u32).collect::<Vec<_>>()) < 2) {
+            if longest < 2 {
                 return Err("data: no row has two tokens before its padding; next-token prediction needs a token to predict from and one to predict".into());
             }
             return Ok(());

@@ -560,22 +560,26 @@ pub fn row_tokens(data: &Dataset, row: usize) -> Vec<u32> {
         .collect()
 }
 
-/// The f64 forward's predicted class of every row (the first largest logit), on every core; the
-/// result does not depend on the thread count (rows are independent).
-pub fn fp_predictions(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) -> Vec<usize> {
+/// `f(prepared, tokens, len)` of every row of a token data set, in row order, the rows split over
+/// every core; the result does not depend on the thread count (rows are independent).
+fn per_row<T: Send>(net: &TransformerNet, s: &TransformerSettings, data: &Dataset, f: impl Fn(&Prepared<'_>, &[u32], usize) -> T + Sync) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
     let p = Prepared::new(net, s);
     let n = data.len();
     let chunk = n.div_ceil(threads).max(1);
-    let predict = |row: usize| {
+    let one = |row: usize| {
         let tokens = row_tokens(data, row);
-        argmax(&p.logits(&tokens, seq_len(&tokens, s.pad_id)))
+        f(&p, &tokens, seq_len(&tokens, s.pad_id))
     };
     std::thread::scope(|sc| {
-        let handles: Vec<_> =
-            (0..n).step_by(chunk).map(|start| sc.spawn(move || (start..(start + chunk).min(n)).map(predict).collect::<Vec<usize>>())).collect();
+        let handles: Vec<_> = (0..n).step_by(chunk).map(|start| sc.spawn(move || (start..(start + chunk).min(n)).map(one).collect::<Vec<T>>())).collect();
         handles.into_iter().flat_map(|h| h.join().expect("reference forward thread")).collect()
     })
+}
+
+/// The f64 forward's predicted class of every row (the first largest logit).
+pub fn fp_predictions(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) -> Vec<usize> {
+    per_row(net, s, data, |p, tokens, len| argmax(&p.logits(tokens, len)))
 }
 
 /// The first index of the largest value.
@@ -590,20 +594,9 @@ pub fn argmax(v: &[f64]) -> usize {
 }
 
 /// A language model's f64 next-token score over a token data set: the rows' sums added in row
-/// order (rows run on every core; the result does not depend on the thread count).
+/// order.
 pub fn fp_next_token(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) -> NextTokenScore {
-    let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
-    let p = Prepared::new(net, s);
-    let n = data.len();
-    let chunk = n.div_ceil(threads).max(1);
-    let score = |row: usize| {
-        let tokens = row_tokens(data, row);
-        p.next_token(&tokens, seq_len(&tokens, s.pad_id))
-    };
-    let rows: Vec<NextTokenScore> = std::thread::scope(|sc| {
-        let handles: Vec<_> = (0..n).step_by(chunk).map(|start| sc.spawn(move || (start..(start + chunk).min(n)).map(score).collect::<Vec<_>>())).collect();
-        handles.into_iter().flat_map(|h| h.join().expect("reference forward thread")).collect()
-    });
+    let rows = per_row(net, s, data, |p, tokens, len| p.next_token(tokens, len));
     rows.iter().fold(NextTokenScore::default(), |a, r| NextTokenScore { nll: a.nll + r.nll, correct: a.correct + r.correct, tokens: a.tokens + r.tokens })
 }
 

@@ -6,7 +6,7 @@
 //!
 //! Normalisation: lower case; every run of whitespace one space; the characters of [`ALPHABET`]
 //! kept and every other one dropped (the book has three: `*`, `(`, `)`). Tokens: 0 padding (never
-//! inside a window), then [`ALPHABET`]'s characters in order from 1, so 35 tokens.
+//! inside a window), then [`ALPHABET`]'s characters in order from 1, so 36 tokens.
 //!
 //! Split (fixed, by position, no shuffle): the first 80 % of the characters train, the next 10 %
 //! validate (settings are chosen there), the last 10 % test. Training windows of `width`

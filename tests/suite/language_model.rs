@@ -263,7 +263,7 @@ fn token_nll_matches_twin() {
 /// A GPT-2 state dict as `save_pretrained` writes it (Conv1D weights [in, out], `transformer.`
 /// prefix, the mask buffers, the tied head left out) runs through the CLI exactly as the same
 /// weights under PyTorch's names: the same perplexity per trial, bit for bit. Refused: a GPT-2
-/// file without `norm_first`, and a tensor GPT-2's forward does not read.
+/// file without `norm_first`, a tensor GPT-2's forward does not read, a NaN.
 #[test]
 fn a_gpt2_state_dict_runs_as_its_torch_names() {
     // The torch-named model, made GPT-2-shaped: no embedding norm, pre-LN, a final norm, the tied head.
@@ -321,4 +321,8 @@ fn a_gpt2_state_dict_runs_as_its_torch_names() {
     let p = write_lm("gpt2_extra", "head", "norm_first = true", "");
     std::fs::write(p.parent().unwrap().join("model.safetensors"), extra).unwrap();
     expect_cli_error(&p, &["transformer.h.0.attn.rotary.weight", "GPT-2"]);
+    // A NaN is named by GPT-2's own tensor name, not the name it is read as.
+    let nan = edited(&gpt2, |t| t.get_mut("transformer.h.0.mlp.c_fc.weight").unwrap().1[3] = f32::NAN);
+    std::fs::write(p.parent().unwrap().join("model.safetensors"), nan).unwrap();
+    expect_cli_error(&p, &["transformer.h.0.mlp.c_fc.weight", "NaN"]);
 }

@@ -38,6 +38,12 @@ pub fn to_torch_names(st: &safetensors::SafeTensors, names: &[String], s: &Trans
         }
         let shape = view.shape().to_vec();
         let data = crate::workload::io::tensor_f32(&view).map_err(|m| format!("tensor {name}: {m}"))?;
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(format!(
+                "tensor {name} holds {} at flat index {i}: weights must be finite (NaN or infinity); retrain or repair the checkpoint",
+                data[i]
+            ));
+        }
         let (target, conv) = match bare {
             "wte.weight" => {
                 wte = Some(data.clone());

@@ -3,13 +3,18 @@
 // p < len − 1 of a sequence predicts token p + 1 from its logits row
 // h[(trial · samples + sample) · seq + p][vocab]: its negative log-likelihood
 // −log softmax(h)[next] = (m + log Σ_o exp(h_o − m)) − h_next, m the row's largest logit. One
-// invocation sums it over the positions of one block of NLL_BLOCK tokens of one (trial, sequence),
+// workgroup sums it over the positions of one block of NLL_BLOCK tokens of one (trial, sequence),
 // in order, into slot ([t_index][trial][batch] + sample_offset + sample) · blocks + block of `nll`
 // (`layer.batch` is the data set's sequence count); rows whose first largest logit is the next
 // token are counted with an integer atomic into `correct`'s slot [t_index][trial], as `accuracy`
 // counts. The blocks are fixed by the sequence, not by the dispatch, and each slot is written by one
-// invocation, so the sums do not depend on the dispatch shape or the sample batches.
-// CPU twin: src/engine/cpu/token_nll.rs.
+// workgroup, so the sums do not depend on the dispatch shape or the sample batches.
+//
+// A row is reduced by the whole workgroup: invocation l reads the logits o ≡ l (mod NLL_WG) (a
+// vocabulary of 50 257 tokens, GPT-2's, is 197 per invocation, in coalesced strides), then a tree
+// over workgroup memory combines the partial maxima (the lowest index among equal maxima, so the
+// first largest logit wins as in `accuracy`) and, with the row's maximum, the partial sums of
+// exp(h − m). CPU twin: src/engine/cpu/token_nll.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
 @group(0) @binding(1) var<storage, read> h: array<f32>;
@@ -18,22 +23,29 @@
 @group(0) @binding(4) var<storage, read_write> nll: array<f32>;
 @group(0) @binding(5) var<storage, read_write> correct: array<atomic<u32>>;
 
-override WG: u32 = 64u;
-
 // Positions per partial sum (engine::stages::NLL_BLOCK).
 const NLL_BLOCK: u32 = 64u;
+// Invocations per workgroup, one row at a time (engine::stages::NLL_WG; a power of two).
+const NLL_WG: u32 = 256u;
+// An invocation whose share of the row is empty (vocabularies under NLL_WG tokens).
+const NONE: u32 = 0xffffffffu;
 
-@compute @workgroup_size(WG)
-fn token_nll(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+var<workgroup> wmax: array<f32, 256>;
+var<workgroup> warg: array<u32, 256>;
+var<workgroup> wsum: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn token_nll(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
     let S = P.seq;
     let L = P.layer;
     let blocks = (S.seq + NLL_BLOCK - 1u) / NLL_BLOCK;
-    let i = gid.x + gid.y * nwg.x * WG;
-    if (i >= L.trials * S.samples * blocks) {
-        return;
+    let w = wid.x + wid.y * nwg.x;
+    if (w >= L.trials * S.samples * blocks) {
+        return;   // uniform over the workgroup
     }
-    let b = i % blocks;
-    let ts = i / blocks;
+    let b = w % blocks;
+    let ts = w / blocks;
     let trial = ts / S.samples;
     let sample = ts % S.samples;
     let len = min(lengths[sample], S.seq);
@@ -44,24 +56,55 @@ fn token_nll(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     var hits = 0u;
     for (var p = b * NLL_BLOCK; p < last; p = p + 1u) {
         let row = (ts * S.seq + p) * S.vocab;
-        let next = tokens[sample * S.seq + p + 1u];
-        var m = h[row];
-        var best = 0u;
-        for (var o = 1u; o < S.vocab; o = o + 1u) {
-            if (h[row + o] > m) {
+        // This invocation's first largest logit among its strided share; none: below every logit.
+        var m = -3.40282347e38;
+        var best = NONE;
+        for (var o = lid; o < S.vocab; o = o + NLL_WG) {
+            if (h[row + o] > m || best == NONE) {
                 m = h[row + o];
                 best = o;
             }
         }
-        var s = 0.0;
-        for (var o = 0u; o < S.vocab; o = o + 1u) {
-            s = s + exp(h[row + o] - m);
+        wmax[lid] = m;
+        warg[lid] = best;
+        workgroupBarrier();
+        for (var half = NLL_WG / 2u; half > 0u; half = half / 2u) {
+            if (lid < half) {
+                let m2 = wmax[lid + half];
+                let b2 = warg[lid + half];
+                let b1 = warg[lid];
+                if (b2 != NONE && (b1 == NONE || m2 > wmax[lid] || (m2 == wmax[lid] && b2 < b1))) {
+                    wmax[lid] = m2;
+                    warg[lid] = b2;
+                }
+            }
+            workgroupBarrier();
         }
-        total = total + ((m + log(s)) - h[row + next]);
-        hits = hits + select(0u, 1u, best == next);
+        let mx = wmax[0];
+        var s = 0.0;
+        for (var o = lid; o < S.vocab; o = o + NLL_WG) {
+            s = s + exp(h[row + o] - mx);
+        }
+        wsum[lid] = s;
+        workgroupBarrier();
+        for (var half = NLL_WG / 2u; half > 0u; half = half / 2u) {
+            if (lid < half) {
+                wsum[lid] = wsum[lid] + wsum[lid + half];
+            }
+            workgroupBarrier();
+        }
+        if (lid == 0u) {
+            let next = tokens[sample * S.seq + p + 1u];
+            total = total + ((mx + log(wsum[0])) - h[row + next]);
+            hits = hits + select(0u, 1u, warg[0] == next);
+        }
+        // Every invocation has read wmax[0], warg[0] and wsum[0] before the next row writes them.
+        workgroupBarrier();
     }
-    nll[((L.t_index * L.trials + trial) * L.batch + S.sample_offset + sample) * blocks + b] = total;
-    if (hits > 0u) {
-        atomicAdd(&correct[L.t_index * L.trials + trial], hits);
+    if (lid == 0u) {
+        nll[((L.t_index * L.trials + trial) * L.batch + S.sample_offset + sample) * blocks + b] = total;
+        if (hits > 0u) {
+            atomicAdd(&correct[L.t_index * L.trials + trial], hits);
+        }
     }
 }

@@ -89,7 +89,7 @@ macro_rules! stage_table {
             MoeGate          moe_gate          []                      true;
             MoeCombine       moe_combine       []                      true;
             // A causal language model's next-token loss and top-1 hits.
-            TokenNll         token_nll         []                      true;
+            TokenNll         token_nll         []                      false;
         }
     };
 }
@@ -200,9 +200,12 @@ pub const KV_BF: u32 = 64;
 pub const KV_BC: u32 = 64;
 /// `attention_out` pass: V columns per pass of a workgroup (one workgroup per block of ATTN_BLOCK tokens).
 pub const OUT_BC: u32 = 64;
-/// `token_nll`: positions per partial sum of a sequence's next-token loss (one invocation and one
+/// `token_nll`: positions per partial sum of a sequence's next-token loss (one workgroup and one
 /// slot each; a trial's loss adds the partial sums in f64).
 pub const NLL_BLOCK: u32 = 64;
+/// `token_nll` workgroup size: the invocations that reduce one row of logits together (a power of
+/// two; one workgroup per (trial, sequence, block of `NLL_BLOCK` positions)).
+pub const NLL_WG: u32 = 256;
 /// Tokens per causal block of `attention_kv` / `attention_out` (the prefix slots of causal linear
 /// attention; the shaders' ATTN_BLOCK).
 pub const ATTN_BLOCK: usize = 64;

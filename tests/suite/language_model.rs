@@ -224,40 +224,54 @@ fn bad_language_model_input_is_named() {
     expect_cli_error(&p, &["row 1", "10", "vocabulary"]);
 }
 
-/// `token_nll` on logits of a 40-token vocabulary: 70-token sequences (two blocks of positions,
-/// the second partial), two sample batches of two sequences (one shorter than the padded length,
-/// one of a single token that predicts nothing), slots of two times, three trials.
+/// `token_nll` on logits of a 40-token vocabulary (under one workgroup's width) and a 600-token
+/// one (over two): 70-token sequences (two blocks of positions, the second partial), two sample
+/// batches of two sequences (one shorter than the padded length, one of a single token that
+/// predicts nothing), slots of two times, three trials. Every third row holds its largest logit
+/// twice, at the next token and half the vocabulary on, so the first largest decides the hit.
 #[test]
 fn token_nll_matches_twin() {
     use aimc::engine::layout::{SeqParams, StageParams};
     let mut rec = Recorder::new();
-    let (seq, samples, vocab, trials, total, blocks) = (70u32, 2u32, 40u32, 3u32, 4u32, 2u32);
-    let nll = rec.create("nll", (2 * trials * total * blocks) as usize);
-    let correct = rec.create("correct", (2 * trials) as usize);
-    for (s0, lens, ti) in [(0u32, [70u32, 5], 0u32), (2, [1, 67], 1)] {
-        let mut p = StageParams::default();
-        p.layer.trials = trials;
-        p.layer.batch = total;
-        p.layer.t_index = ti;
-        p.seq = SeqParams { samples, seq, vocab, sample_offset: s0, ..SeqParams::default() };
-        let n = (trials * samples * seq * vocab) as usize;
-        let h = rec.create("logits", n);
-        // Logits of order 1–10, and a peaked row now and then so some predictions are right.
-        let z: Vec<f32> = weights(n, 70 + s0 as u64).iter().enumerate().map(|(i, v)| 4.0 * v + if i % 7 == 0 { 8.0 } else { 0.0 }).collect();
-        rec.upload(h, bytemuck::cast_slice(&z));
-        let tok = rec.create("tokens", (samples * seq) as usize);
-        rec.upload(tok, &(0..samples * seq).map(|i| (i * 7 + s0) % vocab).collect::<Vec<u32>>());
-        let len = rec.create("lengths", samples as usize);
-        rec.upload(len, &lens);
-        rec.dispatch(Stage::TokenNll, &p, &[h, tok, len, nll, correct], aimc::engine::plan::grid((trials * samples * blocks) as u64, 64));
+    let (seq, samples, trials, total, blocks) = (70u32, 2u32, 3u32, 4u32, 2u32);
+    for vocab in [40u32, 600] {
+        let nll = rec.create("nll", (2 * trials * total * blocks) as usize);
+        let correct = rec.create("correct", (2 * trials) as usize);
+        for (s0, lens, ti) in [(0u32, [70u32, 5], 0u32), (2, [1, 67], 1)] {
+            let mut p = StageParams::default();
+            p.layer.trials = trials;
+            p.layer.batch = total;
+            p.layer.t_index = ti;
+            p.seq = SeqParams { samples, seq, vocab, sample_offset: s0, ..SeqParams::default() };
+            let n = (trials * samples * seq * vocab) as usize;
+            let h = rec.create("logits", n);
+            let tokens: Vec<u32> = (0..samples * seq).map(|i| (i * 7 + s0) % vocab).collect();
+            // Logits of order 1–10, and a peaked row now and then so some predictions are right.
+            let mut z: Vec<f32> = weights(n, 70 + s0 as u64).iter().enumerate().map(|(i, v)| 4.0 * v + if i % 7 == 0 { 8.0 } else { 0.0 }).collect();
+            for r in (0..(trials * samples * seq) as usize).step_by(3) {
+                let (sample, pos) = ((r / seq as usize) % samples as usize, r % seq as usize);
+                let next = tokens[(sample * seq as usize + pos + 1).min((samples * seq) as usize - 1)] as usize;
+                for o in [next, (next + vocab as usize / 2) % vocab as usize] {
+                    z[r * vocab as usize + o] = 20.0;
+                }
+            }
+            rec.upload(h, bytemuck::cast_slice(&z));
+            let tok = rec.create("tokens", (samples * seq) as usize);
+            rec.upload(tok, &tokens);
+            let len = rec.create("lengths", samples as usize);
+            rec.upload(len, &lens);
+            rec.dispatch(Stage::TokenNll, &p, &[h, tok, len, nll, correct], aimc::engine::plan::grid((trials * samples * blocks) as u64, 1));
+        }
+        let last = rec.log.last().unwrap();
+        let sums = f32s(&last.after[3]);
+        // Per trial: 2 + 1 blocks with positions in the first batch, 0 + 2 in the second.
+        assert_eq!(sums.iter().filter(|&&v| v > 0.0).count(), 15, "vocabulary {vocab}: every slot with a predicted token is written once: {sums:?}");
+        let hits: u32 = last.after[4].iter().sum();
+        // 3 · (70 + 5 + 67 − 3) predicted positions, a third of them tied.
+        assert!(hits > 0 && hits < 3 * 139 / 2, "vocabulary {vocab}: {hits} first-best hits");
     }
-    let last = rec.log.last().unwrap();
-    let sums = f32s(&last.after[3]);
-    // Per trial: 2 + 1 blocks with positions in the first batch, 0 + 2 in the second.
-    assert_eq!(sums.iter().filter(|&&v| v > 0.0).count(), 15, "every slot with a predicted token is written once: {sums:?}");
-    assert!(last.after[4].iter().any(|&c| c > 0), "some first-best logits are the next token");
     let Some(mut g) = gpu(64) else { return };
-    assert_eq!(replay_stages(&rec, &mut g, &[Stage::TokenNll]), 2);
+    assert_eq!(replay_stages(&rec, &mut g, &[Stage::TokenNll]), 4);
 }
 
 /// A GPT-2 state dict as `save_pretrained` writes it (Conv1D weights [in, out], `transformer.`

@@ -77,6 +77,7 @@ fn pairs() -> Vec<(Stage, &'static str, Value, &'static str)> {
         (Stage::LinearKv, "ATTN_BLOCK", u(stages::ATTN_BLOCK as u32), "engine::stages::ATTN_BLOCK"),
         (Stage::LinearOut, "ATTN_BLOCK", u(stages::ATTN_BLOCK as u32), "engine::stages::ATTN_BLOCK"),
         (Stage::TokenNll, "NLL_BLOCK", u(stages::NLL_BLOCK), "engine::stages::NLL_BLOCK"),
+        (Stage::TokenNll, "NLL_WG", u(stages::NLL_WG), "engine::stages::NLL_WG"),
         (Stage::MoeGate, "MAX_EXPERTS", u(cpu::moe_gate::MAX_EXPERTS), "engine::cpu::moe_gate::MAX_EXPERTS"),
         (Stage::AttentionSoftmax, "SQ", u(stages::SOFTMAX_SQ), "engine::stages::SOFTMAX_SQ"),
         (Stage::Bound, "VB", u(stages::BOUND_VB), "engine::stages::BOUND_VB"),
@@ -123,6 +124,7 @@ fn internal() -> Vec<(Stage, &'static str, Relation, &'static str)> {
         (Stage::AttentionSoftmax, "BK", None, "keys per staged block: the twin takes the keys one at a time in increasing order whatever it is"),
         (Stage::AttentionSoftmax, "DV", None, "vec4 per head row in the register path: heads of up to 4 DV columns take it, wider ones the global path"),
         (Stage::Bound, "KC", None, "inputs per staging step: every sum runs over k in increasing order whatever it is"),
+        (Stage::TokenNll, "NONE", None, "the index of an empty share of a row: no vocabulary index reaches it"),
     ]
 }
 

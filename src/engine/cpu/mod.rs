@@ -323,7 +323,7 @@ impl Backend for CpuBackend {
             Stage::MoeCombine => moe_combine::moe_combine(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut out)),
             Stage::TokenNll => {
                 let mut nll = std::mem::take(&mut self.bufs[b[3].0]);
-                token_nll::token_nll(p, cast_slice(self.get(b[0])), self.get(b[1]), self.get(b[2]), cast_slice_mut(&mut nll), &mut out);
+                token_nll::token_nll(p, cast_slice(self.get(b[0])), self.get(b[1]), self.get(b[2]), cast_slice_mut(&mut nll), &mut out, th);
                 self.bufs[b[3].0] = nll;
             }
             Stage::SeqPool => seq_pool::seq_pool(p, cast_slice(self.get(b[0])), self.get(b[1]), cast_slice_mut(&mut out), th),

@@ -532,7 +532,7 @@ fn transformer_group(
                     Some(nll) => {
                         // Slots [t_index][trial][sequence]: `batch` is the data set's sequence count.
                         pa.layer.batch = samples;
-                        be.dispatch(Stage::TokenNll, &pa, &[h, tok_b, len_b, nll, correct], grid(n as u64 * sbl as u64 * nll_blocks as u64, wg));
+                        be.dispatch(Stage::TokenNll, &pa, &[h, tok_b, len_b, nll, correct], grid(n as u64 * sbl as u64 * nll_blocks as u64, 1));
                     }
                     None => be.dispatch(Stage::Accuracy, &pa, &[h, lab_b, correct], grid(n as u64 * sbl as u64, wg)),
                 }

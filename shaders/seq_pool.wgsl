@@ -1,5 +1,7 @@
 // Stage `seq_pool`: a sequence's vector for the classifier head: the mean over its non-padding
-// tokens j < len (IBM's LRA models; 0 for an empty sequence) or its first token (BERT's CLS).
+// tokens j < len (IBM's LRA models; 0 for an empty sequence), its first token (BERT's CLS) or its
+// last non-padding token len − 1 (`pool` 2: a causal model's, GPT-2's sequence classifier; 0 for
+// an empty sequence).
 // x is [trial][sample][token][d_model], out [trial][sample][d_model]. One invocation = one
 // (trial, sample, feature). CPU twin: src/engine/cpu/seq_pool.rs.
 
@@ -25,6 +27,14 @@ fn seq_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         return;
     }
     let len = min(lengths[ts % S.samples], S.seq);
+    if (S.pool == 2u) {
+        var last = 0.0;
+        if (len > 0u) {
+            last = x[base + (len - 1u) * S.d_model];
+        }
+        out[i] = last;
+        return;
+    }
     var acc = 0.0;
     for (var j = 0u; j < len; j = j + 1u) {
         acc = acc + x[base + j * S.d_model];

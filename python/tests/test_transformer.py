@@ -1156,16 +1156,18 @@ def gpt2_lm(rng, tied=True, layers=2, d=8, heads=2, vocab=12, positions=16, **co
     return type("GPT2LMHeadModel", (), {"config": c, "state_dict": lambda self: dict(sd), "_sd": sd})()
 
 
-def gpt2_forward(hf, tokens):
+def gpt2_forward(hf, tokens, head="lm_head.weight"):
     """transformers' GPT2LMHeadModel in NumPy (float64), per row of unpadded tokens: h = wte[ids] +
     wpe[0..n); per block h += c_proj(attn(ln_1 h)), h += c_proj(gelu_new(c_fc(ln_2 h))) with
-    Conv1D y = x W + b and causal softmax attention scaled 1/sqrt(d_head); ln_f; logits = h lm_headᵀ."""
+    Conv1D y = x W + b and causal softmax attention scaled 1/sqrt(d_head); ln_f; logits = h headᵀ
+    (lm_head, or a sequence classifier's score) on every token."""
     t = {k: v.astype(np.float64) for k, v in hf._sd.items()}
     c = hf.config
     d, heads, eps = c.n_embd, c.n_head, c.layer_norm_epsilon
     gelu_new = ACTS["gelu"]
     out = []
-    for row in np.asarray(tokens):
+    for row in tokens:
+        row = np.asarray(row)
         h = t["transformer.wte.weight"][row] + t["transformer.wpe.weight"][:len(row)]
         for n in range(c.n_layer):
             p = f"transformer.h.{n}."
@@ -1175,7 +1177,7 @@ def gpt2_forward(hf, tokens):
             m = gelu_new(_ln(h, t[p + "ln_2.weight"], t[p + "ln_2.bias"], eps) @ t[p + "mlp.c_fc.weight"] + t[p + "mlp.c_fc.bias"])
             h = h + m @ t[p + "mlp.c_proj.weight"] + t[p + "mlp.c_proj.bias"]
         h = _ln(h, t["transformer.ln_f.weight"], t["transformer.ln_f.bias"], eps)
-        out.append(h @ t["lm_head.weight"].T)
+        out.append(h @ t[head].T)
     return out
 
 
@@ -1210,6 +1212,30 @@ def test_gpt2_through_the_engine_equals_its_numpy_forward(tmp_path, tied):
     assert r.points[0]["fp"] == acc
 
 
+def test_gpt2_sequence_classifier_through_the_engine_equals_its_numpy_forward(tmp_path):
+    """from_torch maps GPT2ForSequenceClassification: the same blocks, `score` (no bias) as the head
+    on the last non-padding token (pooling "last"); rows padded with pad_token_id classify as their
+    unpadded tokens, and aimc's floating-point accuracy is the NumPy GPT-2's."""
+    rng = np.random.default_rng(12)
+    lm = gpt2_lm(rng, pad_token_id=0)
+    sd = {k: v for k, v in lm._sd.items() if k != "lm_head.weight"}
+    sd["score.weight"] = (2 * rng.normal(size=(3, 8))).astype(np.float32)
+    hf = type("GPT2ForSequenceClassification", (), {"config": lm.config, "state_dict": lambda self: dict(sd), "_sd": sd})()
+    m = aimc.from_torch(hf)
+    assert m.settings == {"heads": 2, "norm_first": True, "activation": "gelu", "layer_norm_eps": 1e-5, "causal": True, "pooling": "last",
+                          "pad_id": 0}
+    assert m.classes == 3 and "classifier.weight" in m.tensors
+    lengths = [1 + (5 * r) % 16 for r in range(24)]
+    tok = np.zeros((24, 16), np.int64)
+    for r, n in enumerate(lengths):
+        tok[r, :n] = rng.integers(1, 12, size=n)
+    pred = np.array([np.argmax(z[-1]) for z in gpt2_forward(hf, [row[:n] for row, n in zip(tok, lengths)], head="score.weight")])
+    labels = np.where(np.arange(24) % 4 == 0, (pred + 1) % 3, pred)
+    r = aimc.transformer(m, tok, labels, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "cls"), quiet=True, **IDEAL)
+    assert r.points[0]["fp"] == 18 / 24
+    assert r.data["config"]["transformer"]["pooling"] == "last"
+
+
 def test_gpt2_configs_beyond_its_forward_are_refused():
     rng = np.random.default_rng(10)
     with pytest.raises(ValueError, match="scale_attn_by_inverse_layer_idx"):
@@ -1220,7 +1246,7 @@ def test_gpt2_configs_beyond_its_forward_are_refused():
     hf._sd["transformer.h.0.attn.rotary.weight"] = np.zeros(3, np.float32)
     with pytest.raises(ValueError, match="rotary"):
         aimc.from_torch(hf)
-    with pytest.raises(ValueError, match="GPT2LMHeadModel"):
+    with pytest.raises(ValueError, match="GPT2LMHeadModel or GPT2ForSequenceClassification"):
         aimc.from_torch(type("GPT2Model", (), {"config": gpt2_lm(rng).config, "state_dict": lambda self: {}})())
 
 
@@ -1238,3 +1264,25 @@ def test_gpt2_matches_transformers(tmp_path):
     m = aimc.from_torch(net)
     r = aimc.language_model(m, tok, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "hf"), quiet=True, **IDEAL)
     assert abs(math.log(r.points[0]["fp"]) - loss) < 1e-5, (math.log(r.points[0]["fp"]), loss)
+
+
+def test_gpt2_sequence_classifier_matches_transformers(tmp_path):
+    """The same against transformers' own GPT2ForSequenceClassification on padded rows: its
+    predictions (the score on the last token that is not pad_token_id) are aimc's floating-point
+    ones, so labels set from them give exactly the accuracy they were set to."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(1)
+    cfg = transformers.GPT2Config(vocab_size=40, n_positions=24, n_embd=16, n_layer=2, n_head=4, initializer_range=0.2, num_labels=3,
+                                  pad_token_id=0)
+    net = transformers.GPT2ForSequenceClassification(cfg).eval()
+    gen = np.random.default_rng(13)
+    tok = np.zeros((12, 24), np.int64)
+    for r in range(12):
+        n = 2 + (7 * r) % 22
+        tok[r, :n] = gen.integers(1, 40, size=n)
+    with torch.no_grad():
+        pred = net(torch.as_tensor(tok), attention_mask=torch.as_tensor((tok != 0).astype(np.int64))).logits.argmax(-1).numpy()
+    labels = np.where(np.arange(12) % 3 == 0, (pred + 1) % 3, pred)
+    r = aimc.transformer(aimc.from_torch(net), tok, labels, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "hf"), quiet=True, **IDEAL)
+    assert r.points[0]["fp"] == 8 / 12

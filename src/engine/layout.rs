@@ -233,7 +233,8 @@ pub struct SeqParams {
     /// Causal blocks of ATTN_BLOCK tokens per sequence (`linear_kv`'s prefix slots; 1 non-causal).
     pub blocks: u32,
     pub vocab: u32,
-    /// `seq_pool`: 0 mean over the non-padding tokens, 1 the first token.
+    /// `seq_pool`: 0 mean over the non-padding tokens, 1 the first token, 2 the last non-padding
+    /// token.
     pub pool: u32,
     /// Rows of a row-wise stage (`layernorm`, `row_norms`) over all trials of the dispatch.
     pub rows: u32,

@@ -3,7 +3,7 @@
 //! per sequence, sample batches against one batch, the GPU against the CPU twins, the results and
 //! report the CLI writes, and bad input named before any compute with nothing written.
 
-use super::transformer::{aimc_cli, edited, expect_cli_error, load, recorded_run, state_dict, tmp, Limited, IDEAL};
+use super::transformer::{aimc_cli, edited, expect_cli_error, load, recorded_run, state_dict, tmp, token_csv, Limited, IDEAL};
 use super::twins::{replay_stages, weights};
 use crate::common::*;
 use aimc::engine::stages::Stage;
@@ -339,4 +339,31 @@ fn a_gpt2_state_dict_runs_as_its_torch_names() {
     let nan = edited(&gpt2, |t| t.get_mut("transformer.h.0.mlp.c_fc.weight").unwrap().1[3] = f32::NAN);
     std::fs::write(p.parent().unwrap().join("model.safetensors"), nan).unwrap();
     expect_cli_error(&p, &["transformer.h.0.mlp.c_fc.weight", "NaN"]);
+
+    // GPT2ForSequenceClassification: `score` [3, d_model] without bias on the last non-padding
+    // token, against the torch names' `head` with the same pooling; refused without it.
+    let score = (vec![3, 8], aimc::rng::uniform_signed(24, 95).into_iter().map(|v| 2.0 * v).collect::<Vec<f32>>());
+    let classify = |name: &str, bytes: &[u8], pooling: &str| {
+        let dir = tmp(&format!("gpt2-{name}"));
+        std::fs::write(dir.join("model.safetensors"), bytes).unwrap();
+        std::fs::write(dir.join("tokens.csv"), token_csv()).unwrap();
+        let text = format!(
+            "name = \"c\"\nworkload = \"transformer\"\nseed = 5\ntrials = 3\n[model]\npath = \"model.safetensors\"\n[data]\npath = \"tokens.csv\"\n[transformer]\nheads = 2\npad_id = 0\ncausal = true\nnorm_first = true\npooling = \"{pooling}\"\n[device]\nmodel = \"pcm\"\n[sweep]\nt = [\"1h\", \"1y\"]\n"
+        );
+        let p = dir.join("exp.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let torch_cls = edited(&torch, |t| {
+        t.insert("classifier.weight".into(), score.clone());
+    });
+    let gpt2_cls = edited(&gpt2, |t| {
+        t.insert("score.weight".into(), score.clone());
+    });
+    let (a, b) = (run_ok(&mut cpu(), &load(&classify("torch", &torch_cls, "last"))), run_ok(&mut cpu(), &load(&classify("score", &gpt2_cls, "last"))));
+    for (x, y) in a.points.iter().zip(&b.points) {
+        assert_eq!((x.fp, &x.per_trial_correct), (y.fp, &y.per_trial_correct), "at {}", x.time_label);
+    }
+    assert!(a.points[0].fp.is_some_and(|f| f > 0.0 && f < 1.0));
+    expect_cli_error(&classify("score_mean", &gpt2_cls, "mean"), &["score.weight", "pooling = \"last\""]);
 }

@@ -175,7 +175,7 @@ fn mobilebert_state_dict(seed: u64, variant: &str) -> Vec<u8> {
 }
 
 /// 24 sequences of 20 tokens (ids 1..9, padded with 0 after 6..20 tokens) and labels 0..2.
-fn token_csv() -> String {
+pub(crate) fn token_csv() -> String {
     let mut out = String::new();
     for r in 0..24usize {
         let len = 6 + (r * 5) % 15;
@@ -270,6 +270,8 @@ fn the_floating_point_path_equals_the_reference_forward() {
     let cases = [
         ("softmax", "", None),
         ("prenorm", "norm_first = true\ncausal = true\npooling = \"cls\"", None),
+        // GPT-2's sequence classifier: causal, the last non-padding token into the head.
+        ("last", "norm_first = true\ncausal = true\npooling = \"last\"", None),
         ("kernel", "attention = \"kernel\"\nfeatures = 16", Some(8)),
         ("kernel_causal", "attention = \"kernel\"\nfeatures = 16\ncausal = true\nrepeat_layers = 2", Some(8)),
         ("kernel_drawn", "attention = \"kernel\"\nfeatures = 64\nprojection = \"sorf\"\nfeature_map = \"trig\"", None),
@@ -407,6 +409,7 @@ fn the_gpu_classifies_as_the_cpu_twin() {
         ("gpu_softmax", "", None),
         ("gpu_kernel", "attention = \"kernel\"\nfeatures = 16", Some(8)),
         ("gpu_segments", "segment_sep = 5\npooling = \"cls\"", None),
+        ("gpu_last", "causal = true\npooling = \"last\"", None),
         ("gpu_mobilebert", "segment_sep = 5\npooling = \"cls\"\nactivation = \"relu\"", None),
     ] {
         let p = write_case(name, settings, "[device]\nmodel = \"pcm\"", rows);

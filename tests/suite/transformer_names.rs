@@ -701,7 +701,7 @@ fn padding_does_not_change_the_logits() {
     let mut r = Rng(80);
     let fp: Vec<f32> = r.vec(8 * 4, 0.5);
     for attention in ["softmax", "kernel"] {
-        for pooling in ["mean", "cls"] {
+        for pooling in ["mean", "cls", "last"] {
             for causal in [false, true] {
                 for norm_first in [false, true] {
                     let text = format!(

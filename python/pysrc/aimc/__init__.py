@@ -296,8 +296,8 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
 
     Settings, each overriding the model's: `attention` ("softmax", the default, or "kernel"),
     `features` (kernel attention's m, default 256), `pad_id` (default: the token embedding's
-    padding_idx; `settings={"pad_id": None}` for none), `pooling` ("mean", the default, or
-    "cls"), `embed_scale` (default 1; √d_model for Vaswani-style models), `settings` (any
+    padding_idx; `settings={"pad_id": None}` for none), `pooling` ("mean", the default, "cls",
+    or "last": the last non-padding token), `embed_scale` (default 1; √d_model for Vaswani-style models), `settings` (any
     `[transformer]` field; None removes one), `digital` (matrices that stay digital: `layers.0.q`,
     or kinds `q`, `ffn1`, `head`, ...). `overrides` set device, periphery and transformer fields:
     `device__drift_scale=0.5`, `periphery__out_res_bits=8`, `transformer__causal=True`, and top-level
@@ -456,7 +456,8 @@ def from_torch(module, positions: str | None = None):
     default, Vaswani's, or "none"); a Hugging Face BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT or
     MobileBERT sequence classifier as a `TransformerModel` with its settings from its config (see
     `_from_huggingface`; its positions are its own, learned); a Hugging Face GPT-2 language model
-    (`GPT2LMHeadModel`, see `_gpt2`) as a `TransformerModel` for `language_model`.
+    (`GPT2LMHeadModel`, see `_gpt2`) as a `TransformerModel` for `language_model`, and its sequence
+    classifier (`GPT2ForSequenceClassification`) for `transformer`.
 
     The Sequential case: a Linear layer is (W, b); a Conv2d layer is a dict with its 4-D "weight"
     [out, in, kh, kw], "bias", "stride", "padding" and, when a MaxPool2d or AvgPool2d follows
@@ -852,7 +853,8 @@ def _transformer_from_torch(module, positions: str) -> TransformerModel:
     them. Dropout and Identity are skipped, Sequentials and ModuleLists expanded. The forward
     aimc runs is: x = E[tokens]·embed_scale + positions, the LayerNorm, the layers (post- or
     pre-LN, softmax attention over the non-padding keys), the final norm, mean pooling over the
-    non-padding tokens (or `pooling="cls"`: the first token), the head."""
+    non-padding tokens (or `pooling="cls"`: the first token; `pooling="last"`: the last
+    non-padding token), the head."""
     if positions not in ("sinusoidal", "none"):
         raise ValueError(f"from_torch: positions = {positions!r}: use 'sinusoidal' (aimc adds Vaswani's sinusoids) or 'none' "
                          "(the model adds no positions); learned positions come from a second nn.Embedding")
@@ -967,9 +969,10 @@ _HF_ACTIVATIONS = {"gelu": "gelu_exact", "gelu_new": "gelu", "gelu_pytorch_tanh"
                    "silu": "silu", "swish": "silu", "tanh": "tanh"}
 # Index buffers a state dict may hold beside its weights (skipped by name, never by dtype).
 _HF_INDEX_BUFFERS = ("position_ids", "token_type_ids")
-# The Hugging Face causal language models from_torch maps, by config.model_type (for
-# aimc.language_model).
+# The Hugging Face causal models from_torch maps, by config.model_type: the language model (for
+# aimc.language_model) and the sequence classifier (for aimc.transformer).
 _HF_LANGUAGE_MODELS = {"gpt2": "GPT2LMHeadModel"}
+_HF_CAUSAL_CLASSIFIERS = {"gpt2": "GPT2ForSequenceClassification"}
 
 
 def _gpt2(module) -> TransformerModel:
@@ -979,15 +982,19 @@ def _gpt2(module) -> TransformerModel:
     position tables; per block pre-LN (ln_1 before attention, ln_2 before the MLP) with causal
     softmax attention scaled 1/sqrt(d_head), c_attn's Q, K, V with their biases, c_proj, and the MLP
     c_fc, activation_function (gelu_new: the tanh form), c_proj; ln_f as the final norm; lm_head,
-    which GPT-2 ties to wte (left out then: aimc ties it, logits = wte h with no bias). GPT-2's
+    which GPT-2 ties to wte (left out then: aimc ties it, logits = wte h with no bias). A
+    `GPT2ForSequenceClassification` runs the same blocks for `transformer`: its `score` (no bias)
+    is the head, on the last non-padding token (`pooling="last"`: transformers' last token that is
+    not pad_token_id; the last token of the row without one). GPT-2's
     Conv1D layers store W as [in, out] (y = x W + b), so each is transposed to nn.Linear's
     [out, in]. The causal-mask buffers (attn.bias, attn.masked_bias) are skipped. What the config
     allows beyond that forward is refused by field name."""
     kind = type(module).__name__
     cfg = module.config
-    if kind != _HF_LANGUAGE_MODELS[cfg.model_type]:
-        raise ValueError(f"from_torch: {kind} is not {_HF_LANGUAGE_MODELS[cfg.model_type]}; aimc scores GPT-2's next-token "
-                         "predictions, so give the model with its language-model head")
+    lm, classifier = _HF_LANGUAGE_MODELS[cfg.model_type], _HF_CAUSAL_CLASSIFIERS[cfg.model_type]
+    if kind not in (lm, classifier):
+        raise ValueError(f"from_torch: {kind} is not {lm} or {classifier}; aimc scores GPT-2's next-token predictions or its "
+                         "sequence classes, so give the model with its language-model or classification head")
 
     def field(name, default=None):
         return getattr(cfg, name, default)
@@ -1015,6 +1022,9 @@ def _gpt2(module) -> TransformerModel:
             continue
         if name == "lm_head.weight":
             continue
+        if name == "score.weight" and kind == classifier:
+            tensors["classifier.weight"] = a
+            continue
         m = re.fullmatch(r"transformer\.h\.(\d+)\.(.+)\.(weight|bias)", name)
         if m is None or m.group(2) not in per_layer:
             raise ValueError(f"from_torch: {kind}'s state dict holds {name}, which GPT-2's forward does not read")
@@ -1029,7 +1039,8 @@ def _gpt2(module) -> TransformerModel:
     if head is not None and not np.array_equal(_numpy(head), tensors["embedding.weight"]):
         tensors["lm_head.weight"] = _numpy(head)
     settings = {"heads": int(field("n_head")), "norm_first": True, "activation": _HF_ACTIVATIONS[act],
-                "layer_norm_eps": float(field("layer_norm_epsilon", 1e-5)), "task": "next_token", "causal": True}
+                "layer_norm_eps": float(field("layer_norm_epsilon", 1e-5)), "causal": True}
+    settings.update({"task": "next_token"} if kind == lm else {"pooling": "last"})
     if field("pad_token_id") is not None:
         settings["pad_id"] = int(field("pad_token_id"))
     return TransformerModel(tensors, settings, "learned")

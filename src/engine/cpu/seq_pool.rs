@@ -1,5 +1,5 @@
-//! CPU twin of shaders/seq_pool.wgsl: the mean over a sequence's non-padding tokens, or its
-//! first token.
+//! CPU twin of shaders/seq_pool.wgsl: the mean over a sequence's non-padding tokens, its first
+//! token, or its last non-padding token.
 
 use super::common::par_trials;
 use crate::engine::layout::StageParams;
@@ -16,6 +16,12 @@ pub fn seq_pool(p: &StageParams, x: &[f32], lengths: &[u32], out: &mut [f32], th
             for c in 0..d {
                 o[tl * d + c] = if s.pool == 1 {
                     x[base + c]
+                } else if s.pool == 2 {
+                    if len > 0 {
+                        x[base + (len - 1) * d + c]
+                    } else {
+                        0.0
+                    }
                 } else {
                     let mut acc = 0.0f32;
                     for j in 0..len {

@@ -127,7 +127,7 @@ pub struct SeqModel {
     pub blocks: Vec<SeqBlock>,
     pub norm_first: bool,
     pub final_norm: Option<Vec<f32>>,
-    /// 0 mean over the non-padding tokens, 1 the first token.
+    /// 0 mean over the non-padding tokens, 1 the first token, 2 the last non-padding token.
     pub pooling: u32,
     /// The head's layers in order (BERT's pooler first).
     pub head: Vec<usize>,

@@ -90,6 +90,9 @@ pub enum Pooling {
     Mean,
     /// The first token (BERT's CLS), through the pooler (dense + tanh) when the model has one.
     Cls,
+    /// The last non-padding token, the one a causal model's every token has attended to (GPT-2's
+    /// sequence classifier, `GPT2ForSequenceClassification`).
+    Last,
 }
 
 /// Where kernel attention's feature projection comes from.
@@ -543,7 +546,11 @@ impl TransformerSettings {
             blocks,
             norm_first: self.norm_first,
             final_norm: net.final_norm.as_ref().map(Norm::packed),
-            pooling: u32::from(self.pooling == Pooling::Cls),
+            pooling: match self.pooling {
+                Pooling::Mean => 0,
+                Pooling::Cls => 1,
+                Pooling::Last => 2,
+            },
             head: mx.head,
             attention: match self.attention {
                 AttentionKind::Softmax => SeqAttention::Softmax,

@@ -35,7 +35,7 @@
 //!   `features::KernelSpec::features` with s = r). out_i = Σ_j (φq_i·φk_j) v_j / Σ_j (φq_i·φk_j)
 //!   over the allowed keys, formed as φq_i·S / φq_i·z with S = Σ_j φk_j v_jᵀ, z = Σ_j φk_j (prefix
 //!   sums over j ≤ i when causal): the same sums, associated differently.
-//! - **Pooling and head.** Mean over i < len, or token 0 (`cls`); then the pooler tanh(dense x)
+//! - **Pooling and head.** Mean over i < len, token 0 (`cls`) or token len − 1 (`last`); then the pooler tanh(dense x)
 //!   when the net has one; then the head's Linear layers with `head_activation` between them
 //!   (none after the last). `Activation::apply` gives the activations (`gelu_exact` the erf form).
 //! - **Prediction.** The first index of the largest logit.
@@ -402,6 +402,7 @@ impl<'a> Prepared<'a> {
         let mut pooled = match self.s.pooling {
             Pooling::Mean => (0..d).map(|c| (0..len).map(|i| x[i * d + c]).sum::<f64>() / len as f64).collect::<Vec<f64>>(),
             Pooling::Cls => x[..d].to_vec(),
+            Pooling::Last => x[(len - 1) * d..len * d].to_vec(),
         };
         if let Some(p) = &self.pooler {
             let mut y = vec![0.0; d];

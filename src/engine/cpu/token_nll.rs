@@ -17,7 +17,7 @@ pub fn token_nll(p: &StageParams, h: &[f32], tokens: &[u32], lengths: &[u32], nl
     // Per trial: this dispatch's sequences' block sums, then its hits.
     let (mut sums, mut hits) = (vec![0f32; trials * samples * blocks], vec![0u32; trials]);
     par_trials2(threads, trials, &mut sums, samples * blocks, &mut hits, 1, |first, n, sums, hits| {
-        for i in 0..n * samples * blocks {
+        for (i, slot) in sums.iter_mut().enumerate().take(n * samples * blocks) {
             let (b, tsl) = (i % blocks, i / blocks);
             let (tl, sample) = (tsl / samples, tsl % samples);
             let ts = (first + tl) * samples + sample;
@@ -40,7 +40,7 @@ pub fn token_nll(p: &StageParams, h: &[f32], tokens: &[u32], lengths: &[u32], nl
                 total += (m + sum.ln()) - row[next];
                 hits[tl] += u32::from(best == next);
             }
-            sums[i] = total;
+            *slot = total;
         }
     });
     for trial in 0..trials {

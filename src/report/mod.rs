@@ -114,6 +114,7 @@ pub(crate) mod tests {
                 .collect(),
             per_trial,
             per_trial_correct: Some(correct),
+            per_trial_test_var: None,
             test_set_ci: None,
             p5_ci: None,
             tail: None,

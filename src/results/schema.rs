@@ -103,6 +103,10 @@ pub struct Point {
     pub per_trial: Vec<f64>,
     /// Exact per-trial successes, for classifiers.
     pub per_trial_correct: Option<Vec<u32>>,
+    /// Per trial, the test-set sampling variance of the metric's log over the test sequences (a
+    /// language model's perplexity; `stats::ratio_variance`), from which `test_set_ci` comes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_trial_test_var: Option<Vec<f64>>,
     pub summary: Summary,
     pub mean_ci: Interval,
     pub pooled: Option<Pooled>,
@@ -112,8 +116,9 @@ pub struct Point {
     pub trials_needed: u64,
     pub histogram: Histogram,
     pub weight_error: Vec<LayerWeightError>,
-    /// Test-set sampling interval of the mean accuracy: Wilson over the n test images (how far the
-    /// accuracy could lie on another test set of the same size); classifiers only.
+    /// Test-set sampling interval of the mean: for classifiers Wilson over the n test images (how
+    /// far the accuracy could lie on another test set of the same size); for a language model's
+    /// perplexity the ratio estimator's delta-method interval over its sequences.
     #[serde(default)]
     pub test_set_ci: Option<Interval>,
     /// Distribution-free (order-statistic) interval of the 5th percentile over trials; absent

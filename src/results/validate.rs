@@ -283,6 +283,14 @@ fn point(r: &Results, f: &str, p: &super::Point, trials: usize) -> Result<(), In
             return Err(bad(format!("{f}.per_trial_correct"), format!("{} entries but per_trial has {n}", c.len())));
         }
     }
+    if let Some(v) = &p.per_trial_test_var {
+        if v.len() != n {
+            return Err(bad(format!("{f}.per_trial_test_var"), format!("{} entries but per_trial has {n}", v.len())));
+        }
+        if let Some(k) = v.iter().position(|x| !(x.is_finite() && *x >= 0.0)) {
+            return Err(bad(format!("{f}.per_trial_test_var[{k}]"), format!("{}: a variance is finite and not negative", v[k])));
+        }
+    }
     if let Some(v) = p.fp_clipped {
         finite(&format!("{f}.fp_clipped"), v)?;
     }

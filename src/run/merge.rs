@@ -112,6 +112,8 @@ fn merge_parts(mut parts: Vec<Results>) -> Result<Results, String> {
             }
             None => None,
         };
+        // Every shard's variances, or none (a shard of an earlier version has none).
+        let test_var = parts.iter().map(|r| r.points[i].per_trial_test_var.clone()).collect::<Option<Vec<Vec<f64>>>>().map(|v| v.concat());
         let mut we = p0.weight_error.clone();
         for r in &parts[1..] {
             for (l, w) in we.iter_mut().zip(&r.points[i].weight_error) {
@@ -137,7 +139,7 @@ fn merge_parts(mut parts: Vec<Results>) -> Result<Results, String> {
         let explicit = first.config.get("tail_below").and_then(|v| v.as_f64());
         let tail = if correct.is_some() { crate::run::tail_threshold(explicit, first.fp_baseline) } else { explicit };
         // The point's own floating-point metric (a kernel workload's depends on its projection).
-        let mut q = point_stats(id, per_trial, correct, p0.fp.or(first.fp_baseline), we, confidence, half, tail).map_err(|e| e.to_string())?;
+        let mut q = point_stats(id, per_trial, correct, test_var, p0.fp.or(first.fp_baseline), we, confidence, half, tail).map_err(|e| e.to_string())?;
         // The layer insight ran the first trials, in shard 0.
         q.layer_insight = parts.iter().map(|r| &r.points[i].layer_insight).find(|l| !l.is_empty()).cloned().unwrap_or_default();
         // What does not depend on the trials: the clipped projection's floating-point metric

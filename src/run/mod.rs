@@ -108,6 +108,7 @@ fn point(
     ti: usize,
     per_trial: Vec<f64>,
     correct: Option<(Vec<u32>, u32)>,
+    test_var: Option<Vec<f64>>,
     fp: Option<f64>,
     weight_error: Vec<LayerWeightError>,
     projection: Option<results::ProjectionAverage>,
@@ -131,7 +132,7 @@ fn point(
         projection,
     };
     let tail = if correct.is_some() { tail_threshold(exp.tail_below, fp) } else { exp.tail_below };
-    Ok(point_stats(id, per_trial, correct, fp, weight_error, exp.confidence, exp.ci_half_width, tail)?)
+    Ok(point_stats(id, per_trial, correct, test_var, fp, weight_error, exp.confidence, exp.ci_half_width, tail)?)
 }
 
 /// Which point a set of trials belongs to.
@@ -168,13 +169,15 @@ pub fn projection_average(fp_per_seed: &[f64], trials_per_seed: u32, confidence:
 }
 
 /// Every statistic of a point from its per-trial metric (and, for classifiers, the exact
-/// per-trial correct counts out of `n` samples). Used by `run` and by `merge`, so a merged run
-/// has exactly the statistics a single run would have.
+/// per-trial correct counts out of `n` samples; for a language model's perplexity, the per-trial
+/// test-set variances of its log). Used by `run` and by `merge`, so a merged run has exactly the
+/// statistics a single run would have.
 #[allow(clippy::too_many_arguments)]
 pub fn point_stats(
     id: PointId,
     per_trial: Vec<f64>,
     correct: Option<(Vec<u32>, u32)>,
+    test_var: Option<Vec<f64>>,
     fp: Option<f64>,
     weight_error: Vec<LayerWeightError>,
     confidence: f64,
@@ -193,9 +196,10 @@ pub fn point_stats(
         }
         None => None,
     };
-    let test_set_ci = match &correct {
-        Some((_, n)) => Some(stats::wilson_proportion(summary.mean, *n as u64, confidence)?),
-        None => None,
+    let test_set_ci = match (&correct, &test_var) {
+        (Some((_, n)), _) => Some(stats::wilson_proportion(summary.mean, *n as u64, confidence)?),
+        (None, Some(v)) if v.len() == per_trial.len() => Some(stats::ratio_exp_interval(summary.mean, v, confidence)?),
+        (None, _) => None,
     };
     let variance_split = stats::VarianceSplit::from_trials(&per_trial, id.first_trial, id.reads_per_programming, confidence)?;
     // Trials of one projection share it (kernel.projection_seeds): the same two-level split, the
@@ -292,6 +296,7 @@ pub fn point_stats(
         time_label: time_label(id.t_inf),
         per_trial,
         per_trial_correct: correct.map(|c| c.0),
+        per_trial_test_var: test_var,
         summary,
         mean_ci,
         pooled,
@@ -352,7 +357,7 @@ fn chunk_points(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: 
     let clock = std::time::Instant::now();
     let out = per_time_parallel(per_time, |ti, m| {
         let projection = projection_average(&m.fp_per_seed, m.trials_per_seed, exp.confidence)?;
-        let mut q = point(exp, sp, chunk.first_trial, ti, m.per_trial, m.correct, m.fp, m.weight_error, projection)?;
+        let mut q = point(exp, sp, chunk.first_trial, ti, m.per_trial, m.correct, m.test_var, m.fp, m.weight_error, projection)?;
         q.layer_insight = m.layer_insight;
         q.moe = m.moe;
         q.fp_clipped = m.fp_clipped;
@@ -441,6 +446,12 @@ impl PointChunks {
                 if let (Some(x), Some(y)) = (&mut p.per_trial_correct, q.per_trial_correct) {
                     x.extend(y);
                 }
+                // A chunk without variances (a journal of an earlier version) leaves the point
+                // without its test-set interval rather than with one over some trials.
+                match (&mut p.per_trial_test_var, q.per_trial_test_var) {
+                    (Some(x), Some(y)) => x.extend(y),
+                    (x, _) => *x = None,
+                }
             }
         }
     }
@@ -456,7 +467,7 @@ impl PointChunks {
             let correct = p.per_trial_correct.zip(n_samples);
             // The floating-point metric, the first chunk's weight errors and the MoE cost model come
             // with the first chunk's points.
-            let mut q = point(exp, sp, exp.first_trial, ti, p.per_trial, correct, p.fp, p.weight_error, p.projection_average)?;
+            let mut q = point(exp, sp, exp.first_trial, ti, p.per_trial, correct, p.per_trial_test_var, p.fp, p.weight_error, p.projection_average)?;
             q.moe = p.moe;
             q.layer_insight = p.layer_insight;
             q.fp_clipped = p.fp_clipped;

@@ -462,6 +462,38 @@ pub fn wilson_proportion(p: f64, n: u64, confidence: f64) -> Result<Interval, St
     Ok(Interval { lo: (center - half).max(0.0), hi: (center + half).min(1.0), confidence, method: "wilson (test-set sampling)".to_string() })
 }
 
+/// Linearisation (delta-method) variance of a ratio estimator r = Σ_s ℓ_s / Σ_s n_s over S units
+/// drawn independently (Cochran, *Sampling Techniques*, 3rd ed., 1977, §6.4):
+/// Var(r) ≈ S / (S − 1) · Σ_s (ℓ_s − r n_s)² / (Σ_s n_s)². A language model's log perplexity is
+/// such a ratio (the summed next-token loss over the predicted tokens): the tokens of a sequence
+/// are not independent draws, the sequences are, so the sequence is the unit. None with fewer than
+/// two units or nothing counted.
+pub fn ratio_variance(totals: &[f64], counts: &[u64]) -> Option<f64> {
+    let s = totals.len().min(counts.len());
+    let n: u64 = counts[..s].iter().sum();
+    if s < 2 || n == 0 {
+        return None;
+    }
+    let r = totals[..s].iter().sum::<f64>() / n as f64;
+    let ss: f64 = totals[..s].iter().zip(counts).map(|(&l, &c)| (l - r * c as f64).powi(2)).sum();
+    Some(s as f64 / (s - 1) as f64 * ss / (n as f64 * n as f64))
+}
+
+/// Test-set sampling interval of a mean over trials of exp(r_t), each r_t a ratio estimator on the
+/// same test set with variance `variances[t]` ([`ratio_variance`]; a mean perplexity): another
+/// test set moves every trial's r together, so the interval is the mean scaled by exp(∓ z σ), σ²
+/// the trials' mean variance, which bounds the variance of their mean r from above (the variance
+/// of a mean of correlated terms is at most the mean of their variances): conservative.
+pub fn ratio_exp_interval(mean: f64, variances: &[f64], confidence: f64) -> Result<Interval, StatsError> {
+    check_confidence(confidence)?;
+    if variances.is_empty() {
+        return Err(StatsError::EmptySample);
+    }
+    let sigma = (variances.iter().sum::<f64>() / variances.len() as f64).sqrt();
+    let k = (z_critical(confidence) * sigma).exp();
+    Ok(Interval { lo: mean / k, hi: mean * k, confidence, method: "delta method over sequences (ratio estimator of the log; test-set sampling)".to_string() })
+}
+
 /// Distribution-free interval of the `q`-quantile from the sample's order statistics (Conover,
 /// *Practical Nonparametric Statistics*, 3rd ed., 1999, §3.2; Hahn & Meeker 1991, §5.2): the
 /// count B of draws below the true quantile is Binomial(n, q) whatever the distribution, so
@@ -610,5 +642,49 @@ mod tail_tests {
             }
         }
         assert!(covered as f64 / reps as f64 >= 0.935, "coverage {covered}/{reps}");
+    }
+
+    /// Coverage of the ratio estimator's test-set interval on a skewed population of sequences:
+    /// lengths 5–50 tokens, a per-sequence difficulty 1.5 + Exp(1) nats per token and a loss of
+    /// n·μ + 0.5·√n·N(0, 1), so the population's log perplexity is E μ = 2.5 exactly. 4000
+    /// deterministic test sets of 100 sequences. Nominal 95 %; a simulation of this population
+    /// gives 93.5 % (the skew at 100 sequences), 98.5 % with the variance doubled and 81 % with it
+    /// halved. With binomial standard errors of 0.39, 0.19 and 0.62 points, the bounds
+    /// 91.5 % and 97.5 % are at least 5 of them from each: the correct one passes, both wrong ones
+    /// fail.
+    #[test]
+    fn ratio_interval_covers_the_population_perplexity() {
+        let key = crate::rng::key(9, 0xD1);
+        let (reps, seqs) = (4000u32, 100u32);
+        let truth = 2.5f64.exp();
+        let mut covered = 0;
+        for r in 0..reps {
+            let (mut totals, mut counts) = (Vec::new(), Vec::new());
+            for s in 0..seqs {
+                let w = crate::rng::philox4x32_10([s, r, 1, 0], key);
+                let u = |k: usize| (w[k] as f64 + 0.5) / 4294967296.0;
+                let n = 5 + (u(0) * 46.0) as u64;
+                let mu = 1.5 - u(1).ln();
+                let z = crate::rng::normal4_f64(crate::rng::philox4x32_10([s, r, 2, 0], key))[0];
+                totals.push(n as f64 * mu + 0.5 * (n as f64).sqrt() * z);
+                counts.push(n);
+            }
+            let est = totals.iter().sum::<f64>() / counts.iter().sum::<u64>() as f64;
+            let v = ratio_variance(&totals, &counts).unwrap();
+            if ratio_exp_interval(est.exp(), &[v], 0.95).unwrap().contains(truth) {
+                covered += 1;
+            }
+        }
+        let c = covered as f64 / reps as f64;
+        assert!((0.915..=0.975).contains(&c), "coverage {covered}/{reps}");
+    }
+
+    #[test]
+    fn ratio_variance_needs_two_units_and_a_count() {
+        assert_eq!(ratio_variance(&[3.0], &[2]), None);
+        assert_eq!(ratio_variance(&[0.0, 0.0], &[0, 0]), None);
+        // Every unit at the same rate: no spread.
+        assert_eq!(ratio_variance(&[2.0, 4.0, 6.0], &[1, 2, 3]), Some(0.0));
+        assert!(ratio_exp_interval(1.0, &[], 0.95).is_err());
     }
 }

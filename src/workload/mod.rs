@@ -335,6 +335,10 @@ pub struct TimeMetrics {
     pub per_trial: Vec<f64>,
     /// Exact per-trial correct counts out of n samples (classifiers).
     pub correct: Option<(Vec<u32>, u32)>,
+    /// Per trial, the test-set sampling variance of the metric's log (a language model's log
+    /// perplexity, over its sequences: `stats::ratio_variance`); the point's test-set interval
+    /// comes from it (`stats::ratio_exp_interval`).
+    pub test_var: Option<Vec<f64>>,
     /// The floating-point value of the metric.
     pub fp: Option<f64>,
     pub weight_error: Vec<LayerWeightError>,

@@ -105,6 +105,16 @@ fn the_noiseless_language_model_equals_the_reference() {
             assert!((c as u64).abs_diff(fp.correct) <= 2, "{name}: trial {t}: {c} first-best hits, the reference {}", fp.correct);
         }
         let r = run_ok(&mut cpu(), &e);
+        // The test-set variance of each trial's log perplexity, over the sequences: the reference's
+        // per-sequence losses give it within their float differences.
+        let rows: Vec<_> = (0..n).map(|r| reference::next_token_score(s.net(), s, &tokens[r * w..(r + 1) * w], lengths[r] as usize)).collect();
+        let want_var =
+            aimc::stats::ratio_variance(&rows.iter().map(|x| x.nll).collect::<Vec<_>>(), &rows.iter().map(|x| x.tokens).collect::<Vec<_>>()).unwrap();
+        for &v in r.points[0].per_trial_test_var.as_ref().unwrap() {
+            assert!((v / want_var - 1.0).abs() <= 1e-3, "{name}: test-set variance {v}, the reference's {want_var}");
+        }
+        let ci = r.points[0].test_set_ci.as_ref().unwrap();
+        assert!(ci.lo < r.points[0].summary.mean && r.points[0].summary.mean < ci.hi && ci.method.contains("ratio estimator"), "{name}: {ci:?}");
         let want = (fp.nll / fp.tokens as f64).exp();
         assert_eq!(r.points[0].fp, Some(want));
         assert!(!r.higher_is_better);
@@ -129,6 +139,7 @@ fn sample_batches_and_chunks_give_the_whole_run() {
             let parts = run_ok(&mut small, &e);
             for (a, b) in whole.points.iter().zip(&parts.points) {
                 assert_eq!(a.per_trial, b.per_trial, "{name} at {} within {limit} bytes", a.time_label);
+                assert_eq!((&a.per_trial_test_var, &a.test_set_ci), (&b.per_trial_test_var, &b.test_set_ci), "{name} at {}", a.time_label);
             }
         }
         // Without that room the plan says what does not fit.
@@ -138,6 +149,29 @@ fn sample_batches_and_chunks_give_the_whole_run() {
         let p = &whole.points[1];
         assert!(p.per_trial.iter().all(|&v| v != p.fp.unwrap()) && p.per_trial[0] != p.per_trial[1], "{name}: {:?}", p.per_trial);
     }
+}
+
+/// Shards merge into the single run: the same perplexities, per-trial test-set variances and
+/// test-set interval (the variances of every shard's trials, in trial order).
+#[test]
+fn shards_merge_the_test_set_interval() {
+    let p = write_lm("shards", "head", "", "[device]\nmodel = \"pcm\"");
+    let parts = (0..3u32)
+        .map(|k| {
+            let mut e = load(&p);
+            e.trials = 5;
+            e.apply_shard(k, 3).unwrap();
+            run_ok(&mut cpu(), &e)
+        })
+        .collect();
+    let mut e = load(&p);
+    e.trials = 5;
+    let (single, merged) = (run_ok(&mut cpu(), &e).points, aimc::run::merge::merge(parts).unwrap().points);
+    for (a, b) in single.iter().zip(&merged) {
+        assert_eq!((&a.per_trial, &a.per_trial_test_var, &a.test_set_ci), (&b.per_trial, &b.per_trial_test_var, &b.test_set_ci), "at {}", a.time_label);
+        assert_eq!(a.per_trial_test_var.as_ref().map(Vec::len), Some(5));
+    }
+    assert!(single[0].test_set_ci.is_some());
 }
 
 /// The GPU scores the language model as the CPU twins do: perplexities within

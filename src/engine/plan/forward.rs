@@ -14,6 +14,9 @@ pub struct ClassifierPoint {
     /// A language model's summed next-token negative log-likelihood (nats) per trial; empty for
     /// classifiers.
     pub nll: Vec<f64>,
+    /// A language model's loss per trial and sequence, [trial][sequence] (each sequence's block
+    /// sums added in f64; the test-set interval's units); empty for classifiers.
+    pub seq_nll: Vec<f64>,
 }
 
 /// Program an MLP `trials` times and classify the data set at every time.
@@ -131,7 +134,8 @@ fn classifier_batches(
     }
     let cfg = group_lead(cfgs)?;
     let width = layers.first().map_or(0, |l| l.inputs_per_sample()) as usize;
-    let points = || cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch, nll: vec![] }).collect::<Vec<_>>();
+    let points =
+        || cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch, nll: vec![], seq_nll: vec![] }).collect::<Vec<_>>();
     let mut out: Vec<Vec<ClassifierPoint>> = cfgs.iter().map(|_| points()).collect();
     // Blocks of trials, every sample batch of a block, then the next block: progress advances
     // per block and memory stays one batch.
@@ -180,8 +184,10 @@ pub(super) fn classify(
     be.upload(lab, labels);
     let cfg = group_lead(cfgs)?;
     let (nt, nc) = (cfg.times.len(), cfgs.len());
-    let mut out: Vec<Vec<ClassifierPoint>> =
-        cfgs.iter().map(|_| cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch, nll: vec![] }).collect()).collect();
+    let mut out: Vec<Vec<ClassifierPoint>> = cfgs
+        .iter()
+        .map(|_| cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch, nll: vec![], seq_nll: vec![] }).collect())
+        .collect();
     // Counts of every configuration and time point of a chunk, [config][t_index][trial]: read
     // back once per chunk, cleared before its first count.
     let correct = std::cell::Cell::new(None::<Buf>);

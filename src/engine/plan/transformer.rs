@@ -256,8 +256,10 @@ fn transformer_group(
     if scored == 0 {
         return Err(EngineError::Invalid("no sequence has two tokens: next-token prediction needs a token to predict from and one to predict".into()));
     }
-    let mut out: Vec<Vec<ClassifierPoint>> =
-        cfgs.iter().map(|_| cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: scored, nll: vec![] }).collect()).collect();
+    let mut out: Vec<Vec<ClassifierPoint>> = cfgs
+        .iter()
+        .map(|_| cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: scored, nll: vec![], seq_nll: vec![] }).collect())
+        .collect();
     let wg = be.wg();
     let classes = m.layers[*m.head.last().unwrap()].mapped.n_out;
     // Every matrix's params for `program` and `drift` (one vector per trial: the device state
@@ -549,11 +551,13 @@ fn transformer_group(
                     for (ti, pt) in pts.iter_mut().enumerate() {
                         let at = (ci * nt + ti) * n;
                         pt.correct.extend_from_slice(&got[at..at + n]);
-                        // Each trial's loss: its sequences' block sums added in f64 in order.
+                        // Each trial's loss: its sequences' block sums added in f64 in order; and
+                        // each sequence's.
                         if let Some(l) = &losses {
                             let per = samples as usize * nll_blocks as usize;
-                            let sums = l[at * per..(at + n) * per].chunks(per).map(|t| t.iter().map(|&w| f32::from_bits(w) as f64).sum::<f64>());
-                            pt.nll.extend(sums);
+                            let part = &l[at * per..(at + n) * per];
+                            pt.nll.extend(part.chunks(per).map(|t| t.iter().map(|&w| f32::from_bits(w) as f64).sum::<f64>()));
+                            pt.seq_nll.extend(part.chunks(nll_blocks as usize).map(|s| s.iter().map(|&w| f32::from_bits(w) as f64).sum::<f64>()));
                         }
                     }
                 }

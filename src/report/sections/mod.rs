@@ -152,6 +152,11 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
             ),
         )));
     }
+    if results.points.iter().any(|p| p.per_trial_test_var.is_some()) {
+        blocks.push(Block::Paragraph(text(
+            "Two uncertainties, kept apart. The trial-to-trial interval (Student t over trials) says how well the Monte Carlo pinned the mean perplexity down for this text; it shrinks with more trials. The test-set sampling interval says how far it could lie on another text of as many sequences from the same source: the sequences are the independent draws (a sequence's tokens are not), each trial's log perplexity is a ratio (summed loss over predicted tokens) whose delta-method variance over the sequences (Cochran 1977, §6.4), averaged over the trials (conservative), scales the mean by exp(∓ z σ); more trials do not shrink it. The increase over floating point and every paired difference hold for this text: they carry the trial-to-trial uncertainty only.",
+        )));
+    }
     if let Some(note) = &selection {
         blocks.push(Block::Paragraph(text(note.clone())));
     }

@@ -758,7 +758,7 @@ pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
     let (tokens, lengths) = s.tokens(data);
     let model = s.seq_model(r.point, data.n_features);
     let pts = run_transformer(r.be, &model, &tokens, &lengths, &data.labels, &r.cfg, &mut |n| (r.progress)(n as u64))?;
-    Ok(metrics(s, data, pts))
+    Ok(metrics(s, data, &lengths, pts))
 }
 
 /// Whether two points run the same network (the same loaded state dict and every
@@ -784,7 +784,7 @@ pub fn run_group(g: &mut GroupRun<'_>) -> Result<Vec<Vec<TimeMetrics>>, EngineEr
     let per_chunk = g.points.len() as u64;
     let progress = &mut *g.progress;
     let all = run_transformer_group(g.be, &model, &tokens, &lengths, &data.labels, &g.cfgs, &mut |n| progress(n as u64 * per_chunk))?;
-    Ok(all.into_iter().map(|pts| metrics(s, data, pts)).collect())
+    Ok(all.into_iter().map(|pts| metrics(s, data, &lengths, pts)).collect())
 }
 
 fn settings<'a>(sp: &'a SweepPoint, inputs: Inputs<'a>) -> Result<(&'a TransformerSettings, &'a Dataset), EngineError> {
@@ -794,8 +794,10 @@ fn settings<'a>(sp: &'a SweepPoint, inputs: Inputs<'a>) -> Result<(&'a Transform
 }
 
 /// Per time, the accuracy of each trial's counts, beside the floating-point accuracy; a language
-/// model's perplexity exp(Σ −ln p / predicted tokens) per trial, or its next-token accuracy.
-fn metrics(s: &TransformerSettings, data: &Dataset, pts: Vec<ClassifierPoint>) -> Vec<TimeMetrics> {
+/// model's perplexity exp(Σ −ln p / predicted tokens) per trial with the test-set variance of its
+/// log over the sequences (`stats::ratio_variance`: each sequence's loss over its len − 1
+/// predicted tokens), or its next-token accuracy.
+fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<ClassifierPoint>) -> Vec<TimeMetrics> {
     let n = data.len() as f64;
     let fp = match (s.task, s.fp_next) {
         (Task::Classify, _) => s.fp_correct.map(|c| c as f64 / n),
@@ -803,9 +805,13 @@ fn metrics(s: &TransformerSettings, data: &Dataset, pts: Vec<ClassifierPoint>) -
         (Task::NextTokenAccuracy, f) => f.map(|f| f.correct as f64 / f.tokens as f64),
     };
     if s.task == Task::NextToken {
+        let counts: Vec<u64> = lengths.iter().map(|&l| l.saturating_sub(1) as u64).collect();
         return pts
             .into_iter()
-            .map(|p| TimeMetrics { per_trial: p.nll.iter().map(|&l| (l / p.n_samples as f64).exp()).collect(), fp, ..TimeMetrics::default() })
+            .map(|p| {
+                let test_var = p.seq_nll.chunks(lengths.len().max(1)).map(|seq| crate::stats::ratio_variance(seq, &counts)).collect::<Option<Vec<f64>>>();
+                TimeMetrics { per_trial: p.nll.iter().map(|&l| (l / p.n_samples as f64).exp()).collect(), test_var, fp, ..TimeMetrics::default() }
+            })
             .collect();
     }
     pts.into_iter()

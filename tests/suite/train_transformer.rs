@@ -22,10 +22,10 @@ fn tiny_dims() -> Dims {
 /// loss, for softmax and for kernel attention.
 #[test]
 fn backprop_matches_finite_differences() {
-    // The causal language model (softmax only): the causal mask, the head on every token and the
-    // mean next-token loss.
+    // The causal language model: the causal mask (kernel attention: prefix sums), the head on
+    // every token and the mean next-token loss.
     let lm = Dims { classes: listops::LISTOPS_VOCAB, lm: true, ..tiny_dims() };
-    for (attention, dims) in [(Attention::Softmax, tiny_dims()), (Attention::Kernel, tiny_dims()), (Attention::Softmax, lm)] {
+    for (attention, dims) in [(Attention::Softmax, tiny_dims()), (Attention::Kernel, tiny_dims()), (Attention::Softmax, lm), (Attention::Kernel, lm)] {
         let mut rng = Pcg64Mcg::seed_from_u64(11);
         let mut net: Net<f64> = Net::init(dims, attention, &mut rng);
         // Non-trivial LayerNorm gains and biases, so their gradients are exercised off (1, 0).

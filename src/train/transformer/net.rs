@@ -27,12 +27,16 @@ pub(super) struct LayerTrace<T> {
     /// Softmax: probabilities [heads, n, n].
     probs: Vec<T>,
     /// Kernel: features of queries and keys [heads, n, m], Σ_j φ(k_j) v_jᵀ [heads, m, d_h],
-    /// Σ_j φ(k_j) [heads, m] and the denominators [heads, n].
+    /// Σ_j φ(k_j) [heads, m] (causal: the prefix sums over j ≤ i, one per position i) and the
+    /// denominators [heads, n].
     phi_q: Vec<T>,
     phi_k: Vec<T>,
     kv: Vec<T>,
     z: Vec<T>,
     den: Vec<T>,
+    /// Kernel, causal: each position's key shift M_j, the largest key exponent so far [heads, n]
+    /// (its φ(k_j) and prefix sums are kept at scale e^−M_j, so no position reads a later key).
+    shift: Vec<T>,
     /// Heads' outputs, concatenated [n, d].
     att: Vec<T>,
     xhat1: Vec<T>,
@@ -206,13 +210,18 @@ impl<T: Real> Net<T> {
             }
             Attention::Kernel => {
                 let m = self.dims.features;
+                // A language model's query i reads the prefix sums over its keys j ≤ i: one
+                // [m, d_h] and one [m] per position; otherwise one of each per head.
+                let steps = if self.dims.lm { n } else { 1 };
                 lt.phi_q = vec![T::default(); heads * n * m];
                 lt.phi_k = vec![T::default(); heads * n * m];
-                lt.kv = vec![T::default(); heads * m * dh];
-                lt.z = vec![T::default(); heads * m];
+                lt.kv = vec![T::default(); heads * steps * m * dh];
+                lt.z = vec![T::default(); heads * steps * m];
                 lt.den = vec![T::default(); heads * n];
+                lt.shift = vec![T::default(); if self.dims.lm { heads * n } else { 0 }];
                 for h in 0..heads {
-                    // Keys: exponents, then one shift for the whole head.
+                    // Keys: exponents, then one shift for the whole head; causal, the largest
+                    // exponent of the keys so far (position j's sums are kept at scale e^−M_j).
                     let pk = &mut lt.phi_k[h * n * m..(h + 1) * n * m];
                     let mut mx = T::of(f64::NEG_INFINITY);
                     for j in 0..n {
@@ -220,14 +229,36 @@ impl<T: Real> Net<T> {
                         for &a in &pk[j * m..(j + 1) * m] {
                             mx = max(mx, a);
                         }
+                        if steps > 1 {
+                            lt.shift[h * n + j] = mx;
+                            for a in &mut pk[j * m..(j + 1) * m] {
+                                *a = (*a - mx).exp();
+                            }
+                        }
                     }
-                    for a in pk.iter_mut() {
-                        *a = (*a - mx).exp();
+                    if steps == 1 {
+                        for a in pk.iter_mut() {
+                            *a = (*a - mx).exp();
+                        }
                     }
-                    let kv = &mut lt.kv[h * m * dh..(h + 1) * m * dh];
-                    let z = &mut lt.z[h * m..(h + 1) * m];
+                    let kv = &mut lt.kv[h * steps * m * dh..(h + 1) * steps * m * dh];
+                    let z = &mut lt.z[h * steps * m..(h + 1) * steps * m];
                     for j in 0..n {
                         let v = &qkv[j * 3 * d + 2 * d + h * dh..][..dh];
+                        // Causal: position j's sums are j − 1's rescaled to its shift.
+                        let at = if steps > 1 { j } else { 0 };
+                        if steps > 1 && j > 0 {
+                            let r = (lt.shift[h * n + j - 1] - lt.shift[h * n + j]).exp();
+                            let (done, now) = kv.split_at_mut(j * m * dh);
+                            for (o, &w) in now[..m * dh].iter_mut().zip(&done[(j - 1) * m * dh..]) {
+                                *o = w * r;
+                            }
+                            let (done, now) = z.split_at_mut(j * m);
+                            for (o, &w) in now[..m].iter_mut().zip(&done[(j - 1) * m..]) {
+                                *o = w * r;
+                            }
+                        }
+                        let (kv, z) = (&mut kv[at * m * dh..(at + 1) * m * dh], &mut z[at * m..(at + 1) * m]);
                         for f in 0..m {
                             let p = pk[j * m + f];
                             z[f] += p;
@@ -238,6 +269,8 @@ impl<T: Real> Net<T> {
                     }
                     // Queries: each shifted by its own largest exponent.
                     for i in 0..n {
+                        let at = if steps > 1 { i } else { 0 };
+                        let (kv, z) = (&kv[at * m * dh..(at + 1) * m * dh], &z[at * m..(at + 1) * m]);
                         let pq = &mut lt.phi_q[(h * n + i) * m..][..m];
                         self.features(prep, &qkv[i * 3 * d + h * dh..][..dh], pq);
                         let mx = pq.iter().fold(T::of(f64::NEG_INFINITY), |a, &b| max(a, b));
@@ -302,60 +335,108 @@ impl<T: Real> Net<T> {
                 }
                 Attention::Kernel => {
                     let m = self.dims.features;
-                    let kv = &lt.kv[h * m * dh..(h + 1) * m * dh];
-                    let z = &lt.z[h * m..(h + 1) * m];
+                    let steps = if self.dims.lm { n } else { 1 };
+                    let kv = &lt.kv[h * steps * m * dh..(h + 1) * steps * m * dh];
+                    let z = &lt.z[h * steps * m..(h + 1) * steps * m];
+                    // d of the sums the queries read: over every query, or (causal) over the
+                    // queries i ≥ j that key j's sums reach, accumulated from the last query back.
                     let mut dkv = vec![T::default(); m * dh];
                     let mut dz = vec![T::default(); m];
                     let mut dphi = vec![T::default(); m];
                     let mut dx = vec![T::default(); dh];
-                    for i in 0..n {
-                        let den = lt.den[h * n + i];
-                        let dout = &datt[i * d + h * dh..][..dh];
-                        let out = &lt.att[i * d + h * dh..][..dh];
-                        let dnum: Vec<T> = dout.iter().map(|&g| g / den).collect();
-                        let mut dden = T::default();
-                        for c in 0..dh {
-                            dden -= dout[c] * out[c];
+                    if steps == 1 {
+                        for i in 0..n {
+                            self.kernel_query_back(h, i, n, lt, datt, kv, z, &mut dkv, &mut dz, &mut dphi, &mut dx, dqkv);
                         }
-                        dden = dden / den;
-                        let pq = &lt.phi_q[(h * n + i) * m..][..m];
-                        for f in 0..m {
-                            let mut s = z[f] * dden;
-                            for (&k, &g) in kv[f * dh..(f + 1) * dh].iter().zip(&dnum) {
-                                s += k * g;
-                            }
-                            dphi[f] = s;
-                            dz[f] += pq[f] * dden;
-                            for (o, &g) in dkv[f * dh..(f + 1) * dh].iter_mut().zip(&dnum) {
-                                *o += pq[f] * g;
-                            }
+                        for j in 0..n {
+                            self.kernel_key_back(h, j, n, lt, &dkv, &dz, &mut dphi, &mut dx, dqkv);
                         }
-                        self.features_back(&qkv[i * 3 * d + h * dh..][..dh], pq, &dphi, &mut dx);
-                        for (o, &g) in dqkv[i * 3 * d + h * dh..][..dh].iter_mut().zip(&dx) {
-                            *o += g;
-                        }
-                    }
-                    for j in 0..n {
-                        let pk = &lt.phi_k[(h * n + j) * m..][..m];
-                        let v = &qkv[j * 3 * d + 2 * d + h * dh..][..dh];
-                        let dv = &mut dqkv[j * 3 * d + 2 * d + h * dh..][..dh];
-                        for f in 0..m {
-                            let mut s = dz[f];
-                            for (&g, &vc) in dkv[f * dh..(f + 1) * dh].iter().zip(v) {
-                                s += g * vc;
+                    } else {
+                        // dkv, dz held at position i's scale: Σ_{i' ≥ i} e^(M_i − M_i') (d of i''s sums).
+                        for i in (0..n).rev() {
+                            if i + 1 < n {
+                                let r = (lt.shift[h * n + i] - lt.shift[h * n + i + 1]).exp();
+                                dkv.iter_mut().chain(dz.iter_mut()).for_each(|g| *g = *g * r);
                             }
-                            dphi[f] = s;
-                            for (o, &g) in dv.iter_mut().zip(&dkv[f * dh..(f + 1) * dh]) {
-                                *o += pk[f] * g;
-                            }
-                        }
-                        self.features_back(&qkv[j * 3 * d + d + h * dh..][..dh], pk, &dphi, &mut dx);
-                        for (o, &g) in dqkv[j * 3 * d + d + h * dh..][..dh].iter_mut().zip(&dx) {
-                            *o += g;
+                            let (kv, z) = (&kv[i * m * dh..(i + 1) * m * dh], &z[i * m..(i + 1) * m]);
+                            self.kernel_query_back(h, i, n, lt, datt, kv, z, &mut dkv, &mut dz, &mut dphi, &mut dx, dqkv);
+                            self.kernel_key_back(h, i, n, lt, &dkv, &dz, &mut dphi, &mut dx, dqkv);
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// Kernel attention's backward for query `i` of head `h`, which read the sums `kv`, `z`:
+    /// d φ(q_i) through the feature map into d q_i, and its share of d kv and d z added to `dkv`, `dz`.
+    #[allow(clippy::too_many_arguments)]
+    fn kernel_query_back(
+        &self,
+        h: usize,
+        i: usize,
+        n: usize,
+        lt: &LayerTrace<T>,
+        datt: &[T],
+        kv: &[T],
+        z: &[T],
+        dkv: &mut [T],
+        dz: &mut [T],
+        dphi: &mut [T],
+        dx: &mut [T],
+        dqkv: &mut [T],
+    ) {
+        let (d, dh, m) = (self.dims.d_model, self.dims.d_head(), self.dims.features);
+        let qkv = &lt.qkv;
+        let den = lt.den[h * n + i];
+        let dout = &datt[i * d + h * dh..][..dh];
+        let out = &lt.att[i * d + h * dh..][..dh];
+        let dnum: Vec<T> = dout.iter().map(|&g| g / den).collect();
+        let mut dden = T::default();
+        for c in 0..dh {
+            dden -= dout[c] * out[c];
+        }
+        dden = dden / den;
+        let pq = &lt.phi_q[(h * n + i) * m..][..m];
+        for f in 0..m {
+            let mut s = z[f] * dden;
+            for (&k, &g) in kv[f * dh..(f + 1) * dh].iter().zip(&dnum) {
+                s += k * g;
+            }
+            dphi[f] = s;
+            dz[f] += pq[f] * dden;
+            for (o, &g) in dkv[f * dh..(f + 1) * dh].iter_mut().zip(&dnum) {
+                *o += pq[f] * g;
+            }
+        }
+        self.features_back(&qkv[i * 3 * d + h * dh..][..dh], pq, dphi, dx);
+        for (o, &g) in dqkv[i * 3 * d + h * dh..][..dh].iter_mut().zip(dx.iter()) {
+            *o += g;
+        }
+    }
+
+    /// Kernel attention's backward for key `j` of head `h`, whose φ(k_j) and v_j entered sums with
+    /// gradients `dkv`, `dz`: into d v_j and, through the feature map, d k_j.
+    #[allow(clippy::too_many_arguments)]
+    fn kernel_key_back(&self, h: usize, j: usize, n: usize, lt: &LayerTrace<T>, dkv: &[T], dz: &[T], dphi: &mut [T], dx: &mut [T], dqkv: &mut [T]) {
+        let (d, dh, m) = (self.dims.d_model, self.dims.d_head(), self.dims.features);
+        let qkv = &lt.qkv;
+        let pk = &lt.phi_k[(h * n + j) * m..][..m];
+        let v = &qkv[j * 3 * d + 2 * d + h * dh..][..dh];
+        let dv = &mut dqkv[j * 3 * d + 2 * d + h * dh..][..dh];
+        for f in 0..m {
+            let mut s = dz[f];
+            for (&g, &vc) in dkv[f * dh..(f + 1) * dh].iter().zip(v) {
+                s += g * vc;
+            }
+            dphi[f] = s;
+            for (o, &g) in dv.iter_mut().zip(&dkv[f * dh..(f + 1) * dh]) {
+                *o += pk[f] * g;
+            }
+        }
+        self.features_back(&qkv[j * 3 * d + d + h * dh..][..dh], pk, dphi, dx);
+        for (o, &g) in dqkv[j * 3 * d + d + h * dh..][..dh].iter_mut().zip(dx.iter()) {
+            *o += g;
         }
     }
 
@@ -386,6 +467,7 @@ impl<T: Real> Net<T> {
                 kv: vec![],
                 z: vec![],
                 den: vec![],
+                shift: vec![],
                 att: zeros(n * d),
                 xhat1: zeros(n * d),
                 rstd1: zeros(n),

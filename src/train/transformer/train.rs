@@ -167,11 +167,6 @@ pub fn train_transformer_hwa(
 ) -> Result<Net<f32>, TrainError> {
     assert!(!train.is_empty() && cfg.batch_size > 0, "bad training configuration {cfg:?}");
     check_training(hwa)?;
-    if cfg.dims.lm && cfg.attention == Attention::Kernel {
-        return Err(TrainError::Training(
-            "a causal language model trains with softmax attention here (the trainer's kernel attention is not causal); aimc runs the trained model with kernel attention from drawn projections (transformer.attention = \"kernel\", projection = \"orf\")".into(),
-        ));
-    }
     let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
     let mut net: Net<f32> = Net::init(cfg.dims, cfg.attention, &mut rng);
     if let Some(path) = &hwa.init {

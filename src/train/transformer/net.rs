@@ -356,7 +356,7 @@ impl<T: Real> Net<T> {
                         for i in (0..n).rev() {
                             if i + 1 < n {
                                 let r = (lt.shift[h * n + i] - lt.shift[h * n + i + 1]).exp();
-                                dkv.iter_mut().chain(dz.iter_mut()).for_each(|g| *g = *g * r);
+                                dkv.iter_mut().chain(dz.iter_mut()).for_each(|g| *g *= r);
                             }
                             let (kv, z) = (&kv[i * m * dh..(i + 1) * m * dh], &z[i * m..(i + 1) * m]);
                             self.kernel_query_back(h, i, n, lt, datt, kv, z, &mut dkv, &mut dz, &mut dphi, &mut dx, dqkv);

@@ -7,7 +7,8 @@
 // in order, into slot ([t_index][trial][batch] + sample_offset + sample) · blocks + block of `nll`
 // (`layer.batch` is the data set's sequence count); rows whose first largest logit is the next
 // token are counted with an integer atomic into `correct`'s slot [t_index][trial], as `accuracy`
-// counts. The blocks are fixed by the sequence, not by the dispatch, and each slot is written by one
+// counts, and per slot: a slot is NLL_SLOT_WORDS words, the loss and the block's hits (an f32,
+// exact: at most NLL_BLOCK). The blocks are fixed by the sequence, not by the dispatch, and each slot is written by one
 // workgroup, so the sums do not depend on the dispatch shape or the sample batches.
 //
 // A row is reduced by the whole workgroup: invocation l reads the logits o ≡ l (mod NLL_WG) (a
@@ -25,6 +26,8 @@
 
 // Positions per partial sum (engine::stages::NLL_BLOCK).
 const NLL_BLOCK: u32 = 64u;
+// Words per slot of `nll`: the loss, the hits (engine::stages::NLL_SLOT_WORDS).
+const NLL_SLOT_WORDS: u32 = 2u;
 // Invocations per workgroup, one row at a time (engine::stages::NLL_WG; a power of two).
 const NLL_WG: u32 = 256u;
 // An invocation whose share of the row is empty (vocabularies under NLL_WG tokens).
@@ -102,7 +105,9 @@ fn token_nll(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         workgroupBarrier();
     }
     if (lid == 0u) {
-        nll[((L.t_index * L.trials + trial) * L.batch + S.sample_offset + sample) * blocks + b] = total;
+        let slot = ((L.t_index * L.trials + trial) * L.batch + S.sample_offset + sample) * blocks + b;
+        nll[slot * NLL_SLOT_WORDS] = total;
+        nll[slot * NLL_SLOT_WORDS + 1u] = f32(hits);
         if (hits > 0u) {
             atomicAdd(&correct[L.t_index * L.trials + trial], hits);
         }

@@ -203,6 +203,9 @@ pub const OUT_BC: u32 = 64;
 /// `token_nll`: positions per partial sum of a sequence's next-token loss (one workgroup and one
 /// slot each; a trial's loss adds the partial sums in f64).
 pub const NLL_BLOCK: u32 = 64;
+/// `token_nll`: words per slot, the block's summed loss and its first-best hits (an f32, exact:
+/// at most `NLL_BLOCK`), so a sequence's hits are known as its loss is.
+pub const NLL_SLOT_WORDS: u32 = 2;
 /// `token_nll` workgroup size: the invocations that reduce one row of logits together (a power of
 /// two; one workgroup per (trial, sequence, block of `NLL_BLOCK` positions)).
 pub const NLL_WG: u32 = 256;

@@ -104,7 +104,8 @@ pub struct Point {
     /// Exact per-trial successes, for classifiers.
     pub per_trial_correct: Option<Vec<u32>>,
     /// Per trial, the test-set sampling variance of the metric's log over the test sequences (a
-    /// language model's perplexity; `stats::ratio_variance`), from which `test_set_ci` comes.
+    /// language model's perplexity or next-token accuracy; `stats::ratio_variance`), from which
+    /// `test_set_ci` comes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_trial_test_var: Option<Vec<f64>>,
     pub summary: Summary,
@@ -118,7 +119,8 @@ pub struct Point {
     pub weight_error: Vec<LayerWeightError>,
     /// Test-set sampling interval of the mean: for classifiers Wilson over the n test images (how
     /// far the accuracy could lie on another test set of the same size); for a language model's
-    /// perplexity the ratio estimator's delta-method interval over its sequences.
+    /// perplexity or next-token accuracy the ratio estimator's delta-method interval over its
+    /// sequences.
     #[serde(default)]
     pub test_set_ci: Option<Interval>,
     /// Distribution-free (order-statistic) interval of the 5th percentile over trials; absent

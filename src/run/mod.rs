@@ -196,9 +196,17 @@ pub fn point_stats(
         }
         None => None,
     };
+    // Where the units of the test set are groups of the counted items (a language model's
+    // sequences of tokens) the ratio estimator's interval; else Wilson over the items.
     let test_set_ci = match (&correct, &test_var) {
+        (_, Some(v)) if v.len() == per_trial.len() => {
+            let mut ci = stats::ratio_exp_interval(summary.mean, v, confidence)?;
+            if correct.is_some() {
+                ci.hi = ci.hi.min(1.0);
+            }
+            Some(ci)
+        }
         (Some((_, n)), _) => Some(stats::wilson_proportion(summary.mean, *n as u64, confidence)?),
-        (None, Some(v)) if v.len() == per_trial.len() => Some(stats::ratio_exp_interval(summary.mean, v, confidence)?),
         (None, _) => None,
     };
     let variance_split = stats::VarianceSplit::from_trials(&per_trial, id.first_trial, id.reads_per_programming, confidence)?;

@@ -336,8 +336,8 @@ pub struct TimeMetrics {
     /// Exact per-trial correct counts out of n samples (classifiers).
     pub correct: Option<(Vec<u32>, u32)>,
     /// Per trial, the test-set sampling variance of the metric's log (a language model's log
-    /// perplexity, over its sequences: `stats::ratio_variance`); the point's test-set interval
-    /// comes from it (`stats::ratio_exp_interval`).
+    /// perplexity or log next-token accuracy, over its sequences: `stats::ratio_variance`); the
+    /// point's test-set interval comes from it (`stats::ratio_exp_interval`), not Wilson.
     pub test_var: Option<Vec<f64>>,
     /// The floating-point value of the metric.
     pub fp: Option<f64>,

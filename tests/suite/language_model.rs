@@ -6,7 +6,7 @@
 use super::transformer::{aimc_cli, edited, expect_cli_error, load, recorded_run, state_dict, tmp, token_csv, Limited, IDEAL};
 use super::twins::{replay_stages, weights};
 use crate::common::*;
-use aimc::engine::stages::Stage;
+use aimc::engine::stages::{Stage, NLL_SLOT_WORDS};
 use aimc::engine::Backend;
 use aimc::tolerances::NEXT_TOKEN_NLL_ABS;
 use aimc::workload::transformer::reference;
@@ -90,7 +90,8 @@ fn the_noiseless_language_model_equals_the_reference() {
             let want = reference::next_token_score(s.net(), s, &tokens[r * w..(r + 1) * w], lengths[r] as usize);
             assert_eq!(want.tokens, lengths[r].saturating_sub(1) as u64);
             for t in 0..2 {
-                let got: f64 = slots[(t * n + r) * blocks..(t * n + r + 1) * blocks].iter().map(|&v| v as f64).sum();
+                let words = NLL_SLOT_WORDS as usize;
+                let got: f64 = slots[(t * n + r) * blocks * words..(t * n + r + 1) * blocks * words].iter().step_by(words).map(|&v| v as f64).sum();
                 worst = worst.max((got - want.nll).abs() / want.tokens.max(1) as f64);
                 assert!((got - want.nll).abs() <= NEXT_TOKEN_NLL_ABS * want.tokens as f64, "{name}: row {r} trial {t}: loss {got}, reference {}", want.nll);
             }
@@ -217,6 +218,10 @@ fn the_cli_writes_perplexity_and_next_token_accuracy() {
                 assert!(hits.iter().zip(&pt.per_trial).all(|(&h, &a)| h <= tokens && a == h as f64 / tokens as f64));
             }
         }
+        // Both metrics' test-set intervals take the sequences as the units, not the tokens.
+        let ci = pt.test_set_ci.as_ref().unwrap();
+        assert!(ci.method.contains("ratio estimator") && ci.lo < pt.summary.mean && pt.summary.mean < ci.hi, "{task}: {ci:?}");
+        assert_eq!(pt.per_trial_test_var.as_ref().map(Vec::len), Some(pt.per_trial.len()));
         assert!(out.join("report.html").exists() || out.join("report.md").exists());
     }
 }
@@ -269,7 +274,7 @@ fn token_nll_matches_twin() {
     let mut rec = Recorder::new();
     let (seq, samples, trials, total, blocks) = (70u32, 2u32, 3u32, 4u32, 2u32);
     for vocab in [40u32, 600] {
-        let nll = rec.create("nll", (2 * trials * total * blocks) as usize);
+        let nll = rec.create("nll", (2 * trials * total * blocks * NLL_SLOT_WORDS) as usize);
         let correct = rec.create("correct", (2 * trials) as usize);
         for (s0, lens, ti) in [(0u32, [70u32, 5], 0u32), (2, [1, 67], 1)] {
             let mut p = StageParams::default();
@@ -297,10 +302,13 @@ fn token_nll_matches_twin() {
             rec.dispatch(Stage::TokenNll, &p, &[h, tok, len, nll, correct], aimc::engine::plan::grid((trials * samples * blocks) as u64, 1));
         }
         let last = rec.log.last().unwrap();
-        let sums = f32s(&last.after[3]);
+        let slots = f32s(&last.after[3]);
+        let (sums, block_hits): (Vec<f32>, Vec<f32>) = slots.chunks(NLL_SLOT_WORDS as usize).map(|s| (s[0], s[1])).unzip();
         // Per trial: 2 + 1 blocks with positions in the first batch, 0 + 2 in the second.
         assert_eq!(sums.iter().filter(|&&v| v > 0.0).count(), 15, "vocabulary {vocab}: every slot with a predicted token is written once: {sums:?}");
         let hits: u32 = last.after[4].iter().sum();
+        // The slots' hits add up to the trials' counts.
+        assert_eq!(block_hits.iter().sum::<f32>(), hits as f32, "vocabulary {vocab}");
         // 3 · (70 + 5 + 67 − 3) predicted positions, a third of them tied.
         assert!(hits > 0 && hits < 3 * 139 / 2, "vocabulary {vocab}: {hits} first-best hits");
     }

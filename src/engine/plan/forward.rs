@@ -17,6 +17,8 @@ pub struct ClassifierPoint {
     /// A language model's loss per trial and sequence, [trial][sequence] (each sequence's block
     /// sums added in f64; the test-set interval's units); empty for classifiers.
     pub seq_nll: Vec<f64>,
+    /// A language model's first-best next tokens per trial and sequence, [trial][sequence].
+    pub seq_correct: Vec<u32>,
 }
 
 /// Program an MLP `trials` times and classify the data set at every time.
@@ -134,8 +136,12 @@ fn classifier_batches(
     }
     let cfg = group_lead(cfgs)?;
     let width = layers.first().map_or(0, |l| l.inputs_per_sample()) as usize;
-    let points =
-        || cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch, nll: vec![], seq_nll: vec![] }).collect::<Vec<_>>();
+    let points = || {
+        cfg.times
+            .iter()
+            .map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch, nll: vec![], seq_nll: vec![], seq_correct: vec![] })
+            .collect::<Vec<_>>()
+    };
     let mut out: Vec<Vec<ClassifierPoint>> = cfgs.iter().map(|_| points()).collect();
     // Blocks of trials, every sample batch of a block, then the next block: progress advances
     // per block and memory stays one batch.
@@ -186,7 +192,12 @@ pub(super) fn classify(
     let (nt, nc) = (cfg.times.len(), cfgs.len());
     let mut out: Vec<Vec<ClassifierPoint>> = cfgs
         .iter()
-        .map(|_| cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch, nll: vec![], seq_nll: vec![] }).collect())
+        .map(|_| {
+            cfg.times
+                .iter()
+                .map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch, nll: vec![], seq_nll: vec![], seq_correct: vec![] })
+                .collect()
+        })
         .collect();
     // Counts of every configuration and time point of a chunk, [config][t_index][trial]: read
     // back once per chunk, cleared before its first count.

@@ -26,7 +26,7 @@
 
 use super::*;
 use crate::engine::layout::SeqParams;
-use crate::engine::stages::{ATTN_BLOCK, NLL_BLOCK, SOFTMAX_SQ};
+use crate::engine::stages::{ATTN_BLOCK, NLL_BLOCK, NLL_SLOT_WORDS, SOFTMAX_SQ};
 
 /// Words per sample of each per-batch buffer, the largest first-class buffer per sample, and the
 /// sum of all of them per sample.
@@ -142,10 +142,11 @@ fn transformer_group(
         });
     }
     // Trials per chunk: the batch's buffers and every matrix's device state within the budget
-    // (a language model's loss slots: one per configuration, time and sequence).
+    // (a language model's loss slots: one per configuration, time, sequence and block of positions,
+    // each NLL_SLOT_WORDS words).
     let state: u64 = m.layers.iter().map(|l| state_bytes(&l.mapped, &cfg.device) + 4 * l.mapped.len() as u64).sum();
     let nll_blocks = m.seq.div_ceil(NLL_BLOCK);
-    let nll_slots = if m.next_token { (cfgs.len() * cfg.times.len()) as u64 * samples as u64 * nll_blocks as u64 } else { 0 };
+    let nll_slots = if m.next_token { (cfgs.len() * cfg.times.len()) as u64 * samples as u64 * nll_blocks as u64 * NLL_SLOT_WORDS as u64 } else { 0 };
     let per_trial = state + 4 * total * sb as u64 + 4 * nll_slots;
     let max_tiles = m.layers.iter().map(|l| l.mapped.n_tiles()).max().unwrap_or(1);
     let biggest_state = m.layers.iter().map(|l| state_bytes(&l.mapped, &cfg.device)).max().unwrap_or(4);
@@ -250,7 +251,7 @@ fn transformer_group(
     // Counts of every configuration and time of a chunk, [config][t_index][trial].
     let correct = be.create("correct", nc * nt * chunk as usize);
     // A language model's summed loss per block of a sequence, [config][t_index][trial][sequence][block].
-    let nll = m.next_token.then(|| be.create("nll", nc * nt * chunk as usize * samples as usize * nll_blocks as usize));
+    let nll = m.next_token.then(|| be.create("nll", nc * nt * chunk as usize * samples as usize * nll_blocks as usize * NLL_SLOT_WORDS as usize));
     // What is scored: sequences, or a language model's predicted tokens (len − 1 per sequence).
     let scored = if m.next_token { lengths.iter().map(|&l| l.min(seq).saturating_sub(1)).sum() } else { samples };
     if scored == 0 {
@@ -258,7 +259,12 @@ fn transformer_group(
     }
     let mut out: Vec<Vec<ClassifierPoint>> = cfgs
         .iter()
-        .map(|_| cfg.times.iter().map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: scored, nll: vec![], seq_nll: vec![] }).collect())
+        .map(|_| {
+            cfg.times
+                .iter()
+                .map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: scored, nll: vec![], seq_nll: vec![], seq_correct: vec![] })
+                .collect()
+        })
         .collect();
     let wg = be.wg();
     let classes = m.layers[*m.head.last().unwrap()].mapped.n_out;
@@ -552,12 +558,17 @@ fn transformer_group(
                         let at = (ci * nt + ti) * n;
                         pt.correct.extend_from_slice(&got[at..at + n]);
                         // Each trial's loss: its sequences' block sums added in f64 in order; and
-                        // each sequence's.
+                        // each sequence's loss and hits.
                         if let Some(l) = &losses {
-                            let per = samples as usize * nll_blocks as usize;
+                            let words = NLL_SLOT_WORDS as usize;
+                            let per = samples as usize * nll_blocks as usize * words;
                             let part = &l[at * per..(at + n) * per];
-                            pt.nll.extend(part.chunks(per).map(|t| t.iter().map(|&w| f32::from_bits(w) as f64).sum::<f64>()));
-                            pt.seq_nll.extend(part.chunks(nll_blocks as usize).map(|s| s.iter().map(|&w| f32::from_bits(w) as f64).sum::<f64>()));
+                            let word = |s: &[u32], k: usize| s.iter().skip(k).step_by(words).map(|&w| f32::from_bits(w) as f64).sum::<f64>();
+                            pt.nll.extend(part.chunks(per).map(|t| word(t, 0)));
+                            for s in part.chunks(nll_blocks as usize * words) {
+                                pt.seq_nll.push(word(s, 0));
+                                pt.seq_correct.push(word(s, 1) as u32);
+                            }
                         }
                     }
                 }

@@ -144,7 +144,8 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
             "With fewer than 100 trials (here as few as {n}), p1 and p99 (and the 1–99 % whiskers of the plots) interpolate between the two most extreme trials (linear quantiles): read them as the extremes of this sample, not as the 1 % tails."
         ))));
     }
-    if crate::report::plots::is_classifier(results) {
+    let sequences = results.points.iter().any(|p| p.per_trial_test_var.is_some());
+    if crate::report::plots::is_classifier(results) && !sequences {
         blocks.push(Block::Paragraph(text(
             format!(
                 "Two uncertainties, kept apart. The trial-to-trial interval (Student t over trials) says how well the Monte Carlo pinned the mean accuracy down for this test set; it shrinks with more trials. The test-set sampling interval (Wilson over the test images) bounds the mean accuracy over the population the test images were drawn from (conservatively: it takes every image as an independent draw with the mean's success rate); more trials do not shrink it. The drop and every paired difference hold for this test set: they carry the trial-to-trial uncertainty only. The pooled columns count every (trial, image) as an independent draw and are neither. The 5th percentile's interval is distribution-free, from the order statistics of the trials (binomial); it needs at least {min_p5} trials at this confidence and is left out below that. P(< threshold) is the fraction of trials below the tail threshold (tail_below, default one point below floating point) with a Clopper–Pearson interval over trials.",
@@ -152,9 +153,9 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
             ),
         )));
     }
-    if results.points.iter().any(|p| p.per_trial_test_var.is_some()) {
+    if sequences {
         blocks.push(Block::Paragraph(text(
-            "Two uncertainties, kept apart. The trial-to-trial interval (Student t over trials) says how well the Monte Carlo pinned the mean perplexity down for this text; it shrinks with more trials. The test-set sampling interval says how far it could lie on another text of as many sequences from the same source: the sequences are the independent draws (a sequence's tokens are not), each trial's log perplexity is a ratio (summed loss over predicted tokens) whose delta-method variance over the sequences (Cochran 1977, §6.4), averaged over the trials (conservative), scales the mean by exp(∓ z σ); more trials do not shrink it. The increase over floating point and every paired difference hold for this text: they carry the trial-to-trial uncertainty only.",
+            "Two uncertainties, kept apart. The trial-to-trial interval (Student t over trials) says how well the Monte Carlo pinned the mean down for this text; it shrinks with more trials. The test-set sampling interval says how far it could lie on another text of as many sequences from the same source: the sequences are the independent draws (a sequence's tokens are not). Each trial's log perplexity is a ratio (summed loss over predicted tokens), its next-token accuracy one of hits over predicted tokens; the ratio's delta-method variance over the sequences (Cochran 1977, §6.4), on the log scale and averaged over the trials (conservative), scales the mean by exp(∓ z σ); more trials do not shrink it. The change from floating point and every paired difference hold for this text: they carry the trial-to-trial uncertainty only.",
         )));
     }
     if let Some(note) = &selection {

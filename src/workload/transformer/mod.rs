@@ -794,9 +794,10 @@ fn settings<'a>(sp: &'a SweepPoint, inputs: Inputs<'a>) -> Result<(&'a Transform
 }
 
 /// Per time, the accuracy of each trial's counts, beside the floating-point accuracy; a language
-/// model's perplexity exp(Σ −ln p / predicted tokens) per trial with the test-set variance of its
-/// log over the sequences (`stats::ratio_variance`: each sequence's loss over its len − 1
-/// predicted tokens), or its next-token accuracy.
+/// model's perplexity exp(Σ −ln p / predicted tokens) per trial, or its next-token accuracy, each
+/// with the test-set variance of its log over the sequences (`stats::ratio_variance`: each
+/// sequence's loss, or hits, over its len − 1 predicted tokens; for the accuracy a, Var(ln a) =
+/// Var(a) / a²).
 fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<ClassifierPoint>) -> Vec<TimeMetrics> {
     let n = data.len() as f64;
     let fp = match (s.task, s.fp_next) {
@@ -804,22 +805,32 @@ fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cl
         (Task::NextToken, f) => f.map(|f| (f.nll / f.tokens as f64).exp()),
         (Task::NextTokenAccuracy, f) => f.map(|f| f.correct as f64 / f.tokens as f64),
     };
+    let counts: Vec<u64> = lengths.iter().map(|&l| l.saturating_sub(1) as u64).collect();
+    let per_seq = lengths.len().max(1);
     if s.task == Task::NextToken {
-        let counts: Vec<u64> = lengths.iter().map(|&l| l.saturating_sub(1) as u64).collect();
         return pts
             .into_iter()
             .map(|p| {
-                let test_var = p.seq_nll.chunks(lengths.len().max(1)).map(|seq| crate::stats::ratio_variance(seq, &counts)).collect::<Option<Vec<f64>>>();
+                let test_var = p.seq_nll.chunks(per_seq).map(|seq| crate::stats::ratio_variance(seq, &counts)).collect::<Option<Vec<f64>>>();
                 TimeMetrics { per_trial: p.nll.iter().map(|&l| (l / p.n_samples as f64).exp()).collect(), test_var, fp, ..TimeMetrics::default() }
             })
             .collect();
     }
     pts.into_iter()
-        .map(|p| TimeMetrics {
-            per_trial: p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect(),
-            correct: Some((p.correct, p.n_samples)),
-            fp,
-            ..TimeMetrics::default()
+        .map(|p| {
+            let per_trial: Vec<f64> = p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect();
+            // A language model's hits: the sequences are the units (a classifier's rows are, and
+            // Wilson over them needs no variance).
+            let test_var = (s.task == Task::NextTokenAccuracy)
+                .then(|| {
+                    let hits: Vec<f64> = p.seq_correct.iter().map(|&h| h as f64).collect();
+                    hits.chunks(per_seq)
+                        .zip(&per_trial)
+                        .map(|(seq, &a)| crate::stats::ratio_variance(seq, &counts).filter(|_| a > 0.0).map(|v| v / (a * a)))
+                        .collect()
+                })
+                .flatten();
+            TimeMetrics { per_trial, correct: Some((p.correct, p.n_samples)), test_var, fp, ..TimeMetrics::default() }
         })
         .collect()
 }

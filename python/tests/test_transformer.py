@@ -1210,6 +1210,10 @@ def test_gpt2_through_the_engine_equals_its_numpy_forward(tmp_path, tied):
     assert all(abs(v / ppl - 1) < 1e-3 for v in r.points[0]["per_trial"])
     r = aimc.language_model(m, tok, metric="accuracy", times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "acc"), quiet=True, **IDEAL)
     assert r.points[0]["fp"] == acc
+    # The test-set interval over the 10 sequences, in the per-point table.
+    row = r.per_point()
+    row = row[0] if isinstance(row, list) else row.iloc[0].to_dict()
+    assert row["test_ci_lo"] < row["mean"] < row["test_ci_hi"] <= 1.0
 
 
 def test_gpt2_sequence_classifier_through_the_engine_equals_its_numpy_forward(tmp_path):

@@ -79,14 +79,19 @@ class Results:
         return _frame(rows)
 
     def per_point(self):
-        """One row per (point, time): the summary statistics and the mean's interval."""
+        """One row per (point, time): the summary statistics, the mean's trial-to-trial interval
+        (`ci_lo`, `ci_hi`) and, where the run has one, its test-set sampling interval (`test_ci_lo`,
+        `test_ci_hi`: classifiers Wilson over the test rows, language models over their sequences;
+        None otherwise)."""
         rows = []
         for p in self.points:
             s = p["summary"]
+            test = p.get("test_set_ci") or {}
             rows.append({
                 "series": p["series"], **p["labels"], "t_s": p["t_inf"], "time": p["time_label"],
                 "mean": s["mean"], "std": s["std"], "median": s["median"], "p05": s["p05"], "p95": s["p95"],
-                "ci_lo": p["mean_ci"]["lo"], "ci_hi": p["mean_ci"]["hi"], "trials": s["n"], "fp": p.get("fp"),
+                "ci_lo": p["mean_ci"]["lo"], "ci_hi": p["mean_ci"]["hi"], "test_ci_lo": test.get("lo"), "test_ci_hi": test.get("hi"),
+                "trials": s["n"], "fp": p.get("fp"),
             })
         return _frame(rows)
 

@@ -197,9 +197,11 @@ fn encoder_pass(be: &mut dyn Backend, m: &plan::SeqModel, seqs: usize, ceil: &Ce
     let profile = breakdown(be, show_breakdown, &mut |be| plan::run_transformer(be, m, &tokens, &lengths, &labels, &c, &mut |_| {}).map(|_| ()))?;
     let work = m.flops_per_sequence(seq as f64) * seqs as f64;
     let noise_blocks = seqs as f64 * m.noise_blocks_per_sequence();
+    // A language model's `token_nll`: one exponential per logit (vocabulary × token).
+    let nll_exps = if m.next_token { (seqs * seq * vocab) as f64 } else { 0.0 };
     let floor_seconds = work / ceil.flops
         + (m.weights() as f64 * DEVICE_STATE.philox_blocks + noise_blocks) / ceil.philox
-        + (m.weights() as f64 * DEVICE_STATE.transcendentals + noise_blocks * NOISE_BLOCK_TRANSCENDENTALS) / ceil.exps;
+        + (m.weights() as f64 * DEVICE_STATE.transcendentals + noise_blocks * NOISE_BLOCK_TRANSCENDENTALS + nll_exps) / ceil.exps;
     Ok(EncoderPass { seconds, work, floor_seconds, profile })
 }
 

@@ -64,6 +64,8 @@ pub struct Experiment {
     pub common_random_numbers: bool,
     /// Tail-risk threshold (`tail_below`), if the file sets one.
     pub tail_below: Option<f64>,
+    /// Tail-risk threshold of a lower-is-better metric (`tail_above`), if the file sets one.
+    pub tail_above: Option<f64>,
     /// Adaptive trials (`aimc run --ci-halfwidth X`): more trials per point until the mean's
     /// interval is narrow enough at every time, or a cap.
     pub adaptive: Option<Adaptive>,
@@ -146,14 +148,29 @@ fn check_header(raw: &RawExperiment) -> Result<(), String> {
     if let Some(t) = raw.tail_below.filter(|t| !t.is_finite()) {
         return Err(format!("tail_below = {t}: must be a finite metric value, e.g. 0.9 for 90 % accuracy"));
     }
+    if let Some(t) = raw.tail_above.filter(|t| !t.is_finite()) {
+        return Err(format!("tail_above = {t}: must be a finite metric value, e.g. 12.0 for a perplexity of 12"));
+    }
+    if let (Some(b), Some(a)) = (raw.tail_below, raw.tail_above) {
+        return Err(format!("tail_below = {b} and tail_above = {a}: give one tail, below for a metric where higher is better (an accuracy), above where lower is (a perplexity, an error)"));
+    }
     if raw.mvm.is_some() && raw.workload != WorkloadKind::MvmError {
         return Err(format!("[mvm] is for workload = \"mvm_error\"; remove it or change workload (this is {})", raw.workload.name()));
     }
     // An accuracy lies in [0, 1]: a threshold outside (0, 1] gives a tail probability of 0 or 1
     // whatever the run.
-    let accuracy = matches!(raw.workload, WorkloadKind::Classifier | WorkloadKind::KernelRidge | WorkloadKind::Transformer);
+    // A language model's perplexity is the one transformer metric that is not an accuracy.
+    let perplexity =
+        raw.workload == WorkloadKind::Transformer && raw.transformer.as_ref().and_then(|t| t.get("task")).and_then(|v| v.as_str()) == Some("next_token");
+    let accuracy = matches!(raw.workload, WorkloadKind::Classifier | WorkloadKind::KernelRidge | WorkloadKind::Transformer) && !perplexity;
     if let Some(t) = raw.tail_below.filter(|t| accuracy && !(*t > 0.0 && *t <= 1.0)) {
         return Err(format!("tail_below = {t}: the metric is an accuracy in 0..1, so the threshold must be in (0, 1], e.g. 0.9 for 90 %"));
+    }
+    if let Some(t) = raw.tail_above.filter(|_| accuracy) {
+        return Err(format!("tail_above = {t}: the metric is an accuracy, where the risk is falling below a value: use tail_below (e.g. 0.9 for 90 %)"));
+    }
+    if let Some(t) = raw.tail_above.filter(|t| perplexity && *t < 1.0) {
+        return Err(format!("tail_above = {t}: a perplexity is at least 1, so every trial would be above it; give a perplexity, e.g. 12.0"));
     }
     if !(raw.ci_half_width > 0.0 && raw.ci_half_width.is_finite()) {
         return Err(format!("ci_half_width = {}: must be > 0 (e.g. 0.001 for ±0.1 points of accuracy)", raw.ci_half_width));
@@ -374,6 +391,7 @@ impl Experiment {
             seed: raw.seed,
             common_random_numbers: raw.common_random_numbers,
             tail_below: raw.tail_below,
+            tail_above: raw.tail_above,
             adaptive: None,
             trials: raw.trials,
             total_trials: raw.trials,

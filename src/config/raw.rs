@@ -41,6 +41,10 @@ pub(super) struct RawExperiment {
     /// floating point).
     #[serde(default)]
     pub(super) tail_below: Option<f64>,
+    /// Tail risk of a metric where lower is better (a language model's perplexity, an error):
+    /// report P(metric > tail_above) per point.
+    #[serde(default)]
+    pub(super) tail_above: Option<f64>,
     #[serde(default)]
     pub(super) model: Option<RawModel>,
     pub(super) data: Option<RawData>,

@@ -79,6 +79,10 @@ pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, 
     if let (Some(npu), Some(obj)) = (&raw.npu, v.as_object_mut()) {
         obj.insert("npu".into(), serde_json::json!({ "section": npu, "table": exp.npu.as_ref().map(|n| n.table.clone()) }));
     }
+    // Recorded only when set, so files without it keep their resolved form (and journal).
+    if let Some(t) = raw.tail_above {
+        v["tail_above"] = t.into();
+    }
     // Recorded only when set, so the record of a one-level run is as it was.
     if raw.reads_per_programming > 1 {
         v["reads_per_programming"] = raw.reads_per_programming.into();

@@ -337,11 +337,15 @@ pub struct GpuPoint {
     pub energy_efficiency_ratio: f64,
 }
 
-/// P(metric < threshold) over trials.
+/// P(metric < threshold) over trials, or P(metric > threshold) with `above` (`tail_above`: a
+/// metric where lower is better).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tail {
     pub threshold: f64,
+    /// The trials in the tail: below the threshold, or above it with `above`.
     pub below: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub above: bool,
     pub trials: u64,
     pub probability: f64,
     pub ci: Interval,

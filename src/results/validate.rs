@@ -332,7 +332,7 @@ fn point(r: &Results, f: &str, p: &super::Point, trials: usize) -> Result<(), In
     }
     if let Some(t) = &p.tail {
         if t.below > t.trials || t.trials == 0 {
-            return Err(bad(format!("{f}.tail"), format!("{} below of {} trials", t.below, t.trials)));
+            return Err(bad(format!("{f}.tail"), format!("{} in the tail of {} trials", t.below, t.trials)));
         }
         probability(&format!("{f}.tail.probability"), t.probability)?;
         interval(&format!("{f}.tail.ci"), &t.ci)?;

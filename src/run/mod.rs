@@ -76,6 +76,14 @@ pub const ADAPTIVE_MIN_TRIALS: u32 = 10;
 /// point is deterministic to that resolution (all-ideal configurations are, exactly).
 pub const ADAPTIVE_MIN_TIED_TRIALS: u32 = 30;
 
+/// Which tail a point's risk counts: trials below a threshold (`tail_below`; a metric where higher
+/// is better) or above it (`tail_above`; lower is better).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TailAt {
+    Below(f64),
+    Above(f64),
+}
+
 /// The tail-risk threshold of a classifier: the file's `tail_below`, else one point below floating
 /// point.
 pub fn tail_threshold(explicit: Option<f64>, fp: Option<f64>) -> Option<f64> {
@@ -131,7 +139,11 @@ fn point(
         reads_per_programming: exp.reads_per_programming,
         projection,
     };
-    let tail = if correct.is_some() { tail_threshold(exp.tail_below, fp) } else { exp.tail_below };
+    let tail = match exp.tail_above {
+        Some(t) => Some(TailAt::Above(t)),
+        None if correct.is_some() => tail_threshold(exp.tail_below, fp).map(TailAt::Below),
+        None => exp.tail_below.map(TailAt::Below),
+    };
     Ok(point_stats(id, per_trial, correct, test_var, fp, weight_error, exp.confidence, exp.ci_half_width, tail)?)
 }
 
@@ -182,17 +194,21 @@ pub fn point_stats(
     weight_error: Vec<LayerWeightError>,
     confidence: f64,
     ci_half_width: f64,
-    tail_below: Option<f64>,
+    tail: Option<TailAt>,
 ) -> Result<Point, stats::StatsError> {
     let summary = Summary::from_sample(&per_trial)?;
     // Trial-to-trial uncertainty of the 5th percentile: order statistics, none below
     // `quantile_interval_min_n` trials (72 at 95 %).
     let mut p5_ci = stats::quantile_order_interval(&per_trial, 0.05, confidence)?;
-    let mut tail = match tail_below {
-        Some(threshold) => {
-            let below = per_trial.iter().filter(|&&v| v < threshold).count() as u64;
+    let mut tail = match tail {
+        Some(at) => {
+            let (threshold, above) = match at {
+                TailAt::Below(t) => (t, false),
+                TailAt::Above(t) => (t, true),
+            };
+            let below = per_trial.iter().filter(|&&v| if above { v > threshold } else { v < threshold }).count() as u64;
             let n = per_trial.len() as u64;
-            Some(results::Tail { threshold, below, trials: n, probability: below as f64 / n as f64, ci: stats::clopper_pearson(below, n, confidence)? })
+            Some(results::Tail { threshold, below, above, trials: n, probability: below as f64 / n as f64, ci: stats::clopper_pearson(below, n, confidence)? })
         }
         None => None,
     };

@@ -152,11 +152,13 @@ fn sample_batches_and_chunks_give_the_whole_run() {
     }
 }
 
-/// Shards merge into the single run: the same perplexities, per-trial test-set variances and
-/// test-set interval (the variances of every shard's trials, in trial order).
+/// Shards merge into the single run: the same perplexities, per-trial test-set variances,
+/// test-set interval (the variances of every shard's trials, in trial order) and tail above a
+/// perplexity.
 #[test]
 fn shards_merge_the_test_set_interval() {
     let p = write_lm("shards", "head", "", "[device]\nmodel = \"pcm\"");
+    std::fs::write(&p, std::fs::read_to_string(&p).unwrap().replacen("trials = 3\n", "trials = 3\ntail_above = 5.0\n", 1)).unwrap();
     let parts = (0..3u32)
         .map(|k| {
             let mut e = load(&p);
@@ -170,6 +172,7 @@ fn shards_merge_the_test_set_interval() {
     let (single, merged) = (run_ok(&mut cpu(), &e).points, aimc::run::merge::merge(parts).unwrap().points);
     for (a, b) in single.iter().zip(&merged) {
         assert_eq!((&a.per_trial, &a.per_trial_test_var, &a.test_set_ci), (&b.per_trial, &b.per_trial_test_var, &b.test_set_ci), "at {}", a.time_label);
+        assert!(a.tail.as_ref().is_some_and(|t| t.above) && a.tail == b.tail, "at {}: {:?} {:?}", a.time_label, a.tail, b.tail);
         assert_eq!(a.per_trial_test_var.as_ref().map(Vec::len), Some(5));
     }
     assert!(single[0].test_set_ci.is_some());
@@ -201,7 +204,14 @@ fn the_gpu_scores_as_the_cpu_twin() {
 fn the_cli_writes_perplexity_and_next_token_accuracy() {
     for (task, column) in [("next_token", "perplexity"), ("next_token_accuracy", "next_token_accuracy")] {
         let p = write_lm(&format!("cli_{task}"), "tied", "", "[device]\nmodel = \"pcm\"");
-        std::fs::write(&p, std::fs::read_to_string(&p).unwrap().replace("task = \"next_token\"", &format!("task = \"{task}\""))).unwrap();
+        // The perplexity's tail risk is above a value, the accuracy's below one.
+        let tail = if task == "next_token" { "tail_above = 5.0" } else { "tail_below = 0.3" };
+        let text = std::fs::read_to_string(&p).unwrap().replace("task = \"next_token\"", &format!("task = \"{task}\"")).replacen(
+            "trials = 3\n",
+            &format!("trials = 3\n{tail}\n"),
+            1,
+        );
+        std::fs::write(&p, text).unwrap();
         let out = p.parent().unwrap().join("out");
         let o = aimc_cli().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -210,6 +220,10 @@ fn the_cli_writes_perplexity_and_next_token_accuracy() {
         let results: aimc::results::Results = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
         assert_eq!(results.higher_is_better, task == "next_token_accuracy");
         let pt = &results.points[0];
+        let t = pt.tail.as_ref().unwrap();
+        let (threshold, above) = if task == "next_token" { (5.0, true) } else { (0.3, false) };
+        let beyond = pt.per_trial.iter().filter(|&&v| if above { v > threshold } else { v < threshold }).count() as u64;
+        assert_eq!((t.threshold, t.above, t.below, t.trials), (threshold, above, beyond, 3), "{task}: {t:?}");
         match task {
             "next_token" => assert!(pt.per_trial_correct.is_none() && pt.per_trial.iter().all(|&v| v > 1.0)),
             _ => {
@@ -237,6 +251,15 @@ fn bad_language_model_input_is_named() {
     let p = write_lm("bad_causal", "head", "", "");
     edit(&p, "causal = true", "causal = false");
     expect_cli_error(&p, &["task = \"next_token\"", "causal = true"]);
+    // Tails: a perplexity below 1, both tails, an accuracy's risk above a value.
+    let p = write_lm("bad_tail", "head", "", "");
+    edit(&p, "trials = 3\n", "trials = 3\ntail_above = 0.5\n");
+    expect_cli_error(&p, &["tail_above = 0.5", "at least 1"]);
+    edit(&p, "tail_above = 0.5\n", "tail_above = 8.0\ntail_below = 0.5\n");
+    expect_cli_error(&p, &["tail_below = 0.5 and tail_above = 8", "give one tail"]);
+    edit(&p, "tail_below = 0.5\n", "");
+    edit(&p, "task = \"next_token\"", "task = \"next_token_accuracy\"");
+    expect_cli_error(&p, &["tail_above = 8", "use tail_below"]);
     // The classifier head left in: 3 outputs for 10 tokens.
     let p = write_lm("bad_head", "head", "", "");
     std::fs::write(p.parent().unwrap().join("model.safetensors"), state_dict(None, 7)).unwrap();

@@ -41,7 +41,7 @@ pub(super) fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) 
         header.push(format!("5th percentile CI (order statistics, {})", percent_label(mean_conf)));
     }
     if let Some(t) = tail {
-        header.push(format!("P(< {}) over trials (Clopper–Pearson)", fmt.value(t.threshold)));
+        header.push(format!("P({} {}) over trials (Clopper–Pearson)", if t.above { ">" } else { "<" }, fmt.value(t.threshold)));
     }
     if let Some(pooled) = pooled {
         header.push("pooled trials × images (correct/total)".to_string());

@@ -2,8 +2,9 @@
 //! summed next-token negative log-likelihood (m + ln Σ exp(h − m)) − h_next over the block's
 //! positions p < len − 1, in slot `([t_index][trial][batch] + sample_offset + sample) · blocks +
 //! block` (`NLL_SLOT_WORDS` words: the loss, the block's hits as an f32), and the per-trial count
-//! of positions whose first largest logit is the next token, in slot `[t_index][trial]`. The shader reduces each row over a workgroup; the twin runs the row in
-//! order, its trials split over threads.
+//! of positions whose first largest logit is the next token, in slot `[t_index][trial]`. The
+//! shader reduces each row over a workgroup; the twin runs the row in order, its trials split over
+//! threads.
 
 use super::common::par_trials2;
 use crate::engine::layout::StageParams;

@@ -1,15 +1,15 @@
 // Stage `token_nll`: a causal language model's next-token loss (the cross-entropy behind
-// perplexity; Jelinek et al. 1977, as every language-model paper reports it). Every position
-// p < len − 1 of a sequence predicts token p + 1 from its logits row
-// h[(trial · samples + sample) · seq + p][vocab]: its negative log-likelihood
-// −log softmax(h)[next] = (m + log Σ_o exp(h_o − m)) − h_next, m the row's largest logit. One
-// workgroup sums it over the positions of one block of NLL_BLOCK tokens of one (trial, sequence),
-// in order, into slot ([t_index][trial][batch] + sample_offset + sample) · blocks + block of `nll`
-// (`layer.batch` is the data set's sequence count); rows whose first largest logit is the next
-// token are counted with an integer atomic into `correct`'s slot [t_index][trial], as `accuracy`
-// counts, and per slot: a slot is NLL_SLOT_WORDS words, the loss and the block's hits (an f32,
-// exact: at most NLL_BLOCK). The blocks are fixed by the sequence, not by the dispatch, and each slot is written by one
-// workgroup, so the sums do not depend on the dispatch shape or the sample batches.
+// perplexity; Jelinek et al. 1977, as every language-model paper reports it). Every position p <
+// len − 1 of a sequence predicts token p + 1 from its logits row h[(trial · samples + sample) · seq
+// + p][vocab]: its negative log-likelihood −log softmax(h)[next] = (m + log Σ_o exp(h_o − m)) −
+// h_next, m the row's largest logit. One workgroup sums it over the positions of one block of
+// NLL_BLOCK tokens of one (trial, sequence), in order, into slot ([t_index][trial][batch] +
+// sample_offset + sample) · blocks + block of `nll` (`layer.batch` is the data set's sequence
+// count); rows whose first largest logit is the next token are counted with an integer atomic into
+// `correct`'s slot [t_index][trial], as `accuracy` counts, and per slot: a slot is NLL_SLOT_WORDS
+// words, the loss and the block's hits (an f32, exact: at most NLL_BLOCK). The blocks are fixed by
+// the sequence, not by the dispatch, and each slot is written by one workgroup, so the sums do not
+// depend on the dispatch shape or the sample batches.
 //
 // A row is reduced by the whole workgroup: invocation l reads the logits o ≡ l (mod NLL_WG) (a
 // vocabulary of 50 257 tokens, GPT-2's, is 197 per invocation, in coalesced strides), then a tree

@@ -113,11 +113,11 @@ pub const TRANSFORMER_FP_ABS: f32 = 2e-4;
 pub const NEXT_TOKEN_NLL_ABS: f64 = 2.0 * TRANSFORMER_FP_ABS as f64;
 
 /// `token_nll`, GPU against its twin on the same logits, relative on each sequence's summed loss:
-/// per token the f32 max is exact, Σ exp(z − m) over the vocabulary adds its terms in a tree of
-/// the workgroup's strided partial sums where the twin adds them in order, with WGSL's `exp`
-/// within a few ulp (either order's relative error ≲ 1e-6 for ≤ 10⁴ terms of one sign, ≲ 1e-5 for
-/// GPT-2's 50 257), WGSL's `log` is within 2⁻²¹ absolute, and the f32 running sum over ≤ 512 positions adds
-/// ≲ 512 · 6e-8 relative. 1e-4 keeps a margin; a wrong target, row or slot moves a sum by O(1).
+/// per token the f32 max is exact, Σ exp(z − m) over the vocabulary adds its terms in a tree of the
+/// workgroup's strided partial sums where the twin adds them in order, with WGSL's `exp` within a
+/// few ulp (either order's relative error ≲ 1e-6 for ≤ 10⁴ terms of one sign, ≲ 1e-5 for GPT-2's 50
+/// 257), WGSL's `log` is within 2⁻²¹ absolute, and the f32 running sum over ≤ 512 positions adds ≲
+/// 512 · 6e-8 relative. 1e-4 keeps a margin; a wrong target, row or slot moves a sum by O(1).
 pub const NLL_REL: f32 = 1e-4;
 
 /// A language model's per-trial perplexity (or next-token accuracy), GPU against the twins on the

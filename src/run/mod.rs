@@ -180,9 +180,9 @@ pub fn projection_average(fp_per_seed: &[f64], trials_per_seed: u32, confidence:
     }))
 }
 
-/// Every statistic of a point from its per-trial metric (and, for classifiers, the exact
-/// per-trial correct counts out of `n` samples; for a language model, the per-trial test-set
-/// variances of its metric's log over the sequences). Used by `run` and by `merge`, so a merged run has exactly the
+/// Every statistic of a point from its per-trial metric (and, for classifiers, the exact per-trial
+/// correct counts out of `n` samples; for a language model, the per-trial test-set variances of its
+/// metric's log over the sequences). Used by `run` and by `merge`, so a merged run has exactly the
 /// statistics a single run would have.
 #[allow(clippy::too_many_arguments)]
 pub fn point_stats(

@@ -1,14 +1,15 @@
 //! A Hugging Face GPT-2 state dict (`GPT2LMHeadModel`, `GPT2ForSequenceClassification` or
-//! `GPT2Model` as `save_pretrained` writes it; Radford et al., "Language models are unsupervised multitask learners", 2019) read under
-//! PyTorch's `nn.TransformerEncoder` names, so the one name table ([`super::names`]) and the one
-//! forward run it: `wte` and `wpe` are the token and learned position tables; block N's `ln_1`,
-//! `attn.c_attn` (Q, K, V stacked, with biases), `attn.c_proj`, `ln_2`, `mlp.c_fc`, `mlp.c_proj`
-//! are `norm1`, `in_proj`, `out_proj`, `norm2`, `linear1`, `linear2` of a pre-LN layer; `ln_f` is
-//! the final norm; `lm_head` is kept unless it is `wte` itself (then the engine ties it: logits =
-//! wte h, no bias). A sequence classifier's `score` (a Linear without bias on the last non-padding
-//! token) is the head, and needs `pooling = "last"`. GPT-2's Conv1D layers store W as [in, out] (y = x W + b), so each weight is
-//! transposed to nn.Linear's [out, in]. The causal-mask buffers (`attn.bias`, `attn.masked_bias`)
-//! are skipped. Python's `aimc.from_torch` maps a live model the same way.
+//! `GPT2Model` as `save_pretrained` writes it; Radford et al., "Language models are unsupervised
+//! multitask learners", 2019) read under PyTorch's `nn.TransformerEncoder` names, so the one name
+//! table ([`super::names`]) and the one forward run it: `wte` and `wpe` are the token and learned
+//! position tables; block N's `ln_1`, `attn.c_attn` (Q, K, V stacked, with biases), `attn.c_proj`,
+//! `ln_2`, `mlp.c_fc`, `mlp.c_proj` are `norm1`, `in_proj`, `out_proj`, `norm2`, `linear1`,
+//! `linear2` of a pre-LN layer; `ln_f` is the final norm; `lm_head` is kept unless it is `wte`
+//! itself (then the engine ties it: logits = wte h, no bias). A sequence classifier's `score` (a
+//! Linear without bias on the last non-padding token) is the head, and needs `pooling = "last"`.
+//! GPT-2's Conv1D layers store W as [in, out] (y = x W + b), so each weight is transposed to
+//! nn.Linear's [out, in]. The causal-mask buffers (`attn.bias`, `attn.masked_bias`) are skipped.
+//! Python's `aimc.from_torch` maps a live model the same way.
 
 use super::{Pooling, TransformerSettings};
 

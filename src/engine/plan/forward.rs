@@ -14,10 +14,10 @@ pub struct ClassifierPoint {
     /// A language model's summed next-token negative log-likelihood (nats) per trial; empty for
     /// classifiers.
     pub nll: Vec<f64>,
-    /// A language model's loss per trial and sequence, [trial][sequence] (each sequence's block
+    /// A language model's loss per trial and sequence, `[trial][sequence]` (each sequence's block
     /// sums added in f64; the test-set interval's units); empty for classifiers.
     pub seq_nll: Vec<f64>,
-    /// A language model's first-best next tokens per trial and sequence, [trial][sequence].
+    /// A language model's first-best next tokens per trial and sequence, `[trial][sequence]`.
     pub seq_correct: Vec<u32>,
 }
 

@@ -21,6 +21,13 @@ pub struct ClassifierPoint {
     pub seq_correct: Vec<u32>,
 }
 
+impl ClassifierPoint {
+    /// The point at `t_inf` before any trial, scoring `n_samples` per trial.
+    pub fn new(t_inf: f64, n_samples: u32) -> ClassifierPoint {
+        ClassifierPoint { t_inf, correct: vec![], n_samples, nll: vec![], seq_nll: vec![], seq_correct: vec![] }
+    }
+}
+
 /// Program an MLP `trials` times and classify the data set at every time.
 /// `x` is row-major [batch][n_in of the first layer], `labels` has `batch` entries.
 pub fn run_classifier(be: &mut dyn Backend, layers: &[AnalogLayer], x: &[f32], labels: &[u32], cfg: &RunConfig) -> Result<Vec<ClassifierPoint>, EngineError> {
@@ -136,12 +143,7 @@ fn classifier_batches(
     }
     let cfg = group_lead(cfgs)?;
     let width = layers.first().map_or(0, |l| l.inputs_per_sample()) as usize;
-    let points = || {
-        cfg.times
-            .iter()
-            .map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch, nll: vec![], seq_nll: vec![], seq_correct: vec![] })
-            .collect::<Vec<_>>()
-    };
+    let points = || cfg.times.iter().map(|&t| ClassifierPoint::new(t, batch)).collect::<Vec<_>>();
     let mut out: Vec<Vec<ClassifierPoint>> = cfgs.iter().map(|_| points()).collect();
     // Blocks of trials, every sample batch of a block, then the next block: progress advances
     // per block and memory stays one batch.
@@ -190,15 +192,7 @@ pub(super) fn classify(
     be.upload(lab, labels);
     let cfg = group_lead(cfgs)?;
     let (nt, nc) = (cfg.times.len(), cfgs.len());
-    let mut out: Vec<Vec<ClassifierPoint>> = cfgs
-        .iter()
-        .map(|_| {
-            cfg.times
-                .iter()
-                .map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: batch, nll: vec![], seq_nll: vec![], seq_correct: vec![] })
-                .collect()
-        })
-        .collect();
+    let mut out: Vec<Vec<ClassifierPoint>> = cfgs.iter().map(|_| cfg.times.iter().map(|&t| ClassifierPoint::new(t, batch)).collect()).collect();
     // Counts of every configuration and time point of a chunk, [config][t_index][trial]: read
     // back once per chunk, cleared before its first count.
     let correct = std::cell::Cell::new(None::<Buf>);

@@ -257,15 +257,7 @@ fn transformer_group(
     if scored == 0 {
         return Err(EngineError::Invalid("no sequence has two tokens: next-token prediction needs a token to predict from and one to predict".into()));
     }
-    let mut out: Vec<Vec<ClassifierPoint>> = cfgs
-        .iter()
-        .map(|_| {
-            cfg.times
-                .iter()
-                .map(|&t| ClassifierPoint { t_inf: t, correct: vec![], n_samples: scored, nll: vec![], seq_nll: vec![], seq_correct: vec![] })
-                .collect()
-        })
-        .collect();
+    let mut out: Vec<Vec<ClassifierPoint>> = cfgs.iter().map(|_| cfg.times.iter().map(|&t| ClassifierPoint::new(t, scored)).collect()).collect();
     let wg = be.wg();
     let classes = m.layers[*m.head.last().unwrap()].mapped.n_out;
     // Every matrix's params for `program` and `drift` (one vector per trial: the device state

@@ -2,20 +2,21 @@
 // perplexity; Jelinek et al. 1977, as every language-model paper reports it). Every position p <
 // len − 1 of a sequence predicts token p + 1 from its logits row h[(trial · samples + sample) · seq
 // + p][vocab]: its negative log-likelihood −log softmax(h)[next] = (m + log Σ_o exp(h_o − m)) −
-// h_next, m the row's largest logit. One workgroup sums it over the positions of one block of
-// NLL_BLOCK tokens of one (trial, sequence), in order, into slot ([t_index][trial][batch] +
-// sample_offset + sample) · blocks + block of `nll` (`layer.batch` is the data set's sequence
-// count); rows whose first largest logit is the next token are counted with an integer atomic into
-// `correct`'s slot [t_index][trial], as `accuracy` counts, and per slot: a slot is NLL_SLOT_WORDS
-// words, the loss and the block's hits (an f32, exact: at most NLL_BLOCK). The blocks are fixed by
-// the sequence, not by the dispatch, and each slot is written by one workgroup, so the sums do not
-// depend on the dispatch shape or the sample batches.
+// h_next, m the row's largest logit. One invocation or workgroup (below) sums it over the positions
+// of one block of NLL_BLOCK tokens of one (trial, sequence), in order, into slot
+// ([t_index][trial][batch] + sample_offset + sample) · blocks + block of `nll` (`layer.batch` is
+// the data set's sequence count); rows whose first largest logit is the next token are counted with
+// an integer atomic into `correct`'s slot [t_index][trial], as `accuracy` counts, and per slot: a
+// slot is NLL_SLOT_WORDS words, the loss and the block's hits (an f32, exact: at most NLL_BLOCK).
+// The blocks are fixed by the sequence, not by the dispatch, and each slot is written once, so the
+// sums do not depend on the dispatch shape or the sample batches.
 //
-// A row is reduced by the whole workgroup: invocation l reads the logits o ≡ l (mod NLL_WG) (a
-// vocabulary of 50 257 tokens, GPT-2's, is 197 per invocation, in coalesced strides), then a tree
-// over workgroup memory combines the partial maxima (the lowest index among equal maxima, so the
-// first largest logit wins as in `accuracy`) and, with the row's maximum, the partial sums of
-// exp(h − m). CPU twin: src/engine/cpu/token_nll.rs.
+// A vocabulary of more than NLL_WG tokens is reduced a row at a time by the whole workgroup (one
+// workgroup per block): invocation l reads the logits o ≡ l (mod NLL_WG) (a vocabulary of 50 257
+// tokens, GPT-2's, is 197 per invocation, in coalesced strides), then a tree over workgroup memory
+// combines the partial maxima (the lowest index among equal maxima, so the first largest logit wins
+// as in `accuracy`) and, with the row's maximum, the partial sums of exp(h − m). A smaller
+// vocabulary runs one block per invocation, each row in order. CPU twin: src/engine/cpu/token_nll.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
 @group(0) @binding(1) var<storage, read> h: array<f32>;
@@ -37,14 +38,67 @@ var<workgroup> wmax: array<f32, 256>;
 var<workgroup> warg: array<u32, 256>;
 var<workgroup> wsum: array<f32, 256>;
 
+// One block's slot and its hits: the loss sum, the hits as an f32, and the trial's count.
+fn write_block(trial: u32, sample: u32, b: u32, blocks: u32, total: f32, hits: u32) {
+    let L = P.layer;
+    let slot = ((L.t_index * L.trials + trial) * L.batch + P.seq.sample_offset + sample) * blocks + b;
+    nll[slot * NLL_SLOT_WORDS] = total;
+    nll[slot * NLL_SLOT_WORDS + 1u] = f32(hits);
+    if (hits > 0u) {
+        atomicAdd(&correct[L.t_index * L.trials + trial], hits);
+    }
+}
+
+// A vocabulary of at most NLL_WG tokens: one invocation per (trial, sequence, block), each row
+// in order (a workgroup per row would leave most of it idle between barriers).
+fn small_vocabulary(i: u32, blocks: u32) {
+    let S = P.seq;
+    let b = i % blocks;
+    let ts = i / blocks;
+    let sample = ts % S.samples;
+    let len = min(lengths[sample], S.seq);
+    let predicted = select(0u, len - 1u, len > 0u);
+    let last = min(predicted, (b + 1u) * NLL_BLOCK);
+    var total = 0.0;
+    var hits = 0u;
+    for (var p = b * NLL_BLOCK; p < last; p = p + 1u) {
+        let row = (ts * S.seq + p) * S.vocab;
+        var m = h[row];
+        var best = 0u;
+        for (var o = 1u; o < S.vocab; o = o + 1u) {
+            if (h[row + o] > m) {
+                m = h[row + o];
+                best = o;
+            }
+        }
+        var s = 0.0;
+        for (var o = 0u; o < S.vocab; o = o + 1u) {
+            s = s + exp(h[row + o] - m);
+        }
+        let next = tokens[sample * S.seq + p + 1u];
+        total = total + ((m + log(s)) - h[row + next]);
+        hits = hits + select(0u, 1u, best == next);
+    }
+    write_block(ts / S.samples, sample, b, blocks, total, hits);
+}
+
 @compute @workgroup_size(256)
 fn token_nll(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
     let S = P.seq;
     let L = P.layer;
     let blocks = (S.seq + NLL_BLOCK - 1u) / NLL_BLOCK;
+    let items = L.trials * S.samples * blocks;
     let w = wid.x + wid.y * nwg.x;
-    if (w >= L.trials * S.samples * blocks) {
+    if (S.vocab <= NLL_WG) {
+        // engine::stages::token_nll_groups: NLL_WG items per workgroup.
+        let i = w * NLL_WG + lid;
+        if (i < items) {
+            small_vocabulary(i, blocks);
+        }
+        return;   // uniform over the workgroup: the vocabulary is
+    }
+    if (w >= items) {
         return;   // uniform over the workgroup
     }
     let b = w % blocks;
@@ -105,11 +159,6 @@ fn token_nll(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         workgroupBarrier();
     }
     if (lid == 0u) {
-        let slot = ((L.t_index * L.trials + trial) * L.batch + S.sample_offset + sample) * blocks + b;
-        nll[slot * NLL_SLOT_WORDS] = total;
-        nll[slot * NLL_SLOT_WORDS + 1u] = f32(hits);
-        if (hits > 0u) {
-            atomicAdd(&correct[L.t_index * L.trials + trial], hits);
-        }
+        write_block(trial, sample, b, blocks, total, hits);
     }
 }

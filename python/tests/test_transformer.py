@@ -1205,9 +1205,11 @@ def test_gpt2_through_the_engine_equals_its_numpy_forward(tmp_path, tied):
     assert m.tensors["encoder.layers.0.self_attn.in_proj_weight"].shape == (24, 8)
     tok = rng.integers(0, 12, size=(10, 16))
     ppl, acc = perplexity_of(tok, gpt2_forward(hf, tok))
-    r = aimc.language_model(m, tok, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "ppl"), quiet=True, **IDEAL)
+    r = aimc.language_model(m, tok, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "ppl"), quiet=True, tail_above=ppl / 2, **IDEAL)
     assert abs(r.points[0]["fp"] / ppl - 1) < 1e-9
     assert all(abs(v / ppl - 1) < 1e-3 for v in r.points[0]["per_trial"])
+    # The tail risk of a perplexity is above a value: every trial here.
+    assert r.points[0]["tail"]["above"] and r.points[0]["tail"]["probability"] == 1.0
     r = aimc.language_model(m, tok, metric="accuracy", times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "acc"), quiet=True, **IDEAL)
     assert r.points[0]["fp"] == acc
     # The test-set interval over the 10 sequences, in the per-point table.

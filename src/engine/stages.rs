@@ -207,8 +207,19 @@ pub const NLL_BLOCK: u32 = 64;
 /// at most `NLL_BLOCK`), so a sequence's hits are known as its loss is.
 pub const NLL_SLOT_WORDS: u32 = 2;
 /// `token_nll` workgroup size: the invocations that reduce one row of logits together (a power of
-/// two; one workgroup per (trial, sequence, block of `NLL_BLOCK` positions)).
+/// two; one workgroup per (trial, sequence, block of `NLL_BLOCK` positions)), or, for a
+/// vocabulary of at most `NLL_WG` tokens, the blocks one workgroup runs, one per invocation.
 pub const NLL_WG: u32 = 256;
+
+/// `token_nll`'s workgroups for `items` (trial, sequence, block) and a vocabulary of `vocab`: one
+/// per item, or one per `NLL_WG` items for a small vocabulary.
+pub fn token_nll_groups(items: u64, vocab: u32) -> u64 {
+    if vocab <= NLL_WG {
+        items.div_ceil(NLL_WG as u64)
+    } else {
+        items
+    }
+}
 /// Tokens per causal block of `attention_kv` / `attention_out` (the prefix slots of causal linear
 /// attention; the shaders' ATTN_BLOCK).
 pub const ATTN_BLOCK: usize = 64;

@@ -286,8 +286,8 @@ fn bad_language_model_input_is_named() {
     expect_cli_error(&p, &["row 1", "10", "vocabulary"]);
 }
 
-/// `token_nll` on logits of a 40-token vocabulary (under one workgroup's width) and a 600-token
-/// one (over two): 70-token sequences (two blocks of positions, the second partial), two sample
+/// `token_nll` on logits of a 40-token vocabulary (under one workgroup's width: an invocation per
+/// block) and a 600-token one (over two: a workgroup per block): 70-token sequences (two blocks of positions, the second partial), two sample
 /// batches of two sequences (one shorter than the padded length, one of a single token that
 /// predicts nothing), slots of two times, three trials. Every third row holds its largest logit
 /// twice, at the next token and half the vocabulary on, so the first largest decides the hit.
@@ -322,7 +322,8 @@ fn token_nll_matches_twin() {
             rec.upload(tok, &tokens);
             let len = rec.create("lengths", samples as usize);
             rec.upload(len, &lens);
-            rec.dispatch(Stage::TokenNll, &p, &[h, tok, len, nll, correct], aimc::engine::plan::grid((trials * samples * blocks) as u64, 1));
+            let groups = aimc::engine::stages::token_nll_groups((trials * samples * blocks) as u64, vocab);
+            rec.dispatch(Stage::TokenNll, &p, &[h, tok, len, nll, correct], aimc::engine::plan::grid(groups, 1));
         }
         let last = rec.log.last().unwrap();
         let slots = f32s(&last.after[3]);

@@ -26,7 +26,7 @@
 
 use super::*;
 use crate::engine::layout::SeqParams;
-use crate::engine::stages::{ATTN_BLOCK, NLL_BLOCK, NLL_SLOT_WORDS, SOFTMAX_SQ};
+use crate::engine::stages::{token_nll_groups, ATTN_BLOCK, NLL_BLOCK, NLL_SLOT_WORDS, SOFTMAX_SQ};
 
 /// Words per sample of each per-batch buffer, the largest first-class buffer per sample, and the
 /// sum of all of them per sample.
@@ -532,7 +532,12 @@ fn transformer_group(
                     Some(nll) => {
                         // Slots [t_index][trial][sequence]: `batch` is the data set's sequence count.
                         pa.layer.batch = samples;
-                        be.dispatch(Stage::TokenNll, &pa, &[h, tok_b, len_b, nll, correct], grid(n as u64 * sbl as u64 * nll_blocks as u64, 1));
+                        be.dispatch(
+                            Stage::TokenNll,
+                            &pa,
+                            &[h, tok_b, len_b, nll, correct],
+                            grid(token_nll_groups(n as u64 * sbl as u64 * nll_blocks as u64, m.vocab), 1),
+                        );
                     }
                     None => be.dispatch(Stage::Accuracy, &pa, &[h, lab_b, correct], grid(n as u64 * sbl as u64, wg)),
                 }

@@ -1292,3 +1292,27 @@ def test_gpt2_sequence_classifier_matches_transformers(tmp_path):
     labels = np.where(np.arange(12) % 3 == 0, (pred + 1) % 3, pred)
     r = aimc.transformer(aimc.from_torch(net), tok, labels, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "hf"), quiet=True, **IDEAL)
     assert r.points[0]["fp"] == 8 / 12
+
+
+def test_gpt2_sequence_classifier_file_runs_as_from_torch(tmp_path):
+    """The model.safetensors that GPT2ForSequenceClassification.save_pretrained writes runs
+    through the CLI's GPT-2 reader (`transformer.` names, Conv1D weights, `score` as the head) to
+    the same floating-point accuracy and per-trial accuracies as the live model through from_torch."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(2)
+    cfg = transformers.GPT2Config(vocab_size=40, n_positions=24, n_embd=16, n_layer=2, n_head=4, initializer_range=0.2, num_labels=3,
+                                  pad_token_id=0)
+    net = transformers.GPT2ForSequenceClassification(cfg).eval()
+    net.save_pretrained(str(tmp_path / "hf"), safe_serialization=True)
+    gen = np.random.default_rng(14)
+    tok = np.zeros((12, 24), np.int64)
+    for r in range(12):
+        tok[r, :3 + (5 * r) % 21] = gen.integers(1, 40, size=3 + (5 * r) % 21)
+    labels = gen.integers(0, 3, size=12)
+    live = aimc.transformer(net, tok, labels, times=["1d"], trials=3, backend="cpu", out=str(tmp_path / "live"), quiet=True)
+    m = aimc.from_torch(net)
+    from_file = aimc.transformer(str(tmp_path / "hf" / "model.safetensors"), tok, labels, times=["1d"], trials=3, backend="cpu",
+                                 out=str(tmp_path / "file"), quiet=True, settings=m.settings)
+    assert live.points[0]["fp"] == from_file.points[0]["fp"]
+    assert live.points[0]["per_trial"] == from_file.points[0]["per_trial"]

@@ -302,9 +302,10 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     Settings, each overriding the model's: `attention` ("softmax", the default, or "kernel"),
     `features` (kernel attention's m, default 256), `pad_id` (default: the token embedding's
     padding_idx; `settings={"pad_id": None}` for none), `pooling` ("mean", the default, "cls",
-    or "last": the last non-padding token), `embed_scale` (default 1; √d_model for Vaswani-style models), `settings` (any
-    `[transformer]` field; None removes one), `digital` (matrices that stay digital: `layers.0.q`,
-    or kinds `q`, `ffn1`, `head`, ...). `overrides` set device, periphery and transformer fields:
+    or "last": the last non-padding token), `embed_scale` (default 1; √d_model for Vaswani-style
+    models), `settings` (any `[transformer]` field; None removes one), `digital` (matrices that
+    stay digital: `layers.0.q`, or kinds `q`, `ffn1`, `head`, ...). `overrides` set device,
+    periphery and transformer fields:
     `device__drift_scale=0.5`, `periphery__out_res_bits=8`, `transformer__causal=True`, and top-level
     fields of the experiment (`layer_insight_trials=0`). `device`, `gdc` and `rpu_config` (an aihwkit
     InferenceRPUConfig) as for `classifier`. `overwrite=True` replaces the results of a different

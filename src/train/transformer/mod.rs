@@ -1,5 +1,6 @@
 //! Reproducible training of the shipped transformers (`experiments/models/listops_transformer_softmax.safetensors`,
-//! `listops_transformer_kernel.safetensors`, `digits_seq_transformer.safetensors`): the Long Range
+//! `listops_transformer_kernel.safetensors`, `digits_seq_transformer.safetensors`, the
+//! `cicero_lm_*` language models): the Long Range
 //! Arena ListOps configuration of IBM's analog-transformer code (Büchel et al., "Kernel
 //! approximation using analog in-memory computing", Nature Machine Intelligence 2024, whose LRA
 //! models follow Tay et al., ICLR 2021), with softmax or with kernel-approximated attention.
@@ -17,13 +18,16 @@
 //!   first), out_i = Σ_j (φ(q_i)·φ(k_j)) v_j / Σ_j φ(q_i)·φ(k_j), W one fixed projection
 //!   [m/2, d_h] of orthogonal blocks with rows of norm √d_h, shared by Q and K, heads and layers,
 //!   drawn once from the seed and never trained or redrawn;
-//! - mean over the tokens, then Linear(d, hidden), GELU, Linear(hidden, classes).
+//! - mean over the tokens, then Linear(d, hidden), GELU, Linear(hidden, classes); a causal
+//!   language model (`Dims::lm`, the Cicero task) instead masks keys j > i (kernel attention: the
+//!   prefix sums Σ_{j ≤ i}) and runs the head on every token against the next one.
 //!
 //! Numerics. Training runs the same code in f32 (the shipped weights) that the gradient test
 //! runs in f64 ([`Real`]). Kernel attention subtracts a constant inside each exp: per query the
-//! largest of its exponents, per head and sequence the largest key exponent. Each query's constant
-//! scales its numerator and denominator alike, and the key constant scales every term of both
-//! sums alike, so the output is unchanged (and its gradient with respect to the constants is
+//! largest of its exponents, per head and sequence the largest key exponent (causal: per position,
+//! the largest key exponent so far, the prefix sums rescaled as it grows, so no position reads a
+//! later key). Each query's constant scales its numerator and denominator alike, and the key
+//! constant scales every term of both sums alike, so the output is unchanged (and its gradient with respect to the constants is
 //! zero, so treating them as constants is exact); they only keep exp inside the f32 range.
 //! The written model is the plain formula above, with no such constants.
 //!

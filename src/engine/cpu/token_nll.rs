@@ -3,10 +3,10 @@
 //! positions p < len − 1, in slot `([t_index][trial][batch] + sample_offset + sample) · blocks +
 //! block` (`NLL_SLOT_WORDS` words: the loss, the block's hits as an f32), and the per-trial count
 //! of positions whose first largest logit is the next token, in slot `[t_index][trial]`. The
-//! shader reduces each row over a workgroup; the twin runs the row in order, its trials split over
-//! threads.
+//! shader reduces each row over a workgroup (or, for a small vocabulary, runs a block per
+//! invocation); the twin runs each row in order, its blocks split over threads.
 
-use super::common::par_trials2;
+use super::common::par_trials;
 use crate::engine::layout::StageParams;
 use crate::engine::stages::{NLL_BLOCK, NLL_SLOT_WORDS};
 
@@ -16,15 +16,16 @@ pub fn token_nll(p: &StageParams, h: &[f32], tokens: &[u32], lengths: &[u32], nl
     let blocks = seq.div_ceil(nb);
     let trials = l.trials as usize;
     let w = NLL_SLOT_WORDS as usize;
-    // Per trial: this dispatch's sequences' block slots (loss, hits), then its hits.
-    let (mut sums, mut hits) = (vec![0f32; trials * samples * blocks * w], vec![0u32; trials]);
-    par_trials2(threads, trials, &mut sums, samples * blocks * w, &mut hits, 1, |first, n, sums, hits| {
-        for (i, slot) in sums.chunks_mut(w).enumerate().take(n * samples * blocks) {
-            let (b, tsl) = (i % blocks, i / blocks);
-            let (tl, sample) = (tsl / samples, tsl % samples);
-            let ts = (first + tl) * samples + sample;
+    // Every (trial, sequence, block) of this dispatch: its slot (loss, hits), split over threads.
+    let per = samples * blocks * w;
+    let mut sums = vec![0f32; trials * per];
+    par_trials(threads, trials * samples * blocks, &mut sums, w, |first, n, out| {
+        for (k, slot) in out.chunks_mut(w).enumerate().take(n) {
+            let i = first + k;
+            let (b, ts) = (i % blocks, i / blocks);
+            let sample = ts % samples;
             let len = (lengths[sample] as usize).min(seq);
-            let (mut total, mut block_hits) = (0.0f32, 0u32);
+            let (mut total, mut hits) = (0.0f32, 0u32);
             for q in b * nb..len.saturating_sub(1).min((b + 1) * nb) {
                 let row = &h[(ts * seq + q) * vocab..(ts * seq + q + 1) * vocab];
                 let next = tokens[sample * seq + q + 1] as usize;
@@ -40,18 +41,17 @@ pub fn token_nll(p: &StageParams, h: &[f32], tokens: &[u32], lengths: &[u32], nl
                     sum += (v - m).exp();
                 }
                 total += (m + sum.ln()) - row[next];
-                block_hits += u32::from(best == next);
+                hits += u32::from(best == next);
             }
-            hits[tl] += block_hits;
             slot[0] = total;
-            slot[1] = block_hits as f32;
+            slot[1] = hits as f32;
         }
     });
     for trial in 0..trials {
         let slot = l.t_index as usize * trials + trial;
         let at = (slot * l.batch as usize + s.sample_offset as usize) * blocks * w;
-        let per = samples * blocks * w;
-        nll[at..at + per].copy_from_slice(&sums[trial * per..(trial + 1) * per]);
-        correct[slot] += hits[trial];
+        let mine = &sums[trial * per..(trial + 1) * per];
+        nll[at..at + per].copy_from_slice(mine);
+        correct[slot] += mine.iter().skip(1).step_by(w).map(|&c| c as u32).sum::<u32>();
     }
 }

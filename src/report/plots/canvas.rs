@@ -100,6 +100,12 @@ pub(crate) fn palette(index: usize) -> RGBColor {
     PALETTE[index % PALETTE.len()]
 }
 
+/// A series' colour and marker: the palette's six colours with circles, then again with the next
+/// marker shape, so series past the sixth are still told apart.
+pub(crate) fn series_style(index: usize) -> (RGBColor, Marker) {
+    (palette(index), MARKERS[(index / PALETTE.len()) % MARKERS.len()])
+}
+
 /// Pads a data range so that lines and markers do not sit on the frame, and widens an empty or
 /// single-valued range (one point, one trial, identical trials) into a drawable one.
 pub(crate) fn padded(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
@@ -323,7 +329,7 @@ where
 
 pub(crate) enum Swatch {
     /// Median line with marker over its 5–95 % band.
-    Band(RGBColor),
+    Band(RGBColor, Marker),
     Dashed(RGBColor),
     /// Line with marker; dashed for every other layer in the weight-error plot.
     Line(RGBColor, Marker, bool),
@@ -334,6 +340,14 @@ pub(crate) enum Swatch {
     MeanMarker,
     /// No swatch: a note on what the plot leaves out.
     Note,
+}
+
+impl Swatch {
+    /// Series `index`'s band swatch, in its [`series_style`].
+    pub(crate) fn band(index: usize) -> Swatch {
+        let (color, marker) = series_style(index);
+        Swatch::Band(color, marker)
+    }
 }
 
 pub(crate) struct LegendItem {
@@ -421,10 +435,10 @@ where
         let (x1, mid) = (x + SWATCH_W, x + SWATCH_W / 2);
         let line = |color: RGBColor| PathElement::new(vec![(x, y), (x1, y)], color.stroke_width(LINE_PX));
         match item.swatch {
-            Swatch::Band(color) => {
+            Swatch::Band(color, marker) => {
                 area.draw(&Rectangle::new([(x, y - 16), (x1, y + 16)], color.mix(BAND_ALPHA).filled()))?;
                 area.draw(&line(color))?;
-                draw_marker(area, (mid, y), Marker::Circle, color)?;
+                draw_marker(area, (mid, y), marker, color)?;
             }
             Swatch::Dashed(color) => {
                 area.draw(&DashedPathElement::new(vec![(x, y), (x1, y)], 14, 9, color.stroke_width(3)))?;

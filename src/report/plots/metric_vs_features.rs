@@ -45,7 +45,7 @@ where
     let chart = build_chart(chart_area, None, (lo, hi), &ticks, desc, y_range, &metric_axis_label(results))?;
     let plot = chart.plotting_area();
     for (i, l) in lines.iter().enumerate() {
-        let color = palette(i);
+        let (color, marker) = series_style(i);
         let at = |f: f64, v: f64| (x(f), v * scale);
         // Seed-averaged: the mean and its interval over projections; otherwise the median and
         // the 5–95 % range of trials.
@@ -70,7 +70,7 @@ where
         let medians: Vec<(f64, f64)> = l.points.iter().map(|(f, p)| at(*f, mid_of(p))).collect();
         plot.draw(&PathElement::new(medians.clone(), color.stroke_width(LINE_PX)))?;
         for m in medians {
-            draw_marker(plot, m, Marker::Circle, color)?;
+            draw_marker(plot, m, marker, color)?;
         }
         let fp: Vec<(f64, f64)> = l.points.iter().filter_map(|(f, p)| p.fp.map(|v| at(*f, v))).collect();
         if fp.len() >= 2 {
@@ -109,7 +109,7 @@ impl Figure for MetricVsFeatures {
             .0
             .iter()
             .enumerate()
-            .map(|(i, l)| LegendItem { swatch: Swatch::Band(palette(i)), label: if l.label.is_empty() { "analog".into() } else { l.label.clone() } })
+            .map(|(i, l)| LegendItem { swatch: Swatch::band(i), label: if l.label.is_empty() { "analog".into() } else { l.label.clone() } })
             .collect();
         if results.points.iter().any(|p| p.fp.is_some()) {
             items.push(LegendItem {

@@ -13,7 +13,7 @@ use crate::results::*;
 
 pub(crate) fn metric_legend(results: &Results, series: &[Series<'_>]) -> Vec<LegendItem> {
     let mut items: Vec<LegendItem> =
-        series.iter().enumerate().map(|(i, s)| LegendItem { swatch: Swatch::Band(palette(i)), label: format!("{}: median, 5–95 %", s.label()) }).collect();
+        series.iter().enumerate().map(|(i, s)| LegendItem { swatch: Swatch::band(i), label: format!("{}: median, 5–95 %", s.label()) }).collect();
     if results.fp_baseline.is_some() {
         items.push(LegendItem { swatch: Swatch::Dashed(BASELINE_COLOR), label: "floating point".to_string() });
     }
@@ -40,7 +40,7 @@ where
     let one_time = all.iter().all(|p| p.t_inf == all[0].t_inf);
     let dodge = if one_time && series.len() > 1 { 0.6 * (axis.hi - axis.lo) / series.len() as f64 } else { 0.0 };
     for (i, s) in series.iter().enumerate() {
-        let color = palette(i);
+        let (color, marker) = series_style(i);
         let shift = dodge * (i as f64 - (series.len() - 1) as f64 / 2.0);
         let at = |p: &Point, v: f64| (axis.x(p.t_inf) + shift, v * scale);
         let points: Vec<&Point> = s.points.iter().copied().filter(|p| p.t_inf.is_finite()).collect();
@@ -57,7 +57,7 @@ where
         let medians: Vec<(f64, f64)> = points.iter().map(|p| at(p, p.summary.median)).collect();
         plot.draw(&PathElement::new(medians.clone(), color.stroke_width(LINE_PX)))?;
         for m in medians {
-            draw_marker(plot, m, Marker::Circle, color)?;
+            draw_marker(plot, m, marker, color)?;
         }
     }
     if let Some(fp) = results.fp_baseline {

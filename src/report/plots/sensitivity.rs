@@ -50,7 +50,7 @@ where
     )?;
     let plot = chart.plotting_area();
     for (i, knob) in sensitivity_knobs(results).iter().enumerate() {
-        let color = palette(i);
+        let (color, marker) = series_style(i);
         let pts: Vec<_> = b.sensitivity.iter().filter(|k| &k.knob == knob).collect();
         if pts.len() >= 2 {
             let band: Vec<(f64, f64)> = pts.iter().map(|k| (k.rel, k.p95 * scale)).chain(pts.iter().rev().map(|k| (k.rel, k.p05 * scale))).collect();
@@ -59,7 +59,7 @@ where
         let line: Vec<(f64, f64)> = pts.iter().map(|k| (k.rel, k.median * scale)).collect();
         plot.draw(&PathElement::new(line.clone(), color.stroke_width(LINE_PX)))?;
         for m in line {
-            draw_marker(plot, m, Marker::Circle, color)?;
+            draw_marker(plot, m, marker, color)?;
         }
     }
     Ok(())
@@ -80,7 +80,7 @@ impl Figure for Sensitivity {
         format!("Sensitivity at {t}: each knob moved alone, same draws (median, 5–95 % of trials)")
     }
     fn legend_items(&self, results: &Results, _: &[Series<'_>]) -> Vec<LegendItem> {
-        sensitivity_knobs(results).iter().enumerate().map(|(i, k)| LegendItem { swatch: Swatch::Band(palette(i)), label: k.clone() }).collect()
+        sensitivity_knobs(results).iter().enumerate().map(|(i, k)| LegendItem { swatch: Swatch::band(i), label: k.clone() }).collect()
     }
     fn draw<DB: DrawingBackend>(&self, body: &DrawingArea<DB, Shift>, results: &Results, _: &[Series<'_>]) -> DrawResult
     where

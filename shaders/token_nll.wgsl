@@ -49,6 +49,14 @@ fn write_block(trial: u32, sample: u32, b: u32, blocks: u32, total: f32, hits: u
     }
 }
 
+// The end of the positions block b of `sample` scores, from b · NLL_BLOCK: the sequence's len − 1
+// positions with a next token (none for an empty sequence), this block's share.
+fn block_end(sample: u32, b: u32) -> u32 {
+    let len = min(lengths[sample], P.seq.seq);
+    let predicted = select(0u, len - 1u, len > 0u);
+    return min(predicted, (b + 1u) * NLL_BLOCK);
+}
+
 // A vocabulary of at most NLL_WG tokens: one invocation per (trial, sequence, block), each row
 // in order (a workgroup per row would leave most of it idle between barriers).
 fn small_vocabulary(i: u32, blocks: u32) {
@@ -56,9 +64,7 @@ fn small_vocabulary(i: u32, blocks: u32) {
     let b = i % blocks;
     let ts = i / blocks;
     let sample = ts % S.samples;
-    let len = min(lengths[sample], S.seq);
-    let predicted = select(0u, len - 1u, len > 0u);
-    let last = min(predicted, (b + 1u) * NLL_BLOCK);
+    let last = block_end(sample, b);
     var total = 0.0;
     var hits = 0u;
     for (var p = b * NLL_BLOCK; p < last; p = p + 1u) {
@@ -105,10 +111,7 @@ fn token_nll(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let ts = w / blocks;
     let trial = ts / S.samples;
     let sample = ts % S.samples;
-    let len = min(lengths[sample], S.seq);
-    // Positions with a next token: len − 1 (none for an empty sequence); this block's share.
-    let predicted = select(0u, len - 1u, len > 0u);
-    let last = min(predicted, (b + 1u) * NLL_BLOCK);
+    let last = block_end(sample, b);
     var total = 0.0;
     var hits = 0u;
     for (var p = b * NLL_BLOCK; p < last; p = p + 1u) {

@@ -1272,21 +1272,29 @@ def test_gpt2_matches_transformers(tmp_path):
     assert abs(math.log(r.points[0]["fp"]) - loss) < 1e-5, (math.log(r.points[0]["fp"]), loss)
 
 
+def hf_gpt2_classifier(seed, rows_seed):
+    """transformers' own GPT2ForSequenceClassification (vocabulary 40, 24 positions, width 16, 2
+    layers, 4 heads, 3 classes, pad_token_id 0) drawn from `seed`, and 12 rows of 2 to 23 tokens
+    padded with 0 to 24."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(seed)
+    cfg = transformers.GPT2Config(vocab_size=40, n_positions=24, n_embd=16, n_layer=2, n_head=4, initializer_range=0.2, num_labels=3,
+                                  pad_token_id=0)
+    gen = np.random.default_rng(rows_seed)
+    tok = np.zeros((12, 24), np.int64)
+    for r in range(12):
+        n = 2 + (7 * r) % 22
+        tok[r, :n] = gen.integers(1, 40, size=n)
+    return transformers.GPT2ForSequenceClassification(cfg).eval(), tok
+
+
 def test_gpt2_sequence_classifier_matches_transformers(tmp_path):
     """The same against transformers' own GPT2ForSequenceClassification on padded rows: its
     predictions (the score on the last token that is not pad_token_id) are aimc's floating-point
     ones, so labels set from them give exactly the accuracy they were set to."""
     torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    torch.manual_seed(1)
-    cfg = transformers.GPT2Config(vocab_size=40, n_positions=24, n_embd=16, n_layer=2, n_head=4, initializer_range=0.2, num_labels=3,
-                                  pad_token_id=0)
-    net = transformers.GPT2ForSequenceClassification(cfg).eval()
-    gen = np.random.default_rng(13)
-    tok = np.zeros((12, 24), np.int64)
-    for r in range(12):
-        n = 2 + (7 * r) % 22
-        tok[r, :n] = gen.integers(1, 40, size=n)
+    net, tok = hf_gpt2_classifier(seed=1, rows_seed=13)
     with torch.no_grad():
         pred = net(torch.as_tensor(tok), attention_mask=torch.as_tensor((tok != 0).astype(np.int64))).logits.argmax(-1).numpy()
     labels = np.where(np.arange(12) % 3 == 0, (pred + 1) % 3, pred)
@@ -1298,18 +1306,9 @@ def test_gpt2_sequence_classifier_file_runs_as_from_torch(tmp_path):
     """The model.safetensors that GPT2ForSequenceClassification.save_pretrained writes runs
     through the CLI's GPT-2 reader (`transformer.` names, Conv1D weights, `score` as the head) to
     the same floating-point accuracy and per-trial accuracies as the live model through from_torch."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    torch.manual_seed(2)
-    cfg = transformers.GPT2Config(vocab_size=40, n_positions=24, n_embd=16, n_layer=2, n_head=4, initializer_range=0.2, num_labels=3,
-                                  pad_token_id=0)
-    net = transformers.GPT2ForSequenceClassification(cfg).eval()
+    net, tok = hf_gpt2_classifier(seed=2, rows_seed=14)
     net.save_pretrained(str(tmp_path / "hf"), safe_serialization=True)
-    gen = np.random.default_rng(14)
-    tok = np.zeros((12, 24), np.int64)
-    for r in range(12):
-        tok[r, :3 + (5 * r) % 21] = gen.integers(1, 40, size=3 + (5 * r) % 21)
-    labels = gen.integers(0, 3, size=12)
+    labels = np.random.default_rng(15).integers(0, 3, size=12)
     live = aimc.transformer(net, tok, labels, times=["1d"], trials=3, backend="cpu", out=str(tmp_path / "live"), quiet=True)
     m = aimc.from_torch(net)
     from_file = aimc.transformer(str(tmp_path / "hf" / "model.safetensors"), tok, labels, times=["1d"], trials=3, backend="cpu",

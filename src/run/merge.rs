@@ -136,12 +136,8 @@ fn merge_parts(mut parts: Vec<Results>) -> Result<Results, String> {
             reads_per_programming: reads,
             projection: p0.projection_average.clone(),
         };
-        let explicit = first.config.get("tail_below").and_then(|v| v.as_f64());
-        let tail = match first.config.get("tail_above").and_then(|v| v.as_f64()) {
-            Some(t) => Some(crate::run::TailAt::Above(t)),
-            None if correct.is_some() => crate::run::tail_threshold(explicit, first.fp_baseline).map(crate::run::TailAt::Below),
-            None => explicit.map(crate::run::TailAt::Below),
-        };
+        let recorded = |key: &str| first.config.get(key).and_then(|v| v.as_f64());
+        let tail = crate::run::tail_at(recorded("tail_below"), recorded("tail_above"), correct.is_some(), first.fp_baseline);
         // The point's own floating-point metric (a kernel workload's depends on its projection).
         let mut q = point_stats(id, per_trial, correct, test_var, p0.fp.or(first.fp_baseline), we, confidence, half, tail).map_err(|e| e.to_string())?;
         // The layer insight ran the first trials, in shard 0.

@@ -84,10 +84,14 @@ pub enum TailAt {
     Above(f64),
 }
 
-/// The tail-risk threshold of a classifier: the file's `tail_below`, else one point below floating
-/// point.
-pub fn tail_threshold(explicit: Option<f64>, fp: Option<f64>) -> Option<f64> {
-    explicit.or(fp.map(|f| f - 0.01))
+/// The tail a point's risk counts: the file's `tail_above`, else its `tail_below`, else for
+/// exact counts (a classifier's accuracy) one point below floating point.
+pub fn tail_at(tail_below: Option<f64>, tail_above: Option<f64>, counts: bool, fp: Option<f64>) -> Option<TailAt> {
+    match tail_above {
+        Some(t) => Some(TailAt::Above(t)),
+        None if counts => tail_below.or(fp.map(|f| f - 0.01)).map(TailAt::Below),
+        None => tail_below.map(TailAt::Below),
+    }
 }
 
 fn run_config(exp: &Experiment, p: &SweepPoint, c: Chunk) -> RunConfig {
@@ -139,11 +143,7 @@ fn point(
         reads_per_programming: exp.reads_per_programming,
         projection,
     };
-    let tail = match exp.tail_above {
-        Some(t) => Some(TailAt::Above(t)),
-        None if correct.is_some() => tail_threshold(exp.tail_below, fp).map(TailAt::Below),
-        None => exp.tail_below.map(TailAt::Below),
-    };
+    let tail = tail_at(exp.tail_below, exp.tail_above, correct.is_some(), fp);
     Ok(point_stats(id, per_trial, correct, test_var, fp, weight_error, exp.confidence, exp.ci_half_width, tail)?)
 }
 

@@ -155,7 +155,8 @@ pub struct Encoder {
     pub pooler: Option<(u32, u32)>,
     /// Classifier head layers (in, out), an activation between them.
     pub head: Vec<(u32, u32)>,
-    /// A causal language model: no pooling, the head on every token (its next-token logits).
+    /// A causal language model or a question-answering head: no pooling, the head on every token
+    /// (its next-token logits, or its start and end logits).
     pub next_token: bool,
 }
 

@@ -69,6 +69,7 @@ impl Seeded {
             attention: plan::SeqAttention::Softmax,
             causal: false,
             next_token: false,
+            span: None,
         }
     }
 }

@@ -105,6 +105,81 @@ fn read_token_rows(d: &RawData, data_path: PathBuf) -> Result<(Dataset, PathBuf)
     take_rows(ds, d, data_path)
 }
 
+/// Extractive question answering's data: token rows (a .npy matrix [n, seq], a .npz's `features`
+/// array) with each row's answer span, start and end token positions, in `data.labels` (a .npy
+/// [n, 2], or the .npz's `labels` array, default "y"); or a CSV whose last two columns are the
+/// span. The span is packed as one label, start · seq + end (`transformer::span_of`).
+pub(super) fn read_span_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<(Dataset, PathBuf), String> {
+    let data_path = resolve(&d.path);
+    if d.scale != 1.0 {
+        return Err(format!("data.scale = {}: token ids are not scaled; remove data.scale", d.scale));
+    }
+    let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let (x, spans, what) = match (ext, &d.labels) {
+        ("npy", None) => return Err(format!(
+            "data.path = {}: a .npy holds the token rows only; give data.labels = \"spans.npy\" too, an [n, 2] array of each row's answer start and end token",
+            data_path.display()
+        )),
+        ("npy", Some(l)) => {
+            let lp = resolve(l);
+            let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {e}"))?;
+            let y = io::read_matrix(&lp, None).map_err(|e| format!("data.labels: {e}"))?;
+            (x, y, format!("data.labels: {}", lp.display()))
+        }
+        ("npz", l) => {
+            let (xn, yn) = (d.features.clone().unwrap_or_else(|| "x".into()), l.as_ref().map_or("y".into(), |p| p.display().to_string()));
+            let x = io::read_npz_array(&data_path, &xn).map_err(|e| format!("data.features: {e}"))?;
+            let y = io::read_npz_array(&data_path, &yn).map_err(|e| format!("data.labels: {e}"))?;
+            (x, y, format!("data.labels: {} array {yn}", data_path.display()))
+        }
+        (_, Some(_)) => {
+            return Err("data.labels: only with a .npy or .npz token file (a CSV has each row's answer start and end in its last two columns)".into())
+        }
+        (_, None) => {
+            let all = io::read_csv_unlabelled(&data_path, d.header).map_err(|e| format!("data.path: {e}"))?;
+            let cols = all.n_features;
+            if cols < 3 {
+                return Err(format!(
+                    "data.path = {}: {cols} columns; a question-answering row is its tokens, then the answer's start and end token",
+                    data_path.display()
+                ));
+            }
+            let rows = all.len();
+            let (mut x, mut y) = (Vec::with_capacity(rows * (cols - 2)), Vec::with_capacity(rows * 2));
+            for row in all.x.chunks(cols) {
+                x.extend_from_slice(&row[..cols - 2]);
+                y.extend_from_slice(&row[cols - 2..]);
+            }
+            (
+                io::Matrix { rows, cols: cols - 2, data: x },
+                io::Matrix { rows, cols: 2, data: y },
+                format!("data.path: {}, the last two columns", data_path.display()),
+            )
+        }
+    };
+    if spans.rows != x.rows || spans.cols != 2 {
+        return Err(format!(
+            "{what}: [{}, {}] but the {} token rows need [{}, 2], each row's answer start and end token",
+            spans.rows, spans.cols, x.rows, x.rows
+        ));
+    }
+    let seq = x.cols;
+    let mut labels = Vec::with_capacity(x.rows);
+    for (r, se) in spans.data.chunks(2).enumerate() {
+        let ok = |v: f32| v >= 0.0 && v.fract() == 0.0 && (v as usize) < seq;
+        if !(ok(se[0]) && ok(se[1]) && se[0] <= se[1]) {
+            return Err(format!(
+                "{what}: row {}: the answer span [{}, {}] is not start <= end within the row's {seq} tokens (token positions from 0)",
+                r + 1,
+                se[0],
+                se[1]
+            ));
+        }
+        labels.push(se[0] as u32 * seq as u32 + se[1] as u32);
+    }
+    take_rows(Dataset { x: x.data, labels, n_features: seq }, d, data_path)
+}
+
 /// `data.rows` = [start, end] of a data set read from `data_path` (all rows without it).
 fn take_rows(ds: Dataset, d: &RawData, data_path: PathBuf) -> Result<(Dataset, PathBuf), String> {
     let Some(r) = &d.rows else { return Ok((ds, data_path)) };

@@ -3,7 +3,7 @@
 //! workloads' point set or Q/K/V, and the moe layer's data (which makes it a classifier). Shapes
 //! are checked against each other here, so a mismatch names both sides before any compute.
 
-use super::data::{attention_data, read_data, read_rows};
+use super::data::{attention_data, read_data, read_rows, read_span_rows};
 use super::raw::{RawExperiment, RawLayer, RawModel};
 use crate::workload::io::{self, Dataset, Linear, Matrix};
 use crate::workload::kernel::{split_standardise, KernelData, PointSet, Standardise, TestRows};
@@ -125,7 +125,9 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
     let d = raw.data.as_ref().ok_or("the transformer workload needs a [data] section: a CSV of token ids per row, then the label")?;
     // A language model's rows are token sequences alone (the task is the same at every point).
     let lm = points.first().and_then(|p| p.transformer.as_ref()).is_some_and(|s| s.task.next_token());
-    let (ds, _) = read_rows(d, resolve, !lm)?;
+    // Question answering's rows carry an answer span each.
+    let qa = points.first().and_then(|p| p.transformer.as_ref()).is_some_and(|s| s.task.qa());
+    let (ds, _) = if qa { read_span_rows(d, resolve)? } else { read_rows(d, resolve, !lm)? };
     if let Some(m) = model {
         if !m.layers.is_empty() || m.tensor.is_some() || m.input_shape.is_some() || m.activations.is_some() {
             return Err("[model] of the transformer workload takes path and digital only; the architecture is [transformer]".into());
@@ -134,6 +136,7 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
     let mut nets: HashMap<PathBuf, Arc<TransformerNet>> = HashMap::new();
     let mut fps: HashMap<String, u64> = HashMap::new();
     let mut lm_fps: HashMap<String, crate::workload::transformer::NextTokenScore> = HashMap::new();
+    let mut qa_fps: HashMap<String, crate::workload::transformer::SpanScore> = HashMap::new();
     for p in points.iter_mut() {
         let at = if p.labels.is_empty() { String::new() } else { format!("sweep point {}: ", p.series()) };
         let s = p.transformer.as_mut().expect("transformer points carry their settings");
@@ -161,6 +164,9 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
         if lm {
             let fp = *lm_fps.entry(key).or_insert_with(|| reference::fp_next_token(s.net(), s, &ds));
             s.fp_next = Some(fp);
+        } else if qa {
+            let fp = *qa_fps.entry(key).or_insert_with(|| reference::fp_span(s.net(), s, &ds));
+            s.fp_span = Some(fp);
         } else {
             let fp = *fps.entry(key).or_insert_with(|| reference::fp_correct(s.net(), s, &ds));
             s.fp_correct = Some(fp);

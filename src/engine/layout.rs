@@ -213,7 +213,7 @@ pub struct ConvParams {
 }
 
 /// The transformer's digital stages (`embed`, `layernorm`, `residual`, `attention_softmax`,
-/// `row_norms`, `linear_kv`, `linear_out`, `seq_pool`, `token_nll`): sequence geometry of one dispatch.
+/// `row_norms`, `linear_kv`, `linear_out`, `seq_pool`, `token_nll`, `answer_span`): sequence geometry of one dispatch.
 /// Activations are `[trial][sample][token][d_model]`; a head's slice of a token row is columns
 /// `head · d_head ..`, so `[token][d_model]` is also `[token][head][d_head]`.
 #[repr(C)]
@@ -258,6 +258,12 @@ pub struct SeqParams {
     pub mode: u32,
     /// `embed` mode 1: the tokens side by side (1, or 3 for the trigram input).
     pub taps: u32,
+    /// `answer_span`: the longest answer, in tokens (end − start + 1).
+    pub max_answer: u32,
+    /// `answer_span`: the separator token id; the context is the second segment's tokens but it.
+    pub sep: u32,
+    pub _pad_a: u32,
+    pub _pad_b: u32,
 }
 
 /// Everything a stage reads as its uniform (binding 0 of every stage).

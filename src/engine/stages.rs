@@ -90,6 +90,8 @@ macro_rules! stage_table {
             MoeCombine       moe_combine       []                      true;
             // A causal language model's next-token loss and top-1 hits.
             TokenNll         token_nll         []                      false;
+            // Extractive question answering's best answer span against the labelled one.
+            AnswerSpan       answer_span       []                      true;
         }
     };
 }
@@ -220,6 +222,10 @@ pub fn token_nll_groups(items: u64, vocab: u32) -> u64 {
         items
     }
 }
+/// `answer_span`: words per slot of one (trial, sequence): the predicted span's overlap with the
+/// labelled one and its length, in tokens (integers, so the F1 the host forms from them is the
+/// same on every backend).
+pub const SPAN_SLOT_WORDS: u32 = 2;
 /// Tokens per causal block of `attention_kv` / `attention_out` (the prefix slots of causal linear
 /// attention; the shaders' ATTN_BLOCK).
 pub const ATTN_BLOCK: usize = 64;

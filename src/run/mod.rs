@@ -217,7 +217,9 @@ pub fn point_stats(
     let test_set_ci = match (&correct, &test_var) {
         (_, Some(v)) if v.len() == per_trial.len() => {
             let mut ci = stats::ratio_exp_interval(summary.mean, v, confidence)?;
-            if correct.is_some() {
+            // A score in [0, 1] (an accuracy, an F1) stays below 1; a perplexity's trials are
+            // all >= 1, and where they are all 1 its interval is [1, 1].
+            if correct.is_some() || per_trial.iter().all(|&v| v <= 1.0) {
                 ci.hi = ci.hi.min(1.0);
             }
             Some(ci)

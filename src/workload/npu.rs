@@ -190,7 +190,7 @@ fn encoder(p: &SweepPoint) -> Result<Encoder, String> {
         mean_pooling: s.pooling == super::transformer::Pooling::Mean,
         pooler: net.pooler.as_ref().map(|l| (l.weight.cols as u32, l.weight.rows as u32)),
         head: net.head.iter().map(|l| (l.weight.cols as u32, l.weight.rows as u32)).collect(),
-        next_token: s.task.next_token(),
+        next_token: s.task.token_head(),
     })
 }
 

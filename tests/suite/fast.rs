@@ -401,6 +401,7 @@ fn fast_transformer_stages_match_the_twins() {
             attention,
             causal,
             next_token: false,
+            span: None,
         };
         let mut rec = Recorder::new();
         run_transformer(&mut rec, &m, &tokens, &[seq as u32, 50], &[1, 2], &cfg(DeviceModel::pcm(), 3, 3), &mut |_| {}).unwrap();

@@ -27,6 +27,7 @@ mod moe;
 mod npu;
 mod paired;
 mod periphery;
+mod question_answering;
 #[cfg(unix)]
 mod readme;
 mod reference;

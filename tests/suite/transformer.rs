@@ -54,7 +54,7 @@ pub(crate) fn state_dict(feature_rows: Option<usize>, seed: u64) -> Vec<u8> {
 
 /// [`state_dict`] under Hugging Face BERT's names, with learned positions and a two-row
 /// token-type table (`segment_sep` reads row 1): the same layer, head and embeddings.
-fn bert_state_dict(seed: u64) -> Vec<u8> {
+pub(crate) fn bert_state_dict(seed: u64) -> Vec<u8> {
     let (d, seq) = (8usize, 20usize);
     let bytes = state_dict(None, seed);
     let torch = safetensors::SafeTensors::deserialize(&bytes).unwrap().tensors();

@@ -160,6 +160,8 @@ fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
         Stage::MoeGate => vec![(1, Cmp::Abs(SEQ_ABS))],
         Stage::MoeCombine => vec![(2, Cmp::Abs(SEQ_ABS))],
         Stage::TokenNll => vec![(3, Cmp::Rel(NLL_REL)), (4, Cmp::Exact)],
+        // Integers from comparisons of the same f32 sums: bit for bit.
+        Stage::AnswerSpan => vec![(4, Cmp::Exact), (5, Cmp::Exact)],
     }
 }
 
@@ -763,6 +765,7 @@ fn transformer_stages_match_twins() {
             attention,
             causal,
             next_token: false,
+            span: None,
         };
         let toks = if pairs { &paired } else { &tokens };
         if pairs {
@@ -832,6 +835,7 @@ fn transformer_stages_match_twins() {
             attention: SeqAttention::Softmax,
             causal: false,
             next_token: false,
+            span: None,
         };
         let pts = run_transformer(&mut rec, &m, &tokens, &lengths, &labels, &cfg(Gdc::Readout, 2, vec![60.0]), &mut |_| {}).unwrap();
         assert!(pts.iter().all(|p| p.correct.len() == 2 && p.correct.iter().all(|&c| c <= 2)));

@@ -79,6 +79,8 @@ fn pairs() -> Vec<(Stage, &'static str, Value, &'static str)> {
         (Stage::TokenNll, "NLL_BLOCK", u(stages::NLL_BLOCK), "engine::stages::NLL_BLOCK"),
         (Stage::TokenNll, "NLL_WG", u(stages::NLL_WG), "engine::stages::NLL_WG"),
         (Stage::TokenNll, "NLL_SLOT_WORDS", u(stages::NLL_SLOT_WORDS), "engine::stages::NLL_SLOT_WORDS"),
+        (Stage::AnswerSpan, "SPAN_SLOT_WORDS", u(stages::SPAN_SLOT_WORDS), "engine::stages::SPAN_SLOT_WORDS"),
+        (Stage::AnswerSpan, "SEGMENT_BIT", u(aimc::workload::transformer::SEGMENT_BIT), "workload::transformer::SEGMENT_BIT"),
         (Stage::MoeGate, "MAX_EXPERTS", u(cpu::moe_gate::MAX_EXPERTS), "engine::cpu::moe_gate::MAX_EXPERTS"),
         (Stage::AttentionSoftmax, "SQ", u(stages::SOFTMAX_SQ), "engine::stages::SOFTMAX_SQ"),
         (Stage::Bound, "VB", u(stages::BOUND_VB), "engine::stages::BOUND_VB"),

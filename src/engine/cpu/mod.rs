@@ -326,6 +326,11 @@ impl Backend for CpuBackend {
                 token_nll::token_nll(p, cast_slice(self.get(b[0])), self.get(b[1]), self.get(b[2]), cast_slice_mut(&mut nll), &mut out, th);
                 self.bufs[b[3].0] = nll;
             }
+            Stage::AnswerSpan => {
+                let mut spans = std::mem::take(&mut self.bufs[b[4].0]);
+                answer_span::answer_span(p, cast_slice(self.get(b[0])), self.get(b[1]), self.get(b[2]), self.get(b[3]), &mut spans, &mut out, th);
+                self.bufs[b[4].0] = spans;
+            }
             Stage::SeqPool => seq_pool::seq_pool(p, cast_slice(self.get(b[0])), self.get(b[1]), cast_slice_mut(&mut out), th),
             Stage::ProgramMvm => {
                 program_mvm::program_mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut out), th)

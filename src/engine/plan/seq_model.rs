@@ -136,9 +136,27 @@ pub struct SeqModel {
     /// A causal language model: the head reads every token (no pooling) and its outputs, one
     /// logit per vocabulary token, predict the next token (`token_nll`) instead of a class.
     pub next_token: bool,
+    /// Extractive question answering: the head reads every token (no pooling) and its two
+    /// outputs, the start and end logits, pick an answer span (`answer_span`).
+    pub span: Option<SpanHead>,
+}
+
+/// Extractive question answering's answer search (`answer_span`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanHead {
+    /// The longest answer, in tokens.
+    pub max_answer: u32,
+    /// The separator token id: the context is the second segment's tokens but it.
+    pub sep: u32,
 }
 
 impl SeqModel {
+    /// Whether the head reads every token (a language model, question answering) rather than the
+    /// one pooled vector of each sequence.
+    pub fn token_head(&self) -> bool {
+        self.next_token || self.span.is_some()
+    }
+
     /// Width of the attention and feed-forward stream: the bottleneck's, else d_model.
     pub fn inner(&self) -> u32 {
         self.blocks.first().and_then(|b| b.bottleneck.as_ref()).map_or(self.d_model, |bn| self.layers[bn.input].mapped.n_out)
@@ -195,6 +213,12 @@ impl SeqModel {
             }
             if out != self.vocab {
                 return bad(format!("the language-model head has {out} outputs, one per vocabulary token needs {}", self.vocab));
+            }
+        }
+        if let Some(sp) = self.span {
+            let out = self.layers[*self.head.last().expect("checked above")].mapped.n_out;
+            if out != 2 || self.next_token || sp.max_answer == 0 {
+                return bad(format!("a question-answering head gives 2 outputs per token (start, end) and answers of >= 1 token; it has {out}"));
             }
         }
         for (i, l) in self.layers.iter().enumerate() {
@@ -350,10 +374,10 @@ impl SeqModel {
         f + self.head.iter().map(|&li| mac(li, self.head_vectors())).sum::<f64>()
     }
 
-    /// Vectors per sequence through the head: every token of a language model, else the one
+    /// Vectors per sequence through the head: every token of a language model or a span head, else the one
     /// pooled vector.
     pub fn head_vectors(&self) -> f64 {
-        if self.next_token {
+        if self.token_head() {
             self.seq as f64
         } else {
             1.0

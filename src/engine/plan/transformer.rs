@@ -9,7 +9,9 @@
 //! slice, `row_norms`, `feature_map`, `linear_kv`, `linear_out`), O, `residual`, LayerNorm, the
 //! feed-forward pair, `residual`, LayerNorm → `seq_pool` → the head's analog layers → `accuracy`.
 //! A causal language model (`next_token`) skips the pooling: its head runs on every token and
-//! `token_nll` scores each position's logits against the next token (Σ −log p and top-1 hits).
+//! `token_nll` scores each position's logits against the next token (Σ −log p and top-1 hits);
+//! a question-answering head (`span`) runs on every token too, and `answer_span` picks each
+//! sequence's answer from the start and end logits and scores it against the labelled span.
 //!
 //! MobileBERT (Sun et al., "MobileBERT: a Compact Task-Agnostic BERT for Resource-Limited
 //! Devices", ACL 2020; Hugging Face `MobileBertLayer`) adds three things, all on the same stages:
@@ -26,7 +28,7 @@
 
 use super::*;
 use crate::engine::layout::SeqParams;
-use crate::engine::stages::{token_nll_groups, ATTN_BLOCK, NLL_BLOCK, NLL_SLOT_WORDS, SOFTMAX_SQ};
+use crate::engine::stages::{token_nll_groups, ATTN_BLOCK, NLL_BLOCK, NLL_SLOT_WORDS, SOFTMAX_SQ, SPAN_SLOT_WORDS};
 
 /// Words per sample of each per-batch buffer, the largest first-class buffer per sample, and the
 /// sum of all of them per sample.
@@ -143,10 +145,17 @@ fn transformer_group(
     }
     // Trials per chunk: the batch's buffers and every matrix's device state within the budget
     // (a language model's loss slots: one per configuration, time, sequence and block of positions,
-    // each NLL_SLOT_WORDS words).
+    // each NLL_SLOT_WORDS words; question answering's, SPAN_SLOT_WORDS per sequence).
     let state: u64 = m.layers.iter().map(|l| state_bytes(&l.mapped, &cfg.device) + 4 * l.mapped.len() as u64).sum();
     let nll_blocks = m.seq.div_ceil(NLL_BLOCK);
-    let nll_slots = if m.next_token { (cfgs.len() * cfg.times.len()) as u64 * samples as u64 * nll_blocks as u64 * NLL_SLOT_WORDS as u64 } else { 0 };
+    let slot_words = if m.next_token {
+        nll_blocks * NLL_SLOT_WORDS
+    } else if m.span.is_some() {
+        SPAN_SLOT_WORDS
+    } else {
+        0
+    };
+    let nll_slots = (cfgs.len() * cfg.times.len()) as u64 * samples as u64 * slot_words as u64;
     let per_trial = state + 4 * total * sb as u64 + 4 * nll_slots;
     let max_tiles = m.layers.iter().map(|l| l.mapped.n_tiles()).max().unwrap_or(1);
     let biggest_state = m.layers.iter().map(|l| state_bytes(&l.mapped, &cfg.device)).max().unwrap_or(4);
@@ -252,6 +261,8 @@ fn transformer_group(
     let correct = be.create("correct", nc * nt * chunk as usize);
     // A language model's summed loss per block of a sequence, [config][t_index][trial][sequence][block].
     let nll = m.next_token.then(|| be.create("nll", nc * nt * chunk as usize * samples as usize * nll_blocks as usize * NLL_SLOT_WORDS as usize));
+    // Question answering's answer spans, [config][t_index][trial][sequence] (SPAN_SLOT_WORDS each).
+    let spans = m.span.map(|_| be.create("spans", nc * nt * chunk as usize * samples as usize * SPAN_SLOT_WORDS as usize));
     // What is scored: sequences, or a language model's predicted tokens (len − 1 per sequence).
     let scored = if m.next_token { lengths.iter().map(|&l| l.min(seq).saturating_sub(1)).sum() } else { samples };
     if scored == 0 {
@@ -512,9 +523,9 @@ fn transformer_group(
                     layernorm(be, x, g, tmp);
                     std::mem::swap(&mut x, &mut tmp);
                 }
-                let mut h = match nll {
-                    Some(_) => x,
-                    None => {
+                let mut h = match m.token_head() {
+                    true => x,
+                    false => {
                         be.dispatch(Stage::SeqPool, &dig(base), &[x, len_b, pooled], grid(n as u64 * sbl as u64 * d as u64, wg));
                         pooled
                     }
@@ -528,8 +539,15 @@ fn transformer_group(
                 pa.layer.n_out = classes;
                 // The shader's slot is [t_index][trial]: configuration ci's slots follow ci · nt.
                 pa.layer.t_index = (ci * nt + ti) as u32;
-                match nll {
-                    Some(nll) => {
+                match (nll, spans, m.span) {
+                    (_, Some(spans), Some(sp)) => {
+                        // Slots [t_index][trial][sequence], as token_nll's.
+                        pa.layer.batch = samples;
+                        pa.seq.max_answer = sp.max_answer;
+                        pa.seq.sep = sp.sep;
+                        be.dispatch(Stage::AnswerSpan, &pa, &[h, tok_b, len_b, lab_b, spans, correct], grid(n as u64 * sbl as u64, wg));
+                    }
+                    (Some(nll), _, _) => {
                         // Slots [t_index][trial][sequence]: `batch` is the data set's sequence count.
                         pa.layer.batch = samples;
                         be.dispatch(
@@ -539,11 +557,11 @@ fn transformer_group(
                             grid(token_nll_groups(n as u64 * sbl as u64 * nll_blocks as u64, m.vocab), 1),
                         );
                     }
-                    None => be.dispatch(Stage::Accuracy, &pa, &[h, lab_b, correct], grid(n as u64 * sbl as u64, wg)),
+                    _ => be.dispatch(Stage::Accuracy, &pa, &[h, lab_b, correct], grid(n as u64 * sbl as u64, wg)),
                 }
             }
         }
-        let losses = match nll {
+        let losses = match nll.or(spans) {
             Some(b) => be.download(b).map(Some),
             None => Ok(None),
         };
@@ -556,7 +574,13 @@ fn transformer_group(
                         pt.correct.extend_from_slice(&got[at..at + n]);
                         // Each trial's loss: its sequences' block sums added in f64 in order; and
                         // each sequence's loss and hits.
-                        if let Some(l) = &losses {
+                        if let (Some(l), Some(_)) = (&losses, spans) {
+                            let w = SPAN_SLOT_WORDS as usize;
+                            for slot in l[at * samples as usize * w..(at + n) * samples as usize * w].chunks(w) {
+                                pt.seq_overlap.push(slot[0]);
+                                pt.seq_predicted.push(slot[1]);
+                            }
+                        } else if let Some(l) = &losses {
                             let words = NLL_SLOT_WORDS as usize;
                             let per = samples as usize * nll_blocks as usize * words;
                             let part = &l[at * per..(at + n) * per];
@@ -585,6 +609,7 @@ fn transformer_group(
     let mut all = vec![emb, pos, x, tmp, q, k, v, att, y, lb, f1, pooled, hb[0], hb[1], tok_b, len_b, lab_b, correct];
     all.extend(tri);
     all.extend(nll);
+    all.extend(spans);
     all.extend(bn_norms.into_iter().flatten().flatten());
     all.extend(ffn_norms.into_iter().flatten());
     all.extend(biases);

@@ -62,14 +62,42 @@ pub enum Task {
     NextToken,
     /// The same model scored by next-token top-1 accuracy (exact counts over the predicted tokens).
     NextTokenAccuracy,
+    /// Extractive question answering (SQuAD; BERT's `qa_outputs` head): two outputs per token,
+    /// the start and end logits, and the answer the best span of the context (the second
+    /// segment); the metric is the exact match of the answer with each row's labelled span.
+    QaExactMatch,
+    /// The same model scored by the token-level F1 of the answer's overlap with the labelled span.
+    QaF1,
 }
 
 impl Task {
     /// Whether the head predicts the next token (the two language-model tasks).
     pub fn next_token(self) -> bool {
-        self != Task::Classify
+        matches!(self, Task::NextToken | Task::NextTokenAccuracy)
+    }
+
+    /// Whether the head picks an answer span (the two question-answering tasks).
+    pub fn qa(self) -> bool {
+        matches!(self, Task::QaExactMatch | Task::QaF1)
+    }
+
+    /// Whether the head reads every token instead of one pooled vector per sequence.
+    pub fn token_head(self) -> bool {
+        self.next_token() || self.qa()
     }
 }
+
+/// Question answering's floating-point score over a data set (the f64 reference forward).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SpanScore {
+    /// Rows whose answer is exactly the labelled span.
+    pub exact: u64,
+    /// Σ token-level F1 over the rows.
+    pub f1: f64,
+}
+
+/// SQuAD's answer-length limit in Hugging Face's post-processing (`max_answer_length`).
+pub const MAX_ANSWER_TOKENS: u32 = 30;
 
 /// The language model's floating-point score over a data set (the f64 reference forward).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -162,6 +190,9 @@ pub struct TransformerSettings {
     /// published form), `layer_norm` for every other family.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub norm: Option<NormType>,
+    /// Question answering: the longest answer, in tokens (Hugging Face's `max_answer_length`).
+    #[serde(default = "max_answer", skip_serializing_if = "is_max_answer")]
+    pub max_answer_tokens: u32,
     /// Causal (decoder) attention: token i attends to tokens ≤ i.
     #[serde(default)]
     pub causal: bool,
@@ -222,10 +253,19 @@ pub struct TransformerSettings {
     /// A language model's floating-point score on the data set, set by validation.
     #[serde(skip)]
     pub fp_next: Option<NextTokenScore>,
+    /// Question answering's floating-point score on the data set, set by validation.
+    #[serde(skip)]
+    pub fp_span: Option<SpanScore>,
 }
 
 fn is_classify(t: &Task) -> bool {
     *t == Task::Classify
+}
+fn max_answer() -> u32 {
+    MAX_ANSWER_TOKENS
+}
+fn is_max_answer(v: &u32) -> bool {
+    *v == MAX_ANSWER_TOKENS
 }
 
 /// The bit of a token id the `embed` stage reads as "second segment" (token type 1); ids stay
@@ -558,6 +598,7 @@ impl TransformerSettings {
             },
             causal: self.causal,
             next_token: self.task.next_token(),
+            span: self.task.qa().then(|| crate::engine::plan::SpanHead { max_answer: self.max_answer_tokens, sep: self.segment_sep.unwrap_or(u32::MAX) }),
         }
     }
 
@@ -680,6 +721,31 @@ impl TransformerSettings {
                 return Err(format!("{task} reads single-segment sequences; remove transformer.segment_sep"));
             }
         }
+        if self.task.qa() {
+            let task = format!("transformer.task = \"{}\"", if self.task == Task::QaF1 { "qa_f1" } else { "qa_exact_match" });
+            if self.segment_sep.is_none() {
+                return Err(format!(
+                    "{task} finds the answer in the context, the second segment of [CLS] question [SEP] context [SEP]: set transformer.segment_sep to the separator's id ([SEP] is 102 in BERT's uncased vocabulary)"
+                ));
+            }
+            if net.classes() != 2 {
+                return Err(format!(
+                    "{task}: the head gives {} outputs per token; a question-answering head gives 2, the start and end logits (qa_outputs.weight [2, d_model])",
+                    net.classes()
+                ));
+            }
+            if net.pooler.is_some() {
+                return Err(format!(
+                    "{task}: the state dict has a pooler (pooler.dense), which reads one token per sequence; a question-answering head reads every token: remove the pooler"
+                ));
+            }
+            if self.max_answer_tokens == 0 {
+                return Err("transformer.max_answer_tokens = 0: an answer has at least one token (Hugging Face's SQuAD default: 30)".into());
+            }
+            if self.causal {
+                return Err(format!("{task} reads the question and the context as a whole, as BERT does; remove transformer.causal"));
+            }
+        }
         let seq = data.n_features;
         if let Some(max) = net.max_positions() {
             if seq > max {
@@ -737,9 +803,47 @@ impl TransformerSettings {
             }
             return Ok(());
         }
+        if self.task.qa() {
+            return self.check_spans(data);
+        }
         let classes = net.classes();
         if let Some(&l) = data.labels.iter().find(|&&l| l as usize >= classes) {
             return Err(format!("the data set has label {l} but the head has {classes} outputs"));
+        }
+        Ok(())
+    }
+}
+
+impl TransformerSettings {
+    /// Question answering: every row's labelled span lies in its context (after the first
+    /// `segment_sep`, before the padding, the separators excluded) and is at most
+    /// `max_answer_tokens` long, so the answer search can find it.
+    fn check_spans(&self, data: &Dataset) -> Result<(), String> {
+        let seq = data.n_features;
+        let sep = self.segment_sep.expect("checked before");
+        for (r, (row, &label)) in data.x.chunks(seq.max(1)).zip(&data.labels).enumerate() {
+            let ids: Vec<u32> = row.iter().map(|&v| v as u32).collect();
+            let len = self.length(&ids);
+            let (s, e) = span_of(label, seq);
+            let Some(first) = ids[..len].iter().position(|&t| t == sep) else {
+                return Err(format!("data row {}: no separator (transformer.segment_sep = {sep}) before the padding; a question-answering row is [CLS] question [SEP] context [SEP]", r + 1));
+            };
+            let context = |p: u32| (p as usize) > first && (p as usize) < len && ids[p as usize] != sep;
+            if !(context(s) && context(e)) || ids[s as usize..=e as usize].contains(&sep) {
+                return Err(format!(
+                    "data row {}: the answer span [{s}, {e}] is not inside the context (tokens {}..{len} after the first separator, the separators excluded); a row whose answer the tokenizer cut off has none to find: leave it out",
+                    r + 1,
+                    first + 1
+                ));
+            }
+            if e - s + 1 > self.max_answer_tokens {
+                return Err(format!(
+                    "data row {}: the answer span [{s}, {e}] has {} tokens, more than transformer.max_answer_tokens = {}; raise it to the longest answer",
+                    r + 1,
+                    e - s + 1,
+                    self.max_answer_tokens
+                ));
+            }
         }
         Ok(())
     }
@@ -750,6 +854,8 @@ pub fn metric(_: &Inputs<'_>, sp: &SweepPoint) -> Metric {
         Task::Classify => Metric { text: "test accuracy (transformer)", column: "test_accuracy", higher_is_better: true },
         Task::NextToken => Metric { text: "next-token perplexity (causal language model)", column: "perplexity", higher_is_better: false },
         Task::NextTokenAccuracy => Metric { text: "next-token top-1 accuracy (causal language model)", column: "next_token_accuracy", higher_is_better: true },
+        Task::QaExactMatch => Metric { text: "answer exact match (extractive question answering)", column: "exact_match", higher_is_better: true },
+        Task::QaF1 => Metric { text: "answer token-level F1 (extractive question answering)", column: "f1", higher_is_better: true },
     }
 }
 
@@ -804,7 +910,28 @@ fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cl
         (Task::Classify, _) => s.fp_correct.map(|c| c as f64 / n),
         (Task::NextToken, f) => f.map(|f| (f.nll / f.tokens as f64).exp()),
         (Task::NextTokenAccuracy, f) => f.map(|f| f.correct as f64 / f.tokens as f64),
+        (Task::QaExactMatch, _) => s.fp_span.map(|f| f.exact as f64 / n),
+        (Task::QaF1, _) => s.fp_span.map(|f| f.f1 / n),
     };
+    if s.task == Task::QaF1 {
+        // Each sequence's F1 from its overlap and lengths, in f64; the trial's F1 their mean,
+        // with the variance of its log over the sequences (a ratio over unit counts).
+        let gold: Vec<u32> = data.labels.iter().map(|&l| span_of(l, data.n_features).1 - span_of(l, data.n_features).0 + 1).collect();
+        let ones = vec![1u64; lengths.len()];
+        return pts
+            .into_iter()
+            .map(|p| {
+                let f1: Vec<f64> = p.seq_overlap.iter().zip(&p.seq_predicted).zip(gold.iter().cycle()).map(|((&o, &pr), &g)| span_f1(o, pr, g)).collect();
+                let per_trial: Vec<f64> = f1.chunks(per_seq_len(lengths)).map(|seq| seq.iter().sum::<f64>() / n).collect();
+                let test_var = f1
+                    .chunks(per_seq_len(lengths))
+                    .zip(&per_trial)
+                    .map(|(seq, &a)| crate::stats::ratio_variance(seq, &ones).filter(|_| a > 0.0).map(|v| v / (a * a)))
+                    .collect();
+                TimeMetrics { per_trial, test_var, fp, ..TimeMetrics::default() }
+            })
+            .collect();
+    }
     let counts: Vec<u64> = lengths.iter().map(|&l| l.saturating_sub(1) as u64).collect();
     let per_seq = lengths.len().max(1);
     if s.task == Task::NextToken {
@@ -833,6 +960,26 @@ fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cl
             TimeMetrics { per_trial, correct: Some((p.correct, p.n_samples)), test_var, fp, ..TimeMetrics::default() }
         })
         .collect()
+}
+
+fn per_seq_len(lengths: &[u32]) -> usize {
+    lengths.len().max(1)
+}
+
+/// The labelled answer span (start, end) of a question-answering row of `seq` tokens, as the
+/// data set packs it (start · seq + end).
+pub fn span_of(label: u32, seq: usize) -> (u32, u32) {
+    (label / seq.max(1) as u32, label % seq.max(1) as u32)
+}
+
+/// SQuAD's F1 of one answer at the token level: 2 · overlap / (predicted + labelled length)
+/// (precision overlap / predicted, recall overlap / labelled); 0 without an answer.
+pub fn span_f1(overlap: u32, predicted: u32, labelled: u32) -> f64 {
+    if overlap == 0 {
+        0.0
+    } else {
+        2.0 * overlap as f64 / (predicted + labelled) as f64
+    }
 }
 
 /// A routed layer's router for stored layer `block`: Philox normals scaled 1/√d_model from

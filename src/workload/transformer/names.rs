@@ -337,6 +337,13 @@ pub const TABLE: &[Entry] = &[
     e(Any, "{O}fc.{K}.bias", HeadB, ""),
     e(Any, "{O}lm_head.weight", HeadW, "[vocab, d_model] a language model's head (`task = \"next_token\"`); absent: tied to the embedding"),
     e(Any, "{O}lm_head.bias", HeadB, "[vocab]"),
+    e(
+        Any,
+        "{O}qa_outputs.weight",
+        HeadW,
+        "[2, d_model] a question-answering head, start and end logits per token (`task = \"qa_f1\"` or `\"qa_exact_match\"`)",
+    ),
+    e(Any, "{O}qa_outputs.bias", HeadB, "[2]"),
 ];
 
 /// What the families are recognised by (for error messages).
@@ -855,7 +862,7 @@ pub(super) fn head_layers(f: &Found, d: usize, dm: &str, s: &TransformerSettings
             return Ok(Vec::new());
         }
         return Err(format!(
-            "a classifier head is required: the file has none of {O}classifier.weight, {O}classifier.K.weight, {O}head.weight, {O}head.K.weight, {O}fc.weight, {O}fc.K.weight (K an nn.Sequential index); a language model's is {O}lm_head.weight, or none with transformer.task = \"next_token\" (tied to the embedding)",
+            "a classifier head is required: the file has none of {O}classifier.weight, {O}classifier.K.weight, {O}head.weight, {O}head.K.weight, {O}fc.weight, {O}fc.K.weight (K an nn.Sequential index); a language model's is {O}lm_head.weight, or none with transformer.task = \"next_token\" (tied to the embedding); a question-answering model's is {O}qa_outputs.weight",
             O = f.naming.outer
         ));
     };

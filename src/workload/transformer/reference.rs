@@ -43,8 +43,13 @@
 //!   runs on every hidden row i < len − 1 and scores token i + 1: −ln softmax(logits)[token i + 1]
 //!   (max-subtracted log-sum-exp), summed over the rows, and the rows whose first largest logit
 //!   is that token.
+//! - **Answer span** (`task = "qa_exact_match"` / `"qa_f1"`). No pooling: the head gives every
+//!   hidden row a start and an end logit; the answer is the context span (after the first
+//!   `segment_sep`, the separators excluded) start ≤ end < start + `max_answer_tokens` with the
+//!   largest start + end logit, the first by start then end on ties; scored against the row's
+//!   labelled span by exact match and token-level F1 (`span_f1`).
 
-use super::{feature_input_scale, AttentionKind, NextTokenScore, Pooling, TransformerNet, TransformerSettings};
+use super::{feature_input_scale, AttentionKind, NextTokenScore, Pooling, SpanScore, TransformerNet, TransformerSettings};
 use crate::features::SoftmaxFeatures;
 use crate::workload::io::{Dataset, Linear, Matrix};
 
@@ -392,6 +397,32 @@ impl<'a> Prepared<'a> {
         score
     }
 
+    /// Question answering's score of one sequence against its labelled span: the head on every
+    /// hidden row gives (start, end) logits; the answer is the context span start ≤ end < start
+    /// + max_answer_tokens with the largest start + end logit (the first by start, then end, on
+    /// ties), the context being the tokens after the first `segment_sep` but the separators.
+    fn span(&self, tokens: &[u32], len: usize, gold: (u32, u32)) -> SpanScore {
+        let d = self.d;
+        let x = self.hidden(tokens, len);
+        let logits: Vec<[f64; 2]> = (0..len).map(|i| self.head(x[i * d..(i + 1) * d].to_vec())).map(|h| [h[0], h[1]]).collect();
+        let sep = self.s.segment_sep;
+        let first = sep.and_then(|s| tokens[..len].iter().position(|&t| t == s));
+        let context = |p: usize| first.is_some_and(|f| p > f) && Some(tokens[p]) != sep;
+        let mut best: Option<(f64, usize, usize)> = None;
+        for st in (0..len).filter(|&p| context(p)) {
+            for e in (st..len.min(st + self.s.max_answer_tokens as usize)).filter(|&p| context(p)) {
+                let score = logits[st][0] + logits[e][1];
+                if best.is_none_or(|(b, _, _)| score > b) {
+                    best = Some((score, st, e));
+                }
+            }
+        }
+        let (gs, ge) = (gold.0 as usize, gold.1 as usize);
+        let Some((_, st, e)) = best else { return SpanScore::default() };
+        let overlap = (e.min(ge) + 1).saturating_sub(st.max(gs));
+        SpanScore { exact: u64::from((st, e) == (gs, ge)), f1: super::span_f1(overlap as u32, (e - st + 1) as u32, (ge - gs + 1) as u32) }
+    }
+
     fn logits(&self, tokens: &[u32], len: usize) -> Vec<f64> {
         assert!(len >= 1 && len <= tokens.len(), "sequence length {len} of {} tokens: a sequence needs a non-padding token first", tokens.len());
         if let Some(pad) = self.s.pad_id {
@@ -564,13 +595,23 @@ pub fn row_tokens(data: &Dataset, row: usize) -> Vec<u32> {
 /// `f(prepared, tokens, len)` of every row of a token data set, in row order, the rows split over
 /// every core; the result does not depend on the thread count (rows are independent).
 fn per_row<T: Send>(net: &TransformerNet, s: &TransformerSettings, data: &Dataset, f: impl Fn(&Prepared<'_>, &[u32], usize) -> T + Sync) -> Vec<T> {
+    per_row_labelled(net, s, data, |p, tokens, len, _| f(p, tokens, len))
+}
+
+/// [`per_row`] with each row's label.
+fn per_row_labelled<T: Send>(
+    net: &TransformerNet,
+    s: &TransformerSettings,
+    data: &Dataset,
+    f: impl Fn(&Prepared<'_>, &[u32], usize, u32) -> T + Sync,
+) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
     let p = Prepared::new(net, s);
     let n = data.len();
     let chunk = n.div_ceil(threads).max(1);
     let one = |row: usize| {
         let tokens = row_tokens(data, row);
-        f(&p, &tokens, seq_len(&tokens, s.pad_id))
+        f(&p, &tokens, seq_len(&tokens, s.pad_id), data.labels[row])
     };
     std::thread::scope(|sc| {
         let handles: Vec<_> = (0..n).step_by(chunk).map(|start| sc.spawn(move || (start..(start + chunk).min(n)).map(one).collect::<Vec<T>>())).collect();
@@ -604,6 +645,19 @@ pub fn fp_next_token(net: &TransformerNet, s: &TransformerSettings, data: &Datas
 /// A language model's per-sequence f64 score (the oracle of the engine's noiseless loss).
 pub fn next_token_score(net: &TransformerNet, s: &TransformerSettings, tokens: &[u32], len: usize) -> NextTokenScore {
     Prepared::new(net, s).next_token(tokens, len)
+}
+
+/// Question answering's f64 score over a token data set whose labels pack each row's answer
+/// span (start · seq + end): exact matches and Σ F1, the rows' values added in row order.
+pub fn fp_span(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) -> SpanScore {
+    let seq = data.n_features;
+    let rows = per_row_labelled(net, s, data, |p, tokens, len, label| p.span(tokens, len, super::span_of(label, seq)));
+    rows.iter().fold(SpanScore::default(), |a, r| SpanScore { exact: a.exact + r.exact, f1: a.f1 + r.f1 })
+}
+
+/// One row's f64 question-answering score (the oracle of the engine's noiseless answer).
+pub fn span_score(net: &TransformerNet, s: &TransformerSettings, tokens: &[u32], len: usize, gold: (u32, u32)) -> SpanScore {
+    Prepared::new(net, s).span(tokens, len, gold)
 }
 
 /// Correct predictions of the f64 forward over a token data set.

@@ -1,0 +1,90 @@
+// Stage `answer_span`: extractive question answering (SQuAD, Rajpurkar et al. EMNLP 2016; BERT's
+// span head, Devlin et al. NAACL 2019 §4.2). The head gives every token a start and an end logit,
+// h[((trial · samples + sample) · seq + p) · 2 + {0, 1}]; the predicted answer is the span
+// start ≤ end < start + max_answer of context tokens with the largest start logit + end logit (the
+// exact maximum over every valid span; the first such span, by start then end, on ties). Context
+// tokens carry the second-segment bit (`transformer.segment_sep`), lie before the sequence's
+// length and are not the separator itself: the question, [CLS], the separators and the padding
+// cannot be answers, as in Hugging Face's SQuAD post-processing.
+//
+// Against the labelled span (labels[sample] = start · seq + end) the slot
+// ([t_index][trial][batch] + sample_offset + sample) of `spans` gets SPAN_SLOT_WORDS integers: the
+// overlap in tokens and the predicted span's length (0, 0 when the sequence has no context). The
+// host forms the token-level F1 2 · overlap / (predicted + labelled length) from them, so it is the
+// same on every backend; exact matches are counted with an integer atomic into `correct`'s slot
+// [t_index][trial]. One invocation = one (trial, sequence). CPU twin: src/engine/cpu/answer_span.rs.
+
+@group(0) @binding(0) var<uniform> P: StageParams;
+@group(0) @binding(1) var<storage, read> h: array<f32>;
+@group(0) @binding(2) var<storage, read> tokens: array<u32>;
+@group(0) @binding(3) var<storage, read> lengths: array<u32>;
+@group(0) @binding(4) var<storage, read> labels: array<u32>;
+@group(0) @binding(5) var<storage, read_write> spans: array<u32>;
+@group(0) @binding(6) var<storage, read_write> correct: array<atomic<u32>>;
+
+override WG: u32 = 64u;
+
+// Words per slot of `spans`: the overlap, the predicted length (engine::stages::SPAN_SLOT_WORDS).
+const SPAN_SLOT_WORDS: u32 = 2u;
+// The token id bit that marks the second segment (workload::transformer::SEGMENT_BIT).
+const SEGMENT_BIT: u32 = 0x80000000u;
+
+// Whether position p of `sample` (its batch index) may be part of an answer.
+fn in_context(sample: u32, p: u32) -> bool {
+    let t = tokens[sample * P.seq.seq + p];
+    return (t & SEGMENT_BIT) != 0u && (t & ~SEGMENT_BIT) != P.seq.sep;
+}
+
+@compute @workgroup_size(WG)
+fn answer_span(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let L = P.layer;
+    let S = P.seq;
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= L.trials * S.samples) {
+        return;
+    }
+    let sample = i % S.samples;
+    let trial = i / S.samples;
+    let len = min(lengths[sample], S.seq);
+    let row = i * S.seq;
+    var found = false;
+    var best = 0.0;
+    var bs = 0u;
+    var be = 0u;
+    for (var s = 0u; s < len; s = s + 1u) {
+        if (!in_context(sample, s)) {
+            continue;
+        }
+        let start = h[(row + s) * 2u];
+        let last = min(len, s + S.max_answer);
+        for (var e = s; e < last; e = e + 1u) {
+            if (!in_context(sample, e)) {
+                continue;
+            }
+            let score = start + h[(row + e) * 2u + 1u];
+            if (!found || score > best) {
+                found = true;
+                best = score;
+                bs = s;
+                be = e;
+            }
+        }
+    }
+    let label = labels[sample];
+    let gs = label / S.seq;
+    let ge = label % S.seq;
+    var overlap = 0u;
+    var predicted = 0u;
+    if (found) {
+        predicted = be - bs + 1u;
+        let lo = max(bs, gs);
+        let hi = min(be, ge);
+        overlap = select(0u, hi - lo + 1u, hi >= lo);
+    }
+    let slot = (L.t_index * L.trials + trial) * L.batch + S.sample_offset + sample;
+    spans[slot * SPAN_SLOT_WORDS] = overlap;
+    spans[slot * SPAN_SLOT_WORDS + 1u] = predicted;
+    if (found && bs == gs && be == ge) {
+        atomicAdd(&correct[L.t_index * L.trials + trial], 1u);
+    }
+}

@@ -1,0 +1,65 @@
+//! CPU twin of shaders/answer_span.wgsl: per (trial, sequence) the context span start ≤ end <
+//! start + `max_answer` with the largest start + end logit (the first on ties, by start then end),
+//! its overlap with the labelled span (`label = start · seq + end`) and its length in slot
+//! `([t_index][trial][batch] + sample_offset + sample)` (`SPAN_SLOT_WORDS` integers), and the
+//! per-trial count of exact matches in slot `[t_index][trial]` (SQuAD's exact match and
+//! token-level F1; Rajpurkar et al. EMNLP 2016).
+
+use super::common::par_trials;
+use crate::engine::layout::StageParams;
+use crate::engine::stages::SPAN_SLOT_WORDS;
+use crate::workload::transformer::SEGMENT_BIT;
+
+/// The best span of one sequence's `[token][2]` logits, or None when it has no context token.
+pub fn best_span(h: &[f32], tokens: &[u32], len: usize, max_answer: usize, sep: u32) -> Option<(usize, usize)> {
+    let context = |p: usize| tokens[p] & SEGMENT_BIT != 0 && tokens[p] & !SEGMENT_BIT != sep;
+    let mut best: Option<(f32, usize, usize)> = None;
+    for s in (0..len).filter(|&s| context(s)) {
+        let start = h[2 * s];
+        for e in (s..len.min(s + max_answer)).filter(|&e| context(e)) {
+            let score = start + h[2 * e + 1];
+            if best.is_none_or(|(b, _, _)| score > b) {
+                best = Some((score, s, e));
+            }
+        }
+    }
+    best.map(|(_, s, e)| (s, e))
+}
+
+/// (overlap, predicted length) of a predicted span against the labelled (start, end).
+pub fn span_counts(pred: Option<(usize, usize)>, gold: (usize, usize)) -> (u32, u32) {
+    pred.map_or((0, 0), |(s, e)| {
+        let (lo, hi) = (s.max(gold.0), e.min(gold.1));
+        ((if hi >= lo { hi - lo + 1 } else { 0 }) as u32, (e - s + 1) as u32)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn answer_span(p: &StageParams, h: &[f32], tokens: &[u32], lengths: &[u32], labels: &[u32], spans: &mut [u32], correct: &mut [u32], threads: usize) {
+    let (l, s) = (&p.layer, &p.seq);
+    let (seq, samples, trials) = (s.seq as usize, s.samples as usize, l.trials as usize);
+    let w = SPAN_SLOT_WORDS as usize;
+    // Every (trial, sequence) of this dispatch: its slot and whether it matched, over threads.
+    let mut slots = vec![0u32; trials * samples * (w + 1)];
+    par_trials(threads, trials * samples, &mut slots, w + 1, |first, n, out| {
+        for (k, slot) in out.chunks_mut(w + 1).enumerate().take(n) {
+            let i = first + k;
+            let sample = i % samples;
+            let len = (lengths[sample] as usize).min(seq);
+            let toks = &tokens[sample * seq..(sample + 1) * seq];
+            let pred = best_span(&h[i * seq * 2..(i + 1) * seq * 2], toks, len, s.max_answer as usize, s.sep);
+            let gold = ((labels[sample] / s.seq) as usize, (labels[sample] % s.seq) as usize);
+            let (overlap, predicted) = span_counts(pred, gold);
+            slot[0] = overlap;
+            slot[1] = predicted;
+            slot[2] = u32::from(pred == Some(gold));
+        }
+    });
+    for (i, slot) in slots.chunks(w + 1).enumerate() {
+        let (trial, sample) = (i / samples, i % samples);
+        let t = l.t_index as usize * trials + trial;
+        let at = (t * l.batch as usize + s.sample_offset as usize + sample) * w;
+        spans[at..at + w].copy_from_slice(&slot[..w]);
+        correct[t] += slot[w];
+    }
+}

@@ -1,0 +1,263 @@
+//! Extractive question answering (`transformer.task = "qa_f1"` / `"qa_exact_match"`) end to end:
+//! the `answer_span` stage against its twin, the engine's noiseless answers against the
+//! independent f64 reference row by row, the GPU against the CPU twins, the results the CLI
+//! writes, and bad input named before any compute with nothing written.
+
+use super::transformer::{aimc_cli, bert_state_dict, edited, expect_cli_error, load, recorded_run, tmp, IDEAL};
+use super::twins::{replay_stages, weights};
+use crate::common::*;
+use aimc::engine::stages::{Stage, SPAN_SLOT_WORDS};
+use aimc::engine::Backend;
+use aimc::workload::transformer::{reference, span_f1, span_of, SEGMENT_BIT};
+use std::path::PathBuf;
+
+/// The separator of the tiny vocabulary (ids 2..=8 are words, 1 is [CLS], 0 padding).
+const SEP: u32 = 9;
+
+/// The tiny BERT of `transformer::bert_state_dict` (d_model 8, 2 heads, 20 positions, two token
+/// types) with a question-answering head `qa_outputs` [2, 8] in place of its classifier.
+fn qa_state_dict() -> Vec<u8> {
+    edited(&bert_state_dict(7), |t| {
+        t.retain(|k, _| !k.starts_with("classifier") && !k.contains("pooler"));
+        t.insert("qa_outputs.weight".into(), (vec![2, 8], aimc::rng::uniform_signed(16, 93).into_iter().map(|v| v * 2.0).collect()));
+        t.insert("qa_outputs.bias".into(), (vec![2], vec![0.1, -0.1]));
+    })
+}
+
+/// 24 rows of 20 tokens, `[CLS] question [SEP] context [SEP]` then padding, each followed by its
+/// answer's start and end token: questions of 2–4 words, contexts of 5–12, answers of 1–3
+/// tokens inside the context.
+fn qa_csv() -> String {
+    (0..24usize)
+        .map(|r| {
+            let (q, c) = (2 + r % 3, 5 + (r * 3) % 8);
+            let word = |i: usize| (2 + (r * 7 + i * 3 + i * i) % 7).to_string();
+            let mut toks = vec!["1".to_string()];
+            toks.extend((0..q).map(word));
+            toks.push(SEP.to_string());
+            toks.extend((q..q + c).map(word));
+            toks.push(SEP.to_string());
+            toks.resize(20, "0".into());
+            let start = q + 2 + r % c;
+            let end = (start + r % 3).min(q + 1 + c);
+            format!("{},{start},{end}\n", toks.join(","))
+        })
+        .collect()
+}
+
+/// A question-answering experiment on [`qa_state_dict`] in its own directory.
+fn write_qa(name: &str, task: &str, extra: &str) -> PathBuf {
+    let dir = tmp(&format!("qa-{name}"));
+    std::fs::write(dir.join("model.safetensors"), qa_state_dict()).unwrap();
+    std::fs::write(dir.join("rows.csv"), qa_csv()).unwrap();
+    let text = format!(
+        "name = \"qa\"\nworkload = \"transformer\"\nseed = 5\ntrials = 3\n[model]\npath = \"model.safetensors\"\n[data]\npath = \"rows.csv\"\n[transformer]\nheads = 2\npad_id = 0\nlayer_norm_eps = 1e-12\nsegment_sep = {SEP}\ntask = \"{task}\"\n{extra}\n[sweep]\nt = [\"1h\", \"1y\"]\n"
+    );
+    let p = dir.join("exp.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// With an ideal device and perfect converters every row's answer (its overlap with the labelled
+/// span and its length, the `answer_span` slot of each trial) is the f64 reference's, and the
+/// run's exact match and F1 are the reference's floating-point scores.
+#[test]
+fn the_noiseless_answers_equal_the_reference() {
+    for task in ["qa_f1", "qa_exact_match"] {
+        let e = load(&write_qa(&format!("ideal_{task}"), task, IDEAL));
+        let p = &e.points[0];
+        let s = p.transformer.as_ref().unwrap();
+        let data = e.data.as_ref().unwrap();
+        let (tokens, lengths) = s.tokens(data);
+        let (rec, pts) = recorded_run(&e);
+        let slots = rec.log.iter().rev().find(|d| d.stage == Stage::AnswerSpan).unwrap().after[4].clone();
+        let (n, w) = (data.len(), data.n_features);
+        let (mut exact, mut f1) = (0u64, 0.0f64);
+        for r in 0..n {
+            let raw: Vec<u32> = tokens[r * w..(r + 1) * w].iter().map(|&t| t & !SEGMENT_BIT).collect();
+            let gold = span_of(data.labels[r], w);
+            let want = reference::span_score(s.net(), s, &raw, lengths[r] as usize, gold);
+            for t in 0..2 {
+                let at = (t * n + r) * SPAN_SLOT_WORDS as usize;
+                let got = span_f1(slots[at], slots[at + 1], gold.1 - gold.0 + 1);
+                assert_eq!(
+                    got,
+                    want.f1,
+                    "{task}: row {r} trial {t}: overlap {} of a {}-token answer; the reference's F1 {}",
+                    slots[at],
+                    slots[at + 1],
+                    want.f1
+                );
+            }
+            exact += want.exact;
+            f1 += want.f1;
+        }
+        let fp = s.fp_span.unwrap();
+        assert_eq!((fp.exact, fp.f1), (exact, f1), "{task}");
+        // Some answers right, some wrong: the case tells the two apart.
+        assert!(exact > 0 && exact < n as u64 && f1 > exact as f64, "{task}: {exact} exact, F1 sum {f1}");
+        assert_eq!(pts[0].correct, vec![exact as u32; 2], "{task}");
+        let r = run_ok(&mut cpu(), &e);
+        let want = if task == "qa_f1" { f1 / n as f64 } else { exact as f64 / n as f64 };
+        assert_eq!(r.points[0].fp, Some(want), "{task}");
+        assert!(r.points[0].per_trial.iter().all(|&v| v == want), "{task}: {:?} against {want}", r.points[0].per_trial);
+        assert!(r.higher_is_better);
+    }
+}
+
+/// The GPU answers as the CPU twins do: with PCM noise on, each trial's F1 and exact match within
+/// one row's worth (an answer flips only where two spans' scores tie within f32 rounding).
+#[test]
+fn the_gpu_answers_as_the_cpu_twin() {
+    let Some(mut g) = gpu(256) else { return };
+    for task in ["qa_f1", "qa_exact_match"] {
+        let e = load(&write_qa(&format!("gpu_{task}"), task, "[device]\nmodel = \"pcm\""));
+        let (a, b) = (run_ok(&mut cpu(), &e), run_ok(&mut g, &e));
+        for (x, y) in a.points.iter().zip(&b.points) {
+            for (c, d) in x.per_trial.iter().zip(&y.per_trial) {
+                assert!((c - d).abs() <= 1.0 / 24.0 + 1e-12, "{task}: cpu {c} gpu {d}");
+            }
+        }
+    }
+}
+
+/// `aimc run` writes the F1 per trial with its test-set interval over the questions (the ratio
+/// estimator, capped at 1), and the exact match with its exact counts and Wilson interval.
+#[test]
+fn the_cli_writes_f1_and_exact_match() {
+    for (task, column) in [("qa_f1", "f1"), ("qa_exact_match", "exact_match")] {
+        let p = write_qa(&format!("cli_{task}"), task, "[device]\nmodel = \"pcm\"");
+        let out = p.parent().unwrap().join("out");
+        let o = aimc_cli().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let csv = std::fs::read_to_string(out.join("trials.csv")).unwrap();
+        assert!(csv.lines().next().unwrap().contains(column), "{task}: {}", csv.lines().next().unwrap());
+        let results: aimc::results::Results = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+        let pt = &results.points[0];
+        let ci = pt.test_set_ci.as_ref().unwrap();
+        assert!(ci.lo < pt.summary.mean && pt.summary.mean <= ci.hi && ci.hi <= 1.0, "{task}: {ci:?}");
+        match task {
+            "qa_f1" => {
+                assert!(ci.method.contains("ratio estimator") && pt.per_trial_correct.is_none(), "{task}: {ci:?}");
+                assert_eq!(pt.per_trial_test_var.as_ref().map(Vec::len), Some(3));
+            }
+            _ => {
+                assert!(ci.method.contains("wilson"), "{task}: {ci:?}");
+                let hits = pt.per_trial_correct.as_ref().unwrap();
+                assert!(hits.iter().zip(&pt.per_trial).all(|(&h, &a)| a == h as f64 / 24.0));
+            }
+        }
+        assert!(out.join("report.html").exists() || out.join("report.md").exists());
+    }
+}
+
+/// Bad input is named with its fix before any compute, and nothing is written.
+#[test]
+fn bad_question_answering_input_is_named() {
+    let edit = |p: &PathBuf, from: &str, to: &str| {
+        let text = std::fs::read_to_string(p).unwrap();
+        assert!(text.contains(from), "{from}");
+        std::fs::write(p, text.replacen(from, to, 1)).unwrap();
+    };
+    let p = write_qa("bad_sep", "qa_f1", "");
+    edit(&p, &format!("segment_sep = {SEP}\n"), "");
+    expect_cli_error(&p, &["qa_f1", "segment_sep"]);
+    let p = write_qa("bad_causal", "qa_f1", "causal = true");
+    expect_cli_error(&p, &["qa_f1", "causal"]);
+    let p = write_qa("bad_long", "qa_exact_match", "max_answer_tokens = 2");
+    expect_cli_error(&p, &["3 tokens", "max_answer_tokens = 2"]);
+    // The classifier head left in: 3 outputs, not 2.
+    let p = write_qa("bad_head", "qa_f1", "");
+    std::fs::write(p.parent().unwrap().join("model.safetensors"), bert_state_dict(7)).unwrap();
+    expect_cli_error(&p, &["outputs per token", "qa_outputs.weight"]);
+    // An answer on the question, past the padding, or not start <= end.
+    let rows = |p: &PathBuf, f: &dyn Fn(&str) -> String| {
+        let csv: String = qa_csv().lines().map(|l| f(l) + "\n").collect();
+        std::fs::write(p.parent().unwrap().join("rows.csv"), csv).unwrap();
+    };
+    let with_span = |l: &str, s: &str| {
+        let cols: Vec<&str> = l.split(',').collect();
+        format!("{},{s}", cols[..cols.len() - 2].join(","))
+    };
+    let p = write_qa("bad_question", "qa_f1", "");
+    rows(&p, &|l| with_span(l, "1,1"));
+    expect_cli_error(&p, &["row 1", "[1, 1]", "not inside the context"]);
+    let p = write_qa("bad_order", "qa_f1", "");
+    rows(&p, &|l| with_span(l, "6,5"));
+    expect_cli_error(&p, &["row 1", "start <= end"]);
+    let p = write_qa("bad_width", "qa_f1", "");
+    rows(&p, &|l| with_span(l, "20,21"));
+    expect_cli_error(&p, &["row 1", "20 tokens"]);
+    let p = write_qa("bad_nosep", "qa_f1", "");
+    rows(&p, &|l| l.replace(",9,", ",8,"));
+    expect_cli_error(&p, &["row 1", "no separator"]);
+    let p = write_qa("bad_labels", "qa_f1", "");
+    edit(&p, "path = \"rows.csv\"", "path = \"rows.csv\"\nlabels = \"spans.npy\"");
+    expect_cli_error(&p, &["data.labels", "last two columns"]);
+}
+
+/// `answer_span` on logits of 3 trials × 2 sequences of 24 tokens, two batches at two times: a
+/// context whose two best spans tie (the first must win), answers the length limit cuts, a
+/// sequence without context (no answer), and a separator inside the context (never an answer).
+#[test]
+fn answer_span_matches_twin() {
+    use aimc::engine::layout::{SeqParams, StageParams};
+    let mut rec = Recorder::new();
+    let (seq, samples, trials, total) = (24u32, 2u32, 3u32, 4u32);
+    let spans = rec.create("spans", (2 * trials * total * SPAN_SLOT_WORDS) as usize);
+    let correct = rec.create("correct", (2 * trials) as usize);
+    for (s0, lens, ti) in [(0u32, [24u32, 9], 0u32), (2, [15, 20], 1)] {
+        let mut p = StageParams::default();
+        p.layer.trials = trials;
+        p.layer.batch = total;
+        p.layer.t_index = ti;
+        p.seq = SeqParams { samples, seq, sample_offset: s0, max_answer: 4, sep: SEP, ..SeqParams::default() };
+        let n = (trials * samples * seq * 2) as usize;
+        let mut z: Vec<f32> = weights(n, 80 + s0 as u64).iter().map(|v| 3.0 * v).collect();
+        // Trial 0 of the first sequence: two spans tie at the top, [5, 6] and [10, 11].
+        if s0 == 0 {
+            for (st, e) in [(5usize, 6usize), (10, 11)] {
+                z[2 * st] = 10.0;
+                z[2 * e + 1] = 10.0;
+            }
+        }
+        let tokens: Vec<u32> = (0..samples * seq)
+            .map(|i| {
+                let (sample, pos) = (i / seq, i % seq);
+                let id = if pos == 13 { SEP } else { 2 + i % 7 };
+                // The second sequence of the second batch has no context; elsewhere it starts at 4.
+                if pos >= 4 && !(s0 == 2 && sample == 1) {
+                    id | SEGMENT_BIT
+                } else {
+                    id
+                }
+            })
+            .collect();
+        let labels: Vec<u32> = [(5u32, 6u32), (4, 4)].iter().map(|&(a, b)| a * seq + b).collect();
+        let h = rec.create("logits", n);
+        rec.upload(h, bytemuck::cast_slice(&z));
+        let tok = rec.create("tokens", (samples * seq) as usize);
+        rec.upload(tok, &tokens);
+        let len = rec.create("lengths", samples as usize);
+        rec.upload(len, &lens);
+        let lab = rec.create("labels", samples as usize);
+        rec.upload(lab, &labels);
+        rec.dispatch(Stage::AnswerSpan, &p, &[h, tok, len, lab, spans, correct], aimc::engine::plan::grid((trials * samples) as u64, 64));
+    }
+    let last = rec.log.last().unwrap();
+    let slots: Vec<(u32, u32)> = last.after[4].chunks(SPAN_SLOT_WORDS as usize).map(|s| (s[0], s[1])).collect();
+    // Slots [t_index][trial][sequence]: the tie's first span is the label, an exact match.
+    assert_eq!(slots[0], (2, 2), "{slots:?}");
+    for (i, &(overlap, predicted)) in slots.iter().enumerate() {
+        let (ti, sample) = (i / (trials * total) as usize, i % total as usize);
+        let dispatched = (ti == 0 && sample < 2) || (ti == 1 && sample >= 2);
+        if !dispatched || (ti, sample) == (1, 3) {
+            assert_eq!((overlap, predicted), (0, 0), "slot {i}: not dispatched, or a sequence without context: no answer");
+        } else {
+            assert!((1..=4).contains(&predicted) && overlap <= predicted, "slot {i}: {overlap} of {predicted}");
+        }
+    }
+    assert!(last.after[5][0] >= 1, "the tie's exact match is counted");
+    let Some(mut g) = gpu(64) else { return };
+    assert_eq!(replay_stages(&rec, &mut g, &[Stage::AnswerSpan]), 2);
+}

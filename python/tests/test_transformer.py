@@ -814,7 +814,7 @@ def test_from_torch_refuses_what_a_hugging_face_model_runs_beyond_aimcs_forward(
         aimc.from_torch(hf_classifier(rng, "roberta", pad_token_id=None))
     with pytest.raises(ValueError, match=r"positions = 'none' with a Hugging Face model"):
         aimc.from_torch(hf_classifier(rng), positions="none")
-    with pytest.raises(ValueError, match=r"BertModel is not a sequence classifier; .*give a BertForSequenceClassification"):
+    with pytest.raises(ValueError, match=r"BertModel is not a sequence classifier or a question-answering model; .*give a BertForSequenceClassification or a BertForQuestionAnswering"):
         aimc.from_torch(hf_classifier(rng, kind="BertModel"))
     deberta = hf_classifier(rng, kind="DebertaV2ForSequenceClassification")
     deberta.config.model_type = "deberta-v2"
@@ -1047,7 +1047,7 @@ def test_from_torch_refuses_mobilebert_configs_beyond_aimcs_forward():
     assert m.settings["norm"] == "no_norm"
     m = aimc.from_torch(mobilebert_classifier(rng, intra_bottleneck_size=32))
     assert m.tensors["mobilebert.encoder.layer.0.bottleneck.attention.dense.weight"].shape == (32, 32)
-    with pytest.raises(ValueError, match=r"MobileBertModel is not a sequence classifier; .*give a MobileBertForSequenceClassification"):
+    with pytest.raises(ValueError, match=r"MobileBertModel is not a sequence classifier or a question-answering model; .*give a MobileBertForSequenceClassification"):
         aimc.from_torch(mobilebert_classifier(rng, kind="MobileBertModel"))
 
 
@@ -1315,3 +1315,99 @@ def test_gpt2_sequence_classifier_file_runs_as_from_torch(tmp_path):
                                  out=str(tmp_path / "file"), quiet=True, settings=m.settings)
     assert live.points[0]["fp"] == from_file.points[0]["fp"]
     assert live.points[0]["per_trial"] == from_file.points[0]["per_trial"]
+
+
+# ---- Extractive question answering ----
+
+
+def qa_model(rng, model_type="bert"):
+    """A Hugging Face question-answering model's state dict (NumPy arrays): the classifier's
+    encoder with `qa_outputs` [2, d] in place of its pooler and classifier."""
+    hf = hf_classifier(rng, model_type, kind=HF_KINDS[model_type].replace("SequenceClassification", "QuestionAnswering"), type_vocab_size=2)
+    for k in [k for k in hf._sd if "pooler" in k or "classifier" in k]:
+        del hf._sd[k]
+    d = hf.config.dim if model_type == "distilbert" else hf.config.hidden_size
+    hf._sd["qa_outputs.weight"] = (rng.normal(size=(2, d)) / math.sqrt(d)).astype(np.float32)
+    hf._sd["qa_outputs.bias"] = np.zeros(2, dtype=np.float32)
+    return hf
+
+
+def qa_rows(rng, n=16, seq=14, vocab=12, sep=3):
+    """n `[CLS] question [SEP] context [SEP]` rows with their token_type_ids, contexts of 3..7 tokens."""
+    tok = np.zeros((n, seq), dtype=np.int64)
+    types = np.zeros((n, seq), dtype=np.int64)
+    for r in range(n):
+        q, c = 1 + r % 3, 3 + (r * 5) % 5
+        row = [2] + list(rng.integers(4, vocab, size=q)) + [sep] + list(rng.integers(4, vocab, size=c)) + [sep]
+        tok[r, :len(row)] = row
+        types[r, q + 2:len(row)] = 1
+    return tok, types
+
+
+def best_spans(start, end, tok, sep=3, max_answer=30):
+    """Each row's answer as aimc picks it: the context span (after the first separator, the
+    separators and padding excluded) with the largest start + end logit, the first on ties; and
+    the margin to the runner-up."""
+    out, margins = [], []
+    for s, e, row in zip(start, end, tok):
+        first = int(np.flatnonzero(row == sep)[0])
+        ctx = [p for p in range(len(row)) if p > first and row[p] not in (sep, 0)]
+        scores = sorted(((s[a] + e[b], a, b) for a in ctx for b in ctx if a <= b < a + max_answer), key=lambda x: (-x[0], x[1], x[2]))
+        out.append(scores[0][1:])
+        margins.append(scores[0][0] - scores[1][0])
+    return np.array(out), np.array(margins)
+
+
+def test_from_torch_maps_question_answering_models():
+    """A Hugging Face *ForQuestionAnswering maps with its span head as the head and the task set;
+    question_answering checks its spans' shapes by name."""
+    rng = np.random.default_rng(21)
+    for model_type in ("bert", "distilbert"):
+        m = aimc.from_torch(qa_model(rng, model_type))
+        assert m.settings["task"] == "qa_f1" and "pooling" not in m.settings
+        assert m.tensors["qa_outputs.weight"].shape == (2, 8) and not any("pooler" in k or "classifier" in k for k in m.tensors)
+    tok, _ = qa_rows(rng)
+    with pytest.raises(ValueError, match=r"starts and ends must be \[n\] token positions"):
+        aimc.question_answering(m, tok, np.zeros((16, 2)), np.zeros((16, 2)), trials=2, backend="cpu", quiet=True)
+    with pytest.raises(ValueError, match=r"metric = 'em': give 'f1'"):
+        aimc.question_answering(m, tok, np.zeros(16), np.zeros(16), metric="em")
+
+
+@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
+def test_question_answering_matches_transformers(tmp_path, model_type):
+    """transformers' own start and end logits, their answers picked by the same rule, are the
+    labels: the engine's floating-point exact match and F1 are then 1, for a tokenizer's output as
+    it is; shifted answers score what their overlap says."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(3)
+    small = dict(vocab_size=12, initializer_range=0.5)
+    if model_type == "distilbert":
+        net = transformers.DistilBertForQuestionAnswering(transformers.DistilBertConfig(dim=8, n_layers=2, n_heads=2, hidden_dim=16,
+                                                                                          max_position_embeddings=16, **small))
+    else:
+        net = transformers.BertForQuestionAnswering(transformers.BertConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                                                                            intermediate_size=16, max_position_embeddings=16, **small))
+    net = net.eval()
+    rng = np.random.default_rng(22)
+    tok, types = qa_rows(rng)
+    enc = {"input_ids": tok, "attention_mask": (tok != 0).astype(np.int64)}
+    if model_type == "bert":
+        enc["token_type_ids"] = types
+    with torch.no_grad():
+        out = net(**{k: torch.as_tensor(v) for k, v in enc.items()})
+    spans, margins = best_spans(out.start_logits.double().numpy(), out.end_logits.double().numpy(), tok)
+    assert np.all(margins > 1e-4), "a near tie would leave the answer to rounding"
+    settings = None if model_type == "bert" else {"segment_sep": 3}
+    for metric in ("f1", "exact_match"):
+        r = aimc.question_answering(net, enc, spans[:, 0], spans[:, 1], metric=metric, settings=settings, times=["1h"], trials=2,
+                                    backend="cpu", out=str(tmp_path / f"{model_type}-{metric}"), quiet=True, **IDEAL)
+        assert r.fp_baseline == 1.0 and all(v == 1.0 for v in r.points[0]["per_trial"]), (metric, r.points[0]["per_trial"])
+    # Labels one token longer where the context allows: F1 = 2 len / (2 len + 1), no exact match.
+    longer = spans.copy()
+    room = np.array([row[e + 1] not in (0, 3) for row, e in zip(tok, spans[:, 1])])
+    longer[room, 1] += 1
+    want = np.mean([2 * (b - a + 1) / (2 * (b - a + 1) + 1) if ok else 1.0 for (a, b), ok in zip(spans, room)])
+    r = aimc.question_answering(net, enc, longer[:, 0], longer[:, 1], settings=settings, times=["1h"], trials=2, backend="cpu",
+                                out=str(tmp_path / f"{model_type}-longer"), quiet=True, **IDEAL)
+    assert room.any() and abs(r.fp_baseline - want) < 1e-12, (r.fp_baseline, want)

@@ -38,7 +38,7 @@ import numpy as np
 from ._aimc import __version__, run_toml as _run_toml
 from .aihwkit import from_aihwkit
 
-__all__ = ["run", "classifier", "weight_error", "transformer", "language_model", "from_torch", "from_aihwkit", "TransformerModel", "Results", "to_toml",
+__all__ = ["run", "classifier", "weight_error", "transformer", "language_model", "question_answering", "from_torch", "from_aihwkit", "TransformerModel", "Results", "to_toml",
            "__version__"]
 
 
@@ -339,14 +339,19 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         mask = np.asarray(tokens["attention_mask"]) if "attention_mask" in tokens.keys() else None
         tokens = tokens["input_ids"]
     tok = np.asarray(tokens)
-    # A causal language model's rows are its tokens: no labels (aimc.language_model).
-    lm = {**base, **(settings or {})}.get("task", "classify") in ("next_token", "next_token_accuracy")
+    # A causal language model's rows are its tokens: no labels (aimc.language_model); question
+    # answering's labels are each row's answer span, [n, 2] (aimc.question_answering).
+    task = {**base, **(settings or {})}.get("task", "classify")
+    lm = task in ("next_token", "next_token_accuracy")
+    qa = task in ("qa_f1", "qa_exact_match")
     if lm != (labels is None):
         raise ValueError("a language model (settings task next_token) takes labels=None: its rows are its tokens (aimc.language_model)"
                          if lm else "labels [n] are the classes of a classifier; a causal language model runs through aimc.language_model")
     y = np.zeros(len(tok), dtype=np.int64) if lm else np.asarray(labels)
-    if tok.ndim != 2 or y.shape != (tok.shape[0],):
-        raise ValueError(f"tokens must be [n, seq] token ids and labels [n]; got tokens {tok.shape}, labels {y.shape}")
+    want = (tok.shape[0], 2) if qa and tok.ndim == 2 else (tok.shape[0],) if tok.ndim == 2 else None
+    if tok.ndim != 2 or y.shape != want:
+        raise ValueError(f"tokens must be [n, seq] token ids and labels [n] ([n, 2] answer spans for question answering); got tokens "
+                         f"{tok.shape}, labels {y.shape}")
     for what, a in (("tokens", tok), ("labels", y)):
         v = a.astype(np.float64)
         if not np.all(np.isfinite(v) & (v >= 0) & (v == np.round(v))):
@@ -367,7 +372,7 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         tmp = files.dir
         if isinstance(model, TransformerModel):
             model.save(tmp / "model.safetensors", seq=tok.shape[1])
-        rows = tok.astype(np.int64) if lm else np.column_stack([tok.astype(np.int64), y.astype(np.int64)])
+        rows = tok.astype(np.int64) if lm else np.column_stack([tok.astype(np.int64), y.astype(np.int64).reshape(len(tok), -1)])
         np.savetxt(tmp / "tokens.csv", rows, delimiter=",", fmt="%d")
         tmp = files.settle()
         path = tmp / "model.safetensors" if isinstance(model, TransformerModel) else pathlib.Path(model).resolve()
@@ -396,6 +401,32 @@ def language_model(model, tokens, metric: str = "perplexity", settings: dict | N
     if metric not in tasks:
         raise ValueError(f"metric = {metric!r}: give 'perplexity' or 'accuracy' (next-token top-1)")
     return transformer(model, tokens, None, settings={**(settings or {}), "task": tasks[metric], "causal": True}, **kw)
+
+
+def question_answering(model, tokens, starts, ends, metric: str = "f1", settings: dict | None = None, **kw) -> Results:
+    """Extractive question answering over trials (SQuAD; the `transformer` workload with
+    `task = "qa_f1"`): the span head (`qa_outputs`, a start and an end logit per token) runs on
+    every token on noisy crossbars, and each row's answer is the context span start <= end <
+    start + max_answer_tokens (default 30, as Hugging Face's SQuAD post-processing) with the
+    largest start + end logit, the context being the tokens after the row's first separator (the
+    separators excluded). Per trial the token-level F1 of the answers against the labelled spans
+    (2 overlap / (predicted + labelled length), averaged over the rows), beside the floating-point
+    one; `metric="exact_match"` gives the fraction of exact answers instead (exact counts).
+    `model` as for `transformer` (a `BertForQuestionAnswering` or another family's, through
+    `from_torch`); `tokens` [n, seq] `[CLS] question [SEP] context [SEP]` rows or a tokenizer's
+    output for (question, context) pairs, with `token_type_ids` (or `settings={"segment_sep": id}`);
+    `starts`, `ends` [n] each row's answer start and end token (a SQuAD feature's
+    `start_positions` and `end_positions`, inside the context: leave out rows whose answer the
+    tokenizer cut off). The F1 counts the model's tokens; SQuAD's official F1 counts normalised
+    words of the answer text against every annotated answer. Every other keyword is
+    `transformer`'s."""
+    tasks = {"f1": "qa_f1", "exact_match": "qa_exact_match"}
+    if metric not in tasks:
+        raise ValueError(f"metric = {metric!r}: give 'f1' (token-level) or 'exact_match'")
+    s, e = np.asarray(starts), np.asarray(ends)
+    if s.ndim != 1 or s.shape != e.shape:
+        raise ValueError(f"starts and ends must be [n] token positions, one answer per row; got {s.shape} and {e.shape}")
+    return transformer(model, tokens, np.column_stack([s, e]), settings={**(settings or {}), "task": tasks[metric]}, **kw)
 
 
 def _lengths(tokens: np.ndarray, pad_id) -> list:
@@ -978,6 +1009,11 @@ _HF_INDEX_BUFFERS = ("position_ids", "token_type_ids")
 # The Hugging Face causal models from_torch maps, by config.model_type: the language model (for
 # aimc.language_model) and the sequence classifier (for aimc.transformer).
 _HF_LANGUAGE_MODELS = {"gpt2": "GPT2LMHeadModel"}
+# The extractive question-answering heads from_torch maps (`qa_outputs`, start and end logits per
+# token), by config.model_type: the encoders of _HF_CLASSIFIERS under a span head.
+_HF_QUESTION_ANSWERING = {"bert": "BertForQuestionAnswering", "roberta": "RobertaForQuestionAnswering",
+                          "xlm-roberta": "XLMRobertaForQuestionAnswering", "electra": "ElectraForQuestionAnswering",
+                          "distilbert": "DistilBertForQuestionAnswering", "mobilebert": "MobileBertForQuestionAnswering"}
 _HF_CAUSAL_CLASSIFIERS = {"gpt2": "GPT2ForSequenceClassification"}
 
 
@@ -1100,9 +1136,11 @@ def _from_huggingface(module) -> TransformerModel:
         raise ValueError(f"from_torch: {kind} is a Hugging Face {model_type!r} model; aimc maps the sequence classifiers of BERT, "
                          "RoBERTa, XLM-R, ELECTRA, DistilBERT and MobileBERT. Export other weights under PyTorch nn.TransformerEncoder "
                          "or BERT names (docs/transformer-names.md), where their forward is that one")
-    if kind != _HF_CLASSIFIERS[model_type]:
-        raise ValueError(f"from_torch: {kind} is not a sequence classifier; aimc scores a classifier's accuracy: give a "
-                         f"{_HF_CLASSIFIERS[model_type]}, fine-tuned on your task")
+    qa = kind == _HF_QUESTION_ANSWERING[model_type]
+    if kind != _HF_CLASSIFIERS[model_type] and not qa:
+        raise ValueError(f"from_torch: {kind} is not a sequence classifier or a question-answering model; aimc scores a "
+                         f"classifier's accuracy or an answer span's F1: give a {_HF_CLASSIFIERS[model_type]} or a "
+                         f"{_HF_QUESTION_ANSWERING[model_type]}, fine-tuned on your task")
 
     def field(name, default=None):
         return getattr(cfg, name, default)
@@ -1116,7 +1154,7 @@ def _from_huggingface(module) -> TransformerModel:
                              "over the non-padding tokens, no cross-attention)")
     labels = int(field("num_labels", 2))
     problem = field("problem_type")
-    if labels < 2 or problem in ("regression", "multi_label_classification"):
+    if not qa and (labels < 2 or problem in ("regression", "multi_label_classification")):
         raise ValueError(f"from_torch: {kind} has num_labels = {labels}, problem_type = {problem!r}; aimc scores a single-label "
                          "classifier by the argmax of its logits (num_labels >= 2, problem_type 'single_label_classification' or None)")
     act_field = "activation" if model_type == "distilbert" else "hidden_act"
@@ -1159,6 +1197,11 @@ def _from_huggingface(module) -> TransformerModel:
         settings.update(head_activation="tanh", layer_norm_eps=float(field("layer_norm_eps", 1e-5)))
     if pad is not None:
         settings["pad_id"] = int(pad)
+    if qa:
+        # The span head on every token (qa_outputs [2, hidden]); the F1 unless question_answering
+        # asks for the exact match.
+        settings["task"] = "qa_f1"
+        del settings["pooling"], settings["head_activation"]
     return TransformerModel(tensors, settings, "learned")
 
 
@@ -1226,7 +1269,8 @@ def _distilbert_names(tensors: dict, kind: str) -> dict:
              "distilbert.embeddings.position_embeddings.weight": "pos_embedding.weight",
              "distilbert.embeddings.LayerNorm.weight": "embed_norm.weight", "distilbert.embeddings.LayerNorm.bias": "embed_norm.bias",
              "pre_classifier.weight": "classifier.0.weight", "pre_classifier.bias": "classifier.0.bias",
-             "classifier.weight": "classifier.2.weight", "classifier.bias": "classifier.2.bias"}
+             "classifier.weight": "classifier.2.weight", "classifier.bias": "classifier.2.bias",
+             "qa_outputs.weight": "qa_outputs.weight", "qa_outputs.bias": "qa_outputs.bias"}
     per_layer = {"attention.out_lin": "self_attn.out_proj", "sa_layer_norm": "norm1", "ffn.lin1": "linear1", "ffn.lin2": "linear2",
                  "output_layer_norm": "norm2"}
     out, qkv = {}, {}

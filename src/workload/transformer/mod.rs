@@ -758,7 +758,9 @@ impl TransformerSettings {
         }
         if let Some(sep) = self.segment_sep {
             let types = net.token_type_rows();
-            if types < 2 {
+            // Question answering reads the separator as the context's start; a model without
+            // token types (DistilBERT; RoBERTa's one row) adds no type-1 row to it.
+            if types < 2 && !self.task.qa() {
                 return Err(format!(
                     "transformer.segment_sep = {sep}: the model's token-type table has {types} rows; a second segment reads row 1 (BERT's has 2: save embeddings.token_type_embeddings, or leave segment_sep out for single-segment inputs)"
                 ));

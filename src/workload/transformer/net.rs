@@ -143,7 +143,9 @@ impl TransformerNet {
         let types = if segments { 2 } else { 1 };
         let mut out = vec![0f32; types * seq * d];
         for ty in 0..types {
-            let row = self.token_types.as_ref().map(|m| &m.data[ty * d..(ty + 1) * d]);
+            // A one-row table (RoBERTa's) adds that row to both segments (a question-answering
+            // pair's context marker without token types).
+            let row = self.token_types.as_ref().map(|m| &m.data[ty.min(m.rows - 1) * d..(ty.min(m.rows - 1) + 1) * d]);
             for p in 0..seq {
                 for c in 0..d {
                     let v = match &self.positions {

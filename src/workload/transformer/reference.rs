@@ -269,7 +269,8 @@ impl<'a> Prepared<'a> {
                     super::Positions::Sinusoidal => super::net::sinusoid(p, c, d),
                     super::Positions::Learned(m) => m.data[p * d + c] as f64,
                 };
-                let tt = net.token_types.as_ref().map_or(0.0, |m| m.data[usize::from(second) * d + c] as f64);
+                // A one-row table (RoBERTa's) adds its row to both segments of a question-answering pair.
+                let tt = net.token_types.as_ref().map_or(0.0, |m| m.data[usize::from(second).min(m.rows - 1) * d + c] as f64);
                 x[p * d + c] = token_rows[p * d + c] + pos + tt;
             }
             second |= self.s.segment_sep == Some(t as u32);

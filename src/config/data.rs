@@ -116,10 +116,12 @@ pub(super) fn read_span_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) ->
     }
     let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let (x, spans, what) = match (ext, &d.labels) {
-        ("npy", None) => return Err(format!(
+        ("npy", None) => {
+            return Err(format!(
             "data.path = {}: a .npy holds the token rows only; give data.labels = \"spans.npy\" too, an [n, 2] array of each row's answer start and end token",
             data_path.display()
-        )),
+        ))
+        }
         ("npy", Some(l)) => {
             let lp = resolve(l);
             let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {e}"))?;

@@ -199,18 +199,21 @@ pub enum Command {
     /// With no options but --task and --attention it rebuilds the shipped model.
     TrainTransformer {
         /// listops: the generated ListOps task; digits: the digits CSV as 64-token pixel sequences;
-        /// cicero: next-character prediction on Cicero's De finibus I (a causal language model).
+        /// cicero: next-character prediction on Cicero's De finibus I (a causal language model);
+        /// kvqa: extractive question answering on generated key-value contexts (a span head).
         #[arg(long, value_enum, default_value = "listops")]
         task: TaskArg,
         /// softmax, or kernel (256 positive random features, FAVOR+).
         #[arg(long, value_enum, default_value = "softmax")]
         attention: AttentionArg,
         /// Where to write the model (.safetensors); default experiments/models/listops_transformer_ATTENTION.safetensors,
-        /// digits_seq_transformer.safetensors for the digits, cicero_lm_softmax.safetensors for cicero.
+        /// digits_seq_transformer.safetensors for the digits, cicero_lm_softmax.safetensors for cicero,
+        /// kvqa_softmax.safetensors for kvqa.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Also write the task's test split as a token CSV here (experiments/data/listops_test.csv;
-        /// for cicero its windows, token ids only: experiments/data/cicero_test.csv).
+        /// for cicero its windows, token ids only: experiments/data/cicero_test.csv; for kvqa the
+        /// rows with the answer's start and end token: experiments/data/kvqa_test.csv).
         #[arg(long)]
         data_out: Option<PathBuf>,
         /// The digits CSV (task digits; rows 0..1347 train, the rest test).
@@ -245,6 +248,7 @@ pub enum TaskArg {
     Listops,
     Digits,
     Cicero,
+    Kvqa,
 }
 
 /// `train-transformer --attention`.

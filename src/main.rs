@@ -441,6 +441,7 @@ fn train_command(command: Command) -> Result<()> {
                 cli::TaskArg::Listops => Task::ListOps,
                 cli::TaskArg::Digits => Task::Digits,
                 cli::TaskArg::Cicero => Task::Cicero,
+                cli::TaskArg::Kvqa => Task::Kvqa,
             };
             let attention = match attention {
                 cli::AttentionArg::Softmax => Attention::Softmax,
@@ -455,7 +456,7 @@ fn train_command(command: Command) -> Result<()> {
             }
             let digits = match task {
                 Task::Digits => Some(aimc::train::read_digits_csv(&data)?),
-                Task::ListOps | Task::Cicero => None,
+                Task::ListOps | Task::Cicero | Task::Kvqa => None,
             };
             let text = match task {
                 Task::Cicero => Some(std::fs::read_to_string(&text).with_context(|| format!("--text {}: reading the training text", text.display()))?),
@@ -463,7 +464,13 @@ fn train_command(command: Command) -> Result<()> {
             };
             let (train, mut test) = tf::task_data(&cfg, digits.as_ref(), text.as_deref())?;
             if let Some(p) = &data_out {
-                let csv = if cfg.dims.lm { aimc::train::text::rows_csv(&test) } else { test.to_csv() };
+                let csv = if cfg.dims.lm {
+                    aimc::train::text::rows_csv(&test)
+                } else if cfg.dims.span {
+                    aimc::train::kvqa::span_csv(&test)
+                } else {
+                    test.to_csv()
+                };
                 std::fs::write(p, csv).with_context(|| format!("writing {}", p.display()))?;
                 say_err!("wrote the {} test split ({} rows) to {}", task.name(), test.len(), p.display());
             }
@@ -471,6 +478,7 @@ fn train_command(command: Command) -> Result<()> {
                 test = match text.as_deref() {
                     Some(t) => aimc::train::text::splits(t, cfg.dims.max_len)?.1,
                     None if task == Task::ListOps => aimc::train::listops::splits(&cfg.listops).1,
+                    None if task == Task::Kvqa => aimc::train::kvqa::splits().1,
                     None => bail!("--validation: the digits task has no validation split"),
                 };
                 "validation"
@@ -496,6 +504,23 @@ fn train_command(command: Command) -> Result<()> {
                     hwa.summary(),
                     ppl(&train),
                     ppl(&test),
+                    test.len(),
+                    out.display()
+                );
+                return Ok(());
+            }
+            if cfg.dims.span {
+                let score = |d: &aimc::train::listops::SeqData| {
+                    let (exact, f1) = net.span_scores(d, aimc::workload::transformer::MAX_ANSWER_TOKENS as usize);
+                    format!("exact match {:.2} %, F1 {:.2} %", 100.0 * exact as f64 / d.len() as f64, 100.0 * f1 / d.len() as f64)
+                };
+                say!(
+                    "{} reader ({} attention; {}) trained in {secs:.1} s: train {}, {split} {} ({} rows); wrote {}",
+                    task.name(),
+                    attention.name(),
+                    hwa.summary(),
+                    score(&train),
+                    score(&test),
                     test.len(),
                     out.display()
                 );

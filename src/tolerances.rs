@@ -126,3 +126,10 @@ pub const NLL_REL: f32 = 1e-4;
 /// logits of later layers by about a step, and the perplexity, an exponential of a mean over
 /// hundreds of tokens, by far less than the 2 % kept here.
 pub const NEXT_TOKEN_GPU_REL: f64 = 0.02;
+
+/// Question answering's per-trial exact match and F1, GPU against the twins on the same streams,
+/// in rows: as for `NEXT_TOKEN_GPU_REL` the logits differ only through ADC flips (≤
+/// `ADC_FLIP_FRACTION` of the outputs, by one step), and an answer changes only where its best two
+/// spans' scores lie within such a difference; over the tests' 24 rows at most one does. A wrong
+/// span rule, slot or context moves many rows.
+pub const SPAN_GPU_ROWS: f64 = 1.0;

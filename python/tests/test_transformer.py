@@ -1344,14 +1344,14 @@ def qa_rows(rng, n=16, seq=14, vocab=12, sep=3):
     return tok, types
 
 
-def best_spans(start, end, tok, sep=3, max_answer=30):
+def best_spans(start, end, tok, sep=3, max_answer=30, pad=0):
     """Each row's answer as aimc picks it: the context span (after the first separator, the
     separators and padding excluded) with the largest start + end logit, the first on ties; and
     the margin to the runner-up."""
     out, margins = [], []
     for s, e, row in zip(start, end, tok):
         first = int(np.flatnonzero(row == sep)[0])
-        ctx = [p for p in range(len(row)) if p > first and row[p] not in (sep, 0)]
+        ctx = [p for p in range(len(row)) if p > first and row[p] not in (sep, pad)]
         scores = sorted(((s[a] + e[b], a, b) for a in ctx for b in ctx if a <= b < a + max_answer), key=lambda x: (-x[0], x[1], x[2]))
         out.append(scores[0][1:])
         margins.append(scores[0][0] - scores[1][0])
@@ -1373,7 +1373,7 @@ def test_from_torch_maps_question_answering_models():
         aimc.question_answering(m, tok, np.zeros(16), np.zeros(16), metric="em")
 
 
-@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert"])
 def test_question_answering_matches_transformers(tmp_path, model_type):
     """transformers' own start and end logits, their answers picked by the same rule, are the
     labels: the engine's floating-point exact match and F1 are then 1, for a tokenizer's output as
@@ -1385,18 +1385,23 @@ def test_question_answering_matches_transformers(tmp_path, model_type):
     if model_type == "distilbert":
         net = transformers.DistilBertForQuestionAnswering(transformers.DistilBertConfig(dim=8, n_layers=2, n_heads=2, hidden_dim=16,
                                                                                           max_position_embeddings=16, **small))
+    elif model_type == "roberta":
+        net = transformers.RobertaForQuestionAnswering(transformers.RobertaConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                                                                                  intermediate_size=16, max_position_embeddings=18, **small))
     else:
         net = transformers.BertForQuestionAnswering(transformers.BertConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
                                                                             intermediate_size=16, max_position_embeddings=16, **small))
     net = net.eval()
     rng = np.random.default_rng(22)
     tok, types = qa_rows(rng)
-    enc = {"input_ids": tok, "attention_mask": (tok != 0).astype(np.int64)}
+    pad = net.config.pad_token_id
+    tok = np.where(tok == 0, pad, np.where(tok == pad, 0, tok))  # the model's padding id (RoBERTa's is 1)
+    enc = {"input_ids": tok, "attention_mask": (tok != pad).astype(np.int64)}
     if model_type == "bert":
         enc["token_type_ids"] = types
     with torch.no_grad():
         out = net(**{k: torch.as_tensor(v) for k, v in enc.items()})
-    spans, margins = best_spans(out.start_logits.double().numpy(), out.end_logits.double().numpy(), tok)
+    spans, margins = best_spans(out.start_logits.double().numpy(), out.end_logits.double().numpy(), tok, pad=pad)
     assert np.all(margins > 1e-4), "a near tie would leave the answer to rounding"
     settings = None if model_type == "bert" else {"segment_sep": 3}
     for metric in ("f1", "exact_match"):
@@ -1405,7 +1410,7 @@ def test_question_answering_matches_transformers(tmp_path, model_type):
         assert r.fp_baseline == 1.0 and all(v == 1.0 for v in r.points[0]["per_trial"]), (metric, r.points[0]["per_trial"])
     # Labels one token longer where the context allows: F1 = 2 len / (2 len + 1), no exact match.
     longer = spans.copy()
-    room = np.array([row[e + 1] not in (0, 3) for row, e in zip(tok, spans[:, 1])])
+    room = np.array([row[e + 1] not in (pad, 3) for row, e in zip(tok, spans[:, 1])])
     longer[room, 1] += 1
     want = np.mean([2 * (b - a + 1) / (2 * (b - a + 1) + 1) if ok else 1.0 for (a, b), ok in zip(spans, room)])
     r = aimc.question_answering(net, enc, longer[:, 0], longer[:, 1], settings=settings, times=["1h"], trials=2, backend="cpu",

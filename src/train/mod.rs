@@ -24,6 +24,7 @@
 
 pub mod cnn;
 pub mod hwa;
+pub mod kvqa;
 pub mod listops;
 pub mod mlp;
 pub mod moe;

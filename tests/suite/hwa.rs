@@ -125,6 +125,7 @@ fn the_shipped_hardware_aware_models_are_documented() {
         ("listops_transformer_kernel_hwa.safetensors", "train-transformer --task listops --attention kernel", "listops_transformer_kernel.safetensors"),
         ("cicero_lm_hwa.safetensors", "train-transformer --task cicero --attention softmax", "cicero_lm_softmax.safetensors"),
         ("cicero_lm_kernel_hwa.safetensors", "train-transformer --task cicero --attention kernel", "cicero_lm_kernel.safetensors"),
+        ("kvqa_hwa.safetensors", "train-transformer --task kvqa --attention softmax", "kvqa_softmax.safetensors"),
     ] {
         let stem = file.trim_end_matches(".safetensors");
         let want = format!("cargo run --release -- {trainer} --training experiments/training/{stem}.toml --out experiments/models/{file}");

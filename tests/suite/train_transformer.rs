@@ -15,7 +15,7 @@ fn root() -> PathBuf {
 
 /// A small network of every part: 2 heads, the layer applied twice, 6 random features.
 fn tiny_dims() -> Dims {
-    Dims { vocab: listops::LISTOPS_VOCAB, max_len: 12, d_model: 8, heads: 2, d_ff: 6, hidden: 5, classes: 10, features: 6, repeat: 2, lm: false }
+    Dims { vocab: listops::LISTOPS_VOCAB, max_len: 12, d_model: 8, heads: 2, d_ff: 6, hidden: 5, classes: 10, features: 6, repeat: 2, lm: false, span: false }
 }
 
 /// Every parameter's back-propagated gradient (in f64) against the central difference of the
@@ -25,7 +25,10 @@ fn backprop_matches_finite_differences() {
     // The causal language model: the causal mask (kernel attention: prefix sums), the head on
     // every token and the mean next-token loss.
     let lm = Dims { classes: listops::LISTOPS_VOCAB, lm: true, ..tiny_dims() };
-    for (attention, dims) in [(Attention::Softmax, tiny_dims()), (Attention::Kernel, tiny_dims()), (Attention::Softmax, lm), (Attention::Kernel, lm)] {
+    // The span head: two outputs per token, the start and end cross-entropies over the positions.
+    let span = Dims { classes: 2, span: true, ..tiny_dims() };
+    let cases = [(Attention::Softmax, tiny_dims()), (Attention::Kernel, tiny_dims()), (Attention::Softmax, lm), (Attention::Kernel, lm), (Attention::Softmax, span)];
+    for (attention, dims) in cases {
         let mut rng = Pcg64Mcg::seed_from_u64(11);
         let mut net: Net<f64> = Net::init(dims, attention, &mut rng);
         // Non-trivial LayerNorm gains and biases, so their gradients are exercised off (1, 0).
@@ -35,8 +38,15 @@ fn backprop_matches_finite_differences() {
             }
         }
         let tokens = [listops::MAX, 3, listops::SM, 5, 8, 10, listops::END, 1, listops::END];
-        let label = 4;
+        // A span head's label packs the answer [3, 5] as start · max_len + end.
+        let label = if dims.span { 3 * dims.max_len + 5 } else { 4 };
         let (loss, g) = net.loss_and_gradient(&tokens, label);
+        if dims.span {
+            let z = net.logits(&tokens);
+            let ce = |col: usize, target: usize| (0..tokens.len()).map(|r| z[2 * r + col].exp()).sum::<f64>().ln() - z[2 * target + col];
+            let want = 0.5 * (ce(0, 3) + ce(1, 5));
+            assert!((loss - want).abs() < 1e-12, "span loss {loss}, recomputed {want}");
+        }
         if dims.lm {
             // The loss is the mean cross-entropy of positions 0..8 against the next tokens.
             let z = net.logits(&tokens);
@@ -196,6 +206,9 @@ fn the_shipped_transformers_are_the_trainers_and_score_as_documented() {
         // The language models: first-best next characters of the 76 × 63 predicted.
         (Task::Cicero, Attention::Softmax, "cicero_lm_softmax.safetensors", 2076),
         (Task::Cicero, Attention::Kernel, "cicero_lm_kernel.safetensors", 1984),
+        // The question-answering readers: exact answers of the 500 test rows.
+        (Task::Kvqa, Attention::Softmax, "kvqa_softmax.safetensors", 500),
+        (Task::Kvqa, Attention::Kernel, "kvqa_kernel.safetensors", 500),
     ];
     for (task, attention, file, correct) in shipped {
         let cfg = TransformerTrainConfig::shipped(task, attention);
@@ -215,6 +228,13 @@ fn the_shipped_transformers_are_the_trainers_and_score_as_documented() {
             Task::ListOps => listops_test.clone(),
             Task::Digits => tf::task_data(&cfg, Some(&digits), None).unwrap().1,
             Task::Cicero => tf::task_data(&cfg, None, Some(&cicero)).unwrap().1,
+            Task::Kvqa => {
+                // The shipped test rows are this split, with the answers' two columns.
+                let test = tf::task_data(&cfg, None, None).unwrap().1;
+                let rows = std::fs::read_to_string(root().join("experiments/data/kvqa_test.csv")).unwrap();
+                assert_eq!(rows, aimc::train::kvqa::span_csv(&test));
+                test
+            }
         };
         let acc = net.accuracy(&test);
         let scored = if cfg.dims.lm { test.len() * (test.width - 1) } else { test.len() };

@@ -23,6 +23,7 @@ fn architecture(net: &Net<f32>, task: Task) -> String {
         Task::ListOps => "input = ListOps token ids (0 padding at the end, 1..=10 digits 0..9, 11 [MIN, 12 [MAX, 13 [MED, 14 [SM, 15 ])",
         Task::Digits => "input = UCI 8x8 digits as 64 pixel tokens in row-major order, token = pixel value 0..16 + 1",
         Task::Cicero => "input = characters of Cicero, De finibus I, lower case, whitespace runs as one space, token = 1 + the index in \" abcdefghijklmnopqrstuvwxyz.,;:?!-'\" (0 padding)",
+        Task::Kvqa => "input = [CLS]=1 key [SEP]=2 then four records (a key 3..=10, then 1-3 values 11..=26) and [SEP]=2, 0 padding at the end",
     };
     // The embedding and the shared layer, as both forms describe them.
     let stack = format!(
@@ -40,6 +41,12 @@ fn architecture(net: &Net<f32>, task: Task) -> String {
         return format!(
             "causal transformer language model: {stack} with the causal mask (token i attends to j <= i), {qkv}; the next-token head {} on every token; {input}; output = logits of the next token at every position",
             head(d.vocab)
+        );
+    }
+    if d.span {
+        return format!(
+            "transformer question-answering reader: {stack}, {qkv}, {attention}; the span head {} on every token; {input}; output = the start and end logits of the answer at every position (the answer: the context span after the first [SEP] with the largest start + end logit)",
+            head(2)
         );
     }
     format!(

@@ -20,7 +20,9 @@
 //!   drawn once from the seed and never trained or redrawn;
 //! - mean over the tokens, then Linear(d, hidden), GELU, Linear(hidden, classes); a causal
 //!   language model (`Dims::lm`, the Cicero task) instead masks keys j > i (kernel attention: the
-//!   prefix sums Σ_{j ≤ i}) and runs the head on every token against the next one.
+//!   prefix sums Σ_{j ≤ i}) and runs the head on every token against the next one; a span head
+//!   (`Dims::span`, the kvqa task) runs it on every token with two outputs, the start and end
+//!   logits of an answer.
 //!
 //! Numerics. Training runs the same code in f32 (the shipped weights) that the gradient test
 //! runs in f64 ([`Real`]). Kernel attention subtracts a constant inside each exp: per query the
@@ -164,6 +166,8 @@ pub enum Task {
     /// Next-character prediction on Cicero's *De finibus* I ([`crate::train::text`]): a causal
     /// language model.
     Cicero,
+    /// Extractive question answering on generated key–value contexts ([`crate::train::kvqa`]).
+    Kvqa,
 }
 
 impl Task {
@@ -172,6 +176,7 @@ impl Task {
             Task::ListOps => "listops",
             Task::Digits => "digits",
             Task::Cicero => "cicero",
+            Task::Kvqa => "kvqa",
         }
     }
 }
@@ -196,19 +201,34 @@ pub struct Dims {
     /// token (no pooling) with one output per vocabulary token, and the loss is the mean
     /// cross-entropy of each position's logits against the next token (`classes` = `vocab`).
     pub lm: bool,
+    /// Extractive question answering: the classifier runs on every token (no pooling) with two
+    /// outputs, the start and end logits, and the loss is the mean of the cross-entropies of the
+    /// start logits over the positions against the answer's start and of the end logits against
+    /// its end (BERT's SQuAD loss, Devlin et al. 2019 §4.2); `classes` = 2, attention bidirectional.
+    pub span: bool,
 }
 
 impl Dims {
     /// The LRA ListOps configuration: d 64, 2 heads of 32, FFN 128, classifier 128, 256
     /// features, the layer applied twice.
     pub fn lra(vocab: usize, max_len: usize) -> Dims {
-        Dims { vocab, max_len, d_model: 64, heads: 2, d_ff: 128, hidden: 128, classes: listops::CLASSES, features: 256, repeat: 2, lm: false }
+        Dims { vocab, max_len, d_model: 64, heads: 2, d_ff: 128, hidden: 128, classes: listops::CLASSES, features: 256, repeat: 2, lm: false, span: false }
     }
 
     /// The same shapes as a causal character-level language model over `vocab` tokens: the head
     /// gives one logit per token.
     pub fn lra_lm(vocab: usize, max_len: usize) -> Dims {
         Dims { classes: vocab, lm: true, ..Dims::lra(vocab, max_len) }
+    }
+
+    /// The same shapes with a span head (two outputs per token) for question answering.
+    pub fn lra_span(vocab: usize, max_len: usize) -> Dims {
+        Dims { classes: 2, span: true, ..Dims::lra(vocab, max_len) }
+    }
+
+    /// Whether the head runs on every token (a language model, a span head).
+    pub fn token_head(&self) -> bool {
+        self.lm || self.span
     }
 
     pub fn d_head(&self) -> usize {

@@ -503,7 +503,7 @@ impl<T: Real> Net<T> {
             layers.push(lt);
         }
         // The head's input: the mean over the tokens, or a language model's every token.
-        let (pool, rows) = if dims.lm {
+        let (pool, rows) = if dims.token_head() {
             (x, n)
         } else {
             let mut pool = zeros(d);
@@ -528,6 +528,7 @@ impl<T: Real> Net<T> {
     }
 
     /// Adds `scale ×` the gradient of the trace's cross-entropy for `label` to `g`; returns the loss.
+    /// A span head's `label` packs the answer as start · max_len + end (its loss: module header).
     /// A language model's loss is the mean over positions i < n − 1 of the cross-entropy of row
     /// i's logits against token i + 1 (`label` unused; 0 for a one-token sequence).
     pub(super) fn backward(&self, tokens: &[u32], tr: &Trace<T>, label: usize, scale: T, g: &mut [Vec<T>]) -> T {
@@ -537,10 +538,33 @@ impl<T: Real> Net<T> {
         let zeros = |len: usize| vec![T::default(); len];
         let c = dims.classes;
         // (row, target) pairs and each one's weight in the mean.
-        let targets: Vec<(usize, usize)> = if dims.lm { (0..n.saturating_sub(1)).map(|i| (i, tokens[i + 1] as usize)).collect() } else { vec![(0, label)] };
-        let w = T::of(1.0 / targets.len().max(1) as f64);
         let mut loss = T::default();
         let mut dlogits = zeros(tr.logits.len());
+        if dims.span {
+            // Start and end: each a softmax over the positions of its column of the logits.
+            let half = T::of(0.5);
+            let (start, end) = (label / dims.max_len, label % dims.max_len);
+            for (col, target) in [(0, start), (1, end)] {
+                let z: Vec<T> = (0..n).map(|r| tr.logits[r * c + col]).collect();
+                let mx = z.iter().fold(T::of(f64::NEG_INFINITY), |a, &b| max(a, b));
+                let mut sum = T::default();
+                for &v in &z {
+                    sum += (v - mx).exp();
+                }
+                loss += (mx + T::of(sum.to_f64().ln()) - z[target]) * half;
+                for (r, &v) in z.iter().enumerate() {
+                    dlogits[r * c + col] = ((v - mx).exp() / sum - if r == target { T::of(1.0) } else { T::default() }) * scale * half;
+                }
+            }
+        }
+        let targets: Vec<(usize, usize)> = if dims.span {
+            vec![]
+        } else if dims.lm {
+            (0..n.saturating_sub(1)).map(|i| (i, tokens[i + 1] as usize)).collect()
+        } else {
+            vec![(0, label)]
+        };
+        let w = T::of(1.0 / targets.len().max(1) as f64);
         for &(r, target) in &targets {
             let z = &tr.logits[r * c..(r + 1) * c];
             let mx = z.iter().fold(T::of(f64::NEG_INFINITY), |a, &b| max(a, b));
@@ -566,7 +590,7 @@ impl<T: Real> Net<T> {
             linear_back(&tr.pool, d, &p[CLS0_W], &dc_pre, dims.hidden, &mut gw[0], Some(&mut rest[0]), Some(&mut dpool));
         }
         let inv_n = T::of(1.0 / n as f64);
-        let mut dx: Vec<T> = if dims.lm { dpool } else { (0..n * d).map(|i| dpool[i % d] * inv_n).collect() };
+        let mut dx: Vec<T> = if dims.token_head() { dpool } else { (0..n * d).map(|i| dpool[i % d] * inv_n).collect() };
         for lt in tr.layers.iter().rev() {
             // x_out = LN2(r2), r2 = y1 + FFN(y1).
             let mut dr2 = zeros(n * d);
@@ -639,6 +663,36 @@ impl<T: Real> Net<T> {
         (nll, hits, count)
     }
 
+    /// A span head's answers over `data` (labels packed as start · width + end): exact matches
+    /// and Σ token-level F1, each answer the context span (after the first separator, the
+    /// separators excluded) of at most `max_answer` tokens with the largest start + end logit,
+    /// the first on ties, as the engine's `answer_span` picks it.
+    pub fn span_scores(&self, data: &SeqData, max_answer: usize) -> (usize, f64) {
+        let prep = self.prepare();
+        let (mut exact, mut f1) = (0, 0.0);
+        for i in 0..data.len() {
+            let tokens = data.seq(i);
+            let z: Vec<f64> = self.forward(&prep, tokens, &mut Injector::off()).logits.iter().map(|v| v.to_f64()).collect();
+            let ctx = crate::train::kvqa::context(tokens);
+            let mut best: Option<(f64, usize, usize)> = None;
+            for &s in &ctx {
+                for &e in ctx.iter().filter(|&&e| e >= s && e < s + max_answer) {
+                    let score = z[2 * s] + z[2 * e + 1];
+                    if best.is_none_or(|(b, _, _)| score > b) {
+                        best = Some((score, s, e));
+                    }
+                }
+            }
+            let (gs, ge) = (data.labels[i] as usize / data.width, data.labels[i] as usize % data.width);
+            if let Some((_, s, e)) = best {
+                let overlap = (e.min(ge) + 1).saturating_sub(s.max(gs));
+                exact += usize::from((s, e) == (gs, ge));
+                f1 += crate::workload::transformer::span_f1(overlap as u32, (e - s + 1) as u32, (ge - gs + 1) as u32);
+            }
+        }
+        (exact, f1)
+    }
+
     /// Class logits of one sequence (its non-padding tokens); a language model's `[n][vocab]`.
     pub fn logits(&self, tokens: &[u32]) -> Vec<T> {
         self.forward(&self.prepare(), tokens, &mut Injector::off()).logits
@@ -652,8 +706,12 @@ impl<T: Real> Net<T> {
         (loss, g)
     }
 
-    /// Fraction of rows whose arg-max logit is the label; a language model's next-token accuracy.
+    /// Fraction of rows whose arg-max logit is the label; a language model's next-token accuracy;
+    /// a span head's exact matches.
     pub fn accuracy(&self, data: &SeqData) -> f64 {
+        if self.dims.span {
+            return self.span_scores(data, crate::workload::transformer::MAX_ANSWER_TOKENS as usize).0 as f64 / data.len().max(1) as f64;
+        }
         if self.dims.lm {
             let (_, hits, count) = self.next_token(data);
             return hits as f64 / count.max(1) as f64;

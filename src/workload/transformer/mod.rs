@@ -856,8 +856,8 @@ pub fn metric(_: &Inputs<'_>, sp: &SweepPoint) -> Metric {
         Task::Classify => Metric { text: "test accuracy (transformer)", column: "test_accuracy", higher_is_better: true },
         Task::NextToken => Metric { text: "next-token perplexity (causal language model)", column: "perplexity", higher_is_better: false },
         Task::NextTokenAccuracy => Metric { text: "next-token top-1 accuracy (causal language model)", column: "next_token_accuracy", higher_is_better: true },
-        Task::QaExactMatch => Metric { text: "answer exact match (extractive question answering)", column: "exact_match", higher_is_better: true },
-        Task::QaF1 => Metric { text: "answer token-level F1 (extractive question answering)", column: "f1", higher_is_better: true },
+        Task::QaExactMatch => Metric { text: "answer exact match (question answering)", column: "exact_match", higher_is_better: true },
+        Task::QaF1 => Metric { text: "answer token F1 (question answering)", column: "f1", higher_is_better: true },
     }
 }
 

@@ -27,7 +27,8 @@ fn backprop_matches_finite_differences() {
     let lm = Dims { classes: listops::LISTOPS_VOCAB, lm: true, ..tiny_dims() };
     // The span head: two outputs per token, the start and end cross-entropies over the positions.
     let span = Dims { classes: 2, span: true, ..tiny_dims() };
-    let cases = [(Attention::Softmax, tiny_dims()), (Attention::Kernel, tiny_dims()), (Attention::Softmax, lm), (Attention::Kernel, lm), (Attention::Softmax, span)];
+    let cases =
+        [(Attention::Softmax, tiny_dims()), (Attention::Kernel, tiny_dims()), (Attention::Softmax, lm), (Attention::Kernel, lm), (Attention::Softmax, span)];
     for (attention, dims) in cases {
         let mut rng = Pcg64Mcg::seed_from_u64(11);
         let mut net: Net<f64> = Net::init(dims, attention, &mut rng);

@@ -1126,6 +1126,11 @@ def _from_huggingface(module) -> TransformerModel:
       1e-5; use_bottleneck_attention with key_query_shared_bottleneck, or with an
       intra_bottleneck_size equal to hidden_size, is refused.
 
+    A family's question-answering model (`BertForQuestionAnswering`, ...) is the same encoder
+    with `qa_outputs` [2, hidden] on every token in place of the pooler and classifier
+    (`task = "qa_f1"`, for `question_answering`); RoBERTa's keeps its token-type row 0 alone, as
+    its tokenizers write no token types.
+
     What a config allows beyond that forward is refused by field name."""
     kind = type(module).__name__
     cfg = module.config
@@ -1194,6 +1199,10 @@ def _from_huggingface(module) -> TransformerModel:
         if pad is None:
             raise ValueError(f"from_torch: {kind}.config.pad_token_id is None; RoBERTa's positions count from it (row i + pad + 1)")
         tensors = _bert_like_names(tensors, kind, int(pad) + 1)
+        # RoBERTa's tokenizers write no token types: every token reads row 0, a second segment
+        # (question answering's context) too, so only that row is kept.
+        for name in [n for n in tensors if n.endswith("token_type_embeddings.weight")]:
+            tensors[name] = tensors[name][:1]
         settings.update(head_activation="tanh", layer_norm_eps=float(field("layer_norm_eps", 1e-5)))
     if pad is not None:
         settings["pad_id"] = int(pad)

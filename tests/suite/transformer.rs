@@ -212,11 +212,18 @@ fn model_of(name: &str, feature_rows: Option<usize>) -> Vec<u8> {
 /// An experiment on the tiny model of [`model_of`] in its own directory; `extra` adds sections
 /// or fields.
 fn write_case(name: &str, transformer: &str, extra: &str, feature_rows: Option<usize>) -> PathBuf {
-    let dir = tmp(name);
-    std::fs::write(dir.join("model.safetensors"), model_of(name, feature_rows)).unwrap();
-    std::fs::write(dir.join("tokens.csv"), token_csv()).unwrap();
+    write_experiment(&tmp(name), &model_of(name, feature_rows), ("tokens.csv", &token_csv()), transformer, extra)
+}
+
+/// A transformer experiment in `dir` (3 trials at 1 h and 1 y, seed 5): `model` as
+/// model.safetensors, the data file (name, rows), `[transformer]` with heads = 2, pad_id = 0 and
+/// the lines of `transformer`, then `extra` (sections or fields).
+pub(crate) fn write_experiment(dir: &Path, model: &[u8], data: (&str, &str), transformer: &str, extra: &str) -> PathBuf {
+    std::fs::write(dir.join("model.safetensors"), model).unwrap();
+    std::fs::write(dir.join(data.0), data.1).unwrap();
     let text = format!(
-        "name = \"t\"\nworkload = \"transformer\"\nseed = 5\ntrials = 3\n[model]\npath = \"model.safetensors\"\n[data]\npath = \"tokens.csv\"\n[transformer]\nheads = 2\npad_id = 0\n{transformer}\n{extra}\n[sweep]\nt = [\"1h\", \"1y\"]\n"
+        "name = \"t\"\nworkload = \"transformer\"\nseed = 5\ntrials = 3\n[model]\npath = \"model.safetensors\"\n[data]\npath = \"{}\"\n[transformer]\nheads = 2\npad_id = 0\n{transformer}\n{extra}\n[sweep]\nt = [\"1h\", \"1y\"]\n",
+        data.0
     );
     let p = dir.join("exp.toml");
     std::fs::write(&p, text).unwrap();
@@ -425,6 +432,18 @@ fn the_gpu_classifies_as_the_cpu_twin() {
 
 pub(crate) fn aimc_cli() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_aimc"))
+}
+
+/// `aimc run` of `exp` on the CPU into `out` beside it: it succeeds, trials.csv names the metric
+/// `column`, and the results.json it wrote.
+pub(crate) fn cli_results(exp: &Path, column: &str) -> aimc::results::Results {
+    let out = exp.parent().unwrap().join("out");
+    let o = aimc_cli().args(["run", exp.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.join("trials.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().contains(column), "{}: {}", exp.display(), csv.lines().next().unwrap());
+    assert!(out.join("report.html").exists() || out.join("report.md").exists());
+    serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap()
 }
 
 /// Bad input is named (the field or tensor and the fix) by `check` and `run`, before any compute,

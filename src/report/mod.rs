@@ -241,7 +241,7 @@ pub(crate) mod tests {
         for needle in [
             "# MLP on MNIST: PCM drift \\<with\\> & without GDC",
             "| time | trials | mean | std | median | p1 | p5 | p95 | p99 | min | max |",
-            "| time | mean, trial-to-trial CI (95 %) | pooled trials × images (correct/total) | pooled Wilson (95 %) | pooled Clopper–Pearson (95 %) | drop (95 % CI) | trials for ±0.5 points (95 %) |",
+            "| time | mean, trial-to-trial CI (95 %) | pooled trials × rows (correct/total) | pooled Wilson (95 %) | pooled Clopper–Pearson (95 %) | drop (95 % CI) | trials for ±0.5 points (95 %) |",
             "the floating-point accuracy is 95.3 %",
             "Energy per inference: 7.97 nJ, latency 1.25 µs",
             "![Test accuracy vs time after programming (median, 5–95 % of trials)](accuracy_vs_time.png)",

@@ -44,7 +44,7 @@ pub(super) fn interval_table(results: &Results, fmt: &Fmt, series: &Series<'_>) 
         header.push(format!("P({} {}) over trials (Clopper–Pearson)", if t.above { ">" } else { "<" }, fmt.value(t.threshold)));
     }
     if let Some(pooled) = pooled {
-        header.push("pooled trials × images (correct/total)".to_string());
+        header.push("pooled trials × rows (correct/total)".to_string());
         header.push(format!("pooled Wilson ({})", percent_label(pooled.wilson.confidence)));
         header.push(format!("pooled Clopper–Pearson ({})", percent_label(pooled.clopper_pearson.confidence)));
     }

@@ -388,7 +388,7 @@ def test_transformer_builds_the_document(monkeypatch, tmp_path):
         (tmp_path / "results.json").write_text(json.dumps({"name": "t", "metric": "m", "points": []}))
         return json.dumps({"name": "t", "metric": "m", "points": []}), str(tmp_path)
 
-    monkeypatch.setattr(aimc, "_run_toml", fake_run)
+    monkeypatch.setattr(aimc._runner, "_run_toml", fake_run)  # the document runner's engine call
     m = aimc.from_torch(tiny(np.random.default_rng(5)), positions="none")
     tok = np.array([[3, 4, 0, 0], [5, 6, 7, 8]])
     aimc.transformer(m, tok, [1, 2], times=["1h"], trials=3, attention="kernel", features=16, embed_scale=2.0, pooling="cls",

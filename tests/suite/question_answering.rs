@@ -153,6 +153,8 @@ fn bad_question_answering_input_is_named() {
     expect_cli_error(&p, &["qa_f1", "causal"]);
     let p = write_qa("bad_long", "qa_exact_match", "max_answer_tokens = 2");
     expect_cli_error(&p, &["3 tokens", "max_answer_tokens = 2"]);
+    let p = write_qa("bad_unused", "classify", "max_answer_tokens = 20");
+    expect_cli_error(&p, &["max_answer_tokens = 20", "does not use it"]);
     // The classifier head left in: 3 outputs, not 2.
     let p = write_qa("bad_head", "qa_f1", "");
     std::fs::write(p.parent().unwrap().join("model.safetensors"), bert_state_dict(7)).unwrap();

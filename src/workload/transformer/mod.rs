@@ -721,6 +721,12 @@ impl TransformerSettings {
                 return Err(format!("{task} reads single-segment sequences; remove transformer.segment_sep"));
             }
         }
+        if !self.task.qa() && self.max_answer_tokens != MAX_ANSWER_TOKENS {
+            return Err(format!(
+                "transformer.max_answer_tokens = {} is question answering's; this task does not use it: set task = \"qa_f1\" or \"qa_exact_match\", or remove max_answer_tokens",
+                self.max_answer_tokens
+            ));
+        }
         if self.task.qa() {
             let task = format!("transformer.task = \"{}\"", if self.task == Task::QaF1 { "qa_f1" } else { "qa_exact_match" });
             if self.segment_sep.is_none() {

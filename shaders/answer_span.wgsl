@@ -7,12 +7,16 @@
 // length and are not the separator itself: the question, [CLS], the separators and the padding
 // cannot be answers, as in Hugging Face's SQuAD post-processing.
 //
-// Against the labelled span (labels[sample] = start · seq + end) the slot
+// Against the labelled answers (labels[sample · answers + j] = start · seq + end; SQuAD's dev set
+// has up to three per question and its metrics take the best) the slot
 // ([t_index][trial][batch] + sample_offset + sample) of `spans` gets SPAN_SLOT_WORDS integers: the
-// overlap in tokens and the predicted span's length (0, 0 when the sequence has no context). The
-// host forms the token-level F1 2 · overlap / (predicted + labelled length) from them, so it is the
-// same on every backend; exact matches are counted with an integer atomic into `correct`'s slot
-// [t_index][trial]. One invocation = one (trial, sequence). CPU twin: src/engine/cpu/answer_span.rs.
+// overlap in tokens with the answer of the best F1 (the first such answer; 2 · overlap /
+// (predicted + labelled length) compared exactly by cross-multiplication), the predicted span's
+// length and that answer's length (overlap and predicted length 0 when the sequence has no
+// context). The host forms the token-level F1 from them, so it is the same on every backend; an
+// exact match (the best answer is the predicted span) is counted with an integer atomic into
+// `correct`'s slot [t_index][trial]. One invocation = one (trial, sequence). CPU twin:
+// src/engine/cpu/answer_span.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
 @group(0) @binding(1) var<storage, read> h: array<f32>;
@@ -24,8 +28,9 @@
 
 override WG: u32 = 64u;
 
-// Words per slot of `spans`: the overlap, the predicted length (engine::stages::SPAN_SLOT_WORDS).
-const SPAN_SLOT_WORDS: u32 = 2u;
+// Words per slot of `spans`: the overlap, the predicted and the labelled length
+// (engine::stages::SPAN_SLOT_WORDS).
+const SPAN_SLOT_WORDS: u32 = 3u;
 // The token id bit that marks the second segment (workload::transformer::SEGMENT_BIT).
 const SEGMENT_BIT: u32 = 0x80000000u;
 
@@ -70,21 +75,28 @@ fn answer_span(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
             }
         }
     }
-    let label = labels[sample];
-    let gs = label / S.seq;
-    let ge = label % S.seq;
+    let predicted = select(0u, be - bs + 1u, found);
     var overlap = 0u;
-    var predicted = 0u;
-    if (found) {
-        predicted = be - bs + 1u;
+    var labelled = 0u;
+    for (var j = 0u; j < S.answers; j = j + 1u) {
+        let label = labels[sample * S.answers + j];
+        let gs = label / S.seq;
+        let ge = label % S.seq;
+        let g = ge - gs + 1u;
         let lo = max(bs, gs);
         let hi = min(be, ge);
-        overlap = select(0u, hi - lo + 1u, hi >= lo);
+        let o = select(0u, hi - lo + 1u, found && hi >= lo);
+        // F1 = 2 o / (predicted + g): a larger one, exactly, or the first answer.
+        if (j == 0u || o * (predicted + labelled) > overlap * (predicted + g)) {
+            overlap = o;
+            labelled = g;
+        }
     }
     let slot = (L.t_index * L.trials + trial) * L.batch + S.sample_offset + sample;
     spans[slot * SPAN_SLOT_WORDS] = overlap;
     spans[slot * SPAN_SLOT_WORDS + 1u] = predicted;
-    if (found && bs == gs && be == ge) {
+    spans[slot * SPAN_SLOT_WORDS + 2u] = labelled;
+    if (found && overlap == predicted && predicted == labelled) {
         atomicAdd(&correct[L.t_index * L.trials + trial], 1u);
     }
 }

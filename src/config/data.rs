@@ -34,7 +34,7 @@ pub(super) fn labelled(x: io::Matrix, y: io::Matrix, scale: f32, xs: &str, ys: &
             x.data[i]
         ));
     }
-    Ok(Dataset { x: scaled, labels, n_features: x.cols })
+    Ok(Dataset { x: scaled, labels, n_features: x.cols, spans: vec![] })
 }
 
 /// The `[data]` set: a CSV (features, then the label; `header` says whether the first line names
@@ -93,7 +93,7 @@ fn read_token_rows(d: &RawData, data_path: PathBuf) -> Result<(Dataset, PathBuf)
         return Err(format!("data.scale = {}: token ids are not scaled; remove data.scale", d.scale));
     }
     let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let matrix = |m: io::Matrix| Dataset { labels: vec![0; m.rows], n_features: m.cols, x: m.data };
+    let matrix = |m: io::Matrix| Dataset { labels: vec![0; m.rows], n_features: m.cols, x: m.data, spans: vec![] };
     let ds = match ext {
         "npy" => matrix(io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {e}"))?),
         "npz" => {
@@ -106,21 +106,29 @@ fn read_token_rows(d: &RawData, data_path: PathBuf) -> Result<(Dataset, PathBuf)
 }
 
 /// Extractive question answering's data: token rows (a .npy matrix [n, seq], a .npz's `features`
-/// array) with each row's answer span, start and end token positions, in `data.labels` (a .npy
-/// [n, 2], or the .npz's `labels` array, default "y"); or a CSV whose last two columns are the
-/// span. The span is packed as one label, start · seq + end (`transformer::span_of`).
-pub(super) fn read_span_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<(Dataset, PathBuf), String> {
+/// array) with each row's `answers` labelled answer spans, start and end token positions, in
+/// `data.labels` (a .npy [n, 2 · answers], or the .npz's `labels` array, default "y"); or a CSV
+/// whose last 2 · answers columns are the spans (start, end, start, end, ...). Each span is packed
+/// as start · seq + end (`transformer::span_of`): all of them in `spans`, each row's first in
+/// `labels`.
+pub(super) fn read_span_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, answers: usize) -> Result<(Dataset, PathBuf), String> {
     let data_path = resolve(&d.path);
     if d.scale != 1.0 {
         return Err(format!("data.scale = {}: token ids are not scaled; remove data.scale", d.scale));
     }
+    if answers == 0 {
+        return Err("transformer.answers = 0: each row has at least one labelled answer".into());
+    }
+    let w = 2 * answers;
+    let shape = if answers == 1 {
+        "[n, 2] array of each row's answer start and end token".to_string()
+    } else {
+        format!("[n, {w}] array of each row's {answers} answers' start and end tokens")
+    };
     let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let (x, spans, what) = match (ext, &d.labels) {
         ("npy", None) => {
-            return Err(format!(
-            "data.path = {}: a .npy holds the token rows only; give data.labels = \"spans.npy\" too, an [n, 2] array of each row's answer start and end token",
-            data_path.display()
-        ))
+            return Err(format!("data.path = {}: a .npy holds the token rows only; give data.labels = \"spans.npy\" too, an {shape}", data_path.display()))
         }
         ("npy", Some(l)) => {
             let lp = resolve(l);
@@ -134,52 +142,52 @@ pub(super) fn read_span_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) ->
             let y = io::read_npz_array(&data_path, &yn).map_err(|e| format!("data.labels: {e}"))?;
             (x, y, format!("data.labels: {} array {yn}", data_path.display()))
         }
-        (_, Some(_)) => {
-            return Err("data.labels: only with a .npy or .npz token file (a CSV has each row's answer start and end in its last two columns)".into())
-        }
+        (_, Some(_)) => return Err(format!("data.labels: only with a .npy or .npz token file (a CSV has each row's answers in its last {w} columns)")),
         (_, None) => {
             let all = io::read_csv_unlabelled(&data_path, d.header).map_err(|e| format!("data.path: {e}"))?;
             let cols = all.n_features;
-            if cols < 3 {
+            if cols <= w {
                 return Err(format!(
-                    "data.path = {}: {cols} columns; a question-answering row is its tokens, then the answer's start and end token",
+                    "data.path = {}: {cols} columns; a question-answering row is its tokens, then {w} columns: each of its {answers} answers' start and end token (transformer.answers)",
                     data_path.display()
                 ));
             }
             let rows = all.len();
-            let (mut x, mut y) = (Vec::with_capacity(rows * (cols - 2)), Vec::with_capacity(rows * 2));
+            let (mut x, mut y) = (Vec::with_capacity(rows * (cols - w)), Vec::with_capacity(rows * w));
             for row in all.x.chunks(cols) {
-                x.extend_from_slice(&row[..cols - 2]);
-                y.extend_from_slice(&row[cols - 2..]);
+                x.extend_from_slice(&row[..cols - w]);
+                y.extend_from_slice(&row[cols - w..]);
             }
             (
-                io::Matrix { rows, cols: cols - 2, data: x },
-                io::Matrix { rows, cols: 2, data: y },
-                format!("data.path: {}, the last two columns", data_path.display()),
+                io::Matrix { rows, cols: cols - w, data: x },
+                io::Matrix { rows, cols: w, data: y },
+                format!("data.path: {}, the last {w} columns", data_path.display()),
             )
         }
     };
-    if spans.rows != x.rows || spans.cols != 2 {
+    if spans.rows != x.rows || spans.cols != w {
         return Err(format!(
-            "{what}: [{}, {}] but the {} token rows need [{}, 2], each row's answer start and end token",
+            "{what}: [{}, {}] but the {} token rows with transformer.answers = {answers} need [{}, {w}]: each row's answers' start and end tokens",
             spans.rows, spans.cols, x.rows, x.rows
         ));
     }
     let seq = x.cols;
-    let mut labels = Vec::with_capacity(x.rows);
-    for (r, se) in spans.data.chunks(2).enumerate() {
+    let mut packed = Vec::with_capacity(x.rows * answers);
+    for (i, se) in spans.data.chunks(2).enumerate() {
         let ok = |v: f32| v >= 0.0 && v.fract() == 0.0 && (v as usize) < seq;
         if !(ok(se[0]) && ok(se[1]) && se[0] <= se[1]) {
+            let which = if answers > 1 { format!(", answer {}", i % answers + 1) } else { String::new() };
             return Err(format!(
-                "{what}: row {}: the answer span [{}, {}] is not start <= end within the row's {seq} tokens (token positions from 0)",
-                r + 1,
+                "{what}: row {}{which}: the answer span [{}, {}] is not start <= end within the row's {seq} tokens (token positions from 0)",
+                i / answers + 1,
                 se[0],
                 se[1]
             ));
         }
-        labels.push(se[0] as u32 * seq as u32 + se[1] as u32);
+        packed.push(se[0] as u32 * seq as u32 + se[1] as u32);
     }
-    take_rows(Dataset { x: x.data, labels, n_features: seq }, d, data_path)
+    let labels = packed.iter().step_by(answers).copied().collect();
+    take_rows(Dataset { x: x.data, labels, n_features: seq, spans: packed }, d, data_path)
 }
 
 /// `data.rows` = [start, end] of a data set read from `data_path` (all rows without it).

@@ -127,7 +127,10 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
     let lm = points.first().and_then(|p| p.transformer.as_ref()).is_some_and(|s| s.task.next_token());
     // Question answering's rows carry an answer span each.
     let qa = points.first().and_then(|p| p.transformer.as_ref()).is_some_and(|s| s.task.qa());
-    let (ds, _) = if qa { read_span_rows(d, resolve)? } else { read_rows(d, resolve, !lm)? };
+    let (ds, _) = match points.first().and_then(|p| p.transformer.as_ref()) {
+        Some(s) if qa => read_span_rows(d, resolve, s.answers as usize)?,
+        _ => read_rows(d, resolve, !lm)?,
+    };
     if let Some(m) = model {
         if !m.layers.is_empty() || m.tensor.is_some() || m.input_shape.is_some() || m.activations.is_some() {
             return Err("[model] of the transformer workload takes path and digital only; the architecture is [transformer]".into());

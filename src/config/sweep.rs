@@ -254,6 +254,9 @@ fn target(name: &str, base: &Base<'_>, fields: &Fields) -> Result<Target, String
         "task" if base.transformer.is_some() => {
             return Err(format!("{key}: transformer.task sets what the metric is and what the data rows hold; it cannot be swept (use two files)"))
         }
+        "answers" if base.transformer.is_some() => {
+            return Err(format!("{key}: transformer.answers says how many columns of each data row are answers; it cannot be swept (use two files)"))
+        }
         _ if base.transformer.is_some() && fields.transformer.contains_key(name) => Target::Transformer,
         "accuracy" if base.moe.is_some() => return Err(format!("{key}: moe.accuracy sets what the metric is; it cannot be swept (use two files)")),
         _ if base.moe.is_some() && fields.moe.contains_key(name) => Target::Moe,

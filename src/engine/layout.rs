@@ -262,7 +262,8 @@ pub struct SeqParams {
     pub max_answer: u32,
     /// `answer_span`: the separator token id; the context is the second segment's tokens but it.
     pub sep: u32,
-    pub _pad_a: u32,
+    /// `answer_span`: labelled answers per sequence.
+    pub answers: u32,
     pub _pad_b: u32,
 }
 

@@ -429,11 +429,14 @@ pub fn parse_state_dict_with(bytes: &[u8], opt: &StateDictOptions) -> Result<Vec
 }
 
 /// A labelled data set: row-major features and integer labels.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Dataset {
     pub x: Vec<f32>,
     pub labels: Vec<u32>,
     pub n_features: usize,
+    /// Question answering: every labelled answer of every row, `[row][answer]`, each packed as
+    /// start · n_features + end (`labels` holds each row's first); empty for other data.
+    pub spans: Vec<u32>,
 }
 
 impl Dataset {
@@ -447,7 +450,18 @@ impl Dataset {
 
     /// Rows `start..end` (the fixed train/test split rules use contiguous ranges).
     pub fn rows(&self, start: usize, end: usize) -> Dataset {
-        Dataset { x: self.x[start * self.n_features..end * self.n_features].to_vec(), labels: self.labels[start..end].to_vec(), n_features: self.n_features }
+        let k = self.answers();
+        Dataset {
+            x: self.x[start * self.n_features..end * self.n_features].to_vec(),
+            labels: self.labels[start..end].to_vec(),
+            n_features: self.n_features,
+            spans: self.spans.get(start * k..end * k).map(<[u32]>::to_vec).unwrap_or_default(),
+        }
+    }
+
+    /// Labelled answers per row (0 for data without answer spans).
+    pub fn answers(&self) -> usize {
+        self.spans.len().checked_div(self.labels.len()).unwrap_or(0)
     }
 }
 
@@ -554,7 +568,7 @@ fn parse_rows(text: &str, scale: f32, header: bool, labelled: bool) -> Result<Da
     let Some(w) = width else {
         return Err("has no data rows".into());
     };
-    Ok(Dataset { x, labels, n_features: w - usize::from(labelled) })
+    Ok(Dataset { x, labels, n_features: w - usize::from(labelled), spans: vec![] })
 }
 
 #[cfg(test)]

@@ -26,8 +26,9 @@ fn qa_state_dict() -> Vec<u8> {
 
 /// 24 rows of 20 tokens, `[CLS] question [SEP] context [SEP]` then padding, each followed by its
 /// answer's start and end token: questions of 2–4 words, contexts of 5–12, answers of 1–3
-/// tokens inside the context.
-fn qa_csv() -> String {
+/// tokens inside the context. With `decoy`, two answers per row: first the whole context (a
+/// second annotation that overlaps every answer), then the answer.
+fn qa_csv(decoy: bool) -> String {
     (0..24usize)
         .map(|r| {
             let (q, c) = (2 + r % 3, 5 + (r * 3) % 8);
@@ -40,15 +41,18 @@ fn qa_csv() -> String {
             toks.resize(20, "0".into());
             let start = q + 2 + r % c;
             let end = (start + r % 3).min(q + 1 + c);
-            format!("{},{start},{end}\n", toks.join(","))
+            let first = if decoy { format!("{},{},", q + 2, q + 1 + c) } else { String::new() };
+            format!("{},{first}{start},{end}\n", toks.join(","))
         })
         .collect()
 }
 
-/// A question-answering experiment on [`qa_state_dict`] in its own directory.
+/// A question-answering experiment on [`qa_state_dict`] in its own directory (two answers per
+/// row where `extra` sets `answers = 2`).
 fn write_qa(name: &str, task: &str, extra: &str) -> PathBuf {
     let transformer = format!("layer_norm_eps = 1e-12\nsegment_sep = {SEP}\ntask = \"{task}\"");
-    write_experiment(&tmp(&format!("qa-{name}")), &qa_state_dict(), ("rows.csv", &qa_csv()), &transformer, extra)
+    let rows = qa_csv(extra.contains("answers = 2"));
+    write_experiment(&tmp(&format!("qa-{name}")), &qa_state_dict(), ("rows.csv", &rows), &transformer, extra)
 }
 
 /// With an ideal device and perfect converters every row's answer (its overlap with the labelled
@@ -56,11 +60,13 @@ fn write_qa(name: &str, task: &str, extra: &str) -> PathBuf {
 /// run's exact match and F1 are the reference's floating-point scores.
 #[test]
 fn the_noiseless_answers_equal_the_reference() {
-    for task in ["qa_f1", "qa_exact_match"] {
-        let e = load(&write_qa(&format!("ideal_{task}"), task, IDEAL));
+    for (task, answers) in [("qa_f1", 1usize), ("qa_exact_match", 1), ("qa_f1", 2), ("qa_exact_match", 2)] {
+        let extra = if answers == 2 { format!("answers = 2\n{IDEAL}") } else { IDEAL.to_string() };
+        let e = load(&write_qa(&format!("ideal_{task}_{answers}"), task, &extra));
         let p = &e.points[0];
         let s = p.transformer.as_ref().unwrap();
         let data = e.data.as_ref().unwrap();
+        assert_eq!(data.answers(), answers);
         let (tokens, lengths) = s.tokens(data);
         let (rec, pts) = recorded_run(&e);
         let slots = rec.log.iter().rev().find(|d| d.stage == Stage::AnswerSpan).unwrap().after[4].clone();
@@ -68,19 +74,12 @@ fn the_noiseless_answers_equal_the_reference() {
         let (mut exact, mut f1) = (0u64, 0.0f64);
         for r in 0..n {
             let raw: Vec<u32> = tokens[r * w..(r + 1) * w].iter().map(|&t| t & !SEGMENT_BIT).collect();
-            let gold = span_of(data.labels[r], w);
-            let want = reference::span_score(s.net(), s, &raw, lengths[r] as usize, gold);
+            let gold: Vec<(u32, u32)> = data.spans[r * answers..(r + 1) * answers].iter().map(|&l| span_of(l, w)).collect();
+            let want = reference::span_score(s.net(), s, &raw, lengths[r] as usize, &gold);
             for t in 0..2 {
                 let at = (t * n + r) * SPAN_SLOT_WORDS as usize;
-                let got = span_f1(slots[at], slots[at + 1], gold.1 - gold.0 + 1);
-                assert_eq!(
-                    got,
-                    want.f1,
-                    "{task}: row {r} trial {t}: overlap {} of a {}-token answer; the reference's F1 {}",
-                    slots[at],
-                    slots[at + 1],
-                    want.f1
-                );
+                let got = span_f1(slots[at], slots[at + 1], slots[at + 2]);
+                assert_eq!(got, want.f1, "{task}, {answers} answers: row {r} trial {t}: slot {:?}; the reference's F1 {}", &slots[at..at + 3], want.f1);
             }
             exact += want.exact;
             f1 += want.f1;
@@ -95,6 +94,27 @@ fn the_noiseless_answers_equal_the_reference() {
         assert_eq!(r.points[0].fp, Some(want), "{task}");
         assert!(r.points[0].per_trial.iter().all(|&v| v == want), "{task}: {:?} against {want}", r.points[0].per_trial);
         assert!(r.higher_is_better);
+    }
+}
+
+/// A second annotation only ever helps: with PCM noise, every trial's F1 and exact match with
+/// (decoy, answer) annotations is at least the answer's alone, and the decoy, the whole context,
+/// raises the F1 of the trials whose answers miss.
+#[test]
+fn the_best_of_several_answers_scores() {
+    for task in ["qa_f1", "qa_exact_match"] {
+        let exact = task == "qa_exact_match";
+        let one = run_ok(&mut cpu(), &load(&write_qa(&format!("one_{task}"), task, "[device]\nmodel = \"pcm\"")));
+        let two = run_ok(&mut cpu(), &load(&write_qa(&format!("two_{task}"), task, "answers = 2\n[device]\nmodel = \"pcm\"")));
+        let mut gained = false;
+        for (a, b) in one.points.iter().zip(&two.points) {
+            for (x, y) in a.per_trial.iter().zip(&b.per_trial) {
+                assert!(y >= x, "{task}: {y} with a second annotation, {x} without");
+                gained |= y > x;
+            }
+        }
+        // An exact match needs the whole context predicted: the decoy seldom adds one.
+        assert!(gained || exact, "{task}: the decoy never raised a trial: the case does not test the maximum");
     }
 }
 
@@ -155,13 +175,16 @@ fn bad_question_answering_input_is_named() {
     expect_cli_error(&p, &["3 tokens", "max_answer_tokens = 2"]);
     let p = write_qa("bad_unused", "classify", "max_answer_tokens = 20");
     expect_cli_error(&p, &["max_answer_tokens = 20", "does not use it"]);
+    // Three answers declared, one given: the columns read as spans are not spans.
+    let p = write_qa("bad_answers", "qa_f1", "answers = 3");
+    expect_cli_error(&p, &["the last 6 columns", "not start <= end"]);
     // The classifier head left in: 3 outputs, not 2.
     let p = write_qa("bad_head", "qa_f1", "");
     std::fs::write(p.parent().unwrap().join("model.safetensors"), bert_state_dict(7)).unwrap();
     expect_cli_error(&p, &["outputs per token", "qa_outputs.weight"]);
     // An answer on the question, past the padding, or not start <= end.
     let rows = |p: &PathBuf, f: &dyn Fn(&str) -> String| {
-        let csv: String = qa_csv().lines().map(|l| f(l) + "\n").collect();
+        let csv: String = qa_csv(false).lines().map(|l| f(l) + "\n").collect();
         std::fs::write(p.parent().unwrap().join("rows.csv"), csv).unwrap();
     };
     let with_span = |l: &str, s: &str| {
@@ -182,7 +205,7 @@ fn bad_question_answering_input_is_named() {
     expect_cli_error(&p, &["row 1", "no separator"]);
     let p = write_qa("bad_labels", "qa_f1", "");
     edit(&p, "path = \"rows.csv\"", "path = \"rows.csv\"\nlabels = \"spans.npy\"");
-    expect_cli_error(&p, &["data.labels", "last two columns"]);
+    expect_cli_error(&p, &["data.labels", "last 2 columns"]);
 }
 
 /// `answer_span` on logits of 3 trials × 2 sequences of 24 tokens, two batches at two times: a
@@ -200,7 +223,7 @@ fn answer_span_matches_twin() {
         p.layer.trials = trials;
         p.layer.batch = total;
         p.layer.t_index = ti;
-        p.seq = SeqParams { samples, seq, sample_offset: s0, max_answer: 4, sep: SEP, ..SeqParams::default() };
+        p.seq = SeqParams { samples, seq, sample_offset: s0, max_answer: 4, sep: SEP, answers: 2, ..SeqParams::default() };
         let n = (trials * samples * seq * 2) as usize;
         let mut z: Vec<f32> = weights(n, 80 + s0 as u64).iter().map(|v| 3.0 * v).collect();
         // Trial 0 of the first sequence: two spans tie at the top, [5, 6] and [10, 11].
@@ -222,28 +245,32 @@ fn answer_span_matches_twin() {
                 }
             })
             .collect();
-        let labels: Vec<u32> = [(5u32, 6u32), (4, 4)].iter().map(|&(a, b)| a * seq + b).collect();
+        // Two answers per sequence: a decoy first, then the tie's first span (an exact match) for
+        // the first sequence; two overlapping spans for the second.
+        let labels: Vec<u32> = [(20u32, 20u32), (5, 6), (4, 5), (4, 4)].iter().map(|&(a, b)| a * seq + b).collect();
         let h = rec.create("logits", n);
         rec.upload(h, bytemuck::cast_slice(&z));
         let tok = rec.create("tokens", (samples * seq) as usize);
         rec.upload(tok, &tokens);
         let len = rec.create("lengths", samples as usize);
         rec.upload(len, &lens);
-        let lab = rec.create("labels", samples as usize);
+        let lab = rec.create("labels", 2 * samples as usize);
         rec.upload(lab, &labels);
         rec.dispatch(Stage::AnswerSpan, &p, &[h, tok, len, lab, spans, correct], aimc::engine::plan::grid((trials * samples) as u64, 64));
     }
     let last = rec.log.last().unwrap();
-    let slots: Vec<(u32, u32)> = last.after[4].chunks(SPAN_SLOT_WORDS as usize).map(|s| (s[0], s[1])).collect();
-    // Slots [t_index][trial][sequence]: the tie's first span is the label, an exact match.
-    assert_eq!(slots[0], (2, 2), "{slots:?}");
-    for (i, &(overlap, predicted)) in slots.iter().enumerate() {
+    let slots: Vec<(u32, u32, u32)> = last.after[4].chunks(SPAN_SLOT_WORDS as usize).map(|s| (s[0], s[1], s[2])).collect();
+    // Slots [t_index][trial][sequence]: the tie's first span is the second answer, an exact match.
+    assert_eq!(slots[0], (2, 2, 2), "{slots:?}");
+    for (i, &(overlap, predicted, labelled)) in slots.iter().enumerate() {
         let (ti, sample) = (i / (trials * total) as usize, i % total as usize);
         let dispatched = (ti == 0 && sample < 2) || (ti == 1 && sample >= 2);
-        if !dispatched || (ti, sample) == (1, 3) {
-            assert_eq!((overlap, predicted), (0, 0), "slot {i}: not dispatched, or a sequence without context: no answer");
+        if !dispatched {
+            assert_eq!((overlap, predicted, labelled), (0, 0, 0), "slot {i}: not dispatched");
+        } else if (ti, sample) == (1, 3) {
+            assert_eq!((overlap, predicted), (0, 0), "slot {i}: a sequence without context has no answer");
         } else {
-            assert!((1..=4).contains(&predicted) && overlap <= predicted, "slot {i}: {overlap} of {predicted}");
+            assert!((1..=4).contains(&predicted) && overlap <= predicted.min(labelled), "slot {i}: {overlap} of {predicted} and {labelled}");
         }
     }
     assert!(last.after[5][0] >= 1, "the tie's exact match is counted");

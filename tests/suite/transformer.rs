@@ -255,7 +255,9 @@ pub(crate) fn recorded_run(e: &aimc::config::Experiment) -> (Recorder, Vec<plan:
         layer_noise: p.layer_noise.clone(),
     };
     let mut rec = Recorder::new();
-    let pts = plan::run_transformer(&mut rec, &m, &tokens, &lengths, &data.labels, &cfg, &mut |_| {}).unwrap();
+    // Question answering's sequences are scored against their answers.
+    let labels = if data.spans.is_empty() { &data.labels } else { &data.spans };
+    let pts = plan::run_transformer(&mut rec, &m, &tokens, &lengths, labels, &cfg, &mut |_| {}).unwrap();
     (rec, pts)
 }
 

@@ -1,9 +1,10 @@
 //! CPU twin of shaders/answer_span.wgsl: per (trial, sequence) the context span start ≤ end <
 //! start + `max_answer` with the largest start + end logit (the first on ties, by start then end),
-//! its overlap with the labelled span (`label = start · seq + end`) and its length in slot
-//! `([t_index][trial][batch] + sample_offset + sample)` (`SPAN_SLOT_WORDS` integers), and the
-//! per-trial count of exact matches in slot `[t_index][trial]` (SQuAD's exact match and
-//! token-level F1; Rajpurkar et al. EMNLP 2016).
+//! its overlap with the labelled answer of the best F1 (`answers` per sequence, each packed as
+//! start · seq + end), its length and that answer's in slot `([t_index][trial][batch] +
+//! sample_offset + sample)` (`SPAN_SLOT_WORDS` integers), and the per-trial count of exact
+//! matches in slot `[t_index][trial]` (SQuAD's exact match and token-level F1, the best over the
+//! answers; Rajpurkar et al. EMNLP 2016).
 
 use super::common::par_trials;
 use crate::engine::layout::StageParams;
@@ -26,12 +27,21 @@ pub fn best_span(h: &[f32], tokens: &[u32], len: usize, max_answer: usize, sep: 
     best.map(|(_, s, e)| (s, e))
 }
 
-/// (overlap, predicted length) of a predicted span against the labelled (start, end).
-pub fn span_counts(pred: Option<(usize, usize)>, gold: (usize, usize)) -> (u32, u32) {
-    pred.map_or((0, 0), |(s, e)| {
-        let (lo, hi) = (s.max(gold.0), e.min(gold.1));
-        ((if hi >= lo { hi - lo + 1 } else { 0 }) as u32, (e - s + 1) as u32)
-    })
+/// (overlap, predicted length, labelled length) of a predicted span against the labelled answer
+/// of the best token-level F1 (the first such; compared exactly as o_j · (p + g_best) >
+/// o_best · (p + g_j)), each answer packed as start · seq + end.
+pub fn span_counts(pred: Option<(usize, usize)>, answers: &[u32], seq: u32) -> (u32, u32, u32) {
+    let predicted = pred.map_or(0, |(s, e)| (e - s + 1) as u32);
+    let (mut overlap, mut labelled) = (0u32, 0u32);
+    for (j, &label) in answers.iter().enumerate() {
+        let (gs, ge) = ((label / seq) as usize, (label % seq) as usize);
+        let g = (ge - gs + 1) as u32;
+        let o = pred.map_or(0, |(s, e)| (e.min(ge) + 1).saturating_sub(s.max(gs)) as u32);
+        if j == 0 || o * (predicted + labelled) > overlap * (predicted + g) {
+            (overlap, labelled) = (o, g);
+        }
+    }
+    (overlap, predicted, labelled)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -42,17 +52,16 @@ pub fn answer_span(p: &StageParams, h: &[f32], tokens: &[u32], lengths: &[u32], 
     // Every (trial, sequence) of this dispatch: its slot and whether it matched, over threads.
     let mut slots = vec![0u32; trials * samples * (w + 1)];
     par_trials(threads, trials * samples, &mut slots, w + 1, |first, n, out| {
-        for (k, slot) in out.chunks_mut(w + 1).enumerate().take(n) {
-            let i = first + k;
+        for (j, slot) in out.chunks_mut(w + 1).enumerate().take(n) {
+            let i = first + j;
             let sample = i % samples;
             let len = (lengths[sample] as usize).min(seq);
             let toks = &tokens[sample * seq..(sample + 1) * seq];
             let pred = best_span(&h[i * seq * 2..(i + 1) * seq * 2], toks, len, s.max_answer as usize, s.sep);
-            let gold = ((labels[sample] / s.seq) as usize, (labels[sample] % s.seq) as usize);
-            let (overlap, predicted) = span_counts(pred, gold);
-            slot[0] = overlap;
-            slot[1] = predicted;
-            slot[2] = u32::from(pred == Some(gold));
+            let a = s.answers as usize;
+            let (overlap, predicted, labelled) = span_counts(pred, &labels[sample * a..(sample + 1) * a], s.seq);
+            slot[..w].copy_from_slice(&[overlap, predicted, labelled]);
+            slot[w] = u32::from(pred.is_some() && overlap == predicted && predicted == labelled);
         }
     });
     for (i, slot) in slots.chunks(w + 1).enumerate() {

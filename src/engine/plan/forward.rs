@@ -20,15 +20,27 @@ pub struct ClassifierPoint {
     /// A language model's first-best next tokens per trial and sequence, `[trial][sequence]`.
     pub seq_correct: Vec<u32>,
     /// Question answering, per trial and sequence `[trial][sequence]`: the predicted answer's
-    /// overlap with the labelled one and its length, in tokens (`answer_span`'s slots).
+    /// overlap with the labelled answer it matches best, its length and that answer's length,
+    /// in tokens (`answer_span`'s slots).
     pub seq_overlap: Vec<u32>,
     pub seq_predicted: Vec<u32>,
+    pub seq_labelled: Vec<u32>,
 }
 
 impl ClassifierPoint {
     /// The point at `t_inf` before any trial, scoring `n_samples` per trial.
     pub fn new(t_inf: f64, n_samples: u32) -> ClassifierPoint {
-        ClassifierPoint { t_inf, correct: vec![], n_samples, nll: vec![], seq_nll: vec![], seq_correct: vec![], seq_overlap: vec![], seq_predicted: vec![] }
+        ClassifierPoint {
+            t_inf,
+            correct: vec![],
+            n_samples,
+            nll: vec![],
+            seq_nll: vec![],
+            seq_correct: vec![],
+            seq_overlap: vec![],
+            seq_predicted: vec![],
+            seq_labelled: vec![],
+        }
     }
 }
 

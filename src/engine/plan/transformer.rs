@@ -77,7 +77,8 @@ fn vectors_per_sample(m: &SeqModel, li: usize) -> u32 {
 }
 
 /// Program the model `cfg.trials` times and classify the token sequences at every time.
-/// `tokens` is `[samples][seq]`, `lengths` the non-padding tokens of each, `labels` the classes.
+/// `tokens` is `[samples][seq]`, `lengths` the non-padding tokens of each, `labels` the classes
+/// (question answering: each sequence's `span.answers` packed answer spans).
 pub fn run_transformer(
     be: &mut dyn Backend,
     m: &SeqModel,
@@ -121,9 +122,16 @@ fn transformer_group(
     m.check()?;
     let cfg = group_lead(cfgs)?;
     check_layer_times(m.layers.len(), cfg.times.len())?;
-    let samples = labels.len() as u32;
-    if samples == 0 || tokens.len() != (samples * m.seq) as usize || lengths.len() != samples as usize {
-        return Err(EngineError::Invalid(format!("{} tokens and {} lengths for {samples} sequences of {} tokens", tokens.len(), lengths.len(), m.seq)));
+    // Labels per sequence: a class, or question answering's labelled answers.
+    let per_label = m.span.map_or(1, |sp| sp.answers.max(1));
+    let samples = lengths.len() as u32;
+    if samples == 0 || tokens.len() != (samples * m.seq) as usize || labels.len() != (samples * per_label) as usize {
+        return Err(EngineError::Invalid(format!(
+            "{} tokens and {} labels for {samples} sequences of {} tokens ({per_label} labels each)",
+            tokens.len(),
+            labels.len(),
+            m.seq
+        )));
     }
     let pairs = m.positions.len() == 2 * (m.seq * m.d_model) as usize;
     if !pairs && tokens.iter().any(|&t| t & crate::workload::transformer::SEGMENT_BIT != 0) {
@@ -255,7 +263,7 @@ fn transformer_group(
     let hb = [be.create("head0", words(head_width)), be.create("head1", words(head_width))];
     let tok_b = be.create("tokens", (sb * seq) as usize);
     let len_b = be.create("lengths", sb as usize);
-    let lab_b = be.create("labels", sb as usize);
+    let lab_b = be.create("labels", (sb * per_label) as usize);
     let (nt, nc) = (cfg.times.len(), cfgs.len());
     // Counts of every configuration and time of a chunk, [config][t_index][trial].
     let correct = be.create("correct", nc * nt * chunk as usize);
@@ -324,7 +332,7 @@ fn transformer_group(
                 let (a, b) = ((s0 * seq) as usize, ((s0 + sbl) * seq) as usize);
                 be.upload(tok_b, &tokens[a..b]);
                 be.upload(len_b, &lengths[s0 as usize..(s0 + sbl) as usize]);
-                be.upload(lab_b, &labels[s0 as usize..(s0 + sbl) as usize]);
+                be.upload(lab_b, &labels[(s0 * per_label) as usize..((s0 + sbl) * per_label) as usize]);
                 let rows = n * sbl * seq;
                 let base = SeqParams {
                     samples: sbl,
@@ -545,6 +553,7 @@ fn transformer_group(
                         pa.layer.batch = samples;
                         pa.seq.max_answer = sp.max_answer;
                         pa.seq.sep = sp.sep;
+                        pa.seq.answers = sp.answers;
                         be.dispatch(Stage::AnswerSpan, &pa, &[h, tok_b, len_b, lab_b, spans, correct], grid(n as u64 * sbl as u64, wg));
                     }
                     (Some(nll), _, _) => {
@@ -579,6 +588,7 @@ fn transformer_group(
                             for slot in l[at * samples as usize * w..(at + n) * samples as usize * w].chunks(w) {
                                 pt.seq_overlap.push(slot[0]);
                                 pt.seq_predicted.push(slot[1]);
+                                pt.seq_labelled.push(slot[2]);
                             }
                         } else if let Some(l) = &losses {
                             let words = NLL_SLOT_WORDS as usize;

@@ -193,6 +193,11 @@ pub struct TransformerSettings {
     /// Question answering: the longest answer, in tokens (Hugging Face's `max_answer_length`).
     #[serde(default = "max_answer", skip_serializing_if = "is_max_answer")]
     pub max_answer_tokens: u32,
+    /// Question answering: labelled answers per row (SQuAD's dev set has up to three, and its
+    /// metrics take the best); the data's last 2 · answers columns. It decides what the rows
+    /// hold, so it is not a sweep axis.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub answers: u32,
     /// Causal (decoder) attention: token i attends to tokens ≤ i.
     #[serde(default)]
     pub causal: bool,
@@ -260,6 +265,9 @@ pub struct TransformerSettings {
 
 fn is_classify(t: &Task) -> bool {
     *t == Task::Classify
+}
+fn is_one(v: &u32) -> bool {
+    *v == 1
 }
 fn max_answer() -> u32 {
     MAX_ANSWER_TOKENS
@@ -598,7 +606,11 @@ impl TransformerSettings {
             },
             causal: self.causal,
             next_token: self.task.next_token(),
-            span: self.task.qa().then(|| crate::engine::plan::SpanHead { max_answer: self.max_answer_tokens, sep: self.segment_sep.unwrap_or(u32::MAX) }),
+            span: self.task.qa().then(|| crate::engine::plan::SpanHead {
+                max_answer: self.max_answer_tokens,
+                sep: self.segment_sep.unwrap_or(u32::MAX),
+                answers: self.answers,
+            }),
         }
     }
 
@@ -721,11 +733,12 @@ impl TransformerSettings {
                 return Err(format!("{task} reads single-segment sequences; remove transformer.segment_sep"));
             }
         }
-        if !self.task.qa() && self.max_answer_tokens != MAX_ANSWER_TOKENS {
-            return Err(format!(
-                "transformer.max_answer_tokens = {} is question answering's; this task does not use it: set task = \"qa_f1\" or \"qa_exact_match\", or remove max_answer_tokens",
-                self.max_answer_tokens
-            ));
+        for (field, value, default) in [("max_answer_tokens", self.max_answer_tokens, MAX_ANSWER_TOKENS), ("answers", self.answers, 1)] {
+            if !self.task.qa() && value != default {
+                return Err(format!(
+                    "transformer.{field} = {value} is question answering's; this task does not use it: set task = \"qa_f1\" or \"qa_exact_match\", or remove {field}"
+                ));
+            }
         }
         if self.task.qa() {
             let task = format!("transformer.task = \"{}\"", if self.task == Task::QaF1 { "qa_f1" } else { "qa_exact_match" });
@@ -823,34 +836,44 @@ impl TransformerSettings {
 }
 
 impl TransformerSettings {
-    /// Question answering: every row's labelled span lies in its context (after the first
-    /// `segment_sep`, before the padding, the separators excluded) and is at most
+    /// Question answering: every labelled answer of every row lies in its context (after the
+    /// first `segment_sep`, before the padding, the separators excluded) and is at most
     /// `max_answer_tokens` long, so the answer search can find it.
     fn check_spans(&self, data: &Dataset) -> Result<(), String> {
         let seq = data.n_features;
         let sep = self.segment_sep.expect("checked before");
-        for (r, (row, &label)) in data.x.chunks(seq.max(1)).zip(&data.labels).enumerate() {
+        let k = self.answers as usize;
+        if data.answers() != k {
+            return Err(format!(
+                "transformer.answers = {k} at this point but the data were read with {} answers per row; set answers once for the whole file",
+                data.answers()
+            ));
+        }
+        for (r, row) in data.x.chunks(seq.max(1)).enumerate() {
             let ids: Vec<u32> = row.iter().map(|&v| v as u32).collect();
             let len = self.length(&ids);
-            let (s, e) = span_of(label, seq);
             let Some(first) = ids[..len].iter().position(|&t| t == sep) else {
                 return Err(format!("data row {}: no separator (transformer.segment_sep = {sep}) before the padding; a question-answering row is [CLS] question [SEP] context [SEP]", r + 1));
             };
-            let context = |p: u32| (p as usize) > first && (p as usize) < len && ids[p as usize] != sep;
-            if !(context(s) && context(e)) || ids[s as usize..=e as usize].contains(&sep) {
-                return Err(format!(
-                    "data row {}: the answer span [{s}, {e}] is not inside the context (tokens {}..{len} after the first separator, the separators excluded); a row whose answer the tokenizer cut off has none to find: leave it out",
-                    r + 1,
-                    first + 1
-                ));
-            }
-            if e - s + 1 > self.max_answer_tokens {
-                return Err(format!(
-                    "data row {}: the answer span [{s}, {e}] has {} tokens, more than transformer.max_answer_tokens = {}; raise it to the longest answer",
-                    r + 1,
-                    e - s + 1,
-                    self.max_answer_tokens
-                ));
+            for (j, &label) in data.spans[r * k..(r + 1) * k].iter().enumerate() {
+                let (s, e) = span_of(label, seq);
+                let which = if k > 1 { format!(", answer {}", j + 1) } else { String::new() };
+                let context = |p: u32| (p as usize) > first && (p as usize) < len && ids[p as usize] != sep;
+                if !(context(s) && context(e)) || ids[s as usize..=e as usize].contains(&sep) {
+                    return Err(format!(
+                        "data row {}{which}: the answer span [{s}, {e}] is not inside the context (tokens {}..{len} after the first separator, the separators excluded); a row whose answer the tokenizer cut off has none to find: leave it out",
+                        r + 1,
+                        first + 1
+                    ));
+                }
+                if e - s + 1 > self.max_answer_tokens {
+                    return Err(format!(
+                        "data row {}{which}: the answer span [{s}, {e}] has {} tokens, more than transformer.max_answer_tokens = {}; raise it to the longest answer",
+                        r + 1,
+                        e - s + 1,
+                        self.max_answer_tokens
+                    ));
+                }
             }
         }
         Ok(())
@@ -871,7 +894,7 @@ pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
     let (s, data) = settings(r.point, r.inputs)?;
     let (tokens, lengths) = s.tokens(data);
     let model = s.seq_model(r.point, data.n_features);
-    let pts = run_transformer(r.be, &model, &tokens, &lengths, &data.labels, &r.cfg, &mut |n| (r.progress)(n as u64))?;
+    let pts = run_transformer(r.be, &model, &tokens, &lengths, engine_labels(s, data), &r.cfg, &mut |n| (r.progress)(n as u64))?;
     Ok(metrics(s, data, &lengths, pts))
 }
 
@@ -897,8 +920,17 @@ pub fn run_group(g: &mut GroupRun<'_>) -> Result<Vec<Vec<TimeMetrics>>, EngineEr
     let model = s.seq_model(&g.points[0], data.n_features);
     let per_chunk = g.points.len() as u64;
     let progress = &mut *g.progress;
-    let all = run_transformer_group(g.be, &model, &tokens, &lengths, &data.labels, &g.cfgs, &mut |n| progress(n as u64 * per_chunk))?;
+    let all = run_transformer_group(g.be, &model, &tokens, &lengths, engine_labels(s, data), &g.cfgs, &mut |n| progress(n as u64 * per_chunk))?;
     Ok(all.into_iter().map(|pts| metrics(s, data, &lengths, pts)).collect())
+}
+
+/// What the plan scores each sequence against: its class, or question answering's answers.
+fn engine_labels<'a>(s: &TransformerSettings, data: &'a Dataset) -> &'a [u32] {
+    if s.task.qa() {
+        &data.spans
+    } else {
+        &data.labels
+    }
 }
 
 fn settings<'a>(sp: &'a SweepPoint, inputs: Inputs<'a>) -> Result<(&'a TransformerSettings, &'a Dataset), EngineError> {
@@ -924,12 +956,11 @@ fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cl
     if s.task == Task::QaF1 {
         // Each sequence's F1 from its overlap and lengths, in f64; the trial's F1 their mean,
         // with the variance of its log over the sequences (a ratio over unit counts).
-        let gold: Vec<u32> = data.labels.iter().map(|&l| span_of(l, data.n_features).1 - span_of(l, data.n_features).0 + 1).collect();
         let ones = vec![1u64; lengths.len()];
         return pts
             .into_iter()
             .map(|p| {
-                let f1: Vec<f64> = p.seq_overlap.iter().zip(&p.seq_predicted).zip(gold.iter().cycle()).map(|((&o, &pr), &g)| span_f1(o, pr, g)).collect();
+                let f1: Vec<f64> = p.seq_overlap.iter().zip(&p.seq_predicted).zip(&p.seq_labelled).map(|((&o, &pr), &g)| span_f1(o, pr, g)).collect();
                 let per_trial: Vec<f64> = f1.chunks(per_seq_len(lengths)).map(|seq| seq.iter().sum::<f64>() / n).collect();
                 let test_var = f1
                     .chunks(per_seq_len(lengths))

@@ -47,7 +47,7 @@
 //!   hidden row a start and an end logit; the answer is the context span (after the first
 //!   `segment_sep`, the separators excluded) start ≤ end < start + `max_answer_tokens` with the
 //!   largest start + end logit, the first by start then end on ties; scored against the row's
-//!   labelled span by exact match and token-level F1 (`span_f1`).
+//!   labelled answers by exact match and token-level F1 (`span_f1`), the best over the answers.
 
 use super::{feature_input_scale, AttentionKind, NextTokenScore, Pooling, SpanScore, TransformerNet, TransformerSettings};
 use crate::features::SoftmaxFeatures;
@@ -403,7 +403,7 @@ impl<'a> Prepared<'a> {
     /// start + max_answer_tokens with the largest start + end logit (the first by start, then
     /// end, on ties), the context being the tokens after the first `segment_sep` but the
     /// separators.
-    fn span(&self, tokens: &[u32], len: usize, gold: (u32, u32)) -> SpanScore {
+    fn span(&self, tokens: &[u32], len: usize, answers: &[(u32, u32)]) -> SpanScore {
         let d = self.d;
         let x = self.hidden(tokens, len);
         let logits: Vec<[f64; 2]> = (0..len).map(|i| self.head(x[i * d..(i + 1) * d].to_vec())).map(|h| [h[0], h[1]]).collect();
@@ -419,10 +419,14 @@ impl<'a> Prepared<'a> {
                 }
             }
         }
-        let (gs, ge) = (gold.0 as usize, gold.1 as usize);
         let Some((_, st, e)) = best else { return SpanScore::default() };
-        let overlap = (e.min(ge) + 1).saturating_sub(st.max(gs));
-        SpanScore { exact: u64::from((st, e) == (gs, ge)), f1: super::span_f1(overlap as u32, (e - st + 1) as u32, (ge - gs + 1) as u32) }
+        // The best over the labelled answers, as SQuAD's metrics take it.
+        answers.iter().fold(SpanScore::default(), |acc, &(gs, ge)| {
+            let (gs, ge) = (gs as usize, ge as usize);
+            let overlap = (e.min(ge) + 1).saturating_sub(st.max(gs));
+            let f1 = super::span_f1(overlap as u32, (e - st + 1) as u32, (ge - gs + 1) as u32);
+            SpanScore { exact: acc.exact.max(u64::from((st, e) == (gs, ge))), f1: acc.f1.max(f1) }
+        })
     }
 
     fn logits(&self, tokens: &[u32], len: usize) -> Vec<f64> {
@@ -600,12 +604,12 @@ fn per_row<T: Send>(net: &TransformerNet, s: &TransformerSettings, data: &Datase
     per_row_labelled(net, s, data, |p, tokens, len, _| f(p, tokens, len))
 }
 
-/// [`per_row`] with each row's label.
+/// [`per_row`] with each row's index (for its labels).
 fn per_row_labelled<T: Send>(
     net: &TransformerNet,
     s: &TransformerSettings,
     data: &Dataset,
-    f: impl Fn(&Prepared<'_>, &[u32], usize, u32) -> T + Sync,
+    f: impl Fn(&Prepared<'_>, &[u32], usize, usize) -> T + Sync,
 ) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
     let p = Prepared::new(net, s);
@@ -613,7 +617,7 @@ fn per_row_labelled<T: Send>(
     let chunk = n.div_ceil(threads).max(1);
     let one = |row: usize| {
         let tokens = row_tokens(data, row);
-        f(&p, &tokens, seq_len(&tokens, s.pad_id), data.labels[row])
+        f(&p, &tokens, seq_len(&tokens, s.pad_id), row)
     };
     std::thread::scope(|sc| {
         let handles: Vec<_> = (0..n).step_by(chunk).map(|start| sc.spawn(move || (start..(start + chunk).min(n)).map(one).collect::<Vec<T>>())).collect();
@@ -649,17 +653,21 @@ pub fn next_token_score(net: &TransformerNet, s: &TransformerSettings, tokens: &
     Prepared::new(net, s).next_token(tokens, len)
 }
 
-/// Question answering's f64 score over a token data set whose labels pack each row's answer
-/// span (start · seq + end): exact matches and Σ F1, the rows' values added in row order.
+/// Question answering's f64 score over a token data set whose `spans` pack each row's labelled
+/// answers (start · seq + end): exact matches and Σ F1 (each row's best over its answers), the
+/// rows' values added in row order.
 pub fn fp_span(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) -> SpanScore {
-    let seq = data.n_features;
-    let rows = per_row_labelled(net, s, data, |p, tokens, len, label| p.span(tokens, len, super::span_of(label, seq)));
+    let (seq, k) = (data.n_features, data.answers().max(1));
+    let rows = per_row_labelled(net, s, data, |p, tokens, len, row| {
+        let answers: Vec<(u32, u32)> = data.spans[row * k..(row + 1) * k].iter().map(|&l| super::span_of(l, seq)).collect();
+        p.span(tokens, len, &answers)
+    });
     rows.iter().fold(SpanScore::default(), |a, r| SpanScore { exact: a.exact + r.exact, f1: a.f1 + r.f1 })
 }
 
 /// One row's f64 question-answering score (the oracle of the engine's noiseless answer).
-pub fn span_score(net: &TransformerNet, s: &TransformerSettings, tokens: &[u32], len: usize, gold: (u32, u32)) -> SpanScore {
-    Prepared::new(net, s).span(tokens, len, gold)
+pub fn span_score(net: &TransformerNet, s: &TransformerSettings, tokens: &[u32], len: usize, answers: &[(u32, u32)]) -> SpanScore {
+    Prepared::new(net, s).span(tokens, len, answers)
 }
 
 /// Correct predictions of the f64 forward over a token data set.

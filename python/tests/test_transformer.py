@@ -1368,7 +1368,7 @@ def test_from_torch_maps_question_answering_models():
         assert m.tensors["qa_outputs.weight"].shape == (2, 8) and not any("pooler" in k or "classifier" in k for k in m.tensors)
     tok, _ = qa_rows(rng)
     with pytest.raises(ValueError, match=r"starts and ends must be \[n\] token positions"):
-        aimc.question_answering(m, tok, np.zeros((16, 2)), np.zeros((16, 2)), trials=2, backend="cpu", quiet=True)
+        aimc.question_answering(m, tok, np.zeros((16, 2)), np.zeros((16, 3)), trials=2, backend="cpu", quiet=True)
     with pytest.raises(ValueError, match=r"metric = 'em': give 'f1'"):
         aimc.question_answering(m, tok, np.zeros(16), np.zeros(16), metric="em")
 
@@ -1416,3 +1416,8 @@ def test_question_answering_matches_transformers(tmp_path, model_type):
     r = aimc.question_answering(net, enc, longer[:, 0], longer[:, 1], settings=settings, times=["1h"], trials=2, backend="cpu",
                                 out=str(tmp_path / f"{model_type}-longer"), quiet=True, **IDEAL)
     assert room.any() and abs(r.fp_baseline - want) < 1e-12, (r.fp_baseline, want)
+    # Two annotations per row, the longer one first: the best of them is the exact answer again.
+    r = aimc.question_answering(net, enc, np.stack([longer[:, 0], spans[:, 0]], 1), np.stack([longer[:, 1], spans[:, 1]], 1),
+                                metric="exact_match", settings=settings, times=["1h"], trials=2, backend="cpu",
+                                out=str(tmp_path / f"{model_type}-two"), quiet=True, **IDEAL)
+    assert r.fp_baseline == 1.0 and r.data["config"]["transformer"]["answers"] == 2

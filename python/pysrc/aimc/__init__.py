@@ -350,15 +350,18 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         raise ValueError("a language model (settings task next_token) takes labels=None: its rows are its tokens (aimc.language_model)"
                          if lm else "labels [n] are the classes of a classifier; a causal language model runs through aimc.language_model")
     y = np.zeros(len(tok), dtype=np.int64) if lm else np.asarray(labels)
-    want = (tok.shape[0], 2) if qa and tok.ndim == 2 else (tok.shape[0],) if tok.ndim == 2 else None
-    if tok.ndim != 2 or y.shape != want:
-        raise ValueError(f"tokens must be [n, seq] token ids and labels [n] ([n, 2] answer spans for question answering); got tokens "
-                         f"{tok.shape}, labels {y.shape}")
+    ok = tok.ndim == 2 and (y.ndim == 2 and y.shape[0] == tok.shape[0] and y.shape[1] >= 2 and y.shape[1] % 2 == 0 if qa
+                            else y.shape == (tok.shape[0],))
+    if not ok:
+        raise ValueError(f"tokens must be [n, seq] token ids and labels [n] ([n, 2 * answers] answer spans for question answering); "
+                         f"got tokens {tok.shape}, labels {y.shape}")
     for what, a in (("tokens", tok), ("labels", y)):
         v = a.astype(np.float64)
         if not np.all(np.isfinite(v) & (v >= 0) & (v == np.round(v))):
             raise ValueError(f"{what} must be non-negative integers (token ids and class indices)")
     s = {**base, **(settings or {})}
+    if qa and y.shape[1] > 2:
+        s["answers"] = y.shape[1] // 2
     for key, value in (("attention", attention), ("features", features), ("pad_id", pad_id), ("pooling", pooling), ("embed_scale", embed_scale)):
         if value is not None:
             s[key] = value
@@ -419,16 +422,20 @@ def question_answering(model, tokens, starts, ends, metric: str = "f1", settings
     output for (question, context) pairs, with `token_type_ids` (or `settings={"segment_sep": id}`);
     `starts`, `ends` [n] each row's answer start and end token (a SQuAD feature's
     `start_positions` and `end_positions`, inside the context: leave out rows whose answer the
-    tokenizer cut off). The F1 counts the model's tokens; SQuAD's official F1 counts normalised
-    words of the answer text against every annotated answer. Every other keyword is
-    `transformer`'s."""
+    tokenizer cut off), or [n, k] for k annotated answers per row (SQuAD's dev set has up to
+    three; repeat one to fill a row), scored by the best of them as SQuAD's metrics score. The F1
+    counts the model's tokens; SQuAD's official F1 counts normalised words of the answer text.
+    Every other keyword is `transformer`'s."""
     tasks = {"f1": "qa_f1", "exact_match": "qa_exact_match"}
     if metric not in tasks:
         raise ValueError(f"metric = {metric!r}: give 'f1' (token-level) or 'exact_match'")
     s, e = np.asarray(starts), np.asarray(ends)
-    if s.ndim != 1 or s.shape != e.shape:
-        raise ValueError(f"starts and ends must be [n] token positions, one answer per row; got {s.shape} and {e.shape}")
-    return transformer(model, tokens, np.column_stack([s, e]), settings={**(settings or {}), "task": tasks[metric]}, **kw)
+    if s.ndim not in (1, 2) or s.shape != e.shape:
+        raise ValueError(f"starts and ends must be [n] token positions (one answer per row) or [n, k] (k answers per row), the same "
+                         f"shape; got {s.shape} and {e.shape}")
+    s, e = s.reshape(len(s), -1), e.reshape(len(e), -1)
+    spans = np.stack([s, e], axis=2).reshape(len(s), -1)  # start, end of answer 1, then answer 2, ...
+    return transformer(model, tokens, spans, settings={**(settings or {}), "task": tasks[metric]}, **kw)
 
 
 def _lengths(tokens: np.ndarray, pad_id) -> list:

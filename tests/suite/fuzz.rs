@@ -76,6 +76,7 @@ fn fuzz<T>(name: &str, bytes: &[u8], f: impl Fn(&[u8]) -> Result<T, String>, fin
         }
     }
     assert!(err > 0, "{name}: no mutation was refused ({ok} accepted)");
+    eprintln!("{name}: {ok} mutations accepted, {err} refused with a message");
 }
 
 #[test]
@@ -341,4 +342,36 @@ fn results_errors_name_the_field() {
     v["points"][0]["histogram"]["hi"] = 1e300.into();
     let msg = Results::from_json(&v.to_string()).unwrap_err().to_string();
     assert!(msg.contains("points[0].histogram.hi"), "{msg}");
+}
+
+/// Question answering's data (token rows, then each answer's start and end column) through the
+/// whole validation of `experiments/kvqa.toml`'s reader: spans out of the row, outside the
+/// context, reversed or not integers are refused by row; nothing panics.
+#[test]
+fn question_answering_rows_never_panic() {
+    let rows: String = std::fs::read_to_string(root().join("experiments/data/kvqa_test.csv")).unwrap().lines().take(12).map(|l| format!("{l}\n")).collect();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-kvqa");
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = root().join("experiments/models/kvqa_softmax.safetensors");
+    let exp = dir.join("exp.toml");
+    let text = format!(
+        "name = \"q\"\nworkload = \"transformer\"\nseed = 1\ntrials = 2\n[model]\npath = \"{}\"\n[data]\npath = \"rows.csv\"\n[transformer]\ntask = \"qa_f1\"\nsegment_sep = 2\nheads = 2\nrepeat_layers = 2\nembed_scale = 8.0\npad_id = 0\n[sweep]\nt = [\"1h\"]\n",
+        model.display()
+    );
+    std::fs::write(&exp, text).unwrap();
+    // The file as shipped loads: the cases below start from a valid experiment.
+    std::fs::write(dir.join("rows.csv"), &rows).unwrap();
+    assert_eq!(aimc::config::Experiment::load(&exp).unwrap_or_else(|e| panic!("{e}")).data.unwrap().answers(), 1);
+    fuzz(
+        "kvqa rows",
+        rows.as_bytes(),
+        |b| {
+            std::fs::write(dir.join("rows.csv"), b).unwrap();
+            aimc::config::Experiment::load(&exp).map_err(|e| e.to_string())
+        },
+        |e| {
+            let d = e.data.as_ref().unwrap();
+            d.spans.len() == d.labels.len() && d.x.iter().all(|v| v.is_finite())
+        },
+    );
 }

@@ -43,6 +43,7 @@ checks=(
     "mlp, full path, out_bound 3|experiments/bench_mlp.toml|--set periphery.out_bound=3 $full"
     "cnn|experiments/digits_cnn.toml|"
     "transformer|experiments/transformer_lra.toml|"
+    "question answering (answer_span)|experiments/kvqa.toml|"
 )
 # The default modules against naga's full set (loop guards on): identical numbers on the GPU.
 AIMC_SHADER_CHECKS=full timeout 300 "$B" run experiments/bench_mlp.toml --backend gpu --trials 20 --out "$OUT/checks-full" > "$OUT/checks-full.log" 2>&1

@@ -1373,7 +1373,7 @@ def test_from_torch_maps_question_answering_models():
         aimc.question_answering(m, tok, np.zeros(16), np.zeros(16), metric="em")
 
 
-@pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert"])
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "electra", "distilbert", "mobilebert"])
 def test_question_answering_matches_transformers(tmp_path, model_type):
     """transformers' own start and end logits, their answers picked by the same rule, are the
     labels: the engine's floating-point exact match and F1 are then 1, for a tokenizer's output as
@@ -1385,6 +1385,14 @@ def test_question_answering_matches_transformers(tmp_path, model_type):
     if model_type == "distilbert":
         net = transformers.DistilBertForQuestionAnswering(transformers.DistilBertConfig(dim=8, n_layers=2, n_heads=2, hidden_dim=16,
                                                                                           max_position_embeddings=16, **small))
+    elif model_type == "electra":
+        net = transformers.ElectraForQuestionAnswering(transformers.ElectraConfig(hidden_size=8, embedding_size=8, num_hidden_layers=2,
+                                                                                  num_attention_heads=2, intermediate_size=16,
+                                                                                  max_position_embeddings=16, **small))
+    elif model_type == "mobilebert":
+        net = transformers.MobileBertForQuestionAnswering(transformers.MobileBertConfig(
+            hidden_size=32, embedding_size=8, intra_bottleneck_size=16, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=32, num_feedforward_networks=2, max_position_embeddings=16, **small))
     elif model_type == "roberta":
         net = transformers.RobertaForQuestionAnswering(transformers.RobertaConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
                                                                                   intermediate_size=16, max_position_embeddings=18, **small))
@@ -1397,13 +1405,13 @@ def test_question_answering_matches_transformers(tmp_path, model_type):
     pad = net.config.pad_token_id
     tok = np.where(tok == 0, pad, np.where(tok == pad, 0, tok))  # the model's padding id (RoBERTa's is 1)
     enc = {"input_ids": tok, "attention_mask": (tok != pad).astype(np.int64)}
-    if model_type == "bert":
+    if model_type in ("bert", "electra", "mobilebert"):
         enc["token_type_ids"] = types
     with torch.no_grad():
         out = net(**{k: torch.as_tensor(v) for k, v in enc.items()})
     spans, margins = best_spans(out.start_logits.double().numpy(), out.end_logits.double().numpy(), tok, pad=pad)
     assert np.all(margins > 1e-4), "a near tie would leave the answer to rounding"
-    settings = None if model_type == "bert" else {"segment_sep": 3}
+    settings = None if model_type in ("bert", "electra", "mobilebert") else {"segment_sep": 3}
     for metric in ("f1", "exact_match"):
         r = aimc.question_answering(net, enc, spans[:, 0], spans[:, 1], metric=metric, settings=settings, times=["1h"], trials=2,
                                     backend="cpu", out=str(tmp_path / f"{model_type}-{metric}"), quiet=True, **IDEAL)

@@ -1429,3 +1429,50 @@ def test_question_answering_matches_transformers(tmp_path, model_type):
                                 metric="exact_match", settings=settings, times=["1h"], trials=2, backend="cpu",
                                 out=str(tmp_path / f"{model_type}-two"), quiet=True, **IDEAL)
     assert r.fp_baseline == 1.0 and r.data["config"]["transformer"]["answers"] == 2
+
+
+def test_token_span_maps_characters_to_the_covering_context_tokens():
+    """SQuAD's character answers to token spans: the first context token ending after the start
+    and the last starting before the end; answers reaching past the tokenized context give none."""
+    # [CLS] q [SEP] "the cat sat" split as the|ca|##t|sat [SEP], offsets into the context.
+    offsets = [(0, 0), (0, 1), (0, 0), (0, 3), (4, 6), (6, 7), (8, 11), (0, 0)]
+    seq_ids = [None, 0, None, 1, 1, 1, 1, None]
+    assert aimc.squad.token_span(offsets, seq_ids, 4, 7) == (4, 5)    # "cat": both word pieces
+    assert aimc.squad.token_span(offsets, seq_ids, 5, 6) == (4, 4)    # inside one token
+    assert aimc.squad.token_span(offsets, seq_ids, 0, 11) == (3, 6)
+    assert aimc.squad.token_span(offsets, seq_ids, 8, 14) is None     # past the truncated context
+    assert aimc.squad.token_span(offsets, seq_ids, 3, 3) is None      # empty
+
+
+def test_squad_features_through_a_tokenizer(tmp_path):
+    """A WordPiece tokenizer's pairs and offsets: each kept answer's tokens decode to its text,
+    several annotations fill [n, k], a truncated-away answer drops its question, a misplaced
+    answer is refused, and the result runs through question_answering."""
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    words = ["the", "cat", "sat", "on", "mat", "who", "where", "did", "a", "dog", "ran", "far", "park", "in", "?"]
+    tokenizers = pytest.importorskip("tokenizers")
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words)}
+    wordpiece = tokenizers.BertWordPieceTokenizer(vocab, lowercase=True)
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=wordpiece._tokenizer, unk_token="[UNK]", pad_token="[PAD]",
+                                               cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    contexts = ["the cat sat on the mat", "a dog ran far in the park", "the dog sat in the park on the mat"]
+    questions = ["who sat ?", "where did the dog run ?", "where did the dog sit ?"]
+    answers = [{"text": ["the cat", "cat"], "answer_start": [0, 4]}, {"text": ["the park"], "answer_start": [17]},
+               [("the mat", 27)]]
+    enc, starts, ends, kept = aimc.squad_features(tok, questions, contexts, answers, max_length=16)
+    # The third context is cut at 16 tokens before its answer: that question is dropped.
+    assert kept == [0, 1] and starts.shape == ends.shape == (2, 2)
+    for r, i in enumerate(kept):
+        given = answers[i]["text"]
+        for j in range(2):
+            text = tok.decode(enc["input_ids"][r][starts[r, j]:ends[r, j] + 1])
+            assert text == given[min(j, len(given) - 1)], (i, j, text)
+    with pytest.raises(ValueError, match=r"answers\[0\]: 'cat' is not at character 0"):
+        aimc.squad_features(tok, questions[:1], contexts[:1], [{"text": ["cat"], "answer_start": [0]}], max_length=16)
+    torch.manual_seed(1)
+    net = transformers.BertForQuestionAnswering(transformers.BertConfig(vocab_size=len(words) + 5, hidden_size=8, num_hidden_layers=1,
+                                                                        num_attention_heads=2, intermediate_size=16,
+                                                                        max_position_embeddings=16)).eval()
+    r = aimc.question_answering(net, enc, starts, ends, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "qa"), quiet=True, **IDEAL)
+    assert 0.0 <= r.fp_baseline <= 1.0 and r.data["config"]["transformer"]["answers"] == 2

@@ -13,6 +13,7 @@ extension, no copy of the engine), for notebooks.
     model = aimc.from_torch(hf_sequence_classifier)     # BERT, RoBERTa, ELECTRA, DistilBERT, MobileBERT: settings from config
     r = aimc.transformer(model, tokens, labels, times=["1h", "10y"], trials=100)
     r = aimc.language_model(gpt2, tokens)                               # perplexity per trial
+    enc, starts, ends, kept = aimc.squad_features(tokenizer, questions, contexts, answers)
     r = aimc.question_answering(hf_qa_model, enc, starts, ends)         # SQuAD-style answer F1
     r = aimc.classifier(layers, x, y, rpu_config=InferenceRPUConfig())  # aihwkit's settings
     aimc.from_aihwkit(rpu_config)  # what they map to (aimc.aihwkit; aihwkit itself not needed)
@@ -39,8 +40,9 @@ from ._aimc import __version__, run_toml as _run_toml
 from ._runner import _document, _flat_sets, _rpu_base, _run_document, _toml_value, to_toml
 from ._models import TransformerModel, _is_huggingface, _is_transformer, _write_safetensors, from_torch
 from .aihwkit import from_aihwkit
+from .squad import features as squad_features
 
-__all__ = ["run", "classifier", "weight_error", "transformer", "language_model", "question_answering", "from_torch", "from_aihwkit", "TransformerModel", "Results", "to_toml",
+__all__ = ["run", "classifier", "weight_error", "transformer", "language_model", "question_answering", "squad_features", "from_torch", "from_aihwkit", "TransformerModel", "Results", "to_toml",
            "__version__"]
 
 

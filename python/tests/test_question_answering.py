@@ -1,0 +1,169 @@
+"""Extractive question answering from Python: `question_answering` and `squad_features`, the
+Hugging Face question-answering families through `from_torch`, their answers against
+transformers' own start and end logits where it is installed, and SQuAD's character answers
+mapped to token spans through a fast tokenizer."""
+
+import math
+
+import numpy as np
+import pytest
+
+import aimc
+from test_transformer import HF_KINDS, IDEAL, hf_classifier
+
+def qa_model(rng, model_type="bert"):
+    """A Hugging Face question-answering model's state dict (NumPy arrays): the classifier's
+    encoder with `qa_outputs` [2, d] in place of its pooler and classifier."""
+    hf = hf_classifier(rng, model_type, kind=HF_KINDS[model_type].replace("SequenceClassification", "QuestionAnswering"), type_vocab_size=2)
+    for k in [k for k in hf._sd if "pooler" in k or "classifier" in k]:
+        del hf._sd[k]
+    d = hf.config.dim if model_type == "distilbert" else hf.config.hidden_size
+    hf._sd["qa_outputs.weight"] = (rng.normal(size=(2, d)) / math.sqrt(d)).astype(np.float32)
+    hf._sd["qa_outputs.bias"] = np.zeros(2, dtype=np.float32)
+    return hf
+
+
+def qa_rows(rng, n=16, seq=14, vocab=12, sep=3):
+    """n `[CLS] question [SEP] context [SEP]` rows with their token_type_ids, contexts of 3..7 tokens."""
+    tok = np.zeros((n, seq), dtype=np.int64)
+    types = np.zeros((n, seq), dtype=np.int64)
+    for r in range(n):
+        q, c = 1 + r % 3, 3 + (r * 5) % 5
+        row = [2] + list(rng.integers(4, vocab, size=q)) + [sep] + list(rng.integers(4, vocab, size=c)) + [sep]
+        tok[r, :len(row)] = row
+        types[r, q + 2:len(row)] = 1
+    return tok, types
+
+
+def best_spans(start, end, tok, sep=3, max_answer=30, pad=0):
+    """Each row's answer as aimc picks it: the context span (after the first separator, the
+    separators and padding excluded) with the largest start + end logit, the first on ties; and
+    the margin to the runner-up."""
+    out, margins = [], []
+    for s, e, row in zip(start, end, tok):
+        first = int(np.flatnonzero(row == sep)[0])
+        ctx = [p for p in range(len(row)) if p > first and row[p] not in (sep, pad)]
+        scores = sorted(((s[a] + e[b], a, b) for a in ctx for b in ctx if a <= b < a + max_answer), key=lambda x: (-x[0], x[1], x[2]))
+        out.append(scores[0][1:])
+        margins.append(scores[0][0] - scores[1][0])
+    return np.array(out), np.array(margins)
+
+
+def test_from_torch_maps_question_answering_models():
+    """A Hugging Face *ForQuestionAnswering maps with its span head as the head and the task set;
+    question_answering checks its spans' shapes by name."""
+    rng = np.random.default_rng(21)
+    for model_type in ("bert", "distilbert"):
+        m = aimc.from_torch(qa_model(rng, model_type))
+        assert m.settings["task"] == "qa_f1" and "pooling" not in m.settings
+        assert m.tensors["qa_outputs.weight"].shape == (2, 8) and not any("pooler" in k or "classifier" in k for k in m.tensors)
+    tok, _ = qa_rows(rng)
+    with pytest.raises(ValueError, match=r"starts and ends must be \[n\] token positions"):
+        aimc.question_answering(m, tok, np.zeros((16, 2)), np.zeros((16, 3)), trials=2, backend="cpu", quiet=True)
+    with pytest.raises(ValueError, match=r"metric = 'em': give 'f1'"):
+        aimc.question_answering(m, tok, np.zeros(16), np.zeros(16), metric="em")
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "electra", "distilbert", "mobilebert"])
+def test_question_answering_matches_transformers(tmp_path, model_type):
+    """transformers' own start and end logits, their answers picked by the same rule, are the
+    labels: the engine's floating-point exact match and F1 are then 1, for a tokenizer's output as
+    it is; shifted answers score what their overlap says."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(3)
+    small = dict(vocab_size=12, initializer_range=0.5)
+    if model_type == "distilbert":
+        net = transformers.DistilBertForQuestionAnswering(transformers.DistilBertConfig(dim=8, n_layers=2, n_heads=2, hidden_dim=16,
+                                                                                          max_position_embeddings=16, **small))
+    elif model_type == "electra":
+        net = transformers.ElectraForQuestionAnswering(transformers.ElectraConfig(hidden_size=8, embedding_size=8, num_hidden_layers=2,
+                                                                                  num_attention_heads=2, intermediate_size=16,
+                                                                                  max_position_embeddings=16, **small))
+    elif model_type == "mobilebert":
+        net = transformers.MobileBertForQuestionAnswering(transformers.MobileBertConfig(
+            hidden_size=32, embedding_size=8, intra_bottleneck_size=16, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=32, num_feedforward_networks=2, max_position_embeddings=16, **small))
+    elif model_type == "roberta":
+        net = transformers.RobertaForQuestionAnswering(transformers.RobertaConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                                                                                  intermediate_size=16, max_position_embeddings=18, **small))
+    else:
+        net = transformers.BertForQuestionAnswering(transformers.BertConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                                                                            intermediate_size=16, max_position_embeddings=16, **small))
+    net = net.eval()
+    rng = np.random.default_rng(22)
+    tok, types = qa_rows(rng)
+    pad = net.config.pad_token_id
+    tok = np.where(tok == 0, pad, np.where(tok == pad, 0, tok))  # the model's padding id (RoBERTa's is 1)
+    enc = {"input_ids": tok, "attention_mask": (tok != pad).astype(np.int64)}
+    if model_type in ("bert", "electra", "mobilebert"):
+        enc["token_type_ids"] = types
+    with torch.no_grad():
+        out = net(**{k: torch.as_tensor(v) for k, v in enc.items()})
+    spans, margins = best_spans(out.start_logits.double().numpy(), out.end_logits.double().numpy(), tok, pad=pad)
+    assert np.all(margins > 1e-4), "a near tie would leave the answer to rounding"
+    settings = None if model_type in ("bert", "electra", "mobilebert") else {"segment_sep": 3}
+    for metric in ("f1", "exact_match"):
+        r = aimc.question_answering(net, enc, spans[:, 0], spans[:, 1], metric=metric, settings=settings, times=["1h"], trials=2,
+                                    backend="cpu", out=str(tmp_path / f"{model_type}-{metric}"), quiet=True, **IDEAL)
+        assert r.fp_baseline == 1.0 and all(v == 1.0 for v in r.points[0]["per_trial"]), (metric, r.points[0]["per_trial"])
+    # Labels one token longer where the context allows: F1 = 2 len / (2 len + 1), no exact match.
+    longer = spans.copy()
+    room = np.array([row[e + 1] not in (pad, 3) for row, e in zip(tok, spans[:, 1])])
+    longer[room, 1] += 1
+    want = np.mean([2 * (b - a + 1) / (2 * (b - a + 1) + 1) if ok else 1.0 for (a, b), ok in zip(spans, room)])
+    r = aimc.question_answering(net, enc, longer[:, 0], longer[:, 1], settings=settings, times=["1h"], trials=2, backend="cpu",
+                                out=str(tmp_path / f"{model_type}-longer"), quiet=True, **IDEAL)
+    assert room.any() and abs(r.fp_baseline - want) < 1e-12, (r.fp_baseline, want)
+    # Two annotations per row, the longer one first: the best of them is the exact answer again.
+    r = aimc.question_answering(net, enc, np.stack([longer[:, 0], spans[:, 0]], 1), np.stack([longer[:, 1], spans[:, 1]], 1),
+                                metric="exact_match", settings=settings, times=["1h"], trials=2, backend="cpu",
+                                out=str(tmp_path / f"{model_type}-two"), quiet=True, **IDEAL)
+    assert r.fp_baseline == 1.0 and r.data["config"]["transformer"]["answers"] == 2
+
+
+def test_token_span_maps_characters_to_the_covering_context_tokens():
+    """SQuAD's character answers to token spans: the first context token ending after the start
+    and the last starting before the end; answers reaching past the tokenized context give none."""
+    # [CLS] q [SEP] "the cat sat" split as the|ca|##t|sat [SEP], offsets into the context.
+    offsets = [(0, 0), (0, 1), (0, 0), (0, 3), (4, 6), (6, 7), (8, 11), (0, 0)]
+    seq_ids = [None, 0, None, 1, 1, 1, 1, None]
+    assert aimc.squad.token_span(offsets, seq_ids, 4, 7) == (4, 5)    # "cat": both word pieces
+    assert aimc.squad.token_span(offsets, seq_ids, 5, 6) == (4, 4)    # inside one token
+    assert aimc.squad.token_span(offsets, seq_ids, 0, 11) == (3, 6)
+    assert aimc.squad.token_span(offsets, seq_ids, 8, 14) is None     # past the truncated context
+    assert aimc.squad.token_span(offsets, seq_ids, 3, 3) is None      # empty
+
+
+def test_squad_features_through_a_tokenizer(tmp_path):
+    """A WordPiece tokenizer's pairs and offsets: each kept answer's tokens decode to its text,
+    several annotations fill [n, k], a truncated-away answer drops its question, a misplaced
+    answer is refused, and the result runs through question_answering."""
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    words = ["the", "cat", "sat", "on", "mat", "who", "where", "did", "a", "dog", "ran", "far", "park", "in", "?"]
+    tokenizers = pytest.importorskip("tokenizers")
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words)}
+    wordpiece = tokenizers.BertWordPieceTokenizer(vocab, lowercase=True)
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=wordpiece._tokenizer, unk_token="[UNK]", pad_token="[PAD]",
+                                               cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    contexts = ["the cat sat on the mat", "a dog ran far in the park", "the dog sat in the park on the mat"]
+    questions = ["who sat ?", "where did the dog run ?", "where did the dog sit ?"]
+    answers = [{"text": ["the cat", "cat"], "answer_start": [0, 4]}, {"text": ["the park"], "answer_start": [17]},
+               [("the mat", 27)]]
+    enc, starts, ends, kept = aimc.squad_features(tok, questions, contexts, answers, max_length=16)
+    # The third context is cut at 16 tokens before its answer: that question is dropped.
+    assert kept == [0, 1] and starts.shape == ends.shape == (2, 2)
+    for r, i in enumerate(kept):
+        given = answers[i]["text"]
+        for j in range(2):
+            text = tok.decode(enc["input_ids"][r][starts[r, j]:ends[r, j] + 1])
+            assert text == given[min(j, len(given) - 1)], (i, j, text)
+    with pytest.raises(ValueError, match=r"answers\[0\]: 'cat' is not at character 0"):
+        aimc.squad_features(tok, questions[:1], contexts[:1], [{"text": ["cat"], "answer_start": [0]}], max_length=16)
+    torch.manual_seed(1)
+    net = transformers.BertForQuestionAnswering(transformers.BertConfig(vocab_size=len(words) + 5, hidden_size=8, num_hidden_layers=1,
+                                                                        num_attention_heads=2, intermediate_size=16,
+                                                                        max_position_embeddings=16)).eval()
+    r = aimc.question_answering(net, enc, starts, ends, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "qa"), quiet=True, **IDEAL)
+    assert 0.0 <= r.fp_baseline <= 1.0 and r.data["config"]["transformer"]["answers"] == 2

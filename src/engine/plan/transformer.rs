@@ -11,7 +11,7 @@
 //! A causal language model (`next_token`) skips the pooling: its head runs on every token and
 //! `token_nll` scores each position's logits against the next token (Σ −log p and top-1 hits);
 //! a question-answering head (`span`) runs on every token too, and `answer_span` picks each
-//! sequence's answer from the start and end logits and scores it against the labelled span.
+//! sequence's answer from the start and end logits and scores it against its labelled answers.
 //!
 //! MobileBERT (Sun et al., "MobileBERT: a Compact Task-Agnostic BERT for Resource-Limited
 //! Devices", ACL 2020; Hugging Face `MobileBertLayer`) adds three things, all on the same stages:

@@ -66,9 +66,10 @@ pub enum Task {
     NextTokenAccuracy,
     /// Extractive question answering (SQuAD; BERT's `qa_outputs` head): two outputs per token,
     /// the start and end logits, and the answer the best span of the context (the second
-    /// segment); the metric is the exact match of the answer with each row's labelled span.
+    /// segment); the metric is the exact match of the answer with one of each row's labelled
+    /// answers.
     QaExactMatch,
-    /// The same model scored by the token-level F1 of the answer's overlap with the labelled span.
+    /// The same model scored by the token-level F1 of the answer against the best labelled answer.
     QaF1,
 }
 
@@ -92,7 +93,7 @@ impl Task {
 /// Question answering's floating-point score over a data set (the f64 reference forward).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct SpanScore {
-    /// Rows whose answer is exactly the labelled span.
+    /// Rows whose answer is exactly one of their labelled answers.
     pub exact: u64,
     /// Σ token-level F1 over the rows.
     pub f1: f64,

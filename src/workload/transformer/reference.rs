@@ -398,11 +398,11 @@ impl<'a> Prepared<'a> {
         score
     }
 
-    /// Question answering's score of one sequence against its labelled span: the head on every
-    /// hidden row gives (start, end) logits; the answer is the context span start ≤ end <
-    /// start + max_answer_tokens with the largest start + end logit (the first by start, then
-    /// end, on ties), the context being the tokens after the first `segment_sep` but the
-    /// separators.
+    /// Question answering's score of one sequence against its labelled answers (the best of
+    /// them): the head on every hidden row gives (start, end) logits; the answer is the context
+    /// span start ≤ end < start + max_answer_tokens with the largest start + end logit (the first
+    /// by start, then end, on ties), the context being the tokens after the first `segment_sep`
+    /// but the separators.
     fn span(&self, tokens: &[u32], len: usize, answers: &[(u32, u32)]) -> SpanScore {
         let d = self.d;
         let x = self.hidden(tokens, len);

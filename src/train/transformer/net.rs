@@ -668,27 +668,16 @@ impl<T: Real> Net<T> {
     /// separators excluded) of at most `max_answer` tokens with the largest start + end logit,
     /// the first on ties, as the engine's `answer_span` picks it.
     pub fn span_scores(&self, data: &SeqData, max_answer: usize) -> (usize, f64) {
+        use crate::workload::transformer::{best_span, score_answer};
         let prep = self.prepare();
         let (mut exact, mut f1) = (0, 0.0);
         for i in 0..data.len() {
             let tokens = data.seq(i);
             let z: Vec<f64> = self.forward(&prep, tokens, &mut Injector::off()).logits.iter().map(|v| v.to_f64()).collect();
-            let ctx = crate::train::kvqa::context(tokens);
-            let mut best: Option<(f64, usize, usize)> = None;
-            for &s in &ctx {
-                for &e in ctx.iter().filter(|&&e| e >= s && e < s + max_answer) {
-                    let score = z[2 * s] + z[2 * e + 1];
-                    if best.is_none_or(|(b, _, _)| score > b) {
-                        best = Some((score, s, e));
-                    }
-                }
-            }
-            let (gs, ge) = (data.labels[i] as usize / data.width, data.labels[i] as usize % data.width);
-            if let Some((_, s, e)) = best {
-                let overlap = (e.min(ge) + 1).saturating_sub(s.max(gs));
-                exact += usize::from((s, e) == (gs, ge));
-                f1 += crate::workload::transformer::span_f1(overlap as u32, (e - s + 1) as u32, (ge - gs + 1) as u32);
-            }
+            let pred = best_span(&crate::train::kvqa::context(tokens), max_answer, |s, e| z[2 * s] + z[2 * e + 1]);
+            let score = score_answer(pred, &[(data.labels[i] / data.width as u32, data.labels[i] % data.width as u32)]);
+            exact += score.exact as usize;
+            f1 += score.f1;
         }
         (exact, f1)
     }

@@ -721,26 +721,21 @@ fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cl
         (Task::QaExactMatch, _) => s.fp_span.map(|f| f.exact as f64 / n),
         (Task::QaF1, _) => s.fp_span.map(|f| f.f1 / n),
     };
+    let per_seq = lengths.len().max(1);
     if s.task == Task::QaF1 {
         // Each sequence's F1 from its overlap and lengths, in f64; the trial's F1 their mean,
-        // with the variance of its log over the sequences (a ratio over unit counts).
-        let ones = vec![1u64; lengths.len()];
+        // its log's variance over the sequences a ratio's over unit counts.
         return pts
             .into_iter()
             .map(|p| {
                 let f1: Vec<f64> = p.seq_overlap.iter().zip(&p.seq_predicted).zip(&p.seq_labelled).map(|((&o, &pr), &g)| span_f1(o, pr, g)).collect();
-                let per_trial: Vec<f64> = f1.chunks(per_seq_len(lengths)).map(|seq| seq.iter().sum::<f64>() / n).collect();
-                let test_var = f1
-                    .chunks(per_seq_len(lengths))
-                    .zip(&per_trial)
-                    .map(|(seq, &a)| crate::stats::ratio_variance(seq, &ones).filter(|_| a > 0.0).map(|v| v / (a * a)))
-                    .collect();
+                let per_trial: Vec<f64> = f1.chunks(per_seq).map(|seq| seq.iter().sum::<f64>() / n).collect();
+                let test_var = log_score_variances(&f1, &vec![1; per_seq], &per_trial);
                 TimeMetrics { per_trial, test_var, fp, ..TimeMetrics::default() }
             })
             .collect();
     }
     let counts: Vec<u64> = lengths.iter().map(|&l| l.saturating_sub(1) as u64).collect();
-    let per_seq = lengths.len().max(1);
     if s.task == Task::NextToken {
         return pts
             .into_iter()
@@ -756,27 +751,58 @@ fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cl
             // A language model's hits: the sequences are the units (a classifier's rows are, and
             // Wilson over them needs no variance).
             let test_var = (s.task == Task::NextTokenAccuracy)
-                .then(|| {
-                    let hits: Vec<f64> = p.seq_correct.iter().map(|&h| h as f64).collect();
-                    hits.chunks(per_seq)
-                        .zip(&per_trial)
-                        .map(|(seq, &a)| crate::stats::ratio_variance(seq, &counts).filter(|_| a > 0.0).map(|v| v / (a * a)))
-                        .collect()
-                })
+                .then(|| log_score_variances(&p.seq_correct.iter().map(|&h| h as f64).collect::<Vec<_>>(), &counts, &per_trial))
                 .flatten();
             TimeMetrics { per_trial, correct: Some((p.correct, p.n_samples)), test_var, fp, ..TimeMetrics::default() }
         })
         .collect()
 }
 
-fn per_seq_len(lengths: &[u32]) -> usize {
-    lengths.len().max(1)
+/// Per trial, the test-set variance of the log of a score a = Σ_s v_s / Σ_s n_s over the
+/// sequences (a next-token accuracy's hits over predicted tokens, a mean F1 over unit counts):
+/// Var(ln a) = Var(a) / a² from `stats::ratio_variance`; `values` is `[trial][sequence]`. None
+/// where a trial scores 0 or has fewer than two sequences.
+fn log_score_variances(values: &[f64], counts: &[u64], per_trial: &[f64]) -> Option<Vec<f64>> {
+    values
+        .chunks(counts.len().max(1))
+        .zip(per_trial)
+        .map(|(seq, &a)| crate::stats::ratio_variance(seq, counts).filter(|_| a > 0.0).map(|v| v / (a * a)))
+        .collect()
 }
 
 /// The labelled answer span (start, end) of a question-answering row of `seq` tokens, as the
 /// data set packs it (start · seq + end).
 pub fn span_of(label: u32, seq: usize) -> (u32, u32) {
     (label / seq.max(1) as u32, label % seq.max(1) as u32)
+}
+
+/// The answer a span head gives on the host (the f64 reference, the trainer): over the context
+/// positions `context` (ascending), the span start ≤ end < start + `max_answer` with the largest
+/// `score(start, end)`, the first by start then end on ties (`answer_span`'s rule); None without
+/// a context.
+pub fn best_span(context: &[usize], max_answer: usize, score: impl Fn(usize, usize) -> f64) -> Option<(usize, usize)> {
+    let mut best: Option<(f64, usize, usize)> = None;
+    for &s in context {
+        for &e in context.iter().filter(|&&e| e >= s && e < s + max_answer) {
+            let v = score(s, e);
+            if best.is_none_or(|(b, _, _)| v > b) {
+                best = Some((v, s, e));
+            }
+        }
+    }
+    best.map(|(_, s, e)| (s, e))
+}
+
+/// A predicted answer's exact match and token-level F1 against the labelled answers (start,
+/// end), the best of them as SQuAD's metrics take it; 0 without an answer.
+pub fn score_answer(pred: Option<(usize, usize)>, answers: &[(u32, u32)]) -> SpanScore {
+    let Some((s, e)) = pred else { return SpanScore::default() };
+    answers.iter().fold(SpanScore::default(), |acc, &(gs, ge)| {
+        let (gs, ge) = (gs as usize, ge as usize);
+        let overlap = (e.min(ge) + 1).saturating_sub(s.max(gs));
+        let f1 = span_f1(overlap as u32, (e - s + 1) as u32, (ge - gs + 1) as u32);
+        SpanScore { exact: acc.exact.max(u64::from((s, e) == (gs, ge))), f1: acc.f1.max(f1) }
+    })
 }
 
 /// SQuAD's F1 of one answer at the token level: 2 · overlap / (predicted + labelled length)

@@ -409,24 +409,9 @@ impl<'a> Prepared<'a> {
         let logits: Vec<[f64; 2]> = (0..len).map(|i| self.head(x[i * d..(i + 1) * d].to_vec())).map(|h| [h[0], h[1]]).collect();
         let sep = self.s.segment_sep;
         let first = sep.and_then(|s| tokens[..len].iter().position(|&t| t == s));
-        let context = |p: usize| first.is_some_and(|f| p > f) && Some(tokens[p]) != sep;
-        let mut best: Option<(f64, usize, usize)> = None;
-        for st in (0..len).filter(|&p| context(p)) {
-            for e in (st..len.min(st + self.s.max_answer_tokens as usize)).filter(|&p| context(p)) {
-                let score = logits[st][0] + logits[e][1];
-                if best.is_none_or(|(b, _, _)| score > b) {
-                    best = Some((score, st, e));
-                }
-            }
-        }
-        let Some((_, st, e)) = best else { return SpanScore::default() };
-        // The best over the labelled answers, as SQuAD's metrics take it.
-        answers.iter().fold(SpanScore::default(), |acc, &(gs, ge)| {
-            let (gs, ge) = (gs as usize, ge as usize);
-            let overlap = (e.min(ge) + 1).saturating_sub(st.max(gs));
-            let f1 = super::span_f1(overlap as u32, (e - st + 1) as u32, (ge - gs + 1) as u32);
-            SpanScore { exact: acc.exact.max(u64::from((st, e) == (gs, ge))), f1: acc.f1.max(f1) }
-        })
+        let context: Vec<usize> = (0..len).filter(|&p| first.is_some_and(|f| p > f) && Some(tokens[p]) != sep).collect();
+        let pred = super::best_span(&context, self.s.max_answer_tokens as usize, |s, e| logits[s][0] + logits[e][1]);
+        super::score_answer(pred, answers)
     }
 
     fn logits(&self, tokens: &[u32], len: usize) -> Vec<f64> {
@@ -601,16 +586,11 @@ pub fn row_tokens(data: &Dataset, row: usize) -> Vec<u32> {
 /// `f(prepared, tokens, len)` of every row of a token data set, in row order, the rows split over
 /// every core; the result does not depend on the thread count (rows are independent).
 fn per_row<T: Send>(net: &TransformerNet, s: &TransformerSettings, data: &Dataset, f: impl Fn(&Prepared<'_>, &[u32], usize) -> T + Sync) -> Vec<T> {
-    per_row_labelled(net, s, data, |p, tokens, len, _| f(p, tokens, len))
+    per_row_at(net, s, data, |p, tokens, len, _| f(p, tokens, len))
 }
 
 /// [`per_row`] with each row's index (for its labels).
-fn per_row_labelled<T: Send>(
-    net: &TransformerNet,
-    s: &TransformerSettings,
-    data: &Dataset,
-    f: impl Fn(&Prepared<'_>, &[u32], usize, usize) -> T + Sync,
-) -> Vec<T> {
+fn per_row_at<T: Send>(net: &TransformerNet, s: &TransformerSettings, data: &Dataset, f: impl Fn(&Prepared<'_>, &[u32], usize, usize) -> T + Sync) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
     let p = Prepared::new(net, s);
     let n = data.len();
@@ -658,7 +638,7 @@ pub fn next_token_score(net: &TransformerNet, s: &TransformerSettings, tokens: &
 /// rows' values added in row order.
 pub fn fp_span(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) -> SpanScore {
     let (seq, k) = (data.n_features, data.answers().max(1));
-    let rows = per_row_labelled(net, s, data, |p, tokens, len, row| {
+    let rows = per_row_at(net, s, data, |p, tokens, len, row| {
         let answers: Vec<(u32, u32)> = data.spans[row * k..(row + 1) * k].iter().map(|&l| super::span_of(l, seq)).collect();
         p.span(tokens, len, &answers)
     });

@@ -61,20 +61,18 @@ pub(super) fn read_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, with_la
     if d.header && matches!(ext, "npy" | "npz") {
         return Err("data.header: only for CSV files".into());
     }
-    // The matrix reader speaks of weights; these are features and labels.
-    let as_data = |e: crate::workload::WorkloadError, what: &str| e.to_string().replace("weights must be finite", &format!("{what} must be finite"));
     let ds = match (ext, &d.labels) {
         ("npy", None) => return Err(format!("data.path = {}: a .npy holds features only; give data.labels = \"labels.npy\" too", data_path.display())),
         ("npy", Some(l)) => {
-            let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {}", as_data(e, "features")))?;
+            let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {}", as_data(&e, "features")))?;
             let lp = resolve(l);
-            let y = io::read_matrix(&lp, None).map_err(|e| format!("data.labels: {}", as_data(e, "labels")))?;
+            let y = io::read_matrix(&lp, None).map_err(|e| format!("data.labels: {}", as_data(&e, "labels")))?;
             labelled(x, y, d.scale, &data_path.display().to_string(), &format!("data.labels: {}", lp.display()))?
         }
         ("npz", l) => {
             let (xn, yn) = (d.features.clone().unwrap_or_else(|| "x".into()), l.as_ref().map_or("y".into(), |p| p.display().to_string()));
-            let x = io::read_npz_array(&data_path, &xn).map_err(|e| format!("data.features: {}", as_data(e, "features")))?;
-            let y = io::read_npz_array(&data_path, &yn).map_err(|e| format!("data.labels: {}", as_data(e, "labels")))?;
+            let x = io::read_npz_array(&data_path, &xn).map_err(|e| format!("data.features: {}", as_data(&e, "features")))?;
+            let y = io::read_npz_array(&data_path, &yn).map_err(|e| format!("data.labels: {}", as_data(&e, "labels")))?;
             labelled(x, y, d.scale, &format!("{} array {xn}", data_path.display()), &format!("data.labels: {} array {yn}", data_path.display()))?
         }
         (_, None) => io::read_csv_with(&data_path, d.scale, d.header).map_err(|e| format!("data.path: {e}"))?,
@@ -95,10 +93,10 @@ fn read_token_rows(d: &RawData, data_path: PathBuf) -> Result<(Dataset, PathBuf)
     let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let matrix = |m: io::Matrix| Dataset { labels: vec![0; m.rows], n_features: m.cols, x: m.data, spans: vec![] };
     let ds = match ext {
-        "npy" => matrix(io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {e}"))?),
+        "npy" => matrix(io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {}", as_data(&e, "tokens")))?),
         "npz" => {
             let xn = d.features.clone().unwrap_or_else(|| "x".into());
-            matrix(io::read_npz_array(&data_path, &xn).map_err(|e| format!("data.features: {e}"))?)
+            matrix(io::read_npz_array(&data_path, &xn).map_err(|e| format!("data.features: {}", as_data(&e, "tokens")))?)
         }
         _ => io::read_csv_unlabelled(&data_path, d.header).map_err(|e| format!("data.path: {e}"))?,
     };
@@ -132,14 +130,14 @@ pub(super) fn read_span_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, an
         }
         ("npy", Some(l)) => {
             let lp = resolve(l);
-            let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {e}"))?;
-            let y = io::read_matrix(&lp, None).map_err(|e| format!("data.labels: {e}"))?;
+            let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {}", as_data(&e, "tokens")))?;
+            let y = io::read_matrix(&lp, None).map_err(|e| format!("data.labels: {}", as_data(&e, "answer spans")))?;
             (x, y, format!("data.labels: {}", lp.display()))
         }
         ("npz", l) => {
             let (xn, yn) = (d.features.clone().unwrap_or_else(|| "x".into()), l.as_ref().map_or("y".into(), |p| p.display().to_string()));
-            let x = io::read_npz_array(&data_path, &xn).map_err(|e| format!("data.features: {e}"))?;
-            let y = io::read_npz_array(&data_path, &yn).map_err(|e| format!("data.labels: {e}"))?;
+            let x = io::read_npz_array(&data_path, &xn).map_err(|e| format!("data.features: {}", as_data(&e, "tokens")))?;
+            let y = io::read_npz_array(&data_path, &yn).map_err(|e| format!("data.labels: {}", as_data(&e, "answer spans")))?;
             (x, y, format!("data.labels: {} array {yn}", data_path.display()))
         }
         (_, Some(_)) => return Err(format!("data.labels: only with a .npy or .npz token file (a CSV has each row's answers in its last {w} columns)")),
@@ -178,7 +176,7 @@ pub(super) fn read_span_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, an
         if !(ok(se[0]) && ok(se[1]) && se[0] <= se[1]) {
             let which = if answers > 1 { format!(", answer {}", i % answers + 1) } else { String::new() };
             return Err(format!(
-                "{what}: row {}{which}: the answer span [{}, {}] is not start <= end within the row's {seq} tokens (token positions from 0)",
+                "{what}: row {}{which}: the answer span [{}, {}] is not two whole token positions, start <= end, within the row's {seq} tokens (positions from 0)",
                 i / answers + 1,
                 se[0],
                 se[1]
@@ -188,6 +186,12 @@ pub(super) fn read_span_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, an
     }
     let labels = packed.iter().step_by(answers).copied().collect();
     take_rows(Dataset { x: x.data, labels, n_features: seq, spans: packed }, d, data_path)
+}
+
+/// A matrix reader's error about a data file: the reader speaks of weights, these are `what`
+/// (features, labels, tokens, answer spans).
+fn as_data(e: &crate::workload::WorkloadError, what: &str) -> String {
+    e.to_string().replace("weights must be finite", &format!("{what} must be finite"))
 }
 
 /// `data.rows` = [start, end] of a data set read from `data_path` (all rows without it).

@@ -177,7 +177,7 @@ fn bad_question_answering_input_is_named() {
     expect_cli_error(&p, &["max_answer_tokens = 20", "does not use it"]);
     // Three answers declared, one given: the columns read as spans are not spans.
     let p = write_qa("bad_answers", "qa_f1", "answers = 3");
-    expect_cli_error(&p, &["the last 6 columns", "not start <= end"]);
+    expect_cli_error(&p, &["the last 6 columns", "start <= end"]);
     // The classifier head left in: 3 outputs, not 2.
     let p = write_qa("bad_head", "qa_f1", "");
     std::fs::write(p.parent().unwrap().join("model.safetensors"), bert_state_dict(7)).unwrap();
@@ -206,6 +206,21 @@ fn bad_question_answering_input_is_named() {
     let p = write_qa("bad_labels", "qa_f1", "");
     edit(&p, "path = \"rows.csv\"", "path = \"rows.csv\"\nlabels = \"spans.npy\"");
     expect_cli_error(&p, &["data.labels", "last 2 columns"]);
+    // A .npy of token rows with a NaN among the spans: named as answer spans, not weights.
+    let p = write_qa("bad_nan", "qa_f1", "");
+    let dir = p.parent().unwrap();
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for line in qa_csv(false).lines() {
+        let v: Vec<f32> = line.split(',').map(|t| t.parse().unwrap()).collect();
+        x.extend_from_slice(&v[..v.len() - 2]);
+        y.extend_from_slice(&v[v.len() - 2..]);
+    }
+    y[3] = f32::NAN;
+    let m = |cols: usize, data: Vec<f32>| aimc::workload::io::npy_bytes(&aimc::workload::io::Matrix { rows: 24, cols, data });
+    std::fs::write(dir.join("x.npy"), m(20, x)).unwrap();
+    std::fs::write(dir.join("y.npy"), m(2, y)).unwrap();
+    edit(&p, "path = \"rows.csv\"", "path = \"x.npy\"\nlabels = \"y.npy\"");
+    expect_cli_error(&p, &["data.labels", "[1, 1] = NaN", "answer spans must be finite"]);
 }
 
 /// `answer_span` on logits of 3 trials × 2 sequences of 24 tokens, two batches at two times: a

@@ -9,11 +9,14 @@
 //
 // Against the labelled answers (labels[sample · answers + j] = start · seq + end; SQuAD's dev set
 // has up to three per question and its metrics take the best) the slot
-// ([t_index][trial][batch] + sample_offset + sample) of `spans` gets SPAN_SLOT_WORDS integers: the
+// ([t_index][trial][batch] + sample_offset + sample) of `spans` gets SPAN_SLOT_WORDS words: the
 // overlap in tokens with the answer of the best F1 (the first such answer; 2 · overlap /
 // (predicted + labelled length) compared exactly by cross-multiplication), the predicted span's
 // length and that answer's length (overlap and predicted length 0 when the sequence has no
-// context). The host forms the token-level F1 from them, so it is the same on every backend; an
+// context), then the predicted span's start, end and its score's f32 bits (all 0 without a
+// context). The host forms the token-level F1 from the counts, so it is the same on every
+// backend, and SQuAD's official metrics from the span (the text it covers, the best of a
+// question's windows by score: workload::transformer::squad); an
 // exact match (the best answer is the predicted span) is counted with an integer atomic into
 // `correct`'s slot [t_index][trial]. One invocation = one (trial, sequence). CPU twin:
 // src/engine/cpu/answer_span.rs.
@@ -28,9 +31,9 @@
 
 override WG: u32 = 64u;
 
-// Words per slot of `spans`: the overlap, the predicted and the labelled length
-// (engine::stages::SPAN_SLOT_WORDS).
-const SPAN_SLOT_WORDS: u32 = 3u;
+// Words per slot of `spans`: the overlap, the predicted and the labelled length, the predicted
+// start, end and score (engine::stages::SPAN_SLOT_WORDS).
+const SPAN_SLOT_WORDS: u32 = 6u;
 // The token id bit that marks the second segment (workload::transformer::SEGMENT_BIT).
 const SEGMENT_BIT: u32 = 0x80000000u;
 
@@ -96,6 +99,9 @@ fn answer_span(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     spans[slot * SPAN_SLOT_WORDS] = overlap;
     spans[slot * SPAN_SLOT_WORDS + 1u] = predicted;
     spans[slot * SPAN_SLOT_WORDS + 2u] = labelled;
+    spans[slot * SPAN_SLOT_WORDS + 3u] = bs;
+    spans[slot * SPAN_SLOT_WORDS + 4u] = be;
+    spans[slot * SPAN_SLOT_WORDS + 5u] = bitcast<u32>(best);
     if (found && overlap == predicted && predicted == labelled) {
         atomicAdd(&correct[L.t_index * L.trials + trial], 1u);
     }

@@ -34,7 +34,7 @@ pub(super) fn labelled(x: io::Matrix, y: io::Matrix, scale: f32, xs: &str, ys: &
             x.data[i]
         ));
     }
-    Ok(Dataset { x: scaled, labels, n_features: x.cols, spans: vec![] })
+    Ok(Dataset { x: scaled, labels, n_features: x.cols, spans: vec![], text: None })
 }
 
 /// The `[data]` set: a CSV (features, then the label; `header` says whether the first line names
@@ -48,6 +48,9 @@ pub(super) fn read_data(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) -> Resu
 /// [`read_data`], or with `with_labels` false a language model's token rows ([`read_token_rows`]).
 pub(super) fn read_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, with_labels: bool) -> Result<(Dataset, PathBuf), String> {
     let data_path = resolve(&d.path);
+    if d.answer_text.is_some() {
+        return Err("data.answer_text: only for question answering (transformer.task = \"qa_f1\" or \"qa_exact_match\"); remove it".into());
+    }
     if !with_labels {
         return read_token_rows(d, data_path);
     }
@@ -91,7 +94,7 @@ fn read_token_rows(d: &RawData, data_path: PathBuf) -> Result<(Dataset, PathBuf)
         return Err(format!("data.scale = {}: token ids are not scaled; remove data.scale", d.scale));
     }
     let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let matrix = |m: io::Matrix| Dataset { labels: vec![0; m.rows], n_features: m.cols, x: m.data, spans: vec![] };
+    let matrix = |m: io::Matrix| Dataset { labels: vec![0; m.rows], n_features: m.cols, x: m.data, spans: vec![], text: None };
     let ds = match ext {
         "npy" => matrix(io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {}", as_data(&e, "tokens")))?),
         "npz" => {
@@ -101,6 +104,29 @@ fn read_token_rows(d: &RawData, data_path: PathBuf) -> Result<(Dataset, PathBuf)
         _ => io::read_csv_unlabelled(&data_path, d.header).map_err(|e| format!("data.path: {e}"))?,
     };
     take_rows(ds, d, data_path)
+}
+
+/// Question answering scored from text (`data.answer_text`, SQuAD's official metrics): the token
+/// rows as a language model's ([`read_token_rows`]), one row per window of a question's
+/// context, and the JSON that gives each question's context and answers and each row's question
+/// and token offsets (`squad::AnswerText`). No answer spans are read: the text is the label.
+pub(super) fn read_text_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, answers: u32) -> Result<(Dataset, PathBuf), String> {
+    let text_path = resolve(d.answer_text.as_ref().expect("called with data.answer_text"));
+    if d.labels.is_some() {
+        return Err("data.labels: with data.answer_text the answers are the text in it; remove data.labels".into());
+    }
+    if d.rows.is_some() {
+        return Err("data.rows: with data.answer_text every row is a window of one of its questions; choose the questions before writing the files, and remove data.rows".into());
+    }
+    if answers != 1 {
+        return Err(format!("transformer.answers = {answers}: with data.answer_text each question's answers are the text in it; remove transformer.answers"));
+    }
+    let (mut ds, data_path) = read_token_rows(d, resolve(&d.path))?;
+    let json = std::fs::read_to_string(&text_path).map_err(|e| format!("data.answer_text: {}: {e}", text_path.display()))?;
+    let text = crate::workload::transformer::squad::AnswerText::from_json(&json, ds.len(), ds.n_features)
+        .map_err(|e| format!("data.answer_text: {}: {e}", text_path.display()))?;
+    ds.text = Some(std::sync::Arc::new(text));
+    Ok((ds, data_path))
 }
 
 /// Extractive question answering's data: token rows (a .npy matrix [n, seq], a .npz's `features`
@@ -185,7 +211,7 @@ pub(super) fn read_span_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, an
         packed.push(se[0] as u32 * seq as u32 + se[1] as u32);
     }
     let labels = packed.iter().step_by(answers).copied().collect();
-    take_rows(Dataset { x: x.data, labels, n_features: seq, spans: packed }, d, data_path)
+    take_rows(Dataset { x: x.data, labels, n_features: seq, spans: packed, text: None }, d, data_path)
 }
 
 /// A matrix reader's error about a data file: the reader speaks of weights, these are `what`

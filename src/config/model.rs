@@ -3,7 +3,7 @@
 //! workloads' point set or Q/K/V, and the moe layer's data (which makes it a classifier). Shapes
 //! are checked against each other here, so a mismatch names both sides before any compute.
 
-use super::data::{attention_data, read_data, read_rows, read_span_rows};
+use super::data::{attention_data, read_data, read_rows, read_span_rows, read_text_rows};
 use super::raw::{RawExperiment, RawLayer, RawModel};
 use crate::workload::io::{self, Dataset, Linear, Matrix};
 use crate::workload::kernel::{split_standardise, KernelData, PointSet, Standardise, TestRows};
@@ -128,6 +128,7 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
     // Question answering's rows carry an answer span each.
     let qa = points.first().and_then(|p| p.transformer.as_ref()).is_some_and(|s| s.task.qa());
     let (ds, _) = match points.first().and_then(|p| p.transformer.as_ref()) {
+        Some(s) if qa && d.answer_text.is_some() => read_text_rows(d, resolve, s.answers)?,
         Some(s) if qa => read_span_rows(d, resolve, s.answers as usize)?,
         _ => read_rows(d, resolve, !lm)?,
     };
@@ -158,6 +159,10 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
             }
         };
         s.net = Some(net);
+        if ds.text.is_some() {
+            // Scored from text: no token answers per row.
+            s.answers = 0;
+        }
         s.check(&ds).map_err(|e| format!("{at}{e}"))?;
         if s.experts > 0 {
             s.moe_mapping(p.tile)

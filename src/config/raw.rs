@@ -233,6 +233,10 @@ pub(super) struct RawData {
     /// With a .npz: the name of the features array in it (default "x").
     #[serde(default)]
     pub(super) features: Option<String>,
+    /// Question answering scored by SQuAD's official metrics: a JSON of the questions' contexts
+    /// and answers as text and each row's question and token offsets (aimc.squad_features).
+    #[serde(default)]
+    pub(super) answer_text: Option<PathBuf>,
     /// Kernel workloads: which rows are test points ("every_4th", the default, or "all").
     #[serde(default)]
     pub(super) test_rows: Option<crate::workload::kernel::TestRows>,

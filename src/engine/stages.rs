@@ -224,8 +224,10 @@ pub fn token_nll_groups(items: u64, vocab: u32) -> u64 {
 }
 /// `answer_span`: words per slot of one (trial, sequence): the predicted span's overlap with the
 /// labelled answer it matches best, its own length and that answer's length, in tokens
-/// (integers, so the F1 the host forms from them is the same on every backend).
-pub const SPAN_SLOT_WORDS: u32 = 3;
+/// (integers, so the F1 the host forms from them is the same on every backend); then the
+/// predicted span's start and end token and its score (start + end logit, f32 bits), which
+/// SQuAD's official metrics read (the text the span covers; a question's best window).
+pub const SPAN_SLOT_WORDS: u32 = 6;
 /// Tokens per causal block of `attention_kv` / `attention_out` (the prefix slots of causal linear
 /// attention; the shaders' ATTN_BLOCK).
 pub const ATTN_BLOCK: usize = 64;

@@ -437,6 +437,9 @@ pub struct Dataset {
     /// Question answering: every labelled answer of every row, `[row][answer]`, each packed as
     /// start · n_features + end (`labels` holds each row's first); empty for other data.
     pub spans: Vec<u32>,
+    /// Question answering scored by SQuAD's official metrics: the questions' contexts and
+    /// answers as text, and each row's question and token offsets (`data.answer_text`).
+    pub text: Option<std::sync::Arc<crate::workload::transformer::squad::AnswerText>>,
 }
 
 impl Dataset {
@@ -456,6 +459,7 @@ impl Dataset {
             labels: self.labels[start..end].to_vec(),
             n_features: self.n_features,
             spans: self.spans.get(start * k..end * k).map(<[u32]>::to_vec).unwrap_or_default(),
+            text: None,
         }
     }
 
@@ -568,7 +572,7 @@ fn parse_rows(text: &str, scale: f32, header: bool, labelled: bool) -> Result<Da
     let Some(w) = width else {
         return Err("has no data rows".into());
     };
-    Ok(Dataset { x, labels, n_features: w - usize::from(labelled), spans: vec![] })
+    Ok(Dataset { x, labels, n_features: w - usize::from(labelled), spans: vec![], text: None })
 }
 
 #[cfg(test)]

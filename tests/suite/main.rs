@@ -34,6 +34,7 @@ mod reference;
 mod results_safety;
 mod shader_proofs;
 mod shaders;
+mod squad;
 mod sweep_size;
 mod tile_noise;
 #[cfg(feature = "train")]

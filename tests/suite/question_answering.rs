@@ -12,11 +12,11 @@ use aimc::workload::transformer::{reference, span_f1, span_of, SEGMENT_BIT};
 use std::path::PathBuf;
 
 /// The separator of the tiny vocabulary (ids 2..=8 are words, 1 is [CLS], 0 padding).
-const SEP: u32 = 9;
+pub(crate) const SEP: u32 = 9;
 
 /// The tiny BERT of `transformer::bert_state_dict` (d_model 8, 2 heads, 20 positions, two token
 /// types) with a question-answering head `qa_outputs` [2, 8] in place of its classifier.
-fn qa_state_dict() -> Vec<u8> {
+pub(crate) fn qa_state_dict() -> Vec<u8> {
     edited(&bert_state_dict(7), |t| {
         t.retain(|k, _| !k.starts_with("classifier") && !k.contains("pooler"));
         t.insert("qa_outputs.weight".into(), (vec![2, 8], aimc::rng::uniform_signed(16, 93).into_iter().map(|v| v * 2.0).collect()));
@@ -28,7 +28,7 @@ fn qa_state_dict() -> Vec<u8> {
 /// answer's start and end token: questions of 2–4 words, contexts of 5–12, answers of 1–3
 /// tokens inside the context. With `decoy`, two answers per row: first the whole context (a
 /// second annotation that overlaps every answer), then the answer.
-fn qa_csv(decoy: bool) -> String {
+pub(crate) fn qa_csv(decoy: bool) -> String {
     (0..24usize)
         .map(|r| {
             let (q, c) = (2 + r % 3, 5 + (r * 3) % 8);

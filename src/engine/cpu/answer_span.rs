@@ -2,7 +2,8 @@
 //! start + `max_answer` with the largest start + end logit (the first on ties, by start then end),
 //! its overlap with the labelled answer of the best F1 (`answers` per sequence, each packed as
 //! start · seq + end), its length and that answer's in slot `([t_index][trial][batch] +
-//! sample_offset + sample)` (`SPAN_SLOT_WORDS` integers), and the per-trial count of exact
+//! sample_offset + sample)` (`SPAN_SLOT_WORDS` words: those three, then the span's start, end and
+//! score's f32 bits, 0 without a context), and the per-trial count of exact
 //! matches in slot `[t_index][trial]` (SQuAD's exact match and token-level F1, the best over the
 //! answers; Rajpurkar et al. EMNLP 2016).
 
@@ -11,20 +12,11 @@ use crate::engine::layout::StageParams;
 use crate::engine::stages::SPAN_SLOT_WORDS;
 use crate::workload::transformer::SEGMENT_BIT;
 
-/// The best span of one sequence's `[token][2]` logits, or None when it has no context token.
-pub fn best_span(h: &[f32], tokens: &[u32], len: usize, max_answer: usize, sep: u32) -> Option<(usize, usize)> {
-    let context = |p: usize| tokens[p] & SEGMENT_BIT != 0 && tokens[p] & !SEGMENT_BIT != sep;
-    let mut best: Option<(f32, usize, usize)> = None;
-    for s in (0..len).filter(|&s| context(s)) {
-        let start = h[2 * s];
-        for e in (s..len.min(s + max_answer)).filter(|&e| context(e)) {
-            let score = start + h[2 * e + 1];
-            if best.is_none_or(|(b, _, _)| score > b) {
-                best = Some((score, s, e));
-            }
-        }
-    }
-    best.map(|(_, s, e)| (s, e))
+/// The best span of one sequence's `[token][2]` logits and its score (`transformer::best_span`
+/// over its context tokens, in f32 as the shader adds), or None when it has no context token.
+pub fn best_span(h: &[f32], tokens: &[u32], len: usize, max_answer: usize, sep: u32) -> Option<(usize, usize, f32)> {
+    let context: Vec<usize> = (0..len).filter(|&p| tokens[p] & SEGMENT_BIT != 0 && tokens[p] & !SEGMENT_BIT != sep).collect();
+    crate::workload::transformer::best_span(&context, max_answer, |s, e| h[2 * s] + h[2 * e + 1])
 }
 
 /// (overlap, predicted length, labelled length) of a predicted span against the labelled answer
@@ -57,10 +49,12 @@ pub fn answer_span(p: &StageParams, h: &[f32], tokens: &[u32], lengths: &[u32], 
             let sample = i % samples;
             let len = (lengths[sample] as usize).min(seq);
             let toks = &tokens[sample * seq..(sample + 1) * seq];
-            let pred = best_span(&h[i * seq * 2..(i + 1) * seq * 2], toks, len, s.max_answer as usize, s.sep);
+            let best = best_span(&h[i * seq * 2..(i + 1) * seq * 2], toks, len, s.max_answer as usize, s.sep);
+            let pred = best.map(|(s, e, _)| (s, e));
             let a = s.answers as usize;
             let (overlap, predicted, labelled) = span_counts(pred, &labels[sample * a..(sample + 1) * a], s.seq);
-            slot[..w].copy_from_slice(&[overlap, predicted, labelled]);
+            let (bs, be, score) = best.map_or((0, 0, 0), |(s, e, v)| (s as u32, e as u32, v.to_bits()));
+            slot[..w].copy_from_slice(&[overlap, predicted, labelled, bs, be, score]);
             slot[w] = u32::from(pred.is_some() && overlap == predicted && predicted == labelled);
         }
     });

@@ -25,6 +25,9 @@ pub struct ClassifierPoint {
     pub seq_overlap: Vec<u32>,
     pub seq_predicted: Vec<u32>,
     pub seq_labelled: Vec<u32>,
+    /// Question answering, per trial and sequence: the predicted span (first token, last token)
+    /// and its start + end logit, None without a context (SQuAD's official metrics read it).
+    pub seq_answer: Vec<Option<(u32, u32, f32)>>,
 }
 
 impl ClassifierPoint {
@@ -40,6 +43,7 @@ impl ClassifierPoint {
             seq_overlap: vec![],
             seq_predicted: vec![],
             seq_labelled: vec![],
+            seq_answer: vec![],
         }
     }
 }

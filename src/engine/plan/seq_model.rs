@@ -148,7 +148,8 @@ pub struct SpanHead {
     pub max_answer: u32,
     /// The separator token id: the context is the second segment's tokens but it.
     pub sep: u32,
-    /// Labelled answers per sequence (the best one scores).
+    /// Labelled answer spans per sequence (the best one scores); 0 where the answers are text
+    /// the host scores from the predicted spans (SQuAD's official metrics).
     pub answers: u32,
 }
 
@@ -219,7 +220,7 @@ impl SeqModel {
         }
         if let Some(sp) = self.span {
             let out = self.layers[*self.head.last().expect("checked above")].mapped.n_out;
-            if out != 2 || self.next_token || sp.max_answer == 0 || sp.answers == 0 {
+            if out != 2 || self.next_token || sp.max_answer == 0 {
                 return bad(format!("a question-answering head gives 2 outputs per token (start, end) and answers of >= 1 token; it has {out}"));
             }
         }

@@ -122,8 +122,9 @@ fn transformer_group(
     m.check()?;
     let cfg = group_lead(cfgs)?;
     check_layer_times(m.layers.len(), cfg.times.len())?;
-    // Labels per sequence: a class, or question answering's labelled answers.
-    let per_label = m.span.map_or(1, |sp| sp.answers.max(1));
+    // Labels per sequence: a class, or question answering's labelled answers (none where the
+    // host scores the answers' text).
+    let per_label = m.span.map_or(1, |sp| sp.answers);
     let samples = lengths.len() as u32;
     if samples == 0 || tokens.len() != (samples * m.seq) as usize || labels.len() != (samples * per_label) as usize {
         return Err(EngineError::Invalid(format!(
@@ -589,6 +590,7 @@ fn transformer_group(
                                 pt.seq_overlap.push(slot[0]);
                                 pt.seq_predicted.push(slot[1]);
                                 pt.seq_labelled.push(slot[2]);
+                                pt.seq_answer.push((slot[1] > 0).then(|| (slot[3], slot[4], f32::from_bits(slot[5]))));
                             }
                         } else if let Some(l) = &losses {
                             let words = NLL_SLOT_WORDS as usize;

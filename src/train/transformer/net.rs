@@ -674,7 +674,7 @@ impl<T: Real> Net<T> {
         for i in 0..data.len() {
             let tokens = data.seq(i);
             let z: Vec<f64> = self.forward(&prep, tokens, &mut Injector::off()).logits.iter().map(|v| v.to_f64()).collect();
-            let pred = best_span(&crate::train::kvqa::context(tokens), max_answer, |s, e| z[2 * s] + z[2 * e + 1]);
+            let pred = best_span(&crate::train::kvqa::context(tokens), max_answer, |s, e| z[2 * s] + z[2 * e + 1]).map(|(s, e, _)| (s, e));
             let score = score_answer(pred, &[(data.labels[i] / data.width as u32, data.labels[i] % data.width as u32)]);
             exact += score.exact as usize;
             f1 += score.f1;

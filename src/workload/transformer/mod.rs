@@ -21,6 +21,7 @@ pub mod mobilebert;
 pub mod names;
 pub mod net;
 pub mod reference;
+pub mod squad;
 
 use super::{Activation, GroupRun, Inputs, Metric, PointRun, SweepPoint, TimeMetrics};
 use crate::engine::plan::{run_transformer, run_transformer_group, ClassifierPoint, SeqAttention, SeqBlock, SeqBottleneck, SeqFfn, SeqModel};
@@ -713,7 +714,8 @@ fn settings<'a>(sp: &'a SweepPoint, inputs: Inputs<'a>) -> Result<(&'a Transform
 /// sequence's loss, or hits, over its len − 1 predicted tokens; for the accuracy a, Var(ln a) =
 /// Var(a) / a²).
 fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<ClassifierPoint>) -> Vec<TimeMetrics> {
-    let n = data.len() as f64;
+    // Questions are the units: rows, or with answer text its questions.
+    let n = data.text.as_ref().map_or(data.len(), |t| t.questions.len()) as f64;
     let fp = match (s.task, s.fp_next) {
         (Task::Classify, _) => s.fp_correct.map(|c| c as f64 / n),
         (Task::NextToken, f) => f.map(|f| (f.nll / f.tokens as f64).exp()),
@@ -722,6 +724,9 @@ fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cl
         (Task::QaF1, _) => s.fp_span.map(|f| f.f1 / n),
     };
     let per_seq = lengths.len().max(1);
+    if let Some(text) = &data.text {
+        return pts.into_iter().map(|p| squad_metrics(s.task, text, per_seq, &p.seq_answer, fp)).collect();
+    }
     if s.task == Task::QaF1 {
         // Each sequence's F1 from its overlap and lengths, in f64; the trial's F1 their mean,
         // its log's variance over the sequences a ratio's over unit counts.
@@ -758,6 +763,23 @@ fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cl
         .collect()
 }
 
+/// SQuAD's official metrics per trial (`squad`): each question's answer the best of its rows'
+/// (`answers`, `[trial][row]`), scored against its answers' text; the exact matches as counts
+/// over the questions (Wilson), the F1 as their mean with its log's test-set variance.
+fn squad_metrics(task: Task, text: &squad::AnswerText, rows: usize, answers: &[Option<(u32, u32, f32)>], fp: Option<f64>) -> TimeMetrics {
+    let n = text.questions.len();
+    let scores: Vec<squad::QuestionScore> = answers.chunks(rows).flat_map(|trial| text.score(|r| trial[r].map(|(s, e, v)| (s as usize, e as usize, v)))).collect();
+    if task == Task::QaExactMatch {
+        let correct: Vec<u32> = scores.chunks(n).map(|t| t.iter().filter(|q| q.exact).count() as u32).collect();
+        let per_trial = correct.iter().map(|&c| c as f64 / n as f64).collect();
+        return TimeMetrics { per_trial, correct: Some((correct, n as u32)), fp, ..TimeMetrics::default() };
+    }
+    let f1: Vec<f64> = scores.iter().map(|q| q.f1).collect();
+    let per_trial: Vec<f64> = f1.chunks(n).map(|t| t.iter().sum::<f64>() / n as f64).collect();
+    let test_var = log_score_variances(&f1, &vec![1; n], &per_trial);
+    TimeMetrics { per_trial, test_var, fp, ..TimeMetrics::default() }
+}
+
 /// Per trial, the test-set variance of the log of a score a = Σ_s v_s / Σ_s n_s over the
 /// sequences (a next-token accuracy's hits over predicted tokens, a mean F1 over unit counts):
 /// Var(ln a) = Var(a) / a² from `stats::ratio_variance`; `values` is `[trial][sequence]`. None
@@ -776,21 +798,21 @@ pub fn span_of(label: u32, seq: usize) -> (u32, u32) {
     (label / seq.max(1) as u32, label % seq.max(1) as u32)
 }
 
-/// The answer a span head gives on the host (the f64 reference, the trainer): over the context
-/// positions `context` (ascending), the span start ≤ end < start + `max_answer` with the largest
-/// `score(start, end)`, the first by start then end on ties (`answer_span`'s rule); None without
-/// a context.
-pub fn best_span(context: &[usize], max_answer: usize, score: impl Fn(usize, usize) -> f64) -> Option<(usize, usize)> {
-    let mut best: Option<(f64, usize, usize)> = None;
+/// The answer a span head gives (the engine's CPU twin, the f64 reference, the trainer): over the
+/// context positions `context` (ascending), the span start ≤ end < start + `max_answer` with the
+/// largest `score(start, end)`, the first by start then end on ties (`answer_span`'s rule), and
+/// that score; None without a context.
+pub fn best_span<V: PartialOrd + Copy>(context: &[usize], max_answer: usize, score: impl Fn(usize, usize) -> V) -> Option<(usize, usize, V)> {
+    let mut best: Option<(usize, usize, V)> = None;
     for &s in context {
         for &e in context.iter().filter(|&&e| e >= s && e < s + max_answer) {
             let v = score(s, e);
-            if best.is_none_or(|(b, _, _)| v > b) {
-                best = Some((v, s, e));
+            if best.is_none_or(|(_, _, b)| v > b) {
+                best = Some((s, e, v));
             }
         }
     }
-    best.map(|(_, s, e)| (s, e))
+    best
 }
 
 /// A predicted answer's exact match and token-level F1 against the labelled answers (start,

@@ -398,20 +398,23 @@ impl<'a> Prepared<'a> {
         score
     }
 
-    /// Question answering's score of one sequence against its labelled answers (the best of
-    /// them): the head on every hidden row gives (start, end) logits; the answer is the context
-    /// span start ≤ end < start + max_answer_tokens with the largest start + end logit (the first
-    /// by start, then end, on ties), the context being the tokens after the first `segment_sep`
-    /// but the separators.
-    fn span(&self, tokens: &[u32], len: usize, answers: &[(u32, u32)]) -> SpanScore {
+    /// Question answering's answer to one sequence: the head on every hidden row gives (start,
+    /// end) logits; the answer is the context span start ≤ end < start + max_answer_tokens with
+    /// the largest start + end logit (the first by start, then end, on ties), the context being
+    /// the tokens after the first `segment_sep` but the separators; with that score.
+    fn answer(&self, tokens: &[u32], len: usize) -> Option<(usize, usize, f64)> {
         let d = self.d;
         let x = self.hidden(tokens, len);
         let logits: Vec<[f64; 2]> = (0..len).map(|i| self.head(x[i * d..(i + 1) * d].to_vec())).map(|h| [h[0], h[1]]).collect();
         let sep = self.s.segment_sep;
         let first = sep.and_then(|s| tokens[..len].iter().position(|&t| t == s));
         let context: Vec<usize> = (0..len).filter(|&p| first.is_some_and(|f| p > f) && Some(tokens[p]) != sep).collect();
-        let pred = super::best_span(&context, self.s.max_answer_tokens as usize, |s, e| logits[s][0] + logits[e][1]);
-        super::score_answer(pred, answers)
+        super::best_span(&context, self.s.max_answer_tokens as usize, |s, e| logits[s][0] + logits[e][1])
+    }
+
+    /// One sequence's score against its labelled answers (the best of them).
+    fn span(&self, tokens: &[u32], len: usize, answers: &[(u32, u32)]) -> SpanScore {
+        super::score_answer(self.answer(tokens, len).map(|(s, e, _)| (s, e)), answers)
     }
 
     fn logits(&self, tokens: &[u32], len: usize) -> Vec<f64> {
@@ -633,16 +636,28 @@ pub fn next_token_score(net: &TransformerNet, s: &TransformerSettings, tokens: &
     Prepared::new(net, s).next_token(tokens, len)
 }
 
-/// Question answering's f64 score over a token data set whose `spans` pack each row's labelled
-/// answers (start · seq + end): exact matches and Σ F1 (each row's best over its answers), the
-/// rows' values added in row order.
+/// Question answering's f64 score over a token data set: exact matches and Σ F1, each row's
+/// best over its labelled answers (`spans`, start · seq + end), the rows' values added in row
+/// order; or, with `data.text`, each question's over its rows (SQuAD's official metrics), the
+/// questions' values added in question order.
 pub fn fp_span(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) -> SpanScore {
+    let add = |a: SpanScore, exact: u64, f1: f64| SpanScore { exact: a.exact + exact, f1: a.f1 + f1 };
+    if let Some(text) = &data.text {
+        let answers = per_row_at(net, s, data, |p, tokens, len, _| p.answer(tokens, len));
+        return text.score(|row| answers[row]).iter().fold(SpanScore::default(), |a, q| add(a, u64::from(q.exact), q.f1));
+    }
     let (seq, k) = (data.n_features, data.answers().max(1));
     let rows = per_row_at(net, s, data, |p, tokens, len, row| {
         let answers: Vec<(u32, u32)> = data.spans[row * k..(row + 1) * k].iter().map(|&l| super::span_of(l, seq)).collect();
         p.span(tokens, len, &answers)
     });
-    rows.iter().fold(SpanScore::default(), |a, r| SpanScore { exact: a.exact + r.exact, f1: a.f1 + r.f1 })
+    rows.iter().fold(SpanScore::default(), |a, r| add(a, r.exact, r.f1))
+}
+
+/// One row's f64 answer (first token, last token, start + end logit), the oracle of the
+/// engine's noiseless answer; None without a context.
+pub fn span_answer(net: &TransformerNet, s: &TransformerSettings, tokens: &[u32], len: usize) -> Option<(usize, usize, f64)> {
+    Prepared::new(net, s).answer(tokens, len)
 }
 
 /// One row's f64 question-answering score (the oracle of the engine's noiseless answer).

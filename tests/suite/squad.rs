@@ -1,0 +1,182 @@
+//! SQuAD's official metrics (`data.answer_text`) end to end: a question's contexts cut into
+//! overlapping windows (token rows), its answer the best window's by score, scored on its text
+//! against the annotated answers' text. The engine's noiseless answers against the f64
+//! reference's, question by question; the GPU against the CPU; the CLI's columns; bad input
+//! named before any compute.
+
+use super::question_answering::{qa_csv, qa_state_dict, SEP};
+use super::transformer::{cli_results, expect_cli_error, load, tmp, write_experiment, IDEAL};
+use crate::common::*;
+use aimc::workload::transformer::squad::{f1, normalize};
+use aimc::workload::transformer::{reference, SEGMENT_BIT};
+use std::path::PathBuf;
+
+/// The words of the tiny vocabulary's ids 2..=8 (articles among them, which SQuAD's
+/// normalisation drops).
+const WORDS: [&str; 7] = ["the", "red", "fox", "a", "jumps", "over", "dog"];
+
+/// [`qa_csv`]'s 24 questions as text: each context its words joined by spaces, each answer the
+/// text of its labelled span (every third question has a second annotation, its context's first
+/// two words). Every fourth question with a context of 6 or more words is cut into two windows
+/// (the context without its last word, then without its first), the others have one. Returns
+/// the token rows (CSV, tokens only) and the `data.answer_text` JSON.
+fn squad_rows() -> (String, String) {
+    let (mut rows, mut questions, mut windows) = (String::new(), Vec::new(), Vec::new());
+    for (r, line) in qa_csv(false).lines().enumerate() {
+        let v: Vec<usize> = line.split(',').map(|t| t.parse().unwrap()).collect();
+        let (toks, (start, end)) = (&v[..20], (v[20], v[21]));
+        let first = toks.iter().position(|&t| t == SEP as usize).unwrap();
+        let last = first + 1 + toks[first + 1..].iter().position(|&t| t == SEP as usize).unwrap();
+        let (question, context) = (&toks[..=first], &toks[first + 1..last]);
+        let mut spans = Vec::new();
+        let mut text = String::new();
+        for &t in context {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            spans.push((text.len(), text.len() + WORDS[t - 2].len()));
+            text.push_str(WORDS[t - 2]);
+        }
+        let mut answers = vec![text[spans[start - first - 1].0..spans[end - first - 1].1].to_string()];
+        if r % 3 == 0 {
+            answers.push(text[..spans[1].1].to_string());
+        }
+        questions.push(serde_json::json!({"context": text, "answers": answers}));
+        let c = context.len();
+        let cuts = if r % 4 == 0 && c >= 6 { vec![(0, c - 1), (1, c)] } else { vec![(0, c)] };
+        for (a, b) in cuts {
+            let mut row: Vec<usize> = question.to_vec();
+            let mut offsets = vec![[0, 0]; question.len()];
+            row.extend(&context[a..b]);
+            offsets.extend(spans[a..b].iter().map(|&(s, e)| [s, e]));
+            row.push(SEP as usize);
+            offsets.push([0, 0]);
+            row.resize(20, 0);
+            offsets.resize(20, [0, 0]);
+            rows += &(row.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",") + "\n");
+            windows.push(serde_json::json!({"question": r, "offsets": offsets}));
+        }
+    }
+    (rows, serde_json::json!({"questions": questions, "rows": windows}).to_string())
+}
+
+/// A SQuAD experiment on [`qa_state_dict`] in its own directory.
+fn write_squad(name: &str, task: &str, extra: &str) -> PathBuf {
+    let (rows, text) = squad_rows();
+    let transformer = format!("layer_norm_eps = 1e-12\nsegment_sep = {SEP}\ntask = \"{task}\"");
+    let p = write_experiment(&tmp(&format!("squad-{name}")), &qa_state_dict(), ("rows.csv", &rows), &transformer, extra);
+    std::fs::write(p.parent().unwrap().join("text.json"), text).unwrap();
+    let toml = std::fs::read_to_string(&p).unwrap().replacen("path = \"rows.csv\"", "path = \"rows.csv\"\nanswer_text = \"text.json\"", 1);
+    std::fs::write(&p, toml).unwrap();
+    p
+}
+
+/// With an ideal device and perfect converters each trial scores as the f64 reference: every
+/// window's answer from the reference, each question's the best window's by score (the first on
+/// ties), its text from the offsets, scored by exact match and F1 over its answers.
+#[test]
+fn the_noiseless_answers_equal_the_reference() {
+    for task in ["qa_f1", "qa_exact_match"] {
+        let e = load(&write_squad(&format!("ideal_{task}"), task, IDEAL));
+        let s = e.points[0].transformer.as_ref().unwrap();
+        let data = e.data.as_ref().unwrap();
+        let text = data.text.as_ref().unwrap();
+        assert_eq!((data.len(), text.questions.len()), (27, 24), "three questions have two windows");
+        let (tokens, lengths) = s.tokens(data);
+        let w = data.n_features;
+        let mut best: Vec<Option<(usize, usize, usize, f64)>> = vec![None; 24];
+        for r in 0..data.len() {
+            let raw: Vec<u32> = tokens[r * w..(r + 1) * w].iter().map(|&t| t & !SEGMENT_BIT).collect();
+            let q = text.row_question[r] as usize;
+            if let Some((a, b, v)) = reference::span_answer(s.net(), s, &raw, lengths[r] as usize) {
+                if best[q].is_none_or(|x| v > x.3) {
+                    best[q] = Some((r, a, b, v));
+                }
+            }
+        }
+        let (mut exact, mut sum) = (0u32, 0.0);
+        let mut second_window = false;
+        for (q, b) in best.iter().enumerate() {
+            let (r, a, e, _) = b.unwrap();
+            second_window |= r + 1 < data.len() && text.row_question[r + 1] as usize != q && r > 0 && text.row_question[r - 1] as usize == q;
+            let pred = normalize(&text.span_text(r, a, e));
+            let gold = &text.questions[q].answers;
+            exact += u32::from(gold.contains(&pred));
+            sum += gold.iter().map(|g| f1(&pred, g)).fold(0.0, f64::max);
+        }
+        assert!(second_window, "no question took its second window: the case does not test the choice");
+        assert!(exact > 0 && exact < 24 && sum > exact as f64, "{exact} exact, F1 sum {sum}");
+        let want = if task == "qa_f1" { sum / 24.0 } else { exact as f64 / 24.0 };
+        let r = run_ok(&mut cpu(), &e);
+        assert_eq!(r.points[0].fp, Some(want), "{task}");
+        assert!(r.points[0].per_trial.iter().all(|&v| v == want), "{task}: {:?} against {want}", r.points[0].per_trial);
+    }
+}
+
+/// The GPU answers as the CPU twins do: with PCM noise on, each trial's F1 and exact match
+/// within `SPAN_GPU_ROWS` questions' worth of the 24.
+#[test]
+fn the_gpu_answers_as_the_cpu_twin() {
+    let Some(mut g) = gpu(256) else { return };
+    for task in ["qa_f1", "qa_exact_match"] {
+        let e = load(&write_squad(&format!("gpu_{task}"), task, "[device]\nmodel = \"pcm\""));
+        let (a, b) = (run_ok(&mut cpu(), &e), run_ok(&mut g, &e));
+        for (x, y) in a.points.iter().zip(&b.points) {
+            for (c, d) in x.per_trial.iter().zip(&y.per_trial) {
+                assert!((c - d).abs() <= aimc::tolerances::SPAN_GPU_ROWS / 24.0 + 1e-12, "{task}: cpu {c} gpu {d}");
+            }
+        }
+    }
+}
+
+/// `aimc run` writes the official F1 with its test-set interval over the questions, and the exact
+/// match with exact counts over the questions (not the windows).
+#[test]
+fn the_cli_writes_official_scores_over_questions() {
+    for (task, column) in [("qa_f1", "f1"), ("qa_exact_match", "exact_match")] {
+        let results = cli_results(&write_squad(&format!("cli_{task}"), task, "[device]\nmodel = \"pcm\""), column);
+        let pt = &results.points[0];
+        let ci = pt.test_set_ci.as_ref().unwrap();
+        assert!(ci.lo < pt.summary.mean && pt.summary.mean <= ci.hi && ci.hi <= 1.0, "{task}: {ci:?}");
+        if task == "qa_exact_match" {
+            let hits = pt.per_trial_correct.as_ref().unwrap();
+            assert!(hits.iter().zip(&pt.per_trial).all(|(&h, &a)| a == h as f64 / 24.0), "{hits:?} {:?}", pt.per_trial);
+        } else {
+            assert_eq!(pt.per_trial_test_var.as_ref().map(Vec::len), Some(3));
+        }
+    }
+}
+
+/// Bad input is named with its fix before any compute, and nothing is written.
+#[test]
+fn bad_answer_text_is_named() {
+    let edit = |p: &PathBuf, from: &str, to: &str| {
+        let text = std::fs::read_to_string(p).unwrap();
+        assert!(text.contains(from), "{from}");
+        std::fs::write(p, text.replacen(from, to, 1)).unwrap();
+    };
+    let p = write_squad("bad_task", "classify", "");
+    expect_cli_error(&p, &["data.answer_text", "question answering"]);
+    let p = write_squad("bad_labels", "qa_f1", "");
+    edit(&p, "answer_text = \"text.json\"", "answer_text = \"text.json\"\nlabels = \"y.npy\"");
+    expect_cli_error(&p, &["data.labels", "remove data.labels"]);
+    let p = write_squad("bad_rows", "qa_f1", "");
+    edit(&p, "answer_text = \"text.json\"", "answer_text = \"text.json\"\nrows = [0, 4]");
+    expect_cli_error(&p, &["data.rows", "window of one of its questions"]);
+    let p = write_squad("bad_answers", "qa_f1", "answers = 2");
+    expect_cli_error(&p, &["transformer.answers = 2", "remove transformer.answers"]);
+    let p = write_squad("bad_missing", "qa_f1", "");
+    std::fs::remove_file(p.parent().unwrap().join("text.json")).unwrap();
+    expect_cli_error(&p, &["data.answer_text", "text.json"]);
+    // One window too few: the file and the count named.
+    let p = write_squad("bad_count", "qa_f1", "");
+    let rows = p.parent().unwrap().join("rows.csv");
+    let csv = std::fs::read_to_string(&rows).unwrap();
+    std::fs::write(&rows, csv.lines().skip(1).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    expect_cli_error(&p, &["text.json", "27 rows but the token file has 26"]);
+    let p = write_squad("bad_offsets", "qa_f1", "");
+    let json = p.parent().unwrap().join("text.json");
+    let t = std::fs::read_to_string(&json).unwrap().replacen("[0,0]", "[0,999]", 1);
+    std::fs::write(&json, t).unwrap();
+    expect_cli_error(&p, &["text.json", "rows[0].offsets[0] = [0, 999]"]);
+}

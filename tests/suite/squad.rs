@@ -135,6 +135,7 @@ fn the_gpu_answers_as_the_cpu_twin() {
 fn the_cli_writes_official_scores_over_questions() {
     for (task, column) in [("qa_f1", "f1"), ("qa_exact_match", "exact_match")] {
         let results = cli_results(&write_squad(&format!("cli_{task}"), task, "[device]\nmodel = \"pcm\""), column);
+        assert!(results.metric.contains("SQuAD's official"), "{}", results.metric);
         let pt = &results.points[0];
         let ci = pt.test_set_ci.as_ref().unwrap();
         assert!(ci.lo < pt.summary.mean && pt.summary.mean <= ci.hi && ci.hi <= 1.0, "{task}: {ci:?}");

@@ -154,9 +154,14 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
         )));
     }
     if sequences && results.metric_column == "f1" {
-        blocks.push(Block::Paragraph(text(
-            "Two uncertainties, kept apart. The trial-to-trial interval (Student t over trials) says how well the Monte Carlo pinned the mean F1 down for these questions; it shrinks with more trials. The test-set sampling interval says how far it could lie on as many other questions from the same source: the questions are the independent draws. Each trial's F1 is the mean over the questions of the answer's token-level F1; its variance over the questions (the delta method, Cochran 1977, §6.4), on the log scale and averaged over the trials (conservative), scales the mean by exp(∓ z σ), the upper end at most 1; more trials do not shrink it. The change from floating point and every paired difference hold for these questions: they carry the trial-to-trial uncertainty only.",
-        )));
+        let f1 = if results.metric.contains("SQuAD's official") {
+            "SQuAD's official F1 (the answer's text against each annotated answer's, as bags of normalised words; a question's answer from its best window)"
+        } else {
+            "token-level F1"
+        };
+        blocks.push(Block::Paragraph(text(format!(
+            "Two uncertainties, kept apart. The trial-to-trial interval (Student t over trials) says how well the Monte Carlo pinned the mean F1 down for these questions; it shrinks with more trials. The test-set sampling interval says how far it could lie on as many other questions from the same source: the questions are the independent draws. Each trial's F1 is the mean over the questions of the answer's {f1}; its variance over the questions (the delta method, Cochran 1977, §6.4), on the log scale and averaged over the trials (conservative), scales the mean by exp(∓ z σ), the upper end at most 1; more trials do not shrink it. The change from floating point and every paired difference hold for these questions: they carry the trial-to-trial uncertainty only."
+        ))));
     } else if sequences {
         blocks.push(Block::Paragraph(text(
             "Two uncertainties, kept apart. The trial-to-trial interval (Student t over trials) says how well the Monte Carlo pinned the mean down for this text; it shrinks with more trials. The test-set sampling interval says how far it could lie on another text of as many sequences from the same source: the sequences are the independent draws (a sequence's tokens are not). Each trial's log perplexity is a ratio (summed loss over predicted tokens), its next-token accuracy one of hits over predicted tokens; the ratio's delta-method variance over the sequences (Cochran 1977, §6.4), on the log scale and averaged over the trials (conservative), scales the mean by exp(∓ z σ); more trials do not shrink it. The change from floating point and every paired difference hold for this text: they carry the trial-to-trial uncertainty only. P(> threshold), where the file sets tail_above, is the fraction of trials above it with a Clopper–Pearson interval over trials.",

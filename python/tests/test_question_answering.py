@@ -167,3 +167,91 @@ def test_squad_features_through_a_tokenizer(tmp_path):
                                                                         max_position_embeddings=16)).eval()
     r = aimc.question_answering(net, enc, starts, ends, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "qa"), quiet=True, **IDEAL)
     assert 0.0 <= r.fp_baseline <= 1.0 and r.data["config"]["transformer"]["answers"] == 2
+
+
+def _normalize(s):
+    """SQuAD v1.1's evaluation script's `normalize_answer` (the test's own oracle)."""
+    import re
+    import string
+    s = "".join(ch for ch in s.lower() if ch not in set(string.punctuation))
+    return " ".join(re.sub(r"\b(a|an|the)\b", " ", s).split())
+
+
+def _official(prediction, answers):
+    """SQuAD v1.1's exact match and F1 of one predicted text, each the best over the answers."""
+    from collections import Counter
+    pred = _normalize(prediction).split()
+    em, f1 = 0.0, 0.0
+    for a in answers:
+        gold = _normalize(a).split()
+        em = max(em, float(pred == gold))
+        same = sum((Counter(pred) & Counter(gold)).values())
+        if same:
+            p, r = same / len(pred), same / len(gold)
+            f1 = max(f1, 2 * p * r / (p + r))
+    return em, f1
+
+
+def _wordpiece(words):
+    transformers = pytest.importorskip("transformers")
+    tokenizers = pytest.importorskip("tokenizers")
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words)}
+    wordpiece = tokenizers.BertWordPieceTokenizer(vocab, lowercase=True)
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=wordpiece._tokenizer, unk_token="[UNK]", pad_token="[PAD]",
+                                                cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def test_squad_windows_score_officially_as_transformers_answers(tmp_path):
+    """Long contexts cut into overlapping windows: every question has its windows and every
+    context token its characters; the engine's floating-point exact match and F1 are SQuAD's
+    official ones of the answers transformers' own logits give (each question's best window by
+    start + end logit, its text from the offsets), for a model whose answers are not all right."""
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    words = ["the", "cat", "sat", "on", "mat", "who", "where", "did", "a", "dog", "ran", "far", "park", "in", "?", "red", "big", "."]
+    tok = _wordpiece(words)
+    rng = np.random.default_rng(5)
+    body = [w for w in words if w not in ("who", "where", "did", "?")]
+    contexts = [" ".join(rng.choice(body, size=int(rng.integers(8, 30)))) for _ in range(12)]
+    questions = ["  where did the dog sit ?", "who ran ?", "where ?"] * 4
+    answers = []
+    for c in contexts:
+        ws = c.split()
+        a = int(rng.integers(0, len(ws) - 2))
+        answers.append({"text": [" ".join(ws[a:a + 2]), ws[a + 1]], "answer_start": [0, 0]})
+    w = aimc.squad_windows(tok, questions, contexts, answers, max_length=16, doc_stride=4)
+    assert len(w) > len(questions) and sorted(set(w.question.tolist())) == list(range(12))
+    for r, row in enumerate(w.text["rows"]):
+        ids = w.enc["input_ids"][r]
+        ctx = contexts[row["question"]]
+        for t, (a, b) in enumerate(row["offsets"]):
+            if b > a:
+                assert tok.decode([ids[t]]).replace("##", "") == ctx[a:b].lower(), (r, t)
+    torch.manual_seed(3)
+    net = transformers.BertForQuestionAnswering(transformers.BertConfig(vocab_size=len(words) + 5, hidden_size=8, num_hidden_layers=1,
+                                                                        num_attention_heads=2, intermediate_size=16,
+                                                                        max_position_embeddings=16)).eval()
+    with torch.no_grad():
+        out = net(**{k: torch.tensor(v) for k, v in w.enc.items()})
+    start, end = out.start_logits.double().numpy(), out.end_logits.double().numpy()
+    best = {}
+    for r, q in enumerate(w.question):
+        ctx = [t for t, (a, b) in enumerate(w.text["rows"][r]["offsets"]) if b > a]
+        s, e, v = max(((a, b, start[r, a] + end[r, b]) for a in ctx for b in ctx if a <= b < a + 30), key=lambda x: x[2])
+        if q not in best or v > best[q][3]:
+            best[q] = (r, s, e, v)
+    scores = []
+    for q in range(12):
+        r, s, e, _ = best[q]
+        offs = w.text["rows"][r]["offsets"]
+        scores.append(_official(contexts[q][offs[s][0]:offs[e][1]], answers[q]["text"]))
+    em, f1 = np.mean([x[0] for x in scores]), np.mean([x[1] for x in scores])
+    assert 0 < f1 < 1, f"F1 {f1}: the case needs some answers right and some wrong"
+    for metric, want in (("f1", f1), ("exact_match", em)):
+        r = aimc.question_answering(net, w, metric=metric, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / metric), quiet=True, **IDEAL)
+        assert r.fp_baseline == pytest.approx(want, abs=1e-12), metric
+        assert "SQuAD's official" in r.data["metric"]
+    with pytest.raises(ValueError, match="leave out starts and ends"):
+        aimc.question_answering(net, w, np.zeros(len(w)), np.zeros(len(w)))
+    with pytest.raises(ValueError, match="doc_stride = 16"):
+        aimc.squad_windows(tok, questions, contexts, answers, max_length=16, doc_stride=16)

@@ -13,8 +13,10 @@ extension, no copy of the engine), for notebooks.
     model = aimc.from_torch(hf_sequence_classifier)     # BERT, RoBERTa, ELECTRA, DistilBERT, MobileBERT: settings from config
     r = aimc.transformer(model, tokens, labels, times=["1h", "10y"], trials=100)
     r = aimc.language_model(gpt2, tokens)                               # perplexity per trial
+    w = aimc.squad_windows(tokenizer, questions, contexts, answers)    # SQuAD's windows and text
+    r = aimc.question_answering(hf_qa_model, w)                         # SQuAD's official F1
     enc, starts, ends, kept = aimc.squad_features(tokenizer, questions, contexts, answers)
-    r = aimc.question_answering(hf_qa_model, enc, starts, ends)         # SQuAD-style answer F1
+    r = aimc.question_answering(hf_qa_model, enc, starts, ends)         # token-level F1
     r = aimc.classifier(layers, x, y, rpu_config=InferenceRPUConfig())  # aihwkit's settings
     aimc.from_aihwkit(rpu_config)  # what they map to (aimc.aihwkit; aihwkit itself not needed)
 
@@ -40,9 +42,9 @@ from ._aimc import __version__, run_toml as _run_toml
 from ._runner import _document, _flat_sets, _rpu_base, _run_document, _toml_value, to_toml
 from ._models import TransformerModel, _is_huggingface, _is_transformer, _write_safetensors, from_torch
 from .aihwkit import from_aihwkit
-from .squad import features as squad_features
+from .squad import SquadWindows, features as squad_features, windows as squad_windows
 
-__all__ = ["run", "classifier", "weight_error", "transformer", "language_model", "question_answering", "squad_features", "from_torch", "from_aihwkit", "TransformerModel", "Results", "to_toml",
+__all__ = ["run", "classifier", "weight_error", "transformer", "language_model", "question_answering", "squad_features", "squad_windows", "from_torch", "from_aihwkit", "TransformerModel", "Results", "to_toml",
            "__version__"]
 
 
@@ -291,7 +293,7 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
                 gdc: str | None = None, attention: str | None = None, features: int | None = None, pad_id: int | None = None,
                 pooling: str | None = None, embed_scale: float | None = None, seed: int = 0, backend: str = "auto",
                 out: str | None = None, quiet: bool = False, settings: dict | None = None, digital: Sequence[str] | None = None,
-                overwrite: bool = False, rpu_config=None, token_type_ids=None, **overrides) -> Results:
+                overwrite: bool = False, rpu_config=None, token_type_ids=None, answer_text: dict | None = None, **overrides) -> Results:
     """Accuracy over trials of a transformer classifier on token sequences (the `transformer`
     workload): every static-weight matrix on noisy crossbars, embedding, LayerNorm, attention,
     residual adds and pooling digital. `model` is a `TransformerModel` (from `from_torch`), a
@@ -316,7 +318,9 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     configuration in `out`. `token_type_ids` [n, seq] (a BERT tokenizer's, for sentence pairs):
     aimc derives the types from the tokens, 0 up to a row's first separator and 1 after it, so
     it reads the separator's id from them (`settings={"segment_sep": id}` says it directly) and
-    refuses types that rule does not reproduce."""
+    refuses types that rule does not reproduce. `answer_text` (question answering, labels None):
+    the questions' contexts and answers as text and each row's question and token offsets
+    (`squad_windows(...).text`), scored by SQuAD's official metrics."""
     if isinstance(model, tuple) and len(model) == 2:
         model, settings = model[0], {**model[1], **(settings or {})}
     if _is_huggingface(model) or (hasattr(model, "named_children") and _is_transformer(model)):
@@ -348,11 +352,15 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     task = {**base, **(settings or {})}.get("task", "classify")
     lm = task in ("next_token", "next_token_accuracy")
     qa = task in ("qa_f1", "qa_exact_match")
-    if lm != (labels is None):
+    if answer_text is not None and not qa:
+        raise ValueError("answer_text scores question answering (settings task qa_f1 or qa_exact_match); use aimc.question_answering")
+    tokens_only = lm or answer_text is not None
+    if tokens_only != (labels is None):
         raise ValueError("a language model (settings task next_token) takes labels=None: its rows are its tokens (aimc.language_model)"
-                         if lm else "labels [n] are the classes of a classifier; a causal language model runs through aimc.language_model")
-    y = np.zeros(len(tok), dtype=np.int64) if lm else np.asarray(labels)
-    ok = tok.ndim == 2 and (y.ndim == 2 and y.shape[0] == tok.shape[0] and y.shape[1] >= 2 and y.shape[1] % 2 == 0 if qa
+                         if lm else "with answer_text the answers are its text: labels=None" if tokens_only
+                         else "labels [n] are the classes of a classifier; a causal language model runs through aimc.language_model")
+    y = np.zeros(len(tok), dtype=np.int64) if tokens_only else np.asarray(labels)
+    ok = tok.ndim == 2 and (y.ndim == 2 and y.shape[0] == tok.shape[0] and y.shape[1] >= 2 and y.shape[1] % 2 == 0 if qa and not tokens_only
                             else y.shape == (tok.shape[0],))
     if not ok:
         raise ValueError(f"tokens must be [n, seq] token ids and labels [n] ([n, 2 * answers] answer spans for question answering); "
@@ -362,7 +370,7 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         if not np.all(np.isfinite(v) & (v >= 0) & (v == np.round(v))):
             raise ValueError(f"{what} must be non-negative integers (token ids and class indices)")
     s = {**base, **(settings or {})}
-    if qa and y.shape[1] > 2:
+    if qa and not tokens_only and y.shape[1] > 2:
         s["answers"] = y.shape[1] // 2
     for key, value in (("attention", attention), ("features", features), ("pad_id", pad_id), ("pooling", pooling), ("embed_scale", embed_scale)):
         if value is not None:
@@ -379,8 +387,10 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         tmp = files.dir
         if isinstance(model, TransformerModel):
             model.save(tmp / "model.safetensors", seq=tok.shape[1])
-        rows = tok.astype(np.int64) if lm else np.column_stack([tok.astype(np.int64), y.astype(np.int64).reshape(len(tok), -1)])
+        rows = tok.astype(np.int64) if tokens_only else np.column_stack([tok.astype(np.int64), y.astype(np.int64).reshape(len(tok), -1)])
         np.savetxt(tmp / "tokens.csv", rows, delimiter=",", fmt="%d")
+        if answer_text is not None:
+            (tmp / "answer_text.json").write_text(json.dumps(answer_text))
         tmp = files.settle()
         path = tmp / "model.safetensors" if isinstance(model, TransformerModel) else pathlib.Path(model).resolve()
         doc = _document("transformer", seed, trials, gdc, device, times, overrides, sections=("device", "periphery", "transformer"),
@@ -389,6 +399,8 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         if digital:
             doc["model"]["digital"] = [digital] if isinstance(digital, str) else [str(v) for v in digital]
         doc["data"] = {"path": str(tmp / "tokens.csv")}
+        if answer_text is not None:
+            doc["data"]["answer_text"] = str(tmp / "answer_text.json")
         doc["transformer"] = {**s, **doc["transformer"]}
         text, directory = _run_document(doc, tmp / "transformer.toml", backend, out, quiet, overwrite, _rpu_base(rpu_config, doc))
         return Results(json.loads(text), directory)
@@ -410,7 +422,7 @@ def language_model(model, tokens, metric: str = "perplexity", settings: dict | N
     return transformer(model, tokens, None, settings={**(settings or {}), "task": tasks[metric], "causal": True}, **kw)
 
 
-def question_answering(model, tokens, starts, ends, metric: str = "f1", settings: dict | None = None, **kw) -> Results:
+def question_answering(model, tokens, starts=None, ends=None, metric: str = "f1", settings: dict | None = None, **kw) -> Results:
     """Extractive question answering over trials (SQuAD; the `transformer` workload with
     `task = "qa_f1"`): the span head (`qa_outputs`, a start and an end logit per token) runs on
     every token on noisy crossbars, and each row's answer is the context span start <= end <
@@ -427,10 +439,21 @@ def question_answering(model, tokens, starts, ends, metric: str = "f1", settings
     tokenizer cut off), or [n, k] for k annotated answers per row (SQuAD's dev set has up to
     three; repeat one to fill a row), scored by the best of them as SQuAD's metrics score. The F1
     counts the model's tokens; SQuAD's official F1 counts normalised words of the answer text.
+
+    With `tokens` a `squad_windows(...)` result (no starts or ends) the scores are SQuAD's
+    official ones instead, over the questions: each question's answer the best of its windows'
+    by score, its context text scored against the annotated answers' text by normalised exact
+    match and bag-of-words F1, as Hugging Face's run_qa and aihwkit's BERT example score SQuAD.
     Every other keyword is `transformer`'s."""
     tasks = {"f1": "qa_f1", "exact_match": "qa_exact_match"}
     if metric not in tasks:
         raise ValueError(f"metric = {metric!r}: give 'f1' (token-level) or 'exact_match'")
+    if isinstance(tokens, SquadWindows):
+        if starts is not None or ends is not None:
+            raise ValueError("squad_windows carry their answers as text: leave out starts and ends")
+        return transformer(model, tokens.enc, None, answer_text=tokens.text, settings={**(settings or {}), "task": tasks[metric]}, **kw)
+    if starts is None or ends is None:
+        raise ValueError("give starts and ends (each row's answer tokens, aimc.squad_features), or tokens from aimc.squad_windows")
     s, e = np.asarray(starts), np.asarray(ends)
     if s.ndim not in (1, 2) or s.shape != e.shape:
         raise ValueError(f"starts and ends must be [n] token positions (one answer per row) or [n, k] (k answers per row), the same "

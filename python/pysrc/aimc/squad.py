@@ -1,4 +1,18 @@
-"""SQuAD-style question answering data as `aimc.question_answering` reads it: questions and
+"""SQuAD-style question answering data as `aimc.question_answering` reads it, in two forms.
+
+`squad_windows` (SQuAD's official metrics, as Hugging Face's run_qa and aihwkit's BERT example
+score it): each (question, context) pair tokenized with truncation="only_second" and a document
+stride, so a long context gives several overlapping windows (rows); beside the rows, the text the
+engine scores against: every question's context and annotated answers, and every row's question
+and each token's character span in the context (the fast tokenizer's offset mapping; [0, 0]
+outside the context). Per trial the engine picks each question's answer from its windows, the
+best by start + end logit, takes the context text it covers and scores it by SQuAD v1.1's
+normalised exact match and F1 (Rajpurkar et al., EMNLP 2016; workload::transformer::squad).
+
+    w = aimc.squad_windows(tokenizer, questions, contexts, answers, max_length=384, doc_stride=128)
+    r = aimc.question_answering(model, w)
+
+`squad_features` (token-level scores): questions and
 contexts through a fast Hugging Face tokenizer (`[CLS] question [SEP] context [SEP]`, the context
 truncated to fit), and each annotated answer, given in characters of its context as SQuAD gives it
 (`{"text": [...], "answer_start": [...]}`), mapped to the tokens that cover it with the tokenizer's
@@ -14,6 +28,7 @@ score (each question scores its best answer).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -71,3 +86,58 @@ def features(tokenizer, questions: Sequence[str], contexts: Sequence[str], answe
     ends = np.array([[b for _, b in s] for s in spans], dtype=np.int64)
     out = {key: np.asarray(enc[key])[rows] for key in ("input_ids", "token_type_ids", "attention_mask")}
     return out, starts, ends, rows
+
+
+@dataclass
+class SquadWindows:
+    """`squad_windows`'s result: `enc` the tokenizer's `input_ids`, `token_type_ids` and
+    `attention_mask` of every window [rows, max_length]; `question` [rows] each window's
+    question; `text` the questions' contexts and answers and the windows' offsets, as
+    `data.answer_text` reads it (JSON)."""
+    enc: dict
+    question: np.ndarray
+    text: dict
+
+    def __len__(self) -> int:
+        return len(self.question)
+
+
+def _answer_texts(i: int, given) -> list:
+    """Question i's annotated answers as text: SQuAD's {"text": [...], ...}, (text, start) pairs,
+    or strings."""
+    texts = list(given["text"]) if isinstance(given, dict) else [a if isinstance(a, str) else a[0] for a in given]
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ValueError(f"answers[{i}] must hold at least one answer text (SQuAD v1.1; unanswerable questions are not scored)")
+    return texts
+
+
+def windows(tokenizer, questions: Sequence[str], contexts: Sequence[str], answers: Sequence, max_length: int = 384,
+            doc_stride: int = 128) -> SquadWindows:
+    """Tokenizes (question, context) pairs into windows of `max_length` tokens, consecutive
+    windows of a context overlapping by `doc_stride` tokens (Hugging Face's `stride`), and keeps
+    the text SQuAD's official metrics need (module header). Questions lose their leading
+    whitespace, as run_qa strips it. `answers[i]` is SQuAD's `{"text": [...], "answer_start":
+    [...]}`, a list of (text, answer_start) pairs or a list of texts: only the texts are scored,
+    every question keeps all of them, and no question is dropped."""
+    if not (len(questions) == len(contexts) == len(answers)):
+        raise ValueError(f"questions, contexts and answers must be as long: {len(questions)}, {len(contexts)}, {len(answers)}")
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("squad_windows needs a fast tokenizer (offset mapping): AutoTokenizer.from_pretrained(..., use_fast=True)")
+    if not 0 <= doc_stride < max_length:
+        raise ValueError(f"doc_stride = {doc_stride}: the tokens consecutive windows share, from 0 to below max_length = {max_length}")
+    texts = [_answer_texts(i, a) for i, a in enumerate(answers)]
+    enc = tokenizer([q.lstrip() for q in questions], list(contexts), truncation="only_second", max_length=max_length, stride=doc_stride,
+                    return_overflowing_tokens=True, return_offsets_mapping=True, padding="max_length", return_token_type_ids=True)
+    question = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)
+    rows = []
+    for r, q in enumerate(question):
+        ids = enc.sequence_ids(r)
+        rows.append({"question": int(q), "offsets": [[int(a), int(b)] if ids[t] == 1 else [0, 0]
+                                                     for t, (a, b) in enumerate(enc["offset_mapping"][r])]})
+    missing = sorted(set(range(len(questions))) - set(question.tolist()))
+    if missing:
+        raise ValueError(f"question {missing[0]} has no window (its question fills max_length = {max_length}); raise max_length")
+    text = {"questions": [{"context": c, "answers": t} for c, t in zip(contexts, texts)], "rows": rows}
+    out = {key: np.asarray(enc[key]) for key in ("input_ids", "token_type_ids", "attention_mask")}
+    return SquadWindows(enc=out, question=question, text=text)
+

@@ -213,7 +213,8 @@ pub enum Command {
         out: Option<PathBuf>,
         /// Also write the task's test split as a token CSV here (experiments/data/listops_test.csv;
         /// for cicero its windows, token ids only: experiments/data/cicero_test.csv; for kvqa the
-        /// rows with the answer's start and end token: experiments/data/kvqa_test.csv).
+        /// rows with the answer's start and end token: experiments/data/kvqa_test.csv, and beside it
+        /// the rows as text in windows for SQuAD's official metrics: kvqa_windows.csv, kvqa_text.json).
         #[arg(long)]
         data_out: Option<PathBuf>,
         /// The digits CSV (task digits; rows 0..1347 train, the rest test).

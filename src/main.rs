@@ -473,6 +473,15 @@ fn train_command(command: Command) -> Result<()> {
                 };
                 std::fs::write(p, csv).with_context(|| format!("writing {}", p.display()))?;
                 say_err!("wrote the {} test split ({} rows) to {}", task.name(), test.len(), p.display());
+                if task == Task::Kvqa {
+                    use aimc::train::kvqa::{squad_text, SQUAD_STRIDE, SQUAD_WINDOW};
+                    let (rows, json) = squad_text(&test, SQUAD_WINDOW, SQUAD_STRIDE);
+                    for (name, body) in [("kvqa_windows.csv", rows), ("kvqa_text.json", json)] {
+                        let q = p.with_file_name(name);
+                        std::fs::write(&q, body).with_context(|| format!("writing {}", q.display()))?;
+                        say_err!("wrote {}", q.display());
+                    }
+                }
             }
             let split = if validation {
                 test = match text.as_deref() {

@@ -113,6 +113,66 @@ pub fn span_csv(d: &SeqData) -> String {
     s
 }
 
+/// The shipped windows of [`squad_text`] (experiments/data/kvqa_windows.csv): 14 tokens, so a
+/// context of more than 10 tokens takes two, sharing 4.
+pub const SQUAD_WINDOW: usize = 14;
+pub const SQUAD_STRIDE: usize = 4;
+
+/// The words the tokens stand for in [`squad_text`]: the keys are names, the values words.
+const KEY_WORDS: [&str; KEYS as usize] = ["ada", "ben", "cy", "dee", "eve", "fay", "gus", "hal"];
+const VALUE_WORDS: [&str; VALUES as usize] = ["red", "blue", "green", "gold", "fox", "owl", "cat", "elk", "sun", "moon", "rain", "snow", "hill", "lake", "tree", "stone"];
+
+/// The data's rows as SQuAD's official metrics read them (`data.answer_text`): each context
+/// written as text, `ada: red fox; ben: owl; ...`, its answer the asked value phrase's text, and
+/// the context cut into windows of `window` tokens, `[CLS] key [SEP]`, part of the context,
+/// `[SEP]`, consecutive windows sharing `stride` context tokens (a fast tokenizer's
+/// `return_overflowing_tokens` with `stride`). Returns the windows' token rows (CSV, padded to
+/// `window`) and the JSON of the questions' text and the windows' offsets.
+pub fn squad_text(d: &SeqData, window: usize, stride: usize) -> (String, String) {
+    let room = window - 4;
+    assert!(stride < room, "the windows must advance");
+    let (mut csv, mut questions, mut rows) = (String::new(), Vec::new(), Vec::new());
+    for i in 0..d.len() {
+        let t = &d.seq(i)[..d.lens[i]];
+        let ctx = &t[3..t.len() - 1];
+        let (mut text, mut offsets) = (String::new(), Vec::new());
+        for &tok in ctx {
+            if tok < FIRST_VALUE {
+                if !text.is_empty() {
+                    text.push_str("; ");
+                }
+                offsets.push([text.len(), text.len() + KEY_WORDS[(tok - FIRST_KEY) as usize].len()]);
+                text.push_str(KEY_WORDS[(tok - FIRST_KEY) as usize]);
+                text.push(':');
+            } else {
+                text.push(' ');
+                offsets.push([text.len(), text.len() + VALUE_WORDS[(tok - FIRST_VALUE) as usize].len()]);
+                text.push_str(VALUE_WORDS[(tok - FIRST_VALUE) as usize]);
+            }
+        }
+        let (s, e) = span(d.labels[i]);
+        questions.push(serde_json::json!({"context": text, "answers": [&text[offsets[s - 3][0]..offsets[e - 3][1]]]}));
+        let mut first = 0;
+        loop {
+            let last = (first + room).min(ctx.len());
+            let mut toks = t[..3].to_vec();
+            toks.extend_from_slice(&ctx[first..last]);
+            toks.push(SEP);
+            let mut offs = vec![[0, 0]; 3];
+            offs.extend_from_slice(&offsets[first..last]);
+            offs.resize(window, [0, 0]);
+            toks.resize(window, PAD);
+            csv += &(toks.iter().map(u32::to_string).collect::<Vec<_>>().join(",") + "\n");
+            rows.push(serde_json::json!({"question": i, "offsets": offs}));
+            if last == ctx.len() {
+                break;
+            }
+            first = last - stride;
+        }
+    }
+    (csv, serde_json::json!({"questions": questions, "rows": rows}).to_string() + "\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +193,35 @@ mod tests {
             assert!(context(t).contains(&s) && context(t).contains(&e) && t.len() <= KVQA_WIDTH);
         }
         assert_eq!(generate(50, 7), generate(50, 7));
+    }
+
+    /// The windows cover every context token, consecutive ones sharing the stride, each token's
+    /// offsets spell its word; and the shipped files are the test split's.
+    #[test]
+    fn windows_spell_their_tokens_and_are_shipped() {
+        let d = generate(40, 9);
+        let (csv, json) = squad_text(&d, SQUAD_WINDOW, SQUAD_STRIDE);
+        let text: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let rows: Vec<Vec<u32>> = csv.lines().map(|l| l.split(',').map(|t| t.parse().unwrap()).collect()).collect();
+        let mut covered = vec![0usize; d.len()];
+        for (r, row) in rows.iter().enumerate() {
+            let q = text["rows"][r]["question"].as_u64().unwrap() as usize;
+            let context = text["questions"][q]["context"].as_str().unwrap();
+            assert_eq!((row.len(), &row[..3]), (SQUAD_WINDOW, &d.seq(q)[..3]));
+            for (t, &tok) in row.iter().enumerate().skip(3).filter(|&(_, &tok)| tok != SEP && tok != PAD) {
+                let o = &text["rows"][r]["offsets"][t];
+                let word = &context[o[0].as_u64().unwrap() as usize..o[1].as_u64().unwrap() as usize];
+                let want = if tok < FIRST_VALUE { KEY_WORDS[(tok - FIRST_KEY) as usize] } else { VALUE_WORDS[(tok - FIRST_VALUE) as usize] };
+                assert_eq!(word, want, "window {r} token {t}");
+            }
+            let n = row.iter().skip(3).filter(|&&t| t != SEP && t != PAD).count();
+            covered[q] = if covered[q] == 0 { n } else { covered[q] + n - SQUAD_STRIDE };
+        }
+        for (q, &c) in covered.iter().enumerate() {
+            assert_eq!(c, d.lens[q] - 4, "question {q}: its windows cover its context once, less the shared tokens");
+        }
+        let (csv, json) = squad_text(&splits().2, SQUAD_WINDOW, SQUAD_STRIDE);
+        let shipped = |f: &str| std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/data/").to_string() + f).unwrap();
+        assert!(shipped("kvqa_windows.csv") == csv && shipped("kvqa_text.json") == json, "regenerate with train-transformer --task kvqa --data-out");
     }
 }

@@ -375,3 +375,39 @@ fn question_answering_rows_never_panic() {
         },
     );
 }
+
+/// SQuAD's answer text (`data.answer_text`: questions' contexts and answers, windows' questions
+/// and offsets) through the whole validation of `experiments/kvqa_squad.toml`'s reader:
+/// mutations are refused with a message or load into text whose every span can be read and
+/// scored; nothing panics.
+#[test]
+fn answer_text_never_panics() {
+    let shipped: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("experiments/data/kvqa_text.json")).unwrap()).unwrap();
+    let rows: Vec<serde_json::Value> = shipped["rows"].as_array().unwrap().iter().filter(|r| r["question"].as_u64().unwrap() < 6).cloned().collect();
+    let windows: String = std::fs::read_to_string(root().join("experiments/data/kvqa_windows.csv")).unwrap().lines().take(rows.len()).map(|l| format!("{l}\n")).collect();
+    let json = serde_json::json!({"questions": shipped["questions"].as_array().unwrap()[..6], "rows": rows}).to_string();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-squad");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("rows.csv"), windows).unwrap();
+    let model = root().join("experiments/models/kvqa_softmax.safetensors");
+    let exp = dir.join("exp.toml");
+    let text = format!(
+        "name = \"q\"\nworkload = \"transformer\"\nseed = 1\ntrials = 2\n[model]\npath = \"{}\"\n[data]\npath = \"rows.csv\"\nanswer_text = \"text.json\"\n[transformer]\ntask = \"qa_f1\"\nsegment_sep = 2\nheads = 2\nrepeat_layers = 2\nembed_scale = 8.0\npad_id = 0\n[sweep]\nt = [\"1h\"]\n",
+        model.display()
+    );
+    std::fs::write(&exp, text).unwrap();
+    std::fs::write(dir.join("text.json"), &json).unwrap();
+    assert_eq!(aimc::config::Experiment::load(&exp).unwrap_or_else(|e| panic!("{e}")).data.unwrap().text.unwrap().questions.len(), 6);
+    fuzz(
+        "answer text",
+        json.as_bytes(),
+        |b| {
+            std::fs::write(dir.join("text.json"), b).unwrap();
+            aimc::config::Experiment::load(&exp).map_err(|e| e.to_string())
+        },
+        |e| {
+            let t = e.data.as_ref().unwrap().text.as_ref().unwrap();
+            t.score(|_| Some((3usize, 13usize, 0.0f32))).iter().all(|q| q.f1.is_finite())
+        },
+    );
+}

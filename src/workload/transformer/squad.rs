@@ -113,7 +113,7 @@ impl AnswerText {
     /// the question or row and the fix.
     pub fn from_json(text: &str, rows: usize, seq: usize) -> Result<AnswerText, String> {
         let raw: RawText = serde_json::from_str(text).map_err(|e| {
-            format!("{e}; it holds {{\"questions\": [{{\"context\": text, \"answers\": [text, ...]}}, ...], \"rows\": [{{\"question\": index, \"offsets\": [[start, end], ...]}}, ...]}} (aimc.squad_features writes it)")
+            format!("{e}; it holds {{\"questions\": [{{\"context\": text, \"answers\": [text, ...]}}, ...], \"rows\": [{{\"question\": index, \"offsets\": [[start, end], ...]}}, ...]}} (aimc.squad_windows writes it)")
         })?;
         if raw.rows.len() != rows {
             return Err(format!("{} rows but the token file has {rows}: one row (window) per token row, in the same order", raw.rows.len()));

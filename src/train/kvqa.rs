@@ -120,7 +120,8 @@ pub const SQUAD_STRIDE: usize = 4;
 
 /// The words the tokens stand for in [`squad_text`]: the keys are names, the values words.
 const KEY_WORDS: [&str; KEYS as usize] = ["ada", "ben", "cy", "dee", "eve", "fay", "gus", "hal"];
-const VALUE_WORDS: [&str; VALUES as usize] = ["red", "blue", "green", "gold", "fox", "owl", "cat", "elk", "sun", "moon", "rain", "snow", "hill", "lake", "tree", "stone"];
+const VALUE_WORDS: [&str; VALUES as usize] =
+    ["red", "blue", "green", "gold", "fox", "owl", "cat", "elk", "sun", "moon", "rain", "snow", "hill", "lake", "tree", "stone"];
 
 /// The data's rows as SQuAD's official metrics read them (`data.answer_text`): each context
 /// written as text, `ada: red fox; ben: owl; ...`, its answer the asked value phrase's text, and

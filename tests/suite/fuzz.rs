@@ -384,7 +384,8 @@ fn question_answering_rows_never_panic() {
 fn answer_text_never_panics() {
     let shipped: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("experiments/data/kvqa_text.json")).unwrap()).unwrap();
     let rows: Vec<serde_json::Value> = shipped["rows"].as_array().unwrap().iter().filter(|r| r["question"].as_u64().unwrap() < 6).cloned().collect();
-    let windows: String = std::fs::read_to_string(root().join("experiments/data/kvqa_windows.csv")).unwrap().lines().take(rows.len()).map(|l| format!("{l}\n")).collect();
+    let windows: String =
+        std::fs::read_to_string(root().join("experiments/data/kvqa_windows.csv")).unwrap().lines().take(rows.len()).map(|l| format!("{l}\n")).collect();
     let json = serde_json::json!({"questions": shipped["questions"].as_array().unwrap()[..6], "rows": rows}).to_string();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-squad");
     std::fs::create_dir_all(&dir).unwrap();

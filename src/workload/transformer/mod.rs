@@ -652,7 +652,9 @@ impl TransformerSettings {
 pub fn metric(inputs: &Inputs<'_>, sp: &SweepPoint) -> Metric {
     let official = inputs.data.is_some_and(|d| d.text.is_some());
     match sp.transformer.as_ref().map_or(Task::Classify, |s| s.task) {
-        Task::QaExactMatch if official => Metric { text: "answer exact match, SQuAD's official (question answering)", column: "exact_match", higher_is_better: true },
+        Task::QaExactMatch if official => {
+            Metric { text: "answer exact match, SQuAD's official (question answering)", column: "exact_match", higher_is_better: true }
+        }
         Task::QaF1 if official => Metric { text: "answer F1, SQuAD's official (question answering)", column: "f1", higher_is_better: true },
         Task::Classify => Metric { text: "test accuracy (transformer)", column: "test_accuracy", higher_is_better: true },
         Task::NextToken => Metric { text: "next-token perplexity (causal language model)", column: "perplexity", higher_is_better: false },
@@ -771,7 +773,8 @@ fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cl
 /// over the questions (Wilson), the F1 as their mean with its log's test-set variance.
 fn squad_metrics(task: Task, text: &squad::AnswerText, rows: usize, answers: &[Option<(u32, u32, f32)>], fp: Option<f64>) -> TimeMetrics {
     let n = text.questions.len();
-    let scores: Vec<squad::QuestionScore> = answers.chunks(rows).flat_map(|trial| text.score(|r| trial[r].map(|(s, e, v)| (s as usize, e as usize, v)))).collect();
+    let scores: Vec<squad::QuestionScore> =
+        answers.chunks(rows).flat_map(|trial| text.score(|r| trial[r].map(|(s, e, v)| (s as usize, e as usize, v)))).collect();
     if task == Task::QaExactMatch {
         let correct: Vec<u32> = scores.chunks(n).map(|t| t.iter().filter(|q| q.exact).count() as u32).collect();
         let per_trial = correct.iter().map(|&c| c as f64 / n as f64).collect();

@@ -126,14 +126,14 @@ impl AnswerText {
                 return Err(format!("rows[{r}].question = {}: there are {} questions (indices from 0)", row.question, raw.questions.len()));
             };
             if row.offsets.len() != seq {
-                return Err(format!("rows[{r}].offsets: {} (start, end) pairs for the row's {seq} tokens; give one per token ([0, 0] outside the context)", row.offsets.len()));
+                return Err(format!(
+                    "rows[{r}].offsets: {} (start, end) pairs for the row's {seq} tokens; give one per token ([0, 0] outside the context)",
+                    row.offsets.len()
+                ));
             }
             let chars = q.context.chars().count() as u32;
             if let Some((t, &(a, b))) = row.offsets.iter().enumerate().find(|(_, &(a, b))| a > b || b > chars) {
-                return Err(format!(
-                    "rows[{r}].offsets[{t}] = [{a}, {b}]: not start <= end <= {chars}, the characters of question {}'s context",
-                    row.question
-                ));
+                return Err(format!("rows[{r}].offsets[{t}] = [{a}, {b}]: not start <= end <= {chars}, the characters of question {}'s context", row.question));
             }
             has_row[row.question] = true;
             row_question.push(row.question as u32);

@@ -234,7 +234,7 @@ pub(super) struct RawData {
     #[serde(default)]
     pub(super) features: Option<String>,
     /// Question answering scored by SQuAD's official metrics: a JSON of the questions' contexts
-    /// and answers as text and each row's question and token offsets (aimc.squad_features).
+    /// and answers as text and each row's question and token offsets (aimc.squad_windows).
     #[serde(default)]
     pub(super) answer_text: Option<PathBuf>,
     /// Kernel workloads: which rows are test points ("every_4th", the default, or "all").

@@ -810,8 +810,8 @@ pub fn span_of(label: u32, seq: usize) -> (u32, u32) {
 /// that score; None without a context.
 pub fn best_span<V: PartialOrd + Copy>(context: &[usize], max_answer: usize, score: impl Fn(usize, usize) -> V) -> Option<(usize, usize, V)> {
     let mut best: Option<(usize, usize, V)> = None;
-    for &s in context {
-        for &e in context.iter().filter(|&&e| e >= s && e < s + max_answer) {
+    for (i, &s) in context.iter().enumerate() {
+        for &e in context[i..].iter().take_while(|&&e| e < s + max_answer) {
             let v = score(s, e);
             if best.is_none_or(|(_, _, b)| v > b) {
                 best = Some((s, e, v));

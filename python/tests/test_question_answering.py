@@ -218,7 +218,8 @@ def test_squad_windows_score_officially_as_transformers_answers(tmp_path):
     for c in contexts:
         ws = c.split()
         a = int(rng.integers(0, len(ws) - 2))
-        answers.append({"text": [" ".join(ws[a:a + 2]), ws[a + 1]], "answer_start": [0, 0]})
+        first = len(" ".join(ws[:a])) + (a > 0)
+        answers.append({"text": [" ".join(ws[a:a + 2]), ws[a + 1]], "answer_start": [first, first + len(ws[a]) + 1]})
     w = aimc.squad_windows(tok, questions, contexts, answers, max_length=16, doc_stride=4)
     assert len(w) > len(questions) and sorted(set(w.question.tolist())) == list(range(12))
     for r, row in enumerate(w.text["rows"]):
@@ -253,5 +254,7 @@ def test_squad_windows_score_officially_as_transformers_answers(tmp_path):
         assert "SQuAD's official" in r.data["metric"]
     with pytest.raises(ValueError, match="leave out starts and ends"):
         aimc.question_answering(net, w, np.zeros(len(w)), np.zeros(len(w)))
+    with pytest.raises(ValueError, match=r"answers\[0\]: 'cat' is not at character 0"):
+        aimc.squad_windows(tok, questions[:1], ["the cat"], [{"text": ["cat"], "answer_start": [0]}], max_length=16, doc_stride=4)
     with pytest.raises(ValueError, match="doc_stride = 16"):
         aimc.squad_windows(tok, questions, contexts, answers, max_length=16, doc_stride=16)

@@ -102,13 +102,21 @@ class SquadWindows:
         return len(self.question)
 
 
-def _answer_texts(i: int, given) -> list:
-    """Question i's annotated answers as text: SQuAD's {"text": [...], ...}, (text, start) pairs,
-    or strings."""
-    texts = list(given["text"]) if isinstance(given, dict) else [a if isinstance(a, str) else a[0] for a in given]
-    if not texts or not all(isinstance(t, str) for t in texts):
+def _answer_texts(i: int, given, context: str) -> list:
+    """Question i's annotated answers as text: SQuAD's {"text": [...], "answer_start": [...]},
+    (text, start) pairs, or strings. Where a start is given the text must stand there in the
+    context (a misaligned data set is refused, not scored)."""
+    if isinstance(given, dict):
+        pairs = list(zip(given["text"], given["answer_start"])) if "answer_start" in given else [(t, None) for t in given["text"]]
+    else:
+        pairs = [(a, None) if isinstance(a, str) else tuple(a) for a in given]
+    if not pairs or not all(isinstance(t, str) for t, _ in pairs):
         raise ValueError(f"answers[{i}] must hold at least one answer text (SQuAD v1.1; unanswerable questions are not scored)")
-    return texts
+    for text, start in pairs:
+        if start is not None and context[start:start + len(text)] != text:
+            raise ValueError(f"answers[{i}]: {text!r} is not at character {start} of its context "
+                             f"(it reads {context[start:start + len(text)]!r})")
+    return [t for t, _ in pairs]
 
 
 def windows(tokenizer, questions: Sequence[str], contexts: Sequence[str], answers: Sequence, max_length: int = 384,
@@ -117,15 +125,16 @@ def windows(tokenizer, questions: Sequence[str], contexts: Sequence[str], answer
     windows of a context overlapping by `doc_stride` tokens (Hugging Face's `stride`), and keeps
     the text SQuAD's official metrics need (module header). Questions lose their leading
     whitespace, as run_qa strips it. `answers[i]` is SQuAD's `{"text": [...], "answer_start":
-    [...]}`, a list of (text, answer_start) pairs or a list of texts: only the texts are scored,
-    every question keeps all of them, and no question is dropped."""
+    [...]}`, a list of (text, answer_start) pairs or a list of texts: only the texts are scored
+    (a text must stand at its given start), every question keeps all of them, and no question is
+    dropped."""
     if not (len(questions) == len(contexts) == len(answers)):
         raise ValueError(f"questions, contexts and answers must be as long: {len(questions)}, {len(contexts)}, {len(answers)}")
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError("squad_windows needs a fast tokenizer (offset mapping): AutoTokenizer.from_pretrained(..., use_fast=True)")
     if not 0 <= doc_stride < max_length:
         raise ValueError(f"doc_stride = {doc_stride}: the tokens consecutive windows share, from 0 to below max_length = {max_length}")
-    texts = [_answer_texts(i, a) for i, a in enumerate(answers)]
+    texts = [_answer_texts(i, a, c) for i, (a, c) in enumerate(zip(answers, contexts))]
     enc = tokenizer([q.lstrip() for q in questions], list(contexts), truncation="only_second", max_length=max_length, stride=doc_stride,
                     return_overflowing_tokens=True, return_offsets_mapping=True, padding="max_length", return_token_type_ids=True)
     question = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)

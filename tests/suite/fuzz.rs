@@ -344,21 +344,28 @@ fn results_errors_name_the_field() {
     assert!(msg.contains("points[0].histogram.hi"), "{msg}");
 }
 
+/// An experiment on `experiments/kvqa.toml`'s reader in its own directory, reading `rows.csv`
+/// (and whatever `data` adds to `[data]`): its directory and file.
+fn kvqa_experiment(name: &str, data: &str) -> (PathBuf, PathBuf) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = root().join("experiments/models/kvqa_softmax.safetensors");
+    let exp = dir.join("exp.toml");
+    let text = format!(
+        "name = \"q\"\nworkload = \"transformer\"\nseed = 1\ntrials = 2\n[model]\npath = \"{}\"\n[data]\npath = \"rows.csv\"\n{data}[transformer]\ntask = \"qa_f1\"\nsegment_sep = 2\nheads = 2\nrepeat_layers = 2\nembed_scale = 8.0\npad_id = 0\n[sweep]\nt = [\"1h\"]\n",
+        model.display()
+    );
+    std::fs::write(&exp, text).unwrap();
+    (dir, exp)
+}
+
 /// Question answering's data (token rows, then each answer's start and end column) through the
 /// whole validation of `experiments/kvqa.toml`'s reader: spans out of the row, outside the
 /// context, reversed or not integers are refused by row; nothing panics.
 #[test]
 fn question_answering_rows_never_panic() {
     let rows: String = std::fs::read_to_string(root().join("experiments/data/kvqa_test.csv")).unwrap().lines().take(12).map(|l| format!("{l}\n")).collect();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-kvqa");
-    std::fs::create_dir_all(&dir).unwrap();
-    let model = root().join("experiments/models/kvqa_softmax.safetensors");
-    let exp = dir.join("exp.toml");
-    let text = format!(
-        "name = \"q\"\nworkload = \"transformer\"\nseed = 1\ntrials = 2\n[model]\npath = \"{}\"\n[data]\npath = \"rows.csv\"\n[transformer]\ntask = \"qa_f1\"\nsegment_sep = 2\nheads = 2\nrepeat_layers = 2\nembed_scale = 8.0\npad_id = 0\n[sweep]\nt = [\"1h\"]\n",
-        model.display()
-    );
-    std::fs::write(&exp, text).unwrap();
+    let (dir, exp) = kvqa_experiment("fuzz-kvqa", "");
     // The file as shipped loads: the cases below start from a valid experiment.
     std::fs::write(dir.join("rows.csv"), &rows).unwrap();
     assert_eq!(aimc::config::Experiment::load(&exp).unwrap_or_else(|e| panic!("{e}")).data.unwrap().answers(), 1);
@@ -387,16 +394,8 @@ fn answer_text_never_panics() {
     let windows: String =
         std::fs::read_to_string(root().join("experiments/data/kvqa_windows.csv")).unwrap().lines().take(rows.len()).map(|l| format!("{l}\n")).collect();
     let json = serde_json::json!({"questions": shipped["questions"].as_array().unwrap()[..6], "rows": rows}).to_string();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-squad");
-    std::fs::create_dir_all(&dir).unwrap();
+    let (dir, exp) = kvqa_experiment("fuzz-squad", "answer_text = \"text.json\"\n");
     std::fs::write(dir.join("rows.csv"), windows).unwrap();
-    let model = root().join("experiments/models/kvqa_softmax.safetensors");
-    let exp = dir.join("exp.toml");
-    let text = format!(
-        "name = \"q\"\nworkload = \"transformer\"\nseed = 1\ntrials = 2\n[model]\npath = \"{}\"\n[data]\npath = \"rows.csv\"\nanswer_text = \"text.json\"\n[transformer]\ntask = \"qa_f1\"\nsegment_sep = 2\nheads = 2\nrepeat_layers = 2\nembed_scale = 8.0\npad_id = 0\n[sweep]\nt = [\"1h\"]\n",
-        model.display()
-    );
-    std::fs::write(&exp, text).unwrap();
     std::fs::write(dir.join("text.json"), &json).unwrap();
     assert_eq!(aimc::config::Experiment::load(&exp).unwrap_or_else(|e| panic!("{e}")).data.unwrap().text.unwrap().questions.len(), 6);
     fuzz(

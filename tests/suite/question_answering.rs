@@ -49,7 +49,7 @@ pub(crate) fn qa_csv(decoy: bool) -> String {
 
 /// A question-answering experiment on [`qa_state_dict`] in its own directory (two answers per
 /// row where `extra` sets `answers = 2`).
-fn write_qa(name: &str, task: &str, extra: &str) -> PathBuf {
+pub(crate) fn write_qa(name: &str, task: &str, extra: &str) -> PathBuf {
     let transformer = format!("layer_norm_eps = 1e-12\nsegment_sep = {SEP}\ntask = \"{task}\"");
     let rows = qa_csv(extra.contains("answers = 2"));
     write_experiment(&tmp(&format!("qa-{name}")), &qa_state_dict(), ("rows.csv", &rows), &transformer, extra)
@@ -123,9 +123,15 @@ fn the_best_of_several_answers_scores() {
 /// an ADC flip of each other).
 #[test]
 fn the_gpu_answers_as_the_cpu_twin() {
+    gpu_answers_as_cpu(write_qa);
+}
+
+/// Both tasks of the 24-question case `write(name, task, extra)` writes, with PCM noise, on the
+/// CPU and the GPU: each trial's score within `SPAN_GPU_ROWS` questions' worth.
+pub(crate) fn gpu_answers_as_cpu(write: fn(&str, &str, &str) -> PathBuf) {
     let Some(mut g) = gpu(256) else { return };
     for task in ["qa_f1", "qa_exact_match"] {
-        let e = load(&write_qa(&format!("gpu_{task}"), task, "[device]\nmodel = \"pcm\""));
+        let e = load(&write(&format!("gpu_{task}"), task, "[device]\nmodel = \"pcm\""));
         let (a, b) = (run_ok(&mut cpu(), &e), run_ok(&mut g, &e));
         for (x, y) in a.points.iter().zip(&b.points) {
             for (c, d) in x.per_trial.iter().zip(&y.per_trial) {
@@ -139,8 +145,16 @@ fn the_gpu_answers_as_the_cpu_twin() {
 /// estimator, capped at 1), and the exact match with its exact counts and Wilson interval.
 #[test]
 fn the_cli_writes_f1_and_exact_match() {
+    cli_writes_both(write_qa);
+}
+
+/// Both tasks of the 24-question case `write` writes, through `aimc run` with PCM noise: the F1
+/// with the ratio estimator's test-set interval over the questions (capped at 1), the exact match
+/// with its exact counts and Wilson's. Returns the results, F1 first.
+pub(crate) fn cli_writes_both(write: fn(&str, &str, &str) -> PathBuf) -> Vec<aimc::results::Results> {
+    let mut all = Vec::new();
     for (task, column) in [("qa_f1", "f1"), ("qa_exact_match", "exact_match")] {
-        let results = cli_results(&write_qa(&format!("cli_{task}"), task, "[device]\nmodel = \"pcm\""), column);
+        let results = cli_results(&write(&format!("cli_{task}"), task, "[device]\nmodel = \"pcm\""), column);
         let pt = &results.points[0];
         let ci = pt.test_set_ci.as_ref().unwrap();
         assert!(ci.lo < pt.summary.mean && pt.summary.mean <= ci.hi && ci.hi <= 1.0, "{task}: {ci:?}");
@@ -155,7 +169,9 @@ fn the_cli_writes_f1_and_exact_match() {
                 assert!(hits.iter().zip(&pt.per_trial).all(|(&h, &a)| a == h as f64 / 24.0));
             }
         }
+        all.push(results);
     }
+    all
 }
 
 /// Bad input is named with its fix before any compute, and nothing is written.

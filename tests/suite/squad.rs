@@ -4,8 +4,8 @@
 //! reference's, question by question; the GPU against the CPU; the CLI's columns; bad input
 //! named before any compute.
 
-use super::question_answering::{qa_csv, qa_state_dict, SEP};
-use super::transformer::{cli_results, expect_cli_error, load, tmp, write_experiment, IDEAL};
+use super::question_answering::{cli_writes_both, gpu_answers_as_cpu, qa_csv, qa_state_dict, SEP};
+use super::transformer::{expect_cli_error, load, tmp, write_experiment, IDEAL};
 use crate::common::*;
 use aimc::workload::transformer::squad::{f1, normalize};
 use aimc::workload::transformer::{reference, SEGMENT_BIT};
@@ -117,34 +117,15 @@ fn the_noiseless_answers_equal_the_reference() {
 /// within `SPAN_GPU_ROWS` questions' worth of the 24.
 #[test]
 fn the_gpu_answers_as_the_cpu_twin() {
-    let Some(mut g) = gpu(256) else { return };
-    for task in ["qa_f1", "qa_exact_match"] {
-        let e = load(&write_squad(&format!("gpu_{task}"), task, "[device]\nmodel = \"pcm\""));
-        let (a, b) = (run_ok(&mut cpu(), &e), run_ok(&mut g, &e));
-        for (x, y) in a.points.iter().zip(&b.points) {
-            for (c, d) in x.per_trial.iter().zip(&y.per_trial) {
-                assert!((c - d).abs() <= aimc::tolerances::SPAN_GPU_ROWS / 24.0 + 1e-12, "{task}: cpu {c} gpu {d}");
-            }
-        }
-    }
+    gpu_answers_as_cpu(write_squad);
 }
 
 /// `aimc run` writes the official F1 with its test-set interval over the questions, and the exact
-/// match with exact counts over the questions (not the windows).
+/// match with exact counts over the questions (24, not the 27 windows), each named as SQuAD's.
 #[test]
 fn the_cli_writes_official_scores_over_questions() {
-    for (task, column) in [("qa_f1", "f1"), ("qa_exact_match", "exact_match")] {
-        let results = cli_results(&write_squad(&format!("cli_{task}"), task, "[device]\nmodel = \"pcm\""), column);
+    for results in cli_writes_both(write_squad) {
         assert!(results.metric.contains("SQuAD's official"), "{}", results.metric);
-        let pt = &results.points[0];
-        let ci = pt.test_set_ci.as_ref().unwrap();
-        assert!(ci.lo < pt.summary.mean && pt.summary.mean <= ci.hi && ci.hi <= 1.0, "{task}: {ci:?}");
-        if task == "qa_exact_match" {
-            let hits = pt.per_trial_correct.as_ref().unwrap();
-            assert!(hits.iter().zip(&pt.per_trial).all(|(&h, &a)| a == h as f64 / 24.0), "{hits:?} {:?}", pt.per_trial);
-        } else {
-            assert_eq!(pt.per_trial_test_var.as_ref().map(Vec::len), Some(3));
-        }
     }
 }
 

@@ -344,6 +344,16 @@ fn results_errors_name_the_field() {
     assert!(msg.contains("points[0].histogram.hi"), "{msg}");
 }
 
+/// [`fuzz`] of one input file of the experiment `exp`: each mutation written to `file`, then the
+/// whole experiment loaded.
+fn fuzz_experiment_file(name: &str, bytes: &[u8], file: &std::path::Path, exp: &std::path::Path, finite: impl Fn(&aimc::config::Experiment) -> bool) {
+    let load = |b: &[u8]| {
+        std::fs::write(file, b).unwrap();
+        aimc::config::Experiment::load(exp).map_err(|e| e.to_string())
+    };
+    fuzz(name, bytes, load, finite);
+}
+
 /// An experiment on `experiments/kvqa.toml`'s reader in its own directory, reading `rows.csv`
 /// (and whatever `data` adds to `[data]`): its directory and file.
 fn kvqa_experiment(name: &str, data: &str) -> (PathBuf, PathBuf) {
@@ -369,18 +379,10 @@ fn question_answering_rows_never_panic() {
     // The file as shipped loads: the cases below start from a valid experiment.
     std::fs::write(dir.join("rows.csv"), &rows).unwrap();
     assert_eq!(aimc::config::Experiment::load(&exp).unwrap_or_else(|e| panic!("{e}")).data.unwrap().answers(), 1);
-    fuzz(
-        "kvqa rows",
-        rows.as_bytes(),
-        |b| {
-            std::fs::write(dir.join("rows.csv"), b).unwrap();
-            aimc::config::Experiment::load(&exp).map_err(|e| e.to_string())
-        },
-        |e| {
-            let d = e.data.as_ref().unwrap();
-            d.spans.len() == d.labels.len() && d.x.iter().all(|v| v.is_finite())
-        },
-    );
+    fuzz_experiment_file("kvqa rows", rows.as_bytes(), &dir.join("rows.csv"), &exp, |e| {
+        let d = e.data.as_ref().unwrap();
+        d.spans.len() == d.labels.len() && d.x.iter().all(|v| v.is_finite())
+    });
 }
 
 /// SQuAD's answer text (`data.answer_text`: questions' contexts and answers, windows' questions
@@ -398,16 +400,8 @@ fn answer_text_never_panics() {
     std::fs::write(dir.join("rows.csv"), windows).unwrap();
     std::fs::write(dir.join("text.json"), &json).unwrap();
     assert_eq!(aimc::config::Experiment::load(&exp).unwrap_or_else(|e| panic!("{e}")).data.unwrap().text.unwrap().questions.len(), 6);
-    fuzz(
-        "answer text",
-        json.as_bytes(),
-        |b| {
-            std::fs::write(dir.join("text.json"), b).unwrap();
-            aimc::config::Experiment::load(&exp).map_err(|e| e.to_string())
-        },
-        |e| {
-            let t = e.data.as_ref().unwrap().text.as_ref().unwrap();
-            t.score(|_| Some((3usize, 13usize, 0.0f32))).iter().all(|q| q.f1.is_finite())
-        },
-    );
+    fuzz_experiment_file("answer text", json.as_bytes(), &dir.join("text.json"), &exp, |e| {
+        let t = e.data.as_ref().unwrap().text.as_ref().unwrap();
+        t.score(|_| Some((3usize, 13usize, 0.0f32))).iter().all(|q| q.f1.is_finite())
+    });
 }

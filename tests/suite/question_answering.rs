@@ -177,11 +177,6 @@ pub(crate) fn cli_writes_both(write: fn(&str, &str, &str) -> PathBuf) -> Vec<aim
 /// Bad input is named with its fix before any compute, and nothing is written.
 #[test]
 fn bad_question_answering_input_is_named() {
-    let edit = |p: &PathBuf, from: &str, to: &str| {
-        let text = std::fs::read_to_string(p).unwrap();
-        assert!(text.contains(from), "{from}");
-        std::fs::write(p, text.replacen(from, to, 1)).unwrap();
-    };
     let p = write_qa("bad_sep", "qa_f1", "");
     edit(&p, &format!("segment_sep = {SEP}\n"), "");
     expect_cli_error(&p, &["qa_f1", "segment_sep"]);
@@ -237,6 +232,13 @@ fn bad_question_answering_input_is_named() {
     std::fs::write(dir.join("y.npy"), m(2, y)).unwrap();
     edit(&p, "path = \"rows.csv\"", "path = \"x.npy\"\nlabels = \"y.npy\"");
     expect_cli_error(&p, &["data.labels", "[1, 1] = NaN", "answer spans must be finite"]);
+}
+
+/// Replaces the first `from` in the file `p` by `to` (it must be there).
+pub(crate) fn edit(p: &PathBuf, from: &str, to: &str) {
+    let text = std::fs::read_to_string(p).unwrap();
+    assert!(text.contains(from), "{from}");
+    std::fs::write(p, text.replacen(from, to, 1)).unwrap();
 }
 
 /// `answer_span` on logits of 3 trials × 2 sequences of 24 tokens, two batches at two times: a

@@ -4,7 +4,7 @@
 //! reference's, question by question; the GPU against the CPU; the CLI's columns; bad input
 //! named before any compute.
 
-use super::question_answering::{cli_writes_both, gpu_answers_as_cpu, qa_csv, qa_state_dict, SEP};
+use super::question_answering::{cli_writes_both, edit, gpu_answers_as_cpu, qa_csv, qa_state_dict, SEP};
 use super::transformer::{expect_cli_error, load, tmp, write_experiment, IDEAL};
 use crate::common::*;
 use aimc::workload::transformer::squad::{f1, normalize};
@@ -132,11 +132,6 @@ fn the_cli_writes_official_scores_over_questions() {
 /// Bad input is named with its fix before any compute, and nothing is written.
 #[test]
 fn bad_answer_text_is_named() {
-    let edit = |p: &PathBuf, from: &str, to: &str| {
-        let text = std::fs::read_to_string(p).unwrap();
-        assert!(text.contains(from), "{from}");
-        std::fs::write(p, text.replacen(from, to, 1)).unwrap();
-    };
     let p = write_squad("bad_task", "classify", "");
     expect_cli_error(&p, &["data.answer_text", "question answering"]);
     let p = write_squad("bad_labels", "qa_f1", "");

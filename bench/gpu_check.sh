@@ -44,6 +44,7 @@ checks=(
     "cnn|experiments/digits_cnn.toml|"
     "transformer|experiments/transformer_lra.toml|"
     "question answering (answer_span)|experiments/kvqa.toml|"
+    "SQuAD official F1, windows|experiments/kvqa_squad.toml|"
 )
 # The default modules against naga's full set (loop guards on): identical numbers on the GPU.
 AIMC_SHADER_CHECKS=full timeout 300 "$B" run experiments/bench_mlp.toml --backend gpu --trials 20 --out "$OUT/checks-full" > "$OUT/checks-full.log" 2>&1

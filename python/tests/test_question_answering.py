@@ -258,3 +258,50 @@ def test_squad_windows_score_officially_as_transformers_answers(tmp_path):
         aimc.squad_windows(tok, questions[:1], ["the cat"], [{"text": ["cat"], "answer_start": [0]}], max_length=16, doc_stride=4)
     with pytest.raises(ValueError, match="doc_stride = 16"):
         aimc.squad_windows(tok, questions, contexts, answers, max_length=16, doc_stride=16)
+
+
+def test_squad_windows_with_a_byte_level_bpe_tokenizer(tmp_path):
+    """RoBERTa's pairs, `<s> question </s></s> context </s>`, no token types: the windows carry
+    the tokenizer's separator, so a RoBERTa reader scores SQuAD's official F1 with no settings,
+    and the floating-point score is the official one of transformers' own answers."""
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    tokenizers = pytest.importorskip("tokenizers")
+    rng = np.random.default_rng(8)
+    words = ["the", "cat", "sat", "on", "mat", "dog", "ran", "far", "park", "big", "red", "hat", "Paris", "France", "1998,"]
+    contexts = [" ".join(rng.choice(words, size=int(rng.integers(6, 25)))) for _ in range(10)]
+    bpe = tokenizers.ByteLevelBPETokenizer()
+    bpe.train_from_iterator(contexts + ["who ran ?", "where did it sit ?"], vocab_size=300, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.post_processor = tokenizers.processors.RobertaProcessing(("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>")))
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                               cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+    questions = ["who ran ?", "where did it sit ?"] * 5
+    answers = []
+    for c in contexts:
+        ws = c.split()
+        a = int(rng.integers(1, len(ws) - 1))
+        answers.append([" ".join(ws[a:a + 2])])
+    with pytest.raises(ValueError, match=r"question 0 takes \d+ tokens, which leaves 2 context tokens per window"):
+        aimc.squad_windows(tok, questions, contexts, answers, max_length=12, doc_stride=5)
+    w = aimc.squad_windows(tok, questions, contexts, answers, max_length=24, doc_stride=4)
+    ids = w.enc["input_ids"]
+    assert w.segment_sep == tok.sep_token_id and len(w) > 10 and not np.any(w.enc["token_type_ids"])
+    assert all(row[:len(tok("who ran ?")["input_ids"])].tolist()[-1] == tok.sep_token_id for row in ids[w.question % 2 == 0])
+    torch.manual_seed(4)
+    net = transformers.RobertaForQuestionAnswering(transformers.RobertaConfig(
+        vocab_size=len(tok), hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+        max_position_embeddings=28, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)).eval()
+    with torch.no_grad():
+        out = net(input_ids=torch.tensor(ids), attention_mask=torch.tensor(w.enc["attention_mask"]))
+    start, end = out.start_logits.double().numpy(), out.end_logits.double().numpy()
+    best = {}
+    for r, q in enumerate(w.question):
+        ctx = [t for t, (a, b) in enumerate(w.text["rows"][r]["offsets"]) if b > a]
+        s, e, v = max(((a, b, start[r, a] + end[r, b]) for a in ctx for b in ctx if a <= b < a + 30), key=lambda x: x[2])
+        if q not in best or v > best[q][3]:
+            best[q] = (r, s, e, v)
+    f1 = np.mean([_official(contexts[q][w.text["rows"][r]["offsets"][s][0]:w.text["rows"][r]["offsets"][e][1]], answers[q])[1]
+                  for q, (r, s, e, _) in sorted(best.items())])
+    r = aimc.question_answering(net, w, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "roberta"), quiet=True, **IDEAL)
+    assert r.fp_baseline == pytest.approx(f1, abs=1e-12) and r.data["config"]["transformer"]["segment_sep"] == tok.sep_token_id

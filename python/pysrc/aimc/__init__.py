@@ -451,7 +451,10 @@ def question_answering(model, tokens, starts=None, ends=None, metric: str = "f1"
     if isinstance(tokens, SquadWindows):
         if starts is not None or ends is not None:
             raise ValueError("squad_windows carry their answers as text: leave out starts and ends")
-        return transformer(model, tokens.enc, None, answer_text=tokens.text, settings={**(settings or {}), "task": tasks[metric]}, **kw)
+        # The tokenizer's separator marks the context, for models with no token types
+        # (DistilBERT) or one (RoBERTa) as for BERT's.
+        s = {"segment_sep": tokens.segment_sep, **(settings or {}), "task": tasks[metric]}
+        return transformer(model, tokens.enc, None, answer_text=tokens.text, settings=s, **kw)
     if starts is None or ends is None:
         raise ValueError("give starts and ends (each row's answer tokens, aimc.squad_features), or tokens from aimc.squad_windows")
     s, e = np.asarray(starts), np.asarray(ends)

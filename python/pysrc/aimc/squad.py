@@ -93,10 +93,12 @@ class SquadWindows:
     """`squad_windows`'s result: `enc` the tokenizer's `input_ids`, `token_type_ids` and
     `attention_mask` of every window [rows, max_length]; `question` [rows] each window's
     question; `text` the questions' contexts and answers and the windows' offsets, as
-    `data.answer_text` reads it (JSON)."""
+    `data.answer_text` reads it (JSON); `segment_sep` the tokenizer's separator id (the context
+    follows a row's first one: `transformer.segment_sep`)."""
     enc: dict
     question: np.ndarray
     text: dict
+    segment_sep: int
 
     def __len__(self) -> int:
         return len(self.question)
@@ -135,6 +137,14 @@ def windows(tokenizer, questions: Sequence[str], contexts: Sequence[str], answer
     if not 0 <= doc_stride < max_length:
         raise ValueError(f"doc_stride = {doc_stride}: the tokens consecutive windows share, from 0 to below max_length = {max_length}")
     texts = [_answer_texts(i, a, c) for i, (a, c) in enumerate(zip(answers, contexts))]
+    # Each window holds max_length minus the question and the special tokens of context; the
+    # stride must leave it room to advance (the tokenizer panics otherwise).
+    special = tokenizer.num_special_tokens_to_add(pair=True)
+    for i, ids in enumerate(tokenizer([q.lstrip() for q in questions], add_special_tokens=False)["input_ids"]):
+        room = max_length - len(ids) - special
+        if room <= doc_stride:
+            raise ValueError(f"question {i} takes {len(ids)} tokens, which leaves {room} context tokens per window of max_length = "
+                             f"{max_length}, not more than doc_stride = {doc_stride}: raise max_length or lower doc_stride")
     enc = tokenizer([q.lstrip() for q in questions], list(contexts), truncation="only_second", max_length=max_length, stride=doc_stride,
                     return_overflowing_tokens=True, return_offsets_mapping=True, padding="max_length", return_token_type_ids=True)
     question = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)
@@ -148,5 +158,5 @@ def windows(tokenizer, questions: Sequence[str], contexts: Sequence[str], answer
         raise ValueError(f"question {missing[0]} has no window (its question fills max_length = {max_length}); raise max_length")
     text = {"questions": [{"context": c, "answers": t} for c, t in zip(contexts, texts)], "rows": rows}
     out = {key: np.asarray(enc[key]) for key in ("input_ids", "token_type_ids", "attention_mask")}
-    return SquadWindows(enc=out, question=question, text=text)
+    return SquadWindows(enc=out, question=question, text=text, segment_sep=int(tokenizer.sep_token_id))
 

@@ -154,8 +154,8 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
         )));
     }
     if sequences && results.metric_column == "f1" {
-        let f1 = if results.metric.contains("SQuAD's official") {
-            "SQuAD's official F1 (the answer's text against each annotated answer's, as bags of normalised words; a question's answer from its best window)"
+        let f1 = if results.metric.contains("official SQuAD") {
+            "F1 as SQuAD's official script scores it (the answer's text against each annotated answer's, as bags of normalised words; a question's answer from its best window)"
         } else {
             "token-level F1"
         };

@@ -652,10 +652,8 @@ impl TransformerSettings {
 pub fn metric(inputs: &Inputs<'_>, sp: &SweepPoint) -> Metric {
     let official = inputs.data.is_some_and(|d| d.text.is_some());
     match sp.transformer.as_ref().map_or(Task::Classify, |s| s.task) {
-        Task::QaExactMatch if official => {
-            Metric { text: "answer exact match, SQuAD's official (question answering)", column: "exact_match", higher_is_better: true }
-        }
-        Task::QaF1 if official => Metric { text: "answer F1, SQuAD's official (question answering)", column: "f1", higher_is_better: true },
+        Task::QaExactMatch if official => Metric { text: "official SQuAD exact match (question answering)", column: "exact_match", higher_is_better: true },
+        Task::QaF1 if official => Metric { text: "official SQuAD answer F1 (question answering)", column: "f1", higher_is_better: true },
         Task::Classify => Metric { text: "test accuracy (transformer)", column: "test_accuracy", higher_is_better: true },
         Task::NextToken => Metric { text: "next-token perplexity (causal language model)", column: "perplexity", higher_is_better: false },
         Task::NextTokenAccuracy => Metric { text: "next-token top-1 accuracy (causal language model)", column: "next_token_accuracy", higher_is_better: true },

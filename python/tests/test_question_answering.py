@@ -252,6 +252,10 @@ def test_squad_windows_score_officially_as_transformers_answers(tmp_path):
         r = aimc.question_answering(net, w, metric=metric, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / metric), quiet=True, **IDEAL)
         assert r.fp_baseline == pytest.approx(want, abs=1e-12), metric
         assert "official SQuAD" in r.data["metric"]
+    # The same baseline from one noiseless pass of the engine instead of the f64 reference.
+    r = aimc.question_answering(net, w, settings={"baseline": "engine"}, times=["1h"], trials=2, backend="cpu",
+                                out=str(tmp_path / "engine"), quiet=True, **IDEAL)
+    assert r.fp_baseline == pytest.approx(f1, abs=1e-12) and r.data["config"]["transformer"]["baseline"] == "engine"
     with pytest.raises(ValueError, match="leave out starts and ends"):
         aimc.question_answering(net, w, np.zeros(len(w)), np.zeros(len(w)))
     with pytest.raises(ValueError, match=r"answers\[0\]: 'cat' is not at character 0"):

@@ -5,7 +5,7 @@
 //! named before any compute.
 
 use super::question_answering::{cli_writes_both, edit, gpu_answers_as_cpu, qa_csv, qa_state_dict, SEP};
-use super::transformer::{expect_cli_error, load, tmp, write_experiment, IDEAL};
+use super::transformer::{cli_results, expect_cli_error, load, tmp, write_experiment, IDEAL};
 use crate::common::*;
 use aimc::workload::transformer::squad::{f1, normalize};
 use aimc::workload::transformer::{reference, SEGMENT_BIT};
@@ -156,4 +156,23 @@ fn bad_answer_text_is_named() {
     let t = std::fs::read_to_string(&json).unwrap().replacen("[0,0]", "[0,999]", 1);
     std::fs::write(&json, t).unwrap();
     expect_cli_error(&p, &["text.json", "rows[0].offsets[0] = [0, 999]"]);
+}
+
+/// `baseline = "engine"`: the floating-point value comes from one noiseless pass of the run's
+/// backend instead of the f64 reference, and equals it (no answer lies within rounding of
+/// another here); the noisy trials are the same numbers, and validation alone runs no forward.
+#[test]
+fn the_engine_baseline_equals_the_reference() {
+    for task in ["qa_f1", "qa_exact_match"] {
+        let reference = cli_results(&write_squad(&format!("baseline_ref_{task}"), task, "[device]\nmodel = \"pcm\""), "");
+        let p = write_squad(&format!("baseline_engine_{task}"), task, "baseline = \"engine\"\n[device]\nmodel = \"pcm\"");
+        let s = load(&p).points[0].transformer.clone().unwrap();
+        assert!(s.fp_span.is_none() && s.fp_engine.is_none(), "validation computed a baseline");
+        let engine = cli_results(&p, "");
+        assert!(reference.fp_baseline.is_some(), "{task}");
+        assert_eq!(engine.fp_baseline, reference.fp_baseline, "{task}");
+        for (a, b) in engine.points.iter().zip(&reference.points) {
+            assert_eq!((a.fp, &a.per_trial), (b.fp, &b.per_trial), "{task}");
+        }
+    }
 }

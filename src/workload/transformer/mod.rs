@@ -15,6 +15,7 @@
 //! shapes checked and its net built), [`gpt2`] (a GPT-2 state dict under PyTorch's names), [`reference`](mod@reference) (the independent f64 forward,
 //! the floating-point baseline), this file (settings, metric, run).
 
+pub mod baseline;
 mod check;
 pub mod gpt2;
 pub mod mobilebert;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use baseline::Baseline;
 pub use net::{Block, Bottleneck, Norm, Positions, TransformerNet};
 
 /// Exact softmax attention or its kernel approximation.
@@ -265,6 +267,14 @@ pub struct TransformerSettings {
     /// Question answering's floating-point score on the data set, set by validation.
     #[serde(skip)]
     pub fp_span: Option<SpanScore>,
+    /// Where the floating-point value comes from: `reference` (the f64 forward at validation)
+    /// or `engine` (one noiseless pass of the run's backend at the start of the run: for large
+    /// models, whose f64 forward over the data takes hours on the host; `baseline.rs`).
+    #[serde(default, skip_serializing_if = "Baseline::is_reference")]
+    pub baseline: Baseline,
+    /// The engine's floating-point metric (`baseline = "engine"`), set at the start of a run.
+    #[serde(skip)]
+    pub fp_engine: Option<f64>,
 }
 
 fn is_classify(t: &Task) -> bool {
@@ -697,7 +707,7 @@ pub fn run_group(g: &mut GroupRun<'_>) -> Result<Vec<Vec<TimeMetrics>>, EngineEr
 }
 
 /// What the plan scores each sequence against: its class, or question answering's answers.
-fn engine_labels<'a>(s: &TransformerSettings, data: &'a Dataset) -> &'a [u32] {
+pub(crate) fn engine_labels<'a>(s: &TransformerSettings, data: &'a Dataset) -> &'a [u32] {
     if s.task.qa() {
         &data.spans
     } else {
@@ -716,16 +726,16 @@ fn settings<'a>(sp: &'a SweepPoint, inputs: Inputs<'a>) -> Result<(&'a Transform
 /// with the test-set variance of its log over the sequences (`stats::ratio_variance`: each
 /// sequence's loss, or hits, over its len − 1 predicted tokens; for the accuracy a, Var(ln a) =
 /// Var(a) / a²).
-fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<ClassifierPoint>) -> Vec<TimeMetrics> {
+pub(crate) fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<ClassifierPoint>) -> Vec<TimeMetrics> {
     // Questions are the units: rows, or with answer text its questions.
     let n = data.text.as_ref().map_or(data.len(), |t| t.questions.len()) as f64;
-    let fp = match (s.task, s.fp_next) {
+    let fp = s.fp_engine.or(match (s.task, s.fp_next) {
         (Task::Classify, _) => s.fp_correct.map(|c| c as f64 / n),
         (Task::NextToken, f) => f.map(|f| (f.nll / f.tokens as f64).exp()),
         (Task::NextTokenAccuracy, f) => f.map(|f| f.correct as f64 / f.tokens as f64),
         (Task::QaExactMatch, _) => s.fp_span.map(|f| f.exact as f64 / n),
         (Task::QaF1, _) => s.fp_span.map(|f| f.f1 / n),
-    };
+    });
     let per_seq = lengths.len().max(1);
     if let Some(text) = &data.text {
         return pts.into_iter().map(|p| squad_metrics(s.task, text, per_seq, &p.seq_answer, fp)).collect();

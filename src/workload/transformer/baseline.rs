@@ -1,0 +1,92 @@
+//! The floating-point value beside each point, from the run's own backend
+//! (`transformer.baseline = "engine"`): one pass of the point's network with an ideal device
+//! (no programming, drift or read noise) and perfect converters (no DAC or ADC steps, no output
+//! noise, no clipping), in the engine's f32, scored by the workload's own metric. The default,
+//! `reference`, is the independent f64 forward (`reference.rs`) at validation: exact, but on the
+//! host's cores it costs a BERT-base reader about 0.7 core-seconds per 384-token window, hours
+//! for SQuAD's dev set on a small host, where one pass on a GPU takes a minute or two.
+
+use super::{engine_labels, metrics, TransformerSettings};
+use crate::config::Experiment;
+use crate::crossbar::{Gdc, Periphery};
+use crate::device::DeviceModel;
+use crate::engine::plan::{run_transformer, RunConfig};
+use crate::engine::{Backend, EngineError};
+use crate::workload::io::Dataset;
+use crate::workload::SweepPoint;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Where a transformer point's floating-point value comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Baseline {
+    /// The f64 reference forward on the host, at validation.
+    #[default]
+    Reference,
+    /// One noiseless pass of the run's backend, at the start of the run.
+    Engine,
+}
+
+impl Baseline {
+    pub fn is_reference(&self) -> bool {
+        *self == Baseline::Reference
+    }
+}
+
+/// Whether any point of `exp` takes its baseline from the engine.
+pub fn wanted(exp: &Experiment) -> bool {
+    exp.points.iter().any(|p| p.transformer.as_ref().is_some_and(|s| s.baseline == Baseline::Engine))
+}
+
+/// The engine's floating-point value of every point that asks for it, each distinct network and
+/// setting run once (`fp_engine`); returns how many passes ran.
+pub fn fill(exp: &mut Experiment, be: &mut dyn Backend) -> Result<usize, EngineError> {
+    let mut done: HashMap<String, f64> = HashMap::new();
+    let mut values = Vec::new();
+    let data = exp.data.as_ref().ok_or_else(|| EngineError::Invalid("the transformer workload needs [data]".into()))?;
+    let t = exp.times.first().copied().unwrap_or(1.0);
+    for (i, sp) in exp.points.iter().enumerate() {
+        let Some(s) = sp.transformer.as_ref().filter(|s| s.baseline == Baseline::Engine) else { continue };
+        // Points that differ only in noise, converters or drift compensation share the value.
+        let key = format!("{}|{:?}", serde_json::to_string(s).expect("settings serialise"), sp.tile);
+        let fp = match done.get(&key) {
+            Some(&v) => v,
+            None => *done.entry(key).or_insert(one_pass(be, sp, s, data, t)?),
+        };
+        values.push((i, fp));
+    }
+    for (i, fp) in values {
+        exp.points[i].transformer.as_mut().expect("a transformer point").fp_engine = Some(fp);
+    }
+    Ok(done.len())
+}
+
+/// One trial of the point's network on an ideal device with perfect converters at time `t`
+/// after programming (nothing drifts), scored as its trials are.
+fn one_pass(be: &mut dyn Backend, sp: &SweepPoint, s: &TransformerSettings, data: &Dataset, t: f64) -> Result<f64, EngineError> {
+    let (tokens, lengths) = s.tokens(data);
+    let model = s.seq_model(sp, data.n_features);
+    // The point's weight scaling maps its weights; nothing else of its periphery applies.
+    let periphery = Periphery {
+        weight_scaling_omega: sp.periphery.weight_scaling_omega,
+        weight_scaling_columnwise: sp.periphery.weight_scaling_columnwise,
+        w_noise: 0.0,
+        ir_drop: 0.0,
+        ..Periphery::perfect()
+    };
+    let cfg = RunConfig {
+        device: DeviceModel::ideal(),
+        periphery,
+        gdc: Gdc::Off,
+        key: [0, 0],
+        trials: 1,
+        first_trial: 0,
+        times: vec![t],
+        max_chunk: 1,
+        layer_noise: vec![],
+        reads_per_programming: 1,
+    };
+    let pts = run_transformer(be, &model, &tokens, &lengths, engine_labels(s, data), &cfg, &mut |_| {})?;
+    Ok(metrics(s, data, &lengths, pts)[0].per_trial[0])
+}

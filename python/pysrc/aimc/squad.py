@@ -137,8 +137,9 @@ def windows(tokenizer, questions: Sequence[str], contexts: Sequence[str], answer
     if not 0 <= doc_stride < max_length:
         raise ValueError(f"doc_stride = {doc_stride}: the tokens consecutive windows share, from 0 to below max_length = {max_length}")
     texts = [_answer_texts(i, a, c) for i, (a, c) in enumerate(zip(answers, contexts))]
-    # Each window holds max_length minus the question and the special tokens of context; the
-    # stride must leave it room to advance (the tokenizer panics otherwise).
+    # A window's context is max_length less the question's tokens and the special tokens; it
+    # must exceed the stride for the windows to advance (the tokenizer panics otherwise), and
+    # then every question has at least one window.
     special = tokenizer.num_special_tokens_to_add(pair=True)
     for i, ids in enumerate(tokenizer([q.lstrip() for q in questions], add_special_tokens=False)["input_ids"]):
         room = max_length - len(ids) - special
@@ -153,9 +154,6 @@ def windows(tokenizer, questions: Sequence[str], contexts: Sequence[str], answer
         ids = enc.sequence_ids(r)
         rows.append({"question": int(q), "offsets": [[int(a), int(b)] if ids[t] == 1 else [0, 0]
                                                      for t, (a, b) in enumerate(enc["offset_mapping"][r])]})
-    missing = sorted(set(range(len(questions))) - set(question.tolist()))
-    if missing:
-        raise ValueError(f"question {missing[0]} has no window (its question fills max_length = {max_length}); raise max_length")
     text = {"questions": [{"context": c, "answers": t} for c, t in zip(contexts, texts)], "rows": rows}
     out = {key: np.asarray(enc[key]) for key in ("input_ids", "token_type_ids", "attention_mask")}
     return SquadWindows(enc=out, question=question, text=text, segment_sep=int(tokenizer.sep_token_id))

@@ -192,6 +192,25 @@ def _official(prediction, answers):
     return em, f1
 
 
+def _official_of_logits(w, contexts, answers, start_logits, end_logits):
+    """The mean official (EM, F1) of the answers a model's start and end logits give over
+    `squad_windows` w: in every window the context span of at most 30 tokens with the largest
+    start + end logit, each question's best window's by that score (the first on ties), its
+    text from the offsets."""
+    start, end = start_logits.double().numpy(), end_logits.double().numpy()
+    best = {}
+    for r, q in enumerate(w.question):
+        ctx = [t for t, (a, b) in enumerate(w.text["rows"][r]["offsets"]) if b > a]
+        s, e, v = max(((a, b, start[r, a] + end[r, b]) for a in ctx for b in ctx if a <= b < a + 30), key=lambda x: x[2])
+        if q not in best or v > best[q][3]:
+            best[q] = (r, s, e, v)
+    scores = []
+    for q, (r, s, e, _) in sorted(best.items()):
+        offs = w.text["rows"][r]["offsets"]
+        scores.append(_official(contexts[q][offs[s][0]:offs[e][1]], answers[q]))
+    return np.mean([x[0] for x in scores]), np.mean([x[1] for x in scores])
+
+
 def _wordpiece(words):
     transformers = pytest.importorskip("transformers")
     tokenizers = pytest.importorskip("tokenizers")
@@ -234,19 +253,7 @@ def test_squad_windows_score_officially_as_transformers_answers(tmp_path):
                                                                         max_position_embeddings=16)).eval()
     with torch.no_grad():
         out = net(**{k: torch.tensor(v) for k, v in w.enc.items()})
-    start, end = out.start_logits.double().numpy(), out.end_logits.double().numpy()
-    best = {}
-    for r, q in enumerate(w.question):
-        ctx = [t for t, (a, b) in enumerate(w.text["rows"][r]["offsets"]) if b > a]
-        s, e, v = max(((a, b, start[r, a] + end[r, b]) for a in ctx for b in ctx if a <= b < a + 30), key=lambda x: x[2])
-        if q not in best or v > best[q][3]:
-            best[q] = (r, s, e, v)
-    scores = []
-    for q in range(12):
-        r, s, e, _ = best[q]
-        offs = w.text["rows"][r]["offsets"]
-        scores.append(_official(contexts[q][offs[s][0]:offs[e][1]], answers[q]["text"]))
-    em, f1 = np.mean([x[0] for x in scores]), np.mean([x[1] for x in scores])
+    em, f1 = _official_of_logits(w, contexts, [a["text"] for a in answers], out.start_logits, out.end_logits)
     assert 0 < f1 < 1, f"F1 {f1}: the case needs some answers right and some wrong"
     for metric, want in (("f1", f1), ("exact_match", em)):
         r = aimc.question_answering(net, w, metric=metric, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / metric), quiet=True, **IDEAL)
@@ -298,14 +305,6 @@ def test_squad_windows_with_a_byte_level_bpe_tokenizer(tmp_path):
         max_position_embeddings=28, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)).eval()
     with torch.no_grad():
         out = net(input_ids=torch.tensor(ids), attention_mask=torch.tensor(w.enc["attention_mask"]))
-    start, end = out.start_logits.double().numpy(), out.end_logits.double().numpy()
-    best = {}
-    for r, q in enumerate(w.question):
-        ctx = [t for t, (a, b) in enumerate(w.text["rows"][r]["offsets"]) if b > a]
-        s, e, v = max(((a, b, start[r, a] + end[r, b]) for a in ctx for b in ctx if a <= b < a + 30), key=lambda x: x[2])
-        if q not in best or v > best[q][3]:
-            best[q] = (r, s, e, v)
-    f1 = np.mean([_official(contexts[q][w.text["rows"][r]["offsets"][s][0]:w.text["rows"][r]["offsets"][e][1]], answers[q])[1]
-                  for q, (r, s, e, _) in sorted(best.items())])
+    _, f1 = _official_of_logits(w, contexts, answers, out.start_logits, out.end_logits)
     r = aimc.question_answering(net, w, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "roberta"), quiet=True, **IDEAL)
     assert r.fp_baseline == pytest.approx(f1, abs=1e-12) and r.data["config"]["transformer"]["segment_sep"] == tok.sep_token_id

@@ -14,7 +14,7 @@
 // (predicted + labelled length) compared exactly by cross-multiplication), the predicted span's
 // length and that answer's length (overlap and predicted length 0 when the sequence has no
 // context), then the predicted span's start, end and its score's f32 bits (all 0 without a
-// context). The host forms the token-level F1 from the counts, so it is the same on every
+// context), and the null score, position 0's start + end logit (SQuAD 2.0's "no answer"). The host forms the token-level F1 from the counts, so it is the same on every
 // backend, and SQuAD's official metrics from the span (the text it covers, the best of a
 // question's windows by score: workload::transformer::squad); an
 // exact match (the best answer is the predicted span) is counted with an integer atomic into
@@ -32,8 +32,8 @@
 override WG: u32 = 64u;
 
 // Words per slot of `spans`: the overlap, the predicted and the labelled length, the predicted
-// start, end and score (engine::stages::SPAN_SLOT_WORDS).
-const SPAN_SLOT_WORDS: u32 = 6u;
+// start, end and score, the null score (engine::stages::SPAN_SLOT_WORDS).
+const SPAN_SLOT_WORDS: u32 = 7u;
 // The token id bit that marks the second segment (workload::transformer::SEGMENT_BIT).
 const SEGMENT_BIT: u32 = 0x80000000u;
 
@@ -102,6 +102,7 @@ fn answer_span(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     spans[slot * SPAN_SLOT_WORDS + 3u] = bs;
     spans[slot * SPAN_SLOT_WORDS + 4u] = be;
     spans[slot * SPAN_SLOT_WORDS + 5u] = bitcast<u32>(best);
+    spans[slot * SPAN_SLOT_WORDS + 6u] = bitcast<u32>(h[row * 2u] + h[row * 2u + 1u]);
     if (found && overlap == predicted && predicted == labelled) {
         atomicAdd(&correct[L.t_index * L.trials + trial], 1u);
     }

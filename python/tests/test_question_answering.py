@@ -177,14 +177,18 @@ def _normalize(s):
     return " ".join(re.sub(r"\b(a|an|the)\b", " ", s).split())
 
 
-def _official(prediction, answers):
-    """SQuAD v1.1's exact match and F1 of one predicted text, each the best over the answers."""
+def _official(prediction, answers, v2=False):
+    """SQuAD v1.1's exact match and F1 of one predicted text, each the best over the answers;
+    with `v2` SQuAD 2.0's (no answers: the empty one; an empty side scores 1 if both are)."""
     from collections import Counter
     pred = _normalize(prediction).split()
     em, f1 = 0.0, 0.0
-    for a in answers:
+    for a in (answers or [""]) if v2 else answers:
         gold = _normalize(a).split()
         em = max(em, float(pred == gold))
+        if v2 and not (pred and gold):
+            f1 = max(f1, float(pred == gold))
+            continue
         same = sum((Counter(pred) & Counter(gold)).values())
         if same:
             p, r = same / len(pred), same / len(gold)
@@ -192,23 +196,27 @@ def _official(prediction, answers):
     return em, f1
 
 
-def _official_of_logits(w, contexts, answers, start_logits, end_logits):
+def _official_of_logits(w, contexts, answers, start_logits, end_logits, v2=False):
     """The mean official (EM, F1) of the answers a model's start and end logits give over
     `squad_windows` w: in every window the context span of at most 30 tokens with the largest
     start + end logit, each question's best window's by that score (the first on ties), its
-    text from the offsets."""
+    text from the offsets; with `v2` no answer where the lowest null score (position 0's start +
+    end logit) of its windows beats that score. Also the number of empty answers."""
     start, end = start_logits.double().numpy(), end_logits.double().numpy()
-    best = {}
+    best, null = {}, {}
     for r, q in enumerate(w.question):
         ctx = [t for t, (a, b) in enumerate(w.text["rows"][r]["offsets"]) if b > a]
         s, e, v = max(((a, b, start[r, a] + end[r, b]) for a in ctx for b in ctx if a <= b < a + 30), key=lambda x: x[2])
         if q not in best or v > best[q][3]:
             best[q] = (r, s, e, v)
-    scores = []
-    for q, (r, s, e, _) in sorted(best.items()):
+        null[q] = min(null.get(q, np.inf), start[r, 0] + end[r, 0])
+    scores, empty = [], 0
+    for q, (r, s, e, v) in sorted(best.items()):
         offs = w.text["rows"][r]["offsets"]
-        scores.append(_official(contexts[q][offs[s][0]:offs[e][1]], answers[q]))
-    return np.mean([x[0] for x in scores]), np.mean([x[1] for x in scores])
+        pred = "" if v2 and null[q] > v else contexts[q][offs[s][0]:offs[e][1]]
+        empty += pred == ""
+        scores.append(_official(pred, answers[q], v2))
+    return np.mean([x[0] for x in scores]), np.mean([x[1] for x in scores]), empty
 
 
 def _wordpiece(words):
@@ -253,7 +261,7 @@ def test_squad_windows_score_officially_as_transformers_answers(tmp_path):
                                                                         max_position_embeddings=16)).eval()
     with torch.no_grad():
         out = net(**{k: torch.tensor(v) for k, v in w.enc.items()})
-    em, f1 = _official_of_logits(w, contexts, [a["text"] for a in answers], out.start_logits, out.end_logits)
+    em, f1, _ = _official_of_logits(w, contexts, [a["text"] for a in answers], out.start_logits, out.end_logits)
     assert 0 < f1 < 1, f"F1 {f1}: the case needs some answers right and some wrong"
     for metric, want in (("f1", f1), ("exact_match", em)):
         r = aimc.question_answering(net, w, metric=metric, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / metric), quiet=True, **IDEAL)
@@ -263,6 +271,19 @@ def test_squad_windows_score_officially_as_transformers_answers(tmp_path):
     r = aimc.question_answering(net, w, settings={"baseline": "engine"}, times=["1h"], trials=2, backend="cpu",
                                 out=str(tmp_path / "engine"), quiet=True, **IDEAL)
     assert r.fp_baseline == pytest.approx(f1, abs=1e-12) and r.data["config"]["transformer"]["baseline"] == "engine"
+    # SQuAD 2.0: every third question without an answer; the null score decides.
+    texts = [[] if q % 3 == 0 else a["text"] for q, a in enumerate(answers)]
+    w2 = aimc.squad_windows(tok, questions, contexts, texts, max_length=16, doc_stride=4, version_2_with_negative=True)
+    with torch.no_grad():
+        out = net(**{k: torch.tensor(v) for k, v in w2.enc.items()})
+    em2, f12, empty = _official_of_logits(w2, contexts, texts, out.start_logits, out.end_logits, v2=True)
+    assert 0 < empty < 12, f"{empty} empty answers: the case needs the null score to win sometimes"
+    for metric, want in (("f1", f12), ("exact_match", em2)):
+        r = aimc.question_answering(net, w2, metric=metric, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / f"v2-{metric}"),
+                                    quiet=True, **IDEAL)
+        assert r.fp_baseline == pytest.approx(want, abs=1e-12) and "SQuAD 2.0" in r.data["metric"], metric
+    with pytest.raises(ValueError, match=r"answers\[0\] holds no answer"):
+        aimc.squad_windows(tok, questions, contexts, texts, max_length=16, doc_stride=4)
     with pytest.raises(ValueError, match="leave out starts and ends"):
         aimc.question_answering(net, w, np.zeros(len(w)), np.zeros(len(w)))
     with pytest.raises(ValueError, match=r"answers\[0\]: 'cat' is not at character 0"):
@@ -305,6 +326,6 @@ def test_squad_windows_with_a_byte_level_bpe_tokenizer(tmp_path):
         max_position_embeddings=28, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)).eval()
     with torch.no_grad():
         out = net(input_ids=torch.tensor(ids), attention_mask=torch.tensor(w.enc["attention_mask"]))
-    _, f1 = _official_of_logits(w, contexts, answers, out.start_logits, out.end_logits)
+    _, f1, _ = _official_of_logits(w, contexts, answers, out.start_logits, out.end_logits)
     r = aimc.question_answering(net, w, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "roberta"), quiet=True, **IDEAL)
     assert r.fp_baseline == pytest.approx(f1, abs=1e-12) and r.data["config"]["transformer"]["segment_sep"] == tok.sep_token_id

@@ -225,9 +225,10 @@ pub fn token_nll_groups(items: u64, vocab: u32) -> u64 {
 /// `answer_span`: words per slot of one (trial, sequence): the predicted span's overlap with the
 /// labelled answer it matches best, its own length and that answer's length, in tokens
 /// (integers, so the F1 the host forms from them is the same on every backend); then the
-/// predicted span's start and end token and its score (start + end logit, f32 bits), which
-/// SQuAD's official metrics read (the text the span covers; a question's best window).
-pub const SPAN_SLOT_WORDS: u32 = 6;
+/// predicted span's start and end token and its score (start + end logit, f32 bits), and the
+/// null score (position 0's start + end logit, f32 bits), which SQuAD's official metrics read
+/// (the text the span covers; a question's best window; SQuAD 2.0's "no answer").
+pub const SPAN_SLOT_WORDS: u32 = 7;
 /// Tokens per causal block of `attention_kv` / `attention_out` (the prefix slots of causal linear
 /// attention; the shaders' ATTN_BLOCK).
 pub const ATTN_BLOCK: usize = 64;

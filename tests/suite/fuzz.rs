@@ -402,6 +402,6 @@ fn answer_text_never_panics() {
     assert_eq!(aimc::config::Experiment::load(&exp).unwrap_or_else(|e| panic!("{e}")).data.unwrap().text.unwrap().questions.len(), 6);
     fuzz_experiment_file("answer text", json.as_bytes(), &dir.join("text.json"), &exp, |e| {
         let t = e.data.as_ref().unwrap().text.as_ref().unwrap();
-        t.score(|_| Some((3usize, 13usize, 0.0f32))).iter().all(|q| q.f1.is_finite())
+        t.score(|_| (Some((3usize, 13usize, 0.0f32)), 1.0f32)).iter().all(|q| q.f1.is_finite())
     });
 }

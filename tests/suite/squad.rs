@@ -19,8 +19,9 @@ const WORDS: [&str; 7] = ["the", "red", "fox", "a", "jumps", "over", "dog"];
 /// text of its labelled span (every third question has a second annotation, its context's first
 /// two words). Every fourth question with a context of 6 or more words is cut into two windows
 /// (the context without its last word, then without its first), the others have one. Returns
-/// the token rows (CSV, tokens only) and the `data.answer_text` JSON.
-fn squad_rows() -> (String, String) {
+/// the token rows (CSV, tokens only) and the `data.answer_text` JSON. With `v2` (SQuAD 2.0) every
+/// fourth question, from the second, has no answer.
+fn squad_rows(v2: bool) -> (String, String) {
     let (mut rows, mut questions, mut windows) = (String::new(), Vec::new(), Vec::new());
     for (r, line) in qa_csv(false).lines().enumerate() {
         let v: Vec<usize> = line.split(',').map(|t| t.parse().unwrap()).collect();
@@ -41,6 +42,9 @@ fn squad_rows() -> (String, String) {
         if r % 3 == 0 {
             answers.push(text[..spans[1].1].to_string());
         }
+        if v2 && r % 4 == 1 {
+            answers.clear();
+        }
         questions.push(serde_json::json!({"context": text, "answers": answers}));
         let c = context.len();
         let cuts = if r % 4 == 0 && c >= 6 { vec![(0, c - 1), (1, c)] } else { vec![(0, c)] };
@@ -57,12 +61,22 @@ fn squad_rows() -> (String, String) {
             windows.push(serde_json::json!({"question": r, "offsets": offsets}));
         }
     }
-    (rows, serde_json::json!({"questions": questions, "rows": windows}).to_string())
+    (rows, serde_json::json!({"version": if v2 { 2 } else { 1 }, "questions": questions, "rows": windows}).to_string())
 }
 
 /// A SQuAD experiment on [`qa_state_dict`] in its own directory.
 fn write_squad(name: &str, task: &str, extra: &str) -> PathBuf {
-    let (rows, text) = squad_rows();
+    write_text(name, task, extra, false)
+}
+
+/// [`write_squad`] with SQuAD 2.0's unanswerable questions.
+fn write_squad_v2(name: &str, task: &str, extra: &str) -> PathBuf {
+    write_text(&format!("{name}_v2"), task, extra, true)
+}
+
+/// [`write_squad`] with SQuAD 2.0's unanswerable questions where `v2`.
+fn write_text(name: &str, task: &str, extra: &str, v2: bool) -> PathBuf {
+    let (rows, text) = squad_rows(v2);
     let transformer = format!("layer_norm_eps = 1e-12\nsegment_sep = {SEP}\ntask = \"{task}\"");
     let p = write_experiment(&tmp(&format!("squad-{name}")), &qa_state_dict(), ("rows.csv", &rows), &transformer, extra);
     std::fs::write(p.parent().unwrap().join("text.json"), text).unwrap();
@@ -73,51 +87,60 @@ fn write_squad(name: &str, task: &str, extra: &str) -> PathBuf {
 
 /// With an ideal device and perfect converters each trial scores as the f64 reference: every
 /// window's answer from the reference, each question's the best window's by score (the first on
-/// ties), its text from the offsets, scored by exact match and F1 over its answers.
+/// ties), its text from the offsets, scored by exact match and F1 over its answers; in SQuAD 2.0
+/// no answer where the lowest null score of a question's windows beats that score.
 #[test]
 fn the_noiseless_answers_equal_the_reference() {
-    for task in ["qa_f1", "qa_exact_match"] {
-        let e = load(&write_squad(&format!("ideal_{task}"), task, IDEAL));
+    for (task, v2) in [("qa_f1", false), ("qa_exact_match", false), ("qa_f1", true), ("qa_exact_match", true)] {
+        let e = load(&write_text(&format!("ideal_{task}_{v2}"), task, IDEAL, v2));
         let s = e.points[0].transformer.as_ref().unwrap();
         let data = e.data.as_ref().unwrap();
         let text = data.text.as_ref().unwrap();
-        assert_eq!((data.len(), text.questions.len()), (27, 24), "three questions have two windows");
+        assert_eq!((data.len(), text.questions.len(), text.unanswerable), (27, 24, v2), "three questions have two windows");
         let (tokens, lengths) = s.tokens(data);
         let w = data.n_features;
         let mut best: Vec<Option<(usize, usize, usize, f64)>> = vec![None; 24];
+        let mut null = vec![f64::INFINITY; 24];
         for r in 0..data.len() {
             let raw: Vec<u32> = tokens[r * w..(r + 1) * w].iter().map(|&t| t & !SEGMENT_BIT).collect();
             let q = text.row_question[r] as usize;
-            if let Some((a, b, v)) = reference::span_answer(s.net(), s, &raw, lengths[r] as usize) {
+            let (answer, n) = reference::span_answer(s.net(), s, &raw, lengths[r] as usize);
+            if let Some((a, b, v)) = answer {
                 if best[q].is_none_or(|x| v > x.3) {
                     best[q] = Some((r, a, b, v));
                 }
             }
+            null[q] = null[q].min(n);
         }
-        let (mut exact, mut sum) = (0u32, 0.0);
+        let (mut exact, mut sum, mut none) = (0u32, 0.0, 0);
         let mut second_window = false;
         for (q, b) in best.iter().enumerate() {
-            let (r, a, e, _) = b.unwrap();
+            let (r, a, e, v) = b.unwrap();
             second_window |= r + 1 < data.len() && text.row_question[r + 1] as usize != q && r > 0 && text.row_question[r - 1] as usize == q;
-            let pred = normalize(&text.span_text(r, a, e));
+            let pred = if v2 && null[q] > v { vec![] } else { normalize(&text.span_text(r, a, e)) };
+            none += usize::from(pred.is_empty());
             let gold = &text.questions[q].answers;
             exact += u32::from(gold.contains(&pred));
-            sum += gold.iter().map(|g| f1(&pred, g)).fold(0.0, f64::max);
+            sum += gold.iter().map(|g| f1(&pred, g, v2)).fold(0.0, f64::max);
         }
         assert!(second_window, "no question took its second window: the case does not test the choice");
-        assert!(exact > 0 && exact < 24 && sum > exact as f64, "{exact} exact, F1 sum {sum}");
+        assert!(exact > 0 && exact < 24 && sum > exact as f64 - 1e-9, "{exact} exact, F1 sum {sum}");
+        if v2 {
+            assert!(none > 0 && none < 24, "{none} of 24 questions answered nothing: the case does not test the null score");
+        }
         let want = if task == "qa_f1" { sum / 24.0 } else { exact as f64 / 24.0 };
         let r = run_ok(&mut cpu(), &e);
-        assert_eq!(r.points[0].fp, Some(want), "{task}");
-        assert!(r.points[0].per_trial.iter().all(|&v| v == want), "{task}: {:?} against {want}", r.points[0].per_trial);
+        assert_eq!(r.points[0].fp, Some(want), "{task} {v2}");
+        assert!(r.points[0].per_trial.iter().all(|&v| v == want), "{task} {v2}: {:?} against {want}", r.points[0].per_trial);
     }
 }
 
 /// The GPU answers as the CPU twins do: with PCM noise on, each trial's F1 and exact match
-/// within `SPAN_GPU_ROWS` questions' worth of the 24.
+/// within `SPAN_GPU_ROWS` questions' worth of the 24, in SQuAD v1.1 and 2.0.
 #[test]
 fn the_gpu_answers_as_the_cpu_twin() {
     gpu_answers_as_cpu(write_squad);
+    gpu_answers_as_cpu(write_squad_v2);
 }
 
 /// `aimc run` writes the official F1 with its test-set interval over the questions, and the exact

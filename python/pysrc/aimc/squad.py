@@ -104,16 +104,19 @@ class SquadWindows:
         return len(self.question)
 
 
-def _answer_texts(i: int, given, context: str) -> list:
+def _answer_texts(i: int, given, context: str, unanswerable: bool) -> list:
     """Question i's annotated answers as text: SQuAD's {"text": [...], "answer_start": [...]},
     (text, start) pairs, or strings. Where a start is given the text must stand there in the
-    context (a misaligned data set is refused, not scored)."""
+    context (a misaligned data set is refused, not scored). None at all only in SQuAD 2.0."""
     if isinstance(given, dict):
         pairs = list(zip(given["text"], given["answer_start"])) if "answer_start" in given else [(t, None) for t in given["text"]]
     else:
         pairs = [(a, None) if isinstance(a, str) else tuple(a) for a in given]
-    if not pairs or not all(isinstance(t, str) for t, _ in pairs):
-        raise ValueError(f"answers[{i}] must hold at least one answer text (SQuAD v1.1; unanswerable questions are not scored)")
+    if not all(isinstance(t, str) for t, _ in pairs):
+        raise ValueError(f"answers[{i}] must hold answer texts")
+    if not pairs and not unanswerable:
+        raise ValueError(f"answers[{i}] holds no answer: every SQuAD v1.1 question has one; for SQuAD 2.0's unanswerable questions "
+                         "give version_2_with_negative=True")
     for text, start in pairs:
         if start is not None and context[start:start + len(text)] != text:
             raise ValueError(f"answers[{i}]: {text!r} is not at character {start} of its context "
@@ -122,21 +125,22 @@ def _answer_texts(i: int, given, context: str) -> list:
 
 
 def windows(tokenizer, questions: Sequence[str], contexts: Sequence[str], answers: Sequence, max_length: int = 384,
-            doc_stride: int = 128) -> SquadWindows:
+            doc_stride: int = 128, version_2_with_negative: bool = False) -> SquadWindows:
     """Tokenizes (question, context) pairs into windows of `max_length` tokens, consecutive
     windows of a context overlapping by `doc_stride` tokens (Hugging Face's `stride`), and keeps
     the text SQuAD's official metrics need (module header). Questions lose their leading
     whitespace, as run_qa strips it. `answers[i]` is SQuAD's `{"text": [...], "answer_start":
     [...]}`, a list of (text, answer_start) pairs or a list of texts: only the texts are scored
     (a text must stand at its given start), every question keeps all of them, and no question is
-    dropped."""
+    dropped. `version_2_with_negative` (Hugging Face's flag): SQuAD 2.0, where a question may have
+    no answer and the engine answers nothing where the null score wins."""
     if not (len(questions) == len(contexts) == len(answers)):
         raise ValueError(f"questions, contexts and answers must be as long: {len(questions)}, {len(contexts)}, {len(answers)}")
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError("squad_windows needs a fast tokenizer (offset mapping): AutoTokenizer.from_pretrained(..., use_fast=True)")
     if not 0 <= doc_stride < max_length:
         raise ValueError(f"doc_stride = {doc_stride}: the tokens consecutive windows share, from 0 to below max_length = {max_length}")
-    texts = [_answer_texts(i, a, c) for i, (a, c) in enumerate(zip(answers, contexts))]
+    texts = [_answer_texts(i, a, c, version_2_with_negative) for i, (a, c) in enumerate(zip(answers, contexts))]
     # A window's context is max_length less the question's tokens and the special tokens; it
     # must exceed the stride for the windows to advance (the tokenizer panics otherwise), and
     # then every question has at least one window.
@@ -154,7 +158,8 @@ def windows(tokenizer, questions: Sequence[str], contexts: Sequence[str], answer
         ids = enc.sequence_ids(r)
         rows.append({"question": int(q), "offsets": [[int(a), int(b)] if ids[t] == 1 else [0, 0]
                                                      for t, (a, b) in enumerate(enc["offset_mapping"][r])]})
-    text = {"questions": [{"context": c, "answers": t} for c, t in zip(contexts, texts)], "rows": rows}
+    text = {"version": 2 if version_2_with_negative else 1, "questions": [{"context": c, "answers": t} for c, t in zip(contexts, texts)],
+            "rows": rows}
     out = {key: np.asarray(enc[key]) for key in ("input_ids", "token_type_ids", "attention_mask")}
     return SquadWindows(enc=out, question=question, text=text, segment_sep=int(tokenizer.sep_token_id))
 

@@ -3,7 +3,8 @@
 //! its overlap with the labelled answer of the best F1 (`answers` per sequence, each packed as
 //! start · seq + end), its length and that answer's in slot `([t_index][trial][batch] +
 //! sample_offset + sample)` (`SPAN_SLOT_WORDS` words: those three, then the span's start, end and
-//! score's f32 bits, 0 without a context), and the per-trial count of exact
+//! score's f32 bits, 0 without a context, and the null score, position 0's start + end logit),
+//! and the per-trial count of exact
 //! matches in slot `[t_index][trial]` (SQuAD's exact match and token-level F1, the best over the
 //! answers; Rajpurkar et al. EMNLP 2016).
 
@@ -54,7 +55,8 @@ pub fn answer_span(p: &StageParams, h: &[f32], tokens: &[u32], lengths: &[u32], 
             let a = s.answers as usize;
             let (overlap, predicted, labelled) = span_counts(pred, &labels[sample * a..(sample + 1) * a], s.seq);
             let (bs, be, score) = best.map_or((0, 0, 0), |(s, e, v)| (s as u32, e as u32, v.to_bits()));
-            slot[..w].copy_from_slice(&[overlap, predicted, labelled, bs, be, score]);
+            let null = h[i * seq * 2] + h[i * seq * 2 + 1];
+            slot[..w].copy_from_slice(&[overlap, predicted, labelled, bs, be, score, null.to_bits()]);
             slot[w] = u32::from(pred.is_some() && overlap == predicted && predicted == labelled);
         }
     });

@@ -28,6 +28,9 @@ pub struct ClassifierPoint {
     /// Question answering, per trial and sequence: the predicted span (first token, last token)
     /// and its start + end logit, None without a context (SQuAD's official metrics read it).
     pub seq_answer: Vec<Option<(u32, u32, f32)>>,
+    /// Question answering, per trial and sequence: the null score, position 0's start + end
+    /// logit (SQuAD 2.0's "no answer").
+    pub seq_null: Vec<f32>,
 }
 
 impl ClassifierPoint {
@@ -44,6 +47,7 @@ impl ClassifierPoint {
             seq_predicted: vec![],
             seq_labelled: vec![],
             seq_answer: vec![],
+            seq_null: vec![],
         }
     }
 }

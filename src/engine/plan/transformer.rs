@@ -591,6 +591,7 @@ fn transformer_group(
                                 pt.seq_predicted.push(slot[1]);
                                 pt.seq_labelled.push(slot[2]);
                                 pt.seq_answer.push((slot[1] > 0).then(|| (slot[3], slot[4], f32::from_bits(slot[5]))));
+                                pt.seq_null.push(f32::from_bits(slot[6]));
                             }
                         } else if let Some(l) = &losses {
                             let words = NLL_SLOT_WORDS as usize;

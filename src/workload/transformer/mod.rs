@@ -660,10 +660,15 @@ impl TransformerSettings {
 }
 
 pub fn metric(inputs: &Inputs<'_>, sp: &SweepPoint) -> Metric {
-    let official = inputs.data.is_some_and(|d| d.text.is_some());
+    let text = inputs.data.and_then(|d| d.text.as_ref());
+    let v2 = text.is_some_and(|t| t.unanswerable);
     match sp.transformer.as_ref().map_or(Task::Classify, |s| s.task) {
-        Task::QaExactMatch if official => Metric { text: "official SQuAD exact match (question answering)", column: "exact_match", higher_is_better: true },
-        Task::QaF1 if official => Metric { text: "official SQuAD answer F1 (question answering)", column: "f1", higher_is_better: true },
+        Task::QaExactMatch if v2 => Metric { text: "official SQuAD 2.0 exact match (question answering)", column: "exact_match", higher_is_better: true },
+        Task::QaF1 if v2 => Metric { text: "official SQuAD 2.0 answer F1 (question answering)", column: "f1", higher_is_better: true },
+        Task::QaExactMatch if text.is_some() => {
+            Metric { text: "official SQuAD exact match (question answering)", column: "exact_match", higher_is_better: true }
+        }
+        Task::QaF1 if text.is_some() => Metric { text: "official SQuAD answer F1 (question answering)", column: "f1", higher_is_better: true },
         Task::Classify => Metric { text: "test accuracy (transformer)", column: "test_accuracy", higher_is_better: true },
         Task::NextToken => Metric { text: "next-token perplexity (causal language model)", column: "perplexity", higher_is_better: false },
         Task::NextTokenAccuracy => Metric { text: "next-token top-1 accuracy (causal language model)", column: "next_token_accuracy", higher_is_better: true },
@@ -738,7 +743,7 @@ pub(crate) fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], 
     });
     let per_seq = lengths.len().max(1);
     if let Some(text) = &data.text {
-        return pts.into_iter().map(|p| squad_metrics(s.task, text, per_seq, &p.seq_answer, fp)).collect();
+        return pts.into_iter().map(|p| squad_metrics(s.task, text, per_seq, &p.seq_answer, &p.seq_null, fp)).collect();
     }
     if s.task == Task::QaF1 {
         // Each sequence's F1 from its overlap and lengths, in f64; the trial's F1 their mean,
@@ -777,12 +782,15 @@ pub(crate) fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], 
 }
 
 /// SQuAD's official metrics per trial (`squad`): each question's answer the best of its rows'
-/// (`answers`, `[trial][row]`), scored against its answers' text; the exact matches as counts
-/// over the questions (Wilson), the F1 as their mean with its log's test-set variance.
-fn squad_metrics(task: Task, text: &squad::AnswerText, rows: usize, answers: &[Option<(u32, u32, f32)>], fp: Option<f64>) -> TimeMetrics {
+/// (`answers` and `nulls`, `[trial][row]`), scored against its answers' text; the exact matches
+/// as counts over the questions (Wilson), the F1 as their mean with its log's test-set variance.
+fn squad_metrics(task: Task, text: &squad::AnswerText, rows: usize, answers: &[Option<(u32, u32, f32)>], nulls: &[f32], fp: Option<f64>) -> TimeMetrics {
     let n = text.questions.len();
-    let scores: Vec<squad::QuestionScore> =
-        answers.chunks(rows).flat_map(|trial| text.score(|r| trial[r].map(|(s, e, v)| (s as usize, e as usize, v)))).collect();
+    let scores: Vec<squad::QuestionScore> = answers
+        .chunks(rows)
+        .zip(nulls.chunks(rows))
+        .flat_map(|(trial, null)| text.score(|r| (trial[r].map(|(s, e, v)| (s as usize, e as usize, v)), null[r])))
+        .collect();
     if task == Task::QaExactMatch {
         let correct: Vec<u32> = scores.chunks(n).map(|t| t.iter().filter(|q| q.exact).count() as u32).collect();
         let per_trial = correct.iter().map(|&c| c as f64 / n as f64).collect();

@@ -401,20 +401,21 @@ impl<'a> Prepared<'a> {
     /// Question answering's answer to one sequence: the head on every hidden row gives (start,
     /// end) logits; the answer is the context span start ≤ end < start + max_answer_tokens with
     /// the largest start + end logit (the first by start, then end, on ties), the context being
-    /// the tokens after the first `segment_sep` but the separators; with that score.
-    fn answer(&self, tokens: &[u32], len: usize) -> Option<(usize, usize, f64)> {
+    /// the tokens after the first `segment_sep` but the separators; with that score, and the
+    /// null score, position 0's start + end logit (SQuAD 2.0's "no answer").
+    fn answer(&self, tokens: &[u32], len: usize) -> (Option<(usize, usize, f64)>, f64) {
         let d = self.d;
         let x = self.hidden(tokens, len);
         let logits: Vec<[f64; 2]> = (0..len).map(|i| self.head(x[i * d..(i + 1) * d].to_vec())).map(|h| [h[0], h[1]]).collect();
         let sep = self.s.segment_sep;
         let first = sep.and_then(|s| tokens[..len].iter().position(|&t| t == s));
         let context: Vec<usize> = (0..len).filter(|&p| first.is_some_and(|f| p > f) && Some(tokens[p]) != sep).collect();
-        super::best_span(&context, self.s.max_answer_tokens as usize, |s, e| logits[s][0] + logits[e][1])
+        (super::best_span(&context, self.s.max_answer_tokens as usize, |s, e| logits[s][0] + logits[e][1]), logits[0][0] + logits[0][1])
     }
 
     /// One sequence's score against its labelled answers (the best of them).
     fn span(&self, tokens: &[u32], len: usize, answers: &[(u32, u32)]) -> SpanScore {
-        super::score_answer(self.answer(tokens, len).map(|(s, e, _)| (s, e)), answers)
+        super::score_answer(self.answer(tokens, len).0.map(|(s, e, _)| (s, e)), answers)
     }
 
     fn logits(&self, tokens: &[u32], len: usize) -> Vec<f64> {
@@ -654,9 +655,9 @@ pub fn fp_span(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) ->
     rows.iter().fold(SpanScore::default(), |a, r| add(a, r.exact, r.f1))
 }
 
-/// One row's f64 answer (first token, last token, start + end logit), the oracle of the
-/// engine's noiseless answer; None without a context.
-pub fn span_answer(net: &TransformerNet, s: &TransformerSettings, tokens: &[u32], len: usize) -> Option<(usize, usize, f64)> {
+/// One row's f64 answer (first token, last token, start + end logit; None without a context)
+/// and null score, the oracle of the engine's noiseless answer.
+pub fn span_answer(net: &TransformerNet, s: &TransformerSettings, tokens: &[u32], len: usize) -> (Option<(usize, usize, f64)>, f64) {
     Prepared::new(net, s).answer(tokens, len)
 }
 

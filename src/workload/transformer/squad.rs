@@ -10,6 +10,12 @@
 //! character to its last token's end. Each answer is normalised as the script normalises it
 //! (lower case, ASCII punctuation removed, the articles a/an/the removed, whitespace split) and
 //! scored by exact match and bag-of-words F1, each the best over the annotated answers.
+//!
+//! SQuAD 2.0 (Rajpurkar, Jia and Liang, ACL 2018; `"version": 2` in the file): a question may
+//! have no answer. Its prediction is the empty answer where the null score, position 0's start +
+//! end logit (the lowest over its windows), exceeds the best span's score (Hugging Face's
+//! `null_score_diff_threshold` of 0); the v2 script's F1 of an empty prediction or annotation is
+//! 1 when both are empty, else 0.
 
 use std::collections::HashMap;
 
@@ -25,6 +31,8 @@ pub struct Question {
 /// character spans (start, end) in that question's context.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AnswerText {
+    /// SQuAD 2.0: questions may have no answer (module header).
+    pub unanswerable: bool,
     pub questions: Vec<Question>,
     pub row_question: Vec<u32>,
     /// `[row][token]`, `seq` per row.
@@ -42,8 +50,14 @@ pub struct QuestionScore {
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawText {
+    #[serde(default = "version_one")]
+    version: u32,
     questions: Vec<RawQuestion>,
     rows: Vec<RawRow>,
+}
+
+fn version_one() -> u32 {
+    1
 }
 
 #[derive(serde::Deserialize)]
@@ -88,8 +102,12 @@ pub fn normalize(text: &str) -> Vec<String> {
 }
 
 /// The script's `f1_score` of normalised words: 2 · p · r / (p + r) over the words both share
-/// (counted with multiplicity); 0 when they share none.
-pub fn f1(pred: &[String], gold: &[String]) -> f64 {
+/// (counted with multiplicity); 0 when they share none. The v2 script (`unanswerable`) first
+/// gives 1 when both are empty and 0 when one is.
+pub fn f1(pred: &[String], gold: &[String], unanswerable: bool) -> f64 {
+    if unanswerable && (pred.is_empty() || gold.is_empty()) {
+        return f64::from(u8::from(pred == gold));
+    }
     let mut counts: HashMap<&str, i64> = HashMap::new();
     for w in gold {
         *counts.entry(w).or_default() += 1;
@@ -115,6 +133,11 @@ impl AnswerText {
         let raw: RawText = serde_json::from_str(text).map_err(|e| {
             format!("{e}; it holds {{\"questions\": [{{\"context\": text, \"answers\": [text, ...]}}, ...], \"rows\": [{{\"question\": index, \"offsets\": [[start, end], ...]}}, ...]}} (aimc.squad_windows writes it)")
         })?;
+        let unanswerable = match raw.version {
+            1 => false,
+            2 => true,
+            v => return Err(format!("version = {v}: 1 (SQuAD v1.1, every question answered) or 2 (SQuAD 2.0, questions without an answer)")),
+        };
         if raw.rows.len() != rows {
             return Err(format!("{} rows but the token file has {rows}: one row (window) per token row, in the same order", raw.rows.len()));
         }
@@ -147,13 +170,17 @@ impl AnswerText {
             .into_iter()
             .enumerate()
             .map(|(i, q)| {
-                if q.answers.is_empty() {
-                    return Err(format!("questions[{i}].answers is empty: each question needs at least one annotated answer (SQuAD v1.1; unanswerable questions are not scored)"));
+                if q.answers.is_empty() && !unanswerable {
+                    return Err(format!(
+                        "questions[{i}].answers is empty: each question needs at least one annotated answer in SQuAD v1.1; for SQuAD 2.0's unanswerable questions set \"version\": 2"
+                    ));
                 }
-                Ok(Question { context: q.context.chars().collect(), answers: q.answers.iter().map(|a| normalize(a)).collect() })
+                // The v2 script scores a question without answers against the empty answer.
+                let answers = if q.answers.is_empty() { vec![vec![]] } else { q.answers.iter().map(|a| normalize(a)).collect() };
+                Ok(Question { context: q.context.chars().collect(), answers })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(AnswerText { questions, row_question, offsets, seq })
+        Ok(AnswerText { unanswerable, questions, row_question, offsets, seq })
     }
 
     /// The text a row's span (first token `start`, last token `end`) covers in its context.
@@ -163,24 +190,34 @@ impl AnswerText {
         q.context.get(a..b).map_or_else(String::new, |c| c.iter().collect())
     }
 
-    /// Every question's score given each row's answer (first token, last token, score) or None:
-    /// the question's answer is its rows' best by score, the first row on ties; a question
-    /// without any answer scores as the empty answer.
-    pub fn score<V: PartialOrd + Copy>(&self, answer: impl Fn(usize) -> Option<(usize, usize, V)>) -> Vec<QuestionScore> {
+    /// Every question's score given each row's answer (first token, last token, score) or None,
+    /// and its null score: the question's answer is its rows' best by score, the first row on
+    /// ties; a question without any answer, or (SQuAD 2.0) whose lowest null score exceeds that
+    /// best score, scores as the empty answer.
+    pub fn score<V: PartialOrd + Copy>(&self, answer: impl Fn(usize) -> (Option<(usize, usize, V)>, V)) -> Vec<QuestionScore> {
         let mut best: Vec<Option<(usize, usize, usize, V)>> = vec![None; self.questions.len()];
+        let mut null: Vec<Option<V>> = vec![None; self.questions.len()];
         for (row, &q) in self.row_question.iter().enumerate() {
-            if let Some((s, e, v)) = answer(row) {
+            let (a, n) = answer(row);
+            if let Some((s, e, v)) = a {
                 let b = &mut best[q as usize];
                 if b.is_none_or(|(_, _, _, w)| v > w) {
                     *b = Some((row, s, e, v));
                 }
             }
+            let m = &mut null[q as usize];
+            if m.is_none_or(|w| n < w) {
+                *m = Some(n);
+            }
         }
         best.iter()
+            .zip(&null)
             .zip(&self.questions)
-            .map(|(b, q)| {
+            .map(|((b, n), q)| {
+                let b = b.filter(|&(_, _, _, v)| !(self.unanswerable && n.is_some_and(|n| n > v)));
                 let pred = b.map_or_else(Vec::new, |(row, s, e, _)| normalize(&self.span_text(row, s, e)));
-                QuestionScore { exact: q.answers.contains(&pred), f1: q.answers.iter().map(|g| f1(&pred, g)).fold(0.0, f64::max) }
+                let f1 = q.answers.iter().map(|g| f1(&pred, g, self.unanswerable)).fold(0.0, f64::max);
+                QuestionScore { exact: q.answers.contains(&pred), f1 }
             })
             .collect()
     }
@@ -210,12 +247,15 @@ mod tests {
 
     #[test]
     fn f1_counts_shared_words_with_multiplicity() {
-        assert_eq!(f1(&words(&["a", "b"]), &words(&["a", "b"])), 1.0);
-        // Shared {x}: p = 1/2, r = 1/3.
-        let got = f1(&words(&["x", "x"]), &words(&["x", "y", "z"]));
-        assert!((got - 2.0 * 0.5 / 3.0 / (0.5 + 1.0 / 3.0)).abs() < 1e-15);
-        assert_eq!(f1(&[], &words(&["a"])), 0.0);
-        assert_eq!(f1(&[], &[]), 0.0);
+        for v2 in [false, true] {
+            assert_eq!(f1(&words(&["a", "b"]), &words(&["a", "b"]), v2), 1.0);
+            // Shared {x}: p = 1/2, r = 1/3.
+            let got = f1(&words(&["x", "x"]), &words(&["x", "y", "z"]), v2);
+            assert!((got - 2.0 * 0.5 / 3.0 / (0.5 + 1.0 / 3.0)).abs() < 1e-15);
+            assert_eq!(f1(&[], &words(&["a"]), v2), 0.0);
+        }
+        // Both empty: 0 in v1.1's script, 1 in 2.0's.
+        assert_eq!((f1(&[], &[], false), f1(&[], &[], true)), (0.0, 1.0));
     }
 
     #[test]
@@ -226,15 +266,40 @@ mod tests {
         let t = AnswerText::from_json(json, 2, 4).unwrap();
         assert_eq!(t.span_text(1, 3, 3), "France.");
         // Row 1's span scores higher: "capital of" against "Paris".
-        let s = t.score(|r| Some(if r == 0 { (1, 1, 1.0) } else { (1, 2, 2.0) }));
+        let s = t.score(|r| (Some(if r == 0 { (1, 1, 1.0) } else { (1, 2, 2.0) }), 9.0));
         assert_eq!(s, vec![QuestionScore { exact: false, f1: 0.0 }]);
         // Ties go to the first row: "Paris" matches exactly.
-        let s = t.score(|r| Some(if r == 0 { (1, 1, 2.0) } else { (1, 2, 2.0) }));
+        let s = t.score(|r| (Some(if r == 0 { (1, 1, 2.0) } else { (1, 2, 2.0) }), 9.0));
         assert_eq!(s, vec![QuestionScore { exact: true, f1: 1.0 }]);
         // "Paris is": against "Paris" p = 1/2, r = 1 (F1 2/3); against "paris city" 1/2.
-        let s = t.score(|_| Some((1, 2, 0.0)));
+        let s = t.score(|_| (Some((1, 2, 0.0)), 0.0));
         assert_eq!(s, vec![QuestionScore { exact: false, f1: 2.0 * 0.5 / 1.5 }]);
-        assert_eq!(t.score(|_| None::<(usize, usize, f32)>), vec![QuestionScore::default()]);
+        assert_eq!(t.score(|_| (None::<(usize, usize, f32)>, 0.0)), vec![QuestionScore::default()]);
+    }
+
+    /// SQuAD 2.0: the null answer wins where the lowest null score over the windows exceeds the
+    /// best span's; an unanswerable question scores 1 for the empty answer, 0 for any other.
+    #[test]
+    fn version_two_answers_nothing_where_the_null_score_wins() {
+        let json = r#"{"version": 2, "questions": [{"context": "Paris is nice.", "answers": []}, {"context": "Rome.", "answers": ["Rome"]}],
+            "rows": [{"question": 0, "offsets": [[0, 0], [0, 5], [6, 8]]}, {"question": 0, "offsets": [[0, 0], [9, 14], [0, 0]]},
+                     {"question": 1, "offsets": [[0, 0], [0, 5], [0, 0]]}]}"#;
+        let t = AnswerText::from_json(json, 3, 3).unwrap();
+        let right = QuestionScore { exact: true, f1: 1.0 };
+        let wrong = QuestionScore { exact: false, f1: 0.0 };
+        // Row 0's null score 5 is the question's lowest and exceeds its best span's 4: no answer.
+        let null = [5.0, 7.0, 1.0];
+        let s = t.score(|r| (Some((1, 1, if r == 2 { 2.0 } else { 4.0 })), null[r]));
+        assert_eq!(s, vec![right, right]);
+        // A span above the lowest null score answers: "Paris" against no answer scores 0.
+        let s = t.score(|r| (Some((1, 1, 6.0)), null[r]));
+        assert_eq!(s, vec![wrong, right]);
+        // Question 1's null score beats its span: the empty answer against "Rome".
+        let s = t.score(|r| (Some((1, 1, 0.5)), null[r]));
+        assert_eq!(s[1], wrong);
+        let e = AnswerText::from_json(&json.replace(r#""version": 2, "#, ""), 3, 3).unwrap_err();
+        assert!(e.contains("set \"version\": 2"), "{e}");
+        assert!(AnswerText::from_json(&json.replace(r#""version": 2"#, r#""version": 3"#), 3, 3).unwrap_err().contains("version = 3"));
     }
 
     #[test]

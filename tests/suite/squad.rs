@@ -100,7 +100,7 @@ fn the_noiseless_answers_equal_the_reference() {
         let (tokens, lengths) = s.tokens(data);
         let w = data.n_features;
         let mut best: Vec<Option<(usize, usize, usize, f64)>> = vec![None; 24];
-        let mut null = vec![f64::INFINITY; 24];
+        let mut null = [f64::INFINITY; 24];
         for r in 0..data.len() {
             let raw: Vec<u32> = tokens[r * w..(r + 1) * w].iter().map(|&t| t & !SEGMENT_BIT).collect();
             let q = text.row_question[r] as usize;

@@ -3,8 +3,9 @@
 //! (no programming, drift or read noise) and perfect converters (no DAC or ADC steps, no output
 //! noise, no clipping), in the engine's f32, scored by the workload's own metric. The default,
 //! `reference`, is the independent f64 forward (`reference.rs`) at validation: exact, but on the
-//! host's cores it costs a BERT-base reader about 0.7 core-seconds per 384-token window, hours
-//! for SQuAD's dev set on a small host, where one pass on a GPU takes a minute or two.
+//! host's cores it costs a BERT-base reader about 1.4 core-seconds per 384-token window, hours
+//! for SQuAD's dev set on a small host, where one pass at a GPU's measured GEMM rate would take
+//! a minute or two (BENCHMARKS.md; not measured for this pass).
 
 use super::{engine_labels, metrics, TransformerSettings};
 use crate::config::Experiment;

@@ -168,10 +168,12 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
             s.moe_mapping(p.tile)
                 .map_err(|e| format!("{at}transformer.experts = {}, tiers = {} on {}x{} crossbars: {e}", s.experts, s.tiers, p.tile.max_in, p.tile.max_out))?;
         }
-        let key = serde_json::to_string(&*s).expect("settings serialise");
         if s.baseline == crate::workload::transformer::Baseline::Engine {
-            // Computed by the run's backend when the run starts (transformer/baseline.rs).
-        } else if lm {
+            // The run's backend computes it when the run starts (transformer/baseline.rs).
+            continue;
+        }
+        let key = serde_json::to_string(&*s).expect("settings serialise");
+        if lm {
             let fp = *lm_fps.entry(key).or_insert_with(|| reference::fp_next_token(s.net(), s, &ds));
             s.fp_next = Some(fp);
         } else if qa {

@@ -53,7 +53,11 @@ pub fn fill(exp: &mut Experiment, be: &mut dyn Backend) -> Result<usize, EngineE
         let key = format!("{}|{:?}", serde_json::to_string(s).expect("settings serialise"), sp.tile);
         let fp = match done.get(&key) {
             Some(&v) => v,
-            None => *done.entry(key).or_insert(one_pass(be, sp, s, data, t)?),
+            None => {
+                let v = one_pass(be, sp, s, data, t)?;
+                done.insert(key, v);
+                v
+            }
         };
         values.push((i, fp));
     }

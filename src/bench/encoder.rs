@@ -69,6 +69,8 @@ impl Seeded {
             attention: plan::SeqAttention::Softmax,
             causal: false,
             next_token: false,
+            head_out: false,
+            regression: false,
             span: None,
         }
     }

@@ -34,7 +34,7 @@ pub(super) fn labelled(x: io::Matrix, y: io::Matrix, scale: f32, xs: &str, ys: &
             x.data[i]
         ));
     }
-    Ok(Dataset { x: scaled, labels, n_features: x.cols, spans: vec![], text: None })
+    Ok(Dataset { x: scaled, labels, n_features: x.cols, spans: vec![], text: None, targets: vec![] })
 }
 
 /// The `[data]` set: a CSV (features, then the label; `header` says whether the first line names
@@ -94,7 +94,7 @@ fn read_token_rows(d: &RawData, data_path: PathBuf) -> Result<(Dataset, PathBuf)
         return Err(format!("data.scale = {}: token ids are not scaled; remove data.scale", d.scale));
     }
     let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let matrix = |m: io::Matrix| Dataset { labels: vec![0; m.rows], n_features: m.cols, x: m.data, spans: vec![], text: None };
+    let matrix = |m: io::Matrix| Dataset { labels: vec![0; m.rows], n_features: m.cols, x: m.data, spans: vec![], text: None, targets: vec![] };
     let ds = match ext {
         "npy" => matrix(io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {}", as_data(&e, "tokens")))?),
         "npz" => {
@@ -103,6 +103,55 @@ fn read_token_rows(d: &RawData, data_path: PathBuf) -> Result<(Dataset, PathBuf)
         }
         _ => io::read_csv_unlabelled(&data_path, d.header).map_err(|e| format!("data.path: {e}"))?,
     };
+    take_rows(ds, d, data_path)
+}
+
+/// A regression head's data (GLUE's STS-B): token rows and a real-valued target per row. A CSV
+/// holds the tokens, then the target in its last column; a .npy token matrix [n, seq] takes its
+/// targets from `data.labels` (a .npy of n values), a .npz from its `labels` array (default "y").
+pub(super) fn read_target_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<(Dataset, PathBuf), String> {
+    let data_path = resolve(&d.path);
+    if d.answer_text.is_some() {
+        return Err("data.answer_text: only for question answering (transformer.task = \"qa_f1\" or \"qa_exact_match\"); remove it".into());
+    }
+    if d.scale != 1.0 {
+        return Err(format!("data.scale = {}: token ids are not scaled; remove data.scale", d.scale));
+    }
+    let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let (x, targets, ys) = match (ext, &d.labels) {
+        ("npy", None) => return Err(format!("data.path = {}: a .npy holds the token rows only; give data.labels = \"targets.npy\" too, n real values", data_path.display())),
+        ("npy", Some(l)) => {
+            let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {}", as_data(&e, "tokens")))?;
+            let lp = resolve(l);
+            let y = io::read_matrix(&lp, None).map_err(|e| format!("data.labels: {}", as_data(&e, "targets")))?;
+            (x, y.data, format!("data.labels: {}", lp.display()))
+        }
+        ("npz", l) => {
+            let (xn, yn) = (d.features.clone().unwrap_or_else(|| "x".into()), l.as_ref().map_or("y".into(), |p| p.display().to_string()));
+            let x = io::read_npz_array(&data_path, &xn).map_err(|e| format!("data.features: {}", as_data(&e, "tokens")))?;
+            let y = io::read_npz_array(&data_path, &yn).map_err(|e| format!("data.labels: {}", as_data(&e, "targets")))?;
+            (x, y.data, format!("data.labels: {} array {yn}", data_path.display()))
+        }
+        (_, None) => {
+            let all = io::read_csv_unlabelled(&data_path, d.header).map_err(|e| format!("data.path: {e}"))?;
+            let w = all.n_features;
+            if w < 2 {
+                return Err(format!("data.path = {}: a regression row is its tokens, then the target; found {w} column", data_path.display()));
+            }
+            let rows = all.x.len() / w;
+            let x = Matrix { rows, cols: w - 1, data: all.x.chunks(w).flat_map(|r| r[..w - 1].iter().copied()).collect() };
+            let targets = all.x.chunks(w).map(|r| r[w - 1]).collect();
+            (x, targets, format!("data.path = {}, last column", data_path.display()))
+        }
+        (_, Some(_)) => return Err("data.labels: only with a .npy or .npz token file (a CSV has each row's target in its last column)".into()),
+    };
+    if targets.len() != x.rows {
+        return Err(format!("{ys} holds {} targets but {} has {} rows", targets.len(), data_path.display(), x.rows));
+    }
+    if let Some(i) = targets.iter().position(|t| !t.is_finite()) {
+        return Err(format!("{ys}: row {} has target {}; a regression target is a finite number", i + 1, targets[i]));
+    }
+    let ds = Dataset { labels: vec![0; x.rows], n_features: x.cols, x: x.data, spans: vec![], text: None, targets };
     take_rows(ds, d, data_path)
 }
 
@@ -211,7 +260,7 @@ pub(super) fn read_span_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, an
         packed.push(se[0] as u32 * seq as u32 + se[1] as u32);
     }
     let labels = packed.iter().step_by(answers).copied().collect();
-    take_rows(Dataset { x: x.data, labels, n_features: seq, spans: packed, text: None }, d, data_path)
+    take_rows(Dataset { x: x.data, labels, n_features: seq, spans: packed, text: None, targets: vec![] }, d, data_path)
 }
 
 /// A matrix reader's error about a data file: the reader speaks of weights, these are `what`

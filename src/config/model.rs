@@ -3,7 +3,7 @@
 //! workloads' point set or Q/K/V, and the moe layer's data (which makes it a classifier). Shapes
 //! are checked against each other here, so a mismatch names both sides before any compute.
 
-use super::data::{attention_data, read_data, read_rows, read_span_rows, read_text_rows};
+use super::data::{attention_data, read_data, read_rows, read_span_rows, read_target_rows, read_text_rows};
 use super::raw::{RawExperiment, RawLayer, RawModel};
 use crate::workload::io::{self, Dataset, Linear, Matrix};
 use crate::workload::kernel::{split_standardise, KernelData, PointSet, Standardise, TestRows};
@@ -130,6 +130,7 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
     let (ds, _) = match points.first().and_then(|p| p.transformer.as_ref()) {
         Some(s) if qa && d.answer_text.is_some() => read_text_rows(d, resolve, s.answers)?,
         Some(s) if qa => read_span_rows(d, resolve, s.answers as usize)?,
+        Some(s) if s.task.regression() => read_target_rows(d, resolve)?,
         _ => read_rows(d, resolve, !lm)?,
     };
     if let Some(m) = model {
@@ -141,6 +142,7 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
     let mut fps: HashMap<String, u64> = HashMap::new();
     let mut lm_fps: HashMap<String, crate::workload::transformer::NextTokenScore> = HashMap::new();
     let mut qa_fps: HashMap<String, crate::workload::transformer::SpanScore> = HashMap::new();
+    let mut glue_fps: HashMap<String, f64> = HashMap::new();
     for p in points.iter_mut() {
         let at = if p.labels.is_empty() { String::new() } else { format!("sweep point {}: ", p.series()) };
         let s = p.transformer.as_mut().expect("transformer points carry their settings");
@@ -179,6 +181,9 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
         } else if qa {
             let fp = *qa_fps.entry(key).or_insert_with(|| reference::fp_span(s.net(), s, &ds));
             s.fp_span = Some(fp);
+        } else if s.task.per_sequence() {
+            let fp = *glue_fps.entry(key).or_insert_with(|| reference::fp_score(s.net(), s, &ds));
+            s.fp_score = Some(fp);
         } else {
             let fp = *fps.entry(key).or_insert_with(|| reference::fp_correct(s.net(), s, &ds));
             s.fp_correct = Some(fp);

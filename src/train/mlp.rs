@@ -395,7 +395,7 @@ mod tests {
             }
             labels.push(c as u32);
         }
-        Dataset { x, labels, n_features: DIGITS_FEATURES, spans: vec![], text: None }
+        Dataset { x, labels, n_features: DIGITS_FEATURES, spans: vec![], text: None, targets: vec![] }
     }
 
     fn tiny_cfg() -> TrainConfig {

@@ -440,6 +440,9 @@ pub struct Dataset {
     /// Question answering scored by SQuAD's official metrics: the questions' contexts and
     /// answers as text, and each row's question and token offsets (`data.answer_text`).
     pub text: Option<std::sync::Arc<crate::workload::transformer::squad::AnswerText>>,
+    /// A regression data set's real-valued target per row (GLUE's STS-B similarity); `labels`
+    /// is then all 0. Empty for other data.
+    pub targets: Vec<f32>,
 }
 
 impl Dataset {
@@ -460,6 +463,7 @@ impl Dataset {
             n_features: self.n_features,
             spans: self.spans.get(start * k..end * k).map(<[u32]>::to_vec).unwrap_or_default(),
             text: None,
+            targets: self.targets.get(start..end).map(<[f32]>::to_vec).unwrap_or_default(),
         }
     }
 
@@ -572,7 +576,7 @@ fn parse_rows(text: &str, scale: f32, header: bool, labelled: bool) -> Result<Da
     let Some(w) = width else {
         return Err("has no data rows".into());
     };
-    Ok(Dataset { x, labels, n_features: w - usize::from(labelled), spans: vec![], text: None })
+    Ok(Dataset { x, labels, n_features: w - usize::from(labelled), spans: vec![], text: None, targets: vec![] })
 }
 
 #[cfg(test)]

@@ -401,6 +401,8 @@ fn fast_transformer_stages_match_the_twins() {
             attention,
             causal,
             next_token: false,
+            head_out: false,
+            regression: false,
             span: None,
         };
         let mut rec = Recorder::new();

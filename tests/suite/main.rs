@@ -15,6 +15,7 @@ mod distributions;
 mod fast;
 mod fuzz;
 mod gdc_readout;
+mod glue;
 #[cfg(feature = "train")]
 mod hwa;
 mod insight;

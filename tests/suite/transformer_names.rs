@@ -769,7 +769,7 @@ fn fp_correct_counts_the_argmax_over_a_token_data_set() {
         .collect();
     let serial: Vec<usize> = rows.iter().map(|t| reference::argmax(&reference::logits(&net, &s, t, reference::seq_len(t, s.pad_id)))).collect();
     let labels: Vec<u32> = serial.iter().enumerate().map(|(i, &p)| if i % 3 == 0 { (p as u32 + 1) % 3 } else { p as u32 }).collect();
-    let data = Dataset { x: rows.iter().flatten().map(|&t| t as f32).collect(), labels, n_features: 10, spans: vec![], text: None };
+    let data = Dataset { x: rows.iter().flatten().map(|&t| t as f32).collect(), labels, n_features: 10, spans: vec![], text: None, targets: vec![] };
     assert_eq!(reference::fp_predictions(&net, &s, &data), serial);
     assert_eq!(reference::fp_correct(&net, &s, &data), 6);
     assert_eq!(reference::argmax(&[1.0, 3.0, 3.0, 2.0]), 1);

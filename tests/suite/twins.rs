@@ -162,6 +162,8 @@ fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
         Stage::TokenNll => vec![(3, Cmp::Rel(NLL_REL)), (4, Cmp::Exact)],
         // Integers from comparisons of the same f32 sums: bit for bit.
         Stage::AnswerSpan => vec![(4, Cmp::Exact), (5, Cmp::Exact)],
+        // A copy of f32 values: bit for bit.
+        Stage::HeadOut => vec![(1, Cmp::Exact)],
     }
 }
 
@@ -765,6 +767,8 @@ fn transformer_stages_match_twins() {
             attention,
             causal,
             next_token: false,
+            head_out: false,
+            regression: false,
             span: None,
         };
         let toks = if pairs { &paired } else { &tokens };
@@ -835,6 +839,8 @@ fn transformer_stages_match_twins() {
             attention: SeqAttention::Softmax,
             causal: false,
             next_token: false,
+            head_out: false,
+            regression: false,
             span: None,
         };
         let pts = run_transformer(&mut rec, &m, &tokens, &lengths, &labels, &cfg(Gdc::Readout, 2, vec![60.0]), &mut |_| {}).unwrap();

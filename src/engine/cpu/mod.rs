@@ -331,6 +331,7 @@ impl Backend for CpuBackend {
                 answer_span::answer_span(p, cast_slice(self.get(b[0])), self.get(b[1]), self.get(b[2]), self.get(b[3]), &mut spans, &mut out, th);
                 self.bufs[b[4].0] = spans;
             }
+            Stage::HeadOut => head_out::head_out(p, cast_slice(self.get(b[0])), cast_slice_mut(&mut out)),
             Stage::SeqPool => seq_pool::seq_pool(p, cast_slice(self.get(b[0])), self.get(b[1]), cast_slice_mut(&mut out), th),
             Stage::ProgramMvm => {
                 program_mvm::program_mvm(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice(self.get(b[2])), cast_slice_mut(&mut out), th)

@@ -31,6 +31,9 @@ pub struct ClassifierPoint {
     /// Question answering, per trial and sequence: the null score, position 0's start + end
     /// logit (SQuAD 2.0's "no answer").
     pub seq_null: Vec<f32>,
+    /// A pooled head's outputs per trial, sequence and output, `[trial][sequence][output]`
+    /// (`head_out`; GLUE's per-sequence metrics).
+    pub seq_out: Vec<f32>,
 }
 
 impl ClassifierPoint {
@@ -48,6 +51,7 @@ impl ClassifierPoint {
             seq_labelled: vec![],
             seq_answer: vec![],
             seq_null: vec![],
+            seq_out: vec![],
         }
     }
 }

@@ -272,6 +272,9 @@ fn transformer_group(
     let nll = m.next_token.then(|| be.create("nll", nc * nt * chunk as usize * samples as usize * nll_blocks as usize * NLL_SLOT_WORDS as usize));
     // Question answering's answer spans, [config][t_index][trial][sequence] (SPAN_SLOT_WORDS each).
     let spans = m.span.map(|_| be.create("spans", nc * nt * chunk as usize * samples as usize * SPAN_SLOT_WORDS as usize));
+    let classes = m.layers[*m.head.last().unwrap()].mapped.n_out;
+    // A pooled head's outputs, [config][t_index][trial][sequence][output] (GLUE's metrics).
+    let outputs = m.head_out.then(|| be.create("outputs", nc * nt * chunk as usize * samples as usize * classes as usize));
     // What is scored: sequences, or a language model's predicted tokens (len − 1 per sequence).
     let scored = if m.next_token { lengths.iter().map(|&l| l.min(seq).saturating_sub(1)).sum() } else { samples };
     if scored == 0 {
@@ -279,7 +282,6 @@ fn transformer_group(
     }
     let mut out: Vec<Vec<ClassifierPoint>> = cfgs.iter().map(|_| cfg.times.iter().map(|&t| ClassifierPoint::new(t, scored)).collect()).collect();
     let wg = be.wg();
-    let classes = m.layers[*m.head.last().unwrap()].mapped.n_out;
     // Every matrix's params for `program` and `drift` (one vector per trial: the device state
     // does not depend on the batch).
     let state_params =
@@ -567,7 +569,16 @@ fn transformer_group(
                             grid(token_nll_groups(n as u64 * sbl as u64 * nll_blocks as u64, m.vocab), 1),
                         );
                     }
-                    _ => be.dispatch(Stage::Accuracy, &pa, &[h, lab_b, correct], grid(n as u64 * sbl as u64, wg)),
+                    _ => {
+                        if !m.regression {
+                            be.dispatch(Stage::Accuracy, &pa, &[h, lab_b, correct], grid(n as u64 * sbl as u64, wg));
+                        }
+                        if let Some(outputs) = outputs {
+                            // Slots [t_index][trial][sequence], as answer_span's.
+                            pa.layer.batch = samples;
+                            be.dispatch(Stage::HeadOut, &pa, &[h, outputs], grid(n as u64 * sbl as u64 * classes as u64, wg));
+                        }
+                    }
                 }
             }
         }
@@ -575,13 +586,21 @@ fn transformer_group(
             Some(b) => be.download(b).map(Some),
             None => Ok(None),
         };
-        match be.download(correct).and_then(|c| losses.map(|l| (c, l))) {
-            Ok((got, losses)) => {
+        let head_outputs = match outputs {
+            Some(b) => be.download(b).map(Some),
+            None => Ok(None),
+        };
+        match be.download(correct).and_then(|c| losses.map(|l| (c, l))).and_then(|c| head_outputs.map(|o| (c, o))) {
+            Ok(((got, losses), head_outputs)) => {
                 let n = n as usize;
                 for (ci, pts) in out.iter_mut().enumerate() {
                     for (ti, pt) in pts.iter_mut().enumerate() {
                         let at = (ci * nt + ti) * n;
                         pt.correct.extend_from_slice(&got[at..at + n]);
+                        if let Some(o) = &head_outputs {
+                            let per = samples as usize * classes as usize;
+                            pt.seq_out.extend(o[at * per..(at + n) * per].iter().map(|&w| f32::from_bits(w)));
+                        }
                         // Each trial's loss: its sequences' block sums added in f64 in order; and
                         // each sequence's loss and hits.
                         if let (Some(l), Some(_)) = (&losses, spans) {
@@ -623,6 +642,7 @@ fn transformer_group(
     all.extend(tri);
     all.extend(nll);
     all.extend(spans);
+    all.extend(outputs);
     all.extend(bn_norms.into_iter().flatten().flatten());
     all.extend(ffn_norms.into_iter().flatten());
     all.extend(biases);

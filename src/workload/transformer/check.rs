@@ -102,7 +102,7 @@ impl TransformerSettings {
             }
         }
         if self.task.qa() {
-            let task = format!("transformer.task = \"{}\"", if self.task == Task::QaF1 { "qa_f1" } else { "qa_exact_match" });
+            let task = format!("transformer.task = \"{}\"", self.task.name());
             if self.segment_sep.is_none() {
                 return Err(format!(
                     "{task} finds the answer in the context, the second segment of [CLS] question [SEP] context [SEP]: set transformer.segment_sep to the separator's id ([SEP] is 102 in BERT's uncased vocabulary)"
@@ -189,6 +189,29 @@ impl TransformerSettings {
             return self.check_spans(data);
         }
         let classes = net.classes();
+        if self.task.regression() {
+            if classes != 1 {
+                return Err(format!(
+                    "transformer.task = \"{}\" scores a regression head's one output per sequence (STS-B's num_labels = 1); the head gives {classes}: use task = \"classify\", \"classify_matthews\" or \"classify_f1\"",
+                    self.task.name()
+                ));
+            }
+            if data.targets.len() != data.len() {
+                return Err(format!("transformer.task = \"{}\" needs a real-valued target per row (the data's last column, or data.labels)", self.task.name()));
+            }
+            return Ok(());
+        }
+        if classes < 2 && self.task != Task::Classify {
+            return Err(format!(
+                "transformer.task = \"{}\": the head gives 1 output; a classifier gives one per class (a 1-output head is a regression: task = \"regress_pearson\" or \"regress_spearman\")",
+                self.task.name()
+            ));
+        }
+        if self.task == Task::ClassifyF1 && classes != 2 {
+            return Err(format!(
+                "transformer.task = \"classify_f1\" scores the F1 of class 1 of a binary classifier (GLUE's MRPC, QQP); the head gives {classes} outputs: use \"classify_matthews\" or \"classify\""
+            ));
+        }
         if let Some(&l) = data.labels.iter().find(|&&l| l as usize >= classes) {
             return Err(format!("the data set has label {l} but the head has {classes} outputs"));
         }

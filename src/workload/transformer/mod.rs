@@ -17,6 +17,7 @@
 
 pub mod baseline;
 mod check;
+pub mod glue;
 pub mod gpt2;
 pub mod mobilebert;
 pub mod names;
@@ -74,9 +75,34 @@ pub enum Task {
     QaExactMatch,
     /// The same model scored by the token-level F1 of the answer against the best labelled answer.
     QaF1,
+    /// A class per sequence scored by Matthews' correlation coefficient over the data set
+    /// (GLUE's CoLA; Gorodkin's R_K for more than two classes, as scikit-learn computes it).
+    ClassifyMatthews,
+    /// A binary classifier scored by the F1 of class 1 (GLUE's MRPC and QQP).
+    ClassifyF1,
+    /// A regression head (one output per sequence) scored by Pearson's correlation with the
+    /// data's real-valued targets (GLUE's STS-B).
+    RegressPearson,
+    /// The same head scored by Spearman's rank correlation (ties at their average rank).
+    RegressSpearman,
 }
 
 impl Task {
+    /// The task's name in an experiment file (`transformer.task`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Classify => "classify",
+            Task::NextToken => "next_token",
+            Task::NextTokenAccuracy => "next_token_accuracy",
+            Task::QaExactMatch => "qa_exact_match",
+            Task::QaF1 => "qa_f1",
+            Task::ClassifyMatthews => "classify_matthews",
+            Task::ClassifyF1 => "classify_f1",
+            Task::RegressPearson => "regress_pearson",
+            Task::RegressSpearman => "regress_spearman",
+        }
+    }
+
     /// Whether the head predicts the next token (the two language-model tasks).
     pub fn next_token(self) -> bool {
         matches!(self, Task::NextToken | Task::NextTokenAccuracy)
@@ -85,6 +111,17 @@ impl Task {
     /// Whether the head picks an answer span (the two question-answering tasks).
     pub fn qa(self) -> bool {
         matches!(self, Task::QaExactMatch | Task::QaF1)
+    }
+
+    /// Whether the metric reads every sequence's pooled output (GLUE's correlations and F1), not
+    /// a count of correct ones (`glue`).
+    pub fn per_sequence(self) -> bool {
+        matches!(self, Task::ClassifyMatthews | Task::ClassifyF1 | Task::RegressPearson | Task::RegressSpearman)
+    }
+
+    /// Whether the head's one output is a real value scored against real targets.
+    pub fn regression(self) -> bool {
+        matches!(self, Task::RegressPearson | Task::RegressSpearman)
     }
 
     /// Whether the head reads every token instead of one pooled vector per sequence.
@@ -267,6 +304,9 @@ pub struct TransformerSettings {
     /// Question answering's floating-point score on the data set, set by validation.
     #[serde(skip)]
     pub fp_span: Option<SpanScore>,
+    /// A per-sequence metric's floating-point value (`glue`), set by validation.
+    #[serde(skip)]
+    pub fp_score: Option<f64>,
     /// Where the floating-point value comes from: `reference` (the f64 forward at validation)
     /// or `engine` (one noiseless pass of the run's backend at the start of the run: for large
     /// models, whose f64 forward over the data takes hours on the host; `baseline.rs`).
@@ -625,6 +665,8 @@ impl TransformerSettings {
                 sep: self.segment_sep.unwrap_or(u32::MAX),
                 answers: self.answers,
             }),
+            head_out: self.task.per_sequence(),
+            regression: self.task.regression(),
         }
     }
 
@@ -674,6 +716,10 @@ pub fn metric(inputs: &Inputs<'_>, sp: &SweepPoint) -> Metric {
         Task::NextTokenAccuracy => Metric { text: "next-token top-1 accuracy (causal language model)", column: "next_token_accuracy", higher_is_better: true },
         Task::QaExactMatch => Metric { text: "answer exact match (question answering)", column: "exact_match", higher_is_better: true },
         Task::QaF1 => Metric { text: "answer token F1 (question answering)", column: "f1", higher_is_better: true },
+        Task::ClassifyMatthews => Metric { text: "Matthews correlation (transformer classifier; GLUE's CoLA)", column: "matthews_correlation", higher_is_better: true },
+        Task::ClassifyF1 => Metric { text: "F1 of class 1 (transformer classifier; GLUE's MRPC, QQP)", column: "f1", higher_is_better: true },
+        Task::RegressPearson => Metric { text: "Pearson correlation (transformer regression; GLUE's STS-B)", column: "pearson", higher_is_better: true },
+        Task::RegressSpearman => Metric { text: "Spearman rank correlation (transformer regression; GLUE's STS-B)", column: "spearman", higher_is_better: true },
     }
 }
 
@@ -740,8 +786,19 @@ pub(crate) fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], 
         (Task::NextTokenAccuracy, f) => f.map(|f| f.correct as f64 / f.tokens as f64),
         (Task::QaExactMatch, _) => s.fp_span.map(|f| f.exact as f64 / n),
         (Task::QaF1, _) => s.fp_span.map(|f| f.f1 / n),
+        (_, _) => s.fp_score,
     });
     let per_seq = lengths.len().max(1);
+    if s.task.per_sequence() {
+        let classes = s.net().classes();
+        return pts
+            .into_iter()
+            .map(|p| {
+                let (per_trial, test_var) = glue::per_trial(s.task, &p.seq_out, classes, data);
+                TimeMetrics { per_trial, test_var, fp, ..TimeMetrics::default() }
+            })
+            .collect();
+    }
     if let Some(text) = &data.text {
         return pts.into_iter().map(|p| squad_metrics(s.task, text, per_seq, &p.seq_answer, &p.seq_null, fp)).collect();
     }

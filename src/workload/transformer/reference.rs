@@ -666,6 +666,13 @@ pub fn span_score(net: &TransformerNet, s: &TransformerSettings, tokens: &[u32],
     Prepared::new(net, s).span(tokens, len, answers)
 }
 
+/// A per-sequence metric's f64 value (GLUE's correlations and F1, `glue`) from every row's
+/// logits.
+pub fn fp_score(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) -> f64 {
+    let rows = per_row(net, s, data, |p, tokens, len| p.logits(tokens, len));
+    super::glue::score(s.task, &rows.concat(), net.classes(), data)
+}
+
 /// Correct predictions of the f64 forward over a token data set.
 pub fn fp_correct(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) -> u64 {
     fp_predictions(net, s, data).iter().zip(&data.labels).filter(|(p, &l)| **p == l as usize).count() as u64

@@ -1,0 +1,196 @@
+//! GLUE's per-sequence metrics (`transformer.task = "classify_matthews"`, `"classify_f1"`,
+//! `"regress_pearson"`, `"regress_spearman"`) end to end: the `head_out` slots against the
+//! independent f64 reference row by row, each trial's metric from those slots, the correct count
+//! of `accuracy` against the slots' predictions, the GPU against the CPU twins, the results the
+//! CLI writes, and bad input named before any compute with nothing written.
+
+use super::transformer::{cli_results, edited, expect_cli_error, load, recorded_run, state_dict, tmp, write_experiment, IDEAL};
+use super::twins::replay_stages;
+use crate::common::*;
+use aimc::engine::stages::Stage;
+use aimc::tolerances::TRANSFORMER_FP_ABS;
+use aimc::workload::transformer::{glue, reference, Task};
+use std::path::PathBuf;
+
+/// The tiny PyTorch-named model of `transformer::state_dict` with a head of `outputs` outputs
+/// (3: the shipped head; 2 a binary classifier; 1 a regression head).
+fn model(outputs: usize) -> Vec<u8> {
+    edited(&state_dict(None, 7), |t| {
+        let w = aimc::rng::uniform_signed(outputs * 6, 31).into_iter().map(|v| v * 0.8).collect();
+        t.insert("classifier.2.weight".into(), (vec![outputs, 6], w));
+        t.insert("classifier.2.bias".into(), (vec![outputs], vec![0.05; outputs]));
+    })
+}
+
+/// 24 rows of 20 tokens (ids 1..9, padded with 0 after 6..20 tokens), then the row's label for
+/// `outputs` classes, or for a regression head (1) a real target in [0, 5] as STS-B's.
+fn rows(outputs: usize) -> String {
+    (0..24usize)
+        .map(|r| {
+            let len = 6 + (r * 5) % 15;
+            let toks: Vec<String> = (0..20).map(|i| if i < len { (1 + (r * 7 + i * 3 + i * i) % 9).to_string() } else { "0".into() }).collect();
+            let label = if outputs == 1 { format!("{:.3}", 2.5 + 2.5 * (r as f64 * 0.7).sin()) } else { ((r * 5 + r / 4) % outputs).to_string() };
+            format!("{},{label}\n", toks.join(","))
+        })
+        .collect()
+}
+
+fn outputs_of(task: &str) -> usize {
+    match task {
+        "classify_matthews" => 3,
+        "classify_f1" => 2,
+        _ => 1,
+    }
+}
+
+/// A `task` experiment in its own directory; `extra` adds sections or fields. Its labels are
+/// the f64 reference's predictions, every fourth one moved to the next class (its targets the
+/// reference's outputs scaled, plus a smooth disturbance), so the floating-point metric is
+/// neither perfect nor chance and noise can move it either way.
+fn write_glue(name: &str, task: &str, extra: &str) -> PathBuf {
+    let k = outputs_of(task);
+    let settings = format!("task = \"{task}\"");
+    let probe = load(&write_experiment(&tmp(&format!("glue-probe-{name}")), &model(k), ("rows.csv", &rows(k)), &settings, ""));
+    let (s, data) = (probe.points[0].transformer.as_ref().unwrap(), probe.data.as_ref().unwrap());
+    let (_, lengths) = s.tokens(data);
+    let text: String = rows(k)
+        .lines()
+        .enumerate()
+        .map(|(r, line)| {
+            let out = reference::logits(s.net(), s, &reference::row_tokens(data, r), lengths[r] as usize);
+            let label = match k {
+                1 => format!("{}", 2.5 + 4.0 * out[0] + 0.3 * (r as f64 * 0.7).sin()),
+                _ => ((reference::argmax(&out) + usize::from(r % 4 == 3)) % k).to_string(),
+            };
+            format!("{},{label}\n", line.rsplit_once(',').unwrap().0)
+        })
+        .collect();
+    write_experiment(&tmp(&format!("glue-{name}")), &model(k), ("rows.csv", &text), &settings, extra)
+}
+
+const TASKS: [&str; 4] = ["classify_matthews", "classify_f1", "regress_pearson", "regress_spearman"];
+
+/// With an ideal device and perfect converters every `head_out` slot is the f64 reference's
+/// output within `TRANSFORMER_FP_ABS`; each trial's metric is `glue::score` of its slots, bit for
+/// bit; a classifier's `accuracy` count is its slots' correct predictions; and the run's value
+/// is the reference's floating-point one: the same predictions, or a correlation within what a
+/// shift of `TRANSFORMER_FP_ABS` per output can move it (|Δr| ≤ 2 δ / σ of the outputs, to first
+/// order).
+#[test]
+fn the_noiseless_outputs_equal_the_reference() {
+    for task in TASKS {
+        let e = load(&write_glue(&format!("ideal_{task}"), task, IDEAL));
+        let p = &e.points[0];
+        let s = p.transformer.as_ref().unwrap();
+        let data = e.data.as_ref().unwrap();
+        let (k, n) = (outputs_of(task), data.len());
+        let (rec, pts) = recorded_run(&e);
+        let slots = f32s(&rec.log.iter().rev().find(|d| d.stage == Stage::HeadOut).unwrap().after[1]);
+        let (_, lengths) = s.tokens(data);
+        let mut want = Vec::new();
+        for r in 0..n {
+            let raw = reference::row_tokens(data, r);
+            want.extend(reference::logits(s.net(), s, &raw, lengths[r] as usize));
+        }
+        for t in 0..2 {
+            let got = &slots[t * n * k..(t + 1) * n * k];
+            for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                assert!((g as f64 - w).abs() < TRANSFORMER_FP_ABS as f64, "{task}: trial {t} row {} output {}: {g} against {w}", i / k, i % k);
+            }
+            let wide: Vec<f64> = got.iter().map(|&v| v as f64).collect();
+            let mine = glue::score(s.task, &wide, k, data);
+            assert_eq!(pts[0].seq_out[t * n * k..(t + 1) * n * k], *got, "{task}: the point carries the slots");
+            if k > 1 {
+                let hits = glue::predictions(&wide, k).iter().zip(&data.labels).filter(|(p, &l)| **p == l as usize).count();
+                assert_eq!(pts[0].correct[t] as usize, hits, "{task}: accuracy's count against the slots' predictions");
+                assert_eq!(glue::predictions(&wide, k), glue::predictions(&want, k), "{task}: trial {t}");
+            }
+            let (per_trial, _) = glue::per_trial(s.task, got, k, data);
+            assert_eq!(per_trial, vec![mine]);
+        }
+        let fp = s.fp_score.unwrap();
+        assert_eq!(fp, glue::score(s.task, &want, k, data));
+        let r = run_ok(&mut cpu(), &e);
+        assert_eq!(r.points[0].fp, Some(fp), "{task}");
+        let sd = {
+            let m = want.iter().sum::<f64>() / want.len() as f64;
+            (want.iter().map(|v| (v - m).powi(2)).sum::<f64>() / want.len() as f64).sqrt()
+        };
+        let bound = if k == 1 { 2.0 * TRANSFORMER_FP_ABS as f64 / sd } else { 0.0 };
+        for &v in &r.points[0].per_trial {
+            assert!((v - fp).abs() <= bound, "{task}: {v} against the reference's {fp} (bound {bound:.2e})");
+        }
+        // The case is not degenerate: a perfect or a constant predictor tells nothing.
+        assert!(fp.abs() > 0.05 && fp.abs() < 0.999, "{task}: floating-point value {fp}");
+        assert!(r.higher_is_better);
+    }
+}
+
+/// Noise moves the per-sequence metrics, the F1 carries a test-set interval over the rows, and
+/// the correlations and Matthews' coefficient none (a ratio of sums they are not).
+#[test]
+fn noise_moves_the_metrics_and_the_f1_has_a_test_set_interval() {
+    for task in TASKS {
+        let r = run_ok(&mut cpu(), &load(&write_glue(&format!("pcm_{task}"), task, "[device]\nmodel = \"pcm\"")));
+        let fp = r.points[0].fp.unwrap();
+        let last = r.points.last().unwrap();
+        assert!(last.per_trial.iter().any(|&v| v != fp), "{task}: a year of drift left every trial at {fp}");
+        assert!(last.per_trial.iter().all(|v| (-1.0..=1.0).contains(v)), "{task}: {:?}", last.per_trial);
+        assert_eq!(last.test_set_ci.is_some(), task == "classify_f1", "{task}");
+        assert!(last.per_trial_correct.is_none(), "{task}: the correct count is accuracy's, not this metric's");
+    }
+}
+
+/// The GPU's `head_out` copies what its twin copies, bit for bit, and a run on the GPU with an
+/// ideal device gives the CPU's metric (the same predictions; a correlation within the f32
+/// error of the outputs, `TRANSFORMER_FP_ABS`).
+#[test]
+fn the_gpu_scores_as_the_cpu_twin() {
+    // The recorded dispatches' grids are for the CPU's workgroup of 256.
+    let Some(mut g) = gpu(256) else { return };
+    for task in TASKS {
+        let e = load(&write_glue(&format!("gpu_{task}"), task, "[device]\nmodel = \"pcm\""));
+        let (rec, _) = recorded_run(&e);
+        assert_eq!(replay_stages(&rec, &mut g, &[Stage::HeadOut]), 1, "{task}");
+        let e = load(&write_glue(&format!("gpu_ideal_{task}"), task, IDEAL));
+        let (a, b) = (run_ok(&mut cpu(), &e), run_ok(&mut g, &e));
+        for (x, y) in a.points.iter().zip(&b.points) {
+            for (c, d) in x.per_trial.iter().zip(&y.per_trial) {
+                let tol = if outputs_of(task) == 1 { 1e-3 } else { 0.0 };
+                assert!((c - d).abs() <= tol, "{task}: cpu {c} gpu {d}");
+            }
+        }
+    }
+}
+
+/// `aimc run` names each metric's column; the tasks are named in the experiment file.
+#[test]
+fn the_cli_names_each_metric() {
+    for (task, column) in [("classify_matthews", "matthews_correlation"), ("classify_f1", "f1"), ("regress_pearson", "pearson"), ("regress_spearman", "spearman")] {
+        let r = cli_results(&write_glue(&format!("cli_{task}"), task, "[device]\nmodel = \"pcm\""), column);
+        assert!(r.metric.contains(if task.starts_with("regress") { "STS-B" } else { "GLUE" }), "{}", r.metric);
+    }
+    for t in [Task::Classify, Task::ClassifyMatthews, Task::ClassifyF1, Task::RegressPearson, Task::RegressSpearman, Task::QaF1, Task::NextToken] {
+        assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", t.name()));
+    }
+}
+
+/// A head of the wrong width, a target that is not a number and a row without a target are named
+/// before any compute, with nothing written.
+#[test]
+fn bad_input_is_named() {
+    let three = |name: &str, task: &str| {
+        let dir = tmp(&format!("glue-bad-{name}"));
+        write_experiment(&dir, &model(3), ("rows.csv", &rows(3)), &format!("task = \"{task}\""), "")
+    };
+    expect_cli_error(&three("f1", "classify_f1"), &["classify_f1", "3 outputs", "classify_matthews"]);
+    expect_cli_error(&three("reg", "regress_pearson"), &["regress_pearson", "gives 3", "classify"]);
+    let one = |name: &str, task: &str, data: &str| {
+        let dir = tmp(&format!("glue-bad-{name}"));
+        write_experiment(&dir, &model(1), ("rows.csv", data), &format!("task = \"{task}\""), "")
+    };
+    expect_cli_error(&one("mcc1", "classify_matthews", &rows(2)), &["classify_matthews", "1 output", "regress_pearson"]);
+    let nan = rows(1).lines().enumerate().map(|(i, l)| if i == 4 { format!("{},nan\n", l.rsplit_once(',').unwrap().0) } else { format!("{l}\n") }).collect::<String>();
+    expect_cli_error(&one("nan", "regress_spearman", &nan), &["line 5", "not a finite number"]);
+    expect_cli_error(&one("cols", "regress_pearson", "3\n4\n"), &["regression row", "1 column"]);
+}

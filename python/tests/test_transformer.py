@@ -800,7 +800,7 @@ def test_from_torch_refuses_what_a_hugging_face_model_runs_beyond_aimcs_forward(
         (dict(hidden_act="quick_gelu"), r"config.hidden_act = 'quick_gelu'; aimc maps gelu, gelu_fast"),
         (dict(position_embedding_type="relative_key"), r"position_embedding_type = 'relative_key'; aimc adds learned absolute"),
         (dict(is_decoder=True), r"config.is_decoder = True; aimc runs an encoder"),
-        (dict(num_labels=1), r"num_labels = 1, .*single-label classifier"),
+        (dict(num_labels=1, problem_type="single_label_classification"), r"num_labels = 1, .*single-label classifier"),
         (dict(problem_type="multi_label_classification"), r"problem_type = 'multi_label_classification'; aimc scores a single-label"),
     ]
     for config, message in cases:
@@ -1036,7 +1036,7 @@ def test_from_torch_refuses_mobilebert_configs_beyond_aimcs_forward():
          r"config.use_bottleneck_attention = True with intra_bottleneck_size = hidden_size = 32: aimc tells attention on the input "
          r"bottleneck by the width of V's input"),
         (dict(hidden_act="quick_gelu"), r"MobileBertForSequenceClassification.config.hidden_act = 'quick_gelu'; aimc maps"),
-        (dict(num_labels=1), r"num_labels = 1, .*single-label classifier"),
+        (dict(num_labels=1, problem_type="single_label_classification"), r"num_labels = 1, .*single-label classifier"),
     ]
     for config, message in cases:
         with pytest.raises(ValueError, match=message):

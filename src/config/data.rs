@@ -119,7 +119,9 @@ pub(super) fn read_target_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) 
     }
     let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let (x, targets, ys) = match (ext, &d.labels) {
-        ("npy", None) => return Err(format!("data.path = {}: a .npy holds the token rows only; give data.labels = \"targets.npy\" too, n real values", data_path.display())),
+        ("npy", None) => {
+            return Err(format!("data.path = {}: a .npy holds the token rows only; give data.labels = \"targets.npy\" too, n real values", data_path.display()))
+        }
         ("npy", Some(l)) => {
             let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {}", as_data(&e, "tokens")))?;
             let lp = resolve(l);

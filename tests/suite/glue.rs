@@ -166,7 +166,9 @@ fn the_gpu_scores_as_the_cpu_twin() {
 /// `aimc run` names each metric's column; the tasks are named in the experiment file.
 #[test]
 fn the_cli_names_each_metric() {
-    for (task, column) in [("classify_matthews", "matthews_correlation"), ("classify_f1", "f1"), ("regress_pearson", "pearson"), ("regress_spearman", "spearman")] {
+    for (task, column) in
+        [("classify_matthews", "matthews_correlation"), ("classify_f1", "f1"), ("regress_pearson", "pearson"), ("regress_spearman", "spearman")]
+    {
         let r = cli_results(&write_glue(&format!("cli_{task}"), task, "[device]\nmodel = \"pcm\""), column);
         assert!(r.metric.contains(if task.starts_with("regress") { "STS-B" } else { "GLUE" }), "{}", r.metric);
     }
@@ -190,7 +192,11 @@ fn bad_input_is_named() {
         write_experiment(&dir, &model(1), ("rows.csv", data), &format!("task = \"{task}\""), "")
     };
     expect_cli_error(&one("mcc1", "classify_matthews", &rows(2)), &["classify_matthews", "1 output", "regress_pearson"]);
-    let nan = rows(1).lines().enumerate().map(|(i, l)| if i == 4 { format!("{},nan\n", l.rsplit_once(',').unwrap().0) } else { format!("{l}\n") }).collect::<String>();
+    let nan = rows(1)
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == 4 { format!("{},nan\n", l.rsplit_once(',').unwrap().0) } else { format!("{l}\n") })
+        .collect::<String>();
     expect_cli_error(&one("nan", "regress_spearman", &nan), &["line 5", "not a finite number"]);
     expect_cli_error(&one("cols", "regress_pearson", "3\n4\n"), &["regression row", "1 column"]);
 }

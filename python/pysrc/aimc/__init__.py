@@ -293,7 +293,8 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
                 gdc: str | None = None, attention: str | None = None, features: int | None = None, pad_id: int | None = None,
                 pooling: str | None = None, embed_scale: float | None = None, seed: int = 0, backend: str = "auto",
                 out: str | None = None, quiet: bool = False, settings: dict | None = None, digital: Sequence[str] | None = None,
-                overwrite: bool = False, rpu_config=None, token_type_ids=None, answer_text: dict | None = None, **overrides) -> Results:
+                overwrite: bool = False, rpu_config=None, token_type_ids=None, answer_text: dict | None = None, metric: str | None = None,
+                **overrides) -> Results:
     """Accuracy over trials of a transformer classifier on token sequences (the `transformer`
     workload): every static-weight matrix on noisy crossbars, embedding, LayerNorm, attention,
     residual adds and pooling digital. `model` is a `TransformerModel` (from `from_torch`), a
@@ -320,7 +321,13 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     it reads the separator's id from them (`settings={"segment_sep": id}` says it directly) and
     refuses types that rule does not reproduce. `answer_text` (question answering, labels None):
     the questions' contexts and answers as text and each row's question and token offsets
-    (`squad_windows(...).text`), scored by SQuAD's official metrics."""
+    (`squad_windows(...).text`), scored by SQuAD's official metrics.
+
+    `metric` scores each trial's predictions over the data set as GLUE does (Wang et al. 2019):
+    "accuracy" (the default for a classifier), "matthews" (Matthews' correlation, CoLA), "f1"
+    (the F1 of class 1 of a binary classifier, MRPC and QQP), or for a regression head (one
+    output, a Hugging Face model with num_labels = 1, STS-B; `labels` [n] real targets)
+    "pearson" (its default) or "spearman"."""
     if isinstance(model, tuple) and len(model) == 2:
         model, settings = model[0], {**model[1], **(settings or {})}
     if _is_huggingface(model) or (hasattr(model, "named_children") and _is_transformer(model)):
@@ -347,6 +354,17 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         mask = np.asarray(tokens["attention_mask"]) if "attention_mask" in tokens.keys() else None
         tokens = tokens["input_ids"]
     tok = np.asarray(tokens)
+    if metric is not None:
+        s0 = {**base, **(settings or {})}
+        regression = s0.get("task") in _REGRESSION_TASKS.values()
+        tasks = _REGRESSION_TASKS if regression else _CLASSIFY_TASKS
+        if s0.get("task", "classify") not in (*_CLASSIFY_TASKS.values(), *_REGRESSION_TASKS.values()):
+            raise ValueError(f"metric = {metric!r} scores a sequence classifier or regression; this model's task is {s0['task']!r} "
+                             "(aimc.language_model and aimc.question_answering take their own metric)")
+        if metric not in tasks:
+            head = "a regression head (one output)" if regression else "a classifier"
+            raise ValueError(f"metric = {metric!r}: {head} is scored by {', '.join(repr(m) for m in tasks)}")
+        settings = {**(settings or {}), "task": tasks[metric]}
     # A causal language model's rows are its tokens: no labels (aimc.language_model); question
     # answering's labels are each row's answer span, [n, 2] (aimc.question_answering).
     task = {**base, **(settings or {})}.get("task", "classify")
@@ -365,9 +383,13 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
     if not ok:
         raise ValueError(f"tokens must be [n, seq] token ids and labels [n] ([n, 2 * answers] answer spans for question answering); "
                          f"got tokens {tok.shape}, labels {y.shape}")
+    regress = task in _REGRESSION_TASKS.values()
     for what, a in (("tokens", tok), ("labels", y)):
         v = a.astype(np.float64)
-        if not np.all(np.isfinite(v) & (v >= 0) & (v == np.round(v))):
+        if regress and what == "labels":
+            if not np.all(np.isfinite(v)):
+                raise ValueError("labels must be finite numbers (a regression head's targets)")
+        elif not np.all(np.isfinite(v) & (v >= 0) & (v == np.round(v))):
             raise ValueError(f"{what} must be non-negative integers (token ids and class indices)")
     s = {**base, **(settings or {})}
     if qa and not tokens_only and y.shape[1] > 2:
@@ -387,8 +409,13 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         tmp = files.dir
         if isinstance(model, TransformerModel):
             model.save(tmp / "model.safetensors", seq=tok.shape[1])
-        rows = tok.astype(np.int64) if tokens_only else np.column_stack([tok.astype(np.int64), y.astype(np.int64).reshape(len(tok), -1)])
-        np.savetxt(tmp / "tokens.csv", rows, delimiter=",", fmt="%d")
+        if regress:
+            # Each target as the shortest decimal that reads back to the same float32.
+            lines = (",".join(map(str, r)) + "," + repr(float(np.float32(t))) for r, t in zip(tok.astype(np.int64).tolist(), y))
+            (tmp / "tokens.csv").write_text("".join(line + "\n" for line in lines))
+        else:
+            rows = tok.astype(np.int64) if tokens_only else np.column_stack([tok.astype(np.int64), y.astype(np.int64).reshape(len(tok), -1)])
+            np.savetxt(tmp / "tokens.csv", rows, delimiter=",", fmt="%d")
         if answer_text is not None:
             (tmp / "answer_text.json").write_text(json.dumps(answer_text))
         tmp = files.settle()
@@ -404,6 +431,11 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         doc["transformer"] = {**s, **doc["transformer"]}
         text, directory = _run_document(doc, tmp / "transformer.toml", backend, out, quiet, overwrite, _rpu_base(rpu_config, doc))
         return Results(json.loads(text), directory)
+
+
+# `transformer(metric=...)`: GLUE's metrics of a sequence classifier and of a regression head.
+_CLASSIFY_TASKS = {"accuracy": "classify", "matthews": "classify_matthews", "f1": "classify_f1"}
+_REGRESSION_TASKS = {"pearson": "regress_pearson", "spearman": "regress_spearman"}
 
 
 def language_model(model, tokens, metric: str = "perplexity", settings: dict | None = None, **kw) -> Results:

@@ -689,9 +689,12 @@ def _from_huggingface(module) -> TransformerModel:
                              "over the non-padding tokens, no cross-attention)")
     labels = int(field("num_labels", 2))
     problem = field("problem_type")
-    if not qa and (labels < 2 or problem in ("regression", "multi_label_classification")):
+    # transformers reads num_labels = 1 as a regression (STS-B) unless problem_type says otherwise.
+    regression = not qa and labels == 1 and problem in (None, "regression")
+    if not qa and not regression and (labels < 2 or problem in ("regression", "multi_label_classification")):
         raise ValueError(f"from_torch: {kind} has num_labels = {labels}, problem_type = {problem!r}; aimc scores a single-label "
-                         "classifier by the argmax of its logits (num_labels >= 2, problem_type 'single_label_classification' or None)")
+                         "classifier by the argmax of its logits (num_labels >= 2, problem_type 'single_label_classification' or None) "
+                         "or a regression head (num_labels = 1, problem_type 'regression' or None)")
     act_field = "activation" if model_type == "distilbert" else "hidden_act"
     act = field(act_field)
     if not isinstance(act, str) or act not in _HF_ACTIVATIONS:
@@ -736,6 +739,10 @@ def _from_huggingface(module) -> TransformerModel:
         settings.update(head_activation="tanh", layer_norm_eps=float(field("layer_norm_eps", 1e-5)))
     if pad is not None:
         settings["pad_id"] = int(pad)
+    if regression:
+        # One output per sequence scored against real targets (GLUE's STS-B): Pearson's r unless
+        # transformer(metric="spearman") asks for the rank correlation.
+        settings["task"] = "regress_pearson"
     if qa:
         # The span head on every token (qa_outputs [2, hidden]); the F1 unless question_answering
         # asks for the exact match.

@@ -716,10 +716,14 @@ pub fn metric(inputs: &Inputs<'_>, sp: &SweepPoint) -> Metric {
         Task::NextTokenAccuracy => Metric { text: "next-token top-1 accuracy (causal language model)", column: "next_token_accuracy", higher_is_better: true },
         Task::QaExactMatch => Metric { text: "answer exact match (question answering)", column: "exact_match", higher_is_better: true },
         Task::QaF1 => Metric { text: "answer token F1 (question answering)", column: "f1", higher_is_better: true },
-        Task::ClassifyMatthews => Metric { text: "Matthews correlation (transformer classifier; GLUE's CoLA)", column: "matthews_correlation", higher_is_better: true },
+        Task::ClassifyMatthews => {
+            Metric { text: "Matthews correlation (transformer classifier; GLUE's CoLA)", column: "matthews_correlation", higher_is_better: true }
+        }
         Task::ClassifyF1 => Metric { text: "F1 of class 1 (transformer classifier; GLUE's MRPC, QQP)", column: "f1", higher_is_better: true },
         Task::RegressPearson => Metric { text: "Pearson correlation (transformer regression; GLUE's STS-B)", column: "pearson", higher_is_better: true },
-        Task::RegressSpearman => Metric { text: "Spearman rank correlation (transformer regression; GLUE's STS-B)", column: "spearman", higher_is_better: true },
+        Task::RegressSpearman => {
+            Metric { text: "Spearman rank correlation (transformer regression; GLUE's STS-B)", column: "spearman", higher_is_better: true }
+        }
     }
 }
 

@@ -1,0 +1,83 @@
+"""GLUE's metrics of a Hugging Face classifier and regression head (`transformer(metric=...)`):
+with an ideal device the engine's floating-point value is scikit-learn's and SciPy's metric of
+the model's own NumPy forward (Matthews' correlation for CoLA, the F1 of class 1 for MRPC and
+QQP, Pearson's and Spearman's correlations for STS-B), and bad metric names are refused."""
+
+import numpy as np
+import pytest
+
+import aimc
+from test_transformer import IDEAL, hf_classifier, hf_forward, padded_tokens
+
+
+def _oracle(metric, out, labels):
+    """The metric as GLUE's evaluation computes it (scikit-learn and SciPy), or a NumPy
+    transcription of their formulas where they are not installed."""
+    pred = np.argmax(out, axis=1)
+    if metric == "matthews":
+        try:
+            from sklearn.metrics import matthews_corrcoef
+            return matthews_corrcoef(labels, pred)
+        except ImportError:
+            k = out.shape[1]
+            c = np.zeros((k, k))
+            np.add.at(c, (labels, pred), 1)
+            t, p, s = c.sum(1), c.sum(0), c.sum()
+            return (np.trace(c) * s - t @ p) / np.sqrt((s * s - p @ p) * (s * s - t @ t))
+    if metric == "f1":
+        tp, fp, fn = np.sum((pred == 1) & (labels == 1)), np.sum((pred == 1) & (labels != 1)), np.sum((pred != 1) & (labels == 1))
+        return 2 * tp / (2 * tp + fp + fn)
+    x = out[:, 0]
+    if metric == "spearman":
+        try:
+            from scipy.stats import spearmanr
+            return spearmanr(x, labels)[0]
+        except ImportError:
+            x, labels = _ranks(x), _ranks(labels)
+    return np.corrcoef(x, labels)[0, 1]
+
+
+def _ranks(v):
+    """Ranks from 1, tied values at their average rank (SciPy's `rankdata`)."""
+    r = np.empty(len(v))
+    r[np.argsort(v, kind="stable")] = np.arange(1, len(v) + 1)
+    for value in np.unique(v):
+        r[v == value] = r[v == value].mean()
+    return r
+
+
+@pytest.mark.parametrize("metric", ["matthews", "f1", "pearson", "spearman"])
+def test_glue_metrics_equal_the_forward_scored_as_glue_scores_it(tmp_path, metric):
+    rng = np.random.default_rng(21)
+    labels_n = {"matthews": 3, "f1": 2}.get(metric, 1)
+    hf = hf_classifier(rng, num_labels=labels_n)
+    tok = padded_tokens(rng, n=30)
+    out = hf_forward(hf, tok)
+    if labels_n == 1:
+        # STS-B-like targets: the model's output, scaled, plus a disturbance.
+        y = 2.5 + 2.0 * out[:, 0] + 0.3 * rng.normal(size=len(tok))
+    else:
+        pred = np.argmax(out, axis=1)
+        y = np.where(np.arange(len(tok)) % 4 == 3, (pred + 1) % labels_n, pred)
+    assert aimc.from_torch(hf).settings.get("task") == ("regress_pearson" if labels_n == 1 else None)
+    r = aimc.transformer(hf, tok, y, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / metric), quiet=True, metric=metric,
+                         **IDEAL)
+    want = _oracle(metric, out, y.astype(np.float32).astype(np.float64) if labels_n == 1 else y)
+    assert 0.05 < abs(want) < 0.999
+    assert r.fp_baseline == pytest.approx(want, abs=1e-6)
+    for v in r.points[0]["per_trial"]:
+        assert v == pytest.approx(want, abs=1e-3)
+
+
+def test_metric_names_are_checked(tmp_path):
+    rng = np.random.default_rng(22)
+    tok = padded_tokens(rng, n=8)
+    with pytest.raises(ValueError, match=r"metric = 'pearson': a classifier is scored by 'accuracy', 'matthews', 'f1'"):
+        aimc.transformer(hf_classifier(rng), tok, np.zeros(8, int), trials=2, backend="cpu", out=str(tmp_path / "a"), quiet=True,
+                         metric="pearson")
+    with pytest.raises(ValueError, match=r"metric = 'f1': a regression head \(one output\) is scored by 'pearson', 'spearman'"):
+        aimc.transformer(hf_classifier(rng, num_labels=1), tok, np.zeros(8), trials=2, backend="cpu", out=str(tmp_path / "b"), quiet=True,
+                         metric="f1")
+    with pytest.raises(ValueError, match=r"labels must be finite numbers"):
+        aimc.transformer(hf_classifier(rng, num_labels=1), tok, np.full(8, np.nan), trials=2, backend="cpu", out=str(tmp_path / "c"),
+                         quiet=True)

@@ -73,13 +73,26 @@ pub fn run_to_dir(
     let mut be = crate::engine::open(backend)?;
     let ad = be.adapter();
     log(format!("{}: {} sweep points x {} times x {} trials on {} ({})", exp.name, exp.points.len(), exp.times.len(), exp.trials, ad.name, ad.backend));
-    // Floating-point values the file asks the backend for (`transformer.baseline = "engine"`).
+    let mut journal = crate::run::journal::Journal::open(dir, &exp.resolved).map_err(|source| PipelineError::Journal { dir: dir.to_path_buf(), source })?;
+    if !journal.recovered.is_empty() {
+        let (trials, chunks) = journal.recovered_trials();
+        let total = exp.points.len() as u64 * exp.trials as u64;
+        log(format!(
+            "resuming: {trials} of {total} point-trials ({chunks} chunks over {} sweep points) from {}",
+            exp.points.len(),
+            crate::run::journal::path_for(dir).display()
+        ));
+    }
+    // Floating-point values the file asks the backend for (`transformer.baseline = "engine"`),
+    // those of resumed chunks as they recorded them.
     let with_baselines;
     let exp = if crate::workload::transformer::baseline::wanted(exp) {
         let clock = std::time::Instant::now();
         let mut e = exp.clone();
-        let n = crate::workload::transformer::baseline::fill(&mut e, be.as_mut())?;
-        log(format!("floating-point baseline: {n} noiseless pass{} on {} in {:.1} s", if n == 1 { "" } else { "es" }, ad.name, clock.elapsed().as_secs_f64()));
+        let known = journal.recovered.iter().filter_map(|(&(i, _), c)| Some((i, c.points.first()?.fp?))).collect();
+        let n = crate::workload::transformer::baseline::fill(&mut e, be.as_mut(), &known)?;
+        let kept = if known.is_empty() { String::new() } else { " (the resumed chunks' values kept)".to_string() };
+        log(format!("floating-point baseline: {n} noiseless pass{} on {} in {:.1} s{kept}", if n == 1 { "" } else { "es" }, ad.name, clock.elapsed().as_secs_f64()));
         with_baselines = e;
         &with_baselines
     } else {
@@ -100,16 +113,6 @@ pub fn run_to_dir(
         log(format!(
             "progress counts {all} trials: {sweep} of the sweep points and {} of the per-layer diagnostics (weight error, layer insight)",
             all - sweep
-        ));
-    }
-    let mut journal = crate::run::journal::Journal::open(dir, &exp.resolved).map_err(|source| PipelineError::Journal { dir: dir.to_path_buf(), source })?;
-    if !journal.recovered.is_empty() {
-        let (trials, chunks) = journal.recovered_trials();
-        let total = exp.points.len() as u64 * exp.trials as u64;
-        log(format!(
-            "resuming: {trials} of {total} point-trials ({chunks} chunks over {} sweep points) from {}",
-            exp.points.len(),
-            crate::run::journal::path_for(dir).display()
         ));
     }
     be.set_profiling(profile);

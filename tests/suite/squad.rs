@@ -181,6 +181,34 @@ fn bad_answer_text_is_named() {
     expect_cli_error(&p, &["text.json", "rows[0].offsets[0] = [0, 999]"]);
 }
 
+/// A run resumed from its checkpoint keeps the engine baseline its finished chunks recorded (a
+/// resume on another backend could compute a value one answer apart): the first attempt's
+/// chunk carries a value no pass gives, and after the resume every point reports it.
+#[test]
+fn a_resumed_run_keeps_its_chunks_engine_baseline() {
+    use aimc::run::journal::{path_for, Journal};
+    let p = write_squad("baseline_resume", "qa_f1", "baseline = \"engine\"\n[device]\nmodel = \"pcm\"");
+    std::fs::write(&p, std::fs::read_to_string(&p).unwrap().replace("trials = 3\n", "trials = 600\n")).unwrap();
+    let mut e = load(&p);
+    const MARK: f64 = 0.123;
+    e.points[0].transformer.as_mut().unwrap().fp_engine = Some(MARK);
+    let dir = p.parent().unwrap().join("out");
+    let mut j = Journal::open(&dir, &e.resolved).unwrap();
+    let o = aimc::run::run_journaled(&e, &mut cpu(), &mut aimc::run::Quiet, Some(&mut j));
+    assert!(o.error.is_none(), "{:?}", o.error);
+    drop(j);
+    // The header and the first chunk (256 trials) only: the rest is computed on resuming.
+    let lines: Vec<String> = std::fs::read_to_string(path_for(&dir)).unwrap().lines().map(str::to_string).collect();
+    assert!(lines.len() >= 3, "{} journal lines: the run needs two chunks", lines.len());
+    std::fs::write(path_for(&dir), lines[..2].join("\n") + "\n").unwrap();
+    let out = super::transformer::aimc_cli().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", dir.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("resuming") && err.contains("0 noiseless passes") && err.contains("the resumed chunks' values kept"), "{err}");
+    let r: aimc::results::Results = serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert!(r.points.iter().all(|q| q.fp == Some(MARK) && q.per_trial.len() == 600), "{:?}", r.points.iter().map(|q| q.fp).collect::<Vec<_>>());
+}
+
 /// `baseline = "engine"`: the floating-point value comes from one noiseless pass of the run's
 /// backend instead of the f64 reference, and equals it (no answer lies within rounding of
 /// another here); the noisy trials are the same numbers, and validation alone runs no forward.

@@ -41,16 +41,27 @@ pub fn wanted(exp: &Experiment) -> bool {
 }
 
 /// The engine's floating-point value of every point that asks for it, each distinct network and
-/// setting run once (`fp_engine`); returns how many passes ran.
-pub fn fill(exp: &mut Experiment, be: &mut dyn Backend) -> Result<usize, EngineError> {
+/// setting run once (`fp_engine`); returns how many passes ran. `known` holds the values a
+/// resumed run's checkpointed chunks recorded, by sweep index: they are kept, for their points
+/// and every point that shares their network and settings, so a run resumed on another backend
+/// reports the value its first chunks were scored against.
+pub fn fill(exp: &mut Experiment, be: &mut dyn Backend, known: &HashMap<usize, f64>) -> Result<usize, EngineError> {
     let mut done: HashMap<String, f64> = HashMap::new();
     let mut values = Vec::new();
     let data = exp.data.as_ref().ok_or_else(|| EngineError::Invalid("the transformer workload needs [data]".into()))?;
     let t = exp.times.first().copied().unwrap_or(1.0);
+    // Points that differ only in noise, converters or drift compensation share the value.
+    let key = |sp: &SweepPoint, s: &TransformerSettings| format!("{}|{:?}", serde_json::to_string(s).expect("settings serialise"), sp.tile);
+    let wants = |sp: &SweepPoint| sp.transformer.as_ref().filter(|s| s.baseline == Baseline::Engine).cloned();
+    for sp in &exp.points {
+        if let (Some(s), Some(&v)) = (wants(sp), known.get(&sp.index)) {
+            done.entry(key(sp, &s)).or_insert(v);
+        }
+    }
+    let seeded = done.len();
     for (i, sp) in exp.points.iter().enumerate() {
-        let Some(s) = sp.transformer.as_ref().filter(|s| s.baseline == Baseline::Engine) else { continue };
-        // Points that differ only in noise, converters or drift compensation share the value.
-        let key = format!("{}|{:?}", serde_json::to_string(s).expect("settings serialise"), sp.tile);
+        let Some(s) = wants(sp) else { continue };
+        let (key, s) = (key(sp, &s), &s);
         let fp = match done.get(&key) {
             Some(&v) => v,
             None => {
@@ -64,7 +75,7 @@ pub fn fill(exp: &mut Experiment, be: &mut dyn Backend) -> Result<usize, EngineE
     for (i, fp) in values {
         exp.points[i].transformer.as_mut().expect("a transformer point").fp_engine = Some(fp);
     }
-    Ok(done.len())
+    Ok(done.len() - seeded)
 }
 
 /// One trial of the point's network on an ideal device with perfect converters at time `t`

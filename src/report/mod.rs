@@ -115,6 +115,7 @@ pub(crate) mod tests {
             per_trial,
             per_trial_correct: Some(correct),
             per_trial_test_var: None,
+            test_var_scale: Default::default(),
             test_set_ci: None,
             p5_ci: None,
             tail: None,

@@ -108,6 +108,10 @@ pub struct Point {
     /// `test_set_ci` comes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_trial_test_var: Option<Vec<f64>>,
+    /// What `per_trial_test_var` is the variance of: the metric's log (the default) or the
+    /// metric itself (a correlation's jackknife over the rows).
+    #[serde(default, skip_serializing_if = "TestScale::is_log")]
+    pub test_var_scale: TestScale,
     pub summary: Summary,
     pub mean_ci: Interval,
     pub pooled: Option<Pooled>,
@@ -632,4 +636,23 @@ pub struct NpuRow {
     /// The single op instance that takes longest, and its time.
     pub slowest_op: String,
     pub slowest_op_ns: f64,
+}
+
+/// The scale of a point's per-trial test-set variances (`Point::per_trial_test_var`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestScale {
+    /// The metric's log (a ratio estimator over the sequences or rows: a perplexity, a
+    /// next-token accuracy, an F1): the interval is the mean scaled by exp(∓ z σ).
+    #[default]
+    Log,
+    /// The metric itself (a correlation coefficient's jackknife over the rows): the interval is
+    /// the mean ± z σ, within [−1, 1].
+    Linear,
+}
+
+impl TestScale {
+    pub fn is_log(&self) -> bool {
+        *self == TestScale::Log
+    }
 }

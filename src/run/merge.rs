@@ -139,7 +139,8 @@ fn merge_parts(mut parts: Vec<Results>) -> Result<Results, String> {
         let recorded = |key: &str| first.config.get(key).and_then(|v| v.as_f64());
         let tail = crate::run::tail_at(recorded("tail_below"), recorded("tail_above"), correct.is_some(), first.fp_baseline);
         // The point's own floating-point metric (a kernel workload's depends on its projection).
-        let mut q = point_stats(id, per_trial, correct, test_var, p0.fp.or(first.fp_baseline), we, confidence, half, tail).map_err(|e| e.to_string())?;
+        let mut q = point_stats(id, per_trial, correct, test_var, p0.test_var_scale, p0.fp.or(first.fp_baseline), we, confidence, half, tail)
+            .map_err(|e| e.to_string())?;
         // The layer insight ran the first trials, in shard 0.
         q.layer_insight = parts.iter().map(|r| &r.points[i].layer_insight).find(|l| !l.is_empty()).cloned().unwrap_or_default();
         // What does not depend on the trials: the clipped projection's floating-point metric

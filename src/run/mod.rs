@@ -121,6 +121,7 @@ fn point(
     per_trial: Vec<f64>,
     correct: Option<(Vec<u32>, u32)>,
     test_var: Option<Vec<f64>>,
+    test_scale: results::TestScale,
     fp: Option<f64>,
     weight_error: Vec<LayerWeightError>,
     projection: Option<results::ProjectionAverage>,
@@ -144,7 +145,7 @@ fn point(
         projection,
     };
     let tail = tail_at(exp.tail_below, exp.tail_above, correct.is_some(), fp);
-    Ok(point_stats(id, per_trial, correct, test_var, fp, weight_error, exp.confidence, exp.ci_half_width, tail)?)
+    Ok(point_stats(id, per_trial, correct, test_var, test_scale, fp, weight_error, exp.confidence, exp.ci_half_width, tail)?)
 }
 
 /// Which point a set of trials belongs to.
@@ -190,6 +191,7 @@ pub fn point_stats(
     per_trial: Vec<f64>,
     correct: Option<(Vec<u32>, u32)>,
     test_var: Option<Vec<f64>>,
+    test_scale: results::TestScale,
     fp: Option<f64>,
     weight_error: Vec<LayerWeightError>,
     confidence: f64,
@@ -215,6 +217,9 @@ pub fn point_stats(
     // Where the units of the test set are groups of the counted items (a language model's
     // sequences of tokens) the ratio estimator's interval; else Wilson over the items.
     let test_set_ci = match (&correct, &test_var) {
+        (_, Some(v)) if v.len() == per_trial.len() && test_scale == results::TestScale::Linear => {
+            Some(stats::jackknife_normal_interval(summary.mean, v, confidence, -1.0, 1.0)?)
+        }
         (_, Some(v)) if v.len() == per_trial.len() => {
             let mut ci = stats::ratio_exp_interval(summary.mean, v, confidence)?;
             // A score in [0, 1] (an accuracy, an F1) stays below 1; a perplexity's trials are
@@ -323,6 +328,7 @@ pub fn point_stats(
         per_trial,
         per_trial_correct: correct.map(|c| c.0),
         per_trial_test_var: test_var,
+        test_var_scale: test_scale,
         summary,
         mean_ci,
         pooled,
@@ -383,7 +389,7 @@ fn chunk_points(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: 
     let clock = std::time::Instant::now();
     let out = per_time_parallel(per_time, |ti, m| {
         let projection = projection_average(&m.fp_per_seed, m.trials_per_seed, exp.confidence)?;
-        let mut q = point(exp, sp, chunk.first_trial, ti, m.per_trial, m.correct, m.test_var, m.fp, m.weight_error, projection)?;
+        let mut q = point(exp, sp, chunk.first_trial, ti, m.per_trial, m.correct, m.test_var, m.test_scale, m.fp, m.weight_error, projection)?;
         q.layer_insight = m.layer_insight;
         q.moe = m.moe;
         q.fp_clipped = m.fp_clipped;
@@ -493,7 +499,8 @@ impl PointChunks {
             let correct = p.per_trial_correct.zip(n_samples);
             // The floating-point metric, the first chunk's weight errors and the MoE cost model come
             // with the first chunk's points.
-            let mut q = point(exp, sp, exp.first_trial, ti, p.per_trial, correct, p.per_trial_test_var, p.fp, p.weight_error, p.projection_average)?;
+            let mut q =
+                point(exp, sp, exp.first_trial, ti, p.per_trial, correct, p.per_trial_test_var, p.test_var_scale, p.fp, p.weight_error, p.projection_average)?;
             q.moe = p.moe;
             q.layer_insight = p.layer_insight;
             q.fp_clipped = p.fp_clipped;

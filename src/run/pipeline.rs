@@ -92,7 +92,12 @@ pub fn run_to_dir(
         let known = journal.recovered.iter().filter_map(|(&(i, _), c)| Some((i, c.points.first()?.fp?))).collect();
         let n = crate::workload::transformer::baseline::fill(&mut e, be.as_mut(), &known)?;
         let kept = if known.is_empty() { String::new() } else { " (the resumed chunks' values kept)".to_string() };
-        log(format!("floating-point baseline: {n} noiseless pass{} on {} in {:.1} s{kept}", if n == 1 { "" } else { "es" }, ad.name, clock.elapsed().as_secs_f64()));
+        log(format!(
+            "floating-point baseline: {n} noiseless pass{} on {} in {:.1} s{kept}",
+            if n == 1 { "" } else { "es" },
+            ad.name,
+            clock.elapsed().as_secs_f64()
+        ));
         with_baselines = e;
         &with_baselines
     } else {

@@ -479,6 +479,20 @@ pub fn ratio_variance(totals: &[f64], counts: &[u64]) -> Option<f64> {
     Some(s as f64 / (s - 1) as f64 * ss / (n as f64 * n as f64))
 }
 
+/// Test-set sampling interval of a mean over trials of statistics r_t on the same test set, each
+/// with a jackknife variance over its rows `variances[t]` (Efron & Stein 1981; a correlation
+/// coefficient, which may be negative, so no log): the normal interval mean ± z σ, σ² the trials'
+/// mean variance (conservative, as in [`ratio_exp_interval`]), kept within [lo, hi] (the
+/// statistic's range).
+pub fn jackknife_normal_interval(mean: f64, variances: &[f64], confidence: f64, lo: f64, hi: f64) -> Result<Interval, StatsError> {
+    check_confidence(confidence)?;
+    if variances.is_empty() {
+        return Err(StatsError::EmptySample);
+    }
+    let half = z_critical(confidence) * (variances.iter().sum::<f64>() / variances.len() as f64).sqrt();
+    Ok(Interval { lo: (mean - half).max(lo), hi: (mean + half).min(hi), confidence, method: "jackknife over the rows, normal (test-set sampling)".to_string() })
+}
+
 /// Test-set sampling interval of a mean over trials of exp(r_t), each r_t a ratio estimator on the
 /// same test set with variance `variances[t]` ([`ratio_variance`]; a mean perplexity): another
 /// test set moves every trial's r together, so the interval is the mean scaled by exp(∓ z σ), σ²

@@ -39,8 +39,8 @@ pub use anova::VarianceSplit;
 pub use counts::Counts;
 pub use histogram::Histogram;
 pub use interval::{
-    clopper_pearson, difference_of_means_t, mean_t, quantile_interval_min_n, quantile_order_interval, ratio_exp_interval, ratio_variance, trials_needed,
-    welch_t, wilson, wilson_proportion, Interval,
+    clopper_pearson, difference_of_means_t, jackknife_normal_interval, mean_t, quantile_interval_min_n, quantile_order_interval, ratio_exp_interval,
+    ratio_variance, trials_needed, welch_t, wilson, wilson_proportion, Interval,
 };
 pub use ks::{ks_p_value, ks_statistic};
 pub use moments::Moments;

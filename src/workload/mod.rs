@@ -339,6 +339,8 @@ pub struct TimeMetrics {
     /// perplexity or log next-token accuracy, over its sequences: `stats::ratio_variance`); the
     /// point's test-set interval comes from it (`stats::ratio_exp_interval`), not Wilson.
     pub test_var: Option<Vec<f64>>,
+    /// What `test_var` is the variance of: the metric's log, or the metric itself.
+    pub test_scale: crate::results::TestScale,
     /// The floating-point value of the metric.
     pub fp: Option<f64>,
     pub weight_error: Vec<LayerWeightError>,

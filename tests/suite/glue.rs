@@ -126,18 +126,34 @@ fn the_noiseless_outputs_equal_the_reference() {
     }
 }
 
-/// Noise moves the per-sequence metrics, the F1 carries a test-set interval over the rows, and
-/// the correlations and Matthews' coefficient none (a ratio of sums they are not).
+/// Noise moves the per-sequence metrics, and each carries a test-set interval over the rows:
+/// the F1 the ratio estimator's (log scale), Matthews' coefficient and the correlations the
+/// jackknife's (linear, within [−1, 1]). A correlation's jackknife spread is of the size normal
+/// theory gives, (1 − r²) / √(n − 3) (within a factor of 3 on these 24 rows), and its interval
+/// holds the mean.
 #[test]
-fn noise_moves_the_metrics_and_the_f1_has_a_test_set_interval() {
+fn noise_moves_the_metrics_and_each_has_a_test_set_interval() {
+    use aimc::results::TestScale;
     for task in TASKS {
         let r = run_ok(&mut cpu(), &load(&write_glue(&format!("pcm_{task}"), task, "[device]\nmodel = \"pcm\"")));
         let fp = r.points[0].fp.unwrap();
         let last = r.points.last().unwrap();
         assert!(last.per_trial.iter().any(|&v| v != fp), "{task}: a year of drift left every trial at {fp}");
         assert!(last.per_trial.iter().all(|v| (-1.0..=1.0).contains(v)), "{task}: {:?}", last.per_trial);
-        assert_eq!(last.test_set_ci.is_some(), task == "classify_f1", "{task}");
         assert!(last.per_trial_correct.is_none(), "{task}: the correct count is accuracy's, not this metric's");
+        for p in &r.points {
+            let ci = p.test_set_ci.as_ref().unwrap_or_else(|| panic!("{task}: no test-set interval"));
+            let m = p.summary.mean;
+            assert!(ci.lo <= m && m <= ci.hi && ci.lo >= -1.0 && ci.hi <= 1.0, "{task}: {ci:?} around {m}");
+            let linear = task != "classify_f1";
+            assert_eq!(p.test_var_scale, if linear { TestScale::Linear } else { TestScale::Log }, "{task}");
+            assert_eq!(ci.method.contains("jackknife"), linear, "{task}: {}", ci.method);
+            if task == "regress_pearson" {
+                let v = p.per_trial_test_var.as_ref().unwrap();
+                let (sd, normal) = ((v.iter().sum::<f64>() / v.len() as f64).sqrt(), (1.0 - m * m) / (24.0f64 - 3.0).sqrt());
+                assert!(sd > normal / 3.0 && sd < normal * 3.0, "jackknife σ {sd} against normal theory's {normal}");
+            }
+        }
     }
 }
 
@@ -199,4 +215,28 @@ fn bad_input_is_named() {
         .collect::<String>();
     expect_cli_error(&one("nan", "regress_spearman", &nan), &["line 5", "not a finite number"]);
     expect_cli_error(&one("cols", "regress_pearson", "3\n4\n"), &["regression row", "1 column"]);
+}
+
+/// Shards of a run merge into the single run's points, test-set intervals included (the
+/// jackknife's on the linear scale, the F1's on the log scale).
+#[test]
+fn shards_merge_into_the_single_run() {
+    for task in ["classify_matthews", "classify_f1", "regress_spearman"] {
+        let p = write_glue(&format!("shards_{task}"), task, "[device]\nmodel = \"pcm\"");
+        let text = std::fs::read_to_string(&p).unwrap().replace("trials = 3\n", "trials = 6\n");
+        std::fs::write(&p, text).unwrap();
+        let single = run_ok(&mut cpu(), &load(&p));
+        let parts: Vec<_> = (0..3)
+            .map(|k| {
+                let mut e = load(&p);
+                e.apply_shard(k, 3).unwrap();
+                run_ok(&mut cpu(), &e)
+            })
+            .collect();
+        let merged = aimc::run::merge::merge(parts).unwrap();
+        for (a, b) in single.points.iter().zip(&merged.points) {
+            assert_eq!((&a.per_trial, &a.per_trial_test_var, a.test_var_scale), (&b.per_trial, &b.per_trial_test_var, b.test_var_scale), "{task}");
+            assert_eq!(a.test_set_ci, b.test_set_ci, "{task}");
+        }
+    }
 }

@@ -153,7 +153,16 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
             ),
         )));
     }
-    if sequences && results.metric_column == "f1" {
+    if sequences && results.metric.contains("GLUE") {
+        let how = if results.metric_column == "f1" {
+            "The F1 is a ratio of sums over the rows (2 TP over 2 TP + FP + FN): the ratio's delta-method variance over the rows (Cochran 1977, §6.4), on the log scale and averaged over the trials (conservative), scales the mean by exp(∓ z σ), the upper end at most 1"
+        } else {
+            "Each trial's coefficient is recomputed without each row in turn: the jackknife variance over the rows (Efron & Stein 1981), averaged over the trials (conservative), gives the mean ± z σ, within [−1, 1]"
+        };
+        blocks.push(Block::Paragraph(text(format!(
+            "Two uncertainties, kept apart. The trial-to-trial interval (Student t over trials) says how well the Monte Carlo pinned the mean down for this data set; it shrinks with more trials. The test-set sampling interval says how far it could lie on as many other rows from the same source: the rows (sentences, sentence pairs) are the independent draws. {how}; more trials do not shrink it. The change from floating point and every paired difference hold for this data set: they carry the trial-to-trial uncertainty only."
+        ))));
+    } else if sequences && results.metric_column == "f1" {
         let f1 = if results.metric.contains("official SQuAD") {
             "F1 as SQuAD's official script scores it (the answer's text against each annotated answer's, as bags of normalised words; a question's answer from its best window)"
         } else {

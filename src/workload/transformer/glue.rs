@@ -21,22 +21,117 @@ pub fn score(task: Task, outputs: &[f64], classes: usize, data: &Dataset) -> f64
     }
 }
 
-/// Per trial, the metric from `outputs` (`[trial][row][classes]`, `head_out`'s slots), and for
-/// the F1 the test-set variance of its log (a ratio over the rows: `stats::ratio_variance`).
+/// Per trial, the metric from `outputs` (`[trial][row][classes]`, `head_out`'s slots) and its
+/// test-set variance over the rows: for the F1 that of its log (a ratio over the rows:
+/// `stats::ratio_variance`), for the correlations and Matthews' coefficient the jackknife's of
+/// the value itself ([`jackknife_variance`]); None where a trial has none (a zero F1, fewer
+/// than three rows).
 pub fn per_trial(task: Task, outputs: &[f32], classes: usize, data: &Dataset) -> (Vec<f64>, Option<Vec<f64>>) {
     let per = data.len() * classes;
     let trials: Vec<Vec<f64>> = outputs.chunks(per.max(1)).map(|t| wide(t)).collect();
     let values: Vec<f64> = trials.iter().map(|t| score(task, t, classes, data)).collect();
-    let test_var = (task == Task::ClassifyF1)
-        .then(|| {
-            trials
-                .iter()
-                .zip(&values)
-                .map(|(t, &f1)| f1_positive(&predictions(t, classes), &data.labels).1.filter(|_| f1 > 0.0).map(|v| v / (f1 * f1)))
-                .collect::<Option<Vec<f64>>>()
+    let test_var = trials
+        .iter()
+        .zip(&values)
+        .map(|(t, &v)| match task {
+            Task::ClassifyF1 => f1_positive(&predictions(t, classes), &data.labels).1.filter(|_| v > 0.0).map(|var| var / (v * v)),
+            _ => jackknife_variance(task, t, classes, data),
         })
-        .flatten();
+        .collect::<Option<Vec<f64>>>();
     (values, test_var)
+}
+
+/// The jackknife variance (Efron & Stein, Ann. Stat. 1981) of Matthews' coefficient or of a
+/// correlation over the rows: (n − 1)/n · Σ_i (θ₋ᵢ − θ̄)², θ₋ᵢ the metric without row i, each
+/// from the whole set's sums in O(classes) (Matthews; Pearson's centred moments) or O(n)
+/// (Spearman: without row i every rank above x_i falls by 1, and the rest of x_i's tie by ½).
+/// None with fewer than three rows.
+pub fn jackknife_variance(task: Task, outputs: &[f64], classes: usize, data: &Dataset) -> Option<f64> {
+    let n = data.len();
+    if n < 3 {
+        return None;
+    }
+    let loo: Vec<f64> = match task {
+        Task::ClassifyMatthews => matthews_leave_one_out(&predictions(outputs, classes), &data.labels, classes),
+        Task::RegressPearson => pearson_leave_one_out(outputs, &wide(&data.targets)),
+        Task::RegressSpearman => {
+            let ranks = |v: &[f64]| Data::new(v.to_vec()).ranks(RankTieBreaker::Average);
+            let (x, y) = (wide(&data.targets), outputs.to_vec());
+            let (rx, ry) = (ranks(&x), ranks(&y));
+            let without = |v: &[f64], r: &[f64], i: usize| -> Vec<f64> {
+                (0..n)
+                    .filter(|&j| j != i)
+                    .map(|j| {
+                        r[j] - if v[j] > v[i] {
+                            1.0
+                        } else if v[j] == v[i] {
+                            0.5
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
+            };
+            (0..n).map(|i| pearson(&without(&y, &ry, i), &without(&x, &rx, i))).collect()
+        }
+        _ => return None,
+    };
+    let mean = loo.iter().sum::<f64>() / n as f64;
+    Some((n - 1) as f64 / n as f64 * loo.iter().map(|v| (v - mean).powi(2)).sum::<f64>())
+}
+
+/// Matthews' coefficient without each row in turn, from the whole set's counts: without a row
+/// predicted y and labelled l, p·p falls by 2 p_y − 1, t·t by 2 t_l − 1 and p·t by p_l + t_y −
+/// [y = l].
+fn matthews_leave_one_out(pred: &[usize], truth: &[u32], classes: usize) -> Vec<f64> {
+    let (mut p, mut t) = (vec![0f64; classes], vec![0f64; classes]);
+    let mut c = 0f64;
+    for (&y, &l) in pred.iter().zip(truth) {
+        p[y] += 1.0;
+        t[l as usize] += 1.0;
+        c += f64::from(y == l as usize);
+    }
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let (pp, tt, pt, s) = (dot(&p, &p), dot(&t, &t), dot(&p, &t), pred.len() as f64 - 1.0);
+    pred.iter()
+        .zip(truth)
+        .map(|(&y, &l)| {
+            let same = f64::from(y == l as usize);
+            let denom = (s * s - (pp - 2.0 * p[y] + 1.0)) * (s * s - (tt - 2.0 * t[l as usize] + 1.0));
+            let num = (c - same) * s - (pt - p[l as usize] - t[y] + same);
+            if denom <= 0.0 {
+                0.0
+            } else {
+                num / denom.sqrt()
+            }
+        })
+        .collect()
+}
+
+/// Pearson's correlation without each row in turn, from the centred sums of the whole set.
+fn pearson_leave_one_out(x: &[f64], y: &[f64]) -> Vec<f64> {
+    let n = x.len().min(y.len());
+    let mean = |v: &[f64]| v[..n].iter().sum::<f64>() / n as f64;
+    let (mx, my) = (mean(x), mean(y));
+    let (dx, dy): (Vec<f64>, Vec<f64>) = x[..n].iter().zip(&y[..n]).map(|(a, b)| (a - mx, b - my)).unzip();
+    let (sx, sy) = (dx.iter().sum::<f64>(), dy.iter().sum::<f64>());
+    let sxx: f64 = dx.iter().map(|v| v * v).sum();
+    let syy: f64 = dy.iter().map(|v| v * v).sum();
+    let sxy: f64 = dx.iter().zip(&dy).map(|(a, b)| a * b).sum();
+    let m = (n - 1) as f64;
+    (0..n)
+        .map(|i| {
+            let (a, b) = (sx - dx[i], sy - dy[i]);
+            let vx = sxx - dx[i] * dx[i] - a * a / m;
+            let vy = syy - dy[i] * dy[i] - b * b / m;
+            let cov = sxy - dx[i] * dy[i] - a * b / m;
+            if vx <= 0.0 || vy <= 0.0 {
+                0.0
+            } else {
+                (cov / (vx.sqrt() * vy.sqrt())).clamp(-1.0, 1.0)
+            }
+        })
+        .collect()
 }
 
 fn wide(v: &[f32]) -> Vec<f64> {
@@ -149,6 +244,32 @@ mod tests {
         assert!(var.unwrap() > 0.0);
         assert_eq!(f1_positive(&[0, 0], &[0, 0]), (0.0, None));
         assert_eq!(f1_positive(&[1, 1], &[1, 1]).0, 1.0);
+    }
+
+    /// Each leave-one-out value from the whole set's sums equals the metric recomputed without
+    /// that row.
+    #[test]
+    fn leave_one_out_values_equal_the_recomputed_metric() {
+        let pred = [0usize, 2, 1, 0, 0, 1, 2, 2, 1, 1, 0];
+        let truth = [0u32, 1, 2, 0, 1, 2, 2, 1, 1, 0, 0];
+        let x = [1.0, 2.5, 3.0, 4.0, 5.5, 2.5, 7.0, 1.0, 9.0, 4.0, 3.0];
+        let y = [5.0, 6.0, 7.5, 8.0, 7.0, 2.0, 1.0, 6.0, 3.0, 4.0, 4.0];
+        let drop = |v: &[f64], i: usize| -> Vec<f64> { v.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &a)| a).collect() };
+        let (mcc, r) = (matthews_leave_one_out(&pred, &truth, 3), pearson_leave_one_out(&x, &y));
+        for i in 0..pred.len() {
+            let (p, t): (Vec<usize>, Vec<u32>) = pred.iter().zip(&truth).enumerate().filter(|&(j, _)| j != i).map(|(_, (&a, &b))| (a, b)).unzip();
+            assert!((mcc[i] - matthews(&p, &t, 3)).abs() < 1e-12, "row {i}");
+            assert!((r[i] - pearson(&drop(&x, i), &drop(&y, i))).abs() < 1e-12, "row {i}");
+        }
+        // Spearman's, through the data set: the same by recomputation, ties included.
+        let data = Dataset { targets: y.iter().map(|&v| v as f32).collect(), labels: vec![0; y.len()], ..Dataset::default() };
+        let n = x.len() as f64;
+        let loo: Vec<f64> = (0..x.len()).map(|i| spearman(&drop(&x, i), &drop(&y, i))).collect();
+        let m = loo.iter().sum::<f64>() / n;
+        let want = (n - 1.0) / n * loo.iter().map(|v| (v - m).powi(2)).sum::<f64>();
+        let got = jackknife_variance(Task::RegressSpearman, &x, 1, &data).unwrap();
+        assert!((got - want).abs() < 1e-12 * want.max(1.0), "{got} against {want}");
+        assert!(jackknife_variance(Task::RegressPearson, &x[..2], 1, &Dataset { targets: vec![1.0, 2.0], labels: vec![0; 2], ..Dataset::default() }).is_none());
     }
 
     #[test]

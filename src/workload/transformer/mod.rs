@@ -29,6 +29,7 @@ use super::{Activation, GroupRun, Inputs, Metric, PointRun, SweepPoint, TimeMetr
 use crate::engine::plan::{run_transformer, run_transformer_group, ClassifierPoint, SeqAttention, SeqBlock, SeqBottleneck, SeqFfn, SeqModel};
 use crate::engine::EngineError;
 use crate::features::{Projection, SoftmaxFeatures};
+use crate::results::TestScale;
 use crate::workload::io::Dataset;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -799,7 +800,8 @@ pub(crate) fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], 
             .into_iter()
             .map(|p| {
                 let (per_trial, test_var) = glue::per_trial(s.task, &p.seq_out, classes, data);
-                TimeMetrics { per_trial, test_var, fp, ..TimeMetrics::default() }
+                let test_scale = if s.task == Task::ClassifyF1 { TestScale::Log } else { TestScale::Linear };
+                TimeMetrics { per_trial, test_var, test_scale, fp, ..TimeMetrics::default() }
             })
             .collect();
     }

@@ -196,12 +196,13 @@ def _official(prediction, answers, v2=False):
     return em, f1
 
 
-def _official_of_logits(w, contexts, answers, start_logits, end_logits, v2=False):
+def _official_of_logits(w, contexts, answers, start_logits, end_logits, v2=False, threshold=0.0):
     """The mean official (EM, F1) of the answers a model's start and end logits give over
     `squad_windows` w: in every window the context span of at most 30 tokens with the largest
     start + end logit, each question's best window's by that score (the first on ties), its
     text from the offsets; with `v2` no answer where the lowest null score (position 0's start +
-    end logit) of its windows beats that score. Also the number of empty answers."""
+    end logit) of its windows beats that score by more than `threshold`. Also the number of empty
+    answers and each question's null score less its best span's."""
     start, end = start_logits.double().numpy(), end_logits.double().numpy()
     best, null = {}, {}
     for r, q in enumerate(w.question):
@@ -210,13 +211,14 @@ def _official_of_logits(w, contexts, answers, start_logits, end_logits, v2=False
         if q not in best or v > best[q][3]:
             best[q] = (r, s, e, v)
         null[q] = min(null.get(q, np.inf), start[r, 0] + end[r, 0])
-    scores, empty = [], 0
+    scores, empty, diffs = [], 0, []
     for q, (r, s, e, v) in sorted(best.items()):
         offs = w.text["rows"][r]["offsets"]
-        pred = "" if v2 and null[q] > v else contexts[q][offs[s][0]:offs[e][1]]
+        pred = "" if v2 and null[q] - v > threshold else contexts[q][offs[s][0]:offs[e][1]]
         empty += pred == ""
+        diffs.append(null[q] - v)
         scores.append(_official(pred, answers[q], v2))
-    return np.mean([x[0] for x in scores]), np.mean([x[1] for x in scores]), empty
+    return np.mean([x[0] for x in scores]), np.mean([x[1] for x in scores]), empty, diffs
 
 
 def _wordpiece(words):
@@ -261,7 +263,7 @@ def test_squad_windows_score_officially_as_transformers_answers(tmp_path):
                                                                         max_position_embeddings=16)).eval()
     with torch.no_grad():
         out = net(**{k: torch.tensor(v) for k, v in w.enc.items()})
-    em, f1, _ = _official_of_logits(w, contexts, [a["text"] for a in answers], out.start_logits, out.end_logits)
+    em, f1, _, _ = _official_of_logits(w, contexts, [a["text"] for a in answers], out.start_logits, out.end_logits)
     assert 0 < f1 < 1, f"F1 {f1}: the case needs some answers right and some wrong"
     for metric, want in (("f1", f1), ("exact_match", em)):
         r = aimc.question_answering(net, w, metric=metric, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / metric), quiet=True, **IDEAL)
@@ -276,12 +278,23 @@ def test_squad_windows_score_officially_as_transformers_answers(tmp_path):
     w2 = aimc.squad_windows(tok, questions, contexts, texts, max_length=16, doc_stride=4, version_2_with_negative=True)
     with torch.no_grad():
         out = net(**{k: torch.tensor(v) for k, v in w2.enc.items()})
-    em2, f12, empty = _official_of_logits(w2, contexts, texts, out.start_logits, out.end_logits, v2=True)
+    em2, f12, empty, diffs = _official_of_logits(w2, contexts, texts, out.start_logits, out.end_logits, v2=True)
     assert 0 < empty < 12, f"{empty} empty answers: the case needs the null score to win sometimes"
     for metric, want in (("f1", f12), ("exact_match", em2)):
         r = aimc.question_answering(net, w2, metric=metric, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / f"v2-{metric}"),
                                     quiet=True, **IDEAL)
         assert r.fp_baseline == pytest.approx(want, abs=1e-12) and "SQuAD 2.0" in r.data["metric"], metric
+    # Hugging Face's null_score_diff_threshold: midway between the two middle differences, so
+    # about half answer nothing and no question lies within rounding of the threshold.
+    d = np.sort(diffs)
+    k = len(d) // 2
+    assert d[k] - d[k - 1] > 1e-4
+    threshold = float((d[k - 1] + d[k]) / 2)
+    _, f1t, empty_t, _ = _official_of_logits(w2, contexts, texts, out.start_logits, out.end_logits, v2=True, threshold=threshold)
+    assert empty_t != empty, "the threshold changes no answer: the case does not test it"
+    r = aimc.question_answering(net, w2, null_score_diff_threshold=threshold, times=["1h"], trials=2, backend="cpu",
+                                out=str(tmp_path / "v2-threshold"), quiet=True, **IDEAL)
+    assert r.fp_baseline == pytest.approx(f1t, abs=1e-12)
     with pytest.raises(ValueError, match=r"answers\[0\] holds no answer"):
         aimc.squad_windows(tok, questions, contexts, texts, max_length=16, doc_stride=4)
     with pytest.raises(ValueError, match="leave out starts and ends"):
@@ -326,6 +339,6 @@ def test_squad_windows_with_a_byte_level_bpe_tokenizer(tmp_path):
         max_position_embeddings=28, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)).eval()
     with torch.no_grad():
         out = net(input_ids=torch.tensor(ids), attention_mask=torch.tensor(w.enc["attention_mask"]))
-    _, f1, _ = _official_of_logits(w, contexts, answers, out.start_logits, out.end_logits)
+    _, f1, _, _ = _official_of_logits(w, contexts, answers, out.start_logits, out.end_logits)
     r = aimc.question_answering(net, w, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "roberta"), quiet=True, **IDEAL)
     assert r.fp_baseline == pytest.approx(f1, abs=1e-12) and r.data["config"]["transformer"]["segment_sep"] == tok.sep_token_id

@@ -346,7 +346,13 @@ fn results_errors_name_the_field() {
 
 /// [`fuzz`] of one input file of the experiment `exp`: each mutation written to `file`, then the
 /// whole experiment loaded.
-fn fuzz_experiment_file(name: &str, bytes: &[u8], file: &std::path::Path, exp: &std::path::Path, finite: impl Fn(&aimc::config::Experiment) -> bool) {
+pub(crate) fn fuzz_experiment_file(
+    name: &str,
+    bytes: &[u8],
+    file: &std::path::Path,
+    exp: &std::path::Path,
+    finite: impl Fn(&aimc::config::Experiment) -> bool,
+) {
     let load = |b: &[u8]| {
         std::fs::write(file, b).unwrap();
         aimc::config::Experiment::load(exp).map_err(|e| e.to_string())
@@ -402,6 +408,6 @@ fn answer_text_never_panics() {
     assert_eq!(aimc::config::Experiment::load(&exp).unwrap_or_else(|e| panic!("{e}")).data.unwrap().text.unwrap().questions.len(), 6);
     fuzz_experiment_file("answer text", json.as_bytes(), &dir.join("text.json"), &exp, |e| {
         let t = e.data.as_ref().unwrap().text.as_ref().unwrap();
-        t.score(|_| (Some((3usize, 13usize, 0.0f32)), 1.0f32)).iter().all(|q| q.f1.is_finite())
+        t.score(0.0, |_| (Some((3usize, 13usize, 0.0f32)), 1.0f32)).iter().all(|q| q.f1.is_finite())
     });
 }

@@ -87,11 +87,8 @@ fn the_noiseless_outputs_equal_the_reference() {
         let (rec, pts) = recorded_run(&e);
         let slots = f32s(&rec.log.iter().rev().find(|d| d.stage == Stage::HeadOut).unwrap().after[1]);
         let (_, lengths) = s.tokens(data);
-        let mut want = Vec::new();
-        for r in 0..n {
-            let raw = reference::row_tokens(data, r);
-            want.extend(reference::logits(s.net(), s, &raw, lengths[r] as usize));
-        }
+        let want: Vec<f64> =
+            lengths.iter().enumerate().flat_map(|(r, &len)| reference::logits(s.net(), s, &reference::row_tokens(data, r), len as usize)).collect();
         for t in 0..2 {
             let got = &slots[t * n * k..(t + 1) * n * k];
             for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
@@ -239,4 +236,17 @@ fn shards_merge_into_the_single_run() {
             assert_eq!(a.test_set_ci, b.test_set_ci, "{task}");
         }
     }
+}
+
+/// A regression's rows (tokens, then a real target) through the whole validation: mutations are
+/// refused with a message or load with a finite target per row; nothing panics.
+#[test]
+fn regression_rows_never_panic() {
+    let p = write_glue("fuzz_rows", "regress_pearson", "");
+    let dir = p.parent().unwrap();
+    let rows = std::fs::read_to_string(dir.join("rows.csv")).unwrap();
+    super::fuzz::fuzz_experiment_file("regression rows", rows.as_bytes(), &dir.join("rows.csv"), &p, |e| {
+        let d = e.data.as_ref().unwrap();
+        d.targets.len() == d.len() && d.targets.iter().all(|t| t.is_finite())
+    });
 }

@@ -181,6 +181,30 @@ fn bad_answer_text_is_named() {
     expect_cli_error(&p, &["text.json", "rows[0].offsets[0] = [0, 999]"]);
 }
 
+/// SQuAD 2.0's `null_score_diff_threshold`: one below every null − best difference leaves every
+/// question empty (an exact match where the empty answer is one: the 6 unanswerable questions
+/// and any whose answer normalises away), one above every difference answers each, each moves
+/// the score from threshold 0's, and at each the noiseless engine scores as the reference; on
+/// SQuAD v1.1 data, or not finite, it is refused by name.
+#[test]
+fn the_null_threshold_moves_the_balance() {
+    let run = |thr: &str| {
+        let e = load(&write_squad_v2(&format!("thr_{}", thr.replace('-', "m")), "qa_exact_match", &format!("null_score_diff_threshold = {thr}\n{IDEAL}")));
+        let r = run_ok(&mut cpu(), &e);
+        let fp = r.points[0].fp.unwrap();
+        assert!(r.points[0].per_trial.iter().all(|&v| v == fp), "{thr}: {:?} against {fp}", r.points[0].per_trial);
+        // The questions the empty answer matches: the unanswerable ones, and those whose answer
+        // normalises to nothing (an article alone).
+        let empty = e.data.as_ref().unwrap().text.as_ref().unwrap().questions.iter().filter(|q| q.answers.contains(&vec![])).count();
+        (fp, empty as f64 / 24.0)
+    };
+    let ((never, empty), (always, _), (zero, _)) = (run("-1e6"), run("1e6"), run("0.0"));
+    assert_eq!(never, empty);
+    assert!(empty >= 6.0 / 24.0 && always != zero && never != zero, "{never} {zero} {always}");
+    expect_cli_error(&write_squad("thr_v1", "qa_f1", "null_score_diff_threshold = 1.5"), &["null_score_diff_threshold = 1.5", "SQuAD 2.0", "remove it"]);
+    expect_cli_error(&write_squad_v2("thr_inf", "qa_f1", "null_score_diff_threshold = inf"), &["null_score_diff_threshold = inf", "finite"]);
+}
+
 /// A run resumed from its checkpoint keeps the engine baseline its finished chunks recorded (a
 /// resume on another backend could compute a value one answer apart): the first attempt's
 /// chunk carries a value no pass gives, and after the resume every point reports it.

@@ -454,7 +454,8 @@ def language_model(model, tokens, metric: str = "perplexity", settings: dict | N
     return transformer(model, tokens, None, settings={**(settings or {}), "task": tasks[metric], "causal": True}, **kw)
 
 
-def question_answering(model, tokens, starts=None, ends=None, metric: str = "f1", settings: dict | None = None, **kw) -> Results:
+def question_answering(model, tokens, starts=None, ends=None, metric: str = "f1", settings: dict | None = None,
+                       null_score_diff_threshold: float | None = None, **kw) -> Results:
     """Extractive question answering over trials (SQuAD; the `transformer` workload with
     `task = "qa_f1"`): the span head (`qa_outputs`, a start and an end logit per token) runs on
     every token on noisy crossbars, and each row's answer is the context span start <= end <
@@ -476,10 +477,14 @@ def question_answering(model, tokens, starts=None, ends=None, metric: str = "f1"
     official ones instead, over the questions: each question's answer the best of its windows'
     by score, its context text scored against the annotated answers' text by normalised exact
     match and bag-of-words F1, as Hugging Face's run_qa and aihwkit's BERT example score SQuAD.
+    With SQuAD 2.0's windows a question answers nothing where its lowest null score exceeds its
+    best span's by more than `null_score_diff_threshold` (Hugging Face's option; default 0).
     Every other keyword is `transformer`'s."""
     tasks = {"f1": "qa_f1", "exact_match": "qa_exact_match"}
     if metric not in tasks:
         raise ValueError(f"metric = {metric!r}: give 'f1' (token-level) or 'exact_match'")
+    if null_score_diff_threshold is not None:
+        settings = {**(settings or {}), "null_score_diff_threshold": float(null_score_diff_threshold)}
     if isinstance(tokens, SquadWindows):
         if starts is not None or ends is not None:
             raise ValueError("squad_windows carry their answers as text: leave out starts and ends")

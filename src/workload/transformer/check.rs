@@ -126,6 +126,17 @@ impl TransformerSettings {
                 return Err(format!("{task} reads the question and the context as a whole, as BERT does; remove transformer.causal"));
             }
         }
+        let v2 = data.text.as_ref().is_some_and(|t| t.unanswerable);
+        if self.null_score_diff_threshold != 0.0 && !(v2 && self.null_score_diff_threshold.is_finite()) {
+            return Err(if v2 {
+                format!("transformer.null_score_diff_threshold = {}: must be a finite number (Hugging Face's default: 0)", self.null_score_diff_threshold)
+            } else {
+                format!(
+                    "transformer.null_score_diff_threshold = {} decides SQuAD 2.0's unanswerable questions; this data has none (data.answer_text with \"version\": 2): remove it",
+                    self.null_score_diff_threshold
+                )
+            });
+        }
         let seq = data.n_features;
         if let Some(max) = net.max_positions() {
             if seq > max {

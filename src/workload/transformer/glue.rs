@@ -28,7 +28,7 @@ pub fn score(task: Task, outputs: &[f64], classes: usize, data: &Dataset) -> f64
 /// than three rows).
 pub fn per_trial(task: Task, outputs: &[f32], classes: usize, data: &Dataset) -> (Vec<f64>, Option<Vec<f64>>) {
     let per = data.len() * classes;
-    let trials: Vec<Vec<f64>> = outputs.chunks(per.max(1)).map(|t| wide(t)).collect();
+    let trials: Vec<Vec<f64>> = outputs.chunks(per.max(1)).map(wide).collect();
     let values: Vec<f64> = trials.iter().map(|t| score(task, t, classes, data)).collect();
     let test_var = trials
         .iter()

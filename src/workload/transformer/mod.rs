@@ -237,6 +237,12 @@ pub struct TransformerSettings {
     /// Question answering: the longest answer, in tokens (Hugging Face's `max_answer_length`).
     #[serde(default = "max_answer", skip_serializing_if = "is_max_answer")]
     pub max_answer_tokens: u32,
+    /// SQuAD 2.0 (answer text with unanswerable questions): a question answers nothing where its
+    /// lowest null score exceeds its best span's by more than this (Hugging Face's
+    /// `null_score_diff_threshold`; 0 by default, as there). A dev-set-tuned value moves the
+    /// balance between answering and abstaining.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub null_score_diff_threshold: f64,
     /// Question answering: labelled answers per row (SQuAD's dev set has up to three, and its
     /// metrics take the best); the data's last 2 · answers columns. It decides what the rows
     /// hold, so it is not a sweep axis.
@@ -316,6 +322,10 @@ pub struct TransformerSettings {
     /// The engine's floating-point metric (`baseline = "engine"`), set at the start of a run.
     #[serde(skip)]
     pub fp_engine: Option<f64>,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 fn is_classify(t: &Task) -> bool {
@@ -806,7 +816,7 @@ pub(crate) fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], 
             .collect();
     }
     if let Some(text) = &data.text {
-        return pts.into_iter().map(|p| squad_metrics(s.task, text, per_seq, &p.seq_answer, &p.seq_null, fp)).collect();
+        return pts.into_iter().map(|p| squad_metrics(s.task, text, s.null_score_diff_threshold, per_seq, &p.seq_answer, &p.seq_null, fp)).collect();
     }
     if s.task == Task::QaF1 {
         // Each sequence's F1 from its overlap and lengths, in f64; the trial's F1 their mean,
@@ -847,12 +857,20 @@ pub(crate) fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], 
 /// SQuAD's official metrics per trial (`squad`): each question's answer the best of its rows'
 /// (`answers` and `nulls`, `[trial][row]`), scored against its answers' text; the exact matches
 /// as counts over the questions (Wilson), the F1 as their mean with its log's test-set variance.
-fn squad_metrics(task: Task, text: &squad::AnswerText, rows: usize, answers: &[Option<(u32, u32, f32)>], nulls: &[f32], fp: Option<f64>) -> TimeMetrics {
+fn squad_metrics(
+    task: Task,
+    text: &squad::AnswerText,
+    threshold: f64,
+    rows: usize,
+    answers: &[Option<(u32, u32, f32)>],
+    nulls: &[f32],
+    fp: Option<f64>,
+) -> TimeMetrics {
     let n = text.questions.len();
     let scores: Vec<squad::QuestionScore> = answers
         .chunks(rows)
         .zip(nulls.chunks(rows))
-        .flat_map(|(trial, null)| text.score(|r| (trial[r].map(|(s, e, v)| (s as usize, e as usize, v)), null[r])))
+        .flat_map(|(trial, null)| text.score(threshold, |r| (trial[r].map(|(s, e, v)| (s as usize, e as usize, v)), null[r])))
         .collect();
     if task == Task::QaExactMatch {
         let correct: Vec<u32> = scores.chunks(n).map(|t| t.iter().filter(|q| q.exact).count() as u32).collect();

@@ -645,7 +645,7 @@ pub fn fp_span(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) ->
     let add = |a: SpanScore, exact: u64, f1: f64| SpanScore { exact: a.exact + exact, f1: a.f1 + f1 };
     if let Some(text) = &data.text {
         let answers = per_row_at(net, s, data, |p, tokens, len, _| p.answer(tokens, len));
-        return text.score(|row| answers[row]).iter().fold(SpanScore::default(), |a, q| add(a, u64::from(q.exact), q.f1));
+        return text.score(s.null_score_diff_threshold, |row| answers[row]).iter().fold(SpanScore::default(), |a, q| add(a, u64::from(q.exact), q.f1));
     }
     let (seq, k) = (data.n_features, data.answers().max(1));
     let rows = per_row_at(net, s, data, |p, tokens, len, row| {

@@ -193,8 +193,9 @@ impl AnswerText {
     /// Every question's score given each row's answer (first token, last token, score) or None,
     /// and its null score: the question's answer is its rows' best by score, the first row on
     /// ties; a question without any answer, or (SQuAD 2.0) whose lowest null score exceeds that
-    /// best score, scores as the empty answer.
-    pub fn score<V: PartialOrd + Copy>(&self, answer: impl Fn(usize) -> (Option<(usize, usize, V)>, V)) -> Vec<QuestionScore> {
+    /// best score by more than `threshold` (Hugging Face's `null_score_diff_threshold`, 0 by
+    /// default), scores as the empty answer.
+    pub fn score<V: PartialOrd + Copy + Into<f64>>(&self, threshold: f64, answer: impl Fn(usize) -> (Option<(usize, usize, V)>, V)) -> Vec<QuestionScore> {
         let mut best: Vec<Option<(usize, usize, usize, V)>> = vec![None; self.questions.len()];
         let mut null: Vec<Option<V>> = vec![None; self.questions.len()];
         for (row, &q) in self.row_question.iter().enumerate() {
@@ -214,7 +215,8 @@ impl AnswerText {
             .zip(&null)
             .zip(&self.questions)
             .map(|((b, n), q)| {
-                let b = b.filter(|&(_, _, _, v)| !(self.unanswerable && n.is_some_and(|n| n > v)));
+                // The difference in f64: exact in sign, so threshold 0 is `null > best` itself.
+                let b = b.filter(|&(_, _, _, v)| !(self.unanswerable && n.is_some_and(|n| n.into() - v.into() > threshold)));
                 let pred = b.map_or_else(Vec::new, |(row, s, e, _)| normalize(&self.span_text(row, s, e)));
                 let f1 = q.answers.iter().map(|g| f1(&pred, g, self.unanswerable)).fold(0.0, f64::max);
                 QuestionScore { exact: q.answers.contains(&pred), f1 }
@@ -266,15 +268,15 @@ mod tests {
         let t = AnswerText::from_json(json, 2, 4).unwrap();
         assert_eq!(t.span_text(1, 3, 3), "France.");
         // Row 1's span scores higher: "capital of" against "Paris".
-        let s = t.score(|r| (Some(if r == 0 { (1, 1, 1.0) } else { (1, 2, 2.0) }), 9.0));
+        let s = t.score(0.0, |r| (Some(if r == 0 { (1, 1, 1.0) } else { (1, 2, 2.0) }), 9.0));
         assert_eq!(s, vec![QuestionScore { exact: false, f1: 0.0 }]);
         // Ties go to the first row: "Paris" matches exactly.
-        let s = t.score(|r| (Some(if r == 0 { (1, 1, 2.0) } else { (1, 2, 2.0) }), 9.0));
+        let s = t.score(0.0, |r| (Some(if r == 0 { (1, 1, 2.0) } else { (1, 2, 2.0) }), 9.0));
         assert_eq!(s, vec![QuestionScore { exact: true, f1: 1.0 }]);
         // "Paris is": against "Paris" p = 1/2, r = 1 (F1 2/3); against "paris city" 1/2.
-        let s = t.score(|_| (Some((1, 2, 0.0)), 0.0));
+        let s = t.score(0.0, |_| (Some((1, 2, 0.0)), 0.0));
         assert_eq!(s, vec![QuestionScore { exact: false, f1: 2.0 * 0.5 / 1.5 }]);
-        assert_eq!(t.score(|_| (None::<(usize, usize, f32)>, 0.0)), vec![QuestionScore::default()]);
+        assert_eq!(t.score(0.0, |_| (None::<(usize, usize, f32)>, 0.0)), vec![QuestionScore::default()]);
     }
 
     /// SQuAD 2.0: the null answer wins where the lowest null score over the windows exceeds the
@@ -289,14 +291,21 @@ mod tests {
         let wrong = QuestionScore { exact: false, f1: 0.0 };
         // Row 0's null score 5 is the question's lowest and exceeds its best span's 4: no answer.
         let null = [5.0, 7.0, 1.0];
-        let s = t.score(|r| (Some((1, 1, if r == 2 { 2.0 } else { 4.0 })), null[r]));
+        let s = t.score(0.0, |r| (Some((1, 1, if r == 2 { 2.0 } else { 4.0 })), null[r]));
         assert_eq!(s, vec![right, right]);
         // A span above the lowest null score answers: "Paris" against no answer scores 0.
-        let s = t.score(|r| (Some((1, 1, 6.0)), null[r]));
+        let s = t.score(0.0, |r| (Some((1, 1, 6.0)), null[r]));
         assert_eq!(s, vec![wrong, right]);
         // Question 1's null score beats its span: the empty answer against "Rome".
-        let s = t.score(|r| (Some((1, 1, 0.5)), null[r]));
+        let s = t.score(0.0, |r| (Some((1, 1, 0.5)), null[r]));
         assert_eq!(s[1], wrong);
+        // A threshold moves the boundary: question 0's null score exceeds its span's by 1, so
+        // the span answers once the threshold is 1 (not above it) and the null again below.
+        let spans = |r: usize| (Some((1, 1, if r == 2 { 2.0 } else { 4.0 })), null[r]);
+        assert_eq!(t.score(1.0, spans)[0], wrong);
+        assert_eq!(t.score(0.999, spans)[0], right);
+        // Question 1's null (1) is below its span (2) by 1: only a threshold under −1 leaves it empty.
+        assert_eq!((t.score(-1.0, spans)[1], t.score(-1.001, spans)[1]), (right, wrong));
         let e = AnswerText::from_json(&json.replace(r#""version": 2, "#, ""), 3, 3).unwrap_err();
         assert!(e.contains("set \"version\": 2"), "{e}");
         assert!(AnswerText::from_json(&json.replace(r#""version": 2"#, r#""version": 3"#), 3, 3).unwrap_err().contains("version = 3"));

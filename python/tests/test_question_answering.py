@@ -284,11 +284,12 @@ def test_squad_windows_score_officially_as_transformers_answers(tmp_path):
         r = aimc.question_answering(net, w2, metric=metric, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / f"v2-{metric}"),
                                     quiet=True, **IDEAL)
         assert r.fp_baseline == pytest.approx(want, abs=1e-12) and "SQuAD 2.0" in r.data["metric"], metric
-    # Hugging Face's null_score_diff_threshold: midway between the two middle differences, so
-    # about half answer nothing and no question lies within rounding of the threshold.
+    # Hugging Face's null_score_diff_threshold: midway across the widest gap between two
+    # questions' differences that 0 does not already split, so the threshold moves some answers
+    # and no question lies within rounding of it.
     d = np.sort(diffs)
-    k = len(d) // 2
-    assert d[k] - d[k - 1] > 1e-4
+    gap, k = max((d[i] - d[i - 1], i) for i in range(1, len(d)) if not d[i - 1] <= 0 < d[i])
+    assert gap > 1e-4
     threshold = float((d[k - 1] + d[k]) / 2)
     _, f1t, empty_t, _ = _official_of_logits(w2, contexts, texts, out.start_logits, out.end_logits, v2=True, threshold=threshold)
     assert empty_t != empty, "the threshold changes no answer: the case does not test it"

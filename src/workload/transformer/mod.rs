@@ -23,13 +23,16 @@ pub mod mobilebert;
 pub mod names;
 pub mod net;
 pub mod reference;
+pub mod score;
 pub mod squad;
 
+pub(crate) use score::metrics;
+pub use score::{best_span, score_answer, span_f1, span_of};
+
 use super::{Activation, GroupRun, Inputs, Metric, PointRun, SweepPoint, TimeMetrics};
-use crate::engine::plan::{run_transformer, run_transformer_group, ClassifierPoint, SeqAttention, SeqBlock, SeqBottleneck, SeqFfn, SeqModel};
+use crate::engine::plan::{run_transformer, run_transformer_group, SeqAttention, SeqBlock, SeqBottleneck, SeqFfn, SeqModel};
 use crate::engine::EngineError;
 use crate::features::{Projection, SoftmaxFeatures};
-use crate::results::TestScale;
 use crate::workload::io::Dataset;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -785,159 +788,6 @@ fn settings<'a>(sp: &'a SweepPoint, inputs: Inputs<'a>) -> Result<(&'a Transform
     let s = sp.transformer.as_ref().ok_or_else(|| EngineError::Invalid("the transformer workload needs [transformer]".into()))?;
     let data = inputs.data.ok_or_else(|| EngineError::Invalid("the transformer workload needs [data]".into()))?;
     Ok((s, data))
-}
-
-/// Per time, the accuracy of each trial's counts, beside the floating-point accuracy; a language
-/// model's perplexity exp(Σ −ln p / predicted tokens) per trial, or its next-token accuracy, each
-/// with the test-set variance of its log over the sequences (`stats::ratio_variance`: each
-/// sequence's loss, or hits, over its len − 1 predicted tokens; for the accuracy a, Var(ln a) =
-/// Var(a) / a²).
-pub(crate) fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<ClassifierPoint>) -> Vec<TimeMetrics> {
-    // Questions are the units: rows, or with answer text its questions.
-    let n = data.text.as_ref().map_or(data.len(), |t| t.questions.len()) as f64;
-    let fp = s.fp_engine.or(match (s.task, s.fp_next) {
-        (Task::Classify, _) => s.fp_correct.map(|c| c as f64 / n),
-        (Task::NextToken, f) => f.map(|f| (f.nll / f.tokens as f64).exp()),
-        (Task::NextTokenAccuracy, f) => f.map(|f| f.correct as f64 / f.tokens as f64),
-        (Task::QaExactMatch, _) => s.fp_span.map(|f| f.exact as f64 / n),
-        (Task::QaF1, _) => s.fp_span.map(|f| f.f1 / n),
-        (_, _) => s.fp_score,
-    });
-    let per_seq = lengths.len().max(1);
-    if s.task.per_sequence() {
-        let classes = s.net().classes();
-        return pts
-            .into_iter()
-            .map(|p| {
-                let (per_trial, test_var) = glue::per_trial(s.task, &p.seq_out, classes, data);
-                let test_scale = if s.task == Task::ClassifyF1 { TestScale::Log } else { TestScale::Linear };
-                TimeMetrics { per_trial, test_var, test_scale, fp, ..TimeMetrics::default() }
-            })
-            .collect();
-    }
-    if let Some(text) = &data.text {
-        return pts.into_iter().map(|p| squad_metrics(s.task, text, s.null_score_diff_threshold, per_seq, &p.seq_answer, &p.seq_null, fp)).collect();
-    }
-    if s.task == Task::QaF1 {
-        // Each sequence's F1 from its overlap and lengths, in f64; the trial's F1 their mean,
-        // its log's variance over the sequences a ratio's over unit counts.
-        return pts
-            .into_iter()
-            .map(|p| {
-                let f1: Vec<f64> = p.seq_overlap.iter().zip(&p.seq_predicted).zip(&p.seq_labelled).map(|((&o, &pr), &g)| span_f1(o, pr, g)).collect();
-                let per_trial: Vec<f64> = f1.chunks(per_seq).map(|seq| seq.iter().sum::<f64>() / n).collect();
-                let test_var = log_score_variances(&f1, &vec![1; per_seq], &per_trial);
-                TimeMetrics { per_trial, test_var, fp, ..TimeMetrics::default() }
-            })
-            .collect();
-    }
-    let counts: Vec<u64> = lengths.iter().map(|&l| l.saturating_sub(1) as u64).collect();
-    if s.task == Task::NextToken {
-        return pts
-            .into_iter()
-            .map(|p| {
-                let test_var = p.seq_nll.chunks(per_seq).map(|seq| crate::stats::ratio_variance(seq, &counts)).collect::<Option<Vec<f64>>>();
-                TimeMetrics { per_trial: p.nll.iter().map(|&l| (l / p.n_samples as f64).exp()).collect(), test_var, fp, ..TimeMetrics::default() }
-            })
-            .collect();
-    }
-    pts.into_iter()
-        .map(|p| {
-            let per_trial: Vec<f64> = p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect();
-            // A language model's hits: the sequences are the units (a classifier's rows are, and
-            // Wilson over them needs no variance).
-            let test_var = (s.task == Task::NextTokenAccuracy)
-                .then(|| log_score_variances(&p.seq_correct.iter().map(|&h| h as f64).collect::<Vec<_>>(), &counts, &per_trial))
-                .flatten();
-            TimeMetrics { per_trial, correct: Some((p.correct, p.n_samples)), test_var, fp, ..TimeMetrics::default() }
-        })
-        .collect()
-}
-
-/// SQuAD's official metrics per trial (`squad`): each question's answer the best of its rows'
-/// (`answers` and `nulls`, `[trial][row]`), scored against its answers' text; the exact matches
-/// as counts over the questions (Wilson), the F1 as their mean with its log's test-set variance.
-fn squad_metrics(
-    task: Task,
-    text: &squad::AnswerText,
-    threshold: f64,
-    rows: usize,
-    answers: &[Option<(u32, u32, f32)>],
-    nulls: &[f32],
-    fp: Option<f64>,
-) -> TimeMetrics {
-    let n = text.questions.len();
-    let scores: Vec<squad::QuestionScore> = answers
-        .chunks(rows)
-        .zip(nulls.chunks(rows))
-        .flat_map(|(trial, null)| text.score(threshold, |r| (trial[r].map(|(s, e, v)| (s as usize, e as usize, v)), null[r])))
-        .collect();
-    if task == Task::QaExactMatch {
-        let correct: Vec<u32> = scores.chunks(n).map(|t| t.iter().filter(|q| q.exact).count() as u32).collect();
-        let per_trial = correct.iter().map(|&c| c as f64 / n as f64).collect();
-        return TimeMetrics { per_trial, correct: Some((correct, n as u32)), fp, ..TimeMetrics::default() };
-    }
-    let f1: Vec<f64> = scores.iter().map(|q| q.f1).collect();
-    let per_trial: Vec<f64> = f1.chunks(n).map(|t| t.iter().sum::<f64>() / n as f64).collect();
-    let test_var = log_score_variances(&f1, &vec![1; n], &per_trial);
-    TimeMetrics { per_trial, test_var, fp, ..TimeMetrics::default() }
-}
-
-/// Per trial, the test-set variance of the log of a score a = Σ_s v_s / Σ_s n_s over the
-/// sequences (a next-token accuracy's hits over predicted tokens, a mean F1 over unit counts):
-/// Var(ln a) = Var(a) / a² from `stats::ratio_variance`; `values` is `[trial][sequence]`. None
-/// where a trial scores 0 or has fewer than two sequences.
-fn log_score_variances(values: &[f64], counts: &[u64], per_trial: &[f64]) -> Option<Vec<f64>> {
-    values
-        .chunks(counts.len().max(1))
-        .zip(per_trial)
-        .map(|(seq, &a)| crate::stats::ratio_variance(seq, counts).filter(|_| a > 0.0).map(|v| v / (a * a)))
-        .collect()
-}
-
-/// The labelled answer span (start, end) of a question-answering row of `seq` tokens, as the
-/// data set packs it (start · seq + end).
-pub fn span_of(label: u32, seq: usize) -> (u32, u32) {
-    (label / seq.max(1) as u32, label % seq.max(1) as u32)
-}
-
-/// The answer a span head gives (the engine's CPU twin, the f64 reference, the trainer): over the
-/// context positions `context` (ascending), the span start ≤ end < start + `max_answer` with the
-/// largest `score(start, end)`, the first by start then end on ties (`answer_span`'s rule), and
-/// that score; None without a context.
-pub fn best_span<V: PartialOrd + Copy>(context: &[usize], max_answer: usize, score: impl Fn(usize, usize) -> V) -> Option<(usize, usize, V)> {
-    let mut best: Option<(usize, usize, V)> = None;
-    for (i, &s) in context.iter().enumerate() {
-        for &e in context[i..].iter().take_while(|&&e| e < s + max_answer) {
-            let v = score(s, e);
-            if best.is_none_or(|(_, _, b)| v > b) {
-                best = Some((s, e, v));
-            }
-        }
-    }
-    best
-}
-
-/// A predicted answer's exact match and token-level F1 against the labelled answers (start,
-/// end), the best of them as SQuAD's metrics take it; 0 without an answer.
-pub fn score_answer(pred: Option<(usize, usize)>, answers: &[(u32, u32)]) -> SpanScore {
-    let Some((s, e)) = pred else { return SpanScore::default() };
-    answers.iter().fold(SpanScore::default(), |acc, &(gs, ge)| {
-        let (gs, ge) = (gs as usize, ge as usize);
-        let overlap = (e.min(ge) + 1).saturating_sub(s.max(gs));
-        let f1 = span_f1(overlap as u32, (e - s + 1) as u32, (ge - gs + 1) as u32);
-        SpanScore { exact: acc.exact.max(u64::from((s, e) == (gs, ge))), f1: acc.f1.max(f1) }
-    })
-}
-
-/// SQuAD's F1 of one answer at the token level: 2 · overlap / (predicted + labelled length)
-/// (precision overlap / predicted, recall overlap / labelled); 0 without an answer.
-pub fn span_f1(overlap: u32, predicted: u32, labelled: u32) -> f64 {
-    if overlap == 0 {
-        0.0
-    } else {
-        2.0 * overlap as f64 / (predicted + labelled) as f64
-    }
 }
 
 /// A routed layer's router for stored layer `block`: Philox normals scaled 1/√d_model from

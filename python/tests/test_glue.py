@@ -67,6 +67,10 @@ def test_glue_metrics_equal_the_forward_scored_as_glue_scores_it(tmp_path, metri
     assert r.fp_baseline == pytest.approx(want, abs=1e-6)
     for v in r.points[0]["per_trial"]:
         assert v == pytest.approx(want, abs=1e-3)
+    # A test-set interval over the rows around the mean, within the metric's range.
+    row = r.per_point()
+    row = row.iloc[0].to_dict() if hasattr(row, "iloc") else row[0]
+    assert -1 <= row["test_ci_lo"] <= row["mean"] <= row["test_ci_hi"] <= 1
 
 
 def test_metric_names_are_checked(tmp_path):
@@ -81,3 +85,27 @@ def test_metric_names_are_checked(tmp_path):
     with pytest.raises(ValueError, match=r"labels must be finite numbers"):
         aimc.transformer(hf_classifier(rng, num_labels=1), tok, np.full(8, np.nan), trials=2, backend="cpu", out=str(tmp_path / "c"),
                          quiet=True)
+
+
+def test_a_transformers_regression_head_scores_as_scipy(tmp_path):
+    """transformers' own STS-B-style model (BertForSequenceClassification with num_labels = 1):
+    from_torch maps it as a regression, and the engine's floating-point Pearson and Spearman
+    correlations are SciPy's of transformers' own outputs against the targets."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=12, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16,
+                                     max_position_embeddings=16, num_labels=1, initializer_range=0.5)
+    net = transformers.BertForSequenceClassification(config).eval()
+    rng = np.random.default_rng(23)
+    tok = padded_tokens(rng, n=30)
+    with torch.no_grad():
+        ids = torch.as_tensor(tok)
+        out = net(input_ids=ids, attention_mask=(ids != 0).long()).logits.double().numpy()[:, 0]
+    y = 2.5 + 2.0 * (out - out.mean()) / out.std() + 0.5 * rng.normal(size=len(tok))
+    y32 = y.astype(np.float32).astype(np.float64)
+    for metric, want in (("pearson", np.corrcoef(out, y32)[0, 1]), ("spearman", _oracle("spearman", out[:, None], y32))):
+        r = aimc.transformer(net, tok, y, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / metric), quiet=True, metric=metric,
+                             **IDEAL)
+        assert r.data["config"]["transformer"]["task"] == f"regress_{metric}"
+        assert r.fp_baseline == pytest.approx(want, abs=1e-5), metric

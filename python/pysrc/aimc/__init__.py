@@ -87,8 +87,8 @@ class Results:
     def per_point(self):
         """One row per (point, time): the summary statistics, the mean's trial-to-trial interval
         (`ci_lo`, `ci_hi`) and, where the run has one, its test-set sampling interval (`test_ci_lo`,
-        `test_ci_hi`: classifiers Wilson over the test rows, language models over their sequences;
-        None otherwise)."""
+        `test_ci_hi`: classifiers Wilson over the test rows, language models over their sequences,
+        GLUE's correlations the jackknife over the rows; None otherwise)."""
         rows = []
         for p in self.points:
             s = p["summary"]

@@ -73,6 +73,11 @@ def test_glue_metrics_equal_the_forward_scored_as_glue_scores_it(tmp_path, metri
     assert -1 <= row["test_ci_lo"] <= row["mean"] <= row["test_ci_hi"] <= 1
 
 
+def test_glue_metrics_name_a_metric_for_every_task():
+    assert set(aimc.GLUE_METRICS) == {"cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"}
+    assert set(aimc.GLUE_METRICS.values()) <= {"accuracy", "matthews", "f1", "pearson", "spearman"}
+
+
 def test_metric_names_are_checked(tmp_path):
     rng = np.random.default_rng(22)
     tok = padded_tokens(rng, n=8)

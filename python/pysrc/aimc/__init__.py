@@ -44,7 +44,7 @@ from ._models import TransformerModel, _is_huggingface, _is_transformer, _write_
 from .aihwkit import from_aihwkit
 from .squad import SquadWindows, features as squad_features, windows as squad_windows
 
-__all__ = ["run", "classifier", "weight_error", "transformer", "language_model", "question_answering", "squad_features", "squad_windows", "from_torch", "from_aihwkit", "TransformerModel", "Results", "to_toml",
+__all__ = ["run", "classifier", "weight_error", "transformer", "GLUE_METRICS", "language_model", "question_answering", "squad_features", "squad_windows", "from_torch", "from_aihwkit", "TransformerModel", "Results", "to_toml",
            "__version__"]
 
 
@@ -436,6 +436,11 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
 # `transformer(metric=...)`: GLUE's metrics of a sequence classifier and of a regression head.
 _CLASSIFY_TASKS = {"accuracy": "classify", "matthews": "classify_matthews", "f1": "classify_f1"}
 _REGRESSION_TASKS = {"pearson": "regress_pearson", "spearman": "regress_spearman"}
+
+#: The metric GLUE's leaderboard scores each task by (Wang et al. 2019; MRPC and QQP report the
+#: F1 beside the accuracy, STS-B Spearman's beside Pearson's): `metric=GLUE_METRICS["cola"]`.
+GLUE_METRICS = {"cola": "matthews", "sst2": "accuracy", "mrpc": "f1", "qqp": "f1", "stsb": "pearson", "mnli": "accuracy",
+                "qnli": "accuracy", "rte": "accuracy", "wnli": "accuracy"}
 
 
 def language_model(model, tokens, metric: str = "perplexity", settings: dict | None = None, **kw) -> Results:

@@ -116,6 +116,7 @@ pub(crate) mod tests {
             per_trial_correct: Some(correct),
             per_trial_test_var: None,
             test_var_scale: Default::default(),
+            per_row_correct: None,
             test_set_ci: None,
             p5_ci: None,
             tail: None,

@@ -1,5 +1,6 @@
 //! trials.csv: one row per (sweep point, time, trial), the per-trial metric in a column named for
-//! the workload (docs/results.md), tidy for pandas or polars.
+//! the workload (docs/results.md), tidy for pandas or polars; rows.csv (`transformer.row_counts`):
+//! one row per (sweep point, time, data row), the trials that answered the row right.
 
 use super::Results;
 
@@ -21,25 +22,45 @@ impl Results {
         }
     }
 
+    /// The first columns of a CSV row of point `p`: its sweep index, series and axis labels.
+    fn point_fields(&self, p: &super::Point) -> String {
+        let mut s = format!("{},{}", p.sweep_index, csv_field(&p.series));
+        for a in &self.axes {
+            s.push(',');
+            s.push_str(&csv_field(p.labels.get(&a.name).map(String::as_str).unwrap_or("")));
+        }
+        s
+    }
+
+    /// The header's first columns ([`Results::point_fields`]).
+    fn point_header(&self) -> String {
+        std::iter::once("sweep_index,series").chain(self.axes.iter().map(|a| a.name.as_str())).collect::<Vec<_>>().join(",")
+    }
+
+    /// Per row of the data set (per question with answer text), the trials that answered it
+    /// right, one line per (point, time, row); None where no point counted them.
+    pub fn rows_csv(&self) -> Option<String> {
+        self.points.iter().any(|p| p.per_row_correct.is_some()).then(|| {
+            let mut s = format!("{},t_inf_s,time_label,row,correct_trials,trials\n", self.point_header());
+            for p in &self.points {
+                for (row, c) in p.per_row_correct.iter().flatten().enumerate() {
+                    s.push_str(&format!("{},{},{},{row},{c},{}\n", self.point_fields(p), p.t_inf, csv_field(&p.time_label), p.per_trial.len()));
+                }
+            }
+            s
+        })
+    }
+
     /// Per-trial metrics, one row per (point, time, trial), tidy for pandas or polars.
     pub fn trials_csv(&self) -> String {
-        let axis_names: Vec<&str> = self.axes.iter().map(|a| a.name.as_str()).collect();
-        let mut s = String::from("sweep_index,series");
-        for a in &axis_names {
-            s.push(',');
-            s.push_str(a);
-        }
+        let mut s = self.point_header();
         s.push_str(&format!(",t_inf_s,time_label,trial,{},correct,n_samples\n", self.metric_column));
         // A shard's trials by their index in the whole run, as its results.json records them.
         let first = self.shard.as_ref().map_or(0, |sh| sh.first_trial as usize);
         for p in &self.points {
             let n_samples = p.pooled.as_ref().map(|q| q.trials / p.per_trial.len().max(1) as u64);
             for (i, m) in p.per_trial.iter().enumerate() {
-                s.push_str(&format!("{},{}", p.sweep_index, csv_field(&p.series)));
-                for a in &axis_names {
-                    s.push(',');
-                    s.push_str(&csv_field(p.labels.get(*a).map(String::as_str).unwrap_or("")));
-                }
+                s.push_str(&self.point_fields(p));
                 let c = p.per_trial_correct.as_ref().map(|c| c[i].to_string()).unwrap_or_default();
                 let n = n_samples.map(|n| n.to_string()).unwrap_or_default();
                 s.push_str(&format!(",{},{},{},{},{},{}\n", p.t_inf, csv_field(&p.time_label), first + i, m, c, n));

@@ -76,6 +76,9 @@ impl Results {
         write_atomic(&path, &json)?;
         let csv_name = if complete { "trials.csv" } else { "trials.partial.csv" };
         write_atomic(&dir.join(csv_name), self.trials_csv().as_bytes())?;
+        if let Some(rows) = self.rows_csv() {
+            write_atomic(&dir.join(if complete { "rows.csv" } else { "rows.partial.csv" }), rows.as_bytes())?;
+        }
         Ok(path)
     }
 
@@ -105,5 +108,20 @@ impl Results {
         r.schema_version = SCHEMA_VERSION;
         validate::results(&r)?;
         Ok(r)
+    }
+}
+
+/// Two chunks' (or shards') per-row counts of right answers added; None unless both have them
+/// for the same rows (a part without counts leaves the point without, rather than with some of
+/// its trials').
+pub fn add_row_counts(a: Option<Vec<u32>>, b: Option<Vec<u32>>) -> Option<Vec<u32>> {
+    match (a, b) {
+        (Some(mut x), Some(y)) if x.len() == y.len() => {
+            for (c, d) in x.iter_mut().zip(y) {
+                *c += d;
+            }
+            Some(x)
+        }
+        _ => None,
     }
 }

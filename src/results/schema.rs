@@ -112,6 +112,10 @@ pub struct Point {
     /// metric itself (a correlation's jackknife over the rows).
     #[serde(default, skip_serializing_if = "TestScale::is_log")]
     pub test_var_scale: TestScale,
+    /// Per row of the data set (per question with answer text), the trials that answered it
+    /// right (`transformer.row_counts`); counts add over chunks and shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_row_correct: Option<Vec<u32>>,
     pub summary: Summary,
     pub mean_ci: Interval,
     pub pooled: Option<Pooled>,

@@ -291,6 +291,9 @@ fn point(r: &Results, f: &str, p: &super::Point, trials: usize) -> Result<(), In
             return Err(bad(format!("{f}.per_trial_test_var[{k}]"), format!("{}: a variance is finite and not negative", v[k])));
         }
     }
+    if let Some(k) = p.per_row_correct.as_ref().and_then(|c| c.iter().position(|&x| x as usize > n)) {
+        return Err(bad(format!("{f}.per_row_correct[{k}]"), format!("{} right answers in {n} trials", p.per_row_correct.as_ref().unwrap()[k])));
+    }
     if let Some(v) = p.fp_clipped {
         finite(&format!("{f}.fp_clipped"), v)?;
     }

@@ -141,6 +141,7 @@ fn merge_parts(mut parts: Vec<Results>) -> Result<Results, String> {
         // The point's own floating-point metric (a kernel workload's depends on its projection).
         let mut q = point_stats(id, per_trial, correct, test_var, p0.test_var_scale, p0.fp.or(first.fp_baseline), we, confidence, half, tail)
             .map_err(|e| e.to_string())?;
+        q.per_row_correct = parts.iter().map(|r| r.points[i].per_row_correct.clone()).reduce(crate::results::add_row_counts).flatten();
         // The layer insight ran the first trials, in shard 0.
         q.layer_insight = parts.iter().map(|r| &r.points[i].layer_insight).find(|l| !l.is_empty()).cloned().unwrap_or_default();
         // What does not depend on the trials: the clipped projection's floating-point metric

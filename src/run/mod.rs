@@ -329,6 +329,7 @@ pub fn point_stats(
         per_trial_correct: correct.map(|c| c.0),
         per_trial_test_var: test_var,
         test_var_scale: test_scale,
+        per_row_correct: None,
         summary,
         mean_ci,
         pooled,
@@ -391,6 +392,7 @@ fn chunk_points(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: 
         let projection = projection_average(&m.fp_per_seed, m.trials_per_seed, exp.confidence)?;
         let mut q = point(exp, sp, chunk.first_trial, ti, m.per_trial, m.correct, m.test_var, m.test_scale, m.fp, m.weight_error, projection)?;
         q.layer_insight = m.layer_insight;
+        q.per_row_correct = m.row_correct;
         q.moe = m.moe;
         q.fp_clipped = m.fp_clipped;
         q.point_set = m.point_set;
@@ -484,6 +486,7 @@ impl PointChunks {
                     (Some(x), Some(y)) => x.extend(y),
                     (x, _) => *x = None,
                 }
+                p.per_row_correct = crate::results::add_row_counts(p.per_row_correct.take(), q.per_row_correct);
             }
         }
     }
@@ -502,6 +505,7 @@ impl PointChunks {
             let mut q =
                 point(exp, sp, exp.first_trial, ti, p.per_trial, correct, p.per_trial_test_var, p.test_var_scale, p.fp, p.weight_error, p.projection_average)?;
             q.moe = p.moe;
+            q.per_row_correct = p.per_row_correct;
             q.layer_insight = p.layer_insight;
             q.fp_clipped = p.fp_clipped;
             q.point_set = p.point_set;

@@ -11,6 +11,7 @@ mod noise_floor;
 mod npu;
 mod paired;
 mod reference;
+mod rows;
 mod run;
 mod statistics;
 mod summary;
@@ -30,6 +31,7 @@ use noise_floor::*;
 use npu::*;
 use paired::*;
 use reference::*;
+use rows::*;
 use run::*;
 use statistics::*;
 use summary::*;
@@ -199,6 +201,11 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     if !results.paired.is_empty() {
         blocks.push(Block::Heading(2, "Paired differences".to_string()));
         blocks.extend(paired_blocks(results));
+    }
+
+    if results.points.iter().any(|p| p.per_row_correct.is_some()) {
+        blocks.push(Block::Heading(2, "Rows noise breaks first".to_string()));
+        blocks.extend(row_blocks(&listed));
     }
 
     if has_model_comparison(results) {

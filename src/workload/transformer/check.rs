@@ -126,6 +126,12 @@ impl TransformerSettings {
                 return Err(format!("{task} reads the question and the context as a whole, as BERT does; remove transformer.causal"));
             }
         }
+        if self.row_counts && (self.task.next_token() || self.task.regression()) {
+            return Err(format!(
+                "transformer.row_counts counts the trials that answer each row right; task = \"{}\" has no right answer per row: remove row_counts",
+                self.task.name()
+            ));
+        }
         let v2 = data.text.as_ref().is_some_and(|t| t.unanswerable);
         if self.null_score_diff_threshold != 0.0 && !(v2 && self.null_score_diff_threshold.is_finite()) {
             return Err(if v2 {

@@ -246,6 +246,12 @@ pub struct TransformerSettings {
     /// balance between answering and abstaining.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub null_score_diff_threshold: f64,
+    /// Per row (per question with answer text), the trials that answer it right, at every point
+    /// and time (`per_row_correct` in results.json, rows.csv, and the report's rows that noise
+    /// breaks first): which inputs fail first. A classifier's then reads every sequence's
+    /// outputs back (`head_out`). Classifiers and question answering.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub row_counts: bool,
     /// Question answering: labelled answers per row (SQuAD's dev set has up to three, and its
     /// metrics take the best); the data's last 2 · answers columns. It decides what the rows
     /// hold, so it is not a sweep axis.
@@ -325,6 +331,10 @@ pub struct TransformerSettings {
     /// The engine's floating-point metric (`baseline = "engine"`), set at the start of a run.
     #[serde(skip)]
     pub fp_engine: Option<f64>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -679,7 +689,7 @@ impl TransformerSettings {
                 sep: self.segment_sep.unwrap_or(u32::MAX),
                 answers: self.answers,
             }),
-            head_out: self.task.per_sequence(),
+            head_out: self.task.per_sequence() || (self.row_counts && !self.task.token_head()),
             regression: self.task.regression(),
         }
     }

@@ -10,12 +10,54 @@ use crate::results::TestScale;
 use crate::workload::io::Dataset;
 use crate::workload::TimeMetrics;
 
+/// Per time, [`scored`]'s metrics, and with `row_counts` each row's (or question's) trials that
+/// answer it right.
+pub(crate) fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<ClassifierPoint>) -> Vec<TimeMetrics> {
+    let rows: Vec<Option<Vec<u32>>> = pts.iter().map(|p| s.row_counts.then(|| row_correct(s, data, lengths.len(), p))).collect();
+    scored(s, data, lengths, pts)
+        .into_iter()
+        .zip(rows)
+        .map(|(mut m, r)| {
+            m.row_correct = r;
+            m
+        })
+        .collect()
+}
+
+/// Each row's trials that answer it right: a classifier's (the first largest of its outputs,
+/// `head_out`'s slots, is its label), question answering's (the best span is a labelled one,
+/// `answer_span`'s exact rule), or with answer text each question's (SQuAD's official exact
+/// match).
+fn row_correct(s: &TransformerSettings, data: &Dataset, rows: usize, p: &ClassifierPoint) -> Vec<u32> {
+    let mut out = vec![0u32; data.text.as_ref().map_or(rows, |t| t.questions.len())];
+    if let Some(text) = &data.text {
+        for (trial, null) in p.seq_answer.chunks(rows.max(1)).zip(p.seq_null.chunks(rows.max(1))) {
+            let scores = text.score(s.null_score_diff_threshold, |r| (trial[r].map(|(a, b, v)| (a as usize, b as usize, v)), null[r]));
+            for (o, q) in out.iter_mut().zip(scores) {
+                *o += u32::from(q.exact);
+            }
+        }
+    } else if s.task.qa() {
+        let exact = p.seq_overlap.iter().zip(&p.seq_predicted).zip(&p.seq_labelled).map(|((&o, &pr), &g)| pr > 0 && o == pr && pr == g);
+        for (i, e) in exact.enumerate() {
+            out[i % rows.max(1)] += u32::from(e);
+        }
+    } else {
+        let classes = s.net().classes();
+        let wide: Vec<f64> = p.seq_out.iter().map(|&v| v as f64).collect();
+        for (i, y) in glue::predictions(&wide, classes).into_iter().enumerate() {
+            out[i % rows.max(1)] += u32::from(y == data.labels[i % rows.max(1)] as usize);
+        }
+    }
+    out
+}
+
 /// Per time, the accuracy of each trial's counts, beside the floating-point accuracy; a language
 /// model's perplexity exp(Σ −ln p / predicted tokens) per trial, or its next-token accuracy, each
 /// with the test-set variance of its log over the sequences (`stats::ratio_variance`: each
 /// sequence's loss, or hits, over its len − 1 predicted tokens; for the accuracy a, Var(ln a) =
 /// Var(a) / a²).
-pub(crate) fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<ClassifierPoint>) -> Vec<TimeMetrics> {
+fn scored(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<ClassifierPoint>) -> Vec<TimeMetrics> {
     // Questions are the units: rows, or with answer text its questions.
     let n = data.text.as_ref().map_or(data.len(), |t| t.questions.len()) as f64;
     let fp = s.fp_engine.or(match (s.task, s.fp_next) {

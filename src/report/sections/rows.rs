@@ -1,0 +1,45 @@
+//! The rows noise breaks first (`transformer.row_counts`): per series, the data rows (questions)
+//! whose share of right trials falls most from the first time to the last, so a reader sees
+//! which inputs fail first; rows.csv and results.json (`per_row_correct`) keep every row.
+
+use crate::report::document::*;
+use crate::report::format::*;
+use crate::report::series::Series;
+
+/// Rows listed per series.
+const LISTED: usize = 10;
+
+/// Per series with counts: one sentence on how the rows stand at the last time, then the rows
+/// whose share of right trials falls most from the first time to the last, at every time.
+pub(super) fn row_blocks(listed: &[Series<'_>]) -> Vec<Block> {
+    let mut blocks = vec![Block::Paragraph(text(
+        "Per data row (per question with answer text), the share of trials that answered it right: the rows whose share falls most from the first time to the last are the inputs the noise breaks first. rows.csv lists every row at every point.",
+    ))];
+    for s in listed {
+        let with: Vec<_> = s.points.iter().filter(|p| p.per_row_correct.is_some()).collect();
+        let (Some(first), Some(last)) = (with.first(), with.last()) else { continue };
+        let (a, b) = (first.per_row_correct.as_ref().expect("filtered"), last.per_row_correct.as_ref().expect("filtered"));
+        let share = |c: u32, p: &crate::results::Point| c as f64 / p.per_trial.len().max(1) as f64;
+        let always = b.iter().filter(|&&c| c as usize == last.per_trial.len()).count();
+        let never = b.iter().filter(|&&c| c == 0).count();
+        let mut order: Vec<usize> = (0..a.len().min(b.len())).collect();
+        // The largest fall from the first time to the last first; among equal falls, the rows
+        // right in fewer trials over all times (broken earlier); then by row.
+        let fall = |k: usize| share(a[k], first) - share(b[k], last);
+        let over_times = |k: usize| with.iter().map(|p| p.per_row_correct.as_ref().map_or(0.0, |c| share(c.get(k).copied().unwrap_or(0), p))).sum::<f64>();
+        order.sort_by(|&i, &j| fall(j).total_cmp(&fall(i)).then(over_times(i).total_cmp(&over_times(j))).then(i.cmp(&j)));
+        blocks.push(Block::Heading(3, s.label().to_string()));
+        blocks.push(Block::Paragraph(text(format!("At {}, {always} of {} rows are right in every trial and {never} in none.", last.time_label, b.len()))));
+        let rows = order
+            .into_iter()
+            .take(LISTED)
+            .map(|i| {
+                let shares = with.iter().map(|p| text(fixed(100.0 * share(p.per_row_correct.as_ref().map_or(0, |c| c.get(i).copied().unwrap_or(0)), p), 1)));
+                std::iter::once(text(i.to_string())).chain(shares).collect()
+            })
+            .collect();
+        let header = std::iter::once("row".to_string()).chain(with.iter().map(|p| format!("right at {} (%)", p.time_label))).collect();
+        blocks.push(Block::Table(Table { header, rows, right_aligned: vec![true; with.len() + 1] }));
+    }
+    blocks
+}

@@ -114,3 +114,18 @@ def test_a_transformers_regression_head_scores_as_scipy(tmp_path):
                              **IDEAL)
         assert r.data["config"]["transformer"]["task"] == f"regress_{metric}"
         assert r.fp_baseline == pytest.approx(want, abs=1e-5), metric
+
+
+def test_per_row_counts_the_trials_that_answer_each_row(tmp_path):
+    rng = np.random.default_rng(24)
+    hf = hf_classifier(rng, num_labels=2)
+    tok = padded_tokens(rng, n=16)
+    y = np.argmax(hf_forward(hf, tok), axis=1)
+    r = aimc.transformer(hf, tok, y, times=["1h", "1y"], trials=6, backend="cpu", out=str(tmp_path / "rows"), quiet=True,
+                         device="pcm", settings={"row_counts": True})
+    rows = r.per_row()
+    rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
+    assert len(rows) == 2 * 16 and all(0 <= x["correct_trials"] <= x["trials"] == 6 for x in rows)
+    for p in r.points:
+        mine = sum(x["correct_trials"] for x in rows if x["time"] == p["time_label"])
+        assert mine == sum(p["per_trial_correct"])

@@ -250,3 +250,85 @@ fn regression_rows_never_panic() {
         d.targets.len() == d.len() && d.targets.iter().all(|t| t.is_finite())
     });
 }
+
+/// `row_counts`: each row's right trials add up to the trials' right rows, the `accuracy`
+/// stage's counts for a classifier and `answer_span`'s exact matches for a reader (two
+/// independent paths to the same total); the counts add over chunks and shards; rows.csv lists
+/// every row at every point, a rerun into the same directory replaces it, and the report names
+/// the rows noise breaks first. Tasks without a right answer per row refuse it.
+#[test]
+fn row_counts_add_up_to_the_trials_counts() {
+    use super::question_answering::write_qa;
+    let classify = {
+        let k = 3;
+        write_experiment(&tmp("glue-rows-classify"), &model(k), ("rows.csv", &rows(k)), "task = \"classify\"\nrow_counts = true", "[device]\nmodel = \"pcm\"")
+    };
+    let reader = write_qa("rows_exact", "qa_exact_match", "row_counts = true\n[device]\nmodel = \"pcm\"");
+    for p in [classify, reader] {
+        edit_line(&p, "trials = 3\n", "trials = 12\n");
+        let r = run_ok(&mut cpu(), &load(&p));
+        let mut mixed = false;
+        for q in &r.points {
+            let rows: u64 = q.per_row_correct.as_ref().unwrap().iter().map(|&c| c as u64).sum();
+            let trials: u64 = q.per_trial_correct.as_ref().unwrap().iter().map(|&c| c as u64).sum();
+            assert_eq!(rows, trials, "{}: {}", p.display(), q.series);
+            mixed |= q.per_row_correct.as_ref().unwrap().iter().any(|&c| c > 0 && (c as usize) < q.per_trial.len());
+        }
+        assert!(mixed, "{}: no row is right in some trials only: the case does not test the counts", p.display());
+        // Shards of the run merge into its counts.
+        let parts: Vec<_> = (0..3)
+            .map(|k| {
+                let mut e = load(&p);
+                e.apply_shard(k, 3).unwrap();
+                run_ok(&mut cpu(), &e)
+            })
+            .collect();
+        let merged = aimc::run::merge::merge(parts).unwrap();
+        for (a, b) in r.points.iter().zip(&merged.points) {
+            assert_eq!(a.per_row_correct, b.per_row_correct, "{}", p.display());
+        }
+        // The CLI writes rows.csv, a line per row and point, and reruns into the same directory.
+        let out = p.parent().unwrap().join("out");
+        for _ in 0..2 {
+            let o = super::transformer::aimc_cli().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap(), "--overwrite"]).output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let csv = std::fs::read_to_string(out.join("rows.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 1 + 24 * r.points.len(), "{}", p.display());
+        assert!(csv.starts_with("sweep_index,series,t_inf_s,time_label,row,correct_trials,trials\n"), "{}", &csv[..80]);
+        assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("## Rows noise breaks first"));
+    }
+    let lm = write_glue("rows_reg", "regress_pearson", "");
+    edit_line(&lm, "task = \"regress_pearson\"", "task = \"regress_pearson\"\nrow_counts = true");
+    expect_cli_error(&lm, &["transformer.row_counts", "regress_pearson", "remove row_counts"]);
+}
+
+fn edit_line(p: &std::path::Path, from: &str, to: &str) {
+    std::fs::write(p, std::fs::read_to_string(p).unwrap().replacen(from, to, 1)).unwrap();
+}
+
+/// A run resumed from a journal cut after its first chunk counts each row's right trials as the
+/// uninterrupted run does (the counts of the journaled chunk and of the rest add up).
+#[test]
+fn row_counts_survive_a_resume() {
+    use aimc::run::journal::{path_for, Journal};
+    let p = write_glue("rows_resume", "classify_matthews", "row_counts = true\n[device]\nmodel = \"pcm\"");
+    edit_line(&p, "trials = 3\n", "trials = 600\n");
+    let e = load(&p);
+    let dir = p.parent().unwrap().join("out");
+    let run = || {
+        let mut j = Journal::open(&dir, &e.resolved).unwrap();
+        let o = aimc::run::run_journaled(&e, &mut cpu(), &mut aimc::run::Quiet, Some(&mut j));
+        assert!(o.error.is_none(), "{:?}", o.error);
+        o.results
+    };
+    let whole = run();
+    let lines: Vec<String> = std::fs::read_to_string(path_for(&dir)).unwrap().lines().map(str::to_string).collect();
+    assert!(lines.len() >= 3, "{} journal lines: the run needs two chunks", lines.len());
+    std::fs::write(path_for(&dir), lines[..2].join("\n") + "\n").unwrap();
+    let again = run();
+    for (a, b) in whole.points.iter().zip(&again.points) {
+        assert!(a.per_row_correct.is_some());
+        assert_eq!((&a.per_row_correct, &a.per_trial), (&b.per_row_correct, &b.per_trial), "{}", a.series);
+    }
+}

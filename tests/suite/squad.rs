@@ -251,3 +251,18 @@ fn the_engine_baseline_equals_the_reference() {
         }
     }
 }
+
+/// `row_counts` with answer text counts per question (SQuAD's official exact match): the
+/// questions' right trials add up to the trials' exact matches, 24 questions over 27 windows.
+#[test]
+fn row_counts_count_questions() {
+    let p = write_squad_v2("rows", "qa_exact_match", "row_counts = true\n[device]\nmodel = \"pcm\"");
+    std::fs::write(&p, std::fs::read_to_string(&p).unwrap().replace("trials = 3\n", "trials = 12\n")).unwrap();
+    let r = run_ok(&mut cpu(), &load(&p));
+    for q in &r.points {
+        let rows = q.per_row_correct.as_ref().unwrap();
+        assert_eq!(rows.len(), 24, "one count per question");
+        let trials: u64 = q.per_trial_correct.as_ref().unwrap().iter().map(|&c| c as u64).sum();
+        assert_eq!(rows.iter().map(|&c| c as u64).sum::<u64>(), trials, "{}", q.series);
+    }
+}

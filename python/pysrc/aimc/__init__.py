@@ -101,6 +101,17 @@ class Results:
             })
         return _frame(rows)
 
+    def per_row(self):
+        """With `settings={"row_counts": True}` (a transformer classifier or reader): one row per
+        (point, time, data row; per question with answer text), the trials that answered it right
+        (`correct_trials`) of `trials`. Which inputs the noise breaks first."""
+        rows = []
+        for p in self.points:
+            for i, c in enumerate(p.get("per_row_correct") or []):
+                rows.append({"series": p["series"], **p["labels"], "t_s": p["t_inf"], "time": p["time_label"], "row": i,
+                             "correct_trials": c, "trials": len(p["per_trial"])})
+        return _frame(rows)
+
     def per_layer(self):
         """Classifiers: one row per (point, time, layer) over the layer-insight trials: the error
         the layer adds on its own inputs (median and 5-95 % over trials), the share of its MVMs

@@ -214,6 +214,18 @@ fn bad_input_is_named() {
     expect_cli_error(&one("cols", "regress_pearson", "3\n4\n"), &["regression row", "1 column"]);
 }
 
+/// The experiment `p` run as `n` shards on the CPU, merged.
+fn merged_shards(p: &std::path::Path, n: u32) -> aimc::results::Results {
+    let parts: Vec<_> = (0..n)
+        .map(|k| {
+            let mut e = load(p);
+            e.apply_shard(k, n).unwrap();
+            run_ok(&mut cpu(), &e)
+        })
+        .collect();
+    aimc::run::merge::merge(parts).unwrap()
+}
+
 /// Shards of a run merge into the single run's points, test-set intervals included (the
 /// jackknife's on the linear scale, the F1's on the log scale).
 #[test]
@@ -223,14 +235,7 @@ fn shards_merge_into_the_single_run() {
         let text = std::fs::read_to_string(&p).unwrap().replace("trials = 3\n", "trials = 6\n");
         std::fs::write(&p, text).unwrap();
         let single = run_ok(&mut cpu(), &load(&p));
-        let parts: Vec<_> = (0..3)
-            .map(|k| {
-                let mut e = load(&p);
-                e.apply_shard(k, 3).unwrap();
-                run_ok(&mut cpu(), &e)
-            })
-            .collect();
-        let merged = aimc::run::merge::merge(parts).unwrap();
+        let merged = merged_shards(&p, 3);
         for (a, b) in single.points.iter().zip(&merged.points) {
             assert_eq!((&a.per_trial, &a.per_trial_test_var, a.test_var_scale), (&b.per_trial, &b.per_trial_test_var, b.test_var_scale), "{task}");
             assert_eq!(a.test_set_ci, b.test_set_ci, "{task}");
@@ -276,21 +281,17 @@ fn row_counts_add_up_to_the_trials_counts() {
         }
         assert!(mixed, "{}: no row is right in some trials only: the case does not test the counts", p.display());
         // Shards of the run merge into its counts.
-        let parts: Vec<_> = (0..3)
-            .map(|k| {
-                let mut e = load(&p);
-                e.apply_shard(k, 3).unwrap();
-                run_ok(&mut cpu(), &e)
-            })
-            .collect();
-        let merged = aimc::run::merge::merge(parts).unwrap();
+        let merged = merged_shards(&p, 3);
         for (a, b) in r.points.iter().zip(&merged.points) {
             assert_eq!(a.per_row_correct, b.per_row_correct, "{}", p.display());
         }
         // The CLI writes rows.csv, a line per row and point, and reruns into the same directory.
         let out = p.parent().unwrap().join("out");
         for _ in 0..2 {
-            let o = super::transformer::aimc_cli().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap(), "--overwrite"]).output().unwrap();
+            let o = super::transformer::aimc_cli()
+                .args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap(), "--overwrite"])
+                .output()
+                .unwrap();
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         }
         let csv = std::fs::read_to_string(out.join("rows.csv")).unwrap();

@@ -84,13 +84,7 @@ pub fn jackknife_variance(task: Task, outputs: &[f64], classes: usize, data: &Da
 /// predicted y and labelled l, p·p falls by 2 p_y − 1, t·t by 2 t_l − 1 and p·t by p_l + t_y −
 /// [y = l].
 fn matthews_leave_one_out(pred: &[usize], truth: &[u32], classes: usize) -> Vec<f64> {
-    let (mut p, mut t) = (vec![0f64; classes], vec![0f64; classes]);
-    let mut c = 0f64;
-    for (&y, &l) in pred.iter().zip(truth) {
-        p[y] += 1.0;
-        t[l as usize] += 1.0;
-        c += f64::from(y == l as usize);
-    }
+    let (p, t, c) = class_counts(pred, truth, classes);
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     let (pp, tt, pt, s) = (dot(&p, &p), dot(&t, &t), dot(&p, &t), pred.len() as f64 - 1.0);
     pred.iter()
@@ -144,12 +138,8 @@ pub fn predictions(outputs: &[f64], classes: usize) -> Vec<usize> {
     outputs.chunks(classes.max(1)).map(super::reference::argmax).collect()
 }
 
-/// Matthews' correlation coefficient of `pred` against `truth` over `classes` classes, Gorodkin's
-/// R_K (Comput. Biol. Chem. 2004): (c·s − Σ_k p_k t_k) / √((s² − Σ_k p_k²)(s² − Σ_k t_k²)), c the
-/// correct rows of s, p_k and t_k the rows predicted and labelled k; for two classes Matthews'
-/// (1975) φ. 0 where a factor of the denominator is 0 (every row predicted, or labelled, alike),
-/// as scikit-learn's `matthews_corrcoef` returns.
-pub fn matthews(pred: &[usize], truth: &[u32], classes: usize) -> f64 {
+/// Rows predicted (p_k) and labelled (t_k) as each class, and the rows predicted right.
+fn class_counts(pred: &[usize], truth: &[u32], classes: usize) -> (Vec<f64>, Vec<f64>, f64) {
     let (mut p, mut t) = (vec![0f64; classes], vec![0f64; classes]);
     let mut c = 0f64;
     for (&y, &l) in pred.iter().zip(truth) {
@@ -157,6 +147,16 @@ pub fn matthews(pred: &[usize], truth: &[u32], classes: usize) -> f64 {
         t[l as usize] += 1.0;
         c += f64::from(y == l as usize);
     }
+    (p, t, c)
+}
+
+/// Matthews' correlation coefficient of `pred` against `truth` over `classes` classes, Gorodkin's
+/// R_K (Comput. Biol. Chem. 2004): (c·s − Σ_k p_k t_k) / √((s² − Σ_k p_k²)(s² − Σ_k t_k²)), c the
+/// correct rows of s, p_k and t_k the rows predicted and labelled k; for two classes Matthews'
+/// (1975) φ. 0 where a factor of the denominator is 0 (every row predicted, or labelled, alike),
+/// as scikit-learn's `matthews_corrcoef` returns.
+pub fn matthews(pred: &[usize], truth: &[u32], classes: usize) -> f64 {
+    let (p, t, c) = class_counts(pred, truth, classes);
     let s = pred.len() as f64;
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     let denom = (s * s - dot(&p, &p)) * (s * s - dot(&t, &t));

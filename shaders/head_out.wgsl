@@ -2,7 +2,8 @@
 // sequence's prediction, not only a count of correct ones: GLUE's Matthews correlation (CoLA) and
 // F1 (MRPC, QQP) from each sequence's predicted class, and its Pearson and Spearman correlations
 // (STS-B) from each sequence's regression output (Wang et al., ICLR 2019; Spoon et al., Front.
-// Comput. Neurosci. 2021 score BERT on PCM crossbars by them). The head's outputs
+// Comput. Neurosci. 2021 score BERT on PCM crossbars by them), and each row's right trials
+// (`transformer.row_counts`). The head's outputs
 // h[(trial · samples + sample) · n_out + o] are copied, bit for bit, to slot
 // ([t_index][trial][batch] + sample_offset + sample) · n_out + o of `outputs`, where `batch` is
 // the data set's sequence count, so the host reads every time point of a chunk back at once and

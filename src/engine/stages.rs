@@ -92,7 +92,7 @@ macro_rules! stage_table {
             TokenNll         token_nll         []                      false;
             // Extractive question answering's best answer span against the labelled one.
             AnswerSpan       answer_span       []                      true;
-            // A pooled head's outputs per sequence (GLUE's correlation and F1 metrics).
+            // A pooled head's outputs per sequence (GLUE's correlation and F1 metrics, row counts).
             HeadOut          head_out          []                      true;
         }
     };

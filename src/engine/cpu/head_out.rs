@@ -1,6 +1,6 @@
 //! CPU twin of shaders/head_out.wgsl: a pooled head's outputs of every (trial, sequence) copied
 //! to slot `[t_index][trial][sequence]` of the chunk's outputs (GLUE's per-sequence metrics:
-//! Matthews correlation, F1, Pearson and Spearman correlations).
+//! Matthews correlation, F1, Pearson and Spearman correlations; each row's right trials).
 
 use crate::engine::layout::StageParams;
 

@@ -140,8 +140,8 @@ pub struct SeqModel {
     /// outputs, the start and end logits, pick an answer span (`answer_span`).
     pub span: Option<SpanHead>,
     /// Metrics over every sequence's prediction (GLUE's Matthews correlation, F1, Pearson and
-    /// Spearman correlations): the pooled head's outputs of every (trial, sequence) are read back
-    /// (`head_out`). `regression`: the head's one output is a value, not a class logit, so no
+    /// Spearman correlations; a classifier's right trials per row, `row_counts`): the pooled
+    /// head's outputs of every (trial, sequence) are read back (`head_out`). `regression`: the head's one output is a value, not a class logit, so no
     /// correct count is kept (`accuracy` does not run).
     pub head_out: bool,
     pub regression: bool,

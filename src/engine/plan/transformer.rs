@@ -273,7 +273,7 @@ fn transformer_group(
     // Question answering's answer spans, [config][t_index][trial][sequence] (SPAN_SLOT_WORDS each).
     let spans = m.span.map(|_| be.create("spans", nc * nt * chunk as usize * samples as usize * SPAN_SLOT_WORDS as usize));
     let classes = m.layers[*m.head.last().unwrap()].mapped.n_out;
-    // A pooled head's outputs, [config][t_index][trial][sequence][output] (GLUE's metrics).
+    // A pooled head's outputs, [config][t_index][trial][sequence][output] (GLUE's metrics, row counts).
     let outputs = m.head_out.then(|| be.create("outputs", nc * nt * chunk as usize * samples as usize * classes as usize));
     // What is scored: sequences, or a language model's predicted tokens (len − 1 per sequence).
     let scored = if m.next_token { lengths.iter().map(|&l| l.min(seq).saturating_sub(1)).sum() } else { samples };

@@ -29,7 +29,7 @@ pub(super) fn row_blocks(listed: &[Series<'_>]) -> Vec<Block> {
         let over_times = |k: usize| with.iter().map(|p| p.per_row_correct.as_ref().map_or(0.0, |c| share(c.get(k).copied().unwrap_or(0), p))).sum::<f64>();
         order.sort_by(|&i, &j| fall(j).total_cmp(&fall(i)).then(over_times(i).total_cmp(&over_times(j))).then(i.cmp(&j)));
         blocks.push(Block::Heading(3, s.label().to_string()));
-        blocks.push(Block::Paragraph(text(format!("At {}, {always} of {} rows are right in every trial and {never} in none.", last.time_label, b.len()))));
+        blocks.push(Block::Paragraph(text(format!("At {}, right in every trial: {always} of {} rows; in none: {never}.", last.time_label, b.len()))));
         let rows = order
             .into_iter()
             .take(LISTED)

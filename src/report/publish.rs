@@ -192,7 +192,7 @@ enum Existing {
 /// is the user's.
 fn written_by_aimc(name: &str, is_file: bool) -> bool {
     const NAMES: [&str; 8] =
-        ["results.json", "results.partial.json", "trials.csv", "trials.partial.csv", "rows.csv", "rows.partial.csv", "report.md", "report.html"];
+        ["results.json", "results.partial.json", "trials.csv", "trials.partial.csv", "row_counts.csv", "row_counts.partial.csv", "report.md", "report.html"];
     let plot = name.strip_suffix(".png").or_else(|| name.strip_suffix(".svg")).is_some_and(|stem| super::plots::PLOT_STEMS.contains(&stem));
     is_file && (NAMES.contains(&name) || plot)
 }

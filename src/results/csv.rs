@@ -1,5 +1,5 @@
 //! trials.csv: one row per (sweep point, time, trial), the per-trial metric in a column named for
-//! the workload (docs/results.md), tidy for pandas or polars; rows.csv (`transformer.row_counts`):
+//! the workload (docs/results.md), tidy for pandas or polars; row_counts.csv (`transformer.row_counts`):
 //! one row per (sweep point, time, data row), the trials that answered the row right.
 
 use super::Results;

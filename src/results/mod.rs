@@ -77,7 +77,7 @@ impl Results {
         let csv_name = if complete { "trials.csv" } else { "trials.partial.csv" };
         write_atomic(&dir.join(csv_name), self.trials_csv().as_bytes())?;
         if let Some(rows) = self.rows_csv() {
-            write_atomic(&dir.join(if complete { "rows.csv" } else { "rows.partial.csv" }), rows.as_bytes())?;
+            write_atomic(&dir.join(if complete { "row_counts.csv" } else { "row_counts.partial.csv" }), rows.as_bytes())?;
         }
         Ok(path)
     }

@@ -258,7 +258,7 @@ fn regression_rows_never_panic() {
 
 /// `row_counts`: each row's right trials add up to the trials' right rows, the `accuracy`
 /// stage's counts for a classifier and `answer_span`'s exact matches for a reader (two
-/// independent paths to the same total); the counts add over chunks and shards; rows.csv lists
+/// independent paths to the same total); the counts add over chunks and shards; row_counts.csv lists
 /// every row at every point, a rerun into the same directory replaces it, and the report names
 /// the rows noise breaks first. Tasks without a right answer per row refuse it.
 #[test]
@@ -285,7 +285,7 @@ fn row_counts_add_up_to_the_trials_counts() {
         for (a, b) in r.points.iter().zip(&merged.points) {
             assert_eq!(a.per_row_correct, b.per_row_correct, "{}", p.display());
         }
-        // The CLI writes rows.csv, a line per row and point, and reruns into the same directory.
+        // The CLI writes row_counts.csv, a line per row and point, and reruns into the same directory.
         let out = p.parent().unwrap().join("out");
         for _ in 0..2 {
             let o = super::transformer::aimc_cli()
@@ -294,7 +294,7 @@ fn row_counts_add_up_to_the_trials_counts() {
                 .unwrap();
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         }
-        let csv = std::fs::read_to_string(out.join("rows.csv")).unwrap();
+        let csv = std::fs::read_to_string(out.join("row_counts.csv")).unwrap();
         assert_eq!(csv.lines().count(), 1 + 24 * r.points.len(), "{}", p.display());
         assert!(csv.starts_with("sweep_index,series,t_inf_s,time_label,row,correct_trials,trials\n"), "{}", &csv[..80]);
         assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("## Rows noise breaks first"));

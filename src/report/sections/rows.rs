@@ -1,6 +1,6 @@
 //! The rows noise breaks first (`transformer.row_counts`): per series, the data rows (questions)
 //! whose share of right trials falls most from the first time to the last, so a reader sees
-//! which inputs fail first; rows.csv and results.json (`per_row_correct`) keep every row.
+//! which inputs fail first; row_counts.csv and results.json (`per_row_correct`) keep every row.
 
 use crate::report::document::*;
 use crate::report::format::*;
@@ -13,7 +13,7 @@ const LISTED: usize = 10;
 /// whose share of right trials falls most from the first time to the last, at every time.
 pub(super) fn row_blocks(listed: &[Series<'_>]) -> Vec<Block> {
     let mut blocks = vec![Block::Paragraph(text(
-        "Per data row (per question with answer text), the share of trials that answered it right: the rows whose share falls most from the first time to the last are the inputs the noise breaks first. rows.csv lists every row at every point.",
+        "Per data row (per question with answer text), the share of trials that answered it right: the rows whose share falls most from the first time to the last are the inputs the noise breaks first. row_counts.csv lists every row at every point.",
     ))];
     for s in listed {
         let with: Vec<_> = s.points.iter().filter(|p| p.per_row_correct.is_some()).collect();

@@ -247,7 +247,7 @@ pub struct TransformerSettings {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub null_score_diff_threshold: f64,
     /// Per row (per question with answer text), the trials that answer it right, at every point
-    /// and time (`per_row_correct` in results.json, rows.csv, and the report's rows that noise
+    /// and time (`per_row_correct` in results.json, row_counts.csv, and the report's rows that noise
     /// breaks first): which inputs fail first. A classifier's then reads every sequence's
     /// outputs back (`head_out`). Classifiers and question answering.
     #[serde(default, skip_serializing_if = "is_false")]

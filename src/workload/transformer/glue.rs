@@ -22,42 +22,46 @@ pub fn score(task: Task, outputs: &[f64], classes: usize, data: &Dataset) -> f64
 }
 
 /// Per trial, the metric from `outputs` (`[trial][row][classes]`, `head_out`'s slots) and its
-/// test-set variance over the rows: for the F1 that of its log (a ratio over the rows:
-/// `stats::ratio_variance`), for the correlations and Matthews' coefficient the jackknife's of
-/// the value itself ([`jackknife_variance`]); None where a trial has none (a zero F1, fewer
-/// than three rows).
+/// test-set variance over the rows ([`score_and_variance`]); the variances None where a trial
+/// has none.
 pub fn per_trial(task: Task, outputs: &[f32], classes: usize, data: &Dataset) -> (Vec<f64>, Option<Vec<f64>>) {
     let per = data.len() * classes;
-    let trials: Vec<Vec<f64>> = outputs.chunks(per.max(1)).map(wide).collect();
-    let values: Vec<f64> = trials.iter().map(|t| score(task, t, classes, data)).collect();
-    let test_var = trials
-        .iter()
-        .zip(&values)
-        .map(|(t, &v)| match task {
-            Task::ClassifyF1 => f1_positive(&predictions(t, classes), &data.labels).1.filter(|_| v > 0.0).map(|var| var / (v * v)),
-            _ => jackknife_variance(task, t, classes, data),
-        })
-        .collect::<Option<Vec<f64>>>();
-    (values, test_var)
+    let (values, vars): (Vec<f64>, Vec<Option<f64>>) = outputs.chunks(per.max(1)).map(|t| score_and_variance(task, &wide(t), classes, data)).unzip();
+    (values, vars.into_iter().collect())
 }
 
-/// The jackknife variance (Efron & Stein, Ann. Stat. 1981) of Matthews' coefficient or of a
-/// correlation over the rows: (n − 1)/n · Σ_i (θ₋ᵢ − θ̄)², θ₋ᵢ the metric without row i, each
-/// from the whole set's sums in O(classes) (Matthews; Pearson's centred moments) or O(n)
-/// (Spearman: without row i every rank above x_i falls by 1, and the rest of x_i's tie by ½).
-/// None with fewer than three rows.
-pub fn jackknife_variance(task: Task, outputs: &[f64], classes: usize, data: &Dataset) -> Option<f64> {
+/// One trial's metric ([`score`]) and its test-set variance over the rows, each trial's
+/// predictions (or ranks) formed once for both: for the F1 the variance of its log (a ratio over
+/// the rows: `stats::ratio_variance`; None for a zero F1); for Matthews' coefficient and the
+/// correlations the jackknife's (Efron & Stein, Ann. Stat. 1981) of the value itself, (n − 1)/n ·
+/// Σ_i (θ₋ᵢ − θ̄)², θ₋ᵢ the metric without row i, each from the whole set's sums in O(classes)
+/// (Matthews; Pearson's centred moments) or O(n) (Spearman: without row i every rank above x_i
+/// falls by 1, and the rest of x_i's tie by ½); None with fewer than three rows.
+pub fn score_and_variance(task: Task, outputs: &[f64], classes: usize, data: &Dataset) -> (f64, Option<f64>) {
     let n = data.len();
-    if n < 3 {
-        return None;
-    }
-    let loo: Vec<f64> = match task {
-        Task::ClassifyMatthews => matthews_leave_one_out(&predictions(outputs, classes), &data.labels, classes),
-        Task::RegressPearson => pearson_leave_one_out(outputs, &wide(&data.targets)),
+    let jackknife = |loo: &dyn Fn() -> Vec<f64>| {
+        (n >= 3).then(|| {
+            let loo = loo();
+            let mean = loo.iter().sum::<f64>() / n as f64;
+            (n - 1) as f64 / n as f64 * loo.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+        })
+    };
+    match task {
+        Task::ClassifyMatthews => {
+            let pred = predictions(outputs, classes);
+            (matthews(&pred, &data.labels, classes), jackknife(&|| matthews_leave_one_out(&pred, &data.labels, classes)))
+        }
+        Task::ClassifyF1 => {
+            let (f1, var) = f1_positive(&predictions(outputs, classes), &data.labels);
+            (f1, var.filter(|_| f1 > 0.0).map(|v| v / (f1 * f1)))
+        }
+        Task::RegressPearson => {
+            let y = wide(&data.targets);
+            (pearson(outputs, &y), jackknife(&|| pearson_leave_one_out(outputs, &y)))
+        }
         Task::RegressSpearman => {
-            let ranks = |v: &[f64]| Data::new(v.to_vec()).ranks(RankTieBreaker::Average);
-            let (x, y) = (wide(&data.targets), outputs.to_vec());
-            let (rx, ry) = (ranks(&x), ranks(&y));
+            let y = wide(&data.targets);
+            let (rx, ry) = (ranks(outputs), ranks(&y));
             let without = |v: &[f64], r: &[f64], i: usize| -> Vec<f64> {
                 (0..n)
                     .filter(|&j| j != i)
@@ -72,12 +76,15 @@ pub fn jackknife_variance(task: Task, outputs: &[f64], classes: usize, data: &Da
                     })
                     .collect()
             };
-            (0..n).map(|i| pearson(&without(&y, &ry, i), &without(&x, &rx, i))).collect()
+            (pearson(&rx, &ry), jackknife(&|| (0..n).map(|i| pearson(&without(outputs, &rx, i), &without(&y, &ry, i))).collect()))
         }
-        _ => return None,
-    };
-    let mean = loo.iter().sum::<f64>() / n as f64;
-    Some((n - 1) as f64 / n as f64 * loo.iter().map(|v| (v - mean).powi(2)).sum::<f64>())
+        _ => unreachable!("glue is called for per-sequence tasks only"),
+    }
+}
+
+/// Ranks from 1, tied values at their average rank (SciPy's `rankdata`, statrs).
+fn ranks(v: &[f64]) -> Vec<f64> {
+    Data::new(v.to_vec()).ranks(RankTieBreaker::Average)
 }
 
 /// Matthews' coefficient without each row in turn, from the whole set's counts: without a row
@@ -215,7 +222,6 @@ pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
 /// Spearman's rank correlation (SciPy's `spearmanr`): Pearson's of the ranks, tied values at
 /// their average rank.
 pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
-    let ranks = |v: &[f64]| Data::new(v.to_vec()).ranks(RankTieBreaker::Average);
     pearson(&ranks(x), &ranks(y))
 }
 
@@ -267,9 +273,13 @@ mod tests {
         let loo: Vec<f64> = (0..x.len()).map(|i| spearman(&drop(&x, i), &drop(&y, i))).collect();
         let m = loo.iter().sum::<f64>() / n;
         let want = (n - 1.0) / n * loo.iter().map(|v| (v - m).powi(2)).sum::<f64>();
-        let got = jackknife_variance(Task::RegressSpearman, &x, 1, &data).unwrap();
+        let (rho, got) = score_and_variance(Task::RegressSpearman, &x, 1, &data);
+        assert_eq!(rho, spearman(&x, &y));
+        let got = got.unwrap();
         assert!((got - want).abs() < 1e-12 * want.max(1.0), "{got} against {want}");
-        assert!(jackknife_variance(Task::RegressPearson, &x[..2], 1, &Dataset { targets: vec![1.0, 2.0], labels: vec![0; 2], ..Dataset::default() }).is_none());
+        assert!(score_and_variance(Task::RegressPearson, &x[..2], 1, &Dataset { targets: vec![1.0, 2.0], labels: vec![0; 2], ..Dataset::default() })
+            .1
+            .is_none());
     }
 
     #[test]

@@ -11,33 +11,26 @@ use crate::workload::io::Dataset;
 use crate::workload::TimeMetrics;
 
 /// Per time, [`scored`]'s metrics, and with `row_counts` each row's (or question's) trials that
-/// answer it right.
+/// answer it right (with answer text `squad_metrics` counts them from its own scores).
 pub(crate) fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<ClassifierPoint>) -> Vec<TimeMetrics> {
-    let rows: Vec<Option<Vec<u32>>> = pts.iter().map(|p| s.row_counts.then(|| row_correct(s, data, lengths.len(), p))).collect();
+    let by_row = s.row_counts && data.text.is_none();
+    let rows: Vec<Option<Vec<u32>>> = pts.iter().map(|p| by_row.then(|| row_correct(s, data, lengths.len(), p))).collect();
     scored(s, data, lengths, pts)
         .into_iter()
         .zip(rows)
         .map(|(mut m, r)| {
-            m.row_correct = r;
+            m.row_correct = m.row_correct.or(r);
             m
         })
         .collect()
 }
 
 /// Each row's trials that answer it right: a classifier's (the first largest of its outputs,
-/// `head_out`'s slots, is its label), question answering's (the best span is a labelled one,
-/// `answer_span`'s exact rule), or with answer text each question's (SQuAD's official exact
-/// match).
+/// `head_out`'s slots, is its label) or question answering's (the best span is a labelled one,
+/// `answer_span`'s exact rule).
 fn row_correct(s: &TransformerSettings, data: &Dataset, rows: usize, p: &ClassifierPoint) -> Vec<u32> {
-    let mut out = vec![0u32; data.text.as_ref().map_or(rows, |t| t.questions.len())];
-    if let Some(text) = &data.text {
-        for (trial, null) in p.seq_answer.chunks(rows.max(1)).zip(p.seq_null.chunks(rows.max(1))) {
-            let scores = text.score(s.null_score_diff_threshold, |r| (trial[r].map(|(a, b, v)| (a as usize, b as usize, v)), null[r]));
-            for (o, q) in out.iter_mut().zip(scores) {
-                *o += u32::from(q.exact);
-            }
-        }
-    } else if s.task.qa() {
+    let mut out = vec![0u32; rows];
+    if s.task.qa() {
         let exact = p.seq_overlap.iter().zip(&p.seq_predicted).zip(&p.seq_labelled).map(|((&o, &pr), &g)| pr > 0 && o == pr && pr == g);
         for (i, e) in exact.enumerate() {
             out[i % rows.max(1)] += u32::from(e);
@@ -81,7 +74,10 @@ fn scored(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cla
             .collect();
     }
     if let Some(text) = &data.text {
-        return pts.into_iter().map(|p| squad_metrics(s.task, text, s.null_score_diff_threshold, per_seq, &p.seq_answer, &p.seq_null, fp)).collect();
+        return pts
+            .into_iter()
+            .map(|p| squad_metrics(s.task, text, s.null_score_diff_threshold, s.row_counts, per_seq, &p.seq_answer, &p.seq_null, fp))
+            .collect();
     }
     if s.task == Task::QaF1 {
         // Each sequence's F1 from its overlap and lengths, in f64; the trial's F1 their mean,
@@ -126,6 +122,7 @@ fn squad_metrics(
     task: Task,
     text: &squad::AnswerText,
     threshold: f64,
+    row_counts: bool,
     rows: usize,
     answers: &[Option<(u32, u32, f32)>],
     nulls: &[f32],
@@ -137,15 +134,23 @@ fn squad_metrics(
         .zip(nulls.chunks(rows))
         .flat_map(|(trial, null)| text.score(threshold, |r| (trial[r].map(|(s, e, v)| (s as usize, e as usize, v)), null[r])))
         .collect();
+    // `row_counts`: each question's exact matches over the trials, from the same scores.
+    let row_correct = row_counts.then(|| {
+        let mut out = vec![0u32; n];
+        for t in scores.chunks(n) {
+            out.iter_mut().zip(t).for_each(|(o, q)| *o += u32::from(q.exact));
+        }
+        out
+    });
     if task == Task::QaExactMatch {
         let correct: Vec<u32> = scores.chunks(n).map(|t| t.iter().filter(|q| q.exact).count() as u32).collect();
         let per_trial = correct.iter().map(|&c| c as f64 / n as f64).collect();
-        return TimeMetrics { per_trial, correct: Some((correct, n as u32)), fp, ..TimeMetrics::default() };
+        return TimeMetrics { per_trial, correct: Some((correct, n as u32)), fp, row_correct, ..TimeMetrics::default() };
     }
     let f1: Vec<f64> = scores.iter().map(|q| q.f1).collect();
     let per_trial: Vec<f64> = f1.chunks(n).map(|t| t.iter().sum::<f64>() / n as f64).collect();
     let test_var = log_score_variances(&f1, &vec![1; n], &per_trial);
-    TimeMetrics { per_trial, test_var, fp, ..TimeMetrics::default() }
+    TimeMetrics { per_trial, test_var, fp, row_correct, ..TimeMetrics::default() }
 }
 
 /// Per trial, the test-set variance of the log of a score a = Σ_s v_s / Σ_s n_s over the

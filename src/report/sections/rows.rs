@@ -22,21 +22,22 @@ pub(super) fn row_blocks(listed: &[Series<'_>]) -> Vec<Block> {
         let share = |c: u32, p: &crate::results::Point| c as f64 / p.per_trial.len().max(1) as f64;
         let always = b.iter().filter(|&&c| c as usize == last.per_trial.len()).count();
         let never = b.iter().filter(|&&c| c == 0).count();
-        let mut order: Vec<usize> = (0..a.len().min(b.len())).collect();
-        // The largest fall from the first time to the last first; among equal falls, the rows
-        // right in fewer trials over all times (broken earlier); then by row.
-        let fall = |k: usize| share(a[k], first) - share(b[k], last);
-        let over_times = |k: usize| with.iter().map(|p| p.per_row_correct.as_ref().map_or(0.0, |c| share(c.get(k).copied().unwrap_or(0), p))).sum::<f64>();
-        order.sort_by(|&i, &j| fall(j).total_cmp(&fall(i)).then(over_times(i).total_cmp(&over_times(j))).then(i.cmp(&j)));
+        // Each row's share of right trials at every time, formed once.
+        let shares: Vec<Vec<f64>> = (0..a.len().min(b.len()))
+            .map(|k| with.iter().map(|p| share(p.per_row_correct.as_ref().map_or(0, |c| c.get(k).copied().unwrap_or(0)), p)).collect())
+            .collect();
+        // The largest fall from the first time to the last first (the most negative last − first);
+        // among equal falls, the rows right in fewer trials over all times (broken earlier); then
+        // by row.
+        let key = |r: &[f64]| (r[r.len() - 1] - r[0], r.iter().sum::<f64>());
+        let mut order: Vec<(usize, (f64, f64))> = shares.iter().enumerate().map(|(k, r)| (k, key(r))).collect();
+        order.sort_by(|(i, x), (j, y)| x.0.total_cmp(&y.0).then(x.1.total_cmp(&y.1)).then(i.cmp(j)));
         blocks.push(Block::Heading(3, s.label().to_string()));
         blocks.push(Block::Paragraph(text(format!("At {}, right in every trial: {always} of {} rows; in none: {never}.", last.time_label, b.len()))));
         let rows = order
             .into_iter()
             .take(LISTED)
-            .map(|i| {
-                let shares = with.iter().map(|p| text(fixed(100.0 * share(p.per_row_correct.as_ref().map_or(0, |c| c.get(i).copied().unwrap_or(0)), p), 1)));
-                std::iter::once(text(i.to_string())).chain(shares).collect()
-            })
+            .map(|(i, _)| std::iter::once(text(i.to_string())).chain(shares[i].iter().map(|v| text(fixed(100.0 * v, 1)))).collect())
             .collect();
         let header = std::iter::once("row".to_string()).chain(with.iter().map(|p| format!("right at {} (%)", p.time_label))).collect();
         blocks.push(Block::Table(Table { header, rows, right_aligned: vec![true; with.len() + 1] }));

@@ -106,55 +106,80 @@ fn read_token_rows(d: &RawData, data_path: PathBuf) -> Result<(Dataset, PathBuf)
     take_rows(ds, d, data_path)
 }
 
-/// A regression head's data (GLUE's STS-B): token rows and a real-valued target per row. A CSV
-/// holds the tokens, then the target in its last column; a .npy token matrix [n, seq] takes its
-/// targets from `data.labels` (a .npy of n values), a .npz from its `labels` array (default "y").
+/// A regression head's data (GLUE's STS-B): token rows and a real-valued target per row, read as
+/// [`token_rows_with`] reads them (the CSV's last column, or `data.labels`).
 pub(super) fn read_target_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<(Dataset, PathBuf), String> {
-    let data_path = resolve(&d.path);
     if d.answer_text.is_some() {
         return Err("data.answer_text: only for question answering (transformer.task = \"qa_f1\" or \"qa_exact_match\"); remove it".into());
     }
+    let layout =
+        Labels { what: "targets", npy: "\"targets.npy\" too, n real values", csv: "its target", row: "a regression row is its tokens, then the target" };
+    let (data_path, x, y, ys) = token_rows_with(d, resolve, 1, &layout)?;
+    if y.data.len() != x.rows {
+        return Err(format!("{ys} holds {} targets but {} has {} rows", y.data.len(), data_path.display(), x.rows));
+    }
+    if let Some(i) = y.data.iter().position(|t| !t.is_finite()) {
+        return Err(format!("{ys}: row {} has target {}; a regression target is a finite number", i + 1, y.data[i]));
+    }
+    let ds = Dataset { labels: vec![0; x.rows], n_features: x.cols, x: x.data, spans: vec![], text: None, targets: y.data };
+    take_rows(ds, d, data_path)
+}
+
+/// How [`token_rows_with`] names a data set's labels in its messages.
+struct Labels<'a> {
+    /// What they are ("answer spans").
+    what: &'a str,
+    /// What `data.labels` gives beside a .npy of tokens.
+    npy: &'a str,
+    /// What the last columns of a CSV row hold.
+    csv: &'a str,
+    /// What a CSV row holds.
+    row: &'a str,
+}
+
+/// Token rows with `w` label columns each (question answering's answer spans, a regression's
+/// target): a .npy matrix [n, seq] with `data.labels` a .npy of the labels, a .npz's `features`
+/// and `labels` arrays (default "x" and "y"), or a CSV whose last `w` columns are the labels.
+/// Tokens are not scaled. Returns the data path, the tokens, the labels as read (the caller
+/// checks their shape and values) and where the labels came from, for messages.
+fn token_rows_with(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, w: usize, l: &Labels<'_>) -> Result<(PathBuf, Matrix, Matrix, String), String> {
+    let data_path = resolve(&d.path);
     if d.scale != 1.0 {
         return Err(format!("data.scale = {}: token ids are not scaled; remove data.scale", d.scale));
     }
+    let last = if w == 1 { "last column".to_string() } else { format!("last {w} columns") };
     let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let (x, targets, ys) = match (ext, &d.labels) {
-        ("npy", None) => {
-            return Err(format!("data.path = {}: a .npy holds the token rows only; give data.labels = \"targets.npy\" too, n real values", data_path.display()))
-        }
-        ("npy", Some(l)) => {
+    let (x, y, what) = match (ext, &d.labels) {
+        ("npy", None) => return Err(format!("data.path = {}: a .npy holds the token rows only; give data.labels = {}", data_path.display(), l.npy)),
+        ("npy", Some(lp)) => {
+            let lp = resolve(lp);
             let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {}", as_data(&e, "tokens")))?;
-            let lp = resolve(l);
-            let y = io::read_matrix(&lp, None).map_err(|e| format!("data.labels: {}", as_data(&e, "targets")))?;
-            (x, y.data, format!("data.labels: {}", lp.display()))
+            let y = io::read_matrix(&lp, None).map_err(|e| format!("data.labels: {}", as_data(&e, l.what)))?;
+            (x, y, format!("data.labels: {}", lp.display()))
         }
-        ("npz", l) => {
-            let (xn, yn) = (d.features.clone().unwrap_or_else(|| "x".into()), l.as_ref().map_or("y".into(), |p| p.display().to_string()));
+        ("npz", lp) => {
+            let (xn, yn) = (d.features.clone().unwrap_or_else(|| "x".into()), lp.as_ref().map_or("y".into(), |p| p.display().to_string()));
             let x = io::read_npz_array(&data_path, &xn).map_err(|e| format!("data.features: {}", as_data(&e, "tokens")))?;
-            let y = io::read_npz_array(&data_path, &yn).map_err(|e| format!("data.labels: {}", as_data(&e, "targets")))?;
-            (x, y.data, format!("data.labels: {} array {yn}", data_path.display()))
+            let y = io::read_npz_array(&data_path, &yn).map_err(|e| format!("data.labels: {}", as_data(&e, l.what)))?;
+            (x, y, format!("data.labels: {} array {yn}", data_path.display()))
         }
+        (_, Some(_)) => return Err(format!("data.labels: only with a .npy or .npz token file (a CSV has {} in each row's {last})", l.csv)),
         (_, None) => {
             let all = io::read_csv_unlabelled(&data_path, d.header).map_err(|e| format!("data.path: {e}"))?;
-            let w = all.n_features;
-            if w < 2 {
-                return Err(format!("data.path = {}: a regression row is its tokens, then the target; found {w} column", data_path.display()));
+            let cols = all.n_features;
+            if cols <= w {
+                return Err(format!("data.path = {}: {cols} column{}; {}", data_path.display(), if cols == 1 { "" } else { "s" }, l.row));
             }
-            let rows = all.x.len() / w;
-            let x = Matrix { rows, cols: w - 1, data: all.x.chunks(w).flat_map(|r| r[..w - 1].iter().copied()).collect() };
-            let targets = all.x.chunks(w).map(|r| r[w - 1]).collect();
-            (x, targets, format!("data.path = {}, last column", data_path.display()))
+            let rows = all.len();
+            let (mut x, mut y) = (Vec::with_capacity(rows * (cols - w)), Vec::with_capacity(rows * w));
+            for row in all.x.chunks(cols) {
+                x.extend_from_slice(&row[..cols - w]);
+                y.extend_from_slice(&row[cols - w..]);
+            }
+            (Matrix { rows, cols: cols - w, data: x }, Matrix { rows, cols: w, data: y }, format!("data.path: {}, the {last}", data_path.display()))
         }
-        (_, Some(_)) => return Err("data.labels: only with a .npy or .npz token file (a CSV has each row's target in its last column)".into()),
     };
-    if targets.len() != x.rows {
-        return Err(format!("{ys} holds {} targets but {} has {} rows", targets.len(), data_path.display(), x.rows));
-    }
-    if let Some(i) = targets.iter().position(|t| !t.is_finite()) {
-        return Err(format!("{ys}: row {} has target {}; a regression target is a finite number", i + 1, targets[i]));
-    }
-    let ds = Dataset { labels: vec![0; x.rows], n_features: x.cols, x: x.data, spans: vec![], text: None, targets };
-    take_rows(ds, d, data_path)
+    Ok((data_path, x, y, what))
 }
 
 /// Question answering scored from text (`data.answer_text`, SQuAD's official metrics): the token
@@ -187,10 +212,6 @@ pub(super) fn read_text_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, an
 /// as start · seq + end (`transformer::span_of`): all of them in `spans`, each row's first in
 /// `labels`.
 pub(super) fn read_span_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, answers: usize) -> Result<(Dataset, PathBuf), String> {
-    let data_path = resolve(&d.path);
-    if d.scale != 1.0 {
-        return Err(format!("data.scale = {}: token ids are not scaled; remove data.scale", d.scale));
-    }
     if answers == 0 {
         return Err("transformer.answers = 0: each row has at least one labelled answer".into());
     }
@@ -200,46 +221,13 @@ pub(super) fn read_span_rows(d: &RawData, resolve: &dyn Fn(&Path) -> PathBuf, an
     } else {
         format!("[n, {w}] array of each row's {answers} answers' start and end tokens")
     };
-    let ext = data_path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let (x, spans, what) = match (ext, &d.labels) {
-        ("npy", None) => {
-            return Err(format!("data.path = {}: a .npy holds the token rows only; give data.labels = \"spans.npy\" too, an {shape}", data_path.display()))
-        }
-        ("npy", Some(l)) => {
-            let lp = resolve(l);
-            let x = io::read_matrix(&data_path, None).map_err(|e| format!("data.path: {}", as_data(&e, "tokens")))?;
-            let y = io::read_matrix(&lp, None).map_err(|e| format!("data.labels: {}", as_data(&e, "answer spans")))?;
-            (x, y, format!("data.labels: {}", lp.display()))
-        }
-        ("npz", l) => {
-            let (xn, yn) = (d.features.clone().unwrap_or_else(|| "x".into()), l.as_ref().map_or("y".into(), |p| p.display().to_string()));
-            let x = io::read_npz_array(&data_path, &xn).map_err(|e| format!("data.features: {}", as_data(&e, "tokens")))?;
-            let y = io::read_npz_array(&data_path, &yn).map_err(|e| format!("data.labels: {}", as_data(&e, "answer spans")))?;
-            (x, y, format!("data.labels: {} array {yn}", data_path.display()))
-        }
-        (_, Some(_)) => return Err(format!("data.labels: only with a .npy or .npz token file (a CSV has each row's answers in its last {w} columns)")),
-        (_, None) => {
-            let all = io::read_csv_unlabelled(&data_path, d.header).map_err(|e| format!("data.path: {e}"))?;
-            let cols = all.n_features;
-            if cols <= w {
-                return Err(format!(
-                    "data.path = {}: {cols} columns; a question-answering row is its tokens, then {w} columns: each of its {answers} answers' start and end token (transformer.answers)",
-                    data_path.display()
-                ));
-            }
-            let rows = all.len();
-            let (mut x, mut y) = (Vec::with_capacity(rows * (cols - w)), Vec::with_capacity(rows * w));
-            for row in all.x.chunks(cols) {
-                x.extend_from_slice(&row[..cols - w]);
-                y.extend_from_slice(&row[cols - w..]);
-            }
-            (
-                io::Matrix { rows, cols: cols - w, data: x },
-                io::Matrix { rows, cols: w, data: y },
-                format!("data.path: {}, the last {w} columns", data_path.display()),
-            )
-        }
+    let layout = Labels {
+        what: "answer spans",
+        npy: &format!("\"spans.npy\" too, an {shape}"),
+        csv: "its answers",
+        row: &format!("a question-answering row is its tokens, then {w} columns: each of its {answers} answers' start and end token (transformer.answers)"),
     };
+    let (data_path, x, spans, what) = token_rows_with(d, resolve, w, &layout)?;
     if spans.rows != x.rows || spans.cols != w {
         return Err(format!(
             "{what}: [{}, {}] but the {} token rows with transformer.answers = {answers} need [{}, {w}]: each row's answers' start and end tokens",

@@ -13,9 +13,9 @@
 //!
 //! SQuAD 2.0 (Rajpurkar, Jia and Liang, ACL 2018; `"version": 2` in the file): a question may
 //! have no answer. Its prediction is the empty answer where the null score, position 0's start +
-//! end logit (the lowest over its windows), exceeds the best span's score (Hugging Face's
-//! `null_score_diff_threshold` of 0); the v2 script's F1 of an empty prediction or annotation is
-//! 1 when both are empty, else 0.
+//! end logit (the lowest over its windows), exceeds the best span's score by more than Hugging
+//! Face's `null_score_diff_threshold` (`transformer.null_score_diff_threshold`, 0 by default);
+//! the v2 script's F1 of an empty prediction or annotation is 1 when both are empty, else 0.
 
 use std::collections::HashMap;
 

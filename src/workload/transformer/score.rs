@@ -74,10 +74,7 @@ fn scored(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cla
             .collect();
     }
     if let Some(text) = &data.text {
-        return pts
-            .into_iter()
-            .map(|p| squad_metrics(s.task, text, s.null_score_diff_threshold, s.row_counts, per_seq, &p.seq_answer, &p.seq_null, fp))
-            .collect();
+        return pts.into_iter().map(|p| squad_metrics(s, text, per_seq, &p.seq_answer, &p.seq_null, fp)).collect();
     }
     if s.task == Task::QaF1 {
         // Each sequence's F1 from its overlap and lengths, in f64; the trial's F1 their mean,
@@ -116,13 +113,12 @@ fn scored(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cla
 }
 
 /// SQuAD's official metrics per trial (`squad`): each question's answer the best of its rows'
-/// (`answers` and `nulls`, `[trial][row]`), scored against its answers' text; the exact matches
-/// as counts over the questions (Wilson), the F1 as their mean with its log's test-set variance.
+/// (`answers` and `nulls`, `[trial][row]`; SQuAD 2.0 at the settings' null threshold), scored
+/// against its answers' text; the exact matches as counts over the questions (Wilson), the F1 as
+/// their mean with its log's test-set variance; with `row_counts`, each question's exact matches.
 fn squad_metrics(
-    task: Task,
+    s: &TransformerSettings,
     text: &squad::AnswerText,
-    threshold: f64,
-    row_counts: bool,
     rows: usize,
     answers: &[Option<(u32, u32, f32)>],
     nulls: &[f32],
@@ -132,17 +128,17 @@ fn squad_metrics(
     let scores: Vec<squad::QuestionScore> = answers
         .chunks(rows)
         .zip(nulls.chunks(rows))
-        .flat_map(|(trial, null)| text.score(threshold, |r| (trial[r].map(|(s, e, v)| (s as usize, e as usize, v)), null[r])))
+        .flat_map(|(trial, null)| text.score(s.null_score_diff_threshold, |r| (trial[r].map(|(s, e, v)| (s as usize, e as usize, v)), null[r])))
         .collect();
     // `row_counts`: each question's exact matches over the trials, from the same scores.
-    let row_correct = row_counts.then(|| {
+    let row_correct = s.row_counts.then(|| {
         let mut out = vec![0u32; n];
         for t in scores.chunks(n) {
             out.iter_mut().zip(t).for_each(|(o, q)| *o += u32::from(q.exact));
         }
         out
     });
-    if task == Task::QaExactMatch {
+    if s.task == Task::QaExactMatch {
         let correct: Vec<u32> = scores.chunks(n).map(|t| t.iter().filter(|q| q.exact).count() as u32).collect();
         let per_trial = correct.iter().map(|&c| c as f64 / n as f64).collect();
         return TimeMetrics { per_trial, correct: Some((correct, n as u32)), fp, row_correct, ..TimeMetrics::default() };

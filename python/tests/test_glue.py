@@ -71,6 +71,20 @@ def test_glue_metrics_equal_the_forward_scored_as_glue_scores_it(tmp_path, metri
     row = r.per_point()
     row = row.iloc[0].to_dict() if hasattr(row, "iloc") else row[0]
     assert -1 <= row["test_ci_lo"] <= row["mean"] <= row["test_ci_hi"] <= 1
+    # GLUE's second number of the task from the same trials: accuracy beside MRPC's F1, each
+    # STS-B correlation beside the other; CoLA's Matthews coefficient stands alone.
+    partner = {"f1": "accuracy", "pearson": "spearman", "spearman": "pearson"}.get(metric)
+    assert r.companion == partner
+    if partner:
+        yy = y.astype(np.float32).astype(np.float64) if labels_n == 1 else y
+        other = np.mean(np.argmax(out, axis=1) == y) if partner == "accuracy" else _oracle(partner, out, yy)
+        assert row[f"{partner}_fp"] == pytest.approx(other, abs=1e-6)
+        assert row[f"{partner}_ci_lo"] <= row[f"{partner}_mean"] <= row[f"{partner}_ci_hi"]
+        trials = r.per_trial()
+        trials = trials.to_dict("records") if hasattr(trials, "to_dict") else trials
+        assert [t[partner] for t in trials] == r.points[0]["companion"]["per_trial"]
+        for t in trials:
+            assert t[partner] == pytest.approx(other, abs=1e-3)
 
 
 def test_glue_metrics_name_a_metric_for_every_task():

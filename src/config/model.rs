@@ -142,7 +142,7 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
     let mut fps: HashMap<String, u64> = HashMap::new();
     let mut lm_fps: HashMap<String, crate::workload::transformer::NextTokenScore> = HashMap::new();
     let mut qa_fps: HashMap<String, crate::workload::transformer::SpanScore> = HashMap::new();
-    let mut glue_fps: HashMap<String, f64> = HashMap::new();
+    let mut glue_fps: HashMap<String, (f64, Option<f64>)> = HashMap::new();
     for p in points.iter_mut() {
         let at = if p.labels.is_empty() { String::new() } else { format!("sweep point {}: ", p.series()) };
         let s = p.transformer.as_mut().expect("transformer points carry their settings");
@@ -182,8 +182,8 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
             let fp = *qa_fps.entry(key).or_insert_with(|| reference::fp_span(s.net(), s, &ds));
             s.fp_span = Some(fp);
         } else if s.task.per_sequence() {
-            let fp = *glue_fps.entry(key).or_insert_with(|| reference::fp_score(s.net(), s, &ds));
-            s.fp_score = Some(fp);
+            let (fp, companion) = *glue_fps.entry(key).or_insert_with(|| reference::fp_score(s.net(), s, &ds));
+            (s.fp_score, s.fp_score_companion) = (Some(fp), companion);
         } else {
             let fp = *fps.entry(key).or_insert_with(|| reference::fp_correct(s.net(), s, &ds));
             s.fp_correct = Some(fp);

@@ -117,6 +117,7 @@ pub(crate) mod tests {
             per_trial_test_var: None,
             test_var_scale: Default::default(),
             per_row_correct: None,
+            companion: None,
             test_set_ci: None,
             p5_ci: None,
             tail: None,

@@ -1,6 +1,7 @@
 //! trials.csv: one row per (sweep point, time, trial), the per-trial metric in a column named for
-//! the workload (docs/results.md), tidy for pandas or polars; row_counts.csv (`transformer.row_counts`):
-//! one row per (sweep point, time, data row), the trials that answered the row right.
+//! the workload (docs/results.md) and a companion metric's after it, tidy for pandas or polars;
+//! row_counts.csv (`transformer.row_counts`): one row per (sweep point, time, data row), the
+//! trials that answered the row right.
 
 use super::Results;
 
@@ -51,10 +52,26 @@ impl Results {
         })
     }
 
-    /// Per-trial metrics, one row per (point, time, trial), tidy for pandas or polars.
+    /// The companion metrics' columns ([`super::Point::companion`]), in the order points first
+    /// name them; empty where no point has one.
+    fn companion_columns(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for c in self.points.iter().filter_map(|p| p.companion.as_ref()) {
+            if !out.contains(&c.metric.as_str()) {
+                out.push(&c.metric);
+            }
+        }
+        out
+    }
+
+    /// Per-trial metrics, one row per (point, time, trial), tidy for pandas or polars; a
+    /// companion metric in a column of its own after them, empty where a point has none.
     pub fn trials_csv(&self) -> String {
+        let also = self.companion_columns();
         let mut s = self.point_header();
-        s.push_str(&format!(",t_inf_s,time_label,trial,{},correct,n_samples\n", self.metric_column));
+        s.push_str(&format!(",t_inf_s,time_label,trial,{},correct,n_samples", self.metric_column));
+        also.iter().for_each(|c| s.push_str(&format!(",{c}")));
+        s.push('\n');
         // A shard's trials by their index in the whole run, as its results.json records them.
         let first = self.shard.as_ref().map_or(0, |sh| sh.first_trial as usize);
         for p in &self.points {
@@ -63,7 +80,14 @@ impl Results {
                 s.push_str(&self.point_fields(p));
                 let c = p.per_trial_correct.as_ref().map(|c| c[i].to_string()).unwrap_or_default();
                 let n = n_samples.map(|n| n.to_string()).unwrap_or_default();
-                s.push_str(&format!(",{},{},{},{},{},{}\n", p.t_inf, csv_field(&p.time_label), first + i, m, c, n));
+                s.push_str(&format!(",{},{},{},{},{},{}", p.t_inf, csv_field(&p.time_label), first + i, m, c, n));
+                for name in &also {
+                    s.push(',');
+                    if let Some(v) = p.companion.as_ref().filter(|c| c.metric == *name).map(|c| c.per_trial[i]) {
+                        s.push_str(&v.to_string());
+                    }
+                }
+                s.push('\n');
             }
         }
         s

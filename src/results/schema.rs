@@ -116,6 +116,11 @@ pub struct Point {
     /// right (`transformer.row_counts`); counts add over chunks and shards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_row_correct: Option<Vec<u32>>,
+    /// The benchmark's second metric of the same trials (SQuAD's exact match beside its F1, GLUE's
+    /// accuracy beside MRPC's F1, a language model's next-token accuracy beside its perplexity),
+    /// scored from the same readback: one run gives the pair a paper reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub companion: Option<Companion>,
     pub summary: Summary,
     pub mean_ci: Interval,
     pub pooled: Option<Pooled>,
@@ -168,6 +173,23 @@ pub struct Point {
     /// Kernel workloads with `kernel.projection_seeds` > 1: the average over random projections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projection_average: Option<ProjectionAverage>,
+}
+
+/// A second metric of a point's trials ([`Point::companion`]): each trial's value, in the
+/// point's trial order, and its mean with the mean's interval over trials (over programming means
+/// where trials share one, as the point's own). The test-set interval, the tail and the
+/// quantiles are the point's metric's alone: run the companion as the task for those.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Companion {
+    /// Its trials.csv column, e.g. `exact_match`, `accuracy`, `spearman`.
+    pub metric: String,
+    pub per_trial: Vec<f64>,
+    pub mean: f64,
+    pub std: f64,
+    pub mean_ci: Interval,
+    /// Its floating-point value, from the same baseline as the point's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp: Option<f64>,
 }
 
 /// A point averaged over P random projections (`kernel.projection_seeds`): trial block p (of

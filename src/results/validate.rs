@@ -255,6 +255,30 @@ pub fn results(r: &Results) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// A companion metric: one value per trial of its point, and a name that is a trials.csv column
+/// of its own (lower-case letters, digits and `_`, none of the file's other columns).
+fn companion(r: &Results, f: &str, c: &super::Companion, n: usize) -> Result<(), Invalid> {
+    let plain =
+        c.metric.starts_with(|ch: char| ch.is_ascii_lowercase()) && c.metric.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
+    if !plain {
+        return Err(bad(format!("{f}.metric"), format!("{:?} is not a column name (lower-case letters, digits and _)", c.metric)));
+    }
+    let taken = ["sweep_index", "series", "t_inf_s", "time_label", "trial", "correct", "n_samples", r.metric_column.as_str()];
+    if taken.contains(&c.metric.as_str()) || r.axes.iter().any(|a| a.name == c.metric) {
+        return Err(bad(format!("{f}.metric"), format!("{:?} is already a trials.csv column", c.metric)));
+    }
+    if c.per_trial.len() != n {
+        return Err(bad(format!("{f}.per_trial"), format!("{} entries but the point's per_trial has {n}", c.per_trial.len())));
+    }
+    finite(&format!("{f}.mean"), c.mean)?;
+    non_negative(&format!("{f}.std"), c.std)?;
+    interval(&format!("{f}.mean_ci"), &c.mean_ci)?;
+    if let Some(v) = c.fp {
+        finite(&format!("{f}.fp"), v)?;
+    }
+    Ok(())
+}
+
 fn point(r: &Results, f: &str, p: &super::Point, trials: usize) -> Result<(), Invalid> {
     if !r.times.contains(&p.t_inf) {
         return Err(bad(format!("{f}.t_inf"), format!("{} is not one of times {:?}", p.t_inf, r.times)));
@@ -293,6 +317,9 @@ fn point(r: &Results, f: &str, p: &super::Point, trials: usize) -> Result<(), In
     }
     if let Some(k) = p.per_row_correct.as_ref().and_then(|c| c.iter().position(|&x| x as usize > n)) {
         return Err(bad(format!("{f}.per_row_correct[{k}]"), format!("{} right answers in {n} trials", p.per_row_correct.as_ref().unwrap()[k])));
+    }
+    if let Some(c) = &p.companion {
+        companion(r, &format!("{f}.companion"), c, n)?;
     }
     if let Some(v) = p.fp_clipped {
         finite(&format!("{f}.fp_clipped"), v)?;

@@ -127,12 +127,13 @@ fn merge_parts(mut parts: Vec<Results>) -> Result<Results, String> {
             }
         }
         let reads = first.config.get("reads_per_programming").and_then(|v| v.as_u64()).unwrap_or(1) as u32;
+        let id_first_trial = parts[0].shard.as_ref().map_or(0, |s| s.first_trial);
         let id = PointId {
             sweep_index: p0.sweep_index,
             labels: p0.labels.clone(),
             series: p0.series.clone(),
             t_inf: p0.t_inf,
-            first_trial: parts[0].shard.as_ref().map_or(0, |s| s.first_trial),
+            first_trial: id_first_trial,
             reads_per_programming: reads,
             projection: p0.projection_average.clone(),
         };
@@ -142,6 +143,12 @@ fn merge_parts(mut parts: Vec<Results>) -> Result<Results, String> {
         let mut q = point_stats(id, per_trial, correct, test_var, p0.test_var_scale, p0.fp.or(first.fp_baseline), we, confidence, half, tail)
             .map_err(|e| e.to_string())?;
         q.per_row_correct = parts.iter().map(|r| r.points[i].per_row_correct.clone()).reduce(crate::results::add_row_counts).flatten();
+        // The companion metric over every shard's trials (none where a shard has none).
+        if let Some(cs) = parts.iter().map(|r| r.points[i].companion.as_ref()).collect::<Option<Vec<_>>>() {
+            let per_trial = cs.iter().flat_map(|c| c.per_trial.iter().copied()).collect();
+            q.companion =
+                Some(crate::run::companion_stats(cs[0].metric.clone(), per_trial, cs[0].fp, id_first_trial, reads, confidence).map_err(|e| e.to_string())?);
+        }
         // The layer insight ran the first trials, in shard 0.
         q.layer_insight = parts.iter().map(|r| &r.points[i].layer_insight).find(|l| !l.is_empty()).cloned().unwrap_or_default();
         // What does not depend on the trials: the clipped projection's floating-point metric

@@ -18,7 +18,7 @@ use crate::engine::plan::RunConfig;
 use crate::engine::{Backend, EngineError};
 use crate::results::{self, Adapter, Axis, LayerWeightError, Point, Pooled, Results};
 use crate::stats::{self, Histogram, Moments, Summary};
-use crate::workload::{analog_layers, Chunk, GroupRun, Grouped, PointRun, TimeMetrics};
+use crate::workload::{analog_layers, Chunk, CompanionMetric, GroupRun, Grouped, PointRun, TimeMetrics};
 
 /// Where progress goes: a terminal bar, plain lines, or nowhere.
 pub trait Progress {
@@ -330,6 +330,7 @@ pub fn point_stats(
         per_trial_test_var: test_var,
         test_var_scale: test_scale,
         per_row_correct: None,
+        companion: None,
         summary,
         mean_ci,
         pooled,
@@ -349,6 +350,45 @@ pub fn point_stats(
         point_set: None,
         projection_average: projection,
     })
+}
+
+/// The statistics of a point's companion metric (`results::Companion`) from its trials: the
+/// mean's Student t interval as the point's own, over programming means where trials share one
+/// (`reads_per_programming` > 1). Used by `run` and by `merge`.
+pub fn companion_stats(
+    metric: String,
+    per_trial: Vec<f64>,
+    fp: Option<f64>,
+    first_trial: u32,
+    reads_per_programming: u32,
+    confidence: f64,
+) -> Result<results::Companion, stats::StatsError> {
+    let summary = Summary::from_sample(&per_trial)?;
+    let split = stats::VarianceSplit::from_trials(&per_trial, first_trial, reads_per_programming, confidence)?;
+    let mom: Moments = match &split {
+        Some(v) => per_trial.chunks(v.reads as usize).map(|g| g.iter().sum::<f64>() / g.len() as f64).collect(),
+        None => per_trial.iter().copied().collect(),
+    };
+    let mut mean_ci = stats::mean_t(&mom, confidence)?;
+    if split.is_some() {
+        mean_ci.method = format!("{} over programming means", mean_ci.method);
+    }
+    Ok(results::Companion { metric, mean: summary.mean, std: summary.std, per_trial, mean_ci, fp })
+}
+
+/// A chunk's companion metric at time index `ti` as a point holds it; a value that is not finite
+/// is refused, naming its trial, as the point's own metric is.
+fn chunk_companion(exp: &Experiment, sp: &SweepPoint, first_trial: u32, ti: usize, c: CompanionMetric) -> Result<results::Companion, RunError> {
+    if let Some(i) = c.per_trial.iter().position(|v| !v.is_finite()) {
+        return Err(RunError::NonFinite {
+            point: sp.index,
+            series: sp.series(),
+            time: time_label(exp.times[ti]),
+            trial: first_trial as u64 + i as u64,
+            value: c.per_trial[i],
+        });
+    }
+    Ok(companion_stats(c.metric.to_string(), c.per_trial, c.fp, first_trial, exp.reads_per_programming, exp.confidence)?)
 }
 
 /// One chunk of one sweep point through its workload's run, then each time's statistics.
@@ -393,6 +433,7 @@ fn chunk_points(be: &mut dyn Backend, exp: &Experiment, sp: &SweepPoint, chunk: 
         let mut q = point(exp, sp, chunk.first_trial, ti, m.per_trial, m.correct, m.test_var, m.test_scale, m.fp, m.weight_error, projection)?;
         q.layer_insight = m.layer_insight;
         q.per_row_correct = m.row_correct;
+        q.companion = m.companion.map(|c| chunk_companion(exp, sp, chunk.first_trial, ti, c)).transpose()?;
         q.moe = m.moe;
         q.fp_clipped = m.fp_clipped;
         q.point_set = m.point_set;
@@ -487,6 +528,11 @@ impl PointChunks {
                     (x, _) => *x = None,
                 }
                 p.per_row_correct = crate::results::add_row_counts(p.per_row_correct.take(), q.per_row_correct);
+                // As the variances: a chunk without the companion leaves the point without it.
+                match (&mut p.companion, q.companion) {
+                    (Some(x), Some(y)) => x.per_trial.extend(y.per_trial),
+                    (x, _) => *x = None,
+                }
             }
         }
     }
@@ -506,6 +552,8 @@ impl PointChunks {
                 point(exp, sp, exp.first_trial, ti, p.per_trial, correct, p.per_trial_test_var, p.test_var_scale, p.fp, p.weight_error, p.projection_average)?;
             q.moe = p.moe;
             q.per_row_correct = p.per_row_correct;
+            q.companion =
+                p.companion.map(|c| companion_stats(c.metric, c.per_trial, c.fp, exp.first_trial, exp.reads_per_programming, exp.confidence)).transpose()?;
             q.layer_insight = p.layer_insight;
             q.fp_clipped = p.fp_clipped;
             q.point_set = p.point_set;

@@ -89,7 +89,14 @@ pub fn run_to_dir(
     let exp = if crate::workload::transformer::baseline::wanted(exp) {
         let clock = std::time::Instant::now();
         let mut e = exp.clone();
-        let known = journal.recovered.iter().filter_map(|(&(i, _), c)| Some((i, c.points.first()?.fp?))).collect();
+        let known = journal
+            .recovered
+            .iter()
+            .filter_map(|(&(i, _), c)| {
+                let p = c.points.first()?;
+                Some((i, (p.fp?, p.companion.as_ref().and_then(|c| c.fp))))
+            })
+            .collect();
         let n = crate::workload::transformer::baseline::fill(&mut e, be.as_mut(), &known)?;
         let kept = if known.is_empty() { String::new() } else { " (the resumed chunks' values kept)".to_string() };
         log(format!(

@@ -345,6 +345,8 @@ pub struct TimeMetrics {
     pub row_correct: Option<Vec<u32>>,
     /// The floating-point value of the metric.
     pub fp: Option<f64>,
+    /// The benchmark's second metric of the same trials (`results::Companion`).
+    pub companion: Option<CompanionMetric>,
     pub weight_error: Vec<LayerWeightError>,
     pub layer_insight: Vec<LayerInsight>,
     /// The MoE cost model (first time only).
@@ -357,6 +359,15 @@ pub struct TimeMetrics {
     /// (`fp` is their mean), and the trials per projection.
     pub fp_per_seed: Vec<f64>,
     pub trials_per_seed: u32,
+}
+
+/// A second metric of the same trials ([`TimeMetrics::companion`]): its trials.csv column, its
+/// value per trial and its floating-point value.
+#[derive(Clone, Debug, Default)]
+pub struct CompanionMetric {
+    pub metric: &'static str,
+    pub per_trial: Vec<f64>,
+    pub fp: Option<f64>,
 }
 
 /// Per time, the metric alone.

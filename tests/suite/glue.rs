@@ -47,7 +47,7 @@ fn outputs_of(task: &str) -> usize {
 /// the f64 reference's predictions, every fourth one moved to the next class (its targets the
 /// reference's outputs scaled, plus a smooth disturbance), so the floating-point metric is
 /// neither perfect nor chance and noise can move it either way.
-fn write_glue(name: &str, task: &str, extra: &str) -> PathBuf {
+pub(crate) fn write_glue(name: &str, task: &str, extra: &str) -> PathBuf {
     let k = outputs_of(task);
     let settings = format!("task = \"{task}\"");
     let probe = load(&write_experiment(&tmp(&format!("glue-probe-{name}")), &model(k), ("rows.csv", &rows(k)), &settings, ""));

@@ -44,7 +44,7 @@ fn token_rows(width: usize) -> String {
 }
 
 /// A next-token experiment on [`lm_state_dict`] in its own directory.
-fn write_lm(name: &str, head: &str, settings: &str, extra: &str) -> PathBuf {
+pub(crate) fn write_lm(name: &str, head: &str, settings: &str, extra: &str) -> PathBuf {
     let transformer = format!("task = \"next_token\"\ncausal = true\n{settings}");
     write_experiment(&tmp(&format!("lm-{name}")), &lm_state_dict(head), ("tokens.csv", &lm_csv()), &transformer, extra)
 }

@@ -8,6 +8,7 @@ mod aihwkit;
 mod budget;
 mod cli;
 mod columns;
+mod companion;
 mod constants;
 mod conv;
 mod data;

@@ -75,7 +75,7 @@ fn write_squad_v2(name: &str, task: &str, extra: &str) -> PathBuf {
 }
 
 /// [`write_squad`] with SQuAD 2.0's unanswerable questions where `v2`.
-fn write_text(name: &str, task: &str, extra: &str, v2: bool) -> PathBuf {
+pub(crate) fn write_text(name: &str, task: &str, extra: &str, v2: bool) -> PathBuf {
     let (rows, text) = squad_rows(v2);
     let transformer = format!("layer_norm_eps = 1e-12\nsegment_sep = {SEP}\ntask = \"{task}\"");
     let p = write_experiment(&tmp(&format!("squad-{name}")), &qa_state_dict(), ("rows.csv", &rows), &transformer, extra);

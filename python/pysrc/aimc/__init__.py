@@ -76,12 +76,24 @@ class Results:
             fp = per_point.pop() if len(per_point) == 1 else None
         return fp
 
+    @property
+    def companion(self) -> str | None:
+        """The name of the benchmark's second metric scored from the same trials (SQuAD's
+        `exact_match` beside its F1, GLUE's `accuracy` beside MRPC's F1, `spearman` beside
+        STS-B's Pearson, `next_token_accuracy` beside a perplexity); None where the task has none."""
+        return next((p["companion"]["metric"] for p in self.points if p.get("companion")), None)
+
     def per_trial(self):
-        """One row per (point, time, trial): series, sweep labels, time, trial, value."""
+        """One row per (point, time, trial): series, sweep labels, time, trial, value, and the
+        companion metric's value in a column of its name where the run has one."""
         rows = []
         for p in self.points:
+            also = p.get("companion")
             for i, v in enumerate(p["per_trial"]):
-                rows.append({"series": p["series"], **p["labels"], "t_s": p["t_inf"], "time": p["time_label"], "trial": i, "value": v})
+                row = {"series": p["series"], **p["labels"], "t_s": p["t_inf"], "time": p["time_label"], "trial": i, "value": v}
+                if also:
+                    row[also["metric"]] = also["per_trial"][i]
+                rows.append(row)
         return _frame(rows)
 
     def per_point(self):
@@ -98,6 +110,8 @@ class Results:
                 "mean": s["mean"], "std": s["std"], "median": s["median"], "p05": s["p05"], "p95": s["p95"],
                 "ci_lo": p["mean_ci"]["lo"], "ci_hi": p["mean_ci"]["hi"], "test_ci_lo": test.get("lo"), "test_ci_hi": test.get("hi"),
                 "trials": s["n"], "fp": p.get("fp"),
+                # The companion metric's mean, interval and floating-point value, prefixed by its name.
+                **_companion_columns(p.get("companion")),
             })
         return _frame(rows)
 
@@ -131,6 +145,15 @@ class Results:
 
     def __repr__(self) -> str:
         return f"Results({self.data['name']!r}, {len(self.points)} points, metric {self.metric!r}, in {str(self.dir)!r})"
+
+
+def _companion_columns(c) -> dict:
+    """`per_point`'s columns of a point's companion metric: `<name>_mean`, `<name>_ci_lo`,
+    `<name>_ci_hi`, `<name>_fp`; none without one."""
+    if not c:
+        return {}
+    name = c["metric"]
+    return {f"{name}_mean": c["mean"], f"{name}_ci_lo": c["mean_ci"]["lo"], f"{name}_ci_hi": c["mean_ci"]["hi"], f"{name}_fp": c.get("fp")}
 
 
 def _frame(rows: list):

@@ -3,6 +3,7 @@
 //! statistic comes from the results as stored.
 
 mod budget;
+mod companion;
 mod energy;
 mod kernel;
 mod layers;
@@ -23,6 +24,7 @@ use crate::report::plots::PlotFile;
 use crate::report::series::*;
 use crate::results::*;
 use budget::*;
+use companion::*;
 use energy::*;
 use kernel::*;
 use layers::*;
@@ -196,6 +198,11 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
                 ))));
             }
         }
+    }
+
+    if results.points.iter().any(|p| p.companion.is_some()) {
+        blocks.push(Block::Heading(2, "Also scored".to_string()));
+        blocks.extend(companion_blocks(results, &listed));
     }
 
     if !results.paired.is_empty() {

@@ -40,13 +40,14 @@ pub fn wanted(exp: &Experiment) -> bool {
     exp.points.iter().any(|p| p.transformer.as_ref().is_some_and(|s| s.baseline == Baseline::Engine))
 }
 
-/// The engine's floating-point value of every point that asks for it, each distinct network and
-/// setting run once (`fp_engine`); returns how many passes ran. `known` holds the values a
+/// The engine's floating-point value of every point that asks for it, and its companion
+/// metric's, each distinct network and setting run once (`fp_engine`, `fp_engine_companion`);
+/// returns how many passes ran. `known` holds the values a
 /// resumed run's checkpointed chunks recorded, by sweep index: they are kept, for their points
 /// and every point that shares their network and settings, so a run resumed on another backend
 /// reports the value its first chunks were scored against.
-pub fn fill(exp: &mut Experiment, be: &mut dyn Backend, known: &HashMap<usize, f64>) -> Result<usize, EngineError> {
-    let mut done: HashMap<String, f64> = HashMap::new();
+pub fn fill(exp: &mut Experiment, be: &mut dyn Backend, known: &HashMap<usize, (f64, Option<f64>)>) -> Result<usize, EngineError> {
+    let mut done: HashMap<String, (f64, Option<f64>)> = HashMap::new();
     let mut values = Vec::new();
     let data = exp.data.as_ref().ok_or_else(|| EngineError::Invalid("the transformer workload needs [data]".into()))?;
     let t = exp.times.first().copied().unwrap_or(1.0);
@@ -72,15 +73,16 @@ pub fn fill(exp: &mut Experiment, be: &mut dyn Backend, known: &HashMap<usize, f
         };
         values.push((i, fp));
     }
-    for (i, fp) in values {
-        exp.points[i].transformer.as_mut().expect("a transformer point").fp_engine = Some(fp);
+    for (i, (fp, companion)) in values {
+        let s = exp.points[i].transformer.as_mut().expect("a transformer point");
+        (s.fp_engine, s.fp_engine_companion) = (Some(fp), companion);
     }
     Ok(done.len() - seeded)
 }
 
 /// One trial of the point's network on an ideal device with perfect converters at time `t`
-/// after programming (nothing drifts), scored as its trials are.
-fn one_pass(be: &mut dyn Backend, sp: &SweepPoint, s: &TransformerSettings, data: &Dataset, t: f64) -> Result<f64, EngineError> {
+/// after programming (nothing drifts), scored as its trials are: the metric and its companion.
+fn one_pass(be: &mut dyn Backend, sp: &SweepPoint, s: &TransformerSettings, data: &Dataset, t: f64) -> Result<(f64, Option<f64>), EngineError> {
     let (tokens, lengths) = s.tokens(data);
     let model = s.seq_model(sp, data.n_features);
     // The point's weight scaling maps its weights; nothing else of its periphery applies.
@@ -104,5 +106,6 @@ fn one_pass(be: &mut dyn Backend, sp: &SweepPoint, s: &TransformerSettings, data
         reads_per_programming: 1,
     };
     let pts = run_transformer(be, &model, &tokens, &lengths, engine_labels(s, data), &cfg, &mut |_| {})?;
-    Ok(metrics(s, data, &lengths, pts)[0].per_trial[0])
+    let m = metrics(s, data, &lengths, pts).swap_remove(0);
+    Ok((m.per_trial[0], m.companion.map(|c| c.per_trial[0])))
 }

@@ -323,6 +323,9 @@ pub struct TransformerSettings {
     /// A per-sequence metric's floating-point value (`glue`), set by validation.
     #[serde(skip)]
     pub fp_score: Option<f64>,
+    /// Its companion's (`glue::companion`), set with it.
+    #[serde(skip)]
+    pub fp_score_companion: Option<f64>,
     /// Where the floating-point value comes from: `reference` (the f64 forward at validation)
     /// or `engine` (one noiseless pass of the run's backend at the start of the run: for large
     /// models, whose f64 forward over the data takes hours on the host; `baseline.rs`).
@@ -331,6 +334,9 @@ pub struct TransformerSettings {
     /// The engine's floating-point metric (`baseline = "engine"`), set at the start of a run.
     #[serde(skip)]
     pub fp_engine: Option<f64>,
+    /// The engine's floating-point value of the companion metric, set with `fp_engine`.
+    #[serde(skip)]
+    pub fp_engine_companion: Option<f64>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -667,10 +667,10 @@ pub fn span_score(net: &TransformerNet, s: &TransformerSettings, tokens: &[u32],
 }
 
 /// A per-sequence metric's f64 value (GLUE's correlations and F1, `glue`) from every row's
-/// logits.
-pub fn fp_score(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) -> f64 {
-    let rows = per_row(net, s, data, |p, tokens, len| p.logits(tokens, len));
-    super::glue::score(s.task, &rows.concat(), net.classes(), data)
+/// logits, and its companion's (`glue::companion`).
+pub fn fp_score(net: &TransformerNet, s: &TransformerSettings, data: &Dataset) -> (f64, Option<f64>) {
+    let rows = per_row(net, s, data, |p, tokens, len| p.logits(tokens, len)).concat();
+    (super::glue::score(s.task, &rows, net.classes(), data), super::glue::companion_score(s.task, &rows, net.classes(), data))
 }
 
 /// Correct predictions of the f64 forward over a token data set.

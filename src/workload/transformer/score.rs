@@ -8,7 +8,7 @@ use super::{glue, squad, SpanScore, Task, TransformerSettings};
 use crate::engine::plan::ClassifierPoint;
 use crate::results::TestScale;
 use crate::workload::io::Dataset;
-use crate::workload::TimeMetrics;
+use crate::workload::{CompanionMetric, TimeMetrics};
 
 /// Per time, [`scored`]'s metrics, and with `row_counts` each row's (or question's) trials that
 /// answer it right (with answer text `squad_metrics` counts them from its own scores).
@@ -61,6 +61,16 @@ fn scored(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cla
         (Task::QaF1, _) => s.fp_span.map(|f| f.f1 / n),
         (_, _) => s.fp_score,
     });
+    // The companion's floating-point value, from the same baseline as the metric's.
+    let companion_fp = match (s.fp_engine, s.task) {
+        (Some(_), _) => s.fp_engine_companion,
+        (None, Task::QaExactMatch) => s.fp_span.map(|f| f.f1 / n),
+        (None, Task::QaF1) => s.fp_span.map(|f| f.exact as f64 / n),
+        (None, Task::NextToken) => s.fp_next.map(|f| f.correct as f64 / f.tokens as f64),
+        (None, Task::NextTokenAccuracy) => s.fp_next.map(|f| (f.nll / f.tokens as f64).exp()),
+        (None, _) => s.fp_score_companion,
+    };
+    let also = |metric: &'static str, per_trial: Vec<f64>| Some(CompanionMetric { metric, per_trial, fp: companion_fp });
     let per_seq = lengths.len().max(1);
     if s.task.per_sequence() {
         let classes = s.net().classes();
@@ -69,45 +79,60 @@ fn scored(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cla
             .map(|p| {
                 let (per_trial, test_var) = glue::per_trial(s.task, &p.seq_out, classes, data);
                 let test_scale = if s.task == Task::ClassifyF1 { TestScale::Log } else { TestScale::Linear };
-                TimeMetrics { per_trial, test_var, test_scale, fp, ..TimeMetrics::default() }
+                let companion =
+                    glue::companion(s.task).and_then(|m| also(m, glue::companion_per_trial(s.task, &p.seq_out, &p.correct, p.n_samples, classes, data)));
+                TimeMetrics { per_trial, test_var, test_scale, fp, companion, ..TimeMetrics::default() }
             })
             .collect();
     }
     if let Some(text) = &data.text {
-        return pts.into_iter().map(|p| squad_metrics(s, text, per_seq, &p.seq_answer, &p.seq_null, fp)).collect();
+        return pts.into_iter().map(|p| squad_metrics(s, text, per_seq, &p.seq_answer, &p.seq_null, fp, companion_fp)).collect();
     }
+    // Question answering's two metrics from the same slots: each sequence's F1 from its overlap
+    // and lengths, in f64, the trial's F1 their mean; the exact matches `answer_span`'s counts.
+    let span_f1s = |p: &ClassifierPoint| -> Vec<f64> {
+        p.seq_overlap.iter().zip(&p.seq_predicted).zip(&p.seq_labelled).map(|((&o, &pr), &g)| span_f1(o, pr, g)).collect()
+    };
+    let mean_f1 = |f1: &[f64]| -> Vec<f64> { f1.chunks(per_seq).map(|seq| seq.iter().sum::<f64>() / n).collect() };
+    let fractions = |p: &ClassifierPoint| -> Vec<f64> { p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect() };
     if s.task == Task::QaF1 {
-        // Each sequence's F1 from its overlap and lengths, in f64; the trial's F1 their mean,
-        // its log's variance over the sequences a ratio's over unit counts.
+        // The F1's log's variance over the sequences is a ratio's over unit counts.
         return pts
             .into_iter()
             .map(|p| {
-                let f1: Vec<f64> = p.seq_overlap.iter().zip(&p.seq_predicted).zip(&p.seq_labelled).map(|((&o, &pr), &g)| span_f1(o, pr, g)).collect();
-                let per_trial: Vec<f64> = f1.chunks(per_seq).map(|seq| seq.iter().sum::<f64>() / n).collect();
+                let f1 = span_f1s(&p);
+                let per_trial = mean_f1(&f1);
                 let test_var = log_score_variances(&f1, &vec![1; per_seq], &per_trial);
-                TimeMetrics { per_trial, test_var, fp, ..TimeMetrics::default() }
+                TimeMetrics { per_trial, test_var, fp, companion: also("exact_match", fractions(&p)), ..TimeMetrics::default() }
             })
             .collect();
     }
     let counts: Vec<u64> = lengths.iter().map(|&l| l.saturating_sub(1) as u64).collect();
+    let perplexities = |p: &ClassifierPoint| -> Vec<f64> { p.nll.iter().map(|&l| (l / p.n_samples as f64).exp()).collect() };
     if s.task == Task::NextToken {
         return pts
             .into_iter()
             .map(|p| {
                 let test_var = p.seq_nll.chunks(per_seq).map(|seq| crate::stats::ratio_variance(seq, &counts)).collect::<Option<Vec<f64>>>();
-                TimeMetrics { per_trial: p.nll.iter().map(|&l| (l / p.n_samples as f64).exp()).collect(), test_var, fp, ..TimeMetrics::default() }
+                let companion = also("next_token_accuracy", fractions(&p));
+                TimeMetrics { per_trial: perplexities(&p), test_var, fp, companion, ..TimeMetrics::default() }
             })
             .collect();
     }
     pts.into_iter()
         .map(|p| {
-            let per_trial: Vec<f64> = p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect();
+            let per_trial = fractions(&p);
             // A language model's hits: the sequences are the units (a classifier's rows are, and
             // Wilson over them needs no variance).
             let test_var = (s.task == Task::NextTokenAccuracy)
                 .then(|| log_score_variances(&p.seq_correct.iter().map(|&h| h as f64).collect::<Vec<_>>(), &counts, &per_trial))
                 .flatten();
-            TimeMetrics { per_trial, correct: Some((p.correct, p.n_samples)), test_var, fp, ..TimeMetrics::default() }
+            let companion = match s.task {
+                Task::NextTokenAccuracy => also("perplexity", perplexities(&p)),
+                Task::QaExactMatch => also("f1", mean_f1(&span_f1s(&p))),
+                _ => None,
+            };
+            TimeMetrics { per_trial, correct: Some((p.correct, p.n_samples)), test_var, fp, companion, ..TimeMetrics::default() }
         })
         .collect()
 }
@@ -123,6 +148,7 @@ fn squad_metrics(
     answers: &[Option<(u32, u32, f32)>],
     nulls: &[f32],
     fp: Option<f64>,
+    companion_fp: Option<f64>,
 ) -> TimeMetrics {
     let n = text.questions.len();
     let scores: Vec<squad::QuestionScore> = answers
@@ -138,15 +164,19 @@ fn squad_metrics(
         }
         out
     });
-    if s.task == Task::QaExactMatch {
-        let correct: Vec<u32> = scores.chunks(n).map(|t| t.iter().filter(|q| q.exact).count() as u32).collect();
-        let per_trial = correct.iter().map(|&c| c as f64 / n as f64).collect();
-        return TimeMetrics { per_trial, correct: Some((correct, n as u32)), fp, row_correct, ..TimeMetrics::default() };
-    }
+    // Both metrics from the same scores: the exact matches as counts over the questions, the F1
+    // as their mean; each the other's companion.
+    let correct: Vec<u32> = scores.chunks(n).map(|t| t.iter().filter(|q| q.exact).count() as u32).collect();
+    let exact: Vec<f64> = correct.iter().map(|&c| c as f64 / n as f64).collect();
     let f1: Vec<f64> = scores.iter().map(|q| q.f1).collect();
-    let per_trial: Vec<f64> = f1.chunks(n).map(|t| t.iter().sum::<f64>() / n as f64).collect();
-    let test_var = log_score_variances(&f1, &vec![1; n], &per_trial);
-    TimeMetrics { per_trial, test_var, fp, row_correct, ..TimeMetrics::default() }
+    let mean_f1: Vec<f64> = f1.chunks(n).map(|t| t.iter().sum::<f64>() / n as f64).collect();
+    if s.task == Task::QaExactMatch {
+        let companion = Some(CompanionMetric { metric: "f1", per_trial: mean_f1, fp: companion_fp });
+        return TimeMetrics { per_trial: exact, correct: Some((correct, n as u32)), fp, row_correct, companion, ..TimeMetrics::default() };
+    }
+    let test_var = log_score_variances(&f1, &vec![1; n], &mean_f1);
+    let companion = Some(CompanionMetric { metric: "exact_match", per_trial: exact, fp: companion_fp });
+    TimeMetrics { per_trial: mean_f1, test_var, fp, row_correct, companion, ..TimeMetrics::default() }
 }
 
 /// Per trial, the test-set variance of the log of a score a = Σ_s v_s / Σ_s n_s over the

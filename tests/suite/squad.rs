@@ -233,8 +233,8 @@ fn a_resumed_run_keeps_its_chunks_engine_baseline() {
     assert!(r.points.iter().all(|q| q.fp == Some(MARK) && q.per_trial.len() == 600), "{:?}", r.points.iter().map(|q| q.fp).collect::<Vec<_>>());
 }
 
-/// `baseline = "engine"`: the floating-point value comes from one noiseless pass of the run's
-/// backend instead of the f64 reference, and equals it (no answer lies within rounding of
+/// `baseline = "engine"`: the floating-point value (and its companion's) comes from one noiseless
+/// pass of the run's backend instead of the f64 reference, and equals it (no answer lies within rounding of
 /// another here); the noisy trials are the same numbers, and validation alone runs no forward.
 #[test]
 fn the_engine_baseline_equals_the_reference() {
@@ -248,6 +248,10 @@ fn the_engine_baseline_equals_the_reference() {
         assert_eq!(engine.fp_baseline, reference.fp_baseline, "{task}");
         for (a, b) in engine.points.iter().zip(&reference.points) {
             assert_eq!((a.fp, &a.per_trial), (b.fp, &b.per_trial), "{task}");
+            // The companion's value comes from the same pass.
+            let (x, y) = (a.companion.as_ref().unwrap(), b.companion.as_ref().unwrap());
+            assert!(y.fp.is_some(), "{task}");
+            assert_eq!((x.fp, &x.per_trial), (y.fp, &y.per_trial), "{task}: the companion");
         }
     }
 }

@@ -105,8 +105,8 @@ fn the_companion_survives_shards_and_sample_batches() {
     }
 }
 
-/// `aimc run` writes the companion in a trials.csv column of its own, after the counts, and the
-/// report's "Also scored" section; a results.json whose companion is short, or named as another
+/// `aimc run` writes the companion in a trials.csv column of its own, after the counts, the
+/// report's "Also scored" section, its summary clause and its plot; a results.json whose companion is short, or named as another
 /// column, is refused by `aimc report` with the field.
 #[test]
 fn the_cli_writes_the_companion_column_and_refuses_a_bad_one() {
@@ -119,7 +119,9 @@ fn the_cli_writes_the_companion_column_and_refuses_a_bad_one() {
     let values: Vec<f64> = lines.map(|l| l.rsplit(',').next().unwrap().parse().unwrap()).collect();
     let want: Vec<f64> = r.points.iter().flat_map(|q| q.companion.as_ref().unwrap().per_trial.clone()).collect();
     assert_eq!(values, want);
-    assert!(std::fs::read_to_string(dir.join("report.md")).unwrap().contains("## Also scored"));
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("## Also scored") && report.contains("accuracy (the same trials) has mean"), "{report}");
+    assert!(report.contains("(companion_vs_time.png)") && dir.join("companion_vs_time.svg").exists());
     let json = std::fs::read_to_string(dir.join("results.json")).unwrap();
     for (k, (edit, field)) in
         [(r#""metric": "next_token_accuracy""#, r#""metric": "perplexity""#), (r#""metric": "next_token_accuracy""#, r#""metric": "next,token""#)]

@@ -14,6 +14,7 @@ mod layer_lines;
 mod moe;
 
 mod budget;
+mod companion_vs_time;
 mod distribution;
 mod energy_breakdown;
 mod gpu_ratio;
@@ -42,13 +43,14 @@ use canvas::{ensure_font, DrawResult, Legend, LegendItem, Swatch, FONT, HEIGHT, 
 /// Every stem a figure is written under (`<stem>.png`, `<stem>.svg`): a results directory holds
 /// these and no other images, so a rerun or `--overwrite` replaces them and keeps any other
 /// (`report::publish`). `write_figure` checks each figure's stem against it.
-pub const PLOT_STEMS: [&str; 13] = [
+pub const PLOT_STEMS: [&str; 14] = [
     "noise_budget",
     "sensitivity",
     "metric_vs_features",
     "metric_vs_tier_noise",
     "accuracy_vs_time",
     "metric_vs_time",
+    "companion_vs_time",
     "distribution",
     "weight_error_vs_time",
     "layer_error_vs_time",
@@ -71,6 +73,7 @@ pub fn write_plots(results: &Results, dir: &Path) -> Result<Vec<PlotFile>, Repor
     add(write_figure(&sensitivity::Sensitivity, results, &series, note, dir)?);
     add(write_figure(&metric_vs_features::MetricVsFeatures, results, &series, note, dir)?);
     add(write_figure(&metric_vs_time::MetricVsTime, results, &series, note, dir)?);
+    add(write_figure(&companion_vs_time::CompanionVsTime, results, &series, note, dir)?);
     add(write_figure(&distribution::Distribution, results, &series, note, dir)?);
     add(write_figure(&weight_error::WEIGHT_ERROR, results, &series, note, dir)?);
     add(write_figure(&layer_error::LAYER_ERROR, results, &series, note, dir)?);

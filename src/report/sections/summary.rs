@@ -1,5 +1,5 @@
 //! The summary: one sentence per series (median over time, floating point, the drop with the
-//! mean's interval and the spread of single trials).
+//! mean's interval and the spread of single trials, the companion metric's means).
 
 use std::fmt::Write as _;
 
@@ -57,6 +57,15 @@ pub(super) fn summary_sentence(results: &Results, fmt: &Fmt, series: &Series<'_>
             fmt.difference_unit(),
             percent_label(drop.ci.confidence)
         );
+    }
+    if let (Some(a), Some(b)) = (&first.companion, &last.companion) {
+        let _ = write!(out, "; {} (the same trials) has mean {}", a.metric, significant(a.mean, 3));
+        if series.points.len() > 1 {
+            let _ = write!(out, " at {} and {} at {}", first.time_label, significant(b.mean, 3), last.time_label);
+        }
+        if let Some(fp) = b.fp {
+            let _ = write!(out, ", {} in floating point", significant(fp, 3));
+        }
     }
     out + "."
 }

@@ -80,6 +80,7 @@ def test_glue_metrics_equal_the_forward_scored_as_glue_scores_it(tmp_path, metri
         other = np.mean(np.argmax(out, axis=1) == y) if partner == "accuracy" else _oracle(partner, out, yy)
         assert row[f"{partner}_fp"] == pytest.approx(other, abs=1e-6)
         assert row[f"{partner}_ci_lo"] <= row[f"{partner}_mean"] <= row[f"{partner}_ci_hi"]
+        assert row[f"{partner}_test_ci_lo"] <= row[f"{partner}_mean"] <= row[f"{partner}_test_ci_hi"]
         trials = r.per_trial()
         trials = trials.to_dict("records") if hasattr(trials, "to_dict") else trials
         assert [t[partner] for t in trials] == r.points[0]["companion"]["per_trial"]

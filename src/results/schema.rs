@@ -176,17 +176,27 @@ pub struct Point {
 }
 
 /// A second metric of a point's trials ([`Point::companion`]): each trial's value, in the
-/// point's trial order, and its mean with the mean's interval over trials (over programming means
-/// where trials share one, as the point's own). The test-set interval, the tail and the
-/// quantiles are the point's metric's alone: run the companion as the task for those.
+/// point's trial order, its mean with the mean's interval over trials (over programming means
+/// where trials share one) and its test-set interval, each as a run with it as the task gives
+/// them. The tail and the quantiles are the point's metric's alone.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Companion {
     /// Its trials.csv column, e.g. `exact_match`, `accuracy`, `spearman`.
     pub metric: String,
     pub per_trial: Vec<f64>,
+    /// A count's items (rows, questions, predicted tokens): what Wilson's interval is over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<u32>,
+    /// Per trial, the test-set variance its interval comes from, as `Point::per_trial_test_var`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_trial_test_var: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "TestScale::is_log")]
+    pub test_var_scale: TestScale,
     pub mean: f64,
     pub std: f64,
     pub mean_ci: Interval,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_set_ci: Option<Interval>,
     /// Its floating-point value, from the same baseline as the point's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fp: Option<f64>,

@@ -270,9 +270,23 @@ fn companion(r: &Results, f: &str, c: &super::Companion, n: usize) -> Result<(),
     if c.per_trial.len() != n {
         return Err(bad(format!("{f}.per_trial"), format!("{} entries but the point's per_trial has {n}", c.per_trial.len())));
     }
+    if let Some(v) = &c.per_trial_test_var {
+        if v.len() != n {
+            return Err(bad(format!("{f}.per_trial_test_var"), format!("{} entries but the point's per_trial has {n}", v.len())));
+        }
+        if let Some(k) = v.iter().position(|x| !(x.is_finite() && *x >= 0.0)) {
+            return Err(bad(format!("{f}.per_trial_test_var[{k}]"), format!("{}: a variance is finite and not negative", v[k])));
+        }
+    }
+    if c.items == Some(0) {
+        return Err(bad(format!("{f}.items"), "0: a count is out of at least one item"));
+    }
     finite(&format!("{f}.mean"), c.mean)?;
     non_negative(&format!("{f}.std"), c.std)?;
     interval(&format!("{f}.mean_ci"), &c.mean_ci)?;
+    if let Some(ci) = &c.test_set_ci {
+        interval(&format!("{f}.test_set_ci"), ci)?;
+    }
     if let Some(v) = c.fp {
         finite(&format!("{f}.fp"), v)?;
     }

@@ -144,10 +144,17 @@ fn merge_parts(mut parts: Vec<Results>) -> Result<Results, String> {
             .map_err(|e| e.to_string())?;
         q.per_row_correct = parts.iter().map(|r| r.points[i].per_row_correct.clone()).reduce(crate::results::add_row_counts).flatten();
         // The companion metric over every shard's trials (none where a shard has none).
-        if let Some(cs) = parts.iter().map(|r| r.points[i].companion.as_ref()).collect::<Option<Vec<_>>>() {
-            let per_trial = cs.iter().flat_map(|c| c.per_trial.iter().copied()).collect();
-            q.companion =
-                Some(crate::run::companion_stats(cs[0].metric.clone(), per_trial, cs[0].fp, id_first_trial, reads, confidence).map_err(|e| e.to_string())?);
+        if let Some(cs) = parts.iter().map(|r| r.points[i].companion.clone()).collect::<Option<Vec<_>>>() {
+            let mut all = cs.into_iter().map(crate::run::companion_trials);
+            let mut c = all.next().expect("a merge has parts");
+            for d in all {
+                c.per_trial.extend(d.per_trial);
+                c.test_var = c.test_var.zip(d.test_var).map(|(mut a, b)| {
+                    a.extend(b);
+                    a
+                });
+            }
+            q.companion = Some(crate::run::companion_stats(c, id_first_trial, reads, confidence).map_err(|e| e.to_string())?);
         }
         // The layer insight ran the first trials, in shard 0.
         q.layer_insight = parts.iter().map(|r| &r.points[i].layer_insight).find(|l| !l.is_empty()).cloned().unwrap_or_default();

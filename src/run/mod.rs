@@ -181,6 +181,36 @@ pub fn projection_average(fp_per_seed: &[f64], trials_per_seed: u32, confidence:
     }))
 }
 
+/// The test-set sampling interval of a mean metric: where the units of the test set are groups
+/// of the counted items (a language model's sequences of tokens, a reader's questions) the ratio
+/// estimator's from the per-trial variances of the metric's log; for a correlation (linear scale)
+/// the jackknife's; else, for counts out of `n` items, Wilson over the items. None without either.
+pub fn test_set_interval(
+    mean: f64,
+    per_trial: &[f64],
+    n_items: Option<u32>,
+    test_var: Option<&[f64]>,
+    test_scale: results::TestScale,
+    confidence: f64,
+) -> Result<Option<stats::Interval>, stats::StatsError> {
+    Ok(match (n_items, test_var) {
+        (_, Some(v)) if v.len() == per_trial.len() && test_scale == results::TestScale::Linear => {
+            Some(stats::jackknife_normal_interval(mean, v, confidence, -1.0, 1.0)?)
+        }
+        (_, Some(v)) if v.len() == per_trial.len() => {
+            let mut ci = stats::ratio_exp_interval(mean, v, confidence)?;
+            // A score in [0, 1] (an accuracy, an F1) stays below 1; a perplexity's trials are
+            // all >= 1, and where they are all 1 its interval is [1, 1].
+            if n_items.is_some() || per_trial.iter().all(|&v| v <= 1.0) {
+                ci.hi = ci.hi.min(1.0);
+            }
+            Some(ci)
+        }
+        (Some(n), _) => Some(stats::wilson_proportion(mean, n as u64, confidence)?),
+        (None, _) => None,
+    })
+}
+
 /// Every statistic of a point from its per-trial metric (and, for classifiers, the exact per-trial
 /// correct counts out of `n` samples; for a language model, the per-trial test-set variances of its
 /// metric's log over the sequences). Used by `run` and by `merge`, so a merged run has exactly the
@@ -214,24 +244,7 @@ pub fn point_stats(
         }
         None => None,
     };
-    // Where the units of the test set are groups of the counted items (a language model's
-    // sequences of tokens) the ratio estimator's interval; else Wilson over the items.
-    let test_set_ci = match (&correct, &test_var) {
-        (_, Some(v)) if v.len() == per_trial.len() && test_scale == results::TestScale::Linear => {
-            Some(stats::jackknife_normal_interval(summary.mean, v, confidence, -1.0, 1.0)?)
-        }
-        (_, Some(v)) if v.len() == per_trial.len() => {
-            let mut ci = stats::ratio_exp_interval(summary.mean, v, confidence)?;
-            // A score in [0, 1] (an accuracy, an F1) stays below 1; a perplexity's trials are
-            // all >= 1, and where they are all 1 its interval is [1, 1].
-            if correct.is_some() || per_trial.iter().all(|&v| v <= 1.0) {
-                ci.hi = ci.hi.min(1.0);
-            }
-            Some(ci)
-        }
-        (Some((_, n)), _) => Some(stats::wilson_proportion(summary.mean, *n as u64, confidence)?),
-        (None, _) => None,
-    };
+    let test_set_ci = test_set_interval(summary.mean, &per_trial, correct.as_ref().map(|c| c.1), test_var.as_deref(), test_scale, confidence)?;
     let variance_split = stats::VarianceSplit::from_trials(&per_trial, id.first_trial, id.reads_per_programming, confidence)?;
     // Trials of one projection share it (kernel.projection_seeds): the same two-level split, the
     // projections in the role of programmings.
@@ -354,15 +367,10 @@ pub fn point_stats(
 
 /// The statistics of a point's companion metric (`results::Companion`) from its trials: the
 /// mean's Student t interval as the point's own, over programming means where trials share one
-/// (`reads_per_programming` > 1). Used by `run` and by `merge`.
-pub fn companion_stats(
-    metric: String,
-    per_trial: Vec<f64>,
-    fp: Option<f64>,
-    first_trial: u32,
-    reads_per_programming: u32,
-    confidence: f64,
-) -> Result<results::Companion, stats::StatsError> {
+/// (`reads_per_programming` > 1), and its test-set interval ([`test_set_interval`]). Used by
+/// `run` and by `merge`.
+pub fn companion_stats(c: CompanionMetric, first_trial: u32, reads_per_programming: u32, confidence: f64) -> Result<results::Companion, stats::StatsError> {
+    let CompanionMetric { metric, per_trial, items, test_var, test_scale, fp } = c;
     let summary = Summary::from_sample(&per_trial)?;
     let split = stats::VarianceSplit::from_trials(&per_trial, first_trial, reads_per_programming, confidence)?;
     let mom: Moments = match &split {
@@ -373,7 +381,24 @@ pub fn companion_stats(
     if split.is_some() {
         mean_ci.method = format!("{} over programming means", mean_ci.method);
     }
-    Ok(results::Companion { metric, mean: summary.mean, std: summary.std, per_trial, mean_ci, fp })
+    let test_set_ci = test_set_interval(summary.mean, &per_trial, items, test_var.as_deref(), test_scale, confidence)?;
+    Ok(results::Companion {
+        metric,
+        items,
+        per_trial_test_var: test_var,
+        test_var_scale: test_scale,
+        mean: summary.mean,
+        std: summary.std,
+        per_trial,
+        mean_ci,
+        test_set_ci,
+        fp,
+    })
+}
+
+/// A point's companion as its statistics' input again (to add chunks or shards to it).
+pub fn companion_trials(c: results::Companion) -> CompanionMetric {
+    CompanionMetric { metric: c.metric, per_trial: c.per_trial, items: c.items, test_var: c.per_trial_test_var, test_scale: c.test_var_scale, fp: c.fp }
 }
 
 /// A chunk's companion metric at time index `ti` as a point holds it; a value that is not finite
@@ -388,7 +413,7 @@ fn chunk_companion(exp: &Experiment, sp: &SweepPoint, first_trial: u32, ti: usiz
             value: c.per_trial[i],
         });
     }
-    Ok(companion_stats(c.metric.to_string(), c.per_trial, c.fp, first_trial, exp.reads_per_programming, exp.confidence)?)
+    Ok(companion_stats(c, first_trial, exp.reads_per_programming, exp.confidence)?)
 }
 
 /// One chunk of one sweep point through its workload's run, then each time's statistics.
@@ -530,7 +555,13 @@ impl PointChunks {
                 p.per_row_correct = crate::results::add_row_counts(p.per_row_correct.take(), q.per_row_correct);
                 // As the variances: a chunk without the companion leaves the point without it.
                 match (&mut p.companion, q.companion) {
-                    (Some(x), Some(y)) => x.per_trial.extend(y.per_trial),
+                    (Some(x), Some(y)) => {
+                        x.per_trial.extend(y.per_trial);
+                        match (&mut x.per_trial_test_var, y.per_trial_test_var) {
+                            (Some(a), Some(b)) => a.extend(b),
+                            (a, _) => *a = None,
+                        }
+                    }
                     (x, _) => *x = None,
                 }
             }
@@ -552,8 +583,7 @@ impl PointChunks {
                 point(exp, sp, exp.first_trial, ti, p.per_trial, correct, p.per_trial_test_var, p.test_var_scale, p.fp, p.weight_error, p.projection_average)?;
             q.moe = p.moe;
             q.per_row_correct = p.per_row_correct;
-            q.companion =
-                p.companion.map(|c| companion_stats(c.metric, c.per_trial, c.fp, exp.first_trial, exp.reads_per_programming, exp.confidence)).transpose()?;
+            q.companion = p.companion.map(|c| companion_stats(companion_trials(c), exp.first_trial, exp.reads_per_programming, exp.confidence)).transpose()?;
             q.layer_insight = p.layer_insight;
             q.fp_clipped = p.fp_clipped;
             q.point_set = p.point_set;

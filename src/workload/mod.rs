@@ -362,11 +362,15 @@ pub struct TimeMetrics {
 }
 
 /// A second metric of the same trials ([`TimeMetrics::companion`]): its trials.csv column, its
-/// value per trial and its floating-point value.
+/// value per trial, what its test-set interval comes from (as [`TimeMetrics`]' own: the items a
+/// count is out of, the per-trial variances and their scale) and its floating-point value.
 #[derive(Clone, Debug, Default)]
 pub struct CompanionMetric {
-    pub metric: &'static str,
+    pub metric: String,
     pub per_trial: Vec<f64>,
+    pub items: Option<u32>,
+    pub test_var: Option<Vec<f64>>,
+    pub test_scale: crate::results::TestScale,
     pub fp: Option<f64>,
 }
 

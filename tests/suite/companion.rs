@@ -2,8 +2,8 @@
 //! trials and readback — GLUE's accuracy beside MRPC's F1 and each STS-B correlation beside the
 //! other, SQuAD's exact match and F1 each beside the other (token spans and answer text), a
 //! language model's next-token accuracy and perplexity each beside the other. Each companion is
-//! its partner task run alone, bit for bit, with that run's floating-point value and mean
-//! interval (over programming means in a two-level run); it survives shards, sample batches and
+//! its partner task run alone, bit for bit, with that run's floating-point value, mean interval
+//! (over programming means in a two-level run) and test-set interval; it survives shards, sample batches and
 //! the CLI's trials.csv; a task without a partner has none; a results file with a bad companion
 //! is refused by name.
 
@@ -26,7 +26,7 @@ fn partner(p: &Path, from: &str, to: &str) -> PathBuf {
 }
 
 /// The run of `p` (task `task`) has the companion `name` at every point, equal to the run of
-/// `partner_task` (whose trials.csv column is `column`): per trial, mean, interval and
+/// `partner_task` (whose trials.csv column is `column`): per trial, mean, both intervals and
 /// floating-point value.
 fn companion_is_partner(p: &Path, task: &str, partner_task: &str, column: &str, name: &str) {
     let (a, b) = (run_ok(&mut cpu(), &load(p)), run_ok(&mut cpu(), &load(&partner(p, task, partner_task))));
@@ -36,6 +36,8 @@ fn companion_is_partner(p: &Path, task: &str, partner_task: &str, column: &str, 
         assert_eq!(c.metric, name, "{task}");
         assert_eq!(c.per_trial, y.per_trial, "{task} at {}: the companion is not {partner_task}'s run", x.time_label);
         assert_eq!((c.mean, c.std, &c.mean_ci), (y.summary.mean, y.summary.std, &y.mean_ci), "{task}");
+        assert!(y.test_set_ci.is_some(), "{partner_task}: no test-set interval");
+        assert_eq!((&c.test_set_ci, &c.per_trial_test_var, c.test_var_scale), (&y.test_set_ci, &y.per_trial_test_var, y.test_var_scale), "{task}");
         assert!(y.fp.is_some(), "{partner_task}: no floating-point value");
         assert_eq!(c.fp, y.fp, "{task}: the companion's floating-point value");
     }

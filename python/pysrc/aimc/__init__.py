@@ -149,11 +149,12 @@ class Results:
 
 def _companion_columns(c) -> dict:
     """`per_point`'s columns of a point's companion metric: `<name>_mean`, `<name>_ci_lo`,
-    `<name>_ci_hi`, `<name>_fp`; none without one."""
+    `<name>_ci_hi`, `<name>_test_ci_lo`, `<name>_test_ci_hi`, `<name>_fp`; none without one."""
     if not c:
         return {}
-    name = c["metric"]
-    return {f"{name}_mean": c["mean"], f"{name}_ci_lo": c["mean_ci"]["lo"], f"{name}_ci_hi": c["mean_ci"]["hi"], f"{name}_fp": c.get("fp")}
+    name, test = c["metric"], c.get("test_set_ci") or {}
+    return {f"{name}_mean": c["mean"], f"{name}_ci_lo": c["mean_ci"]["lo"], f"{name}_ci_hi": c["mean_ci"]["hi"],
+            f"{name}_test_ci_lo": test.get("lo"), f"{name}_test_ci_hi": test.get("hi"), f"{name}_fp": c.get("fp")}
 
 
 def _frame(rows: list):

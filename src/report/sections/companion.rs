@@ -20,7 +20,7 @@ pub(super) fn companion_blocks(results: &Results, listed: &[Series<'_>]) -> Vec<
         }
     }
     let mut blocks = vec![Block::Paragraph(text(format!(
-        "{} comes from the same trials and the same readback as the metric above ({}); trials.csv has it per trial in a column of its own. The test-set interval, the tail and the quantiles above are {}'s alone: a run with the companion as its task gives them for it.",
+        "{} comes from the same trials and the same readback as the metric above ({}); trials.csv has it per trial in a column of its own. Its intervals are those a run with it as the task gives; the tail and the quantiles above are {}'s alone.",
         names.join(", "),
         results.metric,
         results.metric_column
@@ -30,26 +30,27 @@ pub(super) fn companion_blocks(results: &Results, listed: &[Series<'_>]) -> Vec<
         let with: Vec<_> = s.points.iter().filter_map(|p| p.companion.as_ref().map(|c| (p, c))).collect();
         let Some((_, first)) = with.first() else { continue };
         blocks.push(Block::Heading(3, format!("{}: {}", s.label(), first.metric)));
-        let header = vec![
-            "time".to_string(),
-            "mean".to_string(),
-            format!("mean, trial-to-trial CI ({})", percent_label(first.mean_ci.confidence)),
-            "floating point".to_string(),
-            "analog − floating point".to_string(),
-        ];
+        let range = |lo: f64, hi: f64| text(format!("{} – {}", fixed(lo, DECIMALS), fixed(hi, DECIMALS)));
+        let test_set = with.iter().any(|(_, c)| c.test_set_ci.is_some());
+        let mut header = vec!["time".to_string(), "mean".to_string(), format!("mean, trial-to-trial CI ({})", percent_label(first.mean_ci.confidence))];
+        if test_set {
+            header.push(format!("mean, test-set sampling CI ({})", percent_label(first.mean_ci.confidence)));
+        }
+        header.extend(["floating point".to_string(), "analog − floating point".to_string()]);
         let rows = with
             .iter()
             .map(|(p, c)| {
-                vec![
-                    text(p.time_label.clone()),
-                    text(fixed(c.mean, DECIMALS)),
-                    text(format!("{} – {}", fixed(c.mean_ci.lo, DECIMALS), fixed(c.mean_ci.hi, DECIMALS))),
-                    c.fp.map_or_else(dash, |f| text(fixed(f, DECIMALS))),
-                    c.fp.map_or_else(dash, |f| text(fixed(c.mean - f, DECIMALS))),
-                ]
+                let mut row = vec![text(p.time_label.clone()), text(fixed(c.mean, DECIMALS)), range(c.mean_ci.lo, c.mean_ci.hi)];
+                if test_set {
+                    row.push(c.test_set_ci.as_ref().map_or_else(dash, |ci| range(ci.lo, ci.hi)));
+                }
+                row.push(c.fp.map_or_else(dash, |f| text(fixed(f, DECIMALS))));
+                row.push(c.fp.map_or_else(dash, |f| text(fixed(c.mean - f, DECIMALS))));
+                row
             })
             .collect();
-        blocks.push(Block::Table(Table { header, rows, right_aligned: vec![false, true, true, true, true] }));
+        let right_aligned = (0..header.len()).map(|i| i > 0).collect();
+        blocks.push(Block::Table(Table { header, rows, right_aligned }));
     }
     blocks
 }

@@ -85,38 +85,26 @@ pub fn score_and_variance(task: Task, outputs: &[f64], classes: usize, data: &Da
 /// GLUE's second metric of a task, the pair its leaderboard reports (Wang et al. 2019): accuracy
 /// beside MRPC's and QQP's F1, Spearman's beside STS-B's Pearson and the reverse; CoLA's Matthews
 /// coefficient stands alone.
-pub fn companion(task: Task) -> Option<&'static str> {
+///
+/// The companion's name and the task whose metric it is.
+pub fn partner(task: Task) -> Option<(&'static str, Task)> {
     match task {
-        Task::ClassifyF1 => Some("accuracy"),
-        Task::RegressPearson => Some("spearman"),
-        Task::RegressSpearman => Some("pearson"),
+        Task::ClassifyF1 => Some(("accuracy", Task::Classify)),
+        Task::RegressPearson => Some(("spearman", Task::RegressSpearman)),
+        Task::RegressSpearman => Some(("pearson", Task::RegressPearson)),
         _ => None,
     }
 }
 
-/// The companion metric ([`companion`]) of one trial's (or the f64 forward's) outputs; None for
-/// a task without one.
+/// The companion metric ([`partner`]) of the f64 forward's outputs; None for a task without one.
 pub fn companion_score(task: Task, outputs: &[f64], classes: usize, data: &Dataset) -> Option<f64> {
-    match task {
-        Task::ClassifyF1 => {
+    match partner(task)? {
+        (_, Task::Classify) => {
             let right = predictions(outputs, classes).iter().zip(&data.labels).filter(|(y, &l)| **y == l as usize).count();
             Some(right as f64 / data.len().max(1) as f64)
         }
-        Task::RegressPearson => Some(spearman(outputs, &wide(&data.targets))),
-        Task::RegressSpearman => Some(pearson(outputs, &wide(&data.targets))),
-        _ => None,
+        (_, other) => Some(score(other, outputs, classes, data)),
     }
-}
-
-/// Per trial, the companion metric from `head_out`'s slots (`[trial][row][classes]`), each value
-/// the one a run with the companion as its task gives: a correlation by the same function, the
-/// accuracy from the `accuracy` stage's counts (`correct` of `n` rows per trial).
-pub fn companion_per_trial(task: Task, outputs: &[f32], correct: &[u32], n: u32, classes: usize, data: &Dataset) -> Vec<f64> {
-    if task == Task::ClassifyF1 {
-        return correct.iter().map(|&c| c as f64 / n as f64).collect();
-    }
-    let per = (data.len() * classes).max(1);
-    outputs.chunks(per).filter_map(|t| companion_score(task, &wide(t), classes, data)).collect()
 }
 
 /// Ranks from 1, tied values at their average rank (SciPy's `rankdata`, statrs).

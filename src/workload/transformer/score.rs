@@ -70,7 +70,14 @@ fn scored(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cla
         (None, Task::NextTokenAccuracy) => s.fp_next.map(|f| (f.nll / f.tokens as f64).exp()),
         (None, _) => s.fp_score_companion,
     };
-    let also = |metric: &'static str, per_trial: Vec<f64>| Some(CompanionMetric { metric, per_trial, fp: companion_fp });
+    // A companion with what its test-set interval comes from, as its partner task's run has it:
+    // the items its counts are out of, or the per-trial variances and their scale.
+    let also = |metric: &str, per_trial: Vec<f64>, items: Option<u32>, test_var: Option<Vec<f64>>, test_scale: TestScale| {
+        Some(CompanionMetric { metric: metric.to_string(), per_trial, items, test_var, test_scale, fp: companion_fp })
+    };
+    // The F1, a ratio, on the log scale; Matthews' coefficient and the correlations linear.
+    let scale_of = |t: Task| if t == Task::ClassifyF1 { TestScale::Log } else { TestScale::Linear };
+    let fractions = |p: &ClassifierPoint| -> Vec<f64> { p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect() };
     let per_seq = lengths.len().max(1);
     if s.task.per_sequence() {
         let classes = s.net().classes();
@@ -78,10 +85,15 @@ fn scored(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cla
             .into_iter()
             .map(|p| {
                 let (per_trial, test_var) = glue::per_trial(s.task, &p.seq_out, classes, data);
-                let test_scale = if s.task == Task::ClassifyF1 { TestScale::Log } else { TestScale::Linear };
-                let companion =
-                    glue::companion(s.task).and_then(|m| also(m, glue::companion_per_trial(s.task, &p.seq_out, &p.correct, p.n_samples, classes, data)));
-                TimeMetrics { per_trial, test_var, test_scale, fp, companion, ..TimeMetrics::default() }
+                let companion = glue::partner(s.task).and_then(|(name, partner)| match partner {
+                    // A classifier's accuracy from the `accuracy` stage's counts, Wilson over the rows.
+                    Task::Classify => also(name, fractions(&p), Some(p.n_samples), None, TestScale::Log),
+                    _ => {
+                        let (v, var) = glue::per_trial(partner, &p.seq_out, classes, data);
+                        also(name, v, None, var, scale_of(partner))
+                    }
+                });
+                TimeMetrics { per_trial, test_var, test_scale: scale_of(s.task), fp, companion, ..TimeMetrics::default() }
             })
             .collect();
     }
@@ -94,7 +106,6 @@ fn scored(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cla
         p.seq_overlap.iter().zip(&p.seq_predicted).zip(&p.seq_labelled).map(|((&o, &pr), &g)| span_f1(o, pr, g)).collect()
     };
     let mean_f1 = |f1: &[f64]| -> Vec<f64> { f1.chunks(per_seq).map(|seq| seq.iter().sum::<f64>() / n).collect() };
-    let fractions = |p: &ClassifierPoint| -> Vec<f64> { p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect() };
     if s.task == Task::QaF1 {
         // The F1's log's variance over the sequences is a ratio's over unit counts.
         return pts
@@ -103,19 +114,29 @@ fn scored(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cla
                 let f1 = span_f1s(&p);
                 let per_trial = mean_f1(&f1);
                 let test_var = log_score_variances(&f1, &vec![1; per_seq], &per_trial);
-                TimeMetrics { per_trial, test_var, fp, companion: also("exact_match", fractions(&p)), ..TimeMetrics::default() }
+                let companion = also("exact_match", fractions(&p), Some(p.n_samples), None, TestScale::Log);
+                TimeMetrics { per_trial, test_var, fp, companion, ..TimeMetrics::default() }
             })
             .collect();
     }
     let counts: Vec<u64> = lengths.iter().map(|&l| l.saturating_sub(1) as u64).collect();
-    let perplexities = |p: &ClassifierPoint| -> Vec<f64> { p.nll.iter().map(|&l| (l / p.n_samples as f64).exp()).collect() };
+    // A language model's two metrics, each with its test-set variance over the sequences: the
+    // perplexity's loss over predicted tokens, the hits' log over them.
+    let perplexities = |p: &ClassifierPoint| -> (Vec<f64>, Option<Vec<f64>>) {
+        let v = p.nll.iter().map(|&l| (l / p.n_samples as f64).exp()).collect();
+        (v, p.seq_nll.chunks(per_seq).map(|seq| crate::stats::ratio_variance(seq, &counts)).collect())
+    };
+    let hit_variances =
+        |p: &ClassifierPoint, per_trial: &[f64]| log_score_variances(&p.seq_correct.iter().map(|&h| h as f64).collect::<Vec<_>>(), &counts, per_trial);
     if s.task == Task::NextToken {
         return pts
             .into_iter()
             .map(|p| {
-                let test_var = p.seq_nll.chunks(per_seq).map(|seq| crate::stats::ratio_variance(seq, &counts)).collect::<Option<Vec<f64>>>();
-                let companion = also("next_token_accuracy", fractions(&p));
-                TimeMetrics { per_trial: perplexities(&p), test_var, fp, companion, ..TimeMetrics::default() }
+                let (per_trial, test_var) = perplexities(&p);
+                let hits = fractions(&p);
+                let hits_var = hit_variances(&p, &hits);
+                let companion = also("next_token_accuracy", hits, Some(p.n_samples), hits_var, TestScale::Log);
+                TimeMetrics { per_trial, test_var, fp, companion, ..TimeMetrics::default() }
             })
             .collect();
     }
@@ -124,12 +145,18 @@ fn scored(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<Cla
             let per_trial = fractions(&p);
             // A language model's hits: the sequences are the units (a classifier's rows are, and
             // Wilson over them needs no variance).
-            let test_var = (s.task == Task::NextTokenAccuracy)
-                .then(|| log_score_variances(&p.seq_correct.iter().map(|&h| h as f64).collect::<Vec<_>>(), &counts, &per_trial))
-                .flatten();
+            let test_var = (s.task == Task::NextTokenAccuracy).then(|| hit_variances(&p, &per_trial)).flatten();
             let companion = match s.task {
-                Task::NextTokenAccuracy => also("perplexity", perplexities(&p)),
-                Task::QaExactMatch => also("f1", mean_f1(&span_f1s(&p))),
+                Task::NextTokenAccuracy => {
+                    let (v, var) = perplexities(&p);
+                    also("perplexity", v, None, var, TestScale::Log)
+                }
+                Task::QaExactMatch => {
+                    let f1 = span_f1s(&p);
+                    let mean = mean_f1(&f1);
+                    let var = log_score_variances(&f1, &vec![1; per_seq], &mean);
+                    also("f1", mean, None, var, TestScale::Log)
+                }
                 _ => None,
             };
             TimeMetrics { per_trial, correct: Some((p.correct, p.n_samples)), test_var, fp, companion, ..TimeMetrics::default() }
@@ -170,13 +197,16 @@ fn squad_metrics(
     let exact: Vec<f64> = correct.iter().map(|&c| c as f64 / n as f64).collect();
     let f1: Vec<f64> = scores.iter().map(|q| q.f1).collect();
     let mean_f1: Vec<f64> = f1.chunks(n).map(|t| t.iter().sum::<f64>() / n as f64).collect();
+    let f1_var = log_score_variances(&f1, &vec![1; n], &mean_f1);
+    let companion = |metric: &str, per_trial: Vec<f64>, items: Option<u32>, test_var: Option<Vec<f64>>| {
+        Some(CompanionMetric { metric: metric.to_string(), per_trial, items, test_var, test_scale: TestScale::Log, fp: companion_fp })
+    };
     if s.task == Task::QaExactMatch {
-        let companion = Some(CompanionMetric { metric: "f1", per_trial: mean_f1, fp: companion_fp });
+        let companion = companion("f1", mean_f1, None, f1_var);
         return TimeMetrics { per_trial: exact, correct: Some((correct, n as u32)), fp, row_correct, companion, ..TimeMetrics::default() };
     }
-    let test_var = log_score_variances(&f1, &vec![1; n], &mean_f1);
-    let companion = Some(CompanionMetric { metric: "exact_match", per_trial: exact, fp: companion_fp });
-    TimeMetrics { per_trial: mean_f1, test_var, fp, row_correct, companion, ..TimeMetrics::default() }
+    let companion = companion("exact_match", exact, Some(n as u32), None);
+    TimeMetrics { per_trial: mean_f1, test_var: f1_var, fp, row_correct, companion, ..TimeMetrics::default() }
 }
 
 /// Per trial, the test-set variance of the log of a score a = Σ_s v_s / Σ_s n_s over the

@@ -81,6 +81,8 @@ pub struct Experiment {
     pub weight_error_trials: u32,
     /// Classifier trials whose layers' MVM error and saturation are measured (the first ones).
     pub layer_insight_trials: u32,
+    /// A classifier's rows: per test row, the trials that classify it right (`row_counts`).
+    pub row_counts: bool,
     /// Global index of the first trial this run covers (non-zero for a shard).
     pub first_trial: u32,
     pub first_weight_error_trial: u32,
@@ -153,6 +155,10 @@ fn check_header(raw: &RawExperiment) -> Result<(), String> {
     }
     if let (Some(b), Some(a)) = (raw.tail_below, raw.tail_above) {
         return Err(format!("tail_below = {b} and tail_above = {a}: give one tail, below for a metric where higher is better (an accuracy), above where lower is (a perplexity, an error)"));
+    }
+    if raw.row_counts && raw.workload != WorkloadKind::Classifier {
+        let fix = if raw.workload == WorkloadKind::Transformer { "a transformer's is transformer.row_counts = true" } else { "remove it" };
+        return Err(format!("row_counts = true counts a classifier's test rows (workload = \"classifier\"); this is {}: {fix}", raw.workload.name()));
     }
     if raw.mvm.is_some() && raw.workload != WorkloadKind::MvmError {
         return Err(format!("[mvm] is for workload = \"mvm_error\"; remove it or change workload (this is {})", raw.workload.name()));
@@ -298,6 +304,7 @@ impl Experiment {
             total_trials: self.total_trials,
             moe_tables: self.moe_tables.as_ref(),
             npu: self.npu.as_ref(),
+            row_counts: self.row_counts,
         }
     }
 
@@ -400,6 +407,7 @@ impl Experiment {
             ci_half_width: raw.ci_half_width,
             weight_error_trials: raw.weight_error_trials.min(raw.trials),
             layer_insight_trials: raw.layer_insight_trials.min(raw.trials),
+            row_counts: raw.row_counts,
             first_trial: 0,
             first_weight_error_trial: 0,
             shard: None,

@@ -45,6 +45,9 @@ pub(super) struct RawExperiment {
     /// report P(metric > tail_above) per point.
     #[serde(default)]
     pub(super) tail_above: Option<f64>,
+    /// A classifier's rows: per test row, the trials that classify it right (row_counts.csv).
+    #[serde(default)]
+    pub(super) row_counts: bool,
     #[serde(default)]
     pub(super) model: Option<RawModel>,
     pub(super) data: Option<RawData>,

@@ -87,6 +87,10 @@ pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, 
     if raw.reads_per_programming > 1 {
         v["reads_per_programming"] = raw.reads_per_programming.into();
     }
+    // Recorded only when set, as tail_above.
+    if raw.row_counts {
+        v["row_counts"] = true.into();
+    }
     v
 }
 

@@ -62,6 +62,8 @@ macro_rules! stage_table {
             Bound        bound         []                          false;
             Combine      combine       []                          true;
             Accuracy     accuracy      []                          true;
+            // Per test row, the chunk's trials that classify it right (`row_counts`).
+            RowCorrect   row_correct   []                          true;
             WeightError  weight_error  []                          false;
             ProgramMvm   program_mvm   []                          true;
             Rng          rng           []                          true;

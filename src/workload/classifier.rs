@@ -17,8 +17,10 @@ pub fn metric(_: &Inputs<'_>, _: &SweepPoint) -> Metric {
 pub fn run(r: &mut PointRun<'_>) -> Result<Vec<TimeMetrics>, EngineError> {
     let data = r.inputs.data.expect("validated: classifier has data");
     let (layers, fp) = network(r.inputs, r.point);
-    let pts = plan::run_classifier_progress(r.be, &layers, &data.x, &data.labels, &r.cfg, &mut |n| (r.progress)(n as u64))?;
-    with_extras(r, &layers, pts, fp)
+    let rows = r.inputs.row_counts;
+    let progress = &mut *r.progress;
+    let mut pts = plan::run_classifier_group(r.be, &layers, &data.x, &data.labels, std::slice::from_ref(&r.cfg), rows, &mut |n| progress(n as u64))?;
+    with_extras(r, &layers, pts.pop().expect("one configuration, one result"), fp)
 }
 
 /// Whether two points run the same network on the same tiles with the same programmed-state
@@ -53,7 +55,7 @@ pub fn run_group(g: &mut GroupRun<'_>) -> Result<Vec<Vec<TimeMetrics>>, EngineEr
     let (layers, fp) = network(g.inputs, &g.points[0]);
     let per_chunk = g.points.len() as u64;
     let progress = &mut *g.progress;
-    let all = plan::run_classifier_group(g.be, &layers, &data.x, &data.labels, &g.cfgs, &mut |n| progress(n as u64 * per_chunk))?;
+    let all = plan::run_classifier_group(g.be, &layers, &data.x, &data.labels, &g.cfgs, g.inputs.row_counts, &mut |n| progress(n as u64 * per_chunk))?;
     let mut out = Vec::with_capacity(all.len());
     for ((sp, cfg), pts) in g.points.iter().zip(&g.cfgs).zip(all) {
         let mut r = PointRun { be: &mut *g.be, inputs: g.inputs, point: sp, cfg: cfg.clone(), chunk: g.chunk, progress: &mut *g.progress };
@@ -85,6 +87,7 @@ fn with_extras(r: &mut PointRun<'_>, layers: &[AnalogLayer], pts: Vec<plan::Clas
         .zip(insight)
         .map(|((p, w), li)| TimeMetrics {
             per_trial: p.correct.iter().map(|&c| c as f64 / p.n_samples as f64).collect(),
+            row_correct: r.inputs.row_counts.then_some(p.row_correct),
             correct: Some((p.correct, p.n_samples)),
             fp: Some(fp),
             weight_error: w,

@@ -315,6 +315,8 @@ pub struct Inputs<'a> {
     pub moe_tables: Option<&'a (TierCostTable, GpuTable)>,
     /// The `[npu]` cost model, computed at validation.
     pub npu: Option<&'a crate::results::NpuReport>,
+    /// A classifier's per-row counts (`row_counts`).
+    pub row_counts: bool,
 }
 
 /// One call of a workload's [`RunFn`].

@@ -180,9 +180,9 @@ fn group_counts(be: &mut dyn Backend, batches: bool) -> Vec<Vec<Vec<u32>>> {
     let (layers, x, labels) = model();
     let cfgs = group_cfgs();
     let got = if batches {
-        run_classifier_group_batches(be, &layers, &x, &labels, &cfgs, 17, &mut |_| {})
+        run_classifier_group_batches(be, &layers, &x, &labels, &cfgs, 17, false, &mut |_| {})
     } else {
-        run_classifier_group(be, &layers, &x, &labels, &cfgs, &mut |_| {})
+        run_classifier_group(be, &layers, &x, &labels, &cfgs, false, &mut |_| {})
     };
     got.unwrap().into_iter().map(|c| c.into_iter().map(|p| p.correct).collect()).collect()
 }
@@ -229,7 +229,11 @@ fn a_group_gives_each_configuration_its_own_counts() {
     // experiment's two points run so): one programmed state, three drifted ones.
     let gdcs: Vec<RunConfig> = [Gdc::Readout, Gdc::Off, Gdc::ExactReference].into_iter().map(|gdc| RunConfig { gdc, ..group_cfgs()[0].clone() }).collect();
     let by_gdc = |be: &mut dyn Backend| -> Vec<Vec<Vec<u32>>> {
-        run_classifier_group(be, &layers, &x, &labels, &gdcs, &mut |_| {}).unwrap().into_iter().map(|c| c.into_iter().map(|p| p.correct).collect()).collect()
+        run_classifier_group(be, &layers, &x, &labels, &gdcs, false, &mut |_| {})
+            .unwrap()
+            .into_iter()
+            .map(|c| c.into_iter().map(|p| p.correct).collect())
+            .collect()
     };
     let by_gdc_alone = |be: &mut dyn Backend| -> Vec<Vec<Vec<u32>>> {
         gdcs.iter().map(|c| run_classifier(be, &layers, &x, &labels, c).unwrap().into_iter().map(|p| p.correct).collect()).collect()
@@ -243,4 +247,39 @@ fn a_group_gives_each_configuration_its_own_counts() {
     assert_eq!(group_counts(&mut g, false), want, "gpu");
     assert_eq!(group_counts(&mut g, true), want, "gpu, sample batches");
     assert_eq!(outs(&mut g), outs_alone(&mut g), "outputs, gpu");
+}
+
+/// `row_correct` (top-level `row_counts`): per sample, the trials that classify it right. They
+/// add up to the trials' counts, which stay those of a run without them; and they are the same
+/// in one plan, in sample batches of 17, over three chunks of trials, on the twins, the fast
+/// kernels and the GPU (integer counts of the same argmax: bit for bit).
+#[test]
+fn row_counts_are_the_trials_counts_by_row() {
+    let (layers, x, labels) = model();
+    let cfgs = group_cfgs();
+    type Rows = Vec<Vec<(Vec<u32>, Vec<u32>)>>;
+    let run = |be: &mut dyn Backend, per: Option<u32>| -> Rows {
+        let got = match per {
+            Some(p) => run_classifier_group_batches(be, &layers, &x, &labels, &cfgs, p, true, &mut |_| {}),
+            None => run_classifier_group(be, &layers, &x, &labels, &cfgs, true, &mut |_| {}),
+        };
+        got.unwrap().into_iter().map(|c| c.into_iter().map(|p| (p.correct, p.row_correct)).collect()).collect()
+    };
+    let want = run(&mut cpu(), None);
+    for (ci, c) in want.iter().enumerate() {
+        for (correct, rows) in c {
+            assert_eq!(rows.len(), labels.len(), "configuration {ci}");
+            let (by_row, by_trial) = (rows.iter().map(|&v| v as u64).sum::<u64>(), correct.iter().map(|&v| v as u64).sum::<u64>());
+            assert_eq!(by_row, by_trial, "configuration {ci}: rows and trials count the same predictions");
+            assert!(rows.iter().all(|&r| r as usize <= correct.len()));
+        }
+    }
+    assert!(want.iter().flatten().any(|(c, r)| r.iter().any(|&v| v > 0 && (v as usize) < c.len())), "some row is right in some trials only");
+    let counts: Vec<Vec<Vec<u32>>> = want.iter().map(|c| c.iter().map(|p| p.0.clone()).collect()).collect();
+    assert_eq!(counts, group_counts(&mut cpu(), false), "the counts with rows are the counts without");
+    assert_eq!(run(&mut cpu(), Some(17)), want, "twins, sample batches");
+    assert_eq!(run(&mut aimc::engine::cpu::CpuBackend::fast(2), None), want, "fast kernels");
+    let Some(mut g) = gpu(64) else { return };
+    assert_eq!(run(&mut g, None), want, "gpu");
+    assert_eq!(run(&mut g, Some(17)), want, "gpu, sample batches");
 }

@@ -6,6 +6,7 @@ mod common;
 mod afm;
 mod aihwkit;
 mod budget;
+mod classifier_rows;
 mod cli;
 mod columns;
 mod companion;

@@ -237,7 +237,7 @@ fn check_catches_a_feature_count_too_large_for_one_binding() {
 /// Every top-level field of the experiment schema with a `--set` for it, and what validation says
 /// on the smoke classifier: None (accepted) or the start of its error, which shows the value reached
 /// the validator (a section another workload uses, a file that does not exist).
-const FIELDS: [(&str, &[&str], Option<&str>); 31] = [
+const FIELDS: [(&str, &[&str], Option<&str>); 32] = [
     ("name", &["name=renamed"], None),
     ("description", &["description=set from the command line"], None),
     ("workload", &["workload=classifier"], None),
@@ -255,6 +255,7 @@ const FIELDS: [(&str, &[&str], Option<&str>); 31] = [
     ("tail_below", &["tail_below=0.5"], None),
     // An accuracy's risk is below a value: refused, naming the field to use.
     ("tail_above", &["tail_above=0.5"], Some("tail_above = 0.5: the metric is an accuracy")),
+    ("row_counts", &["row_counts=true"], None),
     ("model", &["model.activation=relu"], None),
     ("data", &["data.scale=16.0"], None),
     ("kernel", &["kernel.features=5"], Some("[kernel] is for")),

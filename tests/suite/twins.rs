@@ -134,6 +134,7 @@ fn outputs(stage: Stage) -> Vec<(usize, Cmp)> {
         Stage::Bound => vec![(6, Cmp::Quantised(Grid::Adc)), (7, Cmp::Exact)],
         Stage::Combine => vec![(6, Cmp::Abs(COMBINE_ABS))],
         Stage::Accuracy => vec![(2, Cmp::Exact)],
+        Stage::RowCorrect => vec![(2, Cmp::Exact)],
         Stage::WeightError => vec![(4, Cmp::Abs(256.0 * WEIGHT_ABS))],
         Stage::ProgramMvm => vec![(3, Cmp::Quantised(Grid::Adc))],
         Stage::Rng => vec![(0, Cmp::Exact), (1, Cmp::Abs(NORMAL_ABS))],
@@ -319,9 +320,22 @@ fn classifier_stages_match_twins() {
         })
         .collect();
     plan::run_classifier(&mut rec, &cw, &x, &labels, &cfg(Gdc::ReadoutPerColumn, 3, vec![86400.0])).unwrap();
+    // Each sample's right trials (`row_counts`).
+    plan::run_classifier_group(&mut rec, &layers, &x, &labels, &[cfg(Gdc::Readout, 3, vec![60.0])], true, &mut |_| {}).unwrap();
     let Some(mut g) = gpu(256) else { return };
     let seen = replay_all(&rec, &mut g);
-    for s in [Stage::Program, Stage::Drift, Stage::Gdc, Stage::Dac, Stage::MvmNarrow, Stage::MvmFull, Stage::Bound, Stage::Combine, Stage::Accuracy] {
+    for s in [
+        Stage::Program,
+        Stage::Drift,
+        Stage::Gdc,
+        Stage::Dac,
+        Stage::MvmNarrow,
+        Stage::MvmFull,
+        Stage::Bound,
+        Stage::Combine,
+        Stage::Accuracy,
+        Stage::RowCorrect,
+    ] {
         assert!(seen.contains(&s), "stage {} was not exercised", s.name());
     }
 }

@@ -245,6 +245,7 @@ impl Backend for CpuBackend {
                 )
             }
             Stage::Accuracy => accuracy::accuracy(p, cast_slice(self.get(b[0])), self.get(b[1]), &mut out),
+            Stage::RowCorrect => row_correct::row_correct(p, cast_slice(self.get(b[0])), self.get(b[1]), &mut out),
             Stage::WeightError => weight_error::weight_error(
                 p,
                 groups,

@@ -34,6 +34,9 @@ pub struct ClassifierPoint {
     /// A pooled head's outputs per trial, sequence and output, `[trial][sequence][output]`
     /// (`head_out`; GLUE's per-sequence metrics).
     pub seq_out: Vec<f32>,
+    /// A classifier's rows with `row_counts`: per sample, the trials that classify it right
+    /// (`row_correct`), added over the run's chunks; empty without.
+    pub row_correct: Vec<u32>,
 }
 
 impl ClassifierPoint {
@@ -52,6 +55,7 @@ impl ClassifierPoint {
             seq_answer: vec![],
             seq_null: vec![],
             seq_out: vec![],
+            row_correct: vec![],
         }
     }
 }
@@ -101,23 +105,25 @@ pub fn run_classifier_progress(
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<ClassifierPoint>, EngineError> {
     let per = sample_batch(be, layers, labels.len() as u32);
-    single(run_classifier_group_batches(be, layers, x, labels, std::slice::from_ref(cfg), per, on_chunk))
+    single(run_classifier_group_batches(be, layers, x, labels, std::slice::from_ref(cfg), per, false, on_chunk))
 }
 
 /// Several configurations of one network as one plan (sweep points or noise-budget
 /// configurations that differ only in noise scales, converter or drift-compensation settings; see `forward`):
 /// per configuration, what [`run_classifier`] gives for it alone, bit for bit. `on_chunk` gets
-/// each finished chunk's trial count (of every configuration).
+/// each finished chunk's trial count (of every configuration). With `rows`, each point also
+/// counts per sample the trials that classify it right (`ClassifierPoint::row_correct`).
 pub fn run_classifier_group(
     be: &mut dyn Backend,
     layers: &[AnalogLayer],
     x: &[f32],
     labels: &[u32],
     cfgs: &[RunConfig],
+    rows: bool,
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<Vec<ClassifierPoint>>, EngineError> {
     let per = sample_batch(be, layers, labels.len() as u32);
-    run_classifier_group_batches(be, layers, x, labels, cfgs, per, on_chunk)
+    run_classifier_group_batches(be, layers, x, labels, cfgs, per, rows, on_chunk)
 }
 
 /// The only configuration's result.
@@ -138,10 +144,12 @@ pub fn run_classifier_batches(
     per: u32,
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<ClassifierPoint>, EngineError> {
-    single(run_classifier_group_batches(be, layers, x, labels, std::slice::from_ref(cfg), per, on_chunk))
+    single(run_classifier_group_batches(be, layers, x, labels, std::slice::from_ref(cfg), per, false, on_chunk))
 }
 
-/// [`run_classifier_batches`] of several configurations as one plan ([`run_classifier_group`]).
+/// [`run_classifier_batches`] of several configurations as one plan ([`run_classifier_group`]),
+/// with `rows` each sample's right trials.
+#[allow(clippy::too_many_arguments)]
 pub fn run_classifier_group_batches(
     be: &mut dyn Backend,
     layers: &[AnalogLayer],
@@ -149,13 +157,15 @@ pub fn run_classifier_group_batches(
     labels: &[u32],
     cfgs: &[RunConfig],
     per: u32,
+    rows: bool,
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<Vec<ClassifierPoint>>, EngineError> {
     let matrices: Vec<&MappedMatrix> = layers.iter().map(|l| &l.mapped).collect();
-    run_distinct(cfgs, &matrices, |cfgs| classifier_batches(be, layers, x, labels, cfgs, per, on_chunk))
+    run_distinct(cfgs, &matrices, |cfgs| classifier_batches(be, layers, x, labels, cfgs, per, rows, on_chunk))
 }
 
 /// [`run_classifier_group_batches`] of configurations that all differ.
+#[allow(clippy::too_many_arguments)]
 fn classifier_batches(
     be: &mut dyn Backend,
     layers: &[AnalogLayer],
@@ -163,11 +173,12 @@ fn classifier_batches(
     labels: &[u32],
     cfgs: &[RunConfig],
     per: u32,
+    rows: bool,
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<Vec<ClassifierPoint>>, EngineError> {
     let batch = labels.len() as u32;
     if per >= batch {
-        return classify(be, layers, x, labels, 0, cfgs, on_chunk);
+        return classify(be, layers, x, labels, 0, cfgs, rows, on_chunk);
     }
     let cfg = group_lead(cfgs)?;
     let width = layers.first().map_or(0, |l| l.inputs_per_sample()) as usize;
@@ -184,11 +195,16 @@ fn classifier_batches(
         for s0 in (0..batch).step_by(per as usize) {
             let len = per.min(batch - s0) as usize;
             let s0u = s0 as usize;
-            let got = classify(be, layers, &x[s0u * width..(s0u + len) * width], &labels[s0u..s0u + len], s0, &subs, &mut |_| {})?;
-            for (cc, gc) in counts.iter_mut().zip(got) {
-                for (c, g) in cc.iter_mut().zip(gc) {
+            let got = classify(be, layers, &x[s0u * width..(s0u + len) * width], &labels[s0u..s0u + len], s0, &subs, rows, &mut |_| {})?;
+            for ((cc, gc), oc) in counts.iter_mut().zip(got).zip(out.iter_mut()) {
+                for ((c, g), pt) in cc.iter_mut().zip(gc).zip(oc.iter_mut()) {
                     for (a, b) in c.iter_mut().zip(g.correct) {
                         *a += b;
+                    }
+                    // The batch's rows at their place in the data set.
+                    if rows {
+                        pt.row_correct.resize(batch as usize, 0);
+                        pt.row_correct[s0u..s0u + len].iter_mut().zip(g.row_correct).for_each(|(a, b)| *a += b);
                     }
                 }
             }
@@ -205,7 +221,8 @@ fn classifier_batches(
 }
 
 /// One sample batch (the first at global sample `sample_offset`) of a classifier run, per
-/// configuration.
+/// configuration; with `rows`, each sample's right trials too.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn classify(
     be: &mut dyn Backend,
     layers: &[AnalogLayer],
@@ -213,6 +230,7 @@ pub(super) fn classify(
     labels: &[u32],
     sample_offset: u32,
     cfgs: &[RunConfig],
+    rows: bool,
     on_chunk: &mut dyn FnMut(u32),
 ) -> Result<Vec<Vec<ClassifierPoint>>, EngineError> {
     let batch = labels.len() as u32;
@@ -224,6 +242,9 @@ pub(super) fn classify(
     // Counts of every configuration and time point of a chunk, [config][t_index][trial]: read
     // back once per chunk, cleared before its first count.
     let correct = std::cell::Cell::new(None::<Buf>);
+    // With `rows`, each sample's right trials, [config][t_index][sample]: every slot written by
+    // each chunk, read back with the counts.
+    let row_slots = std::cell::Cell::new(None::<Buf>);
     let fresh = std::cell::Cell::new(true);
     let res = forward(
         be,
@@ -236,25 +257,41 @@ pub(super) fn classify(
         &mut |be, h, p, ci, ti| {
             let c = correct.get().unwrap_or_else(|| be.create("correct", nc * nt * p.layer.trials as usize));
             correct.set(Some(c));
+            let r = rows.then(|| row_slots.get().unwrap_or_else(|| be.create("row correct", nc * nt * batch as usize)));
+            row_slots.set(r);
             if fresh.replace(false) {
                 be.clear(c);
+                // A slot no dispatch of this chunk writes adds nothing.
+                r.into_iter().for_each(|r| be.clear(r));
             }
             // The shader's slot is [t_index][trial]: configuration ci's slots follow ci · nt.
             let mut pa = *p;
             pa.layer.t_index = (ci * nt + ti) as u32;
             let wg = be.wg();
             be.dispatch(Stage::Accuracy, &pa, &[h, lab, c], grid(p.layer.trials as u64 * batch as u64, wg));
+            if let Some(r) = r {
+                be.dispatch(Stage::RowCorrect, &pa, &[h, lab, r], grid(batch as u64, wg));
+            }
             Ok(())
         },
         &mut |be, n| {
             // The shader's slot stride is this chunk's trial count.
             let n = n as usize;
             let got = be.download(correct.get().expect("a chunk dispatched its counts"))?;
+            let got_rows = match row_slots.get() {
+                Some(r) => Some(be.download(r)?),
+                None => None,
+            };
             fresh.set(true);
             for (ci, pts) in out.iter_mut().enumerate() {
                 for (ti, pt) in pts.iter_mut().enumerate() {
                     let at = (ci * nt + ti) * n;
                     pt.correct.extend_from_slice(&got[at..at + n]);
+                    if let Some(r) = &got_rows {
+                        let at = (ci * nt + ti) * batch as usize;
+                        pt.row_correct.resize(batch as usize, 0);
+                        pt.row_correct.iter_mut().zip(&r[at..at + batch as usize]).for_each(|(a, &b)| *a += b);
+                    }
                 }
             }
             Ok(())
@@ -262,8 +299,8 @@ pub(super) fn classify(
         None,
     );
     be.free(lab);
-    if let Some(c) = correct.get() {
-        be.free(c);
+    for b in [correct.get(), row_slots.get()].into_iter().flatten() {
+        be.free(b);
     }
     res.map(|_| out)
 }

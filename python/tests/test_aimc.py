@@ -113,6 +113,16 @@ def test_classifier_and_weight_error_from_numpy(tmp_path):
     # One layer: an activation list ["none"] is the same model as the default.
     r2 = aimc.classifier(layers, x, y, times=["1h", "1y"], trials=6, backend="cpu", activation=["none"], out=str(tmp_path / "c2"), quiet=True)
     assert [p["per_trial"] for p in r2.points] == [p["per_trial"] for p in r.points]
+    # row_counts=True: per test row, the trials that classify it right; they add up to the
+    # trials' counts, which stay those of the run without them.
+    r3 = aimc.classifier(layers, x, y, times=["1h", "1y"], trials=6, backend="cpu", out=str(tmp_path / "c3"), quiet=True, row_counts=True)
+    assert [p["per_trial"] for p in r3.points] == [p["per_trial"] for p in r.points]
+    by_row = r3.per_row()
+    by_row = by_row.to_dict("records") if hasattr(by_row, "to_dict") else by_row
+    assert len(by_row) == 2 * 60 and all(0 <= row["correct_trials"] <= row["trials"] == 6 for row in by_row)
+    for p in r3.points:
+        assert sum(row["correct_trials"] for row in by_row if row["t_s"] == p["t_inf"]) == sum(p["per_trial_correct"])
+    assert (tmp_path / "c3" / "row_counts.csv").exists()
     e = aimc.weight_error(w_true, times=["1s", "1y"], trials=4, backend="cpu", out=str(tmp_path / "w"), quiet=True)
     assert e.points[1]["summary"]["mean"] > e.points[0]["summary"]["mean"] > 0.0
 

@@ -116,9 +116,10 @@ class Results:
         return _frame(rows)
 
     def per_row(self):
-        """With `settings={"row_counts": True}` (a transformer classifier or reader): one row per
-        (point, time, data row; per question with answer text), the trials that answered it right
-        (`correct_trials`) of `trials`. Which inputs the noise breaks first."""
+        """With `row_counts=True` (`classifier`) or `settings={"row_counts": True}` (a transformer
+        classifier or reader): one row per (point, time, data row; per question with answer
+        text), the trials that answered it right (`correct_trials`) of `trials`. Which inputs the
+        noise breaks first."""
         rows = []
         for p in self.points:
             for i, c in enumerate(p.get("per_row_correct") or []):

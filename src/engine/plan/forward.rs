@@ -242,8 +242,8 @@ pub(super) fn classify(
     // Counts of every configuration and time point of a chunk, [config][t_index][trial]: read
     // back once per chunk, cleared before its first count.
     let correct = std::cell::Cell::new(None::<Buf>);
-    // With `rows`, each sample's right trials, [config][t_index][sample]: every slot written by
-    // each chunk, read back with the counts.
+    // With `rows`, each sample's right trials, [config][t_index][sample]: counted as `correct`,
+    // cleared before a chunk's first count and read back with it.
     let row_slots = std::cell::Cell::new(None::<Buf>);
     let fresh = std::cell::Cell::new(true);
     let res = forward(
@@ -261,7 +261,6 @@ pub(super) fn classify(
             row_slots.set(r);
             if fresh.replace(false) {
                 be.clear(c);
-                // A slot no dispatch of this chunk writes adds nothing.
                 r.into_iter().for_each(|r| be.clear(r));
             }
             // The shader's slot is [t_index][trial]: configuration ci's slots follow ci · nt.
@@ -270,7 +269,7 @@ pub(super) fn classify(
             let wg = be.wg();
             be.dispatch(Stage::Accuracy, &pa, &[h, lab, c], grid(p.layer.trials as u64 * batch as u64, wg));
             if let Some(r) = r {
-                be.dispatch(Stage::RowCorrect, &pa, &[h, lab, r], grid(batch as u64, wg));
+                be.dispatch(Stage::RowCorrect, &pa, &[h, lab, r], grid(p.layer.trials as u64 * batch as u64, wg));
             }
             Ok(())
         },

@@ -35,8 +35,9 @@ pub fn per_trial(task: Task, outputs: &[f32], classes: usize, data: &Dataset) ->
 /// the rows: `stats::ratio_variance`; None for a zero F1); for Matthews' coefficient and the
 /// correlations the jackknife's (Efron & Stein, Ann. Stat. 1981) of the value itself, (n − 1)/n ·
 /// Σ_i (θ₋ᵢ − θ̄)², θ₋ᵢ the metric without row i, each from the whole set's sums in O(classes)
-/// (Matthews; Pearson's centred moments) or O(n) (Spearman: without row i every rank above x_i
-/// falls by 1, and the rest of x_i's tie by ½); None with fewer than three rows.
+/// (Matthews; Pearson's centred moments) or O(log n) (Spearman: without row i every rank above
+/// x_i falls by 1, and the rest of x_i's tie by ½; [`spearman_leave_one_out`]); None with fewer
+/// than three rows.
 pub fn score_and_variance(task: Task, outputs: &[f64], classes: usize, data: &Dataset) -> (f64, Option<f64>) {
     let n = data.len();
     let jackknife = |loo: &dyn Fn() -> Vec<f64>| {
@@ -62,21 +63,7 @@ pub fn score_and_variance(task: Task, outputs: &[f64], classes: usize, data: &Da
         Task::RegressSpearman => {
             let y = wide(&data.targets);
             let (rx, ry) = (ranks(outputs), ranks(&y));
-            let without = |v: &[f64], r: &[f64], i: usize| -> Vec<f64> {
-                (0..n)
-                    .filter(|&j| j != i)
-                    .map(|j| {
-                        r[j] - if v[j] > v[i] {
-                            1.0
-                        } else if v[j] == v[i] {
-                            0.5
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect()
-            };
-            (pearson(&rx, &ry), jackknife(&|| (0..n).map(|i| pearson(&without(outputs, &rx, i), &without(&y, &ry, i))).collect()))
+            (pearson(&rx, &ry), jackknife(&|| spearman_leave_one_out(outputs, &y, &rx, &ry)))
         }
         _ => unreachable!("glue is called for per-sequence tasks only"),
     }
@@ -129,6 +116,126 @@ fn matthews_leave_one_out(pred: &[usize], truth: &[u32], classes: usize) -> Vec<
                 0.0
             } else {
                 num / denom.sqrt()
+            }
+        })
+        .collect()
+}
+
+/// Spearman's coefficient without each row in turn, in O(n log n) from the whole set's ranks
+/// (`rx`, `ry`, average ranks of `x` and `y`). Without row i every rank above x_i falls by 1 and
+/// the rest of x_i's ties by ½ (a_j; likewise b_j in y), so each value is Pearson's of the
+/// adjusted ranks, formed from five sums over j ≠ i: Σ rx_j − a_j, its square, the same in y, and
+/// Σ (rx_j − a_j)(ry_j − b_j). They need, per row, the rows above it and tied with it in x (and
+/// in y), the ranks' sums over them (prefix sums in x order, and in y order), and the rows above
+/// or tied with it in both (a Fenwick tree over y's order, filled in descending x). Where the
+/// other rows are all tied in x or in y the value is 0, as [`pearson`] gives.
+fn spearman_leave_one_out(x: &[f64], y: &[f64], rx: &[f64], ry: &[f64]) -> Vec<f64> {
+    let n = x.len().min(y.len());
+    /// Per row: rows above it and tied with it (itself included), and the other variable's
+    /// ranks summed over each of those sets, from groups of ties in descending order.
+    struct Order {
+        above: Vec<f64>,
+        tied: Vec<f64>,
+        other_above: Vec<f64>,
+        other_tied: Vec<f64>,
+        own_above: Vec<f64>,
+        groups: usize,
+    }
+    let order = |v: &[f64], own: &[f64], other: &[f64]| -> (Order, Vec<usize>) {
+        let mut idx: Vec<usize> = (0..n).collect();
+        idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+        let mut o = Order { above: vec![0.0; n], tied: vec![0.0; n], other_above: vec![0.0; n], other_tied: vec![0.0; n], own_above: vec![0.0; n], groups: 0 };
+        let (mut done, mut other_sum, mut own_sum, mut start) = (0usize, 0.0, 0.0, 0usize);
+        let mut dense = vec![0usize; n];
+        while start < n {
+            let end = start + idx[start..].iter().take_while(|&&j| v[j] == v[idx[start]]).count();
+            let group = &idx[start..end];
+            let (t_other, t_own): (f64, f64) = group.iter().fold((0.0, 0.0), |(a, b), &j| (a + other[j], b + own[j]));
+            for &j in group {
+                o.above[j] = done as f64;
+                o.tied[j] = group.len() as f64;
+                o.other_above[j] = other_sum;
+                o.other_tied[j] = t_other;
+                o.own_above[j] = own_sum;
+                dense[j] = o.groups;
+            }
+            o.groups += 1;
+            done += group.len();
+            other_sum += t_other;
+            own_sum += t_own;
+            start = end;
+        }
+        (o, dense)
+    };
+    let (ox, _) = order(&x[..n], rx, ry);
+    let (oy, ky) = order(&y[..n], ry, rx);
+    // Rows above row i in both x and y, above in x and tied in y, tied in x and above in y, tied
+    // in both (itself included): y's dense descending order `ky`, a Fenwick tree of counts over
+    // it filled with the rows above in x, then each x tie group by itself.
+    let (mut gg, mut ge, mut eg, mut ee) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let mut tree = vec![0u32; oy.groups + 1];
+    let prefix = |tree: &[u32], k: usize| -> u32 {
+        let (mut s, mut k) = (0, k);
+        while k > 0 {
+            s += tree[k];
+            k &= k - 1;
+        }
+        s
+    };
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.sort_by(|&a, &b| x[b].total_cmp(&x[a]).then(ky[a].cmp(&ky[b])));
+    let mut start = 0;
+    while start < n {
+        let end = start + idx[start..].iter().take_while(|&&j| x[j] == x[idx[start]]).count();
+        let group = &idx[start..end];
+        for (g, &j) in group.iter().enumerate() {
+            let (below, upto) = (prefix(&tree, ky[j]), prefix(&tree, ky[j] + 1));
+            gg[j] = below as f64;
+            ge[j] = (upto - below) as f64;
+            // The group is in ascending ky: members before j's first tie in y are above it.
+            let first = group.partition_point(|&m| ky[m] < ky[j]);
+            let last = group.partition_point(|&m| ky[m] <= ky[j]);
+            eg[j] = first as f64;
+            ee[j] = (last - first) as f64;
+            debug_assert!(first <= g && g < last);
+        }
+        for &j in group {
+            let mut k = ky[j] + 1;
+            while k < tree.len() {
+                tree[k] += 1;
+                k += k & k.wrapping_neg();
+            }
+        }
+        start = end;
+    }
+    let sum = |v: &[f64]| v[..n].iter().sum::<f64>();
+    let (sx, sy) = (sum(rx), sum(ry));
+    let (qx, qy) = (rx[..n].iter().map(|r| r * r).sum::<f64>(), ry[..n].iter().map(|r| r * r).sum::<f64>());
+    let pxy: f64 = rx[..n].iter().zip(&ry[..n]).map(|(a, b)| a * b).sum();
+    let m = (n - 1) as f64;
+    // The other rows all tied: one group of ties, or two with this row alone in one.
+    let constant = |o: &Order, i: usize| o.groups == 1 || (o.groups == 2 && o.tied[i] == 1.0);
+    (0..n)
+        .map(|i| {
+            if constant(&ox, i) || constant(&oy, i) {
+                return 0.0;
+            }
+            // Σ_j≠i a_j, Σ a_j rx_j and Σ a_j² (ties of row i share its average rank).
+            let (tx, ty) = (ox.tied[i] - 1.0, oy.tied[i] - 1.0);
+            let (a, b) = (ox.above[i] + 0.5 * tx, oy.above[i] + 0.5 * ty);
+            let sum_x = sx - rx[i] - a;
+            let sum_y = sy - ry[i] - b;
+            let sq_x = qx - rx[i] * rx[i] - 2.0 * (ox.own_above[i] + 0.5 * tx * rx[i]) + ox.above[i] + 0.25 * tx;
+            let sq_y = qy - ry[i] * ry[i] - 2.0 * (oy.own_above[i] + 0.5 * ty * ry[i]) + oy.above[i] + 0.25 * ty;
+            let a_ry = ox.other_above[i] + 0.5 * (ox.other_tied[i] - ry[i]);
+            let b_rx = oy.other_above[i] + 0.5 * (oy.other_tied[i] - rx[i]);
+            let ab = gg[i] + 0.5 * ge[i] + 0.5 * eg[i] + 0.25 * (ee[i] - 1.0);
+            let cross = pxy - rx[i] * ry[i] - a_ry - b_rx + ab;
+            let (vx, vy, cov) = (sq_x - sum_x * sum_x / m, sq_y - sum_y * sum_y / m, cross - sum_x * sum_y / m);
+            if vx <= 0.0 || vy <= 0.0 {
+                0.0
+            } else {
+                (cov / (vx.sqrt() * vy.sqrt())).clamp(-1.0, 1.0)
             }
         })
         .collect()
@@ -305,6 +412,36 @@ mod tests {
         assert!(score_and_variance(Task::RegressPearson, &x[..2], 1, &Dataset { targets: vec![1.0, 2.0], labels: vec![0; 2], ..Dataset::default() })
             .1
             .is_none());
+    }
+
+    /// The O(n log n) leave-one-out Spearman values equal recomputation on data with many ties
+    /// (values from a small set), on orderings that tie everything but one row, and on constant
+    /// columns (0, as `pearson` gives).
+    #[test]
+    fn spearman_leave_one_out_equals_recomputation() {
+        let drop = |v: &[f64], i: usize| -> Vec<f64> { v.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &a)| a).collect() };
+        let check = |x: &[f64], y: &[f64], what: &str| {
+            let got = spearman_leave_one_out(x, y, &ranks(x), &ranks(y));
+            for (i, g) in got.iter().enumerate() {
+                let want = spearman(&drop(x, i), &drop(y, i));
+                assert!((g - want).abs() < 1e-12, "{what}, row {i}: {g} against {want}");
+            }
+        };
+        for seed in 0..6u64 {
+            let u = crate::rng::uniform_signed(2 * 57, 100 + seed);
+            let levels = [3.0, 5.0, 50.0, 1e9][seed as usize % 4];
+            let x: Vec<f64> = u[..57].iter().map(|v| ((v + 1.0) * levels / 2.0).floor() as f64).collect();
+            let y: Vec<f64> = u[57..].iter().zip(&x).map(|(v, a)| (a + (v * 4.0) as f64).round()).collect();
+            check(&x, &y, &format!("seed {seed}"));
+        }
+        let ones = vec![1.0; 9];
+        let mut one_out = ones.clone();
+        one_out[4] = 2.0;
+        let ramp: Vec<f64> = (0..9).map(|v| v as f64).collect();
+        check(&one_out, &ramp, "all tied but one row");
+        check(&ramp, &one_out, "all tied but one row, in y");
+        check(&ones, &ramp, "constant x");
+        check(&[1.0, 2.0, 2.0, 1.0], &[3.0, 1.0, 2.0, 3.0], "two ties of two");
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub fn per_trial(task: Task, outputs: &[f32], classes: usize, data: &Dataset) ->
 /// correlations the jackknife's (Efron & Stein, Ann. Stat. 1981) of the value itself, (n − 1)/n ·
 /// Σ_i (θ₋ᵢ − θ̄)², θ₋ᵢ the metric without row i, each from the whole set's sums in O(classes)
 /// (Matthews; Pearson's centred moments) or O(log n) (Spearman: without row i every rank above
-/// x_i falls by 1, and the rest of x_i's tie by ½; [`spearman_leave_one_out`]); None with fewer
+/// x_i falls by 1, and the rest of x_i's tie by ½: `spearman_leave_one_out`); None with fewer
 /// than three rows.
 pub fn score_and_variance(task: Task, outputs: &[f64], classes: usize, data: &Dataset) -> (f64, Option<f64>) {
     let n = data.len();

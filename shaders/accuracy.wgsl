@@ -1,5 +1,5 @@
 // Stage `accuracy`: per-trial correct count of a classifier: argmax over the last layer's
-// outputs (first maximum on ties) against the label, counted with an integer atomic, so counts
+// outputs (first maximum on ties: common/argmax.wgsl) against the label, counted with an integer atomic, so counts
 // are exact whatever the dispatch shape. Counts go to slot [t_index][trial] of a buffer that holds
 // every time point of a chunk, so the host reads them back once per chunk, not once per time.
 // One invocation = one (trial, sample).
@@ -19,16 +19,7 @@ fn accuracy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     if (i >= L.trials * L.batch) {
         return;
     }
-    let base = i * L.n_out;
-    var best = 0u;
-    var best_v = h[base];
-    for (var o = 1u; o < L.n_out; o = o + 1u) {
-        if (h[base + o] > best_v) {
-            best_v = h[base + o];
-            best = o;
-        }
-    }
-    if (best == labels[i % L.batch]) {
+    if (first_argmax(i * L.n_out, L.n_out) == labels[i % L.batch]) {
         atomicAdd(&correct[L.t_index * L.trials + i / L.batch], 1u);
     }
 }

@@ -1,6 +1,6 @@
 // Stage `row_correct`: per test row of a classifier, the trials of a chunk that classify it right
-// (top-level `row_counts`): argmax over the last layer's outputs (first maximum on ties, as
-// `accuracy` picks it) against the row's label, counted with an integer atomic into slot
+// (top-level `row_counts`): argmax over the last layer's outputs (first maximum on ties,
+// common/argmax.wgsl, as `accuracy` picks it) against the row's label, counted with an integer atomic into slot
 // [t_index][sample] of a buffer that holds every time point of a chunk (cleared before the
 // chunk's first count), so the counts are exact whatever the dispatch shape and the host reads
 // them back once per chunk, adding chunks, sample batches and shards: which inputs the noise
@@ -21,17 +21,8 @@ fn row_correct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     if (i >= L.trials * L.batch) {
         return;
     }
-    let base = i * L.n_out;
-    var best = 0u;
-    var best_v = h[base];
-    for (var o = 1u; o < L.n_out; o = o + 1u) {
-        if (h[base + o] > best_v) {
-            best_v = h[base + o];
-            best = o;
-        }
-    }
     let sample = i % L.batch;
-    if (best == labels[sample]) {
+    if (first_argmax(i * L.n_out, L.n_out) == labels[sample]) {
         atomicAdd(&rows[L.t_index * L.batch + sample], 1u);
     }
 }

@@ -61,9 +61,9 @@ macro_rules! stage_table {
             Mvm          mvm           ["common/mvm_block.wgsl"]   false;
             Bound        bound         []                          false;
             Combine      combine       []                          true;
-            Accuracy     accuracy      []                          true;
+            Accuracy     accuracy      ["common/argmax.wgsl"]      true;
             // Per test row, the chunk's trials that classify it right (`row_counts`).
-            RowCorrect   row_correct   []                          true;
+            RowCorrect   row_correct   ["common/argmax.wgsl"]      true;
             WeightError  weight_error  []                          false;
             ProgramMvm   program_mvm   []                          true;
             Rng          rng           []                          true;

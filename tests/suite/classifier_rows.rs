@@ -57,7 +57,6 @@ fn a_classifiers_rows_add_up_to_its_trials() {
 /// chunk counts them as the uninterrupted run.
 #[test]
 fn rows_survive_shards_and_a_resume() {
-    use aimc::run::journal::{path_for, Journal};
     let e = with_rows("smoke.toml", 6);
     let single = run_ok(&mut cpu(), &e);
     let parts = (0..3u32)
@@ -71,20 +70,9 @@ fn rows_survive_shards_and_a_resume() {
     for (a, b) in single.points.iter().zip(&merged.points) {
         assert_eq!((&a.per_row_correct, &a.per_trial), (&b.per_row_correct, &b.per_trial), "{}", a.series);
     }
-    let e = with_rows("smoke.toml", 600);
     let dir = std::env::temp_dir().join(format!("aimc-classifier-rows-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let run = || {
-        let mut j = Journal::open(&dir, &e.resolved).unwrap();
-        let o = aimc::run::run_journaled(&e, &mut cpu(), &mut aimc::run::Quiet, Some(&mut j));
-        assert!(o.error.is_none(), "{:?}", o.error);
-        o.results
-    };
-    let whole = run();
-    let lines: Vec<String> = std::fs::read_to_string(path_for(&dir)).unwrap().lines().map(str::to_string).collect();
-    assert!(lines.len() >= 3, "{} journal lines: the run needs two chunks", lines.len());
-    std::fs::write(path_for(&dir), lines[..2].join("\n") + "\n").unwrap();
-    let again = run();
+    let (whole, again) = whole_and_resumed(&with_rows("smoke.toml", 600), &dir);
     for (a, b) in whole.points.iter().zip(&again.points) {
         assert_eq!((&a.per_row_correct, &a.per_trial), (&b.per_row_correct, &b.per_trial), "{}", a.series);
     }

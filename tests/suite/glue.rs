@@ -312,22 +312,9 @@ fn edit_line(p: &std::path::Path, from: &str, to: &str) {
 /// uninterrupted run does (the counts of the journaled chunk and of the rest add up).
 #[test]
 fn row_counts_survive_a_resume() {
-    use aimc::run::journal::{path_for, Journal};
     let p = write_glue("rows_resume", "classify_matthews", "row_counts = true\n[device]\nmodel = \"pcm\"");
     edit_line(&p, "trials = 3\n", "trials = 600\n");
-    let e = load(&p);
-    let dir = p.parent().unwrap().join("out");
-    let run = || {
-        let mut j = Journal::open(&dir, &e.resolved).unwrap();
-        let o = aimc::run::run_journaled(&e, &mut cpu(), &mut aimc::run::Quiet, Some(&mut j));
-        assert!(o.error.is_none(), "{:?}", o.error);
-        o.results
-    };
-    let whole = run();
-    let lines: Vec<String> = std::fs::read_to_string(path_for(&dir)).unwrap().lines().map(str::to_string).collect();
-    assert!(lines.len() >= 3, "{} journal lines: the run needs two chunks", lines.len());
-    std::fs::write(path_for(&dir), lines[..2].join("\n") + "\n").unwrap();
-    let again = run();
+    let (whole, again) = whole_and_resumed(&load(&p), &p.parent().unwrap().join("out"));
     for (a, b) in whole.points.iter().zip(&again.points) {
         assert!(a.per_row_correct.is_some());
         assert_eq!((&a.per_row_correct, &a.per_trial), (&b.per_row_correct, &b.per_trial), "{}", a.series);

@@ -4,6 +4,11 @@
 use crate::engine::layout::{Curve, DeviceParams, IoParams, LayerParams, TileInfo};
 pub use crate::rng::{ctr_word2, ctr_word3_out, normal2, normal4, philox4x32_10};
 
+/// shaders/common/argmax.wgsl `first_argmax`: the first largest of a classifier's outputs.
+pub fn first_argmax(out: &[f32]) -> usize {
+    out.iter().enumerate().skip(1).fold(0, |b, (o, &v)| if v > out[b] { o } else { b })
+}
+
 /// shaders/common/device.wgsl `tile_device`: the device as tile `t` sees it (its programming
 /// noise, drift exponent and read noise scaled by the tile's multipliers).
 pub fn tile_device(d: &DeviceParams, t: &TileInfo) -> DeviceParams {

@@ -192,3 +192,21 @@ pub fn grid_flips(what: &str, want: &[f32], have: &[f32], step: f32) -> usize {
 pub fn max_flips(n: usize) -> usize {
     (aimc::tolerances::ADC_FLIP_FRACTION * n as f64).floor() as usize + 1
 }
+
+/// `e` run on the CPU through a checkpoint journal in `dir`, then again from that journal cut
+/// after its first chunk (as a kill there leaves it): the uninterrupted run's results and the
+/// resumed one's. `e` needs two chunks or more (600 trials of a small model do).
+pub fn whole_and_resumed(e: &aimc::config::Experiment, dir: &std::path::Path) -> (aimc::results::Results, aimc::results::Results) {
+    use aimc::run::journal::{path_for, Journal};
+    let run = || {
+        let mut j = Journal::open(dir, &e.resolved).unwrap();
+        let o = aimc::run::run_journaled(e, &mut cpu(), &mut aimc::run::Quiet, Some(&mut j));
+        assert!(o.error.is_none(), "{:?}", o.error);
+        o.results
+    };
+    let whole = run();
+    let lines: Vec<String> = std::fs::read_to_string(path_for(dir)).unwrap().lines().map(str::to_string).collect();
+    assert!(lines.len() >= 3, "{} journal lines: the run needs two chunks", lines.len());
+    std::fs::write(path_for(dir), lines[..2].join("\n") + "\n").unwrap();
+    (whole, run())
+}

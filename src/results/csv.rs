@@ -1,6 +1,6 @@
 //! trials.csv: one row per (sweep point, time, trial), the per-trial metric in a column named for
 //! the workload (docs/results.md) and a companion metric's after it, tidy for pandas or polars;
-//! row_counts.csv (`transformer.row_counts`): one row per (sweep point, time, data row), the
+//! row_counts.csv (`row_counts`, `transformer.row_counts`): one row per (sweep point, time, data row), the
 //! trials that answered the row right.
 
 use super::Results;

@@ -343,7 +343,7 @@ pub struct TimeMetrics {
     pub test_var: Option<Vec<f64>>,
     /// What `test_var` is the variance of: the metric's log, or the metric itself.
     pub test_scale: crate::results::TestScale,
-    /// Per row (or question), the trials that answer it right (`transformer.row_counts`).
+    /// Per row (or question), the trials that answer it right (`row_counts`, `transformer.row_counts`).
     pub row_correct: Option<Vec<u32>>,
     /// The floating-point value of the metric.
     pub fp: Option<f64>,

@@ -1,6 +1,7 @@
 //! Each trial's metric from the plan's readback (`ClassifierPoint`): a classifier's accuracy
 //! counts, a language model's perplexity or next-token accuracy, question answering's token F1
-//! and exact match or SQuAD's official scores (`squad`), GLUE's per-sequence metrics (`glue`);
+//! and exact match or SQuAD's official scores (`squad`), GLUE's per-sequence metrics (`glue`),
+//! each with its benchmark partner as its companion where it has one;
 //! with the test-set variances their intervals come from (Cochran 1977, §6.4; the jackknife).
 //! And the span rules the engine's twin, the f64 reference and the trainer share.
 
@@ -49,7 +50,9 @@ fn row_correct(s: &TransformerSettings, data: &Dataset, rows: usize, p: &Classif
 /// model's perplexity exp(Σ −ln p / predicted tokens) per trial, or its next-token accuracy, each
 /// with the test-set variance of its log over the sequences (`stats::ratio_variance`: each
 /// sequence's loss, or hits, over its len − 1 predicted tokens; for the accuracy a, Var(ln a) =
-/// Var(a) / a²).
+/// Var(a) / a²). Where the task has a benchmark partner (`glue::partner`; exact match and F1;
+/// perplexity and next-token accuracy) its companion comes from the same readback, each value
+/// and variance as the partner task's own run forms it.
 fn scored(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<ClassifierPoint>) -> Vec<TimeMetrics> {
     // Questions are the units: rows, or with answer text its questions.
     let n = data.text.as_ref().map_or(data.len(), |t| t.questions.len()) as f64;

@@ -1,7 +1,7 @@
 //! trials.csv: one row per (sweep point, time, trial), the per-trial metric in a column named for
 //! the workload (docs/results.md) and a companion metric's after it, tidy for pandas or polars;
-//! row_counts.csv (`row_counts`, `transformer.row_counts`): one row per (sweep point, time, data row), the
-//! trials that answered the row right.
+//! row_counts.csv (`row_counts`, `transformer.row_counts`): one row per (sweep point, time, data
+//! row), the trials that answered the row right.
 
 use super::Results;
 

@@ -113,7 +113,8 @@ pub struct Point {
     #[serde(default, skip_serializing_if = "TestScale::is_log")]
     pub test_var_scale: TestScale,
     /// Per row of the data set (per question with answer text), the trials that answered it
-    /// right (a classifier's `row_counts`, `transformer.row_counts`); counts add over chunks and shards.
+    /// right (a classifier's `row_counts`, `transformer.row_counts`); counts add over chunks and
+    /// shards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_row_correct: Option<Vec<u32>>,
     /// The benchmark's second metric of the same trials (SQuAD's exact match beside its F1, GLUE's

@@ -1,6 +1,7 @@
 //! The rows noise breaks first (a classifier's `row_counts`, `transformer.row_counts`): per
 //! series, the data rows (questions) whose share of right trials falls most from the first time
-//! to the last, so a reader sees which inputs fail first; row_counts.csv and results.json (`per_row_correct`) keep every row.
+//! to the last, so a reader sees which inputs fail first; row_counts.csv and results.json
+//! (`per_row_correct`) keep every row.
 
 use crate::report::document::*;
 use crate::report::format::*;

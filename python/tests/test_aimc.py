@@ -120,6 +120,7 @@ def test_classifier_and_weight_error_from_numpy(tmp_path):
     by_row = r3.per_row()
     by_row = by_row.to_dict("records") if hasattr(by_row, "to_dict") else by_row
     assert len(by_row) == 2 * 60 and all(0 <= row["correct_trials"] <= row["trials"] == 6 for row in by_row)
+    assert [row["label"] for row in by_row[:60]] == list(y)
     for p in r3.points:
         assert sum(row["correct_trials"] for row in by_row if row["t_s"] == p["t_inf"]) == sum(p["per_trial_correct"])
     assert (tmp_path / "c3" / "row_counts.csv").exists()

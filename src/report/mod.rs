@@ -184,6 +184,7 @@ pub(crate) mod tests {
             npu: None,
             paired: vec![],
             budget: vec![],
+            row_labels: None,
         }
     }
 

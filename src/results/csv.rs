@@ -42,10 +42,13 @@ impl Results {
     /// right, one line per (point, time, row); None where no point counted them.
     pub fn rows_csv(&self) -> Option<String> {
         self.points.iter().any(|p| p.per_row_correct.is_some()).then(|| {
-            let mut s = format!("{},t_inf_s,time_label,row,correct_trials,trials\n", self.point_header());
+            // A classifier's rows carry their label, after the counts.
+            let label = |row: usize| self.row_labels.as_ref().and_then(|l| l.get(row)).map_or(String::new(), |l| format!(",{l}"));
+            let mut s =
+                format!("{},t_inf_s,time_label,row,correct_trials,trials{}\n", self.point_header(), if self.row_labels.is_some() { ",label" } else { "" });
             for p in &self.points {
                 for (row, c) in p.per_row_correct.iter().flatten().enumerate() {
-                    s.push_str(&format!("{},{},{},{row},{c},{}\n", self.point_fields(p), p.t_inf, csv_field(&p.time_label), p.per_trial.len()));
+                    s.push_str(&format!("{},{},{},{row},{c},{}{}\n", self.point_fields(p), p.t_inf, csv_field(&p.time_label), p.per_trial.len(), label(row)));
                 }
             }
             s

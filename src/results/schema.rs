@@ -460,6 +460,11 @@ pub struct Results {
     /// The edge-NPU cost model, when the experiment has an `[npu]` section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub npu: Option<NpuReport>,
+    /// With row counts of a classifier (`row_counts`, or a transformer classifier's
+    /// `transformer.row_counts`): each data row's label, in the order of `per_row_correct`, so
+    /// the report and row_counts.csv can say which classes the noise breaks first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_labels: Option<Vec<u32>>,
 }
 
 /// One sweep value against its axis's first value at the same other settings and time: the mean

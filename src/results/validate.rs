@@ -172,6 +172,12 @@ pub fn results(r: &Results) -> Result<(), Invalid> {
     let trials = r.trials as usize;
     for (i, p) in r.points.iter().enumerate() {
         point(r, &format!("points[{i}]"), p, trials)?;
+        // The rows' labels name every counted row.
+        if let (Some(labels), Some(rows)) = (&r.row_labels, &p.per_row_correct) {
+            if labels.len() != rows.len() {
+                return Err(bad("row_labels", format!("{} labels but points[{i}].per_row_correct counts {} rows", labels.len(), rows.len())));
+            }
+        }
     }
     if let Some(e) = &r.energy {
         for (name, v) in [

@@ -181,6 +181,20 @@ pub fn projection_average(fp_per_seed: &[f64], trials_per_seed: u32, confidence:
     }))
 }
 
+/// Each data row's class where the run counted a classifier's rows (`row_counts`, or
+/// `transformer.row_counts` of a classifying task): the data set's labels. None for a reader's
+/// spans and questions, a regression's targets, or a run without row counts.
+fn row_labels(exp: &Experiment, counted: bool) -> Option<Vec<u32>> {
+    let classes = match exp.workload {
+        WorkloadKind::Classifier => exp.row_counts,
+        WorkloadKind::Transformer => {
+            exp.points.iter().all(|p| p.transformer.as_ref().is_some_and(|s| s.row_counts && !s.task.qa() && !s.task.next_token() && !s.task.regression()))
+        }
+        _ => false,
+    };
+    (counted && classes).then(|| exp.data.as_ref().map(|d| d.labels.clone())).flatten()
+}
+
 /// The test-set sampling interval of a mean metric: where the units of the test set are groups
 /// of the counted items (a language model's sequences of tokens, a reader's questions) the ratio
 /// estimator's from the per-trial variances of the metric's log; for a correlation (linear scale)
@@ -855,6 +869,7 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
         exp.energy.per_inference(&analog_layers(&exp.layers, &exp.activations, first.tile, (&first.periphery).into()), &exp.digital, first.tile)
     });
     let metric = exp.metric();
+    let points_have_rows = points.iter().any(|p| p.per_row_correct.is_some());
     // Trials run over all points (one time per point: times share a trial's programmed state);
     // with adaptive trials points may have run more than the file's count.
     let trials_run: f64 = points.iter().step_by(exp.times.len().max(1)).map(|p| p.per_trial.len() as f64).sum();
@@ -890,6 +905,7 @@ pub fn run_journaled(exp: &Experiment, be: &mut dyn Backend, progress: &mut dyn 
         npu: exp.npu.clone(),
         paired: vec![],
         budget: vec![],
+        row_labels: row_labels(exp, points_have_rows),
     };
     let clock = std::time::Instant::now();
     if let Some(r) = &exp.reference {

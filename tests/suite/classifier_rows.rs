@@ -94,11 +94,27 @@ fn the_cli_writes_row_counts_and_refuses_them_elsewhere() {
     let o = aimc(&["run", &smoke, "--backend", "cpu", "--trials", "8", "--set", "row_counts=true", "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let csv = std::fs::read_to_string(out.join("row_counts.csv")).unwrap();
-    assert!(csv.starts_with("sweep_index,series,gdc,t_inf_s,time_label,row,correct_trials,trials\n"), "{csv}");
+    assert!(csv.starts_with("sweep_index,series,gdc,t_inf_s,time_label,row,correct_trials,trials,label\n"), "{csv}");
     assert_eq!(csv.lines().count(), 1 + 4 * 100, "4 points × 100 rows");
-    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("## Rows noise breaks first"));
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
-    assert_eq!(r["config"]["row_counts"], true);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("## Rows noise breaks first") && report.contains("| class | rows |"), "{report}");
+    let json = std::fs::read_to_string(out.join("results.json")).unwrap();
+    let r: aimc::results::Results = serde_json::from_str(&json).unwrap();
+    assert_eq!(r.config["row_counts"], true);
+    // Each row's label is the data set's, and the csv's last column.
+    let labels = r.row_labels.as_ref().unwrap();
+    let data = aimc::config::Experiment::load(std::path::Path::new(&smoke)).unwrap().data.unwrap();
+    assert_eq!(labels, &data.labels);
+    assert!(csv.lines().skip(1).take(100).enumerate().all(|(row, l)| l.ends_with(&format!(",{}", labels[row]))));
+    // A results.json whose labels do not name every counted row is refused by `aimc report`.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v["row_labels"].as_array_mut().unwrap().pop();
+    let bad = out.with_file_name(format!("{}-bad", out.file_name().unwrap().to_str().unwrap()));
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("results.json"), v.to_string()).unwrap();
+    let o = aimc(&["report", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("row_labels") && err.contains("99 labels"), "{err}");
     for (file, want) in [("weights_pcm_hermes.toml", "remove it"), ("transformer_lra.toml", "transformer.row_counts = true")] {
         let exp = root().join("experiments").join(file).display().to_string();
         let o = aimc(&["check", &exp, "--backend", "cpu", "--set", "row_counts=true"]);

@@ -269,9 +269,12 @@ fn row_counts_add_up_to_the_trials_counts() {
         write_experiment(&tmp("glue-rows-classify"), &model(k), ("rows.csv", &rows(k)), "task = \"classify\"\nrow_counts = true", "[device]\nmodel = \"pcm\"")
     };
     let reader = write_qa("rows_exact", "qa_exact_match", "row_counts = true\n[device]\nmodel = \"pcm\"");
-    for p in [classify, reader] {
+    for (p, classes) in [(classify, true), (reader, false)] {
         edit_line(&p, "trials = 3\n", "trials = 12\n");
-        let r = run_ok(&mut cpu(), &load(&p));
+        let e = load(&p);
+        let r = run_ok(&mut cpu(), &e);
+        // A classifier's rows carry their labels; a reader's spans are not classes.
+        assert_eq!(r.row_labels.as_ref(), classes.then(|| &e.data.as_ref().unwrap().labels), "{}", p.display());
         let mut mixed = false;
         for q in &r.points {
             let rows: u64 = q.per_row_correct.as_ref().unwrap().iter().map(|&c| c as u64).sum();
@@ -296,8 +299,10 @@ fn row_counts_add_up_to_the_trials_counts() {
         }
         let csv = std::fs::read_to_string(out.join("row_counts.csv")).unwrap();
         assert_eq!(csv.lines().count(), 1 + 24 * r.points.len(), "{}", p.display());
-        assert!(csv.starts_with("sweep_index,series,t_inf_s,time_label,row,correct_trials,trials\n"), "{}", &csv[..80]);
-        assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("## Rows noise breaks first"));
+        let header = if classes { "correct_trials,trials,label\n" } else { "correct_trials,trials\n" };
+        assert!(csv.starts_with(&format!("sweep_index,series,t_inf_s,time_label,row,{header}")), "{}", &csv[..80]);
+        let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+        assert!(report.contains("## Rows noise breaks first") && report.contains("| class | rows |") == classes);
     }
     let lm = write_glue("rows_reg", "regress_pearson", "");
     edit_line(&lm, "task = \"regress_pearson\"", "task = \"regress_pearson\"\nrow_counts = true");

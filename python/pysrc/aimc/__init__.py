@@ -118,13 +118,16 @@ class Results:
     def per_row(self):
         """With `row_counts=True` (`classifier`) or `settings={"row_counts": True}` (a transformer
         classifier or reader): one row per (point, time, data row; per question with answer
-        text), the trials that answered it right (`correct_trials`) of `trials`. Which inputs the
-        noise breaks first."""
-        rows = []
+        text), the trials that answered it right (`correct_trials`) of `trials`, and for a
+        classifier the row's `label`. Which inputs (and classes) the noise breaks first."""
+        rows, labels = [], self.data.get("row_labels")
         for p in self.points:
             for i, c in enumerate(p.get("per_row_correct") or []):
-                rows.append({"series": p["series"], **p["labels"], "t_s": p["t_inf"], "time": p["time_label"], "row": i,
-                             "correct_trials": c, "trials": len(p["per_trial"])})
+                row = {"series": p["series"], **p["labels"], "t_s": p["t_inf"], "time": p["time_label"], "row": i,
+                       "correct_trials": c, "trials": len(p["per_trial"])}
+                if labels is not None:
+                    row["label"] = labels[i]
+                rows.append(row)
         return _frame(rows)
 
     def per_layer(self):

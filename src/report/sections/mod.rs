@@ -212,7 +212,7 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
 
     if results.points.iter().any(|p| p.per_row_correct.is_some()) {
         blocks.push(Block::Heading(2, "Rows noise breaks first".to_string()));
-        blocks.extend(row_blocks(&listed));
+        blocks.extend(row_blocks(&listed, results.row_labels.as_deref()));
     }
 
     if has_model_comparison(results) {

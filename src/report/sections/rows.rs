@@ -11,8 +11,9 @@ use crate::report::series::Series;
 const LISTED: usize = 10;
 
 /// Per series with counts: one sentence on how the rows stand at the last time, then the rows
-/// whose share of right trials falls most from the first time to the last, at every time.
-pub(super) fn row_blocks(listed: &[Series<'_>]) -> Vec<Block> {
+/// whose share of right trials falls most from the first time to the last, at every time; with
+/// the rows' labels (a classifier's), each class's share of right answers at every time.
+pub(super) fn row_blocks(listed: &[Series<'_>], labels: Option<&[u32]>) -> Vec<Block> {
     let mut blocks = vec![Block::Paragraph(text(
         "Per data row (per question with answer text), the share of trials that answered it right: the rows whose share falls most from the first time to the last are the inputs the noise breaks first. row_counts.csv lists every row at every point.",
     ))];
@@ -42,6 +43,32 @@ pub(super) fn row_blocks(listed: &[Series<'_>]) -> Vec<Block> {
             .collect();
         let header = std::iter::once("row".to_string()).chain(with.iter().map(|p| format!("right at {} (%)", p.time_label))).collect();
         blocks.push(Block::Table(Table { header, rows, right_aligned: vec![true; with.len() + 1] }));
+        if let Some(labels) = labels.filter(|l| l.len() == shares.len()) {
+            blocks.push(Block::Paragraph(text(
+                "Per class (the rows' labels), the share of its rows' trials that classify them right: the classes the noise breaks first.",
+            )));
+            blocks.push(Block::Table(class_table(labels, &with)));
+        }
     }
     blocks
+}
+
+/// Per class of the rows' labels: its rows, and the share of their trials that classify them
+/// right at every time.
+fn class_table(labels: &[u32], with: &[&&crate::results::Point]) -> Table {
+    let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
+    let rows = (0..classes)
+        .filter_map(|k| {
+            let members: Vec<usize> = (0..labels.len()).filter(|&r| labels[r] as usize == k).collect();
+            (!members.is_empty()).then(|| {
+                let shares = with.iter().map(|p| {
+                    let c = p.per_row_correct.as_ref().map_or(0u64, |c| members.iter().map(|&r| c.get(r).copied().unwrap_or(0) as u64).sum());
+                    text(fixed(100.0 * c as f64 / (members.len() * p.per_trial.len()).max(1) as f64, 1))
+                });
+                [text(k.to_string()), text(members.len().to_string())].into_iter().chain(shares).collect()
+            })
+        })
+        .collect();
+    let header = ["class".to_string(), "rows".to_string()].into_iter().chain(with.iter().map(|p| format!("right at {} (%)", p.time_label))).collect();
+    Table { header, rows, right_aligned: vec![true; with.len() + 2] }
 }

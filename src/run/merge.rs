@@ -144,17 +144,8 @@ fn merge_parts(mut parts: Vec<Results>) -> Result<Results, String> {
             .map_err(|e| e.to_string())?;
         q.per_row_correct = parts.iter().map(|r| r.points[i].per_row_correct.clone()).reduce(crate::results::add_row_counts).flatten();
         // The companion metric over every shard's trials (none where a shard has none).
-        if let Some(cs) = parts.iter().map(|r| r.points[i].companion.clone()).collect::<Option<Vec<_>>>() {
-            let mut all = cs.into_iter().map(crate::run::companion_trials);
-            let mut c = all.next().expect("a merge has parts");
-            for d in all {
-                c.per_trial.extend(d.per_trial);
-                c.test_var = c.test_var.zip(d.test_var).map(|(mut a, b)| {
-                    a.extend(b);
-                    a
-                });
-            }
-            q.companion = Some(crate::run::companion_stats(c, id_first_trial, reads, confidence).map_err(|e| e.to_string())?);
+        if let Some(c) = parts.iter().map(|r| r.points[i].companion.clone()).reduce(crate::run::append_companion).flatten() {
+            q.companion = Some(crate::run::companion_stats(crate::run::companion_trials(c), id_first_trial, reads, confidence).map_err(|e| e.to_string())?);
         }
         // The layer insight ran the first trials, in shard 0.
         q.layer_insight = parts.iter().map(|r| &r.points[i].layer_insight).find(|l| !l.is_empty()).cloned().unwrap_or_default();

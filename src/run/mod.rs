@@ -317,17 +317,7 @@ impl PointChunks {
                     (x, _) => *x = None,
                 }
                 p.per_row_correct = crate::results::add_row_counts(p.per_row_correct.take(), q.per_row_correct);
-                // As the variances: a chunk without the companion leaves the point without it.
-                match (&mut p.companion, q.companion) {
-                    (Some(x), Some(y)) => {
-                        x.per_trial.extend(y.per_trial);
-                        match (&mut x.per_trial_test_var, y.per_trial_test_var) {
-                            (Some(a), Some(b)) => a.extend(b),
-                            (a, _) => *a = None,
-                        }
-                    }
-                    (x, _) => *x = None,
-                }
+                p.companion = append_companion(p.companion.take(), q.companion);
             }
         }
     }

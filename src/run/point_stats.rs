@@ -253,6 +253,19 @@ pub fn companion_stats(c: CompanionMetric, first_trial: u32, reads_per_programmi
     })
 }
 
+/// The companion of trials `a` then trials `b` (checkpoint chunks, shards), its statistics left
+/// for [`companion_stats`] to form again: none where either has none (a chunk or shard of an
+/// earlier version), and no variances where either has none.
+pub fn append_companion(a: Option<results::Companion>, b: Option<results::Companion>) -> Option<results::Companion> {
+    let (mut x, y) = (a?, b?);
+    x.per_trial.extend(y.per_trial);
+    x.per_trial_test_var = x.per_trial_test_var.zip(y.per_trial_test_var).map(|(mut v, w)| {
+        v.extend(w);
+        v
+    });
+    Some(x)
+}
+
 /// A point's companion as its statistics' input again (to add chunks or shards to it).
 pub fn companion_trials(c: results::Companion) -> CompanionMetric {
     CompanionMetric { metric: c.metric, per_trial: c.per_trial, items: c.items, test_var: c.per_trial_test_var, test_scale: c.test_var_scale, fp: c.fp }

@@ -169,6 +169,9 @@ pub fn results(r: &Results) -> Result<(), Invalid> {
     if r.points.len() / r.times.len() > n_sweep {
         return Err(bad("points", format!("{} entries but the axes span {n_sweep} sweep points × {} times", r.points.len(), r.times.len())));
     }
+    if r.row_labels.is_some() && r.points.iter().all(|p| p.per_row_correct.is_none()) {
+        return Err(bad("row_labels", "labels of rows no point counts (per_row_correct)"));
+    }
     let trials = r.trials as usize;
     for (i, p) in r.points.iter().enumerate() {
         point(r, &format!("points[{i}]"), p, trials)?;

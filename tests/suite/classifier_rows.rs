@@ -115,6 +115,15 @@ fn the_cli_writes_row_counts_and_refuses_them_elsewhere() {
     let o = aimc(&["report", bad.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("row_labels") && err.contains("99 labels"), "{err}");
+    // Labels of rows that no point counts are refused too.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v["points"].as_array_mut().unwrap().iter_mut().for_each(|p| {
+        p.as_object_mut().unwrap().remove("per_row_correct");
+    });
+    std::fs::write(bad.join("results.json"), v.to_string()).unwrap();
+    let o = aimc(&["report", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("row_labels: labels of rows no point counts"), "{err}");
     for (file, want) in [("weights_pcm_hermes.toml", "remove it"), ("transformer_lra.toml", "transformer.row_counts = true")] {
         let exp = root().join("experiments").join(file).display().to_string();
         let o = aimc(&["check", &exp, "--backend", "cpu", "--set", "row_counts=true"]);

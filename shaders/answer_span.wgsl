@@ -2,7 +2,9 @@
 // span head, Devlin et al. NAACL 2019 §4.2). The head gives every token a start and an end logit,
 // h[((trial · samples + sample) · seq + p) · 2 + {0, 1}]; the predicted answer is the span
 // start ≤ end < start + max_answer of context tokens with the largest start logit + end logit (the
-// exact maximum over every valid span; the first such span, by start then end, on ties). Context
+// first such span, by start then end, on ties), its start among the sequence's n_best largest start
+// logits and its end among its n_best largest end logits, ranked over all its tokens (Hugging
+// Face's `n_best_size` in `postprocess_qa_predictions`; n_best = 0 searches every span). Context
 // tokens carry the second-segment bit (`transformer.segment_sep`), lie before the sequence's
 // length and are not the separator itself: the question, [CLS], the separators and the padding
 // cannot be answers, as in Hugging Face's SQuAD post-processing.
@@ -43,6 +45,43 @@ fn in_context(sample: u32, p: u32) -> bool {
     return (t & SEGMENT_BIT) != 0u && (t & ~SEGMENT_BIT) != P.seq.sep;
 }
 
+// The n-th of a row's `len` logits (which: 0 start, 1 end) ordered by value, larger first, then by
+// position, lower first: (value, position). n passes, each taking the first position after the
+// last one taken (workload::transformer::top_n_cut). Position len keeps every position.
+fn top_n_cut(row: u32, which: u32, len: u32, n: u32) -> vec2<u32> {
+    if (n == 0u || n >= len) {
+        return vec2<u32>(0u, len);
+    }
+    var cv = 0.0;
+    var cp = len;
+    for (var k = 0u; k < n; k = k + 1u) {
+        var found = false;
+        var nv = 0.0;
+        var np = 0u;
+        for (var p = 0u; p < len; p = p + 1u) {
+            let v = h[(row + p) * 2u + which];
+            let after_cut = cp == len || v < cv || (v == cv && p > cp);
+            if (after_cut && (!found || v > nv) && v == v) {
+                found = true;
+                nv = v;
+                np = p;
+            }
+        }
+        if (!found) {
+            break;
+        }
+        cv = nv;
+        cp = np;
+    }
+    return vec2<u32>(bitcast<u32>(cv), cp);
+}
+
+// Whether position p with logit v is among the n best the cut keeps.
+fn in_top_n(cut: vec2<u32>, len: u32, p: u32, v: f32) -> bool {
+    let cv = bitcast<f32>(cut.x);
+    return cut.y == len || v > cv || (v == cv && p <= cut.y);
+}
+
 @compute @workgroup_size(WG)
 fn answer_span(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let L = P.layer;
@@ -55,21 +94,24 @@ fn answer_span(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let trial = i / S.samples;
     let len = min(lengths[sample], S.seq);
     let row = i * S.seq;
+    let cut_s = top_n_cut(row, 0u, len, S.n_best);
+    let cut_e = top_n_cut(row, 1u, len, S.n_best);
     var found = false;
     var best = 0.0;
     var bs = 0u;
     var be = 0u;
     for (var s = 0u; s < len; s = s + 1u) {
-        if (!in_context(sample, s)) {
+        let start = h[(row + s) * 2u];
+        if (!in_context(sample, s) || !in_top_n(cut_s, len, s, start)) {
             continue;
         }
-        let start = h[(row + s) * 2u];
         let last = min(len, s + S.max_answer);
         for (var e = s; e < last; e = e + 1u) {
-            if (!in_context(sample, e)) {
+            let end = h[(row + e) * 2u + 1u];
+            if (!in_context(sample, e) || !in_top_n(cut_e, len, e, end)) {
                 continue;
             }
-            let score = start + h[(row + e) * 2u + 1u];
+            let score = start + end;
             if (!found || score > best) {
                 found = true;
                 best = score;

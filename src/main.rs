@@ -520,7 +520,7 @@ fn train_command(command: Command) -> Result<()> {
             }
             if cfg.dims.span {
                 let score = |d: &aimc::train::listops::SeqData| {
-                    let (exact, f1) = net.span_scores(d, aimc::workload::transformer::MAX_ANSWER_TOKENS as usize);
+                    let (exact, f1) = net.span_scores(d, aimc::workload::transformer::MAX_ANSWER_TOKENS as usize, aimc::workload::transformer::N_BEST as usize);
                     format!("exact match {:.2} %, F1 {:.2} %", 100.0 * exact as f64 / d.len() as f64, 100.0 * f1 / d.len() as f64)
                 };
                 say!(

@@ -196,23 +196,43 @@ def _official(prediction, answers, v2=False):
     return em, f1
 
 
-def _official_of_logits(w, contexts, answers, start_logits, end_logits, v2=False, threshold=0.0):
+def _official_of_logits(w, contexts, answers, start_logits, end_logits, v2=False, threshold=0.0, n_best_size=None):
     """The mean official (EM, F1) of the answers a model's start and end logits give over
     `squad_windows` w: in every window the context span of at most 30 tokens with the largest
     start + end logit, each question's best window's by that score (the first on ties), its
     text from the offsets; with `v2` no answer where the lowest null score (position 0's start +
-    end logit) of its windows beats that score by more than `threshold`. Also the number of empty
-    answers and each question's null score less its best span's."""
+    end logit) of its windows beats that score by more than `threshold`. With `n_best_size`
+    the spans are the ones Hugging Face's `postprocess_qa_predictions` tries, as its code writes
+    it: the n_best_size largest start and end logits by `np.argsort`, over the window's tokens
+    (its attention mask), those outside the context skipped. Also the number of empty answers and
+    each question's null score less its best span's."""
     start, end = start_logits.double().numpy(), end_logits.double().numpy()
     best, null = {}, {}
     for r, q in enumerate(w.question):
-        ctx = [t for t, (a, b) in enumerate(w.text["rows"][r]["offsets"]) if b > a]
-        s, e, v = max(((a, b, start[r, a] + end[r, b]) for a in ctx for b in ctx if a <= b < a + 30), key=lambda x: x[2])
+        offsets = w.text["rows"][r]["offsets"]
+        ctx = [t for t, (a, b) in enumerate(offsets) if b > a]
+        if n_best_size is None:
+            spans = [(a, b, start[r, a] + end[r, b]) for a in ctx for b in ctx if a <= b < a + 30]
+        else:
+            n = int(w.enc["attention_mask"][r].sum())
+            starts = np.argsort(start[r, :n])[-1:-n_best_size - 1:-1].tolist()
+            ends = np.argsort(end[r, :n])[-1:-n_best_size - 1:-1].tolist()
+            spans = [(a, b, start[r, a] + end[r, b]) for a in starts for b in ends
+                     if offsets[a][1] > offsets[a][0] and offsets[b][1] > offsets[b][0] and a <= b and b - a + 1 <= 30]
+        if not spans:
+            null[q] = min(null.get(q, np.inf), start[r, 0] + end[r, 0])
+            continue
+        s, e, v = max(spans, key=lambda x: x[2])
         if q not in best or v > best[q][3]:
             best[q] = (r, s, e, v)
         null[q] = min(null.get(q, np.inf), start[r, 0] + end[r, 0])
     scores, empty, diffs = [], 0, []
-    for q, (r, s, e, v) in sorted(best.items()):
+    for q in sorted(null):
+        if q not in best:
+            empty += 1
+            scores.append(_official("", answers[q], v2))
+            continue
+        r, s, e, v = best[q]
         offs = w.text["rows"][r]["offsets"]
         pred = "" if v2 and null[q] - v > threshold else contexts[q][offs[s][0]:offs[e][1]]
         empty += pred == ""
@@ -269,6 +289,14 @@ def test_squad_windows_score_officially_as_transformers_answers(tmp_path):
         r = aimc.question_answering(net, w, metric=metric, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / metric), quiet=True, **IDEAL)
         assert r.fp_baseline == pytest.approx(want, abs=1e-12), metric
         assert "official SQuAD" in r.data["metric"]
+    # Hugging Face's n_best_size cut, 2 of a window's up to 16 tokens: the answers its
+    # post-processing gives, some of them other answers than every span's.
+    em3, f13, _, _ = _official_of_logits(w, contexts, [a["text"] for a in answers], out.start_logits, out.end_logits, n_best_size=2)
+    assert (em3, f13) != (em, f1), "n_best_size = 2 changes no answer: the case does not test it"
+    r = aimc.question_answering(net, w, n_best_size=2, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "n_best"), quiet=True, **IDEAL)
+    assert r.fp_baseline == pytest.approx(f13, abs=1e-12) and r.data["config"]["transformer"]["n_best"] == 2
+    with pytest.raises(ValueError, match=r"n_best_size = -1: give a whole number"):
+        aimc.question_answering(net, w, n_best_size=-1)
     # The same baseline from one noiseless pass of the engine instead of the f64 reference.
     r = aimc.question_answering(net, w, settings={"baseline": "engine"}, times=["1h"], trials=2, backend="cpu",
                                 out=str(tmp_path / "engine"), quiet=True, **IDEAL)

@@ -69,7 +69,7 @@ struct SeqParams {
     vocab: u32, pool: u32, rows: u32, width_in: u32,
     scale: f32, eps: f32, sample_offset: u32, experts: u32,
     top_k: u32, expert: u32, mode: u32, taps: u32,
-    max_answer: u32, sep: u32, answers: u32, _pad_b: u32,
+    max_answer: u32, sep: u32, answers: u32, n_best: u32,
 }
 
 struct StageParams {

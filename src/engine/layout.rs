@@ -264,7 +264,9 @@ pub struct SeqParams {
     pub sep: u32,
     /// `answer_span`: labelled answers per sequence.
     pub answers: u32,
-    pub _pad_b: u32,
+    /// `answer_span`: an answer starts and ends only at its row's `n_best` largest start and end
+    /// logits (Hugging Face's `n_best_size`); 0 searches every span.
+    pub n_best: u32,
 }
 
 /// Everything a stage reads as its uniform (binding 0 of every stage).

@@ -186,6 +186,8 @@ fn bad_question_answering_input_is_named() {
     expect_cli_error(&p, &["3 tokens", "max_answer_tokens = 2"]);
     let p = write_qa("bad_unused", "classify", "max_answer_tokens = 20");
     expect_cli_error(&p, &["max_answer_tokens = 20", "does not use it"]);
+    let p = write_qa("bad_unused_n_best", "classify", "n_best = 5");
+    expect_cli_error(&p, &["transformer.n_best = 5", "does not use it"]);
     // Three answers declared, one given: the columns read as spans are not spans.
     let p = write_qa("bad_answers", "qa_f1", "answers = 3");
     expect_cli_error(&p, &["the last 6 columns", "start <= end"]);
@@ -309,4 +311,78 @@ fn answer_span_matches_twin() {
     assert!(last.after[5][0] >= 1, "the tie's exact match is counted");
     let Some(mut g) = gpu(64) else { return };
     assert_eq!(replay_stages(&rec, &mut g, &[Stage::AnswerSpan]), 2);
+}
+
+/// `answer_span` with Hugging Face's `n_best` cut (1, 3, 7 and 0, every span) on random logits
+/// of 3 trials × 2 sequences of 24 tokens, the question (positions 1..4) holding large start and
+/// end logits: every predicted span is the best of the spans whose start and end rank among the
+/// n largest of the sequence's logits, found by sorting, and the GPU gives the twin's slots.
+#[test]
+fn answer_span_n_best_matches_sorting_and_twin() {
+    use aimc::engine::layout::{SeqParams, StageParams};
+    let mut rec = Recorder::new();
+    let (seq, samples, trials, max_answer) = (24u32, 2u32, 3u32, 6u32);
+    let lens = [24u32, 17];
+    let tokens: Vec<u32> = (0..samples * seq).map(|i| if i % seq >= 5 { (2 + i % 7) | SEGMENT_BIT } else { 2 + i % 7 }).collect();
+    let cases = [1u32, 3, 7, 0];
+    let spans = rec.create("spans", (cases.len() as u32 * trials * samples * SPAN_SLOT_WORDS) as usize);
+    let correct = rec.create("correct", cases.len() * trials as usize);
+    let n = (trials * samples * seq * 2) as usize;
+    let mut z: Vec<f32> = weights(n, 61).iter().map(|v| 4.0 * v).collect();
+    for (i, v) in z.iter_mut().enumerate() {
+        if (1..5).contains(&(i / 2 % seq as usize)) {
+            *v += 3.0;
+        }
+    }
+    let h = rec.create("logits", n);
+    rec.upload(h, bytemuck::cast_slice(&z));
+    let tok = rec.create("tokens", tokens.len());
+    rec.upload(tok, &tokens);
+    let len = rec.create("lengths", samples as usize);
+    rec.upload(len, &lens);
+    let lab = rec.create("labels", samples as usize);
+    rec.upload(lab, &[5 * seq + 6, 6 * seq + 6]);
+    for (ti, &n_best) in cases.iter().enumerate() {
+        let mut p = StageParams::default();
+        (p.layer.trials, p.layer.batch, p.layer.t_index) = (trials, samples, ti as u32);
+        p.seq = SeqParams { samples, seq, max_answer, sep: SEP, answers: 1, n_best, ..SeqParams::default() };
+        rec.dispatch(Stage::AnswerSpan, &p, &[h, tok, len, lab, spans, correct], aimc::engine::plan::grid((trials * samples) as u64, 64));
+    }
+    let slots = &rec.log.last().unwrap().after[4];
+    let mut cut_any = false;
+    for (ti, &n_best) in cases.iter().enumerate() {
+        for i in 0..(trials * samples) as usize {
+            let (sample, len) = (i % samples as usize, lens[i % samples as usize] as usize);
+            let row = &z[i * 2 * seq as usize..][..2 * len];
+            // The n largest by sorting (larger first, then the lower position).
+            let top = |which: usize| -> Vec<usize> {
+                let mut p: Vec<usize> = (0..len).collect();
+                p.sort_by(|&a, &b| row[2 * b + which].partial_cmp(&row[2 * a + which]).unwrap().then(a.cmp(&b)));
+                p.truncate(if n_best == 0 { len } else { n_best as usize });
+                p
+            };
+            let (starts, ends) = (top(0), top(1));
+            let mut want: Option<(usize, usize, f32)> = None;
+            for s in 5..len {
+                for e in s..len.min(s + max_answer as usize) {
+                    let v = row[2 * s] + row[2 * e + 1];
+                    if starts.contains(&s) && ends.contains(&e) && want.is_none_or(|(_, _, b)| v > b) {
+                        want = Some((s, e, v));
+                    }
+                }
+            }
+            let got = predicted(slots, ti, i, trials * samples);
+            assert_eq!(got, want.map(|(s, e, _)| (s, e)), "n_best {n_best}, trial {}, sequence {sample}", i / samples as usize);
+            cut_any |= n_best > 0 && got != predicted(slots, cases.len() - 1, i, trials * samples);
+        }
+    }
+    assert!(cut_any, "some cut changes an answer");
+    let Some(mut g) = gpu(64) else { return };
+    assert_eq!(replay_stages(&rec, &mut g, &[Stage::AnswerSpan]), cases.len());
+}
+
+/// The predicted span of (trial, sequence) `i` in the slots of time index `ti`.
+fn predicted(slots: &[u32], ti: usize, i: usize, per: u32) -> Option<(usize, usize)> {
+    let slot = &slots[(ti * per as usize + i) * SPAN_SLOT_WORDS as usize..][..SPAN_SLOT_WORDS as usize];
+    (slot[1] > 0).then(|| (slot[3] as usize, slot[4] as usize))
 }

@@ -499,13 +499,16 @@ def language_model(model, tokens, metric: str = "perplexity", settings: dict | N
 
 
 def question_answering(model, tokens, starts=None, ends=None, metric: str = "f1", settings: dict | None = None,
-                       null_score_diff_threshold: float | None = None, **kw) -> Results:
+                       null_score_diff_threshold: float | None = None, n_best_size: int | None = None,
+                       max_answer_length: int | None = None, **kw) -> Results:
     """Extractive question answering over trials (SQuAD; the `transformer` workload with
     `task = "qa_f1"`): the span head (`qa_outputs`, a start and an end logit per token) runs on
     every token on noisy crossbars, and each row's answer is the context span start <= end <
-    start + max_answer_tokens (default 30, as Hugging Face's SQuAD post-processing) with the
-    largest start + end logit, the context being the tokens after the row's first separator (the
-    separators excluded). Per trial the token-level F1 of the answers against the labelled spans
+    start + max_answer_length tokens (default 30) with the largest start + end logit, its start
+    among the row's n_best_size largest start logits and its end among its n_best_size largest end
+    logits (default 20; 0 searches every span), as Hugging Face's SQuAD post-processing
+    (`postprocess_qa_predictions`) takes them; the context is the tokens after the row's first
+    separator (the separators excluded). Per trial the token-level F1 of the answers against the labelled spans
     (2 overlap / (predicted + labelled length), averaged over the rows), beside the floating-point
     one; `metric="exact_match"` gives the fraction of exact answers instead (exact counts).
     `model` as for `transformer` (a `BertForQuestionAnswering` or another family's, through
@@ -529,6 +532,13 @@ def question_answering(model, tokens, starts=None, ends=None, metric: str = "f1"
         raise ValueError(f"metric = {metric!r}: give 'f1' (token-level) or 'exact_match'")
     if null_score_diff_threshold is not None:
         settings = {**(settings or {}), "null_score_diff_threshold": float(null_score_diff_threshold)}
+    for name, field, v in (("n_best_size", "n_best", n_best_size), ("max_answer_length", "max_answer_tokens", max_answer_length)):
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name} = {v!r}: give a whole number of tokens (Hugging Face's default: "
+                             f"{20 if name == 'n_best_size' else 30})")
+        settings = {**(settings or {}), field: int(v)}
     if isinstance(tokens, SquadWindows):
         if starts is not None or ends is not None:
             raise ValueError("squad_windows carry their answers as text: leave out starts and ends")

@@ -1,5 +1,7 @@
 //! CPU twin of shaders/answer_span.wgsl: per (trial, sequence) the context span start ≤ end <
 //! start + `max_answer` with the largest start + end logit (the first on ties, by start then end),
+//! its start and end among the sequence's `n_best` largest start and end logits (Hugging Face's
+//! `n_best_size`; 0: every span),
 //! its overlap with the labelled answer of the best F1 (`answers` per sequence, each packed as
 //! start · seq + end), its length and that answer's in slot `([t_index][trial][batch] +
 //! sample_offset + sample)` (`SPAN_SLOT_WORDS` words: those three, then the span's start, end and
@@ -14,10 +16,13 @@ use crate::engine::stages::SPAN_SLOT_WORDS;
 use crate::workload::transformer::SEGMENT_BIT;
 
 /// The best span of one sequence's `[token][2]` logits and its score (`transformer::best_span`
-/// over its context tokens, in f32 as the shader adds), or None when it has no context token.
-pub fn best_span(h: &[f32], tokens: &[u32], len: usize, max_answer: usize, sep: u32) -> Option<(usize, usize, f32)> {
+/// over its context tokens among the `n_best` largest logits, in f32 as the shader adds), or
+/// None when it has no candidate.
+pub fn best_span(h: &[f32], tokens: &[u32], len: usize, max_answer: usize, n_best: usize, sep: u32) -> Option<(usize, usize, f32)> {
+    use crate::workload::transformer as tf;
     let context: Vec<usize> = (0..len).filter(|&p| tokens[p] & SEGMENT_BIT != 0 && tokens[p] & !SEGMENT_BIT != sep).collect();
-    crate::workload::transformer::best_span(&context, max_answer, |s, e| h[2 * s] + h[2 * e + 1])
+    let (starts, ends) = tf::span_candidates(&context, len, n_best, |p| h[2 * p], |p| h[2 * p + 1]);
+    tf::best_span(&starts, &ends, max_answer, |s, e| h[2 * s] + h[2 * e + 1])
 }
 
 /// (overlap, predicted length, labelled length) of a predicted span against the labelled answer
@@ -50,7 +55,7 @@ pub fn answer_span(p: &StageParams, h: &[f32], tokens: &[u32], lengths: &[u32], 
             let sample = i % samples;
             let len = (lengths[sample] as usize).min(seq);
             let toks = &tokens[sample * seq..(sample + 1) * seq];
-            let best = best_span(&h[i * seq * 2..(i + 1) * seq * 2], toks, len, s.max_answer as usize, s.sep);
+            let best = best_span(&h[i * seq * 2..(i + 1) * seq * 2], toks, len, s.max_answer as usize, s.n_best as usize, s.sep);
             let pred = best.map(|(s, e, _)| (s, e));
             let a = s.answers as usize;
             let (overlap, predicted, labelled) = span_counts(pred, &labels[sample * a..(sample + 1) * a], s.seq);

@@ -152,6 +152,8 @@ pub struct SeqModel {
 pub struct SpanHead {
     /// The longest answer, in tokens.
     pub max_answer: u32,
+    /// The largest start and end logits an answer may take (0: every span).
+    pub n_best: u32,
     /// The separator token id: the context is the second segment's tokens but it.
     pub sep: u32,
     /// Labelled answer spans per sequence (the best one scores); 0 where the answers are text

@@ -555,6 +555,7 @@ fn transformer_group(
                         // Slots [t_index][trial][sequence], as token_nll's.
                         pa.layer.batch = samples;
                         pa.seq.max_answer = sp.max_answer;
+                        pa.seq.n_best = sp.n_best;
                         pa.seq.sep = sp.sep;
                         pa.seq.answers = sp.answers;
                         be.dispatch(Stage::AnswerSpan, &pa, &[h, tok_b, len_b, lab_b, spans, correct], grid(n as u64 * sbl as u64, wg));

@@ -666,15 +666,18 @@ impl<T: Real> Net<T> {
     /// A span head's answers over `data` (labels packed as start · width + end): exact matches
     /// and Σ token-level F1, each answer the context span (after the first separator, the
     /// separators excluded) of at most `max_answer` tokens with the largest start + end logit,
-    /// the first on ties, as the engine's `answer_span` picks it.
-    pub fn span_scores(&self, data: &SeqData, max_answer: usize) -> (usize, f64) {
-        use crate::workload::transformer::{best_span, score_answer};
+    /// the first on ties, its start and end among the `n_best` largest start and end logits (0:
+    /// every span), as the engine's `answer_span` picks it.
+    pub fn span_scores(&self, data: &SeqData, max_answer: usize, n_best: usize) -> (usize, f64) {
+        use crate::workload::transformer::{best_span, score_answer, span_candidates};
         let prep = self.prepare();
         let (mut exact, mut f1) = (0, 0.0);
         for i in 0..data.len() {
             let tokens = data.seq(i);
             let z: Vec<f64> = self.forward(&prep, tokens, &mut Injector::off()).logits.iter().map(|v| v.to_f64()).collect();
-            let pred = best_span(&crate::train::kvqa::context(tokens), max_answer, |s, e| z[2 * s] + z[2 * e + 1]).map(|(s, e, _)| (s, e));
+            let context = crate::train::kvqa::context(tokens);
+            let (starts, ends) = span_candidates(&context, z.len() / 2, n_best, |p| z[2 * p], |p| z[2 * p + 1]);
+            let pred = best_span(&starts, &ends, max_answer, |s, e| z[2 * s] + z[2 * e + 1]).map(|(s, e, _)| (s, e));
             let score = score_answer(pred, &[(data.labels[i] / data.width as u32, data.labels[i] % data.width as u32)]);
             exact += score.exact as usize;
             f1 += score.f1;
@@ -699,7 +702,8 @@ impl<T: Real> Net<T> {
     /// a span head's exact matches.
     pub fn accuracy(&self, data: &SeqData) -> f64 {
         if self.dims.span {
-            return self.span_scores(data, crate::workload::transformer::MAX_ANSWER_TOKENS as usize).0 as f64 / data.len().max(1) as f64;
+            use crate::workload::transformer::{MAX_ANSWER_TOKENS, N_BEST};
+            return self.span_scores(data, MAX_ANSWER_TOKENS as usize, N_BEST as usize).0 as f64 / data.len().max(1) as f64;
         }
         if self.dims.lm {
             let (_, hits, count) = self.next_token(data);

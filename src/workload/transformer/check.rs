@@ -94,7 +94,9 @@ impl TransformerSettings {
                 return Err(format!("{task} reads single-segment sequences; remove transformer.segment_sep"));
             }
         }
-        for (field, value, default) in [("max_answer_tokens", self.max_answer_tokens, MAX_ANSWER_TOKENS), ("answers", self.answers, 1)] {
+        for (field, value, default) in
+            [("max_answer_tokens", self.max_answer_tokens, MAX_ANSWER_TOKENS), ("n_best", self.n_best, N_BEST), ("answers", self.answers, 1)]
+        {
             if !self.task.qa() && value != default {
                 return Err(format!(
                     "transformer.{field} = {value} is question answering's; this task does not use it: set task = \"qa_f1\" or \"qa_exact_match\", or remove {field}"

@@ -27,7 +27,7 @@ pub mod score;
 pub mod squad;
 
 pub(crate) use score::metrics;
-pub use score::{best_span, score_answer, span_f1, span_of};
+pub use score::{best_span, in_top_n, score_answer, span_candidates, span_f1, span_of, top_n_cut};
 
 use super::{Activation, GroupRun, Inputs, Metric, PointRun, SweepPoint, TimeMetrics};
 use crate::engine::plan::{run_transformer, run_transformer_group, SeqAttention, SeqBlock, SeqBottleneck, SeqFfn, SeqModel};
@@ -146,6 +146,10 @@ pub struct SpanScore {
 /// SQuAD's answer-length limit in Hugging Face's post-processing (`max_answer_length`).
 pub const MAX_ANSWER_TOKENS: u32 = 30;
 
+/// The start and end logits SQuAD's answer may take, the largest of each, in Hugging Face's
+/// post-processing (`n_best_size`).
+pub const N_BEST: u32 = 20;
+
 /// The language model's floating-point score over a data set (the f64 reference forward).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct NextTokenScore {
@@ -240,6 +244,12 @@ pub struct TransformerSettings {
     /// Question answering: the longest answer, in tokens (Hugging Face's `max_answer_length`).
     #[serde(default = "max_answer", skip_serializing_if = "is_max_answer")]
     pub max_answer_tokens: u32,
+    /// Question answering: an answer starts at one of the `n_best` largest start logits of its
+    /// row and ends at one of the `n_best` largest end logits, ranked over all the row's tokens
+    /// (Hugging Face's `n_best_size`, 20, whose post-processing this reproduces); 0 searches
+    /// every span (the exact maximum).
+    #[serde(default = "n_best", skip_serializing_if = "is_n_best")]
+    pub n_best: u32,
     /// SQuAD 2.0 (answer text with unanswerable questions): a question answers nothing where its
     /// lowest null score exceeds its best span's by more than this (Hugging Face's
     /// `null_score_diff_threshold`; 0 by default, as there). A dev-set-tuned value moves the
@@ -358,6 +368,12 @@ fn max_answer() -> u32 {
 }
 fn is_max_answer(v: &u32) -> bool {
     *v == MAX_ANSWER_TOKENS
+}
+fn n_best() -> u32 {
+    N_BEST
+}
+fn is_n_best(v: &u32) -> bool {
+    *v == N_BEST
 }
 
 /// The bit of a token id the `embed` stage reads as "second segment" (token type 1); ids stay
@@ -692,6 +708,7 @@ impl TransformerSettings {
             next_token: self.task.next_token(),
             span: self.task.qa().then(|| crate::engine::plan::SpanHead {
                 max_answer: self.max_answer_tokens,
+                n_best: self.n_best,
                 sep: self.segment_sep.unwrap_or(u32::MAX),
                 answers: self.answers,
             }),

@@ -400,7 +400,8 @@ impl<'a> Prepared<'a> {
 
     /// Question answering's answer to one sequence: the head on every hidden row gives (start,
     /// end) logits; the answer is the context span start ≤ end < start + max_answer_tokens with
-    /// the largest start + end logit (the first by start, then end, on ties), the context being
+    /// the largest start + end logit (the first by start, then end, on ties), its start and end
+    /// among the `n_best` largest start and end logits of the sequence, the context being
     /// the tokens after the first `segment_sep` but the separators; with that score, and the
     /// null score, position 0's start + end logit (SQuAD 2.0's "no answer").
     fn answer(&self, tokens: &[u32], len: usize) -> (Option<(usize, usize, f64)>, f64) {
@@ -410,7 +411,8 @@ impl<'a> Prepared<'a> {
         let sep = self.s.segment_sep;
         let first = sep.and_then(|s| tokens[..len].iter().position(|&t| t == s));
         let context: Vec<usize> = (0..len).filter(|&p| first.is_some_and(|f| p > f) && Some(tokens[p]) != sep).collect();
-        (super::best_span(&context, self.s.max_answer_tokens as usize, |s, e| logits[s][0] + logits[e][1]), logits[0][0] + logits[0][1])
+        let (starts, ends) = super::span_candidates(&context, len, self.s.n_best as usize, |p| logits[p][0], |p| logits[p][1]);
+        (super::best_span(&starts, &ends, self.s.max_answer_tokens as usize, |s, e| logits[s][0] + logits[e][1]), logits[0][0] + logits[0][1])
     }
 
     /// One sequence's score against its labelled answers (the best of them).

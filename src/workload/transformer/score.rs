@@ -230,14 +230,16 @@ pub fn span_of(label: u32, seq: usize) -> (u32, u32) {
     (label / seq.max(1) as u32, label % seq.max(1) as u32)
 }
 
-/// The answer a span head gives (the engine's CPU twin, the f64 reference, the trainer): over the
-/// context positions `context` (ascending), the span start ≤ end < start + `max_answer` with the
-/// largest `score(start, end)`, the first by start then end on ties (`answer_span`'s rule), and
-/// that score; None without a context.
-pub fn best_span<V: PartialOrd + Copy>(context: &[usize], max_answer: usize, score: impl Fn(usize, usize) -> V) -> Option<(usize, usize, V)> {
+/// The answer a span head gives (the engine's CPU twin, the f64 reference, the trainer): the
+/// span start ≤ end < start + `max_answer` with start in `starts` and end in `ends` (each
+/// ascending: the context positions, cut to the `n_best` largest logits by [`top_n_cut`]) with
+/// the largest `score(start, end)`, the first by start then end on ties (`answer_span`'s rule),
+/// and that score; None without a candidate.
+pub fn best_span<V: PartialOrd + Copy>(starts: &[usize], ends: &[usize], max_answer: usize, score: impl Fn(usize, usize) -> V) -> Option<(usize, usize, V)> {
     let mut best: Option<(usize, usize, V)> = None;
-    for (i, &s) in context.iter().enumerate() {
-        for &e in context[i..].iter().take_while(|&&e| e < s + max_answer) {
+    for &s in starts {
+        let from = ends.partition_point(|&e| e < s);
+        for &e in ends[from..].iter().take_while(|&&e| e < s + max_answer) {
             let v = score(s, e);
             if best.is_none_or(|(_, _, b)| v > b) {
                 best = Some((s, e, v));
@@ -245,6 +247,60 @@ pub fn best_span<V: PartialOrd + Copy>(context: &[usize], max_answer: usize, sco
         }
     }
     best
+}
+
+/// Hugging Face's `n_best_size` cut of SQuAD post-processing (`postprocess_qa_predictions`):
+/// only the `n` largest start logits and the `n` largest end logits of a sequence's `len`
+/// positions may begin or end an answer. Returns the n-th of the positions ordered by value,
+/// larger first, then by position, lower first (value, position): position p is among the n
+/// best when `value(p) > value` or `value(p) == value` and p ≤ position ([`in_top_n`]). None
+/// keeps every position (`n` = 0, every span as the exact maximum, or `n` ≥ `len`). Found as
+/// `answer_span.wgsl` finds it, n passes each taking the first position after the last one
+/// taken, so a NaN is never taken and every backend cuts alike.
+pub fn top_n_cut<V: PartialOrd + Copy>(len: usize, n: usize, value: impl Fn(usize) -> V) -> Option<(V, usize)> {
+    if n == 0 || n >= len {
+        return None;
+    }
+    let mut cut: Option<(V, usize)> = None;
+    for _ in 0..n {
+        let mut next: Option<(V, usize)> = None;
+        for p in 0..len {
+            let v = value(p);
+            let after_cut = cut.is_none_or(|(cv, cp)| v < cv || (v == cv && p > cp));
+            // Positions rise, so on a tie the one already held comes first; a NaN (the only
+            // value unequal to itself) is never taken.
+            #[allow(clippy::eq_op)]
+            let number = v == v;
+            if after_cut && next.is_none_or(|(nv, _)| v > nv) && number {
+                next = Some((v, p));
+            }
+        }
+        match next {
+            Some(x) => cut = Some(x),
+            None => break,
+        }
+    }
+    cut
+}
+
+/// Whether position `p` with `value` is among the n best a [`top_n_cut`] keeps.
+pub fn in_top_n<V: PartialOrd + Copy>(cut: Option<(V, usize)>, p: usize, value: V) -> bool {
+    cut.is_none_or(|(cv, cp)| value > cv || (value == cv && p <= cp))
+}
+
+/// The start and end candidates of a span head's answer: the context positions (ascending)
+/// among the `n_best` largest start logits, and those among the `n_best` largest end logits,
+/// ranked over all `len` positions of the sequence (the question, the separators, [CLS] too,
+/// as Hugging Face ranks them before it drops the positions outside the context).
+pub fn span_candidates<V: PartialOrd + Copy>(
+    context: &[usize],
+    len: usize,
+    n_best: usize,
+    start: impl Fn(usize) -> V,
+    end: impl Fn(usize) -> V,
+) -> (Vec<usize>, Vec<usize>) {
+    let (cs, ce) = (top_n_cut(len, n_best, &start), top_n_cut(len, n_best, &end));
+    (context.iter().copied().filter(|&p| in_top_n(cs, p, start(p))).collect(), context.iter().copied().filter(|&p| in_top_n(ce, p, end(p))).collect())
 }
 
 /// A predicted answer's exact match and token-level F1 against the labelled answers (start,
@@ -266,5 +322,50 @@ pub fn span_f1(overlap: u32, predicted: u32, labelled: u32) -> f64 {
         0.0
     } else {
         2.0 * overlap as f64 / (predicted + labelled) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The n best by sorting (value, larger first; position, lower first), the oracle.
+    fn sorted_top(v: &[f32], n: usize) -> Vec<usize> {
+        let mut p: Vec<usize> = (0..v.len()).filter(|&i| !v[i].is_nan()).collect();
+        p.sort_by(|&a, &b| v[b].partial_cmp(&v[a]).unwrap().then(a.cmp(&b)));
+        p.truncate(if n == 0 { v.len() } else { n });
+        p.sort();
+        p
+    }
+
+    #[test]
+    fn top_n_cut_keeps_the_n_largest_ties_by_position() {
+        // Ties at 2.0 (positions 1, 4, 6) straddle the cut for n = 2..4; a NaN is never kept.
+        let v = [0.5f32, 2.0, -1.0, 3.0, 2.0, f32::NAN, 2.0, 0.5, -3.0];
+        for n in 0..=v.len() + 1 {
+            let cut = top_n_cut(v.len(), n, |p| v[p]);
+            let kept: Vec<usize> = (0..v.len()).filter(|&p| in_top_n(cut, p, v[p])).collect();
+            let want = if n == 0 || n >= v.len() { (0..v.len()).collect() } else { sorted_top(&v, n) };
+            assert_eq!(kept, want, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn n_best_drops_spans_outside_the_largest_logits() {
+        // Positions 0..2 are the question, 3..8 the context, answers of up to 5 tokens. The
+        // question holds the two largest start logits. Over every span the best is [4, 8]
+        // (2 + 5); with n = 2 no start is left (Hugging Face's empty answer); with n = 3 the
+        // starts are 0, 1 and 3, and [3, 8] is too long, so [3, 5] (3 + 1).
+        let start = [9.0f64, 8.0, -5.0, 3.0, 2.0, -1.0, -1.0, -1.0, -2.0];
+        let end = [0.0f64, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 5.0];
+        let context: Vec<usize> = (3..9).collect();
+        let best = |n| {
+            let (s, e) = span_candidates(&context, 9, n, |p| start[p], |p| end[p]);
+            best_span(&s, &e, 5, |a, b| start[a] + end[b]).map(|(a, b, _)| (a, b))
+        };
+        assert_eq!(best(0), Some((4, 8)));
+        assert_eq!(best(2), None);
+        assert_eq!(best(3), Some((3, 5)));
+        assert_eq!(best(4), Some((4, 8)));
     }
 }

@@ -255,6 +255,31 @@ def test_the_noise_model_and_drift_compensation():
         assert aimc.from_aihwkit(inference_rpu_config(drift_compensation=obj(kind)))["gdc"] == gdc
 
 
+def test_a_custom_drift_model_maps_to_a_drift_table(tmp_path):
+    """CustomDriftPCMLikeNoiseModel (aihwkit's example table) maps to the pcm device with its
+    measured drift as `device.drift_table`, which a run then draws ν from; a table aimc refuses
+    names its field, and a malformed custom_drift_model is named before any run."""
+    def custom(model):
+        nm = pcm_noise_model()
+        return obj("CustomDriftPCMLikeNoiseModel", custom_drift_model=model, **vars(nm))
+    example = dict(g_lst=[0.0, 10.0, 25.0], nu_mean_lst=[0.08, 0.05, 0.03], nu_std_lst=[0.03, 0.02, 0.01])
+    d = aimc.from_aihwkit(inference_rpu_config(noise_model=custom(example)))["device"]
+    assert d["model"] == "pcm" and d["drift_table"] == {"g": [0.0, 10.0, 25.0], "nu_mean": [0.08, 0.05, 0.03], "nu_std": [0.03, 0.02, 0.01]}
+    r = aimc.run(REFERENCE, rpu_config=inference_rpu_config(noise_model=custom(example)), trials=4, backend="cpu",
+                 out=str(tmp_path / "custom"), quiet=True)
+    assert r.data["config"]["device"]["drift_table"]["nu_mean"] == [0.08, 0.05, 0.03]
+    plain = aimc.run(REFERENCE, trials=4, backend="cpu", out=str(tmp_path / "plain"), quiet=True)
+    assert [p["per_trial"] for p in r.points] != [p["per_trial"] for p in plain.points]
+    short = dict(example, g_lst=[0.0, 10.0, 20.0])
+    with pytest.raises(ValueError, match=r"device\.drift_table\.g spans \[0, 20\] µS"):
+        aimc.run(REFERENCE, rpu_config=inference_rpu_config(noise_model=custom(short)), trials=4, backend="cpu",
+                 out=str(tmp_path / "short"), quiet=True)
+    with pytest.raises(ValueError, match=r"noise_model\.custom_drift_model = .*give a dict of the lists g_lst"):
+        aimc.from_aihwkit(inference_rpu_config(noise_model=custom({"g_lst": [0.0, 25.0]})))
+    with pytest.raises(ValueError, match=r"custom_drift_model\['nu_std_lst'\] = 'x' is not a list of numbers"):
+        aimc.from_aihwkit(inference_rpu_config(noise_model=custom(dict(example, nu_std_lst="x"))))
+
+
 def test_training_only_settings_are_not_read():
     cfg = with_changes(inference_rpu_config(), clip__type=WeightClipType.LAYER_GAUSSIAN, clip__sigma=2.0,
                        modifier__type=WeightModifierType.ADD_NORMAL, modifier__std_dev=0.1, modifier__pdrop=0.1,
@@ -298,7 +323,7 @@ def test_unmodelled_settings_are_refused_by_name(changes, message):
 @pytest.mark.parametrize("changes, message", [
     ({"forward": obj("IOParametersIRDropT")}, r"forward is IOParametersIRDropT; aimc maps aihwkit's IOParameters"),
     ({"noise_model": obj("HermesNoiseModel")}, r"noise_model is HermesNoiseModel; aimc maps aihwkit's PCMLikeNoiseModel"),
-    ({"noise_model": obj("CustomDriftPCMLikeNoiseModel")}, r"noise_model is CustomDriftPCMLikeNoiseModel"),
+    ({"noise_model": obj("ReRamWan2022NoiseModel")}, r"noise_model is ReRamWan2022NoiseModel"),
     ({"noise_model": pcm_noise_model(g_converter=obj("DualPairConductanceConverter", g_max=25.0))},
      r"noise_model\.g_converter is DualPairConductanceConverter"),
     ({"drift_compensation": obj("MyCompensation")}, r"drift_compensation is MyCompensation; aimc maps None, GlobalDriftCompensation"),

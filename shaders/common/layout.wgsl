@@ -7,15 +7,20 @@ struct Curve {
     c1: f32, c2: f32, c3: f32, _pad: f32,
 }
 
+// The most knots of a measured drift table (device::MAX_DRIFT_KNOTS).
+const MAX_DRIFT_KNOTS: u32 = 16u;
+
 struct DeviceParams {
     g_max: f32, prog_scale: f32, drift_scale: f32, read_scale: f32,
     prog_norm: f32, drift_path: u32, prog_mode: u32, zero_below: f32,
     prog_c0: f32, prog_c1: f32, prog_c2: f32, prog_c3: f32,
     prog_brk: f32, prog_h0: f32, prog_h1: f32, prog_h2: f32,
-    prog_h3: f32, _pad3: f32, _pad4: f32, _pad5: f32,
+    prog_h3: f32, nu_knots: u32, _pad4: f32, _pad5: f32,
     mu_nu: Curve,
     sigma_nu: Curve,
     q_s: Curve,
+    // A measured drift model: per knot (g/g_max, ν mean, ν std, 0), ascending (nu_knots in use).
+    nu_table: array<vec4<f32>, MAX_DRIFT_KNOTS>,
 }
 
 struct IoParams {

@@ -54,7 +54,8 @@ pub(super) fn device(raw: &RawExperiment) -> Result<DeviceModel, String> {
 pub(super) fn named_device(name: &str, fields: &toml::Table, key: &str) -> Result<DeviceModel, String> {
     let mut d = DeviceModel::by_name(name).ok_or_else(|| format!("{key} = {name:?}: unknown model; use one of {}", MODEL_NAMES.join(", ")))?;
     for (k, v) in fields.iter().filter(|(k, _)| *k != "model") {
-        set_field(&mut d, "device", k, v)?;
+        // A measured drift table is absent from every preset.
+        set_field_with(&mut d, "device", k, v, &["drift_table"])?;
     }
     prog_reference(&d, fields.contains_key("prog_coeff"), fields.contains_key("prog_g_ref"))?;
     Ok(d)

@@ -261,7 +261,8 @@ fn target(name: &str, base: &Base<'_>, fields: &Fields) -> Result<Target, String
         "accuracy" if base.moe.is_some() => return Err(format!("{key}: moe.accuracy sets what the metric is; it cannot be swept (use two files)")),
         _ if base.moe.is_some() && fields.moe.contains_key(name) => Target::Moe,
         _ if base.moe.is_some() && fields.arch.contains_key(name) => Target::Arch,
-        _ if fields.device.contains_key(name) => Target::Device,
+        // A measured drift table is absent from the presets' fields, and sweeps as a device field.
+        _ if fields.device.contains_key(name) || name == "drift_table" => Target::Device,
         _ if fields.periphery.contains_key(name) => Target::Periphery,
         _ => return Err(fields.unknown(&key)),
     })
@@ -311,7 +312,7 @@ fn apply_axis(p: &mut SweepPoint, name: &str, v: &toml::Value, base: &Base<'_>, 
         Target::Moe => set_field(&mut p.moe.as_mut().ok_or_else(missing)?.0, "sweep", name, v)?,
         Target::Arch => set_field(&mut p.moe.as_mut().ok_or_else(missing)?.1, "sweep", name, v)?,
         Target::Device => {
-            set_field(&mut p.device, "sweep", name, v)?;
+            set_field_with(&mut p.device, "sweep", name, v, &["drift_table"])?;
             p.device.validate().map_err(|m| format!("{key}: {m}"))?;
         }
         Target::Periphery => {

@@ -42,6 +42,79 @@ impl Fit {
     }
 }
 
+/// The most knots a [`DriftTable`] may have (the stages keep them in their uniform).
+pub const MAX_DRIFT_KNOTS: usize = 16;
+
+/// A measured drift model (aihwkit `CustomDriftPCMLikeNoiseModel`'s `custom_drift_model`): the
+/// mean and standard deviation of the drift exponent ν at conductances `g` (µS, ascending), read
+/// between them by linear interpolation and held at the ends beyond them (`numpy.interp` on the
+/// target conductance, as aihwkit reads it). It replaces the model's `mu_nu` and `sigma_nu`; ν is
+/// then |ν_mean + ν_std·N|·drift_scale as for every model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftTable {
+    /// Conductances, µS, strictly ascending; they must span [0, g_max], the range the devices
+    /// are programmed over (aihwkit refuses a table that does not).
+    pub g: Vec<f64>,
+    /// Mean drift exponent at each conductance.
+    pub nu_mean: Vec<f64>,
+    /// Standard deviation of the drift exponent at each conductance (≥ 0).
+    pub nu_std: Vec<f64>,
+}
+
+impl DriftTable {
+    /// `numpy.interp(g, self.g, v)`: v's value at g, linear between the two knots around it
+    /// (slope · (g − g_j) + v_j, numpy's form), the end values beyond the ends.
+    pub fn interp(&self, v: &[f64], g: f64) -> f64 {
+        let n = self.g.len();
+        if g <= self.g[0] {
+            return v[0];
+        }
+        if g >= self.g[n - 1] {
+            return v[n - 1];
+        }
+        let j = self.g.partition_point(|&x| x <= g) - 1;
+        let slope = (v[j + 1] - v[j]) / (self.g[j + 1] - self.g[j]);
+        slope * (g - self.g[j]) + v[j]
+    }
+
+    /// Every knot usable: the error names the field and the fix.
+    pub fn validate(&self, g_max: f64) -> Result<(), String> {
+        let n = self.g.len();
+        if !(2..=MAX_DRIFT_KNOTS).contains(&n) {
+            return Err(format!("device.drift_table.g has {n} conductances: give 2 to {MAX_DRIFT_KNOTS} (one per measured level)"));
+        }
+        for (name, v) in [("nu_mean", &self.nu_mean), ("nu_std", &self.nu_std)] {
+            if v.len() != n {
+                return Err(format!("device.drift_table.{name} has {} values for {n} conductances in g: give one per conductance", v.len()));
+            }
+        }
+        for (name, v) in [("g", &self.g), ("nu_mean", &self.nu_mean), ("nu_std", &self.nu_std)] {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(format!("device.drift_table.{name}[{i}] = {}: every value must be a finite number", v[i]));
+            }
+        }
+        if let Some(i) = self.nu_std.iter().position(|&x| x < 0.0) {
+            return Err(format!("device.drift_table.nu_std[{i}] = {}: a standard deviation is >= 0", self.nu_std[i]));
+        }
+        if let Some(i) = (1..n).find(|&i| self.g[i] <= self.g[i - 1]) {
+            return Err(format!(
+                "device.drift_table.g[{i}] = {} follows {}: the conductances must rise strictly (one mean and std per level)",
+                self.g[i],
+                self.g[i - 1]
+            ));
+        }
+        if self.g[0] > 0.0 || self.g[n - 1] < g_max {
+            return Err(format!(
+                "device.drift_table.g spans [{}, {}] µS, but the devices are programmed over [0, g_max = {g_max}] µS: extend the table to cover it (repeat the end values if they hold; aihwkit refuses such a table too)",
+                self.g[0],
+                self.g[n - 1]
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// How the pair drifts (noise-models §3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,6 +162,10 @@ pub struct DeviceModel {
     pub mu_nu: Fit,
     pub sigma_nu: Fit,
     pub q_s: Fit,
+    /// A measured drift model in place of `mu_nu` and `sigma_nu` (aihwkit's
+    /// `CustomDriftPCMLikeNoiseModel`); None: the fits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_table: Option<DriftTable>,
     #[serde(default)]
     pub drift_path: DriftPath,
     /// Pair (default) or one signed draw per weight.
@@ -159,6 +236,7 @@ impl DeviceModel {
             mu_nu: Fit::log_clamp(-0.0155, 0.0244, 0.049, 0.1),
             sigma_nu: Fit::log_clamp(-0.0125, -0.0059, 0.008, 0.045),
             q_s: Fit::PowerClamp { a: 0.0088, p: 0.65, lo: 1e-3, hi: 0.2 },
+            drift_table: None,
             drift_path: DriftPath::Aihwkit,
             programming: Programming::Pair,
             prog_break: 0.0,
@@ -272,12 +350,20 @@ impl DeviceModel {
         (((c[3] * x + c[2]) * x + c[1]) * x + c[0]) * self.g_max / self.prog_g_ref
     }
 
+    /// Mean drift exponent at the target conductance: the drift table's where there is one.
     pub fn mu_nu(&self, g_target: f64) -> f64 {
-        self.mu_nu.eval(g_target / self.g_max)
+        match &self.drift_table {
+            Some(t) => t.interp(&t.nu_mean, g_target),
+            None => self.mu_nu.eval(g_target / self.g_max),
+        }
     }
 
+    /// Standard deviation of the drift exponent at the target conductance.
     pub fn sigma_nu(&self, g_target: f64) -> f64 {
-        self.sigma_nu.eval(g_target / self.g_max)
+        match &self.drift_table {
+            Some(t) => t.interp(&t.nu_std, g_target),
+            None => self.sigma_nu.eval(g_target / self.g_max),
+        }
     }
 
     pub fn q_s(&self, g: f64) -> f64 {
@@ -348,6 +434,9 @@ impl DeviceModel {
                 return Err(format!("device.{name}: lo = {lo} must be > 0 (it bounds the denominator of a / max(gr^p, lo))"));
             }
         }
+        if let Some(t) = &self.drift_table {
+            t.validate(self.g_max)?;
+        }
         if self.prog_coeff.iter().any(|v| !v.is_finite()) || !(self.prog_g_ref.is_finite() && self.prog_g_ref > 0.0) {
             return Err(format!("device.prog_coeff = {:?}, prog_g_ref = {}: must be finite (g_ref > 0)", self.prog_coeff, self.prog_g_ref));
         }
@@ -411,6 +500,32 @@ mod tests {
             let d = (-0.049 * m.log_t_ratio(t[i])).exp();
             assert!((d - dr[i]).abs() < 1e-3, "t={} drift {d}", t[i]);
         }
+    }
+
+    /// aihwkit's example `custom_drift_model` (g_lst [0, 10, 25] µS): `numpy.interp`'s values,
+    /// worked by hand, between, on and beyond the knots.
+    #[test]
+    fn drift_table_interpolates_as_numpy() {
+        let t = DriftTable { g: vec![0.0, 10.0, 25.0], nu_mean: vec![0.08, 0.05, 0.03], nu_std: vec![0.03, 0.02, 0.01] };
+        let m = DeviceModel { drift_table: Some(t.clone()), ..DeviceModel::pcm() };
+        m.validate().unwrap();
+        for (g, mean, std) in [(0.0, 0.08, 0.03), (5.0, 0.065, 0.025), (10.0, 0.05, 0.02), (17.5, 0.04, 0.015), (25.0, 0.03, 0.01), (40.0, 0.03, 0.01)] {
+            assert!((m.mu_nu(g) - mean).abs() < 1e-15 && (m.sigma_nu(g) - std).abs() < 1e-15, "g = {g}: {} {}", m.mu_nu(g), m.sigma_nu(g));
+        }
+        // ν = |mean + std·n|·drift_scale, as for the fits.
+        assert!((m.nu(5.0, -4.0) - 0.035).abs() < 1e-15);
+        let bad = |f: &dyn Fn(&mut DriftTable), want: &str| {
+            let mut b = t.clone();
+            f(&mut b);
+            let e = DeviceModel { drift_table: Some(b), ..DeviceModel::pcm() }.validate().unwrap_err();
+            assert!(e.contains(want), "{e}");
+        };
+        bad(&|b| b.g = vec![0.0, 25.0, 10.0], "device.drift_table.g[2] = 10 follows 25");
+        bad(&|b| b.nu_std.pop().map(drop).unwrap_or(()), "nu_std has 2 values for 3 conductances");
+        bad(&|b| b.nu_std[1] = -0.01, "nu_std[1] = -0.01");
+        bad(&|b| b.nu_mean[0] = f64::NAN, "nu_mean[0] = NaN");
+        bad(&|b| b.g[2] = 20.0, "spans [0, 20] µS");
+        bad(&|b| *b = DriftTable { g: vec![0.0], nu_mean: vec![0.1], nu_std: vec![0.0] }, "has 1 conductances");
     }
 
     #[test]

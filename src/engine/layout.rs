@@ -5,7 +5,7 @@
 //! conversions from it live here, below the engine's use and above the physics.
 
 use crate::crossbar::{BoundManagement, NoiseManagement, Periphery, Tile, WeightNoiseType};
-use crate::device::{DeviceModel, DriftPath, Fit, Programming};
+use crate::device::{DeviceModel, DriftPath, Fit, Programming, MAX_DRIFT_KNOTS};
 use bytemuck::{Pod, Zeroable};
 
 /// One piecewise fit of a device quantity as a function of the normalised conductance gr:
@@ -54,12 +54,16 @@ pub struct DeviceParams {
     pub prog_h1: f32,
     pub prog_h2: f32,
     pub prog_h3: f32,
-    pub _pad3: f32,
+    /// Knots of `nu_table` in use (0: ν from the `mu_nu` and `sigma_nu` curves).
+    pub nu_knots: u32,
     pub _pad4: f32,
     pub _pad5: f32,
     pub mu_nu: Curve,
     pub sigma_nu: Curve,
     pub q_s: Curve,
+    /// A measured drift model (`device::DriftTable`): per knot (g/g_max, ν mean, ν std, 0),
+    /// ascending in g.
+    pub nu_table: [[f32; 4]; MAX_DRIFT_KNOTS],
 }
 
 /// Per-MVM periphery (aihwkit `IOParameters`). A step of 0 means no quantisation.
@@ -359,6 +363,11 @@ impl From<&DeviceModel> for DeviceParams {
                 DriftPath::Aihwkit => 0,
                 DriftPath::BothDevices => 1,
             },
+            nu_knots: d.drift_table.as_ref().map_or(0, |t| t.g.len().min(MAX_DRIFT_KNOTS) as u32),
+            nu_table: std::array::from_fn(|i| match &d.drift_table {
+                Some(t) if i < t.g.len() => [(t.g[i] / d.g_max) as f32, t.nu_mean[i] as f32, t.nu_std[i] as f32, 0.0],
+                _ => [0.0; 4],
+            }),
             ..DeviceParams::default()
         }
     }

@@ -139,6 +139,37 @@ fn unknown_field_is_named() {
     expect_error(&p, &["device.gmax", "unknown field"]);
 }
 
+/// A measured drift table (`[device.drift_table]`, aihwkit's `CustomDriftPCMLikeNoiseModel`): with
+/// programming, read and output noise off, a table of one ν for every device leaves nothing random
+/// (every trial the same), a measured one spreads the trials; two tables sweep as a device field
+/// on the same draws; and a bad table is named by its field before any compute.
+#[test]
+fn a_measured_drift_table_runs_sweeps_and_is_checked() {
+    let flat = "{ g = [0.0, 25.0], nu_mean = [0.2, 0.2], nu_std = [0.0, 0.0] }";
+    let measured = "{ g = [0.0, 10.0, 25.0], nu_mean = [0.08, 0.05, 0.03], nu_std = [0.03, 0.02, 0.01] }";
+    let quiet = "[device]\nprog_noise_scale = 0.0\nread_noise_scale = 0.0\n[periphery]\nout_noise = 0.0\n";
+    let p = bad_experiment("drift-table", |t| t.replace("gdc = [\"off\", \"readout\"]", &format!("drift_table = [{flat}, {measured}]")) + "\n" + quiet);
+    let out = p.parent().unwrap().join("out");
+    let o = aimc().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = results(&out);
+    assert_eq!(r.points.len(), 4);
+    for pt in &r.points {
+        let flat_point = pt.series.contains("0.2");
+        assert_eq!(pt.summary.std == 0.0, flat_point, "{} {}: std {}", pt.series, pt.time_label, pt.summary.std);
+    }
+    let at = |flat: bool, label: &str| r.points.iter().find(|p| p.series.contains("0.2") == flat && p.time_label == label).unwrap().summary.mean;
+    assert_ne!(at(true, "1 y"), at(false, "1 y"), "the two tables drift differently");
+    let bad = |name: &str, table: &str, needles: &[&str]| {
+        let p = bad_experiment(name, |t| format!("{t}\n[device.drift_table]\n{table}\n"));
+        expect_error(&p, needles);
+    };
+    bad("dt-short", "g = [0.0, 20.0]\nnu_mean = [0.1, 0.1]\nnu_std = [0.0, 0.0]", &["device.drift_table.g spans [0, 20]", "g_max = 25"]);
+    bad("dt-order", "g = [0.0, 25.0, 10.0]\nnu_mean = [0.1, 0.1, 0.1]\nnu_std = [0.0, 0.0, 0.0]", &["device.drift_table.g[2] = 10 follows 25"]);
+    bad("dt-len", "g = [0.0, 25.0]\nnu_mean = [0.1]\nnu_std = [0.0, 0.0]", &["device.drift_table.nu_mean has 1 values for 2 conductances"]);
+    bad("dt-field", "g = [0.0, 25.0]\nnu_mean = [0.1, 0.1]\nnu_sd = [0.0, 0.0]", &["device.drift_table", "nu_sd"]);
+}
+
 #[test]
 fn wrong_type_is_named() {
     let p = bad_experiment("type", |t| t.replace("trials = 8", "trials = \"eight\""));

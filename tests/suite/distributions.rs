@@ -107,18 +107,7 @@ fn run_all(be: &mut dyn Backend) {
         for (r, &x) in TARGETS.iter().enumerate() {
             check("programmed conductance", &base.name, x, &rows[r], programmed_cdf(&dev, x * dev.g_max));
         }
-        // Drift exponent alone: w_eff / w = (t/t0)^−ν, so ν = −ln(w_eff/w) / ln(t/t0).
-        let dev = DeviceModel { prog_noise_scale: 0.0, read_noise_scale: 0.0, ..base.clone() };
-        let t = 1e7;
-        let lr = dev.log_t_ratio(t);
-        let rows = samples(be, dev.clone(), t);
-        for (r, &x) in TARGETS.iter().enumerate() {
-            let g = x * dev.g_max;
-            let (mu, sg) = (dev.mu_nu(g), dev.sigma_nu(g));
-            let nu: Vec<f64> = rows[r].iter().map(|&w| -(w / x).ln() / lr).collect();
-            // Folded normal |N(μ, σ)|.
-            check("drift exponent", &base.name, x, &nu, |v| if v < 0.0 { 0.0 } else { phi((v - mu) / sg) - phi((-v - mu) / sg) });
-        }
+        drift_exponent(be, &base, &base.name);
         // Read noise alone: w_eff = max(0, w (1 + σ_rd N)), σ_rd = Q_s(g_T) sqrt(ln((t + t_read)/(2 t_read))).
         let dev = DeviceModel { prog_noise_scale: 0.0, drift_scale: 0.0, ..base.clone() };
         let t = 3600.0;
@@ -128,10 +117,29 @@ fn run_all(be: &mut dyn Backend) {
             check("read noise", &base.name, x, &rows[r], |w| if w < 0.0 { 0.0 } else { phi((w / x - 1.0) / sig) });
         }
     }
+    // A measured drift table (aihwkit's CustomDriftPCMLikeNoiseModel): the targets fall inside
+    // three of its segments and on one knot (10 µS).
+    let table = aimc::device::DriftTable { g: vec![0.0, 5.0, 10.0, 25.0], nu_mean: vec![0.09, 0.06, 0.045, 0.03], nu_std: vec![0.035, 0.02, 0.015, 0.01] };
+    drift_exponent(be, &DeviceModel { drift_table: Some(table), ..DeviceModel::pcm() }, "pcm with drift_table");
     // `simple` (kernel-attention §4): g_T + 0.067·N per weight in normalised units, unrectified.
     let rows = samples(be, DeviceModel::simple(), 0.0);
     for (r, &x) in TARGETS.iter().enumerate() {
         check("programmed weight", "simple", x, &rows[r], simple_cdf(x));
+    }
+}
+
+/// The drift exponent alone: w_eff / w = (t/t0)^−ν, so ν = −ln(w_eff/w) / ln(t/t0), against the
+/// folded normal |N(μ(g_T), σ(g_T))| of the model's f64 reference.
+fn drift_exponent(be: &mut dyn Backend, base: &DeviceModel, name: &str) {
+    let dev = DeviceModel { prog_noise_scale: 0.0, read_noise_scale: 0.0, ..base.clone() };
+    let t = 1e7;
+    let lr = dev.log_t_ratio(t);
+    let rows = samples(be, dev.clone(), t);
+    for (r, &x) in TARGETS.iter().enumerate() {
+        let g = x * dev.g_max;
+        let (mu, sg) = (dev.mu_nu(g), dev.sigma_nu(g));
+        let nu: Vec<f64> = rows[r].iter().map(|&w| -(w / x).ln() / lr).collect();
+        check("drift exponent", name, x, &nu, |v| if v < 0.0 { 0.0 } else { phi((v - mu) / sg) - phi((-v - mu) / sg) });
     }
 }
 

@@ -80,12 +80,16 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
     // The fourth runs per-column GDC on per-column digital scales (per-row partials in `drift`,
     // per-output factors in `combine`).
     let columnwise = columnwise(&layers);
+    // The sixth draws ν from a measured drift table (`nu_table`, lane by lane in the fast path).
+    let table = aimc::device::DriftTable { g: vec![0.0, 4.0, 12.0, 25.0], nu_mean: vec![0.1, 0.07, 0.05, 0.02], nu_std: vec![0.04, 0.02, 0.02, 0.005] };
+    let measured = DeviceModel { drift_table: Some(table), ..DeviceModel::pcm() };
     for (dev, full, per_column) in [
         (DeviceModel::pcm(), false, false),
         (both, false, false),
         (DeviceModel::pcm(), true, false),
         (DeviceModel::pcm(), false, true),
         (DeviceModel::afm(), false, true),
+        (measured, false, false),
     ] {
         let mut rec = Recorder::new();
         let mut c = cfg(dev.clone(), 4, 4);

@@ -67,6 +67,7 @@ fn pairs() -> Vec<(Stage, &'static str, Value, &'static str)> {
         (Stage::MvmNarrow, "BN", u(stages::MVM_NARROW_BN), "engine::stages::MVM_NARROW_BN"),
         // A layer goes narrow when its tallest tile fits one narrow block of outputs.
         (Stage::MvmNarrow, "BN", u(stages::MVM_NARROW_ROWS), "engine::stages::MVM_NARROW_ROWS"),
+        (Stage::Rng, "MAX_DRIFT_KNOTS", u(aimc::device::MAX_DRIFT_KNOTS as u32), "device::MAX_DRIFT_KNOTS"),
         (Stage::Dac, "DAC_WG", u(stages::DAC_WG), "engine::stages::DAC_WG"),
         (Stage::Dac, "DAC_LANES", u(stages::DAC_LANES), "engine::stages::DAC_LANES"),
         (Stage::AttentionKv, "KV_BF", u(stages::KV_BF), "engine::stages::KV_BF"),

@@ -25,7 +25,9 @@ What is read, and how:
   refused unless at aihwkit's default. `is_perfect` (or `mv_type` IDEAL) is aihwkit's ideal MVM,
   which disregards every other forward setting.
 - mapping (MappingParameter): the tile size, weight scaling, a digital bias.
-- noise_model: PCMLikeNoiseModel (with its SinglePairConductanceConverter) as aimc's `pcm` model.
+- noise_model: PCMLikeNoiseModel (with its SinglePairConductanceConverter) as aimc's `pcm` model;
+  CustomDriftPCMLikeNoiseModel as the same with its measured drift (`custom_drift_model`) as
+  `device.drift_table`.
 - drift_compensation: None, GlobalDriftCompensation, GlobalDriftCompensationWithExactReference or
   PerColumnDriftCompensation as `gdc`.
 - Training only, so not read: clip and remap run after optimizer updates (post_update_step), the
@@ -312,11 +314,33 @@ def _mapping(m, r: _Reader) -> tuple[dict, dict]:
     return tile, {"weight_scaling_omega": omega, "weight_scaling_columnwise": columnwise}
 
 
+_DRIFT_KEYS = {"g_lst": "g", "nu_mean_lst": "nu_mean", "nu_std_lst": "nu_std"}
+
+
+def _drift_table(nm, r: _Reader) -> dict | None:
+    """CustomDriftPCMLikeNoiseModel's `custom_drift_model` as aimc's `device.drift_table` (the
+    values are checked by aimc, which names device.drift_table's fields)."""
+    m = getattr(nm, "custom_drift_model", None)
+    if not isinstance(m, dict) or set(m) != set(_DRIFT_KEYS):
+        r.refused.append(f"noise_model.custom_drift_model = {_show(m)}: give a dict of the lists g_lst, nu_mean_lst and nu_std_lst "
+                         "(aihwkit's CustomDriftPCMLikeNoiseModel)")
+        return None
+    table = {}
+    for key, field in _DRIFT_KEYS.items():
+        try:
+            table[field] = [float(v) for v in m[key]]
+        except (TypeError, ValueError):
+            r.refused.append(f"noise_model.custom_drift_model[{key!r}] = {_show(m[key])} is not a list of numbers")
+            return None
+    return table
+
+
 def _device(nm, r: _Reader) -> dict:
-    """PCMLikeNoiseModel as aimc's `pcm` device."""
-    if _kind(nm) != "PCMLikeNoiseModel":
-        r.refused.append(f"noise_model is {_kind(nm)}; aimc maps aihwkit's PCMLikeNoiseModel (the default) with its "
-                         "SinglePairConductanceConverter")
+    """PCMLikeNoiseModel as aimc's `pcm` device; CustomDriftPCMLikeNoiseModel as the same with its
+    drift table."""
+    if _kind(nm) not in ("PCMLikeNoiseModel", "CustomDriftPCMLikeNoiseModel"):
+        r.refused.append(f"noise_model is {_kind(nm)}; aimc maps aihwkit's PCMLikeNoiseModel (the default) and "
+                         "CustomDriftPCMLikeNoiseModel with their SinglePairConductanceConverter")
         return {"model": "pcm"}
     conv = getattr(nm, "g_converter", None)
     g_max = r.num(nm, "noise_model.g_max", _PCM_G_REF)
@@ -363,6 +387,10 @@ def _device(nm, r: _Reader) -> dict:
     elif own or ref != _PCM_G_REF:
         device["prog_coeff"] = (coeff + [0.0] * 4)[:4]
         device["prog_g_ref"] = ref
+    if _kind(nm) == "CustomDriftPCMLikeNoiseModel":
+        table = _drift_table(nm, r)
+        if table is not None:
+            device["drift_table"] = table
     return device
 
 

@@ -105,9 +105,32 @@ pub fn drift_pair(d: &DeviceParams, g: [f32; 2], nu_pos: f32, nu_neg: f32, s: f3
     (gp - gn) / s
 }
 
+/// shaders/common/device.wgsl `nu_table_eval`: a measured drift table's (ν mean, ν std) at gr.
+#[inline(always)]
+pub fn nu_table_eval(d: &DeviceParams, gr: f32) -> [f32; 2] {
+    let n = (d.nu_knots as usize).min(d.nu_table.len());
+    let t = &d.nu_table;
+    if gr <= t[0][0] {
+        return [t[0][1], t[0][2]];
+    }
+    for j in 1..n {
+        let (lo, hi) = (t[j - 1], t[j]);
+        if gr < hi[0] {
+            let dx = hi[0] - lo[0];
+            let slope = [(hi[1] - lo[1]) / dx, (hi[2] - lo[2]) / dx];
+            return [slope[0] * (gr - lo[0]) + lo[1], slope[1] * (gr - lo[0]) + lo[2]];
+        }
+    }
+    [t[n - 1][1], t[n - 1][2]]
+}
+
 #[inline(always)]
 pub fn drift_nu(d: &DeviceParams, g_target: f32, n: f32) -> f32 {
     let gr = g_target / d.g_max;
+    if d.nu_knots > 0 {
+        let [m, s] = nu_table_eval(d, gr);
+        return d.drift_scale * (m + s * n).abs();
+    }
     d.drift_scale * (curve_eval(&d.mu_nu, gr) + curve_eval(&d.sigma_nu, gr) * n).abs()
 }
 

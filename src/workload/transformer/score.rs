@@ -290,7 +290,7 @@ pub fn in_top_n<V: PartialOrd + Copy>(cut: Option<(V, usize)>, p: usize, value: 
 
 /// The start and end candidates of a span head's answer: the context positions (ascending)
 /// among the `n_best` largest start logits, and those among the `n_best` largest end logits,
-/// ranked over all `len` positions of the sequence (the question, the separators, [CLS] too,
+/// ranked over all `len` positions of the sequence (the question, the separators, `[CLS]` too,
 /// as Hugging Face ranks them before it drops the positions outside the context).
 pub fn span_candidates<V: PartialOrd + Copy>(
     context: &[usize],

@@ -119,6 +119,18 @@ def pcm_noise_model(g_max=25.0, **changes):
     return obj("PCMLikeNoiseModel", **fields)
 
 
+def hermes_noise_model(num_devices=2, **changes):
+    """aihwkit's HermesNoiseModel(num_devices=...) as its constructor leaves it
+    (src/aihwkit/inference/noise/hermes.py): g_max, t_0 and the programming fit by the devices."""
+    g_max = 20.7 if num_devices == 2 else 10.35
+    coeff = [0.16603222, 4.71806468, -8.48101252, 4.68961419] if num_devices == 2 else [0.15781817, 2.32443916, -2.16310839, 0.68841818]
+    fields = dict(num_devices=num_devices, g_converter=obj("SinglePairConductanceConverter", g_max=g_max, g_min=0.0, scale_ratio=None),
+                  g_max=g_max, prog_coeff=coeff, prog_coeff_g_max_reference=g_max, t_0=300.0 if num_devices == 2 else 200.0,
+                  t_read=512.0e-9, prog_noise_scale=1.0, read_noise_scale=1.0, drift_scale=1.0)
+    fields.update(changes)
+    return obj("HermesNoiseModel", **fields)
+
+
 def inference_rpu_config(**changes):
     """aihwkit's InferenceRPUConfig() with all its defaults: src/aihwkit/simulator/configs/configs.py
     (InferenceRPUConfig), parameters/io.py, mapping.py (MappingParameter), inference.py
@@ -280,6 +292,35 @@ def test_a_custom_drift_model_maps_to_a_drift_table(tmp_path):
         aimc.from_aihwkit(inference_rpu_config(noise_model=custom(dict(example, nu_std_lst="x"))))
 
 
+def test_hermes_maps_to_aimcs_hermes_presets(tmp_path):
+    """HermesNoiseModel maps to aimc's `hermes` (two devices per weight, aihwkit's default) or
+    `hermes1` preset, whose fields are the constructor's defaults, so nothing else is written;
+    the reference case runs with it trial for trial as with `device.model = "hermes"`."""
+    base = {"prog_noise_scale": 1.0, "read_noise_scale": 1.0, "drift_scale": 1.0}
+    d2 = aimc.from_aihwkit(inference_rpu_config(noise_model=hermes_noise_model()))["device"]
+    assert d2 == {"model": "hermes", "g_max": 20.7, "t0": 300.0, "t_read": 512e-9, **base}
+    d1 = aimc.from_aihwkit(inference_rpu_config(noise_model=hermes_noise_model(num_devices=1)))["device"]
+    assert d1 == {"model": "hermes1", "g_max": 10.35, "t0": 200.0, "t_read": 512e-9, **base}
+    # A smaller g_max keeps the fit's reference, as aihwkit's constructor does.
+    nm = hermes_noise_model(g_max=15.0, g_converter=obj("SinglePairConductanceConverter", g_max=15.0, g_min=0.0), prog_coeff_g_max_reference=20.7)
+    assert aimc.from_aihwkit(inference_rpu_config(noise_model=nm))["device"] == {**d2, "g_max": 15.0}
+    # The reference case without its `model = "pcm"` line (the configuration gives the model).
+    text = REFERENCE.read_text().replace('model = "pcm"', "").replace('path = "', f'path = "{REFERENCE.parent}/')
+    case = tmp_path / "case.toml"
+    case.write_text(text)
+    common = dict(backend="cpu", trials=6, quiet=True, set={"layer_insight_trials": 0})
+    mapped = aimc.run(case, out=str(tmp_path / "mapped"), rpu_config=inference_rpu_config(noise_model=hermes_noise_model()), **common)
+    plain = aimc.run(case, out=str(tmp_path / "plain"), **{**common, "set": {**common["set"], "device.model": "hermes"}})
+    assert mapped.data["config"]["device"] == plain.data["config"]["device"]
+    assert [p["per_trial"] for p in mapped.points] == [p["per_trial"] for p in plain.points]
+    with pytest.raises(ValueError, match=r"noise_model\.num_devices = 3 is not modelled"):
+        aimc.from_aihwkit(inference_rpu_config(noise_model=hermes_noise_model(num_devices=3)))
+    with pytest.raises(ValueError, match=r"prog_coeff_g_max_reference is missing"):
+        nm = hermes_noise_model(prog_coeff=[0.1, 1.0, -0.5])
+        del nm.prog_coeff_g_max_reference
+        aimc.from_aihwkit(inference_rpu_config(noise_model=nm))
+
+
 def test_training_only_settings_are_not_read():
     cfg = with_changes(inference_rpu_config(), clip__type=WeightClipType.LAYER_GAUSSIAN, clip__sigma=2.0,
                        modifier__type=WeightModifierType.ADD_NORMAL, modifier__std_dev=0.1, modifier__pdrop=0.1,
@@ -322,7 +363,7 @@ def test_unmodelled_settings_are_refused_by_name(changes, message):
 
 @pytest.mark.parametrize("changes, message", [
     ({"forward": obj("IOParametersIRDropT")}, r"forward is IOParametersIRDropT; aimc maps aihwkit's IOParameters"),
-    ({"noise_model": obj("HermesNoiseModel")}, r"noise_model is HermesNoiseModel; aimc maps aihwkit's PCMLikeNoiseModel"),
+    ({"noise_model": obj("StateIndependentNoiseModel")}, r"noise_model is StateIndependentNoiseModel; aimc maps aihwkit's PCMLikeNoiseModel"),
     ({"noise_model": obj("ReRamWan2022NoiseModel")}, r"noise_model is ReRamWan2022NoiseModel"),
     ({"noise_model": pcm_noise_model(g_converter=obj("DualPairConductanceConverter", g_max=25.0))},
      r"noise_model\.g_converter is DualPairConductanceConverter"),

@@ -27,7 +27,8 @@ What is read, and how:
 - mapping (MappingParameter): the tile size, weight scaling, a digital bias.
 - noise_model: PCMLikeNoiseModel (with its SinglePairConductanceConverter) as aimc's `pcm` model;
   CustomDriftPCMLikeNoiseModel as the same with its measured drift (`custom_drift_model`) as
-  `device.drift_table`.
+  `device.drift_table`; HermesNoiseModel (hermes.py) as `hermes` (num_devices = 2, its default)
+  or `hermes1`.
 - drift_compensation: None, GlobalDriftCompensation, GlobalDriftCompensationWithExactReference or
   PerColumnDriftCompensation as `gdc`.
 - Training only, so not read: clip and remap run after optimizer updates (post_update_step), the
@@ -45,9 +46,18 @@ from typing import Any
 
 __all__ = ["from_aihwkit"]
 
-# aihwkit's defaults (io.py, mapping.py, pcm.py, conductance.py).
+# aihwkit's defaults (io.py, mapping.py, pcm.py, hermes.py, conductance.py).
 _PCM_PROG_COEFF = [0.26348, 1.9650, -1.1731]
 _PCM_G_REF = 25.0
+# The noise models aimc maps, by aihwkit class (and HermesNoiseModel's num_devices): aimc's preset
+# and the defaults aihwkit's constructor gives the fields read here (g_max, t_0, t_read, the
+# programming polynomial and the g_max it was fitted at), which are also the preset's.
+_PRESETS = {
+    "PCMLikeNoiseModel": ("pcm", 25.0, 20.0, 250.0e-9, _PCM_PROG_COEFF, _PCM_G_REF),
+    "CustomDriftPCMLikeNoiseModel": ("pcm", 25.0, 20.0, 250.0e-9, _PCM_PROG_COEFF, _PCM_G_REF),
+    ("HermesNoiseModel", 2): ("hermes", 20.7, 300.0, 512.0e-9, [0.16603222, 4.71806468, -8.48101252, 4.68961419], 20.7),
+    ("HermesNoiseModel", 1): ("hermes1", 10.35, 200.0, 512.0e-9, [0.15781817, 2.32443916, -2.16310839, 0.68841818], 10.35),
+}
 _AIMC_G_RATIO = 571428.6  # aimc's periphery.ir_drop_g_ratio default (crossbar::Periphery)
 _MAX_TILE_IN = 2048  # the largest tile input count aimc's engine takes (crossbar::MAX_TILE_IN)
 
@@ -336,14 +346,22 @@ def _drift_table(nm, r: _Reader) -> dict | None:
 
 
 def _device(nm, r: _Reader) -> dict:
-    """PCMLikeNoiseModel as aimc's `pcm` device; CustomDriftPCMLikeNoiseModel as the same with its
-    drift table."""
-    if _kind(nm) not in ("PCMLikeNoiseModel", "CustomDriftPCMLikeNoiseModel"):
-        r.refused.append(f"noise_model is {_kind(nm)}; aimc maps aihwkit's PCMLikeNoiseModel (the default) and "
-                         "CustomDriftPCMLikeNoiseModel with their SinglePairConductanceConverter")
+    """PCMLikeNoiseModel as aimc's `pcm` device, CustomDriftPCMLikeNoiseModel as the same with its
+    drift table, HermesNoiseModel as `hermes` (two devices per weight, its default) or `hermes1`."""
+    key = _kind(nm)
+    if key == "HermesNoiseModel":
+        n = getattr(nm, "num_devices", 2)
+        if n not in (1, 2):
+            r.refuse("noise_model.num_devices", n, "aihwkit's HERMES fits are of 1 or 2 devices per weight", "set it to 1 or 2")
+            n = 2
+        key = (key, n)
+    if key not in _PRESETS:
+        r.refused.append(f"noise_model is {_kind(nm)}; aimc maps aihwkit's PCMLikeNoiseModel (the default), "
+                         "CustomDriftPCMLikeNoiseModel and HermesNoiseModel with their SinglePairConductanceConverter")
         return {"model": "pcm"}
+    name, g_max_default, t0, t_read, preset_coeff, preset_ref = _PRESETS[key]
     conv = getattr(nm, "g_converter", None)
-    g_max = r.num(nm, "noise_model.g_max", _PCM_G_REF)
+    g_max = r.num(nm, "noise_model.g_max", g_max_default)
     if conv is not None:
         if _kind(conv) != "SinglePairConductanceConverter":
             r.refused.append(f"noise_model.g_converter is {_kind(conv)}; aimc maps a weight onto one pair of devices, "
@@ -358,33 +376,34 @@ def _device(nm, r: _Reader) -> dict:
                 r.refused.append(f"noise_model.g_max = {g_max!r} differs from noise_model.g_converter.g_max = {cg!r}: aimc has "
                                  "one g_max for the mapping and the noise; make them equal")
     device: dict[str, Any] = {
-        "model": "pcm",
+        "model": name,
         "g_max": g_max,
-        "t0": r.num(nm, "noise_model.t_0", 20.0),
-        "t_read": r.num(nm, "noise_model.t_read", 250.0e-9),
+        "t0": r.num(nm, "noise_model.t_0", t0),
+        "t_read": r.num(nm, "noise_model.t_read", t_read),
         "prog_noise_scale": r.num(nm, "noise_model.prog_noise_scale", 1.0),
         "read_noise_scale": r.num(nm, "noise_model.read_noise_scale", 1.0),
         "drift_scale": r.num(nm, "noise_model.drift_scale", 1.0),
     }
     coeff = _get(nm, "prog_coeff", None)
     try:
-        coeff = list(_PCM_PROG_COEFF) if coeff is None else [float(c) for c in coeff]
+        coeff = list(preset_coeff) if coeff is None else [float(c) for c in coeff]
     except (TypeError, ValueError):
         r.refused.append(f"noise_model.prog_coeff = {_show(coeff)} is not a list of numbers")
-        coeff = list(_PCM_PROG_COEFF)
-    own = coeff != _PCM_PROG_COEFF
+        coeff = list(preset_coeff)
+    own = coeff != preset_coeff
     ref = getattr(nm, "prog_coeff_g_max_reference", None)
     if ref is None:
         if own:
-            # PCMLikeNoiseModel(prog_coeff=..., prog_coeff_g_max_reference=...) does not store the
-            # reference, and aihwkit fails when it programs; the reference must be on the object.
+            # The constructors store the reference only when they set their own coefficients
+            # (given coefficients with a given reference leave it unset, and aihwkit fails when it
+            # programs); the reference must be on the object.
             r.refused.append("noise_model.prog_coeff_g_max_reference is missing beside own prog_coeff (aihwkit stores it only "
                              "when it is not given); set it on the noise model, the g_max the coefficients were fitted at")
-    ref = _PCM_G_REF if ref is None else r.num(nm, "noise_model.prog_coeff_g_max_reference", _PCM_G_REF)
+    ref = preset_ref if ref is None else r.num(nm, "noise_model.prog_coeff_g_max_reference", preset_ref)
     if len(coeff) == 0 or len(coeff) > 4 and any(c != 0.0 for c in coeff[4:]):
         r.refuse("noise_model.prog_coeff", coeff, "aimc's programming noise is a polynomial of degree <= 3 in g_T/g_max",
                  "give at most 4 coefficients")
-    elif own or ref != _PCM_G_REF:
+    elif own or ref != preset_ref:
         device["prog_coeff"] = (coeff + [0.0] * 4)[:4]
         device["prog_g_ref"] = ref
     if _kind(nm) == "CustomDriftPCMLikeNoiseModel":

@@ -70,6 +70,7 @@ impl Seeded {
             causal: false,
             next_token: false,
             head_out: false,
+            row_counts: false,
             regression: false,
             span: None,
         }

@@ -406,6 +406,7 @@ fn fast_transformer_stages_match_the_twins() {
             causal,
             next_token: false,
             head_out: false,
+            row_counts: false,
             regression: false,
             span: None,
         };

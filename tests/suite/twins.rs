@@ -782,6 +782,8 @@ fn transformer_stages_match_twins() {
             causal,
             next_token: false,
             head_out: false,
+            // Each sequence's right trials, counted on the device (`row_correct`), in two configurations.
+            row_counts: moe,
             regression: false,
             span: None,
         };
@@ -795,6 +797,11 @@ fn transformer_stages_match_twins() {
         let pts = run_transformer(&mut rec, &m, toks, &lengths, &labels, &cfg(Gdc::Readout, 2, vec![60.0, 1e6]), &mut |_| {}).unwrap();
         assert_eq!(pts.len(), 2);
         assert!(pts.iter().all(|p| p.correct.len() == 2 && p.correct.iter().all(|&c| c <= 2)));
+        for p in pts.iter().filter(|_| moe) {
+            // Each row's right trials add up to the trials' right rows.
+            assert_eq!(p.row_correct.iter().sum::<u32>(), p.correct.iter().sum::<u32>(), "row counts against the trials' counts");
+            assert_eq!(p.row_correct.len(), 2);
+        }
     }
     // MobileBERT's shape: the trigram input (embed modes 1 and 2), NoNorm, bottlenecks (a shared
     // Q/K one, or Q, K, V on the input bottleneck) and a stacked feed-forward pair; and stacked
@@ -854,6 +861,7 @@ fn transformer_stages_match_twins() {
             causal: false,
             next_token: false,
             head_out: false,
+            row_counts: false,
             regression: false,
             span: None,
         };
@@ -875,6 +883,7 @@ fn transformer_stages_match_twins() {
         Stage::MoeGate,
         Stage::MoeCombine,
         Stage::Accuracy,
+        Stage::RowCorrect,
     ] {
         assert!(seen.contains(&s), "stage {} was not exercised", s.name());
     }

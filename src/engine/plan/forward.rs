@@ -269,6 +269,9 @@ pub(super) fn classify(
             let wg = be.wg();
             be.dispatch(Stage::Accuracy, &pa, &[h, lab, c], grid(p.layer.trials as u64 * batch as u64, wg));
             if let Some(r) = r {
+                // The whole batch in one dispatch: slots [t_index][sample].
+                pa.seq.samples = batch;
+                pa.seq.sample_offset = 0;
                 be.dispatch(Stage::RowCorrect, &pa, &[h, lab, r], grid(p.layer.trials as u64 * batch as u64, wg));
             }
             Ok(())

@@ -140,10 +140,13 @@ pub struct SeqModel {
     /// outputs, the start and end logits, pick an answer span (`answer_span`).
     pub span: Option<SpanHead>,
     /// Metrics over every sequence's prediction (GLUE's Matthews correlation, F1, Pearson and
-    /// Spearman correlations; a classifier's right trials per row, `row_counts`): the pooled
-    /// head's outputs of every (trial, sequence) are read back (`head_out`). `regression`: the head's one output is a value, not a class logit, so no
+    /// Spearman correlations): the pooled head's outputs of every (trial, sequence) are read back
+    /// (`head_out`). `regression`: the head's one output is a value, not a class logit, so no
     /// correct count is kept (`accuracy` does not run).
     pub head_out: bool,
+    /// A classifier's right trials per row (`transformer.row_counts`), counted on the device
+    /// (`row_correct`) and read back once per chunk.
+    pub row_counts: bool,
     pub regression: bool,
 }
 

@@ -275,6 +275,8 @@ fn transformer_group(
     let classes = m.layers[*m.head.last().unwrap()].mapped.n_out;
     // A pooled head's outputs, [config][t_index][trial][sequence][output] (GLUE's metrics, row counts).
     let outputs = m.head_out.then(|| be.create("outputs", nc * nt * chunk as usize * samples as usize * classes as usize));
+    // A classifier's right trials per sequence, [config][t_index][sequence] (`row_correct`).
+    let rows_b = m.row_counts.then(|| be.create("row correct", nc * nt * samples as usize));
     // What is scored: sequences, or a language model's predicted tokens (len − 1 per sequence).
     let scored = if m.next_token { lengths.iter().map(|&l| l.min(seq).saturating_sub(1)).sum() } else { samples };
     if scored == 0 {
@@ -300,6 +302,9 @@ fn transformer_group(
         let n = chunk.min(cfg.trials - offset);
         tags.forget();
         be.clear(correct);
+        if let Some(r) = rows_b {
+            be.clear(r);
+        }
         // Per group of configurations that drift alike: its programs, then each time of each
         // member.
         let steps = groups.iter().flat_map(|g| {
@@ -574,6 +579,12 @@ fn transformer_group(
                         if !m.regression {
                             be.dispatch(Stage::Accuracy, &pa, &[h, lab_b, correct], grid(n as u64 * sbl as u64, wg));
                         }
+                        if let Some(r) = rows_b {
+                            // Slots [t_index][sequence]: `batch` is the data set's sequence count.
+                            let mut pr = pa;
+                            pr.layer.batch = samples;
+                            be.dispatch(Stage::RowCorrect, &pr, &[h, lab_b, r], grid(n as u64 * sbl as u64, wg));
+                        }
                         if let Some(outputs) = outputs {
                             // Slots [t_index][trial][sequence], as answer_span's.
                             pa.layer.batch = samples;
@@ -591,13 +602,23 @@ fn transformer_group(
             Some(b) => be.download(b).map(Some),
             None => Ok(None),
         };
-        match be.download(correct).and_then(|c| losses.map(|l| (c, l))).and_then(|c| head_outputs.map(|o| (c, o))) {
-            Ok(((got, losses), head_outputs)) => {
+        let row_counts = match rows_b {
+            Some(b) => be.download(b).map(Some),
+            None => Ok(None),
+        };
+        let read = be.download(correct).and_then(|c| losses.map(|l| (c, l))).and_then(|c| head_outputs.map(|o| (c, o)));
+        match read.and_then(|c| row_counts.map(|r| (c, r))) {
+            Ok((((got, losses), head_outputs), row_counts)) => {
                 let n = n as usize;
                 for (ci, pts) in out.iter_mut().enumerate() {
                     for (ti, pt) in pts.iter_mut().enumerate() {
                         let at = (ci * nt + ti) * n;
                         pt.correct.extend_from_slice(&got[at..at + n]);
+                        if let Some(r) = &row_counts {
+                            let (at, s) = ((ci * nt + ti) * samples as usize, samples as usize);
+                            pt.row_correct.resize(s, 0);
+                            pt.row_correct.iter_mut().zip(&r[at..at + s]).for_each(|(a, &b)| *a += b);
+                        }
                         if let Some(o) = &head_outputs {
                             let per = samples as usize * classes as usize;
                             pt.seq_out.extend(o[at * per..(at + n) * per].iter().map(|&w| f32::from_bits(w)));
@@ -644,6 +665,7 @@ fn transformer_group(
     all.extend(nll);
     all.extend(spans);
     all.extend(outputs);
+    all.extend(rows_b);
     all.extend(bn_norms.into_iter().flatten().flatten());
     all.extend(ffn_norms.into_iter().flatten());
     all.extend(biases);

@@ -258,8 +258,8 @@ pub struct TransformerSettings {
     pub null_score_diff_threshold: f64,
     /// Per row (per question with answer text), the trials that answer it right, at every point
     /// and time (`per_row_correct` in results.json, row_counts.csv, and the report's rows that noise
-    /// breaks first): which inputs fail first. A classifier's then reads every sequence's
-    /// outputs back (`head_out`). Classifiers and question answering.
+    /// breaks first): which inputs fail first. A classifier's are counted on the device
+    /// (`row_correct`), a reader's from its answer slots. Classifiers and question answering.
     #[serde(default, skip_serializing_if = "is_false")]
     pub row_counts: bool,
     /// Question answering: labelled answers per row (SQuAD's dev set has up to three, and its
@@ -712,7 +712,8 @@ impl TransformerSettings {
                 sep: self.segment_sep.unwrap_or(u32::MAX),
                 answers: self.answers,
             }),
-            head_out: self.task.per_sequence() || (self.row_counts && !self.task.token_head()),
+            head_out: self.task.per_sequence(),
+            row_counts: self.row_counts && !self.task.token_head() && !self.task.regression(),
             regression: self.task.regression(),
         }
     }

@@ -15,7 +15,7 @@ use crate::workload::{CompanionMetric, TimeMetrics};
 /// answer it right (with answer text `squad_metrics` counts them from its own scores).
 pub(crate) fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], pts: Vec<ClassifierPoint>) -> Vec<TimeMetrics> {
     let by_row = s.row_counts && data.text.is_none();
-    let rows: Vec<Option<Vec<u32>>> = pts.iter().map(|p| by_row.then(|| row_correct(s, data, lengths.len(), p))).collect();
+    let rows: Vec<Option<Vec<u32>>> = pts.iter().map(|p| by_row.then(|| row_correct(s, lengths.len(), p))).collect();
     scored(s, data, lengths, pts)
         .into_iter()
         .zip(rows)
@@ -26,22 +26,19 @@ pub(crate) fn metrics(s: &TransformerSettings, data: &Dataset, lengths: &[u32], 
         .collect()
 }
 
-/// Each row's trials that answer it right: a classifier's (the first largest of its outputs,
-/// `head_out`'s slots, is its label) or question answering's (the best span is a labelled one,
-/// `answer_span`'s exact rule).
-fn row_correct(s: &TransformerSettings, data: &Dataset, rows: usize, p: &ClassifierPoint) -> Vec<u32> {
+/// Each row's trials that answer it right: a classifier's, as the device counted them
+/// (`row_correct`: the first largest of its outputs is its label), or question answering's (the
+/// best span is a labelled one, `answer_span`'s exact rule).
+fn row_correct(s: &TransformerSettings, rows: usize, p: &ClassifierPoint) -> Vec<u32> {
+    if !s.task.qa() {
+        let mut out = p.row_correct.clone();
+        out.resize(rows, 0);
+        return out;
+    }
     let mut out = vec![0u32; rows];
-    if s.task.qa() {
-        let exact = p.seq_overlap.iter().zip(&p.seq_predicted).zip(&p.seq_labelled).map(|((&o, &pr), &g)| pr > 0 && o == pr && pr == g);
-        for (i, e) in exact.enumerate() {
-            out[i % rows.max(1)] += u32::from(e);
-        }
-    } else {
-        let classes = s.net().classes();
-        let wide: Vec<f64> = p.seq_out.iter().map(|&v| v as f64).collect();
-        for (i, y) in glue::predictions(&wide, classes).into_iter().enumerate() {
-            out[i % rows.max(1)] += u32::from(y == data.labels[i % rows.max(1)] as usize);
-        }
+    let exact = p.seq_overlap.iter().zip(&p.seq_predicted).zip(&p.seq_labelled).map(|((&o, &pr), &g)| pr > 0 && o == pr && pr == g);
+    for (i, e) in exact.enumerate() {
+        out[i % rows.max(1)] += u32::from(e);
     }
     out
 }

@@ -16,6 +16,38 @@
 override WG: u32 = 256u;
 var<workgroup> wg_max: atomic<u32>;
 
+// A measured drift table's (ν mean, ν std) at gr = g/g_max: linear between the knots around gr
+// (numpy.interp's slope · (gr − x_j) + v_j), the end values beyond the ends. Read from the uniform
+// where it lies (P.dev.nu_table, indexed by the loop): a copy of the device's params would carry
+// its 16 knots through every invocation. CPU twin: cpu/common.rs nu_table_eval.
+fn nu_table_eval(gr: f32) -> vec2<f32> {
+    let n = min(P.dev.nu_knots, MAX_DRIFT_KNOTS);
+    if (gr <= P.dev.nu_table[0].x) {
+        return P.dev.nu_table[0].yz;
+    }
+    for (var j = 1u; j < n; j = j + 1u) {
+        let hi = P.dev.nu_table[j];
+        if (gr < hi.x) {
+            let lo = P.dev.nu_table[j - 1u];
+            let slope = (hi.yz - lo.yz) / (hi.x - lo.x);
+            return slope * (gr - lo.x) + lo.yz;
+        }
+    }
+    return P.dev.nu_table[n - 1u].yz;
+}
+
+// A device's drift exponent (folded normal): ν's mean and std from the measured table where the
+// device has one (nu_knots > 0), else from its curves (common/device.wgsl drift_nu). `dev` is
+// the tile's device (tile_device: its drift scale); the table is the model's.
+// CPU twin: cpu/common.rs device_nu.
+fn device_nu(dev: DeviceParams, g_target: f32, n: f32) -> f32 {
+    if (dev.nu_knots > 0u) {
+        let m = nu_table_eval(g_target / dev.g_max);
+        return dev.drift_scale * abs(m.x + m.y * n);
+    }
+    return drift_nu(dev, g_target, n);
+}
+
 @compute @workgroup_size(WG)
 fn program(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let L = P.layer;
@@ -39,8 +71,8 @@ fn program(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
                                       vec2<u32>(L.key0, L.key1)));
         let gpair = programmed_pair(dev, w, s, n.xy);
         let wp = (gpair.x - gpair.y) / s;
-        let nu_pos = drift_nu(dev, clamp(s * w, 0.0, dev.g_max), n.z);
-        let nu_neg = drift_nu(dev, clamp(-s * w, 0.0, dev.g_max), n.w);
+        let nu_pos = device_nu(dev, clamp(s * w, 0.0, dev.g_max), n.z);
+        let nu_neg = device_nu(dev, clamp(-s * w, 0.0, dev.g_max), n.w);
         if (dev.drift_path == 1u) {
             let b = trial_local * 4u * nw + elem;
             state[b] = gpair.x;

@@ -92,32 +92,10 @@ fn drift_pair(d: DeviceParams, g: vec2<f32>, nu_pos: f32, nu_neg: f32, s: f32,
     return (gp - gn) / s;
 }
 
-// A measured drift table's (ν mean, ν std) at gr = g/g_max: linear between the knots around gr
-// (numpy.interp's slope · (gr − x_j) + v_j), the end values beyond the ends.
-fn nu_table_eval(d: DeviceParams, gr: f32) -> vec2<f32> {
-    let n = min(d.nu_knots, MAX_DRIFT_KNOTS);
-    if (gr <= d.nu_table[0].x) {
-        return d.nu_table[0].yz;
-    }
-    for (var j = 1u; j < n; j = j + 1u) {
-        let hi = d.nu_table[j];
-        if (gr < hi.x) {
-            let lo = d.nu_table[j - 1u];
-            let slope = (hi.yz - lo.yz) / (hi.x - lo.x);
-            return slope * (gr - lo.x) + lo.yz;
-        }
-    }
-    return d.nu_table[n - 1u].yz;
-}
-
-// Drift exponent drawn from the target conductance (folded normal): ν mean and std from the
-// curves, or from the measured table where nu_knots > 0.
+// Drift exponent drawn from the target conductance (folded normal), ν's mean and std from the
+// model's curves (a measured table instead: program.wgsl device_nu).
 fn drift_nu(d: DeviceParams, g_target: f32, n: f32) -> f32 {
     let gr = g_target / d.g_max;
-    if (d.nu_knots > 0u) {
-        let m = nu_table_eval(d, gr);
-        return d.drift_scale * abs(m.x + m.y * n);
-    }
     return d.drift_scale * abs(curve_eval(d.mu_nu, gr) + curve_eval(d.sigma_nu, gr) * n);
 }
 

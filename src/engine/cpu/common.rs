@@ -105,7 +105,7 @@ pub fn drift_pair(d: &DeviceParams, g: [f32; 2], nu_pos: f32, nu_neg: f32, s: f3
     (gp - gn) / s
 }
 
-/// shaders/common/device.wgsl `nu_table_eval`: a measured drift table's (ν mean, ν std) at gr.
+/// shaders/program.wgsl `nu_table_eval`: a measured drift table's (ν mean, ν std) at gr.
 #[inline(always)]
 pub fn nu_table_eval(d: &DeviceParams, gr: f32) -> [f32; 2] {
     let n = (d.nu_knots as usize).min(d.nu_table.len());
@@ -124,14 +124,21 @@ pub fn nu_table_eval(d: &DeviceParams, gr: f32) -> [f32; 2] {
     [t[n - 1][1], t[n - 1][2]]
 }
 
+/// shaders/common/device.wgsl `drift_nu`: ν from the model's curves.
 #[inline(always)]
 pub fn drift_nu(d: &DeviceParams, g_target: f32, n: f32) -> f32 {
     let gr = g_target / d.g_max;
+    d.drift_scale * (curve_eval(&d.mu_nu, gr) + curve_eval(&d.sigma_nu, gr) * n).abs()
+}
+
+/// shaders/program.wgsl `device_nu`: ν from the measured table where there is one, else the curves.
+#[inline(always)]
+pub fn device_nu(d: &DeviceParams, g_target: f32, n: f32) -> f32 {
     if d.nu_knots > 0 {
-        let [m, s] = nu_table_eval(d, gr);
+        let [m, s] = nu_table_eval(d, g_target / d.g_max);
         return d.drift_scale * (m + s * n).abs();
     }
-    d.drift_scale * (curve_eval(&d.mu_nu, gr) + curve_eval(&d.sigma_nu, gr) * n).abs()
+    drift_nu(d, g_target, n)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -39,8 +39,8 @@ pub fn program(p: &StageParams, groups: [u32; 3], wg_size: u32, w_norm: &[f32], 
                             let n = normal4(philox4x32_10([elem, l.programming(trial), ctr_word2(l.layer, crate::rng::stream::PROG, 0), 0], [l.key0, l.key1]));
                             let gpair = programmed_pair(&dev, w, s, [n[0], n[1]]);
                             let wp = (gpair[0] - gpair[1]) / s;
-                            let nu_pos = drift_nu(&dev, (s * w).clamp(0.0, dev.g_max), n[2]);
-                            let nu_neg = drift_nu(&dev, (-s * w).clamp(0.0, dev.g_max), n[3]);
+                            let nu_pos = device_nu(&dev, (s * w).clamp(0.0, dev.g_max), n[2]);
+                            let nu_neg = device_nu(&dev, (-s * w).clamp(0.0, dev.g_max), n[3]);
                             let b = z * words * nw + elem as usize;
                             if words == 4 {
                                 state[b] = gpair[0];

@@ -89,12 +89,12 @@ pub(super) fn curve_x8(c: &Curve, gr_in: &F) -> F {
     out
 }
 
-/// `common::drift_nu` on eight lanes.
+/// `common::device_nu` on eight lanes.
 #[inline(always)]
 pub(super) fn drift_nu_x8(d: &DeviceParams, g_target: &F, n: &F) -> F {
     if d.nu_knots > 0 {
         // A measured table: the twin's lookup lane by lane.
-        return std::array::from_fn(|i| crate::engine::cpu::common::drift_nu(d, g_target[i], n[i]));
+        return std::array::from_fn(|i| crate::engine::cpu::common::device_nu(d, g_target[i], n[i]));
     }
     let gr: F = std::array::from_fn(|i| g_target[i] / d.g_max);
     let (mu, sg) = (curve_x8(&d.mu_nu, &gr), curve_x8(&d.sigma_nu, &gr));

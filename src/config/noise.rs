@@ -138,11 +138,26 @@ pub(super) fn kernel_section(raw: &RawExperiment) -> Result<Option<KernelSetting
     Ok(settings)
 }
 
+/// A section's deserialisation error with the field at fault named: serde's message names the
+/// type it expected, not the key, so the key is the one whose removal changes the error.
+fn field_error<T: serde::de::DeserializeOwned>(section: &str, t: &toml::Table, msg: &str) -> String {
+    let culprit = t.iter().find(|(k, _)| {
+        let mut rest = t.clone();
+        rest.remove(k.as_str());
+        rest.try_into::<T>().map_or_else(|e| e.message().trim() != msg, |_| true)
+    });
+    match culprit {
+        Some((k, v)) => format!("{section}.{k} = {v}: {msg}"),
+        None => format!("[{section}]: {msg}"),
+    }
+}
+
 /// `[transformer]`: required by the transformer workload, refused by the others.
 pub(super) fn transformer_section(raw: &RawExperiment) -> Result<Option<TransformerSettings>, String> {
     match (raw.workload, &raw.transformer) {
         (WorkloadKind::Transformer, Some(t)) => {
-            let s: TransformerSettings = t.clone().try_into().map_err(|e: toml::de::Error| format!("[transformer]: {}", e.message().trim()))?;
+            let s: TransformerSettings =
+                t.clone().try_into().map_err(|e: toml::de::Error| field_error::<TransformerSettings>("transformer", t, e.message().trim()))?;
             Ok(Some(s))
         }
         (WorkloadKind::Transformer, None) => Err("the transformer workload needs a [transformer] section: heads = N (and attention, pooling, ...)".into()),

@@ -188,6 +188,9 @@ fn bad_question_answering_input_is_named() {
     expect_cli_error(&p, &["max_answer_tokens = 20", "does not use it"]);
     let p = write_qa("bad_unused_n_best", "classify", "n_best = 5");
     expect_cli_error(&p, &["transformer.n_best = 5", "does not use it"]);
+    // A value of the wrong type is named by its field (serde's message names only the type).
+    let p = write_qa("bad_n_best", "qa_f1", "n_best = -1");
+    expect_cli_error(&p, &["transformer.n_best = -1", "expected u32"]);
     // Three answers declared, one given: the columns read as spans are not spans.
     let p = write_qa("bad_answers", "qa_f1", "answers = 3");
     expect_cli_error(&p, &["the last 6 columns", "start <= end"]);

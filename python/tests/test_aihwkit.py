@@ -321,6 +321,23 @@ def test_hermes_maps_to_aimcs_hermes_presets(tmp_path):
         aimc.from_aihwkit(inference_rpu_config(noise_model=nm))
 
 
+def test_a_state_independent_model_maps_to_constant_noise(tmp_path):
+    """StateIndependentNoiseModel (custom.py) maps onto pcm's fields exactly: its polynomial at
+    its own g_max (no rescaling), one ν distribution at every conductance (a flat drift table) and
+    read noise |g|/g_max (Q_s = 1/g_max, a constant fit); the document runs."""
+    conv = obj("SinglePairConductanceConverter", g_max=20.0, g_min=0.0, scale_ratio=None)
+    nm = obj("StateIndependentNoiseModel", g_converter=conv, g_max=20.0, prog_coeff=[0.2, 0.1, 0.0], prog_noise_scale=1.0,
+             drift_nu_mean=0.08, drift_nu_std=0.02, drift_scale=1.0, t_0=20.0, read_noise_scale=0.5, t_read=250e-9)
+    d = aimc.from_aihwkit(inference_rpu_config(noise_model=nm))["device"]
+    assert (d["model"], d["g_max"], d["prog_coeff"], d["prog_g_ref"], d["read_noise_scale"]) == ("pcm", 20.0, [0.2, 0.1, 0.0, 0.0], 20.0, 0.5)
+    assert d["drift_table"] == {"g": [0.0, 20.0], "nu_mean": [0.08, 0.08], "nu_std": [0.02, 0.02]}
+    assert d["q_s"]["kind"] == "log_clamp_poly" and d["q_s"]["brk"] == 0.0 and d["q_s"]["c"] == [1 / 20.0, 0.0, 0.0, 0.0]
+    r = aimc.run(REFERENCE, rpu_config=inference_rpu_config(noise_model=nm), trials=4, backend="cpu", out=str(tmp_path / "si"), quiet=True)
+    assert r.data["config"]["device"]["q_s"]["c"][0] == 1 / 20.0 and len(r.points) > 0
+    with pytest.raises(ValueError, match=r"noise_model\.g_converter is DualPairConductanceConverter"):
+        aimc.from_aihwkit(inference_rpu_config(noise_model=obj("StateIndependentNoiseModel", g_converter=obj("DualPairConductanceConverter"))))
+
+
 def test_training_only_settings_are_not_read():
     cfg = with_changes(inference_rpu_config(), clip__type=WeightClipType.LAYER_GAUSSIAN, clip__sigma=2.0,
                        modifier__type=WeightModifierType.ADD_NORMAL, modifier__std_dev=0.1, modifier__pdrop=0.1,
@@ -363,7 +380,7 @@ def test_unmodelled_settings_are_refused_by_name(changes, message):
 
 @pytest.mark.parametrize("changes, message", [
     ({"forward": obj("IOParametersIRDropT")}, r"forward is IOParametersIRDropT; aimc maps aihwkit's IOParameters"),
-    ({"noise_model": obj("StateIndependentNoiseModel")}, r"noise_model is StateIndependentNoiseModel; aimc maps aihwkit's PCMLikeNoiseModel"),
+    ({"noise_model": obj("ReRamCMONoiseModel")}, r"noise_model is ReRamCMONoiseModel; aimc maps aihwkit's PCMLikeNoiseModel"),
     ({"noise_model": obj("ReRamWan2022NoiseModel")}, r"noise_model is ReRamWan2022NoiseModel"),
     ({"noise_model": pcm_noise_model(g_converter=obj("DualPairConductanceConverter", g_max=25.0))},
      r"noise_model\.g_converter is DualPairConductanceConverter"),

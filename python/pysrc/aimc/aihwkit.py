@@ -28,7 +28,8 @@ What is read, and how:
 - noise_model: PCMLikeNoiseModel (with its SinglePairConductanceConverter) as aimc's `pcm` model;
   CustomDriftPCMLikeNoiseModel as the same with its measured drift (`custom_drift_model`) as
   `device.drift_table`; HermesNoiseModel (hermes.py) as `hermes` (num_devices = 2, its default)
-  or `hermes1`.
+  or `hermes1`; StateIndependentNoiseModel (custom.py) as `pcm` with its constant programming
+  polynomial, drift and read noise written out.
 - drift_compensation: None, GlobalDriftCompensation, GlobalDriftCompensationWithExactReference or
   PerColumnDriftCompensation as `gdc`.
 - Training only, so not read: clip and remap run after optimizer updates (post_update_step), the
@@ -345,9 +346,54 @@ def _drift_table(nm, r: _Reader) -> dict | None:
     return table
 
 
+def _state_independent(nm, r: _Reader) -> dict:
+    """StateIndependentNoiseModel (inference/noise/custom.py) in aimc's device fields, exactly:
+    programming noise c0 + c1 x + c2 x² µS (x = g_T/g_max, not rescaled: the reference g_max is
+    g_max itself), ν = |ν_mean + ν_std·N| at every conductance (a flat drift table over [0, g_max]),
+    and read noise |g_drift|/g_max·ρ·sqrt(ln((t + t_read)/(2 t_read)))·N (Q_s = 1/g_max at every
+    conductance: a constant fit)."""
+    g_max = r.num(nm, "noise_model.g_max", _PCM_G_REF)
+    conv = getattr(nm, "g_converter", None)
+    if conv is not None and _kind(conv) != "SinglePairConductanceConverter":
+        r.refused.append(f"noise_model.g_converter is {_kind(conv)}; aimc maps a weight onto one pair of devices, "
+                         "aihwkit's SinglePairConductanceConverter (the default)")
+    elif conv is not None:
+        g_min = r.num(conv, "noise_model.g_converter.g_min", 0.0)
+        if g_min != 0.0:
+            r.refuse("noise_model.g_converter.g_min", g_min, "aimc's devices map a zero weight to 0 µS", "set it to 0.0 (aihwkit's default)")
+    coeff = _get(nm, "prog_coeff", None)
+    try:
+        coeff = [0.2, 0.0, 0.0] if coeff is None else [float(c) for c in coeff]
+    except (TypeError, ValueError):
+        r.refused.append(f"noise_model.prog_coeff = {_show(coeff)} is not a list of numbers")
+        coeff = [0.2, 0.0, 0.0]
+    if len(coeff) == 0 or len(coeff) > 4 and any(c != 0.0 for c in coeff[4:]):
+        r.refuse("noise_model.prog_coeff", coeff, "aimc's programming noise is a polynomial of degree <= 3 in g_T/g_max",
+                 "give at most 4 coefficients")
+        coeff = [0.2]
+    mean, std = r.num(nm, "noise_model.drift_nu_mean", 0.1), r.num(nm, "noise_model.drift_nu_std", 0.05)
+    q = 1.0 / g_max if g_max > 0 else 0.0
+    return {
+        "model": "pcm",
+        "g_max": g_max,
+        "t0": r.num(nm, "noise_model.t_0", 20.0),
+        "t_read": r.num(nm, "noise_model.t_read", 250.0e-9),
+        "prog_noise_scale": r.num(nm, "noise_model.prog_noise_scale", 1.0),
+        "read_noise_scale": r.num(nm, "noise_model.read_noise_scale", 1.0),
+        "drift_scale": r.num(nm, "noise_model.drift_scale", 1.0),
+        "prog_coeff": (coeff + [0.0] * 4)[:4],
+        "prog_g_ref": g_max,
+        "drift_table": {"g": [0.0, g_max], "nu_mean": [mean, mean], "nu_std": [std, std]},
+        "q_s": {"kind": "log_clamp_poly", "brk": 0.0, "a": 0.0, "b": 0.0, "lo": 0.0, "hi": 0.0, "c": [q, 0.0, 0.0, 0.0]},
+    }
+
+
 def _device(nm, r: _Reader) -> dict:
     """PCMLikeNoiseModel as aimc's `pcm` device, CustomDriftPCMLikeNoiseModel as the same with its
-    drift table, HermesNoiseModel as `hermes` (two devices per weight, its default) or `hermes1`."""
+    drift table, HermesNoiseModel as `hermes` (two devices per weight, its default) or `hermes1`,
+    StateIndependentNoiseModel as `pcm`'s fields set to its constant noise."""
+    if _kind(nm) == "StateIndependentNoiseModel":
+        return _state_independent(nm, r)
     key = _kind(nm)
     if key == "HermesNoiseModel":
         n = getattr(nm, "num_devices", 2)
@@ -357,7 +403,8 @@ def _device(nm, r: _Reader) -> dict:
         key = (key, n)
     if key not in _PRESETS:
         r.refused.append(f"noise_model is {_kind(nm)}; aimc maps aihwkit's PCMLikeNoiseModel (the default), "
-                         "CustomDriftPCMLikeNoiseModel and HermesNoiseModel with their SinglePairConductanceConverter")
+                         "CustomDriftPCMLikeNoiseModel, HermesNoiseModel and StateIndependentNoiseModel with their "
+                         "SinglePairConductanceConverter")
         return {"model": "pcm"}
     name, g_max_default, t0, t_read, preset_coeff, preset_ref = _PRESETS[key]
     conv = getattr(nm, "g_converter", None)

@@ -45,5 +45,6 @@ mod train_transformer;
 mod transformer;
 mod transformer_names;
 mod twins;
+mod twins_transformer;
 mod two_level;
 mod wgsl_constants;

@@ -57,6 +57,25 @@ def _loss_at_10y(model, x, y, out):
     return r.fp_baseline - r.points[0]["summary"]["mean"]
 
 
+def test_perturb_weights_takes_the_devices_fields():
+    """`[training.device]` (what `aimc.torch.prepare(device={...})` writes) sets fields on the
+    named model as an experiment's [device] does: with programming and read noise off and one ν
+    for every device (a flat measured drift table), drifting to 10 y moves every weight alike, so
+    the compensated copies are all equal; pcm's own ν spread makes them differ. Bad fields are
+    named under training.device."""
+    quiet = {"prog_noise_scale": 0.0, "read_noise_scale": 0.0}
+    flat = {**quiet, "drift_table": {"g": [0.0, 25.0], "nu_mean": [0.1, 0.1], "nu_std": [0.0, 0.0]}}
+    spec = lambda device: aimc.to_toml({"training": {"weight_noise": "pcm", "weight_noise_time": "10y", "device": device}})
+    w = [1.0] * 2000
+    a = np.array(perturb_weights(w, spec(flat), 3))
+    b = np.array(perturb_weights(w, spec(quiet), 3))
+    assert a.std() == 0.0 and b.std() > 1e-3, (a.std(), b.std())
+    with pytest.raises(ValueError, match=r"training\.device\.gmax: unknown field"):
+        perturb_weights(w, spec({"gmax": 20.0}), 0)
+    with pytest.raises(ValueError, match=r"training\.device\.drift_table\.g spans \[0, 10\]"):
+        perturb_weights(w, spec({"drift_table": {"g": [0.0, 10.0], "nu_mean": [0.1, 0.1], "nu_std": [0.0, 0.0]}}), 0)
+
+
 def test_fine_tuning_with_aimc_noise_lowers_the_loss_under_aimc(tmp_path):
     torch = pytest.importorskip("torch")
     import torch.nn.functional as F
@@ -78,6 +97,9 @@ def test_fine_tuning_with_aimc_noise_lowers_the_loss_under_aimc(tmp_path):
 
     with pytest.raises(ValueError, match="device"):
         at.prepare(model, device="pcn")
+    # A device table (an experiment's [device], or from_aihwkit's) names its bad fields.
+    with pytest.raises(ValueError, match=r"prepare: device\.gmax: unknown field"):
+        at.prepare(model, device={"model": "pcm", "gmax": 20.0})
     at.prepare(model, device="pcm", t="10y", noise_scale=3.0, output_noise=0.12, dac_bits=7, clip_sigma=2.5, seed=1)
     assert at.is_prepared(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)

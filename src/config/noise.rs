@@ -49,6 +49,14 @@ pub(super) fn device(raw: &RawExperiment) -> Result<DeviceModel, String> {
     Ok(d)
 }
 
+/// The device model `name` with `fields` set on it as an experiment's `[device]` sets them (every
+/// field of the model, a measured `drift_table` too), checked; errors name `device.FIELD`.
+pub fn device_with_fields(name: &str, fields: &toml::Table) -> Result<DeviceModel, String> {
+    let d = named_device(name, fields, "device.model")?;
+    d.validate()?;
+    Ok(d)
+}
+
 /// The device model `name` with the `[device]` fields (other than `model`) set on it; `key` names
 /// where the name came from in errors.
 pub(super) fn named_device(name: &str, fields: &toml::Table, key: &str) -> Result<DeviceModel, String> {

@@ -70,6 +70,11 @@ pub struct TrainingConfig {
     pub lr: Option<f32>,
     /// Added to the trainer's seed for the injected noise's generator.
     pub noise_seed: u64,
+    /// `[training.device]`: fields set on the `weight_noise` device model as an experiment's
+    /// `[device]` sets them (`g_max`, `prog_coeff`, a measured `drift_table`, ...), so training
+    /// sees the device the evaluation runs. Empty: the model as named.
+    #[serde(skip_serializing_if = "toml::Table::is_empty")]
+    pub device: toml::Table,
 }
 
 impl Default for TrainingConfig {
@@ -86,6 +91,7 @@ impl Default for TrainingConfig {
             epochs: None,
             lr: None,
             noise_seed: 0,
+            device: toml::Table::new(),
         }
     }
 }
@@ -173,6 +179,18 @@ impl TrainingConfig {
                 }
             }
         }
+        if !self.device.is_empty() {
+            if DeviceModel::by_name(&self.weight_noise).is_none() {
+                return Err(format!(
+                    "training.device sets fields of a device model, and training.weight_noise = {:?} is none: name the model in training.weight_noise (e.g. \"pcm\")",
+                    self.weight_noise
+                ));
+            }
+            if self.device.contains_key("model") {
+                return Err("training.device.model: the model is training.weight_noise; name it there and remove model".into());
+            }
+            self.resolved_device()?;
+        }
         if !self.weight_noise_time.is_empty() {
             if DeviceModel::by_name(&self.weight_noise).is_none() {
                 return Err("training.weight_noise_time needs a device model in training.weight_noise (e.g. \"pcm\")".into());
@@ -193,6 +211,15 @@ impl TrainingConfig {
         Ok(())
     }
 
+    /// The `weight_noise` device model with `[training.device]` set on it (None for `none` and
+    /// `gaussian`); errors name `training.device.FIELD`.
+    pub fn resolved_device(&self) -> Result<Option<DeviceModel>, String> {
+        if DeviceModel::by_name(&self.weight_noise).is_none() {
+            return Ok(None);
+        }
+        crate::config::noise::device_with_fields(&self.weight_noise, &self.device).map(Some).map_err(|e| e.replace("device.", "training.device."))
+    }
+
     /// Whether anything is injected or clipped (a floating-point trainer otherwise).
     pub fn is_hardware_aware(&self) -> bool {
         self.weight_noise != "none" || self.output_noise > 0.0 || self.dac_bits > 0 || self.clip_sigma > 0.0
@@ -206,6 +233,9 @@ impl TrainingConfig {
             "gaussian" => parts.push(format!("gaussian weight noise {} of max|W|", self.weight_noise_std)),
             m => {
                 let mut s = format!("{m} programming noise");
+                if !self.device.is_empty() {
+                    s.push_str(&format!(" ({} set)", self.device.keys().cloned().collect::<Vec<_>>().join(", ")));
+                }
                 if self.weight_noise_scale != 1.0 {
                     s.push_str(&format!(" x{}", self.weight_noise_scale));
                 }
@@ -265,7 +295,8 @@ pub struct Injector {
 impl Injector {
     /// The injector of `cfg` for a trainer seeded with `seed` (the config is checked).
     pub fn new(cfg: &TrainingConfig, seed: u64) -> Injector {
-        let device = DeviceModel::by_name(&cfg.weight_noise).map(|mut d| {
+        // Every reader checks the config (`parse`, `read`), and a checked config resolves.
+        let device = cfg.resolved_device().unwrap_or_else(|e| panic!("an unchecked [training] section reached the injector: {e}")).map(|mut d| {
             d.prog_noise_scale *= cfg.weight_noise_scale;
             d.read_noise_scale *= cfg.weight_noise_scale;
             d
@@ -476,6 +507,40 @@ pub fn load_params(path: &Path, params: Vec<Param<'_>>) -> Result<(), TrainError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `[training.device]` sets fields on the named model as an experiment's `[device]` does (a
+    /// measured drift table too); the injector draws from that device; bad fields are named under
+    /// training.device.
+    #[test]
+    fn training_device_fields_set_the_model() {
+        let text = "[training]\nweight_noise = \"pcm\"\nweight_noise_time = \"10y\"\n[training.device]\ng_max = 20.0\n[training.device.drift_table]\ng = [0.0, 20.0]\nnu_mean = [0.2, 0.2]\nnu_std = [0.0, 0.0]\n";
+        let c = TrainingConfig::parse(text).unwrap();
+        let d = c.resolved_device().unwrap().unwrap();
+        assert_eq!((d.g_max, d.drift_table.as_ref().map(|t| t.nu_mean.clone())), (20.0, Some(vec![0.2, 0.2])));
+        assert!(c.summary().contains("(drift_table, g_max set)"), "{}", c.summary());
+        // ν = 0.2 for every device against pcm's spread: the drifted draws differ.
+        let plain = TrainingConfig::parse("[training]\nweight_noise = \"pcm\"\nweight_noise_time = \"10y\"\n").unwrap();
+        let w: Vec<f32> = (0..64).map(|i| (i as f32 - 31.5) / 32.0).collect();
+        let (mut a, mut b) = (w.clone(), w.clone());
+        Injector::new(&c, 1).perturb_rows(&mut a, 8);
+        Injector::new(&plain, 1).perturb_rows(&mut b, 8);
+        assert_ne!(a, b);
+        for (text, want) in [
+            ("[training]\nweight_noise = \"pcm\"\n[training.device]\ngmax = 20.0", "training.device.gmax: unknown field"),
+            ("[training]\nweight_noise = \"pcm\"\n[training.device]\nmodel = \"hermes\"", "training.device.model: the model is training.weight_noise"),
+            (
+                "[training]\nweight_noise = \"gaussian\"\nweight_noise_std = 0.1\n[training.device]\ng_max = 20.0",
+                "training.device sets fields of a device model",
+            ),
+            (
+                "[training]\nweight_noise = \"pcm\"\n[training.device.drift_table]\ng = [0.0, 10.0]\nnu_mean = [0.1, 0.1]\nnu_std = [0.0, 0.0]",
+                "training.device.drift_table.g spans [0, 10]",
+            ),
+        ] {
+            let e = TrainingConfig::parse(text).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
 
     #[test]
     fn parse_and_errors_name_the_field() {

@@ -45,13 +45,21 @@ __all__ = ["prepare", "unprepare", "is_prepared"]
 _KINDS = ("Linear", "Conv2d", "Conv1D")
 
 
-def _training_toml(device: str, t, noise_scale: float, weight_noise_std: float) -> str:
+def _training_toml(device, t, noise_scale: float, weight_noise_std: float) -> str:
     if device == "gaussian":
         table = {"weight_noise": "gaussian", "weight_noise_std": float(weight_noise_std)}
     else:
+        fields = {}
+        if isinstance(device, dict):
+            # An experiment's [device] table (or aimc.from_aihwkit(cfg)["device"]): the model by
+            # name, every other field set on it as the evaluation sets it.
+            fields = dict(device)
+            device = fields.pop("model", "pcm")
         table = {"weight_noise": device, "weight_noise_scale": float(noise_scale)}
         if t is not None:
             table["weight_noise_time"] = str(t)
+        if fields:
+            table["device"] = fields
     return to_toml({"training": table})
 
 
@@ -60,7 +68,10 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
             seed: int = 0):
     """Wraps every nn.Linear and nn.Conv2d of `model` (in place; returns it) so that training
     sees aimc's noise (see the module docstring). `device`: an aimc device model name ("pcm",
-    "hermes", "hermes1", "simple", ...) or "gaussian" or "none"; `t`: drift to this time ("10y")
+    "hermes", "hermes1", "simple", ...) or "gaussian" or "none", or a device table as an
+    experiment's [device] holds it (`{"model": "pcm", "g_max": 20.0, "drift_table": {...}}`, or
+    `aimc.from_aihwkit(rpu_config)["device"]`: training then sees the aihwkit configuration's noise
+    model); `t`: drift to this time ("10y")
     after programming; `noise_scale`: multiplies the device model's noise. `periphery` may give
     `out_noise` and `inp_res_bits` as in an experiment file's [periphery] (they set
     `output_noise` and `dac_bits` when those are left at 0). Errors name the argument."""
@@ -83,7 +94,7 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
         try:
             perturb_weights([1.0], spec, 0)
         except ValueError as e:
-            raise ValueError(f"prepare: {e}".replace("training.weight_noise_std", "weight_noise_std")
+            raise ValueError(f"prepare: {e}".replace("training.device.", "device.").replace("training.weight_noise_std", "weight_noise_std")
                              .replace("training.weight_noise_time", "t").replace("training.weight_noise", "device")) from None
     step_dac = (2.0 / ((1 << dac_bits) - 2)) if dac_bits else 0.0
     layers = [m for m in model.modules() if type(m).__name__ in _KINDS]

@@ -46,7 +46,21 @@ pub(super) fn device(raw: &RawExperiment) -> Result<DeviceModel, String> {
     };
     let d = named_device(&name, &fields, "device.model")?;
     d.validate()?;
+    drift_table_drifts(&d, &fields)?;
     Ok(d)
+}
+
+/// A measured drift table on a model without drift (`ideal`, `simple`, `afm`: drift_scale 0)
+/// would change nothing: refused unless the file sets the drift scale itself (a sweep or the
+/// noise budget may still turn drift off per point).
+fn drift_table_drifts(d: &DeviceModel, fields: &toml::Table) -> Result<(), String> {
+    if d.drift_table.is_some() && d.drift_scale == 0.0 && !fields.contains_key("drift_scale") {
+        return Err(format!(
+            "device.drift_table on device.model = {:?}, which does not drift (drift_scale = 0): set device.drift_scale = 1.0 to drift with the table, or remove the table",
+            d.name
+        ));
+    }
+    Ok(())
 }
 
 /// The device model `name` with `fields` set on it as an experiment's `[device]` sets them (every
@@ -54,6 +68,7 @@ pub(super) fn device(raw: &RawExperiment) -> Result<DeviceModel, String> {
 pub fn device_with_fields(name: &str, fields: &toml::Table) -> Result<DeviceModel, String> {
     let d = named_device(name, fields, "device.model")?;
     d.validate()?;
+    drift_table_drifts(&d, fields)?;
     Ok(d)
 }
 

@@ -168,6 +168,11 @@ fn a_measured_drift_table_runs_sweeps_and_is_checked() {
     bad("dt-order", "g = [0.0, 25.0, 10.0]\nnu_mean = [0.1, 0.1, 0.1]\nnu_std = [0.0, 0.0, 0.0]", &["device.drift_table.g[2] = 10 follows 25"]);
     bad("dt-len", "g = [0.0, 25.0]\nnu_mean = [0.1]\nnu_std = [0.0, 0.0]", &["device.drift_table.nu_mean has 1 values for 2 conductances"]);
     bad("dt-field", "g = [0.0, 25.0]\nnu_mean = [0.1, 0.1]\nnu_sd = [0.0, 0.0]", &["device.drift_table", "nu_sd"]);
+    // A model without drift would ignore the table: refused unless the file sets the drift scale.
+    let p = bad_experiment("dt-ideal", |t| {
+        format!("{t}\n[device]\nmodel = \"ideal\"\n[device.drift_table]\ng = [0.0, 25.0]\nnu_mean = [0.1, 0.1]\nnu_std = [0.0, 0.0]\n")
+    });
+    expect_error(&p, &["device.drift_table on device.model = \"ideal\"", "drift_scale = 1.0"]);
 }
 
 #[test]

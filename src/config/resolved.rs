@@ -61,6 +61,11 @@ pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, 
         "reference": exp.reference.as_ref().map(|r| r.file.clone()),
         "energy_table": exp.energy,
     });
+    // A reader's answer rule is part of its numbers: `n_best` is recorded even at its default, so
+    // the journal of a run that searched every span (before the field) is not resumed under it.
+    if let Some(t) = base.transformer.as_ref().filter(|t| t.task.qa()) {
+        v["transformer"]["n_best"] = serde_json::json!(t.n_best);
+    }
     // Points that run different model files (a `model_path` sweep): each point's file, so the
     // report knows to compare losses from each point's own floating point.
     let files: Vec<Option<String>> = exp

@@ -156,6 +156,8 @@ pub(crate) fn cli_writes_both(write: fn(&str, &str, &str) -> PathBuf) -> Vec<aim
     for (task, column) in [("qa_f1", "f1"), ("qa_exact_match", "exact_match")] {
         let results = cli_results(&write(&format!("cli_{task}"), task, "[device]\nmodel = \"pcm\""), column);
         let pt = &results.points[0];
+        // The answer rule is recorded at its default too (Hugging Face's n_best_size).
+        assert_eq!(results.config["transformer"]["n_best"], serde_json::json!(20), "{task}");
         let ci = pt.test_set_ci.as_ref().unwrap();
         assert!(ci.lo < pt.summary.mean && pt.summary.mean <= ci.hi && ci.hi <= 1.0, "{task}: {ci:?}");
         match task {

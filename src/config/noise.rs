@@ -44,11 +44,12 @@ pub(super) fn device(raw: &RawExperiment) -> Result<DeviceModel, String> {
         Some(toml::Value::String(s)) => s,
         Some(v) => return Err(format!("device.model = {v}: must be a string, one of {}", MODEL_NAMES.join(", "))),
     };
-    let d = named_device(&name, &fields, "device.model")?;
-    d.validate()?;
-    drift_table_drifts(&d, &fields)?;
-    Ok(d)
+    device_with_fields(&name, &fields)
 }
+
+/// `[device]` fields held as `Option`s, absent from the presets (they have no TOML form there),
+/// which a file, a `--set` or a sweep axis may set all the same.
+pub(super) const OPTIONAL_DEVICE_FIELDS: [&str; 1] = ["drift_table"];
 
 /// A measured drift table on a model without drift (`ideal`, `simple`, `afm`: drift_scale 0)
 /// would change nothing: refused unless the file sets the drift scale itself (a sweep or the
@@ -77,8 +78,7 @@ pub fn device_with_fields(name: &str, fields: &toml::Table) -> Result<DeviceMode
 pub(super) fn named_device(name: &str, fields: &toml::Table, key: &str) -> Result<DeviceModel, String> {
     let mut d = DeviceModel::by_name(name).ok_or_else(|| format!("{key} = {name:?}: unknown model; use one of {}", MODEL_NAMES.join(", ")))?;
     for (k, v) in fields.iter().filter(|(k, _)| *k != "model") {
-        // A measured drift table is absent from every preset.
-        set_field_with(&mut d, "device", k, v, &["drift_table"])?;
+        set_field_with(&mut d, "device", k, v, &OPTIONAL_DEVICE_FIELDS)?;
     }
     prog_reference(&d, fields.contains_key("prog_coeff"), fields.contains_key("prog_g_ref"))?;
     Ok(d)

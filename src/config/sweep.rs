@@ -9,7 +9,7 @@
 //! the file sets that an axis (or every variant) also sets is refused, as the axis would replace
 //! it at every point; a variant that leaves a field out keeps the file's value of it.
 
-use super::noise::{named_device, parse_gdc, parse_tile_str, prog_reference, set_field, set_field_with};
+use super::noise::{named_device, parse_gdc, parse_tile_str, prog_reference, set_field, set_field_with, OPTIONAL_DEVICE_FIELDS};
 use super::raw::RawExperiment;
 use super::time::parse_time;
 use crate::arch::tiers::Architecture;
@@ -153,25 +153,28 @@ struct Fields {
 /// form), which are sweep axes all the same.
 const OPTIONAL_TRANSFORMER_FIELDS: [&str; 4] = ["state_dict", "pad_id", "segment_sep", "norm"];
 
+/// A section's fields with its optional ones listed too: fields a file may leave out are axes
+/// all the same (the placeholder value is never read).
+fn with_optional(mut t: toml::Table, optional: &[&str]) -> toml::Table {
+    for k in optional {
+        t.entry(*k).or_insert(toml::Value::Boolean(false));
+    }
+    t
+}
+
 impl Fields {
     fn of(base: &Base<'_>) -> Fields {
         let (moe, arch) = match &base.moe {
             Some((m, a)) => (table(m), table(a)),
             None => (toml::Table::new(), toml::Table::new()),
         };
-        let mut transformer = base.transformer.as_ref().map(table).unwrap_or_default();
-        if base.transformer.is_some() {
-            // Optional fields a file may leave out are axes all the same.
-            for k in OPTIONAL_TRANSFORMER_FIELDS {
-                transformer.entry(k).or_insert(toml::Value::Boolean(false));
-            }
-        }
+        let transformer = base.transformer.as_ref().map(|t| with_optional(table(t), &OPTIONAL_TRANSFORMER_FIELDS)).unwrap_or_default();
         Fields {
             kernel: base.kernel.as_ref().map(table).unwrap_or_default(),
             moe,
             arch,
             transformer,
-            device: table(&base.device),
+            device: with_optional(table(&base.device), &OPTIONAL_DEVICE_FIELDS),
             periphery: table(&base.periphery),
         }
     }
@@ -261,8 +264,7 @@ fn target(name: &str, base: &Base<'_>, fields: &Fields) -> Result<Target, String
         "accuracy" if base.moe.is_some() => return Err(format!("{key}: moe.accuracy sets what the metric is; it cannot be swept (use two files)")),
         _ if base.moe.is_some() && fields.moe.contains_key(name) => Target::Moe,
         _ if base.moe.is_some() && fields.arch.contains_key(name) => Target::Arch,
-        // A measured drift table is absent from the presets' fields, and sweeps as a device field.
-        _ if fields.device.contains_key(name) || name == "drift_table" => Target::Device,
+        _ if fields.device.contains_key(name) => Target::Device,
         _ if fields.periphery.contains_key(name) => Target::Periphery,
         _ => return Err(fields.unknown(&key)),
     })
@@ -312,7 +314,7 @@ fn apply_axis(p: &mut SweepPoint, name: &str, v: &toml::Value, base: &Base<'_>, 
         Target::Moe => set_field(&mut p.moe.as_mut().ok_or_else(missing)?.0, "sweep", name, v)?,
         Target::Arch => set_field(&mut p.moe.as_mut().ok_or_else(missing)?.1, "sweep", name, v)?,
         Target::Device => {
-            set_field_with(&mut p.device, "sweep", name, v, &["drift_table"])?;
+            set_field_with(&mut p.device, "sweep", name, v, &OPTIONAL_DEVICE_FIELDS)?;
             p.device.validate().map_err(|m| format!("{key}: {m}"))?;
         }
         Target::Periphery => {

@@ -346,46 +346,74 @@ def _drift_table(nm, r: _Reader) -> dict | None:
     return table
 
 
+def _g_max(nm, default: float, r: _Reader) -> float:
+    """The noise model's g_max, its SinglePairConductanceConverter checked against aimc's mapping
+    (g_min 0, the same g_max)."""
+    conv = getattr(nm, "g_converter", None)
+    g_max = r.num(nm, "noise_model.g_max", default)
+    if conv is None:
+        return g_max
+    if _kind(conv) != "SinglePairConductanceConverter":
+        r.refused.append(f"noise_model.g_converter is {_kind(conv)}; aimc maps a weight onto one pair of devices, "
+                         "aihwkit's SinglePairConductanceConverter (the default)")
+        return g_max
+    g_min = r.num(conv, "noise_model.g_converter.g_min", 0.0)
+    if g_min != 0.0:
+        r.refuse("noise_model.g_converter.g_min", g_min, "aimc's devices map a zero weight to 0 µS", "set it to 0.0 (aihwkit's default)")
+    cg = r.num(conv, "noise_model.g_converter.g_max", g_max)
+    if cg != g_max:
+        r.refused.append(f"noise_model.g_max = {g_max!r} differs from noise_model.g_converter.g_max = {cg!r}: aimc has "
+                         "one g_max for the mapping and the noise; make them equal")
+    return g_max
+
+
+def _base_fields(nm, name: str, g_max: float, t0: float, t_read: float, r: _Reader) -> dict:
+    """The fields every mapped model has: the preset, g_max, the times and the three scales."""
+    return {
+        "model": name,
+        "g_max": g_max,
+        "t0": r.num(nm, "noise_model.t_0", t0),
+        "t_read": r.num(nm, "noise_model.t_read", t_read),
+        "prog_noise_scale": r.num(nm, "noise_model.prog_noise_scale", 1.0),
+        "read_noise_scale": r.num(nm, "noise_model.read_noise_scale", 1.0),
+        "drift_scale": r.num(nm, "noise_model.drift_scale", 1.0),
+    }
+
+
+def _prog_coeff(nm, default: list, r: _Reader) -> list | None:
+    """The programming polynomial's coefficients (`default` where the object has none); None,
+    with the refusal noted, where they are not numbers or more than a cubic's."""
+    coeff = _get(nm, "prog_coeff", None)
+    try:
+        coeff = list(default) if coeff is None else [float(c) for c in coeff]
+    except (TypeError, ValueError):
+        r.refused.append(f"noise_model.prog_coeff = {_show(coeff)} is not a list of numbers")
+        return None
+    if len(coeff) == 0 or len(coeff) > 4 and any(c != 0.0 for c in coeff[4:]):
+        r.refuse("noise_model.prog_coeff", coeff, "aimc's programming noise is a polynomial of degree <= 3 in g_T/g_max",
+                 "give at most 4 coefficients")
+        return None
+    return coeff
+
+
 def _state_independent(nm, r: _Reader) -> dict:
     """StateIndependentNoiseModel (inference/noise/custom.py) in aimc's device fields, exactly:
     programming noise c0 + c1 x + c2 x² µS (x = g_T/g_max, not rescaled: the reference g_max is
     g_max itself), ν = |ν_mean + ν_std·N| at every conductance (a flat drift table over [0, g_max]),
     and read noise |g_drift|/g_max·ρ·sqrt(ln((t + t_read)/(2 t_read)))·N (Q_s = 1/g_max at every
     conductance: a constant fit)."""
-    g_max = r.num(nm, "noise_model.g_max", _PCM_G_REF)
-    conv = getattr(nm, "g_converter", None)
-    if conv is not None and _kind(conv) != "SinglePairConductanceConverter":
-        r.refused.append(f"noise_model.g_converter is {_kind(conv)}; aimc maps a weight onto one pair of devices, "
-                         "aihwkit's SinglePairConductanceConverter (the default)")
-    elif conv is not None:
-        g_min = r.num(conv, "noise_model.g_converter.g_min", 0.0)
-        if g_min != 0.0:
-            r.refuse("noise_model.g_converter.g_min", g_min, "aimc's devices map a zero weight to 0 µS", "set it to 0.0 (aihwkit's default)")
-    coeff = _get(nm, "prog_coeff", None)
-    try:
-        coeff = [0.2, 0.0, 0.0] if coeff is None else [float(c) for c in coeff]
-    except (TypeError, ValueError):
-        r.refused.append(f"noise_model.prog_coeff = {_show(coeff)} is not a list of numbers")
-        coeff = [0.2, 0.0, 0.0]
-    if len(coeff) == 0 or len(coeff) > 4 and any(c != 0.0 for c in coeff[4:]):
-        r.refuse("noise_model.prog_coeff", coeff, "aimc's programming noise is a polynomial of degree <= 3 in g_T/g_max",
-                 "give at most 4 coefficients")
-        coeff = [0.2]
+    g_max = _g_max(nm, _PCM_G_REF, r)
+    device = _base_fields(nm, "pcm", g_max, 20.0, 250.0e-9, r)
+    coeff = _prog_coeff(nm, [0.2, 0.0, 0.0], r) or [0.2]
     mean, std = r.num(nm, "noise_model.drift_nu_mean", 0.1), r.num(nm, "noise_model.drift_nu_std", 0.05)
     q = 1.0 / g_max if g_max > 0 else 0.0
-    return {
-        "model": "pcm",
-        "g_max": g_max,
-        "t0": r.num(nm, "noise_model.t_0", 20.0),
-        "t_read": r.num(nm, "noise_model.t_read", 250.0e-9),
-        "prog_noise_scale": r.num(nm, "noise_model.prog_noise_scale", 1.0),
-        "read_noise_scale": r.num(nm, "noise_model.read_noise_scale", 1.0),
-        "drift_scale": r.num(nm, "noise_model.drift_scale", 1.0),
+    device.update({
         "prog_coeff": (coeff + [0.0] * 4)[:4],
         "prog_g_ref": g_max,
         "drift_table": {"g": [0.0, g_max], "nu_mean": [mean, mean], "nu_std": [std, std]},
         "q_s": {"kind": "log_clamp_poly", "brk": 0.0, "a": 0.0, "b": 0.0, "lo": 0.0, "hi": 0.0, "c": [q, 0.0, 0.0, 0.0]},
-    }
+    })
+    return device
 
 
 def _device(nm, r: _Reader) -> dict:
@@ -407,50 +435,18 @@ def _device(nm, r: _Reader) -> dict:
                          "SinglePairConductanceConverter")
         return {"model": "pcm"}
     name, g_max_default, t0, t_read, preset_coeff, preset_ref = _PRESETS[key]
-    conv = getattr(nm, "g_converter", None)
-    g_max = r.num(nm, "noise_model.g_max", g_max_default)
-    if conv is not None:
-        if _kind(conv) != "SinglePairConductanceConverter":
-            r.refused.append(f"noise_model.g_converter is {_kind(conv)}; aimc maps a weight onto one pair of devices, "
-                             "aihwkit's SinglePairConductanceConverter (the default)")
-        else:
-            g_min = r.num(conv, "noise_model.g_converter.g_min", 0.0)
-            if g_min != 0.0:
-                r.refuse("noise_model.g_converter.g_min", g_min, "aimc's devices map a zero weight to 0 µS",
-                         "set it to 0.0 (aihwkit's default)")
-            cg = r.num(conv, "noise_model.g_converter.g_max", g_max)
-            if cg != g_max:
-                r.refused.append(f"noise_model.g_max = {g_max!r} differs from noise_model.g_converter.g_max = {cg!r}: aimc has "
-                                 "one g_max for the mapping and the noise; make them equal")
-    device: dict[str, Any] = {
-        "model": name,
-        "g_max": g_max,
-        "t0": r.num(nm, "noise_model.t_0", t0),
-        "t_read": r.num(nm, "noise_model.t_read", t_read),
-        "prog_noise_scale": r.num(nm, "noise_model.prog_noise_scale", 1.0),
-        "read_noise_scale": r.num(nm, "noise_model.read_noise_scale", 1.0),
-        "drift_scale": r.num(nm, "noise_model.drift_scale", 1.0),
-    }
-    coeff = _get(nm, "prog_coeff", None)
-    try:
-        coeff = list(preset_coeff) if coeff is None else [float(c) for c in coeff]
-    except (TypeError, ValueError):
-        r.refused.append(f"noise_model.prog_coeff = {_show(coeff)} is not a list of numbers")
-        coeff = list(preset_coeff)
-    own = coeff != preset_coeff
+    device = _base_fields(nm, name, _g_max(nm, g_max_default, r), t0, t_read, r)
+    coeff = _prog_coeff(nm, preset_coeff, r)
+    own = coeff is not None and coeff != preset_coeff
     ref = getattr(nm, "prog_coeff_g_max_reference", None)
-    if ref is None:
-        if own:
-            # The constructors store the reference only when they set their own coefficients
-            # (given coefficients with a given reference leave it unset, and aihwkit fails when it
-            # programs); the reference must be on the object.
-            r.refused.append("noise_model.prog_coeff_g_max_reference is missing beside own prog_coeff (aihwkit stores it only "
-                             "when it is not given); set it on the noise model, the g_max the coefficients were fitted at")
+    if ref is None and own:
+        # The constructors store the reference only when they set their own coefficients
+        # (given coefficients with a given reference leave it unset, and aihwkit fails when it
+        # programs); the reference must be on the object.
+        r.refused.append("noise_model.prog_coeff_g_max_reference is missing beside own prog_coeff (aihwkit stores it only "
+                         "when it is not given); set it on the noise model, the g_max the coefficients were fitted at")
     ref = preset_ref if ref is None else r.num(nm, "noise_model.prog_coeff_g_max_reference", preset_ref)
-    if len(coeff) == 0 or len(coeff) > 4 and any(c != 0.0 for c in coeff[4:]):
-        r.refuse("noise_model.prog_coeff", coeff, "aimc's programming noise is a polynomial of degree <= 3 in g_T/g_max",
-                 "give at most 4 coefficients")
-    elif own or ref != preset_ref:
+    if coeff is not None and (own or ref != preset_ref):
         device["prog_coeff"] = (coeff + [0.0] * 4)[:4]
         device["prog_g_ref"] = ref
     if _kind(nm) == "CustomDriftPCMLikeNoiseModel":

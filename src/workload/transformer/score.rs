@@ -265,10 +265,8 @@ pub fn top_n_cut<V: PartialOrd + Copy>(len: usize, n: usize, value: impl Fn(usiz
             let v = value(p);
             let after_cut = cut.is_none_or(|(cv, cp)| v < cv || (v == cv && p > cp));
             // Positions rise, so on a tie the one already held comes first; a NaN (the only
-            // value unequal to itself) is never taken.
-            #[allow(clippy::eq_op)]
-            let number = v == v;
-            if after_cut && next.is_none_or(|(nv, _)| v > nv) && number {
+            // value without an order against itself) is never taken.
+            if after_cut && next.is_none_or(|(nv, _)| v > nv) && v.partial_cmp(&v).is_some() {
                 next = Some((v, p));
             }
         }

@@ -81,6 +81,8 @@ pub trait Real:
     fn exp(self) -> Self;
     fn sqrt(self) -> Self;
     fn erf(self) -> Self;
+    /// Rounds half away from zero (`f32::round`).
+    fn round(self) -> Self;
 }
 
 impl Real for f32 {
@@ -99,6 +101,9 @@ impl Real for f32 {
     fn erf(self) -> f32 {
         statrs::function::erf::erf(self as f64) as f32
     }
+    fn round(self) -> f32 {
+        f32::round(self)
+    }
 }
 
 impl Real for f64 {
@@ -116,6 +121,9 @@ impl Real for f64 {
     }
     fn erf(self) -> f64 {
         statrs::function::erf::erf(self)
+    }
+    fn round(self) -> f64 {
+        f64::round(self)
     }
 }
 

@@ -58,6 +58,9 @@ pub(super) struct Trace<T> {
     c_pre: Vec<T>,
     c_act: Vec<T>,
     logits: Vec<T>,
+    /// The DAC's bits the forward pass quantised every crossbar input to (0: none): the backward
+    /// pass quantises the same inputs again (deterministic) for the weight gradients.
+    dac: u32,
 }
 
 impl<T: Real> Net<T> {
@@ -122,18 +125,22 @@ impl<T: Real> Net<T> {
 
     /// The exponents of φ for one query or key (d_h values of Q or K) into `phi` (m values):
     /// [h, −h] + offset; the caller shifts them and takes exp.
-    pub(super) fn features(&self, prep: &Prepared<T>, x: &[T], phi: &mut [T]) {
+    /// With a DAC (`dac` bits) the crossbar multiplies the quantised slice ([`dac_rows`]) while
+    /// ‖x̃‖² is the digital norm of the slice itself, as the engine's `row_norms` reads it.
+    pub(super) fn features(&self, prep: &Prepared<T>, x: &[T], phi: &mut [T], dac: u32) {
         let half = self.dims.features / 2;
         let s = T::of((self.dims.d_head() as f64).powf(-0.25));
         let mut sq = T::default();
         let (h, minus) = phi.split_at_mut(half);
         h.fill(T::default());
+        let xq = dac_rows(dac, x, x.len());
         // h = W x̃ as a sum over the inputs in order (W transposed, so the loop runs over rows).
-        for (c, &v) in x.iter().enumerate() {
+        for (c, (&v, &vq)) in x.iter().zip(xq.iter()).enumerate() {
             let xs = v * s;
             sq += xs * xs;
+            let xqs = vq * s;
             for (hr, &w) in h.iter_mut().zip(&prep.projection[c * half..(c + 1) * half]) {
-                *hr += xs * w;
+                *hr += xqs * w;
             }
         }
         let off = T::of(-0.5) * sq - T::of((self.dims.features as f64).sqrt().ln());
@@ -163,8 +170,9 @@ impl<T: Real> Net<T> {
         }
     }
 
-    /// Multi-head attention of `qkv` [n, 3d] into `lt.att`, filling the layer trace.
-    pub(super) fn attention_forward(&self, prep: &Prepared<T>, n: usize, lt: &mut LayerTrace<T>) {
+    /// Multi-head attention of `qkv` [n, 3d] into `lt.att`, filling the layer trace; `dac`: the
+    /// DAC's bits on the feature projection's inputs.
+    pub(super) fn attention_forward(&self, prep: &Prepared<T>, n: usize, lt: &mut LayerTrace<T>, dac: u32) {
         let d = self.dims.d_model;
         let dh = self.dims.d_head();
         let heads = self.dims.heads;
@@ -225,7 +233,7 @@ impl<T: Real> Net<T> {
                     let pk = &mut lt.phi_k[h * n * m..(h + 1) * n * m];
                     let mut mx = T::of(f64::NEG_INFINITY);
                     for j in 0..n {
-                        self.features(prep, &qkv[j * 3 * d + d + h * dh..][..dh], &mut pk[j * m..(j + 1) * m]);
+                        self.features(prep, &qkv[j * 3 * d + d + h * dh..][..dh], &mut pk[j * m..(j + 1) * m], dac);
                         for &a in &pk[j * m..(j + 1) * m] {
                             mx = max(mx, a);
                         }
@@ -272,7 +280,7 @@ impl<T: Real> Net<T> {
                         let at = if steps > 1 { i } else { 0 };
                         let (kv, z) = (&kv[at * m * dh..(at + 1) * m * dh], &z[at * m..(at + 1) * m]);
                         let pq = &mut lt.phi_q[(h * n + i) * m..][..m];
-                        self.features(prep, &qkv[i * 3 * d + h * dh..][..dh], pq);
+                        self.features(prep, &qkv[i * 3 * d + h * dh..][..dh], pq, dac);
                         let mx = pq.iter().fold(T::of(f64::NEG_INFINITY), |a, &b| max(a, b));
                         for a in pq.iter_mut() {
                             *a = (*a - mx).exp();
@@ -447,6 +455,8 @@ impl<T: Real> Net<T> {
         assert!(n >= 1 && n <= dims.max_len, "sequence of {n} tokens; the model has {} positions", dims.max_len);
         let p = &self.params;
         let zeros = |len: usize| vec![T::default(); len];
+        // Hardware-aware training's DAC on every crossbar input (0: none).
+        let dac = inj.cfg.dac_bits;
         let scale = T::of((d as f64).sqrt());
         let mut e = zeros(n * d);
         for (t, &tok) in tokens.iter().enumerate() {
@@ -478,22 +488,22 @@ impl<T: Real> Net<T> {
                 rstd2: zeros(n),
                 x,
             };
-            linear(&lt.x, d, &prep.in_proj, None, 3 * d, &mut lt.qkv);
+            linear(&dac_rows(dac, &lt.x, d), d, &prep.in_proj, None, 3 * d, &mut lt.qkv);
             output_noise(inj, &lt.x, d, &mut lt.qkv, 3 * d);
-            self.attention_forward(prep, n, &mut lt);
+            self.attention_forward(prep, n, &mut lt, dac);
             let mut r = zeros(n * d);
-            linear(&lt.att, d, &prep.out_proj, Some(&p[OUT_PROJ_B]), d, &mut r);
+            linear(&dac_rows(dac, &lt.att, d), d, &prep.out_proj, Some(&p[OUT_PROJ_B]), d, &mut r);
             output_noise(inj, &lt.att, d, &mut r, d);
             for (r, &xi) in r.iter_mut().zip(&lt.x) {
                 *r += xi;
             }
             layer_norm(&r, d, &p[NORM1_W], &p[NORM1_B], &mut lt.y1, &mut lt.xhat1, &mut lt.rstd1);
-            linear(&lt.y1, d, &prep.linear1, Some(&p[LINEAR1_B]), ff, &mut lt.ff_pre);
+            linear(&dac_rows(dac, &lt.y1, d), d, &prep.linear1, Some(&p[LINEAR1_B]), ff, &mut lt.ff_pre);
             output_noise(inj, &lt.y1, d, &mut lt.ff_pre, ff);
             for (a, &v) in lt.ff_act.iter_mut().zip(&lt.ff_pre) {
                 *a = gelu(v);
             }
-            linear(&lt.ff_act, ff, &prep.linear2, Some(&p[LINEAR2_B]), d, &mut r);
+            linear(&dac_rows(dac, &lt.ff_act, ff), ff, &prep.linear2, Some(&p[LINEAR2_B]), d, &mut r);
             output_noise(inj, &lt.ff_act, ff, &mut r, d);
             for (r, &y) in r.iter_mut().zip(&lt.y1) {
                 *r += y;
@@ -518,13 +528,20 @@ impl<T: Real> Net<T> {
             (pool, 1)
         };
         let mut c_pre = zeros(rows * dims.hidden);
-        linear(&pool, d, &transpose(&p[CLS0_W], dims.hidden, d), Some(&p[CLS0_B]), dims.hidden, &mut c_pre);
+        linear(&dac_rows(dac, &pool, d), d, &transpose(&p[CLS0_W], dims.hidden, d), Some(&p[CLS0_B]), dims.hidden, &mut c_pre);
         output_noise(inj, &pool, d, &mut c_pre, dims.hidden);
         let c_act: Vec<T> = c_pre.iter().map(|&v| gelu(v)).collect();
         let mut logits = zeros(rows * dims.classes);
-        linear(&c_act, dims.hidden, &transpose(&p[CLS2_W], dims.classes, dims.hidden), Some(&p[CLS2_B]), dims.classes, &mut logits);
+        linear(
+            &dac_rows(dac, &c_act, dims.hidden),
+            dims.hidden,
+            &transpose(&p[CLS2_W], dims.classes, dims.hidden),
+            Some(&p[CLS2_B]),
+            dims.classes,
+            &mut logits,
+        );
         output_noise(inj, &c_act, dims.hidden, &mut logits, dims.classes);
-        Trace { n, xhat0, rstd0, layers, pool, c_pre, c_act, logits }
+        Trace { n, xhat0, rstd0, layers, pool, c_pre, c_act, logits, dac }
     }
 
     /// Adds `scale ×` the gradient of the trace's cross-entropy for `label` to `g`; returns the loss.
@@ -581,13 +598,22 @@ impl<T: Real> Net<T> {
         let mut dc_act = zeros(rows * dims.hidden);
         {
             let (gw, rest) = g[CLS2_W..].split_at_mut(1);
-            linear_back(&tr.c_act, dims.hidden, &p[CLS2_W], &dlogits, dims.classes, &mut gw[0], Some(&mut rest[0]), Some(&mut dc_act));
+            linear_back(
+                &dac_rows(tr.dac, &tr.c_act, dims.hidden),
+                dims.hidden,
+                &p[CLS2_W],
+                &dlogits,
+                dims.classes,
+                &mut gw[0],
+                Some(&mut rest[0]),
+                Some(&mut dc_act),
+            );
         }
         let dc_pre: Vec<T> = dc_act.iter().zip(&tr.c_pre).map(|(&a, &v)| a * gelu_deriv(v)).collect();
         let mut dpool = zeros(rows * d);
         {
             let (gw, rest) = g[CLS0_W..].split_at_mut(1);
-            linear_back(&tr.pool, d, &p[CLS0_W], &dc_pre, dims.hidden, &mut gw[0], Some(&mut rest[0]), Some(&mut dpool));
+            linear_back(&dac_rows(tr.dac, &tr.pool, d), d, &p[CLS0_W], &dc_pre, dims.hidden, &mut gw[0], Some(&mut rest[0]), Some(&mut dpool));
         }
         let inv_n = T::of(1.0 / n as f64);
         let mut dx: Vec<T> = if dims.token_head() { dpool } else { (0..n * d).map(|i| dpool[i % d] * inv_n).collect() };
@@ -601,7 +627,7 @@ impl<T: Real> Net<T> {
             let mut dff_act = zeros(n * ff);
             {
                 let (a, b) = g.split_at_mut(LINEAR2_B);
-                linear_back(&lt.ff_act, ff, &p[LINEAR2_W], &dr2, d, &mut a[LINEAR2_W], Some(&mut b[0]), Some(&mut dff_act));
+                linear_back(&dac_rows(tr.dac, &lt.ff_act, ff), ff, &p[LINEAR2_W], &dr2, d, &mut a[LINEAR2_W], Some(&mut b[0]), Some(&mut dff_act));
             }
             for (a, &v) in dff_act.iter_mut().zip(&lt.ff_pre) {
                 *a *= gelu_deriv(v);
@@ -609,7 +635,7 @@ impl<T: Real> Net<T> {
             let mut dy1 = dr2;
             {
                 let (a, b) = g.split_at_mut(LINEAR1_B);
-                linear_back(&lt.y1, d, &p[LINEAR1_W], &dff_act, ff, &mut a[LINEAR1_W], Some(&mut b[0]), Some(&mut dy1));
+                linear_back(&dac_rows(tr.dac, &lt.y1, d), d, &p[LINEAR1_W], &dff_act, ff, &mut a[LINEAR1_W], Some(&mut b[0]), Some(&mut dy1));
             }
             // y1 = LN1(r1), r1 = x + out_proj(att).
             let mut dr1 = zeros(n * d);
@@ -620,12 +646,12 @@ impl<T: Real> Net<T> {
             let mut datt = zeros(n * d);
             {
                 let (a, b) = g.split_at_mut(OUT_PROJ_B);
-                linear_back(&lt.att, d, &p[OUT_PROJ_W], &dr1, d, &mut a[OUT_PROJ_W], Some(&mut b[0]), Some(&mut datt));
+                linear_back(&dac_rows(tr.dac, &lt.att, d), d, &p[OUT_PROJ_W], &dr1, d, &mut a[OUT_PROJ_W], Some(&mut b[0]), Some(&mut datt));
             }
             let mut dqkv = zeros(n * 3 * d);
             self.attention_back(n, lt, &datt, &mut dqkv);
             let mut dxin = dr1;
-            linear_back(&lt.x, d, &p[IN_PROJ], &dqkv, 3 * d, &mut g[IN_PROJ], None, Some(&mut dxin));
+            linear_back(&dac_rows(tr.dac, &lt.x, d), d, &p[IN_PROJ], &dqkv, 3 * d, &mut g[IN_PROJ], None, Some(&mut dxin));
             dx = dxin;
         }
         let mut de = zeros(n * d);
@@ -692,8 +718,15 @@ impl<T: Real> Net<T> {
 
     /// Cross-entropy of `label` and its gradient (one tensor per parameter, as [`Self::params`]).
     pub fn loss_and_gradient(&self, tokens: &[u32], label: usize) -> (T, Vec<Vec<T>>) {
+        self.loss_and_gradient_with(tokens, label, &mut Injector::off())
+    }
+
+    /// [`Self::loss_and_gradient`] with hardware-aware training's forward injections (the DAC on
+    /// every crossbar input with its straight-through gradient, output noise); the weights are
+    /// this network's as they are (perturb a copy for weight noise).
+    pub fn loss_and_gradient_with(&self, tokens: &[u32], label: usize, inj: &mut Injector) -> (T, Vec<Vec<T>>) {
         let mut g = self.zero_grads();
-        let tr = self.forward(&self.prepare(), tokens, &mut Injector::off());
+        let tr = self.forward(&self.prepare(), tokens, inj);
         let loss = self.backward(tokens, &tr, label, T::of(1.0), &mut g);
         (loss, g)
     }
@@ -717,5 +750,33 @@ impl<T: Real> Net<T> {
             })
             .count();
         correct as f64 / data.len().max(1) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With a DAC the feature projection multiplies the quantised slice, while the exponents'
+    /// norm term, −‖x̃‖²/2 − ln √m, is the digital norm of the slice itself.
+    #[test]
+    fn the_feature_projection_multiplies_the_quantised_slice() {
+        let dims = Dims { vocab: 16, max_len: 4, d_model: 8, heads: 2, d_ff: 4, hidden: 4, classes: 3, features: 6, repeat: 1, lm: false, span: false };
+        let net: Net<f64> = Net::init(dims, Attention::Kernel, &mut Pcg64Mcg::seed_from_u64(2));
+        let prep = net.prepare();
+        let x = [0.9, -0.31, 0.05, -1.7];
+        let q = dac_rows(3, &x, 4).into_owned();
+        let (mut with, mut on_q, mut plain) = ([0.0; 6], [0.0; 6], [0.0; 6]);
+        net.features(&prep, &x, &mut with, 3);
+        net.features(&prep, &q, &mut on_q, 0);
+        net.features(&prep, &x, &mut plain, 0);
+        // φ's exponents are [h + off, −h + off].
+        let h = |phi: &[f64; 6], r: usize| (phi[r] - phi[3 + r]) / 2.0;
+        let off = |phi: &[f64; 6]| (phi[0] + phi[3]) / 2.0;
+        for r in 0..3 {
+            assert!((h(&with, r) - h(&on_q, r)).abs() < 1e-12, "feature {r}: W q(x̃)");
+        }
+        assert!((0..3).any(|r| (h(&with, r) - h(&plain, r)).abs() > 1e-3), "the DAC changes W x̃");
+        assert!((off(&with) - off(&plain)).abs() < 1e-12 && (off(&with) - off(&on_q)).abs() > 1e-3, "the norm is the slice's own");
     }
 }

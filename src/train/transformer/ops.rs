@@ -6,6 +6,7 @@
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
 use super::*;
+use std::borrow::Cow;
 
 /// y[t] = b + W x[t] for every row t, with W given transposed ([d_in, d_out]) so the inner loop
 /// runs over outputs: each output still sums its inputs in index order.
@@ -21,6 +22,31 @@ pub(super) fn linear<T: Real>(x: &[T], d_in: usize, wt: &[T], b: Option<&[T]>, d
             }
         }
     }
+}
+
+/// Hardware-aware training's DAC on the rows of `x` [n, d_in] (`bits`; 0: none, `x` itself):
+/// each row quantised over its own max|x| to steps of 2/(2^bits − 2) of the unit range, by the
+/// same operations as [`Injector::dac`] (aihwkit's abs-max noise management). The forward pass
+/// multiplies the quantised rows; the backward pass takes them again for the weight gradient and
+/// passes the input gradient straight through (the quantiser's derivative taken as 1).
+pub(super) fn dac_rows<T: Real>(bits: u32, x: &[T], d_in: usize) -> Cow<'_, [T]> {
+    if bits == 0 || d_in == 0 {
+        return Cow::Borrowed(x);
+    }
+    let step = T::of(crate::crossbar::step(bits, 1.0) as f32 as f64);
+    let (lo, hi) = (T::of(-1.0), T::of(1.0));
+    let mut q = x.to_vec();
+    for row in q.chunks_exact_mut(d_in) {
+        let amax = row.iter().fold(T::default(), |m, &v| max(m, max(v, -v)));
+        if amax == T::default() {
+            continue;
+        }
+        for v in row.iter_mut() {
+            let level = (*v / amax / step).round() * step;
+            *v = max(lo, if level > hi { hi } else { level }) * amax;
+        }
+    }
+    Cow::Owned(q)
 }
 
 /// Hardware-aware training's output noise on the rows of a [`linear`] output `y` [n, d_out]
@@ -109,5 +135,28 @@ pub(super) fn layer_norm_back<T: Real>(dy: &[T], d: usize, g: &[T], xhat: &[T], 
         for k in 0..d {
             dx[t * d + k] = rstd[t] * (dyt[k] * g[k] - m1 - xh[k] * m2);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In f32 the rows quantise bit for bit as the other trainers' [`Injector::dac`] quantises a
+    /// vector; 0 bits leave the rows as they are (borrowed, no copy), a zero row stays zero.
+    #[test]
+    fn dac_rows_is_the_injectors_dac_row_by_row() {
+        let x: Vec<f32> = (0..24).map(|i| ((i * 37 % 23) as f32 - 11.3) * 0.173).chain([0.0; 8]).collect();
+        for bits in [2, 3, 7, 12] {
+            let inj = Injector::new(&TrainingConfig { dac_bits: bits, ..TrainingConfig::default() }, 0);
+            let q = dac_rows(bits, &x, 8);
+            for (row, qrow) in x.chunks(8).zip(q.chunks(8)) {
+                let mut want = row.to_vec();
+                inj.dac(&mut want);
+                assert_eq!(want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), qrow.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{bits} bits");
+            }
+            assert!(q[..24] != x[..24], "{bits} bits change the rows");
+        }
+        assert!(matches!(dac_rows(0, &x, 8), Cow::Borrowed(_)));
     }
 }

@@ -131,18 +131,6 @@ impl Net<f32> {
     }
 }
 
-/// Refuses what this trainer does not model: the DAC (`dac_bits`), which the other trainers
-/// apply to every crossbar input but the transformer's forward pass does not.
-pub fn check_training(hwa: &TrainingConfig) -> Result<(), TrainError> {
-    if hwa.dac_bits > 0 {
-        return Err(TrainError::Training(format!(
-            "training.dac_bits = {}: the transformer trainer does not model the DAC (it injects weight noise and output noise, and clips); remove dac_bits from [training]",
-            hwa.dac_bits
-        )));
-    }
-    Ok(())
-}
-
 /// Adam's moments and step count.
 struct Adam {
     m: Vec<Vec<f32>>,
@@ -166,10 +154,11 @@ pub fn train_transformer_with(train: &SeqData, cfg: &TransformerTrainConfig, epo
 }
 
 /// [`train_transformer_with`] with a `[training]` section (see [`crate::train::hwa`]): weight
-/// noise on the crossbar matrices (and the feature projection), output noise after every
-/// linear layer, clipping of the trained matrices (not the fixed projection) and fine-tuning; the DAC is not modelled in this trainer (a section with
-/// `dac_bits` is refused, [`check_training`]). A training that diverges (a non-finite mean loss
-/// in an epoch) is an error. The default section gives [`train_transformer_with`]'s weights bit for bit.
+/// noise on the crossbar matrices (and the feature projection), the DAC on every crossbar input
+/// (the feature projection's too) with a straight-through gradient, output noise after every
+/// linear layer, clipping of the trained matrices (not the fixed projection) and fine-tuning. A
+/// training that diverges (a non-finite mean loss in an epoch) is an error. The default section
+/// gives [`train_transformer_with`]'s weights bit for bit.
 pub fn train_transformer_hwa(
     train: &SeqData,
     cfg: &TransformerTrainConfig,
@@ -177,7 +166,6 @@ pub fn train_transformer_hwa(
     mut epoch_done: impl FnMut(usize, f64),
 ) -> Result<Net<f32>, TrainError> {
     assert!(!train.is_empty() && cfg.batch_size > 0, "bad training configuration {cfg:?}");
-    check_training(hwa)?;
     let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
     let mut net: Net<f32> = Net::init(cfg.dims, cfg.attention, &mut rng);
     if let Some(path) = &hwa.init {

@@ -125,15 +125,17 @@ impl<T: Real> Net<T> {
 
     /// The exponents of φ for one query or key (d_h values of Q or K) into `phi` (m values):
     /// [h, −h] + offset; the caller shifts them and takes exp.
-    /// With a DAC (`dac` bits) the crossbar multiplies the quantised slice ([`dac_rows`]) while
-    /// ‖x̃‖² is the digital norm of the slice itself, as the engine's `row_norms` reads it.
-    pub(super) fn features(&self, prep: &Prepared<T>, x: &[T], phi: &mut [T], dac: u32) {
+    /// The projection is a crossbar like the other matrices: with hardware-aware training's DAC
+    /// it multiplies the quantised slice ([`dac_rows`]), and its outputs h gain the output noise
+    /// (σ = output_noise · max|x̃|), while ‖x̃‖² is the digital norm of the slice itself, as the
+    /// engine's `row_norms` reads it.
+    pub(super) fn features(&self, prep: &Prepared<T>, x: &[T], phi: &mut [T], inj: &mut Injector) {
         let half = self.dims.features / 2;
         let s = T::of((self.dims.d_head() as f64).powf(-0.25));
         let mut sq = T::default();
         let (h, minus) = phi.split_at_mut(half);
         h.fill(T::default());
-        let xq = dac_rows(dac, x, x.len());
+        let xq = dac_rows(inj.cfg.dac_bits, x, x.len());
         // h = W x̃ as a sum over the inputs in order (W transposed, so the loop runs over rows).
         for (c, (&v, &vq)) in x.iter().zip(xq.iter()).enumerate() {
             let xs = v * s;
@@ -142,6 +144,10 @@ impl<T: Real> Net<T> {
             for (hr, &w) in h.iter_mut().zip(&prep.projection[c * half..(c + 1) * half]) {
                 *hr += xqs * w;
             }
+        }
+        if inj.cfg.output_noise > 0.0 {
+            let scaled: Vec<T> = x.iter().map(|&v| v * s).collect();
+            output_noise(inj, &scaled, x.len(), h, half);
         }
         let off = T::of(-0.5) * sq - T::of((self.dims.features as f64).sqrt().ln());
         for (hr, mr) in h.iter_mut().zip(minus.iter_mut()) {
@@ -170,9 +176,9 @@ impl<T: Real> Net<T> {
         }
     }
 
-    /// Multi-head attention of `qkv` [n, 3d] into `lt.att`, filling the layer trace; `dac`: the
-    /// DAC's bits on the feature projection's inputs.
-    pub(super) fn attention_forward(&self, prep: &Prepared<T>, n: usize, lt: &mut LayerTrace<T>, dac: u32) {
+    /// Multi-head attention of `qkv` [n, 3d] into `lt.att`, filling the layer trace; `inj`:
+    /// hardware-aware training's DAC and output noise on the feature projection.
+    pub(super) fn attention_forward(&self, prep: &Prepared<T>, n: usize, lt: &mut LayerTrace<T>, inj: &mut Injector) {
         let d = self.dims.d_model;
         let dh = self.dims.d_head();
         let heads = self.dims.heads;
@@ -233,7 +239,7 @@ impl<T: Real> Net<T> {
                     let pk = &mut lt.phi_k[h * n * m..(h + 1) * n * m];
                     let mut mx = T::of(f64::NEG_INFINITY);
                     for j in 0..n {
-                        self.features(prep, &qkv[j * 3 * d + d + h * dh..][..dh], &mut pk[j * m..(j + 1) * m], dac);
+                        self.features(prep, &qkv[j * 3 * d + d + h * dh..][..dh], &mut pk[j * m..(j + 1) * m], inj);
                         for &a in &pk[j * m..(j + 1) * m] {
                             mx = max(mx, a);
                         }
@@ -280,7 +286,7 @@ impl<T: Real> Net<T> {
                         let at = if steps > 1 { i } else { 0 };
                         let (kv, z) = (&kv[at * m * dh..(at + 1) * m * dh], &z[at * m..(at + 1) * m]);
                         let pq = &mut lt.phi_q[(h * n + i) * m..][..m];
-                        self.features(prep, &qkv[i * 3 * d + h * dh..][..dh], pq, dac);
+                        self.features(prep, &qkv[i * 3 * d + h * dh..][..dh], pq, inj);
                         let mx = pq.iter().fold(T::of(f64::NEG_INFINITY), |a, &b| max(a, b));
                         for a in pq.iter_mut() {
                             *a = (*a - mx).exp();
@@ -490,7 +496,7 @@ impl<T: Real> Net<T> {
             };
             linear(&dac_rows(dac, &lt.x, d), d, &prep.in_proj, None, 3 * d, &mut lt.qkv);
             output_noise(inj, &lt.x, d, &mut lt.qkv, 3 * d);
-            self.attention_forward(prep, n, &mut lt, dac);
+            self.attention_forward(prep, n, &mut lt, inj);
             let mut r = zeros(n * d);
             linear(&dac_rows(dac, &lt.att, d), d, &prep.out_proj, Some(&p[OUT_PROJ_B]), d, &mut r);
             output_noise(inj, &lt.att, d, &mut r, d);
@@ -757,8 +763,9 @@ impl<T: Real> Net<T> {
 mod tests {
     use super::*;
 
-    /// With a DAC the feature projection multiplies the quantised slice, while the exponents'
-    /// norm term, −‖x̃‖²/2 − ln √m, is the digital norm of the slice itself.
+    /// With a DAC the feature projection multiplies the quantised slice, with output noise its
+    /// outputs h gain N(0, (output_noise · max|x̃|)²), while the exponents' norm term,
+    /// −‖x̃‖²/2 − ln √m, is the digital norm of the slice itself.
     #[test]
     fn the_feature_projection_multiplies_the_quantised_slice() {
         let dims = Dims { vocab: 16, max_len: 4, d_model: 8, heads: 2, d_ff: 4, hidden: 4, classes: 3, features: 6, repeat: 1, lm: false, span: false };
@@ -767,9 +774,10 @@ mod tests {
         let x = [0.9, -0.31, 0.05, -1.7];
         let q = dac_rows(3, &x, 4).into_owned();
         let (mut with, mut on_q, mut plain) = ([0.0; 6], [0.0; 6], [0.0; 6]);
-        net.features(&prep, &x, &mut with, 3);
-        net.features(&prep, &q, &mut on_q, 0);
-        net.features(&prep, &x, &mut plain, 0);
+        let mut dac = Injector::new(&TrainingConfig { dac_bits: 3, ..TrainingConfig::default() }, 0);
+        net.features(&prep, &x, &mut with, &mut dac);
+        net.features(&prep, &q, &mut on_q, &mut Injector::off());
+        net.features(&prep, &x, &mut plain, &mut Injector::off());
         // φ's exponents are [h + off, −h + off].
         let h = |phi: &[f64; 6], r: usize| (phi[r] - phi[3 + r]) / 2.0;
         let off = |phi: &[f64; 6]| (phi[0] + phi[3]) / 2.0;
@@ -778,5 +786,22 @@ mod tests {
         }
         assert!((0..3).any(|r| (h(&with, r) - h(&plain, r)).abs() > 1e-3), "the DAC changes W x̃");
         assert!((off(&with) - off(&plain)).abs() < 1e-12 && (off(&with) - off(&on_q)).abs() > 1e-3, "the norm is the slice's own");
+        // Output noise on h: σ = output_noise · max|x̃| per feature, the norm term untouched.
+        let sigma = 0.5 * 1.7 * 4f64.powf(-0.25);
+        let mut noisy = Injector::new(&TrainingConfig { output_noise: 0.5, ..TrainingConfig::default() }, 9);
+        let (mut sum, mut sum_sq, draws) = (0.0, 0.0, 3000);
+        for _ in 0..draws / 3 {
+            let mut phi = [0.0; 6];
+            net.features(&prep, &x, &mut phi, &mut noisy);
+            assert!((off(&phi) - off(&plain)).abs() < 1e-12);
+            for r in 0..3 {
+                let z = (h(&phi, r) - h(&plain, r)) / sigma;
+                sum += z;
+                sum_sq += z * z;
+            }
+        }
+        let (mean, var) = (sum / draws as f64, sum_sq / draws as f64 - (sum / draws as f64).powi(2));
+        // 3000 standard normals: the mean's sd is 0.018 and the variance's 0.026; 6 sd apart.
+        assert!(mean.abs() < 0.11 && (var - 1.0).abs() < 0.16, "output noise on h: mean {mean}, variance {var} in units of σ");
     }
 }

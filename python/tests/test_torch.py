@@ -70,6 +70,9 @@ def test_perturb_weights_takes_the_devices_fields():
     a = np.array(perturb_weights(w, spec(flat), 3))
     b = np.array(perturb_weights(w, spec(quiet), 3))
     assert a.std() == 0.0 and b.std() > 1e-3, (a.std(), b.std())
+    # A measured programming table of σ = 0, no drift: the noisy copy is the weights themselves.
+    exact = aimc.to_toml({"training": {"weight_noise": "pcm", "device": {"prog_table": {"g": [0.0, 25.0], "sigma": [0.0, 0.0]}}}})
+    assert np.allclose(perturb_weights(w, exact, 3), 1.0, atol=1e-6)
     with pytest.raises(ValueError, match=r"training\.device\.gmax: unknown field"):
         perturb_weights(w, spec({"gmax": 20.0}), 0)
     with pytest.raises(ValueError, match=r"training\.device\.drift_table\.g spans \[0, 10\]"):

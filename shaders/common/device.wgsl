@@ -35,10 +35,42 @@ fn tile_device(d: DeviceParams, t: TileInfo) -> DeviceParams {
     return o;
 }
 
-// Programming noise std at target g (µS): the cubic prog_c in x = g/g_max, or prog_h above
-// prog_brk when prog_brk > 0 (AFM's OD/TD split; 0: one cubic everywhere).
+// Knot j of a measured programming-noise table: (g/g_max, σ µS). Read from the uniform where it
+// lies (every stage binds P), as program.wgsl reads the drift table: a copy of the device's
+// params would carry the knots through every invocation. CPU twin: cpu/common.rs prog_knot.
+fn prog_knot(j: u32) -> vec2<f32> {
+    let e = P.dev.prog_table[j >> 1u];
+    return select(e.xy, e.zw, (j & 1u) == 1u);
+}
+
+// The table's σ at gr = g/g_max: linear between the knots around gr (numpy.interp's
+// slope · (gr − x_j) + v_j), the end values beyond the ends. CPU twin: cpu/common.rs
+// prog_table_eval.
+fn prog_table_eval(gr: f32) -> f32 {
+    let n = min(P.dev.prog_knots, MAX_PROG_KNOTS);
+    var lo = prog_knot(0u);
+    if (gr <= lo.x) {
+        return lo.y;
+    }
+    for (var j = 1u; j < n; j = j + 1u) {
+        let hi = prog_knot(j);
+        if (gr < hi.x) {
+            let slope = (hi.y - lo.y) / (hi.x - lo.x);
+            return slope * (gr - lo.x) + lo.y;
+        }
+        lo = hi;
+    }
+    return lo.y;
+}
+
+// Programming noise std at target g (µS): a measured table where the device has one
+// (prog_knots > 0), else the cubic prog_c in x = g/g_max, or prog_h above prog_brk when
+// prog_brk > 0 (AFM's OD/TD split; 0: one cubic everywhere).
 fn sigma_prog(d: DeviceParams, g: f32) -> f32 {
     let x = g / d.g_max;
+    if (d.prog_knots > 0u) {
+        return prog_table_eval(x);
+    }
     if (d.prog_brk > 0.0 && x > d.prog_brk) {
         return (((d.prog_h3 * x + d.prog_h2) * x + d.prog_h1) * x + d.prog_h0) * d.prog_norm;
     }

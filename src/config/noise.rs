@@ -49,27 +49,43 @@ pub(super) fn device(raw: &RawExperiment) -> Result<DeviceModel, String> {
 
 /// `[device]` fields held as `Option`s, absent from the presets (they have no TOML form there),
 /// which a file, a `--set` or a sweep axis may set all the same.
-pub(super) const OPTIONAL_DEVICE_FIELDS: [&str; 1] = ["drift_table"];
+pub(super) const OPTIONAL_DEVICE_FIELDS: [&str; 2] = ["drift_table", "prog_table"];
 
-/// A measured drift table on a model without drift (`ideal`, `simple`, `afm`: drift_scale 0)
-/// would change nothing: refused unless the file sets the drift scale itself (a sweep or the
-/// noise budget may still turn drift off per point).
-fn drift_table_drifts(d: &DeviceModel, fields: &toml::Table) -> Result<(), String> {
+/// A measured table must act, and alone: a drift table on a model without drift (`ideal`,
+/// `simple`, `afm`: drift_scale 0) or a programming table on one without programming noise
+/// (`ideal`) would change nothing, so each is refused unless the file sets that scale itself (a
+/// sweep or the noise budget may still turn the source off per point); a programming table
+/// beside the polynomial's own fields set in the file would leave them unread, so that is
+/// refused too.
+fn tables_act(d: &DeviceModel, fields: &toml::Table) -> Result<(), String> {
     if d.drift_table.is_some() && d.drift_scale == 0.0 && !fields.contains_key("drift_scale") {
         return Err(format!(
             "device.drift_table on device.model = {:?}, which does not drift (drift_scale = 0): set device.drift_scale = 1.0 to drift with the table, or remove the table",
             d.name
         ));
     }
+    if d.prog_table.is_some() && d.prog_noise_scale == 0.0 && !fields.contains_key("prog_noise_scale") {
+        return Err(format!(
+            "device.prog_table on device.model = {:?}, which has no programming noise (prog_noise_scale = 0): set device.prog_noise_scale = 1.0 to program with the table, or remove the table",
+            d.name
+        ));
+    }
+    if d.prog_table.is_some() {
+        if let Some(k) = ["prog_coeff", "prog_g_ref", "prog_break", "prog_coeff_hi"].into_iter().find(|k| fields.contains_key(*k)) {
+            return Err(format!(
+                "device.{k} beside device.prog_table: the measured table replaces the σ_prog polynomial, so {k} would go unread; remove one of the two"
+            ));
+        }
+    }
     Ok(())
 }
 
 /// The device model `name` with `fields` set on it as an experiment's `[device]` sets them (every
-/// field of the model, a measured `drift_table` too), checked; errors name `device.FIELD`.
+/// field of the model, a measured `drift_table` or `prog_table` too), checked; errors name `device.FIELD`.
 pub fn device_with_fields(name: &str, fields: &toml::Table) -> Result<DeviceModel, String> {
     let d = named_device(name, fields, "device.model")?;
     d.validate()?;
-    drift_table_drifts(&d, fields)?;
+    tables_act(&d, fields)?;
     Ok(d)
 }
 

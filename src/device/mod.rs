@@ -62,56 +62,98 @@ pub struct DriftTable {
     pub nu_std: Vec<f64>,
 }
 
+/// `numpy.interp(g, xs, v)`: v's value at g, linear between the two knots around it
+/// (slope · (g − x_j) + v_j, numpy's form), the end values beyond the ends; `xs` ascending.
+pub fn interp(xs: &[f64], v: &[f64], g: f64) -> f64 {
+    let n = xs.len();
+    if g <= xs[0] {
+        return v[0];
+    }
+    if g >= xs[n - 1] {
+        return v[n - 1];
+    }
+    let j = xs.partition_point(|&x| x <= g) - 1;
+    let slope = (v[j + 1] - v[j]) / (xs[j + 1] - xs[j]);
+    slope * (g - xs[j]) + v[j]
+}
+
+/// A measured table's knots checked (`device.FIELD`): 2 to `max` conductances `g` rising
+/// strictly over [0, g_max], one finite value per conductance in every column (name, values,
+/// whether they are standard deviations, which must be ≥ 0). `level` says what one knot holds;
+/// `span_note` ends the span error.
+fn check_knots(field: &str, g: &[f64], columns: &[(&str, &[f64], bool)], max: usize, g_max: f64, level: &str, span_note: &str) -> Result<(), String> {
+    let n = g.len();
+    if !(2..=max).contains(&n) {
+        return Err(format!("device.{field}.g has {n} conductances: give 2 to {max} (one per measured level)"));
+    }
+    for (name, v, _) in columns {
+        if v.len() != n {
+            return Err(format!("device.{field}.{name} has {} values for {n} conductances in g: give one per conductance", v.len()));
+        }
+    }
+    for (name, v, _) in std::iter::once(&("g", g, false)).chain(columns) {
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(format!("device.{field}.{name}[{i}] = {}: every value must be a finite number", v[i]));
+        }
+    }
+    for (name, v, _) in columns.iter().filter(|c| c.2) {
+        if let Some(i) = v.iter().position(|&x| x < 0.0) {
+            return Err(format!("device.{field}.{name}[{i}] = {}: a standard deviation is >= 0", v[i]));
+        }
+    }
+    if let Some(i) = (1..n).find(|&i| g[i] <= g[i - 1]) {
+        return Err(format!("device.{field}.g[{i}] = {} follows {}: the conductances must rise strictly ({level})", g[i], g[i - 1]));
+    }
+    if g[0] > 0.0 || g[n - 1] < g_max {
+        return Err(format!(
+            "device.{field}.g spans [{}, {}] µS, but the devices are programmed over [0, g_max = {g_max}] µS: extend the table to cover it (repeat the end values if they hold{span_note})",
+            g[0],
+            g[n - 1]
+        ));
+    }
+    Ok(())
+}
+
 impl DriftTable {
-    /// `numpy.interp(g, self.g, v)`: v's value at g, linear between the two knots around it
-    /// (slope · (g − g_j) + v_j, numpy's form), the end values beyond the ends.
+    /// `numpy.interp(g, self.g, v)` ([`interp`]).
     pub fn interp(&self, v: &[f64], g: f64) -> f64 {
-        let n = self.g.len();
-        if g <= self.g[0] {
-            return v[0];
-        }
-        if g >= self.g[n - 1] {
-            return v[n - 1];
-        }
-        let j = self.g.partition_point(|&x| x <= g) - 1;
-        let slope = (v[j + 1] - v[j]) / (self.g[j + 1] - self.g[j]);
-        slope * (g - self.g[j]) + v[j]
+        interp(&self.g, v, g)
     }
 
     /// Every knot usable: the error names the field and the fix.
     pub fn validate(&self, g_max: f64) -> Result<(), String> {
-        let n = self.g.len();
-        if !(2..=MAX_DRIFT_KNOTS).contains(&n) {
-            return Err(format!("device.drift_table.g has {n} conductances: give 2 to {MAX_DRIFT_KNOTS} (one per measured level)"));
-        }
-        for (name, v) in [("nu_mean", &self.nu_mean), ("nu_std", &self.nu_std)] {
-            if v.len() != n {
-                return Err(format!("device.drift_table.{name} has {} values for {n} conductances in g: give one per conductance", v.len()));
-            }
-        }
-        for (name, v) in [("g", &self.g), ("nu_mean", &self.nu_mean), ("nu_std", &self.nu_std)] {
-            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                return Err(format!("device.drift_table.{name}[{i}] = {}: every value must be a finite number", v[i]));
-            }
-        }
-        if let Some(i) = self.nu_std.iter().position(|&x| x < 0.0) {
-            return Err(format!("device.drift_table.nu_std[{i}] = {}: a standard deviation is >= 0", self.nu_std[i]));
-        }
-        if let Some(i) = (1..n).find(|&i| self.g[i] <= self.g[i - 1]) {
-            return Err(format!(
-                "device.drift_table.g[{i}] = {} follows {}: the conductances must rise strictly (one mean and std per level)",
-                self.g[i],
-                self.g[i - 1]
-            ));
-        }
-        if self.g[0] > 0.0 || self.g[n - 1] < g_max {
-            return Err(format!(
-                "device.drift_table.g spans [{}, {}] µS, but the devices are programmed over [0, g_max = {g_max}] µS: extend the table to cover it (repeat the end values if they hold; aihwkit refuses such a table too)",
-                self.g[0],
-                self.g[n - 1]
-            ));
-        }
-        Ok(())
+        let columns: [(&str, &[f64], bool); 2] = [("nu_mean", &self.nu_mean, false), ("nu_std", &self.nu_std, true)];
+        check_knots("drift_table", &self.g, &columns, MAX_DRIFT_KNOTS, g_max, "one mean and std per level", "; aihwkit refuses such a table too")
+    }
+}
+
+/// The most knots a [`ProgTable`] may have (the stages keep them in their uniform).
+pub const MAX_PROG_KNOTS: usize = 16;
+
+/// A measured programming-noise model: the standard deviation of the programmed conductance
+/// about its target, `sigma` (µS), at target conductances `g` (µS, ascending), read as
+/// [`DriftTable`] is read (`numpy.interp` on the target conductance, the end values beyond the
+/// ends). It replaces the model's σ_prog polynomial (`prog_coeff`, `prog_g_ref`, `prog_break`,
+/// `prog_coeff_hi`); the programmed conductance is then max(0, g_T + prog_noise_scale·σ(g_T)·N)
+/// as for every model. Its values are µS as measured, not rescaled to another g_max.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgTable {
+    /// Target conductances, µS, strictly ascending, spanning [0, g_max].
+    pub g: Vec<f64>,
+    /// Standard deviation of the programmed conductance at each target, µS (≥ 0).
+    pub sigma: Vec<f64>,
+}
+
+impl ProgTable {
+    /// σ at target conductance `g` (µS), [`interp`].
+    pub fn sigma_at(&self, g: f64) -> f64 {
+        interp(&self.g, &self.sigma, g)
+    }
+
+    /// Every knot usable: the error names the field and the fix.
+    pub fn validate(&self, g_max: f64) -> Result<(), String> {
+        check_knots("prog_table", &self.g, &[("sigma", &self.sigma, true)], MAX_PROG_KNOTS, g_max, "one σ per level", "")
     }
 }
 
@@ -166,6 +208,9 @@ pub struct DeviceModel {
     /// `CustomDriftPCMLikeNoiseModel`); None: the fits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift_table: Option<DriftTable>,
+    /// A measured programming-noise model in place of the σ_prog polynomial; None: the polynomial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prog_table: Option<ProgTable>,
     #[serde(default)]
     pub drift_path: DriftPath,
     /// Pair (default) or one signed draw per weight.
@@ -237,6 +282,7 @@ impl DeviceModel {
             sigma_nu: Fit::log_clamp(-0.0125, -0.0059, 0.008, 0.045),
             q_s: Fit::PowerClamp { a: 0.0088, p: 0.65, lo: 1e-3, hi: 0.2 },
             drift_table: None,
+            prog_table: None,
             drift_path: DriftPath::Aihwkit,
             programming: Programming::Pair,
             prog_break: 0.0,
@@ -343,8 +389,12 @@ impl DeviceModel {
         }
     }
 
-    /// Programming noise std σ_prog(g_T), µS (before `prog_noise_scale`).
+    /// Programming noise std σ_prog(g_T), µS (before `prog_noise_scale`): the measured table's
+    /// where there is one.
     pub fn sigma_prog(&self, g_target: f64) -> f64 {
+        if let Some(t) = &self.prog_table {
+            return t.sigma_at(g_target);
+        }
         let x = g_target / self.g_max;
         let c = if self.prog_break > 0.0 && x > self.prog_break { &self.prog_coeff_hi } else { &self.prog_coeff };
         (((c[3] * x + c[2]) * x + c[1]) * x + c[0]) * self.g_max / self.prog_g_ref
@@ -437,6 +487,9 @@ impl DeviceModel {
         if let Some(t) = &self.drift_table {
             t.validate(self.g_max)?;
         }
+        if let Some(t) = &self.prog_table {
+            t.validate(self.g_max)?;
+        }
         if self.prog_coeff.iter().any(|v| !v.is_finite()) || !(self.prog_g_ref.is_finite() && self.prog_g_ref > 0.0) {
             return Err(format!("device.prog_coeff = {:?}, prog_g_ref = {}: must be finite (g_ref > 0)", self.prog_coeff, self.prog_g_ref));
         }
@@ -526,6 +579,33 @@ mod tests {
         bad(&|b| b.nu_mean[0] = f64::NAN, "nu_mean[0] = NaN");
         bad(&|b| b.g[2] = 20.0, "spans [0, 20] µS");
         bad(&|b| *b = DriftTable { g: vec![0.0], nu_mean: vec![0.1], nu_std: vec![0.0] }, "has 1 conductances");
+    }
+
+    /// A measured programming table: σ read as numpy.interp, in µS as given (no g_max rescaling,
+    /// the polynomial and its break unused), scaled by prog_noise_scale; every refusal names its
+    /// field.
+    #[test]
+    fn prog_table_interpolates_as_numpy_and_replaces_the_polynomial() {
+        let t = ProgTable { g: vec![0.0, 5.0, 25.0], sigma: vec![0.4, 1.2, 0.6] };
+        let m = DeviceModel { prog_table: Some(t.clone()), prog_break: 0.5, prog_coeff_hi: [9.0; 4], ..DeviceModel::pcm() };
+        m.validate().unwrap();
+        for (g, sigma) in [(0.0, 0.4), (2.5, 0.8), (5.0, 1.2), (15.0, 0.9), (25.0, 0.6), (30.0, 0.6)] {
+            assert!((m.sigma_prog(g) - sigma).abs() < 1e-15, "g = {g}: {}", m.sigma_prog(g));
+        }
+        let half = DeviceModel { prog_noise_scale: 0.5, ..m.clone() };
+        assert!((half.program(15.0, 2.0) - 15.9).abs() < 1e-12 && half.program(0.0, -3.0) == 0.0);
+        let bad = |f: &dyn Fn(&mut ProgTable), want: &str| {
+            let mut b = t.clone();
+            f(&mut b);
+            let e = DeviceModel { prog_table: Some(b), ..DeviceModel::pcm() }.validate().unwrap_err();
+            assert!(e.contains(want), "{e}");
+        };
+        bad(&|b| b.g = vec![0.0, 25.0, 5.0], "device.prog_table.g[2] = 5 follows 25: the conductances must rise strictly (one σ per level)");
+        bad(&|b| b.sigma.truncate(2), "device.prog_table.sigma has 2 values for 3 conductances");
+        bad(&|b| b.sigma[1] = -0.1, "device.prog_table.sigma[1] = -0.1: a standard deviation is >= 0");
+        bad(&|b| b.g[1] = f64::INFINITY, "device.prog_table.g[1] = inf");
+        bad(&|b| b.g[0] = 1.0, "device.prog_table.g spans [1, 25] µS");
+        bad(&|b| *b = ProgTable { g: (0..17).map(|i| i as f64 * 2.0).collect(), sigma: vec![0.5; 17] }, "has 17 conductances: give 2 to 16");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! conversions from it live here, below the engine's use and above the physics.
 
 use crate::crossbar::{BoundManagement, NoiseManagement, Periphery, Tile, WeightNoiseType};
-use crate::device::{DeviceModel, DriftPath, Fit, Programming, MAX_DRIFT_KNOTS};
+use crate::device::{DeviceModel, DriftPath, Fit, Programming, MAX_DRIFT_KNOTS, MAX_PROG_KNOTS};
 use bytemuck::{Pod, Zeroable};
 
 /// One piecewise fit of a device quantity as a function of the normalised conductance gr:
@@ -56,7 +56,8 @@ pub struct DeviceParams {
     pub prog_h3: f32,
     /// Knots of `nu_table` in use (0: ν from the `mu_nu` and `sigma_nu` curves).
     pub nu_knots: u32,
-    pub _pad4: f32,
+    /// Knots of `prog_table` in use (0: σ_prog from the polynomials).
+    pub prog_knots: u32,
     pub _pad5: f32,
     pub mu_nu: Curve,
     pub sigma_nu: Curve,
@@ -64,6 +65,9 @@ pub struct DeviceParams {
     /// A measured drift model (`device::DriftTable`): per knot (g/g_max, ν mean, ν std, 0),
     /// ascending in g.
     pub nu_table: [[f32; 4]; MAX_DRIFT_KNOTS],
+    /// A measured programming-noise model (`device::ProgTable`), two knots per entry:
+    /// (g/g_max, σ µS) of knot 2i, then of knot 2i + 1, ascending in g.
+    pub prog_table: [[f32; 4]; MAX_PROG_KNOTS / 2],
 }
 
 /// Per-MVM periphery (aihwkit `IOParameters`). A step of 0 means no quantisation.
@@ -367,6 +371,15 @@ impl From<&DeviceModel> for DeviceParams {
             nu_table: std::array::from_fn(|i| match &d.drift_table {
                 Some(t) if i < t.g.len() => [(t.g[i] / d.g_max) as f32, t.nu_mean[i] as f32, t.nu_std[i] as f32, 0.0],
                 _ => [0.0; 4],
+            }),
+            prog_knots: d.prog_table.as_ref().map_or(0, |t| t.g.len().min(MAX_PROG_KNOTS) as u32),
+            prog_table: std::array::from_fn(|i| {
+                let knot = |k: usize| match &d.prog_table {
+                    Some(t) if k < t.g.len() => [(t.g[k] / d.g_max) as f32, t.sigma[k] as f32],
+                    _ => [0.0; 2],
+                };
+                let ([a, b], [c, e]) = (knot(2 * i), knot(2 * i + 1));
+                [a, b, c, e]
             }),
             ..DeviceParams::default()
         }

@@ -509,7 +509,7 @@ mod tests {
     use super::*;
 
     /// `[training.device]` sets fields on the named model as an experiment's `[device]` does (a
-    /// measured drift table too); the injector draws from that device; bad fields are named under
+    /// measured drift or programming table too); the injector draws from that device; bad fields are named under
     /// training.device.
     #[test]
     fn training_device_fields_set_the_model() {
@@ -525,6 +525,15 @@ mod tests {
         Injector::new(&c, 1).perturb_rows(&mut a, 8);
         Injector::new(&plain, 1).perturb_rows(&mut b, 8);
         assert_ne!(a, b);
+        // A measured programming table of σ = 0: programming is exact, so without drift the noisy
+        // copy is the weights themselves (max|W| maps to g_max and back).
+        let exact = TrainingConfig::parse("[training]\nweight_noise = \"pcm\"\n[training.device.prog_table]\ng = [0.0, 25.0]\nsigma = [0.0, 0.0]\n").unwrap();
+        let mut e = w.clone();
+        Injector::new(&exact, 1).perturb_rows(&mut e, 8);
+        assert!(e.iter().zip(&w).all(|(a, b)| (a - b).abs() < 1e-6), "{e:?}");
+        let mut p = w.clone();
+        Injector::new(&TrainingConfig::parse("[training]\nweight_noise = \"pcm\"\n").unwrap(), 1).perturb_rows(&mut p, 8);
+        assert!(p.iter().zip(&w).any(|(a, b)| (a - b).abs() > 1e-3));
         for (text, want) in [
             ("[training]\nweight_noise = \"pcm\"\n[training.device]\ngmax = 20.0", "training.device.gmax: unknown field"),
             ("[training]\nweight_noise = \"pcm\"\n[training.device]\nmodel = \"hermes\"", "training.device.model: the model is training.weight_noise"),
@@ -535,6 +544,10 @@ mod tests {
             (
                 "[training]\nweight_noise = \"pcm\"\n[training.device.drift_table]\ng = [0.0, 10.0]\nnu_mean = [0.1, 0.1]\nnu_std = [0.0, 0.0]",
                 "training.device.drift_table.g spans [0, 10]",
+            ),
+            (
+                "[training]\nweight_noise = \"pcm\"\n[training.device.prog_table]\ng = [0.0, 25.0]\nsigma = [0.1]",
+                "training.device.prog_table.sigma has 1 values for 2 conductances",
             ),
         ] {
             let e = TrainingConfig::parse(text).unwrap_err();

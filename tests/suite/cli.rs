@@ -175,6 +175,45 @@ fn a_measured_drift_table_runs_sweeps_and_is_checked() {
     expect_error(&p, &["device.drift_table on device.model = \"ideal\"", "drift_scale = 1.0"]);
 }
 
+/// A measured programming-noise table (`[device.prog_table]`): with drift, read and output noise
+/// off, a table of σ = 0 leaves nothing random (every trial the same), a measured one spreads
+/// the trials; two tables sweep as a device field on the same draws; a bad table, one beside the
+/// polynomial's own fields and one on a model without programming noise are named before any
+/// compute.
+#[test]
+fn a_measured_programming_table_runs_sweeps_and_is_checked() {
+    let exact = "{ g = [0.0, 25.0], sigma = [0.0, 0.0] }";
+    let measured = "{ g = [0.0, 5.0, 25.0], sigma = [0.4, 1.6, 0.9] }";
+    let quiet = "[device]\ndrift_scale = 0.0\nread_noise_scale = 0.0\n[periphery]\nout_noise = 0.0\n";
+    let p = bad_experiment("prog-table", |t| t.replace("gdc = [\"off\", \"readout\"]", &format!("prog_table = [{exact}, {measured}]")) + "\n" + quiet);
+    let out = p.parent().unwrap().join("out");
+    let o = aimc().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = results(&out);
+    assert_eq!(r.points.len(), 4);
+    for pt in &r.points {
+        let exact_point = pt.series.contains("[0.0, 0.0]") || pt.series.contains("[0, 0]");
+        assert_eq!(pt.summary.std == 0.0, exact_point, "{} {}: std {}", pt.series, pt.time_label, pt.summary.std);
+    }
+    let bad = |name: &str, extra: &str, needles: &[&str]| {
+        let p = bad_experiment(name, |t| format!("{t}\n{extra}\n"));
+        expect_error(&p, needles);
+    };
+    bad("pt-short", "[device.prog_table]\ng = [0.0, 20.0]\nsigma = [0.5, 0.5]", &["device.prog_table.g spans [0, 20]", "g_max = 25"]);
+    bad("pt-neg", "[device.prog_table]\ng = [0.0, 25.0]\nsigma = [0.5, -0.5]", &["device.prog_table.sigma[1] = -0.5", ">= 0"]);
+    bad("pt-field", "[device.prog_table]\ng = [0.0, 25.0]\nstd = [0.5, 0.5]", &["device.prog_table", "std"]);
+    bad(
+        "pt-poly",
+        "[device]\nprog_coeff = [0.2, 1.0, 0.0, 0.0]\nprog_g_ref = 25.0\n[device.prog_table]\ng = [0.0, 25.0]\nsigma = [0.5, 0.5]",
+        &["device.prog_coeff beside device.prog_table", "remove one"],
+    );
+    bad(
+        "pt-ideal",
+        "[device]\nmodel = \"ideal\"\n[device.prog_table]\ng = [0.0, 25.0]\nsigma = [0.5, 0.5]",
+        &["device.prog_table on device.model = \"ideal\"", "prog_noise_scale = 1.0"],
+    );
+}
+
 #[test]
 fn wrong_type_is_named() {
     let p = bad_experiment("type", |t| t.replace("trials = 8", "trials = \"eight\""));

@@ -121,6 +121,15 @@ fn run_all(be: &mut dyn Backend) {
     // three of its segments and on one knot (10 µS).
     let table = aimc::device::DriftTable { g: vec![0.0, 5.0, 10.0, 25.0], nu_mean: vec![0.09, 0.06, 0.045, 0.03], nu_std: vec![0.035, 0.02, 0.015, 0.01] };
     drift_exponent(be, &DeviceModel { drift_table: Some(table), ..DeviceModel::pcm() }, "pcm with drift_table");
+    // A measured programming table: the targets (0.5, 2.5, 10, 22.5 µS) fall inside three of its
+    // segments and on one knot (10 µS), G−'s target 0 on its first; σ is not the polynomial's.
+    let prog = aimc::device::ProgTable { g: vec![0.0, 2.0, 10.0, 18.0, 25.0], sigma: vec![0.3, 1.5, 1.8, 0.5, 1.1] };
+    let dev = DeviceModel { prog_table: Some(prog), drift_scale: 0.0, read_noise_scale: 0.0, ..DeviceModel::pcm() };
+    assert!((dev.sigma_prog(10.0) - DeviceModel::pcm().sigma_prog(10.0)).abs() > 0.5);
+    let rows = samples(be, dev.clone(), 0.0);
+    for (r, &x) in TARGETS.iter().enumerate() {
+        check("programmed conductance", "pcm with prog_table", x, &rows[r], programmed_cdf(&dev, x * dev.g_max));
+    }
     // `simple` (kernel-attention §4): g_T + 0.067·N per weight in normalised units, unrectified.
     let rows = samples(be, DeviceModel::simple(), 0.0);
     for (r, &x) in TARGETS.iter().enumerate() {

@@ -53,9 +53,44 @@ pub fn curve_eval(c: &Curve, gr_in: f32) -> f32 {
     (c.a / gr.powf(c.p).max(c.lo)).min(c.hi)
 }
 
+/// shaders/common/device.wgsl `prog_knot`: knot j of a measured programming-noise table,
+/// (g/g_max, σ µS), two knots per entry.
+#[inline(always)]
+pub fn prog_knot(d: &DeviceParams, j: usize) -> [f32; 2] {
+    let e = d.prog_table[j >> 1];
+    if j & 1 == 1 {
+        [e[2], e[3]]
+    } else {
+        [e[0], e[1]]
+    }
+}
+
+/// shaders/common/device.wgsl `prog_table_eval`: a measured programming table's σ at gr.
+#[inline(always)]
+pub fn prog_table_eval(d: &DeviceParams, gr: f32) -> f32 {
+    let n = (d.prog_knots as usize).min(2 * d.prog_table.len());
+    let mut lo = prog_knot(d, 0);
+    if gr <= lo[0] {
+        return lo[1];
+    }
+    for j in 1..n {
+        let hi = prog_knot(d, j);
+        if gr < hi[0] {
+            let slope = (hi[1] - lo[1]) / (hi[0] - lo[0]);
+            return slope * (gr - lo[0]) + lo[1];
+        }
+        lo = hi;
+    }
+    lo[1]
+}
+
+/// shaders/common/device.wgsl `sigma_prog`: the measured table's σ, or the polynomials'.
 #[inline(always)]
 pub fn sigma_prog(d: &DeviceParams, g: f32) -> f32 {
     let x = g / d.g_max;
+    if d.prog_knots > 0 {
+        return prog_table_eval(d, x);
+    }
     if d.prog_brk > 0.0 && x > d.prog_brk {
         return (((d.prog_h3 * x + d.prog_h2) * x + d.prog_h1) * x + d.prog_h0) * d.prog_norm;
     }

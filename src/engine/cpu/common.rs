@@ -87,10 +87,17 @@ pub fn prog_table_eval(d: &DeviceParams, gr: f32) -> f32 {
 /// shaders/common/device.wgsl `sigma_prog`: the measured table's σ, or the polynomials'.
 #[inline(always)]
 pub fn sigma_prog(d: &DeviceParams, g: f32) -> f32 {
-    let x = g / d.g_max;
     if d.prog_knots > 0 {
-        return prog_table_eval(d, x);
+        return prog_table_eval(d, g / d.g_max);
     }
+    sigma_prog_poly(d, g)
+}
+
+/// [`sigma_prog`] of a device without a table (`prog_knots` = 0): the polynomials, for loops
+/// that test the table once outside.
+#[inline(always)]
+pub fn sigma_prog_poly(d: &DeviceParams, g: f32) -> f32 {
+    let x = g / d.g_max;
     if d.prog_brk > 0.0 && x > d.prog_brk {
         return (((d.prog_h3 * x + d.prog_h2) * x + d.prog_h1) * x + d.prog_h0) * d.prog_norm;
     }

@@ -7,7 +7,7 @@
 use super::drift::drift_nu_x8;
 use super::lanes::{normal4_x8, philox_x8, F, L};
 use super::simd_entry;
-use crate::engine::cpu::common::{par_trials2, par_units, programmed_signed, sigma_prog, tile_device};
+use crate::engine::cpu::common::{par_trials2, par_units, programmed_signed, sigma_prog, sigma_prog_poly, tile_device};
 use crate::engine::cpu::program::state_words;
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{ctr_word2, stream};
@@ -93,10 +93,17 @@ fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], 
                     [gp[i], gn[i]] = programmed_signed(d, w[i], s, n[0][i]);
                     wp[i] = (gp[i] - gn[i]) / s;
                 }
-            } else {
+            } else if d.prog_knots > 0 {
+                // A measured table: the twin's lookup lane by lane.
                 for i in 0..L {
                     gp[i] = (gp_t[i] + d.prog_scale * sigma_prog(d, gp_t[i]) * n[0][i]).max(0.0);
                     gn[i] = (gn_t[i] + d.prog_scale * sigma_prog(d, gn_t[i]) * n[1][i]).max(0.0);
+                    wp[i] = (gp[i] - gn[i]) / s;
+                }
+            } else {
+                for i in 0..L {
+                    gp[i] = (gp_t[i] + d.prog_scale * sigma_prog_poly(d, gp_t[i]) * n[0][i]).max(0.0);
+                    gn[i] = (gn_t[i] + d.prog_scale * sigma_prog_poly(d, gn_t[i]) * n[1][i]).max(0.0);
                     wp[i] = (gp[i] - gn[i]) / s;
                 }
             }

@@ -35,25 +35,25 @@ fn tile_device(d: DeviceParams, t: TileInfo) -> DeviceParams {
     return o;
 }
 
-// Knot j of a measured programming-noise table: (g/g_max, σ µS). Read from the uniform where it
-// lies (every stage binds P), as program.wgsl reads the drift table: a copy of the device's
-// params would carry the knots through every invocation. CPU twin: cpu/common.rs prog_knot.
-fn prog_knot(j: u32) -> vec2<f32> {
-    let e = P.dev.prog_table[j >> 1u];
+// Knot j of the measured per-level table that starts at entry `at` of level_tables:
+// (g/g_max, value). Read from the uniform where it lies (every stage binds P), as program.wgsl
+// reads the drift table: a copy of the device's params would carry the knots through every
+// invocation. CPU twin: cpu/common.rs level_knot.
+fn level_knot(at: u32, j: u32) -> vec2<f32> {
+    let e = P.dev.level_tables[at + (j >> 1u)];
     return select(e.xy, e.zw, (j & 1u) == 1u);
 }
 
-// The table's σ at gr = g/g_max: linear between the knots around gr (numpy.interp's
+// A table of n knots at gr = g/g_max: linear between the knots around gr (numpy.interp's
 // slope · (gr − x_j) + v_j), the end values beyond the ends. CPU twin: cpu/common.rs
-// prog_table_eval.
-fn prog_table_eval(gr: f32) -> f32 {
-    let n = min(P.dev.prog_knots, MAX_PROG_KNOTS);
-    var lo = prog_knot(0u);
+// level_table_eval.
+fn level_table_eval(at: u32, n: u32, gr: f32) -> f32 {
+    var lo = level_knot(at, 0u);
     if (gr <= lo.x) {
         return lo.y;
     }
     for (var j = 1u; j < n; j = j + 1u) {
-        let hi = prog_knot(j);
+        let hi = level_knot(at, j);
         if (gr < hi.x) {
             let slope = (hi.y - lo.y) / (hi.x - lo.x);
             return slope * (gr - lo.x) + lo.y;
@@ -69,7 +69,7 @@ fn prog_table_eval(gr: f32) -> f32 {
 fn sigma_prog(d: DeviceParams, g: f32) -> f32 {
     let x = g / d.g_max;
     if (d.prog_knots > 0u) {
-        return prog_table_eval(x);
+        return level_table_eval(PROG_TABLE_AT, min(d.prog_knots, MAX_PROG_KNOTS), x);
     }
     if (d.prog_brk > 0.0 && x > d.prog_brk) {
         return (((d.prog_h3 * x + d.prog_h2) * x + d.prog_h1) * x + d.prog_h0) * d.prog_norm;
@@ -108,10 +108,19 @@ fn programmed_weight(d: DeviceParams, w: f32, s: f32, n: vec2<f32>) -> f32 {
     return (g.x - g.y) / s;
 }
 
+// The 1/f read-noise amplitude Q_s at gr = g/g_max: a measured table where the device has one
+// (read_knots > 0), else the model's curve. CPU twin: cpu/common.rs read_q_s.
+fn read_q_s(d: DeviceParams, gr: f32) -> f32 {
+    if (d.read_knots > 0u) {
+        return level_table_eval(READ_TABLE_AT, min(d.read_knots, MAX_READ_KNOTS), gr);
+    }
+    return curve_eval(d.q_s, gr);
+}
+
 // Drift and read noise of one device with programmed conductance g (µS).
 fn drift_device(d: DeviceParams, g: f32, nu: f32, log_t_ratio: f32, read_sqrt_log: f32, n_read: f32) -> f32 {
     let gd = g * exp(-nu * log_t_ratio);
-    let sig = curve_eval(d.q_s, g / d.g_max) * read_sqrt_log;
+    let sig = read_q_s(d, g / d.g_max) * read_sqrt_log;
     return max(0.0, gd + abs(gd) * d.read_scale * sig * n_read);
 }
 

@@ -9,23 +9,29 @@ struct Curve {
 
 // The most knots of a measured drift table (device::MAX_DRIFT_KNOTS).
 const MAX_DRIFT_KNOTS: u32 = 16u;
-// The most knots of a measured programming-noise table (device::MAX_PROG_KNOTS), two per vec4.
+// The most knots of a measured programming-noise or read-noise table (device::MAX_PROG_KNOTS,
+// MAX_READ_KNOTS), two per vec4 of level_tables, from entry PROG_TABLE_AT or READ_TABLE_AT
+// (engine::layout).
 const MAX_PROG_KNOTS: u32 = 16u;
+const MAX_READ_KNOTS: u32 = 16u;
+const PROG_TABLE_AT: u32 = 0u;
+const READ_TABLE_AT: u32 = 8u;
 
 struct DeviceParams {
     g_max: f32, prog_scale: f32, drift_scale: f32, read_scale: f32,
     prog_norm: f32, drift_path: u32, prog_mode: u32, zero_below: f32,
     prog_c0: f32, prog_c1: f32, prog_c2: f32, prog_c3: f32,
     prog_brk: f32, prog_h0: f32, prog_h1: f32, prog_h2: f32,
-    prog_h3: f32, nu_knots: u32, prog_knots: u32, _pad5: f32,
+    prog_h3: f32, nu_knots: u32, prog_knots: u32, read_knots: u32,
     mu_nu: Curve,
     sigma_nu: Curve,
     q_s: Curve,
     // A measured drift model: per knot (g/g_max, ν mean, ν std, 0), ascending (nu_knots in use).
     nu_table: array<vec4<f32>, MAX_DRIFT_KNOTS>,
-    // A measured programming-noise model, two knots per entry: (g/g_max, σ µS) of knot 2i, then
-    // of knot 2i + 1, ascending (prog_knots in use).
-    prog_table: array<vec4<f32>, 8>,
+    // Measured per-level tables, two knots per entry: (g/g_max, value) of knot 2i, then of knot
+    // 2i + 1, ascending; the programming σ (µS, prog_knots in use) from PROG_TABLE_AT, the
+    // read-noise Q_s (read_knots in use) from READ_TABLE_AT.
+    level_tables: array<vec4<f32>, 16>,
 }
 
 struct IoParams {

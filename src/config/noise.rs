@@ -49,31 +49,41 @@ pub(super) fn device(raw: &RawExperiment) -> Result<DeviceModel, String> {
 
 /// `[device]` fields held as `Option`s, absent from the presets (they have no TOML form there),
 /// which a file, a `--set` or a sweep axis may set all the same.
-pub(super) const OPTIONAL_DEVICE_FIELDS: [&str; 2] = ["drift_table", "prog_table"];
+pub(super) const OPTIONAL_DEVICE_FIELDS: [&str; 3] = ["drift_table", "prog_table", "read_table"];
 
-/// A measured table must act, and alone: a drift table on a model without drift (`ideal`,
-/// `simple`, `afm`: drift_scale 0) or a programming table on one without programming noise
-/// (`ideal`) would change nothing, so each is refused unless the file sets that scale itself (a
-/// sweep or the noise budget may still turn the source off per point); a programming table
-/// beside the polynomial's own fields set in the file would leave them unread, so that is
-/// refused too.
+/// One measured table's name, whether the model has it, its source's scale (name, value), what a
+/// model whose scale is 0 lacks, the verb that uses the table, and the fit fields it replaces.
+type TableUse<'a> = (&'a str, bool, &'a str, f64, &'a str, &'a str, &'a [&'a str]);
+
+/// A measured table must act, and alone: a table on a model whose scale for that source is 0
+/// (drift: `ideal`, `simple`, `afm`; programming: `ideal`; read noise: `ideal`, `simple`, `afm`)
+/// would change nothing, so it is refused unless the file sets that scale itself (a sweep or the
+/// noise budget may still turn the source off per point); a table beside the fields of the fit
+/// it replaces, set in the file, would leave them unread, so that is refused too.
 fn tables_act(d: &DeviceModel, fields: &toml::Table) -> Result<(), String> {
-    if d.drift_table.is_some() && d.drift_scale == 0.0 && !fields.contains_key("drift_scale") {
-        return Err(format!(
-            "device.drift_table on device.model = {:?}, which does not drift (drift_scale = 0): set device.drift_scale = 1.0 to drift with the table, or remove the table",
-            d.name
-        ));
-    }
-    if d.prog_table.is_some() && d.prog_noise_scale == 0.0 && !fields.contains_key("prog_noise_scale") {
-        return Err(format!(
-            "device.prog_table on device.model = {:?}, which has no programming noise (prog_noise_scale = 0): set device.prog_noise_scale = 1.0 to program with the table, or remove the table",
-            d.name
-        ));
-    }
-    if d.prog_table.is_some() {
-        if let Some(k) = ["prog_coeff", "prog_g_ref", "prog_break", "prog_coeff_hi"].into_iter().find(|k| fields.contains_key(*k)) {
+    let tables: [TableUse<'_>; 3] = [
+        ("drift_table", d.drift_table.is_some(), "drift_scale", d.drift_scale, "does not drift", "drift with", &["mu_nu", "sigma_nu"]),
+        (
+            "prog_table",
+            d.prog_table.is_some(),
+            "prog_noise_scale",
+            d.prog_noise_scale,
+            "has no programming noise",
+            "program with",
+            &["prog_coeff", "prog_g_ref", "prog_break", "prog_coeff_hi"],
+        ),
+        ("read_table", d.read_table.is_some(), "read_noise_scale", d.read_noise_scale, "has no read noise", "read with", &["q_s"]),
+    ];
+    for (table, _, scale, value, lacks, verb, replaced) in tables.into_iter().filter(|t| t.1) {
+        if value == 0.0 && !fields.contains_key(scale) {
             return Err(format!(
-                "device.{k} beside device.prog_table: the measured table replaces the σ_prog polynomial, so {k} would go unread; remove one of the two"
+                "device.{table} on device.model = {:?}, which {lacks} ({scale} = 0): set device.{scale} = 1.0 to {verb} the table, or remove the table",
+                d.name
+            ));
+        }
+        if let Some(k) = replaced.iter().find(|k| fields.contains_key(**k)) {
+            return Err(format!(
+                "device.{k} beside device.{table}: the measured table replaces the fit {k} belongs to, so it would go unread; remove one of the two"
             ));
         }
     }
@@ -81,7 +91,8 @@ fn tables_act(d: &DeviceModel, fields: &toml::Table) -> Result<(), String> {
 }
 
 /// The device model `name` with `fields` set on it as an experiment's `[device]` sets them (every
-/// field of the model, a measured `drift_table` or `prog_table` too), checked; errors name `device.FIELD`.
+/// field of the model, a measured `drift_table`, `prog_table` or `read_table` too), checked;
+/// errors name `device.FIELD`.
 pub fn device_with_fields(name: &str, fields: &toml::Table) -> Result<DeviceModel, String> {
     let d = named_device(name, fields, "device.model")?;
     d.validate()?;

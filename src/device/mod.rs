@@ -127,8 +127,10 @@ impl DriftTable {
     }
 }
 
-/// The most knots a [`ProgTable`] may have (the stages keep them in their uniform).
+/// The most knots a [`ProgTable`] or a [`ReadTable`] may have (the stages keep them in their
+/// uniform).
 pub const MAX_PROG_KNOTS: usize = 16;
+pub const MAX_READ_KNOTS: usize = 16;
 
 /// A measured programming-noise model: the standard deviation of the programmed conductance
 /// about its target, `sigma` (µS), at target conductances `g` (µS, ascending), read as
@@ -154,6 +156,32 @@ impl ProgTable {
     /// Every knot usable: the error names the field and the fix.
     pub fn validate(&self, g_max: f64) -> Result<(), String> {
         check_knots("prog_table", &self.g, &[("sigma", &self.sigma, true)], MAX_PROG_KNOTS, g_max, "one σ per level", "")
+    }
+}
+
+/// A measured 1/f read-noise model: the amplitude Q_s (dimensionless, the model's `q_s` fit's
+/// quantity) at conductances `g` (µS, ascending), read as [`DriftTable`] is read at the
+/// conductance the fit is read at. It replaces the model's `q_s` fit; a read at time t then adds
+/// |g_d|·read_noise_scale·Q_s(g)·sqrt(ln((t + t_read)/(2 t_read)))·N as for every model. A
+/// measured relative read-noise std σ_r/g at a known t and t_read divides by that square root.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadTable {
+    /// Conductances, µS, strictly ascending, spanning [0, g_max].
+    pub g: Vec<f64>,
+    /// Q_s at each conductance (≥ 0).
+    pub q_s: Vec<f64>,
+}
+
+impl ReadTable {
+    /// Q_s at conductance `g` (µS), [`interp`].
+    pub fn q_s_at(&self, g: f64) -> f64 {
+        interp(&self.g, &self.q_s, g)
+    }
+
+    /// Every knot usable: the error names the field and the fix.
+    pub fn validate(&self, g_max: f64) -> Result<(), String> {
+        check_knots("read_table", &self.g, &[("q_s", &self.q_s, true)], MAX_READ_KNOTS, g_max, "one Q_s per level", "")
     }
 }
 
@@ -211,6 +239,9 @@ pub struct DeviceModel {
     /// A measured programming-noise model in place of the σ_prog polynomial; None: the polynomial.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prog_table: Option<ProgTable>,
+    /// A measured read-noise model in place of the `q_s` fit; None: the fit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_table: Option<ReadTable>,
     #[serde(default)]
     pub drift_path: DriftPath,
     /// Pair (default) or one signed draw per weight.
@@ -283,6 +314,7 @@ impl DeviceModel {
             q_s: Fit::PowerClamp { a: 0.0088, p: 0.65, lo: 1e-3, hi: 0.2 },
             drift_table: None,
             prog_table: None,
+            read_table: None,
             drift_path: DriftPath::Aihwkit,
             programming: Programming::Pair,
             prog_break: 0.0,
@@ -416,8 +448,12 @@ impl DeviceModel {
         }
     }
 
+    /// 1/f read-noise amplitude Q_s at conductance g: the measured table's where there is one.
     pub fn q_s(&self, g: f64) -> f64 {
-        self.q_s.eval(g.abs() / self.g_max)
+        match &self.read_table {
+            Some(t) => t.q_s_at(g.abs()),
+            None => self.q_s.eval(g.abs() / self.g_max),
+        }
     }
 
     /// ln(t/t0) with t = t_inf + t0 (0 when t ≤ t0).
@@ -488,6 +524,9 @@ impl DeviceModel {
             t.validate(self.g_max)?;
         }
         if let Some(t) = &self.prog_table {
+            t.validate(self.g_max)?;
+        }
+        if let Some(t) = &self.read_table {
             t.validate(self.g_max)?;
         }
         if self.prog_coeff.iter().any(|v| !v.is_finite()) || !(self.prog_g_ref.is_finite() && self.prog_g_ref > 0.0) {
@@ -606,6 +645,25 @@ mod tests {
         bad(&|b| b.g[1] = f64::INFINITY, "device.prog_table.g[1] = inf");
         bad(&|b| b.g[0] = 1.0, "device.prog_table.g spans [1, 25] µS");
         bad(&|b| *b = ProgTable { g: (0..17).map(|i| i as f64 * 2.0).collect(), sigma: vec![0.5; 17] }, "has 17 conductances: give 2 to 16");
+    }
+
+    /// A measured read-noise table: Q_s read as numpy.interp at |g| (µS), in place of the fit,
+    /// into the read noise of `drift_read`; refusals name the field.
+    #[test]
+    fn read_table_interpolates_as_numpy_and_replaces_the_fit() {
+        let t = ReadTable { g: vec![0.0, 10.0, 25.0], q_s: vec![0.2, 0.04, 0.01] };
+        let m = DeviceModel { read_table: Some(t.clone()), ..DeviceModel::pcm() };
+        m.validate().unwrap();
+        for (g, q) in [(0.0, 0.2), (5.0, 0.12), (-5.0, 0.12), (10.0, 0.04), (20.0, 0.02), (40.0, 0.01)] {
+            assert!((m.q_s(g) - q).abs() < 1e-15, "g = {g}: {}", m.q_s(g));
+        }
+        // No drift (ν = 0): the read noise alone, g·(1 + Q_s·sqrt(ln(...))·n).
+        let want = 5.0 * (1.0 + 0.12 * m.read_sqrt_log(3600.0) * 1.5);
+        assert!((m.drift_read(5.0, 0.0, 3600.0, 1.5) - want).abs() < 1e-12);
+        let e = DeviceModel { read_table: Some(ReadTable { g: vec![0.0, 25.0], q_s: vec![0.1, -0.1] }), ..DeviceModel::pcm() }.validate().unwrap_err();
+        assert!(e.contains("device.read_table.q_s[1] = -0.1: a standard deviation is >= 0"), "{e}");
+        let e = DeviceModel { read_table: Some(ReadTable { g: vec![0.0, 20.0], q_s: vec![0.1, 0.1] }), ..DeviceModel::pcm() }.validate().unwrap_err();
+        assert!(e.contains("device.read_table.g spans [0, 20] µS"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! conversions from it live here, below the engine's use and above the physics.
 
 use crate::crossbar::{BoundManagement, NoiseManagement, Periphery, Tile, WeightNoiseType};
-use crate::device::{DeviceModel, DriftPath, Fit, Programming, MAX_DRIFT_KNOTS, MAX_PROG_KNOTS};
+use crate::device::{DeviceModel, DriftPath, Fit, Programming, MAX_DRIFT_KNOTS, MAX_PROG_KNOTS, MAX_READ_KNOTS};
 use bytemuck::{Pod, Zeroable};
 
 /// One piecewise fit of a device quantity as a function of the normalised conductance gr:
@@ -56,18 +56,34 @@ pub struct DeviceParams {
     pub prog_h3: f32,
     /// Knots of `nu_table` in use (0: ν from the `mu_nu` and `sigma_nu` curves).
     pub nu_knots: u32,
-    /// Knots of `prog_table` in use (0: σ_prog from the polynomials).
+    /// Knots of the programming table in `level_tables` in use (0: σ_prog from the polynomials).
     pub prog_knots: u32,
-    pub _pad5: f32,
+    /// Knots of the read-noise table in `level_tables` in use (0: Q_s from the `q_s` curve).
+    pub read_knots: u32,
     pub mu_nu: Curve,
     pub sigma_nu: Curve,
     pub q_s: Curve,
     /// A measured drift model (`device::DriftTable`): per knot (g/g_max, ν mean, ν std, 0),
     /// ascending in g.
     pub nu_table: [[f32; 4]; MAX_DRIFT_KNOTS],
-    /// A measured programming-noise model (`device::ProgTable`), two knots per entry:
-    /// (g/g_max, σ µS) of knot 2i, then of knot 2i + 1, ascending in g.
-    pub prog_table: [[f32; 4]; MAX_PROG_KNOTS / 2],
+    /// Measured per-level tables, two knots per entry ((g/g_max, value) of knot 2i, then of knot
+    /// 2i + 1, ascending in g): the programming noise σ µS (`device::ProgTable`) from entry
+    /// [`PROG_TABLE_AT`], the read-noise Q_s (`device::ReadTable`) from [`READ_TABLE_AT`].
+    pub level_tables: [[f32; 4]; (MAX_PROG_KNOTS + MAX_READ_KNOTS) / 2],
+}
+
+/// The first entry of `DeviceParams::level_tables` holding the programming table.
+pub const PROG_TABLE_AT: usize = 0;
+/// The first entry of `DeviceParams::level_tables` holding the read-noise table.
+pub const READ_TABLE_AT: usize = MAX_PROG_KNOTS / 2;
+
+/// A measured table's knots (g µS, values) packed two per entry from its first entry on.
+fn pack_knots(out: &mut [[f32; 4]], g: &[f64], v: &[f64], g_max: f64) {
+    for (k, (&g, &v)) in g.iter().zip(v).enumerate() {
+        let e = &mut out[k / 2];
+        e[2 * (k % 2)] = (g / g_max) as f32;
+        e[2 * (k % 2) + 1] = v as f32;
+    }
 }
 
 /// Per-MVM periphery (aihwkit `IOParameters`). A step of 0 means no quantisation.
@@ -373,15 +389,19 @@ impl From<&DeviceModel> for DeviceParams {
                 _ => [0.0; 4],
             }),
             prog_knots: d.prog_table.as_ref().map_or(0, |t| t.g.len().min(MAX_PROG_KNOTS) as u32),
-            prog_table: std::array::from_fn(|i| {
-                let knot = |k: usize| match &d.prog_table {
-                    Some(t) if k < t.g.len() => [(t.g[k] / d.g_max) as f32, t.sigma[k] as f32],
-                    _ => [0.0; 2],
-                };
-                let ([a, b], [c, e]) = (knot(2 * i), knot(2 * i + 1));
-                [a, b, c, e]
-            }),
-            ..DeviceParams::default()
+            read_knots: d.read_table.as_ref().map_or(0, |t| t.g.len().min(MAX_READ_KNOTS) as u32),
+            level_tables: {
+                let mut e = [[0.0; 4]; (MAX_PROG_KNOTS + MAX_READ_KNOTS) / 2];
+                if let Some(t) = &d.prog_table {
+                    let n = t.g.len().min(MAX_PROG_KNOTS);
+                    pack_knots(&mut e[PROG_TABLE_AT..READ_TABLE_AT], &t.g[..n], &t.sigma[..n], d.g_max);
+                }
+                if let Some(t) = &d.read_table {
+                    let n = t.g.len().min(MAX_READ_KNOTS);
+                    pack_knots(&mut e[READ_TABLE_AT..], &t.g[..n], &t.q_s[..n], d.g_max);
+                }
+                e
+            },
         }
     }
 }

@@ -214,6 +214,41 @@ fn a_measured_programming_table_runs_sweeps_and_is_checked() {
     );
 }
 
+/// A measured read-noise table (`[device.read_table]`): with programming, drift and output noise
+/// off, a table of Q_s = 0 leaves nothing random, a measured one spreads the trials; a bad table,
+/// one beside the `q_s` fit and one on a model without read noise are named before any compute.
+#[test]
+fn a_measured_read_noise_table_runs_sweeps_and_is_checked() {
+    let silent = "{ g = [0.0, 25.0], q_s = [0.0, 0.0] }";
+    let measured = "{ g = [0.0, 5.0, 25.0], q_s = [0.1, 0.05, 0.02] }";
+    let quiet = "[device]\nprog_noise_scale = 0.0\ndrift_scale = 0.0\n[periphery]\nout_noise = 0.0\n";
+    let p = bad_experiment("read-table", |t| t.replace("gdc = [\"off\", \"readout\"]", &format!("read_table = [{silent}, {measured}]")) + "\n" + quiet);
+    let out = p.parent().unwrap().join("out");
+    let o = aimc().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = results(&out);
+    assert_eq!(r.points.len(), 4);
+    for pt in &r.points {
+        let silent_point = pt.series.contains("[0.0, 0.0]") || pt.series.contains("[0, 0]");
+        assert_eq!(pt.summary.std == 0.0, silent_point, "{} {}: std {}", pt.series, pt.time_label, pt.summary.std);
+    }
+    let bad = |name: &str, extra: &str, needles: &[&str]| {
+        let p = bad_experiment(name, |t| format!("{t}\n{extra}\n"));
+        expect_error(&p, needles);
+    };
+    bad("rt-order", "[device.read_table]\ng = [0.0, 25.0, 20.0]\nq_s = [0.1, 0.1, 0.1]", &["device.read_table.g[2] = 20 follows 25", "one Q_s per level"]);
+    bad(
+        "rt-fit",
+        "[device]\nq_s = { kind = \"power_clamp\", a = 0.01, p = 0.6, lo = 0.001, hi = 0.2 }\n[device.read_table]\ng = [0.0, 25.0]\nq_s = [0.1, 0.1]",
+        &["device.q_s beside device.read_table", "remove one"],
+    );
+    bad(
+        "rt-afm",
+        "[device]\nmodel = \"simple\"\n[device.read_table]\ng = [0.0, 25.0]\nq_s = [0.1, 0.1]",
+        &["device.read_table on device.model = \"simple\"", "read_noise_scale = 1.0"],
+    );
+}
+
 #[test]
 fn wrong_type_is_named() {
     let p = bad_experiment("type", |t| t.replace("trials = 8", "trials = \"eight\""));

@@ -130,6 +130,17 @@ fn run_all(be: &mut dyn Backend) {
     for (r, &x) in TARGETS.iter().enumerate() {
         check("programmed conductance", "pcm with prog_table", x, &rows[r], programmed_cdf(&dev, x * dev.g_max));
     }
+    // A measured read-noise table, read noise alone: Q_s from the table at the programmed
+    // conductance (the targets inside three segments and on one knot, 10 µS).
+    let read = aimc::device::ReadTable { g: vec![0.0, 1.0, 10.0, 25.0], q_s: vec![0.15, 0.1, 0.01, 0.05] };
+    let dev = DeviceModel { read_table: Some(read), prog_noise_scale: 0.0, drift_scale: 0.0, ..DeviceModel::pcm() };
+    assert!((dev.q_s(22.5) - DeviceModel::pcm().q_s(22.5)).abs() > 0.03);
+    let t = 3600.0;
+    let rows = samples(be, dev.clone(), t);
+    for (r, &x) in TARGETS.iter().enumerate() {
+        let sig = dev.q_s(x * dev.g_max) * dev.read_sqrt_log(t);
+        check("read noise", "pcm with read_table", x, &rows[r], |w| if w < 0.0 { 0.0 } else { phi((w / x - 1.0) / sig) });
+    }
     // `simple` (kernel-attention §4): g_T + 0.067·N per weight in normalised units, unrectified.
     let rows = samples(be, DeviceModel::simple(), 0.0);
     for (r, &x) in TARGETS.iter().enumerate() {

@@ -83,9 +83,11 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
     // The sixth draws ν from a measured drift table (`nu_table`, lane by lane in the fast path).
     let table = aimc::device::DriftTable { g: vec![0.0, 4.0, 12.0, 25.0], nu_mean: vec![0.1, 0.07, 0.05, 0.02], nu_std: vec![0.04, 0.02, 0.02, 0.005] };
     let measured = DeviceModel { drift_table: Some(table), ..DeviceModel::pcm() };
-    // The seventh programs with a measured σ table (`prog_table`, lane by lane in the fast path).
+    // The seventh programs with a measured σ table and reads with a measured Q_s table
+    // (`level_tables`, lane by lane in the fast path).
     let prog = aimc::device::ProgTable { g: vec![0.0, 3.0, 9.0, 25.0], sigma: vec![0.2, 1.4, 0.8, 0.6] };
-    let measured_prog = DeviceModel { prog_table: Some(prog), ..DeviceModel::pcm() };
+    let read = aimc::device::ReadTable { g: vec![0.0, 2.0, 12.0, 25.0], q_s: vec![0.12, 0.06, 0.02, 0.03] };
+    let measured_prog = DeviceModel { prog_table: Some(prog), read_table: Some(read), ..DeviceModel::pcm() };
     for (dev, full, per_column) in [
         (DeviceModel::pcm(), false, false),
         (both, false, false),

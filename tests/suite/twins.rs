@@ -268,9 +268,11 @@ fn weight_error_stages_match_twins() {
     plan::run_weight_error(&mut rec, &cw, &afm).unwrap();
     let reads = RunConfig { reads_per_programming: 3, first_trial: 2, ..cfg(Gdc::Readout, 7, vec![0.0, 86400.0]) };
     plan::run_weight_error(&mut rec, &m, &reads).unwrap();
-    // Measured tables: σ_prog (two knots per uniform entry) and ν read from the uniform's knots.
+    // Measured tables: σ_prog and Q_s (two knots per uniform entry, the read table after the
+    // programming table's entries) and ν read from the uniform's knots.
     let measured = DeviceModel {
         prog_table: Some(aimc::device::ProgTable { g: vec![0.0, 2.0, 7.0, 13.0, 25.0], sigma: vec![0.3, 1.2, 0.7, 1.0, 0.4] }),
+        read_table: Some(aimc::device::ReadTable { g: vec![0.0, 5.0, 25.0], q_s: vec![0.1, 0.03, 0.05] }),
         drift_table: Some(aimc::device::DriftTable { g: vec![0.0, 12.0, 25.0], nu_mean: vec![0.08, 0.05, 0.03], nu_std: vec![0.03, 0.02, 0.01] }),
         ..DeviceModel::pcm()
     };

@@ -68,6 +68,10 @@ fn pairs() -> Vec<(Stage, &'static str, Value, &'static str)> {
         // A layer goes narrow when its tallest tile fits one narrow block of outputs.
         (Stage::MvmNarrow, "BN", u(stages::MVM_NARROW_ROWS), "engine::stages::MVM_NARROW_ROWS"),
         (Stage::Rng, "MAX_DRIFT_KNOTS", u(aimc::device::MAX_DRIFT_KNOTS as u32), "device::MAX_DRIFT_KNOTS"),
+        (Stage::Rng, "MAX_PROG_KNOTS", u(aimc::device::MAX_PROG_KNOTS as u32), "device::MAX_PROG_KNOTS"),
+        (Stage::Rng, "MAX_READ_KNOTS", u(aimc::device::MAX_READ_KNOTS as u32), "device::MAX_READ_KNOTS"),
+        (Stage::Rng, "PROG_TABLE_AT", u(aimc::engine::layout::PROG_TABLE_AT as u32), "engine::layout::PROG_TABLE_AT"),
+        (Stage::Rng, "READ_TABLE_AT", u(aimc::engine::layout::READ_TABLE_AT as u32), "engine::layout::READ_TABLE_AT"),
         (Stage::Dac, "DAC_WG", u(stages::DAC_WG), "engine::stages::DAC_WG"),
         (Stage::Dac, "DAC_LANES", u(stages::DAC_LANES), "engine::stages::DAC_LANES"),
         (Stage::AttentionKv, "KV_BF", u(stages::KV_BF), "engine::stages::KV_BF"),

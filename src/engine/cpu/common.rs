@@ -1,7 +1,8 @@
 //! CPU twin of shaders/common/device.wgsl and the Philox helpers the stages call: the same
 //! functions, the same f32 order of operations. Also the thread split the twins share.
 
-use crate::engine::layout::{Curve, DeviceParams, IoParams, LayerParams, TileInfo};
+use crate::device::{MAX_PROG_KNOTS, MAX_READ_KNOTS};
+use crate::engine::layout::{Curve, DeviceParams, IoParams, LayerParams, TileInfo, PROG_TABLE_AT, READ_TABLE_AT};
 pub use crate::rng::{ctr_word2, ctr_word3_out, normal2, normal4, philox4x32_10};
 
 /// shaders/common/argmax.wgsl `first_argmax`: the first largest of a classifier's outputs.
@@ -53,11 +54,11 @@ pub fn curve_eval(c: &Curve, gr_in: f32) -> f32 {
     (c.a / gr.powf(c.p).max(c.lo)).min(c.hi)
 }
 
-/// shaders/common/device.wgsl `prog_knot`: knot j of a measured programming-noise table,
-/// (g/g_max, σ µS), two knots per entry.
+/// shaders/common/device.wgsl `level_knot`: knot j of the measured per-level table that starts
+/// at entry `at` of `level_tables`, (g/g_max, value), two knots per entry.
 #[inline(always)]
-pub fn prog_knot(d: &DeviceParams, j: usize) -> [f32; 2] {
-    let e = d.prog_table[j >> 1];
+pub fn level_knot(d: &DeviceParams, at: usize, j: usize) -> [f32; 2] {
+    let e = d.level_tables[at + (j >> 1)];
     if j & 1 == 1 {
         [e[2], e[3]]
     } else {
@@ -65,16 +66,15 @@ pub fn prog_knot(d: &DeviceParams, j: usize) -> [f32; 2] {
     }
 }
 
-/// shaders/common/device.wgsl `prog_table_eval`: a measured programming table's σ at gr.
+/// shaders/common/device.wgsl `level_table_eval`: a table of n knots at gr.
 #[inline(always)]
-pub fn prog_table_eval(d: &DeviceParams, gr: f32) -> f32 {
-    let n = (d.prog_knots as usize).min(2 * d.prog_table.len());
-    let mut lo = prog_knot(d, 0);
+pub fn level_table_eval(d: &DeviceParams, at: usize, n: usize, gr: f32) -> f32 {
+    let mut lo = level_knot(d, at, 0);
     if gr <= lo[0] {
         return lo[1];
     }
     for j in 1..n {
-        let hi = prog_knot(d, j);
+        let hi = level_knot(d, at, j);
         if gr < hi[0] {
             let slope = (hi[1] - lo[1]) / (hi[0] - lo[0]);
             return slope * (gr - lo[0]) + lo[1];
@@ -88,7 +88,7 @@ pub fn prog_table_eval(d: &DeviceParams, gr: f32) -> f32 {
 #[inline(always)]
 pub fn sigma_prog(d: &DeviceParams, g: f32) -> f32 {
     if d.prog_knots > 0 {
-        return prog_table_eval(d, g / d.g_max);
+        return level_table_eval(d, PROG_TABLE_AT, (d.prog_knots as usize).min(MAX_PROG_KNOTS), g / d.g_max);
     }
     sigma_prog_poly(d, g)
 }
@@ -132,10 +132,19 @@ pub fn programmed_weight(d: &DeviceParams, w: f32, s: f32, n: [f32; 2]) -> f32 {
     (g[0] - g[1]) / s
 }
 
+/// shaders/common/device.wgsl `read_q_s`: Q_s at gr from the measured table, else the curve.
+#[inline(always)]
+pub fn read_q_s(d: &DeviceParams, gr: f32) -> f32 {
+    if d.read_knots > 0 {
+        return level_table_eval(d, READ_TABLE_AT, (d.read_knots as usize).min(MAX_READ_KNOTS), gr);
+    }
+    curve_eval(&d.q_s, gr)
+}
+
 #[inline(always)]
 pub fn drift_device(d: &DeviceParams, g: f32, nu: f32, log_t_ratio: f32, read_sqrt_log: f32, n_read: f32) -> f32 {
     let gd = g * (-nu * log_t_ratio).exp();
-    let sig = curve_eval(&d.q_s, g / d.g_max) * read_sqrt_log;
+    let sig = read_q_s(d, g / d.g_max) * read_sqrt_log;
     (gd + gd.abs() * d.read_scale * sig * n_read).max(0.0)
 }
 

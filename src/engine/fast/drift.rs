@@ -101,11 +101,18 @@ pub(super) fn drift_nu_x8(d: &DeviceParams, g_target: &F, n: &F) -> F {
     std::array::from_fn(|i| d.drift_scale * (mu[i] + sg[i] * n[i]).abs())
 }
 
+/// A measured read-noise table's Q_s on eight lanes: the twin's lookup lane by lane, out of
+/// line so the curve's loop stays as it is for devices without a table.
+#[inline(never)]
+fn read_table_x8(d: &DeviceParams, gr: &F) -> F {
+    std::array::from_fn(|i| crate::engine::cpu::common::read_q_s(d, gr[i]))
+}
+
 /// `common::drift_device` on eight lanes.
 #[inline(always)]
 fn drift_device_x8(d: &DeviceParams, g: &F, nu: &F, log_t_ratio: f32, read_sqrt_log: f32, n_read: &F) -> F {
     let gr: F = std::array::from_fn(|i| g[i] / d.g_max);
-    let q = curve_x8(&d.q_s, &gr);
+    let q = if d.read_knots > 0 { read_table_x8(d, &gr) } else { curve_x8(&d.q_s, &gr) };
     let mut out = [0f32; L];
     for i in 0..L {
         let gd = g[i] * lanes::exp(-nu[i] * log_t_ratio);

@@ -143,21 +143,29 @@ fn unknown_field_is_named() {
 /// programming, read and output noise off, a table of one ν for every device leaves nothing random
 /// (every trial the same), a measured one spreads the trials; two tables sweep as a device field
 /// on the same draws; and a bad table is named by its field before any compute.
-#[test]
-fn a_measured_drift_table_runs_sweeps_and_is_checked() {
-    let flat = "{ g = [0.0, 25.0], nu_mean = [0.2, 0.2], nu_std = [0.0, 0.0] }";
-    let measured = "{ g = [0.0, 10.0, 25.0], nu_mean = [0.08, 0.05, 0.03], nu_std = [0.03, 0.02, 0.01] }";
-    let quiet = "[device]\nprog_noise_scale = 0.0\nread_noise_scale = 0.0\n[periphery]\nout_noise = 0.0\n";
-    let p = bad_experiment("drift-table", |t| t.replace("gdc = [\"off\", \"readout\"]", &format!("drift_table = [{flat}, {measured}]")) + "\n" + quiet);
+/// Runs the test experiment with its GDC axis replaced by `axis` (a sweep over two device tables)
+/// and `quiet` appended (every other noise source off): exactly the points whose series `still`
+/// picks (a table that leaves its source nothing random) have no spread, the other table's
+/// spread the trials on the same draws.
+fn two_tables_on_the_same_draws(name: &str, axis: &str, quiet: &str, still: impl Fn(&str) -> bool) -> aimc::results::Results {
+    let p = bad_experiment(name, |t| t.replace("gdc = [\"off\", \"readout\"]", axis) + "\n" + quiet);
     let out = p.parent().unwrap().join("out");
     let o = aimc().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = results(&out);
     assert_eq!(r.points.len(), 4);
     for pt in &r.points {
-        let flat_point = pt.series.contains("0.2");
-        assert_eq!(pt.summary.std == 0.0, flat_point, "{} {}: std {}", pt.series, pt.time_label, pt.summary.std);
+        assert_eq!(pt.summary.std == 0.0, still(&pt.series), "{} {}: std {}", pt.series, pt.time_label, pt.summary.std);
     }
+    r
+}
+
+#[test]
+fn a_measured_drift_table_runs_sweeps_and_is_checked() {
+    let flat = "{ g = [0.0, 25.0], nu_mean = [0.2, 0.2], nu_std = [0.0, 0.0] }";
+    let measured = "{ g = [0.0, 10.0, 25.0], nu_mean = [0.08, 0.05, 0.03], nu_std = [0.03, 0.02, 0.01] }";
+    let quiet = "[device]\nprog_noise_scale = 0.0\nread_noise_scale = 0.0\n[periphery]\nout_noise = 0.0\n";
+    let r = two_tables_on_the_same_draws("drift-table", &format!("drift_table = [{flat}, {measured}]"), quiet, |series| series.contains("0.2"));
     let at = |flat: bool, label: &str| r.points.iter().find(|p| p.series.contains("0.2") == flat && p.time_label == label).unwrap().summary.mean;
     assert_ne!(at(true, "1 y"), at(false, "1 y"), "the two tables drift differently");
     let bad = |name: &str, table: &str, needles: &[&str]| {
@@ -175,75 +183,58 @@ fn a_measured_drift_table_runs_sweeps_and_is_checked() {
     expect_error(&p, &["device.drift_table on device.model = \"ideal\"", "drift_scale = 1.0"]);
 }
 
-/// A measured programming-noise table (`[device.prog_table]`): with drift, read and output noise
-/// off, a table of σ = 0 leaves nothing random (every trial the same), a measured one spreads
-/// the trials; two tables sweep as a device field on the same draws; a bad table, one beside the
-/// polynomial's own fields and one on a model without programming noise are named before any
-/// compute.
+/// A table of zeros (its series shows `[0.0, 0.0]`) leaves its source nothing random.
+fn zeros(series: &str) -> bool {
+    series.contains("[0.0, 0.0]") || series.contains("[0, 0]")
+}
+
+/// The test experiment with `extra` appended is refused before any compute, naming `needles`.
+fn refused_with(name: &str, extra: &str, needles: &[&str]) {
+    let p = bad_experiment(name, |t| format!("{t}\n{extra}\n"));
+    expect_error(&p, needles);
+}
+
+/// A measured programming-noise table (`[device.prog_table]`): σ = 0 programs exactly, a
+/// measured table spreads the trials, the two sweep as a device field; a bad table, one beside
+/// the polynomial's own fields and one on a model without programming noise are named.
 #[test]
 fn a_measured_programming_table_runs_sweeps_and_is_checked() {
-    let exact = "{ g = [0.0, 25.0], sigma = [0.0, 0.0] }";
-    let measured = "{ g = [0.0, 5.0, 25.0], sigma = [0.4, 1.6, 0.9] }";
-    let quiet = "[device]\ndrift_scale = 0.0\nread_noise_scale = 0.0\n[periphery]\nout_noise = 0.0\n";
-    let p = bad_experiment("prog-table", |t| t.replace("gdc = [\"off\", \"readout\"]", &format!("prog_table = [{exact}, {measured}]")) + "\n" + quiet);
-    let out = p.parent().unwrap().join("out");
-    let o = aimc().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r = results(&out);
-    assert_eq!(r.points.len(), 4);
-    for pt in &r.points {
-        let exact_point = pt.series.contains("[0.0, 0.0]") || pt.series.contains("[0, 0]");
-        assert_eq!(pt.summary.std == 0.0, exact_point, "{} {}: std {}", pt.series, pt.time_label, pt.summary.std);
-    }
-    let bad = |name: &str, extra: &str, needles: &[&str]| {
-        let p = bad_experiment(name, |t| format!("{t}\n{extra}\n"));
-        expect_error(&p, needles);
-    };
-    bad("pt-short", "[device.prog_table]\ng = [0.0, 20.0]\nsigma = [0.5, 0.5]", &["device.prog_table.g spans [0, 20]", "g_max = 25"]);
-    bad("pt-neg", "[device.prog_table]\ng = [0.0, 25.0]\nsigma = [0.5, -0.5]", &["device.prog_table.sigma[1] = -0.5", ">= 0"]);
-    bad("pt-field", "[device.prog_table]\ng = [0.0, 25.0]\nstd = [0.5, 0.5]", &["device.prog_table", "std"]);
-    bad(
+    let axis = "prog_table = [{ g = [0.0, 25.0], sigma = [0.0, 0.0] }, { g = [0.0, 5.0, 25.0], sigma = [0.4, 1.6, 0.9] }]";
+    two_tables_on_the_same_draws("prog-table", axis, "[device]\ndrift_scale = 0.0\nread_noise_scale = 0.0\n[periphery]\nout_noise = 0.0\n", zeros);
+    refused_with("pt-short", "[device.prog_table]\ng = [0.0, 20.0]\nsigma = [0.5, 0.5]", &["device.prog_table.g spans [0, 20]", "g_max = 25"]);
+    refused_with("pt-neg", "[device.prog_table]\ng = [0.0, 25.0]\nsigma = [0.5, -0.5]", &["device.prog_table.sigma[1] = -0.5", ">= 0"]);
+    refused_with("pt-field", "[device.prog_table]\ng = [0.0, 25.0]\nstd = [0.5, 0.5]", &["device.prog_table", "std"]);
+    refused_with(
         "pt-poly",
         "[device]\nprog_coeff = [0.2, 1.0, 0.0, 0.0]\nprog_g_ref = 25.0\n[device.prog_table]\ng = [0.0, 25.0]\nsigma = [0.5, 0.5]",
         &["device.prog_coeff beside device.prog_table", "remove one"],
     );
-    bad(
+    refused_with(
         "pt-ideal",
         "[device]\nmodel = \"ideal\"\n[device.prog_table]\ng = [0.0, 25.0]\nsigma = [0.5, 0.5]",
         &["device.prog_table on device.model = \"ideal\"", "prog_noise_scale = 1.0"],
     );
 }
 
-/// A measured read-noise table (`[device.read_table]`): with programming, drift and output noise
-/// off, a table of Q_s = 0 leaves nothing random, a measured one spreads the trials; a bad table,
-/// one beside the `q_s` fit and one on a model without read noise are named before any compute.
+/// A measured read-noise table (`[device.read_table]`): Q_s = 0 reads exactly, a measured table
+/// spreads the trials, the two sweep as a device field; a bad table, one beside the `q_s` fit and
+/// one on a model without read noise are named.
 #[test]
 fn a_measured_read_noise_table_runs_sweeps_and_is_checked() {
-    let silent = "{ g = [0.0, 25.0], q_s = [0.0, 0.0] }";
-    let measured = "{ g = [0.0, 5.0, 25.0], q_s = [0.1, 0.05, 0.02] }";
-    let quiet = "[device]\nprog_noise_scale = 0.0\ndrift_scale = 0.0\n[periphery]\nout_noise = 0.0\n";
-    let p = bad_experiment("read-table", |t| t.replace("gdc = [\"off\", \"readout\"]", &format!("read_table = [{silent}, {measured}]")) + "\n" + quiet);
-    let out = p.parent().unwrap().join("out");
-    let o = aimc().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r = results(&out);
-    assert_eq!(r.points.len(), 4);
-    for pt in &r.points {
-        let silent_point = pt.series.contains("[0.0, 0.0]") || pt.series.contains("[0, 0]");
-        assert_eq!(pt.summary.std == 0.0, silent_point, "{} {}: std {}", pt.series, pt.time_label, pt.summary.std);
-    }
-    let bad = |name: &str, extra: &str, needles: &[&str]| {
-        let p = bad_experiment(name, |t| format!("{t}\n{extra}\n"));
-        expect_error(&p, needles);
-    };
-    bad("rt-order", "[device.read_table]\ng = [0.0, 25.0, 20.0]\nq_s = [0.1, 0.1, 0.1]", &["device.read_table.g[2] = 20 follows 25", "one Q_s per level"]);
-    bad(
+    let axis = "read_table = [{ g = [0.0, 25.0], q_s = [0.0, 0.0] }, { g = [0.0, 5.0, 25.0], q_s = [0.1, 0.05, 0.02] }]";
+    two_tables_on_the_same_draws("read-table", axis, "[device]\nprog_noise_scale = 0.0\ndrift_scale = 0.0\n[periphery]\nout_noise = 0.0\n", zeros);
+    refused_with(
+        "rt-order",
+        "[device.read_table]\ng = [0.0, 25.0, 20.0]\nq_s = [0.1, 0.1, 0.1]",
+        &["device.read_table.g[2] = 20 follows 25", "one Q_s per level"],
+    );
+    refused_with(
         "rt-fit",
         "[device]\nq_s = { kind = \"power_clamp\", a = 0.01, p = 0.6, lo = 0.001, hi = 0.2 }\n[device.read_table]\ng = [0.0, 25.0]\nq_s = [0.1, 0.1]",
         &["device.q_s beside device.read_table", "remove one"],
     );
-    bad(
-        "rt-afm",
+    refused_with(
+        "rt-simple",
         "[device]\nmodel = \"simple\"\n[device.read_table]\ng = [0.0, 25.0]\nq_s = [0.1, 0.1]",
         &["device.read_table on device.model = \"simple\"", "read_noise_scale = 1.0"],
     );

@@ -8,9 +8,10 @@
 
 use super::lanes::{self, normal2_x8, normal4_x8, philox_x8, F, L};
 use super::simd_entry;
+use crate::device::MAX_READ_KNOTS;
 use crate::engine::cpu::common::tree_sum;
-use crate::engine::cpu::common::{chunk_elem, gdc_readout, par_trials2, par_units, tile_device, wgsl_sign};
-use crate::engine::layout::{Curve, DeviceParams, StageParams, TileInfo};
+use crate::engine::cpu::common::{chunk_elem, gdc_readout, level_knot, par_trials2, par_units, tile_device, wgsl_sign};
+use crate::engine::layout::{Curve, DeviceParams, StageParams, TileInfo, READ_TABLE_AT};
 use crate::engine::stages::CHUNK;
 use crate::rng::{ctr_word2, stream};
 
@@ -101,11 +102,34 @@ pub(super) fn drift_nu_x8(d: &DeviceParams, g_target: &F, n: &F) -> F {
     std::array::from_fn(|i| d.drift_scale * (mu[i] + sg[i] * n[i]).abs())
 }
 
-/// A measured read-noise table's Q_s on eight lanes: the twin's lookup lane by lane, out of
-/// line so the curve's loop stays as it is for devices without a table.
+/// A measured read-noise table's Q_s on eight lanes, the values of the twin's `read_q_s`: each
+/// lane's segment is the count of knots 1..n not above it (one compare per knot and lane, no
+/// scan that stops per lane), then the twin's interpolation on that segment. Out of line, so the
+/// curve's loop stays as it is for devices without a table.
 #[inline(never)]
 fn read_table_x8(d: &DeviceParams, gr: &F) -> F {
-    std::array::from_fn(|i| crate::engine::cpu::common::read_q_s(d, gr[i]))
+    let knot = |k: usize| level_knot(d, READ_TABLE_AT, k);
+    let n = (d.read_knots as usize).min(MAX_READ_KNOTS);
+    let mut seg = [0usize; L];
+    for k in 1..n {
+        let x = knot(k)[0];
+        for i in 0..L {
+            // As the twin's scan, which passes a knot unless gr lies below it (a NaN passes them all).
+            seg[i] += usize::from(gr[i] >= x || gr[i].is_nan());
+        }
+    }
+    let first = knot(0);
+    std::array::from_fn(|i| {
+        if gr[i] <= first[0] {
+            first[1]
+        } else if seg[i] + 1 >= n {
+            knot(n - 1)[1]
+        } else {
+            let (lo, hi) = (knot(seg[i]), knot(seg[i] + 1));
+            let slope = (hi[1] - lo[1]) / (hi[0] - lo[0]);
+            slope * (gr[i] - lo[0]) + lo[1]
+        }
+    })
 }
 
 /// `common::drift_device` on eight lanes.

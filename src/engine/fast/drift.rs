@@ -245,3 +245,29 @@ fn chunk_body(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: 
         part[1] = sum_base[0];
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::{DeviceModel, ReadTable};
+
+    /// The lane-parallel lookup gives the twin's `read_q_s` bit for bit: below the first knot, on
+    /// every knot, between them, past the last, and for NaN.
+    #[test]
+    fn read_table_lanes_are_the_twins_lookup() {
+        let table = ReadTable { g: vec![0.0, 1.0, 4.0, 10.0, 18.0, 25.0], q_s: vec![0.15, 0.1, 0.06, 0.01, 0.03, 0.05] };
+        let d = DeviceParams::from(&DeviceModel { read_table: Some(table.clone()), ..DeviceModel::pcm() });
+        let mut grs: Vec<f32> = (0..=300).map(|i| i as f32 / 250.0 - 0.1).collect();
+        grs.extend(table.g.iter().map(|g| (g / 25.0) as f32));
+        grs.push(f32::NAN);
+        grs.resize(grs.len().div_ceil(L) * L, 0.5);
+        for lanes in grs.chunks(L) {
+            let gr: F = std::array::from_fn(|i| lanes[i]);
+            let got = read_table_x8(&d, &gr);
+            for i in 0..L {
+                let want = crate::engine::cpu::common::read_q_s(&d, gr[i]);
+                assert_eq!(got[i].to_bits(), want.to_bits(), "gr = {}: {} against the twin's {want}", gr[i], got[i]);
+            }
+        }
+    }
+}

@@ -102,14 +102,14 @@ pub(super) fn drift_nu_x8(d: &DeviceParams, g_target: &F, n: &F) -> F {
     std::array::from_fn(|i| d.drift_scale * (mu[i] + sg[i] * n[i]).abs())
 }
 
-/// A measured read-noise table's Q_s on eight lanes, the values of the twin's `read_q_s`: each
-/// lane's segment is the count of knots 1..n not above it (one compare per knot and lane, no
-/// scan that stops per lane), then the twin's interpolation on that segment. Out of line, so the
-/// curve's loop stays as it is for devices without a table.
+/// A measured per-level table (the `n` knots of `level_tables` from entry `at`) on eight lanes,
+/// the values of the twin's `level_table_eval`: each lane's segment is the count of knots 1..n
+/// not above it (one compare per knot and lane, no scan that stops per lane), then the twin's
+/// interpolation on that segment. Out of line, so the loops of devices without a table stay as
+/// they are.
 #[inline(never)]
-fn read_table_x8(d: &DeviceParams, gr: &F) -> F {
-    let knot = |k: usize| level_knot(d, READ_TABLE_AT, k);
-    let n = (d.read_knots as usize).min(MAX_READ_KNOTS);
+pub(super) fn level_table_x8(d: &DeviceParams, at: usize, n: usize, gr: &F) -> F {
+    let knot = |k: usize| level_knot(d, at, k);
     let mut seg = [0usize; L];
     for k in 1..n {
         let x = knot(k)[0];
@@ -136,7 +136,7 @@ fn read_table_x8(d: &DeviceParams, gr: &F) -> F {
 #[inline(always)]
 fn drift_device_x8(d: &DeviceParams, g: &F, nu: &F, log_t_ratio: f32, read_sqrt_log: f32, n_read: &F) -> F {
     let gr: F = std::array::from_fn(|i| g[i] / d.g_max);
-    let q = if d.read_knots > 0 { read_table_x8(d, &gr) } else { curve_x8(&d.q_s, &gr) };
+    let q = if d.read_knots > 0 { level_table_x8(d, READ_TABLE_AT, (d.read_knots as usize).min(MAX_READ_KNOTS), &gr) } else { curve_x8(&d.q_s, &gr) };
     let mut out = [0f32; L];
     for i in 0..L {
         let gd = g[i] * lanes::exp(-nu[i] * log_t_ratio);
@@ -249,24 +249,32 @@ fn chunk_body(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::{DeviceModel, ReadTable};
+    use crate::device::{DeviceModel, ProgTable, ReadTable};
+    use crate::engine::layout::PROG_TABLE_AT;
 
-    /// The lane-parallel lookup gives the twin's `read_q_s` bit for bit: below the first knot, on
-    /// every knot, between them, past the last, and for NaN.
+    /// The lane-parallel lookup gives the twin's `read_q_s` and `sigma_prog` bit for bit: below
+    /// the first knot, on every knot, between them, past the last, and for NaN.
     #[test]
-    fn read_table_lanes_are_the_twins_lookup() {
-        let table = ReadTable { g: vec![0.0, 1.0, 4.0, 10.0, 18.0, 25.0], q_s: vec![0.15, 0.1, 0.06, 0.01, 0.03, 0.05] };
-        let d = DeviceParams::from(&DeviceModel { read_table: Some(table.clone()), ..DeviceModel::pcm() });
+    fn level_table_lanes_are_the_twins_lookup() {
+        let g = vec![0.0, 1.0, 4.0, 10.0, 18.0, 25.0];
+        let read = ReadTable { g: g.clone(), q_s: vec![0.15, 0.1, 0.06, 0.01, 0.03, 0.05] };
+        let prog = ProgTable { g: g.clone(), sigma: vec![0.3, 1.4, 0.9, 1.1, 0.6, 0.8] };
+        let d = DeviceParams::from(&DeviceModel { read_table: Some(read), prog_table: Some(prog), ..DeviceModel::pcm() });
         let mut grs: Vec<f32> = (0..=300).map(|i| i as f32 / 250.0 - 0.1).collect();
-        grs.extend(table.g.iter().map(|g| (g / 25.0) as f32));
+        grs.extend(g.iter().map(|g| (g / 25.0) as f32));
         grs.push(f32::NAN);
         grs.resize(grs.len().div_ceil(L) * L, 0.5);
         for lanes in grs.chunks(L) {
             let gr: F = std::array::from_fn(|i| lanes[i]);
-            let got = read_table_x8(&d, &gr);
+            let q = level_table_x8(&d, READ_TABLE_AT, d.read_knots as usize, &gr);
+            // `program` looks σ up at g_T / g_max, as the twin's `sigma_prog` does.
+            let g_t: F = std::array::from_fn(|i| gr[i] * d.g_max);
+            let s = level_table_x8(&d, PROG_TABLE_AT, d.prog_knots as usize, &std::array::from_fn(|i| g_t[i] / d.g_max));
             for i in 0..L {
                 let want = crate::engine::cpu::common::read_q_s(&d, gr[i]);
-                assert_eq!(got[i].to_bits(), want.to_bits(), "gr = {}: {} against the twin's {want}", gr[i], got[i]);
+                assert_eq!(q[i].to_bits(), want.to_bits(), "read, gr = {}: {} against the twin's {want}", gr[i], q[i]);
+                let want = crate::engine::cpu::common::sigma_prog(&d, g_t[i]);
+                assert_eq!(s[i].to_bits(), want.to_bits(), "programming, gr = {}: {} against the twin's {want}", gr[i], s[i]);
             }
         }
     }

@@ -4,12 +4,13 @@
 // Index loops mirror the dispatch (trial, tile, chunk), so the kernels read beside the WGSL.
 #![allow(clippy::needless_range_loop)]
 
-use super::drift::drift_nu_x8;
+use super::drift::{drift_nu_x8, level_table_x8};
 use super::lanes::{normal4_x8, philox_x8, F, L};
 use super::simd_entry;
-use crate::engine::cpu::common::{par_trials2, par_units, programmed_signed, sigma_prog, sigma_prog_poly, tile_device};
+use crate::device::MAX_PROG_KNOTS;
+use crate::engine::cpu::common::{par_trials2, par_units, programmed_signed, sigma_prog_poly, tile_device};
 use crate::engine::cpu::program::state_words;
-use crate::engine::layout::{StageParams, TileInfo};
+use crate::engine::layout::{StageParams, TileInfo, PROG_TABLE_AT};
 use crate::rng::{ctr_word2, stream};
 
 #[allow(clippy::too_many_arguments)]
@@ -94,10 +95,13 @@ fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], 
                     wp[i] = (gp[i] - gn[i]) / s;
                 }
             } else if d.prog_knots > 0 {
-                // A measured table: the twin's lookup lane by lane.
+                // A measured table: the lanes' σ by the lane-parallel lookup (the twin's values).
+                let knots = (d.prog_knots as usize).min(MAX_PROG_KNOTS);
+                let sp = level_table_x8(d, PROG_TABLE_AT, knots, &std::array::from_fn(|i| gp_t[i] / d.g_max));
+                let sn = level_table_x8(d, PROG_TABLE_AT, knots, &std::array::from_fn(|i| gn_t[i] / d.g_max));
                 for i in 0..L {
-                    gp[i] = (gp_t[i] + d.prog_scale * sigma_prog(d, gp_t[i]) * n[0][i]).max(0.0);
-                    gn[i] = (gn_t[i] + d.prog_scale * sigma_prog(d, gn_t[i]) * n[1][i]).max(0.0);
+                    gp[i] = (gp_t[i] + d.prog_scale * sp[i] * n[0][i]).max(0.0);
+                    gn[i] = (gn_t[i] + d.prog_scale * sn[i] * n[1][i]).max(0.0);
                     wp[i] = (gp[i] - gn[i]) / s;
                 }
             } else {

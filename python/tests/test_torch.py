@@ -158,3 +158,37 @@ def test_a_gpt2_language_model_fine_tunes_through_its_conv1d_layers(tmp_path):
     net.eval()
     r = aimc.language_model(net, tok.numpy(), times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "lm"), quiet=True)
     assert r.points[0]["fp"] > 1.0 and len(r.points[0]["per_trial"]) == 2
+
+
+def test_the_adc_and_tiles_follow_aimcs_periphery():
+    torch = pytest.importorskip("torch")
+    import aimc.torch as at
+
+    torch.manual_seed(3)
+    lin = torch.nn.Linear(7, 3)
+    with torch.no_grad():
+        lin.weight.fill_(2.0)
+        lin.bias.copy_(torch.tensor([0.5, -0.25, 0.125]))
+    x = torch.tensor([[4.0, -0.35, 1.3, 0.02, -0.03, 0.011, 0.9]], requires_grad=True)
+    with pytest.raises(ValueError, match="out_bound > 0"):
+        at.prepare(lin, device="none", adc_bits=4)
+    with pytest.raises(ValueError, match="max_in = 0"):
+        at.prepare(lin, device="none", max_in=0)
+    # aimc's crossbar test case (src/train/hwa.rs): a 4-bit ADC over +-2, tiles of 3 rows. Tile
+    # sums in units of their slice's max|x|: 9.9/4 saturates at 2 (x 4); 0.002/0.03 rounds to 0;
+    # 1.8/0.9 = 2 is the top code (x 0.9); the bias adds after the ADC.
+    at.prepare(lin, device="none", periphery={"out_res_bits": 4, "out_bound": 2.0}, max_in=3)
+    lin.train()
+    y = lin(x)
+    want = torch.tensor([0.5, -0.25, 0.125]) + 2.0 * 4.0 + 2.0 * 0.9
+    assert torch.allclose(y.detach()[0], want, atol=1e-5), y
+    y.sum().backward()
+    # Straight through the rounding, zero through the clamp: the first tile's outputs are
+    # clipped, so its inputs get no gradient; the others get the sum of their weight columns.
+    assert torch.allclose(x.grad, torch.tensor([[0.0, 0.0, 0.0, 6.0, 6.0, 6.0, 6.0]])), x.grad
+    assert torch.allclose(lin.bias.grad, torch.ones(3))
+    at.unprepare(lin)
+    # One tile and no ADC is the plain layer with the DAC: nothing else changed.
+    at.prepare(lin, device="none", dac_bits=24)
+    lin.train()
+    assert torch.allclose(lin(x.detach()), torch.nn.functional.linear(x.detach(), lin.weight, lin.bias), atol=1e-5)

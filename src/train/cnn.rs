@@ -29,7 +29,7 @@
 // in[c][y+i−1][x+j−1]), so the passes read beside them.
 #![allow(clippy::needless_range_loop)]
 
-use super::hwa::{abs_max, load_params, Injector, Param, TrainingConfig};
+use super::hwa::{abs_max, load_params, Clipped, Injector, Param, TrainingConfig};
 use super::{
     accuracy_of, argmax, minibatch_epochs, model_metadata, noisy_row, sgd_update, state_dict_bytes, unit_f32, write_model, Dataset, Dense, NamedTensor,
     TrainError,
@@ -120,6 +120,31 @@ fn conv3x3(input: &[f32], c_in: usize, n: usize, w: &[f32], b: &[f32], out: &mut
     }
 }
 
+/// A convolution as a crossbar of training: [`conv3x3`] of the quantised map `xq` with output
+/// noise σ = output_noise·max|x̂|; with an ADC the products are taken without the bias, go
+/// through [`Injector::adc_clipped`] in units of max|x̂| (`clip` marks the clipped outputs)
+/// and the bias adds digitally after it. Without an ADC this is the convolution from its bias and
+/// the output noise, as before the ADC existed.
+#[allow(clippy::too_many_arguments)]
+fn conv_crossbar(inj: &mut Injector, xq: &[f32], c_in: usize, n: usize, w: &[f32], b: &[f32], out: &mut [f32], clip: &mut [bool]) {
+    let alpha = abs_max(xq);
+    clip.fill(false);
+    if !inj.has_adc() {
+        conv3x3(xq, c_in, n, w, b, out);
+        inj.output_noise(out, alpha);
+        return;
+    }
+    conv3x3(xq, c_in, n, w, &vec![0.0; b.len()], out);
+    inj.output_noise(out, alpha);
+    for ((out_o, clip_o), &bo) in out.chunks_exact_mut(n * n).zip(clip.chunks_exact_mut(n * n)).zip(b) {
+        for (v, c) in out_o.iter_mut().zip(clip_o) {
+            let (q, clipped) = if alpha > 0.0 { inj.adc_clipped(*v / alpha) } else { (0.0, false) };
+            *c = clipped;
+            *v = q * alpha + bo;
+        }
+    }
+}
+
 /// ReLU then 2×2 max pool, stride 2, of `a` (`c × n × n` pre-activations) into `out`
 /// (`c × n/2 × n/2`), with `idx` the flat index in `a` of each window's first maximum
 /// (row-major window order: ties go to the earlier element).
@@ -165,6 +190,11 @@ struct Workspace {
     xq: Vec<f32>,
     p1q: Vec<f32>,
     p2q: Vec<f32>,
+    /// The outputs the ADCs clipped (zero gradient but for the bias): conv1's and conv2's per
+    /// element of `a1` and `a2`, the linear layer's.
+    clip1: Vec<bool>,
+    clip2: Vec<bool>,
+    clip_fc: Clipped,
 }
 
 impl CnnNet {
@@ -207,6 +237,9 @@ impl CnnNet {
             xq: vec![0.0; SIDE * SIDE],
             p1q: vec![0.0; c1 * 16],
             p2q: vec![0.0; c2 * 4],
+            clip1: vec![false; c1 * SIDE * SIDE],
+            clip2: vec![false; c2 * 16],
+            clip_fc: Clipped::default(),
         }
     }
 
@@ -237,26 +270,22 @@ impl CnnNet {
         ]
     }
 
-    /// The forward pass; `inj` quantises each layer's input and adds output noise when
-    /// hardware-aware training asks for them. On the convolutions both act on the whole input map
-    /// (its max|x|), a bound on the engine's per-patch abs-max scaling.
+    /// The forward pass; `inj` quantises each layer's input, adds output noise and applies the
+    /// ADC when hardware-aware training asks for them. On the convolutions all three act on the
+    /// whole input map (its max|x|), a bound on the engine's per-patch abs-max scaling, and a
+    /// convolution is one tile (`train_cnn_with` refuses a `max_in` below its 9·C_in rows).
     fn forward_into(&self, x: &[f32], ws: &mut Workspace, inj: &mut Injector) {
         assert_eq!(x.len(), SIDE * SIDE, "the CNN reads 8x8 images (64 features)");
         let [c1, c2] = self.channels;
         ws.xq.copy_from_slice(x);
         inj.dac(&mut ws.xq);
-        conv3x3(&ws.xq, 1, SIDE, &self.conv1_w, &self.conv1_b, &mut ws.a1);
-        inj.output_noise(&mut ws.a1, abs_max(&ws.xq));
+        conv_crossbar(inj, &ws.xq, 1, SIDE, &self.conv1_w, &self.conv1_b, &mut ws.a1, &mut ws.clip1);
         relu_pool(&ws.a1, c1, SIDE, &mut ws.p1, &mut ws.i1);
         ws.p1q.copy_from_slice(&ws.p1);
         inj.dac(&mut ws.p1q);
-        conv3x3(&ws.p1q, c1, SIDE / 2, &self.conv2_w, &self.conv2_b, &mut ws.a2);
-        inj.output_noise(&mut ws.a2, abs_max(&ws.p1q));
+        conv_crossbar(inj, &ws.p1q, c1, SIDE / 2, &self.conv2_w, &self.conv2_b, &mut ws.a2, &mut ws.clip2);
         relu_pool(&ws.a2, c2, SIDE / 2, &mut ws.p2, &mut ws.i2);
-        ws.p2q.copy_from_slice(&ws.p2);
-        inj.dac(&mut ws.p2q);
-        self.fc.forward(&ws.p2q, &mut ws.z);
-        inj.output_noise(&mut ws.z, abs_max(&ws.p2q));
+        inj.crossbar(&self.fc.w, &ws.p2, Some(&self.fc.b), &mut ws.p2q, &mut ws.z, &mut ws.clip_fc);
     }
 
     /// Class logits of one input (64 features, a row-major 8×8 image): the floating-point
@@ -294,10 +323,13 @@ impl CnnNet {
         ws.dp2.fill(0.0);
         for (o, &d) in ws.z.iter().enumerate() {
             g.fc.b[o] += d;
-            let w = &self.fc.w[o * n_in..(o + 1) * n_in];
-            for (((gw, &wk), &pk), dk) in g.fc.w[o * n_in..(o + 1) * n_in].iter_mut().zip(w).zip(&ws.p2q).zip(ws.dp2.iter_mut()) {
-                *gw += d * pk;
-                *dk += d * wk;
+            for r in ws.clip_fc.passing(o, n_in) {
+                let w = &self.fc.w[o * n_in + r.start..o * n_in + r.end];
+                let gw = &mut g.fc.w[o * n_in + r.start..o * n_in + r.end];
+                for (((gw, &wk), &pk), dk) in gw.iter_mut().zip(w).zip(&ws.p2q[r.clone()]).zip(ws.dp2[r].iter_mut()) {
+                    *gw += d * pk;
+                    *dk += d * wk;
+                }
             }
         }
 
@@ -313,6 +345,10 @@ impl CnnNet {
             let pos = ws.i2[k] - o * n * n;
             let (y, x0) = (pos / n, pos % n);
             g.conv2_b[o] += d;
+            // A clipped output passes its gradient to the digital bias only.
+            if ws.clip2[ws.i2[k]] {
+                continue;
+            }
             for c in 0..c1 {
                 for i in 0..K {
                     if y + i == 0 || y + i > n {
@@ -341,6 +377,9 @@ impl CnnNet {
             let pos = ws.i1[k] - o * n * n;
             let (y, x0) = (pos / n, pos % n);
             g.conv1_b[o] += d;
+            if ws.clip1[ws.i1[k]] {
+                continue;
+            }
             for i in 0..K {
                 if y + i == 0 || y + i > n {
                     continue;
@@ -369,6 +408,13 @@ pub fn train_cnn_with(train: &Dataset, cfg: &CnnTrainConfig, hwa: &TrainingConfi
     assert!(!train.is_empty(), "empty training set");
     assert_eq!(train.n_features, SIDE * SIDE, "the CNN reads 8x8 images (64 features)");
     assert!(cfg.batch_size > 0 && cfg.channels.iter().all(|&c| c > 0), "bad training configuration {cfg:?}");
+    let rows = K * K * cfg.channels[0];
+    if hwa.max_in < rows {
+        return Err(TrainError::Training(format!(
+            "training.max_in = {}: the second convolution has {rows} crossbar rows (9 x {} channels) and the CNN trainer maps a convolution as one tile; set max_in >= {rows} or use fewer channels",
+            hwa.max_in, cfg.channels[0]
+        )));
+    }
     let n_out = super::classes(train);
     let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
     let mut m = CnnNet::init(cfg.channels, n_out, &mut rng);

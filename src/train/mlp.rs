@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use std::path::Path;
 
-use super::hwa::{load_params, Injector, Param, TrainingConfig};
+use super::hwa::{load_params, Clipped, Injector, Param, TrainingConfig};
 use super::{
     accuracy_of, activate, activation_name, derivative, minibatch_epochs, model_metadata, noisy_row, sgd_update, state_dict_bytes, torch_module, unit_f32,
     write_model, Dataset, Dense, NamedTensor, TrainError,
@@ -117,6 +117,8 @@ struct Workspace {
     /// The input each layer multiplied (after the DAC when training injects one): the weight
     /// gradient's input.
     xin: Vec<Vec<f32>>,
+    /// The outputs each layer's ADC clipped (their gradient is zero).
+    clipped: Vec<Clipped>,
 }
 
 impl Mlp {
@@ -173,28 +175,18 @@ impl Mlp {
             up: vec![0.0; widest],
             delta: vec![0.0; widest],
             xin: self.layers.iter().map(|l| vec![0.0; l.n_in]).collect(),
+            clipped: vec![Clipped::default(); self.layers.len()],
         }
     }
 
-    /// Pre-activations, activations and logits for one input; `inj` quantises each layer's input
-    /// and adds output noise when hardware-aware training asks for them (nothing otherwise).
+    /// Pre-activations, activations and logits for one input; every layer is one crossbar MVM
+    /// ([`Injector::crossbar`]: the DAC, output noise and ADC when hardware-aware training asks
+    /// for them, the plain product otherwise), its quantised input kept for the weight gradient.
     fn forward_into(&self, x: &[f32], ws: &mut Workspace, inj: &mut Injector) {
         let last = self.layers.len() - 1;
         for (l, layer) in self.layers.iter().enumerate() {
-            let input = &mut ws.xin[l];
-            input.copy_from_slice(if l == 0 { x } else { &ws.act[l - 1] });
-            inj.dac(input);
             let out: &mut [f32] = if l == last { &mut ws.z } else { &mut ws.pre[l] };
-            for (o, (w, &b)) in layer.w.chunks_exact(layer.n_in).zip(&layer.b).enumerate() {
-                let mut s = b;
-                for (&wk, &xk) in w.iter().zip(input.iter()) {
-                    s += wk * xk;
-                }
-                out[o] = s;
-            }
-            if inj.touches_forward() {
-                inj.output_noise(out, super::hwa::abs_max(input));
-            }
+            inj.crossbar(&layer.w, if l == 0 { x } else { &ws.act[l - 1] }, Some(&layer.b), &mut ws.xin[l], out, &mut ws.clipped[l]);
             if l != last {
                 for (a, &p) in ws.act[l].iter_mut().zip(&ws.pre[l]) {
                     *a = activate(self.activation, p);
@@ -238,16 +230,19 @@ impl Mlp {
                 }
                 let d = ws.delta[o];
                 gl.b[o] += d;
-                let gw = &mut gl.w[o * n_in..(o + 1) * n_in];
-                let w = &layer.w[o * n_in..(o + 1) * n_in];
-                if l == 0 {
-                    for (gwk, &xk) in gw.iter_mut().zip(input) {
-                        *gwk += d * xk;
-                    }
-                } else {
-                    for (((gwk, &wk), &xk), upk) in gw.iter_mut().zip(w).zip(input).zip(up.iter_mut()) {
-                        *gwk += d * xk;
-                        *upk += d * wk;
+                // The weights and inputs of every tile whose ADC did not clip this output.
+                for r in ws.clipped[l].passing(o, n_in) {
+                    let gw = &mut gl.w[o * n_in + r.start..o * n_in + r.end];
+                    let w = &layer.w[o * n_in + r.start..o * n_in + r.end];
+                    if l == 0 {
+                        for (gwk, &xk) in gw.iter_mut().zip(&input[r]) {
+                            *gwk += d * xk;
+                        }
+                    } else {
+                        for (((gwk, &wk), &xk), upk) in gw.iter_mut().zip(w).zip(&input[r.clone()]).zip(up[r].iter_mut()) {
+                            *gwk += d * xk;
+                            *upk += d * wk;
+                        }
                     }
                 }
             }

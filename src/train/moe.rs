@@ -22,7 +22,7 @@
 // beside them.
 #![allow(clippy::needless_range_loop)]
 
-use super::hwa::{abs_max, load_params, Injector, Param, TrainingConfig};
+use super::hwa::{load_params, Clipped, Injector, Param, TrainingConfig};
 use super::{
     accuracy_of, activate, add_input_noise, derivative, minibatch_epochs, model_metadata, row, sgd_update, state_dict_bytes, torch_module, unit_f32,
     write_model, Dataset, Dense, NamedTensor, TrainError,
@@ -100,6 +100,11 @@ struct Trace {
     /// (after the DAC when training injects one; else copies): the weight gradients' inputs.
     xq: Vec<f32>,
     hidq: Vec<Vec<f32>>,
+    /// The outputs the ADCs clipped (zero gradient): the router's, and per chosen expert its
+    /// FFN1's and FFN2's.
+    clip_z: Clipped,
+    clip_pre: Vec<Clipped>,
+    clip_out: Vec<Clipped>,
 }
 
 impl MoeNet {
@@ -132,25 +137,38 @@ impl MoeNet {
     }
 
     fn trace(&self, x: &[f32], inj: &mut Injector) -> Trace {
-        let mut xq = x.to_vec();
-        inj.dac(&mut xq);
-        let xmax = abs_max(&xq);
+        // The router and every expert's first layer are crossbars reading the same input: one
+        // DAC per tile slice, the same quantised copy for each.
+        let mut xq = vec![0.0; x.len()];
         let mut z = vec![0.0; self.router.n_out];
-        self.router.forward(&xq, &mut z);
-        inj.output_noise(&mut z, xmax);
+        let mut clip_z = Clipped::default();
+        inj.crossbar(&self.router.w, x, Some(&self.router.b), &mut xq, &mut z, &mut clip_z);
         let chosen = crate::workload::moe::top_k(&z, self.top_k);
-        let mut t = Trace { z, chosen, pre: vec![], hid: vec![], out: vec![], y: vec![0.0; self.classes()], xq: vec![], hidq: vec![] };
+        let mut t = Trace {
+            z,
+            chosen,
+            pre: vec![],
+            hid: vec![],
+            out: vec![],
+            y: vec![0.0; self.classes()],
+            xq: vec![],
+            hidq: vec![],
+            clip_z,
+            clip_pre: vec![],
+            clip_out: vec![],
+        };
+        let mut scratch = vec![0.0; x.len()];
         for &(e, g) in &t.chosen {
             let (a, b) = &self.experts[e];
             let mut pre = vec![0.0; a.n_out];
-            a.forward(&xq, &mut pre);
-            inj.output_noise(&mut pre, xmax);
+            let (mut clip_pre, mut clip_out) = (Clipped::default(), Clipped::default());
+            inj.crossbar(&a.w, x, Some(&a.b), &mut scratch, &mut pre, &mut clip_pre);
             let hid: Vec<f32> = pre.iter().map(|&v| activate(self.activation, v)).collect();
-            let mut hidq = hid.clone();
-            inj.dac(&mut hidq);
+            let mut hidq = vec![0.0; hid.len()];
             let mut out = vec![0.0; b.n_out];
-            b.forward(&hidq, &mut out);
-            inj.output_noise(&mut out, abs_max(&hidq));
+            inj.crossbar(&b.w, &hid, Some(&b.b), &mut hidq, &mut out, &mut clip_out);
+            t.clip_pre.push(clip_pre);
+            t.clip_out.push(clip_out);
             for (y, &o) in t.y.iter_mut().zip(&out) {
                 *y += g * o;
             }
@@ -193,9 +211,11 @@ impl MoeNet {
             for o in 0..b.n_out {
                 let d = gate * dy[o];
                 gb.b[o] += d;
-                for j in 0..b.n_in {
-                    gb.w[o * b.n_in + j] += d * t.hidq[k][j];
-                    dh[j] += d * b.w[o * b.n_in + j];
+                for r in t.clip_out[k].passing(o, b.n_in) {
+                    for j in r {
+                        gb.w[o * b.n_in + j] += d * t.hidq[k][j];
+                        dh[j] += d * b.w[o * b.n_in + j];
+                    }
                 }
             }
             for j in 0..a.n_out {
@@ -204,8 +224,10 @@ impl MoeNet {
                     continue;
                 }
                 ga.b[j] += d;
-                for (gw, &xi) in ga.w[j * a.n_in..(j + 1) * a.n_in].iter_mut().zip(x) {
-                    *gw += d * xi;
+                for r in t.clip_pre[k].passing(j, a.n_in) {
+                    for (gw, &xi) in ga.w[j * a.n_in + r.start..j * a.n_in + r.end].iter_mut().zip(&x[r]) {
+                        *gw += d * xi;
+                    }
                 }
             }
         }
@@ -231,8 +253,10 @@ impl MoeNet {
         let r = &self.router;
         for (o, &d) in dz.iter().enumerate() {
             g.router.b[o] += d;
-            for (gw, &xi) in g.router.w[o * r.n_in..(o + 1) * r.n_in].iter_mut().zip(x) {
-                *gw += d * xi;
+            for rg in t.clip_z.passing(o, r.n_in) {
+                for (gw, &xi) in g.router.w[o * r.n_in + rg.start..o * r.n_in + rg.end].iter_mut().zip(&x[rg]) {
+                    *gw += d * xi;
+                }
             }
         }
     }

@@ -78,6 +78,71 @@ fn hardware_aware_training_is_deterministic_and_clipped() {
     assert_eq!(moe::train_moe_with(&train, &m, &hwa).unwrap(), moe::train_moe_with(&train, &m, &hwa).unwrap());
 }
 
+/// The ADC and the tile split reach every trainer: a section with them trains reproducibly to
+/// other weights than without them; the CNN, which maps a convolution as one tile, refuses tiles
+/// smaller than its second convolution's rows and says how many it needs.
+#[test]
+fn every_trainer_takes_the_adc_and_the_tiles() {
+    let (train, _) = digits();
+    let train = train.rows(0, 200);
+    let base = TrainingConfig::parse("[training]\noutput_noise = 0.06\ndac_bits = 7\n").unwrap();
+    let adc = TrainingConfig { adc_bits: 5, out_bound: 2.0, max_in: 40, ..base.clone() };
+    let cfg = tiny();
+    let a = mlp::train_mlp_with(&train, &cfg, &adc).unwrap();
+    assert_eq!(bits(&a), bits(&mlp::train_mlp_with(&train, &cfg, &adc).unwrap()));
+    assert_ne!(bits(&a), bits(&mlp::train_mlp_with(&train, &cfg, &base).unwrap()), "the ADC and tiles change the training");
+    let tiles_only = TrainingConfig { max_in: 40, ..base.clone() };
+    assert_ne!(
+        bits(&mlp::train_mlp_with(&train, &cfg, &tiles_only).unwrap()),
+        bits(&mlp::train_mlp_with(&train, &cfg, &base).unwrap()),
+        "64 inputs in tiles of 40"
+    );
+    let c = cnn::CnnTrainConfig { epochs: 1, ..cnn::CnnTrainConfig::default() };
+    let ca = cnn::train_cnn_with(&train, &c, &TrainingConfig { max_in: 512, ..adc.clone() }).unwrap();
+    assert_eq!(ca, cnn::train_cnn_with(&train, &c, &TrainingConfig { max_in: 512, ..adc.clone() }).unwrap());
+    assert_ne!(ca, cnn::train_cnn_with(&train, &c, &base).unwrap());
+    let rows = 9 * c.channels[0];
+    let e = cnn::train_cnn_with(&train, &c, &TrainingConfig { max_in: rows - 1, ..adc.clone() }).unwrap_err().to_string();
+    assert!(e.contains(&format!("training.max_in = {}", rows - 1)) && e.contains(&format!("max_in >= {rows}")), "{e}");
+    let m = moe::MoeTrainConfig { epochs: 1, ..moe::MoeTrainConfig::default() };
+    let ma = moe::train_moe_with(&train, &m, &adc).unwrap();
+    assert_eq!(ma, moe::train_moe_with(&train, &m, &adc).unwrap());
+    assert_ne!(ma, moe::train_moe_with(&train, &m, &base).unwrap());
+}
+
+/// Split the parameters of a trained model into its crossbar matrices and the rest (biases),
+/// as bits.
+fn matrices_and_rest(params: Vec<aimc::train::hwa::Param<'_>>) -> (Vec<u32>, Vec<u32>) {
+    let (mut m, mut r) = (Vec::new(), Vec::new());
+    for p in params {
+        let into = if p.matrix.is_some() { &mut m } else { &mut r };
+        into.extend(p.data.iter().map(|v| v.to_bits()));
+    }
+    (m, r)
+}
+
+/// A clipped output's gradient is the clamp's, zero: with an ADC range so narrow that every
+/// output clips, no crossbar matrix of any trainer moves (whatever the learning rate), while the
+/// digital biases, added after the ADC, still learn.
+#[test]
+fn a_clipped_output_teaches_only_its_digital_bias() {
+    let (train, _) = digits();
+    let train = train.rows(0, 100);
+    let clip_all = |lr: f32| TrainingConfig { out_bound: 1e-6, lr: Some(lr), epochs: Some(1), ..TrainingConfig::default() };
+    let cfg = mlp::TrainConfig { weight_decay: 0.0, ..tiny() };
+    let [a, b] = [0.01, 0.02].map(|lr| matrices_and_rest(mlp::train_mlp_with(&train, &cfg, &clip_all(lr)).unwrap().params_mut()));
+    assert_eq!(a.0, b.0, "MLP: the matrices take no gradient");
+    assert_ne!(a.1, b.1, "MLP: the biases do");
+    let c = cnn::CnnTrainConfig { epochs: 1, weight_decay: 0.0, ..cnn::CnnTrainConfig::default() };
+    let [a, b] = [0.01, 0.02].map(|lr| matrices_and_rest(cnn::train_cnn_with(&train, &c, &clip_all(lr)).unwrap().params_mut()));
+    assert_eq!(a.0, b.0, "CNN: the matrices take no gradient");
+    assert_ne!(a.1, b.1, "CNN: the biases do");
+    let m = moe::MoeTrainConfig { epochs: 1, weight_decay: 0.0, ..moe::MoeTrainConfig::default() };
+    let [a, b] = [0.01, 0.02].map(|lr| matrices_and_rest(moe::train_moe_with(&train, &m, &clip_all(lr)).unwrap().params_mut()));
+    assert_eq!(a.0, b.0, "MoE: the matrices take no gradient");
+    assert_ne!(a.1, b.1, "MoE: the biases do");
+}
+
 /// Fine-tuning reads the model by state-dict name; a file of another architecture is refused with
 /// the tensor named, a missing file with its path.
 #[test]

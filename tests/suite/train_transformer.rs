@@ -241,6 +241,46 @@ fn the_transformer_trains_with_a_dac() {
     assert_ne!(bits(&a), bits(&no_dac), "the DAC changes the training");
 }
 
+/// The ADC and tiles of a `[training]` section reach the transformer: reproducible, other
+/// weights than without them; kernel attention refuses tiles shorter than a head, whose slice its
+/// feature projection reads as one tile.
+#[test]
+fn the_transformer_trains_with_an_adc_and_tiles() {
+    let cfg = tiny_config(Attention::Kernel);
+    let (train, _) = tf::task_data(&cfg, None, None).unwrap();
+    let hwa = TrainingConfig::parse("[training]\nweight_noise = \"pcm\"\ndac_bits = 6\nadc_bits = 6\nout_bound = 3.0\nepochs = 1\n").unwrap();
+    let hwa = TrainingConfig { max_in: cfg.dims.d_head(), ..hwa };
+    let bits = |n: &Net<f32>| n.params.iter().flatten().map(|v| v.to_bits()).collect::<Vec<u32>>();
+    let a = tf::train_transformer_hwa(&train, &cfg, &hwa, |_, loss| assert!(loss.is_finite())).unwrap();
+    assert_eq!(bits(&a), bits(&tf::train_transformer_hwa(&train, &cfg, &hwa, |_, _| {}).unwrap()));
+    let plain = TrainingConfig { adc_bits: 0, out_bound: 0.0, max_in: 512, ..hwa.clone() };
+    assert_ne!(bits(&a), bits(&tf::train_transformer_hwa(&train, &cfg, &plain, |_, _| {}).unwrap()), "the ADC and tiles change the training");
+    let short = TrainingConfig { max_in: cfg.dims.d_head() - 1, ..hwa };
+    let e = tf::train_transformer_hwa(&train, &cfg, &short, |_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("training.max_in") && e.contains(&format!("max_in >= {}", cfg.dims.d_head())), "{e}");
+}
+
+/// With an ADC range so narrow that every crossbar output clips, the transformer's crossbar
+/// matrices take no gradient (the clamp's derivative is zero) and its digital parameters
+/// (biases, LayerNorms, the embedding) still do.
+#[test]
+fn a_clipped_transformer_output_teaches_only_the_digital_parameters() {
+    let cfg = tiny_config(Attention::Kernel);
+    let (train, _) = tf::task_data(&cfg, None, None).unwrap();
+    let clip_all = |lr: f32| TrainingConfig { out_bound: 1e-6, lr: Some(lr), epochs: Some(1), ..TrainingConfig::default() };
+    let [a, b] = [1e-3, 2e-3].map(|lr| {
+        let mut net = tf::train_transformer_hwa(&train, &cfg, &clip_all(lr), |_, _| {}).unwrap();
+        let (mut m, mut r) = (Vec::new(), Vec::new());
+        for p in net.params_mut() {
+            let into = if p.matrix.is_some() { &mut m } else { &mut r };
+            into.extend(p.data.iter().map(|v| v.to_bits()));
+        }
+        (m, r)
+    });
+    assert_eq!(a.0, b.0, "the crossbar matrices take no gradient");
+    assert_ne!(a.1, b.1, "the digital parameters do");
+}
+
 /// A training that diverges (here a learning rate of 1e30) is an error naming the loss and the
 /// learning rate, not a model of NaN.
 #[test]

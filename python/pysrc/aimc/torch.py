@@ -17,10 +17,17 @@ and clipping act on W as a crossbar holds it, Wᵀ). In training mode each forwa
   spread and read noise and compensated by one global factor; or additive Gaussian noise of
   `weight_noise_std` x max|W| with `device="gaussian"`. The gradient flows to the clean weight
   (the noise is a constant of the step);
-- quantises each input vector to `dac_bits` over its max|x| with a straight-through gradient
-  (a Conv2d's input over each sample's max|x|, a bound on aimc's per-patch scaling);
+- splits a Linear's (or Conv1D's) input into tiles of `max_in` rows (the evaluation's
+  `[tile] max_in`, default 512), as aimc maps the layer onto crossbars; each slice below is
+  scaled by its own max|x| and the slices' outputs add digitally (a Conv2d is one tile, its input
+  scaled over each sample's max|x|, a bound on aimc's per-patch scaling);
+- quantises each input slice to `dac_bits` over its max|x| with a straight-through gradient;
 - adds output noise of `output_noise` x max|x| per output (aihwkit's out_noise with abs-max noise
   management, aimc's `[periphery] out_noise`);
+- passes each output through the ADC, `adc_bits` over +-`out_bound` in units of max|x| (aimc's
+  `out_res_bits` and `out_bound`; aihwkit's out_res and out_bound with no bound management): the
+  rounding with a straight-through gradient, the clipping with its own (a clipped output passes
+  no gradient to its weights and inputs); the bias adds after it, digitally;
 - clips the weight to +-clip_sigma x std(W) first (after the previous optimiser step).
 
 In eval mode the layers compute in floating point. Draws are reproducible: layer i at step k uses
@@ -65,7 +72,7 @@ def _training_toml(device, t, noise_scale: float, weight_noise_std: float) -> st
 
 def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight_noise_std: float = 0.0,
             output_noise: float = 0.0, dac_bits: int = 0, clip_sigma: float = 0.0, periphery: dict | None = None,
-            seed: int = 0):
+            seed: int = 0, adc_bits: int = 0, out_bound: float = 0.0, max_in: int = 512):
     """Wraps every nn.Linear and nn.Conv2d of `model` (in place; returns it) so that training
     sees aimc's noise (see the module docstring). `device`: an aimc device model name ("pcm",
     "hermes", "hermes1", "simple", ...) or "gaussian" or "none", or a device table as an
@@ -73,20 +80,29 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     `aimc.from_aihwkit(rpu_config)["device"]`: training then sees the aihwkit configuration's noise
     model); `t`: drift to this time ("10y")
     after programming; `noise_scale`: multiplies the device model's noise. `periphery` may give
-    `out_noise` and `inp_res_bits` as in an experiment file's [periphery] (they set
-    `output_noise` and `dac_bits` when those are left at 0). Errors name the argument."""
+    `out_noise`, `inp_res_bits`, `out_res_bits` and `out_bound` as in an experiment file's
+    [periphery] (they set `output_noise`, `dac_bits`, `adc_bits` and `out_bound` when those are
+    left at 0). `max_in`: the crossbar rows of a tile. Errors name the argument."""
     if is_prepared(model):
         raise ValueError("prepare: the model is already prepared; call aimc.torch.unprepare(model) first")
     periphery = dict(periphery or {})
-    unknown = set(periphery) - {"out_noise", "inp_res_bits"}
+    unknown = set(periphery) - {"out_noise", "inp_res_bits", "out_res_bits", "out_bound"}
     if unknown:
-        raise ValueError(f"prepare: periphery takes out_noise and inp_res_bits; unknown {sorted(unknown)}")
+        raise ValueError(f"prepare: periphery takes out_noise, inp_res_bits, out_res_bits and out_bound; unknown {sorted(unknown)}")
     output_noise = float(output_noise or periphery.get("out_noise", 0.0))
     dac_bits = int(dac_bits or periphery.get("inp_res_bits", 0))
-    if output_noise < 0 or clip_sigma < 0 or noise_scale < 0:
-        raise ValueError("prepare: output_noise, clip_sigma and noise_scale must be >= 0")
+    adc_bits = int(adc_bits or periphery.get("out_res_bits", 0))
+    out_bound = float(out_bound or periphery.get("out_bound", 0.0))
+    if output_noise < 0 or clip_sigma < 0 or noise_scale < 0 or not out_bound >= 0:
+        raise ValueError("prepare: output_noise, clip_sigma, noise_scale and out_bound must be >= 0")
     if dac_bits == 1 or dac_bits > 24 or dac_bits < 0:
         raise ValueError(f"prepare: dac_bits = {dac_bits}; use 0 (no DAC) or 2..24")
+    if adc_bits == 1 or adc_bits > 24 or adc_bits < 0:
+        raise ValueError(f"prepare: adc_bits = {adc_bits}; use 0 (no ADC) or 2..24")
+    if adc_bits and not out_bound > 0:
+        raise ValueError(f"prepare: adc_bits = {adc_bits} needs the ADC's range: out_bound > 0 (in units of max|x|, the evaluation's periphery out_bound, e.g. 12)")
+    if int(max_in) < 1:
+        raise ValueError(f"prepare: max_in = {max_in}; give the crossbar rows of a tile, the evaluation's [tile] max_in (e.g. 512)")
     spec = None
     if device != "none":
         spec = _training_toml(device, t, noise_scale, weight_noise_std)
@@ -97,12 +113,16 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
             raise ValueError(f"prepare: {e}".replace("training.device.", "device.").replace("training.weight_noise_std", "weight_noise_std")
                              .replace("training.weight_noise_time", "t").replace("training.weight_noise", "device")) from None
     step_dac = (2.0 / ((1 << dac_bits) - 2)) if dac_bits else 0.0
+    # aimc's ADC grid: 2·out_bound / (2^bits − 2), the relative step rounded to f32 first as aimc
+    # (and aihwkit) round it.
+    step_adc = float(np.float32(np.float32(1.0 / ((1 << adc_bits) - 2)) * np.float32(2.0 * out_bound))) if adc_bits else 0.0
+    adc = (step_adc, out_bound)
     layers = [m for m in model.modules() if type(m).__name__ in _KINDS]
     if not layers:
         raise ValueError("prepare: the model has no nn.Linear, nn.Conv2d or Conv1D layer to put on crossbars")
     for i, m in enumerate(layers):
         m._aimc = {"index": i, "steps": 0, "forward": m.forward}
-        m.forward = _wrapped(m, spec, seed, step_dac, output_noise, float(clip_sigma))
+        m.forward = _wrapped(m, spec, seed, step_dac, output_noise, float(clip_sigma), adc, int(max_in))
     model._aimc_prepared = True
     return model
 
@@ -130,12 +150,48 @@ def unprepare(model):
     return model
 
 
+def _dac(x, amax, step: float):
+    """The DAC: `x` quantised over `amax` (its max|x|) with a straight-through gradient."""
+    if not step:
+        return x
+    safe = torch.where(amax > 0, amax, torch.ones_like(amax))
+    q = torch.clamp(torch.round(x / safe / step) * step, -1.0, 1.0) * safe
+    return x + (q - x).detach()
+
+
+def _out_noise(y, scale, output_noise: float):
+    """Output noise of `output_noise` x `scale` (max|x|) per output."""
+    if output_noise > 0:
+        return y + output_noise * scale * torch.randn_like(y)
+    return y
+
+
 def _clip_(w, k: float) -> None:
     bound = k * w.std(unbiased=False)
     w.clamp_(-bound, bound)
 
 
-def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: float):
+def _adc(y, scale, adc):
+    """The ADC on `y` (outputs without their bias) in units of `scale` (max|x|): the rounding
+    with a straight-through gradient, the clamp with its own (zero outside +-out_bound: a clipped
+    output's weights and inputs learn nothing from it, as in aimc's trainers); identity without
+    an ADC."""
+    step, bound = adc
+    if not (step or bound):
+        return y
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = y / safe
+    if step:
+        q = q + (torch.round(q / step) * step - q).detach()  # ties to even, as aimc's quant_out
+    if bound:
+        # Clipped: beyond the range after rounding (aimc's `saturated`); the top code itself
+        # passes its gradient.
+        clipped = q.detach().abs() > bound
+        q = torch.where(clipped, torch.clamp(q.detach(), -bound, bound), q)
+    return torch.where(scale > 0, q * safe, torch.zeros_like(q))
+
+
+def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: float, adc=(0.0, 0.0), max_in: int = 512):
     conv = type(m).__name__ == "Conv2d"
     # Hugging Face's Conv1D: y = x W + b with W [in, out]; the crossbar holds Wᵀ [out, in].
     conv1d = type(m).__name__ == "Conv1D"
@@ -161,20 +217,29 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: f
             w = w + delta
         if conv:
             amax = x.detach().abs().amax(dim=(1, 2, 3), keepdim=True)
-        else:
+            x = _dac(x, amax, step)
+            if not any(adc):
+                y = m._conv_forward(x, w, m.bias)
+                return _out_noise(y, amax.reshape(amax.shape[0], *([1] * (y.dim() - 1))), output_noise)
+            y = m._conv_forward(x, w, None)
+            scale = amax.reshape(amax.shape[0], *([1] * (y.dim() - 1)))
+            y = _adc(_out_noise(y, scale, output_noise), scale, adc)
+            return y if m.bias is None else y + m.bias.reshape(1, -1, *([1] * (y.dim() - 2)))
+        wt = w.t() if conv1d else w  # [out, in], as the crossbar holds it
+        n_in = x.shape[-1]
+        if n_in <= max_in and not any(adc):
             amax = x.detach().abs().amax(dim=-1, keepdim=True)
-        if step:
-            safe = torch.where(amax > 0, amax, torch.ones_like(amax))
-            q = torch.clamp(torch.round(x / safe / step) * step, -1.0, 1.0) * safe
-            x = x + (q - x).detach()
-        if conv:
-            y = m._conv_forward(x, w, m.bias)
-        else:
-            y = F.linear(x, w.t() if conv1d else w, m.bias)
-        if output_noise > 0:
-            scale = amax.reshape(amax.shape[0], *([1] * (y.dim() - 1))) if conv else amax
-            y = y + output_noise * scale * torch.randn_like(y)
-        return y
+            y = F.linear(_dac(x, amax, step), wt, m.bias)
+            return _out_noise(y, amax, output_noise)
+        # Tiles of max_in rows: each slice its own DAC scale, output noise and ADC; the slices'
+        # outputs and the bias add digitally.
+        y = None
+        for a in range(0, n_in, max_in):
+            xs = x[..., a:a + max_in]
+            amax = xs.detach().abs().amax(dim=-1, keepdim=True)
+            part = _adc(_out_noise(F.linear(_dac(xs, amax, step), wt[:, a:a + max_in]), amax, output_noise), amax, adc)
+            y = part if y is None else y + part
+        return y if m.bias is None else y + m.bias
 
     forward.clip_sigma = clip_sigma
     return forward

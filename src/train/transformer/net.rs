@@ -31,6 +31,10 @@ pub(super) struct LayerTrace<T> {
     /// denominators [heads, n].
     phi_q: Vec<T>,
     phi_k: Vec<T>,
+    /// Kernel: the feature projection's outputs h the ADC clipped, per query and key
+    /// [heads, n, m/2] (zero gradient).
+    clip_q: Vec<bool>,
+    clip_k: Vec<bool>,
     kv: Vec<T>,
     z: Vec<T>,
     den: Vec<T>,
@@ -46,6 +50,8 @@ pub(super) struct LayerTrace<T> {
     ff_act: Vec<T>,
     xhat2: Vec<T>,
     rstd2: Vec<T>,
+    /// The outputs the ADCs of Q/K/V, O and the FFN pair clipped.
+    clips: [ClipRows; 4],
 }
 
 /// The forward pass of one sequence.
@@ -58,9 +64,11 @@ pub(super) struct Trace<T> {
     c_pre: Vec<T>,
     c_act: Vec<T>,
     logits: Vec<T>,
-    /// The DAC's bits the forward pass quantised every crossbar input to (0: none): the backward
+    /// The outputs the ADCs of the classifier's two layers clipped.
+    clips: [ClipRows; 2],
+    /// The DAC the forward pass quantised every crossbar input with (0 bits: none): the backward
     /// pass quantises the same inputs again (deterministic) for the weight gradients.
-    dac: u32,
+    dac: Dac,
 }
 
 impl<T: Real> Net<T> {
@@ -127,15 +135,15 @@ impl<T: Real> Net<T> {
     /// [h, −h] + offset; the caller shifts them and takes exp.
     /// The projection is a crossbar like the other matrices: with hardware-aware training's DAC
     /// it multiplies the quantised slice ([`dac_rows`]), and its outputs h gain the output noise
-    /// (σ = output_noise · max|x̃|), while ‖x̃‖² is the digital norm of the slice itself, as the
+    /// (σ = output_noise · max|x̃|) and the ADC (in units of max|x̃|), while ‖x̃‖² is the digital norm of the slice itself, as the
     /// engine's `row_norms` reads it.
-    pub(super) fn features(&self, prep: &Prepared<T>, x: &[T], phi: &mut [T], inj: &mut Injector) {
+    pub(super) fn features(&self, prep: &Prepared<T>, x: &[T], phi: &mut [T], clip: &mut [bool], inj: &mut Injector) {
         let half = self.dims.features / 2;
         let s = T::of((self.dims.d_head() as f64).powf(-0.25));
         let mut sq = T::default();
         let (h, minus) = phi.split_at_mut(half);
         h.fill(T::default());
-        let xq = dac_rows(inj.cfg.dac_bits, x, x.len());
+        let xq = dac_rows(Dac::of(inj), x, x.len());
         // h = W x̃ as a sum over the inputs in order (W transposed, so the loop runs over rows).
         for (c, (&v, &vq)) in x.iter().zip(xq.iter()).enumerate() {
             let xs = v * s;
@@ -145,9 +153,12 @@ impl<T: Real> Net<T> {
                 *hr += xqs * w;
             }
         }
-        if inj.cfg.output_noise > 0.0 {
+        if inj.cfg.output_noise > 0.0 || inj.has_adc() {
             let scaled: Vec<T> = x.iter().map(|&v| v * s).collect();
             output_noise(inj, &scaled, x.len(), h, half);
+            if inj.has_adc() {
+                adc_rows(inj, &scaled, x.len(), h, half, clip);
+            }
         }
         let off = T::of(-0.5) * sq - T::of((self.dims.features as f64).sqrt().ln());
         for (hr, mr) in h.iter_mut().zip(minus.iter_mut()) {
@@ -156,8 +167,9 @@ impl<T: Real> Net<T> {
         }
     }
 
-    /// d φ → d x for one query or key (the exponent shift is a constant: see the module header).
-    pub(super) fn features_back(&self, x: &[T], phi: &[T], dphi: &[T], dx: &mut [T]) {
+    /// d φ → d x for one query or key (the exponent shift is a constant: see the module header);
+    /// an output h the ADC clipped (`clip`) passes no gradient.
+    pub(super) fn features_back(&self, x: &[T], phi: &[T], dphi: &[T], clip: &[bool], dx: &mut [T]) {
         let dh = self.dims.d_head();
         let half = self.dims.features / 2;
         let s = T::of((dh as f64).powf(-0.25));
@@ -169,6 +181,9 @@ impl<T: Real> Net<T> {
             dx[c] = -(doff * x[c] * s) * s;
         }
         for r in 0..half {
+            if clip.get(r) == Some(&true) {
+                continue;
+            }
             let dh_r = dphi[r] * phi[r] - dphi[half + r] * phi[half + r];
             for (dxc, &w) in dx.iter_mut().zip(&self.projection[r * dh..(r + 1) * dh]) {
                 *dxc += dh_r * w * s;
@@ -229,6 +244,8 @@ impl<T: Real> Net<T> {
                 let steps = if self.dims.lm { n } else { 1 };
                 lt.phi_q = vec![T::default(); heads * n * m];
                 lt.phi_k = vec![T::default(); heads * n * m];
+                lt.clip_q = vec![false; heads * n * m / 2];
+                lt.clip_k = vec![false; heads * n * m / 2];
                 lt.kv = vec![T::default(); heads * steps * m * dh];
                 lt.z = vec![T::default(); heads * steps * m];
                 lt.den = vec![T::default(); heads * n];
@@ -239,7 +256,8 @@ impl<T: Real> Net<T> {
                     let pk = &mut lt.phi_k[h * n * m..(h + 1) * n * m];
                     let mut mx = T::of(f64::NEG_INFINITY);
                     for j in 0..n {
-                        self.features(prep, &qkv[j * 3 * d + d + h * dh..][..dh], &mut pk[j * m..(j + 1) * m], inj);
+                        let ck = &mut lt.clip_k[(h * n + j) * m / 2..][..m / 2];
+                        self.features(prep, &qkv[j * 3 * d + d + h * dh..][..dh], &mut pk[j * m..(j + 1) * m], ck, inj);
                         for &a in &pk[j * m..(j + 1) * m] {
                             mx = max(mx, a);
                         }
@@ -286,7 +304,8 @@ impl<T: Real> Net<T> {
                         let at = if steps > 1 { i } else { 0 };
                         let (kv, z) = (&kv[at * m * dh..(at + 1) * m * dh], &z[at * m..(at + 1) * m]);
                         let pq = &mut lt.phi_q[(h * n + i) * m..][..m];
-                        self.features(prep, &qkv[i * 3 * d + h * dh..][..dh], pq, inj);
+                        let cq = &mut lt.clip_q[(h * n + i) * m / 2..][..m / 2];
+                        self.features(prep, &qkv[i * 3 * d + h * dh..][..dh], pq, cq, inj);
                         let mx = pq.iter().fold(T::of(f64::NEG_INFINITY), |a, &b| max(a, b));
                         for a in pq.iter_mut() {
                             *a = (*a - mx).exp();
@@ -423,7 +442,7 @@ impl<T: Real> Net<T> {
                 *o += pq[f] * g;
             }
         }
-        self.features_back(&qkv[i * 3 * d + h * dh..][..dh], pq, dphi, dx);
+        self.features_back(&qkv[i * 3 * d + h * dh..][..dh], pq, dphi, &lt.clip_q[(h * n + i) * m / 2..][..m / 2], dx);
         for (o, &g) in dqkv[i * 3 * d + h * dh..][..dh].iter_mut().zip(dx.iter()) {
             *o += g;
         }
@@ -448,7 +467,7 @@ impl<T: Real> Net<T> {
                 *o += pk[f] * g;
             }
         }
-        self.features_back(&qkv[j * 3 * d + d + h * dh..][..dh], pk, dphi, dx);
+        self.features_back(&qkv[j * 3 * d + d + h * dh..][..dh], pk, dphi, &lt.clip_k[(h * n + j) * m / 2..][..m / 2], dx);
         for (o, &g) in dqkv[j * 3 * d + d + h * dh..][..dh].iter_mut().zip(dx.iter()) {
             *o += g;
         }
@@ -461,8 +480,8 @@ impl<T: Real> Net<T> {
         assert!(n >= 1 && n <= dims.max_len, "sequence of {n} tokens; the model has {} positions", dims.max_len);
         let p = &self.params;
         let zeros = |len: usize| vec![T::default(); len];
-        // Hardware-aware training's DAC on every crossbar input (0: none).
-        let dac = inj.cfg.dac_bits;
+        // Hardware-aware training's DAC on every crossbar input (0 bits: none).
+        let dac = Dac::of(inj);
         let scale = T::of((d as f64).sqrt());
         let mut e = zeros(n * d);
         for (t, &tok) in tokens.iter().enumerate() {
@@ -480,6 +499,8 @@ impl<T: Real> Net<T> {
                 probs: vec![],
                 phi_q: vec![],
                 phi_k: vec![],
+                clip_q: vec![],
+                clip_k: vec![],
                 kv: vec![],
                 z: vec![],
                 den: vec![],
@@ -492,25 +513,22 @@ impl<T: Real> Net<T> {
                 ff_act: zeros(n * ff),
                 xhat2: zeros(n * d),
                 rstd2: zeros(n),
+                clips: Default::default(),
                 x,
             };
-            linear(&dac_rows(dac, &lt.x, d), d, &prep.in_proj, None, 3 * d, &mut lt.qkv);
-            output_noise(inj, &lt.x, d, &mut lt.qkv, 3 * d);
+            crossbar_linear(inj, &lt.x, d, &prep.in_proj, None, 3 * d, &mut lt.qkv, &mut lt.clips[0]);
             self.attention_forward(prep, n, &mut lt, inj);
             let mut r = zeros(n * d);
-            linear(&dac_rows(dac, &lt.att, d), d, &prep.out_proj, Some(&p[OUT_PROJ_B]), d, &mut r);
-            output_noise(inj, &lt.att, d, &mut r, d);
+            crossbar_linear(inj, &lt.att, d, &prep.out_proj, Some(&p[OUT_PROJ_B]), d, &mut r, &mut lt.clips[1]);
             for (r, &xi) in r.iter_mut().zip(&lt.x) {
                 *r += xi;
             }
             layer_norm(&r, d, &p[NORM1_W], &p[NORM1_B], &mut lt.y1, &mut lt.xhat1, &mut lt.rstd1);
-            linear(&dac_rows(dac, &lt.y1, d), d, &prep.linear1, Some(&p[LINEAR1_B]), ff, &mut lt.ff_pre);
-            output_noise(inj, &lt.y1, d, &mut lt.ff_pre, ff);
+            crossbar_linear(inj, &lt.y1, d, &prep.linear1, Some(&p[LINEAR1_B]), ff, &mut lt.ff_pre, &mut lt.clips[2]);
             for (a, &v) in lt.ff_act.iter_mut().zip(&lt.ff_pre) {
                 *a = gelu(v);
             }
-            linear(&dac_rows(dac, &lt.ff_act, ff), ff, &prep.linear2, Some(&p[LINEAR2_B]), d, &mut r);
-            output_noise(inj, &lt.ff_act, ff, &mut r, d);
+            crossbar_linear(inj, &lt.ff_act, ff, &prep.linear2, Some(&p[LINEAR2_B]), d, &mut r, &mut lt.clips[3]);
             for (r, &y) in r.iter_mut().zip(&lt.y1) {
                 *r += y;
             }
@@ -534,20 +552,21 @@ impl<T: Real> Net<T> {
             (pool, 1)
         };
         let mut c_pre = zeros(rows * dims.hidden);
-        linear(&dac_rows(dac, &pool, d), d, &transpose(&p[CLS0_W], dims.hidden, d), Some(&p[CLS0_B]), dims.hidden, &mut c_pre);
-        output_noise(inj, &pool, d, &mut c_pre, dims.hidden);
+        let mut clips: [ClipRows; 2] = Default::default();
+        crossbar_linear(inj, &pool, d, &transpose(&p[CLS0_W], dims.hidden, d), Some(&p[CLS0_B]), dims.hidden, &mut c_pre, &mut clips[0]);
         let c_act: Vec<T> = c_pre.iter().map(|&v| gelu(v)).collect();
         let mut logits = zeros(rows * dims.classes);
-        linear(
-            &dac_rows(dac, &c_act, dims.hidden),
+        crossbar_linear(
+            inj,
+            &c_act,
             dims.hidden,
             &transpose(&p[CLS2_W], dims.classes, dims.hidden),
             Some(&p[CLS2_B]),
             dims.classes,
             &mut logits,
+            &mut clips[1],
         );
-        output_noise(inj, &c_act, dims.hidden, &mut logits, dims.classes);
-        Trace { n, xhat0, rstd0, layers, pool, c_pre, c_act, logits, dac }
+        Trace { n, xhat0, rstd0, layers, pool, c_pre, c_act, logits, clips, dac }
     }
 
     /// Adds `scale ×` the gradient of the trace's cross-entropy for `label` to `g`; returns the loss.
@@ -604,7 +623,7 @@ impl<T: Real> Net<T> {
         let mut dc_act = zeros(rows * dims.hidden);
         {
             let (gw, rest) = g[CLS2_W..].split_at_mut(1);
-            linear_back(
+            crossbar_back(
                 &dac_rows(tr.dac, &tr.c_act, dims.hidden),
                 dims.hidden,
                 &p[CLS2_W],
@@ -613,13 +632,14 @@ impl<T: Real> Net<T> {
                 &mut gw[0],
                 Some(&mut rest[0]),
                 Some(&mut dc_act),
+                &tr.clips[1],
             );
         }
         let dc_pre: Vec<T> = dc_act.iter().zip(&tr.c_pre).map(|(&a, &v)| a * gelu_deriv(v)).collect();
         let mut dpool = zeros(rows * d);
         {
             let (gw, rest) = g[CLS0_W..].split_at_mut(1);
-            linear_back(&dac_rows(tr.dac, &tr.pool, d), d, &p[CLS0_W], &dc_pre, dims.hidden, &mut gw[0], Some(&mut rest[0]), Some(&mut dpool));
+            crossbar_back(&dac_rows(tr.dac, &tr.pool, d), d, &p[CLS0_W], &dc_pre, dims.hidden, &mut gw[0], Some(&mut rest[0]), Some(&mut dpool), &tr.clips[0]);
         }
         let inv_n = T::of(1.0 / n as f64);
         let mut dx: Vec<T> = if dims.token_head() { dpool } else { (0..n * d).map(|i| dpool[i % d] * inv_n).collect() };
@@ -633,7 +653,17 @@ impl<T: Real> Net<T> {
             let mut dff_act = zeros(n * ff);
             {
                 let (a, b) = g.split_at_mut(LINEAR2_B);
-                linear_back(&dac_rows(tr.dac, &lt.ff_act, ff), ff, &p[LINEAR2_W], &dr2, d, &mut a[LINEAR2_W], Some(&mut b[0]), Some(&mut dff_act));
+                crossbar_back(
+                    &dac_rows(tr.dac, &lt.ff_act, ff),
+                    ff,
+                    &p[LINEAR2_W],
+                    &dr2,
+                    d,
+                    &mut a[LINEAR2_W],
+                    Some(&mut b[0]),
+                    Some(&mut dff_act),
+                    &lt.clips[3],
+                );
             }
             for (a, &v) in dff_act.iter_mut().zip(&lt.ff_pre) {
                 *a *= gelu_deriv(v);
@@ -641,7 +671,7 @@ impl<T: Real> Net<T> {
             let mut dy1 = dr2;
             {
                 let (a, b) = g.split_at_mut(LINEAR1_B);
-                linear_back(&dac_rows(tr.dac, &lt.y1, d), d, &p[LINEAR1_W], &dff_act, ff, &mut a[LINEAR1_W], Some(&mut b[0]), Some(&mut dy1));
+                crossbar_back(&dac_rows(tr.dac, &lt.y1, d), d, &p[LINEAR1_W], &dff_act, ff, &mut a[LINEAR1_W], Some(&mut b[0]), Some(&mut dy1), &lt.clips[2]);
             }
             // y1 = LN1(r1), r1 = x + out_proj(att).
             let mut dr1 = zeros(n * d);
@@ -652,12 +682,12 @@ impl<T: Real> Net<T> {
             let mut datt = zeros(n * d);
             {
                 let (a, b) = g.split_at_mut(OUT_PROJ_B);
-                linear_back(&dac_rows(tr.dac, &lt.att, d), d, &p[OUT_PROJ_W], &dr1, d, &mut a[OUT_PROJ_W], Some(&mut b[0]), Some(&mut datt));
+                crossbar_back(&dac_rows(tr.dac, &lt.att, d), d, &p[OUT_PROJ_W], &dr1, d, &mut a[OUT_PROJ_W], Some(&mut b[0]), Some(&mut datt), &lt.clips[1]);
             }
             let mut dqkv = zeros(n * 3 * d);
             self.attention_back(n, lt, &datt, &mut dqkv);
             let mut dxin = dr1;
-            linear_back(&dac_rows(tr.dac, &lt.x, d), d, &p[IN_PROJ], &dqkv, 3 * d, &mut g[IN_PROJ], None, Some(&mut dxin));
+            crossbar_back(&dac_rows(tr.dac, &lt.x, d), d, &p[IN_PROJ], &dqkv, 3 * d, &mut g[IN_PROJ], None, Some(&mut dxin), &lt.clips[0]);
             dx = dxin;
         }
         let mut de = zeros(n * d);
@@ -772,12 +802,12 @@ mod tests {
         let net: Net<f64> = Net::init(dims, Attention::Kernel, &mut Pcg64Mcg::seed_from_u64(2));
         let prep = net.prepare();
         let x = [0.9, -0.31, 0.05, -1.7];
-        let q = dac_rows(3, &x, 4).into_owned();
+        let q = dac_rows(Dac { bits: 3, max_in: 512 }, &x, 4).into_owned();
         let (mut with, mut on_q, mut plain) = ([0.0; 6], [0.0; 6], [0.0; 6]);
         let mut dac = Injector::new(&TrainingConfig { dac_bits: 3, ..TrainingConfig::default() }, 0);
-        net.features(&prep, &x, &mut with, &mut dac);
-        net.features(&prep, &q, &mut on_q, &mut Injector::off());
-        net.features(&prep, &x, &mut plain, &mut Injector::off());
+        net.features(&prep, &x, &mut with, &mut [false; 3], &mut dac);
+        net.features(&prep, &q, &mut on_q, &mut [false; 3], &mut Injector::off());
+        net.features(&prep, &x, &mut plain, &mut [false; 3], &mut Injector::off());
         // φ's exponents are [h + off, −h + off].
         let h = |phi: &[f64; 6], r: usize| (phi[r] - phi[3 + r]) / 2.0;
         let off = |phi: &[f64; 6]| (phi[0] + phi[3]) / 2.0;
@@ -792,7 +822,7 @@ mod tests {
         let (mut sum, mut sum_sq, draws) = (0.0, 0.0, 3000);
         for _ in 0..draws / 3 {
             let mut phi = [0.0; 6];
-            net.features(&prep, &x, &mut phi, &mut noisy);
+            net.features(&prep, &x, &mut phi, &mut [false; 3], &mut noisy);
             assert!((off(&phi) - off(&plain)).abs() < 1e-12);
             for r in 0..3 {
                 let z = (h(&phi, r) - h(&plain, r)) / sigma;
@@ -803,5 +833,19 @@ mod tests {
         let (mean, var) = (sum / draws as f64, sum_sq / draws as f64 - (sum / draws as f64).powi(2));
         // 3000 standard normals: the mean's sd is 0.018 and the variance's 0.026; 6 sd apart.
         assert!(mean.abs() < 0.11 && (var - 1.0).abs() < 0.16, "output noise on h: mean {mean}, variance {var} in units of σ");
+        // The ADC: every h on the grid of 2·out_bound/(2^bits − 2) in units of max|x̃| (scaled),
+        // clipped at ±out_bound of it; the norm term untouched.
+        let cfg = TrainingConfig { adc_bits: 4, out_bound: 0.5, ..TrainingConfig::default() };
+        let (step, alpha) = (crate::crossbar::step(4, 0.5) as f32 as f64, 1.7 * 4f64.powf(-0.25));
+        let mut phi = [0.0; 6];
+        net.features(&prep, &x, &mut phi, &mut [false; 3], &mut Injector::new(&cfg, 0));
+        assert!((off(&phi) - off(&plain)).abs() < 1e-12);
+        for r in 0..3 {
+            let k = h(&phi, r) / alpha / step;
+            assert!((k - k.round()).abs() < 1e-5 && k.abs() <= 0.5 / step + 1e-5, "feature {r}: {k} steps");
+            let want = (h(&plain, r) / alpha / step).round().clamp(-0.5 / step, 0.5 / step);
+            assert!((k - want).abs() < 1e-5, "feature {r}: {k} steps, the ADC of {want}");
+        }
+        assert!((0..3).any(|r| (h(&phi, r) - h(&plain, r)).abs() > 1e-3), "the ADC changes h");
     }
 }

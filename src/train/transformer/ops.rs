@@ -24,26 +24,43 @@ pub(super) fn linear<T: Real>(x: &[T], d_in: usize, wt: &[T], b: Option<&[T]>, d
     }
 }
 
-/// Hardware-aware training's DAC on the rows of `x` [n, d_in] (`bits`; 0: none, `x` itself):
-/// each row quantised over its own max|x| to steps of 2/(2^bits − 2) of the unit range, by the
-/// same operations as [`Injector::dac`] (aihwkit's abs-max noise management). The forward pass
-/// multiplies the quantised rows; the backward pass takes them again for the weight gradient and
-/// passes the input gradient straight through (the quantiser's derivative taken as 1).
-pub(super) fn dac_rows<T: Real>(bits: u32, x: &[T], d_in: usize) -> Cow<'_, [T]> {
-    if bits == 0 || d_in == 0 {
+/// Hardware-aware training's DAC: its bits (0: none) and the tile height that splits a row into
+/// slices, each quantised over its own max|x| (the engine's per-tile abs-max scaling).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Dac {
+    pub bits: u32,
+    pub max_in: usize,
+}
+
+impl Dac {
+    pub fn of(inj: &Injector) -> Dac {
+        Dac { bits: inj.cfg.dac_bits, max_in: inj.cfg.max_in.max(1) }
+    }
+}
+
+/// Hardware-aware training's DAC on the rows of `x` [n, d_in] (`dac.bits` 0: none, `x` itself):
+/// each tile slice of a row (`dac.max_in` values) quantised over its own max|x| to steps of
+/// 2/(2^bits − 2) of the unit range, by the same operations as [`Injector::dac`] (aihwkit's
+/// abs-max noise management). The forward pass multiplies the quantised rows; the backward pass
+/// takes them again for the weight gradient and passes the input gradient straight through (the
+/// quantiser's derivative taken as 1).
+pub(super) fn dac_rows<T: Real>(dac: Dac, x: &[T], d_in: usize) -> Cow<'_, [T]> {
+    if dac.bits == 0 || d_in == 0 {
         return Cow::Borrowed(x);
     }
-    let step = T::of(crate::crossbar::step(bits, 1.0) as f32 as f64);
+    let step = T::of(crate::crossbar::step(dac.bits, 1.0) as f32 as f64);
     let (lo, hi) = (T::of(-1.0), T::of(1.0));
     let mut q = x.to_vec();
     for row in q.chunks_exact_mut(d_in) {
-        let amax = row.iter().fold(T::default(), |m, &v| max(m, max(v, -v)));
-        if amax == T::default() {
-            continue;
-        }
-        for v in row.iter_mut() {
-            let level = (*v / amax / step).round() * step;
-            *v = max(lo, if level > hi { hi } else { level }) * amax;
+        for slice in row.chunks_mut(dac.max_in) {
+            let amax = slice.iter().fold(T::default(), |m, &v| max(m, max(v, -v)));
+            if amax == T::default() {
+                continue;
+            }
+            for v in slice.iter_mut() {
+                let level = (*v / amax / step).round() * step;
+                *v = max(lo, if level > hi { hi } else { level }) * amax;
+            }
         }
     }
     Cow::Owned(q)
@@ -56,11 +73,122 @@ pub(super) fn output_noise<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, y:
         return;
     }
     for (xt, yt) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)) {
-        let xmax = xt.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs())) as f32;
+        let xmax = row_max(xt);
         let mut y32: Vec<f32> = yt.iter().map(|v| v.to_f64() as f32).collect();
         inj.output_noise(&mut y32, xmax);
         for (a, b) in yt.iter_mut().zip(y32) {
             *a = T::of(b as f64);
+        }
+    }
+}
+
+/// max|x| of one row, as an f32 (the scale output noise and the ADC take).
+fn row_max<T: Real>(xt: &[T]) -> f32 {
+    xt.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs())) as f32
+}
+
+/// Hardware-aware training's ADC on the rows of a tile's output `y` [n, d_out] whose input slice
+/// was `x` [n, d_in]: each output, in units of the slice's max|x|, through
+/// [`Injector::adc_clipped`]; `clip` [n, d_out] marks the outputs the clamp acted on.
+pub(super) fn adc_rows<T: Real>(inj: &Injector, x: &[T], d_in: usize, y: &mut [T], d_out: usize, clip: &mut [bool]) {
+    for ((xt, yt), ct) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)).zip(clip.chunks_exact_mut(d_out)) {
+        let a = row_max(xt);
+        for (v, c) in yt.iter_mut().zip(ct) {
+            let (q, clipped) = if a > 0.0 { inj.adc_clipped((v.to_f64() / a as f64) as f32) } else { (0.0, false) };
+            *v = T::of(q as f64 * a as f64);
+            *c = clipped;
+        }
+    }
+}
+
+/// The outputs the ADCs of one [`crossbar_linear`] clipped: per tile, per row and output
+/// ([tiles][n, d_out]); empty when none was. Their gradient is zero (the clamp's derivative):
+/// [`crossbar_back`] passes the others straight through the rounding.
+#[derive(Clone, Debug, Default)]
+pub(super) struct ClipRows {
+    max_in: usize,
+    flags: Vec<bool>,
+}
+
+/// One crossbar matrix of the training transformer, `y[t] = b + W x[t]` for every row (W given
+/// transposed, [d_in, d_out]), through hardware-aware training's periphery as
+/// [`Injector::crossbar`] models it: the input split into tiles of `max_in` rows, each slice
+/// quantised by the DAC over its own max|x|, multiplied, given output noise and passed through
+/// the ADC in units of that max; the slices' outputs and the bias add digitally; `clip` records
+/// what the ADC clipped. With one tile and no ADC this is [`linear`] of [`dac_rows`] and
+/// [`output_noise`], the same operations.
+pub(super) fn crossbar_linear<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, wt: &[T], b: Option<&[T]>, d_out: usize, y: &mut [T], clip: &mut ClipRows) {
+    let dac = Dac::of(inj);
+    clip.max_in = dac.max_in;
+    clip.flags.clear();
+    if d_in <= dac.max_in && !inj.has_adc() {
+        linear(&dac_rows(dac, x, d_in), d_in, wt, b, d_out, y);
+        output_noise(inj, x, d_in, y, d_out);
+        return;
+    }
+    for yt in y.chunks_exact_mut(d_out) {
+        match b {
+            Some(b) => yt.copy_from_slice(b),
+            None => yt.fill(T::default()),
+        }
+    }
+    let tiles: Vec<_> = inj.tiles(d_in).collect();
+    let mut part = vec![T::default(); y.len()];
+    let mut flags = vec![false; if inj.has_adc() { tiles.len() * y.len() } else { 0 }];
+    for (t, r) in tiles.into_iter().enumerate() {
+        let w = r.len();
+        let xs: Vec<T> = x.chunks_exact(d_in).flat_map(|xt| xt[r.clone()].iter().copied()).collect();
+        linear(&dac_rows(dac, &xs, w), w, &wt[r.start * d_out..r.end * d_out], None, d_out, &mut part);
+        output_noise(inj, &xs, w, &mut part, d_out);
+        if inj.has_adc() {
+            adc_rows(inj, &xs, w, &mut part, d_out, &mut flags[t * y.len()..(t + 1) * y.len()]);
+        }
+        for (a, &v) in y.iter_mut().zip(&part) {
+            *a += v;
+        }
+    }
+    if flags.contains(&true) {
+        clip.flags = flags;
+    }
+}
+
+/// Backward of [`crossbar_linear`] (W [d_out, d_in], `xq` the quantised input the forward pass
+/// multiplied): [`linear_back`], but a clipped output passes its gradient to the bias alone.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn crossbar_back<T: Real>(
+    xq: &[T],
+    d_in: usize,
+    w: &[T],
+    dy: &[T],
+    d_out: usize,
+    gw: &mut [T],
+    mut gb: Option<&mut [T]>,
+    mut dx: Option<&mut [T]>,
+    clip: &ClipRows,
+) {
+    if clip.flags.is_empty() {
+        return linear_back(xq, d_in, w, dy, d_out, gw, gb, dx);
+    }
+    let per_tile = dy.len();
+    for (t, (xt, dyt)) in xq.chunks_exact(d_in).zip(dy.chunks_exact(d_out)).enumerate() {
+        for (o, &g) in dyt.iter().enumerate() {
+            if let Some(gb) = gb.as_deref_mut() {
+                gb[o] += g;
+            }
+            for (tile, a) in (0..d_in).step_by(clip.max_in).enumerate() {
+                if clip.flags[tile * per_tile + t * d_out + o] {
+                    continue;
+                }
+                let r = a..(a + clip.max_in).min(d_in);
+                for (gwk, &xk) in gw[o * d_in + r.start..o * d_in + r.end].iter_mut().zip(&xt[r.clone()]) {
+                    *gwk += g * xk;
+                }
+                if let Some(dx) = dx.as_deref_mut() {
+                    for (dxk, &wk) in dx[t * d_in + r.start..t * d_in + r.end].iter_mut().zip(&w[o * d_in + r.start..o * d_in + r.end]) {
+                        *dxk += g * wk;
+                    }
+                }
+            }
         }
     }
 }
@@ -149,7 +277,7 @@ mod tests {
         let x: Vec<f32> = (0..24).map(|i| ((i * 37 % 23) as f32 - 11.3) * 0.173).chain([0.0; 8]).collect();
         for bits in [2, 3, 7, 12] {
             let inj = Injector::new(&TrainingConfig { dac_bits: bits, ..TrainingConfig::default() }, 0);
-            let q = dac_rows(bits, &x, 8);
+            let q = dac_rows(Dac { bits, max_in: 512 }, &x, 8);
             for (row, qrow) in x.chunks(8).zip(q.chunks(8)) {
                 let mut want = row.to_vec();
                 inj.dac(&mut want);
@@ -157,6 +285,52 @@ mod tests {
             }
             assert!(q[..24] != x[..24], "{bits} bits change the rows");
         }
-        assert!(matches!(dac_rows(0, &x, 8), Cow::Borrowed(_)));
+        assert!(matches!(dac_rows(Dac { bits: 0, max_in: 512 }, &x, 8), Cow::Borrowed(_)));
+        // Tiles of 3 rows: each slice of a row is quantised as its own vector.
+        let q = dac_rows(Dac { bits: 3, max_in: 3 }, &x, 8);
+        let inj = Injector::new(&TrainingConfig { dac_bits: 3, ..TrainingConfig::default() }, 0);
+        for (row, qrow) in x.chunks(8).zip(q.chunks(8)) {
+            for (slice, qslice) in row.chunks(3).zip(qrow.chunks(3)) {
+                let mut want = slice.to_vec();
+                inj.dac(&mut want);
+                assert_eq!(want, qslice);
+            }
+        }
+    }
+
+    /// The transformer's crossbar is the other trainers' [`Injector::crossbar`]: with an ADC and
+    /// tiles (no DAC, no output noise, where both take the same scales) every row's outputs are
+    /// the same f32 values; with one tile and no ADC it is the DAC'd [`linear`] and its noise.
+    #[test]
+    fn crossbar_linear_is_the_injectors_crossbar() {
+        let (d_in, d_out, n) = (7, 3, 2);
+        let x: Vec<f32> = (0..n * d_in).map(|i| ((i * 29 % 17) as f32 - 8.1) * 0.21).collect();
+        let w: Vec<f32> = (0..d_out * d_in).map(|i| ((i * 13 % 11) as f32 - 5.2) * 0.31).collect();
+        let b = [0.5f32, -0.25, 0.125];
+        let wt = transpose(&w, d_out, d_in);
+        for max_in in [3, 7] {
+            let cfg = TrainingConfig { adc_bits: 5, out_bound: 1.5, max_in, ..TrainingConfig::default() };
+            let mut y = vec![0.0f32; n * d_out];
+            crossbar_linear(&mut Injector::new(&cfg, 0), &x, d_in, &wt, Some(&b), d_out, &mut y, &mut ClipRows::default());
+            for (xt, yt) in x.chunks(d_in).zip(y.chunks(d_out)) {
+                let (mut xq, mut want) = (vec![0.0; d_in], vec![0.0; d_out]);
+                Injector::new(&cfg, 0).crossbar(&w, xt, Some(&b), &mut xq, &mut want, &mut crate::train::hwa::Clipped::default());
+                assert_eq!(yt, &want[..], "max_in {max_in}");
+            }
+            let plain = {
+                let mut p = vec![0.0f32; n * d_out];
+                linear(&x, d_in, &wt, Some(&b), d_out, &mut p);
+                p
+            };
+            assert!(y != plain, "the ADC changes the outputs");
+        }
+        let cfg = TrainingConfig { dac_bits: 4, output_noise: 0.1, ..TrainingConfig::default() };
+        let mut y = vec![0.0f32; n * d_out];
+        crossbar_linear(&mut Injector::new(&cfg, 5), &x, d_in, &wt, Some(&b), d_out, &mut y, &mut ClipRows::default());
+        let mut want = vec![0.0f32; n * d_out];
+        let mut inj = Injector::new(&cfg, 5);
+        linear(&dac_rows(Dac::of(&inj), &x, d_in), d_in, &wt, Some(&b), d_out, &mut want);
+        output_noise(&mut inj, &x, d_in, &mut want, d_out);
+        assert_eq!(y, want);
     }
 }

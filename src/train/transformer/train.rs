@@ -166,6 +166,14 @@ pub fn train_transformer_hwa(
     mut epoch_done: impl FnMut(usize, f64),
 ) -> Result<Net<f32>, TrainError> {
     assert!(!train.is_empty() && cfg.batch_size > 0, "bad training configuration {cfg:?}");
+    if cfg.attention == Attention::Kernel && hwa.max_in < cfg.dims.d_head() {
+        return Err(TrainError::Training(format!(
+            "training.max_in = {}: the kernel feature projection reads one head's {} values as one tile; set max_in >= {}",
+            hwa.max_in,
+            cfg.dims.d_head(),
+            cfg.dims.d_head()
+        )));
+    }
     let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
     let mut net: Net<f32> = Net::init(cfg.dims, cfg.attention, &mut rng);
     if let Some(path) = &hwa.init {

@@ -847,5 +847,22 @@ mod tests {
             assert!((k - want).abs() < 1e-5, "feature {r}: {k} steps, the ADC of {want}");
         }
         assert!((0..3).any(|r| (h(&phi, r) - h(&plain, r)).abs() > 1e-3), "the ADC changes h");
+        // Backward: a clipped h passes no gradient to x̃; the norm term's always does.
+        let dphi = [0.3, -0.7, 0.2, 0.5, 0.1, -0.4];
+        let dx = |clip: [bool; 3]| {
+            let mut dx = [0.0; 4];
+            net.features_back(&x, &plain, &dphi, &clip, &mut dx);
+            dx
+        };
+        let s = 4f64.powf(-0.25);
+        let doff: f64 = dphi.iter().zip(&plain).map(|(a, b)| a * b).sum();
+        let norm_only: Vec<f64> = x.iter().map(|&xc| -(doff * xc * s) * s).collect();
+        assert_eq!(dx([true; 3]).to_vec(), norm_only);
+        let (none, one) = (dx([false; 3]), dx([false, true, false]));
+        let w1: Vec<f64> = net.projection[4..8].to_vec();
+        let dh1 = dphi[1] * plain[1] - dphi[4] * plain[4];
+        for c in 0..4 {
+            assert!((none[c] - one[c] - dh1 * w1[c] * s).abs() < 1e-12, "input {c}: the clipped feature's term is gone");
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! (`digits_cnn.safetensors`) and [`moe`] (`digits_moe.safetensors`); and of the shipped
 //! transformers, [`transformer`] (`listops_transformer_*.safetensors`,
 //! `digits_seq_transformer.safetensors`, the causal `cicero_lm.safetensors`) with its sequence
-//! data [`listops`] and [`text`].
+//! data [`listops`] and [`text`]. Every trainer takes hardware-aware training's `[training]`
+//! section ([`hwa`]), whose crossbar periphery is [`periphery`].
 //!
 //! This module owns what the three share: the digits data (parsed into the workloads'
 //! [`Dataset`]) and its fixed train/test split, the activations' derivatives, the seeded
@@ -28,6 +29,7 @@ pub mod kvqa;
 pub mod listops;
 pub mod mlp;
 pub mod moe;
+pub mod periphery;
 pub mod text;
 pub mod transformer;
 

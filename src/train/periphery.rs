@@ -71,8 +71,8 @@ impl Injector {
             for (t, (r, &a)) in tiles.iter().zip(&alpha).enumerate() {
                 if adc {
                     let mut p = 0.0f32;
-                    for k in r.clone() {
-                        p += wo[k] * xq[k];
+                    for (&wk, &xk) in wo[r.clone()].iter().zip(&xq[r.clone()]) {
+                        p += wk * xk;
                     }
                     if noise > 0.0 && a > 0.0 {
                         p = (p as f64 + noise * a as f64 * self.normal()) as f32;
@@ -85,8 +85,8 @@ impl Injector {
                         acc += q * a;
                     }
                 } else {
-                    for k in r.clone() {
-                        acc += wo[k] * xq[k];
+                    for (&wk, &xk) in wo[r.clone()].iter().zip(&xq[r.clone()]) {
+                        acc += wk * xk;
                     }
                     if noise > 0.0 && a > 0.0 {
                         acc = (acc as f64 + noise * a as f64 * self.normal()) as f32;

@@ -174,17 +174,21 @@ def test_the_adc_and_tiles_follow_aimcs_periphery():
         at.prepare(lin, device="none", adc_bits=4)
     with pytest.raises(ValueError, match="max_in = 0"):
         at.prepare(lin, device="none", max_in=0)
-    # aimc's crossbar test case (src/train/hwa.rs): a 4-bit ADC over +-2, tiles of 3 rows. Tile
-    # sums in units of their slice's max|x|: 9.9/4 saturates at 2 (x 4); 0.002/0.03 rounds to 0;
-    # 1.8/0.9 = 2 is the top code (x 0.9); the bias adds after the ADC.
+    # aimc's crossbar test case (src/train/periphery.rs): a 4-bit ADC over +-2, tiles of at most
+    # 3 rows, so 7 inputs split 3, 2, 2. Tile sums in units of their slice's max|x|: 9.9/4
+    # saturates at 2 (x 4); -0.02/0.03 rounds to -2 steps (x 0.03); 1.822/0.9 rounds to the top
+    # code 2 (x 0.9); the bias adds after the ADC.
     at.prepare(lin, device="none", periphery={"out_res_bits": 4, "out_bound": 2.0}, max_in=3)
     lin.train()
     y = lin(x)
-    want = torch.tensor([0.5, -0.25, 0.125]) + 2.0 * 4.0 + 2.0 * 0.9
+    want = torch.tensor([0.5, -0.25, 0.125]) + 2.0 * 4.0 - 2.0 * (4.0 / 14.0) * 0.03 + 2.0 * 0.9
     assert torch.allclose(y.detach()[0], want, atol=1e-5), y
     y.sum().backward()
     # Straight through the rounding, zero through the clamp: the first tile's outputs are
     # clipped, so its inputs get no gradient; the others get the sum of their weight columns.
+    # Too with 768 inputs on 512-row tiles: two slices of 384.
+    from aimc.torch import _tiles
+    assert list(_tiles(768, 512)) == [(0, 384), (384, 768)] and list(_tiles(7, 3)) == [(0, 3), (3, 5), (5, 7)]
     assert torch.allclose(x.grad, torch.tensor([[0.0, 0.0, 0.0, 6.0, 6.0, 6.0, 6.0]])), x.grad
     assert torch.allclose(lin.bias.grad, torch.ones(3))
     at.unprepare(lin)

@@ -80,7 +80,8 @@ pub struct TrainingConfig {
     /// units of its input slice's max|x| (0: no clipping).
     pub out_bound: f64,
     /// Crossbar rows of a tile (the evaluation's `[tile] max_in`): a layer with more inputs is
-    /// split into slices of this many, each with its own DAC scale, output noise and ADC.
+    /// split evenly over ⌈n / max_in⌉ tiles, as the engine maps it, each slice with its own DAC
+    /// scale, output noise and ADC.
     pub max_in: usize,
     /// Clip every trained crossbar matrix to ±clip_sigma·std(W) after each update (0: none).
     pub clip_sigma: f64,

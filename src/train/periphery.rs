@@ -1,14 +1,28 @@
 //! The crossbar periphery of hardware-aware training's forward pass (`src/train/hwa.rs`): one
 //! MVM as the evaluation's tiles compute it (the engine's `dac`, `mvm` epilogue and tile split;
 //! aihwkit's forward `IOParameters` with abs-max noise management, ω = 0 and no bound
-//! management): a layer's input split into tiles of `max_in` rows, each slice quantised by the
+//! management): a layer's input split evenly over tiles of at most `max_in` rows, each slice quantised by the
 //! DAC over its own max|x| (Δ = 2/(2^bits − 2)), multiplied, given output noise σ = out_noise·α
 //! and passed through the ADC (steps 2·out_bound/(2^bits − 2), clipped at ±out_bound, both in
 //! units of α = max|x̂|), the slices' outputs and the bias added digitally. The backward pass
 //! takes the rounding's gradient as 1 (straight-through) and a clipped output's as 0 (the
 //! clamp's derivative), which [`Clipped`] records per tile output.
 
+use std::ops::Range;
+
 use super::hwa::{abs_max, Injector};
+use crate::crossbar::{split_len, split_start};
+
+/// The input slices of a layer with `n_in` inputs on tiles of at most `max_in` rows, as the
+/// engine maps it (`crossbar::MappedMatrix`): ⌈n_in / max_in⌉ tiles, the inputs split evenly
+/// (768 inputs on 512-row tiles are two slices of 384).
+pub fn tile_ranges(n_in: usize, max_in: usize) -> impl Iterator<Item = Range<usize>> {
+    let parts = n_in.div_ceil(max_in.max(1)) as u32;
+    (0..parts).map(move |i| {
+        let a = split_start(n_in as u32, parts, i) as usize;
+        a..a + split_len(n_in as u32, parts, i) as usize
+    })
+}
 
 impl Injector {
     /// Whether outputs go through an ADC (quantised or clipped).
@@ -16,10 +30,9 @@ impl Injector {
         self.cfg.adc_bits > 0 || self.cfg.out_bound > 0.0
     }
 
-    /// The input slices of a layer with `n_in` inputs, one per tile of `max_in` rows.
-    pub fn tiles(&self, n_in: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
-        let rows = self.cfg.max_in.max(1);
-        (0..n_in).step_by(rows).map(move |a| a..(a + rows).min(n_in))
+    /// The input slices of a layer with `n_in` inputs, one per tile ([`tile_ranges`]).
+    pub fn tiles(&self, n_in: usize) -> impl Iterator<Item = Range<usize>> {
+        tile_ranges(n_in, self.cfg.max_in)
     }
 
     /// The ADC on one output `v` in units of its input slice's max|x|: rounded to the step
@@ -43,7 +56,7 @@ impl Injector {
     }
 
     /// One crossbar MVM of a training forward pass, `y = bias + W x` for W [y.len(), x.len()]
-    /// row-major, through the periphery the evaluation models: the input is split into tiles of
+    /// row-major, through the periphery the evaluation models: the input is split evenly over tiles of at most
     /// `max_in` rows ([`Injector::tiles`]); each slice is quantised by the DAC over its own max|x|
     /// (into `xq`, the input the weight gradient takes), multiplied, gains output noise
     /// σ = output_noise·α and goes through the ADC in units of α (α = max|x̂| of the slice); the
@@ -138,9 +151,8 @@ impl Clipped {
 
     /// The input ranges (of a layer with `n_in` inputs) whose weights and inputs take output
     /// `o`'s gradient: every tile's but the clipped ones'.
-    pub fn passing(&self, o: usize, n_in: usize) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
-        let rows = self.rows.max(1);
-        (0..n_in).step_by(rows).enumerate().filter(move |&(t, _)| !self.get(o, t)).map(move |(_, a)| a..(a + rows).min(n_in))
+    pub fn passing(&self, o: usize, n_in: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+        tile_ranges(n_in, self.rows).enumerate().filter(move |&(t, _)| !self.get(o, t)).map(|(_, r)| r)
     }
 }
 
@@ -168,14 +180,18 @@ mod tests {
         let mut want: Vec<f32> = w.chunks(7).zip(&b).map(|(wo, &bo)| wo.iter().zip(&want_xq).fold(bo, |s, (a, c)| s + a * c)).collect();
         old.output_noise(&mut want, abs_max(&want_xq));
         assert_eq!((xq.clone(), y.clone()), (want_xq, want));
-        // Tiles of 3 rows: the small slice [0.02, -0.03, 0.011] keeps its values on its own scale
-        // (over the whole vector's max 4 a 5-bit DAC rounds them to 0).
+        // Tiles of at most 3 rows split 7 inputs evenly, as the engine does: [0, 3), [3, 5), [5, 7).
+        assert_eq!(tile_ranges(7, 3).collect::<Vec<_>>(), vec![0..3, 3..5, 5..7]);
+        assert_eq!(tile_ranges(768, 512).collect::<Vec<_>>(), vec![0..384, 384..768]);
+        assert_eq!(tile_ranges(64, 512).collect::<Vec<_>>(), vec![0..64]);
+        // The small slice [0.02, −0.03] keeps its values on its own scale (over the whole
+        // vector's max 4 a 5-bit DAC rounds them to 0).
         let cfg = TrainingConfig { dac_bits: 5, max_in: 3, ..TrainingConfig::default() };
         Injector::new(&cfg, 0).crossbar(&w, &x, None, &mut xq, &mut y, &mut Clipped::default());
-        assert!(xq[3..6].iter().all(|&v| v != 0.0) && (xq[3] - 0.02).abs() < 0.002, "{xq:?}");
+        assert!((xq[3] - 0.02).abs() < 0.002 && (xq[4] + 0.03).abs() < 1e-6, "{xq:?}");
         let mut whole = x.clone();
         Injector::new(&TrainingConfig { dac_bits: 5, ..TrainingConfig::default() }, 0).dac(&mut whole);
-        assert_eq!(&whole[3..6], &[0.0, 0.0, 0.0]);
+        assert_eq!(&whole[3..5], &[0.0, 0.0]);
         // A 4-bit ADC over ±2 and tiles of 3 rows, no DAC: each tile's output is α·k·step with
         // |k·step| <= 2, α the slice's max|x|; the first tile's outputs saturate.
         let cfg = TrainingConfig { adc_bits: 4, out_bound: 2.0, max_in: 3, ..TrainingConfig::default() };
@@ -188,12 +204,13 @@ mod tests {
         // The first tile's outputs clipped: their gradient reaches inputs 3..7 only.
         for o in 0..3 {
             assert!(clipped.get(o, 0) && !clipped.get(o, 1) && !clipped.get(o, 2), "output {o}: {clipped:?}");
-            assert_eq!(clipped.passing(o, 7).collect::<Vec<_>>(), vec![3..6, 6..7]);
+            assert_eq!(clipped.passing(o, 7).collect::<Vec<_>>(), vec![3..5, 5..7]);
         }
         for (o, &yo) in yb.iter().enumerate() {
-            // Tile sums in units of α: 9.9/4 saturates at 2 (· α = 4); 0.002/0.03 rounds to 0;
-            // 1.8/0.9 = 2 is the top code (· α = 0.9). The bias adds after the ADC.
-            let want = b[o] as f64 + 2.0 * 4.0 + 0.0 + 2.0 * 0.9;
+            // Tile sums in units of α: 9.9/4 saturates at 2 (· α = 4); −0.02/0.03 rounds to −2
+            // steps (· α = 0.03); 1.822/0.9 rounds to 7 steps, the top code 2 (· α = 0.9). The
+            // bias adds after the ADC.
+            let want = b[o] as f64 + 2.0 * 4.0 - 2.0 * step * 0.03 + 2.0 * 0.9;
             assert!((yo as f64 - want).abs() < 1e-5, "output {o}: {yo} against {want}");
         }
         assert_eq!(inj.adc(5.0), 2.0);

@@ -17,8 +17,8 @@ and clipping act on W as a crossbar holds it, Wᵀ). In training mode each forwa
   spread and read noise and compensated by one global factor; or additive Gaussian noise of
   `weight_noise_std` x max|W| with `device="gaussian"`. The gradient flows to the clean weight
   (the noise is a constant of the step);
-- splits a Linear's (or Conv1D's) input into tiles of `max_in` rows (the evaluation's
-  `[tile] max_in`, default 512), as aimc maps the layer onto crossbars; each slice below is
+- splits a Linear's (or Conv1D's) input into tiles of at most `max_in` rows (the evaluation's
+  `[tile] max_in`, default 512), evenly as aimc maps the layer onto crossbars; each slice below is
   scaled by its own max|x| and the slices' outputs add digitally (a Conv2d is one tile, its input
   scaled over each sample's max|x|, a bound on aimc's per-patch scaling);
 - quantises each input slice to `dac_bits` over its max|x| with a straight-through gradient;
@@ -150,6 +150,18 @@ def unprepare(model):
     return model
 
 
+def _tiles(n_in: int, max_in: int):
+    """The input slices [a, b) of a layer with `n_in` inputs on tiles of at most `max_in` rows,
+    split evenly as aimc maps it (768 inputs on 512-row tiles: two slices of 384)."""
+    parts = -(-n_in // max_in)
+    base, extra = divmod(n_in, parts)
+    a = 0
+    for i in range(parts):
+        b = a + base + (1 if i < extra else 0)
+        yield a, b
+        a = b
+
+
 def _dac(x, amax, step: float):
     """The DAC: `x` quantised over `amax` (its max|x|) with a straight-through gradient."""
     if not step:
@@ -234,10 +246,10 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: f
         # Tiles of max_in rows: each slice its own DAC scale, output noise and ADC; the slices'
         # outputs and the bias add digitally.
         y = None
-        for a in range(0, n_in, max_in):
-            xs = x[..., a:a + max_in]
+        for a, b in _tiles(n_in, max_in):
+            xs = x[..., a:b]
             amax = xs.detach().abs().amax(dim=-1, keepdim=True)
-            part = _adc(_out_noise(F.linear(_dac(xs, amax, step), wt[:, a:a + max_in]), amax, output_noise), amax, adc)
+            part = _adc(_out_noise(F.linear(_dac(xs, amax, step), wt[:, a:b]), amax, output_noise), amax, adc)
             y = part if y is None else y + part
         return y if m.bias is None else y + m.bias
 

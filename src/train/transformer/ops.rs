@@ -6,6 +6,7 @@
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
 use super::*;
+use crate::train::periphery::tile_ranges;
 use std::borrow::Cow;
 
 /// y[t] = b + W x[t] for every row t, with W given transposed ([d_in, d_out]) so the inner loop
@@ -25,7 +26,8 @@ pub(super) fn linear<T: Real>(x: &[T], d_in: usize, wt: &[T], b: Option<&[T]>, d
 }
 
 /// Hardware-aware training's DAC: its bits (0: none) and the tile height that splits a row into
-/// slices, each quantised over its own max|x| (the engine's per-tile abs-max scaling).
+/// slices ([`tile_ranges`], the engine's even split), each quantised over its own max|x| (the
+/// engine's per-tile abs-max scaling).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct Dac {
     pub bits: u32,
@@ -39,7 +41,7 @@ impl Dac {
 }
 
 /// Hardware-aware training's DAC on the rows of `x` [n, d_in] (`dac.bits` 0: none, `x` itself):
-/// each tile slice of a row (`dac.max_in` values) quantised over its own max|x| to steps of
+/// each tile slice of a row ([`tile_ranges`] of `dac.max_in`) quantised over its own max|x| to steps of
 /// 2/(2^bits − 2) of the unit range, by the same operations as [`Injector::dac`] (aihwkit's
 /// abs-max noise management). The forward pass multiplies the quantised rows; the backward pass
 /// takes them again for the weight gradient and passes the input gradient straight through (the
@@ -52,7 +54,8 @@ pub(super) fn dac_rows<T: Real>(dac: Dac, x: &[T], d_in: usize) -> Cow<'_, [T]> 
     let (lo, hi) = (T::of(-1.0), T::of(1.0));
     let mut q = x.to_vec();
     for row in q.chunks_exact_mut(d_in) {
-        for slice in row.chunks_mut(dac.max_in) {
+        for r in tile_ranges(d_in, dac.max_in) {
+            let slice = &mut row[r];
             let amax = slice.iter().fold(T::default(), |m, &v| max(m, max(v, -v)));
             if amax == T::default() {
                 continue;
@@ -112,7 +115,7 @@ pub(super) struct ClipRows {
 
 /// One crossbar matrix of the training transformer, `y[t] = b + W x[t]` for every row (W given
 /// transposed, [d_in, d_out]), through hardware-aware training's periphery as
-/// [`Injector::crossbar`] models it: the input split into tiles of `max_in` rows, each slice
+/// [`Injector::crossbar`] models it: the input split evenly over tiles of at most `max_in` rows, each slice
 /// quantised by the DAC over its own max|x|, multiplied, given output noise and passed through
 /// the ADC in units of that max; the slices' outputs and the bias add digitally; `clip` records
 /// what the ADC clipped. With one tile and no ADC this is [`linear`] of [`dac_rows`] and
@@ -175,11 +178,10 @@ pub(super) fn crossbar_back<T: Real>(
             if let Some(gb) = gb.as_deref_mut() {
                 gb[o] += g;
             }
-            for (tile, a) in (0..d_in).step_by(clip.max_in).enumerate() {
+            for (tile, r) in tile_ranges(d_in, clip.max_in).enumerate() {
                 if clip.flags[tile * per_tile + t * d_out + o] {
                     continue;
                 }
-                let r = a..(a + clip.max_in).min(d_in);
                 for (gwk, &xk) in gw[o * d_in + r.start..o * d_in + r.end].iter_mut().zip(&xt[r.clone()]) {
                     *gwk += g * xk;
                 }
@@ -286,11 +288,12 @@ mod tests {
             assert!(q[..24] != x[..24], "{bits} bits change the rows");
         }
         assert!(matches!(dac_rows(Dac { bits: 0, max_in: 512 }, &x, 8), Cow::Borrowed(_)));
-        // Tiles of 3 rows: each slice of a row is quantised as its own vector.
+        // Tiles of at most 3 rows (3, 3, 2): each slice of a row is quantised as its own vector.
         let q = dac_rows(Dac { bits: 3, max_in: 3 }, &x, 8);
         let inj = Injector::new(&TrainingConfig { dac_bits: 3, ..TrainingConfig::default() }, 0);
         for (row, qrow) in x.chunks(8).zip(q.chunks(8)) {
-            for (slice, qslice) in row.chunks(3).zip(qrow.chunks(3)) {
+            for r in tile_ranges(8, 3) {
+                let (slice, qslice) = (&row[r.clone()], &qrow[r]);
                 let mut want = slice.to_vec();
                 inj.dac(&mut want);
                 assert_eq!(want, qslice);

@@ -56,9 +56,9 @@ impl Injector {
     }
 
     /// One crossbar MVM of a training forward pass, `y = bias + W x` for W [y.len(), x.len()]
-    /// row-major, through the periphery the evaluation models: the input is split evenly over tiles of at most
-    /// `max_in` rows ([`Injector::tiles`]); each slice is quantised by the DAC over its own max|x|
-    /// (into `xq`, the input the weight gradient takes), multiplied, gains output noise
+    /// row-major, through the periphery the evaluation models: the input is split evenly over
+    /// tiles of at most `max_in` rows ([`Injector::tiles`]); each slice is quantised by the DAC
+    /// over its own max|x| (into `xq`, the input the weight gradient takes), multiplied, gains output noise
     /// σ = output_noise·α and goes through the ADC in units of α (α = max|x̂| of the slice); the
     /// slices' outputs and the bias add digitally. `clipped` records the tile outputs the ADC
     /// clipped: the backward pass takes their gradient as zero (the clamp's derivative) and passes

@@ -192,6 +192,18 @@ def test_the_adc_and_tiles_follow_aimcs_periphery():
     assert torch.allclose(x.grad, torch.tensor([[0.0, 0.0, 0.0, 6.0, 6.0, 6.0, 6.0]])), x.grad
     assert torch.allclose(lin.bias.grad, torch.ones(3))
     at.unprepare(lin)
+    # omega = 1 per column: every weight 2, so outputs are in units of 2 max|x| and the first
+    # tile no longer clips: 4 steps x 8; -0.02/0.06 rounds to -1 step x 0.06; 1.822/1.8 to 4
+    # steps x 1.8 (aimc's weight-scaling case in src/train/periphery.rs).
+    at.prepare(lin, device="none", adc_bits=4, out_bound=2.0, max_in=3,
+               periphery={"weight_scaling_omega": 1.0, "weight_scaling_columnwise": True})
+    lin.train()
+    step = 4.0 / 14.0
+    want = torch.tensor([0.5, -0.25, 0.125]) + 4 * step * 8.0 - step * 0.06 + 4 * step * 1.8
+    assert torch.allclose(lin(x.detach())[0], want, atol=1e-5)
+    at.unprepare(lin)
+    with pytest.raises(ValueError, match="weight_scaling_omega > 0"):
+        at.prepare(lin, device="none", weight_scaling_columnwise=True)
     # One tile and no ADC is the plain layer with the DAC: nothing else changed.
     at.prepare(lin, device="none", dac_bits=24)
     lin.train()

@@ -121,26 +121,34 @@ fn conv3x3(input: &[f32], c_in: usize, n: usize, w: &[f32], b: &[f32], out: &mut
 }
 
 /// A convolution as a crossbar of training: [`conv3x3`] of the quantised map `xq` with output
-/// noise σ = output_noise·max|x̂|; with an ADC the products are taken without the bias, go
-/// through [`Injector::adc_clipped`] in units of max|x̂| (`clip` marks the clipped outputs)
-/// and the bias adds digitally after it. Without an ADC this is the convolution from its bias and
-/// the output noise, as before the ADC existed.
+/// noise σ = output_noise·u, u = max|x̂| (times the output channel's weight scale with ω > 0);
+/// with an ADC or weight scaling the products are taken without the bias, go through
+/// [`Injector::adc_clipped`] in units of u (`clip` marks the clipped outputs) and the bias adds
+/// digitally after it. Otherwise this is the convolution from its bias and the output noise, as
+/// before the ADC existed.
 #[allow(clippy::too_many_arguments)]
 fn conv_crossbar(inj: &mut Injector, xq: &[f32], c_in: usize, n: usize, w: &[f32], b: &[f32], out: &mut [f32], clip: &mut [bool]) {
     let alpha = abs_max(xq);
     clip.fill(false);
-    if !inj.has_adc() {
+    let rows = c_in * K * K;
+    // The weight matrix [C_out, C_in·3·3] as one input tile: its scales with ω > 0.
+    let scales = inj.tile_scales(b.len(), rows, |o, k| w[o * rows + k]);
+    if !inj.has_adc() && scales.is_none() {
         conv3x3(xq, c_in, n, w, b, out);
         inj.output_noise(out, alpha);
         return;
     }
     conv3x3(xq, c_in, n, w, &vec![0.0; b.len()], out);
-    inj.output_noise(out, alpha);
-    for ((out_o, clip_o), &bo) in out.chunks_exact_mut(n * n).zip(clip.chunks_exact_mut(n * n)).zip(b) {
+    let noise = inj.cfg.output_noise;
+    for (o, ((out_o, clip_o), &bo)) in out.chunks_exact_mut(n * n).zip(clip.chunks_exact_mut(n * n)).zip(b).enumerate() {
+        let u = scales.as_ref().map_or(alpha, |s| alpha * s[o]);
         for (v, c) in out_o.iter_mut().zip(clip_o) {
-            let (q, clipped) = if alpha > 0.0 { inj.adc_clipped(*v / alpha) } else { (0.0, false) };
+            if noise > 0.0 && u > 0.0 {
+                *v = (*v as f64 + noise * u as f64 * inj.normal()) as f32;
+            }
+            let (q, clipped) = if u > 0.0 { inj.adc_clipped(*v / u) } else { (0.0, false) };
             *c = clipped;
-            *v = q * alpha + bo;
+            *v = q * u + bo;
         }
     }
 }

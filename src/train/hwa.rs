@@ -14,12 +14,14 @@
 //!   (a stand-in for the readout's drift compensation). The gradient is taken at the noisy
 //!   weights and applied to the clean ones.
 //! - **Output noise** per MVM output, σ = `output_noise` · max|x| (aihwkit `out_noise` with
-//!   abs-max noise management and ω = 0, the evaluation's own definition).
+//!   abs-max noise management, the evaluation's own definition; × max|W| / ω with ω > 0).
 //! - **DAC**: each input vector quantised to `dac_bits` over its max|x| (abs-max noise
 //!   management), with a straight-through gradient (the quantiser's derivative taken as 1).
 //! - **ADC**: each output rounded to `adc_bits` over ±`out_bound` and clipped there, both in
-//!   units of the input's max|x| (aihwkit `out_res`, `out_bound` with ω = 0; no bound management,
-//!   as aihwkit's `StandardHWATrainingPreset` trains), straight-through as well.
+//!   units of the input's max|x| (aihwkit `out_res`, `out_bound`; no bound management, as
+//!   aihwkit's `StandardHWATrainingPreset` trains): the rounding straight-through, a clipped
+//!   output's gradient zero. With `weight_scaling_omega` > 0 output noise and the ADC act in
+//!   units of max|x| · max|W| / ω per tile or column, as the evaluation maps the weights.
 //! - **Tiles**: a layer with more than `max_in` inputs is split as the evaluation splits it
 //!   (`[tile] max_in`); each input slice has its own DAC scale, output noise and ADC, and the
 //!   slices' outputs add digitally ([`Injector::crossbar`]).
@@ -45,8 +47,8 @@ use crate::device::DeviceModel;
 
 pub use super::periphery::Clipped;
 
-/// The tile height training splits layers by unless `max_in` says otherwise: the evaluation's
-/// default `[tile] max_in` (aihwkit's `max_input_size`).
+/// The tile's rows and columns unless `max_in` and `max_out` say otherwise: the evaluation's
+/// default `[tile]`, 512 × 512 (aihwkit's `max_input_size`).
 pub const DEFAULT_MAX_IN: usize = 512;
 
 /// The `[training]` section of a training file (`--training FILE`). Every field is optional;
@@ -79,6 +81,16 @@ pub struct TrainingConfig {
     /// The ADC's range (the evaluation's `out_bound`): a tile's output clipped to ±out_bound in
     /// units of its input slice's max|x| (0: no clipping).
     pub out_bound: f64,
+    /// Weight scaling ω (the evaluation's `periphery.weight_scaling_omega`): 0 keeps the raw
+    /// weights in the tile; ω > 0 rescales each tile (or column) to max|W| = ω, so output noise
+    /// and the ADC act in units of max|W| / ω.
+    pub weight_scaling_omega: f64,
+    /// With ω > 0: each output column of a tile rescaled on its own (the evaluation's
+    /// `periphery.weight_scaling_columnwise`).
+    pub weight_scaling_columnwise: bool,
+    /// Crossbar columns of a tile (the evaluation's `[tile] max_out`): with ω > 0 and one scale
+    /// per tile, the outputs sharing a scale.
+    pub max_out: usize,
     /// Crossbar rows of a tile (the evaluation's `[tile] max_in`): a layer with more inputs is
     /// split evenly over ⌈n / max_in⌉ tiles, as the engine maps it, each slice with its own DAC
     /// scale, output noise and ADC.
@@ -111,6 +123,9 @@ impl Default for TrainingConfig {
             dac_bits: 0,
             adc_bits: 0,
             out_bound: 0.0,
+            weight_scaling_omega: 0.0,
+            weight_scaling_columnwise: false,
+            max_out: DEFAULT_MAX_IN,
             max_in: DEFAULT_MAX_IN,
             clip_sigma: 0.0,
             init: None,
@@ -236,6 +251,13 @@ impl TrainingConfig {
                 self.adc_bits
             ));
         }
+        finite_nonneg("weight_scaling_omega", self.weight_scaling_omega)?;
+        if self.weight_scaling_columnwise && self.weight_scaling_omega == 0.0 {
+            return Err("training.weight_scaling_columnwise = true needs training.weight_scaling_omega > 0 (per-column scales rescale each column to max|W| = ω), as the evaluation's periphery: set weight_scaling_omega, e.g. 1.0".into());
+        }
+        if self.max_out == 0 {
+            return Err(format!("training.max_out = 0: give the crossbar columns of a tile, the evaluation's [tile] max_out (default {DEFAULT_MAX_IN})"));
+        }
         if self.max_in == 0 {
             return Err(format!("training.max_in = 0: give the crossbar rows of a tile, the evaluation's [tile] max_in (default {DEFAULT_MAX_IN})"));
         }
@@ -300,8 +322,11 @@ impl TrainingConfig {
         } else if self.out_bound > 0.0 {
             parts.push(format!("outputs clipped at +-{}", self.out_bound));
         }
-        if self.max_in != DEFAULT_MAX_IN {
-            parts.push(format!("tiles of {} rows", self.max_in));
+        if self.max_in != DEFAULT_MAX_IN || self.max_out != DEFAULT_MAX_IN {
+            parts.push(format!("tiles of {}x{}", self.max_in, self.max_out));
+        }
+        if self.weight_scaling_omega > 0.0 {
+            parts.push(format!("weights scaled to {}{}", self.weight_scaling_omega, if self.weight_scaling_columnwise { " per column" } else { " per tile" }));
         }
         if self.clip_sigma > 0.0 {
             parts.push(format!("clipped at {} sigma", self.clip_sigma));

@@ -1,12 +1,13 @@
 //! The crossbar periphery of hardware-aware training's forward pass (`src/train/hwa.rs`): one
-//! MVM as the evaluation's tiles compute it (the engine's `dac`, `mvm` epilogue and tile split;
-//! aihwkit's forward `IOParameters` with abs-max noise management, ω = 0 and no bound
-//! management): a layer's input split evenly over tiles of at most `max_in` rows, each slice quantised by the
-//! DAC over its own max|x| (Δ = 2/(2^bits − 2)), multiplied, given output noise σ = out_noise·α
-//! and passed through the ADC (steps 2·out_bound/(2^bits − 2), clipped at ±out_bound, both in
-//! units of α = max|x̂|), the slices' outputs and the bias added digitally. The backward pass
-//! takes the rounding's gradient as 1 (straight-through) and a clipped output's as 0 (the
-//! clamp's derivative), which [`Clipped`] records per tile output.
+//! MVM as the evaluation's tiles compute it (the engine's `dac`, `mvm` epilogue, tile split and
+//! weight scaling, `crossbar::MappedMatrix`; aihwkit's forward `IOParameters` with abs-max noise
+//! management and no bound management): a layer's input split evenly over tiles of at most
+//! `max_in` rows, each slice quantised by the DAC over its own max|x| (Δ = 2/(2^bits − 2)),
+//! multiplied, given output noise σ = out_noise·α and passed through the ADC (steps
+//! 2·out_bound/(2^bits − 2), clipped at ±out_bound, both in units of α = max|x̂|, times
+//! max|W|/ω per tile or column with weight scaling ω > 0), the slices' outputs and the bias
+//! added digitally. The backward pass takes the rounding's gradient as 1 (straight-through) and
+//! a clipped output's as 0 (the clamp's derivative), which [`Clipped`] records per tile output.
 
 use std::ops::Range;
 
@@ -55,11 +56,46 @@ impl Injector {
         }
     }
 
+    /// The weight scales of a matrix [n_out, n_in] (entries `w(o, k)`) on its tiles, one per
+    /// output and input tile (`o · tiles + t`), as the engine's mapping computes them
+    /// (`crossbar::MappedMatrix`): with ω = `weight_scaling_omega` > 0 each tile, or with
+    /// `weight_scaling_columnwise` each output column of a tile, is rescaled to max|W| = ω, so its
+    /// outputs, output noise and ADC are in units of max|W| / ω; an all-zero tile or column
+    /// keeps 1. Output tiles split the outputs evenly over tiles of at most `max_out` rows. None
+    /// with ω = 0 (raw weights in the tile, aimc's and aihwkit's default).
+    pub fn tile_scales(&self, n_out: usize, n_in: usize, w: impl Fn(usize, usize) -> f32) -> Option<Vec<f32>> {
+        let omega = self.cfg.weight_scaling_omega as f32;
+        if omega <= 0.0 {
+            return None;
+        }
+        let tiles: Vec<_> = self.tiles(n_in).collect();
+        let nt = tiles.len();
+        let scale_of = |m: f32| if m > 0.0 { m / omega } else { 1.0 };
+        let mut s = vec![1.0f32; n_out * nt];
+        for (t, r) in tiles.iter().enumerate() {
+            let col_max = |o: usize| r.clone().fold(0.0f32, |m, k| m.max(w(o, k).abs()));
+            if self.cfg.weight_scaling_columnwise {
+                for o in 0..n_out {
+                    s[o * nt + t] = scale_of(col_max(o));
+                }
+            } else {
+                for rows in tile_ranges(n_out, self.cfg.max_out) {
+                    let m = rows.clone().fold(0.0f32, |m, o| m.max(col_max(o)));
+                    for o in rows {
+                        s[o * nt + t] = scale_of(m);
+                    }
+                }
+            }
+        }
+        Some(s)
+    }
+
     /// One crossbar MVM of a training forward pass, `y = bias + W x` for W [y.len(), x.len()]
     /// row-major, through the periphery the evaluation models: the input is split evenly over
     /// tiles of at most `max_in` rows ([`Injector::tiles`]); each slice is quantised by the DAC
-    /// over its own max|x| (into `xq`, the input the weight gradient takes), multiplied, gains output noise
-    /// σ = output_noise·α and goes through the ADC in units of α (α = max|x̂| of the slice); the
+    /// over its own max|x| (into `xq`, the input the weight gradient takes), multiplied, gains
+    /// output noise σ = output_noise·α and goes through the ADC in units of α (α = max|x̂| of the
+    /// slice, times the weight scale with ω > 0, [`Injector::tile_scales`]); the
     /// slices' outputs and the bias add digitally. `clipped` records the tile outputs the ADC
     /// clipped: the backward pass takes their gradient as zero (the clamp's derivative) and passes
     /// the rest straight through the rounding ([`Clipped::passing`]). With one tile and no ADC
@@ -79,9 +115,12 @@ impl Injector {
             .collect();
         let (adc, noise) = (self.has_adc(), self.cfg.output_noise);
         clipped.start(self.cfg.max_in, tiles.len());
+        let scales = self.tile_scales(y.len(), n_in, |o, k| w[o * n_in + k]);
         for (o, (wo, yo)) in w.chunks_exact(n_in.max(1)).zip(y.iter_mut()).enumerate() {
             let mut acc = bias.map_or(0.0, |b| b[o]);
             for (t, (r, &a)) in tiles.iter().zip(&alpha).enumerate() {
+                // The output's unit: α, times the tile's (or column's) weight scale with ω > 0.
+                let a = scales.as_ref().map_or(a, |s| a * s[o * tiles.len() + t]);
                 if adc {
                     let mut p = 0.0f32;
                     for (&wk, &xk) in wo[r.clone()].iter().zip(&xq[r.clone()]) {
@@ -213,6 +252,16 @@ mod tests {
             let want = b[o] as f64 + 2.0 * 4.0 - 2.0 * step * 0.03 + 2.0 * 0.9;
             assert!((yo as f64 - want).abs() < 1e-5, "output {o}: {yo} against {want}");
         }
+        // ω = 1 per column: every weight 2, so the outputs are in units of 2α and the first
+        // tile's 9.9/8 no longer clips: 4 steps · 8; −0.02/0.06 rounds to −1 step · 0.06; 1.822/1.8
+        // to 4 steps (1.14…) · 1.8.
+        let scaled = TrainingConfig { weight_scaling_omega: 1.0, weight_scaling_columnwise: true, ..cfg.clone() };
+        Injector::new(&scaled, 0).crossbar(&big, &x, Some(&b), &mut xq, &mut yb, &mut clipped);
+        assert!(clipped.is_empty(), "{clipped:?}");
+        for (o, &yo) in yb.iter().enumerate() {
+            let want = b[o] as f64 + 4.0 * step * 8.0 - step * 0.06 + 4.0 * step * 1.8;
+            assert!((yo as f64 - want).abs() < 1e-5, "output {o}: {yo} against {want}");
+        }
         assert_eq!(inj.adc(5.0), 2.0);
         assert_eq!(inj.adc(-0.2), -(step as f32));
         assert!((inj.adc(0.5) - 2.0 * step as f32).abs() < 1e-7);
@@ -227,6 +276,55 @@ mod tests {
             assert!(e.contains(field), "{text}: {e}");
         }
         let c = TrainingConfig::parse("[training]\nadc_bits = 8\nout_bound = 10.0\nmax_in = 256\n").unwrap();
-        assert!(c.is_hardware_aware() && c.summary().contains("8-bit ADC over +-10") && c.summary().contains("tiles of 256 rows"), "{}", c.summary());
+        assert!(c.is_hardware_aware() && c.summary().contains("8-bit ADC over +-10") && c.summary().contains("tiles of 256x512"), "{}", c.summary());
+    }
+
+    /// The weight scales follow the engine's mapping: with ω > 0 one per tile (the max over the
+    /// tile's block of outputs and inputs) or per column; 1 for an all-zero block; none with
+    /// ω = 0. Output noise then has σ = output_noise · max|x| · max|W_col| / ω.
+    #[test]
+    fn weight_scaling_sets_the_output_unit() {
+        // W [3, 7]: row o holds o + 1 on input 0, and 0.5 on input 4; tiles of ≤ 3 rows
+        // ([0, 3), [3, 5), [5, 7)), ≤ 2 columns ([0, 2), [2, 3)).
+        let w = |o: usize, k: usize| {
+            if k == 0 {
+                (o + 1) as f32
+            } else if k == 4 {
+                0.5
+            } else {
+                0.0
+            }
+        };
+        let cfg = |omega: f64, columnwise: bool| TrainingConfig {
+            weight_scaling_omega: omega,
+            weight_scaling_columnwise: columnwise,
+            max_in: 3,
+            max_out: 2,
+            ..TrainingConfig::default()
+        };
+        assert_eq!(Injector::new(&cfg(0.0, false), 0).tile_scales(3, 7, w), None);
+        let tile = Injector::new(&cfg(0.5, false), 0).tile_scales(3, 7, w).unwrap();
+        assert_eq!(tile, vec![4.0, 1.0, 1.0, 4.0, 1.0, 1.0, 6.0, 1.0, 1.0]);
+        let column = Injector::new(&cfg(0.5, true), 0).tile_scales(3, 7, w).unwrap();
+        assert_eq!(column, vec![2.0, 1.0, 1.0, 4.0, 1.0, 1.0, 6.0, 1.0, 1.0]);
+        // Output noise of a column with max|W| = 4 at ω = 1: σ = 0.1 · 1 · 4.
+        let cfg = TrainingConfig { output_noise: 0.1, weight_scaling_omega: 1.0, weight_scaling_columnwise: true, ..TrainingConfig::default() };
+        let mut inj = Injector::new(&cfg, 5);
+        let (mut xq, mut y, mut clipped) = (vec![0.0; 2], vec![0.0; 1], Clipped::default());
+        let n = 20_000;
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for _ in 0..n {
+            inj.crossbar(&[4.0, 0.0], &[1.0, 0.0], None, &mut xq, &mut y, &mut clipped);
+            let e = y[0] as f64 - 4.0;
+            s1 += e;
+            s2 += e * e;
+        }
+        let sd = (s2 / n as f64 - (s1 / n as f64).powi(2)).sqrt();
+        // The sample sd of 20 000 normals has sd σ/√(2n) = 0.002; 6 of them.
+        assert!((sd - 0.4).abs() < 0.012, "output noise sd {sd}, want 0.4");
+        for (text, field) in [("weight_scaling_columnwise = true", "training.weight_scaling_omega > 0"), ("max_out = 0", "training.max_out = 0")] {
+            let e = TrainingConfig::parse(&format!("[training]\n{text}\n")).unwrap_err();
+            assert!(e.contains(field), "{text}: {e}");
+        }
     }
 }

@@ -24,6 +24,9 @@ and clipping act on W as a crossbar holds it, Wᵀ). In training mode each forwa
 - quantises each input slice to `dac_bits` over its max|x| with a straight-through gradient;
 - adds output noise of `output_noise` x max|x| per output (aihwkit's out_noise with abs-max noise
   management, aimc's `[periphery] out_noise`);
+- with `weight_scaling_omega` > 0 (and `weight_scaling_columnwise`) takes each tile's (or
+  column's) outputs in units of max|x| x max|W| / omega, as aimc maps the weights, for the output
+  noise and the ADC;
 - passes each output through the ADC, `adc_bits` over +-`out_bound` in units of max|x| (aimc's
   `out_res_bits` and `out_bound`; aihwkit's out_res and out_bound with no bound management): the
   rounding with a straight-through gradient, the clipping with its own (a clipped output passes
@@ -72,7 +75,8 @@ def _training_toml(device, t, noise_scale: float, weight_noise_std: float) -> st
 
 def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight_noise_std: float = 0.0,
             output_noise: float = 0.0, dac_bits: int = 0, clip_sigma: float = 0.0, periphery: dict | None = None,
-            seed: int = 0, adc_bits: int = 0, out_bound: float = 0.0, max_in: int = 512):
+            seed: int = 0, adc_bits: int = 0, out_bound: float = 0.0, max_in: int = 512, max_out: int = 512,
+            weight_scaling_omega: float = 0.0, weight_scaling_columnwise: bool = False):
     """Wraps every nn.Linear and nn.Conv2d of `model` (in place; returns it) so that training
     sees aimc's noise (see the module docstring). `device`: an aimc device model name ("pcm",
     "hermes", "hermes1", "simple", ...) or "gaussian" or "none", or a device table as an
@@ -80,15 +84,25 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     `aimc.from_aihwkit(rpu_config)["device"]`: training then sees the aihwkit configuration's noise
     model); `t`: drift to this time ("10y")
     after programming; `noise_scale`: multiplies the device model's noise. `periphery` may give
-    `out_noise`, `inp_res_bits`, `out_res_bits` and `out_bound` as in an experiment file's
-    [periphery] (they set `output_noise`, `dac_bits`, `adc_bits` and `out_bound` when those are
-    left at 0). `max_in`: the crossbar rows of a tile. Errors name the argument."""
+    `out_noise`, `inp_res_bits`, `out_res_bits`, `out_bound`, `weight_scaling_omega` and
+    `weight_scaling_columnwise` as in an experiment file's [periphery] (they set the arguments of
+    those names, `output_noise`, `dac_bits` and `adc_bits` when those are left at 0).
+    `max_in`, `max_out`: the crossbar rows and columns of a tile. Errors name the argument."""
     if is_prepared(model):
         raise ValueError("prepare: the model is already prepared; call aimc.torch.unprepare(model) first")
     periphery = dict(periphery or {})
-    unknown = set(periphery) - {"out_noise", "inp_res_bits", "out_res_bits", "out_bound"}
+    known = {"out_noise", "inp_res_bits", "out_res_bits", "out_bound", "weight_scaling_omega", "weight_scaling_columnwise"}
+    unknown = set(periphery) - known
     if unknown:
-        raise ValueError(f"prepare: periphery takes out_noise, inp_res_bits, out_res_bits and out_bound; unknown {sorted(unknown)}")
+        raise ValueError(f"prepare: periphery takes {', '.join(sorted(known))}; unknown {sorted(unknown)}")
+    omega = float(weight_scaling_omega or periphery.get("weight_scaling_omega", 0.0))
+    columnwise = bool(weight_scaling_columnwise or periphery.get("weight_scaling_columnwise", False))
+    if not omega >= 0:
+        raise ValueError(f"prepare: weight_scaling_omega = {omega}; use 0 (raw weights in the tile) or > 0")
+    if columnwise and not omega > 0:
+        raise ValueError("prepare: weight_scaling_columnwise needs weight_scaling_omega > 0 (each column rescaled to max|W| = omega), e.g. 1.0")
+    if int(max_out) < 1:
+        raise ValueError(f"prepare: max_out = {max_out}; give the crossbar columns of a tile, the evaluation's [tile] max_out (e.g. 512)")
     output_noise = float(output_noise or periphery.get("out_noise", 0.0))
     dac_bits = int(dac_bits or periphery.get("inp_res_bits", 0))
     adc_bits = int(adc_bits or periphery.get("out_res_bits", 0))
@@ -122,7 +136,7 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
         raise ValueError("prepare: the model has no nn.Linear, nn.Conv2d or Conv1D layer to put on crossbars")
     for i, m in enumerate(layers):
         m._aimc = {"index": i, "steps": 0, "forward": m.forward}
-        m.forward = _wrapped(m, spec, seed, step_dac, output_noise, float(clip_sigma), adc, int(max_in))
+        m.forward = _wrapped(m, spec, seed, step_dac, output_noise, float(clip_sigma), adc, int(max_in), (omega, columnwise, int(max_out)))
     model._aimc_prepared = True
     return model
 
@@ -203,7 +217,22 @@ def _adc(y, scale, adc):
     return torch.where(scale > 0, q * safe, torch.zeros_like(q))
 
 
-def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: float, adc=(0.0, 0.0), max_in: int = 512):
+def _scales(w, scaling):
+    """The weight scales of a crossbar block `w` [out, in] (one input tile) per output, as aimc
+    maps it: with omega > 0 each tile of at most max_out outputs (or, columnwise, each output) is
+    rescaled to max|W| = omega, so its outputs are in units of max|W| / omega (1 for an all-zero
+    block); None with omega = 0."""
+    omega, columnwise, max_out = scaling
+    if not omega:
+        return None
+    m = w.detach().abs().amax(dim=1)
+    if not columnwise:
+        m = torch.cat([m[a:b].amax().expand(b - a) for a, b in _tiles(m.shape[0], max_out)])
+    return torch.where(m > 0, m / omega, torch.ones_like(m))
+
+
+def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: float, adc=(0.0, 0.0), max_in: int = 512,
+             scaling=(0.0, False, 512)):
     conv = type(m).__name__ == "Conv2d"
     # Hugging Face's Conv1D: y = x W + b with W [in, out]; the crossbar holds Wᵀ [out, in].
     conv1d = type(m).__name__ == "Conv1D"
@@ -230,16 +259,19 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: f
         if conv:
             amax = x.detach().abs().amax(dim=(1, 2, 3), keepdim=True)
             x = _dac(x, amax, step)
-            if not any(adc):
+            if not any(adc) and not scaling[0]:
                 y = m._conv_forward(x, w, m.bias)
                 return _out_noise(y, amax.reshape(amax.shape[0], *([1] * (y.dim() - 1))), output_noise)
             y = m._conv_forward(x, w, None)
             scale = amax.reshape(amax.shape[0], *([1] * (y.dim() - 1)))
+            ws = _scales(w.reshape(w.shape[0], -1), scaling)
+            if ws is not None:
+                scale = scale * ws.reshape(1, -1, *([1] * (y.dim() - 2)))
             y = _adc(_out_noise(y, scale, output_noise), scale, adc)
             return y if m.bias is None else y + m.bias.reshape(1, -1, *([1] * (y.dim() - 2)))
         wt = w.t() if conv1d else w  # [out, in], as the crossbar holds it
         n_in = x.shape[-1]
-        if n_in <= max_in and not any(adc):
+        if n_in <= max_in and not any(adc) and not scaling[0]:
             amax = x.detach().abs().amax(dim=-1, keepdim=True)
             y = F.linear(_dac(x, amax, step), wt, m.bias)
             return _out_noise(y, amax, output_noise)
@@ -249,7 +281,9 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: f
         for a, b in _tiles(n_in, max_in):
             xs = x[..., a:b]
             amax = xs.detach().abs().amax(dim=-1, keepdim=True)
-            part = _adc(_out_noise(F.linear(_dac(xs, amax, step), wt[:, a:b]), amax, output_noise), amax, adc)
+            ws = _scales(wt[:, a:b], scaling)
+            unit = amax if ws is None else amax * ws
+            part = _adc(_out_noise(F.linear(_dac(xs, amax, step), wt[:, a:b]), unit, output_noise), unit, adc)
             y = part if y is None else y + part
         return y if m.bias is None else y + m.bias
 

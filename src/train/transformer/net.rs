@@ -155,10 +155,9 @@ impl<T: Real> Net<T> {
         }
         if inj.cfg.output_noise > 0.0 || inj.has_adc() {
             let scaled: Vec<T> = x.iter().map(|&v| v * s).collect();
-            output_noise(inj, &scaled, x.len(), h, half);
-            if inj.has_adc() {
-                adc_rows(inj, &scaled, x.len(), h, half, clip);
-            }
+            let dh = x.len();
+            let scales = inj.tile_scales(half, dh, |r, c| self.projection[r * dh + c].to_f64() as f32);
+            periphery_rows(inj, &scaled, dh, h, half, scales.as_deref(), clip);
         }
         let off = T::of(-0.5) * sq - T::of((self.dims.features as f64).sqrt().ln());
         for (hr, mr) in h.iter_mut().zip(minus.iter_mut()) {

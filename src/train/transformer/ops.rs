@@ -90,16 +90,25 @@ fn row_max<T: Real>(xt: &[T]) -> f32 {
     xt.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs())) as f32
 }
 
-/// Hardware-aware training's ADC on the rows of a tile's output `y` [n, d_out] whose input slice
-/// was `x` [n, d_in]: each output, in units of the slice's max|x|, through
-/// [`Injector::adc_clipped`]; `clip` [n, d_out] marks the outputs the clamp acted on.
-pub(super) fn adc_rows<T: Real>(inj: &Injector, x: &[T], d_in: usize, y: &mut [T], d_out: usize, clip: &mut [bool]) {
+/// Hardware-aware training's output noise and ADC on the rows of a tile's output `y` [n, d_out]
+/// whose input slice was `x` [n, d_in]: each output in units of u = max|x_t| (times `scale[o]`, the
+/// weight scale of its column with ω > 0, [`Injector::tile_scales`]) gains N(0, (output_noise·u)²)
+/// and goes through [`Injector::adc_clipped`]; `clip` [n, d_out] marks the outputs the clamp acted
+/// on. In f32 without scales the noise is [`output_noise`]'s, the same operations and draws.
+pub(super) fn periphery_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, y: &mut [T], d_out: usize, scale: Option<&[f32]>, clip: &mut [bool]) {
+    let (noise, adc) = (inj.cfg.output_noise, inj.has_adc());
     for ((xt, yt), ct) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)).zip(clip.chunks_exact_mut(d_out)) {
         let a = row_max(xt);
-        for (v, c) in yt.iter_mut().zip(ct) {
-            let (q, clipped) = if a > 0.0 { inj.adc_clipped((v.to_f64() / a as f64) as f32) } else { (0.0, false) };
-            *v = T::of(q as f64 * a as f64);
-            *c = clipped;
+        for (o, (v, c)) in yt.iter_mut().zip(ct).enumerate() {
+            let u = scale.map_or(a, |s| a * s[o]);
+            if noise > 0.0 && u > 0.0 {
+                *v = T::of(v.to_f64() + noise * u as f64 * inj.normal());
+            }
+            if adc {
+                let (q, clipped) = if u > 0.0 { inj.adc_clipped((v.to_f64() / u as f64) as f32) } else { (0.0, false) };
+                *v = T::of(q as f64 * u as f64);
+                *c = clipped;
+            }
         }
     }
 }
@@ -124,7 +133,8 @@ pub(super) fn crossbar_linear<T: Real>(inj: &mut Injector, x: &[T], d_in: usize,
     let dac = Dac::of(inj);
     clip.max_in = dac.max_in;
     clip.flags.clear();
-    if d_in <= dac.max_in && !inj.has_adc() {
+    let scales = inj.tile_scales(d_out, d_in, |o, k| wt[k * d_out + o].to_f64() as f32);
+    if d_in <= dac.max_in && !inj.has_adc() && scales.is_none() {
         linear(&dac_rows(dac, x, d_in), d_in, wt, b, d_out, y);
         output_noise(inj, x, d_in, y, d_out);
         return;
@@ -136,16 +146,15 @@ pub(super) fn crossbar_linear<T: Real>(inj: &mut Injector, x: &[T], d_in: usize,
         }
     }
     let tiles: Vec<_> = inj.tiles(d_in).collect();
+    let nt = tiles.len();
     let mut part = vec![T::default(); y.len()];
-    let mut flags = vec![false; if inj.has_adc() { tiles.len() * y.len() } else { 0 }];
+    let mut flags = vec![false; nt * y.len()];
     for (t, r) in tiles.into_iter().enumerate() {
         let w = r.len();
         let xs: Vec<T> = x.chunks_exact(d_in).flat_map(|xt| xt[r.clone()].iter().copied()).collect();
         linear(&dac_rows(dac, &xs, w), w, &wt[r.start * d_out..r.end * d_out], None, d_out, &mut part);
-        output_noise(inj, &xs, w, &mut part, d_out);
-        if inj.has_adc() {
-            adc_rows(inj, &xs, w, &mut part, d_out, &mut flags[t * y.len()..(t + 1) * y.len()]);
-        }
+        let scale: Option<Vec<f32>> = scales.as_ref().map(|s| (0..d_out).map(|o| s[o * nt + t]).collect());
+        periphery_rows(inj, &xs, w, &mut part, d_out, scale.as_deref(), &mut flags[t * y.len()..(t + 1) * y.len()]);
         for (a, &v) in y.iter_mut().zip(&part) {
             *a += v;
         }
@@ -301,8 +310,8 @@ mod tests {
         }
     }
 
-    /// The transformer's crossbar is the other trainers' [`Injector::crossbar`]: with an ADC and
-    /// tiles (no DAC, no output noise, where both take the same scales) every row's outputs are
+    /// The transformer's crossbar is the other trainers' [`Injector::crossbar`]: with an ADC, tiles
+    /// and weight scaling (no DAC, no output noise, where both take the same scales) every row's outputs are
     /// the same f32 values; with one tile and no ADC it is the DAC'd [`linear`] and its noise.
     #[test]
     fn crossbar_linear_is_the_injectors_crossbar() {
@@ -311,14 +320,21 @@ mod tests {
         let w: Vec<f32> = (0..d_out * d_in).map(|i| ((i * 13 % 11) as f32 - 5.2) * 0.31).collect();
         let b = [0.5f32, -0.25, 0.125];
         let wt = transpose(&w, d_out, d_in);
-        for max_in in [3, 7] {
-            let cfg = TrainingConfig { adc_bits: 5, out_bound: 1.5, max_in, ..TrainingConfig::default() };
+        for (max_in, omega, columnwise) in [(3, 0.0, false), (7, 0.0, false), (3, 1.0, true), (3, 0.7, false)] {
+            let cfg = TrainingConfig {
+                adc_bits: 5,
+                out_bound: 1.5,
+                max_in,
+                weight_scaling_omega: omega,
+                weight_scaling_columnwise: columnwise,
+                ..TrainingConfig::default()
+            };
             let mut y = vec![0.0f32; n * d_out];
             crossbar_linear(&mut Injector::new(&cfg, 0), &x, d_in, &wt, Some(&b), d_out, &mut y, &mut ClipRows::default());
             for (xt, yt) in x.chunks(d_in).zip(y.chunks(d_out)) {
                 let (mut xq, mut want) = (vec![0.0; d_in], vec![0.0; d_out]);
                 Injector::new(&cfg, 0).crossbar(&w, xt, Some(&b), &mut xq, &mut want, &mut crate::train::hwa::Clipped::default());
-                assert_eq!(yt, &want[..], "max_in {max_in}");
+                assert_eq!(yt, &want[..], "max_in {max_in}, ω {omega}");
             }
             let plain = {
                 let mut p = vec![0.0f32; n * d_out];

@@ -78,8 +78,8 @@ fn hardware_aware_training_is_deterministic_and_clipped() {
     assert_eq!(moe::train_moe_with(&train, &m, &hwa).unwrap(), moe::train_moe_with(&train, &m, &hwa).unwrap());
 }
 
-/// The ADC and the tile split reach every trainer: a section with them trains reproducibly to
-/// other weights than without them; the CNN, which maps a convolution as one tile, refuses tiles
+/// The ADC, the tile split and weight scaling reach every trainer: a section with them trains
+/// reproducibly to other weights than without them; the CNN, which maps a convolution as one tile, refuses tiles
 /// smaller than its second convolution's rows and says how many it needs.
 #[test]
 fn every_trainer_takes_the_adc_and_the_tiles() {
@@ -91,6 +91,8 @@ fn every_trainer_takes_the_adc_and_the_tiles() {
     let a = mlp::train_mlp_with(&train, &cfg, &adc).unwrap();
     assert_eq!(bits(&a), bits(&mlp::train_mlp_with(&train, &cfg, &adc).unwrap()));
     assert_ne!(bits(&a), bits(&mlp::train_mlp_with(&train, &cfg, &base).unwrap()), "the ADC and tiles change the training");
+    let scaled = TrainingConfig { weight_scaling_omega: 1.0, weight_scaling_columnwise: true, ..adc.clone() };
+    assert_ne!(bits(&a), bits(&mlp::train_mlp_with(&train, &cfg, &scaled).unwrap()), "weight scaling moves the ADC's unit");
     let tiles_only = TrainingConfig { max_in: 40, ..base.clone() };
     assert_ne!(
         bits(&mlp::train_mlp_with(&train, &cfg, &tiles_only).unwrap()),
@@ -108,6 +110,8 @@ fn every_trainer_takes_the_adc_and_the_tiles() {
     let ma = moe::train_moe_with(&train, &m, &adc).unwrap();
     assert_eq!(ma, moe::train_moe_with(&train, &m, &adc).unwrap());
     assert_ne!(ma, moe::train_moe_with(&train, &m, &base).unwrap());
+    let cs = cnn::train_cnn_with(&train, &c, &TrainingConfig { max_in: 512, ..scaled.clone() }).unwrap();
+    assert_ne!(ca, cs, "CNN: weight scaling moves the ADC's unit");
 }
 
 /// Split the parameters of a trained model into its crossbar matrices and the rest (biases),

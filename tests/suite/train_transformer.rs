@@ -255,6 +255,8 @@ fn the_transformer_trains_with_an_adc_and_tiles() {
     assert_eq!(bits(&a), bits(&tf::train_transformer_hwa(&train, &cfg, &hwa, |_, _| {}).unwrap()));
     let plain = TrainingConfig { adc_bits: 0, out_bound: 0.0, max_in: 512, ..hwa.clone() };
     assert_ne!(bits(&a), bits(&tf::train_transformer_hwa(&train, &cfg, &plain, |_, _| {}).unwrap()), "the ADC and tiles change the training");
+    let scaled = TrainingConfig { weight_scaling_omega: 1.0, weight_scaling_columnwise: true, ..hwa.clone() };
+    assert_ne!(bits(&a), bits(&tf::train_transformer_hwa(&train, &cfg, &scaled, |_, _| {}).unwrap()), "weight scaling moves the ADC's unit");
     let short = TrainingConfig { max_in: cfg.dims.d_head() - 1, ..hwa };
     let e = tf::train_transformer_hwa(&train, &cfg, &short, |_, _| {}).unwrap_err().to_string();
     assert!(e.contains("training.max_in") && e.contains(&format!("max_in >= {}", cfg.dims.d_head())), "{e}");

@@ -55,6 +55,34 @@ __all__ = ["prepare", "unprepare", "is_prepared"]
 _KINDS = ("Linear", "Conv2d", "Conv1D")
 
 
+# The forward settings of an aihwkit configuration that training does not model, at the values
+# it does model (the attribute each comes from, for the message).
+_UNMODELLED = {
+    "bound_management": ("none", "forward.bound_management", "training has no bound management (aihwkit's StandardHWATrainingPreset "
+                         "trains without it); set it to BoundManagementType.NONE in the configuration you train with "
+                         "(the evaluation may keep ITERATIVE)"),
+    "noise_management": ("abs_max", "forward.noise_management", "training scales every input by its max|x|; use NoiseManagementType.ABS_MAX"),
+    "inp_bound": (1.0, "forward.inp_bound", "training's DAC spans [-max|x|, max|x|]; use 1.0"),
+    "w_noise": (0.0, "forward.w_noise", "per-read weight noise is not drawn in training; set w_noise = 0 (or WeightNoiseType.NONE) to train"),
+    "ir_drop": (0.0, "forward.ir_drop", "IR drop is not modelled in training; set ir_drop = 0 to train"),
+}
+
+
+def _from_rpu_config(rpu_config):
+    """(device, periphery, max_in, max_out) for `prepare` from an aihwkit InferenceRPUConfig."""
+    from .aihwkit import from_aihwkit
+
+    cfg = from_aihwkit(rpu_config)
+    p = cfg["periphery"]
+    bad = [f"rpu_config.{path} = {p[key]!r}: {why}" for key, (ok, path, why) in _UNMODELLED.items() if p.get(key, ok) != ok]
+    if bad:
+        raise ValueError("prepare: " + "; ".join(bad))
+    periphery = {k: p[k] for k in ("out_noise", "inp_res_bits", "out_res_bits", "out_bound", "weight_scaling_omega",
+                                   "weight_scaling_columnwise") if k in p}
+    tile = cfg.get("tile", {})
+    return cfg["device"], periphery, int(tile.get("max_in", 512)), int(tile.get("max_out", 512))
+
+
 def _training_toml(device, t, noise_scale: float, weight_noise_std: float) -> str:
     if device == "gaussian":
         table = {"weight_noise": "gaussian", "weight_noise_std": float(weight_noise_std)}
@@ -76,7 +104,7 @@ def _training_toml(device, t, noise_scale: float, weight_noise_std: float) -> st
 def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight_noise_std: float = 0.0,
             output_noise: float = 0.0, dac_bits: int = 0, clip_sigma: float = 0.0, periphery: dict | None = None,
             seed: int = 0, adc_bits: int = 0, out_bound: float = 0.0, max_in: int = 512, max_out: int = 512,
-            weight_scaling_omega: float = 0.0, weight_scaling_columnwise: bool = False):
+            weight_scaling_omega: float = 0.0, weight_scaling_columnwise: bool = False, rpu_config=None):
     """Wraps every nn.Linear and nn.Conv2d of `model` (in place; returns it) so that training
     sees aimc's noise (see the module docstring). `device`: an aimc device model name ("pcm",
     "hermes", "hermes1", "simple", ...) or "gaussian" or "none", or a device table as an
@@ -87,7 +115,20 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     `out_noise`, `inp_res_bits`, `out_res_bits`, `out_bound`, `weight_scaling_omega` and
     `weight_scaling_columnwise` as in an experiment file's [periphery] (they set the arguments of
     those names, `output_noise`, `dac_bits` and `adc_bits` when those are left at 0).
-    `max_in`, `max_out`: the crossbar rows and columns of a tile. Errors name the argument."""
+    `max_in`, `max_out`: the crossbar rows and columns of a tile. `rpu_config`: an aihwkit
+    `InferenceRPUConfig` (read as `aimc.from_aihwkit` reads it) gives the device, the periphery
+    and the tile instead; a forward setting training does not model (bound management, per-read
+    weight noise, IR drop, another input bound or noise management) is refused with its attribute
+    path. Errors name the argument."""
+    if rpu_config is not None:
+        given = [n for n, v, d in (("device", device, "pcm"), ("periphery", periphery, None), ("output_noise", output_noise, 0.0),
+                                   ("dac_bits", dac_bits, 0), ("adc_bits", adc_bits, 0), ("out_bound", out_bound, 0.0),
+                                   ("max_in", max_in, 512), ("max_out", max_out, 512),
+                                   ("weight_scaling_omega", weight_scaling_omega, 0.0),
+                                   ("weight_scaling_columnwise", weight_scaling_columnwise, False)) if v != d]
+        if given:
+            raise ValueError(f"prepare: rpu_config gives the device, periphery and tile; remove {', '.join(given)} or rpu_config")
+        device, periphery, max_in, max_out = _from_rpu_config(rpu_config)
     if is_prepared(model):
         raise ValueError("prepare: the model is already prepared; call aimc.torch.unprepare(model) first")
     periphery = dict(periphery or {})

@@ -30,6 +30,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::hwa::{abs_max, load_params, Clipped, Injector, Param, TrainingConfig};
+use super::periphery::{dac_reduced, tile_ranges};
 use super::{
     accuracy_of, argmax, minibatch_epochs, model_metadata, noisy_row, sgd_update, state_dict_bytes, unit_f32, write_model, Dataset, Dense, NamedTensor,
     TrainError,
@@ -127,7 +128,7 @@ fn conv3x3(input: &[f32], c_in: usize, n: usize, w: &[f32], b: &[f32], out: &mut
 /// digitally after it. Otherwise this is the convolution from its bias and the output noise, as
 /// before the ADC existed.
 #[allow(clippy::too_many_arguments)]
-fn conv_crossbar(inj: &mut Injector, xq: &[f32], c_in: usize, n: usize, w: &[f32], b: &[f32], out: &mut [f32], clip: &mut [bool]) {
+fn conv_crossbar(inj: &mut Injector, x: &[f32], xq: &[f32], c_in: usize, n: usize, w: &[f32], b: &[f32], out: &mut [f32], clip: &mut [bool]) {
     let alpha = abs_max(xq);
     clip.fill(false);
     let rows = c_in * K * K;
@@ -149,6 +150,55 @@ fn conv_crossbar(inj: &mut Injector, xq: &[f32], c_in: usize, n: usize, w: &[f32
             let (q, clipped) = if u > 0.0 { inj.adc_clipped(*v / u) } else { (0.0, false) };
             *c = clipped;
             *v = q * u + bo;
+        }
+    }
+    if inj.cfg.bm_last_reduction() > 1 {
+        bound_pixels(inj, x, c_in, n, w, b, alpha, scales.as_deref(), out, clip);
+    }
+}
+
+/// Iterative bound management of a convolution as a crossbar ([`conv_crossbar`]'s outputs
+/// with bias): the vector of one output pixel (its 3×3×C_in patch) whose outputs saturated in
+/// an output tile (`max_out` channels) is computed again with the input map halved, quantised
+/// again by the DAC over the map's max|x| (`x` the map before the DAC), with fresh output noise
+/// and the ADC ([`Injector::bound_redo`]); `clip` keeps the last level's clipped outputs.
+#[allow(clippy::too_many_arguments)]
+fn bound_pixels(inj: &mut Injector, x: &[f32], c_in: usize, n: usize, w: &[f32], b: &[f32], alpha: f32, scales: Option<&[f32]>, out: &mut [f32], clip: &mut [bool]) {
+    let (bits, nn) = (inj.cfg.dac_bits, n * n);
+    let mut xr = vec![0.0f32; x.len()];
+    let mut reduced_by = 1.0f32;
+    for pix in 0..nn {
+        let (py, px) = (pix / n, pix % n);
+        for rows in tile_ranges(b.len(), inj.cfg.max_out) {
+            if !rows.clone().any(|o| clip[o * nn + pix]) {
+                continue;
+            }
+            let chans = rows.clone();
+            inj.bound_redo(
+                rows,
+                |o| scales.map_or(alpha, |s| alpha * s[o]),
+                |red, p| {
+                    if red != reduced_by {
+                        dac_reduced(bits, x, red, &mut xr);
+                        reduced_by = red;
+                    }
+                    for (po, o) in p.iter_mut().zip(chans.clone()) {
+                        let mut acc = 0.0f32;
+                        for c in 0..c_in {
+                            for i in (0..K).filter(|&i| py + i >= 1 && py + i <= n) {
+                                for j in (0..K).filter(|&j| px + j >= 1 && px + j <= n) {
+                                    acc += w[((o * c_in + c) * K + i) * K + j] * xr[c * nn + (py + i - 1) * n + px + j - 1];
+                                }
+                            }
+                        }
+                        *po = acc;
+                    }
+                },
+                |o, v, c| {
+                    out[o * nn + pix] = v + b[o];
+                    clip[o * nn + pix] = c;
+                },
+            );
         }
     }
 }
@@ -287,11 +337,11 @@ impl CnnNet {
         let [c1, c2] = self.channels;
         ws.xq.copy_from_slice(x);
         inj.dac(&mut ws.xq);
-        conv_crossbar(inj, &ws.xq, 1, SIDE, &self.conv1_w, &self.conv1_b, &mut ws.a1, &mut ws.clip1);
+        conv_crossbar(inj, x, &ws.xq, 1, SIDE, &self.conv1_w, &self.conv1_b, &mut ws.a1, &mut ws.clip1);
         relu_pool(&ws.a1, c1, SIDE, &mut ws.p1, &mut ws.i1);
         ws.p1q.copy_from_slice(&ws.p1);
         inj.dac(&mut ws.p1q);
-        conv_crossbar(inj, &ws.p1q, c1, SIDE / 2, &self.conv2_w, &self.conv2_b, &mut ws.a2, &mut ws.clip2);
+        conv_crossbar(inj, &ws.p1, &ws.p1q, c1, SIDE / 2, &self.conv2_w, &self.conv2_b, &mut ws.a2, &mut ws.clip2);
         relu_pool(&ws.a2, c2, SIDE / 2, &mut ws.p2, &mut ws.i2);
         inj.crossbar(&self.fc.w, &ws.p2, Some(&self.fc.b), &mut ws.p2q, &mut ws.z, &mut ws.clip_fc);
     }

@@ -18,9 +18,10 @@
 //! - **DAC**: each input vector quantised to `dac_bits` over its max|x| (abs-max noise
 //!   management), with a straight-through gradient (the quantiser's derivative taken as 1).
 //! - **ADC**: each output rounded to `adc_bits` over ±`out_bound` and clipped there, both in
-//!   units of the input's max|x| (aihwkit `out_res`, `out_bound`; no bound management, as
-//!   aihwkit's `StandardHWATrainingPreset` trains): the rounding straight-through, a clipped
-//!   output's gradient zero. With `weight_scaling_omega` > 0 output noise and the ADC act in
+//!   units of the input's max|x| (aihwkit `out_res`, `out_bound`): the rounding
+//!   straight-through, a clipped output's gradient zero. No bound management by default, as
+//!   aihwkit's `StandardHWATrainingPreset` trains; `bound_management = "iterative"` redoes a
+//!   saturated tile with its input halved, as the evaluation and aihwkit's default forward do. With `weight_scaling_omega` > 0 output noise and the ADC act in
 //!   units of max|x| · max|W| / ω per tile or column, as the evaluation maps the weights.
 //! - **Tiles**: a layer with more than `max_in` inputs is split as the evaluation splits it
 //!   (`[tile] max_in`); each input slice has its own DAC scale, output noise and ADC, and the
@@ -81,6 +82,17 @@ pub struct TrainingConfig {
     /// The ADC's range (the evaluation's `out_bound`): a tile's output clipped to ±out_bound in
     /// units of its input slice's max|x| (0: no clipping).
     pub out_bound: f64,
+    /// Iterative bound management (the evaluation's `periphery.bound_management`, aihwkit's
+    /// default `ITERATIVE`), `none` or `iterative`: a tile whose outputs saturate the ADC's range is computed again with
+    /// its input halved (quantised again by the DAC, fresh output noise) until none saturates or
+    /// the reduction reaches its last value ([`crate::crossbar::bm_last_reduction`] of the two
+    /// fields below); its outputs are multiplied back digitally. `none` (the default, as aihwkit's
+    /// `StandardHWATrainingPreset` trains) leaves saturated outputs clipped. Needs `out_bound`.
+    pub bound_management: String,
+    /// The evaluation's `periphery.max_bm_factor` (aihwkit default 1000).
+    pub max_bm_factor: f64,
+    /// The evaluation's `periphery.max_bm_res` (aihwkit default 0.25).
+    pub max_bm_res: f64,
     /// Weight scaling ω (the evaluation's `periphery.weight_scaling_omega`): 0 keeps the raw
     /// weights in the tile; ω > 0 rescales each tile (or column) to max|W| = ω, so output noise
     /// and the ADC act in units of max|W| / ω.
@@ -123,6 +135,9 @@ impl Default for TrainingConfig {
             dac_bits: 0,
             adc_bits: 0,
             out_bound: 0.0,
+            bound_management: "none".into(),
+            max_bm_factor: 1000.0,
+            max_bm_res: 0.25,
             weight_scaling_omega: 0.0,
             weight_scaling_columnwise: false,
             max_out: DEFAULT_MAX_IN,
@@ -251,6 +266,24 @@ impl TrainingConfig {
                 self.adc_bits
             ));
         }
+        if !matches!(self.bound_management.as_str(), "none" | "iterative") {
+            return Err(format!("training.bound_management = {:?}: expected \"none\" (the default) or \"iterative\"", self.bound_management));
+        }
+        if self.bound_management == "iterative" && self.out_bound == 0.0 {
+            return Err("training.bound_management = \"iterative\" redoes a tile whose outputs saturate the ADC's range, and there is none: set training.out_bound > 0 (the evaluation's periphery.out_bound, e.g. 12) or remove bound_management".into());
+        }
+        if !(self.max_bm_factor >= 0.0 && self.max_bm_factor <= 32768.0) {
+            return Err(format!(
+                "training.max_bm_factor = {}: must be in 0..=32768 (aihwkit default 1000; bound management stops once the input reduction exceeds it)",
+                self.max_bm_factor
+            ));
+        }
+        if !(self.max_bm_res.is_finite() && self.max_bm_res > 0.0) {
+            return Err(format!(
+                "training.max_bm_res = {}: must be a finite number > 0 (aihwkit default 0.25; bound management stops once the input reduction exceeds max_bm_res / DAC step)",
+                self.max_bm_res
+            ));
+        }
         finite_nonneg("weight_scaling_omega", self.weight_scaling_omega)?;
         if self.weight_scaling_columnwise && self.weight_scaling_omega == 0.0 {
             return Err("training.weight_scaling_columnwise = true needs training.weight_scaling_omega > 0 (per-column scales rescale each column to max|W| = ω), as the evaluation's periphery: set weight_scaling_omega, e.g. 1.0".into());
@@ -291,6 +324,16 @@ impl TrainingConfig {
         self.dac_bits > 0 || self.output_noise > 0.0 || self.adc_bits > 0 || self.out_bound > 0.0
     }
 
+    /// The last input reduction bound management tries: the evaluation's rule
+    /// ([`crate::crossbar::bm_last_reduction`]) with the DAC's step over the unit range; 1 (never
+    /// redone) without bound management.
+    pub fn bm_last_reduction(&self) -> u32 {
+        if self.bound_management != "iterative" {
+            return 1;
+        }
+        crate::crossbar::bm_last_reduction(self.max_bm_factor, self.max_bm_res, crate::crossbar::step(self.dac_bits, 1.0))
+    }
+
     /// One line for a model file's metadata and the trainers' messages.
     pub fn summary(&self) -> String {
         let mut parts = Vec::new();
@@ -321,6 +364,9 @@ impl TrainingConfig {
             parts.push(format!("{}-bit ADC over +-{} (straight-through)", self.adc_bits, self.out_bound));
         } else if self.out_bound > 0.0 {
             parts.push(format!("outputs clipped at +-{}", self.out_bound));
+        }
+        if self.bound_management == "iterative" {
+            parts.push(format!("iterative bound management up to {}x", self.bm_last_reduction()));
         }
         if self.max_in != DEFAULT_MAX_IN || self.max_out != DEFAULT_MAX_IN {
             parts.push(format!("tiles of {}x{}", self.max_in, self.max_out));

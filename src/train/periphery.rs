@@ -90,6 +90,52 @@ impl Injector {
         Some(s)
     }
 
+    /// One tile output of a crossbar MVM, `p` the tile's sum Σ w·x̂ over its input slice (the
+    /// slice reduced by `red`, 1 at the first level) in the output unit `u` (α, times the weight
+    /// scale with ω > 0): output noise σ = output_noise·u, the ADC in units of u, multiplied back
+    /// by u·red; and whether the ADC clipped it. An all-zero slice (u = 0) gives 0.
+    pub fn tile_output(&mut self, p: f32, u: f32, red: u32) -> (f32, bool) {
+        let noise = self.cfg.output_noise;
+        let mut p = p;
+        if noise > 0.0 && u > 0.0 {
+            p = (p as f64 + noise * u as f64 * self.normal()) as f32;
+        }
+        if u > 0.0 {
+            let (q, clip) = self.adc_clipped(p / u);
+            (q * u * red as f32, clip)
+        } else {
+            (0.0, false)
+        }
+    }
+
+    /// Iterative bound management of one tile (an input slice × the outputs `rows`) whose first
+    /// level saturated, as the evaluation's `bound` stage and aihwkit's forward redo it: the input
+    /// reduced by 2, 4, … (`dots(red, p)` writes the tile's sums Σ w·x̂ of the input divided by
+    /// `red` and quantised again by the DAC, one per output of `rows`), each level with fresh
+    /// output noise and the ADC ([`Injector::tile_output`], multiplied back by `red`), until no
+    /// output saturates or the reduction reaches [`TrainingConfig::bm_last_reduction`]. `write(o,
+    /// y, clipped)` takes every output of each level (the last one's stand); returns the last
+    /// reduction computed.
+    pub fn bound_redo(&mut self, rows: Range<usize>, unit: impl Fn(usize) -> f32, mut dots: impl FnMut(f32, &mut [f32]), mut write: impl FnMut(usize, f32, bool)) -> u32 {
+        let last = self.cfg.bm_last_reduction();
+        let mut p = vec![0.0f32; rows.len()];
+        let mut red = 1;
+        while red < last {
+            red *= 2;
+            dots(red as f32, &mut p);
+            let mut any = false;
+            for (o, &po) in rows.clone().zip(&p) {
+                let (y, clip) = self.tile_output(po, unit(o), red);
+                write(o, y, clip);
+                any |= clip;
+            }
+            if !any {
+                break;
+            }
+        }
+        red
+    }
+
     /// One crossbar MVM of a training forward pass, `y = bias + W x` for W [y.len(), x.len()]
     /// row-major, through the periphery the evaluation models: the input is split evenly over
     /// tiles of at most `max_in` rows ([`Injector::tiles`]); each slice is quantised by the DAC
@@ -116,6 +162,54 @@ impl Injector {
         let (adc, noise) = (self.has_adc(), self.cfg.output_noise);
         clipped.start(self.cfg.max_in, tiles.len());
         let scales = self.tile_scales(y.len(), n_in, |o, k| w[o * n_in + k]);
+        let nt = tiles.len();
+        let unit = |o: usize, t: usize| scales.as_ref().map_or(alpha[t], |s| alpha[t] * s[o * nt + t]);
+        if adc && self.cfg.bm_last_reduction() > 1 {
+            // Bound management: every tile output at the first level, kept per tile; a tile
+            // (input slice × output tile) with a saturated output computed again with its input
+            // halved ([`Injector::bound_redo`]); then the outputs summed from the bias in tile
+            // order as below.
+            let (mut v, mut c) = (vec![0.0f32; y.len() * nt], vec![false; y.len() * nt]);
+            for (o, wo) in w.chunks_exact(n_in.max(1)).enumerate() {
+                for (t, r) in tiles.iter().enumerate() {
+                    let p = wo[r.clone()].iter().zip(&xq[r.clone()]).fold(0.0f32, |s, (&wk, &xk)| s + wk * xk);
+                    (v[o * nt + t], c[o * nt + t]) = self.tile_output(p, unit(o, t), 1);
+                }
+            }
+            let mut xr = vec![0.0f32; self.cfg.max_in.min(n_in)];
+            for (t, r) in tiles.iter().enumerate() {
+                for rows in tile_ranges(y.len(), self.cfg.max_out) {
+                    if !rows.clone().any(|o| c[o * nt + t]) {
+                        continue;
+                    }
+                    let xr = &mut xr[..r.len()];
+                    let dac_bits = self.cfg.dac_bits;
+                    let rows_p = rows.clone();
+                    self.bound_redo(
+                        rows,
+                        |o| unit(o, t),
+                        |red, p| {
+                            dac_reduced(dac_bits, &x[r.clone()], red, xr);
+                            for (po, o) in p.iter_mut().zip(rows_p.clone()) {
+                                *po = w[o * n_in + r.start..][..r.len()].iter().zip(xr.iter()).fold(0.0f32, |s, (&wk, &xk)| s + wk * xk);
+                            }
+                        },
+                        |o, out, clip| (v[o * nt + t], c[o * nt + t]) = (out, clip),
+                    );
+                }
+            }
+            for (o, yo) in y.iter_mut().enumerate() {
+                let mut acc = bias.map_or(0.0, |b| b[o]);
+                for t in 0..nt {
+                    acc += v[o * nt + t];
+                    if c[o * nt + t] {
+                        clipped.set(o, t);
+                    }
+                }
+                *yo = acc;
+            }
+            return;
+        }
         for (o, (wo, yo)) in w.chunks_exact(n_in.max(1)).zip(y.iter_mut()).enumerate() {
             let mut acc = bias.map_or(0.0, |b| b[o]);
             for (t, (r, &a)) in tiles.iter().zip(&alpha).enumerate() {
@@ -147,6 +241,23 @@ impl Injector {
             }
             *yo = acc;
         }
+    }
+}
+
+/// The DAC on an input slice `x` reduced by `red` (bound management's later levels): x/red
+/// quantised to `bits` over the slice's max|x| (steps of 2/(2^bits − 2), clamped to ±1, as
+/// [`Injector::dac`] at `red` = 1), into `out`; x/red without a DAC.
+pub fn dac_reduced(bits: u32, x: &[f32], red: f32, out: &mut [f32]) {
+    let amax = abs_max(x);
+    if bits == 0 || amax == 0.0 {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = v / red;
+        }
+        return;
+    }
+    let step = crate::crossbar::step(bits, 1.0) as f32;
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = ((v / amax / red / step).round() * step).clamp(-1.0, 1.0) * amax;
     }
 }
 
@@ -277,6 +388,69 @@ mod tests {
         }
         let c = TrainingConfig::parse("[training]\nadc_bits = 8\nout_bound = 10.0\nmax_in = 256\n").unwrap();
         assert!(c.is_hardware_aware() && c.summary().contains("8-bit ADC over +-10") && c.summary().contains("tiles of 256x512"), "{}", c.summary());
+    }
+
+    /// Bound management as the evaluation's: a tile with a saturated output is computed again
+    /// with its input halved until none saturates (its outputs then within one ADC step times the
+    /// reduction of the exact sum) or the last reduction is reached (still clipped there); a tile
+    /// that does not saturate, and every draw when none does, is as without bound management.
+    #[test]
+    fn bound_management_redoes_a_saturated_tile() {
+        let x: Vec<f32> = vec![4.0, -0.35, 1.3, 0.02, -0.03, 0.011, 0.9];
+        let b = [0.5f32, -0.25, 0.125];
+        let big = vec![2.0f32; 21];
+        let plain = TrainingConfig { adc_bits: 4, out_bound: 2.0, max_in: 3, ..TrainingConfig::default() };
+        let bm = TrainingConfig { bound_management: "iterative".into(), ..plain.clone() };
+        // No DAC: the reduction stops past max_bm_factor (1024); a 5-bit DAC: past 0.25 / (2/30).
+        assert_eq!((plain.bm_last_reduction(), bm.bm_last_reduction()), (1, 1024));
+        assert_eq!(TrainingConfig { dac_bits: 5, ..bm.clone() }.bm_last_reduction(), 4);
+        let run = |cfg: &TrainingConfig, w: &[f32]| {
+            let (mut xq, mut y, mut clipped) = (vec![0.0; 7], vec![0.0; 3], Clipped::default());
+            Injector::new(cfg, 3).crossbar(w, &x, Some(&b), &mut xq, &mut y, &mut clipped);
+            (y, clipped)
+        };
+        let ((y0, c0), (y1, c1)) = (run(&plain, &big), run(&bm, &big));
+        // The first tile (9.9 / α = 4 saturates ±2) redone at 1/2: 1.2375 rounds to 4 steps,
+        // · 2 · α; the other tiles as without bound management; nothing clipped.
+        let step = crate::crossbar::step(4, 2.0) as f32;
+        assert!(c0.get(0, 0) && c1.is_empty(), "{c0:?} {c1:?}");
+        for o in 0..3 {
+            let want = y0[o] - 2.0 * 4.0 + 4.0 * step * 2.0 * 4.0;
+            assert!((y1[o] - want).abs() < 1e-5, "output {o}: {} against {want}", y1[o]);
+            assert!((y1[o] - (b[o] + 9.9 - 0.02 * 2.0 + 0.911 * 2.0)).abs() <= 4.0 * step, "output {o}: {}", y1[o]);
+        }
+        // max_bm_factor 1: the last reduction is 2. Tile sums / α: 49.5 / 4 and 9.11 / 0.9 still
+        // saturate at 1/2 (clipped: 2 · 2 · α), −0.1 / 0.03 at 1/2 is −1.67: −6 steps · 2 · α.
+        let huge = vec![10.0f32; 21];
+        let (y2, c2) = run(&TrainingConfig { max_bm_factor: 1.0, ..bm.clone() }, &huge);
+        assert!((0..3).all(|o| c2.get(o, 0) && !c2.get(o, 1) && c2.get(o, 2)), "{c2:?}");
+        for o in 0..3 {
+            let want = b[o] + 2.0 * 2.0 * 4.0 - 6.0 * step * 2.0 * 0.03 + 2.0 * 2.0 * 0.9;
+            assert!((y2[o] - want).abs() < 1e-5, "output {o}: {} against {want}", y2[o]);
+        }
+        // With output noise and a DAC, where nothing saturates, the same draws and outputs.
+        let noisy = |c: &TrainingConfig| TrainingConfig { output_noise: 0.05, dac_bits: 6, out_bound: 40.0, ..c.clone() };
+        let small: Vec<f32> = (0..21).map(|i| ((i * 7 % 5) as f32 - 2.0) * 0.3).collect();
+        assert_eq!(run(&noisy(&plain), &small).0, run(&noisy(&bm), &small).0);
+        // The reduced DAC: x / red on the same grid over max|x| (a 3-bit DAC's steps of 1/3 at
+        // 1/2: 0.5 rounds away from zero to 2/3 as Injector::dac rounds, −0.25 to −1/3, 0.1 to 0).
+        let mut out = [0.0f32; 3];
+        dac_reduced(3, &[1.0, -0.5, 0.2], 2.0, &mut out);
+        assert_eq!(out, [2.0 / 3.0, -1.0 / 3.0, 0.0]);
+        dac_reduced(0, &[1.0, -0.5, 0.2], 4.0, &mut out);
+        assert_eq!(out, [0.25, -0.125, 0.05]);
+        // Checks name the field and the fix.
+        for (text, field) in [
+            ("bound_management = \"iterative\"", "training.out_bound > 0"),
+            ("bound_management = \"sometimes\"", "training.bound_management = \"sometimes\""),
+            ("out_bound = 12.0\nbound_management = \"iterative\"\nmax_bm_factor = -1.0", "training.max_bm_factor"),
+            ("out_bound = 12.0\nbound_management = \"iterative\"\nmax_bm_res = 0.0", "training.max_bm_res"),
+        ] {
+            let e = TrainingConfig::parse(&format!("[training]\n{text}\n")).unwrap_err();
+            assert!(e.contains(field), "{text}: {e}");
+        }
+        let c = TrainingConfig::parse("[training]\nadc_bits = 9\nout_bound = 12.0\ndac_bits = 7\nbound_management = \"iterative\"\n").unwrap();
+        assert!(c.summary().contains("iterative bound management up to 16x"), "{}", c.summary());
     }
 
     /// The weight scales follow the engine's mapping: with ω > 0 one per tile (the max over the

@@ -158,6 +158,9 @@ impl<T: Real> Net<T> {
             let dh = x.len();
             let scales = inj.tile_scales(half, dh, |r, c| self.projection[r * dh + c].to_f64() as f32);
             periphery_rows(inj, &scaled, dh, h, half, scales.as_deref(), clip);
+            if inj.cfg.bm_last_reduction() > 1 {
+                bound_rows(inj, &scaled, dh, &prep.projection, half, h, scales.as_deref(), clip);
+            }
         }
         let off = T::of(-0.5) * sq - T::of((self.dims.features as f64).sqrt().ln());
         for (hr, mr) in h.iter_mut().zip(minus.iter_mut()) {

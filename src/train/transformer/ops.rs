@@ -6,7 +6,7 @@
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
 use super::*;
-use crate::train::periphery::tile_ranges;
+use crate::train::periphery::{dac_reduced, tile_ranges};
 use std::borrow::Cow;
 
 /// y[t] = b + W x[t] for every row t, with W given transposed ([d_in, d_out]) so the inner loop
@@ -113,6 +113,41 @@ pub(super) fn periphery_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, 
     }
 }
 
+/// Iterative bound management on the rows of one tile's output `y` [n, d_out] after
+/// [`periphery_rows`] (`x` [n, d_in] the tile's input slice, `wt` its weights transposed
+/// [d_in, d_out]): every row whose outputs saturated in an output tile (`max_out` columns) is
+/// computed again with its input halved, quantised again by the DAC, with fresh output noise and
+/// the ADC, as [`Injector::bound_redo`] does for the other trainers; `clip` keeps the last
+/// level's clipped outputs. In f32 (the periphery's precision).
+pub(super) fn bound_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, wt: &[T], d_out: usize, y: &mut [T], scale: Option<&[f32]>, clip: &mut [bool]) {
+    let (bits, max_out) = (inj.cfg.dac_bits, inj.cfg.max_out);
+    let mut xr = vec![0.0f32; d_in];
+    for ((xt, yt), ct) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)).zip(clip.chunks_exact_mut(d_out)) {
+        let a = row_max(xt);
+        let x32: Vec<f32> = xt.iter().map(|v| v.to_f64() as f32).collect();
+        for rows in tile_ranges(d_out, max_out) {
+            if !ct[rows.clone()].contains(&true) {
+                continue;
+            }
+            let cols = rows.clone();
+            inj.bound_redo(
+                rows,
+                |o| scale.map_or(a, |s| a * s[o]),
+                |red, p| {
+                    dac_reduced(bits, &x32, red, &mut xr);
+                    for (po, o) in p.iter_mut().zip(cols.clone()) {
+                        *po = xr.iter().enumerate().fold(0.0f32, |s, (k, &xk)| s + xk * wt[k * d_out + o].to_f64() as f32);
+                    }
+                },
+                |o, v, c| {
+                    yt[o] = T::of(v as f64);
+                    ct[o] = c;
+                },
+            );
+        }
+    }
+}
+
 /// The outputs the ADCs of one [`crossbar_linear`] clipped: per tile, per row and output
 /// ([tiles][n, d_out]); empty when none was. Their gradient is zero (the clamp's derivative):
 /// [`crossbar_back`] passes the others straight through the rounding.
@@ -155,6 +190,9 @@ pub(super) fn crossbar_linear<T: Real>(inj: &mut Injector, x: &[T], d_in: usize,
         linear(&dac_rows(dac, &xs, w), w, &wt[r.start * d_out..r.end * d_out], None, d_out, &mut part);
         let scale: Option<Vec<f32>> = scales.as_ref().map(|s| (0..d_out).map(|o| s[o * nt + t]).collect());
         periphery_rows(inj, &xs, w, &mut part, d_out, scale.as_deref(), &mut flags[t * y.len()..(t + 1) * y.len()]);
+        if inj.cfg.bm_last_reduction() > 1 {
+            bound_rows(inj, &xs, w, &wt[r.start * d_out..r.end * d_out], d_out, &mut part, scale.as_deref(), &mut flags[t * y.len()..(t + 1) * y.len()]);
+        }
         for (a, &v) in y.iter_mut().zip(&part) {
             *a += v;
         }

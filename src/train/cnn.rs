@@ -163,7 +163,18 @@ fn conv_crossbar(inj: &mut Injector, x: &[f32], xq: &[f32], c_in: usize, n: usiz
 /// again by the DAC over the map's max|x| (`x` the map before the DAC), with fresh output noise
 /// and the ADC ([`Injector::bound_redo`]); `clip` keeps the last level's clipped outputs.
 #[allow(clippy::too_many_arguments)]
-fn bound_pixels(inj: &mut Injector, x: &[f32], c_in: usize, n: usize, w: &[f32], b: &[f32], alpha: f32, scales: Option<&[f32]>, out: &mut [f32], clip: &mut [bool]) {
+fn bound_pixels(
+    inj: &mut Injector,
+    x: &[f32],
+    c_in: usize,
+    n: usize,
+    w: &[f32],
+    b: &[f32],
+    alpha: f32,
+    scales: Option<&[f32]>,
+    out: &mut [f32],
+    clip: &mut [bool],
+) {
     let (bits, nn) = (inj.cfg.dac_bits, n * n);
     let mut xr = vec![0.0f32; x.len()];
     let mut reduced_by = 1.0f32;
@@ -584,6 +595,42 @@ mod tests {
         relu_pool(&a, 1, 4, &mut p, &mut idx);
         assert_eq!(p, [3.0, 0.0, 0.0, 5.0]);
         assert_eq!(idx, [1, 2, 8, 10]);
+    }
+
+    /// A convolution's bound management works per output pixel: on the hand-computed case with
+    /// a 4-bit ADC over ±2 (α = max|x| = 9), without it the pixels past 2α clip; with it every
+    /// pixel is redone until it fits, so nothing clips and each output lies within half a step
+    /// times its reduction of the exact one. The centre pixel needs 1/4: channel 0's 45 / 9 / 4
+    /// rounds to 4 steps, channel 1's 11 / 9 / 4 to 1 step, each · 4 · α, then the bias.
+    #[test]
+    fn conv_bound_management_redoes_a_saturated_pixel() {
+        let mut input: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        input.extend([1.0; 9]);
+        let mut w = vec![0.0f32; 2 * 2 * 9];
+        w[..9].fill(1.0);
+        w[18] = 1.0;
+        w[18 + 9 + 4] = 10.0;
+        let b = [0.5, -1.0];
+        let mut exact = vec![0.0f32; 18];
+        conv3x3(&input, 2, 3, &w, &b, &mut exact);
+        let plain = TrainingConfig { adc_bits: 4, out_bound: 2.0, ..TrainingConfig::default() };
+        let bm = TrainingConfig { bound_management: "iterative".into(), ..plain.clone() };
+        let run = |cfg: &TrainingConfig| {
+            let (mut out, mut clip) = (vec![0.0f32; 18], vec![false; 18]);
+            conv_crossbar(&mut Injector::new(cfg, 0), &input, &input, 2, 3, &w, &b, &mut out, &mut clip);
+            (out, clip)
+        };
+        let (y0, c0) = run(&plain);
+        assert!(c0[4]);
+        assert_eq!(y0[4], 2.0 * 9.0 + 0.5);
+        let (y1, c1) = run(&bm);
+        let step = crate::crossbar::step(4, 2.0) as f32;
+        assert!(!c1.contains(&true), "{c1:?}");
+        for (i, (&got, &want)) in y1.iter().zip(&exact).enumerate() {
+            assert!((got - want).abs() <= step * 4.0 * 9.0 / 2.0, "output {i}: {got} against {want}");
+        }
+        assert!((y1[4] - (4.0 * step * 4.0 * 9.0 + 0.5)).abs() < 1e-5, "{}", y1[4]);
+        assert!((y1[9 + 4] - (step * 4.0 * 9.0 - 1.0)).abs() < 1e-5, "{}", y1[9 + 4]);
     }
 
     /// f64 loss, logits and activation pattern of `m` on `x`: the textbook loops (sum innermost,

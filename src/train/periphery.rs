@@ -116,7 +116,13 @@ impl Injector {
     /// output saturates or the reduction reaches [`TrainingConfig::bm_last_reduction`]. `write(o,
     /// y, clipped)` takes every output of each level (the last one's stand); returns the last
     /// reduction computed.
-    pub fn bound_redo(&mut self, rows: Range<usize>, unit: impl Fn(usize) -> f32, mut dots: impl FnMut(f32, &mut [f32]), mut write: impl FnMut(usize, f32, bool)) -> u32 {
+    pub fn bound_redo(
+        &mut self,
+        rows: Range<usize>,
+        unit: impl Fn(usize) -> f32,
+        mut dots: impl FnMut(f32, &mut [f32]),
+        mut write: impl FnMut(usize, f32, bool),
+    ) -> u32 {
         let last = self.cfg.bm_last_reduction();
         let mut p = vec![0.0f32; rows.len()];
         let mut red = 1;

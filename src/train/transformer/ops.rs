@@ -349,8 +349,8 @@ mod tests {
     }
 
     /// The transformer's crossbar is the other trainers' [`Injector::crossbar`]: with an ADC, tiles
-    /// and weight scaling (no DAC, no output noise, where both take the same scales) every row's outputs are
-    /// the same f32 values; with one tile and no ADC it is the DAC'd [`linear`] and its noise.
+    /// and weight scaling (no output noise, where both take the same scales), and with a DAC and
+    /// bound management, every row's outputs are the same f32 values; with one tile and no ADC it is the DAC'd [`linear`] and its noise.
     #[test]
     fn crossbar_linear_is_the_injectors_crossbar() {
         let (d_in, d_out, n) = (7, 3, 2);
@@ -358,15 +358,34 @@ mod tests {
         let w: Vec<f32> = (0..d_out * d_in).map(|i| ((i * 13 % 11) as f32 - 5.2) * 0.31).collect();
         let b = [0.5f32, -0.25, 0.125];
         let wt = transpose(&w, d_out, d_in);
-        for (max_in, omega, columnwise) in [(3, 0.0, false), (7, 0.0, false), (3, 1.0, true), (3, 0.7, false)] {
+        let mut redone = 0;
+        for (max_in, omega, columnwise, bm) in [
+            (3, 0.0, false, false),
+            (7, 0.0, false, false),
+            (3, 1.0, true, false),
+            (3, 0.7, false, false),
+            (3, 0.0, false, true),
+            (7, 0.0, false, true),
+            (3, 3.0, true, true),
+        ] {
             let cfg = TrainingConfig {
                 adc_bits: 5,
                 out_bound: 1.5,
                 max_in,
                 weight_scaling_omega: omega,
                 weight_scaling_columnwise: columnwise,
+                dac_bits: if bm { 6 } else { 0 },
+                bound_management: if bm { "iterative" } else { "none" }.into(),
                 ..TrainingConfig::default()
             };
+            if bm {
+                let mut y0 = vec![0.0f32; n * d_out];
+                let none = TrainingConfig { bound_management: "none".into(), ..cfg.clone() };
+                crossbar_linear(&mut Injector::new(&none, 0), &x, d_in, &wt, Some(&b), d_out, &mut y0, &mut ClipRows::default());
+                let mut y1 = vec![0.0f32; n * d_out];
+                crossbar_linear(&mut Injector::new(&cfg, 0), &x, d_in, &wt, Some(&b), d_out, &mut y1, &mut ClipRows::default());
+                redone += (y0 != y1) as usize;
+            }
             let mut y = vec![0.0f32; n * d_out];
             crossbar_linear(&mut Injector::new(&cfg, 0), &x, d_in, &wt, Some(&b), d_out, &mut y, &mut ClipRows::default());
             for (xt, yt) in x.chunks(d_in).zip(y.chunks(d_out)) {
@@ -381,6 +400,7 @@ mod tests {
             };
             assert!(y != plain, "the ADC changes the outputs");
         }
+        assert_eq!(redone, 3, "bound management redoes a saturated tile in every case");
         let cfg = TrainingConfig { dac_bits: 4, output_noise: 0.1, ..TrainingConfig::default() };
         let mut y = vec![0.0f32; n * d_out];
         crossbar_linear(&mut Injector::new(&cfg, 5), &x, d_in, &wt, Some(&b), d_out, &mut y, &mut ClipRows::default());

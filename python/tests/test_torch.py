@@ -210,16 +210,64 @@ def test_the_adc_and_tiles_follow_aimcs_periphery():
     assert torch.allclose(lin(x.detach()), torch.nn.functional.linear(x.detach(), lin.weight, lin.bias), atol=1e-5)
 
 
+def test_bound_management_redoes_a_saturated_tile_as_aimc_does():
+    torch = pytest.importorskip("torch")
+    import aimc.torch as at
+
+    lin = torch.nn.Linear(7, 3)
+    with torch.no_grad():
+        lin.weight.fill_(2.0)
+        lin.bias.copy_(torch.tensor([0.5, -0.25, 0.125]))
+    x = torch.tensor([[4.0, -0.35, 1.3, 0.02, -0.03, 0.011, 0.9]], requires_grad=True)
+    with pytest.raises(ValueError, match="out_bound > 0"):
+        at.prepare(lin, device="none", bound_management="iterative")
+    with pytest.raises(ValueError, match="bound_management = 'sometimes'"):
+        at.prepare(lin, device="none", adc_bits=4, out_bound=2.0, bound_management="sometimes")
+    # aimc's case (src/train/periphery.rs, bound_management_redoes_a_saturated_tile): the first
+    # tile's 9.9/4 saturates +-2 and is redone at 1/2, 1.2375 rounding to 4 steps, x 2 x 4; the
+    # others as without bound management; nothing clipped, so every input gets its gradient.
+    at.prepare(lin, device="none", periphery={"out_res_bits": 4, "out_bound": 2.0, "bound_management": "iterative"}, max_in=3)
+    assert lin.forward.adc[2] == 1024   # no DAC: the reduction stops past max_bm_factor
+    lin.train()
+    y = lin(x)
+    step = 4.0 / 14.0
+    want = torch.tensor([0.5, -0.25, 0.125]) + 4 * step * 2 * 4.0 - 2 * step * 0.03 + 2.0 * 0.9
+    assert torch.allclose(y.detach()[0], want, atol=1e-5), y
+    y.sum().backward()
+    assert torch.allclose(x.grad, torch.full((1, 7), 6.0)), x.grad
+    at.unprepare(lin)
+    # A convolution per output pixel (src/train/cnn.rs, conv_bound_management_redoes_a_saturated_pixel):
+    # the centre pixel needs 1/4; channel 0's 45 / 9 / 4 rounds to 4 steps, channel 1's 11 / 9 / 4
+    # to 1 step, each x 4 x 9, then the bias.
+    conv = torch.nn.Conv2d(2, 2, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0].fill_(1.0)
+        conv.weight[1, 0, 0, 0] = 1.0
+        conv.weight[1, 1, 1, 1] = 10.0
+        conv.bias.copy_(torch.tensor([0.5, -1.0]))
+    img = torch.cat([torch.arange(1.0, 10.0).reshape(1, 1, 3, 3), torch.ones(1, 1, 3, 3)], dim=1)
+    at.prepare(conv, device="none", adc_bits=4, out_bound=2.0, bound_management="iterative")
+    conv.train()
+    y = conv(img).detach()
+    assert abs(float(y[0, 0, 1, 1]) - (4 * step * 4 * 9 + 0.5)) < 1e-4, y
+    assert abs(float(y[0, 1, 1, 1]) - (step * 4 * 9 - 1.0)) < 1e-4, y
+    exact = torch.nn.functional.conv2d(img, conv.weight, conv.bias, padding=1)
+    assert float((y - exact).abs().max()) <= step * 4 * 9 / 2 + 1e-4
+
+
 def test_an_aihwkit_configuration_sets_the_training_periphery():
     torch = pytest.importorskip("torch")
     import aimc.torch as at
     from test_aihwkit import BoundManagementType, WeightNoiseType, inference_rpu_config, with_changes
 
     lin = torch.nn.Linear(600, 4)
-    # aihwkit's default trains with iterative bound management, which training does not model:
-    # refused by attribute path, with the fix; so are per-read weight noise and mixed arguments.
-    with pytest.raises(ValueError, match=r"rpu_config\.forward\.bound_management = 'iterative'.*BoundManagementType\.NONE"):
-        at.prepare(lin, rpu_config=inference_rpu_config())
+    # aihwkit's default trains with iterative bound management, and so does prepare: the 7-bit
+    # DAC's last reduction is 16. Per-read weight noise and mixed arguments are refused by
+    # attribute path, with the fix.
+    at.prepare(lin, rpu_config=inference_rpu_config())
+    assert lin.forward.adc[2] == 16
+    at.unprepare(lin)
     noisy = with_changes(inference_rpu_config(), forward__bound_management=BoundManagementType.NONE,
                          forward__w_noise_type=WeightNoiseType.ADDITIVE_CONSTANT, forward__w_noise=0.02)
     with pytest.raises(ValueError, match=r"rpu_config\.forward\.w_noise = 0\.02"):

@@ -190,6 +190,7 @@ fn the_shipped_hardware_aware_models_are_documented() {
     for (file, trainer, fp_model) in [
         ("digits_mlp_hwa.safetensors", "train-digits", "digits_mlp.safetensors"),
         ("digits_mlp_hwa_adc.safetensors", "train-digits", "digits_mlp.safetensors"),
+        ("digits_mlp_hwa_adc_bm.safetensors", "train-digits", "digits_mlp.safetensors"),
         ("digits_cnn_hwa.safetensors", "train-digits-cnn", "digits_cnn.safetensors"),
         ("digits_moe_hwa.safetensors", "train-digits-moe", "digits_moe.safetensors"),
         ("listops_transformer_kernel_hwa.safetensors", "train-transformer --task listops --attention kernel", "listops_transformer_kernel.safetensors"),
@@ -215,6 +216,10 @@ fn the_shipped_hardware_aware_models_are_documented() {
     assert_eq!(((mlp::accuracy(&m, &test) * 450.0).round() as usize, (mlp::accuracy(&m, &train) * 1347.0).round() as usize), (429, 1346));
     let t = TrainingConfig::read(&root().join("experiments/training/digits_mlp_hwa_adc.toml")).unwrap();
     assert_eq!((t.adc_bits, t.out_bound, t.max_in), (6, 2.0, 512), "the ADC of experiments/hwa_digits_adc.toml");
+    let m = as_mlp(read("digits_mlp_hwa_adc_bm.safetensors"));
+    assert_eq!(((mlp::accuracy(&m, &test) * 450.0).round() as usize, (mlp::accuracy(&m, &train) * 1347.0).round() as usize), (432, 1346));
+    let t = TrainingConfig::read(&root().join("experiments/training/digits_mlp_hwa_adc_bm.toml")).unwrap();
+    assert_eq!((t.adc_bits, t.out_bound, t.bm_last_reduction()), (6, 2.0, 16), "the ADC and bound management of experiments/hwa_digits_adc.toml");
 }
 
 /// The shipped kernel-attention HWA transformer: the file is exactly the writer's bytes for its

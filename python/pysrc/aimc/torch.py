@@ -28,9 +28,12 @@ and clipping act on W as a crossbar holds it, Wᵀ). In training mode each forwa
   column's) outputs in units of max|x| x max|W| / omega, as aimc maps the weights, for the output
   noise and the ADC;
 - passes each output through the ADC, `adc_bits` over +-`out_bound` in units of max|x| (aimc's
-  `out_res_bits` and `out_bound`; aihwkit's out_res and out_bound with no bound management): the
-  rounding with a straight-through gradient, the clipping with its own (a clipped output passes
-  no gradient to its weights and inputs); the bias adds after it, digitally;
+  `out_res_bits` and `out_bound`; aihwkit's out_res and out_bound): the rounding with a
+  straight-through gradient, the clipping with its own (a clipped output passes no gradient to
+  its weights and inputs); the bias adds after it, digitally. With
+  `bound_management="iterative"` (aihwkit's default forward, aimc's evaluation default) a tile
+  whose outputs saturate is computed again with its input halved, until none does or the last
+  reduction is reached;
 - clips the weight to +-clip_sigma x std(W) first (after the previous optimiser step).
 
 In eval mode the layers compute in floating point. Draws are reproducible: layer i at step k uses
@@ -54,13 +57,14 @@ __all__ = ["prepare", "unprepare", "is_prepared"]
 
 _KINDS = ("Linear", "Conv2d", "Conv1D")
 
+# The keys of `prepare`'s `periphery`, as an experiment file's [periphery] names them.
+_PERIPHERY = ("out_noise", "inp_res_bits", "out_res_bits", "out_bound", "weight_scaling_omega", "weight_scaling_columnwise",
+              "bound_management", "max_bm_factor", "max_bm_res")
+
 
 # The forward settings of an aihwkit configuration that training does not model, at the values
 # it does model (the attribute each comes from, for the message).
 _UNMODELLED = {
-    "bound_management": ("none", "forward.bound_management", "training has no bound management (aihwkit's StandardHWATrainingPreset "
-                         "trains without it); set it to BoundManagementType.NONE in the configuration you train with "
-                         "(the evaluation may keep ITERATIVE)"),
     "noise_management": ("abs_max", "forward.noise_management", "training scales every input by its max|x|; use NoiseManagementType.ABS_MAX"),
     "inp_bound": (1.0, "forward.inp_bound", "training's DAC spans [-max|x|, max|x|]; use 1.0"),
     "w_noise": (0.0, "forward.w_noise", "per-read weight noise is not drawn in training; set w_noise = 0 (or WeightNoiseType.NONE) to train"),
@@ -77,8 +81,7 @@ def _from_rpu_config(rpu_config):
     bad = [f"rpu_config.{path} = {p[key]!r}: {why}" for key, (ok, path, why) in _UNMODELLED.items() if p.get(key, ok) != ok]
     if bad:
         raise ValueError("prepare: " + "; ".join(bad))
-    periphery = {k: p[k] for k in ("out_noise", "inp_res_bits", "out_res_bits", "out_bound", "weight_scaling_omega",
-                                   "weight_scaling_columnwise") if k in p}
+    periphery = {k: p[k] for k in _PERIPHERY if k in p}
     tile = cfg.get("tile", {})
     return cfg["device"], periphery, int(tile.get("max_in", 512)), int(tile.get("max_out", 512))
 
@@ -104,7 +107,8 @@ def _training_toml(device, t, noise_scale: float, weight_noise_std: float) -> st
 def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight_noise_std: float = 0.0,
             output_noise: float = 0.0, dac_bits: int = 0, clip_sigma: float = 0.0, periphery: dict | None = None,
             seed: int = 0, adc_bits: int = 0, out_bound: float = 0.0, max_in: int = 512, max_out: int = 512,
-            weight_scaling_omega: float = 0.0, weight_scaling_columnwise: bool = False, rpu_config=None):
+            weight_scaling_omega: float = 0.0, weight_scaling_columnwise: bool = False, rpu_config=None,
+            bound_management: str = "none", max_bm_factor: float = 1000.0, max_bm_res: float = 0.25):
     """Wraps every nn.Linear and nn.Conv2d of `model` (in place; returns it) so that training
     sees aimc's noise (see the module docstring). `device`: an aimc device model name ("pcm",
     "hermes", "hermes1", "simple", ...) or "gaussian" or "none", or a device table as an
@@ -112,27 +116,33 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     `aimc.from_aihwkit(rpu_config)["device"]`: training then sees the aihwkit configuration's noise
     model); `t`: drift to this time ("10y")
     after programming; `noise_scale`: multiplies the device model's noise. `periphery` may give
-    `out_noise`, `inp_res_bits`, `out_res_bits`, `out_bound`, `weight_scaling_omega` and
-    `weight_scaling_columnwise` as in an experiment file's [periphery] (they set the arguments of
-    those names, `output_noise`, `dac_bits` and `adc_bits` when those are left at 0).
+    `out_noise`, `inp_res_bits`, `out_res_bits`, `out_bound`, `weight_scaling_omega`,
+    `weight_scaling_columnwise`, `bound_management`, `max_bm_factor` and `max_bm_res` as in an
+    experiment file's [periphery] (they set the arguments of those names, `output_noise`,
+    `dac_bits` and `adc_bits` when those are left at their defaults). `bound_management`:
+    "iterative" computes a tile whose outputs saturate the ADC again with its input halved, as
+    aimc's evaluation and aihwkit's default forward do, up to the reduction `max_bm_factor` and
+    `max_bm_res` allow; "none" (the default) leaves them clipped.
     `max_in`, `max_out`: the crossbar rows and columns of a tile. `rpu_config`: an aihwkit
     `InferenceRPUConfig` (read as `aimc.from_aihwkit` reads it) gives the device, the periphery
-    and the tile instead; a forward setting training does not model (bound management, per-read
-    weight noise, IR drop, another input bound or noise management) is refused with its attribute
-    path. Errors name the argument."""
+    and the tile instead, its bound management included; a forward setting training does not
+    model (per-read weight noise, IR drop, another input bound or noise management) is refused
+    with its attribute path. Errors name the argument."""
     if rpu_config is not None:
         given = [n for n, v, d in (("device", device, "pcm"), ("periphery", periphery, None), ("output_noise", output_noise, 0.0),
                                    ("dac_bits", dac_bits, 0), ("adc_bits", adc_bits, 0), ("out_bound", out_bound, 0.0),
                                    ("max_in", max_in, 512), ("max_out", max_out, 512),
                                    ("weight_scaling_omega", weight_scaling_omega, 0.0),
-                                   ("weight_scaling_columnwise", weight_scaling_columnwise, False)) if v != d]
+                                   ("weight_scaling_columnwise", weight_scaling_columnwise, False),
+                                   ("bound_management", bound_management, "none"), ("max_bm_factor", max_bm_factor, 1000.0),
+                                   ("max_bm_res", max_bm_res, 0.25)) if v != d]
         if given:
             raise ValueError(f"prepare: rpu_config gives the device, periphery and tile; remove {', '.join(given)} or rpu_config")
         device, periphery, max_in, max_out = _from_rpu_config(rpu_config)
     if is_prepared(model):
         raise ValueError("prepare: the model is already prepared; call aimc.torch.unprepare(model) first")
     periphery = dict(periphery or {})
-    known = {"out_noise", "inp_res_bits", "out_res_bits", "out_bound", "weight_scaling_omega", "weight_scaling_columnwise"}
+    known = set(_PERIPHERY)
     unknown = set(periphery) - known
     if unknown:
         raise ValueError(f"prepare: periphery takes {', '.join(sorted(known))}; unknown {sorted(unknown)}")
@@ -158,6 +168,17 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
         raise ValueError(f"prepare: adc_bits = {adc_bits} needs the ADC's range: out_bound > 0 (in units of max|x|, the evaluation's periphery out_bound, e.g. 12)")
     if int(max_in) < 1:
         raise ValueError(f"prepare: max_in = {max_in}; give the crossbar rows of a tile, the evaluation's [tile] max_in (e.g. 512)")
+    bound_management = bound_management if bound_management != "none" else periphery.get("bound_management", "none")
+    max_bm_factor = float(max_bm_factor if max_bm_factor != 1000.0 else periphery.get("max_bm_factor", 1000.0))
+    max_bm_res = float(max_bm_res if max_bm_res != 0.25 else periphery.get("max_bm_res", 0.25))
+    if bound_management not in ("none", "iterative"):
+        raise ValueError(f"prepare: bound_management = {bound_management!r}; use \"none\" or \"iterative\"")
+    if bound_management == "iterative" and not out_bound > 0:
+        raise ValueError("prepare: bound_management = \"iterative\" redoes a tile whose outputs saturate the ADC's range: "
+                         "give out_bound > 0 (the evaluation's periphery out_bound, e.g. 12)")
+    if not 0 <= max_bm_factor <= 32768 or not (np.isfinite(max_bm_res) and max_bm_res > 0):
+        raise ValueError(f"prepare: max_bm_factor = {max_bm_factor}, max_bm_res = {max_bm_res}; use 0..32768 and a finite number > 0 "
+                         "(aihwkit's defaults 1000 and 0.25)")
     spec = None
     if device != "none":
         spec = _training_toml(device, t, noise_scale, weight_noise_std)
@@ -171,7 +192,10 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     # aimc's ADC grid: 2·out_bound / (2^bits − 2), the relative step rounded to f32 first as aimc
     # (and aihwkit) round it.
     step_adc = float(np.float32(np.float32(1.0 / ((1 << adc_bits) - 2)) * np.float32(2.0 * out_bound))) if adc_bits else 0.0
-    adc = (step_adc, out_bound)
+    # Bound management's last reduction, by aimc's (and aihwkit's) rule on the f32 DAC step.
+    inp_res = float(np.float32(np.float32(1.0 / ((1 << dac_bits) - 2)) * np.float32(2.0))) if dac_bits else 0.0
+    last = _bm_last_reduction(max_bm_factor, max_bm_res, inp_res) if bound_management == "iterative" else 1
+    adc = (step_adc, out_bound, last)
     layers = [m for m in model.modules() if type(m).__name__ in _KINDS]
     if not layers:
         raise ValueError("prepare: the model has no nn.Linear, nn.Conv2d or Conv1D layer to put on crossbars")
@@ -238,14 +262,23 @@ def _clip_(w, k: float) -> None:
     w.clamp_(-bound, bound)
 
 
+def _bm_last_reduction(max_bm_factor: float, max_bm_res: float, inp_res: float) -> int:
+    """The last input reduction iterative bound management tries (aimc's `bm_last_reduction`,
+    aihwkit's rule): the smallest power of two above min(max_bm_factor, max_bm_res / inp_res)."""
+    red = 1
+    while red < 1 << 30 and not (red > max_bm_factor or (inp_res > 0 and red > max_bm_res / inp_res)):
+        red *= 2
+    return red
+
+
 def _adc(y, scale, adc):
     """The ADC on `y` (outputs without their bias) in units of `scale` (max|x|): the rounding
     with a straight-through gradient, the clamp with its own (zero outside +-out_bound: a clipped
     output's weights and inputs learn nothing from it, as in aimc's trainers); identity without
-    an ADC."""
-    step, bound = adc
+    an ADC. Returns the outputs and which were clipped."""
+    step, bound = adc[0], adc[1]
     if not (step or bound):
-        return y
+        return y, torch.zeros_like(y, dtype=torch.bool)
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
     q = y / safe
     if step:
@@ -253,9 +286,39 @@ def _adc(y, scale, adc):
     if bound:
         # Clipped: beyond the range after rounding (aimc's `saturated`); the top code itself
         # passes its gradient.
-        clipped = q.detach().abs() > bound
+        clipped = (q.detach().abs() > bound) & (scale > 0)
         q = torch.where(clipped, torch.clamp(q.detach(), -bound, bound), q)
-    return torch.where(scale > 0, q * safe, torch.zeros_like(q))
+    else:
+        clipped = torch.zeros_like(y, dtype=torch.bool)
+    return torch.where(scale > 0, q * safe, torch.zeros_like(q)), clipped
+
+
+def _tile_any(flags, dim: int, max_out: int):
+    """Whether any output of each output tile (at most `max_out` outputs along `dim`) is set,
+    broadcast back over the tile's outputs."""
+    n = flags.shape[dim]
+    parts = [flags.narrow(dim, a, b - a).any(dim=dim, keepdim=True).expand_as(flags.narrow(dim, a, b - a)) for a, b in _tiles(n, max_out)]
+    return torch.cat(parts, dim=dim)
+
+
+def _crossbar(lin, xs, amax, unit, step: float, output_noise: float, adc, dim: int, max_out: int):
+    """One tile's outputs without bias: `lin(x)` of the DAC'd input slice `xs` (max|x| `amax`),
+    output noise and the ADC in units of `unit`; with bound management (adc[2] > 1, aimc's
+    `Injector::bound_redo`) every vector whose outputs saturated in an output tile (`max_out`
+    outputs along `dim`) is computed again with its input halved, quantised again by the DAC, with
+    fresh output noise and the ADC, and multiplied back, until none saturates or the reduction
+    reaches adc[2]. The gradient goes straight through the reduction (red · W · x/red)."""
+    y, clipped = _adc(_out_noise(lin(_dac(xs, amax, step)), unit, output_noise), unit, adc)
+    last = adc[2] if len(adc) > 2 else 1
+    redo = _tile_any(clipped, dim, max_out) if last > 1 else None
+    red = 1
+    while red < last and bool(redo.any()):
+        red *= 2
+        y_r, clipped_r = _adc(_out_noise(lin(_dac(xs / red, amax, step)), unit, output_noise), unit, adc)
+        y = torch.where(redo, y_r * red, y)
+        clipped = torch.where(redo, clipped_r, clipped)
+        redo = redo & _tile_any(clipped_r, dim, max_out)
+    return y
 
 
 def _scales(w, scaling):
@@ -272,7 +335,7 @@ def _scales(w, scaling):
     return torch.where(m > 0, m / omega, torch.ones_like(m))
 
 
-def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: float, adc=(0.0, 0.0), max_in: int = 512,
+def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: float, adc=(0.0, 0.0, 1), max_in: int = 512,
              scaling=(0.0, False, 512)):
     conv = type(m).__name__ == "Conv2d"
     # Hugging Face's Conv1D: y = x W + b with W [in, out]; the crossbar holds Wᵀ [out, in].
@@ -299,34 +362,34 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: f
             w = w + delta
         if conv:
             amax = x.detach().abs().amax(dim=(1, 2, 3), keepdim=True)
-            x = _dac(x, amax, step)
-            if not any(adc) and not scaling[0]:
-                y = m._conv_forward(x, w, m.bias)
+            if not (adc[0] or adc[1]) and not scaling[0]:
+                y = m._conv_forward(_dac(x, amax, step), w, m.bias)
                 return _out_noise(y, amax.reshape(amax.shape[0], *([1] * (y.dim() - 1))), output_noise)
-            y = m._conv_forward(x, w, None)
-            scale = amax.reshape(amax.shape[0], *([1] * (y.dim() - 1)))
+            scale = amax.reshape(amax.shape[0], *([1] * (x.dim() - 1)))
             ws = _scales(w.reshape(w.shape[0], -1), scaling)
             if ws is not None:
-                scale = scale * ws.reshape(1, -1, *([1] * (y.dim() - 2)))
-            y = _adc(_out_noise(y, scale, output_noise), scale, adc)
+                scale = scale * ws.reshape(1, -1, *([1] * (x.dim() - 2)))
+            # One tile; each output pixel's vector (its patch) has its own bound management.
+            y = _crossbar(lambda v: m._conv_forward(v, w, None), x, amax, scale, step, output_noise, adc, 1, scaling[2])
             return y if m.bias is None else y + m.bias.reshape(1, -1, *([1] * (y.dim() - 2)))
         wt = w.t() if conv1d else w  # [out, in], as the crossbar holds it
         n_in = x.shape[-1]
-        if n_in <= max_in and not any(adc) and not scaling[0]:
+        if n_in <= max_in and not (adc[0] or adc[1]) and not scaling[0]:
             amax = x.detach().abs().amax(dim=-1, keepdim=True)
             y = F.linear(_dac(x, amax, step), wt, m.bias)
             return _out_noise(y, amax, output_noise)
-        # Tiles of max_in rows: each slice its own DAC scale, output noise and ADC; the slices'
-        # outputs and the bias add digitally.
+        # Tiles of max_in rows: each slice its own DAC scale, output noise and ADC (and bound
+        # management); the slices' outputs and the bias add digitally.
         y = None
         for a, b in _tiles(n_in, max_in):
             xs = x[..., a:b]
             amax = xs.detach().abs().amax(dim=-1, keepdim=True)
             ws = _scales(wt[:, a:b], scaling)
             unit = amax if ws is None else amax * ws
-            part = _adc(_out_noise(F.linear(_dac(xs, amax, step), wt[:, a:b]), unit, output_noise), unit, adc)
+            part = _crossbar(lambda v: F.linear(v, wt[:, a:b]), xs, amax, unit, step, output_noise, adc, -1, scaling[2])
             y = part if y is None else y + part
         return y if m.bias is None else y + m.bias
 
     forward.clip_sigma = clip_sigma
+    forward.adc = adc
     return forward

@@ -160,16 +160,22 @@ def test_a_gpt2_language_model_fine_tunes_through_its_conv1d_layers(tmp_path):
     assert r.points[0]["fp"] > 1.0 and len(r.points[0]["per_trial"]) == 2
 
 
+def _crossbar_case(torch):
+    """aimc's crossbar test case (src/train/periphery.rs): Linear(7, 3) with every weight 2 and
+    biases 0.5, -0.25, 0.125, and one input vector that needs the gradient."""
+    lin = torch.nn.Linear(7, 3)
+    with torch.no_grad():
+        lin.weight.fill_(2.0)
+        lin.bias.copy_(torch.tensor([0.5, -0.25, 0.125]))
+    return lin, torch.tensor([[4.0, -0.35, 1.3, 0.02, -0.03, 0.011, 0.9]], requires_grad=True)
+
+
 def test_the_adc_and_tiles_follow_aimcs_periphery():
     torch = pytest.importorskip("torch")
     import aimc.torch as at
 
     torch.manual_seed(3)
-    lin = torch.nn.Linear(7, 3)
-    with torch.no_grad():
-        lin.weight.fill_(2.0)
-        lin.bias.copy_(torch.tensor([0.5, -0.25, 0.125]))
-    x = torch.tensor([[4.0, -0.35, 1.3, 0.02, -0.03, 0.011, 0.9]], requires_grad=True)
+    lin, x = _crossbar_case(torch)
     with pytest.raises(ValueError, match="out_bound > 0"):
         at.prepare(lin, device="none", adc_bits=4)
     with pytest.raises(ValueError, match="max_in = 0"):
@@ -214,11 +220,7 @@ def test_bound_management_redoes_a_saturated_tile_as_aimc_does():
     torch = pytest.importorskip("torch")
     import aimc.torch as at
 
-    lin = torch.nn.Linear(7, 3)
-    with torch.no_grad():
-        lin.weight.fill_(2.0)
-        lin.bias.copy_(torch.tensor([0.5, -0.25, 0.125]))
-    x = torch.tensor([[4.0, -0.35, 1.3, 0.02, -0.03, 0.011, 0.9]], requires_grad=True)
+    lin, x = _crossbar_case(torch)
     with pytest.raises(ValueError, match="out_bound > 0"):
         at.prepare(lin, device="none", bound_management="iterative")
     with pytest.raises(ValueError, match="bound_management = 'sometimes'"):
@@ -252,7 +254,7 @@ def test_bound_management_redoes_a_saturated_tile_as_aimc_does():
     y = conv(img).detach()
     assert abs(float(y[0, 0, 1, 1]) - (4 * step * 4 * 9 + 0.5)) < 1e-4, y
     assert abs(float(y[0, 1, 1, 1]) - (step * 4 * 9 - 1.0)) < 1e-4, y
-    exact = torch.nn.functional.conv2d(img, conv.weight, conv.bias, padding=1)
+    exact = torch.nn.functional.conv2d(img, conv.weight.detach(), conv.bias.detach(), padding=1)
     assert float((y - exact).abs().max()) <= step * 4 * 9 / 2 + 1e-4
 
 

@@ -361,6 +361,22 @@ pub fn bm_last_reduction(max_bm_factor: f64, max_bm_res: f64, inp_res: f64) -> u
     red
 }
 
+/// Checks bound management's two limits, `max_bm_factor` and `max_bm_res`, of the table
+/// `section` (`periphery`, `training`): the message names the field and aihwkit's default.
+pub fn check_bm_limits(section: &str, max_bm_factor: f64, max_bm_res: f64) -> Result<(), String> {
+    if !(0.0..=32768.0).contains(&max_bm_factor) {
+        return Err(format!(
+            "{section}.max_bm_factor = {max_bm_factor}: must be in 0..=32768 (aihwkit default 1000; bound management stops once the input reduction exceeds it, 0 redoes nothing)"
+        ));
+    }
+    if !(max_bm_res.is_finite() && max_bm_res > 0.0) {
+        return Err(format!(
+            "{section}.max_bm_res = {max_bm_res}: must be a finite number > 0 (aihwkit default 0.25; bound management stops once the input reduction exceeds max_bm_res / DAC step)"
+        ));
+    }
+    Ok(())
+}
+
 impl Periphery {
     /// Perfect IO: no quantisation, no noise, no clipping, no management.
     pub fn perfect() -> Self {
@@ -407,18 +423,7 @@ impl Periphery {
                 return Err(format!("periphery.{name} = {v}: must be a finite number >= 0"));
             }
         }
-        if !(self.max_bm_factor >= 0.0 && self.max_bm_factor <= 32768.0) {
-            return Err(format!(
-                "periphery.max_bm_factor = {}: must be in 0..=32768 (aihwkit default 1000; bound management stops once the input reduction exceeds it, 0 redoes nothing)",
-                self.max_bm_factor
-            ));
-        }
-        if !(self.max_bm_res.is_finite() && self.max_bm_res > 0.0) {
-            return Err(format!(
-                "periphery.max_bm_res = {}: must be a finite number > 0 (aihwkit default 0.25; bound management stops once the input reduction exceeds max_bm_res / DAC step)",
-                self.max_bm_res
-            ));
-        }
+        check_bm_limits("periphery", self.max_bm_factor, self.max_bm_res)?;
         if !(self.weight_scaling_omega.is_finite() && self.weight_scaling_omega >= 0.0) {
             return Err(format!(
                 "periphery.weight_scaling_omega = {}: use 0 (raw weights in the tile, aihwkit's default) or > 0 (each tile rescaled to max|W| = ω)",

@@ -563,19 +563,24 @@ mod tests {
     }
 
     /// A hand-computed case: 3×3 images, two input channels, two output channels.
-    #[test]
-    fn conv_matches_a_hand_computed_case() {
-        // Channel 0: 1..9 row-major; channel 1: all 1.
+    /// A 3×3 map of 2 channels into 2 outputs, the input, weights and biases: channel 0 holds
+    /// 1..9 row-major, channel 1 all 1. Output 0: an all-ones kernel on channel 0 (3×3
+    /// neighbourhood sums), nothing on channel 1. Output 1: a single 1 at kernel (0, 0) on channel
+    /// 0, so out[y][x] = in[y−1][x−1] (a cross-correlation, not flipped), plus 10 at the centre of
+    /// channel 1.
+    fn hand_case() -> (Vec<f32>, Vec<f32>, [f32; 2]) {
         let mut input: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         input.extend([1.0; 9]);
         let mut w = vec![0.0f32; 2 * 2 * 9];
-        // Output 0: all-ones kernel on channel 0 (3×3 neighbourhood sums), nothing on channel 1.
         w[..9].fill(1.0);
-        // Output 1: a single 1 at kernel (0, 0) on channel 0, so out[y][x] = in[y−1][x−1]
-        // (a cross-correlation, not flipped), plus 10 at the centre of channel 1.
         w[18] = 1.0;
         w[18 + 9 + 4] = 10.0;
-        let b = [0.5, -1.0];
+        (input, w, [0.5, -1.0])
+    }
+
+    #[test]
+    fn conv_matches_a_hand_computed_case() {
+        let (input, w, b) = hand_case();
         let mut out = vec![0.0f32; 18];
         conv3x3(&input, 2, 3, &w, &b, &mut out);
         #[rustfmt::skip]
@@ -604,13 +609,7 @@ mod tests {
     /// rounds to 4 steps, channel 1's 11 / 9 / 4 to 1 step, each · 4 · α, then the bias.
     #[test]
     fn conv_bound_management_redoes_a_saturated_pixel() {
-        let mut input: Vec<f32> = (1..=9).map(|v| v as f32).collect();
-        input.extend([1.0; 9]);
-        let mut w = vec![0.0f32; 2 * 2 * 9];
-        w[..9].fill(1.0);
-        w[18] = 1.0;
-        w[18 + 9 + 4] = 10.0;
-        let b = [0.5, -1.0];
+        let (input, w, b) = hand_case();
         let mut exact = vec![0.0f32; 18];
         conv3x3(&input, 2, 3, &w, &b, &mut exact);
         let plain = TrainingConfig { adc_bits: 4, out_bound: 2.0, ..TrainingConfig::default() };

@@ -272,18 +272,7 @@ impl TrainingConfig {
         if self.bound_management == "iterative" && self.out_bound == 0.0 {
             return Err("training.bound_management = \"iterative\" redoes a tile whose outputs saturate the ADC's range, and there is none: set training.out_bound > 0 (the evaluation's periphery.out_bound, e.g. 12) or remove bound_management".into());
         }
-        if !(self.max_bm_factor >= 0.0 && self.max_bm_factor <= 32768.0) {
-            return Err(format!(
-                "training.max_bm_factor = {}: must be in 0..=32768 (aihwkit default 1000; bound management stops once the input reduction exceeds it)",
-                self.max_bm_factor
-            ));
-        }
-        if !(self.max_bm_res.is_finite() && self.max_bm_res > 0.0) {
-            return Err(format!(
-                "training.max_bm_res = {}: must be a finite number > 0 (aihwkit default 0.25; bound management stops once the input reduction exceeds max_bm_res / DAC step)",
-                self.max_bm_res
-            ));
-        }
+        crate::crossbar::check_bm_limits("training", self.max_bm_factor, self.max_bm_res)?;
         finite_nonneg("weight_scaling_omega", self.weight_scaling_omega)?;
         if self.weight_scaling_columnwise && self.weight_scaling_omega == 0.0 {
             return Err("training.weight_scaling_columnwise = true needs training.weight_scaling_omega > 0 (per-column scales rescale each column to max|W| = ω), as the evaluation's periphery: set weight_scaling_omega, e.g. 1.0".into());

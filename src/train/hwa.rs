@@ -39,13 +39,14 @@
 
 use std::path::{Path, PathBuf};
 
-use rand::SeedableRng;
+use rand::{RngCore, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use crate::device::DeviceModel;
 
+use super::modifier;
 pub use super::periphery::Clipped;
 
 /// The tile's rows and columns unless `max_in` and `max_out` say otherwise: the evaluation's
@@ -57,13 +58,25 @@ pub const DEFAULT_MAX_IN: usize = 512;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainingConfig {
-    /// `none`, `gaussian` (σ = `weight_noise_std`·max|W|) or a device model name (`pcm`,
-    /// `hermes`, `hermes1`, `simple`, …): its programming noise, drawn per mini-batch. `ideal`
-    /// is refused (it would inject nothing).
+    /// `none`, `gaussian` (σ = `weight_noise_std`·max|W|), another of aihwkit's weight
+    /// modifiers (`mult_normal`, `poly`, `discretize`, `discretize_add_normal`, `drop_connect`:
+    /// src/train/modifier.rs) or a device model name (`pcm`, `hermes`, `hermes1`, `simple`, …):
+    /// its programming noise, drawn per mini-batch. `ideal` is refused (it would inject nothing).
     pub weight_noise: String,
     /// σ of the `gaussian` weight noise relative to each matrix's max|W| (IBM's LRA: 0.12);
     /// refused with a device model, which draws its own noise.
     pub weight_noise_std: f64,
+    /// `discretize`, `discretize_add_normal`: the step relative to max|W| (aihwkit's `res`).
+    pub weight_noise_res: f64,
+    /// `poly`: the coefficients of σ(|w|/max|W|) (aihwkit's `coeffs`; empty: its default).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub weight_noise_coeffs: Vec<f64>,
+    /// Drop connect: after any weight noise, each crossbar weight set to 0 with this probability
+    /// per mini-batch (aihwkit's `pdrop`).
+    pub weight_noise_pdrop: f64,
+    /// With a weight modifier: the max|W| its noise is relative to (aihwkit's `assumed_wmax`);
+    /// 0 (the default) takes each matrix's own (its `rel_to_actual_wmax`).
+    pub weight_noise_wmax: f64,
     /// With a device model: multiplies its programming noise and its read noise (not the spread
     /// of its drift exponents), e.g. 1.5 to train against more noise than the evaluation's.
     /// Refused with `gaussian`, whose size is `weight_noise_std`.
@@ -129,6 +142,10 @@ impl Default for TrainingConfig {
         TrainingConfig {
             weight_noise: "none".into(),
             weight_noise_std: 0.0,
+            weight_noise_res: 0.0,
+            weight_noise_coeffs: Vec::new(),
+            weight_noise_pdrop: 0.0,
+            weight_noise_wmax: 0.0,
             weight_noise_scale: 1.0,
             weight_noise_time: String::new(),
             output_noise: 0.0,
@@ -190,6 +207,7 @@ impl TrainingConfig {
             }
         };
         finite_nonneg("weight_noise_std", self.weight_noise_std)?;
+        modifier::check_common(self)?;
         finite_nonneg("weight_noise_scale", self.weight_noise_scale)?;
         finite_nonneg("output_noise", self.output_noise)?;
         finite_nonneg("out_bound", self.out_bound)?;
@@ -200,31 +218,29 @@ impl TrainingConfig {
         let scale_set = self.weight_noise_scale != 1.0;
         match self.weight_noise.as_str() {
             "none" => {
-                if std_set || scale_set {
-                    let field = if std_set { "weight_noise_std" } else { "weight_noise_scale" };
+                let set = [
+                    ("weight_noise_std", std_set),
+                    ("weight_noise_scale", scale_set),
+                    ("weight_noise_res", self.weight_noise_res != 0.0),
+                    ("weight_noise_coeffs", !self.weight_noise_coeffs.is_empty()),
+                    ("weight_noise_pdrop", self.weight_noise_pdrop != 0.0),
+                    ("weight_noise_wmax", self.weight_noise_wmax != 0.0),
+                ];
+                if let Some((field, _)) = set.iter().find(|(_, on)| *on) {
                     return Err(format!(
-                        "training.{field} without weight noise: set training.weight_noise (\"gaussian\" for weight_noise_std, a device model such as \"pcm\" for weight_noise_scale) or remove {field}"
+                        "training.{field} without weight noise: set training.weight_noise (\"gaussian\" for weight_noise_std, \"drop_connect\" for weight_noise_pdrop alone, a device model such as \"pcm\" for weight_noise_scale) or remove {field}"
                     ));
                 }
             }
-            "gaussian" => {
-                if self.weight_noise_std <= 0.0 {
-                    return Err("training.weight_noise = \"gaussian\" needs weight_noise_std > 0 (relative to max|W|, e.g. 0.12)".into());
-                }
-                if scale_set {
-                    return Err(format!(
-                        "training.weight_noise_scale = {}: it multiplies a device model's noise and does nothing with weight_noise = \"gaussian\"; set the Gaussian's size with training.weight_noise_std and remove weight_noise_scale",
-                        self.weight_noise_scale
-                    ));
-                }
-            }
+            kind if modifier::is_modifier(kind) => modifier::check(self)?,
             "ideal" => {
                 return Err("training.weight_noise = \"ideal\": the ideal device injects nothing; leave weight_noise out for a floating-point training".into());
             }
             name => {
                 if DeviceModel::by_name(name).is_none() {
                     return Err(format!(
-                        "training.weight_noise = {name:?}: expected \"none\", \"gaussian\" or a device model ({})",
+                        "training.weight_noise = {name:?}: expected \"none\", a weight modifier ({}) or a device model ({})",
+                        modifier::MODIFIERS.join(", "),
                         crate::device::MODEL_NAMES.iter().filter(|m| **m != "ideal").cloned().collect::<Vec<_>>().join(", ")
                     ));
                 }
@@ -232,6 +248,13 @@ impl TrainingConfig {
                     return Err(format!(
                         "training.weight_noise_std = {}: it is the σ of weight_noise = \"gaussian\" only; the device model {name:?} draws its own noise (scale it with training.weight_noise_scale), so remove weight_noise_std",
                         self.weight_noise_std
+                    ));
+                }
+                if self.weight_noise_res != 0.0 || !self.weight_noise_coeffs.is_empty() {
+                    let field =
+                        if self.weight_noise_res != 0.0 { format!("weight_noise_res = {}", self.weight_noise_res) } else { "weight_noise_coeffs".into() };
+                    return Err(format!(
+                        "training.{field}: it belongs to a weight modifier (\"discretize\", \"poly\"); the device model {name:?} draws its own noise, so remove it"
                     ));
                 }
             }
@@ -329,6 +352,12 @@ impl TrainingConfig {
         match self.weight_noise.as_str() {
             "none" => {}
             "gaussian" => parts.push(format!("gaussian weight noise {} of max|W|", self.weight_noise_std)),
+            "drop_connect" => {}
+            "discretize" => parts.push(format!("weights discretised to {} of max|W|", self.weight_noise_res)),
+            "discretize_add_normal" => {
+                parts.push(format!("weights discretised to {} of max|W| with gaussian noise {}", self.weight_noise_res, self.weight_noise_std))
+            }
+            k if modifier::is_modifier(k) => parts.push(format!("{k} weight noise {} of max|W|", self.weight_noise_std)),
             m => {
                 let mut s = format!("{m} programming noise");
                 if !self.device.is_empty() {
@@ -342,6 +371,12 @@ impl TrainingConfig {
                 }
                 parts.push(s);
             }
+        }
+        if self.weight_noise_wmax > 0.0 {
+            parts.push(format!("relative to an assumed max|W| of {}", self.weight_noise_wmax));
+        }
+        if self.weight_noise_pdrop > 0.0 {
+            parts.push(format!("drop connect {}", self.weight_noise_pdrop));
         }
         if self.output_noise > 0.0 {
             parts.push(format!("output noise {}", self.output_noise));
@@ -465,19 +500,28 @@ impl Injector {
         }
     }
 
-    /// One matrix's noisy copy, in place (see the module header).
+    /// One matrix's noisy copy, in place (see the module header), then drop connect
+    /// (`weight_noise_pdrop`). An all-zero matrix stays as it is.
     pub fn perturb_matrix(&mut self, w: &mut [f32]) {
         let wmax = w.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
         if wmax == 0.0 {
             return;
         }
-        let Some(dev) = self.device.clone() else {
-            let s = self.cfg.weight_noise_std * wmax;
-            for v in w.iter_mut() {
-                *v = (*v as f64 + s * self.normal()) as f32;
-            }
-            return;
-        };
+        match self.device.clone() {
+            Some(dev) => self.program_matrix(w, wmax, &dev),
+            None => self.modify(w, wmax),
+        }
+        self.drop_connect(w);
+    }
+
+    /// Uniform on [0, 1) (53 bits).
+    pub fn uniform(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// A device model's noisy copy of one matrix (max|W| = `wmax` > 0): programmed, and drifted
+    /// with `weight_noise_time`.
+    fn program_matrix(&mut self, w: &mut [f32], wmax: f64, dev: &DeviceModel) {
         let s = dev.g_max / wmax;
         if dev.programming == crate::device::Programming::Weight {
             // One signed draw per weight (the AFM preset): no pair, no drift.

@@ -28,6 +28,7 @@ pub mod hwa;
 pub mod kvqa;
 pub mod listops;
 pub mod mlp;
+pub mod modifier;
 pub mod moe;
 pub mod periphery;
 pub mod text;

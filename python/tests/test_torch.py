@@ -295,3 +295,63 @@ def test_an_aihwkit_configuration_sets_the_training_periphery():
             want = want + torch.round(p / step) * step * amax
     assert torch.allclose(y, want, atol=1e-4), (y, want)
     at.unprepare(lin)
+
+
+def test_an_aihwkit_configurations_modifier_and_clipping_train_as_in_aihwkit():
+    torch = pytest.importorskip("torch")
+    import aimc.torch as at
+    from test_aihwkit import (WeightClipType, WeightModifierType, inference_rpu_config, io_parameters, with_changes)
+
+    def perfect(**changes):
+        # aihwkit's ideal forward pass, so only the modifier and the clipping act.
+        return with_changes(inference_rpu_config(forward=io_parameters(is_perfect=True)), **changes)
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(6, 2, bias=False)
+    w0 = torch.tensor([[0.33, -0.71, 0.07, 0.52, -0.26, 0.9], [-0.12, 0.44, 0.68, -0.93, 0.2, 0.01]])
+    x = torch.randn(4, 6)
+
+    def run(cfg, **kwargs):
+        with torch.no_grad():
+            lin.weight.copy_(w0)
+        at.prepare(lin, rpu_config=cfg, **kwargs)
+        lin.train()
+        with torch.no_grad():
+            y = lin(x)
+        run.clipped = lin.weight.detach().clone()   # as the forward pass clipped it
+        at.unprepare(lin)
+        return y
+
+    # DISCRETIZE to 0.1 of an assumed max of 1 (rel_to_actual_wmax off): the forward multiplies the
+    # weights on that grid (0.33 -> 0.3, -0.71 -> -0.7, 0.07 -> 0.1, ...).
+    y = run(perfect(modifier__type=WeightModifierType.DISCRETIZE, modifier__res=0.1, modifier__rel_to_actual_wmax=False))
+    grid = torch.sign(w0) * torch.floor(w0.abs() / 0.1 + 0.5) * 0.1
+    assert torch.allclose(y, x @ grid.t(), atol=1e-5), (y, x @ grid.t())
+    # ADD_NORMAL: aimc's "gaussian", std_dev relative to max|W|; the noise changes the outputs.
+    y = run(perfect(modifier__type=WeightModifierType.ADD_NORMAL, modifier__std_dev=0.1))
+    assert not torch.allclose(y, x @ w0.t(), atol=1e-3)
+    # DROP_CONNECT with pdrop: some products vanish, the rest are the weights as they are.
+    y = run(perfect(modifier__type=WeightModifierType.DROP_CONNECT, modifier__pdrop=0.5))
+    assert not torch.allclose(y, x @ w0.t(), atol=1e-3)
+    # Clipping: FIXED_VALUE at 0.3; AVERAGE_CHANNEL_MAX at the mean of the rows' max|W|,
+    # (0.9 + 0.93) / 2; LAYER_GAUSSIAN with a fixed_value > 0 at the smaller of the two.
+    # (Without a modifier the noise model's programming noise trains, here x 0.)
+    y = run(perfect(clip__type=WeightClipType.FIXED_VALUE, clip__fixed_value=0.3), noise_scale=0.0)
+    assert torch.allclose(y, x @ w0.clamp(-0.3, 0.3).t(), atol=1e-5)
+    assert float(run.clipped.abs().max()) == pytest.approx(0.3)
+    run(perfect(clip__type=WeightClipType.AVERAGE_CHANNEL_MAX), noise_scale=0.0)
+    assert float(run.clipped.abs().max()) == pytest.approx(0.915)
+    run(perfect(clip__type=WeightClipType.LAYER_GAUSSIAN, clip__sigma=3.0, clip__fixed_value=0.2), noise_scale=0.0)
+    assert float(run.clipped.abs().max()) == pytest.approx(0.2)
+    # What training does not draw, or an argument the configuration already gives, is refused.
+    with pytest.raises(ValueError, match=r"rpu_config\.modifier\.type = WeightModifierType\.DOREFA"):
+        at.prepare(lin, rpu_config=perfect(modifier__type=WeightModifierType.DOREFA))
+    with pytest.raises(ValueError, match=r"rpu_config\.modifier\.std_dev = 0\.0: WeightModifierType\.MULT_NORMAL with std_dev 0"):
+        at.prepare(lin, rpu_config=perfect(modifier__type=WeightModifierType.MULT_NORMAL))
+    with pytest.raises(ValueError, match=r"rpu_config\.modifier\.sto_round = True"):
+        at.prepare(lin, rpu_config=perfect(modifier__type=WeightModifierType.DISCRETIZE, modifier__res=0.1, modifier__sto_round=True))
+    with pytest.raises(ValueError, match="remove clip_sigma and clip_value"):
+        at.prepare(lin, rpu_config=perfect(clip__type=WeightClipType.FIXED_VALUE, clip__fixed_value=0.3), clip_sigma=2.5)
+    with pytest.raises(ValueError, match="t and noise_scale act on the noise model's programming noise"):
+        at.prepare(lin, rpu_config=perfect(modifier__type=WeightModifierType.ADD_NORMAL, modifier__std_dev=0.1), t="10y")
+    assert not at.is_prepared(lin)

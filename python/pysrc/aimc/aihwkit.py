@@ -523,3 +523,75 @@ def from_aihwkit(rpu_config) -> dict:
     r.raise_if_any()
     periphery.update(scaling)
     return {"gdc": gdc, "device": device, "periphery": periphery, "tile": tile}
+
+
+# aihwkit's weight modifiers (WeightModifierType) that aimc's training draws, by their aimc name
+# (src/train/modifier.rs), and the fields of WeightModifierParameter each reads.
+_MODIFIERS = {"addnormal": ("gaussian", ("std_dev",)), "multnormal": ("mult_normal", ("std_dev",)),
+              "poly": ("poly", ("std_dev", "coeffs")), "discretize": ("discretize", ("res",)),
+              "discretizeaddnormal": ("discretize_add_normal", ("res", "std_dev")), "dropconnect": ("drop_connect", ())}
+
+
+def training_from_aihwkit(rpu_config) -> dict:
+    """What an aihwkit `InferenceRPUConfig` sets for hardware-aware training beyond its forward
+    pass (which `from_aihwkit` reads): its weight modifier as aimc's `[training]` weight-noise
+    fields (`{"weight_noise": "gaussian", "weight_noise_std": 0.1, ...}`, or None when its type is
+    NONE or COPY), its drop connect (`pdrop`, which RPUCuda applies with NONE too) and its weight clipping as `{"sigma": ..., "fixed": ..., "channel_max": ...}` (LAYER_GAUSSIAN's
+    sigma; FIXED_VALUE's, or any type's, fixed_value > 0; AVERAGE_CHANNEL_MAX). A setting aimc's
+    training does not draw raises a ValueError naming its attribute path and the fix."""
+    refused = []
+
+    def refuse(path, value, why, fix):
+        refused.append(f"rpu_config.{path} = {_show(value)}: {why}; {fix}")
+
+    mod = getattr(rpu_config, "modifier", None)
+    kind = _enum(_get(mod, "type", "NONE"))
+    weight = None
+    pdrop = float(_get(mod, "pdrop", 0.0))
+    if kind in _MODIFIERS:
+        name, reads = _MODIFIERS[kind]
+        weight = {"weight_noise": name}
+        std = float(_get(mod, "std_dev", 0.0))
+        if "std_dev" in reads and std:
+            weight["weight_noise_std"] = std
+        elif "std_dev" in reads and name != "discretize_add_normal":
+            refuse("modifier.std_dev", std, f"{_show(mod.type)} with std_dev 0 draws nothing", "give std_dev > 0, e.g. 0.1, or set type NONE")
+        if "res" in reads:
+            res = float(_get(mod, "res", 0.0))
+            if not 0 < res <= 1:
+                refuse("modifier.res", res, "the discretisation step relative to max|W| must be in (0, 1]", "give the step, e.g. 1/127")
+            weight["weight_noise_res"] = res
+        if "coeffs" in reads:
+            weight["weight_noise_coeffs"] = [float(c) for c in _get(mod, "coeffs", [0.0105392, 0.0768, -0.046925])]
+        if pdrop > 0:
+            weight["weight_noise_pdrop"] = pdrop
+        if not _get(mod, "rel_to_actual_wmax", True):
+            weight["weight_noise_wmax"] = float(_get(mod, "assumed_wmax", 1.0))
+        for field, default in (("sto_round", False), ("per_batch_sample", False), ("copy_last_column", False)):
+            if _get(mod, field, default) != default:
+                refuse(f"modifier.{field}", _get(mod, field, default), "aimc's training does not draw it",
+                       f"set it to {default} (aihwkit's default)")
+    elif kind not in ("none", "copy"):
+        refuse("modifier.type", _get(mod, "type", None), "aimc's training draws ADD_NORMAL, MULT_NORMAL, POLY, DISCRETIZE, "
+               "DISCRETIZE_ADD_NORMAL and DROP_CONNECT", "use one of them, or NONE to train with the noise model's programming noise")
+    if not 0 <= pdrop < 1:
+        refuse("modifier.pdrop", pdrop, "a probability in [0, 1)", "e.g. 0.05")
+    clip = getattr(rpu_config, "clip", None)
+    ckind = _enum(_get(clip, "type", "NONE"))
+    fixed = float(_get(clip, "fixed_value", -1.0))
+    clipping = {"sigma": 0.0, "fixed": 0.0, "channel_max": False}
+    if ckind != "none" and fixed > 0:
+        # aihwkit: a fixed_value > 0 bounds every clipping type.
+        clipping["fixed"] = fixed
+    if ckind == "layergaussian":
+        clipping["sigma"] = float(_get(clip, "sigma", 2.5))
+    elif ckind == "averagechannelmax":
+        clipping["channel_max"] = True
+    elif ckind == "fixedvalue" and not fixed > 0:
+        refuse("clip.fixed_value", fixed, "WeightClipType.FIXED_VALUE clips at +-fixed_value", "give it > 0, e.g. 1.0")
+    elif ckind not in ("none", "fixedvalue"):
+        refuse("clip.type", _get(clip, "type", None), "aimc's training clips LAYER_GAUSSIAN, FIXED_VALUE and AVERAGE_CHANNEL_MAX",
+               "use one of them or NONE")
+    if refused:
+        raise ValueError("prepare: " + "; ".join(refused))
+    return {"weight_noise": weight, "pdrop": pdrop, "clip": clipping}

@@ -34,7 +34,8 @@ and clipping act on W as a crossbar holds it, Wᵀ). In training mode each forwa
   `bound_management="iterative"` (aihwkit's default forward, aimc's evaluation default) a tile
   whose outputs saturate is computed again with its input halved, until none does or the last
   reduction is reached;
-- clips the weight to +-clip_sigma x std(W) first (after the previous optimiser step).
+- clips the weight to +-clip_sigma x std(W), and at most +-clip_value, first (after the previous
+  optimiser step).
 
 In eval mode the layers compute in floating point. Draws are reproducible: layer i at step k uses
 seed (seed, i, k). Torch is imported here only, so `import aimc` works without it.
@@ -73,8 +74,10 @@ _UNMODELLED = {
 
 
 def _from_rpu_config(rpu_config):
-    """(device, periphery, max_in, max_out) for `prepare` from an aihwkit InferenceRPUConfig."""
-    from .aihwkit import from_aihwkit
+    """(device, periphery, max_in, max_out, training) for `prepare` from an aihwkit
+    InferenceRPUConfig; `training` is `aimc.aihwkit.training_from_aihwkit`'s: its weight modifier,
+    drop connect and clipping."""
+    from .aihwkit import from_aihwkit, training_from_aihwkit
 
     cfg = from_aihwkit(rpu_config)
     p = cfg["periphery"]
@@ -83,11 +86,14 @@ def _from_rpu_config(rpu_config):
         raise ValueError("prepare: " + "; ".join(bad))
     periphery = {k: p[k] for k in _PERIPHERY if k in p}
     tile = cfg.get("tile", {})
-    return cfg["device"], periphery, int(tile.get("max_in", 512)), int(tile.get("max_out", 512))
+    return cfg["device"], periphery, int(tile.get("max_in", 512)), int(tile.get("max_out", 512)), training_from_aihwkit(rpu_config)
 
 
-def _training_toml(device, t, noise_scale: float, weight_noise_std: float) -> str:
-    if device == "gaussian":
+def _training_toml(device, t, noise_scale: float, weight_noise_std: float, pdrop: float = 0.0) -> str:
+    if isinstance(device, dict) and "weight_noise" in device:
+        # An aihwkit weight modifier's [training] fields (aimc.aihwkit.training_from_aihwkit).
+        table = dict(device)
+    elif device == "gaussian":
         table = {"weight_noise": "gaussian", "weight_noise_std": float(weight_noise_std)}
     else:
         fields = {}
@@ -101,12 +107,15 @@ def _training_toml(device, t, noise_scale: float, weight_noise_std: float) -> st
             table["weight_noise_time"] = str(t)
         if fields:
             table["device"] = fields
+    if pdrop > 0:
+        table["weight_noise_pdrop"] = float(pdrop)
     return to_toml({"training": table})
 
 
 def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight_noise_std: float = 0.0,
             output_noise: float = 0.0, dac_bits: int = 0, clip_sigma: float = 0.0, periphery: dict | None = None,
             seed: int = 0, adc_bits: int = 0, out_bound: float = 0.0, max_in: int = 512, max_out: int = 512,
+            clip_value: float = 0.0,
             weight_scaling_omega: float = 0.0, weight_scaling_columnwise: bool = False, rpu_config=None,
             bound_management: str = "none", max_bm_factor: float = 1000.0, max_bm_res: float = 0.25):
     """Wraps every nn.Linear and nn.Conv2d of `model` (in place; returns it) so that training
@@ -125,9 +134,13 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     `max_bm_res` allow; "none" (the default) leaves them clipped.
     `max_in`, `max_out`: the crossbar rows and columns of a tile. `rpu_config`: an aihwkit
     `InferenceRPUConfig` (read as `aimc.from_aihwkit` reads it) gives the device, the periphery
-    and the tile instead, its bound management included; a forward setting training does not
-    model (per-read weight noise, IR drop, another input bound or noise management) is refused
-    with its attribute path. Errors name the argument."""
+    and the tile instead, its bound management included, and what aihwkit applies in training
+    only: its weight `modifier` (ADD_NORMAL, MULT_NORMAL, POLY, DISCRETIZE,
+    DISCRETIZE_ADD_NORMAL, DROP_CONNECT, with pdrop) as the weight noise in place of the noise
+    model's, and its `clip` (LAYER_GAUSSIAN, FIXED_VALUE, AVERAGE_CHANNEL_MAX); a setting training
+    does not model (per-read weight noise, IR drop, another input bound or noise management, DoReFa
+    and the PCM modifiers) is refused with its attribute path. `clip_value`: clip the weights at
+    +-clip_value as well. Errors name the argument."""
     if rpu_config is not None:
         given = [n for n, v, d in (("device", device, "pcm"), ("periphery", periphery, None), ("output_noise", output_noise, 0.0),
                                    ("dac_bits", dac_bits, 0), ("adc_bits", adc_bits, 0), ("out_bound", out_bound, 0.0),
@@ -138,7 +151,21 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
                                    ("max_bm_res", max_bm_res, 0.25)) if v != d]
         if given:
             raise ValueError(f"prepare: rpu_config gives the device, periphery and tile; remove {', '.join(given)} or rpu_config")
-        device, periphery, max_in, max_out = _from_rpu_config(rpu_config)
+        device, periphery, max_in, max_out, training = _from_rpu_config(rpu_config)
+        clipping = training["clip"]
+        if clipping != {"sigma": 0.0, "fixed": 0.0, "channel_max": False} and (clip_sigma or clip_value):
+            raise ValueError("prepare: rpu_config.clip gives the clipping; remove clip_sigma and clip_value or set rpu_config.clip.type to NONE")
+        clip_sigma = clipping["sigma"] or clip_sigma
+        clip_value = clipping["fixed"] or clip_value
+        channel_max = clipping["channel_max"]
+        pdrop = training["pdrop"]
+        if training["weight_noise"] is not None:
+            if t is not None or noise_scale != 1.0:
+                raise ValueError("prepare: rpu_config.modifier gives the training's weight noise; t and noise_scale act on the "
+                                 "noise model's programming noise, which it replaces: remove them or set modifier.type to NONE")
+            device = training["weight_noise"]
+    else:
+        channel_max, pdrop = False, 0.0
     if is_prepared(model):
         raise ValueError("prepare: the model is already prepared; call aimc.torch.unprepare(model) first")
     periphery = dict(periphery or {})
@@ -158,8 +185,8 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     dac_bits = int(dac_bits or periphery.get("inp_res_bits", 0))
     adc_bits = int(adc_bits or periphery.get("out_res_bits", 0))
     out_bound = float(out_bound or periphery.get("out_bound", 0.0))
-    if output_noise < 0 or clip_sigma < 0 or noise_scale < 0 or not out_bound >= 0:
-        raise ValueError("prepare: output_noise, clip_sigma, noise_scale and out_bound must be >= 0")
+    if output_noise < 0 or clip_sigma < 0 or clip_value < 0 or noise_scale < 0 or not out_bound >= 0:
+        raise ValueError("prepare: output_noise, clip_sigma, clip_value, noise_scale and out_bound must be >= 0")
     if dac_bits == 1 or dac_bits > 24 or dac_bits < 0:
         raise ValueError(f"prepare: dac_bits = {dac_bits}; use 0 (no DAC) or 2..24")
     if adc_bits == 1 or adc_bits > 24 or adc_bits < 0:
@@ -181,7 +208,7 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
                          "(aihwkit's defaults 1000 and 0.25)")
     spec = None
     if device != "none":
-        spec = _training_toml(device, t, noise_scale, weight_noise_std)
+        spec = _training_toml(device, t, noise_scale, weight_noise_std, pdrop)
         # One draw on a dummy matrix checks the arguments with aimc's own messages.
         try:
             perturb_weights([1.0], spec, 0)
@@ -201,7 +228,8 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
         raise ValueError("prepare: the model has no nn.Linear, nn.Conv2d or Conv1D layer to put on crossbars")
     for i, m in enumerate(layers):
         m._aimc = {"index": i, "steps": 0, "forward": m.forward}
-        m.forward = _wrapped(m, spec, seed, step_dac, output_noise, float(clip_sigma), adc, int(max_in), (omega, columnwise, int(max_out)))
+        clip = (float(clip_sigma), float(clip_value), bool(channel_max))
+        m.forward = _wrapped(m, spec, seed, step_dac, output_noise, clip, adc, int(max_in), (omega, columnwise, int(max_out)))
     model._aimc_prepared = True
     return model
 
@@ -219,10 +247,10 @@ def unprepare(model):
         state = getattr(m, "_aimc", None)
         if state is None:
             continue
-        clip = m.forward.clip_sigma
-        if clip > 0:
+        clip = m.forward.clip
+        if any(clip):
             with torch.no_grad():
-                _clip_(m.weight, clip)
+                _clip_(m.weight, clip, m.forward.out_dim)
         m.forward = state["forward"]
         del m._aimc
     del model._aimc_prepared
@@ -257,9 +285,22 @@ def _out_noise(y, scale, output_noise: float):
     return y
 
 
-def _clip_(w, k: float) -> None:
-    bound = k * w.std(unbiased=False)
-    w.clamp_(-bound, bound)
+def _clip_(w, clip, out_dim: int = 0) -> None:
+    """Clips `w` in place as aihwkit's WeightClipParameter: `clip` = (sigma, fixed, channel_max),
+    the bound sigma x std(W) (LAYER_GAUSSIAN) or the mean over output channels of their max|W|
+    (AVERAGE_CHANNEL_MAX; the outputs along `out_dim`), and at most `fixed` (> 0, FIXED_VALUE or
+    with either)."""
+    sigma, fixed, channel_max = clip
+    bound = None
+    if sigma > 0:
+        bound = sigma * w.std(unbiased=False)
+    elif channel_max:
+        dims = [d for d in range(w.dim()) if d != out_dim]
+        bound = w.abs().amax(dim=dims).mean() if dims else w.abs().mean()
+    if fixed > 0:
+        bound = torch.tensor(fixed, dtype=w.dtype, device=w.device) if bound is None else torch.clamp(bound, max=fixed)
+    if bound is not None:
+        w.clamp_(-bound, bound)
 
 
 def _bm_last_reduction(max_bm_factor: float, max_bm_res: float, inp_res: float) -> int:
@@ -335,11 +376,12 @@ def _scales(w, scaling):
     return torch.where(m > 0, m / omega, torch.ones_like(m))
 
 
-def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: float, adc=(0.0, 0.0, 1), max_in: int = 512,
+def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.0, False), adc=(0.0, 0.0, 1), max_in: int = 512,
              scaling=(0.0, False, 512)):
     conv = type(m).__name__ == "Conv2d"
     # Hugging Face's Conv1D: y = x W + b with W [in, out]; the crossbar holds Wᵀ [out, in].
     conv1d = type(m).__name__ == "Conv1D"
+    out_dim = 1 if conv1d else 0
 
     def forward(x):
         if not m.training:
@@ -348,9 +390,9 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: f
         k = state["steps"]
         state["steps"] = k + 1
         w = m.weight
-        if clip_sigma > 0:
+        if any(clip):
             with torch.no_grad():
-                _clip_(w, clip_sigma)
+                _clip_(w, clip, out_dim)
         if spec is not None:
             held = w.detach().t() if conv1d else w.detach()
             flat = held.to("cpu", torch.float32).reshape(-1).numpy()
@@ -390,6 +432,7 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip_sigma: f
             y = part if y is None else y + part
         return y if m.bias is None else y + m.bias
 
-    forward.clip_sigma = clip_sigma
+    forward.clip = clip
+    forward.out_dim = out_dim
     forward.adc = adc
     return forward

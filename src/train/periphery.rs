@@ -113,7 +113,7 @@ impl Injector {
     /// reduced by 2, 4, … (`dots(red, p)` writes the tile's sums Σ w·x̂ of the input divided by
     /// `red` and quantised again by the DAC, one per output of `rows`), each level with fresh
     /// output noise and the ADC ([`Injector::tile_output`], multiplied back by `red`), until no
-    /// output saturates or the reduction reaches [`TrainingConfig::bm_last_reduction`]. `write(o,
+    /// output saturates or the reduction reaches [`super::hwa::TrainingConfig::bm_last_reduction`]. `write(o,
     /// y, clipped)` takes every output of each level (the last one's stand); returns the last
     /// reduction computed.
     pub fn bound_redo(

@@ -134,18 +134,35 @@ fn conv_crossbar(inj: &mut Injector, x: &[f32], xq: &[f32], c_in: usize, n: usiz
     let rows = c_in * K * K;
     // The weight matrix [C_out, C_in·3·3] as one input tile: its scales with ω > 0.
     let scales = inj.tile_scales(b.len(), rows, |o, k| w[o * rows + k]);
-    if !inj.has_adc() && scales.is_none() {
+    let wn = inj.w_noise();
+    if !inj.has_adc() && scales.is_none() && wn.w_noise == 0.0 {
         conv3x3(xq, c_in, n, w, b, out);
         inj.output_noise(out, alpha);
         return;
     }
     conv3x3(xq, c_in, n, w, &vec![0.0; b.len()], out);
+    // Per-read weight noise: Σ x̃² (·|w|) over each output pixel's patch, x̃ = x̂/α, as a
+    // convolution of x̃² with ones (or |W|); the weight scale divides it per channel.
+    let q: Vec<f32> = if wn.w_noise > 0.0 && alpha > 0.0 {
+        let sq: Vec<f32> = xq.iter().map(|&v| (v / alpha) * (v / alpha)).collect();
+        let kw: Vec<f32> = w.iter().map(|v| if wn.pcm_read { v.abs() } else { 1.0 }).collect();
+        let mut q = vec![0.0f32; out.len()];
+        conv3x3(&sq, c_in, n, &kw, &vec![0.0; b.len()], &mut q);
+        q
+    } else {
+        Vec::new()
+    };
     let noise = inj.cfg.output_noise;
     for (o, ((out_o, clip_o), &bo)) in out.chunks_exact_mut(n * n).zip(clip.chunks_exact_mut(n * n)).zip(b).enumerate() {
-        let u = scales.as_ref().map_or(alpha, |s| alpha * s[o]);
-        for (v, c) in out_o.iter_mut().zip(clip_o) {
+        let sc = scales.as_ref().map_or(1.0, |s| s[o]);
+        let u = alpha * sc;
+        for (i, (v, c)) in out_o.iter_mut().zip(clip_o).enumerate() {
             if noise > 0.0 && u > 0.0 {
                 *v = (*v as f64 + noise * u as f64 * inj.normal()) as f32;
+            }
+            if !q.is_empty() && u > 0.0 {
+                let qo = q[o * n * n + i] / if wn.pcm_read { sc } else { 1.0 };
+                *v = (*v as f64 + (wn.w_noise * qo.sqrt()) as f64 * u as f64 * inj.normal()) as f32;
             }
             let (q, clipped) = if u > 0.0 { inj.adc_clipped(*v / u) } else { (0.0, false) };
             *c = clipped;
@@ -175,7 +192,7 @@ fn bound_pixels(
     out: &mut [f32],
     clip: &mut [bool],
 ) {
-    let (bits, nn) = (inj.cfg.dac_bits, n * n);
+    let (bits, nn, wn) = (inj.cfg.dac_bits, n * n, inj.w_noise());
     let mut xr = vec![0.0f32; x.len()];
     let mut reduced_by = 1.0f32;
     for pix in 0..nn {
@@ -188,21 +205,26 @@ fn bound_pixels(
             inj.bound_redo(
                 rows,
                 |o| scales.map_or(alpha, |s| alpha * s[o]),
-                |red, p| {
+                |red, p, ws| {
                     if red != reduced_by {
                         dac_reduced(bits, x, red, &mut xr);
                         reduced_by = red;
                     }
-                    for (po, o) in p.iter_mut().zip(chans.clone()) {
-                        let mut acc = 0.0f32;
+                    for ((po, wso), o) in p.iter_mut().zip(ws.iter_mut()).zip(chans.clone()) {
+                        let (mut acc, mut q) = (0.0f32, 0.0f32);
                         for c in 0..c_in {
                             for i in (0..K).filter(|&i| py + i >= 1 && py + i <= n) {
                                 for j in (0..K).filter(|&j| px + j >= 1 && px + j <= n) {
-                                    acc += w[((o * c_in + c) * K + i) * K + j] * xr[c * nn + (py + i - 1) * n + px + j - 1];
+                                    let (wk, xk) = (w[((o * c_in + c) * K + i) * K + j], xr[c * nn + (py + i - 1) * n + px + j - 1]);
+                                    acc += wk * xk;
+                                    let xt = xk / alpha;
+                                    q += if wn.pcm_read { wk.abs() * xt * xt } else { xt * xt };
                                 }
                             }
                         }
                         *po = acc;
+                        let sc = if wn.pcm_read { scales.map_or(1.0, |s| s[o]) } else { 1.0 };
+                        *wso = if alpha > 0.0 { wn.w_noise * (q / sc).sqrt() } else { 0.0 };
                     }
                 },
                 |o, v, c| {
@@ -630,6 +652,30 @@ mod tests {
         }
         assert!((y1[4] - (4.0 * step * 4.0 * 9.0 + 0.5)).abs() < 1e-5, "{}", y1[4]);
         assert!((y1[9 + 4] - (step * 4.0 * 9.0 - 1.0)).abs() < 1e-5, "{}", y1[9 + 4]);
+    }
+
+    /// Per-read weight noise on a convolution per output pixel: on the hand-computed case the
+    /// centre pixel's patch holds 1..9 and nine ones, so σ = w_noise·sqrt(285 + 9) (additive
+    /// constant, the unit α cancelling) over 4,000 draws, within 5 % (5 σ of the sampling error
+    /// of a standard deviation, 1.1 %); output 1's PCM-read σ is w_noise·sqrt(1·1² + 10·1²) (its
+    /// weights: 1 on channel 0's top-left neighbour, which holds 1, and 10 on channel 1's centre,
+    /// which holds 1).
+    #[test]
+    fn conv_w_noise_has_the_patch_std() {
+        let (input, w, b) = hand_case();
+        let mut exact = vec![0.0f32; 18];
+        conv3x3(&input, 2, 3, &w, &b, &mut exact);
+        for (w_noise_type, o, want) in [("additive_constant", 0, 0.1 * 294f64.sqrt()), ("pcm_read", 1, 0.1 * (1.0f64 + 10.0).sqrt())] {
+            let cfg = TrainingConfig { w_noise: 0.1, w_noise_type: w_noise_type.into(), ..TrainingConfig::default() };
+            let mut inj = Injector::new(&cfg, 2);
+            let (mut out, mut clip, mut sq) = (vec![0.0f32; 18], vec![false; 18], 0.0f64);
+            for _ in 0..4000 {
+                conv_crossbar(&mut inj, &input, &input, 2, 3, &w, &b, &mut out, &mut clip);
+                sq += ((out[o * 9 + 4] - exact[o * 9 + 4]) as f64).powi(2);
+            }
+            let got = (sq / 4000.0).sqrt();
+            assert!((got / want - 1.0).abs() < 0.05, "{w_noise_type}: {got} against {want}");
+        }
     }
 
     /// f64 loss, logits and activation pattern of `m` on `x`: the textbook loops (sum innermost,

@@ -95,6 +95,14 @@ pub struct TrainingConfig {
     /// The ADC's range (the evaluation's `out_bound`): a tile's output clipped to ±out_bound in
     /// units of its input slice's max|x| (0: no clipping).
     pub out_bound: f64,
+    /// Per-read weight noise (the evaluation's `periphery.w_noise`, aihwkit's `forward.w_noise`):
+    /// each tile output gains N(0, σ²) in its unit, σ = w_noise·‖x̃‖₂ (`additive_constant`) or
+    /// w_noise·sqrt(Σ|w̃|·x̃²) (`pcm_read`), x̃ the DAC'd input slice over its max|x|, w̃ the
+    /// tile's weights in its unit (÷ max|W|/ω with ω > 0); a constant of the step for the
+    /// gradient, as the output noise.
+    pub w_noise: f64,
+    /// `additive_constant` (the default, as the evaluation's) or `pcm_read`.
+    pub w_noise_type: String,
     /// Iterative bound management (the evaluation's `periphery.bound_management`, aihwkit's
     /// default `ITERATIVE`), `none` or `iterative`: a tile whose outputs saturate the ADC's range is computed again with
     /// its input halved (quantised again by the DAC, fresh output noise) until none saturates or
@@ -152,6 +160,8 @@ impl Default for TrainingConfig {
             dac_bits: 0,
             adc_bits: 0,
             out_bound: 0.0,
+            w_noise: 0.0,
+            w_noise_type: "additive_constant".into(),
             bound_management: "none".into(),
             max_bm_factor: 1000.0,
             max_bm_res: 0.25,
@@ -211,6 +221,13 @@ impl TrainingConfig {
         finite_nonneg("weight_noise_scale", self.weight_noise_scale)?;
         finite_nonneg("output_noise", self.output_noise)?;
         finite_nonneg("out_bound", self.out_bound)?;
+        finite_nonneg("w_noise", self.w_noise)?;
+        if !matches!(self.w_noise_type.as_str(), "additive_constant" | "pcm_read") {
+            return Err(format!(
+                "training.w_noise_type = {:?}: expected \"additive_constant\" (the default) or \"pcm_read\", as the evaluation's periphery.w_noise_type",
+                self.w_noise_type
+            ));
+        }
         finite_nonneg("clip_sigma", self.clip_sigma)?;
         // weight_noise_std belongs to "gaussian", weight_noise_scale to a device model: a field the
         // chosen noise would ignore is refused rather than dropped.
@@ -333,7 +350,7 @@ impl TrainingConfig {
 
     /// Whether forward passes quantise inputs or outputs, clip outputs or add output noise.
     pub fn touches_forward(&self) -> bool {
-        self.dac_bits > 0 || self.output_noise > 0.0 || self.adc_bits > 0 || self.out_bound > 0.0
+        self.dac_bits > 0 || self.output_noise > 0.0 || self.adc_bits > 0 || self.out_bound > 0.0 || self.w_noise > 0.0
     }
 
     /// The last input reduction bound management tries: the evaluation's rule
@@ -380,6 +397,9 @@ impl TrainingConfig {
         }
         if self.output_noise > 0.0 {
             parts.push(format!("output noise {}", self.output_noise));
+        }
+        if self.w_noise > 0.0 {
+            parts.push(format!("{} per-read weight noise {}", self.w_noise_type.replace('_', " "), self.w_noise));
         }
         if self.dac_bits > 0 {
             parts.push(format!("{}-bit DAC (straight-through)", self.dac_bits));

@@ -153,11 +153,11 @@ impl<T: Real> Net<T> {
                 *hr += xqs * w;
             }
         }
-        if inj.cfg.output_noise > 0.0 || inj.has_adc() {
+        if inj.cfg.output_noise > 0.0 || inj.has_adc() || inj.cfg.w_noise > 0.0 {
             let scaled: Vec<T> = x.iter().map(|&v| v * s).collect();
             let dh = x.len();
             let scales = inj.tile_scales(half, dh, |r, c| self.projection[r * dh + c].to_f64() as f32);
-            periphery_rows(inj, &scaled, dh, h, half, scales.as_deref(), clip);
+            periphery_rows(inj, &scaled, dh, &prep.projection, h, half, scales.as_deref(), clip);
             if inj.cfg.bm_last_reduction() > 1 {
                 bound_rows(inj, &scaled, dh, &prep.projection, half, h, scales.as_deref(), clip);
             }

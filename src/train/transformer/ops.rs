@@ -91,18 +91,26 @@ fn row_max<T: Real>(xt: &[T]) -> f32 {
 }
 
 /// Hardware-aware training's output noise and ADC on the rows of a tile's output `y` [n, d_out]
-/// whose input slice was `x` [n, d_in]: each output in units of u = max|x_t| (times `scale[o]`, the
-/// weight scale of its column with ω > 0, [`Injector::tile_scales`]) gains N(0, (output_noise·u)²)
-/// and goes through [`Injector::adc_clipped`]; `clip` [n, d_out] marks the outputs the clamp acted
+/// whose input slice was `x` [n, d_in] (weights `wt` [d_in, d_out]): each output in units of
+/// u = max|x_t| (times `scale[o]`, the weight scale of its column with ω > 0,
+/// [`Injector::tile_scales`]) gains N(0, (output_noise·u)²), and the per-read weight noise of the
+/// DAC'd slice ([`Injector::w_noise_std`]) times u, and goes through [`Injector::adc_clipped`]; `clip` [n, d_out] marks the outputs the clamp acted
 /// on. In f32 without scales the noise is [`output_noise`]'s, the same operations and draws.
-pub(super) fn periphery_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, y: &mut [T], d_out: usize, scale: Option<&[f32]>, clip: &mut [bool]) {
-    let (noise, adc) = (inj.cfg.output_noise, inj.has_adc());
-    for ((xt, yt), ct) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)).zip(clip.chunks_exact_mut(d_out)) {
+#[allow(clippy::too_many_arguments)]
+pub(super) fn periphery_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, wt: &[T], y: &mut [T], d_out: usize, scale: Option<&[f32]>, clip: &mut [bool]) {
+    let (noise, adc, wn) = (inj.cfg.output_noise, inj.has_adc(), inj.w_noise());
+    // Per-read weight noise reads the DAC'd slice.
+    let xq = (wn.w_noise > 0.0).then(|| dac_rows(Dac::of(inj), x, d_in).iter().map(|v| v.to_f64() as f32).collect::<Vec<f32>>());
+    for (t, ((xt, yt), ct)) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)).zip(clip.chunks_exact_mut(d_out)).enumerate() {
         let a = row_max(xt);
         for (o, (v, c)) in yt.iter_mut().zip(ct).enumerate() {
             let u = scale.map_or(a, |s| a * s[o]);
             if noise > 0.0 && u > 0.0 {
                 *v = T::of(v.to_f64() + noise * u as f64 * inj.normal());
+            }
+            if let Some(xq) = xq.as_ref().filter(|_| u > 0.0) {
+                let ws = wn.std(&xq[t * d_in..(t + 1) * d_in], a, scale.map_or(1.0, |s| s[o]), |k| wt[k * d_out + o].to_f64() as f32);
+                *v = T::of(v.to_f64() + ws as f64 * u as f64 * inj.normal());
             }
             if adc {
                 let (q, clipped) = if u > 0.0 { inj.adc_clipped((v.to_f64() / u as f64) as f32) } else { (0.0, false) };
@@ -120,7 +128,7 @@ pub(super) fn periphery_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, 
 /// the ADC, as [`Injector::bound_redo`] does for the other trainers; `clip` keeps the last
 /// level's clipped outputs. In f32 (the periphery's precision).
 pub(super) fn bound_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, wt: &[T], d_out: usize, y: &mut [T], scale: Option<&[f32]>, clip: &mut [bool]) {
-    let (bits, max_out) = (inj.cfg.dac_bits, inj.cfg.max_out);
+    let (bits, max_out, wn) = (inj.cfg.dac_bits, inj.cfg.max_out, inj.w_noise());
     let mut xr = vec![0.0f32; d_in];
     for ((xt, yt), ct) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)).zip(clip.chunks_exact_mut(d_out)) {
         let a = row_max(xt);
@@ -133,10 +141,12 @@ pub(super) fn bound_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, wt: 
             inj.bound_redo(
                 rows,
                 |o| scale.map_or(a, |s| a * s[o]),
-                |red, p| {
+                |red, p, ws| {
                     dac_reduced(bits, &x32, red, &mut xr);
-                    for (po, o) in p.iter_mut().zip(cols.clone()) {
-                        *po = xr.iter().enumerate().fold(0.0f32, |s, (k, &xk)| s + xk * wt[k * d_out + o].to_f64() as f32);
+                    for ((po, wso), o) in p.iter_mut().zip(ws.iter_mut()).zip(cols.clone()) {
+                        let w = |k: usize| wt[k * d_out + o].to_f64() as f32;
+                        *po = xr.iter().enumerate().fold(0.0f32, |s, (k, &xk)| s + xk * w(k));
+                        *wso = wn.std(&xr, a, scale.map_or(1.0, |s| s[o]), w);
                     }
                 },
                 |o, v, c| {
@@ -169,7 +179,7 @@ pub(super) fn crossbar_linear<T: Real>(inj: &mut Injector, x: &[T], d_in: usize,
     clip.max_in = dac.max_in;
     clip.flags.clear();
     let scales = inj.tile_scales(d_out, d_in, |o, k| wt[k * d_out + o].to_f64() as f32);
-    if d_in <= dac.max_in && !inj.has_adc() && scales.is_none() {
+    if d_in <= dac.max_in && !inj.has_adc() && scales.is_none() && inj.cfg.w_noise == 0.0 {
         linear(&dac_rows(dac, x, d_in), d_in, wt, b, d_out, y);
         output_noise(inj, x, d_in, y, d_out);
         return;
@@ -189,7 +199,7 @@ pub(super) fn crossbar_linear<T: Real>(inj: &mut Injector, x: &[T], d_in: usize,
         let xs: Vec<T> = x.chunks_exact(d_in).flat_map(|xt| xt[r.clone()].iter().copied()).collect();
         linear(&dac_rows(dac, &xs, w), w, &wt[r.start * d_out..r.end * d_out], None, d_out, &mut part);
         let scale: Option<Vec<f32>> = scales.as_ref().map(|s| (0..d_out).map(|o| s[o * nt + t]).collect());
-        periphery_rows(inj, &xs, w, &mut part, d_out, scale.as_deref(), &mut flags[t * y.len()..(t + 1) * y.len()]);
+        periphery_rows(inj, &xs, w, &wt[r.start * d_out..r.end * d_out], &mut part, d_out, scale.as_deref(), &mut flags[t * y.len()..(t + 1) * y.len()]);
         if inj.cfg.bm_last_reduction() > 1 {
             bound_rows(inj, &xs, w, &wt[r.start * d_out..r.end * d_out], d_out, &mut part, scale.as_deref(), &mut flags[t * y.len()..(t + 1) * y.len()]);
         }
@@ -401,6 +411,25 @@ mod tests {
             assert!(y != plain, "the ADC changes the outputs");
         }
         assert_eq!(redone, 3, "bound management redoes a saturated tile in every case");
+        // One row on one tile with output noise and per-read weight noise of both types, the
+        // DAC, the ADC and bound management: the same draws in the same order, so the same values.
+        for w_noise_type in ["additive_constant", "pcm_read"] {
+            let cfg = TrainingConfig {
+                adc_bits: 5,
+                out_bound: 1.5,
+                dac_bits: 6,
+                output_noise: 0.05,
+                w_noise: 0.08,
+                w_noise_type: w_noise_type.into(),
+                bound_management: "iterative".into(),
+                ..TrainingConfig::default()
+            };
+            let mut y = vec![0.0f32; d_out];
+            crossbar_linear(&mut Injector::new(&cfg, 4), &x[..d_in], d_in, &wt, Some(&b), d_out, &mut y, &mut ClipRows::default());
+            let (mut xq, mut want) = (vec![0.0; d_in], vec![0.0; d_out]);
+            Injector::new(&cfg, 4).crossbar(&w, &x[..d_in], Some(&b), &mut xq, &mut want, &mut crate::train::hwa::Clipped::default());
+            assert_eq!(y, want, "{w_noise_type}");
+        }
         let cfg = TrainingConfig { dac_bits: 4, output_noise: 0.1, ..TrainingConfig::default() };
         let mut y = vec![0.0f32; n * d_out];
         crossbar_linear(&mut Injector::new(&cfg, 5), &x, d_in, &wt, Some(&b), d_out, &mut y, &mut ClipRows::default());

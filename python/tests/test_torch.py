@@ -271,9 +271,12 @@ def test_an_aihwkit_configuration_sets_the_training_periphery():
     assert lin.forward.adc[2] == 16
     at.unprepare(lin)
     noisy = with_changes(inference_rpu_config(), forward__bound_management=BoundManagementType.NONE,
-                         forward__w_noise_type=WeightNoiseType.ADDITIVE_CONSTANT, forward__w_noise=0.02)
-    with pytest.raises(ValueError, match=r"rpu_config\.forward\.w_noise = 0\.02"):
-        at.prepare(lin, rpu_config=noisy)
+                         forward__w_noise_type=WeightNoiseType.PCM_READ, forward__w_noise=0.02)
+    at.prepare(lin, rpu_config=noisy)
+    assert lin.forward.w_noise == (0.02, True)
+    at.unprepare(lin)
+    with pytest.raises(ValueError, match=r"rpu_config\.forward\.ir_drop = 1\.0"):
+        at.prepare(lin, rpu_config=with_changes(noisy, forward__ir_drop=1.0))
     cfg = with_changes(inference_rpu_config(), forward__bound_management=BoundManagementType.NONE, forward__out_noise=0.0)
     with pytest.raises(ValueError, match="remove dac_bits or rpu_config"):
         at.prepare(lin, rpu_config=cfg, dac_bits=7)
@@ -355,3 +358,43 @@ def test_an_aihwkit_configurations_modifier_and_clipping_train_as_in_aihwkit():
     with pytest.raises(ValueError, match="t and noise_scale act on the noise model's programming noise"):
         at.prepare(lin, rpu_config=perfect(modifier__type=WeightModifierType.ADD_NORMAL, modifier__std_dev=0.1), t="10y")
     assert not at.is_prepared(lin)
+
+
+def test_per_read_weight_noise_has_aimcs_std():
+    torch = pytest.importorskip("torch")
+    import aimc.torch as at
+
+    # aimc's case (src/train/periphery.rs, w_noise_has_the_evaluations_std): 4,000 reads of one
+    # vector; sigma = w_noise x ||x|| (additive constant) or w_noise x sqrt(sum |w| x^2) (PCM
+    # read), the tile unit max|x| cancelling; within 5 % (5 sigma of the sampling error, 1.1 %).
+    torch.manual_seed(5)
+    lin, x = _crossbar_case(torch)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([((i * 13 % 11) - 5.2) * 0.11 for i in range(21)]).reshape(3, 7))
+    xs = x.detach().expand(4000, 7)
+    exact = torch.nn.functional.linear(xs, lin.weight, lin.bias).detach()
+    for kind in ("additive_constant", "pcm_read"):
+        at.prepare(lin, device="none", periphery={"w_noise": 0.1, "w_noise_type": kind})
+        lin.train()
+        got = (lin(xs).detach() - exact).std(dim=0)
+        at.unprepare(lin)
+        want = 0.1 * (xs[0] ** 2).sum().sqrt() if kind == "additive_constant" else 0.1 * (lin.weight.abs() * xs[0] ** 2).sum(1).sqrt()
+        assert torch.allclose(got, want.expand(3) if want.dim() == 0 else want, rtol=0.05), (kind, got, want)
+    # A convolution per output pixel (src/train/cnn.rs, conv_w_noise_has_the_patch_std): the centre
+    # pixel's patch holds 1..9 and nine ones.
+    conv = torch.nn.Conv2d(2, 2, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0].fill_(1.0)
+        conv.weight[1, 0, 0, 0] = 1.0
+        conv.weight[1, 1, 1, 1] = 10.0
+    img = torch.cat([torch.arange(1.0, 10.0).reshape(1, 1, 3, 3), torch.ones(1, 1, 3, 3)], dim=1).expand(4000, 2, 3, 3)
+    exact = torch.nn.functional.conv2d(img, conv.weight.detach(), conv.bias.detach(), padding=1)
+    for kind, o, want in (("additive_constant", 0, 0.1 * 294 ** 0.5), ("pcm_read", 1, 0.1 * 11 ** 0.5)):
+        at.prepare(conv, device="none", w_noise=0.1, w_noise_type=kind)
+        conv.train()
+        got = float((conv(img).detach() - exact)[:, o, 1, 1].std())
+        at.unprepare(conv)
+        assert abs(got / want - 1) < 0.05, (kind, got, want)
+    with pytest.raises(ValueError, match="w_noise_type = 'pcm'"):
+        at.prepare(conv, device="none", w_noise=0.1, w_noise_type="pcm")

@@ -24,6 +24,9 @@ and clipping act on W as a crossbar holds it, Wᵀ). In training mode each forwa
 - quantises each input slice to `dac_bits` over its max|x| with a straight-through gradient;
 - adds output noise of `output_noise` x max|x| per output (aihwkit's out_noise with abs-max noise
   management, aimc's `[periphery] out_noise`);
+- adds per-read weight noise of `w_noise` (aimc's and aihwkit's `w_noise`, `w_noise_type`
+  "additive_constant" or "pcm_read"): sigma = w_noise x sqrt(sum x~^2) or sqrt(sum |W| x~^2) per
+  tile output, x~ the DAC'd slice over its max, in the output's unit;
 - with `weight_scaling_omega` > 0 (and `weight_scaling_columnwise`) takes each tile's (or
   column's) outputs in units of max|x| x max|W| / omega, as aimc maps the weights, for the output
   noise and the ADC;
@@ -60,7 +63,7 @@ _KINDS = ("Linear", "Conv2d", "Conv1D")
 
 # The keys of `prepare`'s `periphery`, as an experiment file's [periphery] names them.
 _PERIPHERY = ("out_noise", "inp_res_bits", "out_res_bits", "out_bound", "weight_scaling_omega", "weight_scaling_columnwise",
-              "bound_management", "max_bm_factor", "max_bm_res")
+              "bound_management", "max_bm_factor", "max_bm_res", "w_noise", "w_noise_type")
 
 
 # The forward settings of an aihwkit configuration that training does not model, at the values
@@ -68,7 +71,6 @@ _PERIPHERY = ("out_noise", "inp_res_bits", "out_res_bits", "out_bound", "weight_
 _UNMODELLED = {
     "noise_management": ("abs_max", "forward.noise_management", "training scales every input by its max|x|; use NoiseManagementType.ABS_MAX"),
     "inp_bound": (1.0, "forward.inp_bound", "training's DAC spans [-max|x|, max|x|]; use 1.0"),
-    "w_noise": (0.0, "forward.w_noise", "per-read weight noise is not drawn in training; set w_noise = 0 (or WeightNoiseType.NONE) to train"),
     "ir_drop": (0.0, "forward.ir_drop", "IR drop is not modelled in training; set ir_drop = 0 to train"),
 }
 
@@ -115,7 +117,7 @@ def _training_toml(device, t, noise_scale: float, weight_noise_std: float, pdrop
 def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight_noise_std: float = 0.0,
             output_noise: float = 0.0, dac_bits: int = 0, clip_sigma: float = 0.0, periphery: dict | None = None,
             seed: int = 0, adc_bits: int = 0, out_bound: float = 0.0, max_in: int = 512, max_out: int = 512,
-            clip_value: float = 0.0,
+            clip_value: float = 0.0, w_noise: float = 0.0, w_noise_type: str = "additive_constant",
             weight_scaling_omega: float = 0.0, weight_scaling_columnwise: bool = False, rpu_config=None,
             bound_management: str = "none", max_bm_factor: float = 1000.0, max_bm_res: float = 0.25):
     """Wraps every nn.Linear and nn.Conv2d of `model` (in place; returns it) so that training
@@ -126,7 +128,8 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     model); `t`: drift to this time ("10y")
     after programming; `noise_scale`: multiplies the device model's noise. `periphery` may give
     `out_noise`, `inp_res_bits`, `out_res_bits`, `out_bound`, `weight_scaling_omega`,
-    `weight_scaling_columnwise`, `bound_management`, `max_bm_factor` and `max_bm_res` as in an
+    `weight_scaling_columnwise`, `bound_management`, `max_bm_factor`, `max_bm_res`, `w_noise`
+    and `w_noise_type` as in an
     experiment file's [periphery] (they set the arguments of those names, `output_noise`,
     `dac_bits` and `adc_bits` when those are left at their defaults). `bound_management`:
     "iterative" computes a tile whose outputs saturate the ADC again with its input halved, as
@@ -138,7 +141,7 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     only: its weight `modifier` (ADD_NORMAL, MULT_NORMAL, POLY, DISCRETIZE,
     DISCRETIZE_ADD_NORMAL, DROP_CONNECT, with pdrop) as the weight noise in place of the noise
     model's, and its `clip` (LAYER_GAUSSIAN, FIXED_VALUE, AVERAGE_CHANNEL_MAX); a setting training
-    does not model (per-read weight noise, IR drop, another input bound or noise management, DoReFa
+    does not model (IR drop, another input bound or noise management, DoReFa
     and the PCM modifiers) is refused with its attribute path. `clip_value`: clip the weights at
     +-clip_value as well. Errors name the argument."""
     if rpu_config is not None:
@@ -148,7 +151,8 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
                                    ("weight_scaling_omega", weight_scaling_omega, 0.0),
                                    ("weight_scaling_columnwise", weight_scaling_columnwise, False),
                                    ("bound_management", bound_management, "none"), ("max_bm_factor", max_bm_factor, 1000.0),
-                                   ("max_bm_res", max_bm_res, 0.25)) if v != d]
+                                   ("max_bm_res", max_bm_res, 0.25), ("w_noise", w_noise, 0.0),
+                                   ("w_noise_type", w_noise_type, "additive_constant")) if v != d]
         if given:
             raise ValueError(f"prepare: rpu_config gives the device, periphery and tile; remove {', '.join(given)} or rpu_config")
         device, periphery, max_in, max_out, training = _from_rpu_config(rpu_config)
@@ -195,6 +199,11 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
         raise ValueError(f"prepare: adc_bits = {adc_bits} needs the ADC's range: out_bound > 0 (in units of max|x|, the evaluation's periphery out_bound, e.g. 12)")
     if int(max_in) < 1:
         raise ValueError(f"prepare: max_in = {max_in}; give the crossbar rows of a tile, the evaluation's [tile] max_in (e.g. 512)")
+    w_noise = float(w_noise or periphery.get("w_noise", 0.0))
+    w_noise_type = w_noise_type if w_noise_type != "additive_constant" else periphery.get("w_noise_type", "additive_constant")
+    if not (np.isfinite(w_noise) and w_noise >= 0) or w_noise_type not in ("additive_constant", "pcm_read"):
+        raise ValueError(f"prepare: w_noise = {w_noise}, w_noise_type = {w_noise_type!r}; use w_noise >= 0 and "
+                         "\"additive_constant\" or \"pcm_read\" (aimc's periphery w_noise_type)")
     bound_management = bound_management if bound_management != "none" else periphery.get("bound_management", "none")
     max_bm_factor = float(max_bm_factor if max_bm_factor != 1000.0 else periphery.get("max_bm_factor", 1000.0))
     max_bm_res = float(max_bm_res if max_bm_res != 0.25 else periphery.get("max_bm_res", 0.25))
@@ -229,7 +238,8 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     for i, m in enumerate(layers):
         m._aimc = {"index": i, "steps": 0, "forward": m.forward}
         clip = (float(clip_sigma), float(clip_value), bool(channel_max))
-        m.forward = _wrapped(m, spec, seed, step_dac, output_noise, clip, adc, int(max_in), (omega, columnwise, int(max_out)))
+        m.forward = _wrapped(m, spec, seed, step_dac, output_noise, clip, adc, int(max_in), (omega, columnwise, int(max_out)),
+                             (w_noise, w_noise_type == "pcm_read"))
     model._aimc_prepared = True
     return model
 
@@ -342,20 +352,30 @@ def _tile_any(flags, dim: int, max_out: int):
     return torch.cat(parts, dim=dim)
 
 
-def _crossbar(lin, xs, amax, unit, step: float, output_noise: float, adc, dim: int, max_out: int):
+def _crossbar(lin, xs, amax, unit, step: float, output_noise: float, adc, dim: int, max_out: int, wn=None):
     """One tile's outputs without bias: `lin(x)` of the DAC'd input slice `xs` (max|x| `amax`),
-    output noise and the ADC in units of `unit`; with bound management (adc[2] > 1, aimc's
+    output noise, per-read weight noise (`wn` = (w_noise, sq): sigma = w_noise x sqrt(sq(x~^2)) in
+    units of `unit`, x~ the DAC'd slice over its max, sq summing it per output with weights 1 or
+    |W| in the tile's unit; aimc's `Injector::w_noise_std`) and the ADC in units of `unit`; with bound management (adc[2] > 1, aimc's
     `Injector::bound_redo`) every vector whose outputs saturated in an output tile (`max_out`
     outputs along `dim`) is computed again with its input halved, quantised again by the DAC, with
     fresh output noise and the ADC, and multiplied back, until none saturates or the reduction
     reaches adc[2]. The gradient goes straight through the reduction (red · W · x/red)."""
-    y, clipped = _adc(_out_noise(lin(_dac(xs, amax, step)), unit, output_noise), unit, adc)
+    def level(xd):
+        y = _out_noise(lin(xd), unit, output_noise)
+        if wn is not None:
+            safe = torch.where(amax > 0, amax, torch.ones_like(amax))
+            sigma = wn[0] * torch.sqrt(wn[1]((xd.detach() / safe) ** 2)) * unit
+            y = y + sigma * torch.randn_like(y)
+        return _adc(y, unit, adc)
+
+    y, clipped = level(_dac(xs, amax, step))
     last = adc[2] if len(adc) > 2 else 1
     redo = _tile_any(clipped, dim, max_out) if last > 1 else None
     red = 1
     while red < last and bool(redo.any()):
         red *= 2
-        y_r, clipped_r = _adc(_out_noise(lin(_dac(xs / red, amax, step)), unit, output_noise), unit, adc)
+        y_r, clipped_r = level(_dac(xs / red, amax, step))
         y = torch.where(redo, y_r * red, y)
         clipped = torch.where(redo, clipped_r, clipped)
         redo = redo & _tile_any(clipped_r, dim, max_out)
@@ -377,7 +397,7 @@ def _scales(w, scaling):
 
 
 def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.0, False), adc=(0.0, 0.0, 1), max_in: int = 512,
-             scaling=(0.0, False, 512)):
+             scaling=(0.0, False, 512), w_noise=(0.0, False)):
     conv = type(m).__name__ == "Conv2d"
     # Hugging Face's Conv1D: y = x W + b with W [in, out]; the crossbar holds Wᵀ [out, in].
     conv1d = type(m).__name__ == "Conv1D"
@@ -404,19 +424,26 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
             w = w + delta
         if conv:
             amax = x.detach().abs().amax(dim=(1, 2, 3), keepdim=True)
-            if not (adc[0] or adc[1]) and not scaling[0]:
+            if not (adc[0] or adc[1]) and not scaling[0] and not w_noise[0]:
                 y = m._conv_forward(_dac(x, amax, step), w, m.bias)
                 return _out_noise(y, amax.reshape(amax.shape[0], *([1] * (y.dim() - 1))), output_noise)
             scale = amax.reshape(amax.shape[0], *([1] * (x.dim() - 1)))
             ws = _scales(w.reshape(w.shape[0], -1), scaling)
             if ws is not None:
                 scale = scale * ws.reshape(1, -1, *([1] * (x.dim() - 2)))
+            wn = None
+            if w_noise[0]:
+                # Per output pixel: the patch's sum of x~^2, with |W| (in the tile's unit) for PCM reads.
+                wd = w.detach()
+                per = (lambda v: m._conv_forward(v, wd.abs(), None)) if w_noise[1] else (lambda v: m._conv_forward(v, torch.ones_like(wd), None))
+                div = 1 if ws is None or not w_noise[1] else ws.reshape(1, -1, *([1] * (x.dim() - 2)))
+                wn = (w_noise[0], lambda v: per(v) / div)
             # One tile; each output pixel's vector (its patch) has its own bound management.
-            y = _crossbar(lambda v: m._conv_forward(v, w, None), x, amax, scale, step, output_noise, adc, 1, scaling[2])
+            y = _crossbar(lambda v: m._conv_forward(v, w, None), x, amax, scale, step, output_noise, adc, 1, scaling[2], wn)
             return y if m.bias is None else y + m.bias.reshape(1, -1, *([1] * (y.dim() - 2)))
         wt = w.t() if conv1d else w  # [out, in], as the crossbar holds it
         n_in = x.shape[-1]
-        if n_in <= max_in and not (adc[0] or adc[1]) and not scaling[0]:
+        if n_in <= max_in and not (adc[0] or adc[1]) and not scaling[0] and not w_noise[0]:
             amax = x.detach().abs().amax(dim=-1, keepdim=True)
             y = F.linear(_dac(x, amax, step), wt, m.bias)
             return _out_noise(y, amax, output_noise)
@@ -428,11 +455,19 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
             amax = xs.detach().abs().amax(dim=-1, keepdim=True)
             ws = _scales(wt[:, a:b], scaling)
             unit = amax if ws is None else amax * ws
-            part = _crossbar(lambda v: F.linear(v, wt[:, a:b]), xs, amax, unit, step, output_noise, adc, -1, scaling[2])
+            wn = None
+            if w_noise[0]:
+                wd = wt[:, a:b].detach()
+                if w_noise[1]:
+                    wn = (w_noise[0], lambda v, wd=wd, ws=ws: F.linear(v, wd.abs()) / (1 if ws is None else ws))
+                else:
+                    wn = (w_noise[0], lambda v: v.sum(dim=-1, keepdim=True))
+            part = _crossbar(lambda v: F.linear(v, wt[:, a:b]), xs, amax, unit, step, output_noise, adc, -1, scaling[2], wn)
             y = part if y is None else y + part
         return y if m.bias is None else y + m.bias
 
     forward.clip = clip
     forward.out_dim = out_dim
     forward.adc = adc
+    forward.w_noise = w_noise
     return forward

@@ -23,6 +23,10 @@
 //!   aihwkit's `StandardHWATrainingPreset` trains; `bound_management = "iterative"` redoes a
 //!   saturated tile with its input halved, as the evaluation and aihwkit's default forward do. With `weight_scaling_omega` > 0 output noise and the ADC act in
 //!   units of max|x| · max|W| / ω per tile or column, as the evaluation maps the weights.
+//! - **Per-read weight noise** (`w_noise`, `w_noise_type`): per tile output, σ = w_noise·‖x̃‖₂
+//!   or w_noise·sqrt(Σ|w̃|·x̃²) in the output's unit, as the evaluation's `mvm_full` draws it.
+//! - **Weight modifiers**: aihwkit's other weight perturbations and drop connect
+//!   (src/train/modifier.rs).
 //! - **Tiles**: a layer with more than `max_in` inputs is split as the evaluation splits it
 //!   (`[tile] max_in`); each input slice has its own DAC scale, output noise and ADC, and the
 //!   slices' outputs add digitally ([`Injector::crossbar`]).

@@ -1,13 +1,15 @@
 //! The crossbar periphery of hardware-aware training's forward pass (`src/train/hwa.rs`): one
 //! MVM as the evaluation's tiles compute it (the engine's `dac`, `mvm` epilogue, tile split and
 //! weight scaling, `crossbar::MappedMatrix`; aihwkit's forward `IOParameters` with abs-max noise
-//! management and no bound management): a layer's input split evenly over tiles of at most
-//! `max_in` rows, each slice quantised by the DAC over its own max|x| (Δ = 2/(2^bits − 2)),
-//! multiplied, given output noise σ = out_noise·α and passed through the ADC (steps
+//! management): a layer's input split evenly over tiles of at most `max_in` rows, each slice
+//! quantised by the DAC over its own max|x| (Δ = 2/(2^bits − 2)), multiplied, given output noise
+//! σ = out_noise·α (and per-read weight noise, `w_noise`) and passed through the ADC (steps
 //! 2·out_bound/(2^bits − 2), clipped at ±out_bound, both in units of α = max|x̂|, times
 //! max|W|/ω per tile or column with weight scaling ω > 0), the slices' outputs and the bias
-//! added digitally. The backward pass takes the rounding's gradient as 1 (straight-through) and
-//! a clipped output's as 0 (the clamp's derivative), which [`Clipped`] records per tile output.
+//! added digitally; with iterative bound management a saturated tile is computed again with its
+//! input halved ([`Injector::bound_redo`]). The backward pass takes the rounding's gradient as 1
+//! (straight-through) and a clipped output's as 0 (the clamp's derivative), which [`Clipped`]
+//! records per tile output.
 
 use std::ops::Range;
 

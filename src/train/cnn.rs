@@ -135,7 +135,7 @@ fn conv_crossbar(inj: &mut Injector, x: &[f32], xq: &[f32], c_in: usize, n: usiz
     // The weight matrix [C_out, C_in·3·3] as one input tile: its scales with ω > 0.
     let scales = inj.tile_scales(b.len(), rows, |o, k| w[o * rows + k]);
     let wn = inj.w_noise();
-    if !inj.has_adc() && scales.is_none() && wn.w_noise == 0.0 {
+    if !inj.has_adc() && scales.is_none() && !inj.reads_weights() {
         conv3x3(xq, c_in, n, w, b, out);
         inj.output_noise(out, alpha);
         return;
@@ -152,11 +152,36 @@ fn conv_crossbar(inj: &mut Injector, x: &[f32], xq: &[f32], c_in: usize, n: usiz
     } else {
         Vec::new()
     };
+    // IR drop: Σ|w||x̃| and Σ w·x̃·(1 − r_k²) per output pixel (k the patch row's index
+    // c·9 + i·3 + j of its n = 9·C_in), as convolutions; the weight scale divides both.
+    let (sa, sp) = if wn.ir_drop > 0.0 && alpha > 0.0 {
+        let xt: Vec<f32> = xq.iter().map(|&v| v / alpha).collect();
+        let xa: Vec<f32> = xt.iter().map(|v| v.abs()).collect();
+        let wa: Vec<f32> = w.iter().map(|v| v.abs()).collect();
+        let nr = (c_in * K * K) as f32;
+        let wr: Vec<f32> = w
+            .iter()
+            .enumerate()
+            .map(|(idx, &v)| {
+                let r = 1.0 - (idx % (c_in * K * K)) as f32 / nr;
+                v * (1.0 - r * r)
+            })
+            .collect();
+        let (mut sa, mut sp) = (vec![0.0f32; out.len()], vec![0.0f32; out.len()]);
+        conv3x3(&xa, c_in, n, &wa, &vec![0.0; b.len()], &mut sa);
+        conv3x3(&xt, c_in, n, &wr, &vec![0.0; b.len()], &mut sp);
+        (sa, sp)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let noise = inj.cfg.output_noise;
     for (o, ((out_o, clip_o), &bo)) in out.chunks_exact_mut(n * n).zip(clip.chunks_exact_mut(n * n)).zip(b).enumerate() {
         let sc = scales.as_ref().map_or(1.0, |s| s[o]);
         let u = alpha * sc;
         for (i, (v, c)) in out_o.iter_mut().zip(clip_o).enumerate() {
+            if !sa.is_empty() {
+                *v += wn.ir_from_sums((c_in * K * K) as f32, sa[o * n * n + i] / sc, sp[o * n * n + i] / sc) * u;
+            }
             if noise > 0.0 && u > 0.0 {
                 *v = (*v as f64 + noise * u as f64 * inj.normal()) as f32;
             }
@@ -210,8 +235,9 @@ fn bound_pixels(
                         dac_reduced(bits, x, red, &mut xr);
                         reduced_by = red;
                     }
+                    let nr = (c_in * K * K) as f32;
                     for ((po, wso), o) in p.iter_mut().zip(ws.iter_mut()).zip(chans.clone()) {
-                        let (mut acc, mut q) = (0.0f32, 0.0f32);
+                        let (mut acc, mut q, mut sa, mut sp) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
                         for c in 0..c_in {
                             for i in (0..K).filter(|&i| py + i >= 1 && py + i <= n) {
                                 for j in (0..K).filter(|&j| px + j >= 1 && px + j <= n) {
@@ -219,12 +245,16 @@ fn bound_pixels(
                                     acc += wk * xk;
                                     let xt = xk / alpha;
                                     q += if wn.pcm_read { wk.abs() * xt * xt } else { xt * xt };
+                                    let r = 1.0 - ((c * K + i) * K + j) as f32 / nr;
+                                    sa += wk.abs() * xt.abs();
+                                    sp += wk * xt * (1.0 - r * r);
                                 }
                             }
                         }
-                        *po = acc;
-                        let sc = if wn.pcm_read { scales.map_or(1.0, |s| s[o]) } else { 1.0 };
-                        *wso = if alpha > 0.0 { wn.w_noise * (q / sc).sqrt() } else { 0.0 };
+                        let sc = scales.map_or(1.0, |s| s[o]);
+                        *po = acc + if wn.ir_drop > 0.0 && alpha > 0.0 { wn.ir_from_sums(nr, sa / sc, sp / sc) * alpha * sc } else { 0.0 };
+                        let sq = if wn.pcm_read { sc } else { 1.0 };
+                        *wso = if alpha > 0.0 { wn.w_noise * (q / sq).sqrt() } else { 0.0 };
                     }
                 },
                 |o, v, c| {
@@ -675,6 +705,30 @@ mod tests {
             }
             let got = (sq / 4000.0).sqrt();
             assert!((got / want - 1.0).abs() < 0.05, "{w_noise_type}: {got} against {want}");
+        }
+    }
+
+    /// IR drop on a convolution per output pixel, by hand in f64 for the hand-computed case's
+    /// centre pixel: its patch row (k = c·9 + i·3 + j of 18) holds 1..9 and nine ones, α = 9.
+    #[test]
+    fn conv_ir_drop_is_the_evaluations_formula() {
+        let (input, w, b) = hand_case();
+        let cfg = TrainingConfig { ir_drop: 0.8, ir_drop_g_ratio: 20.0, ..TrainingConfig::default() };
+        let (mut out, mut clip) = (vec![0.0f32; 18], vec![false; 18]);
+        conv_crossbar(&mut Injector::new(&cfg, 0), &input, &input, 2, 3, &w, &b, &mut out, &mut clip);
+        for o in 0..2 {
+            let (mut dot, mut sa, mut sp) = (0.0f64, 0.0f64, 0.0f64);
+            for k in 0..18 {
+                let (wk, xk) = (w[o * 18 + k] as f64, input[k] as f64);
+                let xt = xk / 9.0;
+                dot += wk * xk;
+                sa += wk.abs() * xt.abs();
+                let r = 1.0 - k as f64 / 18.0;
+                sp += wk * xt * (1.0 - r * r);
+            }
+            let a = 18.0 / 20.0 * sa;
+            let want = b[o] as f64 + dot - 9.0 * 0.8 * a * (a * (0.05 * a - 0.2) + 0.5) * sp;
+            assert!((out[o * 9 + 4] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "output {o}: {} against {want}", out[o * 9 + 4]);
         }
     }
 

@@ -25,6 +25,7 @@
 //!   units of max|x| · max|W| / ω per tile or column, as the evaluation maps the weights.
 //! - **Per-read weight noise** (`w_noise`, `w_noise_type`): per tile output, σ = w_noise·‖x̃‖₂
 //!   or w_noise·sqrt(Σ|w̃|·x̃²) in the output's unit, as the evaluation's `mvm_full` draws it.
+//! - **IR drop** (`ir_drop`): aihwkit's formula per tile output, deterministic, straight-through.
 //! - **Weight modifiers**: aihwkit's other weight perturbations and drop connect
 //!   (src/train/modifier.rs).
 //! - **Tiles**: a layer with more than `max_in` inputs is split as the evaluation splits it
@@ -107,6 +108,12 @@ pub struct TrainingConfig {
     pub w_noise: f64,
     /// `additive_constant` (the default, as the evaluation's) or `pcm_read`.
     pub w_noise_type: String,
+    /// IR drop (the evaluation's `periphery.ir_drop`, aihwkit's `forward.ir_drop`): each tile
+    /// output less ir_drop·c(a)·Σ w̃·x̃·(1 − r_k²), aihwkit's formula as the evaluation's
+    /// `mvm_full` computes it; deterministic, its gradient passed straight through.
+    pub ir_drop: f64,
+    /// The evaluation's `periphery.ir_drop_g_ratio` (default 571428.6).
+    pub ir_drop_g_ratio: f64,
     /// Iterative bound management (the evaluation's `periphery.bound_management`, aihwkit's
     /// default `ITERATIVE`), `none` or `iterative`: a tile whose outputs saturate the ADC's range is computed again with
     /// its input halved (quantised again by the DAC, fresh output noise) until none saturates or
@@ -166,6 +173,8 @@ impl Default for TrainingConfig {
             out_bound: 0.0,
             w_noise: 0.0,
             w_noise_type: "additive_constant".into(),
+            ir_drop: 0.0,
+            ir_drop_g_ratio: 571_428.6,
             bound_management: "none".into(),
             max_bm_factor: 1000.0,
             max_bm_res: 0.25,
@@ -226,6 +235,13 @@ impl TrainingConfig {
         finite_nonneg("output_noise", self.output_noise)?;
         finite_nonneg("out_bound", self.out_bound)?;
         finite_nonneg("w_noise", self.w_noise)?;
+        finite_nonneg("ir_drop", self.ir_drop)?;
+        if !(self.ir_drop_g_ratio.is_finite() && self.ir_drop_g_ratio > 0.0) {
+            return Err(format!(
+                "training.ir_drop_g_ratio = {}: must be > 0 (the evaluation's periphery.ir_drop_g_ratio, default 571428.6)",
+                self.ir_drop_g_ratio
+            ));
+        }
         if !matches!(self.w_noise_type.as_str(), "additive_constant" | "pcm_read") {
             return Err(format!(
                 "training.w_noise_type = {:?}: expected \"additive_constant\" (the default) or \"pcm_read\", as the evaluation's periphery.w_noise_type",
@@ -354,7 +370,7 @@ impl TrainingConfig {
 
     /// Whether forward passes quantise inputs or outputs, clip outputs or add output noise.
     pub fn touches_forward(&self) -> bool {
-        self.dac_bits > 0 || self.output_noise > 0.0 || self.adc_bits > 0 || self.out_bound > 0.0 || self.w_noise > 0.0
+        self.dac_bits > 0 || self.output_noise > 0.0 || self.adc_bits > 0 || self.out_bound > 0.0 || self.w_noise > 0.0 || self.ir_drop > 0.0
     }
 
     /// The last input reduction bound management tries: the evaluation's rule
@@ -404,6 +420,9 @@ impl TrainingConfig {
         }
         if self.w_noise > 0.0 {
             parts.push(format!("{} per-read weight noise {}", self.w_noise_type.replace('_', " "), self.w_noise));
+        }
+        if self.ir_drop > 0.0 {
+            parts.push(format!("IR drop {}", self.ir_drop));
         }
         if self.dac_bits > 0 {
             parts.push(format!("{}-bit DAC (straight-through)", self.dac_bits));

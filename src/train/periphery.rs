@@ -123,10 +123,21 @@ impl Injector {
         self.w_noise().std(xq, alpha, scale, w)
     }
 
-    /// The per-read weight noise's settings, apart from the injector (for closures that run
-    /// while it draws).
+    /// The per-read weight noise's and IR drop's settings, apart from the injector (for
+    /// closures that run while it draws).
     pub fn w_noise(&self) -> WNoise {
-        WNoise { w_noise: self.cfg.w_noise as f32, pcm_read: self.cfg.w_noise_type == "pcm_read" }
+        WNoise {
+            w_noise: self.cfg.w_noise as f32,
+            pcm_read: self.cfg.w_noise_type == "pcm_read",
+            ir_drop: self.cfg.ir_drop as f32,
+            ir_g_ratio: self.cfg.ir_drop_g_ratio as f32,
+        }
+    }
+
+    /// Whether a tile output needs its weights beyond the dot product: per-read weight noise or
+    /// IR drop.
+    pub fn reads_weights(&self) -> bool {
+        self.cfg.w_noise > 0.0 || self.cfg.ir_drop > 0.0
     }
 
     /// Iterative bound management of one tile (an input slice × the outputs `rows`) whose first
@@ -193,7 +204,9 @@ impl Injector {
         let nt = tiles.len();
         let unit = |o: usize, t: usize| scales.as_ref().map_or(alpha[t], |s| alpha[t] * s[o * nt + t]);
         let scale = |o: usize, t: usize| scales.as_ref().map_or(1.0, |s| s[o * nt + t]);
-        let wn = self.cfg.w_noise > 0.0;
+        let (wn, ir, wnoise) = (self.cfg.w_noise > 0.0, self.cfg.ir_drop > 0.0, self.w_noise());
+        // IR drop's change to output o of tile t, in raw units.
+        let ir_of = |o: usize, t: usize, xs: &[f32], wo: &[f32]| if ir { wnoise.ir_delta(xs, alpha[t], scale(o, t), |k| wo[k]) * unit(o, t) } else { 0.0 };
         if adc && self.cfg.bm_last_reduction() > 1 {
             // Bound management: every tile output at the first level, kept per tile; a tile
             // (input slice × output tile) with a saturated output computed again with its input
@@ -202,7 +215,7 @@ impl Injector {
             let (mut v, mut c) = (vec![0.0f32; y.len() * nt], vec![false; y.len() * nt]);
             for (o, wo) in w.chunks_exact(n_in.max(1)).enumerate() {
                 for (t, r) in tiles.iter().enumerate() {
-                    let p = wo[r.clone()].iter().zip(&xq[r.clone()]).fold(0.0f32, |s, (&wk, &xk)| s + wk * xk);
+                    let p = wo[r.clone()].iter().zip(&xq[r.clone()]).fold(0.0f32, |s, (&wk, &xk)| s + wk * xk) + ir_of(o, t, &xq[r.clone()], &wo[r.clone()]);
                     let ws = if wn { self.w_noise_std(&xq[r.clone()], alpha[t], scale(o, t), |k| wo[r.start + k]) } else { 0.0 };
                     (v[o * nt + t], c[o * nt + t]) = self.tile_output(p, unit(o, t), 1, ws);
                 }
@@ -214,7 +227,7 @@ impl Injector {
                         continue;
                     }
                     let xr = &mut xr[..r.len()];
-                    let (dac_bits, noise) = (self.cfg.dac_bits, self.w_noise());
+                    let (dac_bits, noise) = (self.cfg.dac_bits, wnoise);
                     let rows_p = rows.clone();
                     self.bound_redo(
                         rows,
@@ -223,7 +236,7 @@ impl Injector {
                             dac_reduced(dac_bits, &x[r.clone()], red, xr);
                             for ((po, wso), o) in p.iter_mut().zip(ws.iter_mut()).zip(rows_p.clone()) {
                                 let wo = &w[o * n_in + r.start..][..r.len()];
-                                *po = wo.iter().zip(xr.iter()).fold(0.0f32, |s, (&wk, &xk)| s + wk * xk);
+                                *po = wo.iter().zip(xr.iter()).fold(0.0f32, |s, (&wk, &xk)| s + wk * xk) + ir_of(o, t, xr, wo);
                                 *wso = noise.std(xr, alpha[t], scale(o, t), |k| wo[k]);
                             }
                         },
@@ -253,6 +266,9 @@ impl Injector {
                     for (&wk, &xk) in wo[r.clone()].iter().zip(&xq[r.clone()]) {
                         p += wk * xk;
                     }
+                    if ir {
+                        p += ir_of(o, t, &xq[r.clone()], &wo[r.clone()]);
+                    }
                     if noise > 0.0 && a > 0.0 {
                         p = (p as f64 + noise * a as f64 * self.normal()) as f32;
                     }
@@ -271,6 +287,9 @@ impl Injector {
                     for (&wk, &xk) in wo[r.clone()].iter().zip(&xq[r.clone()]) {
                         acc += wk * xk;
                     }
+                    if ir {
+                        acc += ir_of(o, t, &xq[r.clone()], &wo[r.clone()]);
+                    }
                     if noise > 0.0 && a > 0.0 {
                         acc = (acc as f64 + noise * a as f64 * self.normal()) as f32;
                     }
@@ -285,14 +304,43 @@ impl Injector {
     }
 }
 
-/// Per-read weight noise's settings: its size and type ([`Injector::w_noise_std`]).
+/// Per-read weight noise's settings, its size and type ([`Injector::w_noise_std`]), and IR
+/// drop's ([`WNoise::ir_delta`]).
 #[derive(Clone, Copy, Debug)]
 pub struct WNoise {
     pub w_noise: f32,
     pub pcm_read: bool,
+    pub ir_drop: f32,
+    pub ir_g_ratio: f32,
 }
 
 impl WNoise {
+    /// IR drop's change to one tile output in its unit, as the evaluation's full path computes
+    /// it (aihwkit's formula): −ir_drop·c(a)·Σ w̃_k·x̃_k·(1 − r_k²), a = n / g_ratio·Σ|w̃_k|·|x̃_k|,
+    /// c(a) = a·(a·(0.05a − 0.2) + 0.5), r_k = 1 − k/n over the slice's n inputs; x̃ = `xq` /
+    /// `alpha`, w̃ = `w(k)` / `scale`. 0 without IR drop.
+    pub fn ir_delta(self, xq: &[f32], alpha: f32, scale: f32, w: impl Fn(usize) -> f32) -> f32 {
+        if self.ir_drop <= 0.0 || alpha <= 0.0 {
+            return 0.0;
+        }
+        let n = xq.len() as f32;
+        let (mut sa, mut sp) = (0.0f32, 0.0f32);
+        for (k, &x) in xq.iter().enumerate() {
+            let (xt, wt) = (x / alpha, w(k) / scale);
+            sa += wt.abs() * xt.abs();
+            let r = 1.0 - k as f32 / n;
+            sp += wt * xt * (1.0 - r * r);
+        }
+        self.ir_from_sums(n, sa, sp)
+    }
+
+    /// [`WNoise::ir_delta`] from a row's sums Σ|w̃||x̃| (`sa`) and Σ w̃·x̃·(1 − r_k²) (`sp`) over
+    /// its `n` inputs.
+    pub fn ir_from_sums(self, n: f32, sa: f32, sp: f32) -> f32 {
+        let a = n / self.ir_g_ratio * sa;
+        -self.ir_drop * a * (a * (0.05 * a - 0.2) + 0.5) * sp
+    }
+
     /// [`Injector::w_noise_std`].
     pub fn std(self, xq: &[f32], alpha: f32, scale: f32, w: impl Fn(usize) -> f32) -> f32 {
         if self.w_noise <= 0.0 || alpha <= 0.0 {
@@ -556,6 +604,52 @@ mod tests {
         let e = TrainingConfig::parse("[training]\nw_noise = 0.1\nw_noise_type = \"pcm\"\n").unwrap_err();
         assert!(e.contains("training.w_noise_type = \"pcm\": expected \"additive_constant\""), "{e}");
         assert!(cfg.summary().contains("additive constant per-read weight noise 0.1"), "{}", cfg.summary());
+    }
+
+    /// IR drop as the evaluation's full path computes it (aihwkit's formula), by hand in f64 on
+    /// one 7-input tile: y = W x − α·ir_drop·c(a)·Σ w·x̃·(1 − r_k²), x̃ = x/α, r_k = 1 − k/7,
+    /// a = 7/g·Σ|w||x̃|; and with ω = 1 per column the same in the tile's unit.
+    #[test]
+    fn ir_drop_is_the_evaluations_formula() {
+        let x: Vec<f32> = vec![4.0, -0.35, 1.3, 0.02, -0.03, 0.011, 0.9];
+        let w: Vec<f32> = (0..3 * 7).map(|i| ((i * 13 % 11) as f32 - 5.2) * 0.11).collect();
+        let want = |omega: bool| -> Vec<f64> {
+            w.chunks(7)
+                .map(|wo| {
+                    let s = if omega { wo.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs())) } else { 1.0 };
+                    let (mut dot, mut sa, mut sp) = (0.0, 0.0, 0.0);
+                    for (k, (&wk, &xk)) in wo.iter().zip(&x).enumerate() {
+                        let (wt, xt) = (wk as f64 / s, xk as f64 / 4.0);
+                        dot += wk as f64 * xk as f64;
+                        sa += wt.abs() * xt.abs();
+                        let r = 1.0 - k as f64 / 7.0;
+                        sp += wt * xt * (1.0 - r * r);
+                    }
+                    let a = 7.0 / 10.0 * sa;
+                    dot - 4.0 * s * 0.8 * a * (a * (0.05 * a - 0.2) + 0.5) * sp
+                })
+                .collect()
+        };
+        for omega in [false, true] {
+            let cfg = TrainingConfig {
+                ir_drop: 0.8,
+                ir_drop_g_ratio: 10.0,
+                weight_scaling_omega: if omega { 1.0 } else { 0.0 },
+                weight_scaling_columnwise: omega,
+                ..TrainingConfig::default()
+            };
+            let (mut xq, mut y) = (vec![0.0; 7], vec![0.0; 3]);
+            Injector::new(&cfg, 0).crossbar(&w, &x, None, &mut xq, &mut y, &mut Clipped::default());
+            for (o, (&got, want)) in y.iter().zip(want(omega)).enumerate() {
+                assert!((got as f64 - want).abs() < 1e-5 * (1.0 + want.abs()), "ω {omega}, output {o}: {got} against {want}");
+            }
+            assert!(
+                y.iter().zip(w.chunks(7)).any(|(&v, wo)| (v - wo.iter().zip(&x).map(|(a, b)| a * b).sum::<f32>()).abs() > 0.01),
+                "IR drop changes the outputs"
+            );
+        }
+        let e = TrainingConfig::parse("[training]\nir_drop = 1.0\nir_drop_g_ratio = 0.0\n").unwrap_err();
+        assert!(e.contains("training.ir_drop_g_ratio = 0"), "{e}");
     }
 
     /// The weight scales follow the engine's mapping: with ω > 0 one per tile (the max over the

@@ -153,7 +153,7 @@ impl<T: Real> Net<T> {
                 *hr += xqs * w;
             }
         }
-        if inj.cfg.output_noise > 0.0 || inj.has_adc() || inj.cfg.w_noise > 0.0 {
+        if inj.cfg.output_noise > 0.0 || inj.has_adc() || inj.reads_weights() {
             let scaled: Vec<T> = x.iter().map(|&v| v * s).collect();
             let dh = x.len();
             let scales = inj.tile_scales(half, dh, |r, c| self.projection[r * dh + c].to_f64() as f32);

@@ -99,16 +99,20 @@ fn row_max<T: Real>(xt: &[T]) -> f32 {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn periphery_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, wt: &[T], y: &mut [T], d_out: usize, scale: Option<&[f32]>, clip: &mut [bool]) {
     let (noise, adc, wn) = (inj.cfg.output_noise, inj.has_adc(), inj.w_noise());
-    // Per-read weight noise reads the DAC'd slice.
-    let xq = (wn.w_noise > 0.0).then(|| dac_rows(Dac::of(inj), x, d_in).iter().map(|v| v.to_f64() as f32).collect::<Vec<f32>>());
+    // Per-read weight noise and IR drop read the DAC'd slice.
+    let xq = (wn.w_noise > 0.0 || wn.ir_drop > 0.0).then(|| dac_rows(Dac::of(inj), x, d_in).iter().map(|v| v.to_f64() as f32).collect::<Vec<f32>>());
     for (t, ((xt, yt), ct)) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)).zip(clip.chunks_exact_mut(d_out)).enumerate() {
         let a = row_max(xt);
         for (o, (v, c)) in yt.iter_mut().zip(ct).enumerate() {
             let u = scale.map_or(a, |s| a * s[o]);
+            if let Some(xq) = xq.as_ref().filter(|_| wn.ir_drop > 0.0) {
+                let d = wn.ir_delta(&xq[t * d_in..(t + 1) * d_in], a, scale.map_or(1.0, |s| s[o]), |k| wt[k * d_out + o].to_f64() as f32);
+                *v = T::of(v.to_f64() + (d * u) as f64);
+            }
             if noise > 0.0 && u > 0.0 {
                 *v = T::of(v.to_f64() + noise * u as f64 * inj.normal());
             }
-            if let Some(xq) = xq.as_ref().filter(|_| u > 0.0) {
+            if let Some(xq) = xq.as_ref().filter(|_| u > 0.0 && wn.w_noise > 0.0) {
                 let ws = wn.std(&xq[t * d_in..(t + 1) * d_in], a, scale.map_or(1.0, |s| s[o]), |k| wt[k * d_out + o].to_f64() as f32);
                 *v = T::of(v.to_f64() + ws as f64 * u as f64 * inj.normal());
             }
@@ -145,8 +149,9 @@ pub(super) fn bound_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, wt: 
                     dac_reduced(bits, &x32, red, &mut xr);
                     for ((po, wso), o) in p.iter_mut().zip(ws.iter_mut()).zip(cols.clone()) {
                         let w = |k: usize| wt[k * d_out + o].to_f64() as f32;
-                        *po = xr.iter().enumerate().fold(0.0f32, |s, (k, &xk)| s + xk * w(k));
-                        *wso = wn.std(&xr, a, scale.map_or(1.0, |s| s[o]), w);
+                        let sc = scale.map_or(1.0, |s| s[o]);
+                        *po = xr.iter().enumerate().fold(0.0f32, |s, (k, &xk)| s + xk * w(k)) + wn.ir_delta(&xr, a, sc, w) * a * sc;
+                        *wso = wn.std(&xr, a, sc, w);
                     }
                 },
                 |o, v, c| {
@@ -179,7 +184,7 @@ pub(super) fn crossbar_linear<T: Real>(inj: &mut Injector, x: &[T], d_in: usize,
     clip.max_in = dac.max_in;
     clip.flags.clear();
     let scales = inj.tile_scales(d_out, d_in, |o, k| wt[k * d_out + o].to_f64() as f32);
-    if d_in <= dac.max_in && !inj.has_adc() && scales.is_none() && inj.cfg.w_noise == 0.0 {
+    if d_in <= dac.max_in && !inj.has_adc() && scales.is_none() && !inj.reads_weights() {
         linear(&dac_rows(dac, x, d_in), d_in, wt, b, d_out, y);
         output_noise(inj, x, d_in, y, d_out);
         return;
@@ -411,7 +416,7 @@ mod tests {
             assert!(y != plain, "the ADC changes the outputs");
         }
         assert_eq!(redone, 3, "bound management redoes a saturated tile in every case");
-        // One row on one tile with output noise and per-read weight noise of both types, the
+        // One row on one tile with output noise, per-read weight noise of both types, IR drop, the
         // DAC, the ADC and bound management: the same draws in the same order, so the same values.
         for w_noise_type in ["additive_constant", "pcm_read"] {
             let cfg = TrainingConfig {
@@ -421,6 +426,8 @@ mod tests {
                 output_noise: 0.05,
                 w_noise: 0.08,
                 w_noise_type: w_noise_type.into(),
+                ir_drop: 0.5,
+                ir_drop_g_ratio: 10.0,
                 bound_management: "iterative".into(),
                 ..TrainingConfig::default()
             };

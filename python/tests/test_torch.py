@@ -261,7 +261,7 @@ def test_bound_management_redoes_a_saturated_tile_as_aimc_does():
 def test_an_aihwkit_configuration_sets_the_training_periphery():
     torch = pytest.importorskip("torch")
     import aimc.torch as at
-    from test_aihwkit import BoundManagementType, WeightNoiseType, inference_rpu_config, with_changes
+    from test_aihwkit import BoundManagementType, NoiseManagementType, WeightNoiseType, inference_rpu_config, with_changes
 
     lin = torch.nn.Linear(600, 4)
     # aihwkit's default trains with iterative bound management, and so does prepare: the 7-bit
@@ -275,8 +275,11 @@ def test_an_aihwkit_configuration_sets_the_training_periphery():
     at.prepare(lin, rpu_config=noisy)
     assert lin.forward.w_noise == (0.02, True)
     at.unprepare(lin)
-    with pytest.raises(ValueError, match=r"rpu_config\.forward\.ir_drop = 1\.0"):
-        at.prepare(lin, rpu_config=with_changes(noisy, forward__ir_drop=1.0))
+    at.prepare(lin, rpu_config=with_changes(noisy, forward__ir_drop=1.0))
+    assert lin.forward.ir_drop == (1.0, 571428.6)
+    at.unprepare(lin)
+    with pytest.raises(ValueError, match=r"rpu_config\.forward\.noise_management = 'none'"):
+        at.prepare(lin, rpu_config=with_changes(noisy, forward__noise_management=NoiseManagementType.NONE))
     cfg = with_changes(inference_rpu_config(), forward__bound_management=BoundManagementType.NONE, forward__out_noise=0.0)
     with pytest.raises(ValueError, match="remove dac_bits or rpu_config"):
         at.prepare(lin, rpu_config=cfg, dac_bits=7)
@@ -398,3 +401,44 @@ def test_per_read_weight_noise_has_aimcs_std():
         assert abs(got / want - 1) < 0.05, (kind, got, want)
     with pytest.raises(ValueError, match="w_noise_type = 'pcm'"):
         at.prepare(conv, device="none", w_noise=0.1, w_noise_type="pcm")
+
+
+def test_ir_drop_is_aimcs_formula():
+    torch = pytest.importorskip("torch")
+    import aimc.torch as at
+
+    # aimc's cases (src/train/periphery.rs, ir_drop_is_the_evaluations_formula; src/train/cnn.rs,
+    # conv_ir_drop_is_the_evaluations_formula), by hand in float64: y = W x - alpha ir_drop c(a)
+    # sum w x~ (1 - r_k^2), x~ = x / alpha, r_k = 1 - k/n, a = n / g sum |w| |x~|.
+    def want(w, x, alpha, g):
+        n = len(x)
+        xt = [v / alpha for v in x]
+        sa = sum(abs(a) * abs(b) for a, b in zip(w, xt))
+        sp = sum(a * b * (1 - (1 - k / n) ** 2) for k, (a, b) in enumerate(zip(w, xt)))
+        a = n / g * sa
+        return sum(a_ * b for a_, b in zip(w, x)) - alpha * 0.8 * a * (a * (0.05 * a - 0.2) + 0.5) * sp
+
+    lin, x = _crossbar_case(torch)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([((i * 13 % 11) - 5.2) * 0.11 for i in range(21)]).reshape(3, 7))
+        lin.bias.zero_()
+    at.prepare(lin, device="none", ir_drop=0.8, ir_drop_g_ratio=10.0)
+    lin.train()
+    y = lin(x).detach()[0]
+    at.unprepare(lin)
+    w = lin.weight.detach().tolist()
+    for o in range(3):
+        assert abs(float(y[o]) - want(w[o], x[0].tolist(), 4.0, 10.0)) < 1e-4, (o, y)
+    conv = torch.nn.Conv2d(2, 2, 3, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0].fill_(1.0)
+        conv.weight[1, 0, 0, 0] = 1.0
+        conv.weight[1, 1, 1, 1] = 10.0
+    img = torch.cat([torch.arange(1.0, 10.0).reshape(1, 1, 3, 3), torch.ones(1, 1, 3, 3)], dim=1)
+    at.prepare(conv, device="none", periphery={"ir_drop": 0.8, "ir_drop_g_ratio": 20.0})
+    conv.train()
+    y = conv(img).detach()
+    at.unprepare(conv)
+    for o in range(2):
+        assert abs(float(y[0, o, 1, 1]) - want(conv.weight[o].reshape(-1).tolist(), img.reshape(-1).tolist(), 9.0, 20.0)) < 1e-3, (o, y)

@@ -26,7 +26,8 @@ and clipping act on W as a crossbar holds it, Wᵀ). In training mode each forwa
   management, aimc's `[periphery] out_noise`);
 - adds per-read weight noise of `w_noise` (aimc's and aihwkit's `w_noise`, `w_noise_type`
   "additive_constant" or "pcm_read"): sigma = w_noise x sqrt(sum x~^2) or sqrt(sum |W| x~^2) per
-  tile output, x~ the DAC'd slice over its max, in the output's unit;
+  tile output, x~ the DAC'd slice over its max, in the output's unit; and IR drop of `ir_drop`
+  (aihwkit's formula, as aimc's evaluation computes it), deterministic, straight-through;
 - with `weight_scaling_omega` > 0 (and `weight_scaling_columnwise`) takes each tile's (or
   column's) outputs in units of max|x| x max|W| / omega, as aimc maps the weights, for the output
   noise and the ADC;
@@ -63,7 +64,7 @@ _KINDS = ("Linear", "Conv2d", "Conv1D")
 
 # The keys of `prepare`'s `periphery`, as an experiment file's [periphery] names them.
 _PERIPHERY = ("out_noise", "inp_res_bits", "out_res_bits", "out_bound", "weight_scaling_omega", "weight_scaling_columnwise",
-              "bound_management", "max_bm_factor", "max_bm_res", "w_noise", "w_noise_type")
+              "bound_management", "max_bm_factor", "max_bm_res", "w_noise", "w_noise_type", "ir_drop", "ir_drop_g_ratio")
 
 
 # The forward settings of an aihwkit configuration that training does not model, at the values
@@ -71,7 +72,6 @@ _PERIPHERY = ("out_noise", "inp_res_bits", "out_res_bits", "out_bound", "weight_
 _UNMODELLED = {
     "noise_management": ("abs_max", "forward.noise_management", "training scales every input by its max|x|; use NoiseManagementType.ABS_MAX"),
     "inp_bound": (1.0, "forward.inp_bound", "training's DAC spans [-max|x|, max|x|]; use 1.0"),
-    "ir_drop": (0.0, "forward.ir_drop", "IR drop is not modelled in training; set ir_drop = 0 to train"),
 }
 
 
@@ -118,6 +118,7 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
             output_noise: float = 0.0, dac_bits: int = 0, clip_sigma: float = 0.0, periphery: dict | None = None,
             seed: int = 0, adc_bits: int = 0, out_bound: float = 0.0, max_in: int = 512, max_out: int = 512,
             clip_value: float = 0.0, w_noise: float = 0.0, w_noise_type: str = "additive_constant",
+            ir_drop: float = 0.0, ir_drop_g_ratio: float = 571428.6,
             weight_scaling_omega: float = 0.0, weight_scaling_columnwise: bool = False, rpu_config=None,
             bound_management: str = "none", max_bm_factor: float = 1000.0, max_bm_res: float = 0.25):
     """Wraps every nn.Linear and nn.Conv2d of `model` (in place; returns it) so that training
@@ -128,8 +129,8 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     model); `t`: drift to this time ("10y")
     after programming; `noise_scale`: multiplies the device model's noise. `periphery` may give
     `out_noise`, `inp_res_bits`, `out_res_bits`, `out_bound`, `weight_scaling_omega`,
-    `weight_scaling_columnwise`, `bound_management`, `max_bm_factor`, `max_bm_res`, `w_noise`
-    and `w_noise_type` as in an
+    `weight_scaling_columnwise`, `bound_management`, `max_bm_factor`, `max_bm_res`, `w_noise`,
+    `w_noise_type`, `ir_drop` and `ir_drop_g_ratio` as in an
     experiment file's [periphery] (they set the arguments of those names, `output_noise`,
     `dac_bits` and `adc_bits` when those are left at their defaults). `bound_management`:
     "iterative" computes a tile whose outputs saturate the ADC again with its input halved, as
@@ -141,7 +142,7 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     only: its weight `modifier` (ADD_NORMAL, MULT_NORMAL, POLY, DISCRETIZE,
     DISCRETIZE_ADD_NORMAL, DROP_CONNECT, with pdrop) as the weight noise in place of the noise
     model's, and its `clip` (LAYER_GAUSSIAN, FIXED_VALUE, AVERAGE_CHANNEL_MAX); a setting training
-    does not model (IR drop, another input bound or noise management, DoReFa
+    does not model (another input bound or noise management, DoReFa
     and the PCM modifiers) is refused with its attribute path. `clip_value`: clip the weights at
     +-clip_value as well. Errors name the argument."""
     if rpu_config is not None:
@@ -152,7 +153,8 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
                                    ("weight_scaling_columnwise", weight_scaling_columnwise, False),
                                    ("bound_management", bound_management, "none"), ("max_bm_factor", max_bm_factor, 1000.0),
                                    ("max_bm_res", max_bm_res, 0.25), ("w_noise", w_noise, 0.0),
-                                   ("w_noise_type", w_noise_type, "additive_constant")) if v != d]
+                                   ("w_noise_type", w_noise_type, "additive_constant"), ("ir_drop", ir_drop, 0.0),
+                                   ("ir_drop_g_ratio", ir_drop_g_ratio, 571428.6)) if v != d]
         if given:
             raise ValueError(f"prepare: rpu_config gives the device, periphery and tile; remove {', '.join(given)} or rpu_config")
         device, periphery, max_in, max_out, training = _from_rpu_config(rpu_config)
@@ -204,6 +206,11 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     if not (np.isfinite(w_noise) and w_noise >= 0) or w_noise_type not in ("additive_constant", "pcm_read"):
         raise ValueError(f"prepare: w_noise = {w_noise}, w_noise_type = {w_noise_type!r}; use w_noise >= 0 and "
                          "\"additive_constant\" or \"pcm_read\" (aimc's periphery w_noise_type)")
+    ir_drop = float(ir_drop or periphery.get("ir_drop", 0.0))
+    ir_drop_g_ratio = float(ir_drop_g_ratio if ir_drop_g_ratio != 571428.6 else periphery.get("ir_drop_g_ratio", 571428.6))
+    if not (np.isfinite(ir_drop) and ir_drop >= 0) or not (np.isfinite(ir_drop_g_ratio) and ir_drop_g_ratio > 0):
+        raise ValueError(f"prepare: ir_drop = {ir_drop}, ir_drop_g_ratio = {ir_drop_g_ratio}; use ir_drop >= 0 and "
+                         "ir_drop_g_ratio > 0 (aimc's periphery default 571428.6)")
     bound_management = bound_management if bound_management != "none" else periphery.get("bound_management", "none")
     max_bm_factor = float(max_bm_factor if max_bm_factor != 1000.0 else periphery.get("max_bm_factor", 1000.0))
     max_bm_res = float(max_bm_res if max_bm_res != 0.25 else periphery.get("max_bm_res", 0.25))
@@ -239,7 +246,7 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
         m._aimc = {"index": i, "steps": 0, "forward": m.forward}
         clip = (float(clip_sigma), float(clip_value), bool(channel_max))
         m.forward = _wrapped(m, spec, seed, step_dac, output_noise, clip, adc, int(max_in), (omega, columnwise, int(max_out)),
-                             (w_noise, w_noise_type == "pcm_read"))
+                             (w_noise, w_noise_type == "pcm_read"), (ir_drop, ir_drop_g_ratio))
     model._aimc_prepared = True
     return model
 
@@ -352,19 +359,28 @@ def _tile_any(flags, dim: int, max_out: int):
     return torch.cat(parts, dim=dim)
 
 
-def _crossbar(lin, xs, amax, unit, step: float, output_noise: float, adc, dim: int, max_out: int, wn=None):
+def _crossbar(lin, xs, amax, unit, step: float, output_noise: float, adc, dim: int, max_out: int, wn=None, ir=None):
     """One tile's outputs without bias: `lin(x)` of the DAC'd input slice `xs` (max|x| `amax`),
     output noise, per-read weight noise (`wn` = (w_noise, sq): sigma = w_noise x sqrt(sq(x~^2)) in
     units of `unit`, x~ the DAC'd slice over its max, sq summing it per output with weights 1 or
-    |W| in the tile's unit; aimc's `Injector::w_noise_std`) and the ADC in units of `unit`; with bound management (adc[2] > 1, aimc's
+    |W| in the tile's unit; aimc's `Injector::w_noise_std`), IR drop (`ir` = (ir_drop, g_ratio, n,
+    sa, sp): aihwkit's formula, -ir_drop c(a) sp(x~) with a = n / g_ratio sa(|x~|), sa and sp the
+    rows' sums with |W| and W (1 - r_k^2) in the tile's unit; deterministic, straight-through) and
+    the ADC in units of `unit`; with bound management (adc[2] > 1, aimc's
     `Injector::bound_redo`) every vector whose outputs saturated in an output tile (`max_out`
     outputs along `dim`) is computed again with its input halved, quantised again by the DAC, with
     fresh output noise and the ADC, and multiplied back, until none saturates or the reduction
     reaches adc[2]. The gradient goes straight through the reduction (red · W · x/red)."""
+    safe = torch.where(amax > 0, amax, torch.ones_like(amax))
+
     def level(xd):
-        y = _out_noise(lin(xd), unit, output_noise)
+        y = lin(xd)
+        if ir is not None:
+            xt = xd.detach() / safe
+            a = ir[2] / ir[1] * ir[3](xt.abs())
+            y = y + (-ir[0] * a * (a * (0.05 * a - 0.2) + 0.5) * ir[4](xt) * unit).detach()
+        y = _out_noise(y, unit, output_noise)
         if wn is not None:
-            safe = torch.where(amax > 0, amax, torch.ones_like(amax))
             sigma = wn[0] * torch.sqrt(wn[1]((xd.detach() / safe) ** 2)) * unit
             y = y + sigma * torch.randn_like(y)
         return _adc(y, unit, adc)
@@ -397,7 +413,7 @@ def _scales(w, scaling):
 
 
 def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.0, False), adc=(0.0, 0.0, 1), max_in: int = 512,
-             scaling=(0.0, False, 512), w_noise=(0.0, False)):
+             scaling=(0.0, False, 512), w_noise=(0.0, False), ir_drop=(0.0, 571428.6)):
     conv = type(m).__name__ == "Conv2d"
     # Hugging Face's Conv1D: y = x W + b with W [in, out]; the crossbar holds Wᵀ [out, in].
     conv1d = type(m).__name__ == "Conv1D"
@@ -424,7 +440,7 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
             w = w + delta
         if conv:
             amax = x.detach().abs().amax(dim=(1, 2, 3), keepdim=True)
-            if not (adc[0] or adc[1]) and not scaling[0] and not w_noise[0]:
+            if not (adc[0] or adc[1]) and not scaling[0] and not w_noise[0] and not ir_drop[0]:
                 y = m._conv_forward(_dac(x, amax, step), w, m.bias)
                 return _out_noise(y, amax.reshape(amax.shape[0], *([1] * (y.dim() - 1))), output_noise)
             scale = amax.reshape(amax.shape[0], *([1] * (x.dim() - 1)))
@@ -438,12 +454,21 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
                 per = (lambda v: m._conv_forward(v, wd.abs(), None)) if w_noise[1] else (lambda v: m._conv_forward(v, torch.ones_like(wd), None))
                 div = 1 if ws is None or not w_noise[1] else ws.reshape(1, -1, *([1] * (x.dim() - 2)))
                 wn = (w_noise[0], lambda v: per(v) / div)
+            ir = None
+            if ir_drop[0]:
+                # The patch row's index k = c*kh*kw + i*kw + j of n, as aimc's im2col orders it.
+                wd = w.detach()
+                n = wd[0].numel()
+                r = 1 - torch.arange(n, dtype=wd.dtype, device=wd.device).reshape(wd.shape[1:]) / n
+                div = 1 if ws is None else ws.reshape(1, -1, *([1] * (x.dim() - 2)))
+                ir = (ir_drop[0], ir_drop[1], n, lambda v: m._conv_forward(v, wd.abs(), None) / div,
+                      lambda v: m._conv_forward(v, wd * (1 - r * r), None) / div)
             # One tile; each output pixel's vector (its patch) has its own bound management.
-            y = _crossbar(lambda v: m._conv_forward(v, w, None), x, amax, scale, step, output_noise, adc, 1, scaling[2], wn)
+            y = _crossbar(lambda v: m._conv_forward(v, w, None), x, amax, scale, step, output_noise, adc, 1, scaling[2], wn, ir)
             return y if m.bias is None else y + m.bias.reshape(1, -1, *([1] * (y.dim() - 2)))
         wt = w.t() if conv1d else w  # [out, in], as the crossbar holds it
         n_in = x.shape[-1]
-        if n_in <= max_in and not (adc[0] or adc[1]) and not scaling[0] and not w_noise[0]:
+        if n_in <= max_in and not (adc[0] or adc[1]) and not scaling[0] and not w_noise[0] and not ir_drop[0]:
             amax = x.detach().abs().amax(dim=-1, keepdim=True)
             y = F.linear(_dac(x, amax, step), wt, m.bias)
             return _out_noise(y, amax, output_noise)
@@ -462,7 +487,15 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
                     wn = (w_noise[0], lambda v, wd=wd, ws=ws: F.linear(v, wd.abs()) / (1 if ws is None else ws))
                 else:
                     wn = (w_noise[0], lambda v: v.sum(dim=-1, keepdim=True))
-            part = _crossbar(lambda v: F.linear(v, wt[:, a:b]), xs, amax, unit, step, output_noise, adc, -1, scaling[2], wn)
+            ir = None
+            if ir_drop[0]:
+                wd = wt[:, a:b].detach()
+                n = b - a
+                r = 1 - torch.arange(n, dtype=wd.dtype, device=wd.device) / n
+                div = 1 if ws is None else ws
+                ir = (ir_drop[0], ir_drop[1], n, lambda v, wd=wd, div=div: F.linear(v, wd.abs()) / div,
+                      lambda v, wd=wd, r=r, div=div: F.linear(v, wd * (1 - r * r)) / div)
+            part = _crossbar(lambda v: F.linear(v, wt[:, a:b]), xs, amax, unit, step, output_noise, adc, -1, scaling[2], wn, ir)
             y = part if y is None else y + part
         return y if m.bias is None else y + m.bias
 
@@ -470,4 +503,5 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
     forward.out_dim = out_dim
     forward.adc = adc
     forward.w_noise = w_noise
+    forward.ir_drop = ir_drop
     return forward

@@ -121,12 +121,14 @@ fn conv3x3(input: &[f32], c_in: usize, n: usize, w: &[f32], b: &[f32], out: &mut
     }
 }
 
-/// A convolution as a crossbar of training: [`conv3x3`] of the quantised map `xq` with output
-/// noise σ = output_noise·u, u = max|x̂| (times the output channel's weight scale with ω > 0);
-/// with an ADC or weight scaling the products are taken without the bias, go through
-/// [`Injector::adc_clipped`] in units of u (`clip` marks the clipped outputs) and the bias adds
-/// digitally after it. Otherwise this is the convolution from its bias and the output noise, as
-/// before the ADC existed.
+/// A convolution as a crossbar of training: [`conv3x3`] of the quantised map `xq` (`x` before
+/// the DAC) with output noise σ = output_noise·u, u = max|x̂| (times the output channel's weight
+/// scale with ω > 0); with an ADC, weight scaling, per-read weight noise or IR drop the products
+/// are taken without the bias, gain IR drop and per-read weight noise per output pixel's patch,
+/// go through [`Injector::adc_clipped`] in units of u (`clip` marks the clipped outputs; bound
+/// management redoes a saturated pixel, [`bound_pixels`]) and the bias adds digitally after it.
+/// Otherwise this is the convolution from its bias and the output noise, as before the ADC
+/// existed.
 #[allow(clippy::too_many_arguments)]
 fn conv_crossbar(inj: &mut Injector, x: &[f32], xq: &[f32], c_in: usize, n: usize, w: &[f32], b: &[f32], out: &mut [f32], clip: &mut [bool]) {
     let alpha = abs_max(xq);

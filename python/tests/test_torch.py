@@ -170,6 +170,20 @@ def _crossbar_case(torch):
     return lin, torch.tensor([[4.0, -0.35, 1.3, 0.02, -0.03, 0.011, 0.9]], requires_grad=True)
 
 
+def _conv_case(torch):
+    """aimc's hand-computed convolution (src/train/cnn.rs, hand_case): Conv2d(2, 2, 3) whose
+    output 0 sums channel 0's 3x3 neighbourhood and output 1 takes channel 0's top-left neighbour
+    plus 10 x channel 1's centre, biases 0.5 and -1; and its image, 1..9 and nine ones."""
+    conv = torch.nn.Conv2d(2, 2, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0].fill_(1.0)
+        conv.weight[1, 0, 0, 0] = 1.0
+        conv.weight[1, 1, 1, 1] = 10.0
+        conv.bias.copy_(torch.tensor([0.5, -1.0]))
+    return conv, torch.cat([torch.arange(1.0, 10.0).reshape(1, 1, 3, 3), torch.ones(1, 1, 3, 3)], dim=1)
+
+
 def test_the_adc_and_tiles_follow_aimcs_periphery():
     torch = pytest.importorskip("torch")
     import aimc.torch as at
@@ -241,14 +255,7 @@ def test_bound_management_redoes_a_saturated_tile_as_aimc_does():
     # A convolution per output pixel (src/train/cnn.rs, conv_bound_management_redoes_a_saturated_pixel):
     # the centre pixel needs 1/4; channel 0's 45 / 9 / 4 rounds to 4 steps, channel 1's 11 / 9 / 4
     # to 1 step, each x 4 x 9, then the bias.
-    conv = torch.nn.Conv2d(2, 2, 3, padding=1)
-    with torch.no_grad():
-        conv.weight.zero_()
-        conv.weight[0, 0].fill_(1.0)
-        conv.weight[1, 0, 0, 0] = 1.0
-        conv.weight[1, 1, 1, 1] = 10.0
-        conv.bias.copy_(torch.tensor([0.5, -1.0]))
-    img = torch.cat([torch.arange(1.0, 10.0).reshape(1, 1, 3, 3), torch.ones(1, 1, 3, 3)], dim=1)
+    conv, img = _conv_case(torch)
     at.prepare(conv, device="none", adc_bits=4, out_bound=2.0, bound_management="iterative")
     conv.train()
     y = conv(img).detach()
@@ -385,13 +392,8 @@ def test_per_read_weight_noise_has_aimcs_std():
         assert torch.allclose(got, want.expand(3) if want.dim() == 0 else want, rtol=0.05), (kind, got, want)
     # A convolution per output pixel (src/train/cnn.rs, conv_w_noise_has_the_patch_std): the centre
     # pixel's patch holds 1..9 and nine ones.
-    conv = torch.nn.Conv2d(2, 2, 3, padding=1)
-    with torch.no_grad():
-        conv.weight.zero_()
-        conv.weight[0, 0].fill_(1.0)
-        conv.weight[1, 0, 0, 0] = 1.0
-        conv.weight[1, 1, 1, 1] = 10.0
-    img = torch.cat([torch.arange(1.0, 10.0).reshape(1, 1, 3, 3), torch.ones(1, 1, 3, 3)], dim=1).expand(4000, 2, 3, 3)
+    conv, img = _conv_case(torch)
+    img = img.expand(4000, 2, 3, 3)
     exact = torch.nn.functional.conv2d(img, conv.weight.detach(), conv.bias.detach(), padding=1)
     for kind, o, want in (("additive_constant", 0, 0.1 * 294 ** 0.5), ("pcm_read", 1, 0.1 * 11 ** 0.5)):
         at.prepare(conv, device="none", w_noise=0.1, w_noise_type=kind)
@@ -429,13 +431,9 @@ def test_ir_drop_is_aimcs_formula():
     w = lin.weight.detach().tolist()
     for o in range(3):
         assert abs(float(y[o]) - want(w[o], x[0].tolist(), 4.0, 10.0)) < 1e-4, (o, y)
-    conv = torch.nn.Conv2d(2, 2, 3, padding=1, bias=False)
+    conv, img = _conv_case(torch)
     with torch.no_grad():
-        conv.weight.zero_()
-        conv.weight[0, 0].fill_(1.0)
-        conv.weight[1, 0, 0, 0] = 1.0
-        conv.weight[1, 1, 1, 1] = 10.0
-    img = torch.cat([torch.arange(1.0, 10.0).reshape(1, 1, 3, 3), torch.ones(1, 1, 3, 3)], dim=1)
+        conv.bias.zero_()
     at.prepare(conv, device="none", periphery={"ir_drop": 0.8, "ir_drop_g_ratio": 20.0})
     conv.train()
     y = conv(img).detach()

@@ -36,7 +36,8 @@ What is read, and how:
   modifier perturbs training forwards (unless `enable_during_test`), backward / update / device
   are the training passes, runtime the simulator's own precision and offloading. A remap type
   or a modifier active during test changes inference, and is refused; so is input-range learning
-  (pre_post.input_range.enable), which clips the inputs.
+  (pre_post.input_range.enable), which clips the inputs. `training_from_aihwkit` reads the
+  modifier and clip for hardware-aware training (`aimc.torch.prepare(rpu_config=...)`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import dataclasses
 import math
 from typing import Any
 
-__all__ = ["from_aihwkit"]
+__all__ = ["from_aihwkit", "training_from_aihwkit"]
 
 # aihwkit's defaults (io.py, mapping.py, pcm.py, hermes.py, conductance.py).
 _PCM_PROG_COEFF = [0.26348, 1.9650, -1.1731]

@@ -354,6 +354,9 @@ def test_an_aihwkit_configurations_modifier_and_clipping_train_as_in_aihwkit():
     assert float(run.clipped.abs().max()) == pytest.approx(0.3)
     run(perfect(clip__type=WeightClipType.AVERAGE_CHANNEL_MAX), noise_scale=0.0)
     assert float(run.clipped.abs().max()) == pytest.approx(0.915)
+    # Clipped once: a forward pass without an optimiser step after it leaves unprepare nothing to
+    # clip (the channel mean, now (0.9 + 0.915) / 2, would shrink the weights again).
+    assert float(lin.weight.detach().abs().max()) == pytest.approx(0.915)
     run(perfect(clip__type=WeightClipType.LAYER_GAUSSIAN, clip__sigma=3.0, clip__fixed_value=0.2), noise_scale=0.0)
     assert float(run.clipped.abs().max()) == pytest.approx(0.2)
     # What training does not draw, or an argument the configuration already gives, is refused.

@@ -257,7 +257,8 @@ def is_prepared(model) -> bool:
 
 def unprepare(model):
     """Restores every wrapped layer's own forward (in place; returns the model), with the weights
-    clipped one last time as training saw them, ready for `aimc.from_torch`."""
+    clipped one last time as training saw them (unless no optimiser step changed them since the
+    last forward pass clipped them), ready for `aimc.from_torch`."""
     if not is_prepared(model):
         raise ValueError("unprepare: the model was not prepared with aimc.torch.prepare")
     for m in model.modules():
@@ -265,7 +266,9 @@ def unprepare(model):
         if state is None:
             continue
         clip = m.forward.clip
-        if any(clip):
+        # Clipped once more unless nothing changed the weight since a forward pass clipped it
+        # (clipping at a std or a channel mean is not idempotent).
+        if any(clip) and m.weight._version != state.get("clipped_at"):
             with torch.no_grad():
                 _clip_(m.weight, clip, m.forward.out_dim)
         m.forward = state["forward"]
@@ -426,9 +429,10 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
         k = state["steps"]
         state["steps"] = k + 1
         w = m.weight
-        if any(clip):
+        if any(clip) and w._version != state.get("clipped_at"):
             with torch.no_grad():
                 _clip_(w, clip, out_dim)
+            state["clipped_at"] = w._version
         if spec is not None:
             held = w.detach().t() if conv1d else w.detach()
             flat = held.to("cpu", torch.float32).reshape(-1).numpy()

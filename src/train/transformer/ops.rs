@@ -101,20 +101,36 @@ pub(super) fn periphery_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, 
     let (noise, adc, wn) = (inj.cfg.output_noise, inj.has_adc(), inj.w_noise());
     // Per-read weight noise and IR drop read the DAC'd slice.
     let xq = (wn.w_noise > 0.0 || wn.ir_drop > 0.0).then(|| dac_rows(Dac::of(inj), x, d_in).iter().map(|v| v.to_f64() as f32).collect::<Vec<f32>>());
+    // The rows' sums for per-read weight noise and IR drop, [WNoise::std]'s and
+    // [WNoise::ir_delta]'s terms in the same order per output, accumulated over the weights' rows
+    // (contiguous in `wt`).
+    let (mut q, mut sa, mut sp) = (vec![0.0f32; d_out], vec![0.0f32; d_out], vec![0.0f32; d_out]);
+    let n = d_in as f32;
     for (t, ((xt, yt), ct)) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)).zip(clip.chunks_exact_mut(d_out)).enumerate() {
         let a = row_max(xt);
+        if let Some(xq) = xq.as_ref().filter(|_| a > 0.0) {
+            (q.fill(0.0), sa.fill(0.0), sp.fill(0.0));
+            for (k, (&xk, wrow)) in xq[t * d_in..(t + 1) * d_in].iter().zip(wt.chunks_exact(d_out)).enumerate() {
+                let xt = xk / a;
+                let r = 1.0 - k as f32 / n;
+                for (o, wv) in wrow.iter().enumerate() {
+                    let w = wv.to_f64() as f32 / scale.map_or(1.0, |s| s[o]);
+                    q[o] += if wn.pcm_read { w.abs() * xt * xt } else { xt * xt };
+                    sa[o] += w.abs() * xt.abs();
+                    sp[o] += w * xt * (1.0 - r * r);
+                }
+            }
+        }
         for (o, (v, c)) in yt.iter_mut().zip(ct).enumerate() {
             let u = scale.map_or(a, |s| a * s[o]);
-            if let Some(xq) = xq.as_ref().filter(|_| wn.ir_drop > 0.0) {
-                let d = wn.ir_delta(&xq[t * d_in..(t + 1) * d_in], a, scale.map_or(1.0, |s| s[o]), |k| wt[k * d_out + o].to_f64() as f32);
-                *v = T::of(v.to_f64() + (d * u) as f64);
+            if xq.is_some() && wn.ir_drop > 0.0 && a > 0.0 {
+                *v = T::of(v.to_f64() + (wn.ir_from_sums(n, sa[o], sp[o]) * u) as f64);
             }
             if noise > 0.0 && u > 0.0 {
                 *v = T::of(v.to_f64() + noise * u as f64 * inj.normal());
             }
-            if let Some(xq) = xq.as_ref().filter(|_| u > 0.0 && wn.w_noise > 0.0) {
-                let ws = wn.std(&xq[t * d_in..(t + 1) * d_in], a, scale.map_or(1.0, |s| s[o]), |k| wt[k * d_out + o].to_f64() as f32);
-                *v = T::of(v.to_f64() + ws as f64 * u as f64 * inj.normal());
+            if xq.is_some() && u > 0.0 && wn.w_noise > 0.0 {
+                *v = T::of(v.to_f64() + (wn.w_noise * q[o].sqrt()) as f64 * u as f64 * inj.normal());
             }
             if adc {
                 let (q, clipped) = if u > 0.0 { inj.adc_clipped((v.to_f64() / u as f64) as f32) } else { (0.0, false) };

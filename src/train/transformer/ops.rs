@@ -109,7 +109,9 @@ pub(super) fn periphery_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, 
     for (t, ((xt, yt), ct)) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)).zip(clip.chunks_exact_mut(d_out)).enumerate() {
         let a = row_max(xt);
         if let Some(xq) = xq.as_ref().filter(|_| a > 0.0) {
-            (q.fill(0.0), sa.fill(0.0), sp.fill(0.0));
+            q.fill(0.0);
+            sa.fill(0.0);
+            sp.fill(0.0);
             for (k, (&xk, wrow)) in xq[t * d_in..(t + 1) * d_in].iter().zip(wt.chunks_exact(d_out)).enumerate() {
                 let xt = xk / a;
                 let r = 1.0 - k as f32 / n;

@@ -30,7 +30,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::hwa::{abs_max, load_params, Clipped, Injector, Param, TrainingConfig};
-use super::periphery::{dac_reduced, tile_ranges};
+use super::periphery::{dac_reduced, tile_ranges, FullSums};
 use super::{
     accuracy_of, argmax, minibatch_epochs, model_metadata, noisy_row, sgd_update, state_dict_bytes, unit_f32, write_model, Dataset, Dense, NamedTensor,
     TrainError,
@@ -136,7 +136,7 @@ fn conv_crossbar(inj: &mut Injector, x: &[f32], xq: &[f32], c_in: usize, n: usiz
     let rows = c_in * K * K;
     // The weight matrix [C_out, C_in·3·3] as one input tile: its scales with ω > 0.
     let scales = inj.tile_scales(b.len(), rows, |o, k| w[o * rows + k]);
-    let wn = inj.w_noise();
+    let wn = inj.full_path();
     if !inj.has_adc() && scales.is_none() && !inj.reads_weights() {
         conv3x3(xq, c_in, n, w, b, out);
         inj.output_noise(out, alpha);
@@ -219,7 +219,7 @@ fn bound_pixels(
     out: &mut [f32],
     clip: &mut [bool],
 ) {
-    let (bits, nn, wn) = (inj.cfg.dac_bits, n * n, inj.w_noise());
+    let (bits, nn, fp) = (inj.cfg.dac_bits, n * n, inj.full_path());
     let mut xr = vec![0.0f32; x.len()];
     let mut reduced_by = 1.0f32;
     for pix in 0..nn {
@@ -239,24 +239,19 @@ fn bound_pixels(
                     }
                     let nr = (c_in * K * K) as f32;
                     for ((po, wso), o) in p.iter_mut().zip(ws.iter_mut()).zip(chans.clone()) {
-                        let (mut acc, mut q, mut sa, mut sp) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
+                        let sc = scales.map_or(1.0, |s| s[o]);
+                        let (mut acc, mut sums) = (0.0f32, FullSums::default());
                         for c in 0..c_in {
                             for i in (0..K).filter(|&i| py + i >= 1 && py + i <= n) {
                                 for j in (0..K).filter(|&j| px + j >= 1 && px + j <= n) {
                                     let (wk, xk) = (w[((o * c_in + c) * K + i) * K + j], xr[c * nn + (py + i - 1) * n + px + j - 1]);
                                     acc += wk * xk;
-                                    let xt = xk / alpha;
-                                    q += if wn.pcm_read { wk.abs() * xt * xt } else { xt * xt };
-                                    let r = 1.0 - ((c * K + i) * K + j) as f32 / nr;
-                                    sa += wk.abs() * xt.abs();
-                                    sp += wk * xt * (1.0 - r * r);
+                                    fp.add(&mut sums, (c * K + i) * K + j, nr, xk / alpha, wk / sc);
                                 }
                             }
                         }
-                        let sc = scales.map_or(1.0, |s| s[o]);
-                        *po = acc + if wn.ir_drop > 0.0 && alpha > 0.0 { wn.ir_from_sums(nr, sa / sc, sp / sc) * alpha * sc } else { 0.0 };
-                        let sq = if wn.pcm_read { sc } else { 1.0 };
-                        *wso = if alpha > 0.0 { wn.w_noise * (q / sq).sqrt() } else { 0.0 };
+                        let (d, s) = if alpha > 0.0 { fp.finish(&sums, nr) } else { (0.0, 0.0) };
+                        (*po, *wso) = (acc + d * alpha * sc, s);
                     }
                 },
                 |o, v, c| {

@@ -95,7 +95,7 @@ impl Injector {
     /// One tile output of a crossbar MVM, `p` the tile's sum Σ w·x̂ over its input slice (the
     /// slice reduced by `red`, 1 at the first level) in the output unit `u` (α, times the weight
     /// scale with ω > 0): output noise σ = output_noise·u, per-read weight noise σ = ws·u
-    /// ([`Injector::w_noise_std`]), the ADC in units of u, multiplied back by u·red; and whether
+    /// ([`FullPath::terms`]), the ADC in units of u, multiplied back by u·red; and whether
     /// the ADC clipped it. An all-zero slice (u = 0) gives 0.
     pub fn tile_output(&mut self, p: f32, u: f32, red: u32, ws: f32) -> (f32, bool) {
         let noise = self.cfg.output_noise;
@@ -114,19 +114,10 @@ impl Injector {
         }
     }
 
-    /// Per-read weight noise's σ of one tile output, in its output unit (the evaluation's
-    /// `w_noise` of `w_noise_type`, aihwkit's `forward.w_noise`): w_noise·sqrt(Σ x̃²) (additive
-    /// constant) or w_noise·sqrt(Σ |w̃|·x̃²) (PCM read), x̃ = `xq` / `alpha` the slice's DAC output
-    /// over its max (reduced by bound management's level), w̃ = `w(k)` / `scale` the output's
-    /// weights on the slice in the tile's unit. 0 without per-read weight noise.
-    pub fn w_noise_std(&self, xq: &[f32], alpha: f32, scale: f32, w: impl Fn(usize) -> f32) -> f32 {
-        self.w_noise().std(xq, alpha, scale, w)
-    }
-
-    /// The per-read weight noise's and IR drop's settings, apart from the injector (for
-    /// closures that run while it draws).
-    pub fn w_noise(&self) -> WNoise {
-        WNoise {
+    /// The evaluation's full-path settings (per-read weight noise, IR drop), apart from the
+    /// injector (for closures that run while it draws).
+    pub fn full_path(&self) -> FullPath {
+        FullPath {
             w_noise: self.cfg.w_noise as f32,
             pcm_read: self.cfg.w_noise_type == "pcm_read",
             ir_drop: self.cfg.ir_drop as f32,
@@ -144,7 +135,7 @@ impl Injector {
     /// level saturated, as the evaluation's `bound` stage and aihwkit's forward redo it: the input
     /// reduced by 2, 4, … (`dots(red, p)` writes the tile's sums Σ w·x̂ of the input divided by
     /// `red` and quantised again by the DAC, one per output of `rows`, and `ws` their per-read
-    /// weight noise, [`Injector::w_noise_std`] of that input), each level with fresh
+    /// weight noise, [`FullPath::terms`] of that input), each level with fresh
     /// output noise and the ADC ([`Injector::tile_output`], multiplied back by `red`), until no
     /// output saturates or the reduction reaches [`super::hwa::TrainingConfig::bm_last_reduction`]. `write(o,
     /// y, clipped)` takes every output of each level (the last one's stand); returns the last
@@ -204,9 +195,16 @@ impl Injector {
         let nt = tiles.len();
         let unit = |o: usize, t: usize| scales.as_ref().map_or(alpha[t], |s| alpha[t] * s[o * nt + t]);
         let scale = |o: usize, t: usize| scales.as_ref().map_or(1.0, |s| s[o * nt + t]);
-        let (wn, ir, wnoise) = (self.cfg.w_noise > 0.0, self.cfg.ir_drop > 0.0, self.w_noise());
-        // IR drop's change to output o of tile t, in raw units.
-        let ir_of = |o: usize, t: usize, xs: &[f32], wo: &[f32]| if ir { wnoise.ir_delta(xs, alpha[t], scale(o, t), |k| wo[k]) * unit(o, t) } else { 0.0 };
+        let (wn, full, fp) = (self.cfg.w_noise > 0.0, self.reads_weights(), self.full_path());
+        // The full-path terms of output o of tile t from its slice `xs` and weights `wo`: IR
+        // drop's change in raw units and the per-read weight noise's σ in the output's unit.
+        let terms = |o: usize, t: usize, xs: &[f32], wo: &[f32]| {
+            if !full {
+                return (0.0, 0.0);
+            }
+            let (d, ws) = fp.terms(xs, alpha[t], scale(o, t), |k| wo[k]);
+            (d * unit(o, t), ws)
+        };
         if adc && self.cfg.bm_last_reduction() > 1 {
             // Bound management: every tile output at the first level, kept per tile; a tile
             // (input slice × output tile) with a saturated output computed again with its input
@@ -215,8 +213,8 @@ impl Injector {
             let (mut v, mut c) = (vec![0.0f32; y.len() * nt], vec![false; y.len() * nt]);
             for (o, wo) in w.chunks_exact(n_in.max(1)).enumerate() {
                 for (t, r) in tiles.iter().enumerate() {
-                    let p = wo[r.clone()].iter().zip(&xq[r.clone()]).fold(0.0f32, |s, (&wk, &xk)| s + wk * xk) + ir_of(o, t, &xq[r.clone()], &wo[r.clone()]);
-                    let ws = if wn { self.w_noise_std(&xq[r.clone()], alpha[t], scale(o, t), |k| wo[r.start + k]) } else { 0.0 };
+                    let (d, ws) = terms(o, t, &xq[r.clone()], &wo[r.clone()]);
+                    let p = wo[r.clone()].iter().zip(&xq[r.clone()]).fold(0.0f32, |s, (&wk, &xk)| s + wk * xk) + d;
                     (v[o * nt + t], c[o * nt + t]) = self.tile_output(p, unit(o, t), 1, ws);
                 }
             }
@@ -227,7 +225,7 @@ impl Injector {
                         continue;
                     }
                     let xr = &mut xr[..r.len()];
-                    let (dac_bits, noise) = (self.cfg.dac_bits, wnoise);
+                    let dac_bits = self.cfg.dac_bits;
                     let rows_p = rows.clone();
                     self.bound_redo(
                         rows,
@@ -236,8 +234,9 @@ impl Injector {
                             dac_reduced(dac_bits, &x[r.clone()], red, xr);
                             for ((po, wso), o) in p.iter_mut().zip(ws.iter_mut()).zip(rows_p.clone()) {
                                 let wo = &w[o * n_in + r.start..][..r.len()];
-                                *po = wo.iter().zip(xr.iter()).fold(0.0f32, |s, (&wk, &xk)| s + wk * xk) + ir_of(o, t, xr, wo);
-                                *wso = noise.std(xr, alpha[t], scale(o, t), |k| wo[k]);
+                                let (d, ws) = terms(o, t, xr, wo);
+                                *po = wo.iter().zip(xr.iter()).fold(0.0f32, |s, (&wk, &xk)| s + wk * xk) + d;
+                                *wso = ws;
                             }
                         },
                         |o, out, clip| (v[o * nt + t], c[o * nt + t]) = (out, clip),
@@ -266,14 +265,14 @@ impl Injector {
                     for (&wk, &xk) in wo[r.clone()].iter().zip(&xq[r.clone()]) {
                         p += wk * xk;
                     }
-                    if ir {
-                        p += ir_of(o, t, &xq[r.clone()], &wo[r.clone()]);
+                    let (d, ws) = terms(o, t, &xq[r.clone()], &wo[r.clone()]);
+                    if full {
+                        p += d;
                     }
                     if noise > 0.0 && a > 0.0 {
                         p = (p as f64 + noise * a as f64 * self.normal()) as f32;
                     }
                     if wn && a > 0.0 {
-                        let ws = self.w_noise_std(&xq[r.clone()], alpha[t], scale(o, t), |k| wo[r.start + k]);
                         p = (p as f64 + ws as f64 * a as f64 * self.normal()) as f32;
                     }
                     if a > 0.0 {
@@ -287,14 +286,14 @@ impl Injector {
                     for (&wk, &xk) in wo[r.clone()].iter().zip(&xq[r.clone()]) {
                         acc += wk * xk;
                     }
-                    if ir {
-                        acc += ir_of(o, t, &xq[r.clone()], &wo[r.clone()]);
+                    let (d, ws) = terms(o, t, &xq[r.clone()], &wo[r.clone()]);
+                    if full {
+                        acc += d;
                     }
                     if noise > 0.0 && a > 0.0 {
                         acc = (acc as f64 + noise * a as f64 * self.normal()) as f32;
                     }
                     if wn && a > 0.0 {
-                        let ws = self.w_noise_std(&xq[r.clone()], alpha[t], scale(o, t), |k| wo[r.start + k]);
                         acc = (acc as f64 + ws as f64 * a as f64 * self.normal()) as f32;
                     }
                 }
@@ -304,54 +303,69 @@ impl Injector {
     }
 }
 
-/// Per-read weight noise's settings, its size and type ([`Injector::w_noise_std`]), and IR
-/// drop's ([`WNoise::ir_delta`]).
+/// The evaluation's full-path terms of a tile output (`mvm_full`): per-read weight noise, its
+/// size and type, and IR drop. Both read the output's weights and DAC'd inputs; [`FullSums`]
+/// gathers what they need in one pass, in the engine's order.
 #[derive(Clone, Copy, Debug)]
-pub struct WNoise {
+pub struct FullPath {
     pub w_noise: f32,
     pub pcm_read: bool,
     pub ir_drop: f32,
     pub ir_g_ratio: f32,
 }
 
-impl WNoise {
-    /// IR drop's change to one tile output in its unit, as the evaluation's full path computes
-    /// it (aihwkit's formula): −ir_drop·c(a)·Σ w̃_k·x̃_k·(1 − r_k²), a = n / g_ratio·Σ|w̃_k|·|x̃_k|,
-    /// c(a) = a·(a·(0.05a − 0.2) + 0.5), r_k = 1 − k/n over the slice's n inputs; x̃ = `xq` /
-    /// `alpha`, w̃ = `w(k)` / `scale`. 0 without IR drop.
-    pub fn ir_delta(self, xq: &[f32], alpha: f32, scale: f32, w: impl Fn(usize) -> f32) -> f32 {
-        if self.ir_drop <= 0.0 || alpha <= 0.0 {
-            return 0.0;
-        }
-        let n = xq.len() as f32;
-        let (mut sa, mut sp) = (0.0f32, 0.0f32);
-        for (k, &x) in xq.iter().enumerate() {
-            let (xt, wt) = (x / alpha, w(k) / scale);
-            sa += wt.abs() * xt.abs();
-            let r = 1.0 - k as f32 / n;
-            sp += wt * xt * (1.0 - r * r);
-        }
-        self.ir_from_sums(n, sa, sp)
+/// One tile output's sums over its n inputs, x̃ the DAC'd input over its max and w̃ the weight
+/// in the tile's unit: Σ x̃² (or Σ|w̃|·x̃² for PCM reads), Σ|w̃|·|x̃| and Σ w̃·x̃·(1 − r_k²),
+/// r_k = 1 − k/n.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FullSums {
+    q: f32,
+    sa: f32,
+    sp: f32,
+}
+
+impl FullPath {
+    /// Adds input `k` of `n` (x̃ = `xt`, w̃ = `wt`) to `s`.
+    #[inline]
+    pub fn add(self, s: &mut FullSums, k: usize, n: f32, xt: f32, wt: f32) {
+        s.q += if self.pcm_read { wt.abs() * xt * xt } else { xt * xt };
+        s.sa += wt.abs() * xt.abs();
+        let r = 1.0 - k as f32 / n;
+        s.sp += wt * xt * (1.0 - r * r);
     }
 
-    /// [`WNoise::ir_delta`] from a row's sums Σ|w̃||x̃| (`sa`) and Σ w̃·x̃·(1 − r_k²) (`sp`) over
-    /// its `n` inputs.
+    /// IR drop's change to the output and its per-read weight noise's σ, both in the output's
+    /// unit, from its sums over `n` inputs: −ir_drop·c(a)·Σ w̃·x̃·(1 − r_k²) with
+    /// a = n / g_ratio·Σ|w̃||x̃|, c(a) = a·(a·(0.05a − 0.2) + 0.5) (aihwkit's formula), and
+    /// w_noise·sqrt(Σ x̃²) or w_noise·sqrt(Σ|w̃|·x̃²). Each 0 when off.
+    pub fn finish(self, s: &FullSums, n: f32) -> (f32, f32) {
+        let ir = if self.ir_drop > 0.0 {
+            let a = n / self.ir_g_ratio * s.sa;
+            -self.ir_drop * a * (a * (0.05 * a - 0.2) + 0.5) * s.sp
+        } else {
+            0.0
+        };
+        (ir, self.w_noise * s.q.sqrt())
+    }
+
+    /// [`FullPath::finish`] of one tile output whose slice's DAC output is `xq` (max `alpha`)
+    /// and whose weights are `w(k)` in a tile of weight scale `scale`; (0, 0) for an all-zero
+    /// slice.
+    pub fn terms(self, xq: &[f32], alpha: f32, scale: f32, w: impl Fn(usize) -> f32) -> (f32, f32) {
+        if alpha <= 0.0 {
+            return (0.0, 0.0);
+        }
+        let (n, mut s) = (xq.len() as f32, FullSums::default());
+        for (k, &x) in xq.iter().enumerate() {
+            self.add(&mut s, k, n, x / alpha, w(k) / scale);
+        }
+        self.finish(&s, n)
+    }
+
+    /// IR drop's change from the sums Σ|w̃||x̃| (`sa`) and Σ w̃·x̃·(1 − r_k²) (`sp`) over `n`
+    /// inputs, for sums gathered otherwise (a convolution's, as convolutions).
     pub fn ir_from_sums(self, n: f32, sa: f32, sp: f32) -> f32 {
-        let a = n / self.ir_g_ratio * sa;
-        -self.ir_drop * a * (a * (0.05 * a - 0.2) + 0.5) * sp
-    }
-
-    /// [`Injector::w_noise_std`].
-    pub fn std(self, xq: &[f32], alpha: f32, scale: f32, w: impl Fn(usize) -> f32) -> f32 {
-        if self.w_noise <= 0.0 || alpha <= 0.0 {
-            return 0.0;
-        }
-        let mut q = 0.0f32;
-        for (k, &x) in xq.iter().enumerate() {
-            let xt = x / alpha;
-            q += if self.pcm_read { (w(k) / scale).abs() * xt * xt } else { xt * xt };
-        }
-        self.w_noise * q.sqrt()
+        self.finish(&FullSums { q: 0.0, sa, sp }, n).0
     }
 }
 

@@ -6,7 +6,7 @@
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
 use super::*;
-use crate::train::periphery::{dac_reduced, tile_ranges};
+use crate::train::periphery::{dac_reduced, tile_ranges, FullSums};
 use std::borrow::Cow;
 
 /// y[t] = b + W x[t] for every row t, with W given transposed ([d_in, d_out]) so the inner loop
@@ -94,45 +94,37 @@ fn row_max<T: Real>(xt: &[T]) -> f32 {
 /// whose input slice was `x` [n, d_in] (weights `wt` [d_in, d_out]): each output in units of
 /// u = max|x_t| (times `scale[o]`, the weight scale of its column with ω > 0,
 /// [`Injector::tile_scales`]) gains N(0, (output_noise·u)²), and the per-read weight noise of the
-/// DAC'd slice ([`Injector::w_noise_std`]) times u, and goes through [`Injector::adc_clipped`]; `clip` [n, d_out] marks the outputs the clamp acted
+/// DAC'd slice ([`crate::train::periphery::FullPath::terms`]) times u, and goes through [`Injector::adc_clipped`]; `clip` [n, d_out] marks the outputs the clamp acted
 /// on. In f32 without scales the noise is [`output_noise`]'s, the same operations and draws.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn periphery_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, wt: &[T], y: &mut [T], d_out: usize, scale: Option<&[f32]>, clip: &mut [bool]) {
-    let (noise, adc, wn) = (inj.cfg.output_noise, inj.has_adc(), inj.w_noise());
-    // Per-read weight noise and IR drop read the DAC'd slice.
-    let xq = (wn.w_noise > 0.0 || wn.ir_drop > 0.0).then(|| dac_rows(Dac::of(inj), x, d_in).iter().map(|v| v.to_f64() as f32).collect::<Vec<f32>>());
-    // The rows' sums for per-read weight noise and IR drop, [WNoise::std]'s and
-    // [WNoise::ir_delta]'s terms in the same order per output, accumulated over the weights' rows
-    // (contiguous in `wt`).
-    let (mut q, mut sa, mut sp) = (vec![0.0f32; d_out], vec![0.0f32; d_out], vec![0.0f32; d_out]);
-    let n = d_in as f32;
+    let (noise, adc, fp) = (inj.cfg.output_noise, inj.has_adc(), inj.full_path());
+    // Per-read weight noise and IR drop read the DAC'd slice: each output's [FullSums],
+    // accumulated over the weights' rows (contiguous in `wt`), in the order of its inputs.
+    let xq = inj.reads_weights().then(|| dac_rows(Dac::of(inj), x, d_in).iter().map(|v| v.to_f64() as f32).collect::<Vec<f32>>());
+    let (n, mut sums) = (d_in as f32, vec![FullSums::default(); d_out]);
     for (t, ((xt, yt), ct)) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)).zip(clip.chunks_exact_mut(d_out)).enumerate() {
         let a = row_max(xt);
-        if let Some(xq) = xq.as_ref().filter(|_| a > 0.0) {
-            q.fill(0.0);
-            sa.fill(0.0);
-            sp.fill(0.0);
+        let full = xq.is_some() && a > 0.0;
+        if let Some(xq) = xq.as_ref().filter(|_| full) {
+            sums.fill(FullSums::default());
             for (k, (&xk, wrow)) in xq[t * d_in..(t + 1) * d_in].iter().zip(wt.chunks_exact(d_out)).enumerate() {
-                let xt = xk / a;
-                let r = 1.0 - k as f32 / n;
-                for (o, wv) in wrow.iter().enumerate() {
-                    let w = wv.to_f64() as f32 / scale.map_or(1.0, |s| s[o]);
-                    q[o] += if wn.pcm_read { w.abs() * xt * xt } else { xt * xt };
-                    sa[o] += w.abs() * xt.abs();
-                    sp[o] += w * xt * (1.0 - r * r);
+                for (o, (s, wv)) in sums.iter_mut().zip(wrow).enumerate() {
+                    fp.add(s, k, n, xk / a, wv.to_f64() as f32 / scale.map_or(1.0, |s| s[o]));
                 }
             }
         }
         for (o, (v, c)) in yt.iter_mut().zip(ct).enumerate() {
             let u = scale.map_or(a, |s| a * s[o]);
-            if xq.is_some() && wn.ir_drop > 0.0 && a > 0.0 {
-                *v = T::of(v.to_f64() + (wn.ir_from_sums(n, sa[o], sp[o]) * u) as f64);
+            let (d, ws) = if full { fp.finish(&sums[o], n) } else { (0.0, 0.0) };
+            if full && fp.ir_drop > 0.0 {
+                *v = T::of(v.to_f64() + (d * u) as f64);
             }
             if noise > 0.0 && u > 0.0 {
                 *v = T::of(v.to_f64() + noise * u as f64 * inj.normal());
             }
-            if xq.is_some() && u > 0.0 && wn.w_noise > 0.0 {
-                *v = T::of(v.to_f64() + (wn.w_noise * q[o].sqrt()) as f64 * u as f64 * inj.normal());
+            if full && fp.w_noise > 0.0 {
+                *v = T::of(v.to_f64() + ws as f64 * u as f64 * inj.normal());
             }
             if adc {
                 let (q, clipped) = if u > 0.0 { inj.adc_clipped((v.to_f64() / u as f64) as f32) } else { (0.0, false) };
@@ -150,7 +142,7 @@ pub(super) fn periphery_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, 
 /// the ADC, as [`Injector::bound_redo`] does for the other trainers; `clip` keeps the last
 /// level's clipped outputs. In f32 (the periphery's precision).
 pub(super) fn bound_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, wt: &[T], d_out: usize, y: &mut [T], scale: Option<&[f32]>, clip: &mut [bool]) {
-    let (bits, max_out, wn) = (inj.cfg.dac_bits, inj.cfg.max_out, inj.w_noise());
+    let (bits, max_out, fp) = (inj.cfg.dac_bits, inj.cfg.max_out, inj.full_path());
     let mut xr = vec![0.0f32; d_in];
     for ((xt, yt), ct) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)).zip(clip.chunks_exact_mut(d_out)) {
         let a = row_max(xt);
@@ -168,8 +160,9 @@ pub(super) fn bound_rows<T: Real>(inj: &mut Injector, x: &[T], d_in: usize, wt: 
                     for ((po, wso), o) in p.iter_mut().zip(ws.iter_mut()).zip(cols.clone()) {
                         let w = |k: usize| wt[k * d_out + o].to_f64() as f32;
                         let sc = scale.map_or(1.0, |s| s[o]);
-                        *po = xr.iter().enumerate().fold(0.0f32, |s, (k, &xk)| s + xk * w(k)) + wn.ir_delta(&xr, a, sc, w) * a * sc;
-                        *wso = wn.std(&xr, a, sc, w);
+                        let (d, ws) = fp.terms(&xr, a, sc, w);
+                        *po = xr.iter().enumerate().fold(0.0f32, |s, (k, &xk)| s + xk * w(k)) + d * a * sc;
+                        *wso = ws;
                     }
                 },
                 |o, v, c| {

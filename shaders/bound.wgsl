@@ -139,7 +139,7 @@ fn bound_unit(u: u32, lid: u32) {
                     let k = k0 + e % KC;
                     var xv = 0.0;
                     if (k < t.cols && live[i] != 0u) {
-                        xv = quant_in(P.io, x[v_xo[i] + k] / v_div[i]);
+                        xv = quant_in(P.io, in_range(t.input_range, x[v_xo[i] + k]) / v_div[i]);
                     }
                     xs[e] = xv;
                 }

@@ -1,8 +1,10 @@
-// Stage `dac`: noise management and DAC of every input vector slice (noise-models §7):
-// nm = max_j |x_j| over the tile's input slice (0 if all zero: the output is exactly 0, as in
-// aihwkit; 1 without noise management),
-// x' = clip(round(x / nm / step) * step, ±inp_bound), x / (nm · 2) in bound management's level-1
-// pass (bm_pass = 1). One workgroup = one (trial, sample, input tile) vector: its 64 invocations
+// Stage `dac`: input range, noise management and DAC of every input vector slice
+// (noise-models §7): with the tile's input range r (aihwkit's learned `input_range`; 0: none)
+// every input is first clipped to ±r; nm = max_j |x_j| over the tile's input slice (0 if all
+// zero: the output is exactly 0, as in aihwkit; 1 without noise management, nm_thres with
+// `constant`; abs-max saturates at nm_thres when it is set; each times r with a range, see
+// `nm_scale`), x' = clip(round(x / nm / step) * step, ±inp_bound), x / (nm · 2) in bound
+// management's level-1 pass (bm_pass = 1). One workgroup = one (trial, sample, input tile) vector: its 64 invocations
 // read the slice with unit stride (coalesced) and reduce the max in workgroup memory (max is
 // exact, so any order gives the twin's value). When every slice is
 // short (L.dac_short = 1: at most DAC_SHORT_COLS = 256 inputs, e.g. a convolution's patches or a
@@ -48,13 +50,14 @@ fn dac(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let v = i / L.tiles_in;          // trial_local * batch + sample
     let t = tiles[ti];               // first row of tiles: the input splits
     let xo = select(v % L.batch, v, L.x_per_trial != 0u) * L.n_in + t.col_start;
+    let r = t.input_range;
     var m = 1.0;
     if (L.bm_pass != 0u) {
         m = nm[i];
     } else if (P.io.nm_mode == 1u) {
         var a = 0.0;
         for (var k = lane; k < t.cols; k = k + lanes) {
-            a = max(a, abs(x[xo + k]));
+            a = max(a, abs(in_range(r, x[xo + k])));
         }
         red[lid] = a;
         workgroupBarrier();
@@ -64,7 +67,9 @@ fn dac(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             }
             workgroupBarrier();
         }
-        m = red[lid - lane];
+        m = nm_scale(P.io, r, red[lid - lane]);
+    } else {
+        m = nm_scale(P.io, r, 0.0);
     }
     if (!live) {
         return;
@@ -90,6 +95,6 @@ fn dac(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let m_div = select(m, 1.0, m == 0.0) * f32(1u << L.bm_pass);
     let xqo = v * L.n_in + t.col_start;
     for (var k = lane; k < t.cols; k = k + lanes) {
-        xq[xqo + k] = quant_in(P.io, x[xo + k] / m_div);
+        xq[xqo + k] = quant_in(P.io, in_range(r, x[xo + k]) / m_div);
     }
 }

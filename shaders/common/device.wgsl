@@ -150,7 +150,27 @@ fn drift_weight(d: DeviceParams, wp: f32, nu_pos: f32, nu_neg: f32, s2: f32,
     return sign(wp) * gf / s2;
 }
 
-// DAC: quantise (round half to even) and clip to the input range.
+// An input clipped to the tile's input range r (0: none), as aihwkit's `apply_input_range`.
+fn in_range(r: f32, v: f32) -> f32 {
+    return select(v, clamp(v, -r, r), r > 0.0);
+}
+
+// The noise-management scale of an input slice, from amax = max |x| of the slice clipped to the
+// tile's input range r (read by abs-max only): with a range every scale is r times aihwkit's
+// (none r, constant r * nm_thres, abs-max min(max|x|, r * nm_thres)); without one (r = 0) none
+// is 1 and abs-max max|x|. CPU twin: src/engine/cpu/common.rs `nm_scale`.
+fn nm_scale(io: IoParams, r: f32, amax: f32) -> f32 {
+    let s = select(1.0, r, r > 0.0);
+    if (io.nm_mode == 1u) {
+        return select(amax, min(amax, s * io.nm_thres), io.nm_thres > 0.0);
+    }
+    if (io.nm_mode == 2u) {
+        return s * select(1.0, io.nm_thres, io.nm_thres > 0.0);
+    }
+    return s;
+}
+
+// DAC: quantise (round half to even) and clip to the DAC's range.
 fn quant_in(io: IoParams, v: f32) -> f32 {
     var q = v;
     if (io.inp_step > 0.0) {

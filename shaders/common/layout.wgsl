@@ -38,6 +38,7 @@ struct IoParams {
     inp_step: f32, inp_bound: f32, out_step: f32, out_bound: f32,
     out_noise: f32, w_noise: f32, ir_drop: f32, ir_g_ratio: f32,
     nm_mode: u32, bm_mode: u32, w_noise_type: u32, bm_max_red: f32,
+    nm_thres: f32, _pad_io0: u32, _pad_io1: u32, _pad_io2: u32,
 }
 
 struct LayerParams {
@@ -101,6 +102,7 @@ struct TileInfo {
     row_start: u32, rows: u32, col_start: u32, cols: u32,
     scale: f32, wmax_norm: f32, mean_abs_norm: f32,
     prog_mult: f32, drift_mult: f32, read_mult: f32,
+    input_range: f32,
 }
 
 // The one-row tile entry of row r of tile `tile` (that output column's own digital scale and GDC

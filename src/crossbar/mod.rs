@@ -64,6 +64,10 @@ pub struct Tile {
     /// Multipliers of the device's programming noise, drift exponent and read noise on this tile
     /// ([1, 1, 1]: the device model as it is; a 3D tier's own variability otherwise).
     pub noise: [f32; 3],
+    /// The tile's input range r (aihwkit's `pre_post.input_range`, learned in hardware-aware
+    /// training): inputs are clipped to ±r and divided by r before noise management and the DAC,
+    /// and the outputs multiplied by r. 0: none (every tile of a model without ranges).
+    pub input_range: f32,
 }
 
 /// How weights are scaled into a tile (aihwkit `MappingParameter`): ω = 0 keeps the raw weights;
@@ -155,6 +159,7 @@ impl MappedMatrix {
                         wmax_norm,
                         mean_abs_norm: (sum_abs / nc as f64) as f32,
                         noise: [1.0; 3],
+                        input_range: 0.0,
                     });
                 }
                 tiles.push(Tile {
@@ -166,6 +171,7 @@ impl MappedMatrix {
                     wmax_norm: tile_rows.iter().map(|t| t.wmax_norm).fold(0.0, f32::max),
                     mean_abs_norm: (tile_sum_abs / (nr * nc) as f64) as f32,
                     noise: [1.0; 3],
+                    input_range: 0.0,
                 });
                 tile_rows.resize(max_rows as usize, Tile { row_start: r0 + nr, col_start: c0, cols: nc, scale: 1.0, ..Tile::default() });
                 rows.extend(tile_rows);
@@ -185,6 +191,32 @@ impl MappedMatrix {
                 r.noise = t.noise;
             }
         }
+    }
+
+    /// Sets the tiles' input ranges (see [`Tile::input_range`]): one value for every tile, or one
+    /// per input tile (`tiles_in` values, in input order; every output tile of an input slice
+    /// shares it, as the slice is quantised once). `what` names the values in the message.
+    pub fn set_input_ranges(&mut self, ranges: &[f32], what: &str) -> Result<(), String> {
+        if ranges.len() != 1 && ranges.len() != self.tiles_in as usize {
+            return Err(format!(
+                "{what} has {} values but the layer's {} inputs lie on {} tile(s) along the inputs: give one range for the layer or one per input tile",
+                ranges.len(),
+                self.n_in,
+                self.tiles_in
+            ));
+        }
+        if let Some((i, r)) = ranges.iter().enumerate().find(|(_, r)| !(r.is_finite() && **r > 0.0)) {
+            return Err(format!("{what}[{i}] = {r}: an input range must be a finite number > 0 (inputs are clipped to ±range)"));
+        }
+        let stride = self.max_rows() as usize;
+        let tin = self.tiles_in as usize;
+        for (k, t) in self.tiles.iter_mut().enumerate() {
+            t.input_range = ranges[if ranges.len() == 1 { 0 } else { k % tin }];
+            for r in &mut self.rows[k * stride..(k + 1) * stride] {
+                r.input_range = t.input_range;
+            }
+        }
+        Ok(())
     }
 
     /// Rows of the tallest tile: the stride of [`MappedMatrix::rows`].
@@ -211,6 +243,23 @@ impl MappedMatrix {
 pub enum NoiseManagement {
     None,
     AbsMax,
+    /// aihwkit's `CONSTANT`: every input divided by `nm_thres` (1 when it is 0).
+    Constant,
+}
+
+impl NoiseManagement {
+    /// The name the configuration files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            NoiseManagement::None => "none",
+            NoiseManagement::AbsMax => "abs_max",
+            NoiseManagement::Constant => "constant",
+        }
+    }
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// Bound management (what happens when the ADC saturates).
@@ -272,6 +321,11 @@ pub struct Periphery {
     pub out_res_bits: u32,
     pub out_noise: f64,
     pub noise_management: NoiseManagement,
+    /// aihwkit's `IOParameters.nm_thres` (default 0): with abs-max, the input scale saturates at
+    /// it (min(max|x|, nm_thres)); with `constant`, it is the scale. With an input range r the
+    /// inputs are first divided by r, so the scale in input units is r · nm_thres.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub nm_thres: f64,
     pub bound_management: BoundManagement,
     /// Iterative bound management stops once the input reduction exceeds this (aihwkit
     /// `IOParameters.max_bm_factor`, default 1000); see [`bm_last_reduction`].
@@ -304,6 +358,7 @@ impl Default for Periphery {
             out_res_bits: 9,
             out_noise: 0.06,
             noise_management: NoiseManagement::AbsMax,
+            nm_thres: 0.0,
             bound_management: BoundManagement::Iterative,
             max_bm_factor: 1000.0,
             max_bm_res: 0.25,
@@ -404,10 +459,20 @@ impl Periphery {
         // Abs-max noise management scales every input slice to [−1, 1] before the DAC: another
         // range leaves DAC steps unused or clips every input (aihwkit stops on it: "Forward noise
         // management expects bound==1").
-        if self.noise_management == NoiseManagement::AbsMax && self.inp_bound != 1.0 {
+        if self.noise_management != NoiseManagement::None && self.inp_bound != 1.0 {
             return Err(format!(
-                "periphery.inp_bound = {} with noise_management = \"abs_max\": abs-max scales each input to [-1, 1], so the DAC range must be 1 (as aihwkit requires); set inp_bound = 1.0, or noise_management = \"none\" for inputs on the DAC's own scale",
-                self.inp_bound
+                "periphery.inp_bound = {} with noise_management = \"{}\": noise management scales each input to [-1, 1], so the DAC range must be 1 (as aihwkit requires); set inp_bound = 1.0, or noise_management = \"none\" for inputs on the DAC's own scale",
+                self.inp_bound,
+                self.noise_management.name()
+            ));
+        }
+        if !(self.nm_thres.is_finite() && self.nm_thres >= 0.0) {
+            return Err(format!("periphery.nm_thres = {}: must be a finite number >= 0 (aihwkit default 0: no saturation)", self.nm_thres));
+        }
+        if self.nm_thres > 0.0 && self.noise_management == NoiseManagement::None {
+            return Err(format!(
+                "periphery.nm_thres = {} with noise_management = \"none\": without noise management there is no scale to saturate or fix; remove nm_thres, or use noise_management = \"abs_max\" (scale min(max|x|, nm_thres)) or \"constant\" (scale nm_thres)",
+                self.nm_thres
             ));
         }
         for (name, bits) in [("inp_res_bits", self.inp_res_bits), ("out_res_bits", self.out_res_bits)] {

@@ -98,7 +98,7 @@ pub struct IoParams {
     pub w_noise: f32,
     pub ir_drop: f32,
     pub ir_g_ratio: f32,
-    /// 0: none, 1: abs-max.
+    /// 0: none, 1: abs-max, 2: constant (`nm_thres`).
     pub nm_mode: u32,
     /// 0: none, 1: iterative (halve the input scale and redo while saturated).
     pub bm_mode: u32,
@@ -109,6 +109,12 @@ pub struct IoParams {
     /// [`crate::crossbar::bm_last_reduction`] from aihwkit's max_bm_factor and max_bm_res (16 at
     /// the defaults with a 7-bit DAC).
     pub bm_max_red: f32,
+    /// aihwkit's nm_thres: abs-max's saturation, constant's scale (0: none, resp. 1); see
+    /// `shaders/common/device.wgsl` `nm_scale`.
+    pub nm_thres: f32,
+    pub _pad_io0: u32,
+    pub _pad_io1: u32,
+    pub _pad_io2: u32,
 }
 
 /// What one dispatch works on: a layer (or a weight matrix), a trial chunk, a time point.
@@ -324,6 +330,8 @@ pub struct TileInfo {
     pub prog_mult: f32,
     pub drift_mult: f32,
     pub read_mult: f32,
+    /// The tile's input range (`crossbar::Tile::input_range`; 0: none).
+    pub input_range: f32,
 }
 
 impl LayerParams {
@@ -422,6 +430,7 @@ impl From<&Periphery> for IoParams {
             nm_mode: match p.noise_management {
                 NoiseManagement::None => 0,
                 NoiseManagement::AbsMax => 1,
+                NoiseManagement::Constant => 2,
             },
             bm_mode: match p.bound_management {
                 BoundManagement::None => 0,
@@ -432,6 +441,8 @@ impl From<&Periphery> for IoParams {
                 WeightNoiseType::PcmRead => 1,
             },
             bm_max_red: crate::crossbar::bm_last_reduction(p.max_bm_factor, p.max_bm_res, step(p.inp_res_bits, p.inp_bound)) as f32,
+            nm_thres: p.nm_thres as f32,
+            ..IoParams::default()
         }
     }
 }
@@ -449,6 +460,7 @@ impl From<&Tile> for TileInfo {
             prog_mult: t.noise[0],
             drift_mult: t.noise[1],
             read_mult: t.noise[2],
+            input_range: t.input_range,
         }
     }
 }

@@ -12,8 +12,9 @@
 //! the f32 path's rounding error of a code boundary (`FLIP_FRACTION`), and then one code apart.
 
 use crate::common::*;
-use aimc::crossbar::{Gdc, MappedMatrix, Periphery, TileShape, WeightNoiseType};
+use aimc::crossbar::{Gdc, MappedMatrix, NoiseManagement, Periphery, TileShape, WeightNoiseType};
 use aimc::device::DeviceModel;
+use aimc::engine::cpu::common::redo_in_gemm;
 use aimc::engine::cpu::CpuBackend;
 use aimc::engine::layout::{LayerParams, StageParams};
 use aimc::engine::plan::{run_outputs, AnalogLayer, RunConfig};
@@ -31,6 +32,9 @@ const LEVEL_FLIP_FRACTION: f64 = 0.01;
 
 /// The oracle's result for one (trial, sample, tile) vector.
 struct Vector {
+    /// The slice's input scale in input units, as the engine stores it (`dac`'s nm): aihwkit's
+    /// noise-management scale times the tile's input range (when it has one).
+    scale: f64,
     /// ADC codes round(y/Δ) clipped to the bound, at level 0 and at the final level.
     codes0: Vec<i64>,
     sat0: bool,
@@ -59,15 +63,27 @@ fn split(n: usize, parts: usize, i: usize) -> (usize, usize) {
     (i * (n / parts) + i.min(n % parts), n / parts + usize::from(i < n % parts))
 }
 
-/// noise-models §7 for one input slice `x` (raw) and the tile's rows `w` (tile units), in f64.
+/// noise-models §7 for one input slice `x` (raw) and the tile's rows `w` (tile units), in f64;
+/// `range` is the tile's input range (0: none), applied as aihwkit's `pre_forward` does: inputs
+/// clipped to ±range and divided by it, before noise management.
 #[allow(clippy::too_many_arguments)]
-fn oracle(io: &Periphery, w: &[Vec<f64>], x: &[f64], orow0: u32, s: u32, trial: u32, ti: u32, key: [u32; 2]) -> Vector {
+fn oracle(io: &Periphery, w: &[Vec<f64>], x: &[f64], range: f64, orow0: u32, s: u32, trial: u32, ti: u32, key: [u32; 2]) -> Vector {
+    let x: Vec<f64> = if range > 0.0 { x.iter().map(|v| v.clamp(-range, range) / range).collect() } else { x.to_vec() };
     // The DAC and ADC steps as aihwkit holds them (f32): a value on the rails such as 0.5 sits
     // exactly on a DAC rounding tie with the exact step, so the f32 step decides it, and with a
     // 9-bit ADC 255 of its steps are 12.000001, past the bound.
     let in_step = aihwkit_res(io.inp_res_bits, io.inp_bound);
     let out_step = aihwkit_res(io.out_res_bits, io.out_bound);
-    let nm = x.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    // rpucuda's computeNoiseManagement.
+    let amax = x.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let thres = io.nm_thres;
+    let nm = match io.noise_management {
+        NoiseManagement::None => 1.0,
+        NoiseManagement::AbsMax if thres > 0.0 => amax.min(thres),
+        NoiseManagement::AbsMax => amax,
+        NoiseManagement::Constant if thres > 0.0 => thres,
+        NoiseManagement::Constant => 1.0,
+    };
     let nm_div = if nm == 0.0 { 1.0 } else { nm };
     let full = io.ir_drop > 0.0 || io.w_noise > 0.0;
     let normal = |group: u32, level: u32, o: u32| {
@@ -117,7 +133,7 @@ fn oracle(io: &Periphery, w: &[Vec<f64>], x: &[f64], orow0: u32, s: u32, trial: 
         level += 1;
         (codes, sat) = pass(level);
     }
-    Vector { codes0, sat0, level, codes }
+    Vector { scale: nm * if range > 0.0 { range } else { 1.0 }, codes0, sat0, level, codes }
 }
 
 fn codes(v: &[u32], step: f64) -> Vec<i64> {
@@ -144,8 +160,12 @@ fn check(be: &mut dyn Backend, rec: &Recorder, layer: &AnalogLayer, x: &[f32], b
         let mo0 = pass(0).expect("a GEMM pass at level 0 before `bound`");
         // Without bound management there is no level-1 pass (and nothing is flagged).
         let mo1 = pass(1).unwrap_or_else(|| mo0.clone());
+        let in_gemm = redo_in_gemm(&d.params.layer, &mo0[5]);
         let trials = d.params.layer.trials as usize;
         let bound_out = replay(be, d);
+        let dac =
+            rec.log.iter().rev().find(|e| e.stage == Stage::Dac && e.params.layer.bm_pass == 0 && e.params.layer.trial_offset == d.params.layer.trial_offset);
+        let nm = replay(be, dac.expect("a `dac` pass before `bound`"))[5].clone();
         let ycodes = [codes(&mo0[3], out_step), codes(&mo1[3], out_step), codes(&bound_out[6], out_step)];
         for z in 0..trials {
             let trial = d.params.layer.trial_offset + z as u32;
@@ -157,9 +177,13 @@ fn check(be: &mut dyn Backend, rec: &Recorder, layer: &AnalogLayer, x: &[f32], b
                         let (c0, nc) = split(n_in, tin, ti);
                         let w: Vec<Vec<f64>> = (r0..r0 + nr).map(|o| (c0..c0 + nc).map(|k| m.w_norm[o * n_in + k] as f64).collect()).collect();
                         let xs: Vec<f64> = (c0..c0 + nc).map(|k| x[s * n_in + k] as f64).collect();
-                        let v = oracle(io, &w, &xs, r0 as u32, s as u32, trial, ti as u32, key);
+                        let v = oracle(io, &w, &xs, m.tiles[tile].input_range as f64, r0 as u32, s as u32, trial, ti as u32, key);
                         let vi = (z * batch + s) * tin * tout + tile;
                         vectors += 1;
+                        // `dac`'s scale of the slice (the first layer's input is shared: stored
+                        // once, as trial 0's).
+                        let got = f32s(&nm)[s * tin + ti] as f64;
+                        assert!((got - v.scale).abs() <= 1e-6 * v.scale, "vector {vi}: input scale {got}, oracle {}", v.scale);
                         let base = (z * tin + ti) * batch * n_out + s * n_out + r0;
                         let mut compare = |got: &[i64], want: &[i64]| {
                             for (g, w) in got.iter().zip(want) {
@@ -177,10 +201,12 @@ fn check(be: &mut dyn Backend, rec: &Recorder, layer: &AnalogLayer, x: &[f32], b
                         if flagged != (v.sat0 && !bm_stops(io, 0)) {
                             level_flips += 1;
                         }
-                        // The level the backend's passes end this vector at.
+                        // The level the backend's passes end this vector at: the GEMM's second
+                        // pass redoes level 1 when enough vectors were flagged, else `bound`
+                        // redoes them from level 1.
                         let level = if !flagged {
                             0
-                        } else if mo1[4][vi] & 2 == 0 {
+                        } else if in_gemm && mo1[4][vi] & 2 == 0 {
                             1
                         } else {
                             bound_out[7][vi]
@@ -190,7 +216,8 @@ fn check(be: &mut dyn Backend, rec: &Recorder, layer: &AnalogLayer, x: &[f32], b
                             continue;
                         }
                         if level > 0 {
-                            compare(&ycodes[level.min(2) as usize][base..base + nr], &v.codes);
+                            let from = if in_gemm { level.min(2) as usize } else { 2 };
+                            compare(&ycodes[from][base..base + nr], &v.codes);
                         }
                     }
                 }
@@ -201,18 +228,22 @@ fn check(be: &mut dyn Backend, rec: &Recorder, layer: &AnalogLayer, x: &[f32], b
 }
 
 fn run_case(name: &str, io: Periphery, min_levels: usize) {
+    run_case_with_ranges(name, io, min_levels, &[]);
+}
+
+/// As `run_case`, with the layer's input ranges (one, or one per input tile; none when empty).
+fn run_case_with_ranges(name: &str, io: Periphery, min_levels: usize, ranges: &[f32]) {
     let (n_out, n_in, batch) = (37usize, 70usize, 24usize);
     // Raw weights in the tile (aihwkit's mapping), ragged 2 x 2 tiles of 35 inputs. Rows 0..8
     // are all positive (0.6..1), so inputs of ones drive them to about 28 against the ADC bound 12:
     // saturated at levels 0 and 1, resolved at level 2; half ones, resolved at level 1.
     let u = aimc::rng::uniform_signed(n_out * n_in, 71);
     let w: Vec<f32> = (0..n_out * n_in).map(|i| if i / n_in < 8 { 0.8 + 0.2 * u[i] } else { 0.6 * u[i] }).collect();
-    let layer = AnalogLayer {
-        mapped: MappedMatrix::new(&w, n_out as u32, n_in as u32, TileShape { max_in: 40, max_out: 20 }, 0.0),
-        bias: vec![0.0; n_out],
-        activation: 0,
-        conv: None,
-    };
+    let mut mapped = MappedMatrix::new(&w, n_out as u32, n_in as u32, TileShape { max_in: 40, max_out: 20 }, 0.0);
+    if !ranges.is_empty() {
+        mapped.set_input_ranges(ranges, "input_range").unwrap();
+    }
+    let layer = AnalogLayer { mapped, bias: vec![0.0; n_out], activation: 0, conv: None };
     // Samples: s % 4 == 3 all ones; s % 4 == 2 ones on even inputs; sample 1 at the DAC rails and
     // on rounding ties of the exact step (±1, 0.5); sample 5 all zero; sample 9 zero on the first
     // input tile only; the rest random.
@@ -295,4 +326,25 @@ fn no_redo_when_the_first_reduction_exceeds_the_limits() {
 #[test]
 fn one_redo_at_max_bm_factor_one() {
     run_case("max_bm_factor 1", Periphery { max_bm_factor: 1.0, ..Periphery::default() }, 2);
+}
+
+/// aihwkit's learned input ranges (`pre_post.input_range`, one per tile) with each noise
+/// management: inputs clipped to ±r and divided by r before it, on both input tiles with their own
+/// range (0.8 clips the rails sample and the ones; 3 clips nothing), and the `constant` scale and
+/// abs-max's saturation at `nm_thres` (StandardHWATrainingPreset's `CONSTANT`, nm_thres 1).
+#[test]
+fn input_ranges_and_noise_management_match_the_oracle() {
+    let none = Periphery { noise_management: NoiseManagement::None, ..Periphery::default() };
+    run_case_with_ranges("input ranges, no noise management", none.clone(), 2, &[0.8, 3.0]);
+    run_case_with_ranges("one input range, abs-max", Periphery::default(), 2, &[0.8]);
+    let constant = Periphery { noise_management: NoiseManagement::Constant, nm_thres: 1.0, ..none.clone() };
+    run_case_with_ranges("input ranges, constant 1", constant.clone(), 2, &[0.8, 3.0]);
+    run_case_with_ranges(
+        "input ranges, constant 2, full path",
+        Periphery { nm_thres: 2.0, w_noise: 0.0175, w_noise_type: WeightNoiseType::PcmRead, ..constant },
+        1,
+        &[0.8, 3.0],
+    );
+    run_case_with_ranges("abs-max saturated at 0.5", Periphery { nm_thres: 0.5, ..Periphery::default() }, 2, &[0.8, 3.0]);
+    run_case("abs-max saturated at 0.5, no ranges", Periphery { nm_thres: 0.5, ..Periphery::default() }, 2);
 }

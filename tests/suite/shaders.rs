@@ -115,7 +115,7 @@ fn struct_members_sit_at_the_same_offsets_in_rust_and_wgsl() {
         ),
         (
             "IoParams",
-            offsets!(IoParams: inp_step, inp_bound, out_step, out_bound, out_noise, w_noise, ir_drop, ir_g_ratio, nm_mode, bm_mode, w_noise_type, bm_max_red),
+            offsets!(IoParams: inp_step, inp_bound, out_step, out_bound, out_noise, w_noise, ir_drop, ir_g_ratio, nm_mode, bm_mode, w_noise_type, bm_max_red, nm_thres, _pad_io0, _pad_io1, _pad_io2),
         ),
         (
             "LayerParams",
@@ -131,7 +131,7 @@ fn struct_members_sit_at_the_same_offsets_in_rust_and_wgsl() {
             offsets!(SeqParams: samples, seq, d_model, heads, d_head, width, causal, blocks, vocab, pool, rows, width_in, scale, eps, sample_offset, experts, top_k, expert, mode, taps, max_answer, sep, answers, n_best),
         ),
         ("StageParams", offsets!(StageParams: layer, dev, io, kern, conv, seq)),
-        ("TileInfo", offsets!(TileInfo: row_start, rows, col_start, cols, scale, wmax_norm, mean_abs_norm, prog_mult, drift_mult, read_mult)),
+        ("TileInfo", offsets!(TileInfo: row_start, rows, col_start, cols, scale, wmax_norm, mean_abs_norm, prog_mult, drift_mult, read_mult, input_range)),
     ];
     for (name, fields) in rust {
         let (_, ty) = m.types.iter().find(|(_, t)| t.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("struct {name} missing from layout.wgsl"));

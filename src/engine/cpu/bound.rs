@@ -75,7 +75,7 @@ pub fn bound_vector(
     loop {
         let red = (1u32 << level) as f32;
         for k in 0..t.cols as usize {
-            xw[k] = quant_in(io, x[xo + k] / (m_div * red));
+            xw[k] = quant_in(io, in_range(t.input_range, x[xo + k]) / (m_div * red));
         }
         let any_sat = bound_level(p, t, tile, &xw[..t.cols as usize], weff, trial_local, z, s, level, y);
         if !any_sat || io.bm_mode == 0 || red >= io.bm_max_red {

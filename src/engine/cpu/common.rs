@@ -212,6 +212,32 @@ pub fn wgsl_sign(x: f32) -> f32 {
     }
 }
 
+/// An input clipped to the tile's input range r (0: none), as aihwkit's `apply_input_range`.
+#[inline(always)]
+pub fn in_range(r: f32, v: f32) -> f32 {
+    if r > 0.0 {
+        v.clamp(-r, r)
+    } else {
+        v
+    }
+}
+
+/// The noise-management scale of an input slice (what its inputs are divided by before the DAC
+/// and its outputs multiplied by after the ADC), from `amax` = max |x| of the slice clipped to
+/// the tile's input range r (read by abs-max only). With a range the inputs are first divided by
+/// r (aihwkit's `pre_forward`), so every scale is r times aihwkit's: none r, constant r · nm_thres,
+/// abs-max min(max|x|, r · nm_thres). Without one (r = 0) none is 1 and abs-max max|x|.
+#[inline(always)]
+pub fn nm_scale(io: &IoParams, r: f32, amax: f32) -> f32 {
+    let s = if r > 0.0 { r } else { 1.0 };
+    match io.nm_mode {
+        1 if io.nm_thres > 0.0 => amax.min(s * io.nm_thres),
+        1 => amax,
+        2 => s * if io.nm_thres > 0.0 { io.nm_thres } else { 1.0 },
+        _ => s,
+    }
+}
+
 #[inline(always)]
 pub fn quant_in(io: &IoParams, v: f32) -> f32 {
     let mut q = v;

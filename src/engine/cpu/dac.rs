@@ -1,4 +1,4 @@
-//! CPU twin of shaders/dac.wgsl: abs-max noise management and DAC per (trial, sample, input tile).
+//! CPU twin of shaders/dac.wgsl: input range, noise management and DAC per (trial, sample, input tile).
 //! Invocation index i = (trial_local · batch + sample) · tiles_in + tile, as in the shader;
 //! trials are split over threads.
 // Index loops mirror the shader's invocation indices, so the twin reads beside the WGSL.
@@ -25,20 +25,23 @@ pub fn dac(p: &StageParams, tiles: &[TileInfo], x: &[f32], sat: &[u32], nsat: &[
             if l.bm_pass != 0 && !reads_flagged(l, sat, v, ti) {
                 continue;
             }
-            let mut m = 1.0f32;
-            if l.bm_pass != 0 {
+            let r = t.input_range;
+            let m = if l.bm_pass != 0 {
                 // The level-1 pass: reduction 2 with the stored nm.
-                m = nm[i_local];
-            } else if p.io.nm_mode == 1 {
-                m = 0.0;
-                for k in 0..t.cols as usize {
-                    m = m.max(x[xo + t.col_start as usize + k].abs());
+                nm[i_local]
+            } else {
+                let mut a = 0.0f32;
+                if p.io.nm_mode == 1 {
+                    for k in 0..t.cols as usize {
+                        a = a.max(in_range(r, x[xo + t.col_start as usize + k]).abs());
+                    }
                 }
-            }
+                nm_scale(&p.io, r, a)
+            };
             nm[i_local] = m;
             let m_div = if m == 0.0 { 1.0 } else { m } * (1u32 << l.bm_pass) as f32;
             for k in 0..t.cols as usize {
-                xq[v_local * n_in + t.col_start as usize + k] = quant_in(&p.io, x[xo + t.col_start as usize + k] / m_div);
+                xq[v_local * n_in + t.col_start as usize + k] = quant_in(&p.io, in_range(r, x[xo + t.col_start as usize + k]) / m_div);
             }
         }
     });

@@ -10,7 +10,7 @@
 //! twin's per-vector loop.
 use super::simd_entry;
 use crate::engine::cpu::bound::input_slice;
-use crate::engine::cpu::common::{par_vectors, quant_in, quant_out, redo_in_gemm, saturated, VectorRows};
+use crate::engine::cpu::common::{in_range, par_vectors, quant_in, quant_out, redo_in_gemm, saturated, VectorRows};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::out_normals;
 
@@ -124,7 +124,7 @@ fn redo_listed_body(
                     RedoInputs::Raw { x, nm } => {
                         let (xo, m_div) = input_slice(l, t, ti, trial_local, s, nm);
                         for k in 0..cols {
-                            sc.xt[k * V + i] = quant_in(io, x[xo + k] / (m_div * red));
+                            sc.xt[k * V + i] = quant_in(io, in_range(t.input_range, x[xo + k]) / (m_div * red));
                         }
                     }
                     RedoInputs::Quantised(xq) => {

@@ -5,7 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::simd_entry;
-use crate::engine::cpu::common::{par_trials2, quant_in, redo_in_gemm};
+use crate::engine::cpu::common::{in_range, nm_scale, par_trials2, quant_in, redo_in_gemm};
 use crate::engine::cpu::dac::reads_flagged;
 use crate::engine::layout::{StageParams, TileInfo};
 
@@ -43,19 +43,20 @@ fn rows_body(p: &StageParams, tiles: &[TileInfo], x: &[f32], sat: &[u32], first:
             if l.bm_pass != 0 && !reads_flagged(l, sat, v, ti) {
                 continue;
             }
-            let mut m = 1.0f32;
-            if l.bm_pass != 0 {
+            let r = t.input_range;
+            let m = if l.bm_pass != 0 {
                 // The level-1 pass: reduction 2 with the stored nm.
-                m = nm[v_local * tin + ti];
-            } else if p.io.nm_mode == 1 {
-                m = src.iter().fold(0.0f32, |a, &b| a.max(b.abs()));
-            }
+                nm[v_local * tin + ti]
+            } else {
+                let a = if p.io.nm_mode == 1 { src.iter().fold(0.0f32, |a, &b| a.max(in_range(r, b).abs())) } else { 0.0 };
+                nm_scale(&p.io, r, a)
+            };
             // nm = 0 for an all-zero slice: its tile's output is exactly 0 (as in aihwkit).
             nm[v_local * tin + ti] = m;
             let m_div = if m == 0.0 { 1.0 } else { m } * (1u32 << l.bm_pass) as f32;
             let dst = &mut xq[v_local * n_in + c0..v_local * n_in + c0 + cols];
             for (d, &s) in dst.iter_mut().zip(src) {
-                *d = quant_in(&p.io, s / m_div);
+                *d = quant_in(&p.io, in_range(r, s) / m_div);
             }
         }
     }

@@ -373,6 +373,9 @@ impl Experiment {
         if let Some(kd) = &loaded.kernel_data {
             check_kernel_points(raw.workload, &points, kd, raw.trials, raw.reads_per_programming).map_err(&bad)?;
         }
+        for p in &points {
+            crate::workload::check_input_ranges(&loaded.layers, p.tile).map_err(&bad)?;
+        }
         let layer_names: Vec<String> = loaded.layers.iter().map(|l| l.name.clone()).collect();
         let mut points = sweep::budget_axis(&raw, &mut axes, points, &layer_names).map_err(&bad)?;
         let digital_names: Vec<String> = model.digital.iter().chain(&loaded.layer_digital).cloned().collect();

@@ -572,6 +572,16 @@ mod tests {
             (Periphery { max_bm_res: 0.0, ..Periphery::default() }, "periphery.max_bm_res"),
             (Periphery { max_bm_res: f64::INFINITY, ..Periphery::default() }, "periphery.max_bm_res"),
             (Periphery { inp_bound: 2.0, ..Periphery::default() }, "periphery.inp_bound = 2 with noise_management"),
+            (
+                Periphery { inp_bound: 2.0, noise_management: NoiseManagement::Constant, ..Periphery::default() },
+                "periphery.inp_bound = 2 with noise_management = \"constant\"",
+            ),
+            (Periphery { nm_thres: -1.0, ..Periphery::default() }, "periphery.nm_thres = -1: must be a finite number >= 0"),
+            (Periphery { nm_thres: f64::NAN, ..Periphery::default() }, "periphery.nm_thres = NaN"),
+            (
+                Periphery { nm_thres: 1.0, noise_management: NoiseManagement::None, ..Periphery::default() },
+                "periphery.nm_thres = 1 with noise_management = \"none\"",
+            ),
         ] {
             let e = p.validate().unwrap_err();
             assert!(e.starts_with(field), "{e}");
@@ -579,6 +589,24 @@ mod tests {
         assert!(Periphery::default().validate().is_ok());
         // Without abs-max scaling any DAC range is the hardware's own.
         assert!(Periphery { inp_bound: 2.0, noise_management: NoiseManagement::None, ..Periphery::default() }.validate().is_ok());
+        assert!(Periphery { nm_thres: 1.0, noise_management: NoiseManagement::Constant, ..Periphery::default() }.validate().is_ok());
+    }
+
+    #[test]
+    fn input_ranges_are_set_per_input_tile_and_checked() {
+        let w = vec![0.5f32; 5 * 7];
+        let mut m = MappedMatrix::new(&w, 5, 7, TileShape { max_in: 3, max_out: 2 }, 1.0);
+        assert_eq!((m.tiles_in, m.tiles_out), (3, 3));
+        m.set_input_ranges(&[1.0, 2.0, 3.0], "l.input_range").unwrap();
+        for (k, t) in m.tiles.iter().enumerate() {
+            assert_eq!(t.input_range, [1.0, 2.0, 3.0][k % 3], "tile {k}");
+        }
+        let stride = m.max_rows() as usize;
+        assert!(m.rows.iter().enumerate().all(|(i, r)| r.input_range == [1.0, 2.0, 3.0][(i / stride) % 3]));
+        m.set_input_ranges(&[0.5], "l.input_range").unwrap();
+        assert!(m.tiles.iter().chain(&m.rows).all(|t| t.input_range == 0.5));
+        assert!(m.set_input_ranges(&[1.0, 2.0], "l.input_range").unwrap_err().starts_with("l.input_range has 2 values"));
+        assert!(m.set_input_ranges(&[1.0, 0.0, 1.0], "l.input_range").unwrap_err().starts_with("l.input_range[1] = 0"));
     }
 
     #[test]

@@ -295,12 +295,15 @@ pub struct Linear {
     pub bias: Vec<f32>,
     /// A Conv2d's geometry (its image size comes from `[model] input_shape`); None: Linear.
     pub conv: Option<super::Conv2d>,
+    /// The layer's input ranges (tensor `PREFIX.input_range`, aihwkit's learned
+    /// `pre_post.input_range`): one for every tile, or one per input tile; empty: none.
+    pub input_range: Vec<f32>,
 }
 
 impl Linear {
     /// A Linear layer.
     pub fn dense(name: impl Into<String>, weight: Matrix, bias: Vec<f32>) -> Linear {
-        Linear { name: name.into(), weight, bias, conv: None }
+        Linear { name: name.into(), weight, bias, conv: None, input_range: Vec::new() }
     }
 
     /// Values per sample the layer reads: an image (C · H · W) or a vector.
@@ -335,7 +338,9 @@ pub fn parse_state_dict(bytes: &[u8]) -> Result<Vec<Linear>, String> {
 
 /// Linear layers of a PyTorch state dict. The order comes from the numeric index of the keys
 /// (`0.weight`, `2.weight`, `10.weight`) or from `opt.layers`, never from string order; every
-/// tensor is a used weight or bias (or `opt.allow_extra`); weights are 2-D, non-empty and finite.
+/// tensor is a used weight, bias or input range (or `opt.allow_extra`); weights are 2-D (4-D for
+/// a Conv2d), non-empty and finite; an input range (`PREFIX.input_range`, aihwkit's learned
+/// `pre_post.input_range`) holds one value for the layer or one per input tile, each > 0.
 pub fn parse_state_dict_with(bytes: &[u8], opt: &StateDictOptions) -> Result<Vec<Linear>, String> {
     let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("not a valid safetensors file: {e}"))?;
     let names = st.names();
@@ -407,7 +412,27 @@ pub fn parse_state_dict_with(bytes: &[u8], opt: &StateDictOptions) -> Result<Vec
             }
             Err(_) => vec![0.0; w.rows],
         };
-        out.push(Linear { name: p, weight: w, bias, conv });
+        let input_range = match st.tensor(&format!("{p}.input_range")) {
+            Ok(r) => {
+                if r.shape().len() > 1 || r.shape() == [0] {
+                    return Err(format!(
+                        "{p}.input_range has shape {:?}: give one input range for the layer (shape [] or [1]) or one per input tile (shape [tiles])",
+                        r.shape()
+                    ));
+                }
+                let v = tensor_f32(&r).map_err(|m| format!("{p}.input_range: {m}"))?;
+                if let Some(i) = v.iter().position(|x| !(x.is_finite() && *x > 0.0)) {
+                    return Err(format!(
+                        "{p}.input_range[{i}] = {}: an input range must be a finite number > 0 (the layer's inputs are clipped to ±range)",
+                        v[i]
+                    ));
+                }
+                used.insert(format!("{p}.input_range"));
+                v
+            }
+            Err(_) => Vec::new(),
+        };
+        out.push(Linear { name: p, weight: w, bias, conv, input_range });
     }
     let extra: Vec<String> = names.iter().map(|n| n.to_string()).filter(|n| !used.contains(n)).collect();
     if !extra.is_empty() && !opt.allow_extra {

@@ -250,8 +250,13 @@ pub fn analog_layers(layers: &[Linear], acts: &[Activation], shape: TileShape, s
                 let (h, wd) = c.pooled_hw();
                 [w.rows, h, wd]
             });
+            let mut mapped = MappedMatrix::new(&data, w.rows as u32, w.cols as u32, shape, scaling);
+            if !l.input_range.is_empty() {
+                // Checked for every sweep point's tile shape when the experiment was read.
+                mapped.set_input_ranges(&l.input_range, &format!("{}.input_range", l.name)).expect("input ranges checked by check_input_ranges");
+            }
             AnalogLayer {
-                mapped: MappedMatrix::new(&data, w.rows as u32, w.cols as u32, shape, scaling),
+                mapped,
                 bias: l.bias.clone(),
                 activation: a.code(),
                 // The first layer reads the data set's rows as PyTorch holds them (NCHW).
@@ -259,6 +264,32 @@ pub fn analog_layers(layers: &[Linear], acts: &[Activation], shape: TileShape, s
             }
         })
         .collect()
+}
+
+/// Checks every layer's input ranges against a tile shape: one value, or one per input tile of
+/// the layer (`tiles_in` = ⌈inputs / max_in⌉). A Linear layer after a convolution reads its
+/// inputs in the engine's (h, w, c) order, so its input tiles hold other columns than PyTorch's
+/// (c, h, w) split would: it takes one range only, unless it fits one tile.
+pub fn check_input_ranges(layers: &[Linear], shape: TileShape) -> Result<(), String> {
+    let mut after_conv = false;
+    for l in layers {
+        let n = l.input_range.len();
+        let tiles_in = (l.weight.cols as u32).div_ceil(shape.max_in) as usize;
+        if n > 1 && n != tiles_in {
+            return Err(format!(
+                "{}.input_range has {n} values, but with {}x{} tiles the layer's {} inputs lie on {tiles_in} input tile(s): give one range for the layer or {tiles_in}",
+                l.name, shape.max_in, shape.max_out, l.weight.cols
+            ));
+        }
+        if n > 1 && after_conv && l.conv.is_none() {
+            return Err(format!(
+                "{}.input_range has {n} values, one per input tile, but the layer follows a convolution and aimc's tiles split its inputs in (h, w, c) order, not PyTorch's (c, h, w): give one range for the layer",
+                l.name
+            ));
+        }
+        after_conv = l.conv.is_some();
+    }
+    Ok(())
 }
 
 /// Checks that the data set fits the model: features = first layer inputs, labels < outputs.

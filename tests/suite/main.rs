@@ -20,6 +20,7 @@ mod gdc_readout;
 mod glue;
 #[cfg(feature = "train")]
 mod hwa;
+mod input_range;
 mod insight;
 mod invariance;
 mod kernel;

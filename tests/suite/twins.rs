@@ -662,6 +662,7 @@ fn conv_stages_match_twins() {
         weight: Matrix { rows: out_c, cols: in_c * 9, data: weights(out_c * in_c * 9, seed) },
         bias: weights(out_c, seed + 1),
         conv: Some(Conv2d { in_c, k_h: 3, k_w: 3, ..Conv2d::default() }),
+        input_range: Vec::new(),
     };
     // 3 x 9 x 7 → conv (padding 1) → 5 x 9 x 7 → max pool 2 → 5 x 4 x 3 → conv (stride 2) →
     // 4 x 1 x 1 → Linear 4 → 3: a shared first input, a per-trial second.

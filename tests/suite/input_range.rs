@@ -1,0 +1,142 @@
+//! Learned input ranges (aihwkit's `pre_post.input_range`) read from a model file: tensor
+//! `PREFIX.input_range`, one value for the layer or one per input tile. With an ideal device and
+//! perfect converters the engine's classifier then computes the network with every layer's inputs
+//! clipped to ±range (the ranges divide out), which an f64 forward pass written here again checks
+//! row by row, on the CPU and, where there is one, the GPU; a file whose ranges do not fit the
+//! tiles, or hold a value ≤ 0, is refused by tensor name.
+
+use crate::common;
+use crate::common::{experiment as exp, run_ok};
+use aimc::workload::io::{read_state_dict, Linear};
+use safetensors::tensor::{Dtype, TensorView};
+
+const BASE: &str = r#"
+name = "input_ranges"
+workload = "classifier"
+seed = 4
+trials = 2
+weight_error_trials = 0
+layer_insight_trials = 0
+gdc = "off"
+[model]
+path = "MODEL"
+[data]
+path = "data/digits.csv"
+scale = 16.0
+rows = [1347, 1547]
+[device]
+model = "ideal"
+[periphery]
+inp_res_bits = 0
+out_res_bits = 0
+out_bound = 0.0
+out_noise = 0.0
+noise_management = "none"
+bound_management = "none"
+[tile]
+max_in = 32
+max_out = 512
+[sweep]
+t = ["1s"]
+"#;
+
+fn bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// digits_mlp's layers with `ranges` (prefix, shape, values) added, written to a fresh file.
+fn model_with(tag: &str, ranges: &[(&str, Vec<usize>, Vec<f32>)]) -> std::path::PathBuf {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let layers = read_state_dict(&root.join("experiments/models/digits_mlp.safetensors")).unwrap();
+    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for l in &layers {
+        named.push((format!("{}.weight", l.name), vec![l.weight.rows, l.weight.cols], bytes(&l.weight.data)));
+        named.push((format!("{}.bias", l.name), vec![l.bias.len()], bytes(&l.bias)));
+    }
+    for (p, shape, v) in ranges {
+        named.push((format!("{p}.input_range"), shape.clone(), bytes(v)));
+    }
+    let dir = std::env::temp_dir().join(format!("aimc-input-range-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.safetensors");
+    let views: Vec<(String, TensorView)> = named.iter().map(|(n, sh, b)| (n.clone(), TensorView::new(Dtype::F32, sh.clone(), b).unwrap())).collect();
+    safetensors::serialize_to_file(views, None, &path).unwrap();
+    path
+}
+
+fn text(path: &std::path::Path) -> String {
+    BASE.replace("MODEL", &path.display().to_string())
+}
+
+/// The f64 network with each layer's inputs clipped to its range (input tile by input tile of
+/// `max_in` columns); the rows it classifies correctly.
+fn clipped_correct(layers: &[Linear], data: &aimc::workload::io::Dataset, max_in: usize) -> u32 {
+    let mut correct = 0;
+    for s in 0..data.len() {
+        let mut h: Vec<f64> = data.x[s * data.n_features..(s + 1) * data.n_features].iter().map(|&v| v as f64).collect();
+        for (i, l) in layers.iter().enumerate() {
+            let (rows, cols) = (l.weight.rows, l.weight.cols);
+            let tiles = cols.div_ceil(max_in);
+            for (k, v) in h.iter_mut().enumerate() {
+                let r = match l.input_range.len() {
+                    0 => f64::INFINITY,
+                    1 => l.input_range[0] as f64,
+                    _ => l.input_range[aimc::crossbar::split_index(cols as u32, tiles as u32, k as u32) as usize] as f64,
+                };
+                *v = v.clamp(-r, r);
+            }
+            h = (0..rows).map(|o| (0..cols).map(|k| l.weight.data[o * cols + k] as f64 * h[k]).sum::<f64>() + l.bias[o] as f64).collect();
+            if i + 1 < layers.len() {
+                h.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+        }
+        let best = (0..h.len()).fold(0, |b, j| if h[j] > h[b] { j } else { b });
+        correct += u32::from(best as u32 == data.labels[s]);
+    }
+    correct
+}
+
+#[test]
+fn input_ranges_clip_every_layers_inputs() {
+    // Layer 0 (64 inputs on two 32-input tiles) clips pixels (0..1) at 0.25 and 0.5 per tile;
+    // layer 2 clips its hidden inputs at 1.5.
+    let path = model_with("clip", &[("0", vec![2], vec![0.25, 0.5]), ("2", vec![], vec![1.5])]);
+    let e = exp(&text(&path)).unwrap();
+    assert_eq!(e.layers[0].input_range, vec![0.25, 0.5]);
+    let want = clipped_correct(&e.layers, e.data.as_ref().unwrap(), 32);
+    let plain: Vec<Linear> = e.layers.iter().map(|l| Linear { input_range: Vec::new(), ..l.clone() }).collect();
+    let unclipped = clipped_correct(&plain, e.data.as_ref().unwrap(), 32);
+    assert!(unclipped >= want + 10, "the ranges change the network: {want} correct with them, {unclipped} without");
+    let r = run_ok(&mut common::cpu(), &e);
+    let got = r.points[0].per_trial_correct.clone().unwrap();
+    for &c in &got {
+        // f32 on the crossbar against f64 here may flip a near tie.
+        assert!(c.abs_diff(want) <= 1, "engine {c} correct, clipped f64 network {want}");
+    }
+    if let Some(mut g) = common::gpu(256) {
+        assert_eq!(run_ok(&mut g, &e).points[0].per_trial_correct.clone().unwrap(), got, "GPU and CPU agree trial by trial");
+    }
+    // The floating-point baseline stays the network without ranges (aihwkit's digital model).
+    assert_eq!(e.fp_correct.unwrap().0, unclipped as u64);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[test]
+fn input_ranges_that_do_not_fit_are_refused_by_name() {
+    for (tag, ranges, want) in [
+        ("count", vec![("0", vec![3], vec![1.0, 1.0, 1.0])], "0.input_range has 3 values, but with 32x512 tiles the layer's 64 inputs lie on 2 input tile(s)"),
+        ("sign", vec![("0", vec![2], vec![1.0, -0.5])], "0.input_range[1] = -0.5: an input range must be a finite number > 0"),
+        ("shape", vec![("2", vec![1, 1], vec![1.0])], "2.input_range has shape [1, 1]"),
+    ] {
+        let path = model_with(tag, &ranges);
+        let err = exp(&text(&path)).expect_err(tag);
+        assert!(err.contains(want), "{tag}: {err}");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+    // A tile swept to another shape is checked at every point.
+    let path = model_with("sweep", &[("0", vec![2], vec![0.5, 0.5])]);
+    let swept = text(&path).replace("[tile]\nmax_in = 32\nmax_out = 512\n", "").replace("t = [\"1s\"]", "t = [\"1s\"]\ntile = [\"32x512\", \"64x512\"]");
+    let err = exp(&swept).expect_err("swept tile");
+    assert!(err.contains("with 64x512 tiles the layer's 64 inputs lie on 1 input tile(s)"), "{err}");
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}

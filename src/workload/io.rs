@@ -306,6 +306,18 @@ impl Linear {
         Linear { name: name.into(), weight, bias, conv: None, input_range: Vec::new() }
     }
 
+    /// Input `col` of the weight matrix (a convolution's unfolded patch column) clipped to the
+    /// input range of the input tile that holds it (k ranges split the columns as the tiles
+    /// do, whatever the tile shape that gives k tiles); unchanged without ranges.
+    pub fn clip_input(&self, col: usize, v: f64) -> f64 {
+        let r = match self.input_range.len() {
+            0 => return v,
+            1 => self.input_range[0],
+            k => self.input_range[crate::crossbar::split_index(self.weight.cols as u32, k as u32, col as u32) as usize],
+        } as f64;
+        v.clamp(-r, r)
+    }
+
     /// Values per sample the layer reads: an image (C · H · W) or a vector.
     pub fn inputs(&self) -> usize {
         self.conv.map_or(self.weight.cols, |c| c.in_c * c.in_h * c.in_w)

@@ -309,14 +309,18 @@ pub fn check_shapes(layers: &[Linear], data: &Dataset) -> Result<(), WorkloadErr
 }
 
 /// One sample through the model in f64, as PyTorch computes it: NCHW images, direct
-/// convolution with zero padding, pooling, flatten in (c, h, w) order. The floating-point
+/// convolution with zero padding, pooling, flatten in (c, h, w) order, every layer's inputs
+/// clipped to its input ranges (the noiseless network as it was trained). The floating-point
 /// reference of every noisy run (and of the engine's `im2col` mapping in tests).
 pub fn forward_f64(layers: &[Linear], acts: &[Activation], x: &[f32]) -> Vec<f64> {
     let mut h: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     for (i, l) in layers.iter().enumerate() {
         let w = &l.weight;
         h = match l.conv {
-            None => (0..w.rows).map(|o| acts[i].apply((0..w.cols).map(|k| w.data[o * w.cols + k] as f64 * h[k]).sum::<f64>() + l.bias[o] as f64)).collect(),
+            None => {
+                let h: Vec<f64> = h.iter().enumerate().map(|(k, &v)| l.clip_input(k, v)).collect();
+                (0..w.rows).map(|o| acts[i].apply((0..w.cols).map(|k| w.data[o * w.cols + k] as f64 * h[k]).sum::<f64>() + l.bias[o] as f64)).collect()
+            }
             Some(c) => {
                 let (oh, ow) = c.out_hw();
                 let mut y = vec![0.0f64; w.rows * oh * ow];
@@ -330,8 +334,9 @@ pub fn forward_f64(layers: &[Linear], acts: &[Activation], x: &[f32]) -> Vec<f64
                                         let iy = (oy * c.stride[0] + ki) as isize - c.padding[0] as isize;
                                         let ix = (ox * c.stride[1] + kj) as isize - c.padding[1] as isize;
                                         if iy >= 0 && ix >= 0 && (iy as usize) < c.in_h && (ix as usize) < c.in_w {
-                                            let wv = w.data[o * w.cols + (ch * c.k_h + ki) * c.k_w + kj] as f64;
-                                            acc += wv * h[(ch * c.in_h + iy as usize) * c.in_w + ix as usize];
+                                            let col = (ch * c.k_h + ki) * c.k_w + kj;
+                                            let wv = w.data[o * w.cols + col] as f64;
+                                            acc += wv * l.clip_input(col, h[(ch * c.in_h + iy as usize) * c.in_w + ix as usize]);
                                         }
                                     }
                                 }

@@ -2,8 +2,9 @@
 //! `PREFIX.input_range`, one value for the layer or one per input tile. With an ideal device and
 //! perfect converters the engine's classifier then computes the network with every layer's inputs
 //! clipped to ±range (the ranges divide out), which an f64 forward pass written here again checks
-//! row by row, on the CPU and, where there is one, the GPU; a file whose ranges do not fit the
-//! tiles, or hold a value ≤ 0, is refused by tensor name.
+//! row by row, on the CPU and, where there is one, the GPU, and the floating-point baseline is that
+//! clipped network; a file whose ranges do not fit the tiles, or hold a value ≤ 0, is refused by
+//! tensor name.
 
 use crate::common;
 use crate::common::{experiment as exp, run_ok};
@@ -46,11 +47,20 @@ fn bytes(v: &[f32]) -> Vec<u8> {
 
 /// digits_mlp's layers with `ranges` (prefix, shape, values) added, written to a fresh file.
 fn model_with(tag: &str, ranges: &[(&str, Vec<usize>, Vec<f32>)]) -> std::path::PathBuf {
+    shipped_with("digits_mlp", tag, ranges)
+}
+
+/// A shipped model's layers with `ranges` added, written to a fresh file.
+fn shipped_with(model: &str, tag: &str, ranges: &[(&str, Vec<usize>, Vec<f32>)]) -> std::path::PathBuf {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let layers = read_state_dict(&root.join("experiments/models/digits_mlp.safetensors")).unwrap();
+    let layers = read_state_dict(&root.join(format!("experiments/models/{model}.safetensors"))).unwrap();
     let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for l in &layers {
-        named.push((format!("{}.weight", l.name), vec![l.weight.rows, l.weight.cols], bytes(&l.weight.data)));
+        let shape = match l.conv {
+            Some(c) => vec![l.weight.rows, c.in_c, c.k_h, c.k_w],
+            None => vec![l.weight.rows, l.weight.cols],
+        };
+        named.push((format!("{}.weight", l.name), shape, bytes(&l.weight.data)));
         named.push((format!("{}.bias", l.name), vec![l.bias.len()], bytes(&l.bias)));
     }
     for (p, shape, v) in ranges {
@@ -116,8 +126,8 @@ fn input_ranges_clip_every_layers_inputs() {
     if let Some(mut g) = common::gpu(256) {
         assert_eq!(run_ok(&mut g, &e).points[0].per_trial_correct.clone().unwrap(), got, "GPU and CPU agree trial by trial");
     }
-    // The floating-point baseline stays the network without ranges (aihwkit's digital model).
-    assert_eq!(e.fp_correct.unwrap().0, unclipped as u64);
+    // The floating-point baseline is the noiseless network as trained: its inputs clipped.
+    assert_eq!(e.fp_correct.unwrap().0, want as u64);
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
@@ -138,5 +148,28 @@ fn input_ranges_that_do_not_fit_are_refused_by_name() {
     let swept = text(&path).replace("[tile]\nmax_in = 32\nmax_out = 512\n", "").replace("t = [\"1s\"]", "t = [\"1s\"]\ntile = [\"32x512\", \"64x512\"]");
     let err = exp(&swept).expect_err("swept tile");
     assert!(err.contains("with 64x512 tiles the layer's 64 inputs lie on 1 input tile(s)"), "{err}");
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+/// A CNN: the ranges clip the unfolded patches column by column, per input tile of the second
+/// convolution (72 patch inputs on three 24-input tiles), as the engine's `dac` clips each tile's
+/// slice; the engine with perfect converters and an ideal device classifies as the clipped f64
+/// network (the floating-point baseline) does.
+#[test]
+fn input_ranges_clip_a_convolutions_patches_per_tile() {
+    let path = shipped_with("digits_cnn", "cnn", &[("0", vec![1], vec![0.4]), ("3", vec![3], vec![0.3, 1.0, 0.6]), ("7", vec![], vec![2.0])]);
+    let text = text(&path).replace("max_in = 32", "max_in = 24").replace(
+        "[data]",
+        "input_shape = [1, 8, 8]\nlayers = [\n  { name = \"0\", activation = \"relu\", padding = 1, pool = \"max\", pool_size = 2 },\n  { name = \"3\", activation = \"relu\", padding = 1, pool = \"max\", pool_size = 2 },\n  { name = \"7\", activation = \"none\" },\n]\n[data]",
+    );
+    let e = exp(&text).unwrap();
+    let want = e.fp_correct.unwrap().0 as u32;
+    let plain: Vec<Linear> = e.layers.iter().map(|l| Linear { input_range: Vec::new(), ..l.clone() }).collect();
+    let unclipped = aimc::workload::fp_accuracy(&plain, &e.activations, e.data.as_ref().unwrap()).0 as u32;
+    assert!(unclipped >= want + 10, "the ranges change the network: {want} correct with them, {unclipped} without");
+    let r = run_ok(&mut common::cpu(), &e);
+    for &c in r.points[0].per_trial_correct.as_ref().unwrap() {
+        assert!(c.abs_diff(want) <= 1, "engine {c} correct, clipped f64 network {want}");
+    }
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }

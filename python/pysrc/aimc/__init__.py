@@ -7,6 +7,7 @@ extension, no copy of the engine), for notebooks.
     r.report_html          # the report, with its plots beside it
 
     r = aimc.classifier([(W1, b1), (W2, b2)], x, y, times=["1h", "1y"], trials=500)
+    layers, activation = aimc.from_torch(aihwkit_analog_sequential)   # weights, learned input ranges
     r = aimc.weight_error(W, times=["1s", "1d"], trials=200)
     layers, activation = aimc.from_torch(torch_sequential)
     model = aimc.from_torch(torch_transformer_classifier)               # a TransformerModel
@@ -261,7 +262,8 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
                backend: str = "auto", out: str | None = None, quiet: bool = False, input_shape: Sequence[int] | None = None,
                overwrite: bool = False, rpu_config=None, **overrides) -> Results:
     """Accuracy over trials of a network given as NumPy arrays: `layers` = [(W [out, in], b [out]), ...]
-    for Linear layers, or the Conv2d dicts `from_torch` returns, with `activation` between them
+    for Linear layers (or (W, b, input_range): aihwkit's learned input ranges, one value or one per
+    input tile), or the Conv2d dicts `from_torch` returns, with `activation` between them
     (or a list: the activation after each layer), on features `x` [n, in] and integer labels `y` [n].
     With Conv2d layers, `x` is [n, C, H, W] images (or [n, C*H*W] rows with `input_shape=(C, H, W)`).
     `overrides` set device and periphery fields (`device__drift_scale=0.5`, `periphery__out_res_bits=8`)
@@ -287,8 +289,17 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
         tensors, specs = {}, []
         for i, layer in enumerate(layers):
             conv = isinstance(layer, dict)
-            w, b = (layer["weight"], layer["bias"]) if conv else layer
+            if not conv and (not isinstance(layer, (tuple, list)) or len(layer) not in (2, 3)):
+                raise ValueError(f"layers[{i}] must be (W, b), (W, b, input_range) or a Conv2d dict as from_torch gives")
+            w, b = (layer["weight"], layer["bias"]) if conv else layer[:2]
+            ranges = layer.get("input_range") if conv else (layer[2] if len(layer) == 3 else None)
             tensors[f"{2 * i}.weight"], tensors[f"{2 * i}.bias"] = w, b
+            if ranges is not None:
+                tensors[f"{2 * i}.input_range"] = np.atleast_1d(np.asarray(ranges, dtype=np.float64))
+            elif _learns_input_ranges(rpu_config):
+                raise ValueError(f"layers[{i}] has no input range, but the rpu_config's pre_post.input_range is enabled: "
+                                 "aihwkit clips every layer's inputs to its learned range; give the layers of the trained "
+                                 "analog model, aimc.from_torch(analog_model), or (W, b, input_range)")
             spec = {"name": str(2 * i)}
             if conv:
                 spec.update({k: layer[k] for k in ("stride", "padding", "pool", "pool_size", "pool_stride") if k in layer})
@@ -308,8 +319,15 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
             doc["model"]["activations"] = list(activation)
         doc["data"] = {"path": str(tmp / "data.csv")}
         doc.setdefault("weight_error_trials", 0)
-        text, directory = _run_document(doc, tmp / "classifier.toml", backend, out, quiet, overwrite, _rpu_base(rpu_config, doc))
+        outputs = max(int(np.shape(layer["weight"] if isinstance(layer, dict) else layer[0])[0]) for layer in layers)
+        text, directory = _run_document(doc, tmp / "classifier.toml", backend, out, quiet, overwrite, _rpu_base(rpu_config, doc, outputs))
         return Results(json.loads(text), directory)
+
+
+def _learns_input_ranges(rpu_config) -> bool:
+    """Whether an aihwkit configuration clips inputs to learned ranges (pre_post.input_range)."""
+    ir = getattr(getattr(rpu_config, "pre_post", None), "input_range", None)
+    return rpu_config is not None and bool(getattr(ir, "enable", False))
 
 
 def weight_error(w, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 200, device: str | None = None,

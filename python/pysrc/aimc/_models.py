@@ -37,8 +37,12 @@ def from_torch(module, positions: str | None = None):
     statistics: into the layer right before them (W' = s W, b' = s (b - mean) + beta,
     s = gamma / sqrt(var + eps)), or, for BatchNorm1d when an activation or nothing precedes it,
     into the Linear after it (W' = W diag(s), b' = b + W (beta - s mean)). Anything else is
-    refused by name: aimc never drops a layer silently. Works by class name, so torch itself is
-    not imported here."""
+    refused by name: aimc never drops a layer silently. aihwkit's AnalogLinear and AnalogConv2d
+    (in an AnalogSequential too) are read by their `get_weights()`, the logical weights with the
+    mapping scales and learned output scales applied, and with their tiles' input ranges
+    (aihwkit's `pre_post.input_range`, one per input tile): such a Linear is (W, b, input_range),
+    such a Conv2d dict has "input_range". Works by class name, so torch itself is not imported
+    here."""
     if _is_huggingface(module):
         if positions is not None:
             raise ValueError(f"from_torch: positions = {positions!r} with a Hugging Face model, whose learned positions are in "
@@ -67,6 +71,26 @@ def from_torch(module, positions: str | None = None):
             layers.append((w.astype(np.float32), b.astype(np.float32)))
             acts.append("none")
             last_layer = True
+        elif kind in _ANALOG_LINEAR + _ANALOG_CONV:
+            w, b = _analog_weights(m, i, kind)
+            ranges = _analog_ranges(m, i, kind)
+            if pending is not None:
+                if ranges is not None or kind in _ANALOG_CONV:
+                    raise ValueError(f"from_torch: a BatchNorm1d waits for module {i} ({kind}); aimc folds it into a digital or "
+                                     "range-free analog Linear only, as a learned input range clips the normalised inputs")
+                scale, shift = pending
+                b, w, pending = b + w @ shift, w * scale[None, :], None
+            if kind in _ANALOG_CONV:
+                layer = _conv2d(_ConvShape(m, w, b), i)
+                if ranges is not None:
+                    layer["input_range"] = np.asarray(ranges, dtype=np.float32)
+            else:
+                layer = (w.astype(np.float32), b.astype(np.float32))
+                if ranges is not None:
+                    layer += (np.asarray(ranges, dtype=np.float32),)
+            layers.append(layer)
+            acts.append("none")
+            last_layer = True
         elif kind == "Conv2d":
             if pending is not None:
                 raise ValueError(f"from_torch: a BatchNorm1d waits for a Linear but module {i} is a Conv2d")
@@ -77,7 +101,7 @@ def from_torch(module, positions: str | None = None):
             scale, shift = _batchnorm(m, i)
             if last_layer:
                 prev = layers[-1]
-                w, b = (prev["weight"], prev["bias"]) if isinstance(prev, dict) else prev
+                w, b = (prev["weight"], prev["bias"]) if isinstance(prev, dict) else prev[:2]
                 if (kind == "BatchNorm2d") != isinstance(prev, dict):
                     raise ValueError(f"from_torch: module {i} ({kind}) follows a {'Conv2d' if isinstance(prev, dict) else 'Linear'}; "
                                      "BatchNorm2d folds into a Conv2d, BatchNorm1d into a Linear")
@@ -86,7 +110,7 @@ def from_torch(module, positions: str | None = None):
                 shape = (-1,) + (1,) * (w.ndim - 1)
                 w = (w.astype(np.float64) * scale.reshape(shape)).astype(np.float32)
                 b = (b.astype(np.float64) * scale + shift).astype(np.float32)
-                layers[-1] = dict(prev, weight=w, bias=b) if isinstance(prev, dict) else (w, b)
+                layers[-1] = dict(prev, weight=w, bias=b) if isinstance(prev, dict) else (w, b) + tuple(prev[2:])
             elif kind == "BatchNorm2d":
                 raise ValueError(f"from_torch: module {i} (BatchNorm2d) does not directly follow a Conv2d; aimc folds it into the "
                                  "convolution before it (move it before the activation, or fold it yourself)")
@@ -122,13 +146,80 @@ def from_torch(module, positions: str | None = None):
 
 
 def _flatten_sequential(module) -> list:
-    """The modules of an `nn.Sequential` (or a list) in order, nested Sequentials expanded, so a
-    model built from blocks maps like the flat one; module indices in errors count the flat list."""
+    """The modules of an `nn.Sequential` (or aihwkit's AnalogSequential, or a list) in order,
+    nested Sequentials expanded, so a model built from blocks maps like the flat one; module
+    indices in errors count the flat list."""
     children = list(module.children()) if hasattr(module, "children") else list(module)
     out = []
     for m in children:
-        out.extend(_flatten_sequential(m) if type(m).__name__ == "Sequential" else [m])
+        out.extend(_flatten_sequential(m) if type(m).__name__ in ("Sequential", "AnalogSequential") else [m])
     return out
+
+
+# aihwkit's analog layers (aihwkit.nn: AnalogLinear, AnalogConv2d and their mapped forms).
+_ANALOG_LINEAR = ("AnalogLinear", "AnalogLinearMapped")
+_ANALOG_CONV = ("AnalogConv2d", "AnalogConv2dMapped")
+
+
+def _tile_range(tile, i: int, kind: str):
+    """One aihwkit tile's input range (`input_range`, a learned Parameter or a fixed buffer of one
+    value; aihwkit clips at its absolute value), or None without one."""
+    r = getattr(tile, "input_range", None)
+    if r is None:
+        return None
+    v = _numpy(r).reshape(-1)
+    if v.size != 1 or not np.isfinite(v[0]) or v[0] == 0:
+        raise ValueError(f"from_torch: module {i} ({kind}) has input_range {v.tolist()}; aimc takes one finite, non-zero range per tile")
+    return float(abs(v[0]))
+
+
+def _analog_ranges(m, i: int, kind: str) -> list | None:
+    """An aihwkit layer's input ranges in input order, one per input tile (aihwkit's
+    TileModuleArray holds its tiles as array[input tile][output tile], each with its own range),
+    or None when its tiles have none. aimc quantises an input slice once for all its output tiles,
+    so their ranges must agree."""
+    mod = getattr(m, "analog_module", None)
+    if mod is None:
+        raise ValueError(f"from_torch: module {i} ({kind}) has no analog_module; aimc reads aihwkit 0.8 and later, "
+                         "whose analog layers hold their tiles there")
+    grid = [[_tile_range(t, i, kind) for t in row] for row in mod.array] if hasattr(mod, "array") else [[_tile_range(mod, i, kind)]]
+    flat = [r for row in grid for r in row]
+    if all(r is None for r in flat):
+        return None
+    if any(r is None for r in flat):
+        raise ValueError(f"from_torch: module {i} ({kind}) has input ranges on some tiles only")
+    ranges = []
+    for k, row in enumerate(grid):
+        if max(row) != min(row):
+            raise ValueError(f"from_torch: module {i} ({kind}): input tile {k} has input ranges {row} on its output tiles; aimc quantises "
+                             "an input slice once for all output tiles, so give them one range (or set mapping.max_output_size = 0)")
+        ranges.append(row[0])
+    return ranges
+
+
+def _analog_weights(m, i: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """An aihwkit layer's logical weights and bias: `get_weights()`, which applies the tiles'
+    mapping scales and learned output scales (aihwkit's `get_scales`), as the network computes
+    with them."""
+    if not hasattr(m, "get_weights"):
+        raise ValueError(f"from_torch: module {i} ({kind}) has no get_weights(); aimc reads aihwkit 0.8 and later")
+    w, b = m.get_weights()
+    w = _numpy(w).astype(np.float64)
+    b = _numpy(b).astype(np.float64) if b is not None else np.zeros(w.shape[0])
+    return w, b
+
+
+class _ConvShape:
+    """An aihwkit AnalogConv2d's weight and geometry, read as `_conv2d` reads a Conv2d."""
+
+    def __init__(self, m, w: np.ndarray, b: np.ndarray):
+        k = _pair(m.kernel_size, "kernel_size", 0) if hasattr(m, "kernel_size") else None
+        if w.ndim == 2 and k is not None:
+            w = w.reshape(w.shape[0], -1, k[0], k[1])
+        self.weight, self.bias = w.astype(np.float32), b.astype(np.float32)
+        for name in ("stride", "padding", "dilation", "groups", "padding_mode"):
+            if hasattr(m, name):
+                setattr(self, name, getattr(m, name))
 
 
 def _as_dict(layer) -> dict:

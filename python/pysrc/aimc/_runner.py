@@ -52,15 +52,16 @@ def _document(workload: str, seed: int, trials: int, gdc: str | None, device: st
     return doc
 
 
-def _rpu_base(rpu_config, doc: dict) -> list | None:
+def _rpu_base(rpu_config, doc: dict, max_out: int | None = None) -> list | None:
     """The engine's base settings (`with_base`) of a keyword call's `rpu_config`: what the
     keywords gave themselves (`gdc=`, `periphery__out_res_bits=8`) is left out, so they override
-    it, and the engine leaves a field a `sweep=` axis sets to the axis."""
+    it, and the engine leaves a field a `sweep=` axis sets to the axis. `max_out`, the model's
+    largest layer output count, is what aihwkit's `mapping.max_output_size = 0` maps to."""
     if rpu_config is None:
         return None
     given = {k for k, v in doc.items() if not isinstance(v, dict)}
     given |= {f"{k}.{f}" for k, v in doc.items() if isinstance(v, dict) for f in v}
-    return [s for s in _flat_sets(from_aihwkit(rpu_config)) if s.split("=", 1)[0] not in given]
+    return [s for s in _flat_sets(from_aihwkit(rpu_config, max_out=max_out)) if s.split("=", 1)[0] not in given]
 
 
 def _flat_sets(settings: dict) -> list:

@@ -80,7 +80,6 @@ _FORWARD_UNMODELLED = {
     "r_series": (0.0, "a series resistance"),
     "w_read_asymmetry_dtod": (0.0, "a device polarity read dependence"),
     "bm_test_negative_bound": (True, "bound management that tests the positive bound only"),
-    "nm_thres": (0.0, "a noise-management threshold that saturates the input scale"),
 }
 
 # IOParameters fields aimc maps: their aihwkit default.
@@ -88,8 +87,13 @@ _FORWARD_MAPPED = {
     "is_perfect": False, "mv_type": "ONE_PASS", "inp_bound": 1.0, "inp_res": 1 / (2**7 - 2), "out_bound": 12.0,
     "out_noise": 0.06, "out_res": 1 / (2**9 - 2), "bound_management": "ITERATIVE", "noise_management": "ABS_MAX",
     "w_noise": 0.0, "w_noise_type": "NONE", "ir_drop": 0.0, "ir_drop_g_ratio": 1.0 / 0.35 / 5e-6,
-    "max_bm_factor": 1000, "max_bm_res": 0.25,
+    "max_bm_factor": 1000, "max_bm_res": 0.25, "nm_thres": 0.0,
 }
+# The IOParameters classes read as IOParameters: aihwkit's presets' subclass changes defaults only.
+_IO_CLASSES = ("IOParameters", "PresetIOParameters")
+# aihwkit's remap types that, after training, leave the weights as a mapping does: each output
+# channel (CHANNELWISE_SYMMETRIC) or the layer (LAYERWISE_SYMMETRIC) scaled to max|W| = remapped_wmax.
+_REMAP_AS_MAPPING = {"channelwisesymmetric": True, "layerwisesymmetric": False}
 
 _MAPPING_KNOWN = {"digital_bias", "weight_scaling_omega", "weight_scaling_columnwise", "weight_scaling_lr_compensation",
                   "learn_out_scaling", "out_scaling_columnwise", "max_input_size", "max_output_size"}
@@ -223,7 +227,7 @@ def _bits(path: str, res: float, r: _Reader) -> int:
 
 def _forward(fwd, r: _Reader) -> dict:
     """IOParameters as `[periphery]` (without the mapping's weight scaling)."""
-    if fwd is not None and _kind(fwd) != "IOParameters":
+    if fwd is not None and _kind(fwd) not in _IO_CLASSES:
         r.refused.append(f"forward is {_kind(fwd)}; aimc maps aihwkit's IOParameters (its IR drop and periphery), "
                          "so give the forward settings as IOParameters")
         return {}
@@ -248,9 +252,9 @@ def _forward(fwd, r: _Reader) -> dict:
     bm = _enum(_get(fwd, "bound_management", d["bound_management"]))
     wnt = _enum(_get(fwd, "w_noise_type", d["w_noise_type"]))
     p: dict[str, Any] = {}
-    if nm not in ("none", "absmax"):
-        r.refuse("forward.noise_management", _get(fwd, "noise_management", None), "aimc's noise management is abs-max or none",
-                 "use NoiseManagementType.ABS_MAX (aihwkit's default) or NoiseManagementType.NONE")
+    if nm not in ("none", "absmax", "constant"):
+        r.refuse("forward.noise_management", _get(fwd, "noise_management", None), "aimc's noise management is abs-max, constant or none",
+                 "use NoiseManagementType.ABS_MAX (aihwkit's default), CONSTANT or NONE")
     if bm not in ("none", "iterative"):
         r.refuse("forward.bound_management", _get(fwd, "bound_management", None), "aimc's bound management is iterative or none",
                  "use BoundManagementType.ITERATIVE (aihwkit's default) or BoundManagementType.NONE")
@@ -277,7 +281,14 @@ def _forward(fwd, r: _Reader) -> dict:
         p["out_bound"] = out_bound
         p["out_res_bits"] = _bits("forward.out_res", r.num(fwd, "forward.out_res", d["out_res"]), r)
     p["out_noise"] = r.num(fwd, "forward.out_noise", d["out_noise"])
-    p["noise_management"] = "none" if nm == "none" else "abs_max"
+    p["noise_management"] = {"none": "none", "constant": "constant"}.get(nm, "abs_max")
+    # rpucuda's computeNoiseManagement reads nm_thres only when > 0: abs-max's scale saturates at
+    # it, constant's is it (1 otherwise); NONE ignores it.
+    thres = r.num(fwd, "forward.nm_thres", d["nm_thres"])
+    if not math.isfinite(thres):
+        r.refuse("forward.nm_thres", thres, "a threshold must be finite", "give a number, or 0 (aihwkit's default: none)")
+    elif thres > 0.0 and nm != "none":
+        p["nm_thres"] = thres
     p["bound_management"] = "none" if bm == "none" else "iterative"
     p["max_bm_factor"] = r.num(fwd, "forward.max_bm_factor", d["max_bm_factor"])
     p["max_bm_res"] = r.num(fwd, "forward.max_bm_res", d["max_bm_res"])
@@ -296,19 +307,20 @@ def _g_ratio(v: float) -> float:
     return _AIMC_G_RATIO if v == _FORWARD_MAPPED["ir_drop_g_ratio"] else v
 
 
-def _mapping(m, r: _Reader) -> tuple[dict, dict]:
+def _mapping(m, r: _Reader, max_out: int | None) -> tuple[dict, dict]:
     """MappingParameter as (`[tile]`, the periphery's weight-scaling fields)."""
     r.unknown_fields(m, "mapping", _MAPPING_KNOWN)
     if not _get(m, "digital_bias", True):
         r.refuse("mapping.digital_bias", False, "aimc adds the bias digitally, not as an analog column",
                  "set it to True (aihwkit's default)")
-    if _get(m, "learn_out_scaling", False):
-        r.refuse("mapping.learn_out_scaling", True, "learned output scales; aimc maps the weights it is given",
-                 "fold the learned scales into the weights and set it to False (aihwkit's default)")
     tile = {}
     for name, key in (("max_input_size", "max_in"), ("max_output_size", "max_out")):
         v = _get(m, name, 512)
         whole = isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and v.is_integer()
+        if name == "max_output_size" and whole and v == 0 and max_out is not None:
+            # aihwkit's 0: every layer's outputs on one tile, as the largest layer's outputs give.
+            tile[key] = int(max_out)
+            continue
         if not whole or v < 1:
             r.refuse(f"mapping.{name}", v, "aimc splits every layer into tiles of a given size, where aihwkit's 0 keeps each layer on one tile",
                      "give the tile size, e.g. 512 (aihwkit's default), or the largest layer's size for one tile per layer")
@@ -323,6 +335,15 @@ def _mapping(m, r: _Reader) -> tuple[dict, dict]:
         omega = 0.0
     # aihwkit reads weight_scaling_columnwise only with ω > 0 (periphery.apply_weight_scaling).
     columnwise = bool(_get(m, "weight_scaling_columnwise", False)) and omega > 0.0
+    if _get(m, "learn_out_scaling", False) and (omega <= 0.0 or bool(_get(m, "out_scaling_columnwise", False)) and not columnwise):
+        # The learned scales multiply the outputs digitally. Folded into the weights aimc is given
+        # (aihwkit's get_weights() applies them; aimc.from_torch reads that), they divide out of the
+        # tile again wherever the mapping rescales at least as finely: every column with
+        # columnwise scaling, the whole tile for one scale per tile.
+        r.refuse("mapping.learn_out_scaling", True, "learned output scales that the weight mapping would not divide out again "
+                 "(one per column needs weight_scaling_columnwise, and any needs weight_scaling_omega > 0)",
+                 "set weight_scaling_omega > 0 (with weight_scaling_columnwise = True for out_scaling_columnwise), or fold the "
+                 "scales into the weights yourself and set it to False")
     return tile, {"weight_scaling_omega": omega, "weight_scaling_columnwise": columnwise}
 
 
@@ -472,18 +493,24 @@ def _inference_only(cfg, r: _Reader) -> None:
     """The settings that act in training only are not read; those that also change inference are
     refused: a remap type, a modifier active during test, input-range learning, another tile."""
     remap = getattr(cfg, "remap", None)
-    if _enum(_get(remap, "type", "NONE")) != "none":
-        r.refuse("remap.type", remap.type, "remapping resets the mapping scales that aimc takes from mapping.weight_scaling_omega",
-                 "set it to WeightRemapType.NONE (aihwkit's default)")
+    rtype = _enum(_get(remap, "type", "NONE"))
+    if rtype != "none":
+        mapping = getattr(cfg, "mapping", None)
+        omega = float(_get(mapping, "weight_scaling_omega", 0.0) or 0.0)
+        columnwise = bool(_get(mapping, "weight_scaling_columnwise", False)) and omega > 0.0
+        wmax = _get(remap, "remapped_wmax", 1.0)
+        if not (rtype in _REMAP_AS_MAPPING and _REMAP_AS_MAPPING[rtype] == columnwise and omega > 0.0 and wmax == omega):
+            r.refuse("remap.type", remap.type, "remapping resets the mapping scales that aimc takes from mapping.weight_scaling_omega; "
+                     "only CHANNELWISE_SYMMETRIC with columnwise weight scaling, or LAYERWISE_SYMMETRIC without, at remapped_wmax = "
+                     "weight_scaling_omega leaves the weights as the mapping does",
+                     "set it to WeightRemapType.NONE (aihwkit's default), or make the mapping match it")
     mod = getattr(cfg, "modifier", None)
     pdrop = r.num(mod, "modifier.pdrop", 0.0)
     if _get(mod, "enable_during_test", False) and (_enum(_get(mod, "type", "NONE")) not in ("none", "copy") or pdrop > 0.0):
         r.refuse("modifier.enable_during_test", True, f"the weight modifier, {_show(_get(mod, 'type', None))}, would also perturb "
                  "inference, where aimc's device noise is the noise_model's", "set it to False (aihwkit's default)")
-    ir = _get(getattr(cfg, "pre_post", None), "input_range", None)
-    if _get(ir, "enable", False):
-        r.refuse("pre_post.input_range.enable", True, "a learned input range clips the inputs before the DAC",
-                 "set it to False (aihwkit's default); aimc scales inputs by noise management")
+    # pre_post.input_range: the ranges are the model's (the model file's `PREFIX.input_range`,
+    # from aimc.from_torch of the trained analog model); its other fields act in training only.
     tile = getattr(cfg, "tile_class", None)
     name = tile if isinstance(tile, str) else getattr(tile, "__name__", None)
     if tile is not None and name != "InferenceTile":
@@ -491,7 +518,7 @@ def _inference_only(cfg, r: _Reader) -> None:
                  "leave it at InferenceTile (aihwkit's default)")
 
 
-def from_aihwkit(rpu_config) -> dict:
+def from_aihwkit(rpu_config, max_out: int | None = None) -> dict:
     """aimc's settings for an aihwkit `InferenceRPUConfig`: a dict of the experiment's `gdc`
     and its `device`, `periphery` and `tile` tables, e.g.
 
@@ -504,8 +531,14 @@ def from_aihwkit(rpu_config) -> dict:
     or to write into an experiment file (`aimc.to_toml`). A setting aimc does not model raises a
     ValueError naming its attribute path and value (`forward.inp_noise = 0.01`), every such
     setting in one message; a setting at aihwkit's default passes. aihwkit is not imported:
-    attributes are read by name (docs/aihwkit.md has the table)."""
-    if _kind(rpu_config) != "InferenceRPUConfig":
+    attributes are read by name (docs/aihwkit.md has the table). `max_out` is the tile output
+    count aihwkit's `mapping.max_output_size = 0` (every layer's outputs on one tile) maps to: the
+    model's largest layer output count, which the keyword calls pass; without it such a
+    configuration is refused. `pre_post.input_range` (learned input ranges, as in aihwkit's
+    StandardHWATrainingPreset) is the model's: the ranges travel with the layers (`from_torch`
+    of the trained analog model reads them), not in these settings."""
+    # InferenceRPUConfig or a subclass of it (aihwkit's presets, e.g. StandardHWATrainingPreset).
+    if "InferenceRPUConfig" not in {c.__name__ for c in type(rpu_config).__mro__}:
         raise ValueError(f"from_aihwkit: rpu_config is {_kind(rpu_config)}; aimc maps aihwkit's InferenceRPUConfig "
                          "(RPUCuda's inference tile: PCM noise model, drift compensation, IOParameters periphery)")
     r = _Reader()
@@ -517,7 +550,7 @@ def from_aihwkit(rpu_config) -> dict:
                              f"(e.g. InferenceRPUConfig().{part} with its attributes set), whose attributes are read by name")
     r.unknown_fields(rpu_config, "rpu_config", _CONFIG_KNOWN)
     periphery = _forward(getattr(rpu_config, "forward", None), r)
-    tile, scaling = _mapping(getattr(rpu_config, "mapping", None), r)
+    tile, scaling = _mapping(getattr(rpu_config, "mapping", None), r, max_out)
     device = _device(getattr(rpu_config, "noise_model", None), r)
     gdc = _drift_compensation(getattr(rpu_config, "drift_compensation", None), r)
     _inference_only(rpu_config, r)

@@ -1,0 +1,164 @@
+"""Learned input ranges and aihwkit's StandardHWATrainingPreset: `from_aihwkit` maps the preset
+(constant noise management, 8-bit converters, columnwise weight scaling with learned output
+scales, a channelwise remap, one tile per layer along the outputs); `from_torch` reads an aihwkit
+analog model's weights (scales applied) and its tiles' input ranges; and `classifier` with the
+preset, its noise switched off, classifies as aihwkit's forward pass (src/aihwkit/simulator/
+tiles/periphery.py `pre_forward`/`post_forward` around rpucuda's forward), written here again in
+NumPy, does. The configurations are test_aihwkit.py's stand-ins (aihwkit itself is not needed)."""
+
+import numpy as np
+import pytest
+
+import aimc
+from test_aihwkit import (BoundManagementType, NoiseManagementType, WeightClipType, WeightNoiseType, WeightRemapType,
+                          inference_rpu_config, io_parameters, obj, with_changes)
+
+
+def preset(**changes):
+    """aihwkit's StandardHWATrainingPreset() (src/aihwkit/simulator/presets/inference.py): an
+    InferenceRPUConfig subclass whose forward is a PresetIOParameters."""
+    base = inference_rpu_config()
+    fields = dict(vars(base))
+    fields["forward"] = obj("PresetIOParameters", **vars(io_parameters(
+        inp_res=254.0, out_res=254.0, bound_management=BoundManagementType.NONE, noise_management=NoiseManagementType.CONSTANT,
+        nm_thres=1.0, w_noise=0.0175, w_noise_type=WeightNoiseType.PCM_READ, ir_drop=1.0, out_noise=0.04, out_bound=10.0)))
+    for k, v in dict(weight_scaling_omega=1.0, weight_scaling_columnwise=True, max_input_size=512, max_output_size=0,
+                     digital_bias=True, learn_out_scaling=True, out_scaling_columnwise=True).items():
+        setattr(fields["mapping"], k, v)
+    fields["remap"].type = WeightRemapType.CHANNELWISE_SYMMETRIC
+    fields["clip"].type, fields["clip"].fixed_value = WeightClipType.FIXED_VALUE, 1.0
+    ir = fields["pre_post"].input_range
+    ir.enable, ir.init_value, ir.init_from_data, ir.init_std_alpha, ir.decay = True, 3.0, 100, 3.0, 0.001
+    kind = type("StandardHWATrainingPreset", (type(base),), {})
+    return with_changes(kind(**fields), **changes)
+
+
+def test_the_standard_hwa_training_preset_maps():
+    s = aimc.from_aihwkit(preset(), max_out=10)
+    assert s["periphery"] == {"inp_bound": 1.0, "inp_res_bits": 8, "out_bound": 10.0, "out_res_bits": 8, "out_noise": 0.04,
+                              "noise_management": "constant", "nm_thres": 1.0, "bound_management": "none", "max_bm_factor": 1000.0,
+                              "max_bm_res": 0.25, "w_noise": 0.0175, "w_noise_type": "pcm_read", "ir_drop": 1.0,
+                              "ir_drop_g_ratio": 571428.6, "weight_scaling_omega": 1.0, "weight_scaling_columnwise": True}
+    assert s["tile"] == {"max_in": 512, "max_out": 10} and s["gdc"] == "readout"
+    # Without the model's outputs, aihwkit's one tile per layer has no size to map to.
+    with pytest.raises(ValueError, match=r"mapping\.max_output_size = 0 is not modelled"):
+        aimc.from_aihwkit(preset())
+
+
+@pytest.mark.parametrize("nm, thres, want", [
+    (NoiseManagementType.CONSTANT, 2.0, {"noise_management": "constant", "nm_thres": 2.0}),
+    (NoiseManagementType.CONSTANT, 0.0, {"noise_management": "constant"}),
+    (NoiseManagementType.ABS_MAX, 0.5, {"noise_management": "abs_max", "nm_thres": 0.5}),
+    # NONE reads no threshold (rpucuda's computeNoiseManagement returns 1 first).
+    (NoiseManagementType.NONE, 2.0, {"noise_management": "none"}),
+])
+def test_noise_management_and_its_threshold(nm, thres, want):
+    p = aimc.from_aihwkit(inference_rpu_config(forward=io_parameters(noise_management=nm, nm_thres=thres)))["periphery"]
+    assert {k: p[k] for k in ("noise_management", "nm_thres") if k in p} == want
+
+
+def test_a_remap_and_learned_scales_the_mapping_divides_out_are_read():
+    base = dict(mapping__weight_scaling_omega=1.0, mapping__weight_scaling_columnwise=True)
+    cfg = with_changes(inference_rpu_config(), remap__type=WeightRemapType.CHANNELWISE_SYMMETRIC, mapping__learn_out_scaling=True,
+                       mapping__out_scaling_columnwise=True, **base)
+    assert aimc.from_aihwkit(cfg)["periphery"]["weight_scaling_columnwise"] is True
+    layerwise = with_changes(inference_rpu_config(), remap__type=WeightRemapType.LAYERWISE_SYMMETRIC, mapping__weight_scaling_omega=1.0,
+                             mapping__learn_out_scaling=True)
+    assert aimc.from_aihwkit(layerwise)["periphery"]["weight_scaling_omega"] == 1.0
+    with pytest.raises(ValueError, match=r"remap\.type = WeightRemapType\.CHANNELWISE_SYMMETRIC is not modelled"):
+        aimc.from_aihwkit(with_changes(inference_rpu_config(), remap__type=WeightRemapType.CHANNELWISE_SYMMETRIC, remap__remapped_wmax=0.5,
+                                       **base))
+
+
+class _Tile:
+    def __init__(self, r):
+        self.input_range = None if r is None else np.array([r], dtype=np.float32)
+
+
+class _Array:
+    """aihwkit's TileModuleArray: its tiles as array[input tile][output tile]."""
+
+    def __init__(self, grid):
+        self.array = [[_Tile(r) for r in row] for row in grid]
+
+
+def analog(kind: str, w, b, module):
+    m = obj(kind, analog_module=module)
+    m.get_weights = lambda: (w, b)
+    return m
+
+
+def sequential(*modules):
+    s = obj("AnalogSequential")
+    s.children = lambda: iter(modules)
+    return s
+
+
+def test_from_torch_reads_an_analog_models_weights_and_input_ranges():
+    rng = np.random.default_rng(1)
+    w1, b1, w2, b2 = rng.normal(size=(6, 10)), rng.normal(size=6), rng.normal(size=(3, 6)), rng.normal(size=3)
+    model = sequential(analog("AnalogLinear", w1, b1, _Array([[0.5, 0.5], [2.0, 2.0]])), obj("ReLU"),
+                       analog("AnalogLinearMapped", w2, b2, _Tile(1.5)))
+    layers, act = aimc.from_torch(model)
+    assert act == "relu" and len(layers) == 2
+    np.testing.assert_allclose(layers[0][0], w1.astype(np.float32))
+    assert layers[0][2].tolist() == [0.5, 2.0] and layers[1][2].tolist() == [1.5]
+    # Without ranges a layer is (W, b), as a digital Linear.
+    assert len(aimc.from_torch(sequential(analog("AnalogLinear", w2, b2, _Tile(None))))[0][0]) == 2
+    with pytest.raises(ValueError, match=r"input tile 1 has input ranges \[2\.0, 3\.0\] on its output tiles"):
+        aimc.from_torch(sequential(analog("AnalogLinear", w1, b1, _Array([[0.5, 0.5], [2.0, 3.0]]))))
+    with pytest.raises(ValueError, match=r"input ranges on some tiles only"):
+        aimc.from_torch(sequential(analog("AnalogLinear", w1, b1, _Array([[0.5], [None]]))))
+
+
+def _net():
+    rng = np.random.default_rng(7)
+    layers = [(rng.normal(0, 0.4, (12, 8)), rng.normal(0, 0.1, 12), np.array([0.5])),
+              (rng.normal(0, 0.4, (4, 12)), rng.normal(0, 0.1, 4), np.array([0.8]))]
+    x = rng.normal(0, 1, (60, 8))
+    h = np.maximum(np.clip(x, -0.5, 0.5) @ layers[0][0].T + layers[0][1], 0)
+    y = np.argmax(np.clip(h, -0.8, 0.8) @ layers[1][0].T + layers[1][1], axis=1)
+    return layers, x, y
+
+
+def _aihwkit_forward(layers, x):
+    """aihwkit's InferenceTile forward under the preset with its noise and IR drop off: per layer,
+    `pre_forward` clips to the input range and divides by it; rpucuda's forward divides by the
+    constant noise-management scale (nm_thres 1), quantises with the 8-bit DAC (2/254 steps,
+    ties to even, clipped to ±1), multiplies with the columnwise-scaled weights (max|W| = 1 per
+    output), quantises with the 8-bit ADC over ±10; `post_forward` multiplies back the range and
+    the mapping scales; the bias is digital."""
+    h = x
+    for i, (w, b, r) in enumerate(layers):
+        r = float(r[0])
+        alpha = np.abs(w).max(axis=1)
+        q = np.clip(np.round(np.clip(h, -r, r) / r / (2 / 254)) * (2 / 254), -1, 1)
+        y = q @ (w / alpha[:, None]).T
+        y = np.clip(np.round(y / (20 / 254)) * (20 / 254), -10, 10)
+        h = y * r * alpha + b
+        if i + 1 < len(layers):
+            h = np.maximum(h, 0)
+    return h
+
+
+def test_classifier_with_the_preset_computes_aihwkits_forward(tmp_path):
+    layers, x, y = _net()
+    quiet = preset(forward__out_noise=0.0, forward__w_noise=0.0, forward__ir_drop=0.0, noise_model__prog_noise_scale=0.0,
+                   noise_model__read_noise_scale=0.0, noise_model__drift_scale=0.0)
+    r = aimc.classifier(layers, x, y, times=["1s"], trials=3, backend="cpu", quiet=True, layer_insight_trials=0,
+                        out=str(tmp_path / "preset"), rpu_config=quiet)
+    assert r.data["config"]["tile"]["max_out"] == 12 and r.data["config"]["periphery"]["noise_management"] == "constant"
+    want = int((np.argmax(_aihwkit_forward(layers, x), axis=1) == y).sum())
+    (w1, b1, _), (w2, b2, _) = layers
+    unclipped = int((np.argmax(np.maximum(x @ w1.T + b1, 0) @ w2.T + b2, axis=1) == y).sum())
+    assert unclipped + 3 <= want, f"the ranges clip: {want} correct with them, {unclipped} without"
+    for c in r.points[0]["per_trial_correct"]:
+        # f32 in the engine against f64 here may flip a near tie.
+        assert abs(c - want) <= 1, (c, want)
+
+
+def test_classifier_refuses_layers_without_the_ranges_the_config_learns(tmp_path):
+    layers, x, y = _net()
+    with pytest.raises(ValueError, match=r"layers\[0\] has no input range, but the rpu_config's pre_post\.input_range is enabled"):
+        aimc.classifier([(w, b) for w, b, _ in layers], x, y, times=["1s"], trials=2, backend="cpu", quiet=True, rpu_config=preset(),
+                        out=str(tmp_path / "x"))

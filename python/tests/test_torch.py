@@ -443,3 +443,84 @@ def test_ir_drop_is_aimcs_formula():
     at.unprepare(conv)
     for o in range(2):
         assert abs(float(y[0, o, 1, 1]) - want(conv.weight[o].reshape(-1).tolist(), img.reshape(-1).tolist(), 9.0, 20.0)) < 1e-3, (o, y)
+
+
+def test_input_ranges_clip_and_learn_as_aihwkit_does():
+    """prepare(input_range=...): each input tile's slice clipped to its range and divided by it;
+    the inputs' gradient straight through, the range's aihwkit's (post_backward): the clipped
+    inputs' gradient that would widen it, relative to the range, plus the decay while enough
+    inputs lie inside; init_from_data sets it to the running mean of init_std_alpha x std(x)."""
+    torch = pytest.importorskip("torch")
+    import aimc.torch as at
+
+    torch.manual_seed(3)
+    lin = torch.nn.Linear(600, 4)
+    at.prepare(lin, device="none", input_range={"init_value": 0.5, "init_from_data": 0, "decay": 0.01, "input_min_percentage": 0.1})
+    assert tuple(lin.input_range.shape) == (2,) and lin.input_range.requires_grad   # two 300-input tiles
+    lin.train()
+    x = torch.randn(5, 600, requires_grad=True)
+    c = torch.randn(5, 4)
+    y = lin(x)
+    want = torch.nn.functional.linear(torch.clamp(x.detach(), -0.5, 0.5), lin.weight.detach(), lin.bias.detach())
+    assert torch.allclose(y.detach(), want, atol=1e-5)
+    (y * c).sum().backward()
+    up = c @ lin.weight.detach()                        # the gradient at the clipped inputs
+    assert torch.allclose(x.grad, up, atol=1e-5), "the inputs' gradient passes the clip unmasked"
+    for t, (a, b) in enumerate(((0, 300), (300, 600))):
+        xs, g = x.detach()[:, a:b], up[:, a:b]
+        expect = torch.clamp((xs >= 0.5) * g, max=0).sum() - torch.clamp((xs <= -0.5) * g, min=0).sum()
+        expect = expect * 0.5 + 0.01 * 0.5 * float((xs.abs() < 0.5).float().mean() > 0.1)
+        assert torch.allclose(lin.input_range.grad[t], expect, atol=1e-4), (t, lin.input_range.grad, expect)
+    # Eval mode clips too: the noiseless network as trained.
+    lin.eval()
+    assert torch.allclose(lin(x.detach()), want, atol=1e-5)
+    at.unprepare(lin)
+    assert tuple(lin.input_range.shape) == (2,), "the ranges stay for from_torch and the state dict"
+
+    lin = torch.nn.Linear(8, 2)
+    at.prepare(lin, device="none", input_range={"init_from_data": 2, "init_std_alpha": 3.0})
+    lin.train()
+    xs = [torch.randn(16, 8) * s for s in (1.0, 2.0)]
+    for v in xs:
+        lin(v)
+    assert torch.allclose(lin.input_range.detach(), torch.tensor([1.5 * (xs[0].std() + xs[1].std())]), atol=1e-5)
+    lin(torch.randn(16, 8) * 10)
+    assert torch.allclose(lin.input_range.detach(), torch.tensor([1.5 * (xs[0].std() + xs[1].std())]), atol=1e-5), "only the first two"
+    with pytest.raises(ValueError, match=r"input_range takes .* unknown \['init'\]"):
+        at.prepare(torch.nn.Linear(2, 2), input_range={"init": 1.0})
+
+
+def test_the_standard_hwa_preset_trains_and_its_ranges_reach_the_evaluation(tmp_path):
+    torch = pytest.importorskip("torch")
+    import aimc
+    import aimc.torch as at
+    from test_input_range import NoiseManagementType, preset
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    at.prepare(model, rpu_config=preset())
+    assert model[0].forward.ranges["init_from_data"] == 100 and model[0].forward.clip == (0.0, 0.0, False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x = torch.randn(64, 8)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 1).long()
+    model.train()
+    first = model[0].input_range.detach().clone()
+    for _ in range(20):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert not torch.equal(first, model[0].input_range.detach()), "the ranges are learned"
+    at.unprepare(model)
+    assert {"0.input_range", "2.input_range"} <= set(model.state_dict())
+    layers, act = aimc.from_torch(model)
+    assert len(layers[0]) == 3 and layers[0][2].shape == (1,)
+    r = aimc.classifier(layers, x.numpy(), y.numpy(), activation=act, times=["1s"], trials=4, backend="cpu", quiet=True,
+                        layer_insight_trials=0, rpu_config=preset(), out=str(tmp_path / "r"))
+    assert r.data["config"]["periphery"]["noise_management"] == "constant"
+    # Without ranges the preset's constant noise management is not what training models.
+    from test_aihwkit import with_changes
+    with pytest.raises(ValueError, match=r"rpu_config\.forward\.noise_management = 'constant'"):
+        at.prepare(torch.nn.Linear(4, 2), rpu_config=with_changes(preset(), pre_post__input_range__enable=False))
+    with pytest.raises(ValueError, match=r"forward\.noise_management = 'abs_max': training with input ranges"):
+        at.prepare(torch.nn.Linear(4, 2), rpu_config=preset(forward__noise_management=NoiseManagementType.ABS_MAX))

@@ -61,6 +61,10 @@ def from_torch(module, positions: str | None = None):
         if kind == "Linear":
             w = _numpy(m.weight).astype(np.float64)
             b = _numpy(m.bias).astype(np.float64) if getattr(m, "bias", None) is not None else np.zeros(w.shape[0])
+            ranges = getattr(m, "input_range", None)
+            if pending is not None and ranges is not None:
+                raise ValueError(f"from_torch: a BatchNorm1d waits for module {i} (Linear with input ranges); aimc folds it only "
+                                 "into a Linear without, as an input range clips the normalised inputs")
             if pending is not None:
                 scale, shift = pending
                 if scale.shape[0] != w.shape[1]:
@@ -68,7 +72,11 @@ def from_torch(module, positions: str | None = None):
                 b = b + w @ shift
                 w = w * scale[None, :]
                 pending = None
-            layers.append((w.astype(np.float32), b.astype(np.float32)))
+            layer = (w.astype(np.float32), b.astype(np.float32))
+            if ranges is not None:
+                # Ranges learned by aimc.torch.prepare(input_range=...), one per input tile.
+                layer += (np.abs(_numpy(ranges).reshape(-1)),)
+            layers.append(layer)
             acts.append("none")
             last_layer = True
         elif kind in _ANALOG_LINEAR + _ANALOG_CONV:
@@ -94,7 +102,10 @@ def from_torch(module, positions: str | None = None):
         elif kind == "Conv2d":
             if pending is not None:
                 raise ValueError(f"from_torch: a BatchNorm1d waits for a Linear but module {i} is a Conv2d")
-            layers.append(_conv2d(m, i))
+            layer = _conv2d(m, i)
+            if getattr(m, "input_range", None) is not None:
+                layer["input_range"] = np.abs(_numpy(m.input_range).reshape(-1))
+            layers.append(layer)
             acts.append("none")
             last_layer = True
         elif kind in ("BatchNorm1d", "BatchNorm2d"):

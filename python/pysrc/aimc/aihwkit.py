@@ -46,7 +46,7 @@ import dataclasses
 import math
 from typing import Any
 
-__all__ = ["from_aihwkit", "training_from_aihwkit"]
+__all__ = ["from_aihwkit", "training_from_aihwkit", "input_range_from_aihwkit"]
 
 # aihwkit's defaults (io.py, mapping.py, pcm.py, hermes.py, conductance.py).
 _PCM_PROG_COEFF = [0.26348, 1.9650, -1.1731]
@@ -626,6 +626,38 @@ def training_from_aihwkit(rpu_config) -> dict:
     elif ckind not in ("none", "fixedvalue"):
         refuse("clip.type", _get(clip, "type", None), "aimc's training clips LAYER_GAUSSIAN, FIXED_VALUE and AVERAGE_CHANNEL_MAX",
                "use one of them or NONE")
+    remap = getattr(rpu_config, "remap", None)
+    if _enum(_get(remap, "type", "NONE")) in _REMAP_AS_MAPPING and ckind != "none":
+        # aihwkit clips the tile's weights, which the remap keeps at max|W| = remapped_wmax per
+        # channel (or layer): a fixed value at or above it never clips (StandardHWATrainingPreset).
+        if ckind == "fixedvalue" and fixed >= float(_get(remap, "remapped_wmax", 1.0)):
+            clipping = {"sigma": 0.0, "fixed": 0.0, "channel_max": False}
+        else:
+            refuse("clip.type", _get(clip, "type", None), "with a remap aihwkit clips the remapped tile weights, aimc's training the "
+                   "layer's weights", "use FIXED_VALUE at or above remap.remapped_wmax (no clipping), or NONE")
     if refused:
         raise ValueError("prepare: " + "; ".join(refused))
     return {"weight_noise": weight, "pdrop": pdrop, "clip": clipping}
+
+
+# aihwkit's InputRangeParameter fields that aimc's training reads, with their defaults
+# (src/aihwkit/simulator/parameters/pre_post.py).
+_INPUT_RANGE_READ = {"init_value": 3.0, "init_from_data": 100, "init_std_alpha": 3.0, "decay": 0.001, "input_min_percentage": 0.95,
+                     "gradient_scale": 1.0, "gradient_relative": True, "learn_input_range": True}
+
+
+def input_range_from_aihwkit(rpu_config) -> dict | None:
+    """An aihwkit configuration's `pre_post.input_range` as `aimc.torch.prepare`'s
+    `input_range` (its InputRangeParameter fields), or None when it is not enabled. Output-clipping
+    management (`manage_output_clipping`) is refused: aimc's training does not model it."""
+    ir = _get(getattr(rpu_config, "pre_post", None), "input_range", None)
+    if not _get(ir, "enable", False):
+        return None
+    if _get(ir, "manage_output_clipping", False):
+        raise ValueError("prepare: rpu_config.pre_post.input_range.manage_output_clipping = True: aimc's training does not shrink "
+                         "the range on saturated outputs; set it to False (aihwkit's default)")
+    out = {}
+    for name, default in _INPUT_RANGE_READ.items():
+        v = _get(ir, name, default)
+        out[name] = bool(v) if isinstance(default, bool) else (int(v) if isinstance(default, int) else float(v))
+    return out

@@ -75,20 +75,32 @@ _UNMODELLED = {
 }
 
 
-def _from_rpu_config(rpu_config):
-    """(device, periphery, max_in, max_out, training) for `prepare` from an aihwkit
+def _from_rpu_config(rpu_config, max_out: int):
+    """(device, periphery, max_in, max_out, training, input_range) for `prepare` from an aihwkit
     InferenceRPUConfig; `training` is `aimc.aihwkit.training_from_aihwkit`'s: its weight modifier,
-    drop connect and clipping."""
-    from .aihwkit import from_aihwkit, training_from_aihwkit
+    drop connect and clipping; `input_range` its `pre_post.input_range` (None when not enabled).
+    `max_out` is what aihwkit's max_output_size = 0 maps to: the model's largest layer."""
+    from .aihwkit import from_aihwkit, input_range_from_aihwkit, training_from_aihwkit
 
-    cfg = from_aihwkit(rpu_config)
+    cfg = from_aihwkit(rpu_config, max_out=max_out)
     p = cfg["periphery"]
-    bad = [f"rpu_config.{path} = {p[key]!r}: {why}" for key, (ok, path, why) in _UNMODELLED.items() if p.get(key, ok) != ok]
+    ranges = input_range_from_aihwkit(rpu_config)
+    unmodelled = dict(_UNMODELLED)
+    if ranges is not None:
+        # With input ranges every slice is divided by its range: aihwkit's constant noise
+        # management at nm_thres 1 (or 0) divides by nothing more (StandardHWATrainingPreset).
+        unmodelled["noise_management"] = ("constant", "forward.noise_management",
+                                          "training with input ranges divides every slice by its range alone; use NoiseManagementType.CONSTANT with nm_thres 1")
+        if p.get("nm_thres", 1.0) != 1.0:
+            raise ValueError(f"prepare: rpu_config.forward.nm_thres = {p['nm_thres']!r}: training with input ranges divides every slice "
+                             "by its range alone; use nm_thres = 1 (or 0)")
+    bad = [f"rpu_config.{path} = {p.get(key, ok)!r}: {why}" for key, (ok, path, why) in unmodelled.items() if p.get(key, ok) != ok]
     if bad:
         raise ValueError("prepare: " + "; ".join(bad))
     periphery = {k: p[k] for k in _PERIPHERY if k in p}
     tile = cfg.get("tile", {})
-    return cfg["device"], periphery, int(tile.get("max_in", 512)), int(tile.get("max_out", 512)), training_from_aihwkit(rpu_config)
+    return (cfg["device"], periphery, int(tile.get("max_in", 512)), int(tile.get("max_out", 512)), training_from_aihwkit(rpu_config),
+            ranges)
 
 
 def _training_toml(device, t, noise_scale: float, weight_noise_std: float, pdrop: float = 0.0) -> str:
@@ -120,7 +132,8 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
             clip_value: float = 0.0, w_noise: float = 0.0, w_noise_type: str = "additive_constant",
             ir_drop: float = 0.0, ir_drop_g_ratio: float = 571428.6,
             weight_scaling_omega: float = 0.0, weight_scaling_columnwise: bool = False, rpu_config=None,
-            bound_management: str = "none", max_bm_factor: float = 1000.0, max_bm_res: float = 0.25):
+            bound_management: str = "none", max_bm_factor: float = 1000.0, max_bm_res: float = 0.25,
+            input_range: bool | dict = False):
     """Wraps every nn.Linear and nn.Conv2d of `model` (in place; returns it) so that training
     sees aimc's noise (see the module docstring). `device`: an aimc device model name ("pcm",
     "hermes", "hermes1", "simple", ...) or "gaussian" or "none", or a device table as an
@@ -144,7 +157,14 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     model's, and its `clip` (LAYER_GAUSSIAN, FIXED_VALUE, AVERAGE_CHANNEL_MAX); a setting training
     does not model (another input bound or noise management, DoReFa
     and the PCM modifiers) is refused with its attribute path. `clip_value`: clip the weights at
-    +-clip_value as well. Errors name the argument."""
+    +-clip_value as well. `input_range`: learn an input range per input tile of every layer, as
+    aihwkit's `pre_post.input_range` does (True for aihwkit's defaults, or a dict of its
+    InputRangeParameter fields `init_value`, `init_from_data`, `init_std_alpha`, `decay`,
+    `input_min_percentage`, `gradient_scale`, `gradient_relative`, `learn_input_range`); an
+    rpu_config with it enabled (StandardHWATrainingPreset) sets it. Each layer then holds a
+    parameter `input_range` (create the optimiser after `prepare`), its inputs are clipped to
+    ±range and divided by it instead of by their max|x|, and `aimc.from_torch` and the state dict
+    (`PREFIX.input_range`) carry the ranges to the evaluation. Errors name the argument."""
     if rpu_config is not None:
         given = [n for n, v, d in (("device", device, "pcm"), ("periphery", periphery, None), ("output_noise", output_noise, 0.0),
                                    ("dac_bits", dac_bits, 0), ("adc_bits", adc_bits, 0), ("out_bound", out_bound, 0.0),
@@ -154,10 +174,12 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
                                    ("bound_management", bound_management, "none"), ("max_bm_factor", max_bm_factor, 1000.0),
                                    ("max_bm_res", max_bm_res, 0.25), ("w_noise", w_noise, 0.0),
                                    ("w_noise_type", w_noise_type, "additive_constant"), ("ir_drop", ir_drop, 0.0),
-                                   ("ir_drop_g_ratio", ir_drop_g_ratio, 571428.6)) if v != d]
+                                   ("ir_drop_g_ratio", ir_drop_g_ratio, 571428.6), ("input_range", input_range, False)) if v != d]
         if given:
             raise ValueError(f"prepare: rpu_config gives the device, periphery and tile; remove {', '.join(given)} or rpu_config")
-        device, periphery, max_in, max_out, training = _from_rpu_config(rpu_config)
+        outs = [m.weight.shape[1 if type(m).__name__ == "Conv1D" else 0] for m in model.modules() if type(m).__name__ in _KINDS]
+        device, periphery, max_in, max_out, training, input_range = _from_rpu_config(rpu_config, max(outs, default=1))
+        input_range = False if input_range is None else input_range
         clipping = training["clip"]
         if clipping != {"sigma": 0.0, "fixed": 0.0, "channel_max": False} and (clip_sigma or clip_value):
             raise ValueError("prepare: rpu_config.clip gives the clipping; remove clip_sigma and clip_value or set rpu_config.clip.type to NONE")
@@ -239,16 +261,96 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     inp_res = float(np.float32(np.float32(1.0 / ((1 << dac_bits) - 2)) * np.float32(2.0))) if dac_bits else 0.0
     last = _bm_last_reduction(max_bm_factor, max_bm_res, inp_res) if bound_management == "iterative" else 1
     adc = (step_adc, out_bound, last)
+    ranges = _range_settings(input_range)
     layers = [m for m in model.modules() if type(m).__name__ in _KINDS]
     if not layers:
         raise ValueError("prepare: the model has no nn.Linear, nn.Conv2d or Conv1D layer to put on crossbars")
     for i, m in enumerate(layers):
         m._aimc = {"index": i, "steps": 0, "forward": m.forward}
+        if ranges is not None:
+            if hasattr(m, "input_range"):
+                raise ValueError(f"prepare: layer {i} ({type(m).__name__}) already has an attribute input_range")
+            n_in = m.weight.shape[0 if type(m).__name__ == "Conv1D" else 1]
+            # One range per input tile (a Conv2d is one tile), learned or fixed at init_value.
+            tiles = 1 if type(m).__name__ == "Conv2d" else len(list(_tiles(n_in, int(max_in))))
+            value = torch.full((tiles,), ranges["init_value"], dtype=m.weight.dtype, device=m.weight.device)
+            m.input_range = torch.nn.Parameter(value, requires_grad=ranges["learn_input_range"])
+            m._aimc["range_updates"] = [0] * tiles
         clip = (float(clip_sigma), float(clip_value), bool(channel_max))
         m.forward = _wrapped(m, spec, seed, step_dac, output_noise, clip, adc, int(max_in), (omega, columnwise, int(max_out)),
-                             (w_noise, w_noise_type == "pcm_read"), (ir_drop, ir_drop_g_ratio))
+                             (w_noise, w_noise_type == "pcm_read"), (ir_drop, ir_drop_g_ratio), ranges)
     model._aimc_prepared = True
     return model
+
+
+# aihwkit's InputRangeParameter defaults (src/aihwkit/simulator/parameters/pre_post.py).
+_RANGE_DEFAULTS = {"init_value": 3.0, "init_from_data": 100, "init_std_alpha": 3.0, "decay": 0.001, "input_min_percentage": 0.95,
+                   "gradient_scale": 1.0, "gradient_relative": True, "learn_input_range": True}
+
+
+def _range_settings(input_range):
+    """`prepare`'s input_range as aihwkit's InputRangeParameter fields, or None (no ranges)."""
+    if input_range is False or input_range is None:
+        return None
+    given = {} if input_range is True else input_range
+    if not isinstance(given, dict):
+        raise ValueError(f"prepare: input_range = {input_range!r}; use True (aihwkit's InputRangeParameter defaults) or a dict of its fields")
+    unknown = set(given) - set(_RANGE_DEFAULTS)
+    if unknown:
+        raise ValueError(f"prepare: input_range takes {', '.join(sorted(_RANGE_DEFAULTS))}; unknown {sorted(unknown)}")
+    r = dict(_RANGE_DEFAULTS, **given)
+    if not (np.isfinite(r["init_value"]) and r["init_value"] > 0):
+        raise ValueError(f"prepare: input_range init_value = {r['init_value']!r}; give the first range, > 0 (aihwkit's default 3.0)")
+    if int(r["init_from_data"]) < 0 or not r["init_std_alpha"] > 0 or not r["decay"] >= 0 or not 0 <= r["input_min_percentage"] <= 1:
+        raise ValueError("prepare: input_range needs init_from_data >= 0, init_std_alpha > 0, decay >= 0 and 0 <= input_min_percentage <= 1")
+    return r
+
+
+class _InputRange(torch.autograd.Function):
+    """Inputs clipped to ±range, as aihwkit's `apply_input_range`; backward as its
+    `post_backward`: the inputs' gradient straight through (unmasked), the range's from the
+    clipped inputs only (their gradient's part that would widen the range), times the range and
+    `gradient_scale` when `gradient_relative`, plus `decay` x range while more than
+    `input_min_percentage` of the inputs lie inside it."""
+
+    @staticmethod
+    def forward(ctx, x, r, settings):
+        ctx.save_for_backward(x, r)
+        ctx.settings = settings
+        return torch.clamp(x, -r.abs(), r.abs())
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, r = ctx.saved_tensors
+        s = ctx.settings
+        if not ctx.needs_input_grad[1]:
+            return grad, None, None
+        upper, lower = x >= r, x <= -r
+        g = torch.clamp(upper * grad, max=0.0).sum() - torch.clamp(lower * grad, min=0.0).sum()
+        if s["gradient_relative"]:
+            g = g * r * s["gradient_scale"]
+        if s["decay"] > 0:
+            inside = (x.abs() < r).float().mean()
+            g = g + s["decay"] * r * (inside > s["input_min_percentage"]).to(r.dtype)
+        return grad, g.reshape(r.shape), None
+
+
+def _ranged(m, t: int, xs, ranges):
+    """Input slice `xs` of input tile `t` clipped to the tile's range, and the range (detached) as
+    the slice's scale: during the first `init_from_data` training passes the range is first set
+    to the running mean of init_std_alpha x std(x), as aihwkit's `apply_input_range` does."""
+    r = m.input_range
+    counts = m._aimc["range_updates"]
+    if counts[t] < ranges["init_from_data"]:
+        std = xs.detach().std()
+        if std > 0:
+            with torch.no_grad():
+                r[t] = (r[t] * counts[t] + ranges["init_std_alpha"] * std) / (counts[t] + 1)
+            counts[t] += 1
+        with torch.no_grad():
+            r.abs_()
+    rt = r[t:t + 1]
+    return _InputRange.apply(xs, rt, ranges), rt.detach().abs()
 
 
 def is_prepared(model) -> bool:
@@ -416,15 +518,24 @@ def _scales(w, scaling):
 
 
 def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.0, False), adc=(0.0, 0.0, 1), max_in: int = 512,
-             scaling=(0.0, False, 512), w_noise=(0.0, False), ir_drop=(0.0, 571428.6)):
+             scaling=(0.0, False, 512), w_noise=(0.0, False), ir_drop=(0.0, 571428.6), ranges=None):
     conv = type(m).__name__ == "Conv2d"
     # Hugging Face's Conv1D: y = x W + b with W [in, out]; the crossbar holds Wᵀ [out, in].
     conv1d = type(m).__name__ == "Conv1D"
     out_dim = 1 if conv1d else 0
 
+    def clipped_eval(x):
+        """Eval mode with ranges: floating point, each input tile's slice clipped to its range
+        (the noiseless network as trained, aimc's floating-point baseline)."""
+        r = m.input_range.detach().abs()
+        if conv:
+            return m._aimc["forward"](torch.clamp(x, -r[0], r[0]))
+        bounds = torch.cat([r[t].expand(b - a) for t, (a, b) in enumerate(_tiles(x.shape[-1], max_in))])
+        return m._aimc["forward"](torch.maximum(torch.minimum(x, bounds), -bounds))
+
     def forward(x):
         if not m.training:
-            return m._aimc["forward"](x)
+            return m._aimc["forward"](x) if ranges is None else clipped_eval(x)
         state = m._aimc
         k = state["steps"]
         state["steps"] = k + 1
@@ -444,6 +555,9 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
             w = w + delta
         if conv:
             amax = x.detach().abs().amax(dim=(1, 2, 3), keepdim=True)
+            if ranges is not None:
+                x, r = _ranged(m, 0, x, ranges)
+                amax = r.reshape(1, 1, 1, 1).expand_as(amax)
             if not (adc[0] or adc[1]) and not scaling[0] and not w_noise[0] and not ir_drop[0]:
                 y = m._conv_forward(_dac(x, amax, step), w, m.bias)
                 return _out_noise(y, amax.reshape(amax.shape[0], *([1] * (y.dim() - 1))), output_noise)
@@ -472,16 +586,20 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
             return y if m.bias is None else y + m.bias.reshape(1, -1, *([1] * (y.dim() - 2)))
         wt = w.t() if conv1d else w  # [out, in], as the crossbar holds it
         n_in = x.shape[-1]
-        if n_in <= max_in and not (adc[0] or adc[1]) and not scaling[0] and not w_noise[0] and not ir_drop[0]:
+        if n_in <= max_in and not (adc[0] or adc[1]) and not scaling[0] and not w_noise[0] and not ir_drop[0] and ranges is None:
             amax = x.detach().abs().amax(dim=-1, keepdim=True)
             y = F.linear(_dac(x, amax, step), wt, m.bias)
             return _out_noise(y, amax, output_noise)
         # Tiles of max_in rows: each slice its own DAC scale, output noise and ADC (and bound
         # management); the slices' outputs and the bias add digitally.
         y = None
-        for a, b in _tiles(n_in, max_in):
+        for t, (a, b) in enumerate(_tiles(n_in, max_in)):
             xs = x[..., a:b]
             amax = xs.detach().abs().amax(dim=-1, keepdim=True)
+            if ranges is not None:
+                # Clipped to the tile's range and divided by it, not by max|x|.
+                xs, r = _ranged(m, t, xs, ranges)
+                amax = r.expand_as(amax)
             ws = _scales(wt[:, a:b], scaling)
             unit = amax if ws is None else amax * ws
             wn = None
@@ -504,6 +622,7 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
         return y if m.bias is None else y + m.bias
 
     forward.clip = clip
+    forward.ranges = ranges
     forward.out_dim = out_dim
     forward.adc = adc
     forward.w_noise = w_noise

@@ -39,9 +39,11 @@ and clipping act on W as a crossbar holds it, Wᵀ). In training mode each forwa
   whose outputs saturate is computed again with its input halved, until none does or the last
   reduction is reached;
 - clips the weight to +-clip_sigma x std(W), and at most +-clip_value, first (after the previous
-  optimiser step).
+  optimiser step);
+- with `input_range` learns a range per input tile, as aihwkit's `pre_post.input_range`: each
+  slice is clipped to it and divided by it in place of its max|x| (see `prepare`).
 
-In eval mode the layers compute in floating point. Draws are reproducible: layer i at step k uses
+In eval mode the layers compute in floating point (their inputs clipped to the ranges, if any). Draws are reproducible: layer i at step k uses
 seed (seed, i, k). Torch is imported here only, so `import aimc` works without it.
 """
 

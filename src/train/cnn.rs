@@ -523,6 +523,7 @@ pub fn train_cnn(train: &Dataset, cfg: &CnnTrainConfig) -> CnnNet {
 /// [`train_cnn`] with a `[training]` section (see [`crate::train::hwa`]); the default section
 /// gives [`train_cnn`]'s weights bit for bit.
 pub fn train_cnn_with(train: &Dataset, cfg: &CnnTrainConfig, hwa: &TrainingConfig) -> Result<CnnNet, TrainError> {
+    hwa.refuse_input_range("CNN")?;
     assert!(!train.is_empty(), "empty training set");
     assert_eq!(train.n_features, SIDE * SIDE, "the CNN reads 8x8 images (64 features)");
     assert!(cfg.batch_size > 0 && cfg.channels.iter().all(|&c| c > 0), "bad training configuration {cfg:?}");

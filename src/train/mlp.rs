@@ -98,6 +98,9 @@ pub fn training_command(cfg: &TrainConfig) -> String {
 pub struct Mlp {
     /// Input side first; `layers[i].n_out == layers[i + 1].n_in`.
     pub layers: Vec<Dense>,
+    /// Each layer's learned input ranges, one per input tile (`training.input_range`); empty:
+    /// none (the slices' max|x| scales them).
+    pub ranges: Vec<Vec<f32>>,
     pub activation: Activation,
 }
 
@@ -119,6 +122,9 @@ struct Workspace {
     xin: Vec<Vec<f32>>,
     /// The outputs each layer's ADC clipped (their gradient is zero).
     clipped: Vec<Clipped>,
+    /// Per layer and input tile, over the batch so far: inputs inside the range, inputs, their
+    /// sum and sum of squares (the range's decay and its initialisation from data).
+    range_stats: Vec<Vec<[f64; 4]>>,
 }
 
 impl Mlp {
@@ -145,7 +151,7 @@ impl Mlp {
                 Dense { w, b, n_in, n_out }
             })
             .collect();
-        Mlp { layers, activation }
+        Mlp { layers, ranges: Vec::new(), activation }
     }
 
     /// Every parameter tensor by its state-dict name; the weights are crossbar matrices.
@@ -160,7 +166,7 @@ impl Mlp {
 
     /// All-zero parameters of the same shapes (gradient and velocity buffers).
     fn zeros_like(&self) -> Mlp {
-        Mlp { layers: self.layers.iter().map(Dense::zeros_like).collect(), activation: self.activation }
+        Mlp { layers: self.layers.iter().map(Dense::zeros_like).collect(), ranges: self.ranges.iter().map(|r| vec![0.0; r.len()]).collect(), activation: self.activation }
     }
 
     fn workspace(&self) -> Workspace {
@@ -176,6 +182,7 @@ impl Mlp {
             delta: vec![0.0; widest],
             xin: self.layers.iter().map(|l| vec![0.0; l.n_in]).collect(),
             clipped: vec![Clipped::default(); self.layers.len()],
+            range_stats: self.ranges.iter().map(|r| vec![[0.0; 4]; r.len()]).collect(),
         }
     }
 
@@ -186,7 +193,8 @@ impl Mlp {
         let last = self.layers.len() - 1;
         for (l, layer) in self.layers.iter().enumerate() {
             let out: &mut [f32] = if l == last { &mut ws.z } else { &mut ws.pre[l] };
-            inj.crossbar(&layer.w, if l == 0 { x } else { &ws.act[l - 1] }, Some(&layer.b), &mut ws.xin[l], out, &mut ws.clipped[l]);
+            let ranges = self.ranges.get(l).map(Vec::as_slice).filter(|r| !r.is_empty());
+            inj.crossbar_in_ranges(&layer.w, if l == 0 { x } else { &ws.act[l - 1] }, ranges, Some(&layer.b), &mut ws.xin[l], out, &mut ws.clipped[l]);
             if l != last {
                 for (a, &p) in ws.act[l].iter_mut().zip(&ws.pre[l]) {
                     *a = activate(self.activation, p);
@@ -220,6 +228,9 @@ impl Mlp {
             if l == last {
                 ws.delta[..n_out].copy_from_slice(&ws.z);
             }
+            // The inputs' gradient: for the layer below, and for this layer's input ranges.
+            let ranges = self.ranges.get(l).filter(|r| !r.is_empty());
+            let need_up = l > 0 || ranges.is_some();
             let up = &mut ws.up[..n_in];
             up.fill(0.0);
             for o in 0..n_out {
@@ -234,7 +245,7 @@ impl Mlp {
                 for r in ws.clipped[l].passing(o, n_in) {
                     let gw = &mut gl.w[o * n_in + r.start..o * n_in + r.end];
                     let w = &layer.w[o * n_in + r.start..o * n_in + r.end];
-                    if l == 0 {
+                    if !need_up {
                         for (gwk, &xk) in gw.iter_mut().zip(&input[r]) {
                             *gwk += d * xk;
                         }
@@ -244,6 +255,30 @@ impl Mlp {
                             *upk += d * wk;
                         }
                     }
+                }
+            }
+            if let Some(rg) = ranges {
+                // aihwkit's `post_backward`: the range's gradient from the inputs it clipped (the
+                // part of their gradient that would widen it; the inputs' own passes straight
+                // through), and the batch statistics of the inputs.
+                let raw: &[f32] = if l == 0 { x } else { &ws.act[l - 1] };
+                for (t, r) in inj.tiles(n_in).enumerate() {
+                    let rt = rg[t];
+                    let mut gr = 0.0f32;
+                    let st = &mut ws.range_stats[l][t];
+                    for k in r {
+                        let (v, u) = (raw[k], ws.up[k]);
+                        if v >= rt {
+                            gr += u.min(0.0);
+                        } else if v <= -rt {
+                            gr -= u.max(0.0);
+                        }
+                        st[0] += f64::from(u8::from(v.abs() < rt));
+                        st[1] += 1.0;
+                        st[2] += v as f64;
+                        st[3] += v as f64 * v as f64;
+                    }
+                    g.ranges[l][t] += gr;
                 }
             }
             if l > 0 {
@@ -296,6 +331,11 @@ pub fn train_mlp_with(train: &Dataset, cfg: &TrainConfig, hwa: &TrainingConfig) 
         load_params(path, m.params_mut())?;
     }
     let mut inj = Injector::new(hwa, cfg.seed);
+    if hwa.input_range {
+        m.ranges = m.layers.iter().map(|l| vec![hwa.input_range_init as f32; inj.tiles(l.n_in).count()]).collect();
+    }
+    // Batches each range was initialised from (aihwkit's `input_range_update_idx`).
+    let mut range_updates: Vec<Vec<u32>> = m.ranges.iter().map(|r| vec![0; r.len()]).collect();
 
     // Gradient and velocity buffers, one per parameter tensor.
     let mut g = m.zeros_like();
@@ -308,6 +348,10 @@ pub fn train_mlp_with(train: &Dataset, cfg: &TrainConfig, hwa: &TrainingConfig) 
         for gl in &mut g.layers {
             gl.w.fill(0.0);
             gl.b.fill(0.0);
+        }
+        for (gr, st) in g.ranges.iter_mut().zip(&mut ws.range_stats) {
+            gr.fill(0.0);
+            st.fill([0.0; 4]);
         }
         // This batch's noisy weights: the gradient is taken there and applied to the clean ones.
         let noisy_model = inj.perturbs_weights().then(|| {
@@ -325,9 +369,39 @@ pub fn train_mlp_with(train: &Dataset, cfg: &TrainConfig, hwa: &TrainingConfig) 
             sgd_update(&mut ml.w, &gl.w, &mut vl.w, lr, cfg.momentum, cfg.weight_decay);
             sgd_update(&mut ml.b, &gl.b, &mut vl.b, lr, cfg.momentum, 0.0);
         }
+        update_ranges(&mut m.ranges, &g.ranges, &mut v.ranges, &ws.range_stats, &mut range_updates, hwa, lr, cfg.momentum);
         inj.clip(m.params_mut());
     });
     Ok(m)
+}
+
+/// One step of every input range after a batch, as aihwkit's `post_backward` and
+/// `apply_input_range` (gradient_relative, gradient_scale 1): the gradient times the range, plus
+/// `decay`·range while more than `min_inside` of the batch's inputs lay inside it, an SGD step
+/// with the trainer's momentum; then, during the first `init_from_data` batches, the running mean
+/// with `std_alpha`·std of the batch's inputs (aihwkit takes it at the start of the batch, before
+/// the forward; here the batch's statistics follow its pass), and the absolute value.
+#[allow(clippy::too_many_arguments)]
+fn update_ranges(ranges: &mut [Vec<f32>], grads: &[Vec<f32>], vel: &mut [Vec<f32>], stats: &[Vec<[f64; 4]>], updates: &mut [Vec<u32>], hwa: &TrainingConfig, lr: f32, momentum: f32) {
+    for (l, rl) in ranges.iter_mut().enumerate() {
+        for (t, r) in rl.iter_mut().enumerate() {
+            let [inside, n, sum, sumsq] = stats[l][t];
+            let mut g = grads[l][t] * *r;
+            if hwa.input_range_decay > 0.0 && n > 0.0 && inside / n > hwa.input_range_min_inside {
+                g += (hwa.input_range_decay * *r as f64) as f32;
+            }
+            sgd_update(std::slice::from_mut(r), &[g], std::slice::from_mut(&mut vel[l][t]), lr, momentum, 0.0);
+            let k = &mut updates[l][t];
+            if *k < hwa.input_range_init_from_data && n > 1.0 {
+                let std = ((sumsq - sum * sum / n) / (n - 1.0)).max(0.0).sqrt();
+                if std > 0.0 {
+                    *r = ((*r as f64 * *k as f64 + hwa.input_range_std_alpha * std) / (*k as f64 + 1.0)) as f32;
+                    *k += 1;
+                }
+            }
+            *r = r.abs();
+        }
+    }
 }
 
 /// Fraction of rows whose arg-max logit equals the label (float32 forward pass, no noise).
@@ -358,6 +432,9 @@ pub fn safetensors_bytes(model: &Mlp, training: &str) -> Result<Vec<u8>, TrainEr
     for (i, l) in model.layers.iter().enumerate() {
         tensors.push((format!("{}.weight", 2 * i), vec![l.n_out, l.n_in], &l.w));
         tensors.push((format!("{}.bias", 2 * i), vec![l.n_out], &l.b));
+        if let Some(r) = model.ranges.get(i).filter(|r| !r.is_empty()) {
+            tensors.push((format!("{}.input_range", 2 * i), vec![r.len()], r));
+        }
     }
     state_dict_bytes(&tensors, &model_metadata(architecture(model), training))
 }
@@ -537,4 +614,69 @@ mod tests {
         }
         assert_eq!(checked, 5 * 7 + 7 + 7 * 6 + 6 + 6 * 4 + 4);
     }
+
+    /// aihwkit's gradient of an input range (`post_backward`) on a softmax regression with two
+    /// 32-input tiles: the inputs' gradient at the clipped input, summed over the inputs at or
+    /// beyond the range where it would widen it; the forward clips and scales by the range.
+    #[test]
+    fn input_range_gradient_is_aihwkits() {
+        let mut rng = Pcg64Mcg::seed_from_u64(3);
+        let mut m = Mlp::init(&[DIGITS_FEATURES, 5], Activation::Relu, &mut rng);
+        m.ranges = vec![vec![0.3, 0.6]];
+        let x: Vec<f32> = (0..DIGITS_FEATURES).map(|k| (k as f32 * 0.37).sin()).collect();
+        let hwa = TrainingConfig { input_range: true, max_in: 32, ..TrainingConfig::default() };
+        let mut inj = Injector::new(&hwa, 0);
+        let (mut ws, mut g) = (m.workspace(), m.zeros_like());
+        m.backprop(&x, 2, 1.0, &mut ws, &mut g, &mut inj);
+        let l = &m.layers[0];
+        let clip = |k: usize| x[k].clamp(-m.ranges[0][k / 32], m.ranges[0][k / 32]);
+        let z: Vec<f32> = (0..5).map(|o| l.b[o] + (0..DIGITS_FEATURES).map(|k| l.w[o * DIGITS_FEATURES + k] * clip(k)).sum::<f32>()).collect();
+        let zmax = z.iter().copied().fold(f32::MIN, f32::max);
+        let e: Vec<f32> = z.iter().map(|v| (v - zmax).exp()).collect();
+        let d: Vec<f32> = e.iter().enumerate().map(|(o, v)| v / e.iter().sum::<f32>() - f32::from(u8::from(o == 2))).collect();
+        for t in 0..2 {
+            let r = m.ranges[0][t];
+            let mut want = 0.0f32;
+            for k in 32 * t..32 * (t + 1) {
+                let up: f32 = (0..5).map(|o| d[o] * l.w[o * DIGITS_FEATURES + k]).sum();
+                if x[k] >= r {
+                    want += up.min(0.0);
+                } else if x[k] <= -r {
+                    want -= up.max(0.0);
+                }
+            }
+            assert!((g.ranges[0][t] - want).abs() < 1e-5, "tile {t}: {} vs {want}", g.ranges[0][t]);
+            assert!(want != 0.0, "tile {t} clips inputs whose gradient widens it");
+        }
+        // The weights' gradient reads the clipped inputs.
+        assert!((g.layers[0].w[0] - d[0] * clip(0)).abs() < 1e-6);
+    }
+
+    /// Trained with learned ranges: they move from their first value (the running mean of the
+    /// inputs' 3 std, then the gradient), stay positive, and the file holds them per input tile
+    /// (`0.input_range`, `2.input_range`) as the classifier workload reads them.
+    #[test]
+    fn input_ranges_are_learned_and_written() {
+        let d = synthetic(64);
+        let hwa = TrainingConfig::parse("[training]\ninput_range = true\ninput_range_init_from_data = 2\ndac_bits = 7\nmax_in = 32\n").unwrap();
+        let m = train_mlp_with(&d, &tiny_cfg(), &hwa).unwrap();
+        assert_eq!(m.ranges.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1]);
+        assert!(m.ranges.iter().flatten().all(|&r| r.is_finite() && r > 0.0 && r != 3.0), "{:?}", m.ranges);
+        let layers = crate::workload::io::parse_state_dict(&safetensors_bytes(&m, "test").unwrap()).unwrap();
+        assert_eq!(layers[0].input_range, m.ranges[0]);
+        assert_eq!(layers[1].input_range, m.ranges[1]);
+        assert!(hwa.summary().contains("learned input ranges"));
+        // The other trainers do not learn ranges and say so.
+        let e = crate::train::cnn::train_cnn_with(&d, &crate::train::cnn::CnnTrainConfig::default(), &hwa).unwrap_err().to_string();
+        assert!(e.contains("the CNN trainer does not learn input ranges"), "{e}");
+        for (text, want) in [
+            ("input_range_decay = 0.01", "training.input_range_decay is set but training.input_range is not"),
+            ("input_range = true\nbound_management = \"iterative\"\nout_bound = 10.0", "training.input_range with bound_management"),
+            ("input_range = true\ninput_range_init = 0.0", "training.input_range_init = 0"),
+        ] {
+            let e = TrainingConfig::parse(&format!("[training]\n{text}\n")).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+
 }

@@ -301,6 +301,7 @@ pub fn train_moe(train: &Dataset, cfg: &MoeTrainConfig) -> MoeNet {
 /// gives [`train_moe`]'s weights bit for bit. The routing fractions of the balancing loss come
 /// from the clean router.
 pub fn train_moe_with(train: &Dataset, cfg: &MoeTrainConfig, hwa: &TrainingConfig) -> Result<MoeNet, TrainError> {
+    hwa.refuse_input_range("mixture-of-experts")?;
     assert!(!train.is_empty() && cfg.batch_size > 0 && cfg.d_ff > 0 && cfg.top_k >= 1 && cfg.top_k <= cfg.experts, "bad training configuration {cfg:?}");
     let n_out = super::classes(train);
     let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);

@@ -178,15 +178,30 @@ impl Injector {
     /// this is the DAC, the dot products from the bias and [`Injector::output_noise`] in that
     /// order, the same operations and draws.
     pub fn crossbar(&mut self, w: &[f32], x: &[f32], bias: Option<&[f32]>, xq: &mut [f32], y: &mut [f32], clipped: &mut Clipped) {
+        self.crossbar_in_ranges(w, x, None, bias, xq, y, clipped)
+    }
+
+    /// [`Injector::crossbar`] with the layer's input ranges, one per tile (`training.input_range`):
+    /// each slice clipped to ±range and quantised over it, the range its unit in place of max|x|
+    /// (aihwkit's `pre_forward` and constant noise management). None: the slices' max|x|.
+    #[allow(clippy::too_many_arguments)]
+    pub fn crossbar_in_ranges(&mut self, w: &[f32], x: &[f32], ranges: Option<&[f32]>, bias: Option<&[f32]>, xq: &mut [f32], y: &mut [f32], clipped: &mut Clipped) {
         let n_in = x.len();
         debug_assert_eq!(w.len(), n_in * y.len());
         xq.copy_from_slice(x);
         let tiles: Vec<_> = self.tiles(n_in).collect();
         let alpha: Vec<f32> = tiles
             .iter()
-            .map(|r| {
-                self.dac(&mut xq[r.clone()]);
-                abs_max(&xq[r.clone()])
+            .enumerate()
+            .map(|(t, r)| match ranges {
+                Some(rg) => {
+                    self.dac_in_range(&mut xq[r.clone()], rg[t]);
+                    rg[t]
+                }
+                None => {
+                    self.dac(&mut xq[r.clone()]);
+                    abs_max(&xq[r.clone()])
+                }
             })
             .collect();
         let (adc, noise) = (self.has_adc(), self.cfg.output_noise);
@@ -299,6 +314,20 @@ impl Injector {
                 }
             }
             *yo = acc;
+        }
+    }
+}
+
+impl Injector {
+    /// A slice clipped to ±`range` and, with a DAC, quantised over it (the step 2/(2^bits − 2)
+    /// of the range, ties away from zero as [`Injector::dac`]).
+    pub fn dac_in_range(&self, x: &mut [f32], range: f32) {
+        let step = if self.cfg.dac_bits > 0 { crate::crossbar::step(self.cfg.dac_bits, 1.0) as f32 } else { 0.0 };
+        for v in x.iter_mut() {
+            *v = v.clamp(-range, range);
+            if step > 0.0 {
+                *v = ((*v / range / step).round() * step).clamp(-1.0, 1.0) * range;
+            }
         }
     }
 }

@@ -166,6 +166,7 @@ pub fn train_transformer_hwa(
     mut epoch_done: impl FnMut(usize, f64),
 ) -> Result<Net<f32>, TrainError> {
     assert!(!train.is_empty() && cfg.batch_size > 0, "bad training configuration {cfg:?}");
+    hwa.refuse_input_range("transformer")?;
     if cfg.attention == Attention::Kernel && hwa.max_in < cfg.dims.d_head() {
         return Err(TrainError::Training(format!(
             "training.max_in = {}: the kernel feature projection reads one head's {} values as one tile; set max_in >= {}",

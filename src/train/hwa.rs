@@ -392,7 +392,9 @@ impl TrainingConfig {
                 ("input_range_min_inside", self.input_range_min_inside != defaults.input_range_min_inside),
             ] {
                 if set {
-                    return Err(format!("training.{name} is set but training.input_range is not: set input_range = true to learn input ranges, or remove {name}"));
+                    return Err(format!(
+                        "training.{name} is set but training.input_range is not: set input_range = true to learn input ranges, or remove {name}"
+                    ));
                 }
             }
         }
@@ -423,7 +425,13 @@ impl TrainingConfig {
 
     /// Whether forward passes quantise inputs or outputs, clip outputs or add output noise.
     pub fn touches_forward(&self) -> bool {
-        self.dac_bits > 0 || self.output_noise > 0.0 || self.adc_bits > 0 || self.out_bound > 0.0 || self.w_noise > 0.0 || self.ir_drop > 0.0 || self.input_range
+        self.dac_bits > 0
+            || self.output_noise > 0.0
+            || self.adc_bits > 0
+            || self.out_bound > 0.0
+            || self.w_noise > 0.0
+            || self.ir_drop > 0.0
+            || self.input_range
     }
 
     /// Refuses `input_range` in a trainer that does not learn ranges (`trainer` names it).

@@ -166,7 +166,11 @@ impl Mlp {
 
     /// All-zero parameters of the same shapes (gradient and velocity buffers).
     fn zeros_like(&self) -> Mlp {
-        Mlp { layers: self.layers.iter().map(Dense::zeros_like).collect(), ranges: self.ranges.iter().map(|r| vec![0.0; r.len()]).collect(), activation: self.activation }
+        Mlp {
+            layers: self.layers.iter().map(Dense::zeros_like).collect(),
+            ranges: self.ranges.iter().map(|r| vec![0.0; r.len()]).collect(),
+            activation: self.activation,
+        }
     }
 
     fn workspace(&self) -> Workspace {
@@ -382,7 +386,16 @@ pub fn train_mlp_with(train: &Dataset, cfg: &TrainConfig, hwa: &TrainingConfig) 
 /// with `std_alpha`·std of the batch's inputs (aihwkit takes it at the start of the batch, before
 /// the forward; here the batch's statistics follow its pass), and the absolute value.
 #[allow(clippy::too_many_arguments)]
-fn update_ranges(ranges: &mut [Vec<f32>], grads: &[Vec<f32>], vel: &mut [Vec<f32>], stats: &[Vec<[f64; 4]>], updates: &mut [Vec<u32>], hwa: &TrainingConfig, lr: f32, momentum: f32) {
+fn update_ranges(
+    ranges: &mut [Vec<f32>],
+    grads: &[Vec<f32>],
+    vel: &mut [Vec<f32>],
+    stats: &[Vec<[f64; 4]>],
+    updates: &mut [Vec<u32>],
+    hwa: &TrainingConfig,
+    lr: f32,
+    momentum: f32,
+) {
     for (l, rl) in ranges.iter_mut().enumerate() {
         for (t, r) in rl.iter_mut().enumerate() {
             let [inside, n, sum, sumsq] = stats[l][t];
@@ -637,11 +650,11 @@ mod tests {
         for t in 0..2 {
             let r = m.ranges[0][t];
             let mut want = 0.0f32;
-            for k in 32 * t..32 * (t + 1) {
+            for (k, &xk) in x.iter().enumerate().skip(32 * t).take(32) {
                 let up: f32 = (0..5).map(|o| d[o] * l.w[o * DIGITS_FEATURES + k]).sum();
-                if x[k] >= r {
+                if xk >= r {
                     want += up.min(0.0);
-                } else if x[k] <= -r {
+                } else if xk <= -r {
                     want -= up.max(0.0);
                 }
             }
@@ -678,5 +691,4 @@ mod tests {
             assert!(e.contains(want), "{text}: {e}");
         }
     }
-
 }

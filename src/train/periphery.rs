@@ -185,7 +185,16 @@ impl Injector {
     /// each slice clipped to ±range and quantised over it, the range its unit in place of max|x|
     /// (aihwkit's `pre_forward` and constant noise management). None: the slices' max|x|.
     #[allow(clippy::too_many_arguments)]
-    pub fn crossbar_in_ranges(&mut self, w: &[f32], x: &[f32], ranges: Option<&[f32]>, bias: Option<&[f32]>, xq: &mut [f32], y: &mut [f32], clipped: &mut Clipped) {
+    pub fn crossbar_in_ranges(
+        &mut self,
+        w: &[f32],
+        x: &[f32],
+        ranges: Option<&[f32]>,
+        bias: Option<&[f32]>,
+        xq: &mut [f32],
+        y: &mut [f32],
+        clipped: &mut Clipped,
+    ) {
         let n_in = x.len();
         debug_assert_eq!(w.len(), n_in * y.len());
         xq.copy_from_slice(x);

@@ -191,6 +191,7 @@ fn the_shipped_hardware_aware_models_are_documented() {
         ("digits_mlp_hwa.safetensors", "train-digits", "digits_mlp.safetensors"),
         ("digits_mlp_hwa_adc.safetensors", "train-digits", "digits_mlp.safetensors"),
         ("digits_mlp_hwa_adc_bm.safetensors", "train-digits", "digits_mlp.safetensors"),
+        ("digits_mlp_hwa_ranges.safetensors", "train-digits", "digits_mlp.safetensors"),
         ("digits_cnn_hwa.safetensors", "train-digits-cnn", "digits_cnn.safetensors"),
         ("digits_moe_hwa.safetensors", "train-digits-moe", "digits_moe.safetensors"),
         ("listops_transformer_kernel_hwa.safetensors", "train-transformer --task listops --attention kernel", "listops_transformer_kernel.safetensors"),
@@ -207,6 +208,7 @@ fn the_shipped_hardware_aware_models_are_documented() {
     }
     let read = |f: &str| aimc::workload::io::read_state_dict(&root().join("experiments/models").join(f)).unwrap();
     let as_mlp = |layers: Vec<aimc::workload::io::Linear>| mlp::Mlp {
+        ranges: layers.iter().map(|l| l.input_range.clone()).collect(),
         layers: layers.into_iter().map(|l| aimc::train::Dense { n_in: l.weight.cols, n_out: l.weight.rows, w: l.weight.data, b: l.bias }).collect(),
         activation: aimc::workload::Activation::Relu,
     };
@@ -220,6 +222,15 @@ fn the_shipped_hardware_aware_models_are_documented() {
     assert_eq!(((mlp::accuracy(&m, &test) * 450.0).round() as usize, (mlp::accuracy(&m, &train) * 1347.0).round() as usize), (432, 1346));
     let t = TrainingConfig::read(&root().join("experiments/training/digits_mlp_hwa_adc_bm.toml")).unwrap();
     assert_eq!((t.adc_bits, t.out_bound, t.bm_last_reduction()), (6, 2.0, 16), "the ADC and bound management of experiments/hwa_digits_adc.toml");
+    // The ranged model's accuracy is its clipped network's, which the evaluation's floating-point
+    // baseline computes too; one range per layer (64 inputs on one 512-row tile).
+    let layers = read("digits_mlp_hwa_ranges.safetensors");
+    assert_eq!(layers.iter().map(|l| l.input_range.len()).collect::<Vec<_>>(), vec![1, 1]);
+    let fp = aimc::workload::fp_accuracy(&layers, &[aimc::workload::Activation::Relu, aimc::workload::Activation::None], &test).0;
+    let m = as_mlp(layers);
+    assert_eq!(((mlp::accuracy(&m, &test) * 450.0).round() as usize, (mlp::accuracy(&m, &train) * 1347.0).round() as usize), (431, 1346));
+    assert_eq!(fp, 431);
+    assert!(TrainingConfig::read(&root().join("experiments/training/digits_mlp_hwa_ranges.toml")).unwrap().input_range);
 }
 
 /// The shipped kernel-attention HWA transformer: the file is exactly the writer's bytes for its

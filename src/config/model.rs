@@ -166,6 +166,7 @@ fn transformer(raw: &RawExperiment, model: Option<&RawModel>, points: &mut [Swee
             s.answers = 0;
         }
         s.check(&ds).map_err(|e| format!("{at}{e}"))?;
+        s.net().check_input_ranges(p.tile).map_err(|e| format!("{at}{e}"))?;
         if s.experts > 0 {
             s.moe_mapping(p.tile)
                 .map_err(|e| format!("{at}transformer.experts = {}, tiers = {} on {}x{} crossbars: {e}", s.experts, s.tiers, p.tile.max_in, p.tile.max_out))?;

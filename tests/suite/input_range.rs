@@ -173,3 +173,65 @@ fn input_ranges_clip_a_convolutions_patches_per_tile() {
     }
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+/// A transformer's input ranges (`X.input_range` beside each analog weight `X.weight`; Hugging
+/// Face names, as a BERT trained with aimc.torch's `input_range` saves them): Q per input tile
+/// (8 inputs on two 4-input tiles), the feed-forward pair's first layer and the head's first
+/// layer one each. With an ideal device, perfect converters and abs-max scaling (on the clipped
+/// inputs, as aihwkit scales after its range) the engine's logits equal the f64
+/// reference forward's, which clips the same inputs (and moves without the ranges); a range
+/// beside a LayerNorm, without its weight, or with a count the tiles do not hold is refused.
+#[test]
+fn a_transformers_input_ranges_clip_its_layers() {
+    use crate::transformer::{bert_state_dict, edited, load, recorded_run, tmp, token_csv, write_experiment, IDEAL};
+    use aimc::engine::stages::Stage;
+    use aimc::workload::transformer::reference;
+    let p = "bert.encoder.layer.0.";
+    let ranged = edited(&bert_state_dict(7), |t| {
+        t.insert(format!("{p}attention.self.query.input_range"), (vec![2], vec![0.3, 0.5]));
+        t.insert(format!("{p}intermediate.dense.input_range"), (vec![1], vec![0.4]));
+        t.insert("classifier.0.input_range".into(), (vec![], vec![0.2]));
+    });
+    let settings = "segment_sep = 5\npooling = \"cls\"";
+    let extra = format!("{IDEAL}[tile]\nmax_in = 4\nmax_out = 512\n");
+    let e = load(&write_experiment(&tmp("ranges"), &ranged, ("tokens.csv", &token_csv()), settings, &extra));
+    let s = e.points[0].transformer.as_ref().unwrap();
+    assert_eq!(s.net().blocks[0].q.input_range, vec![0.3, 0.5]);
+    assert_eq!(s.net().head[0].input_range, vec![0.2]);
+    let data = e.data.as_ref().unwrap();
+    let (rec, _) = recorded_run(&e);
+    let last = rec.log.iter().rev().find(|d| d.stage == Stage::Combine).unwrap();
+    let got = common::f32s(&last.after[6]);
+    let plain = load(&write_experiment(&tmp("ranges_plain"), &bert_state_dict(7), ("tokens.csv", &token_csv()), settings, &extra));
+    let ps = plain.points[0].transformer.as_ref().unwrap();
+    let (_, lengths) = s.tokens(data);
+    let (mut worst, mut moved) = (0f64, 0f64);
+    for r in 0..data.len() {
+        let raw = reference::row_tokens(data, r);
+        let want = reference::logits(s.net(), s, &raw, lengths[r] as usize);
+        let unclipped = reference::logits(ps.net(), ps, &raw, lengths[r] as usize);
+        for (c, w) in want.iter().enumerate() {
+            worst = worst.max((got[r * 3 + c] as f64 - w).abs());
+            moved = moved.max((w - unclipped[c]).abs());
+        }
+    }
+    assert!(worst < 1e-4, "engine against the clipping reference: {worst}");
+    assert!(moved > 1e-2, "the ranges clip: the reference moves by {moved}");
+    for (edit, want) in [
+        (format!("{p}attention.output.LayerNorm.input_range"), "is no weight matrix of the"),
+        ("bert.pooler.dense.input_range".to_string(), "has no weight bert.pooler.dense.weight in the file"),
+    ] {
+        let bad = edited(&bert_state_dict(7), |t| {
+            t.insert(edit.clone(), (vec![1], vec![1.0]));
+        });
+        let p = write_experiment(&tmp("ranges_bad"), &bad, ("tokens.csv", &token_csv()), settings, &extra);
+        let err = aimc::config::Experiment::load(&p).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains(want), "{edit}: {err}");
+    }
+    let three = edited(&bert_state_dict(7), |t| {
+        t.insert(format!("{p}attention.self.query.input_range"), (vec![3], vec![1.0; 3]));
+    });
+    let p = write_experiment(&tmp("ranges_count"), &three, ("tokens.csv", &token_csv()), settings, &extra);
+    let err = aimc::config::Experiment::load(&p).map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("layers.0.q.input_range has 3 values, but with 4x512 tiles the layer's 8 inputs lie on 2 input tile(s)"), "{err}");
+}

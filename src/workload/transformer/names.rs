@@ -493,13 +493,19 @@ fn index_of(mut i: usize, shape: &[usize]) -> String {
     format!("[{}]", idx.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "))
 }
 
+/// A tensor's place: its slot, layer (or head) index and stacked-pair index (0 elsewhere).
+pub(super) type SlotKey = (Slot, Option<usize>, usize);
+
 /// The loaded tensors by slot and layer (or head) index.
 pub(super) struct Found {
     pub(super) naming: Naming,
     /// Keyed by slot, layer (or head) index and stacked-pair index (0 elsewhere).
-    pub(super) by_slot: BTreeMap<(Slot, Option<usize>, usize), Tensor>,
+    pub(super) by_slot: BTreeMap<SlotKey, Tensor>,
     /// The head's module name (`classifier`, `head`, `fc`) and whether it is indexed.
     pub(super) head_root: Option<(String, bool)>,
+    /// Input ranges (`X.input_range` beside a weight `X.weight`, aihwkit's learned
+    /// `pre_post.input_range`), keyed as the weight.
+    pub(super) ranges: BTreeMap<SlotKey, Tensor>,
 }
 
 impl Found {
@@ -554,8 +560,13 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
         return parse(&super::gpt2::to_torch_names(&st, &names, s)?, s);
     }
     let naming = detect(&names).ok_or_else(|| format!("no transformer names found (first tensor: {}); {FAMILIES_HINT}", names[0]))?;
-    let mut found = Found { naming: naming.clone(), by_slot: BTreeMap::new(), head_root: None };
+    let mut found = Found { naming: naming.clone(), by_slot: BTreeMap::new(), head_root: None, ranges: BTreeMap::new() };
     for name in &names {
+        if let Some(prefix) = name.strip_suffix(".input_range") {
+            let t = range_tensor(&st, name, prefix, &naming)?;
+            found.ranges.insert(t.0, t.1);
+            continue;
+        }
         let Some((entry, index, j)) = lookup(name, &naming) else {
             // RoBERTa's and ELECTRA's layers have BERT's names, but their heads (and RoBERTa's positions) differ.
             let roberta = if naming.prefix.contains("roberta") {
@@ -611,11 +622,90 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
         }
         found.by_slot.insert((entry.slot, index, j), t);
     }
+    if naming.family == MobileBert {
+        if let Some(t) = found.ranges.values().next() {
+            return Err(format!(
+                "tensor {}: aimc reads input ranges of the BERT-family and PyTorch layers, not yet MobileBERT's; leave them out of the file",
+                t.name
+            ));
+        }
+    }
     let mut net = if naming.family == MobileBert { super::mobilebert::assemble(&found, s)? } else { assemble(&found, s)? };
+    attach_ranges(&found, &mut net)?;
     if net.head.is_empty() {
         net.head = vec![net.tied_head()?];
     }
     Ok(net)
+}
+
+/// An input range `name` (`prefix.input_range`): the weight `prefix.weight` must be a weight
+/// matrix of the name table, the range one value or one per input tile, each finite and > 0.
+fn range_tensor(st: &safetensors::SafeTensors, name: &str, prefix: &str, naming: &Naming) -> Result<(SlotKey, Tensor), String> {
+    let weight = format!("{prefix}.weight");
+    let Some((entry, index, j)) = lookup(&weight, naming).filter(|(e, _, _)| e.slot != Skip && e.slot.rank() == 2) else {
+        return Err(format!(
+            "tensor {name} is an input range, but {weight} is no weight matrix of the {} name table; an input range sits beside its layer's weight",
+            naming.family.describe()
+        ));
+    };
+    let view = st.tensor(name).map_err(|e| format!("tensor {name}: {e}"))?;
+    let shape = view.shape().to_vec();
+    if shape.len() > 1 || shape == [0] {
+        return Err(format!("tensor {name} has shape {}: give one input range for the layer (shape [] or [1]) or one per input tile", shape_s(&shape)));
+    }
+    let data = crate::workload::io::tensor_f32(&view).map_err(|m| format!("tensor {name}: {m}"))?;
+    if let Some(i) = data.iter().position(|v| !(v.is_finite() && *v > 0.0)) {
+        return Err(format!("tensor {name}[{i}] = {}: an input range must be a finite number > 0 (the layer's inputs are clipped to ±range)", data[i]));
+    }
+    Ok(((entry.slot, index, j), Tensor { name: name.to_string(), shape, data }))
+}
+
+/// Sets every input range on the Linear layer its weight built: Q, K, V (all three from a
+/// stacked in_proj), O, the feed-forward pair, the pooler and the head's layers.
+fn attach_ranges(f: &Found, net: &mut TransformerNet) -> Result<(), String> {
+    let heads: Vec<Option<usize>> = {
+        let mut k: Vec<Option<usize>> = f.by_slot.keys().filter(|(sl, _, _)| matches!(sl, HeadW | HeadB)).map(|(_, i, _)| *i).collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    for (&(slot, n, j), t) in &f.ranges {
+        if !f.by_slot.contains_key(&(slot, n, j)) {
+            return Err(format!(
+                "tensor {} has no weight {} in the file: an input range sits beside its layer's weight",
+                t.name,
+                t.name.replace(".input_range", ".weight")
+            ));
+        }
+        let v = t.data.clone();
+        let set = |net: &mut TransformerNet, f: &dyn Fn(&mut Block)| -> Result<(), String> {
+            let i = n.ok_or_else(|| format!("tensor {}: no layer index", t.name))?;
+            f(net.blocks.get_mut(i).ok_or_else(|| format!("tensor {}: no layer {i}", t.name))?);
+            Ok(())
+        };
+        match slot {
+            QW => set(net, &|b| b.q.input_range = v.clone())?,
+            KW => set(net, &|b| b.k.input_range = v.clone())?,
+            VW => set(net, &|b| b.v.input_range = v.clone())?,
+            OW => set(net, &|b| b.o.input_range = v.clone())?,
+            Ffn1W => set(net, &|b| b.ffn1.input_range = v.clone())?,
+            Ffn2W => set(net, &|b| b.ffn2.input_range = v.clone())?,
+            InProjW => set(net, &|b| (b.q.input_range, b.k.input_range, b.v.input_range) = (v.clone(), v.clone(), v.clone()))?,
+            PoolerW => net.pooler.as_mut().ok_or_else(|| format!("tensor {}: the model has no pooler", t.name))?.input_range = v,
+            HeadW => {
+                let at = heads.iter().position(|k| *k == n).filter(|&i| i < net.head.len()).ok_or_else(|| format!("tensor {}: no such head layer", t.name))?;
+                net.head[at].input_range = v;
+            }
+            other => {
+                return Err(format!(
+                    "tensor {}: aimc reads the input ranges of Q, K, V, O, the feed-forward pair, the pooler and the head, not of {}; leave it out of the file",
+                    t.name,
+                    other.describe()
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Builds and checks the net from the mapped tensors.

@@ -104,6 +104,30 @@ pub struct TransformerNet {
 }
 
 impl TransformerNet {
+    /// Every Linear layer of the net (its analog matrices), in no particular order.
+    pub fn linears(&self) -> Vec<&Linear> {
+        let mut out: Vec<&Linear> = self.embed_proj.iter().map(|(l, _)| l).collect();
+        for b in &self.blocks {
+            out.extend([&b.q, &b.k, &b.v, &b.o, &b.ffn1, &b.ffn2]);
+            if let Some(bn) = &b.bottleneck {
+                out.push(&bn.input.0);
+                out.extend(bn.shared.iter().map(|(l, _)| l));
+                out.push(&bn.output.0);
+            }
+            out.extend(b.extra_ffns.iter().flat_map(|(a, c, _)| [a, c]));
+        }
+        out.extend(self.pooler.iter());
+        out.extend(self.head.iter());
+        out
+    }
+
+    /// Checks the layers' input ranges against a tile shape (see
+    /// [`crate::workload::check_input_ranges`]).
+    pub fn check_input_ranges(&self, shape: crate::crossbar::TileShape) -> Result<(), String> {
+        let ranged: Vec<Linear> = self.linears().into_iter().filter(|l| l.input_range.len() > 1).cloned().collect();
+        crate::workload::check_input_ranges(&ranged, shape)
+    }
+
     pub fn d_model(&self) -> usize {
         self.embed_proj.as_ref().map_or(self.embedding.cols, |(l, _)| l.weight.rows)
     }

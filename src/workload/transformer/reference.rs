@@ -59,17 +59,29 @@ struct Lin {
     cols: usize,
     w: Vec<f64>,
     b: Vec<f64>,
+    /// Each input's clipping bound from the layer's input ranges (empty: none).
+    bounds: Vec<f64>,
 }
 
 impl Lin {
     fn new(l: &Linear) -> Lin {
-        Lin { rows: l.weight.rows, cols: l.weight.cols, w: wide(&l.weight.data), b: wide(&l.bias) }
+        let bounds = if l.input_range.is_empty() { Vec::new() } else { (0..l.weight.cols).map(|k| l.clip_input(k, f64::INFINITY)).collect() };
+        Lin { rows: l.weight.rows, cols: l.weight.cols, w: wide(&l.weight.data), b: wide(&l.bias), bounds }
+    }
+
+    /// `x` (rows of `cols` inputs) with every input clipped to its range, as the tiles clip it.
+    fn clipped<'a>(&self, x: &'a [f64]) -> std::borrow::Cow<'a, [f64]> {
+        if self.bounds.is_empty() {
+            return std::borrow::Cow::Borrowed(x);
+        }
+        std::borrow::Cow::Owned(x.iter().enumerate().map(|(i, &v)| v.clamp(-self.bounds[i % self.cols], self.bounds[i % self.cols])).collect())
     }
 
     /// y = W x + b for one vector.
     fn apply(&self, x: &[f64], y: &mut [f64]) {
+        let x = self.clipped(x);
         for (r, out) in y.iter_mut().enumerate().take(self.rows) {
-            *out = self.b[r] + dot(&self.w[r * self.cols..(r + 1) * self.cols], x);
+            *out = self.b[r] + dot(&self.w[r * self.cols..(r + 1) * self.cols], &x);
         }
     }
 
@@ -79,6 +91,7 @@ impl Lin {
     /// with it (it runs `sgemm` on noisy conductances through its own stages).
     fn rows_of(&self, x: &[f64], n: usize) -> Vec<f64> {
         assert_eq!(x.len(), n * self.cols, "reference Linear: {n} rows of {} inputs", self.cols);
+        let x = &*self.clipped(x);
         let mut y: Vec<f64> = (0..n).flat_map(|_| self.b.iter().copied()).collect();
         if n == 0 || self.rows == 0 || self.cols == 0 {
             return y;

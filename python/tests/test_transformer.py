@@ -1315,3 +1315,74 @@ def test_gpt2_sequence_classifier_file_runs_as_from_torch(tmp_path):
                                  out=str(tmp_path / "file"), quiet=True, settings=m.settings)
     assert live.points[0]["fp"] == from_file.points[0]["fp"]
     assert live.points[0]["per_trial"] == from_file.points[0]["per_trial"]
+
+
+def test_a_bert_with_learned_input_ranges_evaluates_clipped(tmp_path):
+    """A Hugging Face BERT prepared with aimc.torch's input ranges: its state dict carries each
+    Linear's range (`...query.input_range`, the pooler's, the classifier's), the engine clips
+    every layer's inputs by them, and its floating-point baseline is the prepared model's own
+    eval-mode forward (which clips too): every prediction agrees, where the network without its
+    ranges disagrees on some."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    import aimc.torch as at
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16,
+                                     max_position_embeddings=16, vocab_size=12, num_labels=3, initializer_range=0.5)
+    net = transformers.BertForSequenceClassification(config).eval()
+    tok = padded_tokens(np.random.default_rng(14))
+    ids = torch.as_tensor(tok)
+    with torch.no_grad():
+        plain = net(input_ids=ids, attention_mask=(ids != 0).long()).logits.double().numpy()
+    at.prepare(net, device="none", input_range={"init_value": 0.5, "init_from_data": 0})
+    net.eval()
+    assert "bert.encoder.layer.0.attention.self.query.input_range" in net.state_dict()
+    with torch.no_grad():
+        clipped = net(input_ids=ids, attention_mask=(ids != 0).long()).logits.double().numpy()
+    labels = np.argmax(clipped, axis=1)
+    assert np.any(np.argmax(plain, axis=1) != labels), "the ranges change some predictions"
+    top2 = np.sort(clipped, axis=1)[:, -2:]
+    assert np.all(top2[:, 1] - top2[:, 0] > 1e-3), "a near tie would leave the prediction to rounding"
+    r = aimc.transformer(net, tok, labels, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "r"), quiet=True, **IDEAL)
+    assert r.fp_baseline == 1.0
+    assert all(c == len(tok) for c in r.points[0]["per_trial_correct"])
+
+
+def test_an_aihwkit_analog_bert_is_read_by_its_layers_weights_and_ranges(tmp_path):
+    """aihwkit's convert_to_analog keeps module names and puts AnalogLinear layers in place of
+    nn.Linear: from_torch reads each one's get_weights() (scales applied) and its tiles' input
+    ranges under the Linear's names, and none of its tile state."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+
+    class Tile(torch.nn.Module):
+        def __init__(self, r):
+            super().__init__()
+            self.input_range = torch.nn.Parameter(torch.tensor([r]))
+            self.shared_weights = torch.nn.Parameter(torch.zeros(2, 2))   # tile state, not read
+
+    class AnalogLinear(torch.nn.Module):
+        def __init__(self, lin, r):
+            super().__init__()
+            self.analog_module = Tile(r)
+            self._w, self._b = lin.weight.detach().clone() * 2.0, lin.bias.detach().clone()
+
+        def get_weights(self):
+            return self._w, self._b
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                                     max_position_embeddings=16, vocab_size=12, num_labels=3)
+    net = transformers.BertForSequenceClassification(config).eval()
+    attn = net.bert.encoder.layer[0].attention.self
+    want = attn.query.weight.detach().numpy() * 2.0
+    attn.query = AnalogLinear(attn.query, 0.7)
+    model = aimc.from_torch(net)
+    t = model.tensors
+    np.testing.assert_allclose(t["bert.encoder.layer.0.attention.self.query.weight"], want)
+    assert t["bert.encoder.layer.0.attention.self.query.input_range"].tolist() == pytest.approx([0.7])
+    assert not any("analog_module" in k for k in t)
+    r = aimc.transformer(net, padded_tokens(np.random.default_rng(3)), np.zeros(20, dtype=int), times=["1h"], trials=2, backend="cpu",
+                         out=str(tmp_path / "r"), quiet=True, **IDEAL)
+    assert r.points[0]["per_trial_correct"]

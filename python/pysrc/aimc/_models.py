@@ -802,8 +802,17 @@ def _from_huggingface(module) -> TransformerModel:
     if not isinstance(act, str) or act not in _HF_ACTIVATIONS:
         raise ValueError(f"from_torch: {kind}.config.{act_field} = {act!r}; aimc maps {', '.join(sorted(_HF_ACTIVATIONS))}")
     tensors = {}
+    # aihwkit's analog layers (convert_to_analog keeps the module names): their logical weights,
+    # bias and input ranges in the Linear's names, in place of their tiles' state.
+    analog = {n: m for n, m in module.named_modules() if type(m).__name__ in _ANALOG_LINEAR} if hasattr(module, "named_modules") else {}
+    for n, m in analog.items():
+        w, b = _analog_weights(m, n, type(m).__name__)
+        tensors[f"{n}.weight"], tensors[f"{n}.bias"] = w.astype(np.float32), b.astype(np.float32)
+        ranges = _analog_ranges(m, n, type(m).__name__)
+        if ranges is not None:
+            tensors[f"{n}.input_range"] = np.asarray(ranges, dtype=np.float32)
     for name, t in module.state_dict().items():
-        if name.rsplit(".", 1)[-1] in _HF_INDEX_BUFFERS:
+        if name.rsplit(".", 1)[-1] in _HF_INDEX_BUFFERS or any(name.startswith(f"{n}.") for n in analog):
             continue
         floating = t.is_floating_point() if hasattr(t, "is_floating_point") else np.issubdtype(np.asarray(t).dtype, np.floating)
         if not floating:

@@ -4,10 +4,10 @@
 // zero: the output is exactly 0, as in aihwkit; 1 without noise management, nm_thres with
 // `constant`; abs-max saturates at nm_thres when it is set; each times r with a range, see
 // `nm_scale`), x' = clip(round(x / nm / step) * step, ±inp_bound), x / (nm · 2) in bound
-// management's level-1 pass (bm_pass = 1). One workgroup = one (trial, sample, input tile) vector: its 64 invocations
-// read the slice with unit stride (coalesced) and reduce the max in workgroup memory (max is
-// exact, so any order gives the twin's value). When every slice is
-// short (L.dac_short = 1: at most DAC_SHORT_COLS = 256 inputs, e.g. a convolution's patches or a
+// management's level-1 pass (bm_pass = 1). One workgroup = one (trial, sample, input tile)
+// vector: its 64 invocations read the slice with unit stride (coalesced) and reduce the max in
+// workgroup memory (max is exact, so any order gives the twin's value). When every slice is short
+// (L.dac_short = 1: at most DAC_SHORT_COLS = 256 inputs, e.g. a convolution's patches or a
 // small Linear layer), DAC_LANES = 8 invocations take a vector, 8 vectors per workgroup: each
 // lane reads every eighth input (a subgroup's loads cover whole 32-byte sectors of four slices)
 // and the lanes' maxima meet in workgroup memory. A workgroup per 9-input patch would leave 55 of

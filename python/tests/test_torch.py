@@ -522,5 +522,8 @@ def test_the_standard_hwa_preset_trains_and_its_ranges_reach_the_evaluation(tmp_
     from test_aihwkit import with_changes
     with pytest.raises(ValueError, match=r"rpu_config\.forward\.noise_management = 'constant'"):
         at.prepare(torch.nn.Linear(4, 2), rpu_config=with_changes(preset(), pre_post__input_range__enable=False))
+    with pytest.raises(ValueError, match=r"forward\.nm_thres = 0\.5: training scales every slice by its max\|x\| without saturating"):
+        at.prepare(torch.nn.Linear(4, 2), rpu_config=with_changes(preset(), pre_post__input_range__enable=False,
+                                                                  forward__noise_management=NoiseManagementType.ABS_MAX, forward__nm_thres=0.5))
     with pytest.raises(ValueError, match=r"forward\.noise_management = 'abs_max': training with input ranges"):
         at.prepare(torch.nn.Linear(4, 2), rpu_config=preset(forward__noise_management=NoiseManagementType.ABS_MAX))

@@ -96,6 +96,9 @@ def _from_rpu_config(rpu_config, max_out: int):
         if p.get("nm_thres", 1.0) != 1.0:
             raise ValueError(f"prepare: rpu_config.forward.nm_thres = {p['nm_thres']!r}: training with input ranges divides every slice "
                              "by its range alone; use nm_thres = 1 (or 0)")
+    elif p.get("noise_management") == "abs_max" and p.get("nm_thres", 0.0) > 0:
+        raise ValueError(f"prepare: rpu_config.forward.nm_thres = {p['nm_thres']!r}: training scales every slice by its max|x| without "
+                         "saturating it; use nm_thres = 0 (aihwkit's default)")
     bad = [f"rpu_config.{path} = {p.get(key, ok)!r}: {why}" for key, (ok, path, why) in unmodelled.items() if p.get(key, ok) != ok]
     if bad:
         raise ValueError("prepare: " + "; ".join(bad))

@@ -48,8 +48,15 @@ pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, 
         "model": { "path": p.model_path.display().to_string(), "tensor": model.tensor,
                    "activation": (raw.workload != crate::workload::WorkloadKind::Transformer).then_some(model.activation),
                    "activations": p.layer_activations.or(model.activations.as_deref()), "digital": p.digital_names, "input_shape": model.input_shape,
-                   "layers": layers.iter().map(|l| serde_json::json!({"name": l.name, "out": l.weight.rows, "in": l.weight.cols, "conv": l.conv,
-                       "mvms_per_sample": l.conv.map_or(1, |c| c.out_hw().0 * c.out_hw().1)})).collect::<Vec<_>>() },
+                   "layers": layers.iter().map(|l| {
+                       let mut j = serde_json::json!({"name": l.name, "out": l.weight.rows, "in": l.weight.cols, "conv": l.conv,
+                           "mvms_per_sample": l.conv.map_or(1, |c| c.out_hw().0 * c.out_hw().1)});
+                       // Recorded only where the model file gives them, so other results read as before.
+                       if !l.input_range.is_empty() {
+                           j["input_range"] = serde_json::json!(l.input_range);
+                       }
+                       j
+                   }).collect::<Vec<_>>() },
         "data": raw.data.as_ref().map(|d| data_json(d, resolve)),
         "device": base.device,
         "periphery": base.periphery,

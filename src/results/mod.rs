@@ -55,15 +55,23 @@ impl Results {
             return i.to_string();
         };
         let (name, n_in, n_out) = (self.layer_name(i), l["in"].as_u64().unwrap_or(0), l["out"].as_u64().unwrap_or(0));
+        // Learned input ranges: the values the layer's inputs are clipped to, per input tile.
+        let ranges = match l.get("input_range").and_then(|r| r.as_array()) {
+            Some(r) if !r.is_empty() => {
+                let v: Vec<String> = r.iter().map(|x| format!("{:.3}", x.as_f64().unwrap_or(0.0))).collect();
+                format!(", inputs clipped to ±{}", v.join("/"))
+            }
+            _ => String::new(),
+        };
         match l.get("conv").filter(|c| !c.is_null()) {
             Some(c) => format!(
-                "{name} (Conv2d {}→{n_out}, {}×{}, {} MVMs per sample)",
+                "{name} (Conv2d {}→{n_out}, {}×{}, {} MVMs per sample{ranges})",
                 c["in_c"].as_u64().unwrap_or(0),
                 c["k_h"].as_u64().unwrap_or(0),
                 c["k_w"].as_u64().unwrap_or(0),
                 l["mvms_per_sample"].as_u64().unwrap_or(0)
             ),
-            None => format!("{name} (Linear {n_in}→{n_out})"),
+            None => format!("{name} (Linear {n_in}→{n_out}{ranges})"),
         }
     }
 

@@ -118,6 +118,9 @@ fn input_ranges_clip_every_layers_inputs() {
     let unclipped = clipped_correct(&plain, e.data.as_ref().unwrap(), 32);
     assert!(unclipped >= want + 10, "the ranges change the network: {want} correct with them, {unclipped} without");
     let r = run_ok(&mut common::cpu(), &e);
+    // The report names the ranges with the layers.
+    assert_eq!(r.layer_label(0), "0 (Linear 64→64, inputs clipped to ±0.250/0.500)");
+    assert_eq!(r.layer_label(1), "2 (Linear 64→10, inputs clipped to ±1.500)");
     let got = r.points[0].per_trial_correct.clone().unwrap();
     for &c in &got {
         // f32 on the crossbar against f64 here may flip a near tie.

@@ -527,3 +527,26 @@ def test_the_standard_hwa_preset_trains_and_its_ranges_reach_the_evaluation(tmp_
                                                                   forward__noise_management=NoiseManagementType.ABS_MAX, forward__nm_thres=0.5))
     with pytest.raises(ValueError, match=r"forward\.noise_management = 'abs_max': training with input ranges"):
         at.prepare(torch.nn.Linear(4, 2), rpu_config=preset(forward__noise_management=NoiseManagementType.ABS_MAX))
+
+
+def test_a_gpt2_with_learned_input_ranges_reaches_the_evaluation(tmp_path):
+    """GPT-2 prepared with input ranges: every Conv1D and the tied lm_head learn one, the state
+    dict carries them (`h.N.attn.c_attn.input_range`, `lm_head.input_range`), and
+    aimc.language_model reads them: its floating-point perplexity (the clipped network) differs
+    from the same weights' without their ranges."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    import aimc.torch as at
+    torch.manual_seed(0)
+    net = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=30, n_positions=16, n_embd=16, n_layer=2, n_head=2)).eval()
+    tok = np.random.default_rng(1).integers(0, 30, size=(8, 16))
+    common = dict(times=["1h"], trials=2, backend="cpu", quiet=True, device="ideal", periphery__inp_res_bits=0, periphery__out_res_bits=0,
+                  periphery__out_noise=0.0, periphery__out_bound=0.0)
+    plain = aimc.language_model(net, tok, out=str(tmp_path / "plain"), **common)
+    at.prepare(net, device="none", input_range={"init_value": 0.5, "init_from_data": 0})
+    sd = net.state_dict()
+    assert "transformer.h.0.attn.c_attn.input_range" in sd and "lm_head.input_range" in sd
+    ranged = aimc.language_model(net, tok, out=str(tmp_path / "ranged"), **common)
+    assert ranged.points[0]["fp"] != pytest.approx(plain.points[0]["fp"], rel=1e-3)
+    # With an ideal device and perfect converters every trial is the floating-point network.
+    assert ranged.points[0]["per_trial"] == pytest.approx([ranged.points[0]["fp"]] * 2, rel=1e-4)

@@ -696,15 +696,21 @@ def _gpt2(module) -> TransformerModel:
             continue
         if name == "lm_head.weight":
             continue
-        if name == "score.weight" and kind == classifier:
-            tensors["classifier.weight"] = a
+        if name == "lm_head.input_range":
+            # aimc.torch's learned input range of the head (tied to the embedding or not).
+            tensors[name] = a
             continue
-        m = re.fullmatch(r"transformer\.h\.(\d+)\.(.+)\.(weight|bias)", name)
+        if name in ("score.weight", "score.input_range") and kind == classifier:
+            tensors[name.replace("score", "classifier")] = a
+            continue
+        m = re.fullmatch(r"transformer\.h\.(\d+)\.(.+)\.(weight|bias|input_range)", name)
         if m is None or m.group(2) not in per_layer:
             raise ValueError(f"from_torch: {kind}'s state dict holds {name}, which GPT-2's forward does not read")
         n, part, what = m.groups()
         target, conv = per_layer[part]
-        if target == "self_attn.in_proj":
+        if target == "self_attn.in_proj" and what == "input_range":
+            key = f"encoder.layers.{n}.self_attn.in_proj.input_range"
+        elif target == "self_attn.in_proj":
             key = f"encoder.layers.{n}.self_attn.in_proj_{what}"
         else:
             key = f"encoder.layers.{n}.{target}.{what}"

@@ -57,6 +57,8 @@ pub fn to_torch_names(st: &safetensors::SafeTensors, names: &[String], s: &Trans
                 head = Some((shape, data));
                 continue;
             }
+            // A learned input range of the head (aimc.torch's `input_range`), tied or not.
+            "lm_head.input_range" => ("lm_head.input_range".into(), false),
             "score.weight" if s.pooling != Pooling::Last => {
                 return Err(format!(
                     "tensor {name} is GPT2ForSequenceClassification's head, which reads the last non-padding token: set transformer.pooling = \"last\" (and causal = true)"
@@ -84,6 +86,7 @@ pub fn to_torch_names(st: &safetensors::SafeTensors, names: &[String], s: &Trans
                     }
                 };
                 let key = match (to, what) {
+                    ("self_attn.in_proj", "input_range") => format!("encoder.layers.{n}.self_attn.in_proj.input_range"),
                     ("self_attn.in_proj", w) => format!("encoder.layers.{n}.self_attn.in_proj_{w}"),
                     (t, w) => format!("encoder.layers.{n}.{t}.{w}"),
                 };

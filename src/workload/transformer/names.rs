@@ -633,7 +633,11 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
     let mut net = if naming.family == MobileBert { super::mobilebert::assemble(&found, s)? } else { assemble(&found, s)? };
     attach_ranges(&found, &mut net)?;
     if net.head.is_empty() {
-        net.head = vec![net.tied_head()?];
+        let mut tied = net.tied_head()?;
+        if let Some(t) = found.ranges.get(&(HeadW, None, 0)) {
+            tied.input_range = t.data.clone();
+        }
+        net.head = vec![tied];
     }
     Ok(net)
 }
@@ -641,8 +645,10 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
 /// An input range `name` (`prefix.input_range`): the weight `prefix.weight` must be a weight
 /// matrix of the name table, the range one value or one per input tile, each finite and > 0.
 fn range_tensor(st: &safetensors::SafeTensors, name: &str, prefix: &str, naming: &Naming) -> Result<(SlotKey, Tensor), String> {
+    // `X.weight`, or PyTorch's stacked `X_weight` (`self_attn.in_proj_weight`).
     let weight = format!("{prefix}.weight");
-    let Some((entry, index, j)) = lookup(&weight, naming).filter(|(e, _, _)| e.slot != Skip && e.slot.rank() == 2) else {
+    let found = [weight.clone(), format!("{prefix}_weight")].into_iter().find_map(|w| lookup(&w, naming).filter(|(e, _, _)| e.slot != Skip && e.slot.rank() == 2));
+    let Some((entry, index, j)) = found else {
         return Err(format!(
             "tensor {name} is an input range, but {weight} is no weight matrix of the {} name table; an input range sits beside its layer's weight",
             naming.family.describe()
@@ -670,6 +676,10 @@ fn attach_ranges(f: &Found, net: &mut TransformerNet) -> Result<(), String> {
         k
     };
     for (&(slot, n, j), t) in &f.ranges {
+        if slot == HeadW && n.is_none() && net.head.is_empty() && t.name.ends_with("lm_head.input_range") {
+            // The language-model head tied to the embedding: set when it is built.
+            continue;
+        }
         if !f.by_slot.contains_key(&(slot, n, j)) {
             return Err(format!(
                 "tensor {} has no weight {} in the file: an input range sits beside its layer's weight",

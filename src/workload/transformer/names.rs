@@ -647,7 +647,8 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
 fn range_tensor(st: &safetensors::SafeTensors, name: &str, prefix: &str, naming: &Naming) -> Result<(SlotKey, Tensor), String> {
     // `X.weight`, or PyTorch's stacked `X_weight` (`self_attn.in_proj_weight`).
     let weight = format!("{prefix}.weight");
-    let found = [weight.clone(), format!("{prefix}_weight")].into_iter().find_map(|w| lookup(&w, naming).filter(|(e, _, _)| e.slot != Skip && e.slot.rank() == 2));
+    let found =
+        [weight.clone(), format!("{prefix}_weight")].into_iter().find_map(|w| lookup(&w, naming).filter(|(e, _, _)| e.slot != Skip && e.slot.rank() == 2));
     let Some((entry, index, j)) = found else {
         return Err(format!(
             "tensor {name} is an input range, but {weight} is no weight matrix of the {} name table; an input range sits beside its layer's weight",

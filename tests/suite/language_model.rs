@@ -379,6 +379,23 @@ fn a_gpt2_state_dict_runs_as_its_torch_names() {
     for (x, y) in a.points.iter().zip(&b.points) {
         assert_eq!((x.fp, &x.per_trial), (y.fp, &y.per_trial), "at {}", x.time_label);
     }
+    // Learned input ranges (aimc.torch's): of the stacked Q/K/V, the MLP's output layer and the
+    // tied head, under either naming; they change the network.
+    let ranged_torch = edited(&torch, |t| {
+        t.insert("encoder.layers.0.self_attn.in_proj.input_range".into(), (vec![1], vec![0.5]));
+        t.insert("encoder.layers.0.linear2.input_range".into(), (vec![1], vec![0.3]));
+        t.insert("lm_head.input_range".into(), (vec![1], vec![0.4]));
+    });
+    let ranged_gpt2 = edited(&gpt2, |t| {
+        t.insert("transformer.h.0.attn.c_attn.input_range".into(), (vec![1], vec![0.5]));
+        t.insert("transformer.h.0.mlp.c_proj.input_range".into(), (vec![1], vec![0.3]));
+        t.insert("lm_head.input_range".into(), (vec![1], vec![0.4]));
+    });
+    let (ra, rb) = (run("gpt2_torch_ranges", &ranged_torch), run("gpt2_ranges", &ranged_gpt2));
+    for (x, y) in ra.points.iter().zip(&rb.points) {
+        assert_eq!((x.fp, &x.per_trial), (y.fp, &y.per_trial), "ranged, at {}", x.time_label);
+    }
+    assert_ne!(ra.points[0].fp, a.points[0].fp, "the ranges clip");
     let p = write_lm("gpt2_post_ln", "head", "", "");
     std::fs::write(p.parent().unwrap().join("model.safetensors"), &gpt2).unwrap();
     expect_cli_error(&p, &["GPT-2", "norm_first = true"]);

@@ -1317,27 +1317,36 @@ def test_gpt2_sequence_classifier_file_runs_as_from_torch(tmp_path):
     assert live.points[0]["per_trial"] == from_file.points[0]["per_trial"]
 
 
-def test_a_bert_with_learned_input_ranges_evaluates_clipped(tmp_path):
-    """A Hugging Face BERT prepared with aimc.torch's input ranges: its state dict carries each
-    Linear's range (`...query.input_range`, the pooler's, the classifier's), the engine clips
-    every layer's inputs by them, and its floating-point baseline is the prepared model's own
-    eval-mode forward (which clips too): every prediction agrees, where the network without its
-    ranges disagrees on some."""
+@pytest.mark.parametrize("model_type", ["bert", "electra", "distilbert"])
+def test_a_bert_with_learned_input_ranges_evaluates_clipped(tmp_path, model_type):
+    """A Hugging Face BERT-family classifier prepared with aimc.torch's input ranges: its state
+    dict carries each Linear's range (`...query.input_range`, the head's), the engine clips every
+    layer's inputs by them, and its floating-point baseline is the prepared model's own eval-mode
+    forward (which clips too): every prediction agrees, where the network without its ranges
+    disagrees on some."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     import aimc.torch as at
 
     torch.manual_seed(0)
-    config = transformers.BertConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16,
-                                     max_position_embeddings=16, vocab_size=12, num_labels=3, initializer_range=0.5)
-    net = transformers.BertForSequenceClassification(config).eval()
+    small = dict(vocab_size=12, num_labels=3, initializer_range=0.5)
+    if model_type == "distilbert":
+        net = transformers.DistilBertForSequenceClassification(
+            transformers.DistilBertConfig(dim=8, n_layers=2, n_heads=2, hidden_dim=16, max_position_embeddings=16, **small))
+    else:
+        cls, model = {"bert": (transformers.BertConfig, transformers.BertForSequenceClassification),
+                      "electra": (transformers.ElectraConfig, transformers.ElectraForSequenceClassification)}[model_type]
+        extra = dict(embedding_size=8) if model_type == "electra" else {}
+        net = model(cls(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16, max_position_embeddings=16,
+                        **small, **extra))
+    net = net.eval()
     tok = padded_tokens(np.random.default_rng(14))
     ids = torch.as_tensor(tok)
     with torch.no_grad():
         plain = net(input_ids=ids, attention_mask=(ids != 0).long()).logits.double().numpy()
     at.prepare(net, device="none", input_range={"init_value": 0.5, "init_from_data": 0})
     net.eval()
-    assert "bert.encoder.layer.0.attention.self.query.input_range" in net.state_dict()
+    assert any(k.endswith("input_range") for k in net.state_dict())
     with torch.no_grad():
         clipped = net(input_ids=ids, attention_mask=(ids != 0).long()).logits.double().numpy()
     labels = np.argmax(clipped, axis=1)

@@ -933,7 +933,10 @@ def _distilbert_names(tensors: dict, kind: str) -> dict:
              "distilbert.embeddings.LayerNorm.weight": "embed_norm.weight", "distilbert.embeddings.LayerNorm.bias": "embed_norm.bias",
              "pre_classifier.weight": "classifier.0.weight", "pre_classifier.bias": "classifier.0.bias",
              "classifier.weight": "classifier.2.weight", "classifier.bias": "classifier.2.bias",
-             "qa_outputs.weight": "qa_outputs.weight", "qa_outputs.bias": "qa_outputs.bias"}
+             "qa_outputs.weight": "qa_outputs.weight", "qa_outputs.bias": "qa_outputs.bias",
+             # Learned input ranges (aimc.torch's `input_range`) of the head's layers.
+             "pre_classifier.input_range": "classifier.0.input_range", "classifier.input_range": "classifier.2.input_range",
+             "qa_outputs.input_range": "qa_outputs.input_range"}
     per_layer = {"attention.out_lin": "self_attn.out_proj", "sa_layer_norm": "norm1", "ffn.lin1": "linear1", "ffn.lin2": "linear2",
                  "output_layer_norm": "norm2"}
     out, qkv = {}, {}
@@ -941,7 +944,7 @@ def _distilbert_names(tensors: dict, kind: str) -> dict:
         if name in fixed:
             out[fixed[name]] = t
             continue
-        m = re.fullmatch(r"distilbert\.transformer\.layer\.(\d+)\.(.+)\.(weight|bias)", name)
+        m = re.fullmatch(r"distilbert\.transformer\.layer\.(\d+)\.(.+)\.(weight|bias|input_range)", name)
         if m is None:
             raise ValueError(f"from_torch: {kind}'s state dict holds {name}, which DistilBERT's forward does not read")
         n, part, what = m.groups()
@@ -954,6 +957,13 @@ def _distilbert_names(tensors: dict, kind: str) -> dict:
     for (n, what), parts in qkv.items():
         if set(parts) != {"q", "k", "v"}:
             raise ValueError(f"from_torch: {kind}'s layer {n} lacks attention.{'/'.join(sorted({'q', 'k', 'v'} - set(parts)))}_lin.{what}")
+        if what == "input_range":
+            # Q, K and V read the same input; stacked, they share one range per input tile.
+            if not (np.array_equal(parts["q"], parts["k"]) and np.array_equal(parts["q"], parts["v"])):
+                raise ValueError(f"from_torch: {kind}'s layer {n} has input ranges q {parts['q'].tolist()}, k {parts['k'].tolist()}, "
+                                 f"v {parts['v'].tolist()}; aimc stacks DistilBERT's Q, K and V, which then share one range: give them equal ones")
+            out[f"encoder.layers.{n}.self_attn.in_proj.input_range"] = parts["q"]
+            continue
         out[f"encoder.layers.{n}.self_attn.in_proj_{what}"] = np.concatenate([parts["q"], parts["k"], parts["v"]])
     return out
 

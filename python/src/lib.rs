@@ -46,10 +46,11 @@ impl Progress for Lines {
 /// (results.json text, the results directory). `overwrite` replaces the results of a different
 /// configuration in `out` (as `aimc run --overwrite`); without it they are kept and the run
 /// refused. `base` sets fields as if the document held them (`rpu_config=`: sweep axes still vary
-/// them), before `sets`, which act as `aimc run --set`. Errors are ValueErrors with the CLI's
-/// messages.
+/// them), before `sets`, which act as `aimc run --set`. `need_ranges` (an rpu_config that learns
+/// input ranges) refuses a model without any before the run. Errors are ValueErrors with the
+/// CLI's messages.
 #[pyfunction]
-#[pyo3(signature = (text, path, backend = "auto", out = None, trials = None, quiet = false, overwrite = false, sets = None, base = None))]
+#[pyo3(signature = (text, path, backend = "auto", out = None, trials = None, quiet = false, overwrite = false, sets = None, base = None, need_ranges = false))]
 #[allow(clippy::too_many_arguments)]
 fn run_toml(
     py: Python<'_>,
@@ -62,11 +63,17 @@ fn run_toml(
     overwrite: bool,
     sets: Option<Vec<String>>,
     base: Option<Vec<String>>,
+    need_ranges: bool,
 ) -> PyResult<(String, String)> {
     let err = |e: String| PyValueError::new_err(e);
     let sets = sets.unwrap_or_default();
     let text = aimc::config::overrides::with_base(text, Path::new(path), &base.unwrap_or_default()).map_err(|e| err(e.to_string()))?;
     let exp = Experiment::from_text_with_trials(&text, Path::new(path), &sets, trials).map_err(|e| err(e.to_string()))?;
+    if need_ranges && !exp.holds_input_ranges() {
+        return Err(err(format!(
+            "{path}: the rpu_config's pre_post.input_range is enabled, but the model holds no input ranges: aihwkit clips each layer's inputs to its learned range; give the trained analog model's file (PREFIX.input_range beside each weight, as aimc.from_torch or aimc.torch write it), or disable pre_post.input_range"
+        )));
+    }
     let choice: BackendChoice = backend.parse().map_err(err)?;
     let dir = out.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
     let (res, interrupt) = py.allow_threads(|| {

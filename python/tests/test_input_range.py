@@ -6,6 +6,8 @@ preset, its noise switched off, classifies as aihwkit's forward pass (src/aihwki
 tiles/periphery.py `pre_forward`/`post_forward` around rpucuda's forward), written here again in
 NumPy, does. The configurations are test_aihwkit.py's stand-ins (aihwkit itself is not needed)."""
 
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -162,3 +164,20 @@ def test_classifier_refuses_layers_without_the_ranges_the_config_learns(tmp_path
     with pytest.raises(ValueError, match=r"layers\[0\] has no input range, but the rpu_config's pre_post\.input_range is enabled"):
         aimc.classifier([(w, b) for w, b, _ in layers], x, y, times=["1s"], trials=2, backend="cpu", quiet=True, rpu_config=preset(),
                         out=str(tmp_path / "x"))
+
+
+def test_a_run_with_a_config_that_learns_ranges_needs_a_model_that_has_them(tmp_path):
+    root = pathlib.Path(__file__).resolve().parents[2]
+    # A file gives no layer sizes: aihwkit's one tile per layer along the outputs needs its size.
+    with pytest.raises(ValueError, match=r"mapping\.max_output_size = 0 is not modelled"):
+        aimc.run(root / "experiments/smoke.toml", trials=2, backend="cpu", quiet=True, out=str(tmp_path / "smoke"), rpu_config=preset())
+    with pytest.raises(ValueError, match=r"pre_post\.input_range is enabled, but the model holds no input ranges"):
+        aimc.run(root / "experiments/smoke.toml", trials=2, backend="cpu", quiet=True, out=str(tmp_path / "smoke"),
+                 rpu_config=preset(mapping__max_output_size=64))
+    # The shipped model trained with learned ranges runs under the preset.
+    doc = {"name": "ranges", "workload": "classifier", "seed": 1, "trials": 2, "layer_insight_trials": 0, "weight_error_trials": 0,
+           "model": {"path": str(root / "experiments/models/digits_mlp_hwa_ranges.safetensors")},
+           "data": {"path": str(root / "experiments/data/digits.csv"), "scale": 16.0, "rows": [1347, 1397]}, "sweep": {"t": ["1s"]}}
+    r = aimc.run(doc, backend="cpu", quiet=True, out=str(tmp_path / "r"), rpu_config=preset(mapping__max_output_size=64))
+    assert r.data["config"]["periphery"]["noise_management"] == "constant"
+    assert r.data["config"]["model"]["layers"][0]["input_range"] == pytest.approx([1.4939834])

@@ -380,7 +380,7 @@ def test_transformer_builds_the_document(monkeypatch, tmp_path):
     import tomllib
     seen = {}
 
-    def fake_run(text, path, backend, out, trials, quiet, overwrite=False, sets=None, base=None):
+    def fake_run(text, path, backend, out, trials, quiet, overwrite=False, sets=None, base=None, need_ranges=False):
         doc = tomllib.loads(text)
         seen["doc"] = doc
         seen["model"] = read_safetensors(doc["model"]["path"])
@@ -1395,3 +1395,25 @@ def test_an_aihwkit_analog_bert_is_read_by_its_layers_weights_and_ranges(tmp_pat
     r = aimc.transformer(net, padded_tokens(np.random.default_rng(3)), np.zeros(20, dtype=int), times=["1h"], trials=2, backend="cpu",
                          out=str(tmp_path / "r"), quiet=True, **IDEAL)
     assert r.points[0]["per_trial_correct"]
+
+
+def test_a_ranged_bert_runs_under_the_standard_hwa_preset(tmp_path):
+    """The preset's one tile per layer along the outputs is the model's largest layer (here the
+    feed-forward's 16), and its learned ranges come from the prepared model."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    import aimc.torch as at
+    from test_input_range import preset
+
+    torch.manual_seed(0)
+    net = transformers.BertForSequenceClassification(transformers.BertConfig(
+        hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16, max_position_embeddings=16, vocab_size=12,
+        num_labels=3)).eval()
+    tok = padded_tokens(np.random.default_rng(2))
+    with pytest.raises(ValueError, match=r"pre_post\.input_range is enabled, but the model holds no input ranges"):
+        aimc.transformer(net, tok, np.zeros(len(tok), dtype=int), times=["1h"], trials=2, backend="cpu", quiet=True,
+                         out=str(tmp_path / "none"), rpu_config=preset())
+    at.prepare(net, device="none", input_range=True)
+    r = aimc.transformer(net, tok, np.zeros(len(tok), dtype=int), times=["1h"], trials=2, backend="cpu", quiet=True,
+                         out=str(tmp_path / "r"), rpu_config=preset())
+    assert r.data["config"]["tile"]["max_out"] == 16

@@ -309,6 +309,13 @@ impl Experiment {
     }
 
     /// The workload's per-trial metric: wording, trials.csv column, direction.
+    /// Whether any analog layer of the model holds learned input ranges (a classifier's
+    /// `PREFIX.input_range`, or a transformer point's).
+    pub fn holds_input_ranges(&self) -> bool {
+        self.layers.iter().any(|l| !l.input_range.is_empty())
+            || self.points.iter().filter_map(|p| p.transformer.as_ref()).any(|s| s.net().linears().iter().any(|l| !l.input_range.is_empty()))
+    }
+
     pub fn metric(&self) -> crate::workload::Metric {
         (self.workload.spec().metric)(&self.inputs(), &self.points[0])
     }

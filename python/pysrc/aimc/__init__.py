@@ -253,7 +253,8 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
             raise ValueError(f"set {key!r}: expected 'SECTION.FIELD' or a top-level field, e.g. 'device.drift_scale' or 'layer_insight_trials'")
         sets.append(f"{key}={_toml_value(value)}")
     base = None if rpu_config is None else _flat_sets(from_aihwkit(rpu_config))
-    text, directory = _run_toml(text, str(path), backend, None if out is None else _out(out, ""), trials, quiet, overwrite, sets, base)
+    text, directory = _run_toml(text, str(path), backend, None if out is None else _out(out, ""), trials, quiet, overwrite, sets, base,
+                                _learns_input_ranges(rpu_config))
     return Results(json.loads(text), directory)
 
 
@@ -320,7 +321,8 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
         doc["data"] = {"path": str(tmp / "data.csv")}
         doc.setdefault("weight_error_trials", 0)
         outputs = max(int(np.shape(layer["weight"] if isinstance(layer, dict) else layer[0])[0]) for layer in layers)
-        text, directory = _run_document(doc, tmp / "classifier.toml", backend, out, quiet, overwrite, _rpu_base(rpu_config, doc, outputs))
+        text, directory = _run_document(doc, tmp / "classifier.toml", backend, out, quiet, overwrite, _rpu_base(rpu_config, doc, outputs),
+                                        _learns_input_ranges(rpu_config))
         return Results(json.loads(text), directory)
 
 
@@ -486,8 +488,22 @@ def transformer(model, tokens, labels, times: Iterable[str] = ("1s", "1h", "1d",
         if answer_text is not None:
             doc["data"]["answer_text"] = str(tmp / "answer_text.json")
         doc["transformer"] = {**s, **doc["transformer"]}
-        text, directory = _run_document(doc, tmp / "transformer.toml", backend, out, quiet, overwrite, _rpu_base(rpu_config, doc))
+        text, directory = _run_document(doc, tmp / "transformer.toml", backend, out, quiet, overwrite,
+                                        _rpu_base(rpu_config, doc, _largest_layer(model, s)), _learns_input_ranges(rpu_config))
         return Results(json.loads(text), directory)
+
+
+def _largest_layer(model, settings: dict) -> int | None:
+    """A transformer's largest analog layer output count (what aihwkit's max_output_size = 0
+    maps to): its 2-D weights but the embedding and position tables, which are no MVMs, unless the
+    head is tied to the embedding (a language model's). None for a file given by path."""
+    if not isinstance(model, TransformerModel):
+        return None
+    tables = ("embed", "wte", "wpe", "position", "token_type", "feature_projection")
+    rows = [v.shape[0] for k, v in model.tensors.items() if k.endswith("weight") and v.ndim == 2 and not any(t in k for t in tables)]
+    if settings.get("task") == "next_token":
+        rows.append(model.vocab)
+    return max(rows, default=None)
 
 
 # `transformer(metric=...)`: GLUE's metrics of a sequence classifier and of a regression head.

@@ -75,12 +75,13 @@ def _flat_sets(settings: dict) -> list:
     return sets
 
 
-def _run_document(doc: dict, path: pathlib.Path, backend: str, out: str, quiet: bool, overwrite: bool = False, base: list | None = None):
+def _run_document(doc: dict, path: pathlib.Path, backend: str, out: str, quiet: bool, overwrite: bool = False, base: list | None = None,
+                  need_ranges: bool = False):
     """Runs a document this module built in a temporary folder. Its errors name what the caller
     wrote: the temporary file's path is dropped and `section.field` becomes the keyword
     `section__field` (e.g. device__drift_scale), the rest of the CLI's message kept."""
     try:
-        return _run_toml(to_toml(doc), str(path), backend, out, None, quiet, overwrite, None, base)
+        return _run_toml(to_toml(doc), str(path), backend, out, None, quiet, overwrite, None, base, need_ranges)
     except ValueError as e:
         msg = str(e).replace(f"{path}: ", "").replace(str(path), "the arguments")
         # Lines of the document this module wrote mean nothing to the caller.

@@ -20,11 +20,14 @@ object lacks is taken at aihwkit's default (a field an older aihwkit did not hav
 dataclasses, a field this module does not know (a newer aihwkit's) passes only at its default.
 
 What is read, and how:
-- forward (IOParameters): the periphery of every MVM; aimc's `[periphery]` fields are aihwkit's,
+- forward (IOParameters, or aihwkit's presets' PresetIOParameters): the periphery of every MVM;
+  aimc's `[periphery]` fields are aihwkit's,
   the converter resolutions as bits (`inp_res = 1/(2**b - 2)`); settings aimc does not model are
   refused unless at aihwkit's default. `is_perfect` (or `mv_type` IDEAL) is aihwkit's ideal MVM,
   which disregards every other forward setting.
-- mapping (MappingParameter): the tile size, weight scaling, a digital bias.
+- mapping (MappingParameter): the tile size (max_output_size = 0 as the model's largest layer,
+  `max_out`), weight scaling, a digital bias, learned output scales where the mapping divides
+  them out (folded into the weights aimc is given).
 - noise_model: PCMLikeNoiseModel (with its SinglePairConductanceConverter) as aimc's `pcm` model;
   CustomDriftPCMLikeNoiseModel as the same with its measured drift (`custom_drift_model`) as
   `device.drift_table`; HermesNoiseModel (hermes.py) as `hermes` (num_devices = 2, its default)
@@ -32,12 +35,16 @@ What is read, and how:
   polynomial, drift and read noise written out.
 - drift_compensation: None, GlobalDriftCompensation, GlobalDriftCompensationWithExactReference or
   PerColumnDriftCompensation as `gdc`.
+- pre_post.input_range: the learned ranges are the model's (`aimc.from_torch` of the analog
+  model reads them, the model file holds them as `PREFIX.input_range`); enabled, the entry
+  points refuse a model without them.
 - Training only, so not read: clip and remap run after optimizer updates (post_update_step), the
   modifier perturbs training forwards (unless `enable_during_test`), backward / update / device
-  are the training passes, runtime the simulator's own precision and offloading. A remap type
-  or a modifier active during test changes inference, and is refused; so is input-range learning
-  (pre_post.input_range.enable), which clips the inputs. `training_from_aihwkit` reads the
-  modifier and clip for hardware-aware training (`aimc.torch.prepare(rpu_config=...)`).
+  are the training passes, runtime the simulator's own precision and offloading. A remap that
+  leaves other weights than the mapping (any but the symmetric ones matching it) or a modifier
+  active during test changes inference, and is refused. `training_from_aihwkit` reads the
+  modifier and clip, `input_range_from_aihwkit` the input ranges, for hardware-aware training
+  (`aimc.torch.prepare(rpu_config=...)`).
 """
 
 from __future__ import annotations

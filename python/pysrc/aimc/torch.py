@@ -43,8 +43,9 @@ and clipping act on W as a crossbar holds it, Wᵀ). In training mode each forwa
 - with `input_range` learns a range per input tile, as aihwkit's `pre_post.input_range`: each
   slice is clipped to it and divided by it in place of its max|x| (see `prepare`).
 
-In eval mode the layers compute in floating point (their inputs clipped to the ranges, if any). Draws are reproducible: layer i at step k uses
-seed (seed, i, k). Torch is imported here only, so `import aimc` works without it.
+In eval mode the layers compute in floating point (their inputs clipped to the ranges, if any).
+Draws are reproducible: layer i at step k uses seed (seed, i, k). Torch is imported here only, so
+`import aimc` works without it.
 """
 
 from __future__ import annotations

@@ -141,24 +141,16 @@ pub struct TrainingConfig {
     pub max_in: usize,
     /// Clip every trained crossbar matrix to ±clip_sigma·std(W) after each update (0: none).
     pub clip_sigma: f64,
-    /// Learn an input range per input tile of every layer, as aihwkit's `pre_post.input_range`
-    /// (Rasch et al., Nat. Commun. 2023): each slice clipped to ±range and divided by it in place
-    /// of its max|x|; the range's gradient from the clipped inputs alone (the part that would
-    /// widen it), relative to the range, plus `input_range_decay`·range while more than
-    /// `input_range_min_inside` of the batch's inputs lie inside it; the inputs' own gradient
-    /// straight through. The model file holds them (`PREFIX.input_range`), for an evaluation
-    /// with `noise_management = "constant"` (or `"none"`). MLP trainer only.
+    /// Learn an input range per input tile of every layer (aihwkit's `pre_post.input_range`; MLP
+    /// trainer only): each slice clipped to ±range and divided by it in place of its max|x|; the
+    /// model file holds them (`PREFIX.input_range`). src/train/ranges.rs has the rule.
     pub input_range: bool,
-    /// The ranges' first value (aihwkit's `init_value`, 3).
+    /// aihwkit's `init_value`, `init_from_data`, `init_std_alpha`, `decay` and
+    /// `input_min_percentage` (defaults 3, 100, 3, 0.001, 0.95).
     pub input_range_init: f64,
-    /// After each of the first this many batches a range is set to the running mean of
-    /// `input_range_std_alpha`·std of its inputs (aihwkit's `init_from_data`, 100).
     pub input_range_init_from_data: u32,
-    /// aihwkit's `init_std_alpha` (3).
     pub input_range_std_alpha: f64,
-    /// aihwkit's `decay` (0.001).
     pub input_range_decay: f64,
-    /// aihwkit's `input_min_percentage` (0.95).
     pub input_range_min_inside: f64,
     /// Fine-tune from this model file (relative to the training file) instead of a random init.
     pub init: Option<PathBuf>,
@@ -368,36 +360,7 @@ impl TrainingConfig {
         if self.max_in == 0 {
             return Err(format!("training.max_in = 0: give the crossbar rows of a tile, the evaluation's [tile] max_in (default {DEFAULT_MAX_IN})"));
         }
-        let defaults = TrainingConfig::default();
-        if self.input_range {
-            if !(self.input_range_init.is_finite() && self.input_range_init > 0.0) {
-                return Err(format!("training.input_range_init = {}: the ranges' first value must be > 0 (aihwkit's default 3)", self.input_range_init));
-            }
-            if !(self.input_range_std_alpha.is_finite() && self.input_range_std_alpha > 0.0) {
-                return Err(format!("training.input_range_std_alpha = {}: must be > 0 (aihwkit's default 3)", self.input_range_std_alpha));
-            }
-            finite_nonneg("input_range_decay", self.input_range_decay)?;
-            if !(0.0..=1.0).contains(&self.input_range_min_inside) {
-                return Err(format!("training.input_range_min_inside = {}: a fraction in 0..=1 (aihwkit's default 0.95)", self.input_range_min_inside));
-            }
-            if self.bound_management == "iterative" {
-                return Err("training.input_range with bound_management = \"iterative\": training redoes a saturated tile over its max|x|, not its range; use bound_management = \"none\" (as aihwkit's StandardHWATrainingPreset trains)".into());
-            }
-        } else {
-            for (name, set) in [
-                ("input_range_init", self.input_range_init != defaults.input_range_init),
-                ("input_range_init_from_data", self.input_range_init_from_data != defaults.input_range_init_from_data),
-                ("input_range_std_alpha", self.input_range_std_alpha != defaults.input_range_std_alpha),
-                ("input_range_decay", self.input_range_decay != defaults.input_range_decay),
-                ("input_range_min_inside", self.input_range_min_inside != defaults.input_range_min_inside),
-            ] {
-                if set {
-                    return Err(format!(
-                        "training.{name} is set but training.input_range is not: set input_range = true to learn input ranges, or remove {name}"
-                    ));
-                }
-            }
-        }
+        self.check_input_range()?;
         if self.epochs == Some(0) {
             return Err("training.epochs = 0: use at least 1".into());
         }
@@ -432,16 +395,6 @@ impl TrainingConfig {
             || self.w_noise > 0.0
             || self.ir_drop > 0.0
             || self.input_range
-    }
-
-    /// Refuses `input_range` in a trainer that does not learn ranges (`trainer` names it).
-    pub fn refuse_input_range(&self, trainer: &str) -> Result<(), TrainError> {
-        if self.input_range {
-            return Err(TrainError::Training(format!(
-                "training.input_range = true: the {trainer} trainer does not learn input ranges (the MLP trainer, train-digits, does); remove it"
-            )));
-        }
-        Ok(())
     }
 
     /// The last input reduction bound management tries: the evaluation's rule

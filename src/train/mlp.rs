@@ -373,48 +373,10 @@ pub fn train_mlp_with(train: &Dataset, cfg: &TrainConfig, hwa: &TrainingConfig) 
             sgd_update(&mut ml.w, &gl.w, &mut vl.w, lr, cfg.momentum, cfg.weight_decay);
             sgd_update(&mut ml.b, &gl.b, &mut vl.b, lr, cfg.momentum, 0.0);
         }
-        update_ranges(&mut m.ranges, &g.ranges, &mut v.ranges, &ws.range_stats, &mut range_updates, hwa, lr, cfg.momentum);
+        super::ranges::update_ranges(&mut m.ranges, &g.ranges, &mut v.ranges, &ws.range_stats, &mut range_updates, hwa, lr, cfg.momentum);
         inj.clip(m.params_mut());
     });
     Ok(m)
-}
-
-/// One step of every input range after a batch, as aihwkit's `post_backward` and
-/// `apply_input_range` (gradient_relative, gradient_scale 1): the gradient times the range, plus
-/// `decay`·range while more than `min_inside` of the batch's inputs lay inside it, an SGD step
-/// with the trainer's momentum; then, during the first `init_from_data` batches, the running mean
-/// with `std_alpha`·std of the batch's inputs (aihwkit takes it at the start of the batch, before
-/// the forward; here the batch's statistics follow its pass), and the absolute value.
-#[allow(clippy::too_many_arguments)]
-fn update_ranges(
-    ranges: &mut [Vec<f32>],
-    grads: &[Vec<f32>],
-    vel: &mut [Vec<f32>],
-    stats: &[Vec<[f64; 4]>],
-    updates: &mut [Vec<u32>],
-    hwa: &TrainingConfig,
-    lr: f32,
-    momentum: f32,
-) {
-    for (l, rl) in ranges.iter_mut().enumerate() {
-        for (t, r) in rl.iter_mut().enumerate() {
-            let [inside, n, sum, sumsq] = stats[l][t];
-            let mut g = grads[l][t] * *r;
-            if hwa.input_range_decay > 0.0 && n > 0.0 && inside / n > hwa.input_range_min_inside {
-                g += (hwa.input_range_decay * *r as f64) as f32;
-            }
-            sgd_update(std::slice::from_mut(r), &[g], std::slice::from_mut(&mut vel[l][t]), lr, momentum, 0.0);
-            let k = &mut updates[l][t];
-            if *k < hwa.input_range_init_from_data && n > 1.0 {
-                let std = ((sumsq - sum * sum / n) / (n - 1.0)).max(0.0).sqrt();
-                if std > 0.0 {
-                    *r = ((*r as f64 * *k as f64 + hwa.input_range_std_alpha * std) / (*k as f64 + 1.0)) as f32;
-                    *k += 1;
-                }
-            }
-            *r = r.abs();
-        }
-    }
 }
 
 /// Fraction of rows whose arg-max logit equals the label (float32 forward pass, no noise).

@@ -31,6 +31,7 @@ pub mod mlp;
 pub mod modifier;
 pub mod moe;
 pub mod periphery;
+mod ranges;
 pub mod text;
 pub mod transformer;
 

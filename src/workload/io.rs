@@ -426,21 +426,8 @@ pub fn parse_state_dict_with(bytes: &[u8], opt: &StateDictOptions) -> Result<Vec
         };
         let input_range = match st.tensor(&format!("{p}.input_range")) {
             Ok(r) => {
-                if r.shape().len() > 1 || r.shape() == [0] {
-                    return Err(format!(
-                        "{p}.input_range has shape {:?}: give one input range for the layer (shape [] or [1]) or one per input tile (shape [tiles])",
-                        r.shape()
-                    ));
-                }
-                let v = tensor_f32(&r).map_err(|m| format!("{p}.input_range: {m}"))?;
-                if let Some(i) = v.iter().position(|x| !(x.is_finite() && *x > 0.0)) {
-                    return Err(format!(
-                        "{p}.input_range[{i}] = {}: an input range must be a finite number > 0 (the layer's inputs are clipped to ±range)",
-                        v[i]
-                    ));
-                }
                 used.insert(format!("{p}.input_range"));
-                v
+                input_range_values(&format!("{p}.input_range"), &r)?
             }
             Err(_) => Vec::new(),
         };
@@ -463,6 +450,20 @@ pub fn parse_state_dict_with(bytes: &[u8], opt: &StateDictOptions) -> Result<Vec
         }
     }
     Ok(out)
+}
+
+/// The values of the input-range tensor `name` (aihwkit's learned `pre_post.input_range`, beside
+/// a layer's weight): shape [] or [k] (one for the layer, or one per input tile), each finite and
+/// > 0. Classifier and transformer state dicts read them here.
+pub(crate) fn input_range_values(name: &str, t: &safetensors::tensor::TensorView) -> Result<Vec<f32>, String> {
+    if t.shape().len() > 1 || t.shape() == [0] {
+        return Err(format!("{name} has shape {:?}: give one input range for the layer (shape [] or [1]) or one per input tile (shape [tiles])", t.shape()));
+    }
+    let v = tensor_f32(t).map_err(|m| format!("{name}: {m}"))?;
+    if let Some(i) = v.iter().position(|x| !(x.is_finite() && *x > 0.0)) {
+        return Err(format!("{name}[{i}] = {}: an input range must be a finite number > 0 (the layer's inputs are clipped to ±range)", v[i]));
+    }
+    Ok(v)
 }
 
 /// A labelled data set: row-major features and integer labels.

@@ -270,7 +270,7 @@ pub fn analog_layers(layers: &[Linear], acts: &[Activation], shape: TileShape, s
 /// the layer (`tiles_in` = ⌈inputs / max_in⌉). A Linear layer after a convolution reads its
 /// inputs in the engine's (h, w, c) order, so its input tiles hold other columns than PyTorch's
 /// (c, h, w) split would: it takes one range only, unless it fits one tile.
-pub fn check_input_ranges(layers: &[Linear], shape: TileShape) -> Result<(), String> {
+pub fn check_input_ranges<'a>(layers: impl IntoIterator<Item = &'a Linear>, shape: TileShape) -> Result<(), String> {
     let mut after_conv = false;
     for l in layers {
         let n = l.input_range.len();

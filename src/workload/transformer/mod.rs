@@ -22,6 +22,7 @@ pub mod gpt2;
 pub mod mobilebert;
 pub mod names;
 pub mod net;
+mod ranges;
 pub mod reference;
 pub mod score;
 pub mod squad;

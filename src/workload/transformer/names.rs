@@ -65,7 +65,7 @@ pub enum Family {
 }
 
 impl Family {
-    fn describe(self) -> &'static str {
+    pub(super) fn describe(self) -> &'static str {
         match self {
             Family::Torch => "PyTorch nn.TransformerEncoder",
             Family::Bert => "Hugging Face BERT",
@@ -141,7 +141,7 @@ pub enum Slot {
 
 impl Slot {
     /// Tensor rank the slot takes (0: any, for skipped buffers).
-    fn rank(self) -> usize {
+    pub(super) fn rank(self) -> usize {
         use Slot::*;
         match self {
             Embedding | Positions | TokenType | InProjW | QW | KW | VW | OW | Ffn1W | Ffn2W | FeatureQ | FeatureK | SharedFeature | PoolerW | HeadW
@@ -151,7 +151,7 @@ impl Slot {
         }
     }
 
-    fn describe(self) -> &'static str {
+    pub(super) fn describe(self) -> &'static str {
         use Slot::*;
         match self {
             Embedding => "the token embedding",
@@ -441,7 +441,7 @@ fn is_index(s: &str) -> bool {
 
 /// The row of the table `name` matches, with its `{N}` or `{K}` index and its `{J}` index (0
 /// where the row has none).
-fn lookup(name: &str, naming: &Naming) -> Option<(&'static Entry, Option<usize>, usize)> {
+pub(super) fn lookup(name: &str, naming: &Naming) -> Option<(&'static Entry, Option<usize>, usize)> {
     let parts: Vec<&str> = name.split('.').collect();
     'rows: for entry in TABLE.iter().filter(|e| e.family == naming.family || e.family == Any) {
         let pattern = entry.pattern.replace("{P}", &naming.prefix).replace("{O}", &naming.outer);
@@ -563,7 +563,7 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
     let mut found = Found { naming: naming.clone(), by_slot: BTreeMap::new(), head_root: None, ranges: BTreeMap::new() };
     for name in &names {
         if let Some(prefix) = name.strip_suffix(".input_range") {
-            let t = range_tensor(&st, name, prefix, &naming)?;
+            let t = super::ranges::range_tensor(&st, name, prefix, &naming)?;
             found.ranges.insert(t.0, t.1);
             continue;
         }
@@ -631,7 +631,7 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
         }
     }
     let mut net = if naming.family == MobileBert { super::mobilebert::assemble(&found, s)? } else { assemble(&found, s)? };
-    attach_ranges(&found, &mut net)?;
+    super::ranges::attach_ranges(&found, &mut net)?;
     if net.head.is_empty() {
         let mut tied = net.tied_head()?;
         if let Some(t) = found.ranges.get(&(HeadW, None, 0)) {
@@ -640,83 +640,6 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
         net.head = vec![tied];
     }
     Ok(net)
-}
-
-/// An input range `name` (`prefix.input_range`): the weight `prefix.weight` must be a weight
-/// matrix of the name table, the range one value or one per input tile, each finite and > 0.
-fn range_tensor(st: &safetensors::SafeTensors, name: &str, prefix: &str, naming: &Naming) -> Result<(SlotKey, Tensor), String> {
-    // `X.weight`, or PyTorch's stacked `X_weight` (`self_attn.in_proj_weight`).
-    let weight = format!("{prefix}.weight");
-    let found =
-        [weight.clone(), format!("{prefix}_weight")].into_iter().find_map(|w| lookup(&w, naming).filter(|(e, _, _)| e.slot != Skip && e.slot.rank() == 2));
-    let Some((entry, index, j)) = found else {
-        return Err(format!(
-            "tensor {name} is an input range, but {weight} is no weight matrix of the {} name table; an input range sits beside its layer's weight",
-            naming.family.describe()
-        ));
-    };
-    let view = st.tensor(name).map_err(|e| format!("tensor {name}: {e}"))?;
-    let shape = view.shape().to_vec();
-    if shape.len() > 1 || shape == [0] {
-        return Err(format!("tensor {name} has shape {}: give one input range for the layer (shape [] or [1]) or one per input tile", shape_s(&shape)));
-    }
-    let data = crate::workload::io::tensor_f32(&view).map_err(|m| format!("tensor {name}: {m}"))?;
-    if let Some(i) = data.iter().position(|v| !(v.is_finite() && *v > 0.0)) {
-        return Err(format!("tensor {name}[{i}] = {}: an input range must be a finite number > 0 (the layer's inputs are clipped to ±range)", data[i]));
-    }
-    Ok(((entry.slot, index, j), Tensor { name: name.to_string(), shape, data }))
-}
-
-/// Sets every input range on the Linear layer its weight built: Q, K, V (all three from a
-/// stacked in_proj), O, the feed-forward pair, the pooler and the head's layers.
-fn attach_ranges(f: &Found, net: &mut TransformerNet) -> Result<(), String> {
-    let heads: Vec<Option<usize>> = {
-        let mut k: Vec<Option<usize>> = f.by_slot.keys().filter(|(sl, _, _)| matches!(sl, HeadW | HeadB)).map(|(_, i, _)| *i).collect();
-        k.sort();
-        k.dedup();
-        k
-    };
-    for (&(slot, n, j), t) in &f.ranges {
-        if slot == HeadW && n.is_none() && net.head.is_empty() && t.name.ends_with("lm_head.input_range") {
-            // The language-model head tied to the embedding: set when it is built.
-            continue;
-        }
-        if !f.by_slot.contains_key(&(slot, n, j)) {
-            return Err(format!(
-                "tensor {} has no weight {} in the file: an input range sits beside its layer's weight",
-                t.name,
-                t.name.replace(".input_range", ".weight")
-            ));
-        }
-        let v = t.data.clone();
-        let set = |net: &mut TransformerNet, f: &dyn Fn(&mut Block)| -> Result<(), String> {
-            let i = n.ok_or_else(|| format!("tensor {}: no layer index", t.name))?;
-            f(net.blocks.get_mut(i).ok_or_else(|| format!("tensor {}: no layer {i}", t.name))?);
-            Ok(())
-        };
-        match slot {
-            QW => set(net, &|b| b.q.input_range = v.clone())?,
-            KW => set(net, &|b| b.k.input_range = v.clone())?,
-            VW => set(net, &|b| b.v.input_range = v.clone())?,
-            OW => set(net, &|b| b.o.input_range = v.clone())?,
-            Ffn1W => set(net, &|b| b.ffn1.input_range = v.clone())?,
-            Ffn2W => set(net, &|b| b.ffn2.input_range = v.clone())?,
-            InProjW => set(net, &|b| (b.q.input_range, b.k.input_range, b.v.input_range) = (v.clone(), v.clone(), v.clone()))?,
-            PoolerW => net.pooler.as_mut().ok_or_else(|| format!("tensor {}: the model has no pooler", t.name))?.input_range = v,
-            HeadW => {
-                let at = heads.iter().position(|k| *k == n).filter(|&i| i < net.head.len()).ok_or_else(|| format!("tensor {}: no such head layer", t.name))?;
-                net.head[at].input_range = v;
-            }
-            other => {
-                return Err(format!(
-                    "tensor {}: aimc reads the input ranges of Q, K, V, O, the feed-forward pair, the pooler and the head, not of {}; leave it out of the file",
-                    t.name,
-                    other.describe()
-                ))
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Builds and checks the net from the mapped tensors.
@@ -956,6 +879,14 @@ fn assemble(f: &Found, s: &TransformerSettings) -> Result<TransformerNet, String
 /// The classifier head: one Linear, or an nn.Sequential's Linear layers in index order, chained
 /// from the pooled vector's `d` values (`dm` says where d comes from).
 /// A language model's file may leave the head out (none: the caller ties it to the embedding).
+/// The head's layer indices in order (None: one Linear), as `head_layers` builds them.
+pub(super) fn head_keys(f: &Found) -> Vec<Option<usize>> {
+    let mut k: Vec<Option<usize>> = f.by_slot.keys().filter(|(sl, _, _)| matches!(sl, HeadW | HeadB)).map(|(_, i, _)| *i).collect();
+    k.sort();
+    k.dedup();
+    k
+}
+
 pub(super) fn head_layers(f: &Found, d: usize, dm: &str, s: &TransformerSettings) -> Result<Vec<Linear>, String> {
     let bias = |slot: Slot, n: Option<usize>, len: usize, why: &str| f.bias(slot, n, 0, len, why);
     let Some((root, _)) = &f.head_root else {
@@ -967,12 +898,7 @@ pub(super) fn head_layers(f: &Found, d: usize, dm: &str, s: &TransformerSettings
             O = f.naming.outer
         ));
     };
-    let keys: Vec<Option<usize>> = {
-        let mut k: Vec<Option<usize>> = f.by_slot.keys().filter(|(sl, _, _)| matches!(sl, HeadW | HeadB)).map(|(_, i, _)| *i).collect();
-        k.sort();
-        k.dedup();
-        k
-    };
+    let keys = head_keys(f);
     let mut head = Vec::new();
     let mut width = (d, format!("{dm} (the pooled vector)"));
     for key in keys {

@@ -124,8 +124,7 @@ impl TransformerNet {
     /// Checks the layers' input ranges against a tile shape (see
     /// [`crate::workload::check_input_ranges`]).
     pub fn check_input_ranges(&self, shape: crate::crossbar::TileShape) -> Result<(), String> {
-        let ranged: Vec<Linear> = self.linears().into_iter().filter(|l| l.input_range.len() > 1).cloned().collect();
-        crate::workload::check_input_ranges(&ranged, shape)
+        crate::workload::check_input_ranges(self.linears(), shape)
     }
 
     pub fn d_model(&self) -> usize {

@@ -5,7 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::simd_entry;
-use crate::engine::cpu::common::{in_range, nm_scale, par_trials2, quant_in, redo_in_gemm};
+use crate::engine::cpu::common::{nm_scale, par_trials2, quant_in, redo_in_gemm};
 use crate::engine::cpu::dac::reads_flagged;
 use crate::engine::layout::{StageParams, TileInfo};
 
@@ -48,15 +48,26 @@ fn rows_body(p: &StageParams, tiles: &[TileInfo], x: &[f32], sat: &[u32], first:
                 // The level-1 pass: reduction 2 with the stored nm.
                 nm[v_local * tin + ti]
             } else {
-                let a = if p.io.nm_mode == 1 { src.iter().fold(0.0f32, |a, &b| a.max(in_range(r, b).abs())) } else { 0.0 };
+                // The range's test taken out of the loops: without one they are the plain ones.
+                let a = match (p.io.nm_mode == 1, r > 0.0) {
+                    (false, _) => 0.0,
+                    (true, false) => src.iter().fold(0.0f32, |a, &b| a.max(b.abs())),
+                    (true, true) => src.iter().fold(0.0f32, |a, &b| a.max(b.clamp(-r, r).abs())),
+                };
                 nm_scale(&p.io, r, a)
             };
             // nm = 0 for an all-zero slice: its tile's output is exactly 0 (as in aihwkit).
             nm[v_local * tin + ti] = m;
             let m_div = if m == 0.0 { 1.0 } else { m } * (1u32 << l.bm_pass) as f32;
             let dst = &mut xq[v_local * n_in + c0..v_local * n_in + c0 + cols];
-            for (d, &s) in dst.iter_mut().zip(src) {
-                *d = quant_in(&p.io, in_range(r, s) / m_div);
+            if r > 0.0 {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = quant_in(&p.io, s.clamp(-r, r) / m_div);
+                }
+            } else {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = quant_in(&p.io, s / m_div);
+                }
             }
         }
     }

@@ -29,7 +29,8 @@
 // in[c][y+i−1][x+j−1]), so the passes read beside them.
 #![allow(clippy::needless_range_loop)]
 
-use super::hwa::{abs_max, load_params, Clipped, Injector, Param, TrainingConfig};
+use super::hwa::{load_params, Clipped, TrainingConfig};
+use super::injector::{abs_max, Injector, Param};
 use super::periphery::{dac_reduced, tile_ranges, FullSums};
 use super::{
     accuracy_of, argmax, minibatch_epochs, model_metadata, noisy_row, sgd_update, state_dict_bytes, unit_f32, write_model, Dataset, Dense, NamedTensor,

@@ -12,7 +12,8 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use std::path::Path;
 
-use super::hwa::{load_params, Clipped, Injector, Param, TrainingConfig};
+use super::hwa::{load_params, Clipped, TrainingConfig};
+use super::injector::{Injector, Param};
 use super::{
     accuracy_of, activate, activation_name, derivative, minibatch_epochs, model_metadata, noisy_row, sgd_update, state_dict_bytes, torch_module, unit_f32,
     write_model, Dataset, Dense, NamedTensor, TrainError,

@@ -25,6 +25,7 @@
 
 pub mod cnn;
 pub mod hwa;
+pub mod injector;
 pub mod kvqa;
 pub mod listops;
 pub mod mlp;

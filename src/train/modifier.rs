@@ -18,7 +18,8 @@
 //! `weight_noise_coeffs` (aihwkit's default [0.0105392, 0.0768, −0.046925] when empty). Rounding
 //! is to the nearest step, halves away from zero (aihwkit's `sto_round = false`).
 
-use super::hwa::{Injector, TrainingConfig};
+use super::hwa::TrainingConfig;
+use super::injector::Injector;
 
 /// The `weight_noise` names of aihwkit's weight modifiers.
 pub const MODIFIERS: [&str; 6] = ["gaussian", "mult_normal", "poly", "discretize", "discretize_add_normal", "drop_connect"];

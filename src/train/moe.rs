@@ -22,7 +22,8 @@
 // beside them.
 #![allow(clippy::needless_range_loop)]
 
-use super::hwa::{load_params, Clipped, Injector, Param, TrainingConfig};
+use super::hwa::{load_params, Clipped, TrainingConfig};
+use super::injector::{Injector, Param};
 use super::{
     accuracy_of, activate, add_input_noise, derivative, minibatch_epochs, model_metadata, row, sgd_update, state_dict_bytes, torch_module, unit_f32,
     write_model, Dataset, Dense, NamedTensor, TrainError,

@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 
-use super::hwa::{abs_max, Injector};
+use super::injector::{abs_max, Injector};
 use crate::crossbar::{split_len, split_start};
 
 /// The input slices of a layer with `n_in` inputs on tiles of at most `max_in` rows, as the

@@ -116,7 +116,7 @@ fn every_trainer_takes_the_adc_and_the_tiles() {
 
 /// Split the parameters of a trained model into its crossbar matrices and the rest (biases),
 /// as bits.
-fn matrices_and_rest(params: Vec<aimc::train::hwa::Param<'_>>) -> (Vec<u32>, Vec<u32>) {
+fn matrices_and_rest(params: Vec<aimc::train::injector::Param<'_>>) -> (Vec<u32>, Vec<u32>) {
     let (mut m, mut r) = (Vec::new(), Vec::new());
     for p in params {
         let into = if p.matrix.is_some() { &mut m } else { &mut r };
@@ -273,7 +273,7 @@ fn the_shipped_kernel_hwa_transformer_keeps_the_projection_as_drawn() {
 /// entries beyond the bound all sit exactly at ±bound).
 #[test]
 fn clipping_leaves_the_fixed_feature_projection_as_drawn_or_loaded() {
-    use aimc::train::hwa::clip_matrix;
+    use aimc::train::injector::clip_matrix;
     use aimc::train::transformer::{self as tf, Attention, Dims, Net, Task, TransformerTrainConfig};
     use rand::SeedableRng;
     let mut cfg = TransformerTrainConfig::shipped(Task::ListOps, Attention::Kernel);

@@ -154,7 +154,7 @@ fn training_twice_gives_the_same_bytes() {
 ///   resolution.
 #[test]
 fn the_transformer_dac_quantises_every_crossbar_input_with_a_straight_through_gradient() {
-    use aimc::train::hwa::Injector;
+    use aimc::train::injector::Injector;
     let dac = |bits: u32| Injector::new(&TrainingConfig { dac_bits: bits, ..TrainingConfig::default() }, 0);
     let once = Dims { repeat: 1, ..tiny_dims() };
     let mut rng = Pcg64Mcg::seed_from_u64(3);

@@ -1,10 +1,10 @@
-//! The transformer workload's state-dict name table (`workload::transformer::names`) and its
+//! The transformer workload's state-dict name table (`workload::transformer::table`, read by `names`) and its
 //! independent f64 reference forward (`workload::transformer::reference`): the same weights under
 //! PyTorch and BERT names load to the same net; every bad input is named; the reference agrees
 //! with hand-computable cases (uniform attention, causal token 0, kernel ≈ softmax, padding).
 
 use aimc::workload::io::{Linear, Matrix};
-use aimc::workload::transformer::{names, reference, Block, Norm, Positions, TransformerNet, TransformerSettings};
+use aimc::workload::transformer::{names, reference, table, Block, Norm, Positions, TransformerNet, TransformerSettings};
 use safetensors::tensor::{Dtype, TensorView};
 use std::sync::Arc;
 
@@ -779,7 +779,7 @@ fn fp_correct_counts_the_argmax_over_a_token_data_set() {
 #[test]
 fn the_documented_table_is_the_code_table() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/transformer-names.md")).unwrap();
-    for e in names::TABLE {
+    for e in table::TABLE {
         assert!(doc.contains(&format!("`{}`", e.pattern)), "docs/transformer-names.md does not list {}", e.pattern);
     }
 }

@@ -53,7 +53,8 @@ use rand_pcg::Pcg64Mcg;
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 use std::path::Path;
 
-use super::hwa::{load_params, Injector, Param, TrainingConfig};
+use super::hwa::{load_params, TrainingConfig};
+use super::injector::{Injector, Param};
 use super::listops::{self, ListOpsConfig, SeqData};
 use super::{model_metadata, state_dict_bytes, write_model, NamedTensor, TrainError};
 

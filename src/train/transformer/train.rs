@@ -1,6 +1,6 @@
 //! Training the shipped transformers: hyper-parameters ([`TransformerTrainConfig`]), the task's
 //! data, Adam with warm-up and decay, gradient clipping, and hardware-aware training through the
-//! shared noise injector (src/train/hwa.rs).
+//! shared noise injector (src/train/injector.rs).
 
 // Index loops mirror the gradient equations, so the backward pass reads beside them.
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]

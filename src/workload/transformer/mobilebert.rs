@@ -17,7 +17,8 @@
 //!
 //! Errors name the tensor, its shape, the expected shape and where that comes from.
 
-use super::names::{check_shape, head_layers, shape_s, Found, Slot, Slot::*};
+use super::names::{check_shape, head_layers, shape_s, Found};
+use super::table::{Slot, Slot::*};
 use super::{AttentionKind, Block, Bottleneck, Norm, Positions, TransformerNet, TransformerSettings};
 use crate::workload::io::Linear;
 use std::collections::BTreeSet;

@@ -26,6 +26,7 @@ mod ranges;
 pub mod reference;
 pub mod score;
 pub mod squad;
+pub mod table;
 
 pub(crate) use score::metrics;
 pub use score::{best_span, in_top_n, score_answer, span_candidates, span_f1, span_of, top_n_cut};

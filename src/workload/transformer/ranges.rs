@@ -4,7 +4,8 @@
 //! classifier's rules (`workload::io::input_range_values`) and set on the Linear layer that
 //! weight built.
 
-use super::names::{head_keys, lookup, Found, Naming, Slot, SlotKey, Tensor};
+use super::names::{head_keys, lookup, Found, Naming, SlotKey, Tensor};
+use super::table::Slot;
 use super::{Block, TransformerNet};
 use Slot::*;
 

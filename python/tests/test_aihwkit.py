@@ -390,12 +390,46 @@ def test_unmodelled_settings_are_refused_by_name(changes, message):
     ({"noise_model": pcm_noise_model(g_converter=obj("DualPairConductanceConverter", g_max=25.0))},
      r"noise_model\.g_converter is DualPairConductanceConverter"),
     ({"drift_compensation": obj("MyCompensation")}, r"drift_compensation is MyCompensation; aimc maps None, GlobalDriftCompensation"),
-    ({"tile_class": type("TorchInferenceTile", (), {})}, r"tile_class = TorchInferenceTile is not modelled .*leave it at InferenceTile"),
-    ({"tile_class": "TorchInferenceTile"}, r"tile_class = 'TorchInferenceTile' is not modelled"),
+    ({"tile_class": type("CustomInferenceTile", (), {})}, r"tile_class = CustomInferenceTile is not modelled .*leave it at InferenceTile"),
+    ({"tile_class": "CustomInferenceTile"}, r"tile_class = 'CustomInferenceTile' is not modelled"),
 ])
 def test_unmodelled_classes_are_refused_by_name(changes, message):
     with pytest.raises(ValueError, match=message):
         aimc.from_aihwkit(inference_rpu_config(**changes))
+
+
+def torch_inference_rpu_config(**changes):
+    """aihwkit's TorchInferenceRPUConfig(): an InferenceRPUConfig subclass whose only own fields
+    are its tile classes (src/aihwkit/simulator/configs/configs.py)."""
+    cfg = with_changes(inference_rpu_config(tile_class=type("TorchInferenceTile", (), {}),
+                                            simulator_tile_class=type("TorchSimulatorTile", (), {})), **changes)
+    return type("TorchInferenceRPUConfig", (type(cfg),), {})(**vars(cfg))
+
+
+def test_torch_inference_rpu_config_maps_without_its_batch_wide_bound_management():
+    """TorchInferenceRPUConfig's tile has InferenceRPUConfig's device model and periphery, so with
+    bound management off it maps as InferenceRPUConfig does; its default iterative bound
+    management (whole mini-batch reruns) is refused with the fix, as are the settings the tile
+    itself raises a ConfigError for; an ideal forward disregards the bound management."""
+    with pytest.raises(ValueError, match=r"forward\.bound_management = BoundManagementType\.ITERATIVE .*whole mini-batch.*"
+                                         r"set it to BoundManagementType\.NONE"):
+        aimc.from_aihwkit(torch_inference_rpu_config())
+    off = {"forward__bound_management": BoundManagementType.NONE}
+    want = aimc.from_aihwkit(with_changes(inference_rpu_config(), **off))
+    assert aimc.from_aihwkit(torch_inference_rpu_config(**off)) == want
+    assert want["periphery"]["bound_management"] == "none"
+    by_name = with_changes(torch_inference_rpu_config(**off), tile_class="TorchInferenceTile", simulator_tile_class="TorchSimulatorTile")
+    assert aimc.from_aihwkit(by_name) == want
+    ideal = aimc.from_aihwkit(torch_inference_rpu_config(forward__is_perfect=True))
+    assert ideal == aimc.from_aihwkit(with_changes(inference_rpu_config(), forward__is_perfect=True))
+    for changes, message in [
+        ({"forward__w_noise": 0.01}, r"forward\.w_noise = 0\.01 .*TorchInferenceTile does not model per-read weight noise"),
+        ({"forward__w_noise_type": WeightNoiseType.PCM_READ}, r"forward\.w_noise_type = WeightNoiseType\.PCM_READ .*TorchInferenceTile"),
+        ({"forward__ir_drop": 1.0}, r"forward\.ir_drop = 1\.0 .*TorchInferenceTile does not model IR drop"),
+        ({"simulator_tile_class": type("RPUCudaSimulatorTile", (), {})}, r"simulator_tile_class = RPUCudaSimulatorTile .*TorchSimulatorTile"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            aimc.from_aihwkit(with_changes(torch_inference_rpu_config(**off), **changes))
 
 
 def test_a_tile_class_by_name_and_a_pdrop_that_is_no_number():

@@ -35,6 +35,9 @@ What is read, and how:
   polynomial, drift and read noise written out.
 - drift_compensation: None, GlobalDriftCompensation, GlobalDriftCompensationWithExactReference or
   PerColumnDriftCompensation as `gdc`.
+- tile_class: InferenceTile (RPUCuda's, the default) or TorchInferenceTile
+  (TorchInferenceRPUConfig's pure-PyTorch tile: same device model and periphery; its
+  whole-batch iterative bound management is refused, as are the settings it raises for).
 - pre_post.input_range: the learned ranges are the model's (`aimc.from_torch` of the analog
   model reads them, the model file holds them as `PREFIX.input_range`); enabled, the entry
   points refuse a model without them.
@@ -106,7 +109,12 @@ _MAPPING_KNOWN = {"digital_bias", "weight_scaling_omega", "weight_scaling_column
                   "learn_out_scaling", "out_scaling_columnwise", "max_input_size", "max_output_size"}
 
 _CONFIG_KNOWN = {"forward", "noise_model", "drift_compensation", "mapping", "clip", "remap", "modifier", "pre_post",
-                 "runtime", "device", "backward", "update", "tile_class", "tile_array_class"}
+                 "runtime", "device", "backward", "update", "tile_class", "tile_array_class", "simulator_tile_class"}
+
+# The tiles aimc follows, by aihwkit class name, and the simulator tile each runs on: RPUCuda's
+# InferenceTile (InferenceRPUConfig) and the pure-PyTorch TorchInferenceTile
+# (TorchInferenceRPUConfig, simulator/tiles/torch_tile.py and analog_mvm.py).
+_TILES = {"InferenceTile": None, "TorchInferenceTile": "TorchSimulatorTile"}
 
 _GDC = {
     "GlobalDriftCompensation": "readout",
@@ -519,10 +527,49 @@ def _inference_only(cfg, r: _Reader) -> None:
     # pre_post.input_range: the ranges are the model's (the model file's `PREFIX.input_range`,
     # from aimc.from_torch of the trained analog model); its other fields act in training only.
     tile = getattr(cfg, "tile_class", None)
-    name = tile if isinstance(tile, str) else getattr(tile, "__name__", None)
-    if tile is not None and name != "InferenceTile":
-        r.refuse("tile_class", tile, "aimc follows aihwkit's InferenceTile (RPUCuda's inference tile)",
-                 "leave it at InferenceTile (aihwkit's default)")
+    name = _class_name(tile)
+    if tile is not None and name not in _TILES:
+        r.refuse("tile_class", tile, "aimc follows aihwkit's InferenceTile (RPUCuda's inference tile) and TorchInferenceTile "
+                 "(TorchInferenceRPUConfig's)", "leave it at InferenceTile (aihwkit's default)")
+    elif name == "TorchInferenceTile":
+        _torch_tile(cfg, r)
+
+
+def _class_name(v) -> str | None:
+    """A class, or its name as a string, as its name."""
+    return v if isinstance(v, str) else getattr(v, "__name__", None)
+
+
+def _torch_tile(cfg, r: _Reader) -> None:
+    """TorchInferenceRPUConfig's tile: the same programming, drift and drift compensation
+    (InferenceTileWithPeriphery), the same DAC, output noise and ADC in the same order, but its
+    iterative bound management reruns the whole mini-batch when any output of it saturates
+    (analog_mvm.py), where RPUCuda and aimc rerun the saturated vector alone: a batch-dependent
+    result aimc does not reproduce, so it is refused. What the tile itself refuses (ConfigError:
+    per-read weight noise, IR drop) is refused here too, rather than mapped to a run aihwkit
+    cannot make."""
+    sim = getattr(cfg, "simulator_tile_class", None)
+    if sim is not None and _class_name(sim) != _TILES["TorchInferenceTile"]:
+        r.refuse("simulator_tile_class", sim, "TorchInferenceTile runs on TorchSimulatorTile",
+                 "leave it at TorchSimulatorTile (TorchInferenceRPUConfig's default)")
+    fwd = getattr(cfg, "forward", None)
+    if _get(fwd, "is_perfect", False) or _enum(_get(fwd, "mv_type", "ONE_PASS")) == "ideal":
+        return
+    bm = _get(fwd, "bound_management", "ITERATIVE")
+    if _enum(bm) != "none":
+        r.refuse("forward.bound_management", bm, "TorchInferenceTile reruns the whole mini-batch at a halved input scale when any "
+                 "output of it saturates, so a vector's result depends on its batch; aimc, as RPUCuda's InferenceTile, reruns the "
+                 "saturated vector alone", "set it to BoundManagementType.NONE, or use InferenceRPUConfig (whose bound management "
+                 "aimc runs)")
+    for field, default, what in (("w_noise", 0.0, "per-read weight noise"), ("ir_drop", 0.0, "IR drop")):
+        v = _get(fwd, field, default)
+        if v != default:
+            r.refuse(f"forward.{field}", v, f"TorchInferenceTile does not model {what} (aihwkit raises a ConfigError for it)",
+                     f"set it to {_show(default)}, or use InferenceRPUConfig")
+    wt = _get(fwd, "w_noise_type", "NONE")
+    if _enum(wt) != "none":
+        r.refuse("forward.w_noise_type", wt, "TorchInferenceTile does not model per-read weight noise (aihwkit raises a "
+                 "ConfigError for it)", "set it to WeightNoiseType.NONE, or use InferenceRPUConfig")
 
 
 def from_aihwkit(rpu_config, max_out: int | None = None) -> dict:

@@ -111,7 +111,7 @@ fn perturb_weights(values: Vec<f32>, training: &str, seed: u64, cols: usize) -> 
         return Err(PyValueError::new_err(format!("perturb_weights: value {i} is not finite; the model's weights must be finite")));
     }
     // `cols`: the values per output row, for device models that scale each row (0: one matrix).
-    aimc::train::hwa::Injector::new(&cfg, seed).perturb_rows(&mut w, cols);
+    aimc::train::injector::Injector::new(&cfg, seed).perturb_rows(&mut w, cols);
     Ok(w)
 }
 

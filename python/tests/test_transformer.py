@@ -1317,7 +1317,7 @@ def test_gpt2_sequence_classifier_file_runs_as_from_torch(tmp_path):
     assert live.points[0]["per_trial"] == from_file.points[0]["per_trial"]
 
 
-@pytest.mark.parametrize("model_type", ["bert", "electra", "distilbert"])
+@pytest.mark.parametrize("model_type", ["bert", "electra", "distilbert", "mobilebert"])
 def test_a_bert_with_learned_input_ranges_evaluates_clipped(tmp_path, model_type):
     """A Hugging Face BERT-family classifier prepared with aimc.torch's input ranges: its state
     dict carries each Linear's range (`...query.input_range`, the head's), the engine clips every
@@ -1333,6 +1333,12 @@ def test_a_bert_with_learned_input_ranges_evaluates_clipped(tmp_path, model_type
     if model_type == "distilbert":
         net = transformers.DistilBertForSequenceClassification(
             transformers.DistilBertConfig(dim=8, n_layers=2, n_heads=2, hidden_dim=16, max_position_embeddings=16, **small))
+    elif model_type == "mobilebert":
+        # The trigram embedding projection, the bottlenecks and a stacked pair: every kind of
+        # MobileBERT crossbar layer has its range.
+        net = transformers.MobileBertForSequenceClassification(transformers.MobileBertConfig(
+            hidden_size=16, embedding_size=8, intra_bottleneck_size=8, num_attention_heads=2, intermediate_size=16, num_hidden_layers=2,
+            num_feedforward_networks=2, max_position_embeddings=16, **small))
     else:
         cls, model = {"bert": (transformers.BertConfig, transformers.BertForSequenceClassification),
                       "electra": (transformers.ElectraConfig, transformers.ElectraForSequenceClassification)}[model_type]

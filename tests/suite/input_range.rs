@@ -238,3 +238,62 @@ fn a_transformers_input_ranges_clip_its_layers() {
     let err = aimc::config::Experiment::load(&p).map(|_| ()).unwrap_err().to_string();
     assert!(err.contains("layers.0.q.input_range has 3 values, but with 4x512 tiles the layer's 8 inputs lie on 2 input tile(s)"), "{err}");
 }
+
+/// MobileBERT's own crossbar layers take input ranges as BERT's do: the trigram embedding
+/// projection (12 inputs on three 4-input tiles, one range each), the input and shared
+/// bottlenecks, a stacked feed-forward pair's two layers and the output bottleneck. With an
+/// ideal device and perfect converters the engine's logits equal the f64 reference's, which
+/// clips the same inputs (and moves without the ranges); a range beside a bottleneck's LayerNorm
+/// is refused by name.
+#[test]
+fn a_mobileberts_input_ranges_clip_its_bottlenecks_and_stacked_pairs() {
+    use crate::transformer::{edited, load, mobilebert_state_dict, recorded_run, tmp, token_csv, write_experiment, IDEAL};
+    use aimc::engine::stages::Stage;
+    use aimc::workload::transformer::reference;
+    let l = "mobilebert.encoder.layer.0.";
+    let ranged = edited(&mobilebert_state_dict(7, "shared"), |t| {
+        t.insert("mobilebert.embeddings.embedding_transformation.input_range".into(), (vec![3], vec![0.3, 0.5, 0.4]));
+        t.insert(format!("{l}bottleneck.input.dense.input_range"), (vec![2], vec![0.6, 0.5]));
+        t.insert(format!("{l}bottleneck.attention.dense.input_range"), (vec![1], vec![0.4]));
+        t.insert(format!("{l}ffn.0.intermediate.dense.input_range"), (vec![1], vec![0.3]));
+        t.insert(format!("{l}ffn.1.output.dense.input_range"), (vec![2], vec![0.2, 0.25]));
+        t.insert(format!("{l}output.bottleneck.dense.input_range"), (vec![], vec![0.5]));
+    });
+    let settings = "pooling = \"cls\"\nactivation = \"relu\"\nsegment_sep = 5";
+    let extra = format!("{IDEAL}[tile]\nmax_in = 4\nmax_out = 512\n");
+    let e = load(&write_experiment(&tmp("mb_ranges"), &ranged, ("tokens.csv", &token_csv()), settings, &extra));
+    let s = e.points[0].transformer.as_ref().unwrap();
+    let net = s.net();
+    let b = &net.blocks[0];
+    let bn = b.bottleneck.as_ref().unwrap();
+    assert_eq!(net.embed_proj.as_ref().unwrap().0.input_range, vec![0.3, 0.5, 0.4]);
+    assert_eq!((bn.input.0.input_range.clone(), bn.shared.as_ref().unwrap().0.input_range.clone()), (vec![0.6, 0.5], vec![0.4]));
+    assert_eq!((b.extra_ffns[0].0.input_range.clone(), b.extra_ffns[1].1.input_range.clone()), (vec![0.3], vec![0.2, 0.25]));
+    assert_eq!(bn.output.0.input_range, vec![0.5]);
+    assert!(b.extra_ffns[0].1.input_range.is_empty() && b.extra_ffns[1].0.input_range.is_empty() && b.q.input_range.is_empty());
+    let data = e.data.as_ref().unwrap();
+    let (rec, _) = recorded_run(&e);
+    let last = rec.log.iter().rev().find(|d| d.stage == Stage::Combine).unwrap();
+    let got = common::f32s(&last.after[6]);
+    let plain = load(&write_experiment(&tmp("mb_ranges_plain"), &mobilebert_state_dict(7, "shared"), ("tokens.csv", &token_csv()), settings, &extra));
+    let ps = plain.points[0].transformer.as_ref().unwrap();
+    let (_, lengths) = s.tokens(data);
+    let (mut worst, mut moved) = (0f64, 0f64);
+    for r in 0..data.len() {
+        let raw = reference::row_tokens(data, r);
+        let want = reference::logits(s.net(), s, &raw, lengths[r] as usize);
+        let unclipped = reference::logits(ps.net(), ps, &raw, lengths[r] as usize);
+        for (c, w) in want.iter().enumerate() {
+            worst = worst.max((got[r * 3 + c] as f64 - w).abs());
+            moved = moved.max((w - unclipped[c]).abs());
+        }
+    }
+    assert!(worst < 1e-4, "engine against the clipping reference: {worst}");
+    assert!(moved > 1e-2, "the ranges clip: the reference moves by {moved}");
+    let bad = edited(&mobilebert_state_dict(7, "shared"), |t| {
+        t.insert(format!("{l}bottleneck.input.LayerNorm.input_range"), (vec![1], vec![1.0]));
+    });
+    let p = write_experiment(&tmp("mb_ranges_bad"), &bad, ("tokens.csv", &token_csv()), settings, &extra);
+    let err = aimc::config::Experiment::load(&p).map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("is no weight matrix of the"), "{err}");
+}

@@ -113,7 +113,7 @@ pub(crate) fn bert_state_dict(seed: u64) -> Vec<u8> {
 /// two stacked feed-forward pairs and the main one (d_ff 6), 20 positions, 2 token types, 3
 /// classes. `variant`: "shared" (a shared Q/K bottleneck, the tanh pooler), "inner" (Q, K and V
 /// on the input bottleneck, no pooler).
-fn mobilebert_state_dict(seed: u64, variant: &str) -> Vec<u8> {
+pub(crate) fn mobilebert_state_dict(seed: u64, variant: &str) -> Vec<u8> {
     let (d, e, inner, dff, vocab, seq, classes) = (8usize, 4usize, 4usize, 6usize, 10usize, 20usize, 3usize);
     let mut t: BTreeMap<String, (Vec<usize>, Vec<f32>)> = BTreeMap::new();
     let mut s = seed;

@@ -22,8 +22,10 @@ extension, no copy of the engine), for notebooks.
     aimc.from_aihwkit(rpu_config)  # what they map to (aimc.aihwkit; aihwkit itself not needed)
 
 Errors are ValueErrors carrying the CLI's messages (they name the field or file and the fix);
-progress goes to stderr. This file holds the calls; `_models` reads PyTorch and Hugging Face
-models, `_runner` builds and runs the experiment document.
+progress goes to stderr. This file holds the calls; `_models` reads PyTorch models,
+`_huggingface` Hugging Face ones, `_tensors` holds what both build (TransformerModel, the
+safetensors writer, aihwkit's analog layers' weights and ranges), `_runner` builds and runs the
+experiment document.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ import numpy as np
 
 from ._aimc import __version__, run_toml as _run_toml
 from ._runner import _document, _flat_sets, _rpu_base, _run_document, _toml_value, to_toml
-from ._models import TransformerModel, _is_huggingface, _is_transformer, _write_safetensors, from_torch
+from ._huggingface import _is_huggingface
+from ._models import _is_transformer, from_torch
+from ._tensors import TransformerModel, _write_safetensors
 from .aihwkit import from_aihwkit
 from .squad import SquadWindows, features as squad_features, windows as squad_windows
 

@@ -322,14 +322,6 @@ pub fn parse(bytes: &[u8], s: &TransformerSettings) -> Result<TransformerNet, St
         }
         found.by_slot.insert((entry.slot, index, j), t);
     }
-    if naming.family == MobileBert {
-        if let Some(t) = found.ranges.values().next() {
-            return Err(format!(
-                "tensor {}: aimc reads input ranges of the BERT-family and PyTorch layers, not yet MobileBERT's; leave them out of the file",
-                t.name
-            ));
-        }
-    }
     let mut net = if naming.family == MobileBert { super::mobilebert::assemble(&found, s)? } else { assemble(&found, s)? };
     super::ranges::attach_ranges(&found, &mut net)?;
     if net.head.is_empty() {

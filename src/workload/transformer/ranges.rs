@@ -28,7 +28,8 @@ pub(super) fn range_tensor(st: &safetensors::SafeTensors, name: &str, prefix: &s
 }
 
 /// Sets every input range on the Linear layer its weight built: Q, K, V (all three from a
-/// stacked in_proj), O, the feed-forward pair, the pooler and the head's layers.
+/// stacked in_proj), O, the feed-forward pair, the pooler and the head's layers, and MobileBERT's
+/// embedding projection, bottlenecks and stacked feed-forward pairs.
 pub(super) fn attach_ranges(f: &Found, net: &mut TransformerNet) -> Result<(), String> {
     let heads = head_keys(f);
     for (&(slot, n, j), t) in &f.ranges {
@@ -44,19 +45,34 @@ pub(super) fn attach_ranges(f: &Found, net: &mut TransformerNet) -> Result<(), S
             ));
         }
         let v = t.data.clone();
-        let set = |net: &mut TransformerNet, f: &dyn Fn(&mut Block)| -> Result<(), String> {
-            let i = n.ok_or_else(|| format!("tensor {}: no layer index", t.name))?;
-            f(net.blocks.get_mut(i).ok_or_else(|| format!("tensor {}: no layer {i}", t.name))?);
-            Ok(())
-        };
+        let missing = || format!("tensor {}: the model has no {} for it", t.name, slot.describe());
+        let block = |net| block_of(net, n, &t.name);
         match slot {
-            QW => set(net, &|b| b.q.input_range = v.clone())?,
-            KW => set(net, &|b| b.k.input_range = v.clone())?,
-            VW => set(net, &|b| b.v.input_range = v.clone())?,
-            OW => set(net, &|b| b.o.input_range = v.clone())?,
-            Ffn1W => set(net, &|b| b.ffn1.input_range = v.clone())?,
-            Ffn2W => set(net, &|b| b.ffn2.input_range = v.clone())?,
-            InProjW => set(net, &|b| (b.q.input_range, b.k.input_range, b.v.input_range) = (v.clone(), v.clone(), v.clone()))?,
+            QW => block(net)?.q.input_range = v,
+            KW => block(net)?.k.input_range = v,
+            VW => block(net)?.v.input_range = v,
+            OW => block(net)?.o.input_range = v,
+            Ffn1W => block(net)?.ffn1.input_range = v,
+            Ffn2W => block(net)?.ffn2.input_range = v,
+            InProjW => {
+                let b = block(net)?;
+                (b.q.input_range, b.k.input_range, b.v.input_range) = (v.clone(), v.clone(), v);
+            }
+            BnInW => block(net)?.bottleneck.as_mut().ok_or_else(missing)?.input.0.input_range = v,
+            BnShW => block(net)?.bottleneck.as_mut().and_then(|bn| bn.shared.as_mut()).ok_or_else(missing)?.0.input_range = v,
+            BnOutW => block(net)?.bottleneck.as_mut().ok_or_else(missing)?.output.0.input_range = v,
+            XFfn1W => block(net)?.extra_ffns.get_mut(j).ok_or_else(missing)?.0.input_range = v,
+            XFfn2W => block(net)?.extra_ffns.get_mut(j).ok_or_else(missing)?.1.input_range = v,
+            // Left out of the net when transformers would not apply it (a table as wide as the layers).
+            EmbedProjW => match net.embed_proj.as_mut() {
+                Some((l, _)) => l.input_range = v,
+                None => {
+                    return Err(format!(
+                        "tensor {}: the model applies no embedding projection (its embedding table is as wide as its layers), so it has no input to clip; leave it out of the file",
+                        t.name
+                    ))
+                }
+            },
             PoolerW => net.pooler.as_mut().ok_or_else(|| format!("tensor {}: the model has no pooler", t.name))?.input_range = v,
             HeadW => {
                 let at = heads.iter().position(|k| *k == n).filter(|&i| i < net.head.len()).ok_or_else(|| format!("tensor {}: no such head layer", t.name))?;
@@ -64,7 +80,7 @@ pub(super) fn attach_ranges(f: &Found, net: &mut TransformerNet) -> Result<(), S
             }
             other => {
                 return Err(format!(
-                    "tensor {}: aimc reads the input ranges of Q, K, V, O, the feed-forward pair, the pooler and the head, not of {}; leave it out of the file",
+                    "tensor {}: aimc reads the input ranges of Q, K, V, O, the feed-forward pairs, MobileBERT's embedding projection and bottlenecks, the pooler and the head, not of {}; leave it out of the file",
                     t.name,
                     other.describe()
                 ))
@@ -72,4 +88,10 @@ pub(super) fn attach_ranges(f: &Found, net: &mut TransformerNet) -> Result<(), S
         }
     }
     Ok(())
+}
+
+/// The encoder layer `n` a range tensor `name` belongs to.
+fn block_of<'a>(net: &'a mut TransformerNet, n: Option<usize>, name: &str) -> Result<&'a mut Block, String> {
+    let i = n.ok_or_else(|| format!("tensor {name}: no layer index"))?;
+    net.blocks.get_mut(i).ok_or_else(|| format!("tensor {name}: no layer {i}"))
 }

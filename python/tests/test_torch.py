@@ -230,6 +230,71 @@ def test_the_adc_and_tiles_follow_aimcs_periphery():
     assert torch.allclose(lin(x.detach()), torch.nn.functional.linear(x.detach(), lin.weight, lin.bias), atol=1e-5)
 
 
+def test_a_convolution_trains_per_patch_as_the_evaluation_maps_it(tmp_path):
+    """A Conv2d trains as aimc's evaluation (and aihwkit's AnalogConv2d) computes it: one vector
+    per output pixel, its C_in·kh·kw patch split over the tiles, each slice quantised over its own
+    max|x| (here a 3-bit DAC on tiles of at most 10 rows: 18-column patches as two slices of 9).
+    With learned input ranges the layer holds one per input tile of its patches, and eval mode
+    clips each patch column to its tile's range; the evaluation's floating-point baseline, which
+    clips the same way (576-column patches on two 512-row tiles, ranges 0.5 and 0.8), agrees with every prediction of
+    the prepared network, where the unclipped one disagrees on some."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+    import aimc.torch as at
+
+    torch.manual_seed(5)
+    conv = torch.nn.Conv2d(2, 3, 3, padding=1, stride=(1, 2))
+    x = torch.randn(4, 2, 5, 6)
+    at.prepare(conv, device="none", dac_bits=3, max_in=10)
+    conv.train()
+    y = conv(x).detach()
+    at.unprepare(conv)
+    p = F.unfold(x, 3, padding=1, stride=(1, 2)).transpose(1, 2)          # [4, 5·3, 18]
+    w = conv.weight.detach().reshape(3, -1)
+    step = 2.0 / 6.0
+    want = conv.bias.detach().clone()
+    for a, b in ((0, 9), (9, 18)):
+        xs = p[..., a:b]
+        amax = xs.abs().amax(dim=-1, keepdim=True)
+        want = want + (torch.clamp(torch.round(xs / amax / step) * step, -1, 1) * amax) @ w[:, a:b].T
+    assert y.shape == (4, 3, 5, 3)
+    assert torch.allclose(y, want.transpose(1, 2).reshape(4, 3, 5, 3), atol=1e-5)
+    # Scaled over the whole map instead, the corner pixels would round otherwise.
+    whole = torch.nn.functional.conv2d(x, conv.weight.detach(), conv.bias.detach(), padding=1, stride=(1, 2))
+    assert not torch.allclose(y, whole, atol=1e-3)
+    with pytest.raises(ValueError, match=r"layer 0 \(Conv2d\) has groups = 2; aimc maps a convolution with one group"):
+        at.prepare(torch.nn.Conv2d(2, 2, 3, groups=2), device="none")
+    with pytest.raises(ValueError, match=r"padding_mode = 'reflect'"):
+        at.prepare(torch.nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"), device="none")
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(64, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 3))
+    imgs = torch.randn(40, 64, 4, 4)
+    with torch.no_grad():
+        plain = net(imgs).argmax(1).numpy()
+    at.prepare(net, device="none", input_range={"init_value": 0.6, "init_from_data": 0})
+    assert tuple(net[0].input_range.shape) == (2,) and tuple(net[3].input_range.shape) == (1,)
+    with torch.no_grad():
+        net[0].input_range.copy_(torch.tensor([0.5, 0.8]))   # columns 0..287, 288..575
+    net.eval()
+    with torch.no_grad():
+        logits = net(imgs)
+    bounds = torch.cat([torch.full((288,), 0.5), torch.full((288,), 0.8)])
+    cols = torch.maximum(torch.minimum(F.unfold(imgs, 3, padding=1).transpose(1, 2), bounds), -bounds)
+    first = (cols @ net[0].weight.detach().reshape(4, -1).T + net[0].bias.detach()).transpose(1, 2).reshape(40, 4, 4, 4)
+    assert torch.allclose(logits, net[3](torch.relu(first).flatten(1).clamp(-0.6, 0.6)), atol=1e-5)
+    labels = logits.argmax(1).numpy()
+    assert np.any(labels != plain), "the ranges change some predictions"
+    top2 = np.sort(logits.numpy(), axis=1)[:, -2:]
+    assert np.all(top2[:, 1] - top2[:, 0] > 1e-4), "a near tie would leave the prediction to rounding"
+    at.unprepare(net)
+    layers, act = aimc.from_torch(net)
+    assert layers[0]["input_range"].tolist() == pytest.approx([0.5, 0.8])
+    r = aimc.classifier(layers, imgs.numpy(), labels, activation=act, times=["1h"], trials=2, backend="cpu", quiet=True,
+                        out=str(tmp_path / "conv"), device="ideal", periphery__inp_res_bits=0, periphery__out_res_bits=0,
+                        periphery__out_noise=0.0, periphery__out_bound=0.0)
+    assert r.fp_baseline == 1.0
+
+
 def test_bound_management_redoes_a_saturated_tile_as_aimc_does():
     torch = pytest.importorskip("torch")
     import aimc.torch as at

@@ -19,8 +19,11 @@ and clipping act on W as a crossbar holds it, Wᵀ). In training mode each forwa
   (the noise is a constant of the step);
 - splits a Linear's (or Conv1D's) input into tiles of at most `max_in` rows (the evaluation's
   `[tile] max_in`, default 512), evenly as aimc maps the layer onto crossbars; each slice below is
-  scaled by its own max|x| and the slices' outputs add digitally (a Conv2d is one tile, its input
-  scaled over each sample's max|x|, a bound on aimc's per-patch scaling);
+  scaled by its own max|x| and the slices' outputs add digitally. A Conv2d is unfolded into one
+  vector per output pixel (its C_in·kh·kw patch, aihwkit's AnalogConv2d mapping and aimc's
+  `im2col`), and each patch goes through the tiles as a Linear layer's input does: its own
+  max|x| per tile, bound management per patch (one group, no dilation and zero padding, as
+  `aimc.from_torch` maps it);
 - quantises each input slice to `dac_bits` over its max|x| with a straight-through gradient;
 - adds output noise of `output_noise` x max|x| per output (aihwkit's out_noise with abs-max noise
   management, aimc's `[periphery] out_noise`);
@@ -272,13 +275,17 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     if not layers:
         raise ValueError("prepare: the model has no nn.Linear, nn.Conv2d or Conv1D layer to put on crossbars")
     for i, m in enumerate(layers):
+        if type(m).__name__ == "Conv2d":
+            _check_conv(m, i)
+    for i, m in enumerate(layers):
         m._aimc = {"index": i, "steps": 0, "forward": m.forward}
         if ranges is not None:
             if hasattr(m, "input_range"):
                 raise ValueError(f"prepare: layer {i} ({type(m).__name__}) already has an attribute input_range")
-            n_in = m.weight.shape[0 if type(m).__name__ == "Conv1D" else 1]
-            # One range per input tile (a Conv2d is one tile), learned or fixed at init_value.
-            tiles = 1 if type(m).__name__ == "Conv2d" else len(list(_tiles(n_in, int(max_in))))
+            # The crossbar rows: a Conv2d's patch (C_in·kh·kw), a Conv1D's W [in, out], a Linear's in.
+            n_in = m.weight.shape[0] if type(m).__name__ == "Conv1D" else int(np.prod(tuple(m.weight.shape)[1:]))
+            # One range per input tile, learned or fixed at init_value.
+            tiles = len(list(_tiles(n_in, int(max_in))))
             value = torch.full((tiles,), ranges["init_value"], dtype=m.weight.dtype, device=m.weight.device)
             m.input_range = torch.nn.Parameter(value, requires_grad=ranges["learn_input_range"])
             m._aimc["range_updates"] = [0] * tiles
@@ -357,6 +364,36 @@ def _ranged(m, t: int, xs, ranges):
             r.abs_()
     rt = r[t:t + 1]
     return _InputRange.apply(xs, rt, ranges), rt.detach().abs()
+
+
+def _check_conv(m, i: int) -> None:
+    """A Conv2d that aimc's evaluation maps (`aimc.from_torch`): one group, no dilation, zero
+    padding given as numbers; training unfolds it into patches as the evaluation does."""
+    pad = m.padding
+    bad = [f"groups = {m.groups}" for _ in [0] if m.groups != 1]
+    bad += [f"dilation = {m.dilation}" for _ in [0] if tuple(m.dilation) != (1, 1)]
+    bad += [f"padding_mode = {m.padding_mode!r}" for _ in [0] if m.padding_mode != "zeros"]
+    bad += [f"padding = {pad!r}" for _ in [0] if isinstance(pad, str)]
+    if bad:
+        raise ValueError(f"prepare: layer {i} (Conv2d) has {', '.join(bad)}; aimc maps a convolution with one group, no dilation "
+                         "and zero padding given as numbers (aihwkit's AnalogConv2d mapping), as aimc.from_torch reads it")
+
+
+def _patches(m, x):
+    """A Conv2d's input as the vectors its crossbar multiplies (aihwkit's AnalogConv2d mapping,
+    aimc's `im2col`): one row per output pixel, C_in·kh·kw long in (c, i, j) order (PyTorch's
+    `weight.view(out, -1)`), shape [N, out_h·out_w, C_in·kh·kw]; and (out_h, out_w)."""
+    kh, kw = m.kernel_size
+    (ph, pw), (sh, sw) = m.padding, m.stride
+    out_h = (x.shape[-2] + 2 * ph - kh) // sh + 1
+    out_w = (x.shape[-1] + 2 * pw - kw) // sw + 1
+    cols = F.unfold(x, (kh, kw), padding=(ph, pw), stride=(sh, sw))
+    return cols.transpose(1, 2), (out_h, out_w)
+
+
+def _unpatched(y, hw):
+    """Per-pixel outputs [N, out_h·out_w, C_out] as the convolution's map [N, C_out, out_h, out_w]."""
+    return y.transpose(1, 2).reshape(y.shape[0], y.shape[2], hw[0], hw[1])
 
 
 def is_prepared(model) -> bool:
@@ -535,7 +572,11 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
         (the noiseless network as trained, aimc's floating-point baseline)."""
         r = m.input_range.detach().abs()
         if conv:
-            return m._aimc["forward"](torch.clamp(x, -r[0], r[0]))
+            # Each patch's columns clipped to their tile's range, as the evaluation's tiles clip.
+            p, hw = _patches(m, x)
+            bounds = torch.cat([r[t].expand(b - a) for t, (a, b) in enumerate(_tiles(p.shape[-1], max_in))])
+            y = F.linear(torch.maximum(torch.minimum(p, bounds), -bounds), m.weight.reshape(m.weight.shape[0], -1), m.bias)
+            return _unpatched(y, hw)
         bounds = torch.cat([r[t].expand(b - a) for t, (a, b) in enumerate(_tiles(x.shape[-1], max_in))])
         return m._aimc["forward"](torch.maximum(torch.minimum(x, bounds), -bounds))
 
@@ -560,41 +601,18 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
             delta = (noisy.t() if conv1d else noisy) - w.detach()
             w = w + delta
         if conv:
-            amax = x.detach().abs().amax(dim=(1, 2, 3), keepdim=True)
-            if ranges is not None:
-                x, r = _ranged(m, 0, x, ranges)
-                amax = r.reshape(1, 1, 1, 1).expand_as(amax)
-            if not (adc[0] or adc[1]) and not scaling[0] and not w_noise[0] and not ir_drop[0]:
-                y = m._conv_forward(_dac(x, amax, step), w, m.bias)
-                return _out_noise(y, amax.reshape(amax.shape[0], *([1] * (y.dim() - 1))), output_noise)
-            scale = amax.reshape(amax.shape[0], *([1] * (x.dim() - 1)))
-            ws = _scales(w.reshape(w.shape[0], -1), scaling)
-            if ws is not None:
-                scale = scale * ws.reshape(1, -1, *([1] * (x.dim() - 2)))
-            wn = None
-            if w_noise[0]:
-                # Per output pixel: the patch's sum of x~^2, with |W| (in the tile's unit) for PCM reads.
-                wd = w.detach()
-                per = (lambda v: m._conv_forward(v, wd.abs(), None)) if w_noise[1] else (lambda v: m._conv_forward(v, torch.ones_like(wd), None))
-                div = 1 if ws is None or not w_noise[1] else ws.reshape(1, -1, *([1] * (x.dim() - 2)))
-                wn = (w_noise[0], lambda v: per(v) / div)
-            ir = None
-            if ir_drop[0]:
-                # The patch row's index k = c*kh*kw + i*kw + j of n, as aimc's im2col orders it.
-                wd = w.detach()
-                n = wd[0].numel()
-                r = 1 - torch.arange(n, dtype=wd.dtype, device=wd.device).reshape(wd.shape[1:]) / n
-                div = 1 if ws is None else ws.reshape(1, -1, *([1] * (x.dim() - 2)))
-                ir = (ir_drop[0], ir_drop[1], n, lambda v: m._conv_forward(v, wd.abs(), None) / div,
-                      lambda v: m._conv_forward(v, wd * (1 - r * r), None) / div)
-            # One tile; each output pixel's vector (its patch) has its own bound management.
-            y = _crossbar(lambda v: m._conv_forward(v, w, None), x, amax, scale, step, output_noise, adc, 1, scaling[2], wn, ir)
-            return y if m.bias is None else y + m.bias.reshape(1, -1, *([1] * (y.dim() - 2)))
-        wt = w.t() if conv1d else w  # [out, in], as the crossbar holds it
+            # One vector per output pixel (its patch), through the layer's tiles as a Linear's.
+            p, hw = _patches(m, x)
+            return _unpatched(tiles(p, w.reshape(w.shape[0], -1), m.bias), hw)
+        return tiles(x, w.t() if conv1d else w, m.bias)
+
+    def tiles(x, wt, bias):
+        """The crossbar MVM of `x` (rows of `wt`'s inputs) by `wt` [out, in], as the crossbar
+        holds it, then the bias."""
         n_in = x.shape[-1]
         if n_in <= max_in and not (adc[0] or adc[1]) and not scaling[0] and not w_noise[0] and not ir_drop[0] and ranges is None:
             amax = x.detach().abs().amax(dim=-1, keepdim=True)
-            y = F.linear(_dac(x, amax, step), wt, m.bias)
+            y = F.linear(_dac(x, amax, step), wt, bias)
             return _out_noise(y, amax, output_noise)
         # Tiles of max_in rows: each slice its own DAC scale, output noise and ADC (and bound
         # management); the slices' outputs and the bias add digitally.
@@ -625,7 +643,7 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
                       lambda v, wd=wd, r=r, div=div: F.linear(v, wd * (1 - r * r)) / div)
             part = _crossbar(lambda v: F.linear(v, wt[:, a:b]), xs, amax, unit, step, output_noise, adc, -1, scaling[2], wn, ir)
             y = part if y is None else y + part
-        return y if m.bias is None else y + m.bias
+        return y if bias is None else y + bias
 
     forward.clip = clip
     forward.ranges = ranges

@@ -30,8 +30,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::hwa::{load_params, Clipped, TrainingConfig};
-use super::injector::{abs_max, Injector, Param};
-use super::periphery::{dac_reduced, tile_ranges, FullSums};
+use super::injector::{Injector, Param};
 use super::{
     accuracy_of, argmax, minibatch_epochs, model_metadata, noisy_row, sgd_update, state_dict_bytes, unit_f32, write_model, Dataset, Dense, NamedTensor,
     TrainError,
@@ -122,144 +121,59 @@ fn conv3x3(input: &[f32], c_in: usize, n: usize, w: &[f32], b: &[f32], out: &mut
     }
 }
 
-/// A convolution as a crossbar of training: [`conv3x3`] of the quantised map `xq` (`x` before
-/// the DAC) with output noise σ = output_noise·u, u = max|x̂| (times the output channel's weight
-/// scale with ω > 0); with an ADC, weight scaling, per-read weight noise or IR drop the products
-/// are taken without the bias, gain IR drop and per-read weight noise per output pixel's patch,
-/// go through [`Injector::adc_clipped`] in units of u (`clip` marks the clipped outputs; bound
-/// management redoes a saturated pixel, [`bound_pixels`]) and the bias adds digitally after it.
-/// Otherwise this is the convolution from its bias and the output noise, as before the ADC
-/// existed.
-#[allow(clippy::too_many_arguments)]
-fn conv_crossbar(inj: &mut Injector, x: &[f32], xq: &[f32], c_in: usize, n: usize, w: &[f32], b: &[f32], out: &mut [f32], clip: &mut [bool]) {
-    let alpha = abs_max(xq);
-    clip.fill(false);
-    let rows = c_in * K * K;
-    // The weight matrix [C_out, C_in·3·3] as one input tile: its scales with ω > 0.
-    let scales = inj.tile_scales(b.len(), rows, |o, k| w[o * rows + k]);
-    let wn = inj.full_path();
-    if !inj.has_adc() && scales.is_none() && !inj.reads_weights() {
-        conv3x3(xq, c_in, n, w, b, out);
-        inj.output_noise(out, alpha);
-        return;
-    }
-    conv3x3(xq, c_in, n, w, &vec![0.0; b.len()], out);
-    // Per-read weight noise: Σ x̃² (·|w|) over each output pixel's patch, x̃ = x̂/α, as a
-    // convolution of x̃² with ones (or |W|); the weight scale divides it per channel.
-    let q: Vec<f32> = if wn.w_noise > 0.0 && alpha > 0.0 {
-        let sq: Vec<f32> = xq.iter().map(|&v| (v / alpha) * (v / alpha)).collect();
-        let kw: Vec<f32> = w.iter().map(|v| if wn.pcm_read { v.abs() } else { 1.0 }).collect();
-        let mut q = vec![0.0f32; out.len()];
-        conv3x3(&sq, c_in, n, &kw, &vec![0.0; b.len()], &mut q);
-        q
-    } else {
-        Vec::new()
-    };
-    // IR drop: Σ|w||x̃| and Σ w·x̃·(1 − r_k²) per output pixel (k the patch row's index
-    // c·9 + i·3 + j of its n = 9·C_in), as convolutions; the weight scale divides both.
-    let (sa, sp) = if wn.ir_drop > 0.0 && alpha > 0.0 {
-        let xt: Vec<f32> = xq.iter().map(|&v| v / alpha).collect();
-        let xa: Vec<f32> = xt.iter().map(|v| v.abs()).collect();
-        let wa: Vec<f32> = w.iter().map(|v| v.abs()).collect();
-        let nr = (c_in * K * K) as f32;
-        let wr: Vec<f32> = w
-            .iter()
-            .enumerate()
-            .map(|(idx, &v)| {
-                let r = 1.0 - (idx % (c_in * K * K)) as f32 / nr;
-                v * (1.0 - r * r)
-            })
-            .collect();
-        let (mut sa, mut sp) = (vec![0.0f32; out.len()], vec![0.0f32; out.len()]);
-        conv3x3(&xa, c_in, n, &wa, &vec![0.0; b.len()], &mut sa);
-        conv3x3(&xt, c_in, n, &wr, &vec![0.0; b.len()], &mut sp);
-        (sa, sp)
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let noise = inj.cfg.output_noise;
-    for (o, ((out_o, clip_o), &bo)) in out.chunks_exact_mut(n * n).zip(clip.chunks_exact_mut(n * n)).zip(b).enumerate() {
-        let sc = scales.as_ref().map_or(1.0, |s| s[o]);
-        let u = alpha * sc;
-        for (i, (v, c)) in out_o.iter_mut().zip(clip_o).enumerate() {
-            if !sa.is_empty() {
-                *v += wn.ir_from_sums((c_in * K * K) as f32, sa[o * n * n + i] / sc, sp[o * n * n + i] / sc) * u;
-            }
-            if noise > 0.0 && u > 0.0 {
-                *v = (*v as f64 + noise * u as f64 * inj.normal()) as f32;
-            }
-            if !q.is_empty() && u > 0.0 {
-                let qo = q[o * n * n + i] / if wn.pcm_read { sc } else { 1.0 };
-                *v = (*v as f64 + (wn.w_noise * qo.sqrt()) as f64 * u as f64 * inj.normal()) as f32;
-            }
-            let (q, clipped) = if u > 0.0 { inj.adc_clipped(*v / u) } else { (0.0, false) };
-            *c = clipped;
-            *v = q * u + bo;
+/// The vectors a convolution's crossbar multiplies (the engine's `im2col`, aihwkit's
+/// `AnalogConv2d` mapping): one per output pixel, its 3×3×C_in patch of `input` (`c_in × n × n`)
+/// in (c, i, j) order as PyTorch's `weight.view(C_out, -1)`, zero outside the image; `cols` is
+/// `n² × 9·C_in`.
+fn im2col(input: &[f32], c_in: usize, n: usize, cols: &mut [f32]) {
+    let (nn, kk) = (n * n, c_in * K * K);
+    for (pix, row) in cols.chunks_exact_mut(kk).enumerate().take(nn) {
+        let (py, px) = (pix / n, pix % n);
+        for (idx, v) in row.iter_mut().enumerate() {
+            let (c, i, j) = (idx / (K * K), idx / K % K, idx % K);
+            // Image row py + i − 1 and column px + j − 1, when inside.
+            let inside = py + i >= 1 && py + i <= n && px + j >= 1 && px + j <= n;
+            *v = if inside { input[c * nn + (py + i - 1) * n + px + j - 1] } else { 0.0 };
         }
-    }
-    if inj.cfg.bm_last_reduction() > 1 {
-        bound_pixels(inj, x, c_in, n, w, b, alpha, scales.as_deref(), out, clip);
     }
 }
 
-/// Iterative bound management of a convolution as a crossbar ([`conv_crossbar`]'s outputs
-/// with bias): the vector of one output pixel (its 3×3×C_in patch) whose outputs saturated in
-/// an output tile (`max_out` channels) is computed again with the input map halved, quantised
-/// again by the DAC over the map's max|x| (`x` the map before the DAC), with fresh output noise
-/// and the ADC ([`Injector::bound_redo`]); `clip` keeps the last level's clipped outputs.
+/// A convolution as a crossbar of training. When the injector leaves the forward pass alone, the
+/// floating-point [`conv3x3`] of `x`. Otherwise as the evaluation maps it (the engine's `im2col`,
+/// then the layer as a Linear one): every output pixel's patch through [`Injector::crossbar`],
+/// so each patch is split over tiles of `max_in` rows, each slice quantised by the DAC over its
+/// own max|x|, with output noise, per-read weight noise and IR drop in its unit, the ADC and
+/// bound management per patch, and the bias added after the ADC. `cols` (`n² × 9·C_in`) keeps
+/// the patches as multiplied (the weight gradient's inputs), `clip` per pixel the tile outputs
+/// the ADC clipped; `raw` is scratch of `cols`' size.
 #[allow(clippy::too_many_arguments)]
-fn bound_pixels(
+fn conv_crossbar(
     inj: &mut Injector,
     x: &[f32],
     c_in: usize,
     n: usize,
     w: &[f32],
     b: &[f32],
-    alpha: f32,
-    scales: Option<&[f32]>,
     out: &mut [f32],
-    clip: &mut [bool],
+    cols: &mut [f32],
+    clip: &mut [Clipped],
+    raw: &mut [f32],
 ) {
-    let (bits, nn, fp) = (inj.cfg.dac_bits, n * n, inj.full_path());
-    let mut xr = vec![0.0f32; x.len()];
-    let mut reduced_by = 1.0f32;
-    for pix in 0..nn {
-        let (py, px) = (pix / n, pix % n);
-        for rows in tile_ranges(b.len(), inj.cfg.max_out) {
-            if !rows.clone().any(|o| clip[o * nn + pix]) {
-                continue;
-            }
-            let chans = rows.clone();
-            inj.bound_redo(
-                rows,
-                |o| scales.map_or(alpha, |s| alpha * s[o]),
-                |red, p, ws| {
-                    if red != reduced_by {
-                        dac_reduced(bits, x, red, &mut xr);
-                        reduced_by = red;
-                    }
-                    let nr = (c_in * K * K) as f32;
-                    for ((po, wso), o) in p.iter_mut().zip(ws.iter_mut()).zip(chans.clone()) {
-                        let sc = scales.map_or(1.0, |s| s[o]);
-                        let (mut acc, mut sums) = (0.0f32, FullSums::default());
-                        for c in 0..c_in {
-                            for i in (0..K).filter(|&i| py + i >= 1 && py + i <= n) {
-                                for j in (0..K).filter(|&j| px + j >= 1 && px + j <= n) {
-                                    let (wk, xk) = (w[((o * c_in + c) * K + i) * K + j], xr[c * nn + (py + i - 1) * n + px + j - 1]);
-                                    acc += wk * xk;
-                                    fp.add(&mut sums, (c * K + i) * K + j, nr, xk / alpha, wk / sc);
-                                }
-                            }
-                        }
-                        let (d, s) = if alpha > 0.0 { fp.finish(&sums, nr) } else { (0.0, 0.0) };
-                        (*po, *wso) = (acc + d * alpha * sc, s);
-                    }
-                },
-                |o, v, c| {
-                    out[o * nn + pix] = v + b[o];
-                    clip[o * nn + pix] = c;
-                },
-            );
+    let (nn, kk) = (n * n, c_in * K * K);
+    if !inj.touches_forward() {
+        conv3x3(x, c_in, n, w, b, out);
+        im2col(x, c_in, n, cols);
+        for c in clip.iter_mut() {
+            c.start(inj.cfg.max_in, 1);
+        }
+        return;
+    }
+    im2col(x, c_in, n, raw);
+    let mut y = vec![0.0f32; b.len()];
+    for (pix, c) in clip.iter_mut().enumerate().take(nn) {
+        inj.crossbar(w, &raw[pix * kk..][..kk], Some(b), &mut cols[pix * kk..][..kk], &mut y, c);
+        for (o, &v) in y.iter().enumerate() {
+            out[o * nn + pix] = v;
         }
     }
 }
@@ -304,15 +218,17 @@ struct Workspace {
     /// dL/dp2 and dL/dp1.
     dp2: Vec<f32>,
     dp1: Vec<f32>,
-    /// The inputs of conv1, conv2 and the linear layer as multiplied (after the DAC when
-    /// training injects one): the weight gradients' inputs.
-    xq: Vec<f32>,
-    p1q: Vec<f32>,
+    /// The inputs of conv1 and conv2 as multiplied, per output pixel (patches, after the DAC
+    /// when training injects one), and of the linear layer: the weight gradients' inputs.
+    cols1: Vec<f32>,
+    cols2: Vec<f32>,
     p2q: Vec<f32>,
-    /// The outputs the ADCs clipped (zero gradient but for the bias): conv1's and conv2's per
-    /// element of `a1` and `a2`, the linear layer's.
-    clip1: Vec<bool>,
-    clip2: Vec<bool>,
+    /// Scratch for the raw patches of either convolution.
+    raw: Vec<f32>,
+    /// The tile outputs the ADCs clipped (zero gradient but for the bias): conv1's and conv2's
+    /// per output pixel, the linear layer's.
+    clip1: Vec<Clipped>,
+    clip2: Vec<Clipped>,
     clip_fc: Clipped,
 }
 
@@ -353,11 +269,12 @@ impl CnnNet {
             z: vec![0.0; self.fc.n_out],
             dp2: vec![0.0; c2 * 4],
             dp1: vec![0.0; c1 * 16],
-            xq: vec![0.0; SIDE * SIDE],
-            p1q: vec![0.0; c1 * 16],
+            cols1: vec![0.0; SIDE * SIDE * K * K],
+            cols2: vec![0.0; 16 * c1 * K * K],
             p2q: vec![0.0; c2 * 4],
-            clip1: vec![false; c1 * SIDE * SIDE],
-            clip2: vec![false; c2 * 16],
+            raw: vec![0.0; (SIDE * SIDE * K * K).max(16 * c1 * K * K)],
+            clip1: vec![Clipped::default(); SIDE * SIDE],
+            clip2: vec![Clipped::default(); 16],
             clip_fc: Clipped::default(),
         }
     }
@@ -390,19 +307,14 @@ impl CnnNet {
     }
 
     /// The forward pass; `inj` quantises each layer's input, adds output noise and applies the
-    /// ADC when hardware-aware training asks for them. On the convolutions all three act on the
-    /// whole input map (its max|x|), a bound on the engine's per-patch abs-max scaling, and a
-    /// convolution is one tile (`train_cnn_with` refuses a `max_in` below its 9·C_in rows).
+    /// ADC when hardware-aware training asks for them, on the convolutions per output pixel's
+    /// patch as the evaluation maps them ([`conv_crossbar`]).
     fn forward_into(&self, x: &[f32], ws: &mut Workspace, inj: &mut Injector) {
         assert_eq!(x.len(), SIDE * SIDE, "the CNN reads 8x8 images (64 features)");
         let [c1, c2] = self.channels;
-        ws.xq.copy_from_slice(x);
-        inj.dac(&mut ws.xq);
-        conv_crossbar(inj, x, &ws.xq, 1, SIDE, &self.conv1_w, &self.conv1_b, &mut ws.a1, &mut ws.clip1);
+        conv_crossbar(inj, x, 1, SIDE, &self.conv1_w, &self.conv1_b, &mut ws.a1, &mut ws.cols1, &mut ws.clip1, &mut ws.raw);
         relu_pool(&ws.a1, c1, SIDE, &mut ws.p1, &mut ws.i1);
-        ws.p1q.copy_from_slice(&ws.p1);
-        inj.dac(&mut ws.p1q);
-        conv_crossbar(inj, &ws.p1, &ws.p1q, c1, SIDE / 2, &self.conv2_w, &self.conv2_b, &mut ws.a2, &mut ws.clip2);
+        conv_crossbar(inj, &ws.p1, c1, SIDE / 2, &self.conv2_w, &self.conv2_b, &mut ws.a2, &mut ws.cols2, &mut ws.clip2, &mut ws.raw);
         relu_pool(&ws.a2, c2, SIDE / 2, &mut ws.p2, &mut ws.i2);
         inj.crossbar(&self.fc.w, &ws.p2, Some(&self.fc.b), &mut ws.p2q, &mut ws.z, &mut ws.clip_fc);
     }
@@ -424,7 +336,6 @@ impl CnnNet {
     /// `label` to `g` (same shapes as `self`).
     fn backprop(&self, x: &[f32], label: usize, scale: f32, ws: &mut Workspace, g: &mut CnnNet, inj: &mut Injector) {
         self.forward_into(x, ws, inj);
-        let x = &ws.xq.clone();
         let c1 = self.channels[0];
         // Softmax shifted by the max logit; z becomes dL/dlogits = (softmax − onehot) · scale.
         let zmax = ws.z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -464,24 +375,20 @@ impl CnnNet {
             let pos = ws.i2[k] - o * n * n;
             let (y, x0) = (pos / n, pos % n);
             g.conv2_b[o] += d;
-            // A clipped output passes its gradient to the digital bias only.
-            if ws.clip2[ws.i2[k]] {
-                continue;
-            }
-            for c in 0..c1 {
-                for i in 0..K {
-                    if y + i == 0 || y + i > n {
+            // The pixel's patch (its quantised inputs) takes the gradient of every tile output
+            // the ADC did not clip; a clipped one passes it to the digital bias only. Padding
+            // positions have no input.
+            let kk = c1 * K * K;
+            for r in ws.clip2[pos].passing(o, kk) {
+                for idx in r {
+                    let (c, i, j) = (idx / (K * K), idx / K % K, idx % K);
+                    if y + i == 0 || y + i > n || x0 + j == 0 || x0 + j > n {
                         continue;
                     }
-                    for j in 0..K {
-                        if x0 + j == 0 || x0 + j > n {
-                            continue;
-                        }
-                        let src = c * n * n + (y + i - 1) * n + x0 + j - 1;
-                        let wi = ((o * c1 + c) * K + i) * K + j;
-                        g.conv2_w[wi] += d * ws.p1q[src];
-                        ws.dp1[src] += d * self.conv2_w[wi];
-                    }
+                    let src = c * n * n + (y + i - 1) * n + x0 + j - 1;
+                    let wi = o * kk + idx;
+                    g.conv2_w[wi] += d * ws.cols2[pos * kk + idx];
+                    ws.dp1[src] += d * self.conv2_w[wi];
                 }
             }
         }
@@ -496,18 +403,13 @@ impl CnnNet {
             let pos = ws.i1[k] - o * n * n;
             let (y, x0) = (pos / n, pos % n);
             g.conv1_b[o] += d;
-            if ws.clip1[ws.i1[k]] {
-                continue;
-            }
-            for i in 0..K {
-                if y + i == 0 || y + i > n {
-                    continue;
-                }
-                for j in 0..K {
-                    if x0 + j == 0 || x0 + j > n {
+            for r in ws.clip1[pos].passing(o, K * K) {
+                for idx in r {
+                    let (i, j) = (idx / K, idx % K);
+                    if y + i == 0 || y + i > n || x0 + j == 0 || x0 + j > n {
                         continue;
                     }
-                    g.conv1_w[(o * K + i) * K + j] += d * x[(y + i - 1) * n + x0 + j - 1];
+                    g.conv1_w[o * K * K + idx] += d * ws.cols1[pos * K * K + idx];
                 }
             }
         }
@@ -528,13 +430,6 @@ pub fn train_cnn_with(train: &Dataset, cfg: &CnnTrainConfig, hwa: &TrainingConfi
     assert!(!train.is_empty(), "empty training set");
     assert_eq!(train.n_features, SIDE * SIDE, "the CNN reads 8x8 images (64 features)");
     assert!(cfg.batch_size > 0 && cfg.channels.iter().all(|&c| c > 0), "bad training configuration {cfg:?}");
-    let rows = K * K * cfg.channels[0];
-    if hwa.max_in < rows {
-        return Err(TrainError::Training(format!(
-            "training.max_in = {}: the second convolution has {rows} crossbar rows (9 x {} channels) and the CNN trainer maps a convolution as one tile; set max_in >= {rows} or use fewer channels",
-            hwa.max_in, cfg.channels[0]
-        )));
-    }
     let n_out = super::classes(train);
     let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
     let mut m = CnnNet::init(cfg.channels, n_out, &mut rng);
@@ -654,7 +549,7 @@ mod tests {
     }
 
     /// A convolution's bound management works per output pixel: on the hand-computed case with
-    /// a 4-bit ADC over ±2 (α = max|x| = 9), without it the pixels past 2α clip; with it every
+    /// a 4-bit ADC over ±2 (α = max|x| of each patch, 9 at the centre), without it the pixels past 2α clip; with it every
     /// pixel is redone until it fits, so nothing clips and each output lies within half a step
     /// times its reduction of the exact one. The centre pixel needs 1/4: channel 0's 45 / 9 / 4
     /// rounds to 4 steps, channel 1's 11 / 9 / 4 to 1 step, each · 4 · α, then the bias.
@@ -666,16 +561,20 @@ mod tests {
         let plain = TrainingConfig { adc_bits: 4, out_bound: 2.0, ..TrainingConfig::default() };
         let bm = TrainingConfig { bound_management: "iterative".into(), ..plain.clone() };
         let run = |cfg: &TrainingConfig| {
-            let (mut out, mut clip) = (vec![0.0f32; 18], vec![false; 18]);
-            conv_crossbar(&mut Injector::new(cfg, 0), &input, &input, 2, 3, &w, &b, &mut out, &mut clip);
+            let (mut out, mut clip) = (vec![0.0f32; 18], vec![Clipped::default(); 9]);
+            conv_crossbar(&mut Injector::new(cfg, 0), &input, 2, 3, &w, &b, &mut out, &mut vec![0.0; 9 * 18], &mut clip, &mut vec![0.0; 9 * 18]);
             (out, clip)
         };
         let (y0, c0) = run(&plain);
-        assert!(c0[4]);
+        assert!(c0[4].get(0, 0));
         assert_eq!(y0[4], 2.0 * 9.0 + 0.5);
+        // Each patch has its own scale: the top-left pixel's holds 1, 2, 4, 5 (α = 5), so its
+        // sum 12 clips at 2·5 where the whole map's α = 9 would have read it.
+        assert!(c0[0].get(0, 0));
+        assert_eq!(y0[0], 2.0 * 5.0 + 0.5);
         let (y1, c1) = run(&bm);
         let step = crate::crossbar::step(4, 2.0) as f32;
-        assert!(!c1.contains(&true), "{c1:?}");
+        assert!(c1.iter().all(|c| c.is_empty()), "{c1:?}");
         for (i, (&got, &want)) in y1.iter().zip(&exact).enumerate() {
             assert!((got - want).abs() <= step * 4.0 * 9.0 / 2.0, "output {i}: {got} against {want}");
         }
@@ -697,9 +596,10 @@ mod tests {
         for (w_noise_type, o, want) in [("additive_constant", 0, 0.1 * 294f64.sqrt()), ("pcm_read", 1, 0.1 * (1.0f64 + 10.0).sqrt())] {
             let cfg = TrainingConfig { w_noise: 0.1, w_noise_type: w_noise_type.into(), ..TrainingConfig::default() };
             let mut inj = Injector::new(&cfg, 2);
-            let (mut out, mut clip, mut sq) = (vec![0.0f32; 18], vec![false; 18], 0.0f64);
+            let (mut out, mut clip, mut sq) = (vec![0.0f32; 18], vec![Clipped::default(); 9], 0.0f64);
+            let (mut cols, mut raw) = (vec![0.0f32; 9 * 18], vec![0.0f32; 9 * 18]);
             for _ in 0..4000 {
-                conv_crossbar(&mut inj, &input, &input, 2, 3, &w, &b, &mut out, &mut clip);
+                conv_crossbar(&mut inj, &input, 2, 3, &w, &b, &mut out, &mut cols, &mut clip, &mut raw);
                 sq += ((out[o * 9 + 4] - exact[o * 9 + 4]) as f64).powi(2);
             }
             let got = (sq / 4000.0).sqrt();
@@ -713,8 +613,8 @@ mod tests {
     fn conv_ir_drop_is_the_evaluations_formula() {
         let (input, w, b) = hand_case();
         let cfg = TrainingConfig { ir_drop: 0.8, ir_drop_g_ratio: 20.0, ..TrainingConfig::default() };
-        let (mut out, mut clip) = (vec![0.0f32; 18], vec![false; 18]);
-        conv_crossbar(&mut Injector::new(&cfg, 0), &input, &input, 2, 3, &w, &b, &mut out, &mut clip);
+        let (mut out, mut clip) = (vec![0.0f32; 18], vec![Clipped::default(); 9]);
+        conv_crossbar(&mut Injector::new(&cfg, 0), &input, 2, 3, &w, &b, &mut out, &mut vec![0.0; 9 * 18], &mut clip, &mut vec![0.0; 9 * 18]);
         for o in 0..2 {
             let (mut dot, mut sa, mut sp) = (0.0f64, 0.0f64, 0.0f64);
             for k in 0..18 {

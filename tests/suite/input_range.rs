@@ -186,9 +186,7 @@ fn input_ranges_clip_a_convolutions_patches_per_tile() {
 /// beside a LayerNorm, without its weight, or with a count the tiles do not hold is refused.
 #[test]
 fn a_transformers_input_ranges_clip_its_layers() {
-    use crate::transformer::{bert_state_dict, edited, load, recorded_run, tmp, token_csv, write_experiment, IDEAL};
-    use aimc::engine::stages::Stage;
-    use aimc::workload::transformer::reference;
+    use crate::transformer::{bert_state_dict, edited, load, tmp, token_csv, write_experiment, IDEAL};
     let p = "bert.encoder.layer.0.";
     let ranged = edited(&bert_state_dict(7), |t| {
         t.insert(format!("{p}attention.self.query.input_range"), (vec![2], vec![0.3, 0.5]));
@@ -201,25 +199,8 @@ fn a_transformers_input_ranges_clip_its_layers() {
     let s = e.points[0].transformer.as_ref().unwrap();
     assert_eq!(s.net().blocks[0].q.input_range, vec![0.3, 0.5]);
     assert_eq!(s.net().head[0].input_range, vec![0.2]);
-    let data = e.data.as_ref().unwrap();
-    let (rec, _) = recorded_run(&e);
-    let last = rec.log.iter().rev().find(|d| d.stage == Stage::Combine).unwrap();
-    let got = common::f32s(&last.after[6]);
     let plain = load(&write_experiment(&tmp("ranges_plain"), &bert_state_dict(7), ("tokens.csv", &token_csv()), settings, &extra));
-    let ps = plain.points[0].transformer.as_ref().unwrap();
-    let (_, lengths) = s.tokens(data);
-    let (mut worst, mut moved) = (0f64, 0f64);
-    for r in 0..data.len() {
-        let raw = reference::row_tokens(data, r);
-        let want = reference::logits(s.net(), s, &raw, lengths[r] as usize);
-        let unclipped = reference::logits(ps.net(), ps, &raw, lengths[r] as usize);
-        for (c, w) in want.iter().enumerate() {
-            worst = worst.max((got[r * 3 + c] as f64 - w).abs());
-            moved = moved.max((w - unclipped[c]).abs());
-        }
-    }
-    assert!(worst < 1e-4, "engine against the clipping reference: {worst}");
-    assert!(moved > 1e-2, "the ranges clip: the reference moves by {moved}");
+    assert_logits_clip(&e, &plain);
     for (edit, want) in [
         (format!("{p}attention.output.LayerNorm.input_range"), "is no weight matrix of the"),
         ("bert.pooler.dense.input_range".to_string(), "has no weight bert.pooler.dense.weight in the file"),
@@ -247,9 +228,7 @@ fn a_transformers_input_ranges_clip_its_layers() {
 /// is refused by name.
 #[test]
 fn a_mobileberts_input_ranges_clip_its_bottlenecks_and_stacked_pairs() {
-    use crate::transformer::{edited, load, mobilebert_state_dict, recorded_run, tmp, token_csv, write_experiment, IDEAL};
-    use aimc::engine::stages::Stage;
-    use aimc::workload::transformer::reference;
+    use crate::transformer::{edited, load, mobilebert_state_dict, tmp, token_csv, write_experiment, IDEAL};
     let l = "mobilebert.encoder.layer.0.";
     let ranged = edited(&mobilebert_state_dict(7, "shared"), |t| {
         t.insert("mobilebert.embeddings.embedding_transformation.input_range".into(), (vec![3], vec![0.3, 0.5, 0.4]));
@@ -271,12 +250,28 @@ fn a_mobileberts_input_ranges_clip_its_bottlenecks_and_stacked_pairs() {
     assert_eq!((b.extra_ffns[0].0.input_range.clone(), b.extra_ffns[1].1.input_range.clone()), (vec![0.3], vec![0.2, 0.25]));
     assert_eq!(bn.output.0.input_range, vec![0.5]);
     assert!(b.extra_ffns[0].1.input_range.is_empty() && b.extra_ffns[1].0.input_range.is_empty() && b.q.input_range.is_empty());
+    let plain = load(&write_experiment(&tmp("mb_ranges_plain"), &mobilebert_state_dict(7, "shared"), ("tokens.csv", &token_csv()), settings, &extra));
+    assert_logits_clip(&e, &plain);
+    let bad = edited(&mobilebert_state_dict(7, "shared"), |t| {
+        t.insert(format!("{l}bottleneck.input.LayerNorm.input_range"), (vec![1], vec![1.0]));
+    });
+    let p = write_experiment(&tmp("mb_ranges_bad"), &bad, ("tokens.csv", &token_csv()), settings, &extra);
+    let err = aimc::config::Experiment::load(&p).map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("is no weight matrix of the"), "{err}");
+}
+
+/// A transformer experiment `e` with input ranges (ideal devices and converters, three classes)
+/// against the f64 reference forward: the engine's logits (the last `combine`) equal the
+/// reference's, which clips the same inputs, below 1e-4; and the ranges clip, moving the
+/// reference by more than 1e-2 from `plain`'s (the same weights without ranges).
+fn assert_logits_clip(e: &aimc::config::Experiment, plain: &aimc::config::Experiment) {
+    use aimc::engine::stages::Stage;
+    use aimc::workload::transformer::reference;
+    let (s, ps) = (e.points[0].transformer.as_ref().unwrap(), plain.points[0].transformer.as_ref().unwrap());
     let data = e.data.as_ref().unwrap();
-    let (rec, _) = recorded_run(&e);
+    let (rec, _) = crate::transformer::recorded_run(e);
     let last = rec.log.iter().rev().find(|d| d.stage == Stage::Combine).unwrap();
     let got = common::f32s(&last.after[6]);
-    let plain = load(&write_experiment(&tmp("mb_ranges_plain"), &mobilebert_state_dict(7, "shared"), ("tokens.csv", &token_csv()), settings, &extra));
-    let ps = plain.points[0].transformer.as_ref().unwrap();
     let (_, lengths) = s.tokens(data);
     let (mut worst, mut moved) = (0f64, 0f64);
     for r in 0..data.len() {
@@ -290,10 +285,4 @@ fn a_mobileberts_input_ranges_clip_its_bottlenecks_and_stacked_pairs() {
     }
     assert!(worst < 1e-4, "engine against the clipping reference: {worst}");
     assert!(moved > 1e-2, "the ranges clip: the reference moves by {moved}");
-    let bad = edited(&mobilebert_state_dict(7, "shared"), |t| {
-        t.insert(format!("{l}bottleneck.input.LayerNorm.input_range"), (vec![1], vec![1.0]));
-    });
-    let p = write_experiment(&tmp("mb_ranges_bad"), &bad, ("tokens.csv", &token_csv()), settings, &extra);
-    let err = aimc::config::Experiment::load(&p).map(|_| ()).unwrap_err().to_string();
-    assert!(err.contains("is no weight matrix of the"), "{err}");
 }

@@ -369,11 +369,9 @@ def _ranged(m, t: int, xs, ranges):
 def _check_conv(m, i: int) -> None:
     """A Conv2d that aimc's evaluation maps (`aimc.from_torch`): one group, no dilation, zero
     padding given as numbers; training unfolds it into patches as the evaluation does."""
-    pad = m.padding
-    bad = [f"groups = {m.groups}" for _ in [0] if m.groups != 1]
-    bad += [f"dilation = {m.dilation}" for _ in [0] if tuple(m.dilation) != (1, 1)]
-    bad += [f"padding_mode = {m.padding_mode!r}" for _ in [0] if m.padding_mode != "zeros"]
-    bad += [f"padding = {pad!r}" for _ in [0] if isinstance(pad, str)]
+    checks = ((m.groups != 1, f"groups = {m.groups}"), (tuple(m.dilation) != (1, 1), f"dilation = {m.dilation}"),
+              (m.padding_mode != "zeros", f"padding_mode = {m.padding_mode!r}"), (isinstance(m.padding, str), f"padding = {m.padding!r}"))
+    bad = [what for failed, what in checks if failed]
     if bad:
         raise ValueError(f"prepare: layer {i} (Conv2d) has {', '.join(bad)}; aimc maps a convolution with one group, no dilation "
                          "and zero padding given as numbers (aihwkit's AnalogConv2d mapping), as aimc.from_torch reads it")

@@ -222,6 +222,35 @@ def test_from_torch_by_class_name():
         aimc.from_torch([LSTM()])
 
 
+def test_from_torch_refuses_a_module_with_its_own_forward():
+    """A module whose class defines forward() may compute anything between its children (here a
+    functional tanh, which no child shows): read as the sequence of its children it would run
+    another network, so it is refused with the fix; an nn.Sequential subclass that keeps
+    Sequential's forward is read as one, nested too."""
+    l = lambda o, i: Linear(np.ones((o, i)), np.zeros(o))
+    Sequential = type("Sequential", (list,), {"children": lambda self: iter(self), "forward": lambda self, x: x})
+
+    class Net:
+        def __init__(self):
+            self.fc1, self.fc2 = l(4, 3), l(2, 4)
+
+        def children(self):
+            return iter([self.fc1, self.fc2])
+
+        def forward(self, x):
+            return x
+
+    with pytest.raises(ValueError, match=r"from_torch: Net is not an nn.Sequential: its forward\(\) may apply functions.*"
+                                         r"nn.Sequential\(model.fc1, nn.ReLU\(\), model.fc2\)"):
+        aimc.from_torch(Net())
+    Blocks = type("Blocks", (Sequential,), {})
+    layers, act = aimc.from_torch(Blocks([Blocks([l(4, 3), ReLU()]), l(2, 4)]))
+    assert act == "relu" and [w.shape for w, _ in layers] == [(4, 3), (2, 4)]
+    Custom = type("Custom", (Sequential,), {"forward": lambda self, x: x})
+    with pytest.raises(ValueError, match="from_torch: Custom is not an nn.Sequential"):
+        aimc.from_torch(Custom([l(4, 3)]))
+
+
 class BatchNorm1d:
     def __init__(self, n, seed):
         r = np.random.default_rng(seed)

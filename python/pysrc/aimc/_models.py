@@ -34,7 +34,9 @@ def from_torch(module, positions: str | None = None):
     statistics: into the layer right before them (W' = s W, b' = s (b - mean) + beta,
     s = gamma / sqrt(var + eps)), or, for BatchNorm1d when an activation or nothing precedes it,
     into the Linear after it (W' = W diag(s), b' = b + W (beta - s mean)). Anything else is
-    refused by name: aimc never drops a layer silently. aihwkit's AnalogLinear and AnalogConv2d
+    refused by name: aimc never drops a layer silently. So is a module whose class defines its
+    own forward() (a custom nn.Module, a ResNet): its children do not show what that forward
+    computes between them. aihwkit's AnalogLinear and AnalogConv2d
     (in an AnalogSequential too) are read by their `get_weights()`, the logical weights with the
     mapping scales and learned output scales applied, and with their tiles' input ranges
     (aihwkit's `pre_post.input_range`, one per input tile): such a Linear is (W, b, input_range),
@@ -49,6 +51,12 @@ def from_torch(module, positions: str | None = None):
         return _transformer_from_torch(module, "sinusoidal" if positions is None else positions)
     if positions is not None:
         raise ValueError(f"from_torch: positions = {positions!r} is for transformer classifiers; this module is not one")
+    if not _is_sequential(module):
+        kind = type(module).__name__
+        raise ValueError(f"from_torch: {kind} is not an nn.Sequential: its forward() may apply functions, residual additions or "
+                         "pooling between its layers that its children do not show, so aimc cannot read the network from them. "
+                         f"Give the same layers as an nn.Sequential, with the activations as modules (e.g. nn.Sequential(model.fc1, "
+                         "nn.ReLU(), model.fc2)), or their weights as [(W, b), ...] to aimc.classifier")
     children = _flatten_sequential(module)
     layers, acts = [], []   # acts[i]: the activation after layer i
     pending = None          # a BatchNorm1d waiting for the next Linear: (scale, shift)
@@ -160,8 +168,23 @@ def _flatten_sequential(module) -> list:
     children = list(module.children()) if hasattr(module, "children") else list(module)
     out = []
     for m in children:
-        out.extend(_flatten_sequential(m) if type(m).__name__ in ("Sequential", "AnalogSequential") else [m])
+        out.extend(_flatten_sequential(m) if _is_sequential(m) else [m])
     return out
+
+
+def _is_sequential(module) -> bool:
+    """Whether `module` computes its children in order: an `nn.Sequential` or aihwkit's
+    AnalogSequential, or a subclass of one that keeps its forward, or a list or tuple of modules.
+    A module whose class defines its own `forward` may do anything between its children
+    (functional activations, residual additions, pooling), which its children do not show."""
+    if type(module) in (list, tuple):
+        return True
+    for c in type(module).__mro__:
+        if c.__name__ in ("Sequential", "AnalogSequential"):
+            return True
+        if "forward" in vars(c):
+            return False
+    return False
 
 
 class _ConvShape:

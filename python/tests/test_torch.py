@@ -57,6 +57,27 @@ def _loss_at_10y(model, x, y, out):
     return r.fp_baseline - r.points[0]["summary"]["mean"]
 
 
+def test_from_torch_maps_each_activation_as_pytorch_computes_it(tmp_path):
+    """nn.GELU() is the exact (erf) GELU, aimc's "gelu_exact"; nn.GELU(approximate='tanh') its
+    tanh form, "gelu"; nn.SiLU "silu": the classifier's floating-point baseline then predicts
+    as PyTorch's forward does on every row."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.Linear(16, 16), torch.nn.SiLU(), torch.nn.Linear(16, 16),
+                              torch.nn.GELU(approximate="tanh"), torch.nn.Linear(16, 4))
+    layers, act = aimc.from_torch(net)
+    assert act == ["gelu_exact", "silu", "gelu", "none"]
+    x = torch.randn(64, 8) * 2
+    with torch.no_grad():
+        logits = net(x).numpy()
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    keep = top2[:, 1] - top2[:, 0] > 1e-4
+    r = aimc.classifier(layers, x.numpy()[keep], logits.argmax(1)[keep], activation=act, times=["1s"], trials=2, backend="cpu",
+                        quiet=True, out=str(tmp_path / "acts"), device="ideal", periphery__inp_res_bits=0,
+                        periphery__out_res_bits=0, periphery__out_noise=0.0, periphery__out_bound=0.0)
+    assert r.fp_baseline == 1.0
+
+
 def test_perturb_weights_takes_the_devices_fields():
     """`[training.device]` (what `aimc.torch.prepare(device={...})` writes) sets fields on the
     named model as an experiment's [device] does: with programming and read noise off and one ν

@@ -29,7 +29,8 @@ def from_torch(module, positions: str | None = None):
     aihwkit does (unfolded kernel x in-channels rows, out-channels columns, one MVM per output
     pixel) and runs the pooling and Flatten digitally. The activation is one name when the same
     one sits between all layers and none after the last, else a list, the activation after each
-    layer ("none" where there is none). ReLU, GELU and Tanh are mapped; Flatten, Identity and
+    layer ("none" where there is none). ReLU, Tanh, SiLU and GELU are mapped (nn.GELU() as
+    "gelu_exact", the erf form, and nn.GELU(approximate='tanh') as "gelu"); Flatten, Identity and
     Dropout are skipped; nested Sequentials are expanded in order. BatchNorm1d/BatchNorm2d are folded with their eval-mode running
     statistics: into the layer right before them (W' = s W, b' = s (b - mean) + beta,
     s = gamma / sqrt(var + eps)), or, for BatchNorm1d when an activation or nothing precedes it,
@@ -134,11 +135,12 @@ def from_torch(module, positions: str | None = None):
                 pending = (scale, shift)
             else:
                 raise ValueError(f"from_torch: module {i} is a second BatchNorm1d with no Linear between; fold them first")
-        elif kind in ("ReLU", "GELU", "Tanh"):
+        elif kind in ("ReLU", "GELU", "Tanh", "SiLU"):
             if not layers or acts[-1] != "none" or pending is not None or (not last_layer and "pool" in _as_dict(layers[-1])):
                 raise ValueError(f"from_torch: module {i} ({kind}) does not follow a layer (an activation first, two in a row, "
                                  "after a pooling, or after a BatchNorm1d waiting for its Linear); aimc applies one activation after a layer")
-            acts[-1] = kind.lower()
+            # nn.GELU() is the exact (erf) GELU, aimc's "gelu_exact"; approximate='tanh' is "gelu".
+            acts[-1] = "silu" if kind == "SiLU" else _activation_name(m, f"module {i}")
             last_layer = False
         elif kind in ("MaxPool2d", "AvgPool2d"):
             if not layers or not isinstance(layers[-1], dict) or "pool" in layers[-1]:

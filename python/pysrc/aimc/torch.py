@@ -368,13 +368,16 @@ def _ranged(m, t: int, xs, ranges):
 
 def _check_conv(m, i: int) -> None:
     """A Conv2d that aimc's evaluation maps (`aimc.from_torch`): one group, no dilation, zero
-    padding given as numbers; training unfolds it into patches as the evaluation does."""
+    padding (numbers, 'valid', or 'same' with stride 1 and an odd kernel); training unfolds it
+    into patches as the evaluation does."""
+    odd = all(k % 2 == 1 for k in m.kernel_size) and tuple(m.stride) == (1, 1)
     checks = ((m.groups != 1, f"groups = {m.groups}"), (tuple(m.dilation) != (1, 1), f"dilation = {m.dilation}"),
-              (m.padding_mode != "zeros", f"padding_mode = {m.padding_mode!r}"), (isinstance(m.padding, str), f"padding = {m.padding!r}"))
+              (m.padding_mode != "zeros", f"padding_mode = {m.padding_mode!r}"),
+              (m.padding == "same" and not odd, "padding = 'same' with a stride or an even kernel"))
     bad = [what for failed, what in checks if failed]
     if bad:
         raise ValueError(f"prepare: layer {i} (Conv2d) has {', '.join(bad)}; aimc maps a convolution with one group, no dilation "
-                         "and zero padding given as numbers (aihwkit's AnalogConv2d mapping), as aimc.from_torch reads it")
+                         "and zero padding (numbers, 'valid', or 'same' at stride 1 with an odd kernel), as aimc.from_torch reads it")
 
 
 def _patches(m, x):
@@ -382,7 +385,8 @@ def _patches(m, x):
     aimc's `im2col`): one row per output pixel, C_in·kh·kw long in (c, i, j) order (PyTorch's
     `weight.view(out, -1)`), shape [N, out_h·out_w, C_in·kh·kw]; and (out_h, out_w)."""
     kh, kw = m.kernel_size
-    (ph, pw), (sh, sw) = m.padding, m.stride
+    pad = {"valid": (0, 0), "same": (kh // 2, kw // 2)}.get(m.padding, m.padding) if isinstance(m.padding, str) else m.padding
+    (ph, pw), (sh, sw) = pad, m.stride
     out_h = (x.shape[-2] + 2 * ph - kh) // sh + 1
     out_w = (x.shape[-1] + 2 * pw - kw) // sw + 1
     cols = F.unfold(x, (kh, kw), padding=(ph, pw), stride=(sh, sw))

@@ -222,6 +222,23 @@ def test_from_torch_by_class_name():
         aimc.from_torch([LSTM()])
 
 
+def test_a_final_softmax_keeps_the_class_and_is_read_as_the_identity():
+    """A Softmax or LogSoftmax over the classes right after the last layer leaves each row's
+    argmax, which the accuracy reads, so it maps to nothing; anywhere else, or over another
+    dimension, it is refused."""
+    l = lambda o, i: Linear(np.ones((o, i)), np.zeros(o))
+    Softmax = type("Softmax", (), {"dim": 1})
+    LogSoftmax = type("LogSoftmax", (), {"dim": -1})
+    for final in (Softmax(), LogSoftmax()):
+        layers, act = aimc.from_torch([l(4, 3), ReLU(), l(2, 4), final])
+        assert act == "relu" and len(layers) == 2
+    with pytest.raises(ValueError, match="module 1 is Softmax"):
+        aimc.from_torch([l(4, 3), Softmax(), l(2, 4)])
+    over_batch = type("Softmax", (), {"dim": 0})()
+    with pytest.raises(ValueError, match="module 3 is Softmax"):
+        aimc.from_torch([l(4, 3), ReLU(), l(2, 4), over_batch])
+
+
 def test_from_torch_refuses_a_module_with_its_own_forward():
     """A module whose class defines forward() may compute anything between its children (here a
     functional tanh, which no child shows): read as the sequence of its children it would run

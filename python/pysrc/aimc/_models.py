@@ -31,7 +31,8 @@ def from_torch(module, positions: str | None = None):
     one sits between all layers and none after the last, else a list, the activation after each
     layer ("none" where there is none). ReLU, Tanh, SiLU and GELU are mapped (nn.GELU() as
     "gelu_exact", the erf form, and nn.GELU(approximate='tanh') as "gelu"); Flatten, Identity and
-    Dropout are skipped; nested Sequentials are expanded in order. BatchNorm1d/BatchNorm2d are folded with their eval-mode running
+    Dropout are skipped, and so is a Softmax or LogSoftmax over the classes right after the last
+    layer (the accuracy reads the logits' argmax, which it keeps); nested Sequentials are expanded in order. BatchNorm1d/BatchNorm2d are folded with their eval-mode running
     statistics: into the layer right before them (W' = s W, b' = s (b - mean) + beta,
     s = gamma / sqrt(var + eps)), or, for BatchNorm1d when an activation or nothing precedes it,
     into the Linear after it (W' = W diag(s), b' = b + W (beta - s mean)). Anything else is
@@ -150,9 +151,13 @@ def from_torch(module, positions: str | None = None):
             last_layer = False
         elif kind in ("Flatten", "Identity", "Dropout"):
             continue
+        elif kind in ("Softmax", "LogSoftmax") and i == len(children) - 1 and last_layer and getattr(m, "dim", None) in (-1, 1):
+            # The logits' monotone map: the class a row is given (their argmax) is the same.
+            continue
         else:
             raise ValueError(f"from_torch: module {i} is {kind}; aimc maps Linear and Conv2d layers (BatchNorm folded) with ReLU, "
-                             "GELU or Tanh after them, MaxPool2d/AvgPool2d after a Conv2d, and Flatten; fold or remove the others")
+                             "GELU, Tanh or SiLU after them, MaxPool2d/AvgPool2d after a Conv2d, Flatten, and a Softmax or "
+                             "LogSoftmax over the classes (dim=1 or -1) right after the last layer; fold or remove the others")
     if pending is not None:
         raise ValueError("from_torch: the last BatchNorm1d has no Linear after it to fold into")
     if not layers:

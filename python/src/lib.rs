@@ -98,27 +98,48 @@ fn run_toml(
     Ok((text, dir.display().to_string()))
 }
 
-/// One draw of hardware-aware training's weight noise (`aimc::train::hwa`, the trainers' own
-/// code) on a matrix's values: `training` is a `[training]` table as TOML text, `seed` the
-/// draw's seed. `aimc.torch` calls it once per matrix and training step, so a PyTorch model is
-/// fine-tuned against the same device equations aimc evaluates with.
-#[pyfunction]
-#[pyo3(signature = (values, training, seed, cols = 0))]
-fn perturb_weights(values: Vec<f32>, training: &str, seed: u64, cols: usize) -> PyResult<Vec<f32>> {
+/// One draw of hardware-aware training's weight noise on a matrix's values, with the trainers'
+/// own equations (`aimc::train::injector::perturb_blocked`: blocks of rows, each with its own
+/// generator, on every core, the same for any core count): `training` is a `[training]` table as
+/// TOML text, `seed` the draw's seed, `cols` the values per output row (0: one row). The GIL is
+/// released while it draws.
+fn draw(py: Python<'_>, mut w: Vec<f32>, training: &str, seed: u64, cols: usize) -> PyResult<Vec<f32>> {
     let cfg = aimc::train::hwa::TrainingConfig::parse(training).map_err(PyValueError::new_err)?;
-    let mut w = values;
     if let Some(i) = w.iter().position(|v| !v.is_finite()) {
         return Err(PyValueError::new_err(format!("perturb_weights: value {i} is not finite; the model's weights must be finite")));
     }
-    // `cols`: the values per output row, for device models that scale each row (0: one matrix).
-    aimc::train::injector::Injector::new(&cfg, seed).perturb_rows(&mut w, cols);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    py.allow_threads(|| aimc::train::injector::perturb_blocked(&cfg, seed, &mut w, cols, threads));
     Ok(w)
+}
+
+/// [`draw`] on a list of floats, returned as one.
+#[pyfunction]
+#[pyo3(signature = (values, training, seed, cols = 0))]
+fn perturb_weights(py: Python<'_>, values: Vec<f32>, training: &str, seed: u64, cols: usize) -> PyResult<Vec<f32>> {
+    draw(py, values, training, seed, cols)
+}
+
+/// [`draw`] on the bytes of float32 values in native order (`numpy.ndarray.tobytes()`), returned as
+/// such bytes (`numpy.frombuffer`): `aimc.torch` calls it once per matrix and training step, and
+/// bytes pass a 768 × 3072 matrix without a Python float per value.
+#[pyfunction]
+#[pyo3(signature = (values, training, seed, cols = 0))]
+fn perturb_weights_bytes<'py>(py: Python<'py>, values: &[u8], training: &str, seed: u64, cols: usize) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    if values.len() % 4 != 0 {
+        return Err(PyValueError::new_err(format!("perturb_weights_bytes: {} bytes are not whole float32 values", values.len())));
+    }
+    let w: Vec<f32> = values.chunks_exact(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let w = draw(py, w, training, seed, cols)?;
+    let out: Vec<u8> = w.iter().flat_map(|v| v.to_ne_bytes()).collect();
+    Ok(pyo3::types::PyBytes::new(py, &out))
 }
 
 #[pymodule]
 fn _aimc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_toml, m)?)?;
     m.add_function(wrap_pyfunction!(perturb_weights, m)?)?;
+    m.add_function(wrap_pyfunction!(perturb_weights_bytes, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,5 +1,5 @@
 """Hardware-aware fine-tuning from PyTorch (`aimc.torch`) and the native draw it uses
-(`aimc._aimc.perturb_weights`, the trainers' own weight noise). The draw's statistics are checked
+(`aimc._aimc.perturb_weights`, the trainers' equations drawn in blocks of rows). The draw's statistics are checked
 without torch; the fine-tuning test runs where torch is installed (CI has no torch: it reports
 that test as skipped)."""
 import importlib

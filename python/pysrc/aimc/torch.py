@@ -12,7 +12,7 @@ crossbars), and of every Hugging Face `Conv1D` (GPT-2's linear layers, W stored 
 and clipping act on W as a crossbar holds it, Wᵀ). In training mode each forward pass:
 
 - draws a noisy copy of the weight with aimc's own code (`aimc::train::hwa`, the trainers'
-  `[training]` section, through the Rust extension): the device model's programming noise on
+  `[training]` section, through the Rust extension, in blocks of rows on every core): the device model's programming noise on
   the differential pair (max|W| at g_max), optionally drifted to `t` with the drift-exponent
   spread and read noise and compensated by one global factor; or additive Gaussian noise of
   `weight_noise_std` x max|W| with `device="gaussian"`. The gradient flows to the clean weight
@@ -62,7 +62,7 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
     raise ImportError("aimc.torch needs PyTorch (pip install torch); the rest of aimc works without it") from e
 
 from . import to_toml
-from ._aimc import perturb_weights
+from ._aimc import perturb_weights, perturb_weights_bytes
 
 __all__ = ["prepare", "unprepare", "is_prepared"]
 
@@ -595,10 +595,11 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
             state["clipped_at"] = w._version
         if spec is not None:
             held = w.detach().t() if conv1d else w.detach()
-            flat = held.to("cpu", torch.float32).reshape(-1).numpy()
+            flat = held.to("cpu", torch.float32).contiguous().reshape(-1).numpy()
             draw_seed = (seed * 1_000_003 + state["index"]) * 1_000_033 + k
             cols = int(np.prod(tuple(held.shape)[1:]))
-            noisy = np.asarray(perturb_weights(flat.tolist(), spec, draw_seed & 0xFFFF_FFFF_FFFF_FFFF, cols), dtype=np.float32)
+            raw = perturb_weights_bytes(flat.tobytes(), spec, draw_seed & 0xFFFF_FFFF_FFFF_FFFF, cols)
+            noisy = np.frombuffer(raw, dtype=np.float32).copy()
             noisy = torch.from_numpy(noisy.reshape(tuple(held.shape))).to(w.device, w.dtype)
             delta = (noisy.t() if conv1d else noisy) - w.detach()
             w = w + delta

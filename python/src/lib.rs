@@ -126,7 +126,7 @@ fn perturb_weights(py: Python<'_>, values: Vec<f32>, training: &str, seed: u64, 
 #[pyfunction]
 #[pyo3(signature = (values, training, seed, cols = 0))]
 fn perturb_weights_bytes<'py>(py: Python<'py>, values: &[u8], training: &str, seed: u64, cols: usize) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
-    if values.len() % 4 != 0 {
+    if !values.len().is_multiple_of(4) {
         return Err(PyValueError::new_err(format!("perturb_weights_bytes: {} bytes are not whole float32 values", values.len())));
     }
     let w: Vec<f32> = values.chunks_exact(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])).collect();

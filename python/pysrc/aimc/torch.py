@@ -23,7 +23,8 @@ and clipping act on W as a crossbar holds it, Wᵀ). In training mode each forwa
   vector per output pixel (its C_in·kh·kw patch, aihwkit's AnalogConv2d mapping and aimc's
   `im2col`), and each patch goes through the tiles as a Linear layer's input does: its own
   max|x| per tile, bound management per patch (one group, no dilation and zero padding, as
-  `aimc.from_torch` maps it);
+  `aimc.from_torch` maps it; the unfolded patches take kh·kw times the input's memory, as in
+  aihwkit);
 - quantises each input slice to `dac_bits` over its max|x| with a straight-through gradient;
 - adds output noise of `output_noise` x max|x| per output (aihwkit's out_noise with abs-max noise
   management, aimc's `[periphery] out_noise`);

@@ -78,6 +78,85 @@ def test_from_torch_maps_each_activation_as_pytorch_computes_it(tmp_path):
     assert r.fp_baseline == 1.0
 
 
+def _encoder_classifier(torch):
+    """A PyTorch transformer classifier of nn.TransformerEncoder layers (its attention an
+    nn.MultiheadAttention), learned positions and mean pooling over the non-padding tokens, as
+    aimc's `from_torch` maps it; and 40 token rows padded with 0."""
+    class Classifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding, self.pos = torch.nn.Embedding(12, 16, padding_idx=0), torch.nn.Embedding(16, 16)
+            layer = torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+            self.encoder = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            self.classifier = torch.nn.Linear(16, 3)
+
+        def forward(self, x):
+            pad = x == 0
+            h = self.encoder(self.embedding(x) + self.pos(torch.arange(x.shape[1])), src_key_padding_mask=pad)
+            keep = (~pad).unsqueeze(-1).float()
+            return self.classifier((h * keep).sum(1) / keep.sum(1))
+
+    tok = np.random.default_rng(1).integers(1, 12, size=(40, 10))
+    for r in range(40):
+        tok[r, 4 + r % 6:] = 0
+    return Classifier().eval(), tok
+
+
+def test_multihead_attention_trains_on_its_crossbars(tmp_path):
+    """prepare puts nn.MultiheadAttention's projections on crossbars as aimc's transformer maps
+    them: Q, K and V as three matrices (views of in_proj_weight, which gets their gradient) and
+    out_proj, beside linear1 and linear2: six wrapped layers per encoder layer. Without noise the
+    prepared forward is PyTorch's (padding and causal masks, batch first or not); with the device
+    model it moves; unprepare restores the module. With learned input ranges (one for Q, K and V,
+    `self_attn.in_proj.input_range`, as the evaluation reads it) the evaluation's floating-point
+    baseline clips as the prepared network does: every prediction agrees, where the unclipped
+    network disagrees on some."""
+    torch = pytest.importorskip("torch")
+    import aimc.torch as at
+
+    torch.manual_seed(0)
+    for batch_first in (True, False):
+        enc = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=batch_first), 2,
+                                          enable_nested_tensor=False).train()
+        x = torch.randn(3, 5, 16) if batch_first else torch.randn(5, 3, 16)
+        pad = torch.zeros(3, 5, dtype=torch.bool)
+        pad[0, 3:] = True
+        causal = torch.nn.Transformer.generate_square_subsequent_mask(5)
+        want = (enc(x, src_key_padding_mask=pad).detach(), enc(x, mask=causal).detach())
+        at.prepare(enc, device="none")
+        assert len([m for m in enc.modules() if hasattr(m, "_aimc")]) == 12
+        got = (enc(x, src_key_padding_mask=pad).detach(), enc(x, mask=causal).detach())
+        assert all(torch.allclose(g, w, atol=1e-6, equal_nan=True) for g, w in zip(got, want))
+        at.unprepare(enc)
+        a = enc.layers[0].self_attn
+        assert a._qkv_same_embed_dim and not hasattr(a, "in_proj") and not hasattr(a, "_aimc_attention")
+    at.prepare(enc, device="pcm", t="10y")
+    enc(x, mask=causal).sum().backward()
+    assert enc.layers[0].self_attn.in_proj_weight.grad.abs().sum() > 0
+    assert not torch.allclose(enc(x, mask=causal).detach(), want[1], atol=1e-3)
+    at.unprepare(enc)
+
+    net, tok = _encoder_classifier(torch)
+    t = torch.as_tensor(tok)
+    with torch.no_grad():
+        plain = net(t).argmax(1).numpy()
+    at.prepare(net, device="none", input_range={"init_value": 0.4, "init_from_data": 0})
+    ranges = sorted(k for k in net.state_dict() if k.endswith("input_range"))
+    assert "encoder.layers.1.self_attn.in_proj.input_range" in ranges and len(ranges) == 9, ranges
+    net.eval()
+    with torch.no_grad():
+        logits = net(t).numpy()
+    labels = logits.argmax(1)
+    assert np.any(labels != plain), "the ranges change some predictions"
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    assert np.all(top2[:, 1] - top2[:, 0] > 1e-4), "a near tie would leave the prediction to rounding"
+    at.unprepare(net)
+    model = aimc.from_torch(net)
+    assert sorted(k for k in model.tensors if k.endswith("input_range")) == ranges
+    r = aimc.transformer(model, tok, labels, times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "ranged"))
+    assert r.fp_baseline == 1.0
+
+
 def test_perturb_weights_takes_the_devices_fields():
     """`[training.device]` (what `aimc.torch.prepare(device={...})` writes) sets fields on the
     named model as an experiment's [device] does: with programming and read noise off and one ν

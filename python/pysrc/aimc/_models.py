@@ -363,6 +363,13 @@ def _linear(m, where: str, cols: int | None = None) -> tuple[np.ndarray, np.ndar
     return w, (_numpy(b) if b is not None else np.zeros(w.shape[0], np.float32))
 
 
+def _range(m) -> np.ndarray | None:
+    """A layer's learned input ranges (`input_range`, as aimc.torch's `prepare(input_range=...)`
+    leaves them; their absolute values, as the clip reads them), or None."""
+    r = getattr(m, "input_range", None)
+    return None if r is None else np.abs(_numpy(r).reshape(-1))
+
+
 def _encoder_layer(layer, n: int, d: int, where: str) -> tuple[dict, dict]:
     """One nn.TransformerEncoderLayer as state-dict tensors (`encoder.layers.N.*`) and the
     settings it implies (heads, norm_first, activation, layer_norm_eps)."""
@@ -397,6 +404,13 @@ def _encoder_layer(layer, n: int, d: int, where: str) -> tuple[dict, dict]:
     t[p + "linear2.weight"], t[p + "linear2.bias"] = _linear(layer.linear2, f"{where}.linear2", t[p + "linear1.weight"].shape[0])
     if t[p + "linear2.weight"].shape[0] != d:
         raise ValueError(f"from_torch: {where}.linear2 has {t[p + 'linear2.weight'].shape[0]} outputs; the residual needs {d}")
+    # Learned input ranges (aimc.torch's): the stacked Q, K, V projection's is held by its
+    # `in_proj` child, named as the file reads it beside in_proj_weight.
+    for key, m in (("self_attn.in_proj", getattr(a, "in_proj", None)), ("self_attn.out_proj", a.out_proj),
+                   ("linear1", layer.linear1), ("linear2", layer.linear2)):
+        r = _range(m) if m is not None else None
+        if r is not None:
+            t[p + key + ".input_range"] = r
     eps = []
     for norm in ("norm1", "norm2"):
         t[p + norm + ".weight"], t[p + norm + ".bias"], e_ = _layernorm(getattr(layer, norm), d, f"{where}.{norm}")
@@ -468,7 +482,7 @@ def _transformer_from_torch(module, positions: str) -> TransformerModel:
             eps.append(e_)
             final = True
         elif kind == "Linear" and stage in ("layers", "head"):
-            head.append(_linear(m, where, head[-1][0].shape[0] if head else d))
+            head.append(_linear(m, where, head[-1][0].shape[0] if head else d) + (_range(m),))
             head_acts.append(None)
             stage = "head"
         elif kind in ("GELU", "ReLU", "Tanh") and stage == "head" and head_acts[-1] is None:
@@ -502,11 +516,11 @@ def _transformer_from_torch(module, positions: str) -> TransformerModel:
     if None in between or len(between) > 1:
         raise ValueError(f"from_torch: the head's Linear layers have activations {[a or 'none' for a in head_acts[:-1]]} between them; "
                          "aimc runs one kind (transformer.head_activation) between every two")
-    if len(head) == 1:
-        tensors["classifier.weight"], tensors["classifier.bias"] = head[0]
-    else:
-        for k, (w, b) in enumerate(head):
-            tensors[f"classifier.{2 * k}.weight"], tensors[f"classifier.{2 * k}.bias"] = w, b
+    for k, (w, b, r) in enumerate(head):
+        name = "classifier" if len(head) == 1 else f"classifier.{2 * k}"
+        tensors[f"{name}.weight"], tensors[f"{name}.bias"] = w, b
+        if r is not None:
+            tensors[f"{name}.input_range"] = r
     first = layer_settings[0][1]
     settings = {"heads": first["heads"], "norm_first": first["norm_first"], "activation": first["activation"],
                 "head_activation": head_acts[0] if len(head) > 1 else "gelu_exact", "layer_norm_eps": eps[0], "pooling": "mean"}

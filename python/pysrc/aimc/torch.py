@@ -8,8 +8,11 @@
     layers, act = aimc.from_torch(model) # and evaluate it with aimc.classifier(...)
 
 `prepare` wraps the forward pass of every `nn.Linear` and `nn.Conv2d` (the layers aimc maps onto
-crossbars), and of every Hugging Face `Conv1D` (GPT-2's linear layers, W stored [in, out]: noise
-and clipping act on W as a crossbar holds it, Wᵀ). In training mode each forward pass:
+crossbars), of every Hugging Face `Conv1D` (GPT-2's linear layers, W stored [in, out]: noise
+and clipping act on W as a crossbar holds it, Wᵀ), and of every `nn.MultiheadAttention`
+(`nn.TransformerEncoderLayer`'s self-attention): its Q, K and V as three crossbar matrices (views
+of its `in_proj_weight`, as aimc's transformer maps them) and its out_proj, the scores digital.
+In training mode each forward pass:
 
 - draws a noisy copy of the weight with aimc's own code (`aimc::train::hwa`, the trainers'
   `[training]` section, through the Rust extension, in blocks of rows on every core): the device model's programming noise on
@@ -67,7 +70,9 @@ from ._aimc import perturb_weights, perturb_weights_bytes
 
 __all__ = ["prepare", "unprepare", "is_prepared"]
 
-_KINDS = ("Linear", "Conv2d", "Conv1D")
+# The layers `prepare` wraps, by class name: nn.MultiheadAttention's out_proj is a
+# NonDynamicallyQuantizableLinear, its stacked Q, K, V projection three `_InProj` views.
+_KINDS = ("Linear", "Conv2d", "Conv1D", "NonDynamicallyQuantizableLinear", "_InProj")
 
 # The keys of `prepare`'s `periphery`, as an experiment file's [periphery] names them.
 _PERIPHERY = ("out_noise", "inp_res_bits", "out_res_bits", "out_bound", "weight_scaling_omega", "weight_scaling_columnwise",
@@ -272,6 +277,8 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     last = _bm_last_reduction(max_bm_factor, max_bm_res, inp_res) if bound_management == "iterative" else 1
     adc = (step_adc, out_bound, last)
     ranges = _range_settings(input_range)
+    for i, a in enumerate([m for m in model.modules() if type(m).__name__ == "MultiheadAttention"]):
+        _attach_attention(a, i)
     layers = [m for m in model.modules() if type(m).__name__ in _KINDS]
     if not layers:
         raise ValueError("prepare: the model has no nn.Linear, nn.Conv2d or Conv1D layer to put on crossbars")
@@ -281,15 +288,23 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     for i, m in enumerate(layers):
         m._aimc = {"index": i, "steps": 0, "forward": m.forward}
         if ranges is not None:
-            if hasattr(m, "input_range"):
-                raise ValueError(f"prepare: layer {i} ({type(m).__name__}) already has an attribute input_range")
             # The crossbar rows: a Conv2d's patch (C_in·kh·kw), a Conv1D's W [in, out], a Linear's in.
             n_in = m.weight.shape[0] if type(m).__name__ == "Conv1D" else int(np.prod(tuple(m.weight.shape)[1:]))
             # One range per input tile, learned or fixed at init_value.
             tiles = len(list(_tiles(n_in, int(max_in))))
             value = torch.full((tiles,), ranges["init_value"], dtype=m.weight.dtype, device=m.weight.device)
-            m.input_range = torch.nn.Parameter(value, requires_grad=ranges["learn_input_range"])
-            m._aimc["range_updates"] = [0] * tiles
+            if isinstance(m, _InProj):
+                # Q, K and V read the same input: one range, held by the attention's `in_proj`
+                # (the evaluation's `self_attn.in_proj.input_range`), initialised from the data by Q.
+                first = not hasattr(m.holder, "input_range")
+                if first:
+                    m.holder.input_range = torch.nn.Parameter(value, requires_grad=ranges["learn_input_range"])
+                m._aimc["range_updates"] = [0 if first else ranges["init_from_data"]] * tiles
+            else:
+                if hasattr(m, "input_range"):
+                    raise ValueError(f"prepare: layer {i} ({type(m).__name__}) already has an attribute input_range")
+                m.input_range = torch.nn.Parameter(value, requires_grad=ranges["learn_input_range"])
+                m._aimc["range_updates"] = [0] * tiles
         clip = (float(clip_sigma), float(clip_value), bool(channel_max))
         m.forward = _wrapped(m, spec, seed, step_dac, output_noise, clip, adc, int(max_in), (omega, columnwise, int(max_out)),
                              (w_noise, w_noise_type == "pcm_read"), (ir_drop, ir_drop_g_ratio), ranges)
@@ -421,8 +436,103 @@ def unprepare(model):
                 _clip_(m.weight, clip, m.forward.out_dim)
         m.forward = state["forward"]
         del m._aimc
+    for a in [m for m in model.modules() if hasattr(m, "_aimc_attention")]:
+        a.forward, a._qkv_same_embed_dim = a._aimc_attention
+        del a._aimc_attention
+        # The Q, K, V views go; a learned range stays, as `in_proj.input_range`.
+        for part in "qkv":
+            delattr(a.in_proj, part)
+        if not hasattr(a.in_proj, "input_range"):
+            del a.in_proj
     del model._aimc_prepared
     return model
+
+
+class _InProj(torch.nn.Module):
+    """Q, K or V (`part` 0, 1, 2) of an nn.MultiheadAttention's stacked `in_proj_weight` as a
+    layer `prepare` wraps: its weight and bias are views of the attention's own rows (not copies,
+    not registered again), so each of the three is a crossbar matrix of its own, as aimc's
+    transformer maps them (own weight scale, noise draw and tiles); the range they share is the
+    `holder`'s (`self_attn.in_proj`)."""
+
+    def __init__(self, attention, holder, part: int):
+        super().__init__()
+        # Plain attributes, not children: modules() would otherwise walk back up.
+        object.__setattr__(self, "attention", attention)
+        object.__setattr__(self, "holder", holder)
+        self.part = part
+
+    @property
+    def weight(self):
+        e = self.attention.embed_dim
+        return self.attention.in_proj_weight[self.part * e:(self.part + 1) * e]
+
+    @property
+    def bias(self):
+        b, e = self.attention.in_proj_bias, self.attention.embed_dim
+        return None if b is None else b[self.part * e:(self.part + 1) * e]
+
+    @property
+    def input_range(self):
+        return self.holder.input_range
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+
+def _attach_attention(a, i: int) -> None:
+    """Prepares nn.MultiheadAttention `a` (the `i`-th) as aimc's transformer maps self-attention:
+    Q, K and V as three crossbar matrices (`_InProj` views of its in_proj_weight, under
+    `a.in_proj`), the scores and softmax digital, out_proj a crossbar matrix. Its forward is
+    replaced by `_attention_forward`, which PyTorch's fused eval path of TransformerEncoderLayer
+    would skip: that path is off while prepared (it reads `_qkv_same_embed_dim`)."""
+    if not getattr(a, "_qkv_same_embed_dim", False) or getattr(a, "in_proj_weight", None) is None:
+        raise ValueError(f"prepare: MultiheadAttention {i} has kdim or vdim other than embed_dim; aimc maps self-attention, "
+                         "where keys and values are the tokens themselves")
+    if getattr(a, "bias_k", None) is not None or getattr(a, "add_zero_attn", False):
+        raise ValueError(f"prepare: MultiheadAttention {i} has add_bias_kv or add_zero_attn; aimc's attention has no extra key/value rows")
+    holder = torch.nn.Module()
+    a.in_proj = holder
+    for p, part in enumerate("qkv"):
+        setattr(holder, part, _InProj(a, holder, p))
+    a._aimc_attention = (a.forward, a._qkv_same_embed_dim)
+    a._qkv_same_embed_dim = False
+    a.forward = _attention_forward(a)
+
+
+def _attention_forward(a):
+    """nn.MultiheadAttention's self-attention with its projections through the prepared layers:
+    Q, K, V from `a.in_proj`'s views, PyTorch's scaled dot-product attention over them (the masks
+    as MultiheadAttention reads them: True or -inf excludes a key; dropout on the weights in
+    training), out_proj. Returns (output, None): attention weights are not kept."""
+    def forward(query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None, average_attn_weights=True, is_causal=False):
+        if key is not query or value is not query:
+            raise ValueError("aimc.torch: a prepared nn.MultiheadAttention computes self-attention (query, key and value the "
+                             "same tensor), as aimc's transformer maps it")
+        x = query if a.batch_first or query.dim() == 2 else query.transpose(0, 1)
+        single = x.dim() == 2
+        if single:
+            x = x.unsqueeze(0)
+        b, n, e = x.shape
+        h = a.num_heads
+        q, k, v = (getattr(a.in_proj, part)(x).reshape(b, n, h, e // h).transpose(1, 2) for part in "qkv")
+        mask = None
+        for m_, shape in ((key_padding_mask, (b, 1, 1, n)), (attn_mask, None)):
+            if m_ is None:
+                continue
+            add = torch.zeros(m_.shape, dtype=q.dtype, device=q.device).masked_fill(m_, float("-inf")) if m_.dtype == torch.bool else m_.to(q.dtype)
+            add = add.reshape(shape) if shape is not None else (add.reshape(b, h, n, n) if add.dim() == 3 else add)
+            mask = add if mask is None else mask + add
+        causal = bool(is_causal) and mask is None
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=a.dropout if a.training else 0.0, is_causal=causal)
+        out = a.out_proj(o.transpose(1, 2).reshape(b, n, e))
+        if single:
+            out = out.squeeze(0)
+        elif not a.batch_first:
+            out = out.transpose(0, 1)
+        return out, None
+
+    return forward
 
 
 def _tiles(n_in: int, max_in: int):

@@ -78,6 +78,24 @@ def test_from_torch_maps_each_activation_as_pytorch_computes_it(tmp_path):
     assert r.fp_baseline == 1.0
 
 
+def test_classifier_takes_the_sequential_itself(tmp_path):
+    """`aimc.classifier(net, x, y)` with the nn.Sequential and torch tensors runs what
+    `from_torch` reads, with the model's own activations: the same trials as the layers and
+    arrays; an activation that contradicts the model's is refused."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    x = torch.randn(30, 6)
+    y = net(x).argmax(1)
+    kw = dict(times=["1d"], trials=3, backend="cpu", quiet=True)
+    direct = aimc.classifier(net, x, y, out=str(tmp_path / "direct"), **kw)
+    layers, act = aimc.from_torch(net)
+    read = aimc.classifier(layers, x.numpy(), y.numpy(), activation=act, out=str(tmp_path / "read"), **kw)
+    assert act == "tanh" and direct.points[0]["per_trial"] == read.points[0]["per_trial"]
+    with pytest.raises(ValueError, match="activation='relu', but the model's own activations read as 'tanh'"):
+        aimc.classifier(net, x, y, activation="relu", out=str(tmp_path / "bad"), **kw)
+
+
 def _encoder_classifier(torch):
     """A PyTorch transformer classifier of nn.TransformerEncoder layers (its attention an
     nn.MultiheadAttention), learned positions and mean pooling over the non-padding tokens, as

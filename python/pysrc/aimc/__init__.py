@@ -263,13 +263,15 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
 
 
 def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 1000,
-               device: str | None = None, gdc: str | None = None, activation: str | Sequence[str] = "relu", seed: int = 0,
+               device: str | None = None, gdc: str | None = None, activation: str | Sequence[str] | None = None, seed: int = 0,
                backend: str = "auto", out: str | None = None, quiet: bool = False, input_shape: Sequence[int] | None = None,
                overwrite: bool = False, rpu_config=None, **overrides) -> Results:
     """Accuracy over trials of a network given as NumPy arrays: `layers` = [(W [out, in], b [out]), ...]
     for Linear layers (or (W, b, input_range): aihwkit's learned input ranges, one value or one per
     input tile), or the Conv2d dicts `from_torch` returns, with `activation` between them
-    (or a list: the activation after each layer), on features `x` [n, in] and integer labels `y` [n].
+    (or a list: the activation after each layer; "relu" when left out), on features `x` [n, in] and
+    integer labels `y` [n]. `layers` may also be the PyTorch (or aihwkit) `nn.Sequential` itself,
+    read by `from_torch` with its own activations.
     With Conv2d layers, `x` is [n, C, H, W] images (or [n, C*H*W] rows with `input_shape=(C, H, W)`).
     `overrides` set device and periphery fields (`device__drift_scale=0.5`, `periphery__out_res_bits=8`)
     or top-level fields of the experiment (`layer_insight_trials=0`, `weight_error_trials=100`).
@@ -279,6 +281,18 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
     it maps to; `gdc` and `overrides` still override).
     `overwrite=True` replaces the results of a different configuration in `out`."""
     out = _out(out, "results/classifier")
+    if callable(getattr(layers, "children", None)):
+        layers, read = from_torch(layers)
+        if activation is not None and activation != read:
+            raise ValueError(f"activation={activation!r}, but the model's own activations read as {read!r}; leave activation "
+                             "out to use the model's")
+        activation = read
+    elif activation is None:
+        activation = "relu"
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    if hasattr(y, "detach"):
+        y = y.detach().cpu().numpy()
     with _CallFiles() as files:
         tmp = files.dir
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y)

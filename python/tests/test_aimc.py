@@ -381,6 +381,30 @@ def test_conv_classifier_fp_baseline_equals_a_direct_convolution(tmp_path):
         aimc.classifier(layers, x.reshape(40, -1), y, activation=acts, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "bad"), quiet=True)
 
 
+def test_adaptive_pooling_is_the_plain_pooling_it_computes(tmp_path):
+    """AdaptiveAvgPool2d(1) (global average pooling, as most CNNs end) and AdaptiveMaxPool2d(2)
+    after a convolution: `classifier` resolves each to the plain pooling PyTorch computes on that
+    map (window and stride 6 on a 6 x 6 map; 2 on a 4 x 4 one), and the floating-point baseline
+    equals the direct forward's; a map the output size does not divide is refused."""
+    rng = np.random.default_rng(5)
+    AdaptiveAvgPool2d = type("AdaptiveAvgPool2d", (), {"output_size": 1})
+    AdaptiveMaxPool2d = type("AdaptiveMaxPool2d", (), {"output_size": (2, 2)})
+    conv = lambda o, c: Conv2d(rng.normal(size=(o, c, 3, 3)).astype(np.float32), rng.normal(size=o).astype(np.float32), padding=1)
+    x = rng.uniform(-1, 1, size=(40, 2, 6, 6))
+    y = rng.integers(0, 3, size=40)
+    for pool, feats, resolved in ((AdaptiveAvgPool2d(), 4, ("avg", 6)), (AdaptiveMaxPool2d(), 16, ("max", 3))):
+        model = [conv(4, 2), ReLU(), pool, Flatten(), Linear(rng.normal(size=(3, feats)).astype(np.float32), np.zeros(3, np.float32))]
+        layers, act = aimc.from_torch(model)
+        assert "pool_output" in layers[0]
+        resolved_layers = aimc._resolve_pools(layers, (2, 6, 6))
+        assert (resolved_layers[0]["pool"], resolved_layers[0]["pool_size"], resolved_layers[0]["pool_stride"]) == resolved + resolved[1:]
+        want = np.mean(np.argmax(_direct_cnn(resolved_layers, ["relu", "none"], x), axis=1) == y)
+        r = aimc.classifier(layers, x, y, activation=act, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / resolved[0]), quiet=True)
+        assert r.fp_baseline == want
+    with pytest.raises(ValueError, match=r"an adaptive pooling to 2 x 2 of a 5 x 5 map"):
+        aimc.classifier(layers, x[:, :, :5, :5], y, activation=act, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "odd"), quiet=True)
+
+
 def test_an_interrupt_stops_the_run_at_a_checkpoint(tmp_path):
     # A notebook's interrupt (SIGINT) stops the run after its current chunk, as KeyboardInterrupt,
     # with the finished chunks journaled for the same call to resume from.

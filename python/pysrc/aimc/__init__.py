@@ -44,7 +44,7 @@ import numpy as np
 from ._aimc import __version__, run_toml as _run_toml
 from ._runner import _document, _flat_sets, _rpu_base, _run_document, _toml_value, to_toml
 from ._huggingface import _is_huggingface
-from ._models import _is_transformer, from_torch
+from ._models import _is_transformer, _resolve_pools, from_torch
 from ._tensors import TransformerModel, _write_safetensors
 from .aihwkit import from_aihwkit
 from .squad import SquadWindows, features as squad_features, windows as squad_windows
@@ -302,6 +302,7 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
             input_shape, x = x.shape[1:], x.reshape(x.shape[0], -1)
         if x.ndim != 2 or y.shape != (x.shape[0],):
             raise ValueError(f"x must be [n, features] (or [n, C, H, W] images) and y [n] labels; got x {x.shape}, y {y.shape}")
+        layers = _resolve_pools(list(layers), input_shape)
         yv = y.astype(np.float64) if y.dtype.kind in "biuf" else None
         if yv is None or not np.all(np.isfinite(yv) & (yv >= 0) & (yv == np.round(yv))):
             raise ValueError("y must be non-negative integer class indices (0, 1, 2, ...)")

@@ -25,7 +25,9 @@ def from_torch(module, positions: str | None = None):
 
     The Sequential case: a Linear layer is (W, b); a Conv2d layer is a dict with its 4-D "weight"
     [out, in, kh, kw], "bias", "stride", "padding" and, when a MaxPool2d or AvgPool2d follows
-    it (after its activation), "pool", "pool_size" and "pool_stride". aimc maps a Conv2d as
+    it (after its activation), "pool", "pool_size" and "pool_stride" (an AdaptiveAvgPool2d or
+    AdaptiveMaxPool2d, global pooling with output size 1 among them, gives "pool" and
+    "pool_output", which `classifier` turns into the plain pooling it is on the images' maps). aimc maps a Conv2d as
     aihwkit does (unfolded kernel x in-channels rows, out-channels columns, one MVM per output
     pixel) and runs the pooling and Flatten digitally. The activation is one name when the same
     one sits between all layers and none after the last, else a list, the activation after each
@@ -143,11 +145,11 @@ def from_torch(module, positions: str | None = None):
             # nn.GELU() is the exact (erf) GELU, aimc's "gelu_exact"; approximate='tanh' is "gelu".
             acts[-1] = "silu" if kind == "SiLU" else _activation_name(m, f"module {i}")
             last_layer = False
-        elif kind in ("MaxPool2d", "AvgPool2d"):
+        elif kind in ("MaxPool2d", "AvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool2d"):
             if not layers or not isinstance(layers[-1], dict) or "pool" in layers[-1]:
                 raise ValueError(f"from_torch: module {i} ({kind}) does not follow a Conv2d (and its activation); aimc pools a "
                                  "convolution's outputs once, digitally, after its activation")
-            layers[-1] = dict(layers[-1], **_pool2d(m, i, kind))
+            layers[-1] = dict(layers[-1], **(_adaptive_pool2d(m, i, kind) if kind.startswith("Adaptive") else _pool2d(m, i, kind)))
             last_layer = False
         elif kind in ("Flatten", "Identity", "Dropout"):
             continue
@@ -256,6 +258,50 @@ def _pool2d(m, i: int, kind: str) -> dict:
     if kind == "AvgPool2d" and getattr(m, "divisor_override", None) is not None:
         raise ValueError(f"from_torch: module {i} (AvgPool2d) has divisor_override; aimc divides by the window size")
     return {"pool": "max" if kind == "MaxPool2d" else "avg", "pool_size": size[0], "pool_stride": stride[0]}
+
+
+def _adaptive_pool2d(m, i: int, kind: str) -> dict:
+    """An AdaptiveAvgPool2d or AdaptiveMaxPool2d to a square `output_size` (1: global pooling):
+    PyTorch's windows are then those of a plain pooling of window and stride map side / output
+    size where the map side divides evenly, which `classifier` resolves once it knows the images'
+    shape ("pool_output")."""
+    size = getattr(m, "output_size", None)
+    out = [size, size] if isinstance(size, int) else list(size) if isinstance(size, (tuple, list)) else None
+    if out is None or len(out) != 2 or out[0] != out[1] or not isinstance(out[0], int) or out[0] < 1:
+        raise ValueError(f"from_torch: module {i} ({kind}) has output_size {size!r}; aimc pools to a square output (an int, e.g. 1)")
+    return {"pool": "max" if "Max" in kind else "avg", "pool_output": out[0]}
+
+
+def _resolve_pools(layers: list, input_shape) -> list:
+    """The layers with every adaptive pooling ("pool_output", from `_adaptive_pool2d`) as the plain
+    pooling it is on its convolution's output: window and stride side / output, the map square and
+    the side divisible (PyTorch's adaptive windows are then all alike). Maps follow the images of
+    `input_shape` (C, H, W) through each convolution (kernel, stride, zero padding) and pooling."""
+    if not any(isinstance(layer, dict) and "pool_output" in layer for layer in layers):
+        return layers
+    if input_shape is None:
+        raise ValueError("an adaptive pooling needs the images' shape: give x as [n, C, H, W] images or input_shape=(C, H, W)")
+    hw = [int(input_shape[1]), int(input_shape[2])]
+    out = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            out.append(layer)
+            continue
+        kh, kw = np.shape(layer["weight"])[2:4]
+        (sh, sw), (ph, pw) = layer.get("stride", [1, 1]), layer.get("padding", [0, 0])
+        hw = [(hw[0] + 2 * ph - kh) // sh + 1, (hw[1] + 2 * pw - kw) // sw + 1]
+        if "pool_output" in layer:
+            k = layer["pool_output"]
+            if hw[0] != hw[1] or hw[0] % k != 0:
+                raise ValueError(f"layers[{i}]: an adaptive pooling to {k} x {k} of a {hw[0]} x {hw[1]} map; aimc pools square maps "
+                                 "whose side the output size divides (PyTorch's windows are then a plain pooling's)")
+            layer = {key: v for key, v in layer.items() if key != "pool_output"}
+            layer.update(pool_size=hw[0] // k, pool_stride=hw[0] // k)
+        if "pool" in layer:
+            size, stride = layer.get("pool_size", 2), layer.get("pool_stride", layer.get("pool_size", 2))
+            hw = [(hw[0] - size) // stride + 1, (hw[1] - size) // stride + 1]
+        out.append(layer)
+    return out
 
 
 def _batchnorm(m, i: int) -> tuple[np.ndarray, np.ndarray]:

@@ -277,14 +277,18 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     last = _bm_last_reduction(max_bm_factor, max_bm_res, inp_res) if bound_management == "iterative" else 1
     adc = (step_adc, out_bound, last)
     ranges = _range_settings(input_range)
-    for i, a in enumerate([m for m in model.modules() if type(m).__name__ == "MultiheadAttention"]):
-        _attach_attention(a, i)
+    # Every check before the model changes, so a refused model is left as it was.
+    attentions = [m for m in model.modules() if type(m).__name__ == "MultiheadAttention"]
+    for i, a in enumerate(attentions):
+        _check_attention(a, i)
+    for i, m in enumerate(m for m in model.modules() if type(m).__name__ in _KINDS):
+        if type(m).__name__ == "Conv2d":
+            _check_conv(m, i)
+    for a in attentions:
+        _attach_attention(a)
     layers = [m for m in model.modules() if type(m).__name__ in _KINDS]
     if not layers:
         raise ValueError("prepare: the model has no nn.Linear, nn.Conv2d or Conv1D layer to put on crossbars")
-    for i, m in enumerate(layers):
-        if type(m).__name__ == "Conv2d":
-            _check_conv(m, i)
     for i, m in enumerate(layers):
         m._aimc = {"index": i, "steps": 0, "forward": m.forward}
         if ranges is not None:
@@ -480,17 +484,24 @@ class _InProj(torch.nn.Module):
         return F.linear(x, self.weight, self.bias)
 
 
-def _attach_attention(a, i: int) -> None:
-    """Prepares nn.MultiheadAttention `a` (the `i`-th) as aimc's transformer maps self-attention:
-    Q, K and V as three crossbar matrices (`_InProj` views of its in_proj_weight, under
-    `a.in_proj`), the scores and softmax digital, out_proj a crossbar matrix. Its forward is
-    replaced by `_attention_forward`, which PyTorch's fused eval path of TransformerEncoderLayer
-    would skip: that path is off while prepared (it reads `_qkv_same_embed_dim`)."""
+def _check_attention(a, i: int) -> None:
+    """An nn.MultiheadAttention (the `i`-th) that aimc's transformer maps: self-attention with
+    one stacked Q, K, V projection and no extra key/value rows."""
     if not getattr(a, "_qkv_same_embed_dim", False) or getattr(a, "in_proj_weight", None) is None:
         raise ValueError(f"prepare: MultiheadAttention {i} has kdim or vdim other than embed_dim; aimc maps self-attention, "
                          "where keys and values are the tokens themselves")
     if getattr(a, "bias_k", None) is not None or getattr(a, "add_zero_attn", False):
         raise ValueError(f"prepare: MultiheadAttention {i} has add_bias_kv or add_zero_attn; aimc's attention has no extra key/value rows")
+    if hasattr(a, "in_proj"):
+        raise ValueError(f"prepare: MultiheadAttention {i} already has an attribute in_proj")
+
+
+def _attach_attention(a) -> None:
+    """Prepares nn.MultiheadAttention `a` as aimc's transformer maps self-attention: Q, K and V as
+    three crossbar matrices (`_InProj` views of its in_proj_weight, under `a.in_proj`), the
+    scores and softmax digital, out_proj a crossbar matrix. Its forward is replaced by
+    `_attention_forward`, which PyTorch's fused eval path of TransformerEncoderLayer would skip:
+    that path is off while prepared (it reads `_qkv_same_embed_dim`)."""
     holder = torch.nn.Module()
     a.in_proj = holder
     for p, part in enumerate("qkv"):

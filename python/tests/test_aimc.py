@@ -224,13 +224,14 @@ def test_from_torch_by_class_name():
 
 def test_a_final_softmax_keeps_the_class_and_is_read_as_the_identity():
     """A Softmax or LogSoftmax over the classes right after the last layer leaves each row's
-    argmax, which the accuracy reads, so it maps to nothing; anywhere else, or over another
-    dimension, it is refused."""
+    argmax, which the accuracy reads, so it maps to nothing (as a dropout does); anywhere else, or
+    over another dimension, it is refused."""
     l = lambda o, i: Linear(np.ones((o, i)), np.zeros(o))
     Softmax = type("Softmax", (), {"dim": 1})
     LogSoftmax = type("LogSoftmax", (), {"dim": -1})
+    Dropout2d = type("Dropout2d", (), {})
     for final in (Softmax(), LogSoftmax()):
-        layers, act = aimc.from_torch([l(4, 3), ReLU(), l(2, 4), final])
+        layers, act = aimc.from_torch([l(4, 3), ReLU(), Dropout2d(), l(2, 4), final])
         assert act == "relu" and len(layers) == 2
     with pytest.raises(ValueError, match="module 1 is Softmax"):
         aimc.from_torch([l(4, 3), Softmax(), l(2, 4)])

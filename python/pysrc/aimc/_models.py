@@ -33,7 +33,7 @@ def from_torch(module, positions: str | None = None):
     one sits between all layers and none after the last, else a list, the activation after each
     layer ("none" where there is none). ReLU, Tanh, SiLU and GELU are mapped (nn.GELU() as
     "gelu_exact", the erf form, and nn.GELU(approximate='tanh') as "gelu"); Flatten, Identity and
-    Dropout are skipped, and so is a Softmax or LogSoftmax over the classes right after the last
+    the dropouts (Dropout, Dropout1d/2d/3d, AlphaDropout: identities at inference) are skipped, and so is a Softmax or LogSoftmax over the classes right after the last
     layer (the accuracy reads the logits' argmax, which it keeps); nested Sequentials are expanded in order. BatchNorm1d/BatchNorm2d are folded with their eval-mode running
     statistics: into the layer right before them (W' = s W, b' = s (b - mean) + beta,
     s = gamma / sqrt(var + eps)), or, for BatchNorm1d when an activation or nothing precedes it,
@@ -151,7 +151,7 @@ def from_torch(module, positions: str | None = None):
                                  "convolution's outputs once, digitally, after its activation")
             layers[-1] = dict(layers[-1], **(_adaptive_pool2d(m, i, kind) if kind.startswith("Adaptive") else _pool2d(m, i, kind)))
             last_layer = False
-        elif kind in ("Flatten", "Identity", "Dropout"):
+        elif kind == "Flatten" or kind in _SKIPPED:
             continue
         elif kind in ("Softmax", "LogSoftmax") and i == len(children) - 1 and last_layer and getattr(m, "dim", None) in (-1, 1):
             # The logits' monotone map: the class a row is given (their argmax) is the same.
@@ -325,7 +325,8 @@ def _batchnorm(m, i: int) -> tuple[np.ndarray, np.ndarray]:
 _TRANSFORMER_KINDS = ("Embedding", "TransformerEncoder", "TransformerEncoderLayer", "MultiheadAttention",
                       "Transformer", "TransformerDecoder", "TransformerDecoderLayer")
 _CONTAINERS = ("Sequential", "ModuleList")
-_SKIPPED = ("Dropout", "Identity")
+# Modules that compute nothing at inference: the dropouts (identities in eval mode) and Identity.
+_SKIPPED = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "Identity")
 
 
 def _hint(kind: str) -> str:

@@ -124,6 +124,9 @@ def test_classifier_and_weight_error_from_numpy(tmp_path):
     for p in r3.points:
         assert sum(row["correct_trials"] for row in by_row if row["t_s"] == p["t_inf"]) == sum(p["per_trial_correct"])
     assert (tmp_path / "c3" / "row_counts.csv").exists()
+    # A notebook shows the run: its accuracy-vs-time plot inline and a row per point and time.
+    view = r._repr_html_()
+    assert view.count("data:image/png;base64,") == 1 and view.count("<tr><td>") == 2 and "1 y" in view
     e = aimc.weight_error(w_true, times=["1s", "1y"], trials=4, backend="cpu", out=str(tmp_path / "w"), quiet=True)
     assert e.points[1]["summary"]["mean"] > e.points[0]["summary"]["mean"] > 0.0
 

@@ -155,6 +155,32 @@ class Results:
     def __repr__(self) -> str:
         return f"Results({self.data['name']!r}, {len(self.points)} points, metric {self.metric!r}, in {str(self.dir)!r})"
 
+    # The plot a notebook shows first: the metric against time, else the first the run wrote.
+    _PLOTS = ("accuracy_vs_time.png", "metric_vs_time.png", "weight_error_vs_time.png", "distribution.png")
+
+    def _repr_html_(self) -> str:
+        """A notebook cell's view of the run: its main plot (inline PNG) and one row per point and
+        time, the mean with its trial-to-trial 95 % half-width, the 5th percentile and the
+        floating-point value; `report_html` holds the whole report."""
+        import base64
+        import html
+
+        def num(v):
+            return "" if v is None else f"{v:.4g}"
+
+        rows = []
+        for p in self.points:
+            s, ci = p["summary"], p["mean_ci"]
+            rows.append(f"<tr><td>{html.escape(str(p['series']))}</td><td>{html.escape(str(p['time_label']))}</td>"
+                        f"<td>{num(s['mean'])}</td><td>± {num((ci['hi'] - ci['lo']) / 2)}</td><td>{num(s['p05'])}</td>"
+                        f"<td>{num(p.get('fp'))}</td></tr>")
+        plot = next((self.dir / n for n in self._PLOTS if (self.dir / n).exists()), None)
+        img = "" if plot is None else f'<img src="data:image/png;base64,{base64.b64encode(plot.read_bytes()).decode()}" style="max-width:640px"/>'
+        head = "<tr><th>series</th><th>time</th><th>mean</th><th>95 % of mean</th><th>p5</th><th>floating point</th></tr>"
+        return (f"<div><b>{html.escape(str(self.data['name']))}</b>: {html.escape(self.metric)} over trials, "
+                f"{len(self.points)} points (report: {html.escape(str(self.report_html))})<br/>{img}"
+                f"<table>{head}{''.join(rows)}</table></div>")
+
 
 def _companion_columns(c) -> dict:
     """`per_point`'s columns of a point's companion metric: `<name>_mean`, `<name>_ci_lo`,

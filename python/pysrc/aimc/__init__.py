@@ -351,7 +351,9 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
                 spec.update({k: layer[k] for k in ("stride", "padding", "pool", "pool_size", "pool_stride") if k in layer})
             specs.append(spec)
         _write_safetensors(tmp / "model.safetensors", tensors)
-        np.savetxt(tmp / "data.csv", np.column_stack([x, y.astype(np.int64)]), delimiter=",", fmt=["%.9g"] * x.shape[1] + ["%d"])
+        # The engine reads f32 features: stored as such (a .npz, not text: a CIFAR-10 test set as
+        # CSV is 370 MB and seconds to write and parse), the labels as exact floats.
+        np.savez(tmp / "data.npz", x=x.astype(np.float32), y=y.astype(np.float64))
         tmp = files.settle()
         doc = _document("classifier", seed, trials, gdc, device, times, overrides, rpu_config=rpu_config)
         doc["model"] = {"path": str(tmp / "model.safetensors")}
@@ -363,7 +365,7 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
             doc["model"]["activation"] = activation
         else:
             doc["model"]["activations"] = list(activation)
-        doc["data"] = {"path": str(tmp / "data.csv")}
+        doc["data"] = {"path": str(tmp / "data.npz")}
         doc.setdefault("weight_error_trials", 0)
         outputs = max(int(np.shape(layer["weight"] if isinstance(layer, dict) else layer[0])[0]) for layer in layers)
         text, directory = _run_document(doc, tmp / "classifier.toml", backend, out, quiet, overwrite, _rpu_base(rpu_config, doc, outputs),

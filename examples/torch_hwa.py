@@ -36,7 +36,8 @@ for _ in range(300):
 def analog(model, label):
     """aimc's accuracy at 1 s and 10 years on PCM with GDC, and the loss from floating point."""
     layers, act = aimc.from_torch(model)
-    r = aimc.classifier(layers, xte, yte, times=["1s", "10y"], trials=200, gdc="readout", activation=act, seed=1, quiet=True)
+    r = aimc.classifier(layers, xte, yte, times=["1s", "10y"], trials=200, gdc="readout", activation=act, seed=1, quiet=True,
+                        out=f"results/torch_hwa/{label.replace(' ', '_')}")
     for p in r.points:
         print(f"{label:>16} {p['time_label']:>5}: {100 * p['summary']['mean']:.2f} % "
               f"(floating point {100 * r.fp_baseline:.2f} %, loss {100 * (r.fp_baseline - p['summary']['mean']):.2f} points)")

@@ -1,6 +1,6 @@
 // Stage `pool`: the digital pooling after a convolution layer's activation (PyTorch
-// `MaxPool2d` / `AvgPool2d` with kernel_size = pool_size, stride = pool_stride, no padding,
-// floor mode). Input `h`: the layer's NHWC outputs [trial][sample][out_h][out_w][c]; output
+// `MaxPool2d` / `AvgPool2d` with kernel_size = (pool_size, pool_kw), stride = (pool_stride,
+// pool_sw), no padding, floor mode; a Conv1d's `MaxPool1d` is 1 × k). Input `h`: the layer's NHWC outputs [trial][sample][out_h][out_w][c]; output
 // `hp`: [trial][sample][pool_h][pool_w][c], c = the layer's output channels. Max takes the
 // first maximum in window order; average sums in window order and divides by the window size.
 // One invocation = one element of `hp`. CPU twin: src/engine/cpu/pool.rs.
@@ -26,8 +26,8 @@ fn pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let image = v / (C.pool_w * C.pool_h);
     var acc = 0.0;
     for (var a = 0u; a < C.pool_size; a = a + 1u) {
-        for (var b = 0u; b < C.pool_size; b = b + 1u) {
-            let val = h[((image * C.out_h + py * C.pool_stride + a) * C.out_w + px * C.pool_stride + b) * nc + c];
+        for (var b = 0u; b < C.pool_kw; b = b + 1u) {
+            let val = h[((image * C.out_h + py * C.pool_stride + a) * C.out_w + px * C.pool_sw + b) * nc + c];
             if (C.pool_kind == 1u) {
                 if ((a == 0u && b == 0u) || val > acc) {
                     acc = val;
@@ -38,7 +38,7 @@ fn pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
     }
     if (C.pool_kind == 2u) {
-        acc = acc / f32(C.pool_size * C.pool_size);
+        acc = acc / f32(C.pool_size * C.pool_kw);
     }
     hp[i] = acc;
 }

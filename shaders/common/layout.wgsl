@@ -77,7 +77,7 @@ struct ConvParams {
     k_h: u32, k_w: u32, stride_h: u32, stride_w: u32,
     pad_h: u32, pad_w: u32, out_h: u32, out_w: u32,
     pool_kind: u32, pool_size: u32, pool_stride: u32, pool_h: u32,
-    pool_w: u32, in_nchw: u32, _pad1: u32, _pad2: u32,
+    pool_w: u32, in_nchw: u32, pool_kw: u32, pool_sw: u32,
 }
 
 struct SeqParams {

@@ -90,7 +90,7 @@ impl CostTable {
                 acts += v * m.n_out as u64;
             }
             if let Some(c) = l.conv.filter(|c| c.pool_kind != 0) {
-                ops += (c.pool_h * c.pool_w * c.pool_size * c.pool_size) as u64 * m.n_out as u64;
+                ops += (c.pool_h * c.pool_w * c.pool_size * c.pool_kw) as u64 * m.n_out as u64;
             }
             if digital.get(i).copied().unwrap_or(false) {
                 ops += v * (2 * m.len() as u64 + m.n_out as u64);

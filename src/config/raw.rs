@@ -176,12 +176,12 @@ pub(super) struct RawLayer {
     pub(super) padding: Option<toml::Value>,
     #[serde(default)]
     pub(super) pool: Option<crate::workload::PoolKind>,
-    /// Pooling window (default 2).
+    /// Pooling window (default 2): a side, or [height, width] (a Conv1d's map pools 1 × k).
     #[serde(default)]
-    pub(super) pool_size: Option<usize>,
-    /// Pooling stride (default: the window, as PyTorch).
+    pub(super) pool_size: Option<toml::Value>,
+    /// Pooling stride (default: the window, as PyTorch): a step, or [down, across].
     #[serde(default)]
-    pub(super) pool_stride: Option<usize>,
+    pub(super) pool_stride: Option<toml::Value>,
 }
 
 impl RawLayer {
@@ -210,10 +210,16 @@ impl RawLayer {
         if self.pool.is_none() && (self.pool_size.is_some() || self.pool_stride.is_some()) {
             return Err(format!("model.layers[{i}]: pool_size and pool_stride need pool = \"max\" or \"avg\""));
         }
-        let pool = self.pool.map(|kind| {
-            let size = self.pool_size.unwrap_or(2);
-            crate::workload::Pool2d { kind, size, stride: self.pool_stride.unwrap_or(size) }
-        });
+        let pool = match self.pool {
+            None => None,
+            Some(kind) => {
+                let size = pair("pool_size", &self.pool_size, 2)?;
+                let stride = if self.pool_stride.is_some() { pair("pool_stride", &self.pool_stride, 0)? } else { size };
+                // A square window and stride keep their one-number form (and results.json's).
+                let wide = |a: [usize; 2]| (a[0] != a[1]).then_some(a[1]);
+                Some(crate::workload::Pool2d { kind, size: size[0], stride: stride[0], size_w: wide(size), stride_w: wide(stride) })
+            }
+        };
         Ok(crate::workload::ConvSettings { stride: pair("stride", &self.stride, 1)?, padding: pair("padding", &self.padding, 0)?, pool })
     }
 }

@@ -231,6 +231,7 @@ pub struct ConvParams {
     pub out_w: u32,
     /// 0: no pooling, 1: max, 2: average (over the whole window; no padding).
     pub pool_kind: u32,
+    /// The pooling window's height and its stride down the rows.
     pub pool_size: u32,
     pub pool_stride: u32,
     pub pool_h: u32,
@@ -238,8 +239,9 @@ pub struct ConvParams {
     /// 1: the input is the model's own, PyTorch's NCHW rows `[sample][c][h][w]` (the first
     /// layer reads the data set as given); 0: a previous layer's NHWC output.
     pub in_nchw: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+    /// The pooling window's width and its stride across (a Conv1d's map is one row: 1 × k).
+    pub pool_kw: u32,
+    pub pool_sw: u32,
 }
 
 /// The transformer's digital stages (`embed`, `layernorm`, `residual`, `attention_softmax`,

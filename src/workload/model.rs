@@ -67,8 +67,27 @@ pub enum PoolKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Pool2d {
     pub kind: PoolKind,
+    /// The window's height (and width, unless `size_w`).
     pub size: usize,
+    /// The stride down the rows (and across, unless `stride_w`).
     pub stride: usize,
+    /// A window width other than its height: a Conv1d's map is one row, pooled 1 × k.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_w: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stride_w: Option<usize>,
+}
+
+impl Pool2d {
+    /// The window's width.
+    pub fn kw(&self) -> usize {
+        self.size_w.unwrap_or(self.size)
+    }
+
+    /// The stride across the columns.
+    pub fn sw(&self) -> usize {
+        self.stride_w.unwrap_or(self.stride)
+    }
 }
 
 /// A Conv2d layer's geometry, in PyTorch's terms (NCHW images, zero padding, no dilation or
@@ -94,7 +113,7 @@ impl Conv2d {
     /// The image it hands on, after pooling: (H, W).
     pub fn pooled_hw(&self) -> (usize, usize) {
         let (h, w) = self.out_hw();
-        self.pool.map_or((h, w), |p| ((h - p.size) / p.stride + 1, (w - p.size) / p.stride + 1))
+        self.pool.map_or((h, w), |p| ((h - p.size) / p.stride + 1, (w - p.kw()) / p.sw() + 1))
     }
 
     /// The engine's form (`im2col` and `pool`); `samples` is the plan's.
@@ -122,6 +141,8 @@ impl Conv2d {
             pool_stride: self.pool.map_or(0, |p| p.stride as u32),
             pool_h: pool_h as u32,
             pool_w: pool_w as u32,
+            pool_kw: self.pool.map_or(0, |p| p.kw() as u32),
+            pool_sw: self.pool.map_or(0, |p| p.sw() as u32),
             ..ConvParams::default()
         }
     }
@@ -183,14 +204,14 @@ pub fn set_geometry(layers: &mut [Linear], input: Option<[usize; 3]>, settings: 
                 }
                 if let Some(p) = set.pool {
                     let (oh, ow) = conv.out_hw();
-                    if p.size == 0 || p.stride == 0 || p.size > oh || p.size > ow {
+                    if p.size == 0 || p.stride == 0 || p.kw() == 0 || p.sw() == 0 || p.size > oh || p.kw() > ow {
                         return Err(format!(
-                            "layer {}: pooling {}x{} (stride {}) does not fit its {oh}x{ow} output; use a size from 1 to {}",
+                            "layer {}: pooling {}x{} (stride {}x{}) does not fit its {oh}x{ow} output; use a window from 1x1 to {oh}x{ow}",
                             l.name,
                             p.size,
-                            p.size,
+                            p.kw(),
                             p.stride,
-                            oh.min(ow)
+                            p.sw()
                         ));
                     }
                 }
@@ -353,10 +374,11 @@ pub fn forward_f64(layers: &[Linear], acts: &[Activation], x: &[f32]) -> Vec<f64
                         for o in 0..w.rows {
                             for py in 0..ph {
                                 for px in 0..pw {
-                                    let win = (0..p.size * p.size).map(|k| y[(o * oh + py * p.stride + k / p.size) * ow + px * p.stride + k % p.size]);
+                                    let kw = p.kw();
+                                    let win = (0..p.size * kw).map(|k| y[(o * oh + py * p.stride + k / kw) * ow + px * p.sw() + k % kw]);
                                     z[(o * ph + py) * pw + px] = match p.kind {
                                         PoolKind::Max => win.fold(f64::NEG_INFINITY, f64::max),
-                                        PoolKind::Avg => win.sum::<f64>() / (p.size * p.size) as f64,
+                                        PoolKind::Avg => win.sum::<f64>() / (p.size * kw) as f64,
                                     };
                                 }
                             }

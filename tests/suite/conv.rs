@@ -35,11 +35,30 @@ fn model() -> (Vec<Linear>, Vec<Activation>) {
         Linear::dense("7", Matrix { rows: 5, cols: 16, data: aimc::rng::uniform_signed(80, 5) }, aimc::rng::uniform_signed(5, 6)),
     ];
     let settings = [
-        ConvSettings { stride: [2, 1], padding: [1, 0], pool: Some(Pool2d { kind: PoolKind::Avg, size: 2, stride: 1 }) },
-        ConvSettings { stride: [1, 1], padding: [1, 1], pool: Some(Pool2d { kind: PoolKind::Max, size: 2, stride: 2 }) },
+        ConvSettings { stride: [2, 1], padding: [1, 0], pool: Some(Pool2d { kind: PoolKind::Avg, size: 2, stride: 1, size_w: None, stride_w: None }) },
+        ConvSettings { stride: [1, 1], padding: [1, 1], pool: Some(Pool2d { kind: PoolKind::Max, size: 2, stride: 2, size_w: None, stride_w: None }) },
         ConvSettings::default(),
     ];
     workload::set_geometry(&mut layers, Some([2, 7, 6]), &settings).unwrap();
+    (layers, vec![Activation::Relu, Activation::Tanh, Activation::None])
+}
+
+/// A Conv1d network as the engine maps it (2 channels of 12 samples as 2 x 1 x 12 images): conv
+/// 1x3 (padding [0, 1]) → 4 x 1 x 12 → max pool 1x2 → 4 x 1 x 6 → conv 1x2 → 4 x 1 x 5 → average
+/// pool 1x3 with stride 1x2 → 4 x 1 x 2 → Linear 8 → 5: rectangular windows and strides.
+fn model_1d() -> (Vec<Linear>, Vec<Activation>) {
+    let mut layers = vec![
+        conv("0", 4, 2, 1, 3, 21),
+        conv("2", 4, 4, 1, 2, 23),
+        Linear::dense("4", Matrix { rows: 5, cols: 8, data: aimc::rng::uniform_signed(40, 25) }, aimc::rng::uniform_signed(5, 26)),
+    ];
+    let pool = |kind, w, sw| Some(Pool2d { kind, size: 1, stride: 1, size_w: Some(w), stride_w: Some(sw) });
+    let settings = [
+        ConvSettings { stride: [1, 1], padding: [0, 1], pool: pool(PoolKind::Max, 2, 2) },
+        ConvSettings { stride: [1, 1], padding: [0, 0], pool: pool(PoolKind::Avg, 3, 2) },
+        ConvSettings::default(),
+    ];
+    workload::set_geometry(&mut layers, Some([2, 1, 12]), &settings).unwrap();
     (layers, vec![Activation::Relu, Activation::Tanh, Activation::None])
 }
 
@@ -59,11 +78,16 @@ fn ideal(trials: u32) -> RunConfig {
 }
 
 /// Every trial's outputs against PyTorch's forward pass in f64: f32 sums of ≤ 16 products of
-/// values ≤ 1 through three layers stay within 1e-5 relative.
+/// values ≤ 1 through three layers stay within 1e-5 relative; both networks, the 2-D one and the
+/// Conv1d one with rectangular pooling.
 fn check_against_direct(be: &mut dyn Backend, what: &str) {
-    let (layers, acts) = model();
+    check_model(be, what, model(), 84);
+    check_model(be, &format!("{what}, Conv1d"), model_1d(), 24);
+}
+
+fn check_model(be: &mut dyn Backend, what: &str, (layers, acts): (Vec<Linear>, Vec<Activation>), per_sample: usize) {
     let batch = 6;
-    let x = aimc::rng::uniform_signed(batch * 2 * 7 * 6, 11);
+    let x = aimc::rng::uniform_signed(batch * per_sample, 11);
     let analog = workload::analog_layers(&layers, &acts, TileShape { max_in: 8, max_out: 3 }, Scaling { omega: 1.0, columnwise: false });
     assert!(analog[0].mapped.n_tiles() > 1 && analog[1].mapped.n_tiles() > 1, "the convolutions should span several tiles");
     // The first convolution reads the data set's NCHW rows (2 channels here), the second the
@@ -72,7 +96,7 @@ fn check_against_direct(be: &mut dyn Backend, what: &str) {
     let y = run_outputs(be, &analog, &x, batch as u32, &ideal(3), &mut |_| {}).unwrap();
     assert_eq!(y[0].len(), 3 * batch * 5);
     for s in 0..batch {
-        let want = workload::forward_f64(&layers, &acts, &x[s * 84..(s + 1) * 84]);
+        let want = workload::forward_f64(&layers, &acts, &x[s * per_sample..(s + 1) * per_sample]);
         for trial in 0..3 {
             for (o, w) in want.iter().enumerate() {
                 let got = y[0][(trial * batch + s) * 5 + o] as f64;
@@ -137,7 +161,7 @@ const MAX_FLIPPED_ROWS: usize = 4;
 #[test]
 fn geometry_mistakes_are_named() {
     let base = || vec![conv("0", 4, 1, 3, 3, 1), Linear::dense("2", Matrix { rows: 10, cols: 64, data: vec![0.1; 640] }, vec![0.0; 10])];
-    let pool = Some(Pool2d { kind: PoolKind::Max, size: 2, stride: 2 });
+    let pool = Some(Pool2d { kind: PoolKind::Max, size: 2, stride: 2, size_w: None, stride_w: None });
     let s = |padding: usize, pool| vec![ConvSettings { stride: [1, 1], padding: [padding, padding], pool }, ConvSettings::default()];
     // 1 x 8 x 8, padding 1, max pool 2: 4 x 4 x 4 = 64 values into the Linear layer.
     workload::set_geometry(&mut base(), Some([1, 8, 8]), &s(1, pool)).unwrap();
@@ -146,7 +170,7 @@ fn geometry_mistakes_are_named() {
     assert!(e(Some([3, 8, 8]), s(1, pool)).contains("3 channels"));
     assert!(e(Some([1, 8, 8]), s(0, pool)).contains("4 x 3 x 3 = 36"), "{}", e(Some([1, 8, 8]), s(0, pool)));
     assert!(e(Some([1, 2, 2]), s(0, None)).contains("larger than"));
-    let big = Some(Pool2d { kind: PoolKind::Avg, size: 9, stride: 9 });
+    let big = Some(Pool2d { kind: PoolKind::Avg, size: 9, stride: 9, size_w: None, stride_w: None });
     assert!(e(Some([1, 8, 8]), s(1, big)).contains("does not fit"));
     let mut lin_stride = s(1, pool);
     lin_stride[1].stride = [2, 2];

@@ -78,8 +78,9 @@ fn layer_tables_set_activations_and_digital_layers() {
 
 #[test]
 fn bad_layer_tables_are_named() {
-    let cases: [(&str, &[&str]); 6] = [
+    let cases: [(&str, &[&str]); 7] = [
         (r#"layers = [{ name = "0", strid = 2 }, "2"]"#, &["model.layers[0]", "unknown field `strid`"]),
+        (r#"layers = [{ name = "0", pool = "max", pool_size = [1, 2, 3] }, "2"]"#, &["model.layers[0].pool_size", "[height, width]"]),
         (r#"layers = [{ name = "0", stride = 2 }, "2"]"#, &["layer 0 is a Linear layer", "Conv2d layers only"]),
         (r#"layers = [{ name = "0", pool_size = 3 }, "2"]"#, &["model.layers[0]", "pool = \"max\" or \"avg\""]),
         (r#"layers = [{ name = "0", padding = [1, 2, 3] }, "2"]"#, &["model.layers[0].padding", "[height, width]"]),

@@ -10,6 +10,7 @@ pub fn pool(p: &StageParams, h: &[f32], hp: &mut [f32], threads: usize) {
     let nc = p.layer.n_out as usize;
     let (ow, pw, ph) = (c.out_w as usize, c.pool_w as usize, c.pool_h as usize);
     let (oh, size, stride) = (c.out_h as usize, c.pool_size as usize, c.pool_stride as usize);
+    let (size_w, stride_w) = (c.pool_kw as usize, c.pool_sw as usize);
     let per = c.samples as usize * ph * pw * nc;
     par_trials(threads, p.layer.trials as usize, hp, per, |first, n, out| {
         for (il, o) in out[..n * per].iter_mut().enumerate() {
@@ -21,8 +22,8 @@ pub fn pool(p: &StageParams, h: &[f32], hp: &mut [f32], threads: usize) {
             let image = v / (pw * ph);
             let mut acc = 0.0f32;
             for a in 0..size {
-                for b in 0..size {
-                    let val = h[((image * oh + py * stride + a) * ow + px * stride + b) * nc + ch];
+                for b in 0..size_w {
+                    let val = h[((image * oh + py * stride + a) * ow + px * stride_w + b) * nc + ch];
                     if c.pool_kind == 1 {
                         if (a == 0 && b == 0) || val > acc {
                             acc = val;
@@ -33,7 +34,7 @@ pub fn pool(p: &StageParams, h: &[f32], hp: &mut [f32], threads: usize) {
                 }
             }
             if c.pool_kind == 2 {
-                acc /= (size * size) as f32;
+                acc /= (size * size_w) as f32;
             }
             *o = acc;
         }

@@ -12,11 +12,12 @@ pub fn pool(p: &StageParams, h: &[f32], hp: &mut [f32], threads: usize) {
     let nc = p.layer.n_out as usize;
     let (ow, pw, ph) = (c.out_w as usize, c.pool_w as usize, c.pool_h as usize);
     let (oh, size, stride) = (c.out_h as usize, c.pool_size as usize, c.pool_stride as usize);
+    let (size_w, stride_w) = (c.pool_kw as usize, c.pool_sw as usize);
     let samples = c.samples as usize;
     let per = samples * ph * pw * nc;
     let (image_in, image_out) = (oh * ow * nc, ph * pw * nc);
     let is_max = c.pool_kind == 1;
-    let avg_divisor = (c.pool_kind == 2).then_some((size * size) as f32);
+    let avg_divisor = (c.pool_kind == 2).then_some((size * size_w) as f32);
     par_trials(threads, p.layer.trials as usize, hp, per, |first, n, out| {
         for (il, dst) in out[..n * per].chunks_mut(image_out).enumerate() {
             let src = &h[(first * samples + il) * image_in..][..image_in];
@@ -26,8 +27,8 @@ pub fn pool(p: &StageParams, h: &[f32], hp: &mut [f32], threads: usize) {
                     // The twin's sum starts at +0.0 (so a window of -0.0 sums to +0.0).
                     o.fill(0.0);
                     for a in 0..size {
-                        for b in 0..size {
-                            let row = &src[((py * stride + a) * ow + px * stride + b) * nc..][..nc];
+                        for b in 0..size_w {
+                            let row = &src[((py * stride + a) * ow + px * stride_w + b) * nc..][..nc];
                             if is_max && a == 0 && b == 0 {
                                 o.copy_from_slice(row);
                             } else if is_max {

@@ -334,10 +334,10 @@ def _direct_cnn(layers, acts, x):
             h = h.reshape(h.shape[0], -1) @ layer[0].astype(np.float64).T + layer[1]
         h = {"relu": lambda v: np.maximum(v, 0), "tanh": np.tanh, "none": lambda v: v}[act](h)
         if isinstance(layer, dict) and "pool" in layer:
-            k, s = layer["pool_size"], layer["pool_stride"]
+            (kh, kw), (sh, sw) = (np.broadcast_to(layer[key], 2) for key in ("pool_size", "pool_stride"))
             n, c, hh, ww = h.shape
-            oh, ow = (hh - k) // s + 1, (ww - k) // s + 1
-            win = np.stack([h[:, :, a:a + s * (oh - 1) + 1:s, bb:bb + s * (ow - 1) + 1:s] for a in range(k) for bb in range(k)])
+            oh, ow = (hh - kh) // sh + 1, (ww - kw) // sw + 1
+            win = np.stack([h[:, :, a:a + sh * (oh - 1) + 1:sh, bb:bb + sw * (ow - 1) + 1:sw] for a in range(kh) for bb in range(kw)])
             h = win.max(axis=0) if layer["pool"] == "max" else win.mean(axis=0)
     return h
 
@@ -407,6 +407,40 @@ def test_adaptive_pooling_is_the_plain_pooling_it_computes(tmp_path):
         assert r.fp_baseline == want
     with pytest.raises(ValueError, match=r"an adaptive pooling to 2 x 2 of a 5 x 5 map"):
         aimc.classifier(layers, x[:, :, :5, :5], y, activation=act, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "odd"), quiet=True)
+
+
+def test_a_conv1d_network_runs_as_its_1xk_convolutions(tmp_path):
+    """Conv1d layers as the Conv2d they are on C x 1 x L signals (weight [out, in, 1, k]), a
+    BatchNorm1d folded into the Conv1d before it, MaxPool1d as a 1 x 2 pooling and
+    AdaptiveAvgPool1d(1) as the global 1 x L one: the floating-point baseline of [n, C, L] signals
+    equals the direct forward's; a Conv1d after a Conv2d, or a 1-D pooling after a Conv2d, is refused."""
+    rng = np.random.default_rng(9)
+
+    class Conv1d:
+        def __init__(self, w, b, padding=0):
+            self.weight, self.bias, self.stride, self.padding = w, b, (1,), (padding,)
+            self.dilation, self.groups, self.padding_mode = (1,), 1, "zeros"
+
+    MaxPool1d = type("MaxPool1d", (), {"kernel_size": 2, "stride": None, "padding": 0, "dilation": 1, "ceil_mode": False})
+    AdaptiveAvgPool1d = type("AdaptiveAvgPool1d", (), {"output_size": 1})
+    bn = BatchNorm1d(4, 3)
+    conv = lambda o, c, pad: Conv1d(rng.normal(size=(o, c, 3)).astype(np.float32), rng.normal(size=o).astype(np.float32), pad)
+    model = [conv(4, 2, 1), bn, ReLU(), MaxPool1d(), conv(5, 4, 0), Tanh(), AdaptiveAvgPool1d(), Flatten(),
+             Linear(rng.normal(size=(3, 5)).astype(np.float32), np.zeros(3, np.float32))]
+    layers, acts = aimc.from_torch(model)
+    assert [np.shape(l["weight"]) if isinstance(l, dict) else None for l in layers[:2]] == [(4, 2, 1, 3), (5, 4, 1, 3)]
+    assert (layers[0]["pool_size"], layers[1]["pool_output"]) == ([1, 2], [1, 1])
+    x = rng.uniform(-1, 1, size=(40, 2, 14))
+    y = rng.integers(0, 3, size=40)
+    resolved = aimc._resolve_pools(layers, (2, 1, 14))
+    assert (resolved[1]["pool_size"], resolved[1]["pool_stride"]) == ([1, 5], [1, 5])
+    want = np.mean(np.argmax(_direct_cnn(resolved, acts, x[:, :, None, :]), axis=1) == y)
+    r = aimc.classifier(layers, x, y, activation=acts, times=["1h"], trials=2, backend="cpu", out=str(tmp_path / "c1d"), quiet=True)
+    assert r.fp_baseline == want and r.data["config"]["model"]["input_shape"] == [2, 1, 14]
+    with pytest.raises(ValueError, match=r"module 2 \(Conv1d\) follows a Conv2d"):
+        aimc.from_torch([Conv2d(np.ones((2, 2, 3, 3), np.float32), None), ReLU(), conv(2, 2, 0)])
+    with pytest.raises(ValueError, match=r"module 1 \(MaxPool1d\) does not follow a Conv1d"):
+        aimc.from_torch([Conv2d(np.ones((2, 2, 3, 3), np.float32), None), MaxPool1d()])
 
 
 def test_an_interrupt_stops_the_run_at_a_checkpoint(tmp_path):

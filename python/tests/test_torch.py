@@ -78,6 +78,38 @@ def test_from_torch_maps_each_activation_as_pytorch_computes_it(tmp_path):
     assert r.fp_baseline == 1.0
 
 
+def test_a_conv1d_network_trains_and_evaluates_as_its_1xk_convolutions(tmp_path):
+    """A 1-D CNN (Conv1d, BatchNorm1d, MaxPool1d, AdaptiveAvgPool1d(1), Linear): `prepare` trains
+    each Conv1d per output position's patch (without noise, PyTorch's own output), and the
+    classifier's floating-point baseline on [n, C, L] signals predicts as PyTorch does."""
+    torch = pytest.importorskip("torch")
+    import aimc.torch as at
+
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Conv1d(2, 4, 3, padding=1), torch.nn.BatchNorm1d(4), torch.nn.ReLU(), torch.nn.MaxPool1d(2),
+                              torch.nn.Conv1d(4, 6, 3, padding="same"), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool1d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(6, 3)).eval()
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-0.5, 0.5)
+        net[1].running_var.uniform_(0.5, 2.0)
+    x = torch.randn(50, 2, 16)
+    with torch.no_grad():
+        logits = net(x)
+    at.prepare(net, device="none")
+    net.train()
+    net[1].eval()   # the BatchNorm's running statistics as evaluated
+    with torch.no_grad():
+        assert torch.allclose(net(x), logits, atol=1e-5)
+    at.unprepare(net)
+    net.eval()
+    top2 = np.sort(logits.numpy(), axis=1)[:, -2:]
+    keep = top2[:, 1] - top2[:, 0] > 1e-4
+    r = aimc.classifier(net, x[keep], logits.argmax(1)[keep], times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "c1d"),
+                        device="ideal", periphery__inp_res_bits=0, periphery__out_res_bits=0, periphery__out_noise=0.0,
+                        periphery__out_bound=0.0)
+    assert r.fp_baseline == 1.0 and r.data["config"]["model"]["input_shape"] == [2, 1, 16]
+
+
 def test_classifier_takes_the_sequential_itself(tmp_path):
     """`aimc.classifier(net, x, y)` with the nn.Sequential and torch tensors runs what
     `from_torch` reads, with the model's own activations: the same trials as the layers and

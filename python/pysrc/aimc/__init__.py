@@ -298,7 +298,8 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
     (or a list: the activation after each layer; "relu" when left out), on features `x` [n, in] and
     integer labels `y` [n]. `layers` may also be the PyTorch (or aihwkit) `nn.Sequential` itself,
     read by `from_torch` with its own activations.
-    With Conv2d layers, `x` is [n, C, H, W] images (or [n, C*H*W] rows with `input_shape=(C, H, W)`).
+    With Conv2d layers, `x` is [n, C, H, W] images (or [n, C*H*W] rows with `input_shape=(C, H, W)`);
+    with Conv1d layers [n, C, L] signals (or rows with `input_shape=(C, L)`).
     `overrides` set device and periphery fields (`device__drift_scale=0.5`, `periphery__out_res_bits=8`)
     or top-level fields of the experiment (`layer_insight_trials=0`, `weight_error_trials=100`).
     `device` and `gdc` left out are the engine's defaults ("pcm", "readout"), so `sweep=` may sweep
@@ -322,6 +323,12 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
     with _CallFiles() as files:
         tmp = files.dir
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
+        # A Conv1d network reads [n, C, L] signals as C x 1 x L images.
+        if any(isinstance(layer, dict) and layer.get("conv1d") for layer in layers):
+            if x.ndim == 3:
+                x = x[:, :, None, :]
+            if input_shape is not None and len(input_shape) == 2:
+                input_shape = (input_shape[0], 1, input_shape[1])
         if x.ndim == 4:
             if input_shape is not None and tuple(input_shape) != x.shape[1:]:
                 raise ValueError(f"input_shape {tuple(input_shape)} differs from the images' shape {x.shape[1:]}")

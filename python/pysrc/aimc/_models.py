@@ -108,10 +108,13 @@ def from_torch(module, positions: str | None = None):
             layers.append(layer)
             acts.append("none")
             last_layer = True
-        elif kind == "Conv2d":
+        elif kind in ("Conv2d", "Conv1d"):
             if pending is not None:
-                raise ValueError(f"from_torch: a BatchNorm1d waits for a Linear but module {i} is a Conv2d")
-            layer = _conv2d(m, i)
+                raise ValueError(f"from_torch: a BatchNorm1d waits for a Linear but module {i} is a {kind}")
+            if layers and isinstance(layers[-1], dict) and layers[-1].get("conv1d", False) != (kind == "Conv1d"):
+                raise ValueError(f"from_torch: module {i} ({kind}) follows a {'Conv1d' if layers[-1].get('conv1d') else 'Conv2d'}; "
+                                 "aimc maps a network of one kind of convolution")
+            layer = _conv2d(m, i) if kind == "Conv2d" else _conv1d(m, i)
             if getattr(m, "input_range", None) is not None:
                 layer["input_range"] = np.abs(_numpy(m.input_range).reshape(-1))
             layers.append(layer)
@@ -122,9 +125,11 @@ def from_torch(module, positions: str | None = None):
             if last_layer:
                 prev = layers[-1]
                 w, b = (prev["weight"], prev["bias"]) if isinstance(prev, dict) else prev[:2]
-                if (kind == "BatchNorm2d") != isinstance(prev, dict):
-                    raise ValueError(f"from_torch: module {i} ({kind}) follows a {'Conv2d' if isinstance(prev, dict) else 'Linear'}; "
-                                     "BatchNorm2d folds into a Conv2d, BatchNorm1d into a Linear")
+                conv1d = isinstance(prev, dict) and prev.get("conv1d", False)
+                if (kind == "BatchNorm2d") != (isinstance(prev, dict) and not conv1d):
+                    what = "Conv1d" if conv1d else "Conv2d" if isinstance(prev, dict) else "Linear"
+                    raise ValueError(f"from_torch: module {i} ({kind}) follows a {what}; BatchNorm2d folds into a Conv2d, "
+                                     "BatchNorm1d into a Linear or a Conv1d")
                 if scale.shape[0] != w.shape[0]:
                     raise ValueError(f"from_torch: module {i} ({kind}) has {scale.shape[0]} features but the layer before it has {w.shape[0]} outputs")
                 shape = (-1,) + (1,) * (w.ndim - 1)
@@ -145,11 +150,17 @@ def from_torch(module, positions: str | None = None):
             # nn.GELU() is the exact (erf) GELU, aimc's "gelu_exact"; approximate='tanh' is "gelu".
             acts[-1] = "silu" if kind == "SiLU" else _activation_name(m, f"module {i}")
             last_layer = False
-        elif kind in ("MaxPool2d", "AvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool2d"):
-            if not layers or not isinstance(layers[-1], dict) or "pool" in layers[-1]:
-                raise ValueError(f"from_torch: module {i} ({kind}) does not follow a Conv2d (and its activation); aimc pools a "
-                                 "convolution's outputs once, digitally, after its activation")
-            layers[-1] = dict(layers[-1], **(_adaptive_pool2d(m, i, kind) if kind.startswith("Adaptive") else _pool2d(m, i, kind)))
+        elif kind in ("MaxPool2d", "AvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool2d", "MaxPool1d", "AvgPool1d",
+                      "AdaptiveMaxPool1d", "AdaptiveAvgPool1d"):
+            one_d = kind.endswith("1d")
+            if not layers or not isinstance(layers[-1], dict) or "pool" in layers[-1] or layers[-1].get("conv1d", False) != one_d:
+                raise ValueError(f"from_torch: module {i} ({kind}) does not follow a Conv{'1' if one_d else '2'}d (and its activation); "
+                                 "aimc pools a convolution's outputs once, digitally, after its activation")
+            if kind.startswith("Adaptive"):
+                pool = _adaptive_pool2d(m, i, kind)
+            else:
+                pool = _pool1d(m, i, kind) if one_d else _pool2d(m, i, kind)
+            layers[-1] = dict(layers[-1], **pool)
             last_layer = False
         elif kind == "Flatten" or kind in _SKIPPED:
             continue
@@ -221,6 +232,30 @@ def _pair(v, what: str, i: int) -> list:
     raise ValueError(f"from_torch: module {i}: {what} = {v!r} is not an int or a pair of ints")
 
 
+def _conv1d(m, i: int) -> dict:
+    """A Conv1d as the Conv2d it is on C x 1 x L images: weight [out, in, 1, k], stride [1, s],
+    padding [0, p] ("conv1d": its input is [n, C, L]); what aimc cannot map is refused by name."""
+    w = _numpy(m.weight)
+    if w.ndim != 3:
+        raise ValueError(f"from_torch: module {i} (Conv1d) has a {w.ndim}-D weight; expected [out, in, k]")
+    first = lambda v: v[0] if isinstance(v, (tuple, list)) else v
+    if getattr(m, "groups", 1) != 1:
+        raise ValueError(f"from_torch: module {i} (Conv1d) has groups = {m.groups}; aimc maps dense convolutions (groups = 1)")
+    if first(getattr(m, "dilation", 1)) != 1:
+        raise ValueError(f"from_torch: module {i} (Conv1d) has dilation {m.dilation}; aimc maps dilation 1")
+    if getattr(m, "padding_mode", "zeros") != "zeros":
+        raise ValueError(f"from_torch: module {i} (Conv1d) has padding_mode = {m.padding_mode!r}; aimc pads with zeros")
+    stride, padding, k = int(first(getattr(m, "stride", 1))), getattr(m, "padding", 0), w.shape[2]
+    if padding == "valid":
+        padding = 0
+    elif padding == "same":
+        if stride != 1 or k % 2 == 0:
+            raise ValueError(f"from_torch: module {i} (Conv1d) has padding='same' with stride {stride} or an even kernel; give explicit padding")
+        padding = k // 2
+    b = _numpy(m.bias) if getattr(m, "bias", None) is not None else np.zeros(w.shape[0], dtype=np.float32)
+    return {"weight": w[:, :, None, :], "bias": b, "stride": [1, stride], "padding": [0, int(first(padding))], "conv1d": True}
+
+
 def _conv2d(m, i: int) -> dict:
     """A Conv2d as a layer dict; what aimc cannot map (groups, dilation, other padding modes) is
     refused by name."""
@@ -261,15 +296,34 @@ def _pool2d(m, i: int, kind: str) -> dict:
 
 
 def _adaptive_pool2d(m, i: int, kind: str) -> dict:
-    """An AdaptiveAvgPool2d or AdaptiveMaxPool2d to a square `output_size` (1: global pooling):
-    PyTorch's windows are then those of a plain pooling of window and stride map side / output
-    size where the map side divides evenly, which `classifier` resolves once it knows the images'
-    shape ("pool_output")."""
+    """An AdaptiveAvgPool2d or AdaptiveMaxPool2d to an `output_size` (1: global pooling), or its
+    1-D form over a Conv1d's 1 x L map: PyTorch's windows are then those of a plain pooling of
+    window and stride map size / output size where the map divides evenly, which `classifier`
+    resolves once it knows the images' shape ("pool_output", [height, width])."""
     size = getattr(m, "output_size", None)
-    out = [size, size] if isinstance(size, int) else list(size) if isinstance(size, (tuple, list)) else None
-    if out is None or len(out) != 2 or out[0] != out[1] or not isinstance(out[0], int) or out[0] < 1:
-        raise ValueError(f"from_torch: module {i} ({kind}) has output_size {size!r}; aimc pools to a square output (an int, e.g. 1)")
-    return {"pool": "max" if "Max" in kind else "avg", "pool_output": out[0]}
+    if kind.endswith("1d"):
+        size = size[0] if isinstance(size, (tuple, list)) and len(size) == 1 else size
+        out = [1, size] if isinstance(size, int) else None
+    else:
+        out = [size, size] if isinstance(size, int) else list(size) if isinstance(size, (tuple, list)) else None
+    if out is None or len(out) != 2 or not all(isinstance(v, int) and v >= 1 for v in out):
+        raise ValueError(f"from_torch: module {i} ({kind}) has output_size {size!r}; aimc pools to a whole output size (an int, e.g. 1)")
+    return {"pool": "max" if "Max" in kind else "avg", "pool_output": out}
+
+
+def _pool1d(m, i: int, kind: str) -> dict:
+    """A MaxPool1d or AvgPool1d over a Conv1d's 1 x L map, as a 1 x k pooling."""
+    one = lambda v, what: v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else v
+    size = one(getattr(m, "kernel_size", 2), "kernel_size")
+    stride = one(getattr(m, "stride", None), "stride")
+    stride = size if stride is None or stride == () or stride == [] else stride
+    if not isinstance(size, int) or not isinstance(stride, int):
+        raise ValueError(f"from_torch: module {i} ({kind}) has kernel_size {size!r}, stride {stride!r}; give ints")
+    if one(getattr(m, "padding", 0), "padding") != 0 or getattr(m, "ceil_mode", False):
+        raise ValueError(f"from_torch: module {i} ({kind}) pads or uses ceil_mode; aimc pools without padding in floor mode")
+    if kind == "MaxPool1d" and one(getattr(m, "dilation", 1), "dilation") != 1:
+        raise ValueError(f"from_torch: module {i} (MaxPool1d) has dilation {m.dilation}; aimc pools with dilation 1")
+    return {"pool": "max" if kind == "MaxPool1d" else "avg", "pool_size": [1, size], "pool_stride": [1, stride]}
 
 
 def _resolve_pools(layers: list, input_shape) -> list:
@@ -292,14 +346,20 @@ def _resolve_pools(layers: list, input_shape) -> list:
         hw = [(hw[0] + 2 * ph - kh) // sh + 1, (hw[1] + 2 * pw - kw) // sw + 1]
         if "pool_output" in layer:
             k = layer["pool_output"]
-            if hw[0] != hw[1] or hw[0] % k != 0:
-                raise ValueError(f"layers[{i}]: an adaptive pooling to {k} x {k} of a {hw[0]} x {hw[1]} map; aimc pools square maps "
-                                 "whose side the output size divides (PyTorch's windows are then a plain pooling's)")
+            k = [k, k] if isinstance(k, int) else list(k)
+            if hw[0] % k[0] or hw[1] % k[1]:
+                raise ValueError(f"layers[{i}]: an adaptive pooling to {k[0]} x {k[1]} of a {hw[0]} x {hw[1]} map; aimc pools maps "
+                                 "whose sides the output size divides (PyTorch's windows are then a plain pooling's)")
             layer = {key: v for key, v in layer.items() if key != "pool_output"}
-            layer.update(pool_size=hw[0] // k, pool_stride=hw[0] // k)
+            window = [hw[0] // k[0], hw[1] // k[1]]
+            window = window[0] if window[0] == window[1] else window
+            layer.update(pool_size=window, pool_stride=window)
         if "pool" in layer:
-            size, stride = layer.get("pool_size", 2), layer.get("pool_stride", layer.get("pool_size", 2))
-            hw = [(hw[0] - size) // stride + 1, (hw[1] - size) // stride + 1]
+            size = layer.get("pool_size", 2)
+            size = [size, size] if isinstance(size, int) else list(size)
+            stride = layer.get("pool_stride", size)
+            stride = [stride, stride] if isinstance(stride, int) else list(stride)
+            hw = [(hw[0] - size[0]) // stride[0] + 1, (hw[1] - size[1]) // stride[1] + 1]
         out.append(layer)
     return out
 

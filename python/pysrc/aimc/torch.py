@@ -7,8 +7,8 @@
     at.unprepare(model)                  # plain Linear/Conv2d again, weights clipped
     layers, act = aimc.from_torch(model) # and evaluate it with aimc.classifier(...)
 
-`prepare` wraps the forward pass of every `nn.Linear` and `nn.Conv2d` (the layers aimc maps onto
-crossbars), of every Hugging Face `Conv1D` (GPT-2's linear layers, W stored [in, out]: noise
+`prepare` wraps the forward pass of every `nn.Linear`, `nn.Conv2d` and `nn.Conv1d` (the layers aimc
+maps onto crossbars), of every Hugging Face `Conv1D` (GPT-2's linear layers, W stored [in, out]: noise
 and clipping act on W as a crossbar holds it, Wᵀ), and of every `nn.MultiheadAttention`
 (`nn.TransformerEncoderLayer`'s self-attention): its Q, K and V as three crossbar matrices (views
 of its `in_proj_weight`, as aimc's transformer maps them) and its out_proj, the scores digital.
@@ -22,7 +22,8 @@ In training mode each forward pass:
   (the noise is a constant of the step);
 - splits a Linear's (or Conv1D's) input into tiles of at most `max_in` rows (the evaluation's
   `[tile] max_in`, default 512), evenly as aimc maps the layer onto crossbars; each slice below is
-  scaled by its own max|x| and the slices' outputs add digitally. A Conv2d is unfolded into one
+  scaled by its own max|x| and the slices' outputs add digitally. A Conv2d (a Conv1d as its
+  C x 1 x L image) is unfolded into one
   vector per output pixel (its C_in·kh·kw patch, aihwkit's AnalogConv2d mapping and aimc's
   `im2col`), and each patch goes through the tiles as a Linear layer's input does: its own
   max|x| per tile, bound management per patch (one group, no dilation and zero padding, as
@@ -72,7 +73,7 @@ __all__ = ["prepare", "unprepare", "is_prepared"]
 
 # The layers `prepare` wraps, by class name: nn.MultiheadAttention's out_proj is a
 # NonDynamicallyQuantizableLinear, its stacked Q, K, V projection three `_InProj` views.
-_KINDS = ("Linear", "Conv2d", "Conv1D", "NonDynamicallyQuantizableLinear", "_InProj")
+_KINDS = ("Linear", "Conv2d", "Conv1d", "Conv1D", "NonDynamicallyQuantizableLinear", "_InProj")
 
 # The keys of `prepare`'s `periphery`, as an experiment file's [periphery] names them.
 _PERIPHERY = ("out_noise", "inp_res_bits", "out_res_bits", "out_bound", "weight_scaling_omega", "weight_scaling_columnwise",
@@ -282,7 +283,7 @@ def prepare(model, device: str = "pcm", t=None, noise_scale: float = 1.0, weight
     for i, a in enumerate(attentions):
         _check_attention(a, i)
     for i, m in enumerate(m for m in model.modules() if type(m).__name__ in _KINDS):
-        if type(m).__name__ == "Conv2d":
+        if type(m).__name__ in ("Conv2d", "Conv1d"):
             _check_conv(m, i)
     for a in attentions:
         _attach_attention(a)
@@ -387,35 +388,44 @@ def _ranged(m, t: int, xs, ranges):
 
 
 def _check_conv(m, i: int) -> None:
-    """A Conv2d that aimc's evaluation maps (`aimc.from_torch`): one group, no dilation, zero
-    padding (numbers, 'valid', or 'same' with stride 1 and an odd kernel); training unfolds it
-    into patches as the evaluation does."""
-    odd = all(k % 2 == 1 for k in m.kernel_size) and tuple(m.stride) == (1, 1)
-    checks = ((m.groups != 1, f"groups = {m.groups}"), (tuple(m.dilation) != (1, 1), f"dilation = {m.dilation}"),
+    """A Conv2d or Conv1d that aimc's evaluation maps (`aimc.from_torch`): one group, no
+    dilation, zero padding (numbers, 'valid', or 'same' with stride 1 and an odd kernel);
+    training unfolds it into patches as the evaluation does."""
+    odd = all(k % 2 == 1 for k in m.kernel_size) and all(s == 1 for s in m.stride)
+    checks = ((m.groups != 1, f"groups = {m.groups}"), (any(d != 1 for d in m.dilation), f"dilation = {m.dilation}"),
               (m.padding_mode != "zeros", f"padding_mode = {m.padding_mode!r}"),
               (m.padding == "same" and not odd, "padding = 'same' with a stride or an even kernel"))
     bad = [what for failed, what in checks if failed]
     if bad:
-        raise ValueError(f"prepare: layer {i} (Conv2d) has {', '.join(bad)}; aimc maps a convolution with one group, no dilation "
-                         "and zero padding (numbers, 'valid', or 'same' at stride 1 with an odd kernel), as aimc.from_torch reads it")
+        raise ValueError(f"prepare: layer {i} ({type(m).__name__}) has {', '.join(bad)}; aimc maps a convolution with one group, "
+                         "no dilation and zero padding (numbers, 'valid', or 'same' at stride 1 with an odd kernel), as "
+                         "aimc.from_torch reads it")
 
 
 def _patches(m, x):
     """A Conv2d's input as the vectors its crossbar multiplies (aihwkit's AnalogConv2d mapping,
     aimc's `im2col`): one row per output pixel, C_in·kh·kw long in (c, i, j) order (PyTorch's
-    `weight.view(out, -1)`), shape [N, out_h·out_w, C_in·kh·kw]; and (out_h, out_w)."""
-    kh, kw = m.kernel_size
-    pad = {"valid": (0, 0), "same": (kh // 2, kw // 2)}.get(m.padding, m.padding) if isinstance(m.padding, str) else m.padding
-    (ph, pw), (sh, sw) = pad, m.stride
+    `weight.view(out, -1)`), shape [N, out_h·out_w, C_in·kh·kw]; and (out_h, out_w). A Conv1d's
+    [N, C, L] input is the C x 1 x L image of its 1 x k kernel, as the evaluation maps it."""
+    if type(m).__name__ == "Conv1d":
+        x = x.unsqueeze(2)
+        (kh, kw), stride = (1, m.kernel_size[0]), (1, m.stride[0])
+        pad = (0, m.padding[0]) if not isinstance(m.padding, str) else m.padding
+    else:
+        (kh, kw), stride, pad = m.kernel_size, m.stride, m.padding
+    pad = {"valid": (0, 0), "same": (kh // 2, kw // 2)}.get(pad, pad) if isinstance(pad, str) else pad
+    (ph, pw), (sh, sw) = pad, stride
     out_h = (x.shape[-2] + 2 * ph - kh) // sh + 1
     out_w = (x.shape[-1] + 2 * pw - kw) // sw + 1
     cols = F.unfold(x, (kh, kw), padding=(ph, pw), stride=(sh, sw))
     return cols.transpose(1, 2), (out_h, out_w)
 
 
-def _unpatched(y, hw):
-    """Per-pixel outputs [N, out_h·out_w, C_out] as the convolution's map [N, C_out, out_h, out_w]."""
-    return y.transpose(1, 2).reshape(y.shape[0], y.shape[2], hw[0], hw[1])
+def _unpatched(y, hw, one_d: bool = False):
+    """Per-pixel outputs [N, out_h·out_w, C_out] as the convolution's map [N, C_out, out_h, out_w]
+    ([N, C_out, out_w] for a Conv1d)."""
+    y = y.transpose(1, 2)
+    return y.reshape(y.shape[0], y.shape[1], hw[1]) if one_d else y.reshape(y.shape[0], y.shape[1], hw[0], hw[1])
 
 
 def is_prepared(model) -> bool:
@@ -686,7 +696,8 @@ def _scales(w, scaling):
 
 def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.0, False), adc=(0.0, 0.0, 1), max_in: int = 512,
              scaling=(0.0, False, 512), w_noise=(0.0, False), ir_drop=(0.0, 571428.6), ranges=None):
-    conv = type(m).__name__ == "Conv2d"
+    conv = type(m).__name__ in ("Conv2d", "Conv1d")
+    one_d = type(m).__name__ == "Conv1d"
     # Hugging Face's Conv1D: y = x W + b with W [in, out]; the crossbar holds Wᵀ [out, in].
     conv1d = type(m).__name__ == "Conv1D"
     out_dim = 1 if conv1d else 0
@@ -700,7 +711,7 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
             p, hw = _patches(m, x)
             bounds = torch.cat([r[t].expand(b - a) for t, (a, b) in enumerate(_tiles(p.shape[-1], max_in))])
             y = F.linear(torch.maximum(torch.minimum(p, bounds), -bounds), m.weight.reshape(m.weight.shape[0], -1), m.bias)
-            return _unpatched(y, hw)
+            return _unpatched(y, hw, one_d)
         bounds = torch.cat([r[t].expand(b - a) for t, (a, b) in enumerate(_tiles(x.shape[-1], max_in))])
         return m._aimc["forward"](torch.maximum(torch.minimum(x, bounds), -bounds))
 
@@ -728,7 +739,7 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
         if conv:
             # One vector per output pixel (its patch), through the layer's tiles as a Linear's.
             p, hw = _patches(m, x)
-            return _unpatched(tiles(p, w.reshape(w.shape[0], -1), m.bias), hw)
+            return _unpatched(tiles(p, w.reshape(w.shape[0], -1), m.bias), hw, one_d)
         return tiles(x, w.t() if conv1d else w, m.bias)
 
     def tiles(x, wt, bias):

@@ -313,15 +313,18 @@ def _adaptive_pool2d(m, i: int, kind: str) -> dict:
 
 def _pool1d(m, i: int, kind: str) -> dict:
     """A MaxPool1d or AvgPool1d over a Conv1d's 1 x L map, as a 1 x k pooling."""
-    one = lambda v, what: v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else v
-    size = one(getattr(m, "kernel_size", 2), "kernel_size")
-    stride = one(getattr(m, "stride", None), "stride")
+    def one(v):
+        """PyTorch's 1-D argument as an int (it may hold it as a 1-tuple)."""
+        return v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else v
+
+    size = one(getattr(m, "kernel_size", 2))
+    stride = one(getattr(m, "stride", None))
     stride = size if stride is None or stride == () or stride == [] else stride
     if not isinstance(size, int) or not isinstance(stride, int):
         raise ValueError(f"from_torch: module {i} ({kind}) has kernel_size {size!r}, stride {stride!r}; give ints")
-    if one(getattr(m, "padding", 0), "padding") != 0 or getattr(m, "ceil_mode", False):
+    if one(getattr(m, "padding", 0)) != 0 or getattr(m, "ceil_mode", False):
         raise ValueError(f"from_torch: module {i} ({kind}) pads or uses ceil_mode; aimc pools without padding in floor mode")
-    if kind == "MaxPool1d" and one(getattr(m, "dilation", 1), "dilation") != 1:
+    if kind == "MaxPool1d" and one(getattr(m, "dilation", 1)) != 1:
         raise ValueError(f"from_torch: module {i} (MaxPool1d) has dilation {m.dilation}; aimc pools with dilation 1")
     return {"pool": "max" if kind == "MaxPool1d" else "avg", "pool_size": [1, size], "pool_stride": [1, stride]}
 

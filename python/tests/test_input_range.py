@@ -113,6 +113,21 @@ def test_from_torch_reads_an_analog_models_weights_and_input_ranges():
         aimc.from_torch(sequential(analog("AnalogLinear", w1, b1, _Array([[0.5], [None]]))))
 
 
+def test_an_analog_conv1d_reads_as_its_1xk_convolution():
+    """aihwkit's AnalogConv1d: `get_weights()` gives the unfolded [out, in·k] matrix, folded back
+    to the Conv1d it is ([out, in, 1, k] for aimc's 1 x k convolution), with its stride, padding
+    and input range."""
+    rng = np.random.default_rng(3)
+    w, b = rng.normal(size=(4, 2 * 3)), rng.normal(size=4)
+    conv = analog("AnalogConv1d", w, b, _Tile(0.7))
+    conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups, conv.padding_mode = (3,), (2,), (1,), (1,), 1, "zeros"
+    layers, act = aimc.from_torch(sequential(conv, obj("ReLU"), obj("Flatten"), analog("AnalogLinear", rng.normal(size=(3, 8)), np.zeros(3), _Tile(None))))
+    c = layers[0]
+    assert c["weight"].shape == (4, 2, 1, 3) and (c["stride"], c["padding"], c["conv1d"]) == ([1, 2], [0, 1], True)
+    np.testing.assert_allclose(c["weight"][:, :, 0, :], w.reshape(4, 2, 3).astype(np.float32))
+    assert c["input_range"].tolist() == pytest.approx([0.7])
+
+
 def _net():
     rng = np.random.default_rng(7)
     layers = [(rng.normal(0, 0.4, (12, 8)), rng.normal(0, 0.1, 12), np.array([0.5])),

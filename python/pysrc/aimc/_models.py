@@ -98,7 +98,8 @@ def from_torch(module, positions: str | None = None):
                 scale, shift = pending
                 b, w, pending = b + w @ shift, w * scale[None, :], None
             if kind in _ANALOG_CONV:
-                layer = _conv2d(_ConvShape(m, w, b), i)
+                shape = _ConvShape(m, w, b, 1 if "Conv1d" in kind else 2)
+                layer = _conv1d(shape, i) if "Conv1d" in kind else _conv2d(shape, i)
                 if ranges is not None:
                     layer["input_range"] = np.asarray(ranges, dtype=np.float32)
             else:
@@ -208,12 +209,18 @@ def _is_sequential(module) -> bool:
 
 
 class _ConvShape:
-    """An aihwkit AnalogConv2d's weight and geometry, read as `_conv2d` reads a Conv2d."""
+    """An aihwkit AnalogConv2d's (or, `dims` 1, AnalogConv1d's) weight and geometry, read as
+    `_conv2d` (`_conv1d`) reads a Conv2d (Conv1d): `get_weights()` gives the unfolded matrix
+    [out, in·kh·kw] (or [out, in·k]), folded back here."""
 
-    def __init__(self, m, w: np.ndarray, b: np.ndarray):
-        k = _pair(m.kernel_size, "kernel_size", 0) if hasattr(m, "kernel_size") else None
+    def __init__(self, m, w: np.ndarray, b: np.ndarray, dims: int = 2):
+        if dims == 1:
+            k = getattr(m, "kernel_size", None)
+            k = [k[0] if isinstance(k, (tuple, list)) else k] if k is not None else None
+        else:
+            k = _pair(m.kernel_size, "kernel_size", 0) if hasattr(m, "kernel_size") else None
         if w.ndim == 2 and k is not None:
-            w = w.reshape(w.shape[0], -1, k[0], k[1])
+            w = w.reshape(w.shape[0], -1, *k)
         self.weight, self.bias = w.astype(np.float32), b.astype(np.float32)
         for name in ("stride", "padding", "dilation", "groups", "padding_mode"):
             if hasattr(m, name):

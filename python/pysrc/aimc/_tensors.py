@@ -96,7 +96,7 @@ def _head_index(name: str) -> int:
 
 # aihwkit's analog layers (aihwkit.nn: AnalogLinear, AnalogConv2d and their mapped forms).
 _ANALOG_LINEAR = ("AnalogLinear", "AnalogLinearMapped")
-_ANALOG_CONV = ("AnalogConv2d", "AnalogConv2dMapped")
+_ANALOG_CONV = ("AnalogConv2d", "AnalogConv2dMapped", "AnalogConv1d", "AnalogConv1dMapped")
 
 
 def _tile_range(tile, i: int, kind: str):

@@ -41,9 +41,13 @@ impl Injector {
             d
         });
         let t_inf = if cfg.weight_noise_time.is_empty() { 0.0 } else { crate::config::time::parse_time(&cfg.weight_noise_time).unwrap_or(0.0) };
-        // A fixed odd constant keeps this stream apart from the trainer's own (same seed).
-        let rng = Pcg64Mcg::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15 ^ cfg.noise_seed.wrapping_mul(0xD1B5_4A32_D192_ED03));
-        Injector { cfg: cfg.clone(), device, t_inf, rng }
+        Injector { cfg: cfg.clone(), device, t_inf, rng: noise_rng(cfg, seed) }
+    }
+
+    /// This injector's configuration and device with the generator `Injector::new(cfg, seed)`
+    /// would have: the config is read and the device resolved once for all of a draw's blocks.
+    fn reseeded(&self, seed: u64) -> Injector {
+        Injector { cfg: self.cfg.clone(), device: self.device.clone(), t_inf: self.t_inf, rng: noise_rng(&self.cfg, seed) }
     }
 
     /// An injector that injects nothing.
@@ -243,6 +247,12 @@ fn compensate(w: &mut [f32], drifted: &[f64], a: f64, b: f64) {
     }
 }
 
+/// The noise generator of a trainer seeded with `seed`: a fixed odd constant keeps this stream
+/// apart from the trainer's own (same seed), `noise_seed` moves it.
+fn noise_rng(cfg: &TrainingConfig, seed: u64) -> Pcg64Mcg {
+    Pcg64Mcg::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15 ^ cfg.noise_seed.wrapping_mul(0xD1B5_4A32_D192_ED03))
+}
+
 /// Rows per block of [`perturb_blocked`].
 pub const BLOCK_ROWS: usize = 16;
 
@@ -256,8 +266,9 @@ pub const BLOCK_ROWS: usize = 16;
 /// ([`Injector::perturb`]).
 pub fn perturb_blocked(cfg: &TrainingConfig, seed: u64, w: &mut [f32], cols: usize, threads: usize) {
     let cols = if cols == 0 { w.len().max(1) } else { cols };
+    let base = Injector::new(cfg, seed);
     let mut blocks: Vec<(Injector, &mut [f32])> =
-        w.chunks_mut(BLOCK_ROWS * cols).enumerate().map(|(b, chunk)| (Injector::new(cfg, block_seed(seed, b as u64)), chunk)).collect();
+        w.chunks_mut(BLOCK_ROWS * cols).enumerate().map(|(b, chunk)| (base.reseeded(block_seed(seed, b as u64)), chunk)).collect();
     let Some(dev) = blocks.first().and_then(|(inj, _)| inj.device.clone()) else {
         // A weight modifier (or none): elementwise given the matrix's max|W|.
         let wmax = blocks.iter().map(|(_, c)| abs_max(c)).fold(0.0f32, f32::max) as f64;

@@ -84,7 +84,7 @@ def from_torch(module, positions: str | None = None):
             layer = (w.astype(np.float32), b.astype(np.float32))
             if ranges is not None:
                 # Ranges learned by aimc.torch.prepare(input_range=...), one per input tile.
-                layer += (np.abs(_numpy(ranges).reshape(-1)),)
+                layer += (_range(m),)
             layers.append(layer)
             acts.append("none")
             last_layer = True
@@ -116,8 +116,8 @@ def from_torch(module, positions: str | None = None):
                 raise ValueError(f"from_torch: module {i} ({kind}) follows a {'Conv1d' if layers[-1].get('conv1d') else 'Conv2d'}; "
                                  "aimc maps a network of one kind of convolution")
             layer = _conv2d(m, i) if kind == "Conv2d" else _conv1d(m, i)
-            if getattr(m, "input_range", None) is not None:
-                layer["input_range"] = np.abs(_numpy(m.input_range).reshape(-1))
+            if _range(m) is not None:
+                layer["input_range"] = _range(m)
             layers.append(layer)
             acts.append("none")
             last_layer = True

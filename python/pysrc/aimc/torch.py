@@ -706,14 +706,16 @@ def _wrapped(m, spec, seed: int, step: float, output_noise: float, clip=(0.0, 0.
         """Eval mode with ranges: floating point, each input tile's slice clipped to its range
         (the noiseless network as trained, aimc's floating-point baseline)."""
         r = m.input_range.detach().abs()
+
+        def clip(v):
+            bounds = torch.cat([r[t].expand(b - a) for t, (a, b) in enumerate(_tiles(v.shape[-1], max_in))])
+            return torch.maximum(torch.minimum(v, bounds), -bounds)
+
         if conv:
             # Each patch's columns clipped to their tile's range, as the evaluation's tiles clip.
             p, hw = _patches(m, x)
-            bounds = torch.cat([r[t].expand(b - a) for t, (a, b) in enumerate(_tiles(p.shape[-1], max_in))])
-            y = F.linear(torch.maximum(torch.minimum(p, bounds), -bounds), m.weight.reshape(m.weight.shape[0], -1), m.bias)
-            return _unpatched(y, hw, one_d)
-        bounds = torch.cat([r[t].expand(b - a) for t, (a, b) in enumerate(_tiles(x.shape[-1], max_in))])
-        return m._aimc["forward"](torch.maximum(torch.minimum(x, bounds), -bounds))
+            return _unpatched(F.linear(clip(p), m.weight.reshape(m.weight.shape[0], -1), m.bias), hw, one_d)
+        return m._aimc["forward"](clip(x))
 
     def forward(x):
         if not m.training:

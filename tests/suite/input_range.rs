@@ -252,12 +252,23 @@ fn a_mobileberts_input_ranges_clip_its_bottlenecks_and_stacked_pairs() {
     assert!(b.extra_ffns[0].1.input_range.is_empty() && b.extra_ffns[1].0.input_range.is_empty() && b.q.input_range.is_empty());
     let plain = load(&write_experiment(&tmp("mb_ranges_plain"), &mobilebert_state_dict(7, "shared"), ("tokens.csv", &token_csv()), settings, &extra));
     assert_logits_clip(&e, &plain);
-    let bad = edited(&mobilebert_state_dict(7, "shared"), |t| {
-        t.insert(format!("{l}bottleneck.input.LayerNorm.input_range"), (vec![1], vec![1.0]));
-    });
-    let p = write_experiment(&tmp("mb_ranges_bad"), &bad, ("tokens.csv", &token_csv()), settings, &extra);
-    let err = aimc::config::Experiment::load(&p).map(|_| ()).unwrap_err().to_string();
-    assert!(err.contains("is no weight matrix of the"), "{err}");
+    let refused = |tag: &str, bytes: &[u8], want: &str| {
+        let p = write_experiment(&tmp(tag), bytes, ("tokens.csv", &token_csv()), settings, &extra);
+        let err = aimc::config::Experiment::load(&p).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains(want), "{tag}: {err}");
+    };
+    let with_range = |name: String, v: f32| {
+        edited(&mobilebert_state_dict(7, "shared"), |t| {
+            t.insert(name, (vec![1], vec![v]));
+        })
+    };
+    refused("mb_ranges_bad", &with_range(format!("{l}bottleneck.input.LayerNorm.input_range"), 1.0), "is no weight matrix of the");
+    // A NaN or a zero range is named with its tensor; a truncated or empty file with its cause.
+    refused("mb_ranges_nan", &with_range(format!("{l}bottleneck.attention.dense.input_range"), f32::NAN), "bottleneck.attention.dense.input_range[0] = NaN");
+    refused("mb_ranges_zero", &with_range(format!("{l}ffn.1.output.dense.input_range"), 0.0), "must be a finite number > 0");
+    let whole = with_range(format!("{l}output.bottleneck.dense.input_range"), 0.5);
+    refused("mb_ranges_cut", &whole[..whole.len() - 7], "model.safetensors");
+    refused("mb_ranges_empty", &[], "model.safetensors");
 }
 
 /// A transformer experiment `e` with input ranges (ideal devices and converters, three classes)

@@ -414,6 +414,7 @@ fn measure(
             bias: vec![0.0; n],
             activation: 1,
             conv: None,
+            links: Default::default(),
         };
         let x: Vec<f32> = inputs(batch as usize * n);
         let reps = if small { 1 } else { 5 };
@@ -660,7 +661,13 @@ fn attention_case(be: &mut dyn Backend, small: bool, ceil: &Ceilings, show_break
         let r = h * n * d..(h + 1) * n * d;
         exact.extend(crate::features::attention::exact_attention(&q[r.clone()], &k[r.clone()], &v[r], n, d, d, false));
     }
-    let layer = AnalogLayer { mapped: MappedMatrix::new(&w, s as u32, d as u32, TileShape::default(), 1.0), bias: vec![0.0; s], activation: 0, conv: None };
+    let layer = AnalogLayer {
+        mapped: MappedMatrix::new(&w, s as u32, d as u32, TileShape::default(), 1.0),
+        bias: vec![0.0; s],
+        activation: 0,
+        conv: None,
+        links: Default::default(),
+    };
     let rows = 2 * heads * n;
     let width = spec.width();
     let kp = KernelParams {

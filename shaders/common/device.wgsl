@@ -224,7 +224,8 @@ fn saturated(io: IoParams, q: f32) -> bool {
     return abs(q) > io.out_bound;
 }
 
-// Digital activation after a layer: 0 none, 1 ReLU, 2 GELU (tanh form), 3 tanh.
+// Digital activation after a layer: 0 none, 1 ReLU, 2 GELU (tanh form), 3 tanh, 4 GELU (erf
+// form), 5 SiLU.
 fn activate(kind: u32, v: f32) -> f32 {
     switch kind {
         case 1u: { return max(v, 0.0); }

@@ -28,6 +28,7 @@ impl Seeded {
             bias: vec![0.0; rows],
             activation: act,
             conv: None,
+            links: Default::default(),
         });
         i
     }

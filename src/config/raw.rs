@@ -182,6 +182,13 @@ pub(super) struct RawLayer {
     /// Pooling stride (default: the window, as PyTorch): a step, or [down, across].
     #[serde(default)]
     pub(super) pool_stride: Option<toml::Value>,
+    /// A residual network's shortcut: the earlier layer whose output this one reads (default:
+    /// the layer before it).
+    #[serde(default)]
+    pub(super) input: Option<String>,
+    /// The earlier layer whose output is added to this one's before its activation.
+    #[serde(default)]
+    pub(super) add: Option<String>,
 }
 
 impl RawLayer {
@@ -221,6 +228,26 @@ impl RawLayer {
             }
         };
         Ok(crate::workload::ConvSettings { stride: pair("stride", &self.stride, 1)?, padding: pair("padding", &self.padding, 0)?, pool })
+    }
+
+    /// Layer i's `input` and `add` as indices into `layers` (the tables before it).
+    pub(super) fn links(&self, i: usize, layers: &[RawLayer]) -> Result<crate::engine::plan::Links, String> {
+        let earlier = |what: &str, name: &Option<String>| -> Result<Option<usize>, String> {
+            let Some(name) = name else { return Ok(None) };
+            if let Some(j) = layers[..i].iter().position(|l| &l.name == name) {
+                return Ok(Some(j));
+            }
+            let listed = layers[..i].iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ");
+            let why = if i == 0 {
+                "the first layer reads the data set and adds nothing".to_string()
+            } else if layers[i..].iter().any(|l| &l.name == name) {
+                format!("{name:?} is not listed before it; a shortcut names an earlier layer ({listed})")
+            } else {
+                format!("no layer is named {name:?}; a shortcut names an earlier layer ({listed})")
+            };
+            Err(format!("model.layers[{i}].{what} = {name:?}: {why}"))
+        };
+        Ok(crate::engine::plan::Links { input: earlier("input", &self.input)?, add: earlier("add", &self.add)? })
     }
 }
 

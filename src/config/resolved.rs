@@ -55,6 +55,12 @@ pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, 
                        if !l.input_range.is_empty() {
                            j["input_range"] = serde_json::json!(l.input_range);
                        }
+                       // A residual network's shortcuts, by the names of the layers they read.
+                       for (key, link) in [("input", l.links.input), ("add", l.links.add)] {
+                           if let Some(k) = link {
+                               j[key] = serde_json::json!(layers[k].name);
+                           }
+                       }
                        j
                    }).collect::<Vec<_>>() },
         "data": raw.data.as_ref().map(|d| data_json(d, resolve)),

@@ -298,12 +298,15 @@ pub struct Linear {
     /// The layer's input ranges (tensor `PREFIX.input_range`, aihwkit's learned
     /// `pre_post.input_range`): one for every tile, or one per input tile; empty: none.
     pub input_range: Vec<f32>,
+    /// A residual network's shortcuts (`[model] layers` tables' `input` and `add`): indices
+    /// of earlier layers; default, the plain chain.
+    pub links: crate::engine::plan::Links,
 }
 
 impl Linear {
     /// A Linear layer.
     pub fn dense(name: impl Into<String>, weight: Matrix, bias: Vec<f32>) -> Linear {
-        Linear { name: name.into(), weight, bias, conv: None, input_range: Vec::new() }
+        Linear { name: name.into(), weight, bias, conv: None, input_range: Vec::new(), links: Default::default() }
     }
 
     /// Input `col` of the weight matrix (a convolution's unfolded patch column) clipped to the
@@ -337,6 +340,9 @@ pub struct StateDictOptions {
     pub layers: Vec<String>,
     /// Leave other tensors (BatchNorm, embeddings, ...) unused instead of refusing the file.
     pub allow_extra: bool,
+    /// Each listed layer's shortcuts (`[model] layers` tables' `input` and `add`, resolved to
+    /// indices); empty: the plain chain.
+    pub links: Vec<crate::engine::plan::Links>,
 }
 
 pub fn read_state_dict_with(path: &Path, opt: &StateDictOptions) -> Result<Vec<Linear>, WorkloadError> {
@@ -431,7 +437,8 @@ pub fn parse_state_dict_with(bytes: &[u8], opt: &StateDictOptions) -> Result<Vec
             }
             Err(_) => Vec::new(),
         };
-        out.push(Linear { name: p, weight: w, bias, conv, input_range });
+        let links = opt.links.get(out.len()).copied().unwrap_or_default();
+        out.push(Linear { name: p, weight: w, bias, conv, input_range, links });
     }
     let extra: Vec<String> = names.iter().map(|n| n.to_string()).filter(|n| !used.contains(n)).collect();
     if !extra.is_empty() && !opt.allow_extra {
@@ -440,13 +447,15 @@ pub fn parse_state_dict_with(bytes: &[u8], opt: &StateDictOptions) -> Result<Vec
             extra.join(", ")
         ));
     }
-    // Convolutions are chained by their image shapes (`workload::set_geometry`).
-    for pair in out.windows(2).filter(|p| p[0].conv.is_none() && p[1].conv.is_none()) {
-        if pair[0].weight.rows != pair[1].weight.cols {
-            return Err(format!(
-                "layer {} has {} outputs but the next layer {} expects {} inputs",
-                pair[0].name, pair[0].weight.rows, pair[1].name, pair[1].weight.cols
-            ));
+    // Convolutions are chained by their image shapes (`workload::set_geometry`); a Linear layer
+    // reads the layer before it, or the one its `input` names.
+    for (i, l) in out.iter().enumerate().skip(1).filter(|(_, l)| l.conv.is_none()) {
+        let Some(src) = out[..i].get(l.links.input.unwrap_or(i - 1)) else {
+            return Err(format!("layer {} reads a layer listed after it; a shortcut comes from an earlier layer", l.name));
+        };
+        if src.conv.is_none() && src.weight.rows != l.weight.cols {
+            let next = if l.links.input.is_some() { "the layer reading it" } else { "the next layer" };
+            return Err(format!("layer {} has {} outputs but {next} {} expects {} inputs", src.name, src.weight.rows, l.name, l.weight.cols));
         }
     }
     Ok(out)
@@ -738,7 +747,7 @@ mod tests {
         // Names that differ in more than a number: no order is guessed; an explicit list works.
         let b = named(vec![lin("hidden1.weight", 3, 4), lin("hidden10.weight", 2, 5), lin("hidden2.weight", 5, 3)]);
         assert!(parse_state_dict(&b).unwrap_err().contains("[model] layers = ["));
-        let opt = StateDictOptions { layers: vec!["hidden1".into(), "hidden2".into(), "hidden10".into()], allow_extra: false };
+        let opt = StateDictOptions { layers: vec!["hidden1".into(), "hidden2".into(), "hidden10".into()], ..Default::default() };
         assert_eq!(parse_state_dict_with(&b, &opt).unwrap().len(), 3);
         // A weight that is not 2-D, an unused tensor, a zero-size layer, a non-finite weight.
         let b = named(vec![lin("0.weight", 3, 4), ("1.weight".into(), vec![3], vec![1.0; 3])]);

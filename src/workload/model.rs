@@ -168,7 +168,8 @@ impl Default for ConvSettings {
 /// and the model ends with a Linear layer. `settings[i]` belongs to layer i (default: stride 1,
 /// no padding, no pooling, PyTorch's defaults).
 pub fn set_geometry(layers: &mut [Linear], input: Option<[usize; 3]>, settings: &[ConvSettings]) -> Result<(), String> {
-    let mut shape = input;
+    // Each layer's output: [C, H, W] after pooling for a convolution, None for a Linear layer.
+    let mut outs: Vec<Option<[usize; 3]>> = Vec::with_capacity(layers.len());
     if let Some([c, h, w]) = input.filter(|_| layers.first().is_some_and(|l| l.conv.is_none())) {
         if c * h * w != layers[0].weight.cols {
             return Err(format!(
@@ -179,7 +180,9 @@ pub fn set_geometry(layers: &mut [Linear], input: Option<[usize; 3]>, settings: 
             ));
         }
     }
-    for (i, l) in layers.iter_mut().enumerate() {
+    for i in 0..layers.len() {
+        let shape = if i == 0 { input } else { outs[layers[i].links.input.unwrap_or(i - 1)] };
+        let l = &mut layers[i];
         let set = settings.get(i).copied().unwrap_or_default();
         match &mut l.conv {
             Some(conv) => {
@@ -216,7 +219,7 @@ pub fn set_geometry(layers: &mut [Linear], input: Option<[usize; 3]>, settings: 
                     }
                 }
                 let (ph, pw) = conv.pooled_hw();
-                shape = Some([l.weight.rows, ph, pw]);
+                outs.push(Some([l.weight.rows, ph, pw]));
             }
             None => {
                 if set != ConvSettings::default() {
@@ -232,12 +235,54 @@ pub fn set_geometry(layers: &mut [Linear], input: Option<[usize; 3]>, settings: 
                         ));
                     }
                 }
-                shape = None;
+                outs.push(None);
             }
         }
     }
+    check_shortcuts(layers, &outs)?;
     if let Some(l) = layers.last().filter(|l| l.conv.is_some()) {
         return Err(format!("the last layer ({}) is a Conv2d; the model must end with Flatten and a Linear layer (the class logits)", l.name));
+    }
+    Ok(())
+}
+
+/// Checks a residual network's additions (`add`: the same channels and image, or the same
+/// width, as the layer's own output before pooling) and that every layer's output but the last is
+/// read by a later layer; `outs` is each layer's pooled output shape (None: a Linear layer).
+fn check_shortcuts(layers: &[Linear], outs: &[Option<[usize; 3]>]) -> Result<(), String> {
+    let mut read = vec![false; layers.len()];
+    for (i, l) in layers.iter().enumerate().skip(1) {
+        read[l.links.input.unwrap_or(i - 1)] = true;
+        let Some(j) = l.links.add else { continue };
+        read[j] = true;
+        let own = l.conv.map(|c| {
+            let (h, w) = c.out_hw();
+            [l.weight.rows, h, w]
+        });
+        let describe = |s: Option<[usize; 3]>, width: usize| match s {
+            Some([c, h, w]) => format!("{c} x {h} x {w}"),
+            None => format!("{width} values"),
+        };
+        let same = match (own, outs[j]) {
+            (None, None) => l.weight.rows == layers[j].weight.rows,
+            (a, b) => a == b,
+        };
+        if !same {
+            let pool = if l.conv.is_some_and(|c| c.pool.is_some()) { " before its pooling" } else { "" };
+            return Err(format!(
+                "layer {} adds the output of {} ({}) to its own{pool} ({}); a shortcut adds an output of the same shape: a 1x1 convolution with the block's stride in the shortcut matches them",
+                l.name,
+                layers[j].name,
+                describe(outs[j], layers[j].weight.rows),
+                describe(own, l.weight.rows)
+            ));
+        }
+    }
+    if let Some(j) = read.iter().take(layers.len().saturating_sub(1)).position(|r| !r) {
+        return Err(format!(
+            "the output of layer {} is read by no later layer (neither the next, nor through input or add); only the last layer's output is the model's",
+            layers[j].name
+        ));
     }
     Ok(())
 }
@@ -247,13 +292,23 @@ pub fn set_geometry(layers: &mut [Linear], input: Option<[usize; 3]>, settings: 
 /// engine's NHWC order (h, w, c), so it reads the pooled images as they lie in memory; a first
 /// convolution reads the data set's NCHW rows as they are.
 pub fn analog_layers(layers: &[Linear], acts: &[Activation], shape: TileShape, scaling: Scaling) -> Vec<AnalogLayer> {
-    let mut prev: Option<[usize; 3]> = None;
+    // Each layer's output image ([C, H, W] after pooling; None: a vector).
+    let outs: Vec<Option<[usize; 3]>> = layers
+        .iter()
+        .map(|l| {
+            l.conv.map(|c| {
+                let (h, wd) = c.pooled_hw();
+                [l.weight.rows, h, wd]
+            })
+        })
+        .collect();
     layers
         .iter()
         .zip(acts)
         .enumerate()
         .map(|(i, (l, a))| {
             let w = &l.weight;
+            let prev = if i == 0 { None } else { outs[l.links.input.unwrap_or(i - 1)] };
             let data = match (l.conv, prev) {
                 (None, Some([c, h, wd])) => {
                     let mut d = vec![0.0f32; w.data.len()];
@@ -267,10 +322,6 @@ pub fn analog_layers(layers: &[Linear], acts: &[Activation], shape: TileShape, s
                 }
                 _ => w.data.clone(),
             };
-            prev = l.conv.map(|c| {
-                let (h, wd) = c.pooled_hw();
-                [w.rows, h, wd]
-            });
             let mut mapped = MappedMatrix::new(&data, w.rows as u32, w.cols as u32, shape, scaling);
             if !l.input_range.is_empty() {
                 // Checked for every sweep point's tile shape when the experiment was read.
@@ -282,6 +333,7 @@ pub fn analog_layers(layers: &[Linear], acts: &[Activation], shape: TileShape, s
                 activation: a.code(),
                 // The first layer reads the data set's rows as PyTorch holds them (NCHW).
                 conv: l.conv.map(|c| ConvParams { in_nchw: u32::from(i == 0), ..c.params() }),
+                links: l.links,
             }
         })
         .collect()
@@ -291,9 +343,9 @@ pub fn analog_layers(layers: &[Linear], acts: &[Activation], shape: TileShape, s
 /// the layer (`tiles_in` = ⌈inputs / max_in⌉). A Linear layer after a convolution reads its
 /// inputs in the engine's (h, w, c) order, so its input tiles hold other columns than PyTorch's
 /// (c, h, w) split would: it takes one range only, unless it fits one tile.
-pub fn check_input_ranges<'a>(layers: impl IntoIterator<Item = &'a Linear>, shape: TileShape) -> Result<(), String> {
-    let mut after_conv = false;
-    for l in layers {
+pub fn check_input_ranges<L: std::borrow::Borrow<Linear>>(layers: &[L], shape: TileShape) -> Result<(), String> {
+    for (i, l) in layers.iter().map(L::borrow).enumerate() {
+        let after_conv = i > 0 && layers[l.links.input.unwrap_or(i - 1)].borrow().conv.is_some();
         let n = l.input_range.len();
         let tiles_in = (l.weight.cols as u32).div_ceil(shape.max_in) as usize;
         if n > 1 && n != tiles_in {
@@ -308,7 +360,6 @@ pub fn check_input_ranges<'a>(layers: impl IntoIterator<Item = &'a Linear>, shap
                 l.name
             ));
         }
-        after_conv = l.conv.is_some();
     }
     Ok(())
 }
@@ -330,66 +381,82 @@ pub fn check_shapes(layers: &[Linear], data: &Dataset) -> Result<(), WorkloadErr
 }
 
 /// One sample through the model in f64, as PyTorch computes it: NCHW images, direct
-/// convolution with zero padding, pooling, flatten in (c, h, w) order, every layer's inputs
-/// clipped to its input ranges (the noiseless network as it was trained). The floating-point
-/// reference of every noisy run (and of the engine's `im2col` mapping in tests).
+/// convolution with zero padding, a shortcut's output added before the activation, pooling,
+/// flatten in (c, h, w) order, every layer's inputs clipped to its input ranges (the noiseless
+/// network as it was trained). The floating-point reference of every noisy run (and of the
+/// engine's `im2col` mapping in tests).
 pub fn forward_f64(layers: &[Linear], acts: &[Activation], x: &[f32]) -> Vec<f64> {
-    let mut h: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    // Every layer's output, kept while a later layer may read or add it.
+    let mut outs: Vec<Vec<f64>> = Vec::with_capacity(layers.len());
     for (i, l) in layers.iter().enumerate() {
-        let w = &l.weight;
-        h = match l.conv {
-            None => {
-                let h: Vec<f64> = h.iter().enumerate().map(|(k, &v)| l.clip_input(k, v)).collect();
-                (0..w.rows).map(|o| acts[i].apply((0..w.cols).map(|k| w.data[o * w.cols + k] as f64 * h[k]).sum::<f64>() + l.bias[o] as f64)).collect()
-            }
-            Some(c) => {
-                let (oh, ow) = c.out_hw();
-                let mut y = vec![0.0f64; w.rows * oh * ow];
-                for o in 0..w.rows {
-                    for oy in 0..oh {
-                        for ox in 0..ow {
-                            let mut acc = l.bias[o] as f64;
-                            for ch in 0..c.in_c {
-                                for ki in 0..c.k_h {
-                                    for kj in 0..c.k_w {
-                                        let iy = (oy * c.stride[0] + ki) as isize - c.padding[0] as isize;
-                                        let ix = (ox * c.stride[1] + kj) as isize - c.padding[1] as isize;
-                                        if iy >= 0 && ix >= 0 && (iy as usize) < c.in_h && (ix as usize) < c.in_w {
-                                            let col = (ch * c.k_h + ki) * c.k_w + kj;
-                                            let wv = w.data[o * w.cols + col] as f64;
-                                            acc += wv * l.clip_input(col, h[(ch * c.in_h + iy as usize) * c.in_w + ix as usize]);
-                                        }
-                                    }
-                                }
-                            }
-                            y[(o * oh + oy) * ow + ox] = acts[i].apply(acc);
-                        }
-                    }
-                }
-                match c.pool {
-                    None => y,
-                    Some(p) => {
-                        let (ph, pw) = c.pooled_hw();
-                        let mut z = vec![0.0f64; w.rows * ph * pw];
-                        for o in 0..w.rows {
-                            for py in 0..ph {
-                                for px in 0..pw {
-                                    let kw = p.kw();
-                                    let win = (0..p.size * kw).map(|k| y[(o * oh + py * p.stride + k / kw) * ow + px * p.sw() + k % kw]);
-                                    z[(o * ph + py) * pw + px] = match p.kind {
-                                        PoolKind::Max => win.fold(f64::NEG_INFINITY, f64::max),
-                                        PoolKind::Avg => win.sum::<f64>() / (p.size * kw) as f64,
-                                    };
-                                }
-                            }
-                        }
-                        z
-                    }
-                }
-            }
+        let h = if i == 0 { &x } else { &outs[l.links.input.unwrap_or(i - 1)] };
+        let mut y = pre_activation(l, h);
+        if let Some(j) = l.links.add {
+            y.iter_mut().zip(&outs[j]).for_each(|(a, b)| *a += b);
+        }
+        y.iter_mut().for_each(|v| *v = acts[i].apply(*v));
+        let y = match l.conv.and_then(|c| c.pool.map(|p| (c, p))) {
+            None => y,
+            Some((c, p)) => pool_f64(&y, l.weight.rows, c, p),
         };
+        outs.push(y);
     }
-    h
+    outs.pop().unwrap_or_default()
+}
+
+/// A layer's W x + b on its input `h` (C · H · W for a convolution, CHW order), inputs clipped
+/// to its ranges; a convolution's outputs in CHW order.
+fn pre_activation(l: &Linear, h: &[f64]) -> Vec<f64> {
+    let w = &l.weight;
+    let Some(c) = l.conv else {
+        let h: Vec<f64> = h.iter().enumerate().map(|(k, &v)| l.clip_input(k, v)).collect();
+        return (0..w.rows).map(|o| (0..w.cols).map(|k| w.data[o * w.cols + k] as f64 * h[k]).sum::<f64>() + l.bias[o] as f64).collect();
+    };
+    let (oh, ow) = c.out_hw();
+    let mut y = vec![0.0f64; w.rows * oh * ow];
+    for o in 0..w.rows {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut acc = l.bias[o] as f64;
+                for ch in 0..c.in_c {
+                    for ki in 0..c.k_h {
+                        for kj in 0..c.k_w {
+                            let iy = (oy * c.stride[0] + ki) as isize - c.padding[0] as isize;
+                            let ix = (ox * c.stride[1] + kj) as isize - c.padding[1] as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < c.in_h && (ix as usize) < c.in_w {
+                                let col = (ch * c.k_h + ki) * c.k_w + kj;
+                                let wv = w.data[o * w.cols + col] as f64;
+                                acc += wv * l.clip_input(col, h[(ch * c.in_h + iy as usize) * c.in_w + ix as usize]);
+                            }
+                        }
+                    }
+                }
+                y[(o * oh + oy) * ow + ox] = acc;
+            }
+        }
+    }
+    y
+}
+
+/// A convolution's pooling on its `channels` activated maps (CHW order).
+fn pool_f64(y: &[f64], channels: usize, c: Conv2d, p: Pool2d) -> Vec<f64> {
+    let (oh, ow) = c.out_hw();
+    let (ph, pw) = c.pooled_hw();
+    let kw = p.kw();
+    let mut z = vec![0.0f64; channels * ph * pw];
+    for o in 0..channels {
+        for py in 0..ph {
+            for px in 0..pw {
+                let win = (0..p.size * kw).map(|k| y[(o * oh + py * p.stride + k / kw) * ow + px * p.sw() + k % kw]);
+                z[(o * ph + py) * pw + px] = match p.kind {
+                    PoolKind::Max => win.fold(f64::NEG_INFINITY, f64::max),
+                    PoolKind::Avg => win.sum::<f64>() / (p.size * kw) as f64,
+                };
+            }
+        }
+    }
+    z
 }
 
 /// Floating-point (f64) accuracy of the model: the baseline every noisy run is compared with.

@@ -70,8 +70,13 @@ fn periphery_acts_on_raw_weights_of_a_small_matrix() {
     assert!((0.25..=0.3).contains(&wmax));
     let periphery = Periphery::default();
     assert_eq!(periphery.weight_scaling_omega, 0.0, "aihwkit's default mapping");
-    let layer =
-        AnalogLayer { mapped: MappedMatrix::new(&w, n_out as u32, n_in as u32, TileShape::default(), 0.0), bias: vec![0.0; n_out], activation: 0, conv: None };
+    let layer = AnalogLayer {
+        mapped: MappedMatrix::new(&w, n_out as u32, n_in as u32, TileShape::default(), 0.0),
+        bias: vec![0.0; n_out],
+        activation: 0,
+        conv: None,
+        links: Default::default(),
+    };
     // Multiples of the DAC step 1/63 with max |x| = 1 in every sample.
     let x: Vec<f32> = (0..batch * n_in).map(|i| if i % n_in == 0 { 1.0 } else { ((i * 37) % 127) as f32 / 63.0 - 1.0 }).collect();
     let trials = 400u32;

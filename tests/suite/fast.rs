@@ -22,8 +22,20 @@ fn weights(n: usize, seed: u64) -> Vec<f32> {
 fn model() -> (Vec<AnalogLayer>, Vec<f32>, Vec<u32>) {
     let shape = TileShape { max_in: 32, max_out: 24 };
     let layers = vec![
-        AnalogLayer { mapped: MappedMatrix::new(&weights(70 * 33, 11), 70, 33, shape, 1.0), bias: weights(70, 12), activation: 2, conv: None },
-        AnalogLayer { mapped: MappedMatrix::new(&weights(5 * 70, 13), 5, 70, shape, 1.0), bias: weights(5, 14), activation: 0, conv: None },
+        AnalogLayer {
+            mapped: MappedMatrix::new(&weights(70 * 33, 11), 70, 33, shape, 1.0),
+            bias: weights(70, 12),
+            activation: 2,
+            conv: None,
+            links: Default::default(),
+        },
+        AnalogLayer {
+            mapped: MappedMatrix::new(&weights(5 * 70, 13), 5, 70, shape, 1.0),
+            bias: weights(5, 14),
+            activation: 0,
+            conv: None,
+            links: Default::default(),
+        },
     ];
     let x: Vec<f32> = weights(37 * 33, 15).iter().map(|v| v * 1.5).collect();
     let labels = (0..37).map(|i| i % 5).collect();
@@ -260,6 +272,7 @@ fn fast_kernel_reductions_match_the_twins() {
             bias: vec![0.0; s],
             activation: 0,
             conv: None,
+            links: Default::default(),
         };
         let norms: Vec<f32> = x.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
         let kp = KernelParams {
@@ -304,6 +317,7 @@ fn fast_attention_matches_the_twins_on_recorded_inputs() {
         bias: vec![0.0; s],
         activation: 0,
         conv: None,
+        links: Default::default(),
     };
     let norms: Vec<f32> = x.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
     let (v, exact) = (weights(heads * seq * d, 33), weights(heads * seq * d, 34));
@@ -368,6 +382,7 @@ fn fast_transformer_stages_match_the_twins() {
         bias: weights(rows, seed + 100),
         activation: act,
         conv: None,
+        links: Default::default(),
     };
     let norm: Vec<f32> = std::iter::repeat_n(1.0, d).chain(std::iter::repeat_n(0.0, d)).collect();
     let layers = vec![

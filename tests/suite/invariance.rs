@@ -20,8 +20,20 @@ fn weights(n: usize, seed: u64) -> Vec<f32> {
 fn model() -> (Vec<AnalogLayer>, Vec<f32>, Vec<u32>) {
     let shape = TileShape { max_in: 20, max_out: 16 };
     let layers = vec![
-        AnalogLayer { mapped: MappedMatrix::new(&weights(30 * 33, 1), 30, 33, shape, 1.0), bias: weights(30, 2), activation: 1, conv: None },
-        AnalogLayer { mapped: MappedMatrix::new(&weights(4 * 30, 3), 4, 30, shape, 1.0), bias: weights(4, 4), activation: 0, conv: None },
+        AnalogLayer {
+            mapped: MappedMatrix::new(&weights(30 * 33, 1), 30, 33, shape, 1.0),
+            bias: weights(30, 2),
+            activation: 1,
+            conv: None,
+            links: Default::default(),
+        },
+        AnalogLayer {
+            mapped: MappedMatrix::new(&weights(4 * 30, 3), 4, 30, shape, 1.0),
+            bias: weights(4, 4),
+            activation: 0,
+            conv: None,
+            links: Default::default(),
+        },
     ];
     let x: Vec<f32> = weights(50 * 33, 5).iter().map(|v| v * 2.0).collect();
     // Labels from the floating-point model, so accuracy is high and noise matters.

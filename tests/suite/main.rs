@@ -35,6 +35,7 @@ mod question_answering;
 #[cfg(unix)]
 mod readme;
 mod reference;
+mod residual;
 mod results_safety;
 mod shader_proofs;
 mod shaders;

@@ -23,6 +23,7 @@ fn transformer_stages_match_twins() {
         bias: weights(rows, seed + 100),
         activation: act,
         conv: None,
+        links: Default::default(),
     };
     let norm = |seed: u64| -> Vec<f32> { weights(d, seed).iter().map(|v| 1.0 + 0.2 * v).chain(weights(d, seed + 1).iter().map(|v| 0.1 * v)).collect() };
     let layers = vec![

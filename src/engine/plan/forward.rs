@@ -444,15 +444,8 @@ pub(super) fn forward(
                 return Err(EngineError::Invalid(format!("layer {i}: a convolution's crossbar rows must be in_c · k_h · k_w and its output non-empty")));
             }
         }
-        if i > 0 && layers[i - 1].outputs_per_sample() != l.inputs_per_sample() {
-            return Err(EngineError::Invalid(format!(
-                "layer {} hands on {} values per sample but layer {i} reads {}",
-                i - 1,
-                layers[i - 1].outputs_per_sample(),
-                l.inputs_per_sample()
-            )));
-        }
     }
+    check_links(layers)?;
     if layers.last().is_some_and(|l| l.conv.is_some()) {
         return Err(EngineError::Invalid("the last layer must be a Linear layer (flatten, then Linear): its outputs are the per-sample results".into()));
     }
@@ -472,6 +465,8 @@ pub(super) fn forward(
         layers.iter().zip(&vectors).map(|(l, &v)| layer_trial_bytes(l.mapped.n_in, l.mapped.n_out, l.mapped.tiles_in, v, &cfg.device)).max().unwrap();
     // `mvm` dispatches trials x tiles workgroups along z.
     let max_tiles = layers.iter().map(|l| l.mapped.n_tiles()).max().unwrap();
+    // Outputs a later layer reads or adds through a shortcut stay in buffers of their own.
+    let kept: Vec<bool> = (0..layers.len()).map(|j| layers.iter().any(|l| l.links.input == Some(j) || l.links.add == Some(j))).collect();
     // Every per-trial buffer of the chunk together stays within CHUNK_BUDGET_BYTES: chunks as
     // large as memory allows (few dispatches for a small model on a big GPU), on any GPU.
     let all_bytes: u64 = layers
@@ -481,7 +476,8 @@ pub(super) fn forward(
             m.len() as u64 * 4 + state_bytes(m, &cfg.device) + 8 * m.n_tiles() as u64 * 4 * 4
         })
         .sum::<u64>()
-        + 5 * per_trial_bytes;
+        + 5 * per_trial_bytes
+        + kept.iter().zip(layers).filter(|(k, _)| **k).map(|(_, l)| batch as u64 * l.outputs_per_sample() as u64 * 4).sum::<u64>();
     let budget = (CHUNK_BUDGET_BYTES / all_bytes.max(1)).max(1) as u32;
     let chunk = chunk_size(be, cfg, per_trial_bytes, "one trial's weights or activations")?.min((MAX_GROUPS / max_tiles).max(1)).min(budget);
     let mats: Vec<MatrixBufs> = layers.iter().map(|l| MatrixBufs::new(be, &l.mapped, chunk, cfg)).collect();
@@ -495,6 +491,8 @@ pub(super) fn forward(
     let convs = layers.iter().any(|l| l.conv.is_some());
     let cols = be.create("cols", if convs { words(&|l, v| if l.conv.is_some() { v * l.mapped.n_in } else { 0 }) } else { 1 });
     let pooled = be.create("pooled", if convs { words(&|l, _| if l.conv.is_some() { batch * l.outputs_per_sample() } else { 0 }) } else { 1 });
+    let keep: Vec<Option<Buf>> =
+        layers.iter().zip(&kept).map(|(l, &k)| k.then(|| be.create("kept", chunk as usize * batch as usize * l.outputs_per_sample() as usize))).collect();
     let biases: Vec<Buf> = layers
         .iter()
         .map(|l| {
@@ -509,7 +507,7 @@ pub(super) fn forward(
         let l = &layers[li];
         let mut p = params(c, li as u32, &l.mapped, n, offset, vectors[li], ti as u32, cfg.times[ti]);
         p.layer.x_per_trial = u32::from(li > 0);
-        p.layer.activation = l.activation;
+        p.layer.activation = l.mvm_activation();
         p.layer.vector_offset = sample_offset * l.vectors_per_sample();
         if let Some(cv) = l.conv {
             p.conv = ConvParams { samples: batch, ..cv };
@@ -543,6 +541,9 @@ pub(super) fn forward(
                     let mut input = x0;
                     let mut last = None;
                     for (li, l) in layers.iter().enumerate() {
+                        if let Some(j) = l.links.input {
+                            input = keep[j].expect("a linked layer's output is kept");
+                        }
                         let m = &l.mapped;
                         let b = &mats[li];
                         let p = layer_params(c, li, n, offset, ti);
@@ -567,16 +568,27 @@ pub(super) fn forward(
                         } else {
                             input
                         };
-                        let hout = h[li % 2];
+                        let pools = p.conv.pool_kind != 0;
+                        let hout = keep[li].filter(|_| !pools).unwrap_or(h[li % 2]);
                         record_layer(be, &p, m, b, &scratch, mvm_in, biases[li], hout);
                         if let Some(hook) = after_layer.as_mut() {
                             hook(be, LayerBufs { layer: li, input: mvm_in, output: hout, y: scratch.y, bm_level: scratch.bm_level }, &p, ti)?;
                         }
+                        if let Some(j) = l.links.add {
+                            // The shortcut's output added, then the layer's activation.
+                            let mut pr = p;
+                            pr.layer.activation = l.activation;
+                            pr.seq.rows = n * vectors[li];
+                            pr.seq.width_in = m.n_out;
+                            let shortcut = keep[j].expect("an added layer's output is kept");
+                            be.dispatch(Stage::Residual, &pr, &[shortcut, hout], grid(n as u64 * vectors[li] as u64 * m.n_out as u64, wg));
+                        }
                         input = hout;
-                        if p.conv.pool_kind != 0 {
+                        if pools {
                             let items = n as u64 * batch as u64 * (p.conv.pool_h * p.conv.pool_w * m.n_out) as u64;
-                            be.dispatch(Stage::Pool, &p, &[hout, pooled], grid(items, wg));
-                            input = pooled;
+                            let dest = keep[li].unwrap_or(pooled);
+                            be.dispatch(Stage::Pool, &p, &[hout, dest], grid(items, wg));
+                            input = dest;
                         }
                         last = Some(p);
                     }
@@ -592,8 +604,59 @@ pub(super) fn forward(
         m.free(be);
     }
     scratch.free(be);
-    for bb in [x0, h[0], h[1], cols, pooled].into_iter().chain(biases) {
+    for bb in [x0, h[0], h[1], cols, pooled].into_iter().chain(biases).chain(keep.into_iter().flatten()) {
         be.free(bb);
+    }
+    Ok(())
+}
+
+/// Checks a model's shortcuts ([`Links`]) and that every layer reads what its source hands on:
+/// links point back to earlier layers, the first layer reads the data set, an added output has
+/// the shape of the layer's own output before pooling (the same channels and image for a
+/// convolution), and every output but the last is read by a later layer.
+pub fn check_links(layers: &[AnalogLayer]) -> Result<(), EngineError> {
+    let bad = |s: String| Err(EngineError::Invalid(s));
+    let mut read = vec![false; layers.len()];
+    for (i, l) in layers.iter().enumerate() {
+        for (what, j) in [("reads", l.links.input), ("adds", l.links.add)] {
+            match j {
+                Some(_) if i == 0 => return bad(format!("layer 0 {what} another layer's output; the first layer reads the data set and adds nothing")),
+                Some(j) if j >= i => return bad(format!("layer {i} {what} layer {j}'s output; a shortcut comes from an earlier layer")),
+                _ => {}
+            }
+        }
+        if i == 0 {
+            continue;
+        }
+        let src = l.links.input.unwrap_or(i - 1);
+        read[src] = true;
+        if layers[src].outputs_per_sample() != l.inputs_per_sample() {
+            return bad(format!("layer {src} hands on {} values per sample but layer {i} reads {}", layers[src].outputs_per_sample(), l.inputs_per_sample()));
+        }
+        if let Some(j) = l.links.add {
+            read[j] = true;
+            let s = &layers[j];
+            let shape = |x: &AnalogLayer, pooled: bool| {
+                x.conv.map(|c| if pooled && c.pool_kind != 0 { (x.mapped.n_out, c.pool_h, c.pool_w) } else { (x.mapped.n_out, c.out_h, c.out_w) })
+            };
+            let same = match (shape(l, false), shape(s, true)) {
+                (None, None) => l.mapped.n_out == s.mapped.n_out,
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            };
+            if !same {
+                return bad(format!(
+                    "layer {i} adds layer {j}'s output, but {} values per sample ({}) do not match its own {} ({}); a shortcut adds an output of the same shape",
+                    s.outputs_per_sample(),
+                    if s.conv.is_some() { "an image" } else { "a vector" },
+                    l.unpooled_per_sample(),
+                    if l.conv.is_some() { "an image" } else { "a vector" },
+                ));
+            }
+        }
+    }
+    if let Some(j) = read.iter().take(layers.len().saturating_sub(1)).position(|r| !r) {
+        return bad(format!("layer {j}'s output is read by no later layer; only the last layer's output is the model's"));
     }
     Ok(())
 }

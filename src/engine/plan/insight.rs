@@ -25,7 +25,8 @@ pub type LayerHook<'a> = dyn FnMut(&mut dyn Backend, LayerBufs, &StageParams, us
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LayerTrial {
     /// Σ (h − h_ref)² and Σ h_ref² over the batch, where h is the layer's output and h_ref =
-    /// act(W x + b) in f64 on the layer's actual (noisy) input x: the error this layer adds.
+    /// act(W x + b) in f64 on the layer's actual (noisy) input x: the error this layer adds
+    /// (for a layer that adds a shortcut, W x + b before the addition and the activation).
     pub sq_err: f64,
     pub sq_ref: f64,
     /// (sample, tile) MVMs, and those bound management redid with a reduced input (their ADC
@@ -124,7 +125,7 @@ pub(super) fn insight_batch(
             (0..no)
                 .map(|o| {
                     let pre = l.bias[o] as f64 + m.w[o * ni..][..ni].iter().zip(xin).map(|(&w, &v)| w as f64 * v as f64).sum::<f64>();
-                    crate::engine::cpu::common::activate(l.activation, pre as f32) as f64
+                    crate::engine::cpu::common::activate(l.mvm_activation(), pre as f32) as f64
                 })
                 .collect()
         };

@@ -98,6 +98,22 @@ pub struct AnalogLayer {
     /// A convolution layer (aihwkit `AnalogConv2d`): its geometry and the digital pooling after
     /// the activation; the plan fills in `samples`. None: a Linear layer.
     pub conv: Option<ConvParams>,
+    /// A residual network's shortcuts: the earlier layer it reads, and the one it adds.
+    pub links: Links,
+}
+
+/// Where a layer's input comes from and what it adds before its activation (He et al. 2016's
+/// residual connections: `relu(F(x) + x)`, or `relu(F(x) + W_s x)` with a 1x1 shortcut conv).
+/// Indices of earlier layers; a layer's output is taken after its own addition, activation and
+/// pooling. None, None: a plain chain (each layer reads the one before it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Links {
+    /// Reads this layer's output instead of the previous layer's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<usize>,
+    /// Adds this layer's output to its own MVM + bias, element by element, before its activation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add: Option<usize>,
 }
 
 impl AnalogLayer {
@@ -109,6 +125,21 @@ impl AnalogLayer {
     /// Values per sample the layer reads: an image (in_c · in_h · in_w) or a vector (n_in).
     pub fn inputs_per_sample(&self) -> u32 {
         self.conv.map_or(self.mapped.n_in, |c| c.in_c * c.in_h * c.in_w)
+    }
+
+    /// The activation its MVM's epilogue applies: none where an addition comes first (the
+    /// `residual` stage then applies the layer's activation to the sum).
+    pub fn mvm_activation(&self) -> u32 {
+        if self.links.add.is_some() {
+            0
+        } else {
+            self.activation
+        }
+    }
+
+    /// Values per sample before pooling: what an addition into it must hold.
+    pub fn unpooled_per_sample(&self) -> u32 {
+        self.vectors_per_sample() * self.mapped.n_out
     }
 
     /// Values per sample it hands on, after pooling (NHWC for a convolution).

@@ -124,7 +124,7 @@ impl TransformerNet {
     /// Checks the layers' input ranges against a tile shape (see
     /// [`crate::workload::check_input_ranges`]).
     pub fn check_input_ranges(&self, shape: crate::crossbar::TileShape) -> Result<(), String> {
-        crate::workload::check_input_ranges(self.linears(), shape)
+        crate::workload::check_input_ranges(&self.linears(), shape)
     }
 
     pub fn d_model(&self) -> usize {

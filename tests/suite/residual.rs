@@ -1,0 +1,294 @@
+//! Residual networks (He et al. 2016): shortcuts by `input` and `add` through the classifier's
+//! plan on every backend against PyTorch's forward pass in f64, chunk invariance with kept
+//! outputs, and the mistakes a model file can make named.
+
+use crate::common::*;
+use aimc::crossbar::{Gdc, Periphery, Scaling, TileShape};
+use aimc::device::DeviceModel;
+use aimc::engine::plan::{run_outputs, Links, RunConfig};
+use aimc::engine::Backend;
+use aimc::workload::io::{Linear, Matrix};
+use aimc::workload::{self, Activation, Conv2d, ConvSettings, Pool2d, PoolKind};
+
+fn conv(name: &str, out_c: usize, in_c: usize, k: usize, seed: u64) -> Linear {
+    let cols = in_c * k * k;
+    // Weights of ±0.4 at most keep the activations of nine layers near 1.
+    let scaled = |n: usize, s: u64| aimc::rng::uniform_signed(n, s).iter().map(|v| 0.4 * v).collect();
+    Linear {
+        name: name.into(),
+        weight: Matrix { rows: out_c, cols, data: scaled(out_c * cols, seed) },
+        bias: scaled(out_c, seed + 1),
+        conv: Some(Conv2d { in_c, k_h: k, k_w: k, ..Conv2d::default() }),
+        input_range: Vec::new(),
+        links: Links::default(),
+    }
+}
+
+fn dense(name: &str, rows: usize, cols: usize, seed: u64) -> Linear {
+    let w = aimc::rng::uniform_signed(rows * cols, seed).iter().map(|v| 0.4 * v).collect();
+    Linear::dense(name, Matrix { rows, cols, data: w }, aimc::rng::uniform_signed(rows, seed + 1))
+}
+
+/// Values per sample: 2 x 6 x 6 images.
+const PER_SAMPLE: usize = 72;
+const CLASSES: usize = 5;
+
+/// A small ResNet as torchvision's BasicBlocks build it: stem conv 3x3 (4 channels, ReLU) →
+/// an identity block (conv, conv + the stem's output, ReLU) → a downsampling block (conv with
+/// stride 2, conv, and a 1x1 stride-2 shortcut conv reading the first block's output that adds
+/// the second conv's, ReLU, global average pool) → 6 x 1 x 1 → Linear 6 → 7 (ReLU) → Linear
+/// 7 → 7 adding the first (tanh) → Linear 7 → 5. Tiles smaller than the layers.
+fn resnet() -> (Vec<Linear>, Vec<Activation>) {
+    let mut layers = vec![
+        conv("stem", 4, 2, 3, 1),
+        conv("b1.conv1", 4, 4, 3, 3),
+        conv("b1.conv2", 4, 4, 3, 5),
+        conv("b2.conv1", 6, 4, 3, 7),
+        conv("b2.conv2", 6, 6, 3, 9),
+        conv("b2.down", 6, 4, 1, 11),
+        dense("fc1", 7, 6, 13),
+        dense("fc2", 7, 7, 15),
+        dense("fc3", CLASSES, 7, 17),
+    ];
+    layers[2].links = Links { input: None, add: Some(0) };
+    layers[5].links = Links { input: Some(2), add: Some(4) };
+    layers[7].links = Links { input: None, add: Some(6) };
+    let pad = ConvSettings { padding: [1, 1], ..ConvSettings::default() };
+    let settings = [
+        pad,
+        pad,
+        pad,
+        ConvSettings { stride: [2, 2], ..pad },
+        pad,
+        ConvSettings { stride: [2, 2], padding: [0, 0], pool: Some(Pool2d { kind: PoolKind::Avg, size: 3, stride: 3, size_w: None, stride_w: None }) },
+        ConvSettings::default(),
+        ConvSettings::default(),
+        ConvSettings::default(),
+    ];
+    workload::set_geometry(&mut layers, Some([2, 6, 6]), &settings).unwrap();
+    let (r, t, n) = (Activation::Relu, Activation::Tanh, Activation::None);
+    (layers, vec![r, r, r, r, n, r, r, t, n])
+}
+
+fn ideal(trials: u32, max_chunk: u32) -> RunConfig {
+    RunConfig {
+        reads_per_programming: 1,
+        device: DeviceModel::ideal(),
+        periphery: Periphery::perfect(),
+        gdc: Gdc::Off,
+        key: aimc::rng::key(7, 0),
+        trials,
+        first_trial: 0,
+        times: vec![0.0],
+        max_chunk,
+        layer_noise: Vec::new(),
+    }
+}
+
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+const SHAPE: TileShape = TileShape { max_in: 8, max_out: 3 };
+
+/// Every trial's outputs against the f64 forward: f32 sums of ≤ 54 products of values near 1
+/// through nine layers and three additions stay within 1e-5 relative (measured ≤ 1e-6).
+fn check_against_direct(be: &mut dyn Backend, what: &str) {
+    let (layers, acts) = resnet();
+    let batch = 5;
+    let x = aimc::rng::uniform_signed(batch * PER_SAMPLE, 21);
+    let analog = workload::analog_layers(&layers, &acts, SHAPE, Scaling { omega: 1.0, columnwise: false });
+    // The shortcut conv reads the engine's NHWC images, as every layer after the first.
+    assert_eq!(analog[5].conv.map(|c| c.in_nchw), Some(0));
+    let y = run_outputs(be, &analog, &x, batch as u32, &ideal(3, 2), &mut |_| {}).unwrap();
+    assert_eq!(y[0].len(), 3 * batch * CLASSES);
+    for s in 0..batch {
+        let want = workload::forward_f64(&layers, &acts, &x[s * PER_SAMPLE..(s + 1) * PER_SAMPLE]);
+        for trial in 0..3 {
+            for (o, w) in want.iter().enumerate() {
+                let got = y[0][(trial * batch + s) * CLASSES + o] as f64;
+                assert!((got - w).abs() <= 1e-5 * (1.0 + w.abs()), "{what}: trial {trial} sample {s} output {o}: engine {got}, f64 forward {w}");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_ideal_resnet_equals_the_f64_forward_on_cpu_twins() {
+    check_against_direct(&mut cpu(), "CPU twins");
+}
+
+#[test]
+fn an_ideal_resnet_equals_the_f64_forward_on_fast_cpu() {
+    check_against_direct(&mut aimc::engine::cpu::CpuBackend::fast(2), "fast CPU");
+}
+
+#[test]
+fn an_ideal_resnet_equals_the_f64_forward_on_gpu() {
+    let Some(mut g) = gpu(64) else { return };
+    check_against_direct(&mut g, "GPU");
+}
+
+#[test]
+fn the_shortcuts_change_the_outputs() {
+    // Without its links the same weights compute another network: the additions are not
+    // silently dropped anywhere between the file and the outputs.
+    let (layers, acts) = resnet();
+    let x = aimc::rng::uniform_signed(2 * PER_SAMPLE, 22);
+    let with = workload::forward_f64(&layers, &acts, &x[..PER_SAMPLE]);
+    let mut plain = layers.clone();
+    plain[7].links = Links::default();
+    let without = workload::forward_f64(&plain, &acts, &x[..PER_SAMPLE]);
+    assert!(with.iter().zip(&without).any(|(a, b)| (a - b).abs() > 1e-3), "{with:?} vs {without:?}");
+    let analog = workload::analog_layers(&layers, &acts, SHAPE, Scaling::default());
+    assert_eq!(analog[7].links, Links { input: None, add: Some(6) });
+    assert_eq!((analog[7].mvm_activation(), analog[7].activation), (0, Activation::Tanh.code()));
+}
+
+#[test]
+fn noisy_resnet_trials_do_not_depend_on_the_chunking_or_the_backend() {
+    // Kept outputs live per chunk: one trial per chunk and three per chunk give the same bits,
+    // on the CPU twins; the GPU's residual stage equals the twin's within the flips that
+    // tests/suite/conv.rs allows (here compared per output).
+    let (layers, acts) = resnet();
+    let batch = 3;
+    let x = aimc::rng::uniform_signed(batch * PER_SAMPLE, 23);
+    let analog = workload::analog_layers(&layers, &acts, SHAPE, Scaling::default());
+    let noisy =
+        |max_chunk| RunConfig { device: DeviceModel::pcm(), periphery: Periphery::default(), gdc: Gdc::Readout, times: vec![3600.0], ..ideal(3, max_chunk) };
+    let one = run_outputs(&mut cpu(), &analog, &x, batch as u32, &noisy(1), &mut |_| {}).unwrap();
+    let three = run_outputs(&mut cpu(), &analog, &x, batch as u32, &noisy(3), &mut |_| {}).unwrap();
+    assert_eq!(one, three);
+    let fast = run_outputs(&mut aimc::engine::cpu::CpuBackend::fast(2), &analog, &x, batch as u32, &noisy(2), &mut |_| {}).unwrap();
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).filter(|(p, q)| (*p - *q).abs() > aimc::tolerances::COMBINE_ABS).count();
+    // 9 rows of 5 outputs: a converter flip moves a row; a wrong stage moves all of them.
+    assert!(close(&one[0], &fast[0]) <= 2 * CLASSES, "fast CPU: {:?} vs {:?}", fast[0], one[0]);
+    let Some(mut g) = gpu(64) else { return };
+    let got = run_outputs(&mut g, &analog, &x, batch as u32, &noisy(2), &mut |_| {}).unwrap();
+    assert!(close(&one[0], &got[0]) <= 2 * CLASSES, "GPU: {:?} vs {:?}", got[0], one[0]);
+}
+
+#[test]
+fn shortcut_mistakes_are_named() {
+    let settings = |layers: &[Linear]| -> Vec<ConvSettings> {
+        layers.iter().map(|l| if l.conv.is_some() { ConvSettings { padding: [1, 1], ..ConvSettings::default() } } else { ConvSettings::default() }).collect()
+    };
+    let base = || vec![conv("a", 4, 1, 3, 1), conv("b", 4, 4, 3, 3), conv("c", 3, 4, 3, 5), dense("fc", 10, 3 * 4 * 4, 7)];
+    let geometry = |mut layers: Vec<Linear>| {
+        let s = settings(&layers);
+        workload::set_geometry(&mut layers, Some([1, 4, 4]), &s).map(|_| layers)
+    };
+    // c (3 channels) cannot add a's output (4 channels).
+    let mut l = base();
+    l[2].links.add = Some(0);
+    let e = geometry(l).unwrap_err();
+    assert!(e.contains("layer c adds the output of a (4 x 4 x 4) to its own (3 x 4 x 4)") && e.contains("1x1 convolution"), "{e}");
+    // b's output is read by nobody when c reads a instead.
+    let mut l = base();
+    l[2].links.input = Some(0);
+    let e = geometry(l).unwrap_err();
+    assert!(e.contains("output of layer b is read by no later layer"), "{e}");
+    // An addition across a flatten is refused: a vector and an image.
+    let mut l = base();
+    l.push(dense("fc2", 4 * 4 * 4, 10, 9));
+    l.push(dense("fc3", 2, 64, 11));
+    l[4].links.add = Some(1);
+    let e = geometry(l).unwrap_err();
+    assert!(e.contains("adds the output of b (4 x 4 x 4) to its own (64 values)"), "{e}");
+    // The engine refuses a link forward or from the first layer by itself.
+    let good = geometry(base()).unwrap();
+    let acts = vec![Activation::Relu; 4];
+    let mut analog = workload::analog_layers(&good, &acts, SHAPE, Scaling::default());
+    analog[1].links.add = Some(2);
+    let x = vec![0.5f32; 16];
+    let e = run_outputs(&mut cpu(), &analog, &x, 1, &ideal(1, 1), &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("layer 1 adds layer 2's output; a shortcut comes from an earlier layer"), "{e}");
+    analog[1].links = Links::default();
+    analog[0].links.input = Some(0);
+    let e = run_outputs(&mut cpu(), &analog, &x, 1, &ideal(1, 1), &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("layer 0 reads another layer's output"), "{e}");
+}
+
+/// A residual model file and an experiment naming its shortcuts: `input` and `add` resolve by
+/// name to earlier tables, and every other name is refused with the layers it could be.
+#[test]
+fn experiment_files_name_their_shortcuts() {
+    use safetensors::tensor::{Dtype, TensorView};
+    let (layers, _) = resnet();
+    let dir = std::env::temp_dir().join(format!("aimc-residual-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let named: Vec<(String, Vec<usize>, Vec<u8>)> = layers
+        .iter()
+        .flat_map(|l| {
+            let shape = match l.conv {
+                Some(c) => vec![l.weight.rows, c.in_c, c.k_h, c.k_w],
+                None => vec![l.weight.rows, l.weight.cols],
+            };
+            [(format!("{}.weight", l.name), shape, bytes(&l.weight.data)), (format!("{}.bias", l.name), vec![l.bias.len()], bytes(&l.bias))]
+        })
+        .collect();
+    let views: Vec<(String, TensorView)> = named.iter().map(|(n, sh, b)| (n.clone(), TensorView::new(Dtype::F32, sh.clone(), b).unwrap())).collect();
+    safetensors::serialize_to_file(views, None, &dir.join("resnet.safetensors")).unwrap();
+    let mut csv = String::new();
+    for s in 0..12 {
+        let row: Vec<String> = aimc::rng::uniform_signed(PER_SAMPLE, 100 + s).iter().map(|v| format!("{v}")).collect();
+        csv.push_str(&format!("{},{}\n", row.join(","), s % CLASSES as u64));
+    }
+    std::fs::write(dir.join("x.csv"), csv).unwrap();
+    let text = r#"name = "resnet"
+workload = "classifier"
+seed = 1
+trials = 4
+[model]
+path = "resnet.safetensors"
+input_shape = [2, 6, 6]
+layers = [
+  { name = "stem", activation = "relu", padding = 1 },
+  { name = "b1.conv1", activation = "relu", padding = 1 },
+  { name = "b1.conv2", activation = "relu", padding = 1, add = "stem" },
+  { name = "b2.conv1", activation = "relu", padding = 1, stride = 2 },
+  { name = "b2.conv2", activation = "none", padding = 1 },
+  { name = "b2.down", activation = "relu", stride = 2, input = "b1.conv2", add = "b2.conv2", pool = "avg", pool_size = 3 },
+  { name = "fc1", activation = "relu" },
+  { name = "fc2", activation = "tanh", add = "fc1" },
+  "fc3",
+]
+[data]
+path = "x.csv"
+[sweep]
+t = ["1s"]
+"#;
+    let path = dir.join("resnet.toml");
+    let exp = aimc::config::Experiment::from_text(text, &path).unwrap_or_else(|e| panic!("{e}"));
+    let (want, acts) = resnet();
+    assert_eq!(exp.layers.iter().map(|l| l.links).collect::<Vec<_>>(), want.iter().map(|l| l.links).collect::<Vec<_>>());
+    assert_eq!(exp.activations, acts);
+    let refused = |from: &str, to: &str| aimc::config::Experiment::from_text(&text.replace(from, to), &path).unwrap_err().to_string();
+    let e = refused(r#"add = "fc1""#, r#"add = "fc3""#);
+    assert!(e.contains(r#"model.layers[7].add = "fc3": "fc3" is not listed before it"#), "{e}");
+    let e = refused(r#"input = "b1.conv2""#, r#"input = "b1.conv9""#);
+    assert!(e.contains(r#"model.layers[5].input = "b1.conv9": no layer is named "b1.conv9"; a shortcut names an earlier layer (stem, b1.conv1"#), "{e}");
+    let e = refused(r#"{ name = "stem", activation = "relu", padding = 1 }"#, r#"{ name = "stem", activation = "relu", padding = 1, add = "fc1" }"#);
+    assert!(e.contains("model.layers[0].add"), "{e}");
+    let e = refused(r#"add = "b2.conv2", pool"#, "pool");
+    assert!(e.contains("output of layer b2.conv2 is read by no later layer"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The shipped ResNet (experiments/digits_resnet.toml) as PyTorch trained it: the experiment's f64
+/// forward scores what the training script measured in PyTorch (its file's metadata), and the
+/// engine on an ideal device classifies every test image as that forward does.
+#[test]
+fn the_shipped_resnet_is_read_as_trained() {
+    let exp = aimc::config::Experiment::load(&root().join("experiments/digits_resnet.toml")).unwrap();
+    let data = exp.data.as_ref().unwrap();
+    let (c, n) = workload::fp_accuracy(&exp.layers, &exp.activations, data);
+    let bytes = std::fs::read(root().join("experiments/models/digits_resnet.safetensors")).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let training = meta.metadata().as_ref().and_then(|m| m.get("training")).cloned().unwrap_or_default();
+    assert!(training.ends_with(&format!("test accuracy {:.4}", c as f64 / n as f64)), "{c}/{n} against the trainer's {training:?}");
+    let analog = workload::analog_layers(&exp.layers, &exp.activations, TileShape::default(), Scaling::default());
+    let got = aimc::engine::plan::run_classifier(&mut aimc::engine::cpu::CpuBackend::fast(2), &analog, &data.x, &data.labels, &ideal(1, 1)).unwrap();
+    assert_eq!(got[0].correct, [c as u32]);
+}

@@ -1,8 +1,9 @@
 // Stage `layernorm`: LayerNorm over each row (Ba et al. 2016; PyTorch `nn.LayerNorm`): y =
 // (x − mean) / sqrt(var + ε) · γ + β with the biased variance, two passes over the row in f32;
-// with `P.seq.mode` 1, MobileBERT's NoNorm (Sun et al. ACL 2020): y = x · γ + β. `gb` holds γ
-// then β. Rows are every (trial, sample, token) of the dispatch. One invocation =
-// one row. CPU twin: src/engine/cpu/layernorm.rs.
+// with `P.seq.mode` 1, MobileBERT's NoNorm (Sun et al. ACL 2020) or an inference BatchNorm kept
+// digital after a convolution (per channel): y = activate(x · γ + β) with the layer's
+// activation (none for the transformer's). `gb` holds γ then β. Rows are every (trial, sample,
+// token or pixel) of the dispatch. One invocation = one row. CPU twin: src/engine/cpu/layernorm.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -22,7 +23,7 @@ fn layernorm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let o = r * w;
     if (S.mode == 1u) {
         for (var c = 0u; c < w; c = c + 1u) {
-            y[o + c] = x[o + c] * gb[c] + gb[w + c];
+            y[o + c] = activate(P.layer.activation, x[o + c] * gb[c] + gb[w + c]);
         }
         return;
     }

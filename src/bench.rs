@@ -415,6 +415,7 @@ fn measure(
             activation: 1,
             conv: None,
             links: Default::default(),
+            batchnorm: None,
         };
         let x: Vec<f32> = inputs(batch as usize * n);
         let reps = if small { 1 } else { 5 };
@@ -667,6 +668,7 @@ fn attention_case(be: &mut dyn Backend, small: bool, ceil: &Ceilings, show_break
         activation: 0,
         conv: None,
         links: Default::default(),
+        batchnorm: None,
     };
     let rows = 2 * heads * n;
     let width = spec.width();

@@ -1,6 +1,9 @@
 """Trains experiments/models/digits_resnet.safetensors: a small ResNet (He et al. 2016, the
 BasicBlock of torchvision's resnet18) on the shipped digits' training rows 0..1347, in floating
-point with PyTorch, its BatchNorms folded into the convolutions before it for inference.
+point with PyTorch. It writes the state dict as PyTorch holds it (the BatchNorms apart, which
+aimc keeps digital after each convolution, as aihwkit runs them: `batchnorm` in the experiment's
+layer tables), and digits_resnet_folded.safetensors beside it, every BatchNorm folded into the
+convolution before it (W' = s W, b' = beta - s mean, s = gamma / sqrt(var + eps)).
 
     stem   conv 3x3, 1 -> 8, BN, ReLU                                       8 x 8 x 8
     b1     conv 3x3 8 -> 8, BN, ReLU; conv 3x3 8 -> 8, BN; + stem; ReLU      8 x 8 x 8
@@ -8,8 +11,8 @@ point with PyTorch, its BatchNorms folded into the convolutions before it for in
            + the shortcut conv 1x1 stride 2, 8 -> 16, BN; ReLU; global average pool   16
     fc     Linear 16 -> 10
 
-experiments/digits_resnet.toml runs it on PCM. Rebuild (CPU, torch 2.x; bit for bit on the same
-torch version and CPU kind):
+experiments/digits_resnet.toml runs it on PCM, experiments/digits_resnet_folded.toml the folded
+file. Rebuild (CPU, torch 2.x; bit for bit on the same torch version and CPU kind):
 
     python experiments/training/digits_resnet.py experiments/models/digits_resnet.safetensors
 """
@@ -87,6 +90,10 @@ def main(out: str) -> None:
     net.eval()
     with torch.no_grad():
         acc = (net(x[test]).argmax(1) == y[test]).float().mean().item()
+    # One metadata key: safetensors writes several in any order, and the file is then not the
+    # same bytes twice.
+    meta = {"training": f"experiments/training/digits_resnet.py, torch {torch.__version__}, floating-point test accuracy {acc:.4f}"}
+    save_file({k: v.detach().numpy().copy() for k, v in net.state_dict().items()}, out, metadata=meta)
     tensors = {}
     for name, conv, bn in [
         ("stem", net.stem[0], net.stem[1]),
@@ -99,11 +106,9 @@ def main(out: str) -> None:
         tensors[f"{name}.weight"], tensors[f"{name}.bias"] = fold(conv, bn)
     tensors["fc.weight"] = net.fc.weight.detach().numpy().copy()
     tensors["fc.bias"] = net.fc.bias.detach().numpy().copy()
-    # One metadata key: safetensors writes several in any order, and the file is then not the
-    # same bytes twice.
-    save_file(tensors, out, metadata={"training": f"experiments/training/digits_resnet.py, torch {torch.__version__}, "
-                                                  f"floating-point test accuracy {acc:.4f}"})
-    print(f"test accuracy (floating point, BatchNorm in eval mode): {acc:.4f} -> {out}")
+    folded = out.replace(".safetensors", "_folded.safetensors")
+    save_file(tensors, folded, metadata=meta)
+    print(f"test accuracy (floating point, BatchNorm in eval mode): {acc:.4f} -> {out}, {folded}")
 
 
 if __name__ == "__main__":

@@ -243,11 +243,11 @@ def test_a_final_softmax_keeps_the_class_and_is_read_as_the_identity():
         aimc.from_torch([l(4, 3), ReLU(), l(2, 4), over_batch])
 
 
-def test_from_torch_refuses_a_module_with_its_own_forward():
-    """A module whose class defines forward() may compute anything between its children (here a
-    functional tanh, which no child shows): read as the sequence of its children it would run
-    another network, so it is refused with the fix; an nn.Sequential subclass that keeps
-    Sequential's forward is read as one, nested too."""
+def test_from_torch_refuses_a_module_with_its_own_forward_it_cannot_trace():
+    """A module whose class defines forward() may compute anything between its children: aimc
+    reads it by tracing that forward with torch.fx (tests/test_residual.py), so one that is not a
+    torch.nn.Module is refused with the fix; an nn.Sequential subclass that keeps Sequential's
+    forward is read as one, nested too."""
     l = lambda o, i: Linear(np.ones((o, i)), np.zeros(o))
     Sequential = type("Sequential", (list,), {"children": lambda self: iter(self), "forward": lambda self, x: x})
 
@@ -261,14 +261,14 @@ def test_from_torch_refuses_a_module_with_its_own_forward():
         def forward(self, x):
             return x
 
-    with pytest.raises(ValueError, match=r"from_torch: Net is not an nn.Sequential: its forward\(\) may apply functions.*"
-                                         r"nn.Sequential\(model.fc1, nn.ReLU\(\), model.fc2\)"):
+    with pytest.raises(ValueError, match=r"from_torch: Net defines its own forward\(\), which aimc reads by tracing it with "
+                                         r"torch.fx, but it is not a torch.nn.Module.*nn.Sequential\(model.fc1, nn.ReLU\(\), model.fc2\)"):
         aimc.from_torch(Net())
     Blocks = type("Blocks", (Sequential,), {})
     layers, act = aimc.from_torch(Blocks([Blocks([l(4, 3), ReLU()]), l(2, 4)]))
     assert act == "relu" and [w.shape for w, _ in layers] == [(4, 3), (2, 4)]
     Custom = type("Custom", (Sequential,), {"forward": lambda self, x: x})
-    with pytest.raises(ValueError, match="from_torch: Custom is not an nn.Sequential"):
+    with pytest.raises(ValueError, match="from_torch: Custom defines its own forward"):
         aimc.from_torch(Custom([l(4, 3)]))
 
 

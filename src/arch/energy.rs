@@ -92,6 +92,14 @@ impl CostTable {
             if let Some(c) = l.conv.filter(|c| c.pool_kind != 0) {
                 ops += (c.pool_h * c.pool_w * c.pool_size * c.pool_kw) as u64 * m.n_out as u64;
             }
+            // A residual addition: one digital add per output before the activation; a digital
+            // BatchNorm, a multiply and an add.
+            if l.links.add.is_some() {
+                ops += v * m.n_out as u64;
+            }
+            if l.batchnorm.is_some() {
+                ops += 2 * v * m.n_out as u64;
+            }
             if digital.get(i).copied().unwrap_or(false) {
                 ops += v * (2 * m.len() as u64 + m.n_out as u64);
                 latency += self.digital_latency_ns.value;

@@ -29,6 +29,7 @@ impl Seeded {
             activation: act,
             conv: None,
             links: Default::default(),
+            batchnorm: None,
         });
         i
     }

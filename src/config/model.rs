@@ -249,7 +249,8 @@ fn moe(raw: &RawExperiment, points: &mut [SweepPoint], resolve: &dyn Fn(&Path) -
 fn classifier(raw: &RawExperiment, model: &RawModel, points: &mut [SweepPoint], resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Loaded, String> {
     let specs: Vec<RawLayer> = model.layers.iter().enumerate().map(|(i, v)| RawLayer::parse(i, v)).collect::<Result<_, _>>()?;
     let links = specs.iter().enumerate().map(|(i, l)| l.links(i, &specs)).collect::<Result<_, _>>()?;
-    let opt = io::StateDictOptions { layers: specs.iter().map(|l| l.name.clone()).collect(), allow_extra: model.allow_extra, links };
+    let batchnorms = specs.iter().enumerate().map(|(i, l)| l.batchnorm(i)).collect::<Result<_, _>>()?;
+    let opt = io::StateDictOptions { layers: specs.iter().map(|l| l.name.clone()).collect(), allow_extra: model.allow_extra, links, batchnorms };
     let mut layers = io::read_state_dict_with(&resolve(&model.path), &opt).map_err(|e| format!("model.path: {e}"))?;
     let settings: Vec<crate::workload::ConvSettings> = specs.iter().enumerate().map(|(i, l)| l.settings(i)).collect::<Result<_, _>>()?;
     crate::workload::set_geometry(&mut layers, model.input_shape, &settings).map_err(|e| format!("model: {e}"))?;

@@ -189,6 +189,12 @@ pub(super) struct RawLayer {
     /// The earlier layer whose output is added to this one's before its activation.
     #[serde(default)]
     pub(super) add: Option<String>,
+    /// The prefix of the BatchNorm after this layer, kept digital (PyTorch's `bn1`).
+    #[serde(default)]
+    pub(super) batchnorm: Option<String>,
+    /// That BatchNorm's ε (PyTorch's default 1e-5; the state dict does not hold it).
+    #[serde(default)]
+    pub(super) batchnorm_eps: Option<f64>,
 }
 
 impl RawLayer {
@@ -228,6 +234,17 @@ impl RawLayer {
             }
         };
         Ok(crate::workload::ConvSettings { stride: pair("stride", &self.stride, 1)?, padding: pair("padding", &self.padding, 0)?, pool })
+    }
+
+    /// Layer i's digital BatchNorm: its tensors' prefix and ε.
+    pub(super) fn batchnorm(&self, i: usize) -> Result<Option<(String, f64)>, String> {
+        let eps = self.batchnorm_eps.unwrap_or(1e-5);
+        match &self.batchnorm {
+            None if self.batchnorm_eps.is_some() => Err(format!("model.layers[{i}].batchnorm_eps needs batchnorm = \"PREFIX\" (the BatchNorm's tensors)")),
+            None => Ok(None),
+            Some(_) if !(eps.is_finite() && eps > 0.0) => Err(format!("model.layers[{i}].batchnorm_eps = {eps}: give ε > 0 (PyTorch's default 1e-5)")),
+            Some(bn) => Ok(Some((bn.clone(), eps))),
+        }
     }
 
     /// Layer i's `input` and `add` as indices into `layers` (the tables before it).

@@ -55,6 +55,9 @@ pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, 
                        if !l.input_range.is_empty() {
                            j["input_range"] = serde_json::json!(l.input_range);
                        }
+                       if l.batchnorm.is_some() {
+                           j["batchnorm"] = serde_json::json!("digital");
+                       }
                        // A residual network's shortcuts, by the names of the layers they read.
                        for (key, link) in [("input", l.links.input), ("add", l.links.add)] {
                            if let Some(k) = link {

@@ -66,7 +66,8 @@ impl Results {
         // A residual network's shortcuts: the layer it reads instead of the previous, the one it adds.
         let links: String =
             [("reads", "input"), ("adds", "add")].iter().filter_map(|(verb, key)| l.get(*key)?.as_str().map(|n| format!(", {verb} {n}"))).collect();
-        let ranges = format!("{ranges}{links}");
+        let norm = if l.get("batchnorm").is_some() { ", digital BatchNorm" } else { "" };
+        let ranges = format!("{ranges}{norm}{links}");
         match l.get("conv").filter(|c| !c.is_null()) {
             Some(c) => format!(
                 "{name} (Conv2d {}→{n_out}, {}×{}, {} MVMs per sample{ranges})",

@@ -301,12 +301,15 @@ pub struct Linear {
     /// A residual network's shortcuts (`[model] layers` tables' `input` and `add`): indices
     /// of earlier layers; default, the plain chain.
     pub links: crate::engine::plan::Links,
+    /// An inference BatchNorm after the layer, kept digital (`[model] layers` tables'
+    /// `batchnorm`): per output channel the scale γ/√(σ² + ε), then the shift β − scale·μ.
+    pub batchnorm: Option<Vec<f32>>,
 }
 
 impl Linear {
     /// A Linear layer.
     pub fn dense(name: impl Into<String>, weight: Matrix, bias: Vec<f32>) -> Linear {
-        Linear { name: name.into(), weight, bias, conv: None, input_range: Vec::new(), links: Default::default() }
+        Linear { name: name.into(), weight, bias, conv: None, input_range: Vec::new(), links: Default::default(), batchnorm: None }
     }
 
     /// Input `col` of the weight matrix (a convolution's unfolded patch column) clipped to the
@@ -343,6 +346,9 @@ pub struct StateDictOptions {
     /// Each listed layer's shortcuts (`[model] layers` tables' `input` and `add`, resolved to
     /// indices); empty: the plain chain.
     pub links: Vec<crate::engine::plan::Links>,
+    /// Each listed layer's digital BatchNorm (`[model] layers` tables' `batchnorm` and
+    /// `batchnorm_eps`): the prefix of its tensors and ε; empty: none.
+    pub batchnorms: Vec<Option<(String, f64)>>,
 }
 
 pub fn read_state_dict_with(path: &Path, opt: &StateDictOptions) -> Result<Vec<Linear>, WorkloadError> {
@@ -438,7 +444,11 @@ pub fn parse_state_dict_with(bytes: &[u8], opt: &StateDictOptions) -> Result<Vec
             Err(_) => Vec::new(),
         };
         let links = opt.links.get(out.len()).copied().unwrap_or_default();
-        out.push(Linear { name: p, weight: w, bias, conv, input_range, links });
+        let batchnorm = match opt.batchnorms.get(out.len()).cloned().flatten() {
+            Some((bn, eps)) => Some(batchnorm(&st, &bn, eps, &p, w.rows, &mut used)?),
+            None => None,
+        };
+        out.push(Linear { name: p, weight: w, bias, conv, input_range, links, batchnorm });
     }
     let extra: Vec<String> = names.iter().map(|n| n.to_string()).filter(|n| !used.contains(n)).collect();
     if !extra.is_empty() && !opt.allow_extra {
@@ -459,6 +469,55 @@ pub fn parse_state_dict_with(bytes: &[u8], opt: &StateDictOptions) -> Result<Vec
         }
     }
     Ok(out)
+}
+
+/// Layer `layer`'s inference BatchNorm from PyTorch's `nn.BatchNorm2d`/`1d` tensors under `bn`:
+/// `weight` (γ) and `bias` (β), both or neither (affine=False), `running_mean` and `running_var`,
+/// one per output channel; `num_batches_tracked` is read as used. Returns the per-channel scale
+/// γ/√(σ² + ε) and then the shift β − scale·μ, computed in f64.
+fn batchnorm(
+    st: &safetensors::SafeTensors,
+    bn: &str,
+    eps: f64,
+    layer: &str,
+    channels: usize,
+    used: &mut std::collections::BTreeSet<String>,
+) -> Result<Vec<f32>, String> {
+    let mut read = |part: &str| -> Result<Option<Vec<f32>>, String> {
+        let name = format!("{bn}.{part}");
+        let Ok(t) = st.tensor(&name) else { return Ok(None) };
+        if t.shape() != [channels] {
+            return Err(format!(
+                "{name} has shape {:?}, but layer {layer} has {channels} output channels: the BatchNorm after it has one value per channel",
+                t.shape()
+            ));
+        }
+        let v = tensor_f32(&t).map_err(|m| format!("{name}: {m}"))?;
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(format!("{name}[{i}] = {}: BatchNorm statistics and parameters must be finite", v[i]));
+        }
+        used.insert(name);
+        Ok(Some(v))
+    };
+    let missing = |part: &str| {
+        format!("layer {layer}: batchnorm = {bn:?} but the file has no {bn}.{part}; name the BatchNorm whose running statistics follow this layer (e.g. \"bn1\", \"downsample.1\")")
+    };
+    let mean = read("running_mean")?.ok_or_else(|| missing("running_mean"))?;
+    let var = read("running_var")?.ok_or_else(|| missing("running_var"))?;
+    if let Some(i) = var.iter().position(|&v| v < 0.0) {
+        return Err(format!("{bn}.running_var[{i}] = {}: a variance cannot be negative", var[i]));
+    }
+    let (gamma, beta) = match (read("weight")?, read("bias")?) {
+        (Some(g), Some(b)) => (g, b),
+        (None, None) => (vec![1.0; channels], vec![0.0; channels]),
+        (g, _) => return Err(missing(if g.is_none() { "weight" } else { "bias" })),
+    };
+    if st.tensor(&format!("{bn}.num_batches_tracked")).is_ok() {
+        used.insert(format!("{bn}.num_batches_tracked"));
+    }
+    let scale: Vec<f64> = (0..channels).map(|c| gamma[c] as f64 / (var[c] as f64 + eps).sqrt()).collect();
+    let shift = (0..channels).map(|c| beta[c] as f64 - scale[c] * mean[c] as f64);
+    Ok(scale.iter().map(|&s| s as f32).chain(shift.map(|t| t as f32)).collect())
 }
 
 /// The values of the input-range tensor `name` (aihwkit's learned `pre_post.input_range`, beside

@@ -334,6 +334,7 @@ pub fn analog_layers(layers: &[Linear], acts: &[Activation], shape: TileShape, s
                 // The first layer reads the data set's rows as PyTorch holds them (NCHW).
                 conv: l.conv.map(|c| ConvParams { in_nchw: u32::from(i == 0), ..c.params() }),
                 links: l.links,
+                batchnorm: l.batchnorm.clone(),
             }
         })
         .collect()
@@ -381,7 +382,8 @@ pub fn check_shapes(layers: &[Linear], data: &Dataset) -> Result<(), WorkloadErr
 }
 
 /// One sample through the model in f64, as PyTorch computes it: NCHW images, direct
-/// convolution with zero padding, a shortcut's output added before the activation, pooling,
+/// convolution with zero padding, a digital BatchNorm, a shortcut's output added before the
+/// activation, pooling,
 /// flatten in (c, h, w) order, every layer's inputs clipped to its input ranges (the noiseless
 /// network as it was trained). The floating-point reference of every noisy run (and of the
 /// engine's `im2col` mapping in tests).
@@ -392,6 +394,14 @@ pub fn forward_f64(layers: &[Linear], acts: &[Activation], x: &[f32]) -> Vec<f64
     for (i, l) in layers.iter().enumerate() {
         let h = if i == 0 { &x } else { &outs[l.links.input.unwrap_or(i - 1)] };
         let mut y = pre_activation(l, h);
+        if let Some(bn) = &l.batchnorm {
+            // Per output channel: CHW for a convolution, one value per channel for a Linear layer.
+            let per = y.len() / l.weight.rows;
+            for (k, v) in y.iter_mut().enumerate() {
+                let c = k / per;
+                *v = bn[c] as f64 * *v + bn[l.weight.rows + c] as f64;
+            }
+        }
         if let Some(j) = l.links.add {
             y.iter_mut().zip(&outs[j]).for_each(|(a, b)| *a += b);
         }

@@ -76,6 +76,7 @@ fn periphery_acts_on_raw_weights_of_a_small_matrix() {
         activation: 0,
         conv: None,
         links: Default::default(),
+        batchnorm: None,
     };
     // Multiples of the DAC step 1/63 with max |x| = 1 in every sample.
     let x: Vec<f32> = (0..batch * n_in).map(|i| if i % n_in == 0 { 1.0 } else { ((i * 37) % 127) as f32 / 63.0 - 1.0 }).collect();

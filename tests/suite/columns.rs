@@ -127,7 +127,7 @@ fn per_column_scales_map_every_column_to_omega_and_keep_ideal_outputs() {
         }
     }
     // An ideal crossbar with perfect IO computes W x whatever the scaling.
-    let layer = AnalogLayer { mapped: m, bias: vec![0.0; n_out], activation: 0, conv: None, links: Default::default() };
+    let layer = AnalogLayer { mapped: m, bias: vec![0.0; n_out], activation: 0, conv: None, links: Default::default(), batchnorm: None };
     let batch = 3;
     let x = aimc::rng::uniform_signed(batch * COLS, 9);
     let c = cfg(DeviceModel::ideal(), Gdc::Off, Periphery::perfect(), 2, vec![0.0]);
@@ -150,7 +150,7 @@ fn per_column_scales_lift_small_columns_above_the_output_noise() {
     // converters on (an ideal device).
     let small_row_error = |columnwise: bool| {
         let m = MappedMatrix::new(&w, n_out as u32, COLS as u32, TileShape::default(), Scaling { omega: 1.0, columnwise });
-        let layer = AnalogLayer { mapped: m, bias: vec![0.0; n_out], activation: 0, conv: None, links: Default::default() };
+        let layer = AnalogLayer { mapped: m, bias: vec![0.0; n_out], activation: 0, conv: None, links: Default::default(), batchnorm: None };
         let c = cfg(DeviceModel::ideal(), Gdc::Off, Periphery::default(), trials, vec![0.0]);
         let y = run_outputs(&mut cpu(), std::slice::from_ref(&layer), &x, batch as u32, &c, &mut |_| {}).unwrap();
         let row = n_out - 1;

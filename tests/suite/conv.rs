@@ -22,6 +22,7 @@ fn conv(name: &str, out_c: usize, in_c: usize, kh: usize, kw: usize, seed: u64) 
         conv: Some(Conv2d { in_c, k_h: kh, k_w: kw, ..Conv2d::default() }),
         input_range: Vec::new(),
         links: Default::default(),
+        batchnorm: None,
     }
 }
 

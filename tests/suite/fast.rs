@@ -28,6 +28,7 @@ fn model() -> (Vec<AnalogLayer>, Vec<f32>, Vec<u32>) {
             activation: 2,
             conv: None,
             links: Default::default(),
+            batchnorm: None,
         },
         AnalogLayer {
             mapped: MappedMatrix::new(&weights(5 * 70, 13), 5, 70, shape, 1.0),
@@ -35,6 +36,7 @@ fn model() -> (Vec<AnalogLayer>, Vec<f32>, Vec<u32>) {
             activation: 0,
             conv: None,
             links: Default::default(),
+            batchnorm: None,
         },
     ];
     let x: Vec<f32> = weights(37 * 33, 15).iter().map(|v| v * 1.5).collect();
@@ -273,6 +275,7 @@ fn fast_kernel_reductions_match_the_twins() {
             activation: 0,
             conv: None,
             links: Default::default(),
+            batchnorm: None,
         };
         let norms: Vec<f32> = x.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
         let kp = KernelParams {
@@ -318,6 +321,7 @@ fn fast_attention_matches_the_twins_on_recorded_inputs() {
         activation: 0,
         conv: None,
         links: Default::default(),
+        batchnorm: None,
     };
     let norms: Vec<f32> = x.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
     let (v, exact) = (weights(heads * seq * d, 33), weights(heads * seq * d, 34));
@@ -383,6 +387,7 @@ fn fast_transformer_stages_match_the_twins() {
         activation: act,
         conv: None,
         links: Default::default(),
+        batchnorm: None,
     };
     let norm: Vec<f32> = std::iter::repeat_n(1.0, d).chain(std::iter::repeat_n(0.0, d)).collect();
     let layers = vec![

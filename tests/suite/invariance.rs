@@ -26,6 +26,7 @@ fn model() -> (Vec<AnalogLayer>, Vec<f32>, Vec<u32>) {
             activation: 1,
             conv: None,
             links: Default::default(),
+            batchnorm: None,
         },
         AnalogLayer {
             mapped: MappedMatrix::new(&weights(4 * 30, 3), 4, 30, shape, 1.0),
@@ -33,6 +34,7 @@ fn model() -> (Vec<AnalogLayer>, Vec<f32>, Vec<u32>) {
             activation: 0,
             conv: None,
             links: Default::default(),
+            batchnorm: None,
         },
     ];
     let x: Vec<f32> = weights(50 * 33, 5).iter().map(|v| v * 2.0).collect();

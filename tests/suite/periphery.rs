@@ -243,7 +243,7 @@ fn run_case_with_ranges(name: &str, io: Periphery, min_levels: usize, ranges: &[
     if !ranges.is_empty() {
         mapped.set_input_ranges(ranges, "input_range").unwrap();
     }
-    let layer = AnalogLayer { mapped, bias: vec![0.0; n_out], activation: 0, conv: None, links: Default::default() };
+    let layer = AnalogLayer { mapped, bias: vec![0.0; n_out], activation: 0, conv: None, links: Default::default(), batchnorm: None };
     // Samples: s % 4 == 3 all ones; s % 4 == 2 ones on even inputs; sample 1 at the DAC rails and
     // on rounding ties of the exact step (±1, 0.5); sample 5 all zero; sample 9 zero on the first
     // input tile only; the rest random.

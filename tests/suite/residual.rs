@@ -1,6 +1,7 @@
-//! Residual networks (He et al. 2016): shortcuts by `input` and `add` through the classifier's
-//! plan on every backend against PyTorch's forward pass in f64, chunk invariance with kept
-//! outputs, and the mistakes a model file can make named.
+//! Residual networks (He et al. 2016): shortcuts by `input` and `add`, and BatchNorms kept
+//! digital as aihwkit runs them, through the classifier's plan on every backend against
+//! PyTorch's forward pass in f64; chunk invariance with kept outputs; the mistakes a model file
+//! can make named.
 
 use crate::common::*;
 use aimc::crossbar::{Gdc, Periphery, Scaling, TileShape};
@@ -21,6 +22,7 @@ fn conv(name: &str, out_c: usize, in_c: usize, k: usize, seed: u64) -> Linear {
         conv: Some(Conv2d { in_c, k_h: k, k_w: k, ..Conv2d::default() }),
         input_range: Vec::new(),
         links: Links::default(),
+        batchnorm: None,
     }
 }
 
@@ -37,7 +39,9 @@ const CLASSES: usize = 5;
 /// an identity block (conv, conv + the stem's output, ReLU) → a downsampling block (conv with
 /// stride 2, conv, and a 1x1 stride-2 shortcut conv reading the first block's output that adds
 /// the second conv's, ReLU, global average pool) → 6 x 1 x 1 → Linear 6 → 7 (ReLU) → Linear
-/// 7 → 7 adding the first (tanh) → Linear 7 → 5. Tiles smaller than the layers.
+/// 7 → 7 adding the first (tanh) → Linear 7 → 5. Digital BatchNorms after the identity block's
+/// second conv (then the addition), the downsampling conv, the shortcut conv (then the addition
+/// and the pool) and the first Linear layer. Tiles smaller than the layers.
 fn resnet() -> (Vec<Linear>, Vec<Activation>) {
     let mut layers = vec![
         conv("stem", 4, 2, 3, 1),
@@ -53,6 +57,11 @@ fn resnet() -> (Vec<Linear>, Vec<Activation>) {
     layers[2].links = Links { input: None, add: Some(0) };
     layers[5].links = Links { input: Some(2), add: Some(4) };
     layers[7].links = Links { input: None, add: Some(6) };
+    for (i, seed) in [(2, 31), (3, 33), (5, 35), (6, 37)] {
+        let n = layers[i].weight.rows;
+        let scale = aimc::rng::uniform_signed(n, seed).into_iter().map(|v| 1.0 + 0.5 * v);
+        layers[i].batchnorm = Some(scale.chain(aimc::rng::uniform_signed(n, seed + 1).into_iter().map(|v| 0.2 * v)).collect());
+    }
     let pad = ConvSettings { padding: [1, 1], ..ConvSettings::default() };
     let settings = [
         pad,
@@ -276,19 +285,103 @@ t = ["1s"]
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// The shipped ResNet (experiments/digits_resnet.toml) as PyTorch trained it: the experiment's f64
-/// forward scores what the training script measured in PyTorch (its file's metadata), and the
+/// The shipped ResNet as PyTorch trained it, with its BatchNorms digital
+/// (experiments/digits_resnet.toml) and folded (digits_resnet_folded.toml): each experiment's
+/// f64 forward scores what the training script measured in PyTorch (its file's metadata), and the
 /// engine on an ideal device classifies every test image as that forward does.
 #[test]
 fn the_shipped_resnet_is_read_as_trained() {
-    let exp = aimc::config::Experiment::load(&root().join("experiments/digits_resnet.toml")).unwrap();
-    let data = exp.data.as_ref().unwrap();
-    let (c, n) = workload::fp_accuracy(&exp.layers, &exp.activations, data);
-    let bytes = std::fs::read(root().join("experiments/models/digits_resnet.safetensors")).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let training = meta.metadata().as_ref().and_then(|m| m.get("training")).cloned().unwrap_or_default();
-    assert!(training.ends_with(&format!("test accuracy {:.4}", c as f64 / n as f64)), "{c}/{n} against the trainer's {training:?}");
-    let analog = workload::analog_layers(&exp.layers, &exp.activations, TileShape::default(), Scaling::default());
-    let got = aimc::engine::plan::run_classifier(&mut aimc::engine::cpu::CpuBackend::fast(2), &analog, &data.x, &data.labels, &ideal(1, 1)).unwrap();
-    assert_eq!(got[0].correct, [c as u32]);
+    for (toml, model) in [("digits_resnet", "digits_resnet"), ("digits_resnet_folded", "digits_resnet_folded")] {
+        let exp = aimc::config::Experiment::load(&root().join(format!("experiments/{toml}.toml"))).unwrap();
+        assert_eq!(exp.layers.iter().filter(|l| l.batchnorm.is_some()).count(), if toml.ends_with("folded") { 0 } else { 6 });
+        let data = exp.data.as_ref().unwrap();
+        let (c, n) = workload::fp_accuracy(&exp.layers, &exp.activations, data);
+        let bytes = std::fs::read(root().join(format!("experiments/models/{model}.safetensors"))).unwrap();
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let training = meta.metadata().as_ref().and_then(|m| m.get("training")).cloned().unwrap_or_default();
+        assert!(training.ends_with(&format!("test accuracy {:.4}", c as f64 / n as f64)), "{toml}: {c}/{n} against the trainer's {training:?}");
+        let analog = workload::analog_layers(&exp.layers, &exp.activations, TileShape::default(), Scaling::default());
+        let got = aimc::engine::plan::run_classifier(&mut aimc::engine::cpu::CpuBackend::fast(2), &analog, &data.x, &data.labels, &ideal(1, 1)).unwrap();
+        assert_eq!(got[0].correct, [c as u32], "{toml}");
+    }
+}
+
+/// A model file with PyTorch's BatchNorm tensors and an experiment naming them: the scale and
+/// shift are γ/√(σ² + ε) and β − scale·μ in f64, `num_batches_tracked` is used, and a missing,
+/// misshapen or negative statistic is refused by name.
+#[test]
+fn batchnorm_tensors_are_read_as_pytorch_defines_them() {
+    use safetensors::tensor::{Dtype, TensorView};
+    let dir = std::env::temp_dir().join(format!("aimc-batchnorm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (gamma, beta, mean, var) = ([1.5f32, 0.5, 2.0], [0.1f32, -0.2, 0.3], [0.25f32, -1.0, 0.5], [4.0f32, 0.25, 1.0]);
+    let write = |parts: &[(&str, Vec<usize>, Vec<f32>)]| {
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
+            parts.iter().map(|(n, s, v)| (n.to_string(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
+        let views: Vec<(String, TensorView)> = bytes.iter().map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap())).collect();
+        safetensors::serialize_to_file(views, None, &dir.join("bn.safetensors")).unwrap();
+    };
+    let base = |var: Vec<f32>| {
+        vec![
+            ("conv1.weight", vec![3, 1, 2, 2], aimc::rng::uniform_signed(12, 1)),
+            ("bn1.weight", vec![3], gamma.to_vec()),
+            ("bn1.bias", vec![3], beta.to_vec()),
+            ("bn1.running_mean", vec![3], mean.to_vec()),
+            ("bn1.running_var", vec![3], var),
+            ("bn1.num_batches_tracked", vec![1], vec![0.0]),
+            ("fc.weight", vec![2, 12], aimc::rng::uniform_signed(24, 2)),
+            ("fc.bias", vec![2], vec![0.0; 2]),
+        ]
+    };
+    std::fs::write(dir.join("x.csv"), "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1\n0.5,0.4,0.3,0.2,0.1,0,0.1,0.2,0.3,1\n").unwrap();
+    let text = r#"name = "bn"
+workload = "classifier"
+seed = 1
+trials = 2
+[model]
+path = "bn.safetensors"
+input_shape = [1, 3, 3]
+layers = [{ name = "conv1", activation = "relu", batchnorm = "bn1", batchnorm_eps = 0.001 }, "fc"]
+[data]
+path = "x.csv"
+[sweep]
+t = ["1s"]
+"#;
+    let path = dir.join("bn.toml");
+    let load = |text: &str| aimc::config::Experiment::from_text(text, &path).map_err(|e| e.to_string());
+    write(&base(var.to_vec()));
+    let exp = load(text).unwrap();
+    let bn = exp.layers[0].batchnorm.clone().unwrap();
+    for c in 0..3 {
+        let s = gamma[c] as f64 / (var[c] as f64 + 1e-3).sqrt();
+        assert_eq!((bn[c], bn[3 + c]), (s as f32, (beta[c] as f64 - s * mean[c] as f64) as f32));
+    }
+    assert_eq!(exp.layers[1].batchnorm, None);
+    // The f64 forward applies it (an ideal engine run is checked on the ResNet above).
+    let mut plain = exp.layers.clone();
+    plain[0].batchnorm = None;
+    let x = &exp.data.as_ref().unwrap().x[..9];
+    assert_ne!(workload::forward_f64(&exp.layers, &exp.activations, x), workload::forward_f64(&plain, &exp.activations, x));
+    let e = load(&text.replace(", batchnorm_eps = 0.001", ", batchnorm_eps = 0.0")).unwrap_err();
+    assert!(e.contains("batchnorm_eps = 0: give ε > 0"), "{e}");
+    let e = load(&text.replace(r#"batchnorm = "bn1""#, r#"batchnorm = "bn2""#)).unwrap_err();
+    assert!(e.contains(r#"batchnorm = "bn2" but the file has no bn2.running_mean"#), "{e}");
+    write(&base(vec![4.0, -0.25, 1.0]));
+    let e = load(text).unwrap_err();
+    assert!(e.contains("bn1.running_var[1] = -0.25: a variance cannot be negative"), "{e}");
+    let mut short = base(var.to_vec());
+    short[3] = ("bn1.running_mean", vec![2], vec![0.0; 2]);
+    write(&short);
+    let e = load(text).unwrap_err();
+    assert!(e.contains("bn1.running_mean has shape [2], but layer conv1 has 3 output channels"), "{e}");
+    let mut no_beta = base(var.to_vec());
+    no_beta.remove(2);
+    write(&no_beta);
+    let e = load(text).unwrap_err();
+    assert!(e.contains("no bn1.bias"), "{e}");
+    // Without `batchnorm` the BatchNorm's tensors are not the model's.
+    write(&base(var.to_vec()));
+    let e = load(&text.replace(r#", batchnorm = "bn1", batchnorm_eps = 0.001"#, "")).unwrap_err();
+    assert!(e.contains("bn1.bias") && e.contains("allow_extra"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
 }

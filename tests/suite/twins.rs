@@ -287,8 +287,8 @@ fn mlp() -> Vec<AnalogLayer> {
     let l1 = MappedMatrix::new(&weights(24 * 37, 2), 24, 37, shape, 1.0);
     let l2 = MappedMatrix::new(&weights(5 * 24, 3), 5, 24, shape, 1.0);
     vec![
-        AnalogLayer { mapped: l1, bias: weights(24, 4), activation: 1, conv: None, links: Default::default() },
-        AnalogLayer { mapped: l2, bias: weights(5, 5), activation: 0, conv: None, links: Default::default() },
+        AnalogLayer { mapped: l1, bias: weights(24, 4), activation: 1, conv: None, links: Default::default(), batchnorm: None },
+        AnalogLayer { mapped: l2, bias: weights(5, 5), activation: 0, conv: None, links: Default::default(), batchnorm: None },
     ]
 }
 
@@ -417,7 +417,7 @@ fn mvm_matches_twin_on_ragged_shapes() {
         let seed = 10 * (i as u64 + 1);
         let m = MappedMatrix::new(&weights(n_out * n_in, seed), n_out as u32, n_in as u32, shape, 1.0);
         assert_eq!((m.tiles_out, m.tiles_in), (to, ti), "case {i}");
-        let layer = AnalogLayer { mapped: m, bias: weights(n_out, seed + 1), activation: 0, conv: None, links: Default::default() };
+        let layer = AnalogLayer { mapped: m, bias: weights(n_out, seed + 1), activation: 0, conv: None, links: Default::default(), batchnorm: None };
         let x = weights(batch * n_in, seed + 2);
         plan::run_outputs(&mut rec, std::slice::from_ref(&layer), &x, batch as u32, &cfg(Gdc::Readout, 2, vec![3600.0]), &mut |_| {}).unwrap();
         // The full periphery path's `mvm_full` (64 x 64 blocks) on the same shapes.
@@ -450,7 +450,7 @@ fn bound_management_levels_match_twin() {
     let w: Vec<f32> = weights(n_out * n_in, 41).iter().map(|u| 0.75 + 0.25 * u).collect();
     let m = MappedMatrix::new(&w, n_out as u32, n_in as u32, TileShape { max_in: 64, max_out: 16 }, 1.0);
     assert_eq!((m.tiles_out, m.tiles_in), (2, 1));
-    let layer = AnalogLayer { mapped: m, bias: vec![0.0; n_out], activation: 0, conv: None, links: Default::default() };
+    let layer = AnalogLayer { mapped: m, bias: vec![0.0; n_out], activation: 0, conv: None, links: Default::default(), batchnorm: None };
     let x: Vec<f32> = (0..batch * n_in).map(|i| if i % n_in <= (i / n_in) % n_in { 1.0 } else { 0.0 }).collect();
     let mut c = cfg(Gdc::Readout, 3, vec![60.0]);
     c.periphery.out_bound = 4.0;
@@ -501,8 +501,8 @@ fn level_one_pass_redoes_only_flagged_vectors() {
     let l2 = MappedMatrix::new(&w2, 20, 24, shape, 1.0);
     assert_eq!((l2.tiles_out, l2.tiles_in), (2, 2));
     let layers = [
-        AnalogLayer { mapped: l1, bias: vec![0.0; 24], activation: 1, conv: None, links: Default::default() },
-        AnalogLayer { mapped: l2, bias: vec![0.0; 20], activation: 0, conv: None, links: Default::default() },
+        AnalogLayer { mapped: l1, bias: vec![0.0; 24], activation: 1, conv: None, links: Default::default(), batchnorm: None },
+        AnalogLayer { mapped: l2, bias: vec![0.0; 20], activation: 0, conv: None, links: Default::default(), batchnorm: None },
     ];
     let batch = 40;
     // Sample s scales its input by 1 + s / 8: the hidden activations, and with them the second
@@ -565,7 +565,7 @@ fn bound_matches_twin_on_large_tiles() {
     let w: Vec<f32> = weights(n_out * n_in, 43).iter().map(|u| 0.75 + 0.25 * u).collect();
     let m = MappedMatrix::new(&w, n_out as u32, n_in as u32, TileShape { max_in: 300, max_out: 512 }, 1.0);
     assert_eq!((m.tiles_out, m.tiles_in), (1, 2));
-    let layer = AnalogLayer { mapped: m, bias: vec![0.0; n_out], activation: 0, conv: None, links: Default::default() };
+    let layer = AnalogLayer { mapped: m, bias: vec![0.0; n_out], activation: 0, conv: None, links: Default::default(), batchnorm: None };
     // Sample s has 1 + 4 (s mod 75) ones in each input tile: outputs from ~1 to ~300.
     let x: Vec<f32> = (0..batch * n_in).map(|i| if (i % n_in) % 300 <= 4 * ((i / n_in) % 75) { 1.0 } else { 0.0 }).collect();
     for full in [false, true] {
@@ -623,6 +623,7 @@ fn kernel_stages_match_twins() {
             activation: 0,
             conv: None,
             links: Default::default(),
+            batchnorm: None,
         };
         let norms: Vec<f32> = x.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
         let width = if map == 0 || map == 3 || map == 4 { 2 * s } else { s };
@@ -665,6 +666,7 @@ fn conv_stages_match_twins() {
         conv: Some(Conv2d { in_c, k_h: 3, k_w: 3, ..Conv2d::default() }),
         input_range: Vec::new(),
         links: Default::default(),
+        batchnorm: None,
     };
     // 3 x 9 x 7 → conv (padding 1) → 5 x 9 x 7 → max pool 2 → 5 x 4 x 3 → conv (stride 2) →
     // 4 x 1 x 1 → Linear 4 → 3: a shared first input, a per-trial second.
@@ -710,6 +712,7 @@ fn dac_matches_twin_in_both_shapes() {
         activation: 1,
         conv: None,
         links: Default::default(),
+        batchnorm: None,
     };
     let mut rec = Recorder::new();
     for (a, b) in [(n + 1, n), (n, n + 1)] {

@@ -24,6 +24,7 @@ fn transformer_stages_match_twins() {
         activation: act,
         conv: None,
         links: Default::default(),
+        batchnorm: None,
     };
     let norm = |seed: u64| -> Vec<f32> { weights(d, seed).iter().map(|v| 1.0 + 0.2 * v).chain(weights(d, seed + 1).iter().map(|v| 0.1 * v)).collect() };
     let layers = vec![

@@ -44,7 +44,8 @@ import numpy as np
 from ._aimc import __version__, run_toml as _run_toml
 from ._runner import _document, _flat_sets, _rpu_base, _run_document, _toml_value, to_toml
 from ._huggingface import _is_huggingface
-from ._models import _is_transformer, _resolve_pools, from_torch
+from ._fx import TracedLayers, check_traced
+from ._models import _is_conv, _is_transformer, _resolve_pools, from_torch
 from ._tensors import TransformerModel, _write_safetensors
 from .aihwkit import from_aihwkit
 from .squad import SquadWindows, features as squad_features, windows as squad_windows
@@ -297,9 +298,18 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
     input tile), or the Conv2d dicts `from_torch` returns, with `activation` between them
     (or a list: the activation after each layer; "relu" when left out), on features `x` [n, in] and
     integer labels `y` [n]. `layers` may also be the PyTorch (or aihwkit) `nn.Sequential` itself,
-    read by `from_torch` with its own activations.
+    read by `from_torch` with its own activations, or a module with its own forward (a ResNet).
     With Conv2d layers, `x` is [n, C, H, W] images (or [n, C*H*W] rows with `input_shape=(C, H, W)`);
     with Conv1d layers [n, C, L] signals (or rows with `input_shape=(C, L)`).
+    Residual networks: a layer dict's "input" (the index of an earlier layer) makes the layer read
+    that layer's output instead of the previous one's, and "add" adds that layer's output to its
+    own (MVM + bias) before its activation, as `out += identity; relu(out)` does; a layer's output
+    is taken after its add, activation and pooling. A Linear with these keys is a dict too
+    ("weight" [out, in], "bias", optionally "input_range"). They are written to the experiment
+    file as `input = "NAME"` and `add = "NAME"`, NAME the layer's name in the state dict. Layers
+    that `from_torch` read from a module's traced forward are checked first: their NumPy forward
+    on the first 8 rows of `x` must give the module's own eval-mode outputs (to 1e-4 of the
+    largest), else the call is refused.
     `overrides` set device and periphery fields (`device__drift_scale=0.5`, `periphery__out_res_bits=8`)
     or top-level fields of the experiment (`layer_insight_trials=0`, `weight_error_trials=100`).
     `device` and `gdc` left out are the engine's defaults ("pcm", "readout"), so `sweep=` may sweep
@@ -335,17 +345,21 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
             input_shape, x = x.shape[1:], x.reshape(x.shape[0], -1)
         if x.ndim != 2 or y.shape != (x.shape[0],):
             raise ValueError(f"x must be [n, features] (or [n, C, H, W] images) and y [n] labels; got x {x.shape}, y {y.shape}")
+        traced = layers if isinstance(layers, TracedLayers) else None
         layers = _resolve_pools(list(layers), input_shape)
+        if traced is not None:
+            check_traced(traced, layers, activation, x, input_shape)
         yv = y.astype(np.float64) if y.dtype.kind in "biuf" else None
         if yv is None or not np.all(np.isfinite(yv) & (yv >= 0) & (yv == np.round(yv))):
             raise ValueError("y must be non-negative integer class indices (0, 1, 2, ...)")
         tensors, specs = {}, []
         for i, layer in enumerate(layers):
-            conv = isinstance(layer, dict)
-            if not conv and (not isinstance(layer, (tuple, list)) or len(layer) not in (2, 3)):
-                raise ValueError(f"layers[{i}] must be (W, b), (W, b, input_range) or a Conv2d dict as from_torch gives")
-            w, b = (layer["weight"], layer["bias"]) if conv else layer[:2]
-            ranges = layer.get("input_range") if conv else (layer[2] if len(layer) == 3 else None)
+            table = isinstance(layer, dict)
+            if not table and (not isinstance(layer, (tuple, list)) or len(layer) not in (2, 3)):
+                raise ValueError(f"layers[{i}] must be (W, b), (W, b, input_range) or a layer dict as from_torch gives (a Conv2d's, "
+                                 "or a Linear's with residual keys)")
+            w, b = (layer["weight"], layer["bias"]) if table else layer[:2]
+            ranges = layer.get("input_range") if table else (layer[2] if len(layer) == 3 else None)
             tensors[f"{2 * i}.weight"], tensors[f"{2 * i}.bias"] = w, b
             if ranges is not None:
                 tensors[f"{2 * i}.input_range"] = np.atleast_1d(np.asarray(ranges, dtype=np.float64))
@@ -354,8 +368,10 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
                                  "aihwkit clips every layer's inputs to its learned range; give the layers of the trained "
                                  "analog model, aimc.from_torch(analog_model), or (W, b, input_range)")
             spec = {"name": str(2 * i)}
-            if conv:
+            if _is_conv(layer):
                 spec.update({k: layer[k] for k in ("stride", "padding", "pool", "pool_size", "pool_stride") if k in layer})
+            if table:
+                spec.update({k: str(2 * _earlier(layer, k, i)) for k in ("input", "add") if k in layer})
             specs.append(spec)
         _write_safetensors(tmp / "model.safetensors", tensors)
         # The engine reads f32 features: stored as such (a .npz, not text: a CIFAR-10 test set as
@@ -378,6 +394,16 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
         text, directory = _run_document(doc, tmp / "classifier.toml", backend, out, quiet, overwrite, _rpu_base(rpu_config, doc, outputs),
                                         _learns_input_ranges(rpu_config))
         return Results(json.loads(text), directory)
+
+
+def _earlier(layer: dict, key: str, i: int) -> int:
+    """A residual key of layers[i]: the index of an earlier layer (its name in the state dict is
+    twice that, as `classifier` writes it)."""
+    j = layer[key]
+    if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j < i:
+        raise ValueError(f"layers[{i}][{key!r}] = {j!r}: give the index of an earlier layer in the list" +
+                         (f" (0 to {i - 1})" if i else "; the first layer reads the network's input and adds nothing"))
+    return int(j)
 
 
 def _learns_input_ranges(rpu_config) -> bool:

@@ -1,5 +1,6 @@
 """Models from PyTorch as aimc reads them: `from_torch` (an nn.Sequential of Linear, Conv2d,
-pooling and BatchNorm layers; a PyTorch transformer classifier; a Hugging Face BERT-family
+pooling and BatchNorm layers, or a module whose own forward calls them, through `_fx.py`; a
+PyTorch transformer classifier; a Hugging Face BERT-family
 classifier or question-answering model, or GPT-2, through `_huggingface.py`), as layers for
 `classifier` or a `TransformerModel` (`_tensors.py`). The forwards these names mean are the
 engine's (docs/transformer.md); every mapping refuses, by field or tensor name, what that
@@ -13,7 +14,8 @@ from ._huggingface import _from_huggingface, _is_huggingface
 from ._tensors import _ANALOG_CONV, _ANALOG_LINEAR, TransformerModel, _analog_ranges, _analog_weights, _numpy
 
 def from_torch(module, positions: str | None = None):
-    """An `nn.Sequential` of Linear and Conv2d layers as ([layer, ...], activation), for
+    """An `nn.Sequential` of Linear and Conv2d layers, or a module whose forward calls them (a
+    ResNet, with its residual additions), as ([layer, ...], activation), for
     `classifier`; a transformer classifier (an `nn.Embedding` first, then an encoder) as a
     `TransformerModel`, for `transformer` (see `_transformer_from_torch` for what it maps;
     `positions` says what a model without a position `nn.Embedding` adds: "sinusoidal", the
@@ -38,9 +40,30 @@ def from_torch(module, positions: str | None = None):
     statistics: into the layer right before them (W' = s W, b' = s (b - mean) + beta,
     s = gamma / sqrt(var + eps)), or, for BatchNorm1d when an activation or nothing precedes it,
     into the Linear after it (W' = W diag(s), b' = b + W (beta - s mean)). Anything else is
-    refused by name: aimc never drops a layer silently. So is a module whose class defines its
-    own forward() (a custom nn.Module, a ResNet): its children do not show what that forward
-    computes between them. aihwkit's AnalogLinear and AnalogConv2d
+    refused by name: aimc never drops a layer silently.
+
+    A module whose class defines its own forward() (a custom nn.Module, a ResNet) is read from
+    that forward, traced with torch.fx in eval mode (see `_fx.py`): the Linear, Conv2d and Conv1d
+    modules it calls become the layers, in the order it calls them, with the same mappings and
+    foldings as above; ReLU, GELU, Tanh and SiLU as modules or torch functions (F.relu,
+    torch.relu, x.relu(), F.gelu, ...) become the activation of the layer whose output they
+    take; max and average pooling (modules, F.max_pool2d, F.avg_pool2d, F.adaptive_*_pool2d, and
+    x.mean((2, 3)) as global average pooling) its pooling; nn.Flatten, torch.flatten(x, 1) and
+    x.view(x.size(0), -1) the flatten before a Linear. A residual addition (a + b, out += identity,
+    torch.add) of two layers' outputs is held by the one computed later, whose output must not
+    have an activation or pooling yet: that layer's dict gets "add", the index of the other, and
+    the activation after the sum becomes its own (its output is then the sum's, activated and
+    pooled); a layer that reads the output of another layer than the one before it in the list
+    (a 1x1 shortcut convolution reading a block's input) gets "input", that layer's index. Such a
+    Linear is a dict too ("weight", "bias", optionally "input_range"). A layer's output is passed
+    on once, after its BatchNorm, addition, activation and pooling: one used both before and
+    after them is refused, and so is every other operation (a multiplication, a concatenation, an
+    addition of the network's input or of a constant, a torch function not listed), by the module
+    or function and the forward it is in. A forward torch.fx cannot trace (control flow on tensor
+    values) is refused, with the fix: a traceable forward, or an nn.Sequential. `classifier` then
+    checks the layers against the module's own eval-mode outputs on the first rows of its data.
+
+    aihwkit's AnalogLinear and AnalogConv2d
     (in an AnalogSequential too) are read by their `get_weights()`, the logical weights with the
     mapping scales and learned output scales applied, and with their tiles' input ranges
     (aihwkit's `pre_post.input_range`, one per input tile): such a Linear is (W, b, input_range),
@@ -56,11 +79,9 @@ def from_torch(module, positions: str | None = None):
     if positions is not None:
         raise ValueError(f"from_torch: positions = {positions!r} is for transformer classifiers; this module is not one")
     if not _is_sequential(module):
-        kind = type(module).__name__
-        raise ValueError(f"from_torch: {kind} is not an nn.Sequential: its forward() may apply functions, residual additions or "
-                         "pooling between its layers that its children do not show, so aimc cannot read the network from them. "
-                         f"Give the same layers as an nn.Sequential, with the activations as modules (e.g. nn.Sequential(model.fc1, "
-                         "nn.ReLU(), model.fc2)), or their weights as [(W, b), ...] to aimc.classifier")
+        # Imported here: _fx builds on this module's layer readers.
+        from ._fx import from_traced
+        return from_traced(module)
     children = _flatten_sequential(module)
     layers, acts = [], []   # acts[i]: the activation after layer i
     pending = None          # a BatchNorm1d waiting for the next Linear: (scale, shift)
@@ -133,10 +154,7 @@ def from_torch(module, positions: str | None = None):
                                      "BatchNorm1d into a Linear or a Conv1d")
                 if scale.shape[0] != w.shape[0]:
                     raise ValueError(f"from_torch: module {i} ({kind}) has {scale.shape[0]} features but the layer before it has {w.shape[0]} outputs")
-                shape = (-1,) + (1,) * (w.ndim - 1)
-                w = (w.astype(np.float64) * scale.reshape(shape)).astype(np.float32)
-                b = (b.astype(np.float64) * scale + shift).astype(np.float32)
-                layers[-1] = dict(prev, weight=w, bias=b) if isinstance(prev, dict) else (w, b) + tuple(prev[2:])
+                layers[-1] = _folded(prev, scale, shift)
             elif kind == "BatchNorm2d":
                 raise ValueError(f"from_torch: module {i} (BatchNorm2d) does not directly follow a Conv2d; aimc folds it into the "
                                  "convolution before it (move it before the activation, or fold it yourself)")
@@ -158,9 +176,9 @@ def from_torch(module, positions: str | None = None):
                 raise ValueError(f"from_torch: module {i} ({kind}) does not follow a Conv{'1' if one_d else '2'}d (and its activation); "
                                  "aimc pools a convolution's outputs once, digitally, after its activation")
             if kind.startswith("Adaptive"):
-                pool = _adaptive_pool2d(m, i, kind)
+                pool = _adaptive_pool2d(m, f"module {i} ({kind})", kind)
             else:
-                pool = _pool1d(m, i, kind) if one_d else _pool2d(m, i, kind)
+                pool = _pool1d(m, f"module {i} ({kind})", kind) if one_d else _pool2d(m, f"module {i} ({kind})", kind)
             layers[-1] = dict(layers[-1], **pool)
             last_layer = False
         elif kind == "Flatten" or kind in _SKIPPED:
@@ -176,10 +194,32 @@ def from_torch(module, positions: str | None = None):
         raise ValueError("from_torch: the last BatchNorm1d has no Linear after it to fold into")
     if not layers:
         raise ValueError("from_torch: no Linear or Conv2d layer found")
+    return layers, _activations(acts)
+
+
+def _activations(acts: list):
+    """The activation after each layer as `classifier` takes it: one name when the same one sits
+    between all layers and none follows the last, else the list."""
     between = acts[:-1]
     if acts[-1] == "none" and len(set(between)) <= 1:
-        return layers, (between[0] if between else "none")
-    return layers, acts
+        return between[0] if between else "none"
+    return acts
+
+
+def _folded(layer, scale: np.ndarray, shift: np.ndarray):
+    """A Linear tuple or a layer dict with the BatchNorm after it folded in (y = scale * x +
+    shift per output): W' = s W, b' = s b + shift, in float64."""
+    w, b = (layer["weight"], layer["bias"]) if isinstance(layer, dict) else layer[:2]
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    w = (w.astype(np.float64) * scale.reshape(shape)).astype(np.float32)
+    b = (b.astype(np.float64) * scale + shift).astype(np.float32)
+    return dict(layer, weight=w, bias=b) if isinstance(layer, dict) else (w, b) + tuple(layer[2:])
+
+
+def _is_conv(layer) -> bool:
+    """Whether a `classifier` layer is a convolution: a dict with a 4-D weight (a Linear given as
+    a dict, for its residual keys, has a 2-D one)."""
+    return isinstance(layer, dict) and np.ndim(layer["weight"]) == 4
 
 
 def _flatten_sequential(module) -> list:
@@ -218,7 +258,7 @@ class _ConvShape:
             k = getattr(m, "kernel_size", None)
             k = [k[0] if isinstance(k, (tuple, list)) else k] if k is not None else None
         else:
-            k = _pair(m.kernel_size, "kernel_size", 0) if hasattr(m, "kernel_size") else None
+            k = _pair(m.kernel_size, "kernel_size", type(m).__name__) if hasattr(m, "kernel_size") else None
         if w.ndim == 2 and k is not None:
             w = w.reshape(w.shape[0], -1, *k)
         self.weight, self.bias = w.astype(np.float32), b.astype(np.float32)
@@ -231,15 +271,16 @@ def _as_dict(layer) -> dict:
     return layer if isinstance(layer, dict) else {}
 
 
-def _pair(v, what: str, i: int) -> list:
+def _pair(v, what: str, where: str) -> list:
+    """An int or a pair of ints as [a, b]; `where` names the module in the refusal."""
     if isinstance(v, int):
         return [v, v]
     if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(x, int) for x in v):
         return [int(v[0]), int(v[1])]
-    raise ValueError(f"from_torch: module {i}: {what} = {v!r} is not an int or a pair of ints")
+    raise ValueError(f"from_torch: {where}: {what} = {v!r} is not an int or a pair of ints")
 
 
-def _conv1d(m, i: int) -> dict:
+def _conv1d(m, i: int | str) -> dict:
     """A Conv1d as the Conv2d it is on C x 1 x L images: weight [out, in, 1, k], stride [1, s],
     padding [0, p] ("conv1d": its input is [n, C, L]); what aimc cannot map is refused by name."""
     w = _numpy(m.weight)
@@ -263,7 +304,7 @@ def _conv1d(m, i: int) -> dict:
     return {"weight": w[:, :, None, :], "bias": b, "stride": [1, stride], "padding": [0, int(first(padding))], "conv1d": True}
 
 
-def _conv2d(m, i: int) -> dict:
+def _conv2d(m, i: int | str) -> dict:
     """A Conv2d as a layer dict; what aimc cannot map (groups, dilation, other padding modes) is
     refused by name."""
     w = _numpy(m.weight)
@@ -271,11 +312,11 @@ def _conv2d(m, i: int) -> dict:
         raise ValueError(f"from_torch: module {i} (Conv2d) has a {w.ndim}-D weight; expected [out, in, kh, kw]")
     if getattr(m, "groups", 1) != 1:
         raise ValueError(f"from_torch: module {i} (Conv2d) has groups = {m.groups}; aimc maps dense convolutions (groups = 1)")
-    if _pair(getattr(m, "dilation", 1), "dilation", i) != [1, 1]:
+    if _pair(getattr(m, "dilation", 1), "dilation", f"module {i} (Conv2d)") != [1, 1]:
         raise ValueError(f"from_torch: module {i} (Conv2d) has dilation {m.dilation}; aimc maps dilation 1")
     if getattr(m, "padding_mode", "zeros") != "zeros":
         raise ValueError(f"from_torch: module {i} (Conv2d) has padding_mode = {m.padding_mode!r}; aimc pads with zeros")
-    stride = _pair(getattr(m, "stride", 1), "stride", i)
+    stride = _pair(getattr(m, "stride", 1), "stride", f"module {i} (Conv2d)")
     padding = getattr(m, "padding", 0)
     if padding == "valid":
         padding = 0
@@ -284,25 +325,25 @@ def _conv2d(m, i: int) -> dict:
             raise ValueError(f"from_torch: module {i} (Conv2d) has padding='same' with stride {stride} or an even kernel; give explicit padding")
         padding = [w.shape[2] // 2, w.shape[3] // 2]
     b = _numpy(m.bias) if getattr(m, "bias", None) is not None else np.zeros(w.shape[0], dtype=np.float32)
-    return {"weight": w, "bias": b, "stride": stride, "padding": _pair(padding, "padding", i)}
+    return {"weight": w, "bias": b, "stride": stride, "padding": _pair(padding, "padding", f"module {i} (Conv2d)")}
 
 
-def _pool2d(m, i: int, kind: str) -> dict:
-    size = _pair(getattr(m, "kernel_size", 2), "kernel_size", i)
+def _pool2d(m, where: str, kind: str) -> dict:
+    size = _pair(getattr(m, "kernel_size", 2), "kernel_size", where)
     stride = getattr(m, "stride", None)
-    stride = size if stride is None or stride == () or stride == [] else _pair(stride, "stride", i)
+    stride = size if stride is None or stride == () or stride == [] else _pair(stride, "stride", where)
     if size[0] != size[1] or stride[0] != stride[1]:
-        raise ValueError(f"from_torch: module {i} ({kind}) has a non-square window {size} or stride {stride}; aimc pools square windows")
-    if _pair(getattr(m, "padding", 0), "padding", i) != [0, 0] or getattr(m, "ceil_mode", False):
-        raise ValueError(f"from_torch: module {i} ({kind}) pads or uses ceil_mode; aimc pools without padding in floor mode")
-    if kind == "MaxPool2d" and _pair(getattr(m, "dilation", 1), "dilation", i) != [1, 1]:
-        raise ValueError(f"from_torch: module {i} (MaxPool2d) has dilation {m.dilation}; aimc pools with dilation 1")
+        raise ValueError(f"from_torch: {where} has a non-square window {size} or stride {stride}; aimc pools square windows")
+    if _pair(getattr(m, "padding", 0), "padding", where) != [0, 0] or getattr(m, "ceil_mode", False):
+        raise ValueError(f"from_torch: {where} pads or uses ceil_mode; aimc pools without padding in floor mode")
+    if kind == "MaxPool2d" and _pair(getattr(m, "dilation", 1), "dilation", where) != [1, 1]:
+        raise ValueError(f"from_torch: {where} has dilation {m.dilation}; aimc pools with dilation 1")
     if kind == "AvgPool2d" and getattr(m, "divisor_override", None) is not None:
-        raise ValueError(f"from_torch: module {i} (AvgPool2d) has divisor_override; aimc divides by the window size")
+        raise ValueError(f"from_torch: {where} has divisor_override; aimc divides by the window size")
     return {"pool": "max" if kind == "MaxPool2d" else "avg", "pool_size": size[0], "pool_stride": stride[0]}
 
 
-def _adaptive_pool2d(m, i: int, kind: str) -> dict:
+def _adaptive_pool2d(m, where: str, kind: str) -> dict:
     """An AdaptiveAvgPool2d or AdaptiveMaxPool2d to an `output_size` (1: global pooling), or its
     1-D form over a Conv1d's 1 x L map: PyTorch's windows are then those of a plain pooling of
     window and stride map size / output size where the map divides evenly, which `classifier`
@@ -314,11 +355,11 @@ def _adaptive_pool2d(m, i: int, kind: str) -> dict:
     else:
         out = [size, size] if isinstance(size, int) else list(size) if isinstance(size, (tuple, list)) else None
     if out is None or len(out) != 2 or not all(isinstance(v, int) and v >= 1 for v in out):
-        raise ValueError(f"from_torch: module {i} ({kind}) has output_size {size!r}; aimc pools to a whole output size (an int, e.g. 1)")
+        raise ValueError(f"from_torch: {where} has output_size {size!r}; aimc pools to a whole output size (an int, e.g. 1)")
     return {"pool": "max" if "Max" in kind else "avg", "pool_output": out}
 
 
-def _pool1d(m, i: int, kind: str) -> dict:
+def _pool1d(m, where: str, kind: str) -> dict:
     """A MaxPool1d or AvgPool1d over a Conv1d's 1 x L map, as a 1 x k pooling."""
     def one(v):
         """PyTorch's 1-D argument as an int (it may hold it as a 1-tuple)."""
@@ -328,11 +369,11 @@ def _pool1d(m, i: int, kind: str) -> dict:
     stride = one(getattr(m, "stride", None))
     stride = size if stride is None or stride == () or stride == [] else stride
     if not isinstance(size, int) or not isinstance(stride, int):
-        raise ValueError(f"from_torch: module {i} ({kind}) has kernel_size {size!r}, stride {stride!r}; give ints")
+        raise ValueError(f"from_torch: {where} has kernel_size {size!r}, stride {stride!r}; give ints")
     if one(getattr(m, "padding", 0)) != 0 or getattr(m, "ceil_mode", False):
-        raise ValueError(f"from_torch: module {i} ({kind}) pads or uses ceil_mode; aimc pools without padding in floor mode")
+        raise ValueError(f"from_torch: {where} pads or uses ceil_mode; aimc pools without padding in floor mode")
     if kind == "MaxPool1d" and one(getattr(m, "dilation", 1)) != 1:
-        raise ValueError(f"from_torch: module {i} (MaxPool1d) has dilation {m.dilation}; aimc pools with dilation 1")
+        raise ValueError(f"from_torch: {where} has dilation {m.dilation}; aimc pools with dilation 1")
     return {"pool": "max" if kind == "MaxPool1d" else "avg", "pool_size": [1, size], "pool_stride": [1, stride]}
 
 
@@ -340,15 +381,18 @@ def _resolve_pools(layers: list, input_shape) -> list:
     """The layers with every adaptive pooling ("pool_output", from `_adaptive_pool2d`) as the plain
     pooling it is on its convolution's output: window and stride side / output, the map square and
     the side divisible (PyTorch's adaptive windows are then all alike). Maps follow the images of
-    `input_shape` (C, H, W) through each convolution (kernel, stride, zero padding) and pooling."""
+    `input_shape` (C, H, W) through each convolution (kernel, stride, zero padding) and pooling,
+    from the layer each one reads (the one before it, or its "input")."""
     if not any(isinstance(layer, dict) and "pool_output" in layer for layer in layers):
         return layers
     if input_shape is None:
         raise ValueError("an adaptive pooling needs the images' shape: give x as [n, C, H, W] images or input_shape=(C, H, W)")
-    hw = [int(input_shape[1]), int(input_shape[2])]
+    maps = []  # maps[i]: [height, width] of layer i's output (a Linear passes on the map it read)
     out = []
     for i, layer in enumerate(layers):
-        if not isinstance(layer, dict):
+        hw = [int(input_shape[1]), int(input_shape[2])] if i == 0 else maps[_source(layer, i)]
+        if not _is_conv(layer):
+            maps.append(hw)
             out.append(layer)
             continue
         kh, kw = np.shape(layer["weight"])[2:4]
@@ -370,11 +414,17 @@ def _resolve_pools(layers: list, input_shape) -> list:
             stride = layer.get("pool_stride", size)
             stride = [stride, stride] if isinstance(stride, int) else list(stride)
             hw = [(hw[0] - size[0]) // stride[0] + 1, (hw[1] - size[1]) // stride[1] + 1]
+        maps.append(hw)
         out.append(layer)
     return out
 
 
-def _batchnorm(m, i: int) -> tuple[np.ndarray, np.ndarray]:
+def _source(layer, i: int) -> int:
+    """The index of the layer whose output layer i reads: its "input", else the one before it."""
+    return layer.get("input", i - 1) if isinstance(layer, dict) else i - 1
+
+
+def _batchnorm(m, i: int | str) -> tuple[np.ndarray, np.ndarray]:
     """A BatchNorm1d or BatchNorm2d in eval mode as y = scale * x + shift per feature or channel (float64)."""
     mean, var = getattr(m, "running_mean", None), getattr(m, "running_var", None)
     if mean is None or var is None:

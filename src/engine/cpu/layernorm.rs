@@ -1,7 +1,8 @@
 //! CPU twin of shaders/layernorm.wgsl: LayerNorm of each row, two passes in f32 in the shader's
-//! order, or with mode 1 MobileBERT's NoNorm, x·γ + β. `gb` holds γ then β.
+//! order, or with mode 1 MobileBERT's NoNorm or an inference BatchNorm, activate(x·γ + β). `gb`
+//! holds γ then β.
 
-use super::common::par_trials;
+use super::common::{activate, par_trials};
 use crate::engine::layout::StageParams;
 
 pub fn layernorm(p: &StageParams, x: &[f32], gb: &[f32], y: &mut [f32], threads: usize) {
@@ -12,7 +13,7 @@ pub fn layernorm(p: &StageParams, x: &[f32], gb: &[f32], y: &mut [f32], threads:
             let row = &x[(first + r) * w..][..w];
             if p.seq.mode == 1 {
                 for c in 0..w {
-                    out[r * w + c] = row[c] * gb[c] + gb[w + c];
+                    out[r * w + c] = activate(p.layer.activation, row[c] * gb[c] + gb[w + c]);
                 }
                 continue;
             }

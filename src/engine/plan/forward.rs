@@ -446,6 +446,13 @@ pub(super) fn forward(
         }
     }
     check_links(layers)?;
+    if let Some((i, l)) = layers.iter().enumerate().find(|(_, l)| l.batchnorm.as_ref().is_some_and(|b| b.len() != 2 * l.mapped.n_out as usize)) {
+        return Err(EngineError::Invalid(format!(
+            "layer {i}: a BatchNorm holds a scale and a shift per output ({}), not {}",
+            2 * l.mapped.n_out,
+            l.batchnorm.as_ref().map_or(0, Vec::len)
+        )));
+    }
     if layers.last().is_some_and(|l| l.conv.is_some()) {
         return Err(EngineError::Invalid("the last layer must be a Linear layer (flatten, then Linear): its outputs are the per-sample results".into()));
     }
@@ -477,6 +484,7 @@ pub(super) fn forward(
         })
         .sum::<u64>()
         + 5 * per_trial_bytes
+        + u64::from(layers.iter().any(|l| l.batchnorm.is_some())) * per_trial_bytes
         + kept.iter().zip(layers).filter(|(k, _)| **k).map(|(_, l)| batch as u64 * l.outputs_per_sample() as u64 * 4).sum::<u64>();
     let budget = (CHUNK_BUDGET_BYTES / all_bytes.max(1)).max(1) as u32;
     let chunk = chunk_size(be, cfg, per_trial_bytes, "one trial's weights or activations")?.min((MAX_GROUPS / max_tiles).max(1)).min(budget);
@@ -491,6 +499,19 @@ pub(super) fn forward(
     let convs = layers.iter().any(|l| l.conv.is_some());
     let cols = be.create("cols", if convs { words(&|l, v| if l.conv.is_some() { v * l.mapped.n_in } else { 0 }) } else { 1 });
     let pooled = be.create("pooled", if convs { words(&|l, _| if l.conv.is_some() { batch * l.outputs_per_sample() } else { 0 }) } else { 1 });
+    // A digital BatchNorm's input (the MVM's outputs), and every such layer's γ then β.
+    let norms = layers.iter().any(|l| l.batchnorm.is_some());
+    let pre_norm = be.create("pre-norm", if norms { hlen } else { 1 });
+    let norm_params: Vec<Option<Buf>> = layers
+        .iter()
+        .map(|l| {
+            l.batchnorm.as_ref().map(|gb| {
+                let b = be.create("batchnorm", gb.len());
+                be.upload(b, bytemuck::cast_slice(gb));
+                b
+            })
+        })
+        .collect();
     let keep: Vec<Option<Buf>> =
         layers.iter().zip(&kept).map(|(l, &k)| k.then(|| be.create("kept", chunk as usize * batch as usize * l.outputs_per_sample() as usize))).collect();
     let biases: Vec<Buf> = layers
@@ -570,9 +591,20 @@ pub(super) fn forward(
                         };
                         let pools = p.conv.pool_kind != 0;
                         let hout = keep[li].filter(|_| !pools).unwrap_or(h[li % 2]);
-                        record_layer(be, &p, m, b, &scratch, mvm_in, biases[li], hout);
+                        let mvm_out = if norm_params[li].is_some() { pre_norm } else { hout };
+                        record_layer(be, &p, m, b, &scratch, mvm_in, biases[li], mvm_out);
                         if let Some(hook) = after_layer.as_mut() {
-                            hook(be, LayerBufs { layer: li, input: mvm_in, output: hout, y: scratch.y, bm_level: scratch.bm_level }, &p, ti)?;
+                            hook(be, LayerBufs { layer: li, input: mvm_in, output: mvm_out, y: scratch.y, bm_level: scratch.bm_level }, &p, ti)?;
+                        }
+                        if let Some(gb) = norm_params[li] {
+                            // The BatchNorm per channel (NHWC rows of n_out), then the activation
+                            // unless an addition comes first.
+                            let mut pn = p;
+                            pn.layer.activation = if l.links.add.is_some() { 0 } else { l.activation };
+                            pn.seq.rows = n * vectors[li];
+                            pn.seq.width_in = m.n_out;
+                            pn.seq.mode = 1;
+                            be.dispatch(Stage::Layernorm, &pn, &[pre_norm, gb, hout], grid(pn.seq.rows as u64, wg));
                         }
                         if let Some(j) = l.links.add {
                             // The shortcut's output added, then the layer's activation.
@@ -604,7 +636,7 @@ pub(super) fn forward(
         m.free(be);
     }
     scratch.free(be);
-    for bb in [x0, h[0], h[1], cols, pooled].into_iter().chain(biases).chain(keep.into_iter().flatten()) {
+    for bb in [x0, h[0], h[1], cols, pooled, pre_norm].into_iter().chain(biases).chain(keep.into_iter().flatten()).chain(norm_params.into_iter().flatten()) {
         be.free(bb);
     }
     Ok(())

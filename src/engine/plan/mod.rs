@@ -100,6 +100,10 @@ pub struct AnalogLayer {
     pub conv: Option<ConvParams>,
     /// A residual network's shortcuts: the earlier layer it reads, and the one it adds.
     pub links: Links,
+    /// An inference BatchNorm kept digital after the MVM, as aihwkit runs one (its analog tiles
+    /// hold the convolution's own weights): per output channel the scale γ/√(σ² + ε), then the
+    /// shift β − scale·μ (2 · n_out values), before the addition and the activation.
+    pub batchnorm: Option<Vec<f32>>,
 }
 
 /// Where a layer's input comes from and what it adds before its activation (He et al. 2016's
@@ -127,10 +131,10 @@ impl AnalogLayer {
         self.conv.map_or(self.mapped.n_in, |c| c.in_c * c.in_h * c.in_w)
     }
 
-    /// The activation its MVM's epilogue applies: none where an addition comes first (the
-    /// `residual` stage then applies the layer's activation to the sum).
+    /// The activation its MVM's epilogue applies: none where a digital BatchNorm or an addition
+    /// comes first (the `layernorm` or the `residual` stage then applies the layer's activation).
     pub fn mvm_activation(&self) -> u32 {
-        if self.links.add.is_some() {
+        if self.links.add.is_some() || self.batchnorm.is_some() {
             0
         } else {
             self.activation

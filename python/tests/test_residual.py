@@ -1,0 +1,244 @@
+"""Residual networks from PyTorch: `from_torch` on modules with their own forward() (a
+torchvision-style ResNet, functional forms), traced with torch.fx into layers with "input" and
+"add" keys; what the trace shows but aimc does not compute is refused by name; `classifier`
+checks the layers against the module's own outputs and runs them with PyTorch's accuracy as its
+floating-point baseline. Needs torch (CI without it reports these tests as skipped)."""
+import numpy as np
+import pytest
+
+import aimc
+from aimc._fx import TracedLayers, _numpy_forward
+from aimc._models import _resolve_pools
+
+torch = pytest.importorskip("torch")
+nn, F = torch.nn, torch.nn.functional
+
+
+class BasicBlock(nn.Module):
+    """torchvision's ResNet BasicBlock: two 3x3 convolutions with BatchNorm, the shortcut the
+    block's input or a 1x1 convolution with BatchNorm (downsample), relu(out + identity)."""
+
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class ResNet(nn.Module):
+    """A stem (conv, BN, relu), an identity block, a downsampling block, global average pooling
+    and a Linear head, on 1 x 8 x 8 images."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1, self.relu = nn.Conv2d(1, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(inplace=True)
+        self.layer1 = nn.Sequential(BasicBlock(4, 4))
+        self.layer2 = nn.Sequential(BasicBlock(4, 8, stride=2))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer2(self.layer1(x))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def _resnet(seed=0):
+    torch.manual_seed(seed)
+    net = ResNet()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return net.eval()
+
+
+def _same_outputs(net, layers, acts, x, input_shape):
+    """The NumPy forward of the mapped layers against the module's own eval-mode output."""
+    with torch.no_grad():
+        want = net.eval()(x).double().numpy().reshape(len(x), -1)
+    rows = x.numpy().reshape(len(x), -1).astype(np.float64)
+    got = _numpy_forward(_resolve_pools(list(layers), input_shape), acts, rows, input_shape)
+    return np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_a_resnet_maps_its_shortcuts_as_input_and_add():
+    """Each BasicBlock's sum is held by the layer computed last in it (conv2 for the identity
+    shortcut, the downsample conv otherwise), which adds the other branch's output before its
+    relu; the downsample conv reads the block's input, the first block's conv2, through "input";
+    BatchNorms fold into their convolutions, the global pooling attaches to the layer holding the
+    last sum (resolved on its 4 x 4 map, not the previous layer's chain). The layers' NumPy
+    forward equals the module's."""
+    net = _resnet()
+    layers, acts = aimc.from_torch(net)
+    assert isinstance(layers, TracedLayers) and layers.module is net
+    assert acts == ["relu", "relu", "relu", "relu", "none", "relu", "none"]
+    keys = [{k: layer[k] for k in ("input", "add", "pool") if k in layer} if isinstance(layer, dict) else None for layer in layers]
+    assert keys == [{}, {}, {"add": 0}, {}, {}, {"input": 2, "add": 4, "pool": "avg"}, None]
+    assert [np.shape(layer["weight"]) for layer in layers[:6]] == [(4, 1, 3, 3), (4, 4, 3, 3), (4, 4, 3, 3), (8, 4, 3, 3), (8, 8, 3, 3),
+                                                                  (8, 4, 1, 1)]
+    assert (layers[3]["stride"], layers[5]["stride"]) == ([2, 2], [2, 2])
+    assert _resolve_pools(list(layers), (1, 8, 8))[5]["pool_size"] == 4
+    assert _same_outputs(net, layers, acts, torch.randn(16, 1, 8, 8), (1, 8, 8))
+    # The same stem as an nn.Sequential maps as before: a plain list, no tracing.
+    stem, act = aimc.from_torch(nn.Sequential(net.conv1, net.bn1, nn.ReLU(), nn.Flatten(), nn.Linear(256, 3)))
+    assert type(stem) is list and act == "relu" and "input" not in stem[0]
+
+
+def test_a_resnet_with_learned_input_ranges_keeps_them_per_tile():
+    """A ResNet prepared with aimc.torch's learned input ranges (tiles of 16 rows: a 3x3
+    convolution of 4 channels, 36 patch inputs, has three): each layer carries its ranges, and
+    the layers' forward clips each tile's inputs as the prepared module's eval forward does."""
+    import aimc.torch as at
+
+    net = _resnet(1)
+    at.prepare(net, device="none", input_range={"init_value": 0.4, "init_from_data": 0}, max_in=16)
+    with torch.no_grad():
+        for m in net.modules():
+            if hasattr(m, "input_range"):
+                m.input_range.uniform_(0.2, 0.8)
+    layers, acts = aimc.from_torch(net.eval())
+    ranges = [layer["input_range"] if isinstance(layer, dict) else layer[2] for layer in layers]
+    assert [len(r) for r in ranges] == [1, 3, 3, 3, 5, 1, 1]
+    x = torch.randn(8, 1, 8, 8) * 3
+    assert _same_outputs(net, layers, acts, x, (1, 8, 8))
+    unclipped = [{k: v for k, v in layer.items() if k != "input_range"} if isinstance(layer, dict) else layer[:2] for layer in layers]
+    assert not _same_outputs(net, unclipped, acts, x, (1, 8, 8)), "the ranges clip these inputs"
+
+
+class Functional(nn.Module):
+    """Functional activations, pooling and flattening, torch.add, x.mean((2, 3)), and a Linear
+    shortcut (fc2's output adds fc1's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(2, 3, 3, padding=1), nn.Conv2d(3, 3, 3, padding=1)
+        self.c = nn.Conv2d(3, 5, 1)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(5, 6), nn.Linear(6, 6), nn.Linear(6, 4)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        h = F.max_pool2d(F.relu(self.a(x)), 2)
+        h = F.gelu(torch.add(self.b(h), h), approximate="tanh")
+        h = self.c(h).relu().mean((2, 3))
+        h = F.silu(self.fc1(self.drop(h.view(h.size(0), -1))))
+        return self.fc3(torch.tanh(self.fc2(h) + h))
+
+
+def test_functional_forms_and_a_linear_shortcut_map_as_their_modules():
+    torch.manual_seed(1)
+    net = Functional()
+    layers, acts = aimc.from_torch(net)
+    assert acts == ["relu", "gelu", "relu", "silu", "tanh", "none"]
+    assert layers[0]["pool"] == "max" and layers[1]["add"] == 0 and layers[2]["pool_output"] == [1, 1]
+    # A Linear with a residual key is a dict with its 2-D weight.
+    assert layers[4]["add"] == 3 and np.shape(layers[4]["weight"]) == (6, 6) and isinstance(layers[3], tuple)
+    assert _same_outputs(net, layers, acts, torch.randn(12, 2, 6, 6) * 2, (2, 6, 6))
+
+
+def test_a_traced_forward_ending_in_log_softmax_runs_with_pytorchs_accuracy(tmp_path):
+    """A module with its own forward but no shortcut (a convolution, a functional relu, a view,
+    a Linear, then F.log_softmax over the classes): the layers leave the log-softmax out (the
+    accuracy reads the argmax), `classifier`'s check applies it to their outputs before comparing
+    them with the module's, and the engine's floating-point accuracy is PyTorch's."""
+    torch.manual_seed(7)
+    net = _module(lambda s, x: F.log_softmax(s.fc(F.relu(s.conv(x)).view(x.size(0), -1)), dim=1),
+                  conv=nn.Conv2d(2, 3, 3, padding=1), fc=nn.Linear(3 * 5 * 5, 4)).eval()
+    layers, act = aimc.from_torch(net)
+    assert act == "relu" and layers.final == "log_softmax" and len(layers) == 2
+    x, y = torch.randn(60, 2, 5, 5), torch.randint(0, 4, (60,))
+    with torch.no_grad():
+        want = (net(x).argmax(1) == y).double().mean().item()
+    r = aimc.classifier(net, x, y, times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "r"))
+    assert r.fp_baseline == pytest.approx(want, abs=1e-12)
+
+
+def _module(forward, **children):
+    """An nn.Module of `children` whose forward is `forward(self, x)`."""
+    cls = type("Net", (nn.Module,), {"forward": forward})
+    m = cls()
+    for name, child in children.items():
+        setattr(m, name, child)
+    return m
+
+
+def _refusal(forward, **children):
+    with pytest.raises(ValueError) as e:
+        aimc.from_torch(_module(forward, **children))
+    return str(e.value)
+
+
+def test_what_aimc_does_not_compute_is_refused_by_name():
+    lin = lambda: nn.Linear(4, 4)  # noqa: E731
+    assert "torch.cat() (node cat) in Net.forward is not an operation aimc maps" in _refusal(
+        lambda s, x: (lambda a: s.fc2(torch.cat([a, a], 1)))(s.fc1(x)), fc1=lin(), fc2=nn.Linear(8, 2))
+    assert "operator.mul() (node mul) in Net.forward is not an operation aimc maps" in _refusal(lambda s, x: s.fc(x) * 2, fc=lin())
+    assert "adds the network's input" in _refusal(lambda s, x: s.fc(x) + x, fc=lin())
+    assert "adds a constant" in _refusal(lambda s, x: s.fc(x) + 1, fc=lin())
+    # fc1's output read both before its relu (by fc2) and after it.
+    assert "changes the output of module fc1 (Linear) after module fc2 (Linear) read it" in _refusal(
+        lambda s, x: (lambda a: s.fc3(s.fc2(a) + F.relu(a)))(s.fc1(x)), fc1=lin(), fc2=lin(), fc3=lin())
+    assert ("operator.add() (node add) in Net.forward uses the output of module fc1 (Linear) from before "
+            "torch.nn.functional.relu() (node relu)") in _refusal(lambda s, x: (lambda a: s.fc2(F.relu(a)) + a)(s.fc1(x)), fc1=lin(), fc2=lin())
+    # The later branch (fc2) is activated before the sum: the sum cannot be its own output.
+    assert "after its activation" in _refusal(lambda s, x: (lambda a: s.fc3(a + F.relu(s.fc2(a))))(s.fc1(x)),
+                                              fc1=lin(), fc2=lin(), fc3=lin())
+    assert "the output of module aux (Linear) is never used" in _refusal(lambda s, x: (lambda a: (s.aux(a), s.fc(a))[1])(s.fc1(x)),
+                                                                         fc1=lin(), aux=lin(), fc=lin())
+    assert "module lstm (LSTM) is not a module aimc maps" in _refusal(lambda s, x: s.lstm(x), lstm=nn.LSTM(4, 4))
+    assert "torch.fx cannot trace it" in _refusal(lambda s, x: s.fc(x) if x.sum() > 0 else s.fc(-x), fc=lin())
+    assert "reshapes to" in _refusal(lambda s, x: s.fc(s.conv(x).view(-1)), conv=nn.Conv2d(1, 1, 1), fc=lin())
+
+
+def test_classifier_refuses_layers_that_differ_from_the_traced_module(tmp_path):
+    """`classifier` runs the traced module and the layers on the first rows of x before the
+    engine: layers changed after from_torch, or another activation, are refused."""
+    net = _resnet(2)
+    layers, acts = aimc.from_torch(net)
+    x, y = torch.randn(10, 1, 8, 8), torch.randint(0, 3, (10,))
+    kw = dict(times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "r"))
+    with pytest.raises(ValueError, match=r"layers read from ResNet's traced forward compute other outputs than the module on the "
+                                         r"first 8 rows of x"):
+        aimc.classifier(layers, x, y, activation=["tanh"] + acts[1:], **kw)
+    layers[6] = (layers[6][0] * 2, layers[6][1])
+    with pytest.raises(ValueError, match="compute other outputs than the module"):
+        aimc.classifier(layers, x, y, activation=acts, **kw)
+
+
+@pytest.mark.parametrize("make, shape, links", [
+    (_resnet, (1, 8, 8), [(None, None), (None, None), (None, "0"), (None, None), (None, None), ("4", "8"), (None, None)]),
+    (lambda: (torch.manual_seed(5), Functional())[1], (2, 6, 6), [(None, None), (None, "0"), (None, None), (None, None), (None, "6"),
+                                                                  (None, None)]),
+])
+def test_a_residual_network_runs_with_pytorchs_accuracy_as_its_floating_point_baseline(tmp_path, make, shape, links):
+    """`aimc.classifier(module, x, y)` on a traced ResNet (and on the functional network, whose
+    Linear shortcut makes a Linear dict): the experiment file names each shortcut by the layer's
+    name in the state dict, the floating-point accuracy the engine reports is PyTorch's own on
+    the same rows, and the noisy trials run."""
+    net = make().eval()
+    torch.manual_seed(6)
+    x, y = torch.randn(150, *shape), torch.randint(0, 3, (150,))
+    with torch.no_grad():
+        logits = net(x)
+    top2 = logits.sort(1).values[:, -2:]
+    keep = top2[:, 1] - top2[:, 0] > 1e-4   # no row whose class float32 rounding could flip
+    x, y, logits = x[keep], y[keep], logits[keep]
+    r = aimc.classifier(net, x, y, times=["1s"], trials=3, backend="cpu", quiet=True, out=str(tmp_path / "r"))
+    assert r.fp_baseline == pytest.approx((logits.argmax(1) == y).double().mean().item(), abs=1e-12)
+    assert [(t.get("input"), t.get("add")) for t in r.data["config"]["model"]["layers"]] == links
+    assert len(r.points[0]["per_trial"]) == 3 and all(0.0 <= v <= 1.0 for v in r.points[0]["per_trial"])

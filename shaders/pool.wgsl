@@ -1,8 +1,11 @@
 // Stage `pool`: the digital pooling after a convolution layer's activation (PyTorch
 // `MaxPool2d` / `AvgPool2d` with kernel_size = (pool_size, pool_kw), stride = (pool_stride,
-// pool_sw), no padding, floor mode; a Conv1d's `MaxPool1d` is 1 × k). Input `h`: the layer's NHWC outputs [trial][sample][out_h][out_w][c]; output
+// pool_sw), padding = (pool_pad_h, pool_pad_w), floor mode; a Conv1d's `MaxPool1d` is 1 × k).
+// Input `h`: the layer's NHWC outputs [trial][sample][out_h][out_w][c]; output
 // `hp`: [trial][sample][pool_h][pool_w][c], c = the layer's output channels. Max takes the
-// first maximum in window order; average sums in window order and divides by the window size.
+// first maximum in window order over the window's elements inside the image (PyTorch pads
+// with −∞); average sums them in window order and divides by the window size (padding counted
+// as zeros, `count_include_pad`) or by their number.
 // One invocation = one element of `hp`. CPU twin: src/engine/cpu/pool.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;
@@ -25,20 +28,31 @@ fn pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let py = (v / C.pool_w) % C.pool_h;
     let image = v / (C.pool_w * C.pool_h);
     var acc = 0.0;
+    var inside = 0u;
     for (var a = 0u; a < C.pool_size; a = a + 1u) {
+        // Padded coordinates: row y − pool_pad_h of the map, skipped outside it.
+        let y = py * C.pool_stride + a;
+        if (y < C.pool_pad_h || y - C.pool_pad_h >= C.out_h) {
+            continue;
+        }
         for (var b = 0u; b < C.pool_kw; b = b + 1u) {
-            let val = h[((image * C.out_h + py * C.pool_stride + a) * C.out_w + px * C.pool_sw + b) * nc + c];
+            let x = px * C.pool_sw + b;
+            if (x < C.pool_pad_w || x - C.pool_pad_w >= C.out_w) {
+                continue;
+            }
+            let val = h[((image * C.out_h + y - C.pool_pad_h) * C.out_w + x - C.pool_pad_w) * nc + c];
             if (C.pool_kind == 1u) {
-                if ((a == 0u && b == 0u) || val > acc) {
+                if (inside == 0u || val > acc) {
                     acc = val;
                 }
             } else {
                 acc = acc + val;
             }
+            inside = inside + 1u;
         }
     }
     if (C.pool_kind == 2u) {
-        acc = acc / f32(C.pool_size * C.pool_kw);
+        acc = acc / f32(select(inside, C.pool_size * C.pool_kw, C.pool_count_pad == 1u));
     }
     hp[i] = acc;
 }

@@ -67,8 +67,10 @@ net.eval()
 with torch.no_grad():
     print("PyTorch test accuracy:", (net(xte).argmax(1) == yte).float().mean().item())
 
-# What aimc reads: seven layers, BatchNorms folded; the block sums held by the layer computed
-# last in each block ("add"), the 1x1 shortcut reading the first block's output ("input").
+# What aimc reads: seven layers, each BatchNorm kept digital after its convolution, as aihwkit
+# runs it ("batchnorm"; from_torch(net, fold_batchnorm=True) folds them into the weights the
+# tiles hold instead, and PCM's drift then acts on those); the block sums held by the layer
+# computed last in each block ("add"), the 1x1 shortcut reading the first block's output ("input").
 layers, activation = aimc.from_torch(net)
 for i, layer in enumerate(layers):
     keys = {k: layer[k] for k in ("input", "add", "pool") if isinstance(layer, dict) and k in layer}

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import aimc
+from aimc._fx import _numpy_forward
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "experiments" / "smoke.toml"
@@ -282,21 +283,68 @@ class BatchNorm1d:
         return (x - self.running_mean) / np.sqrt(self.running_var + self.eps) * self.weight + self.bias
 
 
-def test_from_torch_folds_batchnorm_before_and_after_a_linear():
+def test_a_batchnorm1d_after_a_linear_stays_digital_and_one_before_it_folds():
+    """A BatchNorm1d after a Linear is that layer's digital "batchnorm" by default (the Linear a
+    dict), its eval-mode parameters as float32; with fold_batchnorm=True it is folded into the
+    Linear's weights. One on the network's input is folded into the Linear after it either way.
+    Both forms compute the network's forward."""
     r = np.random.default_rng(1)
     l1, l2 = Linear(r.normal(size=(6, 5)), r.normal(size=6)), Linear(r.normal(size=(3, 6)), r.normal(size=3))
     bn_in, bn_mid = BatchNorm1d(5, 2), BatchNorm1d(6, 3)
     x = r.normal(size=(4, 5))
     relu = lambda v: np.maximum(v, 0)
-    # BatchNorm on the input (folded forward), and after the first Linear (folded backward).
     want = relu(bn_mid(bn_in(x) @ l1.weight.T + l1.bias)) @ l2.weight.T + l2.bias
     layers, act = aimc.from_torch([bn_in, l1, bn_mid, ReLU(), l2])
-    assert act == "relu" and len(layers) == 2
-    (w1, b1), (w2, b2) = layers
-    got = relu(x @ w1.T + b1) @ w2.T + b2
-    assert np.allclose(got, want, atol=1e-5)
+    assert act == "relu" and len(layers) == 2 and set(layers[0]) == {"weight", "bias", "batchnorm"} and len(layers[1]) == 2
+    bn = layers[0]["batchnorm"]
+    for key in ("weight", "bias", "running_mean", "running_var"):
+        assert bn[key].dtype == np.float32 and np.array_equal(bn[key], getattr(bn_mid, key).astype(np.float32))
+    assert bn["eps"] == bn_mid.eps
+    w1, b1 = layers[0]["weight"], layers[0]["bias"]
+    digital = (x @ w1.T + b1 - bn["running_mean"]) / np.sqrt(bn["running_var"] + bn["eps"]) * bn["weight"] + bn["bias"]
+    assert np.allclose(relu(digital) @ layers[1][0].T + layers[1][1], want, atol=1e-5)
+    (w1, b1), (w2, b2) = aimc.from_torch([bn_in, l1, bn_mid, ReLU(), l2], fold_batchnorm=True)[0]
+    assert np.allclose(relu(x @ w1.T + b1) @ w2.T + b2, want, atol=1e-5)
     with pytest.raises(ValueError, match="no Linear after it"):
         aimc.from_torch([l1, ReLU(), BatchNorm1d(6, 4)])
+
+
+def test_classifier_runs_a_digital_batchnorm_and_refuses_a_malformed_one(tmp_path):
+    """A layer's "batchnorm" goes to the engine as its NAME.bn.* tensors and eps: the
+    floating-point accuracy is the NumPy forward's, the BatchNorm applied after the MVM + bias
+    with its eps (large here, against small variances, so that it decides classes), and
+    results.json records it as digital. A dict the engine would not read as a BatchNorm, or
+    fold_batchnorm=True with layers already mapped, is refused, naming the layer and the fix."""
+    r = np.random.default_rng(4)
+    l1, l2 = Linear(r.normal(size=(6, 5)), r.normal(size=6)), Linear(r.normal(size=(3, 6)), r.normal(size=3))
+    bn = BatchNorm1d(6, 5)
+    bn.running_var, bn.eps = r.uniform(0.01, 0.1, 6), 0.2
+    layers, act = aimc.from_torch([l1, bn, ReLU(), l2])
+    x = r.normal(size=(300, 5))
+    logits = _numpy_forward(layers, act, x, None)
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    x, logits = x[top2[:, 1] - top2[:, 0] > 1e-3], logits[top2[:, 1] - top2[:, 0] > 1e-3]
+    y = r.integers(0, 3, size=len(x))
+    small_eps = [dict(layers[0], batchnorm={**layers[0]["batchnorm"], "eps": 1e-5}), layers[1]]
+    assert np.any(np.argmax(_numpy_forward(small_eps, act, x, None), axis=1) != np.argmax(logits, axis=1))
+    kw = dict(activation=act, times=["1h"], trials=2, backend="cpu", quiet=True)
+    res = aimc.classifier(layers, x, y, out=str(tmp_path / "bn"), **kw)
+    assert res.fp_baseline == pytest.approx(np.mean(np.argmax(logits, axis=1) == y), abs=1e-12)
+    assert [t.get("batchnorm") for t in res.data["config"]["model"]["layers"]] == ["digital", None]
+
+    def changed(**parts):
+        given = {k: v for k, v in {**layers[0]["batchnorm"], **parts}.items() if v is not None}
+        return [dict(layers[0], batchnorm=given), layers[1]]
+
+    for given, match in ((changed(eps=0.0), r"layers\[0\]\['batchnorm'\]\['eps'\] = 0\.0; give a number > 0"),
+                         (changed(eps=None), r"layers\[0\]\['batchnorm'\] is \['bias', 'running_mean', 'running_var', 'weight'\]; give"),
+                         (changed(weight=np.ones(5)), r"\['weight'\] has shape \(5,\); the layer has 6 outputs"),
+                         (changed(bias=np.full(6, np.nan)), r"\['bias'\] holds a value that is not a finite float32"),
+                         (changed(running_var=-np.ones(6)), r"\['running_var'\] holds a negative value")):
+        with pytest.raises(ValueError, match=match):
+            aimc.classifier(given, x, y, out=str(tmp_path / "bad"), **kw)
+    with pytest.raises(ValueError, match=r"these layers are mapped already.*aimc\.from_torch\(module, fold_batchnorm=True\)"):
+        aimc.classifier(layers, x, y, out=str(tmp_path / "bad"), fold_batchnorm=True, **kw)
 
 
 def test_to_toml_round_trips():
@@ -314,8 +362,9 @@ class Tanh:
 
 
 def _direct_cnn(layers, acts, x):
-    """PyTorch's forward pass in NumPy (float64): NCHW convolution with zero padding, pooling,
-    flatten, Linear; an oracle written apart from the engine's im2col/NHWC path."""
+    """PyTorch's forward pass in NumPy (float64): NCHW convolution with zero padding, the
+    BatchNorm after it, pooling, flatten, Linear; an oracle written apart from the engine's
+    im2col/NHWC path."""
     h = x.astype(np.float64)
     for layer, act in zip(layers, acts):
         if isinstance(layer, dict):
@@ -332,6 +381,9 @@ def _direct_cnn(layers, acts, x):
             h = out
         else:
             h = h.reshape(h.shape[0], -1) @ layer[0].astype(np.float64).T + layer[1]
+        if isinstance(layer, dict) and "batchnorm" in layer:
+            bn = {k: np.asarray(v, np.float64).reshape((-1,) + (1,) * (h.ndim - 2)) for k, v in layer["batchnorm"].items()}
+            h = (h - bn["running_mean"]) / np.sqrt(bn["running_var"] + bn["eps"]) * bn["weight"] + bn["bias"]
         h = {"relu": lambda v: np.maximum(v, 0), "tanh": np.tanh, "none": lambda v: v}[act](h)
         if isinstance(layer, dict) and "pool" in layer:
             (kh, kw), (sh, sw) = (np.broadcast_to(layer[key], 2) for key in ("pool_size", "pool_stride"))
@@ -342,21 +394,30 @@ def _direct_cnn(layers, acts, x):
     return h
 
 
-def test_from_torch_maps_conv_pool_and_folds_batchnorm2d():
+def test_from_torch_maps_conv_pool_and_batchnorm2d():
+    """A BatchNorm2d after a Conv2d is the layer's digital "batchnorm", the convolution keeping
+    its own weights; with fold_batchnorm=True it is folded into them, in float64 from the float32
+    parameters: W' = s W, b' = s b + (beta - s mean), s = gamma / sqrt(var + eps)."""
     rng = np.random.default_rng(1)
     w = rng.normal(size=(4, 2, 3, 3)).astype(np.float32)
     bn = BatchNorm2d(4, 0)
     model = [Conv2d(w, np.zeros(4, np.float32), padding=1), bn, ReLU(), MaxPool2d(2), Flatten(), Linear(np.ones((3, 4 * 3 * 3)), None)]
     layers, act = aimc.from_torch(model)
     assert act == "relu" and isinstance(layers[0], dict) and layers[0]["pool"] == "max" and layers[0]["pool_stride"] == 2
-    s = bn.weight / np.sqrt(bn.running_var + bn.eps)
-    assert np.allclose(layers[0]["weight"], w * s[:, None, None, None], rtol=1e-6)
-    assert np.allclose(layers[0]["bias"], bn.bias - s * bn.running_mean, rtol=1e-6, atol=1e-6)
+    assert np.array_equal(layers[0]["weight"], w) and np.array_equal(layers[0]["batchnorm"]["running_var"], bn.running_var.astype(np.float32))
+    folded, _ = aimc.from_torch(model, fold_batchnorm=True)
+    f64 = lambda v: v.astype(np.float32).astype(np.float64)  # noqa: E731
+    s = f64(bn.weight) / np.sqrt(f64(bn.running_var) + bn.eps)
+    assert "batchnorm" not in folded[0] and folded[0]["pool"] == "max"
+    assert np.array_equal(folded[0]["weight"], (w.astype(np.float64) * s[:, None, None, None]).astype(np.float32))
+    assert np.array_equal(folded[0]["bias"], (np.zeros(4) * s + (f64(bn.bias) - s * f64(bn.running_mean))).astype(np.float32))
     Sequential = type("Sequential", (list,), {"children": lambda self: iter(self)})
     nested, _ = aimc.from_torch(Sequential([Sequential(model[:4]), Sequential(model[4:])]))
     assert len(nested) == 2 and np.array_equal(nested[0]["weight"], layers[0]["weight"])
     with pytest.raises(ValueError, match="does not follow a Conv2d"):
         aimc.from_torch([Linear(np.ones((4, 3)), None), MaxPool2d(2)])
+    with pytest.raises(ValueError, match=r"module 2 \(MaxPool2d\) does not follow a Conv2d"):
+        aimc.from_torch([Linear(np.ones((4, 3)), None), BatchNorm1d(4, 1), MaxPool2d(2)])
     with pytest.raises(ValueError, match="groups"):
         c = Conv2d(w, None)
         c.groups = 2
@@ -411,7 +472,7 @@ def test_adaptive_pooling_is_the_plain_pooling_it_computes(tmp_path):
 
 def test_a_conv1d_network_runs_as_its_1xk_convolutions(tmp_path):
     """Conv1d layers as the Conv2d they are on C x 1 x L signals (weight [out, in, 1, k]), a
-    BatchNorm1d folded into the Conv1d before it, MaxPool1d as a 1 x 2 pooling and
+    BatchNorm1d digital after the Conv1d before it, MaxPool1d as a 1 x 2 pooling and
     AdaptiveAvgPool1d(1) as the global 1 x L one: the floating-point baseline of [n, C, L] signals
     equals the direct forward's; a Conv1d after a Conv2d, or a 1-D pooling after a Conv2d, is refused."""
     rng = np.random.default_rng(9)

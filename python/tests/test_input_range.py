@@ -128,6 +128,36 @@ def test_an_analog_conv1d_reads_as_its_1xk_convolution():
     assert c["input_range"].tolist() == pytest.approx([0.7])
 
 
+def _batchnorm(kind: str, n: int, rng):
+    return obj(kind, weight=rng.uniform(0.5, 1.5, n), bias=rng.normal(0, 0.2, n), running_mean=rng.normal(0, 0.3, n),
+               running_var=rng.uniform(0.5, 2.0, n), eps=1e-5)
+
+
+def test_a_batchnorm_after_an_analog_layer_stays_digital_or_folds():
+    """aihwkit's convert_to_analog leaves the BatchNorm after an AnalogConv2d or AnalogLinear
+    digital, so the layer keeps the weights and input ranges its tiles hold and gets the
+    BatchNorm as its "batchnorm" (an AnalogLinear then a dict); with fold_batchnorm=True it is
+    folded into those weights, the ranges kept."""
+    rng = np.random.default_rng(5)
+    wc, bc, wl, bl = rng.normal(size=(4, 2 * 3 * 3)), rng.normal(size=4), rng.normal(size=(5, 4 * 6 * 6)), rng.normal(size=5)
+    conv = analog("AnalogConv2d", wc, bc, _Tile(0.6))
+    conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups, conv.padding_mode = (3, 3), (1, 1), (1, 1), (1, 1), 1, "zeros"
+    bn2, bn1 = _batchnorm("BatchNorm2d", 4, rng), _batchnorm("BatchNorm1d", 5, rng)
+    model = sequential(conv, bn2, obj("ReLU"), obj("Flatten"), analog("AnalogLinear", wl, bl, _Tile(0.9)), bn1, obj("ReLU"),
+                       analog("AnalogLinear", rng.normal(size=(3, 5)), np.zeros(3), _Tile(None)))
+    layers, act = aimc.from_torch(model)
+    assert act == "relu" and set(layers[1]) == {"weight", "bias", "input_range", "batchnorm"} and len(layers[2]) == 2
+    np.testing.assert_array_equal(layers[0]["weight"], wc.reshape(4, 2, 3, 3).astype(np.float32))
+    np.testing.assert_array_equal(layers[1]["weight"], wl.astype(np.float32))
+    assert (layers[0]["input_range"].tolist(), layers[1]["input_range"].tolist()) == ([pytest.approx(0.6)], [pytest.approx(0.9)])
+    for layer, bn in ((layers[0], bn2), (layers[1], bn1)):
+        np.testing.assert_array_equal(layer["batchnorm"]["running_mean"], bn.running_mean.astype(np.float32))
+    folded, _ = aimc.from_torch(model, fold_batchnorm=True)
+    s = bn1.weight.astype(np.float32) / np.sqrt(bn1.running_var.astype(np.float32).astype(np.float64) + bn1.eps)
+    assert "batchnorm" not in folded[0] and len(folded[1]) == 3 and folded[1][2].tolist() == [pytest.approx(0.9)]
+    np.testing.assert_allclose(folded[1][0], wl * s[:, None], rtol=1e-6)
+
+
 def _net():
     rng = np.random.default_rng(7)
     layers = [(rng.normal(0, 0.4, (12, 8)), rng.normal(0, 0.1, 12), np.array([0.5])),

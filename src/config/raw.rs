@@ -182,6 +182,12 @@ pub(super) struct RawLayer {
     /// Pooling stride (default: the window, as PyTorch): a step, or [down, across].
     #[serde(default)]
     pub(super) pool_stride: Option<toml::Value>,
+    /// Pooling's implicit padding (default 0): a side, or [down, across].
+    #[serde(default)]
+    pub(super) pool_padding: Option<toml::Value>,
+    /// Average pooling over the padding counted as zeros (true, PyTorch's default) or left out.
+    #[serde(default)]
+    pub(super) pool_count_include_pad: Option<bool>,
     /// A residual network's shortcut: the earlier layer whose output this one reads (default:
     /// the layer before it).
     #[serde(default)]
@@ -220,8 +226,13 @@ impl RawLayer {
                 Some(other) => Err(format!("model.layers[{i}].{what} = {other}: give a non-negative integer or [height, width]")),
             }
         };
-        if self.pool.is_none() && (self.pool_size.is_some() || self.pool_stride.is_some()) {
-            return Err(format!("model.layers[{i}]: pool_size and pool_stride need pool = \"max\" or \"avg\""));
+        if self.pool.is_none()
+            && (self.pool_size.is_some() || self.pool_stride.is_some() || self.pool_padding.is_some() || self.pool_count_include_pad.is_some())
+        {
+            return Err(format!("model.layers[{i}]: pool_size, pool_stride, pool_padding and pool_count_include_pad need pool = \"max\" or \"avg\""));
+        }
+        if self.pool == Some(crate::workload::PoolKind::Max) && self.pool_count_include_pad.is_some() {
+            return Err(format!("model.layers[{i}].pool_count_include_pad is average pooling's; max pooling skips its padding"));
         }
         let pool = match self.pool {
             None => None,
@@ -230,7 +241,9 @@ impl RawLayer {
                 let stride = if self.pool_stride.is_some() { pair("pool_stride", &self.pool_stride, 0)? } else { size };
                 // A square window and stride keep their one-number form (and results.json's).
                 let wide = |a: [usize; 2]| (a[0] != a[1]).then_some(a[1]);
-                Some(crate::workload::Pool2d { kind, size: size[0], stride: stride[0], size_w: wide(size), stride_w: wide(stride) })
+                let padding = pair("pool_padding", &self.pool_padding, 0)?;
+                let exclude_pad = self.pool_count_include_pad == Some(false);
+                Some(crate::workload::Pool2d { kind, size: size[0], stride: stride[0], size_w: wide(size), stride_w: wide(stride), padding, exclude_pad })
             }
         };
         Ok(crate::workload::ConvSettings { stride: pair("stride", &self.stride, 1)?, padding: pair("padding", &self.padding, 0)?, pool })

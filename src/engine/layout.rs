@@ -229,7 +229,7 @@ pub struct ConvParams {
     pub pad_w: u32,
     pub out_h: u32,
     pub out_w: u32,
-    /// 0: no pooling, 1: max, 2: average (over the whole window; no padding).
+    /// 0: no pooling, 1: max, 2: average.
     pub pool_kind: u32,
     /// The pooling window's height and its stride down the rows.
     pub pool_size: u32,
@@ -242,6 +242,14 @@ pub struct ConvParams {
     /// The pooling window's width and its stride across (a Conv1d's map is one row: 1 × k).
     pub pool_kw: u32,
     pub pool_sw: u32,
+    /// The pooling's implicit padding down and across (PyTorch's `padding`): max pooling skips
+    /// it (−∞), average pooling sums it as zeros.
+    pub pool_pad_h: u32,
+    pub pool_pad_w: u32,
+    /// Average pooling's divisor: 1, the whole window, padding included (PyTorch's
+    /// `count_include_pad=True`, its default); 0, the window's elements inside the image.
+    pub pool_count_pad: u32,
+    pub _pad_conv: u32,
 }
 
 /// The transformer's digital stages (`embed`, `layernorm`, `residual`, `attention_softmax`,

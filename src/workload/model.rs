@@ -55,8 +55,9 @@ pub fn between(n: usize, act: Activation) -> Vec<Activation> {
     (0..n).map(|i| if i + 1 < n { act } else { Activation::None }).collect()
 }
 
-/// Pooling after a convolution's activation (PyTorch `MaxPool2d` / `AvgPool2d`: no padding,
-/// floor mode); it runs digitally.
+/// Pooling after a convolution's activation (PyTorch `MaxPool2d` / `AvgPool2d`, floor mode; the
+/// implicit padding of torchvision's ResNet stem, `MaxPool2d(3, 2, padding=1)`); it runs
+/// digitally.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PoolKind {
@@ -76,6 +77,18 @@ pub struct Pool2d {
     pub size_w: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stride_w: Option<usize>,
+    /// Implicit padding down and across (PyTorch's `padding`): max pooling skips it (−∞),
+    /// average pooling counts it as zeros.
+    #[serde(skip_serializing_if = "is_zero_pair")]
+    pub padding: [usize; 2],
+    /// Average pooling divides by the window's elements inside the map, not by the whole window
+    /// (PyTorch's `count_include_pad=False`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub exclude_pad: bool,
+}
+
+fn is_zero_pair(p: &[usize; 2]) -> bool {
+    *p == [0, 0]
 }
 
 impl Pool2d {
@@ -113,7 +126,7 @@ impl Conv2d {
     /// The image it hands on, after pooling: (H, W).
     pub fn pooled_hw(&self) -> (usize, usize) {
         let (h, w) = self.out_hw();
-        self.pool.map_or((h, w), |p| ((h - p.size) / p.stride + 1, (w - p.kw()) / p.sw() + 1))
+        self.pool.map_or((h, w), |p| ((h + 2 * p.padding[0] - p.size) / p.stride + 1, (w + 2 * p.padding[1] - p.kw()) / p.sw() + 1))
     }
 
     /// The engine's form (`im2col` and `pool`); `samples` is the plan's.
@@ -143,6 +156,9 @@ impl Conv2d {
             pool_w: pool_w as u32,
             pool_kw: self.pool.map_or(0, |p| p.kw() as u32),
             pool_sw: self.pool.map_or(0, |p| p.sw() as u32),
+            pool_pad_h: self.pool.map_or(0, |p| p.padding[0] as u32),
+            pool_pad_w: self.pool.map_or(0, |p| p.padding[1] as u32),
+            pool_count_pad: self.pool.map_or(0, |p| u32::from(!p.exclude_pad)),
             ..ConvParams::default()
         }
     }
@@ -207,7 +223,8 @@ pub fn set_geometry(layers: &mut [Linear], input: Option<[usize; 3]>, settings: 
                 }
                 if let Some(p) = set.pool {
                     let (oh, ow) = conv.out_hw();
-                    if p.size == 0 || p.stride == 0 || p.kw() == 0 || p.sw() == 0 || p.size > oh || p.kw() > ow {
+                    let [ph, pw] = p.padding;
+                    if p.size == 0 || p.stride == 0 || p.kw() == 0 || p.sw() == 0 || p.size > oh + 2 * ph || p.kw() > ow + 2 * pw {
                         return Err(format!(
                             "layer {}: pooling {}x{} (stride {}x{}) does not fit its {oh}x{ow} output; use a window from 1x1 to {oh}x{ow}",
                             l.name,
@@ -215,6 +232,14 @@ pub fn set_geometry(layers: &mut [Linear], input: Option<[usize; 3]>, settings: 
                             p.kw(),
                             p.stride,
                             p.sw()
+                        ));
+                    }
+                    if 2 * ph > p.size || 2 * pw > p.kw() {
+                        return Err(format!(
+                            "layer {}: pooling padding {ph}x{pw} is more than half its {}x{} window; PyTorch allows at most half",
+                            l.name,
+                            p.size,
+                            p.kw()
                         ));
                     }
                 }
@@ -458,10 +483,18 @@ fn pool_f64(y: &[f64], channels: usize, c: Conv2d, p: Pool2d) -> Vec<f64> {
     for o in 0..channels {
         for py in 0..ph {
             for px in 0..pw {
-                let win = (0..p.size * kw).map(|k| y[(o * oh + py * p.stride + k / kw) * ow + px * p.sw() + k % kw]);
+                // The window in padded coordinates; PyTorch pads max pooling with −∞ and average
+                // pooling with zeros.
+                let (top, left) = ((py * p.stride) as isize - p.padding[0] as isize, (px * p.sw()) as isize - p.padding[1] as isize);
+                let win: Vec<f64> = (0..p.size * kw)
+                    .map(|k| (top + (k / kw) as isize, left + (k % kw) as isize))
+                    .filter(|&(r, q)| r >= 0 && q >= 0 && (r as usize) < oh && (q as usize) < ow)
+                    .map(|(r, q)| y[(o * oh + r as usize) * ow + q as usize])
+                    .collect();
+                let divisor = if p.exclude_pad { win.len() } else { p.size * kw };
                 z[(o * ph + py) * pw + px] = match p.kind {
-                    PoolKind::Max => win.fold(f64::NEG_INFINITY, f64::max),
-                    PoolKind::Avg => win.sum::<f64>() / (p.size * kw) as f64,
+                    PoolKind::Max => win.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    PoolKind::Avg => win.iter().sum::<f64>() / divisor as f64,
                 };
             }
         }

@@ -37,8 +37,16 @@ fn model() -> (Vec<Linear>, Vec<Activation>) {
         Linear::dense("7", Matrix { rows: 5, cols: 16, data: aimc::rng::uniform_signed(80, 5) }, aimc::rng::uniform_signed(5, 6)),
     ];
     let settings = [
-        ConvSettings { stride: [2, 1], padding: [1, 0], pool: Some(Pool2d { kind: PoolKind::Avg, size: 2, stride: 1, size_w: None, stride_w: None }) },
-        ConvSettings { stride: [1, 1], padding: [1, 1], pool: Some(Pool2d { kind: PoolKind::Max, size: 2, stride: 2, size_w: None, stride_w: None }) },
+        ConvSettings {
+            stride: [2, 1],
+            padding: [1, 0],
+            pool: Some(Pool2d { kind: PoolKind::Avg, size: 2, stride: 1, size_w: None, stride_w: None, padding: [0, 0], exclude_pad: false }),
+        },
+        ConvSettings {
+            stride: [1, 1],
+            padding: [1, 1],
+            pool: Some(Pool2d { kind: PoolKind::Max, size: 2, stride: 2, size_w: None, stride_w: None, padding: [0, 0], exclude_pad: false }),
+        },
         ConvSettings::default(),
     ];
     workload::set_geometry(&mut layers, Some([2, 7, 6]), &settings).unwrap();
@@ -54,7 +62,7 @@ fn model_1d() -> (Vec<Linear>, Vec<Activation>) {
         conv("2", 4, 4, 1, 2, 23),
         Linear::dense("4", Matrix { rows: 5, cols: 8, data: aimc::rng::uniform_signed(40, 25) }, aimc::rng::uniform_signed(5, 26)),
     ];
-    let pool = |kind, w, sw| Some(Pool2d { kind, size: 1, stride: 1, size_w: Some(w), stride_w: Some(sw) });
+    let pool = |kind, w, sw| Some(Pool2d { kind, size: 1, stride: 1, size_w: Some(w), stride_w: Some(sw), padding: [0, 0], exclude_pad: false });
     let settings = [
         ConvSettings { stride: [1, 1], padding: [0, 1], pool: pool(PoolKind::Max, 2, 2) },
         ConvSettings { stride: [1, 1], padding: [0, 0], pool: pool(PoolKind::Avg, 3, 2) },
@@ -163,7 +171,7 @@ const MAX_FLIPPED_ROWS: usize = 4;
 #[test]
 fn geometry_mistakes_are_named() {
     let base = || vec![conv("0", 4, 1, 3, 3, 1), Linear::dense("2", Matrix { rows: 10, cols: 64, data: vec![0.1; 640] }, vec![0.0; 10])];
-    let pool = Some(Pool2d { kind: PoolKind::Max, size: 2, stride: 2, size_w: None, stride_w: None });
+    let pool = Some(Pool2d { kind: PoolKind::Max, size: 2, stride: 2, size_w: None, stride_w: None, padding: [0, 0], exclude_pad: false });
     let s = |padding: usize, pool| vec![ConvSettings { stride: [1, 1], padding: [padding, padding], pool }, ConvSettings::default()];
     // 1 x 8 x 8, padding 1, max pool 2: 4 x 4 x 4 = 64 values into the Linear layer.
     workload::set_geometry(&mut base(), Some([1, 8, 8]), &s(1, pool)).unwrap();
@@ -172,7 +180,7 @@ fn geometry_mistakes_are_named() {
     assert!(e(Some([3, 8, 8]), s(1, pool)).contains("3 channels"));
     assert!(e(Some([1, 8, 8]), s(0, pool)).contains("4 x 3 x 3 = 36"), "{}", e(Some([1, 8, 8]), s(0, pool)));
     assert!(e(Some([1, 2, 2]), s(0, None)).contains("larger than"));
-    let big = Some(Pool2d { kind: PoolKind::Avg, size: 9, stride: 9, size_w: None, stride_w: None });
+    let big = Some(Pool2d { kind: PoolKind::Avg, size: 9, stride: 9, size_w: None, stride_w: None, padding: [0, 0], exclude_pad: false });
     assert!(e(Some([1, 8, 8]), s(1, big)).contains("does not fit"));
     let mut lin_stride = s(1, pool);
     lin_stride[1].stride = [2, 2];

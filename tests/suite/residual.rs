@@ -35,11 +35,12 @@ fn dense(name: &str, rows: usize, cols: usize, seed: u64) -> Linear {
 const PER_SAMPLE: usize = 72;
 const CLASSES: usize = 5;
 
-/// A small ResNet as torchvision's BasicBlocks build it: stem conv 3x3 (4 channels, ReLU) →
-/// an identity block (conv, conv + the stem's output, ReLU) → a downsampling block (conv with
-/// stride 2, conv, and a 1x1 stride-2 shortcut conv reading the first block's output that adds
-/// the second conv's, ReLU, global average pool) → 6 x 1 x 1 → Linear 6 → 7 (ReLU) → Linear
-/// 7 → 7 adding the first (tanh) → Linear 7 → 5. Digital BatchNorms after the identity block's
+/// A small ResNet as torchvision's BasicBlocks build it: stem conv 3x3 (4 channels, ReLU, then
+/// torchvision's stem max pool 3x3, stride 2, padding 1: 4 x 3 x 3) → an identity block (conv,
+/// conv + the stem's output, ReLU) → a downsampling block (conv with stride 2, conv, and a 1x1
+/// stride-2 shortcut conv reading the first block's output that adds the second conv's, ReLU,
+/// average pool 3x3, stride 1, padding 1 without the padding in its divisor) → 6 x 2 x 2 →
+/// Linear 24 → 7 (ReLU) → Linear 7 → 7 adding the first (tanh) → Linear 7 → 5. Digital BatchNorms after the identity block's
 /// second conv (then the addition), the downsampling conv, the shortcut conv (then the addition
 /// and the pool) and the first Linear layer. Tiles smaller than the layers.
 fn resnet() -> (Vec<Linear>, Vec<Activation>) {
@@ -50,7 +51,7 @@ fn resnet() -> (Vec<Linear>, Vec<Activation>) {
         conv("b2.conv1", 6, 4, 3, 7),
         conv("b2.conv2", 6, 6, 3, 9),
         conv("b2.down", 6, 4, 1, 11),
-        dense("fc1", 7, 6, 13),
+        dense("fc1", 7, 24, 13),
         dense("fc2", 7, 7, 15),
         dense("fc3", CLASSES, 7, 17),
     ];
@@ -63,13 +64,18 @@ fn resnet() -> (Vec<Linear>, Vec<Activation>) {
         layers[i].batchnorm = Some(scale.chain(aimc::rng::uniform_signed(n, seed + 1).into_iter().map(|v| 0.2 * v)).collect());
     }
     let pad = ConvSettings { padding: [1, 1], ..ConvSettings::default() };
+    let stem_pool = Pool2d { kind: PoolKind::Max, size: 3, stride: 2, size_w: None, stride_w: None, padding: [1, 1], exclude_pad: false };
     let settings = [
-        pad,
+        ConvSettings { pool: Some(stem_pool), ..pad },
         pad,
         pad,
         ConvSettings { stride: [2, 2], ..pad },
         pad,
-        ConvSettings { stride: [2, 2], padding: [0, 0], pool: Some(Pool2d { kind: PoolKind::Avg, size: 3, stride: 3, size_w: None, stride_w: None }) },
+        ConvSettings {
+            stride: [2, 2],
+            padding: [0, 0],
+            pool: Some(Pool2d { kind: PoolKind::Avg, size: 3, stride: 1, size_w: None, stride_w: None, padding: [1, 1], exclude_pad: true }),
+        },
         ConvSettings::default(),
         ConvSettings::default(),
         ConvSettings::default(),
@@ -253,12 +259,12 @@ trials = 4
 path = "resnet.safetensors"
 input_shape = [2, 6, 6]
 layers = [
-  { name = "stem", activation = "relu", padding = 1 },
+  { name = "stem", activation = "relu", padding = 1, pool = "max", pool_size = 3, pool_stride = 2, pool_padding = 1 },
   { name = "b1.conv1", activation = "relu", padding = 1 },
   { name = "b1.conv2", activation = "relu", padding = 1, add = "stem" },
   { name = "b2.conv1", activation = "relu", padding = 1, stride = 2 },
   { name = "b2.conv2", activation = "none", padding = 1 },
-  { name = "b2.down", activation = "relu", stride = 2, input = "b1.conv2", add = "b2.conv2", pool = "avg", pool_size = 3 },
+  { name = "b2.down", activation = "relu", stride = 2, input = "b1.conv2", add = "b2.conv2", pool = "avg", pool_size = 3, pool_stride = 1, pool_padding = 1, pool_count_include_pad = false },
   { name = "fc1", activation = "relu" },
   { name = "fc2", activation = "tanh", add = "fc1" },
   "fc3",
@@ -278,10 +284,14 @@ t = ["1s"]
     assert!(e.contains(r#"model.layers[7].add = "fc3": "fc3" is not listed before it"#), "{e}");
     let e = refused(r#"input = "b1.conv2""#, r#"input = "b1.conv9""#);
     assert!(e.contains(r#"model.layers[5].input = "b1.conv9": no layer is named "b1.conv9"; a shortcut names an earlier layer (stem, b1.conv1"#), "{e}");
-    let e = refused(r#"{ name = "stem", activation = "relu", padding = 1 }"#, r#"{ name = "stem", activation = "relu", padding = 1, add = "fc1" }"#);
+    let e = refused(r#"{ name = "stem", activation = "relu","#, r#"{ name = "stem", activation = "relu", add = "fc1","#);
     assert!(e.contains("model.layers[0].add"), "{e}");
     let e = refused(r#"add = "b2.conv2", pool"#, "pool");
     assert!(e.contains("output of layer b2.conv2 is read by no later layer"), "{e}");
+    let e = refused("pool_padding = 1 }", "pool_padding = 2 }");
+    assert!(e.contains("layer stem: pooling padding 2x2 is more than half its 3x3 window"), "{e}");
+    let e = refused(r#"pool = "max", pool_size = 3"#, r#"pool = "max", pool_count_include_pad = true, pool_size = 3"#);
+    assert!(e.contains("pool_count_include_pad is average pooling's"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -384,4 +394,23 @@ t = ["1s"]
     let e = load(&text.replace(r#", batchnorm = "bn1", batchnorm_eps = 0.001"#, "")).unwrap_err();
     assert!(e.contains("bn1.bias") && e.contains("allow_extra"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The fast CPU `pool` with padding (the stem's max pool, the shortcut's average pool that leaves
+/// its padding out of the divisor) equals its twin bit for bit, replayed on the twin's inputs.
+#[test]
+fn fast_padded_pooling_equals_its_twin_bit_for_bit() {
+    let (layers, acts) = resnet();
+    let batch = 3;
+    let x = aimc::rng::uniform_signed(batch * PER_SAMPLE, 24);
+    let analog = workload::analog_layers(&layers, &acts, SHAPE, Scaling::default());
+    let mut rec = Recorder::new();
+    let c = RunConfig { device: DeviceModel::pcm(), ..ideal(2, 2) };
+    run_outputs(&mut rec, &analog, &x, batch as u32, &c, &mut |_| {}).unwrap();
+    let mut fast = aimc::engine::cpu::CpuBackend::fast(2);
+    let pools: Vec<_> = rec.log.iter().filter(|d| d.stage == aimc::engine::stages::Stage::Pool).collect();
+    assert_eq!(pools.iter().map(|d| (d.params.conv.pool_pad_h, d.params.conv.pool_count_pad)).collect::<Vec<_>>(), [(1, 1), (1, 0)]);
+    for d in pools {
+        assert_eq!(replay(&mut fast, d)[1], d.after[1], "pool (padding {}): the fast kernel differs from its twin", d.params.conv.pool_pad_h);
+    }
 }

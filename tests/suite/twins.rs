@@ -672,7 +672,11 @@ fn conv_stages_match_twins() {
     // 4 x 1 x 1 → Linear 4 → 3: a shared first input, a per-trial second.
     let mut layers = vec![conv("0", 5, 3, 1), conv("1", 4, 5, 3), Linear::dense("2", Matrix { rows: 3, cols: 4, data: weights(12, 5) }, weights(3, 6))];
     let set = [
-        ConvSettings { stride: [1, 1], padding: [1, 1], pool: Some(Pool2d { kind: PoolKind::Max, size: 2, stride: 2, size_w: None, stride_w: None }) },
+        ConvSettings {
+            stride: [1, 1],
+            padding: [1, 1],
+            pool: Some(Pool2d { kind: PoolKind::Max, size: 2, stride: 2, size_w: None, stride_w: None, padding: [0, 0], exclude_pad: false }),
+        },
         ConvSettings { stride: [2, 2], padding: [0, 0], pool: None },
         ConvSettings::default(),
     ];
@@ -686,7 +690,7 @@ fn conv_stages_match_twins() {
     // Average pooling too, on its own layer, over a rectangular 2 x 3 window.
     let mut avg = layers.clone();
     let mut set_avg = set;
-    set_avg[0].pool = Some(Pool2d { kind: PoolKind::Avg, size: 2, stride: 2, size_w: Some(3), stride_w: None });
+    set_avg[0].pool = Some(Pool2d { kind: PoolKind::Avg, size: 2, stride: 2, size_w: Some(3), stride_w: None, padding: [0, 0], exclude_pad: false });
     avg[0].conv = Some(Conv2d { in_c: 3, k_h: 3, k_w: 3, ..Conv2d::default() });
     workload::set_geometry(&mut avg, Some([3, 9, 7]), &set_avg).unwrap();
     let analog = workload::analog_layers(&avg, &acts, TileShape { max_in: 20, max_out: 4 }, Scaling::default());

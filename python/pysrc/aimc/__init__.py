@@ -292,7 +292,7 @@ def run(experiment: str | os.PathLike | dict, backend: str = "auto", trials: int
 def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d", "1y"), trials: int = 1000,
                device: str | None = None, gdc: str | None = None, activation: str | Sequence[str] | None = None, seed: int = 0,
                backend: str = "auto", out: str | None = None, quiet: bool = False, input_shape: Sequence[int] | None = None,
-               overwrite: bool = False, rpu_config=None, **overrides) -> Results:
+               overwrite: bool = False, rpu_config=None, fold_batchnorm: bool = False, **overrides) -> Results:
     """Accuracy over trials of a network given as NumPy arrays: `layers` = [(W [out, in], b [out]), ...]
     for Linear layers (or (W, b, input_range): aihwkit's learned input ranges, one value or one per
     input tile), or the Conv2d dicts `from_torch` returns, with `activation` between them
@@ -303,10 +303,18 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
     with Conv1d layers [n, C, L] signals (or rows with `input_shape=(C, L)`).
     Residual networks: a layer dict's "input" (the index of an earlier layer) makes the layer read
     that layer's output instead of the previous one's, and "add" adds that layer's output to its
-    own (MVM + bias) before its activation, as `out += identity; relu(out)` does; a layer's output
-    is taken after its add, activation and pooling. A Linear with these keys is a dict too
-    ("weight" [out, in], "bias", optionally "input_range"). They are written to the experiment
-    file as `input = "NAME"` and `add = "NAME"`, NAME the layer's name in the state dict. Layers
+    own (MVM + bias, then its BatchNorm) before its activation, as `out += identity; relu(out)`
+    does; a layer's output is taken after its add, activation and pooling. A Linear with these
+    keys is a dict too ("weight" [out, in], "bias", optionally "input_range"). They are written to the experiment
+    file as `input = "NAME"` and `add = "NAME"`, NAME the layer's name in the state dict.
+    BatchNorm: a layer dict's "batchnorm" ({"weight": gamma, "bias": beta, "running_mean",
+    "running_var", one value per output, and "eps" > 0}, as `from_torch` gives it) runs
+    digitally on the layer's outputs after its MVM + bias, before its add, activation and
+    pooling, as aihwkit runs the BatchNorm after an analog layer; it is written beside the
+    layer's tensors as NAME.bn.weight, .bias, .running_mean and .running_var, with `batchnorm =
+    "NAME.bn"` and `batchnorm_eps` in the layer's table. A module is read with its BatchNorms
+    digital by default; `fold_batchnorm=True` folds them into the weights instead (see
+    `from_torch`; with layers already mapped, pass it to `from_torch`). Layers
     that `from_torch` read from a module's traced forward are checked first: their NumPy forward
     on the first 8 rows of `x` must give the module's own eval-mode outputs (to 1e-4 of the
     largest), else the call is refused.
@@ -319,13 +327,18 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
     `overwrite=True` replaces the results of a different configuration in `out`."""
     out = _out(out, "results/classifier")
     if callable(getattr(layers, "children", None)):
-        layers, read = from_torch(layers)
+        layers, read = from_torch(layers, fold_batchnorm=fold_batchnorm)
         if activation is not None and activation != read:
             raise ValueError(f"activation={activation!r}, but the model's own activations read as {read!r}; leave activation "
                              "out to use the model's")
         activation = read
-    elif activation is None:
-        activation = "relu"
+    else:
+        if fold_batchnorm:
+            raise ValueError("fold_batchnorm=True folds the BatchNorms of a module that classifier reads, but these layers are mapped "
+                             "already (a layer's \"batchnorm\" runs digitally): give the module, or fold when mapping it, "
+                             "aimc.from_torch(module, fold_batchnorm=True)")
+        if activation is None:
+            activation = "relu"
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     if hasattr(y, "detach"):
@@ -347,8 +360,6 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
             raise ValueError(f"x must be [n, features] (or [n, C, H, W] images) and y [n] labels; got x {x.shape}, y {y.shape}")
         traced = layers if isinstance(layers, TracedLayers) else None
         layers = _resolve_pools(list(layers), input_shape)
-        if traced is not None:
-            check_traced(traced, layers, activation, x, input_shape)
         yv = y.astype(np.float64) if y.dtype.kind in "biuf" else None
         if yv is None or not np.all(np.isfinite(yv) & (yv >= 0) & (yv == np.round(yv))):
             raise ValueError("y must be non-negative integer class indices (0, 1, 2, ...)")
@@ -357,7 +368,7 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
             table = isinstance(layer, dict)
             if not table and (not isinstance(layer, (tuple, list)) or len(layer) not in (2, 3)):
                 raise ValueError(f"layers[{i}] must be (W, b), (W, b, input_range) or a layer dict as from_torch gives (a Conv2d's, "
-                                 "or a Linear's with residual keys)")
+                                 "or a Linear's with residual keys or a BatchNorm)")
             w, b = (layer["weight"], layer["bias"]) if table else layer[:2]
             ranges = layer.get("input_range") if table else (layer[2] if len(layer) == 3 else None)
             tensors[f"{2 * i}.weight"], tensors[f"{2 * i}.bias"] = w, b
@@ -372,7 +383,13 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
                 spec.update({k: layer[k] for k in ("stride", "padding", "pool", "pool_size", "pool_stride") if k in layer})
             if table:
                 spec.update({k: str(2 * _earlier(layer, k, i)) for k in ("input", "add") if k in layer})
+            if table and "batchnorm" in layer:
+                bn, spec["batchnorm_eps"] = _batchnorm_tensors(layer["batchnorm"], int(np.shape(w)[0]), i)
+                spec["batchnorm"] = f"{2 * i}.bn"
+                tensors.update({f"{2 * i}.bn.{k}": v for k, v in bn.items()})
             specs.append(spec)
+        if traced is not None:
+            check_traced(traced, layers, activation, x, input_shape)
         _write_safetensors(tmp / "model.safetensors", tensors)
         # The engine reads f32 features: stored as such (a .npz, not text: a CIFAR-10 test set as
         # CSV is 370 MB and seconds to write and parse), the labels as exact floats.
@@ -404,6 +421,34 @@ def _earlier(layer: dict, key: str, i: int) -> int:
         raise ValueError(f"layers[{i}][{key!r}] = {j!r}: give the index of an earlier layer in the list" +
                          (f" (0 to {i - 1})" if i else "; the first layer reads the network's input and adds nothing"))
     return int(j)
+
+
+_BATCHNORM_KEYS = ("weight", "bias", "running_mean", "running_var")
+
+
+def _batchnorm_tensors(bn, outputs: int, i: int) -> tuple[dict, float]:
+    """layers[i]["batchnorm"] as the float32 tensors the file holds ("weight", "bias",
+    "running_mean", "running_var", each one value per output) and eps; anything the engine would
+    not read as a BatchNorm is refused, naming the layer and the key."""
+    where = f"layers[{i}]['batchnorm']"
+    if not isinstance(bn, dict) or set(bn) != {*_BATCHNORM_KEYS, "eps"}:
+        got = sorted(bn) if isinstance(bn, dict) else type(bn).__name__
+        raise ValueError(f"{where} is {got}; give a dict of weight (gamma), bias (beta), running_mean and running_var, one value "
+                         "per output, and eps, as aimc.from_torch gives it")
+    tensors = {}
+    for key in _BATCHNORM_KEYS:
+        v = np.asarray(bn[key], dtype=np.float32)
+        if v.shape != (outputs,):
+            raise ValueError(f"{where}[{key!r}] has shape {v.shape}; the layer has {outputs} outputs, one value each")
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{where}[{key!r}] holds a value that is not a finite float32 (NaN, ±inf or out of range)")
+        tensors[key] = v
+    if np.any(tensors["running_var"] < 0):
+        raise ValueError(f"{where}['running_var'] holds a negative value; a variance is >= 0")
+    eps = bn["eps"]
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) or not (np.isfinite(eps) and eps > 0):
+        raise ValueError(f"{where}['eps'] = {eps!r}; give a number > 0 (PyTorch's default 1e-5)")
+    return tensors, float(eps)
 
 
 def _learns_input_ranges(rpu_config) -> bool:

@@ -1,12 +1,13 @@
 """Modules whose class defines its own forward() (a ResNet, a custom nn.Module) as `classifier`
 layers, for `from_torch`. `from_traced` traces the forward with torch.fx and maps its graph node
 by node onto the network the layer tables describe: Linear and convolution layers, each with
-the BatchNorm after it folded in, then an optional residual add of an earlier layer's output,
-its activation and its pooling, each reading the previous layer's output or, through "input",
-an earlier one's. Every node is mapped or refused by name; none is dropped. `check_traced` runs
-the mapped layers in NumPy (`_numpy_forward`) against the module's own eval-mode output on the
-first rows of the data, which `classifier` calls before a run. Nothing here imports torch but
-for a module that is already torch's, so `import aimc` works without it."""
+the BatchNorm after it (digital, or folded into its weights), then an optional residual add of
+an earlier layer's output, its activation and its pooling, each reading the previous layer's
+output or, through "input", an earlier one's. Every node is mapped or refused by name; none is
+dropped. `check_traced` runs the mapped layers in NumPy (`_numpy_forward`) against the module's
+own eval-mode output on the first rows of the data, which `classifier` calls before a run.
+Nothing here imports torch but for a module that is already torch's, so `import aimc` works
+without it."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from types import SimpleNamespace
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._models import (_SKIPPED, _activation_name, _activations, _adaptive_pool2d, _batchnorm, _conv1d, _conv2d, _folded, _is_conv,
-                      _linear, _pool1d, _pool2d, _range, _source)
+from ._models import (_SKIPPED, _activation_name, _activations, _adaptive_pool2d, _affine, _conv1d, _conv2d, _is_conv, _linear,
+                      _linear_dict, _normalised, _outputs, _pool1d, _pool2d, _range, _source)
 from ._tensors import _ANALOG_CONV, _ANALOG_LINEAR
 
 # `check_traced` compares the first rows of x, to this tolerance relative to the largest logit.
@@ -29,7 +30,7 @@ _CHECK_TOLERANCE = 1e-4
 
 _POOLS = ("MaxPool2d", "AvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool2d", "MaxPool1d", "AvgPool1d", "AdaptiveMaxPool1d",
           "AdaptiveAvgPool1d")
-_MAPPED = ("aimc maps Linear, Conv2d and Conv1d modules with BatchNorm1d/2d after them (folded), ReLU, GELU, Tanh and SiLU "
+_MAPPED = ("aimc maps Linear, Conv2d and Conv1d modules with BatchNorm1d/2d after them, ReLU, GELU, Tanh and SiLU "
            "(modules or torch functions), residual additions of two layers' outputs, max and average pooling (modules, "
            "F.max_pool2d, F.avg_pool2d, F.adaptive_*_pool2d, x.mean((2, 3))), flattening (nn.Flatten, torch.flatten(x, 1), "
            "x.view(x.size(0), -1)), dropouts, Identity, and a Softmax or LogSoftmax over the classes as the forward's last step")
@@ -83,15 +84,16 @@ class _Layer:
 
     @property
     def outputs(self) -> int:
-        return int(np.shape(self.weights["weight"] if isinstance(self.weights, dict) else self.weights[0])[0])
+        return _outputs(self.weights)
 
 
-def from_traced(module) -> tuple:
+def from_traced(module, fold_batchnorm: bool = False) -> tuple:
     """`from_torch` of a module with its own forward(): ([layer, ...], activation) as for an
     nn.Sequential, the layers a `TracedLayers`. A layer that reads the output of another layer
     than the one before it has "input", one that adds an earlier layer's output "add" (their
-    indices in the list); a Linear with either is a dict ("weight", "bias", optionally
-    "input_range")."""
+    indices in the list); the BatchNorm after a layer is its "batchnorm", or with
+    `fold_batchnorm` folded into its weights; a Linear with any of these keys is a dict
+    ("weight", "bias", optionally "input_range")."""
     kind = type(module).__name__
     torch = sys.modules.get("torch")
     if torch is None or not isinstance(module, torch.nn.Module):
@@ -116,7 +118,7 @@ def from_traced(module) -> tuple:
                          "(no control flow on the data), or give the layers as an nn.Sequential") from e
     finally:
         module.train(training)
-    mapper = _Mapper(torch, module)
+    mapper = _Mapper(torch, module, fold_batchnorm)
     layers, acts = mapper.run(graph)
     return TracedLayers(layers, module, mapper.final), _activations(acts)
 
@@ -157,8 +159,8 @@ def _pool_arguments(node, kind: str) -> SimpleNamespace:
 class _Mapper:
     """One traced graph mapped onto layers, node by node in the graph's (the forward's) order."""
 
-    def __init__(self, torch, root):
-        self.torch, self.root = torch, root
+    def __init__(self, torch, root, fold_batchnorm: bool):
+        self.torch, self.root, self.fold_batchnorm = torch, root, fold_batchnorm
         self.functions = _functions(torch)
         self.layers: list[_Layer] = []
         self.values = {}   # fx node -> _Tensor, _SHAPE, _BATCH, or None (an unused extra argument)
@@ -183,8 +185,7 @@ class _Mapper:
             keys["add"] = layer.add
         entry = dict(layer.weights, **layer.pool) if layer.pool else layer.weights
         if keys and not isinstance(entry, dict):
-            w, b, *ranges = entry
-            entry = {"weight": w, "bias": b, **({"input_range": ranges[0]} if ranges else {})}
+            entry = _linear_dict(entry)
         return dict(entry, **keys) if keys else entry
 
     # ---- messages ----
@@ -283,7 +284,7 @@ class _Mapper:
         if kind in ("Linear", "Conv2d", "Conv1d"):
             return self._layer(node, m, kind, where)
         if kind in ("BatchNorm1d", "BatchNorm2d"):
-            return self._batchnorm(node, m, kind, where)
+            return self._batchnorm(node, m, where)
         if kind in ("ReLU", "GELU", "Tanh", "SiLU"):
             return self._activate(node, "silu" if kind == "SiLU" else _activation_name(m, where), where)
         if kind in _POOLS:
@@ -360,18 +361,13 @@ class _Mapper:
         self.layers.append(_Layer(where, kind, weights, v.layer))
         return _Tensor(len(self.layers) - 1)
 
-    def _batchnorm(self, node, m, kind: str, where: str) -> _Tensor:
+    def _batchnorm(self, node, m, where: str) -> _Tensor:
         layer, v = self._changing(node, where)
         if layer.add is not None or layer.act != "none" or layer.pool is not None or v.flat:
             raise ValueError(f"from_torch: {where} normalises the output of {layer.where} after its residual add, activation, "
-                             "pooling or flattening; aimc folds a BatchNorm into the layer right before it: put it first")
-        if (kind == "BatchNorm2d") != (layer.kind == "Conv2d"):
-            raise ValueError(f"from_torch: {where} follows {layer.where}; BatchNorm2d folds into a Conv2d, BatchNorm1d into a Linear "
-                             "or a Conv1d")
-        scale, shift = _batchnorm(m, node.target)
-        if scale.shape[0] != layer.outputs:
-            raise ValueError(f"from_torch: {where} has {scale.shape[0]} features but {layer.where} has {layer.outputs} outputs")
-        layer.weights = _folded(layer.weights, scale, shift)
+                             "pooling or flattening; aimc applies a BatchNorm to the MVM + bias of the layer right before it, "
+                             "before those: put it first")
+        layer.weights = _normalised(layer.weights, m, where, layer.where, self.fold_batchnorm)
         return self._changed(layer, v, where)
 
     def _activate(self, node, name: str, where: str) -> _Tensor:
@@ -432,7 +428,7 @@ class _Mapper:
         if layer.add is not None or layer.act != "none" or layer.pool is not None:
             raise ValueError(f"from_torch: {where} adds the output of {source.where} to that of {layer.where} after its "
                              f"{'residual add' if layer.add is not None else 'activation' if layer.act != 'none' else 'pooling'}; "
-                             "aimc adds into the later layer's own output (MVM + bias, BatchNorm folded) before its activation: "
+                             "aimc adds into the later layer's own output (MVM + bias, then its BatchNorm) before its activation: "
                              "apply that branch's activation after the sum")
         if source.outputs != layer.outputs:
             raise ValueError(f"from_torch: {where} adds the output of {source.where} ({source.outputs} "
@@ -537,9 +533,10 @@ def _numpy_forward(layers: list, acts, x: np.ndarray, input_shape) -> np.ndarray
     `input_shape` (C, H, W) for convolutions): each layer reads the previous layer's output (or
     its "input"'s), computes its MVM + bias (a Linear on the flattened (c, h, w) features, a
     convolution on each output pixel's patch with its stride and zero padding; inputs clipped to
-    its input ranges, one per even slice), adds the output of its "add" layer, applies its
-    activation, then its pooling. `acts`: one name (after every layer but the last) or one per
-    layer. Returns the last layer's output, [n, outputs]."""
+    its input ranges, one per even slice), applies its digital "batchnorm" to each output
+    (channel), adds the output of its "add" layer, applies its activation, then its pooling.
+    `acts`: one name (after every layer but the last) or one per layer. Returns the last layer's
+    output, [n, outputs]."""
     acts = [acts] * (len(layers) - 1) + ["none"] if isinstance(acts, str) else list(acts)
     if len(acts) != len(layers):
         raise ValueError(f"{len(acts)} activations for {len(layers)} layers; give one per layer")
@@ -554,6 +551,8 @@ def _numpy_forward(layers: list, acts, x: np.ndarray, input_shape) -> np.ndarray
             if h.shape[1] != np.shape(w)[1]:
                 raise ValueError(f"layers[{i}] takes {np.shape(w)[1]} inputs but reads {h.shape[1]} features")
             y = _clipped(h, _ranges(layer)) @ np.asarray(w, np.float64).T + np.asarray(b, np.float64)
+        if isinstance(layer, dict) and "batchnorm" in layer:
+            y = _normalised_outputs(y, layer["batchnorm"])
         if isinstance(layer, dict) and "add" in layer:
             j = layer["add"]
             if outs[j].shape != y.shape:
@@ -577,6 +576,14 @@ _ACTIVATIONS = {
     "gelu_exact": lambda v: 0.5 * v * (1 + np.vectorize(math.erf, otypes=[np.float64])(v / math.sqrt(2))),
     "silu": lambda v: v / (1 + np.exp(-v)),
 }
+
+
+def _normalised_outputs(y: np.ndarray, bn: dict) -> np.ndarray:
+    """A layer's outputs [n, outputs] (or maps [n, channels, h, w]) through its BatchNorm, per
+    output (channel): scale * y + shift, as the engine applies it."""
+    scale, shift = _affine(bn)
+    shape = (-1,) + (1,) * (y.ndim - 2)
+    return y * scale.reshape(shape) + shift.reshape(shape)
 
 
 def _two(v) -> tuple[int, int]:

@@ -13,7 +13,7 @@ import numpy as np
 from ._huggingface import _from_huggingface, _is_huggingface
 from ._tensors import _ANALOG_CONV, _ANALOG_LINEAR, TransformerModel, _analog_ranges, _analog_weights, _numpy
 
-def from_torch(module, positions: str | None = None):
+def from_torch(module, positions: str | None = None, fold_batchnorm: bool = False):
     """An `nn.Sequential` of Linear and Conv2d layers, or a module whose forward calls them (a
     ResNet, with its residual additions), as ([layer, ...], activation), for
     `classifier`; a transformer classifier (an `nn.Embedding` first, then an encoder) as a
@@ -36,19 +36,33 @@ def from_torch(module, positions: str | None = None):
     layer ("none" where there is none). ReLU, Tanh, SiLU and GELU are mapped (nn.GELU() as
     "gelu_exact", the erf form, and nn.GELU(approximate='tanh') as "gelu"); Flatten, Identity and
     the dropouts (Dropout, Dropout1d/2d/3d, AlphaDropout: identities at inference) are skipped, and so is a Softmax or LogSoftmax over the classes right after the last
-    layer (the accuracy reads the logits' argmax, which it keeps); nested Sequentials are expanded in order. BatchNorm1d/BatchNorm2d are folded with their eval-mode running
-    statistics: into the layer right before them (W' = s W, b' = s (b - mean) + beta,
-    s = gamma / sqrt(var + eps)), or, for BatchNorm1d when an activation or nothing precedes it,
-    into the Linear after it (W' = W diag(s), b' = b + W (beta - s mean)). Anything else is
-    refused by name: aimc never drops a layer silently.
+    layer (the accuracy reads the logits' argmax, which it keeps); nested Sequentials are expanded in order.
+
+    BatchNorm: a BatchNorm2d right after a Conv2d, or a BatchNorm1d right after a Linear or a
+    Conv1d, stays digital by default, as aihwkit runs it (its convert_to_analog leaves the
+    BatchNorm layers digital, so the tiles hold the layer's own weights): the layer is a dict (a
+    Linear too: "weight", "bias", optionally "input_range") with "batchnorm", the BatchNorm's
+    eval-mode parameters {"weight": gamma, "bias": beta, "running_mean": mean, "running_var": var}
+    (float32 arrays; gamma 1 and beta 0 without affine parameters) and "eps", applied to each
+    output as s (W x + b - mean) + beta, s = gamma / sqrt(var + eps), before the layer's residual
+    add, activation and pooling. With `fold_batchnorm=True` it is folded into that layer's weights
+    instead (W' = s W, b' = s (b - mean) + beta), which the tiles then hold, so the noise acts on
+    other weights: on drifting devices the accuracies differ. A second BatchNorm after the same
+    layer is folded in too with fold_batchnorm=True and refused otherwise (aimc keeps one digital
+    BatchNorm per layer). A BatchNorm1d with an activation or nothing before it is folded into
+    the Linear after it either way (W' = W diag(s), b' = b + W (beta - s mean)), as aimc has no
+    digital step on a layer's inputs. Any other BatchNorm (a BatchNorm2d after an activation, a
+    BatchNorm1d after a Conv2d) is refused, and so is anything else, by name: aimc never drops a
+    layer silently.
 
     A module whose class defines its own forward() (a custom nn.Module, a ResNet) is read from
     that forward, traced with torch.fx in eval mode (see `_fx.py`): the Linear, Conv2d and Conv1d
     modules it calls become the layers, in the order it calls them, with the same mappings and
-    foldings as above; ReLU, GELU, Tanh and SiLU as modules or torch functions (F.relu,
-    torch.relu, x.relu(), F.gelu, ...) become the activation of the layer whose output they
-    take; max and average pooling (modules, F.max_pool2d, F.avg_pool2d, F.adaptive_*_pool2d, and
-    x.mean((2, 3)) as global average pooling) its pooling; nn.Flatten, torch.flatten(x, 1) and
+    BatchNorms as above (digital, or folded with fold_batchnorm=True); ReLU, GELU, Tanh and SiLU
+    as modules or torch functions (F.relu, torch.relu, x.relu(), F.gelu, ...) become the
+    activation of the layer whose output they take; max and average pooling (modules,
+    F.max_pool2d, F.avg_pool2d, F.adaptive_*_pool2d, and x.mean((2, 3)) as global average
+    pooling) its pooling; nn.Flatten, torch.flatten(x, 1) and
     x.view(x.size(0), -1) the flatten before a Linear. A residual addition (a + b, out += identity,
     torch.add) of two layers' outputs is held by the one computed later, whose output must not
     have an activation or pooling yet: that layer's dict gets "add", the index of the other, and
@@ -67,8 +81,11 @@ def from_torch(module, positions: str | None = None):
     (in an AnalogSequential too) are read by their `get_weights()`, the logical weights with the
     mapping scales and learned output scales applied, and with their tiles' input ranges
     (aihwkit's `pre_post.input_range`, one per input tile): such a Linear is (W, b, input_range),
-    such a Conv2d dict has "input_range". Works by class name, so torch itself is not imported
-    here."""
+    such a Conv2d dict has "input_range". The BatchNorm after one, which aihwkit's
+    convert_to_analog leaves digital, is read as after a Linear or Conv2d. Works by class name, so
+    torch itself is not imported here."""
+    if fold_batchnorm and (_is_huggingface(module) or _is_transformer(module)):
+        raise ValueError("from_torch: fold_batchnorm=True with a transformer, which has no BatchNorm to fold; leave it out")
     if _is_huggingface(module):
         if positions is not None:
             raise ValueError(f"from_torch: positions = {positions!r} with a Hugging Face model, whose learned positions are in "
@@ -81,11 +98,12 @@ def from_torch(module, positions: str | None = None):
     if not _is_sequential(module):
         # Imported here: _fx builds on this module's layer readers.
         from ._fx import from_traced
-        return from_traced(module)
+        return from_traced(module, fold_batchnorm)
     children = _flatten_sequential(module)
     layers, acts = [], []   # acts[i]: the activation after layer i
     pending = None          # a BatchNorm1d waiting for the next Linear: (scale, shift)
     last_layer = False      # the previous effective module was a layer (no activation since)
+    last_where = None       # that layer, as messages name it
     for i, m in enumerate(children):
         kind = type(m).__name__
         if kind == "Linear":
@@ -108,7 +126,7 @@ def from_torch(module, positions: str | None = None):
                 layer += (_range(m),)
             layers.append(layer)
             acts.append("none")
-            last_layer = True
+            last_layer, last_where = True, f"module {i} ({kind})"
         elif kind in _ANALOG_LINEAR + _ANALOG_CONV:
             w, b = _analog_weights(m, i, kind)
             ranges = _analog_ranges(m, i, kind)
@@ -129,37 +147,28 @@ def from_torch(module, positions: str | None = None):
                     layer += (np.asarray(ranges, dtype=np.float32),)
             layers.append(layer)
             acts.append("none")
-            last_layer = True
+            last_layer, last_where = True, f"module {i} ({kind})"
         elif kind in ("Conv2d", "Conv1d"):
             if pending is not None:
                 raise ValueError(f"from_torch: a BatchNorm1d waits for a Linear but module {i} is a {kind}")
-            if layers and isinstance(layers[-1], dict) and layers[-1].get("conv1d", False) != (kind == "Conv1d"):
-                raise ValueError(f"from_torch: module {i} ({kind}) follows a {'Conv1d' if layers[-1].get('conv1d') else 'Conv2d'}; "
+            if layers and _is_conv(layers[-1]) and _layer_kind(layers[-1]) != kind:
+                raise ValueError(f"from_torch: module {i} ({kind}) follows a {_layer_kind(layers[-1])}; "
                                  "aimc maps a network of one kind of convolution")
             layer = _conv2d(m, i) if kind == "Conv2d" else _conv1d(m, i)
             if _range(m) is not None:
                 layer["input_range"] = _range(m)
             layers.append(layer)
             acts.append("none")
-            last_layer = True
+            last_layer, last_where = True, f"module {i} ({kind})"
         elif kind in ("BatchNorm1d", "BatchNorm2d"):
-            scale, shift = _batchnorm(m, i)
+            where = f"module {i} ({kind})"
             if last_layer:
-                prev = layers[-1]
-                w, b = (prev["weight"], prev["bias"]) if isinstance(prev, dict) else prev[:2]
-                conv1d = isinstance(prev, dict) and prev.get("conv1d", False)
-                if (kind == "BatchNorm2d") != (isinstance(prev, dict) and not conv1d):
-                    what = "Conv1d" if conv1d else "Conv2d" if isinstance(prev, dict) else "Linear"
-                    raise ValueError(f"from_torch: module {i} ({kind}) follows a {what}; BatchNorm2d folds into a Conv2d, "
-                                     "BatchNorm1d into a Linear or a Conv1d")
-                if scale.shape[0] != w.shape[0]:
-                    raise ValueError(f"from_torch: module {i} ({kind}) has {scale.shape[0]} features but the layer before it has {w.shape[0]} outputs")
-                layers[-1] = _folded(prev, scale, shift)
+                layers[-1] = _normalised(layers[-1], m, where, last_where, fold_batchnorm)
             elif kind == "BatchNorm2d":
-                raise ValueError(f"from_torch: module {i} (BatchNorm2d) does not directly follow a Conv2d; aimc folds it into the "
-                                 "convolution before it (move it before the activation, or fold it yourself)")
+                raise ValueError(f"from_torch: {where} does not directly follow a Conv2d; aimc applies it to the output of the "
+                                 "convolution right before it (move it before the activation, or fold it yourself)")
             elif pending is None:
-                pending = (scale, shift)
+                pending = _affine(_batchnorm(m, where))
             else:
                 raise ValueError(f"from_torch: module {i} is a second BatchNorm1d with no Linear between; fold them first")
         elif kind in ("ReLU", "GELU", "Tanh", "SiLU"):
@@ -172,7 +181,7 @@ def from_torch(module, positions: str | None = None):
         elif kind in ("MaxPool2d", "AvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool2d", "MaxPool1d", "AvgPool1d",
                       "AdaptiveMaxPool1d", "AdaptiveAvgPool1d"):
             one_d = kind.endswith("1d")
-            if not layers or not isinstance(layers[-1], dict) or "pool" in layers[-1] or layers[-1].get("conv1d", False) != one_d:
+            if not layers or _layer_kind(layers[-1]) != ("Conv1d" if one_d else "Conv2d") or "pool" in layers[-1]:
                 raise ValueError(f"from_torch: module {i} ({kind}) does not follow a Conv{'1' if one_d else '2'}d (and its activation); "
                                  "aimc pools a convolution's outputs once, digitally, after its activation")
             if kind.startswith("Adaptive"):
@@ -187,7 +196,7 @@ def from_torch(module, positions: str | None = None):
             # The logits' monotone map: the class a row is given (their argmax) is the same.
             continue
         else:
-            raise ValueError(f"from_torch: module {i} is {kind}; aimc maps Linear and Conv2d layers (BatchNorm folded) with ReLU, "
+            raise ValueError(f"from_torch: module {i} is {kind}; aimc maps Linear and Conv2d layers (with a BatchNorm after them) with ReLU, "
                              "GELU, Tanh or SiLU after them, MaxPool2d/AvgPool2d after a Conv2d, Flatten, and a Softmax or "
                              "LogSoftmax over the classes (dim=1 or -1) right after the last layer; fold or remove the others")
     if pending is not None:
@@ -218,8 +227,20 @@ def _folded(layer, scale: np.ndarray, shift: np.ndarray):
 
 def _is_conv(layer) -> bool:
     """Whether a `classifier` layer is a convolution: a dict with a 4-D weight (a Linear given as
-    a dict, for its residual keys, has a 2-D one)."""
+    a dict, for its residual keys or its BatchNorm, has a 2-D one)."""
     return isinstance(layer, dict) and np.ndim(layer["weight"]) == 4
+
+
+def _outputs(layer) -> int:
+    """A `classifier` layer's output count (features, or a convolution's channels)."""
+    return int(np.shape(layer["weight"] if isinstance(layer, dict) else layer[0])[0])
+
+
+def _layer_kind(layer) -> str:
+    """What a `classifier` layer computes: "Conv1d", "Conv2d" or "Linear"."""
+    if not _is_conv(layer):
+        return "Linear"
+    return "Conv1d" if layer.get("conv1d", False) else "Conv2d"
 
 
 def _flatten_sequential(module) -> list:
@@ -424,18 +445,54 @@ def _source(layer, i: int) -> int:
     return layer.get("input", i - 1) if isinstance(layer, dict) else i - 1
 
 
-def _batchnorm(m, i: int | str) -> tuple[np.ndarray, np.ndarray]:
-    """A BatchNorm1d or BatchNorm2d in eval mode as y = scale * x + shift per feature or channel (float64)."""
+def _batchnorm(m, where: str) -> dict:
+    """A BatchNorm1d or BatchNorm2d (module `where`) in eval mode as its parameters: "weight"
+    (gamma), "bias" (beta), "running_mean" and "running_var" (float32 arrays; gamma 1 and beta 0
+    without affine parameters) and "eps"."""
     mean, var = getattr(m, "running_mean", None), getattr(m, "running_var", None)
     if mean is None or var is None:
-        raise ValueError(f"from_torch: module {i} ({type(m).__name__}) has no running statistics (track_running_stats=False); "
-                         "aimc folds the eval-mode normalisation, which needs them")
-    mean, var = _numpy(mean).astype(np.float64), _numpy(var).astype(np.float64)
-    eps = float(getattr(m, "eps", 1e-5))
-    gamma = _numpy(m.weight).astype(np.float64) if getattr(m, "weight", None) is not None else np.ones_like(mean)
-    beta = _numpy(m.bias).astype(np.float64) if getattr(m, "bias", None) is not None else np.zeros_like(mean)
-    scale = gamma / np.sqrt(var + eps)
-    return scale, beta - scale * mean
+        raise ValueError(f"from_torch: {where} has no running statistics (track_running_stats=False); aimc applies the eval-mode "
+                         "normalisation, which needs them")
+    mean, var = _numpy(mean), _numpy(var)
+    gamma, beta = getattr(m, "weight", None), getattr(m, "bias", None)
+    return {"weight": _numpy(gamma) if gamma is not None else np.ones_like(mean),
+            "bias": _numpy(beta) if beta is not None else np.zeros_like(mean),
+            "running_mean": mean, "running_var": var, "eps": float(getattr(m, "eps", 1e-5))}
+
+
+def _affine(bn: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A BatchNorm's parameters (as `_batchnorm` gives them) as y = scale * x + shift per feature
+    or channel, in float64."""
+    scale = np.asarray(bn["weight"], np.float64) / np.sqrt(np.asarray(bn["running_var"], np.float64) + bn["eps"])
+    return scale, np.asarray(bn["bias"], np.float64) - scale * np.asarray(bn["running_mean"], np.float64)
+
+
+def _normalised(layer, m, where: str, after: str, fold: bool):
+    """`layer` (a Linear tuple or a layer dict, module `after`) with the BatchNorm `m` (module
+    `where`) applied to its outputs: with `fold`, folded into its weights and bias; else kept
+    digital as its "batchnorm" (a Linear tuple becoming a dict), as aihwkit runs it. Refused: a
+    BatchNorm2d after anything but a Conv2d, a BatchNorm1d after a Conv2d, one of another width
+    than the layer's outputs, and a second one kept digital."""
+    kind = type(m).__name__
+    if (kind == "BatchNorm2d") != (_layer_kind(layer) == "Conv2d"):
+        raise ValueError(f"from_torch: {where} follows {after}; aimc applies a BatchNorm2d to a Conv2d's outputs, a BatchNorm1d "
+                         "to a Linear's or a Conv1d's")
+    bn = _batchnorm(m, where)
+    outputs = _outputs(layer)
+    if bn["running_mean"].shape != (outputs,):
+        raise ValueError(f"from_torch: {where} has {bn['running_mean'].size} features but {after} has {outputs} outputs")
+    if fold:
+        return _folded(layer, *_affine(bn))
+    if "batchnorm" in _as_dict(layer):
+        raise ValueError(f"from_torch: {where} is a second BatchNorm after {after}; aimc keeps one digital BatchNorm per layer: "
+                         "merge the two, or fold them into the layer's weights (from_torch(..., fold_batchnorm=True))")
+    return dict(layer if isinstance(layer, dict) else _linear_dict(layer), batchnorm=bn)
+
+
+def _linear_dict(layer: tuple) -> dict:
+    """A Linear tuple (W, b[, input_range]) as the layer dict that holds keys beside them."""
+    w, b, *ranges = layer
+    return {"weight": w, "bias": b, **({"input_range": ranges[0]} if ranges else {})}
 
 
 # ---- Transformers --------------------------------------------------------------------------

@@ -242,3 +242,64 @@ def test_a_residual_network_runs_with_pytorchs_accuracy_as_its_floating_point_ba
     assert r.fp_baseline == pytest.approx((logits.argmax(1) == y).double().mean().item(), abs=1e-12)
     assert [(t.get("input"), t.get("add")) for t in r.data["config"]["model"]["layers"]] == links
     assert len(r.points[0]["per_trial"]) == 3 and all(0.0 <= v <= 1.0 for v in r.points[0]["per_trial"])
+
+
+class ImageNetStem(nn.Module):
+    """torchvision's ResNet as it is, scaled down: the 7x7 stride-2 stem, BatchNorm, relu and
+    the padded max pool (3x3, stride 2, padding 1), one identity and one downsampling
+    BasicBlock, global average pooling, the head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 4, 7, 2, 3, bias=False), nn.BatchNorm2d(4)
+        self.relu, self.maxpool = nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
+        self.layer1, self.layer2 = BasicBlock(4, 4), BasicBlock(4, 8, stride=2)
+        self.avgpool, self.fc = nn.AdaptiveAvgPool2d((1, 1)), nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer2(self.layer1(x))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def test_torchvisions_padded_stem_pool_runs_with_pytorchs_accuracy(tmp_path):
+    """The stem's MaxPool2d(3, 2, padding=1) maps as a padded pooling (16 x 16 → 8 x 8 → 4 x 4),
+    the NumPy forward equals the module's, and the engine's floating-point accuracy is
+    PyTorch's; an AvgPool2d with padding and count_include_pad=False maps with its divisor."""
+    torch.manual_seed(7)
+    net = ImageNetStem().eval()
+    layers, acts = aimc.from_torch(net)
+    assert {k: layers[0][k] for k in ("pool", "pool_size", "pool_stride", "pool_padding")} == {
+        "pool": "max", "pool_size": 3, "pool_stride": 2, "pool_padding": 1}
+    x, y = torch.randn(120, 3, 16, 16), torch.randint(0, 3, (120,))
+    assert _same_outputs(net, layers, acts, x[:16], (3, 16, 16))
+    with torch.no_grad():
+        logits = net(x)
+    top2 = logits.sort(1).values[:, -2:]
+    keep = top2[:, 1] - top2[:, 0] > 1e-4
+    x, y, logits = x[keep], y[keep], logits[keep]
+    r = aimc.classifier(net, x, y, times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "r"))
+    assert r.fp_baseline == pytest.approx((logits.argmax(1) == y).double().mean().item(), abs=1e-12)
+    stem = r.data["config"]["model"]["layers"][0]["conv"]["pool"]
+    assert (stem["size"], stem["stride"], stem["padding"]) == (3, 2, [1, 1])
+    avg = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AvgPool2d(3, 2, 1, count_include_pad=False), nn.Flatten(), nn.Linear(18, 3))
+    layers, act = aimc.from_torch(avg)
+    assert (layers[0]["pool_padding"], layers[0]["pool_count_include_pad"]) == (1, False)
+    x = torch.randn(4, 1, 7, 7)
+    with torch.no_grad():
+        want = avg(x).double().numpy()
+    got = _numpy_forward(layers, [act, "none"], x.numpy().reshape(4, -1).astype(np.float64), (1, 7, 7))
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_torchvisions_resnet18_maps_as_it_is():
+    """torchvision's resnet18 itself (its stem, eight BasicBlocks, three downsample shortcuts):
+    20 convolutions and the head, BatchNorms digital, and the layers' NumPy forward equals the
+    module's on 32 x 32 images."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(8)
+    net = torchvision.models.resnet18(num_classes=10).eval()
+    layers, acts = aimc.from_torch(net)
+    assert len(layers) == 21 and sum("batchnorm" in layer for layer in layers[:-1]) == 20
+    assert sum("add" in layer for layer in layers[:-1]) == 8 and sum("input" in layer for layer in layers[:-1]) == 3
+    assert _same_outputs(net, layers, acts, torch.randn(2, 3, 32, 32), (3, 32, 32))

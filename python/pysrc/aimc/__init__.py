@@ -380,7 +380,8 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
                                  "analog model, aimc.from_torch(analog_model), or (W, b, input_range)")
             spec = {"name": str(2 * i)}
             if _is_conv(layer):
-                spec.update({k: layer[k] for k in ("stride", "padding", "pool", "pool_size", "pool_stride") if k in layer})
+                spec.update({k: layer[k] for k in ("stride", "padding", "pool", "pool_size", "pool_stride", "pool_padding", "pool_count_include_pad")
+                             if k in layer})
             if table:
                 spec.update({k: str(2 * _earlier(layer, k, i)) for k in ("input", "add") if k in layer})
             if table and "batchnorm" in layer:

@@ -628,8 +628,20 @@ def _convolution(h: np.ndarray, layer: dict, i: int) -> np.ndarray:
 
 
 def _pooled(y: np.ndarray, layer: dict) -> np.ndarray:
-    """Max or average pooling of maps [n, C, H, W] without padding, in floor mode."""
+    """Max or average pooling of maps [n, C, H, W] in floor mode, with PyTorch's implicit
+    padding: −∞ for max pooling; zeros for average pooling, counted in the divisor unless
+    "pool_count_include_pad" is False."""
     kh, kw = _two(layer.get("pool_size", 2))
     sh, sw = _two(layer.get("pool_stride", [kh, kw]))
+    ph, pw = _two(layer.get("pool_padding", 0))
+    is_max = layer["pool"] == "max"
+    pad = ((0, 0), (0, 0), (ph, ph), (pw, pw))
+    inside = np.pad(np.ones(y.shape[2:]), pad[2:])
+    y = np.pad(y, pad, constant_values=-np.inf if is_max else 0.0)
     windows = sliding_window_view(y, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-    return windows.max(axis=(-2, -1)) if layer["pool"] == "max" else windows.mean(axis=(-2, -1))
+    if is_max:
+        return windows.max(axis=(-2, -1))
+    if layer.get("pool_count_include_pad", True):
+        return windows.mean(axis=(-2, -1))
+    counts = sliding_window_view(inside, (kh, kw))[::sh, ::sw].sum(axis=(-2, -1))
+    return windows.sum(axis=(-2, -1)) / counts

@@ -355,13 +355,23 @@ def _pool2d(m, where: str, kind: str) -> dict:
     stride = size if stride is None or stride == () or stride == [] else _pair(stride, "stride", where)
     if size[0] != size[1] or stride[0] != stride[1]:
         raise ValueError(f"from_torch: {where} has a non-square window {size} or stride {stride}; aimc pools square windows")
-    if _pair(getattr(m, "padding", 0), "padding", where) != [0, 0] or getattr(m, "ceil_mode", False):
-        raise ValueError(f"from_torch: {where} pads or uses ceil_mode; aimc pools without padding in floor mode")
+    padding = _pair(getattr(m, "padding", 0), "padding", where)
+    if getattr(m, "ceil_mode", False):
+        raise ValueError(f"from_torch: {where} uses ceil_mode; aimc pools in floor mode")
+    if 2 * padding[0] > size[0] or 2 * padding[1] > size[1]:
+        raise ValueError(f"from_torch: {where} pads by {padding}, more than half its window {size}")
     if kind == "MaxPool2d" and _pair(getattr(m, "dilation", 1), "dilation", where) != [1, 1]:
         raise ValueError(f"from_torch: {where} has dilation {m.dilation}; aimc pools with dilation 1")
     if kind == "AvgPool2d" and getattr(m, "divisor_override", None) is not None:
         raise ValueError(f"from_torch: {where} has divisor_override; aimc divides by the window size")
-    return {"pool": "max" if kind == "MaxPool2d" else "avg", "pool_size": size[0], "pool_stride": stride[0]}
+    pool = {"pool": "max" if kind == "MaxPool2d" else "avg", "pool_size": size[0], "pool_stride": stride[0]}
+    if padding != [0, 0]:
+        # Implicit padding (torchvision's ResNet stem): max pooling skips it, average pooling
+        # counts it as zeros unless count_include_pad=False.
+        pool["pool_padding"] = padding[0] if padding[0] == padding[1] else padding
+        if kind == "AvgPool2d" and not getattr(m, "count_include_pad", True):
+            pool["pool_count_include_pad"] = False
+    return pool
 
 
 def _adaptive_pool2d(m, where: str, kind: str) -> dict:
@@ -434,7 +444,9 @@ def _resolve_pools(layers: list, input_shape) -> list:
             size = [size, size] if isinstance(size, int) else list(size)
             stride = layer.get("pool_stride", size)
             stride = [stride, stride] if isinstance(stride, int) else list(stride)
-            hw = [(hw[0] - size[0]) // stride[0] + 1, (hw[1] - size[1]) // stride[1] + 1]
+            pad = layer.get("pool_padding", 0)
+            pad = [pad, pad] if isinstance(pad, int) else list(pad)
+            hw = [(hw[0] + 2 * pad[0] - size[0]) // stride[0] + 1, (hw[1] + 2 * pad[1] - size[1]) // stride[1] + 1]
         maps.append(hw)
         out.append(layer)
     return out

@@ -303,3 +303,28 @@ def test_torchvisions_resnet18_maps_as_it_is():
     assert len(layers) == 21 and sum("batchnorm" in layer for layer in layers[:-1]) == 20
     assert sum("add" in layer for layer in layers[:-1]) == 8 and sum("input" in layer for layer in layers[:-1]) == 3
     assert _same_outputs(net, layers, acts, torch.randn(2, 3, 32, 32), (3, 32, 32))
+
+
+def test_a_resnet_trains_against_aimcs_noise_and_evaluates_through_its_trace(tmp_path):
+    """`aimc.torch.prepare` wraps a ResNet's convolutions and head (BatchNorms and additions stay
+    digital), a training step changes its weights under the noise, and after `unprepare` the same
+    module maps through its trace with PyTorch's accuracy as the baseline."""
+    import aimc.torch as at
+    net = _resnet(3).train()
+    at.prepare(net, t="10y")
+    before = net.conv1.weight.detach().clone()
+    torch.manual_seed(9)
+    x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 3, (64,))
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    F.cross_entropy(net(x), y).backward()
+    opt.step()
+    at.unprepare(net)
+    assert not torch.equal(before, net.conv1.weight)
+    net.eval()
+    with torch.no_grad():
+        logits = net(x)
+    top2 = logits.sort(1).values[:, -2:]
+    keep = top2[:, 1] - top2[:, 0] > 1e-4   # no row whose class float32 rounding could flip
+    x, y, logits = x[keep], y[keep], logits[keep]
+    r = aimc.classifier(net, x, y, times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "r"))
+    assert r.fp_baseline == pytest.approx((logits.argmax(1) == y).double().mean().item(), abs=1e-12)

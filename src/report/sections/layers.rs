@@ -14,6 +14,10 @@ pub(super) fn layer_insight_blocks(results: &Results, series: &[Series<'_>]) -> 
     let mut para = format!(
         "Over the first {trials} trials of each point: per layer, the relative error of its outputs against floating point on the same inputs (‖h − act(W x + b)‖ / ‖act(W x + b)‖ over the test set, x the layer's actual, noisy input: what this layer adds), the share of its tile MVMs that bound management redid with a reduced input (the ADC saturated at the full input scale) and the share of its ADC outputs clipped at the bound in the end."
     );
+    let layers = results.config.pointer("/model/layers").and_then(|l| l.as_array()).cloned().unwrap_or_default();
+    if layers.iter().any(|l| l.get("batchnorm").is_some() || l.get("add").is_some()) {
+        para.push_str(" A layer with a digital BatchNorm or a shortcut's addition is compared on its W x + b, before them and its activation.");
+    }
     let worst = results
         .points
         .iter()

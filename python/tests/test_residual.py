@@ -328,3 +328,38 @@ def test_a_resnet_trains_against_aimcs_noise_and_evaluates_through_its_trace(tmp
     x, y, logits = x[keep], y[keep], logits[keep]
     r = aimc.classifier(net, x, y, times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "r"))
     assert r.fp_baseline == pytest.approx((logits.argmax(1) == y).double().mean().item(), abs=1e-12)
+
+
+def test_a_rectangular_pooling_maps_as_the_engine_pools_it(tmp_path):
+    """MaxPool2d((2, 1)) and AvgPool2d((1, 3), stride (1, 2)) map to [h, w] windows and strides,
+    the NumPy forward equals the module's and the engine's floating-point accuracy PyTorch's."""
+    torch.manual_seed(10)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d((2, 1)), nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+                        nn.AvgPool2d((1, 3), stride=(1, 2)), nn.Flatten(), nn.Linear(4 * 4 * 3, 3)).eval()
+    layers, act = aimc.from_torch(net)
+    assert (layers[0]["pool_size"], layers[0]["pool_stride"], layers[1]["pool_size"], layers[1]["pool_stride"]) == ([2, 1], [2, 1], [1, 3],
+                                                                                                                    [1, 2])
+    x, y = torch.randn(100, 1, 8, 8), torch.randint(0, 3, (100,))
+    with torch.no_grad():
+        logits = net(x)
+    got = _numpy_forward(layers, [act, act, "none"], x.numpy().reshape(100, -1).astype(np.float64), (1, 8, 8))
+    assert np.abs(got - logits.double().numpy()).max() <= 1e-5 * logits.abs().max().item()
+    top2 = logits.sort(1).values[:, -2:]
+    keep = top2[:, 1] - top2[:, 0] > 1e-4
+    r = aimc.classifier(net, x[keep], y[keep], times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "r"))
+    assert r.fp_baseline == pytest.approx((logits[keep].argmax(1) == y[keep]).double().mean().item(), abs=1e-12)
+
+
+def test_a_padded_1d_pooling_maps_along_the_signal():
+    """MaxPool1d(3, 2, padding=1) and AvgPool1d(3, 1, padding=1, count_include_pad=False) after
+    Conv1d layers pad along the signal only ([0, p]); the NumPy forward equals the module's."""
+    torch.manual_seed(11)
+    net = nn.Sequential(nn.Conv1d(2, 3, 3), nn.ReLU(), nn.MaxPool1d(3, 2, padding=1), nn.Conv1d(3, 4, 2), nn.ReLU(),
+                        nn.AvgPool1d(3, 1, padding=1, count_include_pad=False), nn.Flatten(), nn.Linear(4 * 4, 3)).eval()
+    layers, act = aimc.from_torch(net)
+    assert (layers[0]["pool_padding"], layers[1]["pool_padding"], layers[1]["pool_count_include_pad"]) == ([0, 1], [0, 1], False)
+    x = torch.randn(6, 2, 12)
+    with torch.no_grad():
+        want = net(x).double().numpy()
+    got = _numpy_forward(layers, [act, act, "none"], x.numpy().reshape(6, -1).astype(np.float64), (2, 1, 12))
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()

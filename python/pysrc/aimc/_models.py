@@ -349,12 +349,15 @@ def _conv2d(m, i: int | str) -> dict:
     return {"weight": w, "bias": b, "stride": stride, "padding": _pair(padding, "padding", f"module {i} (Conv2d)")}
 
 
+def _side(v: list):
+    """[height, width] as the layer tables write it: one number when square."""
+    return v[0] if v[0] == v[1] else v
+
+
 def _pool2d(m, where: str, kind: str) -> dict:
     size = _pair(getattr(m, "kernel_size", 2), "kernel_size", where)
     stride = getattr(m, "stride", None)
     stride = size if stride is None or stride == () or stride == [] else _pair(stride, "stride", where)
-    if size[0] != size[1] or stride[0] != stride[1]:
-        raise ValueError(f"from_torch: {where} has a non-square window {size} or stride {stride}; aimc pools square windows")
     padding = _pair(getattr(m, "padding", 0), "padding", where)
     if getattr(m, "ceil_mode", False):
         raise ValueError(f"from_torch: {where} uses ceil_mode; aimc pools in floor mode")
@@ -364,11 +367,11 @@ def _pool2d(m, where: str, kind: str) -> dict:
         raise ValueError(f"from_torch: {where} has dilation {m.dilation}; aimc pools with dilation 1")
     if kind == "AvgPool2d" and getattr(m, "divisor_override", None) is not None:
         raise ValueError(f"from_torch: {where} has divisor_override; aimc divides by the window size")
-    pool = {"pool": "max" if kind == "MaxPool2d" else "avg", "pool_size": size[0], "pool_stride": stride[0]}
+    pool = {"pool": "max" if kind == "MaxPool2d" else "avg", "pool_size": _side(size), "pool_stride": _side(stride)}
     if padding != [0, 0]:
         # Implicit padding (torchvision's ResNet stem): max pooling skips it, average pooling
         # counts it as zeros unless count_include_pad=False.
-        pool["pool_padding"] = padding[0] if padding[0] == padding[1] else padding
+        pool["pool_padding"] = _side(padding)
         if kind == "AvgPool2d" and not getattr(m, "count_include_pad", True):
             pool["pool_count_include_pad"] = False
     return pool
@@ -401,11 +404,19 @@ def _pool1d(m, where: str, kind: str) -> dict:
     stride = size if stride is None or stride == () or stride == [] else stride
     if not isinstance(size, int) or not isinstance(stride, int):
         raise ValueError(f"from_torch: {where} has kernel_size {size!r}, stride {stride!r}; give ints")
-    if one(getattr(m, "padding", 0)) != 0 or getattr(m, "ceil_mode", False):
-        raise ValueError(f"from_torch: {where} pads or uses ceil_mode; aimc pools without padding in floor mode")
+    padding = one(getattr(m, "padding", 0))
+    if getattr(m, "ceil_mode", False):
+        raise ValueError(f"from_torch: {where} uses ceil_mode; aimc pools in floor mode")
+    if not isinstance(padding, int) or 2 * padding > size:
+        raise ValueError(f"from_torch: {where} pads by {padding!r}; give an int of at most half its window {size}")
     if kind == "MaxPool1d" and one(getattr(m, "dilation", 1)) != 1:
         raise ValueError(f"from_torch: {where} has dilation {m.dilation}; aimc pools with dilation 1")
-    return {"pool": "max" if kind == "MaxPool1d" else "avg", "pool_size": [1, size], "pool_stride": [1, stride]}
+    pool = {"pool": "max" if kind == "MaxPool1d" else "avg", "pool_size": [1, size], "pool_stride": [1, stride]}
+    if padding:
+        pool["pool_padding"] = [0, padding]
+        if kind == "AvgPool1d" and not getattr(m, "count_include_pad", True):
+            pool["pool_count_include_pad"] = False
+    return pool
 
 
 def _resolve_pools(layers: list, input_shape) -> list:

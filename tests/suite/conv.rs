@@ -73,18 +73,7 @@ fn model_1d() -> (Vec<Linear>, Vec<Activation>) {
 }
 
 fn ideal(trials: u32) -> RunConfig {
-    RunConfig {
-        reads_per_programming: 1,
-        device: DeviceModel::ideal(),
-        periphery: Periphery::perfect(),
-        gdc: Gdc::Off,
-        key: aimc::rng::key(7, 0),
-        trials,
-        first_trial: 0,
-        times: vec![0.0],
-        max_chunk: 2,
-        layer_noise: Vec::new(),
-    }
+    ideal_run(trials, 2)
 }
 
 /// Every trial's outputs against PyTorch's forward pass in f64: f32 sums of ≤ 16 products of
@@ -104,16 +93,7 @@ fn check_model(be: &mut dyn Backend, what: &str, (layers, acts): (Vec<Linear>, V
     // engine's NHWC images.
     assert_eq!(analog.iter().map(|l| l.conv.map(|c| c.in_nchw)).collect::<Vec<_>>(), [Some(1), Some(0), None]);
     let y = run_outputs(be, &analog, &x, batch as u32, &ideal(3), &mut |_| {}).unwrap();
-    assert_eq!(y[0].len(), 3 * batch * 5);
-    for s in 0..batch {
-        let want = workload::forward_f64(&layers, &acts, &x[s * per_sample..(s + 1) * per_sample]);
-        for trial in 0..3 {
-            for (o, w) in want.iter().enumerate() {
-                let got = y[0][(trial * batch + s) * 5 + o] as f64;
-                assert!((got - w).abs() <= 1e-5 * (1.0 + w.abs()), "{what}: trial {trial} sample {s} output {o}: engine {got}, direct convolution {w}");
-            }
-        }
-    }
+    assert_equals_f64_forward(what, &y[0], &layers, &acts, &x, per_sample, 3, 1e-5);
 }
 
 #[test]

@@ -86,18 +86,7 @@ fn resnet() -> (Vec<Linear>, Vec<Activation>) {
 }
 
 fn ideal(trials: u32, max_chunk: u32) -> RunConfig {
-    RunConfig {
-        reads_per_programming: 1,
-        device: DeviceModel::ideal(),
-        periphery: Periphery::perfect(),
-        gdc: Gdc::Off,
-        key: aimc::rng::key(7, 0),
-        trials,
-        first_trial: 0,
-        times: vec![0.0],
-        max_chunk,
-        layer_noise: Vec::new(),
-    }
+    ideal_run(trials, max_chunk)
 }
 
 fn root() -> std::path::PathBuf {
@@ -116,16 +105,7 @@ fn check_against_direct(be: &mut dyn Backend, what: &str) {
     // The shortcut conv reads the engine's NHWC images, as every layer after the first.
     assert_eq!(analog[5].conv.map(|c| c.in_nchw), Some(0));
     let y = run_outputs(be, &analog, &x, batch as u32, &ideal(3, 2), &mut |_| {}).unwrap();
-    assert_eq!(y[0].len(), 3 * batch * CLASSES);
-    for s in 0..batch {
-        let want = workload::forward_f64(&layers, &acts, &x[s * PER_SAMPLE..(s + 1) * PER_SAMPLE]);
-        for trial in 0..3 {
-            for (o, w) in want.iter().enumerate() {
-                let got = y[0][(trial * batch + s) * CLASSES + o] as f64;
-                assert!((got - w).abs() <= 1e-5 * (1.0 + w.abs()), "{what}: trial {trial} sample {s} output {o}: engine {got}, f64 forward {w}");
-            }
-        }
-    }
+    assert_equals_f64_forward(what, &y[0], &layers, &acts, &x, PER_SAMPLE, 3, 1e-5);
 }
 
 #[test]

@@ -210,3 +210,46 @@ pub fn whole_and_resumed(e: &aimc::config::Experiment, dir: &std::path::Path) ->
     std::fs::write(path_for(dir), lines[..2].join("\n") + "\n").unwrap();
     (whole, run())
 }
+
+/// A run with an ideal device and a perfect periphery (the f64 forward's network): `trials`
+/// trials in chunks of at most `max_chunk`, at t = 0, GDC off.
+pub fn ideal_run(trials: u32, max_chunk: u32) -> aimc::engine::plan::RunConfig {
+    aimc::engine::plan::RunConfig {
+        reads_per_programming: 1,
+        device: aimc::device::DeviceModel::ideal(),
+        periphery: aimc::crossbar::Periphery::perfect(),
+        gdc: aimc::crossbar::Gdc::Off,
+        key: aimc::rng::key(7, 0),
+        trials,
+        first_trial: 0,
+        times: vec![0.0],
+        max_chunk,
+        layer_noise: Vec::new(),
+    }
+}
+
+/// Every trial's outputs `y` (one time point, `[trial][sample][n_out]`) against the f64 forward
+/// pass of `layers` on each sample of `x` (`per_sample` values each): within `rel` · (1 + |want|).
+#[allow(clippy::too_many_arguments)]
+pub fn assert_equals_f64_forward(
+    what: &str,
+    y: &[f32],
+    layers: &[aimc::workload::io::Linear],
+    acts: &[aimc::workload::Activation],
+    x: &[f32],
+    per_sample: usize,
+    trials: usize,
+    rel: f64,
+) {
+    let batch = x.len() / per_sample;
+    for s in 0..batch {
+        let want = aimc::workload::forward_f64(layers, acts, &x[s * per_sample..(s + 1) * per_sample]);
+        assert_eq!(y.len(), trials * batch * want.len(), "{what}: outputs per trial and sample");
+        for trial in 0..trials {
+            for (o, w) in want.iter().enumerate() {
+                let got = y[(trial * batch + s) * want.len() + o] as f64;
+                assert!((got - w).abs() <= rel * (1.0 + w.abs()), "{what}: trial {trial} sample {s} output {o}: engine {got}, f64 forward {w}");
+            }
+        }
+    }
+}

@@ -287,6 +287,18 @@ pub(crate) fn text_sha256(text: &str) -> String {
     format!("{:x}", sha2::Sha256::digest(text.as_bytes()))
 }
 
+/// A TOML or schema error of an experiment file on one line; a missing top-level field says what
+/// every file sets (a truncated or empty file lacks them all).
+fn toml_error(e: &toml::de::Error) -> String {
+    let text = e.to_string().trim().replace('\n', " ");
+    match e.message().strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
+        Some(field) if ["name", "workload", "seed", "trials", "sweep"].contains(&field) => format!(
+            "{text}; every experiment file sets name, workload, seed, trials and a [sweep] with t = [...] (experiments/smoke.toml is a complete small one; README, \"Experiment files\")"
+        ),
+        _ => text,
+    }
+}
+
 impl Experiment {
     /// What the workloads read of this experiment besides the sweep point.
     pub fn inputs(&self) -> crate::workload::Inputs<'_> {
@@ -345,7 +357,7 @@ impl Experiment {
     /// sets a field the others leave). [`overrides::with_base`] leaves the first to the axes.
     pub fn swept_fields(text: &str, path: &Path) -> Result<(Vec<String>, Vec<String>), ExperimentError> {
         let bad = |msg: String| ExperimentError::Invalid { file: path.display().to_string(), msg };
-        let raw: RawExperiment = toml::from_str(text).map_err(|e| bad(format!("{}", e).trim().replace('\n', " ")))?;
+        let raw: RawExperiment = toml::from_str(text).map_err(|e| bad(toml_error(&e)))?;
         let base = base_of(&raw).map_err(&bad)?;
         let name = |(s, f, _): (Option<&'static str>, String, String)| s.map_or(f.clone(), |s| format!("{s}.{f}"));
         Ok((sweep::swept_everywhere(&raw.sweep, &base).into_iter().map(name).collect(), sweep::swept_fields(&raw.sweep, &base).into_iter().map(name).collect()))
@@ -357,7 +369,7 @@ impl Experiment {
     fn validate(text: &str, source: &str, path: &Path, sets: &[String]) -> Result<Experiment, ExperimentError> {
         let file = path.display().to_string();
         let bad = |msg: String| ExperimentError::Invalid { file: file.clone(), msg };
-        let raw: RawExperiment = toml::from_str(text).map_err(|e| bad(format!("{}", e).trim().replace('\n', " ")))?;
+        let raw: RawExperiment = toml::from_str(text).map_err(|e| bad(toml_error(&e)))?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) };
 

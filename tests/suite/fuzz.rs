@@ -120,7 +120,7 @@ fn csv_data_never_panics() {
 #[test]
 fn experiment_files_never_panic() {
     let base = root().join("experiments");
-    for f in ["smoke.toml", "kernel_rbf.toml", "moe_3d.toml", "digits_budget.toml"] {
+    for f in ["smoke.toml", "kernel_rbf.toml", "moe_3d.toml", "digits_budget.toml", "digits_resnet.toml"] {
         let text = std::fs::read(base.join(f)).unwrap();
         fuzz(
             f,
@@ -128,6 +128,19 @@ fn experiment_files_never_panic() {
             |b| aimc::config::Experiment::from_text(&String::from_utf8_lossy(b), &base.join(f)).map_err(|e| e.to_string()),
             |e| e.trials >= 2 && !e.points.is_empty(),
         );
+    }
+}
+
+/// An empty file, or one cut after its first line, names the fields every experiment file sets
+/// and where a complete one is.
+#[test]
+fn truncated_experiment_files_say_what_every_file_sets() {
+    let path = root().join("experiments/cut.toml");
+    let text = std::fs::read_to_string(root().join("experiments/smoke.toml")).unwrap();
+    let first = text.lines().find(|l| l.starts_with("name")).unwrap();
+    for cut in ["", first] {
+        let e = aimc::config::Experiment::from_text(cut, &path).unwrap_err().to_string();
+        assert!(e.contains("missing field") && e.contains("every experiment file sets name, workload, seed, trials") && e.contains("smoke.toml"), "{e}");
     }
 }
 

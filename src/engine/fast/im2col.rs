@@ -38,10 +38,13 @@ fn offsets(c: &ConvParams) -> Vec<u32> {
                     let iy = oy * c.stride_h as isize + i as isize - c.pad_h as isize;
                     for j in 0..k_w {
                         let ix = ox * c.stride_w as isize + j as isize - c.pad_w as isize;
-                        let inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
-                        let (iy, ix) = (iy as usize, ix as usize);
-                        let at = if c.in_nchw != 0 { (ch * in_h as usize + iy) * in_w as usize + ix } else { (iy * in_w as usize + ix) * in_c + ch };
-                        table.push(if inside { at as u32 } else { PAD });
+                        if iy < 0 || iy >= in_h || ix < 0 || ix >= in_w {
+                            table.push(PAD);
+                            continue;
+                        }
+                        let (iy, ix, w) = (iy as usize, ix as usize, in_w as usize);
+                        let at = if c.in_nchw != 0 { (ch * in_h as usize + iy) * w + ix } else { (iy * w + ix) * in_c + ch };
+                        table.push(at as u32);
                     }
                 }
             }

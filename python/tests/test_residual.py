@@ -68,6 +68,13 @@ def _resnet(seed=0):
     return net.eval()
 
 
+def _decided(x, y, logits):
+    """The rows whose top two logits differ by more than float32 rounding could flip."""
+    top2 = logits.sort(1).values[:, -2:]
+    keep = top2[:, 1] - top2[:, 0] > 1e-4
+    return x[keep], y[keep], logits[keep]
+
+
 def _same_outputs(net, layers, acts, x, input_shape):
     """The NumPy forward of the mapped layers against the module's own eval-mode output."""
     with torch.no_grad():
@@ -235,9 +242,7 @@ def test_a_residual_network_runs_with_pytorchs_accuracy_as_its_floating_point_ba
     x, y = torch.randn(150, *shape), torch.randint(0, 3, (150,))
     with torch.no_grad():
         logits = net(x)
-    top2 = logits.sort(1).values[:, -2:]
-    keep = top2[:, 1] - top2[:, 0] > 1e-4   # no row whose class float32 rounding could flip
-    x, y, logits = x[keep], y[keep], logits[keep]
+    x, y, logits = _decided(x, y, logits)
     r = aimc.classifier(net, x, y, times=["1s"], trials=3, backend="cpu", quiet=True, out=str(tmp_path / "r"))
     assert r.fp_baseline == pytest.approx((logits.argmax(1) == y).double().mean().item(), abs=1e-12)
     assert [(t.get("input"), t.get("add")) for t in r.data["config"]["model"]["layers"]] == links
@@ -275,9 +280,7 @@ def test_torchvisions_padded_stem_pool_runs_with_pytorchs_accuracy(tmp_path):
     assert _same_outputs(net, layers, acts, x[:16], (3, 16, 16))
     with torch.no_grad():
         logits = net(x)
-    top2 = logits.sort(1).values[:, -2:]
-    keep = top2[:, 1] - top2[:, 0] > 1e-4
-    x, y, logits = x[keep], y[keep], logits[keep]
+    x, y, logits = _decided(x, y, logits)
     r = aimc.classifier(net, x, y, times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "r"))
     assert r.fp_baseline == pytest.approx((logits.argmax(1) == y).double().mean().item(), abs=1e-12)
     stem = r.data["config"]["model"]["layers"][0]["conv"]["pool"]
@@ -323,9 +326,7 @@ def test_a_resnet_trains_against_aimcs_noise_and_evaluates_through_its_trace(tmp
     net.eval()
     with torch.no_grad():
         logits = net(x)
-    top2 = logits.sort(1).values[:, -2:]
-    keep = top2[:, 1] - top2[:, 0] > 1e-4   # no row whose class float32 rounding could flip
-    x, y, logits = x[keep], y[keep], logits[keep]
+    x, y, logits = _decided(x, y, logits)
     r = aimc.classifier(net, x, y, times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "r"))
     assert r.fp_baseline == pytest.approx((logits.argmax(1) == y).double().mean().item(), abs=1e-12)
 
@@ -344,10 +345,9 @@ def test_a_rectangular_pooling_maps_as_the_engine_pools_it(tmp_path):
         logits = net(x)
     got = _numpy_forward(layers, [act, act, "none"], x.numpy().reshape(100, -1).astype(np.float64), (1, 8, 8))
     assert np.abs(got - logits.double().numpy()).max() <= 1e-5 * logits.abs().max().item()
-    top2 = logits.sort(1).values[:, -2:]
-    keep = top2[:, 1] - top2[:, 0] > 1e-4
-    r = aimc.classifier(net, x[keep], y[keep], times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "r"))
-    assert r.fp_baseline == pytest.approx((logits[keep].argmax(1) == y[keep]).double().mean().item(), abs=1e-12)
+    x, y, logits = _decided(x, y, logits)
+    r = aimc.classifier(net, x, y, times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "r"))
+    assert r.fp_baseline == pytest.approx((logits.argmax(1) == y).double().mean().item(), abs=1e-12)
 
 
 def test_a_padded_1d_pooling_maps_along_the_signal():

@@ -85,6 +85,12 @@ fn resnet() -> (Vec<Linear>, Vec<Activation>) {
     (layers, vec![r, r, r, r, n, r, r, t, n])
 }
 
+/// The ResNet on its tiles (default scaling) and `batch` random images drawn with `seed`.
+fn mapped_resnet(batch: usize, seed: u64) -> (usize, Vec<f32>, Vec<aimc::engine::plan::AnalogLayer>) {
+    let (layers, acts) = resnet();
+    (batch, aimc::rng::uniform_signed(batch * PER_SAMPLE, seed), workload::analog_layers(&layers, &acts, SHAPE, Scaling::default()))
+}
+
 fn ideal(trials: u32, max_chunk: u32) -> RunConfig {
     ideal_run(trials, max_chunk)
 }
@@ -145,10 +151,7 @@ fn noisy_resnet_trials_do_not_depend_on_the_chunking_or_the_backend() {
     // Kept outputs live per chunk: one trial per chunk and three per chunk give the same bits,
     // on the CPU twins; the GPU's residual stage equals the twin's within the flips that
     // tests/suite/conv.rs allows (here compared per output).
-    let (layers, acts) = resnet();
-    let batch = 3;
-    let x = aimc::rng::uniform_signed(batch * PER_SAMPLE, 23);
-    let analog = workload::analog_layers(&layers, &acts, SHAPE, Scaling::default());
+    let (batch, x, analog) = mapped_resnet(3, 23);
     let noisy =
         |max_chunk| RunConfig { device: DeviceModel::pcm(), periphery: Periphery::default(), gdc: Gdc::Readout, times: vec![3600.0], ..ideal(3, max_chunk) };
     let one = run_outputs(&mut cpu(), &analog, &x, batch as u32, &noisy(1), &mut |_| {}).unwrap();
@@ -380,10 +383,7 @@ t = ["1s"]
 /// its padding out of the divisor) equals its twin bit for bit, replayed on the twin's inputs.
 #[test]
 fn fast_padded_pooling_equals_its_twin_bit_for_bit() {
-    let (layers, acts) = resnet();
-    let batch = 3;
-    let x = aimc::rng::uniform_signed(batch * PER_SAMPLE, 24);
-    let analog = workload::analog_layers(&layers, &acts, SHAPE, Scaling::default());
+    let (batch, x, analog) = mapped_resnet(3, 24);
     let mut rec = Recorder::new();
     let c = RunConfig { device: DeviceModel::pcm(), ..ideal(2, 2) };
     run_outputs(&mut rec, &analog, &x, batch as u32, &c, &mut |_| {}).unwrap();

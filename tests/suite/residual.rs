@@ -91,6 +91,15 @@ fn mapped_resnet(batch: usize, seed: u64) -> (usize, Vec<f32>, Vec<aimc::engine:
     (batch, aimc::rng::uniform_signed(batch * PER_SAMPLE, seed), workload::analog_layers(&layers, &acts, SHAPE, Scaling::default()))
 }
 
+/// A safetensors file of F32 tensors (name, shape, values).
+fn write_f32_tensors(path: &std::path::Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
+    use safetensors::tensor::{Dtype, TensorView};
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views: Vec<(String, TensorView)> =
+        tensors.iter().zip(&bytes).map(|((n, sh, _), b)| (n.clone(), TensorView::new(Dtype::F32, sh.clone(), b).unwrap())).collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
 fn ideal(trials: u32, max_chunk: u32) -> RunConfig {
     ideal_run(trials, max_chunk)
 }
@@ -211,23 +220,20 @@ fn shortcut_mistakes_are_named() {
 /// name to earlier tables, and every other name is refused with the layers it could be.
 #[test]
 fn experiment_files_name_their_shortcuts() {
-    use safetensors::tensor::{Dtype, TensorView};
     let (layers, _) = resnet();
     let dir = std::env::temp_dir().join(format!("aimc-residual-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    let named: Vec<(String, Vec<usize>, Vec<u8>)> = layers
+    let named: Vec<(String, Vec<usize>, Vec<f32>)> = layers
         .iter()
         .flat_map(|l| {
             let shape = match l.conv {
                 Some(c) => vec![l.weight.rows, c.in_c, c.k_h, c.k_w],
                 None => vec![l.weight.rows, l.weight.cols],
             };
-            [(format!("{}.weight", l.name), shape, bytes(&l.weight.data)), (format!("{}.bias", l.name), vec![l.bias.len()], bytes(&l.bias))]
+            [(format!("{}.weight", l.name), shape, l.weight.data.clone()), (format!("{}.bias", l.name), vec![l.bias.len()], l.bias.clone())]
         })
         .collect();
-    let views: Vec<(String, TensorView)> = named.iter().map(|(n, sh, b)| (n.clone(), TensorView::new(Dtype::F32, sh.clone(), b).unwrap())).collect();
-    safetensors::serialize_to_file(views, None, &dir.join("resnet.safetensors")).unwrap();
+    write_f32_tensors(&dir.join("resnet.safetensors"), &named);
     let mut csv = String::new();
     for s in 0..12 {
         let row: Vec<String> = aimc::rng::uniform_signed(PER_SAMPLE, 100 + s).iter().map(|v| format!("{v}")).collect();
@@ -304,15 +310,12 @@ fn the_shipped_resnet_is_read_as_trained() {
 /// misshapen or negative statistic is refused by name.
 #[test]
 fn batchnorm_tensors_are_read_as_pytorch_defines_them() {
-    use safetensors::tensor::{Dtype, TensorView};
     let dir = std::env::temp_dir().join(format!("aimc-batchnorm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (gamma, beta, mean, var) = ([1.5f32, 0.5, 2.0], [0.1f32, -0.2, 0.3], [0.25f32, -1.0, 0.5], [4.0f32, 0.25, 1.0]);
     let write = |parts: &[(&str, Vec<usize>, Vec<f32>)]| {
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
-            parts.iter().map(|(n, s, v)| (n.to_string(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
-        let views: Vec<(String, TensorView)> = bytes.iter().map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap())).collect();
-        safetensors::serialize_to_file(views, None, &dir.join("bn.safetensors")).unwrap();
+        let owned: Vec<(String, Vec<usize>, Vec<f32>)> = parts.iter().map(|(n, sh, v)| (n.to_string(), sh.clone(), v.clone())).collect();
+        write_f32_tensors(&dir.join("bn.safetensors"), &owned);
     };
     let base = |var: Vec<f32>| {
         vec![

@@ -2,7 +2,8 @@
 // programmed state `program` stored (programmed weight and drift exponent), re-convert with the
 // tile's s2 = g_max / max|W_prog|, drift, add accumulated 1/f read noise (a fresh draw per t).
 // With drift_path = 1 both devices of the pair drift separately instead (each its own nu and
-// read noise, no re-conversion). Also the per-chunk sums of the GDC readouts (one-hot inputs
+// read noise, no re-conversion); with 2 (a relaxation table, ReRAM) each device of the pair is a
+// fresh draw about its target at the table's time L.relax_at, re-converted as path 0. Also the per-chunk sums of the GDC readouts (one-hot inputs
 // through the full forward path: IR drop, per-read weight noise, output noise, ADC; `gdc_readout`
 // in common/device.wgsl): at t, and right after programming (baseline; computed at the
 // first time point only and kept in its partials slot for the later ones). One invocation = one
@@ -49,6 +50,10 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
             let gpair = vec2<f32>(state[b], state[b + nw]);
             wp = (gpair.x - gpair.y) / s;
             we = drift_pair(dev, gpair, state[b + 2u * nw], state[b + 3u * nw], s, L.log_t_ratio, L.read_sqrt_log, nr.xy);
+        } else if (dev.drift_path == 2u) {
+            let b = trial_local * 2u * nw + elem;
+            wp = state[b];
+            we = relaxed_weight(dev, state[b + nw], s, s2, L.relax_at, nr.xy);
         } else {
             let b = trial_local * 2u * nw + elem;
             wp = state[b];

@@ -2,7 +2,7 @@
 // the programming noise and the drift exponents drawn from the target conductances, all from the
 // four words of one Philox block per weight; stores the trial's programmed state for `drift`
 // (aihwkit tile path: programmed weight and the drift exponent of the device that holds it;
-// both_devices: G+, G-, nu+, nu-), planar [trial][word][weight], and finds each tile's
+// both_devices: G+, G-, nu+, nu-; a relaxation table: programmed weight and target weight), planar [trial][word][weight], and finds each tile's
 // max|W_prog| (needed by aihwkit's re-conversion before drift). One invocation = one weight
 // (differential pair) of one trial; workgroup (x = WG-element chunk of a tile, y = tile,
 // z = trial in chunk). CPU twin: src/engine/cpu/program.rs.
@@ -79,6 +79,11 @@ fn program(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
             state[b + nw] = gpair.y;
             state[b + 2u * nw] = nu_pos;
             state[b + 3u * nw] = nu_neg;
+        } else if (dev.drift_path == 2u) {
+            // A relaxation table: the programmed weight and the target each read redraws about.
+            let b = trial_local * 2u * nw + elem;
+            state[b] = wp;
+            state[b + nw] = w;
         } else {
             let b = trial_local * 2u * nw + elem;
             state[b] = wp;

@@ -5,6 +5,7 @@ agreement carries over, and anything aimc does not model is refused by its attri
 import dataclasses
 import json
 import pathlib
+import re
 import subprocess
 import sys
 from enum import Enum
@@ -129,6 +130,20 @@ def hermes_noise_model(num_devices=2, **changes):
                   t_read=512.0e-9, prog_noise_scale=1.0, read_noise_scale=1.0, drift_scale=1.0)
     fields.update(changes)
     return obj("HermesNoiseModel", **fields)
+
+
+def reram_noise_model(**changes):
+    """aihwkit's ReRamWan2022NoiseModel() as its constructor leaves it
+    (src/aihwkit/inference/noise/reram.py): the converter's g_max, the reference set to it (the
+    argument not given), the default coeff_dic (each list given c4 first there, reversed into c0
+    first) and the unused prog_coeff_g_max_reference the default table sets."""
+    fields = dict(g_converter=obj("SinglePairConductanceConverter", g_max=25.0, g_min=0.0, scale_ratio=None), g_max=25.0,
+                  coeff_g_max_reference=25.0, prog_coeff_g_max_reference=40.0, noise_scale=1.0,
+                  coeff_dic={1.0: [-16.815, 45.393, -43.853, 16.030, 0.348][::-1],
+                             3600 * 24.0: [-16.458, 47.095, -50.773, 22.086, 0.701][::-1],
+                             3600 * 24.0 * 2: [-11.934, 37.062, -43.507, 20.274, 0.782][::-1]})
+    fields.update(changes)
+    return obj("ReRamWan2022NoiseModel", **fields)
 
 
 def inference_rpu_config(**changes):
@@ -338,6 +353,72 @@ def test_a_state_independent_model_maps_to_constant_noise(tmp_path):
         aimc.from_aihwkit(inference_rpu_config(noise_model=obj("StateIndependentNoiseModel", g_converter=obj("DualPairConductanceConverter"))))
 
 
+def test_reram_maps_to_aimcs_reram_with_its_relaxation_table(tmp_path):
+    """ReRamWan2022NoiseModel maps to aimc's `reram` with its coeff_dic always written out as
+    `device.relax_table` (times ascending, rows padded to 5 coefficients, scaled by g_max /
+    coeff_g_max_reference as aihwkit's _apply_poly does) and its one noise_scale as both
+    prog_noise_scale and drift_scale; the reference case, read at the table's times, runs with it
+    trial for trial as with `device.model = "reram"`, and a time outside the table is refused."""
+    def device(nm):
+        return aimc.from_aihwkit(inference_rpu_config(noise_model=nm))["device"]
+    default = {"model": "reram", "g_max": 25.0, "prog_noise_scale": 1.0, "drift_scale": 1.0,
+               "relax_table": {"t": [1.0, 86400.0, 172800.0],
+                               "coeff": [[0.348, 16.030, -43.853, 45.393, -16.815], [0.701, 22.086, -50.773, 47.095, -16.458],
+                                         [0.782, 20.274, -43.507, 37.062, -11.934]]}}
+    assert device(reram_noise_model()) == default
+    # The constructor fills coeff_dic=None with the default table.
+    assert device(reram_noise_model(coeff_dic=None)) == default
+    # Own coefficients: times sorted, short rows padded; noise_scale scales both draws.
+    d = device(reram_noise_model(coeff_dic={86400: [0.5, 1.0, -0.5], 1: (0.3, 2.0, -1.0)}, noise_scale=0.5))
+    assert d == {"model": "reram", "g_max": 25.0, "prog_noise_scale": 0.5, "drift_scale": 0.5,
+                 "relax_table": {"t": [1.0, 86400.0], "coeff": [[0.3, 2.0, -1.0, 0.0, 0.0], [0.5, 1.0, -0.5, 0.0, 0.0]]}}
+    # Coefficients fitted at 40 µS used at g_max 25: aihwkit scales σ by 25/40.
+    d = device(reram_noise_model(coeff_dic={1.0: [0.4, 8.0, -4.0]}, coeff_g_max_reference=40.0))
+    assert d["relax_table"]["coeff"] == [pytest.approx([0.4 * 25 / 40, 8.0 * 25 / 40, -4.0 * 25 / 40, 0.0, 0.0])]
+    # Zeros beyond the 5th coefficient are no higher degree.
+    assert device(reram_noise_model(coeff_dic={1.0: [0.3, 1.0, 0.0, 0.0, 0.0, 0.0]}))["relax_table"]["coeff"] == [[0.3, 1.0, 0.0, 0.0, 0.0]]
+
+    nm = reram_noise_model(coeff_dic={1.0: [0.3, 1.0]})
+    del nm.coeff_g_max_reference  # given to the constructor: aihwkit never stores it
+    with pytest.raises(ValueError, match=r"noise_model\.coeff_g_max_reference is missing: aihwkit's ReRamWan2022NoiseModel stores it only"):
+        device(nm)
+    with pytest.raises(ValueError, match=r"noise_model\.coeff_dic\[1\.0\] = \[0\.3, .*polynomial of degree <= 4.*give at most 5 coefficients"):
+        device(reram_noise_model(coeff_dic={1.0: [0.3, 1.0, 0.0, 0.0, 0.0, 0.1]}))
+    with pytest.raises(ValueError, match=r"noise_model\.coeff_dic has 5 times \(1 s, 2 s, 3 s, 4 s, 5 s\).*keep at most 4"):
+        device(reram_noise_model(coeff_dic={float(t): [0.3] for t in range(1, 6)}))
+    with pytest.raises(ValueError, match=r"noise_model\.coeff_dic = \[0\.3, 1\.0\]: give a dict of time"):
+        device(reram_noise_model(coeff_dic=[0.3, 1.0]))
+    with pytest.raises(ValueError, match=r"noise_model\.coeff_dic\[1\.0\] = 'x' is not a list of numbers"):
+        device(reram_noise_model(coeff_dic={1.0: "x"}))
+    with pytest.raises(ValueError, match=r"noise_model\.g_converter is DualPairConductanceConverter"):
+        device(reram_noise_model(g_converter=obj("DualPairConductanceConverter", g_max=25.0, g_min=0.0)))
+    with pytest.raises(ValueError, match=r"noise_model\.g_max = 25\.0 differs from noise_model\.g_converter\.g_max = 40\.0"):
+        device(reram_noise_model(g_converter=obj("SinglePairConductanceConverter", g_max=40.0, g_min=0.0)))
+
+    # The reference case read at aihwkit's table times, without its `model = "pcm"` line (the
+    # configuration gives the model) and its aihwkit results (a PCM run's).
+    text = REFERENCE.read_text().replace('model = "pcm"', "")
+    text = re.sub(r"\[reference\][^\n]*\npath = [^\n]*\n", "", text)
+    text = text.replace('path = "', f'path = "{REFERENCE.parent}/')
+    text, n = re.subn(r"(?m)^t = \[.*\]$", 't = ["1s", "1d", "2d"]', text)
+    assert n == 1
+    case = tmp_path / "case.toml"
+    case.write_text(text)
+    common = dict(backend="cpu", trials=6, quiet=True, set={"layer_insight_trials": 0})
+    cfg = inference_rpu_config(noise_model=reram_noise_model())
+    mapped = aimc.run(case, out=str(tmp_path / "mapped"), rpu_config=cfg, **common)
+    plain = aimc.run(case, out=str(tmp_path / "plain"), **{**common, "set": {**common["set"], "device.model": "reram"}})
+    assert mapped.data["config"]["device"] == plain.data["config"]["device"]
+    assert mapped.data["config"]["device"]["relax_table"] == default["relax_table"]
+    assert [p["labels"] for p in mapped.points] == [p["labels"] for p in plain.points]
+    assert {p["t_inf"] for p in mapped.points} == {1.0, 86400.0, 172800.0}
+    assert [p["per_trial"] for p in mapped.points] == [p["per_trial"] for p in plain.points]
+    hour = tmp_path / "hour.toml"
+    hour.write_text(text.replace('t = ["1s", "1d", "2d"]', 't = ["1s", "1h"]'))
+    with pytest.raises(ValueError, match=r"3600 s after programming: device\.model = \"reram\" is measured at 1 s, 86400 s, 172800 s only \(device\.relax_table\.t"):
+        aimc.run(hour, out=str(tmp_path / "hour"), rpu_config=cfg, **common)
+
+
 def test_training_only_settings_are_not_read():
     cfg = with_changes(inference_rpu_config(), clip__type=WeightClipType.LAYER_GAUSSIAN, clip__sigma=2.0,
                        modifier__type=WeightModifierType.ADD_NORMAL, modifier__std_dev=0.1, modifier__pdrop=0.1,
@@ -386,7 +467,6 @@ def test_unmodelled_settings_are_refused_by_name(changes, message):
 @pytest.mark.parametrize("changes, message", [
     ({"forward": obj("IOParametersIRDropT")}, r"forward is IOParametersIRDropT; aimc maps aihwkit's IOParameters"),
     ({"noise_model": obj("ReRamCMONoiseModel")}, r"noise_model is ReRamCMONoiseModel; aimc maps aihwkit's PCMLikeNoiseModel"),
-    ({"noise_model": obj("ReRamWan2022NoiseModel")}, r"noise_model is ReRamWan2022NoiseModel"),
     ({"noise_model": pcm_noise_model(g_converter=obj("DualPairConductanceConverter", g_max=25.0))},
      r"noise_model\.g_converter is DualPairConductanceConverter"),
     ({"drift_compensation": obj("MyCompensation")}, r"drift_compensation is MyCompensation; aimc maps None, GlobalDriftCompensation"),

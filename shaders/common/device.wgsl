@@ -63,11 +63,23 @@ fn level_table_eval(at: u32, n: u32, gr: f32) -> f32 {
     return lo.y;
 }
 
-// Programming noise std at target g (µS): a measured table where the device has one
-// (prog_knots > 0), else the cubic prog_c in x = g/g_max, or prog_h above prog_brk when
-// prog_brk > 0 (AFM's OD/TD split; 0: one cubic everywhere).
+// A relaxation table's σ (µS) at its time k and x = g_T/g_max: the quartic in Horner's form,
+// read from the uniform where it lies (as level_knot). CPU twin: cpu/common.rs relax_sigma.
+fn relax_sigma(k: u32, x: f32) -> f32 {
+    let c = P.dev.relax[2u * k];
+    let c4 = P.dev.relax[2u * k + 1u].x;
+    return (((c4 * x + c.w) * x + c.z) * x + c.y) * x + c.x;
+}
+
+// Programming noise std at target g (µS): a relaxation table's first time where the device has
+// one (drift_path 2), a measured table where it has one (prog_knots > 0), else the cubic prog_c
+// in x = g/g_max, or prog_h above prog_brk when prog_brk > 0 (AFM's OD/TD split; 0: one cubic
+// everywhere).
 fn sigma_prog(d: DeviceParams, g: f32) -> f32 {
     let x = g / d.g_max;
+    if (d.drift_path == 2u) {
+        return relax_sigma(0u, x);
+    }
     if (d.prog_knots > 0u) {
         return level_table_eval(PROG_TABLE_AT, min(d.prog_knots, MAX_PROG_KNOTS), x);
     }
@@ -148,6 +160,19 @@ fn drift_weight(d: DeviceParams, wp: f32, nu_pos: f32, nu_neg: f32, s2: f32,
     let nu = select(nu_neg, nu_pos, wp >= 0.0);
     let gf = drift_device(d, abs(wp) * s2, nu, log_t_ratio, read_sqrt_log, n_read);
     return sign(wp) * gf / s2;
+}
+
+// A relaxation table's read (drift_path 2) of the weight whose target is w (normalised), at the
+// table's time k: each device of the pair a fresh draw about its target g_T = clamp(±s·w),
+// max(0, g_T + drift_scale·σ_k(g_T)·N), independent of the programming draw, converted back with
+// the re-conversion scale s2 = g_max / max|W_prog| (aihwkit's tile: `apply_drift_noise` converts
+// the programmed weights, and ReRamWan2022NoiseModel redraws about the stored targets).
+fn relaxed_weight(d: DeviceParams, w: f32, s: f32, s2: f32, k: u32, n: vec2<f32>) -> f32 {
+    let gp_t = clamp(s * w, 0.0, d.g_max);
+    let gn_t = clamp(-s * w, 0.0, d.g_max);
+    let gp = max(0.0, gp_t + d.drift_scale * relax_sigma(k, gp_t / d.g_max) * n.x);
+    let gn = max(0.0, gn_t + d.drift_scale * relax_sigma(k, gn_t / d.g_max) * n.y);
+    return (gp - gn) / s2;
 }
 
 // An input clipped to the tile's input range r (0: none), as aihwkit's `apply_input_range`.

@@ -16,6 +16,8 @@ const MAX_PROG_KNOTS: u32 = 16u;
 const MAX_READ_KNOTS: u32 = 16u;
 const PROG_TABLE_AT: u32 = 0u;
 const READ_TABLE_AT: u32 = 8u;
+// The most times of a relaxation table (device::MAX_RELAX_TIMES), two vec4 of relax each.
+const MAX_RELAX_TIMES: u32 = 4u;
 
 struct DeviceParams {
     g_max: f32, prog_scale: f32, drift_scale: f32, read_scale: f32,
@@ -32,6 +34,9 @@ struct DeviceParams {
     // 2i + 1, ascending; the programming σ (µS, prog_knots in use) from PROG_TABLE_AT, the
     // read-noise Q_s (read_knots in use) from READ_TABLE_AT.
     level_tables: array<vec4<f32>, 16>,
+    // A relaxation table (drift_path 2): per time (c0, c1, c2, c3), then (c4, 0, 0, 0), µS in
+    // powers of g_T/g_max; programming reads time 0, a read LayerParams.relax_at.
+    relax: array<vec4<f32>, 8>,
 }
 
 struct IoParams {
@@ -48,7 +53,7 @@ struct LayerParams {
     log_t_ratio: f32, read_sqrt_log: f32, full_path: u32, x_per_trial: u32,
     activation: u32, chunks_per_tile: u32, wmax: f32, gdc_base: u32,
     max_rows: u32, alpha_rows: u32, dac_short: u32, vector_offset: u32,
-    reads_per_prog: u32, bm_pass: u32, redo_vectors: u32, _pad_r2: u32,
+    reads_per_prog: u32, bm_pass: u32, redo_vectors: u32, relax_at: u32,
 }
 
 // Bound management's level-1 redo runs as the GEMM's second pass when at least 1 / REDO_GEMM_SHARE

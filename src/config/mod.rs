@@ -394,6 +394,10 @@ impl Experiment {
         }
         for p in &points {
             crate::workload::check_input_ranges(&loaded.layers, p.tile).map_err(&bad)?;
+            // A device measured at a few times (a relaxation table) reads at those only.
+            for &t in &times {
+                p.device.check_time(t).map_err(|m| bad(format!("sweep.{m}")))?;
+            }
         }
         let layer_names: Vec<String> = loaded.layers.iter().map(|l| l.name.clone()).collect();
         let mut points = sweep::budget_axis(&raw, &mut axes, points, &layer_names).map_err(&bad)?;

@@ -49,7 +49,7 @@ pub(super) fn device(raw: &RawExperiment) -> Result<DeviceModel, String> {
 
 /// `[device]` fields held as `Option`s, absent from the presets (they have no TOML form there),
 /// which a file, a `--set` or a sweep axis may set all the same.
-pub(super) const OPTIONAL_DEVICE_FIELDS: [&str; 3] = ["drift_table", "prog_table", "read_table"];
+pub(super) const OPTIONAL_DEVICE_FIELDS: [&str; 4] = ["drift_table", "prog_table", "read_table", "relax_table"];
 
 /// One measured table's name, whether the model has it, its source's scale (name, value), what a
 /// model whose scale is 0 lacks, the verb that uses the table, and the fit fields it replaces.
@@ -108,7 +108,32 @@ pub(super) fn named_device(name: &str, fields: &toml::Table, key: &str) -> Resul
         set_field_with(&mut d, "device", k, v, &OPTIONAL_DEVICE_FIELDS)?;
     }
     prog_reference(&d, fields.contains_key("prog_coeff"), fields.contains_key("prog_g_ref"))?;
+    relaxation_alone(&d, fields)?;
     Ok(d)
+}
+
+/// The fields a relaxation table (`device.relax_table`, the `reram` model) leaves unread: the
+/// programming polynomial, the drift fits and the read-noise fit with its times.
+const RELAX_UNREAD: [&str; 10] = ["prog_coeff", "prog_g_ref", "prog_break", "prog_coeff_hi", "mu_nu", "sigma_nu", "q_s", "t0", "t_read", "read_noise_scale"];
+
+/// A relaxation table belongs to the `reram` model (on another model it would leave that model's
+/// programming, drift and read noise unread), and the fields it replaces are not set beside it.
+fn relaxation_alone(d: &DeviceModel, fields: &toml::Table) -> Result<(), String> {
+    if d.relax_table.is_none() {
+        return Ok(());
+    }
+    if d.name != "reram" {
+        return Err(format!(
+            "device.relax_table on device.model = {:?}: a relaxation table replaces a model's programming polynomial, drift and read noise; set device.model = \"reram\" and give the table there",
+            d.name
+        ));
+    }
+    if let Some(k) = RELAX_UNREAD.iter().find(|k| fields.contains_key(**k)) {
+        return Err(format!(
+            "device.{k} on device.model = \"reram\": its relaxation table (device.relax_table) gives the programming noise and every read, so {k} would go unread; remove it (prog_noise_scale and drift_scale scale the two draws)"
+        ));
+    }
+    Ok(())
 }
 
 /// Programming-noise coefficients of the user's own (`prog_coeff`) are in µS at the g_max they

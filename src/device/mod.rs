@@ -2,7 +2,8 @@
 //! Nat. Commun. 11, 2473, 2020), HERMES fits (aihwkit `HermesNoiseModel`; Le Gallo et al., Nat.
 //! Electron. 2023), the evaluation noise of IBM's Analog Foundation Models (`afm`; Büchel et al.
 //! 2025, github.com/IBM/analog-foundation-models `apply_noise_model.py` at commit
-//! 93bb6cacfbd6c6ac84f52d90789da0454a9ce9af), `simple` and `ideal`. Each model is a set of
+//! 93bb6cacfbd6c6ac84f52d90789da0454a9ce9af), ReRAM (aihwkit `ReRamWan2022NoiseModel`; Wan et al.,
+//! Nature 608, 504, 2022), `simple` and `ideal`. Each model is a set of
 //! numbers (polynomials and piecewise fits);
 //! the f64 reference functions here are the oracle for the f32 stages (shaders/common/device.wgsl
 //! and its twin src/engine/cpu/common.rs). Units: µS and seconds.
@@ -185,6 +186,76 @@ impl ReadTable {
     }
 }
 
+/// The most times a [`RelaxTable`] may hold (the stages keep them in their uniform).
+pub const MAX_RELAX_TIMES: usize = 4;
+
+/// A conductance-relaxation model measured at a few times after programming, for devices that do
+/// not drift as a power law (aihwkit `ReRamWan2022NoiseModel`'s `coeff_dic`): at each time `t`
+/// (s) the standard deviation of the conductance about its *target*, σ_t(g_T) = Σ_i c_i x^i µS
+/// with x = g_T/g_max (a quartic; aihwkit's fit to Wan et al. 2022, Extended Data Fig. 3, at
+/// 1 s, 1 day and 2 days). Programming uses the first time's σ; a read at time t is a fresh draw
+/// max(0, g_T + drift_scale·σ_t(g_T)·N) of each device of the pair, independent of the
+/// programming draw, converted back through the programmed weights' re-conversion as aihwkit's
+/// tile does. Only the table's times can be read (aihwkit refuses others). The values are µS as
+/// given, not rescaled to g_max: aihwkit reads them so at any g_max (its rescaling reference is
+/// g_max itself unless a custom `coeff_dic` comes with `coeff_g_max_reference`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaxTable {
+    /// Times after programming, s, strictly ascending and > 0.
+    pub t: Vec<f64>,
+    /// σ_t's coefficients at each time, µS, ascending powers of g_T/g_max (c0 first).
+    pub coeff: Vec<[f64; 5]>,
+}
+
+/// aihwkit's `ReRamWan2022NoiseModel` default `coeff_dic` (its lists reversed there into c0 first).
+pub const RERAM_WAN2022_TIMES: [f64; 3] = [1.0, 86400.0, 172800.0];
+pub const RERAM_WAN2022_COEFF: [[f64; 5]; 3] =
+    [[0.348, 16.030, -43.853, 45.393, -16.815], [0.701, 22.086, -50.773, 47.095, -16.458], [0.782, 20.274, -43.507, 37.062, -11.934]];
+
+impl RelaxTable {
+    /// The index of time `t_inf` (s) in the table, if it is one of its times.
+    pub fn index_of(&self, t_inf: f64) -> Option<usize> {
+        self.t.iter().position(|&t| t == t_inf)
+    }
+
+    /// σ at table time `k` and target `g` (µS) of a device with `g_max`: Horner's form of the
+    /// quartic, as the stages evaluate it.
+    pub fn sigma(&self, k: usize, g: f64, g_max: f64) -> f64 {
+        let c = &self.coeff[k];
+        let x = g / g_max;
+        (((c[4] * x + c[3]) * x + c[2]) * x + c[1]) * x + c[0]
+    }
+
+    /// The times in seconds, as a list to print ("1 s, 86400 s, 172800 s" for aihwkit's).
+    pub fn times_text(&self) -> String {
+        self.t.iter().map(|t| format!("{t} s")).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Every entry usable: the error names the field and the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = self.t.len();
+        if !(1..=MAX_RELAX_TIMES).contains(&n) {
+            return Err(format!("device.relax_table.t has {n} times: give 1 to {MAX_RELAX_TIMES} (one per measured time)"));
+        }
+        if self.coeff.len() != n {
+            return Err(format!("device.relax_table.coeff has {} rows for {n} times in t: give one row of 5 coefficients per time", self.coeff.len()));
+        }
+        if let Some(i) = self.t.iter().position(|t| !(t.is_finite() && *t > 0.0)) {
+            return Err(format!("device.relax_table.t[{i}] = {}: a time after programming is a finite number of seconds > 0", self.t[i]));
+        }
+        if let Some(i) = (1..n).find(|&i| self.t[i] <= self.t[i - 1]) {
+            return Err(format!("device.relax_table.t[{i}] = {} follows {}: the times must rise strictly", self.t[i], self.t[i - 1]));
+        }
+        for (i, row) in self.coeff.iter().enumerate() {
+            if let Some(j) = row.iter().position(|c| !c.is_finite()) {
+                return Err(format!("device.relax_table.coeff[{i}][{j}] = {}: every coefficient must be a finite number (µS)", row[j]));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// How the pair drifts (noise-models §3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -242,6 +313,10 @@ pub struct DeviceModel {
     /// A measured read-noise model in place of the `q_s` fit; None: the fit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_table: Option<ReadTable>,
+    /// A relaxation model measured at a few times (ReRAM) in place of programming polynomial,
+    /// drift and read noise; None: those.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relax_table: Option<RelaxTable>,
     #[serde(default)]
     pub drift_path: DriftPath,
     /// Pair (default) or one signed draw per weight.
@@ -294,7 +369,7 @@ pub fn cubic_in_x(c_w: [f64; 4], g_max: f64) -> [f64; 4] {
 pub const SIMPLE_PROG_SIGMA: f64 = 0.067;
 
 /// Names accepted by [`DeviceModel::by_name`].
-pub const MODEL_NAMES: [&str; 6] = ["pcm", "hermes", "hermes1", "ideal", "simple", "afm"];
+pub const MODEL_NAMES: [&str; 7] = ["pcm", "hermes", "hermes1", "reram", "ideal", "simple", "afm"];
 
 impl DeviceModel {
     /// aihwkit `PCMLikeNoiseModel` defaults.
@@ -315,6 +390,7 @@ impl DeviceModel {
             drift_table: None,
             prog_table: None,
             read_table: None,
+            relax_table: None,
             drift_path: DriftPath::Aihwkit,
             programming: Programming::Pair,
             prog_break: 0.0,
@@ -354,6 +430,22 @@ impl DeviceModel {
             sigma_nu: Fit::LogClampPoly { brk: 0.3039, a: -0.0120, b: -0.0023, lo: 0.0124, hi: 0.04, c: [0.0104, 0.0116, -0.0165, 0.0] },
             q_s: Fit::LogClampPoly { brk: 0.1591, a: -0.0078, b: 0.0038, lo: 0.0179, hi: 0.04, c: [0.0088, 0.0768, -0.1352, 0.0664] },
             ..Self::hermes()
+        }
+    }
+
+    /// aihwkit `ReRamWan2022NoiseModel` at its defaults (g_max 25 µS, the converter's default;
+    /// noise_scale 1): ReRAM of Wan et al. (Nature 2022), programmed with the 1 s σ and read at
+    /// 1 s, 1 day or 2 days as a fresh draw about the target ([`RelaxTable`]); no power-law
+    /// drift and no separate 1/f read noise (aihwkit suggests `forward.w_noise` ≈ 0.01 for the
+    /// short-term read noise: `periphery.w_noise`). `prog_noise_scale` scales the programming
+    /// draw, `drift_scale` the draw at the read time (aihwkit's one `noise_scale` is both).
+    pub fn reram() -> Self {
+        DeviceModel {
+            name: "reram".into(),
+            g_max: 25.0,
+            read_noise_scale: 0.0,
+            relax_table: Some(RelaxTable { t: RERAM_WAN2022_TIMES.to_vec(), coeff: RERAM_WAN2022_COEFF.to_vec() }),
+            ..Self::pcm()
         }
     }
 
@@ -417,6 +509,7 @@ impl DeviceModel {
             "ideal" => Some(Self::ideal()),
             "simple" => Some(Self::simple()),
             "afm" => Some(Self::afm()),
+            "reram" => Some(Self::reram()),
             _ => None,
         }
     }
@@ -424,6 +517,9 @@ impl DeviceModel {
     /// Programming noise std σ_prog(g_T), µS (before `prog_noise_scale`): the measured table's
     /// where there is one.
     pub fn sigma_prog(&self, g_target: f64) -> f64 {
+        if let Some(t) = &self.relax_table {
+            return t.sigma(0, g_target, self.g_max);
+        }
         if let Some(t) = &self.prog_table {
             return t.sigma_at(g_target);
         }
@@ -498,6 +594,26 @@ impl DeviceModel {
         (gd + gd.abs() * self.read_noise_scale * sig * n).max(0.0)
     }
 
+    /// A relaxation model's conductance at table time `k` ([`RelaxTable`]): a fresh draw about
+    /// the target, rectified at 0.
+    pub fn relaxed(&self, k: usize, g_target: f64, n: f64) -> f64 {
+        let t = self.relax_table.as_ref().expect("relaxed() needs a relax_table");
+        (g_target + self.drift_scale * t.sigma(k, g_target, self.g_max) * n).max(0.0)
+    }
+
+    /// Whether a read at `t_inf` (s) is one this model can give: any time, or with a relaxation
+    /// table one of its times. The error names the times to use.
+    pub fn check_time(&self, t_inf: f64) -> Result<(), String> {
+        match &self.relax_table {
+            Some(r) if r.index_of(t_inf).is_none() => Err(format!(
+                "t = {t_inf} s after programming: device.model = {:?} is measured at {} only (device.relax_table.t; aihwkit refuses other times too); read at those times (\"1s\", \"1d\", \"2d\" for aihwkit's table)",
+                self.name,
+                r.times_text()
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks that every parameter is usable; the error names the field and the fix.
     pub fn validate(&self) -> Result<(), String> {
         let pos = [("g_max", self.g_max), ("t0", self.t0), ("t_read", self.t_read)];
@@ -528,6 +644,16 @@ impl DeviceModel {
         }
         if let Some(t) = &self.read_table {
             t.validate(self.g_max)?;
+        }
+        if let Some(t) = &self.relax_table {
+            t.validate()?;
+            let beside = [("drift_table", self.drift_table.is_some()), ("prog_table", self.prog_table.is_some()), ("read_table", self.read_table.is_some())];
+            if let Some((name, _)) = beside.iter().find(|b| b.1) {
+                return Err(format!("device.{name} beside device.relax_table: the relaxation table gives the programming and every read itself, so {name} would go unread; remove one of the two"));
+            }
+            if self.drift_path != DriftPath::Aihwkit || self.programming != Programming::Pair {
+                return Err("device.relax_table reads the differential pair as aihwkit's tile does: leave drift_path and programming at their defaults (\"aihwkit\", \"pair\")".into());
+            }
         }
         if self.prog_coeff.iter().any(|v| !v.is_finite()) || !(self.prog_g_ref.is_finite() && self.prog_g_ref > 0.0) {
             return Err(format!("device.prog_coeff = {:?}, prog_g_ref = {}: must be finite (g_ref > 0)", self.prog_coeff, self.prog_g_ref));
@@ -664,6 +790,42 @@ mod tests {
         assert!(e.contains("device.read_table.q_s[1] = -0.1: a standard deviation is >= 0"), "{e}");
         let e = DeviceModel { read_table: Some(ReadTable { g: vec![0.0, 20.0], q_s: vec![0.1, 0.1] }), ..DeviceModel::pcm() }.validate().unwrap_err();
         assert!(e.contains("device.read_table.g spans [0, 20] µS"), "{e}");
+    }
+
+    /// aihwkit's ReRamWan2022NoiseModel: its `_apply_poly` (Σ c_i x^i by powers, µS at any g_max)
+    /// at hand-worked points; the programming σ is the first time's; only the table's times read;
+    /// refusals name the field.
+    #[test]
+    fn reram_relaxation_table_is_aihwkits() {
+        let m = DeviceModel::reram();
+        m.validate().unwrap();
+        let r = m.relax_table.clone().unwrap();
+        // x = 0.4 (10 µS of 25): 0.348 + 16.030·0.4 − 43.853·0.16 + 45.393·0.064 − 16.815·0.0256.
+        assert!((r.sigma(0, 10.0, 25.0) - 2.2182).abs() < 1e-4, "{}", r.sigma(0, 10.0, 25.0));
+        assert!((m.sigma_prog(10.0) - r.sigma(0, 10.0, 25.0)).abs() < 1e-15);
+        // At x = 1 each row sums; at 0 it is c0.
+        for (k, c) in RERAM_WAN2022_COEFF.iter().enumerate() {
+            assert!((r.sigma(k, 25.0, 25.0) - c.iter().sum::<f64>()).abs() < 1e-12 && r.sigma(k, 0.0, 25.0) == c[0]);
+        }
+        assert_eq!(r.index_of(86400.0), Some(1));
+        assert!(m.check_time(172800.0).is_ok() && DeviceModel::pcm().check_time(3600.0).is_ok());
+        let e = m.check_time(3600.0).unwrap_err();
+        assert!(e.contains("t = 3600 s") && e.contains("1 s, 86400 s, 172800 s only"), "{e}");
+        // A read is a fresh draw about the target, rectified; drift_scale scales it.
+        assert!((m.relaxed(2, 10.0, 1.5) - (10.0 + 1.5 * r.sigma(2, 10.0, 25.0))).abs() < 1e-12 && m.relaxed(0, 0.0, -2.0) == 0.0);
+        let bad = |f: &dyn Fn(&mut DeviceModel), want: &str| {
+            let mut b = m.clone();
+            f(&mut b);
+            let e = b.validate().unwrap_err();
+            assert!(e.contains(want), "{e}");
+        };
+        bad(&|b| b.relax_table.as_mut().unwrap().t[1] = 0.5, "device.relax_table.t[1] = 0.5 follows 1");
+        bad(&|b| b.relax_table.as_mut().unwrap().coeff.pop().map(drop).unwrap_or(()), "coeff has 2 rows for 3 times");
+        bad(&|b| b.relax_table.as_mut().unwrap().coeff[1][4] = f64::NAN, "coeff[1][4] = NaN");
+        bad(&|b| b.relax_table.as_mut().unwrap().t[0] = 0.0, "t[0] = 0");
+        bad(&|b| b.relax_table.as_mut().unwrap().t = vec![1.0; 5], "has 5 times: give 1 to 4");
+        bad(&|b| b.read_table = Some(ReadTable { g: vec![0.0, 25.0], q_s: vec![0.1, 0.1] }), "device.read_table beside device.relax_table");
+        bad(&|b| b.drift_path = DriftPath::BothDevices, "leave drift_path and programming");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! conversions from it live here, below the engine's use and above the physics.
 
 use crate::crossbar::{BoundManagement, NoiseManagement, Periphery, Tile, WeightNoiseType};
-use crate::device::{DeviceModel, DriftPath, Fit, Programming, MAX_DRIFT_KNOTS, MAX_PROG_KNOTS, MAX_READ_KNOTS};
+use crate::device::{DeviceModel, DriftPath, Fit, Programming, MAX_DRIFT_KNOTS, MAX_PROG_KNOTS, MAX_READ_KNOTS, MAX_RELAX_TIMES};
 use bytemuck::{Pod, Zeroable};
 
 /// One piecewise fit of a device quantity as a function of the normalised conductance gr:
@@ -38,7 +38,9 @@ pub struct DeviceParams {
     pub read_scale: f32,
     /// g_max / g_ref: scales the programming polynomial (µS at g_ref) to this g_max.
     pub prog_norm: f32,
-    /// 0: aihwkit tile path (re-conversion before drift), 1: both devices drift separately.
+    /// 0: aihwkit tile path (re-conversion before drift), 1: both devices drift separately,
+    /// 2: a relaxation table (`device::RelaxTable`: a fresh draw about the target at each read,
+    /// re-converted as path 0).
     pub drift_path: u32,
     /// 0: differential pair, 1: one signed draw per weight (`device::Programming`).
     pub prog_mode: u32,
@@ -70,6 +72,10 @@ pub struct DeviceParams {
     /// 2i + 1, ascending in g): the programming noise σ µS (`device::ProgTable`) from entry
     /// [`PROG_TABLE_AT`], the read-noise Q_s (`device::ReadTable`) from [`READ_TABLE_AT`].
     pub level_tables: [[f32; 4]; (MAX_PROG_KNOTS + MAX_READ_KNOTS) / 2],
+    /// A relaxation table's σ quartics (`device::RelaxTable`), two entries per time: (c0, c1, c2,
+    /// c3), then (c4, 0, 0, 0); µS in powers of g_T/g_max. Programming reads time 0, a read the
+    /// time `LayerParams::relax_at` names.
+    pub relax: [[f32; 4]; 2 * MAX_RELAX_TIMES],
 }
 
 /// The first entry of `DeviceParams::level_tables` holding the programming table.
@@ -178,7 +184,9 @@ pub struct LayerParams {
     /// (`engine::cpu::common::redo_in_gemm`); fewer go to `bound` from level 1, whose cost
     /// follows the flagged vectors, not the whole layer.
     pub redo_vectors: u32,
-    pub _pad_r2: u32,
+    /// With a relaxation table (`DeviceParams::drift_path` 2), the table's time this read is at
+    /// (the host checks that the time is one of the table's); 0 otherwise.
+    pub relax_at: u32,
 }
 
 /// The kernel stages' shape (`feature_map`, `kernel_error`, `attention_kv`, `attention_out`).
@@ -397,9 +405,20 @@ impl From<&DeviceModel> for DeviceParams {
             mu_nu: Curve::from(&d.mu_nu),
             sigma_nu: Curve::from(&d.sigma_nu),
             q_s: Curve::from(&d.q_s),
-            drift_path: match d.drift_path {
-                DriftPath::Aihwkit => 0,
-                DriftPath::BothDevices => 1,
+            drift_path: match (d.drift_path, &d.relax_table) {
+                (_, Some(_)) => 2,
+                (DriftPath::Aihwkit, None) => 0,
+                (DriftPath::BothDevices, None) => 1,
+            },
+            relax: {
+                let mut e = [[0.0; 4]; 2 * MAX_RELAX_TIMES];
+                if let Some(t) = &d.relax_table {
+                    for (k, c) in t.coeff.iter().take(MAX_RELAX_TIMES).enumerate() {
+                        e[2 * k] = [c[0] as f32, c[1] as f32, c[2] as f32, c[3] as f32];
+                        e[2 * k + 1] = [c[4] as f32, 0.0, 0.0, 0.0];
+                    }
+                }
+                e
             },
             nu_knots: d.drift_table.as_ref().map_or(0, |t| t.g.len().min(MAX_DRIFT_KNOTS) as u32),
             nu_table: std::array::from_fn(|i| match &d.drift_table {

@@ -328,7 +328,10 @@ impl TrainingConfig {
             if DeviceModel::by_name(&self.weight_noise).is_none() {
                 return Err("training.weight_noise_time needs a device model in training.weight_noise (e.g. \"pcm\")".into());
             }
-            crate::config::time::parse_time(&self.weight_noise_time).map_err(|e| format!("training.weight_noise_time: {e}"))?;
+            let t = crate::config::time::parse_time(&self.weight_noise_time).map_err(|e| format!("training.weight_noise_time: {e}"))?;
+            if let Some(d) = self.resolved_device()? {
+                d.check_time(t).map_err(|e| format!("training.weight_noise_time: {e}"))?;
+            }
         }
         if self.dac_bits == 1 || self.dac_bits > 24 {
             return Err(format!("training.dac_bits = {}: use 0 (no DAC) or 2..=24", self.dac_bits));

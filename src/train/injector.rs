@@ -123,6 +123,10 @@ impl Injector {
             self.program_weights(w, s, dev);
             return;
         }
+        if let Some(relax) = &dev.relax_table {
+            self.relax_matrix(w, s, dev, relax.index_of(self.t_inf));
+            return;
+        }
         let (prog, nus) = self.program_pairs(w, s, dev);
         if self.t_inf == 0.0 {
             for (v, p) in w.iter_mut().zip(&prog) {
@@ -135,6 +139,30 @@ impl Injector {
         // One global factor restores the mean |W| (drift compensation on average).
         let (a, b) = (abs_sum(&prog), abs_sum(&drifted));
         compensate(w, &drifted, a, b);
+    }
+
+    /// A relaxation table (ReRAM, aimc's `drift` with `drift_path` 2): the pair programmed with
+    /// the first time's σ, and with `weight_noise_time` (table time `k`) each device redrawn about
+    /// its target and re-converted with s2 = g_max / max|W_prog|, then compensated on average as
+    /// the drifted PCM weights are. Without a time the programmed weights.
+    fn relax_matrix(&mut self, w: &mut [f32], s: f64, dev: &DeviceModel, k: Option<usize>) {
+        let (prog, _) = self.program_pairs(w, s, dev);
+        let Some(k) = k.filter(|_| self.t_inf > 0.0) else {
+            for (v, p) in w.iter_mut().zip(&prog) {
+                *v = *p as f32;
+            }
+            return;
+        };
+        let s2 = dev.g_max / prog.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+        let read: Vec<f64> = w
+            .iter()
+            .map(|&v| {
+                let (gp_t, gn_t) = ((s * v as f64).clamp(0.0, dev.g_max), (-s * v as f64).clamp(0.0, dev.g_max));
+                (dev.relaxed(k, gp_t, self.normal()) - dev.relaxed(k, gn_t, self.normal())) / s2
+            })
+            .collect();
+        let (a, b) = (abs_sum(&prog), abs_sum(&read));
+        compensate(w, &read, a, b);
     }
 
     /// One signed draw per weight (the AFM preset): no pair, no drift; `s` maps weights to µS.

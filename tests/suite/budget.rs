@@ -101,6 +101,15 @@ fn the_budget_is_exact_and_paired() {
         let ci = aimc::stats::mean_t(&d, r.confidence).unwrap();
         assert_eq!(b.dominant_resolved, ci.lo > 0.0, "{t}: {} vs {}: {ci:?}", top[0].source, top[1].source);
     }
+    // A removal whose paired interval lies below 0 (that noise off is worse than all on) is said
+    // in the report's sentence, and only then.
+    let doc = |r: &aimc::results::Results| aimc::report::markdown::to_markdown(&aimc::report::sections::document(r, &[]).unwrap());
+    assert!(!doc(&r).contains("makes it worse"));
+    let mut worse = r.clone();
+    let l = &mut worse.budget[1].layers[1];
+    (l.removal, l.removal_lo, l.removal_hi) = (-0.07, -0.088, -0.053);
+    let text = doc(&worse);
+    assert!(text.contains("removing layer 1's noise (-7.00 \\[-8.80, -5.30\\] points) makes it worse, not better"), "{text}");
     let knobs = &r2.budget[0].sensitivity;
     assert!(knobs.iter().any(|k| k.knob == "out_res_bits" && k.rel == 0.25), "ADC +2 bits: a quarter of the step");
     // Paired intervals (common random numbers) against unpaired ones on the same trials.

@@ -183,6 +183,54 @@ fn a_measured_drift_table_runs_sweeps_and_is_checked() {
     expect_error(&p, &["device.drift_table on device.model = \"ideal\"", "drift_scale = 1.0"]);
 }
 
+/// ReRAM (`device.model = "reram"`, aihwkit's ReRamWan2022NoiseModel): runs at its table's
+/// times; a table of its own with σ = 0 at one time reads the targets exactly there (no spread
+/// with programming noise off) and spreads at the other; a time off the table, a bad table, a
+/// table on another model and a field the table leaves unread are each named before any compute.
+#[test]
+fn reram_reads_at_its_table_times_and_is_checked() {
+    // The smoke experiment at times `t` with `extra` appended.
+    fn times(t: &str, extra: &str) -> impl Fn(String) -> String {
+        let (sweep, extra) = (format!("t = [{t}]\ngdc = [\"off\", \"readout\"]"), extra.to_string());
+        move |text: String| text.replace("t = [\"1h\", \"1y\"]\ngdc = [\"off\", \"readout\"]", &sweep) + &extra
+    }
+    let p = bad_experiment("reram", times("\"1s\", \"2d\"", "\n[device]\nmodel = \"reram\"\n"));
+    let out = p.parent().unwrap().join("out");
+    let o = aimc().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = results(&out);
+    assert_eq!(r.points.len(), 4);
+    assert!(r.points.iter().all(|pt| pt.summary.mean > 0.5), "reram keeps the digits MLP far above chance at 1 s and 2 d");
+    // An own table: exact reads at 1 s, spread at 1 d (programming noise and the periphery off).
+    let own = "\n[device]\nmodel = \"reram\"\nprog_noise_scale = 0.0\n[device.relax_table]\nt = [1.0, 86400.0]\ncoeff = [[0.0, 0.0, 0.0, 0.0, 0.0], [0.5, 1.0, 0.0, 0.0, 0.0]]\n[periphery]\nout_noise = 0.0\ninp_res_bits = 0\nout_res_bits = 0\nout_bound = 0.0\n";
+    let p = bad_experiment("reram-own", times("\"1s\", \"1d\"", own));
+    let out = p.parent().unwrap().join("out");
+    let o = aimc().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for pt in &results(&out).points {
+        assert_eq!(pt.summary.std == 0.0, pt.time_label == "1 s", "{} {}: std {}", pt.series, pt.time_label, pt.summary.std);
+    }
+    let reram = "\n[device]\nmodel = \"reram\"\n";
+    expect_error(
+        &bad_experiment("reram-time", times("\"1s\", \"1h\"", reram)),
+        &["sweep.t = 3600 s after programming", "1 s, 86400 s, 172800 s only", "device.relax_table.t"],
+    );
+    let table = |t: &str| format!("{reram}[device.relax_table]\n{t}\n");
+    expect_error(
+        &bad_experiment("reram-order", times("\"1s\"", &table("t = [1.0, 1.0]\ncoeff = [[0.3, 0.0, 0.0, 0.0, 0.0], [0.3, 0.0, 0.0, 0.0, 0.0]]"))),
+        &["device.relax_table.t[1] = 1 follows 1"],
+    );
+    expect_error(&bad_experiment("reram-short", times("\"1s\"", &table("t = [1.0]\ncoeff = [[0.3, 0.0]]"))), &["device.relax_table"]);
+    expect_error(
+        &bad_experiment("reram-pcm", times("\"1s\"", "\n[device]\nmodel = \"pcm\"\n[device.relax_table]\nt = [1.0]\ncoeff = [[0.3, 0.0, 0.0, 0.0, 0.0]]\n")),
+        &["device.relax_table on device.model = \"pcm\"", "model = \"reram\""],
+    );
+    expect_error(
+        &bad_experiment("reram-q", times("\"1s\"", "\n[device]\nmodel = \"reram\"\nread_noise_scale = 1.0\n")),
+        &["device.read_noise_scale on device.model = \"reram\""],
+    );
+}
+
 /// A table of zeros (its series shows `[0.0, 0.0]`) leaves its source nothing random.
 fn zeros(series: &str) -> bool {
     series.contains("[0.0, 0.0]") || series.contains("[0, 0]")

@@ -75,7 +75,11 @@ fn check(name: &str, model: &str, x: f64, sample: &[f64], cdf: impl Fn(f64) -> f
 /// Programmed weight = (G+ − G−)/s with G+ ~ max(0, N(g_T, σ(g_T))) and G− ~ max(0, N(0, σ(0))):
 /// the CDF of the difference, with the rectified G− integrated numerically (Simpson, 400 panels).
 fn programmed_cdf(m: &DeviceModel, g_t: f64) -> impl Fn(f64) -> f64 {
-    let (gm, sp, s0) = (m.g_max, m.sigma_prog(g_t), m.sigma_prog(0.0));
+    pair_cdf(m.g_max, g_t, m.sigma_prog(g_t), m.sigma_prog(0.0))
+}
+
+/// The weight (G+ − G−)/g_max of a pair with G+ ~ max(0, N(g_t, sp)), G− ~ max(0, N(0, s0)).
+fn pair_cdf(gm: f64, g_t: f64, sp: f64, s0: f64) -> impl Fn(f64) -> f64 {
     move |w: f64| {
         let d = w * gm; // conductance difference, µS (s = g_max since the tile max is 1)
         let fa = |a: f64| if a < 0.0 { 0.0 } else { phi((a - g_t) / sp) };
@@ -141,6 +145,19 @@ fn run_all(be: &mut dyn Backend) {
         let sig = dev.q_s(x * dev.g_max) * dev.read_sqrt_log(t);
         check("read noise", "pcm with read_table", x, &rows[r], |w| if w < 0.0 { 0.0 } else { phi((w / x - 1.0) / sig) });
     }
+    // A relaxation table (ReRAM, aihwkit's ReRamWan2022NoiseModel), programming noise off so the
+    // re-conversion scale is the target's: a read at each table time is a fresh pair about the
+    // targets with that time's σ (µS, not rescaled), whatever the time before it.
+    let dev = DeviceModel { prog_noise_scale: 0.0, ..DeviceModel::reram() };
+    let relax = dev.relax_table.clone().unwrap();
+    for (k, &t) in relax.t.iter().enumerate() {
+        let rows = samples(be, dev.clone(), t);
+        for (r, &x) in TARGETS.iter().enumerate() {
+            let g_t = x * dev.g_max;
+            let cdf = pair_cdf(dev.g_max, g_t, relax.sigma(k, g_t, dev.g_max), relax.sigma(k, 0.0, dev.g_max));
+            check("relaxed conductance", &format!("reram at {t} s"), x, &rows[r], cdf);
+        }
+    }
     // `simple` (kernel-attention §4): g_T + 0.067·N per weight in normalised units, unrectified.
     let rows = samples(be, DeviceModel::simple(), 0.0);
     for (r, &x) in TARGETS.iter().enumerate() {
@@ -195,4 +212,11 @@ fn distribution_test_has_power() {
         let d = ks_statistic(&rows[r], simple_cdf(TARGETS[r]));
         assert!(ks_p_value(d, rows[r].len()) < P_MIN, "simple as a rectified pair went unnoticed at {} (D={d})", TARGETS[r]);
     }
+    // ReRAM read at 2 days but checked against the 1 s σ (the programming's): rejected.
+    let dev = DeviceModel { prog_noise_scale: 0.0, ..DeviceModel::reram() };
+    let relax = dev.relax_table.clone().unwrap();
+    let rows = samples(&mut cpu(), dev.clone(), relax.t[2]);
+    let g_t = TARGETS[2] * dev.g_max;
+    let d = ks_statistic(&rows[2], pair_cdf(dev.g_max, g_t, relax.sigma(0, g_t, dev.g_max), relax.sigma(0, 0.0, dev.g_max)));
+    assert!(ks_p_value(d, rows[2].len()) < P_MIN, "a read at the programming's σ went unnoticed (D={d})");
 }

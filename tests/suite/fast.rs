@@ -110,12 +110,18 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
         (DeviceModel::afm(), false, true),
         (measured, false, false),
         (measured_prog, false, false),
+        (DeviceModel::reram(), false, false),
     ] {
         let mut rec = Recorder::new();
         let mut c = cfg(dev.clone(), 4, 4);
         // The fifth: AFM's per-weight programming on per-row scales, two reads per programming.
         if dev.name == "afm" {
             c.reads_per_programming = 2;
+        }
+        // The eighth: a relaxation table (ReRAM), read at every time of the table (the target
+        // stored beside the programmed weight; the quartic lane by lane).
+        if let Some(r) = &dev.relax_table {
+            c.times = r.t.clone();
         }
         let layers = if per_column {
             c.gdc = Gdc::ReadoutPerColumn;

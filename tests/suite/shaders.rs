@@ -111,7 +111,7 @@ fn struct_members_sit_at_the_same_offsets_in_rust_and_wgsl() {
         ("Curve", offsets!(Curve: kind, brk, a, b, lo, hi, p, c0, c1, c2, c3, _pad)),
         (
             "DeviceParams",
-            offsets!(DeviceParams: g_max, prog_scale, drift_scale, read_scale, prog_norm, drift_path, prog_mode, zero_below, prog_c0, prog_c1, prog_c2, prog_c3, prog_brk, prog_h0, prog_h1, prog_h2, prog_h3, nu_knots, prog_knots, read_knots, mu_nu, sigma_nu, q_s, nu_table, level_tables),
+            offsets!(DeviceParams: g_max, prog_scale, drift_scale, read_scale, prog_norm, drift_path, prog_mode, zero_below, prog_c0, prog_c1, prog_c2, prog_c3, prog_brk, prog_h0, prog_h1, prog_h2, prog_h3, nu_knots, prog_knots, read_knots, mu_nu, sigma_nu, q_s, nu_table, level_tables, relax),
         ),
         (
             "IoParams",
@@ -119,7 +119,7 @@ fn struct_members_sit_at_the_same_offsets_in_rust_and_wgsl() {
         ),
         (
             "LayerParams",
-            offsets!(LayerParams: n_in, n_out, tiles_in, tiles_out, trials, trial_offset, batch, layer, t_index, key0, key1, gdc_mode, log_t_ratio, read_sqrt_log, full_path, x_per_trial, activation, chunks_per_tile, wmax, gdc_base, max_rows, alpha_rows, dac_short, vector_offset, reads_per_prog, bm_pass, redo_vectors, _pad_r2),
+            offsets!(LayerParams: n_in, n_out, tiles_in, tiles_out, trials, trial_offset, batch, layer, t_index, key0, key1, gdc_mode, log_t_ratio, read_sqrt_log, full_path, x_per_trial, activation, chunks_per_tile, wmax, gdc_base, max_rows, alpha_rows, dac_short, vector_offset, reads_per_prog, bm_pass, redo_vectors, relax_at),
         ),
         ("KernelParams", offsets!(KernelParams: rows, s, replicas, width, map, heads, seq, dv, causal, blocks, _pad0, _pad1)),
         (

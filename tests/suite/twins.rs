@@ -277,6 +277,9 @@ fn weight_error_stages_match_twins() {
         ..DeviceModel::pcm()
     };
     plan::run_weight_error(&mut rec, &m, &RunConfig { device: measured, ..cfg(Gdc::Readout, 4, vec![0.0, 86400.0]) }).unwrap();
+    // A relaxation table (ReRAM): the first time's quartic programs, each read is a fresh draw
+    // about the stored target at its table time (`relax_at`), re-converted.
+    plan::run_weight_error(&mut rec, &m, &RunConfig { device: DeviceModel::reram(), ..cfg(Gdc::Readout, 4, vec![1.0, 172800.0]) }).unwrap();
     let Some(mut g) = gpu(256) else { return };
     let seen = replay_all(&rec, &mut g);
     assert_eq!(seen, vec![Stage::Program, Stage::Drift, Stage::Gdc, Stage::WeightError]);

@@ -70,6 +70,7 @@ fn pairs() -> Vec<(Stage, &'static str, Value, &'static str)> {
         (Stage::Rng, "MAX_DRIFT_KNOTS", u(aimc::device::MAX_DRIFT_KNOTS as u32), "device::MAX_DRIFT_KNOTS"),
         (Stage::Rng, "MAX_PROG_KNOTS", u(aimc::device::MAX_PROG_KNOTS as u32), "device::MAX_PROG_KNOTS"),
         (Stage::Rng, "MAX_READ_KNOTS", u(aimc::device::MAX_READ_KNOTS as u32), "device::MAX_READ_KNOTS"),
+        (Stage::Rng, "MAX_RELAX_TIMES", u(aimc::device::MAX_RELAX_TIMES as u32), "device::MAX_RELAX_TIMES"),
         (Stage::Rng, "PROG_TABLE_AT", u(aimc::engine::layout::PROG_TABLE_AT as u32), "engine::layout::PROG_TABLE_AT"),
         (Stage::Rng, "READ_TABLE_AT", u(aimc::engine::layout::READ_TABLE_AT as u32), "engine::layout::READ_TABLE_AT"),
         (Stage::Dac, "DAC_WG", u(stages::DAC_WG), "engine::stages::DAC_WG"),

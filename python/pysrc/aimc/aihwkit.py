@@ -8,10 +8,11 @@ experiments/reference/aihwkit_breast_cancer ran 1.2.0): attribute names, default
 in aihwkit's source, src/aihwkit/simulator/parameters/io.py (IOParameters), mapping.py
 (MappingParameter), inference.py (WeightModifierParameter, WeightClipParameter,
 WeightRemapParameter), pre_post.py (InputRangeParameter), simulator/configs/configs.py
-(InferenceRPUConfig), inference/noise/pcm.py (PCMLikeNoiseModel), inference/converter/
-conductance.py (SinglePairConductanceConverter), inference/compensation/drift.py, and the RPUCuda
-forward pass it configures (src/rpucuda/rpu_pulsed_meta_parameter.cpp: how inp_res, out_res and
-the bounds are read).
+(InferenceRPUConfig), inference/noise/pcm.py (PCMLikeNoiseModel), hermes.py, custom.py and
+reram.py (the other noise models below), inference/converter/conductance.py
+(SinglePairConductanceConverter), inference/compensation/drift.py, and the RPUCuda forward pass it
+configures (src/rpucuda/rpu_pulsed_meta_parameter.cpp: how inp_res, out_res and the bounds are
+read).
 
 Nothing here imports aihwkit or torch: attributes are read with getattr, classes are told apart by
 their names (`type(obj).__name__`), enum members by their names (`NoiseManagementType.ABS_MAX`,
@@ -32,7 +33,9 @@ What is read, and how:
   CustomDriftPCMLikeNoiseModel as the same with its measured drift (`custom_drift_model`) as
   `device.drift_table`; HermesNoiseModel (hermes.py) as `hermes` (num_devices = 2, its default)
   or `hermes1`; StateIndependentNoiseModel (custom.py) as `pcm` with its constant programming
-  polynomial, drift and read noise written out.
+  polynomial, drift and read noise written out; ReRamWan2022NoiseModel (reram.py) as `reram` with
+  its `coeff_dic` written out as `device.relax_table` and its one `noise_scale` as both
+  `prog_noise_scale` and `drift_scale`.
 - drift_compensation: None, GlobalDriftCompensation, GlobalDriftCompensationWithExactReference or
   PerColumnDriftCompensation as `gdc`.
 - tile_class: InferenceTile (RPUCuda's, the default) or TorchInferenceTile
@@ -58,12 +61,25 @@ from typing import Any
 
 __all__ = ["from_aihwkit", "training_from_aihwkit", "input_range_from_aihwkit"]
 
-# aihwkit's defaults (io.py, mapping.py, pcm.py, hermes.py, conductance.py).
+# aihwkit's defaults (io.py, mapping.py, pcm.py, hermes.py, reram.py, conductance.py).
 _PCM_PROG_COEFF = [0.26348, 1.9650, -1.1731]
 _PCM_G_REF = 25.0
-# The noise models aimc maps, by aihwkit class (and HermesNoiseModel's num_devices): aimc's preset
-# and the defaults aihwkit's constructor gives the fields read here (g_max, t_0, t_read, the
+# ReRamWan2022NoiseModel's: g_max (its SinglePairConductanceConverter's default) and coeff_dic, the
+# σ polynomial's coefficients (µS, ascending powers of g_T/g_max, c0 first) at each time (s).
+_RERAM_G_MAX = 25.0
+_RERAM_COEFF_DIC = {
+    1.0: [0.348, 16.030, -43.853, 45.393, -16.815],
+    86400.0: [0.701, 22.086, -50.773, 47.095, -16.458],
+    172800.0: [0.782, 20.274, -43.507, 37.062, -11.934],
+}
+# aimc's relaxation table: a quartic (5 coefficients) at each of at most 4 times (device::RelaxTable).
+_RELAX_COEFFS = 5
+_RELAX_TIMES = 4
+# The PCM-like noise models aimc maps, by aihwkit class (and HermesNoiseModel's num_devices): aimc's
+# preset and the defaults aihwkit's constructor gives the fields read here (g_max, t_0, t_read, the
 # programming polynomial and the g_max it was fitted at), which are also the preset's.
+# StateIndependentNoiseModel and ReRamWan2022NoiseModel are mapped by their own readers
+# (_state_independent, _reram).
 _PRESETS = {
     "PCMLikeNoiseModel": ("pcm", 25.0, 20.0, 250.0e-9, _PCM_PROG_COEFF, _PCM_G_REF),
     "CustomDriftPCMLikeNoiseModel": ("pcm", 25.0, 20.0, 250.0e-9, _PCM_PROG_COEFF, _PCM_G_REF),
@@ -453,12 +469,96 @@ def _state_independent(nm, r: _Reader) -> dict:
     return device
 
 
+def _floats(values) -> list | None:
+    """A list (tuple, array) of numbers as floats; None for anything else (a string, a bool, a
+    dict, a number alone)."""
+    if isinstance(values, (str, bytes, dict)):
+        return None
+    try:
+        items = list(values)
+    except TypeError:
+        return None
+    if any(isinstance(v, (bool, str, bytes)) for v in items):
+        return None
+    try:
+        return [float(v) for v in items]
+    except (TypeError, ValueError):
+        return None
+
+
+def _relax_table(nm, r: _Reader) -> dict | None:
+    """ReRamWan2022NoiseModel's `coeff_dic` (time in s -> coefficients, c0 first) as aimc's
+    `device.relax_table` (times ascending, each row padded to 5 coefficients); None, with the
+    refusal noted, where it is not a dict of number -> list of numbers or holds more than aimc
+    keeps. The values themselves (times > 0, finite coefficients) are checked by aimc, which names
+    device.relax_table's fields."""
+    dic = _get(nm, "coeff_dic", None)
+    if dic is None:  # aihwkit's constructor puts its default table in place of None
+        dic = _RERAM_COEFF_DIC
+    if not isinstance(dic, dict) or not dic or _floats(dic.keys()) is None:
+        r.refused.append(f"noise_model.coeff_dic = {_show(dic)}: give a dict of time (s) -> list of coefficients (µS, c0 first), "
+                         "as aihwkit's ReRamWan2022NoiseModel takes it, e.g. {1.0: [0.348, 16.030, -43.853, 45.393, -16.815]}")
+        return None
+    times = sorted(dic, key=float)
+    if len(times) > _RELAX_TIMES:
+        r.refused.append(f"noise_model.coeff_dic has {len(times)} times ({', '.join(f'{float(t):g} s' for t in times)}), which aimc "
+                         f"does not model (its relaxation table holds at most {_RELAX_TIMES}); keep at most {_RELAX_TIMES} of them, "
+                         "the times you read at (the smallest also gives the programming σ)")
+        return None
+    rows = []
+    for t in times:
+        coeff = _floats(dic[t])
+        if not coeff:
+            r.refused.append(f"noise_model.coeff_dic[{t!r}] = {_show(dic[t])} is not a list of numbers; give 1 to {_RELAX_COEFFS} "
+                             "coefficients (µS, c0 first)")
+            return None
+        if len(coeff) > _RELAX_COEFFS and any(c != 0.0 for c in coeff[_RELAX_COEFFS:]):
+            r.refuse(f"noise_model.coeff_dic[{t!r}]", coeff, "aimc's relaxation σ is a polynomial of degree <= 4 in g_T/g_max",
+                     f"give at most {_RELAX_COEFFS} coefficients")
+            return None
+        rows.append((coeff + [0.0] * _RELAX_COEFFS)[:_RELAX_COEFFS])
+    return {"t": [float(t) for t in times], "coeff": rows}
+
+
+def _reram(nm, r: _Reader) -> dict:
+    """ReRamWan2022NoiseModel (inference/noise/reram.py) as aimc's `reram` device: its g_max, its
+    `coeff_dic` as `device.relax_table` (always written, so the mapping is explicit), and its one
+    `noise_scale`, which scales the programming and every read alike, as both `prog_noise_scale`
+    and `drift_scale`. aihwkit programs with the first (smallest) time's σ and reads only at the
+    table's times, as aimc does."""
+    g_max = _g_max(nm, _RERAM_G_MAX, r)
+    scale = r.num(nm, "noise_model.noise_scale", 1.0)
+    device: dict[str, Any] = {"model": "reram", "g_max": g_max, "prog_noise_scale": scale, "drift_scale": scale}
+    table = _relax_table(nm, r)
+    ref = getattr(nm, "coeff_g_max_reference", None)
+    if ref is None:
+        r.refused.append("noise_model.coeff_g_max_reference is missing: aihwkit's ReRamWan2022NoiseModel stores it only when it "
+                         "is not given (as g_max), and fails when it programs otherwise; set it on the noise model, the g_max "
+                         "the coefficients were fitted at")
+        return device
+    ref = r.num(nm, "noise_model.coeff_g_max_reference", g_max)
+    if not (math.isfinite(ref) and ref > 0.0):
+        r.refuse("noise_model.coeff_g_max_reference", ref, "the g_max the coefficients were fitted at must be a finite number > 0",
+                 "set it to the g_max of the fit, µS (g_max itself: the coefficients used as they are)")
+        return device
+    if table is not None:
+        if ref != g_max:
+            # aihwkit's _apply_poly multiplies σ = Σ c_i x^i by g_max / coeff_g_max_reference; aimc
+            # uses the table's coefficients in µS as they are, so the factor goes into them.
+            table["coeff"] = [[c * (g_max / ref) for c in row] for row in table["coeff"]]
+        device["relax_table"] = table
+    return device
+
+
 def _device(nm, r: _Reader) -> dict:
     """PCMLikeNoiseModel as aimc's `pcm` device, CustomDriftPCMLikeNoiseModel as the same with its
     drift table, HermesNoiseModel as `hermes` (two devices per weight, its default) or `hermes1`,
-    StateIndependentNoiseModel as `pcm`'s fields set to its constant noise."""
+    StateIndependentNoiseModel as `pcm`'s fields set to its constant noise, ReRamWan2022NoiseModel
+    as `reram` with its relaxation table."""
     if _kind(nm) == "StateIndependentNoiseModel":
         return _state_independent(nm, r)
+    if _kind(nm) == "ReRamWan2022NoiseModel":
+        return _reram(nm, r)
     key = _kind(nm)
     if key == "HermesNoiseModel":
         n = getattr(nm, "num_devices", 2)
@@ -468,8 +568,8 @@ def _device(nm, r: _Reader) -> dict:
         key = (key, n)
     if key not in _PRESETS:
         r.refused.append(f"noise_model is {_kind(nm)}; aimc maps aihwkit's PCMLikeNoiseModel (the default), "
-                         "CustomDriftPCMLikeNoiseModel, HermesNoiseModel and StateIndependentNoiseModel with their "
-                         "SinglePairConductanceConverter")
+                         "CustomDriftPCMLikeNoiseModel, HermesNoiseModel, StateIndependentNoiseModel and ReRamWan2022NoiseModel "
+                         "with their SinglePairConductanceConverter; use one of them")
         return {"model": "pcm"}
     name, g_max_default, t0, t_read, preset_coeff, preset_ref = _PRESETS[key]
     device = _base_fields(nm, name, _g_max(nm, g_max_default, r), t0, t_read, r)

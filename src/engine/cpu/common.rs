@@ -84,17 +84,41 @@ pub fn level_table_eval(d: &DeviceParams, at: usize, n: usize, gr: f32) -> f32 {
     lo[1]
 }
 
-/// shaders/common/device.wgsl `sigma_prog`: the measured table's σ, or the polynomials'.
+/// shaders/common/device.wgsl `relax_sigma`: a relaxation table's σ (µS) at its time k and
+/// x = g_T/g_max.
+#[inline(always)]
+pub fn relax_sigma(d: &DeviceParams, k: usize, x: f32) -> f32 {
+    let c = d.relax[2 * k];
+    let c4 = d.relax[2 * k + 1][0];
+    (((c4 * x + c[3]) * x + c[2]) * x + c[1]) * x + c[0]
+}
+
+/// shaders/common/device.wgsl `relaxed_weight`: a relaxation table's read at its time k of the
+/// weight with target w (normalised), re-converted with s2.
+#[inline(always)]
+pub fn relaxed_weight(d: &DeviceParams, w: f32, s: f32, s2: f32, k: usize, n: [f32; 2]) -> f32 {
+    let gp_t = (s * w).clamp(0.0, d.g_max);
+    let gn_t = (-s * w).clamp(0.0, d.g_max);
+    let gp = (gp_t + d.drift_scale * relax_sigma(d, k, gp_t / d.g_max) * n[0]).max(0.0);
+    let gn = (gn_t + d.drift_scale * relax_sigma(d, k, gn_t / d.g_max) * n[1]).max(0.0);
+    (gp - gn) / s2
+}
+
+/// shaders/common/device.wgsl `sigma_prog`: a relaxation table's first time, the measured
+/// table's σ, or the polynomials'.
 #[inline(always)]
 pub fn sigma_prog(d: &DeviceParams, g: f32) -> f32 {
+    if d.drift_path == 2 {
+        return relax_sigma(d, 0, g / d.g_max);
+    }
     if d.prog_knots > 0 {
         return level_table_eval(d, PROG_TABLE_AT, (d.prog_knots as usize).min(MAX_PROG_KNOTS), g / d.g_max);
     }
     sigma_prog_poly(d, g)
 }
 
-/// [`sigma_prog`] of a device without a table (`prog_knots` = 0): the polynomials, for loops
-/// that test the table once outside.
+/// [`sigma_prog`] of a device without a table (`prog_knots` = 0, `drift_path` ≠ 2): the
+/// polynomials, for loops that test the tables once outside.
 #[inline(always)]
 pub fn sigma_prog_poly(d: &DeviceParams, g: f32) -> f32 {
     let x = g / d.g_max;

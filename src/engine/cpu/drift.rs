@@ -1,4 +1,5 @@
 //! CPU twin of shaders/drift.wgsl: effective weights at time t from the stored programmed state
+//! (or, with a relaxation table, a fresh draw about the stored target)
 //! and the GDC readout partial sums (each element by `gdc_readout`, the full forward path for a
 //! one-hot input), with the same fixed-shape tree reduction over each 256-element chunk.
 
@@ -37,6 +38,9 @@ pub fn drift(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], progmax: &[u
                                 let gpair = [state[b], state[b + nw]];
                                 let wp = (gpair[0] - gpair[1]) / s;
                                 (wp, drift_pair(&dev, gpair, state[b + 2 * nw], state[b + 3 * nw], s, l.log_t_ratio, l.read_sqrt_log, [nr[0], nr[1]]))
+                            } else if dev.drift_path == 2 {
+                                let b = trial_local as usize * 2 * nw + elem as usize;
+                                (state[b], relaxed_weight(&dev, state[b + nw], s, s2, l.relax_at as usize, [nr[0], nr[1]]))
                             } else {
                                 let b = trial_local as usize * 2 * nw + elem as usize;
                                 let (wp, nu) = (state[b], state[b + nw]);

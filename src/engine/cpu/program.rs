@@ -6,7 +6,8 @@ use super::common::*;
 use crate::engine::layout::{StageParams, TileInfo};
 
 /// Words of programmed state per weight: 2 on the aihwkit tile path (programmed weight, drift
-/// exponent of the device that holds it), 4 with both devices drifting (G+, G-, nu+, nu-).
+/// exponent of the device that holds it) and with a relaxation table (programmed weight, target
+/// weight), 4 with both devices drifting (G+, G-, nu+, nu-).
 pub fn state_words(drift_path: u32) -> usize {
     if drift_path == 1 {
         4
@@ -47,6 +48,9 @@ pub fn program(p: &StageParams, groups: [u32; 3], wg_size: u32, w_norm: &[f32], 
                                 state[b + nw] = gpair[1];
                                 state[b + 2 * nw] = nu_pos;
                                 state[b + 3 * nw] = nu_neg;
+                            } else if dev.drift_path == 2 {
+                                state[b] = wp;
+                                state[b + nw] = w;
                             } else {
                                 state[b] = wp;
                                 state[b + nw] = if wp >= 0.0 { nu_pos } else { nu_neg };

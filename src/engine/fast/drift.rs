@@ -10,7 +10,7 @@ use super::lanes::{self, normal2_x8, normal4_x8, philox_x8, F, L};
 use super::simd_entry;
 use crate::device::MAX_READ_KNOTS;
 use crate::engine::cpu::common::tree_sum;
-use crate::engine::cpu::common::{chunk_elem, gdc_readout, level_knot, par_trials2, par_units, tile_device, wgsl_sign};
+use crate::engine::cpu::common::{chunk_elem, gdc_readout, level_knot, par_trials2, par_units, relaxed_weight, tile_device, wgsl_sign};
 use crate::engine::layout::{Curve, DeviceParams, StageParams, TileInfo, READ_TABLE_AT};
 use crate::engine::stages::CHUNK;
 use crate::rng::{ctr_word2, stream};
@@ -211,6 +211,12 @@ fn chunk_body(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: 
             for i in 0..L {
                 wp[i] = (gp[i] - gn[i]) / s;
                 we[i] = (a[i] - c[i]) / s;
+            }
+        } else if d.drift_path == 2 {
+            let b = trial_local * 2 * nw;
+            for i in 0..L {
+                wp[i] = state[b + elem[i] as usize];
+                we[i] = relaxed_weight(d, state[b + nw + elem[i] as usize], s, s2, l.relax_at as usize, [nr[0][i], nr[1][i]]);
             }
         } else {
             let b = trial_local * 2 * nw;

@@ -8,7 +8,7 @@ use super::drift::{drift_nu_x8, level_table_x8};
 use super::lanes::{normal4_x8, philox_x8, F, L};
 use super::simd_entry;
 use crate::device::MAX_PROG_KNOTS;
-use crate::engine::cpu::common::{par_trials2, par_units, programmed_signed, sigma_prog_poly, tile_device};
+use crate::engine::cpu::common::{par_trials2, par_units, programmed_signed, sigma_prog, sigma_prog_poly, tile_device};
 use crate::engine::cpu::program::state_words;
 use crate::engine::layout::{StageParams, TileInfo, PROG_TABLE_AT};
 use crate::rng::{ctr_word2, stream};
@@ -94,6 +94,13 @@ fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], 
                     [gp[i], gn[i]] = programmed_signed(d, w[i], s, n[0][i]);
                     wp[i] = (gp[i] - gn[i]) / s;
                 }
+            } else if d.drift_path == 2 {
+                // A relaxation table: the first time's quartic (the twin's `sigma_prog`).
+                for i in 0..L {
+                    gp[i] = (gp_t[i] + d.prog_scale * sigma_prog(d, gp_t[i]) * n[0][i]).max(0.0);
+                    gn[i] = (gn_t[i] + d.prog_scale * sigma_prog(d, gn_t[i]) * n[1][i]).max(0.0);
+                    wp[i] = (gp[i] - gn[i]) / s;
+                }
             } else if d.prog_knots > 0 {
                 // A measured table: the lanes' σ by the lane-parallel lookup (the twin's values).
                 let knots = (d.prog_knots as usize).min(MAX_PROG_KNOTS);
@@ -123,6 +130,9 @@ fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], 
                     out[e + plane] = gn[i];
                     out[e + 2 * plane] = nu_pos[i];
                     out[e + 3 * plane] = nu_neg[i];
+                } else if d.drift_path == 2 {
+                    out[e] = wp[i];
+                    out[e + plane] = w[i];
                 } else {
                     out[e] = wp[i];
                     out[e + plane] = if wp[i] >= 0.0 { nu_pos[i] } else { nu_neg[i] };

@@ -89,7 +89,7 @@ pub(super) fn run_distinct<T: Clone>(
 /// `full_path`) and without the time.
 fn layer_words(p: &StageParams, gdc_mode: u32) -> Vec<u32> {
     let mut l = p.layer;
-    (l.full_path, l.t_index, l.log_t_ratio, l.read_sqrt_log, l.gdc_base, l.gdc_mode) = (0, 0, 0.0, 0.0, 0, gdc_mode);
+    (l.full_path, l.t_index, l.log_t_ratio, l.read_sqrt_log, l.gdc_base, l.gdc_mode, l.relax_at) = (0, 0, 0.0, 0.0, 0, gdc_mode, 0);
     let mut v: Vec<u32> = bytemuck::cast_slice(&[l]).to_vec();
     v.extend_from_slice(bytemuck::cast_slice(&[p.dev]));
     v

@@ -49,7 +49,28 @@ pub(super) fn budget_blocks(results: &Results) -> Vec<Block> {
                 Some([lo, hi]) => format!("{} [{}, {}]{unit}", f(b.interaction), f(lo), f(hi)),
                 None => format!("{}{unit}", f(b.interaction)),
             };
-            text(format!("{at}: {dom_text}{layer}; the sources' alone costs leave an interaction of {inter}."))
+            // A removal that costs (its paired interval below 0): that source or layer off is
+            // worse than all on, which an additive reading would call impossible; say so.
+            let worse: Vec<String> = b
+                .sources
+                .iter()
+                .chain(&b.layers)
+                .filter(|x| x.removal_hi < 0.0)
+                .map(|x| {
+                    let name = x.source.replace('_', " ");
+                    let name = if name.starts_with("layer ") { format!("{name}'s noise") } else { name };
+                    format!("{name} ({} [{}, {}]{unit})", f(x.removal), f(x.removal_lo), f(x.removal_hi))
+                })
+                .collect();
+            let worse = if worse.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; removing {} makes it worse, not better: the sources interact, and a removal gain is what the network gives with that noise off (as a run with it off would), not a share of the {what}",
+                    worse.join(", ")
+                )
+            };
+            text(format!("{at}: {dom_text}{layer}; the sources' alone costs leave an interaction of {inter}{worse}."))
         })
         .collect();
     blocks.push(Block::List(sentences));

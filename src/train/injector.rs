@@ -436,6 +436,35 @@ mod tests {
         assert!((after / before - 1.0).abs() < 0.05, "{after} vs {before}");
     }
 
+    /// ReRAM (a relaxation table): programming with the 1 s σ; at a table time each device is a
+    /// fresh draw about its target with that time's σ (2 d: σ(1) = 2.677 µS of 25 at max|W|), then
+    /// the mean |W| is restored; a time off the table is refused when the training is read.
+    #[test]
+    fn reram_noise_redraws_about_the_target_at_its_time() {
+        let sd_at = |time: &str| {
+            let cfg = TrainingConfig { weight_noise: "reram".into(), weight_noise_time: time.into(), ..TrainingConfig::default() };
+            let mut inj = Injector::new(&cfg, 5);
+            // 64 weights a matrix, so the compensation's one factor per matrix narrows little.
+            let vals: Vec<f64> = (0..250)
+                .flat_map(|_| {
+                    let mut w = vec![1.0f32; 64];
+                    inj.perturb_matrix(&mut w);
+                    w.into_iter().map(|v| v as f64)
+                })
+                .collect();
+            let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+            (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64).sqrt()
+        };
+        let r = crate::device::DeviceModel::reram().relax_table.unwrap();
+        // Programmed only: σ(1) at 1 s, 1.103 µS; the G− device's spread adds a little.
+        let (p, d) = (sd_at(""), sd_at("2d"));
+        assert!(p > 0.97 * r.sigma(0, 25.0, 25.0) / 25.0 && p < 1.08 * r.sigma(0, 25.0, 25.0) / 25.0, "programmed sd {p}");
+        // At 2 d the redraw's σ, rescaled by the programmed maximum and the compensation.
+        assert!(d > 0.9 * r.sigma(2, 25.0, 25.0) / 25.0 && d < 1.15 * r.sigma(2, 25.0, 25.0) / 25.0, "2 d sd {d}");
+        let e = TrainingConfig::parse("[training]\nweight_noise = \"reram\"\nweight_noise_time = \"1h\"\n").unwrap_err();
+        assert!(e.contains("training.weight_noise_time") && e.contains("1 s, 86400 s, 172800 s only"), "{e}");
+    }
+
     #[test]
     fn a_fixed_matrix_draws_noise_but_is_not_clipped() {
         let cfg = TrainingConfig { weight_noise: "pcm".into(), clip_sigma: 1.0, ..TrainingConfig::default() };

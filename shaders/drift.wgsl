@@ -3,7 +3,9 @@
 // tile's s2 = g_max / max|W_prog|, drift, add accumulated 1/f read noise (a fresh draw per t).
 // With drift_path = 1 both devices of the pair drift separately instead (each its own nu and
 // read noise, no re-conversion); with 2 (a relaxation table, ReRAM) each device of the pair is a
-// fresh draw about its target at the table's time L.relax_at, re-converted as path 0. Also the per-chunk sums of the GDC readouts (one-hot inputs
+// fresh draw about its target at the table's time L.relax_at, re-converted as path 0; with 3 (one
+// device per weight, CMO ReRAM) the programmed weight re-converted onto [g_min, g_max] with its
+// trial's tile range, relaxed in ln t and read (log_relaxed_weight). Also the per-chunk sums of the GDC readouts (one-hot inputs
 // through the full forward path: IR drop, per-read weight noise, output noise, ADC; `gdc_readout`
 // in common/device.wgsl): at t, and right after programming (baseline; computed at the
 // first time point only and kept in its partials slot for the later ones). One invocation = one
@@ -39,7 +41,8 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
         let elem = (t.row_start + rc.x) * L.n_in + t.col_start + rc.y;
         let s = dev.g_max / max(t.wmax_norm, 1e-7);
         let nw = L.n_in * L.n_out;
-        let s2 = dev.g_max / max(bitcast<f32>(progmax[trial_local * ntiles + wg.y]), 1e-7);
+        let pm = (trial_local * ntiles + wg.y) * 2u;
+        let s2 = dev.g_max / max(bitcast<f32>(progmax[pm]), 1e-7);
         // One block per weight and time: read noise of the pair (words 0, 1) and the GDC readout's
         // output and per-read weight noise, one draw (word 2).
         let nr = normal4(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_READ, L.t_index), 0u), key));
@@ -54,6 +57,12 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
             let b = trial_local * 2u * nw + elem;
             wp = state[b];
             we = relaxed_weight(dev, state[b + nw], s, s2, L.relax_at, nr.xy);
+        } else if (dev.drift_path == 3u) {
+            let b = trial_local * 2u * nw + elem;
+            wp = state[b];
+            let hi2 = order_value(progmax[pm]);
+            let lo2 = -order_value(progmax[pm + 1u]);
+            we = log_relaxed_weight(dev, wp, lo2, hi2, L.relax_at, L.log_t_ratio, L.read_sqrt_log, nr.xy);
         } else {
             let b = trial_local * 2u * nw + elem;
             wp = state[b];

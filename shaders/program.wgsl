@@ -15,6 +15,7 @@
 
 override WG: u32 = 256u;
 var<workgroup> wg_max: atomic<u32>;
+var<workgroup> wg_max2: atomic<u32>;
 
 // A measured drift table's (ν mean, ν std) at gr = g/g_max: linear between the knots around gr
 // (numpy.interp's slope · (gr − x_j) + v_j), the end values beyond the ends. Read from the uniform
@@ -58,6 +59,7 @@ fn program(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     let trial = L.trial_offset + trial_local;
     if (lid == 0u) {
         atomicStore(&wg_max, 0u);
+        atomicStore(&wg_max2, 0u);
     }
     workgroupBarrier();
     let e = wg.x * WG + lid;
@@ -70,7 +72,10 @@ fn program(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         let n = normal4(philox4x32_10(vec4<u32>(elem, programming_of(L, trial), ctr_word2(L.layer, STREAM_PROG, 0u), 0u),
                                       vec2<u32>(L.key0, L.key1)));
         let gpair = programmed_pair(dev, w, s, n.xy);
-        let wp = (gpair.x - gpair.y) / s;
+        var wp = (gpair.x - gpair.y) / s;
+        if (dev.prog_mode == 2u) {
+            wp = programmed_single(dev, w, t.w_lo, t.w_hi, n.x);
+        }
         let nu_pos = device_nu(dev, clamp(s * w, 0.0, dev.g_max), n.z);
         let nu_neg = device_nu(dev, clamp(-s * w, 0.0, dev.g_max), n.w);
         if (dev.drift_path == 1u) {
@@ -84,16 +89,29 @@ fn program(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
             let b = trial_local * 2u * nw + elem;
             state[b] = wp;
             state[b + nw] = w;
+        } else if (dev.drift_path == 3u) {
+            // A log-time relaxation: the programmed weight (each read re-converts it).
+            let b = trial_local * 2u * nw + elem;
+            state[b] = wp;
+            state[b + nw] = 0.0;
         } else {
             let b = trial_local * 2u * nw + elem;
             state[b] = wp;
             state[b + nw] = select(nu_neg, nu_pos, wp >= 0.0);
         }
-        // Non-negative floats order like their bit patterns, so an integer max is exact.
-        atomicMax(&wg_max, bitcast<u32>(abs(wp)));
+        if (dev.drift_path == 3u) {
+            // The signed range of W_prog, for the one-device re-conversion: max W and max −W.
+            atomicMax(&wg_max, order_key(wp));
+            atomicMax(&wg_max2, order_key(-wp));
+        } else {
+            // Non-negative floats order like their bit patterns, so an integer max is exact.
+            atomicMax(&wg_max, bitcast<u32>(abs(wp)));
+        }
     }
     workgroupBarrier();
     if (lid == 0u) {
-        atomicMax(&progmax[trial_local * ntiles + wg.y], atomicLoad(&wg_max));
+        let o = (trial_local * ntiles + wg.y) * 2u;
+        atomicMax(&progmax[o], atomicLoad(&wg_max));
+        atomicMax(&progmax[o + 1u], atomicLoad(&wg_max2));
     }
 }

@@ -146,6 +146,22 @@ def reram_noise_model(**changes):
     return obj("ReRamWan2022NoiseModel", **fields)
 
 
+def reram_cmo_noise_model(**changes):
+    """aihwkit's ReRamCMONoiseModel() as its constructor leaves it (src/aihwkit/inference/noise/reram.py,
+    its converter SingleDeviceConductanceConverter in inference/converter/conductance.py): the
+    converter's range, the reference set to g_max, the default coeff_dict (each list given c1 first
+    there, reversed into c0 first), decay_dict and read_dict, and acceptance_range 0.2 (its default
+    2e-2 is no key of coeff_dict, so the constructor puts the smallest key in its place)."""
+    fields = dict(g_converter=obj("SingleDeviceConductanceConverter", g_max=88.199997, g_min=9.0, scale_ratio=None),
+                  g_max=88.199997, g_min=9.0, coeff_g_max_reference=88.199997,
+                  coeff_dict={0.2: [0.00106879, 0.00081107][::-1], 2: [0.01129027418, 0.0112185391][::-1]},
+                  prog_noise_scale=1.0, read_noise_scale=1.0, drift_scale=1.0,
+                  decay_dict={"mean": [-0.08900206], "std": [0.04201137, 0.41183342]},
+                  read_dict={"K": 0.0277316483, "t_read": 1e-6}, acceptance_range=0.2)
+    fields.update(changes)
+    return obj("ReRamCMONoiseModel", **fields)
+
+
 def inference_rpu_config(**changes):
     """aihwkit's InferenceRPUConfig() with all its defaults: src/aihwkit/simulator/configs/configs.py
     (InferenceRPUConfig), parameters/io.py, mapping.py (MappingParameter), inference.py
@@ -419,6 +435,100 @@ def test_reram_maps_to_aimcs_reram_with_its_relaxation_table(tmp_path):
         aimc.run(hour, out=str(tmp_path / "hour"), rpu_config=cfg, **common)
 
 
+def test_reram_cmo_maps_to_aimcs_reram_cmo_with_every_field_written(tmp_path):
+    """ReRamCMONoiseModel maps to aimc's `reram_cmo` with every field written out: its
+    SingleDeviceConductanceConverter's range, the programming σ = Σ c_i g^i (g in µS) of the row
+    its acceptance_range picks, rewritten in g/g_max (c_i·g_max^i at prog_g_ref = g_max) and
+    scaled by g_max / coeff_g_max_reference as aihwkit's _apply_poly does, decay_dict and
+    read_dict as `device.log_relax` and `t_read`; the reference case runs with it trial for trial
+    as with `device.model = "reram_cmo"`, at any time."""
+    def device(nm):
+        return aimc.from_aihwkit(inference_rpu_config(noise_model=nm))["device"]
+    g_max = 88.199997
+    default = {"model": "reram_cmo", "g_max": g_max, "g_min": 9.0, "t_read": 1e-06, "prog_noise_scale": 1.0,
+               "read_noise_scale": 1.0, "drift_scale": 1.0, "prog_coeff": [0.00081107, 0.00106879 * g_max, 0.0, 0.0],
+               "prog_g_ref": g_max, "log_relax": {"mean": -0.08900206, "std": [0.04201137, 0.41183342], "read_k": 0.0277316483}}
+    assert device(reram_cmo_noise_model()) == default
+    # The constructor fills None with its defaults; an acceptance_range that is no key programs
+    # with the smallest key's row, as aihwkit does.
+    assert device(reram_cmo_noise_model(coeff_dict=None, decay_dict=None, read_dict=None)) == default
+    assert device(reram_cmo_noise_model(acceptance_range=2e-2)) == default
+    # The 2 % acceptance range's row.
+    assert device(reram_cmo_noise_model(acceptance_range=2))["prog_coeff"] == [0.0112185391, 0.01129027418 * g_max, 0.0, 0.0]
+    # Coefficients fitted at twice g_max: aihwkit scales σ by g_max / reference, a half.
+    d = device(reram_cmo_noise_model(coeff_g_max_reference=2 * g_max))
+    assert d["prog_coeff"] == pytest.approx([0.00081107 / 2, 0.00106879 * g_max / 2, 0.0, 0.0])
+    assert {k: v for k, v in d.items() if k != "prog_coeff"} == {k: v for k, v in default.items() if k != "prog_coeff"}
+    # Own values: a cubic in µS rewritten in g/g_max, zeros beyond the 4th coefficient, another
+    # range (the converter's, too), the scales, the relaxation and the read noise as they are.
+    nm = reram_cmo_noise_model(g_converter=obj("SingleDeviceConductanceConverter", g_max=50.0, g_min=5.0), g_max=50.0, g_min=5.0,
+                               coeff_g_max_reference=50.0, coeff_dict={0.5: [0.1, 0.01, 0.001, 0.0001, 0.0]}, acceptance_range=0.5,
+                               prog_noise_scale=0.5, read_noise_scale=2.0, drift_scale=0.0,
+                               decay_dict={"mean": (-0.1,), "std": np.array([0.05, 0.4])}, read_dict={"K": 0.03, "t_read": 1e-5})
+    assert device(nm) == {"model": "reram_cmo", "g_max": 50.0, "g_min": 5.0, "t_read": 1e-5, "prog_noise_scale": 0.5,
+                          "read_noise_scale": 2.0, "drift_scale": 0.0, "prog_coeff": [0.1, 0.01 * 50.0, 0.001 * 50.0**2, 0.0001 * 50.0**3],
+                          "prog_g_ref": 50.0, "log_relax": {"mean": -0.1, "std": [0.05, 0.4], "read_k": 0.03}}
+
+    refusals = [
+        (dict(g_converter=obj("SinglePairConductanceConverter", g_max=88.199997, g_min=0.0)),
+         r"noise_model\.g_converter is SinglePairConductanceConverter; aimc maps ReRamCMONoiseModel's weights onto one device each"),
+        (dict(g_converter=obj("SingleDeviceConductanceConverter", g_max=80.0, g_min=9.0)),
+         r"noise_model\.g_max = 88\.199997 differs from noise_model\.g_converter\.g_max = 80\.0"),
+        (dict(g_converter=obj("SingleDeviceConductanceConverter", g_max=88.199997, g_min=8.0)),
+         r"noise_model\.g_min = 9\.0 differs from noise_model\.g_converter\.g_min = 8\.0"),
+        (dict(g_converter=obj("SingleDeviceConductanceConverter", g_max=88.199997, g_min=-1.0), g_min=-1.0),
+         r"noise_model\.g_min = -1\.0 is not modelled by aimc \(the one device's range must be 0 <= g_min < g_max"),
+        (dict(g_converter=obj("SingleDeviceConductanceConverter", g_max=88.199997, g_min=88.199997), g_min=88.199997),
+         r"noise_model\.g_min = 88\.199997 is not modelled"),
+        (dict(decay_dict={"mean": [-0.089, 0.001], "std": [0.042, 0.41]}),
+         r"noise_model\.decay_dict = .*linear in ln t.*exactly one 'mean' and two 'std' coefficients"),
+        (dict(decay_dict={"mean": [-0.089], "std": [0.42]}), r"noise_model\.decay_dict = .*exactly one 'mean' and two 'std'"),
+        (dict(decay_dict={"std": [0.042, 0.41]}), r"noise_model\.decay_dict = .*exactly one 'mean'"),
+        (dict(decay_dict=[-0.089]), r"noise_model\.decay_dict = \[-0\.089\] is not a dict"),
+        (dict(read_dict={"K": 0.0277}), r"noise_model\.read_dict = \{'K': 0\.0277\} lacks 't_read'"),
+        (dict(read_dict={}), r"noise_model\.read_dict = \{\} lacks 'K' and 't_read'"),
+        (dict(read_dict={"K": "x", "t_read": 1e-6}), r"noise_model\.read_dict\['K'\] = 'x' is not a number"),
+        (dict(read_dict={"K": 0.0277, "t_read": 0.0}), r"noise_model\.read_dict\['t_read'\] = 0\.0 is not modelled"),
+        (dict(coeff_dict={0.2: [0.1, 0.01, 0.0, 0.0, 1e-6]}),
+         r"noise_model\.coeff_dict\[0\.2\] = \[0\.1, .*polynomial of degree <= 3 in g.*give at most 4 coefficients"),
+        (dict(coeff_dict={0.2: "x"}), r"noise_model\.coeff_dict\[0\.2\] = 'x' is not a list of numbers"),
+        (dict(coeff_dict=[0.1, 0.01]), r"noise_model\.coeff_dict = \[0\.1, 0\.01\]: give a dict of acceptance range"),
+        (dict(acceptance_range="0.2"), r"noise_model\.acceptance_range = '0\.2' is not a number"),
+        (dict(prog_noise_scale="x"), r"noise_model\.prog_noise_scale = 'x' is not a number"),
+        (dict(coeff_g_max_reference=0.0), r"noise_model\.coeff_g_max_reference = 0\.0 is not modelled"),
+        (dict(coeff_g_max_reference=-88.2), r"noise_model\.coeff_g_max_reference = -88\.2 is not modelled"),
+    ]
+    for changes, message in refusals:
+        with pytest.raises(ValueError, match=message):
+            device(reram_cmo_noise_model(**changes))
+    nm = reram_cmo_noise_model()
+    del nm.coeff_g_max_reference
+    with pytest.raises(ValueError, match=r"noise_model\.coeff_g_max_reference is missing: aihwkit's ReRamCMONoiseModel sets it"):
+        device(nm)
+    # A row other than the one programmed with is not read.
+    assert device(reram_cmo_noise_model(coeff_dict={0.2: [0.00081107, 0.00106879], 2: "unused"})) == default
+
+    # The reference case without its aihwkit results (a PCM run's) and its `model = "pcm"` line
+    # (the configuration gives the model), read at 1 s, 1 h and 1 d.
+    text = REFERENCE.read_text().replace('model = "pcm"', "")
+    text = re.sub(r"\[reference\][^\n]*\npath = [^\n]*\n", "", text)
+    text = text.replace('path = "', f'path = "{REFERENCE.parent}/')
+    text, n = re.subn(r"(?m)^t = \[.*\]$", 't = ["1s", "1h", "1d"]', text)
+    assert n == 1
+    case = tmp_path / "case.toml"
+    case.write_text(text)
+    common = dict(backend="cpu", trials=6, quiet=True, set={"layer_insight_trials": 0})
+    mapped = aimc.run(case, out=str(tmp_path / "mapped"), rpu_config=inference_rpu_config(noise_model=reram_cmo_noise_model()), **common)
+    plain = aimc.run(case, out=str(tmp_path / "plain"), **{**common, "set": {**common["set"], "device.model": "reram_cmo"}})
+    assert mapped.data["config"]["device"] == plain.data["config"]["device"]
+    resolved = mapped.data["config"]["device"]
+    assert resolved["name"] == "reram_cmo" and resolved["programming"] == "single"
+    assert {k: resolved[k] for k in default if k != "model"} == {k: v for k, v in default.items() if k != "model"}
+    assert [p["labels"] for p in mapped.points] == [p["labels"] for p in plain.points]
+    assert {p["t_inf"] for p in mapped.points} == {1.0, 3600.0, 86400.0}
+    assert [p["per_trial"] for p in mapped.points] == [p["per_trial"] for p in plain.points]
+
+
 def test_training_only_settings_are_not_read():
     cfg = with_changes(inference_rpu_config(), clip__type=WeightClipType.LAYER_GAUSSIAN, clip__sigma=2.0,
                        modifier__type=WeightModifierType.ADD_NORMAL, modifier__std_dev=0.1, modifier__pdrop=0.1,
@@ -466,7 +576,8 @@ def test_unmodelled_settings_are_refused_by_name(changes, message):
 
 @pytest.mark.parametrize("changes, message", [
     ({"forward": obj("IOParametersIRDropT")}, r"forward is IOParametersIRDropT; aimc maps aihwkit's IOParameters"),
-    ({"noise_model": obj("ReRamCMONoiseModel")}, r"noise_model is ReRamCMONoiseModel; aimc maps aihwkit's PCMLikeNoiseModel"),
+    ({"noise_model": obj("MyNoiseModel")}, r"noise_model is MyNoiseModel; aimc maps aihwkit's PCMLikeNoiseModel .*and "
+                                            r"ReRamCMONoiseModel with its SingleDeviceConductanceConverter"),
     ({"noise_model": pcm_noise_model(g_converter=obj("DualPairConductanceConverter", g_max=25.0))},
      r"noise_model\.g_converter is DualPairConductanceConverter"),
     ({"drift_compensation": obj("MyCompensation")}, r"drift_compensation is MyCompensation; aimc maps None, GlobalDriftCompensation"),

@@ -175,6 +175,50 @@ fn relaxed_weight(d: DeviceParams, w: f32, s: f32, s2: f32, k: u32, n: vec2<f32>
     return (gp - gn) / s2;
 }
 
+// A float's bits in an order-preserving u32 (larger float, larger u32; −0 below +0), so an atomic
+// maximum of the keys is the maximum of the floats. CPU twin: cpu/common.rs order_key.
+fn order_key(x: f32) -> u32 {
+    let b = bitcast<u32>(x);
+    return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+// The float whose order_key is k. CPU twin: cpu/common.rs order_value.
+fn order_value(k: u32) -> f32 {
+    return bitcast<f32>(select(~k, k & 0x7fffffffu, (k & 0x80000000u) != 0u));
+}
+
+// One device per weight (prog_mode 2, aihwkit's SingleDeviceConductanceConverter): the tile's
+// weights [lo, hi] mapped affinely onto [g_min, g_max], programmed to g_T + σ_prog(g_T)·N (not
+// rectified), converted back. CPU twin: cpu/common.rs programmed_single.
+fn programmed_single(d: DeviceParams, w: f32, lo: f32, hi: f32, n: f32) -> f32 {
+    let g_min = P.dev.relax[1u].x;
+    let sc = (d.g_max - g_min) / max(hi - lo, 1e-30);
+    let g_t = (w - lo) * sc + g_min;
+    let g = g_t + d.prog_scale * sigma_prog(d, g_t) * n;
+    return lo + (g - g_min) / sc;
+}
+
+// A log-time relaxation's read (drift_path 3, aihwkit's ReRamCMONoiseModel) of the programmed
+// weight wp: re-converted with its trial's tile range [lo2, hi2] onto [g_min, g_max], shifted by
+// mean·ln t, spread by (std0·ln t + std1)·N₁, read with K·log10(g)·sqrt(ln((t + t_read)/(2 t_read)))·N₂,
+// clamped to [g_min, g_max], converted back; at t = 0 (at = 0) wp itself. log_t is ln t,
+// read_sqrt_log the square root (host, f64). CPU twin: cpu/common.rs log_relaxed_weight.
+fn log_relaxed_weight(d: DeviceParams, wp: f32, lo2: f32, hi2: f32, at: u32, log_t: f32, read_sqrt_log: f32, n: vec2<f32>) -> f32 {
+    if (at == 0u) {
+        return wp;
+    }
+    let r = P.dev.relax[0u];
+    let g_min = P.dev.relax[1u].x;
+    let sc = (d.g_max - g_min) / max(hi2 - lo2, 1e-30);
+    let g = (wp - lo2) * sc + g_min;
+    let g_d = g + d.drift_scale * (r.x * log_t + (r.y * log_t + r.z) * n.x);
+    // No read noise on a device already below 0 µS (it ends at g_min; aihwkit's log10 is NaN).
+    // log10(g) = ln(g)·log10(e); 0.4342944819 is std::f32::consts::LOG10_E's f32 (the twin's).
+    let sig = select(0.0, r.w * log(max(g_d, 1e-30)) * 0.4342944819 * read_sqrt_log, g_d > 0.0);
+    let g_f = clamp(g_d + d.read_scale * sig * n.y, g_min, d.g_max);
+    return lo2 + (g_f - g_min) / sc;
+}
+
 // An input clipped to the tile's input range r (0: none), as aihwkit's `apply_input_range`.
 fn in_range(r: f32, v: f32) -> f32 {
     return select(v, clamp(v, -r, r), r > 0.0);

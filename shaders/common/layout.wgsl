@@ -35,7 +35,8 @@ struct DeviceParams {
     // read-noise Q_s (read_knots in use) from READ_TABLE_AT.
     level_tables: array<vec4<f32>, 16>,
     // A relaxation table (drift_path 2): per time (c0, c1, c2, c3), then (c4, 0, 0, 0), µS in
-    // powers of g_T/g_max; programming reads time 0, a read LayerParams.relax_at.
+    // powers of g_T/g_max; programming reads time 0, a read LayerParams.relax_at. A log-time
+    // relaxation (drift_path 3): (mean, std0, std1, read_k), then (g_min, 0, 0, 0).
     relax: array<vec4<f32>, 8>,
 }
 
@@ -108,7 +109,7 @@ struct TileInfo {
     row_start: u32, rows: u32, col_start: u32, cols: u32,
     scale: f32, wmax_norm: f32, mean_abs_norm: f32,
     prog_mult: f32, drift_mult: f32, read_mult: f32,
-    input_range: f32,
+    input_range: f32, w_lo: f32, w_hi: f32,
 }
 
 // The one-row tile entry of row r of tile `tile` (that output column's own digital scale and GDC

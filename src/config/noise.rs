@@ -49,7 +49,7 @@ pub(super) fn device(raw: &RawExperiment) -> Result<DeviceModel, String> {
 
 /// `[device]` fields held as `Option`s, absent from the presets (they have no TOML form there),
 /// which a file, a `--set` or a sweep axis may set all the same.
-pub(super) const OPTIONAL_DEVICE_FIELDS: [&str; 4] = ["drift_table", "prog_table", "read_table", "relax_table"];
+pub(super) const OPTIONAL_DEVICE_FIELDS: [&str; 5] = ["drift_table", "prog_table", "read_table", "relax_table", "log_relax"];
 
 /// One measured table's name, whether the model has it, its source's scale (name, value), what a
 /// model whose scale is 0 lacks, the verb that uses the table, and the fit fields it replaces.
@@ -116,9 +116,26 @@ pub(super) fn named_device(name: &str, fields: &toml::Table, key: &str) -> Resul
 /// programming polynomial, the drift fits and the read-noise fit with its times.
 const RELAX_UNREAD: [&str; 10] = ["prog_coeff", "prog_g_ref", "prog_break", "prog_coeff_hi", "mu_nu", "sigma_nu", "q_s", "t0", "t_read", "read_noise_scale"];
 
+/// The fields a log-time relaxation (`device.log_relax`, the `reram_cmo` model) leaves unread.
+const LOG_RELAX_UNREAD: [&str; 8] = ["mu_nu", "sigma_nu", "q_s", "t0", "drift_table", "read_table", "prog_break", "prog_coeff_hi"];
+
 /// A relaxation table belongs to the `reram` model (on another model it would leave that model's
 /// programming, drift and read noise unread), and the fields it replaces are not set beside it.
 fn relaxation_alone(d: &DeviceModel, fields: &toml::Table) -> Result<(), String> {
+    if d.log_relax.is_some() {
+        if d.name != "reram_cmo" {
+            return Err(format!(
+                "device.log_relax on device.model = {:?}: a log-time relaxation relaxes one device per weight in place of a model's drift and read noise; set device.model = \"reram_cmo\" and give it there",
+                d.name
+            ));
+        }
+        if let Some(k) = LOG_RELAX_UNREAD.iter().find(|k| fields.contains_key(**k)) {
+            return Err(format!(
+                "device.{k} on device.model = \"reram_cmo\": its log-time relaxation (device.log_relax) gives the drift and read noise, so {k} would go unread; remove it"
+            ));
+        }
+        return Ok(());
+    }
     if d.relax_table.is_none() {
         return Ok(());
     }

@@ -61,6 +61,10 @@ pub struct Tile {
     pub wmax_norm: f32,
     /// mean |W_norm| over the tile: the exact-reference GDC baseline.
     pub mean_abs_norm: f32,
+    /// min and max of W_norm over the tile (signed): the range a one-device mapping
+    /// (`device::Programming::Single`) puts onto [g_min, g_max].
+    pub w_lo: f32,
+    pub w_hi: f32,
     /// Multipliers of the device's programming noise, drift exponent and read noise on this tile
     /// ([1, 1, 1]: the device model as it is; a 3D tier's own variability otherwise).
     pub noise: [f32; 3],
@@ -142,12 +146,13 @@ impl MappedMatrix {
                 let mut tile_sum_abs = 0.0f64;
                 for r in r0..r0 + nr {
                     let scale = if scaling.columnwise { scale_of(row_max(r)) } else { tile_scale };
-                    let (mut sum_abs, mut wmax_norm) = (0.0f64, 0.0f32);
+                    let (mut sum_abs, mut wmax_norm, mut w_lo, mut w_hi) = (0.0f64, 0.0f32, f32::INFINITY, f32::NEG_INFINITY);
                     for c in c0..c0 + nc {
                         let i = (r * n_in + c) as usize;
                         w_norm[i] = w[i] / scale;
                         sum_abs += w_norm[i].abs() as f64;
                         wmax_norm = wmax_norm.max(w_norm[i].abs());
+                        (w_lo, w_hi) = (w_lo.min(w_norm[i]), w_hi.max(w_norm[i]));
                     }
                     tile_sum_abs += sum_abs;
                     tile_rows.push(Tile {
@@ -158,6 +163,8 @@ impl MappedMatrix {
                         scale,
                         wmax_norm,
                         mean_abs_norm: (sum_abs / nc as f64) as f32,
+                        w_lo,
+                        w_hi,
                         noise: [1.0; 3],
                         input_range: 0.0,
                     });
@@ -170,6 +177,8 @@ impl MappedMatrix {
                     scale: tile_rows.iter().map(|t| t.scale).fold(0.0, f32::max),
                     wmax_norm: tile_rows.iter().map(|t| t.wmax_norm).fold(0.0, f32::max),
                     mean_abs_norm: (tile_sum_abs / (nr * nc) as f64) as f32,
+                    w_lo: tile_rows.iter().map(|t| t.w_lo).fold(f32::INFINITY, f32::min),
+                    w_hi: tile_rows.iter().map(|t| t.w_hi).fold(f32::NEG_INFINITY, f32::max),
                     noise: [1.0; 3],
                     input_range: 0.0,
                 });

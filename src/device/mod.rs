@@ -3,7 +3,8 @@
 //! Electron. 2023), the evaluation noise of IBM's Analog Foundation Models (`afm`; Büchel et al.
 //! 2025, github.com/IBM/analog-foundation-models `apply_noise_model.py` at commit
 //! 93bb6cacfbd6c6ac84f52d90789da0454a9ce9af), ReRAM (aihwkit `ReRamWan2022NoiseModel`; Wan et al.,
-//! Nature 608, 504, 2022), `simple` and `ideal`. Each model is a set of
+//! Nature 608, 504, 2022), CMO/HfOx ReRAM (aihwkit `ReRamCMONoiseModel`, IBM Research Zurich's
+//! conductive-metal-oxide devices), `simple` and `ideal`. Each model is a set of
 //! numbers (polynomials and piecewise fits);
 //! the f64 reference functions here are the oracle for the f32 stages (shaders/common/device.wgsl
 //! and its twin src/engine/cpu/common.rs). Units: µS and seconds.
@@ -256,6 +257,35 @@ impl RelaxTable {
     }
 }
 
+/// Log-time relaxation of one device per weight (aihwkit `ReRamCMONoiseModel`, IBM Research
+/// Zurich's CMO/HfOx ReRAM): at a read t s after programming the programmed conductance g (the
+/// programmed weights re-converted, as aihwkit's tile does) moves to
+///   g_d = g + drift_scale·(mean·ln t + (std[0]·ln t + std[1])·N₁),
+///   g_f = clamp(g_d + read_noise_scale·read_k·log10(g_d)·sqrt(ln((t + t_read)/(2 t_read)))·N₂, g_min, g_max),
+/// the same shift for every conductance level; at t = 0 the programmed state as it is. µS and s.
+/// A device with g_d ≤ 0 gets no read noise and ends at g_min (aihwkit's log10 gives NaN there,
+/// which its clamp passes on as a NaN weight).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogRelaxation {
+    /// Mean conductance change per unit of ln t, µS (aihwkit `decay_dict["mean"][0]`).
+    pub mean: f64,
+    /// The spread std[0]·ln t + std[1], µS (`decay_dict["std"]`).
+    pub std: [f64; 2],
+    /// Read-noise amplitude K, µS per decade of g (`read_dict["K"]`; its t_read is `t_read`).
+    pub read_k: f64,
+}
+
+/// aihwkit `ReRamCMONoiseModel`'s defaults: `decay_dict`, `read_dict` and its
+/// SingleDeviceConductanceConverter's range.
+pub const CMO_RELAXATION: LogRelaxation = LogRelaxation { mean: -0.08900206, std: [0.04201137, 0.41183342], read_k: 0.0277316483 };
+pub const CMO_G_MAX: f64 = 88.199997;
+pub const CMO_G_MIN: f64 = 9.0;
+pub const CMO_T_READ: f64 = 1e-6;
+/// Its programming σ = c0 + c1·g (µS, g in µS) of the 0.2 % acceptance range, the one its
+/// constructor picks at its default `acceptance_range` (2e-2 is not a key, so the smallest, 0.2).
+pub const CMO_PROG: [f64; 2] = [0.00081107, 0.00106879];
+
 /// How the pair drifts (noise-models §3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -281,6 +311,10 @@ pub enum Programming {
     /// so the sign may flip; targets with |g_T|/g_max below `zero_below` are exactly 0
     /// (`apply_noise_model.py` of IBM's Analog Foundation Models).
     Weight,
+    /// One device per weight (aihwkit's SingleDeviceConductanceConverter): each tile's weights
+    /// mapped affinely from [min W, max W] onto [g_min, g_max], g_T + σ_prog(g_T)·N, not
+    /// rectified; with a [`LogRelaxation`] only.
+    Single,
 }
 
 /// A statistical PCM model: programming noise, drift exponent and 1/f read noise (noise-models §3-§5).
@@ -317,6 +351,13 @@ pub struct DeviceModel {
     /// drift and read noise; None: those.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relax_table: Option<RelaxTable>,
+    /// Log-time relaxation of one device per weight (CMO/HfOx ReRAM) in place of drift and read
+    /// noise; None: those.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_relax: Option<LogRelaxation>,
+    /// Smallest conductance of a one-device mapping (`programming = "single"`), µS.
+    #[serde(default)]
+    pub g_min: f64,
     #[serde(default)]
     pub drift_path: DriftPath,
     /// Pair (default) or one signed draw per weight.
@@ -369,7 +410,7 @@ pub fn cubic_in_x(c_w: [f64; 4], g_max: f64) -> [f64; 4] {
 pub const SIMPLE_PROG_SIGMA: f64 = 0.067;
 
 /// Names accepted by [`DeviceModel::by_name`].
-pub const MODEL_NAMES: [&str; 7] = ["pcm", "hermes", "hermes1", "reram", "ideal", "simple", "afm"];
+pub const MODEL_NAMES: [&str; 8] = ["pcm", "hermes", "hermes1", "reram", "reram_cmo", "ideal", "simple", "afm"];
 
 impl DeviceModel {
     /// aihwkit `PCMLikeNoiseModel` defaults.
@@ -391,6 +432,8 @@ impl DeviceModel {
             prog_table: None,
             read_table: None,
             relax_table: None,
+            log_relax: None,
+            g_min: 0.0,
             drift_path: DriftPath::Aihwkit,
             programming: Programming::Pair,
             prog_break: 0.0,
@@ -445,6 +488,25 @@ impl DeviceModel {
             g_max: 25.0,
             read_noise_scale: 0.0,
             relax_table: Some(RelaxTable { t: RERAM_WAN2022_TIMES.to_vec(), coeff: RERAM_WAN2022_COEFF.to_vec() }),
+            ..Self::pcm()
+        }
+    }
+
+    /// aihwkit `ReRamCMONoiseModel` at its defaults: one device per weight on [9, 88.2] µS
+    /// (its SingleDeviceConductanceConverter), programmed with the 0.2 % acceptance range's
+    /// σ = c0 + c1·g, then the log-time relaxation and read noise of [`LogRelaxation`]
+    /// (t_read 1 µs). Any time can be read.
+    pub fn reram_cmo() -> Self {
+        DeviceModel {
+            name: "reram_cmo".into(),
+            g_max: CMO_G_MAX,
+            g_min: CMO_G_MIN,
+            t_read: CMO_T_READ,
+            // σ = c0 + c1·g as the shared polynomial in x = g/g_max, at its own g_max.
+            prog_coeff: [CMO_PROG[0], CMO_PROG[1] * CMO_G_MAX, 0.0, 0.0],
+            prog_g_ref: CMO_G_MAX,
+            programming: Programming::Single,
+            log_relax: Some(CMO_RELAXATION),
             ..Self::pcm()
         }
     }
@@ -510,6 +572,7 @@ impl DeviceModel {
             "simple" => Some(Self::simple()),
             "afm" => Some(Self::afm()),
             "reram" => Some(Self::reram()),
+            "reram_cmo" => Some(Self::reram_cmo()),
             _ => None,
         }
     }
@@ -552,8 +615,12 @@ impl DeviceModel {
         }
     }
 
-    /// ln(t/t0) with t = t_inf + t0 (0 when t ≤ t0).
+    /// ln(t/t0) with t = t_inf + t0 (0 when t ≤ t0); with a log-time relaxation ln t_inf (0 at
+    /// t_inf = 0), the quantity its shift and spread are linear in.
     pub fn log_t_ratio(&self, t_inf: f64) -> f64 {
+        if self.log_relax.is_some() {
+            return if t_inf > 0.0 { t_inf.ln() } else { 0.0 };
+        }
         let t = t_inf + self.t0;
         if t > self.t0 {
             (t / self.t0).ln()
@@ -562,9 +629,10 @@ impl DeviceModel {
         }
     }
 
-    /// sqrt(ln((t + t_read) / (2 t_read))), t = t_inf + t0.
+    /// sqrt(ln((t + t_read) / (2 t_read))), t = t_inf + t0 (t = t_inf with a log-time
+    /// relaxation, as aihwkit's ReRamCMONoiseModel reads it).
     pub fn read_sqrt_log(&self, t_inf: f64) -> f64 {
-        let t = t_inf + self.t0;
+        let t = if self.log_relax.is_some() { t_inf } else { t_inf + self.t0 };
         ((t + self.t_read) / (2.0 * self.t_read)).ln().max(0.0).sqrt()
     }
 
@@ -599,6 +667,27 @@ impl DeviceModel {
     pub fn relaxed(&self, k: usize, g_target: f64, n: f64) -> f64 {
         let t = self.relax_table.as_ref().expect("relaxed() needs a relax_table");
         (g_target + self.drift_scale * t.sigma(k, g_target, self.g_max) * n).max(0.0)
+    }
+
+    /// One device per weight (`programming = "single"`): the programmed conductance from the
+    /// target g_T (µS) and a standard normal draw, not rectified.
+    pub fn program_single(&self, g_target: f64, n: f64) -> f64 {
+        g_target + self.prog_noise_scale * self.sigma_prog(g_target) * n
+    }
+
+    /// A log-time relaxation's read at `t_inf` of a device at conductance g (µS, the re-converted
+    /// programmed state), from two standard normal draws ([`LogRelaxation`]).
+    pub fn log_relaxed(&self, g: f64, t_inf: f64, n: [f64; 2]) -> f64 {
+        let r = self.log_relax.as_ref().expect("log_relaxed() needs a log_relax");
+        if t_inf == 0.0 {
+            return g;
+        }
+        let lt = t_inf.ln();
+        let g_d = g + self.drift_scale * (r.mean * lt + (r.std[0] * lt + r.std[1]) * n[0]);
+        // A device already below 0 µS ends at g_min whatever its read: no read noise there
+        // (aihwkit's log10 gives NaN, which its clamp keeps).
+        let sig = if g_d > 0.0 { r.read_k * g_d.log10() * self.read_sqrt_log(t_inf) } else { 0.0 };
+        (g_d + self.read_noise_scale * sig * n[1]).clamp(self.g_min, self.g_max)
     }
 
     /// Whether a read at `t_inf` (s) is one this model can give: any time, or with a relaxation
@@ -654,6 +743,31 @@ impl DeviceModel {
             if self.drift_path != DriftPath::Aihwkit || self.programming != Programming::Pair {
                 return Err("device.relax_table reads the differential pair as aihwkit's tile does: leave drift_path and programming at their defaults (\"aihwkit\", \"pair\")".into());
             }
+        }
+        if let Some(r) = &self.log_relax {
+            if ![r.mean, r.std[0], r.std[1], r.read_k].iter().all(|v| v.is_finite()) {
+                return Err(format!("device.log_relax = {r:?}: every coefficient must be a finite number (µS)"));
+            }
+            if self.programming != Programming::Single || self.drift_path != DriftPath::Aihwkit || self.relax_table.is_some() {
+                return Err(
+                    "device.log_relax relaxes one device per weight: set programming = \"single\", leave drift_path at \"aihwkit\" and give no relax_table"
+                        .into(),
+                );
+            }
+            let beside = [("drift_table", self.drift_table.is_some()), ("read_table", self.read_table.is_some()), ("prog_table", self.prog_table.is_some())];
+            if let Some((name, _)) = beside.iter().find(|b| b.1) {
+                return Err(format!("device.{name} beside device.log_relax: the one-device model reads its own programming polynomial, relaxation and read noise, so {name} would go unread; remove it"));
+            }
+        }
+        if self.programming == Programming::Single {
+            if self.log_relax.is_none() {
+                return Err("device.programming = \"single\" maps one device per weight for a log-time relaxation: give device.log_relax (device.model = \"reram_cmo\"), or use \"pair\"".into());
+            }
+            if !(self.g_min.is_finite() && self.g_min >= 0.0 && self.g_min < self.g_max) {
+                return Err(format!("device.g_min = {}: must be >= 0 and below g_max = {} (the one device's range)", self.g_min, self.g_max));
+            }
+        } else if self.g_min != 0.0 {
+            return Err(format!("device.g_min = {}: only programming = \"single\" maps onto a range from g_min; set it to 0", self.g_min));
         }
         if self.prog_coeff.iter().any(|v| !v.is_finite()) || !(self.prog_g_ref.is_finite() && self.prog_g_ref > 0.0) {
             return Err(format!("device.prog_coeff = {:?}, prog_g_ref = {}: must be finite (g_ref > 0)", self.prog_coeff, self.prog_g_ref));
@@ -826,6 +940,45 @@ mod tests {
         bad(&|b| b.relax_table.as_mut().unwrap().t = vec![1.0; 5], "has 5 times: give 1 to 4");
         bad(&|b| b.read_table = Some(ReadTable { g: vec![0.0, 25.0], q_s: vec![0.1, 0.1] }), "device.read_table beside device.relax_table");
         bad(&|b| b.drift_path = DriftPath::BothDevices, "leave drift_path and programming");
+    }
+
+    /// aihwkit's ReRamCMONoiseModel: σ_prog = c0 + c1·g in µS (g not normalised), a read's shift
+    /// mean·ln t and spread std0·ln t + std1, read noise K·log10(g)·sqrt(ln((t + t_read)/(2 t_read))),
+    /// clamped to [g_min, g_max]; the programmed state as it is at t = 0; refusals name the field.
+    #[test]
+    fn reram_cmo_is_aihwkits() {
+        let m = DeviceModel::reram_cmo();
+        m.validate().unwrap();
+        assert!((m.sigma_prog(50.0) - (0.00081107 + 0.00106879 * 50.0)).abs() < 1e-15);
+        assert!((m.program_single(50.0, 2.0) - (50.0 + 2.0 * m.sigma_prog(50.0))).abs() < 1e-12);
+        let t = 86400.0f64;
+        let (lt, rs) = (t.ln(), ((t + 1e-6) / 2e-6).ln().sqrt());
+        assert!((m.log_t_ratio(t) - lt).abs() < 1e-12 && (m.read_sqrt_log(t) - rs).abs() < 1e-12 && m.log_t_ratio(0.0) == 0.0);
+        let g_d = 50.0 - 0.08900206 * lt + (0.04201137 * lt + 0.41183342) * 1.5;
+        let want = g_d + 0.0277316483 * g_d.log10() * rs * (-0.5);
+        assert!((m.log_relaxed(50.0, t, [1.5, -0.5]) - want).abs() < 1e-12);
+        // Clamped to the device's range; at t = 0 as programmed.
+        assert_eq!(m.log_relaxed(9.2, t, [-4.0, 0.0]), 9.0);
+        assert_eq!(m.log_relaxed(88.0, t, [6.0, 0.0]), CMO_G_MAX);
+        assert_eq!(m.log_relaxed(50.0, 0.0, [3.0, 3.0]), 50.0);
+        assert!(m.check_time(3600.0).is_ok(), "any time reads");
+        let bad = |f: &dyn Fn(&mut DeviceModel), want: &str| {
+            let mut b = m.clone();
+            f(&mut b);
+            let e = b.validate().unwrap_err();
+            assert!(e.contains(want), "{e}");
+        };
+        bad(&|b| b.g_min = 90.0, "device.g_min = 90");
+        bad(&|b| b.programming = Programming::Pair, "set programming = \"single\"");
+        bad(&|b| b.log_relax.as_mut().unwrap().std[1] = f64::NAN, "device.log_relax");
+        bad(
+            &|b| b.drift_table = Some(DriftTable { g: vec![0.0, 90.0], nu_mean: vec![0.1; 2], nu_std: vec![0.0; 2] }),
+            "device.drift_table beside device.log_relax",
+        );
+        let e = DeviceModel { programming: Programming::Single, ..DeviceModel::pcm() }.validate().unwrap_err();
+        assert!(e.contains("give device.log_relax"), "{e}");
+        let e = DeviceModel { g_min: 1.0, ..DeviceModel::pcm() }.validate().unwrap_err();
+        assert!(e.contains("only programming = \"single\""), "{e}");
     }
 
     #[test]

@@ -40,9 +40,11 @@ pub struct DeviceParams {
     pub prog_norm: f32,
     /// 0: aihwkit tile path (re-conversion before drift), 1: both devices drift separately,
     /// 2: a relaxation table (`device::RelaxTable`: a fresh draw about the target at each read,
-    /// re-converted as path 0).
+    /// re-converted as path 0), 3: a log-time relaxation of one device per weight
+    /// (`device::LogRelaxation`, the programmed weights re-converted onto [g_min, g_max]).
     pub drift_path: u32,
-    /// 0: differential pair, 1: one signed draw per weight (`device::Programming`).
+    /// 0: differential pair, 1: one signed draw per weight, 2: one device per weight
+    /// (`device::Programming`).
     pub prog_mode: u32,
     /// Per-weight programming: targets with |g_T|/g_max below this are programmed to 0.
     pub zero_below: f32,
@@ -74,7 +76,8 @@ pub struct DeviceParams {
     pub level_tables: [[f32; 4]; (MAX_PROG_KNOTS + MAX_READ_KNOTS) / 2],
     /// A relaxation table's σ quartics (`device::RelaxTable`), two entries per time: (c0, c1, c2,
     /// c3), then (c4, 0, 0, 0); µS in powers of g_T/g_max. Programming reads time 0, a read the
-    /// time `LayerParams::relax_at` names.
+    /// time `LayerParams::relax_at` names. With a log-time relaxation (`drift_path` 3) instead
+    /// (mean, std0, std1, read_k), then (g_min, 0, 0, 0).
     pub relax: [[f32; 4]; 2 * MAX_RELAX_TIMES],
 }
 
@@ -185,7 +188,8 @@ pub struct LayerParams {
     /// follows the flagged vectors, not the whole layer.
     pub redo_vectors: u32,
     /// With a relaxation table (`DeviceParams::drift_path` 2), the table's time this read is at
-    /// (the host checks that the time is one of the table's); 0 otherwise.
+    /// (the host checks that the time is one of the table's); with a log-time relaxation (3), 1
+    /// for a read after programming and 0 at t = 0 (the programmed state as it is); 0 otherwise.
     pub relax_at: u32,
 }
 
@@ -350,6 +354,9 @@ pub struct TileInfo {
     pub read_mult: f32,
     /// The tile's input range (`crossbar::Tile::input_range`; 0: none).
     pub input_range: f32,
+    /// min and max of W_norm over the tile (`crossbar::Tile::w_lo`, `w_hi`).
+    pub w_lo: f32,
+    pub w_hi: f32,
 }
 
 impl LayerParams {
@@ -395,6 +402,7 @@ impl From<&DeviceModel> for DeviceParams {
             prog_mode: match d.programming {
                 Programming::Pair => 0,
                 Programming::Weight => 1,
+                Programming::Single => 2,
             },
             zero_below: d.zero_below as f32,
             prog_brk: d.prog_break as f32,
@@ -405,13 +413,18 @@ impl From<&DeviceModel> for DeviceParams {
             mu_nu: Curve::from(&d.mu_nu),
             sigma_nu: Curve::from(&d.sigma_nu),
             q_s: Curve::from(&d.q_s),
-            drift_path: match (d.drift_path, &d.relax_table) {
-                (_, Some(_)) => 2,
-                (DriftPath::Aihwkit, None) => 0,
-                (DriftPath::BothDevices, None) => 1,
+            drift_path: match (d.drift_path, &d.relax_table, &d.log_relax) {
+                (_, _, Some(_)) => 3,
+                (_, Some(_), None) => 2,
+                (DriftPath::Aihwkit, None, None) => 0,
+                (DriftPath::BothDevices, None, None) => 1,
             },
             relax: {
                 let mut e = [[0.0; 4]; 2 * MAX_RELAX_TIMES];
+                if let Some(r) = &d.log_relax {
+                    e[0] = [r.mean as f32, r.std[0] as f32, r.std[1] as f32, r.read_k as f32];
+                    e[1] = [d.g_min as f32, 0.0, 0.0, 0.0];
+                }
                 if let Some(t) = &d.relax_table {
                     for (k, c) in t.coeff.iter().take(MAX_RELAX_TIMES).enumerate() {
                         e[2 * k] = [c[0] as f32, c[1] as f32, c[2] as f32, c[3] as f32];
@@ -490,6 +503,8 @@ impl From<&Tile> for TileInfo {
             drift_mult: t.noise[1],
             read_mult: t.noise[2],
             input_range: t.input_range,
+            w_lo: t.w_lo,
+            w_hi: t.w_hi,
         }
     }
 }

@@ -127,6 +127,10 @@ impl Injector {
             self.relax_matrix(w, s, dev, relax.index_of(self.t_inf));
             return;
         }
+        if dev.log_relax.is_some() {
+            self.single_matrix(w, dev);
+            return;
+        }
         let (prog, nus) = self.program_pairs(w, s, dev);
         if self.t_inf == 0.0 {
             for (v, p) in w.iter_mut().zip(&prog) {
@@ -159,6 +163,35 @@ impl Injector {
             .map(|&v| {
                 let (gp_t, gn_t) = ((s * v as f64).clamp(0.0, dev.g_max), (-s * v as f64).clamp(0.0, dev.g_max));
                 (dev.relaxed(k, gp_t, self.normal()) - dev.relaxed(k, gn_t, self.normal())) / s2
+            })
+            .collect();
+        let (a, b) = (abs_sum(&prog), abs_sum(&read));
+        compensate(w, &read, a, b);
+    }
+
+    /// One device per weight (CMO ReRAM, aimc's `drift` with `drift_path` 3): the matrix's range
+    /// [min W, max W] mapped onto [g_min, g_max] and programmed, and with `weight_noise_time` the
+    /// programmed weights re-converted with their own range, relaxed and read
+    /// ([`DeviceModel::log_relaxed`]), converted back and compensated on average as the drifted
+    /// PCM weights are.
+    fn single_matrix(&mut self, w: &mut [f32], dev: &DeviceModel) {
+        let range = |v: &mut dyn Iterator<Item = f64>| v.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x), hi.max(x)));
+        let (lo, hi) = range(&mut w.iter().map(|&v| v as f64));
+        let sc = (dev.g_max - dev.g_min) / (hi - lo).max(1e-30);
+        let prog: Vec<f64> = w.iter().map(|&v| lo + (dev.program_single((v as f64 - lo) * sc + dev.g_min, self.normal()) - dev.g_min) / sc).collect();
+        if self.t_inf == 0.0 {
+            for (v, p) in w.iter_mut().zip(&prog) {
+                *v = *p as f32;
+            }
+            return;
+        }
+        let (lo2, hi2) = range(&mut prog.iter().copied());
+        let sc2 = (dev.g_max - dev.g_min) / (hi2 - lo2).max(1e-30);
+        let read: Vec<f64> = prog
+            .iter()
+            .map(|&p| {
+                let n = [self.normal(), self.normal()];
+                lo2 + (dev.log_relaxed((p - lo2) * sc2 + dev.g_min, self.t_inf, n) - dev.g_min) / sc2
             })
             .collect();
         let (a, b) = (abs_sum(&prog), abs_sum(&read));

@@ -1,8 +1,9 @@
 //! Agreement with aihwkit's own tile-level Monte Carlo on the open reference case
 //! (experiments/reference/aihwkit_breast_cancer/: a 10-32-32-2 breast-cancer MLP whose weights are
 //! far below 1, 2000 aihwkit repetitions): PCM drift with and without GDC at six times (aihwkit
-//! 1.2.0), and ReRAM (ReRamWan2022NoiseModel, aihwkit 1.0.0) at its three times, at aihwkit's
-//! noise and at five times it; run at reduced trials through the shipped experiment files with
+//! 1.2.0), ReRAM (ReRamWan2022NoiseModel, aihwkit 1.0.0) at its three times, at aihwkit's noise
+//! and at five times it, and CMO/HfOx ReRAM (ReRamCMONoiseModel, aihwkit 1.0.0) at four times; run
+//! at reduced trials through the shipped experiment files with
 //! every default, on the CPU backend.
 
 use aimc::config::Experiment;
@@ -15,7 +16,7 @@ const TRIALS: u32 = 400;
 
 /// Far-tail multiple of the combined Monte Carlo standard error. The seed is fixed, so the test is
 /// deterministic; a correct model exceeds 5.5 standard errors with probability 3.8e-8 per
-/// comparison, < 2e-6 over the 49 made here (24 rows × mean and std, and one rms), so a change of
+/// comparison, < 3e-6 over the 65 made here (32 rows × mean and std, and one rms), so a change of
 /// random streams cannot make it fire by chance, while a systematic error above the pass mark does.
 const Z: f64 = 5.5;
 
@@ -39,6 +40,8 @@ fn breast_cancer_mlp_matches_aihwkit_on_reram() {
         .replace("aihwkit_results_reram.json", "aihwkit_results_reram_x5.json")
         .replace("model = \"reram\"", "model = \"reram\"\nprog_noise_scale = 5.0   # aihwkit's noise_scale = 5\ndrift_scale = 5.0");
     check_against_reference(Experiment::from_text(&text, &path).unwrap(), 6);
+    // CMO/HfOx ReRAM (one device per weight, aihwkit's ReRamCMONoiseModel) at 1 s .. 1 y.
+    check_against_reference(Experiment::load(&root.join("aihwkit_breast_cancer_reram_cmo.toml")).unwrap(), 8);
 }
 
 /// Runs `exp` at [`TRIALS`] and checks every row of its `[reference]` (`rows` of them) against

@@ -229,6 +229,19 @@ fn reram_reads_at_its_table_times_and_is_checked() {
         &bad_experiment("reram-q", times("\"1s\"", "\n[device]\nmodel = \"reram\"\nread_noise_scale = 1.0\n")),
         &["device.read_noise_scale on device.model = \"reram\""],
     );
+    // CMO ReRAM (one device per weight, a log-time relaxation): any time reads; its relaxation
+    // belongs to it, the fields it leaves unread and a range it cannot map are named.
+    let p = bad_experiment("cmo", times("\"0s\", \"1y\"", "\n[device]\nmodel = \"reram_cmo\"\n"));
+    let out = p.parent().unwrap().join("out");
+    let o = aimc().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cmo = "\n[device]\nmodel = \"reram_cmo\"\n";
+    expect_error(
+        &bad_experiment("cmo-pcm", times("\"1s\"", "\n[device]\nmodel = \"pcm\"\n[device.log_relax]\nmean = -0.1\nstd = [0.04, 0.4]\nread_k = 0.03\n")),
+        &["device.log_relax on device.model = \"pcm\"", "model = \"reram_cmo\""],
+    );
+    expect_error(&bad_experiment("cmo-t0", times("\"1s\"", &format!("{cmo}t0 = 30.0\n"))), &["device.t0 on device.model = \"reram_cmo\""]);
+    expect_error(&bad_experiment("cmo-gmin", times("\"1s\"", &format!("{cmo}g_min = 100.0\n"))), &["device.g_min = 100", "below g_max"]);
 }
 
 /// A table of zeros (its series shows `[0.0, 0.0]`) leaves its source nothing random.

@@ -111,6 +111,7 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
         (measured, false, false),
         (measured_prog, false, false),
         (DeviceModel::reram(), false, false),
+        (DeviceModel::reram_cmo(), false, false),
     ] {
         let mut rec = Recorder::new();
         let mut c = cfg(dev.clone(), 4, 4);
@@ -119,7 +120,8 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
             c.reads_per_programming = 2;
         }
         // The eighth: a relaxation table (ReRAM), read at every time of the table (the target
-        // stored beside the programmed weight; the quartic lane by lane).
+        // stored beside the programmed weight; the quartic lane by lane). The ninth: one device
+        // per weight with a log-time relaxation (CMO ReRAM; `progmax`'s signed range).
         if let Some(r) = &dev.relax_table {
             c.times = r.t.clone();
         }

@@ -131,7 +131,10 @@ fn struct_members_sit_at_the_same_offsets_in_rust_and_wgsl() {
             offsets!(SeqParams: samples, seq, d_model, heads, d_head, width, causal, blocks, vocab, pool, rows, width_in, scale, eps, sample_offset, experts, top_k, expert, mode, taps, max_answer, sep, answers, n_best),
         ),
         ("StageParams", offsets!(StageParams: layer, dev, io, kern, conv, seq)),
-        ("TileInfo", offsets!(TileInfo: row_start, rows, col_start, cols, scale, wmax_norm, mean_abs_norm, prog_mult, drift_mult, read_mult, input_range)),
+        (
+            "TileInfo",
+            offsets!(TileInfo: row_start, rows, col_start, cols, scale, wmax_norm, mean_abs_norm, prog_mult, drift_mult, read_mult, input_range, w_lo, w_hi),
+        ),
     ];
     for (name, fields) in rust {
         let (_, ty) = m.types.iter().find(|(_, t)| t.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("struct {name} missing from layout.wgsl"));

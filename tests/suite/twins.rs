@@ -280,6 +280,9 @@ fn weight_error_stages_match_twins() {
     // A relaxation table (ReRAM): the first time's quartic programs, each read is a fresh draw
     // about the stored target at its table time (`relax_at`), re-converted.
     plan::run_weight_error(&mut rec, &m, &RunConfig { device: DeviceModel::reram(), ..cfg(Gdc::Readout, 4, vec![1.0, 172800.0]) }).unwrap();
+    // One device per weight with a log-time relaxation (CMO ReRAM): the signed range of the
+    // programmed weights in `progmax`'s two words (order keys), t = 0 as programmed.
+    plan::run_weight_error(&mut rec, &m, &RunConfig { device: DeviceModel::reram_cmo(), ..cfg(Gdc::Readout, 4, vec![0.0, 3600.0, 3.15e7]) }).unwrap();
     let Some(mut g) = gpu(256) else { return };
     let seen = replay_all(&rec, &mut g);
     assert_eq!(seen, vec![Stage::Program, Stage::Drift, Stage::Gdc, Stage::WeightError]);

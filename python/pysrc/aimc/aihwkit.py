@@ -10,9 +10,9 @@ in aihwkit's source, src/aihwkit/simulator/parameters/io.py (IOParameters), mapp
 WeightRemapParameter), pre_post.py (InputRangeParameter), simulator/configs/configs.py
 (InferenceRPUConfig), inference/noise/pcm.py (PCMLikeNoiseModel), hermes.py, custom.py and
 reram.py (the other noise models below), inference/converter/conductance.py
-(SinglePairConductanceConverter), inference/compensation/drift.py, and the RPUCuda forward pass it
-configures (src/rpucuda/rpu_pulsed_meta_parameter.cpp: how inp_res, out_res and the bounds are
-read).
+(SinglePairConductanceConverter, SingleDeviceConductanceConverter), inference/compensation/drift.py,
+and the RPUCuda forward pass it configures (src/rpucuda/rpu_pulsed_meta_parameter.cpp: how inp_res,
+out_res and the bounds are read).
 
 Nothing here imports aihwkit or torch: attributes are read with getattr, classes are told apart by
 their names (`type(obj).__name__`), enum members by their names (`NoiseManagementType.ABS_MAX`,
@@ -35,7 +35,10 @@ What is read, and how:
   or `hermes1`; StateIndependentNoiseModel (custom.py) as `pcm` with its constant programming
   polynomial, drift and read noise written out; ReRamWan2022NoiseModel (reram.py) as `reram` with
   its `coeff_dic` written out as `device.relax_table` and its one `noise_scale` as both
-  `prog_noise_scale` and `drift_scale`.
+  `prog_noise_scale` and `drift_scale`; ReRamCMONoiseModel (reram.py, with its
+  SingleDeviceConductanceConverter: one device per weight on [g_min, g_max]) as `reram_cmo`, every
+  field written out: the programming polynomial of its acceptance range (µS in g, rewritten in
+  g/g_max), `decay_dict` and `read_dict` as `device.log_relax` and `t_read`.
 - drift_compensation: None, GlobalDriftCompensation, GlobalDriftCompensationWithExactReference or
   PerColumnDriftCompensation as `gdc`.
 - tile_class: InferenceTile (RPUCuda's, the default) or TorchInferenceTile
@@ -75,11 +78,22 @@ _RERAM_COEFF_DIC = {
 # aimc's relaxation table: a quartic (5 coefficients) at each of at most 4 times (device::RelaxTable).
 _RELAX_COEFFS = 5
 _RELAX_TIMES = 4
+# ReRamCMONoiseModel's (reram.py): its SingleDeviceConductanceConverter's range (µS), coeff_dict
+# (acceptance range -> the programming σ's coefficients, µS, c0 first, ascending powers of g in µS),
+# acceptance_range (2e-2 is no key, so its constructor programs with the smallest, 0.2), decay_dict
+# and read_dict; aimc's `reram_cmo` preset holds them.
+_CMO_G_MAX = 88.199997
+_CMO_G_MIN = 9.0
+_CMO_COEFF_DICT = {0.2: [0.00081107, 0.00106879], 2: [0.0112185391, 0.01129027418]}
+_CMO_ACCEPTANCE = 2e-2
+_CMO_DECAY = {"mean": [-0.08900206], "std": [0.04201137, 0.41183342]}
+_CMO_READ = {"K": 0.0277316483, "t_read": 1e-6}
+_PROG_COEFFS = 4  # aimc's programming polynomial: a cubic (device::DeviceModel::prog_coeff)
 # The PCM-like noise models aimc maps, by aihwkit class (and HermesNoiseModel's num_devices): aimc's
 # preset and the defaults aihwkit's constructor gives the fields read here (g_max, t_0, t_read, the
 # programming polynomial and the g_max it was fitted at), which are also the preset's.
-# StateIndependentNoiseModel and ReRamWan2022NoiseModel are mapped by their own readers
-# (_state_independent, _reram).
+# StateIndependentNoiseModel, ReRamWan2022NoiseModel and ReRamCMONoiseModel are mapped by their own
+# readers (_state_independent, _reram, _reram_cmo).
 _PRESETS = {
     "PCMLikeNoiseModel": ("pcm", 25.0, 20.0, 250.0e-9, _PCM_PROG_COEFF, _PCM_G_REF),
     "CustomDriftPCMLikeNoiseModel": ("pcm", 25.0, 20.0, 250.0e-9, _PCM_PROG_COEFF, _PCM_G_REF),
@@ -550,15 +564,175 @@ def _reram(nm, r: _Reader) -> dict:
     return device
 
 
+def _cmo_range(nm, r: _Reader) -> tuple[float, float]:
+    """ReRamCMONoiseModel's conductance range (g_max, g_min), µS: its own, checked against its
+    SingleDeviceConductanceConverter's (aimc maps each tile's weights affinely from [min W, max W]
+    onto the same [g_min, g_max])."""
+    g_max = r.num(nm, "noise_model.g_max", _CMO_G_MAX)
+    g_min = r.num(nm, "noise_model.g_min", _CMO_G_MIN)
+    conv = getattr(nm, "g_converter", None)
+    if conv is not None and _kind(conv) != "SingleDeviceConductanceConverter":
+        r.refused.append(f"noise_model.g_converter is {_kind(conv)}; aimc maps ReRamCMONoiseModel's weights onto one device "
+                         "each, aihwkit's SingleDeviceConductanceConverter (the one its constructor makes)")
+    elif conv is not None:
+        for name, v in (("g_max", g_max), ("g_min", g_min)):
+            cv = r.num(conv, f"noise_model.g_converter.{name}", v)
+            if cv != v:
+                r.refused.append(f"noise_model.{name} = {v!r} differs from noise_model.g_converter.{name} = {cv!r}: aimc has one "
+                                 "conductance range for the mapping and the noise; make them equal")
+    if not (math.isfinite(g_max) and g_max > 0.0):
+        r.refuse("noise_model.g_max", g_max, "the largest conductance, µS, must be a finite number > 0",
+                 f"set it to the device's, e.g. {_CMO_G_MAX} (aihwkit's default)")
+    elif not (math.isfinite(g_min) and 0.0 <= g_min < g_max):
+        r.refuse("noise_model.g_min", g_min, f"the one device's range must be 0 <= g_min < g_max = {g_max!r} µS",
+                 f"set it in [0, g_max), e.g. {_CMO_G_MIN} (aihwkit's default)")
+    return g_max, g_min
+
+
+def _cmo_prog_coeff(nm, g_max: float, r: _Reader) -> list | None:
+    """ReRamCMONoiseModel's programming σ as aimc's `prog_coeff` at `prog_g_ref = g_max`: the row
+    of `coeff_dict` its `apply_programming_noise_to_conductance` picks (`acceptance_range` where
+    that is a key, else the smallest key), σ = Σ c_i g^i with g in µS (its `_apply_poly` does not
+    divide by g_max) rewritten in x = g/g_max as c_i·g_max^i, times g_max/coeff_g_max_reference
+    (1 as its constructor sets it). None, with the refusal noted, where that cannot be read."""
+    dic = _get(nm, "coeff_dict", None)
+    if dic is None:  # aihwkit's constructor puts its default table in place of None
+        dic = _CMO_COEFF_DICT
+    if not isinstance(dic, dict) or not dic or _floats(dic.keys()) is None:
+        r.refused.append(f"noise_model.coeff_dict = {_show(dic)}: give a dict of acceptance range -> list of coefficients (µS, "
+                         "c0 first, in powers of g in µS), as aihwkit's ReRamCMONoiseModel takes it, e.g. "
+                         "{0.2: [0.00081107, 0.00106879]}")
+        return None
+    acceptance = r.num(nm, "noise_model.acceptance_range", _CMO_ACCEPTANCE)
+    key = acceptance if acceptance in dic else min(dic, key=float)
+    coeff = _floats(dic[key])
+    if not coeff:
+        r.refused.append(f"noise_model.coeff_dict[{key!r}] = {_show(dic[key])} is not a list of numbers; give 1 to "
+                         f"{_PROG_COEFFS} coefficients (µS, c0 first, in powers of g in µS)")
+        return None
+    if len(coeff) > _PROG_COEFFS and any(c != 0.0 for c in coeff[_PROG_COEFFS:]):
+        r.refuse(f"noise_model.coeff_dict[{key!r}]", coeff, "aimc's programming noise is a polynomial of degree <= 3 in g",
+                 f"give at most {_PROG_COEFFS} coefficients")
+        return None
+    if getattr(nm, "coeff_g_max_reference", None) is None:
+        r.refused.append("noise_model.coeff_g_max_reference is missing: aihwkit's ReRamCMONoiseModel sets it to g_max in its "
+                         "constructor and scales σ by g_max / coeff_g_max_reference when it programs; set it on the noise "
+                         "model (g_max: the coefficients used as they are)")
+        return None
+    ref = r.num(nm, "noise_model.coeff_g_max_reference", g_max)
+    if not (math.isfinite(ref) and ref > 0.0):
+        r.refuse("noise_model.coeff_g_max_reference", ref, "the g_max the coefficients were fitted at must be a finite number > 0",
+                 "set it to the g_max of the fit, µS (g_max itself: the coefficients used as they are)")
+        return None
+    coeff = [c * g_max**i for i, c in enumerate((coeff + [0.0] * _PROG_COEFFS)[:_PROG_COEFFS])]
+    if ref != g_max:
+        coeff = [c * (g_max / ref) for c in coeff]
+    return coeff
+
+
+def _cmo_dict(nm, name: str, default: dict, r: _Reader) -> dict | None:
+    """ReRamCMONoiseModel's `decay_dict` or `read_dict` (its default for None, which its
+    constructor replaces); None, with the refusal noted, for anything but a dict."""
+    d = _get(nm, name, None)
+    if d is None:
+        return default
+    if not isinstance(d, dict):
+        r.refused.append(f"noise_model.{name} = {_show(d)} is not a dict; give it as aihwkit's ReRamCMONoiseModel takes it, "
+                         f"e.g. its default {default!r}")
+        return None
+    return d
+
+
+def _log_relax(nm, r: _Reader) -> tuple[dict | None, float]:
+    """ReRamCMONoiseModel's `decay_dict` and `read_dict` as aimc's `device.log_relax` ({mean,
+    std, read_k}) and `device.t_read`. aimc's relaxation is linear in ln t, as aihwkit's
+    `apply_drift_noise_to_conductance` reads it: the shift mean[0]·ln t, the spread
+    std[0]·ln t + std[1], the read noise K·log10(g)·sqrt(ln((t + t_read)/(2 t_read)))."""
+    t_read = _CMO_READ["t_read"]
+    decay = _cmo_dict(nm, "decay_dict", _CMO_DECAY, r)
+    read = _cmo_dict(nm, "read_dict", _CMO_READ, r)
+    mean = std = None
+    if decay is not None:
+        mean, std = _floats(decay.get("mean", ())), _floats(decay.get("std", ()))
+        if mean is None or std is None or len(mean) != 1 or len(std) != 2:
+            r.refused.append(f"noise_model.decay_dict = {_show(decay)}: aimc's relaxation is linear in ln t, a shift mean[0]·ln t "
+                             "and a spread std[0]·ln t + std[1] (µS); give exactly one 'mean' and two 'std' coefficients, as "
+                             f"aihwkit's default {_CMO_DECAY!r}")
+            mean = std = None
+    k = None
+    if read is not None:
+        missing = [key for key in ("K", "t_read") if key not in read]
+        if missing:
+            r.refused.append(f"noise_model.read_dict = {_show(read)} lacks {' and '.join(repr(m) for m in missing)}, which aihwkit's "
+                             "ReRamCMONoiseModel reads at every read; give both, the read-noise amplitude K (µS per decade of g) "
+                             f"and the read's duration t_read (s), as its default {_CMO_READ!r}")
+        else:
+            if _number(read["K"]):
+                k = float(read["K"])
+            else:
+                r.refused.append(f"noise_model.read_dict['K'] = {_show(read['K'])} is not a number")
+            if not _number(read["t_read"]):
+                r.refused.append(f"noise_model.read_dict['t_read'] = {_show(read['t_read'])} is not a number")
+            elif not (math.isfinite(float(read["t_read"])) and float(read["t_read"]) > 0.0):
+                r.refuse("noise_model.read_dict['t_read']", read["t_read"], "a read's duration, s, must be a finite number > 0",
+                         f"set it to the read's duration, e.g. {_CMO_READ['t_read']} (aihwkit's default)")
+            else:
+                t_read = float(read["t_read"])
+    if mean is None or k is None:
+        return None, t_read
+    return {"mean": mean[0], "std": std, "read_k": k}, t_read
+
+
+def _number(v) -> bool:
+    """Whether `v` is a number (not a bool or a string)."""
+    if isinstance(v, (bool, str, bytes)):
+        return False
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _reram_cmo(nm, r: _Reader) -> dict:
+    """ReRamCMONoiseModel (inference/noise/reram.py, IBM Research Zurich's CMO/HfOx ReRAM) as
+    aimc's `reram_cmo` device, every field written out: one device per weight on its
+    SingleDeviceConductanceConverter's [g_min, g_max], programmed with the σ polynomial of its
+    acceptance range (`_cmo_prog_coeff`), then at each read the log-time relaxation and read noise
+    of `decay_dict` and `read_dict` (`_log_relax`), clamped to [g_min, g_max]; its three scales
+    as they are."""
+    g_max, g_min = _cmo_range(nm, r)
+    relax, t_read = _log_relax(nm, r)
+    device: dict[str, Any] = {
+        "model": "reram_cmo",
+        "g_max": g_max,
+        "g_min": g_min,
+        "t_read": t_read,
+        "prog_noise_scale": r.num(nm, "noise_model.prog_noise_scale", 1.0),
+        "read_noise_scale": r.num(nm, "noise_model.read_noise_scale", 1.0),
+        "drift_scale": r.num(nm, "noise_model.drift_scale", 1.0),
+    }
+    coeff = _cmo_prog_coeff(nm, g_max, r)
+    if coeff is not None:
+        device["prog_coeff"] = coeff
+        device["prog_g_ref"] = g_max
+    if relax is not None:
+        device["log_relax"] = relax
+    return device
+
+
 def _device(nm, r: _Reader) -> dict:
     """PCMLikeNoiseModel as aimc's `pcm` device, CustomDriftPCMLikeNoiseModel as the same with its
     drift table, HermesNoiseModel as `hermes` (two devices per weight, its default) or `hermes1`,
     StateIndependentNoiseModel as `pcm`'s fields set to its constant noise, ReRamWan2022NoiseModel
-    as `reram` with its relaxation table."""
+    as `reram` with its relaxation table, ReRamCMONoiseModel as `reram_cmo` (one device per weight,
+    its log-time relaxation written out)."""
     if _kind(nm) == "StateIndependentNoiseModel":
         return _state_independent(nm, r)
     if _kind(nm) == "ReRamWan2022NoiseModel":
         return _reram(nm, r)
+    if _kind(nm) == "ReRamCMONoiseModel":
+        return _reram_cmo(nm, r)
     key = _kind(nm)
     if key == "HermesNoiseModel":
         n = getattr(nm, "num_devices", 2)
@@ -569,7 +743,8 @@ def _device(nm, r: _Reader) -> dict:
     if key not in _PRESETS:
         r.refused.append(f"noise_model is {_kind(nm)}; aimc maps aihwkit's PCMLikeNoiseModel (the default), "
                          "CustomDriftPCMLikeNoiseModel, HermesNoiseModel, StateIndependentNoiseModel and ReRamWan2022NoiseModel "
-                         "with their SinglePairConductanceConverter; use one of them")
+                         "with their SinglePairConductanceConverter, and ReRamCMONoiseModel with its "
+                         "SingleDeviceConductanceConverter; use one of them")
         return {"model": "pcm"}
     name, g_max_default, t0, t_read, preset_coeff, preset_ref = _PRESETS[key]
     device = _base_fields(nm, name, _g_max(nm, g_max_default, r), t0, t_read, r)

@@ -104,6 +104,54 @@ pub fn relaxed_weight(d: &DeviceParams, w: f32, s: f32, s2: f32, k: usize, n: [f
     (gp - gn) / s2
 }
 
+/// shaders/common/device.wgsl `order_key`: a float's bits as an order-preserving u32.
+#[inline(always)]
+pub fn order_key(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b & 0x8000_0000 != 0 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
+/// shaders/common/device.wgsl `order_value`: the float whose [`order_key`] is k.
+#[inline(always)]
+pub fn order_value(k: u32) -> f32 {
+    f32::from_bits(if k & 0x8000_0000 != 0 { k & 0x7fff_ffff } else { !k })
+}
+
+/// log10(e), the literal of shaders/common/device.wgsl `log_relaxed_weight` (the twins test
+/// compares the stage's outputs bit for bit on lavapipe).
+pub const LOG10_E: f32 = std::f32::consts::LOG10_E;
+
+/// shaders/common/device.wgsl `programmed_single`: one device per weight on [g_min, g_max].
+#[inline(always)]
+pub fn programmed_single(d: &DeviceParams, w: f32, lo: f32, hi: f32, n: f32) -> f32 {
+    let g_min = d.relax[1][0];
+    let sc = (d.g_max - g_min) / (hi - lo).max(1e-30);
+    let g_t = (w - lo) * sc + g_min;
+    let g = g_t + d.prog_scale * sigma_prog(d, g_t) * n;
+    lo + (g - g_min) / sc
+}
+
+/// shaders/common/device.wgsl `log_relaxed_weight`: a log-time relaxation's read of wp.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn log_relaxed_weight(d: &DeviceParams, wp: f32, lo2: f32, hi2: f32, at: u32, log_t: f32, read_sqrt_log: f32, n: [f32; 2]) -> f32 {
+    if at == 0 {
+        return wp;
+    }
+    let r = d.relax[0];
+    let g_min = d.relax[1][0];
+    let sc = (d.g_max - g_min) / (hi2 - lo2).max(1e-30);
+    let g = (wp - lo2) * sc + g_min;
+    let g_d = g + d.drift_scale * (r[0] * log_t + (r[1] * log_t + r[2]) * n[0]);
+    let sig = if g_d > 0.0 { r[3] * g_d.max(1e-30).ln() * LOG10_E * read_sqrt_log } else { 0.0 };
+    let g_f = (g_d + d.read_scale * sig * n[1]).clamp(g_min, d.g_max);
+    lo2 + (g_f - g_min) / sc
+}
+
 /// shaders/common/device.wgsl `sigma_prog`: a relaxation table's first time, the measured
 /// table's σ, or the polynomials'.
 #[inline(always)]

@@ -25,7 +25,9 @@ pub fn drift(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], progmax: &[u
                 let t = &tiles[wy as usize];
                 let dev = tile_device(&p.dev, t);
                 let s = dev.g_max / t.wmax_norm.max(1e-7);
-                let s2 = dev.g_max / f32::from_bits(progmax[trial_local as usize * ntiles + wy as usize]).max(1e-7);
+                let pm = (trial_local as usize * ntiles + wy as usize) * 2;
+                let s2 = dev.g_max / f32::from_bits(progmax[pm]).max(1e-7);
+                let (lo2, hi2) = (-order_value(progmax[pm + 1]), order_value(progmax[pm]));
                 for wx in 0..groups[0] {
                     for lid in 0..CHUNK {
                         let (r, c) = chunk_elem(l, t, wx, lid);
@@ -41,6 +43,9 @@ pub fn drift(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], progmax: &[u
                             } else if dev.drift_path == 2 {
                                 let b = trial_local as usize * 2 * nw + elem as usize;
                                 (state[b], relaxed_weight(&dev, state[b + nw], s, s2, l.relax_at as usize, [nr[0], nr[1]]))
+                            } else if dev.drift_path == 3 {
+                                let wp = state[trial_local as usize * 2 * nw + elem as usize];
+                                (wp, log_relaxed_weight(&dev, wp, lo2, hi2, l.relax_at, l.log_t_ratio, l.read_sqrt_log, [nr[0], nr[1]]))
                             } else {
                                 let b = trial_local as usize * 2 * nw + elem as usize;
                                 let (wp, nu) = (state[b], state[b + nw]);

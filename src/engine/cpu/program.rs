@@ -6,8 +6,10 @@ use super::common::*;
 use crate::engine::layout::{StageParams, TileInfo};
 
 /// Words of programmed state per weight: 2 on the aihwkit tile path (programmed weight, drift
-/// exponent of the device that holds it) and with a relaxation table (programmed weight, target
-/// weight), 4 with both devices drifting (G+, G-, nu+, nu-).
+/// exponent of the device that holds it), with a relaxation table (programmed weight, target
+/// weight) and with one device per weight (programmed weight, 0), 4 with both devices drifting
+/// (G+, G-, nu+, nu-). `progmax` holds two words per (trial, tile): max|W_prog|'s bits, or with
+/// one device per weight the order keys of max W_prog and max −W_prog.
 pub fn state_words(drift_path: u32) -> usize {
     if drift_path == 1 {
         4
@@ -22,7 +24,7 @@ pub fn program(p: &StageParams, groups: [u32; 3], wg_size: u32, w_norm: &[f32], 
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let nw = (l.n_in * l.n_out) as usize;
     let words = state_words(p.dev.drift_path);
-    par_trials2(threads, groups[2] as usize, state, words * nw, progmax, ntiles, |first, n, state, out| {
+    par_trials2(threads, groups[2] as usize, state, words * nw, progmax, 2 * ntiles, |first, n, state, out| {
         for z in 0..n {
             let trial_local = (first + z) as u32;
             let trial = l.trial_offset + trial_local;
@@ -31,7 +33,7 @@ pub fn program(p: &StageParams, groups: [u32; 3], wg_size: u32, w_norm: &[f32], 
                 let dev = tile_device(&p.dev, t);
                 let s = dev.g_max / t.wmax_norm.max(1e-7);
                 for wx in 0..groups[0] {
-                    let mut wg_max = 0u32;
+                    let (mut wg_max, mut wg_max2) = (0u32, 0u32);
                     for lid in 0..wg_size {
                         let e = wx * wg_size + lid;
                         if e < t.rows * t.cols {
@@ -39,7 +41,7 @@ pub fn program(p: &StageParams, groups: [u32; 3], wg_size: u32, w_norm: &[f32], 
                             let w = w_norm[elem as usize];
                             let n = normal4(philox4x32_10([elem, l.programming(trial), ctr_word2(l.layer, crate::rng::stream::PROG, 0), 0], [l.key0, l.key1]));
                             let gpair = programmed_pair(&dev, w, s, [n[0], n[1]]);
-                            let wp = (gpair[0] - gpair[1]) / s;
+                            let wp = if dev.prog_mode == 2 { programmed_single(&dev, w, t.w_lo, t.w_hi, n[0]) } else { (gpair[0] - gpair[1]) / s };
                             let nu_pos = device_nu(&dev, (s * w).clamp(0.0, dev.g_max), n[2]);
                             let nu_neg = device_nu(&dev, (-s * w).clamp(0.0, dev.g_max), n[3]);
                             let b = z * words * nw + elem as usize;
@@ -51,15 +53,24 @@ pub fn program(p: &StageParams, groups: [u32; 3], wg_size: u32, w_norm: &[f32], 
                             } else if dev.drift_path == 2 {
                                 state[b] = wp;
                                 state[b + nw] = w;
+                            } else if dev.drift_path == 3 {
+                                state[b] = wp;
+                                state[b + nw] = 0.0;
                             } else {
                                 state[b] = wp;
                                 state[b + nw] = if wp >= 0.0 { nu_pos } else { nu_neg };
                             }
-                            wg_max = wg_max.max(wp.abs().to_bits());
+                            if dev.drift_path == 3 {
+                                wg_max = wg_max.max(order_key(wp));
+                                wg_max2 = wg_max2.max(order_key(-wp));
+                            } else {
+                                wg_max = wg_max.max(wp.abs().to_bits());
+                            }
                         }
                     }
-                    let o = &mut out[z * ntiles + wy as usize];
-                    *o = (*o).max(wg_max);
+                    let o = (z * ntiles + wy as usize) * 2;
+                    out[o] = out[o].max(wg_max);
+                    out[o + 1] = out[o + 1].max(wg_max2);
                 }
             }
         }

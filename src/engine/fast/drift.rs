@@ -10,7 +10,9 @@ use super::lanes::{self, normal2_x8, normal4_x8, philox_x8, F, L};
 use super::simd_entry;
 use crate::device::MAX_READ_KNOTS;
 use crate::engine::cpu::common::tree_sum;
-use crate::engine::cpu::common::{chunk_elem, gdc_readout, level_knot, par_trials2, par_units, relaxed_weight, tile_device, wgsl_sign};
+use crate::engine::cpu::common::{
+    chunk_elem, gdc_readout, level_knot, log_relaxed_weight, order_value, par_trials2, par_units, relaxed_weight, tile_device, wgsl_sign,
+};
 use crate::engine::layout::{Curve, DeviceParams, StageParams, TileInfo, READ_TABLE_AT};
 use crate::engine::stages::CHUNK;
 use crate::rng::{ctr_word2, stream};
@@ -158,7 +160,9 @@ fn chunk_body(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: 
     let trial = l.trial_offset + trial_local as u32;
     let key = [l.key0, l.key1];
     let s = d.g_max / t.wmax_norm.max(1e-7);
-    let s2 = d.g_max / f32::from_bits(progmax[trial_local * ntiles + wy]).max(1e-7);
+    let pm = (trial_local * ntiles + wy) * 2;
+    let s2 = d.g_max / f32::from_bits(progmax[pm]).max(1e-7);
+    let (lo2, hi2) = (-order_value(progmax[pm + 1]), order_value(progmax[pm]));
     let w_read = ctr_word2(l.layer, stream::READ, l.t_index);
     let w_base = ctr_word2(l.layer, stream::GDC_BASE, 0);
     let base_needed = l.gdc_mode == 1 && l.gdc_base != 0;
@@ -217,6 +221,12 @@ fn chunk_body(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: 
             for i in 0..L {
                 wp[i] = state[b + elem[i] as usize];
                 we[i] = relaxed_weight(d, state[b + nw + elem[i] as usize], s, s2, l.relax_at as usize, [nr[0][i], nr[1][i]]);
+            }
+        } else if d.drift_path == 3 {
+            let b = trial_local * 2 * nw;
+            for i in 0..L {
+                wp[i] = state[b + elem[i] as usize];
+                we[i] = log_relaxed_weight(d, wp[i], lo2, hi2, l.relax_at, l.log_t_ratio, l.read_sqrt_log, [nr[0][i], nr[1][i]]);
             }
         } else {
             let b = trial_local * 2 * nw;

@@ -8,7 +8,7 @@ use super::drift::{drift_nu_x8, level_table_x8};
 use super::lanes::{normal4_x8, philox_x8, F, L};
 use super::simd_entry;
 use crate::device::MAX_PROG_KNOTS;
-use crate::engine::cpu::common::{par_trials2, par_units, programmed_signed, sigma_prog, sigma_prog_poly, tile_device};
+use crate::engine::cpu::common::{order_key, par_trials2, par_units, programmed_signed, programmed_single, sigma_prog, sigma_prog_poly, tile_device};
 use crate::engine::cpu::program::state_words;
 use crate::engine::layout::{StageParams, TileInfo, PROG_TABLE_AT};
 use crate::rng::{ctr_word2, stream};
@@ -23,16 +23,17 @@ pub fn program(p: &StageParams, groups: [u32; 3], _wg_size: u32, w_norm: &[f32],
     if trials < threads && groups[1] as usize == ntiles && ntiles > 1 {
         // Fewer trials than threads: each trial's tiles in parallel, each into a buffer of its own
         // (word planes of the tile's weights, row-major), copied into the state's planes after.
-        for (z, (sz, mz)) in state[..trials * words * nw].chunks_mut((words * nw).max(1)).zip(progmax[..trials * ntiles].chunks_mut(ntiles)).enumerate() {
-            let mut units: Vec<(usize, Vec<f32>, u32)> =
-                tiles[..ntiles].iter().enumerate().map(|(wy, t)| (wy, vec![0f32; words * (t.rows * t.cols) as usize], 0)).collect();
+        for (z, (sz, mz)) in state[..trials * words * nw].chunks_mut((words * nw).max(1)).zip(progmax[..trials * 2 * ntiles].chunks_mut(2 * ntiles)).enumerate()
+        {
+            let mut units: Vec<(usize, Vec<f32>, [u32; 2])> =
+                tiles[..ntiles].iter().enumerate().map(|(wy, t)| (wy, vec![0f32; words * (t.rows * t.cols) as usize], [0; 2])).collect();
             par_units(threads, &mut units, |(wy, buf, max)| {
                 let t = &tiles[*wy];
                 *max = tile(p, t, z, w_norm, buf, (t.rows * t.cols) as usize, true);
             });
-            for ((wy, buf, max), m) in units.iter().zip(mz.iter_mut()) {
+            for ((wy, buf, max), m) in units.iter().zip(mz.chunks_mut(2)) {
                 let t = &tiles[*wy];
-                *m = (*m).max(*max);
+                (m[0], m[1]) = (m[0].max(max[0]), m[1].max(max[1]));
                 let (cols, n) = (t.cols as usize, (t.rows * t.cols) as usize);
                 for (k, plane) in buf.chunks_exact(n.max(1)).enumerate() {
                     for (r, src) in plane.chunks_exact(cols.max(1)).enumerate() {
@@ -44,12 +45,12 @@ pub fn program(p: &StageParams, groups: [u32; 3], _wg_size: u32, w_norm: &[f32],
         }
         return;
     }
-    par_trials2(threads, trials, state, words * nw, progmax, ntiles, |first, n, state, progmax| {
+    par_trials2(threads, trials, state, words * nw, progmax, 2 * ntiles, |first, n, state, progmax| {
         for z in 0..n {
             for wy in 0..groups[1] as usize {
                 let max = tile(p, &tiles[wy], first + z, w_norm, &mut state[z * words * nw..][..words * nw], nw, false);
-                let o = &mut progmax[z * ntiles + wy];
-                *o = (*o).max(max);
+                let o = (z * ntiles + wy) * 2;
+                (progmax[o], progmax[o + 1]) = (progmax[o].max(max[0]), progmax[o + 1].max(max[1]));
             }
         }
     });
@@ -57,16 +58,17 @@ pub fn program(p: &StageParams, groups: [u32; 3], _wg_size: u32, w_norm: &[f32],
 
 simd_entry!(
     #[allow(clippy::too_many_arguments)]
-    fn tile(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], out: &mut [f32], plane: usize, tile_local: bool) -> u32 => tile_body
+    fn tile(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], out: &mut [f32], plane: usize, tile_local: bool) -> [u32; 2] => tile_body
 );
 
 /// One tile of one trial, row by row, eight weights at a time, into `out`: the trial's state
 /// (word k of element e at k · plane + e), or with `tile_local` the tile's own buffer (element e
-/// at its row-major place in the tile). Returns the tile's max|W_prog| as f32 bits: a maximum of
-/// exact values, so it does not depend on the order (as the shader's atomic maximum).
+/// at its row-major place in the tile). Returns the tile's two `progmax` words: max|W_prog| as f32
+/// bits (or, one device per weight, the order keys of max W_prog and max −W_prog), maxima of
+/// exact values, so they do not depend on the order (as the shader's atomic maxima).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], out: &mut [f32], plane: usize, tile_local: bool) -> u32 {
+fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], out: &mut [f32], plane: usize, tile_local: bool) -> [u32; 2] {
     let l = &p.layer;
     let dev = tile_device(&p.dev, t);
     let d = &dev;
@@ -76,7 +78,7 @@ fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], 
     let key = [l.key0, l.key1];
     let w_prog = ctr_word2(l.layer, stream::PROG, 0);
     let s = d.g_max / t.wmax_norm.max(1e-7);
-    let mut max_bits = 0u32;
+    let (mut max_bits, mut max2) = (0u32, 0u32);
     for row in t.row_start..t.row_start + t.rows {
         let row_elem = row * l.n_in + t.col_start;
         for c0 in (0..t.cols).step_by(L) {
@@ -93,6 +95,11 @@ fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], 
                 for i in 0..L {
                     [gp[i], gn[i]] = programmed_signed(d, w[i], s, n[0][i]);
                     wp[i] = (gp[i] - gn[i]) / s;
+                }
+            } else if d.prog_mode == 2 {
+                // One device per weight (the twin's `programmed_single`).
+                for i in 0..L {
+                    wp[i] = programmed_single(d, w[i], t.w_lo, t.w_hi, n[0][i]);
                 }
             } else if d.drift_path == 2 {
                 // A relaxation table: the first time's quartic (the twin's `sigma_prog`).
@@ -133,13 +140,21 @@ fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], 
                 } else if d.drift_path == 2 {
                     out[e] = wp[i];
                     out[e + plane] = w[i];
+                } else if d.drift_path == 3 {
+                    out[e] = wp[i];
+                    out[e + plane] = 0.0;
                 } else {
                     out[e] = wp[i];
                     out[e + plane] = if wp[i] >= 0.0 { nu_pos[i] } else { nu_neg[i] };
                 }
-                max_bits = max_bits.max(wp[i].abs().to_bits());
+                if d.drift_path == 3 {
+                    max_bits = max_bits.max(order_key(wp[i]));
+                    max2 = max2.max(order_key(-wp[i]));
+                } else {
+                    max_bits = max_bits.max(wp[i].abs().to_bits());
+                }
             }
         }
     }
-    max_bits
+    [max_bits, max2]
 }

@@ -500,6 +500,20 @@ def _floats(values) -> list | None:
         return None
 
 
+def _coeff_reference(nm, g_max: float, r: _Reader, missing: str) -> float | None:
+    """The ReRAM models' `coeff_g_max_reference` (their σ is scaled by g_max / it); None, with the
+    refusal noted (`missing` says why it must be there), where it is absent or not > 0."""
+    if getattr(nm, "coeff_g_max_reference", None) is None:
+        r.refused.append(f"noise_model.coeff_g_max_reference is missing: {missing}")
+        return None
+    ref = r.num(nm, "noise_model.coeff_g_max_reference", g_max)
+    if not (math.isfinite(ref) and ref > 0.0):
+        r.refuse("noise_model.coeff_g_max_reference", ref, "the g_max the coefficients were fitted at must be a finite number > 0",
+                 "set it to the g_max of the fit, µS (g_max itself: the coefficients used as they are)")
+        return None
+    return ref
+
+
 def _relax_table(nm, r: _Reader) -> dict | None:
     """ReRamWan2022NoiseModel's `coeff_dic` (time in s -> coefficients, c0 first) as aimc's
     `device.relax_table` (times ascending, each row padded to 5 coefficients); None, with the
@@ -544,16 +558,9 @@ def _reram(nm, r: _Reader) -> dict:
     scale = r.num(nm, "noise_model.noise_scale", 1.0)
     device: dict[str, Any] = {"model": "reram", "g_max": g_max, "prog_noise_scale": scale, "drift_scale": scale}
     table = _relax_table(nm, r)
-    ref = getattr(nm, "coeff_g_max_reference", None)
+    ref = _coeff_reference(nm, g_max, r, "aihwkit's ReRamWan2022NoiseModel stores it only when it is not given (as g_max), "
+                           "and fails when it programs otherwise; set it on the noise model, the g_max the coefficients were fitted at")
     if ref is None:
-        r.refused.append("noise_model.coeff_g_max_reference is missing: aihwkit's ReRamWan2022NoiseModel stores it only when it "
-                         "is not given (as g_max), and fails when it programs otherwise; set it on the noise model, the g_max "
-                         "the coefficients were fitted at")
-        return device
-    ref = r.num(nm, "noise_model.coeff_g_max_reference", g_max)
-    if not (math.isfinite(ref) and ref > 0.0):
-        r.refuse("noise_model.coeff_g_max_reference", ref, "the g_max the coefficients were fitted at must be a finite number > 0",
-                 "set it to the g_max of the fit, µS (g_max itself: the coefficients used as they are)")
         return device
     if table is not None:
         if ref != g_max:
@@ -614,15 +621,10 @@ def _cmo_prog_coeff(nm, g_max: float, r: _Reader) -> list | None:
         r.refuse(f"noise_model.coeff_dict[{key!r}]", coeff, "aimc's programming noise is a polynomial of degree <= 3 in g",
                  f"give at most {_PROG_COEFFS} coefficients")
         return None
-    if getattr(nm, "coeff_g_max_reference", None) is None:
-        r.refused.append("noise_model.coeff_g_max_reference is missing: aihwkit's ReRamCMONoiseModel sets it to g_max in its "
-                         "constructor and scales σ by g_max / coeff_g_max_reference when it programs; set it on the noise "
-                         "model (g_max: the coefficients used as they are)")
-        return None
-    ref = r.num(nm, "noise_model.coeff_g_max_reference", g_max)
-    if not (math.isfinite(ref) and ref > 0.0):
-        r.refuse("noise_model.coeff_g_max_reference", ref, "the g_max the coefficients were fitted at must be a finite number > 0",
-                 "set it to the g_max of the fit, µS (g_max itself: the coefficients used as they are)")
+    ref = _coeff_reference(nm, g_max, r, "aihwkit's ReRamCMONoiseModel sets it to g_max in its constructor and scales σ by "
+                           "g_max / coeff_g_max_reference when it programs; set it on the noise model (g_max: the coefficients "
+                           "used as they are)")
+    if ref is None:
         return None
     coeff = [c * g_max**i for i, c in enumerate((coeff + [0.0] * _PROG_COEFFS)[:_PROG_COEFFS])]
     if ref != g_max:

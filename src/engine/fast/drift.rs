@@ -150,7 +150,30 @@ fn drift_device_x8(d: &DeviceParams, g: &F, nu: &F, log_t_ratio: f32, read_sqrt_
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn chunk_body(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: usize, mut dst: Dst<'_>, progmax: &[u32], state: &[f32], part: &mut [f32]) {
+fn chunk_body(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: usize, dst: Dst<'_>, progmax: &[u32], state: &[f32], part: &mut [f32]) {
+    // The relaxation paths get a loop of their own: a branch to them inside the PCM loop costs
+    // that loop about a tenth of its speed (measured on case (a)).
+    if p.dev.drift_path >= 2 {
+        chunk_loop::<true>(p, t, wy, wx, trial_local, dst, progmax, state, part);
+    } else {
+        chunk_loop::<false>(p, t, wy, wx, trial_local, dst, progmax, state, part);
+    }
+}
+
+/// One chunk's loop; `RELAX`: the relaxation paths (`drift_path` 2 and 3), else PCM's (0, 1).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn chunk_loop<const RELAX: bool>(
+    p: &StageParams,
+    t: &TileInfo,
+    wy: usize,
+    wx: usize,
+    trial_local: usize,
+    mut dst: Dst<'_>,
+    progmax: &[u32],
+    state: &[f32],
+    part: &mut [f32],
+) {
     let l = &p.layer;
     let dev = tile_device(&p.dev, t);
     let d = &dev;
@@ -162,7 +185,7 @@ fn chunk_body(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: 
     let s = d.g_max / t.wmax_norm.max(1e-7);
     let pm = (trial_local * ntiles + wy) * 2;
     let s2 = d.g_max / f32::from_bits(progmax[pm]).max(1e-7);
-    let (lo2, hi2) = (-order_value(progmax[pm + 1]), order_value(progmax[pm]));
+    let progmax_pair = [progmax[pm], progmax[pm + 1]];
     let w_read = ctr_word2(l.layer, stream::READ, l.t_index);
     let w_base = ctr_word2(l.layer, stream::GDC_BASE, 0);
     let base_needed = l.gdc_mode == 1 && l.gdc_base != 0;
@@ -206,7 +229,12 @@ fn chunk_body(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: 
         let nr = normal4_x8(&philox_x8([elem, [trial; L], [w_read; L], [0; L]], key));
         let mut we = [0f32; L];
         let mut wp = [0f32; L];
-        if d.drift_path == 1 {
+        if RELAX {
+            let b = trial_local * 2 * nw;
+            wp = std::array::from_fn(|i| state[b + elem[i] as usize]);
+            let word1: F = std::array::from_fn(|i| state[b + nw + elem[i] as usize]);
+            we = relaxation_lanes(p, d, &wp, &word1, [s, s2], progmax_pair, [&nr[0], &nr[1]]);
+        } else if d.drift_path == 1 {
             let b = trial_local * 4 * nw;
             let word = |k: usize| -> F { std::array::from_fn(|i| state[b + k * nw + elem[i] as usize]) };
             let (gp, gn, nu_pos, nu_neg) = (word(0), word(1), word(2), word(3));
@@ -215,18 +243,6 @@ fn chunk_body(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: 
             for i in 0..L {
                 wp[i] = (gp[i] - gn[i]) / s;
                 we[i] = (a[i] - c[i]) / s;
-            }
-        } else if d.drift_path == 2 {
-            let b = trial_local * 2 * nw;
-            for i in 0..L {
-                wp[i] = state[b + elem[i] as usize];
-                we[i] = relaxed_weight(d, state[b + nw + elem[i] as usize], s, s2, l.relax_at as usize, [nr[0][i], nr[1][i]]);
-            }
-        } else if d.drift_path == 3 {
-            let b = trial_local * 2 * nw;
-            for i in 0..L {
-                wp[i] = state[b + elem[i] as usize];
-                we[i] = log_relaxed_weight(d, wp[i], lo2, hi2, l.relax_at, l.log_t_ratio, l.read_sqrt_log, [nr[0][i], nr[1][i]]);
             }
         } else {
             let b = trial_local * 2 * nw;
@@ -260,6 +276,19 @@ fn chunk_body(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: 
     if l.gdc_base != 0 {
         part[1] = sum_base[0];
     }
+}
+
+/// The relaxation paths of `drift` (`drift_path` 2: a redraw about the target in `word1`; 3: the
+/// one-device log-time relaxation of the programmed weight `wp`, its trial's range from the two
+/// `progmax` words), lane by lane through the twin's functions, kept out of the PCM path's loop.
+#[inline(never)]
+fn relaxation_lanes(p: &StageParams, d: &DeviceParams, wp: &F, word1: &F, [s, s2]: [f32; 2], progmax: [u32; 2], nr: [&F; 2]) -> F {
+    let l = &p.layer;
+    if d.drift_path == 2 {
+        return std::array::from_fn(|i| relaxed_weight(d, word1[i], s, s2, l.relax_at as usize, [nr[0][i], nr[1][i]]));
+    }
+    let (lo2, hi2) = (-order_value(progmax[1]), order_value(progmax[0]));
+    std::array::from_fn(|i| log_relaxed_weight(d, wp[i], lo2, hi2, l.relax_at, l.log_t_ratio, l.read_sqrt_log, [nr[0][i], nr[1][i]]))
 }
 
 #[cfg(test)]

@@ -78,7 +78,10 @@ fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], 
     let key = [l.key0, l.key1];
     let w_prog = ctr_word2(l.layer, stream::PROG, 0);
     let s = d.g_max / t.wmax_norm.max(1e-7);
-    let (mut max_bits, mut max2) = (0u32, 0u32);
+    if p.dev.prog_mode == 2 {
+        return single_tile(p, t, trial_local, w_norm, out, plane, tile_local);
+    }
+    let mut max_bits = 0u32;
     for row in t.row_start..t.row_start + t.rows {
         let row_elem = row * l.n_in + t.col_start;
         for c0 in (0..t.cols).step_by(L) {
@@ -95,11 +98,6 @@ fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], 
                 for i in 0..L {
                     [gp[i], gn[i]] = programmed_signed(d, w[i], s, n[0][i]);
                     wp[i] = (gp[i] - gn[i]) / s;
-                }
-            } else if d.prog_mode == 2 {
-                // One device per weight (the twin's `programmed_single`).
-                for i in 0..L {
-                    wp[i] = programmed_single(d, w[i], t.w_lo, t.w_hi, n[0][i]);
                 }
             } else if d.drift_path == 2 {
                 // A relaxation table: the first time's quartic (the twin's `sigma_prog`).
@@ -140,21 +138,41 @@ fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], 
                 } else if d.drift_path == 2 {
                     out[e] = wp[i];
                     out[e + plane] = w[i];
-                } else if d.drift_path == 3 {
-                    out[e] = wp[i];
-                    out[e + plane] = 0.0;
                 } else {
                     out[e] = wp[i];
                     out[e + plane] = if wp[i] >= 0.0 { nu_pos[i] } else { nu_neg[i] };
                 }
-                if d.drift_path == 3 {
-                    max_bits = max_bits.max(order_key(wp[i]));
-                    max2 = max2.max(order_key(-wp[i]));
-                } else {
-                    max_bits = max_bits.max(wp[i].abs().to_bits());
-                }
+                max_bits = max_bits.max(wp[i].abs().to_bits());
             }
         }
     }
-    [max_bits, max2]
+    [max_bits, 0]
+}
+
+/// [`tile_body`] for one device per weight (`prog_mode` 2, CMO ReRAM), kept out of the pair
+/// path's loop: the twin's `programmed_single` per weight from the block's first normal, the
+/// programmed weight and 0 stored, and the order keys of max W_prog and max −W_prog.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn single_tile(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], out: &mut [f32], plane: usize, tile_local: bool) -> [u32; 2] {
+    let l = &p.layer;
+    let dev = tile_device(&p.dev, t);
+    let prog = l.programming(l.trial_offset + trial_local as u32);
+    let (key, w_prog) = ([l.key0, l.key1], ctr_word2(l.layer, stream::PROG, 0));
+    let mut keys = [0u32; 2];
+    for row in t.row_start..t.row_start + t.rows {
+        let row_elem = row * l.n_in + t.col_start;
+        for c0 in (0..t.cols).step_by(L) {
+            let valid: [bool; L] = std::array::from_fn(|i| c0 + (i as u32) < t.cols);
+            let elem: [u32; L] = std::array::from_fn(|i| if valid[i] { row_elem + c0 + i as u32 } else { row_elem });
+            let n = normal4_x8(&philox_x8([elem, [prog; L], [w_prog; L], [0; L]], key));
+            for i in (0..L).filter(|&i| valid[i]) {
+                let wp = programmed_single(&dev, w_norm[elem[i] as usize], t.w_lo, t.w_hi, n[0][i]);
+                let e = if tile_local { ((row - t.row_start) * t.cols + c0) as usize + i } else { elem[i] as usize };
+                (out[e], out[e + plane]) = (wp, 0.0);
+                keys = [keys[0].max(order_key(wp)), keys[1].max(order_key(-wp))];
+            }
+        }
+    }
+    keys
 }

@@ -260,7 +260,7 @@ impl RelaxTable {
 /// Log-time relaxation of one device per weight (aihwkit `ReRamCMONoiseModel`, IBM Research
 /// Zurich's CMO/HfOx ReRAM): at a read t s after programming the programmed conductance g (the
 /// programmed weights re-converted, as aihwkit's tile does) moves to
-///   g_d = g + drift_scale·(mean·ln t + (std[0]·ln t + std[1])·N₁),
+///   `g_d = g + drift_scale·(mean·ln t + (std[0]·ln t + std[1])·N₁)`,
 ///   g_f = clamp(g_d + read_noise_scale·read_k·log10(g_d)·sqrt(ln((t + t_read)/(2 t_read)))·N₂, g_min, g_max),
 /// the same shift for every conductance level; at t = 0 the programmed state as it is. µS and s.
 /// A device with g_d ≤ 0 gets no read noise and ends at g_min (aihwkit's log10 gives NaN there,
@@ -270,7 +270,7 @@ impl RelaxTable {
 pub struct LogRelaxation {
     /// Mean conductance change per unit of ln t, µS (aihwkit `decay_dict["mean"][0]`).
     pub mean: f64,
-    /// The spread std[0]·ln t + std[1], µS (`decay_dict["std"]`).
+    /// The spread `std[0]·ln t + std[1]`, µS (`decay_dict["std"]`).
     pub std: [f64; 2],
     /// Read-noise amplitude K, µS per decade of g (`read_dict["K"]`; its t_read is `t_read`).
     pub read_k: f64,

@@ -5,10 +5,11 @@
 // read noise, no re-conversion); with 2 (a relaxation table, ReRAM) each device of the pair is a
 // fresh draw about its target at the table's time L.relax_at, re-converted as path 0; with 3 (one
 // device per weight, CMO ReRAM) the programmed weight re-converted onto [g_min, g_max] with its
-// trial's tile range, relaxed in ln t and read (log_relaxed_weight). Also the per-chunk sums of the GDC readouts (one-hot inputs
-// through the full forward path: IR drop, per-read weight noise, output noise, ADC; `gdc_readout`
-// in common/device.wgsl): at t, and right after programming (baseline; computed at the
-// first time point only and kept in its partials slot for the later ones). One invocation = one
+// trial's tile range, relaxed in ln t and read (log_relaxed_weight). Also the per-chunk sums of
+// the GDC readouts (one-hot inputs through the full forward path: IR drop, per-read weight
+// noise, output noise, ADC; `gdc_readout` in common/device.wgsl): at t, and right after
+// programming (baseline; computed at the first time point only and kept in its partials slot
+// for the later ones). One invocation = one
 // weight of one trial; workgroup (x = 256-element chunk of a tile, y = tile, z = trial in chunk);
 // with per-column GDC each chunk holds part of one row (`chunk_elem`), so partials are per row.
 // The tree reduction has a fixed shape, so partial sums do not depend on chunking.

@@ -2,9 +2,11 @@
 // the programming noise and the drift exponents drawn from the target conductances, all from the
 // four words of one Philox block per weight; stores the trial's programmed state for `drift`
 // (aihwkit tile path: programmed weight and the drift exponent of the device that holds it;
-// both_devices: G+, G-, nu+, nu-; a relaxation table: programmed weight and target weight), planar [trial][word][weight], and finds each tile's
-// max|W_prog| (needed by aihwkit's re-conversion before drift). One invocation = one weight
-// (differential pair) of one trial; workgroup (x = WG-element chunk of a tile, y = tile,
+// both_devices: G+, G-, nu+, nu-; a relaxation table: programmed weight and target weight; one
+// device per weight: programmed weight, 0), planar [trial][word][weight], and finds each tile's
+// max|W_prog| (needed by aihwkit's re-conversion before drift; with one device per weight the
+// order keys of max W_prog and max −W_prog), two words per (trial, tile). One invocation = one
+// weight (differential pair) of one trial; workgroup (x = WG-element chunk of a tile, y = tile,
 // z = trial in chunk). CPU twin: src/engine/cpu/program.rs.
 
 @group(0) @binding(0) var<uniform> P: StageParams;

@@ -369,6 +369,20 @@ def test_a_state_independent_model_maps_to_constant_noise(tmp_path):
         aimc.from_aihwkit(inference_rpu_config(noise_model=obj("StateIndependentNoiseModel", g_converter=obj("DualPairConductanceConverter"))))
 
 
+def reference_case_at(tmp_path, times: str):
+    """The reference case without its aihwkit results (a PCM run's) and its `model = "pcm"` line
+    (the configuration gives the model), read at `times` (a TOML list), written to tmp_path."""
+    text = REFERENCE.read_text().replace('model = "pcm"', "")
+    text = re.sub(r"\[reference\][^\n]*\npath = [^\n]*\n", "", text)
+    text = text.replace('path = "', f'path = "{REFERENCE.parent}/')
+    text, n = re.subn(r"(?m)^t = \[.*\]$", f"t = {times}", text)
+    assert n == 1
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    case = tmp_path / "case.toml"
+    case.write_text(text)
+    return case
+
+
 def test_reram_maps_to_aimcs_reram_with_its_relaxation_table(tmp_path):
     """ReRamWan2022NoiseModel maps to aimc's `reram` with its coeff_dic always written out as
     `device.relax_table` (times ascending, rows padded to 5 coefficients, scaled by g_max /
@@ -411,15 +425,8 @@ def test_reram_maps_to_aimcs_reram_with_its_relaxation_table(tmp_path):
     with pytest.raises(ValueError, match=r"noise_model\.g_max = 25\.0 differs from noise_model\.g_converter\.g_max = 40\.0"):
         device(reram_noise_model(g_converter=obj("SinglePairConductanceConverter", g_max=40.0, g_min=0.0)))
 
-    # The reference case read at aihwkit's table times, without its `model = "pcm"` line (the
-    # configuration gives the model) and its aihwkit results (a PCM run's).
-    text = REFERENCE.read_text().replace('model = "pcm"', "")
-    text = re.sub(r"\[reference\][^\n]*\npath = [^\n]*\n", "", text)
-    text = text.replace('path = "', f'path = "{REFERENCE.parent}/')
-    text, n = re.subn(r"(?m)^t = \[.*\]$", 't = ["1s", "1d", "2d"]', text)
-    assert n == 1
-    case = tmp_path / "case.toml"
-    case.write_text(text)
+    # The reference case read at aihwkit's table times.
+    case = reference_case_at(tmp_path, '["1s", "1d", "2d"]')
     common = dict(backend="cpu", trials=6, quiet=True, set={"layer_insight_trials": 0})
     cfg = inference_rpu_config(noise_model=reram_noise_model())
     mapped = aimc.run(case, out=str(tmp_path / "mapped"), rpu_config=cfg, **common)
@@ -429,10 +436,9 @@ def test_reram_maps_to_aimcs_reram_with_its_relaxation_table(tmp_path):
     assert [p["labels"] for p in mapped.points] == [p["labels"] for p in plain.points]
     assert {p["t_inf"] for p in mapped.points} == {1.0, 86400.0, 172800.0}
     assert [p["per_trial"] for p in mapped.points] == [p["per_trial"] for p in plain.points]
-    hour = tmp_path / "hour.toml"
-    hour.write_text(text.replace('t = ["1s", "1d", "2d"]', 't = ["1s", "1h"]'))
+    hour = reference_case_at(tmp_path / "hour", '["1s", "1h"]')
     with pytest.raises(ValueError, match=r"3600 s after programming: device\.model = \"reram\" is measured at 1 s, 86400 s, 172800 s only \(device\.relax_table\.t"):
-        aimc.run(hour, out=str(tmp_path / "hour"), rpu_config=cfg, **common)
+        aimc.run(hour, out=str(tmp_path / "hour_out"), rpu_config=cfg, **common)
 
 
 def test_reram_cmo_maps_to_aimcs_reram_cmo_with_every_field_written(tmp_path):
@@ -508,15 +514,8 @@ def test_reram_cmo_maps_to_aimcs_reram_cmo_with_every_field_written(tmp_path):
     # A row other than the one programmed with is not read.
     assert device(reram_cmo_noise_model(coeff_dict={0.2: [0.00081107, 0.00106879], 2: "unused"})) == default
 
-    # The reference case without its aihwkit results (a PCM run's) and its `model = "pcm"` line
-    # (the configuration gives the model), read at 1 s, 1 h and 1 d.
-    text = REFERENCE.read_text().replace('model = "pcm"', "")
-    text = re.sub(r"\[reference\][^\n]*\npath = [^\n]*\n", "", text)
-    text = text.replace('path = "', f'path = "{REFERENCE.parent}/')
-    text, n = re.subn(r"(?m)^t = \[.*\]$", 't = ["1s", "1h", "1d"]', text)
-    assert n == 1
-    case = tmp_path / "case.toml"
-    case.write_text(text)
+    # The reference case read at 1 s, 1 h and 1 d.
+    case = reference_case_at(tmp_path, '["1s", "1h", "1d"]')
     common = dict(backend="cpu", trials=6, quiet=True, set={"layer_insight_trials": 0})
     mapped = aimc.run(case, out=str(tmp_path / "mapped"), rpu_config=inference_rpu_config(noise_model=reram_cmo_noise_model()), **common)
     plain = aimc.run(case, out=str(tmp_path / "plain"), **{**common, "set": {**common["set"], "device.model": "reram_cmo"}})

@@ -119,36 +119,28 @@ const RELAX_UNREAD: [&str; 10] = ["prog_coeff", "prog_g_ref", "prog_break", "pro
 /// The fields a log-time relaxation (`device.log_relax`, the `reram_cmo` model) leaves unread.
 const LOG_RELAX_UNREAD: [&str; 8] = ["mu_nu", "sigma_nu", "q_s", "t0", "drift_table", "read_table", "prog_break", "prog_coeff_hi"];
 
-/// A relaxation table belongs to the `reram` model (on another model it would leave that model's
-/// programming, drift and read noise unread), and the fields it replaces are not set beside it.
+/// A relaxation's field, whether the model has it, its model, what it is, what it gives in place
+/// of a model's own, and the fields it leaves unread.
+type Relaxation<'a> = (&'a str, bool, &'a str, &'a str, &'a str, &'a [&'a str]);
+
+/// A relaxation (`relax_table`, `log_relax`) belongs to its ReRAM model (on another model it would
+/// leave that model's programming, drift and read noise unread), and the fields it replaces are
+/// not set beside it.
 fn relaxation_alone(d: &DeviceModel, fields: &toml::Table) -> Result<(), String> {
-    if d.log_relax.is_some() {
-        if d.name != "reram_cmo" {
+    let relaxations: [Relaxation<'_>; 2] = [
+        ("log_relax", d.log_relax.is_some(), "reram_cmo", "log-time relaxation", "drift and read noise", &LOG_RELAX_UNREAD),
+        ("relax_table", d.relax_table.is_some(), "reram", "relaxation table", "programming noise and every read", &RELAX_UNREAD),
+    ];
+    for (field, _, model, what, gives, unread) in relaxations.into_iter().filter(|r| r.1) {
+        if d.name != model {
             return Err(format!(
-                "device.log_relax on device.model = {:?}: a log-time relaxation relaxes one device per weight in place of a model's drift and read noise; set device.model = \"reram_cmo\" and give it there",
+                "device.{field} on device.model = {:?}: a {what} gives the {gives} in place of a model's own; set device.model = \"{model}\" and give it there",
                 d.name
             ));
         }
-        if let Some(k) = LOG_RELAX_UNREAD.iter().find(|k| fields.contains_key(**k)) {
-            return Err(format!(
-                "device.{k} on device.model = \"reram_cmo\": its log-time relaxation (device.log_relax) gives the drift and read noise, so {k} would go unread; remove it"
-            ));
+        if let Some(k) = unread.iter().find(|k| fields.contains_key(**k)) {
+            return Err(format!("device.{k} on device.model = \"{model}\": its {what} (device.{field}) gives the {gives}, so {k} would go unread; remove it"));
         }
-        return Ok(());
-    }
-    if d.relax_table.is_none() {
-        return Ok(());
-    }
-    if d.name != "reram" {
-        return Err(format!(
-            "device.relax_table on device.model = {:?}: a relaxation table replaces a model's programming polynomial, drift and read noise; set device.model = \"reram\" and give the table there",
-            d.name
-        ));
-    }
-    if let Some(k) = RELAX_UNREAD.iter().find(|k| fields.contains_key(**k)) {
-        return Err(format!(
-            "device.{k} on device.model = \"reram\": its relaxation table (device.relax_table) gives the programming noise and every read, so {k} would go unread; remove it (prog_noise_scale and drift_scale scale the two draws)"
-        ));
     }
     Ok(())
 }

@@ -131,7 +131,7 @@ impl Injector {
             self.single_matrix(w, dev);
             return;
         }
-        let (prog, nus) = self.program_pairs(w, s, dev);
+        let (prog, nus) = self.program_pairs(w, s, dev, self.t_inf > 0.0);
         if self.t_inf == 0.0 {
             for (v, p) in w.iter_mut().zip(&prog) {
                 *v = *p as f32;
@@ -150,7 +150,7 @@ impl Injector {
     /// its target and re-converted with s2 = g_max / max|W_prog|, then compensated on average as
     /// the drifted PCM weights are. Without a time the programmed weights.
     fn relax_matrix(&mut self, w: &mut [f32], s: f64, dev: &DeviceModel, k: Option<usize>) {
-        let (prog, _) = self.program_pairs(w, s, dev);
+        let (prog, _) = self.program_pairs(w, s, dev, false);
         let Some(k) = k.filter(|_| self.t_inf > 0.0) else {
             for (v, p) in w.iter_mut().zip(&prog) {
                 *v = *p as f32;
@@ -206,19 +206,19 @@ impl Injector {
     }
 
     /// The differential pair of aimc's program stage (max|W| maps to g_max at scale `s`): each
-    /// weight programmed on G+ and G− ([`DeviceModel::program`]), and with `weight_noise_time`
-    /// the drift exponent of the device that holds it. Returns the programmed weights and the
+    /// weight programmed on G+ and G− ([`DeviceModel::program`]), and `with_nu` (PCM read at a
+    /// `weight_noise_time`) the drift exponent of the device that holds it. Returns the programmed weights and the
     /// exponents (empty without drift).
-    fn program_pairs(&mut self, w: &[f32], s: f64, dev: &DeviceModel) -> (Vec<f64>, Vec<f64>) {
+    fn program_pairs(&mut self, w: &[f32], s: f64, dev: &DeviceModel, with_nu: bool) -> (Vec<f64>, Vec<f64>) {
         let mut prog = Vec::with_capacity(w.len());
-        let mut nus = Vec::with_capacity(if self.t_inf > 0.0 { w.len() } else { 0 });
+        let mut nus = Vec::with_capacity(if with_nu { w.len() } else { 0 });
         for &v in w.iter() {
             let (gp_t, gn_t) = ((s * v as f64).clamp(0.0, dev.g_max), (-s * v as f64).clamp(0.0, dev.g_max));
             let gp = dev.program(gp_t, self.normal());
             let gn = dev.program(gn_t, self.normal());
             let wp = (gp - gn) / s;
             prog.push(wp);
-            if self.t_inf > 0.0 {
+            if with_nu {
                 // aihwkit's tile path: the device that holds the weight drifts with the exponent of
                 // its sign's target.
                 let target = if wp >= 0.0 { gp_t } else { gn_t };
@@ -324,10 +324,17 @@ pub const BLOCK_ROWS: usize = 16;
 /// factor's sums) are reduced over the blocks in block order, so the copy is the same for any
 /// thread count. `aimc.torch` draws with it once per matrix and training step (a BERT-base
 /// matrix of 768 × 3072 weights at a time); the trainers keep one generator for the whole run
-/// ([`Injector::perturb`]).
+/// ([`Injector::perturb`]). The ReRAM models draw the whole matrix from the seed's generator on
+/// one thread.
 pub fn perturb_blocked(cfg: &TrainingConfig, seed: u64, w: &mut [f32], cols: usize, threads: usize) {
     let cols = if cols == 0 { w.len().max(1) } else { cols };
-    let base = Injector::new(cfg, seed);
+    let mut base = Injector::new(cfg, seed);
+    if base.device.as_ref().is_some_and(|d| d.relax_table.is_some() || d.log_relax.is_some()) {
+        // ReRAM's redraw and one-device relaxation: the whole matrix from one generator (the
+        // per-matrix equations of `perturb_matrix`; independent of the thread count too).
+        base.perturb_matrix(w);
+        return;
+    }
     let mut blocks: Vec<(Injector, &mut [f32])> =
         w.chunks_mut(BLOCK_ROWS * cols).enumerate().map(|(b, chunk)| (base.reseeded(block_seed(seed, b as u64)), chunk)).collect();
     let Some(dev) = blocks.first().and_then(|(inj, _)| inj.device.clone()) else {
@@ -363,7 +370,7 @@ pub fn perturb_blocked(cfg: &TrainingConfig, seed: u64, w: &mut [f32], cols: usi
     }
     let drifts = blocks[0].0.t_inf > 0.0;
     let mut pairs = par_blocks(&mut blocks, threads, |inj, c| {
-        let p = inj.program_pairs(c, s, &dev);
+        let p = inj.program_pairs(c, s, &dev, drifts);
         if !drifts {
             for (v, wp) in c.iter_mut().zip(&p.0) {
                 *v = *wp as f32;
@@ -494,6 +501,15 @@ mod tests {
         assert!(p > 0.97 * r.sigma(0, 25.0, 25.0) / 25.0 && p < 1.08 * r.sigma(0, 25.0, 25.0) / 25.0, "programmed sd {p}");
         // At 2 d the redraw's σ, rescaled by the programmed maximum and the compensation.
         assert!(d > 0.9 * r.sigma(2, 25.0, 25.0) / 25.0 && d < 1.15 * r.sigma(2, 25.0, 25.0) / 25.0, "2 d sd {d}");
+        // `aimc.torch`'s blocked draw takes the same equations for both ReRAM models.
+        for model in ["reram", "reram_cmo"] {
+            let cfg = TrainingConfig { weight_noise: model.into(), weight_noise_time: "2d".into(), ..TrainingConfig::default() };
+            let w0: Vec<f32> = (0..96).map(|i| (i as f32 - 40.0) / 50.0).collect();
+            let (mut a, mut b) = (w0.clone(), w0.clone());
+            perturb_blocked(&cfg, 9, &mut a, 8, 2);
+            Injector::new(&cfg, 9).perturb_matrix(&mut b);
+            assert_eq!(a, b, "{model}");
+        }
         let e = TrainingConfig::parse("[training]\nweight_noise = \"reram\"\nweight_noise_time = \"1h\"\n").unwrap_err();
         assert!(e.contains("training.weight_noise_time") && e.contains("1 s, 86400 s, 172800 s only"), "{e}");
     }

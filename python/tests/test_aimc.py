@@ -529,3 +529,31 @@ def test_an_interrupt_stops_the_run_at_a_checkpoint(tmp_path):
     stdout, stderr = p.communicate(timeout=120)
     assert "interrupted" in stdout and "resumes from them" in stderr, stderr
     assert journal.exists() and journal.read_text().count("\n") >= 2 and not (out / "results.json").exists()
+
+
+def test_a_zero_padding_shortcut_runs_as_the_cifar_resnets_compute_it(tmp_path):
+    """A convolution's "add" through He et al.'s zero-padding shortcut (option A): "add_stride" 2
+    and "add_pad_channels" [2, 2] add the stem's maps at every second row and column between
+    zero channels, F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 2, 2)); the floating-point baseline
+    equals that forward written out in NumPy, and the experiment file records the shortcut."""
+    rng = np.random.default_rng(9)
+    x = rng.uniform(-1, 1, size=(60, 2, 5, 5))
+    y = rng.integers(0, 3, size=60)
+    stem = {"weight": rng.normal(size=(4, 2, 3, 3)).astype(np.float32), "bias": rng.normal(size=4).astype(np.float32),
+            "stride": [1, 1], "padding": [1, 1]}
+    block = {"weight": rng.normal(size=(8, 4, 3, 3)).astype(np.float32) * 0.3, "bias": rng.normal(size=8).astype(np.float32),
+             "stride": [2, 2], "padding": [1, 1], "add": 0, "add_stride": 2, "add_pad_channels": [2, 2]}
+    head = (rng.normal(size=(3, 72)).astype(np.float32), rng.normal(size=3).astype(np.float32))
+    h0 = _direct_cnn([stem], ["relu"], x)
+    shortcut = np.pad(h0[:, :, ::2, ::2], ((0, 0), (2, 2), (0, 0), (0, 0)))
+    h1 = np.maximum(_direct_cnn([block], ["none"], h0) + shortcut, 0)
+    want = np.mean(np.argmax(h1.reshape(60, -1) @ head[0].astype(np.float64).T + head[1], axis=1) == y)
+    r = aimc.classifier([stem, block, head], x, y, activation=["relu", "relu", "none"], times=["1h"], trials=2, backend="cpu",
+                        out=str(tmp_path / "a"), quiet=True)
+    assert r.fp_baseline == want
+    table = r.data["config"]["model"]["layers"][1]
+    assert (table["add"], table["add_stride"], table["add_pad_channels"]) == ("0", 2, [2, 2])
+    with pytest.raises(ValueError, match=r"layer 2 adds the output of 0 \(4 x 5 x 5\) to its own \(8 x 3 x 3\); its zero-padding "
+                                         r"shortcut \(stride 2, channels padded 2 \+ 1\)"):
+        aimc.classifier([stem, dict(block, add_pad_channels=[2, 1]), head], x, y, activation=["relu", "relu", "none"], times=["1h"],
+                        trials=2, backend="cpu", out=str(tmp_path / "bad"), quiet=True)

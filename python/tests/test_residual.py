@@ -308,16 +308,18 @@ def test_torchvisions_resnet18_maps_as_it_is():
     assert _same_outputs(net, layers, acts, torch.randn(2, 3, 32, 32), (3, 32, 32))
 
 
-def test_a_resnet_trains_against_aimcs_noise_and_evaluates_through_its_trace(tmp_path):
-    """`aimc.torch.prepare` wraps a ResNet's convolutions and head (BatchNorms and additions stay
-    digital), a training step changes its weights under the noise, and after `unprepare` the same
-    module maps through its trace with PyTorch's accuracy as the baseline."""
+@pytest.mark.parametrize("make, shape", [(lambda: _resnet(3), (1, 8, 8)), (lambda: _cifar_resnet(3), (3, 7, 7))])
+def test_a_resnet_trains_against_aimcs_noise_and_evaluates_through_its_trace(tmp_path, make, shape):
+    """`aimc.torch.prepare` wraps a ResNet's convolutions and head (BatchNorms and additions, and
+    the CIFAR ResNet's zero-padding shortcuts, stay digital), a training step changes its weights
+    under the noise, and after `unprepare` the same module maps through its trace with PyTorch's
+    accuracy as the baseline."""
     import aimc.torch as at
-    net = _resnet(3).train()
+    net = make().train()
     at.prepare(net, t="10y")
     before = net.conv1.weight.detach().clone()
     torch.manual_seed(9)
-    x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 3, (64,))
+    x, y = torch.randn(64, *shape), torch.randint(0, 3, (64,))
     opt = torch.optim.SGD(net.parameters(), lr=0.05)
     F.cross_entropy(net(x), y).backward()
     opt.step()
@@ -363,3 +365,173 @@ def test_a_padded_1d_pooling_maps_along_the_signal():
         want = net(x).double().numpy()
     got = _numpy_forward(layers, [act, act, "none"], x.numpy().reshape(6, -1).astype(np.float64), (2, 1, 12))
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+class LambdaLayer(nn.Module):
+    """The CIFAR ResNets' shortcut module (akamaster/pytorch_resnet_cifar10): a function of x."""
+
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return self.f(x)
+
+
+class OptionABlock(nn.Module):
+    """He et al.'s CIFAR BasicBlock with option A: a downsampling block adds its input at every
+    second row and column, zero channels padded on both sides, as the CIFAR ResNets write it."""
+
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            p = cout // 4
+            self.shortcut = LambdaLayer(lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, p, p), "constant", 0))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        return F.relu(out)
+
+
+class CifarResNet(nn.Module):
+    """A ResNet-20 as the CIFAR ResNets build it, one block per stage: 3x3 stem (4 channels),
+    stages of 4, 8 and 16 channels (the last two downsampling through option A), global average
+    pooling by F.avg_pool2d over the whole map, a Linear head; on 3 x 7 x 7 images, so the
+    subsampling reads odd maps (7 → 4 → 2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4)
+        self.layer1 = nn.Sequential(OptionABlock(4, 4))
+        self.layer2 = nn.Sequential(OptionABlock(4, 8, 2))
+        self.layer3 = nn.Sequential(OptionABlock(8, 16, 2))
+        self.linear = nn.Linear(16, 3)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        out = F.avg_pool2d(out, out.size()[3])
+        return self.linear(out.view(out.size(0), -1))
+
+
+def _cifar_resnet(seed=0):
+    torch.manual_seed(seed)
+    net = CifarResNet()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return net.eval()
+
+
+def test_a_cifar_resnet_maps_its_zero_padding_shortcuts():
+    """The CIFAR ResNet's option-A blocks: each downsampling block's conv2 adds the block's input
+    with "add_stride" 2 and "add_pad_channels" [p, p] (p = channels / 4), the identity block's
+    conv2 adds its input as it is; F.avg_pool2d(out, out.size()[3]) is the pooling over the
+    map's side, resolved to the 2 x 2 map's global pooling. The NumPy forward equals the
+    module's on 7 x 7 images, whose stride-2 maps are odd (7 → 4 → 2)."""
+    net = _cifar_resnet()
+    layers, acts = aimc.from_torch(net)
+    keys = [{k: layer[k] for k in ("input", "add", "add_stride", "add_pad_channels") if k in layer} for layer in layers[:7]]
+    assert keys == [{}, {}, {"add": 0}, {}, {"add": 2, "add_stride": 2, "add_pad_channels": [2, 2]}, {},
+                    {"add": 4, "add_stride": 2, "add_pad_channels": [4, 4]}]
+    assert layers[6]["pool_side"] == 3
+    assert acts == "relu"  # after every layer but the last
+    resolved = _resolve_pools(list(layers), (3, 7, 7))
+    assert (resolved[6]["pool_size"], resolved[6]["pool_stride"]) == (2, 2)
+    assert _same_outputs(net, layers, acts, torch.randn(16, 3, 7, 7), (3, 7, 7))
+
+
+def test_a_cifar_resnet_runs_with_pytorchs_accuracy_and_records_its_shortcuts(tmp_path):
+    """`aimc.classifier` on the CIFAR ResNet: the experiment file names the zero-padding
+    shortcuts, the engine's floating-point accuracy is PyTorch's on the same rows, and the
+    report names each shortcut."""
+    net = _cifar_resnet(1)
+    torch.manual_seed(2)
+    x, y = torch.randn(150, 3, 7, 7), torch.randint(0, 3, (150,))
+    with torch.no_grad():
+        logits = net(x)
+    x, y, logits = _decided(x, y, logits)
+    r = aimc.classifier(net, x, y, times=["1s"], trials=3, backend="cpu", quiet=True, out=str(tmp_path / "r"))
+    assert r.fp_baseline == pytest.approx((logits.argmax(1) == y).double().mean().item(), abs=1e-12)
+    tables = r.data["config"]["model"]["layers"]
+    assert [(t.get("add"), t.get("add_stride"), t.get("add_pad_channels")) for t in tables if "add" in t] == [
+        ("0", None, None), ("4", 2, [2, 2]), ("8", 2, [4, 4])]
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "adds 8 through a zero-padding shortcut (stride 2, channels padded 4 + 4)" in report
+
+
+def test_what_a_zero_padding_shortcut_does_not_compute_is_refused_by_name():
+    conv = lambda: nn.Conv2d(2, 4, 3, 2, 1)  # noqa: E731
+    fc = lambda: nn.Linear(4 * 2 * 2, 2)  # noqa: E731
+    stem = lambda: nn.Conv2d(1, 2, 3, 1, 1)  # noqa: E731
+
+    def forward(index=(slice(None), slice(None), slice(None, None, 2), slice(None, None, 2)), pad=(0, 0, 0, 0, 1, 1), mode="constant"):
+        def f(s, x):
+            h = F.relu(s.stem(x))
+            return s.fc(F.relu(s.conv(h) + F.pad(h[index], pad, mode)).flatten(1))
+        return f
+
+    modules = dict(stem=stem(), conv=conv(), fc=fc())
+    layers, _ = aimc.from_torch(_module(forward(), **modules))
+    assert (layers[1]["add"], layers[1]["add_stride"], layers[1]["add_pad_channels"]) == (0, 2, [1, 1])
+    assert "indexes the maps of module stem (Conv2d) as" in _refusal(
+        forward(index=(slice(None), slice(None), slice(1, None, 2), slice(None, None, 2))), **modules)
+    assert "pads the maps of module stem (Conv2d) with (1, 1, 0, 0, 1, 1)" in _refusal(forward(pad=(1, 1, 0, 0, 1, 1)), **modules)
+    assert "(mode 'reflect'" in _refusal(forward(mode="reflect"), **modules)
+    # A subsampled map read by a convolution is no shortcut.
+    assert "subsampled or zero-padded; aimc maps those only as the shortcut a residual addition adds" in _refusal(
+        lambda s, x: s.fc(F.relu(s.conv(F.relu(s.stem(x))[:, :, ::2, ::2])).flatten(1)), **modules)
+    # The later branch cannot be the padded one.
+    assert "adds the subsampled or zero-padded output of module conv (Conv2d)" in _refusal(
+        lambda s, x: (lambda h: s.fc(F.relu(h + F.pad(s.conv(h)[:, :, ::1, ::1], (0, 0, 0, 0, 0, 0))).flatten(1)))(F.relu(s.stem(x))),
+        stem=nn.Conv2d(1, 4, 3, 2, 1), conv=nn.Conv2d(4, 4, 3, 1, 1), fc=fc())
+
+
+def test_the_shipped_resnet8_maps_as_its_experiment_file_states_it(tmp_path):
+    """experiments/training/digits_resnet8.py's module (the CIFAR ResNet as pytorch_resnet_cifar10
+    writes it) with the shipped weights: `from_torch` gives the shortcuts, BatchNorms and pooling
+    that experiments/digits_resnet8.toml's layer tables state, layer by layer, and the engine's
+    floating-point accuracy on the test split is the training script's, 429 of 450."""
+    import importlib.util
+    import pathlib
+    import tomllib
+    from safetensors.torch import load_file
+    root = pathlib.Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("digits_resnet8", root / "experiments/training/digits_resnet8.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    net = script.ResNet8()
+    net.load_state_dict(load_file(root / "experiments/models/digits_resnet8.safetensors"))
+    net.eval()
+    layers, acts = aimc.from_torch(net)
+    exp = tomllib.loads((root / "experiments/digits_resnet8.toml").read_text())
+    tables = exp["model"]["layers"]
+    names = [t["name"] for t in tables]
+    resolved = _resolve_pools(list(layers), (1, 8, 8))
+    assert len(resolved) == len(tables)
+    for i, (layer, table) in enumerate(zip(resolved, tables)):
+        mapped = layer if isinstance(layer, dict) else {}
+        assert ("batchnorm" in mapped) == ("batchnorm" in table), names[i]
+        assert ({k: names[mapped[k]] for k in ("input", "add") if k in mapped}
+                == {k: table[k] for k in ("input", "add") if k in table}), names[i]
+        for k in ("add_stride", "add_pad_channels", "stride", "padding", "pool", "pool_size"):
+            want = table.get(k)
+            got = mapped.get(k)
+            if k in ("stride", "padding") and got is not None:
+                got = got[0] if got[0] == got[1] else got
+                want = 1 if k == "stride" and want is None else 0 if want is None else want
+            assert got == want, (names[i], k, got, want)
+    assert acts == "relu"
+    data = np.loadtxt(root / "experiments/data/digits.csv", delimiter=",")[1347:1797]
+    x, y = data[:, :64].reshape(-1, 1, 8, 8) / 16.0, data[:, 64].astype(np.int64)
+    r = aimc.classifier(net, x, y, times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "r"))
+    assert r.fp_baseline == pytest.approx(429 / 450, abs=1e-12)

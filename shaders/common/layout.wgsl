@@ -84,7 +84,8 @@ struct ConvParams {
     pad_h: u32, pad_w: u32, out_h: u32, out_w: u32,
     pool_kind: u32, pool_size: u32, pool_stride: u32, pool_h: u32,
     pool_w: u32, in_nchw: u32, pool_kw: u32, pool_sw: u32,
-    pool_pad_h: u32, pool_pad_w: u32, pool_count_pad: u32, _pad_conv: u32,
+    pool_pad_h: u32, pool_pad_w: u32, pool_count_pad: u32, add_stride: u32,
+    add_c: u32, add_h: u32, add_w: u32, add_before: u32,
 }
 
 struct SeqParams {

@@ -195,6 +195,13 @@ pub(super) struct RawLayer {
     /// The earlier layer whose output is added to this one's before its activation.
     #[serde(default)]
     pub(super) add: Option<String>,
+    /// He et al.'s zero-padding shortcut (option A): the added maps read at every `add_stride`-th
+    /// row and column (default 1) ...
+    #[serde(default)]
+    pub(super) add_stride: Option<toml::Value>,
+    /// ... with [before, after] zero channels around their own (default [0, 0]).
+    #[serde(default)]
+    pub(super) add_pad_channels: Option<toml::Value>,
     /// The prefix of the BatchNorm after this layer, kept digital (PyTorch's `bn1`).
     #[serde(default)]
     pub(super) batchnorm: Option<String>,
@@ -277,7 +284,35 @@ impl RawLayer {
             };
             Err(format!("model.layers[{i}].{what} = {name:?}: {why}"))
         };
-        Ok(crate::engine::plan::Links { input: earlier("input", &self.input)?, add: earlier("add", &self.add)? })
+        let count = |v: &toml::Value| v.as_integer().and_then(|n| usize::try_from(n).ok());
+        let add_pad = match (&self.add_stride, &self.add_pad_channels) {
+            (None, None) => None,
+            _ if self.add.is_none() => {
+                return Err(format!("model.layers[{i}]: add_stride and add_pad_channels shape the maps a shortcut adds; they need add = \"NAME\" (the layer whose output is added)"));
+            }
+            (stride, pad) => {
+                let stride = match stride {
+                    None => 1,
+                    Some(v) => match count(v) {
+                        Some(s) if s >= 1 => s,
+                        _ => return Err(format!("model.layers[{i}].add_stride = {v}: give 1 or more (2 halves the added maps, as x[:, :, ::2, ::2])")),
+                    },
+                };
+                let [before, after] = match pad {
+                    None => [0, 0],
+                    Some(v) => match v.as_array().map(|a| a.iter().map(count).collect::<Option<Vec<usize>>>()) {
+                        Some(Some(p)) if p.len() == 2 => [p[0], p[1]],
+                        _ => {
+                            return Err(format!(
+                                "model.layers[{i}].add_pad_channels = {v}: give [before, after], the zero channels put around the added maps (F.pad's (0, 0, 0, 0, before, after))"
+                            ))
+                        }
+                    },
+                };
+                Some(crate::engine::plan::ZeroPad { stride, before, after })
+            }
+        };
+        Ok(crate::engine::plan::Links { input: earlier("input", &self.input)?, add: earlier("add", &self.add)?, add_pad })
     }
 }
 

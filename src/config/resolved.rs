@@ -64,6 +64,10 @@ pub(super) fn resolved(raw: &RawExperiment, resolve: &dyn Fn(&Path) -> PathBuf, 
                                j[key] = serde_json::json!(layers[k].name);
                            }
                        }
+                       if let Some(z) = l.links.add_pad {
+                           j["add_stride"] = serde_json::json!(z.stride);
+                           j["add_pad_channels"] = serde_json::json!([z.before, z.after]);
+                       }
                        j
                    }).collect::<Vec<_>>() },
         "data": raw.data.as_ref().map(|d| data_json(d, resolve)),

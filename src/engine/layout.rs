@@ -261,7 +261,16 @@ pub struct ConvParams {
     /// Average pooling's divisor: 1, the whole window, padding included (PyTorch's
     /// `count_include_pad=True`, its default); 0, the window's elements inside the image.
     pub pool_count_pad: u32,
-    pub _pad_conv: u32,
+    /// `residual` into a convolution's maps: the added map's stride (0: the added output has
+    /// the layer's own shape and is added element by element; s ≥ 1: He et al. 2016's
+    /// zero-padding shortcut, the added map read at every s-th row and column), its channels,
+    /// height and width, and the zero channels before its own (the layer's channels past
+    /// `add_before + add_c` add zeros too).
+    pub add_stride: u32,
+    pub add_c: u32,
+    pub add_h: u32,
+    pub add_w: u32,
+    pub add_before: u32,
 }
 
 /// The transformer's digital stages (`embed`, `layernorm`, `residual`, `attention_softmax`,

@@ -64,8 +64,13 @@ impl Results {
             _ => String::new(),
         };
         // A residual network's shortcuts: the layer it reads instead of the previous, the one it adds.
-        let links: String =
+        let mut links: String =
             [("reads", "input"), ("adds", "add")].iter().filter_map(|(verb, key)| l.get(*key)?.as_str().map(|n| format!(", {verb} {n}"))).collect();
+        if let (Some(s), Some([b, a])) =
+            (l.get("add_stride").and_then(|v| v.as_u64()), l.get("add_pad_channels").and_then(|v| v.as_array()).and_then(|v| Some([v.first()?, v.get(1)?])))
+        {
+            links += &format!(" through a zero-padding shortcut (stride {s}, channels padded {b} + {a})");
+        }
         let norm = if l.get("batchnorm").is_some() { ", digital BatchNorm" } else { "" };
         let ranges = format!("{ranges}{norm}{links}");
         match l.get("conv").filter(|c| !c.is_null()) {

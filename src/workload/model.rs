@@ -288,14 +288,34 @@ fn check_shortcuts(layers: &[Linear], outs: &[Option<[usize; 3]>]) -> Result<(),
             Some([c, h, w]) => format!("{c} x {h} x {w}"),
             None => format!("{width} values"),
         };
-        let same = match (own, outs[j]) {
+        let added = match (l.links.add_pad, outs[j]) {
+            (None, maps) => maps,
+            (Some(z), Some(maps)) if own.is_some() => Some(z.shape(maps)),
+            (Some(_), _) => return Err(format!(
+                "layer {} has add_stride or add_pad_channels, which shape the maps one convolution adds to another's, but {} is a Linear layer; leave them out",
+                l.name,
+                if own.is_none() { &l.name } else { &layers[j].name }
+            )),
+        };
+        let same = match (own, added) {
             (None, None) => l.weight.rows == layers[j].weight.rows,
             (a, b) => a == b,
         };
         if !same {
             let pool = if l.conv.is_some_and(|c| c.pool.is_some()) { " before its pooling" } else { "" };
+            let fix = match l.links.add_pad {
+                Some(z) => format!(
+                    "its zero-padding shortcut (stride {}, channels padded {} + {}) makes {} of them; give add_stride and add_pad_channels that give {}",
+                    z.stride,
+                    z.before,
+                    z.after,
+                    describe(added, 0),
+                    describe(own, l.weight.rows)
+                ),
+                None => "a shortcut adds an output of the same shape: a 1x1 convolution with the block's stride in the shortcut, or a zero-padding shortcut (add_stride, add_pad_channels), matches them".to_string(),
+            };
             return Err(format!(
-                "layer {} adds the output of {} ({}) to its own{pool} ({}); a shortcut adds an output of the same shape: a 1x1 convolution with the block's stride in the shortcut matches them",
+                "layer {} adds the output of {} ({}) to its own{pool} ({}); {fix}",
                 l.name,
                 layers[j].name,
                 describe(outs[j], layers[j].weight.rows),
@@ -428,7 +448,21 @@ pub fn forward_f64(layers: &[Linear], acts: &[Activation], x: &[f32]) -> Vec<f64
             }
         }
         if let Some(j) = l.links.add {
-            y.iter_mut().zip(&outs[j]).for_each(|(a, b)| *a += b);
+            match (l.links.add_pad, l.conv, layers[j].conv) {
+                (Some(z), Some(c), Some(src)) => {
+                    // He et al.'s zero-padding shortcut on CHW maps: channel ch reads the added
+                    // map's channel ch − before at every stride-th row and column, or adds 0.
+                    let (oh, ow) = c.out_hw();
+                    let (sh, sw) = src.pooled_hw();
+                    let sc = layers[j].weight.rows;
+                    for ch in z.before..z.before + sc {
+                        for (yy, xx) in (0..oh).flat_map(|yy| (0..ow).map(move |xx| (yy, xx))) {
+                            y[(ch * oh + yy) * ow + xx] += outs[j][((ch - z.before) * sh + yy * z.stride) * sw + xx * z.stride];
+                        }
+                    }
+                }
+                _ => y.iter_mut().zip(&outs[j]).for_each(|(a, b)| *a += b),
+            }
         }
         y.iter_mut().for_each(|v| *v = acts[i].apply(*v));
         let y = match l.conv.and_then(|c| c.pool.map(|p| (c, p))) {

@@ -1,7 +1,8 @@
 //! Residual networks (He et al. 2016): shortcuts by `input` and `add`, and BatchNorms kept
 //! digital as aihwkit runs them, through the classifier's plan on every backend against
 //! PyTorch's forward pass in f64; chunk invariance with kept outputs; the mistakes a model file
-//! can make named.
+//! can make named; He et al.'s zero-padding shortcuts (option A, the CIFAR ResNets') against a
+//! hand-built expectation and through the engine.
 
 use crate::common::*;
 use aimc::crossbar::{Gdc, Periphery, Scaling, TileShape};
@@ -55,9 +56,9 @@ fn resnet() -> (Vec<Linear>, Vec<Activation>) {
         dense("fc2", 7, 7, 15),
         dense("fc3", CLASSES, 7, 17),
     ];
-    layers[2].links = Links { input: None, add: Some(0) };
-    layers[5].links = Links { input: Some(2), add: Some(4) };
-    layers[7].links = Links { input: None, add: Some(6) };
+    layers[2].links = Links { input: None, add: Some(0), add_pad: None };
+    layers[5].links = Links { input: Some(2), add: Some(4), add_pad: None };
+    layers[7].links = Links { input: None, add: Some(6), add_pad: None };
     for (i, seed) in [(2, 31), (3, 33), (5, 35), (6, 37)] {
         let n = layers[i].weight.rows;
         let scale = aimc::rng::uniform_signed(n, seed).into_iter().map(|v| 1.0 + 0.5 * v);
@@ -151,7 +152,7 @@ fn the_shortcuts_change_the_outputs() {
     let without = workload::forward_f64(&plain, &acts, &x[..PER_SAMPLE]);
     assert!(with.iter().zip(&without).any(|(a, b)| (a - b).abs() > 1e-3), "{with:?} vs {without:?}");
     let analog = workload::analog_layers(&layers, &acts, SHAPE, Scaling::default());
-    assert_eq!(analog[7].links, Links { input: None, add: Some(6) });
+    assert_eq!(analog[7].links, Links { input: None, add: Some(6), add_pad: None });
     assert_eq!((analog[7].mvm_activation(), analog[7].activation), (0, Activation::Tanh.code()));
 }
 
@@ -284,15 +285,18 @@ t = ["1s"]
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// The shipped ResNet as PyTorch trained it, with its BatchNorms digital
-/// (experiments/digits_resnet.toml) and folded (digits_resnet_folded.toml): each experiment's
-/// f64 forward scores what the training script measured in PyTorch (its file's metadata), and the
-/// engine on an ideal device classifies every test image as that forward does.
+/// The shipped ResNets as PyTorch trained them, with their BatchNorms digital
+/// (experiments/digits_resnet.toml; digits_resnet8.toml, the CIFAR ResNet with zero-padding
+/// shortcuts) and folded (digits_resnet_folded.toml): each experiment's f64 forward scores what
+/// the training script measured in PyTorch (its file's metadata), and the engine on an ideal
+/// device classifies every test image as that forward does.
 #[test]
 fn the_shipped_resnet_is_read_as_trained() {
-    for (toml, model) in [("digits_resnet", "digits_resnet"), ("digits_resnet_folded", "digits_resnet_folded")] {
+    for (toml, model, norms) in
+        [("digits_resnet", "digits_resnet", 6), ("digits_resnet_folded", "digits_resnet_folded", 0), ("digits_resnet8", "digits_resnet8", 7)]
+    {
         let exp = aimc::config::Experiment::load(&root().join(format!("experiments/{toml}.toml"))).unwrap();
-        assert_eq!(exp.layers.iter().filter(|l| l.batchnorm.is_some()).count(), if toml.ends_with("folded") { 0 } else { 6 });
+        assert_eq!(exp.layers.iter().filter(|l| l.batchnorm.is_some()).count(), norms, "{toml}");
         let data = exp.data.as_ref().unwrap();
         let (c, n) = workload::fp_accuracy(&exp.layers, &exp.activations, data);
         let bytes = std::fs::read(root().join(format!("experiments/models/{model}.safetensors"))).unwrap();
@@ -396,4 +400,182 @@ fn fast_padded_pooling_equals_its_twin_bit_for_bit() {
     for d in pools {
         assert_eq!(replay(&mut fast, d)[1], d.after[1], "pool (padding {}): the fast kernel differs from its twin", d.params.conv.pool_pad_h);
     }
+}
+
+/// Values per sample of the zero-padding network: 2 x 5 x 5 images.
+const A_PER_SAMPLE: usize = 50;
+
+/// A CIFAR-style ResNet with zero-padding shortcuts (He et al.'s option A): stem conv 3x3 (4
+/// channels, ReLU: 4 x 5 x 5) → a downsampling block (conv stride 2 to 8 channels, conv, and
+/// the stem's output added at every second row and column, channels padded 2 + 2: 8 x 3 x 3,
+/// ReLU) → a widening block (conv to 12 channels, conv, the block's input added with 1 + 3
+/// zero channels, stride 1, ReLU) → Linear 108 → 5. A 5 x 5 map read at stride 2 is 3 x 3,
+/// as `x[:, :, ::2, ::2]` is.
+fn resnet_a() -> (Vec<Linear>, Vec<Activation>) {
+    use aimc::engine::plan::ZeroPad;
+    let mut layers = vec![
+        conv("stem", 4, 2, 3, 41),
+        conv("b1.conv1", 8, 4, 3, 43),
+        conv("b1.conv2", 8, 8, 3, 45),
+        conv("b2.conv1", 12, 8, 3, 47),
+        conv("b2.conv2", 12, 12, 3, 49),
+        dense("fc", CLASSES, 108, 51),
+    ];
+    layers[2].links = Links { input: None, add: Some(0), add_pad: Some(ZeroPad { stride: 2, before: 2, after: 2 }) };
+    layers[4].links = Links { input: None, add: Some(2), add_pad: Some(ZeroPad { stride: 1, before: 1, after: 3 }) };
+    let pad = ConvSettings { padding: [1, 1], ..ConvSettings::default() };
+    let settings = [pad, ConvSettings { stride: [2, 2], ..pad }, pad, pad, pad, ConvSettings::default()];
+    workload::set_geometry(&mut layers, Some([2, 5, 5]), &settings).unwrap();
+    let r = Activation::Relu;
+    (layers, vec![r, r, r, r, r, Activation::None])
+}
+
+#[test]
+fn a_zero_padding_shortcut_adds_the_subsampled_maps_between_zero_channels() {
+    // With the block's convolutions zero, its output is the shortcut alone: channel c, pixel
+    // (y, x) holds the stem's channel c - 2 at (2y, 2x), channels 0, 1, 6 and 7 zero. The last
+    // Linear is the identity on the 8 x 3 x 3 maps (CHW, as PyTorch flattens them).
+    let (mut layers, mut acts) = resnet_a();
+    layers.truncate(3);
+    for l in &mut layers[1..3] {
+        l.weight.data.iter_mut().for_each(|w| *w = 0.0);
+        l.bias.iter_mut().for_each(|b| *b = 0.0);
+    }
+    let identity = (0..72 * 72).map(|k| if k / 72 == k % 72 { 1.0 } else { 0.0 }).collect();
+    layers.push(Linear::dense("id", Matrix { rows: 72, cols: 72, data: identity }, vec![0.0; 72]));
+    acts.truncate(3);
+    acts.push(Activation::None);
+    let x = aimc::rng::uniform_signed(A_PER_SAMPLE, 52);
+    let stem = workload::forward_f64(&layers[..1], &acts[..1], &x);
+    let got = workload::forward_f64(&layers, &acts, &x);
+    for c in 0..8 {
+        for (y, xx) in (0..3).flat_map(|y| (0..3).map(move |xx| (y, xx))) {
+            let want = if (2..6).contains(&c) { stem[((c - 2) * 5 + 2 * y) * 5 + 2 * xx] } else { 0.0 };
+            assert_eq!(got[(c * 3 + y) * 3 + xx], want, "channel {c}, pixel ({y}, {xx})");
+        }
+    }
+    assert!(stem.iter().any(|&v| v > 0.1), "the stem passes something on");
+    // The engine computes the same on an ideal device (twins, fast CPU, GPU).
+    let analog = workload::analog_layers(&layers, &acts, SHAPE, Scaling { omega: 1.0, columnwise: false });
+    let y = run_outputs(&mut cpu(), &analog, &x, 1, &ideal(1, 1), &mut |_| {}).unwrap();
+    assert_equals_f64_forward("CPU twins", &y[0], &layers, &acts, &x, A_PER_SAMPLE, 1, 1e-5);
+    // The plan refuses a zero-padding shortcut that shapes nothing.
+    let mut bad = analog.clone();
+    bad[2].links.add = None;
+    let e = run_outputs(&mut cpu(), &bad, &x, 1, &ideal(1, 1), &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("layer 2 has a zero-padding shortcut but adds nothing"), "{e}");
+}
+
+fn check_zero_padding_against_direct(be: &mut dyn Backend, what: &str) {
+    let (layers, acts) = resnet_a();
+    let batch = 4;
+    let x = aimc::rng::uniform_signed(batch * A_PER_SAMPLE, 53);
+    let analog = workload::analog_layers(&layers, &acts, SHAPE, Scaling { omega: 1.0, columnwise: false });
+    let y = run_outputs(be, &analog, &x, batch as u32, &ideal(3, 2), &mut |_| {}).unwrap();
+    assert_equals_f64_forward(what, &y[0], &layers, &acts, &x, A_PER_SAMPLE, 3, 1e-5);
+}
+
+#[test]
+fn an_ideal_zero_padding_resnet_equals_the_f64_forward_on_every_backend() {
+    check_zero_padding_against_direct(&mut cpu(), "CPU twins");
+    check_zero_padding_against_direct(&mut aimc::engine::cpu::CpuBackend::fast(2), "fast CPU");
+    let Some(mut g) = gpu(64) else { return };
+    check_zero_padding_against_direct(&mut g, "GPU");
+}
+
+#[test]
+fn noisy_zero_padding_trials_agree_across_chunkings_and_backends() {
+    let (layers, acts) = resnet_a();
+    let batch = 3;
+    let x = aimc::rng::uniform_signed(batch * A_PER_SAMPLE, 54);
+    let analog = workload::analog_layers(&layers, &acts, SHAPE, Scaling::default());
+    let noisy =
+        |max_chunk| RunConfig { device: DeviceModel::pcm(), periphery: Periphery::default(), gdc: Gdc::Readout, times: vec![3600.0], ..ideal(3, max_chunk) };
+    let one = run_outputs(&mut cpu(), &analog, &x, batch as u32, &noisy(1), &mut |_| {}).unwrap();
+    let three = run_outputs(&mut cpu(), &analog, &x, batch as u32, &noisy(3), &mut |_| {}).unwrap();
+    assert_eq!(one, three);
+    // 9 rows of 5 outputs: a converter flip moves a row; a wrong stage moves all of them.
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).filter(|(p, q)| (*p - *q).abs() > aimc::tolerances::COMBINE_ABS).count();
+    let fast = run_outputs(&mut aimc::engine::cpu::CpuBackend::fast(2), &analog, &x, batch as u32, &noisy(2), &mut |_| {}).unwrap();
+    assert!(close(&one[0], &fast[0]) <= 2 * CLASSES, "fast CPU: {:?} vs {:?}", fast[0], one[0]);
+    let Some(mut g) = gpu(64) else { return };
+    let got = run_outputs(&mut g, &analog, &x, batch as u32, &noisy(2), &mut |_| {}).unwrap();
+    assert!(close(&one[0], &got[0]) <= 2 * CLASSES, "GPU: {:?} vs {:?}", got[0], one[0]);
+}
+
+/// `add_stride` and `add_pad_channels` in an experiment's layer tables: read into the links,
+/// recorded in results.json's configuration, and every mistake named with its fix.
+#[test]
+fn experiment_files_name_their_zero_padding_shortcuts() {
+    let (layers, _) = resnet_a();
+    let dir = std::env::temp_dir().join(format!("aimc-residual-a-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let named: Vec<(String, Vec<usize>, Vec<f32>)> = layers
+        .iter()
+        .flat_map(|l| {
+            let shape = match l.conv {
+                Some(c) => vec![l.weight.rows, c.in_c, c.k_h, c.k_w],
+                None => vec![l.weight.rows, l.weight.cols],
+            };
+            [(format!("{}.weight", l.name), shape, l.weight.data.clone()), (format!("{}.bias", l.name), vec![l.bias.len()], l.bias.clone())]
+        })
+        .collect();
+    write_f32_tensors(&dir.join("resnet_a.safetensors"), &named);
+    let mut csv = String::new();
+    for s in 0..6 {
+        let row: Vec<String> = aimc::rng::uniform_signed(A_PER_SAMPLE, 200 + s).iter().map(|v| format!("{v}")).collect();
+        csv.push_str(&format!("{},{}\n", row.join(","), s % CLASSES as u64));
+    }
+    std::fs::write(dir.join("x.csv"), csv).unwrap();
+    let text = r#"name = "resnet_a"
+workload = "classifier"
+seed = 1
+trials = 2
+[model]
+path = "resnet_a.safetensors"
+input_shape = [2, 5, 5]
+layers = [
+  { name = "stem", activation = "relu", padding = 1 },
+  { name = "b1.conv1", activation = "relu", padding = 1, stride = 2 },
+  { name = "b1.conv2", activation = "relu", padding = 1, add = "stem", add_stride = 2, add_pad_channels = [2, 2] },
+  { name = "b2.conv1", activation = "relu", padding = 1 },
+  { name = "b2.conv2", activation = "relu", padding = 1, add = "b1.conv2", add_pad_channels = [1, 3] },
+  "fc",
+]
+[data]
+path = "x.csv"
+[sweep]
+t = ["1s"]
+"#;
+    let path = dir.join("resnet_a.toml");
+    let exp = aimc::config::Experiment::from_text(text, &path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(exp.layers.iter().map(|l| l.links).collect::<Vec<_>>(), layers.iter().map(|l| l.links).collect::<Vec<_>>());
+    let refused = |from: &str, to: &str| aimc::config::Experiment::from_text(&text.replace(from, to), &path).unwrap_err().to_string();
+    let e = refused("add_stride = 2", "add_stride = 0");
+    assert!(e.contains("model.layers[2].add_stride = 0: give 1 or more"), "{e}");
+    let e = refused(r#"add = "b1.conv2", add_pad_channels"#, "add_pad_channels");
+    assert!(e.contains("model.layers[4]: add_stride and add_pad_channels shape the maps a shortcut adds; they need add"), "{e}");
+    let e = refused("add_pad_channels = [2, 2]", "add_pad_channels = [2, 1]");
+    assert!(
+        e.contains("layer b1.conv2 adds the output of stem (4 x 5 x 5) to its own (8 x 3 x 3); its zero-padding shortcut (stride 2, channels padded 2 + 1) makes 7 x 3 x 3 of them"),
+        "{e}"
+    );
+    let e = refused(", add_stride = 2", "");
+    assert!(e.contains("makes 8 x 5 x 5 of them; give add_stride and add_pad_channels that give 8 x 3 x 3"), "{e}");
+    let e = refused("add_pad_channels = [2, 2]", "add_pad_channels = [2, -2]");
+    assert!(e.contains("model.layers[2].add_pad_channels = [2, -2]: give [before, after], the zero channels"), "{e}");
+    let e = refused("add_stride = 2", "add_stride = 1.5");
+    assert!(e.contains("model.layers[2].add_stride = 1.5: give 1 or more"), "{e}");
+    // The run records them in results.json, and the report names the shortcut.
+    let out = dir.join("out");
+    std::fs::write(&path, text).unwrap();
+    let o =
+        std::process::Command::new(env!("CARGO_BIN_EXE_aimc")).args(["run", path.to_str().unwrap(), "--backend", "cpu", "--out"]).arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let l2 = &results["config"]["model"]["layers"][2];
+    assert_eq!((l2["add"].as_str(), l2["add_stride"].as_u64(), l2["add_pad_channels"].clone()), (Some("stem"), Some(2), serde_json::json!([2, 2])));
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("adds stem through a zero-padding shortcut (stride 2, channels padded 2 + 2)"), "{report}");
+    std::fs::remove_dir_all(&dir).ok();
 }

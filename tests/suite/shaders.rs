@@ -124,7 +124,7 @@ fn struct_members_sit_at_the_same_offsets_in_rust_and_wgsl() {
         ("KernelParams", offsets!(KernelParams: rows, s, replicas, width, map, heads, seq, dv, causal, blocks, _pad0, _pad1)),
         (
             "ConvParams",
-            offsets!(ConvParams: samples, in_c, in_h, in_w, k_h, k_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w, pool_kind, pool_size, pool_stride, pool_h, pool_w, in_nchw, pool_kw, pool_sw, pool_pad_h, pool_pad_w, pool_count_pad, _pad_conv),
+            offsets!(ConvParams: samples, in_c, in_h, in_w, k_h, k_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w, pool_kind, pool_size, pool_stride, pool_h, pool_w, in_nchw, pool_kw, pool_sw, pool_pad_h, pool_pad_w, pool_count_pad, add_stride, add_c, add_h, add_w, add_before),
         ),
         (
             "SeqParams",

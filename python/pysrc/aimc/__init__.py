@@ -304,9 +304,12 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
     Residual networks: a layer dict's "input" (the index of an earlier layer) makes the layer read
     that layer's output instead of the previous one's, and "add" adds that layer's output to its
     own (MVM + bias, then its BatchNorm) before its activation, as `out += identity; relu(out)`
-    does; a layer's output is taken after its add, activation and pooling. A Linear with these
+    does; a layer's output is taken after its add, activation and pooling. A convolution's "add"
+    may be He et al.'s zero-padding shortcut (option A, `F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0,
+    before, after))`): "add_stride" s and "add_pad_channels" [before, after]. A Linear with these
     keys is a dict too ("weight" [out, in], "bias", optionally "input_range"). They are written to the experiment
-    file as `input = "NAME"` and `add = "NAME"`, NAME the layer's name in the state dict.
+    file as `input = "NAME"` and `add = "NAME"` (with `add_stride` and `add_pad_channels`), NAME
+    the layer's name in the state dict.
     BatchNorm: a layer dict's "batchnorm" ({"weight": gamma, "bias": beta, "running_mean",
     "running_var", one value per output, and "eps" > 0}, as `from_torch` gives it) runs
     digitally on the layer's outputs after its MVM + bias, before its add, activation and
@@ -384,6 +387,10 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
                              if k in layer})
             if table:
                 spec.update({k: str(2 * _earlier(layer, k, i)) for k in ("input", "add") if k in layer})
+                if "add_stride" in layer:
+                    spec["add_stride"] = int(layer["add_stride"])
+                if "add_pad_channels" in layer:
+                    spec["add_pad_channels"] = [int(c) for c in layer["add_pad_channels"]]
             if table and "batchnorm" in layer:
                 bn, spec["batchnorm_eps"] = _batchnorm_tensors(layer["batchnorm"], int(np.shape(w)[0]), i)
                 spec["batchnorm"] = f"{2 * i}.bn"

@@ -3,8 +3,9 @@ layers, for `from_torch`. `from_traced` traces the forward with torch.fx and map
 by node onto the network the layer tables describe: Linear and convolution layers, each with
 the BatchNorm after it (digital, or folded into its weights), then an optional residual add of
 an earlier layer's output, its activation and its pooling, each reading the previous layer's
-output or, through "input", an earlier one's. Every node is mapped or refused by name; none is
-dropped. `check_traced` runs the mapped layers in NumPy (`_numpy_forward`) against the module's
+output or, through "input", an earlier one's; a shortcut may add an earlier output subsampled
+and zero-padded in its channels (He et al.'s option A, the CIFAR ResNets' `LambdaLayer`). Every
+node is mapped or refused by name; none is dropped. `check_traced` runs the mapped layers in NumPy (`_numpy_forward`) against the module's
 own eval-mode output on the first rows of the data, which `classifier` calls before a run.
 Nothing here imports torch but for a module that is already torch's, so `import aimc` works
 without it."""
@@ -31,7 +32,8 @@ _CHECK_TOLERANCE = 1e-4
 _POOLS = ("MaxPool2d", "AvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool2d", "MaxPool1d", "AvgPool1d", "AdaptiveMaxPool1d",
           "AdaptiveAvgPool1d")
 _MAPPED = ("aimc maps Linear, Conv2d and Conv1d modules with BatchNorm1d/2d after them, ReLU, GELU, Tanh and SiLU "
-           "(modules or torch functions), residual additions of two layers' outputs, max and average pooling (modules, "
+           "(modules or torch functions), residual additions of two layers' outputs (the earlier one may be a zero-padding shortcut, "
+           "F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, p, p))), max and average pooling (modules, "
            "F.max_pool2d, F.avg_pool2d, F.adaptive_*_pool2d, x.mean((2, 3))), flattening (nn.Flatten, torch.flatten(x, 1), "
            "x.view(x.size(0), -1)), dropouts, Identity, and a Softmax or LogSoftmax over the classes as the forward's last step")
 
@@ -55,14 +57,26 @@ class TracedLayers(list):
 class _Tensor:
     """A tensor in the traced forward: the output of layer `layer` (None: the network's input) as
     it stood at `version` (a BatchNorm, residual add, activation or pooling applied to it makes
-    the next one), flattened to [n, features] or not."""
+    the next one), flattened to [n, features] or not; `shortcut`, (stride, before, after) when it
+    was subsampled (x[:, :, ::stride, ::stride]) or zero-padded in its channels (F.pad with
+    before and after), which only a residual addition takes."""
     layer: int | None
     version: int = 0
     flat: bool = False
+    shortcut: tuple | None = None
 
 
 # Sizes a forward reads off a tensor to flatten it: x.shape (or x.size()), and x.size(0) (or x.shape[0]).
 _SHAPE, _BATCH = "shape", "batch"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Side:
+    """A side of a layer's maps read off its shape (x.size()[3], x.shape[2], x.size(3): `dim` 2
+    the height, 3 the width), as a pooling's window over the whole map takes it
+    (F.avg_pool2d(out, out.size()[3]), the CIFAR ResNets' global pooling)."""
+    layer: int | None
+    dim: int
 
 
 @dataclasses.dataclass
@@ -73,6 +87,7 @@ class _Layer:
     weights: object       # (W, b[, input_range]), or the convolution's dict
     source: int | None    # the layer whose output it reads; None: the network's input
     add: int | None = None
+    add_pad: tuple | None = None   # the added output's zero-padding shortcut: (stride, before, after)
     act: str = "none"
     pool: dict | None = None
     changes: list = dataclasses.field(default_factory=list)  # changes[v]: what made version v + 1 of its output
@@ -130,7 +145,7 @@ def _functions(torch) -> dict:
              F.relu_: "relu", torch.tanh: "tanh", F.tanh: "tanh", F.gelu: "gelu", F.silu: "silu", torch.flatten: "flatten",
              torch.mean: "mean", F.max_pool2d: "MaxPool2d", F.avg_pool2d: "AvgPool2d", F.adaptive_max_pool2d: "AdaptiveMaxPool2d",
              F.adaptive_avg_pool2d: "AdaptiveAvgPool2d", getattr: "getattr", operator.getitem: "getitem", F.softmax: "softmax",
-             F.log_softmax: "log_softmax", torch.softmax: "softmax", torch.log_softmax: "log_softmax"}
+             F.log_softmax: "log_softmax", torch.softmax: "softmax", torch.log_softmax: "log_softmax", F.pad: "pad"}
     table.update(dict.fromkeys((F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout), "dropout"))
     return table
 
@@ -163,7 +178,8 @@ class _Mapper:
         self.torch, self.root, self.fold_batchnorm = torch, root, fold_batchnorm
         self.functions = _functions(torch)
         self.layers: list[_Layer] = []
-        self.values = {}   # fx node -> _Tensor, _SHAPE, _BATCH, or None (an unused extra argument)
+        # fx node -> _Tensor, (_SHAPE, layer), _BATCH, _Side, or None (an unused extra argument)
+        self.values = {}
         self.final = None  # the softmax the forward ends with
 
     def run(self, graph) -> tuple[list, list]:
@@ -183,6 +199,9 @@ class _Mapper:
         keys = {"input": layer.source} if i > 0 and layer.source != i - 1 else {}
         if layer.add is not None:
             keys["add"] = layer.add
+        if layer.add_pad is not None:
+            stride, before, after = layer.add_pad
+            keys.update(add_stride=stride, add_pad_channels=[before, after])
         entry = dict(layer.weights, **layer.pool) if layer.pool else layer.weights
         if keys and not isinstance(entry, dict):
             entry = _linear_dict(entry)
@@ -210,10 +229,16 @@ class _Mapper:
 
     # ---- tensors read and changed ----
 
-    def _tensor(self, arg, node) -> _Tensor:
+    def _tensor(self, arg, node, shortcut: bool = False) -> _Tensor:
+        """A tensor argument; one subsampled or zero-padded (`_Tensor.shortcut`) only where the
+        node builds or adds a shortcut (`shortcut`)."""
         v = self.values.get(arg) if isinstance(arg, self.torch.fx.Node) else None
         if not isinstance(v, _Tensor):
             raise ValueError(f"from_torch: {self._where(node)} takes {arg!r} where aimc expects a tensor, a layer's output. {_MAPPED}")
+        if v.shortcut is not None and not shortcut:
+            raise ValueError(f"from_torch: {self._where(node)} takes the output of {self.layers[v.layer].where} subsampled or "
+                             "zero-padded; aimc maps those only as the shortcut a residual addition adds (He et al.'s option A, "
+                             "out + F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, p, p)))")
         return v
 
     def _input(self, node) -> _Tensor:
@@ -313,6 +338,10 @@ class _Mapper:
                              f"functions have no counterpart in its network). {_MAPPED}; compute the rest outside the model")
         if what == "add":
             return self._add(node, where)
+        if what == "pad":
+            return self._zero_pad(node, where)
+        if what == "getitem" and isinstance(node.args[0], self.torch.fx.Node) and isinstance(self.values.get(node.args[0]), _Tensor):
+            return self._subsample(node, where)
         if what in ("relu", "tanh", "silu"):
             return self._activate(node, what, where)
         if what == "gelu":
@@ -329,7 +358,11 @@ class _Mapper:
             return self._input(node)
         if what in ("size", "getattr", "getitem"):
             return self._size(node, what, where)
-        return self._pool(node, what, _pool_arguments(node, what), where)
+        args = _pool_arguments(node, what)
+        sides = {k: self.values.get(v) for k, v in vars(args).items() if isinstance(v, self.torch.fx.Node)}
+        if sides:
+            return self._pool_over_map(node, what, args, sides, where)
+        return self._pool(node, what, args, where)
 
     # ---- what nodes do ----
 
@@ -392,6 +425,25 @@ class _Mapper:
             layer.pool = _pool1d(m, where, kind) if one_d else _pool2d(m, where, kind)
         return self._changed(layer, v, where)
 
+    def _pool_over_map(self, node, kind: str, args, sides: dict, where: str) -> _Tensor:
+        """F.avg_pool2d(x, x.size()[3]) (or max): a window of the pooled maps' side, its stride
+        the window, no padding: on a square map the global pooling. `classifier` resolves the
+        side once it knows the images' shape ("pool_side": 2 the height, 3 the width)."""
+        v = self._input(node)
+        side = sides.get("kernel_size")
+        if (kind not in ("MaxPool2d", "AvgPool2d") or set(sides) != {"kernel_size"} or not isinstance(side, _Side)
+                or side.layer != v.layer or getattr(args, "stride", None) not in (None, (), [])
+                or getattr(args, "padding", 0) not in (0, (0, 0), [0, 0]) or getattr(args, "ceil_mode", False)):
+            raise ValueError(f"from_torch: {where} pools with a window read off a tensor's shape; aimc maps that only as a "
+                             "window of the pooled maps' own side with the default stride and no padding, "
+                             "F.avg_pool2d(x, x.size()[3])")
+        pool = SimpleNamespace(**{k: val for k, val in vars(args).items() if k != "kernel_size"}, kernel_size=1)
+        layer, _ = self._changing(node, where)
+        out = self._pool(node, kind, pool, where)
+        del layer.pool["pool_size"], layer.pool["pool_stride"]
+        layer.pool["pool_side"] = side.dim
+        return out
+
     def _mean(self, node, where: str) -> _Tensor:
         """x.mean((2, 3)) over a Conv2d's maps (x.mean(2) over a Conv1d's): its global average pooling,
         flattened unless keepdim."""
@@ -420,6 +472,10 @@ class _Mapper:
         earlier, later = sorted(values, key=lambda v: v.layer)
         if earlier.layer == later.layer:
             raise ValueError(f"from_torch: {where} adds the output of {self.layers[later.layer].where} to itself; aimc adds two layers' outputs")
+        if later.shortcut is not None:
+            raise ValueError(f"from_torch: {where} adds the subsampled or zero-padded output of {self.layers[later.layer].where} to "
+                             f"the earlier {self.layers[earlier.layer].where}'s; aimc adds a zero-padding shortcut of the earlier "
+                             "output into the later layer's own")
         layer, _ = self._changing(node, where, later)
         source = self.layers[earlier.layer]
         if (layer.kind == "Linear") != (source.kind == "Linear") or (layer.kind != "Linear" and (earlier.flat or later.flat)):
@@ -430,13 +486,55 @@ class _Mapper:
                              f"{'residual add' if layer.add is not None else 'activation' if layer.act != 'none' else 'pooling'}; "
                              "aimc adds into the later layer's own output (MVM + bias, then its BatchNorm) before its activation: "
                              "apply that branch's activation after the sum")
-        if source.outputs != layer.outputs:
+        stride, before, after = earlier.shortcut or (1, 0, 0)
+        if source.outputs + before + after != layer.outputs:
+            padded = f" zero-padded by {before} + {after}" if earlier.shortcut else ""
             raise ValueError(f"from_torch: {where} adds the output of {source.where} ({source.outputs} "
-                             f"{'channels' if layer.kind != 'Linear' else 'features'}) to that of {layer.where} ({layer.outputs}); the "
-                             "shapes must match")
+                             f"{'channels' if layer.kind != 'Linear' else 'features'}{padded}) to that of {layer.where} ({layer.outputs}); "
+                             "the shapes must match")
         self._read(earlier, node, where)
-        layer.add = earlier.layer
+        layer.add, layer.add_pad = earlier.layer, earlier.shortcut
         return self._changed(layer, later, where)
+
+    def _shortcut_source(self, node, where: str) -> _Tensor:
+        """The tensor a subsampling or zero padding takes: a Conv2d's maps, read as final."""
+        v = self._tensor(node.args[0] if node.args else node.kwargs.get("input"), node, shortcut=True)
+        if v.layer is None or v.flat or self.layers[v.layer].kind != "Conv2d":
+            what = "the network's input" if v.layer is None else f"the {'flattened ' if v.flat else ''}output of {self.layers[v.layer].where}"
+            raise ValueError(f"from_torch: {where} subsamples or pads {what}; aimc maps those only as a zero-padding shortcut "
+                             "of a Conv2d's maps (He et al.'s option A, F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, p, p)))")
+        self._read(v, node, where)
+        return v
+
+    def _subsample(self, node, where: str) -> _Tensor:
+        """x[:, :, ::s, ::s] of a Conv2d's maps: a zero-padding shortcut's subsampling."""
+        v = self._shortcut_source(node, where)
+        index = node.args[1]
+        index = tuple(index) if isinstance(index, (tuple, list)) else (index,)
+        if index[:1] == (Ellipsis,):
+            index = (slice(None), slice(None)) + index[1:]
+        full = slice(None)
+        steps = [i.step or 1 for i in index[2:] if isinstance(i, slice) and i.start in (None, 0) and i.stop is None]
+        if (len(index) != 4 or index[:2] != (full, full) or len(steps) != 2 or steps[0] != steps[1] or steps[0] < 1
+                or (v.shortcut or (1,))[0] != 1):
+            raise ValueError(f"from_torch: {where} indexes the maps of {self.layers[v.layer].where} as {index!r}; aimc maps an "
+                             "index only as a zero-padding shortcut's subsampling, x[:, :, ::s, ::s] (the same step down and across)")
+        _, before, after = v.shortcut or (1, 0, 0)
+        return dataclasses.replace(v, shortcut=(steps[0], before, after))
+
+    def _zero_pad(self, node, where: str) -> _Tensor:
+        """F.pad(x, (0, 0, 0, 0, before, after)) of a Conv2d's maps: a zero-padding shortcut's channels."""
+        v = self._shortcut_source(node, where)
+        pad = _arg(node, 1, "pad", None)
+        mode, value = _arg(node, 2, "mode", "constant"), _arg(node, 3, "value", None)
+        pad = tuple(pad) if isinstance(pad, (tuple, list)) else ()
+        if (len(pad) != 6 or any(p != 0 for p in pad[:4]) or not all(isinstance(p, int) and p >= 0 for p in pad[4:])
+                or mode != "constant" or value not in (None, 0, 0.0) or (v.shortcut or (1, 0, 0))[1:] != (0, 0)):
+            raise ValueError(f"from_torch: {where} pads the maps of {self.layers[v.layer].where} with {pad!r} (mode {mode!r}, value "
+                             f"{value!r}); aimc maps a padding only as a zero-padding shortcut's zero channels, F.pad(x, (0, 0, 0, 0, "
+                             "before, after)), once")
+        stride = (v.shortcut or (1,))[0]
+        return dataclasses.replace(v, shortcut=(stride, pad[4], pad[5]))
 
     def _flatten(self, node, start, end, where: str) -> _Tensor:
         v = self._input(node)
@@ -461,14 +559,20 @@ class _Mapper:
         """x.size(), x.shape, x.size(0), x.shape[0]: the sizes `_view` reads."""
         base, arg = node.args[0], _arg(node, 1, "dim", None)
         value = self.values.get(base) if isinstance(base, self.torch.fx.Node) else None
-        if what == "getitem" and value == _SHAPE and arg == 0:
+        shape = isinstance(value, tuple) and value[:1] == (_SHAPE,)
+        if what == "getitem" and shape and arg == 0:
             return _BATCH
+        if what == "getitem" and shape and arg in (2, 3, -2, -1):
+            return _Side(value[1], arg % 4)
+        if what == "size" and isinstance(value, _Tensor) and arg in (2, 3, -2, -1):
+            return _Side(value.layer, arg % 4)
         if what == "getattr" and isinstance(value, _Tensor) and arg == "shape":
-            return _SHAPE
+            return (_SHAPE, value.layer)
         if what == "size" and isinstance(value, _Tensor) and arg in (None, 0):
-            return _SHAPE if arg is None else _BATCH
+            return (_SHAPE, value.layer) if arg is None else _BATCH
         raise ValueError(f"from_torch: {where} reads a tensor's attribute or element aimc does not map; it reads the batch size "
-                         "(x.size(0), x.shape[0]) to flatten, x.view(x.size(0), -1)")
+                         "(x.size(0), x.shape[0]) to flatten, x.view(x.size(0), -1), and a map's side (x.size()[3]) as a pooling's "
+                         "window over the whole map")
 
     def _softmax(self, node, kind: str, dim, where: str) -> _Tensor:
         """A Softmax or LogSoftmax (`kind`) over the classes as the forward's last step: the logits'
@@ -534,7 +638,8 @@ def _numpy_forward(layers: list, acts, x: np.ndarray, input_shape) -> np.ndarray
     its "input"'s), computes its MVM + bias (a Linear on the flattened (c, h, w) features, a
     convolution on each output pixel's patch with its stride and zero padding; inputs clipped to
     its input ranges, one per even slice), applies its digital "batchnorm" to each output
-    (channel), adds the output of its "add" layer, applies its activation, then its pooling.
+    (channel), adds the output of its "add" layer (through its zero-padding shortcut: "add_stride",
+    "add_pad_channels"), applies its activation, then its pooling.
     `acts`: one name (after every layer but the last) or one per layer. Returns the last layer's
     output, [n, outputs]."""
     acts = [acts] * (len(layers) - 1) + ["none"] if isinstance(acts, str) else list(acts)
@@ -555,10 +660,16 @@ def _numpy_forward(layers: list, acts, x: np.ndarray, input_shape) -> np.ndarray
             y = _normalised_outputs(y, layer["batchnorm"])
         if isinstance(layer, dict) and "add" in layer:
             j = layer["add"]
-            if outs[j].shape != y.shape:
-                raise ValueError(f"layers[{i}] adds the output of layers[{j}], of shape {outs[j].shape[1:]}, to its own, of shape "
+            added = outs[j]
+            if "add_stride" in layer or "add_pad_channels" in layer:
+                # He et al.'s zero-padding shortcut: every s-th row and column, zero channels around.
+                s = int(layer.get("add_stride", 1))
+                before, after = (int(c) for c in layer.get("add_pad_channels", (0, 0)))
+                added = np.pad(added[:, :, ::s, ::s], ((0, 0), (before, after), (0, 0), (0, 0)))
+            if added.shape != y.shape:
+                raise ValueError(f"layers[{i}] adds the output of layers[{j}], of shape {added.shape[1:]}, to its own, of shape "
                                  f"{y.shape[1:]}; the shapes must match")
-            y = y + outs[j]
+            y = y + added
         if act not in _ACTIVATIONS:
             raise ValueError(f"layers[{i}]: activation {act!r}; give one of {', '.join(map(repr, _ACTIVATIONS))}")
         y = _ACTIVATIONS[act](y)

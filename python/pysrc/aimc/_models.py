@@ -67,7 +67,9 @@ def from_torch(module, positions: str | None = None, fold_batchnorm: bool = Fals
     torch.add) of two layers' outputs is held by the one computed later, whose output must not
     have an activation or pooling yet: that layer's dict gets "add", the index of the other, and
     the activation after the sum becomes its own (its output is then the sum's, activated and
-    pooled); a layer that reads the output of another layer than the one before it in the list
+    pooled); the earlier output may reach the sum through He et al.'s zero-padding shortcut (option A,
+    the CIFAR ResNets' `LambdaLayer(lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, p, p)))`), which
+    the dict records as "add_stride" and "add_pad_channels"; a layer that reads the output of another layer than the one before it in the list
     (a 1x1 shortcut convolution reading a block's input) gets "input", that layer's index. Such a
     Linear is a dict too ("weight", "bias", optionally "input_range"). A layer's output is passed
     on once, after its BatchNorm, addition, activation and pooling: one used both before and
@@ -424,11 +426,14 @@ def _resolve_pools(layers: list, input_shape) -> list:
     pooling it is on its convolution's output: window and stride side / output, the map square and
     the side divisible (PyTorch's adaptive windows are then all alike). Maps follow the images of
     `input_shape` (C, H, W) through each convolution (kernel, stride, zero padding) and pooling,
-    from the layer each one reads (the one before it, or its "input")."""
-    if not any(isinstance(layer, dict) and "pool_output" in layer for layer in layers):
+    from the layer each one reads (the one before it, or its "input"). A pooling over the map's
+    side ("pool_side": 2 its height, 3 its width, from F.avg_pool2d(x, x.size()[3])) becomes a
+    square window of that side, its stride the window."""
+    if not any(isinstance(layer, dict) and ("pool_output" in layer or "pool_side" in layer) for layer in layers):
         return layers
     if input_shape is None:
-        raise ValueError("an adaptive pooling needs the images' shape: give x as [n, C, H, W] images or input_shape=(C, H, W)")
+        raise ValueError("an adaptive pooling, or one over a map's side, needs the images' shape: give x as [n, C, H, W] images or "
+                         "input_shape=(C, H, W)")
     maps = []  # maps[i]: [height, width] of layer i's output (a Linear passes on the map it read)
     out = []
     for i, layer in enumerate(layers):
@@ -450,6 +455,12 @@ def _resolve_pools(layers: list, input_shape) -> list:
             window = [hw[0] // k[0], hw[1] // k[1]]
             window = window[0] if window[0] == window[1] else window
             layer.update(pool_size=window, pool_stride=window)
+        if "pool_side" in layer:
+            side = hw[layer["pool_side"] - 2]
+            if side > min(hw):
+                raise ValueError(f"layers[{i}]: a pooling over the {side}-wide side of a {hw[0]} x {hw[1]} map does not fit it")
+            layer = {key: v for key, v in layer.items() if key != "pool_side"}
+            layer.update(pool_size=side, pool_stride=side)
         if "pool" in layer:
             size = layer.get("pool_size", 2)
             size = [size, size] if isinstance(size, int) else list(size)

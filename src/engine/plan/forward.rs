@@ -612,6 +612,10 @@ pub(super) fn forward(
                             pr.layer.activation = l.activation;
                             pr.seq.rows = n * vectors[li];
                             pr.seq.width_in = m.n_out;
+                            if let (Some(z), Some([c, h, w])) = (l.links.add_pad, layers[j].output_maps()) {
+                                pr.conv.add_stride = z.stride as u32;
+                                (pr.conv.add_c, pr.conv.add_h, pr.conv.add_w, pr.conv.add_before) = (c as u32, h as u32, w as u32, z.before as u32);
+                            }
                             let shortcut = keep[j].expect("an added layer's output is kept");
                             be.dispatch(Stage::Residual, &pr, &[shortcut, hout], grid(n as u64 * vectors[li] as u64 * m.n_out as u64, wg));
                         }
@@ -657,6 +661,12 @@ pub fn check_links(layers: &[AnalogLayer]) -> Result<(), EngineError> {
                 _ => {}
             }
         }
+        if l.links.add_pad.is_some() && (l.links.add.is_none() || l.conv.is_none()) {
+            return bad(format!(
+                "layer {i} has a zero-padding shortcut but {}; it shapes the maps a convolution adds",
+                if l.conv.is_none() { "is no convolution" } else { "adds nothing" }
+            ));
+        }
         if i == 0 {
             continue;
         }
@@ -668,21 +678,24 @@ pub fn check_links(layers: &[AnalogLayer]) -> Result<(), EngineError> {
         if let Some(j) = l.links.add {
             read[j] = true;
             let s = &layers[j];
-            let shape = |x: &AnalogLayer, pooled: bool| {
-                x.conv.map(|c| if pooled && c.pool_kind != 0 { (x.mapped.n_out, c.pool_h, c.pool_w) } else { (x.mapped.n_out, c.out_h, c.out_w) })
+            let own = l.conv.map(|c| [l.mapped.n_out as usize, c.out_h as usize, c.out_w as usize]);
+            let added = match (l.links.add_pad, s.output_maps()) {
+                (Some(z), _) if z.stride == 0 => return bad(format!("layer {i}'s zero-padding shortcut has stride 0; give 1 or more")),
+                (Some(z), Some(maps)) => Some(z.shape(maps)),
+                (_, maps) => maps,
             };
-            let same = match (shape(l, false), shape(s, true)) {
+            let same = match (own, added) {
                 (None, None) => l.mapped.n_out == s.mapped.n_out,
                 (Some(a), Some(b)) => a == b,
                 _ => false,
             };
             if !same {
+                let describe = |maps: Option<[usize; 3]>, width: u32| maps.map_or(format!("{width} values"), |[c, h, w]| format!("{c} x {h} x {w} maps"));
+                let padded = if l.links.add_pad.is_some() { " through its zero-padding shortcut" } else { "" };
                 return bad(format!(
-                    "layer {i} adds layer {j}'s output, but {} values per sample ({}) do not match its own {} ({}); a shortcut adds an output of the same shape",
-                    s.outputs_per_sample(),
-                    if s.conv.is_some() { "an image" } else { "a vector" },
-                    l.unpooled_per_sample(),
-                    if l.conv.is_some() { "an image" } else { "a vector" },
+                    "layer {i} adds layer {j}'s output{padded}, {}, to its own, {}; a shortcut adds an output of the same shape",
+                    describe(added, s.mapped.n_out),
+                    describe(own, l.mapped.n_out),
                 ));
             }
         }

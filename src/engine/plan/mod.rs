@@ -118,6 +118,28 @@ pub struct Links {
     /// Adds this layer's output to its own MVM + bias, element by element, before its activation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub add: Option<usize>,
+    /// How a convolution's added maps are shaped to its own: None, as they are (the same
+    /// channels and image); Some, He et al.'s zero-padding shortcut.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_pad: Option<ZeroPad>,
+}
+
+/// He et al. 2016's zero-padding shortcut (their option A, the CIFAR ResNets' `LambdaLayer`):
+/// the added maps read at every `stride`-th row and column, `before` zero channels put before
+/// their own and `after` after, `F.pad(x[:, :, ::stride, ::stride], (0, 0, 0, 0, before,
+/// after))`. It adds no weights: the shortcut stays digital.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ZeroPad {
+    pub stride: usize,
+    pub before: usize,
+    pub after: usize,
+}
+
+impl ZeroPad {
+    /// The shape `[C, H, W]` a shortcut of this kind makes of maps `[c, h, w]`.
+    pub fn shape(&self, [c, h, w]: [usize; 3]) -> [usize; 3] {
+        [self.before + c + self.after, h.div_ceil(self.stride), w.div_ceil(self.stride)]
+    }
 }
 
 impl AnalogLayer {
@@ -139,6 +161,14 @@ impl AnalogLayer {
         } else {
             self.activation
         }
+    }
+
+    /// The maps it hands on, `[C, H, W]` after pooling; None for a Linear layer.
+    pub fn output_maps(&self) -> Option<[usize; 3]> {
+        self.conv.map(|c| {
+            let (h, w) = if c.pool_kind != 0 { (c.pool_h, c.pool_w) } else { (c.out_h, c.out_w) };
+            [self.mapped.n_out as usize, h as usize, w as usize]
+        })
     }
 
     /// Values per sample before pooling: what an addition into it must hold.

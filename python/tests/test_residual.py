@@ -535,3 +535,104 @@ def test_the_shipped_resnet8_maps_as_its_experiment_file_states_it(tmp_path):
     x, y = data[:, :64].reshape(-1, 1, 8, 8) / 16.0, data[:, 64].astype(np.int64)
     r = aimc.classifier(net, x, y, times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "r"))
     assert r.fp_baseline == pytest.approx(429 / 450, abs=1e-12)
+
+
+def test_an_nn_sequential_of_blocks_maps_through_its_trace():
+    """An nn.Sequential whose children include blocks with their own forward (ResNet
+    BasicBlocks between a stem and a head, as aihwkit's examples build ResNets) is read from its
+    trace, whole: the blocks' shortcuts become "add" and "input" links, and the NumPy forward
+    equals the module's."""
+    torch.manual_seed(11)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, 1, 1), nn.BatchNorm2d(4), nn.ReLU(), BasicBlock(4, 4), BasicBlock(4, 8, 2),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)).eval()
+    layers, acts = aimc.from_torch(net)
+    assert isinstance(layers, TracedLayers)
+    keys = [{k: layer[k] for k in ("input", "add") if k in layer} if isinstance(layer, dict) else None for layer in layers]
+    assert keys == [{}, {}, {"add": 0}, {}, {}, {"input": 2, "add": 4}, None]
+    assert _same_outputs(net, layers, acts, torch.randn(8, 1, 8, 8), (1, 8, 8))
+
+
+class _Tile(nn.Module):
+    def __init__(self, r):
+        super().__init__()
+        self.input_range = None if r is None else nn.Parameter(torch.tensor([r]))
+
+
+class AnalogConv2d(nn.Module):
+    """A stand-in for aihwkit's AnalogConv2d as convert_to_analog leaves it: `get_weights()` gives
+    the logical weights unfolded [out, in·kh·kw] and the bias, `analog_module` its tile with its
+    input range, and its forward computes with noise, as its tiles do."""
+
+    def __init__(self, conv, r=None):
+        super().__init__()
+        for k in ("kernel_size", "stride", "padding", "dilation", "groups", "padding_mode"):
+            setattr(self, k, getattr(conv, k))
+        self.w = nn.Parameter(conv.weight.detach().clone())
+        self.b = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone())
+        self.analog_module = _Tile(r)
+
+    def get_weights(self):
+        return self.w.detach().reshape(len(self.w), -1), None if self.b is None else self.b.detach()
+
+    def forward(self, x):
+        r = self.analog_module.input_range
+        y = F.conv2d(x if r is None else x.clamp(-r.item(), r.item()), self.w, self.b, self.stride, self.padding)
+        return y + 0.1 * torch.randn_like(y)
+
+
+class AnalogLinear(nn.Module):
+    """aihwkit's AnalogLinear, as `AnalogConv2d` stands in for its convolution."""
+
+    def __init__(self, fc, r=None):
+        super().__init__()
+        self.w, self.b = nn.Parameter(fc.weight.detach().clone()), nn.Parameter(fc.bias.detach().clone())
+        self.analog_module = _Tile(r)
+
+    def get_weights(self):
+        return self.w.detach(), self.b.detach()
+
+    def forward(self, x):
+        r = self.analog_module.input_range
+        y = F.linear(x if r is None else x.clamp(-r.item(), r.item()), self.w, self.b)
+        return y + 0.1 * torch.randn_like(y)
+
+
+def _to_analog(module, ranges):
+    """`module` with every Conv2d and Linear replaced by its analog stand-in, in place (as
+    aihwkit's convert_to_analog does), `ranges` giving some of them, by name, an input range."""
+    for name, child in list(module.named_modules()):
+        for attr, m in list(child.named_children()):
+            full = f"{name}.{attr}" if name else attr
+            if isinstance(m, nn.Conv2d):
+                setattr(child, attr, AnalogConv2d(m, ranges.get(full)))
+            elif isinstance(m, nn.Linear):
+                setattr(child, attr, AnalogLinear(m, ranges.get(full)))
+    return module
+
+
+def test_an_analog_resnet_maps_through_its_trace_and_runs_as_its_ideal_network(tmp_path):
+    """A CIFAR ResNet after aihwkit's convert_to_analog (here its stand-ins, with noisy forwards):
+    its analog convolutions and head are read in the trace by their logical weights and input
+    ranges, and `classifier` checks the layers against the module's graph with each analog
+    module ideal, so the floating-point baseline is the trained network's, clipped at the stem's
+    input range."""
+    import copy
+    net = _cifar_resnet(4)
+    analog = _to_analog(copy.deepcopy(net), {"conv1": 0.8}).eval()
+    layers, acts = aimc.from_torch(analog)
+    assert isinstance(layers, TracedLayers) and sorted(layers.analog.values()) == list(range(8))
+    assert layers[0]["input_range"].tolist() == [pytest.approx(0.8)]
+    np.testing.assert_array_equal(layers[4]["weight"], net.layer2[0].conv2.weight.detach().numpy())
+    assert (layers[4]["add"], layers[4]["add_stride"], layers[4]["add_pad_channels"]) == (2, 2, [2, 2])
+    torch.manual_seed(5)
+    x, y = torch.randn(150, 3, 7, 7), torch.randint(0, 3, (150,))
+    with torch.no_grad():
+        logits = net(x.clamp(-0.8, 0.8))
+        assert not torch.equal(analog(x), analog(x))  # the stand-ins' own forward is noisy
+    x, y, logits = _decided(x, y, logits)
+    r = aimc.classifier(analog, x, y, times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "r"))
+    assert r.fp_baseline == pytest.approx((logits.argmax(1) == y).double().mean().item(), abs=1e-12)
+    # Another layer than the module's is still refused.
+    layers[4]["weight"] = layers[4]["weight"] * 2
+    with pytest.raises(ValueError, match="compute other outputs than the module"):
+        aimc.classifier(layers, x, y, activation=acts, times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "bad"))

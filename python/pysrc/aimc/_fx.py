@@ -1,6 +1,7 @@
-"""Modules whose class defines its own forward() (a ResNet, a custom nn.Module) as `classifier`
-layers, for `from_torch`. `from_traced` traces the forward with torch.fx and maps its graph node
-by node onto the network the layer tables describe: Linear and convolution layers, each with
+"""Modules whose class defines its own forward() (a ResNet, a custom nn.Module, an nn.Sequential
+holding such blocks) as `classifier` layers, for `from_torch`. `from_traced` traces the forward
+with torch.fx and maps its graph node by node onto the network the layer tables describe: Linear
+and convolution layers (aihwkit's analog ones too, by their logical weights), each with
 the BatchNorm after it (digital, or folded into its weights), then an optional residual add of
 an earlier layer's output, its activation and its pooling, each reading the previous layer's
 output or, through "input", an earlier one's; a shortcut may add an earlier output subsampled
@@ -21,9 +22,9 @@ from types import SimpleNamespace
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._models import (_SKIPPED, _activation_name, _activations, _adaptive_pool2d, _affine, _conv1d, _conv2d, _is_conv, _linear,
-                      _linear_dict, _normalised, _outputs, _pool1d, _pool2d, _range, _source)
-from ._tensors import _ANALOG_CONV, _ANALOG_LINEAR
+from ._models import (_SKIPPED, _activation_name, _activations, _adaptive_pool2d, _affine, _conv1d, _conv2d, _ConvShape, _is_conv,
+                      _linear, _linear_dict, _normalised, _outputs, _pool1d, _pool2d, _range, _source)
+from ._tensors import _ANALOG_CONV, _ANALOG_LINEAR, _analog_ranges, _analog_weights
 
 # `check_traced` compares the first rows of x, to this tolerance relative to the largest logit.
 _CHECK_ROWS = 8
@@ -45,12 +46,13 @@ _METHODS = {"add": "add", "add_": "add", "relu": "relu", "relu_": "relu", "tanh"
 
 class TracedLayers(list):
     """`from_torch`'s layers of a traced module: a list like any other, holding the module for
-    `classifier` to check them against (`check_traced`), and the softmax its forward ends with
-    ("softmax", "log_softmax" or None), which the layers leave out."""
+    `classifier` to check them against (`check_traced`), the softmax its forward ends with
+    ("softmax", "log_softmax" or None), which the layers leave out, its traced graph, and the
+    layer each of aihwkit's analog modules in it became (`analog`: module name -> index)."""
 
-    def __init__(self, layers, module, final: str | None):
+    def __init__(self, layers, module, final: str | None, graph=None, analog: dict | None = None):
         super().__init__(layers)
-        self.module, self.final = module, final
+        self.module, self.final, self.graph, self.analog = module, final, graph, dict(analog or {})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +137,7 @@ def from_traced(module, fold_batchnorm: bool = False) -> tuple:
         module.train(training)
     mapper = _Mapper(torch, module, fold_batchnorm)
     layers, acts = mapper.run(graph)
-    return TracedLayers(layers, module, mapper.final), _activations(acts)
+    return TracedLayers(layers, module, mapper.final, graph, mapper.analog), _activations(acts)
 
 
 def _functions(torch) -> dict:
@@ -181,6 +183,7 @@ class _Mapper:
         # fx node -> _Tensor, (_SHAPE, layer), _BATCH, _Side, or None (an unused extra argument)
         self.values = {}
         self.final = None  # the softmax the forward ends with
+        self.analog = {}   # aihwkit's analog modules: name -> the layer it became
 
     def run(self, graph) -> tuple[list, list]:
         for node in graph.nodes:
@@ -321,8 +324,8 @@ class _Mapper:
         if kind in ("Softmax", "LogSoftmax"):
             return self._softmax(node, "softmax" if kind == "Softmax" else "log_softmax", getattr(m, "dim", None), where)
         if kind in _ANALOG_LINEAR + _ANALOG_CONV:
-            raise ValueError(f"from_torch: {where} is one of aihwkit's analog layers; aimc reads those from an AnalogSequential "
-                             "(or nn.Sequential) of them, whose order is the network's")
+            self.analog[node.target] = len(self.layers)
+            return self._layer(node, m, "Linear" if kind in _ANALOG_LINEAR else "Conv1d" if "Conv1d" in kind else "Conv2d", where, kind)
         raise ValueError(f"from_torch: {where} is not a module aimc maps. {_MAPPED}; fold or remove the others")
 
     def _call_method(self, node):
@@ -366,7 +369,9 @@ class _Mapper:
 
     # ---- what nodes do ----
 
-    def _layer(self, node, m, kind: str, where: str) -> _Tensor:
+    def _layer(self, node, m, kind: str, where: str, analog: str | None = None) -> _Tensor:
+        """A Linear, Conv2d or Conv1d module (`kind`; `analog`, the class name of one of aihwkit's
+        analog layers, read by its logical weights and its tiles' input ranges)."""
         v = self._input(node)
         if v.layer is None:
             if self.layers:
@@ -383,7 +388,9 @@ class _Mapper:
                 raise ValueError(f"from_torch: {where} reads the maps of {prev.where} unflattened; flatten them first "
                                  "(nn.Flatten() or torch.flatten(x, 1))")
         self._read(v, node, where)
-        if kind == "Linear":
+        if analog is not None:
+            weights = _analog_layer(m, node.target, analog)
+        elif kind == "Linear":
             w, b = _linear(m, where)
             r = _range(m)
             weights = (w, b) if r is None else (w, b, r)
@@ -591,7 +598,11 @@ def check_traced(traced: TracedLayers, layers: list, activation, x: np.ndarray, 
     then the softmax the forward ends with, on the first rows of `x` (`classifier`'s [n,
     features] rows of images of `input_shape`), as the engine reads them (float32), must give
     the same outputs to 1e-4 of the largest. A forward can do what tracing does not show (a
-    tensor changed in place after another use of it)."""
+    tensor changed in place after another use of it). aihwkit's analog modules compute with their
+    tiles' noise and converters, so with them the module runs as its traced graph with each one
+    replaced by the ideal layer it was read as (its logical weights, its inputs clipped to its
+    ranges: `_mvm`), which checks everything between them (shortcuts, BatchNorms, activations,
+    pooling) as the module computes it."""
     module = traced.module
     torch = sys.modules["torch"]
     kind = type(module).__name__
@@ -607,7 +618,7 @@ def check_traced(traced: TracedLayers, layers: list, activation, x: np.ndarray, 
     module.eval()
     try:
         with torch.no_grad():
-            want = module(inputs)
+            want = module(inputs) if not traced.analog else _ideal_analog(torch, traced, inputs)
     except Exception as e:
         raise ValueError(f"from_torch: {kind} does not run on the first rows of x as {list(inputs.shape)} ({type(e).__name__}: {e}); "
                          "give x as the module takes it (or input_shape)") from e
@@ -632,6 +643,52 @@ def check_traced(traced: TracedLayers, layers: list, activation, x: np.ndarray, 
                          "make those steps explicit")
 
 
+def _analog_layer(m, name: str, kind: str):
+    """One of aihwkit's analog modules (`kind`, its class name) as a layer: its logical weights
+    (`get_weights()`) and its tiles' input ranges; a Linear's tuple or a convolution's dict."""
+    w, b = _analog_weights(m, name, kind)
+    r = _analog_ranges(m, name, kind)
+    r = None if r is None else np.asarray(r, dtype=np.float32)
+    if kind in _ANALOG_LINEAR:
+        return (w.astype(np.float32), b.astype(np.float32)) + (() if r is None else (r,))
+    one_d = "Conv1d" in kind
+    shape = _ConvShape(m, w, b, 1 if one_d else 2)
+    layer = _conv1d(shape, name) if one_d else _conv2d(shape, name)
+    if r is not None:
+        layer["input_range"] = r
+    return layer
+
+
+def _ideal_analog(torch, traced: TracedLayers, inputs):
+    """The traced module's forward on `inputs` with each of aihwkit's analog modules computed as
+    the ideal layer it is (`_mvm` of the module read again by `_analog_layer`, in float64)."""
+
+    class Ideal(torch.fx.Interpreter):
+        def call_module(self, target, args, kwargs):
+            if target not in traced.analog:
+                return super().call_module(target, args, kwargs)
+            m = traced.module.get_submodule(target)
+            layer = _analog_layer(m, target, type(m).__name__)
+            x = args[0].detach().double().cpu().numpy()
+            conv1d = _is_conv(layer) and layer.get("conv1d")
+            y = _mvm(layer, x[:, :, None, :] if conv1d else x, traced.analog[target])
+            return torch.from_numpy(y[:, :, 0, :] if conv1d else y).to(args[0].dtype)
+
+    return Ideal(torch.fx.GraphModule(traced.module, traced.graph)).run(inputs)
+
+
+def _mvm(layer, h: np.ndarray, i: int) -> np.ndarray:
+    """One layer's MVM + bias on its input `h` (maps [n, C, H, W] for a convolution, else
+    [n, features] rows), inputs clipped to its ranges."""
+    if _is_conv(layer):
+        return _convolution(h, layer, i)
+    w, b = (layer["weight"], layer["bias"]) if isinstance(layer, dict) else layer[:2]
+    h = h.reshape(len(h), -1)
+    if h.shape[1] != np.shape(w)[1]:
+        raise ValueError(f"layers[{i}] takes {np.shape(w)[1]} inputs but reads {h.shape[1]} features")
+    return _clipped(h, _ranges(layer)) @ np.asarray(w, np.float64).T + np.asarray(b, np.float64)
+
+
 def _numpy_forward(layers: list, acts, x: np.ndarray, input_shape) -> np.ndarray:
     """The network `classifier` runs, in NumPy float64, on `x` [n, features] (rows of images of
     `input_shape` (C, H, W) for convolutions): each layer reads the previous layer's output (or
@@ -648,14 +705,7 @@ def _numpy_forward(layers: list, acts, x: np.ndarray, input_shape) -> np.ndarray
     n, outs = len(x), []
     for i, (layer, act) in enumerate(zip(layers, acts)):
         h = (x if input_shape is None else x.reshape(n, *input_shape)) if i == 0 else outs[_source(layer, i)]
-        if _is_conv(layer):
-            y = _convolution(h, layer, i)
-        else:
-            w, b = (layer["weight"], layer["bias"]) if isinstance(layer, dict) else layer[:2]
-            h = h.reshape(n, -1)
-            if h.shape[1] != np.shape(w)[1]:
-                raise ValueError(f"layers[{i}] takes {np.shape(w)[1]} inputs but reads {h.shape[1]} features")
-            y = _clipped(h, _ranges(layer)) @ np.asarray(w, np.float64).T + np.asarray(b, np.float64)
+        y = _mvm(layer, h, i)
         if isinstance(layer, dict) and "batchnorm" in layer:
             y = _normalised_outputs(y, layer["batchnorm"])
         if isinstance(layer, dict) and "add" in layer:

@@ -8,6 +8,8 @@ forward does not compute."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ._huggingface import _from_huggingface, _is_huggingface
@@ -79,9 +81,12 @@ def from_torch(module, positions: str | None = None, fold_batchnorm: bool = Fals
     values) is refused, with the fix: a traceable forward, or an nn.Sequential. `classifier` then
     checks the layers against the module's own eval-mode outputs on the first rows of its data.
 
-    aihwkit's AnalogLinear and AnalogConv2d
-    (in an AnalogSequential too) are read by their `get_weights()`, the logical weights with the
-    mapping scales and learned output scales applied, and with their tiles' input ranges
+    An nn.Sequential (or AnalogSequential) whose children include such a module of the user's
+    own (ResNet blocks between a stem and a head) is read from its trace too, whole.
+
+    aihwkit's AnalogLinear and AnalogConv2d (in an AnalogSequential, or in a traced forward, as
+    convert_to_analog leaves a ResNet) are read by their `get_weights()`, the logical weights with
+    the mapping scales and learned output scales applied, and with their tiles' input ranges
     (aihwkit's `pre_post.input_range`, one per input tile): such a Linear is (W, b, input_range),
     such a Conv2d dict has "input_range". The BatchNorm after one, which aihwkit's
     convert_to_analog leaves digital, is read as after a Linear or Conv2d. Works by class name, so
@@ -102,6 +107,12 @@ def from_torch(module, positions: str | None = None, fold_batchnorm: bool = Fals
         from ._fx import from_traced
         return from_traced(module, fold_batchnorm)
     children = _flatten_sequential(module)
+    if any(_is_block(m) for m in children):
+        # A block with its own forward among the children (a ResNet's BasicBlocks in an
+        # nn.Sequential, as aihwkit's examples build ResNets): the whole Sequential is read from
+        # its trace, which shows what each block computes.
+        from ._fx import from_traced
+        return from_traced(module, fold_batchnorm)
     layers, acts = [], []   # acts[i]: the activation after layer i
     pending = None          # a BatchNorm1d waiting for the next Linear: (scale, shift)
     last_layer = False      # the previous effective module was a layer (no activation since)
@@ -254,6 +265,17 @@ def _flatten_sequential(module) -> list:
     for m in children:
         out.extend(_flatten_sequential(m) if _is_sequential(m) else [m])
     return out
+
+
+def _is_block(m) -> bool:
+    """Whether `m` is a torch module of the user's own (not torch's, not aihwkit's) whose class
+    defines its forward: a block such as a ResNet's BasicBlock."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(m, torch.nn.Module):
+        return False
+    own = [c for c in type(m).__mro__ if "forward" in vars(c)]
+    return (bool(own) and own[0].__module__.split(".")[0] not in ("torch", "aihwkit")
+            and type(m).__name__ not in _ANALOG_LINEAR + _ANALOG_CONV)
 
 
 def _is_sequential(module) -> bool:

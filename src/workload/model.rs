@@ -291,11 +291,13 @@ fn check_shortcuts(layers: &[Linear], outs: &[Option<[usize; 3]>]) -> Result<(),
         let added = match (l.links.add_pad, outs[j]) {
             (None, maps) => maps,
             (Some(z), Some(maps)) if own.is_some() => Some(z.shape(maps)),
-            (Some(_), _) => return Err(format!(
+            (Some(_), _) => {
+                return Err(format!(
                 "layer {} has add_stride or add_pad_channels, which shape the maps one convolution adds to another's, but {} is a Linear layer; leave them out",
                 l.name,
                 if own.is_none() { &l.name } else { &layers[j].name }
-            )),
+            ))
+            }
         };
         let same = match (own, added) {
             (None, None) => l.weight.rows == layers[j].weight.rows,

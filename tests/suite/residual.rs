@@ -287,15 +287,21 @@ t = ["1s"]
 
 /// The shipped ResNets as PyTorch trained them, with their BatchNorms digital
 /// (experiments/digits_resnet.toml; digits_resnet8.toml, the CIFAR ResNet with zero-padding
-/// shortcuts) and folded (digits_resnet_folded.toml): each experiment's f64 forward scores what
+/// shortcuts, and its hardware-aware fine-tuning, hwa_digits_resnet8.toml's variant) and folded (digits_resnet_folded.toml): each experiment's f64 forward scores what
 /// the training script measured in PyTorch (its file's metadata), and the engine on an ideal
 /// device classifies every test image as that forward does.
 #[test]
 fn the_shipped_resnet_is_read_as_trained() {
-    for (toml, model, norms) in
-        [("digits_resnet", "digits_resnet", 6), ("digits_resnet_folded", "digits_resnet_folded", 0), ("digits_resnet8", "digits_resnet8", 7)]
-    {
-        let exp = aimc::config::Experiment::load(&root().join(format!("experiments/{toml}.toml"))).unwrap();
+    for (toml, model, norms) in [
+        ("digits_resnet", "digits_resnet", 6),
+        ("digits_resnet_folded", "digits_resnet_folded", 0),
+        ("digits_resnet8", "digits_resnet8", 7),
+        ("digits_resnet8", "digits_resnet8_hwa", 7),
+    ] {
+        // hwa_digits_resnet8.toml's variant: digits_resnet8.toml's layers on the fine-tuned file.
+        let path = root().join(format!("experiments/{toml}.toml"));
+        let text = std::fs::read_to_string(&path).unwrap().replace(&format!("\"models/{toml}.safetensors\""), &format!("\"models/{model}.safetensors\""));
+        let exp = aimc::config::Experiment::from_text(&text, &path).unwrap();
         assert_eq!(exp.layers.iter().filter(|l| l.batchnorm.is_some()).count(), norms, "{toml}");
         let data = exp.data.as_ref().unwrap();
         let (c, n) = workload::fp_accuracy(&exp.layers, &exp.activations, data);

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from safetensors.numpy import save_file
 
 root = pathlib.Path(__file__).resolve().parents[1]
+TRAIN, TEST = slice(0, 1347), slice(1347, 1797)
 
 
 class Block(nn.Module):
@@ -68,32 +69,50 @@ def fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
     return w.float().numpy(), b.float().numpy()
 
 
-def main(out: str) -> None:
+def digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """The shipped digits as 1 x 8 x 8 images in [0, 1] and their labels; rows 0..1347 train,
+    1347..1797 test. Seeds torch (2027) and makes it deterministic on one CPU thread first."""
     torch.manual_seed(2027)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     data = np.loadtxt(root / "data" / "digits.csv", delimiter=",", dtype=np.float32)
-    x = torch.from_numpy(data[:, :64] / 16.0).reshape(-1, 1, 8, 8)
-    y = torch.from_numpy(data[:, 64].astype(np.int64))
-    train, test = slice(0, 1347), slice(1347, 1797)
+    return torch.from_numpy(data[:, :64] / 16.0).reshape(-1, 1, 8, 8), torch.from_numpy(data[:, 64].astype(np.int64))
+
+
+def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, opt, epochs: int = 60, batch: int = 64, sched=None) -> None:
+    """`epochs` of mini-batches of the train split in a random order, cross-entropy, `opt` (and
+    `sched`) stepped after each."""
+    for _ in range(epochs):
+        net.train()
+        for idx in torch.randperm(TRAIN.stop).split(batch):
+            opt.zero_grad()
+            F.cross_entropy(net(x[TRAIN][idx]), y[TRAIN][idx]).backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+
+
+def save(net: nn.Module, x: torch.Tensor, y: torch.Tensor, out: str, script: str) -> tuple[float, dict]:
+    """The test accuracy of `net` in eval mode and the metadata naming it and `script`; the state
+    dict written to `out` with that metadata."""
+    net.eval()
+    with torch.no_grad():
+        acc = (net(x[TEST]).argmax(1) == y[TEST]).float().mean().item()
+    # One metadata key: safetensors writes several in any order, and the file is then not the
+    # same bytes twice.
+    meta = {"training": f"experiments/training/{script}, torch {torch.__version__}, floating-point test accuracy {acc:.4f}"}
+    save_file({k: v.detach().numpy().copy() for k, v in net.state_dict().items()}, out, metadata=meta)
+    return acc, meta
+
+
+def main(out: str) -> None:
+    x, y = digits()
     net = Net()
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     epochs, batch = 60, 64
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * ((1347 + batch - 1) // batch))
-    for _ in range(epochs):
-        net.train()
-        for idx in torch.randperm(1347).split(batch):
-            opt.zero_grad()
-            F.cross_entropy(net(x[train][idx]), y[train][idx]).backward()
-            opt.step()
-            sched.step()
-    net.eval()
-    with torch.no_grad():
-        acc = (net(x[test]).argmax(1) == y[test]).float().mean().item()
-    # One metadata key: safetensors writes several in any order, and the file is then not the
-    # same bytes twice.
-    meta = {"training": f"experiments/training/digits_resnet.py, torch {torch.__version__}, floating-point test accuracy {acc:.4f}"}
-    save_file({k: v.detach().numpy().copy() for k, v in net.state_dict().items()}, out, metadata=meta)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * ((TRAIN.stop + batch - 1) // batch))
+    fit(net, x, y, opt, epochs, batch, sched)
+    acc, meta = save(net, x, y, out, "digits_resnet.py")
     tensors = {}
     for name, conv, bn in [
         ("stem", net.stem[0], net.stem[1]),

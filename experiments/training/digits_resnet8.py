@@ -2,8 +2,9 @@
 (He et al. 2016, §4.2: 6n + 2 layers, n = 1; written as pytorch_resnet_cifar10 writes them, with
 option A's zero-padding shortcuts, `LambdaLayer(lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0,
 p, p)))`, and the global pooling `F.avg_pool2d(out, out.size()[3])`) on the shipped digits'
-training rows 0..1347, in floating point with PyTorch. It writes the state dict as PyTorch holds
-it; aimc keeps the BatchNorms digital after each convolution, as aihwkit runs them.
+training rows 0..1347, in floating point with PyTorch, as digits_resnet.py trains its network
+(whose data loading, loop and writer it uses). It writes the state dict as PyTorch holds it; aimc
+keeps the BatchNorms digital after each convolution, as aihwkit runs them.
 
     conv1    conv 3x3, 1 -> 8, BN, ReLU                                             8 x 8 x 8
     layer1   conv 3x3 8 -> 8, BN, ReLU; conv 3x3 8 -> 8, BN; + input; ReLU          8 x 8 x 8
@@ -20,13 +21,12 @@ torch version and CPU kind):
 import pathlib
 import sys
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.numpy import save_file
 
-root = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from digits_resnet import TRAIN, digits, fit, root, save  # noqa: E402  (the digits, the loop and the writer)
 
 
 class LambdaLayer(nn.Module):
@@ -78,31 +78,13 @@ class ResNet8(nn.Module):
 
 
 def main(out: str) -> None:
-    torch.manual_seed(2027)
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(1)
-    data = np.loadtxt(root / "data" / "digits.csv", delimiter=",", dtype=np.float32)
-    x = torch.from_numpy(data[:, :64] / 16.0).reshape(-1, 1, 8, 8)
-    y = torch.from_numpy(data[:, 64].astype(np.int64))
-    train, test = slice(0, 1347), slice(1347, 1797)
+    x, y = digits()
     net = ResNet8()
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     epochs, batch = 60, 64
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * ((1347 + batch - 1) // batch))
-    for _ in range(epochs):
-        net.train()
-        for idx in torch.randperm(1347).split(batch):
-            opt.zero_grad()
-            F.cross_entropy(net(x[train][idx]), y[train][idx]).backward()
-            opt.step()
-            sched.step()
-    net.eval()
-    with torch.no_grad():
-        acc = (net(x[test]).argmax(1) == y[test]).float().mean().item()
-    # One metadata key: safetensors writes several in any order, and the file is then not the
-    # same bytes twice.
-    meta = {"training": f"experiments/training/digits_resnet8.py, torch {torch.__version__}, floating-point test accuracy {acc:.4f}"}
-    save_file({k: v.detach().numpy().copy() for k, v in net.state_dict().items()}, out, metadata=meta)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * ((TRAIN.stop + batch - 1) // batch))
+    fit(net, x, y, opt, epochs, batch, sched)
+    acc, _ = save(net, x, y, out, "digits_resnet8.py")
     print(f"test accuracy (floating point, BatchNorm in eval mode): {acc:.4f} -> {out}")
 
 

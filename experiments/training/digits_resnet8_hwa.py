@@ -15,49 +15,27 @@ package; bit for bit on the same torch version and CPU kind):
 
     python experiments/training/digits_resnet8_hwa.py experiments/models/digits_resnet8_hwa.safetensors
 """
-import importlib.util
 import pathlib
 import sys
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from safetensors.numpy import save_file
 from safetensors.torch import load_file
 
 import aimc.torch as at
 
-root = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from digits_resnet import digits, fit, root, save  # noqa: E402  (the digits, the loop and the writer)
+from digits_resnet8 import ResNet8  # noqa: E402
 
 
 def main(out: str) -> None:
-    spec = importlib.util.spec_from_file_location("digits_resnet8", pathlib.Path(__file__).with_name("digits_resnet8.py"))
-    fp = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fp)
-    torch.manual_seed(2027)
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(1)
-    data = np.loadtxt(root / "data" / "digits.csv", delimiter=",", dtype=np.float32)
-    x = torch.from_numpy(data[:, :64] / 16.0).reshape(-1, 1, 8, 8)
-    y = torch.from_numpy(data[:, 64].astype(np.int64))
-    train, test = slice(0, 1347), slice(1347, 1797)
-    net = fp.ResNet8()
+    x, y = digits()
+    net = ResNet8()
     net.load_state_dict(load_file(root / "models" / "digits_resnet8.safetensors"))
     at.prepare(net, device="pcm", t="10y", noise_scale=3.0, output_noise=0.12, dac_bits=7, clip_sigma=2.5, seed=2027)
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    epochs, batch = 20, 64
-    for _ in range(epochs):
-        net.train()
-        for idx in torch.randperm(1347).split(batch):
-            opt.zero_grad()
-            F.cross_entropy(net(x[train][idx]), y[train][idx]).backward()
-            opt.step()
+    fit(net, x, y, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9), epochs=20, batch=64)
     at.unprepare(net)
-    net.eval()
-    with torch.no_grad():
-        acc = (net(x[test]).argmax(1) == y[test]).float().mean().item()
-    meta = {"training": f"experiments/training/digits_resnet8_hwa.py, torch {torch.__version__}, floating-point test accuracy {acc:.4f}"}
-    save_file({k: v.detach().numpy().copy() for k, v in net.state_dict().items()}, out, metadata=meta)
+    acc, _ = save(net, x, y, out, "digits_resnet8_hwa.py")
     print(f"test accuracy (floating point, BatchNorm in eval mode): {acc:.4f} -> {out}")
 
 

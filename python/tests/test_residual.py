@@ -3,6 +3,8 @@ torchvision-style ResNet, functional forms), traced with torch.fx into layers wi
 "add" keys; what the trace shows but aimc does not compute is refused by name; `classifier`
 checks the layers against the module's own outputs and runs them with PyTorch's accuracy as its
 floating-point baseline. Needs torch (CI without it reports these tests as skipped)."""
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from aimc._models import _resolve_pools
 
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 class BasicBlock(nn.Module):
@@ -55,9 +58,9 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def _resnet(seed=0):
-    torch.manual_seed(seed)
-    net = ResNet()
+def _with_trained_batchnorms(net):
+    """`net` in eval mode, its BatchNorms' statistics and affine parameters drawn as training
+    would leave them (away from the identity)."""
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -66,6 +69,11 @@ def _resnet(seed=0):
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.2, 0.2)
     return net.eval()
+
+
+def _resnet(seed=0):
+    torch.manual_seed(seed)
+    return _with_trained_batchnorms(ResNet())
 
 
 def _decided(x, y, logits):
@@ -367,49 +375,29 @@ def test_a_padded_1d_pooling_maps_along_the_signal():
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
 
 
-class LambdaLayer(nn.Module):
-    """The CIFAR ResNets' shortcut module (akamaster/pytorch_resnet_cifar10): a function of x."""
-
-    def __init__(self, f):
-        super().__init__()
-        self.f = f
-
-    def forward(self, x):
-        return self.f(x)
-
-
-class OptionABlock(nn.Module):
-    """He et al.'s CIFAR BasicBlock with option A: a downsampling block adds its input at every
-    second row and column, zero channels padded on both sides, as the CIFAR ResNets write it."""
-
-    def __init__(self, cin, cout, stride=1):
-        super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
-        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or cin != cout:
-            p = cout // 4
-            self.shortcut = LambdaLayer(lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, p, p), "constant", 0))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out += self.shortcut(x)
-        return F.relu(out)
+def _script(name: str):
+    """A training script under experiments/training as a module (its network classes)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / "training" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class CifarResNet(nn.Module):
-    """A ResNet-20 as the CIFAR ResNets build it, one block per stage: 3x3 stem (4 channels),
-    stages of 4, 8 and 16 channels (the last two downsampling through option A), global average
-    pooling by F.avg_pool2d over the whole map, a Linear head; on 3 x 7 x 7 images, so the
-    subsampling reads odd maps (7 → 4 → 2)."""
+    """A CIFAR ResNet with one block per stage, the blocks experiments/training/digits_resnet8.py's
+    (option A, as pytorch_resnet_cifar10 writes them): 3x3 stem (4 channels), stages of 4, 8 and
+    16 channels (the last two downsampling through zero-padding shortcuts), global average pooling
+    by F.avg_pool2d over the whole map, a Linear head; on 3 x 7 x 7 images, so the subsampling
+    reads odd maps (7 → 4 → 2)."""
 
     def __init__(self):
         super().__init__()
+        block = _script("digits_resnet8").BasicBlock
         self.conv1, self.bn1 = nn.Conv2d(3, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4)
-        self.layer1 = nn.Sequential(OptionABlock(4, 4))
-        self.layer2 = nn.Sequential(OptionABlock(4, 8, 2))
-        self.layer3 = nn.Sequential(OptionABlock(8, 16, 2))
+        self.layer1 = nn.Sequential(block(4, 4))
+        self.layer2 = nn.Sequential(block(4, 8, 2))
+        self.layer3 = nn.Sequential(block(8, 16, 2))
         self.linear = nn.Linear(16, 3)
 
     def forward(self, x):
@@ -421,15 +409,7 @@ class CifarResNet(nn.Module):
 
 def _cifar_resnet(seed=0):
     torch.manual_seed(seed)
-    net = CifarResNet()
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.3, 0.3)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-    return net.eval()
+    return _with_trained_batchnorms(CifarResNet())
 
 
 def test_a_cifar_resnet_maps_its_zero_padding_shortcuts():
@@ -501,15 +481,10 @@ def test_the_shipped_resnet8_maps_as_its_experiment_file_states_it(tmp_path):
     writes it) with the shipped weights: `from_torch` gives the shortcuts, BatchNorms and pooling
     that experiments/digits_resnet8.toml's layer tables state, layer by layer, and the engine's
     floating-point accuracy on the test split is the training script's, 429 of 450."""
-    import importlib.util
-    import pathlib
     import tomllib
     from safetensors.torch import load_file
-    root = pathlib.Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("digits_resnet8", root / "experiments/training/digits_resnet8.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    net = script.ResNet8()
+    root = ROOT
+    net = _script("digits_resnet8").ResNet8()
     net.load_state_dict(load_file(root / "experiments/models/digits_resnet8.safetensors"))
     net.eval()
     layers, acts = aimc.from_torch(net)

@@ -101,6 +101,32 @@ fn write_f32_tensors(path: &std::path::Path, tensors: &[(String, Vec<usize>, Vec
     safetensors::serialize_to_file(views, None, path).unwrap();
 }
 
+/// A fresh directory `prefix-PID` holding the layers' weights and biases as PyTorch shapes them
+/// (`NAME.safetensors`) and `x.csv`: `rows` rows of `per_sample` values drawn from seeds `seed`
+/// on, labelled round the classes.
+fn write_model_and_data(prefix: &str, layers: &[Linear], name: &str, per_sample: usize, rows: u64, seed: u64) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let named: Vec<(String, Vec<usize>, Vec<f32>)> = layers
+        .iter()
+        .flat_map(|l| {
+            let shape = match l.conv {
+                Some(c) => vec![l.weight.rows, c.in_c, c.k_h, c.k_w],
+                None => vec![l.weight.rows, l.weight.cols],
+            };
+            [(format!("{}.weight", l.name), shape, l.weight.data.clone()), (format!("{}.bias", l.name), vec![l.bias.len()], l.bias.clone())]
+        })
+        .collect();
+    write_f32_tensors(&dir.join(format!("{name}.safetensors")), &named);
+    let mut csv = String::new();
+    for s in 0..rows {
+        let row: Vec<String> = aimc::rng::uniform_signed(per_sample, seed + s).iter().map(|v| format!("{v}")).collect();
+        csv.push_str(&format!("{},{}\n", row.join(","), s % CLASSES as u64));
+    }
+    std::fs::write(dir.join("x.csv"), csv).unwrap();
+    dir
+}
+
 fn ideal(trials: u32, max_chunk: u32) -> RunConfig {
     ideal_run(trials, max_chunk)
 }
@@ -222,25 +248,7 @@ fn shortcut_mistakes_are_named() {
 #[test]
 fn experiment_files_name_their_shortcuts() {
     let (layers, _) = resnet();
-    let dir = std::env::temp_dir().join(format!("aimc-residual-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let named: Vec<(String, Vec<usize>, Vec<f32>)> = layers
-        .iter()
-        .flat_map(|l| {
-            let shape = match l.conv {
-                Some(c) => vec![l.weight.rows, c.in_c, c.k_h, c.k_w],
-                None => vec![l.weight.rows, l.weight.cols],
-            };
-            [(format!("{}.weight", l.name), shape, l.weight.data.clone()), (format!("{}.bias", l.name), vec![l.bias.len()], l.bias.clone())]
-        })
-        .collect();
-    write_f32_tensors(&dir.join("resnet.safetensors"), &named);
-    let mut csv = String::new();
-    for s in 0..12 {
-        let row: Vec<String> = aimc::rng::uniform_signed(PER_SAMPLE, 100 + s).iter().map(|v| format!("{v}")).collect();
-        csv.push_str(&format!("{},{}\n", row.join(","), s % CLASSES as u64));
-    }
-    std::fs::write(dir.join("x.csv"), csv).unwrap();
+    let dir = write_model_and_data("aimc-residual", &layers, "resnet", PER_SAMPLE, 12, 100);
     let text = r#"name = "resnet"
 workload = "classifier"
 seed = 1
@@ -514,25 +522,7 @@ fn noisy_zero_padding_trials_agree_across_chunkings_and_backends() {
 #[test]
 fn experiment_files_name_their_zero_padding_shortcuts() {
     let (layers, _) = resnet_a();
-    let dir = std::env::temp_dir().join(format!("aimc-residual-a-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let named: Vec<(String, Vec<usize>, Vec<f32>)> = layers
-        .iter()
-        .flat_map(|l| {
-            let shape = match l.conv {
-                Some(c) => vec![l.weight.rows, c.in_c, c.k_h, c.k_w],
-                None => vec![l.weight.rows, l.weight.cols],
-            };
-            [(format!("{}.weight", l.name), shape, l.weight.data.clone()), (format!("{}.bias", l.name), vec![l.bias.len()], l.bias.clone())]
-        })
-        .collect();
-    write_f32_tensors(&dir.join("resnet_a.safetensors"), &named);
-    let mut csv = String::new();
-    for s in 0..6 {
-        let row: Vec<String> = aimc::rng::uniform_signed(A_PER_SAMPLE, 200 + s).iter().map(|v| format!("{v}")).collect();
-        csv.push_str(&format!("{},{}\n", row.join(","), s % CLASSES as u64));
-    }
-    std::fs::write(dir.join("x.csv"), csv).unwrap();
+    let dir = write_model_and_data("aimc-residual-a", &layers, "resnet_a", A_PER_SAMPLE, 6, 200);
     let text = r#"name = "resnet_a"
 workload = "classifier"
 seed = 1

@@ -201,6 +201,9 @@ fn reram_reads_at_its_table_times_and_is_checked() {
     let r = results(&out);
     assert_eq!(r.points.len(), 4);
     assert!(r.points.iter().all(|pt| pt.summary.mean > 0.5), "reram keeps the digits MLP far above chance at 1 s and 2 d");
+    // The energy is the cost table's, which does not know the device: the report says so.
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("the numbers above are the table's costs for this network, the same for reram as for PCM"), "{report}");
     // An own table: exact reads at 1 s, spread at 1 d (programming noise and the periphery off).
     let own = "\n[device]\nmodel = \"reram\"\nprog_noise_scale = 0.0\n[device.relax_table]\nt = [1.0, 86400.0]\ncoeff = [[0.0, 0.0, 0.0, 0.0, 0.0], [0.5, 1.0, 0.0, 0.0, 0.0]]\n[periphery]\nout_noise = 0.0\ninp_res_bits = 0\nout_res_bits = 0\nout_bound = 0.0\n";
     let p = bad_experiment("reram-own", times("\"1s\", \"1d\"", own));

@@ -228,6 +228,22 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
     if let Some(energy) = &results.energy {
         blocks.push(Block::Heading(2, "Energy and latency per inference".to_string()));
         blocks.extend(energy_tables(energy));
+        // The table's costs do not depend on the device model: say so where it is not PCM's
+        // (the configuration's device, or a swept `model` axis).
+        let config = &results.config;
+        let swept = config["sweep_axes"].as_array().into_iter().flatten().filter(|a| a["name"] == "model" || a["name"] == "device.model");
+        let mut models: Vec<&str> = std::iter::once(&config["device"]["name"])
+            .chain(swept.flat_map(|a| a["values"].as_array().into_iter().flatten()))
+            .filter_map(|v| v.as_str())
+            .collect();
+        models.retain(|m| *m != "pcm");
+        models.dedup();
+        if !models.is_empty() {
+            blocks.push(Block::Paragraph(text(format!(
+                "The cost table charges each MVM, conversion and digital operation whatever the device: the numbers above are the table's costs for this network, the same for {} as for PCM. Give your technology's numbers with [energy] table = \"your.toml\" (experiments/energy/default.toml is the template).",
+                models.join(", ")
+            ))));
+        }
     }
 
     if results.points.iter().any(|p| !p.layer_insight.is_empty()) {

@@ -6,10 +6,10 @@ the BatchNorm after it (digital, or folded into its weights), then an optional r
 an earlier layer's output, its activation and its pooling, each reading the previous layer's
 output or, through "input", an earlier one's; a shortcut may add an earlier output subsampled
 and zero-padded in its channels (He et al.'s option A, the CIFAR ResNets' `LambdaLayer`). Every
-node is mapped or refused by name; none is dropped. `check_traced` runs the mapped layers in NumPy (`_numpy_forward`) against the module's
-own eval-mode output on the first rows of the data, which `classifier` calls before a run.
-Nothing here imports torch but for a module that is already torch's, so `import aimc` works
-without it."""
+node is mapped or refused by name; none is dropped. `check_traced` runs the mapped layers in
+NumPy (`_numpy_forward`) against the module's own eval-mode output (its analog layers ideal) on
+the first rows of the data, which `classifier` calls before a run. Nothing here imports torch but
+for a module that is already torch's, so `import aimc` works without it."""
 
 from __future__ import annotations
 
@@ -600,9 +600,9 @@ def check_traced(traced: TracedLayers, layers: list, activation, x: np.ndarray, 
     the same outputs to 1e-4 of the largest. A forward can do what tracing does not show (a
     tensor changed in place after another use of it). aihwkit's analog modules compute with their
     tiles' noise and converters, so with them the module runs as its traced graph with each one
-    replaced by the ideal layer it was read as (its logical weights, its inputs clipped to its
-    ranges: `_mvm`), which checks everything between them (shortcuts, BatchNorms, activations,
-    pooling) as the module computes it."""
+    replaced by the ideal layer it is (read from the module again: its logical weights, its inputs
+    clipped to its ranges; `_mvm`), which checks the layers' weights and everything between them
+    (shortcuts, BatchNorms, activations, pooling) as the module computes it."""
     module = traced.module
     torch = sys.modules["torch"]
     kind = type(module).__name__

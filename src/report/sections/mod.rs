@@ -232,12 +232,12 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
         // (the configuration's device, or a swept `model` axis).
         let config = &results.config;
         let swept = config["sweep_axes"].as_array().into_iter().flatten().filter(|a| a["name"] == "model" || a["name"] == "device.model");
-        let mut models: Vec<&str> = std::iter::once(&config["device"]["name"])
-            .chain(swept.flat_map(|a| a["values"].as_array().into_iter().flatten()))
-            .filter_map(|v| v.as_str())
-            .collect();
-        models.retain(|m| *m != "pcm");
-        models.dedup();
+        let mut models: Vec<&str> = Vec::new();
+        for m in std::iter::once(&config["device"]["name"]).chain(swept.flat_map(|a| a["values"].as_array().into_iter().flatten())).filter_map(|v| v.as_str()) {
+            if m != "pcm" && !models.contains(&m) {
+                models.push(m);
+            }
+        }
         if !models.is_empty() {
             blocks.push(Block::Paragraph(text(format!(
                 "The cost table charges each MVM, conversion and digital operation whatever the device: the numbers above are the table's costs for this network, the same for {} as for PCM. Give your technology's numbers with [energy] table = \"your.toml\" (experiments/energy/default.toml is the template).",

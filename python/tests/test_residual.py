@@ -611,3 +611,36 @@ def test_an_analog_resnet_maps_through_its_trace_and_runs_as_its_ideal_network(t
     layers[4]["weight"] = layers[4]["weight"] * 2
     with pytest.raises(ValueError, match="compute other outputs than the module"):
         aimc.classifier(layers, x, y, activation=acts, times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "bad"))
+
+
+def test_a_resnet_converted_by_aihwkit_maps_through_its_trace(tmp_path):
+    """aihwkit itself (skipped without it): the CIFAR ResNet after `convert_to_analog` with
+    TorchInferenceRPUConfig tiles and learned input ranges of 0.8 maps through its trace (an
+    AnalogWrapper around AnalogSequentials of AnalogConv2d), passes `classifier`'s check with each
+    analog module ideal, and its floating-point baseline is the digital network's with every
+    layer's inputs clipped at 0.8, as the tiles' ranges clip them."""
+    import copy
+    pytest.importorskip("aihwkit")
+    from aihwkit.nn.conversion import convert_to_analog
+    from aihwkit.simulator.configs import TorchInferenceRPUConfig
+    from aihwkit.simulator.parameters.enums import BoundManagementType, NoiseManagementType
+    net = _cifar_resnet(4)
+    cfg = TorchInferenceRPUConfig()
+    cfg.forward.bound_management, cfg.forward.noise_management = BoundManagementType.NONE, NoiseManagementType.NONE
+    ranges = cfg.pre_post.input_range
+    ranges.enable, ranges.init_value, ranges.init_from_data = True, 0.8, 0
+    analog = convert_to_analog(copy.deepcopy(net), cfg).eval()
+    layers, _ = aimc.from_torch(analog)
+    assert isinstance(layers, TracedLayers) and len(layers.analog) == 8
+    assert (layers[4]["add"], layers[4]["add_stride"], layers[4]["add_pad_channels"]) == (2, 2, [2, 2])
+    clipped = copy.deepcopy(net)
+    for m in clipped.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            m.register_forward_pre_hook(lambda mod, inp: (inp[0].clamp(-0.8, 0.8),))
+    torch.manual_seed(5)
+    x, y = torch.randn(150, 3, 7, 7), torch.randint(0, 3, (150,))
+    with torch.no_grad():
+        logits = clipped(x)
+    x, y, logits = _decided(x, y, logits)
+    r = aimc.classifier(analog, x, y, times=["1s"], trials=2, backend="cpu", quiet=True, out=str(tmp_path / "r"), rpu_config=cfg)
+    assert r.fp_baseline == pytest.approx((logits.argmax(1) == y).double().mean().item(), abs=1e-12)

@@ -445,8 +445,8 @@ class _Mapper:
                              "window of the pooled maps' own side with the default stride and no padding, "
                              "F.avg_pool2d(x, x.size()[3])")
         pool = SimpleNamespace(**{k: val for k, val in vars(args).items() if k != "kernel_size"}, kernel_size=1)
-        layer, _ = self._changing(node, where)
         out = self._pool(node, kind, pool, where)
+        layer = self.layers[v.layer]
         del layer.pool["pool_size"], layer.pool["pool_stride"]
         layer.pool["pool_side"] = side.dim
         return out

@@ -1,6 +1,8 @@
 // Stage `drift`: a trial's effective weights at inference time t (noise-models §1, §3): read the
 // programmed state `program` stored (programmed weight and drift exponent), re-convert with the
-// tile's s2 = g_max / max|W_prog|, drift, add accumulated 1/f read noise (a fresh draw per t).
+// tile's s2 = g_max / max|W_prog|, drift, add accumulated 1/f read noise (a fresh draw per t);
+// with several pairs per weight, re-convert onto the pairs (s2 = Σ F_k g_max / max|W_prog|) and
+// drift and read each pair's device with its own exponent and draw (drifted_pairs).
 // With drift_path = 1 both devices of the pair drift separately instead (each its own nu and
 // read noise, no re-conversion); with 2 (a relaxation table, ReRAM) each device of the pair is a
 // fresh draw about its target at the table's time L.relax_at, re-converted as path 0; with 3 (one
@@ -43,13 +45,30 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
         let s = dev.g_max / max(t.wmax_norm, 1e-7);
         let nw = L.n_in * L.n_out;
         let pm = (trial_local * ntiles + wg.y) * 2u;
-        let s2 = dev.g_max / max(bitcast<f32>(progmax[pm]), 1e-7);
+        let s2 = pair_gmax(dev) / max(bitcast<f32>(progmax[pm]), 1e-7);
         // One block per weight and time: read noise of the pair (words 0, 1) and the GDC readout's
         // output and per-read weight noise, one draw (word 2).
-        let nr = normal4(philox4x32_10(vec4<u32>(elem, trial, ctr_word2(L.layer, STREAM_READ, L.t_index), 0u), key));
+        let ctr = vec3<u32>(elem, trial, ctr_word2(L.layer, STREAM_READ, L.t_index));
+        let nr = normal4(philox4x32_10(vec4<u32>(ctr, 0u), key));
         var we = 0.0;
         var wp = 0.0;
-        if (dev.drift_path == 1u) {
+        if (dev.pairs > 1u) {
+            // Several pairs: read noise of pairs 0 and 1 from words 0 and 1, of pairs 2 and 3 from
+            // words 0 and 1 of the block at counter word 3 = 1 (cpu/common.rs pair_read_normals).
+            let words = 1u + pair_count(dev);
+            let b = trial_local * words * nw + elem;
+            wp = state[b];
+            var nu = vec4<f32>(0.0);
+            for (var k = 0u; k < pair_count(dev); k = k + 1u) {
+                nu[k] = state[b + (1u + k) * nw];
+            }
+            var n = vec4<f32>(nr.x, nr.y, 0.0, 0.0);
+            if (dev.pairs > 2u) {
+                let n2 = normal4(philox4x32_10(vec4<u32>(ctr, 1u), key));
+                n = vec4<f32>(nr.x, nr.y, n2.x, n2.y);
+            }
+            we = drifted_pairs(dev, wp, nu, s2, L.log_t_ratio, L.read_sqrt_log, n);
+        } else if (dev.drift_path == 1u) {
             let b = trial_local * 4u * nw + elem;
             let gpair = vec2<f32>(state[b], state[b + nw]);
             wp = (gpair.x - gpair.y) / s;

@@ -3,7 +3,8 @@
 // four words of one Philox block per weight; stores the trial's programmed state for `drift`
 // (aihwkit tile path: programmed weight and the drift exponent of the device that holds it;
 // both_devices: G+, G-, nu+, nu-; a relaxation table: programmed weight and target weight; one
-// device per weight: programmed weight, 0), planar [trial][word][weight], and finds each tile's
+// device per weight: programmed weight, 0; several pairs per weight: programmed weight, then each
+// pair's drift exponent), planar [trial][word][weight], and finds each tile's
 // max|W_prog| (needed by aihwkit's re-conversion before drift; with one device per weight the
 // order keys of max W_prog and max −W_prog), two words per (trial, tile). One invocation = one
 // weight (differential pair) of one trial; workgroup (x = WG-element chunk of a tile, y = tile,
@@ -51,6 +52,38 @@ fn device_nu(dev: DeviceParams, g_target: f32, n: f32) -> f32 {
     return drift_nu(dev, g_target, n);
 }
 
+// A weight on several conductance pairs (pairs > 1, aihwkit's NPairConductanceConverter,
+// noise-models §2 with significance factors F_k): pair k holds the part of |s·w| above the lower
+// pairs' range over F_k; its two devices are programmed from block k of the weight's programming
+// counter (counter word 3 = k; words 0 and 1 the G+ and G− noise, 2 and 3 their drift exponents'
+// draws, from the targets). Returns the programmed weight Σ F_k (G+_k − G−_k) / s in .x and
+// writes, per pair, the drift exponent of the device on its sign's side into nu_out.
+// CPU twin: cpu/common.rs programmed_pairs.
+fn programmed_pairs(dev: DeviceParams, w: f32, s: f32, ctr: vec3<u32>, key: vec2<u32>, nu_out: ptr<function, vec4<f32>>) -> f32 {
+    let u = s * w;
+    let up = max(u, 0.0);
+    let un = max(-u, 0.0);
+    var acc = 0.0;
+    var lower = 0.0;
+    var nu_p = vec4<f32>(0.0);
+    var nu_n = vec4<f32>(0.0);
+    for (var k = 0u; k < pair_count(dev); k = k + 1u) {
+        let f = dev.pair_f[k];
+        let n = normal4(philox4x32_10(vec4<u32>(ctr, k), key));
+        let gp_t = clamp((up - lower) / f, 0.0, dev.g_max);
+        let gn_t = clamp((un - lower) / f, 0.0, dev.g_max);
+        let gp = max(0.0, gp_t + dev.prog_scale * sigma_prog(dev, gp_t) * n.x);
+        let gn = max(0.0, gn_t + dev.prog_scale * sigma_prog(dev, gn_t) * n.y);
+        acc = acc + f * (gp - gn);
+        nu_p[k] = device_nu(dev, gp_t, n.z);
+        nu_n[k] = device_nu(dev, gn_t, n.w);
+        lower = lower + f * dev.g_max;
+    }
+    let wp = acc / s;
+    *nu_out = select(nu_n, nu_p, wp >= 0.0);
+    return wp;
+}
+
 @compute @workgroup_size(WG)
 fn program(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let L = P.layer;
@@ -69,10 +102,10 @@ fn program(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         let elem = (t.row_start + e / t.cols) * L.n_in + t.col_start + e % t.cols;
         let nw = L.n_in * L.n_out;
         let w = w_norm[elem];
-        let s = dev.g_max / max(t.wmax_norm, 1e-7);
+        let s = pair_gmax(dev) / max(t.wmax_norm, 1e-7);
         // Keyed by the programming, so the reads of one programming share its state.
-        let n = normal4(philox4x32_10(vec4<u32>(elem, programming_of(L, trial), ctr_word2(L.layer, STREAM_PROG, 0u), 0u),
-                                      vec2<u32>(L.key0, L.key1)));
+        let ctr = vec3<u32>(elem, programming_of(L, trial), ctr_word2(L.layer, STREAM_PROG, 0u));
+        let n = normal4(philox4x32_10(vec4<u32>(ctr, 0u), vec2<u32>(L.key0, L.key1)));
         let gpair = programmed_pair(dev, w, s, n.xy);
         var wp = (gpair.x - gpair.y) / s;
         if (dev.prog_mode == 2u) {
@@ -80,7 +113,17 @@ fn program(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         }
         let nu_pos = device_nu(dev, clamp(s * w, 0.0, dev.g_max), n.z);
         let nu_neg = device_nu(dev, clamp(-s * w, 0.0, dev.g_max), n.w);
-        if (dev.drift_path == 1u) {
+        if (dev.pairs > 1u) {
+            // Several pairs: the programmed weight, then each pair's drift exponent.
+            var nu = vec4<f32>(0.0);
+            wp = programmed_pairs(dev, w, s, ctr, vec2<u32>(L.key0, L.key1), &nu);
+            let words = 1u + pair_count(dev);
+            let b = trial_local * words * nw + elem;
+            state[b] = wp;
+            for (var k = 0u; k < pair_count(dev); k = k + 1u) {
+                state[b + (1u + k) * nw] = nu[k];
+            }
+        } else if (dev.drift_path == 1u) {
             let b = trial_local * 4u * nw + elem;
             state[b] = gpair.x;
             state[b + nw] = gpair.y;

@@ -162,6 +162,40 @@ fn drift_weight(d: DeviceParams, wp: f32, nu_pos: f32, nu_neg: f32, s2: f32,
     return sign(wp) * gf / s2;
 }
 
+// The conductance a tile's max|W| maps to: Σ F_k · g_max over the weight's pairs (g_max for one
+// pair). CPU twin: cpu/common.rs pair_gmax.
+fn pair_gmax(d: DeviceParams) -> f32 {
+    if (d.pairs > 1u) {
+        return (((d.pair_f.x + d.pair_f.y) + d.pair_f.z) + d.pair_f.w) * d.g_max;
+    }
+    return d.g_max;
+}
+
+// Pairs a weight's state holds (1 for one pair). CPU twin: cpu/common.rs pair_count.
+fn pair_count(d: DeviceParams) -> u32 {
+    return clamp(d.pairs, 1u, 4u);
+}
+
+// aihwkit's tile path with several pairs per weight (aihwkit NPairConductanceConverter):
+// |W_prog| re-converted at s2 = Σ F_k g_max / max|W_prog| onto the pairs of its sign's side
+// (pair k: the part above the lower pairs' range over F_k), each device drifted with its pair's
+// exponent nu[k] and read with its own normal n[k]; a device at 0 µS stays there. Returns
+// sign(W_prog) Σ F_k g_k / s2. CPU twin: cpu/common.rs drifted_pairs.
+fn drifted_pairs(d: DeviceParams, wp: f32, nu: vec4<f32>, s2: f32, log_t_ratio: f32, read_sqrt_log: f32, n: vec4<f32>) -> f32 {
+    let u = abs(wp) * s2;
+    var acc = 0.0;
+    var lower = 0.0;
+    for (var k = 0u; k < pair_count(d); k = k + 1u) {
+        let f = d.pair_f[k];
+        let g = clamp((u - lower) / f, 0.0, d.g_max);
+        if (g > 0.0) {
+            acc = acc + f * drift_device(d, g, nu[k], log_t_ratio, read_sqrt_log, n[k]);
+        }
+        lower = lower + f * d.g_max;
+    }
+    return sign(wp) * acc / s2;
+}
+
 // A relaxation table's read (drift_path 2) of the weight whose target is w (normalised), at the
 // table's time k: each device of the pair a fresh draw about its target g_T = clamp(±s·w),
 // max(0, g_T + drift_scale·σ_k(g_T)·N), independent of the programming draw, converted back with

@@ -281,7 +281,18 @@ pub struct DeviceModel {
     /// to g_max (AFM); the experiment then needs per-row scales (`periphery.weight_scaling_columnwise`).
     #[serde(default)]
     pub scale_per_row: bool,
+    /// Significance factors F of the conductance pairs that hold one weight, least significant
+    /// first (aihwkit's `NPairConductanceConverter` f_lst; `DualPairConductanceConverter` with
+    /// two): pair k takes the part of |s·W| above the range of the pairs before it, divided by
+    /// F_k, so a higher pair is used only once the lower ones are full. Empty or `[1.0]`: one pair
+    /// (aihwkit's `SinglePairConductanceConverter`, the default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pair_significance: Vec<f64>,
 }
+
+/// Most conductance pairs one weight may take (`DeviceModel::pair_significance`): the stages keep
+/// the pairs' factors in four words and draw each time's read noise from at most two blocks.
+pub const MAX_PAIRS: usize = 4;
 
 /// Programming-noise polynomial of the PCM model, µS at g_max = 25 µS
 /// (Nandakumar et al. 2019; aihwkit PCMLikeNoiseModel).
@@ -344,6 +355,7 @@ impl DeviceModel {
             prog_coeff_hi: [0.0; 4],
             zero_below: 0.0,
             scale_per_row: false,
+            pair_significance: Vec::new(),
         }
     }
 
@@ -554,6 +566,39 @@ impl DeviceModel {
         g_target + self.prog_noise_scale * self.sigma_prog(g_target.abs()) * n
     }
 
+    /// The conductance pairs' significance factors F_k, least significant first: `[1.0]` for one
+    /// pair.
+    pub fn pair_factors(&self) -> Vec<f64> {
+        if self.pair_significance.is_empty() {
+            vec![1.0]
+        } else {
+            self.pair_significance.clone()
+        }
+    }
+
+    /// The weight range of the pairs in units of g_max, Σ F_k (1 for one pair): a tile's max|W|
+    /// maps to Σ F_k · g_max µS (aihwkit's `NPairConductanceConverter`: s = Σ F_k (g_max − g_min)
+    /// / max|W|, g_min = 0).
+    pub fn pair_span(&self) -> f64 {
+        self.pair_factors().iter().sum()
+    }
+
+    /// The targets of a weight's pairs on the side of its sign, for u = |s·W| µS: pair k holds
+    /// clamp((u − g_max Σ_{j<k} F_j) / F_k, 0, g_max), the part of u above the lower pairs' range
+    /// (aihwkit's `NPairConductanceConverter.convert_to_conductances`; the other side's devices
+    /// are at 0 µS). One pair: clamp(u, 0, g_max).
+    pub fn pair_targets(&self, u: f64) -> Vec<f64> {
+        let mut lower = 0.0;
+        self.pair_factors()
+            .iter()
+            .map(|&f| {
+                let g = ((u - lower) / f).clamp(0.0, self.g_max);
+                lower += f * self.g_max;
+                g
+            })
+            .collect()
+    }
+
     /// Drift exponent, drawn from the target conductance (folded normal).
     pub fn nu(&self, g_target: f64, n: f64) -> f64 {
         self.drift_scale * (self.mu_nu(g_target) + self.sigma_nu(g_target) * n).abs()
@@ -688,10 +733,47 @@ impl DeviceModel {
         if self.zero_below > 0.0 && self.programming != Programming::Weight {
             return Err(format!("device.zero_below = {}: only programming = \"weight\" zeroes small targets; set it, or zero_below = 0", self.zero_below));
         }
+        self.validate_pairs()?;
         let scales = [("prog_noise_scale", self.prog_noise_scale), ("drift_scale", self.drift_scale), ("read_noise_scale", self.read_noise_scale)];
         for (name, v) in scales {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(format!("device.{name} = {v}: must be a finite number >= 0 (1 = the published model, 0 = off)"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DeviceModel {
+    /// `pair_significance`: at most [`MAX_PAIRS`] finite factors > 0, and several pairs only
+    /// where a weight is a differential pair read on aihwkit's tile path.
+    fn validate_pairs(&self) -> Result<(), String> {
+        let f = &self.pair_significance;
+        if f.len() > MAX_PAIRS {
+            return Err(format!("device.pair_significance = {f:?}: at most {MAX_PAIRS} pairs per weight; give {MAX_PAIRS} factors or fewer"));
+        }
+        if let Some(v) = f.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+            return Err(format!(
+                "device.pair_significance = {f:?}: {v} is not a factor; every pair's significance must be a finite number > 0 (least significant first, e.g. [1.0, 3.0])"
+            ));
+        }
+        if f.len() > 1 {
+            let why = if self.relax_table.is_some() {
+                Some("its relaxation table (device.relax_table) redraws one pair")
+            } else if self.log_relax.is_some() || self.programming == Programming::Single {
+                Some("it maps one device per weight (programming = \"single\")")
+            } else if self.programming == Programming::Weight {
+                Some("it programs one signed draw per weight (programming = \"weight\")")
+            } else if self.drift_path == DriftPath::BothDevices {
+                Some("drift_path = \"both_devices\" keeps one pair's two devices")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(format!(
+                    "device.pair_significance = {f:?} on device.model = {:?}: several pairs per weight need a differential pair read as aihwkit's tile reads it, and {why}; use the pcm, hermes or simple model with programming = \"pair\" and drift_path = \"aihwkit\", or one pair",
+                    self.name
+                ));
             }
         }
         Ok(())
@@ -705,6 +787,43 @@ mod tests {
     /// The reference table of noise-models.md §3 is printed to 3-4 significant digits.
     const TABLE_REL_TOL: f64 = 2e-3;
     const TABLE_ABS_TOL: f64 = 5e-5;
+
+    /// aihwkit's NPairConductanceConverter: the lower pairs fill first, each pair's part over its
+    /// significance; one pair is clamp(u, 0, g_max).
+    #[test]
+    fn pair_targets_fill_the_lower_pairs_first() {
+        let d = DeviceModel { pair_significance: vec![1.0, 2.0, 4.0], ..DeviceModel::pcm() };
+        assert_eq!(d.pair_span(), 7.0);
+        assert_eq!(d.pair_targets(10.0), vec![10.0, 0.0, 0.0]);
+        assert_eq!(d.pair_targets(45.0), vec![25.0, 10.0, 0.0]);
+        assert_eq!(d.pair_targets(175.0), vec![25.0, 25.0, 25.0]);
+        assert_eq!(d.pair_targets(95.0), vec![25.0, 25.0, 5.0]);
+        assert_eq!(DeviceModel::pcm().pair_targets(30.0), vec![25.0]);
+        assert_eq!(DeviceModel::pcm().pair_span(), 1.0);
+    }
+
+    /// Every misuse of pair_significance is refused with its field and the fix.
+    #[test]
+    fn pair_significance_is_checked() {
+        let with = |f: Vec<f64>, d: DeviceModel| DeviceModel { pair_significance: f, ..d }.validate();
+        assert!(with(vec![1.0, 3.0], DeviceModel::hermes()).is_ok());
+        assert!(with(vec![2.0], DeviceModel::pcm()).is_ok());
+        let e = with(vec![1.0; 5], DeviceModel::pcm()).unwrap_err();
+        assert!(e.contains("at most 4 pairs"), "{e}");
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let e = with(vec![1.0, bad], DeviceModel::pcm()).unwrap_err();
+            assert!(e.contains("finite number > 0"), "{e}");
+        }
+        for (dev, why) in [
+            (DeviceModel::reram(), "relax_table"),
+            (DeviceModel::reram_cmo(), "one device per weight"),
+            (DeviceModel::afm(), "one signed draw"),
+            (DeviceModel { drift_path: DriftPath::BothDevices, ..DeviceModel::pcm() }, "both_devices"),
+        ] {
+            let e = with(vec![1.0, 1.0], dev).unwrap_err();
+            assert!(e.contains("device.pair_significance") && e.contains(why), "{e}");
+        }
+    }
 
     #[test]
     fn pcm_matches_reference_table() {

@@ -5,7 +5,7 @@
 //! conversions from it live here, below the engine's use and above the physics.
 
 use crate::crossbar::{BoundManagement, NoiseManagement, Periphery, Tile, WeightNoiseType};
-use crate::device::{DeviceModel, DriftPath, Fit, Programming, MAX_DRIFT_KNOTS, MAX_PROG_KNOTS, MAX_READ_KNOTS, MAX_RELAX_TIMES};
+use crate::device::{DeviceModel, DriftPath, Fit, Programming, MAX_DRIFT_KNOTS, MAX_PAIRS, MAX_PROG_KNOTS, MAX_READ_KNOTS, MAX_RELAX_TIMES};
 use bytemuck::{Pod, Zeroable};
 
 /// One piecewise fit of a device quantity as a function of the normalised conductance gr:
@@ -79,6 +79,14 @@ pub struct DeviceParams {
     /// time `LayerParams::relax_at` names. With a log-time relaxation (`drift_path` 3) instead
     /// (mean, std0, std1, read_k), then (g_min, 0, 0, 0).
     pub relax: [[f32; 4]; 2 * MAX_RELAX_TIMES],
+    /// Conductance pairs per weight (1: one pair; `device::DeviceModel::pair_significance`).
+    pub pairs: u32,
+    pub _pad_pairs0: u32,
+    pub _pad_pairs1: u32,
+    pub _pad_pairs2: u32,
+    /// The pairs' significance factors F_k, least significant first (the first `pairs` in use,
+    /// the rest 0).
+    pub pair_f: [f32; 4],
 }
 
 /// The first entry of `DeviceParams::level_tables` holding the programming table.
@@ -442,6 +450,11 @@ impl From<&DeviceModel> for DeviceParams {
                 }
                 e
             },
+            pairs: d.pair_factors().len().min(MAX_PAIRS) as u32,
+            pair_f: std::array::from_fn(|k| d.pair_factors().get(k).map_or(0.0, |&f| f as f32)),
+            _pad_pairs0: 0,
+            _pad_pairs1: 0,
+            _pad_pairs2: 0,
             nu_knots: d.drift_table.as_ref().map_or(0, |t| t.g.len().min(MAX_DRIFT_KNOTS) as u32),
             nu_table: std::array::from_fn(|i| match &d.drift_table {
                 Some(t) if i < t.g.len() => [(t.g[i] / d.g_max) as f32, t.nu_mean[i] as f32, t.nu_std[i] as f32, 0.0],

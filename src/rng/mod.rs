@@ -15,11 +15,13 @@ pub const PHILOX_W1: u32 = 0xBB67_AE85;
 pub mod simd;
 
 pub mod stream {
-    /// Programming noise of G+ and G- and the two drift exponents (one call per device pair).
+    /// Programming noise of G+ and G- and the two drift exponents (one call per device pair;
+    /// with several pairs per weight, pair k's block at counter word 3 = k).
     pub const PROG: u32 = 1;
     /// At inference time index t, one block per weight: the accumulated 1/f read noise of the
     /// pair's devices (words 0 and 1; the aihwkit tile path uses word 0) and the output noise of
-    /// the GDC readout (word 2). (Stream 3 is unused.)
+    /// the GDC readout (word 2). With several pairs per weight, pairs 0 and 1 read words 0 and 1
+    /// and pairs 2 and 3 words 0 and 1 of the block at counter word 3 = 1. (Stream 3 is unused.)
     pub const READ: u32 = 2;
     /// Output noise of the GDC baseline readout right after programming.
     pub const GDC_BASE: u32 = 4;

@@ -131,6 +131,10 @@ impl Injector {
             self.single_matrix(w, dev);
             return;
         }
+        if dev.pair_factors().len() > 1 {
+            self.program_on_pairs(w, wmax, dev);
+            return;
+        }
         let (prog, nus) = self.program_pairs(w, s, dev, self.t_inf > 0.0);
         if self.t_inf == 0.0 {
             for (v, p) in w.iter_mut().zip(&prog) {
@@ -234,6 +238,54 @@ impl Injector {
         prog.iter().zip(nus).map(|(&wp, &nu)| wp.signum() * dev.drift_read(wp.abs() * s2, nu, self.t_inf, self.normal()) / s2).collect()
     }
 
+    /// Several conductance pairs per weight (`device.pair_significance`, aimc's `program` and
+    /// `drift` with pairs > 1): max|W| maps to Σ F_k · g_max, every pair's two devices are
+    /// programmed ([`DeviceModel::pair_targets`]), and with `weight_noise_time` the programmed
+    /// weights re-converted at Σ F_k g_max / max|W_prog|, each nonzero device drifted with its
+    /// own exponent (drawn from its target, on the programmed weight's side) and read, then
+    /// compensated on average as one pair's drifted weights are.
+    fn program_on_pairs(&mut self, w: &mut [f32], wmax: f64, dev: &DeviceModel) {
+        let f = dev.pair_factors();
+        let span = dev.pair_span() * dev.g_max;
+        let s = span / wmax;
+        let mut prog = Vec::with_capacity(w.len());
+        let mut nus = Vec::with_capacity(if self.t_inf > 0.0 { w.len() * f.len() } else { 0 });
+        for &v in w.iter() {
+            let u = s * v as f64;
+            let (gp_t, gn_t) = (dev.pair_targets(u.max(0.0)), dev.pair_targets((-u).max(0.0)));
+            let mut held = 0.0;
+            for k in 0..f.len() {
+                held += f[k] * (dev.program(gp_t[k], self.normal()) - dev.program(gn_t[k], self.normal()));
+            }
+            let wp = held / s;
+            prog.push(wp);
+            if self.t_inf > 0.0 {
+                let targets = if wp >= 0.0 { &gp_t } else { &gn_t };
+                for &g in targets {
+                    nus.push(dev.nu(g, self.normal()));
+                }
+            }
+        }
+        if self.t_inf == 0.0 {
+            for (v, p) in w.iter_mut().zip(&prog) {
+                *v = *p as f32;
+            }
+            return;
+        }
+        let s2 = span / prog.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+        let drifted: Vec<f64> = prog
+            .iter()
+            .zip(nus.chunks_exact(f.len()))
+            .map(|(&wp, nu)| {
+                let g = dev.pair_targets(wp.abs() * s2);
+                let held: f64 = (0..f.len()).map(|k| if g[k] > 0.0 { f[k] * dev.drift_read(g[k], nu[k], self.t_inf, self.normal()) } else { 0.0 }).sum();
+                wp.signum() * held / s2
+            })
+            .collect();
+        let (a, b) = (abs_sum(&prog), abs_sum(&drifted));
+        compensate(w, &drifted, a, b);
+    }
+
     /// Clips every trained crossbar matrix of `params` to ±clip_sigma·std(W) (after an update).
     /// This is the one place that decides what is clipped: a fixed matrix (`Param::fixed`, no
     /// gradient) is left as drawn or loaded, since clipping it again at every step would only cut
@@ -329,9 +381,10 @@ pub const BLOCK_ROWS: usize = 16;
 pub fn perturb_blocked(cfg: &TrainingConfig, seed: u64, w: &mut [f32], cols: usize, threads: usize) {
     let cols = if cols == 0 { w.len().max(1) } else { cols };
     let mut base = Injector::new(cfg, seed);
-    if base.device.as_ref().is_some_and(|d| d.relax_table.is_some() || d.log_relax.is_some()) {
-        // ReRAM's redraw and one-device relaxation: the whole matrix from one generator (the
-        // per-matrix equations of `perturb_matrix`; independent of the thread count too).
+    if base.device.as_ref().is_some_and(|d| d.relax_table.is_some() || d.log_relax.is_some() || d.pair_factors().len() > 1) {
+        // ReRAM's redraw, one-device relaxation and several pairs per weight: the whole matrix
+        // from one generator (the per-matrix equations of `perturb_matrix`; independent of the
+        // thread count too).
         base.perturb_matrix(w);
         return;
     }
@@ -438,6 +491,43 @@ mod tests {
         let sd = (d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / d.len() as f64).sqrt();
         // σ = 0.1 · max|W| = 0.2; the std of 2·10⁴ draws is within 3 % of it (about 6 standard errors).
         assert!((sd - 0.2).abs() < 0.006 && mean.abs() < 0.01, "sd {sd}, mean {mean}");
+    }
+
+    /// Two pairs of significance 1 and 1: a weight at max|W| fills both pairs at g_max, so its
+    /// programming error is the sum of two independent pairs' over twice the range, 1/√2 of one
+    /// pair's; at 10 years it drifts, is read and compensated like one pair's.
+    #[test]
+    fn pcm_noise_on_two_pairs_averages_the_programming_error() {
+        let mut device = toml::Table::new();
+        device.insert("pair_significance".into(), toml::Value::Array(vec![1.0.into(), 1.0.into()]));
+        let cfg = TrainingConfig { weight_noise: "pcm".into(), device, ..TrainingConfig::default() };
+        let mut inj = Injector::new(&cfg, 3);
+        let n = 20_000;
+        let mut vals = Vec::with_capacity(n);
+        for _ in 0..n / 2 {
+            let mut w = vec![1.0f32, 1.0];
+            inj.perturb_matrix(&mut w);
+            vals.extend(w.iter().map(|&v| v as f64));
+        }
+        let mean = vals.iter().sum::<f64>() / n as f64;
+        let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+        // Per pair σ_prog(25) = 1.0554 µS on G+ and the folded G− (0.264² · (1/2 − 1/2π)); two
+        // pairs over 2 · 25 µS.
+        let one_pair = (1.0554f64.powi(2) + 0.26348f64.powi(2) * (0.5 - 0.5 / std::f64::consts::PI)).sqrt();
+        let want = (2.0f64).sqrt() * one_pair / 50.0;
+        assert!((sd / want - 1.0).abs() < 0.03, "sd {sd}, expected {want}");
+        let mut device = cfg.device.clone();
+        device.insert("pair_significance".into(), toml::Value::Array(vec![1.0.into(), 3.0.into()]));
+        let cfg = TrainingConfig { weight_noise: "pcm".into(), weight_noise_time: "10y".into(), device, ..TrainingConfig::default() };
+        let w0: Vec<f32> = (0..4000).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
+        let mut w = w0.clone();
+        Injector::new(&cfg, 5).perturb_matrix(&mut w);
+        let (a, b) = (w0.iter().map(|v| v.abs() as f64).sum::<f64>(), w.iter().map(|v| v.abs() as f64).sum::<f64>());
+        // Compensation restores the programmed weights' mean |W|, which the folded G− devices
+        // lower by about E[max(0, σ_prog(0) N)] per device (0.105 µS of 100 µS's range here).
+        assert!((a - b).abs() < 0.02 * a, "compensated mean |W| {b} against {a}");
+        let rms = (w0.iter().zip(&w).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+        assert!(rms > 0.005 && rms < 0.2, "rms error {rms}");
     }
 
     #[test]

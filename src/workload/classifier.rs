@@ -39,7 +39,7 @@ pub fn alike(a: &SweepPoint, b: &SweepPoint) -> bool {
 /// state in buffers alike (the programmed-state layout of every layer's device, drift
 /// compensation per tile or per column; with or without it, the programmed states are shared).
 pub fn same_tiles(a: &SweepPoint, b: &SweepPoint) -> bool {
-    let layout = |d: &crate::device::DeviceModel| crate::engine::layout::DeviceParams::from(d).drift_path;
+    let layout = |d: &crate::device::DeviceModel| (crate::engine::layout::DeviceParams::from(d).drift_path, crate::engine::plan::state_words(d));
     a.tile == b.tile
         && a.gdc.per_column() == b.gdc.per_column()
         && Scaling::from(&a.periphery) == Scaling::from(&b.periphery)

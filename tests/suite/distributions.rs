@@ -207,11 +207,76 @@ fn run_all(be: &mut dyn Backend) {
         let sig = r.read_k * g_of(x).log10() * dev.read_sqrt_log(t);
         check("read noise", "reram_cmo at 1 y", x, &rows[k], weight_cdf(g_of(x), 0.0, sig));
     }
+    // Several conductance pairs per weight (aihwkit's NPairConductanceConverter, F = 1 and 2):
+    // programming alone, then drift and read noise alone, against the f64 model.
+    let pairs = DeviceModel { pair_significance: vec![1.0, 2.0], ..DeviceModel::pcm() };
+    for (what, dev, t) in [
+        ("programmed weight", DeviceModel { drift_scale: 0.0, read_noise_scale: 0.0, ..pairs.clone() }, 0.0),
+        ("drifted and read weight", DeviceModel { prog_noise_scale: 0.0, ..pairs.clone() }, 86400.0),
+    ] {
+        let rows = samples(be, dev.clone(), t);
+        for (r, &x) in TARGETS.iter().enumerate() {
+            check_two_sample(what, "pcm on pairs [1, 2]", x, &rows[r], &pairs_oracle(&dev, x, t, 7));
+        }
+    }
     // `simple` (kernel-attention §4): g_T + 0.067·N per weight in normalised units, unrectified.
     let rows = samples(be, DeviceModel::simple(), 0.0);
     for (r, &x) in TARGETS.iter().enumerate() {
         check("programmed weight", "simple", x, &rows[r], simple_cdf(x));
     }
+}
+
+/// Draws of the f64 model (`DeviceModel::pair_targets`, `program`, `nu`, `drift_read`) for the
+/// weight x of a tile whose max|W| is 1, on the device's pairs: programmed as aihwkit programs each
+/// pair's two devices, and at t > 0 (programming noise off, so the re-conversion scale is the
+/// programming's) each nonzero device drifted with its own exponent and read with its own draw.
+/// An independent stream (its own key), [`ORACLE_DRAWS`] of them.
+fn pairs_oracle(dev: &DeviceModel, x: f64, t: f64, seed: u64) -> Vec<f64> {
+    use aimc::rng::{key, normal4_f64, philox4x32_10};
+    let s = dev.pair_span() * dev.g_max;
+    let k = key(seed, 0xACE);
+    let mut ctr = 0u32;
+    let mut normal = move || {
+        ctr += 1;
+        normal4_f64(philox4x32_10([ctr, 0, 0xFFFF_0000, 0], k))[0]
+    };
+    let (f, g) = (dev.pair_factors(), dev.pair_targets(s * x));
+    (0..ORACLE_DRAWS)
+        .map(|_| {
+            let held: f64 = f
+                .iter()
+                .zip(&g)
+                .map(|(&f, &g)| {
+                    if t > 0.0 {
+                        let nu = dev.nu(g, normal());
+                        f * if g > 0.0 { dev.drift_read(g, nu, t, normal()) } else { 0.0 }
+                    } else {
+                        f * (dev.program(g, normal()) - dev.program(0.0, normal()))
+                    }
+                })
+                .sum();
+            held / s
+        })
+        .collect()
+}
+
+/// Draws of [`pairs_oracle`]: ten times a row's sample, so the oracle's own spread adds little.
+const ORACLE_DRAWS: usize = 10 * (N_IN as usize) * (TRIALS as usize);
+
+/// Two-sample Kolmogorov–Smirnov: `sample` against the empirical CDF of `oracle`, the p-value at
+/// the effective size n·m/(n + m).
+fn check_two_sample(name: &str, model: &str, x: f64, sample: &[f64], oracle: &[f64]) {
+    let (d, p) = two_sample(sample, oracle);
+    assert!(p > P_MIN, "{name} {model} g_T/g_max={x}: two-sample KS D={d:.4} over n={}, m={}, p={p:.3e}", sample.len(), oracle.len());
+}
+
+fn two_sample(sample: &[f64], oracle: &[f64]) -> (f64, f64) {
+    let mut sorted = oracle.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let m = sorted.len() as f64;
+    let d = ks_statistic(sample, |v| sorted.partition_point(|&o| o <= v) as f64 / m);
+    let n = sample.len() as f64;
+    (d, ks_p_value(d, (n * m / (n + m)) as usize))
 }
 
 /// The drift exponent alone: w_eff / w = (t/t0)^−ν, so ν = −ln(w_eff/w) / ln(t/t0), against the
@@ -261,6 +326,14 @@ fn distribution_test_has_power() {
         let d = ks_statistic(&rows[r], simple_cdf(TARGETS[r]));
         assert!(ks_p_value(d, rows[r].len()) < P_MIN, "simple as a rectified pair went unnoticed at {} (D={d})", TARGETS[r]);
     }
+    // Two pairs of significance 1 and 2 checked against the f64 model of one pair: rejected at a
+    // small weight after drift and read (on three pairs' range the weight sits at three times the
+    // conductance, where drift and read noise are smaller).
+    let pairs = DeviceModel { pair_significance: vec![1.0, 2.0], prog_noise_scale: 0.0, ..DeviceModel::pcm() };
+    let rows = samples(&mut cpu(), pairs.clone(), 86400.0);
+    let one = DeviceModel { pair_significance: Vec::new(), ..pairs.clone() };
+    let (d, p) = two_sample(&rows[0], &pairs_oracle(&one, TARGETS[0], 86400.0, 7));
+    assert!(p < P_MIN, "pairs of significance 1 and 2 read as one pair went unnoticed (D={d})");
     // CMO ReRAM at 1 d checked without its shift mean·ln t (−1.0 µS): rejected.
     let dev = DeviceModel { prog_noise_scale: 0.0, read_noise_scale: 0.0, ..DeviceModel::reram_cmo() };
     let rows = samples(&mut cpu(), dev.clone(), 86400.0);

@@ -102,6 +102,11 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
     let prog = aimc::device::ProgTable { g: vec![0.0, 3.0, 9.0, 25.0], sigma: vec![0.2, 1.4, 0.8, 0.6] };
     let read = aimc::device::ReadTable { g: vec![0.0, 2.0, 12.0, 25.0], q_s: vec![0.12, 0.06, 0.02, 0.03] };
     let measured_prog = DeviceModel { prog_table: Some(prog), read_table: Some(read), ..DeviceModel::pcm() };
+    // The tenth and eleventh hold each weight on several conductance pairs (the twin's functions
+    // per weight, pair k's programming block at counter word 3 = k; three pairs read their third
+    // pair's noise from a second block).
+    let two_pairs = DeviceModel { pair_significance: vec![1.0, 3.0], ..DeviceModel::hermes() };
+    let three_pairs = DeviceModel { pair_significance: vec![1.0, 1.0, 2.0], ..DeviceModel::pcm() };
     for (dev, full, per_column) in [
         (DeviceModel::pcm(), false, false),
         (both, false, false),
@@ -112,6 +117,8 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
         (measured_prog, false, false),
         (DeviceModel::reram(), false, false),
         (DeviceModel::reram_cmo(), false, false),
+        (two_pairs, false, false),
+        (three_pairs, false, true),
     ] {
         let mut rec = Recorder::new();
         let mut c = cfg(dev.clone(), 4, 4);
@@ -237,7 +244,8 @@ fn fast_stages_split_one_trial_over_threads_bit_for_bit() {
     let (layers, x, labels) = model();
     let columnwise = columnwise(&layers);
     let both = DeviceModel { drift_path: DriftPath::BothDevices, ..DeviceModel::hermes() };
-    for (dev, per_column) in [(DeviceModel::pcm(), false), (both, false), (DeviceModel::pcm(), true)] {
+    let pairs = DeviceModel { pair_significance: vec![1.0, 2.0, 2.0, 4.0], ..DeviceModel::pcm() };
+    for (dev, per_column) in [(DeviceModel::pcm(), false), (both, false), (DeviceModel::pcm(), true), (pairs, false)] {
         let mut c = cfg(dev.clone(), 2, 1);
         let layers = if per_column {
             c.gdc = Gdc::ReadoutPerColumn;

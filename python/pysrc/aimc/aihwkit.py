@@ -38,7 +38,9 @@ What is read, and how:
   `prog_noise_scale` and `drift_scale`; ReRamCMONoiseModel (reram.py, with its
   SingleDeviceConductanceConverter: one device per weight on [g_min, g_max]) as `reram_cmo`, every
   field written out: the programming polynomial of its acceptance range (µS in g, rewritten in
-  g/g_max), `decay_dict` and `read_dict` as `device.log_relax` and `t_read`.
+  g/g_max), `decay_dict` and `read_dict` as `device.log_relax` and `t_read`. The PCM-like and
+  HERMES models also take an NPairConductanceConverter or DualPairConductanceConverter (several
+  conductance pairs per weight, g_min 0): its `f_lst` as `device.pair_significance`.
 - drift_compensation: None, GlobalDriftCompensation, GlobalDriftCompensationWithExactReference or
   PerColumnDriftCompensation as `gdc`.
 - tile_class: InferenceTile (RPUCuda's, the default) or TorchInferenceTile
@@ -413,16 +415,37 @@ def _drift_table(nm, r: _Reader) -> dict | None:
     return table
 
 
-def _g_max(nm, default: float, r: _Reader) -> float:
+# aihwkit's converters that hold a weight on several conductance pairs (inference/converter/
+# conductance.py): their f_lst maps to aimc's `device.pair_significance`.
+_PAIR_CONVERTERS = ("NPairConductanceConverter", "DualPairConductanceConverter")
+
+
+def _g_max(nm, default: float, r: _Reader, pairs: dict | None = None) -> float:
     """The noise model's g_max, its SinglePairConductanceConverter checked against aimc's mapping
-    (g_min 0, the same g_max)."""
+    (g_min 0, the same g_max). Where the caller passes `pairs`, an NPairConductanceConverter or
+    DualPairConductanceConverter maps too: its f_lst (significance factors, least significant
+    first) goes into `pairs["pair_significance"]`."""
     conv = getattr(nm, "g_converter", None)
     g_max = r.num(nm, "noise_model.g_max", default)
     if conv is None:
         return g_max
-    if _kind(conv) != "SinglePairConductanceConverter":
-        r.refused.append(f"noise_model.g_converter is {_kind(conv)}; aimc maps a weight onto one pair of devices, "
-                         "aihwkit's SinglePairConductanceConverter (the default)")
+    kind = _kind(conv)
+    if kind in _PAIR_CONVERTERS and pairs is not None:
+        f = getattr(conv, "f_lst", None)
+        try:
+            f = [float(v) for v in f]
+        except (TypeError, ValueError):
+            r.refused.append(f"noise_model.g_converter.f_lst = {_show(f)} is not a list of numbers")
+            f = None
+        if f is not None and not (1 <= len(f) <= 4 and all(math.isfinite(v) and v > 0.0 for v in f)):
+            r.refuse("noise_model.g_converter.f_lst", f, "aimc holds a weight on 1 to 4 conductance pairs, each of significance > 0",
+                     "give 1 to 4 positive factors")
+        elif f is not None and f != [1.0]:
+            pairs["pair_significance"] = f
+    elif kind != "SinglePairConductanceConverter":
+        more = ", NPairConductanceConverter or DualPairConductanceConverter" if pairs is not None else ""
+        r.refused.append(f"noise_model.g_converter is {kind}; aimc maps {_kind(nm)}'s weights with aihwkit's "
+                         f"SinglePairConductanceConverter (the default){more}")
         return g_max
     g_min = r.num(conv, "noise_model.g_converter.g_min", 0.0)
     if g_min != 0.0:
@@ -469,8 +492,10 @@ def _state_independent(nm, r: _Reader) -> dict:
     g_max itself), ν = |ν_mean + ν_std·N| at every conductance (a flat drift table over [0, g_max]),
     and read noise |g_drift|/g_max·ρ·sqrt(ln((t + t_read)/(2 t_read)))·N (Q_s = 1/g_max at every
     conductance: a constant fit)."""
-    g_max = _g_max(nm, _PCM_G_REF, r)
+    pairs: dict = {}
+    g_max = _g_max(nm, _PCM_G_REF, r, pairs)
     device = _base_fields(nm, "pcm", g_max, 20.0, 250.0e-9, r)
+    device.update(pairs)
     coeff = _prog_coeff(nm, [0.2, 0.0, 0.0], r) or [0.2]
     mean, std = r.num(nm, "noise_model.drift_nu_mean", 0.1), r.num(nm, "noise_model.drift_nu_std", 0.05)
     q = 1.0 / g_max if g_max > 0 else 0.0
@@ -749,7 +774,9 @@ def _device(nm, r: _Reader) -> dict:
                          "SingleDeviceConductanceConverter; use one of them")
         return {"model": "pcm"}
     name, g_max_default, t0, t_read, preset_coeff, preset_ref = _PRESETS[key]
-    device = _base_fields(nm, name, _g_max(nm, g_max_default, r), t0, t_read, r)
+    pairs: dict = {}
+    device = _base_fields(nm, name, _g_max(nm, g_max_default, r, pairs), t0, t_read, r)
+    device.update(pairs)
     coeff = _prog_coeff(nm, preset_coeff, r)
     own = coeff is not None and coeff != preset_coeff
     ref = getattr(nm, "prog_coeff_g_max_reference", None)

@@ -272,6 +272,87 @@ pub fn drift_weight(d: &DeviceParams, wp: f32, nu_pos: f32, nu_neg: f32, s2: f32
     wgsl_sign(wp) * gf / s2
 }
 
+/// shaders/common/device.wgsl `pair_gmax`: the conductance a tile's max|W| maps to, Σ F_k · g_max
+/// over the weight's pairs (g_max for one pair, computed as before pairs existed).
+#[inline(always)]
+pub fn pair_gmax(d: &DeviceParams) -> f32 {
+    if d.pairs > 1 {
+        (((d.pair_f[0] + d.pair_f[1]) + d.pair_f[2]) + d.pair_f[3]) * d.g_max
+    } else {
+        d.g_max
+    }
+}
+
+/// Pairs a weight's state holds (1 for one pair or a zeroed `DeviceParams`).
+#[inline(always)]
+pub fn pair_count(d: &DeviceParams) -> usize {
+    (d.pairs as usize).clamp(1, crate::device::MAX_PAIRS)
+}
+
+/// shaders/program.wgsl `programmed_pairs`: a weight on several conductance pairs (`pairs` > 1,
+/// aihwkit's `NPairConductanceConverter`, noise-models §2 with significance factors F_k). Pair k
+/// holds the part of |s·w| above the lower pairs' range over F_k (`DeviceModel::pair_targets`);
+/// its two devices are programmed from block k of the weight's programming counter (`block(k)`:
+/// words 0 and 1 the G+ and G− noise, 2 and 3 their drift exponents' draws, from the targets).
+/// Returns the programmed weight Σ F_k (G+_k − G−_k) / s and, per pair, the drift exponent of
+/// the device on its sign's side (aihwkit's tile path drifts that device; the other is at 0 µS).
+#[allow(clippy::needless_range_loop)] // indexed as the shader indexes
+#[inline(always)]
+pub fn programmed_pairs(d: &DeviceParams, w: f32, s: f32, block: impl Fn(u32) -> [f32; 4]) -> (f32, [f32; crate::device::MAX_PAIRS]) {
+    let u = s * w;
+    let (up, un) = (u.max(0.0), (-u).max(0.0));
+    let (mut acc, mut lower) = (0.0f32, 0.0f32);
+    let mut nu = [[0f32; crate::device::MAX_PAIRS]; 2];
+    for k in 0..pair_count(d) {
+        let f = d.pair_f[k];
+        let n = block(k as u32);
+        let gp_t = ((up - lower) / f).clamp(0.0, d.g_max);
+        let gn_t = ((un - lower) / f).clamp(0.0, d.g_max);
+        let gp = (gp_t + d.prog_scale * sigma_prog(d, gp_t) * n[0]).max(0.0);
+        let gn = (gn_t + d.prog_scale * sigma_prog(d, gn_t) * n[1]).max(0.0);
+        acc += f * (gp - gn);
+        nu[0][k] = device_nu(d, gp_t, n[2]);
+        nu[1][k] = device_nu(d, gn_t, n[3]);
+        lower += f * d.g_max;
+    }
+    let wp = acc / s;
+    (wp, if wp >= 0.0 { nu[0] } else { nu[1] })
+}
+
+/// shaders/common/device.wgsl `drifted_pairs`: aihwkit's tile path with several pairs. |W_prog|
+/// re-converted at s2 = Σ F_k g_max / max|W_prog| onto the pairs of its sign's side, each device
+/// drifted with its pair's exponent `nu[k]` and read with its own normal `n[k]`; a device at
+/// 0 µS stays there (drift and read noise scale with g). Returns sign(W_prog) Σ F_k g_k / s2.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn drifted_pairs(d: &DeviceParams, wp: f32, nu: [f32; crate::device::MAX_PAIRS], s2: f32, log_t_ratio: f32, read_sqrt_log: f32, n: [f32; 4]) -> f32 {
+    let u = wp.abs() * s2;
+    let (mut acc, mut lower) = (0.0f32, 0.0f32);
+    for k in 0..pair_count(d) {
+        let f = d.pair_f[k];
+        let g = ((u - lower) / f).clamp(0.0, d.g_max);
+        if g > 0.0 {
+            acc += f * drift_device(d, g, nu[k], log_t_ratio, read_sqrt_log, n[k]);
+        }
+        lower += f * d.g_max;
+    }
+    wgsl_sign(wp) * acc / s2
+}
+
+/// shaders/drift.wgsl `pair_read_normals`: the read-noise normals of a weight's pairs at one
+/// time: pairs 0 and 1 from words 0 and 1 of the weight's read block `nr` (the one-pair block),
+/// pairs 2 and 3 from words 0 and 1 of the block at counter word 3 = 1 (drawn only with more
+/// than two pairs). `ctr`: the read block's first three counter words.
+#[inline(always)]
+pub fn pair_read_normals(d: &DeviceParams, nr: [f32; 4], ctr: [u32; 3], key: [u32; 2]) -> [f32; 4] {
+    if d.pairs > 2 {
+        let n2 = normal4(philox4x32_10([ctr[0], ctr[1], ctr[2], 1], key));
+        [nr[0], nr[1], n2[0], n2[1]]
+    } else {
+        [nr[0], nr[1], 0.0, 0.0]
+    }
+}
+
 /// WGSL `sign`: 0 at 0 (Rust's `signum` gives ±1).
 #[inline(always)]
 pub fn wgsl_sign(x: f32) -> f32 {

@@ -26,7 +26,7 @@ pub fn drift(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], progmax: &[u
                 let dev = tile_device(&p.dev, t);
                 let s = dev.g_max / t.wmax_norm.max(1e-7);
                 let pm = (trial_local as usize * ntiles + wy as usize) * 2;
-                let s2 = dev.g_max / f32::from_bits(progmax[pm]).max(1e-7);
+                let s2 = pair_gmax(&dev) / f32::from_bits(progmax[pm]).max(1e-7);
                 let (lo2, hi2) = (-order_value(progmax[pm + 1]), order_value(progmax[pm]));
                 for wx in 0..groups[0] {
                     for lid in 0..CHUNK {
@@ -40,6 +40,12 @@ pub fn drift(p: &StageParams, groups: [u32; 3], tiles: &[TileInfo], progmax: &[u
                                 let gpair = [state[b], state[b + nw]];
                                 let wp = (gpair[0] - gpair[1]) / s;
                                 (wp, drift_pair(&dev, gpair, state[b + 2 * nw], state[b + 3 * nw], s, l.log_t_ratio, l.read_sqrt_log, [nr[0], nr[1]]))
+                            } else if dev.pairs > 1 {
+                                let words = 1 + pair_count(&dev);
+                                let b = trial_local as usize * words * nw + elem as usize;
+                                let wp = state[b];
+                                let nu = std::array::from_fn(|k| if k < pair_count(&dev) { state[b + (1 + k) * nw] } else { 0.0 });
+                                (wp, drifted_pairs(&dev, wp, nu, s2, l.log_t_ratio, l.read_sqrt_log, pair_read_normals(&dev, nr, [elem, trial, ctr_word2(l.layer, stream::READ, l.t_index)], key)))
                             } else if dev.drift_path == 2 {
                                 let b = trial_local as usize * 2 * nw + elem as usize;
                                 (state[b], relaxed_weight(&dev, state[b + nw], s, s2, l.relax_at as usize, [nr[0], nr[1]]))

@@ -11,7 +11,8 @@ use super::simd_entry;
 use crate::device::MAX_READ_KNOTS;
 use crate::engine::cpu::common::tree_sum;
 use crate::engine::cpu::common::{
-    chunk_elem, gdc_readout, level_knot, log_relaxed_weight, order_value, par_trials2, par_units, relaxed_weight, tile_device, wgsl_sign,
+    chunk_elem, drifted_pairs, gdc_readout, level_knot, log_relaxed_weight, order_value, pair_count, pair_gmax, pair_read_normals, par_trials2, par_units,
+    relaxed_weight, tile_device, wgsl_sign,
 };
 use crate::engine::layout::{Curve, DeviceParams, StageParams, TileInfo, READ_TABLE_AT};
 use crate::engine::stages::CHUNK;
@@ -153,7 +154,7 @@ fn drift_device_x8(d: &DeviceParams, g: &F, nu: &F, log_t_ratio: f32, read_sqrt_
 fn chunk_body(p: &StageParams, t: &TileInfo, wy: usize, wx: usize, trial_local: usize, dst: Dst<'_>, progmax: &[u32], state: &[f32], part: &mut [f32]) {
     // The relaxation paths get a loop of their own: a branch to them inside the PCM loop costs
     // that loop about a tenth of its speed (measured on case (a)).
-    if p.dev.drift_path >= 2 {
+    if p.dev.drift_path >= 2 || p.dev.pairs > 1 {
         chunk_loop::<true>(p, t, wy, wx, trial_local, dst, progmax, state, part);
     } else {
         chunk_loop::<false>(p, t, wy, wx, trial_local, dst, progmax, state, part);
@@ -184,7 +185,7 @@ fn chunk_loop<const RELAX: bool>(
     let key = [l.key0, l.key1];
     let s = d.g_max / t.wmax_norm.max(1e-7);
     let pm = (trial_local * ntiles + wy) * 2;
-    let s2 = d.g_max / f32::from_bits(progmax[pm]).max(1e-7);
+    let s2 = pair_gmax(d) / f32::from_bits(progmax[pm]).max(1e-7);
     let progmax_pair = [progmax[pm], progmax[pm + 1]];
     let w_read = ctr_word2(l.layer, stream::READ, l.t_index);
     let w_base = ctr_word2(l.layer, stream::GDC_BASE, 0);
@@ -229,7 +230,12 @@ fn chunk_loop<const RELAX: bool>(
         let nr = normal4_x8(&philox_x8([elem, [trial; L], [w_read; L], [0; L]], key));
         let mut we = [0f32; L];
         let mut wp = [0f32; L];
-        if RELAX {
+        if RELAX && d.pairs > 1 {
+            let words = 1 + pair_count(d);
+            let b = trial_local * words * nw;
+            wp = std::array::from_fn(|i| state[b + elem[i] as usize]);
+            we = pairs_lanes(p, d, &wp, |k, i| state[b + (1 + k) * nw + elem[i] as usize], s2, &elem, trial, &nr);
+        } else if RELAX {
             let b = trial_local * 2 * nw;
             wp = std::array::from_fn(|i| state[b + elem[i] as usize]);
             let word1: F = std::array::from_fn(|i| state[b + nw + elem[i] as usize]);
@@ -276,6 +282,21 @@ fn chunk_loop<const RELAX: bool>(
     if l.gdc_base != 0 {
         part[1] = sum_base[0];
     }
+}
+
+/// Several pairs per weight in `drift` (`pairs` > 1), lane by lane through the twin's
+/// `drifted_pairs`, kept out of the one-pair loop: `nu(k, i)` is lane i's exponent of pair k,
+/// `nr` the lanes' read blocks (`trial`: the global trial the blocks are drawn for).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn pairs_lanes(p: &StageParams, d: &DeviceParams, wp: &F, nu: impl Fn(usize, usize) -> f32, s2: f32, elem: &[u32; L], trial: u32, nr: &[F; 4]) -> F {
+    let l = &p.layer;
+    let w_read = ctr_word2(l.layer, stream::READ, l.t_index);
+    std::array::from_fn(|i| {
+        let nus = std::array::from_fn(|k| if k < pair_count(d) { nu(k, i) } else { 0.0 });
+        let n = pair_read_normals(d, [nr[0][i], nr[1][i], nr[2][i], nr[3][i]], [elem[i], trial, w_read], [l.key0, l.key1]);
+        drifted_pairs(d, wp[i], nus, s2, l.log_t_ratio, l.read_sqrt_log, n)
+    })
 }
 
 /// The relaxation paths of `drift` (`drift_path` 2: a redraw about the target in `word1`; 3: the

@@ -8,7 +8,10 @@ use super::drift::{drift_nu_x8, level_table_x8};
 use super::lanes::{normal4_x8, philox_x8, F, L};
 use super::simd_entry;
 use crate::device::MAX_PROG_KNOTS;
-use crate::engine::cpu::common::{order_key, par_trials2, par_units, programmed_signed, programmed_single, sigma_prog, sigma_prog_poly, tile_device};
+use crate::engine::cpu::common::{
+    normal4, order_key, pair_count, pair_gmax, par_trials2, par_units, philox4x32_10, programmed_pairs, programmed_signed, programmed_single, sigma_prog,
+    sigma_prog_poly, tile_device,
+};
 use crate::engine::cpu::program::state_words;
 use crate::engine::layout::{StageParams, TileInfo, PROG_TABLE_AT};
 use crate::rng::{ctr_word2, stream};
@@ -18,7 +21,7 @@ pub fn program(p: &StageParams, groups: [u32; 3], _wg_size: u32, w_norm: &[f32],
     let l = &p.layer;
     let ntiles = (l.tiles_in * l.tiles_out) as usize;
     let nw = (l.n_in * l.n_out) as usize;
-    let words = state_words(p.dev.drift_path);
+    let words = state_words(p.dev.drift_path, p.dev.pairs);
     let trials = groups[2] as usize;
     if trials < threads && groups[1] as usize == ntiles && ntiles > 1 {
         // Fewer trials than threads: each trial's tiles in parallel, each into a buffer of its own
@@ -72,7 +75,7 @@ fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], 
     let l = &p.layer;
     let dev = tile_device(&p.dev, t);
     let d = &dev;
-    let words = state_words(d.drift_path);
+    let words = state_words(d.drift_path, d.pairs);
     // Keyed by the programming, so the reads of one programming share its state.
     let prog = l.programming(l.trial_offset + trial_local as u32);
     let key = [l.key0, l.key1];
@@ -80,6 +83,9 @@ fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], 
     let s = d.g_max / t.wmax_norm.max(1e-7);
     if p.dev.prog_mode == 2 {
         return single_tile(p, t, trial_local, w_norm, out, plane, tile_local);
+    }
+    if p.dev.pairs > 1 {
+        return pairs_tile(p, t, trial_local, w_norm, out, plane, tile_local);
     }
     let mut max_bits = 0u32;
     for row in t.row_start..t.row_start + t.rows {
@@ -143,6 +149,39 @@ fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], 
                     out[e + plane] = if wp[i] >= 0.0 { nu_pos[i] } else { nu_neg[i] };
                 }
                 max_bits = max_bits.max(wp[i].abs().to_bits());
+            }
+        }
+    }
+    [max_bits, 0]
+}
+
+/// [`tile_body`] for several pairs per weight (`pairs` > 1), kept out of the one-pair loop: the
+/// twin's `programmed_pairs` per weight from its blocks (block k at counter word 3 = k, the first
+/// drawn eight lanes at a time), the programmed weight and each pair's drift exponent stored.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn pairs_tile(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], out: &mut [f32], plane: usize, tile_local: bool) -> [u32; 2] {
+    let l = &p.layer;
+    let dev = tile_device(&p.dev, t);
+    let prog = l.programming(l.trial_offset + trial_local as u32);
+    let (key, w_prog) = ([l.key0, l.key1], ctr_word2(l.layer, stream::PROG, 0));
+    let s = pair_gmax(&dev) / t.wmax_norm.max(1e-7);
+    let mut max_bits = 0u32;
+    for row in t.row_start..t.row_start + t.rows {
+        let row_elem = row * l.n_in + t.col_start;
+        for c0 in (0..t.cols).step_by(L) {
+            let valid: [bool; L] = std::array::from_fn(|i| c0 + (i as u32) < t.cols);
+            let elem: [u32; L] = std::array::from_fn(|i| if valid[i] { row_elem + c0 + i as u32 } else { row_elem });
+            let n = normal4_x8(&philox_x8([elem, [prog; L], [w_prog; L], [0; L]], key));
+            for i in (0..L).filter(|&i| valid[i]) {
+                let block = |k: u32| if k == 0 { [n[0][i], n[1][i], n[2][i], n[3][i]] } else { normal4(philox4x32_10([elem[i], prog, w_prog, k], key)) };
+                let (wp, nu) = programmed_pairs(&dev, w_norm[elem[i] as usize], s, block);
+                let e = if tile_local { ((row - t.row_start) * t.cols + c0) as usize + i } else { elem[i] as usize };
+                out[e] = wp;
+                for k in 0..pair_count(&dev) {
+                    out[e + (1 + k) * plane] = nu[k];
+                }
+                max_bits = max_bits.max(wp.abs().to_bits());
             }
         }
     }

@@ -3,9 +3,11 @@
 
 use super::*;
 
-/// 32-bit words of programmed state per weight (see shaders/program.wgsl).
-pub(super) fn state_words(dev: &DeviceModel) -> u64 {
-    crate::engine::cpu::program::state_words(DeviceParams::from(dev).drift_path) as u64
+/// 32-bit words of programmed state per weight (see shaders/program.wgsl): points whose devices
+/// differ here keep their device states in buffers laid out apart.
+pub fn state_words(dev: &DeviceModel) -> u64 {
+    let p = DeviceParams::from(dev);
+    crate::engine::cpu::program::state_words(p.drift_path, p.pairs) as u64
 }
 
 /// Bytes per trial of the largest device-state buffer of a matrix (the programmed state).

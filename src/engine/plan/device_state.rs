@@ -94,6 +94,9 @@ pub fn run_program_mvm(be: &mut dyn Backend, m: &MappedMatrix, xq: &[f32], cfg: 
     if m.n_tiles() != 1 {
         return Err(EngineError::Invalid("program_mvm runs single-tile matrices: set tile.max_in/max_out >= the matrix size".into()));
     }
+    if cfg.device.pair_factors().len() > 1 {
+        return Err(EngineError::Invalid("program_mvm regenerates one conductance pair per weight: leave device.pair_significance out".into()));
+    }
     let chunk = chunk_size(be, cfg, m.n_out as u64 * 4 * 64, "the outputs of one trial")?;
     let b = MatrixBufs::new(be, m, 1, cfg);
     let xb = be.create("xq", xq.len());

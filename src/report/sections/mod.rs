@@ -244,6 +244,24 @@ pub fn document(results: &Results, plots: &[PlotFile]) -> Result<Vec<Block>, Rep
                 models.join(", ")
             ))));
         }
+        // Nor on the conductance pairs a weight takes (`device.pair_significance`, set or swept).
+        let pairs = config["sweep_axes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["name"] == "pair_significance" || a["name"] == "device.pair_significance")
+            .flat_map(|a| a["values"].as_array().into_iter().flatten())
+            .chain(std::iter::once(&config["device"]["pair_significance"]))
+            // A swept value is recorded as its TOML text ("[1.0, 3.0]"), a set one as an array.
+            .filter_map(|v| v.as_array().map(|f| f.len()).or_else(|| v.as_str().filter(|t| t.starts_with('[')).map(|t| t.split(',').count())))
+            .max()
+            .unwrap_or(1);
+        if pairs > 1 {
+            blocks.push(Block::Paragraph(text(format!(
+                "The cost table charges one conductance pair per weight: with up to {pairs} pairs per weight (device.pair_significance) the array holds up to {} devices per weight, whose extra read energy and area the numbers above leave out. Give your array's numbers with [energy] table = \"your.toml\" (experiments/energy/default.toml is the template).",
+                2 * pairs
+            ))));
+        }
     }
 
     if results.points.iter().any(|p| !p.layer_insight.is_empty()) {

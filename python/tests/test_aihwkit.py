@@ -365,8 +365,44 @@ def test_a_state_independent_model_maps_to_constant_noise(tmp_path):
     assert d["q_s"]["kind"] == "log_clamp_poly" and d["q_s"]["brk"] == 0.0 and d["q_s"]["c"] == [1 / 20.0, 0.0, 0.0, 0.0]
     r = aimc.run(REFERENCE, rpu_config=inference_rpu_config(noise_model=nm), trials=4, backend="cpu", out=str(tmp_path / "si"), quiet=True)
     assert r.data["config"]["device"]["q_s"]["c"][0] == 1 / 20.0 and len(r.points) > 0
-    with pytest.raises(ValueError, match=r"noise_model\.g_converter is DualPairConductanceConverter"):
-        aimc.from_aihwkit(inference_rpu_config(noise_model=obj("StateIndependentNoiseModel", g_converter=obj("DualPairConductanceConverter"))))
+    with pytest.raises(ValueError, match=r"noise_model\.g_converter is CustomPairConductanceConverter"):
+        aimc.from_aihwkit(inference_rpu_config(noise_model=obj("StateIndependentNoiseModel", g_converter=obj("CustomPairConductanceConverter"))))
+
+
+def pair_converter(kind="DualPairConductanceConverter", f_lst=(1.0, 3.0), g_max=25.0, **changes):
+    """aihwkit's DualPairConductanceConverter(f_lst) or NPairConductanceConverter(f_lst) as its
+    constructor leaves it (src/aihwkit/inference/converter/conductance.py)."""
+    fields = dict(f_lst=list(f_lst), g_max=g_max, g_min=0.0, scale_ratio=None)
+    fields.update(changes)
+    return obj(kind, **fields)
+
+
+def test_pair_converters_map_to_pair_significance(tmp_path):
+    """NPairConductanceConverter and DualPairConductanceConverter hold a weight on several
+    conductance pairs: on PCM-like, HERMES and state-independent models their f_lst maps to
+    `device.pair_significance` (one pair of significance 1 to nothing at all); the reference case
+    runs on it; an f_lst aimc cannot hold, a g_min and a ReRAM model with pairs are refused by name."""
+    d = aimc.from_aihwkit(inference_rpu_config(noise_model=pcm_noise_model(g_converter=pair_converter())))["device"]
+    assert (d["model"], d["pair_significance"]) == ("pcm", [1.0, 3.0])
+    nm = hermes_noise_model(g_converter=pair_converter("NPairConductanceConverter", (1.0, 1.0, 2.0), g_max=20.7))
+    d = aimc.from_aihwkit(inference_rpu_config(noise_model=nm))["device"]
+    assert (d["model"], d["pair_significance"]) == ("hermes", [1.0, 1.0, 2.0])
+    d = aimc.from_aihwkit(inference_rpu_config(noise_model=pcm_noise_model(g_converter=pair_converter("NPairConductanceConverter", (1.0,)))))["device"]
+    assert "pair_significance" not in d
+    r = aimc.run(REFERENCE, rpu_config=inference_rpu_config(noise_model=pcm_noise_model(g_converter=pair_converter())), trials=4, backend="cpu",
+                 out=str(tmp_path / "pairs"), quiet=True)
+    assert r.data["config"]["device"]["pair_significance"] == [1.0, 3.0] and len(r.points) > 0
+    for conv, message in [
+        (pair_converter(f_lst=(1.0, 1.0, 1.0, 1.0, 1.0)), r"noise_model\.g_converter\.f_lst = \[1\.0, 1\.0, 1\.0, 1\.0, 1\.0\] is not modelled"),
+        (pair_converter(f_lst=(1.0, 0.0)), r"noise_model\.g_converter\.f_lst = \[1\.0, 0\.0\] is not modelled"),
+        (pair_converter(f_lst=None), r"noise_model\.g_converter\.f_lst = None is not a list of numbers"),
+        (pair_converter(g_min=2.0), r"noise_model\.g_converter\.g_min = 2\.0 is not modelled"),
+        (pair_converter(g_max=20.0), r"noise_model\.g_max = 25\.0 differs from noise_model\.g_converter\.g_max = 20\.0"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            aimc.from_aihwkit(inference_rpu_config(noise_model=pcm_noise_model(g_converter=conv)))
+    with pytest.raises(ValueError, match=r"noise_model\.g_converter is DualPairConductanceConverter; aimc maps ReRamWan2022NoiseModel's weights"):
+        aimc.from_aihwkit(inference_rpu_config(noise_model=reram_noise_model(g_converter=pair_converter())))
 
 
 def reference_case_at(tmp_path, times: str):

@@ -183,6 +183,43 @@ fn a_measured_drift_table_runs_sweeps_and_is_checked() {
     expect_error(&p, &["device.drift_table on device.model = \"ideal\"", "drift_scale = 1.0"]);
 }
 
+/// Several conductance pairs per weight (`device.pair_significance`): a sweep over layouts runs,
+/// one pair written out (`[1.0]`, or one factor of any size) gives the default's trials bit for
+/// bit, the report says the cost table charges one pair, and a layout aimc cannot hold is named
+/// before any compute.
+#[test]
+fn conductance_pairs_sweep_and_are_checked() {
+    let run = |name: &str, edit: &dyn Fn(String) -> String| {
+        let p = bad_experiment(name, edit);
+        let out = p.parent().unwrap().join("out");
+        let o = aimc().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    let base = results(&run("pairs-base", &|t| t));
+    let out = run("pairs", &|t| t + "pair_significance = [[1.0], [2.0], [1.0, 3.0]]\n");
+    let swept = results(&out);
+    assert_eq!(swept.points.len(), 12, "2 GDC settings x 3 layouts x 2 times");
+    for layout in ["[1.0]", "[2.0]"] {
+        let same: Vec<_> = swept.points.iter().filter(|p| p.series.ends_with(&format!("pair_significance={layout}"))).collect();
+        assert_eq!(same.len(), base.points.len());
+        for (a, b) in same.iter().zip(&base.points) {
+            assert_eq!(a.per_trial, b.per_trial, "{layout} at {}: one pair is the default", a.time_label);
+        }
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("The cost table charges one conductance pair per weight: with up to 2 pairs per weight"), "{report}");
+    for (name, device, needles) in [
+        ("pairs-five", "pair_significance = [1.0, 1.0, 1.0, 1.0, 1.0]", &["device.pair_significance", "at most 4 pairs"][..]),
+        ("pairs-zero", "pair_significance = [1.0, 0.0]", &["device.pair_significance", "finite number > 0"][..]),
+        ("pairs-reram", "model = \"reram\"\npair_significance = [1.0, 1.0]", &["device.pair_significance", "relax_table"][..]),
+        ("pairs-text", "pair_significance = \"two\"", &["device.pair_significance"][..]),
+    ] {
+        let p = bad_experiment(name, |t| format!("{t}\n[device]\n{device}\n"));
+        expect_error(&p, needles);
+    }
+}
+
 /// ReRAM (`device.model = "reram"`, aihwkit's ReRamWan2022NoiseModel): runs at its table's
 /// times; a table of its own with σ = 0 at one time reads the targets exactly there (no spread
 /// with programming noise off) and spreads at the other; a time off the table, a bad table, a

@@ -372,7 +372,7 @@ def test_a_state_independent_model_maps_to_constant_noise(tmp_path):
 def pair_converter(kind="DualPairConductanceConverter", f_lst=(1.0, 3.0), g_max=25.0, **changes):
     """aihwkit's DualPairConductanceConverter(f_lst) or NPairConductanceConverter(f_lst) as its
     constructor leaves it (src/aihwkit/inference/converter/conductance.py)."""
-    fields = dict(f_lst=list(f_lst), g_max=g_max, g_min=0.0, scale_ratio=None)
+    fields = dict(f_lst=None if f_lst is None else list(f_lst), g_max=g_max, g_min=0.0, scale_ratio=None)
     fields.update(changes)
     return obj(kind, **fields)
 
@@ -609,12 +609,32 @@ def test_unmodelled_settings_are_refused_by_name(changes, message):
         aimc.from_aihwkit(with_changes(inference_rpu_config(), **changes))
 
 
+def test_aihwkits_own_pair_converters_map(tmp_path):
+    """aihwkit itself (skipped without it): its DualPairConductanceConverter and
+    NPairConductanceConverter on its PCMLikeNoiseModel and HermesNoiseModel map to
+    `device.pair_significance`; the reference case runs from the config."""
+    pytest.importorskip("aihwkit")
+    from aihwkit.inference.converter.conductance import DualPairConductanceConverter, NPairConductanceConverter
+    from aihwkit.inference.noise.hermes import HermesNoiseModel
+    from aihwkit.inference.noise.pcm import PCMLikeNoiseModel
+    from aihwkit.simulator.configs import InferenceRPUConfig
+    cfg = InferenceRPUConfig()
+    cfg.noise_model = PCMLikeNoiseModel(g_converter=DualPairConductanceConverter(f_lst=[1.0, 3.0]))
+    d = aimc.from_aihwkit(cfg)["device"]
+    assert (d["model"], d["pair_significance"]) == ("pcm", [1.0, 3.0])
+    r = aimc.run(REFERENCE, rpu_config=cfg, trials=4, backend="cpu", out=str(tmp_path / "pairs"), quiet=True)
+    assert r.data["config"]["device"]["pair_significance"] == [1.0, 3.0]
+    cfg.noise_model = HermesNoiseModel(g_converter=NPairConductanceConverter(f_lst=[1.0, 1.0, 2.0], g_max=20.7))
+    d = aimc.from_aihwkit(cfg)["device"]
+    assert (d["model"], d["pair_significance"]) == ("hermes", [1.0, 1.0, 2.0])
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"forward": obj("IOParametersIRDropT")}, r"forward is IOParametersIRDropT; aimc maps aihwkit's IOParameters"),
     ({"noise_model": obj("MyNoiseModel")}, r"noise_model is MyNoiseModel; aimc maps aihwkit's PCMLikeNoiseModel .*and "
                                             r"ReRamCMONoiseModel with its SingleDeviceConductanceConverter"),
-    ({"noise_model": pcm_noise_model(g_converter=obj("DualPairConductanceConverter", g_max=25.0))},
-     r"noise_model\.g_converter is DualPairConductanceConverter"),
+    ({"noise_model": pcm_noise_model(g_converter=obj("CustomPairConductanceConverter", g_max=25.0))},
+     r"noise_model\.g_converter is CustomPairConductanceConverter; aimc maps PCMLikeNoiseModel's weights .*NPairConductanceConverter"),
     ({"drift_compensation": obj("MyCompensation")}, r"drift_compensation is MyCompensation; aimc maps None, GlobalDriftCompensation"),
     ({"tile_class": type("CustomInferenceTile", (), {})}, r"tile_class = CustomInferenceTile is not modelled .*leave it at InferenceTile"),
     ({"tile_class": "CustomInferenceTile"}, r"tile_class = 'CustomInferenceTile' is not modelled"),

@@ -10,6 +10,11 @@ pub fn state_words(dev: &DeviceModel) -> u64 {
     crate::engine::cpu::program::state_words(p.drift_path, p.pairs) as u64
 }
 
+/// The widest programmed state of a run's devices: its own and every layer's replacement.
+fn run_state_words(cfg: &RunConfig) -> u64 {
+    cfg.layer_noise.iter().flatten().map(|(d, _)| state_words(d)).fold(state_words(&cfg.device), u64::max)
+}
+
 /// Bytes per trial of the largest device-state buffer of a matrix (the programmed state).
 pub(super) fn state_bytes(m: &MappedMatrix, dev: &DeviceModel) -> u64 {
     m.len() as u64 * 4 * state_words(dev)
@@ -150,7 +155,6 @@ pub(super) struct MatrixBufs {
 
 impl MatrixBufs {
     pub(super) fn new(be: &mut dyn Backend, m: &MappedMatrix, chunk: u32, cfg: &RunConfig) -> Self {
-        let dev = &cfg.device;
         let nt = m.n_tiles() as usize;
         let cpt = chunks_per_tile(m, cfg.gdc.per_column()) as usize;
         let w_norm = be.create("w_norm", m.len());
@@ -161,7 +165,8 @@ impl MatrixBufs {
         MatrixBufs {
             w_norm,
             tiles,
-            state: be.create("state", chunk as usize * state_words(dev) as usize * m.len()),
+            // Wide enough for every layer's own device (a layer's noise may replace the run's).
+            state: be.create("state", chunk as usize * run_state_words(cfg) as usize * m.len()),
             // Two words per (trial, tile): `program`'s range of the programmed weights.
             progmax: be.create("progmax", chunk as usize * nt * 2),
             weff: be.create("weff", chunk as usize * m.len()),

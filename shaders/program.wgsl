@@ -52,14 +52,16 @@ fn device_nu(dev: DeviceParams, g_target: f32, n: f32) -> f32 {
     return drift_nu(dev, g_target, n);
 }
 
-// A weight on several conductance pairs (pairs > 1, aihwkit's NPairConductanceConverter,
-// noise-models §2 with significance factors F_k): pair k holds the part of |s·w| above the lower
-// pairs' range over F_k; its two devices are programmed from block k of the weight's programming
-// counter (counter word 3 = k; words 0 and 1 the G+ and G− noise, 2 and 3 their drift exponents'
-// draws, from the targets). Returns the programmed weight Σ F_k (G+_k − G−_k) / s in .x and
+// A weight on one or several conductance pairs (aihwkit's NPairConductanceConverter,
+// noise-models §2 with significance factors F_k), with stuck devices: pair k holds the part of
+// |s·w| above the lower pairs' range over F_k; its two devices are programmed from block k of the
+// weight's programming counter (counter word 3 = k; words 0 and 1 the G+ and G− noise, 2 and 3
+// their drift exponents' draws, from the targets). With stuck devices, pair k's fault block
+// (stream FAULT, counter word 3 = k; words 0 and 1 for G+ and G−, stuck_fate) puts a stuck device
+// at 0 µS or g_max with drift exponent 0. Returns the programmed weight Σ F_k (G+_k − G−_k) / s and
 // writes, per pair, the drift exponent of the device on its sign's side into nu_out.
 // CPU twin: cpu/common.rs programmed_pairs.
-fn programmed_pairs(dev: DeviceParams, w: f32, s: f32, ctr: vec3<u32>, key: vec2<u32>, nu_out: ptr<function, vec4<f32>>) -> f32 {
+fn programmed_pairs(dev: DeviceParams, w: f32, s: f32, ctr: vec3<u32>, fault_w2: u32, key: vec2<u32>, nu_out: ptr<function, vec4<f32>>) -> f32 {
     let u = s * w;
     let up = max(u, 0.0);
     let un = max(-u, 0.0);
@@ -68,15 +70,32 @@ fn programmed_pairs(dev: DeviceParams, w: f32, s: f32, ctr: vec3<u32>, key: vec2
     var nu_p = vec4<f32>(0.0);
     var nu_n = vec4<f32>(0.0);
     for (var k = 0u; k < pair_count(dev); k = k + 1u) {
-        let f = dev.pair_f[k];
+        // One pair's factor cancels (its scale is g_max / max|W|, as pair_gmax gives).
+        var f = 1.0;
+        if (dev.pairs > 1u) {
+            f = dev.pair_f[k];
+        }
         let n = normal4(philox4x32_10(vec4<u32>(ctr, k), key));
         let gp_t = clamp((up - lower) / f, 0.0, dev.g_max);
         let gn_t = clamp((un - lower) / f, 0.0, dev.g_max);
-        let gp = max(0.0, gp_t + dev.prog_scale * sigma_prog(dev, gp_t) * n.x);
-        let gn = max(0.0, gn_t + dev.prog_scale * sigma_prog(dev, gn_t) * n.y);
-        acc = acc + f * (gp - gn);
+        var gp = max(0.0, gp_t + dev.prog_scale * sigma_prog(dev, gp_t) * n.x);
+        var gn = max(0.0, gn_t + dev.prog_scale * sigma_prog(dev, gn_t) * n.y);
         nu_p[k] = device_nu(dev, gp_t, n.z);
         nu_n[k] = device_nu(dev, gn_t, n.w);
+        if (has_stuck(dev)) {
+            let r = philox4x32_10(vec4<u32>(ctr.x, ctr.y, fault_w2, k), key);
+            let fp = stuck_fate(dev, r.x);
+            if (fp != 0u) {
+                gp = select(0.0, dev.g_max, fp == 2u);
+                nu_p[k] = 0.0;
+            }
+            let fn_ = stuck_fate(dev, r.y);
+            if (fn_ != 0u) {
+                gn = select(0.0, dev.g_max, fn_ == 2u);
+                nu_n[k] = 0.0;
+            }
+        }
+        acc = acc + f * (gp - gn);
         lower = lower + f * dev.g_max;
     }
     let wp = acc / s;
@@ -113,10 +132,10 @@ fn program(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         }
         let nu_pos = device_nu(dev, clamp(s * w, 0.0, dev.g_max), n.z);
         let nu_neg = device_nu(dev, clamp(-s * w, 0.0, dev.g_max), n.w);
-        if (dev.pairs > 1u) {
-            // Several pairs: the programmed weight, then each pair's drift exponent.
+        if (dev.pairs > 1u || has_stuck(dev)) {
+            // Several pairs or stuck devices: the programmed weight, then each pair's drift exponent.
             var nu = vec4<f32>(0.0);
-            wp = programmed_pairs(dev, w, s, ctr, vec2<u32>(L.key0, L.key1), &nu);
+            wp = programmed_pairs(dev, w, s, ctr, ctr_word2(L.layer, STREAM_FAULT, 0u), vec2<u32>(L.key0, L.key1), &nu);
             let words = 1u + pair_count(dev);
             let b = trial_local * words * nw + elem;
             state[b] = wp;

@@ -171,6 +171,25 @@ fn pair_gmax(d: DeviceParams) -> f32 {
     return d.g_max;
 }
 
+// Whether any device is stuck (device.stuck_set or stuck_reset above 0). CPU twin:
+// cpu/common.rs has_stuck.
+fn has_stuck(d: DeviceParams) -> bool {
+    return d.stuck_set > 0.0 || d.stuck_reset > 0.0;
+}
+
+// A device's fate from its fault draw r: 1 stuck at 0 µS (RESET), 2 stuck at g_max (SET), 0
+// programmed. CPU twin: cpu/common.rs stuck_fate.
+fn stuck_fate(d: DeviceParams, r: u32) -> u32 {
+    let u = u01(r);
+    if (u < d.stuck_reset) {
+        return 1u;
+    }
+    if (u < d.stuck_reset + d.stuck_set) {
+        return 2u;
+    }
+    return 0u;
+}
+
 // Pairs a weight's state holds (1 for one pair). CPU twin: cpu/common.rs pair_count.
 fn pair_count(d: DeviceParams) -> u32 {
     return clamp(d.pairs, 1u, 4u);

@@ -39,8 +39,9 @@ struct DeviceParams {
     // relaxation (drift_path 3): (mean, std0, std1, read_k), then (g_min, 0, 0, 0).
     relax: array<vec4<f32>, 8>,
     // Conductance pairs per weight (1: one pair) and their significance factors F_k, least
-    // significant first (pair_f in use: the first `pairs`; device::DeviceModel::pair_significance).
-    pairs: u32, _pad_pairs0: u32, _pad_pairs1: u32, _pad_pairs2: u32,
+    // significant first (pair_f in use: the first `pairs`; device::DeviceModel::pair_significance);
+    // the fractions of devices stuck at g_max (SET) and at 0 µS (RESET).
+    pairs: u32, stuck_set: f32, stuck_reset: f32, _pad_pairs: u32,
     pair_f: vec4<f32>,
 }
 

@@ -14,6 +14,7 @@ const STREAM_PROG: u32 = 1u;
 const STREAM_READ: u32 = 2u;
 const STREAM_GDC_BASE: u32 = 4u;
 const STREAM_OUT: u32 = 5u;
+const STREAM_FAULT: u32 = 6u;
 
 fn philox4x32_10(ctr_in: vec4<u32>, key_in: vec2<u32>) -> vec4<u32> {
     var c = ctr_in;

@@ -49,7 +49,8 @@ pub(super) fn device(raw: &RawExperiment) -> Result<DeviceModel, String> {
 
 /// `[device]` fields held as `Option`s, absent from the presets (they have no TOML form there),
 /// which a file, a `--set` or a sweep axis may set all the same.
-pub(super) const OPTIONAL_DEVICE_FIELDS: [&str; 6] = ["drift_table", "prog_table", "read_table", "relax_table", "log_relax", "pair_significance"];
+pub(super) const OPTIONAL_DEVICE_FIELDS: [&str; 8] =
+    ["drift_table", "prog_table", "read_table", "relax_table", "log_relax", "pair_significance", "stuck_set", "stuck_reset"];
 
 /// One measured table's name, whether the model has it, its source's scale (name, value), what a
 /// model whose scale is 0 lacks, the verb that uses the table, and the fit fields it replaces.

@@ -288,6 +288,18 @@ pub struct DeviceModel {
     /// (aihwkit's `SinglePairConductanceConverter`, the default).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pair_significance: Vec<f64>,
+    /// Fraction of devices stuck in the SET state: whatever its target, such a device sits at
+    /// g_max from programming on and does not drift (a programming failure; drawn per device and
+    /// trial, NeuroSim's stuck-at-1). 0: none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stuck_set: f64,
+    /// Fraction of devices stuck in the RESET state: at 0 µS whatever their target (stuck-at-0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stuck_reset: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// Most conductance pairs one weight may take (`DeviceModel::pair_significance`): the stages keep
@@ -356,6 +368,8 @@ impl DeviceModel {
             zero_below: 0.0,
             scale_per_row: false,
             pair_significance: Vec::new(),
+            stuck_set: 0.0,
+            stuck_reset: 0.0,
         }
     }
 
@@ -599,6 +613,24 @@ impl DeviceModel {
             .collect()
     }
 
+    /// Whether any device is stuck (`stuck_set` or `stuck_reset` above 0).
+    pub fn has_stuck(&self) -> bool {
+        self.stuck_set > 0.0 || self.stuck_reset > 0.0
+    }
+
+    /// The conductance a device with the uniform draw u ∈ [0, 1) is stuck at: 0 µS where
+    /// u < `stuck_reset`, g_max where u < `stuck_reset` + `stuck_set`, none otherwise (it is
+    /// programmed).
+    pub fn stuck_at(&self, u: f64) -> Option<f64> {
+        if u < self.stuck_reset {
+            Some(0.0)
+        } else if u < self.stuck_reset + self.stuck_set {
+            Some(self.g_max)
+        } else {
+            None
+        }
+    }
+
     /// Drift exponent, drawn from the target conductance (folded normal).
     pub fn nu(&self, g_target: f64, n: f64) -> f64 {
         self.drift_scale * (self.mu_nu(g_target) + self.sigma_nu(g_target) * n).abs()
@@ -745,8 +777,9 @@ impl DeviceModel {
 }
 
 impl DeviceModel {
-    /// `pair_significance`: at most [`MAX_PAIRS`] finite factors > 0, and several pairs only
-    /// where a weight is a differential pair read on aihwkit's tile path.
+    /// `pair_significance`: at most [`MAX_PAIRS`] finite factors > 0; `stuck_set` and
+    /// `stuck_reset`: fractions that sum to at most 1; several pairs and stuck devices only where
+    /// a weight is a differential pair read on aihwkit's tile path.
     fn validate_pairs(&self) -> Result<(), String> {
         let f = &self.pair_significance;
         if f.len() > MAX_PAIRS {
@@ -757,7 +790,19 @@ impl DeviceModel {
                 "device.pair_significance = {f:?}: {v} is not a factor; every pair's significance must be a finite number > 0 (least significant first, e.g. [1.0, 3.0])"
             ));
         }
-        if f.len() > 1 {
+        let stuck = [("stuck_set", self.stuck_set), ("stuck_reset", self.stuck_reset)];
+        if let Some((name, v)) = stuck.iter().find(|(_, v)| !(v.is_finite() && (0.0..=1.0).contains(v))) {
+            return Err(format!("device.{name} = {v}: a fraction of devices, in [0, 1] (0 = none)"));
+        }
+        if self.stuck_set + self.stuck_reset > 1.0 {
+            return Err(format!(
+                "device.stuck_set = {} and device.stuck_reset = {}: together more than every device; their sum must be at most 1",
+                self.stuck_set, self.stuck_reset
+            ));
+        }
+        let several = f.len() > 1;
+        if several || self.has_stuck() {
+            let what = if several { format!("device.pair_significance = {f:?}") } else { "device.stuck_set and device.stuck_reset".to_string() };
             let why = if self.relax_table.is_some() {
                 Some("its relaxation table (device.relax_table) redraws one pair")
             } else if self.log_relax.is_some() || self.programming == Programming::Single {
@@ -770,8 +815,9 @@ impl DeviceModel {
                 None
             };
             if let Some(why) = why {
+                let fix = if several { "or one pair" } else { "or no stuck devices" };
                 return Err(format!(
-                    "device.pair_significance = {f:?} on device.model = {:?}: several pairs per weight need a differential pair read as aihwkit's tile reads it, and {why}; use the pcm, hermes or simple model with programming = \"pair\" and drift_path = \"aihwkit\", or one pair",
+                    "{what} on device.model = {:?}: several pairs per weight and stuck devices need a differential pair read as aihwkit's tile reads it, and {why}; use the pcm, hermes or simple model with programming = \"pair\" and drift_path = \"aihwkit\", {fix}",
                     self.name
                 ));
             }
@@ -822,6 +868,30 @@ mod tests {
         ] {
             let e = with(vec![1.0, 1.0], dev).unwrap_err();
             assert!(e.contains("device.pair_significance") && e.contains(why), "{e}");
+        }
+    }
+
+    /// Stuck devices: the fate from a uniform draw, and every misuse refused with its fix.
+    #[test]
+    fn stuck_devices_are_drawn_and_checked() {
+        let d = DeviceModel { stuck_set: 0.1, stuck_reset: 0.2, ..DeviceModel::pcm() };
+        assert!(d.validate().is_ok() && d.has_stuck() && !DeviceModel::pcm().has_stuck());
+        assert_eq!(
+            [d.stuck_at(0.0), d.stuck_at(0.19), d.stuck_at(0.2), d.stuck_at(0.29), d.stuck_at(0.31)],
+            [Some(0.0), Some(0.0), Some(25.0), Some(25.0), None]
+        );
+        let with = |set: f64, reset: f64, dev: DeviceModel| DeviceModel { stuck_set: set, stuck_reset: reset, ..dev }.validate();
+        for bad in [-0.1, 1.5, f64::NAN] {
+            let e = with(bad, 0.0, DeviceModel::pcm()).unwrap_err();
+            assert!(e.contains("device.stuck_set") && e.contains("in [0, 1]"), "{e}");
+        }
+        let e = with(0.6, 0.5, DeviceModel::pcm()).unwrap_err();
+        assert!(e.contains("at most 1"), "{e}");
+        for dev in
+            [DeviceModel::reram(), DeviceModel::reram_cmo(), DeviceModel::afm(), DeviceModel { drift_path: DriftPath::BothDevices, ..DeviceModel::pcm() }]
+        {
+            let e = with(0.01, 0.0, dev).unwrap_err();
+            assert!(e.contains("device.stuck_set and device.stuck_reset") && e.contains("or no stuck devices"), "{e}");
         }
     }
 

@@ -81,9 +81,10 @@ pub struct DeviceParams {
     pub relax: [[f32; 4]; 2 * MAX_RELAX_TIMES],
     /// Conductance pairs per weight (1: one pair; `device::DeviceModel::pair_significance`).
     pub pairs: u32,
-    pub _pad_pairs0: u32,
-    pub _pad_pairs1: u32,
-    pub _pad_pairs2: u32,
+    /// Fractions of devices stuck at g_max (SET) and at 0 µS (RESET) (`device::DeviceModel`).
+    pub stuck_set: f32,
+    pub stuck_reset: f32,
+    pub _pad_pairs: u32,
     /// The pairs' significance factors F_k, least significant first (the first `pairs` in use,
     /// the rest 0).
     pub pair_f: [f32; 4],
@@ -452,9 +453,9 @@ impl From<&DeviceModel> for DeviceParams {
             },
             pairs: d.pair_factors().len().min(MAX_PAIRS) as u32,
             pair_f: std::array::from_fn(|k| d.pair_factors().get(k).map_or(0.0, |&f| f as f32)),
-            _pad_pairs0: 0,
-            _pad_pairs1: 0,
-            _pad_pairs2: 0,
+            stuck_set: d.stuck_set as f32,
+            stuck_reset: d.stuck_reset as f32,
+            _pad_pairs: 0,
             nu_knots: d.drift_table.as_ref().map_or(0, |t| t.g.len().min(MAX_DRIFT_KNOTS) as u32),
             nu_table: std::array::from_fn(|i| match &d.drift_table {
                 Some(t) if i < t.g.len() => [(t.g[i] / d.g_max) as f32, t.nu_mean[i] as f32, t.nu_std[i] as f32, 0.0],

@@ -27,6 +27,9 @@ pub mod stream {
     pub const GDC_BASE: u32 = 4;
     /// Output noise (and per-read weight noise) of one MVM.
     pub const OUT: u32 = 5;
+    /// Which devices are stuck (`device.stuck_set`, `stuck_reset`): per weight and programming,
+    /// pair k's block at counter word 3 = k, word 0 for its G+ and word 1 for its G−.
+    pub const FAULT: u32 = 6;
 }
 
 /// Counter word 2: layer (8 bits) | stream (8 bits) | time index (16 bits), with the layer's bits
@@ -237,7 +240,7 @@ mod tests {
     #[test]
     fn word2_widens_the_layer_without_moving_a_narrow_one() {
         for layer in [0u32, 1, 17, 255] {
-            for stream in [stream::PROG, stream::READ, stream::GDC_BASE, stream::OUT, 0x52] {
+            for stream in [stream::PROG, stream::READ, stream::GDC_BASE, stream::OUT, stream::FAULT, 0x52] {
                 for t in [0u32, 1, 4095, 4096, 65535] {
                     assert_eq!(ctr_word2(layer, stream, t), layer | (stream << 8) | (t << 16));
                 }

@@ -131,7 +131,7 @@ impl Injector {
             self.single_matrix(w, dev);
             return;
         }
-        if dev.pair_factors().len() > 1 {
+        if dev.pair_factors().len() > 1 || dev.has_stuck() {
             self.program_on_pairs(w, wmax, dev);
             return;
         }
@@ -239,8 +239,9 @@ impl Injector {
     }
 
     /// Several conductance pairs per weight (`device.pair_significance`, aimc's `program` and
-    /// `drift` with pairs > 1): max|W| maps to Σ F_k · g_max, every pair's two devices are
-    /// programmed ([`DeviceModel::pair_targets`]), and with `weight_noise_time` the programmed
+    /// `drift` with pairs > 1) or stuck devices: max|W| maps to Σ F_k · g_max, every pair's two
+    /// devices are programmed ([`DeviceModel::pair_targets`]) or stuck
+    /// ([`DeviceModel::stuck_at`], exponent 0), and with `weight_noise_time` the programmed
     /// weights re-converted at Σ F_k g_max / max|W_prog|, each nonzero device drifted with its
     /// own exponent (drawn from its target, on the programmed weight's side) and read, then
     /// compensated on average as one pair's drifted weights are.
@@ -254,15 +255,26 @@ impl Injector {
             let u = s * v as f64;
             let (gp_t, gn_t) = (dev.pair_targets(u.max(0.0)), dev.pair_targets((-u).max(0.0)));
             let mut held = 0.0;
+            // Per pair and side: whether the device is stuck (it then does not drift).
+            let mut stuck = [[false; 2]; crate::device::MAX_PAIRS];
             for k in 0..f.len() {
-                held += f[k] * (dev.program(gp_t[k], self.normal()) - dev.program(gn_t[k], self.normal()));
+                let mut g = [dev.program(gp_t[k], self.normal()), dev.program(gn_t[k], self.normal())];
+                if dev.has_stuck() {
+                    for side in 0..2 {
+                        if let Some(at) = dev.stuck_at(self.uniform()) {
+                            (g[side], stuck[k][side]) = (at, true);
+                        }
+                    }
+                }
+                held += f[k] * (g[0] - g[1]);
             }
             let wp = held / s;
             prog.push(wp);
             if self.t_inf > 0.0 {
-                let targets = if wp >= 0.0 { &gp_t } else { &gn_t };
-                for &g in targets {
-                    nus.push(dev.nu(g, self.normal()));
+                let (targets, side) = if wp >= 0.0 { (&gp_t, 0) } else { (&gn_t, 1) };
+                for (k, &g) in targets.iter().enumerate() {
+                    let nu = dev.nu(g, self.normal());
+                    nus.push(if stuck[k][side] { 0.0 } else { nu });
                 }
             }
         }
@@ -381,8 +393,8 @@ pub const BLOCK_ROWS: usize = 16;
 pub fn perturb_blocked(cfg: &TrainingConfig, seed: u64, w: &mut [f32], cols: usize, threads: usize) {
     let cols = if cols == 0 { w.len().max(1) } else { cols };
     let mut base = Injector::new(cfg, seed);
-    if base.device.as_ref().is_some_and(|d| d.relax_table.is_some() || d.log_relax.is_some() || d.pair_factors().len() > 1) {
-        // ReRAM's redraw, one-device relaxation and several pairs per weight: the whole matrix
+    if base.device.as_ref().is_some_and(|d| d.relax_table.is_some() || d.log_relax.is_some() || d.pair_factors().len() > 1 || d.has_stuck()) {
+        // ReRAM's redraw, one-device relaxation, several pairs per weight and stuck devices: the whole matrix
         // from one generator (the per-matrix equations of `perturb_matrix`; independent of the
         // thread count too).
         base.perturb_matrix(w);
@@ -528,6 +540,27 @@ mod tests {
         assert!((a - b).abs() < 0.02 * a, "compensated mean |W| {b} against {a}");
         let rms = (w0.iter().zip(&w).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
         assert!(rms > 0.005 && rms < 0.2, "rms error {rms}");
+    }
+
+    /// Stuck devices in training (programming noise off): a weight of 0 on one pair lands at
+    /// +max|W| where G+ is stuck at g_max and G− is not (stuck_set · (1 − stuck_set) of them), at
+    /// −max|W| the other way round, and at 0 otherwise.
+    #[test]
+    fn stuck_devices_put_weights_at_the_ends() {
+        let mut device = toml::Table::new();
+        device.insert("stuck_set".into(), 0.1.into());
+        device.insert("stuck_reset".into(), 0.2.into());
+        let cfg = TrainingConfig { weight_noise: "pcm".into(), device, weight_noise_scale: 0.0, ..TrainingConfig::default() };
+        let n = 40_000;
+        let mut w: Vec<f32> = (0..n).map(|i| if i == 0 { 1.0 } else { 0.0 }).collect();
+        Injector::new(&cfg, 11).perturb_matrix(&mut w);
+        let share = |f: &dyn Fn(f32) -> bool| w[1..].iter().filter(|&&v| f(v)).count() as f64 / (n - 1) as f64;
+        let (up, down) = (share(&|v| v == 1.0), share(&|v| v == -1.0));
+        let p = 0.1 * (1.0 - 0.1 - 0.2) + 0.1 * 0.2;
+        for (got, what) in [(up, "+1"), (down, "-1")] {
+            assert!((got - p).abs() < 6.0 * (p * (1.0 - p) / n as f64).sqrt(), "{what}: {got}, expected {p}");
+        }
+        assert!((share(&|v| v == 0.0) - (1.0 - 2.0 * p)).abs() < 0.01);
     }
 
     #[test]

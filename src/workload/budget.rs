@@ -47,10 +47,12 @@ pub enum Source {
     IrDrop,
     /// Per-read weight noise (periphery.w_noise → 0).
     WeightNoise,
+    /// Stuck devices (device.stuck_set and stuck_reset → 0).
+    Stuck,
 }
 
-pub const ALL: [Source; 8] =
-    [Source::Programming, Source::Drift, Source::Read, Source::Dac, Source::Adc, Source::OutputNoise, Source::IrDrop, Source::WeightNoise];
+pub const ALL: [Source; 9] =
+    [Source::Programming, Source::Drift, Source::Read, Source::Dac, Source::Adc, Source::OutputNoise, Source::IrDrop, Source::WeightNoise, Source::Stuck];
 
 impl Source {
     pub fn name(self) -> &'static str {
@@ -63,6 +65,7 @@ impl Source {
             Source::OutputNoise => "output_noise",
             Source::IrDrop => "ir_drop",
             Source::WeightNoise => "weight_noise",
+            Source::Stuck => "stuck",
         }
     }
 
@@ -77,6 +80,7 @@ impl Source {
             Source::OutputNoise => p.out_noise > 0.0,
             Source::IrDrop => p.ir_drop > 0.0,
             Source::WeightNoise => p.w_noise > 0.0,
+            Source::Stuck => d.has_stuck(),
         }
     }
 
@@ -94,6 +98,7 @@ impl Source {
             Source::OutputNoise => p.out_noise = 0.0,
             Source::IrDrop => p.ir_drop = 0.0,
             Source::WeightNoise => p.w_noise = 0.0,
+            Source::Stuck => (d.stuck_set, d.stuck_reset) = (0.0, 0.0),
         }
     }
 
@@ -112,6 +117,7 @@ impl Source {
             Source::OutputNoise => p.out_noise = fp.out_noise,
             Source::IrDrop => p.ir_drop = fp.ir_drop,
             Source::WeightNoise => p.w_noise = fp.w_noise,
+            Source::Stuck => (d.stuck_set, d.stuck_reset) = (fd.stuck_set, fd.stuck_reset),
         }
     }
 }

@@ -188,6 +188,35 @@ fn each_configuration_is_its_plain_run_on_both_backends() {
     }
 }
 
+/// Stuck devices as a budget source (`stuck`): "without stuck" is the same file without them,
+/// draw for draw (the fault stream is apart from every other), and "only stuck" is a run with
+/// only stuck devices, on the CPU and on the GPU.
+#[test]
+fn stuck_devices_are_a_source_of_their_own() {
+    let with_stuck = |text: String| text.replace("model = \"pcm\"", "model = \"pcm\"\nstuck_set = 0.01\nstuck_reset = 0.03");
+    let budget = common::experiment(&with_stuck(small("[budget]"))).unwrap_or_else(|e| panic!("{e}"));
+    let without = common::experiment(&small("")).unwrap();
+    let only = common::experiment(&with_stuck(
+        small("")
+            .replace("out_noise = 0.2", "out_noise = 0.0\ninp_res_bits = 0\nout_res_bits = 0\nout_bound = 0.0")
+            .replace("model = \"pcm\"", "model = \"pcm\"\nprog_noise_scale = 0.0\ndrift_scale = 0.0\nread_noise_scale = 0.0"),
+    ))
+    .unwrap();
+    let mut backends: Vec<Box<dyn aimc::engine::Backend>> = vec![Box::new(common::cpu())];
+    if let Some(g) = common::gpu(256) {
+        backends.push(Box::new(g));
+    }
+    for be in &mut backends {
+        let r = common::run_ok(&mut **be, &budget);
+        assert!(r.budget[0].sources.iter().any(|s| s.source == "stuck"), "stuck is listed");
+        for (name, e) in [("without stuck", &without), ("only stuck", &only)] {
+            let plain = common::run_ok(&mut **be, e);
+            assert_eq!(config(&r, name, "1 d"), &plain.points[0].per_trial[..], "{}: {name} in the budget vs alone", be.adapter().name);
+        }
+        assert!(config(&r, "only stuck", "1 d").iter().any(|&v| v < r.fp_baseline.unwrap()), "stuck devices cost accuracy");
+    }
+}
+
 /// A budget's configurations run as one plan in checkpoint chunks, recorded point by point; a
 /// journal cut anywhere (after a few configurations' first chunks, part-way through the second
 /// chunks) resumes to the uninterrupted run's per-trial results exactly, and the configurations

@@ -186,7 +186,7 @@ fn a_measured_drift_table_runs_sweeps_and_is_checked() {
 /// Several conductance pairs per weight (`device.pair_significance`): a sweep over layouts runs,
 /// one pair written out (`[1.0]`, or one factor of any size) gives the default's trials bit for
 /// bit, the report says the cost table charges one pair, and a layout aimc cannot hold is named
-/// before any compute.
+/// before any compute, as are stuck-device fractions it cannot hold.
 #[test]
 fn conductance_pairs_sweep_and_are_checked() {
     let run = |name: &str, edit: &dyn Fn(String) -> String| {
@@ -214,6 +214,9 @@ fn conductance_pairs_sweep_and_are_checked() {
         ("pairs-zero", "pair_significance = [1.0, 0.0]", &["device.pair_significance", "finite number > 0"][..]),
         ("pairs-reram", "model = \"reram\"\npair_significance = [1.0, 1.0]", &["device.pair_significance", "relax_table"][..]),
         ("pairs-text", "pair_significance = \"two\"", &["device.pair_significance"][..]),
+        ("stuck-big", "stuck_set = 1.5", &["device.stuck_set = 1.5", "in [0, 1]"][..]),
+        ("stuck-sum", "stuck_set = 0.6\nstuck_reset = 0.5", &["device.stuck_set = 0.6 and device.stuck_reset = 0.5", "at most 1"][..]),
+        ("stuck-cmo", "model = \"reram_cmo\"\nstuck_reset = 0.01", &["device.stuck_set and device.stuck_reset", "one device per weight"][..]),
     ] {
         let p = bad_experiment(name, |t| format!("{t}\n[device]\n{device}\n"));
         expect_error(&p, needles);

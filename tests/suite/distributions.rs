@@ -219,6 +219,19 @@ fn run_all(be: &mut dyn Backend) {
             check_two_sample(what, "pcm on pairs [1, 2]", x, &rows[r], &pairs_oracle(&dev, x, t, 7));
         }
     }
+    // Stuck devices (2 % at g_max, 5 % at 0 µS, drawn per device): programming alone, on one pair
+    // and on pairs [1, 2]; drift and read alone on one pair, where a stuck device does not drift.
+    let stuck = DeviceModel { stuck_set: 0.02, stuck_reset: 0.05, ..DeviceModel::pcm() };
+    for (what, dev, t) in [
+        ("programmed weight", DeviceModel { drift_scale: 0.0, read_noise_scale: 0.0, ..stuck.clone() }, 0.0),
+        ("programmed weight", DeviceModel { drift_scale: 0.0, read_noise_scale: 0.0, pair_significance: vec![1.0, 2.0], ..stuck.clone() }, 0.0),
+        ("drifted and read weight", DeviceModel { prog_noise_scale: 0.0, ..stuck.clone() }, 86400.0),
+    ] {
+        let rows = samples(be, dev.clone(), t);
+        for (r, &x) in TARGETS.iter().enumerate() {
+            check_two_sample(what, &format!("pcm with stuck devices on pairs {:?}", dev.pair_factors()), x, &rows[r], &pairs_oracle(&dev, x, t, 9));
+        }
+    }
     // `simple` (kernel-attention §4): g_T + 0.067·N per weight in normalised units, unrectified.
     let rows = samples(be, DeviceModel::simple(), 0.0);
     for (r, &x) in TARGETS.iter().enumerate() {
@@ -226,36 +239,64 @@ fn run_all(be: &mut dyn Backend) {
     }
 }
 
-/// Draws of the f64 model (`DeviceModel::pair_targets`, `program`, `nu`, `drift_read`) for the
-/// weight x of a tile whose max|W| is 1, on the device's pairs: programmed as aihwkit programs each
-/// pair's two devices, and at t > 0 (programming noise off, so the re-conversion scale is the
-/// programming's) each nonzero device drifted with its own exponent and read with its own draw.
-/// An independent stream (its own key), [`ORACLE_DRAWS`] of them.
+/// Draws of the f64 model (`DeviceModel::pair_targets`, `program`, `stuck_at`, `nu`,
+/// `drift_read`) for the weight x of a tile whose max|W| is 1, on the device's pairs: each pair's
+/// two devices programmed as aihwkit programs them, or stuck; at t > 0 (programming noise off, and
+/// max|W_prog| = 1, so the re-conversion scale is the programming's) the programmed weight
+/// re-converted onto the pairs of its sign's side, each nonzero device drifted with its own
+/// exponent (0 where that device is stuck) and read with its own draw. An independent stream
+/// (its own key), [`ORACLE_DRAWS`] of them.
 fn pairs_oracle(dev: &DeviceModel, x: f64, t: f64, seed: u64) -> Vec<f64> {
+    oracle(dev, x, t, seed, false)
+}
+
+/// [`pairs_oracle`], where `stuck_drifts` gives a stuck device the exponent of its target as if
+/// it were programmed (a wrong model, for the power check).
+fn oracle(dev: &DeviceModel, x: f64, t: f64, seed: u64, stuck_drifts: bool) -> Vec<f64> {
     use aimc::rng::{key, normal4_f64, philox4x32_10};
     let s = dev.pair_span() * dev.g_max;
     let k = key(seed, 0xACE);
     let mut ctr = 0u32;
-    let mut normal = move || {
+    let mut draw = move || {
         ctr += 1;
-        normal4_f64(philox4x32_10([ctr, 0, 0xFFFF_0000, 0], k))[0]
+        philox4x32_10([ctr, 0, 0xFFFF_0000, 0], k)
     };
-    let (f, g) = (dev.pair_factors(), dev.pair_targets(s * x));
+    let f = dev.pair_factors();
+    let targets = [dev.pair_targets(s * x), dev.pair_targets(0.0)];
     (0..ORACLE_DRAWS)
         .map(|_| {
-            let held: f64 = f
-                .iter()
-                .zip(&g)
-                .map(|(&f, &g)| {
-                    if t > 0.0 {
-                        let nu = dev.nu(g, normal());
-                        f * if g > 0.0 { dev.drift_read(g, nu, t, normal()) } else { 0.0 }
-                    } else {
-                        f * (dev.program(g, normal()) - dev.program(0.0, normal()))
-                    }
+            let mut held = 0.0;
+            let mut stuck = vec![[false; 2]; f.len()];
+            for (k, &fk) in f.iter().enumerate() {
+                let mut g = [0.0; 2];
+                for side in 0..2 {
+                    let r = draw();
+                    let u = (r[0] >> 8) as f64 / 16_777_216.0;
+                    g[side] = match dev.stuck_at(u) {
+                        Some(at) if dev.has_stuck() => {
+                            stuck[k][side] = true;
+                            at
+                        }
+                        // The normal from words 2 and 3: words 0 and 1 make the fate's uniform.
+                        _ => dev.program(targets[side][k], normal4_f64(r)[2]),
+                    };
+                }
+                held += fk * (g[0] - g[1]);
+            }
+            let wp = held / s;
+            if t == 0.0 {
+                return wp;
+            }
+            let side = if wp >= 0.0 { 0 } else { 1 };
+            let g = dev.pair_targets(wp.abs() * s);
+            let read: f64 = (0..f.len())
+                .map(|k| {
+                    let n = normal4_f64(draw());
+                    let nu = if stuck[k][side] && !stuck_drifts { 0.0 } else { dev.nu(targets[side][k], n[0]) };
+                    f[k] * if g[k] > 0.0 { dev.drift_read(g[k], nu, t, n[1]) } else { 0.0 }
                 })
                 .sum();
-            held / s
+            wp.signum() * read / s
         })
         .collect()
 }
@@ -334,6 +375,12 @@ fn distribution_test_has_power() {
     let one = DeviceModel { pair_significance: Vec::new(), ..pairs.clone() };
     let (d, p) = two_sample(&rows[0], &pairs_oracle(&one, TARGETS[0], 86400.0, 7));
     assert!(p < P_MIN, "pairs of significance 1 and 2 read as one pair went unnoticed (D={d})");
+    // Stuck devices read as drifting like the others (their exponent drawn from the target):
+    // rejected at 1 y.
+    let stuck = DeviceModel { stuck_set: 0.05, prog_noise_scale: 0.0, ..DeviceModel::pcm() };
+    let rows = samples(&mut cpu(), stuck.clone(), 3.15e7);
+    let (d, p) = two_sample(&rows[1], &oracle(&stuck, TARGETS[1], 3.15e7, 9, true));
+    assert!(p < P_MIN, "stuck devices that drift went unnoticed (D={d})");
     // CMO ReRAM at 1 d checked without its shift mean·ln t (−1.0 µS): rejected.
     let dev = DeviceModel { prog_noise_scale: 0.0, read_noise_scale: 0.0, ..DeviceModel::reram_cmo() };
     let rows = samples(&mut cpu(), dev.clone(), 86400.0);

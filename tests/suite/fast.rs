@@ -106,7 +106,9 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
     // per weight, pair k's programming block at counter word 3 = k; three pairs read their third
     // pair's noise from a second block).
     let two_pairs = DeviceModel { pair_significance: vec![1.0, 3.0], ..DeviceModel::hermes() };
-    let three_pairs = DeviceModel { pair_significance: vec![1.0, 1.0, 2.0], ..DeviceModel::pcm() };
+    let three_pairs = DeviceModel { pair_significance: vec![1.0, 1.0, 2.0], stuck_set: 0.01, stuck_reset: 0.03, ..DeviceModel::pcm() };
+    // The twelfth: stuck devices on one pair (the pairs kernel, exponent 0 where stuck).
+    let stuck = DeviceModel { stuck_set: 0.02, stuck_reset: 0.05, ..DeviceModel::pcm() };
     for (dev, full, per_column) in [
         (DeviceModel::pcm(), false, false),
         (both, false, false),
@@ -119,6 +121,7 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
         (DeviceModel::reram_cmo(), false, false),
         (two_pairs, false, false),
         (three_pairs, false, true),
+        (stuck, false, false),
     ] {
         let mut rec = Recorder::new();
         let mut c = cfg(dev.clone(), 4, 4);

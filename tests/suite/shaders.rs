@@ -111,7 +111,7 @@ fn struct_members_sit_at_the_same_offsets_in_rust_and_wgsl() {
         ("Curve", offsets!(Curve: kind, brk, a, b, lo, hi, p, c0, c1, c2, c3, _pad)),
         (
             "DeviceParams",
-            offsets!(DeviceParams: g_max, prog_scale, drift_scale, read_scale, prog_norm, drift_path, prog_mode, zero_below, prog_c0, prog_c1, prog_c2, prog_c3, prog_brk, prog_h0, prog_h1, prog_h2, prog_h3, nu_knots, prog_knots, read_knots, mu_nu, sigma_nu, q_s, nu_table, level_tables, relax),
+            offsets!(DeviceParams: g_max, prog_scale, drift_scale, read_scale, prog_norm, drift_path, prog_mode, zero_below, prog_c0, prog_c1, prog_c2, prog_c3, prog_brk, prog_h0, prog_h1, prog_h2, prog_h3, nu_knots, prog_knots, read_knots, mu_nu, sigma_nu, q_s, nu_table, level_tables, relax, pairs, stuck_set, stuck_reset, _pad_pairs, pair_f),
         ),
         (
             "IoParams",

@@ -284,10 +284,14 @@ fn weight_error_stages_match_twins() {
     // programmed weights in `progmax`'s two words (order keys), t = 0 as programmed.
     plan::run_weight_error(&mut rec, &m, &RunConfig { device: DeviceModel::reram_cmo(), ..cfg(Gdc::Readout, 4, vec![0.0, 3600.0, 3.15e7]) }).unwrap();
     // Several conductance pairs per weight: two (HERMES, significance 1 and 3) and four (the
-    // third and fourth pairs' read noise from the second block), with per-tile multipliers.
+    // third and fourth pairs' read noise from the second block, stuck devices), with per-tile
+    // multipliers.
     let two = DeviceModel { pair_significance: vec![1.0, 3.0], ..DeviceModel::hermes() };
     plan::run_weight_error(&mut rec, &m, &RunConfig { device: two, ..cfg(Gdc::Readout, 4, vec![0.0, 86400.0]) }).unwrap();
-    let four = DeviceModel { pair_significance: vec![1.0, 1.0, 2.0, 4.0], ..DeviceModel::pcm() };
+    let four = DeviceModel { pair_significance: vec![1.0, 1.0, 2.0, 4.0], stuck_set: 0.02, stuck_reset: 0.04, ..DeviceModel::pcm() };
+    // Stuck devices on one pair: at g_max or 0 µS, exponent 0, from the fault stream.
+    let stuck = DeviceModel { stuck_set: 0.03, stuck_reset: 0.05, ..DeviceModel::hermes() };
+    plan::run_weight_error(&mut rec, &m, &RunConfig { device: stuck, ..cfg(Gdc::Readout, 4, vec![0.0, 3.15e7]) }).unwrap();
     plan::run_weight_error(&mut rec, &tiered, &RunConfig { device: four, ..cfg(Gdc::ExactReference, 3, vec![3600.0, 3.15e7]) }).unwrap();
     let Some(mut g) = gpu(256) else { return };
     let seen = replay_all(&rec, &mut g);

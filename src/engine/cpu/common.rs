@@ -289,30 +289,71 @@ pub fn pair_count(d: &DeviceParams) -> usize {
     (d.pairs as usize).clamp(1, crate::device::MAX_PAIRS)
 }
 
-/// shaders/program.wgsl `programmed_pairs`: a weight on several conductance pairs (`pairs` > 1,
-/// aihwkit's `NPairConductanceConverter`, noise-models §2 with significance factors F_k). Pair k
-/// holds the part of |s·w| above the lower pairs' range over F_k (`DeviceModel::pair_targets`);
-/// its two devices are programmed from block k of the weight's programming counter (`block(k)`:
-/// words 0 and 1 the G+ and G− noise, 2 and 3 their drift exponents' draws, from the targets).
-/// Returns the programmed weight Σ F_k (G+_k − G−_k) / s and, per pair, the drift exponent of
-/// the device on its sign's side (aihwkit's tile path drifts that device; the other is at 0 µS).
+/// shaders/common/device.wgsl `has_stuck`: whether any device is stuck.
+#[inline(always)]
+pub fn has_stuck(d: &DeviceParams) -> bool {
+    d.stuck_set > 0.0 || d.stuck_reset > 0.0
+}
+
+/// shaders/common/device.wgsl `stuck_fate`: a device's fate from its fault draw r: 1 stuck at
+/// 0 µS (RESET, u01(r) < stuck_reset), 2 stuck at g_max (SET, below stuck_reset + stuck_set), 0
+/// programmed.
+#[inline(always)]
+pub fn stuck_fate(d: &DeviceParams, r: u32) -> u32 {
+    let u = crate::rng::u01(r);
+    if u < d.stuck_reset {
+        1
+    } else if u < d.stuck_reset + d.stuck_set {
+        2
+    } else {
+        0
+    }
+}
+
+/// shaders/program.wgsl `programmed_pairs`: a weight on one or several conductance pairs
+/// (aihwkit's `NPairConductanceConverter`, noise-models §2 with significance factors F_k), with
+/// stuck devices. Pair k holds the part of |s·w| above the lower pairs' range over F_k
+/// (`DeviceModel::pair_targets`); its two devices are programmed from block k of the weight's
+/// programming counter (`block(k)`: words 0 and 1 the G+ and G− noise, 2 and 3 their drift
+/// exponents' draws, from the targets). With stuck devices, `fate(k)` is pair k's fault block
+/// (words 0 and 1 for G+ and G−, [`stuck_fate`]): a stuck device sits at 0 µS or g_max and does
+/// not drift (exponent 0). Returns the programmed weight Σ F_k (G+_k − G−_k) / s and, per pair,
+/// the drift exponent of the device on its sign's side (aihwkit's tile path drifts that device;
+/// the other is at 0 µS). One pair without stuck devices gives `programmed_pair`'s weight.
 #[allow(clippy::needless_range_loop)] // indexed as the shader indexes
 #[inline(always)]
-pub fn programmed_pairs(d: &DeviceParams, w: f32, s: f32, block: impl Fn(u32) -> [f32; 4]) -> (f32, [f32; crate::device::MAX_PAIRS]) {
+pub fn programmed_pairs(
+    d: &DeviceParams,
+    w: f32,
+    s: f32,
+    block: impl Fn(u32) -> [f32; 4],
+    fate: impl Fn(u32) -> [u32; 4],
+) -> (f32, [f32; crate::device::MAX_PAIRS]) {
     let u = s * w;
     let (up, un) = (u.max(0.0), (-u).max(0.0));
     let (mut acc, mut lower) = (0.0f32, 0.0f32);
     let mut nu = [[0f32; crate::device::MAX_PAIRS]; 2];
     for k in 0..pair_count(d) {
-        let f = d.pair_f[k];
+        // One pair's factor cancels (its scale is g_max / max|W|, as `pair_gmax` gives).
+        let f = if d.pairs > 1 { d.pair_f[k] } else { 1.0 };
         let n = block(k as u32);
         let gp_t = ((up - lower) / f).clamp(0.0, d.g_max);
         let gn_t = ((un - lower) / f).clamp(0.0, d.g_max);
-        let gp = (gp_t + d.prog_scale * sigma_prog(d, gp_t) * n[0]).max(0.0);
-        let gn = (gn_t + d.prog_scale * sigma_prog(d, gn_t) * n[1]).max(0.0);
-        acc += f * (gp - gn);
+        let mut gp = (gp_t + d.prog_scale * sigma_prog(d, gp_t) * n[0]).max(0.0);
+        let mut gn = (gn_t + d.prog_scale * sigma_prog(d, gn_t) * n[1]).max(0.0);
         nu[0][k] = device_nu(d, gp_t, n[2]);
         nu[1][k] = device_nu(d, gn_t, n[3]);
+        if has_stuck(d) {
+            let r = fate(k as u32);
+            for (side, g) in [&mut gp, &mut gn].into_iter().enumerate() {
+                match stuck_fate(d, r[side]) {
+                    1 => (*g, nu[side][k]) = (0.0, 0.0),
+                    2 => (*g, nu[side][k]) = (d.g_max, 0.0),
+                    _ => {}
+                }
+            }
+        }
+        acc += f * (gp - gn);
         lower += f * d.g_max;
     }
     let wp = acc / s;

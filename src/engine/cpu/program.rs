@@ -45,9 +45,11 @@ pub fn program(p: &StageParams, groups: [u32; 3], wg_size: u32, w_norm: &[f32], 
                             let w = w_norm[elem as usize];
                             let ctr = |k: u32| [elem, l.programming(trial), ctr_word2(l.layer, crate::rng::stream::PROG, 0), k];
                             let n = normal4(philox4x32_10(ctr(0), [l.key0, l.key1]));
-                            if dev.pairs > 1 {
-                                // Several pairs: block k programs pair k (block 0 is the one-pair block).
-                                let (wp, nu) = programmed_pairs(&dev, w, s, |k| if k == 0 { n } else { normal4(philox4x32_10(ctr(k), [l.key0, l.key1])) });
+                            if dev.pairs > 1 || has_stuck(&dev) {
+                                // Several pairs or stuck devices: block k programs pair k (block 0 is the
+                                // one-pair block), fault block k says which of its devices are stuck.
+                                let fault = |k: u32| philox4x32_10([elem, l.programming(trial), ctr_word2(l.layer, crate::rng::stream::FAULT, 0), k], [l.key0, l.key1]);
+                                let (wp, nu) = programmed_pairs(&dev, w, s, |k| if k == 0 { n } else { normal4(philox4x32_10(ctr(k), [l.key0, l.key1])) }, fault);
                                 let b = z * words * nw + elem as usize;
                                 state[b] = wp;
                                 for k in 0..pair_count(&dev) {

@@ -9,8 +9,8 @@ use super::lanes::{normal4_x8, philox_x8, F, L};
 use super::simd_entry;
 use crate::device::MAX_PROG_KNOTS;
 use crate::engine::cpu::common::{
-    normal4, order_key, pair_count, pair_gmax, par_trials2, par_units, philox4x32_10, programmed_pairs, programmed_signed, programmed_single, sigma_prog,
-    sigma_prog_poly, tile_device,
+    has_stuck, normal4, order_key, pair_count, pair_gmax, par_trials2, par_units, philox4x32_10, programmed_pairs, programmed_signed, programmed_single,
+    sigma_prog, sigma_prog_poly, tile_device,
 };
 use crate::engine::cpu::program::state_words;
 use crate::engine::layout::{StageParams, TileInfo, PROG_TABLE_AT};
@@ -84,7 +84,7 @@ fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], 
     if p.dev.prog_mode == 2 {
         return single_tile(p, t, trial_local, w_norm, out, plane, tile_local);
     }
-    if p.dev.pairs > 1 {
+    if p.dev.pairs > 1 || has_stuck(&p.dev) {
         return pairs_tile(p, t, trial_local, w_norm, out, plane, tile_local);
     }
     let mut max_bits = 0u32;
@@ -155,16 +155,17 @@ fn tile_body(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], 
     [max_bits, 0]
 }
 
-/// [`tile_body`] for several pairs per weight (`pairs` > 1), kept out of the one-pair loop: the
-/// twin's `programmed_pairs` per weight from its blocks (block k at counter word 3 = k, the first
-/// drawn eight lanes at a time), the programmed weight and each pair's drift exponent stored.
+/// [`tile_body`] for several pairs per weight (`pairs` > 1) or stuck devices, kept out of the
+/// one-pair loop: the twin's `programmed_pairs` per weight from its blocks (block k at counter
+/// word 3 = k, the first drawn eight lanes at a time; the fault blocks likewise), the programmed
+/// weight and each pair's drift exponent stored.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn pairs_tile(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32], out: &mut [f32], plane: usize, tile_local: bool) -> [u32; 2] {
     let l = &p.layer;
     let dev = tile_device(&p.dev, t);
     let prog = l.programming(l.trial_offset + trial_local as u32);
-    let (key, w_prog) = ([l.key0, l.key1], ctr_word2(l.layer, stream::PROG, 0));
+    let (key, w_prog, w_fault) = ([l.key0, l.key1], ctr_word2(l.layer, stream::PROG, 0), ctr_word2(l.layer, stream::FAULT, 0));
     let s = pair_gmax(&dev) / t.wmax_norm.max(1e-7);
     let mut max_bits = 0u32;
     for row in t.row_start..t.row_start + t.rows {
@@ -175,7 +176,8 @@ fn pairs_tile(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32],
             let n = normal4_x8(&philox_x8([elem, [prog; L], [w_prog; L], [0; L]], key));
             for i in (0..L).filter(|&i| valid[i]) {
                 let block = |k: u32| if k == 0 { [n[0][i], n[1][i], n[2][i], n[3][i]] } else { normal4(philox4x32_10([elem[i], prog, w_prog, k], key)) };
-                let (wp, nu) = programmed_pairs(&dev, w_norm[elem[i] as usize], s, block);
+                let fault = |k: u32| philox4x32_10([elem[i], prog, w_fault, k], key);
+                let (wp, nu) = programmed_pairs(&dev, w_norm[elem[i] as usize], s, block, fault);
                 let e = if tile_local { ((row - t.row_start) * t.cols + c0) as usize + i } else { elem[i] as usize };
                 out[e] = wp;
                 for k in 0..pair_count(&dev) {

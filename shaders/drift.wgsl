@@ -28,6 +28,18 @@ const CHUNK: u32 = 256u;
 var<workgroup> sum_read: array<f32, 256>;
 var<workgroup> sum_base: array<f32, 256>;
 
+// The read-noise normals of a weight's pairs at one time: pairs 0 and 1 from words 0 and 1 of
+// the weight's read block nr (the one-pair block), pairs 2 and 3 from words 0 and 1 of the block
+// at counter word 3 = 1 (drawn only with more than two pairs). ctr: the read block's first three
+// counter words. CPU twin: cpu/common.rs pair_read_normals.
+fn pair_read_normals(dev: DeviceParams, nr: vec4<f32>, ctr: vec3<u32>, key: vec2<u32>) -> vec4<f32> {
+    if (dev.pairs > 2u) {
+        let n2 = normal4(philox4x32_10(vec4<u32>(ctr, 1u), key));
+        return vec4<f32>(nr.x, nr.y, n2.x, n2.y);
+    }
+    return vec4<f32>(nr.x, nr.y, 0.0, 0.0);
+}
+
 @compute @workgroup_size(256)
 fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let L = P.layer;
@@ -53,8 +65,8 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
         var we = 0.0;
         var wp = 0.0;
         if (dev.pairs > 1u) {
-            // Several pairs: read noise of pairs 0 and 1 from words 0 and 1, of pairs 2 and 3 from
-            // words 0 and 1 of the block at counter word 3 = 1 (cpu/common.rs pair_read_normals).
+            // Several pairs: the programmed weight and each pair's exponent, each pair read with
+            // its own draw (pair_read_normals).
             let words = 1u + pair_count(dev);
             let b = trial_local * words * nw + elem;
             wp = state[b];
@@ -62,12 +74,7 @@ fn drift(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
             for (var k = 0u; k < pair_count(dev); k = k + 1u) {
                 nu[k] = state[b + (1u + k) * nw];
             }
-            var n = vec4<f32>(nr.x, nr.y, 0.0, 0.0);
-            if (dev.pairs > 2u) {
-                let n2 = normal4(philox4x32_10(vec4<u32>(ctr, 1u), key));
-                n = vec4<f32>(nr.x, nr.y, n2.x, n2.y);
-            }
-            we = drifted_pairs(dev, wp, nu, s2, L.log_t_ratio, L.read_sqrt_log, n);
+            we = drifted_pairs(dev, wp, nu, s2, L.log_t_ratio, L.read_sqrt_log, pair_read_normals(dev, nr, ctr, key));
         } else if (dev.drift_path == 1u) {
             let b = trial_local * 4u * nw + elem;
             let gpair = vec2<f32>(state[b], state[b + nw]);

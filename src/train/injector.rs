@@ -394,9 +394,9 @@ pub fn perturb_blocked(cfg: &TrainingConfig, seed: u64, w: &mut [f32], cols: usi
     let cols = if cols == 0 { w.len().max(1) } else { cols };
     let mut base = Injector::new(cfg, seed);
     if base.device.as_ref().is_some_and(|d| d.relax_table.is_some() || d.log_relax.is_some() || d.pair_factors().len() > 1 || d.has_stuck()) {
-        // ReRAM's redraw, one-device relaxation, several pairs per weight and stuck devices: the whole matrix
-        // from one generator (the per-matrix equations of `perturb_matrix`; independent of the
-        // thread count too).
+        // ReRAM's redraw, one-device relaxation, several pairs per weight and stuck devices: the
+        // whole matrix from one generator (the per-matrix equations of `perturb_matrix`;
+        // independent of the thread count too).
         base.perturb_matrix(w);
         return;
     }

@@ -505,15 +505,10 @@ mod tests {
         assert!((sd - 0.2).abs() < 0.006 && mean.abs() < 0.01, "sd {sd}, mean {mean}");
     }
 
-    /// Two pairs of significance 1 and 1: a weight at max|W| fills both pairs at g_max, so its
-    /// programming error is the sum of two independent pairs' over twice the range, 1/√2 of one
-    /// pair's; at 10 years it drifts, is read and compensated like one pair's.
-    #[test]
-    fn pcm_noise_on_two_pairs_averages_the_programming_error() {
-        let mut device = toml::Table::new();
-        device.insert("pair_significance".into(), toml::Value::Array(vec![1.0.into(), 1.0.into()]));
-        let cfg = TrainingConfig { weight_noise: "pcm".into(), device, ..TrainingConfig::default() };
-        let mut inj = Injector::new(&cfg, 3);
+    /// The mean and std of 20,000 draws of a weight at max|W| (matrices of two such weights,
+    /// seed 3).
+    fn weight_at_max(cfg: &TrainingConfig) -> (f64, f64) {
+        let mut inj = Injector::new(cfg, 3);
         let n = 20_000;
         let mut vals = Vec::with_capacity(n);
         for _ in 0..n / 2 {
@@ -522,7 +517,18 @@ mod tests {
             vals.extend(w.iter().map(|&v| v as f64));
         }
         let mean = vals.iter().sum::<f64>() / n as f64;
-        let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+        (mean, (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt())
+    }
+
+    /// Two pairs of significance 1 and 1: a weight at max|W| fills both pairs at g_max, so its
+    /// programming error is the sum of two independent pairs' over twice the range, 1/√2 of one
+    /// pair's; at 10 years it drifts, is read and compensated like one pair's.
+    #[test]
+    fn pcm_noise_on_two_pairs_averages_the_programming_error() {
+        let mut device = toml::Table::new();
+        device.insert("pair_significance".into(), toml::Value::Array(vec![1.0.into(), 1.0.into()]));
+        let cfg = TrainingConfig { weight_noise: "pcm".into(), device, ..TrainingConfig::default() };
+        let (_, sd) = weight_at_max(&cfg);
         // Per pair σ_prog(25) = 1.0554 µS on G+ and the folded G− (0.264² · (1/2 − 1/2π)); two
         // pairs over 2 · 25 µS.
         let one_pair = (1.0554f64.powi(2) + 0.26348f64.powi(2) * (0.5 - 0.5 / std::f64::consts::PI)).sqrt();
@@ -569,16 +575,7 @@ mod tests {
         // = 1.0554 µS and σ_prog(0) = 0.26348 µS (folded at 0), so the programmed weight's std is
         // about √(1.0554² + 0.264²·(1 − 2/π)·…)/25 of max|W|: between 1.0554/25 and 1.09/25.
         let cfg = TrainingConfig { weight_noise: "pcm".into(), ..TrainingConfig::default() };
-        let mut inj = Injector::new(&cfg, 3);
-        let n = 20_000;
-        let mut vals = Vec::with_capacity(n);
-        for _ in 0..n / 2 {
-            let mut w = vec![1.0f32, 1.0];
-            inj.perturb_matrix(&mut w);
-            vals.extend(w.iter().map(|&v| v as f64));
-        }
-        let mean = vals.iter().sum::<f64>() / n as f64;
-        let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+        let (mean, sd) = weight_at_max(&cfg);
         assert!(sd > 0.97 * 1.0554 / 25.0 && sd < 1.03 * 1.09 / 25.0, "sd {sd}");
         // The G− device programmed from 0 is clamped at 0: it lowers the mean by E[max(0, 0.26 N)] / 25.
         let expect = 1.0 - 0.26348 / (2.0 * std::f64::consts::PI).sqrt() / 25.0;

@@ -168,25 +168,16 @@ fn pairs_tile(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32],
     let (key, w_prog, w_fault) = ([l.key0, l.key1], ctr_word2(l.layer, stream::PROG, 0), ctr_word2(l.layer, stream::FAULT, 0));
     let s = pair_gmax(&dev) / t.wmax_norm.max(1e-7);
     let mut max_bits = 0u32;
-    for row in t.row_start..t.row_start + t.rows {
-        let row_elem = row * l.n_in + t.col_start;
-        for c0 in (0..t.cols).step_by(L) {
-            let valid: [bool; L] = std::array::from_fn(|i| c0 + (i as u32) < t.cols);
-            let elem: [u32; L] = std::array::from_fn(|i| if valid[i] { row_elem + c0 + i as u32 } else { row_elem });
-            let n = normal4_x8(&philox_x8([elem, [prog; L], [w_prog; L], [0; L]], key));
-            for i in (0..L).filter(|&i| valid[i]) {
-                let block = |k: u32| if k == 0 { [n[0][i], n[1][i], n[2][i], n[3][i]] } else { normal4(philox4x32_10([elem[i], prog, w_prog, k], key)) };
-                let fault = |k: u32| philox4x32_10([elem[i], prog, w_fault, k], key);
-                let (wp, nu) = programmed_pairs(&dev, w_norm[elem[i] as usize], s, block, fault);
-                let e = if tile_local { ((row - t.row_start) * t.cols + c0) as usize + i } else { elem[i] as usize };
-                out[e] = wp;
-                for k in 0..pair_count(&dev) {
-                    out[e + (1 + k) * plane] = nu[k];
-                }
-                max_bits = max_bits.max(wp.abs().to_bits());
-            }
+    tile_lanes(p, t, prog, tile_local, |elem, n, i, e| {
+        let block = |k: u32| if k == 0 { [n[0][i], n[1][i], n[2][i], n[3][i]] } else { normal4(philox4x32_10([elem[i], prog, w_prog, k], key)) };
+        let fault = |k: u32| philox4x32_10([elem[i], prog, w_fault, k], key);
+        let (wp, nu) = programmed_pairs(&dev, w_norm[elem[i] as usize], s, block, fault);
+        out[e] = wp;
+        for k in 0..pair_count(&dev) {
+            out[e + (1 + k) * plane] = nu[k];
         }
-    }
+        max_bits = max_bits.max(wp.abs().to_bits());
+    });
     [max_bits, 0]
 }
 
@@ -199,8 +190,23 @@ fn single_tile(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32]
     let l = &p.layer;
     let dev = tile_device(&p.dev, t);
     let prog = l.programming(l.trial_offset + trial_local as u32);
-    let (key, w_prog) = ([l.key0, l.key1], ctr_word2(l.layer, stream::PROG, 0));
     let mut keys = [0u32; 2];
+    tile_lanes(p, t, prog, tile_local, |elem, n, i, e| {
+        let wp = programmed_single(&dev, w_norm[elem[i] as usize], t.w_lo, t.w_hi, n[0][i]);
+        (out[e], out[e + plane]) = (wp, 0.0);
+        keys = [keys[0].max(order_key(wp)), keys[1].max(order_key(-wp))];
+    });
+    keys
+}
+
+/// Every weight of tile `t` for programming `prog`, row by row, eight at a time: the lanes'
+/// elements and their programming blocks (drawn eight lanes at a time), and for each valid lane
+/// `f(elem, blocks, lane, place)`, its place in the output (`tile_local`: the tile's own
+/// row-major buffer, else the layer's element index).
+#[inline(always)]
+fn tile_lanes(p: &StageParams, t: &TileInfo, prog: u32, tile_local: bool, mut f: impl FnMut(&[u32; L], &[F; 4], usize, usize)) {
+    let l = &p.layer;
+    let (key, w_prog) = ([l.key0, l.key1], ctr_word2(l.layer, stream::PROG, 0));
     for row in t.row_start..t.row_start + t.rows {
         let row_elem = row * l.n_in + t.col_start;
         for c0 in (0..t.cols).step_by(L) {
@@ -208,12 +214,9 @@ fn single_tile(p: &StageParams, t: &TileInfo, trial_local: usize, w_norm: &[f32]
             let elem: [u32; L] = std::array::from_fn(|i| if valid[i] { row_elem + c0 + i as u32 } else { row_elem });
             let n = normal4_x8(&philox_x8([elem, [prog; L], [w_prog; L], [0; L]], key));
             for i in (0..L).filter(|&i| valid[i]) {
-                let wp = programmed_single(&dev, w_norm[elem[i] as usize], t.w_lo, t.w_hi, n[0][i]);
                 let e = if tile_local { ((row - t.row_start) * t.cols + c0) as usize + i } else { elem[i] as usize };
-                (out[e], out[e + plane]) = (wp, 0.0);
-                keys = [keys[0].max(order_key(wp)), keys[1].max(order_key(-wp))];
+                f(&elem, &n, i, e);
             }
         }
     }
-    keys
 }

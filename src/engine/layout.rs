@@ -451,8 +451,9 @@ impl From<&DeviceModel> for DeviceParams {
                 }
                 e
             },
-            pairs: d.pair_factors().len().min(MAX_PAIRS) as u32,
-            pair_f: std::array::from_fn(|k| d.pair_factors().get(k).map_or(0.0, |&f| f as f32)),
+            // One pair (factor 1) where the model lists none; no allocation per dispatch.
+            pairs: d.pair_significance.len().clamp(1, MAX_PAIRS) as u32,
+            pair_f: std::array::from_fn(|k| d.pair_significance.get(k).map_or(if k == 0 { 1.0 } else { 0.0 }, |&f| f as f32)),
             stuck_set: d.stuck_set as f32,
             stuck_reset: d.stuck_reset as f32,
             _pad_pairs: 0,

@@ -272,7 +272,7 @@ impl Injector {
             prog.push(wp);
             if self.t_inf > 0.0 {
                 let (targets, side) = if wp >= 0.0 { (&gp_t, 0) } else { (&gn_t, 1) };
-                for (k, &g) in targets.iter().enumerate() {
+                for (k, &g) in targets.iter().enumerate().take(f.len()) {
                     let nu = dev.nu(g, self.normal());
                     nus.push(if stuck[k][side] { 0.0 } else { nu });
                 }

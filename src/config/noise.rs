@@ -52,6 +52,16 @@ pub(super) fn device(raw: &RawExperiment) -> Result<DeviceModel, String> {
 pub(super) const OPTIONAL_DEVICE_FIELDS: [&str; 8] =
     ["drift_table", "prog_table", "read_table", "relax_table", "log_relax", "pair_significance", "stuck_set", "stuck_reset"];
 
+/// Sets `[device]` field `field` to `value` (from a file, `--set` or a sweep axis). An empty
+/// `pair_significance` is refused rather than read as the default's one pair: the model stores
+/// one pair as no list, so a written `[]` would otherwise pass for a choice it is not.
+pub(super) fn set_device_field(d: &mut DeviceModel, section: &str, field: &str, value: &toml::Value) -> Result<(), String> {
+    if field == "pair_significance" && value.as_array().is_some_and(|a| a.is_empty()) {
+        return Err(format!("{section}.pair_significance = []: give the pairs' significance factors, least significant first ([1.0] is one pair)"));
+    }
+    set_field_with(d, section, field, value, &OPTIONAL_DEVICE_FIELDS)
+}
+
 /// One measured table's name, whether the model has it, its source's scale (name, value), what a
 /// model whose scale is 0 lacks, the verb that uses the table, and the fit fields it replaces.
 type TableUse<'a> = (&'a str, bool, &'a str, f64, &'a str, &'a str, &'a [&'a str]);
@@ -106,7 +116,7 @@ pub fn device_with_fields(name: &str, fields: &toml::Table) -> Result<DeviceMode
 pub(super) fn named_device(name: &str, fields: &toml::Table, key: &str) -> Result<DeviceModel, String> {
     let mut d = DeviceModel::by_name(name).ok_or_else(|| format!("{key} = {name:?}: unknown model; use one of {}", MODEL_NAMES.join(", ")))?;
     for (k, v) in fields.iter().filter(|(k, _)| *k != "model") {
-        set_field_with(&mut d, "device", k, v, &OPTIONAL_DEVICE_FIELDS)?;
+        set_device_field(&mut d, "device", k, v)?;
     }
     prog_reference(&d, fields.contains_key("prog_coeff"), fields.contains_key("prog_g_ref"))?;
     relaxation_alone(&d, fields)?;

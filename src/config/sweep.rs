@@ -9,7 +9,7 @@
 //! the file sets that an axis (or every variant) also sets is refused, as the axis would replace
 //! it at every point; a variant that leaves a field out keeps the file's value of it.
 
-use super::noise::{named_device, parse_gdc, parse_tile_str, prog_reference, set_field, set_field_with, OPTIONAL_DEVICE_FIELDS};
+use super::noise::{named_device, parse_gdc, parse_tile_str, prog_reference, set_device_field, set_field, set_field_with, OPTIONAL_DEVICE_FIELDS};
 use super::raw::RawExperiment;
 use super::time::parse_time;
 use crate::arch::tiers::Architecture;
@@ -314,7 +314,7 @@ fn apply_axis(p: &mut SweepPoint, name: &str, v: &toml::Value, base: &Base<'_>, 
         Target::Moe => set_field(&mut p.moe.as_mut().ok_or_else(missing)?.0, "sweep", name, v)?,
         Target::Arch => set_field(&mut p.moe.as_mut().ok_or_else(missing)?.1, "sweep", name, v)?,
         Target::Device => {
-            set_field_with(&mut p.device, "sweep", name, v, &OPTIONAL_DEVICE_FIELDS)?;
+            set_device_field(&mut p.device, "sweep", name, v)?;
             p.device.validate().map_err(|m| format!("{key}: {m}"))?;
         }
         Target::Periphery => {

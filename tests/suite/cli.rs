@@ -214,6 +214,7 @@ fn conductance_pairs_sweep_and_are_checked() {
         ("pairs-zero", "pair_significance = [1.0, 0.0]", &["device.pair_significance", "finite number > 0"][..]),
         ("pairs-reram", "model = \"reram\"\npair_significance = [1.0, 1.0]", &["device.pair_significance", "relax_table"][..]),
         ("pairs-text", "pair_significance = \"two\"", &["device.pair_significance"][..]),
+        ("pairs-empty", "pair_significance = []", &["device.pair_significance = []", "[1.0] is one pair"][..]),
         ("stuck-big", "stuck_set = 1.5", &["device.stuck_set = 1.5", "in [0, 1]"][..]),
         ("stuck-sum", "stuck_set = 0.6\nstuck_reset = 0.5", &["device.stuck_set = 0.6 and device.stuck_reset = 0.5", "at most 1"][..]),
         ("stuck-cmo", "model = \"reram_cmo\"\nstuck_reset = 0.01", &["device.stuck_set and device.stuck_reset", "one device per weight"][..]),

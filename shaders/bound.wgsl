@@ -11,7 +11,8 @@
 // over them, and when no vector is left (`nsat` of the starting level's flags = 0) every
 // workgroup returns after one read. A unit takes its flagged samples through the levels together:
 // the active ones are all at the same level, since each starts at the same level and leaves once
-// it no longer saturates. Per level the unit's inputs are staged in workgroup memory KC at a time,
+// it no longer saturates. Per level the unit's inputs are staged in workgroup memory KC at a time
+// (with their input noise, a fresh draw per level),
 // and each invocation sums four consecutive outputs (one output group, one Philox block per
 // vector and level) for all VB vectors at once: a weight is read once per unit and level instead
 // of once per vector. Level 1 runs in the tiled GEMM when many vectors saturate because in a
@@ -140,6 +141,9 @@ fn bound_unit(u: u32, lid: u32) {
                     var xv = 0.0;
                     if (k < t.cols && live[i] != 0u) {
                         xv = quant_in(P.io, in_range(t.input_range, x[v_xo[i] + k]) / v_div[i]);
+                        if (P.io.inp_noise > 0.0) {
+                            xv = xv + inp_noise_line(L, P.io, tile, trial, sb * VB + i, level, k);
+                        }
                     }
                     xs[e] = xv;
                 }

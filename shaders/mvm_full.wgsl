@@ -1,6 +1,7 @@
-// Stage `mvm_full`: `mvm` on the full periphery path (noise-models §7; IR drop or per-read weight
-// noise on). Per (trial, tile) the GEMM Y[s, o] = sum_k x'[s, k] W[o, k] and, in the same pass over
-// the operands, the three sums the full path needs per output:
+// Stage `mvm_full`: `mvm` on the full periphery path (noise-models §7; IR drop, per-read weight
+// noise or input noise on). Per (trial, tile) the GEMM Y[s, o] = sum_k x'[s, k] W[o, k], x' the
+// quantised inputs plus their input noise (staged with it, a draw per line, tile and pass), and,
+// in the same pass over the operands, the three sums the full path needs per output:
 //   SA[s, o] = sum_k |W[o, k]| |x'[s, k]|                 IR drop: the column currents
 //   SP[s, o] = sum_k W[o, k] x'[s, k] (1 - r_k^2)          IR drop, r_k = 1 - k / cols
 //   SQ[s, o] = sum_k |W[o, k]| x'[s, k]^2 (pcm_read)       per-read weight noise
@@ -84,7 +85,12 @@ fn mvm_full(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) 
     var q3 = vec4<f32>(0.0);
 
     let nk = (t.cols + BK - 1u) / BK;
+    let trial = L.trial_offset + trial_local;
+    let noisy_x = !loads_w && P.io.inp_noise > 0.0;
     var v = stage_operand(loads_w, xi, wi, xn, wn, lk < t.cols);
+    if (noisy_x && lk < t.cols) {
+        v = v + staged_inp_noise(tile, trial, xr, xn, lk);
+    }
     if (loads_w) {
         ws[st] = v;
     } else {
@@ -97,6 +103,9 @@ fn mvm_full(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) 
         if (more) {
             let k = (kt + 1u) * BK;
             v = stage_operand(loads_w, xi + k, wi + k, xn, wn, k + lk < t.cols);
+            if (noisy_x && k + lk < t.cols) {
+                v = v + staged_inp_noise(tile, trial, xr, xn, k + lk);
+            }
         }
         for (var kk = 0u; kk < BK; kk = kk + 1u) {
             let row = cur + kk * RV;
@@ -158,6 +167,18 @@ fn stage_operand(loads_w: bool, xi: u32, wi: u32, xn: u32, wn: u32, kin: bool) -
         return gather_w(wi, L.n_in, wn, kin);
     }
     return gather_x(xi, L.n_in, xn, kin);
+}
+
+// The input noise of the four staged samples xr .. xr + 3 (the first xn of them exist) on input
+// line k of the tile; the bound-management pass is the level.
+fn staged_inp_noise(tile: u32, trial: u32, xr: u32, xn: u32, k: u32) -> vec4<f32> {
+    let L = P.layer;
+    var n = vec4<f32>(0.0);
+    if (xn > 0u) { n.x = inp_noise_line(L, P.io, tile, trial, xr, L.bm_pass, k); }
+    if (xn > 1u) { n.y = inp_noise_line(L, P.io, tile, trial, xr + 1u, L.bm_pass, k); }
+    if (xn > 2u) { n.z = inp_noise_line(L, P.io, tile, trial, xr + 2u, L.bm_pass, k); }
+    if (xn > 3u) { n.w = inp_noise_line(L, P.io, tile, trial, xr + 3u, L.bm_pass, k); }
+    return n;
 }
 
 // The full path's epilogue for one sample: outputs oa .. oa + 3 of tile `tile` from their four

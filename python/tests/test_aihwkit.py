@@ -274,6 +274,7 @@ def test_non_default_settings_map_to_aimcs_fields():
     ({"mapping__weight_scaling_columnwise": True}, "weight_scaling_columnwise", False),  # only read with ω > 0
     ({"forward__is_perfect": True, "forward__inp_noise": 0.3, "forward__out_noise": 0.2}, "out_noise", 0.0),
     ({"forward__mv_type": AnalogMVType.IDEAL}, "inp_res_bits", 0),
+    ({"forward__inp_noise": 0.05}, "inp_noise", 0.05),                  # Gaussian noise per input line after the DAC
 ])
 def test_periphery_readings(changes, field, value):
     assert aimc.from_aihwkit(with_changes(inference_rpu_config(), **changes))["periphery"][field] == value
@@ -573,8 +574,11 @@ def test_training_only_settings_are_not_read():
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"forward__inp_noise": 0.01}, r"^from_aihwkit: forward\.inp_noise = 0\.01 is not modelled by aimc \(Gaussian input noise after "
-                                   r"the DAC\); set it to 0\.0 \(aihwkit's default\)$"),
+    ({"forward__inp_asymmetry": 0.1}, r"^from_aihwkit: forward\.inp_asymmetry = 0\.1 is not modelled by aimc \(an input asymmetry of "
+                                      r"separate positive and negative passes\); set it to 0\.0 \(aihwkit's default\)$"),
+    ({"forward__inp_noise": -0.1}, r"forward\.inp_noise = -0\.1"),
+    ({"forward__inp_noise": 0.05, "forward__w_noise": 0.02, "forward__w_noise_type": "AdditiveConstant"},
+     r"forward\.inp_noise = 0\.05 with forward\.w_noise = 0\.02 under drift compensation"),
     ({"forward__out_nonlinearity": 0.5}, r"forward\.out_nonlinearity = 0\.5 is not modelled"),
     ({"forward__out_noise_std": 0.3}, r"forward\.out_noise_std = 0\.3 is not modelled"),
     ({"forward__inp_sto_round": True}, r"forward\.inp_sto_round = True is not modelled"),
@@ -698,12 +702,12 @@ def test_other_configs_and_a_missing_reference_are_refused():
 
 
 def test_every_unmodelled_setting_in_one_message():
-    cfg = with_changes(inference_rpu_config(), forward__inp_noise=0.01, forward__out_scale=2.0, mapping__digital_bias=False)
+    cfg = with_changes(inference_rpu_config(), forward__out_noise_std=0.01, forward__out_scale=2.0, mapping__digital_bias=False)
     with pytest.raises(ValueError) as e:
         aimc.from_aihwkit(cfg)
     text = str(e.value)
     assert text.startswith("from_aihwkit: 3 settings of this InferenceRPUConfig are not modelled by aimc:")
-    for name in ("forward.inp_noise = 0.01", "forward.out_scale = 2.0", "mapping.digital_bias = False"):
+    for name in ("forward.out_noise_std = 0.01", "forward.out_scale = 2.0", "mapping.digital_bias = False"):
         assert name in text
 
 

@@ -502,6 +502,9 @@ def test_an_aihwkit_configuration_sets_the_training_periphery():
     at.unprepare(lin)
     with pytest.raises(ValueError, match=r"rpu_config\.forward\.noise_management = 'none'"):
         at.prepare(lin, rpu_config=with_changes(noisy, forward__noise_management=NoiseManagementType.NONE))
+    # Input noise maps for the evaluation; training refuses it rather than leave it out.
+    with pytest.raises(ValueError, match=r"rpu_config\.forward\.inp_noise = 0\.05: training adds no input noise"):
+        at.prepare(lin, rpu_config=with_changes(inference_rpu_config(), forward__inp_noise=0.05))
     cfg = with_changes(inference_rpu_config(), forward__bound_management=BoundManagementType.NONE, forward__out_noise=0.0)
     with pytest.raises(ValueError, match="remove dac_bits or rpu_config"):
         at.prepare(lin, rpu_config=cfg, dac_bits=7)

@@ -280,11 +280,15 @@ fn in_range(r: f32, v: f32) -> f32 {
 // The noise-management scale of an input slice, from amax = max |x| of the slice clipped to the
 // tile's input range r (read by abs-max only): with a range every scale is r times aihwkit's
 // (none r, constant r * nm_thres, abs-max min(max|x|, r * nm_thres)); without one (r = 0) none
-// is 1 and abs-max max|x|. CPU twin: src/engine/cpu/common.rs `nm_scale`.
+// is 1 and abs-max max|x|; abs-max's 0 (an all-zero slice, whose outputs `combine` drops) is s
+// when the inputs are noisy. CPU twin: src/engine/cpu/common.rs `nm_scale`.
 fn nm_scale(io: IoParams, r: f32, amax: f32) -> f32 {
     let s = select(1.0, r, r > 0.0);
     if (io.nm_mode == 1u) {
-        return select(amax, min(amax, s * io.nm_thres), io.nm_thres > 0.0);
+        let m = select(amax, min(amax, s * io.nm_thres), io.nm_thres > 0.0);
+        // With input noise an all-zero slice keeps the scale s: rpucuda then skips its short cut
+        // (outputs 0) and leaves the inputs unscaled, so the noise alone reaches the outputs.
+        return select(m, s, m == 0.0 && io.inp_noise > 0.0);
     }
     if (io.nm_mode == 2u) {
         return s * select(1.0, io.nm_thres, io.nm_thres > 0.0);
@@ -299,6 +303,14 @@ fn quant_in(io: IoParams, v: f32) -> f32 {
         q = round(v / io.inp_step) * io.inp_step;
     }
     return clamp(q, -io.inp_bound, io.inp_bound);
+}
+
+// Input noise after the DAC (aihwkit inp_noise, rpucuda `prepareInput`): inp_noise times the
+// normal of input line k of tile `tile` for sample s of the layer's vectors at bound-management
+// level `level`; each output tile draws its own. Twin: src/engine/cpu/common.rs `add_inp_noise`.
+fn inp_noise_line(L: LayerParams, io: IoParams, tile: u32, trial: u32, s: u32, level: u32, k: u32) -> f32 {
+    let n = inp_normals(L.vector_offset + s, trial, L.layer, L.t_index, k >> 2u, tile / L.tiles_in, tile % L.tiles_in, level, vec2<u32>(L.key0, L.key1));
+    return io.inp_noise * n[k & 3u];
 }
 
 // ADC quantisation (round half to even), before clipping.
@@ -338,6 +350,15 @@ fn gdc_readout(io: IoParams, w: f32, j: u32, n: u32, z: f32) -> f32 {
         return adc(io, y + sqrt(io.out_noise * io.out_noise + sw * sw) * z);
     }
     return adc(io, y + io.out_noise * z);
+}
+
+// One element of a GDC readout with input noise (periphery.inp_noise): every input line carries
+// its noise, so row i of the readout of line j reads W_ij + inp_noise * sum_k W_ik n_k; that sum
+// and the output noise are independent Gaussians, one z of std
+// sqrt(out_noise² + inp_noise² row_sq) with row_sq = sum_k W_ik². (With input noise, IR drop and
+// per-read weight noise are refused under GDC: their readout terms would read the noisy lines.)
+fn gdc_readout_inp(io: IoParams, w: f32, row_sq: f32, z: f32) -> f32 {
+    return adc(io, w + sqrt(io.out_noise * io.out_noise + io.inp_noise * io.inp_noise * row_sq) * z);
 }
 
 // Saturation as aihwkit tests it, on the quantised value q = quant_out(v): beyond the bound.

@@ -49,7 +49,7 @@ struct IoParams {
     inp_step: f32, inp_bound: f32, out_step: f32, out_bound: f32,
     out_noise: f32, w_noise: f32, ir_drop: f32, ir_g_ratio: f32,
     nm_mode: u32, bm_mode: u32, w_noise_type: u32, bm_max_red: f32,
-    nm_thres: f32, _pad_io0: u32, _pad_io1: u32, _pad_io2: u32,
+    nm_thres: f32, inp_noise: f32, _pad_io1: u32, _pad_io2: u32,
 }
 
 struct LayerParams {

@@ -15,6 +15,7 @@ const STREAM_READ: u32 = 2u;
 const STREAM_GDC_BASE: u32 = 4u;
 const STREAM_OUT: u32 = 5u;
 const STREAM_FAULT: u32 = 6u;
+const STREAM_INP: u32 = 7u;
 
 fn philox4x32_10(ctr_in: vec4<u32>, key_in: vec2<u32>) -> vec4<u32> {
     var c = ctr_in;
@@ -47,6 +48,14 @@ const W_NOISE_GROUP: u32 = 0x80000u;
 // block become four normals (output o takes component o % 4). Twin: rng::out_normals.
 fn out_normals(s: u32, trial: u32, layer: u32, t_index: u32, o4: u32, tile_in: u32, bm_level: u32, key: vec2<u32>) -> vec4<f32> {
     return normal4(philox4x32_10(vec4<u32>(s, trial, ctr_word2(layer, STREAM_OUT, t_index), ctr_word3_out(o4, tile_in, bm_level)), key));
+}
+
+// Input noise of one MVM of tile (tile_out, tile_in) for input lines 4*k4 .. 4*k4+3 of sample s
+// (line k takes component k % 4): input group in 9 bits and output tile in 11 bits of the output
+// field. Twin: rng::inp_normals.
+fn inp_normals(s: u32, trial: u32, layer: u32, t_index: u32, k4: u32, tile_out: u32, tile_in: u32, bm_level: u32, key: vec2<u32>) -> vec4<f32> {
+    let w3 = ctr_word3_out((k4 & 0x1FFu) | ((tile_out & 0x7FFu) << 9u), tile_in, bm_level);
+    return normal4(philox4x32_10(vec4<u32>(s, trial, ctr_word2(layer, STREAM_INP, t_index), w3), key));
 }
 
 // Uniform in (0, 1]: never 0, safe for log.

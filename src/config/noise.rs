@@ -52,6 +52,10 @@ pub(super) fn device(raw: &RawExperiment) -> Result<DeviceModel, String> {
 pub(super) const OPTIONAL_DEVICE_FIELDS: [&str; 8] =
     ["drift_table", "prog_table", "read_table", "relax_table", "log_relax", "pair_significance", "stuck_set", "stuck_reset"];
 
+/// `[periphery]` fields a file may leave out that its serialised form omits at their defaults
+/// (0: off), and that may still be set or swept.
+pub(super) const OPTIONAL_PERIPHERY_FIELDS: [&str; 2] = ["nm_thres", "inp_noise"];
+
 /// Sets `[device]` field `field` to `value` (from a file, `--set` or a sweep axis). An empty
 /// `pair_significance` is refused rather than read as the default's one pair: the model stores
 /// one pair as no list, so a written `[]` would otherwise pass for a choice it is not.

@@ -9,7 +9,9 @@
 //! the file sets that an axis (or every variant) also sets is refused, as the axis would replace
 //! it at every point; a variant that leaves a field out keeps the file's value of it.
 
-use super::noise::{named_device, parse_gdc, parse_tile_str, prog_reference, set_device_field, set_field, set_field_with, OPTIONAL_DEVICE_FIELDS};
+use super::noise::{
+    named_device, parse_gdc, parse_tile_str, prog_reference, set_device_field, set_field, set_field_with, OPTIONAL_DEVICE_FIELDS, OPTIONAL_PERIPHERY_FIELDS,
+};
 use super::raw::RawExperiment;
 use super::time::parse_time;
 use crate::arch::tiers::Architecture;
@@ -175,7 +177,7 @@ impl Fields {
             arch,
             transformer,
             device: with_optional(table(&base.device), &OPTIONAL_DEVICE_FIELDS),
-            periphery: table(&base.periphery),
+            periphery: with_optional(table(&base.periphery), &OPTIONAL_PERIPHERY_FIELDS),
         }
     }
 
@@ -318,7 +320,7 @@ fn apply_axis(p: &mut SweepPoint, name: &str, v: &toml::Value, base: &Base<'_>, 
             p.device.validate().map_err(|m| format!("{key}: {m}"))?;
         }
         Target::Periphery => {
-            set_field(&mut p.periphery, "sweep", name, v)?;
+            set_field_with(&mut p.periphery, "sweep", name, v, &OPTIONAL_PERIPHERY_FIELDS)?;
             p.periphery.validate().map_err(|m| format!("{key}: {m}"))?;
         }
     }
@@ -555,9 +557,26 @@ pub(super) fn points(axes: &[SweepAxis], base: &Base<'_>) -> Result<Vec<SweepPoi
                 if p.labels.is_empty() { String::new() } else { format!(" (sweep point {})", p.labels.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ")) }
             ));
         }
+        input_noise_readout(&p)?;
         points.push(p);
     }
     Ok(points)
+}
+
+/// Input noise under GDC is modelled in the readout with the output noise alone: the readout's
+/// IR-drop and weight-noise terms would read the noisy input lines, which the readout does not
+/// model, so those combinations are refused at each point.
+fn input_noise_readout(p: &SweepPoint) -> Result<(), String> {
+    let io = &p.periphery;
+    if io.inp_noise > 0.0 && p.gdc != crate::crossbar::Gdc::Off && (io.w_noise > 0.0 || io.ir_drop > 0.0) {
+        let (field, v) = if io.w_noise > 0.0 { ("w_noise", io.w_noise) } else { ("ir_drop", io.ir_drop) };
+        return Err(format!(
+            "periphery.inp_noise = {} with periphery.{field} = {v} under drift compensation (gdc on): the GDC readout with input noise is modelled with output noise only, not with {field}; set gdc = \"off\", or inp_noise or {field} to 0{}",
+            io.inp_noise,
+            if p.labels.is_empty() { String::new() } else { format!(" (sweep point {})", p.series()) }
+        ));
+    }
+    Ok(())
 }
 
 /// `[budget]`: every point expanded into the budget's configurations along a `budget` axis.

@@ -329,6 +329,13 @@ pub struct Periphery {
     pub out_bound: f64,
     pub out_res_bits: u32,
     pub out_noise: f64,
+    /// Gaussian noise added to every input after the DAC (aihwkit `IOParameters.inp_noise`,
+    /// default 0), in the DAC's units (the scaled input lies in ±inp_bound): rpucuda's
+    /// `prepareInput` adds `inp_noise · N(0, 1)` after quantising and clipping, a fresh draw per
+    /// input line, tile, MVM and bound-management pass; the MVM and its IR drop and weight noise
+    /// see the noisy inputs.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub inp_noise: f64,
     pub noise_management: NoiseManagement,
     /// aihwkit's `IOParameters.nm_thres` (default 0): with abs-max, the input scale saturates at
     /// it (min(max|x|, nm_thres)); with `constant`, it is the scale. With an input range r the
@@ -366,6 +373,7 @@ impl Default for Periphery {
             out_bound: 12.0,
             out_res_bits: 9,
             out_noise: 0.06,
+            inp_noise: 0.0,
             noise_management: NoiseManagement::AbsMax,
             nm_thres: 0.0,
             bound_management: BoundManagement::Iterative,
@@ -456,9 +464,10 @@ impl Periphery {
         }
     }
 
-    /// Whether every MVM needs the full-featured per-vector path (IR drop or weight noise on).
+    /// Whether every MVM needs the full-featured per-vector path (IR drop, weight noise or input
+    /// noise on).
     pub fn needs_full_path(&self) -> bool {
-        self.ir_drop > 0.0 || self.w_noise > 0.0
+        self.ir_drop > 0.0 || self.w_noise > 0.0 || self.inp_noise > 0.0
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -492,7 +501,7 @@ impl Periphery {
         if !(self.out_bound.is_finite() && self.out_bound >= 0.0) {
             return Err(format!("periphery.out_bound = {}: must be >= 0 (0 = no clipping; aihwkit default 12)", self.out_bound));
         }
-        for (name, v) in [("out_noise", self.out_noise), ("w_noise", self.w_noise), ("ir_drop", self.ir_drop)] {
+        for (name, v) in [("out_noise", self.out_noise), ("inp_noise", self.inp_noise), ("w_noise", self.w_noise), ("ir_drop", self.ir_drop)] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(format!("periphery.{name} = {v}: must be a finite number >= 0"));
             }

@@ -130,7 +130,9 @@ pub struct IoParams {
     /// aihwkit's nm_thres: abs-max's saturation, constant's scale (0: none, resp. 1); see
     /// `shaders/common/device.wgsl` `nm_scale`.
     pub nm_thres: f32,
-    pub _pad_io0: u32,
+    /// Input noise after the DAC (aihwkit's inp_noise, in DAC units): std of the normal each
+    /// input line of a tile gets per MVM (`inp_normals`); 0 off.
+    pub inp_noise: f32,
     pub _pad_io1: u32,
     pub _pad_io2: u32,
 }
@@ -508,6 +510,7 @@ impl From<&Periphery> for IoParams {
             },
             bm_max_red: crate::crossbar::bm_last_reduction(p.max_bm_factor, p.max_bm_res, step(p.inp_res_bits, p.inp_bound)) as f32,
             nm_thres: p.nm_thres as f32,
+            inp_noise: p.inp_noise as f32,
             ..IoParams::default()
         }
     }

@@ -30,6 +30,9 @@ pub mod stream {
     /// Which devices are stuck (`device.stuck_set`, `stuck_reset`): per weight and programming,
     /// pair k's block at counter word 3 = k, word 0 for its G+ and word 1 for its G−.
     pub const FAULT: u32 = 6;
+    /// Input noise after the DAC (`periphery.inp_noise`): per MVM vector, one block per four
+    /// input lines of a tile ([`inp_normals`]).
+    pub const INP: u32 = 7;
 }
 
 /// Counter word 2: layer (8 bits) | stream (8 bits) | time index (16 bits), with the layer's bits
@@ -60,6 +63,27 @@ pub const W_NOISE_GROUP: u32 = 0x8_0000;
 #[inline]
 pub fn out_normals(s: u32, trial: u32, layer: u32, t_index: u32, o4: u32, tile_in: u32, bm_level: u32, key: [u32; 2]) -> [f32; 4] {
     normal4(philox4x32_10([s, trial, ctr_word2(layer, stream::OUT, t_index), ctr_word3_out(o4, tile_in, bm_level)], key))
+}
+
+/// Output tiles a layer may have when its inputs are noisy: [`inp_normals`] keeps the output tile
+/// in 11 bits of counter word 3 (the planners check it).
+pub const MAX_INP_NOISE_TILES_OUT: u32 = 1 << 11;
+
+/// Counter word 3 of an input-noise draw: input group k4 (9 bits: tiles have at most 2048
+/// inputs) | output tile (11 bits) in the output field of [`ctr_word3_out`], then the input tile
+/// and the bound-management level.
+pub fn ctr_word3_inp(k4: u32, tile_out: u32, tile_in: u32, bm_level: u32) -> u32 {
+    ctr_word3_out((k4 & 0x1FF) | ((tile_out & 0x7FF) << 9), tile_in, bm_level)
+}
+
+/// The input noise of one MVM of tile (`tile_out`, `tile_in`) for its input lines `4·k4 ..
+/// 4·k4+3` of sample `s`: four normals of one block (line k takes component k % 4). Every output
+/// tile draws its own, as each of aihwkit's tiles prepares its inputs itself. Twin of WGSL
+/// `inp_normals`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn inp_normals(s: u32, trial: u32, layer: u32, t_index: u32, k4: u32, tile_out: u32, tile_in: u32, bm_level: u32, key: [u32; 2]) -> [f32; 4] {
+    normal4(philox4x32_10([s, trial, ctr_word2(layer, stream::INP, t_index), ctr_word3_inp(k4, tile_out, tile_in, bm_level)], key))
 }
 
 /// The counter of a draw: `[element or sample, global trial, word2, word3]`.

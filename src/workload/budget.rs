@@ -47,12 +47,24 @@ pub enum Source {
     IrDrop,
     /// Per-read weight noise (periphery.w_noise → 0).
     WeightNoise,
+    /// Input noise after the DAC (periphery.inp_noise → 0).
+    InputNoise,
     /// Stuck devices (device.stuck_set and stuck_reset → 0).
     Stuck,
 }
 
-pub const ALL: [Source; 9] =
-    [Source::Programming, Source::Drift, Source::Read, Source::Dac, Source::Adc, Source::OutputNoise, Source::IrDrop, Source::WeightNoise, Source::Stuck];
+pub const ALL: [Source; 10] = [
+    Source::Programming,
+    Source::Drift,
+    Source::Read,
+    Source::Dac,
+    Source::Adc,
+    Source::OutputNoise,
+    Source::IrDrop,
+    Source::WeightNoise,
+    Source::InputNoise,
+    Source::Stuck,
+];
 
 impl Source {
     pub fn name(self) -> &'static str {
@@ -65,6 +77,7 @@ impl Source {
             Source::OutputNoise => "output_noise",
             Source::IrDrop => "ir_drop",
             Source::WeightNoise => "weight_noise",
+            Source::InputNoise => "input_noise",
             Source::Stuck => "stuck",
         }
     }
@@ -80,6 +93,7 @@ impl Source {
             Source::OutputNoise => p.out_noise > 0.0,
             Source::IrDrop => p.ir_drop > 0.0,
             Source::WeightNoise => p.w_noise > 0.0,
+            Source::InputNoise => p.inp_noise > 0.0,
             Source::Stuck => d.has_stuck(),
         }
     }
@@ -98,6 +112,7 @@ impl Source {
             Source::OutputNoise => p.out_noise = 0.0,
             Source::IrDrop => p.ir_drop = 0.0,
             Source::WeightNoise => p.w_noise = 0.0,
+            Source::InputNoise => p.inp_noise = 0.0,
             Source::Stuck => (d.stuck_set, d.stuck_reset) = (0.0, 0.0),
         }
     }
@@ -117,6 +132,7 @@ impl Source {
             Source::OutputNoise => p.out_noise = fp.out_noise,
             Source::IrDrop => p.ir_drop = fp.ir_drop,
             Source::WeightNoise => p.w_noise = fp.w_noise,
+            Source::InputNoise => p.inp_noise = fp.inp_noise,
             Source::Stuck => (d.stuck_set, d.stuck_reset) = (fd.stuck_set, fd.stuck_reset),
         }
     }

@@ -256,3 +256,32 @@ fn a_grouped_budget_resumes_from_any_cut_of_its_journal() {
         }
     }
 }
+
+/// Input noise after the DAC as a budget source (`input_noise`): "without input_noise" is the file
+/// without it, draw for draw (its stream is apart from every other), and "only input_noise" a run
+/// with input noise alone (GDC's readout taken through it), on the CPU and on the GPU.
+#[test]
+fn input_noise_is_a_source_of_its_own() {
+    let with_noise = |text: String| text.replace("out_noise = 0.2", "out_noise = 0.2\ninp_noise = 0.3");
+    let budget = common::experiment(&with_noise(small("[budget]"))).unwrap_or_else(|e| panic!("{e}"));
+    let without = common::experiment(&small("")).unwrap();
+    let only = common::experiment(
+        &with_noise(small(""))
+            .replace("out_noise = 0.2", "out_noise = 0.0\ninp_res_bits = 0\nout_res_bits = 0\nout_bound = 0.0")
+            .replace("model = \"pcm\"", "model = \"pcm\"\nprog_noise_scale = 0.0\ndrift_scale = 0.0\nread_noise_scale = 0.0"),
+    )
+    .unwrap();
+    let mut backends: Vec<Box<dyn aimc::engine::Backend>> = vec![Box::new(common::cpu())];
+    if let Some(g) = common::gpu(256) {
+        backends.push(Box::new(g));
+    }
+    for be in &mut backends {
+        let r = common::run_ok(&mut **be, &budget);
+        assert!(r.budget[0].sources.iter().any(|s| s.source == "input_noise"), "input_noise is listed");
+        for (name, e) in [("without input_noise", &without), ("only input_noise", &only)] {
+            let plain = common::run_ok(&mut **be, e);
+            assert_eq!(config(&r, name, "1 d"), &plain.points[0].per_trial[..], "{}: {name} in the budget vs alone", be.adapter().name);
+        }
+        assert!(config(&r, "only input_noise", "1 d").iter().any(|&v| v < r.fp_baseline.unwrap()), "input noise costs accuracy");
+    }
+}

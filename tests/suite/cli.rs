@@ -224,6 +224,40 @@ fn conductance_pairs_sweep_and_are_checked() {
     }
 }
 
+/// Input noise after the DAC (`periphery.inp_noise`): a sweep over it runs, 0 gives the default's
+/// trials bit for bit, and what aimc cannot hold is named before any compute: a negative level,
+/// and under GDC (this file's `readout` points) input noise beside weight noise or IR drop, whose
+/// readout terms would read the noisy lines.
+#[test]
+fn input_noise_sweeps_and_is_checked() {
+    let p = bad_experiment("inp-noise", |t| t.replace("gdc = [\"off\", \"readout\"]", "gdc = [\"off\", \"readout\"]\ninp_noise = [0.0, 0.1]"));
+    let out = p.parent().unwrap().join("out");
+    let o = aimc().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let swept = results(&out);
+    assert_eq!(swept.points.len(), 8, "2 GDC settings x 2 input noises x 2 times");
+    let p = bad_experiment("inp-noise-base", |t| t);
+    let out = p.parent().unwrap().join("out");
+    let o = aimc().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let base = results(&out);
+    let quiet: Vec<_> = swept.points.iter().filter(|p| p.series.ends_with("inp_noise=0.0")).collect();
+    assert_eq!(quiet.len(), base.points.len());
+    for (a, b) in quiet.iter().zip(&base.points) {
+        assert_eq!(a.per_trial, b.per_trial, "{} at {}: no input noise is the default", a.series, a.time_label);
+    }
+    let noisy: Vec<_> = swept.points.iter().filter(|p| p.series.ends_with("inp_noise=0.1")).collect();
+    assert!(noisy.iter().zip(&quiet).any(|(a, b)| a.per_trial != b.per_trial), "input noise changes the trials");
+    for (name, periphery, needles) in [
+        ("inp-negative", "inp_noise = -0.1", &["periphery.inp_noise = -0.1", "finite number >= 0"][..]),
+        ("inp-wnoise", "inp_noise = 0.05\nw_noise = 0.02", &["periphery.inp_noise = 0.05 with periphery.w_noise = 0.02", "gdc = \"off\""][..]),
+        ("inp-irdrop", "inp_noise = 0.05\nir_drop = 1.0", &["periphery.inp_noise = 0.05 with periphery.ir_drop = 1", "sweep point"][..]),
+    ] {
+        let p = bad_experiment(name, |t| format!("{t}\n[periphery]\n{periphery}\n"));
+        expect_error(&p, needles);
+    }
+}
+
 /// ReRAM (`device.model = "reram"`, aihwkit's ReRamWan2022NoiseModel): runs at its table's
 /// times; a table of its own with σ = 0 at one time reads the targets exactly there (no spread
 /// with programming noise off) and spreads at the other; a time off the table, a bad table, a

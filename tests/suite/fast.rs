@@ -147,6 +147,7 @@ fn fast_stages_match_the_twins_on_recorded_inputs() {
             c.periphery.ir_drop_g_ratio = 200.0;
             c.periphery.w_noise = 0.0175;
             c.periphery.w_noise_type = aimc::crossbar::WeightNoiseType::PcmRead;
+            c.periphery.inp_noise = 0.02;
         }
         run_classifier(&mut rec, layers, &x, &labels, &c).unwrap();
         let mut checked = std::collections::BTreeMap::new();

@@ -1,6 +1,7 @@
 //! The periphery against an independent oracle: aihwkit's IOParameters forward pass written here
 //! again in f64 from noise-models §7 (abs-max noise management, DAC, IR drop, output and per-read
-//! weight noise, ADC with its bound, iterative bound management with aihwkit's stopping rule on
+//! weight noise, input noise after the DAC, ADC with its bound, iterative bound management with
+//! aihwkit's stopping rule on
 //! max_bm_factor and max_bm_res, written here as its loop), driven with
 //! the engine's recorded inputs and the same Philox draws, and compared tile vector by tile vector
 //! with the engine's `mvm` (level 0) and `bound` (final level and outputs) on the CPU twins, the
@@ -20,7 +21,7 @@ use aimc::engine::layout::{LayerParams, StageParams};
 use aimc::engine::plan::{run_outputs, AnalogLayer, RunConfig};
 use aimc::engine::stages::Stage;
 use aimc::engine::Backend;
-use aimc::rng::{ctr_word2, ctr_word3_out, normal4_f64, philox4x32_10, stream, W_NOISE_GROUP};
+use aimc::rng::{ctr_word2, ctr_word3_inp, ctr_word3_out, normal4_f64, philox4x32_10, stream, W_NOISE_GROUP};
 
 /// A pre-ADC value from f32 arithmetic (at most 64 products per tile here, |w| ≤ 0.6, |x'| ≤ 1)
 /// differs from the f64 one by at most 64 · 2⁻²⁴ · Σ|w x'| ≈ 1e-4 (IR drop and weight noise add
@@ -67,7 +68,7 @@ fn split(n: usize, parts: usize, i: usize) -> (usize, usize) {
 /// `range` is the tile's input range (0: none), applied as aihwkit's `pre_forward` does: inputs
 /// clipped to ±range and divided by it, before noise management.
 #[allow(clippy::too_many_arguments)]
-fn oracle(io: &Periphery, w: &[Vec<f64>], x: &[f64], range: f64, orow0: u32, s: u32, trial: u32, ti: u32, key: [u32; 2]) -> Vector {
+fn oracle(io: &Periphery, w: &[Vec<f64>], x: &[f64], range: f64, orow0: u32, s: u32, trial: u32, (to, ti): (u32, u32), key: [u32; 2]) -> Vector {
     let x: Vec<f64> = if range > 0.0 { x.iter().map(|v| v.clamp(-range, range) / range).collect() } else { x.to_vec() };
     // The DAC and ADC steps as aihwkit holds them (f32): a value on the rails such as 0.5 sits
     // exactly on a DAC rounding tie with the exact step, so the f32 step decides it, and with a
@@ -84,15 +85,25 @@ fn oracle(io: &Periphery, w: &[Vec<f64>], x: &[f64], range: f64, orow0: u32, s: 
         NoiseManagement::Constant if thres > 0.0 => thres,
         NoiseManagement::Constant => 1.0,
     };
+    // With input noise rpucuda does not short-cut an all-zero slice: its scale stays 1.
+    let nm = if io.inp_noise > 0.0 && nm == 0.0 { 1.0 } else { nm };
     let nm_div = if nm == 0.0 { 1.0 } else { nm };
-    let full = io.ir_drop > 0.0 || io.w_noise > 0.0;
+    let full = io.ir_drop > 0.0 || io.w_noise > 0.0 || io.inp_noise > 0.0;
     let normal = |group: u32, level: u32, o: u32| {
         let r = philox4x32_10([s, trial, ctr_word2(0, stream::OUT, 0), ctr_word3_out(group, ti, level)], key);
         normal4_f64(r)[(o & 3) as usize]
     };
     let pass = |level: u32| -> (Vec<i64>, bool) {
         let red = (1u64 << level) as f64;
-        let xq: Vec<f64> = x.iter().map(|v| ((v / (nm_div * red) / in_step).round_ties_even() * in_step).clamp(-io.inp_bound, io.inp_bound)).collect();
+        let mut xq: Vec<f64> = x.iter().map(|v| ((v / (nm_div * red) / in_step).round_ties_even() * in_step).clamp(-io.inp_bound, io.inp_bound)).collect();
+        // rpucuda's prepareInput: the input noise after the DAC's rounding and clipping, a draw
+        // per line of this tile (output tile `to` too) and pass.
+        if io.inp_noise > 0.0 {
+            for (k, v) in xq.iter_mut().enumerate() {
+                let r = philox4x32_10([s, trial, ctr_word2(0, stream::INP, 0), ctr_word3_inp(k as u32 >> 2, to, ti, level)], key);
+                *v += io.inp_noise * normal4_f64(r)[k & 3];
+            }
+        }
         let n = xq.len() as f64;
         let mut any = false;
         let codes = w
@@ -177,7 +188,7 @@ fn check(be: &mut dyn Backend, rec: &Recorder, layer: &AnalogLayer, x: &[f32], b
                         let (c0, nc) = split(n_in, tin, ti);
                         let w: Vec<Vec<f64>> = (r0..r0 + nr).map(|o| (c0..c0 + nc).map(|k| m.w_norm[o * n_in + k] as f64).collect()).collect();
                         let xs: Vec<f64> = (c0..c0 + nc).map(|k| x[s * n_in + k] as f64).collect();
-                        let v = oracle(io, &w, &xs, m.tiles[tile].input_range as f64, r0 as u32, s as u32, trial, ti as u32, key);
+                        let v = oracle(io, &w, &xs, m.tiles[tile].input_range as f64, r0 as u32, s as u32, trial, (to as u32, ti as u32), key);
                         let vi = (z * batch + s) * tin * tout + tile;
                         vectors += 1;
                         // `dac`'s scale of the slice (the first layer's input is shared: stored
@@ -347,4 +358,20 @@ fn input_ranges_and_noise_management_match_the_oracle() {
     );
     run_case_with_ranges("abs-max saturated at 0.5", Periphery { nm_thres: 0.5, ..Periphery::default() }, 2, &[0.8, 3.0]);
     run_case("abs-max saturated at 0.5, no ranges", Periphery { nm_thres: 0.5, ..Periphery::default() }, 2);
+}
+
+/// aihwkit's `inp_noise` (rpucuda `prepareInput`): a normal per input line of each tile (each
+/// output tile its own) and pass, after the DAC's rounding and clipping, before the MVM and its
+/// IR-drop and weight-noise sums; the all-zero slices (samples 5 and 9) keep the scale 1 and pass
+/// their noise on. Alone, with the full path's other terms, and with input ranges.
+#[test]
+fn input_noise_matches_the_oracle() {
+    let io = Periphery { inp_noise: 0.05, ..Periphery::default() };
+    run_case("input noise", io.clone(), 3);
+    run_case(
+        "input noise, IR drop + PCM-read weight noise",
+        Periphery { ir_drop: 1.0, ir_drop_g_ratio: 200.0, w_noise: 0.0175, w_noise_type: WeightNoiseType::PcmRead, ..io.clone() },
+        2,
+    );
+    run_case_with_ranges("input noise, input ranges", io, 2, &[0.8, 3.0]);
 }

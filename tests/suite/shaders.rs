@@ -115,7 +115,7 @@ fn struct_members_sit_at_the_same_offsets_in_rust_and_wgsl() {
         ),
         (
             "IoParams",
-            offsets!(IoParams: inp_step, inp_bound, out_step, out_bound, out_noise, w_noise, ir_drop, ir_g_ratio, nm_mode, bm_mode, w_noise_type, bm_max_red, nm_thres, _pad_io0, _pad_io1, _pad_io2),
+            offsets!(IoParams: inp_step, inp_bound, out_step, out_bound, out_noise, w_noise, ir_drop, ir_g_ratio, nm_mode, bm_mode, w_noise_type, bm_max_red, nm_thres, inp_noise, _pad_io1, _pad_io2),
         ),
         (
             "LayerParams",

@@ -51,6 +51,7 @@ fn pairs() -> Vec<(Stage, &'static str, Value, &'static str)> {
         (Stage::Rng, "STREAM_GDC_BASE", u(rng::stream::GDC_BASE), "rng::stream::GDC_BASE"),
         (Stage::Rng, "STREAM_OUT", u(rng::stream::OUT), "rng::stream::OUT"),
         (Stage::Rng, "STREAM_FAULT", u(rng::stream::FAULT), "rng::stream::FAULT"),
+        (Stage::Rng, "STREAM_INP", u(rng::stream::INP), "rng::stream::INP"),
         (Stage::Rng, "W_NOISE_GROUP", u(rng::W_NOISE_GROUP), "rng::W_NOISE_GROUP"),
         // shaders/common/layout.wgsl: when bound management's level-1 redo runs in the GEMM.
         (Stage::Rng, "REDO_GEMM_SHARE", u(stages::REDO_GEMM_SHARE), "engine::stages::REDO_GEMM_SHARE"),

@@ -107,7 +107,6 @@ _MAX_TILE_IN = 2048  # the largest tile input count aimc's engine takes (crossba
 
 # IOParameters fields aimc does not model: their aihwkit default, and what they are.
 _FORWARD_UNMODELLED = {
-    "inp_noise": (0.0, "Gaussian input noise after the DAC"),
     "inp_sto_round": (False, "stochastic rounding in the DAC"),
     "inp_asymmetry": (0.0, "an input asymmetry of separate positive and negative passes"),
     "out_noise_std": (0.0, "an output-to-output variation of the output noise"),
@@ -128,7 +127,7 @@ _FORWARD_UNMODELLED = {
 _FORWARD_MAPPED = {
     "is_perfect": False, "mv_type": "ONE_PASS", "inp_bound": 1.0, "inp_res": 1 / (2**7 - 2), "out_bound": 12.0,
     "out_noise": 0.06, "out_res": 1 / (2**9 - 2), "bound_management": "ITERATIVE", "noise_management": "ABS_MAX",
-    "w_noise": 0.0, "w_noise_type": "NONE", "ir_drop": 0.0, "ir_drop_g_ratio": 1.0 / 0.35 / 5e-6,
+    "w_noise": 0.0, "w_noise_type": "NONE", "ir_drop": 0.0, "ir_drop_g_ratio": 1.0 / 0.35 / 5e-6, "inp_noise": 0.0,
     "max_bm_factor": 1000, "max_bm_res": 0.25, "nm_thres": 0.0,
 }
 # The IOParameters classes read as IOParameters: aihwkit's presets' subclass changes defaults only.
@@ -328,6 +327,13 @@ def _forward(fwd, r: _Reader) -> dict:
         p["out_bound"] = out_bound
         p["out_res_bits"] = _bits("forward.out_res", r.num(fwd, "forward.out_res", d["out_res"]), r)
     p["out_noise"] = r.num(fwd, "forward.out_noise", d["out_noise"])
+    # Gaussian noise on every input line after the DAC (rpucuda's prepareInput); written only
+    # when set, so a default configuration's periphery is unchanged.
+    inp_noise = r.num(fwd, "forward.inp_noise", d["inp_noise"])
+    if not (math.isfinite(inp_noise) and inp_noise >= 0.0):
+        r.refuse("forward.inp_noise", inp_noise, "a noise level must be a finite number >= 0", "give a number >= 0 (aihwkit's default 0.0)")
+    elif inp_noise > 0.0:
+        p["inp_noise"] = inp_noise
     p["noise_management"] = {"none": "none", "constant": "constant"}.get(nm, "abs_max")
     # rpucuda's computeNoiseManagement reads nm_thres only when > 0: abs-max's scale saturates at
     # it, constant's is it (1 otherwise); NONE ignores it.
@@ -911,6 +917,13 @@ def from_aihwkit(rpu_config, max_out: int | None = None) -> dict:
     tile, scaling = _mapping(getattr(rpu_config, "mapping", None), r, max_out)
     device = _device(getattr(rpu_config, "noise_model", None), r)
     gdc = _drift_compensation(getattr(rpu_config, "drift_compensation", None), r)
+    if periphery.get("inp_noise", 0.0) > 0.0 and gdc != "off":
+        # aimc's GDC readout with input noise adds the lines' noise to the output noise alone.
+        for name in ("w_noise", "ir_drop"):
+            if periphery.get(name, 0.0) > 0.0:
+                r.refused.append(f"forward.inp_noise = {periphery['inp_noise']!r} with forward.{name} = {periphery[name]!r} under "
+                                 f"drift compensation: aimc models the readout with input noise and output noise only, not with "
+                                 f"{name}; set drift_compensation = None, or inp_noise or {name} to 0")
     _inference_only(rpu_config, r)
     r.raise_if_any()
     periphery.update(scaling)

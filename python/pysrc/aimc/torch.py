@@ -85,6 +85,7 @@ _PERIPHERY = ("out_noise", "inp_res_bits", "out_res_bits", "out_bound", "weight_
 _UNMODELLED = {
     "noise_management": ("abs_max", "forward.noise_management", "training scales every input by its max|x|; use NoiseManagementType.ABS_MAX"),
     "inp_bound": (1.0, "forward.inp_bound", "training's DAC spans [-max|x|, max|x|]; use 1.0"),
+    "inp_noise": (0.0, "forward.inp_noise", "training adds no input noise (the evaluation does); set it to 0.0 for training"),
 }
 
 

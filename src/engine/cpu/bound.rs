@@ -2,7 +2,7 @@
 //! IR drop and per-read weight noise on the full path): after the level-1 pass of `mvm` (or
 //! `mvm_full`) the vectors still saturated, from level 2; when too few saturated at level 0 for
 //! that pass (`redo_in_gemm`), the flagged ones from level 1. Writes each redone vector's final
-//! level.
+//! level. Every level quantises the inputs again and draws their input noise afresh.
 // Index loops mirror the shader's invocation indices, so the twin reads beside the WGSL.
 #![allow(clippy::needless_range_loop)]
 
@@ -76,6 +76,10 @@ pub fn bound_vector(
         let red = (1u32 << level) as f32;
         for k in 0..t.cols as usize {
             xw[k] = quant_in(io, in_range(t.input_range, x[xo + k]) / (m_div * red));
+        }
+        if io.inp_noise > 0.0 {
+            let trial = l.trial_offset + trial_local as u32;
+            add_inp_noise(l, io, tile as u32, trial, s as u32, level, &mut xw[..t.cols as usize]);
         }
         let any_sat = bound_level(p, t, tile, &xw[..t.cols as usize], weff, trial_local, z, s, level, y);
         if !any_sat || io.bm_mode == 0 || red >= io.bm_max_red {

@@ -425,10 +425,25 @@ pub fn in_range(r: f32, v: f32) -> f32 {
 pub fn nm_scale(io: &IoParams, r: f32, amax: f32) -> f32 {
     let s = if r > 0.0 { r } else { 1.0 };
     match io.nm_mode {
+        // With input noise an all-zero slice keeps the scale s (rpucuda skips its short cut).
+        1 if io.inp_noise > 0.0 && amax == 0.0 => s,
         1 if io.nm_thres > 0.0 => amax.min(s * io.nm_thres),
         1 => amax,
         2 => s * if io.nm_thres > 0.0 { io.nm_thres } else { 1.0 },
         _ => s,
+    }
+}
+
+/// shaders/common/device.wgsl `inp_noise_line`, for a whole slice: adds each input line's noise
+/// to the quantised inputs `xw` of one vector of tile `tile` (lines 0 .. xw.len()) at
+/// bound-management level `level`, one Philox block per four lines.
+pub fn add_inp_noise(l: &LayerParams, io: &IoParams, tile: u32, trial: u32, s: u32, level: u32, xw: &mut [f32]) {
+    for (k4, lines) in xw.chunks_mut(4).enumerate() {
+        let n =
+            crate::rng::inp_normals(l.vector_offset + s, trial, l.layer, l.t_index, k4 as u32, tile / l.tiles_in, tile % l.tiles_in, level, [l.key0, l.key1]);
+        for (x, z) in lines.iter_mut().zip(n) {
+            *x += io.inp_noise * z;
+        }
     }
 }
 
@@ -479,6 +494,12 @@ pub fn gdc_readout(io: &IoParams, w: f32, j: u32, n: u32, z: f32) -> f32 {
         return adc(io, y + (io.out_noise * io.out_noise + sw * sw).sqrt() * z);
     }
     adc(io, y + io.out_noise * z)
+}
+
+/// shaders/common/device.wgsl `gdc_readout_inp`: one element of a GDC readout with input noise,
+/// w plus one normal of std sqrt(out_noise² + inp_noise² · row_sq), then the ADC.
+pub fn gdc_readout_inp(io: &IoParams, w: f32, row_sq: f32, z: f32) -> f32 {
+    adc(io, w + (io.out_noise * io.out_noise + io.inp_noise * io.inp_noise * row_sq).sqrt() * z)
 }
 
 #[inline(always)]

@@ -170,7 +170,18 @@ impl Backend for CpuBackend {
                 f(p, groups, cast_slice(self.get(b[0])), self.get(b[1]), cast_slice(self.get(b[2])), cast_slice_mut(&mut weff), cast_slice_mut(&mut out), th);
                 self.bufs[b[3].0] = weff;
             }
-            Stage::Gdc => gdc::gdc(p, cast_slice(self.get(b[0])), cast_slice(self.get(b[1])), cast_slice_mut(&mut out)),
+            Stage::Gdc => {
+                let mut partials = std::mem::take(&mut self.bufs[b[3].0]);
+                gdc::gdc(
+                    p,
+                    cast_slice(self.get(b[0])),
+                    cast_slice(self.get(b[1])),
+                    cast_slice(self.get(b[2])),
+                    cast_slice_mut(&mut partials),
+                    cast_slice_mut(&mut out),
+                );
+                self.bufs[b[3].0] = partials;
+            }
             Stage::Dac => {
                 let mut xq = std::mem::take(&mut self.bufs[b[4].0]);
                 let f = if fast { fast::dac::dac } else { dac::dac };

@@ -1,9 +1,9 @@
-//! CPU twin of shaders/mvm_full.wgsl: `mvm` on the full periphery path (noise-models §7, IR drop
-//! or per-read weight noise on). Per (trial, tile, sample) one level of the full path from `dac`'s
-//! quantised inputs through `bound`'s `bound_level` (the MVM and its IR-drop and weight-noise sums,
-//! each over k in increasing order, output and weight noise from the level's counters, ADC), then
-//! the saturation flag; the level-1 pass (`bm_pass` = 1, inputs at reduction 2) only for the
-//! vectors flagged at level 0.
+//! CPU twin of shaders/mvm_full.wgsl: `mvm` on the full periphery path (noise-models §7, IR drop,
+//! per-read weight noise or input noise on). Per (trial, tile, sample) one level of the full path
+//! from `dac`'s quantised inputs, plus their input noise, through `bound`'s `bound_level` (the MVM
+//! and its IR-drop and weight-noise sums, each over k in increasing order, output and weight noise
+//! from the level's counters, ADC), then the saturation flag; the level-1 pass (`bm_pass` = 1,
+//! inputs at reduction 2) only for the vectors flagged at level 0.
 
 use super::bound::bound_level;
 use super::common::*;
@@ -22,6 +22,8 @@ pub fn mvm_full(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y
         return;
     }
     par_gemm_trials(threads, l, y, sat, |first, n, y, sat| {
+        // With input noise each tile reads its own noisy copy of the inputs.
+        let mut noisy = vec![0f32; if p.io.inp_noise > 0.0 { crate::crossbar::MAX_TILE_IN as usize } else { 0 }];
         for z in 0..n {
             let trial_local = first + z;
             for (tile, t) in tiles.iter().enumerate().take(ntiles) {
@@ -32,7 +34,13 @@ pub fn mvm_full(p: &StageParams, tiles: &[TileInfo], xq: &[f32], weff: &[f32], y
                     if level != 0 && sat[vi] & 1 == 0 {
                         continue;
                     }
-                    let xw = &xq[xbase + s * n_in..][..t.cols as usize];
+                    let mut xw = &xq[xbase + s * n_in..][..t.cols as usize];
+                    if p.io.inp_noise > 0.0 {
+                        let xn = &mut noisy[..t.cols as usize];
+                        xn.copy_from_slice(xw);
+                        add_inp_noise(l, &p.io, tile as u32, l.trial_offset + trial_local as u32, s as u32, level, xn);
+                        xw = xn;
+                    }
                     if bound_level(p, t, tile, xw, weff, trial_local, z, s, level, y) && flags {
                         sat[vi] |= 1 << level;
                     }

@@ -1,11 +1,12 @@
 //! Fast CPU `mvm_full` (shaders/mvm_full.wgsl, twin src/engine/cpu/mvm_full.rs), noise-models §7:
-//! level 0 of every sample of a (trial, tile) on the full periphery path as GEMMs through
+//! level 0 of every sample of a (trial, tile) on the full periphery path (inputs plus their input
+//! noise) as GEMMs through
 //! `gemm::gemm_abt` (the MVM; for IR drop Σ|W||x'| and Σ W x' (1 − r_k²); for weight noise
 //! Σ|W| x'² or Σ x'²), then the twin's epilogue per output (noise from the same counters, ADC,
 //! saturation flag). The level-1 pass is the twin's (the flagged vectors one at a time through
 //! `bound_level` on `dac`'s reduction-2 inputs).
 use super::simd_entry;
-use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_gemm_trials, quant_out, saturated};
+use crate::engine::cpu::common::{add_inp_noise, finish_mvm_pass, mvm_flags, par_gemm_trials, quant_out, saturated};
 use crate::engine::layout::{StageParams, TileInfo};
 use crate::rng::{out_normals, W_NOISE_GROUP};
 
@@ -96,7 +97,12 @@ fn full_tile_body(
     let xbase = if l.x_per_trial != 0 { trial_local } else { 0 } * batch * n_in + t.col_start as usize;
     sc.x0.resize(batch * cols, 0.0);
     for s in 0..batch {
-        sc.x0[s * cols..(s + 1) * cols].copy_from_slice(&xq[xbase + s * n_in..][..cols]);
+        let xs = &mut sc.x0[s * cols..(s + 1) * cols];
+        xs.copy_from_slice(&xq[xbase + s * n_in..][..cols]);
+        // Each tile's own input noise, as the twin adds it.
+        if io.inp_noise > 0.0 {
+            add_inp_noise(l, io, tile as u32, trial, s as u32, 0, xs);
+        }
     }
     let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
     let w = &weff[wbase..];

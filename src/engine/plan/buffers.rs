@@ -114,12 +114,18 @@ pub(super) fn chunk_size(be: &dyn Backend, cfg: &RunConfig, bytes_per_trial: u64
 
 pub(super) fn check_indices(m: &MappedMatrix, layer: usize) -> Result<(), EngineError> {
     // Counter fields: element index in 32 bits, output index in 20 bits, tile index in 8 bits,
-    // layer in 12 (`rng::ctr_word2`).
-    if (m.n_in as u64) * (m.n_out as u64) > u32::MAX as u64 || m.n_out >= 1 << 20 || m.tiles_in > 255 || layer >= crate::rng::MAX_LAYERS {
+    // output tile in 11 (input noise, `rng::ctr_word3_inp`), layer in 12 (`rng::ctr_word2`).
+    if (m.n_in as u64) * (m.n_out as u64) > u32::MAX as u64
+        || m.n_out >= 1 << 20
+        || m.tiles_in > 255
+        || m.tiles_out >= crate::rng::MAX_INP_NOISE_TILES_OUT
+        || layer >= crate::rng::MAX_LAYERS
+    {
         return Err(EngineError::Invalid(format!(
-            "layer {layer} ({} x {}) exceeds the RNG counter layout (2^32 weights, 2^20 outputs, 255 input tiles, {} layers)",
+            "layer {layer} ({} x {}) exceeds the RNG counter layout (2^32 weights, 2^20 outputs, 255 input tiles, {} output tiles, {} layers); use larger tiles",
             m.n_out,
             m.n_in,
+            crate::rng::MAX_INP_NOISE_TILES_OUT - 1,
             crate::rng::MAX_LAYERS
         )));
     }

@@ -14,7 +14,12 @@ pub(super) fn record_program(be: &mut dyn Backend, p: &StageParams, m: &MappedMa
 pub(super) fn record_drift(be: &mut dyn Backend, p: &StageParams, m: &MappedMatrix, b: &MatrixBufs) {
     be.dispatch(Stage::Drift, p, &[b.tiles, b.progmax, b.state, b.weff, b.partials], [p.layer.chunks_per_tile, m.n_tiles(), p.layer.trials]);
     let wg = be.wg();
-    be.dispatch(Stage::Gdc, p, &[b.tiles, b.partials, b.alpha], grid(p.layer.trials as u64 * m.n_tiles() as u64 * p.layer.alpha_rows as u64, wg));
+    be.dispatch(
+        Stage::Gdc,
+        p,
+        &[b.tiles, b.state, b.weff, b.partials, b.alpha],
+        grid(p.layer.trials as u64 * m.n_tiles() as u64 * p.layer.alpha_rows as u64, wg),
+    );
 }
 
 /// The GEMM block for tiles of at most `rows` outputs and `batch` vectors: `mvm_narrow` (256

@@ -104,13 +104,14 @@ pub(super) fn program_tag(p: &StageParams) -> Vec<u32> {
 
 /// Everything of one layer's params that `drift` and `gdc` read but the time, as words: the
 /// program's tag, the compensation, and with compensation the periphery through which the GDC
-/// readout is taken (`gdc_readout`: the ADC, output noise, per-read weight noise and IR drop).
+/// readout is taken (`gdc_readout`: the ADC, output noise, per-read weight noise and IR drop;
+/// `gdc_readout_inp`: input noise).
 /// Equal tags at equal times, equal effective weights and compensation.
 pub(super) fn drift_tag(p: &StageParams) -> Vec<u32> {
     let mut v = layer_words(p, p.layer.gdc_mode);
     if p.layer.gdc_mode != 0 {
         let io = &p.io;
-        v.extend([io.out_step, io.out_bound, io.out_noise, io.w_noise, io.ir_drop, io.ir_g_ratio].map(f32::to_bits));
+        v.extend([io.out_step, io.out_bound, io.out_noise, io.w_noise, io.ir_drop, io.ir_g_ratio, io.inp_noise].map(f32::to_bits));
         v.push(io.w_noise_type);
     }
     v

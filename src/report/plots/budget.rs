@@ -28,6 +28,7 @@ where
         "programming" => "prog.".to_string(),
         "output_noise" => "out noise".to_string(),
         "weight_noise" => "w noise".to_string(),
+        "input_noise" => "in noise".to_string(),
         "ir_drop" => "IR drop".to_string(),
         other => other.replace('_', " "),
     };

@@ -47,6 +47,29 @@ def test_the_standard_hwa_training_preset_maps():
         aimc.from_aihwkit(preset())
 
 
+def test_the_shipped_preset_case_is_the_presets_mapping():
+    """experiments/aihwkit_breast_cancer_hwa_preset.toml (checked against aihwkit 1.1.0's Monte
+    Carlo of the preset) writes out what `from_aihwkit` gives for the preset on its 32-output MLP,
+    and its model file holds the preset's initial input range on every layer."""
+    import json
+    import struct
+    import tomllib
+    root = pathlib.Path(__file__).resolve().parents[2] / "experiments"
+    exp = tomllib.loads((root / "aihwkit_breast_cancer_hwa_preset.toml").read_text())
+    s = aimc.from_aihwkit(preset(), max_out=32)
+    assert {k: s["periphery"][k] for k in exp["periphery"]} == exp["periphery"]
+    defaults = {k: v for k, v in s["periphery"].items() if k not in exp["periphery"]}
+    assert defaults == {"inp_bound": 1.0, "max_bm_factor": 1000.0, "max_bm_res": 0.25, "ir_drop_g_ratio": 571428.6}
+    assert s["tile"] == exp["tile"] and s["gdc"] == "readout" and s["device"]["model"] == "pcm"
+    # The safetensors layout: an 8-byte header length, the JSON header, then the data.
+    raw = (root / exp["model"]["path"]).read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    ranges = {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], "<f4").tolist()
+              for k, v in header.items() if k.endswith("input_range")}
+    assert ranges == {f"{i}.input_range": [3.0] for i in (0, 2, 4)}
+
+
 @pytest.mark.parametrize("nm, thres, want", [
     (NoiseManagementType.CONSTANT, 2.0, {"noise_management": "constant", "nm_thres": 2.0}),
     (NoiseManagementType.CONSTANT, 0.0, {"noise_management": "constant"}),

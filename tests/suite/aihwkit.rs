@@ -4,7 +4,8 @@
 //! 1.2.0), ReRAM (ReRamWan2022NoiseModel, aihwkit 1.0.0) at its three times, at aihwkit's noise
 //! and at five times it, CMO/HfOx ReRAM (ReRamCMONoiseModel, aihwkit 1.0.0) at four times, and two
 //! conductance pairs per weight (DualPairConductanceConverter, aihwkit 1.1.0) at aihwkit's PCM
-//! noise and at five times it, and input noise after the DAC (forward.inp_noise, aihwkit 1.1.0); run
+//! noise and at five times it, input noise after the DAC (forward.inp_noise, aihwkit 1.1.0), and
+//! aihwkit's StandardHWATrainingPreset (aihwkit 1.1.0); run
 //! at reduced trials through the shipped experiment files with
 //! every default, on the CPU backend.
 
@@ -79,6 +80,19 @@ fn breast_cancer_mlp_matches_aihwkit_with_input_noise() {
     let rows = reference_rows(Experiment::from_text(&quiet, &path).unwrap(), 12);
     let ratio = rows.iter().map(|r| r.std_ratio).sum::<f64>() / rows.len() as f64;
     assert!(ratio < 0.85, "without input noise the std is {ratio:.3} of aihwkit's with it, on average over the 12 rows");
+}
+
+/// aihwkit's StandardHWATrainingPreset (aihwkit 1.1.0's tiles, 8-bit converters, constant noise
+/// management on input ranges, no bound management, PCM-read weight noise, IR drop, columnwise
+/// scaling): the shipped case, and the same with one scale per tile, which misses (1.1 pp at
+/// 2000 trials).
+#[test]
+fn breast_cancer_mlp_matches_aihwkit_on_its_hwa_preset() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments/aihwkit_breast_cancer_hwa_preset.toml");
+    check_against_reference(Experiment::load(&path).unwrap(), 12);
+    let per_tile = std::fs::read_to_string(&path).unwrap().replace("weight_scaling_columnwise = true", "weight_scaling_columnwise = false");
+    let missed = misses(Experiment::from_text(&per_tile, &path).unwrap(), 12);
+    assert!(!missed.is_empty(), "one scale per tile passed aihwkit's columnwise preset at every point");
 }
 
 /// Runs `exp` at [`TRIALS`] and checks every row of its `[reference]` (`rows` of them) against

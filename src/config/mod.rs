@@ -247,6 +247,36 @@ fn check_kernel_points(wl: WorkloadKind, points: &[SweepPoint], kd: &crate::work
     Ok(())
 }
 
+/// Layers with periphery fields of their own (`[model] layers` tables): at every point that
+/// layer runs on the point's device and the point's periphery with its own fields laid over it
+/// (an axis over `adc_bits` leaves a layer that sets `out_res_bits` at its own), checked there.
+/// The noise budget switches sources off in the file's periphery, which a layer's own fields
+/// would switch on again: the two are refused together.
+fn layer_peripheries(points: &mut [SweepPoint], own: &[Option<toml::Table>], budget: bool) -> Result<(), String> {
+    let Some(first) = own.iter().position(Option::is_some) else { return Ok(()) };
+    if budget {
+        return Err(format!(
+            "model.layers[{first}].periphery with [budget]: the budget switches noise sources off in the file's [periphery], which a layer's own fields would switch on again; run the budget without per-layer periphery"
+        ));
+    }
+    for p in points.iter_mut() {
+        p.layer_noise.resize(own.len(), None);
+        for (k, t) in own.iter().enumerate() {
+            let Some(t) = t else { continue };
+            let at = format!("model.layers[{k}].periphery");
+            let mut per = p.periphery.clone();
+            for (field, value) in t {
+                noise::set_field_with(&mut per, &at, field, value, &noise::OPTIONAL_PERIPHERY_FIELDS)?;
+            }
+            let point = if p.labels.is_empty() { String::new() } else { format!(" (sweep point {})", p.series()) };
+            per.validate().map_err(|m| format!("{at} over the file's [periphery]: {m}{point}"))?;
+            sweep::input_noise_readout(&per, p.gdc, &point).map_err(|m| format!("{at}: {m}"))?;
+            p.layer_noise[k] = Some((p.device.clone(), per));
+        }
+    }
+    Ok(())
+}
+
 /// Digital layers: floating point in every configuration (an ideal device and perfect
 /// converters for that layer), the budget's included.
 fn mark_digital(points: &mut [SweepPoint], layers: &[Linear], digital_names: &[String]) {
@@ -400,6 +430,7 @@ impl Experiment {
             }
         }
         let layer_names: Vec<String> = loaded.layers.iter().map(|l| l.name.clone()).collect();
+        layer_peripheries(&mut points, &loaded.layer_periphery, raw.budget.is_some()).map_err(&bad)?;
         let mut points = sweep::budget_axis(&raw, &mut axes, points, &layer_names).map_err(&bad)?;
         let digital_names: Vec<String> = model.digital.iter().chain(&loaded.layer_digital).cloned().collect();
         mark_digital(&mut points, &loaded.layers, &digital_names);

@@ -27,6 +27,8 @@ pub(super) struct Loaded {
     pub layer_activations: Option<Vec<Activation>>,
     /// Layers named digital in `[model] layers` tables.
     pub layer_digital: Vec<String>,
+    /// Per layer, its own `[periphery]` fields from its `[model] layers` table (checked).
+    pub layer_periphery: Vec<Option<toml::Table>>,
 }
 
 /// `[model]` as the workload needs it: required by the network and matrix workloads, refused by
@@ -266,6 +268,7 @@ fn classifier(raw: &RawExperiment, model: &RawModel, points: &mut [SweepPoint], 
         layer_activations = Some(acts);
     }
     let layer_digital = specs.iter().filter(|l| l.digital).map(|l| l.name.clone()).collect();
+    let layer_periphery = specs.iter().enumerate().map(|(i, l)| l.own_periphery(i)).collect::<Result<_, _>>()?;
     let d = raw.data.as_ref().ok_or("the classifier workload needs a [data] section with path = \"...csv\"")?;
     let (ds, _) = read_data(d, resolve)?;
     crate::workload::check_shapes(&layers, &ds).map_err(|e| format!("model/data mismatch: {e}"))?;
@@ -281,7 +284,7 @@ fn classifier(raw: &RawExperiment, model: &RawModel, points: &mut [SweepPoint], 
         }
     }
     point_models(model, &opt, &settings, &layers, layer_activations.as_deref(), &ds, points, resolve)?;
-    Ok(Loaded { layers, data: Some(ds), layer_activations, layer_digital, ..Loaded::default() })
+    Ok(Loaded { layers, data: Some(ds), layer_activations, layer_digital, layer_periphery, ..Loaded::default() })
 }
 
 /// The `model_path` axis: each point's model file read with `[model]`'s settings, checked to have

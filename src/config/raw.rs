@@ -208,9 +208,33 @@ pub(super) struct RawLayer {
     /// That BatchNorm's ε (PyTorch's default 1e-5; the state dict does not hold it).
     #[serde(default)]
     pub(super) batchnorm_eps: Option<f64>,
+    /// This layer's own `[periphery]` fields, over the file's and each sweep point's (a head's
+    /// 8-bit ADC beside 6-bit ones elsewhere).
+    #[serde(default)]
+    pub(super) periphery: Option<toml::Table>,
 }
 
 impl RawLayer {
+    /// This table's own periphery fields (entry `i`), checked on aihwkit's defaults: each a field
+    /// of `[periphery]` but the weight mapping (`weight_scaling_*`, the file's for every layer),
+    /// on an analog layer.
+    pub(super) fn own_periphery(&self, i: usize) -> Result<Option<toml::Table>, String> {
+        let Some(t) = self.periphery.as_ref().filter(|t| !t.is_empty()) else { return Ok(None) };
+        let at = format!("model.layers[{i}].periphery");
+        if self.digital {
+            return Err(format!("{at} with digital = true: a digital layer has no converters or periphery noise; remove one of them"));
+        }
+        let mut p = crate::crossbar::Periphery::default();
+        for (field, value) in t {
+            if field.starts_with("weight_scaling") {
+                return Err(format!("{at}.{field}: the weight mapping is the file's [periphery] {field}, the same for every layer; set it there"));
+            }
+            super::noise::set_field_with(&mut p, &at, field, value, &super::noise::OPTIONAL_PERIPHERY_FIELDS)?;
+        }
+        p.validate().map_err(|m| format!("{at}: {m}"))?;
+        Ok(Some(t.clone()))
+    }
+
     /// A `layers` entry: a name string, or a table.
     pub(super) fn parse(i: usize, v: &toml::Value) -> Result<RawLayer, String> {
         match v {

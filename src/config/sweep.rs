@@ -557,7 +557,8 @@ pub(super) fn points(axes: &[SweepAxis], base: &Base<'_>) -> Result<Vec<SweepPoi
                 if p.labels.is_empty() { String::new() } else { format!(" (sweep point {})", p.labels.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ")) }
             ));
         }
-        input_noise_readout(&p)?;
+        let point = if p.labels.is_empty() { String::new() } else { format!(" (sweep point {})", p.series()) };
+        input_noise_readout(&p.periphery, p.gdc, &point)?;
         points.push(p);
     }
     Ok(points)
@@ -566,14 +567,12 @@ pub(super) fn points(axes: &[SweepAxis], base: &Base<'_>) -> Result<Vec<SweepPoi
 /// Input noise under GDC is modelled in the readout with the output noise alone: the readout's
 /// IR-drop and weight-noise terms would read the noisy input lines, which the readout does not
 /// model, so those combinations are refused at each point.
-fn input_noise_readout(p: &SweepPoint) -> Result<(), String> {
-    let io = &p.periphery;
-    if io.inp_noise > 0.0 && p.gdc != crate::crossbar::Gdc::Off && (io.w_noise > 0.0 || io.ir_drop > 0.0) {
+pub(super) fn input_noise_readout(io: &crate::crossbar::Periphery, gdc: crate::crossbar::Gdc, point: &str) -> Result<(), String> {
+    if io.inp_noise > 0.0 && gdc != crate::crossbar::Gdc::Off && (io.w_noise > 0.0 || io.ir_drop > 0.0) {
         let (field, v) = if io.w_noise > 0.0 { ("w_noise", io.w_noise) } else { ("ir_drop", io.ir_drop) };
         return Err(format!(
-            "periphery.inp_noise = {} with periphery.{field} = {v} under drift compensation (gdc on): the GDC readout with input noise is modelled with output noise only, not with {field}; set gdc = \"off\", or inp_noise or {field} to 0{}",
-            io.inp_noise,
-            if p.labels.is_empty() { String::new() } else { format!(" (sweep point {})", p.series()) }
+            "periphery.inp_noise = {} with periphery.{field} = {v} under drift compensation (gdc on): the GDC readout with input noise is modelled with output noise only, not with {field}; set gdc = \"off\", or inp_noise or {field} to 0{point}",
+            io.inp_noise
         ));
     }
     Ok(())

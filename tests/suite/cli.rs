@@ -258,6 +258,59 @@ fn input_noise_sweeps_and_is_checked() {
     }
 }
 
+/// A layer's own periphery (`[model] layers` table `periphery = {...}`): laid over each point's,
+/// so with the head's ADC at 4 bits the point whose axis sets 4 bits everywhere is the plain
+/// 4-bit run trial by trial, and the 9-bit point is not the plain 9-bit run; a layer setting the
+/// file's own value changes nothing. What it cannot hold is named before any compute.
+#[test]
+fn a_layer_has_its_own_periphery() {
+    let layers = |head: &str| {
+        let head = head.to_string();
+        move |t: String| {
+            t.replace(
+                "path = \"models/digits_mlp.safetensors\"",
+                &format!("path = \"models/digits_mlp.safetensors\"\nlayers = [{{ name = \"0\", activation = \"relu\" }}, {{ name = \"2\"{head} }}]"),
+            )
+        }
+    };
+    let run = |name: &str, edit: &dyn Fn(String) -> String| {
+        let p = bad_experiment(name, edit);
+        let out = p.parent().unwrap().join("out");
+        let o = aimc().args(["run", p.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap()]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        results(&out)
+    };
+    let adc = |bits: &str| {
+        let axis = format!("gdc = [\"off\", \"readout\"]\nadc_bits = [{bits}]");
+        move |t: String| t.replace("gdc = [\"off\", \"readout\"]", &axis)
+    };
+    let mixed = run("layer-periphery", &|t| adc("9, 4")(layers(", periphery = { out_res_bits = 4 }")(t)));
+    let plain4 = run("layer-periphery-4", &|t| adc("4")(layers("")(t)));
+    let plain9 = run("layer-periphery-9", &|t| adc("9")(layers("")(t)));
+    let at = |r: &aimc::results::Results, bits: &str| -> Vec<Vec<f64>> {
+        r.points.iter().filter(|p| p.series.contains(&format!("out_res_bits={bits}"))).map(|p| p.per_trial.clone()).collect()
+    };
+    assert_eq!(at(&mixed, "4"), at(&plain4, "4"), "4 bits everywhere is the plain 4-bit run");
+    assert_ne!(at(&mixed, "9"), at(&plain9, "9"), "the head's 4-bit ADC changes the 9-bit point");
+    let same = run("layer-periphery-same", &|t| adc("9")(layers(", periphery = { out_res_bits = 9 }")(t)));
+    assert_eq!(at(&same, "9"), at(&plain9, "9"), "a layer setting the file's value changes nothing");
+    for (name, head, needles) in [
+        ("lp-unknown", ", periphery = { adc = 8 }", &["model.layers[1].periphery.adc: unknown field"][..]),
+        ("lp-omega", ", periphery = { weight_scaling_omega = 1.0 }", &["model.layers[1].periphery.weight_scaling_omega", "the same for every layer"][..]),
+        ("lp-bits", ", periphery = { out_res_bits = 1 }", &["model.layers[1].periphery", "out_res_bits = 1"][..]),
+        ("lp-digital", ", digital = true, periphery = { out_res_bits = 8 }", &["model.layers[1].periphery with digital = true"][..]),
+        (
+            "lp-inp-noise",
+            ", periphery = { inp_noise = 0.05, w_noise = 0.02 }",
+            &["periphery.inp_noise = 0.05 with periphery.w_noise = 0.02", "sweep point gdc=readout"][..],
+        ),
+    ] {
+        expect_error(&bad_experiment(name, layers(head)), needles);
+    }
+    let budget = |t: String| layers(", periphery = { out_res_bits = 8 }")(t) + "\n[budget]\n";
+    expect_error(&bad_experiment("lp-budget", budget), &["model.layers[1].periphery with [budget]"]);
+}
+
 /// ReRAM (`device.model = "reram"`, aihwkit's ReRamWan2022NoiseModel): runs at its table's
 /// times; a table of its own with σ = 0 at one time reads the targets exactly there (no spread
 /// with programming noise off) and spreads at the other; a time off the table, a bad table, a

@@ -132,6 +132,22 @@ def test_classifier_and_weight_error_from_numpy(tmp_path):
     assert e.points[1]["summary"]["mean"] > e.points[0]["summary"]["mean"] > 0.0
 
 
+def test_a_layer_dict_carries_its_own_periphery(tmp_path):
+    # A layer dict's "periphery" is that layer's [periphery] over the call's: a 3-bit ADC on the
+    # head alone changes the trials, the call's own value on it changes nothing.
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 8))
+    w1, w2 = rng.normal(size=(16, 8)).astype(np.float32), rng.normal(size=(3, 16)).astype(np.float32)
+    y = np.argmax(np.maximum(x @ w1.T, 0) @ w2.T, axis=1)
+    run = lambda head, name: aimc.classifier([(w1, np.zeros(16, np.float32)), {"weight": w2, "bias": np.zeros(3, np.float32), **head}], x, y,
+                                             times=["1h"], trials=6, backend="cpu", out=str(tmp_path / name), quiet=True)
+    plain, coarse, same = run({}, "p"), run({"periphery": {"out_res_bits": 3}}, "c"), run({"periphery": {"out_res_bits": 9}}, "s")
+    assert [p["per_trial"] for p in same.points] == [p["per_trial"] for p in plain.points]
+    assert [p["per_trial"] for p in coarse.points] != [p["per_trial"] for p in plain.points]
+    with pytest.raises(ValueError, match=r"model\.layers\[1\]\.periphery\.adc: unknown field"):
+        run({"periphery": {"adc": 3}}, "u")
+
+
 def test_the_same_call_twice_replaces_its_own_results(tmp_path):
     # The inputs a call writes are named by their content: the same call is the same configuration.
     x, w = np.eye(4), np.eye(4, dtype=np.float32)

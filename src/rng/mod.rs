@@ -31,7 +31,7 @@ pub mod stream {
     /// pair k's block at counter word 3 = k, word 0 for its G+ and word 1 for its G−.
     pub const FAULT: u32 = 6;
     /// Input noise after the DAC (`periphery.inp_noise`): per MVM vector, one block per four
-    /// input lines of a tile ([`inp_normals`]).
+    /// input lines of a tile ([`super::inp_normals`]).
     pub const INP: u32 = 7;
 }
 

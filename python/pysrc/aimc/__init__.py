@@ -309,7 +309,8 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
     before, after))`): "add_stride" s and "add_pad_channels" [before, after]. A Linear with these
     keys is a dict too ("weight" [out, in], "bias", optionally "input_range"). They are written to the experiment
     file as `input = "NAME"` and `add = "NAME"` (with `add_stride` and `add_pad_channels`), NAME
-    the layer's name in the state dict.
+    the layer's name in the state dict. A layer dict's "periphery" ({"out_res_bits": 8}) gives that
+    layer its own [periphery] fields over the call's (the layer's table `periphery = {...}`).
     BatchNorm: a layer dict's "batchnorm" ({"weight": gamma, "bias": beta, "running_mean",
     "running_var", one value per output, and "eps" > 0}, as `from_torch` gives it) runs
     digitally on the layer's outputs after its MVM + bias, before its add, activation and
@@ -391,6 +392,10 @@ def classifier(layers: Sequence, x, y, times: Iterable[str] = ("1s", "1h", "1d",
                     spec["add_stride"] = int(layer["add_stride"])
                 if "add_pad_channels" in layer:
                     spec["add_pad_channels"] = [int(c) for c in layer["add_pad_channels"]]
+            if table and "periphery" in layer:
+                if not isinstance(layer["periphery"], dict):
+                    raise ValueError(f"layers[{i}]['periphery'] must be a dict of [periphery] fields, e.g. {{'out_res_bits': 8}}")
+                spec["periphery"] = dict(layer["periphery"])
             if table and "batchnorm" in layer:
                 bn, spec["batchnorm_eps"] = _batchnorm_tensors(layer["batchnorm"], int(np.shape(w)[0]), i)
                 spec["batchnorm"] = f"{2 * i}.bn"

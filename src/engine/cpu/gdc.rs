@@ -6,49 +6,63 @@ use super::common::*;
 use crate::engine::layout::{DeviceParams, StageParams, TileInfo};
 use crate::rng::stream;
 
-pub fn gdc(p: &StageParams, tiles: &[TileInfo], state: &[f32], weff: &[f32], partials: &mut [f32], alpha: &mut [f32]) {
+pub fn gdc(p: &StageParams, tiles: &[TileInfo], state: &[f32], weff: &[f32], partials: &mut [f32], alpha: &mut [f32], threads: usize) {
     let l = &p.layer;
     let ntiles = l.tiles_in * l.tiles_out;
-    for i in 0..l.trials * ntiles * l.alpha_rows {
-        let tt = i / l.alpha_rows;
-        let r = i % l.alpha_rows;
-        let tile = tt % ntiles;
-        let t = &tiles[tile as usize];
-        let mut a = 1.0f32;
-        if l.gdc_mode != 0 && r < t.rows {
-            let (mut first, mut n, mut count, mut reference) = (0, l.chunks_per_tile, (t.rows * t.cols) as f32, t.mean_abs_norm);
-            if l.alpha_rows > 1 {
-                n = l.chunks_per_tile / l.max_rows;
-                first = r * n;
-                count = t.cols as f32;
-                reference = tiles[row_entry(l, tile, r)].mean_abs_norm;
-            }
-            let (mut sr, mut sb) = (0.0f32, 0.0f32);
-            for c in first..first + n {
-                sr += partials[((tt * l.chunks_per_tile + c) * 2) as usize];
-                sb += partials[((tt * l.chunks_per_tile + c) * 2 + 1) as usize];
-            }
-            if p.io.inp_noise > 0.0 {
-                let rows = if l.alpha_rows > 1 { r..r + 1 } else { 0..t.rows };
-                let sums = noisy_readout_sums(p, t, state, weff, tt / ntiles, rows);
-                sr = sums[0];
-                if l.gdc_mode == 1 && l.gdc_base != 0 {
-                    // The baseline, kept in the first chunk's slot for the later times.
-                    sb = sums[1];
-                    for c in first..first + n {
-                        partials[((tt * l.chunks_per_tile + c) * 2 + 1) as usize] = if c == first { sb } else { 0.0 };
-                    }
+    // Trials apart: each trial's factors and partial sums are its own.
+    let (per_alpha, per_part) = ((ntiles * l.alpha_rows) as usize, (ntiles * l.chunks_per_tile * 2) as usize);
+    par_trials2(threads, l.trials as usize, alpha, per_alpha, partials, per_part, |first, n, alpha, partials| {
+        for j in 0..n * per_alpha {
+            let i = (first * per_alpha + j) as u32;
+            alpha[j] = gdc_factor(p, tiles, state, weff, partials, first as u32 * ntiles, i);
+        }
+    });
+}
+
+/// One invocation: the factor of slot `i` (trial · tiles · alpha_rows + tile · alpha_rows + row);
+/// `partials` holds the trials from trial-major tile slot `tt0` on.
+fn gdc_factor(p: &StageParams, tiles: &[TileInfo], state: &[f32], weff: &[f32], partials: &mut [f32], tt0: u32, i: u32) -> f32 {
+    let l = &p.layer;
+    let ntiles = l.tiles_in * l.tiles_out;
+    let tt = i / l.alpha_rows;
+    let r = i % l.alpha_rows;
+    let tile = tt % ntiles;
+    let t = &tiles[tile as usize];
+    let mut a = 1.0f32;
+    if l.gdc_mode != 0 && r < t.rows {
+        let (mut first, mut n, mut count, mut reference) = (0, l.chunks_per_tile, (t.rows * t.cols) as f32, t.mean_abs_norm);
+        if l.alpha_rows > 1 {
+            n = l.chunks_per_tile / l.max_rows;
+            first = r * n;
+            count = t.cols as f32;
+            reference = tiles[row_entry(l, tile, r)].mean_abs_norm;
+        }
+        let (mut sr, mut sb) = (0.0f32, 0.0f32);
+        let slot = |c: u32| (((tt - tt0) * l.chunks_per_tile + c) * 2) as usize;
+        for c in first..first + n {
+            sr += partials[slot(c)];
+            sb += partials[slot(c) + 1];
+        }
+        if p.io.inp_noise > 0.0 {
+            let rows = if l.alpha_rows > 1 { r..r + 1 } else { 0..t.rows };
+            let sums = noisy_readout_sums(p, t, state, weff, tt / ntiles, rows);
+            sr = sums[0];
+            if l.gdc_mode == 1 && l.gdc_base != 0 {
+                // The baseline, kept in the first chunk's slot for the later times.
+                sb = sums[1];
+                for c in first..first + n {
+                    partials[slot(c) + 1] = if c == first { sb } else { 0.0 };
                 }
             }
-            let readout = (sr / count).max(1e-4);
-            let mut baseline = reference;
-            if l.gdc_mode == 1 {
-                baseline = (sb / count).max(1e-4);
-            }
-            a = baseline / readout;
         }
-        alpha[i as usize] = a;
+        let readout = (sr / count).max(1e-4);
+        let mut baseline = reference;
+        if l.gdc_mode == 1 {
+            baseline = (sb / count).max(1e-4);
+        }
+        a = baseline / readout;
     }
+    a
 }
 
 /// shaders/gdc.wgsl `noisy_readout_sums`: the sums of |readout| over `rows` of tile `t` in trial

@@ -179,6 +179,7 @@ impl Backend for CpuBackend {
                     cast_slice(self.get(b[2])),
                     cast_slice_mut(&mut partials),
                     cast_slice_mut(&mut out),
+                    th,
                 );
                 self.bufs[b[3].0] = partials;
             }

@@ -5,10 +5,11 @@
 //! Σ|W| x'² or Σ x'²), then the twin's epilogue per output (noise from the same counters, ADC,
 //! saturation flag). The level-1 pass is the twin's (the flagged vectors one at a time through
 //! `bound_level` on `dac`'s reduction-2 inputs).
+use super::lanes::{normal4_x8, philox_x8, L, U};
 use super::simd_entry;
-use crate::engine::cpu::common::{add_inp_noise, finish_mvm_pass, mvm_flags, par_gemm_trials, quant_out, saturated};
-use crate::engine::layout::{StageParams, TileInfo};
-use crate::rng::{out_normals, W_NOISE_GROUP};
+use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_gemm_trials, quant_out, saturated};
+use crate::engine::layout::{IoParams, LayerParams, StageParams, TileInfo};
+use crate::rng::{ctr_word2, ctr_word3_inp, out_normals, stream, W_NOISE_GROUP};
 
 #[allow(clippy::too_many_arguments)]
 pub fn mvm_full(
@@ -99,9 +100,9 @@ fn full_tile_body(
     for s in 0..batch {
         let xs = &mut sc.x0[s * cols..(s + 1) * cols];
         xs.copy_from_slice(&xq[xbase + s * n_in..][..cols]);
-        // Each tile's own input noise, as the twin adds it.
+        // Each tile's own input noise, the twin's draws eight blocks at a time.
         if io.inp_noise > 0.0 {
-            add_inp_noise(l, io, tile as u32, trial, s as u32, 0, xs);
+            inp_noise_x8(l, io, tile as u32, trial, s as u32, xs);
         }
     }
     let wbase = trial_local * n_out * n_in + t.row_start as usize * n_in + t.col_start as usize;
@@ -176,6 +177,25 @@ fn full_tile_body(
         }
         if any_sat && mvm_flags(io, 0) {
             sat[(z * batch + s) * ntiles + tile] |= 1;
+        }
+    }
+}
+
+/// The twin's `add_inp_noise` at level 0, eight Philox blocks (32 input lines) per step: the
+/// same counters, the normals from the lanes' Box–Muller (`lanes::normal4_x8`, within its
+/// polynomials' rounding of the twin's). Inlined into `full_tile`'s AVX2 and baseline bodies.
+#[inline(always)]
+fn inp_noise_x8(l: &LayerParams, io: &IoParams, tile: u32, trial: u32, s: u32, xs: &mut [f32]) {
+    let w2 = ctr_word2(l.layer, stream::INP, l.t_index);
+    let (to, ti) = (tile / l.tiles_in, tile % l.tiles_in);
+    let blocks = xs.len().div_ceil(4);
+    for b0 in (0..blocks).step_by(L) {
+        let w3: U = std::array::from_fn(|i| ctr_word3_inp((b0 + i) as u32, to, ti, 0));
+        let n = normal4_x8(&philox_x8([[l.vector_offset + s; L], [trial; L], [w2; L], w3], [l.key0, l.key1]));
+        for (i, lines) in xs[b0 * 4..].chunks_mut(4).take(L).enumerate() {
+            for (c, x) in lines.iter_mut().enumerate() {
+                *x += io.inp_noise * n[c][i];
+            }
         }
     }
 }

@@ -28,7 +28,9 @@ pub(super) fn set_field_with<T: serde::Serialize + serde::de::DeserializeOwned>(
 ) -> Result<(), String> {
     let mut table = toml::Table::try_from(&*obj).map_err(|e| e.to_string())?;
     if !table.contains_key(field) && !optional.contains(&field) {
-        let known: Vec<_> = table.keys().cloned().collect();
+        let mut known: Vec<_> = table.keys().cloned().chain(optional.iter().map(|f| f.to_string())).collect();
+        known.sort();
+        known.dedup();
         return Err(format!("{section}.{field}: unknown field; known fields: {}", known.join(", ")));
     }
     table.insert(field.to_string(), value.clone());

@@ -193,27 +193,42 @@ fn each_configuration_is_its_plain_run_on_both_backends() {
 /// only stuck devices, on the CPU and on the GPU.
 #[test]
 fn stuck_devices_are_a_source_of_their_own() {
-    let with_stuck = |text: String| text.replace("model = \"pcm\"", "model = \"pcm\"\nstuck_set = 0.01\nstuck_reset = 0.03");
-    let budget = common::experiment(&with_stuck(small("[budget]"))).unwrap_or_else(|e| panic!("{e}"));
+    source_of_its_own("stuck", &|text| text.replace("model = \"pcm\"", "model = \"pcm\"\nstuck_set = 0.01\nstuck_reset = 0.03"));
+}
+
+/// Input noise after the DAC as a budget source (`input_noise`): the same, its stream apart from
+/// every other, and "only input_noise" with GDC's readout taken through it.
+#[test]
+fn input_noise_is_a_source_of_its_own() {
+    source_of_its_own("input_noise", &|text| text.replace("out_noise = 0.2", "out_noise = 0.2\ninp_noise = 0.3"));
+}
+
+/// Budget source `source`, switched on in the small file by `with`: "without SOURCE" is the file
+/// without it and "only SOURCE" a run with it alone, trial by trial, on the CPU and on the GPU,
+/// and it costs accuracy alone.
+fn source_of_its_own(source: &str, with: &dyn Fn(String) -> String) {
+    let budget = common::experiment(&with(small("[budget]"))).unwrap_or_else(|e| panic!("{e}"));
     let without = common::experiment(&small("")).unwrap();
-    let only = common::experiment(&with_stuck(
-        small("")
+    // Everything else off: the converters, the output noise and the device's noise.
+    let only = common::experiment(
+        &with(small(""))
             .replace("out_noise = 0.2", "out_noise = 0.0\ninp_res_bits = 0\nout_res_bits = 0\nout_bound = 0.0")
             .replace("model = \"pcm\"", "model = \"pcm\"\nprog_noise_scale = 0.0\ndrift_scale = 0.0\nread_noise_scale = 0.0"),
-    ))
+    )
     .unwrap();
     let mut backends: Vec<Box<dyn aimc::engine::Backend>> = vec![Box::new(common::cpu())];
     if let Some(g) = common::gpu(256) {
         backends.push(Box::new(g));
     }
+    let (without_name, only_name) = (format!("without {source}"), format!("only {source}"));
     for be in &mut backends {
         let r = common::run_ok(&mut **be, &budget);
-        assert!(r.budget[0].sources.iter().any(|s| s.source == "stuck"), "stuck is listed");
-        for (name, e) in [("without stuck", &without), ("only stuck", &only)] {
+        assert!(r.budget[0].sources.iter().any(|s| s.source == source), "{source} is listed");
+        for (name, e) in [(&without_name, &without), (&only_name, &only)] {
             let plain = common::run_ok(&mut **be, e);
             assert_eq!(config(&r, name, "1 d"), &plain.points[0].per_trial[..], "{}: {name} in the budget vs alone", be.adapter().name);
         }
-        assert!(config(&r, "only stuck", "1 d").iter().any(|&v| v < r.fp_baseline.unwrap()), "stuck devices cost accuracy");
+        assert!(config(&r, &only_name, "1 d").iter().any(|&v| v < r.fp_baseline.unwrap()), "{source} alone costs accuracy");
     }
 }
 
@@ -254,34 +269,5 @@ fn a_grouped_budget_resumes_from_any_cut_of_its_journal() {
         for (p, q) in whole.points.iter().zip(&again.points) {
             assert_eq!((&p.series, &p.per_trial_correct, &p.summary), (&q.series, &q.per_trial_correct, &q.summary), "cut after {cut} lines");
         }
-    }
-}
-
-/// Input noise after the DAC as a budget source (`input_noise`): "without input_noise" is the file
-/// without it, draw for draw (its stream is apart from every other), and "only input_noise" a run
-/// with input noise alone (GDC's readout taken through it), on the CPU and on the GPU.
-#[test]
-fn input_noise_is_a_source_of_its_own() {
-    let with_noise = |text: String| text.replace("out_noise = 0.2", "out_noise = 0.2\ninp_noise = 0.3");
-    let budget = common::experiment(&with_noise(small("[budget]"))).unwrap_or_else(|e| panic!("{e}"));
-    let without = common::experiment(&small("")).unwrap();
-    let only = common::experiment(
-        &with_noise(small(""))
-            .replace("out_noise = 0.2", "out_noise = 0.0\ninp_res_bits = 0\nout_res_bits = 0\nout_bound = 0.0")
-            .replace("model = \"pcm\"", "model = \"pcm\"\nprog_noise_scale = 0.0\ndrift_scale = 0.0\nread_noise_scale = 0.0"),
-    )
-    .unwrap();
-    let mut backends: Vec<Box<dyn aimc::engine::Backend>> = vec![Box::new(common::cpu())];
-    if let Some(g) = common::gpu(256) {
-        backends.push(Box::new(g));
-    }
-    for be in &mut backends {
-        let r = common::run_ok(&mut **be, &budget);
-        assert!(r.budget[0].sources.iter().any(|s| s.source == "input_noise"), "input_noise is listed");
-        for (name, e) in [("without input_noise", &without), ("only input_noise", &only)] {
-            let plain = common::run_ok(&mut **be, e);
-            assert_eq!(config(&r, name, "1 d"), &plain.points[0].per_trial[..], "{}: {name} in the budget vs alone", be.adapter().name);
-        }
-        assert!(config(&r, "only input_noise", "1 d").iter().any(|&v| v < r.fp_baseline.unwrap()), "input noise costs accuracy");
     }
 }

@@ -282,6 +282,11 @@ fn classifier(raw: &RawExperiment, model: &RawModel, points: &mut [SweepPoint], 
         if !layers.iter().any(|l| &l.name == d) {
             return Err(format!("model.digital: {d:?} is not a layer of the model; its layers are {}", names()));
         }
+        if let Some(i) = specs.iter().position(|l| &l.name == d && l.periphery.as_ref().is_some_and(|t| !t.is_empty())) {
+            return Err(format!(
+                "model.layers[{i}].periphery with model.digital naming {d:?}: a digital layer has no converters or periphery noise; remove one of them"
+            ));
+        }
     }
     point_models(model, &opt, &settings, &layers, layer_activations.as_deref(), &ds, points, resolve)?;
     Ok(Loaded { layers, data: Some(ds), layer_activations, layer_digital, layer_periphery, ..Loaded::default() })

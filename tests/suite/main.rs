@@ -8,6 +8,7 @@ mod aihwkit;
 mod budget;
 mod classifier_rows;
 mod cli;
+mod cli_periphery;
 mod columns;
 mod companion;
 mod constants;

@@ -12,9 +12,8 @@ pub fn gdc(p: &StageParams, tiles: &[TileInfo], state: &[f32], weff: &[f32], par
     // Trials apart: each trial's factors and partial sums are its own.
     let (per_alpha, per_part) = ((ntiles * l.alpha_rows) as usize, (ntiles * l.chunks_per_tile * 2) as usize);
     par_trials2(threads, l.trials as usize, alpha, per_alpha, partials, per_part, |first, n, alpha, partials| {
-        for j in 0..n * per_alpha {
-            let i = (first * per_alpha + j) as u32;
-            alpha[j] = gdc_factor(p, tiles, state, weff, partials, first as u32 * ntiles, i);
+        for (j, a) in alpha[..n * per_alpha].iter_mut().enumerate() {
+            *a = gdc_factor(p, tiles, state, weff, partials, first as u32 * ntiles, (first * per_alpha + j) as u32);
         }
     });
 }

@@ -1,10 +1,10 @@
 //! Fast CPU `mvm_full` (shaders/mvm_full.wgsl, twin src/engine/cpu/mvm_full.rs), noise-models §7:
-//! level 0 of every sample of a (trial, tile) on the full periphery path (inputs plus their input
-//! noise) as GEMMs through
-//! `gemm::gemm_abt` (the MVM; for IR drop Σ|W||x'| and Σ W x' (1 − r_k²); for weight noise
-//! Σ|W| x'² or Σ x'²), then the twin's epilogue per output (noise from the same counters, ADC,
-//! saturation flag). The level-1 pass is the twin's (the flagged vectors one at a time through
-//! `bound_level` on `dac`'s reduction-2 inputs).
+//! level 0 of every sample of a (trial, tile) on the full periphery path (the inputs plus their
+//! input noise, eight Philox blocks at a time) as GEMMs through `gemm::gemm_abt` (the MVM; for IR
+//! drop Σ|W||x'| and Σ W x' (1 − r_k²); for weight noise Σ|W| x'² or Σ x'²), then the twin's
+//! epilogue per output (noise from the same counters, ADC, saturation flag). The level-1 pass is
+//! the twin's (the flagged vectors one at a time through `bound_level` on `dac`'s reduction-2
+//! inputs).
 use super::lanes::{normal4_x8, philox_x8, L, U};
 use super::simd_entry;
 use crate::engine::cpu::common::{finish_mvm_pass, mvm_flags, par_gemm_trials, quant_out, saturated};

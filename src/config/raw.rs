@@ -239,7 +239,12 @@ impl RawLayer {
     pub(super) fn parse(i: usize, v: &toml::Value) -> Result<RawLayer, String> {
         match v {
             toml::Value::String(name) => Ok(RawLayer { name: name.clone(), ..RawLayer::default() }),
-            toml::Value::Table(_) => RawLayer::deserialize(v.clone()).map_err(|e| format!("model.layers[{i}]: {}", e.message())),
+            toml::Value::Table(t) => {
+                if let Some(p) = t.get("periphery").filter(|p| !p.is_table()) {
+                    return Err(format!("model.layers[{i}].periphery = {p}: give a table of [periphery] fields, e.g. {{ out_res_bits = 8 }}"));
+                }
+                RawLayer::deserialize(v.clone()).map_err(|e| format!("model.layers[{i}]: {}", e.message()))
+            }
             other => {
                 Err(format!("model.layers[{i}] = {other}: give a layer name (\"fc1\") or a table ({{ name = \"0\", activation = \"relu\", padding = 1 }})"))
             }

@@ -79,6 +79,7 @@ fn a_layer_has_its_own_periphery() {
         ("lp-omega", ", periphery = { weight_scaling_omega = 1.0 }", &["model.layers[1].periphery.weight_scaling_omega", "the same for every layer"][..]),
         ("lp-bits", ", periphery = { out_res_bits = 1 }", &["model.layers[1].periphery", "out_res_bits = 1"][..]),
         ("lp-digital", ", digital = true, periphery = { out_res_bits = 8 }", &["model.layers[1].periphery with digital = true"][..]),
+        ("lp-text", ", periphery = \"eight\"", &["model.layers[1].periphery = \"eight\": give a table of [periphery] fields"][..]),
         (
             "lp-inp-noise",
             ", periphery = { inp_noise = 0.05, w_noise = 0.02 }",
